@@ -1,0 +1,49 @@
+# ksef_client: generated KSeF 2.0 client, hand-written SDK layer, emulator and contract suite.
+# `make test` and `make generate` set everything up on a fresh machine (virtualenv in .venv).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+KSEF_DATA ?= ../shared/ksef
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SPEC_FILE := ksef_client/_data/ksef-openapi.json
+GENERATED := ksef_client/_generated
+PYTEST_ARGS ?=
+
+.PHONY: help install spec generate check-generated lint test conformance bench clean
+
+help:
+	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
+	@echo "make spec             pinned spec from KSEF_DATA=$(KSEF_DATA) or the official URL, SHA-256 checked"
+	@echo "make generate         regenerate $(GENERATED) from the pinned spec"
+	@echo "make check-generated  regenerate and fail if the result differs from what is committed"
+	@echo "make lint             ruff and mypy --strict"
+	@echo "make test             the test suite (installs first when needed)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: spec $(VENV)/.installed
+
+spec:
+	$(PYTHON) openapi/fetch_spec.py --data $(KSEF_DATA) --out $(SPEC_FILE)
+
+generate: install
+	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
+
+check-generated: generate
+	@git diff --exit-code --stat -- $(GENERATED) || (echo "generated code differs from the commit: run 'make generate' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || (git status --porcelain -- $(GENERATED) && echo "untracked generated files" && exit 1)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check --exclude $(GENERATED) .
+	$(VENV)/bin/mypy
+
+test: install
+	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info ksef_client/_data

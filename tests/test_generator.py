@@ -1,0 +1,104 @@
+"""The generator pipeline: overlay naming, strictness, and every published spec version."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.pipeline import OVERLAY, GenerationError, generate, spec_operations
+from generator.preprocess import derive_operation_id, load_overlay, operation_key, preprocess
+from tests.conftest import KSEF_DATA, SPEC_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _with_extra_operation(spec: dict[str, Any]) -> dict[str, Any]:
+    extended = copy.deepcopy(spec)
+    extended["paths"]["/invoices/{ksefNumber}/pdfPreview"] = {
+        "get": {
+            "tags": ["Pobieranie faktur"],
+            "parameters": [{"name": "ksefNumber", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "OK"}},
+        }
+    }
+    return extended
+
+
+def test_derived_names_are_deterministic_snake_case() -> None:
+    assert derive_operation_id("GET", "/invoices/{ksefNumber}/pdfPreview") == "get_invoices_ksef_number_pdf_preview"
+    assert derive_operation_id("get", "/api/v2/invoices/{ksefNumber}/pdfPreview") == (
+        "get_invoices_ksef_number_pdf_preview"
+    )
+
+
+def test_legacy_prefix_is_ignored_when_naming() -> None:
+    assert operation_key("post", "/api/v2/sessions/online") == "POST /sessions/online"
+
+
+def test_preprocess_names_unknown_operations_from_method_and_path(pinned_spec: dict[str, Any]) -> None:
+    result = preprocess(_with_extra_operation(pinned_spec), load_overlay(OVERLAY))
+    assert result.unnamed == ["GET /invoices/{ksefNumber}/pdfPreview"]
+    operation = result.spec["paths"]["/invoices/{ksefNumber}/pdfPreview"]["get"]
+    assert operation["operationId"] == "get_invoices_ksef_number_pdf_preview"
+    assert operation["tags"] == ["invoices"]
+    assert "operationId" not in pinned_spec["paths"]["/sessions"]["get"]  # input untouched
+
+
+def test_strict_generation_lists_unnamed_operations(pinned_spec: dict[str, Any], tmp_path: Path) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(_with_extra_operation(pinned_spec)), encoding="utf-8")
+    with pytest.raises(GenerationError, match=r"GET /invoices/\{ksefNumber\}/pdfPreview"):
+        generate(spec_file, tmp_path / "out", strict=True)
+
+
+def test_cli_warns_and_generates_unnamed_operations(pinned_spec: dict[str, Any], tmp_path: Path) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(_with_extra_operation(pinned_spec)), encoding="utf-8")
+    out = tmp_path / "pkg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", str(spec_file), str(out)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: operations named from method and path" in proc.stderr
+    assert "84 operations generated" in proc.stderr
+    assert (out / "api" / "invoices" / "get_invoices_ksef_number_pdf_preview.py").is_file()
+
+
+def test_cli_fails_with_a_clear_message_on_a_bad_spec(tmp_path: Path) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text('{"openapi": "3.0.4"}', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", str(spec_file), str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("generator: error:")
+
+
+def _history_specs() -> list[Path]:
+    return sorted((KSEF_DATA / "openapi" / "history").glob("ksef-openapi-*.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec_file", _history_specs(), ids=lambda p: p.stem.removeprefix("ksef-openapi-"))
+def test_every_published_spec_generates(spec_file: Path, tmp_path: Path) -> None:
+    report = generate(spec_file, tmp_path / "pkg")
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    assert len(report.operations) == len(spec_operations(spec)) >= 74
+    assert not [w for w in report.warnings if "named from method and path" in w]
+    assert (tmp_path / "pkg" / "api" / "sessions_status" / "get_session_upo.py").is_file()
+
+
+def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
+    generate(SPEC_FILE, tmp_path / "pkg")
+    committed = ROOT / "ksef_client" / "_generated"
+    fresh = {p.relative_to(tmp_path / "pkg"): p.read_bytes() for p in (tmp_path / "pkg").rglob("*.py")}
+    current = {p.relative_to(committed): p.read_bytes() for p in committed.rglob("*.py")}
+    assert fresh == current
