@@ -77,6 +77,7 @@ def generate(spec_path: Path, output_dir: Path, *, strict: bool = False) -> Repo
             raise GenerationError(
                 "the generator skipped operations: " + ", ".join(missing) + "\n--- generator output ---\n" + log
             )
+        write_operation_table(staged, result.spec)
         add_headers(staged)
         replace_dir(staged, output_dir)
     return report
@@ -113,6 +114,56 @@ def missing_operations(package: Path, names: dict[str, OperationName]) -> list[s
         if not module.is_file() or "def sync_detailed(" not in module.read_text(encoding="utf-8"):
             missing.append(f"{key} ({name})")
     return missing
+
+
+OPERATION_TABLE = '''"""Every operation of the spec: method, path, rate limits, auth and permissions.
+
+Read by the hand-written layer (client-side throttling, routing) and by the emulator, so that
+limits and permissions come from the spec instead of being typed by hand.
+"""
+
+from typing import NamedTuple
+
+
+class RateLimits(NamedTuple):
+    """Requests allowed per second, minute and hour (``None``: no limit in that window)."""
+
+    per_second: int | None
+    per_minute: int | None
+    per_hour: int | None
+
+
+class Operation(NamedTuple):
+    """One operation of the spec, keyed in OPERATIONS by ``tag.operation_id``."""
+
+    method: str
+    path: str
+    rate_limits: RateLimits | None
+    requires_token: bool
+    permissions: tuple[str, ...]
+
+
+OPERATIONS: dict[str, Operation] = {
+%s}
+'''
+
+
+def write_operation_table(package: Path, spec: dict[str, Any]) -> None:
+    """Write ``operations.py``: the spec's per-operation metadata as a typed table."""
+    rows = []
+    for method, path, operation in iter_operations(spec):
+        limits = operation.get("x-rate-limits")
+        rate = (
+            f"RateLimits({limits.get('perSecond')}, {limits.get('perMinute')}, {limits.get('perHour')})"
+            if isinstance(limits, dict)
+            else "None"
+        )
+        token = bool(operation.get("security", spec.get("security")))
+        permissions = tuple(operation.get("x-required-permissions") or ())
+        key = f"{operation['tags'][0]}.{operation['operationId']}"
+        rows.append(f"    {key!r}: Operation({method.upper()!r}, {path!r}, {rate}, {token}, {permissions!r}),\n")
+    text = OPERATION_TABLE % "".join(rows)
+    (package / "operations.py").write_text(text.replace("'", '"'), encoding="utf-8")
 
 
 def add_headers(package: Path) -> None:

@@ -1,0 +1,259 @@
+"""Exceptions raised by ksef_client.
+
+::
+
+    KSeFError
+    ├── APIConnectionError            the request did not get an HTTP answer
+    │   └── APITimeoutError
+    ├── APIStatusError                an HTTP error answer (status, KSeF codes, response)
+    │   ├── BadRequestError           400 (KSeF "not found" is a 400 with a code, see .codes)
+    │   ├── AuthenticationError       401
+    │   ├── PermissionDeniedError     403
+    │   ├── NotFoundError             404
+    │   ├── GoneError                 410
+    │   ├── RateLimitError            429 (.retry_after in seconds)
+    │   └── InternalServerError       5xx
+    ├── RetryAfterTooLongError        a 429 asked to wait longer than the client's cap
+    ├── PollTimeoutError              a poller gave up before a final status
+    ├── ResponseFormatError           a 2xx answer that does not match the spec
+    ├── UPOError                      a UPO that cannot be used
+    │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
+    │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
+    │   └── UPOValidationError        not a valid UPO v4-3 document
+    └── UPONotAvailableError          the session or invoice has no UPO (yet)
+
+Messages never contain tokens or keys: only status, KSeF codes, descriptions and the request's
+method and path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class KSeFError(Exception):
+    """Base class of every exception ksef_client raises on purpose."""
+
+
+class APIConnectionError(KSeFError):
+    """No HTTP answer: connection refused or reset, DNS, TLS."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One KSeF exception: its numeric code, description and details."""
+
+    code: int | None
+    description: str
+    details: tuple[str, ...] = ()
+
+
+class APIStatusError(KSeFError):
+    """KSeF answered with an HTTP error status.
+
+    Attributes:
+        status_code: the HTTP status.
+        errors: the KSeF exceptions of the body (both the JSON and the problem+json format).
+        codes: their numeric codes, e.g. ``[21405]``.
+        reference_number: KSeF's reference of the failed request, when it gave one.
+        trace_id: problem+json ``traceId``, when present.
+        response: the ``httpx.Response``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        errors: list[ErrorDetail] | None = None,
+        reference_number: str | None = None,
+        trace_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.response = response
+        self.status_code = response.status_code
+        self.errors = errors or []
+        self.codes = [e.code for e in self.errors if e.code is not None]
+        self.reference_number = reference_number
+        self.trace_id = trace_id
+        self.body = body
+
+
+class BadRequestError(APIStatusError):
+    """400: validation errors and, in KSeF, "not found" (codes 21164, 21173, 21178, ...)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing, invalid or expired access token."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token lacks a permission (``reason_code`` says which rule)."""
+
+    @property
+    def reason_code(self) -> str | None:
+        """The problem+json ``reasonCode``."""
+        return self.body.get("reasonCode") if isinstance(self.body, dict) else None
+
+
+class NotFoundError(APIStatusError):
+    """404 (rare in KSeF, which reports missing things as 400 with a code)."""
+
+
+class GoneError(APIStatusError):
+    """410: e.g. an authentication operation older than 7 days."""
+
+
+class RateLimitError(APIStatusError):
+    """429 after the client's retries; ``retry_after`` is the server's wait in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx after the client's retries."""
+
+
+class RetryAfterTooLongError(KSeFError):
+    """KSeF asked to wait longer than ``max_retry_after``; waiting silently would hang the caller."""
+
+    def __init__(self, retry_after: float, cap: float) -> None:
+        super().__init__(f"KSeF asked to retry after {retry_after:g} s, more than the cap of {cap:g} s")
+        self.retry_after = retry_after
+        self.cap = cap
+
+
+class PollTimeoutError(KSeFError):
+    """A poller reached its timeout before a final status; ``last`` is the last status seen."""
+
+    def __init__(self, message: str, last: Any = None) -> None:
+        super().__init__(message)
+        self.last = last
+
+
+class ResponseFormatError(KSeFError):
+    """A successful answer whose body does not match the spec (wrong types, missing fields, HTML)."""
+
+
+class UPOError(KSeFError):
+    """A UPO document that cannot be used."""
+
+
+class UPOHashMismatchError(UPOError):
+    """The UPO's SHA-256 differs from the ``x-ms-meta-hash`` header that came with it."""
+
+
+class UnsafeXMLError(UPOError):
+    """XML with a DTD, entity declarations or other constructs we refuse to process."""
+
+
+class UPOValidationError(UPOError):
+    """Not a UPO v4-3 document, or not valid against its schema."""
+
+
+class UPONotAvailableError(KSeFError):
+    """The session or invoice has no UPO to download (yet)."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    410: GoneError,
+    429: RateLimitError,
+}
+
+
+@dataclass
+class _Parsed:
+    errors: list[ErrorDetail] = field(default_factory=list)
+    summary: str = ""
+    reference_number: str | None = None
+    trace_id: str | None = None
+    body: Any = None
+
+
+def make_status_error(response: httpx.Response, retry_after: float | None = None) -> APIStatusError:
+    """Turn an HTTP error answer into the matching ``APIStatusError`` subclass.
+
+    Understands KSeF's ``ExceptionResponse`` JSON, ``application/problem+json``, the 429
+    ``{status: {...}}`` body, and anything else (gateway HTML, empty or truncated bodies).
+    """
+    parsed = _parse_error_body(response)
+    status = response.status_code
+    cls = _STATUS_CLASSES.get(status, InternalServerError if status >= 500 else APIStatusError)
+    codes = ", ".join(f"{e.code}: {e.description}" if e.code is not None else e.description for e in parsed.errors)
+    request = response.request if response._request is not None else None
+    where = f"{request.method} {request.url.path}" if request is not None else "request"
+    message = f"{where} -> HTTP {status}" + (f" [{codes}]" if codes else f" {parsed.summary}".rstrip())
+    kwargs: dict[str, Any] = {
+        "response": response,
+        "errors": parsed.errors,
+        "reference_number": parsed.reference_number,
+        "trace_id": parsed.trace_id,
+        "body": parsed.body,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    return cls(message, **kwargs)
+
+
+def _parse_error_body(response: httpx.Response) -> _Parsed:
+    try:
+        body = json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        text = response.content[:200].decode("utf-8", "replace")
+        kind = "HTML" if "<html" in text.lower() else "non-JSON"
+        return _Parsed(summary=f"({kind} body: {' '.join(text.split())[:120]!r})")
+    if not isinstance(body, dict):
+        return _Parsed(summary="(unexpected error body)", body=body)
+    if isinstance(body.get("exception"), dict):
+        return _parse_exception_response(body)
+    if isinstance(body.get("status"), dict):
+        status = body["status"]
+        return _Parsed(
+            errors=[_detail(status.get("code"), status.get("description"), status.get("details"))], body=body
+        )
+    return _parse_problem(body)
+
+
+def _parse_exception_response(body: dict[str, Any]) -> _Parsed:
+    exc = body["exception"]
+    items = exc.get("exceptionDetailList") if isinstance(exc.get("exceptionDetailList"), list) else []
+    errors = [
+        _detail(i.get("exceptionCode"), i.get("exceptionDescription"), i.get("details"))
+        for i in items
+        if isinstance(i, dict)
+    ]
+    ref = exc.get("referenceNumber")
+    return _Parsed(errors=errors, reference_number=ref if isinstance(ref, str) else None, body=body)
+
+
+def _parse_problem(body: dict[str, Any]) -> _Parsed:
+    items = body.get("errors") if isinstance(body.get("errors"), list) else []
+    errors = [_detail(i.get("code"), i.get("description"), i.get("details")) for i in items if isinstance(i, dict)]
+    summary = " ".join(str(body[k]) for k in ("title", "detail") if isinstance(body.get(k), str))
+    if not errors and summary:
+        errors = [ErrorDetail(code=None, description=summary)]
+    trace = body.get("traceId")
+    return _Parsed(errors=errors, summary=summary, trace_id=trace if isinstance(trace, str) else None, body=body)
+
+
+def _detail(code: Any, description: Any, details: Any) -> ErrorDetail:
+    number = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if number is None and isinstance(code, str) and code.isdigit():
+        number = int(code)
+    extra = tuple(str(d) for d in details) if isinstance(details, list) else ()
+    return ErrorDetail(code=number, description=str(description) if description is not None else "", details=extra)
