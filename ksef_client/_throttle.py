@@ -1,0 +1,64 @@
+"""Client-side throttling from each operation's ``x-rate-limits`` in the spec.
+
+KSeF counts requests per context and IP in sliding windows of a second, a minute and an hour;
+a client that waits before exceeding them never sees a 429. The limits come from the generated
+operation table, not from hand-typed numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ksef_client._generated.operations import OPERATIONS, RateLimits
+
+_WINDOWS = (1.0, 60.0, 3600.0)
+
+
+@lru_cache(maxsize=1)
+def _routes() -> tuple[tuple[str, re.Pattern[str], str, RateLimits | None], ...]:
+    # Literal paths sort before templated ones, so /sessions/online never matches /sessions/{ref}.
+    rows = []
+    for key, op in OPERATIONS.items():
+        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(op.path)) + "$")
+        rows.append((op.method, pattern, key, op.rate_limits, op.path.count("{")))
+    rows.sort(key=lambda r: r[4])
+    return tuple((m, p, k, rl) for m, p, k, rl, _ in rows)
+
+
+def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
+    """The ``tag.operation_id`` and limits of a request, from its method and path after ``/v2``."""
+    for op_method, pattern, key, limits in _routes():
+        if op_method == method and pattern.match(path):
+            return key, limits
+    return None
+
+
+@dataclass
+class Throttle:
+    """Sliding-window limiter; ``scale`` multiplies every limit (``0`` switches throttling off)."""
+
+    scale: float = 1.0
+    _calls: dict[str, deque[float]] = field(default_factory=dict)
+
+    def delay(self, key: str, limits: RateLimits | None, now: float) -> float:
+        """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made."""
+        if limits is None or self.scale <= 0:
+            return 0.0
+        calls = self._calls.setdefault(key, deque())
+        while calls and calls[0] <= now - _WINDOWS[-1]:
+            calls.popleft()
+        wait = 0.0
+        for window, limit in zip(_WINDOWS, limits, strict=True):
+            if limit is None:
+                continue
+            allowed = max(1, int(limit * self.scale))
+            in_window = [t for t in calls if t > now - window] if window < _WINDOWS[-1] else calls
+            if len(in_window) >= allowed:
+                oldest = list(in_window)[-allowed]
+                wait = max(wait, oldest + window - now)
+        if wait <= 0:
+            calls.append(now)
+        return max(0.0, wait)

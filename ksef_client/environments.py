@@ -1,0 +1,18 @@
+"""KSeF environments and their API base URLs."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Environment(Enum):
+    """The three public KSeF environments; the value is the API base URL."""
+
+    TEST = "https://api-test.ksef.mf.gov.pl/v2"
+    DEMO = "https://api-demo.ksef.mf.gov.pl/v2"
+    PROD = "https://api.ksef.mf.gov.pl/v2"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, ending in ``/v2``."""
+        return self.value

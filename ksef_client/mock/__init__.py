@@ -1,0 +1,12 @@
+"""KSeF emulator: a stateful fake of the KSeF 2.0 API for tests (install ``ksef-sdk[mock]``).
+
+``create_app()`` gives an ASGI app served under ``/v2``; ``KSeFBackend`` holds the state and has
+test shortcuts (``mint_access_token``, ``open_session``, ``add_invoice``, ``close_session``,
+``faults``, ``transitions``).
+"""
+
+from ksef_client.mock.app import create_app
+from ksef_client.mock.faults import Fault, Faults
+from ksef_client.mock.models import Context, KSeFBackend, Transitions
+
+__all__ = ["Context", "Fault", "Faults", "KSeFBackend", "Transitions", "create_app"]

@@ -1,0 +1,52 @@
+"""``create_app()``: the emulator as an ASGI application, served under ``/v2`` like KSeF."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ksef_client._generated.operations import OPERATIONS
+from ksef_client.mock import responses
+from ksef_client.mock.models import KSeFBackend
+
+API_PREFIX = "/v2"
+
+# operation key -> handler; paths and methods come from the spec's operation table.
+HANDLERS = {
+    "sessions_status.list_sessions": responses.list_sessions,
+    "sessions_status.get_session_status": responses.get_session_status,
+    "sessions_status.list_session_invoices": responses.list_session_invoices,
+    "sessions_status.list_session_failed_invoices": responses.list_session_failed_invoices,
+    "sessions_status.get_session_invoice_status": responses.get_session_invoice_status,
+    "sessions_status.get_invoice_upo_by_reference_number": responses.get_invoice_upo_by_reference_number,
+    "sessions_status.get_invoice_upo_by_ksef_number": responses.get_invoice_upo_by_ksef_number,
+    "sessions_status.get_session_upo": responses.get_session_upo,
+}
+
+
+async def _reset(request: Request) -> Response:
+    responses.backend_of(request).reset()
+    return JSONResponse({"reset": True})
+
+
+def _api_routes() -> list[Route]:
+    # Literal segments before {parameters}, so /sessions/{ref}/invoices/failed is not an invoice id.
+    keys = sorted(HANDLERS, key=lambda k: (OPERATIONS[k].path.count("{"), OPERATIONS[k].path))
+    return [
+        Route(API_PREFIX + OPERATIONS[k].path, HANDLERS[k], methods=[OPERATIONS[k].method], name=k) for k in keys
+    ]
+
+
+def create_app(backend: KSeFBackend | None = None) -> Starlette:
+    """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests."""
+    app = Starlette(
+        routes=[
+            *_api_routes(),
+            Route("/_storage/{name}", responses.storage_get, methods=["GET"]),
+            Route("/_mock/reset", _reset, methods=["POST"]),
+        ]
+    )
+    app.state.backend = backend or KSeFBackend()
+    return app

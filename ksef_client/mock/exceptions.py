@@ -1,0 +1,48 @@
+"""Errors the emulator's backend raises; the HTTP layer renders them in KSeF's formats."""
+
+from __future__ import annotations
+
+
+class MockAPIError(Exception):
+    """A KSeF error: HTTP status plus KSeF exception code and description."""
+
+    status_code = 400
+
+    def __init__(self, code: int, description: str, details: list[str] | None = None) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details or []
+
+
+class NotFound(MockAPIError):
+    """KSeF reports a missing session, invoice or UPO as 400 with a code."""
+
+
+class Unauthorized(MockAPIError):
+    """401: no, invalid or expired bearer token."""
+
+    status_code = 401
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, detail)
+
+
+class Forbidden(MockAPIError):
+    """403: the token lacks a required permission."""
+
+    status_code = 403
+
+    def __init__(self, detail: str, reason_code: str = "missing-permissions") -> None:
+        super().__init__(0, detail)
+        self.reason_code = reason_code
+
+
+class TooManyRequests(MockAPIError):
+    """429 with Retry-After."""
+
+    status_code = 429
+
+    def __init__(self, retry_after: int, group: str) -> None:
+        super().__init__(429, "Too Many Requests", [f"Przekroczono limit dla grupy {group}."])
+        self.retry_after = retry_after

@@ -1,0 +1,61 @@
+"""Injected faults: deterministic (queued rules) or a seeded random share of requests."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``)."""
+
+    status: int
+    retry_after: int | None = None
+
+
+@dataclass
+class _Rule:
+    operation: str | None
+    fault: Fault
+    remaining: int
+
+
+class Faults:
+    """Which requests fail. Rules apply first, in order; then the random share, if any."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """No faults."""
+        with self._lock:
+            self._rules: list[_Rule] = []
+            self._rate = 0.0
+            self._random_faults: tuple[Fault, ...] = ()
+            self._rng = random.Random(0)
+
+    def add(self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None) -> None:
+        """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``; ``None``: any)."""
+        with self._lock:
+            self._rules.append(_Rule(operation, Fault(status, retry_after), times))
+
+    def set_random(self, rate: float, *, seed: int = 0, faults: tuple[Fault, ...] | None = None) -> None:
+        """Fail a seeded share ``rate`` of all requests with faults drawn from ``faults``."""
+        with self._lock:
+            self._rate = rate
+            self._rng = random.Random(seed)
+            self._random_faults = faults or (Fault(500), Fault(502), Fault(503), Fault(429, retry_after=1))
+
+    def take(self, operation: str) -> Fault | None:
+        """The fault for this request, if one applies (consuming a rule's count)."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.remaining > 0 and rule.operation in (None, operation):
+                    rule.remaining -= 1
+                    return rule.fault
+            if self._rate and self._rng.random() < self._rate:
+                return self._rng.choice(self._random_faults)
+        return None

@@ -1,0 +1,497 @@
+"""The emulator's state: contexts, tokens, sessions, invoices and UPOs, in plain Python.
+
+No HTTP here (moto's split): ``responses.py`` parses requests, calls ``KSeFBackend`` and renders
+what it returns; errors are ``exceptions.MockAPIError`` subclasses carrying KSeF codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import jwt
+from lxml import etree
+
+from ksef_client.identifiers import make_ksef_number, make_reference_number, validate_nip
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound, Unauthorized
+from ksef_client.mock.faults import Faults
+from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
+
+UTC = dt.UTC
+ALL_PERMISSIONS = (
+    "InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead", "CredentialsManage",
+    "SubunitManage", "EnforcementOperations", "CollectiveIdentifierManage",
+)  # fmt: skip
+SESSION_TEXT = {
+    100: "Sesja interaktywna otwarta",
+    170: "Sesja zamknięta",
+    200: "Sesja przetworzona pomyślnie",
+    440: "Sesja anulowana",
+    445: "Błąd weryfikacji, brak poprawnych faktur",
+}
+INVOICE_TEXT = {
+    100: "Faktura przyjęta do dalszego przetwarzania",
+    150: "Trwa przetwarzanie",
+    200: "Sukces",
+    430: "Błąd weryfikacji pliku faktury",
+    440: "Duplikat faktury",
+}
+# GET /sessions?statuses=...: the API's coarse states over the numeric codes.
+STATUS_GROUPS = {"InProgress": {100, 150, 170}, "Succeeded": {200}, "Cancelled": {440}}
+UPO_LINK_TTL = dt.timedelta(hours=1)
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def _hash(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts: the context identifier of an access token."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Access:
+    """A verified access token."""
+
+    context: Context
+    permissions: frozenset[str]
+    auth_reference_number: str
+
+
+@dataclass
+class Status:
+    """A numeric KSeF status with its texts."""
+
+    code: int
+    description: str
+    details: list[str] = field(default_factory=list)
+    extensions: dict[str, str] | None = None
+
+
+@dataclass
+class Invoice:
+    """One invoice sent in a session."""
+
+    ordinal_number: int
+    reference_number: str
+    invoice_hash: str
+    invoice_size: int
+    received: dt.datetime
+    status: Status
+    invoice_number: str | None = None
+    issue_date: str | None = None
+    seller_nip: str | None = None
+    ksef_number: str | None = None
+    acquired: dt.datetime | None = None
+    offline: bool = False
+    file_name: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Accepted invoices have a KSeF number and appear in UPOs."""
+        return self.status.code == 200
+
+
+@dataclass
+class Session:
+    """An online or batch session of one context."""
+
+    reference_number: str
+    kind: str
+    context: Context
+    auth_reference_number: str
+    form_code: str
+    created: dt.datetime
+    valid_until: dt.datetime
+    updated: dt.datetime
+    status: Status
+    invoices: list[Invoice] = field(default_factory=list)
+    reads_until_processed: int = 0
+    upo_pages: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Invoice]:
+        """Invoices that were rejected."""
+        return [i for i in self.invoices if i.status.code >= 400]
+
+
+@dataclass
+class Transitions:
+    """How fast statuses advance (moto's managed state): after this many status reads."""
+
+    session_reads: int = 0
+
+
+@dataclass
+class Page:
+    """One page of a listing and the token of the next one (``None`` at the end)."""
+
+    items: list[object]
+    continuation_token: str | None
+
+
+class KSeFBackend:
+    """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it."""
+
+    def __init__(self, *, upo_page_size: int = 10_000, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.upo_page_size = upo_page_size
+        self.clock = clock
+        self.transitions = Transitions()
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self._secret = secrets.token_bytes(32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every session, invoice, token and UPO."""
+        with self.lock:
+            self.sessions: dict[str, Session] = {}
+            self.blobs: dict[str, tuple[bytes, dt.datetime]] = {}
+            self.invoice_keys: dict[tuple[str, str, str], Invoice] = {}
+            self.transitions = Transitions()
+            self.faults.clear()
+
+    # --- identifiers -------------------------------------------------------------------------
+
+    def new_reference_number(self, kind: str) -> str:
+        """A reference number in the official format (date, kind, 20 hex, CRC-8)."""
+        return make_reference_number(self.clock().strftime("%Y%m%d"), kind, secrets.token_hex(10))
+
+    # --- access tokens -----------------------------------------------------------------------
+
+    def mint_access_token(
+        self,
+        context_nip: str | None = None,
+        *,
+        context: Context | None = None,
+        permissions: Iterable[str] = ALL_PERMISSIONS,
+        ttl: dt.timedelta = dt.timedelta(minutes=15),
+    ) -> str:
+        """Issue an access token without the auth flow: the documented shortcut for tests."""
+        if context is None:
+            if context_nip is None:
+                raise ValueError("mint_access_token needs context_nip or context")
+            context = Context("Nip", validate_nip(context_nip, "context_nip"))
+        now = self.clock()
+        claims = {
+            "ctx": [context.type, context.value],
+            "per": sorted(permissions),
+            "ref": self.new_reference_number("AU"),
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+            "typ": "access",
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def authenticate(self, authorization: str | None) -> Access:
+        """Verify a ``Bearer`` header value; raise ``Unauthorized`` otherwise."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("Brak tokenu dostępowego.")
+        try:
+            claims = jwt.decode(
+                authorization[7:], self._secret, algorithms=["HS256"], options={"verify_exp": False}
+            )
+        except jwt.InvalidTokenError as error:
+            raise Unauthorized("Nieprawidłowy token dostępowy.") from error
+        if claims.get("typ") != "access":
+            raise Unauthorized("Token nie jest tokenem dostępowym.")
+        if claims["exp"] <= self.clock().timestamp():
+            raise Unauthorized("Token dostępowy wygasł.")
+        return Access(Context(*claims["ctx"]), frozenset(claims["per"]), claims["ref"])
+
+    @staticmethod
+    def require_any(access: Access, permissions: Iterable[str]) -> None:
+        """403 unless the token has one of ``permissions`` (none listed: anything goes)."""
+        wanted = set(permissions)
+        if wanted and not wanted & access.permissions:
+            raise Forbidden(f"Wymagane jedno z uprawnień: {', '.join(sorted(wanted))}.")
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    def open_session(self, access: Access, kind: str = "Online", form_code: str = "FA (3)") -> Session:
+        """Open an online or batch session (status 100)."""
+        now = self.clock()
+        session = Session(
+            reference_number=self.new_reference_number("SO" if kind == "Online" else "SB"),
+            kind=kind,
+            context=access.context,
+            auth_reference_number=access.auth_reference_number,
+            form_code=form_code,
+            created=now,
+            valid_until=now + dt.timedelta(hours=12),
+            updated=now,
+            status=Status(100, SESSION_TEXT[100]),
+        )
+        with self.lock:
+            self.sessions[session.reference_number] = session
+        return session
+
+    def add_invoice(self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None) -> Invoice:
+        """Accept one plain invoice into ``session``: verify, number it, or reject it with a status."""
+        now = self.clock()
+        with self.lock:
+            if session.status.code != 100:
+                raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
+            invoice = Invoice(
+                ordinal_number=len(session.invoices) + 1,
+                reference_number=self.new_reference_number("EE"),
+                invoice_hash=_hash(xml),
+                invoice_size=len(xml),
+                received=now,
+                status=Status(100, INVOICE_TEXT[100]),
+                offline=offline,
+                file_name=file_name,
+            )
+            session.invoices.append(invoice)
+            session.updated = now
+            self._process_invoice(session, invoice, xml)
+        return invoice
+
+    def _process_invoice(self, session: Session, invoice: Invoice, xml: bytes) -> None:
+        try:
+            fields = read_invoice_fields(xml)
+        except ValueError as error:
+            invoice.status = Status(430, INVOICE_TEXT[430], [str(error)])
+            return
+        invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
+        key = (fields.seller, fields.kind, fields.number)
+        original = self.invoice_keys.get(key)
+        if original is not None:
+            invoice.status = Status(
+                440, INVOICE_TEXT[440], ["Faktura o podanym numerze została już przesłana."],
+                {"originalKsefNumber": original.ksef_number or "", "originalSessionReferenceNumber": ""},
+            )  # fmt: skip
+            return
+        invoice.acquired = self.clock()
+        invoice.ksef_number = make_ksef_number(
+            fields.seller, invoice.acquired.strftime("%Y%m%d"), secrets.token_hex(6)
+        )
+        invoice.status = Status(200, INVOICE_TEXT[200])
+        self.invoice_keys[key] = invoice
+
+    def close_session(self, session: Session) -> None:
+        """Close a session: 170 now, processed (200/440/445 and UPO) after the configured reads."""
+        with self.lock:
+            if session.status.code != 100:
+                raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
+            session.status = Status(170, SESSION_TEXT[170])
+            session.updated = self.clock()
+            session.reads_until_processed = self.transitions.session_reads
+            if session.reads_until_processed <= 0:
+                self._finish(session)
+
+    def _finish(self, session: Session) -> None:
+        if not session.invoices:
+            session.status = Status(440, SESSION_TEXT[440], ["Nie przesłano faktur."])
+        elif not any(i.accepted for i in session.invoices):
+            session.status = Status(445, SESSION_TEXT[445])
+        else:
+            session.status = Status(200, SESSION_TEXT[200])
+            session.upo_pages = self._session_upo_pages(session)
+        session.updated = self.clock()
+
+    def get_session(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
+        """A session of the caller's context (another context's is "not found", as in KSeF)."""
+        with self.lock:
+            session = self.sessions.get(reference_number)
+            if session is None or session.context != access.context:
+                raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+            if read and session.status.code == 170:
+                session.reads_until_processed -= 1
+                if session.reads_until_processed <= 0:
+                    self._finish(session)
+            return session
+
+    def list_sessions(
+        self,
+        access: Access,
+        session_type: str,
+        *,
+        statuses: Iterable[str] = (),
+        reference_number: str | None = None,
+        created_from: dt.datetime | None = None,
+        created_to: dt.datetime | None = None,
+        page_size: int = 10,
+        continuation_token: str | None = None,
+    ) -> Page:
+        """Sessions of the caller's context, newest first, one page at a time."""
+        codes = set().union(*(STATUS_GROUPS.get(s, set()) for s in statuses)) if statuses else None
+        failed_wanted = "Failed" in set(statuses)
+        with self.lock:
+            found = [
+                s
+                for s in self.sessions.values()
+                if s.context == access.context
+                and s.kind == session_type
+                and (codes is None or s.status.code in codes or (failed_wanted and _is_failed(s.status.code)))
+                and (reference_number is None or s.reference_number == reference_number)
+                and (created_from is None or s.created >= created_from)
+                and (created_to is None or s.created <= created_to)
+            ]
+        found.sort(key=lambda s: (s.created, s.reference_number), reverse=True)
+        return self._page(found, page_size, continuation_token)
+
+    def session_invoices(
+        self, access: Access, reference_number: str, *, failed: bool = False, page_size: int = 10,
+        continuation_token: str | None = None,
+    ) -> Page:  # fmt: skip
+        """Invoices of a session (or only the failed ones), in sending order."""
+        session = self.get_session(access, reference_number, read=False)
+        invoices = session.failed if failed else list(session.invoices)
+        return self._page(invoices, page_size, continuation_token)
+
+    def _page(self, items: list[object] | list[Session] | list[Invoice], size: int, token: str | None) -> Page:
+        offset = self._decode_token(token) if token else 0
+        end = offset + size
+        next_token = self._encode_token(end) if end < len(items) else None
+        return Page(list(items[offset:end]), next_token)
+
+    def _encode_token(self, offset: int) -> str:
+        payload = json.dumps({"o": offset}).encode()
+        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:8]
+        return base64.urlsafe_b64encode(payload + mac).decode()
+
+    def _decode_token(self, token: str) -> int:
+        try:
+            raw = base64.urlsafe_b64decode(token.encode())
+            payload, mac = raw[:-8], raw[-8:]
+            if not hmac.compare_digest(mac, hmac.new(self._secret, payload, hashlib.sha256).digest()[:8]):
+                raise ValueError("bad mac")
+            return int(json.loads(payload)["o"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise MockAPIError(21418, "Przekazany token kontynuacji ma nieprawidłowy format.") from error
+
+    def get_invoice(self, access: Access, reference_number: str, invoice_reference_number: str) -> Invoice:
+        """One invoice of a session by its reference number."""
+        session = self.get_session(access, reference_number, read=False)
+        for invoice in session.invoices:
+            if invoice.reference_number == invoice_reference_number:
+                return invoice
+        raise NotFound(21164, f"Faktura o numerze referencyjnym {invoice_reference_number} nie została znaleziona.")
+
+    # --- UPO ---------------------------------------------------------------------------------
+
+    def _header(self, session: Session) -> UpoHeader:
+        auth_hash = _hash(session.auth_reference_number.encode())
+        return UpoHeader(session.reference_number, session.context.type, session.context.value, auth_hash, session.form_code)
+
+    @staticmethod
+    def _document(invoice: Invoice, kind: str) -> UpoDocument:
+        assert invoice.ksef_number and invoice.acquired and invoice.seller_nip
+        return UpoDocument(
+            seller_nip=invoice.seller_nip,
+            ksef_number=invoice.ksef_number,
+            invoice_number=invoice.invoice_number or "",
+            issue_date=invoice.issue_date or "",
+            received=invoice.received.isoformat(timespec="milliseconds"),
+            numbered=invoice.acquired.isoformat(timespec="milliseconds"),
+            invoice_hash=invoice.invoice_hash,
+            mode="Offline" if invoice.offline else "Online",
+        )
+
+    def _session_upo_pages(self, session: Session) -> list[tuple[str, bytes]]:
+        accepted = [i for i in session.invoices if i.accepted]
+        size = self.upo_page_size
+        count = (len(accepted) + size - 1) // size
+        pages = []
+        for index in range(count):
+            chunk = accepted[index * size : (index + 1) * size]
+            info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
+            xml = build_upo(self._header(session), [self._document(i, session.kind) for i in chunk], info)
+            pages.append((self.new_reference_number("EU"), xml))
+        return pages
+
+    def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
+        """The UPO document of one accepted invoice."""
+        return build_upo(self._header(session), [self._document(invoice, session.kind)])
+
+    def invoice_upo(
+        self, access: Access, reference_number: str, *, invoice_reference_number: str | None = None,
+        ksef_number: str | None = None,
+    ) -> bytes:  # fmt: skip
+        """The UPO of one accepted invoice, by its reference number or KSeF number."""
+        session = self.get_session(access, reference_number, read=False)
+        for invoice in session.invoices:
+            if invoice.reference_number == invoice_reference_number or (
+                ksef_number is not None and invoice.ksef_number == ksef_number
+            ):
+                if not invoice.accepted:
+                    break
+                return self.invoice_upo_for(session, invoice)
+        raise NotFound(21178, "UPO nie zostało znalezione.")
+
+    def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
+        """One page of a session's UPO."""
+        session = self.get_session(access, reference_number, read=False)
+        for ref, xml in session.upo_pages:
+            if ref == upo_reference_number:
+                return xml
+        raise NotFound(21178, "UPO nie zostało znalezione.")
+
+    # --- presigned storage -------------------------------------------------------------------
+
+    def presign(self, data: bytes) -> tuple[str, dt.datetime]:
+        """Store ``data`` under a fresh unguessable name valid for an hour; return it and its expiry."""
+        name = secrets.token_urlsafe(24)
+        expires = self.clock() + UPO_LINK_TTL
+        with self.lock:
+            self.blobs[name] = (data, expires)
+        return name, expires
+
+    def read_presigned(self, name: str) -> bytes | None:
+        """The stored bytes, or ``None`` when unknown or expired (storage answers 403 then)."""
+        with self.lock:
+            found = self.blobs.get(name)
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
+
+def _is_failed(code: int) -> bool:
+    return code >= 400 and code != 440
+
+
+@dataclass(frozen=True)
+class InvoiceFields:
+    """What KSeF reads from an invoice: seller, kind, number, issue date."""
+
+    seller: str
+    kind: str
+    number: str
+    issue_date: str
+
+
+def read_invoice_fields(xml: bytes) -> InvoiceFields:
+    """Parse an invoice safely and read its key fields; ``ValueError`` says what is wrong."""
+    if xml.startswith(b"\xef\xbb\xbf"):
+        raise ValueError("Plik faktury zawiera BOM.")
+    try:
+        root = etree.fromstring(xml, parser=_SAFE_PARSER)
+    except etree.XMLSyntaxError as error:
+        raise ValueError(f"Nieprawidłowy XML: {error}") from error
+
+    def text(path: str) -> str:
+        found = root.xpath(path)
+        if not found or not (isinstance(found[0], etree._Element) and found[0].text):
+            raise ValueError(f"Brak elementu {path.replace('*[local-name()=', '').replace(']', '')}.")
+        return str(found[0].text).strip()
+
+    seller = text("./*[local-name()='Podmiot1']/*[local-name()='DaneIdentyfikacyjne']/*[local-name()='NIP']")
+    fa = "./*[local-name()='Fa']/*[local-name()="
+    return InvoiceFields(seller, text(fa + "'RodzajFaktury']"), text(fa + "'P_2']"), text(fa + "'P_1']"))

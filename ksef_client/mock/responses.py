@@ -1,0 +1,311 @@
+"""HTTP layer of the emulator: parse the request, call the backend, render KSeF's JSON or XML.
+
+Each endpoint is wrapped by ``api_endpoint(operation_key)``, which takes auth, permissions and
+injected faults from the spec's operation table and renders ``MockAPIError`` in both of KSeF's
+error formats, so no endpoint formats an error itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ksef_client._generated.operations import OPERATIONS
+from ksef_client.mock.faults import Fault
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, TooManyRequests
+from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
+
+Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
+PROBLEM = "application/problem+json"
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
+
+
+def backend_of(request: Request) -> KSeFBackend:
+    """The backend the app was created with."""
+    backend: KSeFBackend = request.app.state.backend
+    return backend
+
+
+def api_endpoint(operation: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler with the auth, permissions and faults the spec gives ``operation``."""
+    spec = OPERATIONS[operation]
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            backend = backend_of(request)
+            try:
+                fault = backend.faults.take(operation)
+                if fault is not None:
+                    return render_fault(request, fault, operation)
+                access = None
+                if spec.requires_token:
+                    access = backend.authenticate(request.headers.get("authorization"))
+                    backend.require_any(access, spec.permissions)
+                return await handler(request, backend, access)
+            except MockAPIError as error:
+                return render_error(request, error)
+
+        endpoint.__name__ = operation.replace(".", "__")
+        return endpoint
+
+    return wrap
+
+
+def render_fault(request: Request, fault: Fault, operation: str) -> Response:
+    """An injected failure: a 429 in KSeF's format or a gateway-style 5xx HTML page."""
+    if fault.status == 429:
+        return render_error(request, TooManyRequests(fault.retry_after or 1, operation))
+    page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
+    return Response(page, status_code=fault.status, media_type="text/html")
+
+
+def render_error(request: Request, error: MockAPIError) -> Response:
+    """KSeF's error bodies: legacy JSON or problem+json (401/403 always problem+json)."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    trace = secrets.token_hex(8)
+    status = error.status_code
+    headers: dict[str, str] = {}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
+    wants_problem = request.headers.get("x-error-format", "").lower() == "problem-details"
+    if status in (401, 403) or wants_problem:
+        body: dict[str, Any] = {
+            "title": TITLES.get(status, "Error"),
+            "status": status,
+            "detail": error.description,
+            "instance": request.url.path,
+            "traceId": trace,
+            "timestamp": now,
+        }
+        if isinstance(error, Forbidden):
+            body["reasonCode"] = error.reason_code
+        if status in (400, 429):
+            body["errors"] = [{"code": error.code, "description": error.description, "details": error.details}]
+        return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+    if status == 429:
+        body = {"status": {"code": 429, "description": error.description, "details": error.details}}
+        return JSONResponse(body, status_code=429, headers=headers)
+    detail = {"exceptionCode": error.code, "exceptionDescription": error.description, "details": error.details}
+    body = {
+        "exception": {
+            "exceptionDetailList": [detail],
+            "referenceNumber": None,
+            "serviceCode": trace,
+            "serviceCtx": "srvKSeFMock",
+            "serviceName": "ksef-mock",
+            "timestamp": now,
+        }
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _status(status: Status) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": status.code, "description": status.description}
+    if status.details:
+        body["details"] = status.details
+    if status.extensions is not None:
+        body["extensions"] = status.extensions
+    return body
+
+
+def _counts(session: Session) -> dict[str, int]:
+    failed = len(session.failed)
+    ok = sum(1 for i in session.invoices if i.accepted)
+    return {"successfulInvoiceCount": ok, "failedInvoiceCount": failed}
+
+
+def storage_url(request: Request, name: str) -> str:
+    """Absolute presigned URL on the called host, outside /v2 like KSeF's blob storage."""
+    return str(request.base_url).rstrip("/") + f"/_storage/{name}"
+
+
+def render_session_item(session: Session) -> dict[str, Any]:
+    """One entry of ``GET /sessions``."""
+    return {
+        "referenceNumber": session.reference_number,
+        "status": _status(session.status),
+        "dateCreated": _iso(session.created),
+        "dateUpdated": _iso(session.updated),
+        "validUntil": _iso(session.valid_until),
+        "totalInvoiceCount": len(session.invoices),
+        **_counts(session),
+    }
+
+
+def render_session_status(request: Request, backend: KSeFBackend, session: Session) -> dict[str, Any]:
+    """``GET /sessions/{ref}``: with fresh presigned UPO links once processed."""
+    body: dict[str, Any] = {
+        "status": _status(session.status),
+        "dateCreated": _iso(session.created),
+        "dateUpdated": _iso(session.updated),
+        "validUntil": _iso(session.valid_until),
+        "invoiceCount": len(session.invoices),
+        **_counts(session),
+    }
+    if session.upo_pages:
+        pages = []
+        for ref, xml in session.upo_pages:
+            name, expires = backend.presign(xml)
+            pages.append({"referenceNumber": ref, "downloadUrl": storage_url(request, name), "downloadUrlExpirationDate": _iso(expires)})
+        body["upo"] = {"pages": pages}
+    return body
+
+
+def render_invoice(request: Request, backend: KSeFBackend, session: Session, invoice: Invoice) -> dict[str, Any]:
+    """One invoice of a session; accepted ones carry a fresh presigned UPO link."""
+    body: dict[str, Any] = {
+        "ordinalNumber": invoice.ordinal_number,
+        "referenceNumber": invoice.reference_number,
+        "invoiceHash": invoice.invoice_hash,
+        "invoicingDate": _iso(invoice.received),
+        "status": _status(invoice.status),
+        "invoicingMode": "Offline" if invoice.offline else "Online",
+    }
+    if invoice.invoice_number is not None:
+        body["invoiceNumber"] = invoice.invoice_number
+    if invoice.file_name is not None:
+        body["invoiceFileName"] = invoice.file_name
+    if invoice.accepted:
+        upo = backend.invoice_upo_for(session, invoice)
+        name, expires = backend.presign(upo)
+        body.update(
+            ksefNumber=invoice.ksef_number,
+            acquisitionDate=_iso(invoice.acquired),
+            permanentStorageDate=_iso(invoice.acquired),
+            upoDownloadUrl=storage_url(request, name),
+            upoDownloadUrlExpirationDate=_iso(expires),
+        )
+    return body
+
+
+def xml_response(data: bytes) -> Response:
+    """An XML document with its SHA-256 in ``x-ms-meta-hash``, as KSeF and its storage send it."""
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return Response(data, media_type="application/xml", headers={"x-ms-meta-hash": digest})
+
+
+# --- endpoints: status and UPO ----------------------------------------------------------------
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("pageSize", "10")
+    try:
+        size = int(raw)
+    except ValueError:
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"pageSize: {raw!r} nie jest liczbą."]) from None
+    if not 10 <= size <= 1000:
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["pageSize: dozwolone wartości 10-1000."])
+    return size
+
+
+def _date(request: Request, name: str) -> dt.datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"{name}: nieprawidłowa data."]) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@api_endpoint("sessions_status.list_sessions")
+async def list_sessions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    session_type = request.query_params.get("sessionType")
+    if session_type not in ("Online", "Batch"):
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["sessionType: wymagane Online lub Batch."])
+    page = backend.list_sessions(
+        access,
+        session_type,
+        statuses=request.query_params.getlist("statuses"),
+        reference_number=request.query_params.get("referenceNumber"),
+        created_from=_date(request, "dateCreatedFrom"),
+        created_to=_date(request, "dateCreatedTo"),
+        page_size=_page_size(request),
+        continuation_token=request.headers.get("x-continuation-token") or None,
+    )
+    items = [render_session_item(s) for s in page.items if isinstance(s, Session)]
+    return JSONResponse({"continuationToken": page.continuation_token, "sessions": items})
+
+
+@api_endpoint("sessions_status.get_session_status")
+async def get_session_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    session = backend.get_session(access, request.path_params["referenceNumber"])
+    return JSONResponse(render_session_status(request, backend, session))
+
+
+async def _invoices(request: Request, backend: KSeFBackend, access: Access, failed: bool) -> Response:
+    reference_number = request.path_params["referenceNumber"]
+    page = backend.session_invoices(
+        access, reference_number, failed=failed, page_size=_page_size(request),
+        continuation_token=request.headers.get("x-continuation-token") or None,
+    )  # fmt: skip
+    session = backend.get_session(access, reference_number, read=False)
+    items = [render_invoice(request, backend, session, i) for i in page.items if isinstance(i, Invoice)]
+    return JSONResponse({"continuationToken": page.continuation_token, "invoices": items})
+
+
+@api_endpoint("sessions_status.list_session_invoices")
+async def list_session_invoices(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    return await _invoices(request, backend, access, failed=False)
+
+
+@api_endpoint("sessions_status.list_session_failed_invoices")
+async def list_session_failed_invoices(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    return await _invoices(request, backend, access, failed=True)
+
+
+@api_endpoint("sessions_status.get_session_invoice_status")
+async def get_session_invoice_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref = request.path_params["referenceNumber"]
+    invoice = backend.get_invoice(access, ref, request.path_params["invoiceReferenceNumber"])
+    session = backend.get_session(access, ref, read=False)
+    return JSONResponse(render_invoice(request, backend, session, invoice))
+
+
+@api_endpoint("sessions_status.get_invoice_upo_by_reference_number")
+async def get_invoice_upo_by_reference_number(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref, inv = request.path_params["referenceNumber"], request.path_params["invoiceReferenceNumber"]
+    return xml_response(backend.invoice_upo(access, ref, invoice_reference_number=inv))
+
+
+@api_endpoint("sessions_status.get_invoice_upo_by_ksef_number")
+async def get_invoice_upo_by_ksef_number(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref, number = request.path_params["referenceNumber"], request.path_params["ksefNumber"]
+    return xml_response(backend.invoice_upo(access, ref, ksef_number=number))
+
+
+@api_endpoint("sessions_status.get_session_upo")
+async def get_session_upo(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref, upo_ref = request.path_params["referenceNumber"], request.path_params["upoReferenceNumber"]
+    return xml_response(backend.session_upo(access, ref, upo_ref))
+
+
+async def storage_get(request: Request) -> Response:
+    """Presigned downloads: no token, not rate-limited; 403 once the link has expired."""
+    data = backend_of(request).read_presigned(request.path_params["name"])
+    if data is None:
+        return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
+    return xml_response(data)

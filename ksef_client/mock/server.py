@@ -1,0 +1,73 @@
+"""Serve the emulator with uvicorn: in a background thread (tests) or as ``ksef-mock`` (CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+
+import uvicorn
+
+from ksef_client.mock.app import API_PREFIX, create_app
+from ksef_client.mock.models import KSeFBackend
+
+
+class ThreadedServer:
+    """The emulator on 127.0.0.1 in a daemon thread; ``base_url`` ends in ``/v2``.
+
+    ::
+
+        with ThreadedServer() as server:
+            ksef = KSeF(base_url=server.base_url, access_token=server.backend.mint_access_token(nip))
+    """
+
+    def __init__(self, backend: KSeFBackend | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.backend = backend or KSeFBackend()
+        self.host = host
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(create_app(self.backend), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """API base URL, e.g. ``http://127.0.0.1:54321/v2``."""
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
+
+    def start(self) -> ThreadedServer:
+        """Start serving; returns once the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the KSeF emulator did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ksef-mock --host 127.0.0.1 --port 8000``: serve the emulator until interrupted."""
+    parser = argparse.ArgumentParser(prog="ksef-mock", description="KSeF 2.0 emulator (API under /v2)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,93 @@
+"""UPO v4-3 documents the emulator issues, per invoice and per session page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+
+UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
+RECEIVER = "Ministerstwo Finansów"
+CONTEXT_ELEMENTS = {"Nip": "Nip", "InternalId": "IdWewnetrzny", "NipVatUe": "IdZlozonyVatUE", "PeppolId": "IdDostawcyUslugPeppol"}
+FORM_SCHEMAS = {"FA (3)": "Schemat_FA(3)_v1-0E.xsd", "FA (2)": "Schemat_FA(2)_v1-0E.xsd"}
+
+
+@dataclass(frozen=True)
+class UpoDocument:
+    """One ``Dokument`` entry: an accepted invoice."""
+
+    seller_nip: str
+    ksef_number: str
+    invoice_number: str
+    issue_date: str
+    received: str
+    numbered: str
+    invoice_hash: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class UpoHeader:
+    """What every UPO of a session shares."""
+
+    session_reference_number: str
+    context_type: str
+    context_value: str
+    auth_hash: str
+    form_code: str
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """``OpisPotwierdzenia`` of a session UPO page."""
+
+    page: int
+    pages: int
+    first: int
+    last: int
+    total: int
+
+
+def build_upo(header: UpoHeader, documents: Sequence[UpoDocument], page: PageInfo | None = None) -> bytes:
+    """Serialize a UPO; ``page`` is given for session UPOs only, as KSeF does."""
+    root = etree.Element(f"{{{UPO_NS}}}Potwierdzenie", nsmap={None: UPO_NS})
+    _text(root, "NazwaPodmiotuPrzyjmujacego", RECEIVER)
+    _text(root, "NumerReferencyjnySesji", header.session_reference_number)
+    auth = _sub(root, "Uwierzytelnienie")
+    _text(_sub(auth, "IdKontekstu"), CONTEXT_ELEMENTS[header.context_type], header.context_value)
+    _text(auth, "SkrotDokumentuUwierzytelniajacego", header.auth_hash)
+    if page is not None:
+        info = _sub(root, "OpisPotwierdzenia")
+        for name, value in (
+            ("Strona", page.page),
+            ("LiczbaStron", page.pages),
+            ("ZakresDokumentowOd", page.first),
+            ("ZakresDokumentowDo", page.last),
+            ("CalkowitaLiczbaDokumentow", page.total),
+        ):
+            _text(info, name, str(value))
+    _text(root, "NazwaStrukturyLogicznej", FORM_SCHEMAS.get(header.form_code, "Schemat_FA(3)_v1-0E.xsd"))
+    _text(root, "KodFormularza", header.form_code)
+    for doc in documents:
+        element = _sub(root, "Dokument")
+        for name, value in (
+            ("NipSprzedawcy", doc.seller_nip),
+            ("NumerKSeFDokumentu", doc.ksef_number),
+            ("NumerFaktury", doc.invoice_number),
+            ("DataWystawieniaFaktury", doc.issue_date),
+            ("DataPrzeslaniaDokumentu", doc.received),
+            ("DataNadaniaNumeruKSeF", doc.numbered),
+            ("SkrotDokumentu", doc.invoice_hash),
+            ("TrybWysylki", doc.mode),
+        ):
+            _text(element, name, value)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
+def _sub(parent: etree._Element, name: str) -> etree._Element:
+    return etree.SubElement(parent, f"{{{UPO_NS}}}{name}")
+
+
+def _text(parent: etree._Element, name: str, value: str) -> None:
+    _sub(parent, name).text = value
