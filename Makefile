@@ -29,6 +29,7 @@ install: spec $(VENV)/.installed
 
 spec:
 	$(PYTHON) openapi/fetch_spec.py --data $(KSEF_DATA) --out $(SPEC_FILE)
+	@if [ -f $(KSEF_DATA)/xsd/upo/upo-v4-3.xsd ]; then cp $(KSEF_DATA)/xsd/upo/upo-v4-3.xsd ksef_client/_data/; fi
 
 generate: install
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from ksef_client import KSeF
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from tests.helpers import FakeTime
+
 ROOT = Path(__file__).resolve().parent.parent
 KSEF_DATA = Path(os.environ.get("KSEF_DATA", ROOT.parent / "shared" / "ksef"))
+NIP = "5265877635"
 SPEC_FILE = ROOT / "ksef_client" / "_data" / "ksef-openapi.json"
 
 
@@ -26,3 +33,32 @@ def ksef_data() -> Path:
 def pinned_spec() -> dict[str, Any]:
     """The pinned spec as `make spec` placed it."""
     return dict(json.loads(SPEC_FILE.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="session")
+def ksef_server() -> Iterator[ThreadedServer]:
+    """One emulator on 127.0.0.1 for the whole run; tests reset it."""
+    with ThreadedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def backend(ksef_server: ThreadedServer) -> KSeFBackend:
+    """The emulator's state, empty at the start of each test."""
+    ksef_server.backend.reset()
+    ksef_server.backend.upo_page_size = 10_000
+    return ksef_server.backend
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    """Clock and sleep that never wait."""
+    return FakeTime()
+
+
+@pytest.fixture
+def ksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> Iterator[KSeF]:
+    """A client of the emulator, authenticated for NIP 5265877635, never really sleeping."""
+    token = backend.mint_access_token(NIP)
+    with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock) as client:
+        yield client

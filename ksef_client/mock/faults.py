@@ -36,6 +36,8 @@ class Faults:
             self._rate = 0.0
             self._random_faults: tuple[Fault, ...] = ()
             self._rng = random.Random(0)
+            # Presigned downloads answer with a wrong x-ms-meta-hash (a corrupted transfer).
+            self.corrupt_downloads = False
 
     def add(self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None) -> None:
         """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``; ``None``: any)."""

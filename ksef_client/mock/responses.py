@@ -308,4 +308,7 @@ async def storage_get(request: Request) -> Response:
     data = backend_of(request).read_presigned(request.path_params["name"])
     if data is None:
         return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
-    return xml_response(data)
+    response = xml_response(data)
+    if backend_of(request).faults.corrupt_downloads:
+        response.headers["x-ms-meta-hash"] = base64.b64encode(hashlib.sha256(data + b"!").digest()).decode()
+    return response

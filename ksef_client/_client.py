@@ -1,0 +1,213 @@
+"""``KSeF`` and ``AsyncKSeF``: the high-level clients. They differ only in how they send."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from ksef_client._core import (
+    BearerAuth,
+    TokenHolder,
+    call_parsing,
+    connection_error,
+    raise_for_status,
+    resolve_settings,
+)
+from ksef_client._generated import AuthenticatedClient
+from ksef_client._generated.types import Response
+from ksef_client._retry import RetryPolicy
+from ksef_client._throttle import Throttle
+from ksef_client._transport import AsyncRetryingTransport, RetryingTransport, SendState
+from ksef_client.environments import Environment
+from ksef_client.errors import APIStatusError
+from ksef_client.resources.sessions import AsyncSessions, Sessions
+from ksef_client.resources.upo import AsyncUpos, Upos
+
+
+def _raise_hook(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        response.read()
+        raise_for_status(response)
+
+
+async def _araise_hook(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        await response.aread()
+        raise_for_status(response)
+
+
+class KSeF:
+    """Synchronous KSeF client.
+
+    Args:
+        environment: ``Environment.TEST`` (default), ``DEMO`` or ``PROD``.
+        base_url: overrides the environment, e.g. ``http://127.0.0.1:8000/v2`` for the emulator.
+        access_token: bearer token for protected operations.
+        timeout: seconds per request.
+        max_retries: retries of 429s (honouring Retry-After), 5xx and connection errors
+            (idempotent requests only, except 429 and never-sent requests).
+        rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
+            throttling off.
+        verify: TLS certificate verification (on by default).
+        transport: an httpx transport to send through (tests, proxies).
+        sleep, clock: injectable for tests; default ``time.sleep`` and ``time.monotonic``.
+    """
+
+    def __init__(
+        self,
+        *,
+        environment: Environment | str = Environment.TEST,
+        base_url: str | None = None,
+        access_token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_after: float = 120.0,
+        rate_limit_scale: float = 1.0,
+        verify: bool = True,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = resolve_settings(environment, base_url, timeout, verify)
+        self._tokens = TokenHolder(access_token)
+        self._sleep = sleep
+        self._clock = clock
+        self.send_state = SendState(
+            RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
+            Throttle(scale=rate_limit_scale),
+            self.settings.api_path_prefix,
+            clock=clock,
+        )
+        inner = transport or httpx.HTTPTransport(verify=verify)
+        wrapped = RetryingTransport(inner, self.send_state, sleep)
+        self._http = httpx.Client(
+            base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
+            auth=BearerAuth(self._tokens), event_hooks={"response": [_raise_hook]},
+        )  # fmt: skip
+        # Presigned storage links: no Authorization header, no redirects to other hosts.
+        self._storage = httpx.Client(transport=wrapped, timeout=timeout, follow_redirects=False)
+        self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
+        self.sessions = Sessions(self)
+        self.upo = Upos(self)
+
+    @property
+    def access_token(self) -> str | None:
+        """The current access token."""
+        return self._tokens.token
+
+    @access_token.setter
+    def access_token(self, token: str | None) -> None:
+        self._tokens.token = token
+
+    def __repr__(self) -> str:
+        return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def _send(self, call: Callable[[], Response[Any]]) -> Response[Any]:
+        try:
+            return call_parsing(call)
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
+
+    def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
+        try:
+            response = self._storage.get(url)
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
+        if response.status_code != 200:
+            raise_for_status(response)
+            raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
+        return response.content, response.headers
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+        self._storage.close()
+
+    def __enter__(self) -> KSeF:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncKSeF:
+    """Asynchronous KSeF client; the same arguments and resources as ``KSeF``, with ``await``."""
+
+    def __init__(
+        self,
+        *,
+        environment: Environment | str = Environment.TEST,
+        base_url: str | None = None,
+        access_token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_after: float = 120.0,
+        rate_limit_scale: float = 1.0,
+        verify: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = resolve_settings(environment, base_url, timeout, verify)
+        self._tokens = TokenHolder(access_token)
+        self._sleep = sleep
+        self._clock = clock
+        self.send_state = SendState(
+            RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
+            Throttle(scale=rate_limit_scale),
+            self.settings.api_path_prefix,
+            clock=clock,
+        )
+        inner = transport or httpx.AsyncHTTPTransport(verify=verify)
+        wrapped = AsyncRetryingTransport(inner, self.send_state, sleep)
+        self._http = httpx.AsyncClient(
+            base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
+            auth=BearerAuth(self._tokens), event_hooks={"response": [_araise_hook]},
+        )  # fmt: skip
+        self._storage = httpx.AsyncClient(transport=wrapped, timeout=timeout, follow_redirects=False)
+        self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
+        self.sessions = AsyncSessions(self)
+        self.upo = AsyncUpos(self)
+
+    @property
+    def access_token(self) -> str | None:
+        """The current access token."""
+        return self._tokens.token
+
+    @access_token.setter
+    def access_token(self, token: str | None) -> None:
+        self._tokens.token = token
+
+    def __repr__(self) -> str:
+        return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    async def _send(self, call: Callable[[], Awaitable[Response[Any]]]) -> Response[Any]:
+        try:
+            return await call()
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
+
+    async def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
+        try:
+            response = await self._storage.get(url)
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
+        if response.status_code != 200:
+            raise_for_status(response)
+            raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
+        return response.content, response.headers
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+        await self._storage.aclose()
+
+    async def __aenter__(self) -> AsyncKSeF:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,116 @@
+"""What the sync and async clients share: configuration, token holder, response checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from ksef_client._generated.types import Response
+from ksef_client._retry import parse_retry_after
+from ksef_client.environments import Environment
+from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
+
+T = TypeVar("T")
+
+
+class TokenHolder:
+    """The current access token; never shown in reprs or logs."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"TokenHolder(token={'set' if self.token else None})"
+
+
+class BearerAuth(httpx.Auth):
+    """Adds ``Authorization: Bearer`` with the holder's current token (refresh-friendly)."""
+
+    def __init__(self, holder: TokenHolder) -> None:
+        self._holder = holder
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._holder.token:
+            request.headers["Authorization"] = f"Bearer {self._holder.token}"
+        yield request
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved client settings."""
+
+    base_url: str
+    timeout: float
+    verify: bool
+
+    @property
+    def api_path_prefix(self) -> str:
+        """Path of the base URL (``/v2``): requests under it are API calls, others storage."""
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+def resolve_settings(environment: Environment | str, base_url: str | None, timeout: float, verify: bool) -> Settings:
+    """Pick the base URL from ``base_url`` or the environment; validate it."""
+    env = Environment[environment.upper()] if isinstance(environment, str) else environment
+    url = (base_url or env.base_url).rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+    return Settings(base_url=url, timeout=timeout, verify=verify)
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """Turn an error answer into our exception (called once the body has been read)."""
+    if response.status_code >= 400:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        raise make_status_error(response, retry_after)
+
+
+def connection_error(error: httpx.TransportError) -> APIConnectionError:
+    """Our exception for an httpx transport failure."""
+    where = f"{error.request.method} {error.request.url.path}" if _has_request(error) else "request"
+    if isinstance(error, httpx.TimeoutException):
+        return APITimeoutError(f"{where}: timed out ({type(error).__name__})")
+    return APIConnectionError(f"{where}: {type(error).__name__}: {error}")
+
+
+def _has_request(error: httpx.TransportError) -> bool:
+    try:
+        error.request  # noqa: B018 - raises RuntimeError when unset
+    except RuntimeError:
+        return False
+    return True
+
+
+def parsed(response: Response[Any], expected: type[T]) -> T:
+    """The typed body of a 2xx answer, or ``ResponseFormatError`` if it is not what the spec says."""
+    if not isinstance(response.parsed, expected):
+        raise ResponseFormatError(
+            f"HTTP {int(response.status_code)}: expected {expected.__name__}, got {type(response.parsed).__name__}"
+        )
+    return response.parsed
+
+
+def call_parsing(fn: Callable[[], Response[Any]]) -> Response[Any]:
+    """Run a generated call; a body that breaks the generated model is a ``ResponseFormatError``."""
+    try:
+        return fn()
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, httpx.HTTPError):
+            raise
+        raise ResponseFormatError(f"response does not match the spec: {type(error).__name__}: {error}") from error
+
+
+def link_usable(url: object, expires: object, now: dt.datetime) -> bool:
+    """A presigned link is used when absolute and not expiring within the next 30 seconds."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return False  # relative links (seen in KSeF's docs) go through the API endpoint instead
+    if isinstance(expires, dt.datetime):
+        when = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
+        return when - now > dt.timedelta(seconds=30)
+    return True

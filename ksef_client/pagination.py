@@ -1,0 +1,85 @@
+"""Auto-pagination: one pager for every paging style of the API, sync and async.
+
+A page fetcher maps a cursor to ``(items, next_cursor)``; ``next_cursor is None`` ends the walk.
+For ``x-continuation-token`` listings the cursor is the token, for ``pageOffset`` listings the
+page number. ``pager.cursor`` can be saved after any page and passed back to resume there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+# Bounds of pageSize in the spec, per paging style (see KSEF-PROTOCOL.md section 8).
+CONTINUATION_PAGE_SIZE = (10, 1000)
+AUTH_SESSIONS_PAGE_SIZE = (10, 100)
+OFFSET_PAGE_SIZE = (10, 100)
+METADATA_PAGE_SIZE = (10, 250)
+
+
+def check_page_size(page_size: int, bounds: tuple[int, int], field: str = "page_size") -> int:
+    """``ValueError`` before any request when ``page_size`` is outside the spec's bounds."""
+    low, high = bounds
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not low <= page_size <= high:
+        raise ValueError(f"{field}: {page_size!r} is outside the API's range {low}..{high}")
+    return page_size
+
+
+@dataclass(frozen=True)
+class Page(Generic[T, C]):
+    """One page: its items and the cursor of the next page (``None`` on the last one)."""
+
+    items: list[T]
+    next_cursor: C | None
+
+
+class Pager(Generic[T, C]):
+    """Lazy iteration over items (``for x in pager``) or pages (``pager.pages()``)."""
+
+    def __init__(self, fetch: Callable[[C | None], tuple[list[T], C | None]], cursor: C | None = None) -> None:
+        self._fetch = fetch
+        self.cursor: C | None = cursor
+        self.done = False
+
+    def pages(self) -> Iterator[Page[T, C]]:
+        """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+        while not self.done:
+            items, next_cursor = self._fetch(self.cursor)
+            self.cursor, self.done = next_cursor, next_cursor is None
+            yield Page(items, next_cursor)
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.items
+
+
+class AsyncPager(Generic[T, C]):
+    """``async for x in pager`` / ``async for page in pager.pages()``."""
+
+    def __init__(
+        self, fetch: Callable[[C | None], Awaitable[tuple[list[T], C | None]]], cursor: C | None = None
+    ) -> None:
+        self._fetch = fetch
+        self.cursor: C | None = cursor
+        self.done = False
+
+    async def pages(self) -> AsyncIterator[Page[T, C]]:
+        """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+        while not self.done:
+            items, next_cursor = await self._fetch(self.cursor)
+            self.cursor, self.done = next_cursor, next_cursor is None
+            yield Page(items, next_cursor)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+
+def next_token(token: object) -> str | None:
+    """A continuation token from a response body: empty or missing means the last page."""
+    return token if isinstance(token, str) and token else None

@@ -1,0 +1,138 @@
+"""``ksef.upo``: download UPOs (presigned link first, API endpoint otherwise), verify and parse them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ksef_client._core import link_usable
+from ksef_client._generated.api.sessions_status import (
+    get_invoice_upo_by_ksef_number,
+    get_invoice_upo_by_reference_number,
+    get_session_upo,
+)
+from ksef_client._generated.types import Response
+from ksef_client.errors import UPONotAvailableError
+from ksef_client.identifiers import validate_ksef_number, validate_reference_number
+from ksef_client.upo import SessionUpo, Upo, parse_upo, save_upo, verify_hash
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+
+HASH_HEADER = "x-ms-meta-hash"
+
+
+def _checked(content: bytes, headers: httpx.Headers | dict[str, str]) -> Upo:
+    verify_hash(content, headers.get(HASH_HEADER))
+    return parse_upo(content)
+
+
+def _one_of(ksef_number: str | None, invoice_reference_number: str | None) -> None:
+    if (ksef_number is None) == (invoice_reference_number is None):
+        raise ValueError("give exactly one of ksef_number= or invoice_reference_number=")
+    if ksef_number is not None:
+        validate_ksef_number(ksef_number)
+    if invoice_reference_number is not None:
+        validate_reference_number(invoice_reference_number, "invoice_reference_number")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _from_api(response: Response[object]) -> Upo:
+    return _checked(response.content, dict(response.headers))
+
+
+class Upos:
+    """UPO downloads. Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
+
+    def __init__(self, client: KSeF) -> None:
+        self._client = client
+
+    def get_invoice_upo(
+        self, reference_number: str, *, ksef_number: str | None = None, invoice_reference_number: str | None = None
+    ) -> Upo:
+        """The UPO of one invoice of a session, by its KSeF number or its reference number."""
+        validate_reference_number(reference_number)
+        _one_of(ksef_number, invoice_reference_number)
+        raw = self._client.raw
+        if invoice_reference_number is not None:
+            invoice = self._client.sessions.invoice(reference_number, invoice_reference_number)
+            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+                return _checked(*self._client._download(str(invoice.upo_download_url)))
+            call = lambda: get_invoice_upo_by_reference_number.sync_detailed(  # noqa: E731
+                reference_number, invoice_reference_number, client=raw
+            )
+        else:
+            number = str(ksef_number)
+            call = lambda: get_invoice_upo_by_ksef_number.sync_detailed(reference_number, number, client=raw)  # noqa: E731
+        return _from_api(self._client._send(call))
+
+    def get_session_upo(self, reference_number: str) -> SessionUpo:
+        """Every page of a processed session's UPO, in page order."""
+        status = self._client.sessions.get(reference_number)
+        pages = status.upo.pages if status.upo else None
+        if not pages:
+            raise UPONotAvailableError(f"session {reference_number} has no UPO (status {status.status.code})")
+        upos = []
+        for page in pages:
+            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
+                upos.append(_checked(*self._client._download(page.download_url)))
+            else:
+                ref = page.reference_number
+                call = lambda r=ref: get_session_upo.sync_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
+                upos.append(_from_api(self._client._send(call)))
+        return SessionUpo(tuple(upos))
+
+    def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
+        """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
+        status = self._client.sessions.get(reference_number)
+        refs = [p.reference_number for p in (status.upo.pages if status.upo else [])]
+        upo = self.get_session_upo(reference_number)
+        return [save_upo(page.xml, Path(directory), ref) for ref, page in zip(refs, upo.pages, strict=False)]
+
+
+class AsyncUpos:
+    """UPO downloads (async). Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
+
+    def __init__(self, client: AsyncKSeF) -> None:
+        self._client = client
+
+    async def get_invoice_upo(
+        self, reference_number: str, *, ksef_number: str | None = None, invoice_reference_number: str | None = None
+    ) -> Upo:
+        """The UPO of one invoice of a session, by its KSeF number or its reference number."""
+        validate_reference_number(reference_number)
+        _one_of(ksef_number, invoice_reference_number)
+        raw = self._client.raw
+        if invoice_reference_number is not None:
+            invoice = await self._client.sessions.invoice(reference_number, invoice_reference_number)
+            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+                return _checked(*await self._client._download(str(invoice.upo_download_url)))
+            call = lambda: get_invoice_upo_by_reference_number.asyncio_detailed(  # noqa: E731
+                reference_number, invoice_reference_number, client=raw
+            )
+        else:
+            number = str(ksef_number)
+            call = lambda: get_invoice_upo_by_ksef_number.asyncio_detailed(reference_number, number, client=raw)  # noqa: E731
+        return _from_api(await self._client._send(call))
+
+    async def get_session_upo(self, reference_number: str) -> SessionUpo:
+        """Every page of a processed session's UPO, in page order."""
+        status = await self._client.sessions.get(reference_number)
+        pages = status.upo.pages if status.upo else None
+        if not pages:
+            raise UPONotAvailableError(f"session {reference_number} has no UPO (status {status.status.code})")
+        upos = []
+        for page in pages:
+            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
+                upos.append(_checked(*await self._client._download(page.download_url)))
+            else:
+                ref = page.reference_number
+                call = lambda r=ref: get_session_upo.asyncio_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
+                upos.append(_from_api(await self._client._send(call)))
+        return SessionUpo(tuple(upos))

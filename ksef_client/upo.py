@@ -1,0 +1,251 @@
+"""UPO (Urzędowe Poświadczenie Odbioru), KSeF's official receipt: parse, verify, validate, save.
+
+``parse_upo(xml_bytes)`` turns a UPO v4-3 document into typed objects without any network.
+Parsing is hardened: documents with a DTD or entity declarations are refused (XXE, billion
+laughs), nothing is fetched, and the size is capped.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+
+from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOValidationError
+
+UPO_NAMESPACE = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
+DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+MAX_UPO_BYTES = 64 * 1024 * 1024
+RECEIVING_ENTITY = "Ministerstwo Finansów"
+_NS = {"u": UPO_NAMESPACE}
+_CONTEXT_TYPES = {"Nip": "Nip", "IdWewnetrzny": "InternalId", "IdZlozonyVatUE": "NipVatUe", "IdDostawcyUslugPeppol": "PeppolId"}
+
+
+@dataclass(frozen=True)
+class UpoDocument:
+    """One invoice confirmed by a UPO (``Dokument``)."""
+
+    seller_nip: str
+    ksef_number: str
+    invoice_number: str
+    issue_date: dt.date
+    sent_at: dt.datetime
+    numbered_at: dt.datetime
+    invoice_hash: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class UpoPageInfo:
+    """``OpisPotwierdzenia``: which part of a session UPO this page is (session UPOs only)."""
+
+    page: int
+    page_count: int
+    first_document: int
+    last_document: int
+    document_count: int
+
+
+@dataclass(frozen=True)
+class Upo:
+    """One UPO document: the raw bytes and what they say."""
+
+    xml: bytes
+    receiving_entity: str
+    session_reference_number: str
+    context_type: str
+    context_value: str
+    ksef_token_reference_number: str | None
+    auth_document_hash: str | None
+    page_info: UpoPageInfo | None
+    structure_name: str
+    form_code: str
+    documents: tuple[UpoDocument, ...]
+    signed: bool
+
+    @property
+    def sha256(self) -> str:
+        """Base64 SHA-256 of ``xml``, comparable with ``x-ms-meta-hash``."""
+        return sha256_b64(self.xml)
+
+
+@dataclass(frozen=True)
+class SessionUpo:
+    """All pages of a session's UPO (KSeF pages them at 10,000 documents)."""
+
+    pages: tuple[Upo, ...]
+
+    @property
+    def xml(self) -> tuple[bytes, ...]:
+        """The raw XML of each page, in page order."""
+        return tuple(p.xml for p in self.pages)
+
+    @property
+    def documents(self) -> tuple[UpoDocument, ...]:
+        """Every confirmed invoice, across pages."""
+        return tuple(d for p in self.pages for d in p.documents)
+
+    @property
+    def session_reference_number(self) -> str:
+        """The session these pages confirm."""
+        return self.pages[0].session_reference_number
+
+
+def sha256_b64(data: bytes) -> str:
+    """Standard Base64 of the SHA-256 of ``data`` (44 characters)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def verify_hash(xml: bytes, expected: str | None) -> None:
+    """Raise ``UPOHashMismatchError`` when ``expected`` (x-ms-meta-hash) is given and differs."""
+    if expected is not None and sha256_b64(xml) != expected.strip():
+        raise UPOHashMismatchError(f"UPO SHA-256 is {sha256_b64(xml)}, but x-ms-meta-hash says {expected.strip()}")
+
+
+def safe_parse(xml: bytes) -> etree._Element:
+    """Parse untrusted XML: no DTD, no entities, no network, bounded size."""
+    if not isinstance(xml, bytes | bytearray):
+        raise TypeError(f"expected bytes, got {type(xml).__name__}")
+    if len(xml) > MAX_UPO_BYTES:
+        raise UnsafeXMLError(f"document of {len(xml)} bytes exceeds the {MAX_UPO_BYTES} byte cap")
+    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+        raise UnsafeXMLError("document type declarations and entities are not allowed in KSeF XML")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(bytes(xml), parser=parser)
+    except etree.XMLSyntaxError as error:
+        raise UPOValidationError(f"not well-formed XML: {error}") from error
+    if root.getroottree().docinfo.doctype:
+        raise UnsafeXMLError("document type declarations are not allowed in KSeF XML")
+    return root
+
+
+def parse_upo(xml: bytes) -> Upo:
+    """Parse a UPO v4-3 document; ``UPOValidationError`` names the first missing element."""
+    root = safe_parse(xml)
+    if root.tag != f"{{{UPO_NAMESPACE}}}Potwierdzenie":
+        raise UPOValidationError(f"not a UPO v4-3 document (root element {root.tag!r})")
+    context = _required(root, "u:Uwierzytelnienie/u:IdKontekstu/*")
+    context_type = _CONTEXT_TYPES.get(etree.QName(context).localname, etree.QName(context).localname)
+    page = root.find("u:OpisPotwierdzenia", _NS)
+    return Upo(
+        xml=bytes(xml),
+        receiving_entity=_text(root, "u:NazwaPodmiotuPrzyjmujacego"),
+        session_reference_number=_text(root, "u:NumerReferencyjnySesji"),
+        context_type=context_type,
+        context_value=(context.text or "").strip(),
+        ksef_token_reference_number=_optional(root, "u:Uwierzytelnienie/u:NumerReferencyjnyTokenaKSeF"),
+        auth_document_hash=_optional(root, "u:Uwierzytelnienie/u:SkrotDokumentuUwierzytelniajacego"),
+        page_info=_page_info(page) if page is not None else None,
+        structure_name=_text(root, "u:NazwaStrukturyLogicznej"),
+        form_code=_text(root, "u:KodFormularza"),
+        documents=tuple(_document(d) for d in root.iterfind("u:Dokument", _NS)),
+        signed=root.find(f"{{{DSIG_NAMESPACE}}}Signature") is not None,
+    )
+
+
+def _required(root: etree._Element, path: str) -> etree._Element:
+    found = root.find(path, _NS)
+    if found is None:
+        raise UPOValidationError(f"UPO lacks {path.replace('u:', '')}")
+    return found
+
+
+def _text(root: etree._Element, path: str) -> str:
+    return (_required(root, path).text or "").strip()
+
+
+def _optional(root: etree._Element, path: str) -> str | None:
+    found = root.find(path, _NS)
+    return (found.text or "").strip() if found is not None else None
+
+
+def _int(root: etree._Element, path: str) -> int:
+    value = _text(root, path)
+    try:
+        return int(value)
+    except ValueError:
+        raise UPOValidationError(f"UPO {path.replace('u:', '')} is not a number: {value!r}") from None
+
+
+def _page_info(page: etree._Element) -> UpoPageInfo:
+    return UpoPageInfo(
+        page=_int(page, "u:Strona"),
+        page_count=_int(page, "u:LiczbaStron"),
+        first_document=_int(page, "u:ZakresDokumentowOd"),
+        last_document=_int(page, "u:ZakresDokumentowDo"),
+        document_count=_int(page, "u:CalkowitaLiczbaDokumentow"),
+    )
+
+
+def _datetime(element: etree._Element, path: str) -> dt.datetime:
+    value = _text(element, path)
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise UPOValidationError(f"UPO {path.replace('u:', '')} is not a date-time: {value!r}") from None
+
+
+def _document(element: etree._Element) -> UpoDocument:
+    issue = _text(element, "u:DataWystawieniaFaktury")
+    try:
+        issue_date = dt.date.fromisoformat(issue)
+    except ValueError:
+        raise UPOValidationError(f"UPO DataWystawieniaFaktury is not a date: {issue!r}") from None
+    return UpoDocument(
+        seller_nip=_text(element, "u:NipSprzedawcy"),
+        ksef_number=_text(element, "u:NumerKSeFDokumentu"),
+        invoice_number=_text(element, "u:NumerFaktury"),
+        issue_date=issue_date,
+        sent_at=_datetime(element, "u:DataPrzeslaniaDokumentu"),
+        numbered_at=_datetime(element, "u:DataNadaniaNumeruKSeF"),
+        invoice_hash=_text(element, "u:SkrotDokumentu"),
+        mode=_text(element, "u:TrybWysylki"),
+    )
+
+
+def _default_schema() -> Path:
+    path = Path(str(resources.files("ksef_client") / "_data" / "upo-v4-3.xsd"))
+    if not path.is_file():
+        raise FileNotFoundError(f"UPO schema not found at {path}; pass schema= (upo-v4-3.xsd from KSeF's docs)")
+    return path
+
+
+def validate_upo(xml: bytes, schema: Path | None = None) -> None:
+    """Validate against ``upo-v4-3.xsd``, tolerant of what real UPOs do that the XSD forbids.
+
+    Tolerated: the TEST/DEMO receiving-entity name ("Ministerstwo Finansów - środowisko ...")
+    and the enveloped ``ds:Signature``. Anything else invalid raises ``UPOValidationError``.
+    """
+    root = copy.deepcopy(safe_parse(xml))
+    for signature in root.findall(f"{{{DSIG_NAMESPACE}}}Signature"):
+        root.remove(signature)
+    entity = root.find("u:NazwaPodmiotuPrzyjmujacego", _NS)
+    if entity is not None and (entity.text or "").startswith(RECEIVING_ENTITY):
+        entity.text = RECEIVING_ENTITY
+    xsd = etree.XMLSchema(etree.parse(str(schema or _default_schema())))
+    if not xsd.validate(root):
+        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(xsd.error_log)[:5])
+        raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
+
+
+def save_upo(xml: bytes, directory: Path, name: str) -> Path:
+    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{name}.xml"
+    temporary = target.with_suffix(".xml.part")
+    temporary.write_bytes(xml)
+    temporary.replace(target)
+    return target
+
+
+def documents_of(upos: Iterable[Upo]) -> list[UpoDocument]:
+    """All documents of several UPOs, in order."""
+    return [d for u in upos for d in u.documents]
