@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         if when is None or now is None:
             return None
         return max(0.0, when.timestamp() - now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite
+    if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 

@@ -242,7 +242,8 @@ def _parse_exception_response(body: dict[str, Any]) -> _Parsed:
 
 
 def _parse_problem(body: dict[str, Any]) -> _Parsed:
-    items = body.get("errors") if isinstance(body.get("errors"), list) else []
+    raw_items = body.get("errors")
+    items: list[Any] = raw_items if isinstance(raw_items, list) else []
     errors = [_detail(i.get("code"), i.get("description"), i.get("details")) for i in items if isinstance(i, dict)]
     summary = " ".join(str(body[k]) for k in ("title", "detail") if isinstance(body.get(k), str))
     if not errors and summary:

@@ -25,7 +25,12 @@ DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 MAX_UPO_BYTES = 64 * 1024 * 1024
 RECEIVING_ENTITY = "Ministerstwo Finansów"
 _NS = {"u": UPO_NAMESPACE}
-_CONTEXT_TYPES = {"Nip": "Nip", "IdWewnetrzny": "InternalId", "IdZlozonyVatUE": "NipVatUe", "IdDostawcyUslugPeppol": "PeppolId"}
+_CONTEXT_TYPES = {
+    "Nip": "Nip",
+    "IdWewnetrzny": "InternalId",
+    "IdZlozonyVatUE": "NipVatUe",
+    "IdDostawcyUslugPeppol": "PeppolId",
+}
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def safe_parse(xml: bytes) -> etree._Element:
         root = etree.fromstring(bytes(xml), parser=parser)
     except etree.XMLSyntaxError as error:
         raise UPOValidationError(f"not well-formed XML: {error}") from error
-    if root.getroottree().docinfo.doctype:
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
         raise UnsafeXMLError("document type declarations are not allowed in KSeF XML")
     return root
 
@@ -232,7 +237,7 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
         entity.text = RECEIVING_ENTITY
     xsd = etree.XMLSchema(etree.parse(str(schema or _default_schema())))
     if not xsd.validate(root):
-        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(xsd.error_log)[:5])
+        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(iter(xsd.error_log))[:5])  # type: ignore[call-overload]
         raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
 
 

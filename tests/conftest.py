@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,5 +60,7 @@ def fake_time() -> FakeTime:
 def ksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> Iterator[KSeF]:
     """A client of the emulator, authenticated for NIP 5265877635, never really sleeping."""
     token = backend.mint_access_token(NIP)
-    with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock) as client:
+    with KSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock
+    ) as client:
         yield client

@@ -34,9 +34,7 @@ async def _reset(request: Request) -> Response:
 def _api_routes() -> list[Route]:
     # Literal segments before {parameters}, so /sessions/{ref}/invoices/failed is not an invoice id.
     keys = sorted(HANDLERS, key=lambda k: (OPERATIONS[k].path.count("{"), OPERATIONS[k].path))
-    return [
-        Route(API_PREFIX + OPERATIONS[k].path, HANDLERS[k], methods=[OPERATIONS[k].method], name=k) for k in keys
-    ]
+    return [Route(API_PREFIX + OPERATIONS[k].path, HANDLERS[k], methods=[OPERATIONS[k].method], name=k) for k in keys]
 
 
 def create_app(backend: KSeFBackend | None = None) -> Starlette:

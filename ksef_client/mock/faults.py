@@ -35,7 +35,7 @@ class Faults:
             self._rules: list[_Rule] = []
             self._rate = 0.0
             self._random_faults: tuple[Fault, ...] = ()
-            self._rng = random.Random(0)
+            self._rng = random.Random(0)  # noqa: S311 - seeded faults must repeat
             # Presigned downloads answer with a wrong x-ms-meta-hash (a corrupted transfer).
             self.corrupt_downloads = False
 
@@ -48,7 +48,7 @@ class Faults:
         """Fail a seeded share ``rate`` of all requests with faults drawn from ``faults``."""
         with self._lock:
             self._rate = rate
-            self._rng = random.Random(seed)
+            self._rng = random.Random(seed)  # noqa: S311 - seeded faults must repeat
             self._random_faults = faults or (Fault(500), Fault(502), Fault(503), Fault(429, retry_after=1))
 
     def take(self, operation: str) -> Fault | None:

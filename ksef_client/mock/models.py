@@ -204,9 +204,7 @@ class KSeFBackend:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Brak tokenu dostępowego.")
         try:
-            claims = jwt.decode(
-                authorization[7:], self._secret, algorithms=["HS256"], options={"verify_exp": False}
-            )
+            claims = jwt.decode(authorization[7:], self._secret, algorithms=["HS256"], options={"verify_exp": False})
         except jwt.InvalidTokenError as error:
             raise Unauthorized("Nieprawidłowy token dostępowy.") from error
         if claims.get("typ") != "access":
@@ -242,7 +240,9 @@ class KSeFBackend:
             self.sessions[session.reference_number] = session
         return session
 
-    def add_invoice(self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None) -> Invoice:
+    def add_invoice(
+        self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None
+    ) -> Invoice:
         """Accept one plain invoice into ``session``: verify, number it, or reject it with a status."""
         now = self.clock()
         with self.lock:
@@ -279,9 +279,7 @@ class KSeFBackend:
             )  # fmt: skip
             return
         invoice.acquired = self.clock()
-        invoice.ksef_number = make_ksef_number(
-            fields.seller, invoice.acquired.strftime("%Y%m%d"), secrets.token_hex(6)
-        )
+        invoice.ksef_number = make_ksef_number(fields.seller, invoice.acquired.strftime("%Y%m%d"), secrets.token_hex(6))
         invoice.status = Status(200, INVOICE_TEXT[200])
         self.invoice_keys[key] = invoice
 
@@ -389,7 +387,9 @@ class KSeFBackend:
 
     def _header(self, session: Session) -> UpoHeader:
         auth_hash = _hash(session.auth_reference_number.encode())
-        return UpoHeader(session.reference_number, session.context.type, session.context.value, auth_hash, session.form_code)
+        return UpoHeader(
+            session.reference_number, session.context.type, session.context.value, auth_hash, session.form_code
+        )
 
     @staticmethod
     def _document(invoice: Invoice, kind: str) -> UpoDocument:
@@ -487,11 +487,10 @@ def read_invoice_fields(xml: bytes) -> InvoiceFields:
         raise ValueError(f"Nieprawidłowy XML: {error}") from error
 
     def text(path: str) -> str:
-        found = root.xpath(path)
-        if not found or not (isinstance(found[0], etree._Element) and found[0].text):
-            raise ValueError(f"Brak elementu {path.replace('*[local-name()=', '').replace(']', '')}.")
-        return str(found[0].text).strip()
+        found = root.find(path)
+        if found is None or not found.text:
+            raise ValueError(f"Brak elementu {path.replace('{*}', '')}.")
+        return found.text.strip()
 
-    seller = text("./*[local-name()='Podmiot1']/*[local-name()='DaneIdentyfikacyjne']/*[local-name()='NIP']")
-    fa = "./*[local-name()='Fa']/*[local-name()="
-    return InvoiceFields(seller, text(fa + "'RodzajFaktury']"), text(fa + "'P_2']"), text(fa + "'P_1']"))
+    seller = text("{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP")
+    return InvoiceFields(seller, text("{*}Fa/{*}RodzajFaktury"), text("{*}Fa/{*}P_2"), text("{*}Fa/{*}P_1"))

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.mock.faults import Fault
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, TooManyRequests
+from ksef_client.mock.faults import Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
@@ -160,7 +160,13 @@ def render_session_status(request: Request, backend: KSeFBackend, session: Sessi
         pages = []
         for ref, xml in session.upo_pages:
             name, expires = backend.presign(xml)
-            pages.append({"referenceNumber": ref, "downloadUrl": storage_url(request, name), "downloadUrlExpirationDate": _iso(expires)})
+            pages.append(
+                {
+                    "referenceNumber": ref,
+                    "downloadUrl": storage_url(request, name),
+                    "downloadUrlExpirationDate": _iso(expires),
+                }
+            )
         body["upo"] = {"pages": pages}
     return body
 
@@ -206,7 +212,9 @@ def _page_size(request: Request) -> int:
     try:
         size = int(raw)
     except ValueError:
-        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"pageSize: {raw!r} nie jest liczbą."]) from None
+        raise MockAPIError(
+            21405, "Błąd walidacji danych wejściowych.", [f"pageSize: {raw!r} nie jest liczbą."]
+        ) from None
     if not 10 <= size <= 1000:
         raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["pageSize: dozwolone wartości 10-1000."])
     return size
@@ -283,7 +291,9 @@ async def get_session_invoice_status(request: Request, backend: KSeFBackend, acc
 
 
 @api_endpoint("sessions_status.get_invoice_upo_by_reference_number")
-async def get_invoice_upo_by_reference_number(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+async def get_invoice_upo_by_reference_number(
+    request: Request, backend: KSeFBackend, access: Access | None
+) -> Response:
     assert access is not None
     ref, inv = request.path_params["referenceNumber"], request.path_params["invoiceReferenceNumber"]
     return xml_response(backend.invoice_upo(access, ref, invoice_reference_number=inv))

@@ -9,7 +9,12 @@ from lxml import etree
 
 UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 RECEIVER = "Ministerstwo Finansów"
-CONTEXT_ELEMENTS = {"Nip": "Nip", "InternalId": "IdWewnetrzny", "NipVatUe": "IdZlozonyVatUE", "PeppolId": "IdDostawcyUslugPeppol"}
+CONTEXT_ELEMENTS = {
+    "Nip": "Nip",
+    "InternalId": "IdWewnetrzny",
+    "NipVatUe": "IdZlozonyVatUE",
+    "PeppolId": "IdDostawcyUslugPeppol",
+}
 FORM_SCHEMAS = {"FA (3)": "Schemat_FA(3)_v1-0E.xsd", "FA (2)": "Schemat_FA(2)_v1-0E.xsd"}
 
 
@@ -51,7 +56,7 @@ class PageInfo:
 
 def build_upo(header: UpoHeader, documents: Sequence[UpoDocument], page: PageInfo | None = None) -> bytes:
     """Serialize a UPO; ``page`` is given for session UPOs only, as KSeF does."""
-    root = etree.Element(f"{{{UPO_NS}}}Potwierdzenie", nsmap={None: UPO_NS})
+    root = etree.Element(f"{{{UPO_NS}}}Potwierdzenie", nsmap={None: UPO_NS})  # type: ignore[dict-item]
     _text(root, "NazwaPodmiotuPrzyjmujacego", RECEIVER)
     _text(root, "NumerReferencyjnySesji", header.session_reference_number)
     auth = _sub(root, "Uwierzytelnienie")
@@ -59,14 +64,15 @@ def build_upo(header: UpoHeader, documents: Sequence[UpoDocument], page: PageInf
     _text(auth, "SkrotDokumentuUwierzytelniajacego", header.auth_hash)
     if page is not None:
         info = _sub(root, "OpisPotwierdzenia")
-        for name, value in (
+        numbers: tuple[tuple[str, int], ...] = (
             ("Strona", page.page),
             ("LiczbaStron", page.pages),
             ("ZakresDokumentowOd", page.first),
             ("ZakresDokumentowDo", page.last),
             ("CalkowitaLiczbaDokumentow", page.total),
-        ):
-            _text(info, name, str(value))
+        )
+        for name, number in numbers:
+            _text(info, name, str(number))
     _text(root, "NazwaStrukturyLogicznej", FORM_SCHEMAS.get(header.form_code, "Schemat_FA(3)_v1-0E.xsd"))
     _text(root, "KodFormularza", header.form_code)
     for doc in documents:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ksef_client._core import call_parsing, parsed
+from ksef_client._core import parsed
 from ksef_client._generated.api.sessions_status import (
     get_session_invoice_status,
     get_session_status,

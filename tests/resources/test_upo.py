@@ -1,0 +1,54 @@
+"""ksef.upo against the emulator: presigned links, API endpoints, pages, hash checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ksef_client import KSeF, UPOHashMismatchError
+from ksef_client.mock import KSeFBackend
+from ksef_client.upo import validate_upo
+from tests.helpers import invoice_xml
+from tests.resources.test_sessions import _session
+
+
+class TestUpos:
+    def test_invoice_upo_by_reference_and_by_ksef_number(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        session = _session(backend, [invoice_xml("FV/1"), invoice_xml("FV/2")])
+        invoice = list(ksef.sessions.invoices(session.reference_number, page_size=10))[1]
+        by_ref = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=invoice.reference_number)
+        by_number = ksef.upo.get_invoice_upo(session.reference_number, ksef_number=str(invoice.ksef_number))
+        for upo in (by_ref, by_number):
+            assert [d.ksef_number for d in upo.documents] == [invoice.ksef_number]
+            assert upo.documents[0].invoice_number == "FV/2"
+            assert upo.documents[0].invoice_hash == invoice.invoice_hash
+            assert upo.page_info is None
+        assert by_ref.xml == by_number.xml
+
+    def test_session_upo_with_three_pages(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+        backend.upo_page_size = 2
+        session = _session(backend, [invoice_xml(f"FV/{i}") for i in range(5)])
+        upo = ksef.upo.get_session_upo(session.reference_number)
+        assert len(upo.pages) == 3
+        assert [p.page_info.page for p in upo.pages if p.page_info] == [1, 2, 3]
+        assert [d.invoice_number for d in upo.documents] == [f"FV/{i}" for i in range(5)]
+        assert upo.session_reference_number == session.reference_number
+        for xml in upo.xml:
+            validate_upo(xml)
+        saved = ksef.upo.save_session_upo(session.reference_number, tmp_path)
+        assert [p.read_bytes() for p in saved] == list(upo.xml)
+
+    def test_hash_mismatch_is_detected(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        session = _session(backend, [invoice_xml("FV/1")])
+        backend.faults.corrupt_downloads = True
+        with pytest.raises(UPOHashMismatchError):
+            ksef.upo.get_session_upo(session.reference_number)
+
+    def test_exactly_one_invoice_identifier(self, ksef: KSeF) -> None:
+        with pytest.raises(ValueError, match=r"exactly one"):
+            ksef.upo.get_invoice_upo("20250625-SO-2C3E6C8000-B8C5A3D9A3-0F")
+        with pytest.raises(ValueError, match="checksum"):
+            ksef.upo.get_invoice_upo(
+                "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F", ksef_number="5265877635-20250916-010040741B3E-47"
+            )
