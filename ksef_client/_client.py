@@ -12,16 +12,15 @@ import httpx
 from ksef_client._core import (
     BearerAuth,
     TokenHolder,
-    call_parsing,
+    build_send_state,
     connection_error,
+    mapped_errors,
     raise_for_status,
     resolve_settings,
 )
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
-from ksef_client._retry import RetryPolicy
-from ksef_client._throttle import Throttle
-from ksef_client._transport import AsyncRetryingTransport, RetryingTransport, SendState
+from ksef_client._transport import AsyncRetryingTransport, RetryingTransport
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError
 from ksef_client.resources.sessions import AsyncSessions, Sessions
@@ -76,12 +75,7 @@ class KSeF:
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
         self._clock = clock
-        self.send_state = SendState(
-            RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
-            Throttle(scale=rate_limit_scale),
-            self.settings.api_path_prefix,
-            clock=clock,
-        )
+        self.send_state = build_send_state(self.settings, max_retries, max_retry_after, rate_limit_scale, clock)
         inner = transport or httpx.HTTPTransport(verify=verify)
         wrapped = RetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.Client(
@@ -107,10 +101,8 @@ class KSeF:
         return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
 
     def _send(self, call: Callable[[], Response[Any]]) -> Response[Any]:
-        try:
-            return call_parsing(call)
-        except httpx.TransportError as error:
-            raise connection_error(error) from error
+        with mapped_errors():
+            return call()
 
     def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
         try:
@@ -156,12 +148,7 @@ class AsyncKSeF:
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
         self._clock = clock
-        self.send_state = SendState(
-            RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
-            Throttle(scale=rate_limit_scale),
-            self.settings.api_path_prefix,
-            clock=clock,
-        )
+        self.send_state = build_send_state(self.settings, max_retries, max_retry_after, rate_limit_scale, clock)
         inner = transport or httpx.AsyncHTTPTransport(verify=verify)
         wrapped = AsyncRetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.AsyncClient(
@@ -186,10 +173,8 @@ class AsyncKSeF:
         return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
 
     async def _send(self, call: Callable[[], Awaitable[Response[Any]]]) -> Response[Any]:
-        try:
+        with mapped_errors():
             return await call()
-        except httpx.TransportError as error:
-            raise connection_error(error) from error
 
     async def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
         try:

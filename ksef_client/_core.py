@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -12,7 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from ksef_client._generated.types import Response
-from ksef_client._retry import parse_retry_after
+from ksef_client._retry import RetryPolicy, parse_retry_after
+from ksef_client._throttle import Throttle
+from ksef_client._transport import SendState
 from ksef_client.environments import Environment
 from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
 
@@ -96,14 +99,28 @@ def parsed(response: Response[Any], expected: type[T]) -> T:
     return response.parsed
 
 
-def call_parsing(fn: Callable[[], Response[Any]]) -> Response[Any]:
-    """Run a generated call; a body that breaks the generated model is a ``ResponseFormatError``."""
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Around a generated call (sync or async): our exceptions for transport failures and for
+    bodies that break the generated models."""
     try:
-        return fn()
+        yield
+    except httpx.TransportError as error:
+        raise connection_error(error) from error
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        if isinstance(error, httpx.HTTPError):
-            raise
         raise ResponseFormatError(f"response does not match the spec: {type(error).__name__}: {error}") from error
+
+
+def build_send_state(
+    settings: Settings, max_retries: int, max_retry_after: float, rate_limit_scale: float, clock: Callable[[], float]
+) -> SendState:
+    """Retry policy, throttle and counters shared by a client's API and storage transports."""
+    return SendState(
+        RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
+        Throttle(scale=rate_limit_scale),
+        settings.api_path_prefix,
+        clock=clock,
+    )
 
 
 def link_usable(url: object, expires: object, now: dt.datetime) -> bool:
