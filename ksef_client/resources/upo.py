@@ -14,6 +14,7 @@ from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_reference_number,
     get_session_upo,
 )
+from ksef_client._generated.models import SessionStatusResponse, UpoPageResponse
 from ksef_client._generated.types import Response
 from ksef_client.errors import UPONotAvailableError
 from ksef_client.identifiers import validate_ksef_number, validate_reference_number
@@ -41,6 +42,13 @@ def _one_of(ksef_number: str | None, invoice_reference_number: str | None) -> No
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _upo_pages(status: SessionStatusResponse, reference_number: str) -> list[UpoPageResponse]:
+    pages = status.upo.pages if status.upo else None
+    if not pages:
+        raise UPONotAvailableError(f"session {reference_number} has no UPO (status {status.status.code})")
+    return pages
 
 
 def _from_api(response: Response[object]) -> Upo:
@@ -74,26 +82,24 @@ class Upos:
 
     def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        status = self._client.sessions.get(reference_number)
-        pages = status.upo.pages if status.upo else None
-        if not pages:
-            raise UPONotAvailableError(f"session {reference_number} has no UPO (status {status.status.code})")
-        upos = []
-        for page in pages:
-            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
-                upos.append(_checked(*self._client._download(page.download_url)))
-            else:
-                ref = page.reference_number
-                call = lambda r=ref: get_session_upo.sync_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
-                upos.append(_from_api(self._client._send(call)))
-        return SessionUpo(tuple(upos))
+        return SessionUpo(tuple(upo for _, upo in self._session_pages(reference_number)))
 
     def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        status = self._client.sessions.get(reference_number)
-        refs = [p.reference_number for p in (status.upo.pages if status.upo else [])]
-        upo = self.get_session_upo(reference_number)
-        return [save_upo(page.xml, Path(directory), ref) for ref, page in zip(refs, upo.pages, strict=False)]
+        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in self._session_pages(reference_number)]
+
+    def _session_pages(self, reference_number: str) -> list[tuple[str, Upo]]:
+        pages = _upo_pages(self._client.sessions.get(reference_number), reference_number)
+        found = []
+        for page in pages:
+            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
+                upo = _checked(*self._client._download(page.download_url))
+            else:
+                ref = page.reference_number
+                call = lambda r=ref: get_session_upo.sync_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
+                upo = _from_api(self._client._send(call))
+            found.append((page.reference_number, upo))
+        return found
 
 
 class AsyncUpos:
@@ -123,10 +129,7 @@ class AsyncUpos:
 
     async def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        status = await self._client.sessions.get(reference_number)
-        pages = status.upo.pages if status.upo else None
-        if not pages:
-            raise UPONotAvailableError(f"session {reference_number} has no UPO (status {status.status.code})")
+        pages = _upo_pages(await self._client.sessions.get(reference_number), reference_number)
         upos = []
         for page in pages:
             if link_usable(page.download_url, page.download_url_expiration_date, _now()):
