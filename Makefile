@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
-	@echo "make spec             pinned spec from KSEF_DATA=$(KSEF_DATA) or the official URL, SHA-256 checked"
+	@echo "make spec             pinned spec and XSDs from KSEF_DATA=$(KSEF_DATA) or the official URL, SHA-256 checked"
 	@echo "make generate         regenerate $(GENERATED) from the pinned spec"
 	@echo "make check-generated  regenerate and fail if the result differs from what is committed"
 	@echo "make lint             ruff and mypy --strict"
@@ -29,7 +29,6 @@ install: spec $(VENV)/.installed
 
 spec:
 	$(PYTHON) openapi/fetch_spec.py --data $(KSEF_DATA) --out $(SPEC_FILE)
-	@if [ -f $(KSEF_DATA)/xsd/upo/upo-v4-3.xsd ]; then cp $(KSEF_DATA)/xsd/upo/upo-v4-3.xsd ksef_client/_data/; fi
 
 generate: install
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -21,20 +21,33 @@ from ksef_client._core import (
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
 from ksef_client._transport import AsyncRetryingTransport, RetryingTransport
+from ksef_client.batch import InvoiceSource
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError
+from ksef_client.resources.auth import AsyncAuth, Auth
 from ksef_client.resources.sessions import AsyncSessions, Sessions
+from ksef_client.resources.tokens import AsyncTokens, Tokens
 from ksef_client.resources.upo import AsyncUpos, Upos
+from ksef_client.schemas import FormCode
+from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession, asend_batch, send_batch
+
+REFRESH_PATH = "/auth/token/refresh"
+
+
+def _must_raise(response: httpx.Response) -> bool:
+    # A 401 that BearerAuth will answer by refreshing the token is not an error yet.
+    retryable_401 = response.status_code == 401 and response.request.extensions.get("ksef_may_refresh")
+    return response.status_code >= 400 and not retryable_401
 
 
 def _raise_hook(response: httpx.Response) -> None:
-    if response.status_code >= 400:
+    if _must_raise(response):
         response.read()
         raise_for_status(response)
 
 
 async def _araise_hook(response: httpx.Response) -> None:
-    if response.status_code >= 400:
+    if _must_raise(response):
         await response.aread()
         raise_for_status(response)
 
@@ -80,11 +93,14 @@ class KSeF:
         wrapped = RetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.Client(
             base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
-            auth=BearerAuth(self._tokens), event_hooks={"response": [_raise_hook]},
+            auth=BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH),
+            event_hooks={"response": [_raise_hook]},
         )  # fmt: skip
         # Presigned storage links: no Authorization header, no redirects to other hosts.
         self._storage = httpx.Client(transport=wrapped, timeout=timeout, follow_redirects=False)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
+        self.auth = Auth(self)
+        self.tokens = Tokens(self)
         self.sessions = Sessions(self)
         self.upo = Upos(self)
 
@@ -99,6 +115,17 @@ class KSeF:
 
     def __repr__(self) -> str:
         return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> OnlineSession:
+        """An online session to use in ``with``: opened on entry, closed on exit.
+
+        ``validate`` checks each invoice against its form's XSD before it is encrypted and sent.
+        """
+        return OnlineSession(self, form, validate=validate)
+
+    def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
+        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session; see ``sending.send_batch``."""
+        return send_batch(self, invoices, **options)
 
     def _send(self, call: Callable[[], Response[Any]]) -> Response[Any]:
         with mapped_errors():
@@ -153,10 +180,13 @@ class AsyncKSeF:
         wrapped = AsyncRetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
-            auth=BearerAuth(self._tokens), event_hooks={"response": [_araise_hook]},
+            auth=BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH),
+            event_hooks={"response": [_araise_hook]},
         )  # fmt: skip
         self._storage = httpx.AsyncClient(transport=wrapped, timeout=timeout, follow_redirects=False)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
+        self.auth = AsyncAuth(self)
+        self.tokens = AsyncTokens(self)
         self.sessions = AsyncSessions(self)
         self.upo = AsyncUpos(self)
 
@@ -171,6 +201,14 @@ class AsyncKSeF:
 
     def __repr__(self) -> str:
         return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
+        """An online session to use in ``async with``: opened on entry, closed on exit."""
+        return AsyncOnlineSession(self, form, validate=validate)
+
+    async def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
+        """Send invoices in a batch session; see ``sending.asend_batch``."""
+        return await asend_batch(self, invoices, **options)
 
     async def _send(self, call: Callable[[], Awaitable[Response[Any]]]) -> Response[Any]:
         with mapped_errors():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ksef_client._flows import BEARER_OVERRIDE
 from ksef_client._generated.types import Response
 from ksef_client._retry import RetryPolicy, parse_retry_after
 from ksef_client._throttle import Throttle
@@ -23,25 +25,78 @@ T = TypeVar("T")
 
 
 class TokenHolder:
-    """The current access token; never shown in reprs or logs."""
+    """The current access and refresh tokens; never shown in reprs or logs."""
 
-    def __init__(self, token: str | None) -> None:
+    # Refresh this long before the access token's expiry, so no request goes out with a dying token.
+    REFRESH_MARGIN = dt.timedelta(seconds=60)
+
+    def __init__(self, token: str | None, refresh_token: str | None = None) -> None:
         self.token = token
+        self.refresh_token = refresh_token
+        self.valid_until: dt.datetime | None = None
+        self.lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"TokenHolder(token={'set' if self.token else None})"
+        return (
+            f"TokenHolder(token={'set' if self.token else None}, refresh_token={'set' if self.refresh_token else None})"
+        )
+
+    def set(self, token: str, valid_until: dt.datetime | None, refresh_token: str | None = None) -> None:
+        """Store a new access token (and refresh token, when one came with it)."""
+        self.token, self.valid_until = token, _aware(valid_until)
+        if refresh_token is not None:
+            self.refresh_token = refresh_token
+
+    def expiring(self, now: dt.datetime) -> bool:
+        """Whether the access token expires within the margin (unknown expiry: no)."""
+        return self.valid_until is not None and self.valid_until - now <= self.REFRESH_MARGIN
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 class BearerAuth(httpx.Auth):
-    """Adds ``Authorization: Bearer`` with the holder's current token (refresh-friendly)."""
+    """``Authorization: Bearer`` with the holder's access token, refreshed when it is about to expire
+    or when the API answers 401 (once per request). A flow step's override token wins."""
 
-    def __init__(self, holder: TokenHolder) -> None:
+    requires_response_body = True
+
+    def __init__(self, holder: TokenHolder, refresh_url: str) -> None:
         self._holder = holder
+        self._refresh_url = refresh_url
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._holder.token:
-            request.headers["Authorization"] = f"Bearer {self._holder.token}"
-        yield request
+        override = BEARER_OVERRIDE.get()
+        if override is not None:
+            request.headers["Authorization"] = f"Bearer {override}"
+            yield request
+            return
+        holder = self._holder
+        if holder.refresh_token and holder.expiring(dt.datetime.now(dt.UTC)):
+            yield from self._refresh()
+        if holder.token:
+            request.headers["Authorization"] = f"Bearer {holder.token}"
+        request.extensions["ksef_may_refresh"] = bool(holder.refresh_token)
+        response = yield request
+        if response.status_code == 401 and holder.refresh_token:
+            yield from self._refresh()
+            request.headers["Authorization"] = f"Bearer {holder.token}"
+            request.extensions["ksef_may_refresh"] = False
+            yield request
+
+    def _refresh(self) -> Generator[httpx.Request, httpx.Response, None]:
+        refresh = httpx.Request(
+            "POST", self._refresh_url, headers={"Authorization": f"Bearer {self._holder.refresh_token}"}
+        )
+        response = yield refresh  # an error answer raises in the response hook
+        try:
+            token = response.json()["accessToken"]
+            self._holder.set(token["token"], dt.datetime.fromisoformat(token["validUntil"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ResponseFormatError(f"POST /auth/token/refresh: unexpected body ({error})") from error
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@
     │   └── InternalServerError       5xx
     ├── RetryAfterTooLongError        a 429 asked to wait longer than the client's cap
     ├── PollTimeoutError              a poller gave up before a final status
+    ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
+    ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
+    ├── BatchError                    a batch package that cannot be sent (limits, parts)
     ├── ResponseFormatError           a 2xx answer that does not match the spec
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
@@ -140,6 +143,26 @@ class PollTimeoutError(KSeFError):
     def __init__(self, message: str, last: Any = None) -> None:
         super().__init__(message)
         self.last = last
+
+
+class AuthenticationFailedError(KSeFError):
+    """A login ended with an error status (415 no permissions, 450 bad token, 460 certificate...)."""
+
+    def __init__(self, reference_number: str, code: int, description: str, details: list[str]) -> None:
+        text = f"authentication {reference_number} failed: {code} {description}"
+        super().__init__(text + (f" ({'; '.join(details)})" if details else ""))
+        self.reference_number = reference_number
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class InvoiceRejectedError(KSeFError):
+    """The emulator or KSeF refused an invoice before it was sent (bad schema, size)."""
+
+
+class BatchError(KSeFError):
+    """A batch package breaks KSeF's limits or a part could not be uploaded."""
 
 
 class ResponseFormatError(KSeFError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-FA3_NS = "http://crd.gov.pl/wzor/2025/06/25/13775/"
+from ksef_client.testing import sample_invoice
+
 
 
 class FakeTime:
@@ -26,13 +27,8 @@ class FakeTime:
 
 
 def invoice_xml(number: str, seller: str = "5265877635", issued: str = "2026-11-20") -> bytes:
-    """A small FA(3)-shaped invoice carrying what KSeF reads (seller, kind, number, date)."""
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><Faktura xmlns="{FA3_NS}"><Naglowek/>'
-        f"<Podmiot1><DaneIdentyfikacyjne><NIP>{seller}</NIP><Nazwa>Sprzedawca</Nazwa></DaneIdentyfikacyjne></Podmiot1>"
-        f"<Fa><KodWaluty>PLN</KodWaluty><P_1>{issued}</P_1><P_2>{number}</P_2><RodzajFaktury>VAT</RodzajFaktury></Fa>"
-        "</Faktura>"
-    ).encode()
+    """A valid FA(3) invoice (the emulator checks the XSD) with the given key fields."""
+    return sample_invoice(number, seller_nip=seller, issue_date=issued)
 
 
 class RecordingTransport(httpx.BaseTransport):

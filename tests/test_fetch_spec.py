@@ -30,3 +30,10 @@ def test_a_different_spec_is_a_clear_error(ksef_data: Path, tmp_path: Path) -> N
     with pytest.raises(SystemExit, match="pins 4ad48436"):
         fetch_spec.fetch(ksef_data, tmp_path / "spec.json", lock_path)
     assert not (tmp_path / "spec.json").exists()
+
+
+def test_copies_every_pinned_schema(ksef_data: Path, tmp_path: Path) -> None:
+    written = fetch_spec.fetch_schemas(ksef_data, tmp_path)
+    names = {p.relative_to(tmp_path).as_posix() for p in written}
+    assert {"upo-v4-3.xsd", "fa3/schemat_FA(3)_v1-0E.xsd", "fa3/bazowe/StrukturyDanych_v10-0E.xsd"} <= names
+    assert all(p.read_bytes().lstrip().startswith(b"<?xml") for p in written)

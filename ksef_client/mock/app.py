@@ -10,6 +10,7 @@ from starlette.routing import Route
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock import responses
 from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.routes import auth, sending
 
 API_PREFIX = "/v2"
 
@@ -23,6 +24,25 @@ HANDLERS = {
     "sessions_status.get_invoice_upo_by_reference_number": responses.get_invoice_upo_by_reference_number,
     "sessions_status.get_invoice_upo_by_ksef_number": responses.get_invoice_upo_by_ksef_number,
     "sessions_status.get_session_upo": responses.get_session_upo,
+    "security.get_public_key_certificates": auth.get_public_key_certificates,
+    "auth.create_challenge": auth.create_challenge,
+    "auth.authenticate_ksef_token": auth.authenticate_ksef_token,
+    "auth.authenticate_xades_signature": auth.authenticate_xades_signature,
+    "auth.get_auth_status": auth.get_auth_status,
+    "auth.redeem_token": auth.redeem_token,
+    "auth.refresh_token": auth.refresh_token,
+    "auth_sessions.list_auth_sessions": auth.list_auth_sessions,
+    "auth_sessions.revoke_current_auth_session": auth.revoke_current_auth_session,
+    "auth_sessions.revoke_auth_session": auth.revoke_auth_session,
+    "tokens.create_token": auth.create_token,
+    "tokens.list_tokens": auth.list_tokens,
+    "tokens.get_token_status": auth.get_token_status,
+    "tokens.revoke_token": auth.revoke_token,
+    "online_session.open_online_session": sending.open_online_session,
+    "online_session.send_invoice": sending.send_invoice,
+    "online_session.close_online_session": sending.close_online_session,
+    "batch_session.open_batch_session": sending.open_batch_session,
+    "batch_session.close_batch_session": sending.close_batch_session,
 }
 
 
@@ -43,6 +63,7 @@ def create_app(backend: KSeFBackend | None = None) -> Starlette:
         routes=[
             *_api_routes(),
             Route("/_storage/{name}", responses.storage_get, methods=["GET"]),
+            Route("/_upload/{name}", sending.upload_part, methods=["PUT"]),
             Route("/_mock/reset", _reset, methods=["POST"]),
         ]
     )

@@ -16,21 +16,23 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import jwt
 from lxml import etree
 
-from ksef_client.identifiers import make_ksef_number, make_reference_number, validate_nip
-from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound, Unauthorized
+from ksef_client.crypto import SymmetricKey
+from ksef_client.identifiers import make_ksef_number, make_reference_number
+from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Context, Status
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.faults import Faults
+from ksef_client.mock.sending import BatchPackage, SendingOperations
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+
+__all__ = ["ALL_PERMISSIONS", "Access", "Context", "Invoice", "KSeFBackend", "Session", "Status"]
 
 UTC = dt.UTC
-ALL_PERMISSIONS = (
-    "InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead", "CredentialsManage",
-    "SubunitManage", "EnforcementOperations", "CollectiveIdentifierManage",
-)  # fmt: skip
 SESSION_TEXT = {
     100: "Sesja interaktywna otwarta",
+    150: "Trwa przetwarzanie",
     170: "Sesja zamknięta",
     200: "Sesja przetworzona pomyślnie",
     440: "Sesja anulowana",
@@ -57,33 +59,6 @@ def _hash(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-@dataclass(frozen=True)
-class Context:
-    """Who acts: the context identifier of an access token."""
-
-    type: str
-    value: str
-
-
-@dataclass(frozen=True)
-class Access:
-    """A verified access token."""
-
-    context: Context
-    permissions: frozenset[str]
-    auth_reference_number: str
-
-
-@dataclass
-class Status:
-    """A numeric KSeF status with its texts."""
-
-    code: int
-    description: str
-    details: list[str] = field(default_factory=list)
-    extensions: dict[str, str] | None = None
-
-
 @dataclass
 class Invoice:
     """One invoice sent in a session."""
@@ -101,6 +76,7 @@ class Invoice:
     acquired: dt.datetime | None = None
     offline: bool = False
     file_name: str | None = None
+    session_reference_number: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -124,6 +100,9 @@ class Session:
     invoices: list[Invoice] = field(default_factory=list)
     reads_until_processed: int = 0
     upo_pages: list[tuple[str, bytes]] = field(default_factory=list)
+    key: SymmetricKey | None = field(default=None, repr=False)
+    batch: BatchPackage | None = None
+    offline: bool = False
 
     @property
     def failed(self) -> list[Invoice]:
@@ -136,6 +115,7 @@ class Transitions:
     """How fast statuses advance (moto's managed state): after this many status reads."""
 
     session_reads: int = 0
+    auth_reads: int = 0
 
 
 @dataclass
@@ -146,8 +126,11 @@ class Page:
     continuation_token: str | None
 
 
-class KSeFBackend:
-    """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it."""
+class KSeFBackend(AuthOperations, SendingOperations):
+    """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it.
+
+    Auth (``auth.py``) and sending (``sending.py``) are mixed in; status, listing and UPO are here.
+    """
 
     def __init__(self, *, upo_page_size: int = 10_000, clock: Callable[[], dt.datetime] = _now) -> None:
         self.upo_page_size = upo_page_size
@@ -164,54 +147,16 @@ class KSeFBackend:
             self.sessions: dict[str, Session] = {}
             self.blobs: dict[str, tuple[bytes, dt.datetime]] = {}
             self.invoice_keys: dict[tuple[str, str, str], Invoice] = {}
+            self.upload_slots: dict[str, tuple[str, int]] = {}
             self.transitions = Transitions()
             self.faults.clear()
+            self._reset_auth()
 
     # --- identifiers -------------------------------------------------------------------------
 
     def new_reference_number(self, kind: str) -> str:
         """A reference number in the official format (date, kind, 20 hex, CRC-8)."""
         return make_reference_number(self.clock().strftime("%Y%m%d"), kind, secrets.token_hex(10))
-
-    # --- access tokens -----------------------------------------------------------------------
-
-    def mint_access_token(
-        self,
-        context_nip: str | None = None,
-        *,
-        context: Context | None = None,
-        permissions: Iterable[str] = ALL_PERMISSIONS,
-        ttl: dt.timedelta = dt.timedelta(minutes=15),
-    ) -> str:
-        """Issue an access token without the auth flow: the documented shortcut for tests."""
-        if context is None:
-            if context_nip is None:
-                raise ValueError("mint_access_token needs context_nip or context")
-            context = Context("Nip", validate_nip(context_nip, "context_nip"))
-        now = self.clock()
-        claims = {
-            "ctx": [context.type, context.value],
-            "per": sorted(permissions),
-            "ref": self.new_reference_number("AU"),
-            "iat": int(now.timestamp()),
-            "exp": int((now + ttl).timestamp()),
-            "typ": "access",
-        }
-        return jwt.encode(claims, self._secret, algorithm="HS256")
-
-    def authenticate(self, authorization: str | None) -> Access:
-        """Verify a ``Bearer`` header value; raise ``Unauthorized`` otherwise."""
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("Brak tokenu dostępowego.")
-        try:
-            claims = jwt.decode(authorization[7:], self._secret, algorithms=["HS256"], options={"verify_exp": False})
-        except jwt.InvalidTokenError as error:
-            raise Unauthorized("Nieprawidłowy token dostępowy.") from error
-        if claims.get("typ") != "access":
-            raise Unauthorized("Token nie jest tokenem dostępowym.")
-        if claims["exp"] <= self.clock().timestamp():
-            raise Unauthorized("Token dostępowy wygasł.")
-        return Access(Context(*claims["ctx"]), frozenset(claims["per"]), claims["ref"])
 
     @staticmethod
     def require_any(access: Access, permissions: Iterable[str]) -> None:
@@ -257,6 +202,7 @@ class KSeFBackend:
                 status=Status(100, INVOICE_TEXT[100]),
                 offline=offline,
                 file_name=file_name,
+                session_reference_number=session.reference_number,
             )
             session.invoices.append(invoice)
             session.updated = now
@@ -265,30 +211,44 @@ class KSeFBackend:
 
     def _process_invoice(self, session: Session, invoice: Invoice, xml: bytes) -> None:
         try:
+            validate_invoice(xml, session.form_code)
             fields = read_invoice_fields(xml)
+        except InvoiceSchemaError as error:
+            invoice.status = Status(430, INVOICE_TEXT[430], error.errors[:10])
+            return
         except ValueError as error:
             invoice.status = Status(430, INVOICE_TEXT[430], [str(error)])
             return
         invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
+        # KSeF marks an invoice Offline when it was issued on an earlier day than it was received.
+        invoice.offline = invoice.offline or fields.issue_date < invoice.received.date().isoformat()
         key = (fields.seller, fields.kind, fields.number)
         original = self.invoice_keys.get(key)
         if original is not None:
+            extensions = {
+                "originalKsefNumber": original.ksef_number or "",
+                "originalSessionReferenceNumber": original.session_reference_number,
+            }
             invoice.status = Status(
-                440, INVOICE_TEXT[440], ["Faktura o podanym numerze została już przesłana."],
-                {"originalKsefNumber": original.ksef_number or "", "originalSessionReferenceNumber": ""},
-            )  # fmt: skip
+                440, INVOICE_TEXT[440], ["Faktura o podanym numerze została już przesłana."], extensions
+            )
             return
         invoice.acquired = self.clock()
         invoice.ksef_number = make_ksef_number(fields.seller, invoice.acquired.strftime("%Y%m%d"), secrets.token_hex(6))
         invoice.status = Status(200, INVOICE_TEXT[200])
         self.invoice_keys[key] = invoice
 
-    def close_session(self, session: Session) -> None:
-        """Close a session: 170 now, processed (200/440/445 and UPO) after the configured reads."""
+    def close_session(self, session: Session, interim: int = 170) -> None:
+        """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
+        after the configured status reads."""
         with self.lock:
             if session.status.code != 100:
-                raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
-            session.status = Status(170, SESSION_TEXT[170])
+                raise MockAPIError(
+                    21180,
+                    "Status sesji nie pozwala na wykonanie operacji.",
+                    [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
+                )
+            session.status = Status(interim, SESSION_TEXT[interim])
             session.updated = self.clock()
             session.reads_until_processed = self.transitions.session_reads
             if session.reads_until_processed <= 0:
@@ -310,7 +270,7 @@ class KSeFBackend:
             session = self.sessions.get(reference_number)
             if session is None or session.context != access.context:
                 raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
-            if read and session.status.code == 170:
+            if read and session.status.code in (150, 170):
                 session.reads_until_processed -= 1
                 if session.reads_until_processed <= 0:
                     self._finish(session)

@@ -33,8 +33,14 @@ def backend_of(request: Request) -> KSeFBackend:
     return backend
 
 
-def api_endpoint(operation: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler with the auth, permissions and faults the spec gives ``operation``."""
+def api_endpoint(
+    operation: str, *, bearer: str = "access"
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler with the auth, permissions and faults the spec gives ``operation``.
+
+    ``bearer="access"`` checks the access token here; the auth endpoints that take the
+    authentication or refresh token instead (``bearer="own"``) check it themselves.
+    """
     spec = OPERATIONS[operation]
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -45,7 +51,7 @@ def api_endpoint(operation: str) -> Callable[[Handler], Callable[[Request], Awai
                 if fault is not None:
                     return render_fault(request, fault, operation)
                 access = None
-                if spec.requires_token:
+                if spec.requires_token and bearer == "access":
                     access = backend.authenticate(request.headers.get("authorization"))
                     backend.require_any(access, spec.permissions)
                 return await handler(request, backend, access)
@@ -106,14 +112,27 @@ def render_error(request: Request, error: MockAPIError) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; malformed bodies are KSeF's 21405, never a 500."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise MockAPIError(
+            21405, "Błąd walidacji danych wejściowych.", ["Treść żądania nie jest poprawnym JSON."]
+        ) from None
+    if not isinstance(body, dict):
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["Oczekiwano obiektu JSON."])
+    return body
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _status(status: Status) -> dict[str, Any]:
+def render_status(status: Status) -> dict[str, Any]:
     body: dict[str, Any] = {"code": status.code, "description": status.description}
     if status.details:
         body["details"] = status.details
@@ -137,10 +156,10 @@ def render_session_item(session: Session) -> dict[str, Any]:
     """One entry of ``GET /sessions``."""
     return {
         "referenceNumber": session.reference_number,
-        "status": _status(session.status),
-        "dateCreated": _iso(session.created),
-        "dateUpdated": _iso(session.updated),
-        "validUntil": _iso(session.valid_until),
+        "status": render_status(session.status),
+        "dateCreated": iso(session.created),
+        "dateUpdated": iso(session.updated),
+        "validUntil": iso(session.valid_until),
         "totalInvoiceCount": len(session.invoices),
         **_counts(session),
     }
@@ -149,10 +168,10 @@ def render_session_item(session: Session) -> dict[str, Any]:
 def render_session_status(request: Request, backend: KSeFBackend, session: Session) -> dict[str, Any]:
     """``GET /sessions/{ref}``: with fresh presigned UPO links once processed."""
     body: dict[str, Any] = {
-        "status": _status(session.status),
-        "dateCreated": _iso(session.created),
-        "dateUpdated": _iso(session.updated),
-        "validUntil": _iso(session.valid_until),
+        "status": render_status(session.status),
+        "dateCreated": iso(session.created),
+        "dateUpdated": iso(session.updated),
+        "validUntil": iso(session.valid_until),
         "invoiceCount": len(session.invoices),
         **_counts(session),
     }
@@ -164,7 +183,7 @@ def render_session_status(request: Request, backend: KSeFBackend, session: Sessi
                 {
                     "referenceNumber": ref,
                     "downloadUrl": storage_url(request, name),
-                    "downloadUrlExpirationDate": _iso(expires),
+                    "downloadUrlExpirationDate": iso(expires),
                 }
             )
         body["upo"] = {"pages": pages}
@@ -177,8 +196,8 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
         "ordinalNumber": invoice.ordinal_number,
         "referenceNumber": invoice.reference_number,
         "invoiceHash": invoice.invoice_hash,
-        "invoicingDate": _iso(invoice.received),
-        "status": _status(invoice.status),
+        "invoicingDate": iso(invoice.received),
+        "status": render_status(invoice.status),
         "invoicingMode": "Offline" if invoice.offline else "Online",
     }
     if invoice.invoice_number is not None:
@@ -190,10 +209,10 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
         name, expires = backend.presign(upo)
         body.update(
             ksefNumber=invoice.ksef_number,
-            acquisitionDate=_iso(invoice.acquired),
-            permanentStorageDate=_iso(invoice.acquired),
+            acquisitionDate=iso(invoice.acquired),
+            permanentStorageDate=iso(invoice.acquired),
             upoDownloadUrl=storage_url(request, name),
-            upoDownloadUrlExpirationDate=_iso(expires),
+            upoDownloadUrlExpirationDate=iso(expires),
         )
     return body
 

@@ -1,0 +1,118 @@
+"""Multi-step work written once, run by a sync and an async driver (httpx's ``auth_flow`` idea).
+
+A flow is a generator that yields steps and receives their results:
+
+- ``Call(operation, kwargs, bearer=None)``: a generated operation (module with ``sync_detailed``
+  and ``asyncio_detailed``); the result is its ``Response``. ``bearer`` sends another token than
+  the client's access token (the authentication token while logging in).
+- ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
+- ``Now()``: the client's monotonic clock; result a float.
+
+``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ksef_client._generated.types import Response
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+
+T = TypeVar("T")
+
+# A bearer token for the requests of the current step only (context-local, so concurrent
+# threads and tasks of one client do not see each other's override).
+BEARER_OVERRIDE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ksef_bearer_override", default=None)
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run one generated operation."""
+
+    operation: Any
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    bearer: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the next step."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Now:
+    """Read the client's clock."""
+
+
+Step = Call | Sleep | Now
+Flow = Generator[Step, Any, T]
+
+
+@contextmanager
+def bearer(token: str | None) -> Iterator[None]:
+    """Use ``token`` instead of the access token for requests made inside the block."""
+    reset = BEARER_OVERRIDE.set(token)
+    try:
+        yield
+    finally:
+        BEARER_OVERRIDE.reset(reset)
+
+
+def _sync_call(step: Call, client: KSeF) -> Callable[[], Response[Any]]:
+    return lambda: step.operation.sync_detailed(client=client.raw, **step.kwargs)
+
+
+def _async_call(step: Call, client: AsyncKSeF) -> Callable[[], Awaitable[Response[Any]]]:
+    return lambda: step.operation.asyncio_detailed(client=client.raw, **step.kwargs)
+
+
+def run(flow: Flow[T], client: KSeF) -> T:
+    """Drive ``flow`` with the synchronous client."""
+    result: Any = None
+    try:
+        while True:
+            step = flow.send(result)
+            if isinstance(step, Call):
+                with bearer(step.bearer):
+                    result = client._send(_sync_call(step, client))
+            elif isinstance(step, Sleep):
+                client._sleep(step.seconds)
+                result = None
+            else:
+                result = client._clock()
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+
+
+async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
+    """Drive ``flow`` with the asynchronous client."""
+    result: Any = None
+    try:
+        while True:
+            step = flow.send(result)
+            if isinstance(step, Call):
+                with bearer(step.bearer):
+                    result = await client._send(_async_call(step, client))
+            elif isinstance(step, Sleep):
+                await client._sleep(step.seconds)
+                result = None
+            else:
+                result = client._clock()
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+
+
+def response_of(result: object) -> Response[Any]:
+    """Type helper: the result of a ``Call`` step."""
+    assert isinstance(result, Response)
+    return result

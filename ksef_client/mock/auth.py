@@ -1,0 +1,444 @@
+"""Authentication state of the emulator: challenges, auth operations, KSeF tokens, JWTs.
+
+Plain Python, no HTTP (``routes/auth.py`` is the HTTP side). Mixed into ``KSeFBackend``; it uses
+the backend's clock, lock, secret and reference numbers. The flow is KSeF's: challenge ->
+``ksef-token`` (RSA-OAEP encrypted token) or ``xades-signature`` (signed ``AuthTokenRequest``) ->
+auth operation polled with the authentication token -> redeem once -> access + refresh token.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt
+from ksef_client.identifiers import validate_nip
+from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.xades import AUTH_NAMESPACES, CONTEXT_TYPES, SignatureVerificationError, verify_xades
+
+ALL_PERMISSIONS = (
+    "InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead", "CredentialsManage",
+    "SubunitManage", "EnforcementOperations", "CollectiveIdentifierManage",
+)  # fmt: skip
+TOKEN_PERMISSIONS = frozenset(ALL_PERMISSIONS) - {"Introspection"}
+CHALLENGE_TTL = dt.timedelta(minutes=10)
+AUTH_TOKEN_TTL = dt.timedelta(minutes=15)
+ACCESS_TOKEN_TTL = dt.timedelta(minutes=15)
+REFRESH_TOKEN_TTL = dt.timedelta(days=7)
+AUTH_TEXT = {
+    100: "Uwierzytelnianie w toku",
+    200: "Uwierzytelnianie zakończone sukcesem",
+    415: "Uwierzytelnianie zakończone niepowodzeniem",
+    425: "Uwierzytelnienie unieważnione",
+    450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
+    460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
+}
+_PERSON_NIP = re.compile(r"(TINPL|NIP).*?(\d{10})")
+_PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
+_SEAL_NIP = re.compile(r"(VATPL).*?(\d{10})")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts: the context identifier (``Nip``, ``InternalId``, ``NipVatUe``, ``PeppolId``)."""
+
+    type: str
+    value: str
+
+    @property
+    def nip(self) -> str | None:
+        """The NIP the context belongs to (``None`` for Peppol providers)."""
+        return self.value[:10] if self.type in ("Nip", "InternalId", "NipVatUe") else None
+
+
+@dataclass(frozen=True)
+class Access:
+    """A verified access token."""
+
+    context: Context
+    permissions: frozenset[str]
+    auth_reference_number: str
+
+
+@dataclass
+class Status:
+    """A numeric KSeF status with its texts."""
+
+    code: int
+    description: str
+    details: list[str] = field(default_factory=list)
+    extensions: dict[str, str] | None = None
+
+
+@dataclass
+class KsefToken:
+    """A KSeF token issued by ``POST /tokens``; only its hash is kept."""
+
+    reference_number: str
+    secret_hash: str
+    context: Context
+    permissions: frozenset[str]
+    description: str
+    created: dt.datetime
+    author: str
+    status: str = "Active"
+    last_use: dt.datetime | None = None
+
+
+@dataclass
+class AuthOperation:
+    """One authentication attempt and, once redeemed, its tokens."""
+
+    reference_number: str
+    context: Context
+    method: str
+    category: str
+    started: dt.datetime
+    status: Status
+    permissions: frozenset[str] = frozenset()
+    subject: str = ""
+    ksef_token_reference: str | None = None
+    document_hash: str | None = None
+    redeemed: bool = False
+    refresh_valid_until: dt.datetime | None = None
+    last_refresh: dt.datetime | None = None
+    revoked: bool = False
+    # A success held back for ``reads_left`` status reads (``Transitions.auth_reads``).
+    pending_permissions: frozenset[str] | None = None
+    reads_left: int = 0
+
+
+def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
+    """``(kind, value)`` named by a certificate: ``("Nip", nip)`` or ``("Pesel", pesel)``."""
+    subject = certificate.subject
+    for attribute in subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
+        if match := _SEAL_NIP.search(str(attribute.value)):
+            return "Nip", match[2]
+    for attribute in subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
+        value = str(attribute.value)
+        if match := _PERSON_NIP.search(value):
+            return "Nip", match[2]
+        if match := _PERSON_PESEL.search(value):
+            return "Pesel", match[2]
+    return "Fingerprint", hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
+
+
+class AuthOperations:
+    """Mixin of ``KSeFBackend``: everything about who is calling."""
+
+    clock: Callable[[], dt.datetime]
+    lock: threading.RLock
+    _secret: bytes
+    transitions: Any
+
+    def new_reference_number(self, kind: str) -> str:  # pragma: no cover - provided by KSeFBackend
+        raise NotImplementedError
+
+    def _reset_auth(self) -> None:
+        self.challenges: dict[str, tuple[int, dt.datetime]] = {}
+        self.auth_operations: dict[str, AuthOperation] = {}
+        self.ksef_tokens: dict[str, KsefToken] = {}
+        # (context, subject) -> permissions granted to someone who is not the owner
+        self.grants: dict[tuple[Context, str], frozenset[str]] = {}
+
+    # --- JWTs ----------------------------------------------------------------------------------
+
+    def _jwt(self, kind: str, ttl: dt.timedelta, **claims: Any) -> tuple[str, dt.datetime]:
+        now = self.clock()
+        expires = now + ttl
+        body = {**claims, "typ": kind, "iat": int(now.timestamp()), "exp": int(expires.timestamp())}
+        body["jti"] = secrets.token_hex(8)
+        return jwt.encode(body, self._secret, algorithm="HS256"), expires
+
+    def _claims(self, authorization: str | None, kind: str) -> dict[str, Any]:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("Brak tokenu.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                authorization[7:], self._secret, algorithms=["HS256"], options={"verify_exp": False}
+            )
+        except jwt.InvalidTokenError as error:
+            raise Unauthorized("Nieprawidłowy token.") from error
+        if claims.get("typ") != kind:
+            raise Unauthorized(f"Oczekiwano tokenu typu {kind}.")
+        if claims["exp"] <= self.clock().timestamp():
+            raise Unauthorized("Token wygasł.")
+        return claims
+
+    def mint_access_token(
+        self,
+        context_nip: str | None = None,
+        *,
+        context: Context | None = None,
+        permissions: Iterable[str] = ALL_PERMISSIONS,
+        ttl: dt.timedelta = ACCESS_TOKEN_TTL,
+        auth_reference_number: str | None = None,
+    ) -> str:
+        """Issue an access token without the auth flow: the documented shortcut for tests."""
+        if context is None:
+            if context_nip is None:
+                raise ValueError("mint_access_token needs context_nip or context")
+            context = Context("Nip", validate_nip(context_nip, "context_nip"))
+        ref = auth_reference_number or self.new_reference_number("AU")
+        token, _ = self._jwt("access", ttl, ctx=[context.type, context.value], per=sorted(permissions), ref=ref)
+        return token
+
+    def authenticate(self, authorization: str | None) -> Access:
+        """Verify a ``Bearer`` access token; ``Unauthorized`` otherwise."""
+        claims = self._claims(authorization, "access")
+        return Access(Context(*claims["ctx"]), frozenset(claims["per"]), claims["ref"])
+
+    # --- challenge -----------------------------------------------------------------------------
+
+    def create_challenge(self) -> tuple[str, dt.datetime, int]:
+        """A challenge valid for 10 minutes: ``(challenge, timestamp, timestampMs)``."""
+        now = self.clock()
+        challenge = self.new_reference_number("CR")
+        millis = int(now.timestamp() * 1000)
+        with self.lock:
+            self.challenges[challenge] = (millis, now + CHALLENGE_TTL)
+        return challenge, now, millis
+
+    def _use_challenge(self, challenge: str) -> int:
+        with self.lock:
+            found = self.challenges.pop(challenge, None)
+        if found is None or found[1] <= self.clock():
+            raise MockAPIError(
+                21111,
+                "Nieprawidłowe wyzwanie autoryzacyjne.",
+                [f"Wyzwanie {challenge} jest nieznane, zużyte lub wygasło."],
+            )
+        return found[0]
+
+    # --- KSeF tokens ---------------------------------------------------------------------------
+
+    def create_ksef_token(self, access: Access, permissions: Iterable[str], description: str) -> tuple[str, str]:
+        """Issue a KSeF token in the caller's context: ``(reference number, token)``; shown once."""
+        wanted = frozenset(permissions)
+        unknown = wanted - TOKEN_PERMISSIONS
+        if not wanted or unknown:
+            raise MockAPIError(
+                21405, "Błąd walidacji danych wejściowych.", [f"permissions: nieprawidłowe {sorted(unknown)}."]
+            )
+        if access.context.type not in ("Nip", "InternalId"):
+            raise MockAPIError(
+                21405, "Błąd walidacji danych wejściowych.", ["Tokeny wydaje się w kontekście Nip lub InternalId."]
+            )
+        ref = self.new_reference_number("EC")
+        secret = f"{ref}|{access.context.type.lower()}-{access.context.value}|{secrets.token_hex(32)}"
+        token = KsefToken(
+            ref, _sha(secret), access.context, wanted, description, self.clock(), access.auth_reference_number
+        )
+        with self.lock:
+            self.ksef_tokens[ref] = token
+        return ref, secret
+
+    def get_ksef_token(self, access: Access, reference_number: str) -> KsefToken:
+        """A token of the caller's context."""
+        token = self.ksef_tokens.get(reference_number)
+        if token is None or token.context != access.context:
+            raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
+        return token
+
+    def revoke_ksef_token(self, access: Access, reference_number: str) -> None:
+        """Revoke a token: it can no longer authenticate (access tokens already issued live on)."""
+        self.get_ksef_token(access, reference_number).status = "Revoked"
+
+    # --- authentication ------------------------------------------------------------------------
+
+    def _start(self, context: Context, method: str, category: str) -> AuthOperation:
+        now = self.clock()
+        operation = AuthOperation(
+            self.new_reference_number("AU"), context, method, category, now, Status(100, AUTH_TEXT[100])
+        )
+        with self.lock:
+            self.auth_operations[operation.reference_number] = operation
+        return operation
+
+    def _fail(self, operation: AuthOperation, code: int, detail: str) -> None:
+        operation.status = Status(code, AUTH_TEXT[code], [detail])
+
+    def _succeed(self, operation: AuthOperation, permissions: frozenset[str]) -> None:
+        operation.permissions = permissions
+        operation.status = Status(200, AUTH_TEXT[200])
+
+    def authenticate_with_ksef_token(
+        self, challenge: str, context: Context, encrypted_token: str, public_key_id: str | None = None
+    ) -> tuple[AuthOperation, str, dt.datetime]:
+        """``POST /auth/ksef-token``: the operation, its authentication token and expiry."""
+        _check_context(context)
+        millis = self._use_challenge(challenge)
+        pair = emulator_keys().token_encryption
+        if public_key_id is not None and emulator_keys().by_public_key_id(public_key_id, TOKEN_ENCRYPTION) is None:
+            raise MockAPIError(
+                21470,
+                "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
+                [f"Klucz o identyfikatorze {public_key_id} nie jest wspierany."],
+            )
+        operation = self._start(context, "Token", "Token")
+        try:
+            plain = rsa_decrypt(pair.private_key, base64.b64decode(encrypted_token, validate=True)).decode()
+            secret, _, stamp = plain.rpartition("|")
+        except ValueError:
+            self._fail(operation, 450, "Nie udało się odszyfrować tokenu.")
+            return (operation, *self._auth_token(operation))
+        token = next((t for t in self.ksef_tokens.values() if t.secret_hash == _sha(secret)), None)
+        if stamp != str(millis):
+            self._fail(operation, 450, "Znacznik czasu nie odpowiada wyzwaniu.")
+        elif token is None or token.status != "Active":
+            self._fail(operation, 450, "Token KSeF jest nieznany lub unieważniony.")
+        elif token.context != context:
+            self._fail(operation, 450, "Token KSeF nie należy do wskazanego kontekstu.")
+        else:
+            token.last_use = self.clock()
+            operation.ksef_token_reference = token.reference_number
+            operation.subject = f"Token:{token.reference_number}"
+            self._succeed(operation, token.permissions)
+        return (operation, *self._auth_token(operation))
+
+    def authenticate_with_xades(self, document: bytes) -> tuple[AuthOperation, str, dt.datetime]:
+        """``POST /auth/xades-signature``: verify the signature and the signer's right to act."""
+        try:
+            verified = verify_xades(document)
+        except SignatureVerificationError as error:
+            raise MockAPIError(9105, "Nieprawidłowy podpis.", [str(error)]) from error
+        challenge, context = _read_auth_request(verified.root)
+        self._use_challenge(challenge)
+        certificate = verified.certificate
+        kind, value = certificate_identity(certificate)
+        is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
+        operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
+        operation.subject = f"{kind}:{value}"
+        operation.document_hash = base64.b64encode(hashlib.sha256(document).digest()).decode()
+        now = self.clock()
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            self._fail(operation, 460, "Certyfikat jest nieważny.")
+        elif kind == "Nip" and context.nip == value:
+            self._succeed(operation, frozenset(ALL_PERMISSIONS))
+        elif (granted := self.grants.get((context, operation.subject))) is not None:
+            self._succeed(operation, granted)
+        else:
+            self._fail(operation, 415, "Brak uprawnień w kontekście.")
+        return (operation, *self._auth_token(operation))
+
+    def _auth_token(self, operation: AuthOperation) -> tuple[str, dt.datetime]:
+        if operation.status.code == 200 and self.transitions.auth_reads > 0:
+            operation.status = Status(100, AUTH_TEXT[100])
+            operation.pending_permissions, operation.reads_left = operation.permissions, self.transitions.auth_reads
+        return self._jwt("authentication", AUTH_TOKEN_TTL, ref=operation.reference_number)
+
+    def auth_operation_for(self, authorization: str | None, reference_number: str | None = None) -> AuthOperation:
+        """The operation an authentication token belongs to (and, if given, must match)."""
+        claims = self._claims(authorization, "authentication")
+        operation = self.auth_operations.get(claims["ref"])
+        if operation is None or (reference_number is not None and reference_number != operation.reference_number):
+            raise NotFound(
+                21304,
+                "Brak uwierzytelnienia.",
+                [f"Operacja uwierzytelniania o numerze referencyjnym {reference_number} nie została znaleziona."],
+            )
+        if operation.status.code == 100 and operation.pending_permissions is not None:
+            operation.reads_left -= 1
+            if operation.reads_left <= 0:
+                self._succeed(operation, operation.pending_permissions)
+                operation.pending_permissions = None
+        return operation
+
+    def redeem(self, authorization: str | None) -> tuple[tuple[str, dt.datetime], tuple[str, dt.datetime]]:
+        """Access and refresh tokens of a successful operation, once."""
+        operation = self.auth_operation_for(authorization)
+        with self.lock:
+            if operation.redeemed:
+                raise MockAPIError(
+                    21301,
+                    "Brak autoryzacji.",
+                    [f"Tokeny dla operacji uwierzytelniania {operation.reference_number} zostały już pobrane."],
+                )
+            if operation.status.code != 200:
+                raise MockAPIError(
+                    21301,
+                    "Brak autoryzacji.",
+                    [f"Status uwierzytelniania ({operation.status.code}) nie pozwala na pobranie tokenów."],
+                )
+            operation.redeemed = True
+        access = self._access_for(operation)
+        refresh = self._jwt("refresh", REFRESH_TOKEN_TTL, ref=operation.reference_number)
+        operation.refresh_valid_until = refresh[1]
+        return access, refresh
+
+    def _access_for(self, operation: AuthOperation) -> tuple[str, dt.datetime]:
+        context = operation.context
+        return self._jwt(
+            "access", ACCESS_TOKEN_TTL, ctx=[context.type, context.value], per=sorted(operation.permissions),
+            ref=operation.reference_number,
+        )  # fmt: skip
+
+    def refresh(self, authorization: str | None) -> tuple[str, dt.datetime]:
+        """A new access token for a refresh token whose session was not revoked."""
+        claims = self._claims(authorization, "refresh")
+        operation = self.auth_operations.get(claims["ref"])
+        if operation is None:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [claims["ref"]])
+        if operation.revoked:
+            raise MockAPIError(21301, "Brak autoryzacji.", ["Sesja uwierzytelniania została unieważniona."])
+        token = self.ksef_tokens.get(operation.ksef_token_reference or "")
+        if token is not None and token.status != "Active":
+            raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
+        operation.last_refresh = self.clock()
+        return self._access_for(operation)
+
+    def auth_sessions(self, access: Access) -> list[AuthOperation]:
+        """Redeemed, unrevoked auth operations of the caller's context, newest first."""
+        found = [
+            o for o in self.auth_operations.values()
+            if o.context == access.context and o.redeemed and not o.revoked
+        ]  # fmt: skip
+        return sorted(found, key=lambda o: o.started, reverse=True)
+
+    def revoke_auth_session(self, access: Access, reference_number: str | None = None) -> None:
+        """Kill the refresh token of a session (the current one by default); access tokens live on."""
+        ref = reference_number or access.auth_reference_number
+        operation = self.auth_operations.get(ref)
+        if operation is None or operation.context != access.context:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {ref} nie została znaleziona."])
+        operation.revoked = True
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_context(context: Context) -> None:
+    if context.type not in CONTEXT_TYPES:
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"contextIdentifier.type: {context.type!r}."])
+    if context.type == "Nip" and not re.fullmatch(r"\d{10}", context.value):
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["contextIdentifier.value: NIP ma 10 cyfr."])
+
+
+def _read_auth_request(root: Any) -> tuple[str, Context]:
+    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    if namespace not in AUTH_NAMESPACES or root.tag.split("}")[-1] != "AuthTokenRequest":
+        raise MockAPIError(21401, "Dokument nie jest zgodny ze schemą (xsd).", ["Oczekiwano AuthTokenRequest."])
+    ns = {"a": namespace}
+    challenge = root.findtext("a:Challenge", namespaces=ns)
+    identifier = root.find("a:ContextIdentifier/*", namespaces=ns)
+    if not challenge or identifier is None or not identifier.text:
+        raise MockAPIError(
+            21401, "Dokument nie jest zgodny ze schemą (xsd).", ["Brak Challenge lub ContextIdentifier."]
+        )
+    context = Context(identifier.tag.split("}")[-1], identifier.text.strip())
+    _check_context(context)
+    return challenge.strip(), context

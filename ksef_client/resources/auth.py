@@ -1,0 +1,236 @@
+"""``ksef.auth``: log in with a KSeF token or a certificate (XAdES), refresh, revoke.
+
+Both logins are one flow (``_flows``): public key -> challenge -> token or signed document ->
+poll the authentication status -> redeem the access and refresh tokens into the client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, Now, Sleep, arun, response_of, run
+from ksef_client._generated.api.auth import (
+    authenticate_ksef_token,
+    authenticate_xades_signature,
+    create_challenge,
+    get_auth_status,
+    redeem_token,
+)
+from ksef_client._generated.api.auth_sessions import revoke_current_auth_session
+from ksef_client._generated.api.security import get_public_key_certificates
+from ksef_client._generated.models import (
+    AuthenticationChallengeResponse,
+    AuthenticationContextIdentifier,
+    AuthenticationContextIdentifierType,
+    AuthenticationInitResponse,
+    AuthenticationOperationStatusResponse,
+    AuthenticationTokensResponse,
+    InitTokenAuthenticationRequest,
+)
+from ksef_client._generated.types import File
+from ksef_client.crypto import TOKEN_ENCRYPTION, PublicKeyCertificate, encrypt_ksef_token, select_certificate
+from ksef_client.errors import AuthenticationFailedError, PollTimeoutError, ResponseFormatError
+from ksef_client.identifiers import validate_nip
+from ksef_client.xades import SigningCredentials, signed_auth_token_request
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+
+AUTH_PENDING = 100
+AUTH_OK = 200
+
+
+@dataclass(frozen=True)
+class AuthTokens:
+    """The result of a login; the tokens are also installed in the client."""
+
+    reference_number: str
+    access_token: str = field(repr=False)
+    access_valid_until: dt.datetime
+    refresh_token: str = field(repr=False)
+    refresh_valid_until: dt.datetime
+
+
+def context_identifier(context_nip: str | None, context: tuple[str, str] | None) -> tuple[str, str]:
+    """``(type, value)`` of the login context from ``context_nip=`` or ``context=(type, value)``."""
+    if (context_nip is None) == (context is None):
+        raise ValueError("give exactly one of context_nip= or context=(type, value)")
+    if context_nip is not None:
+        return "Nip", validate_nip(context_nip, "context_nip")
+    assert context is not None
+    kind, value = context
+    allowed = [m.value for m in AuthenticationContextIdentifierType]
+    if kind not in allowed:
+        raise ValueError(f"context: type {kind!r} is not one of {allowed}")
+    if kind == "Nip":
+        validate_nip(value, "context")
+    elif kind in ("InternalId", "NipVatUe"):
+        validate_nip(value[:10], "context")
+    return kind, value
+
+
+def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
+    """Fetch the Ministry's public key certificates."""
+    response = response_of((yield Call(get_public_key_certificates)))
+    items = response.parsed
+    if not isinstance(items, list):
+        raise ResponseFormatError("GET /security/public-key-certificates: expected a list")
+    return [
+        PublicKeyCertificate.from_der_b64(
+            i.certificate, [str(u) for u in i.usage], i.valid_from, i.valid_to, i.public_key_id
+        )
+        for i in items
+    ]
+
+
+def _finish_flow(init: AuthenticationInitResponse, timeout: float, interval: float) -> Flow[AuthTokens]:
+    """Poll the operation with the authentication token until final, then redeem the tokens."""
+    token = init.authentication_token.token
+    ref = init.reference_number
+    deadline = (yield Now()) + timeout
+    while True:
+        status = parsed(
+            response_of((yield Call(get_auth_status, {"reference_number": ref}, bearer=token))),
+            AuthenticationOperationStatusResponse,
+        )
+        if status.status.code != AUTH_PENDING:
+            break
+        if (yield Now()) + interval > deadline:
+            raise PollTimeoutError(f"authentication {ref} still pending after {timeout:g} s", status)
+        yield Sleep(interval)
+    if status.status.code != AUTH_OK:
+        raise AuthenticationFailedError(
+            ref, status.status.code, status.status.description, list(status.status.details or [])
+        )
+    tokens = parsed(response_of((yield Call(redeem_token, bearer=token))), AuthenticationTokensResponse)
+    return AuthTokens(
+        ref, tokens.access_token.token, tokens.access_token.valid_until,
+        tokens.refresh_token.token, tokens.refresh_token.valid_until,
+    )  # fmt: skip
+
+
+def token_login_flow(
+    context: tuple[str, str], ksef_token: str, keys: list[PublicKeyCertificate] | None, timeout: float, interval: float
+) -> Flow[AuthTokens]:
+    """Login with a KSeF token (RSA-OAEP encrypted with the challenge's timestamp)."""
+    certificates = keys if keys is not None else (yield from public_keys_flow())
+    certificate = select_certificate(certificates, TOKEN_ENCRYPTION)
+    challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
+    body = InitTokenAuthenticationRequest(
+        challenge=challenge.challenge,
+        context_identifier=AuthenticationContextIdentifier(AuthenticationContextIdentifierType(context[0]), context[1]),
+        encrypted_token=encrypt_ksef_token(certificate, ksef_token, challenge.timestamp_ms),
+    )
+    if certificate.public_key_id:
+        body.public_key_id = certificate.public_key_id
+    init = parsed(response_of((yield Call(authenticate_ksef_token, {"body": body}))), AuthenticationInitResponse)
+    return (yield from _finish_flow(init, timeout, interval))
+
+
+def certificate_login_flow(
+    context: tuple[str, str], credentials: SigningCredentials, subject_identifier_type: str,
+    timeout: float, interval: float,
+) -> Flow[AuthTokens]:  # fmt: skip
+    """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
+    challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
+    document = signed_auth_token_request(
+        challenge.challenge, context[0], context[1], credentials, subject_identifier_type
+    )
+    upload = File(payload=io.BytesIO(document), file_name="auth.xml", mime_type="application/xml")
+    init = parsed(response_of((yield Call(authenticate_xades_signature, {"body": upload}))), AuthenticationInitResponse)
+    return (yield from _finish_flow(init, timeout, interval))
+
+
+def _install(client: Any, tokens: AuthTokens) -> AuthTokens:
+    client._tokens.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
+    return tokens
+
+
+class Auth:
+    """Logins and token management of the synchronous client."""
+
+    def __init__(self, client: KSeF) -> None:
+        self._client = client
+        self._keys: list[PublicKeyCertificate] | None = None
+
+    def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
+        """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
+        if self._keys is None or refresh:
+            self._keys = run(public_keys_flow(), self._client)
+        return self._keys
+
+    def login_with_token(
+        self, ksef_token: str, *, context_nip: str | None = None, context: tuple[str, str] | None = None,
+        timeout: float = 120.0, interval: float = 1.0,
+    ) -> AuthTokens:  # fmt: skip
+        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
+        if not ksef_token:
+            raise ValueError("ksef_token: empty")
+        ctx = context_identifier(context_nip, context)
+        keys = self.public_key_certificates()
+        return _install(self._client, run(token_login_flow(ctx, ksef_token, keys, timeout, interval), self._client))
+
+    def login_with_certificate(
+        self, credentials: SigningCredentials, *, context_nip: str | None = None,
+        context: tuple[str, str] | None = None, subject_identifier_type: str = "certificateSubject",
+        timeout: float = 120.0, interval: float = 1.0,
+    ) -> AuthTokens:  # fmt: skip
+        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
+        ctx = context_identifier(context_nip, context)
+        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
+        return _install(self._client, run(flow, self._client))
+
+    def revoke_current_session(self) -> None:
+        """Invalidate the refresh token of this login (the access token lives until it expires)."""
+        run(_revoke_flow(), self._client)
+        self._client._tokens.refresh_token = None
+
+
+class AsyncAuth:
+    """Logins and token management of the asynchronous client."""
+
+    def __init__(self, client: AsyncKSeF) -> None:
+        self._client = client
+        self._keys: list[PublicKeyCertificate] | None = None
+
+    async def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
+        """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
+        if self._keys is None or refresh:
+            self._keys = await arun(public_keys_flow(), self._client)
+        return self._keys
+
+    async def login_with_token(
+        self, ksef_token: str, *, context_nip: str | None = None, context: tuple[str, str] | None = None,
+        timeout: float = 120.0, interval: float = 1.0,
+    ) -> AuthTokens:  # fmt: skip
+        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
+        if not ksef_token:
+            raise ValueError("ksef_token: empty")
+        ctx = context_identifier(context_nip, context)
+        keys = await self.public_key_certificates()
+        return _install(
+            self._client, await arun(token_login_flow(ctx, ksef_token, keys, timeout, interval), self._client)
+        )
+
+    async def login_with_certificate(
+        self, credentials: SigningCredentials, *, context_nip: str | None = None,
+        context: tuple[str, str] | None = None, subject_identifier_type: str = "certificateSubject",
+        timeout: float = 120.0, interval: float = 1.0,
+    ) -> AuthTokens:  # fmt: skip
+        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
+        ctx = context_identifier(context_nip, context)
+        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
+        return _install(self._client, await arun(flow, self._client))
+
+    async def revoke_current_session(self) -> None:
+        """Invalidate the refresh token of this login (the access token lives until it expires)."""
+        await arun(_revoke_flow(), self._client)
+        self._client._tokens.refresh_token = None
+
+
+def _revoke_flow() -> Flow[None]:
+    yield Call(revoke_current_auth_session)

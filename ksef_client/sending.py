@@ -1,0 +1,292 @@
+"""Sending invoices: online sessions (one encrypted invoice per request) and batch sessions.
+
+::
+
+    with ksef.online_session(form="FA(3)") as session:
+        session.send(xml_bytes)
+    ksef.sessions.wait(session.reference_number)
+
+    result = ksef.send_batch(paths_or_bytes, form="FA(3)", wait=True)
+
+The request-building steps are flows (``_flows``) shared by the sync and async clients.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from ksef_client._core import connection_error, parsed
+from ksef_client._flows import Call, Flow, arun, response_of, run
+from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
+from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
+from ksef_client._generated.models import (
+    OpenBatchSessionRequest,
+    OpenBatchSessionResponse,
+    OpenOnlineSessionRequest,
+    OpenOnlineSessionResponse,
+    SendInvoiceRequest,
+    SendInvoiceResponse,
+    SessionStatusResponse,
+)
+from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress
+from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
+from ksef_client.errors import BatchError, InvoiceRejectedError
+from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+    from ksef_client.crypto import PublicKeyCertificate
+
+
+def _encryption(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str, str]:
+    certificate = select_certificate(keys, SYMMETRIC_KEY_ENCRYPTION)
+    info = key.encryption_info(certificate)
+    if certificate.public_key_id:
+        info["publicKeyId"] = certificate.public_key_id
+    return info
+
+
+def open_online_flow(form: FormCode, key: SymmetricKey, keys: list[PublicKeyCertificate]) -> Flow[str]:
+    """``POST /sessions/online`` -> the session's reference number."""
+    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": _encryption(key, keys)})
+    opened = parsed(response_of((yield Call(open_online_session, {"body": body}))), OpenOnlineSessionResponse)
+    return opened.reference_number
+
+
+def send_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool) -> Flow[str]:
+    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number."""
+    body = SendInvoiceRequest.from_dict(invoice.request_body(offline=offline))
+    call = Call(send_invoice, {"reference_number": reference_number, "body": body})
+    return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
+
+
+def close_online_flow(reference_number: str) -> Flow[None]:
+    """``POST /sessions/online/{ref}/close``."""
+    yield Call(close_online_session, {"reference_number": reference_number})
+
+
+def prepare_invoice(xml: bytes, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
+    """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+    if not isinstance(xml, bytes | bytearray):
+        raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
+    if validate:
+        try:
+            validate_invoice(bytes(xml), form)
+        except InvoiceSchemaError as error:
+            raise InvoiceRejectedError(f"invoice does not match {form.system_code}: {error}") from error
+    return EncryptedInvoice.build(key, bytes(xml))
+
+
+class OnlineSession:
+    """An open online session (``with ksef.online_session() as s``); closes on exit."""
+
+    def __init__(self, client: KSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
+        self._client = client
+        self.form = form_code(form)
+        self.validate = validate
+        self.reference_number: str | None = None
+        self.invoice_reference_numbers: list[str] = []
+        self._key = SymmetricKey.generate()
+
+    def open(self) -> OnlineSession:
+        """Open the session (``with`` does it for you)."""
+        keys = self._client.auth.public_key_certificates()
+        self.reference_number = run(open_online_flow(self.form, self._key, keys), self._client)
+        return self
+
+    def send(self, xml: bytes, *, offline: bool = False) -> str:
+        """Encrypt and send one invoice; returns its reference number (status comes later)."""
+        if self.reference_number is None:
+            raise RuntimeError("the session is not open")
+        invoice = prepare_invoice(xml, self.form, self._key, self.validate)
+        ref = run(send_flow(self.reference_number, invoice, offline), self._client)
+        self.invoice_reference_numbers.append(ref)
+        return ref
+
+    def close(self) -> None:
+        """Close the session; KSeF then processes it and issues the UPO."""
+        if self.reference_number is not None:
+            run(close_online_flow(self.reference_number), self._client)
+
+    def __enter__(self) -> OnlineSession:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncOnlineSession:
+    """An open online session (``async with ksef.online_session() as s``)."""
+
+    def __init__(self, client: AsyncKSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
+        self._client = client
+        self.form = form_code(form)
+        self.validate = validate
+        self.reference_number: str | None = None
+        self.invoice_reference_numbers: list[str] = []
+        self._key = SymmetricKey.generate()
+
+    async def open(self) -> AsyncOnlineSession:
+        """Open the session (``async with`` does it for you)."""
+        keys = await self._client.auth.public_key_certificates()
+        self.reference_number = await arun(open_online_flow(self.form, self._key, keys), self._client)
+        return self
+
+    async def send(self, xml: bytes, *, offline: bool = False) -> str:
+        """Encrypt and send one invoice; returns its reference number."""
+        if self.reference_number is None:
+            raise RuntimeError("the session is not open")
+        invoice = prepare_invoice(xml, self.form, self._key, self.validate)
+        ref = await arun(send_flow(self.reference_number, invoice, offline), self._client)
+        self.invoice_reference_numbers.append(ref)
+        return ref
+
+    async def close(self) -> None:
+        """Close the session."""
+        if self.reference_number is not None:
+            await arun(close_online_flow(self.reference_number), self._client)
+
+    async def __aenter__(self) -> AsyncOnlineSession:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# --- batch ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """A sent batch: its session reference number and, when waited for, the final status."""
+
+    reference_number: str
+    invoice_count: int
+    part_count: int
+    status: SessionStatusResponse | None = None
+
+
+def open_batch_flow(
+    form: FormCode, package: BatchPackage, key: SymmetricKey, keys: list[PublicKeyCertificate], offline: bool
+) -> Flow[OpenBatchSessionResponse]:
+    """``POST /sessions/batch`` with the package's declaration."""
+    body = OpenBatchSessionRequest.from_dict(
+        {
+            "formCode": form.to_dict(),
+            "batchFile": package.batch_file_info(),
+            "encryption": _encryption(key, keys),
+            "offlineMode": offline,
+        }
+    )
+    return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
+
+
+def close_batch_flow(reference_number: str) -> Flow[None]:
+    """``POST /sessions/batch/{ref}/close``."""
+    yield Call(close_batch_session, {"reference_number": reference_number})
+
+
+def _upload_args(opened: OpenBatchSessionResponse, package: BatchPackage) -> list[tuple[Any, Any]]:
+    by_number = {p.ordinal_number: p for p in package.parts}
+    pairs = []
+    for request in opened.part_upload_requests:
+        part = by_number.get(request.ordinal_number)
+        if part is None:
+            raise BatchError(f"KSeF asked for part {request.ordinal_number}, which the package does not have")
+        pairs.append((request, part))
+    return pairs
+
+
+def _headers(request: Any) -> dict[str, str]:
+    raw = request.headers.to_dict() if hasattr(request.headers, "to_dict") else dict(request.headers or {})
+    # Presigned URLs carry their own authorization: never send ours.
+    return {str(k): str(v) for k, v in raw.items() if str(k).lower() != "authorization"}
+
+
+def _check_upload(response: httpx.Response, ordinal: int) -> None:
+    if response.status_code not in (200, 201):
+        raise BatchError(f"upload of part {ordinal} failed: HTTP {response.status_code} {response.text[:200]}")
+
+
+def send_batch(
+    client: KSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
+    wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
+    progress: Progress | None = None,
+) -> BatchResult:  # fmt: skip
+    """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait."""
+    code = form_code(form)
+    key = SymmetricKey.generate()
+    with BatchPackage.build(invoices, key, part_size=part_size, progress=progress) as package:
+        keys = client.auth.public_key_certificates()
+        opened = run(open_batch_flow(code, package, key, keys, offline), client)
+        pairs = _upload_args(opened, package)
+        done = 0
+
+        def upload(pair: tuple[Any, Any]) -> None:
+            request, part = pair
+            try:
+                response = client._storage.request(
+                    request.method, request.url, content=part.read(), headers=_headers(request)
+                )
+            except httpx.TransportError as error:
+                raise connection_error(error) from error
+            _check_upload(response, part.ordinal_number)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for _ in pool.map(upload, pairs):
+                done += 1
+                if progress:
+                    progress("upload", done, len(pairs))
+        run(close_batch_flow(opened.reference_number), client)
+        result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+    if wait:
+        result.status = client.sessions.wait(opened.reference_number, timeout=timeout)
+    return result
+
+
+async def asend_batch(
+    client: AsyncKSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
+    wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
+    progress: Progress | None = None,
+) -> BatchResult:  # fmt: skip
+    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
+    code = form_code(form)
+    key = SymmetricKey.generate()
+    package = await anyio.to_thread.run_sync(
+        lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress)
+    )
+    with package:
+        keys = await client.auth.public_key_certificates()
+        opened = await arun(open_batch_flow(code, package, key, keys, offline), client)
+        pairs = _upload_args(opened, package)
+        limiter = anyio.Semaphore(max(1, workers))
+        done = 0
+
+        async def upload(request: Any, part: Any) -> None:
+            nonlocal done
+            async with limiter:
+                try:
+                    response = await client._storage.request(
+                        request.method, request.url, content=part.read(), headers=_headers(request)
+                    )
+                except httpx.TransportError as error:
+                    raise connection_error(error) from error
+                _check_upload(response, part.ordinal_number)
+                done += 1
+                if progress:
+                    progress("upload", done, len(pairs))
+
+        async with anyio.create_task_group() as group:
+            for request, part in pairs:
+                group.start_soon(upload, request, part)
+        await arun(close_batch_flow(opened.reference_number), client)
+        result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+    if wait:
+        result.status = await client.sessions.wait(opened.reference_number, timeout=timeout)
+    return result

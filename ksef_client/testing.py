@@ -1,0 +1,161 @@
+"""Helpers for tests against KSeF TEST or the emulator: random NIPs and self-signed certificates.
+
+KSeF's TEST environment accepts self-signed certificates for any valid NIP, so a test needs no
+real credentials::
+
+    from ksef_client.testing import self_signed_certificate
+    creds = self_signed_certificate(kind="seal")          # random valid NIP
+    ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from xml.sax.saxutils import escape
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from ksef_client.identifiers import is_valid_nip, validate_nip
+from ksef_client.schemas import FA3_NAMESPACE
+from ksef_client.xades import PrivateKey, SigningCredentials
+
+_NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
+
+
+def random_nip() -> str:
+    """A random NIP with a valid check digit (tax office prefix never starts with 0)."""
+    while True:
+        digits = [secrets.randbelow(9) + 1, *(secrets.randbelow(10) for _ in range(8))]
+        check = sum(d * w for d, w in zip(digits, _NIP_WEIGHTS, strict=True)) % 11
+        if check != 10:
+            nip = "".join(map(str, digits)) + str(check)
+            if is_valid_nip(nip):
+                return nip
+
+
+@dataclass(frozen=True)
+class TestCertificate(SigningCredentials):
+    """Signing credentials for a self-signed test certificate, with the NIP it names."""
+
+    __test__ = False  # not a pytest test class
+    nip: str = field(default="")
+
+    def certificate_pem(self) -> bytes:
+        """The certificate in PEM."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def private_key_pem(self, password: bytes | None = None) -> bytes:
+        """The private key in PKCS#8 PEM, encrypted when ``password`` is given."""
+        algorithm: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        )
+        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm)
+
+    def pkcs12(self, password: bytes | None = None) -> bytes:
+        """Certificate and key as PKCS#12 (.p12) bytes."""
+        algorithm: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        )
+        return pkcs12.serialize_key_and_certificates(b"ksef", self.private_key, self.certificate, None, algorithm)
+
+
+def _subject(kind: str, nip: str) -> x509.Name:
+    if kind == "person":
+        attributes = [
+            x509.NameAttribute(NameOID.GIVEN_NAME, "Jan"),
+            x509.NameAttribute(NameOID.SURNAME, "Testowy"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, f"TINPL-{nip}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Jan Testowy"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+        ]
+    elif kind == "seal":
+        attributes = [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"Firma testowa {nip}"),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"VATPL-{nip}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Firma testowa {nip}"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+        ]
+    else:
+        raise ValueError(f"kind: {kind!r} is not 'person' or 'seal'")
+    return x509.Name(attributes)
+
+
+def _new_key(key_type: str) -> PrivateKey:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(f"key_type: {key_type!r} is not 'rsa' or 'ec'")
+
+
+def self_signed_certificate(
+    nip: str | None = None, kind: str = "person", key_type: str = "rsa", *, valid_days: int = 365
+) -> TestCertificate:
+    """A self-signed certificate TEST accepts: person (``serialNumber TINPL-<nip>``, given name,
+    surname) or seal (``organizationIdentifier VATPL-<nip>``, organization name)."""
+    nip = validate_nip(nip, "nip") if nip is not None else random_nip()
+    key = _new_key(key_type)
+    name = _subject(kind, nip)
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .sign(key, hashes.SHA256())
+    )
+    return TestCertificate(certificate, key, nip)
+
+
+def sample_invoice(
+    number: str = "FV/1",
+    *,
+    seller_nip: str = "5265877635",
+    buyer_nip: str = "1111111111",
+    issue_date: str | dt.date | None = None,
+    net: str = "100.00",
+    kind: str = "VAT",
+) -> bytes:
+    """A minimal FA(3) invoice that validates against the official XSD (23% VAT, one line)."""
+    validate_nip(seller_nip, "seller_nip")
+    validate_nip(buyer_nip, "buyer_nip")
+    issued = str(issue_date or dt.date.today())
+    net_value = Decimal(net).quantize(Decimal("0.01"))
+    vat = (net_value * Decimal("0.23")).quantize(Decimal("0.01"))
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _SAMPLE.format(
+        ns=FA3_NAMESPACE, created=created, seller=seller_nip, buyer=buyer_nip, issued=issued, number=escape(number),
+        net=net_value, vat=vat, gross=net_value + vat, kind=escape(kind),
+    ).encode()  # fmt: skip
+
+
+_SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
+<Faktura xmlns="{ns}">
+<Naglowek><KodFormularza kodSystemowy="FA (3)" wersjaSchemy="1-0E">FA</KodFormularza>
+<WariantFormularza>3</WariantFormularza><DataWytworzeniaFa>{created}</DataWytworzeniaFa>
+<SystemInfo>ksef_client</SystemInfo></Naglowek>
+<Podmiot1><DaneIdentyfikacyjne><NIP>{seller}</NIP><Nazwa>Sprzedawca {seller}</Nazwa></DaneIdentyfikacyjne>
+<Adres><KodKraju>PL</KodKraju><AdresL1>ul. Testowa 1, 00-001 Warszawa</AdresL1></Adres></Podmiot1>
+<Podmiot2><DaneIdentyfikacyjne><NIP>{buyer}</NIP><Nazwa>Nabywca {buyer}</Nazwa></DaneIdentyfikacyjne>
+<Adres><KodKraju>PL</KodKraju><AdresL1>ul. Kupiecka 2, 00-002 Warszawa</AdresL1></Adres>
+<JST>2</JST><GV>2</GV></Podmiot2>
+<Fa><KodWaluty>PLN</KodWaluty><P_1>{issued}</P_1><P_2>{number}</P_2>
+<P_13_1>{net}</P_13_1><P_14_1>{vat}</P_14_1><P_15>{gross}</P_15>
+<Adnotacje><P_16>2</P_16><P_17>2</P_17><P_18>2</P_18><P_18A>2</P_18A><Zwolnienie><P_19N>1</P_19N></Zwolnienie>
+<NoweSrodkiTransportu><P_22N>1</P_22N></NoweSrodkiTransportu><P_23>2</P_23><PMarzy><P_PMarzyN>1</P_PMarzyN></PMarzy>
+</Adnotacje>
+<RodzajFaktury>{kind}</RodzajFaktury>
+<FaWiersz><NrWierszaFa>1</NrWierszaFa><P_7>Usługa</P_7><P_8A>szt.</P_8A><P_8B>1</P_8B>
+<P_9A>{net}</P_9A><P_11>{net}</P_11><P_12>23</P_12></FaWiersz>
+</Fa>
+</Faktura>"""

@@ -1,0 +1,181 @@
+"""XAdES authentication documents: build and sign ``AuthTokenRequest``, verify it (emulator side).
+
+signxml does the XML-DSig work. The signature is enveloped XAdES-BES with SHA-256 and inclusive
+C14N 1.0: KSeF's verifier is .NET, which knows C14N 1.0 but not C14N 1.1 (signxml's default), and
+signxml's exclusive C14N breaks the digest of its own SignedProperties.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
+
+AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
+AUTH_NAMESPACES = (AUTH_NAMESPACE, "http://ksef.mf.gov.pl/auth/token/2.1")
+DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+CONTEXT_TYPES = ("Nip", "InternalId", "NipVatUe", "PeppolId")
+SUBJECT_IDENTIFIER_TYPES = ("certificateSubject", "certificateFingerprint")
+# Public-key methods only: an HMAC "signature" proves nothing about the certificate.
+_ACCEPTED = XAdESSignatureConfiguration(
+    expect_references=True,
+    signature_methods=frozenset(
+        {
+            SignatureMethod.RSA_SHA256,
+            SignatureMethod.RSA_SHA384,
+            SignatureMethod.RSA_SHA512,
+            SignatureMethod.SHA256_RSA_MGF1,
+            SignatureMethod.SHA384_RSA_MGF1,
+            SignatureMethod.SHA512_RSA_MGF1,
+            SignatureMethod.ECDSA_SHA256,
+            SignatureMethod.ECDSA_SHA384,
+            SignatureMethod.ECDSA_SHA512,
+        }
+    ),
+    digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
+)
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class SigningCredentials:
+    """A certificate and its private key (RSA >= 2048 or EC P-256); the key is never shown."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+            raise ValueError("signing key: KSeF needs RSA keys of at least 2048 bits")
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size < 256:
+            raise ValueError("signing key: KSeF needs EC keys of at least 256 bits")
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ValueError("signing key: only RSA and EC keys are supported")
+
+    @classmethod
+    def from_pem(
+        cls, certificate: bytes | str | Path, private_key: bytes | str | Path, password: bytes | str | None = None
+    ) -> SigningCredentials:
+        """From PEM data or PEM files (the key may be password-protected)."""
+        cert = x509.load_pem_x509_certificate(_read(certificate))
+        key = load_pem_private_key(_read(private_key), _bytes(password))
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ValueError("private_key: only RSA and EC keys are supported")
+        return cls(cert, key)
+
+    @classmethod
+    def from_pkcs12(cls, data: bytes | str | Path, password: bytes | str | None = None) -> SigningCredentials:
+        """From a PKCS#12 (.p12/.pfx) file or its bytes."""
+        key, cert, _ = pkcs12.load_key_and_certificates(_read(data), _bytes(password))
+        if cert is None or key is None:
+            raise ValueError("PKCS#12: the file holds no certificate with its private key")
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ValueError("PKCS#12: only RSA and EC keys are supported")
+        return cls(cert, key)
+
+
+def _read(value: bytes | str | Path) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        return value.encode()
+    return Path(value).read_bytes()
+
+
+def _bytes(password: bytes | str | None) -> bytes | None:
+    return password.encode() if isinstance(password, str) else password
+
+
+def build_auth_token_request(
+    challenge: str, context_type: str, context_value: str, subject_identifier_type: str = "certificateSubject"
+) -> etree._Element:
+    """The unsigned ``AuthTokenRequest`` document."""
+    if context_type not in CONTEXT_TYPES:
+        raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
+    if subject_identifier_type not in SUBJECT_IDENTIFIER_TYPES:
+        raise ValueError(
+            f"subject_identifier_type: {subject_identifier_type!r} is not one of {SUBJECT_IDENTIFIER_TYPES}"
+        )
+    ns = "{%s}" % AUTH_NAMESPACE  # noqa: UP031 - lxml's Clark notation
+    root = etree.Element(ns + "AuthTokenRequest", nsmap={None: AUTH_NAMESPACE})  # type: ignore[dict-item]
+    etree.SubElement(root, ns + "Challenge").text = challenge
+    context = etree.SubElement(root, ns + "ContextIdentifier")
+    etree.SubElement(context, ns + context_type).text = context_value
+    etree.SubElement(root, ns + "SubjectIdentifierType").text = subject_identifier_type
+    return root
+
+
+def sign_xades(document: etree._Element, credentials: SigningCredentials) -> bytes:
+    """Enveloped XAdES-BES signature (SHA-256) with the signer's certificate embedded."""
+    method = (
+        SignatureMethod.RSA_SHA256
+        if isinstance(credentials.private_key, rsa.RSAPrivateKey)
+        else SignatureMethod.ECDSA_SHA256
+    )
+    signer = XAdESSigner(signature_algorithm=method, digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=C14N_1_0)
+    signed = signer.sign(document, key=credentials.private_key, cert=[credentials.certificate])
+    return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+
+
+def signed_auth_token_request(
+    challenge: str, context_type: str, context_value: str, credentials: SigningCredentials,
+    subject_identifier_type: str = "certificateSubject",
+) -> bytes:  # fmt: skip
+    """The signed document for ``POST /auth/xades-signature``."""
+    document = build_auth_token_request(challenge, context_type, context_value, subject_identifier_type)
+    return sign_xades(document, credentials)
+
+
+class SignatureVerificationError(ValueError):
+    """The XAdES signature is missing, malformed or does not verify."""
+
+
+@dataclass(frozen=True)
+class VerifiedDocument:
+    """A verified signed document: its signed content and the signer's certificate."""
+
+    root: etree._Element
+    certificate: x509.Certificate
+
+
+def embedded_certificate(xml: bytes) -> x509.Certificate:
+    """The signer's certificate from ``ds:KeyInfo``."""
+    root = etree.fromstring(xml, parser=_SAFE_PARSER)
+    found = root.find(f".//{{{DSIG_NAMESPACE}}}X509Certificate")
+    if found is None or not found.text:
+        raise SignatureVerificationError("no X509Certificate in the signature's KeyInfo")
+    return x509.load_der_x509_certificate(base64.b64decode("".join(found.text.split())))
+
+
+def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> VerifiedDocument:
+    """Verify an enveloped XAdES signature against ``certificate`` (default: the embedded one).
+
+    Trusting the embedded certificate accepts self-signed certificates, as KSeF's TEST does;
+    the caller decides whether that certificate identifies someone allowed to act.
+    """
+    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+        raise SignatureVerificationError("documents with a DTD are refused")
+    try:
+        cert = certificate or embedded_certificate(xml)
+        results = XAdESVerifier().verify(xml, x509_cert=cert, expect_config=_ACCEPTED)
+    except (InvalidInput, InvalidSignature, etree.XMLSyntaxError, ValueError) as error:
+        if isinstance(error, SignatureVerificationError):
+            raise
+        raise SignatureVerificationError(f"{type(error).__name__}: {error}") from error
+    root_tag = etree.fromstring(xml, parser=_SAFE_PARSER).tag
+    for result in results:
+        if result.signed_xml is not None and result.signed_xml.tag == root_tag:
+            return VerifiedDocument(result.signed_xml, cert)
+    raise SignatureVerificationError("the signature does not cover the whole document (enveloped reference missing)")
