@@ -33,6 +33,7 @@ class SendState:
     rng: random.Random = field(default_factory=random.Random)
     retries: int = 0
     throttled_seconds: float = 0.0
+    requests_sent: int = 0
 
     def throttle_delay(self, request: httpx.Request) -> float:
         """Wait needed before sending ``request`` under the spec's rate limits."""
@@ -75,6 +76,7 @@ class RetryingTransport(httpx.BaseTransport):
             self._sleep(wait)
         attempt = 0
         while True:
+            self._state.requests_sent += 1
             try:
                 response = self._inner.handle_request(request)
             except httpx.TransportError as error:
@@ -112,6 +114,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             await self._sleep(wait)
         attempt = 0
         while True:
+            self._state.requests_sent += 1
             try:
                 response = await self._inner.handle_async_request(request)
             except httpx.TransportError as error:

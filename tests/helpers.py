@@ -7,7 +7,6 @@ import httpx
 from ksef_client.testing import sample_invoice
 
 
-
 class FakeTime:
     """``clock`` and ``sleep`` for clients: sleeping advances the clock instantly."""
 

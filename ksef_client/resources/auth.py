@@ -7,9 +7,8 @@ poll the authentication status -> redeem the access and refresh tokens into the 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, Now, Sleep, arun, response_of, run
@@ -140,7 +139,9 @@ def certificate_login_flow(
     document = signed_auth_token_request(
         challenge.challenge, context[0], context[1], credentials, subject_identifier_type
     )
-    upload = File(payload=io.BytesIO(document), file_name="auth.xml", mime_type="application/xml")
+    # Bytes, not BytesIO: the generated code passes the payload to httpx as ``content``, and only
+    # bytes work for both the sync and the async client (a file object is a sync-only stream).
+    upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
     init = parsed(response_of((yield Call(authenticate_xades_signature, {"body": upload}))), AuthenticationInitResponse)
     return (yield from _finish_flow(init, timeout, interval))
 

@@ -1,0 +1,159 @@
+"""Logins against the emulator: KSeF token and certificate (RSA, EC), polling, refresh, revoke."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import AuthenticationError, AuthenticationFailedError, BadRequestError, PermissionDeniedError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import self_signed_certificate
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+
+@pytest.fixture
+def anon(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> Iterator[KSeF]:
+    """A client with no token yet."""
+    with KSeF(base_url=ksef_server.base_url, sleep=fake_time.sleep, clock=fake_time.clock) as client:
+        yield client
+
+
+def _ksef_token(ksef: KSeF, permissions: tuple[str, ...] = ("InvoiceRead", "InvoiceWrite")) -> tuple[str, str]:
+    created = ksef.tokens.create(list(permissions), "token for tests")
+    return created.reference_number, created.token
+
+
+class TestTokenLogin:
+    def test_login_installs_tokens_that_work(self, ksef: KSeF, anon: KSeF) -> None:
+        _, token = _ksef_token(ksef)
+        result = anon.auth.login_with_token(token, context_nip=NIP)
+        assert anon.access_token == result.access_token
+        assert result.access_valid_until > dt.datetime.now(dt.UTC)
+        assert list(anon.sessions.list("Online")) == []
+        assert token not in repr(result) and result.access_token not in repr(anon)
+
+    def test_polls_until_the_operation_finishes(self, ksef: KSeF, anon: KSeF, backend: KSeFBackend,
+                                                fake_time: FakeTime) -> None:  # fmt: skip
+        _, token = _ksef_token(ksef)
+        backend.transitions.auth_reads = 3
+        anon.auth.login_with_token(token, context_nip=NIP, interval=0.5)
+        assert fake_time.sleeps == [0.5, 0.5]
+
+    def test_revoked_token_fails_with_450(self, ksef: KSeF, anon: KSeF) -> None:
+        ref, token = _ksef_token(ksef)
+        ksef.tokens.revoke(ref)
+        with pytest.raises(AuthenticationFailedError) as caught:
+            anon.auth.login_with_token(token, context_nip=NIP)
+        assert caught.value.code == 450
+        assert anon.access_token is None
+
+    def test_token_of_another_context_fails(self, ksef: KSeF, anon: KSeF) -> None:
+        _, token = _ksef_token(ksef)
+        with pytest.raises(AuthenticationFailedError) as caught:
+            anon.auth.login_with_token(token, context_nip="1111111111")
+        assert caught.value.code == 450
+
+    def test_token_permissions_bound_the_access_token(self, ksef: KSeF, anon: KSeF) -> None:
+        _, token = _ksef_token(ksef, ("InvoiceRead",))
+        anon.auth.login_with_token(token, context_nip=NIP)
+        with pytest.raises(PermissionDeniedError) as caught:  # sending needs InvoiceWrite
+            anon.online_session().open()
+        assert caught.value.status_code == 403
+
+    def test_bad_input_fails_before_any_request(self, anon: KSeF) -> None:
+        with pytest.raises(ValueError, match="context_nip"):
+            anon.auth.login_with_token("x", context_nip="1234567890")
+        with pytest.raises(ValueError, match="exactly one"):
+            anon.auth.login_with_token("x")
+        with pytest.raises(ValueError, match="not one of"):
+            anon.auth.login_with_token("x", context=("Regon", "123"))
+        assert anon.send_state.requests_sent == 0
+
+
+class TestCertificateLogin:
+    @pytest.mark.parametrize(
+        ("kind", "key_type"), [("person", "rsa"), ("seal", "rsa"), ("person", "ec"), ("seal", "ec")]
+    )
+    def test_owner_certificate_logs_in(self, anon: KSeF, kind: str, key_type: str) -> None:
+        creds = self_signed_certificate(kind=kind, key_type=key_type)
+        anon.auth.login_with_certificate(creds, context_nip=creds.nip)
+        assert list(anon.sessions.list("Online")) == []
+
+    def test_certificate_of_someone_else_has_no_permissions(self, anon: KSeF) -> None:
+        creds = self_signed_certificate()
+        with pytest.raises(AuthenticationFailedError) as caught:
+            anon.auth.login_with_certificate(creds, context_nip=NIP)
+        assert caught.value.code == 415
+
+    def test_expired_certificate_fails_with_460(self, anon: KSeF, backend: KSeFBackend,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        creds = self_signed_certificate(valid_days=1)
+        later = backend.clock() + dt.timedelta(days=2)
+        monkeypatch.setattr(backend, "clock", lambda: later)
+        with pytest.raises(AuthenticationFailedError) as caught:
+            anon.auth.login_with_certificate(creds, context_nip=creds.nip)
+        assert caught.value.code == 460
+
+
+class TestTokens:
+    def test_refresh_before_expiry_and_after_a_401(self, anon: KSeF, backend: KSeFBackend,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        creds = self_signed_certificate()
+        anon.auth.login_with_certificate(creds, context_nip=creds.nip)
+        first = anon.access_token
+        # 1. The client knows the expiry and refreshes ahead of it.
+        anon._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        list(anon.sessions.list("Online"))
+        second = anon.access_token
+        assert second != first
+        # 2. The server says 401 (its clock moved past the token's expiry): refresh once, retry.
+        later = backend.clock() + dt.timedelta(minutes=20)
+        monkeypatch.setattr(backend, "clock", lambda: later)
+        anon._tokens.valid_until = None
+        assert list(anon.sessions.list("Online")) == []
+        assert anon.access_token not in (first, second)
+
+    def test_redeem_happens_once_and_revoke_kills_refresh(self, anon: KSeF) -> None:
+        creds = self_signed_certificate()
+        anon.auth.login_with_certificate(creds, context_nip=creds.nip)
+        anon.auth.revoke_current_session()
+        assert anon._tokens.refresh_token is None
+        list(anon.sessions.list("Online"))  # the access token lives on until it expires
+
+    def test_401_without_refresh_token_raises(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+        with (
+            KSeF(base_url=ksef_server.base_url, access_token="not-a-jwt") as client,
+            pytest.raises(AuthenticationError) as caught,
+        ):
+            list(client.sessions.list("Online"))
+        assert caught.value.status_code == 401
+
+    def test_unknown_challenge_is_21111(self, anon: KSeF) -> None:
+        from ksef_client._generated.api.auth import authenticate_ksef_token
+        from ksef_client._generated.models import InitTokenAuthenticationRequest
+
+        body = InitTokenAuthenticationRequest.from_dict(
+            {"challenge": "20261125-CR-0123456789-0123456789-00", "contextIdentifier": {"type": "Nip", "value": NIP},
+             "encryptedToken": "AAAA"}
+        )  # fmt: skip
+        with pytest.raises(BadRequestError) as caught:
+            authenticate_ksef_token.sync_detailed(client=anon.raw, body=body)
+        assert caught.value.codes == [21111]
+
+
+@pytest.mark.anyio
+async def test_async_logins(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> None:
+    creds = self_signed_certificate(kind="seal", key_type="ec")
+    async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
+        await client.auth.login_with_certificate(creds, context_nip=creds.nip)
+        created = await client.tokens.create(["InvoiceRead", "InvoiceWrite"], "async token")
+        status = await client.tokens.get(created.reference_number)
+        assert str(status.status) == "Active"
+    async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
+        await client.auth.login_with_token(created.token, context_nip=creds.nip)
+        assert [s async for s in client.sessions.list("Online")] == []

@@ -1,0 +1,150 @@
+"""Sending through the emulator: online sessions (valid, invalid, duplicate) and batch sessions."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._flows import run
+from ksef_client._generated.models import OpenBatchSessionResponse
+from ksef_client.batch import BatchPackage
+from ksef_client.crypto import SymmetricKey
+from ksef_client.errors import BadRequestError, BatchError, InvoiceRejectedError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.schemas import form_code
+from ksef_client.sending import close_batch_flow, open_batch_flow
+from ksef_client.testing import sample_invoice
+from ksef_client.upo import sha256_b64
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+
+def _open_batch(ksef: KSeF, package: BatchPackage, key: SymmetricKey) -> OpenBatchSessionResponse:
+    keys = ksef.auth.public_key_certificates()
+    return run(open_batch_flow(form_code("FA(3)"), package, key, keys, False), ksef)
+
+
+class TestOnlineSession:
+    def test_twenty_invoices_one_invalid_one_duplicate(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoices = [sample_invoice(f"FV/{i}/2026") for i in range(18)]
+        invoices.append(b'<?xml version="1.0" encoding="UTF-8"?><Faktura>not FA(3)</Faktura>')
+        invoices.append(sample_invoice("FV/3/2026"))  # same seller, kind and number as the 4th
+        with ksef.online_session(validate=False) as session:
+            refs = [session.send(xml) for xml in invoices]
+        assert len(set(refs)) == 20
+        status = ksef.sessions.wait(session.reference_number)
+        assert (status.status.code, status.successful_invoice_count, status.failed_invoice_count) == (200, 18, 2)
+        failed = {i.reference_number: i for i in ksef.sessions.invoices(session.reference_number, failed=True)}
+        assert set(failed) == {refs[18], refs[19]}
+        assert failed[refs[18]].status.code == 430
+        duplicate = failed[refs[19]].status
+        assert duplicate.code == 440
+        original = ksef.sessions.invoice(session.reference_number, refs[3])
+        assert duplicate.extensions.additional_properties["originalKsefNumber"] == original.ksef_number  # type: ignore[union-attr]
+        # What arrived is what was sent: the emulator decrypted the same bytes.
+        assert original.invoice_hash == sha256_b64(invoices[3])
+        upo = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=refs[0])
+        assert upo.documents[0].invoice_number == "FV/0/2026"
+        assert len(ksef.upo.get_session_upo(session.reference_number).documents) == 18
+
+    def test_invalid_invoice_is_refused_before_sending(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        with ksef.online_session() as session:
+            sent = ksef.send_state.requests_sent
+            with pytest.raises(InvoiceRejectedError, match="FA \\(3\\)"):
+                session.send(b"<Faktura/>")
+            assert ksef.send_state.requests_sent == sent
+        assert backend.sessions[session.reference_number].invoices == []
+
+    def test_sending_to_a_closed_session_is_21180(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        session = ksef.online_session().open()
+        session.close()
+        with pytest.raises(BadRequestError) as caught:
+            session.send(sample_invoice("FV/late"))
+        assert caught.value.codes == [21180]
+
+    def test_nothing_sent_ends_as_440(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        with ksef.online_session() as session:
+            pass
+        assert ksef.sessions.wait(session.reference_number).status.code == 440
+
+    def test_offline_mode_is_reported(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        with ksef.online_session() as session:
+            ref = session.send(sample_invoice("FV/off"), offline=True)
+        ksef.sessions.wait(session.reference_number)
+        assert str(ksef.sessions.invoice(session.reference_number, ref).invoicing_mode) == "Offline"
+
+
+class TestBatch:
+    def test_two_thousand_invoices_in_several_parts(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoices = [sample_invoice(f"B/{i}/2026") for i in range(2000)]
+        stages: list[tuple[str, int, int]] = []
+        result = ksef.send_batch(invoices, part_size=200_000, wait=True, progress=lambda *a: stages.append(a))
+        assert result.part_count >= 3 and result.invoice_count == 2000
+        assert result.status is not None and result.status.status.code == 200
+        assert result.status.successful_invoice_count == 2000
+        assert ("upload", result.part_count, result.part_count) in stages
+        upo = ksef.upo.get_session_upo(result.reference_number)
+        assert sorted(d.invoice_number for d in upo.documents) == sorted(f"B/{i}/2026" for i in range(2000))
+
+    def test_files_and_named_bytes(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+        path = tmp_path / "a.xml"
+        path.write_bytes(sample_invoice("P/1"))
+        result = ksef.send_batch([path, ("b.xml", sample_invoice("P/2"))], wait=True)
+        names = {i.invoice_file_name for i in ksef.sessions.invoices(result.reference_number)}
+        assert names == {"a.xml", "b.xml"}
+
+    def test_limits_are_checked_before_anything_is_sent(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoices = [sample_invoice(f"L/{i}") for i in range(600)]
+        with pytest.raises(BatchError, match="at most 50"):
+            ksef.send_batch(invoices, part_size=2_000)
+        with pytest.raises(BatchError, match="no invoices"):
+            ksef.send_batch([])
+        assert ksef.send_state.requests_sent == 0
+
+    def test_part_with_a_wrong_hash_fails_the_session(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        result = ksef.send_batch([sample_invoice("H/1")])
+        part = backend.sessions[result.reference_number].batch.parts[0]  # type: ignore[union-attr]
+        assert part.data is None  # processed: the encrypted parts were dropped
+        key = SymmetricKey.generate()
+        with BatchPackage.build([sample_invoice("H/2")], key) as package:
+            package.parts[0].hash = sha256_b64(b"something else")  # declared hash != uploaded bytes
+            response = _open_batch(ksef, package, key)
+            ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
+            run(close_batch_flow(response.reference_number), ksef)
+        assert ksef.sessions.wait(response.reference_number).status.code == 405
+
+    def test_upload_url_refuses_a_bearer_token(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        key = SymmetricKey.generate()
+        with BatchPackage.build([sample_invoice("T/1")], key) as package:
+            response = _open_batch(ksef, package, key)
+            url = response.part_upload_requests[0].url
+            answer = ksef._storage.put(url, content=package.parts[0].read(), headers={"Authorization": "Bearer x"})
+        assert answer.status_code == 400
+
+
+def test_zip_is_streamed_from_the_sources(tmp_path: Path) -> None:
+    key = SymmetricKey.generate()
+    with BatchPackage.build((sample_invoice(f"Z/{i}") for i in range(50)), key, part_size=4_000) as package:
+        assert len(package.parts) > 1
+        plain = b"".join(key.decrypt(p.read()) for p in package.parts)
+    assert len(plain) == package.file_size and sha256_b64(plain) == package.file_hash
+    assert len(zipfile.ZipFile(io.BytesIO(plain)).namelist()) == 50
+
+
+@pytest.mark.anyio
+async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> None:
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
+                         clock=fake_time.clock) as client:  # fmt: skip
+        async with client.online_session() as session:
+            await session.send(sample_invoice("A/1"))
+        status = await client.sessions.wait(session.reference_number)
+        assert status.successful_invoice_count == 1
+        result = await client.send_batch([sample_invoice(f"AB/{i}") for i in range(30)], part_size=5_000, wait=True)
+        assert result.part_count > 1
+        assert result.status is not None and result.status.successful_invoice_count == 30
