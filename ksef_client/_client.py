@@ -25,6 +25,7 @@ from ksef_client.batch import InvoiceSource
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError
 from ksef_client.resources.auth import AsyncAuth, Auth
+from ksef_client.resources.invoices import AsyncInvoices, Invoices
 from ksef_client.resources.sessions import AsyncSessions, Sessions
 from ksef_client.resources.tokens import AsyncTokens, Tokens
 from ksef_client.resources.upo import AsyncUpos, Upos
@@ -101,6 +102,7 @@ class KSeF:
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
         self.auth = Auth(self)
         self.tokens = Tokens(self)
+        self.invoices = Invoices(self)
         self.sessions = Sessions(self)
         self.upo = Upos(self)
 
@@ -187,6 +189,7 @@ class AsyncKSeF:
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
         self.auth = AsyncAuth(self)
         self.tokens = AsyncTokens(self)
+        self.invoices = AsyncInvoices(self)
         self.sessions = AsyncSessions(self)
         self.upo = AsyncUpos(self)
 

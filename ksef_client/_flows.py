@@ -7,6 +7,7 @@ A flow is a generator that yields steps and receives their results:
   the client's access token (the authentication token while logging in).
 - ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
 - ``Now()``: the client's monotonic clock; result a float.
+- ``Download(url)``: GET a presigned link without the token; result ``(bytes, headers)``.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
 """
@@ -52,7 +53,14 @@ class Now:
     """Read the client's clock."""
 
 
-Step = Call | Sleep | Now
+@dataclass(frozen=True)
+class Download:
+    """Fetch a presigned storage link (no Authorization header)."""
+
+    url: str
+
+
+Step = Call | Sleep | Now | Download
 Flow = Generator[Step, Any, T]
 
 
@@ -86,6 +94,8 @@ def run(flow: Flow[T], client: KSeF) -> T:
             elif isinstance(step, Sleep):
                 client._sleep(step.seconds)
                 result = None
+            elif isinstance(step, Download):
+                result = client._download(step.url)
             else:
                 result = client._clock()
     except StopIteration as stop:
@@ -105,6 +115,8 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
             elif isinstance(step, Sleep):
                 await client._sleep(step.seconds)
                 result = None
+            elif isinstance(step, Download):
+                result = await client._download(step.url)
             else:
                 result = client._clock()
     except StopIteration as stop:

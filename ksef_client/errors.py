@@ -18,6 +18,7 @@
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
+    ├── ExportError                   an export that failed or arrived damaged
     ├── ResponseFormatError           a 2xx answer that does not match the spec
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
@@ -159,6 +160,10 @@ class AuthenticationFailedError(KSeFError):
 
 class InvoiceRejectedError(KSeFError):
     """The emulator or KSeF refused an invoice before it was sent (bad schema, size)."""
+
+
+class ExportError(KSeFError):
+    """An export failed, or its package arrived damaged."""
 
 
 class BatchError(KSeFError):

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from ksef_client.crypto import PublicKeyCertificate
 
 
-def _encryption(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str, str]:
+def encryption_for(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str, str]:
+    """The ``encryption`` object: ``key`` wrapped for the current SymmetricKeyEncryption certificate."""
     certificate = select_certificate(keys, SYMMETRIC_KEY_ENCRYPTION)
     info = key.encryption_info(certificate)
     if certificate.public_key_id:
@@ -54,7 +55,7 @@ def _encryption(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str
 
 def open_online_flow(form: FormCode, key: SymmetricKey, keys: list[PublicKeyCertificate]) -> Flow[str]:
     """``POST /sessions/online`` -> the session's reference number."""
-    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": _encryption(key, keys)})
+    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": encryption_for(key, keys)})
     opened = parsed(response_of((yield Call(open_online_session, {"body": body}))), OpenOnlineSessionResponse)
     return opened.reference_number
 
@@ -180,7 +181,7 @@ def open_batch_flow(
         {
             "formCode": form.to_dict(),
             "batchFile": package.batch_file_info(),
-            "encryption": _encryption(key, keys),
+            "encryption": encryption_for(key, keys),
             "offlineMode": offline,
         }
     )

@@ -45,9 +45,10 @@ def ksef_server() -> Iterator[ThreadedServer]:
 @pytest.fixture
 def backend(ksef_server: ThreadedServer) -> KSeFBackend:
     """The emulator's state, empty at the start of each test."""
-    ksef_server.backend.reset()
-    ksef_server.backend.upo_page_size = 10_000
-    return ksef_server.backend
+    backend = ksef_server.backend
+    backend.reset()
+    backend.upo_page_size, backend.metadata_limit, backend.export_part_size = 10_000, 10_000, 50_000_000
+    return backend
 
 
 @pytest.fixture

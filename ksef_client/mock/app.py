@@ -10,7 +10,7 @@ from starlette.routing import Route
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock import responses
 from ksef_client.mock.models import KSeFBackend
-from ksef_client.mock.routes import auth, sending
+from ksef_client.mock.routes import auth, invoices, sending
 
 API_PREFIX = "/v2"
 
@@ -43,6 +43,10 @@ HANDLERS = {
     "online_session.close_online_session": sending.close_online_session,
     "batch_session.open_batch_session": sending.open_batch_session,
     "batch_session.close_batch_session": sending.close_batch_session,
+    "invoices.get_invoice": invoices.get_invoice,
+    "invoices.query_invoice_metadata": invoices.query_invoice_metadata,
+    "invoices.export_invoices": invoices.export_invoices,
+    "invoices.get_invoice_export_status": invoices.get_invoice_export_status,
 }
 
 

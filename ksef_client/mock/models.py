@@ -16,13 +16,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lxml import etree
-
 from ksef_client.crypto import SymmetricKey
 from ksef_client.identifiers import make_ksef_number, make_reference_number
 from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Context, Status
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.faults import Faults
+from ksef_client.mock.invoices import InvoiceFields, InvoiceOperations, read_invoice_fields
 from ksef_client.mock.sending import BatchPackage, SendingOperations
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
@@ -48,7 +47,6 @@ INVOICE_TEXT = {
 # GET /sessions?statuses=...: the API's coarse states over the numeric codes.
 STATUS_GROUPS = {"InProgress": {100, 150, 170}, "Succeeded": {200}, "Cancelled": {440}}
 UPO_LINK_TTL = dt.timedelta(hours=1)
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def _now() -> dt.datetime:
@@ -77,6 +75,8 @@ class Invoice:
     offline: bool = False
     file_name: str | None = None
     session_reference_number: str = ""
+    fields: InvoiceFields | None = None
+    xml: bytes = field(default=b"", repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -126,14 +126,20 @@ class Page:
     continuation_token: str | None
 
 
-class KSeFBackend(AuthOperations, SendingOperations):
+class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
     """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it.
 
-    Auth (``auth.py``) and sending (``sending.py``) are mixed in; status, listing and UPO are here.
+    Auth (``auth.py``), sending (``sending.py``) and received invoices (``invoices.py``) are mixed in;
+    status, listing and UPO are here.
     """
 
-    def __init__(self, *, upo_page_size: int = 10_000, clock: Callable[[], dt.datetime] = _now) -> None:
+    def __init__(
+        self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
+        clock: Callable[[], dt.datetime] = _now,
+    ) -> None:  # fmt: skip
         self.upo_page_size = upo_page_size
+        self.metadata_limit = metadata_limit
+        self.export_part_size = export_part_size
         self.clock = clock
         self.transitions = Transitions()
         self.faults = Faults()
@@ -151,6 +157,7 @@ class KSeFBackend(AuthOperations, SendingOperations):
             self.transitions = Transitions()
             self.faults.clear()
             self._reset_auth()
+            self._reset_invoices()
 
     # --- identifiers -------------------------------------------------------------------------
 
@@ -220,6 +227,7 @@ class KSeFBackend(AuthOperations, SendingOperations):
             invoice.status = Status(430, INVOICE_TEXT[430], [str(error)])
             return
         invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
+        invoice.fields, invoice.xml = fields, xml
         # KSeF marks an invoice Offline when it was issued on an earlier day than it was received.
         invoice.offline = invoice.offline or fields.issue_date < invoice.received.date().isoformat()
         key = (fields.seller, fields.kind, fields.number)
@@ -425,32 +433,3 @@ class KSeFBackend(AuthOperations, SendingOperations):
 
 def _is_failed(code: int) -> bool:
     return code >= 400 and code != 440
-
-
-@dataclass(frozen=True)
-class InvoiceFields:
-    """What KSeF reads from an invoice: seller, kind, number, issue date."""
-
-    seller: str
-    kind: str
-    number: str
-    issue_date: str
-
-
-def read_invoice_fields(xml: bytes) -> InvoiceFields:
-    """Parse an invoice safely and read its key fields; ``ValueError`` says what is wrong."""
-    if xml.startswith(b"\xef\xbb\xbf"):
-        raise ValueError("Plik faktury zawiera BOM.")
-    try:
-        root = etree.fromstring(xml, parser=_SAFE_PARSER)
-    except etree.XMLSyntaxError as error:
-        raise ValueError(f"Nieprawidłowy XML: {error}") from error
-
-    def text(path: str) -> str:
-        found = root.find(path)
-        if found is None or not found.text:
-            raise ValueError(f"Brak elementu {path.replace('{*}', '')}.")
-        return found.text.strip()
-
-    seller = text("{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP")
-    return InvoiceFields(seller, text("{*}Fa/{*}RodzajFaktury"), text("{*}Fa/{*}P_2"), text("{*}Fa/{*}P_1"))

@@ -58,7 +58,7 @@ class BatchPackage:
     compression: str = "Zip"
 
 
-def _key_from(encryption: dict[str, Any]) -> SymmetricKey:
+def unwrap_key(encryption: dict[str, Any]) -> SymmetricKey:
     """Unwrap the session key; ``MockAPIError`` 21470 for an unknown public key id."""
     key_id = encryption.get("publicKeyId")
     if key_id and emulator_keys().by_public_key_id(key_id, SYMMETRIC_KEY_ENCRYPTION) is None:
@@ -72,10 +72,10 @@ def _key_from(encryption: dict[str, Any]) -> SymmetricKey:
         key = rsa_decrypt(emulator_keys().symmetric_key_encryption.private_key, wrapped)
         return SymmetricKey(key, iv)
     except (KeyError, TypeError, ValueError, binascii.Error) as error:
-        raise _KeyError(str(error)) from error
+        raise KeyUnwrapError(str(error)) from error
 
 
-class _KeyError(Exception):
+class KeyUnwrapError(Exception):
     """The session key could not be unwrapped (session status 415)."""
 
 
@@ -160,8 +160,8 @@ class SendingOperations:
             raise MockAPIError(21405, _VALIDATION, ["encryption: wymagane."])
         session = self.open_session(access, "Online", form)
         try:
-            session.key = _key_from(encryption)
-        except _KeyError as error:
+            session.key = unwrap_key(encryption)
+        except KeyUnwrapError as error:
             session.status = Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)])
         return session
 
@@ -243,8 +243,8 @@ class SendingOperations:
             self.clock() + PART_WINDOW * len(parts), str(batch_file.get("compressionType") or "Zip"),
         )  # fmt: skip
         try:
-            session.key = _key_from(encryption)
-        except _KeyError as error:
+            session.key = unwrap_key(encryption)
+        except KeyUnwrapError as error:
             session.status = Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)])
         with self.lock:
             for part in parts:

@@ -1,0 +1,91 @@
+"""Endpoints: invoice download, metadata query, exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ksef_client.mock.auth import Access
+from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.invoices import metadata_of, parse_query
+from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.responses import api_endpoint, iso, json_body, render_status, storage_url, xml_response
+from ksef_client.mock.sending import KeyUnwrapError, unwrap_key
+
+_VALIDATION = "Błąd walidacji danych wejściowych."
+
+
+@api_endpoint("invoices.get_invoice")
+async def get_invoice(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    return xml_response(backend.download_invoice(access, request.path_params["ksefNumber"]))
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise MockAPIError(21405, _VALIDATION, [f"{name}: dozwolone wartości {low}-{high}."])
+    return int(raw)
+
+
+@api_endpoint("invoices.query_invoice_metadata")
+async def query_invoice_metadata(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    query = parse_query(await json_body(request))
+    offset = _int_param(request, "pageOffset", 0, 0, 1_000_000)
+    size = _int_param(request, "pageSize", 10, 10, 250)
+    order = request.query_params.get("sortOrder", "Asc")
+    if order not in ("Asc", "Desc"):
+        raise MockAPIError(21405, _VALIDATION, ["sortOrder: Asc lub Desc."])
+    page, has_more, truncated = backend.query_metadata(
+        access, query, page_offset=offset, page_size=size, descending=order == "Desc"
+    )
+    body = {
+        "hasMore": has_more,
+        "isTruncated": truncated,
+        "permanentStorageHwmDate": iso(backend.hwm()),
+        "invoices": [metadata_of(i) for i in page],
+    }
+    return JSONResponse(body)
+
+
+@api_endpoint("invoices.export_invoices")
+async def export_invoices(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    encryption, filters = body.get("encryption"), body.get("filters")
+    if not isinstance(encryption, dict) or not isinstance(filters, dict):
+        raise MockAPIError(21405, _VALIDATION, ["encryption i filters: wymagane."])
+    try:
+        key = unwrap_key(encryption)
+    except KeyUnwrapError as error:
+        raise MockAPIError(21405, _VALIDATION, [f"encryption: {error}"]) from error
+    export = backend.start_export(access, parse_query(filters), key, bool(body.get("onlyMetadata", False)))
+    return JSONResponse({"referenceNumber": export.reference_number}, status_code=201)
+
+
+def _package(request: Request, package: dict[str, Any]) -> dict[str, Any]:
+    parts = [
+        {**{k: v for k, v in part.items() if k != "storage"}, "url": storage_url(request, part["storage"]),
+         "expirationDate": iso(part["expirationDate"])}
+        for part in package["parts"]
+    ]  # fmt: skip
+    return {
+        **package,
+        "parts": parts,
+        "lastPermanentStorageDate": iso(package["lastPermanentStorageDate"]),
+        "permanentStorageHwmDate": iso(package["permanentStorageHwmDate"]),
+    }
+
+
+@api_endpoint("invoices.get_invoice_export_status")
+async def get_invoice_export_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    export = backend.export_status(access, request.path_params["referenceNumber"])
+    body: dict[str, Any] = {"status": render_status(export.status)}
+    if export.package is not None:
+        body["completedDate"] = iso(backend.clock())
+        body["package"] = _package(request, export.package)
+    return JSONResponse(body)

@@ -1,0 +1,132 @@
+"""Downloading through the emulator: one invoice, metadata across truncated windows, export, sync."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import BadRequestError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.resources.invoices import MetadataCursor
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+BUYER = "1111111111"
+
+
+def _start() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
+def _send(ksef: KSeF, count: int, prefix: str) -> dict[str, bytes]:
+    invoices = {f"{prefix}/{i}": sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)}
+    ksef.send_batch(list(invoices.values()), wait=True)
+    return invoices
+
+
+class TestDownload:
+    def test_get_returns_the_sent_bytes(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        sent = _send(ksef, 3, "G")
+        records = list(ksef.invoices.query(date_from=_start()))
+        assert {r.invoice_number for r in records} == set(sent)
+        for record in records:
+            assert ksef.invoices.get(record.ksef_number) == sent[record.invoice_number]
+
+    def test_buyer_sees_the_invoice_and_strangers_do_not(self, ksef: KSeF, backend: KSeFBackend,
+                                                         ksef_server: ThreadedServer) -> None:  # fmt: skip
+        _send(ksef, 1, "B")
+        number = next(iter(ksef.invoices.query(date_from=_start()))).ksef_number
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(BUYER)) as buyer:
+            assert [r.ksef_number for r in buyer.invoices.query("Subject2", date_from=_start())] == [number]
+            assert buyer.invoices.get(number).startswith(b"<?xml")
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token("7680002466")) as stranger:
+            with pytest.raises(BadRequestError) as caught:
+                stranger.invoices.get(number)
+            assert caught.value.codes == [21164]
+            assert list(stranger.invoices.query("Subject2", date_from=_start())) == []
+
+    def test_bad_filters_fail_before_sending(self, ksef: KSeF) -> None:
+        with pytest.raises(ValueError, match="subject_type"):
+            ksef.invoices.query("Seller", date_from=_start())
+        with pytest.raises(ValueError, match="3 months"):
+            ksef.invoices.query(date_from=_start(), date_to=_start() + dt.timedelta(days=120))
+        with pytest.raises(ValueError, match="page_size"):
+            ksef.invoices.query(date_from=_start(), page_size=500)
+        with pytest.raises(ValueError, match="ksef_number"):
+            ksef.invoices.get("not-a-number")
+        assert ksef.send_state.requests_sent == 0
+
+
+class TestMetadataWindows:
+    def test_truncated_windows_yield_every_record_once(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        sent = _send(ksef, 230, "T")
+        backend.metadata_limit = 50  # KSeF's 10,000, scaled down
+        pager = ksef.invoices.query(date_from=_start(), page_size=20)
+        numbers = [r.invoice_number for r in pager]
+        assert len(numbers) == len(set(numbers)) == 230
+        assert set(numbers) == set(sent)
+
+    def test_cursor_resumes_where_the_walk_stopped(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        _send(ksef, 60, "R")
+        backend.metadata_limit = 25
+        pager = ksef.invoices.query(date_from=_start(), page_size=10)
+        pages = pager.pages()
+        first = [r.ksef_number for r in next(pages).items + next(pages).items]
+        saved = pager.cursor
+        assert isinstance(saved, MetadataCursor)
+        rest = [r.ksef_number for r in ksef.invoices.query(date_from=_start(), page_size=10, cursor=saved)]
+        assert len(first + rest) == len(set(first + rest)) == 60
+
+
+class TestExportAndSync:
+    def test_export_of_500_invoices_is_identical_to_what_was_sent(self, ksef: KSeF, backend: KSeFBackend,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+        sent = _send(ksef, 500, "E")
+        backend.export_part_size = 40_000  # several encrypted parts
+        result = ksef.invoices.export(tmp_path, date_from=_start())
+        assert len(result.files) == 500 and not result.is_truncated
+        by_number = {m["ksefNumber"]: m["invoiceNumber"] for m in result.metadata}
+        for path in result.files:
+            assert path.read_bytes() == sent[by_number[path.stem]]
+
+    def test_two_sync_runs_take_each_invoice_once(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+        state, target = tmp_path / "state.json", tmp_path / "inbox"
+        _send(ksef, 40, "S1")
+        first = ksef.invoices.sync("Subject1", state, target, start=_start())
+        assert len(first.ksef_numbers) == 40
+        _send(ksef, 15, "S2")
+        second = ksef.invoices.sync("Subject1", state, target)
+        assert len(second.ksef_numbers) == 15
+        assert not set(first.ksef_numbers) & set(second.ksef_numbers)
+        assert ksef.invoices.sync("Subject1", state, target).ksef_numbers == []
+        assert len(list(target.glob("*.xml"))) == 55
+
+    def test_sync_through_truncated_exports(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+        _send(ksef, 70, "W")
+        backend.metadata_limit = 30
+        result = ksef.invoices.sync("Subject1", tmp_path / "s.json", tmp_path / "in", start=_start())
+        assert len(result.ksef_numbers) == len(set(result.ksef_numbers)) == 70
+
+    def test_first_sync_needs_a_start(self, ksef: KSeF, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="start="):
+            ksef.invoices.sync("Subject1", tmp_path / "none.json", tmp_path)
+
+
+@pytest.mark.anyio
+async def test_async_query_and_export(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    token = backend.mint_access_token(NIP)
+    with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock) as sync:
+        sent = _send(sync, 12, "A")
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
+                         clock=fake_time.clock) as client:  # fmt: skip
+        records = [r async for r in client.invoices.query(date_from=_start(), page_size=10)]
+        assert {r.invoice_number for r in records} == set(sent)
+        assert await client.invoices.get(records[0].ksef_number) == sent[records[0].invoice_number]
+        result = await client.invoices.export(tmp_path, date_from=_start())
+        assert len(result.files) == 12
