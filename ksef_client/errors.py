@@ -23,6 +23,7 @@
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
+    │   ├── UPOSignatureError         its XAdES signature is missing or broken
     │   └── UPOValidationError        not a valid UPO v4-3 document
     └── UPONotAvailableError          the session or invoice has no UPO (yet)
 
@@ -184,6 +185,10 @@ class UPOHashMismatchError(UPOError):
 
 class UnsafeXMLError(UPOError):
     """XML with a DTD, entity declarations or other constructs we refuse to process."""
+
+
+class UPOSignatureError(UPOError):
+    """The UPO's XAdES signature is missing or does not verify."""
 
 
 class UPOValidationError(UPOError):

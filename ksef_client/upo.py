@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from cryptography import x509
 from lxml import etree
 
-from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOValidationError
+from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
+from ksef_client.xades import SignatureVerificationError, verify_xades
 
 UPO_NAMESPACE = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
@@ -79,6 +81,14 @@ class Upo:
     def sha256(self) -> str:
         """Base64 SHA-256 of ``xml``, comparable with ``x-ms-meta-hash``."""
         return sha256_b64(self.xml)
+
+    def verify_signature(self, certificate: x509.Certificate | None = None) -> x509.Certificate:
+        """Check the enveloped XAdES signature (see :func:`verify_upo_signature`)."""
+        return verify_upo_signature(self.xml, certificate)
+
+    def validate(self, schema: Path | None = None) -> None:
+        """Validate against ``upo-v4-3.xsd`` (see :func:`validate_upo`)."""
+        validate_upo(self.xml, schema)
 
 
 @dataclass(frozen=True)
@@ -239,6 +249,20 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
     if not xsd.validate(root):
         errors = "; ".join(f"line {e.line}: {e.message}" for e in list(iter(xsd.error_log))[:5])  # type: ignore[call-overload]
         raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
+
+
+def verify_upo_signature(xml: bytes, certificate: x509.Certificate | None = None) -> x509.Certificate:
+    """Check the integrity of a UPO's enveloped XAdES signature; return the signer's certificate.
+
+    Without ``certificate`` the embedded one is used: that proves the document was not changed
+    after signing, and the caller decides whether it trusts the returned signer (for KSeF, the
+    Ministry's certificate). ``UPOSignatureError`` when the signature is missing or broken.
+    """
+    safe_parse(xml)  # refuse hostile XML before the signature library sees it
+    try:
+        return verify_xades(xml, certificate).certificate
+    except SignatureVerificationError as error:
+        raise UPOSignatureError(f"UPO signature does not verify: {error}") from error
 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:

@@ -77,6 +77,7 @@ class Invoice:
     session_reference_number: str = ""
     fields: InvoiceFields | None = None
     xml: bytes = field(default=b"", repr=False)
+    upo: bytes | None = field(default=None, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -386,8 +387,10 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
         return pages
 
     def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
-        """The UPO document of one accepted invoice."""
-        return build_upo(self._header(session), [self._document(invoice, session.kind)])
+        """The UPO document of one accepted invoice (signed once, then cached)."""
+        if invoice.upo is None:
+            invoice.upo = build_upo(self._header(session), [self._document(invoice, session.kind)])
+        return invoice.upo
 
     def invoice_upo(
         self, access: Access, reference_number: str, *, invoice_reference_number: str | None = None,

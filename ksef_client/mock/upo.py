@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.xades import SigningCredentials, sign_xades
+
 UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 RECEIVER = "Ministerstwo Finansów"
 CONTEXT_ELEMENTS = {
@@ -54,7 +57,9 @@ class PageInfo:
     total: int
 
 
-def build_upo(header: UpoHeader, documents: Sequence[UpoDocument], page: PageInfo | None = None) -> bytes:
+def build_upo(
+    header: UpoHeader, documents: Sequence[UpoDocument], page: PageInfo | None = None, *, signed: bool = True
+) -> bytes:
     """Serialize a UPO; ``page`` is given for session UPOs only, as KSeF does."""
     root = etree.Element(f"{{{UPO_NS}}}Potwierdzenie", nsmap={None: UPO_NS})  # type: ignore[dict-item]
     _text(root, "NazwaPodmiotuPrzyjmujacego", RECEIVER)
@@ -88,7 +93,11 @@ def build_upo(header: UpoHeader, documents: Sequence[UpoDocument], page: PageInf
             ("TrybWysylki", doc.mode),
         ):
             _text(element, name, value)
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    if not signed:
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    # Like KSeF's, the emulator's UPOs carry an enveloped XAdES signature (its own certificate).
+    pair = emulator_keys().upo_signing
+    return sign_xades(root, SigningCredentials(pair.certificate, pair.private_key))
 
 
 def _sub(parent: etree._Element, name: str) -> etree._Element:

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from ksef_client import KSeF, UPOHashMismatchError
+from ksef_client.errors import UPOSignatureError
 from ksef_client.mock import KSeFBackend
-from ksef_client.upo import validate_upo
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.testing import sample_invoice
+from ksef_client.upo import validate_upo, verify_upo_signature
 from tests.helpers import invoice_xml
 from tests.resources.test_sessions import _session
 
@@ -52,3 +55,17 @@ class TestUpos:
             ksef.upo.get_invoice_upo(
                 "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F", ksef_number="5265877635-20250916-010040741B3E-47"
             )
+
+
+def test_emulator_upo_is_signed_valid_and_tamper_evident(ksef: KSeF, backend: KSeFBackend) -> None:
+    with ksef.online_session() as session:
+        ref = session.send(sample_invoice("SIG/1"))
+    ksef.sessions.wait(session.reference_number)
+    upo = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
+    assert upo.signed
+    assert upo.verify_signature() == emulator_keys().upo_signing.certificate
+    upo.validate()  # valid against upo-v4-3.xsd once the signature is set aside
+    session_upo = ksef.upo.get_session_upo(session.reference_number).pages[0]
+    session_upo.verify_signature(emulator_keys().upo_signing.certificate)
+    with pytest.raises(UPOSignatureError):
+        verify_upo_signature(upo.xml.replace(b"SIG/1", b"SIG/2"))
