@@ -79,6 +79,7 @@ class RetryingTransport(httpx.BaseTransport):
             self._state.requests_sent += 1
             try:
                 response = self._inner.handle_request(request)
+                response.read()  # inside the retry loop: a connection dropped mid-body is retried too
             except httpx.TransportError as error:
                 delay = self._state.after_error(request, error, attempt)
                 if delay is None:
@@ -117,6 +118,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             self._state.requests_sent += 1
             try:
                 response = await self._inner.handle_async_request(request)
+                await response.aread()  # a connection dropped mid-body is retried too
             except httpx.TransportError as error:
                 delay = self._state.after_error(request, error, attempt)
                 if delay is None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.mock import responses
+from ksef_client.mock import control, responses
 from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.routes import auth, invoices, sending
 
 API_PREFIX = "/v2"
@@ -50,26 +50,38 @@ HANDLERS = {
 }
 
 
-async def _reset(request: Request) -> Response:
-    responses.backend_of(request).reset()
-    return JSONResponse({"reset": True})
-
-
 def _api_routes() -> list[Route]:
     # Literal segments before {parameters}, so /sessions/{ref}/invoices/failed is not an invoice id.
     keys = sorted(HANDLERS, key=lambda k: (OPERATIONS[k].path.count("{"), OPERATIONS[k].path))
     return [Route(API_PREFIX + OPERATIONS[k].path, HANDLERS[k], methods=[OPERATIONS[k].method], name=k) for k in keys]
 
 
-def create_app(backend: KSeFBackend | None = None) -> Starlette:
-    """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests."""
+def create_app(backend: KSeFBackend | None = None, *, store: SQLiteStore | None = None) -> ASGIApp:
+    """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests, and a
+    ``SQLiteStore`` to keep the state across restarts (saved after every changing request)."""
     app = Starlette(
         routes=[
             *_api_routes(),
             Route("/_storage/{name}", responses.storage_get, methods=["GET"]),
             Route("/_upload/{name}", sending.upload_part, methods=["PUT"]),
-            Route("/_mock/reset", _reset, methods=["POST"]),
+            *control.ROUTES,
         ]
     )
     app.state.backend = backend or KSeFBackend()
-    return app
+    if store is None:
+        return app
+    store.load(app.state.backend)
+    return _SavingApp(app, store, app.state.backend)
+
+
+class _SavingApp:
+    """Saves the state after each request that may have changed it (anything but GET)."""
+
+    def __init__(self, app: Starlette, store: SQLiteStore, backend: KSeFBackend) -> None:
+        self.app, self.store, self.backend = app, store, backend
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] != "GET":
+            self.store.save(self.backend)

@@ -6,13 +6,17 @@ import random
 import threading
 from dataclasses import dataclass
 
+DROP = 0  # ``Fault(DROP)``: the connection breaks mid-response (the client sees a transport error)
+
 
 @dataclass(frozen=True)
 class Fault:
-    """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``)."""
+    """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``);
+    ``Fault(DROP)`` breaks the connection; ``delay`` (seconds) only slows the answer down."""
 
     status: int
     retry_after: int | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -39,10 +43,17 @@ class Faults:
             # Presigned downloads answer with a wrong x-ms-meta-hash (a corrupted transfer).
             self.corrupt_downloads = False
 
-    def add(self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None) -> None:
-        """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``; ``None``: any)."""
+    def add(
+        self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None,
+        delay: float = 0.0,
+    ) -> None:  # fmt: skip
+        """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``; ``None``: any).
+
+        ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page, ``DROP`` a broken
+        connection, 200 with ``delay`` a slow but correct answer.
+        """
         with self._lock:
-            self._rules.append(_Rule(operation, Fault(status, retry_after), times))
+            self._rules.append(_Rule(operation, Fault(status, retry_after, delay), times))
 
     def set_random(self, rate: float, *, seed: int = 0, faults: tuple[Fault, ...] | None = None) -> None:
         """Fail a seeded share ``rate`` of all requests with faults drawn from ``faults``."""

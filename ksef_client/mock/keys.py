@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
+import threading
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -88,11 +88,25 @@ class EmulatorKeys:
         return pair if pair.public_key_id == key_id else None
 
 
-@functools.cache
+_installed: list[EmulatorKeys] = []
+_lock = threading.Lock()
+
+
 def emulator_keys() -> EmulatorKeys:
-    """The process-wide keys (made on first use)."""
-    return EmulatorKeys(
-        _key_pair("KSeF emulator token encryption", TOKEN_ENCRYPTION),
-        _key_pair("KSeF emulator symmetric key encryption", SYMMETRIC_KEY_ENCRYPTION),
-        _key_pair("KSeF emulator UPO signature", "UpoSigning"),
-    )
+    """The process-wide keys (made on first use, or restored from a state file)."""
+    with _lock:
+        if not _installed:
+            _installed.append(
+                EmulatorKeys(
+                    _key_pair("KSeF emulator token encryption", TOKEN_ENCRYPTION),
+                    _key_pair("KSeF emulator symmetric key encryption", SYMMETRIC_KEY_ENCRYPTION),
+                    _key_pair("KSeF emulator UPO signature", "UpoSigning"),
+                )
+            )
+        return _installed[0]
+
+
+def install_keys(keys: EmulatorKeys) -> None:
+    """Use ``keys`` from now on (``ksef-mock --state`` restores the keys of an earlier run)."""
+    with _lock:
+        _installed[:] = [keys]

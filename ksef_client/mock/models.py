@@ -11,11 +11,14 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ksef_client._generated.operations import OPERATIONS
+from ksef_client._throttle import Throttle
 from ksef_client.crypto import SymmetricKey
 from ksef_client.identifiers import make_ksef_number, make_reference_number
 from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Context, Status
@@ -136,11 +139,13 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
 
     def __init__(
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
-        clock: Callable[[], dt.datetime] = _now,
+        rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = _now,
     ) -> None:  # fmt: skip
         self.upo_page_size = upo_page_size
         self.metadata_limit = metadata_limit
         self.export_part_size = export_part_size
+        # KSeF's per-operation limits times this scale; 0 (the default in tests) switches them off.
+        self.rate_limits = Throttle(scale=rate_limit_scale)
         self.clock = clock
         self.transitions = Transitions()
         self.faults = Faults()
@@ -155,10 +160,18 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
             self.blobs: dict[str, tuple[bytes, dt.datetime]] = {}
             self.invoice_keys: dict[tuple[str, str, str], Invoice] = {}
             self.upload_slots: dict[str, tuple[str, int]] = {}
+            self.rate_limits = Throttle(scale=self.rate_limits.scale)
             self.transitions = Transitions()
             self.faults.clear()
             self._reset_auth()
             self._reset_invoices()
+
+    def check_rate(self, operation: str, caller: str) -> int | None:
+        """Seconds to wait (``Retry-After``) when ``caller`` is over ``operation``'s limits, else ``None``."""
+        limits = OPERATIONS[operation].rate_limits
+        with self.lock:
+            wait = self.rate_limits.delay(f"{caller}|{operation}", limits, self.clock().timestamp())
+        return math.ceil(wait) if wait > 0 else None
 
     # --- identifiers -------------------------------------------------------------------------
 

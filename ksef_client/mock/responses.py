@@ -14,12 +14,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, TooManyRequests
-from ksef_client.mock.faults import Fault
+from ksef_client.mock.faults import DROP, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
@@ -49,7 +50,15 @@ def api_endpoint(
             try:
                 fault = backend.faults.take(operation)
                 if fault is not None:
-                    return render_fault(request, fault, operation)
+                    if fault.delay:
+                        await anyio.sleep(fault.delay)
+                    if fault.status == DROP:
+                        return BrokenResponse()
+                    if fault.status >= 400:
+                        return render_fault(request, fault, operation)
+                retry_after = backend.check_rate(operation, request.client.host if request.client else "-")
+                if retry_after is not None:
+                    raise TooManyRequests(retry_after, operation)
                 access = None
                 if spec.requires_token and bearer == "access":
                     access = backend.authenticate(request.headers.get("authorization"))
@@ -62,6 +71,17 @@ def api_endpoint(
         return endpoint
 
     return wrap
+
+
+class BrokenResponse(Response):
+    """Promises a body and sends half of it: the client sees the connection break."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", status_code=200)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b'{"broken": ', "more_body": False})
 
 
 def render_fault(request: Request, fault: Fault, operation: str) -> Response:

@@ -7,11 +7,13 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
 from ksef_client.mock.app import API_PREFIX, create_app
 from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.persistence import SQLiteStore
 
 
 class ThreadedServer:
@@ -23,14 +25,17 @@ class ThreadedServer:
             ksef = KSeF(base_url=server.base_url, access_token=server.backend.mint_access_token(nip))
     """
 
-    def __init__(self, backend: KSeFBackend | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, backend: KSeFBackend | None = None, host: str = "127.0.0.1", port: int = 0, *,
+        store: SQLiteStore | None = None,
+    ) -> None:  # fmt: skip
         self.backend = backend or KSeFBackend()
         self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(create_app(self.backend), log_level="warning", lifespan="off")
+        config = uvicorn.Config(create_app(self.backend, store=store), log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
@@ -62,12 +67,30 @@ class ThreadedServer:
         self.stop()
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Options of ``ksef-mock``."""
+    parser = argparse.ArgumentParser(prog="ksef-mock", description="KSeF 2.0 emulator (API under /v2)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--state", type=Path, help="SQLite file that keeps the state across restarts")
+    parser.add_argument("--rate-limits", type=float, default=1.0, metavar="SCALE",
+                        help="KSeF's rate limits times SCALE; 0 switches them off (default 1)")  # fmt: skip
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail (5xx, 429)")
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
+    parser.add_argument("--session-reads", type=int, default=0, help="status reads before a closed session is done")
+    parser.add_argument("--upo-page-size", type=int, default=10_000)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """``ksef-mock --host 127.0.0.1 --port 8000``: serve the emulator until interrupted."""
-    parser = argparse.ArgumentParser(prog="ksef-mock", description="KSeF 2.0 emulator (API under /v2)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    backend = KSeFBackend(upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits)
+    backend.transitions.session_reads = args.session_reads
+    if args.fault_rate:
+        backend.faults.set_random(args.fault_rate, seed=args.fault_seed)
+    store = SQLiteStore(args.state) if args.state else None
+    app = create_app(backend, store=store)
     print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,0 +1,166 @@
+"""The emulator over HTTP: rate limits, faults, control endpoints, persistence, CLI, pytest plugin."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ksef_client import KSeF
+from ksef_client._throttle import Throttle
+from ksef_client.errors import APIConnectionError, RateLimitError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP
+from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+
+class SharedClock:
+    """One fake time for the client's sleeps and the emulator's clock, so waiting is instant."""
+
+    def __init__(self, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.client_time = FakeTime()
+        self.server_now = backend.clock()
+        monkeypatch.setattr(backend, "clock", lambda: self.server_now)
+
+    def sleep(self, seconds: float) -> None:
+        self.client_time.sleep(seconds)
+        self.server_now += dt.timedelta(seconds=seconds)
+
+
+class TestRateLimits:
+    def test_429_with_retry_after_then_retried(self, ksef_server: ThreadedServer, backend: KSeFBackend,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        monkeypatch.setattr(backend, "rate_limits", Throttle(scale=0.2))  # sessionList: 1/s, 2/min, 12/h
+        clock = SharedClock(backend, monkeypatch)
+        token = backend.mint_access_token(NIP)
+        with KSeF(base_url=ksef_server.base_url, access_token=token, rate_limit_scale=0, max_retries=0) as eager:
+            list(eager.sessions.list("Online"))
+            with pytest.raises(RateLimitError) as caught:
+                list(eager.sessions.list("Online"))
+            assert caught.value.retry_after == 1
+        with KSeF(base_url=ksef_server.base_url, access_token=token, rate_limit_scale=0, sleep=clock.sleep,
+                  clock=clock.client_time.clock) as patient:  # fmt: skip
+            assert list(patient.sessions.list("Online")) == []
+            assert patient.send_state.retries >= 1
+
+    def test_the_client_throttle_never_meets_a_429(self, ksef_server: ThreadedServer, backend: KSeFBackend,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        monkeypatch.setattr(backend, "rate_limits", Throttle(scale=1.0))
+        clock = SharedClock(backend, monkeypatch)
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP), max_retries=0,
+                  sleep=clock.sleep, clock=clock.client_time.clock) as ksef:  # fmt: skip
+            for _ in range(25):  # sessionList allows 5/s and 10/min
+                list(ksef.sessions.list("Online"))
+            assert ksef.send_state.throttled_seconds > 60
+
+
+class TestFaults:
+    def test_dropped_connection_is_retried_for_a_get(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        with ksef.online_session() as session:
+            session.send(sample_invoice("D/1"))
+        backend.faults.add(DROP, operation="sessions_status.get_session_status", times=1)
+        assert ksef.sessions.get(session.reference_number).status.code == 200
+        assert ksef.send_state.retries == 1
+
+    def test_dropped_connection_without_retries_is_a_connection_error(self, ksef_server: ThreadedServer,
+                                                                      backend: KSeFBackend) -> None:  # fmt: skip
+        backend.faults.add(DROP, operation="sessions_status.list_sessions")
+        token = backend.mint_access_token(NIP)
+        with (
+            KSeF(base_url=ksef_server.base_url, access_token=token, max_retries=0) as k,
+            pytest.raises(APIConnectionError),
+        ):
+            list(k.sessions.list("Online"))
+
+    @staticmethod
+    def _faulty_run(ksef_server: ThreadedServer, backend: KSeFBackend, seed: int) -> tuple[int, int]:
+        backend.reset()
+        access = _access(backend)
+        for _ in range(100):
+            backend.close_session(backend.open_session(access))
+        backend.faults.set_random(0.3, seed=seed)
+        time = FakeTime()
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP), max_retries=8,
+                  sleep=time.sleep, clock=time.clock, max_retry_after=5) as ksef:  # fmt: skip
+            listed = len(list(ksef.sessions.list("Online", page_size=10)))
+            retries = ksef.send_state.retries
+        backend.faults.clear()
+        return listed, retries
+
+    def test_seeded_faults_repeat_and_are_survived(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+        first = self._faulty_run(ksef_server, backend, seed=11)
+        second = self._faulty_run(ksef_server, backend, seed=11)
+        assert first == second
+        assert first[0] == 100 and first[1] > 0
+
+
+def _access(backend: KSeFBackend):  # type: ignore[no-untyped-def]
+    return backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+
+
+class TestControlEndpoints:
+    def test_tokens_faults_transitions_reset_over_http(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+        root = ksef_server.base_url.removesuffix("/v2")
+        with httpx.Client(base_url=root) as http:
+            token = http.post("/_mock/tokens", json={"nip": NIP, "permissions": ["InvoiceWrite"]}).json()["accessToken"]
+            assert http.post("/_mock/transitions", json={"sessionReads": 2}).json()["sessionReads"] == 2
+            assert http.post("/_mock/faults", json={"status": 503, "times": 1}).status_code == 200
+            assert http.post("/_mock/tokens", json={"nip": "123"}).status_code == 400
+        with KSeF(base_url=ksef_server.base_url, access_token=token, max_retries=1, sleep=FakeTime().sleep) as ksef:
+            with ksef.online_session() as session:
+                session.send(sample_invoice("C/1"))
+            assert ksef.send_state.retries == 1  # the 503
+            assert ksef.sessions.get(session.reference_number).status.code == 170  # 2 reads needed
+        with httpx.Client(base_url=root) as http:
+            http.post("/_mock/reset")
+        assert backend.sessions == {}
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "ksef.sqlite"
+    with ThreadedServer(store=SQLiteStore(state)) as first:
+        token = first.backend.mint_access_token(NIP)
+        with KSeF(base_url=first.base_url, access_token=token) as ksef, ksef.online_session() as session:
+            session.send(sample_invoice("P/1"))
+    restarted = ThreadedServer(KSeFBackend(), store=SQLiteStore(state))
+    with restarted as second, KSeF(base_url=second.base_url, access_token=token) as ksef:  # the old token works
+        status = ksef.sessions.wait(session.reference_number)
+        assert status.successful_invoice_count == 1
+        upo = ksef.upo.get_session_upo(session.reference_number)
+        assert upo.documents[0].invoice_number == "P/1"
+        with ksef.online_session() as again:  # the public keys survived as well
+            again.send(sample_invoice("P/2"))
+
+
+def test_ksef_mock_command_serves_on_loopback() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "ksef_client.mock", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert f"http://127.0.0.1:{port}/v2" in process.stderr.readline()
+        transport = httpx.HTTPTransport(retries=10)  # connect retries while uvicorn binds
+        with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}/v2") as http:
+            keys = http.get("/security/public-key-certificates").json()
+        assert {u for k in keys for u in k["usage"]} == {"KsefTokenEncryption", "SymmetricKeyEncryption"}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_pytest_plugin_fixture(ksef_mock: KSeFMock) -> None:
+    with ksef_mock.client(nip=NIP) as ksef, ksef.online_session() as session:
+        session.send(sample_invoice("F/1"))
+    assert ksef_mock.backend.sessions[str(session.reference_number)].invoices[0].invoice_number == "F/1"
