@@ -16,3 +16,10 @@ class Environment(Enum):
     def base_url(self) -> str:
         """The API base URL, ending in ``/v2``."""
         return self.value
+
+    @property
+    def qr_host(self) -> str:
+        """Host of the verification links printed as QR codes (KOD I, KOD II)."""
+        return {"TEST": "qr-test.ksef.mf.gov.pl", "DEMO": "qr-demo.ksef.mf.gov.pl", "PROD": "qr.ksef.mf.gov.pl"}[
+            self.name
+        ]

@@ -1,0 +1,130 @@
+"""Verification links and QR codes printed on invoices (KOD I and KOD II).
+
+- KOD I (every invoice shown outside KSeF): ``https://<qr host>/invoice/<seller NIP>/<P_1 as
+  DD-MM-YYYY>/<SHA-256 of the invoice file, Base64URL>``; labelled with the KSeF number, or
+  ``OFFLINE`` while the invoice has none.
+- KOD II (offline invoices only): ``https://<qr host>/certificate/<context type>/<context value>/
+  <seller NIP>/<KSeF certificate serial>/<invoice hash>/<signature>``, where the signature covers
+  the link without ``https://`` and is made with the Offline-type KSeF certificate's key:
+  RSASSA-PSS (SHA-256, salt 32) or ECDSA P-256 (SHA-256, ``r||s``). Labelled ``CERTYFIKAT``.
+
+Codes are drawn by segno (ISO/IEC 18004) as PNG or as SVG with the label under the code.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import re
+from xml.sax.saxutils import escape
+
+import segno
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from ksef_client.environments import Environment
+from ksef_client.identifiers import validate_nip
+from ksef_client.xades import CONTEXT_TYPES, PrivateKey
+
+OFFLINE_LABEL = "OFFLINE"
+CERTIFICATE_LABEL = "CERTYFIKAT"
+_SERIAL = re.compile(r"[0-9A-F]{1,40}")
+
+
+def b64url(data: bytes) -> str:
+    """Base64URL without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def invoice_hash(invoice: bytes) -> str:
+    """SHA-256 of the invoice file in Base64URL (what both links carry)."""
+    return b64url(hashlib.sha256(invoice).digest())
+
+
+def _env(environment: Environment | str) -> Environment:
+    return Environment[environment.upper()] if isinstance(environment, str) else environment
+
+
+def _date(issue_date: dt.date | str) -> str:
+    value = dt.date.fromisoformat(issue_date) if isinstance(issue_date, str) else issue_date
+    return value.strftime("%d-%m-%Y")
+
+
+def invoice_link(environment: Environment | str, seller_nip: str, issue_date: dt.date | str, invoice: bytes) -> str:
+    """KOD I link of ``invoice`` (the exact bytes sent to KSeF); ``issue_date`` is ``P_1``."""
+    validate_nip(seller_nip, "seller_nip")
+    return f"https://{_env(environment).qr_host}/invoice/{seller_nip}/{_date(issue_date)}/{invoice_hash(invoice)}"
+
+
+def _sign(private_key: PrivateKey, data: bytes) -> bytes:
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+        size = (private_key.curve.key_size + 7) // 8
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    raise ValueError("private_key: RSA or EC keys only")
+
+
+def certificate_link(
+    environment: Environment | str, context_type: str, context_value: str, seller_nip: str,
+    certificate_serial: str, invoice: bytes, private_key: PrivateKey,
+) -> str:  # fmt: skip
+    """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key."""
+    if context_type not in CONTEXT_TYPES:
+        raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
+    validate_nip(seller_nip, "seller_nip")
+    serial = certificate_serial.upper()
+    if not _SERIAL.fullmatch(serial):
+        raise ValueError(f"certificate_serial: {certificate_serial!r} is not a hexadecimal serial number")
+    path = f"{_env(environment).qr_host}/certificate/{context_type}/{context_value}/{seller_nip}/{serial}/"
+    path += invoice_hash(invoice)
+    return f"https://{path}/{b64url(_sign(private_key, path.encode()))}"
+
+
+def verify_certificate_link(link: str, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bool:
+    """Whether a KOD II link's signature was made by the key of ``public_key``."""
+    signed, _, signature_b64 = link.removeprefix("https://").rpartition("/")
+    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(
+                signature, signed.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+            )
+        else:
+            half = len(signature) // 2
+            der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
+            public_key.verify(der, signed.encode(), ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def qr_png(link: str, *, scale: int = 5, border: int = 4) -> bytes:
+    """The QR code of ``link`` as PNG bytes."""
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="png", scale=scale, border=border)
+    return out.getvalue()
+
+
+def qr_svg(link: str, label: str | None = None, *, scale: int = 5, border: int = 4) -> bytes:
+    """The QR code of ``link`` as SVG, with ``label`` (KSeF number, OFFLINE, CERTYFIKAT) under it."""
+    code = segno.make(link, error="m")
+    out = io.BytesIO()
+    code.save(out, kind="svg", scale=scale, border=border, xmldecl=False, svgns=True)
+    svg = out.getvalue().decode()
+    if label is None:
+        return svg.encode()
+    width, height = code.symbol_size(scale=scale, border=border)
+    extra = 4 * scale
+    svg = re.sub(r'height="\d+"', f'height="{height + extra}"', svg, count=1)
+    svg = re.sub(r'viewBox="0 0 (\d+) (\d+)"', lambda m: f'viewBox="0 0 {m[1]} {int(m[2]) + extra}"', svg, count=1)
+    text = (
+        f'<text x="{width / 2}" y="{height + extra / 2}" text-anchor="middle" font-family="sans-serif" '
+        f'font-size="{2 * scale}">{escape(label)}</text>'
+    )
+    return svg.replace("</svg>", text + "</svg>").encode()

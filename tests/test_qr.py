@@ -1,0 +1,57 @@
+"""KOD I and KOD II: link formats, signatures (RSA-PSS, ECDSA), QR images."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from ksef_client import qr
+from ksef_client.environments import Environment
+from ksef_client.testing import sample_invoice, self_signed_certificate
+
+INVOICE = sample_invoice("QR/1")
+
+
+def test_invoice_link_carries_nip_date_and_base64url_hash() -> None:
+    link = qr.invoice_link(Environment.PROD, "5265877635", "2026-02-01", INVOICE)
+    prefix = "https://qr.ksef.mf.gov.pl/invoice/5265877635/01-02-2026/"
+    assert link.startswith(prefix)
+    digest = link.removeprefix(prefix)
+    assert len(digest) == 43 and "=" not in digest and "+" not in digest and "/" not in digest
+    assert base64.urlsafe_b64decode(digest + "=") == hashlib.sha256(INVOICE).digest()
+    assert qr.invoice_link("test", "5265877635", "2026-02-01", INVOICE).startswith("https://qr-test.ksef.mf.gov.pl/")
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ec"])
+def test_certificate_link_signature_verifies_and_binds_the_path(key_type: str) -> None:
+    creds = self_signed_certificate(key_type=key_type)
+    link = qr.certificate_link("DEMO", "Nip", creds.nip, creds.nip, "01f20a5d352ae590", INVOICE, creds.private_key)
+    parts = link.removeprefix("https://").split("/")
+    assert parts[:7] == ["qr-demo.ksef.mf.gov.pl", "certificate", "Nip", creds.nip, creds.nip, "01F20A5D352AE590",
+                         qr.invoice_hash(INVOICE)]  # fmt: skip
+    public_key = creds.certificate.public_key()
+    assert qr.verify_certificate_link(link, public_key)  # type: ignore[arg-type]
+    tampered = link.replace(qr.invoice_hash(INVOICE), qr.invoice_hash(INVOICE + b" "))
+    assert not qr.verify_certificate_link(tampered, public_key)  # type: ignore[arg-type]
+    other = self_signed_certificate(key_type=key_type).certificate.public_key()
+    assert not qr.verify_certificate_link(link, other)  # type: ignore[arg-type]
+
+
+def test_bad_input_is_refused() -> None:
+    creds = self_signed_certificate()
+    with pytest.raises(ValueError, match="seller_nip"):
+        qr.invoice_link("TEST", "1234567890", "2026-02-01", INVOICE)
+    with pytest.raises(ValueError, match="context_type"):
+        qr.certificate_link("TEST", "Regon", "1", creds.nip, "01", INVOICE, creds.private_key)
+    with pytest.raises(ValueError, match="certificate_serial"):
+        qr.certificate_link("TEST", "Nip", creds.nip, creds.nip, "XYZ", INVOICE, creds.private_key)
+
+
+def test_images() -> None:
+    link = qr.invoice_link("TEST", "5265877635", "2026-02-01", INVOICE)
+    assert qr.qr_png(link).startswith(b"\x89PNG\r\n\x1a\n")
+    svg = qr.qr_svg(link, qr.OFFLINE_LABEL)
+    assert svg.startswith(b"<svg") and b">OFFLINE</text>" in svg
+    assert b"<text" not in qr.qr_svg(link)
