@@ -45,6 +45,8 @@ AUTH_TEXT = {
     425: "Uwierzytelnienie unieważnione",
     450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
     460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
+    470: "Uwierzytelnianie zakończone niepowodzeniem z powodu zgonu",
+    480: "Uwierzytelnianie zablokowane",
 }
 _PERSON_NIP = re.compile(r"(TINPL|NIP).*?(\d{10})")
 _PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
@@ -153,6 +155,10 @@ class AuthOperations:
         self.ksef_tokens: dict[str, KsefToken] = {}
         # (context, subject) -> permissions granted to someone who is not the owner
         self.grants: dict[tuple[Context, str], frozenset[str]] = {}
+        # /testdata/*: subjects, persons, attachments, blocked contexts, limit overrides
+        self.testdata: dict[str, Any] = {
+            "subjects": {}, "persons": {}, "attachments": set(), "blocked": set(), "overrides": {},
+        }  # fmt: skip
 
     # --- JWTs ----------------------------------------------------------------------------------
 
@@ -300,7 +306,9 @@ class AuthOperations:
             self._fail(operation, 450, "Nie udało się odszyfrować tokenu.")
             return (operation, *self._auth_token(operation))
         token = next((t for t in self.ksef_tokens.values() if t.secret_hash == _sha(secret)), None)
-        if stamp != str(millis):
+        if context in self.testdata["blocked"]:
+            self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
+        elif stamp != str(millis):
             self._fail(operation, 450, "Znacznik czasu nie odpowiada wyzwaniu.")
         elif token is None or token.status != "Active":
             self._fail(operation, 450, "Token KSeF jest nieznany lub unieważniony.")
@@ -328,8 +336,13 @@ class AuthOperations:
         operation.subject = f"{kind}:{value}"
         operation.document_hash = base64.b64encode(hashlib.sha256(document).digest()).decode()
         now = self.clock()
+        person = self.testdata["persons"].get(value, {})
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             self._fail(operation, 460, "Certyfikat jest nieważny.")
+        elif context in self.testdata["blocked"]:
+            self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
+        elif person.get("isDeceased"):
+            self._fail(operation, 470, "Próba wykorzystania metod uwierzytelniania osoby zmarłej.")
         elif kind == "Nip" and context.nip == value:
             self._succeed(operation, frozenset(ALL_PERMISSIONS))
         elif (granted := self.grants.get((context, operation.subject))) is not None:

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client._generated.api.testdata import block_test_context, create_test_person, grant_test_permissions
+from ksef_client._generated.models import BlockContextAuthenticationRequest, PersonCreateRequest
+from ksef_client._generated.models import TestDataPermissionsGrantRequest as GrantRequest
 from ksef_client.errors import AuthenticationError, AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
@@ -157,3 +160,35 @@ async def test_async_logins(ksef_server: ThreadedServer, backend: KSeFBackend, f
     async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
         await client.auth.login_with_token(created.token, context_nip=creds.nip)
         assert [s async for s in client.sessions.list("Online")] == []
+
+
+class TestTestData:
+    """The TEST environment's /testdata helpers shape what the emulator's logins allow."""
+
+    def test_granted_permissions_let_a_representative_log_in(self, anon: KSeF) -> None:
+        representative = self_signed_certificate()
+        body = GrantRequest.from_dict(
+            {"contextIdentifier": {"type": "Nip", "value": NIP},
+             "authorizedIdentifier": {"type": "Nip", "value": representative.nip},
+             "permissions": [{"permissionType": "InvoiceRead", "description": "read"}]}
+        )  # fmt: skip
+        grant_test_permissions.sync_detailed(client=anon.raw, body=body)
+        anon.auth.login_with_certificate(representative, context_nip=NIP)
+        with pytest.raises(PermissionDeniedError):  # InvoiceRead only: no sending
+            anon.online_session().open()
+
+    def test_blocked_context_and_deceased_person(self, anon: KSeF) -> None:
+        creds = self_signed_certificate()
+        block = BlockContextAuthenticationRequest.from_dict({"contextIdentifier": {"type": "Nip", "value": creds.nip}})
+        block_test_context.sync_detailed(client=anon.raw, body=block)
+        with pytest.raises(AuthenticationFailedError) as blocked:
+            anon.auth.login_with_certificate(creds, context_nip=creds.nip)
+        assert blocked.value.code == 480
+        person = self_signed_certificate()
+        body = PersonCreateRequest.from_dict(
+            {"nip": person.nip, "pesel": "90010112345", "isBailiff": False, "isDeceased": True, "description": "x"}
+        )
+        create_test_person.sync_detailed(client=anon.raw, body=body)
+        with pytest.raises(AuthenticationFailedError) as deceased:
+            anon.auth.login_with_certificate(person, context_nip=person.nip)
+        assert deceased.value.code == 470
