@@ -35,6 +35,13 @@ from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession, 
 REFRESH_PATH = "/auth/token/refresh"
 
 
+def _checked_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(options))
+    if unknown:
+        raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(options)}")
+    return {**options, **changes}
+
+
 def _must_raise(response: httpx.Response) -> bool:
     # A 401 that BearerAuth will answer by refreshing the token is not an error yet.
     retryable_401 = response.status_code == 401 and response.request.extensions.get("ksef_may_refresh")
@@ -85,6 +92,11 @@ class KSeF:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._options: dict[str, Any] = {
+            "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
+            "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
+            "transport": transport, "sleep": sleep, "clock": clock,
+        }  # fmt: skip
         self.settings = resolve_settings(environment, base_url, timeout, verify)
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
@@ -117,6 +129,18 @@ class KSeF:
 
     def __repr__(self) -> str:
         return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def with_options(self, **changes: Any) -> KSeF:
+        """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
+        login: tokens refreshed by either are seen by both."""
+        clone = KSeF(**{**_checked_options(self._options, changes), "access_token": None})
+        clone._share_login(self)
+        return clone
+
+    def _share_login(self, other: KSeF) -> None:
+        self._tokens = other._tokens
+        self._http.auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH)
+        self.auth._keys = other.auth._keys
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> OnlineSession:
         """An online session to use in ``with``: opened on entry, closed on exit.
@@ -173,6 +197,11 @@ class AsyncKSeF:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._options: dict[str, Any] = {
+            "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
+            "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
+            "transport": transport, "sleep": sleep, "clock": clock,
+        }  # fmt: skip
         self.settings = resolve_settings(environment, base_url, timeout, verify)
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
@@ -204,6 +233,14 @@ class AsyncKSeF:
 
     def __repr__(self) -> str:
         return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def with_options(self, **changes: Any) -> AsyncKSeF:
+        """A client with some options changed, sharing this one's login."""
+        clone = AsyncKSeF(**{**_checked_options(self._options, changes), "access_token": None})
+        clone._tokens = self._tokens
+        clone._http.auth = BearerAuth(self._tokens, clone.settings.base_url + REFRESH_PATH)
+        clone.auth._keys = self.auth._keys
+        return clone
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
         """An online session to use in ``async with``: opened on entry, closed on exit."""

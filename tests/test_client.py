@@ -7,6 +7,9 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import ResponseFormatError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import self_signed_certificate
 
 REF = "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"
 
@@ -36,3 +39,15 @@ def test_repr_never_shows_the_token() -> None:
     ksef = KSeF(base_url="http://ksef.local/v2", access_token="secret-token-value")
     assert "secret-token-value" not in repr(ksef)
     ksef.close()
+
+
+def test_with_options_shares_the_login(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    creds = self_signed_certificate()
+    with KSeF(base_url=ksef_server.base_url) as ksef:
+        ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+        patient = ksef.with_options(timeout=120.0, max_retries=0)
+        assert patient.settings.timeout == 120.0 and patient.access_token == ksef.access_token
+        assert list(patient.sessions.list("Online")) == []
+        patient.close()
+        with pytest.raises(TypeError, match="unknown option"):
+            ksef.with_options(timeuot=5)

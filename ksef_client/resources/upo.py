@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 
 from ksef_client._core import link_usable
@@ -14,7 +16,7 @@ from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_reference_number,
     get_session_upo,
 )
-from ksef_client._generated.models import SessionStatusResponse, UpoPageResponse
+from ksef_client._generated.models import SessionInvoiceStatusResponse, SessionStatusResponse, UpoPageResponse
 from ksef_client._generated.types import Response
 from ksef_client.errors import UPONotAvailableError
 from ksef_client.identifiers import validate_ksef_number, validate_reference_number
@@ -88,6 +90,24 @@ class Upos:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
         return [save_upo(upo.xml, Path(directory), ref) for ref, upo in self._session_pages(reference_number)]
 
+    def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
+        """Save the UPO of every accepted invoice of a session as ``<KSeF number>.xml``,
+        downloading at most ``concurrency`` at a time; returns the paths in sending order."""
+        validate_reference_number(reference_number)
+        _check_concurrency(concurrency)
+        accepted = [i for i in self._client.sessions.invoices(reference_number) if isinstance(i.ksef_number, str)]
+
+        def save(invoice: SessionInvoiceStatusResponse) -> Path:
+            number = str(invoice.ksef_number)
+            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+                upo = _checked(*self._client._download(str(invoice.upo_download_url)))
+            else:
+                upo = self.get_invoice_upo(reference_number, ksef_number=number)
+            return save_upo(upo.xml, Path(directory), number)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(save, accepted))
+
     def _session_pages(self, reference_number: str) -> list[tuple[str, Upo]]:
         pages = _upo_pages(self._client.sessions.get(reference_number), reference_number)
         found = []
@@ -139,3 +159,37 @@ class AsyncUpos:
                 call = lambda r=ref: get_session_upo.asyncio_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
                 upos.append(_from_api(await self._client._send(call)))
         return SessionUpo(tuple(upos))
+
+    async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
+        """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
+        upo = await self.get_session_upo(reference_number)
+        status = await self._client.sessions.get(reference_number)
+        refs = [p.reference_number for p in _upo_pages(status, reference_number)]
+        return [save_upo(page.xml, Path(directory), ref) for ref, page in zip(refs, upo.pages, strict=False)]
+
+    async def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
+        """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time."""
+        validate_reference_number(reference_number)
+        _check_concurrency(concurrency)
+        accepted = [i async for i in self._client.sessions.invoices(reference_number) if isinstance(i.ksef_number, str)]
+        paths: list[Path | None] = [None] * len(accepted)
+        limiter = anyio.Semaphore(concurrency)
+
+        async def save(index: int, invoice: SessionInvoiceStatusResponse) -> None:
+            async with limiter:
+                number = str(invoice.ksef_number)
+                if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+                    upo = _checked(*await self._client._download(str(invoice.upo_download_url)))
+                else:
+                    upo = await self.get_invoice_upo(reference_number, ksef_number=number)
+                paths[index] = save_upo(upo.xml, Path(directory), number)
+
+        async with anyio.create_task_group() as group:
+            for index, invoice in enumerate(accepted):
+                group.start_soon(save, index, invoice)
+        return [p for p in paths if p is not None]
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        raise ValueError(f"concurrency: {concurrency!r} is not 1..64")

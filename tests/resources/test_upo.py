@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ksef_client import KSeF, UPOHashMismatchError
+from ksef_client import AsyncKSeF, KSeF, UPOHashMismatchError
 from ksef_client.errors import UPOSignatureError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from ksef_client.upo import validate_upo, verify_upo_signature
+from tests.conftest import NIP
 from tests.helpers import invoice_xml
 from tests.resources.test_sessions import _session
 
@@ -69,3 +71,23 @@ def test_emulator_upo_is_signed_valid_and_tamper_evident(ksef: KSeF, backend: KS
     session_upo.verify_signature(emulator_keys().upo_signing.certificate)
     with pytest.raises(UPOSignatureError):
         verify_upo_signature(upo.xml.replace(b"SIG/1", b"SIG/2"))
+
+
+def test_invoice_upos_are_saved_concurrently(ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+    result = ksef.send_batch([sample_invoice(f"U/{i}") for i in range(40)], wait=True)
+    paths = ksef.upo.save_invoice_upos(result.reference_number, tmp_path, concurrency=6)
+    assert len(paths) == 40 and all(p.parent == tmp_path for p in paths)
+    numbers = {d.ksef_number for d in ksef.upo.get_session_upo(result.reference_number).documents}
+    assert {p.stem for p in paths} == numbers
+    with pytest.raises(ValueError, match="concurrency"):
+        ksef.upo.save_invoice_upos(result.reference_number, tmp_path, concurrency=0)
+
+
+@pytest.mark.anyio
+async def test_async_saves(ksef_server: ThreadedServer, backend: KSeFBackend, tmp_path: Path) -> None:
+    with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as ksef:
+        result = ksef.send_batch([sample_invoice(f"AU/{i}") for i in range(12)], wait=True)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as client:
+        saved = await client.upo.save_invoice_upos(result.reference_number, tmp_path / "inv", concurrency=3)
+        pages = await client.upo.save_session_upo(result.reference_number, tmp_path / "session")
+    assert len(saved) == 12 and len(pages) == 1
