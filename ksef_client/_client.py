@@ -23,7 +23,8 @@ from ksef_client._generated.types import Response
 from ksef_client._transport import AsyncRetryingTransport, RetryingTransport
 from ksef_client.batch import InvoiceSource
 from ksef_client.environments import Environment
-from ksef_client.errors import APIStatusError
+from ksef_client.errors import APIStatusError, ResponseFormatError
+from ksef_client.pagination import AsyncPager, Pager, next_offset
 from ksef_client.resources.auth import AsyncAuth, Auth
 from ksef_client.resources.invoices import AsyncInvoices, Invoices
 from ksef_client.resources.sessions import AsyncSessions, Sessions
@@ -33,6 +34,14 @@ from ksef_client.schemas import FormCode
 from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession, asend_batch, send_batch
 
 REFRESH_PATH = "/auth/token/refresh"
+
+
+def parsed_page(response: Response[Any], items: str) -> Any:
+    """The body of an offset-paged answer: it must have ``has_more`` and the ``items`` list."""
+    page = response.parsed
+    if not isinstance(getattr(page, items, None), list) or not hasattr(page, "has_more"):
+        raise ResponseFormatError(f"HTTP {int(response.status_code)}: no {items!r} list with has_more in the answer")
+    return page
 
 
 def _checked_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +138,21 @@ class KSeF:
 
     def __repr__(self) -> str:
         return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def paginate(
+        self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
+    ) -> Pager[Any, int]:
+        """Every item of any ``pageOffset``/``hasMore`` operation of the generated client, e.g.
+        ``ksef.paginate(query_personal_grants, "permissions", body=...)``; ``items`` names the list
+        field of the page. The cursor is the page offset."""
+
+        def fetch(offset: int | None) -> tuple[list[Any], int | None]:
+            at = offset or 0
+            call = lambda: operation.sync_detailed(client=self.raw, page_offset=at, page_size=page_size, **arguments)  # noqa: E731
+            page = parsed_page(self._send(call), items)
+            return getattr(page, items), next_offset(at, page.has_more)
+
+        return Pager(fetch, cursor)
 
     def with_options(self, **changes: Any) -> KSeF:
         """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
@@ -233,6 +257,19 @@ class AsyncKSeF:
 
     def __repr__(self) -> str:
         return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
+
+    def paginate(
+        self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
+    ) -> AsyncPager[Any, int]:
+        """Every item of any ``pageOffset``/``hasMore`` operation (``async for``); see ``KSeF.paginate``."""
+
+        async def fetch(offset: int | None) -> tuple[list[Any], int | None]:
+            at = offset or 0
+            call = lambda: operation.asyncio_detailed(client=self.raw, page_offset=at, page_size=page_size, **arguments)  # noqa: E731
+            page = parsed_page(await self._send(call), items)
+            return getattr(page, items), next_offset(at, page.has_more)
+
+        return AsyncPager(fetch, cursor)
 
     def with_options(self, **changes: Any) -> AsyncKSeF:
         """A client with some options changed, sharing this one's login."""

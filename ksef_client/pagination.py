@@ -80,6 +80,11 @@ class AsyncPager(Generic[T, C]):
                 yield item
 
 
+def next_offset(page_offset: int, has_more: object) -> int | None:
+    """The next ``pageOffset`` of an offset-paged listing (``None`` after the last page)."""
+    return page_offset + 1 if has_more is True else None
+
+
 def next_token(token: object) -> str | None:
     """A continuation token from a response body: empty or missing means the last page."""
     return token if isinstance(token, str) and token else None

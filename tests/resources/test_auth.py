@@ -192,3 +192,13 @@ class TestTestData:
         with pytest.raises(AuthenticationFailedError) as deceased:
             anon.auth.login_with_certificate(person, context_nip=person.nip)
         assert deceased.value.code == 470
+
+
+@pytest.mark.parametrize("suffix", ["InternalId", "NipVatUe"])
+def test_certificate_login_in_composite_contexts(anon: KSeF, suffix: str) -> None:
+    creds = self_signed_certificate(kind="seal")
+    value = f"{creds.nip}-00001" if suffix == "InternalId" else f"{creds.nip}-ATU12345678"
+    anon.auth.login_with_certificate(creds, context=(suffix, value))
+    assert list(anon.sessions.list("Online")) == []  # the token works in that context
+    with pytest.raises(ValueError, match="context"):
+        anon.auth.login_with_certificate(creds, context=(suffix, "1234567890-00001"))

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client._generated.api.invoices import query_invoice_metadata
+from ksef_client._generated.models import InvoiceQueryFilters
 from ksef_client.errors import BadRequestError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.resources.invoices import MetadataCursor
+from ksef_client.resources.invoices import MetadataCursor, build_filters
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -130,3 +132,17 @@ async def test_async_query_and_export(ksef_server: ThreadedServer, backend: KSeF
         assert await client.invoices.get(records[0].ksef_number) == sent[records[0].invoice_number]
         result = await client.invoices.export(tmp_path, date_from=_start())
         assert len(result.files) == 12
+
+
+def test_generic_offset_pagination_over_a_generated_operation(ksef: KSeF, backend: KSeFBackend) -> None:
+    sent = _send(ksef, 35, "O")
+    filters = InvoiceQueryFilters.from_dict(build_filters("Subject1", _start()))
+    pager = ksef.paginate(query_invoice_metadata, "invoices", page_size=10, body=filters)
+    pages = list(pager.pages())
+    assert len(pages) == 4 and pager.cursor is None
+    assert sorted(r.invoice_number for p in pages for r in p.items) == sorted(sent)
+
+
+def test_empty_export(ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+    result = ksef.invoices.export(tmp_path, date_from=_start())
+    assert result.files == [] and result.metadata == [] and not result.is_truncated
