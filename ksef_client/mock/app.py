@@ -10,7 +10,7 @@ from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock import control, responses
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
-from ksef_client.mock.routes import auth, invoices, sending, testdata
+from ksef_client.mock.routes import auth, invoices, permissions, sending, testdata
 
 API_PREFIX = "/v2"
 
@@ -48,6 +48,7 @@ HANDLERS = {
     "invoices.export_invoices": invoices.export_invoices,
     "invoices.get_invoice_export_status": invoices.get_invoice_export_status,
     **testdata.HANDLERS,
+    **permissions.HANDLERS,
 }
 
 

@@ -25,6 +25,7 @@ from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Conte
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.invoices import InvoiceFields, InvoiceOperations, read_invoice_fields
+from ksef_client.mock.permissions import PermissionOperations
 from ksef_client.mock.sending import BatchPackage, SendingOperations
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
@@ -130,10 +131,11 @@ class Page:
     continuation_token: str | None
 
 
-class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
+class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, PermissionOperations):
     """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it.
 
-    Auth (``auth.py``), sending (``sending.py``) and received invoices (``invoices.py``) are mixed in;
+    Auth (``auth.py``), sending (``sending.py``), received invoices (``invoices.py``) and permissions
+    (``permissions.py``) are mixed in;
     status, listing and UPO are here.
     """
 
@@ -165,6 +167,8 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations):
             self.faults.clear()
             self._reset_auth()
             self._reset_invoices()
+            self._reset_permissions()
+            self.peppol_providers: list[dict[str, str]] = []
 
     def check_rate(self, operation: str, caller: str) -> int | None:
         """Seconds to wait (``Retry-After``) when ``caller`` is over ``operation``'s limits, else ``None``."""

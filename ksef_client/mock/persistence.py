@@ -25,7 +25,8 @@ from ksef_client.mock.models import KSeFBackend
 # What survives a restart; faults, locks and the clock do not.
 STATE_ATTRIBUTES = (
     "sessions", "blobs", "invoice_keys", "upload_slots", "transitions", "challenges", "auth_operations",
-    "ksef_tokens", "grants", "exports", "testdata", "_secret",
+    "ksef_tokens", "grants", "exports", "testdata", "permission_grants", "permission_operations",
+    "peppol_providers", "_secret",
 )  # fmt: skip
 
 
