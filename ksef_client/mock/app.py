@@ -10,7 +10,7 @@ from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock import control, responses
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
-from ksef_client.mock.routes import auth, invoices, permissions, sending, testdata
+from ksef_client.mock.routes import auth, certificates, invoices, permissions, sending, testdata
 
 API_PREFIX = "/v2"
 
@@ -49,6 +49,7 @@ HANDLERS = {
     "invoices.get_invoice_export_status": invoices.get_invoice_export_status,
     **testdata.HANDLERS,
     **permissions.HANDLERS,
+    **certificates.HANDLERS,
 }
 
 

@@ -22,6 +22,7 @@ from ksef_client._throttle import Throttle
 from ksef_client.crypto import SymmetricKey
 from ksef_client.identifiers import make_ksef_number, make_reference_number
 from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Context, Status
+from ksef_client.mock.certificates import CertificateOperations
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.invoices import InvoiceFields, InvoiceOperations, read_invoice_fields
@@ -131,11 +132,11 @@ class Page:
     continuation_token: str | None
 
 
-class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, PermissionOperations):
+class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, PermissionOperations, CertificateOperations):
     """All state of one emulated KSeF. Thread-safe; ``reset()`` empties it.
 
-    Auth (``auth.py``), sending (``sending.py``), received invoices (``invoices.py``) and permissions
-    (``permissions.py``) are mixed in;
+    Auth (``auth.py``), sending (``sending.py``), received invoices (``invoices.py``), permissions
+    (``permissions.py``) and certificates (``certificates.py``) are mixed in;
     status, listing and UPO are here.
     """
 
@@ -168,6 +169,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
             self._reset_auth()
             self._reset_invoices()
             self._reset_permissions()
+            self._reset_certificates()
             self.peppol_providers: list[dict[str, str]] = []
 
     def check_rate(self, operation: str, caller: str) -> int | None:

@@ -26,7 +26,7 @@ from ksef_client.mock.models import KSeFBackend
 STATE_ATTRIBUTES = (
     "sessions", "blobs", "invoice_keys", "upload_slots", "transitions", "challenges", "auth_operations",
     "ksef_tokens", "grants", "exports", "testdata", "permission_grants", "permission_operations",
-    "peppol_providers", "_secret",
+    "peppol_providers", "ksef_certificates", "enrollments", "collective_identifiers", "_secret",
 )  # fmt: skip
 
 
