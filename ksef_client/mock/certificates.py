@@ -2,7 +2,8 @@
 
 Mixed into ``KSeFBackend``. A certificate request (PKCS#10 CSR, RSA 2048 or EC P-256) is signed by
 the emulator's certificate authority (the key that also signs its UPOs); the certificate can then
-be retrieved, listed, revoked, and used for XAdES logins or KOD II links. Collective identifiers group invoices of one seller.
+be retrieved, listed, revoked, and used for XAdES logins or KOD II links. Collective identifiers
+group invoices of one seller.
 """
 
 from __future__ import annotations
