@@ -227,7 +227,7 @@ def make_status_error(response: httpx.Response, retry_after: float | None = None
     parsed = _parse_error_body(response)
     status = response.status_code
     cls = _STATUS_CLASSES.get(status, InternalServerError if status >= 500 else APIStatusError)
-    codes = ", ".join(f"{e.code}: {e.description}" if e.code is not None else e.description for e in parsed.errors)
+    codes = ", ".join(_describe(e) for e in parsed.errors)
     request = response.request if response._request is not None else None
     where = f"{request.method} {request.url.path}" if request is not None else "request"
     message = f"{where} -> HTTP {status}" + (f" [{codes}]" if codes else f" {parsed.summary}".rstrip())
@@ -241,6 +241,13 @@ def make_status_error(response: httpx.Response, retry_after: float | None = None
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)
+
+
+def _describe(error: ErrorDetail) -> str:
+    text = f"{error.code}: {error.description}" if error.code is not None else error.description
+    if error.details:  # KSeF's details say which field broke which rule: worth showing
+        text += " (" + "; ".join(error.details[:3]) + (" ..." if len(error.details) > 3 else "") + ")"
+    return text
 
 
 def _parse_error_body(response: httpx.Response) -> _Parsed:

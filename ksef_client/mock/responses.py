@@ -22,6 +22,7 @@ from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, TooManyRequests
 from ksef_client.mock.faults import DROP, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
+from ksef_client.mock.validation import check_request
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
 PROBLEM = "application/problem+json"
@@ -63,6 +64,7 @@ def api_endpoint(
                 if spec.requires_token and bearer == "access":
                     access = backend.authenticate(request.headers.get("authorization"))
                     backend.require_any(access, spec.permissions)
+                await _validate(request, spec.method, spec.path)
                 return await handler(request, backend, access)
             except MockAPIError as error:
                 return render_error(request, error)
@@ -82,6 +84,14 @@ class BrokenResponse(Response):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
         await send({"type": "http.response.body", "body": b'{"broken": ', "more_body": False})
+
+
+async def _validate(request: Request, method: str, path: str) -> None:
+    body = await request.body() if method in ("POST", "PUT", "PATCH") else None
+    query: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        query.setdefault(key, []).append(value)
+    check_request(method, path, dict(request.path_params), query, dict(request.headers), body)
 
 
 def render_fault(request: Request, fault: Fault, operation: str) -> Response:

@@ -170,7 +170,7 @@ class TestTestData:
         body = GrantRequest.from_dict(
             {"contextIdentifier": {"type": "Nip", "value": NIP},
              "authorizedIdentifier": {"type": "Nip", "value": representative.nip},
-             "permissions": [{"permissionType": "InvoiceRead", "description": "read"}]}
+             "permissions": [{"permissionType": "InvoiceRead", "description": "reading invoices"}]}
         )  # fmt: skip
         grant_test_permissions.sync_detailed(client=anon.raw, body=body)
         anon.auth.login_with_certificate(representative, context_nip=NIP)
@@ -186,7 +186,13 @@ class TestTestData:
         assert blocked.value.code == 480
         person = self_signed_certificate()
         body = PersonCreateRequest.from_dict(
-            {"nip": person.nip, "pesel": "90010112345", "isBailiff": False, "isDeceased": True, "description": "x"}
+            {
+                "nip": person.nip,
+                "pesel": "90010112345",
+                "isBailiff": False,
+                "isDeceased": True,
+                "description": "deceased person",
+            }
         )
         create_test_person.sync_detailed(client=anon.raw, body=body)
         with pytest.raises(AuthenticationFailedError) as deceased:

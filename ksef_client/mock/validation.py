@@ -1,0 +1,160 @@
+"""Request validation from the spec: what KSeF refuses with 21405, the emulator refuses too.
+
+Each operation's parameters (path, query, header) and JSON body are checked against the pinned
+spec's schemas (``_data/ksef-openapi.json``) with jsonschema-rs. Query values arrive as text and
+are coerced to the declared type first; OpenAPI 3.0's ``nullable`` is turned into JSON Schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from ksef_client.mock.exceptions import MockAPIError
+
+_VALIDATION = "Błąd walidacji danych wejściowych."
+_MAX_DETAILS = 5
+
+
+def _openapi_to_json_schema(node: Any) -> Any:
+    """``nullable: true`` -> a ``null`` alternative; ``readOnly`` fields are not sent by clients."""
+    if isinstance(node, list):
+        return [_openapi_to_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _openapi_to_json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") is True:
+        return {"anyOf": [converted, {"type": "null"}]}
+    return converted
+
+
+@functools.cache
+def _spec() -> dict[str, Any]:
+    path = Path(str(resources.files("ksef_client"))) / "_data" / "ksef-openapi.json"
+    spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return spec
+
+
+@functools.cache
+def _components() -> dict[str, Any]:
+    converted: dict[str, Any] = _openapi_to_json_schema(_spec().get("components", {}))
+    return converted
+
+
+@functools.cache
+def _validator(schema_json: str) -> Any:
+    schema = {**json.loads(schema_json), "components": _components()}
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=True)
+
+
+def _errors(schema: dict[str, Any], value: Any) -> list[str]:
+    validator = _validator(json.dumps(_openapi_to_json_schema(schema), sort_keys=True))
+    return [f"{'/'.join(map(str, e.instance_path)) or '$'}: {e.message}" for e in validator.iter_errors(value)]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A declared parameter of an operation."""
+
+    name: str
+    location: str
+    required: bool
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OperationRules:
+    """What a request of one operation must look like."""
+
+    parameters: tuple[Parameter, ...]
+    body_schema: dict[str, Any] | None
+    body_required: bool
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = _spec()
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+@functools.cache
+def rules(method: str, path: str) -> OperationRules:
+    """The rules of ``METHOD path`` (path as in the spec, without ``/v2``)."""
+    operation = _spec()["paths"][path][method.lower()]
+    parameters = tuple(
+        Parameter(p["name"], p["in"], bool(p.get("required")), p.get("schema", {}))
+        for p in (_resolve(raw) for raw in operation.get("parameters", []))
+    )
+    body = operation.get("requestBody")
+    content = body.get("content", {}) if body else {}
+    json_body = content.get("application/json")
+    schema = json_body.get("schema") if json_body else None
+    return OperationRules(parameters, schema, bool(body and body.get("required")) and schema is not None)
+
+
+def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
+    resolved = _resolve(schema) if "$ref" in schema else schema
+    kind = resolved.get("type") or next(
+        (_resolve(s).get("type") for s in resolved.get("allOf", []) if _resolve(s).get("type")), "string"
+    )
+    if kind == "array":
+        item_schema = resolved.get("items", {})
+        return [_coerce([value], item_schema) for value in raw]
+    value = raw[-1]
+    if kind == "integer":
+        return int(value) if value.lstrip("-").isdigit() else value
+    if kind == "number":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(value, value)
+    return value
+
+
+def check_request(
+    method: str, path: str, path_params: dict[str, str], query: dict[str, list[str]], headers: dict[str, str],
+    body: bytes | None,
+) -> None:  # fmt: skip
+    """``MockAPIError`` 21405 listing what does not match the spec."""
+    operation = rules(method, path)
+    problems: list[str] = []
+    for parameter in operation.parameters:
+        if parameter.location == "path":
+            raw = [path_params[parameter.name]] if parameter.name in path_params else []
+        elif parameter.location == "query":
+            raw = query.get(parameter.name, [])
+        elif parameter.location == "header":
+            raw = [headers[parameter.name.lower()]] if parameter.name.lower() in headers else []
+        else:
+            continue
+        if not raw:
+            if parameter.required:
+                problems.append(f"{parameter.name}: wymagany parametr")
+            continue
+        problems += [f"{parameter.name}: {e}" for e in _errors(parameter.schema, _coerce(raw, parameter.schema))]
+    if operation.body_schema is not None:
+        problems += _body_problems(operation, body)
+    if problems:
+        raise MockAPIError(21405, _VALIDATION, problems[:_MAX_DETAILS])
+
+
+def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
+    if not body:
+        return ["body: wymagana treść żądania"] if operation.body_required else []
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ["body: treść nie jest poprawnym JSON"]
+    assert operation.body_schema is not None
+    return [f"body {e}" for e in _errors(operation.body_schema, value)]
