@@ -18,6 +18,7 @@ help:
 	@echo "make check-generated  regenerate and fail if the result differs from what is committed"
 	@echo "make lint             ruff and mypy --strict"
 	@echo "make test             the test suite (installs first when needed)"
+	@echo "make conformance      the contract suite with 100 cases per operation"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ lint: install
 
 test: install
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Contract suite in full: 100 cases per operation (`make test` runs it with 5).
+conformance: install
+	CONFORMANCE_EXAMPLES=$${CONFORMANCE_EXAMPLES:-100} KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest conformance $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info ksef_client/_data

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -13,6 +19,7 @@ from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.routes import auth, certificates, invoices, permissions, sending, testdata
 
 API_PREFIX = "/v2"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 # operation key -> handler; paths and methods come from the spec's operation table.
 HANDLERS = {
@@ -53,10 +60,54 @@ HANDLERS = {
 }
 
 
-def _api_routes() -> list[Route]:
-    # Literal segments before {parameters}, so /sessions/{ref}/invoices/failed is not an invoice id.
-    keys = sorted(HANDLERS, key=lambda k: (OPERATIONS[k].path.count("{"), OPERATIONS[k].path))
-    return [Route(API_PREFIX + OPERATIONS[k].path, HANDLERS[k], methods=[OPERATIONS[k].method], name=k) for k in keys]
+@dataclass(frozen=True)
+class _PathRoute:
+    template: str
+    pattern: re.Pattern[str]
+    handlers: dict[str, Endpoint]
+    loose: re.Pattern[str]
+
+
+def _compile(template: str, segment: str = "[^/]+") -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{([^}]+)\\\}", rf"(?P<\1>{segment})", re.escape(template)) + "$")
+
+
+def _path_routes() -> list[_PathRoute]:
+    # Literal segments first: /auth/challenge is that operation even for a GET, not /auth/{ref}.
+    paths: dict[str, dict[str, Endpoint]] = {}
+    for key, handler in HANDLERS.items():
+        paths.setdefault(OPERATIONS[key].path, {})[OPERATIONS[key].method] = handler
+    ordered = sorted(paths, key=lambda path: (path.count("{"), path))
+    return [_PathRoute(path, _compile(path), paths[path], _compile(path, ".+")) for path in ordered]
+
+
+def _api_endpoint(routes: list[_PathRoute]) -> Endpoint:
+    """Dispatch ``/v2/...`` like KSeF's router: the most specific path decides, then the method
+    (a 405 lists every method of that path in ``Allow``)."""
+
+    async def dispatch(request: Request) -> Response:
+        path = "/" + request.path_params["rest"]
+        # Second pass: an identifier holding "/" still reaches its operation, whose validator
+        # answers 400 (as KSeF does) instead of an undocumented 404.
+        for route, match in _matches(routes, path):
+            handler = route.handlers.get(request.method)
+            if handler is None:
+                allow = ", ".join(sorted(route.handlers))
+                return Response(status_code=405, headers={"Allow": allow})
+            request.scope["path_params"] = match.groupdict()
+            return await handler(request)
+        return Response(status_code=404)
+
+    return dispatch
+
+
+def _matches(routes: list[_PathRoute], path: str) -> Iterator[tuple[_PathRoute, re.Match[str]]]:
+    for attempt in ("pattern", "loose"):
+        for route in routes:
+            match = getattr(route, attempt).match(path)
+            if match is not None:
+                yield route, match
+                return
 
 
 def create_app(backend: KSeFBackend | None = None, *, store: SQLiteStore | None = None) -> ASGIApp:
@@ -64,27 +115,32 @@ def create_app(backend: KSeFBackend | None = None, *, store: SQLiteStore | None 
     ``SQLiteStore`` to keep the state across restarts (saved after every changing request)."""
     app = Starlette(
         routes=[
-            *_api_routes(),
             Route("/_storage/{name}", responses.storage_get, methods=["GET"]),
             Route("/_upload/{name}", sending.upload_part, methods=["PUT"]),
             *control.ROUTES,
         ]
     )
     app.state.backend = backend or KSeFBackend()
-    if store is None:
-        return app
-    store.load(app.state.backend)
-    return _SavingApp(app, store, app.state.backend)
+    if store is not None:
+        store.load(app.state.backend)
+    return _EmulatorApp(app, _api_endpoint(_path_routes()), store)
 
 
-class _SavingApp:
-    """Saves the state after each request that may have changed it (anything but GET)."""
+class _EmulatorApp:
+    """``/v2/...`` goes to the KSeF router (any path, even one with a newline in an identifier,
+    which Starlette's path patterns would not match); the rest to Starlette. With a store, the
+    state is saved after each request that may have changed it (anything but GET)."""
 
-    def __init__(self, app: Starlette, store: SQLiteStore, backend: KSeFBackend) -> None:
-        self.app, self.store, self.backend = app, store, backend
+    def __init__(self, app: Starlette, api: Endpoint, store: SQLiteStore | None) -> None:
+        self.app, self.api, self.store = app, api, store
         self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["method"] != "GET":
-            self.store.save(self.backend)
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
+            scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
+            response = await self.api(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+        if self.store is not None and scope["type"] == "http" and scope["method"] != "GET":
+            self.store.save(self.state.backend)

@@ -15,6 +15,14 @@ class MockAPIError(Exception):
         self.details = details or []
 
 
+class SchemaViolation(MockAPIError):
+    """21405 raised by the spec validator (not by a business rule); marked with a response header
+    so the conformance suite can tell the emulator's schema checks from its KSeF rules."""
+
+    def __init__(self, details: list[str]) -> None:
+        super().__init__(21405, "Błąd walidacji danych wejściowych.", details)
+
+
 class NotFound(MockAPIError):
     """KSeF reports a missing session, invoice or UPO as 400 with a code."""
 

@@ -19,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.mock.exceptions import Forbidden, MockAPIError, TooManyRequests
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation, TooManyRequests
 from ksef_client.mock.faults import DROP, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
 from ksef_client.mock.validation import check_request
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
 PROBLEM = "application/problem+json"
+SCHEMA_VIOLATION_HEADER = "x-ksef-mock-rejected-by"
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
 
 
@@ -110,6 +111,8 @@ def render_error(request: Request, error: MockAPIError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(error, TooManyRequests):
         headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, SchemaViolation):
+        headers[SCHEMA_VIOLATION_HEADER] = "schema"
     wants_problem = request.headers.get("x-error-format", "").lower() == "problem-details"
     if status in (401, 403) or wants_problem:
         body: dict[str, Any] = {

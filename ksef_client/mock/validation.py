@@ -16,10 +16,11 @@ from typing import Any
 
 import jsonschema_rs
 
-from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.exceptions import SchemaViolation
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
 _MAX_DETAILS = 5
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 def _openapi_to_json_schema(node: Any) -> Any:
@@ -29,6 +30,10 @@ def _openapi_to_json_schema(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {key: _openapi_to_json_schema(value) for key, value in node.items() if key != "nullable"}
+    bounds = _INT_BOUNDS.get(str(node.get("format"))) if node.get("type") == "integer" else None
+    if bounds is not None:  # int32/int64 are ranges too (KSeF's .NET parser refuses overflows)
+        converted.setdefault("minimum", bounds[0])
+        converted.setdefault("maximum", bounds[1])
     if node.get("nullable") is True:
         return {"anyOf": [converted, {"type": "null"}]}
     return converted
@@ -146,7 +151,7 @@ def check_request(
     if operation.body_schema is not None:
         problems += _body_problems(operation, body)
     if problems:
-        raise MockAPIError(21405, _VALIDATION, problems[:_MAX_DETAILS])
+        raise SchemaViolation(problems[:_MAX_DETAILS])
 
 
 def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:

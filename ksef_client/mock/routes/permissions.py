@@ -54,6 +54,8 @@ def _accepted(reference_number: str) -> Response:
 def _grant_each(backend: KSeFBackend, access: Access, kind: str, subject: tuple[str, str], scopes: list[str],
                 description: str, details: dict[str, Any] | None = None) -> Response:  # fmt: skip
     # KSeF gives every granted permission its own id, so one record per scope.
+    if not scopes:
+        raise MockAPIError(21405, _VALIDATION, ["permissions: wymagane co najmniej jedno uprawnienie."])
     refs = [backend.grant(access, kind, subject, [scope], description, details) for scope in scopes]
     return _accepted(refs[-1])
 
@@ -70,7 +72,7 @@ async def grant_person_permissions(request: Request, backend: KSeFBackend, acces
 async def grant_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await parsed_body(request, models.EntityPermissionsGrantRequest)
-    scopes = [str(p.type) for p in body.permissions]
+    scopes = [str(p.to_dict()["type"]) for p in body.permissions]
     return _grant_each(backend, access, "entity", _identifier(body.subject_identifier), scopes, body.description)
 
 
