@@ -58,6 +58,11 @@ def _validator(schema_json: str) -> Any:
     return jsonschema_rs.Draft4Validator(schema, validate_formats=True)
 
 
+def schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
+    """What is wrong with ``value`` under an OpenAPI schema of the pinned spec (``[]``: valid)."""
+    return _errors(schema, value)
+
+
 def _errors(schema: dict[str, Any], value: Any) -> list[str]:
     validator = _validator(json.dumps(_openapi_to_json_schema(schema), sort_keys=True))
     return [f"{'/'.join(map(str, e.instance_path)) or '$'}: {e.message}" for e in validator.iter_errors(value)]
