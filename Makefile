@@ -9,7 +9,7 @@ SPEC_FILE := ksef_client/_data/ksef-openapi.json
 GENERATED := ksef_client/_generated
 PYTEST_ARGS ?=
 
-.PHONY: help install spec generate check-generated lint test conformance bench clean
+.PHONY: help install spec spec-update generate check-generated lint test conformance bench clean
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint             ruff and mypy --strict"
 	@echo "make test             the test suite (installs first when needed)"
 	@echo "make conformance      the contract suite with 100 cases per operation"
+	@echo "make spec-update SPEC=path-or-url  change report, new pin, regenerate, quick conformance"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,13 @@ lint: install
 
 test: install
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Move the pin: change report, new lock, regenerate (strict), quick conformance profile.
+spec-update: install
+	@test -n "$(SPEC)" || (echo "usage: make spec-update SPEC=path-or-url" && exit 2)
+	$(PY) -m generator.spec_update --data $(KSEF_DATA) $(SPEC)
+	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
+	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest -q conformance
 
 # Contract suite in full: 100 cases per operation (`make test` runs it with 5).
 conformance: install
