@@ -131,6 +131,10 @@ def _compare_operation(key: str, old: dict[str, Any], new: dict[str, Any], specs
     return changes
 
 
+def _canonical(spec: dict[str, Any], schema: Any) -> str:
+    return json.dumps(_resolve(spec, schema), sort_keys=True)
+
+
 def _compare_enums(old_spec: dict[str, Any], new_spec: dict[str, Any]) -> list[Change]:
     changes = []
     old_schemas = old_spec.get("components", {}).get("schemas", {})
@@ -175,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path)
     parser.add_argument("--overlay", type=Path, default=Path(__file__).with_name("overlay.yaml"))
     args = parser.parse_args(argv)
-    load = lambda path: json.loads(path.read_text(encoding="utf-8"))  # noqa: E731
-    report = diff_specs(load(args.old), load(args.new), args.overlay)
+    old, new = (json.loads(path.read_text(encoding="utf-8")) for path in (args.old, args.new))
+    report = diff_specs(old, new, args.overlay)
     print(report.render())
     return 0
 
