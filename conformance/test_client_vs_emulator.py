@@ -39,8 +39,13 @@ FLOWS = settings(
 )  # fmt: skip
 
 
-@given(drawn=numbers, batch=st.booleans(), page_size=st.integers(min_value=10, max_value=1000),
-       metadata_page=st.integers(min_value=10, max_value=250), window=st.integers(min_value=1, max_value=40))  # fmt: skip
+@given(
+    drawn=numbers,
+    batch=st.booleans(),
+    page_size=st.integers(min_value=10, max_value=1000),
+    metadata_page=st.integers(min_value=10, max_value=250),
+    window=st.integers(min_value=1, max_value=40),
+)
 @FLOWS
 def test_sent_equals_read_back(server: ThreadedServer, drawn: list[int], batch: bool, page_size: int,
                                metadata_page: int, window: int) -> None:  # fmt: skip
