@@ -97,5 +97,5 @@ def test_stateful_workflows() -> None:
             stateful_step_count=6,
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate],
-        )  # fmt: skip
+        )
     )
