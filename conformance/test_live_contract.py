@@ -18,10 +18,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from conformance.conftest import pinned_spec
 from ksef_client import Environment
 from ksef_client._throttle import Throttle, match_operation
+from ksef_client.testing import reachable
 
 LIVE = os.environ.get("KSEF_LIVE") == "1"
 BASE_URL = os.environ.get("KSEF_BASE_URL", Environment.TEST.base_url)
-pytestmark = pytest.mark.skipif(not LIVE, reason="live contract run against KSeF: set KSEF_LIVE=1")
+pytestmark = [
+    pytest.mark.skipif(not LIVE, reason="live contract run against KSeF: set KSEF_LIVE=1"),
+    pytest.mark.skipif(LIVE and not reachable(BASE_URL), reason=f"KSEF_LIVE=1 but {BASE_URL} is unreachable (offline)"),
+]
 SAFE = [("/security/public-key-certificates", "GET"), ("/auth/challenge", "POST")]
 THROTTLE = Throttle()
 

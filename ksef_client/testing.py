@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import socket
 from dataclasses import dataclass, field
 from decimal import Decimal
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from cryptography import x509
@@ -27,6 +29,17 @@ from ksef_client.schemas import FA3_NAMESPACE
 from ksef_client.xades import PrivateKey, SigningCredentials
 
 _NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url``'s host resolves and accepts a TCP connection (live tests skip otherwise)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def random_nip() -> str:

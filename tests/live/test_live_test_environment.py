@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 
 from ksef_client import Environment, KSeF
-from ksef_client.testing import TestCertificate, sample_invoice, self_signed_certificate
+from ksef_client.testing import TestCertificate, reachable, sample_invoice, self_signed_certificate
 
-pytestmark = pytest.mark.skipif(os.environ.get("KSEF_LIVE") != "1", reason="live KSeF TEST run: set KSEF_LIVE=1")
+LIVE = os.environ.get("KSEF_LIVE") == "1"
+pytestmark = [
+    pytest.mark.skipif(not LIVE, reason="live KSeF TEST run: set KSEF_LIVE=1"),
+    pytest.mark.skipif(LIVE and not reachable(Environment.TEST.base_url), reason="KSEF_LIVE=1 but TEST is unreachable"),
+]
 
 
 @pytest.fixture(scope="module")
