@@ -19,6 +19,7 @@ help:
 	@echo "make lint             ruff and mypy --strict"
 	@echo "make test             the test suite (installs first when needed)"
 	@echo "make conformance      the contract suite with 100 cases per operation"
+	@echo "make bench            benchmarks with the baseline SDK beside them (bench/RESULTS.md)"
 	@echo "make spec-update SPEC=path-or-url  change report, new pin, regenerate, quick conformance"
 
 $(VENV)/.installed: pyproject.toml
@@ -53,6 +54,10 @@ spec-update: install
 	$(PY) -m generator.spec_update --data $(KSEF_DATA) $(SPEC)
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest -q conformance
+
+# Benchmarks beside the baseline SDK (installed into bench/.baseline-venv); writes bench/RESULTS.md.
+bench: install
+	$(PY) -m bench.run
 
 # Contract suite in full: 100 cases per operation (`make test` runs it with 5).
 conformance: install

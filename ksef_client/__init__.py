@@ -6,33 +6,66 @@
     ksef = KSeF(environment=Environment.TEST, access_token="...")
     for session in ksef.sessions.list("Online", statuses=["Succeeded"]):
         ...
+
+Names are imported on first use (PEP 562), so ``import ksef_client`` stays cheap for programs
+that only need part of the SDK (for example the emulator or the identifiers).
 """
 
-from ksef_client._client import AsyncKSeF, KSeF
-from ksef_client.environments import Environment
-from ksef_client.errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    KSeFError,
-    PermissionDeniedError,
-    PollTimeoutError,
-    RateLimitError,
-    UPOHashMismatchError,
-)
-from ksef_client.upo import SessionUpo, Upo, parse_upo
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+    from ksef_client.environments import Environment
+    from ksef_client.errors import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        AuthenticationFailedError,
+        BadRequestError,
+        BatchError,
+        ExportError,
+        InvoiceRejectedError,
+        KSeFError,
+        PermissionDeniedError,
+        PollTimeoutError,
+        RateLimitError,
+        UPOHashMismatchError,
+    )
+    from ksef_client.upo import SessionUpo, Upo, parse_upo
 
 __version__ = "0.1.0"
+_LOCATIONS = {
+    "KSeF": "ksef_client._client",
+    "AsyncKSeF": "ksef_client._client",
+    "Environment": "ksef_client.environments",
+    "SessionUpo": "ksef_client.upo",
+    "Upo": "ksef_client.upo",
+    "parse_upo": "ksef_client.upo",
+    **{
+        name: "ksef_client.errors"
+        for name in (
+            "APIConnectionError", "APIStatusError", "APITimeoutError", "AuthenticationError",
+            "AuthenticationFailedError", "BadRequestError", "BatchError", "ExportError", "InvoiceRejectedError",
+            "KSeFError", "PermissionDeniedError", "PollTimeoutError", "RateLimitError", "UPOHashMismatchError",
+        )
+    },
+}  # fmt: skip
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AsyncKSeF",
     "AuthenticationError",
+    "AuthenticationFailedError",
     "BadRequestError",
+    "BatchError",
     "Environment",
+    "ExportError",
+    "InvoiceRejectedError",
     "KSeF",
     "KSeFError",
     "PermissionDeniedError",
@@ -44,3 +77,16 @@ __all__ = [
     "__version__",
     "parse_upo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    location = _LOCATIONS.get(name)
+    if location is None:
+        raise AttributeError(f"module 'ksef_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(location), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -118,7 +118,8 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
 def _write_zip(archive: IO[bytes], invoices: Iterable[InvoiceSource], progress: Progress | None) -> int:
     names: set[str] = set()
     count = 0
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as package:
+    # Level 1: invoices are small and repetitive, so it still shrinks them ~5x at several times the speed.
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as package:
         for index, source in enumerate(invoices, start=1):
             if index > MAX_INVOICES:
                 raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")

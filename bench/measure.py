@@ -1,0 +1,207 @@
+"""The benchmark figures, each a function returning a dict of numbers (no assertions here).
+
+Every figure is a median of repeated runs after a warm-up. Process-level figures (import time,
+peak memory of a batch build) run in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from ksef_client import KSeF
+from ksef_client._generated.models import QueryInvoicesMetadataResponse, SessionInvoicesResponse
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice
+
+NIP = "5265877635"
+
+
+def median_seconds(run: Callable[[], object], repeat: int = 7, warmup: int = 1) -> float:
+    """Median wall time of ``run`` over ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        run()
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def parsing(files: dict[str, Path]) -> dict[str, float]:
+    """Typed parsing of a 1000-item session-invoices page and a 250-item metadata page."""
+    invoices_raw = files["session_invoices"].read_bytes()
+    metadata_raw = files["metadata"].read_bytes()
+    json_invoices = median_seconds(lambda: json.loads(invoices_raw), repeat=15)
+    ours_invoices = median_seconds(lambda: SessionInvoicesResponse.from_dict(json.loads(invoices_raw)), repeat=15)
+    json_metadata = median_seconds(lambda: json.loads(metadata_raw), repeat=15)
+    ours_metadata = median_seconds(lambda: QueryInvoicesMetadataResponse.from_dict(json.loads(metadata_raw)), repeat=15)
+    return {
+        "session_invoices_us_per_item": ours_invoices / 1000 * 1e6,
+        "session_invoices_json_loads_us_per_item": json_invoices / 1000 * 1e6,
+        "metadata_ms_per_page": ours_metadata * 1e3,
+        "metadata_json_loads_ms_per_page": json_metadata * 1e3,
+        "metadata_ratio_to_json_loads": ours_metadata / json_metadata,
+    }
+
+
+def import_time(
+    python: str = sys.executable, statement: str = "import ksef_client", repeat: int = 7
+) -> dict[str, float]:
+    """Fresh-process time of ``statement`` (median), and a bare interpreter for reference."""
+
+    def run(code: str) -> float:
+        timings = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run([python, "-c", code], check=True, capture_output=True)
+            timings.append(time.perf_counter() - start)
+        return statistics.median(timings)
+
+    bare = run("pass")
+    with_import = run(statement)
+    return {"import_ms": with_import * 1e3, "interpreter_ms": bare * 1e3, "import_only_ms": (with_import - bare) * 1e3}
+
+
+_BATCH_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    from ksef_client.batch import BatchPackage
+    from ksef_client.crypto import SymmetricKey
+    from ksef_client.testing import sample_invoice
+    count = int(sys.argv[1])
+    template = sample_invoice("FV/000000")
+    size = 0
+    def invoices():
+        global size
+        for i in range(count):
+            data = template.replace(b"FV/000000", b"FV/%06d" % i)
+            size += len(data)
+            yield (f"{i}.xml", data)
+    start = time.perf_counter()
+    with BatchPackage.build(invoices(), SymmetricKey.generate()) as package:
+        parts = len(package.parts)
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "input_mb": size / 1e6, "parts": parts, "peak_rss_mb": rss_mb}))
+    """
+)
+
+
+def batch_build(count: int) -> dict[str, float]:
+    """Zip + split + AES-256-CBC + SHA-256 of ``count`` FA(3) invoices, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _BATCH_CHILD, str(count)], check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    result["input_mb_per_s"] = result["input_mb"] / result["seconds"]
+    return result
+
+
+def crypto_floor(megabytes: int = 64) -> dict[str, float]:
+    """Raw AES-256-CBC and SHA-256 throughput of ``cryptography`` (the batch build's floor)."""
+    data = os.urandom(megabytes * 1_000_000 // 16 * 16)
+
+    def aes() -> None:
+        encryptor = Cipher(algorithms.AES(os.urandom(32)), modes.CBC(os.urandom(16))).encryptor()
+        encryptor.update(data)
+        encryptor.finalize()
+
+    def sha() -> None:
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(data)
+        digest.finalize()
+
+    return {
+        "aes_256_cbc_mb_per_s": len(data) / 1e6 / median_seconds(aes, repeat=3),
+        "sha256_mb_per_s": len(data) / 1e6 / median_seconds(sha, repeat=3),
+    }
+
+
+def list_sessions(counts: tuple[int, ...]) -> dict[str, float]:
+    """Auto-paginate N sessions (pageSize 1000) from the emulator over loopback (uvicorn)."""
+    results = {}
+    with ThreadedServer() as server:
+        backend = server.backend
+        access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+        with KSeF(base_url=server.base_url, access_token=backend.mint_access_token(NIP), rate_limit_scale=0) as ksef:
+            for count in counts:
+                backend.reset()
+                for _ in range(count):
+                    backend.open_session(access)
+                start = time.perf_counter()
+                listed = sum(1 for _ in ksef.sessions.list("Online", page_size=1000))
+                seconds = time.perf_counter() - start
+                assert listed == count
+                results[f"sessions_{count}_items_per_s"] = count / seconds
+    return results
+
+
+def upo_download(count: int, concurrency: int = 16) -> dict[str, float]:
+    """Every invoice UPO of a session: presigned links in parallel vs one by one via the API."""
+    with ThreadedServer() as server, tempfile.TemporaryDirectory() as directory:
+        backend = server.backend
+        token = backend.mint_access_token(NIP)
+        with KSeF(base_url=server.base_url, access_token=token, rate_limit_scale=0) as ksef:
+            result = ksef.send_batch([sample_invoice(f"U/{i}") for i in range(count)], wait=True)
+            ref = result.reference_number
+            numbers = [str(i.ksef_number) for i in ksef.sessions.invoices(ref, page_size=1000)]
+            start = time.perf_counter()
+            ksef.upo.save_invoice_upos(ref, Path(directory), concurrency=concurrency)
+            presigned = time.perf_counter() - start
+            start = time.perf_counter()
+            for number in numbers:
+                ksef.upo.get_invoice_upo(ref, ksef_number=number)
+            one_by_one = time.perf_counter() - start
+    return {
+        "presigned_parallel_s": presigned,
+        "api_one_by_one_s": one_by_one,
+        "speedup": one_by_one / presigned,
+        "invoices": count,
+    }
+
+
+def emulator_throughput(seconds: float = 3.0) -> dict[str, float]:
+    """``GET /sessions/{ref}`` requests per second against one uvicorn worker (keep-alive client)."""
+    with ThreadedServer() as server:
+        backend = server.backend
+        token = backend.mint_access_token(NIP)
+        session = backend.open_session(backend.authenticate("Bearer " + token))
+        url = f"{server.base_url}/sessions/{session.reference_number}"
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                http.get(url).raise_for_status()
+                done += 1
+            elapsed = time.perf_counter() - start
+    return {"get_session_status_req_per_s": done / elapsed}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+        "date": time.strftime("%Y-%m-%d"),
+    }

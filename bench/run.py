@@ -1,0 +1,130 @@
+"""``make bench``: measure every figure, beside the baseline SDK and the physical floor.
+
+Writes ``bench/results.json`` and ``bench/RESULTS.md`` (with the machine description).
+``BENCH_QUICK=1`` runs small sizes and skips the baseline (the CI profile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+from typing import Any
+
+from bench import measure
+from bench.payloads import write_payloads
+
+HERE = Path(__file__).resolve().parent
+BASELINE = "ksef-client==0.20.0"
+BASELINE_VENV = HERE / ".baseline-venv"
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def baseline_python() -> str | None:
+    """A virtualenv with the baseline SDK (made on first use); ``None`` when it cannot be installed."""
+    python = BASELINE_VENV / "bin" / "python"
+    if not python.exists():
+        venv.create(BASELINE_VENV, with_pip=True)
+        installed = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", BASELINE], check=False, capture_output=True, text=True
+        )
+        if installed.returncode != 0:
+            print(f"baseline: could not install {BASELINE}: {installed.stderr[-300:]}", file=sys.stderr)
+            return None
+    return str(python)
+
+
+def run_baseline(files: dict[str, Path]) -> dict[str, Any]:
+    """The baseline SDK's parsing and import figures, measured in its own virtualenv."""
+    python = baseline_python()
+    if python is None:
+        return {"error": f"{BASELINE} not installable here"}
+    script = HERE / "baseline_parse.py"
+    out = subprocess.run([python, str(script), str(files["session_invoices"]), str(files["metadata"])],
+                         check=True, capture_output=True, text=True)  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout)
+    result.update(measure.import_time(python))
+    return result
+
+
+def collect() -> dict[str, Any]:
+    """Every figure of issue 7, plus the baseline and floors."""
+    with tempfile.TemporaryDirectory() as directory:
+        files = write_payloads(Path(directory))
+        results: dict[str, Any] = {"machine": measure.machine(), "quick": QUICK}
+        results["parsing"] = measure.parsing(files)
+        results["import"] = measure.import_time()
+        results["import_client"] = measure.import_time(statement="from ksef_client import KSeF")
+        results["crypto_floor"] = measure.crypto_floor(16 if QUICK else 64)
+        results["batch_build"] = {str(n): measure.batch_build(n) for n in ((500,) if QUICK else (10_000, 50_000))}
+        results["list_sessions"] = measure.list_sessions((1_000,) if QUICK else (10_000, 100_000))
+        results["upo_download"] = measure.upo_download(100 if QUICK else 10_000)
+        results["emulator"] = measure.emulator_throughput(1.0 if QUICK else 3.0)
+        results["baseline"] = {"skipped": "quick profile"} if QUICK else run_baseline(files)
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as a table, targets beside them."""
+    m, p, b = results["machine"], results["parsing"], results.get("baseline", {})
+    batch = results["batch_build"]
+    rows = [
+        ("parse 1000-item SessionInvoicesResponse, µs/item", f"{p['session_invoices_us_per_item']:.2f}",
+         _fmt(b.get("session_invoices_us_per_item")), f"json.loads {p['session_invoices_json_loads_us_per_item']:.2f}",
+         "<= 2.5"),
+        ("parse 250-item metadata page, ms", f"{p['metadata_ms_per_page']:.2f}", _fmt(b.get("metadata_ms_per_page")),
+         f"{p['metadata_ratio_to_json_loads']:.1f}x json.loads", "<= 2.5x json.loads"),
+        ("`import ksef_client`, ms (fresh process)", f"{results['import']['import_ms']:.0f}",
+         _fmt(b.get("import_ms"), 0), f"bare interpreter {results['import']['interpreter_ms']:.0f}", "<= 120"),
+        ("`from ksef_client import KSeF`, ms", f"{results['import_client']['import_ms']:.0f}", "-", "-", "report"),
+    ]  # fmt: skip
+    for count, figure in batch.items():
+        rows.append((f"batch build of {count} invoices, MB/s of input / peak RSS MB",
+                     f"{figure['input_mb_per_s']:.0f} / {figure['peak_rss_mb']:.0f}", "-",
+                     f"AES {results['crypto_floor']['aes_256_cbc_mb_per_s']:.0f}, "
+                     f"SHA-256 {results['crypto_floor']['sha256_mb_per_s']:.0f}", ">= 200 / < 150"))  # fmt: skip
+    for key, value in results["list_sessions"].items():
+        rows.append(
+            (f"list {key.split('_')[1]} sessions (pageSize 1000), items/s", f"{value:,.0f}", "-", "-", "linear")
+        )
+    upo = results["upo_download"]
+    rows.append((f"UPOs of {upo['invoices']} invoices: presigned parallel vs API one by one, s",
+                 f"{upo['presigned_parallel_s']:.2f} vs {upo['api_one_by_one_s']:.2f} ({upo['speedup']:.0f}x)",
+                 "-", "-", ">= 10x"))  # fmt: skip
+    rows.append(("emulator `GET /sessions/{ref}`, req/s (1 worker)",
+                 f"{results['emulator']['get_session_status_req_per_s']:,.0f}", "-", "-", "report"))  # fmt: skip
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']} ({m['platform']}), {m['date']}."
+        + (" Quick profile." if results["quick"] else ""),
+        f"Baseline: `{BASELINE}` in its own virtualenv, same payloads, same run.",
+        "",
+        "| figure | ksef_client | baseline | floor | target |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {' | '.join(row)} |" for row in rows],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def main() -> int:
+    results = collect()
+    out = Path(os.environ.get("BENCH_OUT", str(HERE)))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    table = markdown(results)
+    (out / "RESULTS.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

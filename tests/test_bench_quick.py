@@ -1,0 +1,20 @@
+"""The benchmark harness in its quick profile (CI): every figure is produced. No timing asserts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import run
+
+
+def test_quick_profile_produces_every_figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(run, "QUICK", True)
+    results = run.collect()
+    for figure in ("parsing", "import", "import_client", "crypto_floor", "batch_build", "list_sessions",
+                   "upo_download", "emulator"):  # fmt: skip
+        assert results[figure], figure
+    assert results["upo_download"]["invoices"] == 100
+    table = run.markdown(results)
+    assert "| parse 1000-item SessionInvoicesResponse" in table and results["machine"]["cores"]
