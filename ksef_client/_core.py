@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,7 +120,19 @@ def resolve_settings(environment: Environment | str, base_url: str | None, timeo
     url = (base_url or env.base_url).rstrip("/")
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+    if not verify:
+        # Invoices and tokens travel over this connection: switching TLS checks off must be loud.
+        warnings.warn(
+            f"TLS certificate verification is OFF for {url}: anyone on the network path can read and "
+            "alter invoices and tokens. Use verify=False only against a local emulator.",
+            InsecureTransportWarning,
+            stacklevel=3,
+        )
     return Settings(base_url=url, timeout=timeout, verify=verify)
+
+
+class InsecureTransportWarning(UserWarning):
+    """Emitted when a client is created with ``verify=False``."""
 
 
 def raise_for_status(response: httpx.Response) -> None:
