@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -152,25 +153,65 @@ def list_sessions(counts: tuple[int, ...]) -> dict[str, float]:
     return results
 
 
+class EmulatorProcess:
+    """``ksef-mock`` in its own process (so the client's threads do not share its GIL)."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "ksef_client.mock", "--port", str(self.port), "--rate-limits", "0"]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        self.process.stderr.readline()  # "serving ..." once the app is built
+        self.root = f"http://127.0.0.1:{self.port}"
+        with httpx.Client(transport=httpx.HTTPTransport(retries=20)) as http:
+            self.token = http.post(f"{self.root}/_mock/tokens", json={"nip": NIP}).json()["accessToken"]
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 def upo_download(count: int, concurrency: int = 16) -> dict[str, float]:
-    """Every invoice UPO of a session: presigned links in parallel vs one by one via the API."""
-    with ThreadedServer() as server, tempfile.TemporaryDirectory() as directory:
-        backend = server.backend
-        token = backend.mint_access_token(NIP)
-        with KSeF(base_url=server.base_url, access_token=token, rate_limit_scale=0) as ksef:
+    """Every invoice UPO of a session: presigned links in parallel vs one by one via the API.
+
+    The API path is rate-limited by KSeF (the operation's ``x-rate-limits``); its figure adds the
+    waiting the client's throttle imposes, counted on a simulated clock instead of slept.
+    """
+    waited = [0.0]
+    now = [0.0]
+
+    def fake_sleep(seconds: float) -> None:
+        waited[0] += seconds
+        now[0] += seconds
+
+    with EmulatorProcess() as emulator, tempfile.TemporaryDirectory() as directory:
+        base_url = f"{emulator.root}/v2"
+        with KSeF(base_url=base_url, access_token=emulator.token, rate_limit_scale=0) as ksef:
             result = ksef.send_batch([sample_invoice(f"U/{i}") for i in range(count)], wait=True)
             ref = result.reference_number
+            # Listing once makes the emulator sign every UPO (cached), so neither path pays for signing.
             numbers = [str(i.ksef_number) for i in ksef.sessions.invoices(ref, page_size=1000)]
             start = time.perf_counter()
             ksef.upo.save_invoice_upos(ref, Path(directory), concurrency=concurrency)
             presigned = time.perf_counter() - start
+        limited = KSeF(base_url=base_url, access_token=emulator.token, sleep=fake_sleep,
+                       clock=lambda: now[0] + time.perf_counter())  # fmt: skip
+        with limited:
             start = time.perf_counter()
             for number in numbers:
-                ksef.upo.get_invoice_upo(ref, ksef_number=number)
-            one_by_one = time.perf_counter() - start
+                limited.upo.get_invoice_upo(ref, ksef_number=number)
+            requests = time.perf_counter() - start
+    one_by_one = requests + waited[0]
     return {
         "presigned_parallel_s": presigned,
         "api_one_by_one_s": one_by_one,
+        "api_requests_s": requests,
+        "api_rate_limit_wait_s": waited[0],
         "speedup": one_by_one / presigned,
         "invoices": count,
     }
