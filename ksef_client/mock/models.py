@@ -115,6 +115,15 @@ class Session:
         """Invoices that were rejected."""
         return [i for i in self.invoices if i.status.code >= 400]
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "status":  # listings are cached until some session's status changes
+            _STATUS_CHANGES[0] += 1
+        object.__setattr__(self, name, value)
+
+
+# Bumped on every session status change; part of the listing cache key.
+_STATUS_CHANGES = [0]
+
 
 @dataclass
 class Transitions:
@@ -163,6 +172,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
             self.blobs: dict[str, tuple[bytes, dt.datetime]] = {}
             self.invoice_keys: dict[tuple[str, str, str], Invoice] = {}
             self.upload_slots: dict[str, tuple[str, int]] = {}
+            self._listings: dict[tuple[object, ...], tuple[tuple[int, int], list[Session]]] = {}
             self.rate_limits = Throttle(scale=self.rate_limits.scale)
             self.transitions = Transitions()
             self.faults.clear()
@@ -317,6 +327,12 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
         continuation_token: str | None = None,
     ) -> Page:
         """Sessions of the caller's context, newest first, one page at a time."""
+        statuses = tuple(sorted(statuses))
+        key = (access.context, session_type, statuses, reference_number, created_from, created_to)
+        stamp = (len(self.sessions), _STATUS_CHANGES[0])
+        cached = self._listings.get(key)
+        if cached is not None and cached[0] == stamp:
+            return self._page(cached[1], page_size, continuation_token)
         codes = set().union(*(STATUS_GROUPS.get(s, set()) for s in statuses)) if statuses else None
         failed_wanted = "Failed" in set(statuses)
         with self.lock:
@@ -331,6 +347,9 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
                 and (created_to is None or s.created <= created_to)
             ]
         found.sort(key=lambda s: (s.created, s.reference_number), reverse=True)
+        # Paging 100,000 sessions re-filters nothing: the sorted result is kept per query until
+        # a session is added or changes status.
+        self._listings = {key: (stamp, found)}
         return self._page(found, page_size, continuation_token)
 
     def session_invoices(
