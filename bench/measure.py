@@ -99,7 +99,9 @@ _BATCH_CHILD = textwrap.dedent(
         with BatchPackage.build(invoices(first, min(count, first + 10_000)), SymmetricKey.generate()) as package:
             parts += len(package.parts)
     seconds = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would show the parent's size.
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
+    rss_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "input_mb": size / 1e6, "parts": parts, "peak_rss_mb": rss_mb}))
     """
 )
