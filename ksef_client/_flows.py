@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ksef_client._generated.types import Response
+from ksef_client.errors import KSeFError
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -83,42 +84,57 @@ def _async_call(step: Call, client: AsyncKSeF) -> Callable[[], Awaitable[Respons
 
 
 def run(flow: Flow[T], client: KSeF) -> T:
-    """Drive ``flow`` with the synchronous client."""
-    result: Any = None
+    """Drive ``flow`` with the synchronous client; a step's ``KSeFError`` is thrown into the flow,
+    which may handle it (resend, check a status) or let it propagate."""
     try:
+        step = flow.send(None)
         while True:
+            try:
+                result = _run_step(step, client)
+            except KSeFError as error:
+                step = flow.throw(error)
+                continue
             step = flow.send(result)
-            if isinstance(step, Call):
-                with bearer(step.bearer):
-                    result = client._send(_sync_call(step, client))
-            elif isinstance(step, Sleep):
-                client._sleep(step.seconds)
-                result = None
-            elif isinstance(step, Download):
-                result = client._download(step.url)
-            else:
-                result = client._clock()
     except StopIteration as stop:
         value: T = stop.value
         return value
 
 
+def _run_step(step: Step, client: KSeF) -> Any:
+    if isinstance(step, Call):
+        with bearer(step.bearer):
+            return client._send(_sync_call(step, client))
+    if isinstance(step, Sleep):
+        client._sleep(step.seconds)
+        return None
+    if isinstance(step, Download):
+        return client._download(step.url)
+    return client._clock()
+
+
+async def _arun_step(step: Step, client: AsyncKSeF) -> Any:
+    if isinstance(step, Call):
+        with bearer(step.bearer):
+            return await client._send(_async_call(step, client))
+    if isinstance(step, Sleep):
+        await client._sleep(step.seconds)
+        return None
+    if isinstance(step, Download):
+        return await client._download(step.url)
+    return client._clock()
+
+
 async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
-    """Drive ``flow`` with the asynchronous client."""
-    result: Any = None
+    """Drive ``flow`` with the asynchronous client (errors thrown into the flow, as in ``run``)."""
     try:
+        step = flow.send(None)
         while True:
+            try:
+                result = await _arun_step(step, client)
+            except KSeFError as error:
+                step = flow.throw(error)
+                continue
             step = flow.send(result)
-            if isinstance(step, Call):
-                with bearer(step.bearer):
-                    result = await client._send(_async_call(step, client))
-            elif isinstance(step, Sleep):
-                await client._sleep(step.seconds)
-                result = None
-            elif isinstance(step, Download):
-                result = await client._download(step.url)
-            else:
-                result = client._clock()
     except StopIteration as stop:
         value: T = stop.value
         return value

@@ -12,6 +12,18 @@ import httpx
 from ksef_client.errors import RetryAfterTooLongError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# POSTs that only read (queries) or only mint a value (challenge): safe to repeat like a GET.
+_SAFE_POST_SUFFIXES = ("/query", "/auth/challenge", "/certificates/retrieve")
+
+
+def is_idempotent(request: httpx.Request) -> bool:
+    """Whether repeating ``request`` cannot change anything twice."""
+    if request.method in IDEMPOTENT_METHODS:
+        return True
+    path = request.url.path
+    return request.method == "POST" and ("/query/" in path or path.endswith(_SAFE_POST_SUFFIXES))
+
+
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -77,7 +89,7 @@ def retry_delay_for_response(
         if retry_after > policy.max_retry_after:
             raise RetryAfterTooLongError(retry_after, policy.max_retry_after)
         return retry_after
-    if response.status_code in RETRY_STATUSES and request.method in IDEMPOTENT_METHODS:
+    if response.status_code in RETRY_STATUSES and is_idempotent(request):
         return policy.backoff_delay(attempt, rng)
     return None
 
@@ -93,6 +105,6 @@ def retry_delay_for_error(
     if attempt >= policy.max_retries:
         return None
     never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    if never_sent or request.method in IDEMPOTENT_METHODS:
+    if never_sent or is_idempotent(request):
         return policy.backoff_delay(attempt, rng)
     return None

@@ -14,17 +14,18 @@ The request-building steps are flows (``_flows``) shared by the sync and async c
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
 
 from ksef_client._core import connection_error, parsed
-from ksef_client._flows import Call, Flow, arun, response_of, run
+from ksef_client._flows import Call, Flow, Sleep, arun, response_of, run
 from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
+from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.models import (
     OpenBatchSessionRequest,
     OpenBatchSessionResponse,
@@ -32,16 +33,21 @@ from ksef_client._generated.models import (
     OpenOnlineSessionResponse,
     SendInvoiceRequest,
     SendInvoiceResponse,
+    SessionInvoiceStatusResponse,
     SessionStatusResponse,
 )
 from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
-from ksef_client.errors import BatchError, InvoiceRejectedError
+from ksef_client.errors import APIConnectionError, BatchError, InternalServerError, InvoiceRejectedError
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client.crypto import PublicKeyCertificate
+
+T = TypeVar("T")
+OPEN = 100
+DUPLICATE = 440
 
 
 def encryption_for(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str, str]:
@@ -72,6 +78,77 @@ def close_online_flow(reference_number: str) -> Flow[None]:
     yield Call(close_online_session, {"reference_number": reference_number})
 
 
+# Failures after which KSeF may or may not have acted: the request is repeated deliberately.
+RESENDABLE = (APIConnectionError, InternalServerError)
+RESENDS = 3
+
+
+def _pause(attempt: int) -> Sleep:
+    return Sleep(min(8.0, 0.5 * 2**attempt))
+
+
+def resend_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool, resends: int = RESENDS) -> Flow[str]:
+    """Send an invoice; after a dropped connection or a 5xx, send the same bytes again.
+
+    Nothing is lost and nothing is numbered twice: either KSeF never got the first request (the
+    resend is the invoice) or it did, and the resend becomes a 440 duplicate naming the original
+    KSeF number, which ``OnlineSession.ksef_numbers()`` resolves.
+    """
+    for attempt in range(resends + 1):
+        try:
+            return (yield from send_flow(reference_number, invoice, offline))
+        except RESENDABLE:
+            if attempt == resends:
+                raise
+            yield _pause(attempt)
+    raise AssertionError("unreachable")
+
+
+def retried_flow(flow: Callable[[], Flow[T]], resends: int = RESENDS) -> Flow[T]:
+    """Run ``flow`` again after a dropped connection or a 5xx (for opening sessions: a session
+    opened by a lost attempt stays unused and is never closed, so it carries no invoices)."""
+    for attempt in range(resends + 1):
+        try:
+            return (yield from flow())
+        except RESENDABLE:
+            if attempt == resends:
+                raise
+            yield _pause(attempt)
+    raise AssertionError("unreachable")
+
+
+def close_tolerant_flow(
+    reference_number: str, close: Callable[[str], Flow[None]], resends: int = RESENDS
+) -> Flow[None]:
+    """Close a session; when the answer is lost, the session's status tells whether it closed."""
+    for attempt in range(resends + 1):
+        try:
+            yield from close(reference_number)
+            return
+        except RESENDABLE:
+            call = Call(get_session_status, {"reference_number": reference_number})
+            status = parsed(response_of((yield call)), SessionStatusResponse)
+            if status.status.code != OPEN:
+                return  # the close went through; only its answer was lost
+            if attempt == resends:
+                raise
+            yield _pause(attempt)
+
+
+def resolve_ksef_numbers(invoices: Iterable[SessionInvoiceStatusResponse], references: list[str]) -> list[str | None]:
+    """The KSeF number of each sent invoice (by its reference number): its own, or for a 440
+    duplicate the original's; ``None`` for an invoice KSeF rejected."""
+    found: dict[str, str | None] = {}
+    for invoice in invoices:
+        number = invoice.ksef_number if isinstance(invoice.ksef_number, str) else None
+        if number is None and invoice.status.code == DUPLICATE:
+            extensions = invoice.status.extensions
+            original = getattr(extensions, "additional_properties", {}).get("originalKsefNumber")
+            number = original if isinstance(original, str) and original else None
+        found[invoice.reference_number] = number
+    return [found.get(reference) for reference in references]
+
+
 def prepare_invoice(xml: bytes, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
     """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
     if not isinstance(xml, bytes | bytearray):
@@ -98,7 +175,8 @@ class OnlineSession:
     def open(self) -> OnlineSession:
         """Open the session (``with`` does it for you)."""
         keys = self._client.auth.public_key_certificates()
-        self.reference_number = run(open_online_flow(self.form, self._key, keys), self._client)
+        flow = retried_flow(lambda: open_online_flow(self.form, self._key, keys))
+        self.reference_number = run(flow, self._client)
         return self
 
     def send(self, xml: bytes, *, offline: bool = False) -> str:
@@ -106,14 +184,22 @@ class OnlineSession:
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         invoice = prepare_invoice(xml, self.form, self._key, self.validate)
-        ref = run(send_flow(self.reference_number, invoice, offline), self._client)
+        ref = run(resend_flow(self.reference_number, invoice, offline), self._client)
         self.invoice_reference_numbers.append(ref)
         return ref
 
     def close(self) -> None:
         """Close the session; KSeF then processes it and issues the UPO."""
         if self.reference_number is not None:
-            run(close_online_flow(self.reference_number), self._client)
+            run(close_tolerant_flow(self.reference_number, close_online_flow), self._client)
+
+    def ksef_numbers(self) -> list[str | None]:
+        """After processing: the KSeF number of each sent invoice, in sending order (``None``:
+        rejected; a resent duplicate resolves to the original's number)."""
+        if self.reference_number is None:
+            raise RuntimeError("the session was never opened")
+        invoices = self._client.sessions.invoices(self.reference_number, page_size=1000)
+        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
 
     def __enter__(self) -> OnlineSession:
         return self.open()
@@ -136,7 +222,8 @@ class AsyncOnlineSession:
     async def open(self) -> AsyncOnlineSession:
         """Open the session (``async with`` does it for you)."""
         keys = await self._client.auth.public_key_certificates()
-        self.reference_number = await arun(open_online_flow(self.form, self._key, keys), self._client)
+        flow = retried_flow(lambda: open_online_flow(self.form, self._key, keys))
+        self.reference_number = await arun(flow, self._client)
         return self
 
     async def send(self, xml: bytes, *, offline: bool = False) -> str:
@@ -144,14 +231,21 @@ class AsyncOnlineSession:
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         invoice = prepare_invoice(xml, self.form, self._key, self.validate)
-        ref = await arun(send_flow(self.reference_number, invoice, offline), self._client)
+        ref = await arun(resend_flow(self.reference_number, invoice, offline), self._client)
         self.invoice_reference_numbers.append(ref)
         return ref
 
     async def close(self) -> None:
         """Close the session."""
         if self.reference_number is not None:
-            await arun(close_online_flow(self.reference_number), self._client)
+            await arun(close_tolerant_flow(self.reference_number, close_online_flow), self._client)
+
+    async def ksef_numbers(self) -> list[str | None]:
+        """After processing: the KSeF number of each sent invoice (see ``OnlineSession.ksef_numbers``)."""
+        if self.reference_number is None:
+            raise RuntimeError("the session was never opened")
+        invoices = [i async for i in self._client.sessions.invoices(self.reference_number, page_size=1000)]
+        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
 
     async def __aenter__(self) -> AsyncOnlineSession:
         return await self.open()
@@ -225,7 +319,7 @@ def send_batch(
     key = SymmetricKey.generate()
     with BatchPackage.build(invoices, key, part_size=part_size, progress=progress) as package:
         keys = client.auth.public_key_certificates()
-        opened = run(open_batch_flow(code, package, key, keys, offline), client)
+        opened = run(retried_flow(lambda: open_batch_flow(code, package, key, keys, offline)), client)
         pairs = _upload_args(opened, package)
         done = 0
 
@@ -244,7 +338,7 @@ def send_batch(
                 done += 1
                 if progress:
                     progress("upload", done, len(pairs))
-        run(close_batch_flow(opened.reference_number), client)
+        run(close_tolerant_flow(opened.reference_number, close_batch_flow), client)
         result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
     if wait:
         result.status = client.sessions.wait(opened.reference_number, timeout=timeout)
@@ -264,7 +358,7 @@ async def asend_batch(
     )
     with package:
         keys = await client.auth.public_key_certificates()
-        opened = await arun(open_batch_flow(code, package, key, keys, offline), client)
+        opened = await arun(retried_flow(lambda: open_batch_flow(code, package, key, keys, offline)), client)
         pairs = _upload_args(opened, package)
         limiter = anyio.Semaphore(max(1, workers))
         done = 0
@@ -286,7 +380,7 @@ async def asend_batch(
         async with anyio.create_task_group() as group:
             for request, part in pairs:
                 group.start_soon(upload, request, part)
-        await arun(close_batch_flow(opened.reference_number), client)
+        await arun(close_tolerant_flow(opened.reference_number, close_batch_flow), client)
         result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
     if wait:
         result.status = await client.sessions.wait(opened.reference_number, timeout=timeout)

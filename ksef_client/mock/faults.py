@@ -6,7 +6,8 @@ import random
 import threading
 from dataclasses import dataclass
 
-DROP = 0  # ``Fault(DROP)``: the connection breaks mid-response (the client sees a transport error)
+DROP = 0  # ``Fault(DROP)``: the connection breaks before the request is handled
+DROP_AFTER = -1  # ``Fault(DROP_AFTER)``: the request is handled, then the answer is lost
 
 
 @dataclass(frozen=True)

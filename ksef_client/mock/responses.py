@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation, TooManyRequests
-from ksef_client.mock.faults import DROP, Fault
+from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
 from ksef_client.mock.validation import check_request
 
@@ -61,12 +61,11 @@ def api_endpoint(
                 retry_after = backend.check_rate(operation, request.client.host if request.client else "-")
                 if retry_after is not None:
                     raise TooManyRequests(retry_after, operation)
-                access = None
-                if spec.requires_token and bearer == "access":
-                    access = backend.authenticate(request.headers.get("authorization"))
-                    backend.require_any(access, spec.permissions)
+                access = _access(backend, request, spec, bearer)
                 await _validate(request, spec.method, spec.path)
-                return await handler(request, backend, access)
+                response = await handler(request, backend, access)
+                # DROP_AFTER: KSeF did the work, the client never hears of it.
+                return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else response
             except MockAPIError as error:
                 return render_error(request, error)
 
@@ -93,6 +92,14 @@ async def _validate(request: Request, method: str, path: str) -> None:
     for key, value in request.query_params.multi_items():
         query.setdefault(key, []).append(value)
     check_request(method, path, dict(request.path_params), query, dict(request.headers), body)
+
+
+def _access(backend: KSeFBackend, request: Request, spec: Any, bearer: str) -> Access | None:
+    if not (spec.requires_token and bearer == "access"):
+        return None
+    access = backend.authenticate(request.headers.get("authorization"))
+    backend.require_any(access, spec.permissions)
+    return access
 
 
 def render_fault(request: Request, fault: Fault, operation: str) -> Response:
