@@ -80,7 +80,7 @@ def close_online_flow(reference_number: str) -> Flow[None]:
 
 # Failures after which KSeF may or may not have acted: the request is repeated deliberately.
 RESENDABLE = (APIConnectionError, InternalServerError)
-RESENDS = 3
+RESENDS = 8  # safe: a repeated invoice is recognised by KSeF as a 440 duplicate
 
 
 def _pause(attempt: int) -> Sleep:

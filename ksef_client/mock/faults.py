@@ -38,6 +38,7 @@ class Faults:
         """No faults."""
         with self._lock:
             self._rules: list[_Rule] = []
+            self.injected = 0  # how many requests got a fault (for reports)
             self._rate = 0.0
             self._random_faults: tuple[Fault, ...] = ()
             self._rng = random.Random(0)  # noqa: S311 - seeded faults must repeat
@@ -69,7 +70,9 @@ class Faults:
             for rule in self._rules:
                 if rule.remaining > 0 and rule.operation in (None, operation):
                     rule.remaining -= 1
+                    self.injected += 1
                     return rule.fault
             if self._rate and self._rng.random() < self._rate:
+                self.injected += 1
                 return self._rng.choice(self._random_faults)
         return None
