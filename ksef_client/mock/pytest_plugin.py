@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ksef_client import AsyncKSeF, KSeF
-
 if TYPE_CHECKING:
+    from ksef_client import AsyncKSeF, KSeF
     from ksef_client.mock.models import KSeFBackend
     from ksef_client.mock.server import ThreadedServer
 
@@ -50,11 +49,15 @@ class KSeFMock:
 
     def client(self, nip: str | None = None, **options: Any) -> KSeF:
         """A ``KSeF`` client of the emulator, logged in for ``nip`` when given."""
+        from ksef_client import KSeF  # noqa: PLC0415 - the plugin loads with every pytest run: keep it light
+
         token = self.token(nip) if nip is not None else None
         return KSeF(base_url=self.base_url, access_token=token, **options)
 
     def async_client(self, nip: str | None = None, **options: Any) -> AsyncKSeF:
         """An ``AsyncKSeF`` client of the emulator."""
+        from ksef_client import AsyncKSeF  # noqa: PLC0415 - see ``client``
+
         token = self.token(nip) if nip is not None else None
         return AsyncKSeF(base_url=self.base_url, access_token=token, **options)
 
