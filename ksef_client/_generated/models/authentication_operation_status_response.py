@@ -109,14 +109,7 @@ class AuthenticationOperationStatusResponse:
 
         status = StatusInfo.from_dict(d.pop("status"))
 
-        def _parse_is_token_redeemed(data: object) -> bool | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(bool | None | Unset, data)
-
-        is_token_redeemed = _parse_is_token_redeemed(d.pop("isTokenRedeemed", UNSET))
+        is_token_redeemed = cast(bool | None | Unset, d.pop("isTokenRedeemed", UNSET))
 
         def _parse_last_token_refresh_date(data: object) -> datetime.datetime | None | Unset:
             if data is None:

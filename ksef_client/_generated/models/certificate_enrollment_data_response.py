@@ -103,59 +103,17 @@ class CertificateEnrollmentDataResponse:
 
         country_name = d.pop("countryName")
 
-        def _parse_given_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        given_name = cast(None | str | Unset, d.pop("givenName", UNSET))
 
-        given_name = _parse_given_name(d.pop("givenName", UNSET))
+        surname = cast(None | str | Unset, d.pop("surname", UNSET))
 
-        def _parse_surname(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        serial_number = cast(None | str | Unset, d.pop("serialNumber", UNSET))
 
-        surname = _parse_surname(d.pop("surname", UNSET))
+        unique_identifier = cast(None | str | Unset, d.pop("uniqueIdentifier", UNSET))
 
-        def _parse_serial_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        organization_name = cast(None | str | Unset, d.pop("organizationName", UNSET))
 
-        serial_number = _parse_serial_number(d.pop("serialNumber", UNSET))
-
-        def _parse_unique_identifier(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        unique_identifier = _parse_unique_identifier(d.pop("uniqueIdentifier", UNSET))
-
-        def _parse_organization_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        organization_name = _parse_organization_name(d.pop("organizationName", UNSET))
-
-        def _parse_organization_identifier(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        organization_identifier = _parse_organization_identifier(d.pop("organizationIdentifier", UNSET))
+        organization_identifier = cast(None | str | Unset, d.pop("organizationIdentifier", UNSET))
 
         certificate_enrollment_data_response = cls(
             common_name=common_name,

@@ -60,14 +60,7 @@ class CertificateEnrollmentStatusResponse:
 
         status = StatusInfo.from_dict(d.pop("status"))
 
-        def _parse_certificate_serial_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        certificate_serial_number = _parse_certificate_serial_number(d.pop("certificateSerialNumber", UNSET))
+        certificate_serial_number = cast(None | str | Unset, d.pop("certificateSerialNumber", UNSET))
 
         certificate_enrollment_status_response = cls(
             request_date=request_date,

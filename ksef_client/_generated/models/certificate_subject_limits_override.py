@@ -35,15 +35,7 @@ class CertificateSubjectLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-
-        def _parse_max_certificates(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        max_certificates = _parse_max_certificates(d.pop("maxCertificates", UNSET))
+        max_certificates = cast(int | None | Unset, d.pop("maxCertificates", UNSET))
 
         certificate_subject_limits_override = cls(
             max_certificates=max_certificates,

@@ -64,14 +64,7 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
             invoices.append(invoices_item)
 
-        def _parse_continuation_token(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        continuation_token = _parse_continuation_token(d.pop("continuationToken", UNSET))
+        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
 
         collective_identifier_invoices_query_response = cls(
             invoices=invoices,

@@ -97,14 +97,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
         payment = _parse_payment(d.pop("payment", UNSET))
 
-        def _parse_description(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        description = _parse_description(d.pop("description", UNSET))
+        description = cast(None | str | Unset, d.pop("description", UNSET))
 
         collective_identifier_invoices_query_response_item = cls(
             ksef_number=ksef_number,

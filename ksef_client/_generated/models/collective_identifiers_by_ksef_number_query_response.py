@@ -66,14 +66,7 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
             collective_identifiers.append(collective_identifiers_item)
 
-        def _parse_continuation_token(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        continuation_token = _parse_continuation_token(d.pop("continuationToken", UNSET))
+        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
 
         collective_identifiers_by_ksef_number_query_response = cls(
             collective_identifiers=collective_identifiers,

@@ -84,41 +84,13 @@ class CollectiveIdentifiersQueryRequest:
 
         date_created_to = datetime.datetime.fromisoformat(d.pop("dateCreatedTo"))
 
-        def _parse_collective_identifier_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        collective_identifier_number = cast(None | str | Unset, d.pop("collectiveIdentifierNumber", UNSET))
 
-        collective_identifier_number = _parse_collective_identifier_number(d.pop("collectiveIdentifierNumber", UNSET))
+        invoice_count_from = cast(int | None | Unset, d.pop("invoiceCountFrom", UNSET))
 
-        def _parse_invoice_count_from(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
+        invoice_count_to = cast(int | None | Unset, d.pop("invoiceCountTo", UNSET))
 
-        invoice_count_from = _parse_invoice_count_from(d.pop("invoiceCountFrom", UNSET))
-
-        def _parse_invoice_count_to(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        invoice_count_to = _parse_invoice_count_to(d.pop("invoiceCountTo", UNSET))
-
-        def _parse_created_in_current_context(data: object) -> bool | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(bool | None | Unset, data)
-
-        created_in_current_context = _parse_created_in_current_context(d.pop("createdInCurrentContext", UNSET))
+        created_in_current_context = cast(bool | None | Unset, d.pop("createdInCurrentContext", UNSET))
 
         collective_identifiers_query_request = cls(
             date_created_from=date_created_from,

@@ -57,14 +57,7 @@ class EncryptionInfo:
 
         initialization_vector = d.pop("initializationVector")
 
-        def _parse_public_key_id(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        public_key_id = _parse_public_key_id(d.pop("publicKeyId", UNSET))
+        public_key_id = cast(None | str | Unset, d.pop("publicKeyId", UNSET))
 
         encryption_info = cls(
             encrypted_symmetric_key=encrypted_symmetric_key,

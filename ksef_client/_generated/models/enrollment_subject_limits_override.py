@@ -35,15 +35,7 @@ class EnrollmentSubjectLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-
-        def _parse_max_enrollments(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        max_enrollments = _parse_max_enrollments(d.pop("maxEnrollments", UNSET))
+        max_enrollments = cast(int | None | Unset, d.pop("maxEnrollments", UNSET))
 
         enrollment_subject_limits_override = cls(
             max_enrollments=max_enrollments,

@@ -63,26 +63,9 @@ class EuEntityPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+        vat_ue_identifier = cast(None | str | Unset, d.pop("vatUeIdentifier", UNSET))
 
-        def _parse_vat_ue_identifier(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        vat_ue_identifier = _parse_vat_ue_identifier(d.pop("vatUeIdentifier", UNSET))
-
-        def _parse_authorized_fingerprint_identifier(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        authorized_fingerprint_identifier = _parse_authorized_fingerprint_identifier(
-            d.pop("authorizedFingerprintIdentifier", UNSET)
-        )
+        authorized_fingerprint_identifier = cast(None | str | Unset, d.pop("authorizedFingerprintIdentifier", UNSET))
 
         def _parse_permission_types(data: object) -> list[EuEntityPermissionsQueryPermissionType] | None | Unset:
             if data is None:

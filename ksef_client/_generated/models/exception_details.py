@@ -54,14 +54,7 @@ class ExceptionDetails:
         d = dict(src_dict)
         exception_code = d.pop("exceptionCode", UNSET)
 
-        def _parse_exception_description(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        exception_description = _parse_exception_description(d.pop("exceptionDescription", UNSET))
+        exception_description = cast(None | str | Unset, d.pop("exceptionDescription", UNSET))
 
         def _parse_details(data: object) -> list[str] | None | Unset:
             if data is None:

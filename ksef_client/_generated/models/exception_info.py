@@ -116,41 +116,13 @@ class ExceptionInfo:
 
         exception_detail_list = _parse_exception_detail_list(d.pop("exceptionDetailList", UNSET))
 
-        def _parse_reference_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        reference_number = cast(None | str | Unset, d.pop("referenceNumber", UNSET))
 
-        reference_number = _parse_reference_number(d.pop("referenceNumber", UNSET))
+        service_code = cast(None | str | Unset, d.pop("serviceCode", UNSET))
 
-        def _parse_service_code(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        service_ctx = cast(None | str | Unset, d.pop("serviceCtx", UNSET))
 
-        service_code = _parse_service_code(d.pop("serviceCode", UNSET))
-
-        def _parse_service_ctx(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        service_ctx = _parse_service_ctx(d.pop("serviceCtx", UNSET))
-
-        def _parse_service_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        service_name = _parse_service_name(d.pop("serviceName", UNSET))
+        service_name = cast(None | str | Unset, d.pop("serviceName", UNSET))
 
         _timestamp = d.pop("timestamp", UNSET)
         timestamp: datetime.datetime | Unset

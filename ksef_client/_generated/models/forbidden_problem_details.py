@@ -130,14 +130,7 @@ class ForbiddenProblemDetails:
 
         timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
 
-        def _parse_instance(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        instance = _parse_instance(d.pop("instance", UNSET))
+        instance = cast(None | str | Unset, d.pop("instance", UNSET))
 
         def _parse_security(data: object) -> ForbiddenProblemDetailsSecurityType0 | None | Unset:
             if data is None:
@@ -156,14 +149,7 @@ class ForbiddenProblemDetails:
 
         security = _parse_security(d.pop("security", UNSET))
 
-        def _parse_trace_id(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        trace_id = _parse_trace_id(d.pop("traceId", UNSET))
+        trace_id = cast(None | str | Unset, d.pop("traceId", UNSET))
 
         forbidden_problem_details = cls(
             title=title,

@@ -57,14 +57,7 @@ class IndirectPermissionsTargetIdentifier:
         d = dict(src_dict)
         type_ = IndirectPermissionsTargetIdentifierType(d.pop("type"))
 
-        def _parse_value(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        value = _parse_value(d.pop("value", UNSET))
+        value = cast(None | str | Unset, d.pop("value", UNSET))
 
         indirect_permissions_target_identifier = cls(
             type_=type_,

@@ -82,14 +82,7 @@ class InitTokenAuthenticationRequest:
 
         encrypted_token = d.pop("encryptedToken")
 
-        def _parse_public_key_id(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        public_key_id = _parse_public_key_id(d.pop("publicKeyId", UNSET))
+        public_key_id = cast(None | str | Unset, d.pop("publicKeyId", UNSET))
 
         def _parse_authorization_policy(data: object) -> AuthorizationPolicy | None | Unset:
             if data is None:

@@ -223,14 +223,7 @@ class InvoiceMetadata:
 
         invoice_hash = d.pop("invoiceHash")
 
-        def _parse_hash_of_corrected_invoice(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        hash_of_corrected_invoice = _parse_hash_of_corrected_invoice(d.pop("hashOfCorrectedInvoice", UNSET))
+        hash_of_corrected_invoice = cast(None | str | Unset, d.pop("hashOfCorrectedInvoice", UNSET))
 
         def _parse_third_subjects(data: object) -> list[InvoiceMetadataThirdSubject] | None | Unset:
             if data is None:

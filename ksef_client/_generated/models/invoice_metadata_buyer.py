@@ -51,14 +51,7 @@ class InvoiceMetadataBuyer:
         d = dict(src_dict)
         identifier = InvoiceMetadataBuyerIdentifier.from_dict(d.pop("identifier"))
 
-        def _parse_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        name = _parse_name(d.pop("name", UNSET))
+        name = cast(None | str | Unset, d.pop("name", UNSET))
 
         invoice_metadata_buyer = cls(
             identifier=identifier,

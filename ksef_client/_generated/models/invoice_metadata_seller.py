@@ -46,14 +46,7 @@ class InvoiceMetadataSeller:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        def _parse_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        name = _parse_name(d.pop("name", UNSET))
+        name = cast(None | str | Unset, d.pop("name", UNSET))
 
         invoice_metadata_seller = cls(
             nip=nip,

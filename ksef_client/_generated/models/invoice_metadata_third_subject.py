@@ -86,14 +86,7 @@ class InvoiceMetadataThirdSubject:
 
         role = d.pop("role")
 
-        def _parse_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        name = _parse_name(d.pop("name", UNSET))
+        name = cast(None | str | Unset, d.pop("name", UNSET))
 
         invoice_metadata_third_subject = cls(
             identifier=identifier,

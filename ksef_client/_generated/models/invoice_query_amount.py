@@ -54,23 +54,9 @@ class InvoiceQueryAmount:
         d = dict(src_dict)
         type_ = AmountType(d.pop("type"))
 
-        def _parse_from_(data: object) -> float | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(float | None | Unset, data)
+        from_ = cast(float | None | Unset, d.pop("from", UNSET))
 
-        from_ = _parse_from_(d.pop("from", UNSET))
-
-        def _parse_to(data: object) -> float | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(float | None | Unset, data)
-
-        to = _parse_to(d.pop("to", UNSET))
+        to = cast(float | None | Unset, d.pop("to", UNSET))
 
         invoice_query_amount = cls(
             type_=type_,

@@ -95,15 +95,8 @@ class InvoiceQueryDateRange:
 
         to = _parse_to(d.pop("to", UNSET))
 
-        def _parse_restrict_to_permanent_storage_hwm_date(data: object) -> bool | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(bool | None | Unset, data)
-
-        restrict_to_permanent_storage_hwm_date = _parse_restrict_to_permanent_storage_hwm_date(
-            d.pop("restrictToPermanentStorageHwmDate", UNSET)
+        restrict_to_permanent_storage_hwm_date = cast(
+            bool | None | Unset, d.pop("restrictToPermanentStorageHwmDate", UNSET)
         )
 
         invoice_query_date_range = cls(

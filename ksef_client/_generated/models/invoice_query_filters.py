@@ -223,23 +223,9 @@ class InvoiceQueryFilters:
 
         date_range = InvoiceQueryDateRange.from_dict(d.pop("dateRange"))
 
-        def _parse_ksef_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        ksef_number = cast(None | str | Unset, d.pop("ksefNumber", UNSET))
 
-        ksef_number = _parse_ksef_number(d.pop("ksefNumber", UNSET))
-
-        def _parse_invoice_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        invoice_number = _parse_invoice_number(d.pop("invoiceNumber", UNSET))
+        invoice_number = cast(None | str | Unset, d.pop("invoiceNumber", UNSET))
 
         def _parse_amount(data: object) -> InvoiceQueryAmount | None | Unset:
             if data is None:
@@ -258,14 +244,7 @@ class InvoiceQueryFilters:
 
         amount = _parse_amount(d.pop("amount", UNSET))
 
-        def _parse_seller_nip(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        seller_nip = _parse_seller_nip(d.pop("sellerNip", UNSET))
+        seller_nip = cast(None | str | Unset, d.pop("sellerNip", UNSET))
 
         def _parse_buyer_identifier(data: object) -> InvoiceQueryBuyerIdentifier | None | Unset:
             if data is None:
@@ -323,14 +302,7 @@ class InvoiceQueryFilters:
 
         invoicing_mode = _parse_invoicing_mode(d.pop("invoicingMode", UNSET))
 
-        def _parse_is_self_invoicing(data: object) -> bool | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(bool | None | Unset, data)
-
-        is_self_invoicing = _parse_is_self_invoicing(d.pop("isSelfInvoicing", UNSET))
+        is_self_invoicing = cast(bool | None | Unset, d.pop("isSelfInvoicing", UNSET))
 
         def _parse_form_type(data: object) -> InvoiceQueryFormType | None | Unset:
             if data is None:
@@ -371,14 +343,7 @@ class InvoiceQueryFilters:
 
         invoice_types = _parse_invoice_types(d.pop("invoiceTypes", UNSET))
 
-        def _parse_has_attachment(data: object) -> bool | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(bool | None | Unset, data)
-
-        has_attachment = _parse_has_attachment(d.pop("hasAttachment", UNSET))
+        has_attachment = cast(bool | None | Unset, d.pop("hasAttachment", UNSET))
 
         invoice_query_filters = cls(
             subject_type=subject_type,

@@ -58,14 +58,7 @@ class PermissionsSubjectEntityDetails:
 
         full_name = d.pop("fullName")
 
-        def _parse_address(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        address = _parse_address(d.pop("address", UNSET))
+        address = cast(None | str | Unset, d.pop("address", UNSET))
 
         permissions_subject_entity_details = cls(
             subject_details_type=subject_details_type,

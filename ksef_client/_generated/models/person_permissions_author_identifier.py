@@ -57,14 +57,7 @@ class PersonPermissionsAuthorIdentifier:
         d = dict(src_dict)
         type_ = PersonPermissionsAuthorIdentifierType(d.pop("type"))
 
-        def _parse_value(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        value = _parse_value(d.pop("value", UNSET))
+        value = cast(None | str | Unset, d.pop("value", UNSET))
 
         person_permissions_author_identifier = cls(
             type_=type_,

@@ -56,14 +56,7 @@ class PersonPermissionsTargetIdentifier:
         d = dict(src_dict)
         type_ = PersonPermissionsTargetIdentifierType(d.pop("type"))
 
-        def _parse_value(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        value = _parse_value(d.pop("value", UNSET))
+        value = cast(None | str | Unset, d.pop("value", UNSET))
 
         person_permissions_target_identifier = cls(
             type_=type_,

@@ -103,24 +103,9 @@ class QueryCertificatesRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+        certificate_serial_number = cast(None | str | Unset, d.pop("certificateSerialNumber", UNSET))
 
-        def _parse_certificate_serial_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        certificate_serial_number = _parse_certificate_serial_number(d.pop("certificateSerialNumber", UNSET))
-
-        def _parse_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        name = _parse_name(d.pop("name", UNSET))
+        name = cast(None | str | Unset, d.pop("name", UNSET))
 
         def _parse_type_(data: object) -> KsefCertificateType | None | Unset:
             if data is None:

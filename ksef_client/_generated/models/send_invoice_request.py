@@ -85,14 +85,7 @@ class SendInvoiceRequest:
 
         offline_mode = d.pop("offlineMode", UNSET)
 
-        def _parse_hash_of_corrected_invoice(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        hash_of_corrected_invoice = _parse_hash_of_corrected_invoice(d.pop("hashOfCorrectedInvoice", UNSET))
+        hash_of_corrected_invoice = cast(None | str | Unset, d.pop("hashOfCorrectedInvoice", UNSET))
 
         send_invoice_request = cls(
             invoice_hash=invoice_hash,

@@ -166,32 +166,11 @@ class SessionInvoiceStatusResponse:
 
         status = InvoiceStatusInfo.from_dict(d.pop("status"))
 
-        def _parse_invoice_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        invoice_number = cast(None | str | Unset, d.pop("invoiceNumber", UNSET))
 
-        invoice_number = _parse_invoice_number(d.pop("invoiceNumber", UNSET))
+        ksef_number = cast(None | str | Unset, d.pop("ksefNumber", UNSET))
 
-        def _parse_ksef_number(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        ksef_number = _parse_ksef_number(d.pop("ksefNumber", UNSET))
-
-        def _parse_invoice_file_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        invoice_file_name = _parse_invoice_file_name(d.pop("invoiceFileName", UNSET))
+        invoice_file_name = cast(None | str | Unset, d.pop("invoiceFileName", UNSET))
 
         def _parse_acquisition_date(data: object) -> datetime.datetime | None | Unset:
             if data is None:
@@ -227,14 +206,7 @@ class SessionInvoiceStatusResponse:
 
         permanent_storage_date = _parse_permanent_storage_date(d.pop("permanentStorageDate", UNSET))
 
-        def _parse_upo_download_url(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        upo_download_url = _parse_upo_download_url(d.pop("upoDownloadUrl", UNSET))
+        upo_download_url = cast(None | str | Unset, d.pop("upoDownloadUrl", UNSET))
 
         def _parse_upo_download_url_expiration_date(data: object) -> datetime.datetime | None | Unset:
             if data is None:

@@ -148,32 +148,11 @@ class SessionStatusResponse:
 
         upo = _parse_upo(d.pop("upo", UNSET))
 
-        def _parse_invoice_count(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
+        invoice_count = cast(int | None | Unset, d.pop("invoiceCount", UNSET))
 
-        invoice_count = _parse_invoice_count(d.pop("invoiceCount", UNSET))
+        successful_invoice_count = cast(int | None | Unset, d.pop("successfulInvoiceCount", UNSET))
 
-        def _parse_successful_invoice_count(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        successful_invoice_count = _parse_successful_invoice_count(d.pop("successfulInvoiceCount", UNSET))
-
-        def _parse_failed_invoice_count(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        failed_invoice_count = _parse_failed_invoice_count(d.pop("failedInvoiceCount", UNSET))
+        failed_invoice_count = cast(int | None | Unset, d.pop("failedInvoiceCount", UNSET))
 
         session_status_response = cls(
             status=status,

@@ -60,14 +60,7 @@ class SessionsQueryResponse:
 
             sessions.append(sessions_item)
 
-        def _parse_continuation_token(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        continuation_token = _parse_continuation_token(d.pop("continuationToken", UNSET))
+        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
 
         sessions_query_response = cls(
             sessions=sessions,

@@ -146,14 +146,7 @@ class SubunitPermission:
 
         subject_person_details = _parse_subject_person_details(d.pop("subjectPersonDetails", UNSET))
 
-        def _parse_subunit_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        subunit_name = _parse_subunit_name(d.pop("subunitName", UNSET))
+        subunit_name = cast(None | str | Unset, d.pop("subunitName", UNSET))
 
         subunit_permission = cls(
             id=id,

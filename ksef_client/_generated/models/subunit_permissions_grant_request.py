@@ -86,14 +86,7 @@ class SubunitPermissionsGrantRequest:
 
         subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
 
-        def _parse_subunit_name(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        subunit_name = _parse_subunit_name(d.pop("subunitName", UNSET))
+        subunit_name = cast(None | str | Unset, d.pop("subunitName", UNSET))
 
         subunit_permissions_grant_request = cls(
             subject_identifier=subject_identifier,

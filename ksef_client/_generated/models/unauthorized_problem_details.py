@@ -85,23 +85,9 @@ class UnauthorizedProblemDetails:
 
         timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
 
-        def _parse_instance(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+        instance = cast(None | str | Unset, d.pop("instance", UNSET))
 
-        instance = _parse_instance(d.pop("instance", UNSET))
-
-        def _parse_trace_id(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        trace_id = _parse_trace_id(d.pop("traceId", UNSET))
+        trace_id = cast(None | str | Unset, d.pop("traceId", UNSET))
 
         unauthorized_problem_details = cls(
             title=title,
