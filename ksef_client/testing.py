@@ -24,11 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from ksef_client.identifiers import is_valid_nip, validate_nip
+from ksef_client.identifiers import NIP_WEIGHTS, is_valid_nip, validate_nip
 from ksef_client.schemas import FA3_NAMESPACE
 from ksef_client.xades import PrivateKey, SigningCredentials
-
-_NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
 
 
 def reachable(url: str, timeout: float = 3.0) -> bool:
@@ -46,7 +44,7 @@ def random_nip() -> str:
     """A random NIP with a valid check digit (tax office prefix never starts with 0)."""
     while True:
         digits = [secrets.randbelow(9) + 1, *(secrets.randbelow(10) for _ in range(8))]
-        check = sum(d * w for d, w in zip(digits, _NIP_WEIGHTS, strict=True)) % 11
+        check = sum(d * w for d, w in zip(digits, NIP_WEIGHTS, strict=True)) % 11
         if check != 10:
             nip = "".join(map(str, digits)) + str(check)
             if is_valid_nip(nip):

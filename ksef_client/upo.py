@@ -7,10 +7,8 @@ laughs), nothing is fetched, and the size is capped.
 
 from __future__ import annotations
 
-import base64
 import copy
 import datetime as dt
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from lxml import etree
 
+from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
 from ksef_client.xades import SignatureVerificationError, verify_xades
 
@@ -111,11 +110,6 @@ class SessionUpo:
     def session_reference_number(self) -> str:
         """The session these pages confirm."""
         return self.pages[0].session_reference_number
-
-
-def sha256_b64(data: bytes) -> str:
-    """Standard Base64 of the SHA-256 of ``data`` (44 characters)."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
 def verify_hash(xml: bytes, expected: str | None) -> None:

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt
+from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
@@ -334,7 +334,7 @@ class AuthOperations:
         is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
         operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
         operation.subject = f"{kind}:{value}"
-        operation.document_hash = base64.b64encode(hashlib.sha256(document).digest()).decode()
+        operation.document_hash = sha256_b64(document)
         now = self.clock()
         person = self.testdata["persons"].get(value, {})
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._throttle import Throttle
-from ksef_client.crypto import SymmetricKey
+from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.identifiers import make_ksef_number, make_reference_number
 from ksef_client.mock.auth import ALL_PERMISSIONS, Access, AuthOperations, Context, Status
 from ksef_client.mock.certificates import CertificateOperations
@@ -56,10 +56,6 @@ UPO_LINK_TTL = dt.timedelta(hours=1)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(UTC)
-
-
-def _hash(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 @dataclass
@@ -233,7 +229,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
             invoice = Invoice(
                 ordinal_number=len(session.invoices) + 1,
                 reference_number=self.new_reference_number("EE"),
-                invoice_hash=_hash(xml),
+                invoice_hash=sha256_b64(xml),
                 invoice_size=len(xml),
                 received=now,
                 status=Status(100, INVOICE_TEXT[100]),
@@ -393,7 +389,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
     # --- UPO ---------------------------------------------------------------------------------
 
     def _header(self, session: Session) -> UpoHeader:
-        auth_hash = _hash(session.auth_reference_number.encode())
+        auth_hash = sha256_b64(session.auth_reference_number.encode())
         return UpoHeader(
             session.reference_number, session.context.type, session.context.value, auth_hash, session.form_code
         )

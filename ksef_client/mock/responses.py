@@ -7,9 +7,7 @@ error formats, so no endpoint formats an error itself.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client.crypto import sha256_b64
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation, TooManyRequests
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
@@ -259,8 +258,7 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
 
 def xml_response(data: bytes) -> Response:
     """An XML document with its SHA-256 in ``x-ms-meta-hash``, as KSeF and its storage send it."""
-    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    return Response(data, media_type="application/xml", headers={"x-ms-meta-hash": digest})
+    return Response(data, media_type="application/xml", headers={"x-ms-meta-hash": sha256_b64(data)})
 
 
 # --- endpoints: status and UPO ----------------------------------------------------------------
@@ -379,5 +377,5 @@ async def storage_get(request: Request) -> Response:
         return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
     response = xml_response(data)
     if backend_of(request).faults.corrupt_downloads:
-        response.headers["x-ms-meta-hash"] = base64.b64encode(hashlib.sha256(data + b"!").digest()).decode()
+        response.headers["x-ms-meta-hash"] = sha256_b64(data + b"!")
     return response
