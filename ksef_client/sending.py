@@ -94,19 +94,13 @@ def resend_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool,
     resend is the invoice) or it did, and the resend becomes a 440 duplicate naming the original
     KSeF number, which ``OnlineSession.ksef_numbers()`` resolves.
     """
-    for attempt in range(resends + 1):
-        try:
-            return (yield from send_flow(reference_number, invoice, offline))
-        except RESENDABLE:
-            if attempt == resends:
-                raise
-            yield _pause(attempt)
-    raise AssertionError("unreachable")
+    return (yield from retried_flow(lambda: send_flow(reference_number, invoice, offline), resends))
 
 
 def retried_flow(flow: Callable[[], Flow[T]], resends: int = RESENDS) -> Flow[T]:
-    """Run ``flow`` again after a dropped connection or a 5xx (for opening sessions: a session
-    opened by a lost attempt stays unused and is never closed, so it carries no invoices)."""
+    """Run ``flow`` again after a dropped connection or a 5xx. Used where repeating is safe: sending
+    an invoice (see ``resend_flow``) and opening a session (one opened by a lost attempt stays
+    unused and carries no invoices)."""
     for attempt in range(resends + 1):
         try:
             return (yield from flow())

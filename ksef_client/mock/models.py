@@ -454,8 +454,13 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
     def presign(self, data: bytes) -> tuple[str, dt.datetime]:
         """Store ``data`` under a fresh unguessable name valid for an hour; return it and its expiry."""
         name = secrets.token_urlsafe(24)
-        expires = self.clock() + UPO_LINK_TTL
+        now = self.clock()
+        expires = now + UPO_LINK_TTL
         with self.lock:
+            # Like KSeF, every poll hands out fresh links; expired ones are dropped now and then
+            # so a long test run (or a soak) does not keep every link it ever saw.
+            if len(self.blobs) % 1024 == 0:
+                self.blobs = {k: v for k, v in self.blobs.items() if v[1] > now}
             self.blobs[name] = (data, expires)
         return name, expires
 
