@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,18 +53,22 @@ def _components() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(schema_json: str) -> Any:
+def _validator_for(schema_json: str) -> Any:
     schema = {**json.loads(schema_json), "components": _components()}
     return jsonschema_rs.Draft4Validator(schema, validate_formats=True)
 
 
+def compile_schema(schema: dict[str, Any]) -> Any:
+    """A validator for an OpenAPI schema of the pinned spec (compiled once per distinct schema)."""
+    return _validator_for(json.dumps(_openapi_to_json_schema(schema), sort_keys=True))
+
+
 def schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
     """What is wrong with ``value`` under an OpenAPI schema of the pinned spec (``[]``: valid)."""
-    return _errors(schema, value)
+    return _messages(compile_schema(schema), value)
 
 
-def _errors(schema: dict[str, Any], value: Any) -> list[str]:
-    validator = _validator(json.dumps(_openapi_to_json_schema(schema), sort_keys=True))
+def _messages(validator: Any, value: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.instance_path)) or '$'}: {e.message}" for e in validator.iter_errors(value)]
 
 
@@ -76,6 +80,7 @@ class Parameter:
     location: str
     required: bool
     schema: dict[str, Any]
+    validator: Any = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class OperationRules:
     parameters: tuple[Parameter, ...]
     body_schema: dict[str, Any] | None
     body_required: bool
+    body_validator: Any = field(compare=False, repr=False)
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -101,14 +107,15 @@ def rules(method: str, path: str) -> OperationRules:
     """The rules of ``METHOD path`` (path as in the spec, without ``/v2``)."""
     operation = _spec()["paths"][path][method.lower()]
     parameters = tuple(
-        Parameter(p["name"], p["in"], bool(p.get("required")), p.get("schema", {}))
+        Parameter(p["name"], p["in"], bool(p.get("required")), p.get("schema", {}), compile_schema(p.get("schema", {})))
         for p in (_resolve(raw) for raw in operation.get("parameters", []))
     )
     body = operation.get("requestBody")
     content = body.get("content", {}) if body else {}
     json_body = content.get("application/json")
     schema = json_body.get("schema") if json_body else None
-    return OperationRules(parameters, schema, bool(body and body.get("required")) and schema is not None)
+    required = bool(body and body.get("required")) and schema is not None
+    return OperationRules(parameters, schema, required, compile_schema(schema) if schema is not None else None)
 
 
 def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
@@ -152,7 +159,7 @@ def check_request(
             if parameter.required:
                 problems.append(f"{parameter.name}: wymagany parametr")
             continue
-        problems += [f"{parameter.name}: {e}" for e in _errors(parameter.schema, _coerce(raw, parameter.schema))]
+        problems += [f"{parameter.name}: {e}" for e in _messages(parameter.validator, _coerce(raw, parameter.schema))]
     if operation.body_schema is not None:
         problems += _body_problems(operation, body)
     if problems:
@@ -166,5 +173,4 @@ def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return ["body: treść nie jest poprawnym JSON"]
-    assert operation.body_schema is not None
-    return [f"body {e}" for e in _errors(operation.body_schema, value)]
+    return [f"body {e}" for e in _messages(operation.body_validator, value)]
