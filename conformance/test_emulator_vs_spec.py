@@ -25,11 +25,8 @@ from ksef_client.mock.responses import SCHEMA_VIOLATION_HEADER
 
 NIP = "5265877635"
 BACKEND = KSeFBackend()
-schema = schemathesis.openapi.from_dict(pinned_spec())
-schema.app = create_app(BACKEND)
 
 
-@schema.auth()
 class MintedAccessToken:
     """An access token with every permission for one context (the emulator's test shortcut)."""
 
@@ -38,6 +35,17 @@ class MintedAccessToken:
 
     def set(self, case: Any, data: str, context: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def emulator_schema(spec: dict[str, Any]) -> Any:
+    """``spec`` as a schemathesis schema sent to the in-process emulator with a minted token."""
+    loaded = schemathesis.openapi.from_dict(spec)
+    loaded.app = create_app(BACKEND)
+    loaded.auth()(MintedAccessToken)
+    return loaded
+
+
+schema = emulator_schema(pinned_spec())
 
 
 def _body_declared_but_missing(case: Any) -> bool:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 
 from conformance.conftest import EXAMPLES, pinned_spec
-from conformance.test_emulator_vs_spec import BACKEND, NIP, schema_valid_requests_pass_the_validator
-from ksef_client.mock import create_app
+from conformance.test_emulator_vs_spec import emulator_schema, schema_valid_requests_pass_the_validator
 
 # (source path, method, status) -> {link name: (target operationRef path, method, parameter)}
 LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, str]]] = {
@@ -63,18 +61,7 @@ def test_links_point_at_operations_of_the_spec() -> None:
 
 
 def _state_machine() -> Any:
-    schema = schemathesis.openapi.from_dict(with_links(pinned_spec()))
-    schema.app = create_app(BACKEND)
-
-    @schema.auth()
-    class MintedAccessToken:
-        def get(self, case: Any, context: Any) -> str:
-            return BACKEND.mint_access_token(NIP)
-
-        def set(self, case: Any, data: str, context: Any) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-    machine = schema.as_state_machine()
+    machine = emulator_schema(with_links(pinned_spec())).as_state_machine()
 
     class Workflow(machine):  # type: ignore[misc, valid-type]
         def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:

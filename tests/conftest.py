@@ -12,6 +12,7 @@ import pytest
 
 from ksef_client import KSeF
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
 from tests.helpers import FakeTime
 
@@ -36,19 +37,16 @@ def pinned_spec() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def ksef_server() -> Iterator[ThreadedServer]:
-    """One emulator on 127.0.0.1 for the whole run; tests reset it."""
-    with ThreadedServer() as server:
-        yield server
+def ksef_server(ksef_mock_server: ThreadedServer) -> ThreadedServer:
+    """One emulator on 127.0.0.1 for the whole run (the package's own ``ksef_mock`` plugin
+    fixture, as users get it); tests reset it."""
+    return ksef_mock_server
 
 
 @pytest.fixture
-def backend(ksef_server: ThreadedServer) -> KSeFBackend:
-    """The emulator's state, empty at the start of each test."""
-    backend = ksef_server.backend
-    backend.reset()
-    backend.upo_page_size, backend.metadata_limit, backend.export_part_size = 10_000, 10_000, 50_000_000
-    return backend
+def backend(ksef_mock: KSeFMock) -> KSeFBackend:
+    """The emulator's state, empty at the start of each test (reset by the plugin's fixture)."""
+    return ksef_mock.backend
 
 
 @pytest.fixture
