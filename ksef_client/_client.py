@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -21,17 +22,21 @@ from ksef_client._core import (
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
 from ksef_client._transport import AsyncRetryingTransport, RetryingTransport
-from ksef_client.batch import InvoiceSource
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, next_offset
-from ksef_client.resources.auth import AsyncAuth, Auth
-from ksef_client.resources.invoices import AsyncInvoices, Invoices
-from ksef_client.resources.sessions import AsyncSessions, Sessions
-from ksef_client.resources.tokens import AsyncTokens, Tokens
-from ksef_client.resources.upo import AsyncUpos, Upos
-from ksef_client.schemas import FormCode
-from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession, asend_batch, send_batch
+
+# The resources, sending and their crypto/XML dependencies load on first use, so that creating a
+# client (and a CLI start-up) does not pay for what it never calls.
+if TYPE_CHECKING:
+    from ksef_client.batch import InvoiceSource
+    from ksef_client.resources.auth import AsyncAuth, Auth
+    from ksef_client.resources.invoices import AsyncInvoices, Invoices
+    from ksef_client.resources.sessions import AsyncSessions, Sessions
+    from ksef_client.resources.tokens import AsyncTokens, Tokens
+    from ksef_client.resources.upo import AsyncUpos, Upos
+    from ksef_client.schemas import FormCode
+    from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession
 
 REFRESH_PATH = "/auth/token/refresh"
 
@@ -121,11 +126,41 @@ class KSeF:
         # Presigned storage links: no Authorization header, no redirects to other hosts.
         self._storage = httpx.Client(transport=wrapped, timeout=timeout, follow_redirects=False)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
-        self.auth = Auth(self)
-        self.tokens = Tokens(self)
-        self.invoices = Invoices(self)
-        self.sessions = Sessions(self)
-        self.upo = Upos(self)
+
+    @cached_property
+    def auth(self) -> Auth:
+        """Log in (KSeF token or XAdES certificate), refresh, revoke."""
+        from ksef_client.resources.auth import Auth  # noqa: PLC0415
+
+        return Auth(self)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        """KSeF tokens: generate, list, revoke."""
+        from ksef_client.resources.tokens import Tokens  # noqa: PLC0415
+
+        return Tokens(self)
+
+    @cached_property
+    def invoices(self) -> Invoices:
+        """Download, query, export and sync invoices."""
+        from ksef_client.resources.invoices import Invoices  # noqa: PLC0415
+
+        return Invoices(self)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        """Session status, invoice lists, waiting for processing."""
+        from ksef_client.resources.sessions import Sessions  # noqa: PLC0415
+
+        return Sessions(self)
+
+    @cached_property
+    def upo(self) -> Upos:
+        """UPO documents of sessions and invoices."""
+        from ksef_client.resources.upo import Upos  # noqa: PLC0415
+
+        return Upos(self)
 
     @property
     def access_token(self) -> str | None:
@@ -171,10 +206,14 @@ class KSeF:
 
         ``validate`` checks each invoice against its form's XSD before it is encrypted and sent.
         """
+        from ksef_client.sending import OnlineSession  # noqa: PLC0415
+
         return OnlineSession(self, form, validate=validate)
 
     def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
         """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session; see ``sending.send_batch``."""
+        from ksef_client.sending import send_batch  # noqa: PLC0415
+
         return send_batch(self, invoices, **options)
 
     def _send(self, call: Callable[[], Response[Any]]) -> Response[Any]:
@@ -240,11 +279,41 @@ class AsyncKSeF:
         )  # fmt: skip
         self._storage = httpx.AsyncClient(transport=wrapped, timeout=timeout, follow_redirects=False)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
-        self.auth = AsyncAuth(self)
-        self.tokens = AsyncTokens(self)
-        self.invoices = AsyncInvoices(self)
-        self.sessions = AsyncSessions(self)
-        self.upo = AsyncUpos(self)
+
+    @cached_property
+    def auth(self) -> AsyncAuth:
+        """Log in (KSeF token or XAdES certificate), refresh, revoke."""
+        from ksef_client.resources.auth import AsyncAuth  # noqa: PLC0415
+
+        return AsyncAuth(self)
+
+    @cached_property
+    def tokens(self) -> AsyncTokens:
+        """KSeF tokens: generate, list, revoke."""
+        from ksef_client.resources.tokens import AsyncTokens  # noqa: PLC0415
+
+        return AsyncTokens(self)
+
+    @cached_property
+    def invoices(self) -> AsyncInvoices:
+        """Download, query, export and sync invoices."""
+        from ksef_client.resources.invoices import AsyncInvoices  # noqa: PLC0415
+
+        return AsyncInvoices(self)
+
+    @cached_property
+    def sessions(self) -> AsyncSessions:
+        """Session status, invoice lists, waiting for processing."""
+        from ksef_client.resources.sessions import AsyncSessions  # noqa: PLC0415
+
+        return AsyncSessions(self)
+
+    @cached_property
+    def upo(self) -> AsyncUpos:
+        """UPO documents of sessions and invoices."""
+        from ksef_client.resources.upo import AsyncUpos  # noqa: PLC0415
+
+        return AsyncUpos(self)
 
     @property
     def access_token(self) -> str | None:
@@ -281,10 +350,14 @@ class AsyncKSeF:
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
         """An online session to use in ``async with``: opened on entry, closed on exit."""
+        from ksef_client.sending import AsyncOnlineSession  # noqa: PLC0415
+
         return AsyncOnlineSession(self, form, validate=validate)
 
     async def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
         """Send invoices in a batch session; see ``sending.asend_batch``."""
+        from ksef_client.sending import asend_batch  # noqa: PLC0415
+
         return await asend_batch(self, invoices, **options)
 
     async def _send(self, call: Callable[[], Awaitable[Response[Any]]]) -> Response[Any]:

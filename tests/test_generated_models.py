@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
 from io import BytesIO
 
 import httpx
@@ -11,6 +13,7 @@ from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.api.sessions_status import get_session_upo
 from ksef_client._generated.models import (
     InvoiceStatusInfo,
+    InvoicingMode,
     SessionInvoiceStatusResponse,
     SessionType,
 )
@@ -63,3 +66,30 @@ def test_upo_download_returns_the_bytes() -> None:
     result = get_session_upo.sync("S", "U", client=client)
     assert isinstance(result, File)
     assert isinstance(result.payload, BytesIO) and result.payload.getvalue() == upo
+
+
+def test_every_model_module_imports_first_in_a_clean_interpreter() -> None:
+    # Models import the models they nest at the end of their module (the template does it so
+    # from_dict needs no import per call). Any one of them must import first without a cycle error.
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import ksef_client._generated.models as m\n"
+        "for info in pkgutil.iter_modules(m.__path__):\n"
+        "    for key in [k for k in sys.modules if k.startswith('ksef_client._generated.models.')]:\n"
+        "        del sys.modules[key]\n"
+        "    importlib.import_module('ksef_client._generated.models.' + info.name)\n"
+        "print(len(list(pkgutil.iter_modules(m.__path__))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 200
+
+
+def test_a_wrong_type_in_a_nullable_field_is_kept_not_raised() -> None:
+    # The inline union parsing keeps openapi-python-client's semantics: a value that is not the
+    # expected type is kept as sent (the contract suite reports it), other fields still parse.
+    body = dict(INVOICE, acquisitionDate=12345, invoicingMode="Online")
+    parsed = SessionInvoiceStatusResponse.from_dict(body)
+    assert parsed.acquisition_date == 12345
+    assert parsed.invoicing_mode is InvoicingMode.ONLINE
+    assert parsed.invoicing_date == datetime.datetime(2025, 7, 11, 12, 23, 56, 15430, tzinfo=datetime.UTC)

@@ -66,57 +66,47 @@ class AllowedIps:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-
-        def _parse_ip_4_addresses(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _ip_4_addresses = d.pop("ip4Addresses", UNSET)
+        ip_4_addresses: list[str] | None | Unset
+        if _ip_4_addresses is None or _ip_4_addresses is UNSET:
+            ip_4_addresses = _ip_4_addresses
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_ip_4_addresses, list):
                     raise TypeError()
-                ip_4_addresses_type_0 = cast(list[str], data)
+                ip_4_addresses_type_0 = cast(list[str], _ip_4_addresses)
 
-                return ip_4_addresses_type_0
+                ip_4_addresses = ip_4_addresses_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
+                ip_4_addresses = cast(list[str] | None | Unset, _ip_4_addresses)
 
-        ip_4_addresses = _parse_ip_4_addresses(d.pop("ip4Addresses", UNSET))
-
-        def _parse_ip_4_ranges(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _ip_4_ranges = d.pop("ip4Ranges", UNSET)
+        ip_4_ranges: list[str] | None | Unset
+        if _ip_4_ranges is None or _ip_4_ranges is UNSET:
+            ip_4_ranges = _ip_4_ranges
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_ip_4_ranges, list):
                     raise TypeError()
-                ip_4_ranges_type_0 = cast(list[str], data)
+                ip_4_ranges_type_0 = cast(list[str], _ip_4_ranges)
 
-                return ip_4_ranges_type_0
+                ip_4_ranges = ip_4_ranges_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
+                ip_4_ranges = cast(list[str] | None | Unset, _ip_4_ranges)
 
-        ip_4_ranges = _parse_ip_4_ranges(d.pop("ip4Ranges", UNSET))
-
-        def _parse_ip_4_masks(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _ip_4_masks = d.pop("ip4Masks", UNSET)
+        ip_4_masks: list[str] | None | Unset
+        if _ip_4_masks is None or _ip_4_masks is UNSET:
+            ip_4_masks = _ip_4_masks
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_ip_4_masks, list):
                     raise TypeError()
-                ip_4_masks_type_0 = cast(list[str], data)
+                ip_4_masks_type_0 = cast(list[str], _ip_4_masks)
 
-                return ip_4_masks_type_0
+                ip_4_masks = ip_4_masks_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
-
-        ip_4_masks = _parse_ip_4_masks(d.pop("ip4Masks", UNSET))
+                ip_4_masks = cast(list[str] | None | Unset, _ip_4_masks)
 
         allowed_ips = cls(
             ip_4_addresses=ip_4_addresses,

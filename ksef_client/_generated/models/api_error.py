@@ -57,22 +57,19 @@ class ApiError:
 
         description = d.pop("description")
 
-        def _parse_details(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _details = d.pop("details", UNSET)
+        details: list[str] | None | Unset
+        if _details is None or _details is UNSET:
+            details = _details
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_details, list):
                     raise TypeError()
-                details_type_0 = cast(list[str], data)
+                details_type_0 = cast(list[str], _details)
 
-                return details_type_0
+                details = details_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
-
-        details = _parse_details(d.pop("details", UNSET))
+                details = cast(list[str] | None | Unset, _details)
 
         api_error = cls(
             code=code,

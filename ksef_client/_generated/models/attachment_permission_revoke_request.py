@@ -49,22 +49,19 @@ class AttachmentPermissionRevokeRequest:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        def _parse_expected_end_date(data: object) -> datetime.date | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _expected_end_date = d.pop("expectedEndDate", UNSET)
+        expected_end_date: datetime.date | None | Unset
+        if _expected_end_date is None or _expected_end_date is UNSET:
+            expected_end_date = _expected_end_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_expected_end_date, str):
                     raise TypeError()
-                expected_end_date_type_0 = datetime.date.fromisoformat(data)
+                expected_end_date_type_0 = datetime.date.fromisoformat(_expected_end_date)
 
-                return expected_end_date_type_0
+                expected_end_date = expected_end_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.date | None | Unset, data)
-
-        expected_end_date = _parse_expected_end_date(d.pop("expectedEndDate", UNSET))
+                expected_end_date = cast(datetime.date | None | Unset, _expected_end_date)
 
         attachment_permission_revoke_request = cls(
             nip=nip,

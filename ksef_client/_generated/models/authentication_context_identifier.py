@@ -38,7 +38,7 @@ class AuthenticationContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = AuthenticationContextIdentifierType(d.pop("type"))
+        type_ = AuthenticationContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.token_info import TokenInfo
-
 
 T = TypeVar("T", bound="AuthenticationInitResponse")
 
@@ -39,8 +35,6 @@ class AuthenticationInitResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.token_info import TokenInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
@@ -69,3 +63,6 @@ class AuthenticationInitResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.token_info import TokenInfo

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.authentication_list_item import AuthenticationListItem
-
 
 T = TypeVar("T", bound="AuthenticationListResponse")
 
@@ -50,8 +46,6 @@ class AuthenticationListResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.authentication_list_item import AuthenticationListItem  # noqa: PLC0415
-
         d = dict(src_dict)
         items = []
         _items = d.pop("items")
@@ -60,7 +54,7 @@ class AuthenticationListResponse:
 
             items.append(items_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         authentication_list_response = cls(
             items=items,
@@ -85,3 +79,6 @@ class AuthenticationListResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.authentication_list_item import AuthenticationListItem

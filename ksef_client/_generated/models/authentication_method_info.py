@@ -50,7 +50,7 @@ class AuthenticationMethodInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        category = AuthenticationMethodCategory(d.pop("category"))
+        category = AuthenticationMethodCategory.from_value(d.pop("category"))
 
         code = d.pop("code")
 

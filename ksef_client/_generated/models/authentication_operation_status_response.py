@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.authentication_method import AuthenticationMethod
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.authentication_method_info import AuthenticationMethodInfo
-    from ..models.status_info import StatusInfo
-
 
 T = TypeVar("T", bound="AuthenticationOperationStatusResponse")
 
@@ -97,53 +92,44 @@ class AuthenticationOperationStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.authentication_method_info import AuthenticationMethodInfo  # noqa: PLC0415
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        authentication_method = AuthenticationMethod(d.pop("authenticationMethod"))
+        authentication_method = AuthenticationMethod.from_value(d.pop("authenticationMethod"))
 
         authentication_method_info = AuthenticationMethodInfo.from_dict(d.pop("authenticationMethodInfo"))
 
         status = StatusInfo.from_dict(d.pop("status"))
 
-        is_token_redeemed = cast(bool | None | Unset, d.pop("isTokenRedeemed", UNSET))
+        is_token_redeemed: bool | None | Unset = d.pop("isTokenRedeemed", UNSET)
 
-        def _parse_last_token_refresh_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_token_refresh_date = d.pop("lastTokenRefreshDate", UNSET)
+        last_token_refresh_date: datetime.datetime | None | Unset
+        if _last_token_refresh_date is None or _last_token_refresh_date is UNSET:
+            last_token_refresh_date = _last_token_refresh_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_token_refresh_date, str):
                     raise TypeError()
-                last_token_refresh_date_type_0 = datetime.datetime.fromisoformat(data)
+                last_token_refresh_date_type_0 = datetime.datetime.fromisoformat(_last_token_refresh_date)
 
-                return last_token_refresh_date_type_0
+                last_token_refresh_date = last_token_refresh_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                last_token_refresh_date = cast(datetime.datetime | None | Unset, _last_token_refresh_date)
 
-        last_token_refresh_date = _parse_last_token_refresh_date(d.pop("lastTokenRefreshDate", UNSET))
-
-        def _parse_refresh_token_valid_until(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _refresh_token_valid_until = d.pop("refreshTokenValidUntil", UNSET)
+        refresh_token_valid_until: datetime.datetime | None | Unset
+        if _refresh_token_valid_until is None or _refresh_token_valid_until is UNSET:
+            refresh_token_valid_until = _refresh_token_valid_until
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_refresh_token_valid_until, str):
                     raise TypeError()
-                refresh_token_valid_until_type_0 = datetime.datetime.fromisoformat(data)
+                refresh_token_valid_until_type_0 = datetime.datetime.fromisoformat(_refresh_token_valid_until)
 
-                return refresh_token_valid_until_type_0
+                refresh_token_valid_until = refresh_token_valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        refresh_token_valid_until = _parse_refresh_token_valid_until(d.pop("refreshTokenValidUntil", UNSET))
+                refresh_token_valid_until = cast(datetime.datetime | None | Unset, _refresh_token_valid_until)
 
         authentication_operation_status_response = cls(
             start_date=start_date,
@@ -173,3 +159,7 @@ class AuthenticationOperationStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.authentication_method_info import AuthenticationMethodInfo
+from ..models.status_info import StatusInfo

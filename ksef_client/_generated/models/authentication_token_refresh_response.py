@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.token_info import TokenInfo
-
 
 T = TypeVar("T", bound="AuthenticationTokenRefreshResponse")
 
@@ -34,8 +30,6 @@ class AuthenticationTokenRefreshResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.token_info import TokenInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         access_token = TokenInfo.from_dict(d.pop("accessToken"))
 
@@ -61,3 +55,6 @@ class AuthenticationTokenRefreshResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.token_info import TokenInfo

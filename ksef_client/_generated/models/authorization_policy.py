@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.allowed_ips import AllowedIps
-
 
 T = TypeVar("T", bound="AuthorizationPolicy")
 
@@ -23,8 +19,6 @@ class AuthorizationPolicy:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.allowed_ips import AllowedIps  # noqa: PLC0415
-
         allowed_ips: dict[str, Any] | None | Unset
         if isinstance(self.allowed_ips, Unset):
             allowed_ips = UNSET
@@ -43,26 +37,20 @@ class AuthorizationPolicy:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.allowed_ips import AllowedIps  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_allowed_ips(data: object) -> AllowedIps | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _allowed_ips = d.pop("allowedIps", UNSET)
+        allowed_ips: AllowedIps | None | Unset
+        if _allowed_ips is None or _allowed_ips is UNSET:
+            allowed_ips = _allowed_ips
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_allowed_ips, dict):
                     raise TypeError()
-                allowed_ips_type_1 = AllowedIps.from_dict(data)
+                allowed_ips_type_1 = AllowedIps.from_dict(_allowed_ips)
 
-                return allowed_ips_type_1
+                allowed_ips = allowed_ips_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(AllowedIps | None | Unset, data)
-
-        allowed_ips = _parse_allowed_ips(d.pop("allowedIps", UNSET))
+                allowed_ips = cast(AllowedIps | None | Unset, _allowed_ips)
 
         authorization_policy = cls(
             allowed_ips=allowed_ips,
@@ -86,3 +74,6 @@ class AuthorizationPolicy:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.allowed_ips import AllowedIps

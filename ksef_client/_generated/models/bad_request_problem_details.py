@@ -3,14 +3,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.api_error import ApiError
-
 
 T = TypeVar("T", bound="BadRequestProblemDetails")
 
@@ -79,8 +75,6 @@ class BadRequestProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.api_error import ApiError  # noqa: PLC0415
-
         d = dict(src_dict)
         title = d.pop("title")
 
@@ -129,3 +123,6 @@ class BadRequestProblemDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.api_error import ApiError

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.batch_file_part_info import BatchFilePartInfo
-
 
 T = TypeVar("T", bound="BatchFileInfo")
 
@@ -64,8 +60,6 @@ class BatchFileInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.batch_file_part_info import BatchFilePartInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         file_size = d.pop("fileSize")
 
@@ -78,22 +72,19 @@ class BatchFileInfo:
 
             file_parts.append(file_parts_item)
 
-        def _parse_compression_type(data: object) -> CompressionType | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _compression_type = d.pop("compressionType", UNSET)
+        compression_type: CompressionType | None | Unset
+        if _compression_type is None or _compression_type is UNSET:
+            compression_type = _compression_type
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_compression_type, str):
                     raise TypeError()
-                compression_type_type_1 = CompressionType(data)
+                compression_type_type_1 = CompressionType.from_value(_compression_type)
 
-                return compression_type_type_1
+                compression_type = compression_type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CompressionType | None | Unset, data)
-
-        compression_type = _parse_compression_type(d.pop("compressionType", UNSET))
+                compression_type = cast(CompressionType | None | Unset, _compression_type)
 
         batch_file_info = cls(
             file_size=file_size,
@@ -120,3 +111,6 @@ class BatchFileInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.batch_file_part_info import BatchFilePartInfo

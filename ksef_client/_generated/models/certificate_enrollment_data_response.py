@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -103,17 +103,17 @@ class CertificateEnrollmentDataResponse:
 
         country_name = d.pop("countryName")
 
-        given_name = cast(None | str | Unset, d.pop("givenName", UNSET))
+        given_name: None | str | Unset = d.pop("givenName", UNSET)
 
-        surname = cast(None | str | Unset, d.pop("surname", UNSET))
+        surname: None | str | Unset = d.pop("surname", UNSET)
 
-        serial_number = cast(None | str | Unset, d.pop("serialNumber", UNSET))
+        serial_number: None | str | Unset = d.pop("serialNumber", UNSET)
 
-        unique_identifier = cast(None | str | Unset, d.pop("uniqueIdentifier", UNSET))
+        unique_identifier: None | str | Unset = d.pop("uniqueIdentifier", UNSET)
 
-        organization_name = cast(None | str | Unset, d.pop("organizationName", UNSET))
+        organization_name: None | str | Unset = d.pop("organizationName", UNSET)
 
-        organization_identifier = cast(None | str | Unset, d.pop("organizationIdentifier", UNSET))
+        organization_identifier: None | str | Unset = d.pop("organizationIdentifier", UNSET)
 
         certificate_enrollment_data_response = cls(
             common_name=common_name,

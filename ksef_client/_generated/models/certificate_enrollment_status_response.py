@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.status_info import StatusInfo
-
 
 T = TypeVar("T", bound="CertificateEnrollmentStatusResponse")
 
@@ -53,14 +49,12 @@ class CertificateEnrollmentStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         request_date = datetime.datetime.fromisoformat(d.pop("requestDate"))
 
         status = StatusInfo.from_dict(d.pop("status"))
 
-        certificate_serial_number = cast(None | str | Unset, d.pop("certificateSerialNumber", UNSET))
+        certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
 
         certificate_enrollment_status_response = cls(
             request_date=request_date,
@@ -86,3 +80,6 @@ class CertificateEnrollmentStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.status_info import StatusInfo

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.certificate_limit import CertificateLimit
-
 
 T = TypeVar("T", bound="CertificateLimitsResponse")
 
@@ -45,8 +41,6 @@ class CertificateLimitsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.certificate_limit import CertificateLimit  # noqa: PLC0415
-
         d = dict(src_dict)
         can_request = d.pop("canRequest")
 
@@ -78,3 +72,6 @@ class CertificateLimitsResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.certificate_limit import CertificateLimit

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,10 +11,6 @@ from attrs import field as _attrs_field
 from ..models.certificate_list_item_status import CertificateListItemStatus
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.certificate_subject_identifier import CertificateSubjectIdentifier
-
 
 T = TypeVar("T", bound="CertificateListItem")
 
@@ -112,18 +108,16 @@ class CertificateListItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.certificate_subject_identifier import CertificateSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         certificate_serial_number = d.pop("certificateSerialNumber")
 
         name = d.pop("name")
 
-        type_ = KsefCertificateType(d.pop("type"))
+        type_ = KsefCertificateType.from_value(d.pop("type"))
 
         common_name = d.pop("commonName")
 
-        status = CertificateListItemStatus(d.pop("status"))
+        status = CertificateListItemStatus.from_value(d.pop("status"))
 
         subject_identifier = CertificateSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
@@ -133,22 +127,19 @@ class CertificateListItem:
 
         request_date = datetime.datetime.fromisoformat(d.pop("requestDate"))
 
-        def _parse_last_use_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_use_date = d.pop("lastUseDate", UNSET)
+        last_use_date: datetime.datetime | None | Unset
+        if _last_use_date is None or _last_use_date is UNSET:
+            last_use_date = _last_use_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_use_date, str):
                     raise TypeError()
-                last_use_date_type_0 = datetime.datetime.fromisoformat(data)
+                last_use_date_type_0 = datetime.datetime.fromisoformat(_last_use_date)
 
-                return last_use_date_type_0
+                last_use_date = last_use_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        last_use_date = _parse_last_use_date(d.pop("lastUseDate", UNSET))
+                last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
 
         certificate_list_item = cls(
             certificate_serial_number=certificate_serial_number,
@@ -181,3 +172,6 @@ class CertificateListItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.certificate_subject_identifier import CertificateSubjectIdentifier

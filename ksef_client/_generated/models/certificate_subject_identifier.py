@@ -47,7 +47,7 @@ class CertificateSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = CertificateSubjectIdentifierType(d.pop("type"))
+        type_ = CertificateSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

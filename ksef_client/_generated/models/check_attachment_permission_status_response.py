@@ -48,22 +48,19 @@ class CheckAttachmentPermissionStatusResponse:
         d = dict(src_dict)
         is_attachment_allowed = d.pop("isAttachmentAllowed", UNSET)
 
-        def _parse_revoked_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _revoked_date = d.pop("revokedDate", UNSET)
+        revoked_date: datetime.datetime | None | Unset
+        if _revoked_date is None or _revoked_date is UNSET:
+            revoked_date = _revoked_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_revoked_date, str):
                     raise TypeError()
-                revoked_date_type_0 = datetime.datetime.fromisoformat(data)
+                revoked_date_type_0 = datetime.datetime.fromisoformat(_revoked_date)
 
-                return revoked_date_type_0
+                revoked_date = revoked_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        revoked_date = _parse_revoked_date(d.pop("revokedDate", UNSET))
+                revoked_date = cast(datetime.datetime | None | Unset, _revoked_date)
 
         check_attachment_permission_status_response = cls(
             is_attachment_allowed=is_attachment_allowed,

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment
-
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoice")
 
@@ -28,8 +24,6 @@ class CollectiveIdentifierInvoice:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment  # noqa: PLC0415
-
         ksef_number = self.ksef_number
 
         payment: dict[str, Any] | None | Unset
@@ -62,29 +56,24 @@ class CollectiveIdentifierInvoice:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment  # noqa: PLC0415
-
         d = dict(src_dict)
         ksef_number = d.pop("ksefNumber")
 
-        def _parse_payment(data: object) -> CollectiveIdentifierInvoicePayment | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _payment = d.pop("payment", UNSET)
+        payment: CollectiveIdentifierInvoicePayment | None | Unset
+        if _payment is None or _payment is UNSET:
+            payment = _payment
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_payment, dict):
                     raise TypeError()
-                payment_type_1 = CollectiveIdentifierInvoicePayment.from_dict(data)
+                payment_type_1 = CollectiveIdentifierInvoicePayment.from_dict(_payment)
 
-                return payment_type_1
+                payment = payment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CollectiveIdentifierInvoicePayment | None | Unset, data)
+                payment = cast(CollectiveIdentifierInvoicePayment | None | Unset, _payment)
 
-        payment = _parse_payment(d.pop("payment", UNSET))
-
-        description = cast(None | str | Unset, d.pop("description", UNSET))
+        description: None | str | Unset = d.pop("description", UNSET)
 
         collective_identifier_invoice = cls(
             ksef_number=ksef_number,
@@ -110,3 +99,6 @@ class CollectiveIdentifierInvoice:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment

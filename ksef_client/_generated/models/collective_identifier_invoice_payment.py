@@ -40,7 +40,7 @@ class CollectiveIdentifierInvoicePayment:
         d = dict(src_dict)
         amount = d.pop("amount")
 
-        currency = CurrencyCode(d.pop("currency"))
+        currency = CurrencyCode.from_value(d.pop("currency"))
 
         collective_identifier_invoice_payment = cls(
             amount=amount,

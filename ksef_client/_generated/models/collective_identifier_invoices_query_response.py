@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.collective_identifier_invoices_query_response_item import (
-        CollectiveIdentifierInvoicesQueryResponseItem,
-    )
-
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponse")
 
@@ -52,10 +46,6 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifier_invoices_query_response_item import (
-            CollectiveIdentifierInvoicesQueryResponseItem,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
         invoices = []
         _invoices = d.pop("invoices")
@@ -64,7 +54,7 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
             invoices.append(invoices_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         collective_identifier_invoices_query_response = cls(
             invoices=invoices,
@@ -89,3 +79,6 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifier_invoices_query_response_item import CollectiveIdentifierInvoicesQueryResponseItem

@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.collective_identifier_invoices_query_response_item_payment import (
-        CollectiveIdentifierInvoicesQueryResponseItemPayment,
-    )
-
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponseItem")
 
@@ -32,10 +26,6 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.collective_identifier_invoices_query_response_item_payment import (
-            CollectiveIdentifierInvoicesQueryResponseItemPayment,  # noqa: PLC0415
-        )
-
         ksef_number = self.ksef_number
 
         details_hidden = self.details_hidden
@@ -71,33 +61,26 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifier_invoices_query_response_item_payment import (
-            CollectiveIdentifierInvoicesQueryResponseItemPayment,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
         ksef_number = d.pop("ksefNumber")
 
         details_hidden = d.pop("detailsHidden")
 
-        def _parse_payment(data: object) -> CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _payment = d.pop("payment", UNSET)
+        payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset
+        if _payment is None or _payment is UNSET:
+            payment = _payment
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_payment, dict):
                     raise TypeError()
-                payment_type_1 = CollectiveIdentifierInvoicesQueryResponseItemPayment.from_dict(data)
+                payment_type_1 = CollectiveIdentifierInvoicesQueryResponseItemPayment.from_dict(_payment)
 
-                return payment_type_1
+                payment = payment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset, data)
+                payment = cast(CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset, _payment)
 
-        payment = _parse_payment(d.pop("payment", UNSET))
-
-        description = cast(None | str | Unset, d.pop("description", UNSET))
+        description: None | str | Unset = d.pop("description", UNSET)
 
         collective_identifier_invoices_query_response_item = cls(
             ksef_number=ksef_number,
@@ -124,3 +107,8 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifier_invoices_query_response_item_payment import (
+    CollectiveIdentifierInvoicesQueryResponseItemPayment,
+)

@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.collective_identifiers_by_ksef_number_query_response_item import (
-        CollectiveIdentifiersByKsefNumberQueryResponseItem,
-    )
-
 
 T = TypeVar("T", bound="CollectiveIdentifiersByKsefNumberQueryResponse")
 
@@ -52,10 +46,6 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifiers_by_ksef_number_query_response_item import (
-            CollectiveIdentifiersByKsefNumberQueryResponseItem,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
         collective_identifiers = []
         _collective_identifiers = d.pop("collectiveIdentifiers")
@@ -66,7 +56,7 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
             collective_identifiers.append(collective_identifiers_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         collective_identifiers_by_ksef_number_query_response = cls(
             collective_identifiers=collective_identifiers,
@@ -91,3 +81,8 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifiers_by_ksef_number_query_response_item import (
+    CollectiveIdentifiersByKsefNumberQueryResponseItem,
+)

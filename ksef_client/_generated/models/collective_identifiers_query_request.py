@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -84,13 +84,13 @@ class CollectiveIdentifiersQueryRequest:
 
         date_created_to = datetime.datetime.fromisoformat(d.pop("dateCreatedTo"))
 
-        collective_identifier_number = cast(None | str | Unset, d.pop("collectiveIdentifierNumber", UNSET))
+        collective_identifier_number: None | str | Unset = d.pop("collectiveIdentifierNumber", UNSET)
 
-        invoice_count_from = cast(int | None | Unset, d.pop("invoiceCountFrom", UNSET))
+        invoice_count_from: int | None | Unset = d.pop("invoiceCountFrom", UNSET)
 
-        invoice_count_to = cast(int | None | Unset, d.pop("invoiceCountTo", UNSET))
+        invoice_count_to: int | None | Unset = d.pop("invoiceCountTo", UNSET)
 
-        created_in_current_context = cast(bool | None | Unset, d.pop("createdInCurrentContext", UNSET))
+        created_in_current_context: bool | None | Unset = d.pop("createdInCurrentContext", UNSET)
 
         collective_identifiers_query_request = cls(
             date_created_from=date_created_from,

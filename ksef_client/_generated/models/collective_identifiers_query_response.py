@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.collective_identifiers_query_response_item import CollectiveIdentifiersQueryResponseItem
-
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryResponse")
 
@@ -50,8 +46,6 @@ class CollectiveIdentifiersQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifiers_query_response_item import CollectiveIdentifiersQueryResponseItem  # noqa: PLC0415
-
         d = dict(src_dict)
         collective_identifiers = []
         _collective_identifiers = d.pop("collectiveIdentifiers")
@@ -62,7 +56,7 @@ class CollectiveIdentifiersQueryResponse:
 
             collective_identifiers.append(collective_identifiers_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         collective_identifiers_query_response = cls(
             collective_identifiers=collective_identifiers,
@@ -87,3 +81,6 @@ class CollectiveIdentifiersQueryResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifiers_query_response_item import CollectiveIdentifiersQueryResponseItem

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.effective_api_rate_limit_values import EffectiveApiRateLimitValues
-
 
 T = TypeVar("T", bound="EffectiveApiRateLimits")
 
@@ -82,8 +78,6 @@ class EffectiveApiRateLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.effective_api_rate_limit_values import EffectiveApiRateLimitValues  # noqa: PLC0415
-
         d = dict(src_dict)
         online_session = EffectiveApiRateLimitValues.from_dict(d.pop("onlineSession"))
 
@@ -145,3 +139,6 @@ class EffectiveApiRateLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.effective_api_rate_limit_values import EffectiveApiRateLimitValues

@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.batch_session_effective_context_limits import BatchSessionEffectiveContextLimits
-    from ..models.online_session_effective_context_limits import OnlineSessionEffectiveContextLimits
-
 
 T = TypeVar("T", bound="EffectiveContextLimits")
 
@@ -39,9 +34,6 @@ class EffectiveContextLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.batch_session_effective_context_limits import BatchSessionEffectiveContextLimits  # noqa: PLC0415
-        from ..models.online_session_effective_context_limits import OnlineSessionEffectiveContextLimits  # noqa: PLC0415
-
         d = dict(src_dict)
         online_session = OnlineSessionEffectiveContextLimits.from_dict(d.pop("onlineSession"))
 
@@ -70,3 +62,7 @@ class EffectiveContextLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.batch_session_effective_context_limits import BatchSessionEffectiveContextLimits
+from ..models.online_session_effective_context_limits import OnlineSessionEffectiveContextLimits

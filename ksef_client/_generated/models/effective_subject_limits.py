@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.certificate_effective_subject_limits import CertificateEffectiveSubjectLimits
-    from ..models.enrollment_effective_subject_limits import EnrollmentEffectiveSubjectLimits
-
 
 T = TypeVar("T", bound="EffectiveSubjectLimits")
 
@@ -24,9 +19,6 @@ class EffectiveSubjectLimits:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.certificate_effective_subject_limits import CertificateEffectiveSubjectLimits  # noqa: PLC0415
-        from ..models.enrollment_effective_subject_limits import EnrollmentEffectiveSubjectLimits  # noqa: PLC0415
-
         enrollment: dict[str, Any] | None | Unset
         if isinstance(self.enrollment, Unset):
             enrollment = UNSET
@@ -55,44 +47,34 @@ class EffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.certificate_effective_subject_limits import CertificateEffectiveSubjectLimits  # noqa: PLC0415
-        from ..models.enrollment_effective_subject_limits import EnrollmentEffectiveSubjectLimits  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_enrollment(data: object) -> EnrollmentEffectiveSubjectLimits | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _enrollment = d.pop("enrollment", UNSET)
+        enrollment: EnrollmentEffectiveSubjectLimits | None | Unset
+        if _enrollment is None or _enrollment is UNSET:
+            enrollment = _enrollment
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_enrollment, dict):
                     raise TypeError()
-                enrollment_type_1 = EnrollmentEffectiveSubjectLimits.from_dict(data)
+                enrollment_type_1 = EnrollmentEffectiveSubjectLimits.from_dict(_enrollment)
 
-                return enrollment_type_1
+                enrollment = enrollment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EnrollmentEffectiveSubjectLimits | None | Unset, data)
+                enrollment = cast(EnrollmentEffectiveSubjectLimits | None | Unset, _enrollment)
 
-        enrollment = _parse_enrollment(d.pop("enrollment", UNSET))
-
-        def _parse_certificate(data: object) -> CertificateEffectiveSubjectLimits | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _certificate = d.pop("certificate", UNSET)
+        certificate: CertificateEffectiveSubjectLimits | None | Unset
+        if _certificate is None or _certificate is UNSET:
+            certificate = _certificate
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_certificate, dict):
                     raise TypeError()
-                certificate_type_1 = CertificateEffectiveSubjectLimits.from_dict(data)
+                certificate_type_1 = CertificateEffectiveSubjectLimits.from_dict(_certificate)
 
-                return certificate_type_1
+                certificate = certificate_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CertificateEffectiveSubjectLimits | None | Unset, data)
-
-        certificate = _parse_certificate(d.pop("certificate", UNSET))
+                certificate = cast(CertificateEffectiveSubjectLimits | None | Unset, _certificate)
 
         effective_subject_limits = cls(
             enrollment=enrollment,
@@ -117,3 +99,7 @@ class EffectiveSubjectLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.certificate_effective_subject_limits import CertificateEffectiveSubjectLimits
+from ..models.enrollment_effective_subject_limits import EnrollmentEffectiveSubjectLimits

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -57,7 +57,7 @@ class EncryptionInfo:
 
         initialization_vector = d.pop("initializationVector")
 
-        public_key_id = cast(None | str | Unset, d.pop("publicKeyId", UNSET))
+        public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
 
         encryption_info = cls(
             encrypted_symmetric_key=encrypted_symmetric_key,

@@ -66,26 +66,23 @@ class EnrollCertificateRequest:
         d = dict(src_dict)
         certificate_name = d.pop("certificateName")
 
-        certificate_type = KsefCertificateType(d.pop("certificateType"))
+        certificate_type = KsefCertificateType.from_value(d.pop("certificateType"))
 
         csr = d.pop("csr")
 
-        def _parse_valid_from(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _valid_from = d.pop("validFrom", UNSET)
+        valid_from: datetime.datetime | None | Unset
+        if _valid_from is None or _valid_from is UNSET:
+            valid_from = _valid_from
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_valid_from, str):
                     raise TypeError()
-                valid_from_type_0 = datetime.datetime.fromisoformat(data)
+                valid_from_type_0 = datetime.datetime.fromisoformat(_valid_from)
 
-                return valid_from_type_0
+                valid_from = valid_from_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        valid_from = _parse_valid_from(d.pop("validFrom", UNSET))
+                valid_from = cast(datetime.datetime | None | Unset, _valid_from)
 
         enroll_certificate_request = cls(
             certificate_name=certificate_name,

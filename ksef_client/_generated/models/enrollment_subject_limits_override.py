@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -35,7 +35,7 @@ class EnrollmentSubjectLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        max_enrollments = cast(int | None | Unset, d.pop("maxEnrollments", UNSET))
+        max_enrollments: int | None | Unset = d.pop("maxEnrollments", UNSET)
 
         enrollment_subject_limits_override = cls(
             max_enrollments=max_enrollments,

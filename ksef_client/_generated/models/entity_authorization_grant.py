@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_authorizations_author_identifier import EntityAuthorizationsAuthorIdentifier
-    from ..models.entity_authorizations_authorized_entity_identifier import (
-        EntityAuthorizationsAuthorizedEntityIdentifier,
-    )
-    from ..models.entity_authorizations_authorizing_entity_identifier import (
-        EntityAuthorizationsAuthorizingEntityIdentifier,
-    )
-    from ..models.permissions_subject_entity_by_identifier_details import PermissionsSubjectEntityByIdentifierDetails
-
 
 T = TypeVar("T", bound="EntityAuthorizationGrant")
 
@@ -57,11 +46,6 @@ class EntityAuthorizationGrant:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_authorizations_author_identifier import EntityAuthorizationsAuthorIdentifier  # noqa: PLC0415
-        from ..models.permissions_subject_entity_by_identifier_details import (
-            PermissionsSubjectEntityByIdentifierDetails,  # noqa: PLC0415
-        )
-
         id = self.id
 
         authorized_entity_identifier = self.authorized_entity_identifier.to_dict()
@@ -111,17 +95,6 @@ class EntityAuthorizationGrant:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_authorizations_author_identifier import EntityAuthorizationsAuthorIdentifier  # noqa: PLC0415
-        from ..models.entity_authorizations_authorized_entity_identifier import (
-            EntityAuthorizationsAuthorizedEntityIdentifier,  # noqa: PLC0415
-        )
-        from ..models.entity_authorizations_authorizing_entity_identifier import (
-            EntityAuthorizationsAuthorizingEntityIdentifier,  # noqa: PLC0415
-        )
-        from ..models.permissions_subject_entity_by_identifier_details import (
-            PermissionsSubjectEntityByIdentifierDetails,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
         id = d.pop("id")
 
@@ -133,45 +106,43 @@ class EntityAuthorizationGrant:
             d.pop("authorizingEntityIdentifier")
         )
 
-        authorization_scope = InvoicePermissionType(d.pop("authorizationScope"))
+        authorization_scope = InvoicePermissionType.from_value(d.pop("authorizationScope"))
 
         description = d.pop("description")
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        def _parse_author_identifier(data: object) -> EntityAuthorizationsAuthorIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _author_identifier = d.pop("authorIdentifier", UNSET)
+        author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset
+        if _author_identifier is None or _author_identifier is UNSET:
+            author_identifier = _author_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_author_identifier, dict):
                     raise TypeError()
-                author_identifier_type_1 = EntityAuthorizationsAuthorIdentifier.from_dict(data)
+                author_identifier_type_1 = EntityAuthorizationsAuthorIdentifier.from_dict(_author_identifier)
 
-                return author_identifier_type_1
+                author_identifier = author_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityAuthorizationsAuthorIdentifier | None | Unset, data)
+                author_identifier = cast(EntityAuthorizationsAuthorIdentifier | None | Unset, _author_identifier)
 
-        author_identifier = _parse_author_identifier(d.pop("authorIdentifier", UNSET))
-
-        def _parse_subject_entity_details(data: object) -> None | PermissionsSubjectEntityByIdentifierDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset
+        if _subject_entity_details is None or _subject_entity_details is UNSET:
+            subject_entity_details = _subject_entity_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityByIdentifierDetails.from_dict(data)
+                subject_entity_details_type_1 = PermissionsSubjectEntityByIdentifierDetails.from_dict(
+                    _subject_entity_details
+                )
 
-                return subject_entity_details_type_1
+                subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectEntityByIdentifierDetails | Unset, data)
-
-        subject_entity_details = _parse_subject_entity_details(d.pop("subjectEntityDetails", UNSET))
+                subject_entity_details = cast(
+                    None | PermissionsSubjectEntityByIdentifierDetails | Unset, _subject_entity_details
+                )
 
         entity_authorization_grant = cls(
             id=id,
@@ -202,3 +173,9 @@ class EntityAuthorizationGrant:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_authorizations_author_identifier import EntityAuthorizationsAuthorIdentifier
+from ..models.entity_authorizations_authorized_entity_identifier import EntityAuthorizationsAuthorizedEntityIdentifier
+from ..models.entity_authorizations_authorizing_entity_identifier import EntityAuthorizationsAuthorizingEntityIdentifier
+from ..models.permissions_subject_entity_by_identifier_details import PermissionsSubjectEntityByIdentifierDetails

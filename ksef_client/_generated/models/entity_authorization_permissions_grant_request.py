@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_authorization_permission_type import EntityAuthorizationPermissionType
-
-if TYPE_CHECKING:
-    from ..models.entity_authorization_permissions_subject_identifier import (
-        EntityAuthorizationPermissionsSubjectIdentifier,
-    )
-    from ..models.entity_details import EntityDetails
-
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsGrantRequest")
 
@@ -57,15 +50,10 @@ class EntityAuthorizationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_authorization_permissions_subject_identifier import (
-            EntityAuthorizationPermissionsSubjectIdentifier,  # noqa: PLC0415
-        )
-        from ..models.entity_details import EntityDetails  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = EntityAuthorizationPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
-        permission = EntityAuthorizationPermissionType(d.pop("permission"))
+        permission = EntityAuthorizationPermissionType.from_value(d.pop("permission"))
 
         description = d.pop("description")
 
@@ -96,3 +84,7 @@ class EntityAuthorizationPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_authorization_permissions_subject_identifier import EntityAuthorizationPermissionsSubjectIdentifier
+from ..models.entity_details import EntityDetails

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -10,15 +10,6 @@ from attrs import field as _attrs_field
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..models.query_type import QueryType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_authorizations_authorized_entity_identifier import (
-        EntityAuthorizationsAuthorizedEntityIdentifier,
-    )
-    from ..models.entity_authorizations_authorizing_entity_identifier import (
-        EntityAuthorizationsAuthorizingEntityIdentifier,
-    )
-
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsQueryRequest")
 
@@ -42,13 +33,6 @@ class EntityAuthorizationPermissionsQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_authorizations_authorized_entity_identifier import (
-            EntityAuthorizationsAuthorizedEntityIdentifier,  # noqa: PLC0415
-        )
-        from ..models.entity_authorizations_authorizing_entity_identifier import (
-            EntityAuthorizationsAuthorizingEntityIdentifier,  # noqa: PLC0415
-        )
-
         query_type = self.query_type.value
 
         authorizing_identifier: dict[str, Any] | None | Unset
@@ -97,73 +81,63 @@ class EntityAuthorizationPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_authorizations_authorized_entity_identifier import (
-            EntityAuthorizationsAuthorizedEntityIdentifier,  # noqa: PLC0415
-        )
-        from ..models.entity_authorizations_authorizing_entity_identifier import (
-            EntityAuthorizationsAuthorizingEntityIdentifier,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
-        query_type = QueryType(d.pop("queryType"))
+        query_type = QueryType.from_value(d.pop("queryType"))
 
-        def _parse_authorizing_identifier(
-            data: object,
-        ) -> EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorizing_identifier = d.pop("authorizingIdentifier", UNSET)
+        authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset
+        if _authorizing_identifier is None or _authorizing_identifier is UNSET:
+            authorizing_identifier = _authorizing_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorizing_identifier, dict):
                     raise TypeError()
-                authorizing_identifier_type_1 = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict(data)
+                authorizing_identifier_type_1 = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict(
+                    _authorizing_identifier
+                )
 
-                return authorizing_identifier_type_1
+                authorizing_identifier = authorizing_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset, data)
+                authorizing_identifier = cast(
+                    EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset, _authorizing_identifier
+                )
 
-        authorizing_identifier = _parse_authorizing_identifier(d.pop("authorizingIdentifier", UNSET))
-
-        def _parse_authorized_identifier(data: object) -> EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset
+        if _authorized_identifier is None or _authorized_identifier is UNSET:
+            authorized_identifier = _authorized_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict(data)
+                authorized_identifier_type_1 = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict(
+                    _authorized_identifier
+                )
 
-                return authorized_identifier_type_1
+                authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset, data)
+                authorized_identifier = cast(
+                    EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset, _authorized_identifier
+                )
 
-        authorized_identifier = _parse_authorized_identifier(d.pop("authorizedIdentifier", UNSET))
-
-        def _parse_permission_types(data: object) -> list[InvoicePermissionType] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_types = d.pop("permissionTypes", UNSET)
+        permission_types: list[InvoicePermissionType] | None | Unset
+        if _permission_types is None or _permission_types is UNSET:
+            permission_types = _permission_types
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_permission_types, list):
                     raise TypeError()
                 permission_types_type_0 = []
-                _permission_types_type_0 = data
+                _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = InvoicePermissionType(permission_types_type_0_item_data)
+                    permission_types_type_0_item = InvoicePermissionType.from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
-                return permission_types_type_0
+                permission_types = permission_types_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[InvoicePermissionType] | None | Unset, data)
-
-        permission_types = _parse_permission_types(d.pop("permissionTypes", UNSET))
+                permission_types = cast(list[InvoicePermissionType] | None | Unset, _permission_types)
 
         entity_authorization_permissions_query_request = cls(
             query_type=query_type,
@@ -190,3 +164,7 @@ class EntityAuthorizationPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_authorizations_authorized_entity_identifier import EntityAuthorizationsAuthorizedEntityIdentifier
+from ..models.entity_authorizations_authorizing_entity_identifier import EntityAuthorizationsAuthorizingEntityIdentifier

@@ -48,7 +48,7 @@ class EntityAuthorizationPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = EntityAuthorizationPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -47,7 +47,7 @@ class EntityAuthorizationsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorIdentifierType(d.pop("type"))
+        type_ = EntityAuthorizationsAuthorIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

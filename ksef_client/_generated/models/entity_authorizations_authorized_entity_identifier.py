@@ -48,7 +48,7 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorizedEntityIdentifierType(d.pop("type"))
+        type_ = EntityAuthorizationsAuthorizedEntityIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -47,7 +47,7 @@ class EntityAuthorizationsAuthorizingEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorizingEntityIdentifierType(d.pop("type"))
+        type_ = EntityAuthorizationsAuthorizingEntityIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -40,7 +40,7 @@ class EntityPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionType(d.pop("type"))
+        type_ = EntityPermissionType.from_value(d.pop("type"))
 
         can_delegate = d.pop("canDelegate", UNSET)
 

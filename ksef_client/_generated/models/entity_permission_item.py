@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_permission_item_scope import EntityPermissionItemScope
-
-if TYPE_CHECKING:
-    from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier
-
 
 T = TypeVar("T", bound="EntityPermissionItem")
 
@@ -66,14 +62,12 @@ class EntityPermissionItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         id = d.pop("id")
 
         context_identifier = EntityPermissionsContextIdentifier.from_dict(d.pop("contextIdentifier"))
 
-        permission_scope = EntityPermissionItemScope(d.pop("permissionScope"))
+        permission_scope = EntityPermissionItemScope.from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
@@ -108,3 +102,6 @@ class EntityPermissionItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier

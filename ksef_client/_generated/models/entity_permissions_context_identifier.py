@@ -46,7 +46,7 @@ class EntityPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsContextIdentifierType(d.pop("type"))
+        type_ = EntityPermissionsContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.entity_details import EntityDetails
-    from ..models.entity_permission import EntityPermission
-    from ..models.entity_permissions_subject_identifier import EntityPermissionsSubjectIdentifier
-
 
 T = TypeVar("T", bound="EntityPermissionsGrantRequest")
 
@@ -57,10 +51,6 @@ class EntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_details import EntityDetails  # noqa: PLC0415
-        from ..models.entity_permission import EntityPermission  # noqa: PLC0415
-        from ..models.entity_permissions_subject_identifier import EntityPermissionsSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = EntityPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
@@ -100,3 +90,8 @@ class EntityPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_details import EntityDetails
+from ..models.entity_permission import EntityPermission
+from ..models.entity_permissions_subject_identifier import EntityPermissionsSubjectIdentifier

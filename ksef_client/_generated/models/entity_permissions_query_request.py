@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier
-
 
 T = TypeVar("T", bound="EntityPermissionsQueryRequest")
 
@@ -27,8 +23,6 @@ class EntityPermissionsQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier  # noqa: PLC0415
-
         context_identifier: dict[str, Any] | None | Unset
         if isinstance(self.context_identifier, Unset):
             context_identifier = UNSET
@@ -47,26 +41,20 @@ class EntityPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_context_identifier(data: object) -> EntityPermissionsContextIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _context_identifier = d.pop("contextIdentifier", UNSET)
+        context_identifier: EntityPermissionsContextIdentifier | None | Unset
+        if _context_identifier is None or _context_identifier is UNSET:
+            context_identifier = _context_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = EntityPermissionsContextIdentifier.from_dict(data)
+                context_identifier_type_1 = EntityPermissionsContextIdentifier.from_dict(_context_identifier)
 
-                return context_identifier_type_1
+                context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityPermissionsContextIdentifier | None | Unset, data)
-
-        context_identifier = _parse_context_identifier(d.pop("contextIdentifier", UNSET))
+                context_identifier = cast(EntityPermissionsContextIdentifier | None | Unset, _context_identifier)
 
         entity_permissions_query_request = cls(
             context_identifier=context_identifier,
@@ -90,3 +78,6 @@ class EntityPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier

@@ -45,7 +45,7 @@ class EntityPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = EntityPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -47,7 +47,7 @@ class EntityPermissionsSubordinateEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsSubordinateEntityIdentifierType(d.pop("type"))
+        type_ = EntityPermissionsSubordinateEntityIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

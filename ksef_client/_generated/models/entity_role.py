@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_role_type import EntityRoleType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEntityIdentifier
-
 
 T = TypeVar("T", bound="EntityRole")
 
@@ -33,8 +29,6 @@ class EntityRole:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEntityIdentifier  # noqa: PLC0415
-
         role = self.role.value
 
         description = self.description
@@ -65,31 +59,28 @@ class EntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEntityIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-        role = EntityRoleType(d.pop("role"))
+        role = EntityRoleType.from_value(d.pop("role"))
 
         description = d.pop("description")
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        def _parse_parent_entity_identifier(data: object) -> EntityRolesParentEntityIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _parent_entity_identifier = d.pop("parentEntityIdentifier", UNSET)
+        parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset
+        if _parent_entity_identifier is None or _parent_entity_identifier is UNSET:
+            parent_entity_identifier = _parent_entity_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_parent_entity_identifier, dict):
                     raise TypeError()
-                parent_entity_identifier_type_1 = EntityRolesParentEntityIdentifier.from_dict(data)
+                parent_entity_identifier_type_1 = EntityRolesParentEntityIdentifier.from_dict(_parent_entity_identifier)
 
-                return parent_entity_identifier_type_1
+                parent_entity_identifier = parent_entity_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityRolesParentEntityIdentifier | None | Unset, data)
-
-        parent_entity_identifier = _parse_parent_entity_identifier(d.pop("parentEntityIdentifier", UNSET))
+                parent_entity_identifier = cast(
+                    EntityRolesParentEntityIdentifier | None | Unset, _parent_entity_identifier
+                )
 
         entity_role = cls(
             role=role,
@@ -116,3 +107,6 @@ class EntityRole:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEntityIdentifier

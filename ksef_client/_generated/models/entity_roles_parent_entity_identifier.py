@@ -45,7 +45,7 @@ class EntityRolesParentEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityRolesParentEntityIdentifierType(d.pop("type"))
+        type_ = EntityRolesParentEntityIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

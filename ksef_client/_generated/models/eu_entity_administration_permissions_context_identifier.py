@@ -47,7 +47,7 @@ class EuEntityAdministrationPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityAdministrationPermissionsContextIdentifierType(d.pop("type"))
+        type_ = EuEntityAdministrationPermissionsContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

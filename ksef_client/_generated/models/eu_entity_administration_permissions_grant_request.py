@@ -2,21 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.eu_entity_administration_permissions_context_identifier import (
-        EuEntityAdministrationPermissionsContextIdentifier,
-    )
-    from ..models.eu_entity_administration_permissions_subject_identifier import (
-        EuEntityAdministrationPermissionsSubjectIdentifier,
-    )
-    from ..models.eu_entity_details import EuEntityDetails
-    from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails
-
 
 T = TypeVar("T", bound="EuEntityAdministrationPermissionsGrantRequest")
 
@@ -72,15 +61,6 @@ class EuEntityAdministrationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.eu_entity_administration_permissions_context_identifier import (
-            EuEntityAdministrationPermissionsContextIdentifier,  # noqa: PLC0415
-        )
-        from ..models.eu_entity_administration_permissions_subject_identifier import (
-            EuEntityAdministrationPermissionsSubjectIdentifier,  # noqa: PLC0415
-        )
-        from ..models.eu_entity_details import EuEntityDetails  # noqa: PLC0415
-        from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = EuEntityAdministrationPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
@@ -121,3 +101,13 @@ class EuEntityAdministrationPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.eu_entity_administration_permissions_context_identifier import (
+    EuEntityAdministrationPermissionsContextIdentifier,
+)
+from ..models.eu_entity_administration_permissions_subject_identifier import (
+    EuEntityAdministrationPermissionsSubjectIdentifier,
+)
+from ..models.eu_entity_details import EuEntityDetails
+from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails

@@ -47,7 +47,7 @@ class EuEntityAdministrationPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityAdministrationPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = EuEntityAdministrationPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

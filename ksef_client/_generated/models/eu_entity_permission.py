@@ -3,20 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_query_permission_type import EuEntityPermissionsQueryPermissionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.eu_entity_permissions_author_identifier import EuEntityPermissionsAuthorIdentifier
-    from ..models.permissions_eu_entity_details import PermissionsEuEntityDetails
-    from ..models.permissions_subject_entity_by_fingerprint_details import PermissionsSubjectEntityByFingerprintDetails
-    from ..models.permissions_subject_person_by_fingerprint_details import PermissionsSubjectPersonByFingerprintDetails
-
 
 T = TypeVar("T", bound="EuEntityPermission")
 
@@ -52,14 +45,6 @@ class EuEntityPermission:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.permissions_eu_entity_details import PermissionsEuEntityDetails  # noqa: PLC0415
-        from ..models.permissions_subject_entity_by_fingerprint_details import (
-            PermissionsSubjectEntityByFingerprintDetails,  # noqa: PLC0415
-        )
-        from ..models.permissions_subject_person_by_fingerprint_details import (
-            PermissionsSubjectPersonByFingerprintDetails,  # noqa: PLC0415
-        )
-
         id = self.id
 
         author_identifier = self.author_identifier.to_dict()
@@ -125,15 +110,6 @@ class EuEntityPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.eu_entity_permissions_author_identifier import EuEntityPermissionsAuthorIdentifier  # noqa: PLC0415
-        from ..models.permissions_eu_entity_details import PermissionsEuEntityDetails  # noqa: PLC0415
-        from ..models.permissions_subject_entity_by_fingerprint_details import (
-            PermissionsSubjectEntityByFingerprintDetails,  # noqa: PLC0415
-        )
-        from ..models.permissions_subject_person_by_fingerprint_details import (
-            PermissionsSubjectPersonByFingerprintDetails,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
         id = d.pop("id")
 
@@ -145,62 +121,61 @@ class EuEntityPermission:
 
         authorized_fingerprint_identifier = d.pop("authorizedFingerprintIdentifier")
 
-        permission_scope = EuEntityPermissionsQueryPermissionType(d.pop("permissionScope"))
+        permission_scope = EuEntityPermissionsQueryPermissionType.from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        def _parse_subject_person_details(data: object) -> None | PermissionsSubjectPersonByFingerprintDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset
+        if _subject_person_details is None or _subject_person_details is UNSET:
+            subject_person_details = _subject_person_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonByFingerprintDetails.from_dict(data)
+                subject_person_details_type_1 = PermissionsSubjectPersonByFingerprintDetails.from_dict(
+                    _subject_person_details
+                )
 
-                return subject_person_details_type_1
+                subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectPersonByFingerprintDetails | Unset, data)
+                subject_person_details = cast(
+                    None | PermissionsSubjectPersonByFingerprintDetails | Unset, _subject_person_details
+                )
 
-        subject_person_details = _parse_subject_person_details(d.pop("subjectPersonDetails", UNSET))
-
-        def _parse_subject_entity_details(data: object) -> None | PermissionsSubjectEntityByFingerprintDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset
+        if _subject_entity_details is None or _subject_entity_details is UNSET:
+            subject_entity_details = _subject_entity_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityByFingerprintDetails.from_dict(data)
+                subject_entity_details_type_1 = PermissionsSubjectEntityByFingerprintDetails.from_dict(
+                    _subject_entity_details
+                )
 
-                return subject_entity_details_type_1
+                subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectEntityByFingerprintDetails | Unset, data)
+                subject_entity_details = cast(
+                    None | PermissionsSubjectEntityByFingerprintDetails | Unset, _subject_entity_details
+                )
 
-        subject_entity_details = _parse_subject_entity_details(d.pop("subjectEntityDetails", UNSET))
-
-        def _parse_eu_entity_details(data: object) -> None | PermissionsEuEntityDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _eu_entity_details = d.pop("euEntityDetails", UNSET)
+        eu_entity_details: None | PermissionsEuEntityDetails | Unset
+        if _eu_entity_details is None or _eu_entity_details is UNSET:
+            eu_entity_details = _eu_entity_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_eu_entity_details, dict):
                     raise TypeError()
-                eu_entity_details_type_1 = PermissionsEuEntityDetails.from_dict(data)
+                eu_entity_details_type_1 = PermissionsEuEntityDetails.from_dict(_eu_entity_details)
 
-                return eu_entity_details_type_1
+                eu_entity_details = eu_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsEuEntityDetails | Unset, data)
-
-        eu_entity_details = _parse_eu_entity_details(d.pop("euEntityDetails", UNSET))
+                eu_entity_details = cast(None | PermissionsEuEntityDetails | Unset, _eu_entity_details)
 
         eu_entity_permission = cls(
             id=id,
@@ -234,3 +209,9 @@ class EuEntityPermission:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.eu_entity_permissions_author_identifier import EuEntityPermissionsAuthorIdentifier
+from ..models.permissions_eu_entity_details import PermissionsEuEntityDetails
+from ..models.permissions_subject_entity_by_fingerprint_details import PermissionsSubjectEntityByFingerprintDetails
+from ..models.permissions_subject_person_by_fingerprint_details import PermissionsSubjectPersonByFingerprintDetails

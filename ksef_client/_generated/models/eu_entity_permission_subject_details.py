@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_subject_details_type import EuEntityPermissionSubjectDetailsType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_by_fingerprint_details import EntityByFingerprintDetails
-    from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails
-    from ..models.person_by_fingerprint_without_identifier_details import PersonByFingerprintWithoutIdentifierDetails
-
 
 T = TypeVar("T", bound="EuEntityPermissionSubjectDetails")
 
@@ -42,12 +36,6 @@ class EuEntityPermissionSubjectDetails:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_by_fingerprint_details import EntityByFingerprintDetails  # noqa: PLC0415
-        from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails  # noqa: PLC0415
-        from ..models.person_by_fingerprint_without_identifier_details import (
-            PersonByFingerprintWithoutIdentifierDetails,  # noqa: PLC0415
-        )
-
         subject_details_type = self.subject_details_type.value
 
         person_by_fp_with_id: dict[str, Any] | None | Unset
@@ -92,65 +80,54 @@ class EuEntityPermissionSubjectDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_by_fingerprint_details import EntityByFingerprintDetails  # noqa: PLC0415
-        from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails  # noqa: PLC0415
-        from ..models.person_by_fingerprint_without_identifier_details import (
-            PersonByFingerprintWithoutIdentifierDetails,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
-        subject_details_type = EuEntityPermissionSubjectDetailsType(d.pop("subjectDetailsType"))
+        subject_details_type = EuEntityPermissionSubjectDetailsType.from_value(d.pop("subjectDetailsType"))
 
-        def _parse_person_by_fp_with_id(data: object) -> None | PersonByFingerprintWithIdentifierDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _person_by_fp_with_id = d.pop("personByFpWithId", UNSET)
+        person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
+        if _person_by_fp_with_id is None or _person_by_fp_with_id is UNSET:
+            person_by_fp_with_id = _person_by_fp_with_id
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_person_by_fp_with_id, dict):
                     raise TypeError()
-                person_by_fp_with_id_type_1 = PersonByFingerprintWithIdentifierDetails.from_dict(data)
+                person_by_fp_with_id_type_1 = PersonByFingerprintWithIdentifierDetails.from_dict(_person_by_fp_with_id)
 
-                return person_by_fp_with_id_type_1
+                person_by_fp_with_id = person_by_fp_with_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonByFingerprintWithIdentifierDetails | Unset, data)
+                person_by_fp_with_id = cast(
+                    None | PersonByFingerprintWithIdentifierDetails | Unset, _person_by_fp_with_id
+                )
 
-        person_by_fp_with_id = _parse_person_by_fp_with_id(d.pop("personByFpWithId", UNSET))
-
-        def _parse_person_by_fp_no_id(data: object) -> None | PersonByFingerprintWithoutIdentifierDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _person_by_fp_no_id = d.pop("personByFpNoId", UNSET)
+        person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset
+        if _person_by_fp_no_id is None or _person_by_fp_no_id is UNSET:
+            person_by_fp_no_id = _person_by_fp_no_id
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_person_by_fp_no_id, dict):
                     raise TypeError()
-                person_by_fp_no_id_type_1 = PersonByFingerprintWithoutIdentifierDetails.from_dict(data)
+                person_by_fp_no_id_type_1 = PersonByFingerprintWithoutIdentifierDetails.from_dict(_person_by_fp_no_id)
 
-                return person_by_fp_no_id_type_1
+                person_by_fp_no_id = person_by_fp_no_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonByFingerprintWithoutIdentifierDetails | Unset, data)
+                person_by_fp_no_id = cast(
+                    None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
+                )
 
-        person_by_fp_no_id = _parse_person_by_fp_no_id(d.pop("personByFpNoId", UNSET))
-
-        def _parse_entity_by_fp(data: object) -> EntityByFingerprintDetails | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _entity_by_fp = d.pop("entityByFp", UNSET)
+        entity_by_fp: EntityByFingerprintDetails | None | Unset
+        if _entity_by_fp is None or _entity_by_fp is UNSET:
+            entity_by_fp = _entity_by_fp
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_entity_by_fp, dict):
                     raise TypeError()
-                entity_by_fp_type_1 = EntityByFingerprintDetails.from_dict(data)
+                entity_by_fp_type_1 = EntityByFingerprintDetails.from_dict(_entity_by_fp)
 
-                return entity_by_fp_type_1
+                entity_by_fp = entity_by_fp_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityByFingerprintDetails | None | Unset, data)
-
-        entity_by_fp = _parse_entity_by_fp(d.pop("entityByFp", UNSET))
+                entity_by_fp = cast(EntityByFingerprintDetails | None | Unset, _entity_by_fp)
 
         eu_entity_permission_subject_details = cls(
             subject_details_type=subject_details_type,
@@ -177,3 +154,8 @@ class EuEntityPermissionSubjectDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_by_fingerprint_details import EntityByFingerprintDetails
+from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails
+from ..models.person_by_fingerprint_without_identifier_details import PersonByFingerprintWithoutIdentifierDetails

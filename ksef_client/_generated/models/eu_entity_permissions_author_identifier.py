@@ -47,7 +47,7 @@ class EuEntityPermissionsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityPermissionsAuthorIdentifierType(d.pop("type"))
+        type_ = EuEntityPermissionsAuthorIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

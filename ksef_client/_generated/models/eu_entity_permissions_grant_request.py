@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_type import EuEntityPermissionType
-
-if TYPE_CHECKING:
-    from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails
-    from ..models.eu_entity_permissions_subject_identifier import EuEntityPermissionsSubjectIdentifier
-
 
 T = TypeVar("T", bound="EuEntityPermissionsGrantRequest")
 
@@ -58,16 +53,13 @@ class EuEntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails  # noqa: PLC0415
-        from ..models.eu_entity_permissions_subject_identifier import EuEntityPermissionsSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = EuEntityPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = EuEntityPermissionType(permissions_item_data)
+            permissions_item = EuEntityPermissionType.from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
@@ -100,3 +92,7 @@ class EuEntityPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails
+from ..models.eu_entity_permissions_subject_identifier import EuEntityPermissionsSubjectIdentifier

@@ -63,33 +63,30 @@ class EuEntityPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        vat_ue_identifier = cast(None | str | Unset, d.pop("vatUeIdentifier", UNSET))
+        vat_ue_identifier: None | str | Unset = d.pop("vatUeIdentifier", UNSET)
 
-        authorized_fingerprint_identifier = cast(None | str | Unset, d.pop("authorizedFingerprintIdentifier", UNSET))
+        authorized_fingerprint_identifier: None | str | Unset = d.pop("authorizedFingerprintIdentifier", UNSET)
 
-        def _parse_permission_types(data: object) -> list[EuEntityPermissionsQueryPermissionType] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_types = d.pop("permissionTypes", UNSET)
+        permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset
+        if _permission_types is None or _permission_types is UNSET:
+            permission_types = _permission_types
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_permission_types, list):
                     raise TypeError()
                 permission_types_type_0 = []
-                _permission_types_type_0 = data
+                _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = EuEntityPermissionsQueryPermissionType(
+                    permission_types_type_0_item = EuEntityPermissionsQueryPermissionType.from_value(
                         permission_types_type_0_item_data
                     )
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
-                return permission_types_type_0
+                permission_types = permission_types_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[EuEntityPermissionsQueryPermissionType] | None | Unset, data)
-
-        permission_types = _parse_permission_types(d.pop("permissionTypes", UNSET))
+                permission_types = cast(list[EuEntityPermissionsQueryPermissionType] | None | Unset, _permission_types)
 
         eu_entity_permissions_query_request = cls(
             vat_ue_identifier=vat_ue_identifier,

@@ -45,7 +45,7 @@ class EuEntityPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = EuEntityPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.exception_details import ExceptionDetails
-
 
 T = TypeVar("T", bound="ExceptionInfo")
 
@@ -88,20 +84,17 @@ class ExceptionInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.exception_details import ExceptionDetails  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_exception_detail_list(data: object) -> list[ExceptionDetails] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _exception_detail_list = d.pop("exceptionDetailList", UNSET)
+        exception_detail_list: list[ExceptionDetails] | None | Unset
+        if _exception_detail_list is None or _exception_detail_list is UNSET:
+            exception_detail_list = _exception_detail_list
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_exception_detail_list, list):
                     raise TypeError()
                 exception_detail_list_type_0 = []
-                _exception_detail_list_type_0 = data
+                _exception_detail_list_type_0 = _exception_detail_list
                 for exception_detail_list_type_0_item_data in _exception_detail_list_type_0:
                     exception_detail_list_type_0_item = ExceptionDetails.from_dict(
                         exception_detail_list_type_0_item_data
@@ -109,20 +102,17 @@ class ExceptionInfo:
 
                     exception_detail_list_type_0.append(exception_detail_list_type_0_item)
 
-                return exception_detail_list_type_0
+                exception_detail_list = exception_detail_list_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[ExceptionDetails] | None | Unset, data)
+                exception_detail_list = cast(list[ExceptionDetails] | None | Unset, _exception_detail_list)
 
-        exception_detail_list = _parse_exception_detail_list(d.pop("exceptionDetailList", UNSET))
+        reference_number: None | str | Unset = d.pop("referenceNumber", UNSET)
 
-        reference_number = cast(None | str | Unset, d.pop("referenceNumber", UNSET))
+        service_code: None | str | Unset = d.pop("serviceCode", UNSET)
 
-        service_code = cast(None | str | Unset, d.pop("serviceCode", UNSET))
+        service_ctx: None | str | Unset = d.pop("serviceCtx", UNSET)
 
-        service_ctx = cast(None | str | Unset, d.pop("serviceCtx", UNSET))
-
-        service_name = cast(None | str | Unset, d.pop("serviceName", UNSET))
+        service_name: None | str | Unset = d.pop("serviceName", UNSET)
 
         _timestamp = d.pop("timestamp", UNSET)
         timestamp: datetime.datetime | Unset
@@ -158,3 +148,6 @@ class ExceptionInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.exception_details import ExceptionDetails

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.exception_info import ExceptionInfo
-
 
 T = TypeVar("T", bound="ExceptionResponse")
 
@@ -32,8 +28,6 @@ class ExceptionResponse:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.exception_info import ExceptionInfo  # noqa: PLC0415
-
         exception: dict[str, Any] | None | Unset
         if isinstance(self.exception, Unset):
             exception = UNSET
@@ -52,26 +46,20 @@ class ExceptionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.exception_info import ExceptionInfo  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_exception(data: object) -> ExceptionInfo | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _exception = d.pop("exception", UNSET)
+        exception: ExceptionInfo | None | Unset
+        if _exception is None or _exception is UNSET:
+            exception = _exception
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_exception, dict):
                     raise TypeError()
-                exception_type_1 = ExceptionInfo.from_dict(data)
+                exception_type_1 = ExceptionInfo.from_dict(_exception)
 
-                return exception_type_1
+                exception = exception_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(ExceptionInfo | None | Unset, data)
-
-        exception = _parse_exception(d.pop("exception", UNSET))
+                exception = cast(ExceptionInfo | None | Unset, _exception)
 
         exception_response = cls(
             exception=exception,
@@ -95,3 +83,6 @@ class ExceptionResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.exception_info import ExceptionInfo

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.forbidden_problem_details_security_type_0 import ForbiddenProblemDetailsSecurityType0
-
 
 T = TypeVar("T", bound="ForbiddenProblemDetails")
 
@@ -63,8 +59,6 @@ class ForbiddenProblemDetails:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.forbidden_problem_details_security_type_0 import ForbiddenProblemDetailsSecurityType0  # noqa: PLC0415
-
         title = self.title
 
         status = self.status
@@ -117,8 +111,6 @@ class ForbiddenProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.forbidden_problem_details_security_type_0 import ForbiddenProblemDetailsSecurityType0  # noqa: PLC0415
-
         d = dict(src_dict)
         title = d.pop("title")
 
@@ -130,26 +122,23 @@ class ForbiddenProblemDetails:
 
         timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
 
-        instance = cast(None | str | Unset, d.pop("instance", UNSET))
+        instance: None | str | Unset = d.pop("instance", UNSET)
 
-        def _parse_security(data: object) -> ForbiddenProblemDetailsSecurityType0 | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _security = d.pop("security", UNSET)
+        security: ForbiddenProblemDetailsSecurityType0 | None | Unset
+        if _security is None or _security is UNSET:
+            security = _security
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_security, dict):
                     raise TypeError()
-                security_type_0 = ForbiddenProblemDetailsSecurityType0.from_dict(data)
+                security_type_0 = ForbiddenProblemDetailsSecurityType0.from_dict(_security)
 
-                return security_type_0
+                security = security_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(ForbiddenProblemDetailsSecurityType0 | None | Unset, data)
+                security = cast(ForbiddenProblemDetailsSecurityType0 | None | Unset, _security)
 
-        security = _parse_security(d.pop("security", UNSET))
-
-        trace_id = cast(None | str | Unset, d.pop("traceId", UNSET))
+        trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
         forbidden_problem_details = cls(
             title=title,
@@ -180,3 +169,6 @@ class ForbiddenProblemDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.forbidden_problem_details_security_type_0 import ForbiddenProblemDetailsSecurityType0

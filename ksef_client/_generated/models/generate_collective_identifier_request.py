@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.collective_identifier_invoice import CollectiveIdentifierInvoice
-
 
 T = TypeVar("T", bound="GenerateCollectiveIdentifierRequest")
 
@@ -38,8 +34,6 @@ class GenerateCollectiveIdentifierRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.collective_identifier_invoice import CollectiveIdentifierInvoice  # noqa: PLC0415
-
         d = dict(src_dict)
         invoices = []
         _invoices = d.pop("invoices")
@@ -70,3 +64,6 @@ class GenerateCollectiveIdentifierRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.collective_identifier_invoice import CollectiveIdentifierInvoice

@@ -45,7 +45,7 @@ class GenerateTokenRequest:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = TokenPermissionType(permissions_item_data)
+            permissions_item = TokenPermissionType.from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 

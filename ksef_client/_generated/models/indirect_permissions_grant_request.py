@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.indirect_permission_type import IndirectPermissionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.indirect_permissions_subject_identifier import IndirectPermissionsSubjectIdentifier
-    from ..models.indirect_permissions_target_identifier import IndirectPermissionsTargetIdentifier
-    from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
-
 
 T = TypeVar("T", bound="IndirectPermissionsGrantRequest")
 
@@ -44,8 +38,6 @@ class IndirectPermissionsGrantRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.indirect_permissions_target_identifier import IndirectPermissionsTargetIdentifier  # noqa: PLC0415
-
         subject_identifier = self.subject_identifier.to_dict()
 
         permissions = []
@@ -82,17 +74,13 @@ class IndirectPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.indirect_permissions_subject_identifier import IndirectPermissionsSubjectIdentifier  # noqa: PLC0415
-        from ..models.indirect_permissions_target_identifier import IndirectPermissionsTargetIdentifier  # noqa: PLC0415
-        from ..models.person_permission_subject_details import PersonPermissionSubjectDetails  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = IndirectPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = IndirectPermissionType(permissions_item_data)
+            permissions_item = IndirectPermissionType.from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
@@ -100,22 +88,19 @@ class IndirectPermissionsGrantRequest:
 
         subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
 
-        def _parse_target_identifier(data: object) -> IndirectPermissionsTargetIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _target_identifier = d.pop("targetIdentifier", UNSET)
+        target_identifier: IndirectPermissionsTargetIdentifier | None | Unset
+        if _target_identifier is None or _target_identifier is UNSET:
+            target_identifier = _target_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = IndirectPermissionsTargetIdentifier.from_dict(data)
+                target_identifier_type_1 = IndirectPermissionsTargetIdentifier.from_dict(_target_identifier)
 
-                return target_identifier_type_1
+                target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(IndirectPermissionsTargetIdentifier | None | Unset, data)
-
-        target_identifier = _parse_target_identifier(d.pop("targetIdentifier", UNSET))
+                target_identifier = cast(IndirectPermissionsTargetIdentifier | None | Unset, _target_identifier)
 
         indirect_permissions_grant_request = cls(
             subject_identifier=subject_identifier,
@@ -143,3 +128,8 @@ class IndirectPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.indirect_permissions_subject_identifier import IndirectPermissionsSubjectIdentifier
+from ..models.indirect_permissions_target_identifier import IndirectPermissionsTargetIdentifier
+from ..models.person_permission_subject_details import PersonPermissionSubjectDetails

@@ -47,7 +47,7 @@ class IndirectPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = IndirectPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = IndirectPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -55,9 +55,9 @@ class IndirectPermissionsTargetIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = IndirectPermissionsTargetIdentifierType(d.pop("type"))
+        type_ = IndirectPermissionsTargetIdentifierType.from_value(d.pop("type"))
 
-        value = cast(None | str | Unset, d.pop("value", UNSET))
+        value: None | str | Unset = d.pop("value", UNSET)
 
         indirect_permissions_target_identifier = cls(
             type_=type_,

@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.authentication_context_identifier import AuthenticationContextIdentifier
-    from ..models.authorization_policy import AuthorizationPolicy
-
 
 T = TypeVar("T", bound="InitTokenAuthenticationRequest")
 
@@ -32,8 +27,6 @@ class InitTokenAuthenticationRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.authorization_policy import AuthorizationPolicy  # noqa: PLC0415
-
         challenge = self.challenge
 
         context_identifier = self.context_identifier.to_dict()
@@ -72,9 +65,6 @@ class InitTokenAuthenticationRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.authentication_context_identifier import AuthenticationContextIdentifier  # noqa: PLC0415
-        from ..models.authorization_policy import AuthorizationPolicy  # noqa: PLC0415
-
         d = dict(src_dict)
         challenge = d.pop("challenge")
 
@@ -82,24 +72,21 @@ class InitTokenAuthenticationRequest:
 
         encrypted_token = d.pop("encryptedToken")
 
-        public_key_id = cast(None | str | Unset, d.pop("publicKeyId", UNSET))
+        public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
 
-        def _parse_authorization_policy(data: object) -> AuthorizationPolicy | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorization_policy = d.pop("authorizationPolicy", UNSET)
+        authorization_policy: AuthorizationPolicy | None | Unset
+        if _authorization_policy is None or _authorization_policy is UNSET:
+            authorization_policy = _authorization_policy
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorization_policy, dict):
                     raise TypeError()
-                authorization_policy_type_1 = AuthorizationPolicy.from_dict(data)
+                authorization_policy_type_1 = AuthorizationPolicy.from_dict(_authorization_policy)
 
-                return authorization_policy_type_1
+                authorization_policy = authorization_policy_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(AuthorizationPolicy | None | Unset, data)
-
-        authorization_policy = _parse_authorization_policy(d.pop("authorizationPolicy", UNSET))
+                authorization_policy = cast(AuthorizationPolicy | None | Unset, _authorization_policy)
 
         init_token_authentication_request = cls(
             challenge=challenge,
@@ -127,3 +114,7 @@ class InitTokenAuthenticationRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.authentication_context_identifier import AuthenticationContextIdentifier
+from ..models.authorization_policy import AuthorizationPolicy

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_package import InvoicePackage
-    from ..models.status_info import StatusInfo
-
 
 T = TypeVar("T", bound="InvoiceExportStatusResponse")
 
@@ -31,8 +26,6 @@ class InvoiceExportStatusResponse:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.invoice_package import InvoicePackage  # noqa: PLC0415
-
         status = self.status.to_dict()
 
         completed_date: None | str | Unset
@@ -77,62 +70,50 @@ class InvoiceExportStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_package import InvoicePackage  # noqa: PLC0415
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         status = StatusInfo.from_dict(d.pop("status"))
 
-        def _parse_completed_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _completed_date = d.pop("completedDate", UNSET)
+        completed_date: datetime.datetime | None | Unset
+        if _completed_date is None or _completed_date is UNSET:
+            completed_date = _completed_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_completed_date, str):
                     raise TypeError()
-                completed_date_type_0 = datetime.datetime.fromisoformat(data)
+                completed_date_type_0 = datetime.datetime.fromisoformat(_completed_date)
 
-                return completed_date_type_0
+                completed_date = completed_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                completed_date = cast(datetime.datetime | None | Unset, _completed_date)
 
-        completed_date = _parse_completed_date(d.pop("completedDate", UNSET))
-
-        def _parse_package_expiration_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _package_expiration_date = d.pop("packageExpirationDate", UNSET)
+        package_expiration_date: datetime.datetime | None | Unset
+        if _package_expiration_date is None or _package_expiration_date is UNSET:
+            package_expiration_date = _package_expiration_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_package_expiration_date, str):
                     raise TypeError()
-                package_expiration_date_type_0 = datetime.datetime.fromisoformat(data)
+                package_expiration_date_type_0 = datetime.datetime.fromisoformat(_package_expiration_date)
 
-                return package_expiration_date_type_0
+                package_expiration_date = package_expiration_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                package_expiration_date = cast(datetime.datetime | None | Unset, _package_expiration_date)
 
-        package_expiration_date = _parse_package_expiration_date(d.pop("packageExpirationDate", UNSET))
-
-        def _parse_package(data: object) -> InvoicePackage | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _package = d.pop("package", UNSET)
+        package: InvoicePackage | None | Unset
+        if _package is None or _package is UNSET:
+            package = _package
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_package, dict):
                     raise TypeError()
-                package_type_1 = InvoicePackage.from_dict(data)
+                package_type_1 = InvoicePackage.from_dict(_package)
 
-                return package_type_1
+                package = package_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoicePackage | None | Unset, data)
-
-        package = _parse_package(d.pop("package", UNSET))
+                package = cast(InvoicePackage | None | Unset, _package)
 
         invoice_export_status_response = cls(
             status=status,
@@ -159,3 +140,7 @@ class InvoiceExportStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_package import InvoicePackage
+from ..models.status_info import StatusInfo

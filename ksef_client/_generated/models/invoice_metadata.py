@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,14 +11,6 @@ from attrs import field as _attrs_field
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.form_code import FormCode
-    from ..models.invoice_metadata_authorized_subject import InvoiceMetadataAuthorizedSubject
-    from ..models.invoice_metadata_buyer import InvoiceMetadataBuyer
-    from ..models.invoice_metadata_seller import InvoiceMetadataSeller
-    from ..models.invoice_metadata_third_subject import InvoiceMetadataThirdSubject
-
 
 T = TypeVar("T", bound="InvoiceMetadata")
 
@@ -81,8 +73,6 @@ class InvoiceMetadata:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.invoice_metadata_authorized_subject import InvoiceMetadataAuthorizedSubject  # noqa: PLC0415
-
         ksef_number = self.ksef_number
 
         invoice_number = self.invoice_number
@@ -180,12 +170,6 @@ class InvoiceMetadata:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.form_code import FormCode  # noqa: PLC0415
-        from ..models.invoice_metadata_authorized_subject import InvoiceMetadataAuthorizedSubject  # noqa: PLC0415
-        from ..models.invoice_metadata_buyer import InvoiceMetadataBuyer  # noqa: PLC0415
-        from ..models.invoice_metadata_seller import InvoiceMetadataSeller  # noqa: PLC0415
-        from ..models.invoice_metadata_third_subject import InvoiceMetadataThirdSubject  # noqa: PLC0415
-
         d = dict(src_dict)
         ksef_number = d.pop("ksefNumber")
 
@@ -211,9 +195,9 @@ class InvoiceMetadata:
 
         currency = d.pop("currency")
 
-        invoicing_mode = InvoicingMode(d.pop("invoicingMode"))
+        invoicing_mode = InvoicingMode.from_value(d.pop("invoicingMode"))
 
-        invoice_type = InvoiceType(d.pop("invoiceType"))
+        invoice_type = InvoiceType.from_value(d.pop("invoiceType"))
 
         form_code = FormCode.from_dict(d.pop("formCode"))
 
@@ -223,46 +207,40 @@ class InvoiceMetadata:
 
         invoice_hash = d.pop("invoiceHash")
 
-        hash_of_corrected_invoice = cast(None | str | Unset, d.pop("hashOfCorrectedInvoice", UNSET))
+        hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
 
-        def _parse_third_subjects(data: object) -> list[InvoiceMetadataThirdSubject] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _third_subjects = d.pop("thirdSubjects", UNSET)
+        third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset
+        if _third_subjects is None or _third_subjects is UNSET:
+            third_subjects = _third_subjects
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_third_subjects, list):
                     raise TypeError()
                 third_subjects_type_0 = []
-                _third_subjects_type_0 = data
+                _third_subjects_type_0 = _third_subjects
                 for third_subjects_type_0_item_data in _third_subjects_type_0:
                     third_subjects_type_0_item = InvoiceMetadataThirdSubject.from_dict(third_subjects_type_0_item_data)
 
                     third_subjects_type_0.append(third_subjects_type_0_item)
 
-                return third_subjects_type_0
+                third_subjects = third_subjects_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[InvoiceMetadataThirdSubject] | None | Unset, data)
+                third_subjects = cast(list[InvoiceMetadataThirdSubject] | None | Unset, _third_subjects)
 
-        third_subjects = _parse_third_subjects(d.pop("thirdSubjects", UNSET))
-
-        def _parse_authorized_subject(data: object) -> InvoiceMetadataAuthorizedSubject | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorized_subject = d.pop("authorizedSubject", UNSET)
+        authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset
+        if _authorized_subject is None or _authorized_subject is UNSET:
+            authorized_subject = _authorized_subject
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorized_subject, dict):
                     raise TypeError()
-                authorized_subject_type_1 = InvoiceMetadataAuthorizedSubject.from_dict(data)
+                authorized_subject_type_1 = InvoiceMetadataAuthorizedSubject.from_dict(_authorized_subject)
 
-                return authorized_subject_type_1
+                authorized_subject = authorized_subject_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoiceMetadataAuthorizedSubject | None | Unset, data)
-
-        authorized_subject = _parse_authorized_subject(d.pop("authorizedSubject", UNSET))
+                authorized_subject = cast(InvoiceMetadataAuthorizedSubject | None | Unset, _authorized_subject)
 
         invoice_metadata = cls(
             ksef_number=ksef_number,
@@ -306,3 +284,10 @@ class InvoiceMetadata:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.form_code import FormCode
+from ..models.invoice_metadata_authorized_subject import InvoiceMetadataAuthorizedSubject
+from ..models.invoice_metadata_buyer import InvoiceMetadataBuyer
+from ..models.invoice_metadata_seller import InvoiceMetadataSeller
+from ..models.invoice_metadata_third_subject import InvoiceMetadataThirdSubject

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_metadata_buyer_identifier import InvoiceMetadataBuyerIdentifier
-
 
 T = TypeVar("T", bound="InvoiceMetadataBuyer")
 
@@ -46,12 +42,10 @@ class InvoiceMetadataBuyer:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_metadata_buyer_identifier import InvoiceMetadataBuyerIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         identifier = InvoiceMetadataBuyerIdentifier.from_dict(d.pop("identifier"))
 
-        name = cast(None | str | Unset, d.pop("name", UNSET))
+        name: None | str | Unset = d.pop("name", UNSET)
 
         invoice_metadata_buyer = cls(
             identifier=identifier,
@@ -76,3 +70,6 @@ class InvoiceMetadataBuyer:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_metadata_buyer_identifier import InvoiceMetadataBuyerIdentifier

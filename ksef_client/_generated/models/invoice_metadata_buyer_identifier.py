@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -51,9 +51,9 @@ class InvoiceMetadataBuyerIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = BuyerIdentifierType(d.pop("type"))
+        type_ = BuyerIdentifierType.from_value(d.pop("type"))
 
-        value = cast(None | str | Unset, d.pop("value", UNSET))
+        value: None | str | Unset = d.pop("value", UNSET)
 
         invoice_metadata_buyer_identifier = cls(
             type_=type_,

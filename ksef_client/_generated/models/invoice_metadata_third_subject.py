@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_metadata_third_subject_identifier import InvoiceMetadataThirdSubjectIdentifier
-
 
 T = TypeVar("T", bound="InvoiceMetadataThirdSubject")
 
@@ -79,14 +75,12 @@ class InvoiceMetadataThirdSubject:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_metadata_third_subject_identifier import InvoiceMetadataThirdSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         identifier = InvoiceMetadataThirdSubjectIdentifier.from_dict(d.pop("identifier"))
 
         role = d.pop("role")
 
-        name = cast(None | str | Unset, d.pop("name", UNSET))
+        name: None | str | Unset = d.pop("name", UNSET)
 
         invoice_metadata_third_subject = cls(
             identifier=identifier,
@@ -112,3 +106,6 @@ class InvoiceMetadataThirdSubject:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_metadata_third_subject_identifier import InvoiceMetadataThirdSubjectIdentifier

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_package_part import InvoicePackagePart
-
 
 T = TypeVar("T", bound="InvoicePackage")
 
@@ -119,8 +115,6 @@ class InvoicePackage:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_package_part import InvoicePackagePart  # noqa: PLC0415
-
         d = dict(src_dict)
         invoice_count = d.pop("invoiceCount")
 
@@ -135,73 +129,61 @@ class InvoicePackage:
 
         is_truncated = d.pop("isTruncated")
 
-        def _parse_last_issue_date(data: object) -> datetime.date | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_issue_date = d.pop("lastIssueDate", UNSET)
+        last_issue_date: datetime.date | None | Unset
+        if _last_issue_date is None or _last_issue_date is UNSET:
+            last_issue_date = _last_issue_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_issue_date, str):
                     raise TypeError()
-                last_issue_date_type_0 = datetime.date.fromisoformat(data)
+                last_issue_date_type_0 = datetime.date.fromisoformat(_last_issue_date)
 
-                return last_issue_date_type_0
+                last_issue_date = last_issue_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.date | None | Unset, data)
+                last_issue_date = cast(datetime.date | None | Unset, _last_issue_date)
 
-        last_issue_date = _parse_last_issue_date(d.pop("lastIssueDate", UNSET))
-
-        def _parse_last_invoicing_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_invoicing_date = d.pop("lastInvoicingDate", UNSET)
+        last_invoicing_date: datetime.datetime | None | Unset
+        if _last_invoicing_date is None or _last_invoicing_date is UNSET:
+            last_invoicing_date = _last_invoicing_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_invoicing_date, str):
                     raise TypeError()
-                last_invoicing_date_type_0 = datetime.datetime.fromisoformat(data)
+                last_invoicing_date_type_0 = datetime.datetime.fromisoformat(_last_invoicing_date)
 
-                return last_invoicing_date_type_0
+                last_invoicing_date = last_invoicing_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                last_invoicing_date = cast(datetime.datetime | None | Unset, _last_invoicing_date)
 
-        last_invoicing_date = _parse_last_invoicing_date(d.pop("lastInvoicingDate", UNSET))
-
-        def _parse_last_permanent_storage_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_permanent_storage_date = d.pop("lastPermanentStorageDate", UNSET)
+        last_permanent_storage_date: datetime.datetime | None | Unset
+        if _last_permanent_storage_date is None or _last_permanent_storage_date is UNSET:
+            last_permanent_storage_date = _last_permanent_storage_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_permanent_storage_date, str):
                     raise TypeError()
-                last_permanent_storage_date_type_0 = datetime.datetime.fromisoformat(data)
+                last_permanent_storage_date_type_0 = datetime.datetime.fromisoformat(_last_permanent_storage_date)
 
-                return last_permanent_storage_date_type_0
+                last_permanent_storage_date = last_permanent_storage_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                last_permanent_storage_date = cast(datetime.datetime | None | Unset, _last_permanent_storage_date)
 
-        last_permanent_storage_date = _parse_last_permanent_storage_date(d.pop("lastPermanentStorageDate", UNSET))
-
-        def _parse_permanent_storage_hwm_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permanent_storage_hwm_date = d.pop("permanentStorageHwmDate", UNSET)
+        permanent_storage_hwm_date: datetime.datetime | None | Unset
+        if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
+            permanent_storage_hwm_date = _permanent_storage_hwm_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_permanent_storage_hwm_date, str):
                     raise TypeError()
-                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(data)
+                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_hwm_date)
 
-                return permanent_storage_hwm_date_type_0
+                permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        permanent_storage_hwm_date = _parse_permanent_storage_hwm_date(d.pop("permanentStorageHwmDate", UNSET))
+                permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
         invoice_package = cls(
             invoice_count=invoice_count,
@@ -232,3 +214,6 @@ class InvoicePackage:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_package_part import InvoicePackagePart

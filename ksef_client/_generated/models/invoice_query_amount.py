@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -52,11 +52,11 @@ class InvoiceQueryAmount:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = AmountType(d.pop("type"))
+        type_ = AmountType.from_value(d.pop("type"))
 
-        from_ = cast(float | None | Unset, d.pop("from", UNSET))
+        from_: float | None | Unset = d.pop("from", UNSET)
 
-        to = cast(float | None | Unset, d.pop("to", UNSET))
+        to: float | None | Unset = d.pop("to", UNSET)
 
         invoice_query_amount = cls(
             type_=type_,

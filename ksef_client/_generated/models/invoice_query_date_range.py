@@ -74,30 +74,25 @@ class InvoiceQueryDateRange:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        date_type = InvoiceQueryDateType(d.pop("dateType"))
+        date_type = InvoiceQueryDateType.from_value(d.pop("dateType"))
 
         from_ = datetime.datetime.fromisoformat(d.pop("from"))
 
-        def _parse_to(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _to = d.pop("to", UNSET)
+        to: datetime.datetime | None | Unset
+        if _to is None or _to is UNSET:
+            to = _to
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_to, str):
                     raise TypeError()
-                to_type_0 = datetime.datetime.fromisoformat(data)
+                to_type_0 = datetime.datetime.fromisoformat(_to)
 
-                return to_type_0
+                to = to_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                to = cast(datetime.datetime | None | Unset, _to)
 
-        to = _parse_to(d.pop("to", UNSET))
-
-        restrict_to_permanent_storage_hwm_date = cast(
-            bool | None | Unset, d.pop("restrictToPermanentStorageHwmDate", UNSET)
-        )
+        restrict_to_permanent_storage_hwm_date: bool | None | Unset = d.pop("restrictToPermanentStorageHwmDate", UNSET)
 
         invoice_query_date_range = cls(
             date_type=date_type,

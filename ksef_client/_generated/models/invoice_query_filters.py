@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -13,12 +13,6 @@ from ..models.invoice_query_subject_type import InvoiceQuerySubjectType
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_query_amount import InvoiceQueryAmount
-    from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier
-    from ..models.invoice_query_date_range import InvoiceQueryDateRange
-
 
 T = TypeVar("T", bound="InvoiceQueryFilters")
 
@@ -86,9 +80,6 @@ class InvoiceQueryFilters:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.invoice_query_amount import InvoiceQueryAmount  # noqa: PLC0415
-        from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier  # noqa: PLC0415
-
         subject_type = self.subject_type.value
 
         date_range = self.date_range.to_dict()
@@ -214,136 +205,114 @@ class InvoiceQueryFilters:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_query_amount import InvoiceQueryAmount  # noqa: PLC0415
-        from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier  # noqa: PLC0415
-        from ..models.invoice_query_date_range import InvoiceQueryDateRange  # noqa: PLC0415
-
         d = dict(src_dict)
-        subject_type = InvoiceQuerySubjectType(d.pop("subjectType"))
+        subject_type = InvoiceQuerySubjectType.from_value(d.pop("subjectType"))
 
         date_range = InvoiceQueryDateRange.from_dict(d.pop("dateRange"))
 
-        ksef_number = cast(None | str | Unset, d.pop("ksefNumber", UNSET))
+        ksef_number: None | str | Unset = d.pop("ksefNumber", UNSET)
 
-        invoice_number = cast(None | str | Unset, d.pop("invoiceNumber", UNSET))
+        invoice_number: None | str | Unset = d.pop("invoiceNumber", UNSET)
 
-        def _parse_amount(data: object) -> InvoiceQueryAmount | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _amount = d.pop("amount", UNSET)
+        amount: InvoiceQueryAmount | None | Unset
+        if _amount is None or _amount is UNSET:
+            amount = _amount
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_amount, dict):
                     raise TypeError()
-                amount_type_1 = InvoiceQueryAmount.from_dict(data)
+                amount_type_1 = InvoiceQueryAmount.from_dict(_amount)
 
-                return amount_type_1
+                amount = amount_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoiceQueryAmount | None | Unset, data)
+                amount = cast(InvoiceQueryAmount | None | Unset, _amount)
 
-        amount = _parse_amount(d.pop("amount", UNSET))
+        seller_nip: None | str | Unset = d.pop("sellerNip", UNSET)
 
-        seller_nip = cast(None | str | Unset, d.pop("sellerNip", UNSET))
-
-        def _parse_buyer_identifier(data: object) -> InvoiceQueryBuyerIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _buyer_identifier = d.pop("buyerIdentifier", UNSET)
+        buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset
+        if _buyer_identifier is None or _buyer_identifier is UNSET:
+            buyer_identifier = _buyer_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_buyer_identifier, dict):
                     raise TypeError()
-                buyer_identifier_type_1 = InvoiceQueryBuyerIdentifier.from_dict(data)
+                buyer_identifier_type_1 = InvoiceQueryBuyerIdentifier.from_dict(_buyer_identifier)
 
-                return buyer_identifier_type_1
+                buyer_identifier = buyer_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoiceQueryBuyerIdentifier | None | Unset, data)
+                buyer_identifier = cast(InvoiceQueryBuyerIdentifier | None | Unset, _buyer_identifier)
 
-        buyer_identifier = _parse_buyer_identifier(d.pop("buyerIdentifier", UNSET))
-
-        def _parse_currency_codes(data: object) -> list[CurrencyCode] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _currency_codes = d.pop("currencyCodes", UNSET)
+        currency_codes: list[CurrencyCode] | None | Unset
+        if _currency_codes is None or _currency_codes is UNSET:
+            currency_codes = _currency_codes
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_currency_codes, list):
                     raise TypeError()
                 currency_codes_type_0 = []
-                _currency_codes_type_0 = data
+                _currency_codes_type_0 = _currency_codes
                 for currency_codes_type_0_item_data in _currency_codes_type_0:
-                    currency_codes_type_0_item = CurrencyCode(currency_codes_type_0_item_data)
+                    currency_codes_type_0_item = CurrencyCode.from_value(currency_codes_type_0_item_data)
 
                     currency_codes_type_0.append(currency_codes_type_0_item)
 
-                return currency_codes_type_0
+                currency_codes = currency_codes_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[CurrencyCode] | None | Unset, data)
+                currency_codes = cast(list[CurrencyCode] | None | Unset, _currency_codes)
 
-        currency_codes = _parse_currency_codes(d.pop("currencyCodes", UNSET))
-
-        def _parse_invoicing_mode(data: object) -> InvoicingMode | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _invoicing_mode = d.pop("invoicingMode", UNSET)
+        invoicing_mode: InvoicingMode | None | Unset
+        if _invoicing_mode is None or _invoicing_mode is UNSET:
+            invoicing_mode = _invoicing_mode
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_invoicing_mode, str):
                     raise TypeError()
-                invoicing_mode_type_1 = InvoicingMode(data)
+                invoicing_mode_type_1 = InvoicingMode.from_value(_invoicing_mode)
 
-                return invoicing_mode_type_1
+                invoicing_mode = invoicing_mode_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoicingMode | None | Unset, data)
+                invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
 
-        invoicing_mode = _parse_invoicing_mode(d.pop("invoicingMode", UNSET))
+        is_self_invoicing: bool | None | Unset = d.pop("isSelfInvoicing", UNSET)
 
-        is_self_invoicing = cast(bool | None | Unset, d.pop("isSelfInvoicing", UNSET))
-
-        def _parse_form_type(data: object) -> InvoiceQueryFormType | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _form_type = d.pop("formType", UNSET)
+        form_type: InvoiceQueryFormType | None | Unset
+        if _form_type is None or _form_type is UNSET:
+            form_type = _form_type
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_form_type, str):
                     raise TypeError()
-                form_type_type_1 = InvoiceQueryFormType(data)
+                form_type_type_1 = InvoiceQueryFormType.from_value(_form_type)
 
-                return form_type_type_1
+                form_type = form_type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoiceQueryFormType | None | Unset, data)
+                form_type = cast(InvoiceQueryFormType | None | Unset, _form_type)
 
-        form_type = _parse_form_type(d.pop("formType", UNSET))
-
-        def _parse_invoice_types(data: object) -> list[InvoiceType] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _invoice_types = d.pop("invoiceTypes", UNSET)
+        invoice_types: list[InvoiceType] | None | Unset
+        if _invoice_types is None or _invoice_types is UNSET:
+            invoice_types = _invoice_types
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_invoice_types, list):
                     raise TypeError()
                 invoice_types_type_0 = []
-                _invoice_types_type_0 = data
+                _invoice_types_type_0 = _invoice_types
                 for invoice_types_type_0_item_data in _invoice_types_type_0:
-                    invoice_types_type_0_item = InvoiceType(invoice_types_type_0_item_data)
+                    invoice_types_type_0_item = InvoiceType.from_value(invoice_types_type_0_item_data)
 
                     invoice_types_type_0.append(invoice_types_type_0_item)
 
-                return invoice_types_type_0
+                invoice_types = invoice_types_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[InvoiceType] | None | Unset, data)
+                invoice_types = cast(list[InvoiceType] | None | Unset, _invoice_types)
 
-        invoice_types = _parse_invoice_types(d.pop("invoiceTypes", UNSET))
-
-        has_attachment = cast(bool | None | Unset, d.pop("hasAttachment", UNSET))
+        has_attachment: bool | None | Unset = d.pop("hasAttachment", UNSET)
 
         invoice_query_filters = cls(
             subject_type=subject_type,
@@ -379,3 +348,8 @@ class InvoiceQueryFilters:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_query_amount import InvoiceQueryAmount
+from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier
+from ..models.invoice_query_date_range import InvoiceQueryDateRange

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_status_info_extensions_type_0 import InvoiceStatusInfoExtensionsType0
-
 
 T = TypeVar("T", bound="InvoiceStatusInfo")
 
@@ -30,8 +26,6 @@ class InvoiceStatusInfo:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.invoice_status_info_extensions_type_0 import InvoiceStatusInfoExtensionsType0  # noqa: PLC0415
-
         code = self.code
 
         description = self.description
@@ -70,46 +64,38 @@ class InvoiceStatusInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_status_info_extensions_type_0 import InvoiceStatusInfoExtensionsType0  # noqa: PLC0415
-
         d = dict(src_dict)
         code = d.pop("code")
 
         description = d.pop("description")
 
-        def _parse_details(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _details = d.pop("details", UNSET)
+        details: list[str] | None | Unset
+        if _details is None or _details is UNSET:
+            details = _details
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_details, list):
                     raise TypeError()
-                details_type_0 = cast(list[str], data)
+                details_type_0 = cast(list[str], _details)
 
-                return details_type_0
+                details = details_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
+                details = cast(list[str] | None | Unset, _details)
 
-        details = _parse_details(d.pop("details", UNSET))
-
-        def _parse_extensions(data: object) -> InvoiceStatusInfoExtensionsType0 | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _extensions = d.pop("extensions", UNSET)
+        extensions: InvoiceStatusInfoExtensionsType0 | None | Unset
+        if _extensions is None or _extensions is UNSET:
+            extensions = _extensions
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_extensions, dict):
                     raise TypeError()
-                extensions_type_0 = InvoiceStatusInfoExtensionsType0.from_dict(data)
+                extensions_type_0 = InvoiceStatusInfoExtensionsType0.from_dict(_extensions)
 
-                return extensions_type_0
+                extensions = extensions_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoiceStatusInfoExtensionsType0 | None | Unset, data)
-
-        extensions = _parse_extensions(d.pop("extensions", UNSET))
+                extensions = cast(InvoiceStatusInfoExtensionsType0 | None | Unset, _extensions)
 
         invoice_status_info = cls(
             code=code,
@@ -136,3 +122,6 @@ class InvoiceStatusInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_status_info_extensions_type_0 import InvoiceStatusInfoExtensionsType0

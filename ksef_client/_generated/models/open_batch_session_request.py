@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.batch_file_info import BatchFileInfo
-    from ..models.encryption_info import EncryptionInfo
-    from ..models.form_code import FormCode
-
 
 T = TypeVar("T", bound="OpenBatchSessionRequest")
 
@@ -53,10 +47,6 @@ class OpenBatchSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.batch_file_info import BatchFileInfo  # noqa: PLC0415
-        from ..models.encryption_info import EncryptionInfo  # noqa: PLC0415
-        from ..models.form_code import FormCode  # noqa: PLC0415
-
         d = dict(src_dict)
         form_code = FormCode.from_dict(d.pop("formCode"))
 
@@ -91,3 +81,8 @@ class OpenBatchSessionRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.batch_file_info import BatchFileInfo
+from ..models.encryption_info import EncryptionInfo
+from ..models.form_code import FormCode

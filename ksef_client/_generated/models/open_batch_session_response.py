@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.part_upload_request import PartUploadRequest
-
 
 T = TypeVar("T", bound="OpenBatchSessionResponse")
 
@@ -61,8 +57,6 @@ class OpenBatchSessionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.part_upload_request import PartUploadRequest  # noqa: PLC0415
-
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
@@ -96,3 +90,6 @@ class OpenBatchSessionResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.part_upload_request import PartUploadRequest

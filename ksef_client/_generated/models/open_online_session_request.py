@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.encryption_info import EncryptionInfo
-    from ..models.form_code import FormCode
-
 
 T = TypeVar("T", bound="OpenOnlineSessionRequest")
 
@@ -39,9 +34,6 @@ class OpenOnlineSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.encryption_info import EncryptionInfo  # noqa: PLC0415
-        from ..models.form_code import FormCode  # noqa: PLC0415
-
         d = dict(src_dict)
         form_code = FormCode.from_dict(d.pop("formCode"))
 
@@ -70,3 +62,7 @@ class OpenOnlineSessionRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.encryption_info import EncryptionInfo
+from ..models.form_code import FormCode

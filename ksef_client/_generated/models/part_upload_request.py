@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.part_upload_request_headers import PartUploadRequestHeaders
-
 
 T = TypeVar("T", bound="PartUploadRequest")
 
@@ -50,8 +46,6 @@ class PartUploadRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.part_upload_request_headers import PartUploadRequestHeaders  # noqa: PLC0415
-
         d = dict(src_dict)
         ordinal_number = d.pop("ordinalNumber")
 
@@ -86,3 +80,6 @@ class PartUploadRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.part_upload_request_headers import PartUploadRequestHeaders

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.status_info import StatusInfo
-
 
 T = TypeVar("T", bound="PermissionsOperationStatusResponse")
 
@@ -34,8 +30,6 @@ class PermissionsOperationStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         status = StatusInfo.from_dict(d.pop("status"))
 
@@ -61,3 +55,6 @@ class PermissionsOperationStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.status_info import StatusInfo

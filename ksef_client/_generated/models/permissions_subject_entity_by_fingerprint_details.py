@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -53,11 +53,11 @@ class PermissionsSubjectEntityByFingerprintDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectByFingerprintDetailsType(d.pop("subjectDetailsType"))
+        subject_details_type = EntitySubjectByFingerprintDetailsType.from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 
-        address = cast(None | str | Unset, d.pop("address", UNSET))
+        address: None | str | Unset = d.pop("address", UNSET)
 
         permissions_subject_entity_by_fingerprint_details = cls(
             subject_details_type=subject_details_type,

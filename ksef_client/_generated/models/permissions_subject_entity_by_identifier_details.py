@@ -42,7 +42,7 @@ class PermissionsSubjectEntityByIdentifierDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectByIdentifierDetailsType(d.pop("subjectDetailsType"))
+        subject_details_type = EntitySubjectByIdentifierDetailsType.from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -54,11 +54,11 @@ class PermissionsSubjectEntityDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectDetailsType(d.pop("subjectDetailsType"))
+        subject_details_type = EntitySubjectDetailsType.from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 
-        address = cast(None | str | Unset, d.pop("address", UNSET))
+        address: None | str | Unset = d.pop("address", UNSET)
 
         permissions_subject_entity_details = cls(
             subject_details_type=subject_details_type,

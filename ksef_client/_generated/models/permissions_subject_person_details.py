@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_subject_details_type import PersonSubjectDetailsType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.id_document import IdDocument
-    from ..models.person_identifier import PersonIdentifier
-
 
 T = TypeVar("T", bound="PermissionsSubjectPersonDetails")
 
@@ -44,9 +39,6 @@ class PermissionsSubjectPersonDetails:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.id_document import IdDocument  # noqa: PLC0415
-        from ..models.person_identifier import PersonIdentifier  # noqa: PLC0415
-
         subject_details_type = self.subject_details_type.value
 
         first_name = self.first_name
@@ -97,66 +89,54 @@ class PermissionsSubjectPersonDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.id_document import IdDocument  # noqa: PLC0415
-        from ..models.person_identifier import PersonIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-        subject_details_type = PersonSubjectDetailsType(d.pop("subjectDetailsType"))
+        subject_details_type = PersonSubjectDetailsType.from_value(d.pop("subjectDetailsType"))
 
         first_name = d.pop("firstName")
 
         last_name = d.pop("lastName")
 
-        def _parse_person_identifier(data: object) -> None | PersonIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _person_identifier = d.pop("personIdentifier", UNSET)
+        person_identifier: None | PersonIdentifier | Unset
+        if _person_identifier is None or _person_identifier is UNSET:
+            person_identifier = _person_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_person_identifier, dict):
                     raise TypeError()
-                person_identifier_type_1 = PersonIdentifier.from_dict(data)
+                person_identifier_type_1 = PersonIdentifier.from_dict(_person_identifier)
 
-                return person_identifier_type_1
+                person_identifier = person_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonIdentifier | Unset, data)
+                person_identifier = cast(None | PersonIdentifier | Unset, _person_identifier)
 
-        person_identifier = _parse_person_identifier(d.pop("personIdentifier", UNSET))
-
-        def _parse_birth_date(data: object) -> datetime.date | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _birth_date = d.pop("birthDate", UNSET)
+        birth_date: datetime.date | None | Unset
+        if _birth_date is None or _birth_date is UNSET:
+            birth_date = _birth_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_birth_date, str):
                     raise TypeError()
-                birth_date_type_0 = datetime.date.fromisoformat(data)
+                birth_date_type_0 = datetime.date.fromisoformat(_birth_date)
 
-                return birth_date_type_0
+                birth_date = birth_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.date | None | Unset, data)
+                birth_date = cast(datetime.date | None | Unset, _birth_date)
 
-        birth_date = _parse_birth_date(d.pop("birthDate", UNSET))
-
-        def _parse_id_document(data: object) -> IdDocument | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _id_document = d.pop("idDocument", UNSET)
+        id_document: IdDocument | None | Unset
+        if _id_document is None or _id_document is UNSET:
+            id_document = _id_document
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_id_document, dict):
                     raise TypeError()
-                id_document_type_1 = IdDocument.from_dict(data)
+                id_document_type_1 = IdDocument.from_dict(_id_document)
 
-                return id_document_type_1
+                id_document = id_document_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(IdDocument | None | Unset, data)
-
-        id_document = _parse_id_document(d.pop("idDocument", UNSET))
+                id_document = cast(IdDocument | None | Unset, _id_document)
 
         permissions_subject_person_details = cls(
             subject_details_type=subject_details_type,
@@ -185,3 +165,7 @@ class PermissionsSubjectPersonDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.id_document import IdDocument
+from ..models.person_identifier import PersonIdentifier

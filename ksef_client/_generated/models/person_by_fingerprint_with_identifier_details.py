@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.person_identifier import PersonIdentifier
-
 
 T = TypeVar("T", bound="PersonByFingerprintWithIdentifierDetails")
 
@@ -44,8 +40,6 @@ class PersonByFingerprintWithIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.person_identifier import PersonIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         first_name = d.pop("firstName")
 
@@ -77,3 +71,6 @@ class PersonByFingerprintWithIdentifierDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.person_identifier import PersonIdentifier

@@ -3,14 +3,10 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.id_document import IdDocument
-
 
 T = TypeVar("T", bound="PersonByFingerprintWithoutIdentifierDetails")
 
@@ -51,8 +47,6 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.id_document import IdDocument  # noqa: PLC0415
-
         d = dict(src_dict)
         first_name = d.pop("firstName")
 
@@ -87,3 +81,6 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.id_document import IdDocument

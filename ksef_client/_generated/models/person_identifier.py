@@ -39,7 +39,7 @@ class PersonIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonIdentifierType(d.pop("type"))
+        type_ = PersonIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -11,6 +11,11 @@ class PersonPermissionSubjectDetailsType(StrEnum):
         return str(self.value)
 
     @classmethod
+    def from_value(cls, value: str) -> "PersonPermissionSubjectDetailsType":
+        """The member for a value KSeF sent: a dict lookup, unknown values kept (see _missing_)."""
+        return cls._value2member_map_.get(value) or cls(value)  # type: ignore[return-value]
+
+    @classmethod
     def _missing_(cls, value: object) -> "PersonPermissionSubjectDetailsType | None":
         # KSeF adds enum values between releases: an unknown value is kept, not rejected.
         if not isinstance(value, str):

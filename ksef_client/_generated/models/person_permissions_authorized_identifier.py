@@ -47,7 +47,7 @@ class PersonPermissionsAuthorizedIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsAuthorizedIdentifierType(d.pop("type"))
+        type_ = PersonPermissionsAuthorizedIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -46,7 +46,7 @@ class PersonPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsContextIdentifierType(d.pop("type"))
+        type_ = PersonPermissionsContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

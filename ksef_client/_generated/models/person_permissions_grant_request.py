@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permission_type import PersonPermissionType
-
-if TYPE_CHECKING:
-    from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
-    from ..models.person_permissions_subject_identifier import PersonPermissionsSubjectIdentifier
-
 
 T = TypeVar("T", bound="PersonPermissionsGrantRequest")
 
@@ -60,16 +55,13 @@ class PersonPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.person_permission_subject_details import PersonPermissionSubjectDetails  # noqa: PLC0415
-        from ..models.person_permissions_subject_identifier import PersonPermissionsSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = PersonPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = PersonPermissionType(permissions_item_data)
+            permissions_item = PersonPermissionType.from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
@@ -102,3 +94,7 @@ class PersonPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
+from ..models.person_permissions_subject_identifier import PersonPermissionsSubjectIdentifier

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,13 +11,6 @@ from ..models.permission_state import PermissionState
 from ..models.person_permission_type import PersonPermissionType
 from ..models.person_permissions_query_type import PersonPermissionsQueryType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.person_permissions_author_identifier import PersonPermissionsAuthorIdentifier
-    from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier
-    from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier
-    from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier
-
 
 T = TypeVar("T", bound="PersonPermissionsQueryRequest")
 
@@ -64,11 +57,6 @@ class PersonPermissionsQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.person_permissions_author_identifier import PersonPermissionsAuthorIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier  # noqa: PLC0415
-
         query_type = self.query_type.value
 
         author_identifier: dict[str, Any] | None | Unset
@@ -147,120 +135,99 @@ class PersonPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.person_permissions_author_identifier import PersonPermissionsAuthorIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-        query_type = PersonPermissionsQueryType(d.pop("queryType"))
+        query_type = PersonPermissionsQueryType.from_value(d.pop("queryType"))
 
-        def _parse_author_identifier(data: object) -> None | PersonPermissionsAuthorIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _author_identifier = d.pop("authorIdentifier", UNSET)
+        author_identifier: None | PersonPermissionsAuthorIdentifier | Unset
+        if _author_identifier is None or _author_identifier is UNSET:
+            author_identifier = _author_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_author_identifier, dict):
                     raise TypeError()
-                author_identifier_type_1 = PersonPermissionsAuthorIdentifier.from_dict(data)
+                author_identifier_type_1 = PersonPermissionsAuthorIdentifier.from_dict(_author_identifier)
 
-                return author_identifier_type_1
+                author_identifier = author_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonPermissionsAuthorIdentifier | Unset, data)
+                author_identifier = cast(None | PersonPermissionsAuthorIdentifier | Unset, _author_identifier)
 
-        author_identifier = _parse_author_identifier(d.pop("authorIdentifier", UNSET))
-
-        def _parse_authorized_identifier(data: object) -> None | PersonPermissionsAuthorizedIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset
+        if _authorized_identifier is None or _authorized_identifier is UNSET:
+            authorized_identifier = _authorized_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = PersonPermissionsAuthorizedIdentifier.from_dict(data)
+                authorized_identifier_type_1 = PersonPermissionsAuthorizedIdentifier.from_dict(_authorized_identifier)
 
-                return authorized_identifier_type_1
+                authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonPermissionsAuthorizedIdentifier | Unset, data)
+                authorized_identifier = cast(
+                    None | PersonPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
+                )
 
-        authorized_identifier = _parse_authorized_identifier(d.pop("authorizedIdentifier", UNSET))
-
-        def _parse_context_identifier(data: object) -> None | PersonPermissionsContextIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _context_identifier = d.pop("contextIdentifier", UNSET)
+        context_identifier: None | PersonPermissionsContextIdentifier | Unset
+        if _context_identifier is None or _context_identifier is UNSET:
+            context_identifier = _context_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonPermissionsContextIdentifier.from_dict(data)
+                context_identifier_type_1 = PersonPermissionsContextIdentifier.from_dict(_context_identifier)
 
-                return context_identifier_type_1
+                context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonPermissionsContextIdentifier | Unset, data)
+                context_identifier = cast(None | PersonPermissionsContextIdentifier | Unset, _context_identifier)
 
-        context_identifier = _parse_context_identifier(d.pop("contextIdentifier", UNSET))
-
-        def _parse_target_identifier(data: object) -> None | PersonPermissionsTargetIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _target_identifier = d.pop("targetIdentifier", UNSET)
+        target_identifier: None | PersonPermissionsTargetIdentifier | Unset
+        if _target_identifier is None or _target_identifier is UNSET:
+            target_identifier = _target_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonPermissionsTargetIdentifier.from_dict(data)
+                target_identifier_type_1 = PersonPermissionsTargetIdentifier.from_dict(_target_identifier)
 
-                return target_identifier_type_1
+                target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonPermissionsTargetIdentifier | Unset, data)
+                target_identifier = cast(None | PersonPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        target_identifier = _parse_target_identifier(d.pop("targetIdentifier", UNSET))
-
-        def _parse_permission_types(data: object) -> list[PersonPermissionType] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_types = d.pop("permissionTypes", UNSET)
+        permission_types: list[PersonPermissionType] | None | Unset
+        if _permission_types is None or _permission_types is UNSET:
+            permission_types = _permission_types
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_permission_types, list):
                     raise TypeError()
                 permission_types_type_0 = []
-                _permission_types_type_0 = data
+                _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = PersonPermissionType(permission_types_type_0_item_data)
+                    permission_types_type_0_item = PersonPermissionType.from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
-                return permission_types_type_0
+                permission_types = permission_types_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[PersonPermissionType] | None | Unset, data)
+                permission_types = cast(list[PersonPermissionType] | None | Unset, _permission_types)
 
-        permission_types = _parse_permission_types(d.pop("permissionTypes", UNSET))
-
-        def _parse_permission_state(data: object) -> None | PermissionState | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_state = d.pop("permissionState", UNSET)
+        permission_state: None | PermissionState | Unset
+        if _permission_state is None or _permission_state is UNSET:
+            permission_state = _permission_state
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_permission_state, str):
                     raise TypeError()
-                permission_state_type_1 = PermissionState(data)
+                permission_state_type_1 = PermissionState.from_value(_permission_state)
 
-                return permission_state_type_1
+                permission_state = permission_state_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionState | Unset, data)
-
-        permission_state = _parse_permission_state(d.pop("permissionState", UNSET))
+                permission_state = cast(None | PermissionState | Unset, _permission_state)
 
         person_permissions_query_request = cls(
             query_type=query_type,
@@ -290,3 +257,9 @@ class PersonPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.person_permissions_author_identifier import PersonPermissionsAuthorIdentifier
+from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier
+from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier
+from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier

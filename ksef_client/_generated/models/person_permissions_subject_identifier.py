@@ -47,7 +47,7 @@ class PersonPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = PersonPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,14 +11,6 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_scope import PersonalPermissionScope
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.permissions_subject_entity_details import PermissionsSubjectEntityDetails
-    from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails
-    from ..models.personal_permissions_authorized_identifier import PersonalPermissionsAuthorizedIdentifier
-    from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
-    from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier
-
 
 T = TypeVar("T", bound="PersonalPermission")
 
@@ -61,12 +53,6 @@ class PersonalPermission:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.permissions_subject_entity_details import PermissionsSubjectEntityDetails  # noqa: PLC0415
-        from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails  # noqa: PLC0415
-        from ..models.personal_permissions_authorized_identifier import PersonalPermissionsAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier  # noqa: PLC0415
-
         id = self.id
 
         permission_scope = self.permission_scope.value
@@ -146,109 +132,90 @@ class PersonalPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.permissions_subject_entity_details import PermissionsSubjectEntityDetails  # noqa: PLC0415
-        from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails  # noqa: PLC0415
-        from ..models.personal_permissions_authorized_identifier import PersonalPermissionsAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         id = d.pop("id")
 
-        permission_scope = PersonalPermissionScope(d.pop("permissionScope"))
+        permission_scope = PersonalPermissionScope.from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        permission_state = PermissionState(d.pop("permissionState"))
+        permission_state = PermissionState.from_value(d.pop("permissionState"))
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
         can_delegate = d.pop("canDelegate")
 
-        def _parse_context_identifier(data: object) -> None | PersonalPermissionsContextIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _context_identifier = d.pop("contextIdentifier", UNSET)
+        context_identifier: None | PersonalPermissionsContextIdentifier | Unset
+        if _context_identifier is None or _context_identifier is UNSET:
+            context_identifier = _context_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(data)
+                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(_context_identifier)
 
-                return context_identifier_type_1
+                context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonalPermissionsContextIdentifier | Unset, data)
+                context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
 
-        context_identifier = _parse_context_identifier(d.pop("contextIdentifier", UNSET))
-
-        def _parse_authorized_identifier(data: object) -> None | PersonalPermissionsAuthorizedIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset
+        if _authorized_identifier is None or _authorized_identifier is UNSET:
+            authorized_identifier = _authorized_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = PersonalPermissionsAuthorizedIdentifier.from_dict(data)
+                authorized_identifier_type_1 = PersonalPermissionsAuthorizedIdentifier.from_dict(_authorized_identifier)
 
-                return authorized_identifier_type_1
+                authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonalPermissionsAuthorizedIdentifier | Unset, data)
+                authorized_identifier = cast(
+                    None | PersonalPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
+                )
 
-        authorized_identifier = _parse_authorized_identifier(d.pop("authorizedIdentifier", UNSET))
-
-        def _parse_target_identifier(data: object) -> None | PersonalPermissionsTargetIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _target_identifier = d.pop("targetIdentifier", UNSET)
+        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
+        if _target_identifier is None or _target_identifier is UNSET:
+            target_identifier = _target_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(data)
+                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(_target_identifier)
 
-                return target_identifier_type_1
+                target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonalPermissionsTargetIdentifier | Unset, data)
+                target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        target_identifier = _parse_target_identifier(d.pop("targetIdentifier", UNSET))
-
-        def _parse_subject_person_details(data: object) -> None | PermissionsSubjectPersonDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset
+        if _subject_person_details is None or _subject_person_details is UNSET:
+            subject_person_details = _subject_person_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(data)
+                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(_subject_person_details)
 
-                return subject_person_details_type_1
+                subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectPersonDetails | Unset, data)
+                subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
 
-        subject_person_details = _parse_subject_person_details(d.pop("subjectPersonDetails", UNSET))
-
-        def _parse_subject_entity_details(data: object) -> None | PermissionsSubjectEntityDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset
+        if _subject_entity_details is None or _subject_entity_details is UNSET:
+            subject_entity_details = _subject_entity_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityDetails.from_dict(data)
+                subject_entity_details_type_1 = PermissionsSubjectEntityDetails.from_dict(_subject_entity_details)
 
-                return subject_entity_details_type_1
+                subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectEntityDetails | Unset, data)
-
-        subject_entity_details = _parse_subject_entity_details(d.pop("subjectEntityDetails", UNSET))
+                subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
 
         personal_permission = cls(
             id=id,
@@ -282,3 +249,10 @@ class PersonalPermission:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.permissions_subject_entity_details import PermissionsSubjectEntityDetails
+from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails
+from ..models.personal_permissions_authorized_identifier import PersonalPermissionsAuthorizedIdentifier
+from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
+from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier

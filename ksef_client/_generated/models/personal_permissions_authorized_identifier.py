@@ -45,7 +45,7 @@ class PersonalPermissionsAuthorizedIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonalPermissionsAuthorizedIdentifierType(d.pop("type"))
+        type_ = PersonalPermissionsAuthorizedIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

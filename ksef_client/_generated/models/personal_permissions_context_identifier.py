@@ -46,7 +46,7 @@ class PersonalPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonalPermissionsContextIdentifierType(d.pop("type"))
+        type_ = PersonalPermissionsContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -10,11 +10,6 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_type import PersonalPermissionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
-    from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier
-
 
 T = TypeVar("T", bound="PersonalPermissionsQueryRequest")
 
@@ -46,9 +41,6 @@ class PersonalPermissionsQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier  # noqa: PLC0415
-
         context_identifier: dict[str, Any] | None | Unset
         if isinstance(self.context_identifier, Unset):
             context_identifier = UNSET
@@ -101,83 +93,67 @@ class PersonalPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_context_identifier(data: object) -> None | PersonalPermissionsContextIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _context_identifier = d.pop("contextIdentifier", UNSET)
+        context_identifier: None | PersonalPermissionsContextIdentifier | Unset
+        if _context_identifier is None or _context_identifier is UNSET:
+            context_identifier = _context_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(data)
+                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(_context_identifier)
 
-                return context_identifier_type_1
+                context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonalPermissionsContextIdentifier | Unset, data)
+                context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
 
-        context_identifier = _parse_context_identifier(d.pop("contextIdentifier", UNSET))
-
-        def _parse_target_identifier(data: object) -> None | PersonalPermissionsTargetIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _target_identifier = d.pop("targetIdentifier", UNSET)
+        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
+        if _target_identifier is None or _target_identifier is UNSET:
+            target_identifier = _target_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(data)
+                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(_target_identifier)
 
-                return target_identifier_type_1
+                target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PersonalPermissionsTargetIdentifier | Unset, data)
+                target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        target_identifier = _parse_target_identifier(d.pop("targetIdentifier", UNSET))
-
-        def _parse_permission_types(data: object) -> list[PersonalPermissionType] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_types = d.pop("permissionTypes", UNSET)
+        permission_types: list[PersonalPermissionType] | None | Unset
+        if _permission_types is None or _permission_types is UNSET:
+            permission_types = _permission_types
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_permission_types, list):
                     raise TypeError()
                 permission_types_type_0 = []
-                _permission_types_type_0 = data
+                _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = PersonalPermissionType(permission_types_type_0_item_data)
+                    permission_types_type_0_item = PersonalPermissionType.from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
-                return permission_types_type_0
+                permission_types = permission_types_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[PersonalPermissionType] | None | Unset, data)
+                permission_types = cast(list[PersonalPermissionType] | None | Unset, _permission_types)
 
-        permission_types = _parse_permission_types(d.pop("permissionTypes", UNSET))
-
-        def _parse_permission_state(data: object) -> None | PermissionState | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permission_state = d.pop("permissionState", UNSET)
+        permission_state: None | PermissionState | Unset
+        if _permission_state is None or _permission_state is UNSET:
+            permission_state = _permission_state
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_permission_state, str):
                     raise TypeError()
-                permission_state_type_1 = PermissionState(data)
+                permission_state_type_1 = PermissionState.from_value(_permission_state)
 
-                return permission_state_type_1
+                permission_state = permission_state_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionState | Unset, data)
-
-        permission_state = _parse_permission_state(d.pop("permissionState", UNSET))
+                permission_state = cast(None | PermissionState | Unset, _permission_state)
 
         personal_permissions_query_request = cls(
             context_identifier=context_identifier,
@@ -204,3 +180,7 @@ class PersonalPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
+from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier

@@ -83,7 +83,7 @@ class PublicKeyCertificate:
         usage = []
         _usage = d.pop("usage")
         for usage_item_data in _usage:
-            usage_item = PublicKeyCertificateUsage(usage_item_data)
+            usage_item = PublicKeyCertificateUsage.from_value(usage_item_data)
 
             usage.append(usage_item)
 

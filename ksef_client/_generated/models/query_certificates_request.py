@@ -103,60 +103,51 @@ class QueryCertificatesRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        certificate_serial_number = cast(None | str | Unset, d.pop("certificateSerialNumber", UNSET))
+        certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
 
-        name = cast(None | str | Unset, d.pop("name", UNSET))
+        name: None | str | Unset = d.pop("name", UNSET)
 
-        def _parse_type_(data: object) -> KsefCertificateType | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _type_ = d.pop("type", UNSET)
+        type_: KsefCertificateType | None | Unset
+        if _type_ is None or _type_ is UNSET:
+            type_ = _type_
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_type_, str):
                     raise TypeError()
-                type_type_1 = KsefCertificateType(data)
+                type_type_1 = KsefCertificateType.from_value(_type_)
 
-                return type_type_1
+                type_ = type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(KsefCertificateType | None | Unset, data)
+                type_ = cast(KsefCertificateType | None | Unset, _type_)
 
-        type_ = _parse_type_(d.pop("type", UNSET))
-
-        def _parse_status(data: object) -> CertificateListItemStatus | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _status = d.pop("status", UNSET)
+        status: CertificateListItemStatus | None | Unset
+        if _status is None or _status is UNSET:
+            status = _status
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_status, str):
                     raise TypeError()
-                status_type_1 = CertificateListItemStatus(data)
+                status_type_1 = CertificateListItemStatus.from_value(_status)
 
-                return status_type_1
+                status = status_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CertificateListItemStatus | None | Unset, data)
+                status = cast(CertificateListItemStatus | None | Unset, _status)
 
-        status = _parse_status(d.pop("status", UNSET))
-
-        def _parse_expires_after(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _expires_after = d.pop("expiresAfter", UNSET)
+        expires_after: datetime.datetime | None | Unset
+        if _expires_after is None or _expires_after is UNSET:
+            expires_after = _expires_after
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_expires_after, str):
                     raise TypeError()
-                expires_after_type_0 = datetime.datetime.fromisoformat(data)
+                expires_after_type_0 = datetime.datetime.fromisoformat(_expires_after)
 
-                return expires_after_type_0
+                expires_after = expires_after_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        expires_after = _parse_expires_after(d.pop("expiresAfter", UNSET))
+                expires_after = cast(datetime.datetime | None | Unset, _expires_after)
 
         query_certificates_request = cls(
             certificate_serial_number=certificate_serial_number,

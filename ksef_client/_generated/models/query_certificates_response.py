@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.certificate_list_item import CertificateListItem
-
 
 T = TypeVar("T", bound="QueryCertificatesResponse")
 
@@ -43,8 +39,6 @@ class QueryCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.certificate_list_item import CertificateListItem  # noqa: PLC0415
-
         d = dict(src_dict)
         certificates = []
         _certificates = d.pop("certificates")
@@ -78,3 +72,6 @@ class QueryCertificatesResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.certificate_list_item import CertificateListItem

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_metadata import InvoiceMetadata
-
 
 T = TypeVar("T", bound="QueryInvoicesMetadataResponse")
 
@@ -75,8 +71,6 @@ class QueryInvoicesMetadataResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_metadata import InvoiceMetadata  # noqa: PLC0415
-
         d = dict(src_dict)
         has_more = d.pop("hasMore")
 
@@ -89,22 +83,19 @@ class QueryInvoicesMetadataResponse:
 
             invoices.append(invoices_item)
 
-        def _parse_permanent_storage_hwm_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permanent_storage_hwm_date = d.pop("permanentStorageHwmDate", UNSET)
+        permanent_storage_hwm_date: datetime.datetime | None | Unset
+        if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
+            permanent_storage_hwm_date = _permanent_storage_hwm_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_permanent_storage_hwm_date, str):
                     raise TypeError()
-                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(data)
+                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_hwm_date)
 
-                return permanent_storage_hwm_date_type_0
+                permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        permanent_storage_hwm_date = _parse_permanent_storage_hwm_date(d.pop("permanentStorageHwmDate", UNSET))
+                permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
         query_invoices_metadata_response = cls(
             has_more=has_more,
@@ -131,3 +122,6 @@ class QueryInvoicesMetadataResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_metadata import InvoiceMetadata

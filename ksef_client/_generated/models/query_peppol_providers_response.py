@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.peppol_provider import PeppolProvider
-
 
 T = TypeVar("T", bound="QueryPeppolProvidersResponse")
 
@@ -43,8 +39,6 @@ class QueryPeppolProvidersResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.peppol_provider import PeppolProvider  # noqa: PLC0415
-
         d = dict(src_dict)
         peppol_providers = []
         _peppol_providers = d.pop("peppolProviders")
@@ -78,3 +72,6 @@ class QueryPeppolProvidersResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.peppol_provider import PeppolProvider

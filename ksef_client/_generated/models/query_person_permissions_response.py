@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.person_permission import PersonPermission
-
 
 T = TypeVar("T", bound="QueryPersonPermissionsResponse")
 
@@ -43,8 +39,6 @@ class QueryPersonPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.person_permission import PersonPermission  # noqa: PLC0415
-
         d = dict(src_dict)
         permissions = []
         _permissions = d.pop("permissions")
@@ -78,3 +72,6 @@ class QueryPersonPermissionsResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.person_permission import PersonPermission

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.query_tokens_response_item import QueryTokensResponseItem
-
 
 T = TypeVar("T", bound="QueryTokensResponse")
 
@@ -50,8 +46,6 @@ class QueryTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.query_tokens_response_item import QueryTokensResponseItem  # noqa: PLC0415
-
         d = dict(src_dict)
         tokens = []
         _tokens = d.pop("tokens")
@@ -60,7 +54,7 @@ class QueryTokensResponse:
 
             tokens.append(tokens_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         query_tokens_response = cls(
             tokens=tokens,
@@ -85,3 +79,6 @@ class QueryTokensResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.query_tokens_response_item import QueryTokensResponseItem

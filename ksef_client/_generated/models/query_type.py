@@ -10,6 +10,11 @@ class QueryType(StrEnum):
         return str(self.value)
 
     @classmethod
+    def from_value(cls, value: str) -> "QueryType":
+        """The member for a value KSeF sent: a dict lookup, unknown values kept (see _missing_)."""
+        return cls._value2member_map_.get(value) or cls(value)  # type: ignore[return-value]
+
+    @classmethod
     def _missing_(cls, value: object) -> "QueryType | None":
         # KSeF adds enum values between releases: an unknown value is kept, not rejected.
         if not isinstance(value, str):

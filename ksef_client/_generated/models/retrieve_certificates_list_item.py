@@ -60,7 +60,7 @@ class RetrieveCertificatesListItem:
 
         certificate_serial_number = d.pop("certificateSerialNumber")
 
-        certificate_type = KsefCertificateType(d.pop("certificateType"))
+        certificate_type = KsefCertificateType.from_value(d.pop("certificateType"))
 
         retrieve_certificates_list_item = cls(
             certificate=certificate,

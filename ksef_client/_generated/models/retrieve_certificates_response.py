@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.retrieve_certificates_list_item import RetrieveCertificatesListItem
-
 
 T = TypeVar("T", bound="RetrieveCertificatesResponse")
 
@@ -38,8 +34,6 @@ class RetrieveCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.retrieve_certificates_list_item import RetrieveCertificatesListItem  # noqa: PLC0415
-
         d = dict(src_dict)
         certificates = []
         _certificates = d.pop("certificates")
@@ -70,3 +64,6 @@ class RetrieveCertificatesResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.retrieve_certificates_list_item import RetrieveCertificatesListItem

@@ -45,23 +45,19 @@ class RevokeCertificateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-
-        def _parse_revocation_reason(data: object) -> CertificateRevocationReason | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _revocation_reason = d.pop("revocationReason", UNSET)
+        revocation_reason: CertificateRevocationReason | None | Unset
+        if _revocation_reason is None or _revocation_reason is UNSET:
+            revocation_reason = _revocation_reason
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_revocation_reason, str):
                     raise TypeError()
-                revocation_reason_type_1 = CertificateRevocationReason(data)
+                revocation_reason_type_1 = CertificateRevocationReason.from_value(_revocation_reason)
 
-                return revocation_reason_type_1
+                revocation_reason = revocation_reason_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CertificateRevocationReason | None | Unset, data)
-
-        revocation_reason = _parse_revocation_reason(d.pop("revocationReason", UNSET))
+                revocation_reason = cast(CertificateRevocationReason | None | Unset, _revocation_reason)
 
         revoke_certificate_request = cls(
             revocation_reason=revocation_reason,

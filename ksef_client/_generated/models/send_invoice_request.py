@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -85,7 +85,7 @@ class SendInvoiceRequest:
 
         offline_mode = d.pop("offlineMode", UNSET)
 
-        hash_of_corrected_invoice = cast(None | str | Unset, d.pop("hashOfCorrectedInvoice", UNSET))
+        hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
 
         send_invoice_request = cls(
             invoice_hash=invoice_hash,

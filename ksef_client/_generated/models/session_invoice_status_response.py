@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.invoice_status_info import InvoiceStatusInfo
-
 
 T = TypeVar("T", bound="SessionInvoiceStatusResponse")
 
@@ -153,8 +149,6 @@ class SessionInvoiceStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.invoice_status_info import InvoiceStatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         ordinal_number = d.pop("ordinalNumber")
 
@@ -166,83 +160,73 @@ class SessionInvoiceStatusResponse:
 
         status = InvoiceStatusInfo.from_dict(d.pop("status"))
 
-        invoice_number = cast(None | str | Unset, d.pop("invoiceNumber", UNSET))
+        invoice_number: None | str | Unset = d.pop("invoiceNumber", UNSET)
 
-        ksef_number = cast(None | str | Unset, d.pop("ksefNumber", UNSET))
+        ksef_number: None | str | Unset = d.pop("ksefNumber", UNSET)
 
-        invoice_file_name = cast(None | str | Unset, d.pop("invoiceFileName", UNSET))
+        invoice_file_name: None | str | Unset = d.pop("invoiceFileName", UNSET)
 
-        def _parse_acquisition_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _acquisition_date = d.pop("acquisitionDate", UNSET)
+        acquisition_date: datetime.datetime | None | Unset
+        if _acquisition_date is None or _acquisition_date is UNSET:
+            acquisition_date = _acquisition_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_acquisition_date, str):
                     raise TypeError()
-                acquisition_date_type_0 = datetime.datetime.fromisoformat(data)
+                acquisition_date_type_0 = datetime.datetime.fromisoformat(_acquisition_date)
 
-                return acquisition_date_type_0
+                acquisition_date = acquisition_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                acquisition_date = cast(datetime.datetime | None | Unset, _acquisition_date)
 
-        acquisition_date = _parse_acquisition_date(d.pop("acquisitionDate", UNSET))
-
-        def _parse_permanent_storage_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _permanent_storage_date = d.pop("permanentStorageDate", UNSET)
+        permanent_storage_date: datetime.datetime | None | Unset
+        if _permanent_storage_date is None or _permanent_storage_date is UNSET:
+            permanent_storage_date = _permanent_storage_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_permanent_storage_date, str):
                     raise TypeError()
-                permanent_storage_date_type_0 = datetime.datetime.fromisoformat(data)
+                permanent_storage_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_date)
 
-                return permanent_storage_date_type_0
+                permanent_storage_date = permanent_storage_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                permanent_storage_date = cast(datetime.datetime | None | Unset, _permanent_storage_date)
 
-        permanent_storage_date = _parse_permanent_storage_date(d.pop("permanentStorageDate", UNSET))
+        upo_download_url: None | str | Unset = d.pop("upoDownloadUrl", UNSET)
 
-        upo_download_url = cast(None | str | Unset, d.pop("upoDownloadUrl", UNSET))
-
-        def _parse_upo_download_url_expiration_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _upo_download_url_expiration_date = d.pop("upoDownloadUrlExpirationDate", UNSET)
+        upo_download_url_expiration_date: datetime.datetime | None | Unset
+        if _upo_download_url_expiration_date is None or _upo_download_url_expiration_date is UNSET:
+            upo_download_url_expiration_date = _upo_download_url_expiration_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_upo_download_url_expiration_date, str):
                     raise TypeError()
-                upo_download_url_expiration_date_type_0 = datetime.datetime.fromisoformat(data)
+                upo_download_url_expiration_date_type_0 = datetime.datetime.fromisoformat(
+                    _upo_download_url_expiration_date
+                )
 
-                return upo_download_url_expiration_date_type_0
+                upo_download_url_expiration_date = upo_download_url_expiration_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                upo_download_url_expiration_date = cast(
+                    datetime.datetime | None | Unset, _upo_download_url_expiration_date
+                )
 
-        upo_download_url_expiration_date = _parse_upo_download_url_expiration_date(
-            d.pop("upoDownloadUrlExpirationDate", UNSET)
-        )
-
-        def _parse_invoicing_mode(data: object) -> InvoicingMode | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _invoicing_mode = d.pop("invoicingMode", UNSET)
+        invoicing_mode: InvoicingMode | None | Unset
+        if _invoicing_mode is None or _invoicing_mode is UNSET:
+            invoicing_mode = _invoicing_mode
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_invoicing_mode, str):
                     raise TypeError()
-                invoicing_mode_type_1 = InvoicingMode(data)
+                invoicing_mode_type_1 = InvoicingMode.from_value(_invoicing_mode)
 
-                return invoicing_mode_type_1
+                invoicing_mode = invoicing_mode_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(InvoicingMode | None | Unset, data)
-
-        invoicing_mode = _parse_invoicing_mode(d.pop("invoicingMode", UNSET))
+                invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
 
         session_invoice_status_response = cls(
             ordinal_number=ordinal_number,
@@ -278,3 +262,6 @@ class SessionInvoiceStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.invoice_status_info import InvoiceStatusInfo

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.session_invoice_status_response import SessionInvoiceStatusResponse
-
 
 T = TypeVar("T", bound="SessionInvoicesResponse")
 
@@ -50,8 +46,6 @@ class SessionInvoicesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.session_invoice_status_response import SessionInvoiceStatusResponse  # noqa: PLC0415
-
         d = dict(src_dict)
         invoices = []
         _invoices = d.pop("invoices")
@@ -60,7 +54,7 @@ class SessionInvoicesResponse:
 
             invoices.append(invoices_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         session_invoices_response = cls(
             invoices=invoices,
@@ -85,3 +79,6 @@ class SessionInvoicesResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.session_invoice_status_response import SessionInvoiceStatusResponse

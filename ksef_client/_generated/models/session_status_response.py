@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.status_info import StatusInfo
-    from ..models.upo_response import UpoResponse
-
 
 T = TypeVar("T", bound="SessionStatusResponse")
 
@@ -38,8 +33,6 @@ class SessionStatusResponse:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.upo_response import UpoResponse  # noqa: PLC0415
-
         status = self.status.to_dict()
 
         date_created = self.date_created.isoformat()
@@ -104,9 +97,6 @@ class SessionStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-        from ..models.upo_response import UpoResponse  # noqa: PLC0415
-
         d = dict(src_dict)
         status = StatusInfo.from_dict(d.pop("status"))
 
@@ -114,45 +104,39 @@ class SessionStatusResponse:
 
         date_updated = datetime.datetime.fromisoformat(d.pop("dateUpdated"))
 
-        def _parse_valid_until(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _valid_until = d.pop("validUntil", UNSET)
+        valid_until: datetime.datetime | None | Unset
+        if _valid_until is None or _valid_until is UNSET:
+            valid_until = _valid_until
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_valid_until, str):
                     raise TypeError()
-                valid_until_type_0 = datetime.datetime.fromisoformat(data)
+                valid_until_type_0 = datetime.datetime.fromisoformat(_valid_until)
 
-                return valid_until_type_0
+                valid_until = valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                valid_until = cast(datetime.datetime | None | Unset, _valid_until)
 
-        valid_until = _parse_valid_until(d.pop("validUntil", UNSET))
-
-        def _parse_upo(data: object) -> None | Unset | UpoResponse:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _upo = d.pop("upo", UNSET)
+        upo: None | Unset | UpoResponse
+        if _upo is None or _upo is UNSET:
+            upo = _upo
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_upo, dict):
                     raise TypeError()
-                upo_type_1 = UpoResponse.from_dict(data)
+                upo_type_1 = UpoResponse.from_dict(_upo)
 
-                return upo_type_1
+                upo = upo_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | Unset | UpoResponse, data)
+                upo = cast(None | Unset | UpoResponse, _upo)
 
-        upo = _parse_upo(d.pop("upo", UNSET))
+        invoice_count: int | None | Unset = d.pop("invoiceCount", UNSET)
 
-        invoice_count = cast(int | None | Unset, d.pop("invoiceCount", UNSET))
+        successful_invoice_count: int | None | Unset = d.pop("successfulInvoiceCount", UNSET)
 
-        successful_invoice_count = cast(int | None | Unset, d.pop("successfulInvoiceCount", UNSET))
-
-        failed_invoice_count = cast(int | None | Unset, d.pop("failedInvoiceCount", UNSET))
+        failed_invoice_count: int | None | Unset = d.pop("failedInvoiceCount", UNSET)
 
         session_status_response = cls(
             status=status,
@@ -183,3 +167,7 @@ class SessionStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.status_info import StatusInfo
+from ..models.upo_response import UpoResponse

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.sessions_query_response_item import SessionsQueryResponseItem
-
 
 T = TypeVar("T", bound="SessionsQueryResponse")
 
@@ -50,8 +46,6 @@ class SessionsQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.sessions_query_response_item import SessionsQueryResponseItem  # noqa: PLC0415
-
         d = dict(src_dict)
         sessions = []
         _sessions = d.pop("sessions")
@@ -60,7 +54,7 @@ class SessionsQueryResponse:
 
             sessions.append(sessions_item)
 
-        continuation_token = cast(None | str | Unset, d.pop("continuationToken", UNSET))
+        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
         sessions_query_response = cls(
             sessions=sessions,
@@ -85,3 +79,6 @@ class SessionsQueryResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.sessions_query_response_item import SessionsQueryResponseItem

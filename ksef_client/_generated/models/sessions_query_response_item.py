@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.status_info import StatusInfo
-
 
 T = TypeVar("T", bound="SessionsQueryResponseItem")
 
@@ -79,8 +75,6 @@ class SessionsQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.status_info import StatusInfo  # noqa: PLC0415
-
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
@@ -96,22 +90,19 @@ class SessionsQueryResponseItem:
 
         failed_invoice_count = d.pop("failedInvoiceCount")
 
-        def _parse_valid_until(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _valid_until = d.pop("validUntil", UNSET)
+        valid_until: datetime.datetime | None | Unset
+        if _valid_until is None or _valid_until is UNSET:
+            valid_until = _valid_until
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_valid_until, str):
                     raise TypeError()
-                valid_until_type_0 = datetime.datetime.fromisoformat(data)
+                valid_until_type_0 = datetime.datetime.fromisoformat(_valid_until)
 
-                return valid_until_type_0
+                valid_until = valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        valid_until = _parse_valid_until(d.pop("validUntil", UNSET))
+                valid_until = cast(datetime.datetime | None | Unset, _valid_until)
 
         sessions_query_response_item = cls(
             reference_number=reference_number,
@@ -142,3 +133,6 @@ class SessionsQueryResponseItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.status_info import StatusInfo

@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.batch_session_context_limits_override import BatchSessionContextLimitsOverride
-    from ..models.online_session_context_limits_override import OnlineSessionContextLimitsOverride
-
 
 T = TypeVar("T", bound="SetSessionLimitsRequest")
 
@@ -39,9 +34,6 @@ class SetSessionLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.batch_session_context_limits_override import BatchSessionContextLimitsOverride  # noqa: PLC0415
-        from ..models.online_session_context_limits_override import OnlineSessionContextLimitsOverride  # noqa: PLC0415
-
         d = dict(src_dict)
         online_session = OnlineSessionContextLimitsOverride.from_dict(d.pop("onlineSession"))
 
@@ -70,3 +62,7 @@ class SetSessionLimitsRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.batch_session_context_limits_override import BatchSessionContextLimitsOverride
+from ..models.online_session_context_limits_override import OnlineSessionContextLimitsOverride

@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subject_identifier_type import SubjectIdentifierType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.certificate_subject_limits_override import CertificateSubjectLimitsOverride
-    from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsOverride
-
 
 T = TypeVar("T", bound="SetSubjectLimitsRequest")
 
@@ -26,9 +21,6 @@ class SetSubjectLimitsRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.certificate_subject_limits_override import CertificateSubjectLimitsOverride  # noqa: PLC0415
-        from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsOverride  # noqa: PLC0415
-
         subject_identifier_type: str | Unset = UNSET
         if not isinstance(self.subject_identifier_type, Unset):
             subject_identifier_type = self.subject_identifier_type.value
@@ -63,50 +55,41 @@ class SetSubjectLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.certificate_subject_limits_override import CertificateSubjectLimitsOverride  # noqa: PLC0415
-        from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsOverride  # noqa: PLC0415
-
         d = dict(src_dict)
         _subject_identifier_type = d.pop("subjectIdentifierType", UNSET)
         subject_identifier_type: SubjectIdentifierType | Unset
         if isinstance(_subject_identifier_type, Unset):
             subject_identifier_type = UNSET
         else:
-            subject_identifier_type = SubjectIdentifierType(_subject_identifier_type)
+            subject_identifier_type = SubjectIdentifierType.from_value(_subject_identifier_type)
 
-        def _parse_enrollment(data: object) -> EnrollmentSubjectLimitsOverride | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _enrollment = d.pop("enrollment", UNSET)
+        enrollment: EnrollmentSubjectLimitsOverride | None | Unset
+        if _enrollment is None or _enrollment is UNSET:
+            enrollment = _enrollment
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_enrollment, dict):
                     raise TypeError()
-                enrollment_type_1 = EnrollmentSubjectLimitsOverride.from_dict(data)
+                enrollment_type_1 = EnrollmentSubjectLimitsOverride.from_dict(_enrollment)
 
-                return enrollment_type_1
+                enrollment = enrollment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EnrollmentSubjectLimitsOverride | None | Unset, data)
+                enrollment = cast(EnrollmentSubjectLimitsOverride | None | Unset, _enrollment)
 
-        enrollment = _parse_enrollment(d.pop("enrollment", UNSET))
-
-        def _parse_certificate(data: object) -> CertificateSubjectLimitsOverride | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _certificate = d.pop("certificate", UNSET)
+        certificate: CertificateSubjectLimitsOverride | None | Unset
+        if _certificate is None or _certificate is UNSET:
+            certificate = _certificate
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_certificate, dict):
                     raise TypeError()
-                certificate_type_1 = CertificateSubjectLimitsOverride.from_dict(data)
+                certificate_type_1 = CertificateSubjectLimitsOverride.from_dict(_certificate)
 
-                return certificate_type_1
+                certificate = certificate_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(CertificateSubjectLimitsOverride | None | Unset, data)
-
-        certificate = _parse_certificate(d.pop("certificate", UNSET))
+                certificate = cast(CertificateSubjectLimitsOverride | None | Unset, _certificate)
 
         set_subject_limits_request = cls(
             subject_identifier_type=subject_identifier_type,
@@ -132,3 +115,7 @@ class SetSubjectLimitsRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.certificate_subject_limits_override import CertificateSubjectLimitsOverride
+from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsOverride

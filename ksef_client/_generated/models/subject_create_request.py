@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subject_type import SubjectType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.subunit import Subunit
-
 
 T = TypeVar("T", bound="SubjectCreateRequest")
 
@@ -75,53 +71,45 @@ class SubjectCreateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.subunit import Subunit  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_nip = d.pop("subjectNip")
 
-        subject_type = SubjectType(d.pop("subjectType"))
+        subject_type = SubjectType.from_value(d.pop("subjectType"))
 
         description = d.pop("description")
 
-        def _parse_subunits(data: object) -> list[Subunit] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subunits = d.pop("subunits", UNSET)
+        subunits: list[Subunit] | None | Unset
+        if _subunits is None or _subunits is UNSET:
+            subunits = _subunits
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_subunits, list):
                     raise TypeError()
                 subunits_type_0 = []
-                _subunits_type_0 = data
+                _subunits_type_0 = _subunits
                 for subunits_type_0_item_data in _subunits_type_0:
                     subunits_type_0_item = Subunit.from_dict(subunits_type_0_item_data)
 
                     subunits_type_0.append(subunits_type_0_item)
 
-                return subunits_type_0
+                subunits = subunits_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[Subunit] | None | Unset, data)
+                subunits = cast(list[Subunit] | None | Unset, _subunits)
 
-        subunits = _parse_subunits(d.pop("subunits", UNSET))
-
-        def _parse_created_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _created_date = d.pop("createdDate", UNSET)
+        created_date: datetime.datetime | None | Unset
+        if _created_date is None or _created_date is UNSET:
+            created_date = _created_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_created_date, str):
                     raise TypeError()
-                created_date_type_0 = datetime.datetime.fromisoformat(data)
+                created_date_type_0 = datetime.datetime.fromisoformat(_created_date)
 
-                return created_date_type_0
+                created_date = created_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
-
-        created_date = _parse_created_date(d.pop("createdDate", UNSET))
+                created_date = cast(datetime.datetime | None | Unset, _created_date)
 
         subject_create_request = cls(
             subject_nip=subject_nip,
@@ -149,3 +137,6 @@ class SubjectCreateRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.subunit import Subunit

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subordinate_entity_role_type import SubordinateEntityRoleType
-
-if TYPE_CHECKING:
-    from ..models.subordinate_role_subordinate_entity_identifier import SubordinateRoleSubordinateEntityIdentifier
-
 
 T = TypeVar("T", bound="SubordinateEntityRole")
 
@@ -55,14 +51,12 @@ class SubordinateEntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.subordinate_role_subordinate_entity_identifier import SubordinateRoleSubordinateEntityIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         subordinate_entity_identifier = SubordinateRoleSubordinateEntityIdentifier.from_dict(
             d.pop("subordinateEntityIdentifier")
         )
 
-        role = SubordinateEntityRoleType(d.pop("role"))
+        role = SubordinateEntityRoleType.from_value(d.pop("role"))
 
         description = d.pop("description")
 
@@ -93,3 +87,6 @@ class SubordinateEntityRole:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.subordinate_role_subordinate_entity_identifier import SubordinateRoleSubordinateEntityIdentifier

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.entity_permissions_subordinate_entity_identifier import EntityPermissionsSubordinateEntityIdentifier
-
 
 T = TypeVar("T", bound="SubordinateEntityRolesQueryRequest")
 
@@ -26,10 +22,6 @@ class SubordinateEntityRolesQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.entity_permissions_subordinate_entity_identifier import (
-            EntityPermissionsSubordinateEntityIdentifier,  # noqa: PLC0415
-        )
-
         subordinate_entity_identifier: dict[str, Any] | None | Unset
         if isinstance(self.subordinate_entity_identifier, Unset):
             subordinate_entity_identifier = UNSET
@@ -48,32 +40,24 @@ class SubordinateEntityRolesQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.entity_permissions_subordinate_entity_identifier import (
-            EntityPermissionsSubordinateEntityIdentifier,  # noqa: PLC0415
-        )
-
         d = dict(src_dict)
-
-        def _parse_subordinate_entity_identifier(
-            data: object,
-        ) -> EntityPermissionsSubordinateEntityIdentifier | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subordinate_entity_identifier = d.pop("subordinateEntityIdentifier", UNSET)
+        subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset
+        if _subordinate_entity_identifier is None or _subordinate_entity_identifier is UNSET:
+            subordinate_entity_identifier = _subordinate_entity_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subordinate_entity_identifier, dict):
                     raise TypeError()
-                subordinate_entity_identifier_type_1 = EntityPermissionsSubordinateEntityIdentifier.from_dict(data)
+                subordinate_entity_identifier_type_1 = EntityPermissionsSubordinateEntityIdentifier.from_dict(
+                    _subordinate_entity_identifier
+                )
 
-                return subordinate_entity_identifier_type_1
+                subordinate_entity_identifier = subordinate_entity_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(EntityPermissionsSubordinateEntityIdentifier | None | Unset, data)
-
-        subordinate_entity_identifier = _parse_subordinate_entity_identifier(
-            d.pop("subordinateEntityIdentifier", UNSET)
-        )
+                subordinate_entity_identifier = cast(
+                    EntityPermissionsSubordinateEntityIdentifier | None | Unset, _subordinate_entity_identifier
+                )
 
         subordinate_entity_roles_query_request = cls(
             subordinate_entity_identifier=subordinate_entity_identifier,
@@ -97,3 +81,6 @@ class SubordinateEntityRolesQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.entity_permissions_subordinate_entity_identifier import EntityPermissionsSubordinateEntityIdentifier

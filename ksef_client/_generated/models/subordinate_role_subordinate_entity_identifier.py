@@ -45,7 +45,7 @@ class SubordinateRoleSubordinateEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubordinateRoleSubordinateEntityIdentifierType(d.pop("type"))
+        type_ = SubordinateRoleSubordinateEntityIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

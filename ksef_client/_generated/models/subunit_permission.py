@@ -3,20 +3,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subunit_permission_scope import SubunitPermissionScope
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails
-    from ..models.subunit_permissions_author_identifier import SubunitPermissionsAuthorIdentifier
-    from ..models.subunit_permissions_authorized_identifier import SubunitPermissionsAuthorizedIdentifier
-    from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier
-
 
 T = TypeVar("T", bound="SubunitPermission")
 
@@ -57,8 +50,6 @@ class SubunitPermission:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails  # noqa: PLC0415
-
         id = self.id
 
         authorized_identifier = self.authorized_identifier.to_dict()
@@ -109,11 +100,6 @@ class SubunitPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails  # noqa: PLC0415
-        from ..models.subunit_permissions_author_identifier import SubunitPermissionsAuthorIdentifier  # noqa: PLC0415
-        from ..models.subunit_permissions_authorized_identifier import SubunitPermissionsAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         id = d.pop("id")
 
@@ -123,30 +109,27 @@ class SubunitPermission:
 
         author_identifier = SubunitPermissionsAuthorIdentifier.from_dict(d.pop("authorIdentifier"))
 
-        permission_scope = SubunitPermissionScope(d.pop("permissionScope"))
+        permission_scope = SubunitPermissionScope.from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        def _parse_subject_person_details(data: object) -> None | PermissionsSubjectPersonDetails | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset
+        if _subject_person_details is None or _subject_person_details is UNSET:
+            subject_person_details = _subject_person_details
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(data)
+                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(_subject_person_details)
 
-                return subject_person_details_type_1
+                subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | PermissionsSubjectPersonDetails | Unset, data)
+                subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
 
-        subject_person_details = _parse_subject_person_details(d.pop("subjectPersonDetails", UNSET))
-
-        subunit_name = cast(None | str | Unset, d.pop("subunitName", UNSET))
+        subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
         subunit_permission = cls(
             id=id,
@@ -178,3 +161,9 @@ class SubunitPermission:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.permissions_subject_person_details import PermissionsSubjectPersonDetails
+from ..models.subunit_permissions_author_identifier import SubunitPermissionsAuthorIdentifier
+from ..models.subunit_permissions_authorized_identifier import SubunitPermissionsAuthorizedIdentifier
+from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier

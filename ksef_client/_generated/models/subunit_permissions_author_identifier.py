@@ -47,7 +47,7 @@ class SubunitPermissionsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsAuthorIdentifierType(d.pop("type"))
+        type_ = SubunitPermissionsAuthorIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -46,7 +46,7 @@ class SubunitPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsContextIdentifierType(d.pop("type"))
+        type_ = SubunitPermissionsContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
-    from ..models.subunit_permissions_context_identifier import SubunitPermissionsContextIdentifier
-    from ..models.subunit_permissions_subject_identifier import SubunitPermissionsSubjectIdentifier
-
 
 T = TypeVar("T", bound="SubunitPermissionsGrantRequest")
 
@@ -73,10 +67,6 @@ class SubunitPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.person_permission_subject_details import PersonPermissionSubjectDetails  # noqa: PLC0415
-        from ..models.subunit_permissions_context_identifier import SubunitPermissionsContextIdentifier  # noqa: PLC0415
-        from ..models.subunit_permissions_subject_identifier import SubunitPermissionsSubjectIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         subject_identifier = SubunitPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
 
@@ -86,7 +76,7 @@ class SubunitPermissionsGrantRequest:
 
         subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
 
-        subunit_name = cast(None | str | Unset, d.pop("subunitName", UNSET))
+        subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
         subunit_permissions_grant_request = cls(
             subject_identifier=subject_identifier,
@@ -114,3 +104,8 @@ class SubunitPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
+from ..models.subunit_permissions_context_identifier import SubunitPermissionsContextIdentifier
+from ..models.subunit_permissions_subject_identifier import SubunitPermissionsSubjectIdentifier

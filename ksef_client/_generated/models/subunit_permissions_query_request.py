@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier
-
 
 T = TypeVar("T", bound="SubunitPermissionsQueryRequest")
 
@@ -27,8 +23,6 @@ class SubunitPermissionsQueryRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier  # noqa: PLC0415
-
         subunit_identifier: dict[str, Any] | None | Unset
         if isinstance(self.subunit_identifier, Unset):
             subunit_identifier = UNSET
@@ -47,26 +41,20 @@ class SubunitPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_subunit_identifier(data: object) -> None | SubunitPermissionsSubunitIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _subunit_identifier = d.pop("subunitIdentifier", UNSET)
+        subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset
+        if _subunit_identifier is None or _subunit_identifier is UNSET:
+            subunit_identifier = _subunit_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_subunit_identifier, dict):
                     raise TypeError()
-                subunit_identifier_type_1 = SubunitPermissionsSubunitIdentifier.from_dict(data)
+                subunit_identifier_type_1 = SubunitPermissionsSubunitIdentifier.from_dict(_subunit_identifier)
 
-                return subunit_identifier_type_1
+                subunit_identifier = subunit_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | SubunitPermissionsSubunitIdentifier | Unset, data)
-
-        subunit_identifier = _parse_subunit_identifier(d.pop("subunitIdentifier", UNSET))
+                subunit_identifier = cast(None | SubunitPermissionsSubunitIdentifier | Unset, _subunit_identifier)
 
         subunit_permissions_query_request = cls(
             subunit_identifier=subunit_identifier,
@@ -90,3 +78,6 @@ class SubunitPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier

@@ -47,7 +47,7 @@ class SubunitPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsSubjectIdentifierType(d.pop("type"))
+        type_ = SubunitPermissionsSubjectIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

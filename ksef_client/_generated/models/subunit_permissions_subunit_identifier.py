@@ -46,7 +46,7 @@ class SubunitPermissionsSubunitIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsSubunitIdentifierType(d.pop("type"))
+        type_ = SubunitPermissionsSubunitIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -39,7 +39,7 @@ class TestDataAuthenticationContextIdentifier:
         d = dict(src_dict)
         value = d.pop("value")
 
-        type_ = TestDataAuthenticationContextIdentifierType(d.pop("type"))
+        type_ = TestDataAuthenticationContextIdentifierType.from_value(d.pop("type"))
 
         test_data_authentication_context_identifier = cls(
             value=value,

@@ -37,7 +37,7 @@ class TestDataAuthorizedIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TestDataAuthorizedIdentifierType(d.pop("type"))
+        type_ = TestDataAuthorizedIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -37,7 +37,7 @@ class TestDataContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TestDataContextIdentifierType(d.pop("type"))
+        type_ = TestDataContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

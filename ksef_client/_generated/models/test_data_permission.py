@@ -39,7 +39,7 @@ class TestDataPermission:
         d = dict(src_dict)
         description = d.pop("description")
 
-        permission_type = TestDataPermissionType(d.pop("permissionType"))
+        permission_type = TestDataPermissionType.from_value(d.pop("permissionType"))
 
         test_data_permission = cls(
             description=description,

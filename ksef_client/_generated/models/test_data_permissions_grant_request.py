@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.test_data_authorized_identifier import TestDataAuthorizedIdentifier
-    from ..models.test_data_context_identifier import TestDataContextIdentifier
-    from ..models.test_data_permission import TestDataPermission
-
 
 T = TypeVar("T", bound="TestDataPermissionsGrantRequest")
 
@@ -47,10 +41,6 @@ class TestDataPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.test_data_authorized_identifier import TestDataAuthorizedIdentifier  # noqa: PLC0415
-        from ..models.test_data_context_identifier import TestDataContextIdentifier  # noqa: PLC0415
-        from ..models.test_data_permission import TestDataPermission  # noqa: PLC0415
-
         d = dict(src_dict)
         context_identifier = TestDataContextIdentifier.from_dict(d.pop("contextIdentifier"))
 
@@ -87,3 +77,8 @@ class TestDataPermissionsGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.test_data_authorized_identifier import TestDataAuthorizedIdentifier
+from ..models.test_data_context_identifier import TestDataContextIdentifier
+from ..models.test_data_permission import TestDataPermission

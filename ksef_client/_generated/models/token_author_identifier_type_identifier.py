@@ -44,7 +44,7 @@ class TokenAuthorIdentifierTypeIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TokenAuthorIdentifierType(d.pop("type"))
+        type_ = TokenAuthorIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -45,7 +45,7 @@ class TokenContextIdentifierTypeIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TokenContextIdentifierType(d.pop("type"))
+        type_ = TokenContextIdentifierType.from_value(d.pop("type"))
 
         value = d.pop("value")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,6 @@ from attrs import field as _attrs_field
 from ..models.authentication_token_status import AuthenticationTokenStatus
 from ..models.token_permission_type import TokenPermissionType
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.token_author_identifier_type_identifier import TokenAuthorIdentifierTypeIdentifier
-    from ..models.token_context_identifier_type_identifier import TokenContextIdentifierTypeIdentifier
-
 
 T = TypeVar("T", bound="TokenStatusResponse")
 
@@ -106,9 +101,6 @@ class TokenStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.token_author_identifier_type_identifier import TokenAuthorIdentifierTypeIdentifier  # noqa: PLC0415
-        from ..models.token_context_identifier_type_identifier import TokenContextIdentifierTypeIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
@@ -121,47 +113,41 @@ class TokenStatusResponse:
         requested_permissions = []
         _requested_permissions = d.pop("requestedPermissions")
         for requested_permissions_item_data in _requested_permissions:
-            requested_permissions_item = TokenPermissionType(requested_permissions_item_data)
+            requested_permissions_item = TokenPermissionType.from_value(requested_permissions_item_data)
 
             requested_permissions.append(requested_permissions_item)
 
         date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
 
-        status = AuthenticationTokenStatus(d.pop("status"))
+        status = AuthenticationTokenStatus.from_value(d.pop("status"))
 
-        def _parse_last_use_date(data: object) -> datetime.datetime | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _last_use_date = d.pop("lastUseDate", UNSET)
+        last_use_date: datetime.datetime | None | Unset
+        if _last_use_date is None or _last_use_date is UNSET:
+            last_use_date = _last_use_date
+        else:
             try:
-                if not isinstance(data, str):
+                if not isinstance(_last_use_date, str):
                     raise TypeError()
-                last_use_date_type_0 = datetime.datetime.fromisoformat(data)
+                last_use_date_type_0 = datetime.datetime.fromisoformat(_last_use_date)
 
-                return last_use_date_type_0
+                last_use_date = last_use_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(datetime.datetime | None | Unset, data)
+                last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
 
-        last_use_date = _parse_last_use_date(d.pop("lastUseDate", UNSET))
-
-        def _parse_status_details(data: object) -> list[str] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _status_details = d.pop("statusDetails", UNSET)
+        status_details: list[str] | None | Unset
+        if _status_details is None or _status_details is UNSET:
+            status_details = _status_details
+        else:
             try:
-                if not isinstance(data, list):
+                if not isinstance(_status_details, list):
                     raise TypeError()
-                status_details_type_0 = cast(list[str], data)
+                status_details_type_0 = cast(list[str], _status_details)
 
-                return status_details_type_0
+                status_details = status_details_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[str] | None | Unset, data)
-
-        status_details = _parse_status_details(d.pop("statusDetails", UNSET))
+                status_details = cast(list[str] | None | Unset, _status_details)
 
         token_status_response = cls(
             reference_number=reference_number,
@@ -193,3 +179,7 @@ class TokenStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.token_author_identifier_type_identifier import TokenAuthorIdentifierTypeIdentifier
+from ..models.token_context_identifier_type_identifier import TokenContextIdentifierTypeIdentifier

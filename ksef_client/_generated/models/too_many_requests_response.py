@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.too_many_requests_response_status import TooManyRequestsResponseStatus
-
 
 T = TypeVar("T", bound="TooManyRequestsResponse")
 
@@ -42,8 +38,6 @@ class TooManyRequestsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.too_many_requests_response_status import TooManyRequestsResponseStatus  # noqa: PLC0415
-
         d = dict(src_dict)
         status = TooManyRequestsResponseStatus.from_dict(d.pop("status"))
 
@@ -69,3 +63,6 @@ class TooManyRequestsResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.too_many_requests_response_status import TooManyRequestsResponseStatus

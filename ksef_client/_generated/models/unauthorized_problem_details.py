@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -85,9 +85,9 @@ class UnauthorizedProblemDetails:
 
         timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
 
-        instance = cast(None | str | Unset, d.pop("instance", UNSET))
+        instance: None | str | Unset = d.pop("instance", UNSET)
 
-        trace_id = cast(None | str | Unset, d.pop("traceId", UNSET))
+        trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
         unauthorized_problem_details = cls(
             title=title,

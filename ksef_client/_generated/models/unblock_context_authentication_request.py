@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
-
-if TYPE_CHECKING:
-    from ..models.test_data_authentication_context_identifier import TestDataAuthenticationContextIdentifier
-
 
 T = TypeVar("T", bound="UnblockContextAuthenticationRequest")
 
@@ -22,8 +18,6 @@ class UnblockContextAuthenticationRequest:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.test_data_authentication_context_identifier import TestDataAuthenticationContextIdentifier  # noqa: PLC0415
-
         context_identifier: dict[str, Any] | None | Unset
         if isinstance(self.context_identifier, Unset):
             context_identifier = UNSET
@@ -42,26 +36,20 @@ class UnblockContextAuthenticationRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.test_data_authentication_context_identifier import TestDataAuthenticationContextIdentifier  # noqa: PLC0415
-
         d = dict(src_dict)
-
-        def _parse_context_identifier(data: object) -> None | TestDataAuthenticationContextIdentifier | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
+        _context_identifier = d.pop("contextIdentifier", UNSET)
+        context_identifier: None | TestDataAuthenticationContextIdentifier | Unset
+        if _context_identifier is None or _context_identifier is UNSET:
+            context_identifier = _context_identifier
+        else:
             try:
-                if not isinstance(data, dict):
+                if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = TestDataAuthenticationContextIdentifier.from_dict(data)
+                context_identifier_type_1 = TestDataAuthenticationContextIdentifier.from_dict(_context_identifier)
 
-                return context_identifier_type_1
+                context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(None | TestDataAuthenticationContextIdentifier | Unset, data)
-
-        context_identifier = _parse_context_identifier(d.pop("contextIdentifier", UNSET))
+                context_identifier = cast(None | TestDataAuthenticationContextIdentifier | Unset, _context_identifier)
 
         unblock_context_authentication_request = cls(
             context_identifier=context_identifier,
@@ -85,3 +73,6 @@ class UnblockContextAuthenticationRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.test_data_authentication_context_identifier import TestDataAuthenticationContextIdentifier

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
-
-if TYPE_CHECKING:
-    from ..models.upo_page_response import UpoPageResponse
-
 
 T = TypeVar("T", bound="UpoResponse")
 
@@ -38,8 +34,6 @@ class UpoResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.upo_page_response import UpoPageResponse  # noqa: PLC0415
-
         d = dict(src_dict)
         pages = []
         _pages = d.pop("pages")
@@ -70,3 +64,6 @@ class UpoResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+from ..models.upo_page_response import UpoPageResponse
