@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ _BATCH_CHILD = textwrap.dedent(
     from ksef_client.batch import BatchPackage
     from ksef_client.crypto import SymmetricKey
     from ksef_client.testing import sample_invoice
-    count = int(sys.argv[1])
+    count, compression = int(sys.argv[1]), sys.argv[2]
     template = sample_invoice("FV/000000")
     size = 0
     def invoices(first, last):
@@ -94,24 +95,28 @@ _BATCH_CHILD = textwrap.dedent(
             size += len(data)
             yield (f"{i}.xml", data)
     start = time.perf_counter()
-    parts = 0
+    parts = zipped = 0
     for first in range(0, count, 10_000):  # KSeF takes at most 10,000 invoices per batch
-        with BatchPackage.build(invoices(first, min(count, first + 10_000)), SymmetricKey.generate()) as package:
+        batch = invoices(first, min(count, first + 10_000))
+        with BatchPackage.build(batch, SymmetricKey.generate(), compression=compression) as package:
             parts += len(package.parts)
+            zipped += package.file_size
     seconds = time.perf_counter() - start
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would show the parent's size.
     hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
     rss_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "input_mb": size / 1e6, "parts": parts, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"seconds": seconds, "input_mb": size / 1e6, "zip_mb": zipped / 1e6, "parts": parts,
+                      "peak_rss_mb": rss_mb, "invoice_bytes": len(template), "compression": compression}))
     """
 )
 
 
-def batch_build(count: int) -> dict[str, float]:
+def batch_build(count: int, compression: str = "deflate") -> dict[str, Any]:
     """Zip + split + AES-256-CBC + SHA-256 of ``count`` FA(3) invoices (batches of 10,000), in a fresh
     process, so peak RSS shows whether memory grows with the number of invoices."""
-    out = subprocess.run([sys.executable, "-c", _BATCH_CHILD, str(count)], check=True, capture_output=True, text=True)
-    result: dict[str, float] = json.loads(out.stdout)
+    command = [sys.executable, "-c", _BATCH_CHILD, str(count), compression]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout)
     result["input_mb_per_s"] = result["input_mb"] / result["seconds"]
     return result
 
@@ -130,9 +135,18 @@ def crypto_floor(megabytes: int = 64) -> dict[str, float]:
         digest.update(data)
         digest.finalize()
 
+    invoice = sample_invoice("FV/000000")
+
+    def deflate_each() -> None:  # what a zip member costs at the least: one fresh deflate per invoice
+        for _ in range(2000):
+            compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+            compressor.compress(invoice)
+            compressor.flush()
+
     return {
         "aes_256_cbc_mb_per_s": len(data) / 1e6 / median_seconds(aes, repeat=3),
         "sha256_mb_per_s": len(data) / 1e6 / median_seconds(sha, repeat=3),
+        "deflate_per_invoice_mb_per_s": 2000 * len(invoice) / 1e6 / median_seconds(deflate_each, repeat=3),
     }
 
 

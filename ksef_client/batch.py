@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey
 from ksef_client.errors import BatchError
 
@@ -83,14 +83,16 @@ class BatchPackage:
     @classmethod
     def build(
         cls, invoices: Iterable[InvoiceSource], key: SymmetricKey, *, part_size: int = MAX_PART_BYTES,
-        progress: Progress | None = None,
+        progress: Progress | None = None, compression: Compression = "deflate",
     ) -> BatchPackage:  # fmt: skip
-        """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken."""
+        """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
+
+        ``compression="stored"`` skips deflate: the build is ~5x faster, the upload ~5x larger.
+        """
         if not 1 <= part_size <= MAX_PART_BYTES:
             raise ValueError(f"part_size: 1..{MAX_PART_BYTES} bytes")
         with tempfile.TemporaryFile() as archive:
-            count = _write_zip(archive, invoices, progress)
-            size = archive.tell()
+            count, size = _write_zip(archive, invoices, progress, compression)
             if size > MAX_PACKAGE_BYTES:
                 raise BatchError(f"the package has {size} bytes; KSeF accepts at most {MAX_PACKAGE_BYTES}")
             part_count = max(1, -(-size // part_size))
@@ -115,29 +117,30 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
     return path.name, path.read_bytes()
 
 
-def _write_zip(archive: IO[bytes], invoices: Iterable[InvoiceSource], progress: Progress | None) -> int:
+def _write_zip(
+    archive: IO[bytes], invoices: Iterable[InvoiceSource], progress: Progress | None, compression: Compression
+) -> tuple[int, int]:
     names: set[str] = set()
     count = 0
-    # Level 1: invoices are small and repetitive, so it still shrinks them ~5x at several times the speed.
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as package:
-        for index, source in enumerate(invoices, start=1):
-            if index > MAX_INVOICES:
-                raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
-            name, data = _name_and_bytes(source, index)
-            if not data:
-                raise BatchError(f"invoice {index} ({name}) is empty")
-            if len(data) > MAX_BATCH_INVOICE_BYTES:
-                raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {MAX_BATCH_INVOICE_BYTES}")
-            if name in names:
-                raise BatchError(f"two invoices named {name!r} in one package")
-            names.add(name)
-            package.writestr(name, data)
-            count = index
-            if progress and index % 100 == 0:
-                progress("zip", index, 0)
+    package = ZipStream(archive, compression=compression)
+    for index, source in enumerate(invoices, start=1):
+        if index > MAX_INVOICES:
+            raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
+        name, data = _name_and_bytes(source, index)
+        if not data:
+            raise BatchError(f"invoice {index} ({name}) is empty")
+        if len(data) > MAX_BATCH_INVOICE_BYTES:
+            raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {MAX_BATCH_INVOICE_BYTES}")
+        if name in names:
+            raise BatchError(f"two invoices named {name!r} in one package")
+        names.add(name)
+        package.write(name, data)
+        count = index
+        if progress and index % 100 == 0:
+            progress("zip", index, 0)
     if count == 0:
         raise BatchError("no invoices to send")
-    return count
+    return count, package.close()
 
 
 def _chunks(source: IO[bytes], size: int) -> Iterator[bytes]:

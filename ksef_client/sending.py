@@ -36,6 +36,7 @@ from ksef_client._generated.models import (
     SessionInvoiceStatusResponse,
     SessionStatusResponse,
 )
+from ksef_client._zipstream import Compression
 from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
 from ksef_client.errors import APIConnectionError, BatchError, InternalServerError, InvoiceRejectedError
@@ -306,12 +307,15 @@ def _check_upload(response: httpx.Response, ordinal: int) -> None:
 def send_batch(
     client: KSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
     wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
-    progress: Progress | None = None,
+    progress: Progress | None = None, compression: Compression = "deflate",
 ) -> BatchResult:  # fmt: skip
-    """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait."""
+    """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
+
+    ``compression="stored"`` builds the package ~5x faster and uploads it ~5x larger.
+    """
     code = form_code(form)
     key = SymmetricKey.generate()
-    with BatchPackage.build(invoices, key, part_size=part_size, progress=progress) as package:
+    with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
         keys = client.auth.public_key_certificates()
         opened = run(retried_flow(lambda: open_batch_flow(code, package, key, keys, offline)), client)
         pairs = _upload_args(opened, package)
@@ -342,13 +346,13 @@ def send_batch(
 async def asend_batch(
     client: AsyncKSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
     wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
-    progress: Progress | None = None,
+    progress: Progress | None = None, compression: Compression = "deflate",
 ) -> BatchResult:  # fmt: skip
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code = form_code(form)
     key = SymmetricKey.generate()
     package = await anyio.to_thread.run_sync(
-        lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress)
+        lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression)
     )
     with package:
         keys = await client.auth.public_key_certificates()

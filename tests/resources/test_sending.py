@@ -98,6 +98,10 @@ class TestBatch:
         names = {i.invoice_file_name for i in ksef.sessions.invoices(result.reference_number)}
         assert names == {"a.xml", "b.xml"}
 
+    def test_stored_package_is_accepted(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        result = ksef.send_batch([sample_invoice(f"S/{i}") for i in range(30)], compression="stored", wait=True)
+        assert result.status is not None and result.status.successful_invoice_count == 30
+
     def test_limits_are_checked_before_anything_is_sent(self, ksef: KSeF, backend: KSeFBackend) -> None:
         invoices = [sample_invoice(f"L/{i}") for i in range(600)]
         with pytest.raises(BatchError, match="at most 50"):

@@ -1,0 +1,106 @@
+"""A write-only zip of many small members, written forward in one pass.
+
+Why not ``zipfile``: a KSeF batch holds up to 10,000 invoices of a few kilobytes each, and
+``ZipFile.writestr`` spends ~35 µs per member on bookkeeping (two headers, seeking back to patch
+sizes) beside ~12 µs of deflate. Here each member is deflated whole (invoices are at most 3 MB),
+so its header is written once with the sizes already known and the output only moves forward.
+(Deflating in worker threads was tried: for members this small, handing the GIL back and forth
+costs more than it saves.) The result is a plain zip (deflate or stored, UTF-8 names, ZIP64
+records only past 4 GiB) that ``zipfile`` and every other reader open.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import IO, Literal
+
+ZIP32_LIMIT = 0xFFFFFFFF
+UTF8_NAMES = 0x0800
+METHODS = {"deflate": 8, "stored": 0}
+Compression = Literal["deflate", "stored"]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What the central directory needs of a member already on disk."""
+
+    name: bytes
+    crc: int
+    size: int
+    packed_size: int
+    offset: int
+
+
+def _dos_time(moment: time.struct_time) -> tuple[int, int]:
+    date = (moment.tm_year - 1980) << 9 | moment.tm_mon << 5 | moment.tm_mday
+    clock = moment.tm_hour << 11 | moment.tm_min << 5 | moment.tm_sec // 2
+    return clock, date
+
+
+class ZipStream:
+    """Write members to ``out`` (positioned at 0); ``close()`` writes the directory and end records.
+
+    ``compression="deflate"`` (level 1: several times faster than the default level, and invoices
+    still shrink ~5x) or ``"stored"`` (no compression: fastest to build, largest to upload).
+    ``zip64_limit`` exists for tests: an archive over 4 GiB cannot be made in a unit test.
+    """
+
+    def __init__(self, out: IO[bytes], *, compression: Compression = "deflate", zip64_limit: int = ZIP32_LIMIT) -> None:
+        if compression not in METHODS:
+            raise ValueError(f"compression: one of {sorted(METHODS)}, not {compression!r}")
+        self._out = out
+        self._method = METHODS[compression]
+        self._zip64_limit = zip64_limit
+        self._clock, self._date = _dos_time(time.localtime())
+        self._written: list[_Written] = []
+        self._offset = 0
+
+    def write(self, name: str, data: bytes) -> None:
+        """Add one member."""
+        if self._method:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+            packed = compressor.compress(data) + compressor.flush()
+        else:
+            packed = data
+        encoded = name.encode()
+        crc = zlib.crc32(data)
+        header = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, UTF8_NAMES, self._method, self._clock, self._date,
+            crc, len(packed), len(data), len(encoded), 0,
+        )  # fmt: skip
+        self._out.write(header + encoded)
+        self._out.write(packed)
+        self._written.append(_Written(encoded, crc, len(data), len(packed), self._offset))
+        self._offset += len(header) + len(encoded) + len(packed)
+
+    def close(self) -> int:
+        """Write the central directory and end records; return the archive's size in bytes."""
+        start = self._offset
+        directory = b"".join(self._directory_entry(member) for member in self._written)
+        self._out.write(directory)
+        end = start + len(directory)
+        count = len(self._written)
+        zip64 = end > self._zip64_limit or count > 0xFFFF
+        if zip64:  # the 32-bit fields below then say "see the ZIP64 record"
+            record = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, len(directory), start)
+            self._out.write(record)
+            self._out.write(struct.pack("<IIQI", 0x07064B50, 0, end, 1))
+        entries = min(count, 0xFFFF)
+        start_field = ZIP32_LIMIT if zip64 else start
+        self._out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, len(directory), start_field, 0))
+        return end + (56 + 20 if zip64 else 0) + 22
+
+    def _directory_entry(self, member: _Written) -> bytes:
+        extra = b""
+        offset = member.offset
+        if offset > self._zip64_limit:
+            extra = struct.pack("<HHQ", 0x0001, 8, offset)  # ZIP64 extra field: the offset only
+            offset = ZIP32_LIMIT
+        version = 45 if extra else 20
+        return struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, version, version, UTF8_NAMES, self._method, self._clock, self._date,
+            member.crc, member.packed_size, member.size, len(member.name), len(extra), 0, 0, 0, 0o644 << 16, offset,
+        ) + member.name + extra  # fmt: skip

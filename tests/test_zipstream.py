@@ -1,0 +1,59 @@
+"""The batch zip writer: what it writes opens in zipfile, byte for byte, in every mode."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ksef_client._zipstream import ZipStream
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_characters="/\\\x00"), min_size=1, max_size=40)
+MEMBERS = st.dictionaries(NAMES, st.binary(max_size=3000), min_size=1, max_size=30)
+
+
+def _zip(members: dict[str, bytes], **options: object) -> bytes:
+    out = io.BytesIO()
+    stream = ZipStream(out, **options)  # type: ignore[arg-type]
+    for name, data in members.items():
+        stream.write(name, data)
+    size = stream.close()
+    assert size == len(out.getvalue())
+    return out.getvalue()
+
+
+def _read(archive: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
+        assert package.testzip() is None  # every CRC checks
+        return {info.filename: package.read(info) for info in package.infolist()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(MEMBERS, st.sampled_from(["deflate", "stored"]))
+def test_members_read_back_unchanged(members: dict[str, bytes], compression: str) -> None:
+    assert _read(_zip(members, compression=compression)) == members
+
+
+def test_zip64_records_are_written_past_the_limit() -> None:
+    # A real archive passes 4 GiB only with gigabytes of invoices; the limit is lowered instead.
+    members = {f"{i}.xml": bytes([i]) * 700 for i in range(40)}
+    archive = _zip(members, compression="stored", zip64_limit=5_000)
+    assert b"PK\x06\x06" in archive and b"PK\x06\x07" in archive  # ZIP64 end record and locator
+    with zipfile.ZipFile(io.BytesIO(archive)) as package:
+        assert package.infolist()[-1].header_offset > 5_000
+    assert _read(archive) == members
+
+
+def test_deflate_shrinks_invoices_and_stored_does_not() -> None:
+    members = {f"{i}.xml": b"<Faktura>" + b"<Wiersz>1</Wiersz>" * 100 + b"</Faktura>" for i in range(10)}
+    deflated, stored = _zip(members), _zip(members, compression="stored")
+    assert len(deflated) * 5 < len(stored)
+    assert _read(deflated) == _read(stored) == members
+
+
+def test_unknown_compression_is_refused() -> None:
+    with pytest.raises(ValueError, match="compression"):
+        ZipStream(io.BytesIO(), compression="bzip2")  # type: ignore[arg-type]
