@@ -13,11 +13,13 @@ import httpx
 from ksef_client._core import (
     BearerAuth,
     TokenHolder,
+    async_storage_guard,
     build_send_state,
     connection_error,
     mapped_errors,
     raise_for_status,
     resolve_settings,
+    storage_guard,
 )
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
@@ -87,6 +89,8 @@ class KSeF:
         rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
             throttling off.
         verify: TLS certificate verification (on by default).
+        storage_hosts: hosts presigned links may point to (``*.`` matches subdomains); default:
+            the official storage hosts, or the API's host for a custom ``base_url``.
         transport: an httpx transport to send through (tests, proxies).
         sleep, clock: injectable for tests; default ``time.sleep`` and ``time.monotonic``.
     """
@@ -102,6 +106,7 @@ class KSeF:
         max_retry_after: float = 120.0,
         rate_limit_scale: float = 1.0,
         verify: bool = True,
+        storage_hosts: list[str] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -109,9 +114,9 @@ class KSeF:
         self._options: dict[str, Any] = {
             "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
             "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
-            "transport": transport, "sleep": sleep, "clock": clock,
+            "transport": transport, "sleep": sleep, "clock": clock, "storage_hosts": storage_hosts,
         }  # fmt: skip
-        self.settings = resolve_settings(environment, base_url, timeout, verify)
+        self.settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
         self._clock = clock
@@ -124,7 +129,10 @@ class KSeF:
             event_hooks={"response": [_raise_hook]},
         )  # fmt: skip
         # Presigned storage links: no Authorization header, no redirects to other hosts.
-        self._storage = httpx.Client(transport=wrapped, timeout=timeout, follow_redirects=False)
+        self._storage = httpx.Client(
+            transport=wrapped, timeout=timeout, follow_redirects=False,
+            event_hooks={"request": [storage_guard(self.settings)]},
+        )  # fmt: skip
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
 
     @cached_property
@@ -256,6 +264,7 @@ class AsyncKSeF:
         max_retry_after: float = 120.0,
         rate_limit_scale: float = 1.0,
         verify: bool = True,
+        storage_hosts: list[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -263,9 +272,9 @@ class AsyncKSeF:
         self._options: dict[str, Any] = {
             "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
             "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
-            "transport": transport, "sleep": sleep, "clock": clock,
+            "transport": transport, "sleep": sleep, "clock": clock, "storage_hosts": storage_hosts,
         }  # fmt: skip
-        self.settings = resolve_settings(environment, base_url, timeout, verify)
+        self.settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
         self._tokens = TokenHolder(access_token)
         self._sleep = sleep
         self._clock = clock
@@ -277,7 +286,10 @@ class AsyncKSeF:
             auth=BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH),
             event_hooks={"response": [_araise_hook]},
         )  # fmt: skip
-        self._storage = httpx.AsyncClient(transport=wrapped, timeout=timeout, follow_redirects=False)
+        self._storage = httpx.AsyncClient(
+            transport=wrapped, timeout=timeout, follow_redirects=False,
+            event_hooks={"request": [async_storage_guard(self.settings)]},
+        )  # fmt: skip
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
 
     @cached_property

@@ -20,7 +20,13 @@ from ksef_client._retry import RetryPolicy, parse_retry_after
 from ksef_client._throttle import Throttle
 from ksef_client._transport import SendState
 from ksef_client.environments import Environment
-from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
+from ksef_client.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ResponseFormatError,
+    UntrustedURLError,
+    make_status_error,
+)
 
 T = TypeVar("T")
 
@@ -107,6 +113,7 @@ class Settings:
     base_url: str
     timeout: float
     verify: bool
+    storage_hosts: tuple[str, ...] = ()
 
     @property
     def api_path_prefix(self) -> str:
@@ -114,12 +121,30 @@ class Settings:
         return urlsplit(self.base_url).path.rstrip("/")
 
 
-def resolve_settings(environment: Environment | str, base_url: str | None, timeout: float, verify: bool) -> Settings:
-    """Pick the base URL from ``base_url`` or the environment; validate it."""
+# Where KSeF's presigned links may point when talking to an official environment: the Ministry's
+# domain, and Azure Blob Storage (the links carry its x-ms-* headers). Narrow or extend with
+# ``storage_hosts=`` on the client.
+OFFICIAL_STORAGE_HOSTS = ("*.mf.gov.pl", "*.blob.core.windows.net")
+
+
+def resolve_settings(
+    environment: Environment | str, base_url: str | None, timeout: float, verify: bool,
+    storage_hosts: tuple[str, ...] | list[str] | None = None,
+) -> Settings:  # fmt: skip
+    """Pick the base URL from ``base_url`` or the environment; validate it.
+
+    Presigned links (batch uploads, UPO and export downloads) may only go to ``storage_hosts``:
+    by default the official storage hosts for an environment, the API's own host for a custom
+    ``base_url`` (the emulator serves its storage there). ``*.example.com`` matches subdomains.
+    """
     env = Environment[environment.upper()] if isinstance(environment, str) else environment
     url = (base_url or env.base_url).rstrip("/")
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+    if storage_hosts is None:
+        storage_hosts = (urlsplit(url).hostname or "",) if base_url else OFFICIAL_STORAGE_HOSTS
+    if isinstance(storage_hosts, str):
+        raise TypeError("storage_hosts: a list of host names, not one string")
     if not verify:
         # Invoices and tokens travel over this connection: switching TLS checks off must be loud.
         warnings.warn(
@@ -128,7 +153,46 @@ def resolve_settings(environment: Environment | str, base_url: str | None, timeo
             InsecureTransportWarning,
             stacklevel=3,
         )
-    return Settings(base_url=url, timeout=timeout, verify=verify)
+    hosts = tuple(host.lower().rstrip(".") for host in storage_hosts)
+    return Settings(base_url=url, timeout=timeout, verify=verify, storage_hosts=hosts)
+
+
+def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+
+
+def check_storage_url(url: httpx.URL, settings: Settings) -> None:
+    """Refuse a presigned link to a host outside ``settings.storage_hosts`` (before anything is sent).
+
+    Invoices go up and UPOs come down through these links, so a link to anywhere else, or a
+    downgrade to plain http while the API itself is https, is an error, not a request.
+    """
+    if url.scheme != "https" and not (url.scheme == "http" and settings.base_url.startswith("http://")):
+        raise UntrustedURLError(f"presigned link refused: {url.scheme}:// is not https")
+    if not _host_allowed(url.host, settings.storage_hosts):
+        raise UntrustedURLError(
+            f"presigned link refused: host {url.host!r} is not one of {list(settings.storage_hosts)}; "
+            "pass storage_hosts=[...] to the client if KSeF really uses it"
+        )
+
+
+def storage_guard(settings: Settings) -> Callable[[httpx.Request], None]:
+    """An httpx request hook that checks every presigned link before it is sent."""
+
+    def guard(request: httpx.Request) -> None:
+        check_storage_url(request.url, settings)
+
+    return guard
+
+
+def async_storage_guard(settings: Settings) -> Callable[[httpx.Request], Any]:
+    """``storage_guard`` for ``httpx.AsyncClient`` (its hooks must be coroutines)."""
+
+    async def guard(request: httpx.Request) -> None:
+        check_storage_url(request.url, settings)
+
+    return guard
 
 
 class InsecureTransportWarning(UserWarning):

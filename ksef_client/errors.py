@@ -171,6 +171,10 @@ class BatchError(KSeFError):
     """A batch package breaks KSeF's limits or a part could not be uploaded."""
 
 
+class UntrustedURLError(KSeFError):
+    """A presigned link points outside the environment's storage hosts (nothing was sent)."""
+
+
 class ResponseFormatError(KSeFError):
     """A successful answer whose body does not match the spec (wrong types, missing fields, HTML)."""
 

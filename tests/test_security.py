@@ -4,6 +4,7 @@ parsers and validators raise only our documented errors on any input (hypothesis
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import re
 
@@ -13,18 +14,33 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksef_client import KSeF
-from ksef_client._core import InsecureTransportWarning
+from ksef_client._core import InsecureTransportWarning, check_storage_url, resolve_settings
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._retry import parse_retry_after
-from ksef_client.errors import APIStatusError, UPOError, make_status_error
+from ksef_client.errors import APIStatusError, UntrustedURLError, UPOError, make_status_error
 from ksef_client.identifiers import validate_ksef_number, validate_nip, validate_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import sample_invoice, self_signed_certificate
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.testing import random_nip, sample_invoice, self_signed_certificate
 from ksef_client.upo import parse_upo
+from ksef_client.xades import SignatureVerificationError, verify_xades
 
 NIP = "5265877635"
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Passes requests on and notes their URLs."""
+
+    def __init__(self, inner: httpx.BaseTransport, seen: list[str]) -> None:
+        self.inner, self.seen = inner, seen
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(str(request.url))
+        return self.inner.handle_request(request)
+
+
 FUZZ = settings(max_examples=300, derandomize=True, deadline=None)
 
 
@@ -109,3 +125,107 @@ def test_foreign_continuation_tokens_are_21418(token: str) -> None:
         backend.list_sessions(access, "Online", continuation_token=token or None)
     except MockAPIError as error:
         assert error.code == 21418
+
+
+def test_an_expired_token_is_refused_everywhere(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    expired = backend.mint_access_token(NIP, ttl=dt.timedelta(seconds=-1))
+    protected = {k: op for k, op in OPERATIONS.items() if op.requires_token}
+    with httpx.Client(base_url=ksef_server.base_url, headers={"Authorization": f"Bearer {expired}"}) as http:
+        for key, operation in protected.items():
+            assert http.request(operation.method, _path(operation.path), json={}).status_code == 401, key
+
+
+def test_another_context_sees_nothing_of_this_one(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    # Context A sends an invoice; context B (every permission, neither seller nor buyer) asks for
+    # A's session, invoice, UPO and token by their real identifiers and must get none of them.
+    with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as owner:
+        with owner.online_session() as session:
+            invoice_ref = session.send(sample_invoice("CTX/1"))
+        status = owner.sessions.wait(session.reference_number)
+        ksef_number = owner.sessions.invoice(session.reference_number, invoice_ref).ksef_number
+        upo_ref = status.upo.pages[0].reference_number  # type: ignore[union-attr]
+        token_ref = owner.tokens.create(["InvoiceRead"], "context A").reference_number
+    ref = session.reference_number
+    paths = [
+        f"/sessions/{ref}", f"/sessions/{ref}/invoices", f"/sessions/{ref}/invoices/failed",
+        f"/sessions/{ref}/invoices/{invoice_ref}", f"/sessions/{ref}/invoices/{invoice_ref}/upo",
+        f"/sessions/{ref}/invoices/ksef/{ksef_number}/upo", f"/sessions/{ref}/upo/{upo_ref}",
+        f"/invoices/ksef/{ksef_number}", f"/tokens/{token_ref}",
+    ]  # fmt: skip
+    stranger = backend.mint_access_token(random_nip())
+    with httpx.Client(base_url=ksef_server.base_url, headers={"Authorization": f"Bearer {stranger}"}) as http:
+        for path in paths:
+            answer = http.get(path)
+            assert answer.status_code in (400, 403, 404), (path, answer.status_code)
+            # (Error details may echo the identifier that was asked for; the content must not leak.)
+            assert "CTX/1" not in answer.text and "<Faktura" not in answer.text, path
+
+
+def test_presigned_links_only_go_to_the_environment_storage(ksef_server: ThreadedServer,
+                                                           backend: KSeFBackend) -> None:  # fmt: skip
+    token = backend.mint_access_token(NIP)
+    with KSeF(base_url=ksef_server.base_url, access_token=token) as ksef:
+        with ksef.online_session() as session:
+            invoice_ref = session.send(sample_invoice("URL/1"))
+        ksef.sessions.wait(session.reference_number)
+        # The emulator serves its links on its own host, which a custom base_url trusts by default.
+        assert ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=invoice_ref)
+        seen: list[str] = []
+        recording = RecordingTransport(httpx.HTTPTransport(), seen)
+        strict = ksef.with_options(storage_hosts=["*.blob.core.windows.net"], transport=recording)
+        with strict, pytest.raises(UntrustedURLError, match=r"host '127\.0\.0\.1' is not one of"):
+            strict.upo.get_invoice_upo(session.reference_number, invoice_reference_number=invoice_ref)
+        assert seen and not [url for url in seen if "/_storage/" in url]  # refused before it was sent
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://ksefstorage.blob.core.windows.net/upo/1?sig=x", True),
+        ("https://upo.api-test.ksef.mf.gov.pl/x", True),
+        ("http://ksefstorage.blob.core.windows.net/upo/1", False),  # downgrade to plain http
+        ("https://mf.gov.pl.attacker.example/x", False),
+        ("https://attacker.example/blob.core.windows.net", False),
+        ("https://evil-mf.gov.pl/x", False),
+    ],
+)
+def test_official_environments_trust_only_their_storage_hosts(url: str, allowed: bool) -> None:
+    settings_ = resolve_settings("TEST", None, 30.0, True)
+    if allowed:
+        check_storage_url(httpx.URL(url), settings_)
+    else:
+        with pytest.raises(UntrustedURLError):
+            check_storage_url(httpx.URL(url), settings_)
+
+
+XXE = b'<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><Faktura>&x;</Faktura>'
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">'.encode() for i in range(9))
+    + b"]><Faktura>&j;</Faktura>"
+)
+DEEP = b"<Faktura>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</Faktura>"  # 700 kB, 100,000 levels
+
+
+@pytest.mark.parametrize(
+    "xml", [XXE, LAUGHS, DEEP, b"<Faktura>" + b"x" * 1_000_001], ids=["xxe", "laughs", "deep", "huge"]
+)
+def test_hostile_xml_gets_our_error_at_every_entry(xml: bytes) -> None:
+    # Nothing is expanded or fetched: each entry point refuses with its documented error.
+    with pytest.raises(InvoiceSchemaError):
+        validate_invoice(xml)
+    with pytest.raises(UPOError):
+        parse_upo(xml)
+    with pytest.raises(SignatureVerificationError):
+        verify_xades(xml)
+
+
+@pytest.mark.parametrize("xml", [XXE, LAUGHS, DEEP], ids=["xxe", "laughs", "deep"])
+def test_the_emulator_rejects_hostile_invoices_without_failing(xml: bytes, ksef_server: ThreadedServer,
+                                                              backend: KSeFBackend) -> None:  # fmt: skip
+    with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as ksef:
+        with ksef.online_session(validate=False) as session:
+            ref = session.send(xml)
+        ksef.sessions.wait(session.reference_number)
+        status = ksef.sessions.invoice(session.reference_number, ref).status
+    assert status.code == 430, status  # "Błąd weryfikacji pliku faktury", with the reason in details

@@ -15,6 +15,7 @@ from ksef_client.batch import BatchPackage
 from ksef_client.crypto import SymmetricKey
 from ksef_client.errors import BadRequestError, BatchError, InvoiceRejectedError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.schemas import form_code
 from ksef_client.sending import close_batch_flow, open_batch_flow
@@ -152,3 +153,23 @@ async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeF
         result = await client.send_batch([sample_invoice(f"AB/{i}") for i in range(30)], part_size=5_000, wait=True)
         assert result.part_count > 1
         assert result.status is not None and result.status.successful_invoice_count == 30
+
+
+@pytest.mark.anyio
+async def test_async_resend_after_a_lost_answer_keeps_one_invoice(ksef_server: ThreadedServer, backend: KSeFBackend,
+                                                                   fake_time: FakeTime) -> None:  # fmt: skip
+    # KSeF stores the invoice, then the connection breaks before the answer arrives: the client
+    # sends again, KSeF reports the duplicate (440) and the SDK resolves it to the first number.
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
+                         clock=fake_time.clock) as client:  # fmt: skip
+        async with client.online_session() as session:
+            backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")
+            await session.send(sample_invoice("LOST/1"))
+            await session.send(sample_invoice("LOST/2"))
+        await client.sessions.wait(session.reference_number)
+        numbers = await session.ksef_numbers()
+    stored = [i for i in backend.sessions[session.reference_number].invoices if i.ksef_number]
+    assert backend.faults.injected == 1
+    assert len(numbers) == 2 and None not in numbers and len(set(numbers)) == 2
+    assert sorted(i.ksef_number for i in stored) == sorted(numbers)  # type: ignore[type-var]
