@@ -185,6 +185,10 @@ class Auth:
         flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
         return _install(self._client, run(flow, self._client))
 
+    def resume(self, tokens: AuthTokens) -> None:
+        """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
+        _install(self._client, tokens)
+
     def revoke_current_session(self) -> None:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""
         run(_revoke_flow(), self._client)
@@ -226,6 +230,10 @@ class AsyncAuth:
         ctx = context_identifier(context_nip, context)
         flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
         return _install(self._client, await arun(flow, self._client))
+
+    def resume(self, tokens: AuthTokens) -> None:
+        """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
+        _install(self._client, tokens)
 
     async def revoke_current_session(self) -> None:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""

@@ -1,0 +1,419 @@
+"""The ``ksef`` commands (click). Each one is a thin shell over the SDK's resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ksef_client._client import KSeF
+from ksef_client.cli import config
+from ksef_client.cli.output import AUTH, REJECTED, USAGE, CLIError, Output
+from ksef_client.identifiers import validate_nip, validate_reference_number
+from ksef_client.resources.auth import AuthTokens
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.upo import parse_upo, save_upo
+from ksef_client.xades import SigningCredentials
+
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+DIRECTORY = click.Path(file_okay=False, path_type=Path)
+
+
+@dataclass
+class State:
+    """What every command gets: the profile, the output mode, the credential store."""
+
+    profile: config.Profile
+    out: Output
+    store: config.CredentialStore = field(default_factory=config.CredentialStore)
+
+    def anonymous_client(self) -> KSeF:
+        """A client without a login (for logging in)."""
+        return KSeF(**self.profile.client_options())
+
+    @contextmanager
+    def client(self) -> Iterator[KSeF]:
+        """A client logged in with ``KSEF_ACCESS_TOKEN`` or this profile's saved login.
+
+        A token refreshed during the command is saved again, so the next command reuses it.
+        """
+        direct = os.environ.get("KSEF_ACCESS_TOKEN")
+        saved = None if direct else self.store.get(self.profile.name, "login")
+        if not direct and saved is None:
+            raise CLIError(f"not logged in to {self.profile.target}: run `ksef auth login`", AUTH)
+        with KSeF(access_token=direct, **self.profile.client_options()) as ksef:
+            if saved is not None:
+                tokens = config.tokens_from_json(saved)
+                ksef.auth.resume(tokens)
+            yield ksef
+            if saved is not None and ksef.access_token != tokens.access_token:
+                valid_until = ksef._tokens.valid_until or tokens.access_valid_until
+                refreshed = AuthTokens(tokens.reference_number, ksef.access_token or "", valid_until,
+                                              tokens.refresh_token, tokens.refresh_valid_until)  # fmt: skip
+                self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "-p", help="Profile name (default: $KSEF_PROFILE or 'default').")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None, as_json: bool) -> None:
+    """Talk to KSeF 2.0 from the command line: log in, send, check, download.
+
+    Exit codes: 0 ok, 1 KSeF error, 2 usage, 3 not logged in / login refused, 4 KSeF unreachable,
+    5 some invoices rejected, 130 interrupted.
+    """
+    try:
+        ctx.obj = State(config.load_profile(profile), Output(as_json))
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def profile() -> None:
+    """Profiles: which KSeF (TEST, DEMO, PROD or a URL) and which context NIP."""
+
+
+@profile.command("set")
+@click.argument("name")
+@click.option("--env", "environment", type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
+              default="TEST", show_default=True)  # fmt: skip
+@click.option("--base-url", help="A KSeF-compatible API base URL instead (e.g. the emulator's).")
+@click.option("--nip", help="The context NIP to log in to.")
+@pass_state
+def profile_set(state: State, name: str, environment: str, base_url: str | None, nip: str | None) -> None:
+    """Create or replace profile NAME."""
+    saved = config.Profile(name, environment.upper(), base_url, nip)
+    path = config.save_profile(saved)
+    state.out.result(saved, message=f"profile {name!r} -> {saved.target} saved in {path}")
+
+
+@profile.command("list")
+@pass_state
+def profile_list(state: State) -> None:
+    """The saved profiles."""
+    profiles = config.list_profiles()
+    rows = [(p.name, p.target, p.nip) for p in profiles]
+    state.out.result(profiles, table=("profile", "KSeF", "NIP"), rows=rows)
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def auth() -> None:
+    """Log in and out. The login's tokens are kept in the OS keyring (or a 0600 file)."""
+
+
+def _credentials(cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
+    password = os.environ.get("KSEF_KEY_PASSWORD")
+    if pkcs12:
+        return SigningCredentials.from_pkcs12(pkcs12, password)
+    if not cert or not key:
+        raise CLIError("--cert needs --key (PEM files), or use --pkcs12")
+    try:
+        return SigningCredentials.from_pem(cert, key, password)
+    except TypeError:  # an encrypted key and no password in the environment: ask, never echo
+        return SigningCredentials.from_pem(cert, key, click.prompt("key password", hide_input=True))
+
+
+def _ksef_token(state: State, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().strip()
+    token = os.environ.get("KSEF_TOKEN") or state.store.get(state.profile.name, "ksef-token")
+    if not token:
+        raise CLIError("no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `ksef auth save-token`",
+                       AUTH)  # fmt: skip
+    return token
+
+
+@auth.command("login")
+@click.option("--nip", help="Context NIP (default: the profile's).")
+@click.option("--token-stdin", is_flag=True, help="Read the KSeF token from stdin (else $KSEF_TOKEN or saved).")
+@click.option("--cert", type=FILE, help="Certificate (PEM) for a XAdES login.")
+@click.option("--key", type=FILE, help="Its private key (PEM; password from $KSEF_KEY_PASSWORD or a prompt).")
+@click.option("--pkcs12", type=FILE, help="Certificate and key in one .p12/.pfx file.")
+@pass_state
+def auth_login(state: State, nip: str | None, token_stdin: bool, cert: Path | None, key: Path | None,
+               pkcs12: Path | None) -> None:  # fmt: skip
+    """Log in with a KSeF token or a certificate; the tokens are saved for later commands."""
+    context_nip = validate_nip(nip or state.profile.nip or "", "--nip (or the profile's nip)")
+    with state.anonymous_client() as ksef:
+        if cert or key or pkcs12:
+            tokens = ksef.auth.login_with_certificate(_credentials(cert, key, pkcs12), context_nip=context_nip)
+        else:
+            tokens = ksef.auth.login_with_token(_ksef_token(state, token_stdin), context_nip=context_nip)
+    state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
+    summary = {"profile": state.profile.name, "ksef": state.profile.target, "nip": context_nip,
+               "reference_number": tokens.reference_number, "access_valid_until": tokens.access_valid_until,
+               "refresh_valid_until": tokens.refresh_valid_until, "stored_in": state.store.where}  # fmt: skip
+    state.out.result(summary, message=f"logged in to {state.profile.target} for NIP {context_nip} "
+                     f"(refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}); "
+                     f"tokens kept in {state.store.where}")  # fmt: skip
+
+
+@auth.command("save-token")
+@pass_state
+def auth_save_token(state: State) -> None:
+    """Save a KSeF token for this profile (asked for without echo)."""
+    token = click.prompt("KSeF token", hide_input=True).strip()
+    if not token:
+        raise CLIError("empty token")
+    state.store.set(state.profile.name, "ksef-token", token)
+    state.out.result({"stored_in": state.store.where}, message=f"KSeF token saved in {state.store.where}")
+
+
+@auth.command("status")
+@pass_state
+def auth_status(state: State) -> None:
+    """Whether this profile has a login, and until when it can be refreshed."""
+    saved = state.store.get(state.profile.name, "login")
+    if saved is None:
+        raise CLIError(f"not logged in to {state.profile.target}", AUTH)
+    tokens = config.tokens_from_json(saved)
+    usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
+    data = {"profile": state.profile.name, "ksef": state.profile.target, "reference_number": tokens.reference_number,
+            "refresh_valid_until": tokens.refresh_valid_until, "usable": usable}  # fmt: skip
+    state.out.result(data, message=f"{'logged in' if usable else 'login expired'}: {state.profile.target}, "
+                     f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}")  # fmt: skip
+    if not usable:
+        raise CLIError("the saved login has expired: run `ksef auth login`", AUTH)
+
+
+@auth.command("logout")
+@pass_state
+def auth_logout(state: State) -> None:
+    """Revoke the saved login at KSeF and forget it."""
+    if state.store.get(state.profile.name, "login") is None:
+        state.out.result({"logged_out": False}, message="not logged in")
+        return
+    with state.client() as ksef:
+        ksef.auth.revoke_current_session()
+    state.store.delete(state.profile.name, "login")
+    state.out.result({"logged_out": True}, message="logged out")
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def sessions() -> None:
+    """Sessions of the logged-in context."""
+
+
+@sessions.command("list")
+@click.option("--type", "session_type", type=click.Choice(["Online", "Batch"]), default="Online", show_default=True)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["InProgress", "Succeeded", "Failed", "Cancelled"]))  # fmt: skip
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@pass_state
+def sessions_list(state: State, session_type: str, statuses: tuple[str, ...], limit: int) -> None:
+    """The newest sessions."""
+    with state.client() as ksef:
+        found = []
+        for item in ksef.sessions.list(session_type, statuses=statuses or None, page_size=max(10, min(limit, 1000))):
+            found.append(item)
+            if len(found) >= limit:
+                break
+    rows = [(s.reference_number, s.date_created, s.status.code, s.status.description, s.total_invoice_count,
+             s.successful_invoice_count, s.failed_invoice_count) for s in found]  # fmt: skip
+    state.out.result(found, table=("reference", "created", "code", "status", "invoices", "ok", "failed"), rows=rows)
+
+
+@sessions.command("status")
+@click.argument("reference")
+@pass_state
+def sessions_status(state: State, reference: str) -> None:
+    """One session's status."""
+    validate_reference_number(reference, "REFERENCE")
+    with state.client() as ksef:
+        status = ksef.sessions.get(reference)
+    counts = f"{status.successful_invoice_count or 0} ok, {status.failed_invoice_count or 0} failed"
+    state.out.result(status, message=f"{reference}: {status.status.code} {status.status.description} ({counts})")
+
+
+@sessions.command("invoices")
+@click.argument("reference")
+@click.option("--failed", is_flag=True, help="Only the rejected invoices.")
+@pass_state
+def sessions_invoices(state: State, reference: str, failed: bool) -> None:
+    """The invoices of a session, with their KSeF numbers or rejection reasons."""
+    validate_reference_number(reference, "REFERENCE")
+    with state.client() as ksef:
+        invoices = list(ksef.sessions.invoices(reference, failed=failed, page_size=1000))
+    rows = [(i.ordinal_number, i.invoice_number, i.ksef_number, i.status.code,
+             "; ".join([i.status.description, *(i.status.details or [])])) for i in invoices]  # fmt: skip
+    state.out.result(invoices, table=("#", "invoice", "KSeF number", "code", "status"), rows=rows)
+
+
+# --- UPO --------------------------------------------------------------------------------------
+
+
+@cli.group()
+def upo() -> None:
+    """UPO documents (official receipts), hash-checked and parsed."""
+
+
+@upo.command("get")
+@click.argument("reference")
+@click.option("--invoice", "ksef_number", help="One invoice's UPO, by its KSeF number (default: the session's).")
+@click.option("--out", "directory", type=DIRECTORY, default=Path(), show_default=True)
+@pass_state
+def upo_get(state: State, reference: str, ksef_number: str | None, directory: Path) -> None:
+    """Save the UPO of session REFERENCE (or of one invoice) and summarise it."""
+    validate_reference_number(reference, "REFERENCE")
+    directory.mkdir(parents=True, exist_ok=True)
+    with state.client() as ksef:
+        if ksef_number:
+            paths = [save_upo(ksef.upo.get_invoice_upo(reference, ksef_number=ksef_number).xml, directory, ksef_number)]
+        else:
+            paths = ksef.upo.save_session_upo(reference, directory)
+    documents = [d for path in paths for d in parse_upo(path.read_bytes()).documents]
+    data = {"files": paths, "documents": [vars(d) for d in documents]}
+    rows = [(d.ksef_number, d.invoice_number, d.issue_date, d.numbered_at) for d in documents]
+    state.out.result(data, message=f"{len(paths)} UPO file(s), {len(documents)} invoice(s): "
+                     + ", ".join(str(p) for p in paths),
+                     table=("KSeF number", "invoice", "issued", "numbered"), rows=rows)  # fmt: skip
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def _checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
+    # Every file is checked before the session opens: a bad file stops the command, nothing is sent.
+    invoices = []
+    for path in files:
+        data = path.read_bytes()
+        try:
+            validate_invoice(data, form)
+        except InvoiceSchemaError as error:
+            raise CLIError(f"{path}: not a valid {form} invoice: {error}") from error
+        invoices.append(data)
+    return invoices
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.option("--batch", is_flag=True, help="One batch session (zip, parts, parallel upload) instead of online.")
+@click.option("--form", default="FA(3)", show_default=True)
+@click.option("--offline", is_flag=True, help="Invoices issued in offline mode.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for KSeF to process them.")
+@pass_state
+def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline: bool, wait: bool) -> None:
+    """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
+    invoices = _checked_invoices(files, form)
+    with state.client() as ksef:
+        reference = _send_batch(state, ksef, files, form, offline) if batch else _send_online(
+            state, ksef, invoices, form, offline)  # fmt: skip
+        if not wait:
+            state.out.result({"reference_number": reference, "files": files}, message=f"session {reference}: "
+                             f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow")  # fmt: skip
+            return
+        with state.out.progress("KSeF processing", None):
+            status = ksef.sessions.wait(reference, timeout=3600)
+        outcome = list(ksef.sessions.invoices(reference, page_size=1000))
+    _report(state, reference, files, status, outcome, batch)
+
+
+def _send_online(state: State, ksef: KSeF, invoices: list[bytes], form: str, offline: bool) -> str:
+    with state.out.progress("sending", len(invoices)) as advance, ksef.online_session(form, validate=False) as session:
+        for data in invoices:
+            session.send(data, offline=offline)
+            advance()
+    assert session.reference_number is not None  # set by open()
+    return session.reference_number
+
+
+def _send_batch(state: State, ksef: KSeF, files: tuple[Path, ...], form: str, offline: bool) -> str:
+    with state.out.progress("batch", None) as advance:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "upload":
+                advance(1, total=total)
+
+        return ksef.send_batch(list(files), form=form, offline=offline, progress=progress).reference_number
+
+
+def _report(state: State, reference: str, files: tuple[Path, ...], status: Any, outcome: list[Any],
+            batch: bool) -> None:  # fmt: skip
+    by_key = {(i.invoice_file_name if batch else i.ordinal_number): i for i in outcome}
+    rows = []
+    for ordinal, path in enumerate(files, start=1):
+        invoice = by_key.get(path.name if batch else ordinal)
+        code = invoice.status.code if invoice else None
+        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])]) if invoice else "not found"
+        rows.append((str(path), invoice.ksef_number if invoice else None, code, reason))
+    rejected = [row for row in rows if not row[1]]
+    keys = ("file", "ksef_number", "code", "status")
+    data = {"reference_number": reference, "status": status,
+            "invoices": [dict(zip(keys, row, strict=True)) for row in rows]}  # fmt: skip
+    state.out.result(data, message=f"session {reference}: {status.status.code} {status.status.description}; "
+                     f"{len(rows) - len(rejected)} accepted, {len(rejected)} rejected",
+                     table=("file", "KSeF number", "code", "status"), rows=rows)  # fmt: skip
+    if rejected:
+        raise CLIError(f"{len(rejected)} of {len(rows)} invoice(s) rejected (see above)", REJECTED)
+
+
+# --- downloading ------------------------------------------------------------------------------
+
+
+@cli.group()
+def invoices() -> None:
+    """Received and issued invoices."""
+
+
+def _date(value: str, name: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise CLIError(f"{name}: {value!r} is not an ISO date (2026-11-01 or 2026-11-01T08:00+01:00)") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@invoices.command("download")
+@click.argument("directory", type=DIRECTORY)
+@click.option("--from", "date_from", required=True, help="Start (ISO date or date-time).")
+@click.option("--to", "date_to", help="End (default: now).")
+@click.option("--subject", type=click.Choice(["Subject1", "Subject2", "Subject3", "SubjectAuthorized"]),
+              default="Subject2", show_default=True,
+              help="Subject1: issued by the context; Subject2: received.")  # fmt: skip
+@click.option("--date-type", type=click.Choice(["Issue", "Invoicing", "PermanentStorage"]),
+              default="PermanentStorage", show_default=True)  # fmt: skip
+@pass_state
+def invoices_download(state: State, directory: Path, date_from: str, date_to: str | None, subject: str,
+                      date_type: str) -> None:  # fmt: skip
+    """Export the invoices of a date range into DIRECTORY (decrypted, unpacked, hash-checked)."""
+    start, end = _date(date_from, "--from"), _date(date_to, "--to") if date_to else None
+    if end is not None and end < start:
+        raise CLIError("--to is before --from", USAGE)
+    with state.client() as ksef, state.out.progress("export", None):
+        result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
+    data = {"reference_number": result.reference_number, "directory": directory, "files": result.files,
+            "is_truncated": result.is_truncated}  # fmt: skip
+    note = " (truncated: run again from the last date)" if result.is_truncated else ""
+    state.out.result(data, message=f"{len(result.files)} invoice(s) saved in {directory}{note}")
+
+
+# --- emulator ---------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def mock(args: tuple[str, ...]) -> None:
+    """Start the KSeF emulator (`ksef mock --help` lists its options; needs ksef-sdk[mock])."""
+    from ksef_client.mock.server import main  # noqa: PLC0415 - the emulator's dependencies are optional
+
+    raise SystemExit(main(list(args)))

@@ -1,0 +1,149 @@
+"""What the CLI prints: tables and progress for people, JSON for scripts, one-line errors, exit codes.
+
+Exit codes (stable, for scripts):
+
+==== ===========================================================================
+0    success
+1    KSeF answered with an error, or another SDK error
+2    usage error (bad option or argument, bad input file) - nothing was sent
+3    not logged in, or the login failed / was refused (401, 415, 450, ...)
+4    no answer from KSeF (connection, timeout) or gave up polling
+5    some invoices were rejected (the others were accepted: see the output)
+130  interrupted (Ctrl-C)
+==== ===========================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ksef_client._generated.types import Unset
+from ksef_client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    AuthenticationFailedError,
+    KSeFError,
+    PollTimeoutError,
+)
+
+OK, KSEF_ERROR, USAGE, AUTH, UNREACHABLE, REJECTED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+
+class CLIError(Exception):
+    """A failure the CLI explains itself (message, exit code)."""
+
+    def __init__(self, message: str, code: int = USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code(error: BaseException) -> int:
+    """The documented exit code for an exception."""
+    if isinstance(error, CLIError):
+        return error.code
+    if isinstance(error, AuthenticationError | AuthenticationFailedError):
+        return AUTH
+    if isinstance(error, APIConnectionError | PollTimeoutError):
+        return UNREACHABLE
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED
+    if isinstance(error, ValueError | FileNotFoundError | IsADirectoryError):
+        return USAGE
+    return KSEF_ERROR
+
+
+def error_line(error: BaseException) -> str:
+    """One readable line: what failed, KSeF's exception codes and details first."""
+    if isinstance(error, APIStatusError):
+        codes = ",".join(str(c) for c in error.codes)
+        parts = [f"HTTP {error.status_code}" + (f" [{codes}]" if codes else "")]
+        parts += [f"{e.description}" + (f" ({'; '.join(e.details)})" if e.details else "") for e in error.errors]
+        if not error.errors:
+            parts.append(str(error))
+        if error.reference_number:
+            parts.append(f"reference {error.reference_number}")
+        return "error: " + " - ".join(parts)
+    name = type(error).__name__ if isinstance(error, KSeFError) else ""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"error: {name + ': ' if name else ''}{text}"
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready form of SDK objects (generated models, dataclasses, dates, paths, enums)."""
+    result = value
+    if isinstance(value, Unset):
+        result = None
+    elif hasattr(value, "to_dict"):
+        result = value.to_dict()
+    elif isinstance(value, dt.datetime | dt.date):
+        result = value.isoformat()
+    elif isinstance(value, Path):
+        result = str(value)
+    elif isinstance(value, enum.Enum):
+        result = value.value
+    elif isinstance(value, dict):
+        result = {str(k): plain(v) for k, v in value.items()}
+    elif isinstance(value, list | tuple):
+        result = [plain(v) for v in value]
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        result = plain(dataclasses.asdict(value))
+    return result
+
+
+class Output:
+    """Prints for people (rich tables, progress on stderr) or for scripts (``--json`` on stdout)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def result(self, data: Any, *, table: Sequence[str] | None = None, rows: Iterable[Sequence[Any]] = (),
+               message: str | None = None) -> None:  # fmt: skip
+        """The command's result: ``data`` as JSON, or ``message`` and a table with ``table`` columns."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(plain(data), ensure_ascii=False, indent=2) + "\n")
+            return
+        from rich.console import Console  # noqa: PLC0415 - only when printing for people
+        from rich.table import Table  # noqa: PLC0415
+
+        # Piped output is not cut to 80 columns: whoever reads it (grep, a log) wants whole values.
+        console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 400)
+        if message:
+            console.print(message, highlight=False)
+        if table:
+            grid = Table(*table, show_edge=False, header_style="bold")
+            for row in rows:
+                grid.add_row(*("" if plain(v) is None else str(plain(v)) for v in row))
+            console.print(grid)
+
+    def error(self, error: BaseException) -> None:
+        """The one-line error on stderr (also in JSON mode: stdout stays parseable)."""
+        sys.stderr.write(error_line(error) + "\n")
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Any:
+        """A progress bar on stderr (nothing in JSON mode); yields ``advance(n=1, total=None)``."""
+        if self.as_json or not sys.stderr.isatty():
+            yield lambda n=1, total=None: None
+            return
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import Progress  # noqa: PLC0415
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+
+            def advance(n: int = 1, total: int | None = None) -> None:
+                bar.update(task, advance=n, total=total)
+
+            yield advance
+
+
+Advance = Callable[..., None]

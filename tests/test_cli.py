@@ -1,0 +1,149 @@
+"""The ``ksef`` command against the emulator: what a script or a person sees, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksef_client.cli import main
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice, self_signed_certificate
+from tests.conftest import NIP
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        ksef_server: ThreadedServer, backend: KSeFBackend):  # type: ignore[no-untyped-def] # fmt: skip
+    """``run(*args) -> (exit code, stdout, stderr)`` with profile 'emu' pointing at the emulator."""
+    monkeypatch.setenv("KSEF_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("KSEF_CREDENTIAL_STORE", "file")
+    for name in ("KSEF_TOKEN", "KSEF_ACCESS_TOKEN", "KSEF_PROFILE", "KSEF_KEY_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert invoke("profile", "set", "emu", "--base-url", ksef_server.base_url, "--nip", NIP)[0] == 0
+    return invoke
+
+
+@pytest.fixture
+def logged_in(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    creds = self_signed_certificate(nip=NIP, kind="seal")
+    (tmp_path / "cert.pem").write_bytes(creds.certificate_pem())
+    (tmp_path / "key.pem").write_bytes(creds.private_key_pem(b"secret password"))
+    monkeypatch.setenv("KSEF_KEY_PASSWORD", "secret password")
+    code, out, err = run("-p", "emu", "--json", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _invoices(directory: Path, prefix: str, count: int) -> list[str]:
+    names = []
+    for i in range(count):
+        path = directory / f"{prefix}{i}.xml"
+        path.write_bytes(sample_invoice(f"{prefix}/{i}"))
+        names.append(path.name)
+    return names
+
+
+def test_without_a_login_commands_exit_3_with_one_line(run) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("-p", "emu", "sessions", "list")
+    assert code == 3 and out == ""
+    assert err.count("\n") == 1 and "ksef auth login" in err
+
+
+def test_login_keeps_tokens_out_of_sight(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stored = tmp_path / "config" / "credentials.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    tokens = json.loads(json.loads(stored.read_text())["emu/login"])
+    assert "access_token" not in logged_in and tokens["access_token"] not in json.dumps(logged_in)
+    code, out, _ = run("-p", "emu", "auth", "status")
+    assert code == 0 and "logged in" in out and tokens["access_token"] not in out
+
+
+def test_send_then_follow_the_session(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = _invoices(tmp_path, "CLI", 3)
+    code, out, err = run("-p", "emu", "--json", "send", *files)
+    assert code == 0, err
+    sent = json.loads(out)
+    numbers = [i["ksef_number"] for i in sent["invoices"]]
+    assert len(set(numbers)) == 3 and all(numbers)
+    ref = sent["reference_number"]
+
+    code, out, _ = run("-p", "emu", "--json", "sessions", "list")
+    assert code == 0 and [s["referenceNumber"] for s in json.loads(out)] == [ref]
+    code, out, _ = run("-p", "emu", "--json", "sessions", "invoices", ref)
+    assert sorted(i["ksefNumber"] for i in json.loads(out)) == sorted(numbers)
+    code, out, _ = run("-p", "emu", "sessions", "status", ref)
+    assert code == 0 and "200" in out and "3 ok" in out
+
+    code, out, _ = run("-p", "emu", "--json", "upo", "get", ref, "--out", "upo")
+    summary = json.loads(out)
+    assert code == 0 and sorted(d["ksef_number"] for d in summary["documents"]) == sorted(numbers)
+    assert all(Path(f).is_file() for f in summary["files"])
+
+
+def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                  backend: KSeFBackend) -> None:  # fmt: skip
+    files = _invoices(tmp_path, "DUP", 1)
+    assert run("-p", "emu", "send", *files)[0] == 0
+    code, out, err = run("-p", "emu", "send", *files)  # the same invoice again: KSeF's duplicate (440)
+    assert code == 5 and "440" in out and "1 of 1 invoice(s) rejected" in err
+
+    sessions_before = len(backend.sessions)
+    (tmp_path / "bad.xml").write_bytes(b"<Faktura/>")
+    code, _, err = run("-p", "emu", "send", files[0], "bad.xml")
+    assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
+    assert len(backend.sessions) == sessions_before  # checked before any session was opened
+
+
+def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = _invoices(tmp_path, "B", 12)
+    code, out, err = run("-p", "emu", "--json", "send", "--batch", *files)
+    assert code == 0, err
+    assert {i["file"] for i in json.loads(out)["invoices"] if i["ksef_number"]} == set(files)
+    code, out, err = run("-p", "emu", "--json", "invoices", "download", "inbox", "--from", "2020-01-01",
+                         "--subject", "Subject1")  # fmt: skip
+    assert code == 0, err
+    assert len(json.loads(out)["files"]) == 12 and len(list((tmp_path / "inbox").glob("*.xml"))) == 12
+
+
+def test_ksef_errors_come_with_their_code(run, logged_in) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("-p", "emu", "sessions", "status", "20261125-SO-0000000000-0000000000-00")
+    assert code == 1 and out == ""
+    assert err.startswith("error: HTTP 4") and "[" in err and err.count("\n") == 1
+    code, _, err = run("-p", "emu", "sessions", "status", "not-a-reference")
+    assert code == 2 and "REFERENCE" in err  # refused before sending
+
+
+def test_logout_revokes_and_forgets(run, logged_in) -> None:  # type: ignore[no-untyped-def]
+    assert run("-p", "emu", "auth", "logout")[0] == 0
+    assert run("-p", "emu", "sessions", "list")[0] == 3
+
+
+def test_unreachable_ksef_exits_4(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    assert run("profile", "set", "dead", "--base-url", "http://127.0.0.1:9/v2")[0] == 0
+    monkeypatch.setenv("KSEF_ACCESS_TOKEN", "unused")
+    code, _, err = run("-p", "dead", "sessions", "list")
+    assert code == 4 and err.startswith("error: APIConnectionError")
+
+
+def test_the_installed_script_runs(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "ksef"
+    env = dict(os.environ, KSEF_CONFIG_DIR=str(tmp_path))
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0 and "Exit codes" in result.stdout
+    result = subprocess.run([str(script), "mock", "--help"], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0 and "--port" in result.stdout
