@@ -9,7 +9,7 @@ SPEC_FILE := ksef_client/_data/ksef-openapi.json
 GENERATED := ksef_client/_generated
 PYTEST_ARGS ?=
 
-.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak clean
+.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak package clean
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
@@ -21,6 +21,7 @@ help:
 	@echo "make conformance      the contract suite with 100 cases per operation"
 	@echo "make bench            benchmarks with the baseline SDK beside them (bench/RESULTS.md)"
 	@echo "make soak             invoices through a faulty emulator: nothing lost, nothing twice"
+	@echo "make package          wheel + sdist in dist/, twine check, install the wheel in a fresh venv and run an example"
 	@echo "make spec-update SPEC=path-or-url  change report, new pin, regenerate, quick conformance"
 
 $(VENV)/.installed: pyproject.toml
@@ -55,6 +56,13 @@ spec-update: install
 	$(PY) -m generator.spec_update --data $(KSEF_DATA) $(SPEC)
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest -q conformance
+
+# Build, check the metadata, and smoke-test the wheel installed on its own (tests/smoke_wheel.py).
+package: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) tests/smoke_wheel.py dist
 
 # Benchmarks beside the baseline SDK (installed into bench/.baseline-venv); writes bench/RESULTS.md.
 bench: install
