@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -9,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from ksef_client.cli import main
 from ksef_client.mock import KSeFBackend
@@ -147,3 +150,43 @@ def test_the_installed_script_runs(tmp_path: Path) -> None:
     assert result.returncode == 0 and "Exit codes" in result.stdout
     result = subprocess.run([str(script), "mock", "--help"], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0 and "--port" in result.stdout
+
+
+class MemoryKeyring:
+    """An in-memory keyring backend: the keyring path of the CLI without an OS keyring."""
+
+    priority = 10
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.secrets.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.secrets[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        del self.secrets[(service, username)]
+
+
+def test_logins_go_to_the_os_keyring_when_there_is_one(run, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    backend = type("Memory", (MemoryKeyring, KeyringBackend), {})()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    monkeypatch.delenv("KSEF_CREDENTIAL_STORE")
+    try:
+        monkeypatch.setattr("sys.stdin", io.StringIO("not-a-real-token\n"))
+        code, _, err = run("-p", "emu", "auth", "login", "--token-stdin")
+        assert code == 3 and "450" in err, err  # KSeF refuses the unknown token: the login exit code
+        creds = self_signed_certificate(nip=NIP, kind="seal")
+        (tmp_path / "c.pem").write_bytes(creds.certificate_pem())
+        (tmp_path / "k.pem").write_bytes(creds.private_key_pem())
+        code, out, err = run("-p", "emu", "auth", "login", "--cert", "c.pem", "--key", "k.pem")
+        assert code == 0, err
+        assert "OS keyring" in out and ("ksef-sdk", "emu/login") in backend.secrets
+        assert not (tmp_path / "config" / "credentials.json").exists()
+        assert run("-p", "emu", "sessions", "list")[0] == 0
+    finally:
+        keyring.set_keyring(previous)
