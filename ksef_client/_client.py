@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 import httpx
@@ -41,6 +41,33 @@ if TYPE_CHECKING:
     from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession
 
 REFRESH_PATH = "/auth/token/refresh"
+R = TypeVar("R")
+
+
+class Resource(Generic[R]):
+    """A client attribute whose class is imported and instantiated on first access, then kept.
+
+    The resources pull in crypto, XML and the generated operations; a client that never uses one
+    (or a CLI start-up) does not pay for it.
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
+        self._attribute = ""
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+
+    @overload
+    def __get__(self, client: None, owner: type) -> Resource[R]: ...
+    @overload
+    def __get__(self, client: object, owner: type) -> R: ...
+    def __get__(self, client: object | None, owner: type) -> Resource[R] | R:
+        if client is None:
+            return self
+        resource: R = getattr(importlib.import_module(self._module), self._name)(client)
+        client.__dict__[self._attribute] = resource  # later reads find it without this descriptor
+        return resource
 
 
 def parsed_page(response: Response[Any], items: str) -> Any:
@@ -135,40 +162,20 @@ class KSeF:
         )  # fmt: skip
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
 
-    @cached_property
-    def auth(self) -> Auth:
-        """Log in (KSeF token or XAdES certificate), refresh, revoke."""
-        from ksef_client.resources.auth import Auth  # noqa: PLC0415
+    auth: Resource[Auth] = Resource("ksef_client.resources.auth", "Auth")
+    """Log in (KSeF token or XAdES certificate), refresh, revoke."""
 
-        return Auth(self)
+    tokens: Resource[Tokens] = Resource("ksef_client.resources.tokens", "Tokens")
+    """KSeF tokens: generate, list, revoke."""
 
-    @cached_property
-    def tokens(self) -> Tokens:
-        """KSeF tokens: generate, list, revoke."""
-        from ksef_client.resources.tokens import Tokens  # noqa: PLC0415
+    invoices: Resource[Invoices] = Resource("ksef_client.resources.invoices", "Invoices")
+    """Download, query, export and sync invoices."""
 
-        return Tokens(self)
+    sessions: Resource[Sessions] = Resource("ksef_client.resources.sessions", "Sessions")
+    """Session status, invoice lists, waiting for processing."""
 
-    @cached_property
-    def invoices(self) -> Invoices:
-        """Download, query, export and sync invoices."""
-        from ksef_client.resources.invoices import Invoices  # noqa: PLC0415
-
-        return Invoices(self)
-
-    @cached_property
-    def sessions(self) -> Sessions:
-        """Session status, invoice lists, waiting for processing."""
-        from ksef_client.resources.sessions import Sessions  # noqa: PLC0415
-
-        return Sessions(self)
-
-    @cached_property
-    def upo(self) -> Upos:
-        """UPO documents of sessions and invoices."""
-        from ksef_client.resources.upo import Upos  # noqa: PLC0415
-
-        return Upos(self)
+    upo: Resource[Upos] = Resource("ksef_client.resources.upo", "Upos")
+    """UPO documents of sessions and invoices."""
 
     @property
     def access_token(self) -> str | None:
@@ -292,40 +299,20 @@ class AsyncKSeF:
         )  # fmt: skip
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
 
-    @cached_property
-    def auth(self) -> AsyncAuth:
-        """Log in (KSeF token or XAdES certificate), refresh, revoke."""
-        from ksef_client.resources.auth import AsyncAuth  # noqa: PLC0415
+    auth: Resource[AsyncAuth] = Resource("ksef_client.resources.auth", "AsyncAuth")
+    """Log in (KSeF token or XAdES certificate), refresh, revoke."""
 
-        return AsyncAuth(self)
+    tokens: Resource[AsyncTokens] = Resource("ksef_client.resources.tokens", "AsyncTokens")
+    """KSeF tokens: generate, list, revoke."""
 
-    @cached_property
-    def tokens(self) -> AsyncTokens:
-        """KSeF tokens: generate, list, revoke."""
-        from ksef_client.resources.tokens import AsyncTokens  # noqa: PLC0415
+    invoices: Resource[AsyncInvoices] = Resource("ksef_client.resources.invoices", "AsyncInvoices")
+    """Download, query, export and sync invoices."""
 
-        return AsyncTokens(self)
+    sessions: Resource[AsyncSessions] = Resource("ksef_client.resources.sessions", "AsyncSessions")
+    """Session status, invoice lists, waiting for processing."""
 
-    @cached_property
-    def invoices(self) -> AsyncInvoices:
-        """Download, query, export and sync invoices."""
-        from ksef_client.resources.invoices import AsyncInvoices  # noqa: PLC0415
-
-        return AsyncInvoices(self)
-
-    @cached_property
-    def sessions(self) -> AsyncSessions:
-        """Session status, invoice lists, waiting for processing."""
-        from ksef_client.resources.sessions import AsyncSessions  # noqa: PLC0415
-
-        return AsyncSessions(self)
-
-    @cached_property
-    def upo(self) -> AsyncUpos:
-        """UPO documents of sessions and invoices."""
-        from ksef_client.resources.upo import AsyncUpos  # noqa: PLC0415
-
-        return AsyncUpos(self)
+    upo: Resource[AsyncUpos] = Resource("ksef_client.resources.upo", "AsyncUpos")
+    """UPO documents of sessions and invoices."""
 
     @property
     def access_token(self) -> str | None:
