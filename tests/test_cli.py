@@ -16,6 +16,7 @@ from keyring.backend import KeyringBackend
 
 from ksef_client.cli import main
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
@@ -101,15 +102,36 @@ def test_send_then_follow_the_session(run, logged_in, tmp_path: Path) -> None:  
 def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                                   backend: KSeFBackend) -> None:  # fmt: skip
     files = _invoices(tmp_path, "DUP", 1)
-    assert run("-p", "emu", "send", *files)[0] == 0
+    code, out, _ = run("-p", "emu", "--json", "send", *files)
+    original = json.loads(out)["invoices"][0]["ksef_number"]
     code, out, err = run("-p", "emu", "send", *files)  # the same invoice again: KSeF's duplicate (440)
     assert code == 5 and "440" in out and "1 of 1 invoice(s) rejected" in err
+    assert f"already in KSeF as {original}" in out
 
     sessions_before = len(backend.sessions)
     (tmp_path / "bad.xml").write_bytes(b"<Faktura/>")
     code, _, err = run("-p", "emu", "send", files[0], "bad.xml")
     assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
     assert len(backend.sessions) == sessions_before  # checked before any session was opened
+
+
+def test_a_lost_answer_is_resent_and_counted_once(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                   backend: KSeFBackend) -> None:  # fmt: skip
+    files = _invoices(tmp_path, "LOST", 3)
+    backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")  # stored, answer lost
+    code, out, err = run("-p", "emu", "--json", "send", *files)
+    assert code == 0, err
+    numbers = [i["ksef_number"] for i in json.loads(out)["invoices"]]
+    assert len(set(numbers)) == 3 and all(numbers)
+
+
+def test_a_send_that_fails_names_the_session(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                             backend: KSeFBackend) -> None:  # fmt: skip
+    files = _invoices(tmp_path, "HALF", 3)
+    backend.faults.add(400, operation="online_session.send_invoice", times=1)
+    code, _, err = run("-p", "emu", "send", *files)
+    assert code == 1 and err.startswith(f"error: {files[0]}: HTTP 400")
+    assert "0 invoice(s) before it were sent in session 2" in err
 
 
 def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -15,10 +15,12 @@ import click
 
 from ksef_client._client import KSeF
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, REJECTED, USAGE, CLIError, Output
+from ksef_client.cli.output import AUTH, REJECTED, USAGE, CLIError, Output, error_line, exit_code
+from ksef_client.errors import KSeFError
 from ksef_client.identifiers import validate_nip, validate_reference_number
 from ksef_client.resources.auth import AuthTokens
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.sending import resolve_ksef_numbers
 from ksef_client.upo import parse_upo, save_upo
 from ksef_client.xades import SigningCredentials
 
@@ -49,15 +51,22 @@ class State:
         if not direct and saved is None:
             raise CLIError(f"not logged in to {self.profile.target}: run `ksef auth login`", AUTH)
         with KSeF(access_token=direct, **self.profile.client_options()) as ksef:
-            if saved is not None:
-                tokens = config.tokens_from_json(saved)
-                ksef.auth.resume(tokens)
-            yield ksef
-            if saved is not None and ksef.access_token != tokens.access_token:
-                valid_until = ksef._tokens.valid_until or tokens.access_valid_until
-                refreshed = AuthTokens(tokens.reference_number, ksef.access_token or "", valid_until,
-                                              tokens.refresh_token, tokens.refresh_valid_until)  # fmt: skip
-                self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))
+            if saved is None:
+                yield ksef
+                return
+            tokens = config.tokens_from_json(saved)
+            ksef.auth.resume(tokens)
+            try:
+                yield ksef
+            finally:  # a token refreshed before a failure is kept as well
+                self._save_refreshed(ksef, tokens)
+
+    def _save_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
+        if ksef.access_token and ksef.access_token != tokens.access_token:
+            valid_until = ksef._tokens.valid_until or tokens.access_valid_until
+            refreshed = AuthTokens(tokens.reference_number, ksef.access_token, valid_until, tokens.refresh_token,
+                                   tokens.refresh_valid_until)  # fmt: skip
+            self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))
 
 
 pass_state = click.make_pass_decorator(State)
@@ -316,8 +325,10 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
     """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
     invoices = _checked_invoices(files, form)
     with state.client() as ksef:
-        reference = _send_batch(state, ksef, files, form, offline) if batch else _send_online(
-            state, ksef, invoices, form, offline)  # fmt: skip
+        if batch:
+            reference, invoice_refs = _send_batch(state, ksef, files, form, offline), None
+        else:
+            reference, invoice_refs = _send_online(state, ksef, files, invoices, form, offline)
         if not wait:
             state.out.result({"reference_number": reference, "files": files}, message=f"session {reference}: "
                              f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow")  # fmt: skip
@@ -325,16 +336,24 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
         with state.out.progress("KSeF processing", None):
             status = ksef.sessions.wait(reference, timeout=3600)
         outcome = list(ksef.sessions.invoices(reference, page_size=1000))
-    _report(state, reference, files, status, outcome, batch)
+    _report(state, reference, status, _outcome_rows(files, outcome, invoice_refs))
 
 
-def _send_online(state: State, ksef: KSeF, invoices: list[bytes], form: str, offline: bool) -> str:
-    with state.out.progress("sending", len(invoices)) as advance, ksef.online_session(form, validate=False) as session:
-        for data in invoices:
-            session.send(data, offline=offline)
+def _send_online(state: State, ksef: KSeF, files: tuple[Path, ...], invoices: list[bytes], form: str,
+                 offline: bool) -> tuple[str, list[str]]:  # fmt: skip
+    session = ksef.online_session(form, validate=False)
+    with state.out.progress("sending", len(invoices)) as advance, session:
+        for path, data in zip(files, invoices, strict=True):
+            try:
+                session.send(data, offline=offline)
+            except KSeFError as error:
+                # The invoices before this one are in KSeF: say where, so nothing is sent twice blindly.
+                raise CLIError(f"{path}: {error_line(error).removeprefix('error: ')}; "
+                               f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
+                               f"session {session.reference_number}", exit_code(error)) from error  # fmt: skip
             advance()
     assert session.reference_number is not None  # set by open()
-    return session.reference_number
+    return session.reference_number, session.invoice_reference_numbers
 
 
 def _send_batch(state: State, ksef: KSeF, files: tuple[Path, ...], form: str, offline: bool) -> str:
@@ -347,15 +366,32 @@ def _send_batch(state: State, ksef: KSeF, files: tuple[Path, ...], form: str, of
         return ksef.send_batch(list(files), form=form, offline=offline, progress=progress).reference_number
 
 
-def _report(state: State, reference: str, files: tuple[Path, ...], status: Any, outcome: list[Any],
-            batch: bool) -> None:  # fmt: skip
-    by_key = {(i.invoice_file_name if batch else i.ordinal_number): i for i in outcome}
-    rows = []
-    for ordinal, path in enumerate(files, start=1):
-        invoice = by_key.get(path.name if batch else ordinal)
-        code = invoice.status.code if invoice else None
-        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])]) if invoice else "not found"
-        rows.append((str(path), invoice.ksef_number if invoice else None, code, reason))
+def _outcome_rows(files: tuple[Path, ...], outcome: list[Any], invoice_refs: list[str] | None) -> list[tuple[Any, ...]]:
+    """``(file, KSeF number or None, code, status)`` per file: by invoice reference (online, where a
+    resend after a lost answer resolves to the first number) or by file name (batch)."""
+    in_session = {i.ksef_number for i in outcome if isinstance(i.ksef_number, str)}
+    if invoice_refs is None:
+        by_name = {i.invoice_file_name: i for i in outcome}
+        found = [by_name.get(path.name) for path in files]
+        numbers = [i.ksef_number if i is not None and isinstance(i.ksef_number, str) else None for i in found]
+    else:
+        by_ref = {i.reference_number: i for i in outcome}
+        found = [by_ref.get(ref) for ref in invoice_refs]
+        numbers = resolve_ksef_numbers(outcome, invoice_refs)
+    rows: list[tuple[Any, ...]] = []
+    for path, invoice, resolved in zip(files, found, numbers, strict=True):
+        if invoice is None:
+            rows.append((str(path), None, None, "not in the session's list"))
+            continue
+        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])])
+        accepted = resolved if resolved in in_session else None
+        if resolved and not accepted:  # a duplicate of an invoice sent earlier, in another session
+            reason += f" (already in KSeF as {resolved})"
+        rows.append((str(path), accepted, invoice.status.code, reason))
+    return rows
+
+
+def _report(state: State, reference: str, status: Any, rows: list[tuple[Any, ...]]) -> None:
     rejected = [row for row in rows if not row[1]]
     keys = ("file", "ksef_number", "code", "status")
     data = {"reference_number": reference, "status": status,
