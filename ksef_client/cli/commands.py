@@ -9,18 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ksef_client._client import KSeF
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, REJECTED, USAGE, CLIError, Output, error_line, exit_code
-from ksef_client.errors import KSeFError
+from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
+from ksef_client.cli.sending import checked_invoices, outcome_rows, report, send_batch, send_online
 from ksef_client.identifiers import validate_nip, validate_reference_number
 from ksef_client.resources.auth import AuthTokens
-from ksef_client.schemas import InvoiceSchemaError, validate_invoice
-from ksef_client.sending import resolve_ksef_numbers
 from ksef_client.upo import parse_upo, save_upo
 from ksef_client.xades import SigningCredentials
 
@@ -301,19 +298,6 @@ def upo_get(state: State, reference: str, ksef_number: str | None, directory: Pa
 # --- sending ----------------------------------------------------------------------------------
 
 
-def _checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
-    # Every file is checked before the session opens: a bad file stops the command, nothing is sent.
-    invoices = []
-    for path in files:
-        data = path.read_bytes()
-        try:
-            validate_invoice(data, form)
-        except InvoiceSchemaError as error:
-            raise CLIError(f"{path}: not a valid {form} invoice: {error}") from error
-        invoices.append(data)
-    return invoices
-
-
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=FILE)
 @click.option("--batch", is_flag=True, help="One batch session (zip, parts, parallel upload) instead of online.")
@@ -323,12 +307,12 @@ def _checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
 @pass_state
 def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline: bool, wait: bool) -> None:
     """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
-    invoices = _checked_invoices(files, form)
+    invoices = checked_invoices(files, form)
     with state.client() as ksef:
         if batch:
-            reference, invoice_refs = _send_batch(state, ksef, files, form, offline), None
+            reference, invoice_refs = send_batch(ksef, state.out, files, form, offline), None
         else:
-            reference, invoice_refs = _send_online(state, ksef, files, invoices, form, offline)
+            reference, invoice_refs = send_online(ksef, state.out, files, invoices, form, offline)
         if not wait:
             state.out.result({"reference_number": reference, "files": files}, message=f"session {reference}: "
                              f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow")  # fmt: skip
@@ -336,71 +320,7 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
         with state.out.progress("KSeF processing", None):
             status = ksef.sessions.wait(reference, timeout=3600)
         outcome = list(ksef.sessions.invoices(reference, page_size=1000))
-    _report(state, reference, status, _outcome_rows(files, outcome, invoice_refs))
-
-
-def _send_online(state: State, ksef: KSeF, files: tuple[Path, ...], invoices: list[bytes], form: str,
-                 offline: bool) -> tuple[str, list[str]]:  # fmt: skip
-    session = ksef.online_session(form, validate=False)
-    with state.out.progress("sending", len(invoices)) as advance, session:
-        for path, data in zip(files, invoices, strict=True):
-            try:
-                session.send(data, offline=offline)
-            except KSeFError as error:
-                # The invoices before this one are in KSeF: say where, so nothing is sent twice blindly.
-                raise CLIError(f"{path}: {error_line(error).removeprefix('error: ')}; "
-                               f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
-                               f"session {session.reference_number}", exit_code(error)) from error  # fmt: skip
-            advance()
-    assert session.reference_number is not None  # set by open()
-    return session.reference_number, session.invoice_reference_numbers
-
-
-def _send_batch(state: State, ksef: KSeF, files: tuple[Path, ...], form: str, offline: bool) -> str:
-    with state.out.progress("batch", None) as advance:
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage == "upload":
-                advance(1, total=total)
-
-        return ksef.send_batch(list(files), form=form, offline=offline, progress=progress).reference_number
-
-
-def _outcome_rows(files: tuple[Path, ...], outcome: list[Any], invoice_refs: list[str] | None) -> list[tuple[Any, ...]]:
-    """``(file, KSeF number or None, code, status)`` per file: by invoice reference (online, where a
-    resend after a lost answer resolves to the first number) or by file name (batch)."""
-    in_session = {i.ksef_number for i in outcome if isinstance(i.ksef_number, str)}
-    if invoice_refs is None:
-        by_name = {i.invoice_file_name: i for i in outcome}
-        found = [by_name.get(path.name) for path in files]
-        numbers = [i.ksef_number if i is not None and isinstance(i.ksef_number, str) else None for i in found]
-    else:
-        by_ref = {i.reference_number: i for i in outcome}
-        found = [by_ref.get(ref) for ref in invoice_refs]
-        numbers = resolve_ksef_numbers(outcome, invoice_refs)
-    rows: list[tuple[Any, ...]] = []
-    for path, invoice, resolved in zip(files, found, numbers, strict=True):
-        if invoice is None:
-            rows.append((str(path), None, None, "not in the session's list"))
-            continue
-        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])])
-        accepted = resolved if resolved in in_session else None
-        if resolved and not accepted:  # a duplicate of an invoice sent earlier, in another session
-            reason += f" (already in KSeF as {resolved})"
-        rows.append((str(path), accepted, invoice.status.code, reason))
-    return rows
-
-
-def _report(state: State, reference: str, status: Any, rows: list[tuple[Any, ...]]) -> None:
-    rejected = [row for row in rows if not row[1]]
-    keys = ("file", "ksef_number", "code", "status")
-    data = {"reference_number": reference, "status": status,
-            "invoices": [dict(zip(keys, row, strict=True)) for row in rows]}  # fmt: skip
-    state.out.result(data, message=f"session {reference}: {status.status.code} {status.status.description}; "
-                     f"{len(rows) - len(rejected)} accepted, {len(rejected)} rejected",
-                     table=("file", "KSeF number", "code", "status"), rows=rows)  # fmt: skip
-    if rejected:
-        raise CLIError(f"{len(rejected)} of {len(rows)} invoice(s) rejected (see above)", REJECTED)
+    report(state.out, reference, status, outcome_rows(files, outcome, invoice_refs))
 
 
 # --- downloading ------------------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""What ``ksef send`` does between reading the files and printing the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ksef_client._client import KSeF
+from ksef_client.cli.output import REJECTED, CLIError, Output, error_line, exit_code
+from ksef_client.errors import KSeFError
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.sending import resolve_ksef_numbers
+
+
+def checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
+    """The files' bytes, each valid against ``form``'s XSD; ``CLIError`` naming the first bad file."""
+    # Every file is checked before the session opens: a bad file stops the command, nothing is sent.
+    invoices = []
+    for path in files:
+        data = path.read_bytes()
+        try:
+            validate_invoice(data, form)
+        except InvoiceSchemaError as error:
+            raise CLIError(f"{path}: not a valid {form} invoice: {error}") from error
+        invoices.append(data)
+    return invoices
+
+
+def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], invoices: list[bytes], form: str,
+                 offline: bool) -> tuple[str, list[str]]:  # fmt: skip
+    """Send in one online session; the session reference and each invoice\'s reference, in order."""
+    session = ksef.online_session(form, validate=False)
+    with out.progress("sending", len(invoices)) as advance, session:
+        for path, data in zip(files, invoices, strict=True):
+            try:
+                session.send(data, offline=offline)
+            except KSeFError as error:
+                # The invoices before this one are in KSeF: say where, so nothing is sent twice blindly.
+                raise CLIError(f"{path}: {error_line(error).removeprefix('error: ')}; "
+                               f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
+                               f"session {session.reference_number}", exit_code(error)) from error  # fmt: skip
+            advance()
+    assert session.reference_number is not None  # set by open()
+    return session.reference_number, session.invoice_reference_numbers
+
+
+def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool) -> str:
+    """Send in one batch session (progress per uploaded part); the session reference."""
+    with out.progress("batch", None) as advance:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "upload":
+                advance(1, total=total)
+
+        return ksef.send_batch(list(files), form=form, offline=offline, progress=progress).reference_number
+
+
+def outcome_rows(files: tuple[Path, ...], outcome: list[Any], invoice_refs: list[str] | None) -> list[tuple[Any, ...]]:
+    """``(file, KSeF number or None, code, status)`` per file: by invoice reference (online, where a
+    resend after a lost answer resolves to the first number) or by file name (batch)."""
+    in_session = {i.ksef_number for i in outcome if isinstance(i.ksef_number, str)}
+    if invoice_refs is None:
+        by_name = {i.invoice_file_name: i for i in outcome}
+        found = [by_name.get(path.name) for path in files]
+        numbers = [i.ksef_number if i is not None and isinstance(i.ksef_number, str) else None for i in found]
+    else:
+        by_ref = {i.reference_number: i for i in outcome}
+        found = [by_ref.get(ref) for ref in invoice_refs]
+        numbers = resolve_ksef_numbers(outcome, invoice_refs)
+    rows: list[tuple[Any, ...]] = []
+    for path, invoice, resolved in zip(files, found, numbers, strict=True):
+        if invoice is None:
+            rows.append((str(path), None, None, "not in the session's list"))
+            continue
+        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])])
+        accepted = resolved if resolved in in_session else None
+        if resolved and not accepted:  # a duplicate of an invoice sent earlier, in another session
+            reason += f" (already in KSeF as {resolved})"
+        rows.append((str(path), accepted, invoice.status.code, reason))
+    return rows
+
+
+def report(out: Output, reference: str, status: Any, rows: list[tuple[Any, ...]]) -> None:
+    """Print the outcome per file; exit code 5 (``CLIError``) when any invoice was rejected."""
+    rejected = [row for row in rows if not row[1]]
+    keys = ("file", "ksef_number", "code", "status")
+    data = {"reference_number": reference, "status": status,
+            "invoices": [dict(zip(keys, row, strict=True)) for row in rows]}  # fmt: skip
+    out.result(data, message=f"session {reference}: {status.status.code} {status.status.description}; "
+                     f"{len(rows) - len(rejected)} accepted, {len(rejected)} rejected",
+                     table=("file", "KSeF number", "code", "status"), rows=rows)  # fmt: skip
+    if rejected:
+        raise CLIError(f"{len(rejected)} of {len(rows)} invoice(s) rejected (see above)", REJECTED)
