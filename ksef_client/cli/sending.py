@@ -28,7 +28,7 @@ def checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
 
 def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], invoices: list[bytes], form: str,
                  offline: bool) -> tuple[str, list[str]]:  # fmt: skip
-    """Send in one online session; the session reference and each invoice\'s reference, in order."""
+    """Send in one online session; the session reference and each invoice's reference, in order."""
     session = ksef.online_session(form, validate=False)
     with out.progress("sending", len(invoices)) as advance, session:
         for path, data in zip(files, invoices, strict=True):
