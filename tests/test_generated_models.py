@@ -93,3 +93,18 @@ def test_a_wrong_type_in_a_nullable_field_is_kept_not_raised() -> None:
     assert parsed.acquisition_date == 12345
     assert parsed.invoicing_mode is InvoicingMode.ONLINE
     assert parsed.invoicing_date == datetime.datetime(2025, 7, 11, 12, 23, 56, 15430, tzinfo=datetime.UTC)
+
+
+def test_from_dict_builds_what_the_constructor_builds() -> None:
+    # from_dict sets every field itself (no __init__): the object must equal a constructed one,
+    # defaults included, and behave the same (repr, evolve-free mutation, to_dict).
+    parsed = SessionInvoiceStatusResponse.from_dict(INVOICE)
+    built = SessionInvoiceStatusResponse(
+        ordinal_number=1, reference_number=INVOICE["referenceNumber"], invoice_hash=INVOICE["invoiceHash"],  # type: ignore[arg-type]
+        invoicing_date=datetime.datetime.fromisoformat(INVOICE["invoicingDate"]),  # type: ignore[arg-type]
+        status=InvoiceStatusInfo(code=100, description="Faktura przyjęta do dalszego przetwarzania"),
+    )  # fmt: skip
+    assert parsed == built and repr(parsed) == repr(built)
+    assert parsed.to_dict() == built.to_dict() == dict(INVOICE, invoicingDate="2025-07-11T12:23:56.015430+00:00")
+    parsed.additional_properties["x"] = 1
+    assert built.additional_properties == {}  # each object has its own dict

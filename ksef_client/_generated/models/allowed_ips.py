@@ -108,11 +108,10 @@ class AllowedIps:
             except (TypeError, ValueError, AttributeError, KeyError):
                 ip_4_masks = cast(list[str] | None | Unset, _ip_4_masks)
 
-        allowed_ips = cls(
-            ip_4_addresses=ip_4_addresses,
-            ip_4_ranges=ip_4_ranges,
-            ip_4_masks=ip_4_masks,
-        )
+        allowed_ips = object.__new__(cls)
+        allowed_ips.ip_4_addresses = ip_4_addresses
+        allowed_ips.ip_4_ranges = ip_4_ranges
+        allowed_ips.ip_4_masks = ip_4_masks
 
         allowed_ips.additional_properties = d
         return allowed_ips

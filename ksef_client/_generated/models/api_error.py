@@ -71,11 +71,10 @@ class ApiError:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        api_error = cls(
-            code=code,
-            description=description,
-            details=details,
-        )
+        api_error = object.__new__(cls)
+        api_error.code = code
+        api_error.description = description
+        api_error.details = details
 
         api_error.additional_properties = d
         return api_error

@@ -48,11 +48,10 @@ class ApiRateLimitValuesOverride:
 
         per_hour = d.pop("perHour")
 
-        api_rate_limit_values_override = cls(
-            per_second=per_second,
-            per_minute=per_minute,
-            per_hour=per_hour,
-        )
+        api_rate_limit_values_override = object.__new__(cls)
+        api_rate_limit_values_override.per_second = per_second
+        api_rate_limit_values_override.per_minute = per_minute
+        api_rate_limit_values_override.per_hour = per_hour
 
         api_rate_limit_values_override.additional_properties = d
         return api_rate_limit_values_override

@@ -105,21 +105,20 @@ class ApiRateLimitsOverride:
 
         other = ApiRateLimitValuesOverride.from_dict(d.pop("other"))
 
-        api_rate_limits_override = cls(
-            online_session=online_session,
-            batch_session=batch_session,
-            invoice_send=invoice_send,
-            invoice_status=invoice_status,
-            session_list=session_list,
-            session_invoice_list=session_invoice_list,
-            session_misc=session_misc,
-            invoice_metadata=invoice_metadata,
-            invoice_export=invoice_export,
-            invoice_export_status=invoice_export_status,
-            invoice_download=invoice_download,
-            collective_identifier=collective_identifier,
-            other=other,
-        )
+        api_rate_limits_override = object.__new__(cls)
+        api_rate_limits_override.online_session = online_session
+        api_rate_limits_override.batch_session = batch_session
+        api_rate_limits_override.invoice_send = invoice_send
+        api_rate_limits_override.invoice_status = invoice_status
+        api_rate_limits_override.session_list = session_list
+        api_rate_limits_override.session_invoice_list = session_invoice_list
+        api_rate_limits_override.session_misc = session_misc
+        api_rate_limits_override.invoice_metadata = invoice_metadata
+        api_rate_limits_override.invoice_export = invoice_export
+        api_rate_limits_override.invoice_export_status = invoice_export_status
+        api_rate_limits_override.invoice_download = invoice_download
+        api_rate_limits_override.collective_identifier = collective_identifier
+        api_rate_limits_override.other = other
 
         api_rate_limits_override.additional_properties = d
         return api_rate_limits_override

@@ -34,9 +34,8 @@ class AttachmentPermissionGrantRequest:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        attachment_permission_grant_request = cls(
-            nip=nip,
-        )
+        attachment_permission_grant_request = object.__new__(cls)
+        attachment_permission_grant_request.nip = nip
 
         attachment_permission_grant_request.additional_properties = d
         return attachment_permission_grant_request

@@ -63,10 +63,9 @@ class AttachmentPermissionRevokeRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 expected_end_date = cast(datetime.date | None | Unset, _expected_end_date)
 
-        attachment_permission_revoke_request = cls(
-            nip=nip,
-            expected_end_date=expected_end_date,
-        )
+        attachment_permission_revoke_request = object.__new__(cls)
+        attachment_permission_revoke_request.nip = nip
+        attachment_permission_revoke_request.expected_end_date = expected_end_date
 
         attachment_permission_revoke_request.additional_properties = d
         return attachment_permission_revoke_request

@@ -56,12 +56,11 @@ class AuthenticationChallengeResponse:
 
         client_ip = d.pop("clientIp")
 
-        authentication_challenge_response = cls(
-            challenge=challenge,
-            timestamp=timestamp,
-            timestamp_ms=timestamp_ms,
-            client_ip=client_ip,
-        )
+        authentication_challenge_response = object.__new__(cls)
+        authentication_challenge_response.challenge = challenge
+        authentication_challenge_response.timestamp = timestamp
+        authentication_challenge_response.timestamp_ms = timestamp_ms
+        authentication_challenge_response.client_ip = client_ip
 
         authentication_challenge_response.additional_properties = d
         return authentication_challenge_response

@@ -42,10 +42,9 @@ class AuthenticationContextIdentifier:
 
         value = d.pop("value")
 
-        authentication_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        authentication_context_identifier = object.__new__(cls)
+        authentication_context_identifier.type_ = type_
+        authentication_context_identifier.value = value
 
         authentication_context_identifier.additional_properties = d
         return authentication_context_identifier

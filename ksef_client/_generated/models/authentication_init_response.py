@@ -40,10 +40,9 @@ class AuthenticationInitResponse:
 
         authentication_token = TokenInfo.from_dict(d.pop("authenticationToken"))
 
-        authentication_init_response = cls(
-            reference_number=reference_number,
-            authentication_token=authentication_token,
-        )
+        authentication_init_response = object.__new__(cls)
+        authentication_init_response.reference_number = reference_number
+        authentication_init_response.authentication_token = authentication_token
 
         authentication_init_response.additional_properties = d
         return authentication_init_response

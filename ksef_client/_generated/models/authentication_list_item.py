@@ -146,17 +146,16 @@ class AuthenticationListItem:
 
         is_current = d.pop("isCurrent", UNSET)
 
-        authentication_list_item = cls(
-            start_date=start_date,
-            authentication_method=authentication_method,
-            authentication_method_info=authentication_method_info,
-            status=status,
-            reference_number=reference_number,
-            is_token_redeemed=is_token_redeemed,
-            last_token_refresh_date=last_token_refresh_date,
-            refresh_token_valid_until=refresh_token_valid_until,
-            is_current=is_current,
-        )
+        authentication_list_item = object.__new__(cls)
+        authentication_list_item.start_date = start_date
+        authentication_list_item.authentication_method = authentication_method
+        authentication_list_item.authentication_method_info = authentication_method_info
+        authentication_list_item.status = status
+        authentication_list_item.reference_number = reference_number
+        authentication_list_item.is_token_redeemed = is_token_redeemed
+        authentication_list_item.last_token_refresh_date = last_token_refresh_date
+        authentication_list_item.refresh_token_valid_until = refresh_token_valid_until
+        authentication_list_item.is_current = is_current
 
         authentication_list_item.additional_properties = d
         return authentication_list_item

@@ -56,10 +56,9 @@ class AuthenticationListResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        authentication_list_response = cls(
-            items=items,
-            continuation_token=continuation_token,
-        )
+        authentication_list_response = object.__new__(cls)
+        authentication_list_response.items = items
+        authentication_list_response.continuation_token = continuation_token
 
         authentication_list_response.additional_properties = d
         return authentication_list_response

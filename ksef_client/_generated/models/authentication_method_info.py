@@ -56,11 +56,10 @@ class AuthenticationMethodInfo:
 
         display_name = d.pop("displayName")
 
-        authentication_method_info = cls(
-            category=category,
-            code=code,
-            display_name=display_name,
-        )
+        authentication_method_info = object.__new__(cls)
+        authentication_method_info.category = category
+        authentication_method_info.code = code
+        authentication_method_info.display_name = display_name
 
         authentication_method_info.additional_properties = d
         return authentication_method_info

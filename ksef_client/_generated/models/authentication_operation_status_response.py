@@ -131,15 +131,14 @@ class AuthenticationOperationStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 refresh_token_valid_until = cast(datetime.datetime | None | Unset, _refresh_token_valid_until)
 
-        authentication_operation_status_response = cls(
-            start_date=start_date,
-            authentication_method=authentication_method,
-            authentication_method_info=authentication_method_info,
-            status=status,
-            is_token_redeemed=is_token_redeemed,
-            last_token_refresh_date=last_token_refresh_date,
-            refresh_token_valid_until=refresh_token_valid_until,
-        )
+        authentication_operation_status_response = object.__new__(cls)
+        authentication_operation_status_response.start_date = start_date
+        authentication_operation_status_response.authentication_method = authentication_method
+        authentication_operation_status_response.authentication_method_info = authentication_method_info
+        authentication_operation_status_response.status = status
+        authentication_operation_status_response.is_token_redeemed = is_token_redeemed
+        authentication_operation_status_response.last_token_refresh_date = last_token_refresh_date
+        authentication_operation_status_response.refresh_token_valid_until = refresh_token_valid_until
 
         authentication_operation_status_response.additional_properties = d
         return authentication_operation_status_response

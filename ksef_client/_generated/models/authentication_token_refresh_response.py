@@ -33,9 +33,8 @@ class AuthenticationTokenRefreshResponse:
         d = dict(src_dict)
         access_token = TokenInfo.from_dict(d.pop("accessToken"))
 
-        authentication_token_refresh_response = cls(
-            access_token=access_token,
-        )
+        authentication_token_refresh_response = object.__new__(cls)
+        authentication_token_refresh_response.access_token = access_token
 
         authentication_token_refresh_response.additional_properties = d
         return authentication_token_refresh_response

@@ -39,10 +39,9 @@ class AuthenticationTokensResponse:
 
         refresh_token = TokenInfo.from_dict(d.pop("refreshToken"))
 
-        authentication_tokens_response = cls(
-            access_token=access_token,
-            refresh_token=refresh_token,
-        )
+        authentication_tokens_response = object.__new__(cls)
+        authentication_tokens_response.access_token = access_token
+        authentication_tokens_response.refresh_token = refresh_token
 
         authentication_tokens_response.additional_properties = d
         return authentication_tokens_response

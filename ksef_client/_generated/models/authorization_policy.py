@@ -52,9 +52,8 @@ class AuthorizationPolicy:
             except (TypeError, ValueError, AttributeError, KeyError):
                 allowed_ips = cast(AllowedIps | None | Unset, _allowed_ips)
 
-        authorization_policy = cls(
-            allowed_ips=allowed_ips,
-        )
+        authorization_policy = object.__new__(cls)
+        authorization_policy.allowed_ips = allowed_ips
 
         authorization_policy.additional_properties = d
         return authorization_policy

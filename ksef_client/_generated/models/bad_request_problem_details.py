@@ -95,15 +95,14 @@ class BadRequestProblemDetails:
 
         trace_id = d.pop("traceId")
 
-        bad_request_problem_details = cls(
-            title=title,
-            status=status,
-            instance=instance,
-            detail=detail,
-            errors=errors,
-            timestamp=timestamp,
-            trace_id=trace_id,
-        )
+        bad_request_problem_details = object.__new__(cls)
+        bad_request_problem_details.title = title
+        bad_request_problem_details.status = status
+        bad_request_problem_details.instance = instance
+        bad_request_problem_details.detail = detail
+        bad_request_problem_details.errors = errors
+        bad_request_problem_details.timestamp = timestamp
+        bad_request_problem_details.trace_id = trace_id
 
         bad_request_problem_details.additional_properties = d
         return bad_request_problem_details

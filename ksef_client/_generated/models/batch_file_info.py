@@ -86,12 +86,11 @@ class BatchFileInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 compression_type = cast(CompressionType | None | Unset, _compression_type)
 
-        batch_file_info = cls(
-            file_size=file_size,
-            file_hash=file_hash,
-            file_parts=file_parts,
-            compression_type=compression_type,
-        )
+        batch_file_info = object.__new__(cls)
+        batch_file_info.file_size = file_size
+        batch_file_info.file_hash = file_hash
+        batch_file_info.file_parts = file_parts
+        batch_file_info.compression_type = compression_type
 
         batch_file_info.additional_properties = d
         return batch_file_info

@@ -48,11 +48,10 @@ class BatchFilePartInfo:
 
         file_hash = d.pop("fileHash")
 
-        batch_file_part_info = cls(
-            ordinal_number=ordinal_number,
-            file_size=file_size,
-            file_hash=file_hash,
-        )
+        batch_file_part_info = object.__new__(cls)
+        batch_file_part_info.ordinal_number = ordinal_number
+        batch_file_part_info.file_size = file_size
+        batch_file_part_info.file_hash = file_hash
 
         batch_file_part_info.additional_properties = d
         return batch_file_part_info

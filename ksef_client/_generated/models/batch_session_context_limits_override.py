@@ -48,11 +48,12 @@ class BatchSessionContextLimitsOverride:
 
         max_invoices = d.pop("maxInvoices")
 
-        batch_session_context_limits_override = cls(
-            max_invoice_size_in_mb=max_invoice_size_in_mb,
-            max_invoice_with_attachment_size_in_mb=max_invoice_with_attachment_size_in_mb,
-            max_invoices=max_invoices,
+        batch_session_context_limits_override = object.__new__(cls)
+        batch_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb
+        batch_session_context_limits_override.max_invoice_with_attachment_size_in_mb = (
+            max_invoice_with_attachment_size_in_mb
         )
+        batch_session_context_limits_override.max_invoices = max_invoices
 
         batch_session_context_limits_override.additional_properties = d
         return batch_session_context_limits_override

@@ -48,11 +48,12 @@ class BatchSessionEffectiveContextLimits:
 
         max_invoices = d.pop("maxInvoices")
 
-        batch_session_effective_context_limits = cls(
-            max_invoice_size_in_mb=max_invoice_size_in_mb,
-            max_invoice_with_attachment_size_in_mb=max_invoice_with_attachment_size_in_mb,
-            max_invoices=max_invoices,
+        batch_session_effective_context_limits = object.__new__(cls)
+        batch_session_effective_context_limits.max_invoice_size_in_mb = max_invoice_size_in_mb
+        batch_session_effective_context_limits.max_invoice_with_attachment_size_in_mb = (
+            max_invoice_with_attachment_size_in_mb
         )
+        batch_session_effective_context_limits.max_invoices = max_invoices
 
         batch_session_effective_context_limits.additional_properties = d
         return batch_session_effective_context_limits

@@ -51,9 +51,8 @@ class BlockContextAuthenticationRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | TestDataAuthenticationContextIdentifier | Unset, _context_identifier)
 
-        block_context_authentication_request = cls(
-            context_identifier=context_identifier,
-        )
+        block_context_authentication_request = object.__new__(cls)
+        block_context_authentication_request.context_identifier = context_identifier
 
         block_context_authentication_request.additional_properties = d
         return block_context_authentication_request

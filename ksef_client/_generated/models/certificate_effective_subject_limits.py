@@ -33,9 +33,8 @@ class CertificateEffectiveSubjectLimits:
         d = dict(src_dict)
         max_certificates = d.pop("maxCertificates", UNSET)
 
-        certificate_effective_subject_limits = cls(
-            max_certificates=max_certificates,
-        )
+        certificate_effective_subject_limits = object.__new__(cls)
+        certificate_effective_subject_limits.max_certificates = max_certificates
 
         certificate_effective_subject_limits.additional_properties = d
         return certificate_effective_subject_limits

@@ -115,16 +115,15 @@ class CertificateEnrollmentDataResponse:
 
         organization_identifier: None | str | Unset = d.pop("organizationIdentifier", UNSET)
 
-        certificate_enrollment_data_response = cls(
-            common_name=common_name,
-            country_name=country_name,
-            given_name=given_name,
-            surname=surname,
-            serial_number=serial_number,
-            unique_identifier=unique_identifier,
-            organization_name=organization_name,
-            organization_identifier=organization_identifier,
-        )
+        certificate_enrollment_data_response = object.__new__(cls)
+        certificate_enrollment_data_response.common_name = common_name
+        certificate_enrollment_data_response.country_name = country_name
+        certificate_enrollment_data_response.given_name = given_name
+        certificate_enrollment_data_response.surname = surname
+        certificate_enrollment_data_response.serial_number = serial_number
+        certificate_enrollment_data_response.unique_identifier = unique_identifier
+        certificate_enrollment_data_response.organization_name = organization_name
+        certificate_enrollment_data_response.organization_identifier = organization_identifier
 
         certificate_enrollment_data_response.additional_properties = d
         return certificate_enrollment_data_response

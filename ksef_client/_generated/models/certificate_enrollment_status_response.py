@@ -56,11 +56,10 @@ class CertificateEnrollmentStatusResponse:
 
         certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
 
-        certificate_enrollment_status_response = cls(
-            request_date=request_date,
-            status=status,
-            certificate_serial_number=certificate_serial_number,
-        )
+        certificate_enrollment_status_response = object.__new__(cls)
+        certificate_enrollment_status_response.request_date = request_date
+        certificate_enrollment_status_response.status = status
+        certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
 
         certificate_enrollment_status_response.additional_properties = d
         return certificate_enrollment_status_response

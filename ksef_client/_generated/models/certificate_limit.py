@@ -41,10 +41,9 @@ class CertificateLimit:
 
         limit = d.pop("limit")
 
-        certificate_limit = cls(
-            remaining=remaining,
-            limit=limit,
-        )
+        certificate_limit = object.__new__(cls)
+        certificate_limit.remaining = remaining
+        certificate_limit.limit = limit
 
         certificate_limit.additional_properties = d
         return certificate_limit

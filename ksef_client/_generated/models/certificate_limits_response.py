@@ -48,11 +48,10 @@ class CertificateLimitsResponse:
 
         certificate = CertificateLimit.from_dict(d.pop("certificate"))
 
-        certificate_limits_response = cls(
-            can_request=can_request,
-            enrollment=enrollment,
-            certificate=certificate,
-        )
+        certificate_limits_response = object.__new__(cls)
+        certificate_limits_response.can_request = can_request
+        certificate_limits_response.enrollment = enrollment
+        certificate_limits_response.certificate = certificate
 
         certificate_limits_response.additional_properties = d
         return certificate_limits_response

@@ -141,18 +141,17 @@ class CertificateListItem:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
 
-        certificate_list_item = cls(
-            certificate_serial_number=certificate_serial_number,
-            name=name,
-            type_=type_,
-            common_name=common_name,
-            status=status,
-            subject_identifier=subject_identifier,
-            valid_from=valid_from,
-            valid_to=valid_to,
-            request_date=request_date,
-            last_use_date=last_use_date,
-        )
+        certificate_list_item = object.__new__(cls)
+        certificate_list_item.certificate_serial_number = certificate_serial_number
+        certificate_list_item.name = name
+        certificate_list_item.type_ = type_
+        certificate_list_item.common_name = common_name
+        certificate_list_item.status = status
+        certificate_list_item.subject_identifier = subject_identifier
+        certificate_list_item.valid_from = valid_from
+        certificate_list_item.valid_to = valid_to
+        certificate_list_item.request_date = request_date
+        certificate_list_item.last_use_date = last_use_date
 
         certificate_list_item.additional_properties = d
         return certificate_list_item

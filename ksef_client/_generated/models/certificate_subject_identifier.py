@@ -51,10 +51,9 @@ class CertificateSubjectIdentifier:
 
         value = d.pop("value")
 
-        certificate_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        certificate_subject_identifier = object.__new__(cls)
+        certificate_subject_identifier.type_ = type_
+        certificate_subject_identifier.value = value
 
         certificate_subject_identifier.additional_properties = d
         return certificate_subject_identifier

@@ -37,9 +37,8 @@ class CertificateSubjectLimitsOverride:
         d = dict(src_dict)
         max_certificates: int | None | Unset = d.pop("maxCertificates", UNSET)
 
-        certificate_subject_limits_override = cls(
-            max_certificates=max_certificates,
-        )
+        certificate_subject_limits_override = object.__new__(cls)
+        certificate_subject_limits_override.max_certificates = max_certificates
 
         certificate_subject_limits_override.additional_properties = d
         return certificate_subject_limits_override

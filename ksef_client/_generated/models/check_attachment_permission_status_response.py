@@ -62,10 +62,9 @@ class CheckAttachmentPermissionStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 revoked_date = cast(datetime.datetime | None | Unset, _revoked_date)
 
-        check_attachment_permission_status_response = cls(
-            is_attachment_allowed=is_attachment_allowed,
-            revoked_date=revoked_date,
-        )
+        check_attachment_permission_status_response = object.__new__(cls)
+        check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
+        check_attachment_permission_status_response.revoked_date = revoked_date
 
         check_attachment_permission_status_response.additional_properties = d
         return check_attachment_permission_status_response

@@ -75,11 +75,10 @@ class CollectiveIdentifierInvoice:
 
         description: None | str | Unset = d.pop("description", UNSET)
 
-        collective_identifier_invoice = cls(
-            ksef_number=ksef_number,
-            payment=payment,
-            description=description,
-        )
+        collective_identifier_invoice = object.__new__(cls)
+        collective_identifier_invoice.ksef_number = ksef_number
+        collective_identifier_invoice.payment = payment
+        collective_identifier_invoice.description = description
 
         collective_identifier_invoice.additional_properties = d
         return collective_identifier_invoice

@@ -42,10 +42,9 @@ class CollectiveIdentifierInvoicePayment:
 
         currency = CurrencyCode.from_value(d.pop("currency"))
 
-        collective_identifier_invoice_payment = cls(
-            amount=amount,
-            currency=currency,
-        )
+        collective_identifier_invoice_payment = object.__new__(cls)
+        collective_identifier_invoice_payment.amount = amount
+        collective_identifier_invoice_payment.currency = currency
 
         collective_identifier_invoice_payment.additional_properties = d
         return collective_identifier_invoice_payment

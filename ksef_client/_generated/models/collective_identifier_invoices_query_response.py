@@ -56,10 +56,9 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        collective_identifier_invoices_query_response = cls(
-            invoices=invoices,
-            continuation_token=continuation_token,
-        )
+        collective_identifier_invoices_query_response = object.__new__(cls)
+        collective_identifier_invoices_query_response.invoices = invoices
+        collective_identifier_invoices_query_response.continuation_token = continuation_token
 
         collective_identifier_invoices_query_response.additional_properties = d
         return collective_identifier_invoices_query_response

@@ -82,12 +82,11 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
         description: None | str | Unset = d.pop("description", UNSET)
 
-        collective_identifier_invoices_query_response_item = cls(
-            ksef_number=ksef_number,
-            details_hidden=details_hidden,
-            payment=payment,
-            description=description,
-        )
+        collective_identifier_invoices_query_response_item = object.__new__(cls)
+        collective_identifier_invoices_query_response_item.ksef_number = ksef_number
+        collective_identifier_invoices_query_response_item.details_hidden = details_hidden
+        collective_identifier_invoices_query_response_item.payment = payment
+        collective_identifier_invoices_query_response_item.description = description
 
         collective_identifier_invoices_query_response_item.additional_properties = d
         return collective_identifier_invoices_query_response_item

@@ -41,10 +41,9 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
 
         currency = d.pop("currency")
 
-        collective_identifier_invoices_query_response_item_payment = cls(
-            amount=amount,
-            currency=currency,
-        )
+        collective_identifier_invoices_query_response_item_payment = object.__new__(cls)
+        collective_identifier_invoices_query_response_item_payment.amount = amount
+        collective_identifier_invoices_query_response_item_payment.currency = currency
 
         collective_identifier_invoices_query_response_item_payment.additional_properties = d
         return collective_identifier_invoices_query_response_item_payment

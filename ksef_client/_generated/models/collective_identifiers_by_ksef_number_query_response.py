@@ -58,10 +58,9 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        collective_identifiers_by_ksef_number_query_response = cls(
-            collective_identifiers=collective_identifiers,
-            continuation_token=continuation_token,
-        )
+        collective_identifiers_by_ksef_number_query_response = object.__new__(cls)
+        collective_identifiers_by_ksef_number_query_response.collective_identifiers = collective_identifiers
+        collective_identifiers_by_ksef_number_query_response.continuation_token = continuation_token
 
         collective_identifiers_by_ksef_number_query_response.additional_properties = d
         return collective_identifiers_by_ksef_number_query_response

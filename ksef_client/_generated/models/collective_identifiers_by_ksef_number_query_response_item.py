@@ -49,11 +49,14 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
 
         date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
 
-        collective_identifiers_by_ksef_number_query_response_item = cls(
-            collective_identifier_number=collective_identifier_number,
-            created_in_current_context=created_in_current_context,
-            date_created=date_created,
+        collective_identifiers_by_ksef_number_query_response_item = object.__new__(cls)
+        collective_identifiers_by_ksef_number_query_response_item.collective_identifier_number = (
+            collective_identifier_number
         )
+        collective_identifiers_by_ksef_number_query_response_item.created_in_current_context = (
+            created_in_current_context
+        )
+        collective_identifiers_by_ksef_number_query_response_item.date_created = date_created
 
         collective_identifiers_by_ksef_number_query_response_item.additional_properties = d
         return collective_identifiers_by_ksef_number_query_response_item

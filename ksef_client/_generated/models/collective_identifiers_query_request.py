@@ -92,14 +92,13 @@ class CollectiveIdentifiersQueryRequest:
 
         created_in_current_context: bool | None | Unset = d.pop("createdInCurrentContext", UNSET)
 
-        collective_identifiers_query_request = cls(
-            date_created_from=date_created_from,
-            date_created_to=date_created_to,
-            collective_identifier_number=collective_identifier_number,
-            invoice_count_from=invoice_count_from,
-            invoice_count_to=invoice_count_to,
-            created_in_current_context=created_in_current_context,
-        )
+        collective_identifiers_query_request = object.__new__(cls)
+        collective_identifiers_query_request.date_created_from = date_created_from
+        collective_identifiers_query_request.date_created_to = date_created_to
+        collective_identifiers_query_request.collective_identifier_number = collective_identifier_number
+        collective_identifiers_query_request.invoice_count_from = invoice_count_from
+        collective_identifiers_query_request.invoice_count_to = invoice_count_to
+        collective_identifiers_query_request.created_in_current_context = created_in_current_context
 
         collective_identifiers_query_request.additional_properties = d
         return collective_identifiers_query_request

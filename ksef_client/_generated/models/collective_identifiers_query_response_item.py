@@ -56,12 +56,11 @@ class CollectiveIdentifiersQueryResponseItem:
 
         created_in_current_context = d.pop("createdInCurrentContext")
 
-        collective_identifiers_query_response_item = cls(
-            collective_identifier_number=collective_identifier_number,
-            date_created=date_created,
-            invoice_count=invoice_count,
-            created_in_current_context=created_in_current_context,
-        )
+        collective_identifiers_query_response_item = object.__new__(cls)
+        collective_identifiers_query_response_item.collective_identifier_number = collective_identifier_number
+        collective_identifiers_query_response_item.date_created = date_created
+        collective_identifiers_query_response_item.invoice_count = invoice_count
+        collective_identifiers_query_response_item.created_in_current_context = created_in_current_context
 
         collective_identifiers_query_response_item.additional_properties = d
         return collective_identifiers_query_response_item

@@ -48,11 +48,10 @@ class EffectiveApiRateLimitValues:
 
         per_hour = d.pop("perHour")
 
-        effective_api_rate_limit_values = cls(
-            per_second=per_second,
-            per_minute=per_minute,
-            per_hour=per_hour,
-        )
+        effective_api_rate_limit_values = object.__new__(cls)
+        effective_api_rate_limit_values.per_second = per_second
+        effective_api_rate_limit_values.per_minute = per_minute
+        effective_api_rate_limit_values.per_hour = per_hour
 
         effective_api_rate_limit_values.additional_properties = d
         return effective_api_rate_limit_values

@@ -105,21 +105,20 @@ class EffectiveApiRateLimits:
 
         other = EffectiveApiRateLimitValues.from_dict(d.pop("other"))
 
-        effective_api_rate_limits = cls(
-            online_session=online_session,
-            batch_session=batch_session,
-            invoice_send=invoice_send,
-            invoice_status=invoice_status,
-            session_list=session_list,
-            session_invoice_list=session_invoice_list,
-            session_misc=session_misc,
-            invoice_metadata=invoice_metadata,
-            invoice_export=invoice_export,
-            invoice_export_status=invoice_export_status,
-            invoice_download=invoice_download,
-            collective_identifier=collective_identifier,
-            other=other,
-        )
+        effective_api_rate_limits = object.__new__(cls)
+        effective_api_rate_limits.online_session = online_session
+        effective_api_rate_limits.batch_session = batch_session
+        effective_api_rate_limits.invoice_send = invoice_send
+        effective_api_rate_limits.invoice_status = invoice_status
+        effective_api_rate_limits.session_list = session_list
+        effective_api_rate_limits.session_invoice_list = session_invoice_list
+        effective_api_rate_limits.session_misc = session_misc
+        effective_api_rate_limits.invoice_metadata = invoice_metadata
+        effective_api_rate_limits.invoice_export = invoice_export
+        effective_api_rate_limits.invoice_export_status = invoice_export_status
+        effective_api_rate_limits.invoice_download = invoice_download
+        effective_api_rate_limits.collective_identifier = collective_identifier
+        effective_api_rate_limits.other = other
 
         effective_api_rate_limits.additional_properties = d
         return effective_api_rate_limits

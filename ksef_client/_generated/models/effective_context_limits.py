@@ -39,10 +39,9 @@ class EffectiveContextLimits:
 
         batch_session = BatchSessionEffectiveContextLimits.from_dict(d.pop("batchSession"))
 
-        effective_context_limits = cls(
-            online_session=online_session,
-            batch_session=batch_session,
-        )
+        effective_context_limits = object.__new__(cls)
+        effective_context_limits.online_session = online_session
+        effective_context_limits.batch_session = batch_session
 
         effective_context_limits.additional_properties = d
         return effective_context_limits

@@ -76,10 +76,9 @@ class EffectiveSubjectLimits:
             except (TypeError, ValueError, AttributeError, KeyError):
                 certificate = cast(CertificateEffectiveSubjectLimits | None | Unset, _certificate)
 
-        effective_subject_limits = cls(
-            enrollment=enrollment,
-            certificate=certificate,
-        )
+        effective_subject_limits = object.__new__(cls)
+        effective_subject_limits.enrollment = enrollment
+        effective_subject_limits.certificate = certificate
 
         effective_subject_limits.additional_properties = d
         return effective_subject_limits

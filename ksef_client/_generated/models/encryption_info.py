@@ -59,11 +59,10 @@ class EncryptionInfo:
 
         public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
 
-        encryption_info = cls(
-            encrypted_symmetric_key=encrypted_symmetric_key,
-            initialization_vector=initialization_vector,
-            public_key_id=public_key_id,
-        )
+        encryption_info = object.__new__(cls)
+        encryption_info.encrypted_symmetric_key = encrypted_symmetric_key
+        encryption_info.initialization_vector = initialization_vector
+        encryption_info.public_key_id = public_key_id
 
         encryption_info.additional_properties = d
         return encryption_info

@@ -84,12 +84,11 @@ class EnrollCertificateRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 valid_from = cast(datetime.datetime | None | Unset, _valid_from)
 
-        enroll_certificate_request = cls(
-            certificate_name=certificate_name,
-            certificate_type=certificate_type,
-            csr=csr,
-            valid_from=valid_from,
-        )
+        enroll_certificate_request = object.__new__(cls)
+        enroll_certificate_request.certificate_name = certificate_name
+        enroll_certificate_request.certificate_type = certificate_type
+        enroll_certificate_request.csr = csr
+        enroll_certificate_request.valid_from = valid_from
 
         enroll_certificate_request.additional_properties = d
         return enroll_certificate_request

@@ -42,10 +42,9 @@ class EnrollCertificateResponse:
 
         timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
 
-        enroll_certificate_response = cls(
-            reference_number=reference_number,
-            timestamp=timestamp,
-        )
+        enroll_certificate_response = object.__new__(cls)
+        enroll_certificate_response.reference_number = reference_number
+        enroll_certificate_response.timestamp = timestamp
 
         enroll_certificate_response.additional_properties = d
         return enroll_certificate_response

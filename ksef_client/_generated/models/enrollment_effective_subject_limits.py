@@ -33,9 +33,8 @@ class EnrollmentEffectiveSubjectLimits:
         d = dict(src_dict)
         max_enrollments = d.pop("maxEnrollments", UNSET)
 
-        enrollment_effective_subject_limits = cls(
-            max_enrollments=max_enrollments,
-        )
+        enrollment_effective_subject_limits = object.__new__(cls)
+        enrollment_effective_subject_limits.max_enrollments = max_enrollments
 
         enrollment_effective_subject_limits.additional_properties = d
         return enrollment_effective_subject_limits

@@ -37,9 +37,8 @@ class EnrollmentSubjectLimitsOverride:
         d = dict(src_dict)
         max_enrollments: int | None | Unset = d.pop("maxEnrollments", UNSET)
 
-        enrollment_subject_limits_override = cls(
-            max_enrollments=max_enrollments,
-        )
+        enrollment_subject_limits_override = object.__new__(cls)
+        enrollment_subject_limits_override.max_enrollments = max_enrollments
 
         enrollment_subject_limits_override.additional_properties = d
         return enrollment_subject_limits_override

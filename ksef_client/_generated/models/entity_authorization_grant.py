@@ -144,16 +144,15 @@ class EntityAuthorizationGrant:
                     None | PermissionsSubjectEntityByIdentifierDetails | Unset, _subject_entity_details
                 )
 
-        entity_authorization_grant = cls(
-            id=id,
-            authorized_entity_identifier=authorized_entity_identifier,
-            authorizing_entity_identifier=authorizing_entity_identifier,
-            authorization_scope=authorization_scope,
-            description=description,
-            start_date=start_date,
-            author_identifier=author_identifier,
-            subject_entity_details=subject_entity_details,
-        )
+        entity_authorization_grant = object.__new__(cls)
+        entity_authorization_grant.id = id
+        entity_authorization_grant.authorized_entity_identifier = authorized_entity_identifier
+        entity_authorization_grant.authorizing_entity_identifier = authorizing_entity_identifier
+        entity_authorization_grant.authorization_scope = authorization_scope
+        entity_authorization_grant.description = description
+        entity_authorization_grant.start_date = start_date
+        entity_authorization_grant.author_identifier = author_identifier
+        entity_authorization_grant.subject_entity_details = subject_entity_details
 
         entity_authorization_grant.additional_properties = d
         return entity_authorization_grant

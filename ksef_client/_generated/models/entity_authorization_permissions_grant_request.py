@@ -59,12 +59,11 @@ class EntityAuthorizationPermissionsGrantRequest:
 
         subject_details = EntityDetails.from_dict(d.pop("subjectDetails"))
 
-        entity_authorization_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            permission=permission,
-            description=description,
-            subject_details=subject_details,
-        )
+        entity_authorization_permissions_grant_request = object.__new__(cls)
+        entity_authorization_permissions_grant_request.subject_identifier = subject_identifier
+        entity_authorization_permissions_grant_request.permission = permission
+        entity_authorization_permissions_grant_request.description = description
+        entity_authorization_permissions_grant_request.subject_details = subject_details
 
         entity_authorization_permissions_grant_request.additional_properties = d
         return entity_authorization_permissions_grant_request

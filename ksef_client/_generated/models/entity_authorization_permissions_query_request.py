@@ -139,12 +139,11 @@ class EntityAuthorizationPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[InvoicePermissionType] | None | Unset, _permission_types)
 
-        entity_authorization_permissions_query_request = cls(
-            query_type=query_type,
-            authorizing_identifier=authorizing_identifier,
-            authorized_identifier=authorized_identifier,
-            permission_types=permission_types,
-        )
+        entity_authorization_permissions_query_request = object.__new__(cls)
+        entity_authorization_permissions_query_request.query_type = query_type
+        entity_authorization_permissions_query_request.authorizing_identifier = authorizing_identifier
+        entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
+        entity_authorization_permissions_query_request.permission_types = permission_types
 
         entity_authorization_permissions_query_request.additional_properties = d
         return entity_authorization_permissions_query_request

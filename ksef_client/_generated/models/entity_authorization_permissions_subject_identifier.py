@@ -52,10 +52,9 @@ class EntityAuthorizationPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        entity_authorization_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_authorization_permissions_subject_identifier = object.__new__(cls)
+        entity_authorization_permissions_subject_identifier.type_ = type_
+        entity_authorization_permissions_subject_identifier.value = value
 
         entity_authorization_permissions_subject_identifier.additional_properties = d
         return entity_authorization_permissions_subject_identifier

@@ -51,10 +51,9 @@ class EntityAuthorizationsAuthorIdentifier:
 
         value = d.pop("value")
 
-        entity_authorizations_author_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_authorizations_author_identifier = object.__new__(cls)
+        entity_authorizations_author_identifier.type_ = type_
+        entity_authorizations_author_identifier.value = value
 
         entity_authorizations_author_identifier.additional_properties = d
         return entity_authorizations_author_identifier

@@ -52,10 +52,9 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
 
         value = d.pop("value")
 
-        entity_authorizations_authorized_entity_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_authorizations_authorized_entity_identifier = object.__new__(cls)
+        entity_authorizations_authorized_entity_identifier.type_ = type_
+        entity_authorizations_authorized_entity_identifier.value = value
 
         entity_authorizations_authorized_entity_identifier.additional_properties = d
         return entity_authorizations_authorized_entity_identifier

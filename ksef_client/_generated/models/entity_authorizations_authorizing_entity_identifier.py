@@ -51,10 +51,9 @@ class EntityAuthorizationsAuthorizingEntityIdentifier:
 
         value = d.pop("value")
 
-        entity_authorizations_authorizing_entity_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_authorizations_authorizing_entity_identifier = object.__new__(cls)
+        entity_authorizations_authorizing_entity_identifier.type_ = type_
+        entity_authorizations_authorizing_entity_identifier.value = value
 
         entity_authorizations_authorizing_entity_identifier.additional_properties = d
         return entity_authorizations_authorizing_entity_identifier

@@ -41,10 +41,9 @@ class EntityByFingerprintDetails:
 
         address = d.pop("address")
 
-        entity_by_fingerprint_details = cls(
-            full_name=full_name,
-            address=address,
-        )
+        entity_by_fingerprint_details = object.__new__(cls)
+        entity_by_fingerprint_details.full_name = full_name
+        entity_by_fingerprint_details.address = address
 
         entity_by_fingerprint_details.additional_properties = d
         return entity_by_fingerprint_details

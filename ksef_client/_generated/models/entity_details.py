@@ -34,9 +34,8 @@ class EntityDetails:
         d = dict(src_dict)
         full_name = d.pop("fullName")
 
-        entity_details = cls(
-            full_name=full_name,
-        )
+        entity_details = object.__new__(cls)
+        entity_details.full_name = full_name
 
         entity_details.additional_properties = d
         return entity_details

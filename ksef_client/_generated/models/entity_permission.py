@@ -44,10 +44,9 @@ class EntityPermission:
 
         can_delegate = d.pop("canDelegate", UNSET)
 
-        entity_permission = cls(
-            type_=type_,
-            can_delegate=can_delegate,
-        )
+        entity_permission = object.__new__(cls)
+        entity_permission.type_ = type_
+        entity_permission.can_delegate = can_delegate
 
         entity_permission.additional_properties = d
         return entity_permission

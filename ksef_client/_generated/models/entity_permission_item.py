@@ -75,14 +75,13 @@ class EntityPermissionItem:
 
         can_delegate = d.pop("canDelegate")
 
-        entity_permission_item = cls(
-            id=id,
-            context_identifier=context_identifier,
-            permission_scope=permission_scope,
-            description=description,
-            start_date=start_date,
-            can_delegate=can_delegate,
-        )
+        entity_permission_item = object.__new__(cls)
+        entity_permission_item.id = id
+        entity_permission_item.context_identifier = context_identifier
+        entity_permission_item.permission_scope = permission_scope
+        entity_permission_item.description = description
+        entity_permission_item.start_date = start_date
+        entity_permission_item.can_delegate = can_delegate
 
         entity_permission_item.additional_properties = d
         return entity_permission_item

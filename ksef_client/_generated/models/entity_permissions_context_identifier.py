@@ -50,10 +50,9 @@ class EntityPermissionsContextIdentifier:
 
         value = d.pop("value")
 
-        entity_permissions_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_permissions_context_identifier = object.__new__(cls)
+        entity_permissions_context_identifier.type_ = type_
+        entity_permissions_context_identifier.value = value
 
         entity_permissions_context_identifier.additional_properties = d
         return entity_permissions_context_identifier

@@ -65,12 +65,11 @@ class EntityPermissionsGrantRequest:
 
         subject_details = EntityDetails.from_dict(d.pop("subjectDetails"))
 
-        entity_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            permissions=permissions,
-            description=description,
-            subject_details=subject_details,
-        )
+        entity_permissions_grant_request = object.__new__(cls)
+        entity_permissions_grant_request.subject_identifier = subject_identifier
+        entity_permissions_grant_request.permissions = permissions
+        entity_permissions_grant_request.description = description
+        entity_permissions_grant_request.subject_details = subject_details
 
         entity_permissions_grant_request.additional_properties = d
         return entity_permissions_grant_request

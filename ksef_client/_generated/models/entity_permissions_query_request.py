@@ -56,9 +56,8 @@ class EntityPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(EntityPermissionsContextIdentifier | None | Unset, _context_identifier)
 
-        entity_permissions_query_request = cls(
-            context_identifier=context_identifier,
-        )
+        entity_permissions_query_request = object.__new__(cls)
+        entity_permissions_query_request.context_identifier = context_identifier
 
         entity_permissions_query_request.additional_properties = d
         return entity_permissions_query_request

@@ -49,10 +49,9 @@ class EntityPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        entity_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_permissions_subject_identifier = object.__new__(cls)
+        entity_permissions_subject_identifier.type_ = type_
+        entity_permissions_subject_identifier.value = value
 
         entity_permissions_subject_identifier.additional_properties = d
         return entity_permissions_subject_identifier

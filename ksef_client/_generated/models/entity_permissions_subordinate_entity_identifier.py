@@ -51,10 +51,9 @@ class EntityPermissionsSubordinateEntityIdentifier:
 
         value = d.pop("value")
 
-        entity_permissions_subordinate_entity_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_permissions_subordinate_entity_identifier = object.__new__(cls)
+        entity_permissions_subordinate_entity_identifier.type_ = type_
+        entity_permissions_subordinate_entity_identifier.value = value
 
         entity_permissions_subordinate_entity_identifier.additional_properties = d
         return entity_permissions_subordinate_entity_identifier

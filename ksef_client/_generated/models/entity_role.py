@@ -82,12 +82,11 @@ class EntityRole:
                     EntityRolesParentEntityIdentifier | None | Unset, _parent_entity_identifier
                 )
 
-        entity_role = cls(
-            role=role,
-            description=description,
-            start_date=start_date,
-            parent_entity_identifier=parent_entity_identifier,
-        )
+        entity_role = object.__new__(cls)
+        entity_role.role = role
+        entity_role.description = description
+        entity_role.start_date = start_date
+        entity_role.parent_entity_identifier = parent_entity_identifier
 
         entity_role.additional_properties = d
         return entity_role

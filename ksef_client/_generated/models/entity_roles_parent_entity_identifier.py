@@ -49,10 +49,9 @@ class EntityRolesParentEntityIdentifier:
 
         value = d.pop("value")
 
-        entity_roles_parent_entity_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        entity_roles_parent_entity_identifier = object.__new__(cls)
+        entity_roles_parent_entity_identifier.type_ = type_
+        entity_roles_parent_entity_identifier.value = value
 
         entity_roles_parent_entity_identifier.additional_properties = d
         return entity_roles_parent_entity_identifier

@@ -51,10 +51,9 @@ class EuEntityAdministrationPermissionsContextIdentifier:
 
         value = d.pop("value")
 
-        eu_entity_administration_permissions_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        eu_entity_administration_permissions_context_identifier = object.__new__(cls)
+        eu_entity_administration_permissions_context_identifier.type_ = type_
+        eu_entity_administration_permissions_context_identifier.value = value
 
         eu_entity_administration_permissions_context_identifier.additional_properties = d
         return eu_entity_administration_permissions_context_identifier

@@ -74,14 +74,13 @@ class EuEntityAdministrationPermissionsGrantRequest:
 
         eu_entity_details = EuEntityDetails.from_dict(d.pop("euEntityDetails"))
 
-        eu_entity_administration_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            context_identifier=context_identifier,
-            description=description,
-            eu_entity_name=eu_entity_name,
-            subject_details=subject_details,
-            eu_entity_details=eu_entity_details,
-        )
+        eu_entity_administration_permissions_grant_request = object.__new__(cls)
+        eu_entity_administration_permissions_grant_request.subject_identifier = subject_identifier
+        eu_entity_administration_permissions_grant_request.context_identifier = context_identifier
+        eu_entity_administration_permissions_grant_request.description = description
+        eu_entity_administration_permissions_grant_request.eu_entity_name = eu_entity_name
+        eu_entity_administration_permissions_grant_request.subject_details = subject_details
+        eu_entity_administration_permissions_grant_request.eu_entity_details = eu_entity_details
 
         eu_entity_administration_permissions_grant_request.additional_properties = d
         return eu_entity_administration_permissions_grant_request

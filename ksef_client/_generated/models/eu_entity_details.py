@@ -41,10 +41,9 @@ class EuEntityDetails:
 
         address = d.pop("address")
 
-        eu_entity_details = cls(
-            full_name=full_name,
-            address=address,
-        )
+        eu_entity_details = object.__new__(cls)
+        eu_entity_details.full_name = full_name
+        eu_entity_details.address = address
 
         eu_entity_details.additional_properties = d
         return eu_entity_details

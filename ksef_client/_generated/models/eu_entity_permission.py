@@ -177,19 +177,18 @@ class EuEntityPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 eu_entity_details = cast(None | PermissionsEuEntityDetails | Unset, _eu_entity_details)
 
-        eu_entity_permission = cls(
-            id=id,
-            author_identifier=author_identifier,
-            vat_ue_identifier=vat_ue_identifier,
-            eu_entity_name=eu_entity_name,
-            authorized_fingerprint_identifier=authorized_fingerprint_identifier,
-            permission_scope=permission_scope,
-            description=description,
-            start_date=start_date,
-            subject_person_details=subject_person_details,
-            subject_entity_details=subject_entity_details,
-            eu_entity_details=eu_entity_details,
-        )
+        eu_entity_permission = object.__new__(cls)
+        eu_entity_permission.id = id
+        eu_entity_permission.author_identifier = author_identifier
+        eu_entity_permission.vat_ue_identifier = vat_ue_identifier
+        eu_entity_permission.eu_entity_name = eu_entity_name
+        eu_entity_permission.authorized_fingerprint_identifier = authorized_fingerprint_identifier
+        eu_entity_permission.permission_scope = permission_scope
+        eu_entity_permission.description = description
+        eu_entity_permission.start_date = start_date
+        eu_entity_permission.subject_person_details = subject_person_details
+        eu_entity_permission.subject_entity_details = subject_entity_details
+        eu_entity_permission.eu_entity_details = eu_entity_details
 
         eu_entity_permission.additional_properties = d
         return eu_entity_permission

@@ -129,12 +129,11 @@ class EuEntityPermissionSubjectDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 entity_by_fp = cast(EntityByFingerprintDetails | None | Unset, _entity_by_fp)
 
-        eu_entity_permission_subject_details = cls(
-            subject_details_type=subject_details_type,
-            person_by_fp_with_id=person_by_fp_with_id,
-            person_by_fp_no_id=person_by_fp_no_id,
-            entity_by_fp=entity_by_fp,
-        )
+        eu_entity_permission_subject_details = object.__new__(cls)
+        eu_entity_permission_subject_details.subject_details_type = subject_details_type
+        eu_entity_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
+        eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
+        eu_entity_permission_subject_details.entity_by_fp = entity_by_fp
 
         eu_entity_permission_subject_details.additional_properties = d
         return eu_entity_permission_subject_details

@@ -51,10 +51,9 @@ class EuEntityPermissionsAuthorIdentifier:
 
         value = d.pop("value")
 
-        eu_entity_permissions_author_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        eu_entity_permissions_author_identifier = object.__new__(cls)
+        eu_entity_permissions_author_identifier.type_ = type_
+        eu_entity_permissions_author_identifier.value = value
 
         eu_entity_permissions_author_identifier.additional_properties = d
         return eu_entity_permissions_author_identifier

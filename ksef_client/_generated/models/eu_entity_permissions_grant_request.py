@@ -67,12 +67,11 @@ class EuEntityPermissionsGrantRequest:
 
         subject_details = EuEntityPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
 
-        eu_entity_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            permissions=permissions,
-            description=description,
-            subject_details=subject_details,
-        )
+        eu_entity_permissions_grant_request = object.__new__(cls)
+        eu_entity_permissions_grant_request.subject_identifier = subject_identifier
+        eu_entity_permissions_grant_request.permissions = permissions
+        eu_entity_permissions_grant_request.description = description
+        eu_entity_permissions_grant_request.subject_details = subject_details
 
         eu_entity_permissions_grant_request.additional_properties = d
         return eu_entity_permissions_grant_request

@@ -88,11 +88,10 @@ class EuEntityPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[EuEntityPermissionsQueryPermissionType] | None | Unset, _permission_types)
 
-        eu_entity_permissions_query_request = cls(
-            vat_ue_identifier=vat_ue_identifier,
-            authorized_fingerprint_identifier=authorized_fingerprint_identifier,
-            permission_types=permission_types,
-        )
+        eu_entity_permissions_query_request = object.__new__(cls)
+        eu_entity_permissions_query_request.vat_ue_identifier = vat_ue_identifier
+        eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
+        eu_entity_permissions_query_request.permission_types = permission_types
 
         eu_entity_permissions_query_request.additional_properties = d
         return eu_entity_permissions_query_request

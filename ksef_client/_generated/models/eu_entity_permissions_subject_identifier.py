@@ -49,10 +49,9 @@ class EuEntityPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        eu_entity_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        eu_entity_permissions_subject_identifier = object.__new__(cls)
+        eu_entity_permissions_subject_identifier.type_ = type_
+        eu_entity_permissions_subject_identifier.value = value
 
         eu_entity_permissions_subject_identifier.additional_properties = d
         return eu_entity_permissions_subject_identifier

@@ -70,11 +70,10 @@ class ExceptionDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        exception_details = cls(
-            exception_code=exception_code,
-            exception_description=exception_description,
-            details=details,
-        )
+        exception_details = object.__new__(cls)
+        exception_details.exception_code = exception_code
+        exception_details.exception_description = exception_description
+        exception_details.details = details
 
         exception_details.additional_properties = d
         return exception_details

@@ -121,14 +121,13 @@ class ExceptionInfo:
         else:
             timestamp = datetime.datetime.fromisoformat(_timestamp)
 
-        exception_info = cls(
-            exception_detail_list=exception_detail_list,
-            reference_number=reference_number,
-            service_code=service_code,
-            service_ctx=service_ctx,
-            service_name=service_name,
-            timestamp=timestamp,
-        )
+        exception_info = object.__new__(cls)
+        exception_info.exception_detail_list = exception_detail_list
+        exception_info.reference_number = reference_number
+        exception_info.service_code = service_code
+        exception_info.service_ctx = service_ctx
+        exception_info.service_name = service_name
+        exception_info.timestamp = timestamp
 
         exception_info.additional_properties = d
         return exception_info

@@ -61,9 +61,8 @@ class ExceptionResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 exception = cast(ExceptionInfo | None | Unset, _exception)
 
-        exception_response = cls(
-            exception=exception,
-        )
+        exception_response = object.__new__(cls)
+        exception_response.exception = exception
 
         exception_response.additional_properties = d
         return exception_response

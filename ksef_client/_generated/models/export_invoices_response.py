@@ -34,9 +34,8 @@ class ExportInvoicesResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        export_invoices_response = cls(
-            reference_number=reference_number,
-        )
+        export_invoices_response = object.__new__(cls)
+        export_invoices_response.reference_number = reference_number
 
         export_invoices_response.additional_properties = d
         return export_invoices_response

@@ -140,16 +140,15 @@ class ForbiddenProblemDetails:
 
         trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
-        forbidden_problem_details = cls(
-            title=title,
-            status=status,
-            detail=detail,
-            reason_code=reason_code,
-            timestamp=timestamp,
-            instance=instance,
-            security=security,
-            trace_id=trace_id,
-        )
+        forbidden_problem_details = object.__new__(cls)
+        forbidden_problem_details.title = title
+        forbidden_problem_details.status = status
+        forbidden_problem_details.detail = detail
+        forbidden_problem_details.reason_code = reason_code
+        forbidden_problem_details.timestamp = timestamp
+        forbidden_problem_details.instance = instance
+        forbidden_problem_details.security = security
+        forbidden_problem_details.trace_id = trace_id
 
         forbidden_problem_details.additional_properties = d
         return forbidden_problem_details

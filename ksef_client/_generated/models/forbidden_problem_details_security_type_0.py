@@ -36,7 +36,7 @@ class ForbiddenProblemDetailsSecurityType0:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        forbidden_problem_details_security_type_0 = cls()
+        forbidden_problem_details_security_type_0 = object.__new__(cls)
 
         forbidden_problem_details_security_type_0.additional_properties = d
         return forbidden_problem_details_security_type_0

@@ -48,11 +48,10 @@ class FormCode:
 
         value = d.pop("value")
 
-        form_code = cls(
-            system_code=system_code,
-            schema_version=schema_version,
-            value=value,
-        )
+        form_code = object.__new__(cls)
+        form_code.system_code = system_code
+        form_code.schema_version = schema_version
+        form_code.value = value
 
         form_code.additional_properties = d
         return form_code

@@ -42,9 +42,8 @@ class GenerateCollectiveIdentifierRequest:
 
             invoices.append(invoices_item)
 
-        generate_collective_identifier_request = cls(
-            invoices=invoices,
-        )
+        generate_collective_identifier_request = object.__new__(cls)
+        generate_collective_identifier_request.invoices = invoices
 
         generate_collective_identifier_request.additional_properties = d
         return generate_collective_identifier_request

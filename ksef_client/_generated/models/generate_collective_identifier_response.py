@@ -34,9 +34,8 @@ class GenerateCollectiveIdentifierResponse:
         d = dict(src_dict)
         collective_identifier_number = d.pop("collectiveIdentifierNumber")
 
-        generate_collective_identifier_response = cls(
-            collective_identifier_number=collective_identifier_number,
-        )
+        generate_collective_identifier_response = object.__new__(cls)
+        generate_collective_identifier_response.collective_identifier_number = collective_identifier_number
 
         generate_collective_identifier_response.additional_properties = d
         return generate_collective_identifier_response

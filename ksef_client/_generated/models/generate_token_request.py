@@ -51,10 +51,9 @@ class GenerateTokenRequest:
 
         description = d.pop("description")
 
-        generate_token_request = cls(
-            permissions=permissions,
-            description=description,
-        )
+        generate_token_request = object.__new__(cls)
+        generate_token_request.permissions = permissions
+        generate_token_request.description = description
 
         generate_token_request.additional_properties = d
         return generate_token_request

@@ -41,10 +41,9 @@ class GenerateTokenResponse:
 
         token = d.pop("token")
 
-        generate_token_response = cls(
-            reference_number=reference_number,
-            token=token,
-        )
+        generate_token_response = object.__new__(cls)
+        generate_token_response.reference_number = reference_number
+        generate_token_response.token = token
 
         generate_token_response.additional_properties = d
         return generate_token_response

@@ -70,14 +70,13 @@ class GoneProblemDetails:
 
         trace_id = d.pop("traceId")
 
-        gone_problem_details = cls(
-            title=title,
-            status=status,
-            instance=instance,
-            detail=detail,
-            timestamp=timestamp,
-            trace_id=trace_id,
-        )
+        gone_problem_details = object.__new__(cls)
+        gone_problem_details.title = title
+        gone_problem_details.status = status
+        gone_problem_details.instance = instance
+        gone_problem_details.detail = detail
+        gone_problem_details.timestamp = timestamp
+        gone_problem_details.trace_id = trace_id
 
         gone_problem_details.additional_properties = d
         return gone_problem_details

@@ -51,11 +51,10 @@ class IdDocument:
 
         country = d.pop("country")
 
-        id_document = cls(
-            type_=type_,
-            number=number,
-            country=country,
-        )
+        id_document = object.__new__(cls)
+        id_document.type_ = type_
+        id_document.number = number
+        id_document.country = country
 
         id_document.additional_properties = d
         return id_document

@@ -102,13 +102,12 @@ class IndirectPermissionsGrantRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 target_identifier = cast(IndirectPermissionsTargetIdentifier | None | Unset, _target_identifier)
 
-        indirect_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            permissions=permissions,
-            description=description,
-            subject_details=subject_details,
-            target_identifier=target_identifier,
-        )
+        indirect_permissions_grant_request = object.__new__(cls)
+        indirect_permissions_grant_request.subject_identifier = subject_identifier
+        indirect_permissions_grant_request.permissions = permissions
+        indirect_permissions_grant_request.description = description
+        indirect_permissions_grant_request.subject_details = subject_details
+        indirect_permissions_grant_request.target_identifier = target_identifier
 
         indirect_permissions_grant_request.additional_properties = d
         return indirect_permissions_grant_request

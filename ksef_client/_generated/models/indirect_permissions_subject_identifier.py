@@ -51,10 +51,9 @@ class IndirectPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        indirect_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        indirect_permissions_subject_identifier = object.__new__(cls)
+        indirect_permissions_subject_identifier.type_ = type_
+        indirect_permissions_subject_identifier.value = value
 
         indirect_permissions_subject_identifier.additional_properties = d
         return indirect_permissions_subject_identifier

@@ -59,10 +59,9 @@ class IndirectPermissionsTargetIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        indirect_permissions_target_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        indirect_permissions_target_identifier = object.__new__(cls)
+        indirect_permissions_target_identifier.type_ = type_
+        indirect_permissions_target_identifier.value = value
 
         indirect_permissions_target_identifier.additional_properties = d
         return indirect_permissions_target_identifier

@@ -88,13 +88,12 @@ class InitTokenAuthenticationRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 authorization_policy = cast(AuthorizationPolicy | None | Unset, _authorization_policy)
 
-        init_token_authentication_request = cls(
-            challenge=challenge,
-            context_identifier=context_identifier,
-            encrypted_token=encrypted_token,
-            public_key_id=public_key_id,
-            authorization_policy=authorization_policy,
-        )
+        init_token_authentication_request = object.__new__(cls)
+        init_token_authentication_request.challenge = challenge
+        init_token_authentication_request.context_identifier = context_identifier
+        init_token_authentication_request.encrypted_token = encrypted_token
+        init_token_authentication_request.public_key_id = public_key_id
+        init_token_authentication_request.authorization_policy = authorization_policy
 
         init_token_authentication_request.additional_properties = d
         return init_token_authentication_request

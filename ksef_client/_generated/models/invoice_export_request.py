@@ -76,12 +76,11 @@ class InvoiceExportRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 compression_type = cast(CompressionType | None | Unset, _compression_type)
 
-        invoice_export_request = cls(
-            encryption=encryption,
-            filters=filters,
-            only_metadata=only_metadata,
-            compression_type=compression_type,
-        )
+        invoice_export_request = object.__new__(cls)
+        invoice_export_request.encryption = encryption
+        invoice_export_request.filters = filters
+        invoice_export_request.only_metadata = only_metadata
+        invoice_export_request.compression_type = compression_type
 
         invoice_export_request.additional_properties = d
         return invoice_export_request

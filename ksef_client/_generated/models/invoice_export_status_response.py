@@ -115,12 +115,11 @@ class InvoiceExportStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 package = cast(InvoicePackage | None | Unset, _package)
 
-        invoice_export_status_response = cls(
-            status=status,
-            completed_date=completed_date,
-            package_expiration_date=package_expiration_date,
-            package=package,
-        )
+        invoice_export_status_response = object.__new__(cls)
+        invoice_export_status_response.status = status
+        invoice_export_status_response.completed_date = completed_date
+        invoice_export_status_response.package_expiration_date = package_expiration_date
+        invoice_export_status_response.package = package
 
         invoice_export_status_response.additional_properties = d
         return invoice_export_status_response

@@ -242,29 +242,28 @@ class InvoiceMetadata:
             except (TypeError, ValueError, AttributeError, KeyError):
                 authorized_subject = cast(InvoiceMetadataAuthorizedSubject | None | Unset, _authorized_subject)
 
-        invoice_metadata = cls(
-            ksef_number=ksef_number,
-            invoice_number=invoice_number,
-            issue_date=issue_date,
-            invoicing_date=invoicing_date,
-            acquisition_date=acquisition_date,
-            permanent_storage_date=permanent_storage_date,
-            seller=seller,
-            buyer=buyer,
-            net_amount=net_amount,
-            gross_amount=gross_amount,
-            vat_amount=vat_amount,
-            currency=currency,
-            invoicing_mode=invoicing_mode,
-            invoice_type=invoice_type,
-            form_code=form_code,
-            is_self_invoicing=is_self_invoicing,
-            has_attachment=has_attachment,
-            invoice_hash=invoice_hash,
-            hash_of_corrected_invoice=hash_of_corrected_invoice,
-            third_subjects=third_subjects,
-            authorized_subject=authorized_subject,
-        )
+        invoice_metadata = object.__new__(cls)
+        invoice_metadata.ksef_number = ksef_number
+        invoice_metadata.invoice_number = invoice_number
+        invoice_metadata.issue_date = issue_date
+        invoice_metadata.invoicing_date = invoicing_date
+        invoice_metadata.acquisition_date = acquisition_date
+        invoice_metadata.permanent_storage_date = permanent_storage_date
+        invoice_metadata.seller = seller
+        invoice_metadata.buyer = buyer
+        invoice_metadata.net_amount = net_amount
+        invoice_metadata.gross_amount = gross_amount
+        invoice_metadata.vat_amount = vat_amount
+        invoice_metadata.currency = currency
+        invoice_metadata.invoicing_mode = invoicing_mode
+        invoice_metadata.invoice_type = invoice_type
+        invoice_metadata.form_code = form_code
+        invoice_metadata.is_self_invoicing = is_self_invoicing
+        invoice_metadata.has_attachment = has_attachment
+        invoice_metadata.invoice_hash = invoice_hash
+        invoice_metadata.hash_of_corrected_invoice = hash_of_corrected_invoice
+        invoice_metadata.third_subjects = third_subjects
+        invoice_metadata.authorized_subject = authorized_subject
 
         invoice_metadata.additional_properties = d
         return invoice_metadata

@@ -61,11 +61,10 @@ class InvoiceMetadataAuthorizedSubject:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_authorized_subject = cls(
-            nip=nip,
-            role=role,
-            name=name,
-        )
+        invoice_metadata_authorized_subject = object.__new__(cls)
+        invoice_metadata_authorized_subject.nip = nip
+        invoice_metadata_authorized_subject.role = role
+        invoice_metadata_authorized_subject.name = name
 
         invoice_metadata_authorized_subject.additional_properties = d
         return invoice_metadata_authorized_subject

@@ -47,10 +47,9 @@ class InvoiceMetadataBuyer:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_buyer = cls(
-            identifier=identifier,
-            name=name,
-        )
+        invoice_metadata_buyer = object.__new__(cls)
+        invoice_metadata_buyer.identifier = identifier
+        invoice_metadata_buyer.name = name
 
         invoice_metadata_buyer.additional_properties = d
         return invoice_metadata_buyer

@@ -55,10 +55,9 @@ class InvoiceMetadataBuyerIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        invoice_metadata_buyer_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        invoice_metadata_buyer_identifier = object.__new__(cls)
+        invoice_metadata_buyer_identifier.type_ = type_
+        invoice_metadata_buyer_identifier.value = value
 
         invoice_metadata_buyer_identifier.additional_properties = d
         return invoice_metadata_buyer_identifier

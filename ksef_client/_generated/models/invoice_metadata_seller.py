@@ -48,10 +48,9 @@ class InvoiceMetadataSeller:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_seller = cls(
-            nip=nip,
-            name=name,
-        )
+        invoice_metadata_seller = object.__new__(cls)
+        invoice_metadata_seller.nip = nip
+        invoice_metadata_seller.name = name
 
         invoice_metadata_seller.additional_properties = d
         return invoice_metadata_seller

@@ -82,11 +82,10 @@ class InvoiceMetadataThirdSubject:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_third_subject = cls(
-            identifier=identifier,
-            role=role,
-            name=name,
-        )
+        invoice_metadata_third_subject = object.__new__(cls)
+        invoice_metadata_third_subject.identifier = identifier
+        invoice_metadata_third_subject.role = role
+        invoice_metadata_third_subject.name = name
 
         invoice_metadata_third_subject.additional_properties = d
         return invoice_metadata_third_subject

@@ -67,10 +67,9 @@ class InvoiceMetadataThirdSubjectIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        invoice_metadata_third_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        invoice_metadata_third_subject_identifier = object.__new__(cls)
+        invoice_metadata_third_subject_identifier.type_ = type_
+        invoice_metadata_third_subject_identifier.value = value
 
         invoice_metadata_third_subject_identifier.additional_properties = d
         return invoice_metadata_third_subject_identifier

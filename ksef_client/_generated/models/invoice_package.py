@@ -185,16 +185,15 @@ class InvoicePackage:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
-        invoice_package = cls(
-            invoice_count=invoice_count,
-            size=size,
-            parts=parts,
-            is_truncated=is_truncated,
-            last_issue_date=last_issue_date,
-            last_invoicing_date=last_invoicing_date,
-            last_permanent_storage_date=last_permanent_storage_date,
-            permanent_storage_hwm_date=permanent_storage_hwm_date,
-        )
+        invoice_package = object.__new__(cls)
+        invoice_package.invoice_count = invoice_count
+        invoice_package.size = size
+        invoice_package.parts = parts
+        invoice_package.is_truncated = is_truncated
+        invoice_package.last_issue_date = last_issue_date
+        invoice_package.last_invoicing_date = last_invoicing_date
+        invoice_package.last_permanent_storage_date = last_permanent_storage_date
+        invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
         invoice_package.additional_properties = d
         return invoice_package

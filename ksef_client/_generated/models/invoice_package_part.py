@@ -97,17 +97,16 @@ class InvoicePackagePart:
 
         expiration_date = datetime.datetime.fromisoformat(d.pop("expirationDate"))
 
-        invoice_package_part = cls(
-            ordinal_number=ordinal_number,
-            part_name=part_name,
-            method=method,
-            url=url,
-            part_size=part_size,
-            part_hash=part_hash,
-            encrypted_part_size=encrypted_part_size,
-            encrypted_part_hash=encrypted_part_hash,
-            expiration_date=expiration_date,
-        )
+        invoice_package_part = object.__new__(cls)
+        invoice_package_part.ordinal_number = ordinal_number
+        invoice_package_part.part_name = part_name
+        invoice_package_part.method = method
+        invoice_package_part.url = url
+        invoice_package_part.part_size = part_size
+        invoice_package_part.part_hash = part_hash
+        invoice_package_part.encrypted_part_size = encrypted_part_size
+        invoice_package_part.encrypted_part_hash = encrypted_part_hash
+        invoice_package_part.expiration_date = expiration_date
 
         invoice_package_part.additional_properties = d
         return invoice_package_part

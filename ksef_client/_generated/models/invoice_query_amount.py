@@ -58,11 +58,10 @@ class InvoiceQueryAmount:
 
         to: float | None | Unset = d.pop("to", UNSET)
 
-        invoice_query_amount = cls(
-            type_=type_,
-            from_=from_,
-            to=to,
-        )
+        invoice_query_amount = object.__new__(cls)
+        invoice_query_amount.type_ = type_
+        invoice_query_amount.from_ = from_
+        invoice_query_amount.to = to
 
         invoice_query_amount.additional_properties = d
         return invoice_query_amount

@@ -55,10 +55,9 @@ class InvoiceQueryBuyerIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        invoice_query_buyer_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        invoice_query_buyer_identifier = object.__new__(cls)
+        invoice_query_buyer_identifier.type_ = type_
+        invoice_query_buyer_identifier.value = value
 
         invoice_query_buyer_identifier.additional_properties = d
         return invoice_query_buyer_identifier

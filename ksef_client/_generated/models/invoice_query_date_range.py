@@ -94,12 +94,11 @@ class InvoiceQueryDateRange:
 
         restrict_to_permanent_storage_hwm_date: bool | None | Unset = d.pop("restrictToPermanentStorageHwmDate", UNSET)
 
-        invoice_query_date_range = cls(
-            date_type=date_type,
-            from_=from_,
-            to=to,
-            restrict_to_permanent_storage_hwm_date=restrict_to_permanent_storage_hwm_date,
-        )
+        invoice_query_date_range = object.__new__(cls)
+        invoice_query_date_range.date_type = date_type
+        invoice_query_date_range.from_ = from_
+        invoice_query_date_range.to = to
+        invoice_query_date_range.restrict_to_permanent_storage_hwm_date = restrict_to_permanent_storage_hwm_date
 
         invoice_query_date_range.additional_properties = d
         return invoice_query_date_range

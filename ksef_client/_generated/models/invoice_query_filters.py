@@ -314,21 +314,20 @@ class InvoiceQueryFilters:
 
         has_attachment: bool | None | Unset = d.pop("hasAttachment", UNSET)
 
-        invoice_query_filters = cls(
-            subject_type=subject_type,
-            date_range=date_range,
-            ksef_number=ksef_number,
-            invoice_number=invoice_number,
-            amount=amount,
-            seller_nip=seller_nip,
-            buyer_identifier=buyer_identifier,
-            currency_codes=currency_codes,
-            invoicing_mode=invoicing_mode,
-            is_self_invoicing=is_self_invoicing,
-            form_type=form_type,
-            invoice_types=invoice_types,
-            has_attachment=has_attachment,
-        )
+        invoice_query_filters = object.__new__(cls)
+        invoice_query_filters.subject_type = subject_type
+        invoice_query_filters.date_range = date_range
+        invoice_query_filters.ksef_number = ksef_number
+        invoice_query_filters.invoice_number = invoice_number
+        invoice_query_filters.amount = amount
+        invoice_query_filters.seller_nip = seller_nip
+        invoice_query_filters.buyer_identifier = buyer_identifier
+        invoice_query_filters.currency_codes = currency_codes
+        invoice_query_filters.invoicing_mode = invoicing_mode
+        invoice_query_filters.is_self_invoicing = is_self_invoicing
+        invoice_query_filters.form_type = form_type
+        invoice_query_filters.invoice_types = invoice_types
+        invoice_query_filters.has_attachment = has_attachment
 
         invoice_query_filters.additional_properties = d
         return invoice_query_filters

@@ -97,12 +97,11 @@ class InvoiceStatusInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 extensions = cast(InvoiceStatusInfoExtensionsType0 | None | Unset, _extensions)
 
-        invoice_status_info = cls(
-            code=code,
-            description=description,
-            details=details,
-            extensions=extensions,
-        )
+        invoice_status_info = object.__new__(cls)
+        invoice_status_info.code = code
+        invoice_status_info.description = description
+        invoice_status_info.details = details
+        invoice_status_info.extensions = extensions
 
         invoice_status_info.additional_properties = d
         return invoice_status_info

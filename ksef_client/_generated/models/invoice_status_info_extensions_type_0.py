@@ -30,7 +30,7 @@ class InvoiceStatusInfoExtensionsType0:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        invoice_status_info_extensions_type_0 = cls()
+        invoice_status_info_extensions_type_0 = object.__new__(cls)
 
         additional_properties = {}
         for prop_name, prop_dict in d.items():

@@ -48,11 +48,12 @@ class OnlineSessionContextLimitsOverride:
 
         max_invoices = d.pop("maxInvoices")
 
-        online_session_context_limits_override = cls(
-            max_invoice_size_in_mb=max_invoice_size_in_mb,
-            max_invoice_with_attachment_size_in_mb=max_invoice_with_attachment_size_in_mb,
-            max_invoices=max_invoices,
+        online_session_context_limits_override = object.__new__(cls)
+        online_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb
+        online_session_context_limits_override.max_invoice_with_attachment_size_in_mb = (
+            max_invoice_with_attachment_size_in_mb
         )
+        online_session_context_limits_override.max_invoices = max_invoices
 
         online_session_context_limits_override.additional_properties = d
         return online_session_context_limits_override

@@ -48,11 +48,12 @@ class OnlineSessionEffectiveContextLimits:
 
         max_invoices = d.pop("maxInvoices")
 
-        online_session_effective_context_limits = cls(
-            max_invoice_size_in_mb=max_invoice_size_in_mb,
-            max_invoice_with_attachment_size_in_mb=max_invoice_with_attachment_size_in_mb,
-            max_invoices=max_invoices,
+        online_session_effective_context_limits = object.__new__(cls)
+        online_session_effective_context_limits.max_invoice_size_in_mb = max_invoice_size_in_mb
+        online_session_effective_context_limits.max_invoice_with_attachment_size_in_mb = (
+            max_invoice_with_attachment_size_in_mb
         )
+        online_session_effective_context_limits.max_invoices = max_invoices
 
         online_session_effective_context_limits.additional_properties = d
         return online_session_effective_context_limits

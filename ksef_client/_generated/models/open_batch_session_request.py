@@ -56,12 +56,11 @@ class OpenBatchSessionRequest:
 
         offline_mode = d.pop("offlineMode", UNSET)
 
-        open_batch_session_request = cls(
-            form_code=form_code,
-            batch_file=batch_file,
-            encryption=encryption,
-            offline_mode=offline_mode,
-        )
+        open_batch_session_request = object.__new__(cls)
+        open_batch_session_request.form_code = form_code
+        open_batch_session_request.batch_file = batch_file
+        open_batch_session_request.encryption = encryption
+        open_batch_session_request.offline_mode = offline_mode
 
         open_batch_session_request.additional_properties = d
         return open_batch_session_request

@@ -67,10 +67,9 @@ class OpenBatchSessionResponse:
 
             part_upload_requests.append(part_upload_requests_item)
 
-        open_batch_session_response = cls(
-            reference_number=reference_number,
-            part_upload_requests=part_upload_requests,
-        )
+        open_batch_session_response = object.__new__(cls)
+        open_batch_session_response.reference_number = reference_number
+        open_batch_session_response.part_upload_requests = part_upload_requests
 
         open_batch_session_response.additional_properties = d
         return open_batch_session_response

@@ -39,10 +39,9 @@ class OpenOnlineSessionRequest:
 
         encryption = EncryptionInfo.from_dict(d.pop("encryption"))
 
-        open_online_session_request = cls(
-            form_code=form_code,
-            encryption=encryption,
-        )
+        open_online_session_request = object.__new__(cls)
+        open_online_session_request.form_code = form_code
+        open_online_session_request.encryption = encryption
 
         open_online_session_request.additional_properties = d
         return open_online_session_request

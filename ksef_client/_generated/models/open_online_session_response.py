@@ -42,10 +42,9 @@ class OpenOnlineSessionResponse:
 
         valid_until = datetime.datetime.fromisoformat(d.pop("validUntil"))
 
-        open_online_session_response = cls(
-            reference_number=reference_number,
-            valid_until=valid_until,
-        )
+        open_online_session_response = object.__new__(cls)
+        open_online_session_response.reference_number = reference_number
+        open_online_session_response.valid_until = valid_until
 
         open_online_session_response.additional_properties = d
         return open_online_session_response

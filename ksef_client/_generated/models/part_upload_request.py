@@ -55,12 +55,11 @@ class PartUploadRequest:
 
         headers = PartUploadRequestHeaders.from_dict(d.pop("headers"))
 
-        part_upload_request = cls(
-            ordinal_number=ordinal_number,
-            method=method,
-            url=url,
-            headers=headers,
-        )
+        part_upload_request = object.__new__(cls)
+        part_upload_request.ordinal_number = ordinal_number
+        part_upload_request.method = method
+        part_upload_request.url = url
+        part_upload_request.headers = headers
 
         part_upload_request.additional_properties = d
         return part_upload_request

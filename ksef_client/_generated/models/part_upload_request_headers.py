@@ -27,7 +27,7 @@ class PartUploadRequestHeaders:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        part_upload_request_headers = cls()
+        part_upload_request_headers = object.__new__(cls)
 
         additional_properties = {}
         for prop_name, prop_dict in d.items():

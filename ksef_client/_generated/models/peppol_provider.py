@@ -49,11 +49,10 @@ class PeppolProvider:
 
         date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
 
-        peppol_provider = cls(
-            id=id,
-            name=name,
-            date_created=date_created,
-        )
+        peppol_provider = object.__new__(cls)
+        peppol_provider.id = id
+        peppol_provider.name = name
+        peppol_provider.date_created = date_created
 
         peppol_provider.additional_properties = d
         return peppol_provider

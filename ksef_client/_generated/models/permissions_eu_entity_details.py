@@ -41,10 +41,9 @@ class PermissionsEuEntityDetails:
 
         address = d.pop("address")
 
-        permissions_eu_entity_details = cls(
-            full_name=full_name,
-            address=address,
-        )
+        permissions_eu_entity_details = object.__new__(cls)
+        permissions_eu_entity_details.full_name = full_name
+        permissions_eu_entity_details.address = address
 
         permissions_eu_entity_details.additional_properties = d
         return permissions_eu_entity_details

@@ -34,9 +34,8 @@ class PermissionsOperationResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        permissions_operation_response = cls(
-            reference_number=reference_number,
-        )
+        permissions_operation_response = object.__new__(cls)
+        permissions_operation_response.reference_number = reference_number
 
         permissions_operation_response.additional_properties = d
         return permissions_operation_response

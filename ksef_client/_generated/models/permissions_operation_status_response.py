@@ -33,9 +33,8 @@ class PermissionsOperationStatusResponse:
         d = dict(src_dict)
         status = StatusInfo.from_dict(d.pop("status"))
 
-        permissions_operation_status_response = cls(
-            status=status,
-        )
+        permissions_operation_status_response = object.__new__(cls)
+        permissions_operation_status_response.status = status
 
         permissions_operation_status_response.additional_properties = d
         return permissions_operation_status_response

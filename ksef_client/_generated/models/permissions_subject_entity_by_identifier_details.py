@@ -46,10 +46,9 @@ class PermissionsSubjectEntityByIdentifierDetails:
 
         full_name = d.pop("fullName")
 
-        permissions_subject_entity_by_identifier_details = cls(
-            subject_details_type=subject_details_type,
-            full_name=full_name,
-        )
+        permissions_subject_entity_by_identifier_details = object.__new__(cls)
+        permissions_subject_entity_by_identifier_details.subject_details_type = subject_details_type
+        permissions_subject_entity_by_identifier_details.full_name = full_name
 
         permissions_subject_entity_by_identifier_details.additional_properties = d
         return permissions_subject_entity_by_identifier_details

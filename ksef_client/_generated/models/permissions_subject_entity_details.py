@@ -60,11 +60,10 @@ class PermissionsSubjectEntityDetails:
 
         address: None | str | Unset = d.pop("address", UNSET)
 
-        permissions_subject_entity_details = cls(
-            subject_details_type=subject_details_type,
-            full_name=full_name,
-            address=address,
-        )
+        permissions_subject_entity_details = object.__new__(cls)
+        permissions_subject_entity_details.subject_details_type = subject_details_type
+        permissions_subject_entity_details.full_name = full_name
+        permissions_subject_entity_details.address = address
 
         permissions_subject_entity_details.additional_properties = d
         return permissions_subject_entity_details

@@ -136,14 +136,13 @@ class PermissionsSubjectPersonByFingerprintDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 id_document = cast(IdDocument | None | Unset, _id_document)
 
-        permissions_subject_person_by_fingerprint_details = cls(
-            subject_details_type=subject_details_type,
-            first_name=first_name,
-            last_name=last_name,
-            person_identifier=person_identifier,
-            birth_date=birth_date,
-            id_document=id_document,
-        )
+        permissions_subject_person_by_fingerprint_details = object.__new__(cls)
+        permissions_subject_person_by_fingerprint_details.subject_details_type = subject_details_type
+        permissions_subject_person_by_fingerprint_details.first_name = first_name
+        permissions_subject_person_by_fingerprint_details.last_name = last_name
+        permissions_subject_person_by_fingerprint_details.person_identifier = person_identifier
+        permissions_subject_person_by_fingerprint_details.birth_date = birth_date
+        permissions_subject_person_by_fingerprint_details.id_document = id_document
 
         permissions_subject_person_by_fingerprint_details.additional_properties = d
         return permissions_subject_person_by_fingerprint_details

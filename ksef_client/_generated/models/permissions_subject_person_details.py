@@ -138,14 +138,13 @@ class PermissionsSubjectPersonDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 id_document = cast(IdDocument | None | Unset, _id_document)
 
-        permissions_subject_person_details = cls(
-            subject_details_type=subject_details_type,
-            first_name=first_name,
-            last_name=last_name,
-            person_identifier=person_identifier,
-            birth_date=birth_date,
-            id_document=id_document,
-        )
+        permissions_subject_person_details = object.__new__(cls)
+        permissions_subject_person_details.subject_details_type = subject_details_type
+        permissions_subject_person_details.first_name = first_name
+        permissions_subject_person_details.last_name = last_name
+        permissions_subject_person_details.person_identifier = person_identifier
+        permissions_subject_person_details.birth_date = birth_date
+        permissions_subject_person_details.id_document = id_document
 
         permissions_subject_person_details.additional_properties = d
         return permissions_subject_person_details

@@ -47,11 +47,10 @@ class PersonByFingerprintWithIdentifierDetails:
 
         identifier = PersonIdentifier.from_dict(d.pop("identifier"))
 
-        person_by_fingerprint_with_identifier_details = cls(
-            first_name=first_name,
-            last_name=last_name,
-            identifier=identifier,
-        )
+        person_by_fingerprint_with_identifier_details = object.__new__(cls)
+        person_by_fingerprint_with_identifier_details.first_name = first_name
+        person_by_fingerprint_with_identifier_details.last_name = last_name
+        person_by_fingerprint_with_identifier_details.identifier = identifier
 
         person_by_fingerprint_with_identifier_details.additional_properties = d
         return person_by_fingerprint_with_identifier_details

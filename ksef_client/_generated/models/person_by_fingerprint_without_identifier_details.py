@@ -56,12 +56,11 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
         id_document = IdDocument.from_dict(d.pop("idDocument"))
 
-        person_by_fingerprint_without_identifier_details = cls(
-            first_name=first_name,
-            last_name=last_name,
-            birth_date=birth_date,
-            id_document=id_document,
-        )
+        person_by_fingerprint_without_identifier_details = object.__new__(cls)
+        person_by_fingerprint_without_identifier_details.first_name = first_name
+        person_by_fingerprint_without_identifier_details.last_name = last_name
+        person_by_fingerprint_without_identifier_details.birth_date = birth_date
+        person_by_fingerprint_without_identifier_details.id_document = id_document
 
         person_by_fingerprint_without_identifier_details.additional_properties = d
         return person_by_fingerprint_without_identifier_details

@@ -90,14 +90,13 @@ class PersonCreateRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 created_date = cast(datetime.datetime | None | Unset, _created_date)
 
-        person_create_request = cls(
-            nip=nip,
-            pesel=pesel,
-            is_bailiff=is_bailiff,
-            description=description,
-            is_deceased=is_deceased,
-            created_date=created_date,
-        )
+        person_create_request = object.__new__(cls)
+        person_create_request.nip = nip
+        person_create_request.pesel = pesel
+        person_create_request.is_bailiff = is_bailiff
+        person_create_request.description = description
+        person_create_request.is_deceased = is_deceased
+        person_create_request.created_date = created_date
 
         person_create_request.additional_properties = d
         return person_create_request

@@ -41,10 +41,9 @@ class PersonDetails:
 
         last_name = d.pop("lastName")
 
-        person_details = cls(
-            first_name=first_name,
-            last_name=last_name,
-        )
+        person_details = object.__new__(cls)
+        person_details.first_name = first_name
+        person_details.last_name = last_name
 
         person_details.additional_properties = d
         return person_details

@@ -43,10 +43,9 @@ class PersonIdentifier:
 
         value = d.pop("value")
 
-        person_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_identifier = object.__new__(cls)
+        person_identifier.type_ = type_
+        person_identifier.value = value
 
         person_identifier.additional_properties = d
         return person_identifier

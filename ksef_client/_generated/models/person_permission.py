@@ -210,20 +210,19 @@ class PersonPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
 
-        person_permission = cls(
-            id=id,
-            authorized_identifier=authorized_identifier,
-            author_identifier=author_identifier,
-            permission_scope=permission_scope,
-            description=description,
-            permission_state=permission_state,
-            start_date=start_date,
-            can_delegate=can_delegate,
-            context_identifier=context_identifier,
-            target_identifier=target_identifier,
-            subject_person_details=subject_person_details,
-            subject_entity_details=subject_entity_details,
-        )
+        person_permission = object.__new__(cls)
+        person_permission.id = id
+        person_permission.authorized_identifier = authorized_identifier
+        person_permission.author_identifier = author_identifier
+        person_permission.permission_scope = permission_scope
+        person_permission.description = description
+        person_permission.permission_state = permission_state
+        person_permission.start_date = start_date
+        person_permission.can_delegate = can_delegate
+        person_permission.context_identifier = context_identifier
+        person_permission.target_identifier = target_identifier
+        person_permission.subject_person_details = subject_person_details
+        person_permission.subject_entity_details = subject_entity_details
 
         person_permission.additional_properties = d
         return person_permission

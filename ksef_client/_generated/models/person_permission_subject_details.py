@@ -130,12 +130,11 @@ class PersonPermissionSubjectDetails:
                     None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
                 )
 
-        person_permission_subject_details = cls(
-            subject_details_type=subject_details_type,
-            person_by_id=person_by_id,
-            person_by_fp_with_id=person_by_fp_with_id,
-            person_by_fp_no_id=person_by_fp_no_id,
-        )
+        person_permission_subject_details = object.__new__(cls)
+        person_permission_subject_details.subject_details_type = subject_details_type
+        person_permission_subject_details.person_by_id = person_by_id
+        person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
+        person_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
 
         person_permission_subject_details.additional_properties = d
         return person_permission_subject_details

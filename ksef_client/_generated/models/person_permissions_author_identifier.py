@@ -59,10 +59,9 @@ class PersonPermissionsAuthorIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        person_permissions_author_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_permissions_author_identifier = object.__new__(cls)
+        person_permissions_author_identifier.type_ = type_
+        person_permissions_author_identifier.value = value
 
         person_permissions_author_identifier.additional_properties = d
         return person_permissions_author_identifier

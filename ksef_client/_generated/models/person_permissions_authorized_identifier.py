@@ -51,10 +51,9 @@ class PersonPermissionsAuthorizedIdentifier:
 
         value = d.pop("value")
 
-        person_permissions_authorized_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_permissions_authorized_identifier = object.__new__(cls)
+        person_permissions_authorized_identifier.type_ = type_
+        person_permissions_authorized_identifier.value = value
 
         person_permissions_authorized_identifier.additional_properties = d
         return person_permissions_authorized_identifier

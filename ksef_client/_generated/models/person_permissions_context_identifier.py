@@ -50,10 +50,9 @@ class PersonPermissionsContextIdentifier:
 
         value = d.pop("value")
 
-        person_permissions_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_permissions_context_identifier = object.__new__(cls)
+        person_permissions_context_identifier.type_ = type_
+        person_permissions_context_identifier.value = value
 
         person_permissions_context_identifier.additional_properties = d
         return person_permissions_context_identifier

@@ -69,12 +69,11 @@ class PersonPermissionsGrantRequest:
 
         subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
 
-        person_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            permissions=permissions,
-            description=description,
-            subject_details=subject_details,
-        )
+        person_permissions_grant_request = object.__new__(cls)
+        person_permissions_grant_request.subject_identifier = subject_identifier
+        person_permissions_grant_request.permissions = permissions
+        person_permissions_grant_request.description = description
+        person_permissions_grant_request.subject_details = subject_details
 
         person_permissions_grant_request.additional_properties = d
         return person_permissions_grant_request

@@ -229,15 +229,14 @@ class PersonPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_state = cast(None | PermissionState | Unset, _permission_state)
 
-        person_permissions_query_request = cls(
-            query_type=query_type,
-            author_identifier=author_identifier,
-            authorized_identifier=authorized_identifier,
-            context_identifier=context_identifier,
-            target_identifier=target_identifier,
-            permission_types=permission_types,
-            permission_state=permission_state,
-        )
+        person_permissions_query_request = object.__new__(cls)
+        person_permissions_query_request.query_type = query_type
+        person_permissions_query_request.author_identifier = author_identifier
+        person_permissions_query_request.authorized_identifier = authorized_identifier
+        person_permissions_query_request.context_identifier = context_identifier
+        person_permissions_query_request.target_identifier = target_identifier
+        person_permissions_query_request.permission_types = permission_types
+        person_permissions_query_request.permission_state = permission_state
 
         person_permissions_query_request.additional_properties = d
         return person_permissions_query_request

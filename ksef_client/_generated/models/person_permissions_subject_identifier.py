@@ -51,10 +51,9 @@ class PersonPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        person_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_permissions_subject_identifier = object.__new__(cls)
+        person_permissions_subject_identifier.type_ = type_
+        person_permissions_subject_identifier.value = value
 
         person_permissions_subject_identifier.additional_properties = d
         return person_permissions_subject_identifier

@@ -58,10 +58,9 @@ class PersonPermissionsTargetIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        person_permissions_target_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        person_permissions_target_identifier = object.__new__(cls)
+        person_permissions_target_identifier.type_ = type_
+        person_permissions_target_identifier.value = value
 
         person_permissions_target_identifier.additional_properties = d
         return person_permissions_target_identifier

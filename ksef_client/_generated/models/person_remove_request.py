@@ -34,9 +34,8 @@ class PersonRemoveRequest:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        person_remove_request = cls(
-            nip=nip,
-        )
+        person_remove_request = object.__new__(cls)
+        person_remove_request.nip = nip
 
         person_remove_request.additional_properties = d
         return person_remove_request

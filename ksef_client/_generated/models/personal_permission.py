@@ -217,19 +217,18 @@ class PersonalPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
 
-        personal_permission = cls(
-            id=id,
-            permission_scope=permission_scope,
-            description=description,
-            permission_state=permission_state,
-            start_date=start_date,
-            can_delegate=can_delegate,
-            context_identifier=context_identifier,
-            authorized_identifier=authorized_identifier,
-            target_identifier=target_identifier,
-            subject_person_details=subject_person_details,
-            subject_entity_details=subject_entity_details,
-        )
+        personal_permission = object.__new__(cls)
+        personal_permission.id = id
+        personal_permission.permission_scope = permission_scope
+        personal_permission.description = description
+        personal_permission.permission_state = permission_state
+        personal_permission.start_date = start_date
+        personal_permission.can_delegate = can_delegate
+        personal_permission.context_identifier = context_identifier
+        personal_permission.authorized_identifier = authorized_identifier
+        personal_permission.target_identifier = target_identifier
+        personal_permission.subject_person_details = subject_person_details
+        personal_permission.subject_entity_details = subject_entity_details
 
         personal_permission.additional_properties = d
         return personal_permission

@@ -49,10 +49,9 @@ class PersonalPermissionsAuthorizedIdentifier:
 
         value = d.pop("value")
 
-        personal_permissions_authorized_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        personal_permissions_authorized_identifier = object.__new__(cls)
+        personal_permissions_authorized_identifier.type_ = type_
+        personal_permissions_authorized_identifier.value = value
 
         personal_permissions_authorized_identifier.additional_properties = d
         return personal_permissions_authorized_identifier

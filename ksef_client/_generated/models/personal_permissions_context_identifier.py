@@ -50,10 +50,9 @@ class PersonalPermissionsContextIdentifier:
 
         value = d.pop("value")
 
-        personal_permissions_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        personal_permissions_context_identifier = object.__new__(cls)
+        personal_permissions_context_identifier.type_ = type_
+        personal_permissions_context_identifier.value = value
 
         personal_permissions_context_identifier.additional_properties = d
         return personal_permissions_context_identifier

@@ -155,12 +155,11 @@ class PersonalPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_state = cast(None | PermissionState | Unset, _permission_state)
 
-        personal_permissions_query_request = cls(
-            context_identifier=context_identifier,
-            target_identifier=target_identifier,
-            permission_types=permission_types,
-            permission_state=permission_state,
-        )
+        personal_permissions_query_request = object.__new__(cls)
+        personal_permissions_query_request.context_identifier = context_identifier
+        personal_permissions_query_request.target_identifier = target_identifier
+        personal_permissions_query_request.permission_types = permission_types
+        personal_permissions_query_request.permission_state = permission_state
 
         personal_permissions_query_request.additional_properties = d
         return personal_permissions_query_request

@@ -59,10 +59,9 @@ class PersonalPermissionsTargetIdentifier:
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        personal_permissions_target_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        personal_permissions_target_identifier = object.__new__(cls)
+        personal_permissions_target_identifier.type_ = type_
+        personal_permissions_target_identifier.value = value
 
         personal_permissions_target_identifier.additional_properties = d
         return personal_permissions_target_identifier

@@ -87,14 +87,13 @@ class PublicKeyCertificate:
 
             usage.append(usage_item)
 
-        public_key_certificate = cls(
-            certificate=certificate,
-            certificate_id=certificate_id,
-            public_key_id=public_key_id,
-            valid_from=valid_from,
-            valid_to=valid_to,
-            usage=usage,
-        )
+        public_key_certificate = object.__new__(cls)
+        public_key_certificate.certificate = certificate
+        public_key_certificate.certificate_id = certificate_id
+        public_key_certificate.public_key_id = public_key_id
+        public_key_certificate.valid_from = valid_from
+        public_key_certificate.valid_to = valid_to
+        public_key_certificate.usage = usage
 
         public_key_certificate.additional_properties = d
         return public_key_certificate

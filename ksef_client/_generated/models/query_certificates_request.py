@@ -149,13 +149,12 @@ class QueryCertificatesRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 expires_after = cast(datetime.datetime | None | Unset, _expires_after)
 
-        query_certificates_request = cls(
-            certificate_serial_number=certificate_serial_number,
-            name=name,
-            type_=type_,
-            status=status,
-            expires_after=expires_after,
-        )
+        query_certificates_request = object.__new__(cls)
+        query_certificates_request.certificate_serial_number = certificate_serial_number
+        query_certificates_request.name = name
+        query_certificates_request.type_ = type_
+        query_certificates_request.status = status
+        query_certificates_request.expires_after = expires_after
 
         query_certificates_request.additional_properties = d
         return query_certificates_request

@@ -49,10 +49,9 @@ class QueryCertificatesResponse:
 
         has_more = d.pop("hasMore")
 
-        query_certificates_response = cls(
-            certificates=certificates,
-            has_more=has_more,
-        )
+        query_certificates_response = object.__new__(cls)
+        query_certificates_response.certificates = certificates
+        query_certificates_response.has_more = has_more
 
         query_certificates_response.additional_properties = d
         return query_certificates_response

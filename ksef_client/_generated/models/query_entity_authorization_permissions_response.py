@@ -49,10 +49,9 @@ class QueryEntityAuthorizationPermissionsResponse:
 
         has_more = d.pop("hasMore")
 
-        query_entity_authorization_permissions_response = cls(
-            authorization_grants=authorization_grants,
-            has_more=has_more,
-        )
+        query_entity_authorization_permissions_response = object.__new__(cls)
+        query_entity_authorization_permissions_response.authorization_grants = authorization_grants
+        query_entity_authorization_permissions_response.has_more = has_more
 
         query_entity_authorization_permissions_response.additional_properties = d
         return query_entity_authorization_permissions_response

@@ -49,10 +49,9 @@ class QueryEntityPermissionsResponse:
 
         has_more = d.pop("hasMore")
 
-        query_entity_permissions_response = cls(
-            permissions=permissions,
-            has_more=has_more,
-        )
+        query_entity_permissions_response = object.__new__(cls)
+        query_entity_permissions_response.permissions = permissions
+        query_entity_permissions_response.has_more = has_more
 
         query_entity_permissions_response.additional_properties = d
         return query_entity_permissions_response

@@ -49,10 +49,9 @@ class QueryEntityRolesResponse:
 
         has_more = d.pop("hasMore")
 
-        query_entity_roles_response = cls(
-            roles=roles,
-            has_more=has_more,
-        )
+        query_entity_roles_response = object.__new__(cls)
+        query_entity_roles_response.roles = roles
+        query_entity_roles_response.has_more = has_more
 
         query_entity_roles_response.additional_properties = d
         return query_entity_roles_response

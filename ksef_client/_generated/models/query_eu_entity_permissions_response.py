@@ -49,10 +49,9 @@ class QueryEuEntityPermissionsResponse:
 
         has_more = d.pop("hasMore")
 
-        query_eu_entity_permissions_response = cls(
-            permissions=permissions,
-            has_more=has_more,
-        )
+        query_eu_entity_permissions_response = object.__new__(cls)
+        query_eu_entity_permissions_response.permissions = permissions
+        query_eu_entity_permissions_response.has_more = has_more
 
         query_eu_entity_permissions_response.additional_properties = d
         return query_eu_entity_permissions_response

@@ -97,12 +97,11 @@ class QueryInvoicesMetadataResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
-        query_invoices_metadata_response = cls(
-            has_more=has_more,
-            is_truncated=is_truncated,
-            invoices=invoices,
-            permanent_storage_hwm_date=permanent_storage_hwm_date,
-        )
+        query_invoices_metadata_response = object.__new__(cls)
+        query_invoices_metadata_response.has_more = has_more
+        query_invoices_metadata_response.is_truncated = is_truncated
+        query_invoices_metadata_response.invoices = invoices
+        query_invoices_metadata_response.permanent_storage_hwm_date = permanent_storage_hwm_date
 
         query_invoices_metadata_response.additional_properties = d
         return query_invoices_metadata_response

@@ -49,10 +49,9 @@ class QueryPeppolProvidersResponse:
 
         has_more = d.pop("hasMore")
 
-        query_peppol_providers_response = cls(
-            peppol_providers=peppol_providers,
-            has_more=has_more,
-        )
+        query_peppol_providers_response = object.__new__(cls)
+        query_peppol_providers_response.peppol_providers = peppol_providers
+        query_peppol_providers_response.has_more = has_more
 
         query_peppol_providers_response.additional_properties = d
         return query_peppol_providers_response

@@ -49,10 +49,9 @@ class QueryPersonPermissionsResponse:
 
         has_more = d.pop("hasMore")
 
-        query_person_permissions_response = cls(
-            permissions=permissions,
-            has_more=has_more,
-        )
+        query_person_permissions_response = object.__new__(cls)
+        query_person_permissions_response.permissions = permissions
+        query_person_permissions_response.has_more = has_more
 
         query_person_permissions_response.additional_properties = d
         return query_person_permissions_response

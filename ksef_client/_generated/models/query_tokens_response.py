@@ -56,10 +56,9 @@ class QueryTokensResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        query_tokens_response = cls(
-            tokens=tokens,
-            continuation_token=continuation_token,
-        )
+        query_tokens_response = object.__new__(cls)
+        query_tokens_response.tokens = tokens
+        query_tokens_response.continuation_token = continuation_token
 
         query_tokens_response.additional_properties = d
         return query_tokens_response

@@ -149,17 +149,16 @@ class QueryTokensResponseItem:
             except (TypeError, ValueError, AttributeError, KeyError):
                 status_details = cast(list[str] | None | Unset, _status_details)
 
-        query_tokens_response_item = cls(
-            reference_number=reference_number,
-            author_identifier=author_identifier,
-            context_identifier=context_identifier,
-            description=description,
-            requested_permissions=requested_permissions,
-            date_created=date_created,
-            status=status,
-            last_use_date=last_use_date,
-            status_details=status_details,
-        )
+        query_tokens_response_item = object.__new__(cls)
+        query_tokens_response_item.reference_number = reference_number
+        query_tokens_response_item.author_identifier = author_identifier
+        query_tokens_response_item.context_identifier = context_identifier
+        query_tokens_response_item.description = description
+        query_tokens_response_item.requested_permissions = requested_permissions
+        query_tokens_response_item.date_created = date_created
+        query_tokens_response_item.status = status
+        query_tokens_response_item.last_use_date = last_use_date
+        query_tokens_response_item.status_details = status_details
 
         query_tokens_response_item.additional_properties = d
         return query_tokens_response_item

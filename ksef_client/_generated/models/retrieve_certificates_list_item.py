@@ -62,12 +62,11 @@ class RetrieveCertificatesListItem:
 
         certificate_type = KsefCertificateType.from_value(d.pop("certificateType"))
 
-        retrieve_certificates_list_item = cls(
-            certificate=certificate,
-            certificate_name=certificate_name,
-            certificate_serial_number=certificate_serial_number,
-            certificate_type=certificate_type,
-        )
+        retrieve_certificates_list_item = object.__new__(cls)
+        retrieve_certificates_list_item.certificate = certificate
+        retrieve_certificates_list_item.certificate_name = certificate_name
+        retrieve_certificates_list_item.certificate_serial_number = certificate_serial_number
+        retrieve_certificates_list_item.certificate_type = certificate_type
 
         retrieve_certificates_list_item.additional_properties = d
         return retrieve_certificates_list_item

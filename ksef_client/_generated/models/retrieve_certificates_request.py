@@ -34,9 +34,8 @@ class RetrieveCertificatesRequest:
         d = dict(src_dict)
         certificate_serial_numbers = cast(list[str], d.pop("certificateSerialNumbers"))
 
-        retrieve_certificates_request = cls(
-            certificate_serial_numbers=certificate_serial_numbers,
-        )
+        retrieve_certificates_request = object.__new__(cls)
+        retrieve_certificates_request.certificate_serial_numbers = certificate_serial_numbers
 
         retrieve_certificates_request.additional_properties = d
         return retrieve_certificates_request

@@ -42,9 +42,8 @@ class RetrieveCertificatesResponse:
 
             certificates.append(certificates_item)
 
-        retrieve_certificates_response = cls(
-            certificates=certificates,
-        )
+        retrieve_certificates_response = object.__new__(cls)
+        retrieve_certificates_response.certificates = certificates
 
         retrieve_certificates_response.additional_properties = d
         return retrieve_certificates_response

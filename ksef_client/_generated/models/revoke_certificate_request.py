@@ -59,9 +59,8 @@ class RevokeCertificateRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 revocation_reason = cast(CertificateRevocationReason | None | Unset, _revocation_reason)
 
-        revoke_certificate_request = cls(
-            revocation_reason=revocation_reason,
-        )
+        revoke_certificate_request = object.__new__(cls)
+        revoke_certificate_request.revocation_reason = revocation_reason
 
         revoke_certificate_request.additional_properties = d
         return revoke_certificate_request

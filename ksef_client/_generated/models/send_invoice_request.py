@@ -87,15 +87,14 @@ class SendInvoiceRequest:
 
         hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
 
-        send_invoice_request = cls(
-            invoice_hash=invoice_hash,
-            invoice_size=invoice_size,
-            encrypted_invoice_hash=encrypted_invoice_hash,
-            encrypted_invoice_size=encrypted_invoice_size,
-            encrypted_invoice_content=encrypted_invoice_content,
-            offline_mode=offline_mode,
-            hash_of_corrected_invoice=hash_of_corrected_invoice,
-        )
+        send_invoice_request = object.__new__(cls)
+        send_invoice_request.invoice_hash = invoice_hash
+        send_invoice_request.invoice_size = invoice_size
+        send_invoice_request.encrypted_invoice_hash = encrypted_invoice_hash
+        send_invoice_request.encrypted_invoice_size = encrypted_invoice_size
+        send_invoice_request.encrypted_invoice_content = encrypted_invoice_content
+        send_invoice_request.offline_mode = offline_mode
+        send_invoice_request.hash_of_corrected_invoice = hash_of_corrected_invoice
 
         send_invoice_request.additional_properties = d
         return send_invoice_request

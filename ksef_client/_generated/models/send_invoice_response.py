@@ -34,9 +34,8 @@ class SendInvoiceResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        send_invoice_response = cls(
-            reference_number=reference_number,
-        )
+        send_invoice_response = object.__new__(cls)
+        send_invoice_response.reference_number = reference_number
 
         send_invoice_response.additional_properties = d
         return send_invoice_response

@@ -228,21 +228,20 @@ class SessionInvoiceStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
 
-        session_invoice_status_response = cls(
-            ordinal_number=ordinal_number,
-            reference_number=reference_number,
-            invoice_hash=invoice_hash,
-            invoicing_date=invoicing_date,
-            status=status,
-            invoice_number=invoice_number,
-            ksef_number=ksef_number,
-            invoice_file_name=invoice_file_name,
-            acquisition_date=acquisition_date,
-            permanent_storage_date=permanent_storage_date,
-            upo_download_url=upo_download_url,
-            upo_download_url_expiration_date=upo_download_url_expiration_date,
-            invoicing_mode=invoicing_mode,
-        )
+        session_invoice_status_response = object.__new__(cls)
+        session_invoice_status_response.ordinal_number = ordinal_number
+        session_invoice_status_response.reference_number = reference_number
+        session_invoice_status_response.invoice_hash = invoice_hash
+        session_invoice_status_response.invoicing_date = invoicing_date
+        session_invoice_status_response.status = status
+        session_invoice_status_response.invoice_number = invoice_number
+        session_invoice_status_response.ksef_number = ksef_number
+        session_invoice_status_response.invoice_file_name = invoice_file_name
+        session_invoice_status_response.acquisition_date = acquisition_date
+        session_invoice_status_response.permanent_storage_date = permanent_storage_date
+        session_invoice_status_response.upo_download_url = upo_download_url
+        session_invoice_status_response.upo_download_url_expiration_date = upo_download_url_expiration_date
+        session_invoice_status_response.invoicing_mode = invoicing_mode
 
         session_invoice_status_response.additional_properties = d
         return session_invoice_status_response

@@ -56,10 +56,9 @@ class SessionInvoicesResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        session_invoices_response = cls(
-            invoices=invoices,
-            continuation_token=continuation_token,
-        )
+        session_invoices_response = object.__new__(cls)
+        session_invoices_response.invoices = invoices
+        session_invoices_response.continuation_token = continuation_token
 
         session_invoices_response.additional_properties = d
         return session_invoices_response

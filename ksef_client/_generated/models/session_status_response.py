@@ -138,16 +138,15 @@ class SessionStatusResponse:
 
         failed_invoice_count: int | None | Unset = d.pop("failedInvoiceCount", UNSET)
 
-        session_status_response = cls(
-            status=status,
-            date_created=date_created,
-            date_updated=date_updated,
-            valid_until=valid_until,
-            upo=upo,
-            invoice_count=invoice_count,
-            successful_invoice_count=successful_invoice_count,
-            failed_invoice_count=failed_invoice_count,
-        )
+        session_status_response = object.__new__(cls)
+        session_status_response.status = status
+        session_status_response.date_created = date_created
+        session_status_response.date_updated = date_updated
+        session_status_response.valid_until = valid_until
+        session_status_response.upo = upo
+        session_status_response.invoice_count = invoice_count
+        session_status_response.successful_invoice_count = successful_invoice_count
+        session_status_response.failed_invoice_count = failed_invoice_count
 
         session_status_response.additional_properties = d
         return session_status_response

@@ -56,10 +56,9 @@ class SessionsQueryResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        sessions_query_response = cls(
-            sessions=sessions,
-            continuation_token=continuation_token,
-        )
+        sessions_query_response = object.__new__(cls)
+        sessions_query_response.sessions = sessions
+        sessions_query_response.continuation_token = continuation_token
 
         sessions_query_response.additional_properties = d
         return sessions_query_response

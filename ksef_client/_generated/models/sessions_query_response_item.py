@@ -104,16 +104,15 @@ class SessionsQueryResponseItem:
             except (TypeError, ValueError, AttributeError, KeyError):
                 valid_until = cast(datetime.datetime | None | Unset, _valid_until)
 
-        sessions_query_response_item = cls(
-            reference_number=reference_number,
-            status=status,
-            date_created=date_created,
-            date_updated=date_updated,
-            total_invoice_count=total_invoice_count,
-            successful_invoice_count=successful_invoice_count,
-            failed_invoice_count=failed_invoice_count,
-            valid_until=valid_until,
-        )
+        sessions_query_response_item = object.__new__(cls)
+        sessions_query_response_item.reference_number = reference_number
+        sessions_query_response_item.status = status
+        sessions_query_response_item.date_created = date_created
+        sessions_query_response_item.date_updated = date_updated
+        sessions_query_response_item.total_invoice_count = total_invoice_count
+        sessions_query_response_item.successful_invoice_count = successful_invoice_count
+        sessions_query_response_item.failed_invoice_count = failed_invoice_count
+        sessions_query_response_item.valid_until = valid_until
 
         sessions_query_response_item.additional_properties = d
         return sessions_query_response_item

@@ -33,9 +33,8 @@ class SetRateLimitsRequest:
         d = dict(src_dict)
         rate_limits = ApiRateLimitsOverride.from_dict(d.pop("rateLimits"))
 
-        set_rate_limits_request = cls(
-            rate_limits=rate_limits,
-        )
+        set_rate_limits_request = object.__new__(cls)
+        set_rate_limits_request.rate_limits = rate_limits
 
         set_rate_limits_request.additional_properties = d
         return set_rate_limits_request

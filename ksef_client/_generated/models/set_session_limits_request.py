@@ -39,10 +39,9 @@ class SetSessionLimitsRequest:
 
         batch_session = BatchSessionContextLimitsOverride.from_dict(d.pop("batchSession"))
 
-        set_session_limits_request = cls(
-            online_session=online_session,
-            batch_session=batch_session,
-        )
+        set_session_limits_request = object.__new__(cls)
+        set_session_limits_request.online_session = online_session
+        set_session_limits_request.batch_session = batch_session
 
         set_session_limits_request.additional_properties = d
         return set_session_limits_request

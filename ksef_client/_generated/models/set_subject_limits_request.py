@@ -91,11 +91,10 @@ class SetSubjectLimitsRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 certificate = cast(CertificateSubjectLimitsOverride | None | Unset, _certificate)
 
-        set_subject_limits_request = cls(
-            subject_identifier_type=subject_identifier_type,
-            enrollment=enrollment,
-            certificate=certificate,
-        )
+        set_subject_limits_request = object.__new__(cls)
+        set_subject_limits_request.subject_identifier_type = subject_identifier_type
+        set_subject_limits_request.enrollment = enrollment
+        set_subject_limits_request.certificate = certificate
 
         set_subject_limits_request.additional_properties = d
         return set_subject_limits_request

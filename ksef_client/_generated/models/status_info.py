@@ -70,11 +70,10 @@ class StatusInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        status_info = cls(
-            code=code,
-            description=description,
-            details=details,
-        )
+        status_info = object.__new__(cls)
+        status_info.code = code
+        status_info.description = description
+        status_info.details = details
 
         status_info.additional_properties = d
         return status_info

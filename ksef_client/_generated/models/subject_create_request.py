@@ -111,13 +111,12 @@ class SubjectCreateRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 created_date = cast(datetime.datetime | None | Unset, _created_date)
 
-        subject_create_request = cls(
-            subject_nip=subject_nip,
-            subject_type=subject_type,
-            description=description,
-            subunits=subunits,
-            created_date=created_date,
-        )
+        subject_create_request = object.__new__(cls)
+        subject_create_request.subject_nip = subject_nip
+        subject_create_request.subject_type = subject_type
+        subject_create_request.description = description
+        subject_create_request.subunits = subunits
+        subject_create_request.created_date = created_date
 
         subject_create_request.additional_properties = d
         return subject_create_request

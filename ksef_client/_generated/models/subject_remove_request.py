@@ -34,9 +34,8 @@ class SubjectRemoveRequest:
         d = dict(src_dict)
         subject_nip = d.pop("subjectNip")
 
-        subject_remove_request = cls(
-            subject_nip=subject_nip,
-        )
+        subject_remove_request = object.__new__(cls)
+        subject_remove_request.subject_nip = subject_nip
 
         subject_remove_request.additional_properties = d
         return subject_remove_request

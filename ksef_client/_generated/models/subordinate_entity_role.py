@@ -62,12 +62,11 @@ class SubordinateEntityRole:
 
         start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
 
-        subordinate_entity_role = cls(
-            subordinate_entity_identifier=subordinate_entity_identifier,
-            role=role,
-            description=description,
-            start_date=start_date,
-        )
+        subordinate_entity_role = object.__new__(cls)
+        subordinate_entity_role.subordinate_entity_identifier = subordinate_entity_identifier
+        subordinate_entity_role.role = role
+        subordinate_entity_role.description = description
+        subordinate_entity_role.start_date = start_date
 
         subordinate_entity_role.additional_properties = d
         return subordinate_entity_role

@@ -59,9 +59,8 @@ class SubordinateEntityRolesQueryRequest:
                     EntityPermissionsSubordinateEntityIdentifier | None | Unset, _subordinate_entity_identifier
                 )
 
-        subordinate_entity_roles_query_request = cls(
-            subordinate_entity_identifier=subordinate_entity_identifier,
-        )
+        subordinate_entity_roles_query_request = object.__new__(cls)
+        subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
         subordinate_entity_roles_query_request.additional_properties = d
         return subordinate_entity_roles_query_request

@@ -49,10 +49,9 @@ class SubordinateRoleSubordinateEntityIdentifier:
 
         value = d.pop("value")
 
-        subordinate_role_subordinate_entity_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        subordinate_role_subordinate_entity_identifier = object.__new__(cls)
+        subordinate_role_subordinate_entity_identifier.type_ = type_
+        subordinate_role_subordinate_entity_identifier.value = value
 
         subordinate_role_subordinate_entity_identifier.additional_properties = d
         return subordinate_role_subordinate_entity_identifier

@@ -40,10 +40,9 @@ class Subunit:
 
         description = d.pop("description")
 
-        subunit = cls(
-            subject_nip=subject_nip,
-            description=description,
-        )
+        subunit = object.__new__(cls)
+        subunit.subject_nip = subject_nip
+        subunit.description = description
 
         subunit.additional_properties = d
         return subunit

@@ -131,17 +131,16 @@ class SubunitPermission:
 
         subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
-        subunit_permission = cls(
-            id=id,
-            authorized_identifier=authorized_identifier,
-            subunit_identifier=subunit_identifier,
-            author_identifier=author_identifier,
-            permission_scope=permission_scope,
-            description=description,
-            start_date=start_date,
-            subject_person_details=subject_person_details,
-            subunit_name=subunit_name,
-        )
+        subunit_permission = object.__new__(cls)
+        subunit_permission.id = id
+        subunit_permission.authorized_identifier = authorized_identifier
+        subunit_permission.subunit_identifier = subunit_identifier
+        subunit_permission.author_identifier = author_identifier
+        subunit_permission.permission_scope = permission_scope
+        subunit_permission.description = description
+        subunit_permission.start_date = start_date
+        subunit_permission.subject_person_details = subject_person_details
+        subunit_permission.subunit_name = subunit_name
 
         subunit_permission.additional_properties = d
         return subunit_permission

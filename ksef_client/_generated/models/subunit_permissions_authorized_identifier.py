@@ -51,10 +51,9 @@ class SubunitPermissionsAuthorizedIdentifier:
 
         value = d.pop("value")
 
-        subunit_permissions_authorized_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        subunit_permissions_authorized_identifier = object.__new__(cls)
+        subunit_permissions_authorized_identifier.type_ = type_
+        subunit_permissions_authorized_identifier.value = value
 
         subunit_permissions_authorized_identifier.additional_properties = d
         return subunit_permissions_authorized_identifier

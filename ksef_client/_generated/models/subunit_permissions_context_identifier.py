@@ -50,10 +50,9 @@ class SubunitPermissionsContextIdentifier:
 
         value = d.pop("value")
 
-        subunit_permissions_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        subunit_permissions_context_identifier = object.__new__(cls)
+        subunit_permissions_context_identifier.type_ = type_
+        subunit_permissions_context_identifier.value = value
 
         subunit_permissions_context_identifier.additional_properties = d
         return subunit_permissions_context_identifier

@@ -78,13 +78,12 @@ class SubunitPermissionsGrantRequest:
 
         subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
-        subunit_permissions_grant_request = cls(
-            subject_identifier=subject_identifier,
-            context_identifier=context_identifier,
-            description=description,
-            subject_details=subject_details,
-            subunit_name=subunit_name,
-        )
+        subunit_permissions_grant_request = object.__new__(cls)
+        subunit_permissions_grant_request.subject_identifier = subject_identifier
+        subunit_permissions_grant_request.context_identifier = context_identifier
+        subunit_permissions_grant_request.description = description
+        subunit_permissions_grant_request.subject_details = subject_details
+        subunit_permissions_grant_request.subunit_name = subunit_name
 
         subunit_permissions_grant_request.additional_properties = d
         return subunit_permissions_grant_request

@@ -56,9 +56,8 @@ class SubunitPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subunit_identifier = cast(None | SubunitPermissionsSubunitIdentifier | Unset, _subunit_identifier)
 
-        subunit_permissions_query_request = cls(
-            subunit_identifier=subunit_identifier,
-        )
+        subunit_permissions_query_request = object.__new__(cls)
+        subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
         subunit_permissions_query_request.additional_properties = d
         return subunit_permissions_query_request

@@ -51,10 +51,9 @@ class SubunitPermissionsSubjectIdentifier:
 
         value = d.pop("value")
 
-        subunit_permissions_subject_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        subunit_permissions_subject_identifier = object.__new__(cls)
+        subunit_permissions_subject_identifier.type_ = type_
+        subunit_permissions_subject_identifier.value = value
 
         subunit_permissions_subject_identifier.additional_properties = d
         return subunit_permissions_subject_identifier

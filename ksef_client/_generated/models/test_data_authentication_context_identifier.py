@@ -41,10 +41,9 @@ class TestDataAuthenticationContextIdentifier:
 
         type_ = TestDataAuthenticationContextIdentifierType.from_value(d.pop("type"))
 
-        test_data_authentication_context_identifier = cls(
-            value=value,
-            type_=type_,
-        )
+        test_data_authentication_context_identifier = object.__new__(cls)
+        test_data_authentication_context_identifier.value = value
+        test_data_authentication_context_identifier.type_ = type_
 
         test_data_authentication_context_identifier.additional_properties = d
         return test_data_authentication_context_identifier

@@ -41,10 +41,9 @@ class TestDataContextIdentifier:
 
         value = d.pop("value")
 
-        test_data_context_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        test_data_context_identifier = object.__new__(cls)
+        test_data_context_identifier.type_ = type_
+        test_data_context_identifier.value = value
 
         test_data_context_identifier.additional_properties = d
         return test_data_context_identifier

@@ -41,10 +41,9 @@ class TestDataPermission:
 
         permission_type = TestDataPermissionType.from_value(d.pop("permissionType"))
 
-        test_data_permission = cls(
-            description=description,
-            permission_type=permission_type,
-        )
+        test_data_permission = object.__new__(cls)
+        test_data_permission.description = description
+        test_data_permission.permission_type = permission_type
 
         test_data_permission.additional_properties = d
         return test_data_permission

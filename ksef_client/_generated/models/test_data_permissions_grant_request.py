@@ -53,11 +53,10 @@ class TestDataPermissionsGrantRequest:
 
             permissions.append(permissions_item)
 
-        test_data_permissions_grant_request = cls(
-            context_identifier=context_identifier,
-            authorized_identifier=authorized_identifier,
-            permissions=permissions,
-        )
+        test_data_permissions_grant_request = object.__new__(cls)
+        test_data_permissions_grant_request.context_identifier = context_identifier
+        test_data_permissions_grant_request.authorized_identifier = authorized_identifier
+        test_data_permissions_grant_request.permissions = permissions
 
         test_data_permissions_grant_request.additional_properties = d
         return test_data_permissions_grant_request

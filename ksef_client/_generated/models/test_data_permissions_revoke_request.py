@@ -39,10 +39,9 @@ class TestDataPermissionsRevokeRequest:
 
         authorized_identifier = TestDataAuthorizedIdentifier.from_dict(d.pop("authorizedIdentifier"))
 
-        test_data_permissions_revoke_request = cls(
-            context_identifier=context_identifier,
-            authorized_identifier=authorized_identifier,
-        )
+        test_data_permissions_revoke_request = object.__new__(cls)
+        test_data_permissions_revoke_request.context_identifier = context_identifier
+        test_data_permissions_revoke_request.authorized_identifier = authorized_identifier
 
         test_data_permissions_revoke_request.additional_properties = d
         return test_data_permissions_revoke_request

@@ -35,9 +35,8 @@ class TestDataUpdateCertificateRequest:
         d = dict(src_dict)
         valid_to = datetime.datetime.fromisoformat(d.pop("validTo"))
 
-        test_data_update_certificate_request = cls(
-            valid_to=valid_to,
-        )
+        test_data_update_certificate_request = object.__new__(cls)
+        test_data_update_certificate_request.valid_to = valid_to
 
         test_data_update_certificate_request.additional_properties = d
         return test_data_update_certificate_request

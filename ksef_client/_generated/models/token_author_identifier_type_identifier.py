@@ -48,10 +48,9 @@ class TokenAuthorIdentifierTypeIdentifier:
 
         value = d.pop("value")
 
-        token_author_identifier_type_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        token_author_identifier_type_identifier = object.__new__(cls)
+        token_author_identifier_type_identifier.type_ = type_
+        token_author_identifier_type_identifier.value = value
 
         token_author_identifier_type_identifier.additional_properties = d
         return token_author_identifier_type_identifier

@@ -49,10 +49,9 @@ class TokenContextIdentifierTypeIdentifier:
 
         value = d.pop("value")
 
-        token_context_identifier_type_identifier = cls(
-            type_=type_,
-            value=value,
-        )
+        token_context_identifier_type_identifier = object.__new__(cls)
+        token_context_identifier_type_identifier.type_ = type_
+        token_context_identifier_type_identifier.value = value
 
         token_context_identifier_type_identifier.additional_properties = d
         return token_context_identifier_type_identifier

@@ -42,10 +42,9 @@ class TokenInfo:
 
         valid_until = datetime.datetime.fromisoformat(d.pop("validUntil"))
 
-        token_info = cls(
-            token=token,
-            valid_until=valid_until,
-        )
+        token_info = object.__new__(cls)
+        token_info.token = token
+        token_info.valid_until = valid_until
 
         token_info.additional_properties = d
         return token_info

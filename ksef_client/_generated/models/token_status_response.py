@@ -149,17 +149,16 @@ class TokenStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 status_details = cast(list[str] | None | Unset, _status_details)
 
-        token_status_response = cls(
-            reference_number=reference_number,
-            author_identifier=author_identifier,
-            context_identifier=context_identifier,
-            description=description,
-            requested_permissions=requested_permissions,
-            date_created=date_created,
-            status=status,
-            last_use_date=last_use_date,
-            status_details=status_details,
-        )
+        token_status_response = object.__new__(cls)
+        token_status_response.reference_number = reference_number
+        token_status_response.author_identifier = author_identifier
+        token_status_response.context_identifier = context_identifier
+        token_status_response.description = description
+        token_status_response.requested_permissions = requested_permissions
+        token_status_response.date_created = date_created
+        token_status_response.status = status
+        token_status_response.last_use_date = last_use_date
+        token_status_response.status_details = status_details
 
         token_status_response.additional_properties = d
         return token_status_response

@@ -78,14 +78,13 @@ class TooManyRequestsProblemDetails:
 
         trace_id = d.pop("traceId")
 
-        too_many_requests_problem_details = cls(
-            title=title,
-            status=status,
-            instance=instance,
-            detail=detail,
-            timestamp=timestamp,
-            trace_id=trace_id,
-        )
+        too_many_requests_problem_details = object.__new__(cls)
+        too_many_requests_problem_details.title = title
+        too_many_requests_problem_details.status = status
+        too_many_requests_problem_details.instance = instance
+        too_many_requests_problem_details.detail = detail
+        too_many_requests_problem_details.timestamp = timestamp
+        too_many_requests_problem_details.trace_id = trace_id
 
         too_many_requests_problem_details.additional_properties = d
         return too_many_requests_problem_details

@@ -41,9 +41,8 @@ class TooManyRequestsResponse:
         d = dict(src_dict)
         status = TooManyRequestsResponseStatus.from_dict(d.pop("status"))
 
-        too_many_requests_response = cls(
-            status=status,
-        )
+        too_many_requests_response = object.__new__(cls)
+        too_many_requests_response.status = status
 
         too_many_requests_response.additional_properties = d
         return too_many_requests_response

@@ -51,11 +51,10 @@ class TooManyRequestsResponseStatus:
 
         details = cast(list[str], d.pop("details"))
 
-        too_many_requests_response_status = cls(
-            code=code,
-            description=description,
-            details=details,
-        )
+        too_many_requests_response_status = object.__new__(cls)
+        too_many_requests_response_status.code = code
+        too_many_requests_response_status.description = description
+        too_many_requests_response_status.details = details
 
         too_many_requests_response_status.additional_properties = d
         return too_many_requests_response_status

@@ -89,14 +89,13 @@ class UnauthorizedProblemDetails:
 
         trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
-        unauthorized_problem_details = cls(
-            title=title,
-            status=status,
-            detail=detail,
-            timestamp=timestamp,
-            instance=instance,
-            trace_id=trace_id,
-        )
+        unauthorized_problem_details = object.__new__(cls)
+        unauthorized_problem_details.title = title
+        unauthorized_problem_details.status = status
+        unauthorized_problem_details.detail = detail
+        unauthorized_problem_details.timestamp = timestamp
+        unauthorized_problem_details.instance = instance
+        unauthorized_problem_details.trace_id = trace_id
 
         unauthorized_problem_details.additional_properties = d
         return unauthorized_problem_details

@@ -51,9 +51,8 @@ class UnblockContextAuthenticationRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | TestDataAuthenticationContextIdentifier | Unset, _context_identifier)
 
-        unblock_context_authentication_request = cls(
-            context_identifier=context_identifier,
-        )
+        unblock_context_authentication_request = object.__new__(cls)
+        unblock_context_authentication_request.context_identifier = context_identifier
 
         unblock_context_authentication_request.additional_properties = d
         return unblock_context_authentication_request

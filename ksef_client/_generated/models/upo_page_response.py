@@ -54,11 +54,10 @@ class UpoPageResponse:
 
         download_url_expiration_date = datetime.datetime.fromisoformat(d.pop("downloadUrlExpirationDate"))
 
-        upo_page_response = cls(
-            reference_number=reference_number,
-            download_url=download_url,
-            download_url_expiration_date=download_url_expiration_date,
-        )
+        upo_page_response = object.__new__(cls)
+        upo_page_response.reference_number = reference_number
+        upo_page_response.download_url = download_url
+        upo_page_response.download_url_expiration_date = download_url_expiration_date
 
         upo_page_response.additional_properties = d
         return upo_page_response

@@ -42,9 +42,8 @@ class UpoResponse:
 
             pages.append(pages_item)
 
-        upo_response = cls(
-            pages=pages,
-        )
+        upo_response = object.__new__(cls)
+        upo_response.pages = pages
 
         upo_response.additional_properties = d
         return upo_response
