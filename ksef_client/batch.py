@@ -9,8 +9,10 @@ limits (10,000 invoices, 50 parts, 5 GB) are checked before anything is sent.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +103,11 @@ class BatchPackage:
             archive.seek(0)
             package_hash = hashlib.sha256()
             parts = []
-            for ordinal in range(1, part_count + 1):
-                parts.append(_encrypt_part(archive, ordinal, part_size, key, package_hash))
-                if progress:
-                    progress("encrypt", ordinal, part_count)
+            with _Hashing() as hashing:
+                for ordinal in range(1, part_count + 1):
+                    parts.append(_encrypt_part(archive, ordinal, part_size, key, package_hash, hashing))
+                    if progress:
+                        progress("encrypt", ordinal, part_count)
         return cls(count, size, _b64(package_hash.digest()), parts)
 
 
@@ -120,9 +123,19 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
 def _write_zip(
     archive: IO[bytes], invoices: Iterable[InvoiceSource], progress: Progress | None, compression: Compression
 ) -> tuple[int, int]:
-    names: set[str] = set()
-    count = 0
     package = ZipStream(archive, compression=compression)
+    names: set[str] = set()
+    package.write_all(_checked(invoices, progress, names))
+    if not names:
+        raise BatchError("no invoices to send")
+    return len(names), package.close()
+
+
+def _checked(
+    invoices: Iterable[InvoiceSource], progress: Progress | None, names: set[str]
+) -> Iterator[tuple[str, bytes]]:
+    """The invoices as ``(name, bytes)``, each checked against KSeF's limits as it is read; ``names``
+    collects their (unique) names, so its size is the count."""
     for index, source in enumerate(invoices, start=1):
         if index > MAX_INVOICES:
             raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
@@ -134,13 +147,9 @@ def _write_zip(
         if name in names:
             raise BatchError(f"two invoices named {name!r} in one package")
         names.add(name)
-        package.write(name, data)
-        count = index
+        yield name, data
         if progress and index % 100 == 0:
             progress("zip", index, 0)
-    if count == 0:
-        raise BatchError("no invoices to send")
-    return count, package.close()
 
 
 def _chunks(source: IO[bytes], size: int) -> Iterator[bytes]:
@@ -153,12 +162,45 @@ def _chunks(source: IO[bytes], size: int) -> Iterator[bytes]:
         yield chunk
 
 
+class _Hashing:
+    """SHA-256 updates on a worker thread, in order, while the caller encrypts the next chunk.
+
+    hashlib releases the GIL on large updates, so hashing the plain and the encrypted bytes costs
+    (almost) no time beside AES. At most a few chunks wait, so memory stays bounded.
+    """
+
+    WINDOW = 4
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ksef-sha256")
+        self._pending: deque[concurrent.futures.Future[None]] = deque()
+
+    def update(self, digest: hashlib._Hash, data: bytes) -> None:
+        """``digest.update(data)``, later (in submission order)."""
+        self._pending.append(self._pool.submit(digest.update, data))
+        while len(self._pending) > self.WINDOW:
+            self._pending.popleft().result()
+
+    def wait(self) -> None:
+        """Until every update so far is done."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
+        self._pool.shutdown()
+
+
 def _encrypt_part(
-    archive: IO[bytes], ordinal: int, part_size: int, key: SymmetricKey, package_hash: hashlib._Hash
-) -> EncryptedPart:
+    archive: IO[bytes], ordinal: int, part_size: int, key: SymmetricKey, package_hash: hashlib._Hash,
+    hashing: _Hashing,
+) -> EncryptedPart:  # fmt: skip
     def plain() -> Iterator[bytes]:
         for chunk in _chunks(archive, part_size):
-            package_hash.update(chunk)
+            hashing.update(package_hash, chunk)
             yield chunk
 
     out = tempfile.TemporaryFile()  # noqa: SIM115 - lives on in EncryptedPart; BatchPackage.close() closes it
@@ -166,7 +208,8 @@ def _encrypt_part(
     size = 0
     for block in key.encrypt_stream(plain()):
         out.write(block)
-        digest.update(block)
+        hashing.update(digest, block)
         size += len(block)
     out.flush()
+    hashing.wait()
     return EncryptedPart(ordinal, size, _b64(digest.digest()), out)

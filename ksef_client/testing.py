@@ -136,18 +136,34 @@ def sample_invoice(
     issue_date: str | dt.date | None = None,
     net: str = "100.00",
     kind: str = "VAT",
+    lines: int = 1,
 ) -> bytes:
-    """A minimal FA(3) invoice that validates against the official XSD (23% VAT, one line)."""
+    """An FA(3) invoice that validates against the official XSD: 23% VAT, ``lines`` lines of
+    ``net`` each (one by default: the smallest valid invoice; 20-50 lines is a typical size)."""
     validate_nip(seller_nip, "seller_nip")
     validate_nip(buyer_nip, "buyer_nip")
+    if not 1 <= lines <= 10_000:
+        raise ValueError("lines: 1..10000")
     issued = str(issue_date or dt.date.today())
-    net_value = Decimal(net).quantize(Decimal("0.01"))
+    line_net = Decimal(net).quantize(Decimal("0.01"))
+    net_value = line_net * lines
     vat = (net_value * Decimal("0.23")).quantize(Decimal("0.01"))
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = "".join(_line(i, line_net) for i in range(1, lines + 1))
     return _SAMPLE.format(
         ns=FA3_NAMESPACE, created=created, seller=seller_nip, buyer=buyer_nip, issued=issued, number=escape(number),
-        net=net_value, vat=vat, gross=net_value + vat, kind=escape(kind),
+        net=net_value, vat=vat, gross=net_value + vat, kind=escape(kind), lines=rows,
     ).encode()  # fmt: skip
+
+
+_GOODS = ("Usługa doradcza", "Licencja oprogramowania", "Materiały biurowe", "Serwis urządzeń", "Szkolenie")
+
+
+def _line(index: int, net: Decimal) -> str:
+    # Varied text, like real lines, so that a batch of them compresses as real invoices do.
+    name = f"{_GOODS[index % len(_GOODS)]} nr {index * 7919 % 100_000:05d}, etap {index}"
+    return (f"<FaWiersz><NrWierszaFa>{index}</NrWierszaFa><P_7>{name}</P_7><P_8A>szt.</P_8A><P_8B>1</P_8B>"
+            f"<P_9A>{net}</P_9A><P_11>{net}</P_11><P_12>23</P_12></FaWiersz>\n")  # fmt: skip
 
 
 _SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
@@ -166,7 +182,5 @@ _SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
 <NoweSrodkiTransportu><P_22N>1</P_22N></NoweSrodkiTransportu><P_23>2</P_23><PMarzy><P_PMarzyN>1</P_PMarzyN></PMarzy>
 </Adnotacje>
 <RodzajFaktury>{kind}</RodzajFaktury>
-<FaWiersz><NrWierszaFa>1</NrWierszaFa><P_7>Usługa</P_7><P_8A>szt.</P_8A><P_8B>1</P_8B>
-<P_9A>{net}</P_9A><P_11>{net}</P_11><P_12>23</P_12></FaWiersz>
-</Fa>
+{lines}</Fa>
 </Faktura>"""

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksef_client._zipstream import ZipStream
+from ksef_client.schemas import validate_invoice
+from ksef_client.testing import sample_invoice
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_characters="/\\\x00"), min_size=1, max_size=40)
 MEMBERS = st.dictionaries(NAMES, st.binary(max_size=3000), min_size=1, max_size=30)
@@ -35,6 +37,37 @@ def _read(archive: bytes) -> dict[str, bytes]:
 @given(MEMBERS, st.sampled_from(["deflate", "stored"]))
 def test_members_read_back_unchanged(members: dict[str, bytes], compression: str) -> None:
     assert _read(_zip(members, compression=compression)) == members
+
+
+@settings(max_examples=30, deadline=None)
+@given(MEMBERS, st.sampled_from([1, 3]))
+def test_parallel_writing_keeps_order_and_content(members: dict[str, bytes], workers: int) -> None:
+    out = io.BytesIO()
+    stream = ZipStream(out, workers=workers)
+    stream.write_all(members.items())
+    assert stream.close() == len(out.getvalue())
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as package:
+        assert package.namelist() == list(members)  # in the order given, whatever thread deflated them
+    assert _read(out.getvalue()) == members
+
+
+def test_many_invoices_in_parallel_groups() -> None:
+    invoices = {f"{i}.xml": sample_invoice(f"Z/{i}", lines=1 + i % 30) for i in range(300)}
+    out = io.BytesIO()
+    stream = ZipStream(out, workers=2)
+    stream.write_all(invoices.items())  # several groups of GROUP_MEMBERS / GROUP_BYTES
+    stream.close()
+    assert _read(out.getvalue()) == invoices
+
+
+def test_sample_invoices_of_any_length_are_valid_fa3() -> None:
+    for lines in (1, 2, 25):
+        invoice = sample_invoice("FV/L/1", lines=lines, net="10.00")
+        validate_invoice(invoice)
+        assert invoice.count(b"<FaWiersz>") == lines
+        assert f"<P_13_1>{10 * lines}.00</P_13_1>".encode() in invoice
+    with pytest.raises(ValueError, match="lines"):
+        sample_invoice(lines=0)
 
 
 def test_zip64_records_are_written_past_the_limit() -> None:
