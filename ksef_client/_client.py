@@ -12,6 +12,7 @@ import httpx
 
 from ksef_client._core import (
     BearerAuth,
+    Settings,
     TokenHolder,
     async_storage_guard,
     build_send_state,
@@ -23,7 +24,7 @@ from ksef_client._core import (
 )
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
-from ksef_client._transport import AsyncRetryingTransport, RetryingTransport
+from ksef_client._transport import AsyncRetryingTransport, RetryingTransport, SendState
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, next_offset
@@ -103,7 +104,45 @@ async def _araise_hook(response: httpx.Response) -> None:
         raise_for_status(response)
 
 
-class KSeF:
+def _options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A client's constructor arguments (its ``locals()`` on entry), kept for ``with_options``;
+    the access token is not an option: a clone shares the login instead."""
+    return {name: value for name, value in arguments.items() if name not in ("self", "access_token")}
+
+
+class _ClientCore:
+    """What ``KSeF`` and ``AsyncKSeF`` share: options, settings, the login's tokens, the send state."""
+
+    settings: Settings
+    send_state: SendState
+    _options: dict[str, Any]
+    _tokens: TokenHolder
+    _clock: Callable[[], float]
+
+    def _setup(self, options: dict[str, Any], access_token: str | None) -> None:
+        self._options = options
+        self.settings = resolve_settings(options["environment"], options["base_url"], options["timeout"],
+                                         options["verify"], options["storage_hosts"])  # fmt: skip
+        self._tokens = TokenHolder(access_token)
+        self._clock = options["clock"]
+        self.send_state = build_send_state(self.settings, options["max_retries"], options["max_retry_after"],
+                                           options["rate_limit_scale"], self._clock)  # fmt: skip
+
+    @property
+    def access_token(self) -> str | None:
+        """The current access token."""
+        return self._tokens.token
+
+    @access_token.setter
+    def access_token(self, token: str | None) -> None:
+        self._tokens.token = token
+
+    def __repr__(self) -> str:
+        token = "set" if self._tokens.token else None
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, access_token={token})"
+
+
+class KSeF(_ClientCore):
     """Synchronous KSeF client.
 
     Args:
@@ -138,16 +177,8 @@ class KSeF:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._options: dict[str, Any] = {
-            "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
-            "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
-            "transport": transport, "sleep": sleep, "clock": clock, "storage_hosts": storage_hosts,
-        }  # fmt: skip
-        self.settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
-        self._tokens = TokenHolder(access_token)
+        self._setup(_options(locals()), access_token)
         self._sleep = sleep
-        self._clock = clock
-        self.send_state = build_send_state(self.settings, max_retries, max_retry_after, rate_limit_scale, clock)
         inner = transport or httpx.HTTPTransport(verify=verify)
         wrapped = RetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.Client(
@@ -176,18 +207,6 @@ class KSeF:
 
     upo: Resource[Upos] = Resource("ksef_client.resources.upo", "Upos")
     """UPO documents of sessions and invoices."""
-
-    @property
-    def access_token(self) -> str | None:
-        """The current access token."""
-        return self._tokens.token
-
-    @access_token.setter
-    def access_token(self, token: str | None) -> None:
-        self._tokens.token = token
-
-    def __repr__(self) -> str:
-        return f"KSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
 
     def paginate(
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
@@ -257,7 +276,7 @@ class KSeF:
         self.close()
 
 
-class AsyncKSeF:
+class AsyncKSeF(_ClientCore):
     """Asynchronous KSeF client; the same arguments and resources as ``KSeF``, with ``await``."""
 
     def __init__(
@@ -276,16 +295,8 @@ class AsyncKSeF:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._options: dict[str, Any] = {
-            "environment": environment, "base_url": base_url, "timeout": timeout, "max_retries": max_retries,
-            "max_retry_after": max_retry_after, "rate_limit_scale": rate_limit_scale, "verify": verify,
-            "transport": transport, "sleep": sleep, "clock": clock, "storage_hosts": storage_hosts,
-        }  # fmt: skip
-        self.settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
-        self._tokens = TokenHolder(access_token)
+        self._setup(_options(locals()), access_token)
         self._sleep = sleep
-        self._clock = clock
-        self.send_state = build_send_state(self.settings, max_retries, max_retry_after, rate_limit_scale, clock)
         inner = transport or httpx.AsyncHTTPTransport(verify=verify)
         wrapped = AsyncRetryingTransport(inner, self.send_state, sleep)
         self._http = httpx.AsyncClient(
@@ -314,18 +325,6 @@ class AsyncKSeF:
     upo: Resource[AsyncUpos] = Resource("ksef_client.resources.upo", "AsyncUpos")
     """UPO documents of sessions and invoices."""
 
-    @property
-    def access_token(self) -> str | None:
-        """The current access token."""
-        return self._tokens.token
-
-    @access_token.setter
-    def access_token(self, token: str | None) -> None:
-        self._tokens.token = token
-
-    def __repr__(self) -> str:
-        return f"AsyncKSeF(base_url={self.settings.base_url!r}, access_token={'set' if self._tokens.token else None})"
-
     def paginate(
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
     ) -> AsyncPager[Any, int]:
@@ -342,10 +341,13 @@ class AsyncKSeF:
     def with_options(self, **changes: Any) -> AsyncKSeF:
         """A client with some options changed, sharing this one's login."""
         clone = AsyncKSeF(**{**_checked_options(self._options, changes), "access_token": None})
-        clone._tokens = self._tokens
-        clone._http.auth = BearerAuth(self._tokens, clone.settings.base_url + REFRESH_PATH)
-        clone.auth._keys = self.auth._keys
+        clone._share_login(self)
         return clone
+
+    def _share_login(self, other: AsyncKSeF) -> None:
+        self._tokens = other._tokens
+        self._http.auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH)
+        self.auth._keys = other.auth._keys
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
         """An online session to use in ``async with``: opened on entry, closed on exit."""
