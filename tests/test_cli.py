@@ -113,6 +113,9 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in,
     code, _, err = run("-p", "emu", "send", files[0], "bad.xml")
     assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
     assert len(backend.sessions) == sessions_before  # checked before any session was opened
+    code, _, err = run("-p", "emu", "send", "--batch", files[0], "bad.xml")
+    assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
+    assert len(backend.sessions) == sessions_before  # a batch too: checked while zipping, before opening
 
 
 def test_a_lost_answer_is_resent_and_counted_once(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import click
 from ksef_client._client import KSeF
 from ksef_client.cli import config
 from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
-from ksef_client.cli.sending import checked_invoices, outcome_rows, report, send_batch, send_online
+from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
 from ksef_client.identifiers import validate_nip, validate_reference_number
 from ksef_client.resources.auth import AuthTokens
 from ksef_client.upo import parse_upo, save_upo
@@ -307,12 +307,11 @@ def upo_get(state: State, reference: str, ksef_number: str | None, directory: Pa
 @pass_state
 def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline: bool, wait: bool) -> None:
     """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
-    invoices = checked_invoices(files, form)
     with state.client() as ksef:
         if batch:
             reference, invoice_refs = send_batch(ksef, state.out, files, form, offline), None
         else:
-            reference, invoice_refs = send_online(ksef, state.out, files, invoices, form, offline)
+            reference, invoice_refs = send_online(ksef, state.out, files, form, offline)
         if not wait:
             state.out.result({"reference_number": reference, "files": files}, message=f"session {reference}: "
                              f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow")  # fmt: skip

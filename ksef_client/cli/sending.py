@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +13,24 @@ from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.sending import resolve_ksef_numbers
 
 
-def checked_invoices(files: tuple[Path, ...], form: str) -> list[bytes]:
-    """The files' bytes, each valid against ``form``'s XSD; ``CLIError`` naming the first bad file."""
-    # Every file is checked before the session opens: a bad file stops the command, nothing is sent.
-    invoices = []
+def checked_invoices(files: tuple[Path, ...], form: str) -> Iterator[tuple[Path, bytes]]:
+    """Each file with its bytes, read once and valid against ``form``'s XSD; ``CLIError`` naming
+    the first bad file. Callers check every file before KSeF gets the first one."""
     for path in files:
         data = path.read_bytes()
         try:
             validate_invoice(data, form)
         except InvoiceSchemaError as error:
             raise CLIError(f"{path}: not a valid {form} invoice: {error}") from error
-        invoices.append(data)
-    return invoices
+        yield path, data
 
 
-def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], invoices: list[bytes], form: str,
-                 offline: bool) -> tuple[str, list[str]]:  # fmt: skip
+def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool) -> tuple[str, list[str]]:
     """Send in one online session; the session reference and each invoice's reference, in order."""
+    invoices = list(checked_invoices(files, form))  # all of them, before the session opens
     session = ksef.online_session(form, validate=False)
     with out.progress("sending", len(invoices)) as advance, session:
-        for path, data in zip(files, invoices, strict=True):
+        for path, data in invoices:
             try:
                 session.send(data, offline=offline)
             except KSeFError as error:
@@ -45,14 +44,19 @@ def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], invoices: list
 
 
 def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool) -> str:
-    """Send in one batch session (progress per uploaded part); the session reference."""
+    """Send in one batch session (progress per uploaded part); the session reference.
+
+    Files are read once, checked as they go into the zip: the package is built before the session
+    is opened, so a bad file still stops the command before anything is sent.
+    """
+    named = ((path.name, data) for path, data in checked_invoices(files, form))
     with out.progress("batch", None) as advance:
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage == "upload":
                 advance(1, total=total)
 
-        return ksef.send_batch(list(files), form=form, offline=offline, progress=progress).reference_number
+        return ksef.send_batch(named, form=form, offline=offline, progress=progress).reference_number
 
 
 def outcome_rows(files: tuple[Path, ...], outcome: list[Any], invoice_refs: list[str] | None) -> list[tuple[Any, ...]]:
