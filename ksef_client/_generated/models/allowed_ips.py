@@ -108,7 +108,7 @@ class AllowedIps:
             except (TypeError, ValueError, AttributeError, KeyError):
                 ip_4_masks = cast(list[str] | None | Unset, _ip_4_masks)
 
-        allowed_ips = object.__new__(cls)
+        allowed_ips = _object_new(cls)
         allowed_ips.ip_4_addresses = ip_4_addresses
         allowed_ips.ip_4_ranges = ip_4_ranges
         allowed_ips.ip_4_masks = ip_4_masks
@@ -131,3 +131,6 @@ class AllowedIps:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

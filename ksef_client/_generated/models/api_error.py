@@ -71,7 +71,7 @@ class ApiError:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        api_error = object.__new__(cls)
+        api_error = _object_new(cls)
         api_error.code = code
         api_error.description = description
         api_error.details = details
@@ -94,3 +94,6 @@ class ApiError:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

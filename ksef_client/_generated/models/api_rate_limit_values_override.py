@@ -48,7 +48,7 @@ class ApiRateLimitValuesOverride:
 
         per_hour = d.pop("perHour")
 
-        api_rate_limit_values_override = object.__new__(cls)
+        api_rate_limit_values_override = _object_new(cls)
         api_rate_limit_values_override.per_second = per_second
         api_rate_limit_values_override.per_minute = per_minute
         api_rate_limit_values_override.per_hour = per_hour
@@ -71,3 +71,6 @@ class ApiRateLimitValuesOverride:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

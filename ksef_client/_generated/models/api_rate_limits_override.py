@@ -79,33 +79,33 @@ class ApiRateLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        online_session = ApiRateLimitValuesOverride.from_dict(d.pop("onlineSession"))
+        online_session = _ApiRateLimitValuesOverride_from_dict(d.pop("onlineSession"))
 
-        batch_session = ApiRateLimitValuesOverride.from_dict(d.pop("batchSession"))
+        batch_session = _ApiRateLimitValuesOverride_from_dict(d.pop("batchSession"))
 
-        invoice_send = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceSend"))
+        invoice_send = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceSend"))
 
-        invoice_status = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceStatus"))
+        invoice_status = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceStatus"))
 
-        session_list = ApiRateLimitValuesOverride.from_dict(d.pop("sessionList"))
+        session_list = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionList"))
 
-        session_invoice_list = ApiRateLimitValuesOverride.from_dict(d.pop("sessionInvoiceList"))
+        session_invoice_list = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionInvoiceList"))
 
-        session_misc = ApiRateLimitValuesOverride.from_dict(d.pop("sessionMisc"))
+        session_misc = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionMisc"))
 
-        invoice_metadata = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceMetadata"))
+        invoice_metadata = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceMetadata"))
 
-        invoice_export = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceExport"))
+        invoice_export = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceExport"))
 
-        invoice_export_status = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceExportStatus"))
+        invoice_export_status = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceExportStatus"))
 
-        invoice_download = ApiRateLimitValuesOverride.from_dict(d.pop("invoiceDownload"))
+        invoice_download = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceDownload"))
 
-        collective_identifier = ApiRateLimitValuesOverride.from_dict(d.pop("collectiveIdentifier"))
+        collective_identifier = _ApiRateLimitValuesOverride_from_dict(d.pop("collectiveIdentifier"))
 
-        other = ApiRateLimitValuesOverride.from_dict(d.pop("other"))
+        other = _ApiRateLimitValuesOverride_from_dict(d.pop("other"))
 
-        api_rate_limits_override = object.__new__(cls)
+        api_rate_limits_override = _object_new(cls)
         api_rate_limits_override.online_session = online_session
         api_rate_limits_override.batch_session = batch_session
         api_rate_limits_override.invoice_send = invoice_send
@@ -141,3 +141,6 @@ class ApiRateLimitsOverride:
 
 
 from ..models.api_rate_limit_values_override import ApiRateLimitValuesOverride
+
+_object_new = object.__new__
+_ApiRateLimitValuesOverride_from_dict = ApiRateLimitValuesOverride.from_dict

@@ -34,7 +34,7 @@ class AttachmentPermissionGrantRequest:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        attachment_permission_grant_request = object.__new__(cls)
+        attachment_permission_grant_request = _object_new(cls)
         attachment_permission_grant_request.nip = nip
 
         attachment_permission_grant_request.additional_properties = d
@@ -55,3 +55,6 @@ class AttachmentPermissionGrantRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

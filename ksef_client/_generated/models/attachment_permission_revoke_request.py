@@ -57,13 +57,13 @@ class AttachmentPermissionRevokeRequest:
             try:
                 if not isinstance(_expected_end_date, str):
                     raise TypeError()
-                expected_end_date_type_0 = datetime.date.fromisoformat(_expected_end_date)
+                expected_end_date_type_0 = _date_fromisoformat(_expected_end_date)
 
                 expected_end_date = expected_end_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 expected_end_date = cast(datetime.date | None | Unset, _expected_end_date)
 
-        attachment_permission_revoke_request = object.__new__(cls)
+        attachment_permission_revoke_request = _object_new(cls)
         attachment_permission_revoke_request.nip = nip
         attachment_permission_revoke_request.expected_end_date = expected_end_date
 
@@ -85,3 +85,7 @@ class AttachmentPermissionRevokeRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat

@@ -50,13 +50,13 @@ class AuthenticationChallengeResponse:
         d = dict(src_dict)
         challenge = d.pop("challenge")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         timestamp_ms = d.pop("timestampMs")
 
         client_ip = d.pop("clientIp")
 
-        authentication_challenge_response = object.__new__(cls)
+        authentication_challenge_response = _object_new(cls)
         authentication_challenge_response.challenge = challenge
         authentication_challenge_response.timestamp = timestamp
         authentication_challenge_response.timestamp_ms = timestamp_ms
@@ -80,3 +80,7 @@ class AuthenticationChallengeResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -38,11 +38,11 @@ class AuthenticationContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = AuthenticationContextIdentifierType.from_value(d.pop("type"))
+        type_ = _AuthenticationContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        authentication_context_identifier = object.__new__(cls)
+        authentication_context_identifier = _object_new(cls)
         authentication_context_identifier.type_ = type_
         authentication_context_identifier.value = value
 
@@ -64,3 +64,7 @@ class AuthenticationContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_AuthenticationContextIdentifierType_from_value = AuthenticationContextIdentifierType.from_value

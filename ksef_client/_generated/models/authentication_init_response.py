@@ -38,9 +38,9 @@ class AuthenticationInitResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        authentication_token = TokenInfo.from_dict(d.pop("authenticationToken"))
+        authentication_token = _TokenInfo_from_dict(d.pop("authenticationToken"))
 
-        authentication_init_response = object.__new__(cls)
+        authentication_init_response = _object_new(cls)
         authentication_init_response.reference_number = reference_number
         authentication_init_response.authentication_token = authentication_token
 
@@ -65,3 +65,6 @@ class AuthenticationInitResponse:
 
 
 from ..models.token_info import TokenInfo
+
+_object_new = object.__new__
+_TokenInfo_from_dict = TokenInfo.from_dict

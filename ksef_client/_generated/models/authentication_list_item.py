@@ -104,13 +104,13 @@ class AuthenticationListItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
-        authentication_method = AuthenticationMethod.from_value(d.pop("authenticationMethod"))
+        authentication_method = _AuthenticationMethod_from_value(d.pop("authenticationMethod"))
 
-        authentication_method_info = AuthenticationMethodInfo.from_dict(d.pop("authenticationMethodInfo"))
+        authentication_method_info = _AuthenticationMethodInfo_from_dict(d.pop("authenticationMethodInfo"))
 
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
         reference_number = d.pop("referenceNumber")
 
@@ -124,7 +124,7 @@ class AuthenticationListItem:
             try:
                 if not isinstance(_last_token_refresh_date, str):
                     raise TypeError()
-                last_token_refresh_date_type_0 = datetime.datetime.fromisoformat(_last_token_refresh_date)
+                last_token_refresh_date_type_0 = _datetime_fromisoformat(_last_token_refresh_date)
 
                 last_token_refresh_date = last_token_refresh_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -138,7 +138,7 @@ class AuthenticationListItem:
             try:
                 if not isinstance(_refresh_token_valid_until, str):
                     raise TypeError()
-                refresh_token_valid_until_type_0 = datetime.datetime.fromisoformat(_refresh_token_valid_until)
+                refresh_token_valid_until_type_0 = _datetime_fromisoformat(_refresh_token_valid_until)
 
                 refresh_token_valid_until = refresh_token_valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -146,7 +146,7 @@ class AuthenticationListItem:
 
         is_current = d.pop("isCurrent", UNSET)
 
-        authentication_list_item = object.__new__(cls)
+        authentication_list_item = _object_new(cls)
         authentication_list_item.start_date = start_date
         authentication_list_item.authentication_method = authentication_method
         authentication_list_item.authentication_method_info = authentication_method_info
@@ -179,3 +179,9 @@ class AuthenticationListItem:
 
 from ..models.authentication_method_info import AuthenticationMethodInfo
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_AuthenticationMethod_from_value = AuthenticationMethod.from_value
+_AuthenticationMethodInfo_from_dict = AuthenticationMethodInfo.from_dict
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_StatusInfo_from_dict = StatusInfo.from_dict

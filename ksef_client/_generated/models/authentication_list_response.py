@@ -50,13 +50,13 @@ class AuthenticationListResponse:
         items = []
         _items = d.pop("items")
         for items_item_data in _items:
-            items_item = AuthenticationListItem.from_dict(items_item_data)
+            items_item = _AuthenticationListItem_from_dict(items_item_data)
 
             items.append(items_item)
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        authentication_list_response = object.__new__(cls)
+        authentication_list_response = _object_new(cls)
         authentication_list_response.items = items
         authentication_list_response.continuation_token = continuation_token
 
@@ -81,3 +81,6 @@ class AuthenticationListResponse:
 
 
 from ..models.authentication_list_item import AuthenticationListItem
+
+_object_new = object.__new__
+_AuthenticationListItem_from_dict = AuthenticationListItem.from_dict

@@ -50,13 +50,13 @@ class AuthenticationMethodInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        category = AuthenticationMethodCategory.from_value(d.pop("category"))
+        category = _AuthenticationMethodCategory_from_value(d.pop("category"))
 
         code = d.pop("code")
 
         display_name = d.pop("displayName")
 
-        authentication_method_info = object.__new__(cls)
+        authentication_method_info = _object_new(cls)
         authentication_method_info.category = category
         authentication_method_info.code = code
         authentication_method_info.display_name = display_name
@@ -79,3 +79,7 @@ class AuthenticationMethodInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_AuthenticationMethodCategory_from_value = AuthenticationMethodCategory.from_value

@@ -93,13 +93,13 @@ class AuthenticationOperationStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
-        authentication_method = AuthenticationMethod.from_value(d.pop("authenticationMethod"))
+        authentication_method = _AuthenticationMethod_from_value(d.pop("authenticationMethod"))
 
-        authentication_method_info = AuthenticationMethodInfo.from_dict(d.pop("authenticationMethodInfo"))
+        authentication_method_info = _AuthenticationMethodInfo_from_dict(d.pop("authenticationMethodInfo"))
 
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
         is_token_redeemed: bool | None | Unset = d.pop("isTokenRedeemed", UNSET)
 
@@ -111,7 +111,7 @@ class AuthenticationOperationStatusResponse:
             try:
                 if not isinstance(_last_token_refresh_date, str):
                     raise TypeError()
-                last_token_refresh_date_type_0 = datetime.datetime.fromisoformat(_last_token_refresh_date)
+                last_token_refresh_date_type_0 = _datetime_fromisoformat(_last_token_refresh_date)
 
                 last_token_refresh_date = last_token_refresh_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -125,13 +125,13 @@ class AuthenticationOperationStatusResponse:
             try:
                 if not isinstance(_refresh_token_valid_until, str):
                     raise TypeError()
-                refresh_token_valid_until_type_0 = datetime.datetime.fromisoformat(_refresh_token_valid_until)
+                refresh_token_valid_until_type_0 = _datetime_fromisoformat(_refresh_token_valid_until)
 
                 refresh_token_valid_until = refresh_token_valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 refresh_token_valid_until = cast(datetime.datetime | None | Unset, _refresh_token_valid_until)
 
-        authentication_operation_status_response = object.__new__(cls)
+        authentication_operation_status_response = _object_new(cls)
         authentication_operation_status_response.start_date = start_date
         authentication_operation_status_response.authentication_method = authentication_method
         authentication_operation_status_response.authentication_method_info = authentication_method_info
@@ -162,3 +162,9 @@ class AuthenticationOperationStatusResponse:
 
 from ..models.authentication_method_info import AuthenticationMethodInfo
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_AuthenticationMethod_from_value = AuthenticationMethod.from_value
+_AuthenticationMethodInfo_from_dict = AuthenticationMethodInfo.from_dict
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_StatusInfo_from_dict = StatusInfo.from_dict

@@ -31,9 +31,9 @@ class AuthenticationTokenRefreshResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        access_token = TokenInfo.from_dict(d.pop("accessToken"))
+        access_token = _TokenInfo_from_dict(d.pop("accessToken"))
 
-        authentication_token_refresh_response = object.__new__(cls)
+        authentication_token_refresh_response = _object_new(cls)
         authentication_token_refresh_response.access_token = access_token
 
         authentication_token_refresh_response.additional_properties = d
@@ -57,3 +57,6 @@ class AuthenticationTokenRefreshResponse:
 
 
 from ..models.token_info import TokenInfo
+
+_object_new = object.__new__
+_TokenInfo_from_dict = TokenInfo.from_dict

@@ -35,11 +35,11 @@ class AuthenticationTokensResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        access_token = TokenInfo.from_dict(d.pop("accessToken"))
+        access_token = _TokenInfo_from_dict(d.pop("accessToken"))
 
-        refresh_token = TokenInfo.from_dict(d.pop("refreshToken"))
+        refresh_token = _TokenInfo_from_dict(d.pop("refreshToken"))
 
-        authentication_tokens_response = object.__new__(cls)
+        authentication_tokens_response = _object_new(cls)
         authentication_tokens_response.access_token = access_token
         authentication_tokens_response.refresh_token = refresh_token
 
@@ -64,3 +64,6 @@ class AuthenticationTokensResponse:
 
 
 from ..models.token_info import TokenInfo
+
+_object_new = object.__new__
+_TokenInfo_from_dict = TokenInfo.from_dict

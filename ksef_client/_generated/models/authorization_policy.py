@@ -46,13 +46,13 @@ class AuthorizationPolicy:
             try:
                 if not isinstance(_allowed_ips, dict):
                     raise TypeError()
-                allowed_ips_type_1 = AllowedIps.from_dict(_allowed_ips)
+                allowed_ips_type_1 = _AllowedIps_from_dict(_allowed_ips)
 
                 allowed_ips = allowed_ips_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 allowed_ips = cast(AllowedIps | None | Unset, _allowed_ips)
 
-        authorization_policy = object.__new__(cls)
+        authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips
 
         authorization_policy.additional_properties = d
@@ -76,3 +76,6 @@ class AuthorizationPolicy:
 
 
 from ..models.allowed_ips import AllowedIps
+
+_object_new = object.__new__
+_AllowedIps_from_dict = AllowedIps.from_dict

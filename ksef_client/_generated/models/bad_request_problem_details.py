@@ -87,15 +87,15 @@ class BadRequestProblemDetails:
         errors = []
         _errors = d.pop("errors")
         for errors_item_data in _errors:
-            errors_item = ApiError.from_dict(errors_item_data)
+            errors_item = _ApiError_from_dict(errors_item_data)
 
             errors.append(errors_item)
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         trace_id = d.pop("traceId")
 
-        bad_request_problem_details = object.__new__(cls)
+        bad_request_problem_details = _object_new(cls)
         bad_request_problem_details.title = title
         bad_request_problem_details.status = status
         bad_request_problem_details.instance = instance
@@ -125,3 +125,7 @@ class BadRequestProblemDetails:
 
 
 from ..models.api_error import ApiError
+
+_object_new = object.__new__
+_ApiError_from_dict = ApiError.from_dict
+_datetime_fromisoformat = datetime.datetime.fromisoformat

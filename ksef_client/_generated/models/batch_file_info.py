@@ -68,7 +68,7 @@ class BatchFileInfo:
         file_parts = []
         _file_parts = d.pop("fileParts")
         for file_parts_item_data in _file_parts:
-            file_parts_item = BatchFilePartInfo.from_dict(file_parts_item_data)
+            file_parts_item = _BatchFilePartInfo_from_dict(file_parts_item_data)
 
             file_parts.append(file_parts_item)
 
@@ -80,13 +80,13 @@ class BatchFileInfo:
             try:
                 if not isinstance(_compression_type, str):
                     raise TypeError()
-                compression_type_type_1 = CompressionType.from_value(_compression_type)
+                compression_type_type_1 = _CompressionType_from_value(_compression_type)
 
                 compression_type = compression_type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 compression_type = cast(CompressionType | None | Unset, _compression_type)
 
-        batch_file_info = object.__new__(cls)
+        batch_file_info = _object_new(cls)
         batch_file_info.file_size = file_size
         batch_file_info.file_hash = file_hash
         batch_file_info.file_parts = file_parts
@@ -113,3 +113,7 @@ class BatchFileInfo:
 
 
 from ..models.batch_file_part_info import BatchFilePartInfo
+
+_object_new = object.__new__
+_BatchFilePartInfo_from_dict = BatchFilePartInfo.from_dict
+_CompressionType_from_value = CompressionType.from_value

@@ -48,7 +48,7 @@ class BatchFilePartInfo:
 
         file_hash = d.pop("fileHash")
 
-        batch_file_part_info = object.__new__(cls)
+        batch_file_part_info = _object_new(cls)
         batch_file_part_info.ordinal_number = ordinal_number
         batch_file_part_info.file_size = file_size
         batch_file_part_info.file_hash = file_hash
@@ -71,3 +71,6 @@ class BatchFilePartInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -48,7 +48,7 @@ class BatchSessionContextLimitsOverride:
 
         max_invoices = d.pop("maxInvoices")
 
-        batch_session_context_limits_override = object.__new__(cls)
+        batch_session_context_limits_override = _object_new(cls)
         batch_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb
         batch_session_context_limits_override.max_invoice_with_attachment_size_in_mb = (
             max_invoice_with_attachment_size_in_mb
@@ -73,3 +73,6 @@ class BatchSessionContextLimitsOverride:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

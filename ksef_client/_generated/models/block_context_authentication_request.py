@@ -45,13 +45,13 @@ class BlockContextAuthenticationRequest:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = TestDataAuthenticationContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _TestDataAuthenticationContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | TestDataAuthenticationContextIdentifier | Unset, _context_identifier)
 
-        block_context_authentication_request = object.__new__(cls)
+        block_context_authentication_request = _object_new(cls)
         block_context_authentication_request.context_identifier = context_identifier
 
         block_context_authentication_request.additional_properties = d
@@ -75,3 +75,6 @@ class BlockContextAuthenticationRequest:
 
 
 from ..models.test_data_authentication_context_identifier import TestDataAuthenticationContextIdentifier
+
+_object_new = object.__new__
+_TestDataAuthenticationContextIdentifier_from_dict = TestDataAuthenticationContextIdentifier.from_dict

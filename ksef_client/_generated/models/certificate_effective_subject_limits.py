@@ -33,7 +33,7 @@ class CertificateEffectiveSubjectLimits:
         d = dict(src_dict)
         max_certificates = d.pop("maxCertificates", UNSET)
 
-        certificate_effective_subject_limits = object.__new__(cls)
+        certificate_effective_subject_limits = _object_new(cls)
         certificate_effective_subject_limits.max_certificates = max_certificates
 
         certificate_effective_subject_limits.additional_properties = d
@@ -54,3 +54,6 @@ class CertificateEffectiveSubjectLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -115,7 +115,7 @@ class CertificateEnrollmentDataResponse:
 
         organization_identifier: None | str | Unset = d.pop("organizationIdentifier", UNSET)
 
-        certificate_enrollment_data_response = object.__new__(cls)
+        certificate_enrollment_data_response = _object_new(cls)
         certificate_enrollment_data_response.common_name = common_name
         certificate_enrollment_data_response.country_name = country_name
         certificate_enrollment_data_response.given_name = given_name
@@ -143,3 +143,6 @@ class CertificateEnrollmentDataResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

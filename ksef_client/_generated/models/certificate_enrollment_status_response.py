@@ -50,13 +50,13 @@ class CertificateEnrollmentStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        request_date = datetime.datetime.fromisoformat(d.pop("requestDate"))
+        request_date = _datetime_fromisoformat(d.pop("requestDate"))
 
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
         certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
 
-        certificate_enrollment_status_response = object.__new__(cls)
+        certificate_enrollment_status_response = _object_new(cls)
         certificate_enrollment_status_response.request_date = request_date
         certificate_enrollment_status_response.status = status
         certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
@@ -82,3 +82,7 @@ class CertificateEnrollmentStatusResponse:
 
 
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_StatusInfo_from_dict = StatusInfo.from_dict

@@ -41,7 +41,7 @@ class CertificateLimit:
 
         limit = d.pop("limit")
 
-        certificate_limit = object.__new__(cls)
+        certificate_limit = _object_new(cls)
         certificate_limit.remaining = remaining
         certificate_limit.limit = limit
 
@@ -63,3 +63,6 @@ class CertificateLimit:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

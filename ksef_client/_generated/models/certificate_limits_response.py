@@ -44,11 +44,11 @@ class CertificateLimitsResponse:
         d = dict(src_dict)
         can_request = d.pop("canRequest")
 
-        enrollment = CertificateLimit.from_dict(d.pop("enrollment"))
+        enrollment = _CertificateLimit_from_dict(d.pop("enrollment"))
 
-        certificate = CertificateLimit.from_dict(d.pop("certificate"))
+        certificate = _CertificateLimit_from_dict(d.pop("certificate"))
 
-        certificate_limits_response = object.__new__(cls)
+        certificate_limits_response = _object_new(cls)
         certificate_limits_response.can_request = can_request
         certificate_limits_response.enrollment = enrollment
         certificate_limits_response.certificate = certificate
@@ -74,3 +74,6 @@ class CertificateLimitsResponse:
 
 
 from ..models.certificate_limit import CertificateLimit
+
+_object_new = object.__new__
+_CertificateLimit_from_dict = CertificateLimit.from_dict

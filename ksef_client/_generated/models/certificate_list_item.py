@@ -113,19 +113,19 @@ class CertificateListItem:
 
         name = d.pop("name")
 
-        type_ = KsefCertificateType.from_value(d.pop("type"))
+        type_ = _KsefCertificateType_from_value(d.pop("type"))
 
         common_name = d.pop("commonName")
 
-        status = CertificateListItemStatus.from_value(d.pop("status"))
+        status = _CertificateListItemStatus_from_value(d.pop("status"))
 
-        subject_identifier = CertificateSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _CertificateSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
-        valid_from = datetime.datetime.fromisoformat(d.pop("validFrom"))
+        valid_from = _datetime_fromisoformat(d.pop("validFrom"))
 
-        valid_to = datetime.datetime.fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(d.pop("validTo"))
 
-        request_date = datetime.datetime.fromisoformat(d.pop("requestDate"))
+        request_date = _datetime_fromisoformat(d.pop("requestDate"))
 
         _last_use_date = d.pop("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset
@@ -135,13 +135,13 @@ class CertificateListItem:
             try:
                 if not isinstance(_last_use_date, str):
                     raise TypeError()
-                last_use_date_type_0 = datetime.datetime.fromisoformat(_last_use_date)
+                last_use_date_type_0 = _datetime_fromisoformat(_last_use_date)
 
                 last_use_date = last_use_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
 
-        certificate_list_item = object.__new__(cls)
+        certificate_list_item = _object_new(cls)
         certificate_list_item.certificate_serial_number = certificate_serial_number
         certificate_list_item.name = name
         certificate_list_item.type_ = type_
@@ -174,3 +174,9 @@ class CertificateListItem:
 
 
 from ..models.certificate_subject_identifier import CertificateSubjectIdentifier
+
+_object_new = object.__new__
+_CertificateListItemStatus_from_value = CertificateListItemStatus.from_value
+_CertificateSubjectIdentifier_from_dict = CertificateSubjectIdentifier.from_dict
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_KsefCertificateType_from_value = KsefCertificateType.from_value

@@ -47,11 +47,11 @@ class CertificateSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = CertificateSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _CertificateSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        certificate_subject_identifier = object.__new__(cls)
+        certificate_subject_identifier = _object_new(cls)
         certificate_subject_identifier.type_ = type_
         certificate_subject_identifier.value = value
 
@@ -73,3 +73,7 @@ class CertificateSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_CertificateSubjectIdentifierType_from_value = CertificateSubjectIdentifierType.from_value

@@ -37,7 +37,7 @@ class CertificateSubjectLimitsOverride:
         d = dict(src_dict)
         max_certificates: int | None | Unset = d.pop("maxCertificates", UNSET)
 
-        certificate_subject_limits_override = object.__new__(cls)
+        certificate_subject_limits_override = _object_new(cls)
         certificate_subject_limits_override.max_certificates = max_certificates
 
         certificate_subject_limits_override.additional_properties = d
@@ -58,3 +58,6 @@ class CertificateSubjectLimitsOverride:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -56,13 +56,13 @@ class CheckAttachmentPermissionStatusResponse:
             try:
                 if not isinstance(_revoked_date, str):
                     raise TypeError()
-                revoked_date_type_0 = datetime.datetime.fromisoformat(_revoked_date)
+                revoked_date_type_0 = _datetime_fromisoformat(_revoked_date)
 
                 revoked_date = revoked_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 revoked_date = cast(datetime.datetime | None | Unset, _revoked_date)
 
-        check_attachment_permission_status_response = object.__new__(cls)
+        check_attachment_permission_status_response = _object_new(cls)
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
         check_attachment_permission_status_response.revoked_date = revoked_date
 
@@ -84,3 +84,7 @@ class CheckAttachmentPermissionStatusResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

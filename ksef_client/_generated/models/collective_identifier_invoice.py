@@ -67,7 +67,7 @@ class CollectiveIdentifierInvoice:
             try:
                 if not isinstance(_payment, dict):
                     raise TypeError()
-                payment_type_1 = CollectiveIdentifierInvoicePayment.from_dict(_payment)
+                payment_type_1 = _CollectiveIdentifierInvoicePayment_from_dict(_payment)
 
                 payment = payment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -75,7 +75,7 @@ class CollectiveIdentifierInvoice:
 
         description: None | str | Unset = d.pop("description", UNSET)
 
-        collective_identifier_invoice = object.__new__(cls)
+        collective_identifier_invoice = _object_new(cls)
         collective_identifier_invoice.ksef_number = ksef_number
         collective_identifier_invoice.payment = payment
         collective_identifier_invoice.description = description
@@ -101,3 +101,6 @@ class CollectiveIdentifierInvoice:
 
 
 from ..models.collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment
+
+_object_new = object.__new__
+_CollectiveIdentifierInvoicePayment_from_dict = CollectiveIdentifierInvoicePayment.from_dict

@@ -40,9 +40,9 @@ class CollectiveIdentifierInvoicePayment:
         d = dict(src_dict)
         amount = d.pop("amount")
 
-        currency = CurrencyCode.from_value(d.pop("currency"))
+        currency = _CurrencyCode_from_value(d.pop("currency"))
 
-        collective_identifier_invoice_payment = object.__new__(cls)
+        collective_identifier_invoice_payment = _object_new(cls)
         collective_identifier_invoice_payment.amount = amount
         collective_identifier_invoice_payment.currency = currency
 
@@ -64,3 +64,7 @@ class CollectiveIdentifierInvoicePayment:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_CurrencyCode_from_value = CurrencyCode.from_value

@@ -50,13 +50,13 @@ class CollectiveIdentifierInvoicesQueryResponse:
         invoices = []
         _invoices = d.pop("invoices")
         for invoices_item_data in _invoices:
-            invoices_item = CollectiveIdentifierInvoicesQueryResponseItem.from_dict(invoices_item_data)
+            invoices_item = _CollectiveIdentifierInvoicesQueryResponseItem_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        collective_identifier_invoices_query_response = object.__new__(cls)
+        collective_identifier_invoices_query_response = _object_new(cls)
         collective_identifier_invoices_query_response.invoices = invoices
         collective_identifier_invoices_query_response.continuation_token = continuation_token
 
@@ -81,3 +81,6 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
 
 from ..models.collective_identifier_invoices_query_response_item import CollectiveIdentifierInvoicesQueryResponseItem
+
+_object_new = object.__new__
+_CollectiveIdentifierInvoicesQueryResponseItem_from_dict = CollectiveIdentifierInvoicesQueryResponseItem.from_dict

@@ -74,7 +74,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
             try:
                 if not isinstance(_payment, dict):
                     raise TypeError()
-                payment_type_1 = CollectiveIdentifierInvoicesQueryResponseItemPayment.from_dict(_payment)
+                payment_type_1 = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
 
                 payment = payment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -82,7 +82,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
         description: None | str | Unset = d.pop("description", UNSET)
 
-        collective_identifier_invoices_query_response_item = object.__new__(cls)
+        collective_identifier_invoices_query_response_item = _object_new(cls)
         collective_identifier_invoices_query_response_item.ksef_number = ksef_number
         collective_identifier_invoices_query_response_item.details_hidden = details_hidden
         collective_identifier_invoices_query_response_item.payment = payment
@@ -110,4 +110,9 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
 from ..models.collective_identifier_invoices_query_response_item_payment import (
     CollectiveIdentifierInvoicesQueryResponseItemPayment,
+)
+
+_object_new = object.__new__
+_CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict = (
+    CollectiveIdentifierInvoicesQueryResponseItemPayment.from_dict
 )

@@ -41,7 +41,7 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
 
         currency = d.pop("currency")
 
-        collective_identifier_invoices_query_response_item_payment = object.__new__(cls)
+        collective_identifier_invoices_query_response_item_payment = _object_new(cls)
         collective_identifier_invoices_query_response_item_payment.amount = amount
         collective_identifier_invoices_query_response_item_payment.currency = currency
 
@@ -63,3 +63,6 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -50,7 +50,7 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
         collective_identifiers = []
         _collective_identifiers = d.pop("collectiveIdentifiers")
         for collective_identifiers_item_data in _collective_identifiers:
-            collective_identifiers_item = CollectiveIdentifiersByKsefNumberQueryResponseItem.from_dict(
+            collective_identifiers_item = _CollectiveIdentifiersByKsefNumberQueryResponseItem_from_dict(
                 collective_identifiers_item_data
             )
 
@@ -58,7 +58,7 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        collective_identifiers_by_ksef_number_query_response = object.__new__(cls)
+        collective_identifiers_by_ksef_number_query_response = _object_new(cls)
         collective_identifiers_by_ksef_number_query_response.collective_identifiers = collective_identifiers
         collective_identifiers_by_ksef_number_query_response.continuation_token = continuation_token
 
@@ -84,4 +84,9 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
 from ..models.collective_identifiers_by_ksef_number_query_response_item import (
     CollectiveIdentifiersByKsefNumberQueryResponseItem,
+)
+
+_object_new = object.__new__
+_CollectiveIdentifiersByKsefNumberQueryResponseItem_from_dict = (
+    CollectiveIdentifiersByKsefNumberQueryResponseItem.from_dict
 )

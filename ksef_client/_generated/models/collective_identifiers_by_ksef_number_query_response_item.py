@@ -47,9 +47,9 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
 
         created_in_current_context = d.pop("createdInCurrentContext")
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
-        collective_identifiers_by_ksef_number_query_response_item = object.__new__(cls)
+        collective_identifiers_by_ksef_number_query_response_item = _object_new(cls)
         collective_identifiers_by_ksef_number_query_response_item.collective_identifier_number = (
             collective_identifier_number
         )
@@ -76,3 +76,7 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -80,9 +80,9 @@ class CollectiveIdentifiersQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        date_created_from = datetime.datetime.fromisoformat(d.pop("dateCreatedFrom"))
+        date_created_from = _datetime_fromisoformat(d.pop("dateCreatedFrom"))
 
-        date_created_to = datetime.datetime.fromisoformat(d.pop("dateCreatedTo"))
+        date_created_to = _datetime_fromisoformat(d.pop("dateCreatedTo"))
 
         collective_identifier_number: None | str | Unset = d.pop("collectiveIdentifierNumber", UNSET)
 
@@ -92,7 +92,7 @@ class CollectiveIdentifiersQueryRequest:
 
         created_in_current_context: bool | None | Unset = d.pop("createdInCurrentContext", UNSET)
 
-        collective_identifiers_query_request = object.__new__(cls)
+        collective_identifiers_query_request = _object_new(cls)
         collective_identifiers_query_request.date_created_from = date_created_from
         collective_identifiers_query_request.date_created_to = date_created_to
         collective_identifiers_query_request.collective_identifier_number = collective_identifier_number
@@ -118,3 +118,7 @@ class CollectiveIdentifiersQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -50,7 +50,7 @@ class CollectiveIdentifiersQueryResponse:
         collective_identifiers = []
         _collective_identifiers = d.pop("collectiveIdentifiers")
         for collective_identifiers_item_data in _collective_identifiers:
-            collective_identifiers_item = CollectiveIdentifiersQueryResponseItem.from_dict(
+            collective_identifiers_item = _CollectiveIdentifiersQueryResponseItem_from_dict(
                 collective_identifiers_item_data
             )
 
@@ -58,7 +58,7 @@ class CollectiveIdentifiersQueryResponse:
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        collective_identifiers_query_response = object.__new__(cls)
+        collective_identifiers_query_response = _object_new(cls)
         collective_identifiers_query_response.collective_identifiers = collective_identifiers
         collective_identifiers_query_response.continuation_token = continuation_token
 
@@ -83,3 +83,6 @@ class CollectiveIdentifiersQueryResponse:
 
 
 from ..models.collective_identifiers_query_response_item import CollectiveIdentifiersQueryResponseItem
+
+_object_new = object.__new__
+_CollectiveIdentifiersQueryResponseItem_from_dict = CollectiveIdentifiersQueryResponseItem.from_dict

@@ -50,13 +50,13 @@ class CollectiveIdentifiersQueryResponseItem:
         d = dict(src_dict)
         collective_identifier_number = d.pop("collectiveIdentifierNumber")
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
         invoice_count = d.pop("invoiceCount")
 
         created_in_current_context = d.pop("createdInCurrentContext")
 
-        collective_identifiers_query_response_item = object.__new__(cls)
+        collective_identifiers_query_response_item = _object_new(cls)
         collective_identifiers_query_response_item.collective_identifier_number = collective_identifier_number
         collective_identifiers_query_response_item.date_created = date_created
         collective_identifiers_query_response_item.invoice_count = invoice_count
@@ -80,3 +80,7 @@ class CollectiveIdentifiersQueryResponseItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -48,7 +48,7 @@ class EffectiveApiRateLimitValues:
 
         per_hour = d.pop("perHour")
 
-        effective_api_rate_limit_values = object.__new__(cls)
+        effective_api_rate_limit_values = _object_new(cls)
         effective_api_rate_limit_values.per_second = per_second
         effective_api_rate_limit_values.per_minute = per_minute
         effective_api_rate_limit_values.per_hour = per_hour
@@ -71,3 +71,6 @@ class EffectiveApiRateLimitValues:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -79,33 +79,33 @@ class EffectiveApiRateLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        online_session = EffectiveApiRateLimitValues.from_dict(d.pop("onlineSession"))
+        online_session = _EffectiveApiRateLimitValues_from_dict(d.pop("onlineSession"))
 
-        batch_session = EffectiveApiRateLimitValues.from_dict(d.pop("batchSession"))
+        batch_session = _EffectiveApiRateLimitValues_from_dict(d.pop("batchSession"))
 
-        invoice_send = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceSend"))
+        invoice_send = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceSend"))
 
-        invoice_status = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceStatus"))
+        invoice_status = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceStatus"))
 
-        session_list = EffectiveApiRateLimitValues.from_dict(d.pop("sessionList"))
+        session_list = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionList"))
 
-        session_invoice_list = EffectiveApiRateLimitValues.from_dict(d.pop("sessionInvoiceList"))
+        session_invoice_list = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionInvoiceList"))
 
-        session_misc = EffectiveApiRateLimitValues.from_dict(d.pop("sessionMisc"))
+        session_misc = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionMisc"))
 
-        invoice_metadata = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceMetadata"))
+        invoice_metadata = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceMetadata"))
 
-        invoice_export = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceExport"))
+        invoice_export = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceExport"))
 
-        invoice_export_status = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceExportStatus"))
+        invoice_export_status = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceExportStatus"))
 
-        invoice_download = EffectiveApiRateLimitValues.from_dict(d.pop("invoiceDownload"))
+        invoice_download = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceDownload"))
 
-        collective_identifier = EffectiveApiRateLimitValues.from_dict(d.pop("collectiveIdentifier"))
+        collective_identifier = _EffectiveApiRateLimitValues_from_dict(d.pop("collectiveIdentifier"))
 
-        other = EffectiveApiRateLimitValues.from_dict(d.pop("other"))
+        other = _EffectiveApiRateLimitValues_from_dict(d.pop("other"))
 
-        effective_api_rate_limits = object.__new__(cls)
+        effective_api_rate_limits = _object_new(cls)
         effective_api_rate_limits.online_session = online_session
         effective_api_rate_limits.batch_session = batch_session
         effective_api_rate_limits.invoice_send = invoice_send
@@ -141,3 +141,6 @@ class EffectiveApiRateLimits:
 
 
 from ..models.effective_api_rate_limit_values import EffectiveApiRateLimitValues
+
+_object_new = object.__new__
+_EffectiveApiRateLimitValues_from_dict = EffectiveApiRateLimitValues.from_dict

@@ -35,11 +35,11 @@ class EffectiveContextLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        online_session = OnlineSessionEffectiveContextLimits.from_dict(d.pop("onlineSession"))
+        online_session = _OnlineSessionEffectiveContextLimits_from_dict(d.pop("onlineSession"))
 
-        batch_session = BatchSessionEffectiveContextLimits.from_dict(d.pop("batchSession"))
+        batch_session = _BatchSessionEffectiveContextLimits_from_dict(d.pop("batchSession"))
 
-        effective_context_limits = object.__new__(cls)
+        effective_context_limits = _object_new(cls)
         effective_context_limits.online_session = online_session
         effective_context_limits.batch_session = batch_session
 
@@ -65,3 +65,7 @@ class EffectiveContextLimits:
 
 from ..models.batch_session_effective_context_limits import BatchSessionEffectiveContextLimits
 from ..models.online_session_effective_context_limits import OnlineSessionEffectiveContextLimits
+
+_object_new = object.__new__
+_BatchSessionEffectiveContextLimits_from_dict = BatchSessionEffectiveContextLimits.from_dict
+_OnlineSessionEffectiveContextLimits_from_dict = OnlineSessionEffectiveContextLimits.from_dict

@@ -56,7 +56,7 @@ class EffectiveSubjectLimits:
             try:
                 if not isinstance(_enrollment, dict):
                     raise TypeError()
-                enrollment_type_1 = EnrollmentEffectiveSubjectLimits.from_dict(_enrollment)
+                enrollment_type_1 = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
 
                 enrollment = enrollment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -70,13 +70,13 @@ class EffectiveSubjectLimits:
             try:
                 if not isinstance(_certificate, dict):
                     raise TypeError()
-                certificate_type_1 = CertificateEffectiveSubjectLimits.from_dict(_certificate)
+                certificate_type_1 = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
 
                 certificate = certificate_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 certificate = cast(CertificateEffectiveSubjectLimits | None | Unset, _certificate)
 
-        effective_subject_limits = object.__new__(cls)
+        effective_subject_limits = _object_new(cls)
         effective_subject_limits.enrollment = enrollment
         effective_subject_limits.certificate = certificate
 
@@ -102,3 +102,7 @@ class EffectiveSubjectLimits:
 
 from ..models.certificate_effective_subject_limits import CertificateEffectiveSubjectLimits
 from ..models.enrollment_effective_subject_limits import EnrollmentEffectiveSubjectLimits
+
+_object_new = object.__new__
+_CertificateEffectiveSubjectLimits_from_dict = CertificateEffectiveSubjectLimits.from_dict
+_EnrollmentEffectiveSubjectLimits_from_dict = EnrollmentEffectiveSubjectLimits.from_dict

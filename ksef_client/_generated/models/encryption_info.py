@@ -59,7 +59,7 @@ class EncryptionInfo:
 
         public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
 
-        encryption_info = object.__new__(cls)
+        encryption_info = _object_new(cls)
         encryption_info.encrypted_symmetric_key = encrypted_symmetric_key
         encryption_info.initialization_vector = initialization_vector
         encryption_info.public_key_id = public_key_id
@@ -82,3 +82,6 @@ class EncryptionInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

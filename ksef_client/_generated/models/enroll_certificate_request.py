@@ -66,7 +66,7 @@ class EnrollCertificateRequest:
         d = dict(src_dict)
         certificate_name = d.pop("certificateName")
 
-        certificate_type = KsefCertificateType.from_value(d.pop("certificateType"))
+        certificate_type = _KsefCertificateType_from_value(d.pop("certificateType"))
 
         csr = d.pop("csr")
 
@@ -78,13 +78,13 @@ class EnrollCertificateRequest:
             try:
                 if not isinstance(_valid_from, str):
                     raise TypeError()
-                valid_from_type_0 = datetime.datetime.fromisoformat(_valid_from)
+                valid_from_type_0 = _datetime_fromisoformat(_valid_from)
 
                 valid_from = valid_from_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 valid_from = cast(datetime.datetime | None | Unset, _valid_from)
 
-        enroll_certificate_request = object.__new__(cls)
+        enroll_certificate_request = _object_new(cls)
         enroll_certificate_request.certificate_name = certificate_name
         enroll_certificate_request.certificate_type = certificate_type
         enroll_certificate_request.csr = csr
@@ -108,3 +108,8 @@ class EnrollCertificateRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_KsefCertificateType_from_value = KsefCertificateType.from_value

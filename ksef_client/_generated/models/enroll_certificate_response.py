@@ -40,9 +40,9 @@ class EnrollCertificateResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
-        enroll_certificate_response = object.__new__(cls)
+        enroll_certificate_response = _object_new(cls)
         enroll_certificate_response.reference_number = reference_number
         enroll_certificate_response.timestamp = timestamp
 
@@ -64,3 +64,7 @@ class EnrollCertificateResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

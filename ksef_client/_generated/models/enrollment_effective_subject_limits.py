@@ -33,7 +33,7 @@ class EnrollmentEffectiveSubjectLimits:
         d = dict(src_dict)
         max_enrollments = d.pop("maxEnrollments", UNSET)
 
-        enrollment_effective_subject_limits = object.__new__(cls)
+        enrollment_effective_subject_limits = _object_new(cls)
         enrollment_effective_subject_limits.max_enrollments = max_enrollments
 
         enrollment_effective_subject_limits.additional_properties = d
@@ -54,3 +54,6 @@ class EnrollmentEffectiveSubjectLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -37,7 +37,7 @@ class EnrollmentSubjectLimitsOverride:
         d = dict(src_dict)
         max_enrollments: int | None | Unset = d.pop("maxEnrollments", UNSET)
 
-        enrollment_subject_limits_override = object.__new__(cls)
+        enrollment_subject_limits_override = _object_new(cls)
         enrollment_subject_limits_override.max_enrollments = max_enrollments
 
         enrollment_subject_limits_override.additional_properties = d
@@ -58,3 +58,6 @@ class EnrollmentSubjectLimitsOverride:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

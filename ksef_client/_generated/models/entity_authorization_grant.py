@@ -98,19 +98,19 @@ class EntityAuthorizationGrant:
         d = dict(src_dict)
         id = d.pop("id")
 
-        authorized_entity_identifier = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict(
+        authorized_entity_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
             d.pop("authorizedEntityIdentifier")
         )
 
-        authorizing_entity_identifier = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict(
+        authorizing_entity_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
             d.pop("authorizingEntityIdentifier")
         )
 
-        authorization_scope = InvoicePermissionType.from_value(d.pop("authorizationScope"))
+        authorization_scope = _InvoicePermissionType_from_value(d.pop("authorizationScope"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         _author_identifier = d.pop("authorIdentifier", UNSET)
         author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset
@@ -120,7 +120,7 @@ class EntityAuthorizationGrant:
             try:
                 if not isinstance(_author_identifier, dict):
                     raise TypeError()
-                author_identifier_type_1 = EntityAuthorizationsAuthorIdentifier.from_dict(_author_identifier)
+                author_identifier_type_1 = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
 
                 author_identifier = author_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -134,7 +134,7 @@ class EntityAuthorizationGrant:
             try:
                 if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityByIdentifierDetails.from_dict(
+                subject_entity_details_type_1 = _PermissionsSubjectEntityByIdentifierDetails_from_dict(
                     _subject_entity_details
                 )
 
@@ -144,7 +144,7 @@ class EntityAuthorizationGrant:
                     None | PermissionsSubjectEntityByIdentifierDetails | Unset, _subject_entity_details
                 )
 
-        entity_authorization_grant = object.__new__(cls)
+        entity_authorization_grant = _object_new(cls)
         entity_authorization_grant.id = id
         entity_authorization_grant.authorized_entity_identifier = authorized_entity_identifier
         entity_authorization_grant.authorizing_entity_identifier = authorizing_entity_identifier
@@ -178,3 +178,11 @@ from ..models.entity_authorizations_author_identifier import EntityAuthorization
 from ..models.entity_authorizations_authorized_entity_identifier import EntityAuthorizationsAuthorizedEntityIdentifier
 from ..models.entity_authorizations_authorizing_entity_identifier import EntityAuthorizationsAuthorizingEntityIdentifier
 from ..models.permissions_subject_entity_by_identifier_details import PermissionsSubjectEntityByIdentifierDetails
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_EntityAuthorizationsAuthorIdentifier_from_dict = EntityAuthorizationsAuthorIdentifier.from_dict
+_EntityAuthorizationsAuthorizedEntityIdentifier_from_dict = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict
+_EntityAuthorizationsAuthorizingEntityIdentifier_from_dict = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict
+_InvoicePermissionType_from_value = InvoicePermissionType.from_value
+_PermissionsSubjectEntityByIdentifierDetails_from_dict = PermissionsSubjectEntityByIdentifierDetails.from_dict

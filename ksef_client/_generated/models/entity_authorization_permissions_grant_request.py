@@ -51,15 +51,15 @@ class EntityAuthorizationPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = EntityAuthorizationPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EntityAuthorizationPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
-        permission = EntityAuthorizationPermissionType.from_value(d.pop("permission"))
+        permission = _EntityAuthorizationPermissionType_from_value(d.pop("permission"))
 
         description = d.pop("description")
 
-        subject_details = EntityDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _EntityDetails_from_dict(d.pop("subjectDetails"))
 
-        entity_authorization_permissions_grant_request = object.__new__(cls)
+        entity_authorization_permissions_grant_request = _object_new(cls)
         entity_authorization_permissions_grant_request.subject_identifier = subject_identifier
         entity_authorization_permissions_grant_request.permission = permission
         entity_authorization_permissions_grant_request.description = description
@@ -87,3 +87,8 @@ class EntityAuthorizationPermissionsGrantRequest:
 
 from ..models.entity_authorization_permissions_subject_identifier import EntityAuthorizationPermissionsSubjectIdentifier
 from ..models.entity_details import EntityDetails
+
+_object_new = object.__new__
+_EntityAuthorizationPermissionsSubjectIdentifier_from_dict = EntityAuthorizationPermissionsSubjectIdentifier.from_dict
+_EntityAuthorizationPermissionType_from_value = EntityAuthorizationPermissionType.from_value
+_EntityDetails_from_dict = EntityDetails.from_dict

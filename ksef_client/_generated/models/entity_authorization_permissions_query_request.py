@@ -82,7 +82,7 @@ class EntityAuthorizationPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        query_type = QueryType.from_value(d.pop("queryType"))
+        query_type = _QueryType_from_value(d.pop("queryType"))
 
         _authorizing_identifier = d.pop("authorizingIdentifier", UNSET)
         authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset
@@ -92,7 +92,7 @@ class EntityAuthorizationPermissionsQueryRequest:
             try:
                 if not isinstance(_authorizing_identifier, dict):
                     raise TypeError()
-                authorizing_identifier_type_1 = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict(
+                authorizing_identifier_type_1 = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
                     _authorizing_identifier
                 )
 
@@ -110,7 +110,7 @@ class EntityAuthorizationPermissionsQueryRequest:
             try:
                 if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict(
+                authorized_identifier_type_1 = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
                     _authorized_identifier
                 )
 
@@ -131,7 +131,7 @@ class EntityAuthorizationPermissionsQueryRequest:
                 permission_types_type_0 = []
                 _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = InvoicePermissionType.from_value(permission_types_type_0_item_data)
+                    permission_types_type_0_item = _InvoicePermissionType_from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
@@ -139,7 +139,7 @@ class EntityAuthorizationPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[InvoicePermissionType] | None | Unset, _permission_types)
 
-        entity_authorization_permissions_query_request = object.__new__(cls)
+        entity_authorization_permissions_query_request = _object_new(cls)
         entity_authorization_permissions_query_request.query_type = query_type
         entity_authorization_permissions_query_request.authorizing_identifier = authorizing_identifier
         entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
@@ -167,3 +167,9 @@ class EntityAuthorizationPermissionsQueryRequest:
 
 from ..models.entity_authorizations_authorized_entity_identifier import EntityAuthorizationsAuthorizedEntityIdentifier
 from ..models.entity_authorizations_authorizing_entity_identifier import EntityAuthorizationsAuthorizingEntityIdentifier
+
+_object_new = object.__new__
+_EntityAuthorizationsAuthorizedEntityIdentifier_from_dict = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict
+_EntityAuthorizationsAuthorizingEntityIdentifier_from_dict = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict
+_InvoicePermissionType_from_value = InvoicePermissionType.from_value
+_QueryType_from_value = QueryType.from_value

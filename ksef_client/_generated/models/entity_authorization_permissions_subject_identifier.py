@@ -48,11 +48,11 @@ class EntityAuthorizationPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityAuthorizationPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_authorization_permissions_subject_identifier = object.__new__(cls)
+        entity_authorization_permissions_subject_identifier = _object_new(cls)
         entity_authorization_permissions_subject_identifier.type_ = type_
         entity_authorization_permissions_subject_identifier.value = value
 
@@ -74,3 +74,9 @@ class EntityAuthorizationPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityAuthorizationPermissionsSubjectIdentifierType_from_value = (
+    EntityAuthorizationPermissionsSubjectIdentifierType.from_value
+)

@@ -47,11 +47,11 @@ class EntityAuthorizationsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityAuthorizationsAuthorIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_authorizations_author_identifier = object.__new__(cls)
+        entity_authorizations_author_identifier = _object_new(cls)
         entity_authorizations_author_identifier.type_ = type_
         entity_authorizations_author_identifier.value = value
 
@@ -73,3 +73,7 @@ class EntityAuthorizationsAuthorIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityAuthorizationsAuthorIdentifierType_from_value = EntityAuthorizationsAuthorIdentifierType.from_value

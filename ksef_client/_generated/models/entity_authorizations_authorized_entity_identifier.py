@@ -48,11 +48,11 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorizedEntityIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityAuthorizationsAuthorizedEntityIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_authorizations_authorized_entity_identifier = object.__new__(cls)
+        entity_authorizations_authorized_entity_identifier = _object_new(cls)
         entity_authorizations_authorized_entity_identifier.type_ = type_
         entity_authorizations_authorized_entity_identifier.value = value
 
@@ -74,3 +74,9 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityAuthorizationsAuthorizedEntityIdentifierType_from_value = (
+    EntityAuthorizationsAuthorizedEntityIdentifierType.from_value
+)

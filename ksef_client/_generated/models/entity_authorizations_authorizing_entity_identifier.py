@@ -47,11 +47,11 @@ class EntityAuthorizationsAuthorizingEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityAuthorizationsAuthorizingEntityIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityAuthorizationsAuthorizingEntityIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_authorizations_authorizing_entity_identifier = object.__new__(cls)
+        entity_authorizations_authorizing_entity_identifier = _object_new(cls)
         entity_authorizations_authorizing_entity_identifier.type_ = type_
         entity_authorizations_authorizing_entity_identifier.value = value
 
@@ -73,3 +73,9 @@ class EntityAuthorizationsAuthorizingEntityIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityAuthorizationsAuthorizingEntityIdentifierType_from_value = (
+    EntityAuthorizationsAuthorizingEntityIdentifierType.from_value
+)

@@ -41,7 +41,7 @@ class EntityByFingerprintDetails:
 
         address = d.pop("address")
 
-        entity_by_fingerprint_details = object.__new__(cls)
+        entity_by_fingerprint_details = _object_new(cls)
         entity_by_fingerprint_details.full_name = full_name
         entity_by_fingerprint_details.address = address
 
@@ -63,3 +63,6 @@ class EntityByFingerprintDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -34,7 +34,7 @@ class EntityDetails:
         d = dict(src_dict)
         full_name = d.pop("fullName")
 
-        entity_details = object.__new__(cls)
+        entity_details = _object_new(cls)
         entity_details.full_name = full_name
 
         entity_details.additional_properties = d
@@ -55,3 +55,6 @@ class EntityDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

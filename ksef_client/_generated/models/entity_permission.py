@@ -40,11 +40,11 @@ class EntityPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionType.from_value(d.pop("type"))
+        type_ = _EntityPermissionType_from_value(d.pop("type"))
 
         can_delegate = d.pop("canDelegate", UNSET)
 
-        entity_permission = object.__new__(cls)
+        entity_permission = _object_new(cls)
         entity_permission.type_ = type_
         entity_permission.can_delegate = can_delegate
 
@@ -66,3 +66,7 @@ class EntityPermission:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityPermissionType_from_value = EntityPermissionType.from_value

@@ -65,17 +65,17 @@ class EntityPermissionItem:
         d = dict(src_dict)
         id = d.pop("id")
 
-        context_identifier = EntityPermissionsContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _EntityPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
-        permission_scope = EntityPermissionItemScope.from_value(d.pop("permissionScope"))
+        permission_scope = _EntityPermissionItemScope_from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         can_delegate = d.pop("canDelegate")
 
-        entity_permission_item = object.__new__(cls)
+        entity_permission_item = _object_new(cls)
         entity_permission_item.id = id
         entity_permission_item.context_identifier = context_identifier
         entity_permission_item.permission_scope = permission_scope
@@ -104,3 +104,8 @@ class EntityPermissionItem:
 
 
 from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_EntityPermissionItemScope_from_value = EntityPermissionItemScope.from_value
+_EntityPermissionsContextIdentifier_from_dict = EntityPermissionsContextIdentifier.from_dict

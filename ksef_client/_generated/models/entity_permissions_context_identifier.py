@@ -46,11 +46,11 @@ class EntityPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsContextIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityPermissionsContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_permissions_context_identifier = object.__new__(cls)
+        entity_permissions_context_identifier = _object_new(cls)
         entity_permissions_context_identifier.type_ = type_
         entity_permissions_context_identifier.value = value
 
@@ -72,3 +72,7 @@ class EntityPermissionsContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityPermissionsContextIdentifierType_from_value = EntityPermissionsContextIdentifierType.from_value

@@ -52,20 +52,20 @@ class EntityPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = EntityPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = EntityPermission.from_dict(permissions_item_data)
+            permissions_item = _EntityPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         description = d.pop("description")
 
-        subject_details = EntityDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _EntityDetails_from_dict(d.pop("subjectDetails"))
 
-        entity_permissions_grant_request = object.__new__(cls)
+        entity_permissions_grant_request = _object_new(cls)
         entity_permissions_grant_request.subject_identifier = subject_identifier
         entity_permissions_grant_request.permissions = permissions
         entity_permissions_grant_request.description = description
@@ -94,3 +94,8 @@ class EntityPermissionsGrantRequest:
 from ..models.entity_details import EntityDetails
 from ..models.entity_permission import EntityPermission
 from ..models.entity_permissions_subject_identifier import EntityPermissionsSubjectIdentifier
+
+_object_new = object.__new__
+_EntityDetails_from_dict = EntityDetails.from_dict
+_EntityPermission_from_dict = EntityPermission.from_dict
+_EntityPermissionsSubjectIdentifier_from_dict = EntityPermissionsSubjectIdentifier.from_dict

@@ -50,13 +50,13 @@ class EntityPermissionsQueryRequest:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = EntityPermissionsContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _EntityPermissionsContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(EntityPermissionsContextIdentifier | None | Unset, _context_identifier)
 
-        entity_permissions_query_request = object.__new__(cls)
+        entity_permissions_query_request = _object_new(cls)
         entity_permissions_query_request.context_identifier = context_identifier
 
         entity_permissions_query_request.additional_properties = d
@@ -80,3 +80,6 @@ class EntityPermissionsQueryRequest:
 
 
 from ..models.entity_permissions_context_identifier import EntityPermissionsContextIdentifier
+
+_object_new = object.__new__
+_EntityPermissionsContextIdentifier_from_dict = EntityPermissionsContextIdentifier.from_dict

@@ -45,11 +45,11 @@ class EntityPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_permissions_subject_identifier = object.__new__(cls)
+        entity_permissions_subject_identifier = _object_new(cls)
         entity_permissions_subject_identifier.type_ = type_
         entity_permissions_subject_identifier.value = value
 
@@ -71,3 +71,7 @@ class EntityPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityPermissionsSubjectIdentifierType_from_value = EntityPermissionsSubjectIdentifierType.from_value

@@ -47,11 +47,11 @@ class EntityPermissionsSubordinateEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityPermissionsSubordinateEntityIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityPermissionsSubordinateEntityIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_permissions_subordinate_entity_identifier = object.__new__(cls)
+        entity_permissions_subordinate_entity_identifier = _object_new(cls)
         entity_permissions_subordinate_entity_identifier.type_ = type_
         entity_permissions_subordinate_entity_identifier.value = value
 
@@ -73,3 +73,9 @@ class EntityPermissionsSubordinateEntityIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityPermissionsSubordinateEntityIdentifierType_from_value = (
+    EntityPermissionsSubordinateEntityIdentifierType.from_value
+)

@@ -60,11 +60,11 @@ class EntityRole:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        role = EntityRoleType.from_value(d.pop("role"))
+        role = _EntityRoleType_from_value(d.pop("role"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         _parent_entity_identifier = d.pop("parentEntityIdentifier", UNSET)
         parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset
@@ -74,7 +74,9 @@ class EntityRole:
             try:
                 if not isinstance(_parent_entity_identifier, dict):
                     raise TypeError()
-                parent_entity_identifier_type_1 = EntityRolesParentEntityIdentifier.from_dict(_parent_entity_identifier)
+                parent_entity_identifier_type_1 = _EntityRolesParentEntityIdentifier_from_dict(
+                    _parent_entity_identifier
+                )
 
                 parent_entity_identifier = parent_entity_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -82,7 +84,7 @@ class EntityRole:
                     EntityRolesParentEntityIdentifier | None | Unset, _parent_entity_identifier
                 )
 
-        entity_role = object.__new__(cls)
+        entity_role = _object_new(cls)
         entity_role.role = role
         entity_role.description = description
         entity_role.start_date = start_date
@@ -109,3 +111,8 @@ class EntityRole:
 
 
 from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEntityIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_EntityRolesParentEntityIdentifier_from_dict = EntityRolesParentEntityIdentifier.from_dict
+_EntityRoleType_from_value = EntityRoleType.from_value

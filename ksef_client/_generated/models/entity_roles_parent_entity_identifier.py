@@ -45,11 +45,11 @@ class EntityRolesParentEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EntityRolesParentEntityIdentifierType.from_value(d.pop("type"))
+        type_ = _EntityRolesParentEntityIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        entity_roles_parent_entity_identifier = object.__new__(cls)
+        entity_roles_parent_entity_identifier = _object_new(cls)
         entity_roles_parent_entity_identifier.type_ = type_
         entity_roles_parent_entity_identifier.value = value
 
@@ -71,3 +71,7 @@ class EntityRolesParentEntityIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntityRolesParentEntityIdentifierType_from_value = EntityRolesParentEntityIdentifierType.from_value

@@ -47,11 +47,11 @@ class EuEntityAdministrationPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityAdministrationPermissionsContextIdentifierType.from_value(d.pop("type"))
+        type_ = _EuEntityAdministrationPermissionsContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        eu_entity_administration_permissions_context_identifier = object.__new__(cls)
+        eu_entity_administration_permissions_context_identifier = _object_new(cls)
         eu_entity_administration_permissions_context_identifier.type_ = type_
         eu_entity_administration_permissions_context_identifier.value = value
 
@@ -73,3 +73,9 @@ class EuEntityAdministrationPermissionsContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EuEntityAdministrationPermissionsContextIdentifierType_from_value = (
+    EuEntityAdministrationPermissionsContextIdentifierType.from_value
+)

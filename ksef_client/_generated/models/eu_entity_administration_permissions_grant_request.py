@@ -62,19 +62,19 @@ class EuEntityAdministrationPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = EuEntityAdministrationPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EuEntityAdministrationPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
-        context_identifier = EuEntityAdministrationPermissionsContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _EuEntityAdministrationPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
         description = d.pop("description")
 
         eu_entity_name = d.pop("euEntityName")
 
-        subject_details = EuEntityPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _EuEntityPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
 
-        eu_entity_details = EuEntityDetails.from_dict(d.pop("euEntityDetails"))
+        eu_entity_details = _EuEntityDetails_from_dict(d.pop("euEntityDetails"))
 
-        eu_entity_administration_permissions_grant_request = object.__new__(cls)
+        eu_entity_administration_permissions_grant_request = _object_new(cls)
         eu_entity_administration_permissions_grant_request.subject_identifier = subject_identifier
         eu_entity_administration_permissions_grant_request.context_identifier = context_identifier
         eu_entity_administration_permissions_grant_request.description = description
@@ -110,3 +110,13 @@ from ..models.eu_entity_administration_permissions_subject_identifier import (
 )
 from ..models.eu_entity_details import EuEntityDetails
 from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails
+
+_object_new = object.__new__
+_EuEntityAdministrationPermissionsContextIdentifier_from_dict = (
+    EuEntityAdministrationPermissionsContextIdentifier.from_dict
+)
+_EuEntityAdministrationPermissionsSubjectIdentifier_from_dict = (
+    EuEntityAdministrationPermissionsSubjectIdentifier.from_dict
+)
+_EuEntityDetails_from_dict = EuEntityDetails.from_dict
+_EuEntityPermissionSubjectDetails_from_dict = EuEntityPermissionSubjectDetails.from_dict

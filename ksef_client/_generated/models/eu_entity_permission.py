@@ -113,7 +113,7 @@ class EuEntityPermission:
         d = dict(src_dict)
         id = d.pop("id")
 
-        author_identifier = EuEntityPermissionsAuthorIdentifier.from_dict(d.pop("authorIdentifier"))
+        author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(d.pop("authorIdentifier"))
 
         vat_ue_identifier = d.pop("vatUeIdentifier")
 
@@ -121,11 +121,11 @@ class EuEntityPermission:
 
         authorized_fingerprint_identifier = d.pop("authorizedFingerprintIdentifier")
 
-        permission_scope = EuEntityPermissionsQueryPermissionType.from_value(d.pop("permissionScope"))
+        permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         _subject_person_details = d.pop("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset
@@ -135,7 +135,7 @@ class EuEntityPermission:
             try:
                 if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonByFingerprintDetails.from_dict(
+                subject_person_details_type_1 = _PermissionsSubjectPersonByFingerprintDetails_from_dict(
                     _subject_person_details
                 )
 
@@ -153,7 +153,7 @@ class EuEntityPermission:
             try:
                 if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityByFingerprintDetails.from_dict(
+                subject_entity_details_type_1 = _PermissionsSubjectEntityByFingerprintDetails_from_dict(
                     _subject_entity_details
                 )
 
@@ -171,13 +171,13 @@ class EuEntityPermission:
             try:
                 if not isinstance(_eu_entity_details, dict):
                     raise TypeError()
-                eu_entity_details_type_1 = PermissionsEuEntityDetails.from_dict(_eu_entity_details)
+                eu_entity_details_type_1 = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
 
                 eu_entity_details = eu_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 eu_entity_details = cast(None | PermissionsEuEntityDetails | Unset, _eu_entity_details)
 
-        eu_entity_permission = object.__new__(cls)
+        eu_entity_permission = _object_new(cls)
         eu_entity_permission.id = id
         eu_entity_permission.author_identifier = author_identifier
         eu_entity_permission.vat_ue_identifier = vat_ue_identifier
@@ -214,3 +214,11 @@ from ..models.eu_entity_permissions_author_identifier import EuEntityPermissions
 from ..models.permissions_eu_entity_details import PermissionsEuEntityDetails
 from ..models.permissions_subject_entity_by_fingerprint_details import PermissionsSubjectEntityByFingerprintDetails
 from ..models.permissions_subject_person_by_fingerprint_details import PermissionsSubjectPersonByFingerprintDetails
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_EuEntityPermissionsAuthorIdentifier_from_dict = EuEntityPermissionsAuthorIdentifier.from_dict
+_EuEntityPermissionsQueryPermissionType_from_value = EuEntityPermissionsQueryPermissionType.from_value
+_PermissionsEuEntityDetails_from_dict = PermissionsEuEntityDetails.from_dict
+_PermissionsSubjectEntityByFingerprintDetails_from_dict = PermissionsSubjectEntityByFingerprintDetails.from_dict
+_PermissionsSubjectPersonByFingerprintDetails_from_dict = PermissionsSubjectPersonByFingerprintDetails.from_dict

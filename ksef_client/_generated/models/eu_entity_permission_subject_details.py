@@ -81,7 +81,7 @@ class EuEntityPermissionSubjectDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EuEntityPermissionSubjectDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EuEntityPermissionSubjectDetailsType_from_value(d.pop("subjectDetailsType"))
 
         _person_by_fp_with_id = d.pop("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
@@ -91,7 +91,7 @@ class EuEntityPermissionSubjectDetails:
             try:
                 if not isinstance(_person_by_fp_with_id, dict):
                     raise TypeError()
-                person_by_fp_with_id_type_1 = PersonByFingerprintWithIdentifierDetails.from_dict(_person_by_fp_with_id)
+                person_by_fp_with_id_type_1 = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
                 person_by_fp_with_id = person_by_fp_with_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -107,7 +107,7 @@ class EuEntityPermissionSubjectDetails:
             try:
                 if not isinstance(_person_by_fp_no_id, dict):
                     raise TypeError()
-                person_by_fp_no_id_type_1 = PersonByFingerprintWithoutIdentifierDetails.from_dict(_person_by_fp_no_id)
+                person_by_fp_no_id_type_1 = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
                 person_by_fp_no_id = person_by_fp_no_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -123,13 +123,13 @@ class EuEntityPermissionSubjectDetails:
             try:
                 if not isinstance(_entity_by_fp, dict):
                     raise TypeError()
-                entity_by_fp_type_1 = EntityByFingerprintDetails.from_dict(_entity_by_fp)
+                entity_by_fp_type_1 = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
 
                 entity_by_fp = entity_by_fp_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 entity_by_fp = cast(EntityByFingerprintDetails | None | Unset, _entity_by_fp)
 
-        eu_entity_permission_subject_details = object.__new__(cls)
+        eu_entity_permission_subject_details = _object_new(cls)
         eu_entity_permission_subject_details.subject_details_type = subject_details_type
         eu_entity_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
@@ -158,3 +158,9 @@ class EuEntityPermissionSubjectDetails:
 from ..models.entity_by_fingerprint_details import EntityByFingerprintDetails
 from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails
 from ..models.person_by_fingerprint_without_identifier_details import PersonByFingerprintWithoutIdentifierDetails
+
+_object_new = object.__new__
+_EntityByFingerprintDetails_from_dict = EntityByFingerprintDetails.from_dict
+_EuEntityPermissionSubjectDetailsType_from_value = EuEntityPermissionSubjectDetailsType.from_value
+_PersonByFingerprintWithIdentifierDetails_from_dict = PersonByFingerprintWithIdentifierDetails.from_dict
+_PersonByFingerprintWithoutIdentifierDetails_from_dict = PersonByFingerprintWithoutIdentifierDetails.from_dict

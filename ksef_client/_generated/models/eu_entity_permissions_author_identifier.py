@@ -47,11 +47,11 @@ class EuEntityPermissionsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityPermissionsAuthorIdentifierType.from_value(d.pop("type"))
+        type_ = _EuEntityPermissionsAuthorIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        eu_entity_permissions_author_identifier = object.__new__(cls)
+        eu_entity_permissions_author_identifier = _object_new(cls)
         eu_entity_permissions_author_identifier.type_ = type_
         eu_entity_permissions_author_identifier.value = value
 
@@ -73,3 +73,7 @@ class EuEntityPermissionsAuthorIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EuEntityPermissionsAuthorIdentifierType_from_value = EuEntityPermissionsAuthorIdentifierType.from_value

@@ -54,20 +54,20 @@ class EuEntityPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = EuEntityPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = EuEntityPermissionType.from_value(permissions_item_data)
+            permissions_item = _EuEntityPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
         description = d.pop("description")
 
-        subject_details = EuEntityPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _EuEntityPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
 
-        eu_entity_permissions_grant_request = object.__new__(cls)
+        eu_entity_permissions_grant_request = _object_new(cls)
         eu_entity_permissions_grant_request.subject_identifier = subject_identifier
         eu_entity_permissions_grant_request.permissions = permissions
         eu_entity_permissions_grant_request.description = description
@@ -95,3 +95,8 @@ class EuEntityPermissionsGrantRequest:
 
 from ..models.eu_entity_permission_subject_details import EuEntityPermissionSubjectDetails
 from ..models.eu_entity_permissions_subject_identifier import EuEntityPermissionsSubjectIdentifier
+
+_object_new = object.__new__
+_EuEntityPermissionsSubjectIdentifier_from_dict = EuEntityPermissionsSubjectIdentifier.from_dict
+_EuEntityPermissionSubjectDetails_from_dict = EuEntityPermissionSubjectDetails.from_dict
+_EuEntityPermissionType_from_value = EuEntityPermissionType.from_value

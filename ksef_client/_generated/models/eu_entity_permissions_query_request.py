@@ -78,7 +78,7 @@ class EuEntityPermissionsQueryRequest:
                 permission_types_type_0 = []
                 _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = EuEntityPermissionsQueryPermissionType.from_value(
+                    permission_types_type_0_item = _EuEntityPermissionsQueryPermissionType_from_value(
                         permission_types_type_0_item_data
                     )
 
@@ -88,7 +88,7 @@ class EuEntityPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[EuEntityPermissionsQueryPermissionType] | None | Unset, _permission_types)
 
-        eu_entity_permissions_query_request = object.__new__(cls)
+        eu_entity_permissions_query_request = _object_new(cls)
         eu_entity_permissions_query_request.vat_ue_identifier = vat_ue_identifier
         eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
         eu_entity_permissions_query_request.permission_types = permission_types
@@ -111,3 +111,7 @@ class EuEntityPermissionsQueryRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EuEntityPermissionsQueryPermissionType_from_value = EuEntityPermissionsQueryPermissionType.from_value

@@ -45,11 +45,11 @@ class EuEntityPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = EuEntityPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _EuEntityPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        eu_entity_permissions_subject_identifier = object.__new__(cls)
+        eu_entity_permissions_subject_identifier = _object_new(cls)
         eu_entity_permissions_subject_identifier.type_ = type_
         eu_entity_permissions_subject_identifier.value = value
 
@@ -71,3 +71,7 @@ class EuEntityPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EuEntityPermissionsSubjectIdentifierType_from_value = EuEntityPermissionsSubjectIdentifierType.from_value

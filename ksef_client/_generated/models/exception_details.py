@@ -70,7 +70,7 @@ class ExceptionDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        exception_details = object.__new__(cls)
+        exception_details = _object_new(cls)
         exception_details.exception_code = exception_code
         exception_details.exception_description = exception_description
         exception_details.details = details
@@ -93,3 +93,6 @@ class ExceptionDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -96,7 +96,7 @@ class ExceptionInfo:
                 exception_detail_list_type_0 = []
                 _exception_detail_list_type_0 = _exception_detail_list
                 for exception_detail_list_type_0_item_data in _exception_detail_list_type_0:
-                    exception_detail_list_type_0_item = ExceptionDetails.from_dict(
+                    exception_detail_list_type_0_item = _ExceptionDetails_from_dict(
                         exception_detail_list_type_0_item_data
                     )
 
@@ -119,9 +119,9 @@ class ExceptionInfo:
         if isinstance(_timestamp, Unset):
             timestamp = UNSET
         else:
-            timestamp = datetime.datetime.fromisoformat(_timestamp)
+            timestamp = _datetime_fromisoformat(_timestamp)
 
-        exception_info = object.__new__(cls)
+        exception_info = _object_new(cls)
         exception_info.exception_detail_list = exception_detail_list
         exception_info.reference_number = reference_number
         exception_info.service_code = service_code
@@ -150,3 +150,7 @@ class ExceptionInfo:
 
 
 from ..models.exception_details import ExceptionDetails
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_ExceptionDetails_from_dict = ExceptionDetails.from_dict

@@ -55,13 +55,13 @@ class ExceptionResponse:
             try:
                 if not isinstance(_exception, dict):
                     raise TypeError()
-                exception_type_1 = ExceptionInfo.from_dict(_exception)
+                exception_type_1 = _ExceptionInfo_from_dict(_exception)
 
                 exception = exception_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 exception = cast(ExceptionInfo | None | Unset, _exception)
 
-        exception_response = object.__new__(cls)
+        exception_response = _object_new(cls)
         exception_response.exception = exception
 
         exception_response.additional_properties = d
@@ -85,3 +85,6 @@ class ExceptionResponse:
 
 
 from ..models.exception_info import ExceptionInfo
+
+_object_new = object.__new__
+_ExceptionInfo_from_dict = ExceptionInfo.from_dict

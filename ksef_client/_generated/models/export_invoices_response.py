@@ -34,7 +34,7 @@ class ExportInvoicesResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        export_invoices_response = object.__new__(cls)
+        export_invoices_response = _object_new(cls)
         export_invoices_response.reference_number = reference_number
 
         export_invoices_response.additional_properties = d
@@ -55,3 +55,6 @@ class ExportInvoicesResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

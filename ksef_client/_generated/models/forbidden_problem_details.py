@@ -120,7 +120,7 @@ class ForbiddenProblemDetails:
 
         reason_code = d.pop("reasonCode")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         instance: None | str | Unset = d.pop("instance", UNSET)
 
@@ -132,7 +132,7 @@ class ForbiddenProblemDetails:
             try:
                 if not isinstance(_security, dict):
                     raise TypeError()
-                security_type_0 = ForbiddenProblemDetailsSecurityType0.from_dict(_security)
+                security_type_0 = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
 
                 security = security_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -140,7 +140,7 @@ class ForbiddenProblemDetails:
 
         trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
-        forbidden_problem_details = object.__new__(cls)
+        forbidden_problem_details = _object_new(cls)
         forbidden_problem_details.title = title
         forbidden_problem_details.status = status
         forbidden_problem_details.detail = detail
@@ -171,3 +171,7 @@ class ForbiddenProblemDetails:
 
 
 from ..models.forbidden_problem_details_security_type_0 import ForbiddenProblemDetailsSecurityType0
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_ForbiddenProblemDetailsSecurityType0_from_dict = ForbiddenProblemDetailsSecurityType0.from_dict

@@ -36,7 +36,7 @@ class ForbiddenProblemDetailsSecurityType0:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        forbidden_problem_details_security_type_0 = object.__new__(cls)
+        forbidden_problem_details_security_type_0 = _object_new(cls)
 
         forbidden_problem_details_security_type_0.additional_properties = d
         return forbidden_problem_details_security_type_0
@@ -56,3 +56,6 @@ class ForbiddenProblemDetailsSecurityType0:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

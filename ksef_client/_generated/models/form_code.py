@@ -48,7 +48,7 @@ class FormCode:
 
         value = d.pop("value")
 
-        form_code = object.__new__(cls)
+        form_code = _object_new(cls)
         form_code.system_code = system_code
         form_code.schema_version = schema_version
         form_code.value = value
@@ -71,3 +71,6 @@ class FormCode:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

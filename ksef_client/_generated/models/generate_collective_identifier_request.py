@@ -38,11 +38,11 @@ class GenerateCollectiveIdentifierRequest:
         invoices = []
         _invoices = d.pop("invoices")
         for invoices_item_data in _invoices:
-            invoices_item = CollectiveIdentifierInvoice.from_dict(invoices_item_data)
+            invoices_item = _CollectiveIdentifierInvoice_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
-        generate_collective_identifier_request = object.__new__(cls)
+        generate_collective_identifier_request = _object_new(cls)
         generate_collective_identifier_request.invoices = invoices
 
         generate_collective_identifier_request.additional_properties = d
@@ -66,3 +66,6 @@ class GenerateCollectiveIdentifierRequest:
 
 
 from ..models.collective_identifier_invoice import CollectiveIdentifierInvoice
+
+_object_new = object.__new__
+_CollectiveIdentifierInvoice_from_dict = CollectiveIdentifierInvoice.from_dict

@@ -34,7 +34,7 @@ class GenerateCollectiveIdentifierResponse:
         d = dict(src_dict)
         collective_identifier_number = d.pop("collectiveIdentifierNumber")
 
-        generate_collective_identifier_response = object.__new__(cls)
+        generate_collective_identifier_response = _object_new(cls)
         generate_collective_identifier_response.collective_identifier_number = collective_identifier_number
 
         generate_collective_identifier_response.additional_properties = d
@@ -55,3 +55,6 @@ class GenerateCollectiveIdentifierResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

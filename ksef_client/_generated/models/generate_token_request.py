@@ -45,13 +45,13 @@ class GenerateTokenRequest:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = TokenPermissionType.from_value(permissions_item_data)
+            permissions_item = _TokenPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
         description = d.pop("description")
 
-        generate_token_request = object.__new__(cls)
+        generate_token_request = _object_new(cls)
         generate_token_request.permissions = permissions
         generate_token_request.description = description
 
@@ -73,3 +73,7 @@ class GenerateTokenRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TokenPermissionType_from_value = TokenPermissionType.from_value

@@ -41,7 +41,7 @@ class GenerateTokenResponse:
 
         token = d.pop("token")
 
-        generate_token_response = object.__new__(cls)
+        generate_token_response = _object_new(cls)
         generate_token_response.reference_number = reference_number
         generate_token_response.token = token
 
@@ -63,3 +63,6 @@ class GenerateTokenResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -66,11 +66,11 @@ class GoneProblemDetails:
 
         detail = d.pop("detail")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         trace_id = d.pop("traceId")
 
-        gone_problem_details = object.__new__(cls)
+        gone_problem_details = _object_new(cls)
         gone_problem_details.title = title
         gone_problem_details.status = status
         gone_problem_details.instance = instance
@@ -96,3 +96,7 @@ class GoneProblemDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -51,7 +51,7 @@ class IdDocument:
 
         country = d.pop("country")
 
-        id_document = object.__new__(cls)
+        id_document = _object_new(cls)
         id_document.type_ = type_
         id_document.number = number
         id_document.country = country
@@ -74,3 +74,6 @@ class IdDocument:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -75,18 +75,18 @@ class IndirectPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = IndirectPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = IndirectPermissionType.from_value(permissions_item_data)
+            permissions_item = _IndirectPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
         description = d.pop("description")
 
-        subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _PersonPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
 
         _target_identifier = d.pop("targetIdentifier", UNSET)
         target_identifier: IndirectPermissionsTargetIdentifier | None | Unset
@@ -96,13 +96,13 @@ class IndirectPermissionsGrantRequest:
             try:
                 if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = IndirectPermissionsTargetIdentifier.from_dict(_target_identifier)
+                target_identifier_type_1 = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
 
                 target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 target_identifier = cast(IndirectPermissionsTargetIdentifier | None | Unset, _target_identifier)
 
-        indirect_permissions_grant_request = object.__new__(cls)
+        indirect_permissions_grant_request = _object_new(cls)
         indirect_permissions_grant_request.subject_identifier = subject_identifier
         indirect_permissions_grant_request.permissions = permissions
         indirect_permissions_grant_request.description = description
@@ -132,3 +132,9 @@ class IndirectPermissionsGrantRequest:
 from ..models.indirect_permissions_subject_identifier import IndirectPermissionsSubjectIdentifier
 from ..models.indirect_permissions_target_identifier import IndirectPermissionsTargetIdentifier
 from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
+
+_object_new = object.__new__
+_IndirectPermissionsSubjectIdentifier_from_dict = IndirectPermissionsSubjectIdentifier.from_dict
+_IndirectPermissionsTargetIdentifier_from_dict = IndirectPermissionsTargetIdentifier.from_dict
+_IndirectPermissionType_from_value = IndirectPermissionType.from_value
+_PersonPermissionSubjectDetails_from_dict = PersonPermissionSubjectDetails.from_dict

@@ -47,11 +47,11 @@ class IndirectPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = IndirectPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _IndirectPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        indirect_permissions_subject_identifier = object.__new__(cls)
+        indirect_permissions_subject_identifier = _object_new(cls)
         indirect_permissions_subject_identifier.type_ = type_
         indirect_permissions_subject_identifier.value = value
 
@@ -73,3 +73,7 @@ class IndirectPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_IndirectPermissionsSubjectIdentifierType_from_value = IndirectPermissionsSubjectIdentifierType.from_value

@@ -55,11 +55,11 @@ class IndirectPermissionsTargetIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = IndirectPermissionsTargetIdentifierType.from_value(d.pop("type"))
+        type_ = _IndirectPermissionsTargetIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        indirect_permissions_target_identifier = object.__new__(cls)
+        indirect_permissions_target_identifier = _object_new(cls)
         indirect_permissions_target_identifier.type_ = type_
         indirect_permissions_target_identifier.value = value
 
@@ -81,3 +81,7 @@ class IndirectPermissionsTargetIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_IndirectPermissionsTargetIdentifierType_from_value = IndirectPermissionsTargetIdentifierType.from_value

@@ -68,7 +68,7 @@ class InitTokenAuthenticationRequest:
         d = dict(src_dict)
         challenge = d.pop("challenge")
 
-        context_identifier = AuthenticationContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _AuthenticationContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
         encrypted_token = d.pop("encryptedToken")
 
@@ -82,13 +82,13 @@ class InitTokenAuthenticationRequest:
             try:
                 if not isinstance(_authorization_policy, dict):
                     raise TypeError()
-                authorization_policy_type_1 = AuthorizationPolicy.from_dict(_authorization_policy)
+                authorization_policy_type_1 = _AuthorizationPolicy_from_dict(_authorization_policy)
 
                 authorization_policy = authorization_policy_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 authorization_policy = cast(AuthorizationPolicy | None | Unset, _authorization_policy)
 
-        init_token_authentication_request = object.__new__(cls)
+        init_token_authentication_request = _object_new(cls)
         init_token_authentication_request.challenge = challenge
         init_token_authentication_request.context_identifier = context_identifier
         init_token_authentication_request.encrypted_token = encrypted_token
@@ -117,3 +117,7 @@ class InitTokenAuthenticationRequest:
 
 from ..models.authentication_context_identifier import AuthenticationContextIdentifier
 from ..models.authorization_policy import AuthorizationPolicy
+
+_object_new = object.__new__
+_AuthenticationContextIdentifier_from_dict = AuthenticationContextIdentifier.from_dict
+_AuthorizationPolicy_from_dict = AuthorizationPolicy.from_dict

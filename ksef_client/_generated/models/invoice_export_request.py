@@ -56,9 +56,9 @@ class InvoiceExportRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        encryption = EncryptionInfo.from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
 
-        filters = InvoiceQueryFilters.from_dict(d.pop("filters"))
+        filters = _InvoiceQueryFilters_from_dict(d.pop("filters"))
 
         only_metadata = d.pop("onlyMetadata", UNSET)
 
@@ -70,13 +70,13 @@ class InvoiceExportRequest:
             try:
                 if not isinstance(_compression_type, str):
                     raise TypeError()
-                compression_type_type_1 = CompressionType.from_value(_compression_type)
+                compression_type_type_1 = _CompressionType_from_value(_compression_type)
 
                 compression_type = compression_type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 compression_type = cast(CompressionType | None | Unset, _compression_type)
 
-        invoice_export_request = object.__new__(cls)
+        invoice_export_request = _object_new(cls)
         invoice_export_request.encryption = encryption
         invoice_export_request.filters = filters
         invoice_export_request.only_metadata = only_metadata
@@ -104,3 +104,8 @@ class InvoiceExportRequest:
 
 from ..models.encryption_info import EncryptionInfo
 from ..models.invoice_query_filters import InvoiceQueryFilters
+
+_object_new = object.__new__
+_CompressionType_from_value = CompressionType.from_value
+_EncryptionInfo_from_dict = EncryptionInfo.from_dict
+_InvoiceQueryFilters_from_dict = InvoiceQueryFilters.from_dict

@@ -71,7 +71,7 @@ class InvoiceExportStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
         _completed_date = d.pop("completedDate", UNSET)
         completed_date: datetime.datetime | None | Unset
@@ -81,7 +81,7 @@ class InvoiceExportStatusResponse:
             try:
                 if not isinstance(_completed_date, str):
                     raise TypeError()
-                completed_date_type_0 = datetime.datetime.fromisoformat(_completed_date)
+                completed_date_type_0 = _datetime_fromisoformat(_completed_date)
 
                 completed_date = completed_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -95,7 +95,7 @@ class InvoiceExportStatusResponse:
             try:
                 if not isinstance(_package_expiration_date, str):
                     raise TypeError()
-                package_expiration_date_type_0 = datetime.datetime.fromisoformat(_package_expiration_date)
+                package_expiration_date_type_0 = _datetime_fromisoformat(_package_expiration_date)
 
                 package_expiration_date = package_expiration_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -109,13 +109,13 @@ class InvoiceExportStatusResponse:
             try:
                 if not isinstance(_package, dict):
                     raise TypeError()
-                package_type_1 = InvoicePackage.from_dict(_package)
+                package_type_1 = _InvoicePackage_from_dict(_package)
 
                 package = package_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 package = cast(InvoicePackage | None | Unset, _package)
 
-        invoice_export_status_response = object.__new__(cls)
+        invoice_export_status_response = _object_new(cls)
         invoice_export_status_response.status = status
         invoice_export_status_response.completed_date = completed_date
         invoice_export_status_response.package_expiration_date = package_expiration_date
@@ -143,3 +143,8 @@ class InvoiceExportStatusResponse:
 
 from ..models.invoice_package import InvoicePackage
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_InvoicePackage_from_dict = InvoicePackage.from_dict
+_StatusInfo_from_dict = StatusInfo.from_dict

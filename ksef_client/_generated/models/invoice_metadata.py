@@ -175,17 +175,17 @@ class InvoiceMetadata:
 
         invoice_number = d.pop("invoiceNumber")
 
-        issue_date = datetime.date.fromisoformat(d.pop("issueDate"))
+        issue_date = _date_fromisoformat(d.pop("issueDate"))
 
-        invoicing_date = datetime.datetime.fromisoformat(d.pop("invoicingDate"))
+        invoicing_date = _datetime_fromisoformat(d.pop("invoicingDate"))
 
-        acquisition_date = datetime.datetime.fromisoformat(d.pop("acquisitionDate"))
+        acquisition_date = _datetime_fromisoformat(d.pop("acquisitionDate"))
 
-        permanent_storage_date = datetime.datetime.fromisoformat(d.pop("permanentStorageDate"))
+        permanent_storage_date = _datetime_fromisoformat(d.pop("permanentStorageDate"))
 
-        seller = InvoiceMetadataSeller.from_dict(d.pop("seller"))
+        seller = _InvoiceMetadataSeller_from_dict(d.pop("seller"))
 
-        buyer = InvoiceMetadataBuyer.from_dict(d.pop("buyer"))
+        buyer = _InvoiceMetadataBuyer_from_dict(d.pop("buyer"))
 
         net_amount = d.pop("netAmount")
 
@@ -195,11 +195,11 @@ class InvoiceMetadata:
 
         currency = d.pop("currency")
 
-        invoicing_mode = InvoicingMode.from_value(d.pop("invoicingMode"))
+        invoicing_mode = _InvoicingMode_from_value(d.pop("invoicingMode"))
 
-        invoice_type = InvoiceType.from_value(d.pop("invoiceType"))
+        invoice_type = _InvoiceType_from_value(d.pop("invoiceType"))
 
-        form_code = FormCode.from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(d.pop("formCode"))
 
         is_self_invoicing = d.pop("isSelfInvoicing")
 
@@ -220,7 +220,7 @@ class InvoiceMetadata:
                 third_subjects_type_0 = []
                 _third_subjects_type_0 = _third_subjects
                 for third_subjects_type_0_item_data in _third_subjects_type_0:
-                    third_subjects_type_0_item = InvoiceMetadataThirdSubject.from_dict(third_subjects_type_0_item_data)
+                    third_subjects_type_0_item = _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
 
                     third_subjects_type_0.append(third_subjects_type_0_item)
 
@@ -236,13 +236,13 @@ class InvoiceMetadata:
             try:
                 if not isinstance(_authorized_subject, dict):
                     raise TypeError()
-                authorized_subject_type_1 = InvoiceMetadataAuthorizedSubject.from_dict(_authorized_subject)
+                authorized_subject_type_1 = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
 
                 authorized_subject = authorized_subject_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 authorized_subject = cast(InvoiceMetadataAuthorizedSubject | None | Unset, _authorized_subject)
 
-        invoice_metadata = object.__new__(cls)
+        invoice_metadata = _object_new(cls)
         invoice_metadata.ksef_number = ksef_number
         invoice_metadata.invoice_number = invoice_number
         invoice_metadata.issue_date = issue_date
@@ -290,3 +290,14 @@ from ..models.invoice_metadata_authorized_subject import InvoiceMetadataAuthoriz
 from ..models.invoice_metadata_buyer import InvoiceMetadataBuyer
 from ..models.invoice_metadata_seller import InvoiceMetadataSeller
 from ..models.invoice_metadata_third_subject import InvoiceMetadataThirdSubject
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_FormCode_from_dict = FormCode.from_dict
+_InvoiceMetadataAuthorizedSubject_from_dict = InvoiceMetadataAuthorizedSubject.from_dict
+_InvoiceMetadataBuyer_from_dict = InvoiceMetadataBuyer.from_dict
+_InvoiceMetadataSeller_from_dict = InvoiceMetadataSeller.from_dict
+_InvoiceMetadataThirdSubject_from_dict = InvoiceMetadataThirdSubject.from_dict
+_InvoiceType_from_value = InvoiceType.from_value
+_InvoicingMode_from_value = InvoicingMode.from_value

@@ -61,7 +61,7 @@ class InvoiceMetadataAuthorizedSubject:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_authorized_subject = object.__new__(cls)
+        invoice_metadata_authorized_subject = _object_new(cls)
         invoice_metadata_authorized_subject.nip = nip
         invoice_metadata_authorized_subject.role = role
         invoice_metadata_authorized_subject.name = name
@@ -84,3 +84,6 @@ class InvoiceMetadataAuthorizedSubject:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

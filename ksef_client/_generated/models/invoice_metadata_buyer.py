@@ -43,11 +43,11 @@ class InvoiceMetadataBuyer:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        identifier = InvoiceMetadataBuyerIdentifier.from_dict(d.pop("identifier"))
+        identifier = _InvoiceMetadataBuyerIdentifier_from_dict(d.pop("identifier"))
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_buyer = object.__new__(cls)
+        invoice_metadata_buyer = _object_new(cls)
         invoice_metadata_buyer.identifier = identifier
         invoice_metadata_buyer.name = name
 
@@ -72,3 +72,6 @@ class InvoiceMetadataBuyer:
 
 
 from ..models.invoice_metadata_buyer_identifier import InvoiceMetadataBuyerIdentifier
+
+_object_new = object.__new__
+_InvoiceMetadataBuyerIdentifier_from_dict = InvoiceMetadataBuyerIdentifier.from_dict

@@ -48,7 +48,7 @@ class InvoiceMetadataSeller:
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_seller = object.__new__(cls)
+        invoice_metadata_seller = _object_new(cls)
         invoice_metadata_seller.nip = nip
         invoice_metadata_seller.name = name
 
@@ -70,3 +70,6 @@ class InvoiceMetadataSeller:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

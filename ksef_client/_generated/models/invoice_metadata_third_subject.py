@@ -76,13 +76,13 @@ class InvoiceMetadataThirdSubject:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        identifier = InvoiceMetadataThirdSubjectIdentifier.from_dict(d.pop("identifier"))
+        identifier = _InvoiceMetadataThirdSubjectIdentifier_from_dict(d.pop("identifier"))
 
         role = d.pop("role")
 
         name: None | str | Unset = d.pop("name", UNSET)
 
-        invoice_metadata_third_subject = object.__new__(cls)
+        invoice_metadata_third_subject = _object_new(cls)
         invoice_metadata_third_subject.identifier = identifier
         invoice_metadata_third_subject.role = role
         invoice_metadata_third_subject.name = name
@@ -108,3 +108,6 @@ class InvoiceMetadataThirdSubject:
 
 
 from ..models.invoice_metadata_third_subject_identifier import InvoiceMetadataThirdSubjectIdentifier
+
+_object_new = object.__new__
+_InvoiceMetadataThirdSubjectIdentifier_from_dict = InvoiceMetadataThirdSubjectIdentifier.from_dict

@@ -63,11 +63,11 @@ class InvoiceMetadataThirdSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = ThirdSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _ThirdSubjectIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        invoice_metadata_third_subject_identifier = object.__new__(cls)
+        invoice_metadata_third_subject_identifier = _object_new(cls)
         invoice_metadata_third_subject_identifier.type_ = type_
         invoice_metadata_third_subject_identifier.value = value
 
@@ -89,3 +89,7 @@ class InvoiceMetadataThirdSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_ThirdSubjectIdentifierType_from_value = ThirdSubjectIdentifierType.from_value

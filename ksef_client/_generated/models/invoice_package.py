@@ -123,7 +123,7 @@ class InvoicePackage:
         parts = []
         _parts = d.pop("parts")
         for parts_item_data in _parts:
-            parts_item = InvoicePackagePart.from_dict(parts_item_data)
+            parts_item = _InvoicePackagePart_from_dict(parts_item_data)
 
             parts.append(parts_item)
 
@@ -137,7 +137,7 @@ class InvoicePackage:
             try:
                 if not isinstance(_last_issue_date, str):
                     raise TypeError()
-                last_issue_date_type_0 = datetime.date.fromisoformat(_last_issue_date)
+                last_issue_date_type_0 = _date_fromisoformat(_last_issue_date)
 
                 last_issue_date = last_issue_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -151,7 +151,7 @@ class InvoicePackage:
             try:
                 if not isinstance(_last_invoicing_date, str):
                     raise TypeError()
-                last_invoicing_date_type_0 = datetime.datetime.fromisoformat(_last_invoicing_date)
+                last_invoicing_date_type_0 = _datetime_fromisoformat(_last_invoicing_date)
 
                 last_invoicing_date = last_invoicing_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -165,7 +165,7 @@ class InvoicePackage:
             try:
                 if not isinstance(_last_permanent_storage_date, str):
                     raise TypeError()
-                last_permanent_storage_date_type_0 = datetime.datetime.fromisoformat(_last_permanent_storage_date)
+                last_permanent_storage_date_type_0 = _datetime_fromisoformat(_last_permanent_storage_date)
 
                 last_permanent_storage_date = last_permanent_storage_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -179,13 +179,13 @@ class InvoicePackage:
             try:
                 if not isinstance(_permanent_storage_hwm_date, str):
                     raise TypeError()
-                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_hwm_date)
+                permanent_storage_hwm_date_type_0 = _datetime_fromisoformat(_permanent_storage_hwm_date)
 
                 permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
-        invoice_package = object.__new__(cls)
+        invoice_package = _object_new(cls)
         invoice_package.invoice_count = invoice_count
         invoice_package.size = size
         invoice_package.parts = parts
@@ -216,3 +216,8 @@ class InvoicePackage:
 
 
 from ..models.invoice_package_part import InvoicePackagePart
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_InvoicePackagePart_from_dict = InvoicePackagePart.from_dict

@@ -95,9 +95,9 @@ class InvoicePackagePart:
 
         encrypted_part_hash = d.pop("encryptedPartHash")
 
-        expiration_date = datetime.datetime.fromisoformat(d.pop("expirationDate"))
+        expiration_date = _datetime_fromisoformat(d.pop("expirationDate"))
 
-        invoice_package_part = object.__new__(cls)
+        invoice_package_part = _object_new(cls)
         invoice_package_part.ordinal_number = ordinal_number
         invoice_package_part.part_name = part_name
         invoice_package_part.method = method
@@ -126,3 +126,7 @@ class InvoicePackagePart:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

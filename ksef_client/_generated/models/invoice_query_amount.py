@@ -52,13 +52,13 @@ class InvoiceQueryAmount:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = AmountType.from_value(d.pop("type"))
+        type_ = _AmountType_from_value(d.pop("type"))
 
         from_: float | None | Unset = d.pop("from", UNSET)
 
         to: float | None | Unset = d.pop("to", UNSET)
 
-        invoice_query_amount = object.__new__(cls)
+        invoice_query_amount = _object_new(cls)
         invoice_query_amount.type_ = type_
         invoice_query_amount.from_ = from_
         invoice_query_amount.to = to
@@ -81,3 +81,7 @@ class InvoiceQueryAmount:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_AmountType_from_value = AmountType.from_value

@@ -51,11 +51,11 @@ class InvoiceQueryBuyerIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = BuyerIdentifierType.from_value(d.pop("type"))
+        type_ = _BuyerIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        invoice_query_buyer_identifier = object.__new__(cls)
+        invoice_query_buyer_identifier = _object_new(cls)
         invoice_query_buyer_identifier.type_ = type_
         invoice_query_buyer_identifier.value = value
 
@@ -77,3 +77,7 @@ class InvoiceQueryBuyerIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_BuyerIdentifierType_from_value = BuyerIdentifierType.from_value

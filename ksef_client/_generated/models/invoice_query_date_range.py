@@ -74,9 +74,9 @@ class InvoiceQueryDateRange:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        date_type = InvoiceQueryDateType.from_value(d.pop("dateType"))
+        date_type = _InvoiceQueryDateType_from_value(d.pop("dateType"))
 
-        from_ = datetime.datetime.fromisoformat(d.pop("from"))
+        from_ = _datetime_fromisoformat(d.pop("from"))
 
         _to = d.pop("to", UNSET)
         to: datetime.datetime | None | Unset
@@ -86,7 +86,7 @@ class InvoiceQueryDateRange:
             try:
                 if not isinstance(_to, str):
                     raise TypeError()
-                to_type_0 = datetime.datetime.fromisoformat(_to)
+                to_type_0 = _datetime_fromisoformat(_to)
 
                 to = to_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -94,7 +94,7 @@ class InvoiceQueryDateRange:
 
         restrict_to_permanent_storage_hwm_date: bool | None | Unset = d.pop("restrictToPermanentStorageHwmDate", UNSET)
 
-        invoice_query_date_range = object.__new__(cls)
+        invoice_query_date_range = _object_new(cls)
         invoice_query_date_range.date_type = date_type
         invoice_query_date_range.from_ = from_
         invoice_query_date_range.to = to
@@ -118,3 +118,8 @@ class InvoiceQueryDateRange:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_InvoiceQueryDateType_from_value = InvoiceQueryDateType.from_value

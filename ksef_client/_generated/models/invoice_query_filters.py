@@ -206,9 +206,9 @@ class InvoiceQueryFilters:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_type = InvoiceQuerySubjectType.from_value(d.pop("subjectType"))
+        subject_type = _InvoiceQuerySubjectType_from_value(d.pop("subjectType"))
 
-        date_range = InvoiceQueryDateRange.from_dict(d.pop("dateRange"))
+        date_range = _InvoiceQueryDateRange_from_dict(d.pop("dateRange"))
 
         ksef_number: None | str | Unset = d.pop("ksefNumber", UNSET)
 
@@ -222,7 +222,7 @@ class InvoiceQueryFilters:
             try:
                 if not isinstance(_amount, dict):
                     raise TypeError()
-                amount_type_1 = InvoiceQueryAmount.from_dict(_amount)
+                amount_type_1 = _InvoiceQueryAmount_from_dict(_amount)
 
                 amount = amount_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -238,7 +238,7 @@ class InvoiceQueryFilters:
             try:
                 if not isinstance(_buyer_identifier, dict):
                     raise TypeError()
-                buyer_identifier_type_1 = InvoiceQueryBuyerIdentifier.from_dict(_buyer_identifier)
+                buyer_identifier_type_1 = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
 
                 buyer_identifier = buyer_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -255,7 +255,7 @@ class InvoiceQueryFilters:
                 currency_codes_type_0 = []
                 _currency_codes_type_0 = _currency_codes
                 for currency_codes_type_0_item_data in _currency_codes_type_0:
-                    currency_codes_type_0_item = CurrencyCode.from_value(currency_codes_type_0_item_data)
+                    currency_codes_type_0_item = _CurrencyCode_from_value(currency_codes_type_0_item_data)
 
                     currency_codes_type_0.append(currency_codes_type_0_item)
 
@@ -271,7 +271,7 @@ class InvoiceQueryFilters:
             try:
                 if not isinstance(_invoicing_mode, str):
                     raise TypeError()
-                invoicing_mode_type_1 = InvoicingMode.from_value(_invoicing_mode)
+                invoicing_mode_type_1 = _InvoicingMode_from_value(_invoicing_mode)
 
                 invoicing_mode = invoicing_mode_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -287,7 +287,7 @@ class InvoiceQueryFilters:
             try:
                 if not isinstance(_form_type, str):
                     raise TypeError()
-                form_type_type_1 = InvoiceQueryFormType.from_value(_form_type)
+                form_type_type_1 = _InvoiceQueryFormType_from_value(_form_type)
 
                 form_type = form_type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -304,7 +304,7 @@ class InvoiceQueryFilters:
                 invoice_types_type_0 = []
                 _invoice_types_type_0 = _invoice_types
                 for invoice_types_type_0_item_data in _invoice_types_type_0:
-                    invoice_types_type_0_item = InvoiceType.from_value(invoice_types_type_0_item_data)
+                    invoice_types_type_0_item = _InvoiceType_from_value(invoice_types_type_0_item_data)
 
                     invoice_types_type_0.append(invoice_types_type_0_item)
 
@@ -314,7 +314,7 @@ class InvoiceQueryFilters:
 
         has_attachment: bool | None | Unset = d.pop("hasAttachment", UNSET)
 
-        invoice_query_filters = object.__new__(cls)
+        invoice_query_filters = _object_new(cls)
         invoice_query_filters.subject_type = subject_type
         invoice_query_filters.date_range = date_range
         invoice_query_filters.ksef_number = ksef_number
@@ -352,3 +352,13 @@ class InvoiceQueryFilters:
 from ..models.invoice_query_amount import InvoiceQueryAmount
 from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier
 from ..models.invoice_query_date_range import InvoiceQueryDateRange
+
+_object_new = object.__new__
+_CurrencyCode_from_value = CurrencyCode.from_value
+_InvoiceQueryAmount_from_dict = InvoiceQueryAmount.from_dict
+_InvoiceQueryBuyerIdentifier_from_dict = InvoiceQueryBuyerIdentifier.from_dict
+_InvoiceQueryDateRange_from_dict = InvoiceQueryDateRange.from_dict
+_InvoiceQueryFormType_from_value = InvoiceQueryFormType.from_value
+_InvoiceQuerySubjectType_from_value = InvoiceQuerySubjectType.from_value
+_InvoiceType_from_value = InvoiceType.from_value
+_InvoicingMode_from_value = InvoicingMode.from_value

@@ -91,13 +91,13 @@ class InvoiceStatusInfo:
             try:
                 if not isinstance(_extensions, dict):
                     raise TypeError()
-                extensions_type_0 = InvoiceStatusInfoExtensionsType0.from_dict(_extensions)
+                extensions_type_0 = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
 
                 extensions = extensions_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 extensions = cast(InvoiceStatusInfoExtensionsType0 | None | Unset, _extensions)
 
-        invoice_status_info = object.__new__(cls)
+        invoice_status_info = _object_new(cls)
         invoice_status_info.code = code
         invoice_status_info.description = description
         invoice_status_info.details = details
@@ -124,3 +124,6 @@ class InvoiceStatusInfo:
 
 
 from ..models.invoice_status_info_extensions_type_0 import InvoiceStatusInfoExtensionsType0
+
+_object_new = object.__new__
+_InvoiceStatusInfoExtensionsType0_from_dict = InvoiceStatusInfoExtensionsType0.from_dict

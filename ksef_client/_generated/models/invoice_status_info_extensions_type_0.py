@@ -30,7 +30,7 @@ class InvoiceStatusInfoExtensionsType0:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        invoice_status_info_extensions_type_0 = object.__new__(cls)
+        invoice_status_info_extensions_type_0 = _object_new(cls)
 
         additional_properties = {}
         for prop_name, prop_dict in d.items():
@@ -56,3 +56,6 @@ class InvoiceStatusInfoExtensionsType0:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

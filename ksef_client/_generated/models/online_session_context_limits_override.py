@@ -48,7 +48,7 @@ class OnlineSessionContextLimitsOverride:
 
         max_invoices = d.pop("maxInvoices")
 
-        online_session_context_limits_override = object.__new__(cls)
+        online_session_context_limits_override = _object_new(cls)
         online_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb
         online_session_context_limits_override.max_invoice_with_attachment_size_in_mb = (
             max_invoice_with_attachment_size_in_mb
@@ -73,3 +73,6 @@ class OnlineSessionContextLimitsOverride:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -48,7 +48,7 @@ class OnlineSessionEffectiveContextLimits:
 
         max_invoices = d.pop("maxInvoices")
 
-        online_session_effective_context_limits = object.__new__(cls)
+        online_session_effective_context_limits = _object_new(cls)
         online_session_effective_context_limits.max_invoice_size_in_mb = max_invoice_size_in_mb
         online_session_effective_context_limits.max_invoice_with_attachment_size_in_mb = (
             max_invoice_with_attachment_size_in_mb
@@ -73,3 +73,6 @@ class OnlineSessionEffectiveContextLimits:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -48,15 +48,15 @@ class OpenBatchSessionRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        form_code = FormCode.from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(d.pop("formCode"))
 
-        batch_file = BatchFileInfo.from_dict(d.pop("batchFile"))
+        batch_file = _BatchFileInfo_from_dict(d.pop("batchFile"))
 
-        encryption = EncryptionInfo.from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
 
         offline_mode = d.pop("offlineMode", UNSET)
 
-        open_batch_session_request = object.__new__(cls)
+        open_batch_session_request = _object_new(cls)
         open_batch_session_request.form_code = form_code
         open_batch_session_request.batch_file = batch_file
         open_batch_session_request.encryption = encryption
@@ -85,3 +85,8 @@ class OpenBatchSessionRequest:
 from ..models.batch_file_info import BatchFileInfo
 from ..models.encryption_info import EncryptionInfo
 from ..models.form_code import FormCode
+
+_object_new = object.__new__
+_BatchFileInfo_from_dict = BatchFileInfo.from_dict
+_EncryptionInfo_from_dict = EncryptionInfo.from_dict
+_FormCode_from_dict = FormCode.from_dict

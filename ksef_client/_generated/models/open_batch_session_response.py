@@ -63,11 +63,11 @@ class OpenBatchSessionResponse:
         part_upload_requests = []
         _part_upload_requests = d.pop("partUploadRequests")
         for part_upload_requests_item_data in _part_upload_requests:
-            part_upload_requests_item = PartUploadRequest.from_dict(part_upload_requests_item_data)
+            part_upload_requests_item = _PartUploadRequest_from_dict(part_upload_requests_item_data)
 
             part_upload_requests.append(part_upload_requests_item)
 
-        open_batch_session_response = object.__new__(cls)
+        open_batch_session_response = _object_new(cls)
         open_batch_session_response.reference_number = reference_number
         open_batch_session_response.part_upload_requests = part_upload_requests
 
@@ -92,3 +92,6 @@ class OpenBatchSessionResponse:
 
 
 from ..models.part_upload_request import PartUploadRequest
+
+_object_new = object.__new__
+_PartUploadRequest_from_dict = PartUploadRequest.from_dict

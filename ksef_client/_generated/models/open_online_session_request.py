@@ -35,11 +35,11 @@ class OpenOnlineSessionRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        form_code = FormCode.from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(d.pop("formCode"))
 
-        encryption = EncryptionInfo.from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
 
-        open_online_session_request = object.__new__(cls)
+        open_online_session_request = _object_new(cls)
         open_online_session_request.form_code = form_code
         open_online_session_request.encryption = encryption
 
@@ -65,3 +65,7 @@ class OpenOnlineSessionRequest:
 
 from ..models.encryption_info import EncryptionInfo
 from ..models.form_code import FormCode
+
+_object_new = object.__new__
+_EncryptionInfo_from_dict = EncryptionInfo.from_dict
+_FormCode_from_dict = FormCode.from_dict

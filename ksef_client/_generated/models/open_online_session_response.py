@@ -40,9 +40,9 @@ class OpenOnlineSessionResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        valid_until = datetime.datetime.fromisoformat(d.pop("validUntil"))
+        valid_until = _datetime_fromisoformat(d.pop("validUntil"))
 
-        open_online_session_response = object.__new__(cls)
+        open_online_session_response = _object_new(cls)
         open_online_session_response.reference_number = reference_number
         open_online_session_response.valid_until = valid_until
 
@@ -64,3 +64,7 @@ class OpenOnlineSessionResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

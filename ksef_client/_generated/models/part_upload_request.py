@@ -53,9 +53,9 @@ class PartUploadRequest:
 
         url = d.pop("url")
 
-        headers = PartUploadRequestHeaders.from_dict(d.pop("headers"))
+        headers = _PartUploadRequestHeaders_from_dict(d.pop("headers"))
 
-        part_upload_request = object.__new__(cls)
+        part_upload_request = _object_new(cls)
         part_upload_request.ordinal_number = ordinal_number
         part_upload_request.method = method
         part_upload_request.url = url
@@ -82,3 +82,6 @@ class PartUploadRequest:
 
 
 from ..models.part_upload_request_headers import PartUploadRequestHeaders
+
+_object_new = object.__new__
+_PartUploadRequestHeaders_from_dict = PartUploadRequestHeaders.from_dict

@@ -27,7 +27,7 @@ class PartUploadRequestHeaders:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        part_upload_request_headers = object.__new__(cls)
+        part_upload_request_headers = _object_new(cls)
 
         additional_properties = {}
         for prop_name, prop_dict in d.items():
@@ -53,3 +53,6 @@ class PartUploadRequestHeaders:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -47,9 +47,9 @@ class PeppolProvider:
 
         name = d.pop("name")
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
-        peppol_provider = object.__new__(cls)
+        peppol_provider = _object_new(cls)
         peppol_provider.id = id
         peppol_provider.name = name
         peppol_provider.date_created = date_created
@@ -72,3 +72,7 @@ class PeppolProvider:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -41,7 +41,7 @@ class PermissionsEuEntityDetails:
 
         address = d.pop("address")
 
-        permissions_eu_entity_details = object.__new__(cls)
+        permissions_eu_entity_details = _object_new(cls)
         permissions_eu_entity_details.full_name = full_name
         permissions_eu_entity_details.address = address
 
@@ -63,3 +63,6 @@ class PermissionsEuEntityDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

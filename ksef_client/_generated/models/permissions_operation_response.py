@@ -34,7 +34,7 @@ class PermissionsOperationResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        permissions_operation_response = object.__new__(cls)
+        permissions_operation_response = _object_new(cls)
         permissions_operation_response.reference_number = reference_number
 
         permissions_operation_response.additional_properties = d
@@ -55,3 +55,6 @@ class PermissionsOperationResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -31,9 +31,9 @@ class PermissionsOperationStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
-        permissions_operation_status_response = object.__new__(cls)
+        permissions_operation_status_response = _object_new(cls)
         permissions_operation_status_response.status = status
 
         permissions_operation_status_response.additional_properties = d
@@ -57,3 +57,6 @@ class PermissionsOperationStatusResponse:
 
 
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_StatusInfo_from_dict = StatusInfo.from_dict

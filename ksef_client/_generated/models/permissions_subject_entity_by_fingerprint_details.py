@@ -53,13 +53,13 @@ class PermissionsSubjectEntityByFingerprintDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectByFingerprintDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EntitySubjectByFingerprintDetailsType_from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 
         address: None | str | Unset = d.pop("address", UNSET)
 
-        permissions_subject_entity_by_fingerprint_details = object.__new__(cls)
+        permissions_subject_entity_by_fingerprint_details = _object_new(cls)
         permissions_subject_entity_by_fingerprint_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_fingerprint_details.full_name = full_name
         permissions_subject_entity_by_fingerprint_details.address = address
@@ -82,3 +82,7 @@ class PermissionsSubjectEntityByFingerprintDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntitySubjectByFingerprintDetailsType_from_value = EntitySubjectByFingerprintDetailsType.from_value

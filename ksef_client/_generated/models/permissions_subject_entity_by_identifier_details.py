@@ -42,11 +42,11 @@ class PermissionsSubjectEntityByIdentifierDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectByIdentifierDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 
-        permissions_subject_entity_by_identifier_details = object.__new__(cls)
+        permissions_subject_entity_by_identifier_details = _object_new(cls)
         permissions_subject_entity_by_identifier_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_identifier_details.full_name = full_name
 
@@ -68,3 +68,7 @@ class PermissionsSubjectEntityByIdentifierDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntitySubjectByIdentifierDetailsType_from_value = EntitySubjectByIdentifierDetailsType.from_value

@@ -54,13 +54,13 @@ class PermissionsSubjectEntityDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = EntitySubjectDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EntitySubjectDetailsType_from_value(d.pop("subjectDetailsType"))
 
         full_name = d.pop("fullName")
 
         address: None | str | Unset = d.pop("address", UNSET)
 
-        permissions_subject_entity_details = object.__new__(cls)
+        permissions_subject_entity_details = _object_new(cls)
         permissions_subject_entity_details.subject_details_type = subject_details_type
         permissions_subject_entity_details.full_name = full_name
         permissions_subject_entity_details.address = address
@@ -83,3 +83,7 @@ class PermissionsSubjectEntityDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_EntitySubjectDetailsType_from_value = EntitySubjectDetailsType.from_value

@@ -88,7 +88,7 @@ class PermissionsSubjectPersonByFingerprintDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = PersonSubjectByFingerprintDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _PersonSubjectByFingerprintDetailsType_from_value(d.pop("subjectDetailsType"))
 
         first_name = d.pop("firstName")
 
@@ -102,7 +102,7 @@ class PermissionsSubjectPersonByFingerprintDetails:
             try:
                 if not isinstance(_person_identifier, dict):
                     raise TypeError()
-                person_identifier_type_1 = PersonIdentifier.from_dict(_person_identifier)
+                person_identifier_type_1 = _PersonIdentifier_from_dict(_person_identifier)
 
                 person_identifier = person_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -116,7 +116,7 @@ class PermissionsSubjectPersonByFingerprintDetails:
             try:
                 if not isinstance(_birth_date, str):
                     raise TypeError()
-                birth_date_type_0 = datetime.date.fromisoformat(_birth_date)
+                birth_date_type_0 = _date_fromisoformat(_birth_date)
 
                 birth_date = birth_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -130,13 +130,13 @@ class PermissionsSubjectPersonByFingerprintDetails:
             try:
                 if not isinstance(_id_document, dict):
                     raise TypeError()
-                id_document_type_1 = IdDocument.from_dict(_id_document)
+                id_document_type_1 = _IdDocument_from_dict(_id_document)
 
                 id_document = id_document_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 id_document = cast(IdDocument | None | Unset, _id_document)
 
-        permissions_subject_person_by_fingerprint_details = object.__new__(cls)
+        permissions_subject_person_by_fingerprint_details = _object_new(cls)
         permissions_subject_person_by_fingerprint_details.subject_details_type = subject_details_type
         permissions_subject_person_by_fingerprint_details.first_name = first_name
         permissions_subject_person_by_fingerprint_details.last_name = last_name
@@ -166,3 +166,9 @@ class PermissionsSubjectPersonByFingerprintDetails:
 
 from ..models.id_document import IdDocument
 from ..models.person_identifier import PersonIdentifier
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat
+_IdDocument_from_dict = IdDocument.from_dict
+_PersonIdentifier_from_dict = PersonIdentifier.from_dict
+_PersonSubjectByFingerprintDetailsType_from_value = PersonSubjectByFingerprintDetailsType.from_value

@@ -90,7 +90,7 @@ class PermissionsSubjectPersonDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = PersonSubjectDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _PersonSubjectDetailsType_from_value(d.pop("subjectDetailsType"))
 
         first_name = d.pop("firstName")
 
@@ -104,7 +104,7 @@ class PermissionsSubjectPersonDetails:
             try:
                 if not isinstance(_person_identifier, dict):
                     raise TypeError()
-                person_identifier_type_1 = PersonIdentifier.from_dict(_person_identifier)
+                person_identifier_type_1 = _PersonIdentifier_from_dict(_person_identifier)
 
                 person_identifier = person_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -118,7 +118,7 @@ class PermissionsSubjectPersonDetails:
             try:
                 if not isinstance(_birth_date, str):
                     raise TypeError()
-                birth_date_type_0 = datetime.date.fromisoformat(_birth_date)
+                birth_date_type_0 = _date_fromisoformat(_birth_date)
 
                 birth_date = birth_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -132,13 +132,13 @@ class PermissionsSubjectPersonDetails:
             try:
                 if not isinstance(_id_document, dict):
                     raise TypeError()
-                id_document_type_1 = IdDocument.from_dict(_id_document)
+                id_document_type_1 = _IdDocument_from_dict(_id_document)
 
                 id_document = id_document_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 id_document = cast(IdDocument | None | Unset, _id_document)
 
-        permissions_subject_person_details = object.__new__(cls)
+        permissions_subject_person_details = _object_new(cls)
         permissions_subject_person_details.subject_details_type = subject_details_type
         permissions_subject_person_details.first_name = first_name
         permissions_subject_person_details.last_name = last_name
@@ -168,3 +168,9 @@ class PermissionsSubjectPersonDetails:
 
 from ..models.id_document import IdDocument
 from ..models.person_identifier import PersonIdentifier
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat
+_IdDocument_from_dict = IdDocument.from_dict
+_PersonIdentifier_from_dict = PersonIdentifier.from_dict
+_PersonSubjectDetailsType_from_value = PersonSubjectDetailsType.from_value

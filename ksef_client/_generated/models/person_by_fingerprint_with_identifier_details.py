@@ -45,9 +45,9 @@ class PersonByFingerprintWithIdentifierDetails:
 
         last_name = d.pop("lastName")
 
-        identifier = PersonIdentifier.from_dict(d.pop("identifier"))
+        identifier = _PersonIdentifier_from_dict(d.pop("identifier"))
 
-        person_by_fingerprint_with_identifier_details = object.__new__(cls)
+        person_by_fingerprint_with_identifier_details = _object_new(cls)
         person_by_fingerprint_with_identifier_details.first_name = first_name
         person_by_fingerprint_with_identifier_details.last_name = last_name
         person_by_fingerprint_with_identifier_details.identifier = identifier
@@ -73,3 +73,6 @@ class PersonByFingerprintWithIdentifierDetails:
 
 
 from ..models.person_identifier import PersonIdentifier
+
+_object_new = object.__new__
+_PersonIdentifier_from_dict = PersonIdentifier.from_dict

@@ -52,11 +52,11 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
         last_name = d.pop("lastName")
 
-        birth_date = datetime.date.fromisoformat(d.pop("birthDate"))
+        birth_date = _date_fromisoformat(d.pop("birthDate"))
 
-        id_document = IdDocument.from_dict(d.pop("idDocument"))
+        id_document = _IdDocument_from_dict(d.pop("idDocument"))
 
-        person_by_fingerprint_without_identifier_details = object.__new__(cls)
+        person_by_fingerprint_without_identifier_details = _object_new(cls)
         person_by_fingerprint_without_identifier_details.first_name = first_name
         person_by_fingerprint_without_identifier_details.last_name = last_name
         person_by_fingerprint_without_identifier_details.birth_date = birth_date
@@ -83,3 +83,7 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
 
 from ..models.id_document import IdDocument
+
+_object_new = object.__new__
+_date_fromisoformat = datetime.date.fromisoformat
+_IdDocument_from_dict = IdDocument.from_dict

@@ -84,13 +84,13 @@ class PersonCreateRequest:
             try:
                 if not isinstance(_created_date, str):
                     raise TypeError()
-                created_date_type_0 = datetime.datetime.fromisoformat(_created_date)
+                created_date_type_0 = _datetime_fromisoformat(_created_date)
 
                 created_date = created_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 created_date = cast(datetime.datetime | None | Unset, _created_date)
 
-        person_create_request = object.__new__(cls)
+        person_create_request = _object_new(cls)
         person_create_request.nip = nip
         person_create_request.pesel = pesel
         person_create_request.is_bailiff = is_bailiff
@@ -116,3 +116,7 @@ class PersonCreateRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

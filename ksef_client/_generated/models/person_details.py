@@ -41,7 +41,7 @@ class PersonDetails:
 
         last_name = d.pop("lastName")
 
-        person_details = object.__new__(cls)
+        person_details = _object_new(cls)
         person_details.first_name = first_name
         person_details.last_name = last_name
 
@@ -63,3 +63,6 @@ class PersonDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -39,11 +39,11 @@ class PersonIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        person_identifier = object.__new__(cls)
+        person_identifier = _object_new(cls)
         person_identifier.type_ = type_
         person_identifier.value = value
 
@@ -65,3 +65,7 @@ class PersonIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonIdentifierType_from_value = PersonIdentifierType.from_value

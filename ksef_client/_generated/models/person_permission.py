@@ -140,17 +140,17 @@ class PersonPermission:
         d = dict(src_dict)
         id = d.pop("id")
 
-        authorized_identifier = PersonPermissionsAuthorizedIdentifier.from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
 
-        author_identifier = PersonPermissionsAuthorIdentifier.from_dict(d.pop("authorIdentifier"))
+        author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(d.pop("authorIdentifier"))
 
-        permission_scope = PersonPermissionScope.from_value(d.pop("permissionScope"))
+        permission_scope = _PersonPermissionScope_from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        permission_state = PermissionState.from_value(d.pop("permissionState"))
+        permission_state = _PermissionState_from_value(d.pop("permissionState"))
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         can_delegate = d.pop("canDelegate")
 
@@ -162,7 +162,7 @@ class PersonPermission:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonPermissionsContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -176,7 +176,7 @@ class PersonPermission:
             try:
                 if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonPermissionsTargetIdentifier.from_dict(_target_identifier)
+                target_identifier_type_1 = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
 
                 target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -190,7 +190,7 @@ class PersonPermission:
             try:
                 if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(_subject_person_details)
+                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
 
                 subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -204,13 +204,13 @@ class PersonPermission:
             try:
                 if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityDetails.from_dict(_subject_entity_details)
+                subject_entity_details_type_1 = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
 
                 subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
 
-        person_permission = object.__new__(cls)
+        person_permission = _object_new(cls)
         person_permission.id = id
         person_permission.authorized_identifier = authorized_identifier
         person_permission.author_identifier = author_identifier
@@ -250,3 +250,14 @@ from ..models.person_permissions_author_identifier import PersonPermissionsAutho
 from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier
 from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier
 from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_PermissionsSubjectEntityDetails_from_dict = PermissionsSubjectEntityDetails.from_dict
+_PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
+_PermissionState_from_value = PermissionState.from_value
+_PersonPermissionsAuthorIdentifier_from_dict = PersonPermissionsAuthorIdentifier.from_dict
+_PersonPermissionsAuthorizedIdentifier_from_dict = PersonPermissionsAuthorizedIdentifier.from_dict
+_PersonPermissionsContextIdentifier_from_dict = PersonPermissionsContextIdentifier.from_dict
+_PersonPermissionScope_from_value = PersonPermissionScope.from_value
+_PersonPermissionsTargetIdentifier_from_dict = PersonPermissionsTargetIdentifier.from_dict

@@ -82,7 +82,7 @@ class PersonPermissionSubjectDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_details_type = PersonPermissionSubjectDetailsType.from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _PersonPermissionSubjectDetailsType_from_value(d.pop("subjectDetailsType"))
 
         _person_by_id = d.pop("personById", UNSET)
         person_by_id: None | PersonDetails | Unset
@@ -92,7 +92,7 @@ class PersonPermissionSubjectDetails:
             try:
                 if not isinstance(_person_by_id, dict):
                     raise TypeError()
-                person_by_id_type_1 = PersonDetails.from_dict(_person_by_id)
+                person_by_id_type_1 = _PersonDetails_from_dict(_person_by_id)
 
                 person_by_id = person_by_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -106,7 +106,7 @@ class PersonPermissionSubjectDetails:
             try:
                 if not isinstance(_person_by_fp_with_id, dict):
                     raise TypeError()
-                person_by_fp_with_id_type_1 = PersonByFingerprintWithIdentifierDetails.from_dict(_person_by_fp_with_id)
+                person_by_fp_with_id_type_1 = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
                 person_by_fp_with_id = person_by_fp_with_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -122,7 +122,7 @@ class PersonPermissionSubjectDetails:
             try:
                 if not isinstance(_person_by_fp_no_id, dict):
                     raise TypeError()
-                person_by_fp_no_id_type_1 = PersonByFingerprintWithoutIdentifierDetails.from_dict(_person_by_fp_no_id)
+                person_by_fp_no_id_type_1 = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
                 person_by_fp_no_id = person_by_fp_no_id_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -130,7 +130,7 @@ class PersonPermissionSubjectDetails:
                     None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
                 )
 
-        person_permission_subject_details = object.__new__(cls)
+        person_permission_subject_details = _object_new(cls)
         person_permission_subject_details.subject_details_type = subject_details_type
         person_permission_subject_details.person_by_id = person_by_id
         person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
@@ -159,3 +159,9 @@ class PersonPermissionSubjectDetails:
 from ..models.person_by_fingerprint_with_identifier_details import PersonByFingerprintWithIdentifierDetails
 from ..models.person_by_fingerprint_without_identifier_details import PersonByFingerprintWithoutIdentifierDetails
 from ..models.person_details import PersonDetails
+
+_object_new = object.__new__
+_PersonByFingerprintWithIdentifierDetails_from_dict = PersonByFingerprintWithIdentifierDetails.from_dict
+_PersonByFingerprintWithoutIdentifierDetails_from_dict = PersonByFingerprintWithoutIdentifierDetails.from_dict
+_PersonDetails_from_dict = PersonDetails.from_dict
+_PersonPermissionSubjectDetailsType_from_value = PersonPermissionSubjectDetailsType.from_value

@@ -55,11 +55,11 @@ class PersonPermissionsAuthorIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsAuthorIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonPermissionsAuthorIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        person_permissions_author_identifier = object.__new__(cls)
+        person_permissions_author_identifier = _object_new(cls)
         person_permissions_author_identifier.type_ = type_
         person_permissions_author_identifier.value = value
 
@@ -81,3 +81,7 @@ class PersonPermissionsAuthorIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonPermissionsAuthorIdentifierType_from_value = PersonPermissionsAuthorIdentifierType.from_value

@@ -46,11 +46,11 @@ class PersonPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsContextIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonPermissionsContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        person_permissions_context_identifier = object.__new__(cls)
+        person_permissions_context_identifier = _object_new(cls)
         person_permissions_context_identifier.type_ = type_
         person_permissions_context_identifier.value = value
 
@@ -72,3 +72,7 @@ class PersonPermissionsContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonPermissionsContextIdentifierType_from_value = PersonPermissionsContextIdentifierType.from_value

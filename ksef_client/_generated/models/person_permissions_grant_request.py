@@ -56,20 +56,20 @@ class PersonPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = PersonPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _PersonPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = PersonPermissionType.from_value(permissions_item_data)
+            permissions_item = _PersonPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
         description = d.pop("description")
 
-        subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _PersonPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
 
-        person_permissions_grant_request = object.__new__(cls)
+        person_permissions_grant_request = _object_new(cls)
         person_permissions_grant_request.subject_identifier = subject_identifier
         person_permissions_grant_request.permissions = permissions
         person_permissions_grant_request.description = description
@@ -97,3 +97,8 @@ class PersonPermissionsGrantRequest:
 
 from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
 from ..models.person_permissions_subject_identifier import PersonPermissionsSubjectIdentifier
+
+_object_new = object.__new__
+_PersonPermissionsSubjectIdentifier_from_dict = PersonPermissionsSubjectIdentifier.from_dict
+_PersonPermissionSubjectDetails_from_dict = PersonPermissionSubjectDetails.from_dict
+_PersonPermissionType_from_value = PersonPermissionType.from_value

@@ -136,7 +136,7 @@ class PersonPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        query_type = PersonPermissionsQueryType.from_value(d.pop("queryType"))
+        query_type = _PersonPermissionsQueryType_from_value(d.pop("queryType"))
 
         _author_identifier = d.pop("authorIdentifier", UNSET)
         author_identifier: None | PersonPermissionsAuthorIdentifier | Unset
@@ -146,7 +146,7 @@ class PersonPermissionsQueryRequest:
             try:
                 if not isinstance(_author_identifier, dict):
                     raise TypeError()
-                author_identifier_type_1 = PersonPermissionsAuthorIdentifier.from_dict(_author_identifier)
+                author_identifier_type_1 = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
 
                 author_identifier = author_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -160,7 +160,7 @@ class PersonPermissionsQueryRequest:
             try:
                 if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = PersonPermissionsAuthorizedIdentifier.from_dict(_authorized_identifier)
+                authorized_identifier_type_1 = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
 
                 authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -176,7 +176,7 @@ class PersonPermissionsQueryRequest:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonPermissionsContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -190,7 +190,7 @@ class PersonPermissionsQueryRequest:
             try:
                 if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonPermissionsTargetIdentifier.from_dict(_target_identifier)
+                target_identifier_type_1 = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
 
                 target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -207,7 +207,7 @@ class PersonPermissionsQueryRequest:
                 permission_types_type_0 = []
                 _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = PersonPermissionType.from_value(permission_types_type_0_item_data)
+                    permission_types_type_0_item = _PersonPermissionType_from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
@@ -223,13 +223,13 @@ class PersonPermissionsQueryRequest:
             try:
                 if not isinstance(_permission_state, str):
                     raise TypeError()
-                permission_state_type_1 = PermissionState.from_value(_permission_state)
+                permission_state_type_1 = _PermissionState_from_value(_permission_state)
 
                 permission_state = permission_state_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_state = cast(None | PermissionState | Unset, _permission_state)
 
-        person_permissions_query_request = object.__new__(cls)
+        person_permissions_query_request = _object_new(cls)
         person_permissions_query_request.query_type = query_type
         person_permissions_query_request.author_identifier = author_identifier
         person_permissions_query_request.authorized_identifier = authorized_identifier
@@ -262,3 +262,12 @@ from ..models.person_permissions_author_identifier import PersonPermissionsAutho
 from ..models.person_permissions_authorized_identifier import PersonPermissionsAuthorizedIdentifier
 from ..models.person_permissions_context_identifier import PersonPermissionsContextIdentifier
 from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier
+
+_object_new = object.__new__
+_PermissionState_from_value = PermissionState.from_value
+_PersonPermissionsAuthorIdentifier_from_dict = PersonPermissionsAuthorIdentifier.from_dict
+_PersonPermissionsAuthorizedIdentifier_from_dict = PersonPermissionsAuthorizedIdentifier.from_dict
+_PersonPermissionsContextIdentifier_from_dict = PersonPermissionsContextIdentifier.from_dict
+_PersonPermissionsQueryType_from_value = PersonPermissionsQueryType.from_value
+_PersonPermissionsTargetIdentifier_from_dict = PersonPermissionsTargetIdentifier.from_dict
+_PersonPermissionType_from_value = PersonPermissionType.from_value

@@ -47,11 +47,11 @@ class PersonPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        person_permissions_subject_identifier = object.__new__(cls)
+        person_permissions_subject_identifier = _object_new(cls)
         person_permissions_subject_identifier.type_ = type_
         person_permissions_subject_identifier.value = value
 
@@ -73,3 +73,7 @@ class PersonPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonPermissionsSubjectIdentifierType_from_value = PersonPermissionsSubjectIdentifierType.from_value

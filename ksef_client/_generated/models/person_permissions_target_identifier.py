@@ -54,11 +54,11 @@ class PersonPermissionsTargetIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonPermissionsTargetIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonPermissionsTargetIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        person_permissions_target_identifier = object.__new__(cls)
+        person_permissions_target_identifier = _object_new(cls)
         person_permissions_target_identifier.type_ = type_
         person_permissions_target_identifier.value = value
 
@@ -80,3 +80,7 @@ class PersonPermissionsTargetIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonPermissionsTargetIdentifierType_from_value = PersonPermissionsTargetIdentifierType.from_value

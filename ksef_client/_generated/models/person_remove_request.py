@@ -34,7 +34,7 @@ class PersonRemoveRequest:
         d = dict(src_dict)
         nip = d.pop("nip")
 
-        person_remove_request = object.__new__(cls)
+        person_remove_request = _object_new(cls)
         person_remove_request.nip = nip
 
         person_remove_request.additional_properties = d
@@ -55,3 +55,6 @@ class PersonRemoveRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -135,13 +135,13 @@ class PersonalPermission:
         d = dict(src_dict)
         id = d.pop("id")
 
-        permission_scope = PersonalPermissionScope.from_value(d.pop("permissionScope"))
+        permission_scope = _PersonalPermissionScope_from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        permission_state = PermissionState.from_value(d.pop("permissionState"))
+        permission_state = _PermissionState_from_value(d.pop("permissionState"))
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         can_delegate = d.pop("canDelegate")
 
@@ -153,7 +153,7 @@ class PersonalPermission:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -167,7 +167,9 @@ class PersonalPermission:
             try:
                 if not isinstance(_authorized_identifier, dict):
                     raise TypeError()
-                authorized_identifier_type_1 = PersonalPermissionsAuthorizedIdentifier.from_dict(_authorized_identifier)
+                authorized_identifier_type_1 = _PersonalPermissionsAuthorizedIdentifier_from_dict(
+                    _authorized_identifier
+                )
 
                 authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -183,7 +185,7 @@ class PersonalPermission:
             try:
                 if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(_target_identifier)
+                target_identifier_type_1 = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
 
                 target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -197,7 +199,7 @@ class PersonalPermission:
             try:
                 if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(_subject_person_details)
+                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
 
                 subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -211,13 +213,13 @@ class PersonalPermission:
             try:
                 if not isinstance(_subject_entity_details, dict):
                     raise TypeError()
-                subject_entity_details_type_1 = PermissionsSubjectEntityDetails.from_dict(_subject_entity_details)
+                subject_entity_details_type_1 = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
 
                 subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
 
-        personal_permission = object.__new__(cls)
+        personal_permission = _object_new(cls)
         personal_permission.id = id
         personal_permission.permission_scope = permission_scope
         personal_permission.description = description
@@ -255,3 +257,13 @@ from ..models.permissions_subject_person_details import PermissionsSubjectPerson
 from ..models.personal_permissions_authorized_identifier import PersonalPermissionsAuthorizedIdentifier
 from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
 from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_PermissionsSubjectEntityDetails_from_dict = PermissionsSubjectEntityDetails.from_dict
+_PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
+_PermissionState_from_value = PermissionState.from_value
+_PersonalPermissionsAuthorizedIdentifier_from_dict = PersonalPermissionsAuthorizedIdentifier.from_dict
+_PersonalPermissionsContextIdentifier_from_dict = PersonalPermissionsContextIdentifier.from_dict
+_PersonalPermissionScope_from_value = PersonalPermissionScope.from_value
+_PersonalPermissionsTargetIdentifier_from_dict = PersonalPermissionsTargetIdentifier.from_dict

@@ -45,11 +45,11 @@ class PersonalPermissionsAuthorizedIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonalPermissionsAuthorizedIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonalPermissionsAuthorizedIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        personal_permissions_authorized_identifier = object.__new__(cls)
+        personal_permissions_authorized_identifier = _object_new(cls)
         personal_permissions_authorized_identifier.type_ = type_
         personal_permissions_authorized_identifier.value = value
 
@@ -71,3 +71,7 @@ class PersonalPermissionsAuthorizedIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonalPermissionsAuthorizedIdentifierType_from_value = PersonalPermissionsAuthorizedIdentifierType.from_value

@@ -46,11 +46,11 @@ class PersonalPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonalPermissionsContextIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonalPermissionsContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        personal_permissions_context_identifier = object.__new__(cls)
+        personal_permissions_context_identifier = _object_new(cls)
         personal_permissions_context_identifier.type_ = type_
         personal_permissions_context_identifier.value = value
 
@@ -72,3 +72,7 @@ class PersonalPermissionsContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonalPermissionsContextIdentifierType_from_value = PersonalPermissionsContextIdentifierType.from_value

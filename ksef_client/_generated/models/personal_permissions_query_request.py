@@ -102,7 +102,7 @@ class PersonalPermissionsQueryRequest:
             try:
                 if not isinstance(_context_identifier, dict):
                     raise TypeError()
-                context_identifier_type_1 = PersonalPermissionsContextIdentifier.from_dict(_context_identifier)
+                context_identifier_type_1 = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
 
                 context_identifier = context_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -116,7 +116,7 @@ class PersonalPermissionsQueryRequest:
             try:
                 if not isinstance(_target_identifier, dict):
                     raise TypeError()
-                target_identifier_type_1 = PersonalPermissionsTargetIdentifier.from_dict(_target_identifier)
+                target_identifier_type_1 = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
 
                 target_identifier = target_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -133,7 +133,7 @@ class PersonalPermissionsQueryRequest:
                 permission_types_type_0 = []
                 _permission_types_type_0 = _permission_types
                 for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = PersonalPermissionType.from_value(permission_types_type_0_item_data)
+                    permission_types_type_0_item = _PersonalPermissionType_from_value(permission_types_type_0_item_data)
 
                     permission_types_type_0.append(permission_types_type_0_item)
 
@@ -149,13 +149,13 @@ class PersonalPermissionsQueryRequest:
             try:
                 if not isinstance(_permission_state, str):
                     raise TypeError()
-                permission_state_type_1 = PermissionState.from_value(_permission_state)
+                permission_state_type_1 = _PermissionState_from_value(_permission_state)
 
                 permission_state = permission_state_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_state = cast(None | PermissionState | Unset, _permission_state)
 
-        personal_permissions_query_request = object.__new__(cls)
+        personal_permissions_query_request = _object_new(cls)
         personal_permissions_query_request.context_identifier = context_identifier
         personal_permissions_query_request.target_identifier = target_identifier
         personal_permissions_query_request.permission_types = permission_types
@@ -183,3 +183,9 @@ class PersonalPermissionsQueryRequest:
 
 from ..models.personal_permissions_context_identifier import PersonalPermissionsContextIdentifier
 from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier
+
+_object_new = object.__new__
+_PermissionState_from_value = PermissionState.from_value
+_PersonalPermissionsContextIdentifier_from_dict = PersonalPermissionsContextIdentifier.from_dict
+_PersonalPermissionsTargetIdentifier_from_dict = PersonalPermissionsTargetIdentifier.from_dict
+_PersonalPermissionType_from_value = PersonalPermissionType.from_value

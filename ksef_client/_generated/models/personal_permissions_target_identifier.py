@@ -55,11 +55,11 @@ class PersonalPermissionsTargetIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = PersonalPermissionsTargetIdentifierType.from_value(d.pop("type"))
+        type_ = _PersonalPermissionsTargetIdentifierType_from_value(d.pop("type"))
 
         value: None | str | Unset = d.pop("value", UNSET)
 
-        personal_permissions_target_identifier = object.__new__(cls)
+        personal_permissions_target_identifier = _object_new(cls)
         personal_permissions_target_identifier.type_ = type_
         personal_permissions_target_identifier.value = value
 
@@ -81,3 +81,7 @@ class PersonalPermissionsTargetIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_PersonalPermissionsTargetIdentifierType_from_value = PersonalPermissionsTargetIdentifierType.from_value

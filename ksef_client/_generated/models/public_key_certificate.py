@@ -76,18 +76,18 @@ class PublicKeyCertificate:
 
         public_key_id = d.pop("publicKeyId")
 
-        valid_from = datetime.datetime.fromisoformat(d.pop("validFrom"))
+        valid_from = _datetime_fromisoformat(d.pop("validFrom"))
 
-        valid_to = datetime.datetime.fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(d.pop("validTo"))
 
         usage = []
         _usage = d.pop("usage")
         for usage_item_data in _usage:
-            usage_item = PublicKeyCertificateUsage.from_value(usage_item_data)
+            usage_item = _PublicKeyCertificateUsage_from_value(usage_item_data)
 
             usage.append(usage_item)
 
-        public_key_certificate = object.__new__(cls)
+        public_key_certificate = _object_new(cls)
         public_key_certificate.certificate = certificate
         public_key_certificate.certificate_id = certificate_id
         public_key_certificate.public_key_id = public_key_id
@@ -113,3 +113,8 @@ class PublicKeyCertificate:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_PublicKeyCertificateUsage_from_value = PublicKeyCertificateUsage.from_value

@@ -115,7 +115,7 @@ class QueryCertificatesRequest:
             try:
                 if not isinstance(_type_, str):
                     raise TypeError()
-                type_type_1 = KsefCertificateType.from_value(_type_)
+                type_type_1 = _KsefCertificateType_from_value(_type_)
 
                 type_ = type_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -129,7 +129,7 @@ class QueryCertificatesRequest:
             try:
                 if not isinstance(_status, str):
                     raise TypeError()
-                status_type_1 = CertificateListItemStatus.from_value(_status)
+                status_type_1 = _CertificateListItemStatus_from_value(_status)
 
                 status = status_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -143,13 +143,13 @@ class QueryCertificatesRequest:
             try:
                 if not isinstance(_expires_after, str):
                     raise TypeError()
-                expires_after_type_0 = datetime.datetime.fromisoformat(_expires_after)
+                expires_after_type_0 = _datetime_fromisoformat(_expires_after)
 
                 expires_after = expires_after_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 expires_after = cast(datetime.datetime | None | Unset, _expires_after)
 
-        query_certificates_request = object.__new__(cls)
+        query_certificates_request = _object_new(cls)
         query_certificates_request.certificate_serial_number = certificate_serial_number
         query_certificates_request.name = name
         query_certificates_request.type_ = type_
@@ -174,3 +174,9 @@ class QueryCertificatesRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_CertificateListItemStatus_from_value = CertificateListItemStatus.from_value
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_KsefCertificateType_from_value = KsefCertificateType.from_value

@@ -43,13 +43,13 @@ class QueryCertificatesResponse:
         certificates = []
         _certificates = d.pop("certificates")
         for certificates_item_data in _certificates:
-            certificates_item = CertificateListItem.from_dict(certificates_item_data)
+            certificates_item = _CertificateListItem_from_dict(certificates_item_data)
 
             certificates.append(certificates_item)
 
         has_more = d.pop("hasMore")
 
-        query_certificates_response = object.__new__(cls)
+        query_certificates_response = _object_new(cls)
         query_certificates_response.certificates = certificates
         query_certificates_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryCertificatesResponse:
 
 
 from ..models.certificate_list_item import CertificateListItem
+
+_object_new = object.__new__
+_CertificateListItem_from_dict = CertificateListItem.from_dict

@@ -43,13 +43,13 @@ class QueryEntityAuthorizationPermissionsResponse:
         authorization_grants = []
         _authorization_grants = d.pop("authorizationGrants")
         for authorization_grants_item_data in _authorization_grants:
-            authorization_grants_item = EntityAuthorizationGrant.from_dict(authorization_grants_item_data)
+            authorization_grants_item = _EntityAuthorizationGrant_from_dict(authorization_grants_item_data)
 
             authorization_grants.append(authorization_grants_item)
 
         has_more = d.pop("hasMore")
 
-        query_entity_authorization_permissions_response = object.__new__(cls)
+        query_entity_authorization_permissions_response = _object_new(cls)
         query_entity_authorization_permissions_response.authorization_grants = authorization_grants
         query_entity_authorization_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryEntityAuthorizationPermissionsResponse:
 
 
 from ..models.entity_authorization_grant import EntityAuthorizationGrant
+
+_object_new = object.__new__
+_EntityAuthorizationGrant_from_dict = EntityAuthorizationGrant.from_dict

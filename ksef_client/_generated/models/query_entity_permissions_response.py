@@ -43,13 +43,13 @@ class QueryEntityPermissionsResponse:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = EntityPermissionItem.from_dict(permissions_item_data)
+            permissions_item = _EntityPermissionItem_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         has_more = d.pop("hasMore")
 
-        query_entity_permissions_response = object.__new__(cls)
+        query_entity_permissions_response = _object_new(cls)
         query_entity_permissions_response.permissions = permissions
         query_entity_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryEntityPermissionsResponse:
 
 
 from ..models.entity_permission_item import EntityPermissionItem
+
+_object_new = object.__new__
+_EntityPermissionItem_from_dict = EntityPermissionItem.from_dict

@@ -43,13 +43,13 @@ class QueryEntityRolesResponse:
         roles = []
         _roles = d.pop("roles")
         for roles_item_data in _roles:
-            roles_item = EntityRole.from_dict(roles_item_data)
+            roles_item = _EntityRole_from_dict(roles_item_data)
 
             roles.append(roles_item)
 
         has_more = d.pop("hasMore")
 
-        query_entity_roles_response = object.__new__(cls)
+        query_entity_roles_response = _object_new(cls)
         query_entity_roles_response.roles = roles
         query_entity_roles_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryEntityRolesResponse:
 
 
 from ..models.entity_role import EntityRole
+
+_object_new = object.__new__
+_EntityRole_from_dict = EntityRole.from_dict

@@ -43,13 +43,13 @@ class QueryEuEntityPermissionsResponse:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = EuEntityPermission.from_dict(permissions_item_data)
+            permissions_item = _EuEntityPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         has_more = d.pop("hasMore")
 
-        query_eu_entity_permissions_response = object.__new__(cls)
+        query_eu_entity_permissions_response = _object_new(cls)
         query_eu_entity_permissions_response.permissions = permissions
         query_eu_entity_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryEuEntityPermissionsResponse:
 
 
 from ..models.eu_entity_permission import EuEntityPermission
+
+_object_new = object.__new__
+_EuEntityPermission_from_dict = EuEntityPermission.from_dict

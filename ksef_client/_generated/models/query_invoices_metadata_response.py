@@ -79,7 +79,7 @@ class QueryInvoicesMetadataResponse:
         invoices = []
         _invoices = d.pop("invoices")
         for invoices_item_data in _invoices:
-            invoices_item = InvoiceMetadata.from_dict(invoices_item_data)
+            invoices_item = _InvoiceMetadata_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
@@ -91,13 +91,13 @@ class QueryInvoicesMetadataResponse:
             try:
                 if not isinstance(_permanent_storage_hwm_date, str):
                     raise TypeError()
-                permanent_storage_hwm_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_hwm_date)
+                permanent_storage_hwm_date_type_0 = _datetime_fromisoformat(_permanent_storage_hwm_date)
 
                 permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
 
-        query_invoices_metadata_response = object.__new__(cls)
+        query_invoices_metadata_response = _object_new(cls)
         query_invoices_metadata_response.has_more = has_more
         query_invoices_metadata_response.is_truncated = is_truncated
         query_invoices_metadata_response.invoices = invoices
@@ -124,3 +124,7 @@ class QueryInvoicesMetadataResponse:
 
 
 from ..models.invoice_metadata import InvoiceMetadata
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_InvoiceMetadata_from_dict = InvoiceMetadata.from_dict

@@ -43,13 +43,13 @@ class QueryPeppolProvidersResponse:
         peppol_providers = []
         _peppol_providers = d.pop("peppolProviders")
         for peppol_providers_item_data in _peppol_providers:
-            peppol_providers_item = PeppolProvider.from_dict(peppol_providers_item_data)
+            peppol_providers_item = _PeppolProvider_from_dict(peppol_providers_item_data)
 
             peppol_providers.append(peppol_providers_item)
 
         has_more = d.pop("hasMore")
 
-        query_peppol_providers_response = object.__new__(cls)
+        query_peppol_providers_response = _object_new(cls)
         query_peppol_providers_response.peppol_providers = peppol_providers
         query_peppol_providers_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryPeppolProvidersResponse:
 
 
 from ..models.peppol_provider import PeppolProvider
+
+_object_new = object.__new__
+_PeppolProvider_from_dict = PeppolProvider.from_dict

@@ -43,13 +43,13 @@ class QueryPersonPermissionsResponse:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = PersonPermission.from_dict(permissions_item_data)
+            permissions_item = _PersonPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         has_more = d.pop("hasMore")
 
-        query_person_permissions_response = object.__new__(cls)
+        query_person_permissions_response = _object_new(cls)
         query_person_permissions_response.permissions = permissions
         query_person_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryPersonPermissionsResponse:
 
 
 from ..models.person_permission import PersonPermission
+
+_object_new = object.__new__
+_PersonPermission_from_dict = PersonPermission.from_dict

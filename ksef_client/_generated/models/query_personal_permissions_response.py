@@ -43,13 +43,13 @@ class QueryPersonalPermissionsResponse:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = PersonalPermission.from_dict(permissions_item_data)
+            permissions_item = _PersonalPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         has_more = d.pop("hasMore")
 
-        query_personal_permissions_response = object.__new__(cls)
+        query_personal_permissions_response = _object_new(cls)
         query_personal_permissions_response.permissions = permissions
         query_personal_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QueryPersonalPermissionsResponse:
 
 
 from ..models.personal_permission import PersonalPermission
+
+_object_new = object.__new__
+_PersonalPermission_from_dict = PersonalPermission.from_dict

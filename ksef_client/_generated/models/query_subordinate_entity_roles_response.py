@@ -43,13 +43,13 @@ class QuerySubordinateEntityRolesResponse:
         roles = []
         _roles = d.pop("roles")
         for roles_item_data in _roles:
-            roles_item = SubordinateEntityRole.from_dict(roles_item_data)
+            roles_item = _SubordinateEntityRole_from_dict(roles_item_data)
 
             roles.append(roles_item)
 
         has_more = d.pop("hasMore")
 
-        query_subordinate_entity_roles_response = object.__new__(cls)
+        query_subordinate_entity_roles_response = _object_new(cls)
         query_subordinate_entity_roles_response.roles = roles
         query_subordinate_entity_roles_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QuerySubordinateEntityRolesResponse:
 
 
 from ..models.subordinate_entity_role import SubordinateEntityRole
+
+_object_new = object.__new__
+_SubordinateEntityRole_from_dict = SubordinateEntityRole.from_dict

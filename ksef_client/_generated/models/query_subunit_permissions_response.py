@@ -43,13 +43,13 @@ class QuerySubunitPermissionsResponse:
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = SubunitPermission.from_dict(permissions_item_data)
+            permissions_item = _SubunitPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
         has_more = d.pop("hasMore")
 
-        query_subunit_permissions_response = object.__new__(cls)
+        query_subunit_permissions_response = _object_new(cls)
         query_subunit_permissions_response.permissions = permissions
         query_subunit_permissions_response.has_more = has_more
 
@@ -74,3 +74,6 @@ class QuerySubunitPermissionsResponse:
 
 
 from ..models.subunit_permission import SubunitPermission
+
+_object_new = object.__new__
+_SubunitPermission_from_dict = SubunitPermission.from_dict

@@ -50,13 +50,13 @@ class QueryTokensResponse:
         tokens = []
         _tokens = d.pop("tokens")
         for tokens_item_data in _tokens:
-            tokens_item = QueryTokensResponseItem.from_dict(tokens_item_data)
+            tokens_item = _QueryTokensResponseItem_from_dict(tokens_item_data)
 
             tokens.append(tokens_item)
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        query_tokens_response = object.__new__(cls)
+        query_tokens_response = _object_new(cls)
         query_tokens_response.tokens = tokens
         query_tokens_response.continuation_token = continuation_token
 
@@ -81,3 +81,6 @@ class QueryTokensResponse:
 
 
 from ..models.query_tokens_response_item import QueryTokensResponseItem
+
+_object_new = object.__new__
+_QueryTokensResponseItem_from_dict = QueryTokensResponseItem.from_dict

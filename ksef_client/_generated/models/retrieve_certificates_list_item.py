@@ -60,9 +60,9 @@ class RetrieveCertificatesListItem:
 
         certificate_serial_number = d.pop("certificateSerialNumber")
 
-        certificate_type = KsefCertificateType.from_value(d.pop("certificateType"))
+        certificate_type = _KsefCertificateType_from_value(d.pop("certificateType"))
 
-        retrieve_certificates_list_item = object.__new__(cls)
+        retrieve_certificates_list_item = _object_new(cls)
         retrieve_certificates_list_item.certificate = certificate
         retrieve_certificates_list_item.certificate_name = certificate_name
         retrieve_certificates_list_item.certificate_serial_number = certificate_serial_number
@@ -86,3 +86,7 @@ class RetrieveCertificatesListItem:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_KsefCertificateType_from_value = KsefCertificateType.from_value

@@ -34,7 +34,7 @@ class RetrieveCertificatesRequest:
         d = dict(src_dict)
         certificate_serial_numbers = cast(list[str], d.pop("certificateSerialNumbers"))
 
-        retrieve_certificates_request = object.__new__(cls)
+        retrieve_certificates_request = _object_new(cls)
         retrieve_certificates_request.certificate_serial_numbers = certificate_serial_numbers
 
         retrieve_certificates_request.additional_properties = d
@@ -55,3 +55,6 @@ class RetrieveCertificatesRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -38,11 +38,11 @@ class RetrieveCertificatesResponse:
         certificates = []
         _certificates = d.pop("certificates")
         for certificates_item_data in _certificates:
-            certificates_item = RetrieveCertificatesListItem.from_dict(certificates_item_data)
+            certificates_item = _RetrieveCertificatesListItem_from_dict(certificates_item_data)
 
             certificates.append(certificates_item)
 
-        retrieve_certificates_response = object.__new__(cls)
+        retrieve_certificates_response = _object_new(cls)
         retrieve_certificates_response.certificates = certificates
 
         retrieve_certificates_response.additional_properties = d
@@ -66,3 +66,6 @@ class RetrieveCertificatesResponse:
 
 
 from ..models.retrieve_certificates_list_item import RetrieveCertificatesListItem
+
+_object_new = object.__new__
+_RetrieveCertificatesListItem_from_dict = RetrieveCertificatesListItem.from_dict

@@ -53,13 +53,13 @@ class RevokeCertificateRequest:
             try:
                 if not isinstance(_revocation_reason, str):
                     raise TypeError()
-                revocation_reason_type_1 = CertificateRevocationReason.from_value(_revocation_reason)
+                revocation_reason_type_1 = _CertificateRevocationReason_from_value(_revocation_reason)
 
                 revocation_reason = revocation_reason_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 revocation_reason = cast(CertificateRevocationReason | None | Unset, _revocation_reason)
 
-        revoke_certificate_request = object.__new__(cls)
+        revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason
 
         revoke_certificate_request.additional_properties = d
@@ -80,3 +80,7 @@ class RevokeCertificateRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_CertificateRevocationReason_from_value = CertificateRevocationReason.from_value

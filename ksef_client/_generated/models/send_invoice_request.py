@@ -87,7 +87,7 @@ class SendInvoiceRequest:
 
         hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
 
-        send_invoice_request = object.__new__(cls)
+        send_invoice_request = _object_new(cls)
         send_invoice_request.invoice_hash = invoice_hash
         send_invoice_request.invoice_size = invoice_size
         send_invoice_request.encrypted_invoice_hash = encrypted_invoice_hash
@@ -114,3 +114,6 @@ class SendInvoiceRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

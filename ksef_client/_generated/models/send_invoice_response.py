@@ -34,7 +34,7 @@ class SendInvoiceResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        send_invoice_response = object.__new__(cls)
+        send_invoice_response = _object_new(cls)
         send_invoice_response.reference_number = reference_number
 
         send_invoice_response.additional_properties = d
@@ -55,3 +55,6 @@ class SendInvoiceResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

@@ -156,9 +156,9 @@ class SessionInvoiceStatusResponse:
 
         invoice_hash = d.pop("invoiceHash")
 
-        invoicing_date = datetime.datetime.fromisoformat(d.pop("invoicingDate"))
+        invoicing_date = _datetime_fromisoformat(d.pop("invoicingDate"))
 
-        status = InvoiceStatusInfo.from_dict(d.pop("status"))
+        status = _InvoiceStatusInfo_from_dict(d.pop("status"))
 
         invoice_number: None | str | Unset = d.pop("invoiceNumber", UNSET)
 
@@ -174,7 +174,7 @@ class SessionInvoiceStatusResponse:
             try:
                 if not isinstance(_acquisition_date, str):
                     raise TypeError()
-                acquisition_date_type_0 = datetime.datetime.fromisoformat(_acquisition_date)
+                acquisition_date_type_0 = _datetime_fromisoformat(_acquisition_date)
 
                 acquisition_date = acquisition_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -188,7 +188,7 @@ class SessionInvoiceStatusResponse:
             try:
                 if not isinstance(_permanent_storage_date, str):
                     raise TypeError()
-                permanent_storage_date_type_0 = datetime.datetime.fromisoformat(_permanent_storage_date)
+                permanent_storage_date_type_0 = _datetime_fromisoformat(_permanent_storage_date)
 
                 permanent_storage_date = permanent_storage_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -204,9 +204,7 @@ class SessionInvoiceStatusResponse:
             try:
                 if not isinstance(_upo_download_url_expiration_date, str):
                     raise TypeError()
-                upo_download_url_expiration_date_type_0 = datetime.datetime.fromisoformat(
-                    _upo_download_url_expiration_date
-                )
+                upo_download_url_expiration_date_type_0 = _datetime_fromisoformat(_upo_download_url_expiration_date)
 
                 upo_download_url_expiration_date = upo_download_url_expiration_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -222,13 +220,13 @@ class SessionInvoiceStatusResponse:
             try:
                 if not isinstance(_invoicing_mode, str):
                     raise TypeError()
-                invoicing_mode_type_1 = InvoicingMode.from_value(_invoicing_mode)
+                invoicing_mode_type_1 = _InvoicingMode_from_value(_invoicing_mode)
 
                 invoicing_mode = invoicing_mode_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
 
-        session_invoice_status_response = object.__new__(cls)
+        session_invoice_status_response = _object_new(cls)
         session_invoice_status_response.ordinal_number = ordinal_number
         session_invoice_status_response.reference_number = reference_number
         session_invoice_status_response.invoice_hash = invoice_hash
@@ -264,3 +262,8 @@ class SessionInvoiceStatusResponse:
 
 
 from ..models.invoice_status_info import InvoiceStatusInfo
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_InvoiceStatusInfo_from_dict = InvoiceStatusInfo.from_dict
+_InvoicingMode_from_value = InvoicingMode.from_value

@@ -50,13 +50,13 @@ class SessionInvoicesResponse:
         invoices = []
         _invoices = d.pop("invoices")
         for invoices_item_data in _invoices:
-            invoices_item = SessionInvoiceStatusResponse.from_dict(invoices_item_data)
+            invoices_item = _SessionInvoiceStatusResponse_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        session_invoices_response = object.__new__(cls)
+        session_invoices_response = _object_new(cls)
         session_invoices_response.invoices = invoices
         session_invoices_response.continuation_token = continuation_token
 
@@ -81,3 +81,6 @@ class SessionInvoicesResponse:
 
 
 from ..models.session_invoice_status_response import SessionInvoiceStatusResponse
+
+_object_new = object.__new__
+_SessionInvoiceStatusResponse_from_dict = SessionInvoiceStatusResponse.from_dict

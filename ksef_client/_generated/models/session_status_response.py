@@ -98,11 +98,11 @@ class SessionStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
-        date_updated = datetime.datetime.fromisoformat(d.pop("dateUpdated"))
+        date_updated = _datetime_fromisoformat(d.pop("dateUpdated"))
 
         _valid_until = d.pop("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset
@@ -112,7 +112,7 @@ class SessionStatusResponse:
             try:
                 if not isinstance(_valid_until, str):
                     raise TypeError()
-                valid_until_type_0 = datetime.datetime.fromisoformat(_valid_until)
+                valid_until_type_0 = _datetime_fromisoformat(_valid_until)
 
                 valid_until = valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -126,7 +126,7 @@ class SessionStatusResponse:
             try:
                 if not isinstance(_upo, dict):
                     raise TypeError()
-                upo_type_1 = UpoResponse.from_dict(_upo)
+                upo_type_1 = _UpoResponse_from_dict(_upo)
 
                 upo = upo_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -138,7 +138,7 @@ class SessionStatusResponse:
 
         failed_invoice_count: int | None | Unset = d.pop("failedInvoiceCount", UNSET)
 
-        session_status_response = object.__new__(cls)
+        session_status_response = _object_new(cls)
         session_status_response.status = status
         session_status_response.date_created = date_created
         session_status_response.date_updated = date_updated
@@ -170,3 +170,8 @@ class SessionStatusResponse:
 
 from ..models.status_info import StatusInfo
 from ..models.upo_response import UpoResponse
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_StatusInfo_from_dict = StatusInfo.from_dict
+_UpoResponse_from_dict = UpoResponse.from_dict

@@ -50,13 +50,13 @@ class SessionsQueryResponse:
         sessions = []
         _sessions = d.pop("sessions")
         for sessions_item_data in _sessions:
-            sessions_item = SessionsQueryResponseItem.from_dict(sessions_item_data)
+            sessions_item = _SessionsQueryResponseItem_from_dict(sessions_item_data)
 
             sessions.append(sessions_item)
 
         continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
 
-        sessions_query_response = object.__new__(cls)
+        sessions_query_response = _object_new(cls)
         sessions_query_response.sessions = sessions
         sessions_query_response.continuation_token = continuation_token
 
@@ -81,3 +81,6 @@ class SessionsQueryResponse:
 
 
 from ..models.sessions_query_response_item import SessionsQueryResponseItem
+
+_object_new = object.__new__
+_SessionsQueryResponseItem_from_dict = SessionsQueryResponseItem.from_dict

@@ -78,11 +78,11 @@ class SessionsQueryResponseItem:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        status = StatusInfo.from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(d.pop("status"))
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
-        date_updated = datetime.datetime.fromisoformat(d.pop("dateUpdated"))
+        date_updated = _datetime_fromisoformat(d.pop("dateUpdated"))
 
         total_invoice_count = d.pop("totalInvoiceCount")
 
@@ -98,13 +98,13 @@ class SessionsQueryResponseItem:
             try:
                 if not isinstance(_valid_until, str):
                     raise TypeError()
-                valid_until_type_0 = datetime.datetime.fromisoformat(_valid_until)
+                valid_until_type_0 = _datetime_fromisoformat(_valid_until)
 
                 valid_until = valid_until_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 valid_until = cast(datetime.datetime | None | Unset, _valid_until)
 
-        sessions_query_response_item = object.__new__(cls)
+        sessions_query_response_item = _object_new(cls)
         sessions_query_response_item.reference_number = reference_number
         sessions_query_response_item.status = status
         sessions_query_response_item.date_created = date_created
@@ -135,3 +135,7 @@ class SessionsQueryResponseItem:
 
 
 from ..models.status_info import StatusInfo
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_StatusInfo_from_dict = StatusInfo.from_dict

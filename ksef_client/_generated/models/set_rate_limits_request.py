@@ -31,9 +31,9 @@ class SetRateLimitsRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        rate_limits = ApiRateLimitsOverride.from_dict(d.pop("rateLimits"))
+        rate_limits = _ApiRateLimitsOverride_from_dict(d.pop("rateLimits"))
 
-        set_rate_limits_request = object.__new__(cls)
+        set_rate_limits_request = _object_new(cls)
         set_rate_limits_request.rate_limits = rate_limits
 
         set_rate_limits_request.additional_properties = d
@@ -57,3 +57,6 @@ class SetRateLimitsRequest:
 
 
 from ..models.api_rate_limits_override import ApiRateLimitsOverride
+
+_object_new = object.__new__
+_ApiRateLimitsOverride_from_dict = ApiRateLimitsOverride.from_dict

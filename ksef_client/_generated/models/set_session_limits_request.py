@@ -35,11 +35,11 @@ class SetSessionLimitsRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        online_session = OnlineSessionContextLimitsOverride.from_dict(d.pop("onlineSession"))
+        online_session = _OnlineSessionContextLimitsOverride_from_dict(d.pop("onlineSession"))
 
-        batch_session = BatchSessionContextLimitsOverride.from_dict(d.pop("batchSession"))
+        batch_session = _BatchSessionContextLimitsOverride_from_dict(d.pop("batchSession"))
 
-        set_session_limits_request = object.__new__(cls)
+        set_session_limits_request = _object_new(cls)
         set_session_limits_request.online_session = online_session
         set_session_limits_request.batch_session = batch_session
 
@@ -65,3 +65,7 @@ class SetSessionLimitsRequest:
 
 from ..models.batch_session_context_limits_override import BatchSessionContextLimitsOverride
 from ..models.online_session_context_limits_override import OnlineSessionContextLimitsOverride
+
+_object_new = object.__new__
+_BatchSessionContextLimitsOverride_from_dict = BatchSessionContextLimitsOverride.from_dict
+_OnlineSessionContextLimitsOverride_from_dict = OnlineSessionContextLimitsOverride.from_dict

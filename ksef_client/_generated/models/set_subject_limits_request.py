@@ -61,7 +61,7 @@ class SetSubjectLimitsRequest:
         if isinstance(_subject_identifier_type, Unset):
             subject_identifier_type = UNSET
         else:
-            subject_identifier_type = SubjectIdentifierType.from_value(_subject_identifier_type)
+            subject_identifier_type = _SubjectIdentifierType_from_value(_subject_identifier_type)
 
         _enrollment = d.pop("enrollment", UNSET)
         enrollment: EnrollmentSubjectLimitsOverride | None | Unset
@@ -71,7 +71,7 @@ class SetSubjectLimitsRequest:
             try:
                 if not isinstance(_enrollment, dict):
                     raise TypeError()
-                enrollment_type_1 = EnrollmentSubjectLimitsOverride.from_dict(_enrollment)
+                enrollment_type_1 = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
 
                 enrollment = enrollment_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -85,13 +85,13 @@ class SetSubjectLimitsRequest:
             try:
                 if not isinstance(_certificate, dict):
                     raise TypeError()
-                certificate_type_1 = CertificateSubjectLimitsOverride.from_dict(_certificate)
+                certificate_type_1 = _CertificateSubjectLimitsOverride_from_dict(_certificate)
 
                 certificate = certificate_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 certificate = cast(CertificateSubjectLimitsOverride | None | Unset, _certificate)
 
-        set_subject_limits_request = object.__new__(cls)
+        set_subject_limits_request = _object_new(cls)
         set_subject_limits_request.subject_identifier_type = subject_identifier_type
         set_subject_limits_request.enrollment = enrollment
         set_subject_limits_request.certificate = certificate
@@ -118,3 +118,8 @@ class SetSubjectLimitsRequest:
 
 from ..models.certificate_subject_limits_override import CertificateSubjectLimitsOverride
 from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsOverride
+
+_object_new = object.__new__
+_CertificateSubjectLimitsOverride_from_dict = CertificateSubjectLimitsOverride.from_dict
+_EnrollmentSubjectLimitsOverride_from_dict = EnrollmentSubjectLimitsOverride.from_dict
+_SubjectIdentifierType_from_value = SubjectIdentifierType.from_value

@@ -70,7 +70,7 @@ class StatusInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        status_info = object.__new__(cls)
+        status_info = _object_new(cls)
         status_info.code = code
         status_info.description = description
         status_info.details = details
@@ -93,3 +93,6 @@ class StatusInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

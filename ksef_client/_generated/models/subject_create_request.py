@@ -74,7 +74,7 @@ class SubjectCreateRequest:
         d = dict(src_dict)
         subject_nip = d.pop("subjectNip")
 
-        subject_type = SubjectType.from_value(d.pop("subjectType"))
+        subject_type = _SubjectType_from_value(d.pop("subjectType"))
 
         description = d.pop("description")
 
@@ -89,7 +89,7 @@ class SubjectCreateRequest:
                 subunits_type_0 = []
                 _subunits_type_0 = _subunits
                 for subunits_type_0_item_data in _subunits_type_0:
-                    subunits_type_0_item = Subunit.from_dict(subunits_type_0_item_data)
+                    subunits_type_0_item = _Subunit_from_dict(subunits_type_0_item_data)
 
                     subunits_type_0.append(subunits_type_0_item)
 
@@ -105,13 +105,13 @@ class SubjectCreateRequest:
             try:
                 if not isinstance(_created_date, str):
                     raise TypeError()
-                created_date_type_0 = datetime.datetime.fromisoformat(_created_date)
+                created_date_type_0 = _datetime_fromisoformat(_created_date)
 
                 created_date = created_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 created_date = cast(datetime.datetime | None | Unset, _created_date)
 
-        subject_create_request = object.__new__(cls)
+        subject_create_request = _object_new(cls)
         subject_create_request.subject_nip = subject_nip
         subject_create_request.subject_type = subject_type
         subject_create_request.description = description
@@ -139,3 +139,8 @@ class SubjectCreateRequest:
 
 
 from ..models.subunit import Subunit
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_SubjectType_from_value = SubjectType.from_value
+_Subunit_from_dict = Subunit.from_dict

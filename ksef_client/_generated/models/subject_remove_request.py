@@ -34,7 +34,7 @@ class SubjectRemoveRequest:
         d = dict(src_dict)
         subject_nip = d.pop("subjectNip")
 
-        subject_remove_request = object.__new__(cls)
+        subject_remove_request = _object_new(cls)
         subject_remove_request.subject_nip = subject_nip
 
         subject_remove_request.additional_properties = d
@@ -55,3 +55,6 @@ class SubjectRemoveRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

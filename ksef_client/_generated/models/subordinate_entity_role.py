@@ -52,17 +52,17 @@ class SubordinateEntityRole:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subordinate_entity_identifier = SubordinateRoleSubordinateEntityIdentifier.from_dict(
+        subordinate_entity_identifier = _SubordinateRoleSubordinateEntityIdentifier_from_dict(
             d.pop("subordinateEntityIdentifier")
         )
 
-        role = SubordinateEntityRoleType.from_value(d.pop("role"))
+        role = _SubordinateEntityRoleType_from_value(d.pop("role"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
-        subordinate_entity_role = object.__new__(cls)
+        subordinate_entity_role = _object_new(cls)
         subordinate_entity_role.subordinate_entity_identifier = subordinate_entity_identifier
         subordinate_entity_role.role = role
         subordinate_entity_role.description = description
@@ -89,3 +89,8 @@ class SubordinateEntityRole:
 
 
 from ..models.subordinate_role_subordinate_entity_identifier import SubordinateRoleSubordinateEntityIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_SubordinateEntityRoleType_from_value = SubordinateEntityRoleType.from_value
+_SubordinateRoleSubordinateEntityIdentifier_from_dict = SubordinateRoleSubordinateEntityIdentifier.from_dict

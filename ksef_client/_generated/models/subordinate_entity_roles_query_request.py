@@ -49,7 +49,7 @@ class SubordinateEntityRolesQueryRequest:
             try:
                 if not isinstance(_subordinate_entity_identifier, dict):
                     raise TypeError()
-                subordinate_entity_identifier_type_1 = EntityPermissionsSubordinateEntityIdentifier.from_dict(
+                subordinate_entity_identifier_type_1 = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
                     _subordinate_entity_identifier
                 )
 
@@ -59,7 +59,7 @@ class SubordinateEntityRolesQueryRequest:
                     EntityPermissionsSubordinateEntityIdentifier | None | Unset, _subordinate_entity_identifier
                 )
 
-        subordinate_entity_roles_query_request = object.__new__(cls)
+        subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
         subordinate_entity_roles_query_request.additional_properties = d
@@ -83,3 +83,6 @@ class SubordinateEntityRolesQueryRequest:
 
 
 from ..models.entity_permissions_subordinate_entity_identifier import EntityPermissionsSubordinateEntityIdentifier
+
+_object_new = object.__new__
+_EntityPermissionsSubordinateEntityIdentifier_from_dict = EntityPermissionsSubordinateEntityIdentifier.from_dict

@@ -45,11 +45,11 @@ class SubordinateRoleSubordinateEntityIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubordinateRoleSubordinateEntityIdentifierType.from_value(d.pop("type"))
+        type_ = _SubordinateRoleSubordinateEntityIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        subordinate_role_subordinate_entity_identifier = object.__new__(cls)
+        subordinate_role_subordinate_entity_identifier = _object_new(cls)
         subordinate_role_subordinate_entity_identifier.type_ = type_
         subordinate_role_subordinate_entity_identifier.value = value
 
@@ -71,3 +71,7 @@ class SubordinateRoleSubordinateEntityIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_SubordinateRoleSubordinateEntityIdentifierType_from_value = SubordinateRoleSubordinateEntityIdentifierType.from_value

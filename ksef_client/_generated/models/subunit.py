@@ -40,7 +40,7 @@ class Subunit:
 
         description = d.pop("description")
 
-        subunit = object.__new__(cls)
+        subunit = _object_new(cls)
         subunit.subject_nip = subject_nip
         subunit.description = description
 
@@ -62,3 +62,6 @@ class Subunit:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

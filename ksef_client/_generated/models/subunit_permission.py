@@ -103,17 +103,17 @@ class SubunitPermission:
         d = dict(src_dict)
         id = d.pop("id")
 
-        authorized_identifier = SubunitPermissionsAuthorizedIdentifier.from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
 
-        subunit_identifier = SubunitPermissionsSubunitIdentifier.from_dict(d.pop("subunitIdentifier"))
+        subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(d.pop("subunitIdentifier"))
 
-        author_identifier = SubunitPermissionsAuthorIdentifier.from_dict(d.pop("authorIdentifier"))
+        author_identifier = _SubunitPermissionsAuthorIdentifier_from_dict(d.pop("authorIdentifier"))
 
-        permission_scope = SubunitPermissionScope.from_value(d.pop("permissionScope"))
+        permission_scope = _SubunitPermissionScope_from_value(d.pop("permissionScope"))
 
         description = d.pop("description")
 
-        start_date = datetime.datetime.fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(d.pop("startDate"))
 
         _subject_person_details = d.pop("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonDetails | Unset
@@ -123,7 +123,7 @@ class SubunitPermission:
             try:
                 if not isinstance(_subject_person_details, dict):
                     raise TypeError()
-                subject_person_details_type_1 = PermissionsSubjectPersonDetails.from_dict(_subject_person_details)
+                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
 
                 subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -131,7 +131,7 @@ class SubunitPermission:
 
         subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
-        subunit_permission = object.__new__(cls)
+        subunit_permission = _object_new(cls)
         subunit_permission.id = id
         subunit_permission.authorized_identifier = authorized_identifier
         subunit_permission.subunit_identifier = subunit_identifier
@@ -166,3 +166,11 @@ from ..models.permissions_subject_person_details import PermissionsSubjectPerson
 from ..models.subunit_permissions_author_identifier import SubunitPermissionsAuthorIdentifier
 from ..models.subunit_permissions_authorized_identifier import SubunitPermissionsAuthorizedIdentifier
 from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
+_SubunitPermissionsAuthorIdentifier_from_dict = SubunitPermissionsAuthorIdentifier.from_dict
+_SubunitPermissionsAuthorizedIdentifier_from_dict = SubunitPermissionsAuthorizedIdentifier.from_dict
+_SubunitPermissionScope_from_value = SubunitPermissionScope.from_value
+_SubunitPermissionsSubunitIdentifier_from_dict = SubunitPermissionsSubunitIdentifier.from_dict

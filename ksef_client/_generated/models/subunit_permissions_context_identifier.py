@@ -46,11 +46,11 @@ class SubunitPermissionsContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsContextIdentifierType.from_value(d.pop("type"))
+        type_ = _SubunitPermissionsContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        subunit_permissions_context_identifier = object.__new__(cls)
+        subunit_permissions_context_identifier = _object_new(cls)
         subunit_permissions_context_identifier.type_ = type_
         subunit_permissions_context_identifier.value = value
 
@@ -72,3 +72,7 @@ class SubunitPermissionsContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_SubunitPermissionsContextIdentifierType_from_value = SubunitPermissionsContextIdentifierType.from_value

@@ -68,17 +68,17 @@ class SubunitPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        subject_identifier = SubunitPermissionsSubjectIdentifier.from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _SubunitPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
 
-        context_identifier = SubunitPermissionsContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _SubunitPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
         description = d.pop("description")
 
-        subject_details = PersonPermissionSubjectDetails.from_dict(d.pop("subjectDetails"))
+        subject_details = _PersonPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
 
         subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
 
-        subunit_permissions_grant_request = object.__new__(cls)
+        subunit_permissions_grant_request = _object_new(cls)
         subunit_permissions_grant_request.subject_identifier = subject_identifier
         subunit_permissions_grant_request.context_identifier = context_identifier
         subunit_permissions_grant_request.description = description
@@ -108,3 +108,8 @@ class SubunitPermissionsGrantRequest:
 from ..models.person_permission_subject_details import PersonPermissionSubjectDetails
 from ..models.subunit_permissions_context_identifier import SubunitPermissionsContextIdentifier
 from ..models.subunit_permissions_subject_identifier import SubunitPermissionsSubjectIdentifier
+
+_object_new = object.__new__
+_PersonPermissionSubjectDetails_from_dict = PersonPermissionSubjectDetails.from_dict
+_SubunitPermissionsContextIdentifier_from_dict = SubunitPermissionsContextIdentifier.from_dict
+_SubunitPermissionsSubjectIdentifier_from_dict = SubunitPermissionsSubjectIdentifier.from_dict

@@ -50,13 +50,13 @@ class SubunitPermissionsQueryRequest:
             try:
                 if not isinstance(_subunit_identifier, dict):
                     raise TypeError()
-                subunit_identifier_type_1 = SubunitPermissionsSubunitIdentifier.from_dict(_subunit_identifier)
+                subunit_identifier_type_1 = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
 
                 subunit_identifier = subunit_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 subunit_identifier = cast(None | SubunitPermissionsSubunitIdentifier | Unset, _subunit_identifier)
 
-        subunit_permissions_query_request = object.__new__(cls)
+        subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
         subunit_permissions_query_request.additional_properties = d
@@ -80,3 +80,6 @@ class SubunitPermissionsQueryRequest:
 
 
 from ..models.subunit_permissions_subunit_identifier import SubunitPermissionsSubunitIdentifier
+
+_object_new = object.__new__
+_SubunitPermissionsSubunitIdentifier_from_dict = SubunitPermissionsSubunitIdentifier.from_dict

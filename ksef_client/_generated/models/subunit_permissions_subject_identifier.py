@@ -47,11 +47,11 @@ class SubunitPermissionsSubjectIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsSubjectIdentifierType.from_value(d.pop("type"))
+        type_ = _SubunitPermissionsSubjectIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        subunit_permissions_subject_identifier = object.__new__(cls)
+        subunit_permissions_subject_identifier = _object_new(cls)
         subunit_permissions_subject_identifier.type_ = type_
         subunit_permissions_subject_identifier.value = value
 
@@ -73,3 +73,7 @@ class SubunitPermissionsSubjectIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_SubunitPermissionsSubjectIdentifierType_from_value = SubunitPermissionsSubjectIdentifierType.from_value

@@ -46,11 +46,11 @@ class SubunitPermissionsSubunitIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = SubunitPermissionsSubunitIdentifierType.from_value(d.pop("type"))
+        type_ = _SubunitPermissionsSubunitIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        subunit_permissions_subunit_identifier = object.__new__(cls)
+        subunit_permissions_subunit_identifier = _object_new(cls)
         subunit_permissions_subunit_identifier.type_ = type_
         subunit_permissions_subunit_identifier.value = value
 
@@ -72,3 +72,7 @@ class SubunitPermissionsSubunitIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_SubunitPermissionsSubunitIdentifierType_from_value = SubunitPermissionsSubunitIdentifierType.from_value

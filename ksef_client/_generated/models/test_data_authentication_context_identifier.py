@@ -39,9 +39,9 @@ class TestDataAuthenticationContextIdentifier:
         d = dict(src_dict)
         value = d.pop("value")
 
-        type_ = TestDataAuthenticationContextIdentifierType.from_value(d.pop("type"))
+        type_ = _TestDataAuthenticationContextIdentifierType_from_value(d.pop("type"))
 
-        test_data_authentication_context_identifier = object.__new__(cls)
+        test_data_authentication_context_identifier = _object_new(cls)
         test_data_authentication_context_identifier.value = value
         test_data_authentication_context_identifier.type_ = type_
 
@@ -63,3 +63,7 @@ class TestDataAuthenticationContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TestDataAuthenticationContextIdentifierType_from_value = TestDataAuthenticationContextIdentifierType.from_value

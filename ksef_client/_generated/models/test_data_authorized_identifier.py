@@ -37,11 +37,11 @@ class TestDataAuthorizedIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TestDataAuthorizedIdentifierType.from_value(d.pop("type"))
+        type_ = _TestDataAuthorizedIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        test_data_authorized_identifier = object.__new__(cls)
+        test_data_authorized_identifier = _object_new(cls)
         test_data_authorized_identifier.type_ = type_
         test_data_authorized_identifier.value = value
 
@@ -63,3 +63,7 @@ class TestDataAuthorizedIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TestDataAuthorizedIdentifierType_from_value = TestDataAuthorizedIdentifierType.from_value

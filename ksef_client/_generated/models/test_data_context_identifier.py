@@ -37,11 +37,11 @@ class TestDataContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TestDataContextIdentifierType.from_value(d.pop("type"))
+        type_ = _TestDataContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        test_data_context_identifier = object.__new__(cls)
+        test_data_context_identifier = _object_new(cls)
         test_data_context_identifier.type_ = type_
         test_data_context_identifier.value = value
 
@@ -63,3 +63,7 @@ class TestDataContextIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TestDataContextIdentifierType_from_value = TestDataContextIdentifierType.from_value

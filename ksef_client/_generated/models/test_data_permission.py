@@ -39,9 +39,9 @@ class TestDataPermission:
         d = dict(src_dict)
         description = d.pop("description")
 
-        permission_type = TestDataPermissionType.from_value(d.pop("permissionType"))
+        permission_type = _TestDataPermissionType_from_value(d.pop("permissionType"))
 
-        test_data_permission = object.__new__(cls)
+        test_data_permission = _object_new(cls)
         test_data_permission.description = description
         test_data_permission.permission_type = permission_type
 
@@ -63,3 +63,7 @@ class TestDataPermission:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TestDataPermissionType_from_value = TestDataPermissionType.from_value

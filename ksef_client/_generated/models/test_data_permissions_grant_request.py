@@ -42,18 +42,18 @@ class TestDataPermissionsGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        context_identifier = TestDataContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TestDataContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
-        authorized_identifier = TestDataAuthorizedIdentifier.from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
 
         permissions = []
         _permissions = d.pop("permissions")
         for permissions_item_data in _permissions:
-            permissions_item = TestDataPermission.from_dict(permissions_item_data)
+            permissions_item = _TestDataPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        test_data_permissions_grant_request = object.__new__(cls)
+        test_data_permissions_grant_request = _object_new(cls)
         test_data_permissions_grant_request.context_identifier = context_identifier
         test_data_permissions_grant_request.authorized_identifier = authorized_identifier
         test_data_permissions_grant_request.permissions = permissions
@@ -81,3 +81,8 @@ class TestDataPermissionsGrantRequest:
 from ..models.test_data_authorized_identifier import TestDataAuthorizedIdentifier
 from ..models.test_data_context_identifier import TestDataContextIdentifier
 from ..models.test_data_permission import TestDataPermission
+
+_object_new = object.__new__
+_TestDataAuthorizedIdentifier_from_dict = TestDataAuthorizedIdentifier.from_dict
+_TestDataContextIdentifier_from_dict = TestDataContextIdentifier.from_dict
+_TestDataPermission_from_dict = TestDataPermission.from_dict

@@ -35,11 +35,11 @@ class TestDataPermissionsRevokeRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        context_identifier = TestDataContextIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TestDataContextIdentifier_from_dict(d.pop("contextIdentifier"))
 
-        authorized_identifier = TestDataAuthorizedIdentifier.from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
 
-        test_data_permissions_revoke_request = object.__new__(cls)
+        test_data_permissions_revoke_request = _object_new(cls)
         test_data_permissions_revoke_request.context_identifier = context_identifier
         test_data_permissions_revoke_request.authorized_identifier = authorized_identifier
 
@@ -65,3 +65,7 @@ class TestDataPermissionsRevokeRequest:
 
 from ..models.test_data_authorized_identifier import TestDataAuthorizedIdentifier
 from ..models.test_data_context_identifier import TestDataContextIdentifier
+
+_object_new = object.__new__
+_TestDataAuthorizedIdentifier_from_dict = TestDataAuthorizedIdentifier.from_dict
+_TestDataContextIdentifier_from_dict = TestDataContextIdentifier.from_dict

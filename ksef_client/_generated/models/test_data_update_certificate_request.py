@@ -33,9 +33,9 @@ class TestDataUpdateCertificateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        valid_to = datetime.datetime.fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(d.pop("validTo"))
 
-        test_data_update_certificate_request = object.__new__(cls)
+        test_data_update_certificate_request = _object_new(cls)
         test_data_update_certificate_request.valid_to = valid_to
 
         test_data_update_certificate_request.additional_properties = d
@@ -56,3 +56,7 @@ class TestDataUpdateCertificateRequest:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -44,11 +44,11 @@ class TokenAuthorIdentifierTypeIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TokenAuthorIdentifierType.from_value(d.pop("type"))
+        type_ = _TokenAuthorIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        token_author_identifier_type_identifier = object.__new__(cls)
+        token_author_identifier_type_identifier = _object_new(cls)
         token_author_identifier_type_identifier.type_ = type_
         token_author_identifier_type_identifier.value = value
 
@@ -70,3 +70,7 @@ class TokenAuthorIdentifierTypeIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TokenAuthorIdentifierType_from_value = TokenAuthorIdentifierType.from_value

@@ -45,11 +45,11 @@ class TokenContextIdentifierTypeIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        type_ = TokenContextIdentifierType.from_value(d.pop("type"))
+        type_ = _TokenContextIdentifierType_from_value(d.pop("type"))
 
         value = d.pop("value")
 
-        token_context_identifier_type_identifier = object.__new__(cls)
+        token_context_identifier_type_identifier = _object_new(cls)
         token_context_identifier_type_identifier.type_ = type_
         token_context_identifier_type_identifier.value = value
 
@@ -71,3 +71,7 @@ class TokenContextIdentifierTypeIdentifier:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_TokenContextIdentifierType_from_value = TokenContextIdentifierType.from_value

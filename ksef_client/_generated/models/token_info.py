@@ -40,9 +40,9 @@ class TokenInfo:
         d = dict(src_dict)
         token = d.pop("token")
 
-        valid_until = datetime.datetime.fromisoformat(d.pop("validUntil"))
+        valid_until = _datetime_fromisoformat(d.pop("validUntil"))
 
-        token_info = object.__new__(cls)
+        token_info = _object_new(cls)
         token_info.token = token
         token_info.valid_until = valid_until
 
@@ -64,3 +64,7 @@ class TokenInfo:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

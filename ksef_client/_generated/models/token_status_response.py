@@ -104,22 +104,22 @@ class TokenStatusResponse:
         d = dict(src_dict)
         reference_number = d.pop("referenceNumber")
 
-        author_identifier = TokenAuthorIdentifierTypeIdentifier.from_dict(d.pop("authorIdentifier"))
+        author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(d.pop("authorIdentifier"))
 
-        context_identifier = TokenContextIdentifierTypeIdentifier.from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(d.pop("contextIdentifier"))
 
         description = d.pop("description")
 
         requested_permissions = []
         _requested_permissions = d.pop("requestedPermissions")
         for requested_permissions_item_data in _requested_permissions:
-            requested_permissions_item = TokenPermissionType.from_value(requested_permissions_item_data)
+            requested_permissions_item = _TokenPermissionType_from_value(requested_permissions_item_data)
 
             requested_permissions.append(requested_permissions_item)
 
-        date_created = datetime.datetime.fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
 
-        status = AuthenticationTokenStatus.from_value(d.pop("status"))
+        status = _AuthenticationTokenStatus_from_value(d.pop("status"))
 
         _last_use_date = d.pop("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset
@@ -129,7 +129,7 @@ class TokenStatusResponse:
             try:
                 if not isinstance(_last_use_date, str):
                     raise TypeError()
-                last_use_date_type_0 = datetime.datetime.fromisoformat(_last_use_date)
+                last_use_date_type_0 = _datetime_fromisoformat(_last_use_date)
 
                 last_use_date = last_use_date_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
@@ -149,7 +149,7 @@ class TokenStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 status_details = cast(list[str] | None | Unset, _status_details)
 
-        token_status_response = object.__new__(cls)
+        token_status_response = _object_new(cls)
         token_status_response.reference_number = reference_number
         token_status_response.author_identifier = author_identifier
         token_status_response.context_identifier = context_identifier
@@ -182,3 +182,10 @@ class TokenStatusResponse:
 
 from ..models.token_author_identifier_type_identifier import TokenAuthorIdentifierTypeIdentifier
 from ..models.token_context_identifier_type_identifier import TokenContextIdentifierTypeIdentifier
+
+_object_new = object.__new__
+_AuthenticationTokenStatus_from_value = AuthenticationTokenStatus.from_value
+_datetime_fromisoformat = datetime.datetime.fromisoformat
+_TokenAuthorIdentifierTypeIdentifier_from_dict = TokenAuthorIdentifierTypeIdentifier.from_dict
+_TokenContextIdentifierTypeIdentifier_from_dict = TokenContextIdentifierTypeIdentifier.from_dict
+_TokenPermissionType_from_value = TokenPermissionType.from_value

@@ -74,11 +74,11 @@ class TooManyRequestsProblemDetails:
 
         detail = d.pop("detail")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         trace_id = d.pop("traceId")
 
-        too_many_requests_problem_details = object.__new__(cls)
+        too_many_requests_problem_details = _object_new(cls)
         too_many_requests_problem_details.title = title
         too_many_requests_problem_details.status = status
         too_many_requests_problem_details.instance = instance
@@ -104,3 +104,7 @@ class TooManyRequestsProblemDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -39,9 +39,9 @@ class TooManyRequestsResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        status = TooManyRequestsResponseStatus.from_dict(d.pop("status"))
+        status = _TooManyRequestsResponseStatus_from_dict(d.pop("status"))
 
-        too_many_requests_response = object.__new__(cls)
+        too_many_requests_response = _object_new(cls)
         too_many_requests_response.status = status
 
         too_many_requests_response.additional_properties = d
@@ -65,3 +65,6 @@ class TooManyRequestsResponse:
 
 
 from ..models.too_many_requests_response_status import TooManyRequestsResponseStatus
+
+_object_new = object.__new__
+_TooManyRequestsResponseStatus_from_dict = TooManyRequestsResponseStatus.from_dict

@@ -51,7 +51,7 @@ class TooManyRequestsResponseStatus:
 
         details = cast(list[str], d.pop("details"))
 
-        too_many_requests_response_status = object.__new__(cls)
+        too_many_requests_response_status = _object_new(cls)
         too_many_requests_response_status.code = code
         too_many_requests_response_status.description = description
         too_many_requests_response_status.details = details
@@ -74,3 +74,6 @@ class TooManyRequestsResponseStatus:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__

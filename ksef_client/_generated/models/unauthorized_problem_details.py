@@ -83,13 +83,13 @@ class UnauthorizedProblemDetails:
 
         detail = d.pop("detail")
 
-        timestamp = datetime.datetime.fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
 
         instance: None | str | Unset = d.pop("instance", UNSET)
 
         trace_id: None | str | Unset = d.pop("traceId", UNSET)
 
-        unauthorized_problem_details = object.__new__(cls)
+        unauthorized_problem_details = _object_new(cls)
         unauthorized_problem_details.title = title
         unauthorized_problem_details.status = status
         unauthorized_problem_details.detail = detail
@@ -115,3 +115,7 @@ class UnauthorizedProblemDetails:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -52,9 +52,9 @@ class UpoPageResponse:
 
         download_url = d.pop("downloadUrl")
 
-        download_url_expiration_date = datetime.datetime.fromisoformat(d.pop("downloadUrlExpirationDate"))
+        download_url_expiration_date = _datetime_fromisoformat(d.pop("downloadUrlExpirationDate"))
 
-        upo_page_response = object.__new__(cls)
+        upo_page_response = _object_new(cls)
         upo_page_response.reference_number = reference_number
         upo_page_response.download_url = download_url
         upo_page_response.download_url_expiration_date = download_url_expiration_date
@@ -77,3 +77,7 @@ class UpoPageResponse:
 
     def __contains__(self, key: str) -> bool:
         return key in self.additional_properties
+
+
+_object_new = object.__new__
+_datetime_fromisoformat = datetime.datetime.fromisoformat

@@ -38,11 +38,11 @@ class UpoResponse:
         pages = []
         _pages = d.pop("pages")
         for pages_item_data in _pages:
-            pages_item = UpoPageResponse.from_dict(pages_item_data)
+            pages_item = _UpoPageResponse_from_dict(pages_item_data)
 
             pages.append(pages_item)
 
-        upo_response = object.__new__(cls)
+        upo_response = _object_new(cls)
         upo_response.pages = pages
 
         upo_response.additional_properties = d
@@ -66,3 +66,6 @@ class UpoResponse:
 
 
 from ..models.upo_page_response import UpoPageResponse
+
+_object_new = object.__new__
+_UpoPageResponse_from_dict = UpoPageResponse.from_dict
