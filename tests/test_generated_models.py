@@ -140,3 +140,25 @@ def test_from_dict_calls_other_classes_through_aliases_bound_at_import() -> None
                     assert name in vars(module) or name in vars(builtins), f"{module.__name__}: {name} undefined"
             checked += 1
     assert checked > 200
+
+
+def test_responses_decode_like_the_standard_library() -> None:
+    # The generated endpoints decode bodies with types.json_loads (orjson): the same values as
+    # json.loads, including what only the standard library takes, and the same error type.
+    import json
+
+    import pytest
+
+    from ksef_client._generated import types
+    from ksef_client._generated.types import json_loads
+
+    assert types._fast_loads.__module__ == "orjson"  # a dependency on CPython: the fast path runs
+    bodies = [
+        b'{"a": [1, 2.5, 1e-7, "\\u0142\xc3\xb3d\xc5\xba", null, true, {}], "a": 2}',
+        b"[9223372036854775807, -9223372036854775808, 18446744073709551615]",
+        b"[NaN, Infinity, -Infinity]",
+    ]
+    for body in bodies:
+        assert repr(json_loads(body)) == repr(json.loads(body))
+    with pytest.raises(ValueError):
+        json_loads(b"{not json")

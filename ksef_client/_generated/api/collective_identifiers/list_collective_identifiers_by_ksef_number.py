@@ -13,7 +13,7 @@ from ...models.collective_identifiers_by_ksef_number_query_response import (
 from ...models.exception_response import ExceptionResponse
 from ...models.forbidden_problem_details import ForbiddenProblemDetails
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import UNSET, Response, Unset
+from ...types import UNSET, Response, Unset, json_loads
 
 
 def _get_kwargs(
@@ -54,22 +54,22 @@ def _parse_response(
     | None
 ):
     if response.status_code == 200:
-        response_200 = CollectiveIdentifiersByKsefNumberQueryResponse.from_dict(response.json())
+        response_200 = CollectiveIdentifiersByKsefNumberQueryResponse.from_dict(json_loads(response.content))
 
         return response_200
 
     if response.status_code == 400:
-        response_400 = ExceptionResponse.from_dict(response.json())
+        response_400 = ExceptionResponse.from_dict(json_loads(response.content))
 
         return response_400
 
     if response.status_code == 401:
-        response_401 = UnauthorizedProblemDetails.from_dict(response.json())
+        response_401 = UnauthorizedProblemDetails.from_dict(json_loads(response.content))
 
         return response_401
 
     if response.status_code == 403:
-        response_403 = ForbiddenProblemDetails.from_dict(response.json())
+        response_403 = ForbiddenProblemDetails.from_dict(json_loads(response.content))
 
         return response_403
 

@@ -12,7 +12,7 @@ from ...models.forbidden_problem_details import ForbiddenProblemDetails
 from ...models.permissions_operation_response import PermissionsOperationResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import Response
+from ...types import Response, json_loads
 
 
 def _get_kwargs(
@@ -40,27 +40,27 @@ def _parse_response(
     | None
 ):
     if response.status_code == 202:
-        response_202 = PermissionsOperationResponse.from_dict(response.json())
+        response_202 = PermissionsOperationResponse.from_dict(json_loads(response.content))
 
         return response_202
 
     if response.status_code == 400:
-        response_400 = ExceptionResponse.from_dict(response.json())
+        response_400 = ExceptionResponse.from_dict(json_loads(response.content))
 
         return response_400
 
     if response.status_code == 401:
-        response_401 = UnauthorizedProblemDetails.from_dict(response.json())
+        response_401 = UnauthorizedProblemDetails.from_dict(json_loads(response.content))
 
         return response_401
 
     if response.status_code == 403:
-        response_403 = ForbiddenProblemDetails.from_dict(response.json())
+        response_403 = ForbiddenProblemDetails.from_dict(json_loads(response.content))
 
         return response_403
 
     if response.status_code == 429:
-        response_429 = TooManyRequestsResponse.from_dict(response.json())
+        response_429 = TooManyRequestsResponse.from_dict(json_loads(response.content))
 
         return response_429
 

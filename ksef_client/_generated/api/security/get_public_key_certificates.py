@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.exception_response import ExceptionResponse
 from ...models.public_key_certificate import PublicKeyCertificate
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import Response
+from ...types import Response, json_loads
 
 
 def _get_kwargs() -> dict[str, Any]:
@@ -27,7 +27,7 @@ def _parse_response(
 ) -> ExceptionResponse | TooManyRequestsResponse | list[PublicKeyCertificate] | None:
     if response.status_code == 200:
         response_200 = []
-        _response_200 = response.json()
+        _response_200 = json_loads(response.content)
         for response_200_item_data in _response_200:
             response_200_item = PublicKeyCertificate.from_dict(response_200_item_data)
 
@@ -36,12 +36,12 @@ def _parse_response(
         return response_200
 
     if response.status_code == 400:
-        response_400 = ExceptionResponse.from_dict(response.json())
+        response_400 = ExceptionResponse.from_dict(json_loads(response.content))
 
         return response_400
 
     if response.status_code == 429:
-        response_429 = TooManyRequestsResponse.from_dict(response.json())
+        response_429 = TooManyRequestsResponse.from_dict(json_loads(response.content))
 
         return response_429
 

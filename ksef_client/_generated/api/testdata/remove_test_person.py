@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.exception_response import ExceptionResponse
 from ...models.person_remove_request import PersonRemoveRequest
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import UNSET, Response, Unset
+from ...types import UNSET, Response, Unset, json_loads
 
 
 def _get_kwargs(
@@ -40,12 +40,12 @@ def _parse_response(
         return response_200
 
     if response.status_code == 400:
-        response_400 = ExceptionResponse.from_dict(response.json())
+        response_400 = ExceptionResponse.from_dict(json_loads(response.content))
 
         return response_400
 
     if response.status_code == 429:
-        response_429 = TooManyRequestsResponse.from_dict(response.json())
+        response_429 = TooManyRequestsResponse.from_dict(json_loads(response.content))
 
         return response_429
 
