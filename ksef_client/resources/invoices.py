@@ -35,6 +35,7 @@ from ksef_client._generated.models import (
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
+from ksef_client._generated.types import json_loads
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.errors import ExportError, PollTimeoutError, ResponseFormatError, UPOHashMismatchError
 from ksef_client.identifiers import validate_ksef_number
@@ -212,7 +213,7 @@ def unpack_export(ref: str, package: InvoicePackage, archive: Path, directory: P
         with zipfile.ZipFile(archive) as package_zip:
             for name in package_zip.namelist():
                 if name == "_metadata.json":
-                    metadata = list(json.loads(package_zip.read(name)).get("invoices", []))
+                    metadata = list(json_loads(package_zip.read(name)).get("invoices", []))
                     continue
                 target = directory / Path(name).name
                 if Path(name).name != name or not name.endswith(".xml"):
