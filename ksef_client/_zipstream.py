@@ -19,7 +19,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Literal, NamedTuple
+from typing import Literal, Protocol
 
 ZIP32_LIMIT = 0xFFFFFFFF
 UTF8_NAMES = 0x0800
@@ -27,16 +27,19 @@ METHODS = {"deflate": 8, "stored": 0}
 GROUP_BYTES = 256 * 1024  # one worker task: enough members that task overhead stays small
 GROUP_MEMBERS = 64
 Compression = Literal["deflate", "stored"]
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
+_DIRECTORY_ENTRY = struct.Struct("<IHHHHHHIIIHHHHHII")
 
 
-class _Written(NamedTuple):
-    """What the central directory needs of a member already on disk (a tuple: cheap to make)."""
+class Writable(Protocol):
+    """Where the zip goes: a binary file, or anything else that takes its bytes in order."""
 
-    name: bytes
-    crc: int
-    size: int
-    packed_size: int
-    offset: int
+    def write(self, data: bytes, /) -> object: ...
+
+
+# What the central directory needs of a member already on disk: name, CRC-32, size, stored size,
+# offset (a plain tuple: a NamedTuple's __new__ costs more than the rest of a small member's record).
+_Written = tuple[bytes, int, int, int, int]
 
 
 def _pack(data: bytes, method: int) -> tuple[int, bytes]:
@@ -76,7 +79,7 @@ class ZipStream:
     """
 
     def __init__(
-        self, out: IO[bytes], *, compression: Compression = "deflate", workers: int | None = None,
+        self, out: Writable, *, compression: Compression = "deflate", workers: int | None = None,
         zip64_limit: int = ZIP32_LIMIT,
     ) -> None:  # fmt: skip
         if compression not in METHODS:
@@ -91,7 +94,7 @@ class ZipStream:
 
     def write(self, name: str, data: bytes) -> None:
         """Add one member."""
-        self._write_member(name, data, *_pack(data, self._method))
+        self._write_records([(name, data)], [_pack(data, self._method)])
 
     def write_all(self, entries: Iterable[tuple[str, bytes]]) -> None:
         """Add ``(name, bytes)`` members in order; deflated by worker threads when there are several.
@@ -99,31 +102,37 @@ class ZipStream:
         At most two groups per worker wait, so memory stays bounded for any number of members.
         """
         if not self._method or self._workers <= 1:
-            for name, data in entries:
-                self.write(name, data)
+            for group in _groups(entries):
+                self._write_records(group, _pack_group(group, self._method))
             return
         pending: deque[tuple[list[tuple[str, bytes]], Future[list[tuple[int, bytes]]]]] = deque()
         with ThreadPoolExecutor(self._workers, thread_name_prefix="ksef-zip") as pool:
             for group in _groups(entries):
                 pending.append((group, pool.submit(_pack_group, group, self._method)))
                 if len(pending) > 2 * self._workers:
-                    self._write_group(*pending.popleft())
+                    self._write_done(pending.popleft())
             while pending:
-                self._write_group(*pending.popleft())
+                self._write_done(pending.popleft())
 
-    def _write_group(self, group: list[tuple[str, bytes]], packed: Future[list[tuple[int, bytes]]]) -> None:
-        for (name, data), (crc, payload) in zip(group, packed.result(), strict=True):
-            self._write_member(name, data, crc, payload)
+    def _write_done(self, pending: tuple[list[tuple[str, bytes]], Future[list[tuple[int, bytes]]]]) -> None:
+        group, packed = pending
+        self._write_records(group, packed.result())
 
-    def _write_member(self, name: str, data: bytes, crc: int, packed: bytes) -> None:
-        encoded = name.encode()
-        header = struct.pack(
-            "<IHHHHHIIIHH", 0x04034B50, 20, UTF8_NAMES, self._method, self._clock, self._date,
-            crc, len(packed), len(data), len(encoded), 0,
-        )  # fmt: skip
-        self._out.write(b"".join((header, encoded, packed)))
-        self._written.append(_Written(encoded, crc, len(data), len(packed), self._offset))
-        self._offset += len(header) + len(encoded) + len(packed)
+    def _write_records(self, group: list[tuple[str, bytes]], packed: list[tuple[int, bytes]]) -> None:
+        """Local headers and data of a group of members, in one write (a write per member costs
+        more than building its header)."""
+        chunks: list[bytes] = []
+        offset, method, clock, date, written = self._offset, self._method, self._clock, self._date, self._written
+        for (name, data), (crc, payload) in zip(group, packed, strict=True):
+            encoded = name.encode()
+            header = _LOCAL_HEADER.pack(
+                0x04034B50, 20, UTF8_NAMES, method, clock, date, crc, len(payload), len(data), len(encoded), 0
+            )
+            chunks += (header, encoded, payload)
+            written.append((encoded, crc, len(data), len(payload), offset))
+            offset += _LOCAL_HEADER.size + len(encoded) + len(payload)
+        self._out.write(b"".join(chunks))
+        self._offset = offset
 
     def close(self) -> int:
         """Write the central directory and end records; return the archive's size in bytes."""
@@ -143,13 +152,13 @@ class ZipStream:
         return end + (56 + 20 if zip64 else 0) + 22
 
     def _directory_entry(self, member: _Written) -> bytes:
+        name, crc, size, packed_size, offset = member
         extra = b""
-        offset = member.offset
         if offset > self._zip64_limit:
             extra = struct.pack("<HHQ", 0x0001, 8, offset)  # ZIP64 extra field: the offset only
             offset = ZIP32_LIMIT
         version = 45 if extra else 20
-        return struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, version, version, UTF8_NAMES, self._method, self._clock, self._date,
-            member.crc, member.packed_size, member.size, len(member.name), len(extra), 0, 0, 0, 0o644 << 16, offset,
-        ) + member.name + extra  # fmt: skip
+        return _DIRECTORY_ENTRY.pack(
+            0x02014B50, version, version, UTF8_NAMES, self._method, self._clock, self._date,
+            crc, packed_size, size, len(name), len(extra), 0, 0, 0, 0o644 << 16, offset,
+        ) + name + extra  # fmt: skip

@@ -134,11 +134,14 @@ class SymmetricKey:
 
     def encrypt_stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Encrypt chunk by chunk (large batch parts never sit in memory whole)."""
-        padder = padding.PKCS7(128).padder()
-        encryptor = Cipher(algorithms.AES(self.key), modes.CBC(self.iv)).encryptor()
+        encryptor = self.encryptor()
         for chunk in chunks:
-            yield encryptor.update(padder.update(chunk))
-        yield encryptor.update(padder.finalize()) + encryptor.finalize()
+            yield encryptor.update(chunk)
+        yield encryptor.finalize()
+
+    def encryptor(self) -> PaddedEncryptor:
+        """An AES-256-CBC/PKCS#7 encryptor fed by the caller, chunk by chunk."""
+        return PaddedEncryptor(self)
 
     def decrypt(self, data: bytes) -> bytes:
         """Inverse of ``encrypt``; ``ValueError`` on bad padding or length."""
@@ -151,6 +154,22 @@ class SymmetricKey:
         for chunk in chunks:
             yield unpadder.update(decryptor.update(chunk))
         yield unpadder.update(decryptor.finalize()) + unpadder.finalize()
+
+
+class PaddedEncryptor:
+    """AES-256-CBC with PKCS#7 padding over data that arrives in chunks of any size."""
+
+    def __init__(self, key: SymmetricKey) -> None:
+        self._padder = padding.PKCS7(128).padder()
+        self._cipher = Cipher(algorithms.AES(key.key), modes.CBC(key.iv)).encryptor()
+
+    def update(self, chunk: bytes) -> bytes:
+        """The ciphertext of the whole blocks so far (the rest waits for more data)."""
+        return self._cipher.update(self._padder.update(chunk))
+
+    def finalize(self) -> bytes:
+        """The last, padded block(s)."""
+        return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()
 
 
 def encrypted_size(plain_size: int) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,22 @@ def test_zip_is_streamed_from_the_sources(tmp_path: Path) -> None:
         plain = b"".join(key.decrypt(p.read()) for p in package.parts)
     assert len(plain) == package.file_size and sha256_b64(plain) == package.file_hash
     assert len(zipfile.ZipFile(io.BytesIO(plain)).namelist()) == 50
+
+
+def test_a_failed_build_leaves_no_part_files_open() -> None:
+    # Parts are encrypted while the zip is written: a build that fails late (here a duplicate name
+    # after several parts) must close every temporary file it opened, and report the invoice.
+    def invoices() -> Iterator[tuple[str, bytes]]:
+        yield from ((f"{i}.xml", sample_invoice(f"F/{i}")) for i in range(1000))
+        yield "7.xml", sample_invoice("F/again")
+
+    stages: list[tuple[str, int, int]] = []
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(BatchError, match=r"two invoices named '7\.xml'") as failure:
+        BatchPackage.build(invoices(), SymmetricKey.generate(), part_size=20_000, progress=lambda *a: stages.append(a))
+    assert any(stage == "encrypt" for stage, _, _ in stages)  # parts had been written
+    # Closed by the build itself, not by garbage collection: the kept traceback still holds its frames.
+    assert failure.tb is not None and len(os.listdir("/proc/self/fd")) == before
 
 
 @pytest.mark.anyio
