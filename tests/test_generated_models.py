@@ -48,6 +48,23 @@ def test_unknown_fields_survive_a_round_trip() -> None:
     assert parsed.to_dict() == body
 
 
+def test_unknown_fields_are_found_whichever_optional_fields_are_missing() -> None:
+    # from_dict looks for unknown keys only when src_dict has more keys than fields it found: a
+    # missing optional field must not hide an unknown one (same key count as a complete record).
+    complete = dict(
+        INVOICE, invoiceNumber="FV/1", ksefNumber=None, invoiceFileName="a.xml", acquisitionDate=None,
+        permanentStorageDate=None, upoDownloadUrl=None, upoDownloadUrlExpirationDate=None, invoicingMode="Online",
+    )  # fmt: skip
+    assert SessionInvoiceStatusResponse.from_dict(complete).additional_properties == {}
+    swapped = {k: v for k, v in complete.items() if k != "ksefNumber"} | {"futureField": None}
+    assert len(swapped) == len(complete)
+    parsed = SessionInvoiceStatusResponse.from_dict(swapped)
+    assert parsed.additional_properties == {"futureField": None}
+    assert parsed.to_dict()["futureField"] is None and "ksefNumber" not in parsed.to_dict()
+    parsed.additional_properties["x"] = 1  # each record has its own dict, also when nothing was unknown
+    assert SessionInvoiceStatusResponse.from_dict(complete).additional_properties == {}
+
+
 def test_seven_fractional_digits_parse() -> None:
     parsed = SessionInvoiceStatusResponse.from_dict(INVOICE)
     assert parsed.invoicing_date == datetime.datetime(2025, 7, 11, 12, 23, 56, 15430, tzinfo=datetime.UTC)

@@ -65,8 +65,7 @@ class AllowedIps:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _ip_4_addresses = d.pop("ip4Addresses", UNSET)
+        _ip_4_addresses = src_dict.get("ip4Addresses", UNSET)
         ip_4_addresses: list[str] | None | Unset
         if _ip_4_addresses is None or _ip_4_addresses is UNSET:
             ip_4_addresses = _ip_4_addresses
@@ -80,7 +79,7 @@ class AllowedIps:
             except (TypeError, ValueError, AttributeError, KeyError):
                 ip_4_addresses = cast(list[str] | None | Unset, _ip_4_addresses)
 
-        _ip_4_ranges = d.pop("ip4Ranges", UNSET)
+        _ip_4_ranges = src_dict.get("ip4Ranges", UNSET)
         ip_4_ranges: list[str] | None | Unset
         if _ip_4_ranges is None or _ip_4_ranges is UNSET:
             ip_4_ranges = _ip_4_ranges
@@ -94,7 +93,7 @@ class AllowedIps:
             except (TypeError, ValueError, AttributeError, KeyError):
                 ip_4_ranges = cast(list[str] | None | Unset, _ip_4_ranges)
 
-        _ip_4_masks = d.pop("ip4Masks", UNSET)
+        _ip_4_masks = src_dict.get("ip4Masks", UNSET)
         ip_4_masks: list[str] | None | Unset
         if _ip_4_masks is None or _ip_4_masks is UNSET:
             ip_4_masks = _ip_4_masks
@@ -113,7 +112,14 @@ class AllowedIps:
         allowed_ips.ip_4_ranges = ip_4_ranges
         allowed_ips.ip_4_masks = ip_4_masks
 
-        allowed_ips.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (ip_4_addresses is not UNSET) + (ip_4_ranges is not UNSET) + (ip_4_masks is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ip4Addresses", "ip4Ranges", "ip4Masks"}
+            }
+        allowed_ips.additional_properties = additional_properties
         return allowed_ips
 
     @property

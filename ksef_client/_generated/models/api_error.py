@@ -52,12 +52,11 @@ class ApiError:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        code = d.pop("code")
+        code = src_dict["code"]
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        _details = d.pop("details", UNSET)
+        _details = src_dict.get("details", UNSET)
         details: list[str] | None | Unset
         if _details is None or _details is UNSET:
             details = _details
@@ -76,7 +75,12 @@ class ApiError:
         api_error.description = description
         api_error.details = details
 
-        api_error.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (details is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}}
+        api_error.additional_properties = additional_properties
         return api_error
 
     @property

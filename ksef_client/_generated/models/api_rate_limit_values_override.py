@@ -41,19 +41,25 @@ class ApiRateLimitValuesOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        per_second = d.pop("perSecond")
+        per_second = src_dict["perSecond"]
 
-        per_minute = d.pop("perMinute")
+        per_minute = src_dict["perMinute"]
 
-        per_hour = d.pop("perHour")
+        per_hour = src_dict["perHour"]
 
         api_rate_limit_values_override = _object_new(cls)
         api_rate_limit_values_override.per_second = per_second
         api_rate_limit_values_override.per_minute = per_minute
         api_rate_limit_values_override.per_hour = per_hour
 
-        api_rate_limit_values_override.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"perSecond", "perMinute", "perHour"}
+            }
+        api_rate_limit_values_override.additional_properties = additional_properties
         return api_rate_limit_values_override
 
     @property

@@ -78,32 +78,31 @@ class ApiRateLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        online_session = _ApiRateLimitValuesOverride_from_dict(d.pop("onlineSession"))
+        online_session = _ApiRateLimitValuesOverride_from_dict(src_dict["onlineSession"])
 
-        batch_session = _ApiRateLimitValuesOverride_from_dict(d.pop("batchSession"))
+        batch_session = _ApiRateLimitValuesOverride_from_dict(src_dict["batchSession"])
 
-        invoice_send = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceSend"))
+        invoice_send = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceSend"])
 
-        invoice_status = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceStatus"))
+        invoice_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceStatus"])
 
-        session_list = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionList"))
+        session_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionList"])
 
-        session_invoice_list = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionInvoiceList"))
+        session_invoice_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionInvoiceList"])
 
-        session_misc = _ApiRateLimitValuesOverride_from_dict(d.pop("sessionMisc"))
+        session_misc = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionMisc"])
 
-        invoice_metadata = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceMetadata"))
+        invoice_metadata = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceMetadata"])
 
-        invoice_export = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceExport"))
+        invoice_export = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExport"])
 
-        invoice_export_status = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceExportStatus"))
+        invoice_export_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExportStatus"])
 
-        invoice_download = _ApiRateLimitValuesOverride_from_dict(d.pop("invoiceDownload"))
+        invoice_download = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceDownload"])
 
-        collective_identifier = _ApiRateLimitValuesOverride_from_dict(d.pop("collectiveIdentifier"))
+        collective_identifier = _ApiRateLimitValuesOverride_from_dict(src_dict["collectiveIdentifier"])
 
-        other = _ApiRateLimitValuesOverride_from_dict(d.pop("other"))
+        other = _ApiRateLimitValuesOverride_from_dict(src_dict["other"])
 
         api_rate_limits_override = _object_new(cls)
         api_rate_limits_override.online_session = online_session
@@ -120,7 +119,31 @@ class ApiRateLimitsOverride:
         api_rate_limits_override.collective_identifier = collective_identifier
         api_rate_limits_override.other = other
 
-        api_rate_limits_override.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 13:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "onlineSession",
+                    "batchSession",
+                    "invoiceSend",
+                    "invoiceStatus",
+                    "sessionList",
+                    "sessionInvoiceList",
+                    "sessionMisc",
+                    "invoiceMetadata",
+                    "invoiceExport",
+                    "invoiceExportStatus",
+                    "invoiceDownload",
+                    "collectiveIdentifier",
+                    "other",
+                }
+            }
+        api_rate_limits_override.additional_properties = additional_properties
         return api_rate_limits_override
 
     @property

@@ -31,13 +31,17 @@ class AttachmentPermissionGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
         attachment_permission_grant_request = _object_new(cls)
         attachment_permission_grant_request.nip = nip
 
-        attachment_permission_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip"}}
+        attachment_permission_grant_request.additional_properties = additional_properties
         return attachment_permission_grant_request
 
     @property

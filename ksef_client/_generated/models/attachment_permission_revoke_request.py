@@ -46,10 +46,9 @@ class AttachmentPermissionRevokeRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
-        _expected_end_date = d.pop("expectedEndDate", UNSET)
+        _expected_end_date = src_dict.get("expectedEndDate", UNSET)
         expected_end_date: datetime.date | None | Unset
         if _expected_end_date is None or _expected_end_date is UNSET:
             expected_end_date = _expected_end_date
@@ -67,7 +66,12 @@ class AttachmentPermissionRevokeRequest:
         attachment_permission_revoke_request.nip = nip
         attachment_permission_revoke_request.expected_end_date = expected_end_date
 
-        attachment_permission_revoke_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (expected_end_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}}
+        attachment_permission_revoke_request.additional_properties = additional_properties
         return attachment_permission_revoke_request
 
     @property

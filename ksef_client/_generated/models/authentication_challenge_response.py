@@ -47,14 +47,13 @@ class AuthenticationChallengeResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        challenge = d.pop("challenge")
+        challenge = src_dict["challenge"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        timestamp_ms = d.pop("timestampMs")
+        timestamp_ms = src_dict["timestampMs"]
 
-        client_ip = d.pop("clientIp")
+        client_ip = src_dict["clientIp"]
 
         authentication_challenge_response = _object_new(cls)
         authentication_challenge_response.challenge = challenge
@@ -62,7 +61,14 @@ class AuthenticationChallengeResponse:
         authentication_challenge_response.timestamp_ms = timestamp_ms
         authentication_challenge_response.client_ip = client_ip
 
-        authentication_challenge_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"challenge", "timestamp", "timestampMs", "clientIp"}
+            }
+        authentication_challenge_response.additional_properties = additional_properties
         return authentication_challenge_response
 
     @property

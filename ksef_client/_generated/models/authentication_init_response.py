@@ -35,16 +35,22 @@ class AuthenticationInitResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        authentication_token = _TokenInfo_from_dict(d.pop("authenticationToken"))
+        authentication_token = _TokenInfo_from_dict(src_dict["authenticationToken"])
 
         authentication_init_response = _object_new(cls)
         authentication_init_response.reference_number = reference_number
         authentication_init_response.authentication_token = authentication_token
 
-        authentication_init_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"referenceNumber", "authenticationToken"}
+            }
+        authentication_init_response.additional_properties = additional_properties
         return authentication_init_response
 
     @property

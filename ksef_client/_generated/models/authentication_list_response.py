@@ -46,21 +46,25 @@ class AuthenticationListResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         items = []
-        _items = d.pop("items")
+        _items = src_dict["items"]
         for items_item_data in _items:
             items_item = _AuthenticationListItem_from_dict(items_item_data)
 
             items.append(items_item)
 
-        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
         authentication_list_response = _object_new(cls)
         authentication_list_response.items = items
         authentication_list_response.continuation_token = continuation_token
 
-        authentication_list_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (continuation_token is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}}
+        authentication_list_response.additional_properties = additional_properties
         return authentication_list_response
 
     @property

@@ -49,19 +49,23 @@ class AuthenticationMethodInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        category = _AuthenticationMethodCategory_from_value(d.pop("category"))
+        category = _AuthenticationMethodCategory_from_value(src_dict["category"])
 
-        code = d.pop("code")
+        code = src_dict["code"]
 
-        display_name = d.pop("displayName")
+        display_name = src_dict["displayName"]
 
         authentication_method_info = _object_new(cls)
         authentication_method_info.category = category
         authentication_method_info.code = code
         authentication_method_info.display_name = display_name
 
-        authentication_method_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"category", "code", "displayName"}}
+        authentication_method_info.additional_properties = additional_properties
         return authentication_method_info
 
     @property

@@ -92,18 +92,17 @@ class AuthenticationOperationStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        authentication_method = _AuthenticationMethod_from_value(d.pop("authenticationMethod"))
+        authentication_method = _AuthenticationMethod_from_value(src_dict["authenticationMethod"])
 
-        authentication_method_info = _AuthenticationMethodInfo_from_dict(d.pop("authenticationMethodInfo"))
+        authentication_method_info = _AuthenticationMethodInfo_from_dict(src_dict["authenticationMethodInfo"])
 
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
-        is_token_redeemed: bool | None | Unset = d.pop("isTokenRedeemed", UNSET)
+        is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
 
-        _last_token_refresh_date = d.pop("lastTokenRefreshDate", UNSET)
+        _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
         last_token_refresh_date: datetime.datetime | None | Unset
         if _last_token_refresh_date is None or _last_token_refresh_date is UNSET:
             last_token_refresh_date = _last_token_refresh_date
@@ -117,7 +116,7 @@ class AuthenticationOperationStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_token_refresh_date = cast(datetime.datetime | None | Unset, _last_token_refresh_date)
 
-        _refresh_token_valid_until = d.pop("refreshTokenValidUntil", UNSET)
+        _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
         refresh_token_valid_until: datetime.datetime | None | Unset
         if _refresh_token_valid_until is None or _refresh_token_valid_until is UNSET:
             refresh_token_valid_until = _refresh_token_valid_until
@@ -140,7 +139,27 @@ class AuthenticationOperationStatusResponse:
         authentication_operation_status_response.last_token_refresh_date = last_token_refresh_date
         authentication_operation_status_response.refresh_token_valid_until = refresh_token_valid_until
 
-        authentication_operation_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (is_token_redeemed is not UNSET) + (last_token_refresh_date is not UNSET) + (
+            refresh_token_valid_until is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "startDate",
+                    "authenticationMethod",
+                    "authenticationMethodInfo",
+                    "status",
+                    "isTokenRedeemed",
+                    "lastTokenRefreshDate",
+                    "refreshTokenValidUntil",
+                }
+            }
+        authentication_operation_status_response.additional_properties = additional_properties
         return authentication_operation_status_response
 
     @property

@@ -30,13 +30,17 @@ class AuthenticationTokenRefreshResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        access_token = _TokenInfo_from_dict(d.pop("accessToken"))
+        access_token = _TokenInfo_from_dict(src_dict["accessToken"])
 
         authentication_token_refresh_response = _object_new(cls)
         authentication_token_refresh_response.access_token = access_token
 
-        authentication_token_refresh_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"accessToken"}}
+        authentication_token_refresh_response.additional_properties = additional_properties
         return authentication_token_refresh_response
 
     @property

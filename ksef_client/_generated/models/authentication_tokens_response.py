@@ -34,16 +34,20 @@ class AuthenticationTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        access_token = _TokenInfo_from_dict(d.pop("accessToken"))
+        access_token = _TokenInfo_from_dict(src_dict["accessToken"])
 
-        refresh_token = _TokenInfo_from_dict(d.pop("refreshToken"))
+        refresh_token = _TokenInfo_from_dict(src_dict["refreshToken"])
 
         authentication_tokens_response = _object_new(cls)
         authentication_tokens_response.access_token = access_token
         authentication_tokens_response.refresh_token = refresh_token
 
-        authentication_tokens_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"accessToken", "refreshToken"}}
+        authentication_tokens_response.additional_properties = additional_properties
         return authentication_tokens_response
 
     @property

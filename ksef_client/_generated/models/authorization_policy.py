@@ -37,8 +37,7 @@ class AuthorizationPolicy:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _allowed_ips = d.pop("allowedIps", UNSET)
+        _allowed_ips = src_dict.get("allowedIps", UNSET)
         allowed_ips: AllowedIps | None | Unset
         if _allowed_ips is None or _allowed_ips is UNSET:
             allowed_ips = _allowed_ips
@@ -55,7 +54,12 @@ class AuthorizationPolicy:
         authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips
 
-        authorization_policy.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (allowed_ips is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"allowedIps"}}
+        authorization_policy.additional_properties = additional_properties
         return authorization_policy
 
     @property

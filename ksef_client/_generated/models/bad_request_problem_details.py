@@ -75,25 +75,24 @@ class BadRequestProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        title = d.pop("title")
+        title = src_dict["title"]
 
-        status = d.pop("status")
+        status = src_dict["status"]
 
-        instance = d.pop("instance")
+        instance = src_dict["instance"]
 
-        detail = d.pop("detail")
+        detail = src_dict["detail"]
 
         errors = []
-        _errors = d.pop("errors")
+        _errors = src_dict["errors"]
         for errors_item_data in _errors:
             errors_item = _ApiError_from_dict(errors_item_data)
 
             errors.append(errors_item)
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        trace_id = d.pop("traceId")
+        trace_id = src_dict["traceId"]
 
         bad_request_problem_details = _object_new(cls)
         bad_request_problem_details.title = title
@@ -104,7 +103,16 @@ class BadRequestProblemDetails:
         bad_request_problem_details.timestamp = timestamp
         bad_request_problem_details.trace_id = trace_id
 
-        bad_request_problem_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 7:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "instance", "detail", "errors", "timestamp", "traceId"}
+            }
+        bad_request_problem_details.additional_properties = additional_properties
         return bad_request_problem_details
 
     @property

@@ -60,19 +60,18 @@ class BatchFileInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        file_size = d.pop("fileSize")
+        file_size = src_dict["fileSize"]
 
-        file_hash = d.pop("fileHash")
+        file_hash = src_dict["fileHash"]
 
         file_parts = []
-        _file_parts = d.pop("fileParts")
+        _file_parts = src_dict["fileParts"]
         for file_parts_item_data in _file_parts:
             file_parts_item = _BatchFilePartInfo_from_dict(file_parts_item_data)
 
             file_parts.append(file_parts_item)
 
-        _compression_type = d.pop("compressionType", UNSET)
+        _compression_type = src_dict.get("compressionType", UNSET)
         compression_type: CompressionType | None | Unset
         if _compression_type is None or _compression_type is UNSET:
             compression_type = _compression_type
@@ -92,7 +91,14 @@ class BatchFileInfo:
         batch_file_info.file_parts = file_parts
         batch_file_info.compression_type = compression_type
 
-        batch_file_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (compression_type is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"fileSize", "fileHash", "fileParts", "compressionType"}
+            }
+        batch_file_info.additional_properties = additional_properties
         return batch_file_info
 
     @property

@@ -41,19 +41,25 @@ class BatchFilePartInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ordinal_number = d.pop("ordinalNumber")
+        ordinal_number = src_dict["ordinalNumber"]
 
-        file_size = d.pop("fileSize")
+        file_size = src_dict["fileSize"]
 
-        file_hash = d.pop("fileHash")
+        file_hash = src_dict["fileHash"]
 
         batch_file_part_info = _object_new(cls)
         batch_file_part_info.ordinal_number = ordinal_number
         batch_file_part_info.file_size = file_size
         batch_file_part_info.file_hash = file_hash
 
-        batch_file_part_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ordinalNumber", "fileSize", "fileHash"}
+            }
+        batch_file_part_info.additional_properties = additional_properties
         return batch_file_part_info
 
     @property

@@ -36,8 +36,7 @@ class BlockContextAuthenticationRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _context_identifier = d.pop("contextIdentifier", UNSET)
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | TestDataAuthenticationContextIdentifier | Unset
         if _context_identifier is None or _context_identifier is UNSET:
             context_identifier = _context_identifier
@@ -54,7 +53,12 @@ class BlockContextAuthenticationRequest:
         block_context_authentication_request = _object_new(cls)
         block_context_authentication_request.context_identifier = context_identifier
 
-        block_context_authentication_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (context_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}}
+        block_context_authentication_request.additional_properties = additional_properties
         return block_context_authentication_request
 
     @property

@@ -30,13 +30,17 @@ class CertificateEffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        max_certificates = d.pop("maxCertificates", UNSET)
+        max_certificates = src_dict.get("maxCertificates", UNSET)
 
         certificate_effective_subject_limits = _object_new(cls)
         certificate_effective_subject_limits.max_certificates = max_certificates
 
-        certificate_effective_subject_limits.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (max_certificates is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxCertificates"}}
+        certificate_effective_subject_limits.additional_properties = additional_properties
         return certificate_effective_subject_limits
 
     @property

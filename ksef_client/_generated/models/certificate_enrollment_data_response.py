@@ -98,22 +98,21 @@ class CertificateEnrollmentDataResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        common_name = d.pop("commonName")
+        common_name = src_dict["commonName"]
 
-        country_name = d.pop("countryName")
+        country_name = src_dict["countryName"]
 
-        given_name: None | str | Unset = d.pop("givenName", UNSET)
+        given_name: None | str | Unset = src_dict.get("givenName", UNSET)
 
-        surname: None | str | Unset = d.pop("surname", UNSET)
+        surname: None | str | Unset = src_dict.get("surname", UNSET)
 
-        serial_number: None | str | Unset = d.pop("serialNumber", UNSET)
+        serial_number: None | str | Unset = src_dict.get("serialNumber", UNSET)
 
-        unique_identifier: None | str | Unset = d.pop("uniqueIdentifier", UNSET)
+        unique_identifier: None | str | Unset = src_dict.get("uniqueIdentifier", UNSET)
 
-        organization_name: None | str | Unset = d.pop("organizationName", UNSET)
+        organization_name: None | str | Unset = src_dict.get("organizationName", UNSET)
 
-        organization_identifier: None | str | Unset = d.pop("organizationIdentifier", UNSET)
+        organization_identifier: None | str | Unset = src_dict.get("organizationIdentifier", UNSET)
 
         certificate_enrollment_data_response = _object_new(cls)
         certificate_enrollment_data_response.common_name = common_name
@@ -125,7 +124,28 @@ class CertificateEnrollmentDataResponse:
         certificate_enrollment_data_response.organization_name = organization_name
         certificate_enrollment_data_response.organization_identifier = organization_identifier
 
-        certificate_enrollment_data_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (given_name is not UNSET) + (surname is not UNSET) + (serial_number is not UNSET) + (
+            unique_identifier is not UNSET
+        ) + (organization_name is not UNSET) + (organization_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "commonName",
+                    "countryName",
+                    "givenName",
+                    "surname",
+                    "serialNumber",
+                    "uniqueIdentifier",
+                    "organizationName",
+                    "organizationIdentifier",
+                }
+            }
+        certificate_enrollment_data_response.additional_properties = additional_properties
         return certificate_enrollment_data_response
 
     @property

@@ -49,19 +49,25 @@ class CertificateEnrollmentStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        request_date = _datetime_fromisoformat(d.pop("requestDate"))
+        request_date = _datetime_fromisoformat(src_dict["requestDate"])
 
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
-        certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
+        certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
 
         certificate_enrollment_status_response = _object_new(cls)
         certificate_enrollment_status_response.request_date = request_date
         certificate_enrollment_status_response.status = status
         certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
 
-        certificate_enrollment_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (certificate_serial_number is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}
+            }
+        certificate_enrollment_status_response.additional_properties = additional_properties
         return certificate_enrollment_status_response
 
     @property

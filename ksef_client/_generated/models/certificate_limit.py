@@ -36,16 +36,20 @@ class CertificateLimit:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        remaining = d.pop("remaining")
+        remaining = src_dict["remaining"]
 
-        limit = d.pop("limit")
+        limit = src_dict["limit"]
 
         certificate_limit = _object_new(cls)
         certificate_limit.remaining = remaining
         certificate_limit.limit = limit
 
-        certificate_limit.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"remaining", "limit"}}
+        certificate_limit.additional_properties = additional_properties
         return certificate_limit
 
     @property

@@ -41,19 +41,25 @@ class CertificateLimitsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        can_request = d.pop("canRequest")
+        can_request = src_dict["canRequest"]
 
-        enrollment = _CertificateLimit_from_dict(d.pop("enrollment"))
+        enrollment = _CertificateLimit_from_dict(src_dict["enrollment"])
 
-        certificate = _CertificateLimit_from_dict(d.pop("certificate"))
+        certificate = _CertificateLimit_from_dict(src_dict["certificate"])
 
         certificate_limits_response = _object_new(cls)
         certificate_limits_response.can_request = can_request
         certificate_limits_response.enrollment = enrollment
         certificate_limits_response.certificate = certificate
 
-        certificate_limits_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"canRequest", "enrollment", "certificate"}
+            }
+        certificate_limits_response.additional_properties = additional_properties
         return certificate_limits_response
 
     @property

@@ -108,26 +108,25 @@ class CertificateListItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate_serial_number = d.pop("certificateSerialNumber")
+        certificate_serial_number = src_dict["certificateSerialNumber"]
 
-        name = d.pop("name")
+        name = src_dict["name"]
 
-        type_ = _KsefCertificateType_from_value(d.pop("type"))
+        type_ = _KsefCertificateType_from_value(src_dict["type"])
 
-        common_name = d.pop("commonName")
+        common_name = src_dict["commonName"]
 
-        status = _CertificateListItemStatus_from_value(d.pop("status"))
+        status = _CertificateListItemStatus_from_value(src_dict["status"])
 
-        subject_identifier = _CertificateSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _CertificateSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        valid_from = _datetime_fromisoformat(d.pop("validFrom"))
+        valid_from = _datetime_fromisoformat(src_dict["validFrom"])
 
-        valid_to = _datetime_fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(src_dict["validTo"])
 
-        request_date = _datetime_fromisoformat(d.pop("requestDate"))
+        request_date = _datetime_fromisoformat(src_dict["requestDate"])
 
-        _last_use_date = d.pop("lastUseDate", UNSET)
+        _last_use_date = src_dict.get("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset
         if _last_use_date is None or _last_use_date is UNSET:
             last_use_date = _last_use_date
@@ -153,7 +152,28 @@ class CertificateListItem:
         certificate_list_item.request_date = request_date
         certificate_list_item.last_use_date = last_use_date
 
-        certificate_list_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 9 + (last_use_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "certificateSerialNumber",
+                    "name",
+                    "type",
+                    "commonName",
+                    "status",
+                    "subjectIdentifier",
+                    "validFrom",
+                    "validTo",
+                    "requestDate",
+                    "lastUseDate",
+                }
+            }
+        certificate_list_item.additional_properties = additional_properties
         return certificate_list_item
 
     @property

@@ -34,13 +34,17 @@ class CertificateSubjectLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        max_certificates: int | None | Unset = d.pop("maxCertificates", UNSET)
+        max_certificates: int | None | Unset = src_dict.get("maxCertificates", UNSET)
 
         certificate_subject_limits_override = _object_new(cls)
         certificate_subject_limits_override.max_certificates = max_certificates
 
-        certificate_subject_limits_override.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (max_certificates is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxCertificates"}}
+        certificate_subject_limits_override.additional_properties = additional_properties
         return certificate_subject_limits_override
 
     @property

@@ -45,10 +45,9 @@ class CheckAttachmentPermissionStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        is_attachment_allowed = d.pop("isAttachmentAllowed", UNSET)
+        is_attachment_allowed = src_dict.get("isAttachmentAllowed", UNSET)
 
-        _revoked_date = d.pop("revokedDate", UNSET)
+        _revoked_date = src_dict.get("revokedDate", UNSET)
         revoked_date: datetime.datetime | None | Unset
         if _revoked_date is None or _revoked_date is UNSET:
             revoked_date = _revoked_date
@@ -66,7 +65,14 @@ class CheckAttachmentPermissionStatusResponse:
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
         check_attachment_permission_status_response.revoked_date = revoked_date
 
-        check_attachment_permission_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (is_attachment_allowed is not UNSET) + (revoked_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}
+            }
+        check_attachment_permission_status_response.additional_properties = additional_properties
         return check_attachment_permission_status_response
 
     @property

@@ -56,10 +56,9 @@ class CollectiveIdentifierInvoice:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ksef_number = d.pop("ksefNumber")
+        ksef_number = src_dict["ksefNumber"]
 
-        _payment = d.pop("payment", UNSET)
+        _payment = src_dict.get("payment", UNSET)
         payment: CollectiveIdentifierInvoicePayment | None | Unset
         if _payment is None or _payment is UNSET:
             payment = _payment
@@ -73,14 +72,21 @@ class CollectiveIdentifierInvoice:
             except (TypeError, ValueError, AttributeError, KeyError):
                 payment = cast(CollectiveIdentifierInvoicePayment | None | Unset, _payment)
 
-        description: None | str | Unset = d.pop("description", UNSET)
+        description: None | str | Unset = src_dict.get("description", UNSET)
 
         collective_identifier_invoice = _object_new(cls)
         collective_identifier_invoice.ksef_number = ksef_number
         collective_identifier_invoice.payment = payment
         collective_identifier_invoice.description = description
 
-        collective_identifier_invoice.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (payment is not UNSET) + (description is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ksefNumber", "payment", "description"}
+            }
+        collective_identifier_invoice.additional_properties = additional_properties
         return collective_identifier_invoice
 
     @property

@@ -37,16 +37,20 @@ class CollectiveIdentifierInvoicePayment:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        amount = d.pop("amount")
+        amount = src_dict["amount"]
 
-        currency = _CurrencyCode_from_value(d.pop("currency"))
+        currency = _CurrencyCode_from_value(src_dict["currency"])
 
         collective_identifier_invoice_payment = _object_new(cls)
         collective_identifier_invoice_payment.amount = amount
         collective_identifier_invoice_payment.currency = currency
 
-        collective_identifier_invoice_payment.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"amount", "currency"}}
+        collective_identifier_invoice_payment.additional_properties = additional_properties
         return collective_identifier_invoice_payment
 
     @property

@@ -46,21 +46,25 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         invoices = []
-        _invoices = d.pop("invoices")
+        _invoices = src_dict["invoices"]
         for invoices_item_data in _invoices:
             invoices_item = _CollectiveIdentifierInvoicesQueryResponseItem_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
-        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
         collective_identifier_invoices_query_response = _object_new(cls)
         collective_identifier_invoices_query_response.invoices = invoices
         collective_identifier_invoices_query_response.continuation_token = continuation_token
 
-        collective_identifier_invoices_query_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (continuation_token is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}}
+        collective_identifier_invoices_query_response.additional_properties = additional_properties
         return collective_identifier_invoices_query_response
 
     @property

@@ -61,12 +61,11 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ksef_number = d.pop("ksefNumber")
+        ksef_number = src_dict["ksefNumber"]
 
-        details_hidden = d.pop("detailsHidden")
+        details_hidden = src_dict["detailsHidden"]
 
-        _payment = d.pop("payment", UNSET)
+        _payment = src_dict.get("payment", UNSET)
         payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset
         if _payment is None or _payment is UNSET:
             payment = _payment
@@ -80,7 +79,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
             except (TypeError, ValueError, AttributeError, KeyError):
                 payment = cast(CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset, _payment)
 
-        description: None | str | Unset = d.pop("description", UNSET)
+        description: None | str | Unset = src_dict.get("description", UNSET)
 
         collective_identifier_invoices_query_response_item = _object_new(cls)
         collective_identifier_invoices_query_response_item.ksef_number = ksef_number
@@ -88,7 +87,14 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         collective_identifier_invoices_query_response_item.payment = payment
         collective_identifier_invoices_query_response_item.description = description
 
-        collective_identifier_invoices_query_response_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (payment is not UNSET) + (description is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ksefNumber", "detailsHidden", "payment", "description"}
+            }
+        collective_identifier_invoices_query_response_item.additional_properties = additional_properties
         return collective_identifier_invoices_query_response_item
 
     @property

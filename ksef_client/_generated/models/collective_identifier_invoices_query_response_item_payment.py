@@ -36,16 +36,20 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        amount = d.pop("amount")
+        amount = src_dict["amount"]
 
-        currency = d.pop("currency")
+        currency = src_dict["currency"]
 
         collective_identifier_invoices_query_response_item_payment = _object_new(cls)
         collective_identifier_invoices_query_response_item_payment.amount = amount
         collective_identifier_invoices_query_response_item_payment.currency = currency
 
-        collective_identifier_invoices_query_response_item_payment.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"amount", "currency"}}
+        collective_identifier_invoices_query_response_item_payment.additional_properties = additional_properties
         return collective_identifier_invoices_query_response_item_payment
 
     @property

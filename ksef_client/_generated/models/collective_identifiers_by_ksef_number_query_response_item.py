@@ -42,12 +42,11 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        collective_identifier_number = d.pop("collectiveIdentifierNumber")
+        collective_identifier_number = src_dict["collectiveIdentifierNumber"]
 
-        created_in_current_context = d.pop("createdInCurrentContext")
+        created_in_current_context = src_dict["createdInCurrentContext"]
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
         collective_identifiers_by_ksef_number_query_response_item = _object_new(cls)
         collective_identifiers_by_ksef_number_query_response_item.collective_identifier_number = (
@@ -58,7 +57,16 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
         )
         collective_identifiers_by_ksef_number_query_response_item.date_created = date_created
 
-        collective_identifiers_by_ksef_number_query_response_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"collectiveIdentifierNumber", "createdInCurrentContext", "dateCreated"}
+            }
+        collective_identifiers_by_ksef_number_query_response_item.additional_properties = additional_properties
         return collective_identifiers_by_ksef_number_query_response_item
 
     @property

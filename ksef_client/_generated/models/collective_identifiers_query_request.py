@@ -79,18 +79,17 @@ class CollectiveIdentifiersQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        date_created_from = _datetime_fromisoformat(d.pop("dateCreatedFrom"))
+        date_created_from = _datetime_fromisoformat(src_dict["dateCreatedFrom"])
 
-        date_created_to = _datetime_fromisoformat(d.pop("dateCreatedTo"))
+        date_created_to = _datetime_fromisoformat(src_dict["dateCreatedTo"])
 
-        collective_identifier_number: None | str | Unset = d.pop("collectiveIdentifierNumber", UNSET)
+        collective_identifier_number: None | str | Unset = src_dict.get("collectiveIdentifierNumber", UNSET)
 
-        invoice_count_from: int | None | Unset = d.pop("invoiceCountFrom", UNSET)
+        invoice_count_from: int | None | Unset = src_dict.get("invoiceCountFrom", UNSET)
 
-        invoice_count_to: int | None | Unset = d.pop("invoiceCountTo", UNSET)
+        invoice_count_to: int | None | Unset = src_dict.get("invoiceCountTo", UNSET)
 
-        created_in_current_context: bool | None | Unset = d.pop("createdInCurrentContext", UNSET)
+        created_in_current_context: bool | None | Unset = src_dict.get("createdInCurrentContext", UNSET)
 
         collective_identifiers_query_request = _object_new(cls)
         collective_identifiers_query_request.date_created_from = date_created_from
@@ -100,7 +99,26 @@ class CollectiveIdentifiersQueryRequest:
         collective_identifiers_query_request.invoice_count_to = invoice_count_to
         collective_identifiers_query_request.created_in_current_context = created_in_current_context
 
-        collective_identifiers_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (collective_identifier_number is not UNSET) + (invoice_count_from is not UNSET) + (
+            invoice_count_to is not UNSET
+        ) + (created_in_current_context is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "dateCreatedFrom",
+                    "dateCreatedTo",
+                    "collectiveIdentifierNumber",
+                    "invoiceCountFrom",
+                    "invoiceCountTo",
+                    "createdInCurrentContext",
+                }
+            }
+        collective_identifiers_query_request.additional_properties = additional_properties
         return collective_identifiers_query_request
 
     @property

@@ -46,9 +46,8 @@ class CollectiveIdentifiersQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         collective_identifiers = []
-        _collective_identifiers = d.pop("collectiveIdentifiers")
+        _collective_identifiers = src_dict["collectiveIdentifiers"]
         for collective_identifiers_item_data in _collective_identifiers:
             collective_identifiers_item = _CollectiveIdentifiersQueryResponseItem_from_dict(
                 collective_identifiers_item_data
@@ -56,13 +55,20 @@ class CollectiveIdentifiersQueryResponse:
 
             collective_identifiers.append(collective_identifiers_item)
 
-        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
         collective_identifiers_query_response = _object_new(cls)
         collective_identifiers_query_response.collective_identifiers = collective_identifiers
         collective_identifiers_query_response.continuation_token = continuation_token
 
-        collective_identifiers_query_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (continuation_token is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"collectiveIdentifiers", "continuationToken"}
+            }
+        collective_identifiers_query_response.additional_properties = additional_properties
         return collective_identifiers_query_response
 
     @property

@@ -47,14 +47,13 @@ class CollectiveIdentifiersQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        collective_identifier_number = d.pop("collectiveIdentifierNumber")
+        collective_identifier_number = src_dict["collectiveIdentifierNumber"]
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
-        invoice_count = d.pop("invoiceCount")
+        invoice_count = src_dict["invoiceCount"]
 
-        created_in_current_context = d.pop("createdInCurrentContext")
+        created_in_current_context = src_dict["createdInCurrentContext"]
 
         collective_identifiers_query_response_item = _object_new(cls)
         collective_identifiers_query_response_item.collective_identifier_number = collective_identifier_number
@@ -62,7 +61,16 @@ class CollectiveIdentifiersQueryResponseItem:
         collective_identifiers_query_response_item.invoice_count = invoice_count
         collective_identifiers_query_response_item.created_in_current_context = created_in_current_context
 
-        collective_identifiers_query_response_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"collectiveIdentifierNumber", "dateCreated", "invoiceCount", "createdInCurrentContext"}
+            }
+        collective_identifiers_query_response_item.additional_properties = additional_properties
         return collective_identifiers_query_response_item
 
     @property

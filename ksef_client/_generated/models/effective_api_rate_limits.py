@@ -78,32 +78,31 @@ class EffectiveApiRateLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        online_session = _EffectiveApiRateLimitValues_from_dict(d.pop("onlineSession"))
+        online_session = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSession"])
 
-        batch_session = _EffectiveApiRateLimitValues_from_dict(d.pop("batchSession"))
+        batch_session = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSession"])
 
-        invoice_send = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceSend"))
+        invoice_send = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceSend"])
 
-        invoice_status = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceStatus"))
+        invoice_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceStatus"])
 
-        session_list = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionList"))
+        session_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionList"])
 
-        session_invoice_list = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionInvoiceList"))
+        session_invoice_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionInvoiceList"])
 
-        session_misc = _EffectiveApiRateLimitValues_from_dict(d.pop("sessionMisc"))
+        session_misc = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionMisc"])
 
-        invoice_metadata = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceMetadata"))
+        invoice_metadata = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceMetadata"])
 
-        invoice_export = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceExport"))
+        invoice_export = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExport"])
 
-        invoice_export_status = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceExportStatus"))
+        invoice_export_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExportStatus"])
 
-        invoice_download = _EffectiveApiRateLimitValues_from_dict(d.pop("invoiceDownload"))
+        invoice_download = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceDownload"])
 
-        collective_identifier = _EffectiveApiRateLimitValues_from_dict(d.pop("collectiveIdentifier"))
+        collective_identifier = _EffectiveApiRateLimitValues_from_dict(src_dict["collectiveIdentifier"])
 
-        other = _EffectiveApiRateLimitValues_from_dict(d.pop("other"))
+        other = _EffectiveApiRateLimitValues_from_dict(src_dict["other"])
 
         effective_api_rate_limits = _object_new(cls)
         effective_api_rate_limits.online_session = online_session
@@ -120,7 +119,31 @@ class EffectiveApiRateLimits:
         effective_api_rate_limits.collective_identifier = collective_identifier
         effective_api_rate_limits.other = other
 
-        effective_api_rate_limits.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 13:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "onlineSession",
+                    "batchSession",
+                    "invoiceSend",
+                    "invoiceStatus",
+                    "sessionList",
+                    "sessionInvoiceList",
+                    "sessionMisc",
+                    "invoiceMetadata",
+                    "invoiceExport",
+                    "invoiceExportStatus",
+                    "invoiceDownload",
+                    "collectiveIdentifier",
+                    "other",
+                }
+            }
+        effective_api_rate_limits.additional_properties = additional_properties
         return effective_api_rate_limits
 
     @property

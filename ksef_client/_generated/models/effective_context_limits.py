@@ -34,16 +34,20 @@ class EffectiveContextLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        online_session = _OnlineSessionEffectiveContextLimits_from_dict(d.pop("onlineSession"))
+        online_session = _OnlineSessionEffectiveContextLimits_from_dict(src_dict["onlineSession"])
 
-        batch_session = _BatchSessionEffectiveContextLimits_from_dict(d.pop("batchSession"))
+        batch_session = _BatchSessionEffectiveContextLimits_from_dict(src_dict["batchSession"])
 
         effective_context_limits = _object_new(cls)
         effective_context_limits.online_session = online_session
         effective_context_limits.batch_session = batch_session
 
-        effective_context_limits.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession"}}
+        effective_context_limits.additional_properties = additional_properties
         return effective_context_limits
 
     @property

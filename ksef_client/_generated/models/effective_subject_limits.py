@@ -47,8 +47,7 @@ class EffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _enrollment = d.pop("enrollment", UNSET)
+        _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentEffectiveSubjectLimits | None | Unset
         if _enrollment is None or _enrollment is UNSET:
             enrollment = _enrollment
@@ -62,7 +61,7 @@ class EffectiveSubjectLimits:
             except (TypeError, ValueError, AttributeError, KeyError):
                 enrollment = cast(EnrollmentEffectiveSubjectLimits | None | Unset, _enrollment)
 
-        _certificate = d.pop("certificate", UNSET)
+        _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateEffectiveSubjectLimits | None | Unset
         if _certificate is None or _certificate is UNSET:
             certificate = _certificate
@@ -80,7 +79,12 @@ class EffectiveSubjectLimits:
         effective_subject_limits.enrollment = enrollment
         effective_subject_limits.certificate = certificate
 
-        effective_subject_limits.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (enrollment is not UNSET) + (certificate is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}}
+        effective_subject_limits.additional_properties = additional_properties
         return effective_subject_limits
 
     @property

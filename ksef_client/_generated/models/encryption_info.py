@@ -52,19 +52,27 @@ class EncryptionInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        encrypted_symmetric_key = d.pop("encryptedSymmetricKey")
+        encrypted_symmetric_key = src_dict["encryptedSymmetricKey"]
 
-        initialization_vector = d.pop("initializationVector")
+        initialization_vector = src_dict["initializationVector"]
 
-        public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
+        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
 
         encryption_info = _object_new(cls)
         encryption_info.encrypted_symmetric_key = encrypted_symmetric_key
         encryption_info.initialization_vector = initialization_vector
         encryption_info.public_key_id = public_key_id
 
-        encryption_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (public_key_id is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"encryptedSymmetricKey", "initializationVector", "publicKeyId"}
+            }
+        encryption_info.additional_properties = additional_properties
         return encryption_info
 
     @property

@@ -63,14 +63,13 @@ class EnrollCertificateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate_name = d.pop("certificateName")
+        certificate_name = src_dict["certificateName"]
 
-        certificate_type = _KsefCertificateType_from_value(d.pop("certificateType"))
+        certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
 
-        csr = d.pop("csr")
+        csr = src_dict["csr"]
 
-        _valid_from = d.pop("validFrom", UNSET)
+        _valid_from = src_dict.get("validFrom", UNSET)
         valid_from: datetime.datetime | None | Unset
         if _valid_from is None or _valid_from is UNSET:
             valid_from = _valid_from
@@ -90,7 +89,14 @@ class EnrollCertificateRequest:
         enroll_certificate_request.csr = csr
         enroll_certificate_request.valid_from = valid_from
 
-        enroll_certificate_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (valid_from is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"certificateName", "certificateType", "csr", "validFrom"}
+            }
+        enroll_certificate_request.additional_properties = additional_properties
         return enroll_certificate_request
 
     @property

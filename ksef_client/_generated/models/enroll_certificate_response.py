@@ -37,16 +37,20 @@ class EnrollCertificateResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
         enroll_certificate_response = _object_new(cls)
         enroll_certificate_response.reference_number = reference_number
         enroll_certificate_response.timestamp = timestamp
 
-        enroll_certificate_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber", "timestamp"}}
+        enroll_certificate_response.additional_properties = additional_properties
         return enroll_certificate_response
 
     @property

@@ -30,13 +30,17 @@ class EnrollmentEffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        max_enrollments = d.pop("maxEnrollments", UNSET)
+        max_enrollments = src_dict.get("maxEnrollments", UNSET)
 
         enrollment_effective_subject_limits = _object_new(cls)
         enrollment_effective_subject_limits.max_enrollments = max_enrollments
 
-        enrollment_effective_subject_limits.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (max_enrollments is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}}
+        enrollment_effective_subject_limits.additional_properties = additional_properties
         return enrollment_effective_subject_limits
 
     @property

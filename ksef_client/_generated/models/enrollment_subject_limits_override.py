@@ -34,13 +34,17 @@ class EnrollmentSubjectLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        max_enrollments: int | None | Unset = d.pop("maxEnrollments", UNSET)
+        max_enrollments: int | None | Unset = src_dict.get("maxEnrollments", UNSET)
 
         enrollment_subject_limits_override = _object_new(cls)
         enrollment_subject_limits_override.max_enrollments = max_enrollments
 
-        enrollment_subject_limits_override.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (max_enrollments is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}}
+        enrollment_subject_limits_override.additional_properties = additional_properties
         return enrollment_subject_limits_override
 
     @property

@@ -95,24 +95,23 @@ class EntityAuthorizationGrant:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
         authorized_entity_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
-            d.pop("authorizedEntityIdentifier")
+            src_dict["authorizedEntityIdentifier"]
         )
 
         authorizing_entity_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
-            d.pop("authorizingEntityIdentifier")
+            src_dict["authorizingEntityIdentifier"]
         )
 
-        authorization_scope = _InvoicePermissionType_from_value(d.pop("authorizationScope"))
+        authorization_scope = _InvoicePermissionType_from_value(src_dict["authorizationScope"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _author_identifier = d.pop("authorIdentifier", UNSET)
+        _author_identifier = src_dict.get("authorIdentifier", UNSET)
         author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset
         if _author_identifier is None or _author_identifier is UNSET:
             author_identifier = _author_identifier
@@ -126,7 +125,7 @@ class EntityAuthorizationGrant:
             except (TypeError, ValueError, AttributeError, KeyError):
                 author_identifier = cast(EntityAuthorizationsAuthorIdentifier | None | Unset, _author_identifier)
 
-        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset
         if _subject_entity_details is None or _subject_entity_details is UNSET:
             subject_entity_details = _subject_entity_details
@@ -154,7 +153,26 @@ class EntityAuthorizationGrant:
         entity_authorization_grant.author_identifier = author_identifier
         entity_authorization_grant.subject_entity_details = subject_entity_details
 
-        entity_authorization_grant.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6 + (author_identifier is not UNSET) + (subject_entity_details is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorizedEntityIdentifier",
+                    "authorizingEntityIdentifier",
+                    "authorizationScope",
+                    "description",
+                    "startDate",
+                    "authorIdentifier",
+                    "subjectEntityDetails",
+                }
+            }
+        entity_authorization_grant.additional_properties = additional_properties
         return entity_authorization_grant
 
     @property

@@ -50,14 +50,13 @@ class EntityAuthorizationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _EntityAuthorizationPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EntityAuthorizationPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permission = _EntityAuthorizationPermissionType_from_value(d.pop("permission"))
+        permission = _EntityAuthorizationPermissionType_from_value(src_dict["permission"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        subject_details = _EntityDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
 
         entity_authorization_permissions_grant_request = _object_new(cls)
         entity_authorization_permissions_grant_request.subject_identifier = subject_identifier
@@ -65,7 +64,16 @@ class EntityAuthorizationPermissionsGrantRequest:
         entity_authorization_permissions_grant_request.description = description
         entity_authorization_permissions_grant_request.subject_details = subject_details
 
-        entity_authorization_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "permission", "description", "subjectDetails"}
+            }
+        entity_authorization_permissions_grant_request.additional_properties = additional_properties
         return entity_authorization_permissions_grant_request
 
     @property

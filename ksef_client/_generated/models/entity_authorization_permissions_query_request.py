@@ -81,10 +81,9 @@ class EntityAuthorizationPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        query_type = _QueryType_from_value(d.pop("queryType"))
+        query_type = _QueryType_from_value(src_dict["queryType"])
 
-        _authorizing_identifier = d.pop("authorizingIdentifier", UNSET)
+        _authorizing_identifier = src_dict.get("authorizingIdentifier", UNSET)
         authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset
         if _authorizing_identifier is None or _authorizing_identifier is UNSET:
             authorizing_identifier = _authorizing_identifier
@@ -102,7 +101,7 @@ class EntityAuthorizationPermissionsQueryRequest:
                     EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset, _authorizing_identifier
                 )
 
-        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset
         if _authorized_identifier is None or _authorized_identifier is UNSET:
             authorized_identifier = _authorized_identifier
@@ -120,7 +119,7 @@ class EntityAuthorizationPermissionsQueryRequest:
                     EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset, _authorized_identifier
                 )
 
-        _permission_types = d.pop("permissionTypes", UNSET)
+        _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[InvoicePermissionType] | None | Unset
         if _permission_types is None or _permission_types is UNSET:
             permission_types = _permission_types
@@ -145,7 +144,18 @@ class EntityAuthorizationPermissionsQueryRequest:
         entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
         entity_authorization_permissions_query_request.permission_types = permission_types
 
-        entity_authorization_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (authorizing_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+            permission_types is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"queryType", "authorizingIdentifier", "authorizedIdentifier", "permissionTypes"}
+            }
+        entity_authorization_permissions_query_request.additional_properties = additional_properties
         return entity_authorization_permissions_query_request
 
     @property

@@ -46,16 +46,20 @@ class EntityAuthorizationsAuthorIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _EntityAuthorizationsAuthorIdentifierType_from_value(d.pop("type"))
+        type_ = _EntityAuthorizationsAuthorIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         entity_authorizations_author_identifier = _object_new(cls)
         entity_authorizations_author_identifier.type_ = type_
         entity_authorizations_author_identifier.value = value
 
-        entity_authorizations_author_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        entity_authorizations_author_identifier.additional_properties = additional_properties
         return entity_authorizations_author_identifier
 
     @property

@@ -36,16 +36,20 @@ class EntityByFingerprintDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        full_name = d.pop("fullName")
+        full_name = src_dict["fullName"]
 
-        address = d.pop("address")
+        address = src_dict["address"]
 
         entity_by_fingerprint_details = _object_new(cls)
         entity_by_fingerprint_details.full_name = full_name
         entity_by_fingerprint_details.address = address
 
-        entity_by_fingerprint_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"fullName", "address"}}
+        entity_by_fingerprint_details.additional_properties = additional_properties
         return entity_by_fingerprint_details
 
     @property

@@ -31,13 +31,17 @@ class EntityDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        full_name = d.pop("fullName")
+        full_name = src_dict["fullName"]
 
         entity_details = _object_new(cls)
         entity_details.full_name = full_name
 
-        entity_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"fullName"}}
+        entity_details.additional_properties = additional_properties
         return entity_details
 
     @property

@@ -39,16 +39,20 @@ class EntityPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _EntityPermissionType_from_value(d.pop("type"))
+        type_ = _EntityPermissionType_from_value(src_dict["type"])
 
-        can_delegate = d.pop("canDelegate", UNSET)
+        can_delegate = src_dict.get("canDelegate", UNSET)
 
         entity_permission = _object_new(cls)
         entity_permission.type_ = type_
         entity_permission.can_delegate = can_delegate
 
-        entity_permission.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (can_delegate is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}}
+        entity_permission.additional_properties = additional_properties
         return entity_permission
 
     @property

@@ -62,18 +62,17 @@ class EntityPermissionItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
-        context_identifier = _EntityPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _EntityPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        permission_scope = _EntityPermissionItemScope_from_value(d.pop("permissionScope"))
+        permission_scope = _EntityPermissionItemScope_from_value(src_dict["permissionScope"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        can_delegate = d.pop("canDelegate")
+        can_delegate = src_dict["canDelegate"]
 
         entity_permission_item = _object_new(cls)
         entity_permission_item.id = id
@@ -83,7 +82,16 @@ class EntityPermissionItem:
         entity_permission_item.start_date = start_date
         entity_permission_item.can_delegate = can_delegate
 
-        entity_permission_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"id", "contextIdentifier", "permissionScope", "description", "startDate", "canDelegate"}
+            }
+        entity_permission_item.additional_properties = additional_properties
         return entity_permission_item
 
     @property

@@ -51,19 +51,18 @@ class EntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _EntityPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        subject_details = _EntityDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
 
         entity_permissions_grant_request = _object_new(cls)
         entity_permissions_grant_request.subject_identifier = subject_identifier
@@ -71,7 +70,16 @@ class EntityPermissionsGrantRequest:
         entity_permissions_grant_request.description = description
         entity_permissions_grant_request.subject_details = subject_details
 
-        entity_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails"}
+            }
+        entity_permissions_grant_request.additional_properties = additional_properties
         return entity_permissions_grant_request
 
     @property

@@ -41,8 +41,7 @@ class EntityPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _context_identifier = d.pop("contextIdentifier", UNSET)
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: EntityPermissionsContextIdentifier | None | Unset
         if _context_identifier is None or _context_identifier is UNSET:
             context_identifier = _context_identifier
@@ -59,7 +58,12 @@ class EntityPermissionsQueryRequest:
         entity_permissions_query_request = _object_new(cls)
         entity_permissions_query_request.context_identifier = context_identifier
 
-        entity_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (context_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}}
+        entity_permissions_query_request.additional_properties = additional_properties
         return entity_permissions_query_request
 
     @property

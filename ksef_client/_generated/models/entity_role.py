@@ -59,14 +59,13 @@ class EntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        role = _EntityRoleType_from_value(d.pop("role"))
+        role = _EntityRoleType_from_value(src_dict["role"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _parent_entity_identifier = d.pop("parentEntityIdentifier", UNSET)
+        _parent_entity_identifier = src_dict.get("parentEntityIdentifier", UNSET)
         parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset
         if _parent_entity_identifier is None or _parent_entity_identifier is UNSET:
             parent_entity_identifier = _parent_entity_identifier
@@ -90,7 +89,16 @@ class EntityRole:
         entity_role.start_date = start_date
         entity_role.parent_entity_identifier = parent_entity_identifier
 
-        entity_role.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (parent_entity_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"role", "description", "startDate", "parentEntityIdentifier"}
+            }
+        entity_role.additional_properties = additional_properties
         return entity_role
 
     @property

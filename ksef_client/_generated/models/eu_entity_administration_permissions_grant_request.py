@@ -61,18 +61,21 @@ class EuEntityAdministrationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _EuEntityAdministrationPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EuEntityAdministrationPermissionsSubjectIdentifier_from_dict(
+            src_dict["subjectIdentifier"]
+        )
 
-        context_identifier = _EuEntityAdministrationPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _EuEntityAdministrationPermissionsContextIdentifier_from_dict(
+            src_dict["contextIdentifier"]
+        )
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        eu_entity_name = d.pop("euEntityName")
+        eu_entity_name = src_dict["euEntityName"]
 
-        subject_details = _EuEntityPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
-        eu_entity_details = _EuEntityDetails_from_dict(d.pop("euEntityDetails"))
+        eu_entity_details = _EuEntityDetails_from_dict(src_dict["euEntityDetails"])
 
         eu_entity_administration_permissions_grant_request = _object_new(cls)
         eu_entity_administration_permissions_grant_request.subject_identifier = subject_identifier
@@ -82,7 +85,24 @@ class EuEntityAdministrationPermissionsGrantRequest:
         eu_entity_administration_permissions_grant_request.subject_details = subject_details
         eu_entity_administration_permissions_grant_request.eu_entity_details = eu_entity_details
 
-        eu_entity_administration_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "subjectIdentifier",
+                    "contextIdentifier",
+                    "description",
+                    "euEntityName",
+                    "subjectDetails",
+                    "euEntityDetails",
+                }
+            }
+        eu_entity_administration_permissions_grant_request.additional_properties = additional_properties
         return eu_entity_administration_permissions_grant_request
 
     @property

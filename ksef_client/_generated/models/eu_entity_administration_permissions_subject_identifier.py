@@ -46,16 +46,20 @@ class EuEntityAdministrationPermissionsSubjectIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _EuEntityAdministrationPermissionsSubjectIdentifierType_from_value(d.pop("type"))
+        type_ = _EuEntityAdministrationPermissionsSubjectIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         eu_entity_administration_permissions_subject_identifier = _object_new(cls)
         eu_entity_administration_permissions_subject_identifier.type_ = type_
         eu_entity_administration_permissions_subject_identifier.value = value
 
-        eu_entity_administration_permissions_subject_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        eu_entity_administration_permissions_subject_identifier.additional_properties = additional_properties
         return eu_entity_administration_permissions_subject_identifier
 
     @property

@@ -110,24 +110,23 @@ class EuEntityPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
-        author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(d.pop("authorIdentifier"))
+        author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
 
-        vat_ue_identifier = d.pop("vatUeIdentifier")
+        vat_ue_identifier = src_dict["vatUeIdentifier"]
 
-        eu_entity_name = d.pop("euEntityName")
+        eu_entity_name = src_dict["euEntityName"]
 
-        authorized_fingerprint_identifier = d.pop("authorizedFingerprintIdentifier")
+        authorized_fingerprint_identifier = src_dict["authorizedFingerprintIdentifier"]
 
-        permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(d.pop("permissionScope"))
+        permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(src_dict["permissionScope"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset
         if _subject_person_details is None or _subject_person_details is UNSET:
             subject_person_details = _subject_person_details
@@ -145,7 +144,7 @@ class EuEntityPermission:
                     None | PermissionsSubjectPersonByFingerprintDetails | Unset, _subject_person_details
                 )
 
-        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset
         if _subject_entity_details is None or _subject_entity_details is UNSET:
             subject_entity_details = _subject_entity_details
@@ -163,7 +162,7 @@ class EuEntityPermission:
                     None | PermissionsSubjectEntityByFingerprintDetails | Unset, _subject_entity_details
                 )
 
-        _eu_entity_details = d.pop("euEntityDetails", UNSET)
+        _eu_entity_details = src_dict.get("euEntityDetails", UNSET)
         eu_entity_details: None | PermissionsEuEntityDetails | Unset
         if _eu_entity_details is None or _eu_entity_details is UNSET:
             eu_entity_details = _eu_entity_details
@@ -190,7 +189,31 @@ class EuEntityPermission:
         eu_entity_permission.subject_entity_details = subject_entity_details
         eu_entity_permission.eu_entity_details = eu_entity_details
 
-        eu_entity_permission.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 8 + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET) + (
+            eu_entity_details is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorIdentifier",
+                    "vatUeIdentifier",
+                    "euEntityName",
+                    "authorizedFingerprintIdentifier",
+                    "permissionScope",
+                    "description",
+                    "startDate",
+                    "subjectPersonDetails",
+                    "subjectEntityDetails",
+                    "euEntityDetails",
+                }
+            }
+        eu_entity_permission.additional_properties = additional_properties
         return eu_entity_permission
 
     @property

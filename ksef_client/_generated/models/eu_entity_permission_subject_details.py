@@ -80,10 +80,9 @@ class EuEntityPermissionSubjectDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_details_type = _EuEntityPermissionSubjectDetailsType_from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EuEntityPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
-        _person_by_fp_with_id = d.pop("personByFpWithId", UNSET)
+        _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
         if _person_by_fp_with_id is None or _person_by_fp_with_id is UNSET:
             person_by_fp_with_id = _person_by_fp_with_id
@@ -99,7 +98,7 @@ class EuEntityPermissionSubjectDetails:
                     None | PersonByFingerprintWithIdentifierDetails | Unset, _person_by_fp_with_id
                 )
 
-        _person_by_fp_no_id = d.pop("personByFpNoId", UNSET)
+        _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset
         if _person_by_fp_no_id is None or _person_by_fp_no_id is UNSET:
             person_by_fp_no_id = _person_by_fp_no_id
@@ -115,7 +114,7 @@ class EuEntityPermissionSubjectDetails:
                     None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
                 )
 
-        _entity_by_fp = d.pop("entityByFp", UNSET)
+        _entity_by_fp = src_dict.get("entityByFp", UNSET)
         entity_by_fp: EntityByFingerprintDetails | None | Unset
         if _entity_by_fp is None or _entity_by_fp is UNSET:
             entity_by_fp = _entity_by_fp
@@ -135,7 +134,18 @@ class EuEntityPermissionSubjectDetails:
         eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
         eu_entity_permission_subject_details.entity_by_fp = entity_by_fp
 
-        eu_entity_permission_subject_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (person_by_fp_with_id is not UNSET) + (person_by_fp_no_id is not UNSET) + (
+            entity_by_fp is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectDetailsType", "personByFpWithId", "personByFpNoId", "entityByFp"}
+            }
+        eu_entity_permission_subject_details.additional_properties = additional_properties
         return eu_entity_permission_subject_details
 
     @property

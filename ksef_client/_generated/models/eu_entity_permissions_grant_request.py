@@ -53,19 +53,18 @@ class EuEntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _EuEntityPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        subject_details = _EuEntityPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
         eu_entity_permissions_grant_request = _object_new(cls)
         eu_entity_permissions_grant_request.subject_identifier = subject_identifier
@@ -73,7 +72,16 @@ class EuEntityPermissionsGrantRequest:
         eu_entity_permissions_grant_request.description = description
         eu_entity_permissions_grant_request.subject_details = subject_details
 
-        eu_entity_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails"}
+            }
+        eu_entity_permissions_grant_request.additional_properties = additional_properties
         return eu_entity_permissions_grant_request
 
     @property

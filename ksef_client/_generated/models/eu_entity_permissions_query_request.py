@@ -62,12 +62,11 @@ class EuEntityPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        vat_ue_identifier: None | str | Unset = d.pop("vatUeIdentifier", UNSET)
+        vat_ue_identifier: None | str | Unset = src_dict.get("vatUeIdentifier", UNSET)
 
-        authorized_fingerprint_identifier: None | str | Unset = d.pop("authorizedFingerprintIdentifier", UNSET)
+        authorized_fingerprint_identifier: None | str | Unset = src_dict.get("authorizedFingerprintIdentifier", UNSET)
 
-        _permission_types = d.pop("permissionTypes", UNSET)
+        _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset
         if _permission_types is None or _permission_types is UNSET:
             permission_types = _permission_types
@@ -93,7 +92,18 @@ class EuEntityPermissionsQueryRequest:
         eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
         eu_entity_permissions_query_request.permission_types = permission_types
 
-        eu_entity_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (vat_ue_identifier is not UNSET) + (authorized_fingerprint_identifier is not UNSET) + (
+            permission_types is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"vatUeIdentifier", "authorizedFingerprintIdentifier", "permissionTypes"}
+            }
+        eu_entity_permissions_query_request.additional_properties = additional_properties
         return eu_entity_permissions_query_request
 
     @property

@@ -51,12 +51,11 @@ class ExceptionDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        exception_code = d.pop("exceptionCode", UNSET)
+        exception_code = src_dict.get("exceptionCode", UNSET)
 
-        exception_description: None | str | Unset = d.pop("exceptionDescription", UNSET)
+        exception_description: None | str | Unset = src_dict.get("exceptionDescription", UNSET)
 
-        _details = d.pop("details", UNSET)
+        _details = src_dict.get("details", UNSET)
         details: list[str] | None | Unset
         if _details is None or _details is UNSET:
             details = _details
@@ -75,7 +74,16 @@ class ExceptionDetails:
         exception_details.exception_description = exception_description
         exception_details.details = details
 
-        exception_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (exception_code is not UNSET) + (exception_description is not UNSET) + (
+            details is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"exceptionCode", "exceptionDescription", "details"}
+            }
+        exception_details.additional_properties = additional_properties
         return exception_details
 
     @property

@@ -84,8 +84,7 @@ class ExceptionInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _exception_detail_list = d.pop("exceptionDetailList", UNSET)
+        _exception_detail_list = src_dict.get("exceptionDetailList", UNSET)
         exception_detail_list: list[ExceptionDetails] | None | Unset
         if _exception_detail_list is None or _exception_detail_list is UNSET:
             exception_detail_list = _exception_detail_list
@@ -106,15 +105,15 @@ class ExceptionInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 exception_detail_list = cast(list[ExceptionDetails] | None | Unset, _exception_detail_list)
 
-        reference_number: None | str | Unset = d.pop("referenceNumber", UNSET)
+        reference_number: None | str | Unset = src_dict.get("referenceNumber", UNSET)
 
-        service_code: None | str | Unset = d.pop("serviceCode", UNSET)
+        service_code: None | str | Unset = src_dict.get("serviceCode", UNSET)
 
-        service_ctx: None | str | Unset = d.pop("serviceCtx", UNSET)
+        service_ctx: None | str | Unset = src_dict.get("serviceCtx", UNSET)
 
-        service_name: None | str | Unset = d.pop("serviceName", UNSET)
+        service_name: None | str | Unset = src_dict.get("serviceName", UNSET)
 
-        _timestamp = d.pop("timestamp", UNSET)
+        _timestamp = src_dict.get("timestamp", UNSET)
         timestamp: datetime.datetime | Unset
         if isinstance(_timestamp, Unset):
             timestamp = UNSET
@@ -129,7 +128,26 @@ class ExceptionInfo:
         exception_info.service_name = service_name
         exception_info.timestamp = timestamp
 
-        exception_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (exception_detail_list is not UNSET) + (reference_number is not UNSET) + (
+            service_code is not UNSET
+        ) + (service_ctx is not UNSET) + (service_name is not UNSET) + (timestamp is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "exceptionDetailList",
+                    "referenceNumber",
+                    "serviceCode",
+                    "serviceCtx",
+                    "serviceName",
+                    "timestamp",
+                }
+            }
+        exception_info.additional_properties = additional_properties
         return exception_info
 
     @property

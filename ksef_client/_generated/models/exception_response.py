@@ -46,8 +46,7 @@ class ExceptionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _exception = d.pop("exception", UNSET)
+        _exception = src_dict.get("exception", UNSET)
         exception: ExceptionInfo | None | Unset
         if _exception is None or _exception is UNSET:
             exception = _exception
@@ -64,7 +63,12 @@ class ExceptionResponse:
         exception_response = _object_new(cls)
         exception_response.exception = exception
 
-        exception_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (exception is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
+        exception_response.additional_properties = additional_properties
         return exception_response
 
     @property

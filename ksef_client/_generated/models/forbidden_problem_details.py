@@ -111,20 +111,19 @@ class ForbiddenProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        title = d.pop("title")
+        title = src_dict["title"]
 
-        status = d.pop("status")
+        status = src_dict["status"]
 
-        detail = d.pop("detail")
+        detail = src_dict["detail"]
 
-        reason_code = d.pop("reasonCode")
+        reason_code = src_dict["reasonCode"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        instance: None | str | Unset = d.pop("instance", UNSET)
+        instance: None | str | Unset = src_dict.get("instance", UNSET)
 
-        _security = d.pop("security", UNSET)
+        _security = src_dict.get("security", UNSET)
         security: ForbiddenProblemDetailsSecurityType0 | None | Unset
         if _security is None or _security is UNSET:
             security = _security
@@ -138,7 +137,7 @@ class ForbiddenProblemDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 security = cast(ForbiddenProblemDetailsSecurityType0 | None | Unset, _security)
 
-        trace_id: None | str | Unset = d.pop("traceId", UNSET)
+        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
 
         forbidden_problem_details = _object_new(cls)
         forbidden_problem_details.title = title
@@ -150,7 +149,16 @@ class ForbiddenProblemDetails:
         forbidden_problem_details.security = security
         forbidden_problem_details.trace_id = trace_id
 
-        forbidden_problem_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 5 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "detail", "reasonCode", "timestamp", "instance", "security", "traceId"}
+            }
+        forbidden_problem_details.additional_properties = additional_properties
         return forbidden_problem_details
 
     @property

@@ -35,10 +35,14 @@ class ForbiddenProblemDetailsSecurityType0:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         forbidden_problem_details_security_type_0 = _object_new(cls)
 
-        forbidden_problem_details_security_type_0.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0:
+            additional_properties = {}
+        else:
+            additional_properties = dict(src_dict)
+        forbidden_problem_details_security_type_0.additional_properties = additional_properties
         return forbidden_problem_details_security_type_0
 
     @property

@@ -41,19 +41,25 @@ class FormCode:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        system_code = d.pop("systemCode")
+        system_code = src_dict["systemCode"]
 
-        schema_version = d.pop("schemaVersion")
+        schema_version = src_dict["schemaVersion"]
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         form_code = _object_new(cls)
         form_code.system_code = system_code
         form_code.schema_version = schema_version
         form_code.value = value
 
-        form_code.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"systemCode", "schemaVersion", "value"}
+            }
+        form_code.additional_properties = additional_properties
         return form_code
 
     @property

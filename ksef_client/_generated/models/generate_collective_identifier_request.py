@@ -34,9 +34,8 @@ class GenerateCollectiveIdentifierRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         invoices = []
-        _invoices = d.pop("invoices")
+        _invoices = src_dict["invoices"]
         for invoices_item_data in _invoices:
             invoices_item = _CollectiveIdentifierInvoice_from_dict(invoices_item_data)
 
@@ -45,7 +44,12 @@ class GenerateCollectiveIdentifierRequest:
         generate_collective_identifier_request = _object_new(cls)
         generate_collective_identifier_request.invoices = invoices
 
-        generate_collective_identifier_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"invoices"}}
+        generate_collective_identifier_request.additional_properties = additional_properties
         return generate_collective_identifier_request
 
     @property

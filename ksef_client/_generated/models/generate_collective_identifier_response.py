@@ -31,13 +31,17 @@ class GenerateCollectiveIdentifierResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        collective_identifier_number = d.pop("collectiveIdentifierNumber")
+        collective_identifier_number = src_dict["collectiveIdentifierNumber"]
 
         generate_collective_identifier_response = _object_new(cls)
         generate_collective_identifier_response.collective_identifier_number = collective_identifier_number
 
-        generate_collective_identifier_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"collectiveIdentifierNumber"}}
+        generate_collective_identifier_response.additional_properties = additional_properties
         return generate_collective_identifier_response
 
     @property

@@ -41,21 +41,25 @@ class GenerateTokenRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _TokenPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
         generate_token_request = _object_new(cls)
         generate_token_request.permissions = permissions
         generate_token_request.description = description
 
-        generate_token_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"permissions", "description"}}
+        generate_token_request.additional_properties = additional_properties
         return generate_token_request
 
     @property

@@ -36,16 +36,20 @@ class GenerateTokenResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        token = d.pop("token")
+        token = src_dict["token"]
 
         generate_token_response = _object_new(cls)
         generate_token_response.reference_number = reference_number
         generate_token_response.token = token
 
-        generate_token_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber", "token"}}
+        generate_token_response.additional_properties = additional_properties
         return generate_token_response
 
     @property

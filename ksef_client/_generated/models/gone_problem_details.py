@@ -57,18 +57,17 @@ class GoneProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        title = d.pop("title")
+        title = src_dict["title"]
 
-        status = d.pop("status")
+        status = src_dict["status"]
 
-        instance = d.pop("instance")
+        instance = src_dict["instance"]
 
-        detail = d.pop("detail")
+        detail = src_dict["detail"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        trace_id = d.pop("traceId")
+        trace_id = src_dict["traceId"]
 
         gone_problem_details = _object_new(cls)
         gone_problem_details.title = title
@@ -78,7 +77,16 @@ class GoneProblemDetails:
         gone_problem_details.timestamp = timestamp
         gone_problem_details.trace_id = trace_id
 
-        gone_problem_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "instance", "detail", "timestamp", "traceId"}
+            }
+        gone_problem_details.additional_properties = additional_properties
         return gone_problem_details
 
     @property

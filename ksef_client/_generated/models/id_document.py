@@ -44,19 +44,23 @@ class IdDocument:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = d.pop("type")
+        type_ = src_dict["type"]
 
-        number = d.pop("number")
+        number = src_dict["number"]
 
-        country = d.pop("country")
+        country = src_dict["country"]
 
         id_document = _object_new(cls)
         id_document.type_ = type_
         id_document.number = number
         id_document.country = country
 
-        id_document.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "number", "country"}}
+        id_document.additional_properties = additional_properties
         return id_document
 
     @property

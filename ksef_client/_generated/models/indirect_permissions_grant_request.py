@@ -74,21 +74,20 @@ class IndirectPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _IndirectPermissionType_from_value(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        subject_details = _PersonPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
-        _target_identifier = d.pop("targetIdentifier", UNSET)
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: IndirectPermissionsTargetIdentifier | None | Unset
         if _target_identifier is None or _target_identifier is UNSET:
             target_identifier = _target_identifier
@@ -109,7 +108,16 @@ class IndirectPermissionsGrantRequest:
         indirect_permissions_grant_request.subject_details = subject_details
         indirect_permissions_grant_request.target_identifier = target_identifier
 
-        indirect_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (target_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails", "targetIdentifier"}
+            }
+        indirect_permissions_grant_request.additional_properties = additional_properties
         return indirect_permissions_grant_request
 
     @property

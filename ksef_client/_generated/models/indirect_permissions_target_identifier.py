@@ -54,16 +54,20 @@ class IndirectPermissionsTargetIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _IndirectPermissionsTargetIdentifierType_from_value(d.pop("type"))
+        type_ = _IndirectPermissionsTargetIdentifierType_from_value(src_dict["type"])
 
-        value: None | str | Unset = d.pop("value", UNSET)
+        value: None | str | Unset = src_dict.get("value", UNSET)
 
         indirect_permissions_target_identifier = _object_new(cls)
         indirect_permissions_target_identifier.type_ = type_
         indirect_permissions_target_identifier.value = value
 
-        indirect_permissions_target_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (value is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        indirect_permissions_target_identifier.additional_properties = additional_properties
         return indirect_permissions_target_identifier
 
     @property

@@ -65,16 +65,15 @@ class InitTokenAuthenticationRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        challenge = d.pop("challenge")
+        challenge = src_dict["challenge"]
 
-        context_identifier = _AuthenticationContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _AuthenticationContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        encrypted_token = d.pop("encryptedToken")
+        encrypted_token = src_dict["encryptedToken"]
 
-        public_key_id: None | str | Unset = d.pop("publicKeyId", UNSET)
+        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
 
-        _authorization_policy = d.pop("authorizationPolicy", UNSET)
+        _authorization_policy = src_dict.get("authorizationPolicy", UNSET)
         authorization_policy: AuthorizationPolicy | None | Unset
         if _authorization_policy is None or _authorization_policy is UNSET:
             authorization_policy = _authorization_policy
@@ -95,7 +94,16 @@ class InitTokenAuthenticationRequest:
         init_token_authentication_request.public_key_id = public_key_id
         init_token_authentication_request.authorization_policy = authorization_policy
 
-        init_token_authentication_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (public_key_id is not UNSET) + (authorization_policy is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"challenge", "contextIdentifier", "encryptedToken", "publicKeyId", "authorizationPolicy"}
+            }
+        init_token_authentication_request.additional_properties = additional_properties
         return init_token_authentication_request
 
     @property

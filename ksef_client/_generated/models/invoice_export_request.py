@@ -55,14 +55,13 @@ class InvoiceExportRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
 
-        filters = _InvoiceQueryFilters_from_dict(d.pop("filters"))
+        filters = _InvoiceQueryFilters_from_dict(src_dict["filters"])
 
-        only_metadata = d.pop("onlyMetadata", UNSET)
+        only_metadata = src_dict.get("onlyMetadata", UNSET)
 
-        _compression_type = d.pop("compressionType", UNSET)
+        _compression_type = src_dict.get("compressionType", UNSET)
         compression_type: CompressionType | None | Unset
         if _compression_type is None or _compression_type is UNSET:
             compression_type = _compression_type
@@ -82,7 +81,16 @@ class InvoiceExportRequest:
         invoice_export_request.only_metadata = only_metadata
         invoice_export_request.compression_type = compression_type
 
-        invoice_export_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (only_metadata is not UNSET) + (compression_type is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"encryption", "filters", "onlyMetadata", "compressionType"}
+            }
+        invoice_export_request.additional_properties = additional_properties
         return invoice_export_request
 
     @property

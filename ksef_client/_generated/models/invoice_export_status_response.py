@@ -70,10 +70,9 @@ class InvoiceExportStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
-        _completed_date = d.pop("completedDate", UNSET)
+        _completed_date = src_dict.get("completedDate", UNSET)
         completed_date: datetime.datetime | None | Unset
         if _completed_date is None or _completed_date is UNSET:
             completed_date = _completed_date
@@ -87,7 +86,7 @@ class InvoiceExportStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 completed_date = cast(datetime.datetime | None | Unset, _completed_date)
 
-        _package_expiration_date = d.pop("packageExpirationDate", UNSET)
+        _package_expiration_date = src_dict.get("packageExpirationDate", UNSET)
         package_expiration_date: datetime.datetime | None | Unset
         if _package_expiration_date is None or _package_expiration_date is UNSET:
             package_expiration_date = _package_expiration_date
@@ -101,7 +100,7 @@ class InvoiceExportStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 package_expiration_date = cast(datetime.datetime | None | Unset, _package_expiration_date)
 
-        _package = d.pop("package", UNSET)
+        _package = src_dict.get("package", UNSET)
         package: InvoicePackage | None | Unset
         if _package is None or _package is UNSET:
             package = _package
@@ -121,7 +120,18 @@ class InvoiceExportStatusResponse:
         invoice_export_status_response.package_expiration_date = package_expiration_date
         invoice_export_status_response.package = package
 
-        invoice_export_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (completed_date is not UNSET) + (package_expiration_date is not UNSET) + (
+            package is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"status", "completedDate", "packageExpirationDate", "package"}
+            }
+        invoice_export_status_response.additional_properties = additional_properties
         return invoice_export_status_response
 
     @property

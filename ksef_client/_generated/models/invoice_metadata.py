@@ -170,46 +170,45 @@ class InvoiceMetadata:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ksef_number = d.pop("ksefNumber")
+        ksef_number = src_dict["ksefNumber"]
 
-        invoice_number = d.pop("invoiceNumber")
+        invoice_number = src_dict["invoiceNumber"]
 
-        issue_date = _date_fromisoformat(d.pop("issueDate"))
+        issue_date = _date_fromisoformat(src_dict["issueDate"])
 
-        invoicing_date = _datetime_fromisoformat(d.pop("invoicingDate"))
+        invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
 
-        acquisition_date = _datetime_fromisoformat(d.pop("acquisitionDate"))
+        acquisition_date = _datetime_fromisoformat(src_dict["acquisitionDate"])
 
-        permanent_storage_date = _datetime_fromisoformat(d.pop("permanentStorageDate"))
+        permanent_storage_date = _datetime_fromisoformat(src_dict["permanentStorageDate"])
 
-        seller = _InvoiceMetadataSeller_from_dict(d.pop("seller"))
+        seller = _InvoiceMetadataSeller_from_dict(src_dict["seller"])
 
-        buyer = _InvoiceMetadataBuyer_from_dict(d.pop("buyer"))
+        buyer = _InvoiceMetadataBuyer_from_dict(src_dict["buyer"])
 
-        net_amount = d.pop("netAmount")
+        net_amount = src_dict["netAmount"]
 
-        gross_amount = d.pop("grossAmount")
+        gross_amount = src_dict["grossAmount"]
 
-        vat_amount = d.pop("vatAmount")
+        vat_amount = src_dict["vatAmount"]
 
-        currency = d.pop("currency")
+        currency = src_dict["currency"]
 
-        invoicing_mode = _InvoicingMode_from_value(d.pop("invoicingMode"))
+        invoicing_mode = _InvoicingMode_from_value(src_dict["invoicingMode"])
 
-        invoice_type = _InvoiceType_from_value(d.pop("invoiceType"))
+        invoice_type = _InvoiceType_from_value(src_dict["invoiceType"])
 
-        form_code = _FormCode_from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(src_dict["formCode"])
 
-        is_self_invoicing = d.pop("isSelfInvoicing")
+        is_self_invoicing = src_dict["isSelfInvoicing"]
 
-        has_attachment = d.pop("hasAttachment")
+        has_attachment = src_dict["hasAttachment"]
 
-        invoice_hash = d.pop("invoiceHash")
+        invoice_hash = src_dict["invoiceHash"]
 
-        hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
+        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
 
-        _third_subjects = d.pop("thirdSubjects", UNSET)
+        _third_subjects = src_dict.get("thirdSubjects", UNSET)
         third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset
         if _third_subjects is None or _third_subjects is UNSET:
             third_subjects = _third_subjects
@@ -228,7 +227,7 @@ class InvoiceMetadata:
             except (TypeError, ValueError, AttributeError, KeyError):
                 third_subjects = cast(list[InvoiceMetadataThirdSubject] | None | Unset, _third_subjects)
 
-        _authorized_subject = d.pop("authorizedSubject", UNSET)
+        _authorized_subject = src_dict.get("authorizedSubject", UNSET)
         authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset
         if _authorized_subject is None or _authorized_subject is UNSET:
             authorized_subject = _authorized_subject
@@ -265,7 +264,41 @@ class InvoiceMetadata:
         invoice_metadata.third_subjects = third_subjects
         invoice_metadata.authorized_subject = authorized_subject
 
-        invoice_metadata.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 18 + (hash_of_corrected_invoice is not UNSET) + (third_subjects is not UNSET) + (
+            authorized_subject is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "ksefNumber",
+                    "invoiceNumber",
+                    "issueDate",
+                    "invoicingDate",
+                    "acquisitionDate",
+                    "permanentStorageDate",
+                    "seller",
+                    "buyer",
+                    "netAmount",
+                    "grossAmount",
+                    "vatAmount",
+                    "currency",
+                    "invoicingMode",
+                    "invoiceType",
+                    "formCode",
+                    "isSelfInvoicing",
+                    "hasAttachment",
+                    "invoiceHash",
+                    "hashOfCorrectedInvoice",
+                    "thirdSubjects",
+                    "authorizedSubject",
+                }
+            }
+        invoice_metadata.additional_properties = additional_properties
         return invoice_metadata
 
     @property

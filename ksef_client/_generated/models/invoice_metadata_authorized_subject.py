@@ -54,19 +54,23 @@ class InvoiceMetadataAuthorizedSubject:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
-        role = d.pop("role")
+        role = src_dict["role"]
 
-        name: None | str | Unset = d.pop("name", UNSET)
+        name: None | str | Unset = src_dict.get("name", UNSET)
 
         invoice_metadata_authorized_subject = _object_new(cls)
         invoice_metadata_authorized_subject.nip = nip
         invoice_metadata_authorized_subject.role = role
         invoice_metadata_authorized_subject.name = name
 
-        invoice_metadata_authorized_subject.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip", "role", "name"}}
+        invoice_metadata_authorized_subject.additional_properties = additional_properties
         return invoice_metadata_authorized_subject
 
     @property

@@ -42,16 +42,20 @@ class InvoiceMetadataBuyer:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        identifier = _InvoiceMetadataBuyerIdentifier_from_dict(d.pop("identifier"))
+        identifier = _InvoiceMetadataBuyerIdentifier_from_dict(src_dict["identifier"])
 
-        name: None | str | Unset = d.pop("name", UNSET)
+        name: None | str | Unset = src_dict.get("name", UNSET)
 
         invoice_metadata_buyer = _object_new(cls)
         invoice_metadata_buyer.identifier = identifier
         invoice_metadata_buyer.name = name
 
-        invoice_metadata_buyer.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"identifier", "name"}}
+        invoice_metadata_buyer.additional_properties = additional_properties
         return invoice_metadata_buyer
 
     @property

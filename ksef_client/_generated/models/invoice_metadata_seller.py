@@ -43,16 +43,20 @@ class InvoiceMetadataSeller:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
-        name: None | str | Unset = d.pop("name", UNSET)
+        name: None | str | Unset = src_dict.get("name", UNSET)
 
         invoice_metadata_seller = _object_new(cls)
         invoice_metadata_seller.nip = nip
         invoice_metadata_seller.name = name
 
-        invoice_metadata_seller.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip", "name"}}
+        invoice_metadata_seller.additional_properties = additional_properties
         return invoice_metadata_seller
 
     @property

@@ -75,19 +75,23 @@ class InvoiceMetadataThirdSubject:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        identifier = _InvoiceMetadataThirdSubjectIdentifier_from_dict(d.pop("identifier"))
+        identifier = _InvoiceMetadataThirdSubjectIdentifier_from_dict(src_dict["identifier"])
 
-        role = d.pop("role")
+        role = src_dict["role"]
 
-        name: None | str | Unset = d.pop("name", UNSET)
+        name: None | str | Unset = src_dict.get("name", UNSET)
 
         invoice_metadata_third_subject = _object_new(cls)
         invoice_metadata_third_subject.identifier = identifier
         invoice_metadata_third_subject.role = role
         invoice_metadata_third_subject.name = name
 
-        invoice_metadata_third_subject.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}}
+        invoice_metadata_third_subject.additional_properties = additional_properties
         return invoice_metadata_third_subject
 
     @property

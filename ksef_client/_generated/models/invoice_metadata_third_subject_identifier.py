@@ -62,16 +62,20 @@ class InvoiceMetadataThirdSubjectIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _ThirdSubjectIdentifierType_from_value(d.pop("type"))
+        type_ = _ThirdSubjectIdentifierType_from_value(src_dict["type"])
 
-        value: None | str | Unset = d.pop("value", UNSET)
+        value: None | str | Unset = src_dict.get("value", UNSET)
 
         invoice_metadata_third_subject_identifier = _object_new(cls)
         invoice_metadata_third_subject_identifier.type_ = type_
         invoice_metadata_third_subject_identifier.value = value
 
-        invoice_metadata_third_subject_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (value is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        invoice_metadata_third_subject_identifier.additional_properties = additional_properties
         return invoice_metadata_third_subject_identifier
 
     @property

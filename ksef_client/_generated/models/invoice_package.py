@@ -115,21 +115,20 @@ class InvoicePackage:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        invoice_count = d.pop("invoiceCount")
+        invoice_count = src_dict["invoiceCount"]
 
-        size = d.pop("size")
+        size = src_dict["size"]
 
         parts = []
-        _parts = d.pop("parts")
+        _parts = src_dict["parts"]
         for parts_item_data in _parts:
             parts_item = _InvoicePackagePart_from_dict(parts_item_data)
 
             parts.append(parts_item)
 
-        is_truncated = d.pop("isTruncated")
+        is_truncated = src_dict["isTruncated"]
 
-        _last_issue_date = d.pop("lastIssueDate", UNSET)
+        _last_issue_date = src_dict.get("lastIssueDate", UNSET)
         last_issue_date: datetime.date | None | Unset
         if _last_issue_date is None or _last_issue_date is UNSET:
             last_issue_date = _last_issue_date
@@ -143,7 +142,7 @@ class InvoicePackage:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_issue_date = cast(datetime.date | None | Unset, _last_issue_date)
 
-        _last_invoicing_date = d.pop("lastInvoicingDate", UNSET)
+        _last_invoicing_date = src_dict.get("lastInvoicingDate", UNSET)
         last_invoicing_date: datetime.datetime | None | Unset
         if _last_invoicing_date is None or _last_invoicing_date is UNSET:
             last_invoicing_date = _last_invoicing_date
@@ -157,7 +156,7 @@ class InvoicePackage:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_invoicing_date = cast(datetime.datetime | None | Unset, _last_invoicing_date)
 
-        _last_permanent_storage_date = d.pop("lastPermanentStorageDate", UNSET)
+        _last_permanent_storage_date = src_dict.get("lastPermanentStorageDate", UNSET)
         last_permanent_storage_date: datetime.datetime | None | Unset
         if _last_permanent_storage_date is None or _last_permanent_storage_date is UNSET:
             last_permanent_storage_date = _last_permanent_storage_date
@@ -171,7 +170,7 @@ class InvoicePackage:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_permanent_storage_date = cast(datetime.datetime | None | Unset, _last_permanent_storage_date)
 
-        _permanent_storage_hwm_date = d.pop("permanentStorageHwmDate", UNSET)
+        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
         permanent_storage_hwm_date: datetime.datetime | None | Unset
         if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
             permanent_storage_hwm_date = _permanent_storage_hwm_date
@@ -195,7 +194,28 @@ class InvoicePackage:
         invoice_package.last_permanent_storage_date = last_permanent_storage_date
         invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        invoice_package.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
+            last_permanent_storage_date is not UNSET
+        ) + (permanent_storage_hwm_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "invoiceCount",
+                    "size",
+                    "parts",
+                    "isTruncated",
+                    "lastIssueDate",
+                    "lastInvoicingDate",
+                    "lastPermanentStorageDate",
+                    "permanentStorageHwmDate",
+                }
+            }
+        invoice_package.additional_properties = additional_properties
         return invoice_package
 
     @property

@@ -78,24 +78,23 @@ class InvoicePackagePart:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ordinal_number = d.pop("ordinalNumber")
+        ordinal_number = src_dict["ordinalNumber"]
 
-        part_name = d.pop("partName")
+        part_name = src_dict["partName"]
 
-        method = d.pop("method")
+        method = src_dict["method"]
 
-        url = d.pop("url")
+        url = src_dict["url"]
 
-        part_size = d.pop("partSize")
+        part_size = src_dict["partSize"]
 
-        part_hash = d.pop("partHash")
+        part_hash = src_dict["partHash"]
 
-        encrypted_part_size = d.pop("encryptedPartSize")
+        encrypted_part_size = src_dict["encryptedPartSize"]
 
-        encrypted_part_hash = d.pop("encryptedPartHash")
+        encrypted_part_hash = src_dict["encryptedPartHash"]
 
-        expiration_date = _datetime_fromisoformat(d.pop("expirationDate"))
+        expiration_date = _datetime_fromisoformat(src_dict["expirationDate"])
 
         invoice_package_part = _object_new(cls)
         invoice_package_part.ordinal_number = ordinal_number
@@ -108,7 +107,27 @@ class InvoicePackagePart:
         invoice_package_part.encrypted_part_hash = encrypted_part_hash
         invoice_package_part.expiration_date = expiration_date
 
-        invoice_package_part.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 9:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "ordinalNumber",
+                    "partName",
+                    "method",
+                    "url",
+                    "partSize",
+                    "partHash",
+                    "encryptedPartSize",
+                    "encryptedPartHash",
+                    "expirationDate",
+                }
+            }
+        invoice_package_part.additional_properties = additional_properties
         return invoice_package_part
 
     @property

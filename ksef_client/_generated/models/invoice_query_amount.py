@@ -51,19 +51,23 @@ class InvoiceQueryAmount:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _AmountType_from_value(d.pop("type"))
+        type_ = _AmountType_from_value(src_dict["type"])
 
-        from_: float | None | Unset = d.pop("from", UNSET)
+        from_: float | None | Unset = src_dict.get("from", UNSET)
 
-        to: float | None | Unset = d.pop("to", UNSET)
+        to: float | None | Unset = src_dict.get("to", UNSET)
 
         invoice_query_amount = _object_new(cls)
         invoice_query_amount.type_ = type_
         invoice_query_amount.from_ = from_
         invoice_query_amount.to = to
 
-        invoice_query_amount.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (from_ is not UNSET) + (to is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}}
+        invoice_query_amount.additional_properties = additional_properties
         return invoice_query_amount
 
     @property

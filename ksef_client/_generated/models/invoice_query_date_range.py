@@ -73,12 +73,11 @@ class InvoiceQueryDateRange:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        date_type = _InvoiceQueryDateType_from_value(d.pop("dateType"))
+        date_type = _InvoiceQueryDateType_from_value(src_dict["dateType"])
 
-        from_ = _datetime_fromisoformat(d.pop("from"))
+        from_ = _datetime_fromisoformat(src_dict["from"])
 
-        _to = d.pop("to", UNSET)
+        _to = src_dict.get("to", UNSET)
         to: datetime.datetime | None | Unset
         if _to is None or _to is UNSET:
             to = _to
@@ -92,7 +91,9 @@ class InvoiceQueryDateRange:
             except (TypeError, ValueError, AttributeError, KeyError):
                 to = cast(datetime.datetime | None | Unset, _to)
 
-        restrict_to_permanent_storage_hwm_date: bool | None | Unset = d.pop("restrictToPermanentStorageHwmDate", UNSET)
+        restrict_to_permanent_storage_hwm_date: bool | None | Unset = src_dict.get(
+            "restrictToPermanentStorageHwmDate", UNSET
+        )
 
         invoice_query_date_range = _object_new(cls)
         invoice_query_date_range.date_type = date_type
@@ -100,7 +101,16 @@ class InvoiceQueryDateRange:
         invoice_query_date_range.to = to
         invoice_query_date_range.restrict_to_permanent_storage_hwm_date = restrict_to_permanent_storage_hwm_date
 
-        invoice_query_date_range.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (to is not UNSET) + (restrict_to_permanent_storage_hwm_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"dateType", "from", "to", "restrictToPermanentStorageHwmDate"}
+            }
+        invoice_query_date_range.additional_properties = additional_properties
         return invoice_query_date_range
 
     @property

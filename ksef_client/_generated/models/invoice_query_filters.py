@@ -205,16 +205,15 @@ class InvoiceQueryFilters:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_type = _InvoiceQuerySubjectType_from_value(d.pop("subjectType"))
+        subject_type = _InvoiceQuerySubjectType_from_value(src_dict["subjectType"])
 
-        date_range = _InvoiceQueryDateRange_from_dict(d.pop("dateRange"))
+        date_range = _InvoiceQueryDateRange_from_dict(src_dict["dateRange"])
 
-        ksef_number: None | str | Unset = d.pop("ksefNumber", UNSET)
+        ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
 
-        invoice_number: None | str | Unset = d.pop("invoiceNumber", UNSET)
+        invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
 
-        _amount = d.pop("amount", UNSET)
+        _amount = src_dict.get("amount", UNSET)
         amount: InvoiceQueryAmount | None | Unset
         if _amount is None or _amount is UNSET:
             amount = _amount
@@ -228,9 +227,9 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 amount = cast(InvoiceQueryAmount | None | Unset, _amount)
 
-        seller_nip: None | str | Unset = d.pop("sellerNip", UNSET)
+        seller_nip: None | str | Unset = src_dict.get("sellerNip", UNSET)
 
-        _buyer_identifier = d.pop("buyerIdentifier", UNSET)
+        _buyer_identifier = src_dict.get("buyerIdentifier", UNSET)
         buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset
         if _buyer_identifier is None or _buyer_identifier is UNSET:
             buyer_identifier = _buyer_identifier
@@ -244,7 +243,7 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 buyer_identifier = cast(InvoiceQueryBuyerIdentifier | None | Unset, _buyer_identifier)
 
-        _currency_codes = d.pop("currencyCodes", UNSET)
+        _currency_codes = src_dict.get("currencyCodes", UNSET)
         currency_codes: list[CurrencyCode] | None | Unset
         if _currency_codes is None or _currency_codes is UNSET:
             currency_codes = _currency_codes
@@ -263,7 +262,7 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 currency_codes = cast(list[CurrencyCode] | None | Unset, _currency_codes)
 
-        _invoicing_mode = d.pop("invoicingMode", UNSET)
+        _invoicing_mode = src_dict.get("invoicingMode", UNSET)
         invoicing_mode: InvoicingMode | None | Unset
         if _invoicing_mode is None or _invoicing_mode is UNSET:
             invoicing_mode = _invoicing_mode
@@ -277,9 +276,9 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
 
-        is_self_invoicing: bool | None | Unset = d.pop("isSelfInvoicing", UNSET)
+        is_self_invoicing: bool | None | Unset = src_dict.get("isSelfInvoicing", UNSET)
 
-        _form_type = d.pop("formType", UNSET)
+        _form_type = src_dict.get("formType", UNSET)
         form_type: InvoiceQueryFormType | None | Unset
         if _form_type is None or _form_type is UNSET:
             form_type = _form_type
@@ -293,7 +292,7 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 form_type = cast(InvoiceQueryFormType | None | Unset, _form_type)
 
-        _invoice_types = d.pop("invoiceTypes", UNSET)
+        _invoice_types = src_dict.get("invoiceTypes", UNSET)
         invoice_types: list[InvoiceType] | None | Unset
         if _invoice_types is None or _invoice_types is UNSET:
             invoice_types = _invoice_types
@@ -312,7 +311,7 @@ class InvoiceQueryFilters:
             except (TypeError, ValueError, AttributeError, KeyError):
                 invoice_types = cast(list[InvoiceType] | None | Unset, _invoice_types)
 
-        has_attachment: bool | None | Unset = d.pop("hasAttachment", UNSET)
+        has_attachment: bool | None | Unset = src_dict.get("hasAttachment", UNSET)
 
         invoice_query_filters = _object_new(cls)
         invoice_query_filters.subject_type = subject_type
@@ -329,7 +328,35 @@ class InvoiceQueryFilters:
         invoice_query_filters.invoice_types = invoice_types
         invoice_query_filters.has_attachment = has_attachment
 
-        invoice_query_filters.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (ksef_number is not UNSET) + (invoice_number is not UNSET) + (amount is not UNSET) + (
+            seller_nip is not UNSET
+        ) + (buyer_identifier is not UNSET) + (currency_codes is not UNSET) + (invoicing_mode is not UNSET) + (
+            is_self_invoicing is not UNSET
+        ) + (form_type is not UNSET) + (invoice_types is not UNSET) + (has_attachment is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "subjectType",
+                    "dateRange",
+                    "ksefNumber",
+                    "invoiceNumber",
+                    "amount",
+                    "sellerNip",
+                    "buyerIdentifier",
+                    "currencyCodes",
+                    "invoicingMode",
+                    "isSelfInvoicing",
+                    "formType",
+                    "invoiceTypes",
+                    "hasAttachment",
+                }
+            }
+        invoice_query_filters.additional_properties = additional_properties
         return invoice_query_filters
 
     @property

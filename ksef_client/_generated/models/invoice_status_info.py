@@ -64,12 +64,11 @@ class InvoiceStatusInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        code = d.pop("code")
+        code = src_dict["code"]
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        _details = d.pop("details", UNSET)
+        _details = src_dict.get("details", UNSET)
         details: list[str] | None | Unset
         if _details is None or _details is UNSET:
             details = _details
@@ -83,7 +82,7 @@ class InvoiceStatusInfo:
             except (TypeError, ValueError, AttributeError, KeyError):
                 details = cast(list[str] | None | Unset, _details)
 
-        _extensions = d.pop("extensions", UNSET)
+        _extensions = src_dict.get("extensions", UNSET)
         extensions: InvoiceStatusInfoExtensionsType0 | None | Unset
         if _extensions is None or _extensions is UNSET:
             extensions = _extensions
@@ -103,7 +102,14 @@ class InvoiceStatusInfo:
         invoice_status_info.details = details
         invoice_status_info.extensions = extensions
 
-        invoice_status_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (details is not UNSET) + (extensions is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}
+            }
+        invoice_status_info.additional_properties = additional_properties
         return invoice_status_info
 
     @property

@@ -29,15 +29,17 @@ class InvoiceStatusInfoExtensionsType0:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         invoice_status_info_extensions_type_0 = _object_new(cls)
 
-        additional_properties = {}
-        for prop_name, prop_dict in d.items():
-            additional_property: None | str = prop_dict
+        additional_properties: dict[str, None | str]
+        if len(src_dict) == 0:
+            additional_properties = {}
+        else:
+            additional_properties = {}
+            for prop_name, prop_dict in src_dict.items():
+                additional_property: None | str = prop_dict
 
-            additional_properties[prop_name] = additional_property
-
+                additional_properties[prop_name] = additional_property
         invoice_status_info_extensions_type_0.additional_properties = additional_properties
         return invoice_status_info_extensions_type_0
 

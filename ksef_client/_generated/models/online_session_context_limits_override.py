@@ -41,12 +41,11 @@ class OnlineSessionContextLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        max_invoice_size_in_mb = d.pop("maxInvoiceSizeInMB")
+        max_invoice_size_in_mb = src_dict["maxInvoiceSizeInMB"]
 
-        max_invoice_with_attachment_size_in_mb = d.pop("maxInvoiceWithAttachmentSizeInMB")
+        max_invoice_with_attachment_size_in_mb = src_dict["maxInvoiceWithAttachmentSizeInMB"]
 
-        max_invoices = d.pop("maxInvoices")
+        max_invoices = src_dict["maxInvoices"]
 
         online_session_context_limits_override = _object_new(cls)
         online_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb
@@ -55,7 +54,16 @@ class OnlineSessionContextLimitsOverride:
         )
         online_session_context_limits_override.max_invoices = max_invoices
 
-        online_session_context_limits_override.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"maxInvoiceSizeInMB", "maxInvoiceWithAttachmentSizeInMB", "maxInvoices"}
+            }
+        online_session_context_limits_override.additional_properties = additional_properties
         return online_session_context_limits_override
 
     @property

@@ -47,14 +47,13 @@ class OpenBatchSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        form_code = _FormCode_from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(src_dict["formCode"])
 
-        batch_file = _BatchFileInfo_from_dict(d.pop("batchFile"))
+        batch_file = _BatchFileInfo_from_dict(src_dict["batchFile"])
 
-        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
 
-        offline_mode = d.pop("offlineMode", UNSET)
+        offline_mode = src_dict.get("offlineMode", UNSET)
 
         open_batch_session_request = _object_new(cls)
         open_batch_session_request.form_code = form_code
@@ -62,7 +61,14 @@ class OpenBatchSessionRequest:
         open_batch_session_request.encryption = encryption
         open_batch_session_request.offline_mode = offline_mode
 
-        open_batch_session_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (offline_mode is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}
+            }
+        open_batch_session_request.additional_properties = additional_properties
         return open_batch_session_request
 
     @property

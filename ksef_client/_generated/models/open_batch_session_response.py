@@ -57,11 +57,10 @@ class OpenBatchSessionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
         part_upload_requests = []
-        _part_upload_requests = d.pop("partUploadRequests")
+        _part_upload_requests = src_dict["partUploadRequests"]
         for part_upload_requests_item_data in _part_upload_requests:
             part_upload_requests_item = _PartUploadRequest_from_dict(part_upload_requests_item_data)
 
@@ -71,7 +70,14 @@ class OpenBatchSessionResponse:
         open_batch_session_response.reference_number = reference_number
         open_batch_session_response.part_upload_requests = part_upload_requests
 
-        open_batch_session_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"referenceNumber", "partUploadRequests"}
+            }
+        open_batch_session_response.additional_properties = additional_properties
         return open_batch_session_response
 
     @property

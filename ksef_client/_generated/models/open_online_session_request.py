@@ -34,16 +34,20 @@ class OpenOnlineSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        form_code = _FormCode_from_dict(d.pop("formCode"))
+        form_code = _FormCode_from_dict(src_dict["formCode"])
 
-        encryption = _EncryptionInfo_from_dict(d.pop("encryption"))
+        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
 
         open_online_session_request = _object_new(cls)
         open_online_session_request.form_code = form_code
         open_online_session_request.encryption = encryption
 
-        open_online_session_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"formCode", "encryption"}}
+        open_online_session_request.additional_properties = additional_properties
         return open_online_session_request
 
     @property

@@ -37,16 +37,20 @@ class OpenOnlineSessionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        valid_until = _datetime_fromisoformat(d.pop("validUntil"))
+        valid_until = _datetime_fromisoformat(src_dict["validUntil"])
 
         open_online_session_response = _object_new(cls)
         open_online_session_response.reference_number = reference_number
         open_online_session_response.valid_until = valid_until
 
-        open_online_session_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber", "validUntil"}}
+        open_online_session_response.additional_properties = additional_properties
         return open_online_session_response
 
     @property

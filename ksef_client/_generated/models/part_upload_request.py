@@ -46,14 +46,13 @@ class PartUploadRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ordinal_number = d.pop("ordinalNumber")
+        ordinal_number = src_dict["ordinalNumber"]
 
-        method = d.pop("method")
+        method = src_dict["method"]
 
-        url = d.pop("url")
+        url = src_dict["url"]
 
-        headers = _PartUploadRequestHeaders_from_dict(d.pop("headers"))
+        headers = _PartUploadRequestHeaders_from_dict(src_dict["headers"])
 
         part_upload_request = _object_new(cls)
         part_upload_request.ordinal_number = ordinal_number
@@ -61,7 +60,14 @@ class PartUploadRequest:
         part_upload_request.url = url
         part_upload_request.headers = headers
 
-        part_upload_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ordinalNumber", "method", "url", "headers"}
+            }
+        part_upload_request.additional_properties = additional_properties
         return part_upload_request
 
     @property

@@ -26,15 +26,17 @@ class PartUploadRequestHeaders:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         part_upload_request_headers = _object_new(cls)
 
-        additional_properties = {}
-        for prop_name, prop_dict in d.items():
-            additional_property: None | str = prop_dict
+        additional_properties: dict[str, None | str]
+        if len(src_dict) == 0:
+            additional_properties = {}
+        else:
+            additional_properties = {}
+            for prop_name, prop_dict in src_dict.items():
+                additional_property: None | str = prop_dict
 
-            additional_properties[prop_name] = additional_property
-
+                additional_properties[prop_name] = additional_property
         part_upload_request_headers.additional_properties = additional_properties
         return part_upload_request_headers
 

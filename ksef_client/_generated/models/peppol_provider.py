@@ -42,19 +42,23 @@ class PeppolProvider:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
-        name = d.pop("name")
+        name = src_dict["name"]
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
         peppol_provider = _object_new(cls)
         peppol_provider.id = id
         peppol_provider.name = name
         peppol_provider.date_created = date_created
 
-        peppol_provider.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"id", "name", "dateCreated"}}
+        peppol_provider.additional_properties = additional_properties
         return peppol_provider
 
     @property

@@ -36,16 +36,20 @@ class PermissionsEuEntityDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        full_name = d.pop("fullName")
+        full_name = src_dict["fullName"]
 
-        address = d.pop("address")
+        address = src_dict["address"]
 
         permissions_eu_entity_details = _object_new(cls)
         permissions_eu_entity_details.full_name = full_name
         permissions_eu_entity_details.address = address
 
-        permissions_eu_entity_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"fullName", "address"}}
+        permissions_eu_entity_details.additional_properties = additional_properties
         return permissions_eu_entity_details
 
     @property

@@ -31,13 +31,17 @@ class PermissionsOperationResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
         permissions_operation_response = _object_new(cls)
         permissions_operation_response.reference_number = reference_number
 
-        permissions_operation_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber"}}
+        permissions_operation_response.additional_properties = additional_properties
         return permissions_operation_response
 
     @property

@@ -30,13 +30,17 @@ class PermissionsOperationStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
         permissions_operation_status_response = _object_new(cls)
         permissions_operation_status_response.status = status
 
-        permissions_operation_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"status"}}
+        permissions_operation_status_response.additional_properties = additional_properties
         return permissions_operation_status_response
 
     @property

@@ -52,19 +52,25 @@ class PermissionsSubjectEntityByFingerprintDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_details_type = _EntitySubjectByFingerprintDetailsType_from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EntitySubjectByFingerprintDetailsType_from_value(src_dict["subjectDetailsType"])
 
-        full_name = d.pop("fullName")
+        full_name = src_dict["fullName"]
 
-        address: None | str | Unset = d.pop("address", UNSET)
+        address: None | str | Unset = src_dict.get("address", UNSET)
 
         permissions_subject_entity_by_fingerprint_details = _object_new(cls)
         permissions_subject_entity_by_fingerprint_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_fingerprint_details.full_name = full_name
         permissions_subject_entity_by_fingerprint_details.address = address
 
-        permissions_subject_entity_by_fingerprint_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2 + (address is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
+            }
+        permissions_subject_entity_by_fingerprint_details.additional_properties = additional_properties
         return permissions_subject_entity_by_fingerprint_details
 
     @property

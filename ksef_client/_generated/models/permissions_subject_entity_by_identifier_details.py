@@ -41,16 +41,20 @@ class PermissionsSubjectEntityByIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(src_dict["subjectDetailsType"])
 
-        full_name = d.pop("fullName")
+        full_name = src_dict["fullName"]
 
         permissions_subject_entity_by_identifier_details = _object_new(cls)
         permissions_subject_entity_by_identifier_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_identifier_details.full_name = full_name
 
-        permissions_subject_entity_by_identifier_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName"}}
+        permissions_subject_entity_by_identifier_details.additional_properties = additional_properties
         return permissions_subject_entity_by_identifier_details
 
     @property

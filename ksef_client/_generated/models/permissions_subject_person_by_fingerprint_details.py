@@ -87,14 +87,13 @@ class PermissionsSubjectPersonByFingerprintDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_details_type = _PersonSubjectByFingerprintDetailsType_from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _PersonSubjectByFingerprintDetailsType_from_value(src_dict["subjectDetailsType"])
 
-        first_name = d.pop("firstName")
+        first_name = src_dict["firstName"]
 
-        last_name = d.pop("lastName")
+        last_name = src_dict["lastName"]
 
-        _person_identifier = d.pop("personIdentifier", UNSET)
+        _person_identifier = src_dict.get("personIdentifier", UNSET)
         person_identifier: None | PersonIdentifier | Unset
         if _person_identifier is None or _person_identifier is UNSET:
             person_identifier = _person_identifier
@@ -108,7 +107,7 @@ class PermissionsSubjectPersonByFingerprintDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 person_identifier = cast(None | PersonIdentifier | Unset, _person_identifier)
 
-        _birth_date = d.pop("birthDate", UNSET)
+        _birth_date = src_dict.get("birthDate", UNSET)
         birth_date: datetime.date | None | Unset
         if _birth_date is None or _birth_date is UNSET:
             birth_date = _birth_date
@@ -122,7 +121,7 @@ class PermissionsSubjectPersonByFingerprintDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 birth_date = cast(datetime.date | None | Unset, _birth_date)
 
-        _id_document = d.pop("idDocument", UNSET)
+        _id_document = src_dict.get("idDocument", UNSET)
         id_document: IdDocument | None | Unset
         if _id_document is None or _id_document is UNSET:
             id_document = _id_document
@@ -144,7 +143,19 @@ class PermissionsSubjectPersonByFingerprintDetails:
         permissions_subject_person_by_fingerprint_details.birth_date = birth_date
         permissions_subject_person_by_fingerprint_details.id_document = id_document
 
-        permissions_subject_person_by_fingerprint_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (person_identifier is not UNSET) + (birth_date is not UNSET) + (
+            id_document is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {"subjectDetailsType", "firstName", "lastName", "personIdentifier", "birthDate", "idDocument"}
+            }
+        permissions_subject_person_by_fingerprint_details.additional_properties = additional_properties
         return permissions_subject_person_by_fingerprint_details
 
     @property

@@ -40,19 +40,25 @@ class PersonByFingerprintWithIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        first_name = d.pop("firstName")
+        first_name = src_dict["firstName"]
 
-        last_name = d.pop("lastName")
+        last_name = src_dict["lastName"]
 
-        identifier = _PersonIdentifier_from_dict(d.pop("identifier"))
+        identifier = _PersonIdentifier_from_dict(src_dict["identifier"])
 
         person_by_fingerprint_with_identifier_details = _object_new(cls)
         person_by_fingerprint_with_identifier_details.first_name = first_name
         person_by_fingerprint_with_identifier_details.last_name = last_name
         person_by_fingerprint_with_identifier_details.identifier = identifier
 
-        person_by_fingerprint_with_identifier_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"firstName", "lastName", "identifier"}
+            }
+        person_by_fingerprint_with_identifier_details.additional_properties = additional_properties
         return person_by_fingerprint_with_identifier_details
 
     @property

@@ -47,14 +47,13 @@ class PersonByFingerprintWithoutIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        first_name = d.pop("firstName")
+        first_name = src_dict["firstName"]
 
-        last_name = d.pop("lastName")
+        last_name = src_dict["lastName"]
 
-        birth_date = _date_fromisoformat(d.pop("birthDate"))
+        birth_date = _date_fromisoformat(src_dict["birthDate"])
 
-        id_document = _IdDocument_from_dict(d.pop("idDocument"))
+        id_document = _IdDocument_from_dict(src_dict["idDocument"])
 
         person_by_fingerprint_without_identifier_details = _object_new(cls)
         person_by_fingerprint_without_identifier_details.first_name = first_name
@@ -62,7 +61,14 @@ class PersonByFingerprintWithoutIdentifierDetails:
         person_by_fingerprint_without_identifier_details.birth_date = birth_date
         person_by_fingerprint_without_identifier_details.id_document = id_document
 
-        person_by_fingerprint_without_identifier_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"firstName", "lastName", "birthDate", "idDocument"}
+            }
+        person_by_fingerprint_without_identifier_details.additional_properties = additional_properties
         return person_by_fingerprint_without_identifier_details
 
     @property

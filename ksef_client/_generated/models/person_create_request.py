@@ -65,18 +65,17 @@ class PersonCreateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
-        pesel = d.pop("pesel")
+        pesel = src_dict["pesel"]
 
-        is_bailiff = d.pop("isBailiff")
+        is_bailiff = src_dict["isBailiff"]
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        is_deceased = d.pop("isDeceased", UNSET)
+        is_deceased = src_dict.get("isDeceased", UNSET)
 
-        _created_date = d.pop("createdDate", UNSET)
+        _created_date = src_dict.get("createdDate", UNSET)
         created_date: datetime.datetime | None | Unset
         if _created_date is None or _created_date is UNSET:
             created_date = _created_date
@@ -98,7 +97,16 @@ class PersonCreateRequest:
         person_create_request.is_deceased = is_deceased
         person_create_request.created_date = created_date
 
-        person_create_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (is_deceased is not UNSET) + (created_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"nip", "pesel", "isBailiff", "description", "isDeceased", "createdDate"}
+            }
+        person_create_request.additional_properties = additional_properties
         return person_create_request
 
     @property

@@ -36,16 +36,20 @@ class PersonDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        first_name = d.pop("firstName")
+        first_name = src_dict["firstName"]
 
-        last_name = d.pop("lastName")
+        last_name = src_dict["lastName"]
 
         person_details = _object_new(cls)
         person_details.first_name = first_name
         person_details.last_name = last_name
 
-        person_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"firstName", "lastName"}}
+        person_details.additional_properties = additional_properties
         return person_details
 
     @property

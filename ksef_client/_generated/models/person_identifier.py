@@ -38,16 +38,20 @@ class PersonIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _PersonIdentifierType_from_value(d.pop("type"))
+        type_ = _PersonIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         person_identifier = _object_new(cls)
         person_identifier.type_ = type_
         person_identifier.value = value
 
-        person_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        person_identifier.additional_properties = additional_properties
         return person_identifier
 
     @property

@@ -81,10 +81,9 @@ class PersonPermissionSubjectDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_details_type = _PersonPermissionSubjectDetailsType_from_value(d.pop("subjectDetailsType"))
+        subject_details_type = _PersonPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
-        _person_by_id = d.pop("personById", UNSET)
+        _person_by_id = src_dict.get("personById", UNSET)
         person_by_id: None | PersonDetails | Unset
         if _person_by_id is None or _person_by_id is UNSET:
             person_by_id = _person_by_id
@@ -98,7 +97,7 @@ class PersonPermissionSubjectDetails:
             except (TypeError, ValueError, AttributeError, KeyError):
                 person_by_id = cast(None | PersonDetails | Unset, _person_by_id)
 
-        _person_by_fp_with_id = d.pop("personByFpWithId", UNSET)
+        _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
         if _person_by_fp_with_id is None or _person_by_fp_with_id is UNSET:
             person_by_fp_with_id = _person_by_fp_with_id
@@ -114,7 +113,7 @@ class PersonPermissionSubjectDetails:
                     None | PersonByFingerprintWithIdentifierDetails | Unset, _person_by_fp_with_id
                 )
 
-        _person_by_fp_no_id = d.pop("personByFpNoId", UNSET)
+        _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset
         if _person_by_fp_no_id is None or _person_by_fp_no_id is UNSET:
             person_by_fp_no_id = _person_by_fp_no_id
@@ -136,7 +135,18 @@ class PersonPermissionSubjectDetails:
         person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         person_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
 
-        person_permission_subject_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (person_by_id is not UNSET) + (person_by_fp_with_id is not UNSET) + (
+            person_by_fp_no_id is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectDetailsType", "personById", "personByFpWithId", "personByFpNoId"}
+            }
+        person_permission_subject_details.additional_properties = additional_properties
         return person_permission_subject_details
 
     @property

@@ -135,10 +135,9 @@ class PersonPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        query_type = _PersonPermissionsQueryType_from_value(d.pop("queryType"))
+        query_type = _PersonPermissionsQueryType_from_value(src_dict["queryType"])
 
-        _author_identifier = d.pop("authorIdentifier", UNSET)
+        _author_identifier = src_dict.get("authorIdentifier", UNSET)
         author_identifier: None | PersonPermissionsAuthorIdentifier | Unset
         if _author_identifier is None or _author_identifier is UNSET:
             author_identifier = _author_identifier
@@ -152,7 +151,7 @@ class PersonPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 author_identifier = cast(None | PersonPermissionsAuthorIdentifier | Unset, _author_identifier)
 
-        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset
         if _authorized_identifier is None or _authorized_identifier is UNSET:
             authorized_identifier = _authorized_identifier
@@ -168,7 +167,7 @@ class PersonPermissionsQueryRequest:
                     None | PersonPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
                 )
 
-        _context_identifier = d.pop("contextIdentifier", UNSET)
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonPermissionsContextIdentifier | Unset
         if _context_identifier is None or _context_identifier is UNSET:
             context_identifier = _context_identifier
@@ -182,7 +181,7 @@ class PersonPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | PersonPermissionsContextIdentifier | Unset, _context_identifier)
 
-        _target_identifier = d.pop("targetIdentifier", UNSET)
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonPermissionsTargetIdentifier | Unset
         if _target_identifier is None or _target_identifier is UNSET:
             target_identifier = _target_identifier
@@ -196,7 +195,7 @@ class PersonPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 target_identifier = cast(None | PersonPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        _permission_types = d.pop("permissionTypes", UNSET)
+        _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[PersonPermissionType] | None | Unset
         if _permission_types is None or _permission_types is UNSET:
             permission_types = _permission_types
@@ -215,7 +214,7 @@ class PersonPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[PersonPermissionType] | None | Unset, _permission_types)
 
-        _permission_state = d.pop("permissionState", UNSET)
+        _permission_state = src_dict.get("permissionState", UNSET)
         permission_state: None | PermissionState | Unset
         if _permission_state is None or _permission_state is UNSET:
             permission_state = _permission_state
@@ -238,7 +237,27 @@ class PersonPermissionsQueryRequest:
         person_permissions_query_request.permission_types = permission_types
         person_permissions_query_request.permission_state = permission_state
 
-        person_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (author_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+            context_identifier is not UNSET
+        ) + (target_identifier is not UNSET) + (permission_types is not UNSET) + (permission_state is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "queryType",
+                    "authorIdentifier",
+                    "authorizedIdentifier",
+                    "contextIdentifier",
+                    "targetIdentifier",
+                    "permissionTypes",
+                    "permissionState",
+                }
+            }
+        person_permissions_query_request.additional_properties = additional_properties
         return person_permissions_query_request
 
     @property

@@ -53,16 +53,20 @@ class PersonPermissionsTargetIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _PersonPermissionsTargetIdentifierType_from_value(d.pop("type"))
+        type_ = _PersonPermissionsTargetIdentifierType_from_value(src_dict["type"])
 
-        value: None | str | Unset = d.pop("value", UNSET)
+        value: None | str | Unset = src_dict.get("value", UNSET)
 
         person_permissions_target_identifier = _object_new(cls)
         person_permissions_target_identifier.type_ = type_
         person_permissions_target_identifier.value = value
 
-        person_permissions_target_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (value is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        person_permissions_target_identifier.additional_properties = additional_properties
         return person_permissions_target_identifier
 
     @property

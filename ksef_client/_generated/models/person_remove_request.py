@@ -31,13 +31,17 @@ class PersonRemoveRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        nip = d.pop("nip")
+        nip = src_dict["nip"]
 
         person_remove_request = _object_new(cls)
         person_remove_request.nip = nip
 
-        person_remove_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip"}}
+        person_remove_request.additional_properties = additional_properties
         return person_remove_request
 
     @property

@@ -132,20 +132,19 @@ class PersonalPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
-        permission_scope = _PersonalPermissionScope_from_value(d.pop("permissionScope"))
+        permission_scope = _PersonalPermissionScope_from_value(src_dict["permissionScope"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        permission_state = _PermissionState_from_value(d.pop("permissionState"))
+        permission_state = _PermissionState_from_value(src_dict["permissionState"])
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        can_delegate = d.pop("canDelegate")
+        can_delegate = src_dict["canDelegate"]
 
-        _context_identifier = d.pop("contextIdentifier", UNSET)
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonalPermissionsContextIdentifier | Unset
         if _context_identifier is None or _context_identifier is UNSET:
             context_identifier = _context_identifier
@@ -159,7 +158,7 @@ class PersonalPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
 
-        _authorized_identifier = d.pop("authorizedIdentifier", UNSET)
+        _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset
         if _authorized_identifier is None or _authorized_identifier is UNSET:
             authorized_identifier = _authorized_identifier
@@ -177,7 +176,7 @@ class PersonalPermission:
                     None | PersonalPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
                 )
 
-        _target_identifier = d.pop("targetIdentifier", UNSET)
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
         if _target_identifier is None or _target_identifier is UNSET:
             target_identifier = _target_identifier
@@ -191,7 +190,7 @@ class PersonalPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonDetails | Unset
         if _subject_person_details is None or _subject_person_details is UNSET:
             subject_person_details = _subject_person_details
@@ -205,7 +204,7 @@ class PersonalPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
 
-        _subject_entity_details = d.pop("subjectEntityDetails", UNSET)
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityDetails | Unset
         if _subject_entity_details is None or _subject_entity_details is UNSET:
             subject_entity_details = _subject_entity_details
@@ -232,7 +231,31 @@ class PersonalPermission:
         personal_permission.subject_person_details = subject_person_details
         personal_permission.subject_entity_details = subject_entity_details
 
-        personal_permission.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6 + (context_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+            target_identifier is not UNSET
+        ) + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "permissionScope",
+                    "description",
+                    "permissionState",
+                    "startDate",
+                    "canDelegate",
+                    "contextIdentifier",
+                    "authorizedIdentifier",
+                    "targetIdentifier",
+                    "subjectPersonDetails",
+                    "subjectEntityDetails",
+                }
+            }
+        personal_permission.additional_properties = additional_properties
         return personal_permission
 
     @property

@@ -44,16 +44,20 @@ class PersonalPermissionsAuthorizedIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _PersonalPermissionsAuthorizedIdentifierType_from_value(d.pop("type"))
+        type_ = _PersonalPermissionsAuthorizedIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         personal_permissions_authorized_identifier = _object_new(cls)
         personal_permissions_authorized_identifier.type_ = type_
         personal_permissions_authorized_identifier.value = value
 
-        personal_permissions_authorized_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        personal_permissions_authorized_identifier.additional_properties = additional_properties
         return personal_permissions_authorized_identifier
 
     @property

@@ -93,8 +93,7 @@ class PersonalPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _context_identifier = d.pop("contextIdentifier", UNSET)
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonalPermissionsContextIdentifier | Unset
         if _context_identifier is None or _context_identifier is UNSET:
             context_identifier = _context_identifier
@@ -108,7 +107,7 @@ class PersonalPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
 
-        _target_identifier = d.pop("targetIdentifier", UNSET)
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
         if _target_identifier is None or _target_identifier is UNSET:
             target_identifier = _target_identifier
@@ -122,7 +121,7 @@ class PersonalPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
 
-        _permission_types = d.pop("permissionTypes", UNSET)
+        _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[PersonalPermissionType] | None | Unset
         if _permission_types is None or _permission_types is UNSET:
             permission_types = _permission_types
@@ -141,7 +140,7 @@ class PersonalPermissionsQueryRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permission_types = cast(list[PersonalPermissionType] | None | Unset, _permission_types)
 
-        _permission_state = d.pop("permissionState", UNSET)
+        _permission_state = src_dict.get("permissionState", UNSET)
         permission_state: None | PermissionState | Unset
         if _permission_state is None or _permission_state is UNSET:
             permission_state = _permission_state
@@ -161,7 +160,18 @@ class PersonalPermissionsQueryRequest:
         personal_permissions_query_request.permission_types = permission_types
         personal_permissions_query_request.permission_state = permission_state
 
-        personal_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
+            permission_types is not UNSET
+        ) + (permission_state is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"contextIdentifier", "targetIdentifier", "permissionTypes", "permissionState"}
+            }
+        personal_permissions_query_request.additional_properties = additional_properties
         return personal_permissions_query_request
 
     @property

@@ -69,19 +69,18 @@ class PublicKeyCertificate:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate = d.pop("certificate")
+        certificate = src_dict["certificate"]
 
-        certificate_id = d.pop("certificateId")
+        certificate_id = src_dict["certificateId"]
 
-        public_key_id = d.pop("publicKeyId")
+        public_key_id = src_dict["publicKeyId"]
 
-        valid_from = _datetime_fromisoformat(d.pop("validFrom"))
+        valid_from = _datetime_fromisoformat(src_dict["validFrom"])
 
-        valid_to = _datetime_fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(src_dict["validTo"])
 
         usage = []
-        _usage = d.pop("usage")
+        _usage = src_dict["usage"]
         for usage_item_data in _usage:
             usage_item = _PublicKeyCertificateUsage_from_value(usage_item_data)
 
@@ -95,7 +94,16 @@ class PublicKeyCertificate:
         public_key_certificate.valid_to = valid_to
         public_key_certificate.usage = usage
 
-        public_key_certificate.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"certificate", "certificateId", "publicKeyId", "validFrom", "validTo", "usage"}
+            }
+        public_key_certificate.additional_properties = additional_properties
         return public_key_certificate
 
     @property

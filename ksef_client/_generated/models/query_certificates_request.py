@@ -102,12 +102,11 @@ class QueryCertificatesRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate_serial_number: None | str | Unset = d.pop("certificateSerialNumber", UNSET)
+        certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
 
-        name: None | str | Unset = d.pop("name", UNSET)
+        name: None | str | Unset = src_dict.get("name", UNSET)
 
-        _type_ = d.pop("type", UNSET)
+        _type_ = src_dict.get("type", UNSET)
         type_: KsefCertificateType | None | Unset
         if _type_ is None or _type_ is UNSET:
             type_ = _type_
@@ -121,7 +120,7 @@ class QueryCertificatesRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 type_ = cast(KsefCertificateType | None | Unset, _type_)
 
-        _status = d.pop("status", UNSET)
+        _status = src_dict.get("status", UNSET)
         status: CertificateListItemStatus | None | Unset
         if _status is None or _status is UNSET:
             status = _status
@@ -135,7 +134,7 @@ class QueryCertificatesRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 status = cast(CertificateListItemStatus | None | Unset, _status)
 
-        _expires_after = d.pop("expiresAfter", UNSET)
+        _expires_after = src_dict.get("expiresAfter", UNSET)
         expires_after: datetime.datetime | None | Unset
         if _expires_after is None or _expires_after is UNSET:
             expires_after = _expires_after
@@ -156,7 +155,18 @@ class QueryCertificatesRequest:
         query_certificates_request.status = status
         query_certificates_request.expires_after = expires_after
 
-        query_certificates_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (certificate_serial_number is not UNSET) + (name is not UNSET) + (
+            type_ is not UNSET
+        ) + (status is not UNSET) + (expires_after is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"certificateSerialNumber", "name", "type", "status", "expiresAfter"}
+            }
+        query_certificates_request.additional_properties = additional_properties
         return query_certificates_request
 
     @property

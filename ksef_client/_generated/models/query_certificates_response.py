@@ -39,21 +39,25 @@ class QueryCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         certificates = []
-        _certificates = d.pop("certificates")
+        _certificates = src_dict["certificates"]
         for certificates_item_data in _certificates:
             certificates_item = _CertificateListItem_from_dict(certificates_item_data)
 
             certificates.append(certificates_item)
 
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
         query_certificates_response = _object_new(cls)
         query_certificates_response.certificates = certificates
         query_certificates_response.has_more = has_more
 
-        query_certificates_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificates", "hasMore"}}
+        query_certificates_response.additional_properties = additional_properties
         return query_certificates_response
 
     @property

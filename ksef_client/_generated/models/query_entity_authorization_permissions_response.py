@@ -39,21 +39,25 @@ class QueryEntityAuthorizationPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         authorization_grants = []
-        _authorization_grants = d.pop("authorizationGrants")
+        _authorization_grants = src_dict["authorizationGrants"]
         for authorization_grants_item_data in _authorization_grants:
             authorization_grants_item = _EntityAuthorizationGrant_from_dict(authorization_grants_item_data)
 
             authorization_grants.append(authorization_grants_item)
 
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
         query_entity_authorization_permissions_response = _object_new(cls)
         query_entity_authorization_permissions_response.authorization_grants = authorization_grants
         query_entity_authorization_permissions_response.has_more = has_more
 
-        query_entity_authorization_permissions_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"authorizationGrants", "hasMore"}}
+        query_entity_authorization_permissions_response.additional_properties = additional_properties
         return query_entity_authorization_permissions_response
 
     @property

@@ -71,19 +71,18 @@ class QueryInvoicesMetadataResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
-        is_truncated = d.pop("isTruncated")
+        is_truncated = src_dict["isTruncated"]
 
         invoices = []
-        _invoices = d.pop("invoices")
+        _invoices = src_dict["invoices"]
         for invoices_item_data in _invoices:
             invoices_item = _InvoiceMetadata_from_dict(invoices_item_data)
 
             invoices.append(invoices_item)
 
-        _permanent_storage_hwm_date = d.pop("permanentStorageHwmDate", UNSET)
+        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
         permanent_storage_hwm_date: datetime.datetime | None | Unset
         if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
             permanent_storage_hwm_date = _permanent_storage_hwm_date
@@ -103,7 +102,16 @@ class QueryInvoicesMetadataResponse:
         query_invoices_metadata_response.invoices = invoices
         query_invoices_metadata_response.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        query_invoices_metadata_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (permanent_storage_hwm_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"hasMore", "isTruncated", "invoices", "permanentStorageHwmDate"}
+            }
+        query_invoices_metadata_response.additional_properties = additional_properties
         return query_invoices_metadata_response
 
     @property

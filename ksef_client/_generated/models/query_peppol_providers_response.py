@@ -39,21 +39,25 @@ class QueryPeppolProvidersResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         peppol_providers = []
-        _peppol_providers = d.pop("peppolProviders")
+        _peppol_providers = src_dict["peppolProviders"]
         for peppol_providers_item_data in _peppol_providers:
             peppol_providers_item = _PeppolProvider_from_dict(peppol_providers_item_data)
 
             peppol_providers.append(peppol_providers_item)
 
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
         query_peppol_providers_response = _object_new(cls)
         query_peppol_providers_response.peppol_providers = peppol_providers
         query_peppol_providers_response.has_more = has_more
 
-        query_peppol_providers_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"peppolProviders", "hasMore"}}
+        query_peppol_providers_response.additional_properties = additional_properties
         return query_peppol_providers_response
 
     @property

@@ -39,21 +39,25 @@ class QueryPersonalPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _PersonalPermission_from_dict(permissions_item_data)
 
             permissions.append(permissions_item)
 
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
         query_personal_permissions_response = _object_new(cls)
         query_personal_permissions_response.permissions = permissions
         query_personal_permissions_response.has_more = has_more
 
-        query_personal_permissions_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore"}}
+        query_personal_permissions_response.additional_properties = additional_properties
         return query_personal_permissions_response
 
     @property

@@ -39,21 +39,25 @@ class QuerySubordinateEntityRolesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         roles = []
-        _roles = d.pop("roles")
+        _roles = src_dict["roles"]
         for roles_item_data in _roles:
             roles_item = _SubordinateEntityRole_from_dict(roles_item_data)
 
             roles.append(roles_item)
 
-        has_more = d.pop("hasMore")
+        has_more = src_dict["hasMore"]
 
         query_subordinate_entity_roles_response = _object_new(cls)
         query_subordinate_entity_roles_response.roles = roles
         query_subordinate_entity_roles_response.has_more = has_more
 
-        query_subordinate_entity_roles_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"roles", "hasMore"}}
+        query_subordinate_entity_roles_response.additional_properties = additional_properties
         return query_subordinate_entity_roles_response
 
     @property

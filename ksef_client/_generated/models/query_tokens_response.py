@@ -46,21 +46,25 @@ class QueryTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         tokens = []
-        _tokens = d.pop("tokens")
+        _tokens = src_dict["tokens"]
         for tokens_item_data in _tokens:
             tokens_item = _QueryTokensResponseItem_from_dict(tokens_item_data)
 
             tokens.append(tokens_item)
 
-        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
         query_tokens_response = _object_new(cls)
         query_tokens_response.tokens = tokens
         query_tokens_response.continuation_token = continuation_token
 
-        query_tokens_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (continuation_token is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"tokens", "continuationToken"}}
+        query_tokens_response.additional_properties = additional_properties
         return query_tokens_response
 
     @property

@@ -53,14 +53,13 @@ class RetrieveCertificatesListItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate = d.pop("certificate")
+        certificate = src_dict["certificate"]
 
-        certificate_name = d.pop("certificateName")
+        certificate_name = src_dict["certificateName"]
 
-        certificate_serial_number = d.pop("certificateSerialNumber")
+        certificate_serial_number = src_dict["certificateSerialNumber"]
 
-        certificate_type = _KsefCertificateType_from_value(d.pop("certificateType"))
+        certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
 
         retrieve_certificates_list_item = _object_new(cls)
         retrieve_certificates_list_item.certificate = certificate
@@ -68,7 +67,16 @@ class RetrieveCertificatesListItem:
         retrieve_certificates_list_item.certificate_serial_number = certificate_serial_number
         retrieve_certificates_list_item.certificate_type = certificate_type
 
-        retrieve_certificates_list_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"certificate", "certificateName", "certificateSerialNumber", "certificateType"}
+            }
+        retrieve_certificates_list_item.additional_properties = additional_properties
         return retrieve_certificates_list_item
 
     @property

@@ -31,13 +31,17 @@ class RetrieveCertificatesRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        certificate_serial_numbers = cast(list[str], d.pop("certificateSerialNumbers"))
+        certificate_serial_numbers = cast(list[str], src_dict["certificateSerialNumbers"])
 
         retrieve_certificates_request = _object_new(cls)
         retrieve_certificates_request.certificate_serial_numbers = certificate_serial_numbers
 
-        retrieve_certificates_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificateSerialNumbers"}}
+        retrieve_certificates_request.additional_properties = additional_properties
         return retrieve_certificates_request
 
     @property

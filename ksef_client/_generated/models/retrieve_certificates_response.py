@@ -34,9 +34,8 @@ class RetrieveCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         certificates = []
-        _certificates = d.pop("certificates")
+        _certificates = src_dict["certificates"]
         for certificates_item_data in _certificates:
             certificates_item = _RetrieveCertificatesListItem_from_dict(certificates_item_data)
 
@@ -45,7 +44,12 @@ class RetrieveCertificatesResponse:
         retrieve_certificates_response = _object_new(cls)
         retrieve_certificates_response.certificates = certificates
 
-        retrieve_certificates_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificates"}}
+        retrieve_certificates_response.additional_properties = additional_properties
         return retrieve_certificates_response
 
     @property

@@ -44,8 +44,7 @@ class RevokeCertificateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _revocation_reason = d.pop("revocationReason", UNSET)
+        _revocation_reason = src_dict.get("revocationReason", UNSET)
         revocation_reason: CertificateRevocationReason | None | Unset
         if _revocation_reason is None or _revocation_reason is UNSET:
             revocation_reason = _revocation_reason
@@ -62,7 +61,12 @@ class RevokeCertificateRequest:
         revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason
 
-        revoke_certificate_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (revocation_reason is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"revocationReason"}}
+        revoke_certificate_request.additional_properties = additional_properties
         return revoke_certificate_request
 
     @property

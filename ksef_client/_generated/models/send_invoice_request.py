@@ -72,20 +72,19 @@ class SendInvoiceRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        invoice_hash = d.pop("invoiceHash")
+        invoice_hash = src_dict["invoiceHash"]
 
-        invoice_size = d.pop("invoiceSize")
+        invoice_size = src_dict["invoiceSize"]
 
-        encrypted_invoice_hash = d.pop("encryptedInvoiceHash")
+        encrypted_invoice_hash = src_dict["encryptedInvoiceHash"]
 
-        encrypted_invoice_size = d.pop("encryptedInvoiceSize")
+        encrypted_invoice_size = src_dict["encryptedInvoiceSize"]
 
-        encrypted_invoice_content = d.pop("encryptedInvoiceContent")
+        encrypted_invoice_content = src_dict["encryptedInvoiceContent"]
 
-        offline_mode = d.pop("offlineMode", UNSET)
+        offline_mode = src_dict.get("offlineMode", UNSET)
 
-        hash_of_corrected_invoice: None | str | Unset = d.pop("hashOfCorrectedInvoice", UNSET)
+        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
 
         send_invoice_request = _object_new(cls)
         send_invoice_request.invoice_hash = invoice_hash
@@ -96,7 +95,25 @@ class SendInvoiceRequest:
         send_invoice_request.offline_mode = offline_mode
         send_invoice_request.hash_of_corrected_invoice = hash_of_corrected_invoice
 
-        send_invoice_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 5 + (offline_mode is not UNSET) + (hash_of_corrected_invoice is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "invoiceHash",
+                    "invoiceSize",
+                    "encryptedInvoiceHash",
+                    "encryptedInvoiceSize",
+                    "encryptedInvoiceContent",
+                    "offlineMode",
+                    "hashOfCorrectedInvoice",
+                }
+            }
+        send_invoice_request.additional_properties = additional_properties
         return send_invoice_request
 
     @property

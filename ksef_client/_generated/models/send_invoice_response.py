@@ -31,13 +31,17 @@ class SendInvoiceResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
         send_invoice_response = _object_new(cls)
         send_invoice_response.reference_number = reference_number
 
-        send_invoice_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber"}}
+        send_invoice_response.additional_properties = additional_properties
         return send_invoice_response
 
     @property

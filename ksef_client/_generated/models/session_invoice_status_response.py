@@ -149,24 +149,23 @@ class SessionInvoiceStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        ordinal_number = d.pop("ordinalNumber")
+        ordinal_number = src_dict["ordinalNumber"]
 
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        invoice_hash = d.pop("invoiceHash")
+        invoice_hash = src_dict["invoiceHash"]
 
-        invoicing_date = _datetime_fromisoformat(d.pop("invoicingDate"))
+        invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
 
-        status = _InvoiceStatusInfo_from_dict(d.pop("status"))
+        status = _InvoiceStatusInfo_from_dict(src_dict["status"])
 
-        invoice_number: None | str | Unset = d.pop("invoiceNumber", UNSET)
+        invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
 
-        ksef_number: None | str | Unset = d.pop("ksefNumber", UNSET)
+        ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
 
-        invoice_file_name: None | str | Unset = d.pop("invoiceFileName", UNSET)
+        invoice_file_name: None | str | Unset = src_dict.get("invoiceFileName", UNSET)
 
-        _acquisition_date = d.pop("acquisitionDate", UNSET)
+        _acquisition_date = src_dict.get("acquisitionDate", UNSET)
         acquisition_date: datetime.datetime | None | Unset
         if _acquisition_date is None or _acquisition_date is UNSET:
             acquisition_date = _acquisition_date
@@ -180,7 +179,7 @@ class SessionInvoiceStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 acquisition_date = cast(datetime.datetime | None | Unset, _acquisition_date)
 
-        _permanent_storage_date = d.pop("permanentStorageDate", UNSET)
+        _permanent_storage_date = src_dict.get("permanentStorageDate", UNSET)
         permanent_storage_date: datetime.datetime | None | Unset
         if _permanent_storage_date is None or _permanent_storage_date is UNSET:
             permanent_storage_date = _permanent_storage_date
@@ -194,9 +193,9 @@ class SessionInvoiceStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 permanent_storage_date = cast(datetime.datetime | None | Unset, _permanent_storage_date)
 
-        upo_download_url: None | str | Unset = d.pop("upoDownloadUrl", UNSET)
+        upo_download_url: None | str | Unset = src_dict.get("upoDownloadUrl", UNSET)
 
-        _upo_download_url_expiration_date = d.pop("upoDownloadUrlExpirationDate", UNSET)
+        _upo_download_url_expiration_date = src_dict.get("upoDownloadUrlExpirationDate", UNSET)
         upo_download_url_expiration_date: datetime.datetime | None | Unset
         if _upo_download_url_expiration_date is None or _upo_download_url_expiration_date is UNSET:
             upo_download_url_expiration_date = _upo_download_url_expiration_date
@@ -212,7 +211,7 @@ class SessionInvoiceStatusResponse:
                     datetime.datetime | None | Unset, _upo_download_url_expiration_date
                 )
 
-        _invoicing_mode = d.pop("invoicingMode", UNSET)
+        _invoicing_mode = src_dict.get("invoicingMode", UNSET)
         invoicing_mode: InvoicingMode | None | Unset
         if _invoicing_mode is None or _invoicing_mode is UNSET:
             invoicing_mode = _invoicing_mode
@@ -241,7 +240,35 @@ class SessionInvoiceStatusResponse:
         session_invoice_status_response.upo_download_url_expiration_date = upo_download_url_expiration_date
         session_invoice_status_response.invoicing_mode = invoicing_mode
 
-        session_invoice_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 5 + (invoice_number is not UNSET) + (ksef_number is not UNSET) + (
+            invoice_file_name is not UNSET
+        ) + (acquisition_date is not UNSET) + (permanent_storage_date is not UNSET) + (
+            upo_download_url is not UNSET
+        ) + (upo_download_url_expiration_date is not UNSET) + (invoicing_mode is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "ordinalNumber",
+                    "referenceNumber",
+                    "invoiceHash",
+                    "invoicingDate",
+                    "status",
+                    "invoiceNumber",
+                    "ksefNumber",
+                    "invoiceFileName",
+                    "acquisitionDate",
+                    "permanentStorageDate",
+                    "upoDownloadUrl",
+                    "upoDownloadUrlExpirationDate",
+                    "invoicingMode",
+                }
+            }
+        session_invoice_status_response.additional_properties = additional_properties
         return session_invoice_status_response
 
     @property

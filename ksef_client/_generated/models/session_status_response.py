@@ -97,14 +97,13 @@ class SessionStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
-        date_updated = _datetime_fromisoformat(d.pop("dateUpdated"))
+        date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
 
-        _valid_until = d.pop("validUntil", UNSET)
+        _valid_until = src_dict.get("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset
         if _valid_until is None or _valid_until is UNSET:
             valid_until = _valid_until
@@ -118,7 +117,7 @@ class SessionStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 valid_until = cast(datetime.datetime | None | Unset, _valid_until)
 
-        _upo = d.pop("upo", UNSET)
+        _upo = src_dict.get("upo", UNSET)
         upo: None | Unset | UpoResponse
         if _upo is None or _upo is UNSET:
             upo = _upo
@@ -132,11 +131,11 @@ class SessionStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 upo = cast(None | Unset | UpoResponse, _upo)
 
-        invoice_count: int | None | Unset = d.pop("invoiceCount", UNSET)
+        invoice_count: int | None | Unset = src_dict.get("invoiceCount", UNSET)
 
-        successful_invoice_count: int | None | Unset = d.pop("successfulInvoiceCount", UNSET)
+        successful_invoice_count: int | None | Unset = src_dict.get("successfulInvoiceCount", UNSET)
 
-        failed_invoice_count: int | None | Unset = d.pop("failedInvoiceCount", UNSET)
+        failed_invoice_count: int | None | Unset = src_dict.get("failedInvoiceCount", UNSET)
 
         session_status_response = _object_new(cls)
         session_status_response.status = status
@@ -148,7 +147,28 @@ class SessionStatusResponse:
         session_status_response.successful_invoice_count = successful_invoice_count
         session_status_response.failed_invoice_count = failed_invoice_count
 
-        session_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (valid_until is not UNSET) + (upo is not UNSET) + (invoice_count is not UNSET) + (
+            successful_invoice_count is not UNSET
+        ) + (failed_invoice_count is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "status",
+                    "dateCreated",
+                    "dateUpdated",
+                    "validUntil",
+                    "upo",
+                    "invoiceCount",
+                    "successfulInvoiceCount",
+                    "failedInvoiceCount",
+                }
+            }
+        session_status_response.additional_properties = additional_properties
         return session_status_response
 
     @property

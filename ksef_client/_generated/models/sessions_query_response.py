@@ -46,21 +46,25 @@ class SessionsQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         sessions = []
-        _sessions = d.pop("sessions")
+        _sessions = src_dict["sessions"]
         for sessions_item_data in _sessions:
             sessions_item = _SessionsQueryResponseItem_from_dict(sessions_item_data)
 
             sessions.append(sessions_item)
 
-        continuation_token: None | str | Unset = d.pop("continuationToken", UNSET)
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
         sessions_query_response = _object_new(cls)
         sessions_query_response.sessions = sessions
         sessions_query_response.continuation_token = continuation_token
 
-        sessions_query_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1 + (continuation_token is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"sessions", "continuationToken"}}
+        sessions_query_response.additional_properties = additional_properties
         return sessions_query_response
 
     @property

@@ -75,22 +75,21 @@ class SessionsQueryResponseItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        status = _StatusInfo_from_dict(d.pop("status"))
+        status = _StatusInfo_from_dict(src_dict["status"])
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
-        date_updated = _datetime_fromisoformat(d.pop("dateUpdated"))
+        date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
 
-        total_invoice_count = d.pop("totalInvoiceCount")
+        total_invoice_count = src_dict["totalInvoiceCount"]
 
-        successful_invoice_count = d.pop("successfulInvoiceCount")
+        successful_invoice_count = src_dict["successfulInvoiceCount"]
 
-        failed_invoice_count = d.pop("failedInvoiceCount")
+        failed_invoice_count = src_dict["failedInvoiceCount"]
 
-        _valid_until = d.pop("validUntil", UNSET)
+        _valid_until = src_dict.get("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset
         if _valid_until is None or _valid_until is UNSET:
             valid_until = _valid_until
@@ -114,7 +113,26 @@ class SessionsQueryResponseItem:
         sessions_query_response_item.failed_invoice_count = failed_invoice_count
         sessions_query_response_item.valid_until = valid_until
 
-        sessions_query_response_item.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 7 + (valid_until is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "referenceNumber",
+                    "status",
+                    "dateCreated",
+                    "dateUpdated",
+                    "totalInvoiceCount",
+                    "successfulInvoiceCount",
+                    "failedInvoiceCount",
+                    "validUntil",
+                }
+            }
+        sessions_query_response_item.additional_properties = additional_properties
         return sessions_query_response_item
 
     @property

@@ -30,13 +30,17 @@ class SetRateLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        rate_limits = _ApiRateLimitsOverride_from_dict(d.pop("rateLimits"))
+        rate_limits = _ApiRateLimitsOverride_from_dict(src_dict["rateLimits"])
 
         set_rate_limits_request = _object_new(cls)
         set_rate_limits_request.rate_limits = rate_limits
 
-        set_rate_limits_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"rateLimits"}}
+        set_rate_limits_request.additional_properties = additional_properties
         return set_rate_limits_request
 
     @property

@@ -34,16 +34,20 @@ class SetSessionLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        online_session = _OnlineSessionContextLimitsOverride_from_dict(d.pop("onlineSession"))
+        online_session = _OnlineSessionContextLimitsOverride_from_dict(src_dict["onlineSession"])
 
-        batch_session = _BatchSessionContextLimitsOverride_from_dict(d.pop("batchSession"))
+        batch_session = _BatchSessionContextLimitsOverride_from_dict(src_dict["batchSession"])
 
         set_session_limits_request = _object_new(cls)
         set_session_limits_request.online_session = online_session
         set_session_limits_request.batch_session = batch_session
 
-        set_session_limits_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession"}}
+        set_session_limits_request.additional_properties = additional_properties
         return set_session_limits_request
 
     @property

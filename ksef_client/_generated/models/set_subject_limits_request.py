@@ -55,15 +55,14 @@ class SetSubjectLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _subject_identifier_type = d.pop("subjectIdentifierType", UNSET)
+        _subject_identifier_type = src_dict.get("subjectIdentifierType", UNSET)
         subject_identifier_type: SubjectIdentifierType | Unset
         if isinstance(_subject_identifier_type, Unset):
             subject_identifier_type = UNSET
         else:
             subject_identifier_type = _SubjectIdentifierType_from_value(_subject_identifier_type)
 
-        _enrollment = d.pop("enrollment", UNSET)
+        _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentSubjectLimitsOverride | None | Unset
         if _enrollment is None or _enrollment is UNSET:
             enrollment = _enrollment
@@ -77,7 +76,7 @@ class SetSubjectLimitsRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 enrollment = cast(EnrollmentSubjectLimitsOverride | None | Unset, _enrollment)
 
-        _certificate = d.pop("certificate", UNSET)
+        _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateSubjectLimitsOverride | None | Unset
         if _certificate is None or _certificate is UNSET:
             certificate = _certificate
@@ -96,7 +95,16 @@ class SetSubjectLimitsRequest:
         set_subject_limits_request.enrollment = enrollment
         set_subject_limits_request.certificate = certificate
 
-        set_subject_limits_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (subject_identifier_type is not UNSET) + (enrollment is not UNSET) + (
+            certificate is not UNSET
+        ):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectIdentifierType", "enrollment", "certificate"}
+            }
+        set_subject_limits_request.additional_properties = additional_properties
         return set_subject_limits_request
 
     @property

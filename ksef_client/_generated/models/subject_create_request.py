@@ -71,14 +71,13 @@ class SubjectCreateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_nip = d.pop("subjectNip")
+        subject_nip = src_dict["subjectNip"]
 
-        subject_type = _SubjectType_from_value(d.pop("subjectType"))
+        subject_type = _SubjectType_from_value(src_dict["subjectType"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        _subunits = d.pop("subunits", UNSET)
+        _subunits = src_dict.get("subunits", UNSET)
         subunits: list[Subunit] | None | Unset
         if _subunits is None or _subunits is UNSET:
             subunits = _subunits
@@ -97,7 +96,7 @@ class SubjectCreateRequest:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subunits = cast(list[Subunit] | None | Unset, _subunits)
 
-        _created_date = d.pop("createdDate", UNSET)
+        _created_date = src_dict.get("createdDate", UNSET)
         created_date: datetime.datetime | None | Unset
         if _created_date is None or _created_date is UNSET:
             created_date = _created_date
@@ -118,7 +117,16 @@ class SubjectCreateRequest:
         subject_create_request.subunits = subunits
         subject_create_request.created_date = created_date
 
-        subject_create_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3 + (subunits is not UNSET) + (created_date is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectNip", "subjectType", "description", "subunits", "createdDate"}
+            }
+        subject_create_request.additional_properties = additional_properties
         return subject_create_request
 
     @property

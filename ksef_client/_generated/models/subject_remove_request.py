@@ -31,13 +31,17 @@ class SubjectRemoveRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_nip = d.pop("subjectNip")
+        subject_nip = src_dict["subjectNip"]
 
         subject_remove_request = _object_new(cls)
         subject_remove_request.subject_nip = subject_nip
 
-        subject_remove_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subjectNip"}}
+        subject_remove_request.additional_properties = additional_properties
         return subject_remove_request
 
     @property

@@ -51,16 +51,15 @@ class SubordinateEntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         subordinate_entity_identifier = _SubordinateRoleSubordinateEntityIdentifier_from_dict(
-            d.pop("subordinateEntityIdentifier")
+            src_dict["subordinateEntityIdentifier"]
         )
 
-        role = _SubordinateEntityRoleType_from_value(d.pop("role"))
+        role = _SubordinateEntityRoleType_from_value(src_dict["role"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         subordinate_entity_role = _object_new(cls)
         subordinate_entity_role.subordinate_entity_identifier = subordinate_entity_identifier
@@ -68,7 +67,16 @@ class SubordinateEntityRole:
         subordinate_entity_role.description = description
         subordinate_entity_role.start_date = start_date
 
-        subordinate_entity_role.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subordinateEntityIdentifier", "role", "description", "startDate"}
+            }
+        subordinate_entity_role.additional_properties = additional_properties
         return subordinate_entity_role
 
     @property

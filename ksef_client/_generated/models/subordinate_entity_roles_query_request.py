@@ -40,8 +40,7 @@ class SubordinateEntityRolesQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _subordinate_entity_identifier = d.pop("subordinateEntityIdentifier", UNSET)
+        _subordinate_entity_identifier = src_dict.get("subordinateEntityIdentifier", UNSET)
         subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset
         if _subordinate_entity_identifier is None or _subordinate_entity_identifier is UNSET:
             subordinate_entity_identifier = _subordinate_entity_identifier
@@ -62,7 +61,12 @@ class SubordinateEntityRolesQueryRequest:
         subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
-        subordinate_entity_roles_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (subordinate_entity_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}}
+        subordinate_entity_roles_query_request.additional_properties = additional_properties
         return subordinate_entity_roles_query_request
 
     @property

@@ -35,16 +35,20 @@ class Subunit:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_nip = d.pop("subjectNip")
+        subject_nip = src_dict["subjectNip"]
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
         subunit = _object_new(cls)
         subunit.subject_nip = subject_nip
         subunit.description = description
 
-        subunit.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subjectNip", "description"}}
+        subunit.additional_properties = additional_properties
         return subunit
 
     @property

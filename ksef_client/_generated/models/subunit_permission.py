@@ -100,22 +100,21 @@ class SubunitPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        id = d.pop("id")
+        id = src_dict["id"]
 
-        authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
-        subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(d.pop("subunitIdentifier"))
+        subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(src_dict["subunitIdentifier"])
 
-        author_identifier = _SubunitPermissionsAuthorIdentifier_from_dict(d.pop("authorIdentifier"))
+        author_identifier = _SubunitPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
 
-        permission_scope = _SubunitPermissionScope_from_value(d.pop("permissionScope"))
+        permission_scope = _SubunitPermissionScope_from_value(src_dict["permissionScope"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        start_date = _datetime_fromisoformat(d.pop("startDate"))
+        start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _subject_person_details = d.pop("subjectPersonDetails", UNSET)
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonDetails | Unset
         if _subject_person_details is None or _subject_person_details is UNSET:
             subject_person_details = _subject_person_details
@@ -129,7 +128,7 @@ class SubunitPermission:
             except (TypeError, ValueError, AttributeError, KeyError):
                 subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
 
-        subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
+        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
 
         subunit_permission = _object_new(cls)
         subunit_permission.id = id
@@ -142,7 +141,27 @@ class SubunitPermission:
         subunit_permission.subject_person_details = subject_person_details
         subunit_permission.subunit_name = subunit_name
 
-        subunit_permission.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 7 + (subject_person_details is not UNSET) + (subunit_name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorizedIdentifier",
+                    "subunitIdentifier",
+                    "authorIdentifier",
+                    "permissionScope",
+                    "description",
+                    "startDate",
+                    "subjectPersonDetails",
+                    "subunitName",
+                }
+            }
+        subunit_permission.additional_properties = additional_properties
         return subunit_permission
 
     @property

@@ -46,16 +46,20 @@ class SubunitPermissionsAuthorIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _SubunitPermissionsAuthorIdentifierType_from_value(d.pop("type"))
+        type_ = _SubunitPermissionsAuthorIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         subunit_permissions_author_identifier = _object_new(cls)
         subunit_permissions_author_identifier.type_ = type_
         subunit_permissions_author_identifier.value = value
 
-        subunit_permissions_author_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        subunit_permissions_author_identifier.additional_properties = additional_properties
         return subunit_permissions_author_identifier
 
     @property

@@ -67,16 +67,15 @@ class SubunitPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        subject_identifier = _SubunitPermissionsSubjectIdentifier_from_dict(d.pop("subjectIdentifier"))
+        subject_identifier = _SubunitPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        context_identifier = _SubunitPermissionsContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _SubunitPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        subject_details = _PersonPermissionSubjectDetails_from_dict(d.pop("subjectDetails"))
+        subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
-        subunit_name: None | str | Unset = d.pop("subunitName", UNSET)
+        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
 
         subunit_permissions_grant_request = _object_new(cls)
         subunit_permissions_grant_request.subject_identifier = subject_identifier
@@ -85,7 +84,16 @@ class SubunitPermissionsGrantRequest:
         subunit_permissions_grant_request.subject_details = subject_details
         subunit_permissions_grant_request.subunit_name = subunit_name
 
-        subunit_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (subunit_name is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "contextIdentifier", "description", "subjectDetails", "subunitName"}
+            }
+        subunit_permissions_grant_request.additional_properties = additional_properties
         return subunit_permissions_grant_request
 
     @property

@@ -41,8 +41,7 @@ class SubunitPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        _subunit_identifier = d.pop("subunitIdentifier", UNSET)
+        _subunit_identifier = src_dict.get("subunitIdentifier", UNSET)
         subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset
         if _subunit_identifier is None or _subunit_identifier is UNSET:
             subunit_identifier = _subunit_identifier
@@ -59,7 +58,12 @@ class SubunitPermissionsQueryRequest:
         subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
-        subunit_permissions_query_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 0 + (subunit_identifier is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}}
+        subunit_permissions_query_request.additional_properties = additional_properties
         return subunit_permissions_query_request
 
     @property

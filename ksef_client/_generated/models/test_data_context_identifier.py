@@ -36,16 +36,20 @@ class TestDataContextIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _TestDataContextIdentifierType_from_value(d.pop("type"))
+        type_ = _TestDataContextIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         test_data_context_identifier = _object_new(cls)
         test_data_context_identifier.type_ = type_
         test_data_context_identifier.value = value
 
-        test_data_context_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        test_data_context_identifier.additional_properties = additional_properties
         return test_data_context_identifier
 
     @property

@@ -36,16 +36,20 @@ class TestDataPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        permission_type = _TestDataPermissionType_from_value(d.pop("permissionType"))
+        permission_type = _TestDataPermissionType_from_value(src_dict["permissionType"])
 
         test_data_permission = _object_new(cls)
         test_data_permission.description = description
         test_data_permission.permission_type = permission_type
 
-        test_data_permission.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"description", "permissionType"}}
+        test_data_permission.additional_properties = additional_properties
         return test_data_permission
 
     @property

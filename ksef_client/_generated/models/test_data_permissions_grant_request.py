@@ -41,13 +41,12 @@ class TestDataPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        context_identifier = _TestDataContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
         permissions = []
-        _permissions = d.pop("permissions")
+        _permissions = src_dict["permissions"]
         for permissions_item_data in _permissions:
             permissions_item = _TestDataPermission_from_dict(permissions_item_data)
 
@@ -58,7 +57,16 @@ class TestDataPermissionsGrantRequest:
         test_data_permissions_grant_request.authorized_identifier = authorized_identifier
         test_data_permissions_grant_request.permissions = permissions
 
-        test_data_permissions_grant_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"contextIdentifier", "authorizedIdentifier", "permissions"}
+            }
+        test_data_permissions_grant_request.additional_properties = additional_properties
         return test_data_permissions_grant_request
 
     @property

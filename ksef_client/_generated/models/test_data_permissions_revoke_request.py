@@ -34,16 +34,22 @@ class TestDataPermissionsRevokeRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        context_identifier = _TestDataContextIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(d.pop("authorizedIdentifier"))
+        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
         test_data_permissions_revoke_request = _object_new(cls)
         test_data_permissions_revoke_request.context_identifier = context_identifier
         test_data_permissions_revoke_request.authorized_identifier = authorized_identifier
 
-        test_data_permissions_revoke_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"contextIdentifier", "authorizedIdentifier"}
+            }
+        test_data_permissions_revoke_request.additional_properties = additional_properties
         return test_data_permissions_revoke_request
 
     @property

@@ -32,13 +32,17 @@ class TestDataUpdateCertificateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        valid_to = _datetime_fromisoformat(d.pop("validTo"))
+        valid_to = _datetime_fromisoformat(src_dict["validTo"])
 
         test_data_update_certificate_request = _object_new(cls)
         test_data_update_certificate_request.valid_to = valid_to
 
-        test_data_update_certificate_request.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"validTo"}}
+        test_data_update_certificate_request.additional_properties = additional_properties
         return test_data_update_certificate_request
 
     @property

@@ -43,16 +43,20 @@ class TokenAuthorIdentifierTypeIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        type_ = _TokenAuthorIdentifierType_from_value(d.pop("type"))
+        type_ = _TokenAuthorIdentifierType_from_value(src_dict["type"])
 
-        value = d.pop("value")
+        value = src_dict["value"]
 
         token_author_identifier_type_identifier = _object_new(cls)
         token_author_identifier_type_identifier.type_ = type_
         token_author_identifier_type_identifier.value = value
 
-        token_author_identifier_type_identifier.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
+        token_author_identifier_type_identifier.additional_properties = additional_properties
         return token_author_identifier_type_identifier
 
     @property

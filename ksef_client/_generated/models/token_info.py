@@ -37,16 +37,20 @@ class TokenInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        token = d.pop("token")
+        token = src_dict["token"]
 
-        valid_until = _datetime_fromisoformat(d.pop("validUntil"))
+        valid_until = _datetime_fromisoformat(src_dict["validUntil"])
 
         token_info = _object_new(cls)
         token_info.token = token
         token_info.valid_until = valid_until
 
-        token_info.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 2:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"token", "validUntil"}}
+        token_info.additional_properties = additional_properties
         return token_info
 
     @property

@@ -101,27 +101,26 @@ class TokenStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(d.pop("authorIdentifier"))
+        author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(src_dict["authorIdentifier"])
 
-        context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(d.pop("contextIdentifier"))
+        context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(src_dict["contextIdentifier"])
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
         requested_permissions = []
-        _requested_permissions = d.pop("requestedPermissions")
+        _requested_permissions = src_dict["requestedPermissions"]
         for requested_permissions_item_data in _requested_permissions:
             requested_permissions_item = _TokenPermissionType_from_value(requested_permissions_item_data)
 
             requested_permissions.append(requested_permissions_item)
 
-        date_created = _datetime_fromisoformat(d.pop("dateCreated"))
+        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
-        status = _AuthenticationTokenStatus_from_value(d.pop("status"))
+        status = _AuthenticationTokenStatus_from_value(src_dict["status"])
 
-        _last_use_date = d.pop("lastUseDate", UNSET)
+        _last_use_date = src_dict.get("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset
         if _last_use_date is None or _last_use_date is UNSET:
             last_use_date = _last_use_date
@@ -135,7 +134,7 @@ class TokenStatusResponse:
             except (TypeError, ValueError, AttributeError, KeyError):
                 last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
 
-        _status_details = d.pop("statusDetails", UNSET)
+        _status_details = src_dict.get("statusDetails", UNSET)
         status_details: list[str] | None | Unset
         if _status_details is None or _status_details is UNSET:
             status_details = _status_details
@@ -160,7 +159,27 @@ class TokenStatusResponse:
         token_status_response.last_use_date = last_use_date
         token_status_response.status_details = status_details
 
-        token_status_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "referenceNumber",
+                    "authorIdentifier",
+                    "contextIdentifier",
+                    "description",
+                    "requestedPermissions",
+                    "dateCreated",
+                    "status",
+                    "lastUseDate",
+                    "statusDetails",
+                }
+            }
+        token_status_response.additional_properties = additional_properties
         return token_status_response
 
     @property

@@ -65,18 +65,17 @@ class TooManyRequestsProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        title = d.pop("title")
+        title = src_dict["title"]
 
-        status = d.pop("status")
+        status = src_dict["status"]
 
-        instance = d.pop("instance")
+        instance = src_dict["instance"]
 
-        detail = d.pop("detail")
+        detail = src_dict["detail"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        trace_id = d.pop("traceId")
+        trace_id = src_dict["traceId"]
 
         too_many_requests_problem_details = _object_new(cls)
         too_many_requests_problem_details.title = title
@@ -86,7 +85,16 @@ class TooManyRequestsProblemDetails:
         too_many_requests_problem_details.timestamp = timestamp
         too_many_requests_problem_details.trace_id = trace_id
 
-        too_many_requests_problem_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 6:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "instance", "detail", "timestamp", "traceId"}
+            }
+        too_many_requests_problem_details.additional_properties = additional_properties
         return too_many_requests_problem_details
 
     @property

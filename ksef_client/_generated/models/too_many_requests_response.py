@@ -38,13 +38,17 @@ class TooManyRequestsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        status = _TooManyRequestsResponseStatus_from_dict(d.pop("status"))
+        status = _TooManyRequestsResponseStatus_from_dict(src_dict["status"])
 
         too_many_requests_response = _object_new(cls)
         too_many_requests_response.status = status
 
-        too_many_requests_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"status"}}
+        too_many_requests_response.additional_properties = additional_properties
         return too_many_requests_response
 
     @property

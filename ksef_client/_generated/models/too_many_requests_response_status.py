@@ -44,19 +44,23 @@ class TooManyRequestsResponseStatus:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        code = d.pop("code")
+        code = src_dict["code"]
 
-        description = d.pop("description")
+        description = src_dict["description"]
 
-        details = cast(list[str], d.pop("details"))
+        details = cast(list[str], src_dict["details"])
 
         too_many_requests_response_status = _object_new(cls)
         too_many_requests_response_status.code = code
         too_many_requests_response_status.description = description
         too_many_requests_response_status.details = details
 
-        too_many_requests_response_status.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}}
+        too_many_requests_response_status.additional_properties = additional_properties
         return too_many_requests_response_status
 
     @property

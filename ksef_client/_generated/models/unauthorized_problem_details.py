@@ -76,18 +76,17 @@ class UnauthorizedProblemDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        title = d.pop("title")
+        title = src_dict["title"]
 
-        status = d.pop("status")
+        status = src_dict["status"]
 
-        detail = d.pop("detail")
+        detail = src_dict["detail"]
 
-        timestamp = _datetime_fromisoformat(d.pop("timestamp"))
+        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        instance: None | str | Unset = d.pop("instance", UNSET)
+        instance: None | str | Unset = src_dict.get("instance", UNSET)
 
-        trace_id: None | str | Unset = d.pop("traceId", UNSET)
+        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
 
         unauthorized_problem_details = _object_new(cls)
         unauthorized_problem_details.title = title
@@ -97,7 +96,16 @@ class UnauthorizedProblemDetails:
         unauthorized_problem_details.instance = instance
         unauthorized_problem_details.trace_id = trace_id
 
-        unauthorized_problem_details.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 4 + (instance is not UNSET) + (trace_id is not UNSET):
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "detail", "timestamp", "instance", "traceId"}
+            }
+        unauthorized_problem_details.additional_properties = additional_properties
         return unauthorized_problem_details
 
     @property

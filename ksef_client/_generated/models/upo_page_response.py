@@ -47,19 +47,27 @@ class UpoPageResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        reference_number = d.pop("referenceNumber")
+        reference_number = src_dict["referenceNumber"]
 
-        download_url = d.pop("downloadUrl")
+        download_url = src_dict["downloadUrl"]
 
-        download_url_expiration_date = _datetime_fromisoformat(d.pop("downloadUrlExpirationDate"))
+        download_url_expiration_date = _datetime_fromisoformat(src_dict["downloadUrlExpirationDate"])
 
         upo_page_response = _object_new(cls)
         upo_page_response.reference_number = reference_number
         upo_page_response.download_url = download_url
         upo_page_response.download_url_expiration_date = download_url_expiration_date
 
-        upo_page_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 3:
+            additional_properties = {}
+        else:
+            additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"referenceNumber", "downloadUrl", "downloadUrlExpirationDate"}
+            }
+        upo_page_response.additional_properties = additional_properties
         return upo_page_response
 
     @property

@@ -34,9 +34,8 @@ class UpoResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
         pages = []
-        _pages = d.pop("pages")
+        _pages = src_dict["pages"]
         for pages_item_data in _pages:
             pages_item = _UpoPageResponse_from_dict(pages_item_data)
 
@@ -45,7 +44,12 @@ class UpoResponse:
         upo_response = _object_new(cls)
         upo_response.pages = pages
 
-        upo_response.additional_properties = d
+        additional_properties: dict[str, Any]
+        if len(src_dict) == 1:
+            additional_properties = {}
+        else:
+            additional_properties = {k: v for k, v in src_dict.items() if k not in {"pages"}}
+        upo_response.additional_properties = additional_properties
         return upo_response
 
     @property
