@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import zipfile
 
 import pytest
@@ -10,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksef_client._zipstream import ZipStream
+from ksef_client.crypto import SymmetricKey
 from ksef_client.schemas import validate_invoice
 from ksef_client.testing import sample_invoice
+from ksef_client.upo import sha256_b64
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_characters="/\\\x00"), min_size=1, max_size=40)
 MEMBERS = st.dictionaries(NAMES, st.binary(max_size=3000), min_size=1, max_size=30)
@@ -90,3 +94,28 @@ def test_deflate_shrinks_invoices_and_stored_does_not() -> None:
 def test_unknown_compression_is_refused() -> None:
     with pytest.raises(ValueError, match="compression"):
         ZipStream(io.BytesIO(), compression="bzip2")  # type: ignore[arg-type]
+
+
+def test_parts_end_where_the_zip_ends_whatever_the_chunking() -> None:
+    # The zip's bytes are encrypted in chunks as they come; the last part must be finished (padded,
+    # hashed) also when the zip ends exactly on a chunk's end, and no part may cross part_size.
+    from ksef_client.batch import CHUNK, _EncryptedParts, _Hashing
+
+    key = SymmetricKey.generate()
+    for part_size, writes in [(10 * CHUNK, [CHUNK]), (CHUNK, [CHUNK, 1]), (3000, [1000] * 9), (3000, [7000, 10])]:
+        data = os.urandom(sum(writes))
+        with _Hashing() as hashing:
+            parts = _EncryptedParts(key, part_size, hashing, None)
+            offset = 0
+            for size in writes:
+                parts.write(data[offset : offset + size])
+                offset += size
+            parts.close()
+        finished = parts.finished()
+        plain = [key.decrypt(part.read()) for part in finished]
+        assert b"".join(plain) == data and all(len(p) <= part_size for p in plain)
+        assert len(finished) == -(-len(data) // part_size)
+        assert [part.hash for part in finished] == [sha256_b64(part.read()) for part in finished]
+        assert parts.package_hash.digest() == hashlib.sha256(data).digest()
+        for part in finished:
+            part.file.close()
