@@ -95,7 +95,10 @@ def markdown(results: dict[str, Any]) -> str:
                      f"(zip {figure['zip_mb']:.1f} MB), "
                      "MB/s of input / peak RSS MB",
                      f"{figure['input_mb_per_s']:.0f} / {figure['peak_rss_mb']:.0f}", "-",
-                     (f"deflate per invoice {figure['deflate_floor_mb_per_s']:.0f}, " if deflate else "")
+                     (f"one thread deflating each invoice: {figure.get('deflate_library', 'zlib')} "
+                      f"{figure['deflate_floor_mb_per_s']:.0f}"
+                      + (f" (zlib {figure['zlib_floor_mb_per_s']:.0f})" if "zlib_floor_mb_per_s" in figure else "")
+                      + ", " if deflate else "")
                      + f"AES {floor['aes_256_cbc_mb_per_s']:.0f}, SHA-256 {floor['sha256_mb_per_s']:.0f}",
                      ">= 200 / < 150"))  # fmt: skip
     for key, value in results["list_sessions"].items():

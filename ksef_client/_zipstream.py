@@ -3,7 +3,7 @@
 Why not ``zipfile``: a KSeF batch holds up to 10,000 invoices of a few kilobytes each, and
 ``ZipFile.writestr`` spends ~35 µs per member on bookkeeping (two headers, seeking back to patch
 sizes) beside the deflate, in one thread. Here each member is deflated whole (invoices are at
-most 3 MB) by ``zlib.compress``, which releases the GIL while it deflates, so groups of members
+most 3 MB) by ISA-L (or zlib), which releases the GIL while it deflates, so groups of members
 are compressed by worker threads while this thread writes the previous group; each header is
 written once with the sizes already known, and the output only moves forward. The result is a
 plain zip (deflate or stored, UTF-8 names, ZIP64 records only past 4 GiB) that ``zipfile`` and
@@ -20,6 +20,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, Protocol
+
+# ISA-L's deflate (python-isal, a dependency where it has wheels) writes the same raw deflate ~1.3-1.5x
+# faster than zlib at level 1, and also releases the GIL; zlib wherever it is missing.
+try:
+    from isal.isal_zlib import compress as _deflate
+
+    DEFLATE_LIBRARY = "isal"
+except ImportError:  # pragma: no cover - a platform without isal wheels
+    from zlib import compress as _deflate
+
+    DEFLATE_LIBRARY = "zlib"
 
 ZIP32_LIMIT = 0xFFFFFFFF
 UTF8_NAMES = 0x0800
@@ -44,7 +55,7 @@ _Written = tuple[bytes, int, int, int, int]
 
 def _pack(data: bytes, method: int) -> tuple[int, bytes]:
     """The member's CRC-32 and stored bytes (raw deflate at level 1, or the data itself)."""
-    return zlib.crc32(data), zlib.compress(data, 1, -15) if method else data
+    return zlib.crc32(data), _deflate(data, 1, -15) if method else data
 
 
 def _pack_group(group: list[tuple[str, bytes]], method: int) -> list[tuple[int, bytes]]:

@@ -6,11 +6,13 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ksef_client import _zipstream
 from ksef_client._zipstream import ZipStream
 from ksef_client.crypto import SymmetricKey
 from ksef_client.schemas import validate_invoice
@@ -55,7 +57,12 @@ def test_parallel_writing_keeps_order_and_content(members: dict[str, bytes], wor
     assert _read(out.getvalue()) == members
 
 
-def test_many_invoices_in_parallel_groups() -> None:
+@pytest.mark.parametrize("library", ["installed", "zlib"])
+def test_many_invoices_in_parallel_groups(library: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ISA-L deflates where it is installed (CPython on x86-64/ARM64), zlib elsewhere: both must
+    # give a zip the standard library reads back.
+    if library == "zlib":
+        monkeypatch.setattr(_zipstream, "_deflate", zlib.compress)
     invoices = {f"{i}.xml": sample_invoice(f"Z/{i}", lines=1 + i % 30) for i in range(300)}
     out = io.BytesIO()
     stream = ZipStream(out, workers=2)
@@ -72,6 +79,11 @@ def test_sample_invoices_of_any_length_are_valid_fa3() -> None:
         assert f"<P_13_1>{10 * lines}.00</P_13_1>".encode() in invoice
     with pytest.raises(ValueError, match="lines"):
         sample_invoice(lines=0)
+
+
+def test_isal_deflates_where_it_has_wheels() -> None:
+    # A dependency on CPython for x86-64 and ARM64 (pyproject's marker): CI runs there.
+    assert _zipstream.DEFLATE_LIBRARY == "isal"
 
 
 def test_zip64_records_are_written_past_the_limit() -> None:
