@@ -149,23 +149,25 @@ class AsyncUpos:
 
     async def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        pages = _upo_pages(await self._client.sessions.get(reference_number), reference_number)
-        upos = []
-        for page in pages:
-            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
-                upos.append(_checked(*await self._client._download(page.download_url)))
-            else:
-                ref = page.reference_number
-                call = lambda r=ref: get_session_upo.asyncio_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
-                upos.append(_from_api(await self._client._send(call)))
-        return SessionUpo(tuple(upos))
+        return SessionUpo(tuple(upo for _, upo in await self._session_pages(reference_number)))
 
     async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        upo = await self.get_session_upo(reference_number)
-        status = await self._client.sessions.get(reference_number)
-        refs = [p.reference_number for p in _upo_pages(status, reference_number)]
-        return [save_upo(page.xml, Path(directory), ref) for ref, page in zip(refs, upo.pages, strict=False)]
+        pages = await self._session_pages(reference_number)
+        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
+
+    async def _session_pages(self, reference_number: str) -> list[tuple[str, Upo]]:
+        pages = _upo_pages(await self._client.sessions.get(reference_number), reference_number)
+        found = []
+        for page in pages:
+            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
+                upo = _checked(*await self._client._download(page.download_url))
+            else:
+                ref = page.reference_number
+                call = lambda r=ref: get_session_upo.asyncio_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
+                upo = _from_api(await self._client._send(call))
+            found.append((page.reference_number, upo))
+        return found
 
     async def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF, UPOHashMismatchError
@@ -87,7 +88,17 @@ def test_invoice_upos_are_saved_concurrently(ksef: KSeF, backend: KSeFBackend, t
 async def test_async_saves(ksef_server: ThreadedServer, backend: KSeFBackend, tmp_path: Path) -> None:
     with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as ksef:
         result = ksef.send_batch([sample_invoice(f"AU/{i}") for i in range(12)], wait=True)
-    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as client:
+    paths: list[str] = []
+
+    class Counting(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            paths.append(request.url.path)
+            return await super().handle_async_request(request)
+
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, transport=Counting()) as client:
         saved = await client.upo.save_invoice_upos(result.reference_number, tmp_path / "inv", concurrency=3)
+        paths.clear()
         pages = await client.upo.save_session_upo(result.reference_number, tmp_path / "session")
     assert len(saved) == 12 and len(pages) == 1
+    assert paths.count(f"/v2/sessions/{result.reference_number}") == 1  # the status is read once, as in sync
