@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -136,6 +137,11 @@ class _ClientCore:
     @access_token.setter
     def access_token(self, token: str | None) -> None:
         self._tokens.token = token
+
+    @property
+    def access_token_valid_until(self) -> dt.datetime | None:
+        """When the current access token expires, when known (after a login, resume or refresh)."""
+        return self._tokens.valid_until
 
     def __repr__(self) -> str:
         token = "set" if self._tokens.token else None

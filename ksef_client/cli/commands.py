@@ -60,7 +60,7 @@ class State:
 
     def _save_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
         if ksef.access_token and ksef.access_token != tokens.access_token:
-            valid_until = ksef._tokens.valid_until or tokens.access_valid_until
+            valid_until = ksef.access_token_valid_until or tokens.access_valid_until
             refreshed = AuthTokens(tokens.reference_number, ksef.access_token, valid_until, tokens.refresh_token,
                                    tokens.refresh_valid_until)  # fmt: skip
             self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))

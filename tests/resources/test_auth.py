@@ -37,6 +37,7 @@ class TestTokenLogin:
         result = anon.auth.login_with_token(token, context_nip=NIP)
         assert anon.access_token == result.access_token
         assert result.access_valid_until > dt.datetime.now(dt.UTC)
+        assert anon.access_token_valid_until == result.access_valid_until
         assert list(anon.sessions.list("Online")) == []
         assert token not in repr(result) and result.access_token not in repr(anon)
 
