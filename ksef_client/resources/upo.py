@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from ksef_client._core import link_usable
+from ksef_client._core import link_usable, parsed
+from ksef_client._flows import Call, Download, Flow, arun, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_ksef_number,
     get_invoice_upo_by_reference_number,
+    get_session_invoice_status,
+    get_session_status,
     get_session_upo,
 )
 from ksef_client._generated.models import SessionInvoiceStatusResponse, SessionStatusResponse, UpoPageResponse
@@ -57,6 +60,37 @@ def _from_api(response: Response[object]) -> Upo:
     return _checked(response.content, dict(response.headers))
 
 
+def _invoice_upo_flow(
+    reference_number: str, ksef_number: str | None, invoice_reference_number: str | None
+) -> Flow[Upo]:
+    """One invoice's UPO: by KSeF number from the API; by invoice reference, from the presigned link
+    of its status while that link lives, else from the API."""
+    if invoice_reference_number is None:
+        args = {"reference_number": reference_number, "ksef_number": str(ksef_number)}
+        return _from_api(response_of((yield Call(get_invoice_upo_by_ksef_number, args))))
+    args = {"reference_number": reference_number, "invoice_reference_number": invoice_reference_number}
+    invoice = parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
+    if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+        return _checked(*(yield Download(str(invoice.upo_download_url))))
+    return _from_api(response_of((yield Call(get_invoice_upo_by_reference_number, args))))
+
+
+def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
+    """``(UPO page reference, UPO)`` of every page of a processed session, in page order."""
+    status = parsed(
+        response_of((yield Call(get_session_status, {"reference_number": reference_number}))), SessionStatusResponse
+    )
+    found = []
+    for page in _upo_pages(status, reference_number):
+        if link_usable(page.download_url, page.download_url_expiration_date, _now()):
+            upo = _checked(*(yield Download(page.download_url)))
+        else:
+            args = {"reference_number": reference_number, "upo_reference_number": page.reference_number}
+            upo = _from_api(response_of((yield Call(get_session_upo, args))))
+        found.append((page.reference_number, upo))
+    return found
+
+
 class Upos:
     """UPO downloads. Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
 
@@ -69,26 +103,18 @@ class Upos:
         """The UPO of one invoice of a session, by its KSeF number or its reference number."""
         validate_reference_number(reference_number)
         _one_of(ksef_number, invoice_reference_number)
-        raw = self._client.raw
-        if invoice_reference_number is not None:
-            invoice = self._client.sessions.invoice(reference_number, invoice_reference_number)
-            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-                return _checked(*self._client._download(str(invoice.upo_download_url)))
-            call = lambda: get_invoice_upo_by_reference_number.sync_detailed(  # noqa: E731
-                reference_number, invoice_reference_number, client=raw
-            )
-        else:
-            number = str(ksef_number)
-            call = lambda: get_invoice_upo_by_ksef_number.sync_detailed(reference_number, number, client=raw)  # noqa: E731
-        return _from_api(self._client._send(call))
+        return run(_invoice_upo_flow(reference_number, ksef_number, invoice_reference_number), self._client)
 
     def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        return SessionUpo(tuple(upo for _, upo in self._session_pages(reference_number)))
+        validate_reference_number(reference_number)
+        return SessionUpo(tuple(upo for _, upo in run(_session_pages_flow(reference_number), self._client)))
 
     def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in self._session_pages(reference_number)]
+        validate_reference_number(reference_number)
+        pages = run(_session_pages_flow(reference_number), self._client)
+        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
 
     def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice of a session as ``<KSeF number>.xml``,
@@ -108,19 +134,6 @@ class Upos:
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(save, accepted))
 
-    def _session_pages(self, reference_number: str) -> list[tuple[str, Upo]]:
-        pages = _upo_pages(self._client.sessions.get(reference_number), reference_number)
-        found = []
-        for page in pages:
-            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
-                upo = _checked(*self._client._download(page.download_url))
-            else:
-                ref = page.reference_number
-                call = lambda r=ref: get_session_upo.sync_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
-                upo = _from_api(self._client._send(call))
-            found.append((page.reference_number, upo))
-        return found
-
 
 class AsyncUpos:
     """UPO downloads (async). Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
@@ -134,40 +147,18 @@ class AsyncUpos:
         """The UPO of one invoice of a session, by its KSeF number or its reference number."""
         validate_reference_number(reference_number)
         _one_of(ksef_number, invoice_reference_number)
-        raw = self._client.raw
-        if invoice_reference_number is not None:
-            invoice = await self._client.sessions.invoice(reference_number, invoice_reference_number)
-            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-                return _checked(*await self._client._download(str(invoice.upo_download_url)))
-            call = lambda: get_invoice_upo_by_reference_number.asyncio_detailed(  # noqa: E731
-                reference_number, invoice_reference_number, client=raw
-            )
-        else:
-            number = str(ksef_number)
-            call = lambda: get_invoice_upo_by_ksef_number.asyncio_detailed(reference_number, number, client=raw)  # noqa: E731
-        return _from_api(await self._client._send(call))
+        return await arun(_invoice_upo_flow(reference_number, ksef_number, invoice_reference_number), self._client)
 
     async def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        return SessionUpo(tuple(upo for _, upo in await self._session_pages(reference_number)))
+        validate_reference_number(reference_number)
+        return SessionUpo(tuple(upo for _, upo in await arun(_session_pages_flow(reference_number), self._client)))
 
     async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        pages = await self._session_pages(reference_number)
+        validate_reference_number(reference_number)
+        pages = await arun(_session_pages_flow(reference_number), self._client)
         return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
-
-    async def _session_pages(self, reference_number: str) -> list[tuple[str, Upo]]:
-        pages = _upo_pages(await self._client.sessions.get(reference_number), reference_number)
-        found = []
-        for page in pages:
-            if link_usable(page.download_url, page.download_url_expiration_date, _now()):
-                upo = _checked(*await self._client._download(page.download_url))
-            else:
-                ref = page.reference_number
-                call = lambda r=ref: get_session_upo.asyncio_detailed(reference_number, r, client=self._client.raw)  # noqa: E731
-                upo = _from_api(await self._client._send(call))
-            found.append((page.reference_number, upo))
-        return found
 
     async def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time."""
