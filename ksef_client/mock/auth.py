@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -138,6 +139,17 @@ def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
     return "Fingerprint", hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
 
 
+@functools.lru_cache(maxsize=4096)
+def _verified_claims(secret: bytes, token: str) -> dict[str, Any]:
+    """The claims of a token whose signature ``secret`` verifies (read-only: shared by every request
+    with the same token, which is almost every request, so each token is verified once). Times are
+    checked by the caller against the backend's clock, which tests move."""
+    claims: dict[str, Any] = jwt.decode(
+        token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+    )
+    return claims
+
+
 class AuthOperations:
     """Mixin of ``KSeFBackend``: everything about who is calling."""
 
@@ -173,13 +185,7 @@ class AuthOperations:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Brak tokenu.")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                authorization[7:],
-                self._secret,
-                algorithms=["HS256"],
-                # Times are checked against the backend's clock below, which tests move.
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-            )
+            claims = _verified_claims(self._secret, authorization[7:])
         except jwt.InvalidTokenError as error:
             raise Unauthorized("Nieprawidłowy token.") from error
         if claims.get("typ") != kind:

@@ -164,3 +164,20 @@ def test_pytest_plugin_fixture(ksef_mock: KSeFMock) -> None:
     with ksef_mock.client(nip=NIP) as ksef, ksef.online_session() as session:
         session.send(sample_invoice("F/1"))
     assert ksef_mock.backend.sessions[str(session.reference_number)].invoices[0].invoice_number == "F/1"
+
+
+def test_a_token_is_accepted_only_by_the_emulator_that_signed_it() -> None:
+    # Verified tokens are cached by (signing secret, token): another emulator (another secret) must
+    # still refuse a token this one has accepted, and an expired one stays refused.
+    from ksef_client.mock.exceptions import Unauthorized
+
+    now = [dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)]
+    first, second = KSeFBackend(clock=lambda: now[0]), KSeFBackend(clock=lambda: now[0])
+    token = first.mint_access_token(NIP, ttl=dt.timedelta(minutes=5))
+    assert first.authenticate(f"Bearer {token}").context.value == NIP
+    assert first.authenticate(f"Bearer {token}").context.value == NIP  # from the cache
+    with pytest.raises(Unauthorized):
+        second.authenticate(f"Bearer {token}")
+    now[0] += dt.timedelta(minutes=6)
+    with pytest.raises(Unauthorized, match="wygasł"):
+        first.authenticate(f"Bearer {token}")
