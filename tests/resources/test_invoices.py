@@ -10,7 +10,7 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters
-from ksef_client.errors import BadRequestError
+from ksef_client.errors import BadRequestError, ResponseFormatError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.resources.invoices import MetadataCursor, build_filters
@@ -83,6 +83,15 @@ class TestMetadataWindows:
         assert isinstance(saved, MetadataCursor)
         rest = [r.ksef_number for r in ksef.invoices.query(date_from=_start(), page_size=10, cursor=saved)]
         assert len(first + rest) == len(set(first + rest)) == 60
+
+    def test_a_window_filled_by_one_instant_is_reported_not_looped(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # The walk restarts a truncated window at its last record's instant: when that instant alone
+        # fills the window (KSeF: 10,000 records), no query can get further, and the pager says so
+        # instead of asking the same window again forever.
+        _send(ksef, 3, "W")
+        backend.metadata_limit = 1
+        with pytest.raises(ResponseFormatError, match="without progress"):
+            list(ksef.invoices.query(date_from=_start(), page_size=10))
 
 
 class TestExportAndSync:
