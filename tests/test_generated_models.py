@@ -6,8 +6,11 @@ import datetime
 import subprocess
 import sys
 from io import BytesIO
+from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.api.sessions_status import get_session_upo
@@ -179,3 +182,18 @@ def test_responses_decode_like_the_standard_library() -> None:
         assert repr(json_loads(body)) == repr(json.loads(body))
     with pytest.raises(ValueError):
         json_loads(b"{not json")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**64 - 1), max_size=20),
+       st.lists(st.decimals(min_value=-10**12, max_value=10**12, places=2, allow_nan=False), max_size=20))  # fmt: skip
+def test_numbers_decode_exactly_as_the_standard_library(numbers: list[float | int], amounts: list[Any]) -> None:
+    # Amounts are money: orjson must give the very same floats and integers json.loads gives, for
+    # any double (round-tripped) and for amounts written with two decimals, as KSeF writes them.
+    import json
+
+    from ksef_client._generated.types import json_loads
+
+    body = ("[" + ",".join([json.dumps(n) for n in numbers] + [str(a) for a in amounts]) + "]").encode()
+    decoded, expected = json_loads(body), json.loads(body)
+    assert decoded == expected and [type(x) for x in decoded] == [type(x) for x in expected]
