@@ -231,6 +231,35 @@ class EmulatorProcess:
         self.process.wait(timeout=10)
 
 
+_SEND_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from ksef_client import KSeF
+    from ksef_client.testing import sample_invoice
+    base_url, token, count, lines = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    template = sample_invoice("FV/000000", lines=lines)
+    invoices = ((f"{i}.xml", template.replace(b"FV/000000", b"FV/%06d" % i)) for i in range(count))
+    with KSeF(base_url=base_url, access_token=token, rate_limit_scale=0) as ksef:
+        start = time.perf_counter()
+        result = ksef.send_batch(invoices, compression="stored")
+        seconds = time.perf_counter() - start
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
+    print(json.dumps({"seconds": seconds, "input_mb": count * len(template) / 1e6, "parts": result.part_count,
+                      "peak_rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else None}))
+    """
+)
+
+
+def batch_send(count: int, lines: int = 20) -> dict[str, Any]:
+    """Build and upload one batch (stored: the largest parts) to the emulator in another process;
+    the client's peak RSS shows whether uploads hold parts in memory."""
+    with EmulatorProcess() as emulator:
+        command = [sys.executable, "-c", _SEND_CHILD, f"{emulator.root}/v2", emulator.token, str(count), str(lines)]
+        result: dict[str, Any] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    result["input_mb_per_s"] = result["input_mb"] / result["seconds"]
+    return result
+
+
 def upo_download(count: int, concurrency: int = 16) -> dict[str, float]:
     """Every invoice UPO of a session: presigned links in parallel vs one by one via the API.
 

@@ -14,7 +14,7 @@ import concurrent.futures
 import hashlib
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -51,6 +51,42 @@ class EncryptedPart:
         """The encrypted bytes (one part, at most ~100 MB)."""
         self.file.seek(0)
         return self.file.read()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The encrypted bytes from the start, ``CHUNK`` at a time."""
+        self.file.seek(0)
+        while chunk := self.file.read(CHUNK):
+            yield chunk
+
+    def upload_body(self) -> UploadBody:
+        """The part as an httpx request body (sync clients) that streams from the file and starts
+        over when a failed upload is sent again: never a whole part in memory per upload."""
+        return UploadBody(self)
+
+    def async_upload_body(self) -> AsyncUploadBody:
+        """``upload_body`` for async clients."""
+        return AsyncUploadBody(self)
+
+
+class UploadBody:
+    """A part's bytes for a sync upload: iterable again from the start (a retried PUT re-reads)."""
+
+    def __init__(self, part: EncryptedPart) -> None:
+        self._part = part
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._part.chunks()
+
+
+class AsyncUploadBody:
+    """A part's bytes for an async upload (reads of the local temporary file, 1 MB at a time)."""
+
+    def __init__(self, part: EncryptedPart) -> None:
+        self._part = part
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._part.chunks():
+            yield chunk
 
 
 @dataclass

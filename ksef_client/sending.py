@@ -37,7 +37,7 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._zipstream import Compression
-from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress
+from ksef_client.batch import MAX_PART_BYTES, BatchPackage, EncryptedPart, InvoiceSource, Progress
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
 from ksef_client.errors import APIConnectionError, BatchError, InternalServerError, InvoiceRejectedError
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
@@ -299,6 +299,12 @@ def _headers(request: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items() if str(k).lower() != "authorization"}
 
 
+def _upload_headers(request: Any, part: EncryptedPart) -> dict[str, str]:
+    # The body streams from the part's file: its length is declared, so no chunked encoding (which
+    # blob storage refuses for a single PUT).
+    return {**_headers(request), "Content-Length": str(part.size)}
+
+
 def _check_upload(response: httpx.Response, ordinal: int) -> None:
     if response.status_code not in (200, 201):
         raise BatchError(f"upload of part {ordinal} failed: HTTP {response.status_code} {response.text[:200]}")
@@ -326,7 +332,7 @@ def send_batch(
             request, part = pair
             try:
                 response = client._storage.request(
-                    request.method, request.url, content=part.read(), headers=_headers(request)
+                    request.method, request.url, content=part.upload_body(), headers=_upload_headers(request, part)
                 )
             except httpx.TransportError as error:
                 raise connection_error(error) from error
@@ -367,7 +373,10 @@ async def asend_batch(
             async with limiter:
                 try:
                     response = await client._storage.request(
-                        request.method, request.url, content=part.read(), headers=_headers(request)
+                        request.method,
+                        request.url,
+                        content=part.async_upload_body(),
+                        headers=_upload_headers(request, part),
                     )
                 except httpx.TransportError as error:
                     raise connection_error(error) from error

@@ -49,7 +49,8 @@ class Faults:
         self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None,
         delay: float = 0.0,
     ) -> None:  # fmt: skip
-        """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``; ``None``: any).
+        """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``, or
+        ``storage.upload_part`` for batch part uploads; ``None``: any API operation).
 
         ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page, ``DROP`` a broken
         connection, 200 with ``delay`` a slow but correct answer.
@@ -64,15 +65,16 @@ class Faults:
             self._rng = random.Random(seed)  # noqa: S311 - seeded faults must repeat
             self._random_faults = faults or (Fault(500), Fault(502), Fault(503), Fault(429, retry_after=1))
 
-    def take(self, operation: str) -> Fault | None:
-        """The fault for this request, if one applies (consuming a rule's count)."""
+    def take(self, operation: str, *, seeded: bool = True) -> Fault | None:
+        """The fault for this request, if one applies (consuming a rule's count); ``seeded=False``:
+        only the rules naming ``operation`` apply (storage, whose errors are not KSeF's)."""
         with self._lock:
             for rule in self._rules:
-                if rule.remaining > 0 and rule.operation in (None, operation):
+                if rule.remaining > 0 and rule.operation in ((None, operation) if seeded else (operation,)):
                     rule.remaining -= 1
                     self.injected += 1
                     return rule.fault
-            if self._rate and self._rng.random() < self._rate:
+            if seeded and self._rate and self._rng.random() < self._rate:
                 self.injected += 1
                 return self._rng.choice(self._random_faults)
         return None

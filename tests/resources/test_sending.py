@@ -17,7 +17,7 @@ from ksef_client.batch import BatchPackage
 from ksef_client.crypto import SymmetricKey
 from ksef_client.errors import BadRequestError, BatchError, InvoiceRejectedError
 from ksef_client.mock import KSeFBackend
-from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.schemas import form_code
 from ksef_client.sending import close_batch_flow, open_batch_flow
@@ -125,6 +125,17 @@ class TestBatch:
             run(close_batch_flow(response.reference_number), ksef)
         assert ksef.sessions.wait(response.reference_number).status.code == 405
 
+    def test_failed_uploads_are_sent_again_whole(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # Parts stream from their files (never a whole part in memory per upload); a PUT that meets
+        # a 503, a dropped connection or a lost answer is sent again from the first byte: the
+        # emulator checks every part's hash when the session closes.
+        for fault in (503, DROP, DROP_AFTER):
+            backend.faults.add(fault, operation="storage.upload_part")
+        invoices = [sample_invoice(f"RU/{i}") for i in range(300)]
+        result = ksef.send_batch(invoices, part_size=20_000, wait=True)
+        assert result.part_count > 3 and backend.faults.injected == 3
+        assert result.status is not None and result.status.successful_invoice_count == 300
+
     def test_upload_url_refuses_a_bearer_token(self, ksef: KSeF, backend: KSeFBackend) -> None:
         key = SymmetricKey.generate()
         with BatchPackage.build([sample_invoice("T/1")], key) as package:
@@ -168,8 +179,9 @@ async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeF
             await session.send(sample_invoice("A/1"))
         status = await client.sessions.wait(session.reference_number)
         assert status.successful_invoice_count == 1
+        backend.faults.add(DROP, operation="storage.upload_part")  # the streamed part is sent again whole
         result = await client.send_batch([sample_invoice(f"AB/{i}") for i in range(30)], part_size=5_000, wait=True)
-        assert result.part_count > 1
+        assert result.part_count > 1 and backend.faults.injected == 1
         assert result.status is not None and result.status.successful_invoice_count == 30
 
 

@@ -7,8 +7,9 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import NotFound
+from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.models import KSeFBackend
-from ksef_client.mock.responses import api_endpoint, backend_of, iso, json_body
+from ksef_client.mock.responses import BrokenResponse, api_endpoint, backend_of, iso, json_body
 
 MAX_PART_UPLOAD = 100_000_016
 
@@ -68,12 +69,22 @@ async def close_batch_session(request: Request, backend: KSeFBackend, access: Ac
     return Response(status_code=204)
 
 
+UPLOAD_PART = "storage.upload_part"  # the fault rules' name for part uploads
+
+
 async def upload_part(request: Request) -> Response:
     """PUT of one encrypted part: 201, or 403 once the window closed (Azure-like XML error body)."""
     if request.headers.get("authorization"):
         # KSeF's storage rejects requests that carry a bearer token it cannot use.
         return Response(b"<Error><Code>InvalidAuthenticationInfo</Code></Error>", 400, media_type="application/xml")
+    backend = backend_of(request)
+    fault = backend.faults.take(UPLOAD_PART, seeded=False)
+    if fault is not None and fault.status == DROP:
+        return BrokenResponse()
+    if fault is not None and fault.status >= 400:
+        return Response(b"<Error><Code>ServerBusy</Code></Error>", fault.status, media_type="application/xml")
     data = await request.body()
-    if len(data) > MAX_PART_UPLOAD or not backend_of(request).upload_part(request.path_params["name"], data):
+    if len(data) > MAX_PART_UPLOAD or not backend.upload_part(request.path_params["name"], data):
         return Response(b"<Error><Code>AuthenticationFailed</Code></Error>", 403, media_type="application/xml")
-    return Response(status_code=201)
+    # DROP_AFTER: the part is stored, the client never hears of it.
+    return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else Response(status_code=201)
