@@ -25,7 +25,7 @@ from ksef_client._core import (
 )
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.types import Response
-from ksef_client._transport import AsyncRetryingTransport, RetryingTransport, SendState
+from ksef_client._transport import STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, next_offset
@@ -109,6 +109,15 @@ def _options(arguments: dict[str, Any]) -> dict[str, Any]:
     """A client's constructor arguments (its ``locals()`` on entry), kept for ``with_options``;
     the access token is not an option: a clone shares the login instead."""
     return {name: value for name, value in arguments.items() if name not in ("self", "access_token")}
+
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def _check_download(response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise_for_status(response)
+        raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
 
 
 class _ClientCore:
@@ -265,10 +274,20 @@ class KSeF(_ClientCore):
             response = self._storage.get(url)
         except httpx.TransportError as error:
             raise connection_error(error) from error
-        if response.status_code != 200:
-            raise_for_status(response)
-            raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
+        _check_download(response)
         return response.content, response.headers
+
+    def _download_to(self, url: str, receive: Callable[[bytes], None]) -> httpx.Headers:
+        try:
+            with self._storage.stream("GET", url, extensions={STREAMED: True}) as response:
+                if response.status_code != 200:
+                    response.read()
+                    _check_download(response)
+                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                    receive(chunk)
+                return response.headers
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
 
     def close(self) -> None:
         """Close the connections."""
@@ -376,10 +395,20 @@ class AsyncKSeF(_ClientCore):
             response = await self._storage.get(url)
         except httpx.TransportError as error:
             raise connection_error(error) from error
-        if response.status_code != 200:
-            raise_for_status(response)
-            raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
+        _check_download(response)
         return response.content, response.headers
+
+    async def _download_to(self, url: str, receive: Callable[[bytes], None]) -> httpx.Headers:
+        try:
+            async with self._storage.stream("GET", url, extensions={STREAMED: True}) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    _check_download(response)
+                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    receive(chunk)
+                return response.headers
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -8,6 +8,8 @@ A flow is a generator that yields steps and receives their results:
 - ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
 - ``Now()``: the client's monotonic clock; result a float.
 - ``Download(url)``: GET a presigned link without the token; result ``(bytes, headers)``.
+- ``StreamDownload(url, receive)``: the same, its body handed to ``receive`` chunk by chunk as it
+  arrives (never whole in memory); result the headers.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
 """
@@ -61,7 +63,15 @@ class Download:
     url: str
 
 
-Step = Call | Sleep | Now | Download
+@dataclass(frozen=True)
+class StreamDownload:
+    """Fetch a presigned storage link, passing the body on in chunks."""
+
+    url: str
+    receive: Callable[[bytes], None]
+
+
+Step = Call | Sleep | Now | Download | StreamDownload
 Flow = Generator[Step, Any, T]
 
 
@@ -109,6 +119,8 @@ def _run_step(step: Step, client: KSeF) -> Any:
         return None
     if isinstance(step, Download):
         return client._download(step.url)
+    if isinstance(step, StreamDownload):
+        return client._download_to(step.url, step.receive)
     return client._clock()
 
 
@@ -121,6 +133,8 @@ async def _arun_step(step: Step, client: AsyncKSeF) -> Any:
         return None
     if isinstance(step, Download):
         return await client._download(step.url)
+    if isinstance(step, StreamDownload):
+        return await client._download_to(step.url, step.receive)
     return client._clock()
 
 

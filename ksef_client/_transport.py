@@ -62,6 +62,11 @@ class SendState:
         return delay
 
 
+# A request extension: the caller reads the body as it streams (and restarts on a break itself);
+# the transport retries up to the answer's headers only, so the body is never held whole.
+STREAMED = "ksef_streamed"
+
+
 class RetryingTransport(httpx.BaseTransport):
     """Wraps a sync transport with throttling and retries."""
 
@@ -79,7 +84,8 @@ class RetryingTransport(httpx.BaseTransport):
             self._state.requests_sent += 1
             try:
                 response = self._inner.handle_request(request)
-                response.read()  # inside the retry loop: a connection dropped mid-body is retried too
+                if not request.extensions.get(STREAMED):
+                    response.read()  # inside the retry loop: a connection dropped mid-body is retried too
             except httpx.TransportError as error:
                 delay = self._state.after_error(request, error, attempt)
                 if delay is None:
@@ -118,7 +124,8 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             self._state.requests_sent += 1
             try:
                 response = await self._inner.handle_async_request(request)
-                await response.aread()  # a connection dropped mid-body is retried too
+                if not request.extensions.get(STREAMED):
+                    await response.aread()  # a connection dropped mid-body is retried too
             except httpx.TransportError as error:
                 delay = self._state.after_error(request, error, attempt)
                 if delay is None:

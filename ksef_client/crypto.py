@@ -149,11 +149,14 @@ class SymmetricKey:
 
     def decrypt_stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Decrypt chunk by chunk; ``ValueError`` at the end if the padding is wrong."""
-        unpadder = padding.PKCS7(128).unpadder()
-        decryptor = Cipher(algorithms.AES(self.key), modes.CBC(self.iv)).decryptor()
+        decryptor = self.decryptor()
         for chunk in chunks:
-            yield unpadder.update(decryptor.update(chunk))
-        yield unpadder.update(decryptor.finalize()) + unpadder.finalize()
+            yield decryptor.update(chunk)
+        yield decryptor.finalize()
+
+    def decryptor(self) -> PaddedDecryptor:
+        """An AES-256-CBC/PKCS#7 decryptor fed by the caller, chunk by chunk."""
+        return PaddedDecryptor(self)
 
 
 class PaddedEncryptor:
@@ -170,6 +173,22 @@ class PaddedEncryptor:
     def finalize(self) -> bytes:
         """The last, padded block(s)."""
         return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()
+
+
+class PaddedDecryptor:
+    """The inverse of ``PaddedEncryptor``; ``finalize`` raises ``ValueError`` on bad padding."""
+
+    def __init__(self, key: SymmetricKey) -> None:
+        self._unpadder = padding.PKCS7(128).unpadder()
+        self._cipher = Cipher(algorithms.AES(key.key), modes.CBC(key.iv)).decryptor()
+
+    def update(self, chunk: bytes) -> bytes:
+        """The plain bytes known so far (the last block waits: it may be padding)."""
+        return self._unpadder.update(self._cipher.update(chunk))
+
+    def finalize(self) -> bytes:
+        """The rest, padding removed."""
+        return self._unpadder.update(self._cipher.finalize()) + self._unpadder.finalize()
 
 
 def encrypted_size(plain_size: int) -> int:

@@ -370,8 +370,16 @@ async def get_session_upo(request: Request, backend: KSeFBackend, access: Access
     return xml_response(backend.session_upo(access, ref, upo_ref))
 
 
+STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
+
+
 async def storage_get(request: Request) -> Response:
     """Presigned downloads: no token, not rate-limited; 403 once the link has expired."""
+    fault = backend_of(request).faults.take(STORAGE_DOWNLOAD, seeded=False)
+    if fault is not None and fault.status in (DROP, DROP_AFTER):
+        return BrokenResponse()  # the body breaks off after its first bytes
+    if fault is not None and fault.status >= 400:
+        return Response(b"<Error><Code>ServerBusy</Code></Error>", fault.status, media_type="application/xml")
     data = backend_of(request).read_presigned(request.path_params["name"])
     if data is None:
         return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")

@@ -7,7 +7,10 @@ drops the records it already yielded at that date, so callers see each invoice o
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -15,10 +18,10 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Download, Flow, Now, Sleep, arun, response_of, run
+from ksef_client._flows import Call, Flow, Now, Sleep, StreamDownload, arun, response_of, run
 from ksef_client._generated.api.invoices import (
     export_invoices,
     get_invoice,
@@ -31,13 +34,20 @@ from ksef_client._generated.models import (
     InvoiceExportStatusResponse,
     InvoiceMetadata,
     InvoicePackage,
+    InvoicePackagePart,
     InvoiceQueryFilters,
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
 from ksef_client._generated.types import json_loads
 from ksef_client.crypto import SymmetricKey, sha256_b64
-from ksef_client.errors import ExportError, PollTimeoutError, ResponseFormatError, UPOHashMismatchError
+from ksef_client.errors import (
+    APIConnectionError,
+    ExportError,
+    PollTimeoutError,
+    ResponseFormatError,
+    UPOHashMismatchError,
+)
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.pagination import METADATA_PAGE_SIZE, AsyncPager, Pager, check_page_size
 from ksef_client.sending import encryption_for
@@ -193,16 +203,71 @@ def export_flow(
     if status.status.code != 200 or not isinstance(status.package, InvoicePackage):
         raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
     handle, name = tempfile.mkstemp(suffix=".zip")
-    with os.fdopen(handle, "wb") as out:
-        for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
-            encrypted, _ = yield Download(part.url)
-            if len(encrypted) != part.encrypted_part_size or sha256_b64(encrypted) != part.encrypted_part_hash:
-                raise ExportError(f"export {ref}: part {part.ordinal_number} arrived damaged (size or hash)")
-            plain = key.decrypt(encrypted)
-            if sha256_b64(plain) != part.part_hash:
-                raise ExportError(f"export {ref}: part {part.ordinal_number} decrypts to the wrong hash")
-            out.write(plain)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
+                yield from _download_part(ref, part, key, out)
+    except BaseException:
+        os.unlink(name)  # a failed export leaves nothing behind
+        raise
     return ref, status.package, Path(name)
+
+
+PART_ATTEMPTS = 3
+
+
+def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
+    """Stream one part into ``out``: decrypted and hashed as it arrives (never whole in memory),
+    checked against the package's sizes and hashes. A connection lost in the middle of the body
+    starts the part again from its first byte, up to ``PART_ATTEMPTS`` times."""
+    start = out.tell()
+    for attempt in range(1, PART_ATTEMPTS + 1):
+        sink = _DecryptingSink(key, out)
+        try:
+            yield StreamDownload(part.url, sink.add)
+        except APIConnectionError:
+            out.seek(start)
+            out.truncate()
+            if attempt == PART_ATTEMPTS:
+                raise
+            yield Sleep(attempt)
+            continue
+        sink.finish()
+        if sink.encrypted_size != part.encrypted_part_size or sink.encrypted_hash() != part.encrypted_part_hash:
+            raise ExportError(f"export {ref}: part {part.ordinal_number} arrived damaged (size or hash)")
+        if sink.plain_hash() != part.part_hash:
+            raise ExportError(f"export {ref}: part {part.ordinal_number} decrypts to the wrong hash")
+        return
+
+
+class _DecryptingSink:
+    """Takes a part's encrypted bytes chunk by chunk: hashes them, decrypts, writes and hashes the
+    plain bytes."""
+
+    def __init__(self, key: SymmetricKey, out: IO[bytes]) -> None:
+        self.encrypted_size = 0
+        self._out = out
+        self._decryptor = key.decryptor()
+        self._encrypted, self._plain = hashlib.sha256(), hashlib.sha256()
+
+    def add(self, chunk: bytes) -> None:
+        self.encrypted_size += len(chunk)
+        self._encrypted.update(chunk)
+        self._write(self._decryptor.update(chunk))
+
+    def finish(self) -> None:
+        with contextlib.suppress(ValueError):  # bad padding: the size and hash checks name the part
+            self._write(self._decryptor.finalize())
+
+    def encrypted_hash(self) -> str:
+        return base64.b64encode(self._encrypted.digest()).decode()
+
+    def plain_hash(self) -> str:
+        return base64.b64encode(self._plain.digest()).decode()
+
+    def _write(self, data: bytes) -> None:
+        self._plain.update(data)
+        self._out.write(data)
 
 
 def unpack_export(ref: str, package: InvoicePackage, archive: Path, directory: Path) -> ExportResult:

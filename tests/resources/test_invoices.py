@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters
-from ksef_client.errors import BadRequestError, ResponseFormatError
+from ksef_client.errors import APIConnectionError, BadRequestError, ResponseFormatError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.resources.invoices import MetadataCursor, build_filters
 from ksef_client.testing import sample_invoice
@@ -104,6 +106,29 @@ class TestExportAndSync:
         by_number = {m["ksefNumber"]: m["invoiceNumber"] for m in result.metadata}
         for path in result.files:
             assert path.read_bytes() == sent[by_number[path.stem]]
+
+    def test_a_part_broken_off_mid_body_is_downloaded_again(self, ksef: KSeF, backend: KSeFBackend,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+        # Parts stream to disk, decrypted and hashed as they arrive; when the connection breaks in
+        # the middle of a body, the part starts again from its first byte (what was written of it
+        # is dropped), and the export comes out whole.
+        sent = _send(ksef, 200, "M")
+        backend.export_part_size = 30_000
+        backend.faults.add(DROP, operation="storage.download", times=2)
+        result = ksef.invoices.export(tmp_path / "out", date_from=_start())
+        assert backend.faults.injected == 2 and len(result.files) == 200
+        by_number = {m["ksefNumber"]: m["invoiceNumber"] for m in result.metadata}
+        assert all(path.read_bytes() == sent[by_number[path.stem]] for path in result.files)
+
+    def test_an_export_that_cannot_be_downloaded_leaves_nothing(self, ksef: KSeF, backend: KSeFBackend,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+        _send(ksef, 20, "N")
+        backend.faults.add(DROP, operation="storage.download", times=3)  # every attempt of the part
+        before = set(Path(tempfile.gettempdir()).glob("*.zip"))
+        with pytest.raises(APIConnectionError):
+            ksef.invoices.export(tmp_path / "out", date_from=_start())
+        assert set(Path(tempfile.gettempdir()).glob("*.zip")) == before
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     def test_two_sync_runs_take_each_invoice_once(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
         state, target = tmp_path / "state.json", tmp_path / "inbox"
