@@ -241,7 +241,7 @@ _SEND_CHILD = textwrap.dedent(
     invoices = ((f"{i}.xml", template.replace(b"FV/000000", b"FV/%06d" % i)) for i in range(count))
     with KSeF(base_url=base_url, access_token=token, rate_limit_scale=0) as ksef:
         start = time.perf_counter()
-        result = ksef.send_batch(invoices, compression="stored")
+        result = ksef.send_batch(invoices, compression="stored", wait=True)
         seconds = time.perf_counter() - start
     hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
     print(json.dumps({"seconds": seconds, "input_mb": count * len(template) / 1e6, "parts": result.part_count,
@@ -249,14 +249,35 @@ _SEND_CHILD = textwrap.dedent(
     """
 )
 
+_EXPORT_CHILD = textwrap.dedent(
+    """
+    import datetime as dt, json, sys, tempfile
+    from pathlib import Path
+    from ksef_client import KSeF
+    base_url, token = sys.argv[1], sys.argv[2]
+    with KSeF(base_url=base_url, access_token=token, rate_limit_scale=0) as ksef, \
+            tempfile.TemporaryDirectory() as directory:
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        result = ksef.invoices.export(Path(directory), date_from=since, timeout=600, interval=0.2)
+        files = len(result.files)
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
+    print(json.dumps({"files": files,
+                      "peak_rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else None}))
+    """
+)
+
 
 def batch_send(count: int, lines: int = 20) -> dict[str, Any]:
-    """Build and upload one batch (stored: the largest parts) to the emulator in another process;
-    the client's peak RSS shows whether uploads hold parts in memory."""
+    """Build and upload one batch (stored: the largest parts) to the emulator in another process,
+    then export every invoice back in a fresh process: the clients' peak RSS shows whether uploads
+    and downloads hold parts in memory."""
     with EmulatorProcess() as emulator:
         command = [sys.executable, "-c", _SEND_CHILD, f"{emulator.root}/v2", emulator.token, str(count), str(lines)]
         result: dict[str, Any] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        command = [sys.executable, "-c", _EXPORT_CHILD, f"{emulator.root}/v2", emulator.token]
+        exported = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     result["input_mb_per_s"] = result["input_mb"] / result["seconds"]
+    result["export"] = exported
     return result
 
 

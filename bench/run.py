@@ -107,6 +107,10 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append((f"send_batch of {sent['input_mb']:.0f} MB of invoices, stored ({sent['parts']} part(s)) to the "
                      "emulator: client peak RSS MB (parts stream from their files)", f"{sent['peak_rss_mb']:.0f}",
                      "-", "-", "report"))  # fmt: skip
+        if "export" in sent:
+            rows.append((f"export of the {sent['export']['files']} invoices back (download, decrypt, unzip, metadata): "
+                         "client peak RSS MB (parts stream to disk)", f"{sent['export']['peak_rss_mb']:.0f}", "-", "-",
+                         "report"))  # fmt: skip
     for key, value in results["list_sessions"].items():
         rows.append(
             (f"list {key.split('_')[1]} sessions (pageSize 1000), items/s", f"{value:,.0f}", "-", "-", "linear")
