@@ -113,9 +113,20 @@ def import_time(
     return {"import_ms": with_import * 1e3, "interpreter_ms": bare * 1e3, "import_only_ms": (with_import - bare) * 1e3}
 
 
-_BATCH_CHILD = textwrap.dedent(
+# Prepended to every child script: the process's peak RSS. VmHWM, not ru_maxrss: Linux keeps
+# ru_maxrss across exec, so it would show the parent's size.
+_PEAK_RSS = textwrap.dedent(
     """
-    import json, resource, sys, time, zlib
+    import resource
+    def peak_rss_mb():
+        hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
+        return int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """
+)
+
+_BATCH_CHILD = _PEAK_RSS + textwrap.dedent(
+    """
+    import json, sys, time, zlib
     from ksef_client.batch import BatchPackage
     from ksef_client.crypto import SymmetricKey
     from ksef_client.testing import sample_invoice
@@ -136,9 +147,7 @@ _BATCH_CHILD = textwrap.dedent(
             parts += len(package.parts)
             zipped += package.file_size
     seconds = time.perf_counter() - start
-    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would show the parent's size.
-    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
-    rss_mb = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     # The floor of a deflated build: one deflate stream per invoice (as zip members need), in one
     # thread, by the library the zip writer uses (ISA-L or zlib); zlib beside it for reference.
     from ksef_client import _zipstream
@@ -231,7 +240,7 @@ class EmulatorProcess:
         self.process.wait(timeout=10)
 
 
-_SEND_CHILD = textwrap.dedent(
+_SEND_CHILD = _PEAK_RSS + textwrap.dedent(
     """
     import json, sys, time
     from ksef_client import KSeF
@@ -243,13 +252,12 @@ _SEND_CHILD = textwrap.dedent(
         start = time.perf_counter()
         result = ksef.send_batch(invoices, compression="stored", wait=True)
         seconds = time.perf_counter() - start
-    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
     print(json.dumps({"seconds": seconds, "input_mb": count * len(template) / 1e6, "parts": result.part_count,
-                      "peak_rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else None}))
+                      "peak_rss_mb": peak_rss_mb()}))
     """
 )
 
-_EXPORT_CHILD = textwrap.dedent(
+_EXPORT_CHILD = _PEAK_RSS + textwrap.dedent(
     """
     import datetime as dt, json, sys, tempfile
     from pathlib import Path
@@ -260,9 +268,7 @@ _EXPORT_CHILD = textwrap.dedent(
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         result = ksef.invoices.export(Path(directory), date_from=since, timeout=600, interval=0.2)
         files = len(result.files)
-    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")]
-    print(json.dumps({"files": files,
-                      "peak_rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else None}))
+    print(json.dumps({"files": files, "peak_rss_mb": peak_rss_mb()}))
     """
 )
 

@@ -9,7 +9,6 @@ are checked before anything is sent.
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import hashlib
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ksef_client._zipstream import Compression, ZipStream
-from ksef_client.crypto import SymmetricKey
+from ksef_client.crypto import SymmetricKey, digest_b64
 from ksef_client.errors import BatchError
 
 MAX_INVOICES = 10_000
@@ -32,10 +31,6 @@ CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]
 InvoiceSource = bytes | str | Path | tuple[str, bytes]
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 @dataclass
@@ -58,18 +53,10 @@ class EncryptedPart:
         while chunk := self.file.read(CHUNK):
             yield chunk
 
-    def upload_body(self) -> UploadBody:
-        """The part as an httpx request body (sync clients) that streams from the file and starts
-        over when a failed upload is sent again: never a whole part in memory per upload."""
-        return UploadBody(self)
-
-    def async_upload_body(self) -> AsyncUploadBody:
-        """``upload_body`` for async clients."""
-        return AsyncUploadBody(self)
-
 
 class UploadBody:
-    """A part's bytes for a sync upload: iterable again from the start (a retried PUT re-reads)."""
+    """A part as an httpx request body (sync clients): streamed from its file, a megabyte at a time,
+    and iterable again from the start, so a retried PUT sends it whole again."""
 
     def __init__(self, part: EncryptedPart) -> None:
         self._part = part
@@ -79,7 +66,7 @@ class UploadBody:
 
 
 class AsyncUploadBody:
-    """A part's bytes for an async upload (reads of the local temporary file, 1 MB at a time)."""
+    """``UploadBody`` for async clients (httpx takes a body that is both kinds as a sync one)."""
 
     def __init__(self, part: EncryptedPart) -> None:
         self._part = part
@@ -143,7 +130,7 @@ class BatchPackage:
             except BaseException:
                 parts.discard()
                 raise
-        return cls(len(names), size, _b64(parts.package_hash.digest()), parts.finished())
+        return cls(len(names), size, digest_b64(parts.package_hash), parts.finished())
 
 
 def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
@@ -244,7 +231,7 @@ class _EncryptedParts:
     def finished(self) -> list[EncryptedPart]:
         """The parts, once the hashing is done."""
         return [
-            EncryptedPart(ordinal, size, _b64(digest.digest()), file)
+            EncryptedPart(ordinal, size, digest_b64(digest), file)
             for ordinal, (size, file, digest) in enumerate(self._done, start=1)
         ]
 

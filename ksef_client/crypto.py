@@ -29,7 +29,12 @@ AES_BLOCK_BYTES = 16
 
 def sha256_b64(data: bytes) -> str:
     """SHA-256 in standard Base64 (44 characters), as KSeF writes hashes."""
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return digest_b64(hashlib.sha256(data))
+
+
+def digest_b64(digest: hashlib._Hash) -> str:
+    """A hash computed piece by piece (``hashlib.sha256()`` fed with ``update``), as KSeF writes it."""
+    return base64.b64encode(digest.digest()).decode()
 
 
 def _oaep() -> OAEP:

@@ -37,7 +37,15 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._zipstream import Compression
-from ksef_client.batch import MAX_PART_BYTES, BatchPackage, EncryptedPart, InvoiceSource, Progress
+from ksef_client.batch import (
+    MAX_PART_BYTES,
+    AsyncUploadBody,
+    BatchPackage,
+    EncryptedPart,
+    InvoiceSource,
+    Progress,
+    UploadBody,
+)
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
 from ksef_client.errors import APIConnectionError, BatchError, InternalServerError, InvoiceRejectedError
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
@@ -332,7 +340,7 @@ def send_batch(
             request, part = pair
             try:
                 response = client._storage.request(
-                    request.method, request.url, content=part.upload_body(), headers=_upload_headers(request, part)
+                    request.method, request.url, content=UploadBody(part), headers=_upload_headers(request, part)
                 )
             except httpx.TransportError as error:
                 raise connection_error(error) from error
@@ -375,7 +383,7 @@ async def asend_batch(
                     response = await client._storage.request(
                         request.method,
                         request.url,
-                        content=part.async_upload_body(),
+                        content=AsyncUploadBody(part),
                         headers=_upload_headers(request, part),
                     )
                 except httpx.TransportError as error:

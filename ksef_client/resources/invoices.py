@@ -7,7 +7,6 @@ drops the records it already yielded at that date, so callers see each invoice o
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -40,7 +39,7 @@ from ksef_client._generated.models import (
     SortOrder,
 )
 from ksef_client._generated.types import json_loads
-from ksef_client.crypto import SymmetricKey, sha256_b64
+from ksef_client.crypto import SymmetricKey, digest_b64, sha256_b64
 from ksef_client.errors import (
     APIConnectionError,
     ExportError,
@@ -260,10 +259,10 @@ class _DecryptingSink:
             self._write(self._decryptor.finalize())
 
     def encrypted_hash(self) -> str:
-        return base64.b64encode(self._encrypted.digest()).decode()
+        return digest_b64(self._encrypted)
 
     def plain_hash(self) -> str:
-        return base64.b64encode(self._plain.digest()).decode()
+        return digest_b64(self._plain)
 
     def _write(self, data: bytes) -> None:
         self._plain.update(data)
