@@ -373,16 +373,28 @@ async def get_session_upo(request: Request, backend: KSeFBackend, access: Access
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
 
 
+def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Response | None]:
+    """A storage request's fault (explicit rules only: storage errors are not KSeF's) and, unless the
+    work is to be done first (``DROP_AFTER``), the answer that replaces it: a connection broken off
+    mid-body or an Azure-like error."""
+    fault = backend_of(request).faults.take(operation, seeded=False)
+    if fault is None or fault.status == DROP_AFTER:
+        return fault, None
+    if fault.status == DROP:
+        return fault, BrokenResponse()
+    return fault, Response(b"<Error><Code>ServerBusy</Code></Error>", fault.status, media_type="application/xml")
+
+
 async def storage_get(request: Request) -> Response:
     """Presigned downloads: no token, not rate-limited; 403 once the link has expired."""
-    fault = backend_of(request).faults.take(STORAGE_DOWNLOAD, seeded=False)
-    if fault is not None and fault.status in (DROP, DROP_AFTER):
-        return BrokenResponse()  # the body breaks off after its first bytes
-    if fault is not None and fault.status >= 400:
-        return Response(b"<Error><Code>ServerBusy</Code></Error>", fault.status, media_type="application/xml")
+    fault, instead = storage_fault(request, STORAGE_DOWNLOAD)
+    if instead is not None:
+        return instead
     data = backend_of(request).read_presigned(request.path_params["name"])
     if data is None:
         return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
+    if fault is not None:  # DROP_AFTER: the body breaks off after its first bytes
+        return BrokenResponse()
     response = xml_response(data)
     if backend_of(request).faults.corrupt_downloads:
         response.headers["x-ms-meta-hash"] = sha256_b64(data + b"!")

@@ -7,9 +7,8 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import NotFound
-from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.models import KSeFBackend
-from ksef_client.mock.responses import BrokenResponse, api_endpoint, backend_of, iso, json_body
+from ksef_client.mock.responses import BrokenResponse, api_endpoint, backend_of, iso, json_body, storage_fault
 
 MAX_PART_UPLOAD = 100_000_016
 
@@ -77,14 +76,11 @@ async def upload_part(request: Request) -> Response:
     if request.headers.get("authorization"):
         # KSeF's storage rejects requests that carry a bearer token it cannot use.
         return Response(b"<Error><Code>InvalidAuthenticationInfo</Code></Error>", 400, media_type="application/xml")
-    backend = backend_of(request)
-    fault = backend.faults.take(UPLOAD_PART, seeded=False)
-    if fault is not None and fault.status == DROP:
-        return BrokenResponse()
-    if fault is not None and fault.status >= 400:
-        return Response(b"<Error><Code>ServerBusy</Code></Error>", fault.status, media_type="application/xml")
+    fault, instead = storage_fault(request, UPLOAD_PART)
+    if instead is not None:
+        return instead
     data = await request.body()
-    if len(data) > MAX_PART_UPLOAD or not backend.upload_part(request.path_params["name"], data):
+    if len(data) > MAX_PART_UPLOAD or not backend_of(request).upload_part(request.path_params["name"], data):
         return Response(b"<Error><Code>AuthenticationFailed</Code></Error>", 403, media_type="application/xml")
     # DROP_AFTER: the part is stored, the client never hears of it.
-    return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else Response(status_code=201)
+    return BrokenResponse() if fault is not None else Response(status_code=201)
