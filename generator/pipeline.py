@@ -141,6 +141,8 @@ class Operation(NamedTuple):
     rate_limits: RateLimits | None
     requires_token: bool
     permissions: tuple[str, ...]
+    rate_limit_group: str | None = None
+    """KSeF's name of the limit group (``/rate-limits`` keys); the operations of a group share its limits."""
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -161,9 +163,26 @@ def write_operation_table(package: Path, spec: dict[str, Any]) -> None:
         token = bool(operation.get("security", spec.get("security")))
         permissions = tuple(operation.get("x-required-permissions") or ())
         key = f"{operation['tags'][0]}.{operation['operationId']}"
-        rows.append(f"    {key!r}: Operation({method.upper()!r}, {path!r}, {rate}, {token}, {permissions!r}),\n")
+        group = rate_limit_group(operation)
+        rows.append(
+            f"    {key!r}: Operation({method.upper()!r}, {path!r}, {rate}, {token}, {permissions!r}, {group!r}),\n"
+        )
     text = OPERATION_TABLE % "".join(rows)
     (package / "operations.py").write_text(text.replace("'", '"'), encoding="utf-8")
+
+
+def rate_limit_group(operation: dict[str, Any]) -> str | None:
+    """The group of an operation's limits: the last column ("grupa") of its 429 description's table.
+
+    KSeF writes ``-`` for the unauthenticated operations, which ``GET /rate-limits`` calls
+    ``anonymous``; specs before API 2.9.0 have no such column (``None``).
+    """
+    description = str(operation.get("responses", {}).get("429", {}).get("description", ""))
+    if "grupa" not in description:
+        return None
+    last_row = [line for line in description.splitlines() if line.strip().startswith("|")][-1]
+    group = last_row.rstrip(" |").rsplit("|", 1)[-1].strip()
+    return "anonymous" if group in ("", "-") else group
 
 
 def add_headers(package: Path) -> None:

@@ -1,8 +1,9 @@
 """Client-side throttling from each operation's ``x-rate-limits`` in the spec.
 
-KSeF counts requests per context and IP in sliding windows of a second, a minute and an hour;
-a client that waits before exceeding them never sees a 429. The limits come from the generated
-operation table, not from hand-typed numbers.
+KSeF counts requests per context and IP in sliding windows of a second, a minute and an hour,
+per limit group (the operations of a group, e.g. ``other``, share one budget); a client that waits
+before exceeding them never sees a 429. The limits and groups come from the generated operation
+table, not from hand-typed numbers.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ def _routes() -> tuple[tuple[str, re.Pattern[str], str, RateLimits | None], ...]
     rows = []
     for key, op in OPERATIONS.items():
         pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(op.path)) + "$")
-        rows.append((op.method, pattern, key, op.rate_limits, op.path.count("{")))
+        rows.append((op.method, pattern, op.rate_limit_group or key, op.rate_limits, op.path.count("{")))
     rows.sort(key=lambda r: r[4])
     return tuple((m, p, k, rl) for m, p, k, rl, _ in rows)
 
 
 def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
-    """The ``tag.operation_id`` and limits of a request, from its method and path after ``/v2``."""
+    """The limit group (``tag.operation_id`` where the spec names none) and limits of a request.
+
+    ``path`` is the request's path after ``/v2``.
+    """
     for op_method, pattern, key, limits in _routes():
         if op_method == method and pattern.match(path):
             return key, limits
@@ -43,6 +47,10 @@ class Throttle:
     scale: float = 1.0
     _calls: dict[str, deque[float]] = field(default_factory=dict)
 
+    def allowed(self, limit: int) -> int:
+        """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale."""
+        return max(1, int(limit * self.scale))
+
     def delay(self, key: str, limits: RateLimits | None, now: float) -> float:
         """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made."""
         if limits is None or self.scale <= 0:
@@ -54,7 +62,7 @@ class Throttle:
         for window, limit in zip(_WINDOWS, limits, strict=True):
             if limit is None:
                 continue
-            allowed = max(1, int(limit * self.scale))
+            allowed = self.allowed(limit)
             in_window = [t for t in calls if t > now - window] if window < _WINDOWS[-1] else calls
             if len(in_window) >= allowed:
                 oldest = list(in_window)[-allowed]

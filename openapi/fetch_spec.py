@@ -2,10 +2,14 @@
 
     python openapi/fetch_spec.py --data ../shared/ksef --out ksef_client/_data/ksef-openapi.json
 
-Each file (the spec, then the lock's ``schemas``: UPO, FA(3) with its base types, AuthTokenRequest)
-is copied from the reference data folder (``$KSEF_DATA/<data_path>``) when it is there, otherwise
-downloaded from its official ``source_url``. A SHA-256 that differs from the lock is an error: the
-pins change only by editing the lock on purpose.
+Each file (the spec, then the lock's ``schemas``: UPO, invoice forms with their base types,
+AuthTokenRequest) is copied from the reference data folder (``$KSEF_DATA/<data_path>``) when it is
+there, otherwise downloaded from its official ``source_url``. A SHA-256 that differs from the lock is
+an error: the pins move only with ``make spec-update SPEC=...``.
+
+The spec is found by its hash, not by its name: when the data folder's current spec has moved
+ahead of the pin (KSeF published a new version), the pinned one is looked for among every spec in
+the folder (``openapi/history/`` included), so a newer spec in the shared data never breaks a build.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import urllib.request
 from pathlib import Path
@@ -20,20 +25,63 @@ from pathlib import Path
 LOCK = Path(__file__).with_name("lock.json")
 
 
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - URL from the lock
+        content: bytes = response.read()
+    return content
+
+
+def _api_version(content: bytes) -> str:
+    """The API version KSeF writes in the spec's description ("Wersja API: 2.9.0")."""
+    try:
+        info = json.loads(content)["info"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown version"
+    match = re.search(r"Wersja API:\**\s*([0-9][0-9A-Za-z.\-]*)", str(info.get("description", "")))
+    return match[1] if match else str(info.get("version", "unknown version"))
+
+
 def _obtain(data_dir: Path, entry: dict[str, str], what: str, lock_path: Path) -> tuple[bytes, str]:
     local = data_dir / entry["data_path"]
     if local.is_file():
         content, origin = local.read_bytes(), str(local)
     else:
-        with urllib.request.urlopen(entry["source_url"], timeout=60) as response:  # noqa: S310 - URL from the lock
-            content, origin = response.read(), entry["source_url"]
-    digest = hashlib.sha256(content).hexdigest()
+        content, origin = _download(entry["source_url"]), entry["source_url"]
+    digest = _sha256(content)
     if digest != entry["sha256"]:
         raise SystemExit(
             f"error: the {what} from {origin} has SHA-256 {digest}, but {lock_path} pins "
-            f"{entry['sha256']}. Use the pinned file, or edit the lock on purpose to move the pin."
+            f"{entry['sha256']}. Use the pinned file, or move the pin on purpose (openapi/lock.json)."
         )
     return content, origin
+
+
+def _pinned_spec(data_dir: Path, lock: dict[str, str]) -> tuple[bytes, str]:
+    """The spec whose SHA-256 the lock pins: the lock's path, any spec in the data folder, or the URL."""
+    candidates = [data_dir / lock["data_path"]]
+    candidates += sorted((data_dir / "openapi").rglob("*.json")) if (data_dir / "openapi").is_dir() else []
+    seen: list[str] = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        content = path.read_bytes()
+        if _sha256(content) == lock["sha256"]:
+            return content, str(path)
+        seen.append(f"{path} (API {_api_version(content)})")
+    if not seen:  # no reference data here: the official download
+        content = _download(lock["source_url"])
+        if _sha256(content) == lock["sha256"]:
+            return content, lock["source_url"]
+        seen.append(f"{lock['source_url']} (API {_api_version(content)})")
+    raise SystemExit(
+        f"error: no spec with the pinned SHA-256 {lock['sha256'][:12]}… (API {lock['api_version']}) in "
+        f"{data_dir}/openapi; found {', '.join(seen[:3])}{' …' if len(seen) > 3 else ''}. "
+        f"To move the pin to one of them: make spec-update SPEC={seen[0].split(' (')[0]}"
+    )
 
 
 def _write(out: Path, content: bytes) -> None:
@@ -45,7 +93,7 @@ def _write(out: Path, content: bytes) -> None:
 def fetch(data_dir: Path, out: Path, lock_path: Path = LOCK) -> str:
     """Copy or download the spec to ``out``; return where it came from."""
     lock = json.loads(lock_path.read_text(encoding="utf-8"))
-    content, origin = _obtain(data_dir, lock, f"spec (API {lock['api_version']})", lock_path)
+    content, origin = _pinned_spec(data_dir, lock)
     _write(out, content)
     return origin
 

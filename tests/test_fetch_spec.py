@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -15,20 +16,38 @@ fetch_spec = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fetch_spec)
 
 
+def _lock(tmp_path: Path, **changes: str) -> Path:
+    lock = json.loads((ROOT / "openapi" / "lock.json").read_text())
+    lock.update(changes)
+    lock_path = tmp_path / "lock.json"
+    lock_path.write_text(json.dumps(lock))
+    return lock_path
+
+
 def test_copies_the_pinned_spec(ksef_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "spec.json"
     origin = fetch_spec.fetch(ksef_data, out)
     assert origin.endswith("ksef-openapi.json")
-    assert json.loads(out.read_bytes())["openapi"].startswith("3.0")
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == json.loads(fetch_spec.LOCK.read_text())["sha256"]
 
 
-def test_a_different_spec_is_a_clear_error(ksef_data: Path, tmp_path: Path) -> None:
-    lock = json.loads((ROOT / "openapi" / "lock.json").read_text())
-    lock["data_path"] = "openapi/history/ksef-openapi-2026-07-09.json"
-    lock_path = tmp_path / "lock.json"
-    lock_path.write_text(json.dumps(lock))
-    with pytest.raises(SystemExit, match="pins 4ad48436"):
+def test_an_older_pin_is_found_in_the_history_by_its_hash(ksef_data: Path, tmp_path: Path) -> None:
+    # The shared data moving ahead of the pin (a new KSeF release) must not break the build.
+    older = ksef_data / "openapi" / "history" / "ksef-openapi-2026-07-21.json"
+    lock_path = _lock(tmp_path, sha256=hashlib.sha256(older.read_bytes()).hexdigest(), api_version="2.7.0")
+    origin = fetch_spec.fetch(ksef_data, tmp_path / "spec.json", lock_path)
+    assert origin == str(older)
+    assert (tmp_path / "spec.json").read_bytes() == older.read_bytes()
+
+
+def test_no_spec_with_the_pinned_hash_is_a_one_line_error(ksef_data: Path, tmp_path: Path) -> None:
+    lock_path = _lock(tmp_path, sha256="0" * 64, api_version="9.9.9")
+    with pytest.raises(SystemExit) as raised:
         fetch_spec.fetch(ksef_data, tmp_path / "spec.json", lock_path)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "API 9.9.9" in message and "(API 2.9.0)" in message  # the pin's version and the files' own
+    assert "make spec-update SPEC=" in message
     assert not (tmp_path / "spec.json").exists()
 
 

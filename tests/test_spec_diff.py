@@ -19,7 +19,7 @@ def _load(path: Path) -> dict[str, object]:
 
 def test_from_2_6_1_to_2_7_0_the_collective_identifiers_arrive(ksef_data: Path) -> None:
     old = _load(ksef_data / "openapi/history/ksef-openapi-2026-07-09.json")
-    new = _load(ksef_data / "openapi/ksef-openapi.json")
+    new = _load(ksef_data / "openapi/history/ksef-openapi-2026-07-21.json")
     report = diff_specs(old, new, OVERLAY)
     assert (report.old_version, report.new_version) == ("2.6.1", "2.7.0")
     added = {c.where for c in report.of_kind("operation added")}
@@ -55,7 +55,7 @@ def test_update_moves_the_pin(ksef_data: Path, tmp_path: Path) -> None:
     shutil.copy(ksef_data / "openapi/ksef-openapi.json", pinned)
     older = ksef_data / "openapi/history/ksef-openapi-2026-07-09.json"
     report = update(str(older), ksef_data, lock, pinned)
-    assert "2.7.0 -> 2.6.1" in report and "[BREAKING] operation removed: POST /collective-identifiers" in report
+    assert "2.9.0 -> 2.6.1" in report and "[BREAKING] operation removed: POST /collective-identifiers" in report
     written = json.loads(lock.read_text())
     assert written["api_version"] == "2.6.1" and written["data_path"] == "openapi/history/ksef-openapi-2026-07-09.json"
     assert pinned.read_bytes() == older.read_bytes()

@@ -26,7 +26,7 @@ from ksef_client.mock.keys import emulator_keys
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
 CERTIFICATE_TYPES = ("Authentication", "Offline")
-MAX_COLLECTIVE_INVOICES = 500
+MAX_COLLECTIVE_QUERY = 10  # identifiers per POST /collective-identifiers/invoices
 
 
 @dataclass
@@ -98,6 +98,12 @@ class CertificateOperations:
     def caller_subject(self, access: Access) -> tuple[str, str]:  # pragma: no cover - PermissionOperations
         raise NotImplementedError
 
+    def is_party(self, nip: str | None, ksef_number: str) -> bool:  # pragma: no cover - InvoiceOperations
+        raise NotImplementedError
+
+    def context_limits(self, context: Context) -> dict[str, dict[str, int]]:  # pragma: no cover - KSeFBackend
+        raise NotImplementedError
+
     def _reset_certificates(self) -> None:
         self.ksef_certificates: dict[str, KsefCertificate] = {}
         self.enrollments: dict[str, Enrollment] = {}
@@ -162,14 +168,41 @@ class CertificateOperations:
     # --- collective identifiers ----------------------------------------------------------------
 
     def create_collective_identifier(self, access: Access, invoices: list[dict[str, object]]) -> CollectiveIdentifier:
-        """Group invoices of one seller (at most 500) under a new identifier with a CRC-8."""
+        """Group invoices of one seller (2 to the context's limit, 500 by default) under a new identifier."""
         numbers = [str(i.get("ksefNumber", "")) for i in invoices]
         sellers = {n[:10] for n in numbers}
-        if not numbers or len(numbers) > MAX_COLLECTIVE_INVOICES or len(sellers) != 1:
-            raise MockAPIError(21405, _VALIDATION, ["invoices: 1-500 faktur jednego sprzedawcy."])
+        most = self.context_limits(access.context)["collectiveIdentifier"]["maxInvoices"]
+        if not 2 <= len(numbers) <= most or len(sellers) != 1:
+            raise MockAPIError(21405, _VALIDATION, [f"invoices: 2-{most} faktur jednego sprzedawcy."])
         now = self.clock()
         prefix = f"{sellers.pop()}-IZ{now:%Y%m}-{secrets.token_hex(6).upper()}"
         identifier = CollectiveIdentifier(f"{prefix}-{checksum(prefix)}", access.context, now, list(invoices))
         with self.lock:
             self.collective_identifiers[identifier.number] = identifier
         return identifier
+
+    def collective_identifier_invoices(self, access: Access, numbers: list[str]) -> list[dict[str, object]]:
+        """The invoices of up to 10 identifiers, KSeF number descending (``POST /collective-identifiers/invoices``).
+
+        Description and payment are shown to the context that created the identifier and to the
+        parties of the invoice; anyone else gets ``detailsHidden: true`` where they were given.
+        """
+        if not numbers or len(numbers) > MAX_COLLECTIVE_QUERY:
+            raise MockAPIError(21405, _VALIDATION, [f"collectiveIdentifierNumbers: 1-{MAX_COLLECTIVE_QUERY} numerów."])
+        nip = access.context.nip
+        items = []
+        for number in dict.fromkeys(numbers):
+            found = self.collective_identifiers.get(number)
+            if found is None:
+                continue
+            for invoice in found.invoices:
+                ksef_number = str(invoice["ksefNumber"])
+                item: dict[str, object] = {"ksefNumber": ksef_number, "collectiveIdentifierNumber": number}
+                details = {k: invoice[k] for k in ("description", "payment") if invoice.get(k) is not None}
+                visible = found.context == access.context or self.is_party(nip, ksef_number)
+                item["detailsHidden"] = bool(details) and not visible
+                if visible:
+                    item.update(details)
+                items.append(item)
+        items.sort(key=lambda i: (str(i["ksefNumber"]), str(i["collectiveIdentifierNumber"])), reverse=True)
+        return items

@@ -41,9 +41,12 @@ class Forbidden(MockAPIError):
 
     status_code = 403
 
-    def __init__(self, detail: str, reason_code: str = "missing-permissions") -> None:
+    def __init__(
+        self, detail: str, reason_code: str = "missing-permissions", security: dict[str, object] | None = None
+    ) -> None:
         super().__init__(0, detail)
         self.reason_code = reason_code
+        self.security = security
 
 
 class TooManyRequests(MockAPIError):

@@ -197,6 +197,13 @@ class InvoiceOperations:
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
 
+    def is_party(self, nip: str | None, ksef_number: str) -> bool:
+        """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
+        return nip is not None and any(
+            i.ksef_number == ksef_number and i.fields is not None and nip in (i.fields.seller, i.fields.buyer)
+            for i in self.stored_invoices()
+        )
+
     def _matching(self, access: Access, query: Query) -> list[Invoice]:
         nip = access.context.nip
         hwm = self.hwm()
@@ -285,6 +292,7 @@ class InvoiceOperations:
         last = chosen[-1].acquired if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
+            "compressionType": "Zip",
             "lastPermanentStorageDate": last, "permanentStorageHwmDate": self.hwm(),
         }  # fmt: skip
         export.status = Status(200, "Eksport zakończony sukcesem")

@@ -14,7 +14,7 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ksef_client._generated.operations import OPERATIONS
@@ -26,6 +26,7 @@ from ksef_client.mock.certificates import CertificateOperations
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.invoices import InvoiceFields, InvoiceOperations, read_invoice_fields
+from ksef_client.mock.limits import GLOBAL_GROUP, GLOBAL_RATE_LIMITS, context_limits
 from ksef_client.mock.permissions import PermissionOperations
 from ksef_client.mock.sending import BatchPackage, SendingOperations
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
@@ -179,11 +180,23 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
             self.peppol_providers: list[dict[str, str]] = []
 
     def check_rate(self, operation: str, caller: str) -> int | None:
-        """Seconds to wait (``Retry-After``) when ``caller`` is over ``operation``'s limits, else ``None``."""
-        limits = OPERATIONS[operation].rate_limits
+        """Seconds to wait (``Retry-After``) when ``caller`` is over its limits, else ``None``.
+
+        Counted as KSeF counts: per limit group of the operation (``other`` is one budget for 46
+        operations), and per caller over every operation (``global``).
+        """
+        spec = OPERATIONS[operation]
+        group = spec.rate_limit_group or operation
+        now = self.clock().timestamp()
         with self.lock:
-            wait = self.rate_limits.delay(f"{caller}|{operation}", limits, self.clock().timestamp())
+            wait = self.rate_limits.delay(f"{caller}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
+            if wait <= 0:
+                wait = self.rate_limits.delay(f"{caller}|{group}", spec.rate_limits, now)
         return math.ceil(wait) if wait > 0 else None
+
+    def context_limits(self, context: Context) -> dict[str, dict[str, int]]:
+        """The limits in force for ``context``: KSeF TEST's defaults or the test-data override."""
+        return context_limits(self.testdata["overrides"].get((context, "session-limits")))
 
     # --- identifiers -------------------------------------------------------------------------
 
@@ -196,7 +209,10 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
         """403 unless the token has one of ``permissions`` (none listed: anything goes)."""
         wanted = set(permissions)
         if wanted and not wanted & access.permissions:
-            raise Forbidden(f"Wymagane jedno z uprawnień: {', '.join(sorted(wanted))}.")
+            raise Forbidden(
+                f"Wymagane jedno z uprawnień: {', '.join(sorted(wanted))}.",
+                security={"requiredAnyOfPermissions": sorted(wanted), "presentPermissions": sorted(access.permissions)},
+            )
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -328,7 +344,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
         stamp = (len(self.sessions), _STATUS_CHANGES[0])
         cached = self._listings.get(key)
         if cached is not None and cached[0] == stamp:
-            return self._page(cached[1], page_size, continuation_token)
+            return self.page(cached[1], page_size, continuation_token)
         codes = set().union(*(STATUS_GROUPS.get(s, set()) for s in statuses)) if statuses else None
         failed_wanted = "Failed" in set(statuses)
         with self.lock:
@@ -346,7 +362,7 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
         # Paging 100,000 sessions re-filters nothing: the sorted result is kept per query until
         # a session is added or changes status.
         self._listings = {key: (stamp, found)}
-        return self._page(found, page_size, continuation_token)
+        return self.page(found, page_size, continuation_token)
 
     def session_invoices(
         self, access: Access, reference_number: str, *, failed: bool = False, page_size: int = 10,
@@ -355,9 +371,10 @@ class KSeFBackend(AuthOperations, SendingOperations, InvoiceOperations, Permissi
         """Invoices of a session (or only the failed ones), in sending order."""
         session = self.get_session(access, reference_number, read=False)
         invoices = session.failed if failed else list(session.invoices)
-        return self._page(invoices, page_size, continuation_token)
+        return self.page(invoices, page_size, continuation_token)
 
-    def _page(self, items: list[object] | list[Session] | list[Invoice], size: int, token: str | None) -> Page:
+    def page(self, items: Sequence[object], size: int, token: str | None) -> Page:
+        """One page of ``items`` from the position a continuation token names."""
         offset = self._decode_token(token) if token else 0
         end = offset + size
         next_token = self._encode_token(end) if end < len(items) else None

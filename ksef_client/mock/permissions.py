@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksef_client._generated.models import OwnerPermissionScope
 from ksef_client.mock.auth import Access, AuthOperation, Context
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 
@@ -57,6 +58,12 @@ class PermissionOperations:
             kind, value = operation.subject.split(":", 1)
             return kind, value
         return "Nip", access.context.nip or access.context.value
+
+    def owner_permissions(self, access: Access) -> list[str] | None:
+        """``ownerPermissions`` of the personal query: every owner scope when the caller owns the context."""
+        if access.context.type == "Nip" and self.caller_subject(access) == ("Nip", access.context.nip):
+            return [scope.value for scope in OwnerPermissionScope]
+        return None
 
     def grant(self, access: Access, kind: str, subject: tuple[str, str], permissions: list[str], description: str,
               details: dict[str, Any] | None = None) -> str:  # fmt: skip

@@ -29,6 +29,14 @@ SCHEMA_VIOLATION_HEADER = "x-ksef-mock-rejected-by"
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
 
 
+def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """An integer query parameter within ``low``-``high`` (KSeF's 400/21405 otherwise)."""
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"{name}: dozwolone wartości {low}-{high}."])
+    return int(raw)
+
+
 def backend_of(request: Request) -> KSeFBackend:
     """The backend the app was created with."""
     backend: KSeFBackend = request.app.state.backend
@@ -131,6 +139,8 @@ def render_error(request: Request, error: MockAPIError) -> Response:
         }
         if isinstance(error, Forbidden):
             body["reasonCode"] = error.reason_code
+            if error.security is not None:
+                body["security"] = error.security
         if status in (400, 429):
             body["errors"] = [{"code": error.code, "description": error.description, "details": error.details}]
         return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
-from ksef_client.mock.auth import Access, Status
+from ksef_client.mock.auth import Access, Context, Status
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.limits import SESSION_KIND_LIMITS
 from ksef_client.schemas import FORMS, FormCode
 
 if TYPE_CHECKING:
     from ksef_client.mock.models import Invoice, Session
 
-MAX_INVOICES = 10_000
 MAX_PARTS = 50
 MAX_BATCH_INVOICE_BYTES = 3_000_000
 MAX_PART_BYTES = 100_000_000
@@ -147,6 +147,13 @@ class SendingOperations:
     def close_session(self, session: Session, interim: int = 170) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def context_limits(self, context: Context) -> dict[str, dict[str, int]]:  # pragma: no cover - KSeFBackend
+        raise NotImplementedError
+
+    def session_invoice_limit(self, session: Session) -> int:
+        """How many invoices the session's context may send in one session of its kind."""
+        return self.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]]["maxInvoices"]
+
     def new_reference_number(self, kind: str) -> str:  # pragma: no cover
         raise NotImplementedError
 
@@ -174,13 +181,14 @@ class SendingOperations:
                 "Status sesji nie pozwala na wykonanie operacji.",
                 [f"Status sesji {session.status.code} uniemożliwia wysyłkę faktur."],
             )
-        if len(session.invoices) >= MAX_INVOICES:
+        max_invoices = self.session_invoice_limit(session)
+        if len(session.invoices) >= max_invoices:
             raise MockAPIError(
                 21155,
                 "Przekroczono dozwoloną liczbę faktur w sesji.",
                 [
                     f"Sesja o numerze referencyjnym {reference_number} osiągnęła dozwolony limit "
-                    f"liczby faktur {MAX_INVOICES}."
+                    f"liczby faktur {max_invoices}."
                 ],
             )
         content = _b64(body.get("encryptedInvoiceContent"), "encryptedInvoiceContent")
@@ -312,8 +320,9 @@ class SendingOperations:
         try:
             with zipfile.ZipFile(io.BytesIO(package)) as archive:
                 names = [n for n in archive.namelist() if not n.endswith("/")]
-                if len(names) > MAX_INVOICES:
-                    return Status(420, "Przekroczony limit faktur w sesji", [f"{len(names)} > {MAX_INVOICES}"])
+                max_invoices = self.session_invoice_limit(session)
+                if len(names) > max_invoices:
+                    return Status(420, "Przekroczony limit faktur w sesji", [f"{len(names)} > {max_invoices}"])
                 for name in names:
                     self._add_packed_invoice(session, archive, name)
         except zipfile.BadZipFile as error:

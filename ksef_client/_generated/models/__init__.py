@@ -48,8 +48,11 @@ if TYPE_CHECKING:
     from .certificate_subject_identifier_type import CertificateSubjectIdentifierType
     from .certificate_subject_limits_override import CertificateSubjectLimitsOverride
     from .check_attachment_permission_status_response import CheckAttachmentPermissionStatusResponse
+    from .collective_identifier_context_limits_override import CollectiveIdentifierContextLimitsOverride
+    from .collective_identifier_effective_context_limits import CollectiveIdentifierEffectiveContextLimits
     from .collective_identifier_invoice import CollectiveIdentifierInvoice
     from .collective_identifier_invoice_payment import CollectiveIdentifierInvoicePayment
+    from .collective_identifier_invoices_query_request import CollectiveIdentifierInvoicesQueryRequest
     from .collective_identifier_invoices_query_response import CollectiveIdentifierInvoicesQueryResponse
     from .collective_identifier_invoices_query_response_item import CollectiveIdentifierInvoicesQueryResponseItem
     from .collective_identifier_invoices_query_response_item_payment import (
@@ -188,6 +191,7 @@ if TYPE_CHECKING:
     from .open_batch_session_response import OpenBatchSessionResponse
     from .open_online_session_request import OpenOnlineSessionRequest
     from .open_online_session_response import OpenOnlineSessionResponse
+    from .owner_permission_scope import OwnerPermissionScope
     from .part_upload_request import PartUploadRequest
     from .part_upload_request_headers import PartUploadRequestHeaders
     from .peppol_provider import PeppolProvider
@@ -362,8 +366,11 @@ _MODULE_OF = {
     "CertificateSubjectIdentifierType": ".certificate_subject_identifier_type",
     "CertificateSubjectLimitsOverride": ".certificate_subject_limits_override",
     "CheckAttachmentPermissionStatusResponse": ".check_attachment_permission_status_response",
+    "CollectiveIdentifierContextLimitsOverride": ".collective_identifier_context_limits_override",
+    "CollectiveIdentifierEffectiveContextLimits": ".collective_identifier_effective_context_limits",
     "CollectiveIdentifierInvoice": ".collective_identifier_invoice",
     "CollectiveIdentifierInvoicePayment": ".collective_identifier_invoice_payment",
+    "CollectiveIdentifierInvoicesQueryRequest": ".collective_identifier_invoices_query_request",
     "CollectiveIdentifierInvoicesQueryResponse": ".collective_identifier_invoices_query_response",
     "CollectiveIdentifierInvoicesQueryResponseItem": ".collective_identifier_invoices_query_response_item",
     "CollectiveIdentifierInvoicesQueryResponseItemPayment": ".collective_identifier_invoices_query_response_item_payment",
@@ -484,6 +491,7 @@ _MODULE_OF = {
     "OpenBatchSessionResponse": ".open_batch_session_response",
     "OpenOnlineSessionRequest": ".open_online_session_request",
     "OpenOnlineSessionResponse": ".open_online_session_response",
+    "OwnerPermissionScope": ".owner_permission_scope",
     "PartUploadRequest": ".part_upload_request",
     "PartUploadRequestHeaders": ".part_upload_request_headers",
     "PeppolProvider": ".peppol_provider",
@@ -673,8 +681,11 @@ __all__ = (
     "CertificateSubjectIdentifierType",
     "CertificateSubjectLimitsOverride",
     "CheckAttachmentPermissionStatusResponse",
+    "CollectiveIdentifierContextLimitsOverride",
+    "CollectiveIdentifierEffectiveContextLimits",
     "CollectiveIdentifierInvoice",
     "CollectiveIdentifierInvoicePayment",
+    "CollectiveIdentifierInvoicesQueryRequest",
     "CollectiveIdentifierInvoicesQueryResponse",
     "CollectiveIdentifierInvoicesQueryResponseItem",
     "CollectiveIdentifierInvoicesQueryResponseItemPayment",
@@ -795,6 +806,7 @@ __all__ = (
     "OpenBatchSessionResponse",
     "OpenOnlineSessionRequest",
     "OpenOnlineSessionResponse",
+    "OwnerPermissionScope",
     "PartUploadRequest",
     "PartUploadRequestHeaders",
     "PeppolProvider",

@@ -17,6 +17,8 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
     ksef_number: str
     """ Numer KSeF o długości 36 znaków jest akceptowany, by zachować kompatybilność wsteczną z KSeF 1.0. W KSeF 2.0
     numery są generowane wyłącznie w formacie 35-znakowym. """
+    collective_identifier_number: str
+    """ Numer identyfikatora zbiorczego. """
     details_hidden: bool
     """ Określa czy informacje o szczegółach zostały ukryte z powodu braku dostępu do faktury. """
     payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset = UNSET
@@ -27,6 +29,8 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
     def to_dict(self) -> dict[str, Any]:
         ksef_number = self.ksef_number
+
+        collective_identifier_number = self.collective_identifier_number
 
         details_hidden = self.details_hidden
 
@@ -49,6 +53,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         field_dict.update(
             {
                 "ksefNumber": ksef_number,
+                "collectiveIdentifierNumber": collective_identifier_number,
                 "detailsHidden": details_hidden,
             }
         )
@@ -62,6 +67,8 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ksef_number = src_dict["ksefNumber"]
+
+        collective_identifier_number = src_dict["collectiveIdentifierNumber"]
 
         details_hidden = src_dict["detailsHidden"]
 
@@ -83,16 +90,19 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
 
         collective_identifier_invoices_query_response_item = _object_new(cls)
         collective_identifier_invoices_query_response_item.ksef_number = ksef_number
+        collective_identifier_invoices_query_response_item.collective_identifier_number = collective_identifier_number
         collective_identifier_invoices_query_response_item.details_hidden = details_hidden
         collective_identifier_invoices_query_response_item.payment = payment
         collective_identifier_invoices_query_response_item.description = description
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (payment is not UNSET) + (description is not UNSET):
+        if len(src_dict) == 3 + (payment is not UNSET) + (description is not UNSET):
             additional_properties = {}
         else:
             additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"ksefNumber", "detailsHidden", "payment", "description"}
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"ksefNumber", "collectiveIdentifierNumber", "detailsHidden", "payment", "description"}
             }
         collective_identifier_invoices_query_response_item.additional_properties = additional_properties
         return collective_identifier_invoices_query_response_item

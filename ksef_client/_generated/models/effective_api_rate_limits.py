@@ -13,7 +13,9 @@ T = TypeVar("T", bound="EffectiveApiRateLimits")
 @_attrs_define
 class EffectiveApiRateLimits:
     online_session: EffectiveApiRateLimitValues
+    online_session_close: EffectiveApiRateLimitValues
     batch_session: EffectiveApiRateLimitValues
+    batch_session_close: EffectiveApiRateLimitValues
     invoice_send: EffectiveApiRateLimitValues
     invoice_status: EffectiveApiRateLimitValues
     session_list: EffectiveApiRateLimitValues
@@ -25,12 +27,18 @@ class EffectiveApiRateLimits:
     invoice_download: EffectiveApiRateLimitValues
     collective_identifier: EffectiveApiRateLimitValues
     other: EffectiveApiRateLimitValues
+    anonymous: EffectiveApiRateLimitValues
+    global_: EffectiveApiRateLimitValues
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         online_session = self.online_session.to_dict()
 
+        online_session_close = self.online_session_close.to_dict()
+
         batch_session = self.batch_session.to_dict()
+
+        batch_session_close = self.batch_session_close.to_dict()
 
         invoice_send = self.invoice_send.to_dict()
 
@@ -54,12 +62,18 @@ class EffectiveApiRateLimits:
 
         other = self.other.to_dict()
 
+        anonymous = self.anonymous.to_dict()
+
+        global_ = self.global_.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
                 "onlineSession": online_session,
+                "onlineSessionClose": online_session_close,
                 "batchSession": batch_session,
+                "batchSessionClose": batch_session_close,
                 "invoiceSend": invoice_send,
                 "invoiceStatus": invoice_status,
                 "sessionList": session_list,
@@ -71,6 +85,8 @@ class EffectiveApiRateLimits:
                 "invoiceDownload": invoice_download,
                 "collectiveIdentifier": collective_identifier,
                 "other": other,
+                "anonymous": anonymous,
+                "global": global_,
             }
         )
 
@@ -80,7 +96,11 @@ class EffectiveApiRateLimits:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         online_session = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSession"])
 
+        online_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSessionClose"])
+
         batch_session = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSession"])
+
+        batch_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSessionClose"])
 
         invoice_send = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceSend"])
 
@@ -104,9 +124,15 @@ class EffectiveApiRateLimits:
 
         other = _EffectiveApiRateLimitValues_from_dict(src_dict["other"])
 
+        anonymous = _EffectiveApiRateLimitValues_from_dict(src_dict["anonymous"])
+
+        global_ = _EffectiveApiRateLimitValues_from_dict(src_dict["global"])
+
         effective_api_rate_limits = _object_new(cls)
         effective_api_rate_limits.online_session = online_session
+        effective_api_rate_limits.online_session_close = online_session_close
         effective_api_rate_limits.batch_session = batch_session
+        effective_api_rate_limits.batch_session_close = batch_session_close
         effective_api_rate_limits.invoice_send = invoice_send
         effective_api_rate_limits.invoice_status = invoice_status
         effective_api_rate_limits.session_list = session_list
@@ -118,9 +144,11 @@ class EffectiveApiRateLimits:
         effective_api_rate_limits.invoice_download = invoice_download
         effective_api_rate_limits.collective_identifier = collective_identifier
         effective_api_rate_limits.other = other
+        effective_api_rate_limits.anonymous = anonymous
+        effective_api_rate_limits.global_ = global_
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 13:
+        if len(src_dict) == 17:
             additional_properties = {}
         else:
             additional_properties = {
@@ -129,7 +157,9 @@ class EffectiveApiRateLimits:
                 if k
                 not in {
                     "onlineSession",
+                    "onlineSessionClose",
                     "batchSession",
+                    "batchSessionClose",
                     "invoiceSend",
                     "invoiceStatus",
                     "sessionList",
@@ -141,6 +171,8 @@ class EffectiveApiRateLimits:
                     "invoiceDownload",
                     "collectiveIdentifier",
                     "other",
+                    "anonymous",
+                    "global",
                 }
             }
         effective_api_rate_limits.additional_properties = additional_properties

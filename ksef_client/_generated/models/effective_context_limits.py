@@ -14,6 +14,7 @@ T = TypeVar("T", bound="EffectiveContextLimits")
 class EffectiveContextLimits:
     online_session: OnlineSessionEffectiveContextLimits
     batch_session: BatchSessionEffectiveContextLimits
+    collective_identifier: CollectiveIdentifierEffectiveContextLimits
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -21,12 +22,15 @@ class EffectiveContextLimits:
 
         batch_session = self.batch_session.to_dict()
 
+        collective_identifier = self.collective_identifier.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
                 "onlineSession": online_session,
                 "batchSession": batch_session,
+                "collectiveIdentifier": collective_identifier,
             }
         )
 
@@ -38,15 +42,20 @@ class EffectiveContextLimits:
 
         batch_session = _BatchSessionEffectiveContextLimits_from_dict(src_dict["batchSession"])
 
+        collective_identifier = _CollectiveIdentifierEffectiveContextLimits_from_dict(src_dict["collectiveIdentifier"])
+
         effective_context_limits = _object_new(cls)
         effective_context_limits.online_session = online_session
         effective_context_limits.batch_session = batch_session
+        effective_context_limits.collective_identifier = collective_identifier
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
+        if len(src_dict) == 3:
             additional_properties = {}
         else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession"}}
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession", "collectiveIdentifier"}
+            }
         effective_context_limits.additional_properties = additional_properties
         return effective_context_limits
 
@@ -68,8 +77,10 @@ class EffectiveContextLimits:
 
 
 from ..models.batch_session_effective_context_limits import BatchSessionEffectiveContextLimits
+from ..models.collective_identifier_effective_context_limits import CollectiveIdentifierEffectiveContextLimits
 from ..models.online_session_effective_context_limits import OnlineSessionEffectiveContextLimits
 
 _object_new = object.__new__
 _BatchSessionEffectiveContextLimits_from_dict = BatchSessionEffectiveContextLimits.from_dict
+_CollectiveIdentifierEffectiveContextLimits_from_dict = CollectiveIdentifierEffectiveContextLimits.from_dict
 _OnlineSessionEffectiveContextLimits_from_dict = OnlineSessionEffectiveContextLimits.from_dict

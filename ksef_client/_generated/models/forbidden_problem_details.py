@@ -40,8 +40,6 @@ class ForbiddenProblemDetails:
     | auth-method-not-allowed | Ta operacja nie jest dostępna dla użytej metody uwierzytelnienia. |
     | security-service-blocked | Żądanie zostało zablokowane przez mechanizmy bezpieczeństwa. |
     | context-type-not-allowed | Operacja nie jest dostępna dla uwierzytelnionego typu kontekstu. | """
-    timestamp: datetime.datetime
-    """ Data i czas wystąpienia błędu w UTC. """
     instance: None | str | Unset = UNSET
     """ URI identyfikujące konkretne wystąpienie błędu. """
     security: ForbiddenProblemDetailsSecurityType0 | None | Unset = UNSET
@@ -56,6 +54,8 @@ class ForbiddenProblemDetails:
     | context-type-not-allowed | contextIdentifierType: string | """
     trace_id: None | str | Unset = UNSET
     """ Identyfikator śledzenia błędu. """
+    timestamp: datetime.datetime | Unset = UNSET
+    """ Data i czas wystąpienia błędu w UTC. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,8 +66,6 @@ class ForbiddenProblemDetails:
         detail = self.detail
 
         reason_code = self.reason_code
-
-        timestamp = self.timestamp.isoformat()
 
         instance: None | str | Unset
         if isinstance(self.instance, Unset):
@@ -89,6 +87,10 @@ class ForbiddenProblemDetails:
         else:
             trace_id = self.trace_id
 
+        timestamp: str | Unset = UNSET
+        if not isinstance(self.timestamp, Unset):
+            timestamp = self.timestamp.isoformat()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -97,7 +99,6 @@ class ForbiddenProblemDetails:
                 "status": status,
                 "detail": detail,
                 "reasonCode": reason_code,
-                "timestamp": timestamp,
             }
         )
         if instance is not UNSET:
@@ -106,6 +107,8 @@ class ForbiddenProblemDetails:
             field_dict["security"] = security
         if trace_id is not UNSET:
             field_dict["traceId"] = trace_id
+        if timestamp is not UNSET:
+            field_dict["timestamp"] = timestamp
 
         return field_dict
 
@@ -118,8 +121,6 @@ class ForbiddenProblemDetails:
         detail = src_dict["detail"]
 
         reason_code = src_dict["reasonCode"]
-
-        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
         instance: None | str | Unset = src_dict.get("instance", UNSET)
 
@@ -139,24 +140,33 @@ class ForbiddenProblemDetails:
 
         trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
 
+        _timestamp = src_dict.get("timestamp", UNSET)
+        timestamp: datetime.datetime | Unset
+        if isinstance(_timestamp, Unset):
+            timestamp = UNSET
+        else:
+            timestamp = _datetime_fromisoformat(_timestamp)
+
         forbidden_problem_details = _object_new(cls)
         forbidden_problem_details.title = title
         forbidden_problem_details.status = status
         forbidden_problem_details.detail = detail
         forbidden_problem_details.reason_code = reason_code
-        forbidden_problem_details.timestamp = timestamp
         forbidden_problem_details.instance = instance
         forbidden_problem_details.security = security
         forbidden_problem_details.trace_id = trace_id
+        forbidden_problem_details.timestamp = timestamp
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 5 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET):
+        if len(src_dict) == 4 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET) + (
+            timestamp is not UNSET
+        ):
             additional_properties = {}
         else:
             additional_properties = {
                 k: v
                 for k, v in src_dict.items()
-                if k not in {"title", "status", "detail", "reasonCode", "timestamp", "instance", "security", "traceId"}
+                if k not in {"title", "status", "detail", "reasonCode", "instance", "security", "traceId", "timestamp"}
             }
         forbidden_problem_details.additional_properties = additional_properties
         return forbidden_problem_details

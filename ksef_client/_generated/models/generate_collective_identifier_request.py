@@ -13,7 +13,8 @@ T = TypeVar("T", bound="GenerateCollectiveIdentifierRequest")
 @_attrs_define
 class GenerateCollectiveIdentifierRequest:
     invoices: list[CollectiveIdentifierInvoice]
-    """ Lista faktur wchodząca w skład identyfikatora zbiorczego. Limit faktur wynosi 500. """
+    """ Lista faktur wchodząca w skład identyfikatora zbiorczego. Domyślny [limit](https://github.com/CIRFMF/ksef-
+    api/blob/main/limity/limity.md) faktur wynosi 500. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,24 @@ T = TypeVar("T", bound="GenerateCollectiveIdentifierResponse")
 @_attrs_define
 class GenerateCollectiveIdentifierResponse:
     collective_identifier_number: str
-    """ Wygenerowany identyfikator zbiorczy """
+    """ Wygenerowany identyfikator zbiorczy
+
+    Identyfikator zbiorczy ma format:
+    `9999999999-IZRRRRMM-FFFFFFFFFFFF-FF`, gdzie:
+    - `9999999999` – 10-cyfrowy NIP sprzedawcy,
+    - `IZ` – stały prefiks,
+    - `RRRRMM` – rok i miesiąc utworzenia,
+    - `FFFFFFFFFFFF` –  część techniczna składająca się z 12 znaków w zapisie szesnastkowym, tylko [0–9 A–F],
+    wielkie litery,
+    - `FF` –  suma kontrolna CRC-8 - 2 znaki w zapisie szesnastkowym, tylko [0–9 A–F], wielkie litery.
+
+    Do obliczenia sumy kontrolnej stosowany jest algorytm CRC-8 z parametrami:
+    - Polinom: 0x07
+    - Wartość początkowa: 0x00
+    - Format wyniku: 2-znakowy zapis szesnastkowy(HEX, wielkie litery)
+
+    Przykład:
+    `1111111111-IZ202607-65ED02180000-E7`. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 
 class IndirectPermissionType(StrEnum):
+    COLLECTIVEIDENTIFIERMANAGE = "CollectiveIdentifierManage"
     INVOICEREAD = "InvoiceRead"
     INVOICEWRITE = "InvoiceWrite"
 

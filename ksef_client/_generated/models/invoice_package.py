@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="InvoicePackage")
@@ -24,6 +25,7 @@ class InvoicePackage:
     is_truncated: bool
     """ Określa, czy wynik eksportu został ucięty z powodu przekroczenia limitu liczby faktur lub wielkości paczki.
     """
+    compression_type: CompressionType
     last_issue_date: datetime.date | None | Unset = UNSET
     """ Data wystawienia ostatniej faktury ujętej w paczce.
     Pole występuje wyłącznie wtedy, gdy paczka została ucięta i eksport był filtrowany po typie daty `Issue`. """
@@ -59,6 +61,8 @@ class InvoicePackage:
             parts.append(parts_item)
 
         is_truncated = self.is_truncated
+
+        compression_type = self.compression_type.value
 
         last_issue_date: None | str | Unset
         if isinstance(self.last_issue_date, Unset):
@@ -100,6 +104,7 @@ class InvoicePackage:
                 "size": size,
                 "parts": parts,
                 "isTruncated": is_truncated,
+                "compressionType": compression_type,
             }
         )
         if last_issue_date is not UNSET:
@@ -127,6 +132,8 @@ class InvoicePackage:
             parts.append(parts_item)
 
         is_truncated = src_dict["isTruncated"]
+
+        compression_type = _CompressionType_from_value(src_dict["compressionType"])
 
         _last_issue_date = src_dict.get("lastIssueDate", UNSET)
         last_issue_date: datetime.date | None | Unset
@@ -189,13 +196,14 @@ class InvoicePackage:
         invoice_package.size = size
         invoice_package.parts = parts
         invoice_package.is_truncated = is_truncated
+        invoice_package.compression_type = compression_type
         invoice_package.last_issue_date = last_issue_date
         invoice_package.last_invoicing_date = last_invoicing_date
         invoice_package.last_permanent_storage_date = last_permanent_storage_date
         invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
+        if len(src_dict) == 5 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
             last_permanent_storage_date is not UNSET
         ) + (permanent_storage_hwm_date is not UNSET):
             additional_properties = {}
@@ -209,6 +217,7 @@ class InvoicePackage:
                     "size",
                     "parts",
                     "isTruncated",
+                    "compressionType",
                     "lastIssueDate",
                     "lastInvoicingDate",
                     "lastPermanentStorageDate",
@@ -238,6 +247,7 @@ class InvoicePackage:
 from ..models.invoice_package_part import InvoicePackagePart
 
 _object_new = object.__new__
+_CompressionType_from_value = CompressionType.from_value
 _date_fromisoformat = datetime.date.fromisoformat
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _InvoicePackagePart_from_dict = InvoicePackagePart.from_dict

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..models.owner_permission_scope import OwnerPermissionScope
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="QueryPersonalPermissionsResponse")
 
@@ -16,6 +19,8 @@ class QueryPersonalPermissionsResponse:
     """ Lista odczytanych uprawnień. """
     has_more: bool
     """ Flaga informująca o dostępności kolejnej strony wyników. """
+    owner_permissions: list[OwnerPermissionScope] | None | Unset = UNSET
+    """ Lista uprawnień właścicielskich. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -26,6 +31,18 @@ class QueryPersonalPermissionsResponse:
 
         has_more = self.has_more
 
+        owner_permissions: list[str] | None | Unset
+        if isinstance(self.owner_permissions, Unset):
+            owner_permissions = UNSET
+        elif isinstance(self.owner_permissions, list):
+            owner_permissions = []
+            for owner_permissions_type_0_item_data in self.owner_permissions:
+                owner_permissions_type_0_item = owner_permissions_type_0_item_data.value
+                owner_permissions.append(owner_permissions_type_0_item)
+
+        else:
+            owner_permissions = self.owner_permissions
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -34,6 +51,8 @@ class QueryPersonalPermissionsResponse:
                 "hasMore": has_more,
             }
         )
+        if owner_permissions is not UNSET:
+            field_dict["ownerPermissions"] = owner_permissions
 
         return field_dict
 
@@ -48,15 +67,37 @@ class QueryPersonalPermissionsResponse:
 
         has_more = src_dict["hasMore"]
 
+        _owner_permissions = src_dict.get("ownerPermissions", UNSET)
+        owner_permissions: list[OwnerPermissionScope] | None | Unset
+        if _owner_permissions is None or _owner_permissions is UNSET:
+            owner_permissions = _owner_permissions
+        else:
+            try:
+                if not isinstance(_owner_permissions, list):
+                    raise TypeError()
+                owner_permissions_type_0 = []
+                _owner_permissions_type_0 = _owner_permissions
+                for owner_permissions_type_0_item_data in _owner_permissions_type_0:
+                    owner_permissions_type_0_item = _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
+
+                    owner_permissions_type_0.append(owner_permissions_type_0_item)
+
+                owner_permissions = owner_permissions_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                owner_permissions = cast(list[OwnerPermissionScope] | None | Unset, _owner_permissions)
+
         query_personal_permissions_response = _object_new(cls)
         query_personal_permissions_response.permissions = permissions
         query_personal_permissions_response.has_more = has_more
+        query_personal_permissions_response.owner_permissions = owner_permissions
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
+        if len(src_dict) == 2 + (owner_permissions is not UNSET):
             additional_properties = {}
         else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore"}}
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}
+            }
         query_personal_permissions_response.additional_properties = additional_properties
         return query_personal_permissions_response
 
@@ -80,4 +121,5 @@ class QueryPersonalPermissionsResponse:
 from ..models.personal_permission import PersonalPermission
 
 _object_new = object.__new__
+_OwnerPermissionScope_from_value = OwnerPermissionScope.from_value
 _PersonalPermission_from_dict = PersonalPermission.from_dict

@@ -14,6 +14,7 @@ T = TypeVar("T", bound="SetSessionLimitsRequest")
 class SetSessionLimitsRequest:
     online_session: OnlineSessionContextLimitsOverride
     batch_session: BatchSessionContextLimitsOverride
+    collective_identifier: CollectiveIdentifierContextLimitsOverride
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -21,12 +22,15 @@ class SetSessionLimitsRequest:
 
         batch_session = self.batch_session.to_dict()
 
+        collective_identifier = self.collective_identifier.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
                 "onlineSession": online_session,
                 "batchSession": batch_session,
+                "collectiveIdentifier": collective_identifier,
             }
         )
 
@@ -38,15 +42,20 @@ class SetSessionLimitsRequest:
 
         batch_session = _BatchSessionContextLimitsOverride_from_dict(src_dict["batchSession"])
 
+        collective_identifier = _CollectiveIdentifierContextLimitsOverride_from_dict(src_dict["collectiveIdentifier"])
+
         set_session_limits_request = _object_new(cls)
         set_session_limits_request.online_session = online_session
         set_session_limits_request.batch_session = batch_session
+        set_session_limits_request.collective_identifier = collective_identifier
 
         additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
+        if len(src_dict) == 3:
             additional_properties = {}
         else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession"}}
+            additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession", "collectiveIdentifier"}
+            }
         set_session_limits_request.additional_properties = additional_properties
         return set_session_limits_request
 
@@ -68,8 +77,10 @@ class SetSessionLimitsRequest:
 
 
 from ..models.batch_session_context_limits_override import BatchSessionContextLimitsOverride
+from ..models.collective_identifier_context_limits_override import CollectiveIdentifierContextLimitsOverride
 from ..models.online_session_context_limits_override import OnlineSessionContextLimitsOverride
 
 _object_new = object.__new__
 _BatchSessionContextLimitsOverride_from_dict = BatchSessionContextLimitsOverride.from_dict
+_CollectiveIdentifierContextLimitsOverride_from_dict = CollectiveIdentifierContextLimitsOverride.from_dict
 _OnlineSessionContextLimitsOverride_from_dict = OnlineSessionContextLimitsOverride.from_dict

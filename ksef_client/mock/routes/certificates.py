@@ -15,7 +15,7 @@ from ksef_client.mock.certificates import KsefCertificate
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.permissions import page_of
-from ksef_client.mock.responses import api_endpoint, iso, json_body, render_status
+from ksef_client.mock.responses import api_endpoint, int_param, iso, json_body, render_status
 from ksef_client.mock.routes.permissions import parsed_body
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -158,15 +158,16 @@ async def query_collective_identifiers(request: Request, backend: KSeFBackend, a
     return JSONResponse({"collectiveIdentifiers": items})
 
 
-@api_endpoint("collective_identifiers.list_collective_identifier_invoices")
-async def list_collective_identifier_invoices(
+@api_endpoint("collective_identifiers.query_collective_identifier_invoices")
+async def query_collective_identifier_invoices(
     request: Request, backend: KSeFBackend, access: Access | None
 ) -> Response:
     assert access is not None
-    found = backend.collective_identifiers.get(request.path_params["collectiveIdentifierNumber"])
-    invoices = found.invoices if found is not None else []
-    items = [{**i, "detailsHidden": found is None or found.context != access.context} for i in invoices]
-    return JSONResponse({"invoices": items})
+    body = await parsed_body(request, models.CollectiveIdentifierInvoicesQueryRequest)
+    size = int_param(request, "pageSize", default=10, low=10, high=500)
+    items = backend.collective_identifier_invoices(access, list(body.collective_identifier_numbers))
+    page = backend.page(items, size, request.headers.get("x-continuation-token") or None)
+    return JSONResponse({"continuationToken": page.continuation_token, "invoices": page.items})
 
 
 @api_endpoint("collective_identifiers.list_collective_identifiers_by_ksef_number")
@@ -198,6 +199,6 @@ HANDLERS: dict[str, Any] = {
     "testdata.set_test_rate_limits_production": set_test_rate_limits_production,
     "collective_identifiers.create_collective_identifier": create_collective_identifier,
     "collective_identifiers.query_collective_identifiers": query_collective_identifiers,
-    "collective_identifiers.list_collective_identifier_invoices": list_collective_identifier_invoices,
+    "collective_identifiers.query_collective_identifier_invoices": query_collective_identifier_invoices,
     "collective_identifiers.list_collective_identifiers_by_ksef_number": list_collective_identifiers_by_ksef_number,
 }

@@ -11,7 +11,7 @@ from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.invoices import metadata_of, parse_query
 from ksef_client.mock.models import KSeFBackend
-from ksef_client.mock.responses import api_endpoint, iso, json_body, render_status, storage_url, xml_response
+from ksef_client.mock.responses import api_endpoint, int_param, iso, json_body, render_status, storage_url, xml_response
 from ksef_client.mock.sending import KeyUnwrapError, unwrap_key
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -23,19 +23,12 @@ async def get_invoice(request: Request, backend: KSeFBackend, access: Access | N
     return xml_response(backend.download_invoice(access, request.path_params["ksefNumber"]))
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise MockAPIError(21405, _VALIDATION, [f"{name}: dozwolone wartości {low}-{high}."])
-    return int(raw)
-
-
 @api_endpoint("invoices.query_invoice_metadata")
 async def query_invoice_metadata(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     query = parse_query(await json_body(request))
-    offset = _int_param(request, "pageOffset", 0, 0, 1_000_000)
-    size = _int_param(request, "pageSize", 10, 10, 250)
+    offset = int_param(request, "pageOffset", default=0, low=0, high=1_000_000)
+    size = int_param(request, "pageSize", default=10, low=10, high=250)
     order = request.query_params.get("sortOrder", "Asc")
     if order not in ("Asc", "Desc"):
         raise MockAPIError(21405, _VALIDATION, ["sortOrder: Asc lub Desc."])

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from ksef_client._generated import models
 from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.limits import rate_limits_body
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.permissions import Grant, page_of
 from ksef_client.mock.responses import api_endpoint, iso, json_body
@@ -221,7 +222,10 @@ def _query(operation: str, kinds: tuple[str, ...], render: Render, field: str = 
             await json_body(request)  # a malformed body is still a 400
         offset, size = _offset(request)
         items, has_more = page_of(backend.grants_of(access, kinds, personal=personal), offset, size)
-        return JSONResponse({field: [render(g) for g in items], "hasMore": has_more})
+        body: dict[str, Any] = {field: [render(g) for g in items], "hasMore": has_more}
+        if personal:
+            body["ownerPermissions"] = backend.owner_permissions(access)
+        return JSONResponse(body)
 
     return endpoint
 
@@ -240,22 +244,13 @@ query_entity_roles = _query("permissions.query_entity_roles", (), _entity, "role
 query_subordinate_entity_roles = _query("permissions.query_subordinate_entity_roles", (), _entity, "roles")
 
 
-# --- limits and Peppol --------------------------------------------------------------------------
-
-SESSION_LIMITS = {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10_000}
-# The groups of KSeF's rate-limit table (per second, minute, hour).
-RATE_LIMIT_GROUPS = {
-    "onlineSession": (10, 30, 120), "invoiceSend": (10, 30, 180), "batchSession": (10, 20, 60),
-    "sessionList": (5, 10, 60), "sessionInvoiceList": (10, 20, 200), "invoiceStatus": (30, 120, 1200),
-    "sessionMisc": (10, 120, 1200), "invoiceMetadata": (8, 16, 20), "invoiceExport": (8, 16, 20),
-    "invoiceExportStatus": (10, 60, 600), "invoiceDownload": (8, 16, 64), "collectiveIdentifier": (10, 60, 120),
-    "other": (10, 30, 120),
-}  # fmt: skip
+# --- limits (the values the emulator enforces, from mock/limits.py) and Peppol -------------------
 
 
 @api_endpoint("limits.get_context_limits")
 async def get_context_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    return JSONResponse({"onlineSession": SESSION_LIMITS, "batchSession": SESSION_LIMITS})
+    assert access is not None
+    return JSONResponse(backend.context_limits(access.context))
 
 
 @api_endpoint("limits.get_subject_limits")
@@ -265,11 +260,7 @@ async def get_subject_limits(request: Request, backend: KSeFBackend, access: Acc
 
 @api_endpoint("limits.get_rate_limits")
 async def get_rate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    body = {
-        group: {"perSecond": second, "perMinute": minute, "perHour": hour}
-        for group, (second, minute, hour) in RATE_LIMIT_GROUPS.items()
-    }
-    return JSONResponse(body)
+    return JSONResponse(rate_limits_body(backend.rate_limits))
 
 
 @api_endpoint("peppol.query_peppol_providers")

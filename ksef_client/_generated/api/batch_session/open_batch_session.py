@@ -118,6 +118,9 @@ def sync_detailed(
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
 
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
+
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `EnforcementOperations`.
 
     Args:
@@ -168,6 +171,9 @@ def sync(
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
 
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
+
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `EnforcementOperations`.
 
     Args:
@@ -211,6 +217,9 @@ async def asyncio_detailed(
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
+
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
 
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `EnforcementOperations`.
 
@@ -259,6 +268,9 @@ async def asyncio(
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
+
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
 
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `EnforcementOperations`.
 

@@ -109,27 +109,6 @@ def sync_detailed(
      Generuje identyfikator zbiorczy dla przekazanej listy numerów KSeF faktur
     wystawionych przez tego samego sprzedawcę.
 
-    Maksymalna liczba faktur przypisanych do jednego identyfikatora zbiorczego wynosi 500.
-    Jedna faktura może zostać przypisana do maksymalnie 132 identyfikatorów zbiorczych
-    w ramach jednego kontekstu.
-
-    Identyfikator zbiorczy ma format:
-    `9999999999-IZRRRRMM-FFFFFFFFFFFF-FF`, gdzie:
-    - `9999999999` – 10-cyfrowy NIP sprzedawcy,
-    - `IZ` – stały prefiks,
-    - `RRRRMM` – rok i miesiąc utworzenia,
-    - `FFFFFFFFFFFF` –  część techniczna składająca się z 12 znaków w zapisie szesnastkowym, tylko [0–9
-    A–F], wielkie litery,
-    - `FF` –  suma kontrolna CRC-8 - 2 znaki w zapisie szesnastkowym, tylko [0–9 A–F], wielkie litery.
-
-    Do obliczenia sumy kontrolnej stosowany jest algorytm CRC-8 z parametrami:
-    - Polinom: 0x07
-    - Wartość początkowa: 0x00
-    - Format wyniku: 2-znakowy zapis szesnastkowy(HEX, wielkie litery)
-
-    Przykład:
-    `1111111111-IZ202607-65ED02180000-E7`.
-
     **Headers:**
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
@@ -176,27 +155,6 @@ def sync(
      Generuje identyfikator zbiorczy dla przekazanej listy numerów KSeF faktur
     wystawionych przez tego samego sprzedawcę.
 
-    Maksymalna liczba faktur przypisanych do jednego identyfikatora zbiorczego wynosi 500.
-    Jedna faktura może zostać przypisana do maksymalnie 132 identyfikatorów zbiorczych
-    w ramach jednego kontekstu.
-
-    Identyfikator zbiorczy ma format:
-    `9999999999-IZRRRRMM-FFFFFFFFFFFF-FF`, gdzie:
-    - `9999999999` – 10-cyfrowy NIP sprzedawcy,
-    - `IZ` – stały prefiks,
-    - `RRRRMM` – rok i miesiąc utworzenia,
-    - `FFFFFFFFFFFF` –  część techniczna składająca się z 12 znaków w zapisie szesnastkowym, tylko [0–9
-    A–F], wielkie litery,
-    - `FF` –  suma kontrolna CRC-8 - 2 znaki w zapisie szesnastkowym, tylko [0–9 A–F], wielkie litery.
-
-    Do obliczenia sumy kontrolnej stosowany jest algorytm CRC-8 z parametrami:
-    - Polinom: 0x07
-    - Wartość początkowa: 0x00
-    - Format wyniku: 2-znakowy zapis szesnastkowy(HEX, wielkie litery)
-
-    Przykład:
-    `1111111111-IZ202607-65ED02180000-E7`.
-
     **Headers:**
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
@@ -236,27 +194,6 @@ async def asyncio_detailed(
 
      Generuje identyfikator zbiorczy dla przekazanej listy numerów KSeF faktur
     wystawionych przez tego samego sprzedawcę.
-
-    Maksymalna liczba faktur przypisanych do jednego identyfikatora zbiorczego wynosi 500.
-    Jedna faktura może zostać przypisana do maksymalnie 132 identyfikatorów zbiorczych
-    w ramach jednego kontekstu.
-
-    Identyfikator zbiorczy ma format:
-    `9999999999-IZRRRRMM-FFFFFFFFFFFF-FF`, gdzie:
-    - `9999999999` – 10-cyfrowy NIP sprzedawcy,
-    - `IZ` – stały prefiks,
-    - `RRRRMM` – rok i miesiąc utworzenia,
-    - `FFFFFFFFFFFF` –  część techniczna składająca się z 12 znaków w zapisie szesnastkowym, tylko [0–9
-    A–F], wielkie litery,
-    - `FF` –  suma kontrolna CRC-8 - 2 znaki w zapisie szesnastkowym, tylko [0–9 A–F], wielkie litery.
-
-    Do obliczenia sumy kontrolnej stosowany jest algorytm CRC-8 z parametrami:
-    - Polinom: 0x07
-    - Wartość początkowa: 0x00
-    - Format wyniku: 2-znakowy zapis szesnastkowy(HEX, wielkie litery)
-
-    Przykład:
-    `1111111111-IZ202607-65ED02180000-E7`.
 
     **Headers:**
 
@@ -301,27 +238,6 @@ async def asyncio(
 
      Generuje identyfikator zbiorczy dla przekazanej listy numerów KSeF faktur
     wystawionych przez tego samego sprzedawcę.
-
-    Maksymalna liczba faktur przypisanych do jednego identyfikatora zbiorczego wynosi 500.
-    Jedna faktura może zostać przypisana do maksymalnie 132 identyfikatorów zbiorczych
-    w ramach jednego kontekstu.
-
-    Identyfikator zbiorczy ma format:
-    `9999999999-IZRRRRMM-FFFFFFFFFFFF-FF`, gdzie:
-    - `9999999999` – 10-cyfrowy NIP sprzedawcy,
-    - `IZ` – stały prefiks,
-    - `RRRRMM` – rok i miesiąc utworzenia,
-    - `FFFFFFFFFFFF` –  część techniczna składająca się z 12 znaków w zapisie szesnastkowym, tylko [0–9
-    A–F], wielkie litery,
-    - `FF` –  suma kontrolna CRC-8 - 2 znaki w zapisie szesnastkowym, tylko [0–9 A–F], wielkie litery.
-
-    Do obliczenia sumy kontrolnej stosowany jest algorytm CRC-8 z parametrami:
-    - Polinom: 0x07
-    - Wartość początkowa: 0x00
-    - Format wyniku: 2-znakowy zapis szesnastkowy(HEX, wielkie litery)
-
-    Przykład:
-    `1111111111-IZ202607-65ED02180000-E7`.
 
     **Headers:**
 

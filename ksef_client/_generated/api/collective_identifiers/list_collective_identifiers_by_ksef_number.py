@@ -12,6 +12,7 @@ from ...models.collective_identifiers_by_ksef_number_query_response import (
 )
 from ...models.exception_response import ExceptionResponse
 from ...models.forbidden_problem_details import ForbiddenProblemDetails
+from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
@@ -50,6 +51,7 @@ def _parse_response(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
     | None
 ):
@@ -73,6 +75,11 @@ def _parse_response(
 
         return response_403
 
+    if response.status_code == 429:
+        response_429 = TooManyRequestsResponse.from_dict(json_loads(response.content))
+
+        return response_429
+
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
     else:
@@ -85,6 +92,7 @@ def _build_response(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
     return Response(
@@ -105,6 +113,7 @@ def sync_detailed(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
     """Pobranie listy identyfikatorów zbiorczych po numerze KSeF
@@ -137,7 +146,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails]
+        Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
     kwargs = _get_kwargs(
@@ -163,6 +172,7 @@ def sync(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
     | None
 ):
@@ -196,7 +206,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+        CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails
     """
 
     return sync_detailed(
@@ -217,6 +227,7 @@ async def asyncio_detailed(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
     """Pobranie listy identyfikatorów zbiorczych po numerze KSeF
@@ -249,7 +260,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails]
+        Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
     kwargs = _get_kwargs(
@@ -273,6 +284,7 @@ async def asyncio(
     CollectiveIdentifiersByKsefNumberQueryResponse
     | ExceptionResponse
     | ForbiddenProblemDetails
+    | TooManyRequestsResponse
     | UnauthorizedProblemDetails
     | None
 ):
@@ -306,7 +318,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+        CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails
     """
 
     return (

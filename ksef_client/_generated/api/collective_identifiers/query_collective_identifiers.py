@@ -10,6 +10,7 @@ from ...models.collective_identifiers_query_request import CollectiveIdentifiers
 from ...models.collective_identifiers_query_response import CollectiveIdentifiersQueryResponse
 from ...models.exception_response import ExceptionResponse
 from ...models.forbidden_problem_details import ForbiddenProblemDetails
+from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
@@ -48,7 +49,12 @@ def _get_kwargs(
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> (
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails | None
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
+    | None
 ):
     if response.status_code == 200:
         response_200 = CollectiveIdentifiersQueryResponse.from_dict(json_loads(response.content))
@@ -70,6 +76,11 @@ def _parse_response(
 
         return response_403
 
+    if response.status_code == 429:
+        response_429 = TooManyRequestsResponse.from_dict(json_loads(response.content))
+
+        return response_429
+
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
     else:
@@ -79,7 +90,11 @@ def _parse_response(
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
 ]:
     return Response(
         status_code=HTTPStatus(response.status_code),
@@ -96,7 +111,11 @@ def sync_detailed(
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> Response[
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
 ]:
     """Pobranie listy identyfikatorów zbiorczych powiązanych z kontekstem
 
@@ -128,7 +147,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails]
+        Response[CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
     kwargs = _get_kwargs(
@@ -151,7 +170,12 @@ def sync(
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> (
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails | None
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
+    | None
 ):
     """Pobranie listy identyfikatorów zbiorczych powiązanych z kontekstem
 
@@ -183,7 +207,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+        CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails
     """
 
     return sync_detailed(
@@ -201,7 +225,11 @@ async def asyncio_detailed(
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> Response[
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
 ]:
     """Pobranie listy identyfikatorów zbiorczych powiązanych z kontekstem
 
@@ -233,7 +261,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails]
+        Response[CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
     kwargs = _get_kwargs(
@@ -254,7 +282,12 @@ async def asyncio(
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> (
-    CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails | None
+    CollectiveIdentifiersQueryResponse
+    | ExceptionResponse
+    | ForbiddenProblemDetails
+    | TooManyRequestsResponse
+    | UnauthorizedProblemDetails
+    | None
 ):
     """Pobranie listy identyfikatorów zbiorczych powiązanych z kontekstem
 
@@ -286,7 +319,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | UnauthorizedProblemDetails
+        CollectiveIdentifiersQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails
     """
 
     return (

@@ -119,6 +119,9 @@ def sync_detailed(
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
 
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
+
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `PefInvoiceWrite`, `EnforcementOperations`.
 
     Args:
@@ -170,6 +173,9 @@ def sync(
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
 
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
+
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `PefInvoiceWrite`, `EnforcementOperations`.
 
     Args:
@@ -214,6 +220,9 @@ async def asyncio_detailed(
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
+
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
 
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `PefInvoiceWrite`, `EnforcementOperations`.
 
@@ -263,6 +272,9 @@ async def asyncio(
 
     `X-Error-Format: problem-details` - ustawienie tego nagłówka powoduje zwracanie błędów w formacie
     **Problem Details** (`application/problem+json`).
+
+    `X-KSeF-Feature: subject-identifier-validation` - Włącza walidację numerów NIP oraz identyfikatorów
+    wewnętrznych podmiotów wskazanych na fakturze.
 
     **Wymagane jedno z uprawnień**: `InvoiceWrite`, `PefInvoiceWrite`, `EnforcementOperations`.
 

@@ -111,6 +111,7 @@ def sync_detailed(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
     Dla każdego uprawnienia może być ustawiona flaga **canDelegate**, mówiąca o możliwości jego dalszego
@@ -168,6 +169,7 @@ def sync(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
     Dla każdego uprawnienia może być ustawiona flaga **canDelegate**, mówiąca o możliwości jego dalszego
@@ -219,6 +221,7 @@ async def asyncio_detailed(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
     Dla każdego uprawnienia może być ustawiona flaga **canDelegate**, mówiąca o możliwości jego dalszego
@@ -274,6 +277,7 @@ async def asyncio(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
     Dla każdego uprawnienia może być ustawiona flaga **canDelegate**, mówiąca o możliwości jego dalszego

@@ -120,6 +120,7 @@ def sync_detailed(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
 
@@ -184,6 +185,7 @@ def sync(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
 
@@ -242,6 +244,7 @@ async def asyncio_detailed(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
 
@@ -304,6 +307,7 @@ async def asyncio(
     W żądaniu określane są nadawane uprawnienia ze zbioru:
     - **InvoiceWrite** – wystawianie faktur
     - **InvoiceRead** – przeglądanie faktur
+    - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
     Metoda pozwala na wybór dowolnej kombinacji powyższych uprawnień.
 

@@ -128,6 +128,7 @@ def sync_detailed(
      Uprawnienia zwracane przez operację obejmują:
      - **InvoiceWrite** – wystawianie faktur
      - **InvoiceRead** – przeglądanie faktur
+     - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
      Odpowiedź może być filtrowana na podstawie następujących parametrów:
      - **contextIdentifier** – identyfikator podmiotu, który nadał uprawnienie do obsługi faktur
@@ -208,6 +209,7 @@ def sync(
      Uprawnienia zwracane przez operację obejmują:
      - **InvoiceWrite** – wystawianie faktur
      - **InvoiceRead** – przeglądanie faktur
+     - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
      Odpowiedź może być filtrowana na podstawie następujących parametrów:
      - **contextIdentifier** – identyfikator podmiotu, który nadał uprawnienie do obsługi faktur
@@ -282,6 +284,7 @@ async def asyncio_detailed(
      Uprawnienia zwracane przez operację obejmują:
      - **InvoiceWrite** – wystawianie faktur
      - **InvoiceRead** – przeglądanie faktur
+     - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
      Odpowiedź może być filtrowana na podstawie następujących parametrów:
      - **contextIdentifier** – identyfikator podmiotu, który nadał uprawnienie do obsługi faktur
@@ -360,6 +363,7 @@ async def asyncio(
      Uprawnienia zwracane przez operację obejmują:
      - **InvoiceWrite** – wystawianie faktur
      - **InvoiceRead** – przeglądanie faktur
+     - **CollectiveIdentifierManage** – zarządzanie identyfikatorami zbiorczymi
 
      Odpowiedź może być filtrowana na podstawie następujących parametrów:
      - **contextIdentifier** – identyfikator podmiotu, który nadał uprawnienie do obsługi faktur
