@@ -35,7 +35,9 @@ from ksef_client.pagination import AsyncPager, Pager, next_offset
 if TYPE_CHECKING:
     from ksef_client.batch import InvoiceSource
     from ksef_client.resources.auth import AsyncAuth, Auth
+    from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
+    from ksef_client.resources.limits import AsyncLimits, Limits
     from ksef_client.resources.sessions import AsyncSessions, Sessions
     from ksef_client.resources.tokens import AsyncTokens, Tokens
     from ksef_client.resources.upo import AsyncUpos, Upos
@@ -223,6 +225,14 @@ class KSeF(_ClientCore):
     upo: Resource[Upos] = Resource("ksef_client.resources.upo", "Upos")
     """UPO documents of sessions and invoices."""
 
+    limits: Resource[Limits] = Resource("ksef_client.resources.limits", "Limits")
+    """Limits of the context and subject, and the API's rate limits."""
+
+    collective_identifiers: Resource[CollectiveIdentifiers] = Resource(
+        "ksef_client.resources.collective_identifiers", "CollectiveIdentifiers"
+    )
+    """Collective identifiers: group a seller's invoices, list their invoices."""
+
     def paginate(
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
     ) -> Pager[Any, int]:
@@ -349,6 +359,14 @@ class AsyncKSeF(_ClientCore):
 
     upo: Resource[AsyncUpos] = Resource("ksef_client.resources.upo", "AsyncUpos")
     """UPO documents of sessions and invoices."""
+
+    limits: Resource[AsyncLimits] = Resource("ksef_client.resources.limits", "AsyncLimits")
+    """Limits of the context and subject, and the API's rate limits."""
+
+    collective_identifiers: Resource[AsyncCollectiveIdentifiers] = Resource(
+        "ksef_client.resources.collective_identifiers", "AsyncCollectiveIdentifiers"
+    )
+    """Collective identifiers: group a seller's invoices, list their invoices."""
 
     def paginate(
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any

@@ -109,6 +109,21 @@ class PermissionDeniedError(APIStatusError):
         """The problem+json ``reasonCode``."""
         return self.body.get("reasonCode") if isinstance(self.body, dict) else None
 
+    @property
+    def required_permissions(self) -> list[str]:
+        """For ``missing-permissions``: any one of these would have been enough (API 2.9.0 ``security``)."""
+        return self._security_list("requiredAnyOfPermissions")
+
+    @property
+    def present_permissions(self) -> list[str]:
+        """For ``missing-permissions``: the permissions the token has."""
+        return self._security_list("presentPermissions")
+
+    def _security_list(self, key: str) -> list[str]:
+        security = self.body.get("security") if isinstance(self.body, dict) else None
+        values = security.get(key) if isinstance(security, dict) else None
+        return [str(v) for v in values] if isinstance(values, list) else []
+
 
 class NotFoundError(APIStatusError):
     """404 (rare in KSeF, which reports missing things as 400 with a code)."""

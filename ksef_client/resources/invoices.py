@@ -186,7 +186,12 @@ def export_flow(
     a temporary zip file; returns the reference number, the package description and the zip."""
     key = SymmetricKey.generate()
     body = InvoiceExportRequest.from_dict(
-        {"encryption": encryption_for(key, keys), "filters": filters, "onlyMetadata": only_metadata}
+        {
+            "encryption": encryption_for(key, keys),
+            "filters": filters,
+            "onlyMetadata": only_metadata,
+            "compressionType": "Zip",
+        }
     )
     ref = parsed(response_of((yield Call(export_invoices, {"body": body}))), ExportInvoicesResponse).reference_number
     deadline = (yield Now()) + timeout
@@ -201,6 +206,8 @@ def export_flow(
         yield Sleep(interval)
     if status.status.code != 200 or not isinstance(status.package, InvoicePackage):
         raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
+    if str(status.package.compression_type) != "Zip":  # asked for Zip: anything else is not read as one
+        raise ExportError(f"export {ref}: package compressed as {status.package.compression_type}, asked for Zip")
     handle, name = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(handle, "wb") as out:

@@ -74,6 +74,7 @@ def test_person_grant_is_listed_opens_a_login_and_can_be_revoked(ksef: KSeF, bac
             QueryPersonalPermissionsResponse,
         )
         assert len(mine.permissions) == 2
+        assert not mine.owner_permissions  # a representative, not the owner of the context
 
     for permission in page.permissions:
         revoke_common_permission.sync_detailed(permission.id, client=ksef.raw)
@@ -116,3 +117,12 @@ def test_limits_and_peppol(ksef: KSeF, backend: KSeFBackend) -> None:
     backend.peppol_providers.append({"id": "PPL000001", "name": "Provider", "dateCreated": "2026-01-01T00:00:00Z"})
     providers: Any = parsed(query_peppol_providers.sync_detailed(client=ksef.raw), QueryPeppolProvidersResponse)
     assert [p.id for p in providers.peppol_providers] == ["PPL000001"]
+
+
+def test_the_owner_of_the_context_is_told_its_owner_permissions(ksef: KSeF) -> None:
+    body = PersonalPermissionsQueryRequest()
+    mine = parsed(
+        query_personal_permissions.sync_detailed(client=ksef.raw, body=body), QueryPersonalPermissionsResponse
+    )
+    owner = {str(scope) for scope in mine.owner_permissions or []}
+    assert {"InvoiceWrite", "InvoiceRead", "CredentialsManage", "CollectiveIdentifierManage"} <= owner

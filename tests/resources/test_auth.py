@@ -68,6 +68,9 @@ class TestTokenLogin:
         with pytest.raises(PermissionDeniedError) as caught:  # sending needs InvoiceWrite
             anon.online_session().open()
         assert caught.value.status_code == 403
+        assert caught.value.reason_code == "missing-permissions"
+        assert "InvoiceWrite" in caught.value.required_permissions  # the spec lists every permission that would do
+        assert caught.value.present_permissions == ["InvoiceRead"]
 
     def test_bad_input_fails_before_any_request(self, anon: KSeF) -> None:
         with pytest.raises(ValueError, match="context_nip"):

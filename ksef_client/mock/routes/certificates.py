@@ -150,12 +150,14 @@ async def query_collective_identifiers(request: Request, backend: KSeFBackend, a
         i for i in backend.collective_identifiers.values()
         if start <= i.created <= end and body.get("collectiveIdentifierNumber") in (None, i.number)
     ]  # fmt: skip
+    size = int_param(request, "pageSize", default=10, low=10, high=200)
     items = [
         {"collectiveIdentifierNumber": i.number, "dateCreated": iso(i.created), "invoiceCount": len(i.invoices),
          "createdInCurrentContext": i.context == access.context}
         for i in found
     ]  # fmt: skip
-    return JSONResponse({"collectiveIdentifiers": items})
+    page = backend.page(items, size, request.headers.get("x-continuation-token") or None)
+    return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})
 
 
 @api_endpoint("collective_identifiers.query_collective_identifier_invoices")
@@ -182,7 +184,9 @@ async def list_collective_identifiers_by_ksef_number(
         for i in backend.collective_identifiers.values()
         if any(inv.get("ksefNumber") == number for inv in i.invoices)
     ]  # fmt: skip
-    return JSONResponse({"collectiveIdentifiers": items})
+    size = int_param(request, "pageSize", default=10, low=10, high=200)
+    page = backend.page(items, size, request.headers.get("x-continuation-token") or None)
+    return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})
 
 
 HANDLERS: dict[str, Any] = {

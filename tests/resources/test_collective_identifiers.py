@@ -1,0 +1,125 @@
+"""``ksef.collective_identifiers`` against the emulator (API 2.9.0: the invoices of up to 10
+identifiers in one paged query)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._generated.api.permissions import grant_entity_permissions
+from ksef_client._generated.api.testdata import set_test_session_limits
+from ksef_client._generated.models import EntityPermissionsGrantRequest, SetSessionLimitsRequest
+from ksef_client.errors import BadRequestError, PermissionDeniedError
+from ksef_client.identifiers import make_ksef_number
+from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import self_signed_certificate
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+OTHER_NIP = "1111111111"
+
+
+def _numbers(count: int, nip: str = NIP) -> list[str]:
+    return [make_ksef_number(nip, "20261120", secrets.token_hex(6)) for _ in range(count)]
+
+
+class TestCollectiveIdentifiers:
+    def test_invoices_of_several_identifiers_come_page_by_page_newest_number_first(self, ksef: KSeF) -> None:
+        first, second = _numbers(12), _numbers(3)
+        one, two = ksef.collective_identifiers.create(first), ksef.collective_identifiers.create(second)
+        pager = ksef.collective_identifiers.invoices([one, two], page_size=10)
+        pages = list(pager.pages())
+        items = [item for page in pages for item in page.items]
+        assert len(pages) == 2 and len(items) == 15
+        assert [i.ksef_number for i in items] == sorted(first + second, reverse=True)
+        assert {i.collective_identifier_number for i in items if i.ksef_number in first} == {one}
+
+    def test_details_are_shown_to_the_creator_and_hidden_from_other_contexts(self, ksef_mock: KSeFMock) -> None:
+        numbers = _numbers(2)
+        with ksef_mock.client(NIP) as creator, ksef_mock.client(OTHER_NIP) as stranger:
+            described = [{"ksefNumber": n, "description": "rata 1", "payment": {"amount": Decimal("100.50"),
+                                                                                 "currency": "PLN"}}
+                         for n in numbers]  # fmt: skip
+            with_details = creator.collective_identifiers.create(described)
+            plain = creator.collective_identifiers.create(_numbers(2))
+            own = list(creator.collective_identifiers.invoices([with_details]))
+            seen = list(stranger.collective_identifiers.invoices([with_details, plain]))
+        assert {(i.description, i.payment.amount, i.details_hidden) for i in own} == {("rata 1", 100.5, False)}
+        hidden = {i.ksef_number: i for i in seen}
+        assert all(hidden[n].details_hidden and not hidden[n].description for n in numbers)
+        # no details were given for `plain`: nothing to hide (the spec's description of the operation)
+        assert [i.details_hidden for i in seen if i.collective_identifier_number == plain] == [False, False]
+
+    def test_identifiers_of_an_invoice_and_by_creation_date(self, ksef: KSeF) -> None:
+        numbers = _numbers(2)
+        created = ksef.collective_identifiers.create(numbers)
+        assert [i.collective_identifier_number for i in ksef.collective_identifiers.of_invoice(numbers[0])] == [created]
+        now = dt.datetime.now(dt.UTC)
+        found = list(ksef.collective_identifiers.query(now - dt.timedelta(days=1), now + dt.timedelta(days=1)))
+        assert [(i.collective_identifier_number, i.invoice_count) for i in found] == [(created, 2)]
+
+    def test_bad_arguments_are_refused_before_any_request(self, ksef: KSeF) -> None:
+        with pytest.raises(ValueError, match="1 to 10"):
+            ksef.collective_identifiers.invoices([f"X{i}" for i in range(11)])
+        with pytest.raises(ValueError, match="one seller"):
+            ksef.collective_identifiers.create(_numbers(1) + _numbers(1, OTHER_NIP))
+        with pytest.raises(ValueError, match="2 to 500"):
+            ksef.collective_identifiers.create(_numbers(1))
+        with pytest.raises(ValueError, match="ksefNumber"):
+            ksef.collective_identifiers.create(["not-a-number", "x"])
+        with pytest.raises(ValueError, match="100 days"):
+            now = dt.datetime.now(dt.UTC)
+            ksef.collective_identifiers.query(now - dt.timedelta(days=101), now)
+
+    def test_the_context_limit_set_through_test_data_is_enforced(self, ksef: KSeF) -> None:
+        limits = ksef.limits.context()
+        assert limits.collective_identifier.max_invoices == 500  # KSeF TEST's default
+        override = {**limits.to_dict(), "collectiveIdentifier": {"maxInvoices": 2}}
+        answer = set_test_session_limits.sync_detailed(
+            client=ksef.raw, body=SetSessionLimitsRequest.from_dict(override)
+        )
+        assert answer.status_code == 200
+        assert ksef.limits.context().collective_identifier.max_invoices == 2
+        with pytest.raises(BadRequestError, match="2-2"):
+            ksef.collective_identifiers.create(_numbers(3))
+
+
+class TestAsyncCollectiveIdentifiers:
+    @pytest.mark.anyio
+    async def test_create_and_list_invoices(self, backend: KSeFBackend) -> None:
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2", access_token=backend.mint_access_token(NIP),
+            transport=httpx.ASGITransport(app=create_app(backend)), sleep=time.asleep, clock=time.clock,
+        ) as ksef:  # fmt: skip
+            numbers = _numbers(11)
+            created = await ksef.collective_identifiers.create(numbers)
+            listed = [i.ksef_number async for i in ksef.collective_identifiers.invoices([created], page_size=10)]
+            rates = await ksef.limits.rate()
+        assert sorted(listed) == sorted(numbers)
+        assert rates.collective_identifier.per_second == -1  # the fixture's emulator does not throttle
+
+
+def test_an_entity_granted_collective_identifier_manage_may_do_that_and_nothing_else(
+    ksef: KSeF, ksef_server: ThreadedServer
+) -> None:
+    company = self_signed_certificate(OTHER_NIP, kind="seal")
+    grant = EntityPermissionsGrantRequest.from_dict({
+        "subjectIdentifier": {"type": "Nip", "value": OTHER_NIP}, "description": "payments",
+        "permissions": [{"type": "CollectiveIdentifierManage"}], "subjectDetails": {"fullName": "Firma Sp. z o.o."},
+    })  # fmt: skip
+    assert grant_entity_permissions.sync_detailed(client=ksef.raw, body=grant).status_code == 202
+    with KSeF(base_url=ksef_server.base_url) as agent:
+        agent.auth.login_with_certificate(company, context_nip=NIP)
+        created = agent.collective_identifiers.create(_numbers(2))
+        assert len(list(agent.collective_identifiers.invoices([created]))) == 2
+        with pytest.raises(PermissionDeniedError) as refused:  # metadata needs InvoiceRead
+            list(agent.invoices.query("Subject1", date_from=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    assert refused.value.present_permissions == ["CollectiveIdentifierManage"]
