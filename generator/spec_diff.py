@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from generator.preprocess import load_overlay, operation_key
+from ksef_client.spec_version import api_version
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -147,13 +147,6 @@ def _compare_enums(old_spec: dict[str, Any], new_spec: dict[str, Any]) -> list[C
         for value in sorted(before - after):
             changes.append(Change("enum value removed", f"{name}.{value}", breaking=True))
     return changes
-
-
-def api_version(spec: dict[str, Any]) -> str:
-    """The API version KSeF writes in the description ("Wersja API: 2.7.0"), else ``info.version``."""
-    info = spec.get("info", {})
-    match = re.search(r"Wersja API:\**\s*([0-9][0-9A-Za-z.\-]*)", str(info.get("description", "")))
-    return match[1] if match else str(info.get("version"))
 
 
 def diff_specs(old_spec: dict[str, Any], new_spec: dict[str, Any], overlay_path: Path | None = None) -> Report:

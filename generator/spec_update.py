@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any
 
-from generator.spec_diff import api_version, diff_specs
+from generator.spec_diff import diff_specs
+from ksef_client.spec_version import api_version, declared_version
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "openapi" / "lock.json"
@@ -33,11 +32,6 @@ def read_spec(source: str) -> tuple[bytes, bool]:
     return Path(source).read_bytes(), False
 
 
-def _build(spec: dict[str, Any]) -> str | None:
-    match = re.search(r"build\s+([^)\s<]+)", str(spec.get("info", {}).get("description", "")))
-    return match[1] if match else None
-
-
 def update(source: str, data_dir: Path, lock_path: Path = LOCK, pinned: Path = PINNED) -> str:
     """Pin ``source``; return the change report."""
     content, downloaded = read_spec(source)
@@ -46,7 +40,8 @@ def update(source: str, data_dir: Path, lock_path: Path = LOCK, pinned: Path = P
     report = diff_specs(old_spec, new_spec, OVERLAY).render()
     lock = json.loads(lock_path.read_text(encoding="utf-8"))
     lock["api_version"] = api_version(new_spec)
-    lock["build"] = _build(new_spec) or lock.get("build")
+    declared = declared_version(new_spec)
+    lock["build"] = (declared.build if declared else None) or lock.get("build")
     lock["sha256"] = hashlib.sha256(content).hexdigest()
     if downloaded:
         lock["source_url"] = source

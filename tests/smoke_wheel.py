@@ -2,7 +2,8 @@
 
 Installs the built wheel with its extras into a fresh virtualenv, then, from a directory where the
 source tree cannot be imported, checks the packaged data and runs an example and the ``ksef``
-command against the emulator from the installed wheel.
+command against the emulator from the installed wheel, and ``python -m ksef_client.doctor`` (which
+reads the pinned API version from the packaged spec).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def main(dist: Path) -> int:
             sys.exit(f"the example printed no KSeF numbers: {numbers}")
         print("example against the emulator:", numbers[-3:])
         print(run(work / "venv" / "bin" / "ksef", "--help", cwd=work).splitlines()[0])
+        doctor = run(python, "-m", "ksef_client.doctor", cwd=work)  # the pin, read from the installed spec
+        if "KSeF API (pin)  unknown" in doctor:
+            sys.exit(f"ksef_client.doctor found no pinned spec in the wheel:\n{doctor}")
+        print(doctor.splitlines()[1])
     print(f"smoke test passed: {wheels[0].name}")
     return 0
 

@@ -6,8 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from generator.spec_diff import api_version, diff_specs
+from generator.spec_diff import diff_specs
 from generator.spec_update import update
+from ksef_client.spec_version import api_version
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAY = ROOT / "generator" / "overlay.yaml"

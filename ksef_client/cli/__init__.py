@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     code = 0
     try:
-        cli.main(args=argv, prog_name="ksef", standalone_mode=False)
+        # When not standalone, click returns the code of a command's ``ctx.exit(code)`` instead of raising.
+        returned = cli.main(args=argv, prog_name="ksef", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
     except click.exceptions.Exit as done:
         code = int(done.exit_code)
     except click.ClickException as error:

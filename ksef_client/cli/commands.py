@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ksef_client import doctor as doctor_module
 from ksef_client._client import KSeF
 from ksef_client.cli import config
 from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
@@ -360,6 +361,34 @@ def invoices_download(state: State, directory: Path, date_from: str, date_to: st
             "is_truncated": result.is_truncated}  # fmt: skip
     note = " (truncated: run again from the last date)" if result.is_truncated else ""
     state.out.result(data, message=f"{len(result.files)} invoice(s) saved in {directory}{note}")
+
+
+# --- diagnostics ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--base-url", help="Check the API at this base URL (e.g. the emulator's http://127.0.0.1:8000/v2).")
+@click.option("--env", "environment", type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
+              help="Check this KSeF environment.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=doctor_module.DEFAULT_TIMEOUT,
+              show_default=True, help="Seconds to wait for the server.")  # fmt: skip
+@pass_state
+def doctor(state: State, base_url: str | None, environment: str | None, timeout: float) -> None:
+    """Versions (SDK, pinned KSeF API, Python, httpx, platform) and the server's API version.
+
+    The server is --base-url, --env, or the profile's KSeF when the profile is saved (otherwise
+    none is checked). Its spec is read from <base URL without /v2>/docs/v2/openapi.json (public,
+    no token sent). Exit codes: 0 ok (or the server's API is older), 1 the server's API is newer
+    than the SDK's pin (or its answer is not a spec), 4 the server is unreachable.
+    """
+    target = doctor_module.resolve_target(base_url, environment)
+    if target is None and config.has_profile(state.profile.name):
+        saved = state.profile
+        target = doctor_module.resolve_target(saved.base_url, None if saved.base_url else saved.environment)
+    report = doctor_module.diagnose(target, timeout=timeout)
+    code = doctor_module.print_report(report, as_json=state.out.as_json)
+    if code:
+        click.get_current_context().exit(code)
 
 
 # --- emulator ---------------------------------------------------------------------------------

@@ -67,6 +67,11 @@ def load_profile(name: str | None) -> Profile:
     return Profile(name, section.get("environment", "TEST"), section.get("base_url"), section.get("nip"))
 
 
+def has_profile(name: str) -> bool:
+    """Whether a profile of that name is saved (``load_profile`` falls back to TEST for ``default``)."""
+    return _parser().has_section(name)
+
+
 def save_profile(profile: Profile) -> Path:
     """Create or replace a profile; returns the config file's path."""
     if profile.base_url is None:

@@ -1,4 +1,5 @@
-"""``create_app()``: the emulator as an ASGI application, served under ``/v2`` like KSeF."""
+"""``create_app()``: the emulator as an ASGI application, served under ``/v2`` like KSeF, with its
+OpenAPI spec at ``/docs/v2/openapi.json`` as KSeF publishes it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ksef_client.mock import control, responses
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.routes import auth, certificates, invoices, permissions, sending, testdata
+from ksef_client.spec_version import SPEC_PATH
 
 API_PREFIX = "/v2"
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -115,6 +117,7 @@ def create_app(backend: KSeFBackend | None = None, *, store: SQLiteStore | None 
     ``SQLiteStore`` to keep the state across restarts (saved after every changing request)."""
     app = Starlette(
         routes=[
+            Route(SPEC_PATH, responses.spec_document, methods=["GET"]),
             Route("/_storage/{name}", responses.storage_get, methods=["GET"]),
             Route("/_upload/{name}", sending.upload_part, methods=["PUT"]),
             *control.ROUTES,

@@ -8,6 +8,7 @@ error formats, so no endpoint formats an error itself.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session, Status
 from ksef_client.mock.validation import check_request
+from ksef_client.spec_version import pinned_spec_path
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
 PROBLEM = "application/problem+json"
@@ -378,6 +380,18 @@ async def get_session_upo(request: Request, backend: KSeFBackend, access: Access
     assert access is not None
     ref, upo_ref = request.path_params["referenceNumber"], request.path_params["upoReferenceNumber"]
     return xml_response(backend.session_upo(access, ref, upo_ref))
+
+
+@functools.cache
+def published_spec() -> bytes:
+    """What the emulator publishes as its spec: the pinned one, byte for byte."""
+    return pinned_spec_path().read_bytes()
+
+
+async def spec_document(request: Request) -> Response:
+    """``GET /docs/v2/openapi.json``: the OpenAPI spec, public (no token, no rate limit), where KSeF
+    publishes its own (``ksef doctor`` reads the API version from it)."""
+    return Response(published_spec(), media_type="application/json")
 
 
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads

@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
 from ksef_client.mock.exceptions import SchemaViolation
+from ksef_client.spec_version import pinned_spec_path
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
 _MAX_DETAILS = 5
@@ -41,8 +40,7 @@ def _openapi_to_json_schema(node: Any) -> Any:
 
 @functools.cache
 def _spec() -> dict[str, Any]:
-    path = Path(str(resources.files("ksef_client"))) / "_data" / "ksef-openapi.json"
-    spec: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    spec: dict[str, Any] = json.loads(pinned_spec_path().read_text(encoding="utf-8"))
     return spec
 
 
