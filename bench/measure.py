@@ -208,7 +208,7 @@ def list_sessions(counts: tuple[int, ...]) -> dict[str, float]:
             for count in counts:
                 backend.reset()
                 for _ in range(count):
-                    backend.open_session(access)
+                    backend.sessions.open(access)
                 start = time.perf_counter()
                 listed = sum(1 for _ in ksef.sessions.list("Online", page_size=1000))
                 seconds = time.perf_counter() - start
@@ -333,7 +333,7 @@ def emulator_throughput(seconds: float = 3.0) -> dict[str, float]:
     with ThreadedServer() as server:
         backend = server.backend
         token = backend.mint_access_token(NIP)
-        session = backend.open_session(backend.authenticate("Bearer " + token))
+        session = backend.sessions.open(backend.authenticate("Bearer " + token))
         url = f"{server.base_url}/sessions/{session.reference_number}"
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
             done, start = 0, time.perf_counter()

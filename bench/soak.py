@@ -80,7 +80,7 @@ def soak(online: int, batch: int, *, rate: float = 0.2, seed: int = 7, quick: bo
             backend.faults.clear()
             requests, retries = ksef.send_state.requests_sent, ksef.send_state.retries
     stored = Counter(
-        i.invoice_number for s in backend.sessions.values() for i in s.invoices if i.status.code == 200
+        i.invoice_number for s in backend.sessions.state.sessions.values() for i in s.invoices if i.status.code == 200
     )  # fmt: skip
     resolved = {name: number for name, number in numbers.items() if number}
     return {

@@ -1,13 +1,21 @@
-"""Invoice schemas: validate an invoice against its form's XSD, offline.
+"""Invoice checks before sending, offline: KSeF's document rules and each form's XSD.
 
-The FA(3) schema imports its base types from crd.gov.pl by URL; a resolver maps that URL to the
-copies ``make spec`` puts in ``ksef_client/_data/fa3/bazowe`` so nothing is fetched. Parsing is
-hardened (no DTD, no entities, no network).
+KSeF verifies every invoice (the Ministry's ``faktury/weryfikacja-faktury.md``): XML 1.0 in UTF-8
+without a BOM, a prolog naming no other encoding, no processing instructions, none of the
+discouraged Unicode ranges, at most 1 MB (3 MB with attachments), valid against the form declared
+when the session opened. ``validate_invoice`` applies the same rules, so an invoice it passes is
+not rejected for its file.
+
+FA(2), FA(3) and FA_RR(1) import their base types from crd.gov.pl by URL; a resolver maps that URL
+to the copies ``make spec`` puts in ``ksef_client/_data/fa3/bazowe`` so nothing is fetched. PEF(3)
+and PEF_KOR(3) import UBL 2.1 by relative paths. Parsing is hardened (no DTD, no entities, no
+network).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +25,22 @@ from lxml import etree
 FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
 MAX_INVOICE_BYTES = 1_000_000
+MAX_INVOICE_WITH_ATTACHMENT_BYTES = 3_000_000
+# The XSD of each form (by system code), under ``_data``.
+FORM_SCHEMAS = {
+    "FA (3)": "fa3/schemat_FA(3)_v1-0E.xsd",
+    "FA (2)": "fa2/schemat_FA(2)_v1-0E.xsd",
+    "FA_RR (1)": "fa_rr/schemat_FA_RR(1)_v1-1E.xsd",
+    "PEF (3)": "pef/Schemat_PEF(3)_v2-1.xsd",
+    "PEF_KOR (3)": "pef/Schemat_PEF_KOR(3)_v2-1.xsd",
+}
+# Characters XML 1.0 discourages (section 2.2), which KSeF refuses.
+_DISCOURAGED = re.compile(
+    "[\x7f-\x84\x86-\x9f\ufdd0-\ufdef"
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}-{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 17))
+    + "]"
+)
+_PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 
 
 @dataclass(frozen=True)
@@ -70,47 +94,100 @@ class _LocalCopies(etree.Resolver):
 
 
 @functools.cache
-def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
-    """The compiled FA(3) schema (from ``_data/fa3`` unless ``directory`` is given)."""
-    base = directory or _data_dir() / "fa3"
-    main = base / "schemat_FA(3)_v1-0E.xsd"
+def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> etree.XMLSchema:
+    """The compiled XSD of a form (``"FA (3)"``, ``"PEF (3)"``...), from ``_data`` unless ``directory``
+    is given; compiled once per process."""
+    data = directory or _data_dir()
+    main = data / FORM_SCHEMAS[system_code]
     if not main.is_file():
-        raise FileNotFoundError(f"FA(3) schema not found at {main}: run 'make spec' (or pip install the wheel)")
+        raise FileNotFoundError(f"{system_code} schema not found at {main}: run 'make spec' (or pip install the wheel)")
     parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-    parser.resolvers.add(_LocalCopies(base / "bazowe"))
+    parser.resolvers.add(_LocalCopies(data / "fa3" / "bazowe"))
     return etree.XMLSchema(etree.parse(str(main), parser))
 
 
-class InvoiceSchemaError(ValueError):
-    """The invoice does not match its form's schema; ``errors`` lists each problem."""
+def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
+    """The compiled FA(3) schema (``directory``: a folder holding ``fa3/`` instead of ``_data``)."""
+    return form_schema("FA (3)", directory.parent if directory is not None else None)
 
-    def __init__(self, errors: list[str]) -> None:
+
+class InvoiceSchemaError(ValueError):
+    """The invoice breaks one of KSeF's rules; ``rule`` names it (``encoding``, ``prolog``,
+    ``processing-instruction``, ``characters``, ``dtd``, ``size``, ``xml``, ``schema``) and
+    ``errors`` lists each problem."""
+
+    def __init__(self, errors: list[str], rule: str = "schema") -> None:
         super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
         self.errors = errors
+        self.rule = rule
 
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
-    """Raise ``InvoiceSchemaError`` unless ``xml`` is a well-formed, valid invoice of ``form``.
+def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Element:
+    """Apply KSeF's rules for the file itself and return the parsed document.
 
-    FA(3) is checked against its XSD; other forms only for well-formedness (their schemas are not
-    bundled). KSeF's own rules apply to all: UTF-8 without BOM, at most 1 MB.
+    ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
+    another encoding, a DTD or entity declaration, a processing instruction, a discouraged
+    character, more than 1 MB (3 MB ``with_attachments``), or XML that is not well-formed.
     """
-    code = form_code(form)
+    limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
+    if len(xml) > limit:
+        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {limit}"], "size")
     if xml.startswith(b"\xef\xbb\xbf"):
-        raise InvoiceSchemaError(["the file starts with a UTF-8 BOM, which KSeF rejects"])
-    if len(xml) > MAX_INVOICE_BYTES:
-        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"])
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-        raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"])
+        raise InvoiceSchemaError(["the file starts with a UTF-8 BOM, which KSeF rejects"], "encoding")
+    try:
+        text = xml.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvoiceSchemaError([f"not UTF-8 (KSeF accepts UTF-8 only): {error}"], "encoding") from None
+    declared = _PROLOG.match(xml)
+    if declared is not None and declared[1].decode("ascii", "replace").lower().replace("_", "-") != "utf-8":
+        raise InvoiceSchemaError([f"the prolog declares encoding {declared[1].decode('ascii', 'replace')!r}"], "prolog")
+    if found := _DISCOURAGED.search(text):
+        position = found.start()
+        raise InvoiceSchemaError([f"discouraged character U+{ord(found[0]):04X} at offset {position}"], "characters")
     try:
         document = etree.fromstring(xml, parser=_SAFE_PARSER)
     except etree.XMLSyntaxError as error:
-        raise InvoiceSchemaError([f"not well-formed XML: {error}"]) from error
-    if code.system_code != "FA (3)":
-        return
-    schema = fa3_schema()
+        raise InvoiceSchemaError([f"not well-formed XML: {error}"], "xml") from error
+    tree = document.getroottree()
+    if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
+        raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
+    if document.xpath("//processing-instruction()") or _siblings_are_instructions(document):
+        raise InvoiceSchemaError(["processing instructions are not allowed"], "processing-instruction")
+    return document
+
+
+def _siblings_are_instructions(document: etree._Element) -> bool:
+    node = document.getprevious()
+    while node is not None:
+        if isinstance(node, etree._ProcessingInstruction):
+            return True
+        node = node.getprevious()
+    node = document.getnext()
+    while node is not None:
+        if isinstance(node, etree._ProcessingInstruction):
+            return True
+        node = node.getnext()
+    return False
+
+
+def has_attachment(document: etree._Element) -> bool:
+    """Whether an FA invoice carries attachments (``Zalacznik``), which raise its size limit."""
+    return document.find("{*}Zalacznik") is not None
+
+
+def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
+    """Raise ``InvoiceSchemaError`` unless ``xml`` passes KSeF's file rules (``check_document``)
+    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3))."""
+    code = form_code(form)
+    document = check_document(xml, with_attachments=b"Zalacznik" in xml)
+    if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
+        raise InvoiceSchemaError(
+            [f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"], "size"
+        )
+    schema = form_schema(code.system_code)
     if not schema.validate(document):
-        raise InvoiceSchemaError([f"line {e.line}: {e.message}" for e in schema.error_log])  # type: ignore[attr-defined]
+        errors = [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+        raise InvoiceSchemaError(errors, "schema")

@@ -108,14 +108,14 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in,
     assert code == 5 and "440" in out and "1 of 1 invoice(s) rejected" in err
     assert f"already in KSeF as {original}" in out
 
-    sessions_before = len(backend.sessions)
+    sessions_before = len(backend.sessions.state.sessions)
     (tmp_path / "bad.xml").write_bytes(b"<Faktura/>")
     code, _, err = run("-p", "emu", "send", files[0], "bad.xml")
     assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
-    assert len(backend.sessions) == sessions_before  # checked before any session was opened
+    assert len(backend.sessions.state.sessions) == sessions_before  # checked before any session was opened
     code, _, err = run("-p", "emu", "send", "--batch", files[0], "bad.xml")
     assert code == 2 and err.startswith("error: bad.xml: not a valid FA(3) invoice")
-    assert len(backend.sessions) == sessions_before  # a batch too: checked while zipping, before opening
+    assert len(backend.sessions.state.sessions) == sessions_before  # a batch too: checked while zipping, before opening
 
 
 def test_a_lost_answer_is_resent_and_counted_once(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from ksef_client import __version__
 from ksef_client.cli import main as ksef_cli
 from ksef_client.doctor import check_server, diagnose
 from ksef_client.environments import Environment
-from ksef_client.mock import responses
+from ksef_client.mock.routes import public
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.spec_version import (
     SpecVersion,
@@ -54,7 +54,7 @@ def _publish(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     spec = json.loads(pinned_spec_path().read_bytes())
     spec["info"]["description"] = spec["info"]["description"].replace(PIN.api_version, version)
     patched = json.dumps(spec).encode()
-    monkeypatch.setattr(responses, "published_spec", lambda: patched)
+    monkeypatch.setattr(public, "published_spec", lambda: patched)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from ksef_client.identifiers import validate_ksef_number, validate_nip, validate
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.state.sessions import SessionQuery
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import random_nip, sample_invoice, self_signed_certificate
 from ksef_client.upo import parse_upo
@@ -122,7 +123,7 @@ def test_foreign_continuation_tokens_are_21418(token: str) -> None:
     backend = KSeFBackend()
     access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
     try:
-        backend.list_sessions(access, "Online", continuation_token=token or None)
+        backend.sessions.listing(access, SessionQuery("Online"), 10, token or None)
     except MockAPIError as error:
         assert error.code == 21418
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ksef_client.mock.auth import certificate_identity
+from ksef_client.mock.state.auth import certificate_identity
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import (
     AUTH_NAMESPACE,

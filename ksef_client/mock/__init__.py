@@ -1,8 +1,8 @@
 """KSeF emulator: a stateful fake of the KSeF 2.0 API for tests (install ``ksef-sdk[mock]``).
 
-``create_app()`` gives an ASGI app served under ``/v2``; ``KSeFBackend`` holds the state and has
-test shortcuts (``mint_access_token``, ``open_session``, ``add_invoice``, ``close_session``,
-``faults``, ``transitions``).
+``create_app()`` gives an ASGI app served under ``/v2``; ``KSeFBackend`` holds the state, one
+component per group of the API (``backend.sessions``, ``backend.auth``...), and the test shortcuts
+(``mint_access_token``, ``faults``, ``transitions``, ``rate_limits``, ``reset``).
 """
 
 from ksef_client.mock.app import create_app

@@ -1,7 +1,7 @@
 """``ksef-mock --state FILE``: keep the emulator's state in SQLite across restarts.
 
-The state (sessions, invoices, UPOs, tokens, auth operations, exports, the JWT secret) is pickled
-into one row after every request that changes it, and the emulator's private keys are stored as
+The state (each component's state object, the transitions and the JWT secret: ``KSeFBackend.snapshot``)
+is pickled into one row after every request that changes it, and the emulator's private keys are stored as
 PEM so tokens and public keys stay valid after a restart. The file is trusted input: only load
 state files you wrote yourself.
 """
@@ -21,13 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ksef_client.mock import keys as keys_module
 from ksef_client.mock.keys import EmulatorKeys, KeyPair, emulator_keys
 from ksef_client.mock.models import KSeFBackend
-
-# What survives a restart; faults, locks and the clock do not.
-STATE_ATTRIBUTES = (
-    "sessions", "blobs", "invoice_keys", "upload_slots", "transitions", "challenges", "auth_operations",
-    "ksef_tokens", "grants", "exports", "testdata", "permission_grants", "permission_operations",
-    "peppol_providers", "ksef_certificates", "enrollments", "collective_identifiers", "_secret",
-)  # fmt: skip
 
 
 class SQLiteStore:
@@ -55,15 +48,12 @@ class SQLiteStore:
         if row is None:
             return False
         state: dict[str, Any] = pickle.loads(row[0])  # noqa: S301 - the user's own state file
-        with backend.lock:
-            for name, value in state.items():
-                setattr(backend, name, value)
+        backend.restore(state)
         return True
 
     def save(self, backend: KSeFBackend) -> None:
         """Write the current state (atomically: one SQLite transaction)."""
-        with backend.lock:
-            data = pickle.dumps({name: getattr(backend, name) for name in STATE_ATTRIBUTES})
+        data = pickle.dumps(backend.snapshot())
         with self._lock, self._connect() as db:
             db.execute("INSERT OR REPLACE INTO state (id, data) VALUES (1, ?)", (data,))
 

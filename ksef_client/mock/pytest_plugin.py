@@ -75,7 +75,5 @@ def ksef_mock_server() -> Iterator[ThreadedServer]:
 @pytest.fixture
 def ksef_mock(ksef_mock_server: ThreadedServer) -> KSeFMock:
     """A fresh emulator (state emptied, sizes a test may have changed restored) and client factories."""
-    backend = ksef_mock_server.backend
-    backend.reset()
-    backend.upo_page_size, backend.metadata_limit, backend.export_part_size = 10_000, 10_000, 50_000_000
+    ksef_mock_server.backend.reset()  # state emptied, settings as created
     return KSeFMock(ksef_mock_server)

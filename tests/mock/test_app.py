@@ -87,7 +87,7 @@ class TestFaults:
         backend.reset()
         access = _access(backend)
         for _ in range(100):
-            backend.close_session(backend.open_session(access))
+            backend.sessions.close(backend.sessions.open(access))
         backend.faults.set_random(0.3, seed=seed)
         time = FakeTime()
         with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP), max_retries=8,
@@ -123,7 +123,7 @@ class TestControlEndpoints:
             assert ksef.sessions.get(session.reference_number).status.code == 170  # 2 reads needed
         with httpx.Client(base_url=root) as http:
             http.post("/_mock/reset")
-        assert backend.sessions == {}
+        assert backend.sessions.state.sessions == {}
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_ksef_mock_command_serves_on_loopback() -> None:
 def test_pytest_plugin_fixture(ksef_mock: KSeFMock) -> None:
     with ksef_mock.client(nip=NIP) as ksef, ksef.online_session() as session:
         session.send(sample_invoice("F/1"))
-    assert ksef_mock.backend.sessions[str(session.reference_number)].invoices[0].invoice_number == "F/1"
+    assert ksef_mock.backend.sessions.state.sessions[str(session.reference_number)].invoices[0].invoice_number == "F/1"
 
 
 def test_a_token_is_accepted_only_by_the_emulator_that_signed_it() -> None:

@@ -40,7 +40,8 @@ from ksef_client._generated.models import (
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
-from ksef_client.mock.app import HANDLERS
+from ksef_client.mock.app import create_app  # noqa: F401 - importing the app registers every route
+from ksef_client.mock.responses import REGISTRY
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from ksef_client.xades import SigningCredentials
@@ -48,7 +49,7 @@ from tests.conftest import NIP
 
 
 def test_every_operation_of_the_spec_has_an_endpoint() -> None:
-    assert sorted(OPERATIONS) == sorted(HANDLERS)
+    assert sorted(OPERATIONS) == sorted(REGISTRY)
 
 
 def _csr(ksef: KSeF, key: ec.EllipticCurvePrivateKey) -> str:

@@ -114,7 +114,9 @@ def test_limits_and_peppol(ksef: KSeF, backend: KSeFBackend) -> None:
     assert limits.online_session.max_invoices == 10_000
     rates = parsed(get_rate_limits.sync_detailed(client=ksef.raw), EffectiveApiRateLimits)
     assert (rates.invoice_metadata.per_second, rates.invoice_metadata.per_hour) == (-1, -1)  # throttling off
-    backend.peppol_providers.append({"id": "PPL000001", "name": "Provider", "dateCreated": "2026-01-01T00:00:00Z"})
+    backend.testdata.state.peppol_providers.append(
+        {"id": "PPL000001", "name": "Provider", "dateCreated": "2026-01-01T00:00:00Z"}
+    )
     providers: Any = parsed(query_peppol_providers.sync_detailed(client=ksef.raw), QueryPeppolProvidersResponse)
     assert [p.id for p in providers.peppol_providers] == ["PPL000001"]
 

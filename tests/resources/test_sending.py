@@ -61,7 +61,7 @@ class TestOnlineSession:
             with pytest.raises(InvoiceRejectedError, match="FA \\(3\\)"):
                 session.send(b"<Faktura/>")
             assert ksef.send_state.requests_sent == sent
-        assert backend.sessions[session.reference_number].invoices == []
+        assert backend.sessions.state.sessions[session.reference_number].invoices == []
 
     def test_sending_to_a_closed_session_is_21180(self, ksef: KSeF, backend: KSeFBackend) -> None:
         session = ksef.online_session().open()
@@ -115,7 +115,7 @@ class TestBatch:
 
     def test_part_with_a_wrong_hash_fails_the_session(self, ksef: KSeF, backend: KSeFBackend) -> None:
         result = ksef.send_batch([sample_invoice("H/1")])
-        part = backend.sessions[result.reference_number].batch.parts[0]  # type: ignore[union-attr]
+        part = backend.sessions.state.sessions[result.reference_number].batch.parts[0]  # type: ignore[union-attr]
         assert part.data is None  # processed: the encrypted parts were dropped
         key = SymmetricKey.generate()
         with BatchPackage.build([sample_invoice("H/2")], key) as package:
@@ -199,7 +199,7 @@ async def test_async_resend_after_a_lost_answer_keeps_one_invoice(ksef_server: T
             await session.send(sample_invoice("LOST/2"))
         await client.sessions.wait(session.reference_number)
         numbers = await session.ksef_numbers()
-    stored = [i for i in backend.sessions[session.reference_number].invoices if i.ksef_number]
+    stored = [i for i in backend.sessions.state.sessions[session.reference_number].invoices if i.ksef_number]
     assert backend.faults.injected == 1
     assert len(numbers) == 2 and None not in numbers and len(set(numbers)) == 2
     assert sorted(i.ksef_number for i in stored) == sorted(numbers)  # type: ignore[type-var]

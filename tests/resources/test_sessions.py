@@ -15,11 +15,11 @@ from tests.helpers import FakeTime, invoice_xml
 
 def _session(backend: KSeFBackend, invoices: list[bytes], nip: str = NIP, close: bool = True) -> Session:
     access = backend.authenticate("Bearer " + backend.mint_access_token(nip))
-    session = backend.open_session(access)
+    session = backend.sessions.open(access)
     for xml in invoices:
-        backend.add_invoice(session, xml)
+        backend.sessions.add_invoice(session, xml)
     if close:
-        backend.close_session(session)
+        backend.sessions.close(session)
     return session
 
 
@@ -27,7 +27,7 @@ class TestSessions:
     @pytest.mark.parametrize("page_size", [10, 137, 1000])
     def test_lists_every_session_through_pages(self, ksef: KSeF, backend: KSeFBackend, page_size: int) -> None:
         access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
-        held = {backend.open_session(access).reference_number for _ in range(2345)}
+        held = {backend.sessions.open(access).reference_number for _ in range(2345)}
         listed = [s.reference_number for s in ksef.sessions.list("Online", page_size=page_size)]
         assert len(listed) == 2345
         assert set(listed) == held
@@ -35,7 +35,7 @@ class TestSessions:
     def test_a_saved_cursor_resumes_the_listing(self, ksef: KSeF, backend: KSeFBackend) -> None:
         access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
         for _ in range(25):
-            backend.open_session(access)
+            backend.sessions.open(access)
         pager = ksef.sessions.list("Online", page_size=10)
         first = next(pager.pages())
         resumed = ksef.sessions.list("Online", page_size=10, cursor=pager.cursor)

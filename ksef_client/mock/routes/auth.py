@@ -1,4 +1,5 @@
-"""Endpoints: public keys, challenge, token and XAdES authentication, redeem, refresh, KSeF tokens."""
+"""Endpoints: challenge, KSeF-token and XAdES authentication, status, redeem, refresh (``auth``), and the
+authentication sessions of a context (``auth_sessions``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ksef_client.mock.auth import Access, AuthOperation, Context, KsefToken
 from ksef_client.mock.exceptions import MockAPIError
-from ksef_client.mock.keys import emulator_keys
-from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.models import Access, Context, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, iso, json_body, render_status
+from ksef_client.mock.state.auth import AuthOperation
+from ksef_client.mock.state.core import VALIDATION
 
 MAX_XADES_BYTES = 1_000_000
 METHOD_NAMES = {
@@ -21,25 +22,9 @@ METHOD_NAMES = {
 }
 
 
-@api_endpoint("security.get_public_key_certificates")
-async def get_public_key_certificates(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    items = [
-        {
-            "certificate": pair.der_b64,
-            "certificateId": format(pair.certificate.serial_number, "X"),
-            "publicKeyId": pair.public_key_id,
-            "validFrom": iso(pair.certificate.not_valid_before_utc),
-            "validTo": iso(pair.certificate.not_valid_after_utc),
-            "usage": [pair.usage],
-        }
-        for pair in emulator_keys().published
-    ]
-    return JSONResponse(items)
-
-
 @api_endpoint("auth.create_challenge")
 async def create_challenge(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    challenge, timestamp, millis = backend.create_challenge()
+    challenge, timestamp, millis = backend.auth.create_challenge()
     client_ip = request.client.host if request.client else "127.0.0.1"
     return JSONResponse(
         {"challenge": challenge, "timestamp": iso(timestamp), "timestampMs": millis, "clientIp": client_ip}
@@ -59,11 +44,9 @@ async def authenticate_ksef_token(request: Request, backend: KSeFBackend, access
     body = await json_body(request)
     identifier = body.get("contextIdentifier")
     if not isinstance(identifier, dict) or not body.get("challenge") or not body.get("encryptedToken"):
-        raise MockAPIError(
-            21405, "Błąd walidacji danych wejściowych.", ["Wymagane: challenge, contextIdentifier, encryptedToken."]
-        )
+        raise MockAPIError(21405, VALIDATION, ["Wymagane: challenge, contextIdentifier, encryptedToken."])
     context = Context(str(identifier.get("type")), str(identifier.get("value")))
-    found = backend.authenticate_with_ksef_token(
+    found = backend.auth.authenticate_with_ksef_token(
         str(body["challenge"]), context, str(body["encryptedToken"]), body.get("publicKeyId")
     )
     return _init_response(*found)
@@ -75,8 +58,9 @@ async def authenticate_xades_signature(request: Request, backend: KSeFBackend, a
     if not document.strip():
         raise MockAPIError(21001, "Nieczytelna treść.")
     if len(document) > MAX_XADES_BYTES:
-        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["Dokument jest za duży."])
-    return _init_response(*backend.authenticate_with_xades(document))
+        raise MockAPIError(21405, VALIDATION, ["Dokument jest za duży."])
+    verify_chain = request.query_params.get("verifyCertificateChain", "false").lower() == "true"
+    return _init_response(*backend.auth.authenticate_with_xades(document, verify_chain=verify_chain))
 
 
 def _operation_body(operation: AuthOperation) -> dict[str, Any]:
@@ -98,16 +82,16 @@ def _operation_body(operation: AuthOperation) -> dict[str, Any]:
     return body
 
 
-@api_endpoint("auth.get_auth_status", bearer="own")
+@api_endpoint("auth.get_auth_status", bearer="authentication")
 async def get_auth_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     reference_number = request.path_params["referenceNumber"]
-    operation = backend.auth_operation_for(request.headers.get("authorization"), reference_number)
+    operation = backend.auth.auth_operation_for(request.headers.get("authorization"), reference_number)
     return JSONResponse(_operation_body(operation))
 
 
-@api_endpoint("auth.redeem_token", bearer="own")
+@api_endpoint("auth.redeem_token", bearer="authentication")
 async def redeem_token(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    (access_token, access_until), (refresh, refresh_until) = backend.redeem(request.headers.get("authorization"))
+    (access_token, access_until), (refresh, refresh_until) = backend.auth.redeem(request.headers.get("authorization"))
     return JSONResponse(
         {
             "accessToken": {"token": access_token, "validUntil": iso(access_until)},
@@ -116,9 +100,9 @@ async def redeem_token(request: Request, backend: KSeFBackend, access: Access | 
     )
 
 
-@api_endpoint("auth.refresh_token", bearer="own")
+@api_endpoint("auth.refresh_token", bearer="refresh")
 async def refresh_token(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    token, until = backend.refresh(request.headers.get("authorization"))
+    token, until = backend.auth.refresh(request.headers.get("authorization"))
     return JSONResponse({"accessToken": {"token": token, "validUntil": iso(until)}})
 
 
@@ -131,7 +115,7 @@ async def list_auth_sessions(request: Request, backend: KSeFBackend, access: Acc
             "referenceNumber": o.reference_number,
             "isCurrent": o.reference_number == access.auth_reference_number,
         }
-        for o in backend.auth_sessions(access)
+        for o in backend.auth.auth_sessions(access)
     ]
     return JSONResponse({"items": items})
 
@@ -139,67 +123,12 @@ async def list_auth_sessions(request: Request, backend: KSeFBackend, access: Acc
 @api_endpoint("auth_sessions.revoke_current_auth_session")
 async def revoke_current_auth_session(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.revoke_auth_session(access)
+    backend.auth.revoke_auth_session(access)
     return Response(status_code=204)
 
 
 @api_endpoint("auth_sessions.revoke_auth_session")
 async def revoke_auth_session(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.revoke_auth_session(access, request.path_params["referenceNumber"])
+    backend.auth.revoke_auth_session(access, request.path_params["referenceNumber"])
     return Response(status_code=204)
-
-
-# --- KSeF tokens ------------------------------------------------------------------------------
-
-
-@api_endpoint("tokens.create_token")
-async def create_token(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    body = await json_body(request)
-    permissions = body.get("permissions")
-    description = body.get("description")
-    if not isinstance(permissions, list) or not isinstance(description, str) or not 5 <= len(description) <= 256:
-        raise MockAPIError(
-            21405, "Błąd walidacji danych wejściowych.", ["permissions (lista) i description (5-256 znaków) wymagane."]
-        )
-    reference_number, token = backend.create_ksef_token(access, [str(p) for p in permissions], description)
-    return JSONResponse({"referenceNumber": reference_number, "token": token}, status_code=202)
-
-
-def _token_body(token: KsefToken) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "referenceNumber": token.reference_number,
-        "authorIdentifier": {"type": "Nip", "value": token.context.nip or token.context.value},
-        "contextIdentifier": {"type": token.context.type, "value": token.context.value},
-        "description": token.description,
-        "requestedPermissions": sorted(token.permissions),
-        "dateCreated": iso(token.created),
-        "status": token.status,
-    }
-    if token.last_use is not None:
-        body["lastUseDate"] = iso(token.last_use)
-    return body
-
-
-@api_endpoint("tokens.get_token_status")
-async def get_token_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    return JSONResponse(_token_body(backend.get_ksef_token(access, request.path_params["referenceNumber"])))
-
-
-@api_endpoint("tokens.revoke_token")
-async def revoke_token(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    backend.revoke_ksef_token(access, request.path_params["referenceNumber"])
-    return Response(status_code=204)
-
-
-@api_endpoint("tokens.list_tokens")
-async def list_tokens(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    tokens = [t for t in backend.ksef_tokens.values() if t.context == access.context]
-    statuses = set(request.query_params.getlist("status"))
-    if statuses:
-        tokens = [t for t in tokens if t.status in statuses]
-    return JSONResponse({"tokens": [_token_body(t) for t in tokens]})

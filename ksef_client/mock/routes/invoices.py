@@ -1,4 +1,4 @@
-"""Endpoints: invoice download, metadata query, exports."""
+"""Endpoints: invoice download, metadata query, exports (``invoices``)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import MockAPIError
-from ksef_client.mock.invoices import metadata_of, parse_query
-from ksef_client.mock.models import KSeFBackend
+from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, int_param, iso, json_body, render_status, storage_url, xml_response
-from ksef_client.mock.sending import KeyUnwrapError, unwrap_key
-
-_VALIDATION = "Błąd walidacji danych wejściowych."
+from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.invoices import metadata_of, parse_query
+from ksef_client.mock.state.sessions import Encryption, KeyUnwrapError, unwrap_key
 
 
 @api_endpoint("invoices.get_invoice")
 async def get_invoice(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return xml_response(backend.download_invoice(access, request.path_params["ksefNumber"]))
+    return xml_response(backend.invoices.download(access, request.path_params["ksefNumber"]))
 
 
 @api_endpoint("invoices.query_invoice_metadata")
@@ -31,14 +29,14 @@ async def query_invoice_metadata(request: Request, backend: KSeFBackend, access:
     size = int_param(request, "pageSize", default=10, low=10, high=250)
     order = request.query_params.get("sortOrder", "Asc")
     if order not in ("Asc", "Desc"):
-        raise MockAPIError(21405, _VALIDATION, ["sortOrder: Asc lub Desc."])
-    page, has_more, truncated = backend.query_metadata(
+        raise MockAPIError(21405, VALIDATION, ["sortOrder: Asc lub Desc."])
+    page, has_more, truncated = backend.invoices.query_metadata(
         access, query, page_offset=offset, page_size=size, descending=order == "Desc"
     )
     body = {
         "hasMore": has_more,
         "isTruncated": truncated,
-        "permanentStorageHwmDate": iso(backend.hwm()),
+        "permanentStorageHwmDate": iso(backend.invoices.hwm()),
         "invoices": [metadata_of(i) for i in page],
     }
     return JSONResponse(body)
@@ -50,12 +48,18 @@ async def export_invoices(request: Request, backend: KSeFBackend, access: Access
     body = await json_body(request)
     encryption, filters = body.get("encryption"), body.get("filters")
     if not isinstance(encryption, dict) or not isinstance(filters, dict):
-        raise MockAPIError(21405, _VALIDATION, ["encryption i filters: wymagane."])
+        raise MockAPIError(21405, VALIDATION, ["encryption i filters: wymagane."])
+    wrapped = Encryption(
+        str(encryption.get("encryptedSymmetricKey")), str(encryption.get("initializationVector")),
+        encryption.get("publicKeyId"),
+    )  # fmt: skip
     try:
-        key = unwrap_key(encryption)
+        key = unwrap_key(wrapped)
     except KeyUnwrapError as error:
-        raise MockAPIError(21405, _VALIDATION, [f"encryption: {error}"]) from error
-    export = backend.start_export(access, parse_query(filters), key, bool(body.get("onlyMetadata", False)))
+        raise MockAPIError(21405, VALIDATION, [f"encryption: {error}"]) from error
+    only_metadata = bool(body.get("onlyMetadata", False))
+    compression = str(body.get("compressionType") or "Zip")
+    export = backend.invoices.start_export(access, parse_query(filters), key, only_metadata, compression)
     return JSONResponse({"referenceNumber": export.reference_number}, status_code=201)
 
 
@@ -76,7 +80,7 @@ def _package(request: Request, package: dict[str, Any]) -> dict[str, Any]:
 @api_endpoint("invoices.get_invoice_export_status")
 async def get_invoice_export_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    export = backend.export_status(access, request.path_params["referenceNumber"])
+    export = backend.invoices.export_status(access, request.path_params["referenceNumber"])
     body: dict[str, Any] = {"status": render_status(export.status)}
     if export.package is not None:
         body["completedDate"] = iso(backend.clock())

@@ -1,4 +1,4 @@
-"""Endpoints: permission grants, revokes, queries and operation status; limits; Peppol providers.
+"""Endpoints: permission grants, revokes, queries and operation status (``permissions``).
 
 Request bodies are parsed with the generated models (``Model.from_dict``), so what the emulator
 accepts is what the spec describes; anything else is KSeF's 21405.
@@ -13,31 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated import models
-from ksef_client.mock.auth import Access
 from ksef_client.mock.exceptions import MockAPIError
-from ksef_client.mock.limits import rate_limits_body
-from ksef_client.mock.models import KSeFBackend
-from ksef_client.mock.permissions import Grant, page_of
-from ksef_client.mock.responses import api_endpoint, iso, json_body
+from ksef_client.mock.models import Access, KSeFBackend
+from ksef_client.mock.responses import api_endpoint, iso, json_body, offset_params, parsed_body
+from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.permissions import Grant, page_of
 
-_VALIDATION = "Błąd walidacji danych wejściowych."
 DONE = {"code": 200, "description": "Operacja zakończona sukcesem"}
-
-
-async def parsed_body(request: Request, model: Any) -> Any:
-    """The body as a generated model; 21405 naming the problem when it does not fit the schema."""
-    body = await json_body(request)
-    try:
-        return model.from_dict(body)
-    except (KeyError, ValueError, TypeError, AttributeError) as error:
-        raise MockAPIError(21405, _VALIDATION, [f"{model.__name__}: {type(error).__name__} {error}"]) from None
-
-
-def _offset(request: Request, high: int = 100) -> tuple[int, int]:
-    raw_offset, raw_size = request.query_params.get("pageOffset", "0"), request.query_params.get("pageSize", "10")
-    if not raw_offset.isdigit() or not raw_size.isdigit() or not 10 <= int(raw_size) <= high:
-        raise MockAPIError(21405, _VALIDATION, [f"pageOffset >= 0, pageSize 10-{high}."])
-    return int(raw_offset), int(raw_size)
 
 
 def _identifier(raw: Any) -> tuple[str, str]:
@@ -56,8 +38,8 @@ def _grant_each(backend: KSeFBackend, access: Access, kind: str, subject: tuple[
                 description: str, details: dict[str, Any] | None = None) -> Response:  # fmt: skip
     # KSeF gives every granted permission its own id, so one record per scope.
     if not scopes:
-        raise MockAPIError(21405, _VALIDATION, ["permissions: wymagane co najmniej jedno uprawnienie."])
-    refs = [backend.grant(access, kind, subject, [scope], description, details) for scope in scopes]
+        raise MockAPIError(21405, VALIDATION, ["permissions: wymagane co najmniej jedno uprawnienie."])
+    refs = [backend.permissions.grant(access, kind, subject, [scope], description, details) for scope in scopes]
     return _accepted(refs[-1])
 
 
@@ -126,26 +108,26 @@ async def grant_eu_entity_permissions(request: Request, backend: KSeFBackend, ac
 @api_endpoint("permissions.revoke_common_permission")
 async def revoke_common_permission(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return _accepted(backend.revoke_grant(access, request.path_params["permissionId"]))
+    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"]))
 
 
 @api_endpoint("permissions.revoke_authorization_permission")
 async def revoke_authorization_permission(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return _accepted(backend.revoke_grant(access, request.path_params["permissionId"]))
+    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"]))
 
 
 @api_endpoint("permissions.get_operation_status")
 async def get_operation_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.permission_operation(access, request.path_params["referenceNumber"])
+    backend.permissions.operation(access, request.path_params["referenceNumber"])
     return JSONResponse({"status": DONE})
 
 
 @api_endpoint("permissions.get_attachment_permission_status")
 async def get_attachment_permission_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return JSONResponse({"isAttachmentAllowed": access.context.nip in backend.testdata["attachments"]})
+    return JSONResponse({"isAttachmentAllowed": backend.testdata.attachments_allowed(access.context.nip)})
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -220,11 +202,11 @@ def _query(operation: str, kinds: tuple[str, ...], render: Render, field: str = 
         assert access is not None
         if request.method == "POST":
             await json_body(request)  # a malformed body is still a 400
-        offset, size = _offset(request)
-        items, has_more = page_of(backend.grants_of(access, kinds, personal=personal), offset, size)
+        offset, size = offset_params(request)
+        items, has_more = page_of(backend.permissions.grants_of(access, kinds, personal=personal), offset, size)
         body: dict[str, Any] = {field: [render(g) for g in items], "hasMore": has_more}
         if personal:
-            body["ownerPermissions"] = backend.owner_permissions(access)
+            body["ownerPermissions"] = backend.permissions.owner_permissions(access)
         return JSONResponse(body)
 
     return endpoint
@@ -242,56 +224,3 @@ query_authorization_permissions = _query(
 query_eu_entity_permissions = _query("permissions.query_eu_entity_permissions", ("eu-administration", "eu-entity"), _eu)
 query_entity_roles = _query("permissions.query_entity_roles", (), _entity, "roles")
 query_subordinate_entity_roles = _query("permissions.query_subordinate_entity_roles", (), _entity, "roles")
-
-
-# --- limits (the values the emulator enforces, from mock/limits.py) and Peppol -------------------
-
-
-@api_endpoint("limits.get_context_limits")
-async def get_context_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    return JSONResponse(backend.context_limits(access.context))
-
-
-@api_endpoint("limits.get_subject_limits")
-async def get_subject_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    return JSONResponse({"enrollment": {"maxEnrollments": 300}, "certificate": {"maxCertificates": 100}})
-
-
-@api_endpoint("limits.get_rate_limits")
-async def get_rate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    return JSONResponse(rate_limits_body(backend.rate_limits))
-
-
-@api_endpoint("peppol.query_peppol_providers")
-async def query_peppol_providers(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    offset, size = _offset(request)
-    items, has_more = page_of(backend.peppol_providers, offset, size)
-    return JSONResponse({"peppolProviders": items, "hasMore": has_more})
-
-
-HANDLERS: dict[str, Any] = {
-    "permissions.grant_person_permissions": grant_person_permissions,
-    "permissions.grant_entity_permissions": grant_entity_permissions,
-    "permissions.grant_authorization_permissions": grant_authorization_permissions,
-    "permissions.grant_indirect_permissions": grant_indirect_permissions,
-    "permissions.grant_subunit_permissions": grant_subunit_permissions,
-    "permissions.grant_eu_entity_administration_permissions": grant_eu_entity_administration_permissions,
-    "permissions.grant_eu_entity_permissions": grant_eu_entity_permissions,
-    "permissions.revoke_common_permission": revoke_common_permission,
-    "permissions.revoke_authorization_permission": revoke_authorization_permission,
-    "permissions.get_operation_status": get_operation_status,
-    "permissions.get_attachment_permission_status": get_attachment_permission_status,
-    "permissions.query_person_permissions": query_person_permissions,
-    "permissions.query_personal_permissions": query_personal_permissions,
-    "permissions.query_entity_permissions": query_entity_permissions,
-    "permissions.query_subunit_permissions": query_subunit_permissions,
-    "permissions.query_authorization_permissions": query_authorization_permissions,
-    "permissions.query_eu_entity_permissions": query_eu_entity_permissions,
-    "permissions.query_entity_roles": query_entity_roles,
-    "permissions.query_subordinate_entity_roles": query_subordinate_entity_roles,
-    "limits.get_context_limits": get_context_limits,
-    "limits.get_subject_limits": get_subject_limits,
-    "limits.get_rate_limits": get_rate_limits,
-    "peppol.query_peppol_providers": query_peppol_providers,
-}

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ksef_client._throttle import Throttle
-from ksef_client.mock.auth import ALL_PERMISSIONS, Context
+from ksef_client.mock.models import ALL_PERMISSIONS, Context
 from ksef_client.mock.responses import backend_of
 
 

@@ -1,9 +1,9 @@
-"""Authentication state of the emulator: challenges, auth operations, KSeF tokens, JWTs.
+"""Who is calling: challenges, auth operations, KSeF tokens, JWTs.
 
-Plain Python, no HTTP (``routes/auth.py`` is the HTTP side). Mixed into ``KSeFBackend``; it uses
-the backend's clock, lock, secret and reference numbers. The flow is KSeF's: challenge ->
-``ksef-token`` (RSA-OAEP encrypted token) or ``xades-signature`` (signed ``AuthTokenRequest``) ->
-auth operation polled with the authentication token -> redeem once -> access + refresh token.
+The flow is KSeF's: challenge -> ``ksef-token`` (RSA-OAEP encrypted token) or ``xades-signature``
+(signed ``AuthTokenRequest``) -> auth operation polled with the authentication token -> redeem
+once -> access + refresh token. Access tokens carry the context, the permissions and the subject
+that authenticated (``Access.subject``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import functools
 import hashlib
 import re
 import secrets
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
@@ -28,13 +28,16 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
+from ksef_client.mock.state.permissions import Permissions, subject_key
+from ksef_client.mock.state.testdata import TestData
 from ksef_client.xades import AUTH_NAMESPACES, CONTEXT_TYPES, SignatureVerificationError, verify_xades
 
 ALL_PERMISSIONS = (
     "InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead", "CredentialsManage",
     "SubunitManage", "EnforcementOperations", "CollectiveIdentifierManage",
 )  # fmt: skip
-TOKEN_PERMISSIONS = frozenset(ALL_PERMISSIONS) - {"Introspection"}
+TOKEN_PERMISSIONS = frozenset(ALL_PERMISSIONS)  # the spec's TokenPermissionType
 CHALLENGE_TTL = dt.timedelta(minutes=10)
 AUTH_TOKEN_TTL = dt.timedelta(minutes=15)
 ACCESS_TOKEN_TTL = dt.timedelta(minutes=15)
@@ -54,38 +57,6 @@ _PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
 _SEAL_NIP = re.compile(r"(VATPL).*?(\d{10})")
 
 
-@dataclass(frozen=True)
-class Context:
-    """Who acts: the context identifier (``Nip``, ``InternalId``, ``NipVatUe``, ``PeppolId``)."""
-
-    type: str
-    value: str
-
-    @property
-    def nip(self) -> str | None:
-        """The NIP the context belongs to (``None`` for Peppol providers)."""
-        return self.value[:10] if self.type in ("Nip", "InternalId", "NipVatUe") else None
-
-
-@dataclass(frozen=True)
-class Access:
-    """A verified access token."""
-
-    context: Context
-    permissions: frozenset[str]
-    auth_reference_number: str
-
-
-@dataclass
-class Status:
-    """A numeric KSeF status with its texts."""
-
-    code: int
-    description: str
-    details: list[str] = field(default_factory=list)
-    extensions: dict[str, str] | None = None
-
-
 @dataclass
 class KsefToken:
     """A KSeF token issued by ``POST /tokens``; only its hash is kept."""
@@ -96,7 +67,7 @@ class KsefToken:
     permissions: frozenset[str]
     description: str
     created: dt.datetime
-    author: str
+    author: tuple[str, str]
     status: str = "Active"
     last_use: dt.datetime | None = None
 
@@ -112,7 +83,7 @@ class AuthOperation:
     started: dt.datetime
     status: Status
     permissions: frozenset[str] = frozenset()
-    subject: str = ""
+    subject: tuple[str, str] = ("", "")
     ksef_token_reference: str | None = None
     document_hash: str | None = None
     redeemed: bool = False
@@ -122,6 +93,15 @@ class AuthOperation:
     # A success held back for ``reads_left`` status reads (``Transitions.auth_reads``).
     pending_permissions: frozenset[str] | None = None
     reads_left: int = 0
+
+
+@dataclass
+class AuthState:
+    """Open challenges (challenge -> timestamp ms, expiry), auth operations, KSeF tokens."""
+
+    challenges: dict[str, tuple[int, dt.datetime]] = field(default_factory=dict)
+    operations: dict[str, AuthOperation] = field(default_factory=dict)
+    tokens: dict[str, KsefToken] = field(default_factory=dict)
 
 
 def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
@@ -139,6 +119,24 @@ def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
     return "Fingerprint", hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
 
 
+def issued_by_emulator(certificate: x509.Certificate) -> bool:
+    """Whether the emulator's own CA (the KSeF certificates it enrolls) signed ``certificate``:
+    the only chain it can verify, as TEST verifies chains to the trusted CAs."""
+    ca = emulator_keys().upo_signing.certificate
+    public_key = ca.public_key()
+    if certificate.issuer != ca.subject or not isinstance(public_key, rsa.RSAPublicKey):
+        return False
+    try:
+        assert certificate.signature_hash_algorithm is not None
+        public_key.verify(
+            certificate.signature, certificate.tbs_certificate_bytes, padding.PKCS1v15(),
+            certificate.signature_hash_algorithm,
+        )  # fmt: skip
+    except Exception:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def _verified_claims(secret: bytes, token: str) -> dict[str, Any]:
     """The claims of a token whose signature ``secret`` verifies (read-only: shared by every request
@@ -150,144 +148,148 @@ def _verified_claims(secret: bytes, token: str) -> dict[str, Any]:
     return claims
 
 
-class AuthOperations:
-    """Mixin of ``KSeFBackend``: everything about who is calling."""
+class Auth:
+    """Challenges, logins, tokens."""
 
-    clock: Callable[[], dt.datetime]
-    lock: threading.RLock
-    _secret: bytes
-    transitions: Any
-
-    def new_reference_number(self, kind: str) -> str:  # pragma: no cover - provided by KSeFBackend
-        raise NotImplementedError
-
-    def _reset_auth(self) -> None:
-        self.challenges: dict[str, tuple[int, dt.datetime]] = {}
-        self.auth_operations: dict[str, AuthOperation] = {}
-        self.ksef_tokens: dict[str, KsefToken] = {}
-        # (context, subject) -> permissions granted to someone who is not the owner
-        self.grants: dict[tuple[Context, str], frozenset[str]] = {}
-        # /testdata/*: subjects, persons, attachments, blocked contexts, limit overrides
-        self.testdata: dict[str, Any] = {
-            "subjects": {}, "persons": {}, "attachments": set(), "blocked": set(), "overrides": {},
-        }  # fmt: skip
+    def __init__(self, core: Core, permissions: Permissions, testdata: TestData) -> None:
+        self.core = core
+        self.permissions = permissions
+        self.testdata = testdata
+        self.state = AuthState()
 
     # --- JWTs ----------------------------------------------------------------------------------
 
     def _jwt(self, kind: str, ttl: dt.timedelta, **claims: Any) -> tuple[str, dt.datetime]:
-        now = self.clock()
+        now = self.core.clock()
         expires = now + ttl
         body = {**claims, "typ": kind, "iat": int(now.timestamp()), "exp": int(expires.timestamp())}
         body["jti"] = secrets.token_hex(8)
-        return jwt.encode(body, self._secret, algorithm="HS256"), expires
+        return jwt.encode(body, self.core.secret, algorithm="HS256"), expires
 
-    def _claims(self, authorization: str | None, kind: str) -> dict[str, Any]:
+    def claims(self, authorization: str | None, kind: str) -> dict[str, Any]:
+        """The claims of a ``Bearer`` token of ``kind`` (access, authentication, refresh); 401 otherwise."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Brak tokenu.")
         try:
-            claims = _verified_claims(self._secret, authorization[7:])
+            claims = _verified_claims(self.core.secret, authorization[7:])
         except jwt.InvalidTokenError as error:
             raise Unauthorized("Nieprawidłowy token.") from error
         if claims.get("typ") != kind:
             raise Unauthorized(f"Oczekiwano tokenu typu {kind}.")
-        if claims["exp"] <= self.clock().timestamp():
+        if claims["exp"] <= self.core.clock().timestamp():
             raise Unauthorized("Token wygasł.")
         return claims
 
     def mint_access_token(
-        self,
-        context_nip: str | None = None,
-        *,
-        context: Context | None = None,
-        permissions: Iterable[str] = ALL_PERMISSIONS,
-        ttl: dt.timedelta = ACCESS_TOKEN_TTL,
-        auth_reference_number: str | None = None,
-    ) -> str:
-        """Issue an access token without the auth flow: the documented shortcut for tests."""
+        self, context_nip: str | None = None, *, context: Context | None = None,
+        permissions: Iterable[str] = ALL_PERMISSIONS, ttl: dt.timedelta = ACCESS_TOKEN_TTL,
+        subject: tuple[str, str] | None = None,
+    ) -> str:  # fmt: skip
+        """Issue an access token without the auth flow (the documented shortcut for tests).
+
+        The token belongs to a redeemed auth session, like a real login: it is listed by
+        ``GET /auth/sessions`` and ``DELETE /auth/sessions/current`` revokes it.
+        """
         if context is None:
             if context_nip is None:
                 raise ValueError("mint_access_token needs context_nip or context")
             context = Context("Nip", validate_nip(context_nip, "context_nip"))
-        ref = auth_reference_number or self.new_reference_number("AU")
-        token, _ = self._jwt("access", ttl, ctx=[context.type, context.value], per=sorted(permissions), ref=ref)
+        who = subject or ("Nip", context.nip or context.value)
+        operation = self._start(context, "Token", "Token")
+        operation.subject, operation.redeemed = who, True
+        self._succeed(operation, frozenset(permissions))
+        token, _ = self._access_for(operation, ttl)
         return token
 
     def authenticate(self, authorization: str | None) -> Access:
         """Verify a ``Bearer`` access token; ``Unauthorized`` otherwise."""
-        claims = self._claims(authorization, "access")
-        return Access(Context(*claims["ctx"]), frozenset(claims["per"]), claims["ref"])
+        claims = self.claims(authorization, "access")
+        subject = claims.get("who") or ("", "")
+        return Access(Context(*claims["ctx"]), frozenset(claims["per"]), claims["ref"], (subject[0], subject[1]))
 
     # --- challenge -----------------------------------------------------------------------------
 
     def create_challenge(self) -> tuple[str, dt.datetime, int]:
         """A challenge valid for 10 minutes: ``(challenge, timestamp, timestampMs)``."""
-        now = self.clock()
-        challenge = self.new_reference_number("CR")
+        now = self.core.clock()
+        challenge = self.core.new_reference_number("CR")
         millis = int(now.timestamp() * 1000)
-        with self.lock:
-            self.challenges[challenge] = (millis, now + CHALLENGE_TTL)
+        with self.core.lock:
+            self.state.challenges[challenge] = (millis, now + CHALLENGE_TTL)
         return challenge, now, millis
 
     def _use_challenge(self, challenge: str) -> int:
-        with self.lock:
-            found = self.challenges.pop(challenge, None)
-        if found is None or found[1] <= self.clock():
+        with self.core.lock:
+            found = self.state.challenges.pop(challenge, None)
+        if found is None or found[1] <= self.core.clock():
             raise MockAPIError(
-                21111,
-                "Nieprawidłowe wyzwanie autoryzacyjne.",
+                21111, "Nieprawidłowe wyzwanie autoryzacyjne.",
                 [f"Wyzwanie {challenge} jest nieznane, zużyte lub wygasło."],
-            )
+            )  # fmt: skip
         return found[0]
 
     # --- KSeF tokens ---------------------------------------------------------------------------
 
     def create_ksef_token(self, access: Access, permissions: Iterable[str], description: str) -> tuple[str, str]:
-        """Issue a KSeF token in the caller's context: ``(reference number, token)``; shown once."""
+        """Issue a KSeF token in the caller's context: ``(reference number, token)``; shown once.
+
+        A token can do at most what its creator may do (it cannot widen the creator's rights).
+        """
         wanted = frozenset(permissions)
         unknown = wanted - TOKEN_PERMISSIONS
         if not wanted or unknown:
+            raise MockAPIError(21405, VALIDATION, [f"permissions: nieprawidłowe {sorted(unknown)}."])
+        beyond = wanted - access.permissions
+        if beyond:
             raise MockAPIError(
-                21405, "Błąd walidacji danych wejściowych.", [f"permissions: nieprawidłowe {sorted(unknown)}."]
+                21405, VALIDATION, [f"permissions: {sorted(beyond)} przekraczają uprawnienia wystawcy tokenu."]
             )
         if access.context.type not in ("Nip", "InternalId"):
-            raise MockAPIError(
-                21405, "Błąd walidacji danych wejściowych.", ["Tokeny wydaje się w kontekście Nip lub InternalId."]
-            )
-        ref = self.new_reference_number("EC")
+            raise MockAPIError(21405, VALIDATION, ["Tokeny wydaje się w kontekście Nip lub InternalId."])
+        ref = self.core.new_reference_number("EC")
         secret = f"{ref}|{access.context.type.lower()}-{access.context.value}|{secrets.token_hex(32)}"
-        token = KsefToken(
-            ref, _sha(secret), access.context, wanted, description, self.clock(), access.auth_reference_number
-        )
-        with self.lock:
-            self.ksef_tokens[ref] = token
+        token = KsefToken(ref, _sha(secret), access.context, wanted, description, self.core.clock(), access.subject)
+        with self.core.lock:
+            self.state.tokens[ref] = token
         return ref, secret
 
-    def get_ksef_token(self, access: Access, reference_number: str) -> KsefToken:
+    def ksef_token(self, access: Access, reference_number: str) -> KsefToken:
         """A token of the caller's context."""
-        token = self.ksef_tokens.get(reference_number)
+        token = self.state.tokens.get(reference_number)
         if token is None or token.context != access.context:
             raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
         return token
 
+    def ksef_tokens(self, access: Access, statuses: Iterable[str] = ()) -> list[KsefToken]:
+        """Tokens of the caller's context, oldest first; only those in ``statuses`` when given."""
+        wanted = set(statuses)
+        found = [
+            t for t in self.state.tokens.values()
+            if t.context == access.context and (not wanted or t.status in wanted)
+        ]  # fmt: skip
+        return sorted(found, key=lambda t: (t.created, t.reference_number))
+
     def revoke_ksef_token(self, access: Access, reference_number: str) -> None:
         """Revoke a token: it can no longer authenticate (access tokens already issued live on)."""
-        self.get_ksef_token(access, reference_number).status = "Revoked"
+        self.ksef_token(access, reference_number).status = "Revoked"
 
     # --- authentication ------------------------------------------------------------------------
 
     def _start(self, context: Context, method: str, category: str) -> AuthOperation:
-        now = self.clock()
+        now = self.core.clock()
         operation = AuthOperation(
-            self.new_reference_number("AU"), context, method, category, now, Status(100, AUTH_TEXT[100])
+            self.core.new_reference_number("AU"), context, method, category, now, Status(100, AUTH_TEXT[100])
         )
-        with self.lock:
-            self.auth_operations[operation.reference_number] = operation
+        with self.core.lock:
+            self.state.operations[operation.reference_number] = operation
         return operation
 
-    def _fail(self, operation: AuthOperation, code: int, detail: str) -> None:
+    @staticmethod
+    def _fail(operation: AuthOperation, code: int, detail: str) -> None:
         operation.status = Status(code, AUTH_TEXT[code], [detail])
 
-    def _succeed(self, operation: AuthOperation, permissions: frozenset[str]) -> None:
+    @staticmethod
+    def _succeed(operation: AuthOperation, permissions: frozenset[str]) -> None:
         operation.permissions = permissions
         operation.status = Status(200, AUTH_TEXT[200])
 
@@ -300,10 +302,9 @@ class AuthOperations:
         pair = emulator_keys().token_encryption
         if public_key_id is not None and emulator_keys().by_public_key_id(public_key_id, TOKEN_ENCRYPTION) is None:
             raise MockAPIError(
-                21470,
-                "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
+                21470, "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
                 [f"Klucz o identyfikatorze {public_key_id} nie jest wspierany."],
-            )
+            )  # fmt: skip
         operation = self._start(context, "Token", "Token")
         try:
             plain = rsa_decrypt(pair.private_key, base64.b64decode(encrypted_token, validate=True)).decode()
@@ -311,8 +312,8 @@ class AuthOperations:
         except ValueError:
             self._fail(operation, 450, "Nie udało się odszyfrować tokenu.")
             return (operation, *self._auth_token(operation))
-        token = next((t for t in self.ksef_tokens.values() if t.secret_hash == _sha(secret)), None)
-        if context in self.testdata["blocked"]:
+        token = next((t for t in self.state.tokens.values() if t.secret_hash == _sha(secret)), None)
+        if self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif stamp != str(millis):
             self._fail(operation, 450, "Znacznik czasu nie odpowiada wyzwaniu.")
@@ -321,14 +322,21 @@ class AuthOperations:
         elif token.context != context:
             self._fail(operation, 450, "Token KSeF nie należy do wskazanego kontekstu.")
         else:
-            token.last_use = self.clock()
+            token.last_use = self.core.clock()
             operation.ksef_token_reference = token.reference_number
-            operation.subject = f"Token:{token.reference_number}"
+            operation.subject = token.author
             self._succeed(operation, token.permissions)
         return (operation, *self._auth_token(operation))
 
-    def authenticate_with_xades(self, document: bytes) -> tuple[AuthOperation, str, dt.datetime]:
-        """``POST /auth/xades-signature``: verify the signature and the signer's right to act."""
+    def authenticate_with_xades(
+        self, document: bytes, *, verify_chain: bool = False
+    ) -> tuple[AuthOperation, str, dt.datetime]:
+        """``POST /auth/xades-signature``: verify the signature and the signer's right to act.
+
+        ``verify_chain`` (``verifyCertificateChain=true``): the certificate must chain to a CA the
+        emulator trusts (its own, which issues KSeF certificates), so a self-signed one fails (460)
+        although TEST accepts self-signed certificates otherwise.
+        """
         try:
             verified = verify_xades(document)
         except SignatureVerificationError as error:
@@ -339,40 +347,43 @@ class AuthOperations:
         kind, value = certificate_identity(certificate)
         is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
         operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
-        operation.subject = f"{kind}:{value}"
+        operation.subject = (kind, value)
         operation.document_hash = sha256_b64(document)
-        now = self.clock()
-        person = self.testdata["persons"].get(value, {})
+        now = self.core.clock()
+        person = self.testdata.person(value)
+        granted = self.permissions.login_permissions(context, subject_key(kind, value))
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             self._fail(operation, 460, "Certyfikat jest nieważny.")
-        elif context in self.testdata["blocked"]:
+        elif verify_chain and not issued_by_emulator(certificate):
+            self._fail(operation, 460, "Nie można zweryfikować łańcucha zaufania certyfikatu.")
+        elif self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
-        elif person.get("isDeceased"):
+        elif person is not None and person.is_deceased:
             self._fail(operation, 470, "Próba wykorzystania metod uwierzytelniania osoby zmarłej.")
         elif kind == "Nip" and context.nip == value:
             self._succeed(operation, frozenset(ALL_PERMISSIONS))
-        elif (granted := self.grants.get((context, operation.subject))) is not None:
+        elif granted is not None:
             self._succeed(operation, granted)
         else:
             self._fail(operation, 415, "Brak uprawnień w kontekście.")
         return (operation, *self._auth_token(operation))
 
     def _auth_token(self, operation: AuthOperation) -> tuple[str, dt.datetime]:
-        if operation.status.code == 200 and self.transitions.auth_reads > 0:
+        reads = self.core.transitions.auth_reads
+        if operation.status.code == 200 and reads > 0:
             operation.status = Status(100, AUTH_TEXT[100])
-            operation.pending_permissions, operation.reads_left = operation.permissions, self.transitions.auth_reads
+            operation.pending_permissions, operation.reads_left = operation.permissions, reads
         return self._jwt("authentication", AUTH_TOKEN_TTL, ref=operation.reference_number)
 
     def auth_operation_for(self, authorization: str | None, reference_number: str | None = None) -> AuthOperation:
         """The operation an authentication token belongs to (and, if given, must match)."""
-        claims = self._claims(authorization, "authentication")
-        operation = self.auth_operations.get(claims["ref"])
+        claims = self.claims(authorization, "authentication")
+        operation = self.state.operations.get(claims["ref"])
         if operation is None or (reference_number is not None and reference_number != operation.reference_number):
             raise NotFound(
-                21304,
-                "Brak uwierzytelnienia.",
+                21304, "Brak uwierzytelnienia.",
                 [f"Operacja uwierzytelniania o numerze referencyjnym {reference_number} nie została znaleziona."],
-            )
+            )  # fmt: skip
         if operation.status.code == 100 and operation.pending_permissions is not None:
             operation.reads_left -= 1
             if operation.reads_left <= 0:
@@ -383,58 +394,56 @@ class AuthOperations:
     def redeem(self, authorization: str | None) -> tuple[tuple[str, dt.datetime], tuple[str, dt.datetime]]:
         """Access and refresh tokens of a successful operation, once."""
         operation = self.auth_operation_for(authorization)
-        with self.lock:
+        with self.core.lock:
             if operation.redeemed:
                 raise MockAPIError(
-                    21301,
-                    "Brak autoryzacji.",
+                    21301, "Brak autoryzacji.",
                     [f"Tokeny dla operacji uwierzytelniania {operation.reference_number} zostały już pobrane."],
-                )
+                )  # fmt: skip
             if operation.status.code != 200:
                 raise MockAPIError(
-                    21301,
-                    "Brak autoryzacji.",
+                    21301, "Brak autoryzacji.",
                     [f"Status uwierzytelniania ({operation.status.code}) nie pozwala na pobranie tokenów."],
-                )
+                )  # fmt: skip
             operation.redeemed = True
         access = self._access_for(operation)
         refresh = self._jwt("refresh", REFRESH_TOKEN_TTL, ref=operation.reference_number)
         operation.refresh_valid_until = refresh[1]
         return access, refresh
 
-    def _access_for(self, operation: AuthOperation) -> tuple[str, dt.datetime]:
+    def _access_for(self, operation: AuthOperation, ttl: dt.timedelta = ACCESS_TOKEN_TTL) -> tuple[str, dt.datetime]:
         context = operation.context
         return self._jwt(
-            "access", ACCESS_TOKEN_TTL, ctx=[context.type, context.value], per=sorted(operation.permissions),
-            ref=operation.reference_number,
+            "access", ttl, ctx=[context.type, context.value], per=sorted(operation.permissions),
+            ref=operation.reference_number, who=list(operation.subject),
         )  # fmt: skip
 
     def refresh(self, authorization: str | None) -> tuple[str, dt.datetime]:
         """A new access token for a refresh token whose session was not revoked."""
-        claims = self._claims(authorization, "refresh")
-        operation = self.auth_operations.get(claims["ref"])
+        claims = self.claims(authorization, "refresh")
+        operation = self.state.operations.get(claims["ref"])
         if operation is None:
             raise NotFound(21304, "Brak uwierzytelnienia.", [claims["ref"]])
         if operation.revoked:
             raise MockAPIError(21301, "Brak autoryzacji.", ["Sesja uwierzytelniania została unieważniona."])
-        token = self.ksef_tokens.get(operation.ksef_token_reference or "")
+        token = self.state.tokens.get(operation.ksef_token_reference or "")
         if token is not None and token.status != "Active":
             raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
-        operation.last_refresh = self.clock()
+        operation.last_refresh = self.core.clock()
         return self._access_for(operation)
 
     def auth_sessions(self, access: Access) -> list[AuthOperation]:
         """Redeemed, unrevoked auth operations of the caller's context, newest first."""
         found = [
-            o for o in self.auth_operations.values()
+            o for o in self.state.operations.values()
             if o.context == access.context and o.redeemed and not o.revoked
         ]  # fmt: skip
-        return sorted(found, key=lambda o: o.started, reverse=True)
+        return sorted(found, key=lambda o: (o.started, o.reference_number), reverse=True)
 
     def revoke_auth_session(self, access: Access, reference_number: str | None = None) -> None:
         """Kill the refresh token of a session (the current one by default); access tokens live on."""
         ref = reference_number or access.auth_reference_number
-        operation = self.auth_operations.get(ref)
+        operation = self.state.operations.get(ref)
         if operation is None or operation.context != access.context:
             raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {ref} nie została znaleziona."])
         operation.revoked = True
@@ -446,9 +455,9 @@ def _sha(text: str) -> str:
 
 def _check_context(context: Context) -> None:
     if context.type not in CONTEXT_TYPES:
-        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", [f"contextIdentifier.type: {context.type!r}."])
+        raise MockAPIError(21405, VALIDATION, [f"contextIdentifier.type: {context.type!r}."])
     if context.type == "Nip" and not re.fullmatch(r"\d{10}", context.value):
-        raise MockAPIError(21405, "Błąd walidacji danych wejściowych.", ["contextIdentifier.value: NIP ma 10 cyfr."])
+        raise MockAPIError(21405, VALIDATION, ["contextIdentifier.value: NIP ma 10 cyfr."])
 
 
 def _read_auth_request(root: Any) -> tuple[str, Context]:

@@ -1,0 +1,162 @@
+"""Endpoints: session status, session listings, invoice status, UPO downloads (``sessions_status``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.models import Access, Invoice, KSeFBackend, Session
+from ksef_client.mock.responses import (
+    api_endpoint,
+    continuation_token,
+    date_param,
+    int_param,
+    iso,
+    render_status,
+    storage_url,
+    xml_response,
+)
+from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.sessions import SessionQuery
+
+
+def _counts(session: Session) -> dict[str, int]:
+    failed = len(session.failed)
+    ok = sum(1 for i in session.invoices if i.accepted)
+    return {"successfulInvoiceCount": ok, "failedInvoiceCount": failed}
+
+
+def render_session_item(session: Session) -> dict[str, Any]:
+    """One entry of ``GET /sessions``."""
+    return {
+        "referenceNumber": session.reference_number, "status": render_status(session.status),
+        "dateCreated": iso(session.created), "dateUpdated": iso(session.updated),
+        "validUntil": iso(session.valid_until), "totalInvoiceCount": len(session.invoices), **_counts(session),
+    }  # fmt: skip
+
+
+def render_session_status(request: Request, backend: KSeFBackend, session: Session) -> dict[str, Any]:
+    """``GET /sessions/{ref}``: with fresh presigned UPO links once processed."""
+    body: dict[str, Any] = {
+        "status": render_status(session.status), "dateCreated": iso(session.created),
+        "dateUpdated": iso(session.updated), "validUntil": iso(session.valid_until),
+        "invoiceCount": len(session.invoices), **_counts(session),
+    }  # fmt: skip
+    if session.upo_pages:
+        pages = []
+        for ref, xml in session.upo_pages:
+            name, expires = backend.storage.presign(xml)
+            pages.append({"referenceNumber": ref, "downloadUrl": storage_url(request, name),
+                          "downloadUrlExpirationDate": iso(expires)})  # fmt: skip
+        body["upo"] = {"pages": pages}
+    return body
+
+
+def render_invoice(request: Request, backend: KSeFBackend, session: Session, invoice: Invoice) -> dict[str, Any]:
+    """One invoice of a session; accepted ones carry a fresh presigned UPO link."""
+    body: dict[str, Any] = {
+        "ordinalNumber": invoice.ordinal_number, "referenceNumber": invoice.reference_number,
+        "invoiceHash": invoice.invoice_hash, "invoicingDate": iso(invoice.received),
+        "status": render_status(invoice.status), "invoicingMode": "Offline" if invoice.offline else "Online",
+    }  # fmt: skip
+    if invoice.invoice_number is not None:
+        body["invoiceNumber"] = invoice.invoice_number
+    if invoice.file_name is not None:
+        body["invoiceFileName"] = invoice.file_name
+    if invoice.accepted:
+        name, expires = backend.storage.presign(backend.sessions.invoice_upo_for(session, invoice))
+        body.update(
+            ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired),
+            permanentStorageDate=iso(invoice.acquired), upoDownloadUrl=storage_url(request, name),
+            upoDownloadUrlExpirationDate=iso(expires),
+        )  # fmt: skip
+    return body
+
+
+def _page_size(request: Request) -> int:
+    return int_param(request, "pageSize", default=10, low=10, high=1000)
+
+
+def _session_query(request: Request) -> SessionQuery:
+    session_type = request.query_params.get("sessionType")
+    if session_type not in ("Online", "Batch"):
+        raise MockAPIError(21405, VALIDATION, ["sessionType: wymagane Online lub Batch."])
+    return SessionQuery(
+        session_type, tuple(sorted(request.query_params.getlist("statuses"))),
+        request.query_params.get("referenceNumber"),
+        date_param(request, "dateCreatedFrom"), date_param(request, "dateCreatedTo"),
+        date_param(request, "dateClosedFrom"), date_param(request, "dateClosedTo"),
+        date_param(request, "dateModifiedFrom"), date_param(request, "dateModifiedTo"),
+    )  # fmt: skip
+
+
+@api_endpoint("sessions_status.list_sessions")
+async def list_sessions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    page = backend.sessions.listing(access, _session_query(request), _page_size(request), continuation_token(request))
+    items = [render_session_item(s) for s in page.items]
+    return JSONResponse({"continuationToken": page.continuation_token, "sessions": items})
+
+
+@api_endpoint("sessions_status.get_session_status")
+async def get_session_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    session = backend.sessions.get(access, request.path_params["referenceNumber"])
+    return JSONResponse(render_session_status(request, backend, session))
+
+
+async def _invoices(request: Request, backend: KSeFBackend, access: Access, failed: bool) -> Response:
+    reference_number = request.path_params["referenceNumber"]
+    page = backend.sessions.session_invoices(
+        access, reference_number, failed=failed, page_size=_page_size(request), token=continuation_token(request)
+    )
+    session = backend.sessions.get(access, reference_number, read=False)
+    items = [render_invoice(request, backend, session, i) for i in page.items]
+    return JSONResponse({"continuationToken": page.continuation_token, "invoices": items})
+
+
+@api_endpoint("sessions_status.list_session_invoices")
+async def list_session_invoices(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    return await _invoices(request, backend, access, failed=False)
+
+
+@api_endpoint("sessions_status.list_session_failed_invoices")
+async def list_session_failed_invoices(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    return await _invoices(request, backend, access, failed=True)
+
+
+@api_endpoint("sessions_status.get_session_invoice_status")
+async def get_session_invoice_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref = request.path_params["referenceNumber"]
+    invoice = backend.sessions.invoice(access, ref, request.path_params["invoiceReferenceNumber"])
+    session = backend.sessions.get(access, ref, read=False)
+    return JSONResponse(render_invoice(request, backend, session, invoice))
+
+
+@api_endpoint("sessions_status.get_invoice_upo_by_reference_number")
+async def get_invoice_upo_by_reference_number(
+    request: Request, backend: KSeFBackend, access: Access | None
+) -> Response:
+    assert access is not None
+    ref, inv = request.path_params["referenceNumber"], request.path_params["invoiceReferenceNumber"]
+    return xml_response(backend.sessions.invoice_upo(access, ref, invoice_reference_number=inv))
+
+
+@api_endpoint("sessions_status.get_invoice_upo_by_ksef_number")
+async def get_invoice_upo_by_ksef_number(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref, number = request.path_params["referenceNumber"], request.path_params["ksefNumber"]
+    return xml_response(backend.sessions.invoice_upo(access, ref, ksef_number=number))
+
+
+@api_endpoint("sessions_status.get_session_upo")
+async def get_session_upo(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    ref, upo_ref = request.path_params["referenceNumber"], request.path_params["upoReferenceNumber"]
+    return xml_response(backend.sessions.session_upo(access, ref, upo_ref))

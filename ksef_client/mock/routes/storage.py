@@ -1,0 +1,75 @@
+"""The emulator's blob storage (outside ``/v2``, no token, not rate-limited, like KSeF's): presigned
+downloads of UPOs and export parts, and uploads of batch parts."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ksef_client.crypto import sha256_b64
+from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
+from ksef_client.mock.responses import BrokenResponse, backend_of, xml_response
+
+STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
+UPLOAD_PART = "storage.upload_part"  # the fault rules' name for part uploads
+MAX_PART_UPLOAD = 100_000_016
+
+
+def _xml_error(code: str, status: int) -> Response:
+    return Response(f"<Error><Code>{code}</Code></Error>".encode(), status, media_type="application/xml")
+
+
+def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Response | None]:
+    """A storage request's fault (explicit rules only: storage errors are not KSeF's) and, unless the
+    work is to be done first (``DROP_AFTER``), the answer that replaces it: a connection broken off
+    mid-body or an Azure-like error."""
+    fault = backend_of(request).faults.take(operation, seeded=False)
+    if fault is None or fault.status == DROP_AFTER:
+        return fault, None
+    if fault.status == DROP:
+        return fault, BrokenResponse()
+    return fault, _xml_error("ServerBusy", fault.status)
+
+
+async def download(request: Request) -> Response:
+    """Presigned downloads: 403 once the link has expired."""
+    fault, instead = storage_fault(request, STORAGE_DOWNLOAD)
+    if instead is not None:
+        return instead
+    backend = backend_of(request)
+    data = backend.storage.read(request.path_params["name"])
+    if data is None:
+        return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
+    if fault is not None:  # DROP_AFTER: the body breaks off after its first bytes
+        return BrokenResponse()
+    response = xml_response(data)
+    if backend.faults.corrupt_downloads:
+        response.headers["x-ms-meta-hash"] = sha256_b64(data + b"!")
+    return response
+
+
+async def upload_part(request: Request) -> Response:
+    """PUT of one encrypted part: 201, or 403 once the window closed (Azure-like XML error body)."""
+    if request.headers.get("authorization"):
+        # KSeF's storage rejects requests that carry a bearer token it cannot use.
+        return _xml_error("InvalidAuthenticationInfo", 400)
+    fault, instead = storage_fault(request, UPLOAD_PART)
+    if instead is not None:
+        return instead
+    data = await request.body()
+    if len(data) > MAX_PART_UPLOAD or not backend_of(request).sessions.upload_part(request.path_params["name"], data):
+        return _xml_error("AuthenticationFailed", 403)
+    # DROP_AFTER: the part is stored, the client never hears of it.
+    return BrokenResponse() if fault is not None else Response(status_code=201)
+
+
+def upload_url(request: Request, name: str) -> str:
+    """Absolute part upload URL on the called host (no token needed, like KSeF's blob storage)."""
+    return str(request.base_url).rstrip("/") + f"/_upload/{name}"
+
+
+ROUTES = [
+    Route("/_storage/{name}", download, methods=["GET"]),
+    Route("/_upload/{name}", upload_part, methods=["PUT"]),
+]

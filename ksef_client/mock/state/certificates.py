@@ -1,0 +1,158 @@
+"""KSeF certificates: enrollment, retrieval, listing, revocation.
+
+A certificate request (PKCS#10 CSR, RSA 2048 or EC P-256) is signed by
+the emulator's certificate authority (the key that also signs its UPOs); the certificate can then
+be retrieved, listed, revoked, and used for XAdES logins or KOD II links.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
+
+CERTIFICATE_TYPES = ("Authentication", "Offline")
+
+
+@dataclass
+class KsefCertificate:
+    """A certificate the emulator issued (DER kept, so the state pickles)."""
+
+    serial: str
+    name: str
+    type: str
+    context: Context
+    subject: tuple[str, str]
+    common_name: str
+    der: bytes = field(repr=False)
+    requested: dt.datetime
+    valid_from: dt.datetime
+    valid_to: dt.datetime
+    status: str = "Active"
+
+
+@dataclass
+class Enrollment:
+    """A certificate request and its outcome."""
+
+    reference_number: str
+    context: Context
+    requested: dt.datetime
+    status: Status
+    serial: str | None = None
+
+
+def _csr(raw: str) -> x509.CertificateSigningRequest:
+    try:
+        data = raw.encode()
+        csr = (
+            x509.load_pem_x509_csr(data)
+            if raw.lstrip().startswith("-----")
+            else x509.load_der_x509_csr(base64.b64decode(raw, validate=True))
+        )
+    except ValueError as error:
+        raise MockAPIError(21405, VALIDATION, [f"csr: nieczytelny wniosek PKCS#10 ({error})."]) from None
+    key = csr.public_key()
+    allowed = (isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    )
+    if not allowed or not csr.is_signature_valid:
+        raise MockAPIError(21405, VALIDATION, ["csr: wymagany podpisany klucz RSA 2048 albo EC P-256."])
+    return csr
+
+
+@dataclass
+class CertificatesState:
+    """Issued certificates by serial number, and certificate requests by reference number."""
+
+    certificates: dict[str, KsefCertificate] = field(default_factory=dict)
+    enrollments: dict[str, Enrollment] = field(default_factory=dict)
+
+
+class Certificates:
+    """The KSeF certificates of one emulator."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.state = CertificatesState()
+
+    def enroll(self, access: Access, name: str, kind: str, csr_text: str, valid_from: dt.datetime | None) -> Enrollment:
+        """Issue a certificate for a CSR at once (status 200 with its serial number)."""
+        if kind not in CERTIFICATE_TYPES or not name:
+            raise MockAPIError(21405, VALIDATION, ["certificateName i certificateType (Authentication|Offline)."])
+        csr = _csr(csr_text)
+        now = self.core.clock()
+        start = valid_from or now
+        ca = emulator_keys().upo_signing
+        serial = secrets.randbits(63) | (1 << 62)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(ca.certificate.subject)
+            .public_key(csr.public_key())
+            .serial_number(serial)
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=730))
+            .sign(ca.private_key, hashes.SHA256())
+        )
+        cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        record = KsefCertificate(
+            f"{serial:016X}", name, kind, access.context, access.subject,
+            str(cn[0].value) if cn else name, certificate.public_bytes(serialization.Encoding.DER),
+            now, start, start + dt.timedelta(days=730),
+        )  # fmt: skip
+        enrollment = Enrollment(
+            self.core.new_reference_number("CE"), access.context, now, Status(200, "Wniosek przetworzony"),
+            record.serial,
+        )  # fmt: skip
+        with self.core.lock:
+            self.state.certificates[record.serial] = record
+            self.state.enrollments[enrollment.reference_number] = enrollment
+        return enrollment
+
+    def enrollment(self, access: Access, reference_number: str) -> Enrollment:
+        """A certificate request of the caller's context."""
+        found = self.state.enrollments.get(reference_number)
+        if found is None or found.context != access.context:
+            raise NotFound(25001, "Wniosek certyfikacyjny nie istnieje.", [reference_number])
+        return found
+
+    def enrollments_of(self, access: Access) -> int:
+        """How many certificate requests the caller's context made."""
+        return sum(1 for e in self.state.enrollments.values() if e.context == access.context)
+
+    def certificates_of(self, access: Access, **filters: str | None) -> list[KsefCertificate]:
+        """Certificates issued in the caller's context, oldest first; ``filters`` (``serial``, ``name``,
+        ``type``, ``status``) keep those equal to the given values."""
+        now = self.core.clock()
+        found = [c for c in self.state.certificates.values() if c.context == access.context]
+        for certificate in found:
+            if certificate.status == "Active" and certificate.valid_to <= now:
+                certificate.status = "Expired"
+        wanted = {k: v for k, v in filters.items() if v is not None}
+        found = [c for c in found if all(getattr(c, k) == v for k, v in wanted.items())]
+        return sorted(found, key=lambda c: (c.requested, c.serial))
+
+    def certificate(self, access: Access, serial: str) -> KsefCertificate:
+        """One certificate of the caller's context by serial number."""
+        found = self.state.certificates.get(serial.upper())
+        if found is None or found.context != access.context:
+            raise NotFound(25002, "Certyfikat nie istnieje.", [serial])
+        return found
+
+    def revoke(self, access: Access, serial: str) -> None:
+        """Revoke a certificate of the caller's context."""
+        self.certificate(access, serial).status = "Revoked"
+
+    def set_valid_to(self, access: Access, serial: str, valid_to: dt.datetime) -> None:
+        """``PUT /testdata/certificates/{serial}``: move a certificate's expiry (TEST only)."""
+        self.certificate(access, serial).valid_to = valid_to

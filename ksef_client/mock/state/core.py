@@ -1,0 +1,156 @@
+"""What every component shares: the clock, the lock, reference numbers, settings, and the records
+that cross components (who is calling, statuses, pages).
+
+Errors are ``mock.exceptions.MockAPIError`` subclasses carrying KSeF's codes; the HTTP layer
+renders them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ksef_client.identifiers import make_reference_number
+from ksef_client.mock.exceptions import MockAPIError
+
+VALIDATION = "Błąd walidacji danych wejściowych."
+
+
+def utc_now() -> dt.datetime:
+    """The wall clock, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts: the context identifier (``Nip``, ``InternalId``, ``NipVatUe``, ``PeppolId``)."""
+
+    type: str
+    value: str
+
+    @property
+    def nip(self) -> str | None:
+        """The NIP the context belongs to (``None`` for Peppol providers)."""
+        return self.value[:10] if self.type in ("Nip", "InternalId", "NipVatUe") else None
+
+
+@dataclass(frozen=True)
+class Access:
+    """A verified access token: the context, the permissions, and who authenticated."""
+
+    context: Context
+    permissions: frozenset[str]
+    auth_reference_number: str
+    subject: tuple[str, str] = ("", "")
+
+    @property
+    def sees_whole_context(self) -> bool:
+        """``Introspection``/``EnforcementOperations`` see every session of the context; a caller
+        with ``InvoiceWrite`` alone sees only what it created (spec of ``GET /sessions``)."""
+        return bool(self.permissions & {"Introspection", "EnforcementOperations"})
+
+
+@dataclass
+class Status:
+    """A numeric KSeF status with its texts."""
+
+    code: int
+    description: str
+    details: list[str] = field(default_factory=list)
+    extensions: dict[str, str] | None = None
+
+
+@dataclass
+class Transitions:
+    """How fast statuses advance (moto's managed state): after this many status reads."""
+
+    session_reads: int = 0
+    auth_reads: int = 0
+
+
+@dataclass
+class Settings:
+    """Sizes a test may change; ``reset()`` puts back the ones the backend was created with."""
+
+    upo_page_size: int = 10_000
+    metadata_limit: int = 10_000
+    export_part_size: int = 50_000_000
+
+
+@dataclass
+class Page:
+    """One page of a listing and the token of the next one (``None`` at the end)."""
+
+    items: list[Any]
+    continuation_token: str | None
+
+
+class Core:
+    """Clock, lock, secret, settings and transitions shared by the components of one backend."""
+
+    def __init__(self, clock: Callable[[], dt.datetime], settings: Settings) -> None:
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.secret = secrets.token_bytes(32)
+        self.settings = settings
+        self.transitions = Transitions()
+
+    def new_reference_number(self, kind: str) -> str:
+        """A reference number in the official format (date, kind, 20 hex, CRC-8)."""
+        return make_reference_number(self.clock().strftime("%Y%m%d"), kind, secrets.token_hex(10))
+
+    # --- continuation tokens ---------------------------------------------------------------------
+
+    def page(self, items: Sequence[Any], size: int, token: str | None, key: Callable[[Any], str]) -> Page:
+        """One page of ``items`` (sorted, ``key`` unique per item) after the item a token names.
+
+        The token names the last item handed out (with its position as a hint), not an offset,
+        so items added between two pages never make an item appear twice or go missing (KSeF's
+        tokens are keyset positions too).
+        """
+        start = 0
+        if token:
+            last, hint = self._decode_token(token)
+            found = 0 < hint <= len(items) and key(items[hint - 1]) == last
+            start = hint if found else _position_after(items, key, last)
+        chunk = list(items[start : start + size])
+        end = start + len(chunk)
+        more = end < len(items)
+        return Page(chunk, self._encode_token(key(chunk[-1]), end) if more and chunk else None)
+
+    def _encode_token(self, last: str, position: int) -> str:
+        payload = json.dumps({"after": last, "at": position}).encode()
+        mac = hmac.new(self.secret, payload, hashlib.sha256).digest()[:8]
+        return base64.urlsafe_b64encode(payload + mac).decode()
+
+    def _decode_token(self, token: str) -> tuple[str, int]:
+        try:
+            raw = base64.urlsafe_b64decode(token.encode())
+            payload, mac = raw[:-8], raw[-8:]
+            if not hmac.compare_digest(mac, hmac.new(self.secret, payload, hashlib.sha256).digest()[:8]):
+                raise ValueError("bad mac")
+            decoded = json.loads(payload)
+            return str(decoded["after"]), int(decoded["at"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise MockAPIError(21418, "Przekazany token kontynuacji ma nieprawidłowy format.") from error
+
+
+def _position_after(items: Sequence[Any], key: Callable[[Any], str], last: str) -> int:
+    # Items were added before the named one: find it again, or (gone) the first item past it in
+    # the listing's own order.
+    keys = [key(item) for item in items]
+    if last in keys:
+        return keys.index(last) + 1
+    descending = len(keys) > 1 and keys[0] > keys[-1]
+    for index, value in enumerate(keys):
+        if (value < last) if descending else (value > last):
+            return index
+    return len(keys)

@@ -1,0 +1,454 @@
+"""Invoices KSeF has accepted: what it reads from them, download, metadata query, exports.
+
+Sessions hand every accepted invoice to ``Invoices.register``; the duplicate key (seller NIP,
+``RodzajFaktury``, number) is checked here. The metadata query pages with ``pageOffset``/
+``hasMore`` and stops at ``metadata_limit`` records (KSeF: 10,000) with ``isTruncated``; exports
+package the invoices (``{ksefNumber}.xml`` + ``_metadata.json``) as a zip or tar.gz encrypted with
+the caller's AES key, cut into parts served from presigned links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from lxml import etree
+
+from ksef_client.crypto import SymmetricKey, sha256_b64
+from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
+from ksef_client.mock.state.storage import Storage
+
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
+DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
+MAX_RANGE = dt.timedelta(days=92)
+MAX_RUNNING_EXPORTS = 10
+# RodzajFaktury of each form -> the spec's InvoiceType (metadata, exports).
+INVOICE_TYPES = {
+    "VAT": "Vat", "ZAL": "Zal", "KOR": "Kor", "ROZ": "Roz", "UPR": "Upr", "KOR_ZAL": "KorZal",
+    "KOR_ROZ": "KorRoz", "VAT_RR": "VatRr", "KOR_VAT_RR": "KorVatRr",
+}  # fmt: skip
+UBL = {
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+}
+
+
+@dataclass(frozen=True)
+class InvoiceFields:
+    """What KSeF reads from an invoice: issuer's seller, buyer, kind, number, issue date, amounts."""
+
+    seller: str
+    kind: str
+    number: str
+    issue_date: str
+    buyer: str | None = None
+    seller_name: str | None = None
+    buyer_name: str | None = None
+    currency: str = "PLN"
+    net: Decimal = Decimal(0)
+    vat: Decimal = Decimal(0)
+    gross: Decimal = Decimal(0)
+    has_attachment: bool = False
+
+    @property
+    def invoice_type(self) -> str:
+        """The spec's ``InvoiceType`` (``Vat``, ``Kor``, ``VatRr``, ``VatPef``...)."""
+        return INVOICE_TYPES.get(self.kind, self.kind)
+
+
+@dataclass
+class Invoice:
+    """One invoice sent in a session (accepted or not)."""
+
+    ordinal_number: int
+    reference_number: str
+    invoice_hash: str
+    invoice_size: int
+    received: dt.datetime
+    status: Status
+    invoice_number: str | None = None
+    issue_date: str | None = None
+    seller_nip: str | None = None
+    ksef_number: str | None = None
+    acquired: dt.datetime | None = None
+    offline: bool = False
+    file_name: str | None = None
+    session_reference_number: str = ""
+    form_code: dict[str, str] = field(default_factory=dict)
+    fields: InvoiceFields | None = None
+    xml: bytes = field(default=b"", repr=False)
+    upo: bytes | None = field(default=None, repr=False)
+
+    @property
+    def accepted(self) -> bool:
+        """Accepted invoices have a KSeF number and appear in UPOs."""
+        return self.status.code == 200
+
+
+def _decimal(text: str | None) -> Decimal:
+    try:
+        return Decimal(text.strip()) if text else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _sum(parent: etree._Element | None, prefixes: tuple[str, ...]) -> Decimal:
+    total = Decimal(0)
+    for element in parent if parent is not None else []:
+        name = etree.QName(element).localname
+        if name.startswith(prefixes) and not name.endswith("W"):
+            total += _decimal(element.text)
+    return total
+
+
+def _text(root: etree._Element, path: str, namespaces: dict[str, str] | None = None) -> str | None:
+    found = root.find(path, namespaces)
+    return found.text.strip() if found is not None and found.text else None
+
+
+def _required(root: etree._Element, path: str, namespaces: dict[str, str] | None = None) -> str:
+    value = _text(root, path, namespaces)
+    if value is None:
+        raise ValueError(f"Brak elementu {path.replace('{*}', '')}.")
+    return value
+
+
+def read_invoice_fields(xml: bytes) -> InvoiceFields:
+    """Parse an invoice of any form safely and read its key fields; ``ValueError`` says what is wrong."""
+    try:
+        root = etree.fromstring(xml, parser=_SAFE_PARSER)
+    except etree.XMLSyntaxError as error:
+        raise ValueError(f"Nieprawidłowy XML: {error}") from error
+    name = etree.QName(root).localname
+    if name in ("Invoice", "CreditNote"):
+        return _ubl_fields(root, name)
+    if root.find("{*}FakturaRR") is not None:
+        return _rr_fields(root)
+    return _fa_fields(root)
+
+
+def _fa_fields(root: etree._Element) -> InvoiceFields:
+    fa = root.find("{*}Fa")
+    return InvoiceFields(
+        seller=_required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
+        kind=_required(root, "{*}Fa/{*}RodzajFaktury"),
+        number=_required(root, "{*}Fa/{*}P_2"),
+        issue_date=_required(root, "{*}Fa/{*}P_1"),
+        buyer=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
+        seller_name=_text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        buyer_name=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        currency=_text(root, "{*}Fa/{*}KodWaluty") or "PLN",
+        net=_sum(fa, ("P_13_",)),
+        vat=_sum(fa, ("P_14_",)),
+        gross=_decimal(_text(root, "{*}Fa/{*}P_15")),
+        has_attachment=root.find("{*}Zalacznik") is not None,
+    )
+
+
+def _rr_fields(root: etree._Element) -> InvoiceFields:
+    # FA_RR: the buyer (Podmiot2) issues the invoice for a flat-rate farmer (Podmiot1).
+    return InvoiceFields(
+        seller=_required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
+        kind=_required(root, "{*}FakturaRR/{*}RodzajFaktury"),
+        number=_required(root, "{*}FakturaRR/{*}P_4C"),
+        issue_date=_required(root, "{*}FakturaRR/{*}P_4B"),
+        buyer=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
+        seller_name=_text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        buyer_name=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        currency=_text(root, "{*}FakturaRR/{*}KodWaluty") or "PLN",
+        net=_decimal(_text(root, "{*}FakturaRR/{*}P_11_1")),
+        vat=_decimal(_text(root, "{*}FakturaRR/{*}P_11_2")),
+        gross=_decimal(_text(root, "{*}FakturaRR/{*}P_12_1")),
+    )
+
+
+def _party_nip(root: etree._Element, party: str) -> str | None:
+    raw = _text(root, f"cac:{party}/cac:Party/cac:PartyTaxScheme/cbc:CompanyID", UBL)
+    return raw.removeprefix("PL") if raw else None
+
+
+def _ubl_fields(root: etree._Element, name: str) -> InvoiceFields:
+    seller = _party_nip(root, "AccountingSupplierParty")
+    if seller is None:
+        raise ValueError("Brak elementu AccountingSupplierParty/Party/PartyTaxScheme/CompanyID.")
+    return InvoiceFields(
+        seller=seller,
+        kind="KorPef" if name == "CreditNote" else "VatPef",
+        number=_required(root, "cbc:ID", UBL),
+        issue_date=_required(root, "cbc:IssueDate", UBL),
+        buyer=_party_nip(root, "AccountingCustomerParty"),
+        seller_name=_text(root, "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName", UBL),
+        buyer_name=_text(root, "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName", UBL),
+        currency=_text(root, "cbc:DocumentCurrencyCode", UBL) or "PLN",
+        net=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount", UBL)),
+        vat=_decimal(_text(root, "cac:TaxTotal/cbc:TaxAmount", UBL)),
+        gross=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount", UBL)),
+    )
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated ``InvoiceQueryFilters``."""
+
+    subject_type: str
+    date_type: str
+    date_from: dt.datetime
+    date_to: dt.datetime | None
+    restrict_to_hwm: bool
+    ksef_number: str | None = None
+    invoice_number: str | None = None
+    seller_nip: str | None = None
+
+
+def _parse_date(raw: object, name: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise MockAPIError(21405, VALIDATION, [f"{name}: nieprawidłowa data."]) from None
+    # No offset means Warsaw time in KSeF; the emulator treats it as UTC+1 (winter time).
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
+
+
+def parse_query(body: dict[str, Any]) -> Query:
+    """Validate ``filters``; KSeF's 21405 for what it would refuse."""
+    subject_type = body.get("subjectType")
+    date_range = body.get("dateRange")
+    if subject_type not in SUBJECT_TYPES or not isinstance(date_range, dict):
+        raise MockAPIError(21405, VALIDATION, ["subjectType i dateRange: wymagane."])
+    date_type = date_range.get("dateType")
+    if date_type not in DATE_TYPES or "from" not in date_range:
+        raise MockAPIError(21405, VALIDATION, ["dateRange.dateType i dateRange.from: wymagane."])
+    start = _parse_date(date_range["from"], "dateRange.from")
+    end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
+    if end is not None and (end < start or end - start > MAX_RANGE):
+        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 3 miesiące, to >= from."])
+    return Query(
+        str(subject_type), str(date_type), start, end, bool(date_range.get("restrictToPermanentStorageHwmDate")),
+        body.get("ksefNumber"), body.get("invoiceNumber"), body.get("sellerNip"),
+    )  # fmt: skip
+
+
+@dataclass
+class Export:
+    """An export job and, once built, its encrypted package parts (presigned names)."""
+
+    reference_number: str
+    context_nip: str | None
+    status: Status
+    created: dt.datetime
+    reads_left: int
+    query: Query
+    key: SymmetricKey = field(repr=False)
+    only_metadata: bool
+    compression: str = "Zip"
+    package: dict[str, Any] | None = None
+    invoices: list[Invoice] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class InvoicesState:
+    """Accepted invoices (in acquisition order), their duplicate keys, exports."""
+
+    accepted: list[Invoice] = field(default_factory=list)
+    keys: dict[tuple[str, str, str], Invoice] = field(default_factory=dict)
+    exports: dict[str, Export] = field(default_factory=dict)
+
+
+class Invoices:
+    """The invoice repository of one emulator."""
+
+    def __init__(self, core: Core, storage: Storage) -> None:
+        self.core = core
+        self.storage = storage
+        self.state = InvoicesState()
+
+    def duplicate_of(self, fields: InvoiceFields) -> Invoice | None:
+        """The accepted invoice with the same seller, kind and number (KSeF's duplicate key)."""
+        return self.state.keys.get((fields.seller, fields.kind, fields.number))
+
+    def register(self, invoice: Invoice) -> None:
+        """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key."""
+        assert invoice.fields is not None
+        with self.core.lock:
+            self.state.accepted.append(invoice)
+            self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
+
+    def hwm(self) -> dt.datetime:
+        """``permanentStorageHwmDate``: everything up to it is permanently stored (here: all)."""
+        accepted = self.state.accepted
+        return accepted[-1].acquired or self.core.clock() if accepted else self.core.clock()
+
+    def is_party(self, nip: str | None, ksef_number: str) -> bool:
+        """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
+        return nip is not None and any(
+            i.ksef_number == ksef_number and i.fields is not None and nip in (i.fields.seller, i.fields.buyer)
+            for i in self.state.accepted
+        )
+
+    def download(self, access: Access, ksef_number: str) -> bytes:
+        """``GET /invoices/ksef/{n}``: an invoice the caller's context sold or bought."""
+        nip = access.context.nip
+        for invoice in self.state.accepted:
+            if invoice.ksef_number == ksef_number and invoice.fields and nip in (invoice.fields.seller,
+                                                                                  invoice.fields.buyer):  # fmt: skip
+                return invoice.xml
+        raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
+
+    def matching(self, access: Access, query: Query) -> list[Invoice]:
+        """Invoices of the caller's context that match ``query``, by the query's date, then number."""
+        nip = access.context.nip
+        hwm = self.hwm()
+        found = []
+        for invoice in self.state.accepted:
+            fields = invoice.fields
+            if fields is None or invoice.acquired is None:
+                continue
+            party = fields.seller if query.subject_type == "Subject1" else fields.buyer
+            if query.subject_type not in ("Subject1", "Subject2") or party != nip:
+                continue
+            when = _date_of(invoice, query.date_type)
+            if when < query.date_from or (query.date_to is not None and when > query.date_to):
+                continue
+            if query.restrict_to_hwm and invoice.acquired > hwm:
+                continue
+            if query.ksef_number and invoice.ksef_number != query.ksef_number:
+                continue
+            if query.invoice_number and fields.number != query.invoice_number:
+                continue
+            if query.seller_nip and fields.seller != query.seller_nip:
+                continue
+            found.append(invoice)
+        found.sort(key=lambda i: (_date_of(i, query.date_type), i.ksef_number or ""))
+        return found
+
+    def query_metadata(
+        self, access: Access, query: Query, *, page_offset: int, page_size: int, descending: bool = False
+    ) -> tuple[list[Invoice], bool, bool]:
+        """One page: ``(invoices, has_more, is_truncated)``; the result stops at ``metadata_limit``."""
+        found = self.matching(access, query)
+        if descending:
+            found.reverse()
+        capped = found[: self.core.settings.metadata_limit]
+        start = page_offset * page_size
+        page = capped[start : start + page_size]
+        end = start + len(page)
+        has_more = end < len(capped)
+        truncated = len(found) > len(capped) and not has_more
+        return page, has_more, truncated
+
+    # --- exports -------------------------------------------------------------------------------
+
+    def start_export(
+        self, access: Access, query: Query, key: SymmetricKey, only_metadata: bool, compression: str = "Zip"
+    ) -> Export:
+        """``POST /invoices/exports``: at most 10 running exports per context (21182)."""
+        with self.core.lock:
+            running = [
+                e for e in self.state.exports.values() if e.context_nip == access.context.nip and e.status.code == 100
+            ]
+            if len(running) >= MAX_RUNNING_EXPORTS:
+                raise MockAPIError(21182, "Przekroczono limit równoczesnych eksportów.")
+            export = Export(
+                self.core.new_reference_number("EX"), access.context.nip, Status(100, "Eksport w toku"),
+                self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
+            )  # fmt: skip
+            export.invoices = self.matching(access, query)
+            self.state.exports[export.reference_number] = export
+        return export
+
+    def export_status(self, access: Access, reference_number: str) -> Export:
+        """Poll an export; it is built after the configured number of reads."""
+        export = self.state.exports.get(reference_number)
+        if export is None or export.context_nip != access.context.nip:
+            raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
+        if export.status.code == 100:
+            export.reads_left -= 1
+            if export.reads_left <= 0:
+                self._build_export(export)
+        return export
+
+    def _build_export(self, export: Export) -> None:
+        chosen = export.invoices[: self.core.settings.metadata_limit]
+        truncated = len(export.invoices) > len(chosen)
+        package = pack_export(chosen, export.only_metadata, export.compression)
+        suffix = "tar.gz" if export.compression == "TarGz" else "zip"
+        parts = []
+        size = self.core.settings.export_part_size
+        for index in range(max(1, -(-len(package) // size))):
+            plain = package[index * size : (index + 1) * size]
+            encrypted = export.key.encrypt(plain)
+            name, expires = self.storage.presign(encrypted)
+            parts.append({
+                "ordinalNumber": index + 1, "partName": f"{export.reference_number}-{index + 1:03d}.{suffix}.aes",
+                "method": "GET", "storage": name, "partSize": len(plain), "partHash": sha256_b64(plain),
+                "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
+                "expirationDate": expires,
+            })  # fmt: skip
+        last = chosen[-1].acquired if chosen else None
+        export.package = {
+            "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
+            "compressionType": export.compression,
+            "lastPermanentStorageDate": last, "permanentStorageHwmDate": self.hwm(),
+        }  # fmt: skip
+        export.status = Status(200, "Eksport zakończony sukcesem")
+
+
+def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
+    assert invoice.acquired is not None
+    if date_type == "Issue" and invoice.fields is not None:
+        return dt.datetime.fromisoformat(invoice.fields.issue_date).replace(tzinfo=dt.UTC)
+    if date_type == "Invoicing":
+        return invoice.received
+    return invoice.acquired
+
+
+def metadata_of(invoice: Invoice) -> dict[str, Any]:
+    """An ``InvoiceMetadata`` record."""
+    fields = invoice.fields
+    assert fields is not None and invoice.acquired is not None
+    return {
+        "ksefNumber": invoice.ksef_number,
+        "invoiceNumber": fields.number,
+        "issueDate": fields.issue_date,
+        "invoicingDate": invoice.received.isoformat(),
+        "acquisitionDate": invoice.acquired.isoformat(),
+        "permanentStorageDate": invoice.acquired.isoformat(),
+        "seller": {"nip": fields.seller, "name": fields.seller_name},
+        "buyer": {"identifier": {"type": "Nip", "value": fields.buyer}, "name": fields.buyer_name},
+        "netAmount": float(fields.net),
+        "grossAmount": float(fields.gross),
+        "vatAmount": float(fields.vat),
+        "currency": fields.currency,
+        "invoicingMode": "Offline" if invoice.offline else "Online",
+        "invoiceType": fields.invoice_type,
+        "formCode": invoice.form_code,
+        "isSelfInvoicing": False,
+        "hasAttachment": fields.has_attachment,
+        "invoiceHash": invoice.invoice_hash,
+    }
+
+
+def pack_export(invoices: list[Invoice], only_metadata: bool, compression: str = "Zip") -> bytes:
+    """The export package: ``{ksefNumber}.xml`` files and ``_metadata.json``, zipped or tar.gz."""
+    files = [] if only_metadata else [(f"{i.ksef_number}.xml", i.xml) for i in invoices]
+    files.append(("_metadata.json", json.dumps({"invoices": [metadata_of(i) for i in invoices]}).encode()))
+    buffer = io.BytesIO()
+    if compression == "TarGz":
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, data in files:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    else:
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in files:
+                archive.writestr(name, data)
+    return buffer.getvalue()

@@ -1,0 +1,736 @@
+"""Sessions: open, send, close (online and batch, with KSeF's encryption), status, listing, UPO.
+
+The AES key of a session arrives wrapped with the emulator's ``SymmetricKeyEncryption`` key;
+invoices and batch parts are decrypted and checked where KSeF checks them (sizes, hashes, the
+document rules and the form's XSD, the issue date, the right to issue for the seller,
+attachments, duplicates), and end up as ``Invoice`` records with KSeF numbers or a rejection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import io
+import secrets
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
+from ksef_client.identifiers import make_ksef_number
+from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
+from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, read_invoice_fields
+from ksef_client.mock.state.permissions import Permissions
+from ksef_client.mock.state.storage import Storage
+from ksef_client.mock.state.testdata import SESSION_KIND_LIMITS, TestData
+from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
+from ksef_client.schemas import (
+    FORMS,
+    MAX_INVOICE_BYTES,
+    InvoiceSchemaError,
+    check_document,
+    form_schema,
+    has_attachment,
+)
+
+SESSION_TEXT = {
+    100: "Sesja interaktywna otwarta",
+    150: "Trwa przetwarzanie",
+    170: "Sesja zamknięta",
+    200: "Sesja przetworzona pomyślnie",
+    440: "Sesja anulowana",
+    445: "Błąd weryfikacji, brak poprawnych faktur",
+}
+INVOICE_TEXT = {
+    100: "Faktura przyjęta do dalszego przetwarzania",
+    150: "Trwa przetwarzanie",
+    200: "Sukces",
+    410: "Nieprawidłowy zakres uprawnień",
+    415: "Brak możliwości wysyłania faktury z załącznikiem",
+    430: "Błąd weryfikacji pliku faktury",
+    435: "Błąd odszyfrowania pliku",
+    440: "Duplikat faktury",
+    450: "Błąd weryfikacji semantyki dokumentu faktury",
+}
+# GET /sessions?statuses=...: the API's coarse states over the numeric codes.
+STATUS_GROUPS = {"InProgress": {100, 150, 170}, "Succeeded": {200}, "Cancelled": {440}}
+# Authorization scopes that let another context send an invoice in a seller's name.
+ISSUE_SCOPES = {"FA_RR": ("RRInvoicing",), "PEF": ("PefInvoicing",)}
+DEFAULT_ISSUE_SCOPES = ("SelfInvoicing", "TaxRepresentative")
+MAX_PARTS = 50
+MAX_BATCH_INVOICE_BYTES = 3_000_000
+MAX_PART_BYTES = 100_000_000
+MAX_PACKAGE_BYTES = 5_000_000_000
+PART_WINDOW = dt.timedelta(minutes=20)
+SESSION_TTL = dt.timedelta(hours=12)
+_PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """``EncryptionInfo`` of a session: the wrapped AES key and IV."""
+
+    encrypted_symmetric_key: str
+    initialization_vector: str
+    public_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SentInvoice:
+    """The body of ``POST /sessions/online/{ref}/invoices``."""
+
+    invoice_hash: str
+    invoice_size: int
+    encrypted_invoice_hash: str
+    encrypted_invoice_size: int
+    encrypted_invoice_content: str
+    offline_mode: bool = False
+    hash_of_corrected_invoice: str | None = None
+
+
+@dataclass(frozen=True)
+class DeclaredPart:
+    """One part of a batch package as ``POST /sessions/batch`` declares it."""
+
+    ordinal_number: int
+    size: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class BatchDeclaration:
+    """``batchFile`` of ``POST /sessions/batch``."""
+
+    file_size: int
+    file_hash: str
+    parts: tuple[DeclaredPart, ...]
+    compression: str = "Zip"
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """The filters of ``GET /sessions``."""
+
+    session_type: str
+    statuses: tuple[str, ...] = ()
+    reference_number: str | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+    closed_from: dt.datetime | None = None
+    closed_to: dt.datetime | None = None
+    modified_from: dt.datetime | None = None
+    modified_to: dt.datetime | None = None
+
+
+@dataclass
+class BatchPart:
+    """A declared part of a batch package and, once uploaded, its bytes."""
+
+    ordinal_number: int
+    size: int
+    hash: str
+    upload_name: str
+    data: bytes | None = field(default=None, repr=False)
+
+
+@dataclass
+class BatchPackage:
+    """What ``POST /sessions/batch`` declared."""
+
+    file_size: int
+    file_hash: str
+    parts: list[BatchPart]
+    upload_deadline: dt.datetime
+    compression: str = "Zip"
+
+
+@dataclass
+class Session:
+    """An online or batch session of one context."""
+
+    reference_number: str
+    kind: str
+    context: Context
+    subject: tuple[str, str]
+    auth_reference_number: str
+    form_code: str
+    created: dt.datetime
+    valid_until: dt.datetime
+    updated: dt.datetime
+    status: Status
+    invoices: list[Invoice] = field(default_factory=list)
+    reads_until_processed: int = 0
+    upo_pages: list[tuple[str, bytes]] = field(default_factory=list)
+    key: SymmetricKey | None = field(default=None, repr=False)
+    batch: BatchPackage | None = None
+    offline: bool = False
+    closed: dt.datetime | None = None
+
+    @property
+    def failed(self) -> list[Invoice]:
+        """Invoices that were rejected."""
+        return [i for i in self.invoices if i.status.code >= 400]
+
+    @property
+    def listing_key(self) -> str:
+        """Position in ``GET /sessions`` (newest first), for continuation tokens."""
+        return f"{self.created.isoformat()}|{self.reference_number}"
+
+
+@dataclass
+class SessionsState:
+    """Every session by reference number; ``version`` changes with any session or status change."""
+
+    sessions: dict[str, Session] = field(default_factory=dict)
+    version: int = 0
+
+
+class KeyUnwrapError(Exception):
+    """The session key could not be unwrapped (session status 415)."""
+
+
+def unwrap_key(encryption: Encryption) -> SymmetricKey:
+    """Unwrap the session key; ``MockAPIError`` 21470 for an unknown public key id."""
+    key_id = encryption.public_key_id
+    if key_id and emulator_keys().by_public_key_id(key_id, SYMMETRIC_KEY_ENCRYPTION) is None:
+        raise MockAPIError(
+            21470, "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
+            [f"Klucz o identyfikatorze {key_id} nie jest wspierany."],
+        )  # fmt: skip
+    try:
+        wrapped = base64.b64decode(encryption.encrypted_symmetric_key, validate=True)
+        iv = base64.b64decode(encryption.initialization_vector, validate=True)
+        key = rsa_decrypt(emulator_keys().symmetric_key_encryption.private_key, wrapped)
+        return SymmetricKey(key, iv)
+    except (TypeError, ValueError, binascii.Error) as error:
+        raise KeyUnwrapError(str(error)) from error
+
+
+def system_code_of(system_code: str, schema_version: str, value: str) -> str:
+    """A session's ``formCode`` -> its system code; 21405 when KSeF does not know the form."""
+    for code in FORMS.values():
+        if (code.system_code, code.schema_version, code.value) == (system_code, schema_version, value):
+            return code.system_code
+    raise MockAPIError(21405, VALIDATION, [f"formCode: nieobsługiwany formularz {system_code} {schema_version}."])
+
+
+def _b64(value: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise MockAPIError(21405, VALIDATION, [f"{name}: niepoprawne Base64."]) from error
+
+
+class Sessions:
+    """The sessions of one emulator."""
+
+    def __init__(
+        self, core: Core, storage: Storage, invoices: Invoices, permissions: Permissions, testdata: TestData
+    ) -> None:
+        self.core = core
+        self.storage = storage
+        self.invoices = invoices
+        self.permissions = permissions
+        self.testdata = testdata
+        self.state = SessionsState()
+        self._listing: tuple[tuple[object, ...], list[Session]] | None = None
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def open(self, access: Access, kind: str = "Online", form_code: str = "FA (3)") -> Session:
+        """Open an online or batch session (status 100), remembering who opened it."""
+        now = self.core.clock()
+        session = Session(
+            reference_number=self.core.new_reference_number("SO" if kind == "Online" else "SB"), kind=kind,
+            context=access.context, subject=access.subject, auth_reference_number=access.auth_reference_number,
+            form_code=form_code, created=now, valid_until=now + SESSION_TTL, updated=now,
+            status=Status(100, SESSION_TEXT[100]),
+        )  # fmt: skip
+        with self.core.lock:
+            self.state.sessions[session.reference_number] = session
+            self.state.version += 1
+        return session
+
+    def set_status(self, session: Session, status: Status) -> None:
+        """Change a session's status (listings see the change)."""
+        with self.core.lock:
+            session.status = status
+            session.updated = self.core.clock()
+            self.state.version += 1
+
+    def open_online(self, access: Access, form_code: str, encryption: Encryption) -> Session:
+        """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415."""
+        session = self.open(access, "Online", form_code)
+        try:
+            session.key = unwrap_key(encryption)
+        except KeyUnwrapError as error:
+            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+        return session
+
+    def open_batch(
+        self, access: Access, form_code: str, declaration: BatchDeclaration, encryption: Encryption, offline: bool
+    ) -> Session:
+        """``POST /sessions/batch``: check the declared package, hand out one upload slot per part."""
+        if len(declaration.parts) > MAX_PARTS:
+            raise MockAPIError(
+                21161, "Przekroczono dozwoloną liczbę części pakietu.", [f"Dozwolone najwyżej {MAX_PARTS} części."]
+            )
+        if declaration.file_size > MAX_PACKAGE_BYTES:
+            raise MockAPIError(21157, "Nieprawidłowy rozmiar części pakietu.", ["Pakiet większy niż 5 GB."])
+        for part in declaration.parts:
+            if not 0 < part.size <= MAX_PART_BYTES + 16:
+                raise MockAPIError(
+                    21157, "Nieprawidłowy rozmiar części pakietu.", [f"Część {part.ordinal_number}: {part.size} B."]
+                )
+        numbers = sorted(p.ordinal_number for p in declaration.parts)
+        if not numbers or numbers != list(range(1, len(numbers) + 1)):
+            raise MockAPIError(21405, VALIDATION, ["fileParts.ordinalNumber: wymagane kolejne numery od 1."])
+        session = self.open(access, "Batch", form_code)
+        session.offline = offline
+        parts = [
+            BatchPart(p.ordinal_number, p.size, p.hash, self.storage.new_upload_slot(session.reference_number,
+                                                                                     p.ordinal_number))
+            for p in sorted(declaration.parts, key=lambda p: p.ordinal_number)
+        ]  # fmt: skip
+        session.batch = BatchPackage(
+            declaration.file_size, declaration.file_hash, parts, self.core.clock() + PART_WINDOW * len(parts),
+            declaration.compression,
+        )  # fmt: skip
+        try:
+            session.key = unwrap_key(encryption)
+        except KeyUnwrapError as error:
+            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+        return session
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def invoice_limit(self, session: Session) -> int:
+        """How many invoices the session's context may send in one session of its kind."""
+        return self.testdata.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]]["maxInvoices"]
+
+    def send_online(self, access: Access, reference_number: str, sent: SentInvoice) -> Invoice:
+        """``POST /sessions/online/{ref}/invoices``: check the ciphertext, decrypt, then accept or reject."""
+        session = self.get(access, reference_number, read=False)
+        if session.kind != "Online" or session.status.code != 100 or session.key is None:
+            raise MockAPIError(
+                21180, "Status sesji nie pozwala na wykonanie operacji.",
+                [f"Status sesji {session.status.code} uniemożliwia wysyłkę faktur."],
+            )  # fmt: skip
+        most = self.invoice_limit(session)
+        if len(session.invoices) >= most:
+            raise MockAPIError(
+                21155, "Przekroczono dozwoloną liczbę faktur w sesji.",
+                [f"Sesja o numerze referencyjnym {reference_number} osiągnęła dozwolony limit liczby faktur {most}."],
+            )  # fmt: skip
+        content = _b64(sent.encrypted_invoice_content, "encryptedInvoiceContent")
+        if len(content) != sent.encrypted_invoice_size:
+            raise MockAPIError(
+                21402, "Nieprawidłowy rozmiar pliku.", ["Długość treści nie zgadza się z rozmiarem pliku."]
+            )
+        if sha256_b64(content) != sent.encrypted_invoice_hash:
+            raise MockAPIError(21403, "Nieprawidłowy skrót pliku.", ["Skrót treści nie zgadza się ze skrótem pliku."])
+        try:
+            xml = session.key.decrypt(content)
+        except ValueError:
+            return self._rejected(session, content, 435, [], sent.offline_mode)
+        if len(xml) != sent.invoice_size or sha256_b64(xml) != sent.invoice_hash:
+            detail = "Skrót lub rozmiar faktury nie zgadza się z odszyfrowaną treścią."
+            return self._rejected(session, xml, 430, [detail], sent.offline_mode)
+        technical_correction = sent.hash_of_corrected_invoice is not None
+        return self.add_invoice(session, xml, offline=sent.offline_mode, attachments_allowed=technical_correction)
+
+    def _rejected(self, session: Session, data: bytes, code: int, details: list[str], offline: bool) -> Invoice:
+        invoice = self._new_invoice(session, data, offline=offline, file_name=None)
+        invoice.status = Status(code, INVOICE_TEXT[code], details)
+        return invoice
+
+    def _new_invoice(self, session: Session, data: bytes, *, offline: bool, file_name: str | None) -> Invoice:
+        now = self.core.clock()
+        invoice = Invoice(
+            ordinal_number=len(session.invoices) + 1, reference_number=self.core.new_reference_number("EE"),
+            invoice_hash=sha256_b64(data), invoice_size=len(data), received=now,
+            status=Status(100, INVOICE_TEXT[100]), offline=offline, file_name=file_name,
+            session_reference_number=session.reference_number, form_code=_form_dict(session.form_code),
+        )  # fmt: skip
+        with self.core.lock:
+            session.invoices.append(invoice)
+            session.updated = now
+        return invoice
+
+    def add_invoice(
+        self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None,
+        attachments_allowed: bool | None = None,
+    ) -> Invoice:  # fmt: skip
+        """Take one plain invoice into ``session``: verify it, number it, or reject it with a status.
+
+        ``attachments_allowed`` defaults to KSeF's rule: batch sessions only, for sellers with the
+        attachment consent (``/testdata/attachment``).
+        """
+        if session.status.code != 100:
+            raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
+        invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
+        status = self._verify(session, invoice, xml, attachments_allowed)
+        with self.core.lock:
+            if status is None:
+                self._accept(invoice)
+            else:
+                invoice.status = status
+        return invoice
+
+    def _verify(
+        self, session: Session, invoice: Invoice, xml: bytes, attachments_allowed: bool | None
+    ) -> Status | None:
+        """The rejection of an invoice, in the order KSeF checks (``None``: accepted): the file,
+        then what it says."""
+        try:
+            document = check_document(xml, with_attachments=True)
+            schema = form_schema(session.form_code)
+            if not schema.validate(document):
+                errors = [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+                raise InvoiceSchemaError(errors, "schema")
+            if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
+                raise InvoiceSchemaError([f"{len(xml)} B bez załączników > {MAX_INVOICE_BYTES} B."], "size")
+            fields = read_invoice_fields(xml)
+        except InvoiceSchemaError as error:
+            return Status(430, INVOICE_TEXT[430], [f"[{error.rule}] {e}" for e in error.errors[:10]])
+        except ValueError as error:
+            return Status(430, INVOICE_TEXT[430], [str(error)])
+        invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
+        invoice.fields, invoice.xml = fields, xml
+        # KSeF marks an invoice Offline when it was issued on an earlier day than it was received.
+        invoice.offline = invoice.offline or fields.issue_date < invoice.received.date().isoformat()
+        return self._content_rejection(session, invoice, fields, has_attachment(document), attachments_allowed)
+
+    def _content_rejection(
+        self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
+    ) -> Status | None:
+        received = invoice.received.date().isoformat()
+        if fields.issue_date > received:
+            detail = f"Data wystawienia (P_1) {fields.issue_date} jest późniejsza niż data przyjęcia {received}."
+            return Status(450, INVOICE_TEXT[450], [detail])
+        if not self._may_issue(session, fields):
+            detail = f"Brak uprawnień do wystawienia faktury sprzedawcy {fields.seller}."
+            return Status(410, INVOICE_TEXT[410], [detail])
+        if with_attachment and not self._attachments_allowed(session, fields, allowed):
+            return Status(415, INVOICE_TEXT[415], ["Faktury z załącznikami tylko w sesji wsadowej, po zgłoszeniu."])
+        original = self.invoices.duplicate_of(fields)
+        if original is None:
+            return None
+        extensions = {
+            "originalKsefNumber": original.ksef_number or "",
+            "originalSessionReferenceNumber": original.session_reference_number,
+        }
+        return Status(440, INVOICE_TEXT[440], ["Faktura o podanym numerze została już przesłana."], extensions)
+
+    def _may_issue(self, session: Session, fields: InvoiceFields) -> bool:
+        # FA_RR is issued by the buyer of a flat-rate farmer: the issuer is Podmiot2.
+        issuer = fields.buyer if session.form_code.startswith("FA_RR") else fields.seller
+        if issuer is not None and issuer == session.context.nip:
+            return True
+        scopes = ISSUE_SCOPES.get(session.form_code.split(" ")[0].split("_KOR")[0], DEFAULT_ISSUE_SCOPES)
+        return self.permissions.may_issue_for(session.context, fields.seller, scopes)
+
+    def _attachments_allowed(self, session: Session, fields: InvoiceFields, allowed: bool | None) -> bool:
+        if allowed is not None:
+            return allowed
+        return session.kind == "Batch" and self.testdata.attachments_allowed(fields.seller)
+
+    def _accept(self, invoice: Invoice) -> None:
+        assert invoice.fields is not None
+        invoice.acquired = self.core.clock()
+        date = invoice.acquired.strftime("%Y%m%d")
+        invoice.ksef_number = make_ksef_number(invoice.fields.seller, date, secrets.token_hex(6))
+        invoice.status = Status(200, INVOICE_TEXT[200])
+        self.invoices.register(invoice)
+
+    # --- batch ---------------------------------------------------------------------------------
+
+    def upload_part(self, name: str, data: bytes) -> bool:
+        """A PUT to a part's upload URL (no token); ``False`` when unknown or the window is over."""
+        slot = self.storage.upload_slot(name)
+        session = self.state.sessions.get(slot[0]) if slot else None
+        if slot is None or session is None or session.batch is None:
+            return False
+        if self.core.clock() > session.batch.upload_deadline or session.status.code != 100:
+            return False
+        session.batch.parts[slot[1] - 1].data = data
+        return True
+
+    def close_batch(self, access: Access, reference_number: str) -> None:
+        """``POST /sessions/batch/{ref}/close``: check the parts, decrypt, unpack, process each invoice."""
+        session = self.get(access, reference_number, read=False)
+        if session.kind != "Batch" or session.status.code != 100 or session.batch is None:
+            raise MockAPIError(
+                21180, "Status sesji nie pozwala na wykonanie operacji.",
+                [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
+            )  # fmt: skip
+        for part in session.batch.parts:
+            if part.data is None:
+                raise MockAPIError(
+                    21205, "Pakiet nie może być pusty.",
+                    [f"Nie przesłano zadeklarowanej '{part.ordinal_number}' części pliku."],
+                )  # fmt: skip
+            if len(part.data) != part.size:
+                raise MockAPIError(
+                    21157, "Nieprawidłowy rozmiar części pakietu.",
+                    [f"Zadeklarowany rozmiar części '{part.ordinal_number}' nie zgadza się z rzeczywistym."],
+                )  # fmt: skip
+        failure = self._unpack_batch(session)
+        if failure is not None:
+            self.set_status(session, failure)
+            return
+        self.close(session, interim=150)
+
+    def _unpack_batch(self, session: Session) -> Status | None:
+        batch = session.batch
+        assert batch is not None
+        package = _decrypted_package(batch, session.key)
+        if isinstance(package, Status):
+            return package
+        try:
+            members = list(_package_members(package, batch.compression))
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+            return Status(430, "Błąd dekompresji pierwotnego archiwum", [str(error)])
+        most = self.invoice_limit(session)
+        if len(members) > most:
+            return Status(420, "Przekroczony limit faktur w sesji", [f"{len(members)} > {most}"])
+        for name, size, read in members:
+            # Sizes are read from the archive first: a zip bomb is never inflated into memory.
+            if size > MAX_BATCH_INVOICE_BYTES:
+                self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.")
+                continue
+            self.add_invoice(session, read(), offline=session.offline, file_name=name)
+        for part in batch.parts:
+            part.data = None  # the invoices are kept; the encrypted parts are not needed any more
+        return None
+
+    def _rejected_member(self, session: Session, name: str, detail: str) -> None:
+        invoice = self._new_invoice(session, b"", offline=session.offline, file_name=name)
+        invoice.status = Status(430, INVOICE_TEXT[430], [f"[size] {detail}"])
+
+    # --- closing and status --------------------------------------------------------------------
+
+    def close(self, session: Session, interim: int = 170) -> None:
+        """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
+        after the configured status reads."""
+        with self.core.lock:
+            if session.status.code != 100:
+                raise MockAPIError(
+                    21180, "Status sesji nie pozwala na wykonanie operacji.",
+                    [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
+                )  # fmt: skip
+            session.closed = self.core.clock()
+            self.set_status(session, Status(interim, SESSION_TEXT[interim]))
+            session.reads_until_processed = self.core.transitions.session_reads
+            if session.reads_until_processed <= 0:
+                self._finish(session)
+
+    def close_online(self, access: Access, reference_number: str) -> None:
+        """``POST /sessions/online/{ref}/close``."""
+        session = self.get(access, reference_number, read=False)
+        if session.kind != "Online":
+            raise NotFound(21173, "Brak sesji o wskazanym numerze referencyjnym.")
+        self.close(session)
+
+    def _finish(self, session: Session) -> None:
+        if not session.invoices:
+            self.set_status(session, Status(440, SESSION_TEXT[440], ["Nie przesłano faktur."]))
+        elif not any(i.accepted for i in session.invoices):
+            self.set_status(session, Status(445, SESSION_TEXT[445]))
+        else:
+            session.upo_pages = self._session_upo_pages(session)
+            self.set_status(session, Status(200, SESSION_TEXT[200]))
+
+    def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
+        """A session of the caller's context (another context's is "not found", as in KSeF)."""
+        with self.core.lock:
+            session = self.state.sessions.get(reference_number)
+            if session is None or session.context != access.context:
+                raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+            if read and session.status.code in (150, 170):
+                session.reads_until_processed -= 1
+                if session.reads_until_processed <= 0:
+                    self._finish(session)
+            return session
+
+    def listing(self, access: Access, query: SessionQuery, page_size: int = 10, token: str | None = None) -> Page:
+        """Sessions matching ``query``, newest first, one page at a time (keyset continuation).
+
+        A caller without ``Introspection``/``EnforcementOperations`` sees only the sessions its
+        authenticating subject opened.
+        """
+        found = self._matching(access, query)
+        return self.core.page(found, page_size, token, key=lambda s: s.listing_key)
+
+    def _matching(self, access: Access, query: SessionQuery) -> list[Session]:
+        # Paging 100,000 sessions re-filters nothing: the sorted result is kept per query until
+        # a session is added or changes status.
+        cache_key = (access.context, access.subject if not access.sees_whole_context else None, query,
+                     self.state.version)  # fmt: skip
+        if self._listing is not None and self._listing[0] == cache_key:
+            return self._listing[1]
+        with self.core.lock:
+            sessions = list(self.state.sessions.values())
+        found = [s for s in sessions if s.context == access.context and _matches(s, query)]
+        if not access.sees_whole_context:
+            found = [s for s in found if s.subject == access.subject]
+        found.sort(key=lambda s: s.listing_key, reverse=True)
+        self._listing = (cache_key, found)
+        return found
+
+    def session_invoices(
+        self, access: Access, reference_number: str, *, failed: bool = False, page_size: int = 10,
+        token: str | None = None,
+    ) -> Page:  # fmt: skip
+        """Invoices of a session (or only the failed ones), in sending order."""
+        session = self.get(access, reference_number, read=False)
+        invoices = session.failed if failed else session.invoices
+        return self.core.page(invoices, page_size, token, key=lambda i: f"{i.ordinal_number:09d}")
+
+    def invoice(self, access: Access, reference_number: str, invoice_reference_number: str) -> Invoice:
+        """One invoice of a session by its reference number."""
+        session = self.get(access, reference_number, read=False)
+        for invoice in session.invoices:
+            if invoice.reference_number == invoice_reference_number:
+                return invoice
+        raise NotFound(21164, f"Faktura o numerze referencyjnym {invoice_reference_number} nie została znaleziona.")
+
+    # --- UPO -------------------------------------------------------------------------------------
+
+    def _header(self, session: Session) -> UpoHeader:
+        auth_hash = sha256_b64(session.auth_reference_number.encode())
+        return UpoHeader(
+            session.reference_number, session.context.type, session.context.value, auth_hash, session.form_code
+        )
+
+    @staticmethod
+    def _document(invoice: Invoice) -> UpoDocument:
+        assert invoice.ksef_number and invoice.acquired and invoice.seller_nip
+        return UpoDocument(
+            seller_nip=invoice.seller_nip, ksef_number=invoice.ksef_number, invoice_number=invoice.invoice_number or "",
+            issue_date=invoice.issue_date or "", received=invoice.received.isoformat(timespec="milliseconds"),
+            numbered=invoice.acquired.isoformat(timespec="milliseconds"), invoice_hash=invoice.invoice_hash,
+            mode="Offline" if invoice.offline else "Online",
+        )  # fmt: skip
+
+    def _session_upo_pages(self, session: Session) -> list[tuple[str, bytes]]:
+        accepted = [i for i in session.invoices if i.accepted]
+        size = self.core.settings.upo_page_size
+        count = (len(accepted) + size - 1) // size
+        pages = []
+        for index in range(count):
+            chunk = accepted[index * size : (index + 1) * size]
+            info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
+            xml = build_upo(self._header(session), [self._document(i) for i in chunk], info)
+            pages.append((self.core.new_reference_number("EU"), xml))
+        return pages
+
+    def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
+        """The UPO document of one accepted invoice (signed once, then cached)."""
+        if invoice.upo is None:
+            invoice.upo = build_upo(self._header(session), [self._document(invoice)])
+        return invoice.upo
+
+    def invoice_upo(
+        self, access: Access, reference_number: str, *, invoice_reference_number: str | None = None,
+        ksef_number: str | None = None,
+    ) -> bytes:  # fmt: skip
+        """The UPO of one accepted invoice, by its reference number or KSeF number."""
+        session = self.get(access, reference_number, read=False)
+        for invoice in session.invoices:
+            if invoice.reference_number == invoice_reference_number or (
+                ksef_number is not None and invoice.ksef_number == ksef_number
+            ):
+                if not invoice.accepted:
+                    break
+                return self.invoice_upo_for(session, invoice)
+        raise NotFound(21178, "UPO nie zostało znalezione.")
+
+    def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
+        """One page of a session's UPO."""
+        session = self.get(access, reference_number, read=False)
+        for ref, xml in session.upo_pages:
+            if ref == upo_reference_number:
+                return xml
+        raise NotFound(21178, "UPO nie zostało znalezione.")
+
+
+def _matches(session: Session, query: SessionQuery) -> bool:
+    if session.kind != query.session_type:
+        return False
+    if query.statuses and not _in_statuses(session.status.code, query.statuses):
+        return False
+    if query.reference_number is not None and session.reference_number != query.reference_number:
+        return False
+    return (
+        _within(session.created, query.created_from, query.created_to)
+        and _within(session.updated, query.modified_from, query.modified_to)
+        and (
+            (query.closed_from is None and query.closed_to is None)
+            or (session.closed is not None and _within(session.closed, query.closed_from, query.closed_to))
+        )
+    )
+
+
+def _in_statuses(code: int, statuses: Iterable[str]) -> bool:
+    for status in statuses:
+        if code in STATUS_GROUPS.get(status, set()) or (status == "Failed" and code >= 400 and code != 440):
+            return True
+    return False
+
+
+def _within(value: dt.datetime, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    return (start is None or value >= start) and (end is None or value <= end)
+
+
+def _form_dict(system_code: str) -> dict[str, str]:
+    for code in FORMS.values():
+        if code.system_code == system_code:
+            return code.to_dict()
+    return {"systemCode": system_code, "schemaVersion": "", "value": ""}
+
+
+def _decrypted_package(batch: BatchPackage, key: SymmetricKey | None) -> bytes | Status:
+    """The plain package, or the session status that explains why there is none."""
+    if key is None:
+        return Status(415, "Błąd odszyfrowania dostarczonego klucza")
+    for part in batch.parts:
+        if sha256_b64(part.data or b"") != part.hash:
+            return Status(405, _PACKAGE_ERROR, [f"Skrót części {part.ordinal_number} nie zgadza się."])
+    try:
+        package = b"".join(key.decrypt(p.data or b"") for p in batch.parts)
+    except ValueError:
+        return Status(435, "Błąd odszyfrowania pliku")
+    if len(package) != batch.file_size or sha256_b64(package) != batch.file_hash:
+        return Status(405, _PACKAGE_ERROR, ["Skrót lub rozmiar paczki nie zgadza się."])
+    return package
+
+
+def _package_members(package: bytes, compression: str) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
+    """``(name, size, read)`` of each file in a batch package (zip, or tar.gz for ``TarGz``)."""
+    if compression == "TarGz":
+        archive = tarfile.open(fileobj=io.BytesIO(package), mode="r:gz")  # noqa: SIM115 - read lazily below
+        for member in archive.getmembers():
+            if member.isfile():
+                yield member.name, member.size, _tar_reader(archive, member)
+        return
+    zipped = zipfile.ZipFile(io.BytesIO(package))
+    for info in zipped.infolist():
+        if not info.is_dir():
+            yield info.filename, info.file_size, _zip_reader(zipped, info.filename)
+
+
+def _tar_reader(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes]:
+    def read() -> bytes:
+        extracted = archive.extractfile(member)
+        return extracted.read() if extracted is not None else b""
+
+    return read
+
+
+def _zip_reader(archive: zipfile.ZipFile, name: str) -> Callable[[], bytes]:
+    return lambda: archive.read(name)

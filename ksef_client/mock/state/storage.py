@@ -1,0 +1,63 @@
+"""Presigned storage: downloads (UPOs, export parts) and upload slots (batch parts).
+
+Like KSeF's blob storage, a link needs no token and expires; the names are unguessable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+
+from ksef_client.mock.state.core import Core
+
+LINK_TTL = dt.timedelta(hours=1)
+
+
+@dataclass
+class StorageState:
+    """Stored downloads (name -> bytes, expiry) and upload slots (name -> session, part number)."""
+
+    blobs: dict[str, tuple[bytes, dt.datetime]] = field(default_factory=dict)
+    upload_slots: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+class Storage:
+    """The presigned links of one emulator."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.state = StorageState()
+
+    def presign(self, data: bytes) -> tuple[str, dt.datetime]:
+        """Store ``data`` under a fresh unguessable name valid for an hour; return it and its expiry."""
+        name = secrets.token_urlsafe(24)
+        now = self.core.clock()
+        expires = now + LINK_TTL
+        with self.core.lock:
+            # Like KSeF, every poll hands out fresh links; expired ones are dropped now and then
+            # so a long test run (or a soak) does not keep every link it ever saw.
+            if len(self.state.blobs) % 1024 == 0:
+                self.state.blobs = {k: v for k, v in self.state.blobs.items() if v[1] > now}
+            self.state.blobs[name] = (data, expires)
+        return name, expires
+
+    def read(self, name: str) -> bytes | None:
+        """The stored bytes, or ``None`` when unknown or expired (storage answers 403 then)."""
+        with self.core.lock:
+            found = self.state.blobs.get(name)
+        if found is None or found[1] <= self.core.clock():
+            return None
+        return found[0]
+
+    def new_upload_slot(self, session_reference_number: str, ordinal_number: int) -> str:
+        """A fresh upload name for one part of a batch session."""
+        name = secrets.token_urlsafe(24)
+        with self.core.lock:
+            self.state.upload_slots[name] = (session_reference_number, ordinal_number)
+        return name
+
+    def upload_slot(self, name: str) -> tuple[str, int] | None:
+        """The session and part an upload name belongs to."""
+        with self.core.lock:
+            return self.state.upload_slots.get(name)

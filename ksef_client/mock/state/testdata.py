@@ -1,0 +1,113 @@
+"""``/testdata/*``: the TEST environment's own records (subjects, persons, attachment consent,
+blocked contexts, limit overrides) and the Peppol providers the emulator knows."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ksef_client.mock.state.core import Context, Core
+
+DEFAULT_CONTEXT_LIMITS: dict[str, dict[str, int]] = {
+    "onlineSession": {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10_000},
+    "batchSession": {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3, "maxInvoices": 10_000},
+    "collectiveIdentifier": {"maxInvoices": 500},
+}
+SESSION_KIND_LIMITS = {"Online": "onlineSession", "Batch": "batchSession"}
+
+
+@dataclass(frozen=True)
+class TestSubject:
+    """A subject registered by ``POST /testdata/subject``."""
+
+    nip: str
+    subject_type: str
+    description: str
+    subunits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TestPerson:
+    """A person registered by ``POST /testdata/person``."""
+
+    nip: str
+    pesel: str
+    description: str
+    is_bailiff: bool = False
+    is_deceased: bool = False
+
+
+@dataclass
+class TestDataState:
+    """Everything ``/testdata/*`` set up."""
+
+    subjects: dict[str, TestSubject] = field(default_factory=dict)
+    persons: dict[str, TestPerson] = field(default_factory=dict)
+    attachments: set[str] = field(default_factory=set)
+    blocked: set[Context] = field(default_factory=set)
+    session_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
+    peppol_providers: list[dict[str, str]] = field(default_factory=list)
+
+
+class TestData:
+    """The TEST environment's helpers."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.state = TestDataState()
+
+    def add_subject(self, subject: TestSubject) -> None:
+        """Register a subject (a company, VAT group, local government unit)."""
+        self.state.subjects[subject.nip] = subject
+
+    def remove_subject(self, nip: str) -> None:
+        """Forget a subject."""
+        self.state.subjects.pop(nip, None)
+
+    def add_person(self, person: TestPerson) -> None:
+        """Register a person under both identifiers."""
+        self.state.persons[person.nip] = self.state.persons[person.pesel] = person
+
+    def remove_person(self, nip: str) -> None:
+        """Forget a person (under both identifiers)."""
+        person = self.state.persons.pop(nip, None)
+        if person is not None:
+            self.state.persons.pop(person.pesel, None)
+
+    def person(self, identifier: str) -> TestPerson | None:
+        """A registered person by NIP or PESEL."""
+        return self.state.persons.get(identifier)
+
+    def allow_attachments(self, nip: str, allowed: bool = True) -> None:
+        """Attachment consent (e-Urząd Skarbowy's, emulated)."""
+        (self.state.attachments.add if allowed else self.state.attachments.discard)(nip)
+
+    def attachments_allowed(self, nip: str | None) -> bool:
+        """Whether invoices of ``nip`` may carry attachments."""
+        return nip is not None and nip in self.state.attachments
+
+    def block(self, context: Context, blocked: bool = True) -> None:
+        """Block (or unblock) logins to a context."""
+        (self.state.blocked.add if blocked else self.state.blocked.discard)(context)
+
+    def is_blocked(self, context: Context) -> bool:
+        """Whether logins to ``context`` fail with 480."""
+        return context in self.state.blocked
+
+    def set_session_limits(self, context: Context, limits: dict[str, Any] | None) -> None:
+        """Override a context's limits (a ``SetSessionLimitsRequest``), or restore the defaults."""
+        if limits is None:
+            self.state.session_limits.pop(context, None)
+            return
+        merged = copy.deepcopy(DEFAULT_CONTEXT_LIMITS)
+        for group, values in limits.items():
+            if group in merged and isinstance(values, dict):
+                merged[group].update({k: int(v) for k, v in values.items() if k in merged[group]})
+        self.state.session_limits[context] = merged
+
+    def context_limits(self, context: Context) -> dict[str, dict[str, int]]:
+        """``EffectiveContextLimits`` of ``context``: KSeF TEST's defaults or the override."""
+        return copy.deepcopy(self.state.session_limits.get(context, DEFAULT_CONTEXT_LIMITS))
