@@ -4,7 +4,8 @@ The files are read once (``CodeIndex.scan``); every question is a few regular ex
 them. Python files count when they import the generated function (``from
 ksef_client._generated.api.tokens import create_token``), name ``"tag.operation_id"`` (the
 emulator's ``api_endpoint``) or use the generated model class; Markdown files when they mention
-the operation's path or the schema's name. The generated package itself is not searched.
+the operation's path or the schema's name, outside blocks of sample output (```` ```text ````).
+The generated package itself is not searched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ SOURCE_DIRS = ("ksef_client", "examples", "bench")
 DOC_FILES = ("README.md",)
 DOC_DIRS = ("docs",)
 SKIPPED = ("ksef_client/_generated/", "ksef_client/_data/")
+# Markdown blocks of sample output (```text) quote names without using them.
+SAMPLE_OUTPUT = re.compile(r"^```text\n.*?^```", re.MULTILINE | re.DOTALL)
 
 
 @dataclass
@@ -30,6 +33,8 @@ class CodeIndex:
     _found: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.files = {path: SAMPLE_OUTPUT.sub("", text) if path.endswith(".md") else text
+                      for path, text in self.files.items()}  # fmt: skip
         for path, text in self.files.items():
             for word in set(re.findall(r"\w+", text)):
                 self._files_with.setdefault(word, set()).add(path)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from generator.code_usage import CodeIndex
+from generator.preprocess import OperationName
 from generator.spec_diff import Report, api_version, diff_specs
 from generator.spec_update import update
 
@@ -236,3 +238,18 @@ def test_every_published_spec_diffs_against_the_next(ksef_data: Path) -> None:
         assert report.render().startswith(f"KSeF spec {api_version(old)} -> {api_version(new)}:")
         assert report.render_markdown()
     assert not diff_specs(specs[1], specs[2]).of_kind("operation removed")  # the prefix is not a change
+
+
+def test_code_index_finds_uses_not_mentions() -> None:
+    index = CodeIndex({
+        "sdk.py": "from ksef_client._generated.api.tokens import (\n    create_token,\n    list_tokens,\n)\n",
+        "routes.py": '@api_endpoint("tokens.create_token")\ndef create(): ...\n',
+        "other.py": "def create_token(): ...  # a namesake, not the generated function\n",
+        "models.py": "from ksef_client._generated.models import InvoicePackage\n",
+        "guide.md": "DELETE /tokens/{ref} revokes (a /tokens/ prefix is no use); see `InvoicePackage`.\n",
+        "report.md": "```text\nInvoicePackage: new field — in POST /tokens\n```\n",
+    })  # fmt: skip
+    assert index.operation_users("POST /tokens", OperationName("tokens", "create_token")) == ("routes.py", "sdk.py")
+    assert index.operation_users("DELETE /tokens/{referenceNumber}", None) == ("guide.md",)
+    assert index.schema_users("InvoicePackage", generated_class=True) == ("guide.md", "models.py")
+    assert index.schema_users("Nip", generated_class=False) == ()
