@@ -1,9 +1,10 @@
 """``make spec-update SPEC=path-or-url``: move the pin to another spec version, with a change report.
 
-Prints what changed (``spec_diff``), writes the new spec where the build reads it, and updates
-``openapi/lock.json`` (SHA-256, API version, build, where it came from). The Makefile then
-regenerates the client (``--strict``: a new operation without an English name in the overlay
-stops here, listed in the report) and runs the quick conformance profile.
+Prints what changed (``spec_diff``: grouped, breaking first, each change with the hand-written
+files it affects), writes the new spec where the build reads it, and updates ``openapi/lock.json``
+(SHA-256, API version, build, where it came from). The Makefile then regenerates the client
+(``--strict``: a new operation without an English name in the overlay stops here, listed in the
+report) and runs the quick conformance profile.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def update(source: str, data_dir: Path, lock_path: Path = LOCK, pinned: Path = P
     content, downloaded = read_spec(source)
     new_spec = json.loads(content)
     old_spec = json.loads(pinned.read_text(encoding="utf-8")) if pinned.is_file() else {"paths": {}}
-    report = diff_specs(old_spec, new_spec, OVERLAY).render()
+    report = diff_specs(old_spec, new_spec, OVERLAY, ROOT).render()
     lock = json.loads(lock_path.read_text(encoding="utf-8"))
     lock["api_version"] = api_version(new_spec)
     declared = declared_version(new_spec)
