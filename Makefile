@@ -9,7 +9,7 @@ SPEC_FILE := ksef_client/_data/ksef-openapi.json
 GENERATED := ksef_client/_generated
 PYTEST_ARGS ?=
 
-.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak package clean
+.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak peers package clean
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
@@ -21,6 +21,7 @@ help:
 	@echo "make conformance      the contract suite with 100 cases per operation"
 	@echo "make bench            benchmarks with the baseline SDK beside them (bench/RESULTS.md)"
 	@echo "make soak             invoices through a faulty emulator: nothing lost, nothing twice"
+	@echo "make peers            ksef2 and ksef-client (PyPI, own venvs) driven against the emulator (peers/RESULTS.md)"
 	@echo "make package          wheel + sdist in dist/, twine check, install the wheel in a fresh venv and run an example"
 	@echo "make spec-update SPEC=path-or-url  change report, new pin, regenerate, quick conformance"
 
@@ -72,9 +73,17 @@ bench: install
 soak: install
 	$(PY) -m bench.soak
 
+# Other SDKs against the emulator: ksef2 and ksef-client from PyPI (pinned, each in peers/.venv-*),
+# driven through their public APIs; outcomes checked against peers/expected.json (PEERS_ARGS: see
+# python -m peers --help). The verdict logic's own tests run first.
+PEERS_ARGS ?=
+peers: install
+	$(PY) -m pytest -q -p no:cacheprovider peers/test_run.py
+	$(PY) -m peers $(PEERS_ARGS)
+
 # Contract suite in full: 100 cases per operation (`make test` runs it with 5).
 conformance: install
 	CONFORMANCE_EXAMPLES=$${CONFORMANCE_EXAMPLES:-100} KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest conformance $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info ksef_client/_data
+	rm -rf $(VENV) build dist *.egg-info ksef_client/_data peers/.venv-ksef2 peers/.venv-ksef-client
