@@ -40,7 +40,7 @@ class MintedAccessToken:
 def emulator_schema(spec: dict[str, Any]) -> Any:
     """``spec`` as a schemathesis schema sent to the in-process emulator with a minted token."""
     loaded = schemathesis.openapi.from_dict(spec)
-    loaded.app = create_app(BACKEND)
+    loaded.app = create_app(BACKEND, strict=True)
     loaded.auth()(MintedAccessToken)
     return loaded
 

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
-from ksef_client.mock.responses import REGISTRY, Endpoint
+from ksef_client.mock.responses import REGISTRY, BrokenResponse, Endpoint
 from ksef_client.mock.routes import MODULES
+from ksef_client.mock.validation import response_problems
 
 API_PREFIX = "/v2"
 
@@ -56,6 +57,7 @@ def _api_endpoint(routes: list[_PathRoute]) -> Endpoint:
                 allow = ", ".join(sorted(route.handlers))
                 return Response(status_code=405, headers={"Allow": allow})
             request.scope["path_params"] = match.groupdict()
+            request.scope["ksef_operation"] = (request.method, route.template)
             return await handler(request)
         return Response(status_code=404)
 
@@ -71,31 +73,56 @@ def _matches(routes: list[_PathRoute], path: str) -> Iterator[tuple[_PathRoute, 
                 return
 
 
-def create_app(backend: KSeFBackend | None = None, *, store: SQLiteStore | None = None) -> ASGIApp:
+def create_app(
+    backend: KSeFBackend | None = None, *, store: SQLiteStore | None = None, strict: bool = False
+) -> EmulatorApp:
     """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests, and a
-    ``SQLiteStore`` to keep the state across restarts (saved after every changing request)."""
+    ``SQLiteStore`` to keep the state across restarts (saved after every changing request).
+
+    ``strict`` validates every answer of the API against the spec (status, media type, JSON body
+    with enums strictly) before it leaves; a violation is recorded in ``app.violations`` and
+    answered as a 500 naming it, so no test can pass on an answer KSeF would never give. The
+    ``ksef_mock`` fixture and the conformance suite switch it on.
+    """
     app = Starlette(routes=[route for module in MODULES for route in getattr(module, "ROUTES", [])])
     app.state.backend = backend or KSeFBackend()
     if store is not None:
         store.load(app.state.backend)
-    return _EmulatorApp(app, _api_endpoint(_path_routes()), store)
+    return EmulatorApp(app, _api_endpoint(_path_routes()), store, strict=strict)
 
 
-class _EmulatorApp:
+class EmulatorApp:
     """``/v2/...`` goes to the KSeF router (any path, even one with a newline in an identifier,
     which Starlette's path patterns would not match); the rest to Starlette. With a store, the
     state is saved after each request that may have changed it (anything but GET)."""
 
-    def __init__(self, app: Starlette, api: Endpoint, store: SQLiteStore | None) -> None:
+    def __init__(self, app: Starlette, api: Endpoint, store: SQLiteStore | None, *, strict: bool = False) -> None:
         self.app, self.api, self.store = app, api, store
         self.state = app.state
+        self.strict = strict
+        self.violations: list[str] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
             scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
             response = await self.api(Request(scope, receive))
+            if self.strict:
+                response = self._checked(scope, response)
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
         if self.store is not None and scope["type"] == "http" and scope["method"] != "GET":
             self.store.save(self.state.backend)
+
+    def _checked(self, scope: Scope, response: Response) -> Response:
+        operation = scope.get("ksef_operation")
+        if operation is None or scope.get("ksef_injected_fault") or isinstance(response, BrokenResponse):
+            return response
+        method, path = operation
+        media = response.headers.get("content-type", "")
+        problems = response_problems(method, path, response.status_code, media, bytes(response.body))
+        if not problems:
+            return response
+        violation = f"{method} {path} -> {response.status_code}: {'; '.join(problems)}"
+        self.violations.append(violation)
+        return JSONResponse({"strictModeViolation": violation}, status_code=500)

@@ -170,17 +170,19 @@ class KSeFBackend:
         """Verify a ``Bearer`` access token (``Unauthorized`` otherwise)."""
         return self.auth.authenticate(authorization)
 
-    def check_rate(self, operation: str, caller: str) -> int | None:
-        """Seconds to wait (``Retry-After``) when ``caller`` is over its limits, else ``None``.
+    def check_rate(self, operation: str, address: str, context: Context | None = None) -> int | None:
+        """Seconds to wait (``Retry-After``) when the caller is over its limits, else ``None``.
 
-        Counted as KSeF counts: per limit group of the operation (``other`` is one budget for 46
-        operations), and per caller over every operation (``global``).
+        Counted as KSeF counts (``limity/limity-api.md``): per pair of context and IP address, per
+        limit group of the operation (``other`` is one budget for 46 operations), and per IP
+        address over every operation (``global``).
         """
         spec = OPERATIONS[operation]
         group = spec.rate_limit_group or operation
+        caller = f"{address}|{context.type}:{context.value}" if context is not None else address
         now = self.core.clock().timestamp()
         with self.core.lock:
-            wait = self.rate_limits.delay(f"{caller}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
+            wait = self.rate_limits.delay(f"{address}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
             if wait <= 0:
                 wait = self.rate_limits.delay(f"{caller}|{group}", spec.rate_limits, now)
         return math.ceil(wait) if wait > 0 else None

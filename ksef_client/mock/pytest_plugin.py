@@ -68,12 +68,20 @@ def ksef_mock_server() -> Iterator[ThreadedServer]:
     # Imported here: the plugin is always registered, uvicorn only comes with ksef-sdk[mock].
     from ksef_client.mock.server import ThreadedServer  # noqa: PLC0415
 
-    with ThreadedServer() as server:
+    with ThreadedServer(strict=True) as server:
         yield server
 
 
 @pytest.fixture
-def ksef_mock(ksef_mock_server: ThreadedServer) -> KSeFMock:
-    """A fresh emulator (state emptied, sizes a test may have changed restored) and client factories."""
-    ksef_mock_server.backend.reset()  # state emptied, settings as created
-    return KSeFMock(ksef_mock_server)
+def ksef_mock(ksef_mock_server: ThreadedServer) -> Iterator[KSeFMock]:
+    """A fresh emulator (state emptied, settings as created) and client factories.
+
+    The emulator runs in strict mode: every answer it gives is checked against the KSeF spec, and
+    the test fails if one did not conform (the emulator's bug, not the test's).
+    """
+    ksef_mock_server.backend.reset()
+    seen = len(ksef_mock_server.app.violations)
+    yield KSeFMock(ksef_mock_server)
+    violations = ksef_mock_server.app.violations[seen:]
+    if violations:
+        pytest.fail("the KSeF emulator answered against the spec:\n" + "\n".join(violations[:10]), pytrace=False)

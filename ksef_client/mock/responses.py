@@ -63,11 +63,13 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
                     if fault.status == DROP:
                         return BrokenResponse()
                     if fault.status >= 400:
+                        request.scope["ksef_injected_fault"] = True  # outside the spec on purpose
                         return render_fault(request, fault, operation)
-                retry_after = backend.check_rate(operation, request.client.host if request.client else "-")
-                if retry_after is not None:
-                    raise TooManyRequests(retry_after, operation)
                 access = _caller(backend, request, spec, bearer)
+                address = request.client.host if request.client else "-"
+                retry_after = backend.check_rate(operation, address, access.context if access else None)
+                if retry_after is not None:
+                    raise TooManyRequests(retry_after, spec.rate_limit_group or operation)
                 await _validate(request, spec.method, spec.path)
                 response = await handler(request, backend, access)
                 # DROP_AFTER: KSeF did the work, the client never hears of it.

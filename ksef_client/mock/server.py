@@ -27,7 +27,7 @@ class ThreadedServer:
 
     def __init__(
         self, backend: KSeFBackend | None = None, host: str = "127.0.0.1", port: int = 0, *,
-        store: SQLiteStore | None = None,
+        store: SQLiteStore | None = None, strict: bool = False,
     ) -> None:  # fmt: skip
         self.backend = backend or KSeFBackend()
         self.host = host
@@ -38,7 +38,8 @@ class ThreadedServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(create_app(self.backend, store=store), log_level="warning", lifespan="off")
+        self.app = create_app(self.backend, store=store, strict=strict)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 

@@ -172,3 +172,40 @@ def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
     except (ValueError, UnicodeDecodeError):
         return ["body: treść nie jest poprawnym JSON"]
     return [f"body {e}" for e in _messages(operation.body_validator, value)]
+
+
+# --- responses (strict mode) ----------------------------------------------------------------------
+
+JSON_TYPES = ("application/json", "application/problem+json")
+
+
+@functools.cache
+def _response_rules(method: str, path: str) -> dict[str, dict[str, Any]]:
+    responses: dict[str, dict[str, Any]] = _spec()["paths"][path][method.lower()].get("responses", {})
+    return {status: _resolve(answer) for status, answer in responses.items()}
+
+
+def response_problems(method: str, path: str, status: int, content_type: str, body: bytes) -> list[str]:
+    """What is wrong with an answer of ``METHOD path`` under the spec (``[]``: it conforms).
+
+    Checked strictly: the status must be declared, the media type must be one the status declares,
+    and a JSON body must match its schema (enums, formats, required fields, int32/int64 ranges).
+    """
+    declared = _response_rules(method, path)
+    answer = declared.get(str(status)) or declared.get("default")
+    if answer is None:
+        return [f"status {status} is not declared (declared: {', '.join(sorted(declared))})"]
+    content = answer.get("content") or {}
+    media = content_type.split(";")[0].strip().lower()
+    if not content:
+        return [f"status {status} declares no body, got {len(body)} bytes"] if body else []
+    if media not in content:
+        return [f"media type {media or '(none)'} is not declared for {status} (declared: {', '.join(content)})"]
+    schema = content[media].get("schema")
+    if media not in JSON_TYPES or schema is None:
+        return []
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return [f"the {media} body is not JSON"]
+    return [f"body {e}" for e in _messages(compile_schema(schema), value)][:_MAX_DETAILS]

@@ -97,7 +97,7 @@ class TestAsyncCollectiveIdentifiers:
         time = FakeTime()
         async with AsyncKSeF(
             base_url="http://ksef.local/v2", access_token=backend.mint_access_token(NIP),
-            transport=httpx.ASGITransport(app=create_app(backend)), sleep=time.asleep, clock=time.clock,
+            transport=httpx.ASGITransport(app=create_app(backend, strict=True)), sleep=time.asleep, clock=time.clock,
         ) as ksef:  # fmt: skip
             numbers = _numbers(11)
             created = await ksef.collective_identifiers.create(numbers)

@@ -127,7 +127,7 @@ class TestAsyncSessions:
         backend.transitions.session_reads = 2
         session = _session(backend, [invoice_xml(f"FV/{i}") for i in range(12)])
         time = FakeTime()
-        transport = httpx.ASGITransport(app=create_app(backend))
+        transport = httpx.ASGITransport(app=create_app(backend, strict=True))
         async with AsyncKSeF(
             base_url="http://ksef.local/v2", access_token=backend.mint_access_token(NIP),
             transport=transport, sleep=time.asleep, clock=time.clock,
