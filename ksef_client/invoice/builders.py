@@ -182,6 +182,10 @@ def _common(
         raise ValueError(f"{what}: at most 10000 lines")
 
 
+def _taxed(lines: Sequence[Line]) -> bool:
+    return any(line.fields.tax is not None for line in lines)
+
+
 def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool = False) -> fa3.Faktura.Fa.FaWiersz:
     return fa3.Faktura.Fa.FaWiersz(
         nr_wiersza_fa=number,
@@ -257,14 +261,14 @@ def vat_invoice(
 ) -> Invoice:
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
-    In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals) is written on
-    each taxed line (``KursWaluty``) and gives ``P_14_xW``. ``sale_date`` (``P_6``) when it differs
+    In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals; required when a
+    line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``. ``sale_date`` (``P_6``) when it differs
     from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
     """
     _common(number, issue_date, seller, buyer, currency, lines, "lines")
     if not lines:
         raise ValueError("lines: at least one line")
-    rate = checked_exchange_rate(exchange_rate, currency)
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
@@ -301,7 +305,7 @@ def correction(
         raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
     if reason is not None and not 1 <= len(reason) <= 256:
         raise ValueError(f"reason: 1..256 characters, got {reason!r}")
-    rate = checked_exchange_rate(exchange_rate, currency)
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
     totals = line_totals(after, rate) - line_totals(before, rate)
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
@@ -343,7 +347,7 @@ def advance(
     if paid > order_gross:
         raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
     split_payment(paid, order)  # refuses an order worth nothing
-    rate = checked_exchange_rate(exchange_rate, currency)
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
     if payment_date is not None:
         _date(payment_date, "payment_date")
     model = _invoice(
