@@ -36,8 +36,8 @@ from ksef_client.invoice.totals import (
     advance_totals,
     checked_decimal,
     checked_exchange_rate,
+    checked_text,
     line_totals,
-    split_payment,
     tax,
 )
 
@@ -67,11 +67,10 @@ class Party:
     address2: str | None = None
 
     def __post_init__(self) -> None:
-        for label, text, limit in (("name", self.name, 512), ("address", self.address, 512)):
-            if not isinstance(text, str) or not 1 <= len(text.strip()) <= limit:
-                raise ValueError(f"party {label}: 1..{limit} characters, got {text!r}")
-        if self.address2 is not None and not 1 <= len(self.address2) <= 512:
-            raise ValueError(f"party address2: 1..512 characters, got {self.address2!r}")
+        checked_text(self.name, "party name", 512)
+        checked_text(self.address, "party address", 512)
+        if self.address2 is not None:
+            checked_text(self.address2, "party address2", 512)
         if self.country not in _COUNTRIES:
             raise ValueError(f"party country: {self.country!r} is not an ISO 3166 code of the schema")
         if sum(x is not None for x in (self.nip, self.eu_vat, self.tax_id)) > 1:
@@ -82,8 +81,8 @@ class Party:
             self.eu_vat[:2] not in _EU or not 1 <= len(self.eu_vat) - 2 <= 12 or not self.eu_vat[2:].isalnum()
         ):
             raise ValueError(f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 letters or digits")
-        if self.tax_id is not None and not 1 <= len(self.tax_id) <= 50:
-            raise ValueError(f"party tax_id: 1..50 characters, got {self.tax_id!r}")
+        if self.tax_id is not None:
+            checked_text(self.tax_id, "party tax_id", 50)
 
     def _address(self) -> fa3.Tadres3:
         return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)
@@ -124,8 +123,7 @@ class CorrectedInvoice:
     ksef_number: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.number, str) or not 1 <= len(self.number) <= 256:
-            raise ValueError(f"corrected number: 1..256 characters, got {self.number!r}")
+        checked_text(self.number, "corrected number", 256)
         _date(self.issue_date, "corrected issue_date")
         if self.ksef_number is not None:
             validate_ksef_number(self.ksef_number, "corrected ksef_number")
@@ -167,8 +165,7 @@ def _created(created: dt.datetime | None) -> XmlDateTime:
 def _common(
     number: str, issue_date: dt.date, seller: Party, buyer: Party, currency: str, lines: Sequence[Line], what: str
 ) -> None:
-    if not isinstance(number, str) or not 1 <= len(number) <= 256:
-        raise ValueError(f"number: 1..256 characters, got {number!r}")
+    checked_text(number, "number", 256)
     _date(issue_date, "issue_date")
     if not isinstance(seller, Party) or not isinstance(buyer, Party):
         raise ValueError("seller, buyer: expected Party objects")
@@ -262,8 +259,8 @@ def vat_invoice(
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
     In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals; required when a
-    line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``. ``sale_date`` (``P_6``) when it differs
-    from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
+    line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``.
+    ``sale_date`` (``P_6``) when it differs from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
     """
     _common(number, issue_date, seller, buyer, currency, lines, "lines")
     if not lines:
@@ -303,8 +300,8 @@ def correction(
         raise ValueError("before, after: a correction needs at least one line")
     if not isinstance(corrected, CorrectedInvoice):
         raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
-    if reason is not None and not 1 <= len(reason) <= 256:
-        raise ValueError(f"reason: 1..256 characters, got {reason!r}")
+    if reason is not None:
+        checked_text(reason, "reason", 256)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
     totals = line_totals(after, rate) - line_totals(before, rate)
     model = _invoice(
@@ -346,7 +343,6 @@ def advance(
     order_gross = line_totals(order).gross
     if paid > order_gross:
         raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
-    split_payment(paid, order)  # refuses an order worth nothing
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
     if payment_date is not None:
         _date(payment_date, "payment_date")

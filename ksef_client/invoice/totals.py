@@ -32,6 +32,7 @@ scheme (``P_13_11``) are not computed here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -102,6 +103,19 @@ def checked_decimal(value: object, name: str, places: int, *, positive: bool = F
     return number
 
 
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def checked_text(value: object, name: str, limit: int) -> str:
+    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.strip():
+        raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
+    bad = _NOT_IN_XML.search(value)
+    if bad:
+        raise ValueError(f"{name}: character {bad.group()!r} cannot appear in XML")
+    return value
+
+
 def rate_of(value: object) -> str:
     """A ``P_12`` rate (``"23"``, ``23``, ``"0 WDT"``, ``"zw"``... or the generated enum) as its string."""
     text = str(getattr(value, "value", value)).strip()
@@ -124,10 +138,8 @@ class Line:
     unit: str = "szt."
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not 1 <= len(self.name) <= 512:
-            raise ValueError(f"line name: 1..512 characters, got {self.name!r}")
-        if not isinstance(self.unit, str) or not 1 <= len(self.unit) <= 256:
-            raise ValueError(f"line unit: 1..256 characters, got {self.unit!r}")
+        checked_text(self.name, "line name", 512)
+        checked_text(self.unit, "line unit", 256)
         object.__setattr__(self, "quantity", checked_decimal(self.quantity, "line quantity", 6, positive=True))
         object.__setattr__(self, "unit_price", checked_decimal(self.unit_price, "line unit_price", 8))
         object.__setattr__(self, "rate", rate_of(self.rate))

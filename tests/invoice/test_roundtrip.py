@@ -54,7 +54,11 @@ def test_fields_are_typed() -> None:
     line = invoice.model.fa.fa_wiersz[0]
     assert (line.p_11, line.kurs_waluty, line.p_12 and line.p_12.value) == (Decimal("2469.12"), Decimal("4.2618"), "23")
     assert invoice.issue_date == dt.date(2026, 3, 2) and invoice.currency == "EUR" and invoice.kind == "VAT"
-    assert invoice.totals() == {"p_13_1": Decimal("2469.12"), "p_14_1": Decimal("567.90"), "p_14_1_w": Decimal("2420.28")}
+    assert invoice.totals() == {
+        "p_13_1": Decimal("2469.12"),
+        "p_14_1": Decimal("567.90"),
+        "p_14_1_w": Decimal("2420.28"),
+    }
     assert invoice.seller_nip == "5265877635" and invoice.gross == Decimal("3037.02")
     assert repr(invoice) == "<Invoice FA(3) VAT 'FV/2026/03/002' 2026-03-02 3037.02 EUR>"
 

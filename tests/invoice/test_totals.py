@@ -100,6 +100,8 @@ def test_correction_totals_are_after_minus_before() -> None:
         ({"unit_price": "1E17"}, "too large"),
         ({"rate": "24"}, "rate"),
         ({"name": ""}, "name"),
+        ({"name": "a\x01b"}, "cannot appear in XML"),
+        ({"name": "\uffff"}, "cannot appear in XML"),
         ({"unit": "x" * 257}, "unit"),
     ],
 )
