@@ -7,6 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SPEC_FILE := ksef_client/_data/ksef-openapi.json
 GENERATED := ksef_client/_generated
+INVOICE_MODELS := ksef_client/_invoice_models
 PYTEST_ARGS ?=
 
 .PHONY: help install spec spec-update generate check-generated lint test conformance bench soak peers package clean
@@ -14,8 +15,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
 	@echo "make spec             pinned spec and XSDs from KSEF_DATA=$(KSEF_DATA) or the official URL, SHA-256 checked"
-	@echo "make generate         regenerate $(GENERATED) from the pinned spec"
-	@echo "make check-generated  regenerate and fail if the result differs from what is committed"
+	@echo "make generate         regenerate $(GENERATED) from the pinned spec and $(INVOICE_MODELS) from the pinned XSDs"
+	@echo "make check-generated  regenerate both and fail if the result differs from what is committed"
 	@echo "make lint             ruff and mypy --strict"
 	@echo "make test             the test suite (installs first when needed)"
 	@echo "make conformance      the contract suite with 100 cases per operation"
@@ -38,10 +39,11 @@ spec:
 
 generate: install
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
+	$(PY) -m generator.invoices ksef_client/_data $(INVOICE_MODELS)
 
 check-generated: generate
-	@git diff --exit-code --stat -- $(GENERATED) || (echo "generated code differs from the commit: run 'make generate' and commit" && exit 1)
-	@test -z "$$(git status --porcelain -- $(GENERATED))" || (git status --porcelain -- $(GENERATED) && echo "untracked generated files" && exit 1)
+	@git diff --exit-code --stat -- $(GENERATED) $(INVOICE_MODELS) || (echo "generated code differs from the commit: run 'make generate' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED) $(INVOICE_MODELS))" || (git status --porcelain -- $(GENERATED) $(INVOICE_MODELS) && echo "untracked generated files" && exit 1)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -56,6 +58,7 @@ spec-update: install
 	@test -n "$(SPEC)" || (echo "usage: make spec-update SPEC=path-or-url" && exit 2)
 	$(PY) -m generator.spec_update --data $(KSEF_DATA) $(SPEC)
 	$(PY) -m generator --strict $(SPEC_FILE) $(GENERATED)
+	$(PY) -m generator.invoices ksef_client/_data $(INVOICE_MODELS)
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest -q conformance
 
 # Build, check the metadata, and smoke-test the wheel installed on its own (tests/smoke_wheel.py).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -152,8 +152,16 @@ def resolve_ksef_numbers(invoices: Iterable[SessionInvoiceStatusResponse], refer
     return [found.get(reference) for reference in references]
 
 
-def prepare_invoice(xml: bytes, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
+class SupportsToXml(Protocol):
+    """An invoice object (``ksef_client.invoice.Invoice``): sent as the bytes of its ``to_xml()``."""
+
+    def to_xml(self) -> bytes: ...
+
+
+def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
     """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+    if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
+        xml = xml.to_xml()
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
     if validate:
@@ -182,8 +190,9 @@ class OnlineSession:
         self.reference_number = run(flow, self._client)
         return self
 
-    def send(self, xml: bytes, *, offline: bool = False) -> str:
-        """Encrypt and send one invoice; returns its reference number (status comes later)."""
+    def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
+        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
+        (status comes later)."""
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         invoice = prepare_invoice(xml, self.form, self._key, self.validate)
@@ -229,8 +238,8 @@ class AsyncOnlineSession:
         self.reference_number = await arun(flow, self._client)
         return self
 
-    async def send(self, xml: bytes, *, offline: bool = False) -> str:
-        """Encrypt and send one invoice; returns its reference number."""
+    async def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
+        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number."""
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         invoice = prepare_invoice(xml, self.form, self._key, self.validate)

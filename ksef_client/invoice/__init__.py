@@ -1,0 +1,32 @@
+"""FA(3) invoices as typed objects: read, build, total and write them.
+
+::
+
+    from ksef_client.invoice import Invoice, Line, Party, vat_invoice, correction, advance
+
+    invoice = Invoice.from_xml(xml_bytes)      # checked against the XSD, bound to typed classes
+    invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
+
+Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``advance``,
+``Party``, ``CorrectedInvoice``), ``totals`` (``Line`` and the rounding rules). The typed classes
+themselves are generated from the official XSDs into ``ksef_client._invoice_models`` (FA(3),
+FA(2), FA_RR(1), UPO v4-3); this package is the hand-written layer on top. Importing it loads the
+FA(3) classes (a few hundred milliseconds); ``import ksef_client`` does not.
+"""
+
+from ksef_client.invoice.builders import CorrectedInvoice, Party, advance, correction, vat_invoice
+from ksef_client.invoice.model import Invoice
+from ksef_client.invoice.totals import RATES, Line, Totals, round_amount
+
+__all__ = [
+    "RATES",
+    "CorrectedInvoice",
+    "Invoice",
+    "Line",
+    "Party",
+    "Totals",
+    "advance",
+    "correction",
+    "round_amount",
+    "vat_invoice",
+]

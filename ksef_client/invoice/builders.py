@@ -1,0 +1,371 @@
+"""Builders for the common FA(3) invoice kinds: VAT, correction (KOR) and advance (ZAL).
+
+::
+
+    from ksef_client.invoice import Line, Party, vat_invoice
+
+    invoice = vat_invoice(
+        number="FV/2026/001", issue_date=date(2026, 3, 2),
+        seller=Party("ACME sp. z o.o.", "ul. Prosta 1, 00-001 Warszawa", nip="5265877635"),
+        buyer=Party("Nabywca SA", "ul. Krzywa 2, 30-001 Kraków", nip="1111111111"),
+        lines=[Line("Konsultacje", Decimal("2"), Decimal("150.00"), rate="23")],
+    )
+    invoice.to_xml()
+
+Totals (``P_13_x``, ``P_14_x``, ``P_14_xW``, ``P_15``) are computed from the lines by
+``ksef_client.invoice.totals``, whose docstring gives each rule and its source. Arguments are
+checked before anything is built (``ValueError`` naming the argument); the result is an
+``Invoice`` whose XML matches the XSD.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from xsdata.models.datatype import XmlDate, XmlDateTime
+
+from ksef_client._invoice_models import fa3
+from ksef_client.identifiers import validate_ksef_number, validate_nip
+from ksef_client.invoice.model import Invoice
+from ksef_client.invoice.totals import (
+    Line,
+    Totals,
+    advance_totals,
+    checked_decimal,
+    checked_exchange_rate,
+    checked_text,
+    line_totals,
+    tax,
+)
+
+FIRST_CREATION_DATE = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)  # FA(3): DataWytworzeniaFa from 2025-09-01
+_EU = {member.value for member in fa3.TkodyKrajowUe}
+_COUNTRIES = {member.value for member in fa3.TkodKraju}
+_CURRENCIES = {member.value for member in fa3.TkodWaluty}
+_NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
+
+
+@dataclass(frozen=True)
+class Party:
+    """Seller or buyer: name, address line(s), country and at most one tax identifier.
+
+    ``nip`` (Polish NIP, checked), ``eu_vat`` (an EU VAT number with its country prefix, e.g.
+    ``"DE123456789"``: ``KodUE`` + ``NrVatUE``) or ``tax_id`` (any other country's identifier,
+    ``KodKraju`` = ``country`` + ``NrID``). A buyer with none of them gets ``BrakID``; the seller
+    needs a NIP.
+    """
+
+    name: str
+    address: str
+    nip: str | None = None
+    eu_vat: str | None = None
+    tax_id: str | None = None
+    country: str = "PL"
+    address2: str | None = None
+
+    def __post_init__(self) -> None:
+        checked_text(self.name, "party name", 512)
+        checked_text(self.address, "party address", 512)
+        if self.address2 is not None:
+            checked_text(self.address2, "party address2", 512)
+        if self.country not in _COUNTRIES:
+            raise ValueError(f"party country: {self.country!r} is not an ISO 3166 code of the schema")
+        if sum(x is not None for x in (self.nip, self.eu_vat, self.tax_id)) > 1:
+            raise ValueError("party: give at most one of nip, eu_vat, tax_id")
+        if self.nip is not None:
+            validate_nip(self.nip, "party nip")
+        if self.eu_vat is not None and (
+            self.eu_vat[:2] not in _EU or not 1 <= len(self.eu_vat) - 2 <= 12 or not self.eu_vat[2:].isalnum()
+        ):
+            raise ValueError(f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 letters or digits")
+        if self.tax_id is not None:
+            checked_text(self.tax_id, "party tax_id", 50)
+
+    def _address(self) -> fa3.Tadres3:
+        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)
+
+    def _as_seller(self) -> fa3.Faktura.Podmiot1:
+        if self.nip is None:
+            raise ValueError("seller: a NIP is required (Podmiot1 is identified by NIP)")
+        return fa3.Faktura.Podmiot1(
+            dane_identyfikacyjne=fa3.Tpodmiot1(nip=self.nip, nazwa=self.name), adres=self._address()
+        )
+
+    def _as_buyer(self) -> fa3.Faktura.Podmiot2:
+        ids = fa3.Tpodmiot2(nazwa=self.name)
+        if self.nip is not None:
+            ids.nip = self.nip
+        elif self.eu_vat is not None:
+            ids.kod_ue, ids.nr_vat_ue = fa3.TkodyKrajowUe(self.eu_vat[:2]), self.eu_vat[2:]
+        elif self.tax_id is not None:
+            ids.kod_kraju, ids.nr_id = fa3.TkodKraju(self.country), self.tax_id
+        else:
+            ids.brak_id = _YES
+        # JST / GV = 2: the buyer is not a local-government unit or a VAT-group member.
+        return fa3.Faktura.Podmiot2(
+            dane_identyfikacyjne=ids,
+            adres=self._address(),
+            jst=fa3.Podmiot2Jst.VALUE_2,
+            gv=fa3.Podmiot2Gv.VALUE_2,
+        )
+
+
+@dataclass(frozen=True)
+class CorrectedInvoice:
+    """The invoice a correction corrects: its number, issue date and KSeF number (``None``:
+    issued outside KSeF, ``NrKSeFN``)."""
+
+    number: str
+    issue_date: dt.date
+    ksef_number: str | None = None
+
+    def __post_init__(self) -> None:
+        checked_text(self.number, "corrected number", 256)
+        _date(self.issue_date, "corrected issue_date")
+        if self.ksef_number is not None:
+            validate_ksef_number(self.ksef_number, "corrected ksef_number")
+
+    @classmethod
+    def of(cls, invoice: Invoice, ksef_number: str | None = None) -> CorrectedInvoice:
+        """The reference to an ``Invoice`` (with the KSeF number it got, if sent)."""
+        return cls(invoice.number, invoice.issue_date, ksef_number)
+
+    def _model(self) -> fa3.Faktura.Fa.DaneFaKorygowanej:
+        data = fa3.Faktura.Fa.DaneFaKorygowanej(
+            data_wyst_fa_korygowanej=XmlDate.from_date(self.issue_date), nr_fa_korygowanej=self.number
+        )
+        if self.ksef_number is not None:
+            data.nr_kse_f, data.nr_kse_ffa_korygowanej = _YES, self.ksef_number
+        else:
+            data.nr_kse_fn = _YES
+        return data
+
+
+def _date(value: object, name: str) -> dt.date:
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        raise ValueError(f"{name}: expected a datetime.date, got {value!r}")
+    if not dt.date(2016, 7, 1) <= value <= dt.date(2050, 1, 1):
+        raise ValueError(f"{name}: {value} is outside the schema's range 2016-07-01..2050-01-01")
+    return value
+
+
+def _created(created: dt.datetime | None) -> XmlDateTime:
+    moment = created or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        raise ValueError("created: a naive datetime; give one with a time zone")
+    moment = moment.astimezone(dt.UTC).replace(microsecond=0)
+    if moment < FIRST_CREATION_DATE:
+        raise ValueError(f"created: {moment} is before 2025-09-01, when FA(3) started")
+    return XmlDateTime.from_datetime(moment)
+
+
+def _common(
+    number: str, issue_date: dt.date, seller: Party, buyer: Party, currency: str, lines: Sequence[Line], what: str
+) -> None:
+    checked_text(number, "number", 256)
+    _date(issue_date, "issue_date")
+    if not isinstance(seller, Party) or not isinstance(buyer, Party):
+        raise ValueError("seller, buyer: expected Party objects")
+    if seller.nip is None:
+        raise ValueError("seller: a NIP is required (Podmiot1 is identified by NIP)")
+    if currency not in _CURRENCIES:
+        raise ValueError(f"currency: {currency!r} is not an ISO 4217 code of the schema")
+    if not all(isinstance(line, Line) for line in lines):
+        raise ValueError(f"{what}: expected Line objects")
+    if len(lines) > 10_000:
+        raise ValueError(f"{what}: at most 10000 lines")
+
+
+def _taxed(lines: Sequence[Line]) -> bool:
+    return any(line.fields.tax is not None for line in lines)
+
+
+def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool = False) -> fa3.Faktura.Fa.FaWiersz:
+    return fa3.Faktura.Fa.FaWiersz(
+        nr_wiersza_fa=number,
+        p_7=line.name,
+        p_8_a=line.unit,
+        p_8_b=line.quantity,
+        p_9_a=line.unit_price,
+        p_11=line.net,
+        p_12=fa3.TstawkaPodatku(line.rate),
+        kurs_waluty=exchange_rate if exchange_rate is not None and line.fields.tax is not None else None,
+        stan_przed=_YES if before else None,
+    )
+
+
+def _annotations() -> fa3.Faktura.Fa.Adnotacje:
+    """``Adnotacje`` for an ordinary invoice: no cash accounting, self-billing, reverse charge,
+    split payment, exemption, new means of transport, simplified triangulation or margin scheme."""
+    annotations = fa3.Faktura.Fa.Adnotacje
+    return annotations(
+        p_16=_NO,
+        p_17=_NO,
+        p_18=_NO,
+        p_18_a=_NO,
+        zwolnienie=annotations.Zwolnienie(p_19_n=_YES),
+        nowe_srodki_transportu=annotations.NoweSrodkiTransportu(p_22_n=_YES),
+        p_23=_NO,
+        pmarzy=annotations.Pmarzy(p_pmarzy_n=_YES),
+    )
+
+
+def _invoice(
+    kind: fa3.TrodzajFaktury,
+    *,
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    currency: str,
+    totals: Totals,
+    created: dt.datetime | None,
+    date: dt.date | None = None,
+) -> fa3.Faktura:
+    header = fa3.Tnaglowek(
+        kod_formularza=fa3.Tnaglowek.KodFormularza(value=fa3.TkodFormularza.FA),
+        wariant_formularza=fa3.TnaglowekWariantFormularza.VALUE_3,
+        data_wytworzenia_fa=_created(created),
+        system_info="ksef_client",
+    )
+    body = fa3.Faktura.Fa(
+        kod_waluty=fa3.TkodWaluty(currency),
+        p_1=XmlDate.from_date(issue_date),
+        p_2=number,
+        p_6=XmlDate.from_date(date) if date is not None and date != issue_date else None,
+        p_15=totals.gross,
+        adnotacje=_annotations(),
+        rodzaj_faktury=kind,
+        **totals.fields,  # type: ignore[arg-type]  # P_13_x / P_14_x / P_14_xW by name
+    )
+    return fa3.Faktura(naglowek=header, podmiot1=seller._as_seller(), podmiot2=buyer._as_buyer(), fa=body)
+
+
+def vat_invoice(
+    *,
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    lines: Sequence[Line],
+    currency: str = "PLN",
+    exchange_rate: Decimal | str | None = None,
+    sale_date: dt.date | None = None,
+    created: dt.datetime | None = None,
+) -> Invoice:
+    """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
+
+    In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals; required when a
+    line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``.
+    ``sale_date`` (``P_6``) when it differs from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
+    """
+    _common(number, issue_date, seller, buyer, currency, lines, "lines")
+    if not lines:
+        raise ValueError("lines: at least one line")
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
+    if sale_date is not None:
+        _date(sale_date, "sale_date")
+    model = _invoice(
+        fa3.TrodzajFaktury.VAT, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
+        currency=currency, totals=line_totals(lines, rate), created=created, date=sale_date,
+    )  # fmt: skip
+    model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
+    return Invoice(model)
+
+
+def correction(
+    *,
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    corrected: CorrectedInvoice,
+    before: Sequence[Line],
+    after: Sequence[Line],
+    reason: str | None = None,
+    currency: str = "PLN",
+    exchange_rate: Decimal | str | None = None,
+    created: dt.datetime | None = None,
+) -> Invoice:
+    """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
+    rows (``StanPrzed`` on the "before" rows). Totals are the differences, after minus before.
+
+    ``after`` may be empty (the whole invoice cancelled); ``before`` may be empty (lines added).
+    """
+    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after")
+    if not before and not after:
+        raise ValueError("before, after: a correction needs at least one line")
+    if not isinstance(corrected, CorrectedInvoice):
+        raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
+    if reason is not None:
+        checked_text(reason, "reason", 256)
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
+    totals = line_totals(after, rate) - line_totals(before, rate)
+    model = _invoice(
+        fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
+        currency=currency, totals=totals, created=created,
+    )  # fmt: skip
+    model.fa.przyczyna_korekty = reason
+    model.fa.dane_fa_korygowanej = [corrected._model()]
+    rows = [_row(i, line, rate, before=True) for i, line in enumerate(before, 1)]
+    rows += [_row(i, line, rate) for i, line in enumerate(after, len(before) + 1)]
+    model.fa.fa_wiersz = rows
+    return Invoice(model)
+
+
+def advance(
+    *,
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    order: Sequence[Line],
+    received: Decimal | str,
+    payment_date: dt.date | None = None,
+    currency: str = "PLN",
+    exchange_rate: Decimal | str | None = None,
+    created: dt.datetime | None = None,
+) -> Invoice:
+    """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
+
+    The order's lines go to ``Zamowienie`` (with each line's tax and the order's gross value);
+    the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
+    ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
+    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``.
+    """
+    _common(number, issue_date, seller, buyer, currency, order, "order")
+    if not order:
+        raise ValueError("order: at least one ordered line")
+    paid = checked_decimal(received, "received", 2, positive=True)
+    order_gross = line_totals(order).gross
+    if paid > order_gross:
+        raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
+    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
+    if payment_date is not None:
+        _date(payment_date, "payment_date")
+    model = _invoice(
+        fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
+        currency=currency, totals=advance_totals(paid, order, rate), created=created, date=payment_date,
+    )  # fmt: skip
+    model.fa.kurs_waluty_z = rate
+    order_row = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz
+    model.fa.zamowienie = fa3.Faktura.Fa.Zamowienie(
+        wartosc_zamowienia=order_gross,
+        zamowienie_wiersz=[
+            order_row(
+                nr_wiersza_zam=i,
+                p_7_z=line.name,
+                p_8_az=line.unit,
+                p_8_bz=line.quantity,
+                p_9_az=line.unit_price,
+                p_11_netto_z=line.net,
+                p_11_vat_z=tax(line.net, line.fields.percent) if line.fields.percent is not None else None,
+                p_12_z=fa3.TstawkaPodatku(line.rate),
+            )
+            for i, line in enumerate(order, 1)
+        ],
+    )
+    return Invoice(model)

@@ -1,0 +1,258 @@
+"""Invoice lines and the totals of an FA(3) invoice (``P_13_x``, ``P_14_x``, ``P_14_xW``, ``P_15``).
+
+Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
+
+- **Rounding** (art. 106e ust. 11 of the VAT Act, applied to advance invoices by art. 106f ust. 2):
+  amounts on an invoice are rounded to full grosze, a remainder under half a grosz dropped, half a
+  grosz or more rounded up: ``ROUND_HALF_UP`` to 2 places (negative amounts symmetrically).
+- **Line value** ``P_11`` = quantity ``P_8B`` x net unit price ``P_9A``, rounded as above.
+- **Net per rate** ``P_13_x`` = sum of the rounded line values of that rate (FA(3) XSD: "Suma
+  wartości sprzedaży netto objętej stawką ...").
+- **Tax per rate** ``P_14_x`` = the tax "od sumy wartości sprzedaży netto" (FA(3) XSD): the rate
+  applied once to the rate's net sum, then rounded, not the sum of per-line taxes. Where a field
+  covers two rates (``P_13_1``: 23 % or 22 %; ``P_13_2``: 8 % or 7 %; ``P_13_4``: 4 % or 3 %), each
+  rate's tax is computed and rounded, then added.
+- **Gross** ``P_15`` = every ``P_13_x`` plus every ``P_14_x``, in the invoice's currency.
+- **Foreign currency** ``P_14_xW`` = ``P_14_x`` x the exchange rate, rounded as above (the tax
+  "przeliczona zgodnie z przepisami działu VI w związku z art. 106e ust. 11"). The Act says the
+  tax is shown in złoty converted by the rules of the tax base; it does not say whether the
+  currency tax or the converted net is multiplied, and no official worked example was found:
+  converting the tax amount is this module's choice.
+- **Advance invoices** (art. 106f ust. 1 pkt 3): tax = received payment x rate / (100 + rate),
+  rounded; net = payment - tax. A payment towards an order with several rates is split between
+  the rates in proportion to the order's gross value at each rate, the last rate taking the
+  remainder so the parts add up to the payment exactly: the Act gives no rule for the split, so
+  this is this module's choice too.
+- **Corrections** (art. 106j ust. 2 pkt 5): each field is the difference between the totals after
+  and before the correction, each state totalled by the rules above.
+
+Only the rates of ``P_12`` are handled: the OSS procedure (``P_13_5``/``P_14_5``) and the margin
+scheme (``P_13_11``) are not computed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+GROSZ = Decimal("0.01")
+MAX_AMOUNT = Decimal("1E16")  # TKwotowy: at most 16 digits before the point
+
+
+def round_amount(value: Decimal) -> Decimal:
+    """Round to full grosze, half a grosz up (art. 106e ust. 11): 0.005 -> 0.01, -0.005 -> -0.01."""
+    return value.quantize(GROSZ, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class RateFields:
+    """The ``Fa`` fields one ``P_12`` rate is totalled in; ``percent`` None: no tax is computed."""
+
+    net: str
+    tax: str | None = None
+    tax_pln: str | None = None
+    percent: Decimal | None = None
+
+
+def _taxed(group: int, percent: int) -> RateFields:
+    return RateFields(f"p_13_{group}", f"p_14_{group}", f"p_14_{group}_w", Decimal(percent))
+
+
+RATES: Mapping[str, RateFields] = {
+    "23": _taxed(1, 23),
+    "22": _taxed(1, 22),
+    "8": _taxed(2, 8),
+    "7": _taxed(2, 7),
+    "5": _taxed(3, 5),
+    "4": _taxed(4, 4),
+    "3": _taxed(4, 3),
+    "0 KR": RateFields("p_13_6_1"),
+    "0 WDT": RateFields("p_13_6_2"),
+    "0 EX": RateFields("p_13_6_3"),
+    "zw": RateFields("p_13_7"),
+    "np I": RateFields("p_13_8"),
+    "np II": RateFields("p_13_9"),
+    "oo": RateFields("p_13_10"),
+}
+"""``P_12`` value -> the fields it is totalled in (the order of the keys is the schema's order)."""
+
+FIELD_ORDER = tuple(
+    dict.fromkeys(name for fields in RATES.values() for name in (fields.net, fields.tax, fields.tax_pln) if name)
+)
+
+
+def checked_decimal(value: object, name: str, places: int, *, positive: bool = False) -> Decimal:
+    """``value`` as a Decimal with at most ``places`` decimals (``ValueError`` naming ``name``)."""
+    if isinstance(value, float):
+        raise ValueError(f"{name}: {value!r} is a float; pass a Decimal or a string (floats are inexact)")
+    try:
+        number = Decimal(str(value)) if isinstance(value, int | str) else value
+    except InvalidOperation:
+        raise ValueError(f"{name}: {value!r} is not a number") from None
+    if not isinstance(number, Decimal) or not number.is_finite():
+        raise ValueError(f"{name}: {value!r} is not a finite number")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        raise ValueError(f"{name}: {value} has more than {places} decimal places")
+    if abs(number) >= MAX_AMOUNT:
+        raise ValueError(f"{name}: {value} is too large for the schema (under 10^16)")
+    if positive and number <= 0:
+        raise ValueError(f"{name}: {value} must be greater than 0")
+    return number
+
+
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def checked_text(value: object, name: str, limit: int) -> str:
+    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.strip():
+        raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
+    bad = _NOT_IN_XML.search(value)
+    if bad:
+        raise ValueError(f"{name}: character {bad.group()!r} cannot appear in XML")
+    return value
+
+
+def rate_of(value: object) -> str:
+    """A ``P_12`` rate (``"23"``, ``23``, ``"0 WDT"``, ``"zw"``... or the generated enum) as its string."""
+    text = str(getattr(value, "value", value)).strip()
+    if text not in RATES:
+        raise ValueError(f"rate: {value!r} is not one of {', '.join(RATES)}")
+    return text
+
+
+@dataclass(frozen=True)
+class Line:
+    """One invoice line: ``P_7`` name, ``P_8B`` quantity, ``P_8A`` unit, ``P_9A`` net unit price, ``P_12`` rate.
+
+    Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``.
+    """
+
+    name: str
+    quantity: Decimal
+    unit_price: Decimal
+    rate: str = "23"
+    unit: str = "szt."
+
+    def __post_init__(self) -> None:
+        checked_text(self.name, "line name", 512)
+        checked_text(self.unit, "line unit", 256)
+        object.__setattr__(self, "quantity", checked_decimal(self.quantity, "line quantity", 6, positive=True))
+        object.__setattr__(self, "unit_price", checked_decimal(self.unit_price, "line unit_price", 8))
+        object.__setattr__(self, "rate", rate_of(self.rate))
+
+    @property
+    def net(self) -> Decimal:
+        """``P_11``: quantity x unit price, rounded to grosze."""
+        return round_amount(self.quantity * self.unit_price)
+
+    @property
+    def fields(self) -> RateFields:
+        """The fields of ``Fa`` this line is totalled in."""
+        return RATES[self.rate]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """``P_13_x``/``P_14_x``/``P_14_xW`` by field name (only the fields in use) and ``P_15``."""
+
+    fields: dict[str, Decimal] = field(default_factory=dict)
+    gross: Decimal = Decimal("0.00")
+
+    def __sub__(self, other: Totals) -> Totals:
+        names = [n for n in FIELD_ORDER if n in self.fields or n in other.fields]
+        zero = Decimal("0.00")
+        return Totals(
+            {n: self.fields.get(n, zero) - other.fields.get(n, zero) for n in names}, self.gross - other.gross
+        )
+
+
+def tax(net: Decimal, percent: Decimal) -> Decimal:
+    """The tax on a net sum at ``percent``, rounded (art. 106e ust. 11)."""
+    return round_amount(net * percent / 100)
+
+
+def _per_rate(amounts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = {}
+    for rate, amount in amounts:
+        sums[rate] = sums.get(rate, Decimal("0.00")) + amount
+    return {rate: sums[rate] for rate in RATES if rate in sums}
+
+
+def checked_exchange_rate(exchange_rate: object, currency: str, *, taxed: bool = True) -> Decimal | None:
+    """The exchange rate of an invoice in ``currency``: refused for PLN; required in a foreign
+    currency when the invoice shows tax (``taxed``: its PLN value goes to ``P_14_xW``)."""
+    if currency == "PLN":
+        if exchange_rate is not None:
+            raise ValueError("exchange_rate: only for an invoice in a foreign currency")
+        return None
+    if exchange_rate is None:
+        if taxed:
+            raise ValueError(f"exchange_rate: required for an invoice in {currency} with tax (shown in PLN too)")
+        return None
+    return checked_decimal(exchange_rate, "exchange_rate", 6, positive=True)
+
+
+def _assemble(nets: dict[str, Decimal], taxes: dict[str, Decimal], exchange_rate: Decimal | None) -> Totals:
+    values: dict[str, Decimal] = {}
+    for rate, net in nets.items():
+        fields = RATES[rate]
+        values[fields.net] = values.get(fields.net, Decimal("0.00")) + net
+        if fields.tax is not None:
+            values[fields.tax] = values.get(fields.tax, Decimal("0.00")) + taxes[rate]
+    if exchange_rate is not None:
+        for rate in nets:
+            fields = RATES[rate]
+            if fields.tax is not None and fields.tax_pln is not None:
+                values[fields.tax_pln] = round_amount(values[fields.tax] * exchange_rate)
+    gross = sum((values[f.net] for f in _used(nets)), Decimal("0.00")) + sum(
+        (values[f.tax] for f in _used(nets) if f.tax is not None), Decimal("0.00")
+    )
+    return Totals({n: values[n] for n in FIELD_ORDER if n in values}, gross)
+
+
+def _used(nets: Mapping[str, Decimal]) -> list[RateFields]:
+    return list({RATES[rate].net: RATES[rate] for rate in nets}.values())
+
+
+def line_totals(lines: Sequence[Line], exchange_rate: Decimal | None = None) -> Totals:
+    """Totals of a VAT invoice's lines (``exchange_rate``: PLN per unit of a foreign currency)."""
+    nets = _per_rate((line.rate, line.net) for line in lines)
+    taxes = {}
+    for rate, net in nets.items():
+        percent = RATES[rate].percent
+        if percent is not None:
+            taxes[rate] = tax(net, percent)
+    return _assemble(nets, taxes, exchange_rate)
+
+
+def split_payment(received: Decimal, order: Sequence[Line]) -> dict[str, Decimal]:
+    """An advance payment split between the order's rates, in proportion to their gross values."""
+    order_totals = {rate: line_totals([line for line in order if line.rate == rate]).gross for rate in RATES}
+    grosses = {rate: gross for rate, gross in order_totals.items() if any(line.rate == rate for line in order)}
+    whole = sum(grosses.values(), Decimal("0.00"))
+    if whole <= 0:
+        raise ValueError("order: its gross value must be greater than 0")
+    parts: dict[str, Decimal] = {}
+    rates = list(grosses)
+    for rate in rates[:-1]:
+        parts[rate] = round_amount(received * grosses[rate] / whole)
+    parts[rates[-1]] = received - sum(parts.values(), Decimal("0.00"))
+    return parts
+
+
+def advance_totals(received: Decimal, order: Sequence[Line], exchange_rate: Decimal | None = None) -> Totals:
+    """Totals of an advance invoice: the payment's tax by art. 106f ust. 1 pkt 3, per rate."""
+    parts = split_payment(received, order)
+    taxes: dict[str, Decimal] = {}
+    nets: dict[str, Decimal] = {}
+    for rate, paid in parts.items():
+        percent = RATES[rate].percent
+        taxes[rate] = round_amount(paid * percent / (100 + percent)) if percent is not None else Decimal("0.00")
+        nets[rate] = paid - taxes[rate]
+    totals = _assemble(nets, taxes, exchange_rate)
+    assert totals.gross == received  # the split and the formula keep the payment whole
+    return totals

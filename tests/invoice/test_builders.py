@@ -1,0 +1,120 @@
+"""Builders: arguments checked before building, and what each kind writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, correction, vat_invoice
+from ksef_client.schemas import validate_invoice
+
+SELLER = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635")
+BUYER = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111")
+LINE = Line("Usługa", 1, "100", "23")
+
+
+def _vat(**changes: Any) -> Invoice:
+    arguments: dict[str, Any] = {"number": "FV/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER,
+                                 "buyer": BUYER, "lines": [LINE], **changes}  # fmt: skip
+    return vat_invoice(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"number": ""}, "number"),
+        ({"issue_date": dt.datetime(2026, 3, 2, tzinfo=dt.UTC)}, "issue_date: expected a datetime.date"),
+        ({"issue_date": dt.date(2015, 1, 1)}, "issue_date: .* outside"),
+        ({"seller": Party("X", "Y")}, "seller: a NIP is required"),
+        ({"currency": "ABC"}, "currency"),
+        ({"currency": "EUR"}, "exchange_rate: required"),
+        ({"exchange_rate": "4.3"}, "exchange_rate: only"),
+        ({"lines": []}, "lines: at least one"),
+        ({"lines": ["not a line"]}, "Line objects"),
+        ({"created": dt.datetime(2026, 3, 2)}, "naive"),
+        ({"created": dt.datetime(2025, 8, 31, tzinfo=dt.UTC)}, "before 2025-09-01"),
+        ({"sale_date": "2026-03-01"}, "sale_date"),
+    ],
+)
+def test_vat_invoice_refuses_bad_arguments(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _vat(**changes)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"nip": "1234567890"}, "check digit"),
+        ({"nip": "123"}, "not a NIP"),
+        ({"nip": "5265877635", "eu_vat": "DE1"}, "at most one"),
+        ({"eu_vat": "US123"}, "eu_vat"),
+        ({"eu_vat": "DE"}, "eu_vat"),
+        ({"country": "XX"}, "country"),
+        ({"name": " "}, "name"),
+        ({"tax_id": ""}, "tax_id"),
+    ],
+)
+def test_party_refuses_bad_identifiers(kwargs: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {"name": "A", "address": "B", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        Party(**arguments)
+
+
+def test_a_buyer_without_identifier_gets_brak_id() -> None:
+    invoice = _vat(buyer=Party("Jan Kowalski", "ul. Polna 3, Łódź"))
+    assert invoice.model.podmiot2.dane_identyfikacyjne.brak_id is not None
+    validate_invoice(invoice.to_xml())
+
+
+def test_vat_invoice_writes_lines_and_header() -> None:
+    created = dt.datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    invoice = _vat(created=created, lines=[LINE, Line("Towar", "2.5", "9.99", "8", unit="kg")])
+    xml = invoice.to_xml()
+    assert b"<DataWytworzeniaFa>2026-03-02T09:30:15Z</DataWytworzeniaFa>" in xml
+    assert b'<KodFormularza kodSystemowy="FA (3)" wersjaSchemy="1-0E">FA</KodFormularza>' in xml
+    rows = invoice.model.fa.fa_wiersz
+    assert [(r.nr_wiersza_fa, r.p_8_b, r.p_11) for r in rows] == [(1, Decimal(1), Decimal("100.00")),
+                                                                    (2, Decimal("2.5"), Decimal("24.98"))]  # fmt: skip
+    assert invoice.model.fa.p_6 is None  # no sale date given
+    assert _vat(sale_date=dt.date(2026, 3, 2)).model.fa.p_6 is None  # same as the issue date
+
+
+def test_correction_of_an_invoice_sent_outside_ksef_and_a_cancellation() -> None:
+    original = _vat()
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=CorrectedInvoice.of(original), before=[LINE], after=[])  # fmt: skip
+    data = kor.model.fa.dane_fa_korygowanej[0]
+    assert (data.nr_fa_korygowanej, data.nr_kse_fn is not None, data.nr_kse_f) == ("FV/1", True, None)
+    assert kor.gross == Decimal("-123.00") and kor.kind == "KOR"
+    validate_invoice(kor.to_xml())
+    with pytest.raises(ValueError, match="ksef_number"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), "not-a-ksef-number")
+    with pytest.raises(ValueError, match="at least one line"):
+        correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                   corrected=CorrectedInvoice.of(original), before=[], after=[])  # fmt: skip
+    with pytest.raises(ValueError, match="corrected"):
+        correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                   corrected="FV/1", before=[LINE], after=[])  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_advance_refuses_more_than_the_order_and_writes_the_rate_in_foreign_currency() -> None:
+    order = [Line("Meble", 1, "1000", "23")]
+    common: dict[str, Any] = {"number": "ZAL/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER,
+                              "buyer": BUYER, "order": order}  # fmt: skip
+    with pytest.raises(ValueError, match="more than the order"):
+        advance(**common, received="1230.01")
+    with pytest.raises(ValueError, match="received"):
+        advance(**common, received="0")
+    with pytest.raises(ValueError, match="order: at least one"):
+        advance(**{**common, "order": []}, received="1")
+    with pytest.raises(ValueError, match=r"more than the order's gross value 0\.00"):
+        advance(**{**common, "order": [Line("Gratis", 1, "0", "23")]}, received="1")
+    invoice = advance(**common, received="1230.00", currency="EUR", exchange_rate="4.3")
+    fa = invoice.model.fa
+    assert (fa.kurs_waluty_z, fa.p_14_1, fa.p_14_1_w, fa.p_15) == (
+        Decimal("4.3"), Decimal("230.00"), Decimal("989.00"), Decimal("1230.00"))  # fmt: skip
+    assert fa.zamowienie is not None and fa.zamowienie.wartosc_zamowienia == Decimal("1230.00")
+    validate_invoice(invoice.to_xml())

@@ -1,0 +1,137 @@
+"""Random invoices: every one the builders make is XSD-valid, reads back equal, and its totals add up.
+
+The totals are checked against an independent reading of the rules (``ksef_client.invoice.totals``
+docstring): per rate, the net is the sum of the rounded line values and the tax is the rate applied
+once to that sum, rounded half up; the gross is every net plus every tax. ``make test`` runs a few
+dozen examples (``INVOICE_PROPERTY_EXAMPLES`` for more).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import ROUND_HALF_UP, Decimal
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from ksef_client.invoice import RATES, CorrectedInvoice, Invoice, Line, Party, advance, correction, vat_invoice
+from ksef_client.schemas import validate_invoice
+
+EXAMPLES = int(os.environ.get("INVOICE_PROPERTY_EXAMPLES", "40"))
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+SELLER = Party("Sprzedawca", "ul. Prosta 1, Warszawa", nip="5265877635")
+BUYERS = st.sampled_from([
+    Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111"),
+    Party("Kunde GmbH", "Berlin", eu_vat="DE811569869", country="DE"),
+    Party("Client Inc.", "New York", tax_id="12-3456789", country="US"),
+    Party("Jan Kowalski", "ul. Polna 3, Łódź"),
+])  # fmt: skip
+PERCENT = {"23": 23, "22": 22, "8": 8, "7": 7, "5": 5, "4": 4, "3": 3}
+
+
+def decimals(places: int, low: str, high: str) -> st.SearchStrategy[Decimal]:
+    return st.decimals(Decimal(low), Decimal(high), places=places, allow_nan=False, allow_infinity=False)
+
+
+lines = st.builds(
+    Line,
+    name=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+        lambda s: s.strip() == s and s != ""
+    ),
+    quantity=decimals(6, "0.000001", "100000"),
+    unit_price=decimals(8, "-1000", "1000000"),
+    rate=st.sampled_from(list(RATES)),
+    unit=st.sampled_from(["szt.", "h", "kg", "usł."]),
+)
+currencies = st.one_of(st.just(("PLN", None)), st.tuples(st.sampled_from(["EUR", "USD", "CHF"]),
+                                                         decimals(6, "0.000001", "10")))  # fmt: skip
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def expected_totals(items: list[Line]) -> dict[str, Decimal]:
+    """The rules, written again without the module's helpers."""
+    out: dict[str, Decimal] = {}
+    for rate, fields in RATES.items():
+        mine = [cents(line.quantity * line.unit_price) for line in items if line.rate == rate]
+        if not mine:
+            continue
+        out[fields.net] = out.get(fields.net, Decimal(0)) + sum(mine, Decimal(0))
+        if rate in PERCENT:
+            tax = cents(sum(mine, Decimal(0)) * PERCENT[rate] / 100)
+            out[fields.tax or ""] = out.get(fields.tax or "", Decimal(0)) + tax
+    return out
+
+
+def check(invoice: Invoice) -> bytes:
+    xml = invoice.to_xml(validate=False)
+    validate_invoice(xml)
+    assert not xml.startswith(b"\xef\xbb\xbf") and xml.decode("utf-8")
+    assert Invoice.from_xml(xml) == invoice
+    fields = invoice.totals()
+    nets_and_taxes = {k: v for k, v in fields.items() if not k.endswith("_w")}
+    assert invoice.gross == sum(nets_and_taxes.values(), Decimal(0))
+    return xml
+
+
+@PROPERTY
+@given(items=st.lists(lines, min_size=1, max_size=8), buyer=BUYERS, money=currencies,
+       day=st.dates(dt.date(2025, 9, 1), dt.date(2049, 12, 31)))  # fmt: skip
+def test_random_vat_invoices_are_valid_and_add_up(
+    items: list[Line], buyer: Party, money: tuple[str, Decimal | None], day: dt.date
+) -> None:
+    currency, rate = money
+    invoice = vat_invoice(number="FV/P/1", issue_date=day, seller=SELLER, buyer=buyer, lines=items,
+                          currency=currency, exchange_rate=rate)  # fmt: skip
+    check(invoice)
+    totals = invoice.totals()
+    assert {k: v for k, v in totals.items() if not k.endswith("_w")} == expected_totals(items)
+    for name, value in totals.items():
+        if name.endswith("_w"):
+            assert rate is not None and value == cents(totals[name.removesuffix("_w")] * rate)
+    assert sum(r.p_11 or 0 for r in invoice.model.fa.fa_wiersz) == sum(
+        v for k, v in totals.items() if k.startswith("p_13_"))  # fmt: skip
+
+
+@PROPERTY
+@given(before=st.lists(lines, max_size=4), after=st.lists(lines, max_size=4))
+def test_random_corrections_are_the_difference(before: list[Line], after: list[Line]) -> None:
+    if not before and not after:
+        after = [Line("x", 1, 1)]
+    corrected = CorrectedInvoice("FV/P/1", dt.date(2026, 4, 1))
+    invoice = correction(number="KOR/P/1", issue_date=dt.date(2026, 5, 1), seller=SELLER,
+                         buyer=Party("Nabywca", "Kraków", nip="1111111111"),
+                         corrected=corrected, before=before, after=after)  # fmt: skip
+    check(invoice)
+    want_after, want_before = expected_totals(after), expected_totals(before)
+    names = set(want_after) | set(want_before)
+    assert invoice.totals() == {n: want_after.get(n, Decimal(0)) - want_before.get(n, Decimal(0)) for n in names}
+    flags = [row.stan_przed is not None for row in invoice.model.fa.fa_wiersz]
+    assert flags == [True] * len(before) + [False] * len(after)
+
+
+@PROPERTY
+@given(order=st.lists(lines.filter(lambda line: line.unit_price > 0), min_size=1, max_size=5),
+       share=st.fractions(0, 1).filter(lambda f: f > 0))  # fmt: skip
+def test_random_advances_split_the_payment_exactly(order: list[Line], share: object) -> None:
+    whole = sum(expected_totals(order).values(), Decimal(0))
+    assume(whole > 0)
+    received = cents(whole * Decimal(share.numerator) / Decimal(share.denominator))  # type: ignore[attr-defined]
+    if received <= 0:
+        received = Decimal("0.01")
+    invoice = advance(number="ZAL/P/1", issue_date=dt.date(2026, 5, 1), seller=SELLER,
+                      buyer=Party("Nabywca", "Kraków", nip="1111111111"), order=order, received=received)  # fmt: skip
+    check(invoice)
+    assert invoice.gross == received
+    for rate, fields in RATES.items():
+        if (
+            rate in PERCENT
+            and fields.tax in invoice.totals()
+            and not any(line.rate != rate and RATES[line.rate].net == fields.net for line in order)
+        ):
+            paid = invoice.totals()[fields.net] + invoice.totals()[fields.tax]
+            assert invoice.totals()[fields.tax] == cents(paid * PERCENT[rate] / (100 + PERCENT[rate]))

@@ -1,0 +1,51 @@
+"""``session.send(invoice)``: an ``Invoice`` goes out as the bytes of its ``to_xml()``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.invoice import Invoice, Line, Party, vat_invoice
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.upo import sha256_b64
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+SELLER = Party("ACME", "ul. Prosta 1, Warszawa", nip=NIP)
+BUYER = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111")
+
+
+def _invoice(number: str) -> Invoice:
+    return vat_invoice(number=number, issue_date=dt.date.today(), seller=SELLER, buyer=BUYER,
+                       lines=[Line("Usługa", 3, "33.33", "23"), Line("Towar", 1, "10", "8")])  # fmt: skip
+
+
+def test_send_an_invoice_object(ksef: KSeF, backend: KSeFBackend) -> None:
+    invoice = _invoice("OBJ/1")
+    with ksef.online_session() as session:
+        reference = session.send(invoice)
+        session.send(Invoice.from_xml((Path(__file__).with_name("data") / "vat.xml").read_bytes()))
+    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 2
+    assert all(session.ksef_numbers())
+    sent = ksef.sessions.invoice(session.reference_number, reference)
+    assert sent.invoice_hash == sha256_b64(invoice.to_xml())
+
+
+@pytest.mark.anyio
+async def test_async_send_an_invoice_object(ksef_server: ThreadedServer, backend: KSeFBackend,
+                                            fake_time: FakeTime) -> None:  # fmt: skip
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
+                         clock=fake_time.clock) as client:  # fmt: skip
+        async with client.online_session() as session:
+            await session.send(_invoice("OBJ/A/1"))
+        assert (await client.sessions.wait(session.reference_number)).successful_invoice_count == 1
+
+
+def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
+    with ksef.online_session() as session, pytest.raises(TypeError, match="expected bytes"):
+        session.send("<Faktura/>")  # type: ignore[arg-type]
