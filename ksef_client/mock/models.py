@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS
@@ -52,10 +53,12 @@ class KSeFBackend:
 
     def __init__(
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
-        rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now,
+        rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
     ) -> None:  # fmt: skip
-        self._initial = (Settings(upo_page_size, metadata_limit, export_part_size), rate_limit_scale)
-        self.core = Core(clock, Settings(upo_page_size, metadata_limit, export_part_size))
+        if profile not in ("TEST", "PROD"):
+            raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
+        self._initial = (Settings(upo_page_size, metadata_limit, export_part_size, profile), rate_limit_scale)
+        self.core = Core(clock, replace(self._initial[0]))
         # KSeF's per-group limits times this scale; 0 (the default in tests) switches them off.
         self.rate_limits = Throttle(scale=rate_limit_scale)
         self.faults = Faults()
@@ -77,7 +80,7 @@ class KSeFBackend:
         limits go back to what the backend was created with."""
         settings, scale = self._initial
         with self.core.lock:
-            self.core.settings = Settings(settings.upo_page_size, settings.metadata_limit, settings.export_part_size)
+            self.core.settings = replace(settings)
             self.core.transitions = Transitions()
             self.rate_limits = Throttle(scale=scale)
             self.faults.clear()
@@ -126,6 +129,15 @@ class KSeFBackend:
     @transitions.setter
     def transitions(self, value: Transitions) -> None:
         self.core.transitions = value
+
+    @property
+    def profile(self) -> str:
+        """``"TEST"`` (default) or ``"PROD"``: production also checks the parties' NIP checksums."""
+        return self.core.settings.profile
+
+    @profile.setter
+    def profile(self, value: str) -> None:
+        self.core.settings.profile = value
 
     @property
     def upo_page_size(self) -> int:

@@ -83,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     parser.add_argument("--session-reads", type=int, default=0, help="status reads before a closed session is done")
     parser.add_argument("--upo-page-size", type=int, default=10_000)
+    parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
+                        help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """``ksef-mock --host 127.0.0.1 --port 8000``: serve the emulator until interrupted."""
     args = build_parser().parse_args(argv)
-    backend = KSeFBackend(upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits)
+    backend = KSeFBackend(upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile)
     backend.transitions.session_reads = args.session_reads
     if args.fault_rate:
         backend.faults.set_random(args.fault_rate, seed=args.fault_seed)

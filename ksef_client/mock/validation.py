@@ -196,7 +196,7 @@ def response_problems(method: str, path: str, status: int, content_type: str, bo
     if answer is None:
         return [f"status {status} is not declared (declared: {', '.join(sorted(declared))})"]
     content = answer.get("content") or {}
-    media = content_type.split(";")[0].strip().lower()
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
     if not content:
         return [f"status {status} declares no body, got {len(body)} bytes"] if body else []
     if media not in content:

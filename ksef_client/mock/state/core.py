@@ -83,6 +83,8 @@ class Settings:
     upo_page_size: int = 10_000
     metadata_limit: int = 10_000
     export_part_size: int = 50_000_000
+    # "PROD" adds the checks KSeF makes only in production (NIP checksums of the parties).
+    profile: str = "TEST"
 
 
 @dataclass

@@ -57,6 +57,8 @@ class InvoiceFields:
     vat: Decimal = Decimal(0)
     gross: Decimal = Decimal(0)
     has_attachment: bool = False
+    # NIPs of Podmiot3 (and the NIP inside a Podmiot3 InternalId) and PodmiotUpowazniony.
+    other_nips: tuple[str, ...] = ()
 
     @property
     def invoice_type(self) -> str:
@@ -150,7 +152,15 @@ def _fa_fields(root: etree._Element) -> InvoiceFields:
         vat=_sum(fa, ("P_14_",)),
         gross=_decimal(_text(root, "{*}Fa/{*}P_15")),
         has_attachment=root.find("{*}Zalacznik") is not None,
+        other_nips=_other_nips(root),
     )
+
+
+def _other_nips(root: etree._Element) -> tuple[str, ...]:
+    found = [e.text.strip() for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}NIP") if e.text]
+    found += [e.text.strip() for e in root.iterfind("{*}PodmiotUpowazniony/{*}DaneIdentyfikacyjne/{*}NIP") if e.text]
+    found += [e.text.strip()[:10] for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}IDWew") if e.text]
+    return tuple(found)
 
 
 def _rr_fields(root: etree._Element) -> InvoiceFields:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
-from ksef_client.identifiers import make_ksef_number
+from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
@@ -409,6 +409,8 @@ class Sessions:
         self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
     ) -> Status | None:
         received = invoice.received.date().isoformat()
+        if self.core.settings.profile == "PROD" and (bad := _bad_nips(fields)):
+            return Status(450, INVOICE_TEXT[450], [f"Nieprawidłowa suma kontrolna NIP: {', '.join(bad)}."])
         if fields.issue_date > received:
             detail = f"Data wystawienia (P_1) {fields.issue_date} jest późniejsza niż data przyjęcia {received}."
             return Status(450, INVOICE_TEXT[450], [detail])
@@ -657,6 +659,11 @@ class Sessions:
             if ref == upo_reference_number:
                 return xml
         raise NotFound(21178, "UPO nie zostało znalezione.")
+
+
+def _bad_nips(fields: InvoiceFields) -> list[str]:
+    nips = [fields.seller, *([fields.buyer] if fields.buyer else []), *fields.other_nips]
+    return [nip for nip in nips if not is_valid_nip(nip)]
 
 
 def _matches(session: Session, query: SessionQuery) -> bool:

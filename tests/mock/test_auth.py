@@ -1,0 +1,73 @@
+"""The emulator's authentication against the spec (issue 16: points 4, 8, 9)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ksef_client import KSeF
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.testing import self_signed_certificate
+from ksef_client.xades import SigningCredentials, signed_auth_token_request
+from tests.conftest import NIP
+from tests.mock.test_certificates import _enroll
+
+
+def _xades_login_status(base_url: str, credentials: SigningCredentials, *, verify_chain: bool) -> int:
+    """The final status code of a XAdES login, driven over raw HTTP."""
+    with httpx.Client(base_url=base_url) as client:
+        challenge = client.post("/auth/challenge").json()["challenge"]
+        document = signed_auth_token_request(challenge, "Nip", NIP, credentials)
+        answer = client.post(
+            "/auth/xades-signature", content=document, headers={"Content-Type": "application/xml"},
+            params={"verifyCertificateChain": "true" if verify_chain else "false"},
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        started = answer.json()
+        bearer = {"Authorization": f"Bearer {started['authenticationToken']['token']}"}
+        status = client.get(f"/auth/{started['referenceNumber']}", headers=bearer).json()
+        return int(status["status"]["code"])
+
+
+def test_verify_certificate_chain_fails_a_self_signed_certificate(ksef_mock: KSeFMock) -> None:
+    owner = self_signed_certificate(NIP, kind="seal")
+    credentials = SigningCredentials(owner.certificate, owner.private_key)
+    assert _xades_login_status(ksef_mock.base_url, credentials, verify_chain=False) == 200  # TEST accepts it
+    assert _xades_login_status(ksef_mock.base_url, credentials, verify_chain=True) == 460
+
+
+def test_verify_certificate_chain_accepts_a_ksef_certificate(ksef: KSeF, ksef_mock: KSeFMock) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    _, certificate = _enroll(ksef, key, "Authentication")
+    assert _xades_login_status(ksef_mock.base_url, SigningCredentials(certificate, key), verify_chain=True) == 200
+
+
+def _create_token(client: httpx.Client, permissions: list[str]) -> httpx.Response:
+    return client.post("/tokens", json={"permissions": permissions, "description": "integration"})
+
+
+def test_a_token_cannot_carry_more_than_its_creator_may_do(ksef_mock: KSeFMock) -> None:
+    token = ksef_mock.token(NIP, permissions=["InvoiceRead", "CredentialsManage"])
+    with httpx.Client(base_url=ksef_mock.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        refused = _create_token(client, ["InvoiceRead", "InvoiceWrite"])
+        assert refused.status_code == 400 and "InvoiceWrite" in refused.text
+        assert _create_token(client, ["InvoiceRead"]).status_code == 202
+
+
+def test_introspection_is_a_token_permission(raw: httpx.Client) -> None:
+    assert _create_token(raw, ["Introspection"]).status_code == 202
+
+
+def test_a_minted_token_is_an_auth_session_that_can_be_revoked(raw: httpx.Client, backend: KSeFBackend) -> None:
+    sessions = raw.get("/auth/sessions").json()["items"]
+    assert [s["isCurrent"] for s in sessions] == [True]
+    assert raw.delete("/auth/sessions/current").status_code == 204
+    assert raw.get("/auth/sessions").json()["items"] == []
+
+
+@pytest.mark.parametrize("reference", ["not-a-reference", "20261201-AU-0000000000-0000000000-00"])
+def test_auth_status_checks_the_token_before_the_input(ksef_mock: KSeFMock, reference: str) -> None:
+    with httpx.Client(base_url=ksef_mock.base_url) as client:
+        assert client.get(f"/auth/{reference}").status_code == 401

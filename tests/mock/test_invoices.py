@@ -1,0 +1,90 @@
+"""The emulator's invoice repository: metadata and exports say what the spec says (issue 16, 1 and 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import tarfile
+import zipfile
+from typing import Any
+
+import httpx
+import pytest
+
+from ksef_client import KSeF
+from ksef_client._generated.models import InvoiceType
+from ksef_client.crypto import SymmetricKey
+from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export
+from ksef_client.sending import encryption_for
+from ksef_client.testing import sample_invoice
+
+SPEC_INVOICE_TYPES = {member.value for member in InvoiceType}
+
+
+def _send(ksef: KSeF, *invoices: bytes) -> None:
+    with ksef.online_session() as session:
+        for xml in invoices:
+            session.send(xml)
+    assert session.reference_number is not None
+    ksef.sessions.wait(session.reference_number)
+
+
+def _metadata_query(raw: httpx.Client) -> dict[str, Any]:
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}}
+    answer = raw.post("/invoices/query/metadata", json=body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_metadata_invoice_type_is_a_value_of_the_spec_enum(ksef: KSeF, raw: httpx.Client) -> None:
+    _send(ksef, sample_invoice("FV/1/2026"), sample_invoice("FV/2/2026"))
+    types = {item["invoiceType"] for item in _metadata_query(raw)["invoices"]}
+    assert types == {"Vat"}  # the spec's InvoiceType, not the invoice's RodzajFaktury "VAT"
+    assert types <= SPEC_INVOICE_TYPES
+
+
+def test_every_rodzaj_faktury_maps_into_the_spec_enum() -> None:
+    assert set(INVOICE_TYPES.values()) <= SPEC_INVOICE_TYPES
+
+
+@pytest.mark.parametrize("compression", ["Zip", "TarGz"])
+def test_an_export_package_is_compressed_as_asked(ksef: KSeF, raw: httpx.Client, compression: str) -> None:
+    _send(ksef, sample_invoice("FV/3/2026"))
+    key = SymmetricKey.generate()
+    keys = ksef.auth.public_key_certificates()
+
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {
+        "encryption": encryption_for(key, keys), "compressionType": compression,
+        "filters": {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}},
+    }  # fmt: skip
+    started = raw.post("/invoices/exports", json=body)
+    assert started.status_code == 201, started.text
+    status = raw.get(f"/invoices/exports/{started.json()['referenceNumber']}").json()
+    package = status["package"]
+    assert package["compressionType"] == compression
+    part = package["parts"][0]
+    assert part["partName"].endswith(".tar.gz.aes" if compression == "TarGz" else ".zip.aes")
+    plain = key.decrypt(httpx.get(part["url"]).content)
+    names, metadata = _unpack(plain, compression)
+    assert len(names) == 1 and names[0].endswith(".xml")
+    assert [m["invoiceType"] for m in metadata["invoices"]] == ["Vat"]
+
+
+def _unpack(package: bytes, compression: str) -> tuple[list[str], dict[str, Any]]:
+    if compression == "TarGz":
+        with tarfile.open(fileobj=io.BytesIO(package), mode="r:gz") as archive:
+            files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+    else:
+        with zipfile.ZipFile(io.BytesIO(package)) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(files.pop("_metadata.json"))
+    return sorted(files), metadata
+
+
+def test_pack_export_writes_both_formats_with_the_same_files() -> None:
+    assert _unpack(pack_export([], only_metadata=True, compression="TarGz"), "TarGz") == ([], {"invoices": []})
+    assert _unpack(pack_export([], only_metadata=True), "Zip") == ([], {"invoices": []})

@@ -1,0 +1,168 @@
+"""The emulator's sessions against the spec and the Ministry's verification rules (issue 16: points
+2, 3, 6, 7, 10, 11), each seen as KSeF's answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from ksef_client import KSeF
+from ksef_client._generated.api.permissions import grant_authorization_permissions
+from ksef_client._generated.models import EntityAuthorizationPermissionsGrantRequest
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.mock.conftest import sent_statuses
+
+OTHER = "1111111111"
+ATTACHMENT = (
+    b"<Zalacznik><BlokDanych><MetaDane><ZKlucz>umowa</ZKlucz><ZWartosc>1/2026</ZWartosc></MetaDane>"
+    b"</BlokDanych></Zalacznik></Faktura>"
+)
+
+
+def _with_attachment(xml: bytes) -> bytes:
+    return xml.replace(b"</Faktura>", ATTACHMENT)
+
+
+def _listed(raw: httpx.Client, **params: str) -> list[str]:
+    answer = raw.get("/sessions", params={"sessionType": "Online", **params})
+    assert answer.status_code == 200, answer.text
+    return [s["referenceNumber"] for s in answer.json()["sessions"]]
+
+
+# --- GET /sessions -------------------------------------------------------------------------------
+
+
+def test_sessions_are_filtered_by_closing_and_modification_dates(ksef: KSeF, raw: httpx.Client) -> None:
+    with ksef.online_session() as closed:
+        closed.send(sample_invoice("FV/1/2026"))
+    still_open = ksef.online_session().open()
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    assert _listed(raw, dateClosedFrom=tomorrow) == []
+    assert _listed(raw, dateClosedFrom=yesterday) == [closed.reference_number]  # open sessions have no closing
+    assert _listed(raw, dateModifiedFrom=tomorrow) == []
+    assert set(_listed(raw, dateModifiedTo=tomorrow)) == {closed.reference_number, still_open.reference_number}
+
+
+def test_invoice_write_alone_lists_only_the_sessions_its_subject_opened(ksef_mock: KSeFMock) -> None:
+    tokens = {
+        who: ksef_mock.backend.mint_access_token(NIP, permissions=["InvoiceWrite"], subject=("Pesel", pesel))
+        for who, pesel in (("anna", "44051401359"), ("piotr", "02070803628"))
+    }
+    opened = {}
+    for who, token in tokens.items():
+        with KSeF(base_url=ksef_mock.base_url, access_token=token) as client:
+            opened[who] = client.online_session().open().reference_number
+    for who, token in tokens.items():
+        with KSeF(base_url=ksef_mock.base_url, access_token=token) as client:
+            assert [s.reference_number for s in client.sessions.list("Online")] == [opened[who]]
+    introspection = ksef_mock.backend.mint_access_token(NIP, permissions=["Introspection"])
+    with KSeF(base_url=ksef_mock.base_url, access_token=introspection) as auditor:
+        assert {s.reference_number for s in auditor.sessions.list("Online")} == set(opened.values())
+
+
+def test_a_session_opened_between_two_pages_neither_repeats_nor_skips_an_item(ksef: KSeF, raw: httpx.Client) -> None:
+    opened = [ksef.online_session().open().reference_number for _ in range(15)]
+    first = raw.get("/sessions", params={"sessionType": "Online", "pageSize": 10}).json()
+    ksef.online_session().open()  # newest first: it lands before the first page
+    token = first["continuationToken"]
+    second = raw.get("/sessions", params={"sessionType": "Online", "pageSize": 10},
+                     headers={"x-continuation-token": token}).json()  # fmt: skip
+    seen = [s["referenceNumber"] for s in first["sessions"] + second["sessions"]]
+    assert len(seen) == len(set(seen)) == 15 and set(seen) == set(opened)
+
+
+# --- sending: who may issue, what is verified -------------------------------------------------------
+
+
+def test_a_context_cannot_issue_invoices_of_another_seller(ksef_mock: KSeFMock) -> None:
+    with ksef_mock.client(OTHER) as seller_b:
+        sent_statuses(seller_b, [sample_invoice("B/1/2026", seller_nip=OTHER)])
+    with ksef_mock.client(NIP) as context_a:
+        # the same number as B's accepted invoice: refused for the right to issue, no duplicate leaked
+        [(code, details)] = sent_statuses(context_a, [sample_invoice("B/1/2026", seller_nip=OTHER)])
+    assert code == 410 and OTHER in details[0]
+
+
+def test_self_invoicing_authorized_by_the_seller_lets_the_buyer_issue(ksef_mock: KSeFMock) -> None:
+    grant = EntityAuthorizationPermissionsGrantRequest.from_dict({
+        "subjectIdentifier": {"type": "Nip", "value": NIP}, "permission": "SelfInvoicing",
+        "description": "samofakturowanie", "subjectDetails": {"fullName": "Nabywca Sp. z o.o."},
+    })  # fmt: skip
+    with ksef_mock.client(OTHER) as seller:
+        assert grant_authorization_permissions.sync_detailed(client=seller.raw, body=grant).status_code == 202
+    with ksef_mock.client(NIP) as buyer:
+        [(code, _)] = sent_statuses(buyer, [sample_invoice("SF/1/2026", seller_nip=OTHER, buyer_nip=NIP)])
+    assert code == 200
+
+
+@pytest.mark.parametrize(
+    ("mutate", "rule"),
+    [
+        (lambda x: b"\xef\xbb\xbf" + x, "encoding"),
+        (lambda x: x.replace(b'encoding="UTF-8"', b'encoding="windows-1250"'), "prolog"),
+        (lambda x: x.replace(b"?>", b"?><?xml-stylesheet href='a.xsl'?>", 1), "processing-instruction"),
+        (lambda x: x.replace(b"FV/9/2026", "FV/9/2026\u0080".encode()), "characters"),
+        (lambda x: x.replace(b"<Faktura", b"<Fakturka", 1), "xml"),
+        (lambda x: x.replace(b"<P_2>", b"<P_2X>", 1), "xml"),
+    ],
+    ids=["bom", "prolog", "pi", "discouraged", "broken", "unbalanced"],
+)
+def test_file_rules_reject_with_430_naming_the_rule(ksef: KSeF, mutate: object, rule: str) -> None:
+    xml = mutate(sample_invoice("FV/9/2026"))  # type: ignore[operator]
+    [(code, details)] = sent_statuses(ksef, [xml])
+    assert code == 430 and details[0].startswith(f"[{rule}]")
+    with pytest.raises(InvoiceSchemaError) as refused:  # the SDK's own check agrees before sending
+        validate_invoice(xml)
+    assert refused.value.rule == rule
+
+
+def test_an_invoice_over_1_mb_without_attachments_is_430(ksef: KSeF) -> None:
+    big = sample_invoice("FV/10/2026", lines=5500)
+    assert len(big) > 1_000_000
+    [(code, details)] = sent_statuses(ksef, [big])
+    assert code == 430 and details[0].startswith("[size]")
+
+
+def test_an_issue_date_after_the_day_of_receipt_is_450(ksef: KSeF) -> None:
+    tomorrow = dt.date.today() + dt.timedelta(days=2)
+    [(code, details)] = sent_statuses(ksef, [sample_invoice("FV/11/2026", issue_date=tomorrow)])
+    assert code == 450 and "P_1" in details[0]
+
+
+def test_attachments_only_in_batch_sessions_with_consent(ksef: KSeF, backend: KSeFBackend) -> None:
+    with_attachment = _with_attachment(sample_invoice("FV/12/2026"))
+    validate_invoice(with_attachment)  # valid FA(3)
+    [(code, _)] = sent_statuses(ksef, [with_attachment])
+    assert code == 415  # online session
+    backend.testdata.allow_attachments(NIP)
+    result = ksef.send_batch([_with_attachment(sample_invoice("FV/13/2026"))])
+    statuses = [i.status.code for i in ksef.sessions.invoices(result.reference_number)]
+    assert statuses == [200]
+
+
+def test_the_form_declared_at_opening_is_the_schema_that_applies(ksef: KSeF) -> None:
+    with ksef.online_session("FA(2)", validate=False) as session:
+        session.send(sample_invoice("FV/14/2026"))  # an FA(3) document in an FA(2) session
+    assert session.reference_number is not None
+    [invoice] = list(ksef.sessions.invoices(session.reference_number))
+    assert invoice.status.code == 430 and str(invoice.status.details[0]).startswith("[schema]")
+    with pytest.raises(InvoiceSchemaError, match="No matching global declaration"):  # FA(2) is another schema
+        validate_invoice(sample_invoice("FV/14/2026"), "FA(2)")
+
+
+def test_nip_checksums_of_the_parties_are_checked_on_the_prod_profile_only(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_buyer = sample_invoice("FV/15/2026").replace(b"<NIP>1111111111</NIP>", b"<NIP>1234567890</NIP>")
+    [(code, _)] = sent_statuses(ksef, [bad_buyer])
+    assert code == 200  # TEST accepts any NIP
+    monkeypatch.setattr(backend, "profile", "PROD")
+    [(code, details)] = sent_statuses(ksef, [bad_buyer.replace(b"FV/15/2026", b"FV/16/2026")])
+    assert code == 450 and "1234567890" in details[0]
