@@ -55,8 +55,10 @@ class Report:
 
     def render(self) -> str:
         """The human-readable report."""
-        lines = [f"KSeF spec {self.old_version} -> {self.new_version}: {len(self.changes)} changes, "
-                 f"{len(self.breaking)} breaking"]  # fmt: skip
+        lines = [
+            f"KSeF spec {self.old_version} -> {self.new_version}: {len(self.changes)} changes, "
+            f"{len(self.breaking)} breaking"
+        ]
         lines += [f"  {change}" for change in sorted(self.changes, key=lambda c: (not c.breaking, c.kind, c.where))]
         if self.overlay_gaps:
             lines.append("Operations without an English name in generator/overlay.yaml:")
@@ -111,8 +113,14 @@ def _compare_operation(key: str, old: dict[str, Any], new: dict[str, Any], specs
     changes = []
     old_params, new_params = _parameters(old_spec, old), _parameters(new_spec, new)
     for name in sorted(new_params.keys() - old_params.keys()):
-        changes.append(Change("parameter added", f"{key} {name}", "required" if new_params[name] else "optional",
-                              breaking=new_params[name]))  # fmt: skip
+        changes.append(
+            Change(
+                "parameter added",
+                f"{key} {name}",
+                "required" if new_params[name] else "optional",
+                breaking=new_params[name],
+            )
+        )
     for name in sorted(old_params.keys() - new_params.keys()):
         changes.append(Change("parameter removed", f"{key} {name}", breaking=True))
     for name in sorted(old_params.keys() & new_params.keys()):

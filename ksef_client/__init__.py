@@ -48,12 +48,23 @@ _LOCATIONS = {
     **{
         name: "ksef_client.errors"
         for name in (
-            "APIConnectionError", "APIStatusError", "APITimeoutError", "AuthenticationError",
-            "AuthenticationFailedError", "BadRequestError", "BatchError", "ExportError", "InvoiceRejectedError",
-            "KSeFError", "PermissionDeniedError", "PollTimeoutError", "RateLimitError", "UPOHashMismatchError",
+            "APIConnectionError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "AuthenticationFailedError",
+            "BadRequestError",
+            "BatchError",
+            "ExportError",
+            "InvoiceRejectedError",
+            "KSeFError",
+            "PermissionDeniedError",
+            "PollTimeoutError",
+            "RateLimitError",
+            "UPOHashMismatchError",
         )
     },
-}  # fmt: skip
+}
 __all__ = [
     "APIConnectionError",
     "APIStatusError",

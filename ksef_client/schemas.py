@@ -14,6 +14,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from ksef_client._xml import declares_entities, hardened_parser, parse
+
 FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
 MAX_INVOICE_BYTES = 1_000_000
@@ -76,7 +78,7 @@ def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     main = base / "schemat_FA(3)_v1-0E.xsd"
     if not main.is_file():
         raise FileNotFoundError(f"FA(3) schema not found at {main}: run 'make spec' (or pip install the wheel)")
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    parser = hardened_parser()
     parser.resolvers.add(_LocalCopies(base / "bazowe"))
     return etree.XMLSchema(etree.parse(str(main), parser))
 
@@ -87,9 +89,6 @@ class InvoiceSchemaError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
         self.errors = errors
-
-
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
@@ -103,10 +102,10 @@ def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
         raise InvoiceSchemaError(["the file starts with a UTF-8 BOM, which KSeF rejects"])
     if len(xml) > MAX_INVOICE_BYTES:
         raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"])
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+    if declares_entities(xml):
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"])
     try:
-        document = etree.fromstring(xml, parser=_SAFE_PARSER)
+        document = parse(xml)
     except etree.XMLSyntaxError as error:
         raise InvoiceSchemaError([f"not well-formed XML: {error}"]) from error
     if code.system_code != "FA (3)":

@@ -23,9 +23,12 @@ def test_from_2_6_1_to_2_7_0_the_collective_identifiers_arrive(ksef_data: Path) 
     report = diff_specs(old, new, OVERLAY)
     assert (report.old_version, report.new_version) == ("2.6.1", "2.7.0")
     added = {c.where for c in report.of_kind("operation added")}
-    assert {"POST /collective-identifiers", "POST /collective-identifiers/query",
-            "GET /collective-identifiers/{collectiveIdentifierNumber}/invoices",
-            "GET /collective-identifiers/ksef/{ksefNumber}"} <= added  # fmt: skip
+    assert {
+        "POST /collective-identifiers",
+        "POST /collective-identifiers/query",
+        "GET /collective-identifiers/{collectiveIdentifierNumber}/invoices",
+        "GET /collective-identifiers/ksef/{ksefNumber}",
+    } <= added
     assert "TokenPermissionType.CollectiveIdentifierManage" in {c.where for c in report.of_kind("enum value added")}
     assert report.breaking == [] and report.overlay_gaps == []
     assert "operation added: POST /collective-identifiers" in report.render()
