@@ -20,6 +20,7 @@
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
     ├── ExportError                   an export that failed or arrived damaged
     ├── ResponseFormatError           a 2xx answer that does not match the spec
+    ├── UntrustedURLError             a presigned link outside the allowed storage hosts
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML

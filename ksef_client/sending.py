@@ -133,9 +133,8 @@ class _OnlineSessionFlows:
         self.invoice_reference_numbers: list[str] = []
         self._key = SymmetricKey.generate()
 
-    def _open_flow(self) -> Flow[Any]:
+    def _open_flow(self) -> Flow[None]:
         self.reference_number = yield from open_online_flow(self.form, self._key, self._keys)
-        return self
 
     def _send_flow(self, xml: bytes, offline: bool) -> Flow[str]:
         if self.reference_number is None:
@@ -166,7 +165,8 @@ class OnlineSession(_OnlineSessionFlows):
 
     def open(self) -> OnlineSession:
         """Open the session (``with`` does it for you)."""
-        return run(self._open_flow(), self._client)  # type: ignore[no-any-return]
+        run(self._open_flow(), self._client)
+        return self
 
     def send(self, xml: bytes, *, offline: bool = False) -> str:
         """Encrypt and send one invoice; returns its reference number (status comes later)."""
@@ -197,7 +197,8 @@ class AsyncOnlineSession(_OnlineSessionFlows):
 
     async def open(self) -> AsyncOnlineSession:
         """Open the session (``async with`` does it for you)."""
-        return await arun(self._open_flow(), self._client)
+        await arun(self._open_flow(), self._client)
+        return self
 
     async def send(self, xml: bytes, *, offline: bool = False) -> str:
         """Encrypt and send one invoice; returns its reference number."""
