@@ -49,44 +49,6 @@ if TYPE_CHECKING:
     from ksef_client.upo import SessionUpo, Upo, parse_upo
 
 __version__ = "0.1.0"
-_LOCATIONS = {
-    "KSeF": "ksef_client._client",
-    "AsyncKSeF": "ksef_client._client",
-    "Environment": "ksef_client.environments",
-    "SessionUpo": "ksef_client.upo",
-    "Upo": "ksef_client.upo",
-    "parse_upo": "ksef_client.upo",
-    **{
-        name: "ksef_client.errors"
-        for name in (
-            "APIConnectionError",
-            "APIStatusError",
-            "APITimeoutError",
-            "AuthenticationError",
-            "AuthenticationFailedError",
-            "BadRequestError",
-            "BatchError",
-            "ExportError",
-            "GoneError",
-            "InternalServerError",
-            "InvoiceRejectedError",
-            "KSeFError",
-            "NotFoundError",
-            "PermissionDeniedError",
-            "PollTimeoutError",
-            "RateLimitError",
-            "ResponseFormatError",
-            "RetryAfterTooLongError",
-            "UPOError",
-            "UPOHashMismatchError",
-            "UPONotAvailableError",
-            "UPOSignatureError",
-            "UPOValidationError",
-            "UnsafeXMLError",
-            "UntrustedURLError",
-        )
-    },
-}
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
@@ -121,6 +83,16 @@ __all__ = [
     "__version__",
     "parse_upo",
 ]
+# Where each name lives; the errors are every ``...Error`` of ``__all__``.
+_LOCATIONS = {
+    "KSeF": "ksef_client._client",
+    "AsyncKSeF": "ksef_client._client",
+    "Environment": "ksef_client.environments",
+    "SessionUpo": "ksef_client.upo",
+    "Upo": "ksef_client.upo",
+    "parse_upo": "ksef_client.upo",
+    **{name: "ksef_client.errors" for name in __all__ if name.endswith("Error")},
+}
 
 
 def __getattr__(name: str) -> Any:
