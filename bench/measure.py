@@ -310,8 +310,9 @@ def upo_download(count: int, concurrency: int = 16) -> dict[str, float]:
             start = time.perf_counter()
             ksef.upo.save_invoice_upos(ref, Path(directory), concurrency=concurrency)
             presigned = time.perf_counter() - start
-        limited = KSeF(base_url=base_url, access_token=emulator.token, sleep=fake_sleep,
-                       clock=lambda: now[0] + time.perf_counter())  # fmt: skip
+        limited = KSeF(
+            base_url=base_url, access_token=emulator.token, sleep=fake_sleep, clock=lambda: now[0] + time.perf_counter()
+        )
         with limited:
             start = time.perf_counter()
             for number in numbers:

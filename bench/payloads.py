@@ -63,8 +63,12 @@ def metadata_page(count: int = 250) -> dict[str, Any]:
         }
         for i in range(count)
     ]
-    return {"hasMore": True, "isTruncated": False, "permanentStorageHwmDate": "2026-11-25T10:15:31+00:00",
-            "invoices": invoices}  # fmt: skip
+    return {
+        "hasMore": True,
+        "isTruncated": False,
+        "permanentStorageHwmDate": "2026-11-25T10:15:31+00:00",
+        "invoices": invoices,
+    }
 
 
 def write_payloads(directory: Path) -> dict[str, Path]:

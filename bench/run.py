@@ -44,8 +44,12 @@ def run_baseline(files: dict[str, Path]) -> dict[str, Any]:
     if python is None:
         return {"error": f"{BASELINE} not installable here"}
     script = HERE / "baseline_parse.py"
-    out = subprocess.run([python, str(script), str(files["session_invoices"]), str(files["metadata"])],
-                         check=True, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [python, str(script), str(files["session_invoices"]), str(files["metadata"])],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     result.update(measure.import_time(python))
     return result
@@ -61,8 +65,11 @@ def collect() -> dict[str, Any]:
         results["import_client"] = measure.import_time(statement="from ksef_client import KSeF")
         results["crypto_floor"] = measure.crypto_floor(16 if QUICK else 64)
         # The smallest valid invoice (one line) shows the per-invoice cost; 20 lines is a typical size.
-        runs = [(500, "deflate", 1), (500, "stored", 1), (500, "deflate", 20)] if QUICK else [
-            (10_000, "deflate", 1), (50_000, "deflate", 1), (10_000, "stored", 1), (10_000, "deflate", 20)]  # fmt: skip
+        runs = (
+            [(500, "deflate", 1), (500, "stored", 1), (500, "deflate", 20)]
+            if QUICK
+            else [(10_000, "deflate", 1), (50_000, "deflate", 1), (10_000, "stored", 1), (10_000, "deflate", 20)]
+        )
         results["batch_build"] = {f"{n} {mode} {lines}": measure.batch_build(n, mode, lines) for n, mode, lines in runs}
         results["batch_send"] = measure.batch_send(500 if QUICK else 10_000)
         results["list_sessions"] = measure.list_sessions((1_000,) if QUICK else (10_000, 100_000))
@@ -77,51 +84,103 @@ def markdown(results: dict[str, Any]) -> str:
     m, p, b = results["machine"], results["parsing"], results.get("baseline", {})
     batch = results["batch_build"]
     rows = [
-        ("parse 1000-item SessionInvoicesResponse, µs/item", f"{p['session_invoices_us_per_item']:.2f}",
-         _fmt(b.get("session_invoices_us_per_item")), f"json.loads {p['session_invoices_json_loads_us_per_item']:.2f} "
-         f"(ours: models alone {p['session_invoices_models_us_per_item']:.2f}; all scaled to the issue's machine, "
-         f"where json.loads takes 1.2: {_scaled(p):.2f})", "<= 2.5"),
-        ("parse 250-item metadata page, ms", f"{p['metadata_ms_per_page']:.2f}", _fmt(b.get("metadata_ms_per_page")),
-         f"{p['metadata_ratio_to_json_loads']:.1f}x json.loads (ours: models alone "
-         f"{p['metadata_models_ms_per_page']:.2f})", "<= 2.5x json.loads"),
-        ("`import ksef_client`, ms (fresh process)", f"{results['import']['import_ms']:.0f}",
-         _fmt(b.get("import_ms"), 0), f"bare interpreter {results['import']['interpreter_ms']:.0f}", "<= 120"),
+        (
+            "parse 1000-item SessionInvoicesResponse, µs/item",
+            f"{p['session_invoices_us_per_item']:.2f}",
+            _fmt(b.get("session_invoices_us_per_item")),
+            f"json.loads {p['session_invoices_json_loads_us_per_item']:.2f} "
+            f"(ours: models alone {p['session_invoices_models_us_per_item']:.2f}; all scaled to the issue's machine, "
+            f"where json.loads takes 1.2: {_scaled(p):.2f})",
+            "<= 2.5",
+        ),
+        (
+            "parse 250-item metadata page, ms",
+            f"{p['metadata_ms_per_page']:.2f}",
+            _fmt(b.get("metadata_ms_per_page")),
+            f"{p['metadata_ratio_to_json_loads']:.1f}x json.loads (ours: models alone "
+            f"{p['metadata_models_ms_per_page']:.2f})",
+            "<= 2.5x json.loads",
+        ),
+        (
+            "`import ksef_client`, ms (fresh process)",
+            f"{results['import']['import_ms']:.0f}",
+            _fmt(b.get("import_ms"), 0),
+            f"bare interpreter {results['import']['interpreter_ms']:.0f}",
+            "<= 120",
+        ),
         ("`from ksef_client import KSeF`, ms", f"{results['import_client']['import_ms']:.0f}", "-", "-", "report"),
-    ]  # fmt: skip
+    ]
     floor = results["crypto_floor"]
     for figure in batch.values():
         deflate = figure["compression"] == "deflate"
-        rows.append((f"batch build of {figure['input_mb'] * 1e6 / figure['invoice_bytes']:.0f} invoices of "
-                     f"{figure['invoice_bytes']} B ({figure.get('lines', 1)} line(s)), {figure['compression']} "
-                     f"(zip {figure['zip_mb']:.1f} MB), "
-                     "MB/s of input / peak RSS MB",
-                     f"{figure['input_mb_per_s']:.0f} / {figure['peak_rss_mb']:.0f}", "-",
-                     (f"one thread deflating each invoice: {figure.get('deflate_library', 'zlib')} "
-                      f"{figure['deflate_floor_mb_per_s']:.0f}"
-                      + (f" (zlib {figure['zlib_floor_mb_per_s']:.0f})" if "zlib_floor_mb_per_s" in figure else "")
-                      + ", " if deflate else "")
-                     + f"AES {floor['aes_256_cbc_mb_per_s']:.0f}, SHA-256 {floor['sha256_mb_per_s']:.0f}",
-                     ">= 200 / < 150"))  # fmt: skip
+        rows.append(
+            (
+                f"batch build of {figure['input_mb'] * 1e6 / figure['invoice_bytes']:.0f} invoices of "
+                f"{figure['invoice_bytes']} B ({figure.get('lines', 1)} line(s)), {figure['compression']} "
+                f"(zip {figure['zip_mb']:.1f} MB), "
+                "MB/s of input / peak RSS MB",
+                f"{figure['input_mb_per_s']:.0f} / {figure['peak_rss_mb']:.0f}",
+                "-",
+                (
+                    f"one thread deflating each invoice: {figure.get('deflate_library', 'zlib')} "
+                    f"{figure['deflate_floor_mb_per_s']:.0f}"
+                    + (f" (zlib {figure['zlib_floor_mb_per_s']:.0f})" if "zlib_floor_mb_per_s" in figure else "")
+                    + ", "
+                    if deflate
+                    else ""
+                )
+                + f"AES {floor['aes_256_cbc_mb_per_s']:.0f}, SHA-256 {floor['sha256_mb_per_s']:.0f}",
+                ">= 200 / < 150",
+            )
+        )
     if "batch_send" in results:
         sent = results["batch_send"]
-        rows.append((f"send_batch of {sent['input_mb']:.0f} MB of invoices, stored ({sent['parts']} part(s)) to the "
-                     "emulator: client peak RSS MB (parts stream from their files)", f"{sent['peak_rss_mb']:.0f}",
-                     "-", "-", "report"))  # fmt: skip
+        rows.append(
+            (
+                f"send_batch of {sent['input_mb']:.0f} MB of invoices, stored ({sent['parts']} part(s)) to the "
+                "emulator: client peak RSS MB (parts stream from their files)",
+                f"{sent['peak_rss_mb']:.0f}",
+                "-",
+                "-",
+                "report",
+            )
+        )
         if "export" in sent:
-            rows.append((f"export of the {sent['export']['files']} invoices back (download, decrypt, unzip, metadata): "
-                         "client peak RSS MB (parts stream to disk)", f"{sent['export']['peak_rss_mb']:.0f}", "-", "-",
-                         "report"))  # fmt: skip
+            rows.append(
+                (
+                    f"export of the {sent['export']['files']} invoices back (download, decrypt, unzip, metadata): "
+                    "client peak RSS MB (parts stream to disk)",
+                    f"{sent['export']['peak_rss_mb']:.0f}",
+                    "-",
+                    "-",
+                    "report",
+                )
+            )
     for key, value in results["list_sessions"].items():
         rows.append(
             (f"list {key.split('_')[1]} sessions (pageSize 1000), items/s", f"{value:,.0f}", "-", "-", "linear")
         )
     upo = results["upo_download"]
-    rows.append((f"UPOs of {upo['invoices']} invoices: presigned parallel vs API one by one (requests + "
-                 "rate-limit waits), s",
-                 f"{upo['presigned_parallel_s']:.1f} vs {upo['api_requests_s']:.1f} + "
-                 f"{upo['api_rate_limit_wait_s']:.0f} ({upo['speedup']:.0f}x)", "-", "-", ">= 10x"))  # fmt: skip
-    rows.append(("emulator `GET /sessions/{ref}`, req/s (1 worker)",
-                 f"{results['emulator']['get_session_status_req_per_s']:,.0f}", "-", "-", "report"))  # fmt: skip
+    rows.append(
+        (
+            f"UPOs of {upo['invoices']} invoices: presigned parallel vs API one by one (requests + "
+            "rate-limit waits), s",
+            f"{upo['presigned_parallel_s']:.1f} vs {upo['api_requests_s']:.1f} + "
+            f"{upo['api_rate_limit_wait_s']:.0f} ({upo['speedup']:.0f}x)",
+            "-",
+            "-",
+            ">= 10x",
+        )
+    )
+    rows.append(
+        (
+            "emulator `GET /sessions/{ref}`, req/s (1 worker)",
+            f"{results['emulator']['get_session_status_req_per_s']:,.0f}",
+            "-",
+            "-",
+            "report",
+        )
+    )
     lines = [
         "# Benchmark results",
         "",

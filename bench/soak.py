@@ -25,9 +25,14 @@ from ksef_client.testing import sample_invoice
 
 NIP = "5265877635"
 FAULTS = (
-    Fault(500), Fault(502), Fault(503), Fault(429, retry_after=1), Fault(DROP), Fault(DROP_AFTER),
+    Fault(500),
+    Fault(502),
+    Fault(503),
+    Fault(429, retry_after=1),
+    Fault(DROP),
+    Fault(DROP_AFTER),
     Fault(200, delay=2.0),
-)  # fmt: skip
+)
 
 
 class SimulatedTime:
@@ -81,7 +86,7 @@ def soak(online: int, batch: int, *, rate: float = 0.2, seed: int = 7, quick: bo
             requests, retries = ksef.send_state.requests_sent, ksef.send_state.retries
     stored = Counter(
         i.invoice_number for s in backend.sessions.state.sessions.values() for i in s.invoices if i.status.code == 200
-    )  # fmt: skip
+    )
     resolved = {name: number for name, number in numbers.items() if number}
     return {
         "invoices_sent": online + batch,

@@ -34,9 +34,12 @@ def server() -> Iterator[ThreadedServer]:
 
 numbers = st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30)
 FLOWS = settings(
-    max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.generate],
-)  # fmt: skip
+)
 
 
 @given(
@@ -49,8 +52,9 @@ FLOWS = settings(
     window=st.integers(min_value=2, max_value=40),
 )
 @FLOWS
-def test_sent_equals_read_back(server: ThreadedServer, drawn: list[int], batch: bool, page_size: int,
-                               metadata_page: int, window: int) -> None:  # fmt: skip
+def test_sent_equals_read_back(
+    server: ThreadedServer, drawn: list[int], batch: bool, page_size: int, metadata_page: int, window: int
+) -> None:
     backend = server.backend
     backend.reset()
     backend.metadata_limit = window

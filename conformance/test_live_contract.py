@@ -36,8 +36,9 @@ def test_live_answers_match_the_spec(path: str, method: str) -> None:
     operation = schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck),
-              phases=[Phase.explicit, Phase.generate])  # fmt: skip
+    @settings(
+        max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+    )
     def run(case: Any) -> None:
         matched = match_operation(method, path)
         assert matched is not None

@@ -23,12 +23,11 @@ from hypothesis import strategies as st
 
 from conformance.conftest import EXAMPLES, pinned_spec
 from ksef_client._generated import models
-from ksef_client.crypto import EncryptedInvoice, SymmetricKey
+from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.validation import schema_errors
 from ksef_client.resources.invoices import build_filters
 from ksef_client.schemas import form_code
-from ksef_client.sending import encryption_for
 
 SPEC = pinned_spec()
 COMPONENTS = SPEC["components"]["schemas"]
@@ -67,9 +66,12 @@ BODIES = schemathesis.openapi.from_dict(
     }
 )
 QUICK = settings(
-    max_examples=EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.generate],
-)  # fmt: skip
+)
 
 
 def _round_trip(model: Any, name: str) -> None:

@@ -58,8 +58,13 @@ def test_a_response_field_of_the_wrong_type_is_reported() -> None:
     operation = schema["/auth/challenge"]["POST"]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=10, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck),
-              phases=[Phase.explicit, Phase.generate])  # fmt: skip
+    @settings(
+        max_examples=10,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     def run(case: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
         case.call_and_validate(excluded_checks=[positive_data_acceptance])

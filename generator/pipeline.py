@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -61,13 +62,20 @@ def generate(spec_path: Path, output_dir: Path, *, strict: bool = False) -> Repo
     """
     check_tool_versions()
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    result = preprocess(spec, load_overlay(OVERLAY))
+    overlay = load_overlay(OVERLAY)
+    result = preprocess(spec, overlay)
     report = Report(output_dir=output_dir, operations=result.names)
     if result.unnamed:
         listing = ", ".join(result.unnamed)
         if strict:
             raise GenerationError(f"operations without a name in generator/overlay.yaml: {listing}")
         report.warnings.append(f"operations named from method and path (add them to the overlay): {listing}")
+    unknown_safe = sorted(overlay.repeat_safe - {str(name) for name in result.names.values()})
+    if unknown_safe:
+        message = f"repeat_safe in generator/overlay.yaml names operations the spec lacks: {unknown_safe}"
+        if strict:
+            raise GenerationError(message)
+        report.warnings.append(message)
     with tempfile.TemporaryDirectory(prefix="ksef-generate-") as tmp:
         staged = Path(tmp) / "out"
         log = run_openapi_python_client(result.spec, Path(tmp), staged)
@@ -77,7 +85,12 @@ def generate(spec_path: Path, output_dir: Path, *, strict: bool = False) -> Repo
             raise GenerationError(
                 "the generator skipped operations: " + ", ".join(missing) + "\n--- generator output ---\n" + log
             )
-        write_operation_table(staged, result.spec)
+        write_operation_table(staged, result.spec, overlay.repeat_safe)
+        broken = check_fast_paths(staged)
+        if broken:
+            raise GenerationError(
+                "the templates' fast paths are missing (openapi-python-client changed?): " + "; ".join(broken)
+            )
         add_headers(staged)
         replace_dir(staged, output_dir)
     return report
@@ -90,10 +103,21 @@ def run_openapi_python_client(spec: dict[str, Any], workdir: Path, output: Path)
     # The post-hooks call `ruff`: find the one installed beside this interpreter first.
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     command = [
-        sys.executable, "-m", "openapi_python_client", "generate",
-        "--path", str(spec_file), "--config", str(CONFIG), "--meta", "none",
-        "--custom-template-path", str(TEMPLATES), "--output-path", str(output),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "openapi_python_client",
+        "generate",
+        "--path",
+        str(spec_file),
+        "--config",
+        str(CONFIG),
+        "--meta",
+        "none",
+        "--custom-template-path",
+        str(TEMPLATES),
+        "--output-path",
+        str(output),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir, check=False)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or not output.is_dir():
@@ -143,6 +167,10 @@ class Operation(NamedTuple):
     permissions: tuple[str, ...]
     rate_limit_group: str | None = None
     """KSeF's name of the limit group (``/rate-limits`` keys); the operations of a group share its limits."""
+    page_size: tuple[int, int] | None = None
+    """Bounds of the ``pageSize`` query parameter (``None``: the operation does not page)."""
+    repeat_safe: bool = False
+    """Whether sending it again changes nothing twice: GET/PUT/DELETE, and POSTs named in the overlay."""
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -150,7 +178,7 @@ OPERATIONS: dict[str, Operation] = {
 '''
 
 
-def write_operation_table(package: Path, spec: dict[str, Any]) -> None:
+def write_operation_table(package: Path, spec: dict[str, Any], repeat_safe: frozenset[str] = frozenset()) -> None:
     """Write ``operations.py``: the spec's per-operation metadata as a typed table."""
     rows = []
     for method, path, operation in iter_operations(spec):
@@ -164,11 +192,24 @@ def write_operation_table(package: Path, spec: dict[str, Any]) -> None:
         permissions = tuple(operation.get("x-required-permissions") or ())
         key = f"{operation['tags'][0]}.{operation['operationId']}"
         group = rate_limit_group(operation)
+        safe = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") or key in repeat_safe
         rows.append(
-            f"    {key!r}: Operation({method.upper()!r}, {path!r}, {rate}, {token}, {permissions!r}, {group!r}),\n"
+            f"    {key!r}: Operation({method.upper()!r}, {path!r}, {rate}, {token}, {permissions!r}, {group!r}, "
+            f"{page_size_bounds(spec, operation)!r}, {safe}),\n"
         )
     text = OPERATION_TABLE % "".join(rows)
     (package / "operations.py").write_text(text.replace("'", '"'), encoding="utf-8")
+
+
+def page_size_bounds(spec: dict[str, Any], operation: dict[str, Any]) -> tuple[int, int] | None:
+    """``(minimum, maximum)`` of the operation's ``pageSize`` query parameter, when it has one."""
+    for listed in operation.get("parameters") or ():
+        parameter = spec["components"]["parameters"][listed["$ref"].rsplit("/", 1)[-1]] if "$ref" in listed else listed
+        if parameter.get("name") == "pageSize" and parameter.get("in") == "query":
+            schema = parameter.get("schema") or {}
+            if isinstance(schema.get("minimum"), int) and isinstance(schema.get("maximum"), int):
+                return schema["minimum"], schema["maximum"]
+    return None
 
 
 def rate_limit_group(operation: dict[str, Any]) -> str | None:
@@ -183,6 +224,41 @@ def rate_limit_group(operation: dict[str, Any]) -> str | None:
     last_row = [line for line in description.splitlines() if line.strip().startswith("|")][-1]
     group = last_row.rstrip(" |").rsplit("|", 1)[-1].strip()
     return "anonymous" if group in ("", "-") else group
+
+
+# Calls that the model template binds to module-level aliases (``_StatusInfo_from_dict``...);
+# an attribute lookup of one of these inside from_dict means a replacement silently stopped matching.
+_ALIASED_METHODS = frozenset({"from_dict", "from_value", "fromisoformat"})
+
+
+def check_fast_paths(package: Path) -> list[str]:
+    """What the templates promise, checked on the generated code: JSON bodies are decoded by
+    ``types.json_loads`` (orjson), never ``response.json()``; every ``from_dict`` builds its object
+    with ``_object_new`` and calls nested parsers through aliases bound at import.
+
+    The templates reach some of this by replacing text the upstream macros render; an upgrade of
+    openapi-python-client that renders other text would keep the code working, only slower.
+    """
+    broken = []
+    if "_fast_loads(content)" not in (package / "types.py").read_text(encoding="utf-8"):
+        broken.append("types.json_loads does not decode with orjson")
+    for path in sorted((package / "api").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+        if any(isinstance(c.func, ast.Attribute) and c.func.attr == "json" for c in calls):
+            broken.append(f"{path.relative_to(package)}: response.json() instead of json_loads")
+    for path in sorted((package / "models").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.FunctionDef) and node.name == "from_dict"):
+                continue
+            calls = [c for c in ast.walk(node) if isinstance(c, ast.Call)]
+            if not any(isinstance(c.func, ast.Name) and c.func.id == "_object_new" for c in calls):
+                broken.append(f"{path.relative_to(package)}: from_dict does not build with _object_new")
+            for call in calls:
+                if isinstance(call.func, ast.Attribute) and call.func.attr in _ALIASED_METHODS:
+                    broken.append(f"{path.relative_to(package)}: from_dict calls {ast.unparse(call.func)} unbound")
+    return broken
 
 
 def add_headers(package: Path) -> None:

@@ -33,10 +33,11 @@ class OperationName:
 
 @dataclass(frozen=True)
 class Overlay:
-    """Our English names for the operations and the spec's tags."""
+    """Our English names for the operations and the spec's tags, and the POSTs safe to repeat."""
 
     operations: dict[str, OperationName]
     tags: dict[str, str]
+    repeat_safe: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -58,7 +59,7 @@ def load_overlay(path: Path) -> Overlay:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", part):
                 raise ValueError(f"overlay name {dotted!r} for {key!r} is not tag.snake_case_id")
         operations[operation_key(*key.split(" ", 1))] = OperationName(tag, operation_id)
-    return Overlay(operations=operations, tags=dict(raw["tags"]))
+    return Overlay(operations=operations, tags=dict(raw["tags"]), repeat_safe=frozenset(raw.get("repeat_safe") or ()))
 
 
 def operation_key(method: str, path: str) -> str:

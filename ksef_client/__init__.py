@@ -28,32 +28,28 @@ if TYPE_CHECKING:
         BadRequestError,
         BatchError,
         ExportError,
+        GoneError,
+        InternalServerError,
         InvoiceRejectedError,
+        InvoiceSchemaError,
         KSeFError,
+        NotFoundError,
         PermissionDeniedError,
         PollTimeoutError,
         RateLimitError,
+        ResponseFormatError,
+        RetryAfterTooLongError,
+        UnsafeXMLError,
+        UntrustedURLError,
+        UPOError,
         UPOHashMismatchError,
+        UPONotAvailableError,
+        UPOSignatureError,
+        UPOValidationError,
     )
     from ksef_client.upo import SessionUpo, Upo, parse_upo
 
 __version__ = "0.1.0"
-_LOCATIONS = {
-    "KSeF": "ksef_client._client",
-    "AsyncKSeF": "ksef_client._client",
-    "Environment": "ksef_client.environments",
-    "SessionUpo": "ksef_client.upo",
-    "Upo": "ksef_client.upo",
-    "parse_upo": "ksef_client.upo",
-    **{
-        name: "ksef_client.errors"
-        for name in (
-            "APIConnectionError", "APIStatusError", "APITimeoutError", "AuthenticationError",
-            "AuthenticationFailedError", "BadRequestError", "BatchError", "ExportError", "InvoiceRejectedError",
-            "KSeFError", "PermissionDeniedError", "PollTimeoutError", "RateLimitError", "UPOHashMismatchError",
-        )
-    },
-}  # fmt: skip
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
@@ -65,18 +61,40 @@ __all__ = [
     "BatchError",
     "Environment",
     "ExportError",
+    "GoneError",
+    "InternalServerError",
     "InvoiceRejectedError",
+    "InvoiceSchemaError",
     "KSeF",
     "KSeFError",
+    "NotFoundError",
     "PermissionDeniedError",
     "PollTimeoutError",
     "RateLimitError",
+    "ResponseFormatError",
+    "RetryAfterTooLongError",
     "SessionUpo",
+    "UPOError",
     "UPOHashMismatchError",
+    "UPONotAvailableError",
+    "UPOSignatureError",
+    "UPOValidationError",
+    "UnsafeXMLError",
+    "UntrustedURLError",
     "Upo",
     "__version__",
     "parse_upo",
 ]
+# Where each name lives; the errors are every ``...Error`` of ``__all__``.
+_LOCATIONS = {
+    "KSeF": "ksef_client._client",
+    "AsyncKSeF": "ksef_client._client",
+    "Environment": "ksef_client.environments",
+    "SessionUpo": "ksef_client.upo",
+    "Upo": "ksef_client.upo",
+    "parse_upo": "ksef_client.upo",
+    **{name: "ksef_client.errors" for name in __all__ if name.endswith("Error")},
+}
 
 
 def __getattr__(name: str) -> Any:

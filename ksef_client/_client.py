@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import importlib
 import time
@@ -11,29 +12,26 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import anyio
 import httpx
 
-from ksef_client._core import (
-    BearerAuth,
-    Settings,
-    TokenHolder,
-    async_storage_guard,
-    build_send_state,
-    connection_error,
-    mapped_errors,
-    raise_for_status,
-    resolve_settings,
-    storage_guard,
-)
+from ksef_client._auth import MAY_REFRESH, BearerAuth
+from ksef_client._core import connection_error, raise_for_status
+from ksef_client._flows import apager, offset_pages, pager
 from ksef_client._generated import AuthenticatedClient
-from ksef_client._generated.types import Response
+from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
+from ksef_client._settings import Settings, resolve_settings
+from ksef_client._storage import async_storage_guard, storage_guard
+from ksef_client._throttle import Throttle
+from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
 from ksef_client.environments import Environment
-from ksef_client.errors import APIStatusError, ResponseFormatError
-from ksef_client.pagination import AsyncPager, Pager, next_offset
+from ksef_client.errors import APIStatusError
+from ksef_client.pagination import AsyncPager, Pager
 
 # The resources, sending and their crypto/XML dependencies load on first use, so that creating a
 # client (and a CLI start-up) does not pay for what it never calls.
 if TYPE_CHECKING:
-    from ksef_client.batch import InvoiceSource
+    from typing import Self
+
+    from ksef_client.batch import InvoiceSource, PartUpload, Progress
     from ksef_client.resources.auth import AsyncAuth, Auth
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
@@ -46,6 +44,8 @@ if TYPE_CHECKING:
 
 REFRESH_PATH = "/auth/token/refresh"
 R = TypeVar("R")
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+SleepT = TypeVar("SleepT", Callable[[float], None], Callable[[float], Awaitable[None]])
 
 
 class Resource(Generic[R]):
@@ -74,24 +74,9 @@ class Resource(Generic[R]):
         return resource
 
 
-def parsed_page(response: Response[Any], items: str) -> Any:
-    """The body of an offset-paged answer: it must have ``has_more`` and the ``items`` list."""
-    page = response.parsed
-    if not isinstance(getattr(page, items, None), list) or not hasattr(page, "has_more"):
-        raise ResponseFormatError(f"HTTP {int(response.status_code)}: no {items!r} list with has_more in the answer")
-    return page
-
-
-def _checked_options(options: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(changes) - set(options))
-    if unknown:
-        raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(options)}")
-    return {**options, **changes}
-
-
 def _must_raise(response: httpx.Response) -> bool:
     # A 401 that BearerAuth will answer by refreshing the token is not an error yet.
-    retryable_401 = response.status_code == 401 and response.request.extensions.get("ksef_may_refresh")
+    retryable_401 = response.status_code == 401 and response.request.extensions.get(MAY_REFRESH)
     return response.status_code >= 400 and not retryable_401
 
 
@@ -107,12 +92,6 @@ async def _araise_hook(response: httpx.Response) -> None:
         raise_for_status(response)
 
 
-def _options(arguments: dict[str, Any]) -> dict[str, Any]:
-    """A client's constructor arguments (its ``locals()`` on entry), kept for ``with_options``;
-    the access token is not an option: a clone shares the login instead."""
-    return {name: value for name, value in arguments.items() if name not in ("self", "access_token")}
-
-
 DOWNLOAD_CHUNK = 1 << 20
 
 
@@ -122,23 +101,59 @@ def _check_download(response: httpx.Response) -> None:
         raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
 
 
-class _ClientCore:
-    """What ``KSeF`` and ``AsyncKSeF`` share: options, settings, the login's tokens, the send state."""
+def _stream_extensions(budget: RetryBudget | None) -> dict[str, Any]:
+    return {STREAMED: True} if budget is None else {STREAMED: True, BUDGET: budget}
 
-    settings: Settings
-    send_state: SendState
-    _options: dict[str, Any]
-    _tokens: TokenHolder
-    _clock: Callable[[], float]
 
-    def _setup(self, options: dict[str, Any], access_token: str | None) -> None:
-        self._options = options
-        self.settings = resolve_settings(options["environment"], options["base_url"], options["timeout"],
-                                         options["verify"], options["storage_hosts"])  # fmt: skip
+class _ClientCore(Generic[TransportT, SleepT]):
+    """What ``KSeF`` and ``AsyncKSeF`` share: options, settings, the login, the send state (the
+    arguments are documented on ``KSeF``)."""
+
+    raw: AuthenticatedClient
+    _http: Any  # httpx.Client or httpx.AsyncClient
+    _sleep: SleepT
+
+    def __init__(
+        self,
+        *,
+        environment: Environment | str = Environment.TEST,
+        base_url: str | None = None,
+        access_token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_after: float = 120.0,
+        rate_limit_scale: float = 1.0,
+        verify: bool = True,
+        storage_hosts: list[str] | None = None,
+        transport: TransportT | None = None,
+        sleep: SleepT | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # Kept for with_options; the access token is not an option: a copy shares the login.
+        self._options = {k: v for k, v in locals().items() if k not in ("self", "access_token", "__class__")}
+        self.settings: Settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
         self._tokens = TokenHolder(access_token)
-        self._clock = options["clock"]
-        self.send_state = build_send_state(self.settings, options["max_retries"], options["max_retry_after"],
-                                           options["rate_limit_scale"], self._clock)  # fmt: skip
+        self._public_keys = KeyCache()
+        self._clock = clock
+        self.send_state = SendState(
+            RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
+            Throttle(scale=rate_limit_scale),
+            self.settings.api_path_prefix,
+            clock=clock,
+        )
+        self._connect(transport, sleep)
+
+    def _connect(self, transport: TransportT | None, sleep: SleepT | None) -> None:
+        raise NotImplementedError
+
+    def _api_options(self) -> dict[str, Any]:
+        """The API client's httpx options other than the transport and hooks."""
+        auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH, self.send_state)
+        return {"base_url": self.settings.base_url, "timeout": self.settings.timeout, "auth": auth}
+
+    def _storage_options(self) -> dict[str, Any]:
+        """Presigned storage links: no Authorization header, no redirects to other hosts."""
+        return {"timeout": self.settings.timeout, "follow_redirects": False}
 
     @property
     def access_token(self) -> str | None:
@@ -154,12 +169,23 @@ class _ClientCore:
         """When the current access token expires, when known (after a login, resume or refresh)."""
         return self._tokens.valid_until
 
+    def with_options(self, **changes: Any) -> Self:
+        """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
+        login: tokens refreshed by either are seen by both."""
+        unknown = sorted(set(changes) - set(self._options))
+        if unknown:
+            raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(self._options)}")
+        clone = type(self)(**{**self._options, **changes})
+        clone._tokens, clone._public_keys = self._tokens, self._public_keys
+        clone._http.auth = BearerAuth(clone._tokens, clone.settings.base_url + REFRESH_PATH, clone.send_state)
+        return clone
+
     def __repr__(self) -> str:
         token = "set" if self._tokens.token else None
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, access_token={token})"
 
 
-class KSeF(_ClientCore):
+class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     """Synchronous KSeF client.
 
     Args:
@@ -167,47 +193,31 @@ class KSeF(_ClientCore):
         base_url: overrides the environment, e.g. ``http://127.0.0.1:8000/v2`` for the emulator.
         access_token: bearer token for protected operations.
         timeout: seconds per request.
-        max_retries: retries of 429s (honouring Retry-After), 5xx and connection errors
-            (idempotent requests only, except 429 and never-sent requests).
+        max_retries: how often one request may be repeated, by anything that repeats (see
+            ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
+            safe to repeat; any request whose connection was never made), a 401 once the token is
+            refreshed, a download broken off mid-body. 0: never.
+        max_retry_after: the longest ``Retry-After`` waited for; longer raises
+            ``RetryAfterTooLongError``.
         rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
             throttling off.
         verify: TLS certificate verification (on by default).
         storage_hosts: hosts presigned links may point to (``*.`` matches subdomains); default:
             the official storage hosts, or the API's host for a custom ``base_url``.
         transport: an httpx transport to send through (tests, proxies).
-        sleep, clock: injectable for tests; default ``time.sleep`` and ``time.monotonic``.
+        sleep, clock: injectable for tests; default ``time.sleep`` (``anyio.sleep`` for
+            ``AsyncKSeF``) and ``time.monotonic``.
     """
 
-    def __init__(
-        self,
-        *,
-        environment: Environment | str = Environment.TEST,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 3,
-        max_retry_after: float = 120.0,
-        rate_limit_scale: float = 1.0,
-        verify: bool = True,
-        storage_hosts: list[str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._setup(_options(locals()), access_token)
-        self._sleep = sleep
-        inner = transport or httpx.HTTPTransport(verify=verify)
-        wrapped = RetryingTransport(inner, self.send_state, sleep)
-        self._http = httpx.Client(
-            base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
-            auth=BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH),
-            event_hooks={"response": [_raise_hook]},
-        )  # fmt: skip
-        # Presigned storage links: no Authorization header, no redirects to other hosts.
-        self._storage = httpx.Client(
-            transport=wrapped, timeout=timeout, follow_redirects=False,
-            event_hooks={"request": [storage_guard(self.settings)]},
-        )  # fmt: skip
+    _http: httpx.Client
+
+    def _connect(self, transport: httpx.BaseTransport | None, sleep: Callable[[float], None] | None) -> None:
+        self._sleep = sleep or time.sleep
+        inner = transport or httpx.HTTPTransport(verify=self.settings.verify)
+        wrapped = RetryingTransport(inner, self.send_state, self._sleep)
+        self._http = httpx.Client(**self._api_options(), transport=wrapped, event_hooks={"response": [_raise_hook]})
+        guard = {"request": [storage_guard(self.settings)]}
+        self._storage = httpx.Client(**self._storage_options(), transport=wrapped, event_hooks=guard)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
 
     auth: Resource[Auth] = Resource("ksef_client.resources.auth", "Auth")
@@ -239,26 +249,7 @@ class KSeF(_ClientCore):
         """Every item of any ``pageOffset``/``hasMore`` operation of the generated client, e.g.
         ``ksef.paginate(query_personal_grants, "permissions", body=...)``; ``items`` names the list
         field of the page. The cursor is the page offset."""
-
-        def fetch(offset: int | None) -> tuple[list[Any], int | None]:
-            at = offset or 0
-            call = lambda: operation.sync_detailed(client=self.raw, page_offset=at, page_size=page_size, **arguments)  # noqa: E731
-            page = parsed_page(self._send(call), items)
-            return getattr(page, items), next_offset(at, page.has_more)
-
-        return Pager(fetch, cursor)
-
-    def with_options(self, **changes: Any) -> KSeF:
-        """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
-        login: tokens refreshed by either are seen by both."""
-        clone = KSeF(**{**_checked_options(self._options, changes), "access_token": None})
-        clone._share_login(self)
-        return clone
-
-    def _share_login(self, other: KSeF) -> None:
-        self._tokens = other._tokens
-        self._http.auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH)
-        self.auth._keys = other.auth._keys
+        return pager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> OnlineSession:
         """An online session to use in ``with``: opened on entry, closed on exit.
@@ -275,9 +266,11 @@ class KSeF(_ClientCore):
 
         return send_batch(self, invoices, **options)
 
-    def _send(self, call: Callable[[], Response[Any]]) -> Response[Any]:
-        with mapped_errors():
-            return call()
+    def _request(self, request: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.request(**request)
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
 
     def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
         try:
@@ -287,9 +280,9 @@ class KSeF(_ClientCore):
         _check_download(response)
         return response.content, response.headers
 
-    def _download_to(self, url: str, receive: Callable[[bytes], None]) -> httpx.Headers:
+    def _download_to(self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None) -> httpx.Headers:
         try:
-            with self._storage.stream("GET", url, extensions={STREAMED: True}) as response:
+            with self._storage.stream("GET", url, extensions=_stream_extensions(budget)) as response:
                 if response.status_code != 200:
                     response.read()
                     _check_download(response)
@@ -298,6 +291,23 @@ class KSeF(_ClientCore):
                 return response.headers
         except httpx.TransportError as error:
             raise connection_error(error) from error
+
+    def _upload(self, uploads: list[PartUpload], workers: int, progress: Progress | None) -> None:
+        from ksef_client.batch import UploadBody, check_upload  # noqa: PLC0415
+
+        def put(upload: PartUpload) -> None:
+            try:
+                response = self._storage.request(
+                    upload.method, upload.url, content=UploadBody(upload.part), headers=upload.headers
+                )
+            except httpx.TransportError as error:
+                raise connection_error(error) from error
+            check_upload(response, upload.part.ordinal_number)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for done, _ in enumerate(pool.map(put, uploads), 1):
+                if progress:
+                    progress("upload", done, len(uploads))
 
     def close(self) -> None:
         """Close the connections."""
@@ -311,38 +321,21 @@ class KSeF(_ClientCore):
         self.close()
 
 
-class AsyncKSeF(_ClientCore):
+class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitable[None]]]):
     """Asynchronous KSeF client; the same arguments and resources as ``KSeF``, with ``await``."""
 
-    def __init__(
-        self,
-        *,
-        environment: Environment | str = Environment.TEST,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 3,
-        max_retry_after: float = 120.0,
-        rate_limit_scale: float = 1.0,
-        verify: bool = True,
-        storage_hosts: list[str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+    _http: httpx.AsyncClient
+
+    def _connect(
+        self, transport: httpx.AsyncBaseTransport | None, sleep: Callable[[float], Awaitable[None]] | None
     ) -> None:
-        self._setup(_options(locals()), access_token)
-        self._sleep = sleep
-        inner = transport or httpx.AsyncHTTPTransport(verify=verify)
-        wrapped = AsyncRetryingTransport(inner, self.send_state, sleep)
-        self._http = httpx.AsyncClient(
-            base_url=self.settings.base_url, transport=wrapped, timeout=timeout,
-            auth=BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH),
-            event_hooks={"response": [_araise_hook]},
-        )  # fmt: skip
-        self._storage = httpx.AsyncClient(
-            transport=wrapped, timeout=timeout, follow_redirects=False,
-            event_hooks={"request": [async_storage_guard(self.settings)]},
-        )  # fmt: skip
+        self._sleep = sleep or anyio.sleep
+        inner = transport or httpx.AsyncHTTPTransport(verify=self.settings.verify)
+        wrapped = AsyncRetryingTransport(inner, self.send_state, self._sleep)
+        hooks = {"response": [_araise_hook]}
+        self._http = httpx.AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
+        guard = {"request": [async_storage_guard(self.settings)]}
+        self._storage = httpx.AsyncClient(**self._storage_options(), transport=wrapped, event_hooks=guard)
         self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
 
     auth: Resource[AsyncAuth] = Resource("ksef_client.resources.auth", "AsyncAuth")
@@ -372,25 +365,7 @@ class AsyncKSeF(_ClientCore):
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
     ) -> AsyncPager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation (``async for``); see ``KSeF.paginate``."""
-
-        async def fetch(offset: int | None) -> tuple[list[Any], int | None]:
-            at = offset or 0
-            call = lambda: operation.asyncio_detailed(client=self.raw, page_offset=at, page_size=page_size, **arguments)  # noqa: E731
-            page = parsed_page(await self._send(call), items)
-            return getattr(page, items), next_offset(at, page.has_more)
-
-        return AsyncPager(fetch, cursor)
-
-    def with_options(self, **changes: Any) -> AsyncKSeF:
-        """A client with some options changed, sharing this one's login."""
-        clone = AsyncKSeF(**{**_checked_options(self._options, changes), "access_token": None})
-        clone._share_login(self)
-        return clone
-
-    def _share_login(self, other: AsyncKSeF) -> None:
-        self._tokens = other._tokens
-        self._http.auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH)
-        self.auth._keys = other.auth._keys
+        return apager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
         """An online session to use in ``async with``: opened on entry, closed on exit."""
@@ -404,9 +379,11 @@ class AsyncKSeF(_ClientCore):
 
         return await asend_batch(self, invoices, **options)
 
-    async def _send(self, call: Callable[[], Awaitable[Response[Any]]]) -> Response[Any]:
-        with mapped_errors():
-            return await call()
+    async def _request(self, request: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._http.request(**request)
+        except httpx.TransportError as error:
+            raise connection_error(error) from error
 
     async def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
         try:
@@ -416,9 +393,11 @@ class AsyncKSeF(_ClientCore):
         _check_download(response)
         return response.content, response.headers
 
-    async def _download_to(self, url: str, receive: Callable[[bytes], None]) -> httpx.Headers:
+    async def _download_to(
+        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None
+    ) -> httpx.Headers:
         try:
-            async with self._storage.stream("GET", url, extensions={STREAMED: True}) as response:
+            async with self._storage.stream("GET", url, extensions=_stream_extensions(budget)) as response:
                 if response.status_code != 200:
                     await response.aread()
                     _check_download(response)
@@ -427,6 +406,30 @@ class AsyncKSeF(_ClientCore):
                 return response.headers
         except httpx.TransportError as error:
             raise connection_error(error) from error
+
+    async def _upload(self, uploads: list[PartUpload], workers: int, progress: Progress | None) -> None:
+        from ksef_client.batch import AsyncUploadBody, check_upload  # noqa: PLC0415
+
+        limiter = anyio.Semaphore(max(1, workers))
+        done = 0
+
+        async def put(upload: PartUpload) -> None:
+            nonlocal done
+            async with limiter:
+                try:
+                    response = await self._storage.request(
+                        upload.method, upload.url, content=AsyncUploadBody(upload.part), headers=upload.headers
+                    )
+                except httpx.TransportError as error:
+                    raise connection_error(error) from error
+                check_upload(response, upload.part.ordinal_number)
+                done += 1
+                if progress:
+                    progress("upload", done, len(uploads))
+
+        async with anyio.create_task_group() as group:
+            for upload in uploads:
+                group.start_soon(put, upload)
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -2,37 +2,46 @@
 
 A flow is a generator that yields steps and receives their results:
 
-- ``Call(operation, kwargs, bearer=None)``: a generated operation (module with ``sync_detailed``
-  and ``asyncio_detailed``); the result is its ``Response``. ``bearer`` sends another token than
-  the client's access token (the authentication token while logging in).
+- ``Call(operation, kwargs, bearer=None, budget=None)``: a generated operation (module with
+  ``build_request`` and ``parse_response``); the result is its ``Response``. ``bearer`` sends
+  another token than the client's access token (the authentication token while logging in);
+  ``budget`` shares one retry budget between the repeats of a step the flow may restart.
 - ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
 - ``Now()``: the client's monotonic clock; result a float.
 - ``Download(url)``: GET a presigned link without the token; result ``(bytes, headers)``.
-- ``StreamDownload(url, receive)``: the same, its body handed to ``receive`` chunk by chunk as it
-  arrives (never whole in memory); result the headers.
+- ``StreamDownload(url, receive, budget=None)``: the same, its body handed to ``receive`` chunk by
+  chunk as it arrives (never whole in memory); result the headers.
+- ``Retry(budget, what)``: ask the client's retry policy whether to restart a step (``_retry``);
+  if so the driver waits the policy's delay, and the result is ``True``.
+- ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result ``None``.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
+A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate.
+
+The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager``/``apager``
+(a listing whose pages are flows, walked by ``Pager``/``AsyncPager``).
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Awaitable, Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ksef_client._auth import BEARER
+from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
-from ksef_client.errors import KSeFError
+from ksef_client._retry import BUDGET, RetryBudget
+from ksef_client.errors import KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client.pagination import AsyncPager, Pager, next_offset
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
+    from ksef_client.batch import PartUpload, Progress
 
 T = TypeVar("T")
-
-# A bearer token for the requests of the current step only (context-local, so concurrent
-# threads and tasks of one client do not see each other's override).
-BEARER_OVERRIDE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ksef_bearer_override", default=None)
+C = TypeVar("C")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class Call:
     operation: Any
     kwargs: dict[str, Any] = field(default_factory=dict)
     bearer: str | None = field(default=None, repr=False)
+    budget: RetryBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -69,92 +79,175 @@ class StreamDownload:
 
     url: str
     receive: Callable[[bytes], None]
+    budget: RetryBudget | None = None
 
 
-Step = Call | Sleep | Now | Download | StreamDownload
+@dataclass(frozen=True)
+class Retry:
+    """Restart a step if the retry policy allows (``budget`` counts the repeats so far)."""
+
+    budget: RetryBudget
+    what: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """PUT batch parts to their presigned links."""
+
+    parts: list[PartUpload]
+    workers: int
+    progress: Progress | None = None
+
+
+Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload
 Flow = Generator[Step, Any, T]
 
 
-@contextmanager
-def bearer(token: str | None) -> Iterator[None]:
-    """Use ``token`` instead of the access token for requests made inside the block."""
-    reset = BEARER_OVERRIDE.set(token)
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _Done:
     try:
-        yield
-    finally:
-        BEARER_OVERRIDE.reset(reset)
+        return flow.throw(error) if error is not None else flow.send(result)
+    except StopIteration as stop:
+        return _Done(stop.value)
 
 
-def _sync_call(step: Call, client: KSeF) -> Callable[[], Response[Any]]:
-    return lambda: step.operation.sync_detailed(client=client.raw, **step.kwargs)
-
-
-def _async_call(step: Call, client: AsyncKSeF) -> Callable[[], Awaitable[Response[Any]]]:
-    return lambda: step.operation.asyncio_detailed(client=client.raw, **step.kwargs)
+def request_of(step: Call) -> dict[str, Any]:
+    """The ``httpx`` request arguments of a ``Call`` (a wrong argument raises ``TypeError`` here)."""
+    request: dict[str, Any] = step.operation.build_request(**step.kwargs)
+    extensions: dict[str, Any] = {}
+    if step.bearer is not None:
+        extensions[BEARER] = step.bearer
+    if step.budget is not None:
+        extensions[BUDGET] = step.budget
+    if extensions:
+        request["extensions"] = extensions
+    return request
 
 
 def run(flow: Flow[T], client: KSeF) -> T:
-    """Drive ``flow`` with the synchronous client; a step's ``KSeFError`` is thrown into the flow,
-    which may handle it (resend, check a status) or let it propagate."""
-    try:
-        step = flow.send(None)
-        while True:
-            try:
-                result = _run_step(step, client)
-            except KSeFError as error:
-                step = flow.throw(error)
-                continue
-            step = flow.send(result)
-    except StopIteration as stop:
-        value: T = stop.value
-        return value
+    """Drive ``flow`` with the synchronous client."""
+    result, error = None, None
+    while not isinstance(step := _advance(flow, result, error), _Done):
+        result, error = None, None
+        try:
+            result = _run_step(step, client)
+        except KSeFError as raised:
+            error = raised
+    value: T = step.value
+    return value
 
 
 def _run_step(step: Step, client: KSeF) -> Any:
     if isinstance(step, Call):
-        with bearer(step.bearer):
-            return client._send(_sync_call(step, client))
-    if isinstance(step, Sleep):
-        client._sleep(step.seconds)
-        return None
+        return parse_answer(step.operation, client.raw, client._request(request_of(step)))
+    if isinstance(step, Sleep | Retry):
+        delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
+        if delay is not None:
+            client._sleep(delay)
+        return delay is not None
     if isinstance(step, Download):
         return client._download(step.url)
     if isinstance(step, StreamDownload):
-        return client._download_to(step.url, step.receive)
-    return client._clock()
-
-
-async def _arun_step(step: Step, client: AsyncKSeF) -> Any:
-    if isinstance(step, Call):
-        with bearer(step.bearer):
-            return await client._send(_async_call(step, client))
-    if isinstance(step, Sleep):
-        await client._sleep(step.seconds)
-        return None
-    if isinstance(step, Download):
-        return await client._download(step.url)
-    if isinstance(step, StreamDownload):
-        return await client._download_to(step.url, step.receive)
+        return client._download_to(step.url, step.receive, step.budget)
+    if isinstance(step, Upload):
+        return client._upload(step.parts, step.workers, step.progress)
     return client._clock()
 
 
 async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
     """Drive ``flow`` with the asynchronous client (errors thrown into the flow, as in ``run``)."""
-    try:
-        step = flow.send(None)
-        while True:
-            try:
-                result = await _arun_step(step, client)
-            except KSeFError as error:
-                step = flow.throw(error)
-                continue
-            step = flow.send(result)
-    except StopIteration as stop:
-        value: T = stop.value
-        return value
+    result, error = None, None
+    while not isinstance(step := _advance(flow, result, error), _Done):
+        result, error = None, None
+        try:
+            result = await _arun_step(step, client)
+        except KSeFError as raised:
+            error = raised
+    value: T = step.value
+    return value
+
+
+async def _arun_step(step: Step, client: AsyncKSeF) -> Any:
+    if isinstance(step, Call):
+        return parse_answer(step.operation, client.raw, await client._request(request_of(step)))
+    if isinstance(step, Sleep | Retry):
+        delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
+        if delay is not None:
+            await client._sleep(delay)
+        return delay is not None
+    if isinstance(step, Download):
+        return await client._download(step.url)
+    if isinstance(step, StreamDownload):
+        return await client._download_to(step.url, step.receive, step.budget)
+    if isinstance(step, Upload):
+        return await client._upload(step.parts, step.workers, step.progress)
+    return client._clock()
 
 
 def response_of(result: object) -> Response[Any]:
     """Type helper: the result of a ``Call`` step."""
     assert isinstance(result, Response)
     return result
+
+
+def poll_flow(
+    read: Callable[[], Flow[S]],
+    done: Callable[[S], bool],
+    describe: Callable[[S], str],
+    timeout: float,
+    interval: float,
+) -> Flow[S]:
+    """Read a status every ``interval`` seconds until ``done(status)``; ``PollTimeoutError``
+    (``describe(status)``: what is still not done) when ``timeout`` would pass first."""
+    deadline = (yield Now()) + timeout
+    while True:
+        status = yield from read()
+        if done(status):
+            return status
+        if (yield Now()) + interval > deadline:
+            raise PollTimeoutError(f"{describe(status)} after {timeout:g} s", status)
+        yield Sleep(interval)
+
+
+PageFlow = Callable[[C | None], Flow[tuple[list[T], C | None]]]
+
+
+def pager(page: PageFlow[C, T], client: KSeF, cursor: C | None = None) -> Pager[T, C]:
+    """A ``Pager`` whose page at a cursor is the flow ``page(cursor)``, run by ``client``."""
+    return Pager(lambda at: run(page(at), client), cursor)
+
+
+def apager(page: PageFlow[C, T], client: AsyncKSeF, cursor: C | None = None) -> AsyncPager[T, C]:
+    """``pager`` for the asynchronous client."""
+    return AsyncPager(lambda at: arun(page(at), client), cursor)
+
+
+def offset_pages(operation: Any, items: str, page_size: int, arguments: dict[str, Any]) -> PageFlow[int, Any]:
+    """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field."""
+
+    def page(offset: int | None) -> Flow[tuple[list[Any], int | None]]:
+        at = offset or 0
+        response = response_of((yield Call(operation, {"page_offset": at, "page_size": page_size, **arguments})))
+        body: Any = response.parsed
+        if not isinstance(getattr(body, items, None), list) or not hasattr(body, "has_more"):
+            raise ResponseFormatError(
+                f"HTTP {int(response.status_code)}: no {items!r} list with has_more in the answer"
+            )
+        return getattr(body, items), next_offset(at, body.has_more)
+
+    return page
+
+
+def all_items(page: PageFlow[C, T]) -> Flow[list[T]]:
+    """Every item of a listing, all its pages read in one flow."""
+    items: list[T] = []
+    cursor: C | None = None
+    while True:
+        found, cursor = yield from page(cursor)
+        items += found
+        if cursor is None:
+            return items

@@ -1,4 +1,17 @@
-"""When to retry and how long to wait: pure functions, shared by the sync and async clients."""
+"""Every repeat the client makes is decided here, by one ``RetryPolicy`` and one budget per request.
+
+A request may be sent again by three hands, and all of them ask this policy first:
+
+- the transport (``_transport``), after a 429, a 5xx or a broken connection;
+- the bearer auth (``_auth``), once it has refreshed the token that a 401 refused;
+- a flow (``_flows.Retry``), restarting a step whose answer was lost (a streamed export part
+  broken off mid-body; a session close whose status says it did not happen).
+
+Each request (or each restarted flow step) carries a ``RetryBudget`` whose ``used`` counts the
+repeats made by any of them, so ``max_retries`` is the most any one operation is ever repeated
+and ``max_retries=0`` means no repeat anywhere. The functions are pure; the transports log and
+count.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +22,50 @@ from dataclasses import dataclass
 
 import httpx
 
+from ksef_client._operations import find_operation
 from ksef_client.errors import RetryAfterTooLongError
 
+# The request extension holding the request's RetryBudget.
+BUDGET = "ksef_retry_budget"
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-# POSTs that only read (queries) or only mint a value (challenge): safe to repeat like a GET.
-_SAFE_POST_SUFFIXES = ("/query", "/auth/challenge", "/certificates/retrieve")
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
-def is_idempotent(request: httpx.Request) -> bool:
-    """Whether repeating ``request`` cannot change anything twice."""
+@dataclass
+class RetryBudget:
+    """The repeats one request (or one restarted flow step) has used so far."""
+
+    used: int = 0
+
+
+def budget_of(request: httpx.Request) -> RetryBudget:
+    """The request's budget, created on its first send."""
+    budget = request.extensions.get(BUDGET)
+    if not isinstance(budget, RetryBudget):
+        budget = request.extensions[BUDGET] = RetryBudget()
+    return budget
+
+
+def is_repeat_safe(request: httpx.Request, api_path_prefix: str) -> bool:
+    """Whether sending ``request`` again cannot change anything twice: an idempotent method, or a
+    POST the operation table marks ``repeat_safe`` (queries, the challenge, sending an invoice,
+    opening a session: see ``repeat_safe`` in generator/overlay.yaml)."""
     if request.method in IDEMPOTENT_METHODS:
         return True
     path = request.url.path
-    return request.method == "POST" and ("/query/" in path or path.endswith(_SAFE_POST_SUFFIXES))
-
-
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+    if not path.startswith(api_path_prefix):
+        return False
+    found = find_operation(request.method, path[len(api_path_prefix) :] or "/")
+    return found is not None and found[1].repeat_safe
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a client retries.
+    """How a client repeats requests.
 
     Attributes:
-        max_retries: retries after the first attempt (0 disables retrying).
+        max_retries: repeats after the first attempt, by anyone (0: none at all).
         backoff: first backoff delay in seconds, doubled each attempt, with full jitter.
         max_backoff: cap of one backoff delay.
         max_retry_after: longest ``Retry-After`` a 429 may ask for; longer raises
@@ -44,9 +77,52 @@ class RetryPolicy:
     max_backoff: float = 8.0
     max_retry_after: float = 120.0
 
-    def backoff_delay(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
-        return rng.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+    def may_repeat(self, budget: RetryBudget) -> bool:
+        """Whether the budget allows one more repeat."""
+        return budget.used < self.max_retries
+
+    def backoff_delay(self, used: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff before repeat number ``used + 1``."""
+        return rng.uniform(0, min(self.max_backoff, self.backoff * 2**used))
+
+    def delay_after_response(
+        self, response: httpx.Response, safe: bool, budget: RetryBudget, rng: random.Random, now: float
+    ) -> float | None:
+        """Seconds to wait before sending again after ``response``, or ``None`` to return it.
+
+        A 429 is always safe to repeat (KSeF did not process the request) and waits what its
+        ``Retry-After`` asks (``now``: POSIX time, for the HTTP-date form); 5xx answers are
+        repeated only for ``safe`` requests (``is_repeat_safe``).
+        """
+        if not self.may_repeat(budget):
+            return None
+        if response.status_code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+            if retry_after is None:
+                return self.backoff_delay(budget.used, rng)
+            if retry_after > self.max_retry_after:
+                raise RetryAfterTooLongError(retry_after, self.max_retry_after)
+            return retry_after
+        if response.status_code in RETRY_STATUSES and safe:
+            return self.backoff_delay(budget.used, rng)
+        return None
+
+    def delay_after_error(
+        self, error: httpx.TransportError, safe: bool, budget: RetryBudget, rng: random.Random
+    ) -> float | None:
+        """Seconds to wait before sending again after a transport error, or ``None`` to raise it.
+
+        A connection that was never made cannot have reached KSeF, so any request may be sent
+        again; other failures (reset, read timeout) only ``safe`` ones.
+        """
+        if not self.may_repeat(budget):
+            return None
+        never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        return self.backoff_delay(budget.used, rng) if never_sent or safe else None
+
+    def delay_to_restart(self, budget: RetryBudget, rng: random.Random) -> float | None:
+        """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``."""
+        return self.backoff_delay(budget.used, rng) if self.may_repeat(budget) else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -70,41 +146,3 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
-
-
-def retry_delay_for_response(
-    policy: RetryPolicy, request: httpx.Request, response: httpx.Response, attempt: int, rng: random.Random, now: float
-) -> float | None:
-    """Seconds to wait before retrying after ``response``, or ``None`` to return it as it is.
-
-    A 429 is always safe to retry (KSeF did not process the request) and honours Retry-After;
-    5xx answers are retried only for idempotent methods.
-    """
-    if attempt >= policy.max_retries:
-        return None
-    if response.status_code == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-        if retry_after is None:
-            return policy.backoff_delay(attempt, rng)
-        if retry_after > policy.max_retry_after:
-            raise RetryAfterTooLongError(retry_after, policy.max_retry_after)
-        return retry_after
-    if response.status_code in RETRY_STATUSES and is_idempotent(request):
-        return policy.backoff_delay(attempt, rng)
-    return None
-
-
-def retry_delay_for_error(
-    policy: RetryPolicy, request: httpx.Request, error: httpx.TransportError, attempt: int, rng: random.Random
-) -> float | None:
-    """Seconds to wait before retrying after a transport error, or ``None`` to raise it.
-
-    A connection that was never made cannot have reached KSeF, so any method may retry it;
-    other failures (reset, read timeout) are retried only for idempotent methods.
-    """
-    if attempt >= policy.max_retries:
-        return None
-    never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    if never_sent or is_idempotent(request):
-        return policy.backoff_delay(attempt, rng)
-    return None

@@ -8,25 +8,13 @@ table, not from hand-typed numbers.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from ksef_client._generated.operations import OPERATIONS, RateLimits
+from ksef_client._generated.operations import RateLimits
+from ksef_client._operations import find_operation
 
 _WINDOWS = (1.0, 60.0, 3600.0)
-
-
-@lru_cache(maxsize=1)
-def _routes() -> tuple[tuple[str, re.Pattern[str], str, RateLimits | None], ...]:
-    # Literal paths sort before templated ones, so /sessions/online never matches /sessions/{ref}.
-    rows = []
-    for key, op in OPERATIONS.items():
-        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(op.path)) + "$")
-        rows.append((op.method, pattern, op.rate_limit_group or key, op.rate_limits, op.path.count("{")))
-    rows.sort(key=lambda r: r[4])
-    return tuple((m, p, k, rl) for m, p, k, rl, _ in rows)
 
 
 def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
@@ -34,10 +22,11 @@ def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | N
 
     ``path`` is the request's path after ``/v2``.
     """
-    for op_method, pattern, key, limits in _routes():
-        if op_method == method and pattern.match(path):
-            return key, limits
-    return None
+    found = find_operation(method, path)
+    if found is None:
+        return None
+    key, operation = found
+    return operation.rate_limit_group or key, operation.rate_limits
 
 
 @dataclass

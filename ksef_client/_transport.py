@@ -1,7 +1,7 @@
 """httpx transports that throttle and retry; only the send loop differs between sync and async.
 
-The decisions are the pure functions of ``_retry`` and ``_throttle``; every request that goes
-through a ``KSeF`` client, the generated ``ksef.raw`` calls included, passes through here.
+The decisions are ``_retry.RetryPolicy``'s and ``_throttle``'s; every request that goes through
+a ``KSeF`` client, the generated ``ksef.raw`` calls included, passes through here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
-from ksef_client._retry import RetryPolicy, retry_delay_for_error, retry_delay_for_response
+from ksef_client._retry import RetryBudget, RetryPolicy, budget_of, is_repeat_safe
 from ksef_client._throttle import Throttle, match_operation
 
 log = logging.getLogger("ksef_client")
@@ -45,20 +45,38 @@ class SendState:
             return 0.0
         return self.throttle.delay(matched[0], matched[1], self.clock())
 
-    def after_response(self, request: httpx.Request, response: httpx.Response, attempt: int) -> float | None:
-        delay = retry_delay_for_response(self.policy, request, response, attempt, self.rng, self.wall_clock())
+    def after_response(self, request: httpx.Request, response: httpx.Response) -> float | None:
+        """Seconds to wait before sending ``request`` again, or ``None``: ``response`` is the answer."""
+        budget = budget_of(request)
+        safe = is_repeat_safe(request, self.api_path_prefix)
+        delay = self.policy.delay_after_response(response, safe, budget, self.rng, self.wall_clock())
+        return self._counted(request, budget, delay, str(response.status_code))
+
+    def after_error(self, request: httpx.Request, error: httpx.TransportError) -> float | None:
+        """Seconds to wait before sending ``request`` again, or ``None``: ``error`` is raised."""
+        budget = budget_of(request)
+        delay = self.policy.delay_after_error(error, is_repeat_safe(request, self.api_path_prefix), budget, self.rng)
+        return self._counted(request, budget, delay, type(error).__name__)
+
+    def after_refresh(self, request: httpx.Request) -> bool:
+        """Whether ``request``, refused with 401, is sent again with the refreshed token."""
+        budget = budget_of(request)
+        return self._counted(request, budget, 0.0 if self.policy.may_repeat(budget) else None, "401") is not None
+
+    def restart(self, budget: RetryBudget, what: str) -> float | None:
+        """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up."""
+        delay = self.policy.delay_to_restart(budget, self.rng)
         if delay is not None:
+            budget.used += 1
             self.retries += 1
-            log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, response.status_code,
-                     attempt + 1, delay)  # fmt: skip
+            log.info("%s: restart %d in %.2f s", what, budget.used, delay)
         return delay
 
-    def after_error(self, request: httpx.Request, error: httpx.TransportError, attempt: int) -> float | None:
-        delay = retry_delay_for_error(self.policy, request, error, attempt, self.rng)
+    def _counted(self, request: httpx.Request, budget: RetryBudget, delay: float | None, cause: str) -> float | None:
         if delay is not None:
+            budget.used += 1
             self.retries += 1
-            log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, type(error).__name__,
-                     attempt + 1, delay)  # fmt: skip
+            log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, cause, budget.used, delay)
         return delay
 
 
@@ -79,7 +97,6 @@ class RetryingTransport(httpx.BaseTransport):
         while (wait := self._state.throttle_delay(request)) > 0:
             self._state.throttled_seconds += wait
             self._sleep(wait)
-        attempt = 0
         while True:
             self._state.requests_sent += 1
             try:
@@ -87,16 +104,15 @@ class RetryingTransport(httpx.BaseTransport):
                 if not request.extensions.get(STREAMED):
                     response.read()  # inside the retry loop: a connection dropped mid-body is retried too
             except httpx.TransportError as error:
-                delay = self._state.after_error(request, error, attempt)
+                delay = self._state.after_error(request, error)
                 if delay is None:
                     raise
             else:
-                delay = self._state.after_response(request, response, attempt)
+                delay = self._state.after_response(request, response)
                 if delay is None:
                     return response
                 response.close()
             self._sleep(delay)
-            attempt += 1
 
     def close(self) -> None:
         self._inner.close()
@@ -119,7 +135,6 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         while (wait := self._state.throttle_delay(request)) > 0:
             self._state.throttled_seconds += wait
             await self._sleep(wait)
-        attempt = 0
         while True:
             self._state.requests_sent += 1
             try:
@@ -127,16 +142,15 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                 if not request.extensions.get(STREAMED):
                     await response.aread()  # a connection dropped mid-body is retried too
             except httpx.TransportError as error:
-                delay = self._state.after_error(request, error, attempt)
+                delay = self._state.after_error(request, error)
                 if delay is None:
                     raise
             else:
-                delay = self._state.after_response(request, response, attempt)
+                delay = self._state.after_response(request, response)
                 if delay is None:
                     return response
                 await response.aclose()
             await self._sleep(delay)
-            attempt += 1
 
     async def aclose(self) -> None:
         await self._inner.aclose()

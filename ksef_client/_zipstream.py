@@ -92,9 +92,13 @@ class ZipStream:
     """
 
     def __init__(
-        self, out: Writable, *, compression: Compression = "deflate", workers: int | None = None,
+        self,
+        out: Writable,
+        *,
+        compression: Compression = "deflate",
+        workers: int | None = None,
         zip64_limit: int = ZIP32_LIMIT,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if compression not in METHODS:
             raise ValueError(f"compression: one of {sorted(METHODS)}, not {compression!r}")
         self._out = out
@@ -171,7 +175,26 @@ class ZipStream:
             extra = struct.pack("<HHQ", 0x0001, 8, offset)  # ZIP64 extra field: the offset only
             offset = ZIP32_LIMIT
         version = 45 if extra else 20
-        return _DIRECTORY_ENTRY.pack(
-            0x02014B50, version, version, UTF8_NAMES, self._method, self._clock, self._date,
-            crc, packed_size, size, len(name), len(extra), 0, 0, 0, 0o644 << 16, offset,
-        ) + name + extra  # fmt: skip
+        return (
+            _DIRECTORY_ENTRY.pack(
+                0x02014B50,
+                version,
+                version,
+                UTF8_NAMES,
+                self._method,
+                self._clock,
+                self._date,
+                crc,
+                packed_size,
+                size,
+                len(name),
+                len(extra),
+                0,
+                0,
+                0,
+                0o644 << 16,
+                offset,
+            )
+            + name
+            + extra
+        )

@@ -16,7 +16,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import httpx
 
 from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey, digest_b64
@@ -76,6 +78,41 @@ class AsyncUploadBody:
             yield chunk
 
 
+@dataclass(frozen=True)
+class PartUpload:
+    """One part's PUT to the presigned link ``POST /sessions/batch`` gave for it."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    part: EncryptedPart
+
+
+def part_uploads(requests: Iterable[Any], parts: Iterable[EncryptedPart]) -> list[PartUpload]:
+    """Pair each upload request of the opened session (``partUploadRequests``) with its part."""
+    by_number = {p.ordinal_number: p for p in parts}
+    uploads = []
+    for request in requests:
+        part = by_number.get(request.ordinal_number)
+        if part is None:
+            raise BatchError(f"KSeF asked for part {request.ordinal_number}, which the package does not have")
+        raw = request.headers.to_dict() if hasattr(request.headers, "to_dict") else dict(request.headers or {})
+        # Presigned URLs carry their own authorization: never send ours. The body streams from the
+        # part's file: its length is declared, so no chunked encoding (which blob storage refuses
+        # for a single PUT).
+        headers = {str(k): str(v) for k, v in raw.items() if str(k).lower() != "authorization"}
+        uploads.append(
+            PartUpload(str(request.method), str(request.url), {**headers, "Content-Length": str(part.size)}, part)
+        )
+    return uploads
+
+
+def check_upload(response: httpx.Response, ordinal: int) -> None:
+    """``BatchError`` unless storage took the part."""
+    if response.status_code not in (200, 201):
+        raise BatchError(f"upload of part {ordinal} failed: HTTP {response.status_code} {response.text[:200]}")
+
+
 @dataclass
 class BatchPackage:
     """A zip of invoices, encrypted in parts, ready to declare and upload."""
@@ -108,9 +145,14 @@ class BatchPackage:
 
     @classmethod
     def build(
-        cls, invoices: Iterable[InvoiceSource], key: SymmetricKey, *, part_size: int = MAX_PART_BYTES,
-        progress: Progress | None = None, compression: Compression = "deflate",
-    ) -> BatchPackage:  # fmt: skip
+        cls,
+        invoices: Iterable[InvoiceSource],
+        key: SymmetricKey,
+        *,
+        part_size: int = MAX_PART_BYTES,
+        progress: Progress | None = None,
+        compression: Compression = "deflate",
+    ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
         ``compression="stored"`` skips deflate: the build is faster, the upload 2-5x larger.

@@ -63,9 +63,13 @@ class PublicKeyCertificate:
 
     @classmethod
     def from_der_b64(
-        cls, der_b64: str, usage: Iterable[str], valid_from: dt.datetime, valid_to: dt.datetime,
+        cls,
+        der_b64: str,
+        usage: Iterable[str],
+        valid_from: dt.datetime,
+        valid_to: dt.datetime,
         public_key_id: str | None = None,
-    ) -> PublicKeyCertificate:  # fmt: skip
+    ) -> PublicKeyCertificate:
         """Build from the API's Base64 DER certificate."""
         certificate = x509.load_der_x509_certificate(base64.b64decode(der_b64))
         return cls(certificate, frozenset(usage), _aware(valid_from), _aware(valid_to), public_key_id)
@@ -162,6 +166,16 @@ class SymmetricKey:
     def decryptor(self) -> PaddedDecryptor:
         """An AES-256-CBC/PKCS#7 decryptor fed by the caller, chunk by chunk."""
         return PaddedDecryptor(self)
+
+
+def encryption_for(key: SymmetricKey, keys: Iterable[PublicKeyCertificate]) -> dict[str, str]:
+    """The ``encryption`` object of session and export requests: ``key`` wrapped for the current
+    SymmetricKeyEncryption certificate."""
+    certificate = select_certificate(keys, SYMMETRIC_KEY_ENCRYPTION)
+    info = key.encryption_info(certificate)
+    if certificate.public_key_id:
+        info["publicKeyId"] = certificate.public_key_id
+    return info
 
 
 class PaddedEncryptor:

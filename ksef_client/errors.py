@@ -17,9 +17,11 @@
     ├── PollTimeoutError              a poller gave up before a final status
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
+    ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
     ├── ExportError                   an export that failed or arrived damaged
     ├── ResponseFormatError           a 2xx answer that does not match the spec
+    ├── UntrustedURLError             a presigned link outside the allowed storage hosts
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
@@ -176,6 +178,19 @@ class AuthenticationFailedError(KSeFError):
 
 class InvoiceRejectedError(KSeFError):
     """The emulator or KSeF refused an invoice before it was sent (bad schema, size)."""
+
+
+class InvoiceSchemaError(KSeFError, ValueError):
+    """An invoice breaks one of KSeF's rules (checked before sending: nothing was sent).
+
+    ``rule`` names it (``encoding``, ``prolog``, ``processing-instruction``, ``characters``, ``dtd``,
+    ``size``, ``xml``, ``schema``) and ``errors`` lists each problem.
+    """
+
+    def __init__(self, errors: list[str], rule: str = "schema") -> None:
+        super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
+        self.errors = errors
+        self.rule = rule
 
 
 class ExportError(KSeFError):

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Generic, TypeVar
+
+from ksef_client._operations import page_size_bounds
 
 T = TypeVar("T")
 C = TypeVar("C")
 
-# Bounds of pageSize in the spec, per paging style (see KSEF-PROTOCOL.md section 8).
-CONTINUATION_PAGE_SIZE = (10, 1000)
-AUTH_SESSIONS_PAGE_SIZE = (10, 100)
-OFFSET_PAGE_SIZE = (10, 100)
-METADATA_PAGE_SIZE = (10, 250)
 
-
-def check_page_size(page_size: int, bounds: tuple[int, int], field: str = "page_size") -> int:
-    """``ValueError`` before any request when ``page_size`` is outside the spec's bounds."""
-    low, high = bounds
+def check_page_size(page_size: int, operation: ModuleType, field: str = "page_size") -> int:
+    """``ValueError`` before any request when ``page_size`` is outside the bounds the spec gives
+    the ``pageSize`` of ``operation`` (a generated operation module)."""
+    low, high = page_size_bounds(operation)
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not low <= page_size <= high:
         raise ValueError(f"{field}: {page_size!r} is outside the API's range {low}..{high}")
     return page_size

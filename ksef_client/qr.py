@@ -31,7 +31,6 @@ from ksef_client.identifiers import validate_nip
 from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
 OFFLINE_LABEL = "OFFLINE"
-CERTIFICATE_LABEL = "CERTYFIKAT"
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
 
 
@@ -71,9 +70,14 @@ def _sign(private_key: PrivateKey, data: bytes) -> bytes:
 
 
 def certificate_link(
-    environment: Environment | str, context_type: str, context_value: str, seller_nip: str,
-    certificate_serial: str, invoice: bytes, private_key: PrivateKey,
-) -> str:  # fmt: skip
+    environment: Environment | str,
+    context_type: str,
+    context_value: str,
+    seller_nip: str,
+    certificate_serial: str,
+    invoice: bytes,
+    private_key: PrivateKey,
+) -> str:
     """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key."""
     if context_type not in CONTEXT_TYPES:
         raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")

@@ -22,6 +22,11 @@ from pathlib import Path
 
 from lxml import etree
 
+from ksef_client._xml import hardened_parser, parse
+from ksef_client.errors import InvoiceSchemaError
+
+__all__ = ["FORMS", "FormCode", "InvoiceSchemaError", "check_document", "form_code", "form_schema", "validate_invoice"]
+
 FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
 MAX_INVOICE_BYTES = 1_000_000
@@ -101,7 +106,7 @@ def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> e
     main = data / FORM_SCHEMAS[system_code]
     if not main.is_file():
         raise FileNotFoundError(f"{system_code} schema not found at {main}: run 'make spec' (or pip install the wheel)")
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+    parser = hardened_parser()
     parser.resolvers.add(_LocalCopies(data / "fa3" / "bazowe"))
     return etree.XMLSchema(etree.parse(str(main), parser))
 
@@ -109,20 +114,6 @@ def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> e
 def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     """The compiled FA(3) schema (``directory``: a folder holding ``fa3/`` instead of ``_data``)."""
     return form_schema("FA (3)", directory.parent if directory is not None else None)
-
-
-class InvoiceSchemaError(ValueError):
-    """The invoice breaks one of KSeF's rules; ``rule`` names it (``encoding``, ``prolog``,
-    ``processing-instruction``, ``characters``, ``dtd``, ``size``, ``xml``, ``schema``) and
-    ``errors`` lists each problem."""
-
-    def __init__(self, errors: list[str], rule: str = "schema") -> None:
-        super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
-        self.errors = errors
-        self.rule = rule
-
-
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Element:
@@ -148,7 +139,7 @@ def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Elem
         position = found.start()
         raise InvoiceSchemaError([f"discouraged character U+{ord(found[0]):04X} at offset {position}"], "characters")
     try:
-        document = etree.fromstring(xml, parser=_SAFE_PARSER)
+        document = parse(xml)
     except etree.XMLSyntaxError as error:
         raise InvoiceSchemaError([f"not well-formed XML: {error}"], "xml") from error
     tree = document.getroottree()

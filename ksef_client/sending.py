@@ -8,21 +8,22 @@
 
     result = ksef.send_batch(paths_or_bytes, form="FA(3)", wait=True)
 
-The request-building steps are flows (``_flows``) shared by the sync and async clients.
+Every step is a flow (``_flows``) shared by the sync and async clients. Sending an invoice and
+opening a session are safe to repeat (a repeated invoice becomes a 440 duplicate naming the
+original; a session opened by a lost attempt stays empty), so the retry policy repeats them like a
+GET; a close whose answer is lost is settled by the session's status.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import httpx
 
-from ksef_client._core import connection_error, parsed
-from ksef_client._flows import Call, Flow, Sleep, arun, response_of, run
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, run
 from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
 from ksef_client._generated.api.sessions_status import get_session_status
@@ -36,106 +37,62 @@ from ksef_client._generated.models import (
     SessionInvoiceStatusResponse,
     SessionStatusResponse,
 )
+from ksef_client._retry import RetryBudget
 from ksef_client._zipstream import Compression
-from ksef_client.batch import (
-    MAX_PART_BYTES,
-    AsyncUploadBody,
-    BatchPackage,
-    EncryptedPart,
-    InvoiceSource,
-    Progress,
-    UploadBody,
-)
-from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, EncryptedInvoice, SymmetricKey, select_certificate
-from ksef_client.errors import APIConnectionError, BatchError, InternalServerError, InvoiceRejectedError
+from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress, part_uploads
+from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
+from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError
+from ksef_client.resources.auth import cached_keys_flow
+from ksef_client.resources.sessions import invoices_pages
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
-    from ksef_client.crypto import PublicKeyCertificate
+    from ksef_client._tokens import KeyCache
 
-T = TypeVar("T")
 OPEN = 100
 DUPLICATE = 440
+# Failures after which KSeF may or may not have closed the session: its status tells.
+UNSETTLED = (APIConnectionError, InternalServerError)
 
 
-def encryption_for(key: SymmetricKey, keys: list[PublicKeyCertificate]) -> dict[str, str]:
-    """The ``encryption`` object: ``key`` wrapped for the current SymmetricKeyEncryption certificate."""
-    certificate = select_certificate(keys, SYMMETRIC_KEY_ENCRYPTION)
-    info = key.encryption_info(certificate)
-    if certificate.public_key_id:
-        info["publicKeyId"] = certificate.public_key_id
-    return info
-
-
-def open_online_flow(form: FormCode, key: SymmetricKey, keys: list[PublicKeyCertificate]) -> Flow[str]:
+def open_online_flow(form: FormCode, key: SymmetricKey, keys: KeyCache) -> Flow[str]:
     """``POST /sessions/online`` -> the session's reference number."""
-    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": encryption_for(key, keys)})
+    encryption = encryption_for(key, (yield from cached_keys_flow(keys)))
+    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": encryption})
     opened = parsed(response_of((yield Call(open_online_session, {"body": body}))), OpenOnlineSessionResponse)
     return opened.reference_number
 
 
 def send_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool) -> Flow[str]:
-    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number."""
+    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number.
+
+    Nothing is lost and nothing is numbered twice when the retry policy sends it again after a
+    dropped connection or a 5xx: either KSeF never got the first request (the repeat is the
+    invoice) or it did, and the repeat becomes a 440 duplicate naming the original KSeF number,
+    which ``OnlineSession.ksef_numbers()`` resolves.
+    """
     body = SendInvoiceRequest.from_dict(invoice.request_body(offline=offline))
     call = Call(send_invoice, {"reference_number": reference_number, "body": body})
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
 
 
-def close_online_flow(reference_number: str) -> Flow[None]:
-    """``POST /sessions/online/{ref}/close``."""
-    yield Call(close_online_session, {"reference_number": reference_number})
-
-
-# Failures after which KSeF may or may not have acted: the request is repeated deliberately.
-RESENDABLE = (APIConnectionError, InternalServerError)
-RESENDS = 8  # safe: a repeated invoice is recognised by KSeF as a 440 duplicate
-
-
-def _pause(attempt: int) -> Sleep:
-    return Sleep(min(8.0, 0.5 * 2**attempt))
-
-
-def resend_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool, resends: int = RESENDS) -> Flow[str]:
-    """Send an invoice; after a dropped connection or a 5xx, send the same bytes again.
-
-    Nothing is lost and nothing is numbered twice: either KSeF never got the first request (the
-    resend is the invoice) or it did, and the resend becomes a 440 duplicate naming the original
-    KSeF number, which ``OnlineSession.ksef_numbers()`` resolves.
-    """
-    return (yield from retried_flow(lambda: send_flow(reference_number, invoice, offline), resends))
-
-
-def retried_flow(flow: Callable[[], Flow[T]], resends: int = RESENDS) -> Flow[T]:
-    """Run ``flow`` again after a dropped connection or a 5xx. Used where repeating is safe: sending
-    an invoice (see ``resend_flow``) and opening a session (one opened by a lost attempt stays
-    unused and carries no invoices)."""
-    for attempt in range(resends + 1):
+def close_flow(reference_number: str, operation: Any) -> Flow[None]:
+    """Close a session (``operation``: the online or batch close); when the answer is lost, the
+    session's status tells whether it closed, and the close is sent again only if it did not (one
+    retry budget for every attempt of the close)."""
+    budget = RetryBudget()
+    while True:
         try:
-            return (yield from flow())
-        except RESENDABLE:
-            if attempt == resends:
-                raise
-            yield _pause(attempt)
-    raise AssertionError("unreachable")
-
-
-def close_tolerant_flow(
-    reference_number: str, close: Callable[[str], Flow[None]], resends: int = RESENDS
-) -> Flow[None]:
-    """Close a session; when the answer is lost, the session's status tells whether it closed."""
-    for attempt in range(resends + 1):
-        try:
-            yield from close(reference_number)
+            yield Call(operation, {"reference_number": reference_number}, budget=budget)
             return
-        except RESENDABLE:
+        except UNSETTLED as error:
             call = Call(get_session_status, {"reference_number": reference_number})
             status = parsed(response_of((yield call)), SessionStatusResponse)
             if status.status.code != OPEN:
                 return  # the close went through; only its answer was lost
-            if attempt == resends:
-                raise
-            yield _pause(attempt)
+            if not (yield Retry(budget, f"close of session {reference_number}")):
+                raise error
 
 
 def resolve_ksef_numbers(invoices: Iterable[SessionInvoiceStatusResponse], references: list[str]) -> list[str | None]:
@@ -172,46 +129,66 @@ def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKe
     return EncryptedInvoice.build(key, bytes(xml))
 
 
-class OnlineSession:
-    """An open online session (``with ksef.online_session() as s``); closes on exit."""
+class _OnlineSessionFlows:
+    """An online session's state and its steps as flows; ``OnlineSession`` and
+    ``AsyncOnlineSession`` run them."""
 
-    def __init__(self, client: KSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
-        self._client = client
+    def __init__(self, keys: KeyCache, form: str | FormCode, validate: bool) -> None:
+        self._keys = keys
         self.form = form_code(form)
         self.validate = validate
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
         self._key = SymmetricKey.generate()
 
+    def _open_flow(self) -> Flow[None]:
+        self.reference_number = yield from open_online_flow(self.form, self._key, self._keys)
+
+    def _send_flow(self, xml: bytes | SupportsToXml, offline: bool) -> Flow[str]:
+        if self.reference_number is None:
+            raise RuntimeError("the session is not open")
+        ref = yield from send_flow(
+            self.reference_number, prepare_invoice(xml, self.form, self._key, self.validate), offline
+        )
+        self.invoice_reference_numbers.append(ref)
+        return ref
+
+    def _close_flow(self) -> Flow[None]:
+        if self.reference_number is not None:
+            yield from close_flow(self.reference_number, close_online_session)
+
+    def _ksef_numbers_flow(self) -> Flow[list[str | None]]:
+        if self.reference_number is None:
+            raise RuntimeError("the session was never opened")
+        invoices = yield from all_items(invoices_pages(self.reference_number, False, 1000))
+        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
+
+
+class OnlineSession(_OnlineSessionFlows):
+    """An open online session (``with ksef.online_session() as s``); closes on exit."""
+
+    def __init__(self, client: KSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
+        super().__init__(client._public_keys, form, validate)
+        self._client = client
+
     def open(self) -> OnlineSession:
         """Open the session (``with`` does it for you)."""
-        keys = self._client.auth.public_key_certificates()
-        flow = retried_flow(lambda: open_online_flow(self.form, self._key, keys))
-        self.reference_number = run(flow, self._client)
+        run(self._open_flow(), self._client)
         return self
 
     def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
         (status comes later)."""
-        if self.reference_number is None:
-            raise RuntimeError("the session is not open")
-        invoice = prepare_invoice(xml, self.form, self._key, self.validate)
-        ref = run(resend_flow(self.reference_number, invoice, offline), self._client)
-        self.invoice_reference_numbers.append(ref)
-        return ref
+        return run(self._send_flow(xml, offline), self._client)
 
     def close(self) -> None:
         """Close the session; KSeF then processes it and issues the UPO."""
-        if self.reference_number is not None:
-            run(close_tolerant_flow(self.reference_number, close_online_flow), self._client)
+        run(self._close_flow(), self._client)
 
     def ksef_numbers(self) -> list[str | None]:
         """After processing: the KSeF number of each sent invoice, in sending order (``None``:
         rejected; a resent duplicate resolves to the original's number)."""
-        if self.reference_number is None:
-            raise RuntimeError("the session was never opened")
-        invoices = self._client.sessions.invoices(self.reference_number, page_size=1000)
-        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
+        return run(self._ksef_numbers_flow(), self._client)
 
     def __enter__(self) -> OnlineSession:
         return self.open()
@@ -220,44 +197,29 @@ class OnlineSession:
         self.close()
 
 
-class AsyncOnlineSession:
+class AsyncOnlineSession(_OnlineSessionFlows):
     """An open online session (``async with ksef.online_session() as s``)."""
 
     def __init__(self, client: AsyncKSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
+        super().__init__(client._public_keys, form, validate)
         self._client = client
-        self.form = form_code(form)
-        self.validate = validate
-        self.reference_number: str | None = None
-        self.invoice_reference_numbers: list[str] = []
-        self._key = SymmetricKey.generate()
 
     async def open(self) -> AsyncOnlineSession:
         """Open the session (``async with`` does it for you)."""
-        keys = await self._client.auth.public_key_certificates()
-        flow = retried_flow(lambda: open_online_flow(self.form, self._key, keys))
-        self.reference_number = await arun(flow, self._client)
+        await arun(self._open_flow(), self._client)
         return self
 
     async def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number."""
-        if self.reference_number is None:
-            raise RuntimeError("the session is not open")
-        invoice = prepare_invoice(xml, self.form, self._key, self.validate)
-        ref = await arun(resend_flow(self.reference_number, invoice, offline), self._client)
-        self.invoice_reference_numbers.append(ref)
-        return ref
+        return await arun(self._send_flow(xml, offline), self._client)
 
     async def close(self) -> None:
         """Close the session."""
-        if self.reference_number is not None:
-            await arun(close_tolerant_flow(self.reference_number, close_online_flow), self._client)
+        await arun(self._close_flow(), self._client)
 
     async def ksef_numbers(self) -> list[str | None]:
         """After processing: the KSeF number of each sent invoice (see ``OnlineSession.ksef_numbers``)."""
-        if self.reference_number is None:
-            raise RuntimeError("the session was never opened")
-        invoices = [i async for i in self._client.sessions.invoices(self.reference_number, page_size=1000)]
-        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
+        return await arun(self._ksef_numbers_flow(), self._client)
 
     async def __aenter__(self) -> AsyncOnlineSession:
         return await self.open()
@@ -280,133 +242,82 @@ class BatchResult:
 
 
 def open_batch_flow(
-    form: FormCode, package: BatchPackage, key: SymmetricKey, keys: list[PublicKeyCertificate], offline: bool
+    form: FormCode, package: BatchPackage, key: SymmetricKey, keys: KeyCache, offline: bool
 ) -> Flow[OpenBatchSessionResponse]:
     """``POST /sessions/batch`` with the package's declaration."""
     body = OpenBatchSessionRequest.from_dict(
         {
             "formCode": form.to_dict(),
             "batchFile": package.batch_file_info(),
-            "encryption": encryption_for(key, keys),
+            "encryption": encryption_for(key, (yield from cached_keys_flow(keys))),
             "offlineMode": offline,
         }
     )
     return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
 
 
-def close_batch_flow(reference_number: str) -> Flow[None]:
-    """``POST /sessions/batch/{ref}/close``."""
-    yield Call(close_batch_session, {"reference_number": reference_number})
-
-
-def _upload_args(opened: OpenBatchSessionResponse, package: BatchPackage) -> list[tuple[Any, Any]]:
-    by_number = {p.ordinal_number: p for p in package.parts}
-    pairs = []
-    for request in opened.part_upload_requests:
-        part = by_number.get(request.ordinal_number)
-        if part is None:
-            raise BatchError(f"KSeF asked for part {request.ordinal_number}, which the package does not have")
-        pairs.append((request, part))
-    return pairs
-
-
-def _headers(request: Any) -> dict[str, str]:
-    raw = request.headers.to_dict() if hasattr(request.headers, "to_dict") else dict(request.headers or {})
-    # Presigned URLs carry their own authorization: never send ours.
-    return {str(k): str(v) for k, v in raw.items() if str(k).lower() != "authorization"}
-
-
-def _upload_headers(request: Any, part: EncryptedPart) -> dict[str, str]:
-    # The body streams from the part's file: its length is declared, so no chunked encoding (which
-    # blob storage refuses for a single PUT).
-    return {**_headers(request), "Content-Length": str(part.size)}
-
-
-def _check_upload(response: httpx.Response, ordinal: int) -> None:
-    if response.status_code not in (200, 201):
-        raise BatchError(f"upload of part {ordinal} failed: HTTP {response.status_code} {response.text[:200]}")
+def batch_flow(
+    form: FormCode,
+    package: BatchPackage,
+    key: SymmetricKey,
+    keys: KeyCache,
+    offline: bool,
+    workers: int,
+    progress: Progress | None,
+) -> Flow[BatchResult]:
+    """Open a batch session for ``package``, upload its parts, close it."""
+    opened = yield from open_batch_flow(form, package, key, keys, offline)
+    yield Upload(part_uploads(opened.part_upload_requests, package.parts), workers, progress)
+    yield from close_flow(opened.reference_number, close_batch_session)
+    return BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
 
 
 def send_batch(
-    client: KSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
-    wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
-    progress: Progress | None = None, compression: Compression = "deflate",
-) -> BatchResult:  # fmt: skip
+    client: KSeF,
+    invoices: Iterable[InvoiceSource],
+    *,
+    form: str | FormCode = "FA(3)",
+    offline: bool = False,
+    wait: bool = False,
+    timeout: float = 3600.0,
+    part_size: int = MAX_PART_BYTES,
+    workers: int = 4,
+    progress: Progress | None = None,
+    compression: Compression = "deflate",
+) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger.
     """
-    code = form_code(form)
-    key = SymmetricKey.generate()
+    code, key = form_code(form), SymmetricKey.generate()
     with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
-        keys = client.auth.public_key_certificates()
-        opened = run(retried_flow(lambda: open_batch_flow(code, package, key, keys, offline)), client)
-        pairs = _upload_args(opened, package)
-        done = 0
-
-        def upload(pair: tuple[Any, Any]) -> None:
-            request, part = pair
-            try:
-                response = client._storage.request(
-                    request.method, request.url, content=UploadBody(part), headers=_upload_headers(request, part)
-                )
-            except httpx.TransportError as error:
-                raise connection_error(error) from error
-            _check_upload(response, part.ordinal_number)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for _ in pool.map(upload, pairs):
-                done += 1
-                if progress:
-                    progress("upload", done, len(pairs))
-        run(close_tolerant_flow(opened.reference_number, close_batch_flow), client)
-        result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+        result = run(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
     if wait:
-        result.status = client.sessions.wait(opened.reference_number, timeout=timeout)
+        result.status = client.sessions.wait(result.reference_number, timeout=timeout)
     return result
 
 
 async def asend_batch(
-    client: AsyncKSeF, invoices: Iterable[InvoiceSource], *, form: str | FormCode = "FA(3)", offline: bool = False,
-    wait: bool = False, timeout: float = 3600.0, part_size: int = MAX_PART_BYTES, workers: int = 4,
-    progress: Progress | None = None, compression: Compression = "deflate",
-) -> BatchResult:  # fmt: skip
+    client: AsyncKSeF,
+    invoices: Iterable[InvoiceSource],
+    *,
+    form: str | FormCode = "FA(3)",
+    offline: bool = False,
+    wait: bool = False,
+    timeout: float = 3600.0,
+    part_size: int = MAX_PART_BYTES,
+    workers: int = 4,
+    progress: Progress | None = None,
+    compression: Compression = "deflate",
+) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
-    code = form_code(form)
-    key = SymmetricKey.generate()
+    code, key = form_code(form), SymmetricKey.generate()
     package = await anyio.to_thread.run_sync(
         lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression)
     )
     with package:
-        keys = await client.auth.public_key_certificates()
-        opened = await arun(retried_flow(lambda: open_batch_flow(code, package, key, keys, offline)), client)
-        pairs = _upload_args(opened, package)
-        limiter = anyio.Semaphore(max(1, workers))
-        done = 0
-
-        async def upload(request: Any, part: Any) -> None:
-            nonlocal done
-            async with limiter:
-                try:
-                    response = await client._storage.request(
-                        request.method,
-                        request.url,
-                        content=AsyncUploadBody(part),
-                        headers=_upload_headers(request, part),
-                    )
-                except httpx.TransportError as error:
-                    raise connection_error(error) from error
-                _check_upload(response, part.ordinal_number)
-                done += 1
-                if progress:
-                    progress("upload", done, len(pairs))
-
-        async with anyio.create_task_group() as group:
-            for request, part in pairs:
-                group.start_soon(upload, request, part)
-        await arun(close_tolerant_flow(opened.reference_number, close_batch_flow), client)
-        result = BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+        result = await arun(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
     if wait:
-        result.status = await client.sessions.wait(opened.reference_number, timeout=timeout)
+        result.status = await client.sessions.wait(result.reference_number, timeout=timeout)
     return result

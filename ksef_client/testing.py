@@ -151,9 +151,18 @@ def sample_invoice(
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = "".join(_line(i, line_net) for i in range(1, lines + 1))
     return _SAMPLE.format(
-        ns=FA3_NAMESPACE, created=created, seller=seller_nip, buyer=buyer_nip, issued=issued, number=escape(number),
-        net=net_value, vat=vat, gross=net_value + vat, kind=escape(kind), lines=rows,
-    ).encode()  # fmt: skip
+        ns=FA3_NAMESPACE,
+        created=created,
+        seller=seller_nip,
+        buyer=buyer_nip,
+        issued=issued,
+        number=escape(number),
+        net=net_value,
+        vat=vat,
+        gross=net_value + vat,
+        kind=escape(kind),
+        lines=rows,
+    ).encode()
 
 
 _GOODS = ("Usługa doradcza", "Licencja oprogramowania", "Materiały biurowe", "Serwis urządzeń", "Szkolenie")
@@ -162,8 +171,10 @@ _GOODS = ("Usługa doradcza", "Licencja oprogramowania", "Materiały biurowe", "
 def _line(index: int, net: Decimal) -> str:
     # Varied text, like real lines, so that a batch of them compresses as real invoices do.
     name = f"{_GOODS[index % len(_GOODS)]} nr {index * 7919 % 100_000:05d}, etap {index}"
-    return (f"<FaWiersz><NrWierszaFa>{index}</NrWierszaFa><P_7>{name}</P_7><P_8A>szt.</P_8A><P_8B>1</P_8B>"
-            f"<P_9A>{net}</P_9A><P_11>{net}</P_11><P_12>23</P_12></FaWiersz>\n")  # fmt: skip
+    return (
+        f"<FaWiersz><NrWierszaFa>{index}</NrWierszaFa><P_7>{name}</P_7><P_8A>szt.</P_8A><P_8B>1</P_8B>"
+        f"<P_9A>{net}</P_9A><P_11>{net}</P_11><P_12>23</P_12></FaWiersz>\n"
+    )
 
 
 _SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from lxml import etree
 
+from ksef_client._xml import declares_entities, parse
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
 from ksef_client.xades import SignatureVerificationError, verify_xades
@@ -112,10 +112,17 @@ class SessionUpo:
         return self.pages[0].session_reference_number
 
 
-def verify_hash(xml: bytes, expected: str | None) -> None:
-    """Raise ``UPOHashMismatchError`` when ``expected`` (x-ms-meta-hash) is given and differs."""
-    if expected is not None and sha256_b64(xml) != expected.strip():
-        raise UPOHashMismatchError(f"UPO SHA-256 is {sha256_b64(xml)}, but x-ms-meta-hash says {expected.strip()}")
+# The header KSeF and its storage send a downloaded document's SHA-256 in.
+HASH_HEADER = "x-ms-meta-hash"
+
+
+def verify_hash(content: bytes, expected: str | None, what: str = "UPO") -> None:
+    """Raise ``UPOHashMismatchError`` when ``expected`` (``x-ms-meta-hash``) is given and differs
+    from the SHA-256 of ``content``. Every downloaded UPO and invoice is checked here."""
+    if expected is not None and sha256_b64(content) != expected.strip():
+        raise UPOHashMismatchError(
+            f"{what} SHA-256 is {sha256_b64(content)}, but {HASH_HEADER} says {expected.strip()}"
+        )
 
 
 def safe_parse(xml: bytes) -> etree._Element:
@@ -124,14 +131,13 @@ def safe_parse(xml: bytes) -> etree._Element:
         raise TypeError(f"expected bytes, got {type(xml).__name__}")
     if len(xml) > MAX_UPO_BYTES:
         raise UnsafeXMLError(f"document of {len(xml)} bytes exceeds the {MAX_UPO_BYTES} byte cap")
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+    if declares_entities(xml):
         raise UnsafeXMLError("document type declarations and entities are not allowed in KSeF XML")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
-        root = etree.fromstring(bytes(xml), parser=parser)
+        root = parse(bytes(xml))
     except etree.XMLSyntaxError as error:
         raise UPOValidationError(f"not well-formed XML: {error}") from error
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+    if root.getroottree().docinfo.doctype:  # type: ignore[attr-defined]
         raise UnsafeXMLError("document type declarations are not allowed in KSeF XML")
     return root
 
@@ -267,8 +273,3 @@ def save_upo(xml: bytes, directory: Path, name: str) -> Path:
     temporary.write_bytes(xml)
     temporary.replace(target)
     return target
-
-
-def documents_of(upos: Iterable[Upo]) -> list[UpoDocument]:
-    """All documents of several UPOs, in order."""
-    return [d for u in upos for d in u.documents]

@@ -19,6 +19,8 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
+from ksef_client._xml import parse
+
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
 AUTH_NAMESPACES = (AUTH_NAMESPACE, "http://ksef.mf.gov.pl/auth/token/2.1")
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
@@ -43,7 +45,6 @@ _ACCEPTED = XAdESSignatureConfiguration(
     ),
     digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
 )
-_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -130,9 +131,12 @@ def sign_xades(document: etree._Element, credentials: SigningCredentials) -> byt
 
 
 def signed_auth_token_request(
-    challenge: str, context_type: str, context_value: str, credentials: SigningCredentials,
+    challenge: str,
+    context_type: str,
+    context_value: str,
+    credentials: SigningCredentials,
     subject_identifier_type: str = "certificateSubject",
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The signed document for ``POST /auth/xades-signature``."""
     document = build_auth_token_request(challenge, context_type, context_value, subject_identifier_type)
     return sign_xades(document, credentials)
@@ -152,7 +156,7 @@ class VerifiedDocument:
 
 def embedded_certificate(xml: bytes) -> x509.Certificate:
     """The signer's certificate from ``ds:KeyInfo``."""
-    root = etree.fromstring(xml, parser=_SAFE_PARSER)
+    root = parse(xml)
     found = root.find(f".//{{{DSIG_NAMESPACE}}}X509Certificate")
     if found is None or not found.text:
         raise SignatureVerificationError("no X509Certificate in the signature's KeyInfo")
@@ -174,7 +178,7 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
         if isinstance(error, SignatureVerificationError):
             raise
         raise SignatureVerificationError(f"{type(error).__name__}: {error}") from error
-    root_tag = etree.fromstring(xml, parser=_SAFE_PARSER).tag
+    root_tag = parse(xml).tag
     for result in results:
         if result.signed_xml is not None and result.signed_xml.tag == root_tag:
             return VerifiedDocument(result.signed_xml, cert)

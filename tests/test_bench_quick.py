@@ -12,8 +12,16 @@ from bench import run
 def test_quick_profile_produces_every_figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(run, "QUICK", True)
     results = run.collect()
-    for figure in ("parsing", "import", "import_client", "crypto_floor", "batch_build", "list_sessions",
-                   "upo_download", "emulator"):  # fmt: skip
+    for figure in (
+        "parsing",
+        "import",
+        "import_client",
+        "crypto_floor",
+        "batch_build",
+        "list_sessions",
+        "upo_download",
+        "emulator",
+    ):
         assert results[figure], figure
     assert results["upo_download"]["invoices"] == 100
     table = run.markdown(results)

@@ -23,8 +23,13 @@ from tests.conftest import NIP
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        ksef_server: ThreadedServer, backend: KSeFBackend):  # type: ignore[no-untyped-def] # fmt: skip
+def run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ksef_server: ThreadedServer,
+    backend: KSeFBackend,
+):  # type: ignore[no-untyped-def]
     """``run(*args) -> (exit code, stdout, stderr)`` with profile 'emu' pointing at the emulator."""
     monkeypatch.setenv("KSEF_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("KSEF_CREDENTIAL_STORE", "file")
@@ -99,8 +104,12 @@ def test_send_then_follow_the_session(run, logged_in, tmp_path: Path) -> None:  
     assert all(Path(f).is_file() for f in summary["files"])
 
 
-def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                  backend: KSeFBackend) -> None:  # fmt: skip
+def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(
+    run,
+    logged_in,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    backend: KSeFBackend,
+) -> None:
     files = _invoices(tmp_path, "DUP", 1)
     code, out, _ = run("-p", "emu", "--json", "send", *files)
     original = json.loads(out)["invoices"][0]["ksef_number"]
@@ -118,8 +127,12 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(run, logged_in,
     assert len(backend.sessions.state.sessions) == sessions_before  # a batch too: checked while zipping, before opening
 
 
-def test_a_lost_answer_is_resent_and_counted_once(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                   backend: KSeFBackend) -> None:  # fmt: skip
+def test_a_lost_answer_is_resent_and_counted_once(
+    run,
+    logged_in,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    backend: KSeFBackend,
+) -> None:
     files = _invoices(tmp_path, "LOST", 3)
     backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")  # stored, answer lost
     code, out, err = run("-p", "emu", "--json", "send", *files)
@@ -128,8 +141,12 @@ def test_a_lost_answer_is_resent_and_counted_once(run, logged_in, tmp_path: Path
     assert len(set(numbers)) == 3 and all(numbers)
 
 
-def test_a_send_that_fails_names_the_session(run, logged_in, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                             backend: KSeFBackend) -> None:  # fmt: skip
+def test_a_send_that_fails_names_the_session(
+    run,
+    logged_in,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    backend: KSeFBackend,
+) -> None:
     files = _invoices(tmp_path, "HALF", 3)
     backend.faults.add(400, operation="online_session.send_invoice", times=1)
     code, _, err = run("-p", "emu", "send", *files)
@@ -142,8 +159,9 @@ def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # typ
     code, out, err = run("-p", "emu", "--json", "send", "--batch", *files)
     assert code == 0, err
     assert {i["file"] for i in json.loads(out)["invoices"] if i["ksef_number"]} == set(files)
-    code, out, err = run("-p", "emu", "--json", "invoices", "download", "inbox", "--from", "2020-01-01",
-                         "--subject", "Subject1")  # fmt: skip
+    code, out, err = run(
+        "-p", "emu", "--json", "invoices", "download", "inbox", "--from", "2020-01-01", "--subject", "Subject1"
+    )
     assert code == 0, err
     assert len(json.loads(out)["files"]) == 12 and len(list((tmp_path / "inbox").glob("*.xml"))) == 12
 
@@ -195,8 +213,11 @@ class MemoryKeyring:
         del self.secrets[(service, username)]
 
 
-def test_logins_go_to_the_os_keyring_when_there_is_one(run, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_logins_go_to_the_os_keyring_when_there_is_one(
+    run,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     backend = type("Memory", (MemoryKeyring, KeyringBackend), {})()
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)

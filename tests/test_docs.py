@@ -35,16 +35,31 @@ def blocks(page: Path) -> list[tuple[str, str]]:
 
 def test_the_docs_cover_what_issue_9_lists() -> None:
     names = {p.stem for p in PAGES}
-    assert {"authentication", "sending", "status-and-upo", "pagination", "downloading", "errors-and-retries",
-            "testing-with-the-emulator", "conformance-and-spec-updates", "performance", "cli"} <= names  # fmt: skip
+    assert {
+        "authentication",
+        "sending",
+        "status-and-upo",
+        "pagination",
+        "downloading",
+        "errors-and-retries",
+        "testing-with-the-emulator",
+        "conformance-and-spec-updates",
+        "performance",
+        "cli",
+    } <= names
     assert sum(len(blocks(p)) for p in PAGES) >= 25
 
 
 def _run_pytest_module(code: str, directory: Path) -> None:
     name = code.splitlines()[0].removeprefix("# file:").strip()
     (directory / name).write_text(code, encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
-                            cwd=directory, capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
@@ -65,8 +80,13 @@ def test_page_runs(page: Path, ksef_mock: KSeFMock, tmp_path: Path, monkeypatch:
         (tmp_path / f"invoice-{i}.xml").write_bytes(sample_invoice(f"DOC/{page.stem}/{i}"))
     fake = FakeTime()
     with ksef_mock.client(NIP, sleep=fake.sleep, clock=fake.clock) as ksef:
-        namespace: dict[str, Any] = {"ksef": ksef, "emulator": ksef_mock, "nip": NIP,
-                                     "invoice_xml": sample_invoice("FV/1/2026"), "__name__": "docs"}  # fmt: skip
+        namespace: dict[str, Any] = {
+            "ksef": ksef,
+            "emulator": ksef_mock,
+            "nip": NIP,
+            "invoice_xml": sample_invoice("FV/1/2026"),
+            "__name__": "docs",
+        }
         for number, (language, code) in enumerate(blocks(page), start=1):
             label = f"{page.name} block {number}"
             if language == "console":

@@ -1,13 +1,19 @@
-"""``ksef_client.__all__`` is accurate: every name resolves, lazily imported or not."""
+"""``ksef_client.__all__`` is accurate: every name resolves, lazily imported or not, and every
+documented name is in it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import ksef_client
+from ksef_client import errors
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_public_name_resolves() -> None:
@@ -21,3 +27,28 @@ def test_import_does_not_load_the_client_or_the_generated_code() -> None:
     code = "import sys, ksef_client; print(sorted(m for m in sys.modules if m.startswith('ksef_client')))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "ksef_client._client" not in loaded and "ksef_client._generated" not in loaded
+
+
+def _error_classes() -> set[str]:
+    return {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.KSeFError) and not name.startswith("_")
+    }
+
+
+def test_every_error_is_in_the_tree_and_exported() -> None:
+    tree = set(re.findall(r"\b([A-Z][A-Za-z]*Error)\b", errors.__doc__ or ""))
+    assert tree == _error_classes()
+    assert _error_classes() <= set(ksef_client.__all__)
+
+
+def test_every_documented_name_is_exported() -> None:
+    """Each error the docs and the README name (in backticks) can be imported from ``ksef_client``."""
+    documented: set[str] = set()
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        documented |= set(re.findall(r"`([A-Z][A-Za-z]*Error)`", page.read_text(encoding="utf-8")))
+    ours = documented & _error_classes()
+    assert ours, "the docs name no errors: the pattern is wrong"
+    assert ours <= set(ksef_client.__all__), sorted(ours - set(ksef_client.__all__))
+    assert documented - ours <= {"AttributeError", "KeyError", "ValueError", "TypeError"}

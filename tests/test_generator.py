@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from generator.pipeline import OVERLAY, GenerationError, generate, spec_operations
+from generator.pipeline import OVERLAY, GenerationError, check_fast_paths, generate, spec_operations
 from generator.preprocess import derive_operation_id, load_overlay, operation_key, preprocess
 from tests.conftest import KSEF_DATA, SPEC_FILE
 
@@ -63,8 +64,11 @@ def test_cli_warns_and_generates_unnamed_operations(pinned_spec: dict[str, Any],
     out = tmp_path / "pkg"
     proc = subprocess.run(
         [sys.executable, "-m", "generator", str(spec_file), str(out)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: operations named from method and path" in proc.stderr
     assert "84 operations generated" in proc.stderr
@@ -76,8 +80,11 @@ def test_cli_fails_with_a_clear_message_on_a_bad_spec(tmp_path: Path) -> None:
     spec_file.write_text('{"openapi": "3.0.4"}', encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "generator", str(spec_file), str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("generator: error:")
 
@@ -102,3 +109,39 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
     fresh = {p.relative_to(tmp_path / "pkg"): p.read_bytes() for p in (tmp_path / "pkg").rglob("*.py")}
     current = {p.relative_to(committed): p.read_bytes() for p in committed.rglob("*.py")}
     assert fresh == current
+
+
+GENERATED = ROOT / "ksef_client" / "_generated"
+
+
+def test_the_generated_client_keeps_the_templates_fast_paths() -> None:
+    assert check_fast_paths(GENERATED) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "fast", "slow", "reported"),
+    [
+        ("api/sessions_status/get_session_status.py", "json_loads(response.content)", "response.json()", "json_loads"),
+        ("models/session_status_response.py", "= _StatusInfo_from_dict(", "= StatusInfo.from_dict(", "unbound"),
+        ("models/session_status_response.py", "_object_new(cls)", "cls()", "_object_new"),
+        ("types.py", "_fast_loads(content)", "_json_loads(content)", "orjson"),
+    ],
+)
+def test_a_lost_fast_path_fails_the_check(path: str, fast: str, slow: str, reported: str, tmp_path: Path) -> None:
+    """What an openapi-python-client upgrade could do silently: render text the templates' string
+    replacements no longer match. The code would still work, only slower; the check says so."""
+    copy_ = tmp_path / "pkg"
+    shutil.copytree(GENERATED, copy_)
+    target = copy_ / path
+    text = target.read_text(encoding="utf-8")
+    assert fast in text
+    target.write_text(text.replace(fast, slow), encoding="utf-8")
+    broken = check_fast_paths(copy_)
+    assert broken and reported in " ".join(broken)
+
+
+def test_repeat_safe_names_must_exist_in_a_strict_run(pinned_spec: dict[str, Any]) -> None:
+    overlay = load_overlay(OVERLAY)
+    names = {str(name) for name in preprocess(pinned_spec, overlay).names.values()}
+    assert overlay.repeat_safe <= names
+    assert "online_session.send_invoice" in overlay.repeat_safe

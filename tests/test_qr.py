@@ -29,8 +29,15 @@ def test_certificate_link_signature_verifies_and_binds_the_path(key_type: str) -
     creds = self_signed_certificate(key_type=key_type)
     link = qr.certificate_link("DEMO", "Nip", creds.nip, creds.nip, "01f20a5d352ae590", INVOICE, creds.private_key)
     parts = link.removeprefix("https://").split("/")
-    assert parts[:7] == ["qr-demo.ksef.mf.gov.pl", "certificate", "Nip", creds.nip, creds.nip, "01F20A5D352AE590",
-                         qr.invoice_hash(INVOICE)]  # fmt: skip
+    assert parts[:7] == [
+        "qr-demo.ksef.mf.gov.pl",
+        "certificate",
+        "Nip",
+        creds.nip,
+        creds.nip,
+        "01F20A5D352AE590",
+        qr.invoice_hash(INVOICE),
+    ]
     public_key = creds.certificate.public_key()
     assert qr.verify_certificate_link(link, public_key)  # type: ignore[arg-type]
     tampered = link.replace(qr.invoice_hash(INVOICE), qr.invoice_hash(INVOICE + b" "))

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksef_client import KSeF
-from ksef_client._core import InsecureTransportWarning, check_storage_url, resolve_settings
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._retry import parse_retry_after
+from ksef_client._settings import InsecureTransportWarning, resolve_settings
+from ksef_client._storage import check_storage_url
 from ksef_client.errors import APIStatusError, UntrustedURLError, UPOError, make_status_error
 from ksef_client.identifiers import validate_ksef_number, validate_nip, validate_reference_number
 from ksef_client.mock import KSeFBackend
@@ -45,8 +46,9 @@ class RecordingTransport(httpx.BaseTransport):
 FUZZ = settings(max_examples=300, derandomize=True, deadline=None)
 
 
-def test_tokens_and_keys_never_reach_logs_or_reprs(ksef_server: ThreadedServer, backend: KSeFBackend,
-                                                   caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_tokens_and_keys_never_reach_logs_or_reprs(
+    ksef_server: ThreadedServer, backend: KSeFBackend, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     creds = self_signed_certificate()
     with KSeF(base_url=ksef_server.base_url) as ksef:
@@ -70,8 +72,9 @@ def _path(template: str) -> str:
     return re.sub(r"\{[^}]+\}", "20261125-SO-0000000000-0000000000-00", template)
 
 
-def test_every_protected_operation_needs_a_token_and_its_permissions(ksef_server: ThreadedServer,
-                                                                     backend: KSeFBackend) -> None:  # fmt: skip
+def test_every_protected_operation_needs_a_token_and_its_permissions(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
     powerless = backend.mint_access_token(NIP, permissions=[])
     protected = {k: op for k, op in OPERATIONS.items() if op.requires_token}
     assert len(protected) > 60
@@ -80,8 +83,9 @@ def test_every_protected_operation_needs_a_token_and_its_permissions(ksef_server
             anonymous = http.request(operation.method, _path(operation.path), json={})
             assert anonymous.status_code == 401, key
             if operation.permissions and key.split(".")[0] not in ("testdata",):
-                forbidden = http.request(operation.method, _path(operation.path), json={},
-                                         headers={"Authorization": f"Bearer {powerless}"})  # fmt: skip
+                forbidden = http.request(
+                    operation.method, _path(operation.path), json={}, headers={"Authorization": f"Bearer {powerless}"}
+                )
                 assert forbidden.status_code == 403, key
                 assert forbidden.headers["content-type"].startswith("application/problem+json")
 
@@ -101,12 +105,19 @@ def test_upo_parser_raises_only_upo_errors(data: bytes) -> None:
         parse_upo(data)
 
 
-@given(st.integers(min_value=400, max_value=599), st.binary(max_size=500),
-       st.sampled_from(["application/json", "application/problem+json", "text/html", ""]))  # fmt: skip
+@given(
+    st.integers(min_value=400, max_value=599),
+    st.binary(max_size=500),
+    st.sampled_from(["application/json", "application/problem+json", "text/html", ""]),
+)
 @FUZZ
 def test_error_bodies_always_become_status_errors(status: int, body: bytes, content_type: str) -> None:
-    response = httpx.Response(status, content=body, headers={"content-type": content_type},
-                              request=httpx.Request("GET", "https://x/v2/sessions"))  # fmt: skip
+    response = httpx.Response(
+        status,
+        content=body,
+        headers={"content-type": content_type},
+        request=httpx.Request("GET", "https://x/v2/sessions"),
+    )
     assert isinstance(make_status_error(response), APIStatusError)
 
 
@@ -148,11 +159,16 @@ def test_another_context_sees_nothing_of_this_one(ksef_server: ThreadedServer, b
         token_ref = owner.tokens.create(["InvoiceRead"], "context A").reference_number
     ref = session.reference_number
     paths = [
-        f"/sessions/{ref}", f"/sessions/{ref}/invoices", f"/sessions/{ref}/invoices/failed",
-        f"/sessions/{ref}/invoices/{invoice_ref}", f"/sessions/{ref}/invoices/{invoice_ref}/upo",
-        f"/sessions/{ref}/invoices/ksef/{ksef_number}/upo", f"/sessions/{ref}/upo/{upo_ref}",
-        f"/invoices/ksef/{ksef_number}", f"/tokens/{token_ref}",
-    ]  # fmt: skip
+        f"/sessions/{ref}",
+        f"/sessions/{ref}/invoices",
+        f"/sessions/{ref}/invoices/failed",
+        f"/sessions/{ref}/invoices/{invoice_ref}",
+        f"/sessions/{ref}/invoices/{invoice_ref}/upo",
+        f"/sessions/{ref}/invoices/ksef/{ksef_number}/upo",
+        f"/sessions/{ref}/upo/{upo_ref}",
+        f"/invoices/ksef/{ksef_number}",
+        f"/tokens/{token_ref}",
+    ]
     stranger = backend.mint_access_token(random_nip())
     with httpx.Client(base_url=ksef_server.base_url, headers={"Authorization": f"Bearer {stranger}"}) as http:
         for path in paths:
@@ -162,8 +178,7 @@ def test_another_context_sees_nothing_of_this_one(ksef_server: ThreadedServer, b
             assert "CTX/1" not in answer.text and "<Faktura" not in answer.text, path
 
 
-def test_presigned_links_only_go_to_the_environment_storage(ksef_server: ThreadedServer,
-                                                           backend: KSeFBackend) -> None:  # fmt: skip
+def test_presigned_links_only_go_to_the_environment_storage(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
     token = backend.mint_access_token(NIP)
     with KSeF(base_url=ksef_server.base_url, access_token=token) as ksef:
         with ksef.online_session() as session:
@@ -222,8 +237,9 @@ def test_hostile_xml_gets_our_error_at_every_entry(xml: bytes) -> None:
 
 
 @pytest.mark.parametrize("xml", [XXE, LAUGHS, DEEP], ids=["xxe", "laughs", "deep"])
-def test_the_emulator_rejects_hostile_invoices_without_failing(xml: bytes, ksef_server: ThreadedServer,
-                                                              backend: KSeFBackend) -> None:  # fmt: skip
+def test_the_emulator_rejects_hostile_invoices_without_failing(
+    xml: bytes, ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
     with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as ksef:
         with ksef.online_session(validate=False) as session:
             ref = session.send(xml)

@@ -56,9 +56,12 @@ def test_from_2_6_1_to_2_7_0_the_collective_identifiers_arrive(ksef_data: Path) 
     report = diff_specs(old, new, OVERLAY)
     assert (report.old_version, report.new_version) == ("2.6.1", "2.7.0")
     added = {c.where for c in report.of_kind("operation added")}
-    assert {"POST /collective-identifiers", "POST /collective-identifiers/query",
-            "GET /collective-identifiers/{collectiveIdentifierNumber}/invoices",
-            "GET /collective-identifiers/ksef/{ksefNumber}"} <= added  # fmt: skip
+    assert {
+        "POST /collective-identifiers",
+        "POST /collective-identifiers/query",
+        "GET /collective-identifiers/{collectiveIdentifierNumber}/invoices",
+        "GET /collective-identifiers/ksef/{ksefNumber}",
+    } <= added
     assert "TokenPermissionType.CollectiveIdentifierManage" in {c.where for c in report.of_kind("enum value added")}
     # The one break: test data's rate-limit override must now say the collective identifiers' limits.
     assert [c.where for c in report.breaking] == ["ApiRateLimitsOverride.collectiveIdentifier"]
@@ -163,7 +166,7 @@ def test_schema_level_changes_are_found(move_2_9: Report) -> None:
 
 def test_each_change_names_the_code_it_affects(move_2_9: Report) -> None:
     text = move_2_9.render()
-    assert "ksef_client/resources/invoices.py" in _affects_after(text, "InvoicePackage: new required field")
+    assert "ksef_client/export.py" in _affects_after(text, "InvoicePackage: new required field")
     assert "ksef_client/mock/routes/" in _affects_after(text, "operation added: POST /collective-identifiers/invoices")
     assert "docs/testing-with-the-emulator.md" in _affects_after(text, "EffectiveApiRateLimits:")
     assert all("_generated" not in path for change in move_2_9.changes for path in change.affects)

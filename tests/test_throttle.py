@@ -19,8 +19,13 @@ def test_a_burst_of_100_calls_stays_within_the_limits(ksef_server: ThreadedServe
     session = _session(backend, [invoice_xml("FV/1")])
     time = FakeTime()
     recorder = RecordingTransport(httpx.HTTPTransport(), time)
-    with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP), transport=recorder,
-              sleep=time.sleep, clock=time.clock) as ksef:  # fmt: skip
+    with KSeF(
+        base_url=ksef_server.base_url,
+        access_token=backend.mint_access_token(NIP),
+        transport=recorder,
+        sleep=time.sleep,
+        clock=time.clock,
+    ) as ksef:
         for _ in range(100):
             ksef.sessions.get(session.reference_number)
     limits = OPERATIONS["sessions_status.get_session_status"].rate_limits

@@ -62,8 +62,13 @@ class State:
     def _save_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
         if ksef.access_token and ksef.access_token != tokens.access_token:
             valid_until = ksef.access_token_valid_until or tokens.access_valid_until
-            refreshed = AuthTokens(tokens.reference_number, ksef.access_token, valid_until, tokens.refresh_token,
-                                   tokens.refresh_valid_until)  # fmt: skip
+            refreshed = AuthTokens(
+                tokens.reference_number,
+                ksef.access_token,
+                valid_until,
+                tokens.refresh_token,
+                tokens.refresh_valid_until,
+            )
             self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))
 
 
@@ -96,8 +101,13 @@ def profile() -> None:
 
 @profile.command("set")
 @click.argument("name")
-@click.option("--env", "environment", type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
-              default="TEST", show_default=True)  # fmt: skip
+@click.option(
+    "--env",
+    "environment",
+    type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
+    default="TEST",
+    show_default=True,
+)
 @click.option("--base-url", help="A KSeF-compatible API base URL instead (e.g. the emulator's).")
 @click.option("--nip", help="The context NIP to log in to.")
 @pass_state
@@ -142,8 +152,7 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
         return sys.stdin.readline().strip()
     token = os.environ.get("KSEF_TOKEN") or state.store.get(state.profile.name, "ksef-token")
     if not token:
-        raise CLIError("no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `ksef auth save-token`",
-                       AUTH)  # fmt: skip
+        raise CLIError("no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `ksef auth save-token`", AUTH)
     return token
 
 
@@ -154,8 +163,9 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
 @click.option("--key", type=FILE, help="Its private key (PEM; password from $KSEF_KEY_PASSWORD or a prompt).")
 @click.option("--pkcs12", type=FILE, help="Certificate and key in one .p12/.pfx file.")
 @pass_state
-def auth_login(state: State, nip: str | None, token_stdin: bool, cert: Path | None, key: Path | None,
-               pkcs12: Path | None) -> None:  # fmt: skip
+def auth_login(
+    state: State, nip: str | None, token_stdin: bool, cert: Path | None, key: Path | None, pkcs12: Path | None
+) -> None:
     """Log in with a KSeF token or a certificate; the tokens are saved for later commands."""
     context_nip = validate_nip(nip or state.profile.nip or "", "--nip (or the profile's nip)")
     with state.anonymous_client() as ksef:
@@ -164,12 +174,21 @@ def auth_login(state: State, nip: str | None, token_stdin: bool, cert: Path | No
         else:
             tokens = ksef.auth.login_with_token(_ksef_token(state, token_stdin), context_nip=context_nip)
     state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
-    summary = {"profile": state.profile.name, "ksef": state.profile.target, "nip": context_nip,
-               "reference_number": tokens.reference_number, "access_valid_until": tokens.access_valid_until,
-               "refresh_valid_until": tokens.refresh_valid_until, "stored_in": state.store.where}  # fmt: skip
-    state.out.result(summary, message=f"logged in to {state.profile.target} for NIP {context_nip} "
-                     f"(refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}); "
-                     f"tokens kept in {state.store.where}")  # fmt: skip
+    summary = {
+        "profile": state.profile.name,
+        "ksef": state.profile.target,
+        "nip": context_nip,
+        "reference_number": tokens.reference_number,
+        "access_valid_until": tokens.access_valid_until,
+        "refresh_valid_until": tokens.refresh_valid_until,
+        "stored_in": state.store.where,
+    }
+    state.out.result(
+        summary,
+        message=f"logged in to {state.profile.target} for NIP {context_nip} "
+        f"(refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}); "
+        f"tokens kept in {state.store.where}",
+    )
 
 
 @auth.command("save-token")
@@ -192,10 +211,18 @@ def auth_status(state: State) -> None:
         raise CLIError(f"not logged in to {state.profile.target}", AUTH)
     tokens = config.tokens_from_json(saved)
     usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
-    data = {"profile": state.profile.name, "ksef": state.profile.target, "reference_number": tokens.reference_number,
-            "refresh_valid_until": tokens.refresh_valid_until, "usable": usable}  # fmt: skip
-    state.out.result(data, message=f"{'logged in' if usable else 'login expired'}: {state.profile.target}, "
-                     f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}")  # fmt: skip
+    data = {
+        "profile": state.profile.name,
+        "ksef": state.profile.target,
+        "reference_number": tokens.reference_number,
+        "refresh_valid_until": tokens.refresh_valid_until,
+        "usable": usable,
+    }
+    state.out.result(
+        data,
+        message=f"{'logged in' if usable else 'login expired'}: {state.profile.target}, "
+        f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}",
+    )
     if not usable:
         raise CLIError("the saved login has expired: run `ksef auth login`", AUTH)
 
@@ -223,8 +250,9 @@ def sessions() -> None:
 
 @sessions.command("list")
 @click.option("--type", "session_type", type=click.Choice(["Online", "Batch"]), default="Online", show_default=True)
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["InProgress", "Succeeded", "Failed", "Cancelled"]))  # fmt: skip
+@click.option(
+    "--status", "statuses", multiple=True, type=click.Choice(["InProgress", "Succeeded", "Failed", "Cancelled"])
+)
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @pass_state
 def sessions_list(state: State, session_type: str, statuses: tuple[str, ...], limit: int) -> None:
@@ -235,8 +263,18 @@ def sessions_list(state: State, session_type: str, statuses: tuple[str, ...], li
             found.append(item)
             if len(found) >= limit:
                 break
-    rows = [(s.reference_number, s.date_created, s.status.code, s.status.description, s.total_invoice_count,
-             s.successful_invoice_count, s.failed_invoice_count) for s in found]  # fmt: skip
+    rows = [
+        (
+            s.reference_number,
+            s.date_created,
+            s.status.code,
+            s.status.description,
+            s.total_invoice_count,
+            s.successful_invoice_count,
+            s.failed_invoice_count,
+        )
+        for s in found
+    ]
     state.out.result(found, table=("reference", "created", "code", "status", "invoices", "ok", "failed"), rows=rows)
 
 
@@ -261,8 +299,16 @@ def sessions_invoices(state: State, reference: str, failed: bool) -> None:
     validate_reference_number(reference, "REFERENCE")
     with state.client() as ksef:
         invoices = list(ksef.sessions.invoices(reference, failed=failed, page_size=1000))
-    rows = [(i.ordinal_number, i.invoice_number, i.ksef_number, i.status.code,
-             "; ".join([i.status.description, *(i.status.details or [])])) for i in invoices]  # fmt: skip
+    rows = [
+        (
+            i.ordinal_number,
+            i.invoice_number,
+            i.ksef_number,
+            i.status.code,
+            "; ".join([i.status.description, *(i.status.details or [])]),
+        )
+        for i in invoices
+    ]
     state.out.result(invoices, table=("#", "invoice", "KSeF number", "code", "status"), rows=rows)
 
 
@@ -291,9 +337,12 @@ def upo_get(state: State, reference: str, ksef_number: str | None, directory: Pa
     documents = [d for path in paths for d in parse_upo(path.read_bytes()).documents]
     data = {"files": paths, "documents": [vars(d) for d in documents]}
     rows = [(d.ksef_number, d.invoice_number, d.issue_date, d.numbered_at) for d in documents]
-    state.out.result(data, message=f"{len(paths)} UPO file(s), {len(documents)} invoice(s): "
-                     + ", ".join(str(p) for p in paths),
-                     table=("KSeF number", "invoice", "issued", "numbered"), rows=rows)  # fmt: skip
+    state.out.result(
+        data,
+        message=f"{len(paths)} UPO file(s), {len(documents)} invoice(s): " + ", ".join(str(p) for p in paths),
+        table=("KSeF number", "invoice", "issued", "numbered"),
+        rows=rows,
+    )
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -314,8 +363,11 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
         else:
             reference, invoice_refs = send_online(ksef, state.out, files, form, offline)
         if not wait:
-            state.out.result({"reference_number": reference, "files": files}, message=f"session {reference}: "
-                             f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow")  # fmt: skip
+            state.out.result(
+                {"reference_number": reference, "files": files},
+                message=f"session {reference}: "
+                f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow",
+            )
             return
         with state.out.progress("KSeF processing", None):
             status = ksef.sessions.wait(reference, timeout=3600)
@@ -343,22 +395,35 @@ def _date(value: str, name: str) -> dt.datetime:
 @click.argument("directory", type=DIRECTORY)
 @click.option("--from", "date_from", required=True, help="Start (ISO date or date-time).")
 @click.option("--to", "date_to", help="End (default: now).")
-@click.option("--subject", type=click.Choice(["Subject1", "Subject2", "Subject3", "SubjectAuthorized"]),
-              default="Subject2", show_default=True,
-              help="Subject1: issued by the context; Subject2: received.")  # fmt: skip
-@click.option("--date-type", type=click.Choice(["Issue", "Invoicing", "PermanentStorage"]),
-              default="PermanentStorage", show_default=True)  # fmt: skip
+@click.option(
+    "--subject",
+    type=click.Choice(["Subject1", "Subject2", "Subject3", "SubjectAuthorized"]),
+    default="Subject2",
+    show_default=True,
+    help="Subject1: issued by the context; Subject2: received.",
+)
+@click.option(
+    "--date-type",
+    type=click.Choice(["Issue", "Invoicing", "PermanentStorage"]),
+    default="PermanentStorage",
+    show_default=True,
+)
 @pass_state
-def invoices_download(state: State, directory: Path, date_from: str, date_to: str | None, subject: str,
-                      date_type: str) -> None:  # fmt: skip
+def invoices_download(
+    state: State, directory: Path, date_from: str, date_to: str | None, subject: str, date_type: str
+) -> None:
     """Export the invoices of a date range into DIRECTORY (decrypted, unpacked, hash-checked)."""
     start, end = _date(date_from, "--from"), _date(date_to, "--to") if date_to else None
     if end is not None and end < start:
         raise CLIError("--to is before --from", USAGE)
     with state.client() as ksef, state.out.progress("export", None):
         result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
-    data = {"reference_number": result.reference_number, "directory": directory, "files": result.files,
-            "is_truncated": result.is_truncated}  # fmt: skip
+    data = {
+        "reference_number": result.reference_number,
+        "directory": directory,
+        "files": result.files,
+        "is_truncated": result.is_truncated,
+    }
     note = " (truncated: run again from the last date)" if result.is_truncated else ""
     state.out.result(data, message=f"{len(result.files)} invoice(s) saved in {directory}{note}")
 

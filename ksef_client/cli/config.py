@@ -163,19 +163,24 @@ def _usable_keyring() -> Any:
 
 def tokens_to_json(tokens: AuthTokens) -> str:
     """A login's tokens as stored."""
-    return json.dumps({
-        "reference_number": tokens.reference_number,
-        "access_token": tokens.access_token,
-        "access_valid_until": tokens.access_valid_until.isoformat(),
-        "refresh_token": tokens.refresh_token,
-        "refresh_valid_until": tokens.refresh_valid_until.isoformat(),
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "reference_number": tokens.reference_number,
+            "access_token": tokens.access_token,
+            "access_valid_until": tokens.access_valid_until.isoformat(),
+            "refresh_token": tokens.refresh_token,
+            "refresh_valid_until": tokens.refresh_valid_until.isoformat(),
+        }
+    )
 
 
 def tokens_from_json(text: str) -> AuthTokens:
     """Inverse of ``tokens_to_json``."""
     data = json.loads(text)
     return AuthTokens(
-        data["reference_number"], data["access_token"], dt.datetime.fromisoformat(data["access_valid_until"]),
-        data["refresh_token"], dt.datetime.fromisoformat(data["refresh_valid_until"]),
-    )  # fmt: skip
+        data["reference_number"],
+        data["access_token"],
+        dt.datetime.fromisoformat(data["access_valid_until"]),
+        data["refresh_token"],
+        dt.datetime.fromisoformat(data["refresh_valid_until"]),
+    )

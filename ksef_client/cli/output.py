@@ -20,7 +20,7 @@ import datetime as dt
 import enum
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,14 @@ class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
 
-    def result(self, data: Any, *, table: Sequence[str] | None = None, rows: Iterable[Sequence[Any]] = (),
-               message: str | None = None) -> None:  # fmt: skip
+    def result(
+        self,
+        data: Any,
+        *,
+        table: Sequence[str] | None = None,
+        rows: Iterable[Sequence[Any]] = (),
+        message: str | None = None,
+    ) -> None:
         """The command's result: ``data`` as JSON, or ``message`` and a table with ``table`` columns."""
         if self.as_json:
             sys.stdout.write(json.dumps(plain(data), ensure_ascii=False, indent=2) + "\n")
@@ -144,6 +150,3 @@ class Output:
                 bar.update(task, advance=n, total=total)
 
             yield advance
-
-
-Advance = Callable[..., None]

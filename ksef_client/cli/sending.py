@@ -35,9 +35,12 @@ def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, off
                 session.send(data, offline=offline)
             except KSeFError as error:
                 # The invoices before this one are in KSeF: say where, so nothing is sent twice blindly.
-                raise CLIError(f"{path}: {error_line(error).removeprefix('error: ')}; "
-                               f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
-                               f"session {session.reference_number}", exit_code(error)) from error  # fmt: skip
+                raise CLIError(
+                    f"{path}: {error_line(error).removeprefix('error: ')}; "
+                    f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
+                    f"session {session.reference_number}",
+                    exit_code(error),
+                ) from error
             advance()
     assert session.reference_number is not None  # set by open()
     return session.reference_number, session.invoice_reference_numbers
@@ -88,10 +91,17 @@ def report(out: Output, reference: str, status: Any, rows: list[tuple[Any, ...]]
     """Print the outcome per file; exit code 5 (``CLIError``) when any invoice was rejected."""
     rejected = [row for row in rows if not row[1]]
     keys = ("file", "ksef_number", "code", "status")
-    data = {"reference_number": reference, "status": status,
-            "invoices": [dict(zip(keys, row, strict=True)) for row in rows]}  # fmt: skip
-    out.result(data, message=f"session {reference}: {status.status.code} {status.status.description}; "
-                     f"{len(rows) - len(rejected)} accepted, {len(rejected)} rejected",
-                     table=("file", "KSeF number", "code", "status"), rows=rows)  # fmt: skip
+    data = {
+        "reference_number": reference,
+        "status": status,
+        "invoices": [dict(zip(keys, row, strict=True)) for row in rows],
+    }
+    out.result(
+        data,
+        message=f"session {reference}: {status.status.code} {status.status.description}; "
+        f"{len(rows) - len(rejected)} accepted, {len(rejected)} rejected",
+        table=("file", "KSeF number", "code", "status"),
+        rows=rows,
+    )
     if rejected:
         raise CLIError(f"{len(rejected)} of {len(rows)} invoice(s) rejected (see above)", REJECTED)

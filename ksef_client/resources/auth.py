@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Now, Sleep, arun, response_of, run
+from ksef_client._flows import Call, Flow, arun, poll_flow, response_of, run
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -31,8 +31,9 @@ from ksef_client._generated.models import (
     InitTokenAuthenticationRequest,
 )
 from ksef_client._generated.types import File
+from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client.crypto import TOKEN_ENCRYPTION, PublicKeyCertificate, encrypt_ksef_token, select_certificate
-from ksef_client.errors import AuthenticationFailedError, PollTimeoutError, ResponseFormatError
+from ksef_client.errors import AuthenticationFailedError, ResponseFormatError
 from ksef_client.identifiers import validate_nip
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
 
@@ -86,38 +87,47 @@ def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
     ]
 
 
-def _finish_flow(init: AuthenticationInitResponse, timeout: float, interval: float) -> Flow[AuthTokens]:
-    """Poll the operation with the authentication token until final, then redeem the tokens."""
-    token = init.authentication_token.token
-    ref = init.reference_number
-    deadline = (yield Now()) + timeout
-    while True:
-        status = parsed(
-            response_of((yield Call(get_auth_status, {"reference_number": ref}, bearer=token))),
-            AuthenticationOperationStatusResponse,
-        )
-        if status.status.code != AUTH_PENDING:
-            break
-        if (yield Now()) + interval > deadline:
-            raise PollTimeoutError(f"authentication {ref} still pending after {timeout:g} s", status)
-        yield Sleep(interval)
+def cached_keys_flow(cache: KeyCache, refresh: bool = False) -> Flow[list[PublicKeyCertificate]]:
+    """The public key certificates kept in ``cache``, fetched when it is empty or on ``refresh``."""
+    if cache.keys is None or refresh:
+        cache.keys = yield from public_keys_flow()
+    return cache.keys
+
+
+def _auth_status_flow(ref: str, token: str) -> Flow[AuthenticationOperationStatusResponse]:
+    call = Call(get_auth_status, {"reference_number": ref}, bearer=token)
+    return parsed(response_of((yield call)), AuthenticationOperationStatusResponse)
+
+
+def _finish_flow(
+    init: AuthenticationInitResponse, holder: TokenHolder, timeout: float, interval: float
+) -> Flow[AuthTokens]:
+    """Poll the operation with the authentication token until final, then redeem the tokens and
+    install them in ``holder``."""
+    token, ref = init.authentication_token.token, init.reference_number
+    status = yield from poll_flow(
+        lambda: _auth_status_flow(ref, token),
+        lambda s: s.status.code != AUTH_PENDING,
+        lambda s: f"authentication {ref} still pending",
+        timeout,
+        interval,
+    )
     if status.status.code != AUTH_OK:
         raise AuthenticationFailedError(
             ref, status.status.code, status.status.description, list(status.status.details or [])
         )
     tokens = parsed(response_of((yield Call(redeem_token, bearer=token))), AuthenticationTokensResponse)
-    return AuthTokens(
-        ref, tokens.access_token.token, tokens.access_token.valid_until,
-        tokens.refresh_token.token, tokens.refresh_token.valid_until,
-    )  # fmt: skip
+    access, refresh = tokens.access_token, tokens.refresh_token
+    return install(holder, AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until))
 
 
 def token_login_flow(
-    context: tuple[str, str], ksef_token: str, keys: list[PublicKeyCertificate] | None, timeout: float, interval: float
+    context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     """Login with a KSeF token (RSA-OAEP encrypted with the challenge's timestamp)."""
-    certificates = keys if keys is not None else (yield from public_keys_flow())
-    certificate = select_certificate(certificates, TOKEN_ENCRYPTION)
+    if not ksef_token:
+        raise ValueError("ksef_token: empty")
+    certificate = select_certificate((yield from cached_keys_flow(client._public_keys)), TOKEN_ENCRYPTION)
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     body = InitTokenAuthenticationRequest(
         challenge=challenge.challenge,
@@ -127,13 +137,17 @@ def token_login_flow(
     if certificate.public_key_id:
         body.public_key_id = certificate.public_key_id
     init = parsed(response_of((yield Call(authenticate_ksef_token, {"body": body}))), AuthenticationInitResponse)
-    return (yield from _finish_flow(init, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, timeout, interval))
 
 
 def certificate_login_flow(
-    context: tuple[str, str], credentials: SigningCredentials, subject_identifier_type: str,
-    timeout: float, interval: float,
-) -> Flow[AuthTokens]:  # fmt: skip
+    context: tuple[str, str],
+    credentials: SigningCredentials,
+    subject_identifier_type: str,
+    client: KSeF | AsyncKSeF,
+    timeout: float,
+    interval: float,
+) -> Flow[AuthTokens]:
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     document = signed_auth_token_request(
@@ -143,12 +157,19 @@ def certificate_login_flow(
     # bytes work for both the sync and the async client (a file object is a sync-only stream).
     upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
     init = parsed(response_of((yield Call(authenticate_xades_signature, {"body": upload}))), AuthenticationInitResponse)
-    return (yield from _finish_flow(init, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, timeout, interval))
 
 
-def _install(client: Any, tokens: AuthTokens) -> AuthTokens:
-    client._tokens.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
+def install(holder: TokenHolder, tokens: AuthTokens) -> AuthTokens:
+    """Make ``tokens`` the client's login."""
+    holder.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
     return tokens
+
+
+def revoke_flow(holder: TokenHolder) -> Flow[None]:
+    """Revoke the login's refresh token."""
+    yield Call(revoke_current_auth_session)
+    holder.refresh_token = None
 
 
 class Auth:
@@ -156,43 +177,46 @@ class Auth:
 
     def __init__(self, client: KSeF) -> None:
         self._client = client
-        self._keys: list[PublicKeyCertificate] | None = None
 
     def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
         """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
-        if self._keys is None or refresh:
-            self._keys = run(public_keys_flow(), self._client)
-        return self._keys
+        return run(cached_keys_flow(self._client._public_keys, refresh), self._client)
 
     def login_with_token(
-        self, ksef_token: str, *, context_nip: str | None = None, context: tuple[str, str] | None = None,
-        timeout: float = 120.0, interval: float = 1.0,
-    ) -> AuthTokens:  # fmt: skip
+        self,
+        ksef_token: str,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> AuthTokens:
         """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
-        if not ksef_token:
-            raise ValueError("ksef_token: empty")
         ctx = context_identifier(context_nip, context)
-        keys = self.public_key_certificates()
-        return _install(self._client, run(token_login_flow(ctx, ksef_token, keys, timeout, interval), self._client))
+        return run(token_login_flow(ctx, ksef_token, self._client, timeout, interval), self._client)
 
     def login_with_certificate(
-        self, credentials: SigningCredentials, *, context_nip: str | None = None,
-        context: tuple[str, str] | None = None, subject_identifier_type: str = "certificateSubject",
-        timeout: float = 120.0, interval: float = 1.0,
-    ) -> AuthTokens:  # fmt: skip
+        self,
+        credentials: SigningCredentials,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        subject_identifier_type: str = "certificateSubject",
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> AuthTokens:
         """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
         ctx = context_identifier(context_nip, context)
-        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
-        return _install(self._client, run(flow, self._client))
+        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, self._client, timeout, interval)
+        return run(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:
         """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
-        _install(self._client, tokens)
+        install(self._client._tokens, tokens)
 
     def revoke_current_session(self) -> None:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""
-        run(_revoke_flow(), self._client)
-        self._client._tokens.refresh_token = None
+        run(revoke_flow(self._client._tokens), self._client)
 
 
 class AsyncAuth:
@@ -200,46 +224,43 @@ class AsyncAuth:
 
     def __init__(self, client: AsyncKSeF) -> None:
         self._client = client
-        self._keys: list[PublicKeyCertificate] | None = None
 
     async def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
         """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
-        if self._keys is None or refresh:
-            self._keys = await arun(public_keys_flow(), self._client)
-        return self._keys
+        return await arun(cached_keys_flow(self._client._public_keys, refresh), self._client)
 
     async def login_with_token(
-        self, ksef_token: str, *, context_nip: str | None = None, context: tuple[str, str] | None = None,
-        timeout: float = 120.0, interval: float = 1.0,
-    ) -> AuthTokens:  # fmt: skip
+        self,
+        ksef_token: str,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> AuthTokens:
         """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
-        if not ksef_token:
-            raise ValueError("ksef_token: empty")
         ctx = context_identifier(context_nip, context)
-        keys = await self.public_key_certificates()
-        return _install(
-            self._client, await arun(token_login_flow(ctx, ksef_token, keys, timeout, interval), self._client)
-        )
+        return await arun(token_login_flow(ctx, ksef_token, self._client, timeout, interval), self._client)
 
     async def login_with_certificate(
-        self, credentials: SigningCredentials, *, context_nip: str | None = None,
-        context: tuple[str, str] | None = None, subject_identifier_type: str = "certificateSubject",
-        timeout: float = 120.0, interval: float = 1.0,
-    ) -> AuthTokens:  # fmt: skip
+        self,
+        credentials: SigningCredentials,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        subject_identifier_type: str = "certificateSubject",
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> AuthTokens:
         """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
         ctx = context_identifier(context_nip, context)
-        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, timeout, interval)
-        return _install(self._client, await arun(flow, self._client))
+        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, self._client, timeout, interval)
+        return await arun(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:
         """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
-        _install(self._client, tokens)
+        install(self._client._tokens, tokens)
 
     async def revoke_current_session(self) -> None:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""
-        await arun(_revoke_flow(), self._client)
-        self._client._tokens.refresh_token = None
-
-
-def _revoke_flow() -> Flow[None]:
-    yield Call(revoke_current_auth_session)
+        await arun(revoke_flow(self._client._tokens), self._client)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, arun, response_of, run
+from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.collective_identifiers import (
     create_collective_identifier,
     list_collective_identifiers_by_ksef_number,
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
 MAX_INVOICES = 500  # KSeF's default per identifier
 MAX_IDENTIFIERS_PER_QUERY = 10
-PAGE_SIZE = (10, 500)
-QUERY_PAGE_SIZE = (10, 200)
 
 
 def _invoice_entry(invoice: str | dict[str, Any]) -> dict[str, Any]:
@@ -72,32 +70,57 @@ def _numbers(numbers: Iterable[str]) -> list[str]:
     return wanted
 
 
-def _invoices_page_flow(
-    numbers: list[str], page_size: int, token: str | None
-) -> Flow[tuple[list[CollectiveIdentifierInvoicesQueryResponseItem], str | None]]:
-    body = CollectiveIdentifierInvoicesQueryRequest(collective_identifier_numbers=numbers)
-    call = Call(query_collective_identifier_invoices, {"body": body, "page_size": page_size,
-                                                       "x_continuation_token": token or UNSET})  # fmt: skip
-    page = parsed(response_of((yield call)), CollectiveIdentifierInvoicesQueryResponse)
-    return page.invoices, next_token(page.continuation_token)
+def invoices_pages(
+    numbers: Iterable[str], page_size: int
+) -> PageFlow[str, CollectiveIdentifierInvoicesQueryResponseItem]:
+    """The pages of ``POST /collective-identifiers/invoices`` (arguments checked now)."""
+    body = CollectiveIdentifierInvoicesQueryRequest(collective_identifier_numbers=_numbers(numbers))
+    check_page_size(page_size, query_collective_identifier_invoices)
+
+    def page(token: str | None) -> Flow[tuple[list[CollectiveIdentifierInvoicesQueryResponseItem], str | None]]:
+        args = {"body": body, "page_size": page_size, "x_continuation_token": token or UNSET}
+        answer = parsed(
+            response_of((yield Call(query_collective_identifier_invoices, args))),
+            CollectiveIdentifierInvoicesQueryResponse,
+        )
+        return answer.invoices, next_token(answer.continuation_token)
+
+    return page
 
 
-def _query_page_flow(
-    body: CollectiveIdentifiersQueryRequest, page_size: int, token: str | None
-) -> Flow[tuple[list[CollectiveIdentifiersQueryResponseItem], str | None]]:
-    call = Call(query_collective_identifiers, {"body": body, "page_size": page_size,
-                                               "x_continuation_token": token or UNSET})  # fmt: skip
-    page = parsed(response_of((yield call)), CollectiveIdentifiersQueryResponse)
-    return page.collective_identifiers, next_token(page.continuation_token)
+def query_pages(
+    date_from: dt.datetime, date_to: dt.datetime, number: str | None, page_size: int
+) -> PageFlow[str, CollectiveIdentifiersQueryResponseItem]:
+    """The pages of ``POST /collective-identifiers/query`` (arguments checked now)."""
+    body = _query_body(date_from, date_to, number)
+    check_page_size(page_size, query_collective_identifiers)
+
+    def page(token: str | None) -> Flow[tuple[list[CollectiveIdentifiersQueryResponseItem], str | None]]:
+        args = {"body": body, "page_size": page_size, "x_continuation_token": token or UNSET}
+        answer = parsed(
+            response_of((yield Call(query_collective_identifiers, args))), CollectiveIdentifiersQueryResponse
+        )
+        return answer.collective_identifiers, next_token(answer.continuation_token)
+
+    return page
 
 
-def _by_invoice_page_flow(
-    ksef_number: str, page_size: int, token: str | None
-) -> Flow[tuple[list[CollectiveIdentifiersByKsefNumberQueryResponseItem], str | None]]:
-    call = Call(list_collective_identifiers_by_ksef_number, {"ksef_number": ksef_number, "page_size": page_size,
-                                                              "x_continuation_token": token or UNSET})  # fmt: skip
-    page = parsed(response_of((yield call)), CollectiveIdentifiersByKsefNumberQueryResponse)
-    return page.collective_identifiers, next_token(page.continuation_token)
+def of_invoice_pages(
+    ksef_number: str, page_size: int
+) -> PageFlow[str, CollectiveIdentifiersByKsefNumberQueryResponseItem]:
+    """The pages of ``GET /collective-identifiers/ksef/{n}`` (arguments checked now)."""
+    number = validate_ksef_number(ksef_number)
+    check_page_size(page_size, list_collective_identifiers_by_ksef_number)
+
+    def page(token: str | None) -> Flow[tuple[list[CollectiveIdentifiersByKsefNumberQueryResponseItem], str | None]]:
+        args = {"ksef_number": number, "page_size": page_size, "x_continuation_token": token or UNSET}
+        answer = parsed(
+            response_of((yield Call(list_collective_identifiers_by_ksef_number, args))),
+            CollectiveIdentifiersByKsefNumberQueryResponse,
+        )
+        return answer.collective_identifiers, next_token(answer.continuation_token)
+
+    return page
 
 
 def _query_body(date_from: dt.datetime, date_to: dt.datetime, number: str | None) -> CollectiveIdentifiersQueryRequest:
@@ -130,23 +153,25 @@ class CollectiveIdentifiers:
         self, numbers: Iterable[str], *, page_size: int = 100, cursor: str | None = None
     ) -> Pager[CollectiveIdentifierInvoicesQueryResponseItem, str]:
         """Every invoice of up to 10 identifiers (KSeF number descending), fetched page by page."""
-        wanted, size = _numbers(numbers), check_page_size(page_size, PAGE_SIZE)
-        return Pager(lambda token: run(_invoices_page_flow(wanted, size, token), self._client), cursor)
+        return pager(invoices_pages(numbers, page_size), self._client, cursor)
 
     def query(
-        self, date_from: dt.datetime, date_to: dt.datetime, *, number: str | None = None, page_size: int = 100,
+        self,
+        date_from: dt.datetime,
+        date_to: dt.datetime,
+        *,
+        number: str | None = None,
+        page_size: int = 100,
         cursor: str | None = None,
-    ) -> Pager[CollectiveIdentifiersQueryResponseItem, str]:  # fmt: skip
+    ) -> Pager[CollectiveIdentifiersQueryResponseItem, str]:
         """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days)."""
-        body, size = _query_body(date_from, date_to, number), check_page_size(page_size, QUERY_PAGE_SIZE)
-        return Pager(lambda token: run(_query_page_flow(body, size, token), self._client), cursor)
+        return pager(query_pages(date_from, date_to, number, page_size), self._client, cursor)
 
     def of_invoice(
         self, ksef_number: str, *, page_size: int = 100, cursor: str | None = None
     ) -> Pager[CollectiveIdentifiersByKsefNumberQueryResponseItem, str]:
         """The identifiers an invoice belongs to."""
-        number, size = validate_ksef_number(ksef_number), check_page_size(page_size, QUERY_PAGE_SIZE)
-        return Pager(lambda token: run(_by_invoice_page_flow(number, size, token), self._client), cursor)
+        return pager(of_invoice_pages(ksef_number, page_size), self._client, cursor)
 
 
 class AsyncCollectiveIdentifiers:
@@ -163,20 +188,22 @@ class AsyncCollectiveIdentifiers:
         self, numbers: Iterable[str], *, page_size: int = 100, cursor: str | None = None
     ) -> AsyncPager[CollectiveIdentifierInvoicesQueryResponseItem, str]:
         """Every invoice of up to 10 identifiers, fetched page by page (``async for``)."""
-        wanted, size = _numbers(numbers), check_page_size(page_size, PAGE_SIZE)
-        return AsyncPager(lambda token: arun(_invoices_page_flow(wanted, size, token), self._client), cursor)
+        return apager(invoices_pages(numbers, page_size), self._client, cursor)
 
     def query(
-        self, date_from: dt.datetime, date_to: dt.datetime, *, number: str | None = None, page_size: int = 100,
+        self,
+        date_from: dt.datetime,
+        date_to: dt.datetime,
+        *,
+        number: str | None = None,
+        page_size: int = 100,
         cursor: str | None = None,
-    ) -> AsyncPager[CollectiveIdentifiersQueryResponseItem, str]:  # fmt: skip
+    ) -> AsyncPager[CollectiveIdentifiersQueryResponseItem, str]:
         """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days)."""
-        body, size = _query_body(date_from, date_to, number), check_page_size(page_size, QUERY_PAGE_SIZE)
-        return AsyncPager(lambda token: arun(_query_page_flow(body, size, token), self._client), cursor)
+        return apager(query_pages(date_from, date_to, number, page_size), self._client, cursor)
 
     def of_invoice(
         self, ksef_number: str, *, page_size: int = 100, cursor: str | None = None
     ) -> AsyncPager[CollectiveIdentifiersByKsefNumberQueryResponseItem, str]:
         """The identifiers an invoice belongs to."""
-        number, size = validate_ksef_number(ksef_number), check_page_size(page_size, QUERY_PAGE_SIZE)
-        return AsyncPager(lambda token: arun(_by_invoice_page_flow(number, size, token), self._client), cursor)
+        return apager(of_invoice_pages(ksef_number, page_size), self._client, cursor)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_session_invoice_status,
     get_session_status,
@@ -23,10 +24,9 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
     SessionType,
 )
-from ksef_client._generated.types import UNSET, Unset
-from ksef_client.errors import PollTimeoutError
+from ksef_client._generated.types import UNSET
 from ksef_client.identifiers import validate_reference_number
-from ksef_client.pagination import CONTINUATION_PAGE_SIZE, AsyncPager, Pager, check_page_size, next_token
+from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -40,14 +40,19 @@ def is_final(status: SessionStatusResponse) -> bool:
     return status.status.code >= FINAL_SESSION_CODE
 
 
-def _list_args(
-    session_type: str, statuses: Iterable[str] | None, page_size: int, reference_number: str | None,
-    date_created_from: dt.datetime | None, date_created_to: dt.datetime | None,
-) -> dict[str, object]:  # fmt: skip
-    check_page_size(page_size, CONTINUATION_PAGE_SIZE)
+def sessions_pages(
+    session_type: str,
+    statuses: Iterable[str] | None,
+    page_size: int,
+    reference_number: str | None,
+    date_created_from: dt.datetime | None,
+    date_created_to: dt.datetime | None,
+) -> PageFlow[str, SessionsQueryResponseItem]:
+    """The pages of ``GET /sessions`` (arguments checked now, before any request)."""
+    check_page_size(page_size, list_sessions)
     if reference_number is not None:
         validate_reference_number(reference_number)
-    return {
+    args: dict[str, Any] = {
         "session_type": SessionType(session_type),
         "statuses": [CommonSessionStatus(s) for s in statuses] if statuses else UNSET,
         "page_size": page_size,
@@ -56,9 +61,54 @@ def _list_args(
         "date_created_to": date_created_to if date_created_to is not None else UNSET,
     }
 
+    def page(token: str | None) -> Flow[tuple[list[SessionsQueryResponseItem], str | None]]:
+        call = Call(list_sessions, {**args, "x_continuation_token": token or UNSET})
+        body = parsed(response_of((yield call)), SessionsQueryResponse)
+        return body.sessions, next_token(body.continuation_token)
 
-def _token(cursor: str | None) -> str | Unset:
-    return cursor if cursor else UNSET
+    return page
+
+
+def status_flow(reference_number: str) -> Flow[SessionStatusResponse]:
+    """``GET /sessions/{ref}``."""
+    validate_reference_number(reference_number)
+    call = Call(get_session_status, {"reference_number": reference_number})
+    return parsed(response_of((yield call)), SessionStatusResponse)
+
+
+def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[SessionStatusResponse]:
+    """Poll the session's status until it is final; ``PollTimeoutError`` after ``timeout``."""
+    return (
+        yield from poll_flow(
+            lambda: status_flow(reference_number),
+            is_final,
+            lambda s: f"session {reference_number} still at {s.status.code}",
+            timeout,
+            interval,
+        )
+    )
+
+
+def invoices_pages(reference_number: str, failed: bool, page_size: int) -> PageFlow[str, SessionInvoiceStatusResponse]:
+    """The pages of a session's invoices (``failed``: only the rejected ones)."""
+    validate_reference_number(reference_number)
+    operation = list_session_failed_invoices if failed else list_session_invoices
+    check_page_size(page_size, operation)
+
+    def page(token: str | None) -> Flow[tuple[list[SessionInvoiceStatusResponse], str | None]]:
+        args = {"reference_number": reference_number, "page_size": page_size, "x_continuation_token": token or UNSET}
+        body = parsed(response_of((yield Call(operation, args))), SessionInvoicesResponse)
+        return body.invoices, next_token(body.continuation_token)
+
+    return page
+
+
+def invoice_flow(reference_number: str, invoice_reference_number: str) -> Flow[SessionInvoiceStatusResponse]:
+    """``GET /sessions/{ref}/invoices/{invoiceRef}``."""
+    validate_reference_number(reference_number)
+    validate_reference_number(invoice_reference_number, "invoice_reference_number")
+    args = {"reference_number": reference_number, "invoice_reference_number": invoice_reference_number}
+    return parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
 
 
 class Sessions:
@@ -68,66 +118,37 @@ class Sessions:
         self._client = client
 
     def list(
-        self, session_type: str = "Online", *, statuses: Iterable[str] | None = None, page_size: int = 100,
-        reference_number: str | None = None, date_created_from: dt.datetime | None = None,
-        date_created_to: dt.datetime | None = None, cursor: str | None = None,
-    ) -> Pager[SessionsQueryResponseItem, str]:  # fmt: skip
+        self,
+        session_type: str = "Online",
+        *,
+        statuses: Iterable[str] | None = None,
+        page_size: int = 100,
+        reference_number: str | None = None,
+        date_created_from: dt.datetime | None = None,
+        date_created_to: dt.datetime | None = None,
+        cursor: str | None = None,
+    ) -> Pager[SessionsQueryResponseItem, str]:
         """Every session matching the filters, newest first, fetched page by page as you iterate."""
-        args = _list_args(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
-        raw = self._client.raw
-
-        def fetch(token: str | None) -> tuple[list[SessionsQueryResponseItem], str | None]:
-            call = lambda: list_sessions.sync_detailed(client=raw, x_continuation_token=_token(token), **args)  # type: ignore[arg-type] # noqa: E731
-            page = parsed(self._client._send(call), SessionsQueryResponse)
-            return page.sessions, next_token(page.continuation_token)
-
-        return Pager(fetch, cursor)
+        page = sessions_pages(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
+        return pager(page, self._client, cursor)
 
     def get(self, reference_number: str) -> SessionStatusResponse:
         """The status of one session (with UPO pages once processed)."""
-        validate_reference_number(reference_number)
-        call = lambda: get_session_status.sync_detailed(reference_number, client=self._client.raw)  # noqa: E731
-        return parsed(self._client._send(call), SessionStatusResponse)
+        return run(status_flow(reference_number), self._client)
 
     def wait(self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0) -> SessionStatusResponse:
         """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``."""
-        deadline = self._client._clock() + timeout
-        while True:
-            status = self.get(reference_number)
-            if is_final(status):
-                return status
-            if self._client._clock() + interval > deadline:
-                raise PollTimeoutError(
-                    f"session {reference_number} still at {status.status.code} after {timeout:g} s", status
-                )
-            self._client._sleep(interval)
+        return run(wait_flow(reference_number, timeout, interval), self._client)
 
     def invoices(
         self, reference_number: str, *, failed: bool = False, page_size: int = 100, cursor: str | None = None
     ) -> Pager[SessionInvoiceStatusResponse, str]:
         """Every invoice of the session (``failed=True``: only rejected ones), page by page."""
-        validate_reference_number(reference_number)
-        check_page_size(page_size, CONTINUATION_PAGE_SIZE)
-        operation = list_session_failed_invoices if failed else list_session_invoices
-        raw = self._client.raw
-
-        def fetch(token: str | None) -> tuple[list[SessionInvoiceStatusResponse], str | None]:
-            call = lambda: operation.sync_detailed(  # noqa: E731
-                reference_number, client=raw, page_size=page_size, x_continuation_token=_token(token)
-            )
-            page = parsed(self._client._send(call), SessionInvoicesResponse)
-            return page.invoices, next_token(page.continuation_token)
-
-        return Pager(fetch, cursor)
+        return pager(invoices_pages(reference_number, failed, page_size), self._client, cursor)
 
     def invoice(self, reference_number: str, invoice_reference_number: str) -> SessionInvoiceStatusResponse:
         """The status of one invoice of a session."""
-        validate_reference_number(reference_number)
-        validate_reference_number(invoice_reference_number, "invoice_reference_number")
-        call = lambda: get_session_invoice_status.sync_detailed(  # noqa: E731
-            reference_number, invoice_reference_number, client=self._client.raw
-        )
-        return parsed(self._client._send(call), SessionInvoiceStatusResponse)
+        return run(invoice_flow(reference_number, invoice_reference_number), self._client)
 
 
 class AsyncSessions:
@@ -137,65 +158,36 @@ class AsyncSessions:
         self._client = client
 
     def list(
-        self, session_type: str = "Online", *, statuses: Iterable[str] | None = None, page_size: int = 100,
-        reference_number: str | None = None, date_created_from: dt.datetime | None = None,
-        date_created_to: dt.datetime | None = None, cursor: str | None = None,
-    ) -> AsyncPager[SessionsQueryResponseItem, str]:  # fmt: skip
+        self,
+        session_type: str = "Online",
+        *,
+        statuses: Iterable[str] | None = None,
+        page_size: int = 100,
+        reference_number: str | None = None,
+        date_created_from: dt.datetime | None = None,
+        date_created_to: dt.datetime | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPager[SessionsQueryResponseItem, str]:
         """Every session matching the filters, newest first (``async for``)."""
-        args = _list_args(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
-        raw = self._client.raw
-
-        async def fetch(token: str | None) -> tuple[list[SessionsQueryResponseItem], str | None]:
-            call = lambda: list_sessions.asyncio_detailed(client=raw, x_continuation_token=_token(token), **args)  # type: ignore[arg-type] # noqa: E731
-            page = parsed(await self._client._send(call), SessionsQueryResponse)
-            return page.sessions, next_token(page.continuation_token)
-
-        return AsyncPager(fetch, cursor)
+        page = sessions_pages(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
+        return apager(page, self._client, cursor)
 
     async def get(self, reference_number: str) -> SessionStatusResponse:
         """The status of one session."""
-        validate_reference_number(reference_number)
-        call = lambda: get_session_status.asyncio_detailed(reference_number, client=self._client.raw)  # noqa: E731
-        return parsed(await self._client._send(call), SessionStatusResponse)
+        return await arun(status_flow(reference_number), self._client)
 
     async def wait(
         self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0
     ) -> SessionStatusResponse:
         """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``."""
-        deadline = self._client._clock() + timeout
-        while True:
-            status = await self.get(reference_number)
-            if is_final(status):
-                return status
-            if self._client._clock() + interval > deadline:
-                raise PollTimeoutError(
-                    f"session {reference_number} still at {status.status.code} after {timeout:g} s", status
-                )
-            await self._client._sleep(interval)
+        return await arun(wait_flow(reference_number, timeout, interval), self._client)
 
     def invoices(
         self, reference_number: str, *, failed: bool = False, page_size: int = 100, cursor: str | None = None
     ) -> AsyncPager[SessionInvoiceStatusResponse, str]:
         """Every invoice of the session (``failed=True``: only rejected ones), page by page."""
-        validate_reference_number(reference_number)
-        check_page_size(page_size, CONTINUATION_PAGE_SIZE)
-        operation = list_session_failed_invoices if failed else list_session_invoices
-        raw = self._client.raw
-
-        async def fetch(token: str | None) -> tuple[list[SessionInvoiceStatusResponse], str | None]:
-            call = lambda: operation.asyncio_detailed(  # noqa: E731
-                reference_number, client=raw, page_size=page_size, x_continuation_token=_token(token)
-            )
-            page = parsed(await self._client._send(call), SessionInvoicesResponse)
-            return page.invoices, next_token(page.continuation_token)
-
-        return AsyncPager(fetch, cursor)
+        return apager(invoices_pages(reference_number, failed, page_size), self._client, cursor)
 
     async def invoice(self, reference_number: str, invoice_reference_number: str) -> SessionInvoiceStatusResponse:
         """The status of one invoice of a session."""
-        validate_reference_number(reference_number)
-        validate_reference_number(invoice_reference_number, "invoice_reference_number")
-        call = lambda: get_session_invoice_status.asyncio_detailed(  # noqa: E731
-            reference_number, invoice_reference_number, client=self._client.raw
-        )
-        return parsed(await self._client._send(call), SessionInvoiceStatusResponse)
+        return await arun(invoice_flow(reference_number, invoice_reference_number), self._client)

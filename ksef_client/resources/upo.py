@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from ksef_client._core import link_usable, parsed
-from ksef_client._flows import Call, Download, Flow, arun, response_of, run
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Download, Flow, all_items, arun, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_ksef_number,
     get_invoice_upo_by_reference_number,
@@ -21,14 +21,14 @@ from ksef_client._generated.api.sessions_status import (
 )
 from ksef_client._generated.models import SessionInvoiceStatusResponse, SessionStatusResponse, UpoPageResponse
 from ksef_client._generated.types import Response
+from ksef_client._storage import link_usable
 from ksef_client.errors import UPONotAvailableError
 from ksef_client.identifiers import validate_ksef_number, validate_reference_number
-from ksef_client.upo import SessionUpo, Upo, parse_upo, save_upo, verify_hash
+from ksef_client.resources.sessions import invoices_pages
+from ksef_client.upo import HASH_HEADER, SessionUpo, Upo, parse_upo, save_upo, verify_hash
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
-
-HASH_HEADER = "x-ms-meta-hash"
 
 
 def _checked(content: bytes, headers: httpx.Headers | dict[str, str]) -> Upo:
@@ -65,6 +65,8 @@ def _invoice_upo_flow(
 ) -> Flow[Upo]:
     """One invoice's UPO: by KSeF number from the API; by invoice reference, from the presigned link
     of its status while that link lives, else from the API."""
+    validate_reference_number(reference_number)
+    _one_of(ksef_number, invoice_reference_number)
     if invoice_reference_number is None:
         args = {"reference_number": reference_number, "ksef_number": str(ksef_number)}
         return _from_api(response_of((yield Call(get_invoice_upo_by_ksef_number, args))))
@@ -77,6 +79,7 @@ def _invoice_upo_flow(
 
 def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
     """``(UPO page reference, UPO)`` of every page of a processed session, in page order."""
+    validate_reference_number(reference_number)
     status = parsed(
         response_of((yield Call(get_session_status, {"reference_number": reference_number}))), SessionStatusResponse
     )
@@ -91,6 +94,32 @@ def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
     return found
 
 
+def _session_upo_flow(reference_number: str) -> Flow[SessionUpo]:
+    return SessionUpo(tuple(upo for _, upo in (yield from _session_pages_flow(reference_number))))
+
+
+def _save_session_upo_flow(reference_number: str, directory: Path) -> Flow[list[Path]]:
+    pages = yield from _session_pages_flow(reference_number)
+    return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
+
+
+def _accepted_flow(reference_number: str, concurrency: int) -> Flow[list[SessionInvoiceStatusResponse]]:
+    """The session's invoices that got a KSeF number (``concurrency``: checked for the caller)."""
+    _check_concurrency(concurrency)
+    invoices = yield from all_items(invoices_pages(reference_number, False, 100))
+    return [i for i in invoices if isinstance(i.ksef_number, str)]
+
+
+def _save_invoice_upo_flow(reference_number: str, invoice: SessionInvoiceStatusResponse, directory: Path) -> Flow[Path]:
+    """Save one accepted invoice's UPO as ``<KSeF number>.xml`` (its presigned link while it lives)."""
+    number = str(invoice.ksef_number)
+    if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
+        upo = _checked(*(yield Download(str(invoice.upo_download_url))))
+    else:
+        upo = yield from _invoice_upo_flow(reference_number, number, None)
+    return save_upo(upo.xml, Path(directory), number)
+
+
 class Upos:
     """UPO downloads. Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
 
@@ -101,38 +130,24 @@ class Upos:
         self, reference_number: str, *, ksef_number: str | None = None, invoice_reference_number: str | None = None
     ) -> Upo:
         """The UPO of one invoice of a session, by its KSeF number or its reference number."""
-        validate_reference_number(reference_number)
-        _one_of(ksef_number, invoice_reference_number)
         return run(_invoice_upo_flow(reference_number, ksef_number, invoice_reference_number), self._client)
 
     def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        validate_reference_number(reference_number)
-        return SessionUpo(tuple(upo for _, upo in run(_session_pages_flow(reference_number), self._client)))
+        return run(_session_upo_flow(reference_number), self._client)
 
     def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        validate_reference_number(reference_number)
-        pages = run(_session_pages_flow(reference_number), self._client)
-        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
+        return run(_save_session_upo_flow(reference_number, directory), self._client)
 
     def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice of a session as ``<KSeF number>.xml``,
         downloading at most ``concurrency`` at a time; returns the paths in sending order."""
-        validate_reference_number(reference_number)
-        _check_concurrency(concurrency)
-        accepted = [i for i in self._client.sessions.invoices(reference_number) if isinstance(i.ksef_number, str)]
-
-        def save(invoice: SessionInvoiceStatusResponse) -> Path:
-            number = str(invoice.ksef_number)
-            if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-                upo = _checked(*self._client._download(str(invoice.upo_download_url)))
-            else:
-                upo = self.get_invoice_upo(reference_number, ksef_number=number)
-            return save_upo(upo.xml, Path(directory), number)
-
+        accepted = run(_accepted_flow(reference_number, concurrency), self._client)
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(pool.map(save, accepted))
+            return list(
+                pool.map(lambda i: run(_save_invoice_upo_flow(reference_number, i, directory), self._client), accepted)
+            )
 
 
 class AsyncUpos:
@@ -145,37 +160,25 @@ class AsyncUpos:
         self, reference_number: str, *, ksef_number: str | None = None, invoice_reference_number: str | None = None
     ) -> Upo:
         """The UPO of one invoice of a session, by its KSeF number or its reference number."""
-        validate_reference_number(reference_number)
-        _one_of(ksef_number, invoice_reference_number)
         return await arun(_invoice_upo_flow(reference_number, ksef_number, invoice_reference_number), self._client)
 
     async def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
-        validate_reference_number(reference_number)
-        return SessionUpo(tuple(upo for _, upo in await arun(_session_pages_flow(reference_number), self._client)))
+        return await arun(_session_upo_flow(reference_number), self._client)
 
     async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
-        validate_reference_number(reference_number)
-        pages = await arun(_session_pages_flow(reference_number), self._client)
-        return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
+        return await arun(_save_session_upo_flow(reference_number, directory), self._client)
 
     async def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time."""
-        validate_reference_number(reference_number)
-        _check_concurrency(concurrency)
-        accepted = [i async for i in self._client.sessions.invoices(reference_number) if isinstance(i.ksef_number, str)]
+        accepted = await arun(_accepted_flow(reference_number, concurrency), self._client)
         paths: list[Path | None] = [None] * len(accepted)
         limiter = anyio.Semaphore(concurrency)
 
         async def save(index: int, invoice: SessionInvoiceStatusResponse) -> None:
             async with limiter:
-                number = str(invoice.ksef_number)
-                if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-                    upo = _checked(*await self._client._download(str(invoice.upo_download_url)))
-                else:
-                    upo = await self.get_invoice_upo(reference_number, ksef_number=number)
-                paths[index] = save_upo(upo.xml, Path(directory), number)
+                paths[index] = await arun(_save_invoice_upo_flow(reference_number, invoice, directory), self._client)
 
         async with anyio.create_task_group() as group:
             for index, invoice in enumerate(accepted):

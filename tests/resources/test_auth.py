@@ -41,8 +41,9 @@ class TestTokenLogin:
         assert list(anon.sessions.list("Online")) == []
         assert token not in repr(result) and result.access_token not in repr(anon)
 
-    def test_polls_until_the_operation_finishes(self, ksef: KSeF, anon: KSeF, backend: KSeFBackend,
-                                                fake_time: FakeTime) -> None:  # fmt: skip
+    def test_polls_until_the_operation_finishes(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
         _, token = _ksef_token(ksef)
         backend.transitions.auth_reads = 3
         anon.auth.login_with_token(token, context_nip=NIP, interval=0.5)
@@ -97,8 +98,9 @@ class TestCertificateLogin:
             anon.auth.login_with_certificate(creds, context_nip=NIP)
         assert caught.value.code == 415
 
-    def test_expired_certificate_fails_with_460(self, anon: KSeF, backend: KSeFBackend,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def test_expired_certificate_fails_with_460(
+        self, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         creds = self_signed_certificate(valid_days=1)
         later = backend.clock() + dt.timedelta(days=2)
         monkeypatch.setattr(backend, "clock", lambda: later)
@@ -108,8 +110,9 @@ class TestCertificateLogin:
 
 
 class TestTokens:
-    def test_refresh_before_expiry_and_after_a_401(self, anon: KSeF, backend: KSeFBackend,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    def test_refresh_before_expiry_and_after_a_401(
+        self, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         creds = self_signed_certificate()
         anon.auth.login_with_certificate(creds, context_nip=creds.nip)
         first = anon.access_token
@@ -145,9 +148,12 @@ class TestTokens:
         from ksef_client._generated.models import InitTokenAuthenticationRequest
 
         body = InitTokenAuthenticationRequest.from_dict(
-            {"challenge": "20261125-CR-0123456789-0123456789-00", "contextIdentifier": {"type": "Nip", "value": NIP},
-             "encryptedToken": "AAAA"}
-        )  # fmt: skip
+            {
+                "challenge": "20261125-CR-0123456789-0123456789-00",
+                "contextIdentifier": {"type": "Nip", "value": NIP},
+                "encryptedToken": "AAAA",
+            }
+        )
         with pytest.raises(BadRequestError) as caught:
             authenticate_ksef_token.sync_detailed(client=anon.raw, body=body)
         assert caught.value.codes == [21111]
@@ -172,10 +178,12 @@ class TestTestData:
     def test_granted_permissions_let_a_representative_log_in(self, anon: KSeF) -> None:
         representative = self_signed_certificate()
         body = GrantRequest.from_dict(
-            {"contextIdentifier": {"type": "Nip", "value": NIP},
-             "authorizedIdentifier": {"type": "Nip", "value": representative.nip},
-             "permissions": [{"permissionType": "InvoiceRead", "description": "reading invoices"}]}
-        )  # fmt: skip
+            {
+                "contextIdentifier": {"type": "Nip", "value": NIP},
+                "authorizedIdentifier": {"type": "Nip", "value": representative.nip},
+                "permissions": [{"permissionType": "InvoiceRead", "description": "reading invoices"}],
+            }
+        )
         grant_test_permissions.sync_detailed(client=anon.raw, body=body)
         anon.auth.login_with_certificate(representative, context_nip=NIP)
         with pytest.raises(PermissionDeniedError):  # InvoiceRead only: no sending

@@ -44,9 +44,10 @@ class TestCollectiveIdentifiers:
     def test_details_are_shown_to_the_creator_and_hidden_from_other_contexts(self, ksef_mock: KSeFMock) -> None:
         numbers = _numbers(2)
         with ksef_mock.client(NIP) as creator, ksef_mock.client(OTHER_NIP) as stranger:
-            described = [{"ksefNumber": n, "description": "rata 1", "payment": {"amount": Decimal("100.50"),
-                                                                                 "currency": "PLN"}}
-                         for n in numbers]  # fmt: skip
+            described = [
+                {"ksefNumber": n, "description": "rata 1", "payment": {"amount": Decimal("100.50"), "currency": "PLN"}}
+                for n in numbers
+            ]
             with_details = creator.collective_identifiers.create(described)
             plain = creator.collective_identifiers.create(_numbers(2))
             own = list(creator.collective_identifiers.invoices([with_details]))
@@ -96,9 +97,12 @@ class TestAsyncCollectiveIdentifiers:
     async def test_create_and_list_invoices(self, backend: KSeFBackend) -> None:
         time = FakeTime()
         async with AsyncKSeF(
-            base_url="http://ksef.local/v2", access_token=backend.mint_access_token(NIP),
-            transport=httpx.ASGITransport(app=create_app(backend, strict=True)), sleep=time.asleep, clock=time.clock,
-        ) as ksef:  # fmt: skip
+            base_url="http://ksef.local/v2",
+            access_token=backend.mint_access_token(NIP),
+            transport=httpx.ASGITransport(app=create_app(backend, strict=True)),
+            sleep=time.asleep,
+            clock=time.clock,
+        ) as ksef:
             numbers = _numbers(11)
             created = await ksef.collective_identifiers.create(numbers)
             listed = [i.ksef_number async for i in ksef.collective_identifiers.invoices([created], page_size=10)]
@@ -111,10 +115,14 @@ def test_an_entity_granted_collective_identifier_manage_may_do_that_and_nothing_
     ksef: KSeF, ksef_server: ThreadedServer
 ) -> None:
     company = self_signed_certificate(OTHER_NIP, kind="seal")
-    grant = EntityPermissionsGrantRequest.from_dict({
-        "subjectIdentifier": {"type": "Nip", "value": OTHER_NIP}, "description": "payments",
-        "permissions": [{"type": "CollectiveIdentifierManage"}], "subjectDetails": {"fullName": "Firma Sp. z o.o."},
-    })  # fmt: skip
+    grant = EntityPermissionsGrantRequest.from_dict(
+        {
+            "subjectIdentifier": {"type": "Nip", "value": OTHER_NIP},
+            "description": "payments",
+            "permissions": [{"type": "CollectiveIdentifierManage"}],
+            "subjectDetails": {"fullName": "Firma Sp. z o.o."},
+        }
+    )
     assert grant_entity_permissions.sync_detailed(client=ksef.raw, body=grant).status_code == 202
     with KSeF(base_url=ksef_server.base_url) as agent:
         agent.auth.login_with_certificate(company, context_nip=NIP)

@@ -41,8 +41,9 @@ class TestDownload:
         for record in records:
             assert ksef.invoices.get(record.ksef_number) == sent[record.invoice_number]
 
-    def test_buyer_sees_the_invoice_and_strangers_do_not(self, ksef: KSeF, backend: KSeFBackend,
-                                                         ksef_server: ThreadedServer) -> None:  # fmt: skip
+    def test_buyer_sees_the_invoice_and_strangers_do_not(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer
+    ) -> None:
         _send(ksef, 1, "B")
         number = next(iter(ksef.invoices.query(date_from=_start()))).ksef_number
         with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(BUYER)) as buyer:
@@ -97,8 +98,9 @@ class TestMetadataWindows:
 
 
 class TestExportAndSync:
-    def test_export_of_500_invoices_is_identical_to_what_was_sent(self, ksef: KSeF, backend: KSeFBackend,
-                                                                  tmp_path: Path) -> None:  # fmt: skip
+    def test_export_of_500_invoices_is_identical_to_what_was_sent(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
         sent = _send(ksef, 500, "E")
         backend.export_part_size = 40_000  # several encrypted parts
         result = ksef.invoices.export(tmp_path, date_from=_start())
@@ -107,8 +109,9 @@ class TestExportAndSync:
         for path in result.files:
             assert path.read_bytes() == sent[by_number[path.stem]]
 
-    def test_a_part_broken_off_mid_body_is_downloaded_again(self, ksef: KSeF, backend: KSeFBackend,
-                                                            tmp_path: Path) -> None:  # fmt: skip
+    def test_a_part_broken_off_mid_body_is_downloaded_again(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
         # Parts stream to disk, decrypted and hashed as they arrive; when the connection breaks in
         # the middle of a body, the part starts again from its first byte (what was written of it
         # is dropped), and the export comes out whole.
@@ -120,10 +123,12 @@ class TestExportAndSync:
         by_number = {m["ksefNumber"]: m["invoiceNumber"] for m in result.metadata}
         assert all(path.read_bytes() == sent[by_number[path.stem]] for path in result.files)
 
-    def test_an_export_that_cannot_be_downloaded_leaves_nothing(self, ksef: KSeF, backend: KSeFBackend,
-                                                                tmp_path: Path) -> None:  # fmt: skip
+    def test_an_export_that_cannot_be_downloaded_leaves_nothing(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
         _send(ksef, 20, "N")
-        backend.faults.add(DROP, operation="storage.download", times=3)  # every attempt of the part
+        attempts = 1 + ksef.send_state.policy.max_retries  # every attempt the retry policy allows the part
+        backend.faults.add(DROP, operation="storage.download", times=attempts)
         before = set(Path(tempfile.gettempdir()).glob("*.zip"))
         with pytest.raises(APIConnectionError):
             ksef.invoices.export(tmp_path / "out", date_from=_start())
@@ -154,13 +159,15 @@ class TestExportAndSync:
 
 
 @pytest.mark.anyio
-async def test_async_query_and_export(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime,
-                                      tmp_path: Path) -> None:  # fmt: skip
+async def test_async_query_and_export(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime, tmp_path: Path
+) -> None:
     token = backend.mint_access_token(NIP)
     with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock) as sync:
         sent = _send(sync, 12, "A")
-    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
-                         clock=fake_time.clock) as client:  # fmt: skip
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
         records = [r async for r in client.invoices.query(date_from=_start(), page_size=10)]
         assert {r.invoice_number for r in records} == set(sent)
         assert await client.invoices.get(records[0].ksef_number) == sent[records[0].invoice_number]

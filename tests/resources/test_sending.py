@@ -12,6 +12,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._flows import run
+from ksef_client._generated.api.batch_session import close_batch_session
 from ksef_client._generated.models import OpenBatchSessionResponse
 from ksef_client.batch import BatchPackage
 from ksef_client.crypto import SymmetricKey
@@ -20,7 +21,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.schemas import form_code
-from ksef_client.sending import close_batch_flow, open_batch_flow
+from ksef_client.sending import close_flow, open_batch_flow
 from ksef_client.testing import sample_invoice
 from ksef_client.upo import sha256_b64
 from tests.conftest import NIP
@@ -28,8 +29,7 @@ from tests.helpers import FakeTime
 
 
 def _open_batch(ksef: KSeF, package: BatchPackage, key: SymmetricKey) -> OpenBatchSessionResponse:
-    keys = ksef.auth.public_key_certificates()
-    return run(open_batch_flow(form_code("FA(3)"), package, key, keys, False), ksef)
+    return run(open_batch_flow(form_code("FA(3)"), package, key, ksef._public_keys, False), ksef)
 
 
 class TestOnlineSession:
@@ -122,7 +122,7 @@ class TestBatch:
             package.parts[0].hash = sha256_b64(b"something else")  # declared hash != uploaded bytes
             response = _open_batch(ksef, package, key)
             ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
-            run(close_batch_flow(response.reference_number), ksef)
+            run(close_flow(response.reference_number, close_batch_session), ksef)
         assert ksef.sessions.wait(response.reference_number).status.code == 405
 
     def test_failed_uploads_are_sent_again_whole(self, ksef: KSeF, backend: KSeFBackend) -> None:
@@ -173,8 +173,9 @@ def test_a_failed_build_leaves_no_part_files_open() -> None:
 @pytest.mark.anyio
 async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> None:
     token = backend.mint_access_token(NIP)
-    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
-                         clock=fake_time.clock) as client:  # fmt: skip
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
         async with client.online_session() as session:
             await session.send(sample_invoice("A/1"))
         status = await client.sessions.wait(session.reference_number)
@@ -186,13 +187,15 @@ async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeF
 
 
 @pytest.mark.anyio
-async def test_async_resend_after_a_lost_answer_keeps_one_invoice(ksef_server: ThreadedServer, backend: KSeFBackend,
-                                                                   fake_time: FakeTime) -> None:  # fmt: skip
+async def test_async_resend_after_a_lost_answer_keeps_one_invoice(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
     # KSeF stores the invoice, then the connection breaks before the answer arrives: the client
     # sends again, KSeF reports the duplicate (440) and the SDK resolves it to the first number.
     token = backend.mint_access_token(NIP)
-    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
-                         clock=fake_time.clock) as client:  # fmt: skip
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
         async with client.online_session() as session:
             backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")
             await session.send(sample_invoice("LOST/1"))

@@ -129,9 +129,12 @@ class TestAsyncSessions:
         time = FakeTime()
         transport = httpx.ASGITransport(app=create_app(backend, strict=True))
         async with AsyncKSeF(
-            base_url="http://ksef.local/v2", access_token=backend.mint_access_token(NIP),
-            transport=transport, sleep=time.asleep, clock=time.clock,
-        ) as ksef:  # fmt: skip
+            base_url="http://ksef.local/v2",
+            access_token=backend.mint_access_token(NIP),
+            transport=transport,
+            sleep=time.asleep,
+            clock=time.clock,
+        ) as ksef:
             status = await ksef.sessions.wait(session.reference_number, interval=1)
             numbers = [i.ksef_number async for i in ksef.sessions.invoices(session.reference_number, page_size=10)]
             sessions = [s.reference_number async for s in ksef.sessions.list("Online")]

@@ -12,11 +12,12 @@ from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...types import UNSET, File, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     body: File,
     verify_certificate_chain: bool | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
 
     params: dict[str, Any] = {}
@@ -62,9 +63,10 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[AuthenticationInitResponse | ExceptionResponse | TooManyRequestsResponse]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -110,7 +112,7 @@ def sync_detailed(
         Response[AuthenticationInitResponse | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         verify_certificate_chain=verify_certificate_chain,
     )
@@ -119,7 +121,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -203,14 +205,14 @@ async def asyncio_detailed(
         Response[AuthenticationInitResponse | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         verify_certificate_chain=verify_certificate_chain,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

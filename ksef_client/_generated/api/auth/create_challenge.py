@@ -12,7 +12,8 @@ from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...types import Response, json_loads
 
 
-def _get_kwargs() -> dict[str, Any]:
+def build_request() -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -46,9 +47,10 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[AuthenticationChallengeResponse | ExceptionResponse | TooManyRequestsResponse]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -78,13 +80,13 @@ def sync_detailed(
         Response[AuthenticationChallengeResponse | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = build_request()
 
     response = client.get_httpx_client().request(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -134,11 +136,11 @@ async def asyncio_detailed(
         Response[AuthenticationChallengeResponse | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = build_request()
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

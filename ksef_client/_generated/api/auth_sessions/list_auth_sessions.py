@@ -14,11 +14,12 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
     if not isinstance(x_continuation_token, Unset):
         headers["x-continuation-token"] = x_continuation_token
@@ -80,7 +81,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     AuthenticationListResponse
@@ -89,6 +90,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -135,7 +137,7 @@ def sync_detailed(
         Response[AuthenticationListResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_size=page_size,
         x_continuation_token=x_continuation_token,
     )
@@ -144,7 +146,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -231,14 +233,14 @@ async def asyncio_detailed(
         Response[AuthenticationListResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_size=page_size,
         x_continuation_token=x_continuation_token,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

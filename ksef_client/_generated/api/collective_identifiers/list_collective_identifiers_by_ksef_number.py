@@ -17,12 +17,13 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     ksef_number: str,
     *,
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
     if not isinstance(x_continuation_token, Unset):
         headers["x-continuation-token"] = x_continuation_token
@@ -86,7 +87,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     CollectiveIdentifiersByKsefNumberQueryResponse
@@ -95,6 +96,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -149,7 +151,7 @@ def sync_detailed(
         Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         ksef_number=ksef_number,
         page_size=page_size,
         x_continuation_token=x_continuation_token,
@@ -159,7 +161,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -263,7 +265,7 @@ async def asyncio_detailed(
         Response[CollectiveIdentifiersByKsefNumberQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         ksef_number=ksef_number,
         page_size=page_size,
         x_continuation_token=x_continuation_token,
@@ -271,7 +273,7 @@ async def asyncio_detailed(
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -15,12 +15,13 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     body: CollectiveIdentifierInvoicesQueryRequest | Unset = UNSET,
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
     if not isinstance(x_continuation_token, Unset):
         headers["x-continuation-token"] = x_continuation_token
@@ -87,7 +88,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     CollectiveIdentifierInvoicesQueryResponse
@@ -96,6 +97,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -158,7 +160,7 @@ def sync_detailed(
         Response[CollectiveIdentifierInvoicesQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         page_size=page_size,
         x_continuation_token=x_continuation_token,
@@ -168,7 +170,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -288,7 +290,7 @@ async def asyncio_detailed(
         Response[CollectiveIdentifierInvoicesQueryResponse | ExceptionResponse | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         page_size=page_size,
         x_continuation_token=x_continuation_token,
@@ -296,7 +298,7 @@ async def asyncio_detailed(
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

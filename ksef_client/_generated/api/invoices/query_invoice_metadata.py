@@ -16,13 +16,14 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     body: InvoiceQueryFilters | Unset = UNSET,
     sort_order: SortOrder | Unset = SortOrder.ASC,
     page_offset: int | Unset = 0,
     page_size: int | Unset = 10,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
 
     params: dict[str, Any] = {}
@@ -95,7 +96,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse
@@ -104,6 +105,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -175,7 +177,7 @@ def sync_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryInvoicesMetadataResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         sort_order=sort_order,
         page_offset=page_offset,
@@ -186,7 +188,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -325,7 +327,7 @@ async def asyncio_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryInvoicesMetadataResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
         sort_order=sort_order,
         page_offset=page_offset,
@@ -334,7 +336,7 @@ async def asyncio_detailed(
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -12,11 +12,12 @@ from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     page_offset: int | Unset = 0,
     page_size: int | Unset = 10,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
 
     params: dict[str, Any] = {}
 
@@ -59,9 +60,10 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[ExceptionResponse | QueryPeppolProvidersResponse | TooManyRequestsResponse]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -103,7 +105,7 @@ def sync_detailed(
         Response[ExceptionResponse | QueryPeppolProvidersResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_offset=page_offset,
         page_size=page_size,
     )
@@ -112,7 +114,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -188,14 +190,14 @@ async def asyncio_detailed(
         Response[ExceptionResponse | QueryPeppolProvidersResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_offset=page_offset,
         page_size=page_size,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

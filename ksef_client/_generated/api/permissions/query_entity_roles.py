@@ -14,11 +14,12 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     page_offset: int | Unset = 0,
     page_size: int | Unset = 10,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
 
     params: dict[str, Any] = {}
 
@@ -78,7 +79,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse
@@ -87,6 +88,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -155,7 +157,7 @@ def sync_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryEntityRolesResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_offset=page_offset,
         page_size=page_size,
     )
@@ -164,7 +166,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -295,14 +297,14 @@ async def asyncio_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryEntityRolesResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_offset=page_offset,
         page_size=page_size,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -15,10 +15,11 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import File, Response, json_loads
 
 
-def _get_kwargs(
+def build_request(
     reference_number: str,
     invoice_reference_number: str,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -65,11 +66,12 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse | File | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -110,7 +112,7 @@ def sync_detailed(
         Response[ExceptionResponse | File | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         reference_number=reference_number,
         invoice_reference_number=invoice_reference_number,
     )
@@ -119,7 +121,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -191,14 +193,14 @@ async def asyncio_detailed(
         Response[ExceptionResponse | File | ForbiddenProblemDetails | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         reference_number=reference_number,
         invoice_reference_number=invoice_reference_number,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

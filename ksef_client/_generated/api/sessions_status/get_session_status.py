@@ -15,9 +15,10 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import Response, json_loads
 
 
-def _get_kwargs(
+def build_request(
     reference_number: str,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -70,7 +71,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse
@@ -79,6 +80,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -121,7 +123,7 @@ def sync_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | SessionStatusResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         reference_number=reference_number,
     )
 
@@ -129,7 +131,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -207,13 +209,13 @@ async def asyncio_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | SessionStatusResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         reference_number=reference_number,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -17,7 +17,7 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     page_size: int | Unset = 10,
     session_type: SessionType,
@@ -31,6 +31,7 @@ def _get_kwargs(
     statuses: list[CommonSessionStatus] | Unset = UNSET,
     x_continuation_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
     if not isinstance(x_continuation_token, Unset):
         headers["x-continuation-token"] = x_continuation_token
@@ -136,7 +137,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse
@@ -145,6 +146,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -218,7 +220,7 @@ def sync_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | SessionsQueryResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_size=page_size,
         session_type=session_type,
         reference_number=reference_number,
@@ -236,7 +238,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -386,7 +388,7 @@ async def asyncio_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | SessionsQueryResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         page_size=page_size,
         session_type=session_type,
         reference_number=reference_number,
@@ -402,7 +404,7 @@ async def asyncio_detailed(
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -12,10 +12,11 @@ from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     body: BlockContextAuthenticationRequest | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
 
     _kwargs: dict[str, Any] = {
@@ -55,9 +56,10 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[Any | ExceptionResponse | TooManyRequestsResponse]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -92,7 +94,7 @@ def sync_detailed(
         Response[Any | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
     )
 
@@ -100,7 +102,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -161,13 +163,13 @@ async def asyncio_detailed(
         Response[Any | ExceptionResponse | TooManyRequestsResponse]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         body=body,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -16,7 +16,7 @@ from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
 from ...types import UNSET, Response, Unset, json_loads
 
 
-def _get_kwargs(
+def build_request(
     *,
     status: list[AuthenticationTokenStatus] | Unset = UNSET,
     description: str | Unset = UNSET,
@@ -25,6 +25,7 @@ def _get_kwargs(
     page_size: int | Unset = 10,
     x_continuation_token: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` for this operation."""
     headers: dict[str, Any] = {}
     if not isinstance(x_continuation_token, Unset):
         headers["x-continuation-token"] = x_continuation_token
@@ -105,7 +106,7 @@ def _parse_response(
         return None
 
 
-def _build_response(
+def parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> Response[
     ExceptionResponse
@@ -114,6 +115,7 @@ def _build_response(
     | TooManyRequestsResponse
     | UnauthorizedProblemDetails
 ]:
+    """The typed answer; raises what the models raise when the body breaks the spec."""
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -182,7 +184,7 @@ def sync_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryTokensResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         status=status,
         description=description,
         author_identifier=author_identifier,
@@ -195,7 +197,7 @@ def sync_detailed(
         **kwargs,
     )
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 def sync(
@@ -330,7 +332,7 @@ async def asyncio_detailed(
         Response[ExceptionResponse | ForbiddenProblemDetails | QueryTokensResponse | TooManyRequestsResponse | UnauthorizedProblemDetails]
     """
 
-    kwargs = _get_kwargs(
+    kwargs = build_request(
         status=status,
         description=description,
         author_identifier=author_identifier,
@@ -341,7 +343,7 @@ async def asyncio_detailed(
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
-    return _build_response(client=client, response=response)
+    return parse_response(client=client, response=response)
 
 
 async def asyncio(

@@ -1,0 +1,67 @@
+"""A client's settings: base URL, timeout, TLS verification, the hosts presigned links may use."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ksef_client.environments import Environment
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved client settings."""
+
+    base_url: str
+    timeout: float
+    verify: bool
+    storage_hosts: tuple[str, ...] = ()
+
+    @property
+    def api_path_prefix(self) -> str:
+        """Path of the base URL (``/v2``): requests under it are API calls, others storage."""
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+# Where KSeF's presigned links may point when talking to an official environment: the Ministry's
+# domain, and Azure Blob Storage (the links carry its x-ms-* headers). Narrow or extend with
+# ``storage_hosts=`` on the client.
+OFFICIAL_STORAGE_HOSTS = ("*.mf.gov.pl", "*.blob.core.windows.net")
+
+
+class InsecureTransportWarning(UserWarning):
+    """Emitted when a client is created with ``verify=False``."""
+
+
+def resolve_settings(
+    environment: Environment | str,
+    base_url: str | None,
+    timeout: float,
+    verify: bool,
+    storage_hosts: tuple[str, ...] | list[str] | None = None,
+) -> Settings:
+    """Pick the base URL from ``base_url`` or the environment; validate it.
+
+    Presigned links (batch uploads, UPO and export downloads) may only go to ``storage_hosts``:
+    by default the official storage hosts for an environment, the API's own host for a custom
+    ``base_url`` (the emulator serves its storage there). ``*.example.com`` matches subdomains.
+    """
+    env = Environment[environment.upper()] if isinstance(environment, str) else environment
+    url = (base_url or env.base_url).rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+    if storage_hosts is None:
+        storage_hosts = (urlsplit(url).hostname or "",) if base_url else OFFICIAL_STORAGE_HOSTS
+    if isinstance(storage_hosts, str):
+        raise TypeError("storage_hosts: a list of host names, not one string")
+    if not verify:
+        # Invoices and tokens travel over this connection: switching TLS checks off must be loud.
+        warnings.warn(
+            f"TLS certificate verification is OFF for {url}: anyone on the network path can read and "
+            "alter invoices and tokens. Use verify=False only against a local emulator.",
+            InsecureTransportWarning,
+            stacklevel=3,
+        )
+    hosts = tuple(host.lower().rstrip(".") for host in storage_hosts)
+    return Settings(base_url=url, timeout=timeout, verify=verify, storage_hosts=hosts)

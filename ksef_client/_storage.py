@@ -1,0 +1,61 @@
+"""Presigned storage links (batch uploads, UPO and export downloads): which are used, and where
+they may point."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ksef_client._settings import Settings
+from ksef_client.errors import UntrustedURLError
+
+
+def _host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+
+
+def check_storage_url(url: httpx.URL, settings: Settings) -> None:
+    """Refuse a presigned link to a host outside ``settings.storage_hosts`` (before anything is sent).
+
+    Invoices go up and UPOs come down through these links, so a link to anywhere else, or a
+    downgrade to plain http while the API itself is https, is an error, not a request.
+    """
+    if url.scheme != "https" and not (url.scheme == "http" and settings.base_url.startswith("http://")):
+        raise UntrustedURLError(f"presigned link refused: {url.scheme}:// is not https")
+    if not _host_allowed(url.host, settings.storage_hosts):
+        raise UntrustedURLError(
+            f"presigned link refused: host {url.host!r} is not one of {list(settings.storage_hosts)}; "
+            "pass storage_hosts=[...] to the client if KSeF really uses it"
+        )
+
+
+def storage_guard(settings: Settings) -> Callable[[httpx.Request], None]:
+    """An httpx request hook that checks every presigned link before it is sent."""
+
+    def guard(request: httpx.Request) -> None:
+        check_storage_url(request.url, settings)
+
+    return guard
+
+
+def async_storage_guard(settings: Settings) -> Callable[[httpx.Request], Any]:
+    """``storage_guard`` for ``httpx.AsyncClient`` (its hooks must be coroutines)."""
+
+    async def guard(request: httpx.Request) -> None:
+        check_storage_url(request.url, settings)
+
+    return guard
+
+
+def link_usable(url: object, expires: object, now: dt.datetime) -> bool:
+    """A presigned link is used when absolute and not expiring within the next 30 seconds."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return False  # relative links (seen in KSeF's docs) go through the API endpoint instead
+    if isinstance(expires, dt.datetime):
+        when = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
+        return when - now > dt.timedelta(seconds=30)
+    return True

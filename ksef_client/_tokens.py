@@ -1,0 +1,51 @@
+"""What a client shares with its ``with_options`` copies: the login's tokens, the public keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ksef_client.crypto import PublicKeyCertificate
+
+
+class TokenHolder:
+    """The current access and refresh tokens; never shown in reprs or logs."""
+
+    # Refresh this long before the access token's expiry, so no request goes out with a dying token.
+    REFRESH_MARGIN = dt.timedelta(seconds=60)
+
+    def __init__(self, token: str | None, refresh_token: str | None = None) -> None:
+        self.token = token
+        self.refresh_token = refresh_token
+        self.valid_until: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenHolder(token={'set' if self.token else None}, refresh_token={'set' if self.refresh_token else None})"
+        )
+
+    def set(self, token: str, valid_until: dt.datetime | None, refresh_token: str | None = None) -> None:
+        """Store a new access token (and refresh token, when one came with it)."""
+        self.token, self.valid_until = token, _aware(valid_until)
+        if refresh_token is not None:
+            self.refresh_token = refresh_token
+
+    def expiring(self, now: dt.datetime) -> bool:
+        """Whether the access token expires within the margin (unknown expiry: no)."""
+        return self.valid_until is not None and self.valid_until - now <= self.REFRESH_MARGIN
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class KeyCache:
+    """The Ministry's public key certificates once fetched (``ksef.auth.public_key_certificates``),
+    shared like the tokens."""
+
+    keys: list[PublicKeyCertificate] | None = None

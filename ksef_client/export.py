@@ -1,0 +1,183 @@
+"""Invoice exports: start an export under a fresh key, wait for the package, download every part
+(streamed, decrypted and hash-checked as it arrives) and unpack it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, Retry, StreamDownload, poll_flow, response_of
+from ksef_client._generated.api.invoices import export_invoices, get_invoice_export_status
+from ksef_client._generated.models import (
+    ExportInvoicesResponse,
+    InvoiceExportRequest,
+    InvoiceExportStatusResponse,
+    InvoicePackage,
+    InvoicePackagePart,
+)
+from ksef_client._generated.types import json_loads
+from ksef_client._retry import RetryBudget
+from ksef_client.crypto import SymmetricKey, digest_b64, encryption_for
+from ksef_client.errors import APIConnectionError, ExportError
+from ksef_client.resources.auth import cached_keys_flow
+
+if TYPE_CHECKING:
+    from ksef_client._tokens import KeyCache
+
+EXPORT_RUNNING = 100
+EXPORT_DONE = 200
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: the invoice files, their metadata and where the next window starts."""
+
+    reference_number: str
+    directory: Path
+    files: list[Path]
+    metadata: list[dict[str, Any]]
+    is_truncated: bool
+    last_permanent_storage_date: dt.datetime | None
+    permanent_storage_hwm_date: dt.datetime | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ksef_numbers(self) -> list[str]:
+        """KSeF numbers of the exported invoices."""
+        return [str(m["ksefNumber"]) for m in self.metadata]
+
+
+def _status_flow(ref: str) -> Flow[InvoiceExportStatusResponse]:
+    call = Call(get_invoice_export_status, {"reference_number": ref})
+    return parsed(response_of((yield call)), InvoiceExportStatusResponse)
+
+
+def export_flow(
+    filters: dict[str, Any], keys: KeyCache, only_metadata: bool, timeout: float, interval: float
+) -> Flow[tuple[str, InvoicePackage, Path]]:
+    """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
+    a temporary zip file; returns the reference number, the package description and the zip."""
+    key = SymmetricKey.generate()
+    encryption = encryption_for(key, (yield from cached_keys_flow(keys)))
+    body = InvoiceExportRequest.from_dict(
+        {"encryption": encryption, "filters": filters, "onlyMetadata": only_metadata, "compressionType": "Zip"}
+    )
+    ref = parsed(response_of((yield Call(export_invoices, {"body": body}))), ExportInvoicesResponse).reference_number
+    status = yield from poll_flow(
+        lambda: _status_flow(ref),
+        lambda s: s.status.code != EXPORT_RUNNING,
+        lambda s: f"export {ref} still running",
+        timeout,
+        interval,
+    )
+    if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
+        raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
+    if str(status.package.compression_type) != "Zip":  # asked for Zip: anything else is not read as one
+        raise ExportError(f"export {ref}: package compressed as {status.package.compression_type}, asked for Zip")
+    handle, name = tempfile.mkstemp(suffix=".zip")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
+                yield from _download_part(ref, part, key, out)
+    except BaseException:
+        os.unlink(name)  # a failed export leaves nothing behind
+        raise
+    return ref, status.package, Path(name)
+
+
+def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
+    """Stream one part into ``out``: decrypted and hashed as it arrives (never whole in memory),
+    checked against the package's sizes and hashes. A connection lost in the middle of the body
+    starts the part again from its first byte, as often as the retry policy allows (the part's one
+    budget counts these restarts and the transport's repeats of its GET alike)."""
+    start = out.tell()
+    budget = RetryBudget()
+    while True:
+        sink = _DecryptingSink(key, out)
+        try:
+            yield StreamDownload(part.url, sink.add, budget)
+            break
+        except APIConnectionError as error:
+            out.seek(start)
+            out.truncate()
+            if not (yield Retry(budget, f"export {ref} part {part.ordinal_number}")):
+                raise error
+    sink.finish()
+    if sink.encrypted_size != part.encrypted_part_size or sink.encrypted_hash() != part.encrypted_part_hash:
+        raise ExportError(f"export {ref}: part {part.ordinal_number} arrived damaged (size or hash)")
+    if sink.plain_hash() != part.part_hash:
+        raise ExportError(f"export {ref}: part {part.ordinal_number} decrypts to the wrong hash")
+
+
+class _DecryptingSink:
+    """Takes a part's encrypted bytes chunk by chunk: hashes them, decrypts, writes and hashes the
+    plain bytes."""
+
+    def __init__(self, key: SymmetricKey, out: IO[bytes]) -> None:
+        self.encrypted_size = 0
+        self._out = out
+        self._decryptor = key.decryptor()
+        self._encrypted, self._plain = hashlib.sha256(), hashlib.sha256()
+
+    def add(self, chunk: bytes) -> None:
+        self.encrypted_size += len(chunk)
+        self._encrypted.update(chunk)
+        self._write(self._decryptor.update(chunk))
+
+    def finish(self) -> None:
+        with contextlib.suppress(ValueError):  # bad padding: the size and hash checks name the part
+            self._write(self._decryptor.finalize())
+
+    def encrypted_hash(self) -> str:
+        return digest_b64(self._encrypted)
+
+    def plain_hash(self) -> str:
+        return digest_b64(self._plain)
+
+    def _write(self, data: bytes) -> None:
+        self._plain.update(data)
+        self._out.write(data)
+
+
+def unpack_export(ref: str, package: InvoicePackage, archive: Path, directory: Path) -> ExportResult:
+    """Unzip an export package into ``directory`` (names checked: nothing lands outside it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files, metadata = [], []
+    try:
+        with zipfile.ZipFile(archive) as package_zip:
+            for name in package_zip.namelist():
+                if name == "_metadata.json":
+                    metadata = list(json_loads(package_zip.read(name)).get("invoices", []))
+                    continue
+                target = directory / Path(name).name
+                if Path(name).name != name or not name.endswith(".xml"):
+                    raise ExportError(f"export {ref}: unexpected entry {name!r} in the package")
+                with package_zip.open(name) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out)
+                files.append(target)
+    except zipfile.BadZipFile as error:
+        raise ExportError(f"export {ref}: the package is not a zip ({error})") from error
+    finally:
+        archive.unlink(missing_ok=True)
+    return ExportResult(
+        ref,
+        directory,
+        files,
+        metadata,
+        bool(package.is_truncated),
+        _optional_date(package.last_permanent_storage_date),
+        _optional_date(package.permanent_storage_hwm_date),
+    )
+
+
+def _optional_date(value: object) -> dt.datetime | None:
+    return value if isinstance(value, dt.datetime) else None

@@ -1,0 +1,125 @@
+"""Invoice metadata queries: the filters KSeF takes and the walk over every matching record.
+
+``POST /invoices/query/metadata`` pages with ``pageOffset``/``hasMore`` and stops at 10,000
+records with ``isTruncated``; the walk then restarts the window at the last record's date,
+offset 0, and drops the records it already yielded at that date, so callers see each invoice once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, PageFlow, response_of
+from ksef_client._generated.api.invoices import query_invoice_metadata
+from ksef_client._generated.models import (
+    InvoiceMetadata,
+    InvoiceQueryDateType,
+    InvoiceQueryFilters,
+    InvoiceQuerySubjectType,
+    QueryInvoicesMetadataResponse,
+    SortOrder,
+)
+from ksef_client.errors import ResponseFormatError
+from ksef_client.pagination import check_page_size
+
+SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
+DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
+
+
+def build_filters(
+    subject_type: str,
+    date_from: dt.datetime,
+    date_to: dt.datetime | None = None,
+    *,
+    date_type: str = "PermanentStorage",
+    restrict_to_hwm: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``InvoiceQueryFilters`` as JSON; ``ValueError`` on what KSeF would refuse."""
+    if subject_type not in SUBJECT_TYPES:
+        raise ValueError(f"subject_type: {subject_type!r} is not one of {', '.join(SUBJECT_TYPES)}")
+    if date_type not in DATE_TYPES:
+        raise ValueError(f"date_type: {date_type!r} is not one of {', '.join(DATE_TYPES)}")
+    start = aware(date_from)
+    end = aware(date_to) if date_to is not None else None
+    if end is not None and (end < start or end - start > dt.timedelta(days=92)):
+        raise ValueError("date_to: must be after date_from and at most 3 months later")
+    date_range: dict[str, Any] = {"dateType": date_type, "from": start.isoformat()}
+    if end is not None:
+        date_range["to"] = end.isoformat()
+    if restrict_to_hwm:
+        date_range["restrictToPermanentStorageHwmDate"] = True
+    return {"subjectType": subject_type, "dateRange": date_range, **extra}
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"expected a datetime, got {type(value).__name__}")
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class MetadataCursor:
+    """Where a metadata walk stands; save it and pass it back to resume.
+
+    ``date_from`` is the window's start (moved forward when a window is truncated), ``skip`` the
+    KSeF numbers already yielded at that instant, ``last``/``at_last`` the latest date seen so far
+    and the numbers carrying it.
+    """
+
+    date_from: str
+    page_offset: int = 0
+    skip: tuple[str, ...] = ()
+    last: str | None = None
+    at_last: tuple[str, ...] = ()
+
+
+def _record_date(item: InvoiceMetadata, date_type: str) -> str:
+    if date_type == "Issue":
+        return item.issue_date.isoformat()
+    value = item.invoicing_date if date_type == "Invoicing" else item.permanent_storage_date
+    return value.isoformat()
+
+
+def next_metadata_page(
+    cursor: MetadataCursor, page: QueryInvoicesMetadataResponse, date_type: str
+) -> tuple[list[InvoiceMetadata], MetadataCursor | None]:
+    """Pure step of the walk: the records to yield and the next cursor (``None``: done)."""
+    items, last, at_last = [], cursor.last, list(cursor.at_last)
+    for item in page.invoices:
+        when = _record_date(item, date_type)
+        if when != last:
+            last, at_last = when, []
+        at_last.append(item.ksef_number)
+        if item.ksef_number not in cursor.skip:
+            items.append(item)
+    if page.has_more:
+        return items, replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last))
+    if page.is_truncated:
+        if last is None or (last == cursor.date_from and set(at_last) <= set(cursor.skip)):
+            raise ResponseFormatError("metadata window truncated without progress (10,000+ records at one instant)")
+        return items, MetadataCursor(last, 0, tuple(at_last))
+    return items, None
+
+
+def metadata_pages(
+    filters: dict[str, Any], date_type: str, page_size: int, order: str
+) -> PageFlow[MetadataCursor, InvoiceMetadata]:
+    """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
+    and the records it yields (``filters`` from ``build_filters``; page size checked now)."""
+    check_page_size(page_size, query_invoice_metadata)
+    sort_order = SortOrder(order)
+
+    def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
+        cursor = at or MetadataCursor(filters["dateRange"]["from"])
+        body = InvoiceQueryFilters.from_dict(
+            {**filters, "dateRange": {**filters["dateRange"], "from": cursor.date_from}}
+        )
+        args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
+        answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
+        return next_metadata_page(cursor, answer, date_type)
+
+    return page

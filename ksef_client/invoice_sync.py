@@ -1,0 +1,113 @@
+"""Incremental sync: every invoice stored since the last run, each exactly once, by chained
+exports whose high-water mark is kept in a state file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ksef_client._flows import Flow
+from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client.invoice_query import aware, build_filters
+
+if TYPE_CHECKING:
+    from ksef_client._tokens import KeyCache
+
+
+@dataclass
+class SyncState:
+    """The high-water mark of one ``subject_type`` chain and the numbers already taken at it."""
+
+    date_from: str
+    seen_at_from: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path, start: dt.datetime | None) -> SyncState:
+        """Read the state file, or start at ``start`` on the first run."""
+        if path.is_file():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(str(raw["date_from"]), list(raw.get("seen_at_from", [])))
+        if start is None:
+            raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
+        return cls(aware(start).isoformat())
+
+    def save(self, path: Path) -> None:
+        """Write atomically (a crash leaves the old state, never a half-written file)."""
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps({"date_from": self.date_from, "seen_at_from": self.seen_at_from}), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+@dataclass
+class SyncResult:
+    """New invoices written by one ``sync`` run."""
+
+    ksef_numbers: list[str]
+    files: list[Path]
+
+
+def _advance(state: SyncState, result: ExportResult) -> SyncState:
+    boundary = result.last_permanent_storage_date if result.is_truncated else result.permanent_storage_hwm_date
+    if boundary is None:
+        return state
+    stamp = boundary.isoformat()
+    at = [str(m["ksefNumber"]) for m in result.metadata if _same_instant(m.get("permanentStorageDate"), boundary)]
+    if stamp == state.date_from:
+        at = sorted(set(at) | set(state.seen_at_from))
+    return SyncState(stamp, at)
+
+
+def _same_instant(raw: object, when: dt.datetime) -> bool:
+    try:
+        return aware(dt.datetime.fromisoformat(str(raw))) == aware(when)
+    except ValueError:
+        return False
+
+
+def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
+    seen = set(state.seen_at_from)
+    numbers, files = [], []
+    for number in result.ksef_numbers:
+        source = result.directory / f"{number}.xml"
+        if number in seen or not source.is_file():
+            continue
+        target = directory / source.name
+        os.replace(source, target)
+        numbers.append(number)
+        files.append(target)
+    return numbers, files
+
+
+def sync_flow(
+    subject_type: str,
+    state_file: Path,
+    directory: Path,
+    start: dt.datetime | None,
+    keys: KeyCache,
+    timeout: float,
+    interval: float,
+) -> Flow[SyncResult]:
+    """Export from the saved high-water mark, keep the invoices not taken before, save the new
+    mark; again while KSeF says the window was truncated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = SyncState.load(state_file, start)
+    numbers: list[str] = []
+    files: list[Path] = []
+    while True:
+        date_from = dt.datetime.fromisoformat(state.date_from)
+        filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
+        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval)
+        with tempfile.TemporaryDirectory(dir=directory) as work:
+            result = unpack_export(ref, package, archive, Path(work))
+            new_numbers, new_files = _keep_new(result, state, directory)
+        numbers += new_numbers
+        files += new_files
+        state = _advance(state, result)
+        state.save(state_file)
+        if not result.is_truncated:
+            return SyncResult(numbers, files)

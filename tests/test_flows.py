@@ -1,0 +1,153 @@
+"""Flows fed canned answers: no client, no HTTP; each step is answered by the test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import pytest
+
+from ksef_client._flows import Call, Flow, Now, Retry, Sleep, Step, all_items, offset_pages, poll_flow, run
+from ksef_client._generated.api.online_session import close_online_session
+from ksef_client._generated.api.sessions_status import get_session_status
+from ksef_client._generated.types import Response
+from ksef_client.errors import APIConnectionError, KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client.sending import close_flow
+
+REF = "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"
+
+
+def drive(flow: Flow[Any], answer: Callable[[Step], Any]) -> tuple[Any, list[Step]]:
+    """Run ``flow``, answering each step with ``answer(step)`` (an exception it returns is thrown
+    into the flow); returns the flow's value and the steps it took."""
+    steps: list[Step] = []
+    result: Any = None
+    try:
+        step = flow.send(None)
+        while True:
+            steps.append(step)
+            result = answer(step)
+            step = flow.throw(result) if isinstance(result, KSeFError) else flow.send(result)
+    except StopIteration as stop:
+        return stop.value, steps
+
+
+def _response(parsed: Any) -> Response[Any]:
+    return Response(status_code=HTTPStatus.OK, content=b"", headers=httpx.Headers(), parsed=parsed)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def answer(self, statuses: list[Any]) -> Callable[[Step], Any]:
+        def respond(step: Step) -> Any:
+            if isinstance(step, Now):
+                return self.now
+            if isinstance(step, Sleep):
+                self.now += step.seconds
+                return True
+            return statuses.pop(0)
+
+        return respond
+
+
+def _read(value: Any) -> Flow[Any]:
+    return (yield Call(get_session_status, {"reference_number": REF}))  # type: ignore[no-any-return]
+
+
+class TestPoll:
+    def test_stops_at_the_first_final_status(self) -> None:
+        clock = Clock()
+        value, steps = drive(
+            poll_flow(lambda: _read(None), lambda s: s == "done", str, 10, 2), clock.answer(["a", "b", "done"])
+        )
+        assert value == "done"
+        assert [s.seconds for s in steps if isinstance(s, Sleep)] == [2, 2]
+
+    def test_times_out_with_the_last_status(self) -> None:
+        clock = Clock()
+        flow = poll_flow(lambda: _read(None), lambda s: False, lambda s: f"still {s}", 5, 2)
+        with pytest.raises(PollTimeoutError, match="still c after 5 s") as caught:
+            drive(flow, clock.answer(["a", "b", "c"]))
+        assert caught.value.args and clock.now == 4
+
+
+class _Page:
+    def __init__(self, items: list[int], has_more: bool) -> None:
+        self.items, self.has_more = items, has_more
+
+
+class TestPages:
+    def test_offset_pages_walk_until_has_more_is_false(self) -> None:
+        pages = [_response(_Page([1, 2], True)), _response(_Page([3], False))]
+        sent: list[dict[str, Any]] = []
+
+        def answer(step: Step) -> Any:
+            assert isinstance(step, Call)
+            sent.append(step.kwargs)
+            return pages.pop(0)
+
+        items, _ = drive(all_items(offset_pages("operation", "items", 10, {"body": "b"})), answer)
+        assert items == [1, 2, 3]
+        assert [s["page_offset"] for s in sent] == [0, 1] and sent[0]["body"] == "b"
+
+    def test_a_page_without_the_list_is_a_format_error(self) -> None:
+        with pytest.raises(ResponseFormatError, match="no 'items' list"):
+            drive(all_items(offset_pages("operation", "items", 10, {})), lambda step: _response(object()))
+
+
+class _Status:
+    def __init__(self, code: int) -> None:
+        self.status = type("S", (), {"code": code})()
+
+
+class TestClose:
+    def _answers(self, closes: list[Any], status_code: int, restarts: int) -> Callable[[Step], Any]:
+        granted = {"n": restarts}
+
+        def answer(step: Step) -> Any:
+            if isinstance(step, Retry):
+                granted["n"] -= 1
+                return granted["n"] >= 0
+            assert isinstance(step, Call)
+            if step.operation is close_online_session:
+                return closes.pop(0)
+            return _response(_Status(status_code))
+
+        return answer
+
+    def test_a_lost_answer_of_a_close_that_happened_is_not_repeated(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("ksef_client.sending.parsed", lambda response, expected: response.parsed)
+        _, steps = drive(close_flow(REF, close_online_session), self._answers([APIConnectionError("lost")], 170, 5))
+        assert [type(s).__name__ for s in steps] == ["Call", "Call"]  # the close, then its status
+
+    def test_a_close_that_did_not_happen_is_repeated_as_the_policy_allows(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("ksef_client.sending.parsed", lambda response, expected: response.parsed)
+        lost: list[Any] = [APIConnectionError("lost")] * 5
+        with pytest.raises(APIConnectionError):
+            drive(close_flow(REF, close_online_session), self._answers(lost, 100, 2))
+        assert len(lost) == 5 - 3  # the first close and the two restarts the policy granted
+
+    def test_every_attempt_of_a_close_shares_one_budget(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("ksef_client.sending.parsed", lambda response, expected: response.parsed)
+        lost = [APIConnectionError("lost"), APIConnectionError("lost"), _response(None)]
+        _, steps = drive(close_flow(REF, close_online_session), self._answers(lost, 100, 2))
+        calls = [s for s in steps if isinstance(s, Call) and s.operation is close_online_session]
+        assert len(calls) == 3 and len({id(s.budget) for s in calls}) == 1
+
+
+def test_a_misspelled_argument_is_a_type_error_not_a_format_error() -> None:
+    from ksef_client import KSeF
+
+    def misspelled() -> Flow[Any]:
+        yield Call(get_session_status, {"referance_number": REF})
+
+    with KSeF(base_url="http://ksef.local/v2", transport=httpx.MockTransport(lambda r: httpx.Response(500))) as ksef:
+        with pytest.raises(TypeError, match="referance_number"):
+            run(misspelled(), ksef)
+        assert ksef.send_state.requests_sent == 0
