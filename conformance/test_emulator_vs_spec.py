@@ -20,11 +20,13 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conformance.conftest import EXAMPLES, count_case, pinned_spec
+from conformance.seed import seed
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.responses import SCHEMA_VIOLATION_HEADER
 
 NIP = "5265877635"
 BACKEND = KSeFBackend()
+seed(BACKEND, NIP)  # listings, metadata and exports are fuzzed with real items in them
 
 
 class MintedAccessToken:
