@@ -51,7 +51,9 @@ LISTINGS = {
         "permissions",
     ),
     "auth sessions": ("GET", "/v2/auth/sessions", None, "items"),
-    "collective identifiers": ("POST", "/v2/collective-identifiers/query", _created_recently(), "collectiveIdentifiers"),
+    "collective identifiers": (
+        "POST", "/v2/collective-identifiers/query", _created_recently(), "collectiveIdentifiers",
+    ),
 }  # fmt: skip
 
 
