@@ -74,7 +74,11 @@ def _matches(routes: list[_PathRoute], path: str) -> Iterator[tuple[_PathRoute, 
 
 
 def create_app(
-    backend: KSeFBackend | None = None, *, store: SQLiteStore | None = None, strict: bool = False
+    backend: KSeFBackend | None = None,
+    *,
+    store: SQLiteStore | None = None,
+    strict: bool = False,
+    host: str | None = None,
 ) -> EmulatorApp:
     """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests, and a
     ``SQLiteStore`` to keep the state across restarts (saved after every changing request).
@@ -83,9 +87,13 @@ def create_app(
     with enums strictly) before it leaves; a violation is recorded in ``app.violations`` and
     answered as a 500 naming it, so no test can pass on an answer KSeF would never give. The
     ``ksef_mock`` fixture and the conformance suite switch it on.
+
+    ``host`` is the address the server listens on: besides loopback names, the ``/_mock/*``
+    control endpoints answer only requests addressed to it.
     """
     app = Starlette(routes=[route for module in MODULES for route in getattr(module, "ROUTES", [])])
     app.state.backend = backend or KSeFBackend()
+    app.state.control_hosts = (host,) if host else ()
     if store is not None:
         store.load(app.state.backend)
     return EmulatorApp(app, _api_endpoint(_path_routes()), store, strict=strict)

@@ -8,6 +8,7 @@ state files you wrote yourself.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
 import threading
@@ -29,6 +30,12 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        # The file holds the JWT secret and private keys: readable by its owner only, from the
+        # first byte (created 0600), and put right when an existing file is wider.
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if os.name == "posix" and self.path.stat().st_mode & 0o077:
+            self.path.chmod(0o600)
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB)")
             db.execute("CREATE TABLE IF NOT EXISTS keys (usage TEXT PRIMARY KEY, key_pem BLOB, cert_pem BLOB)")

@@ -65,6 +65,7 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
                     if fault.status >= 400:
                         request.scope["ksef_injected_fault"] = True  # outside the spec on purpose
                         return render_fault(request, fault, operation)
+                await read_body(request, body_limit(operation))
                 access = _caller(backend, request, spec, bearer)
                 address = request.client.host if request.client else "-"
                 retry_after = backend.check_rate(operation, address, access.context if access else None)
@@ -82,6 +83,35 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
         return endpoint
 
     return wrap
+
+
+# The largest body each operation takes (KSeF's sizes): an online invoice is at most 3 MB with
+# attachments, encrypted (+16) and Base64 (4/3) in JSON; a XAdES document is small; JSON
+# requests otherwise are tiny. Anything larger is refused before it is read whole.
+BODY_LIMITS = {"online_session.send_invoice": 4_200_000, "auth.authenticate_xades_signature": 1_000_000}
+DEFAULT_BODY_LIMIT = 1_000_000
+
+
+def body_limit(operation: str) -> int:
+    """How many bytes of body ``operation`` accepts."""
+    return BODY_LIMITS.get(operation, DEFAULT_BODY_LIMIT)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read at most ``limit`` bytes far: a larger declared or sent body is
+    refused (400/21405) without being held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise MockAPIError(21405, VALIDATION, [f"Treść żądania ma {declared} B, dozwolone najwyżej {limit} B."])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise MockAPIError(21405, VALIDATION, [f"Treść żądania przekracza {limit} B."])
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body
+    return body
 
 
 def _caller(backend: KSeFBackend, request: Request, spec: Operation, bearer: str) -> Access | None:
@@ -169,7 +199,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object; malformed bodies are KSeF's 21405, never a 500."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise MockAPIError(21405, VALIDATION, ["Treść żądania nie jest poprawnym JSON."]) from None
     if not isinstance(body, dict):
         raise MockAPIError(21405, VALIDATION, ["Oczekiwano obiektu JSON."])

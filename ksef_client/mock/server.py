@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import sys
 import threading
@@ -14,6 +15,26 @@ import uvicorn
 from ksef_client.mock.app import API_PREFIX, create_app
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) names this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """What ``ksef-mock`` says when it listens beyond this machine (``None`` on loopback)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"ksef-mock: WARNING: listening on {host}, not loopback: anyone who can reach this address can mint "
+        "tokens and read every invoice in the emulator. Use it on a network you trust only."
+    )
 
 
 class ThreadedServer:
@@ -38,7 +59,7 @@ class ThreadedServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]
-        self.app = create_app(self.backend, store=store, strict=strict)
+        self.app = create_app(self.backend, store=store, strict=strict, host=host)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
@@ -96,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fault_rate:
         backend.faults.set_random(args.fault_rate, seed=args.fault_seed)
     store = SQLiteStore(args.state) if args.state else None
-    app = create_app(backend, store=store)
+    app = create_app(backend, store=store, host=args.host)
+    if (warning := exposure_warning(args.host)) is not None:
+        print(warning, file=sys.stderr)
     print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

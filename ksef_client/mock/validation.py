@@ -67,7 +67,12 @@ def schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
 
 
 def _messages(validator: Any, value: Any) -> list[str]:
-    return [f"{'/'.join(map(str, e.instance_path)) or '$'}: {e.message}" for e in validator.iter_errors(value)]
+    try:
+        return [f"{'/'.join(map(str, e.instance_path)) or '$'}: {e.message}" for e in validator.iter_errors(value)]
+    except (ValueError, UnicodeError, RecursionError) as error:
+        # jsonschema-rs gives up on JSON nested ~256 levels deep and on lone surrogates: KSeF's
+        # validator refuses such input too, so it is a 21405 like any other invalid value.
+        return [f"$: nieczytelna treść ({type(error).__name__})"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
         return ["body: wymagana treść żądania"] if operation.body_required else []
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ["body: treść nie jest poprawnym JSON"]
     return [f"body {e}" for e in _messages(operation.body_validator, value)]
 

@@ -122,7 +122,7 @@ class TestControlEndpoints:
             assert ksef.send_state.retries == 1  # the 503
             assert ksef.sessions.get(session.reference_number).status.code == 170  # 2 reads needed
         with httpx.Client(base_url=root) as http:
-            http.post("/_mock/reset")
+            http.post("/_mock/reset", json={})
         assert backend.sessions.state.sessions == {}
 
 

@@ -14,7 +14,6 @@ from ksef_client.mock.responses import api_endpoint, iso, json_body, render_stat
 from ksef_client.mock.state.auth import AuthOperation
 from ksef_client.mock.state.core import VALIDATION
 
-MAX_XADES_BYTES = 1_000_000
 METHOD_NAMES = {
     "Token": "Token KSeF",
     "QualifiedSeal": "Pieczęć kwalifikowana",
@@ -57,8 +56,6 @@ async def authenticate_xades_signature(request: Request, backend: KSeFBackend, a
     document = await request.body()
     if not document.strip():
         raise MockAPIError(21001, "Nieczytelna treść.")
-    if len(document) > MAX_XADES_BYTES:
-        raise MockAPIError(21405, VALIDATION, ["Dokument jest za duży."])
     verify_chain = request.query_params.get("verifyCertificateChain", "false").lower() == "true"
     return _init_response(*backend.auth.authenticate_with_xades(document, verify_chain=verify_chain))
 

@@ -10,11 +10,16 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
   ``DELETE /_mock/faults``.
 - ``POST /_mock/transitions`` ``{"sessionReads": 2, "authReads": 1}``: statuses advance after N reads.
 - ``POST /_mock/rate-limits`` ``{"scale": 1.0}``: KSeF's limits times ``scale`` (0: off).
+
+They answer only on a loopback name or the address the emulator was bound to, and only JSON
+(``Content-Type: application/json``): a web page in the user's browser can reach neither.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -22,80 +27,116 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ksef_client._throttle import Throttle
+from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import ALL_PERMISSIONS, Context
-from ksef_client.mock.responses import backend_of
+from ksef_client.mock.responses import backend_of, read_body
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+MAX_CONTROL_BODY = 65_536
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) else {}
+def _host_name(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header.split("]", maxsplit=1)[0] + "]"
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def control_endpoint(handler: Callable[[Request, dict[str, Any]], Awaitable[Response]]) -> Handler:
+    """Guard a control endpoint: it mints tokens and resets state, so a web page must not reach it.
+
+    The ``Host`` must be a loopback name or the address the emulator was bound to (a DNS-rebinding
+    page sends its own name); the body must be a JSON object sent as ``application/json`` (a
+    cross-origin form or ``text/plain`` POST cannot be); bad values are a 400, never a 500.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        allowed = LOOPBACK_HOSTS | set(getattr(request.app.state, "control_hosts", ()))
+        if _host_name(request.headers.get("host", "")) not in allowed:
+            return JSONResponse({"error": "the control endpoints answer on the emulator's own address only"}, 403)
+        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return JSONResponse({"error": "send a JSON object with Content-Type: application/json"}, 415)
+        try:
+            raw = await read_body(request, MAX_CONTROL_BODY)
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise TypeError("expected a JSON object")
+            return await handler(request, body)
+        except (MockAPIError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as error:
+            return _bad(f"{type(error).__name__}: {error}")
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
 
 
 def _bad(message: str) -> Response:
     return JSONResponse({"error": message}, status_code=400)
 
 
-async def reset(request: Request) -> Response:
+def _bounded(value: Any, name: str, low: float, high: float) -> float:
+    number = float(value)
+    if not low <= number <= high:
+        raise ValueError(f"{name}: {low:g} to {high:g}")
+    return number
+
+
+@control_endpoint
+async def reset(request: Request, body: dict[str, Any]) -> Response:
     backend_of(request).reset()
     return JSONResponse({"reset": True})
 
 
-async def mint_token(request: Request) -> Response:
-    body = await _body(request)
-    backend = backend_of(request)
+@control_endpoint
+async def mint_token(request: Request, body: dict[str, Any]) -> Response:
     context = body.get("context")
-    try:
-        token = backend.mint_access_token(
-            body.get("nip"),
-            context=Context(str(context["type"]), str(context["value"])) if isinstance(context, dict) else None,
-            permissions=body.get("permissions") or ALL_PERMISSIONS,
-            ttl=dt.timedelta(seconds=int(body.get("ttlSeconds", 900))),
-        )
-    except (ValueError, KeyError, TypeError) as error:
-        return _bad(str(error))
+    permissions = body.get("permissions") or ALL_PERMISSIONS
+    if not isinstance(permissions, list | tuple) or not all(isinstance(p, str) for p in permissions):
+        raise TypeError("permissions: a list of names")
+    token = backend_of(request).mint_access_token(
+        body.get("nip"),
+        context=Context(str(context["type"]), str(context["value"])) if isinstance(context, dict) else None,
+        permissions=permissions,
+        ttl=dt.timedelta(seconds=_bounded(body.get("ttlSeconds", 900), "ttlSeconds", 1, 86_400 * 7)),
+    )
     return JSONResponse({"accessToken": token})
 
 
-async def add_faults(request: Request) -> Response:
-    body = await _body(request)
+@control_endpoint
+async def add_faults(request: Request, body: dict[str, Any]) -> Response:
     faults = backend_of(request).faults
-    try:
-        if isinstance(body.get("random"), dict):
-            rate, seed = float(body["random"]["rate"]), int(body["random"].get("seed", 0))
-            faults.set_random(rate, seed=seed)
-        else:
-            faults.add(
-                int(body["status"]), operation=body.get("operation"), times=int(body.get("times", 1)),
-                retry_after=body.get("retryAfter"), delay=float(body.get("delay", 0.0)),
-            )  # fmt: skip
-    except (ValueError, KeyError, TypeError) as error:
-        return _bad(f"fault: {error}")
+    if isinstance(body.get("random"), dict):
+        rate = _bounded(body["random"]["rate"], "random.rate", 0, 1)
+        faults.set_random(rate, seed=int(_bounded(body["random"].get("seed", 0), "random.seed", 0, 2**63)))
+    else:
+        retry_after = body.get("retryAfter")
+        faults.add(
+            int(_bounded(body["status"], "status", -1, 599)), operation=body.get("operation"),
+            times=int(_bounded(body.get("times", 1), "times", 1, 1_000_000)),
+            retry_after=None if retry_after is None else int(_bounded(retry_after, "retryAfter", 0, 86_400)),
+            delay=_bounded(body.get("delay", 0.0), "delay", 0, 60),
+        )  # fmt: skip
     return JSONResponse({"ok": True})
 
 
-async def clear_faults(request: Request) -> Response:
+@control_endpoint
+async def clear_faults(request: Request, body: dict[str, Any]) -> Response:
     backend_of(request).faults.clear()
     return Response(status_code=204)
 
 
-async def set_transitions(request: Request) -> Response:
-    body = await _body(request)
+@control_endpoint
+async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
     transitions = backend_of(request).transitions
-    transitions.session_reads = int(body.get("sessionReads", transitions.session_reads))
-    transitions.auth_reads = int(body.get("authReads", transitions.auth_reads))
+    reads = int(_bounded(body.get("sessionReads", transitions.session_reads), "sessionReads", 0, 1_000_000))
+    auth_reads = int(_bounded(body.get("authReads", transitions.auth_reads), "authReads", 0, 1_000_000))
+    transitions.session_reads, transitions.auth_reads = reads, auth_reads
     return JSONResponse({"sessionReads": transitions.session_reads, "authReads": transitions.auth_reads})
 
 
-async def set_rate_limits(request: Request) -> Response:
-    body = await _body(request)
+@control_endpoint
+async def set_rate_limits(request: Request, body: dict[str, Any]) -> Response:
     backend = backend_of(request)
-    try:
-        backend.rate_limits = Throttle(scale=float(body["scale"]))
-    except (ValueError, KeyError, TypeError) as error:
-        return _bad(f"scale: {error}")
+    backend.rate_limits = Throttle(scale=_bounded(body["scale"], "scale", 0, 1_000))
     return JSONResponse({"scale": backend.rate_limits.scale})
 
 

@@ -8,8 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ksef_client.crypto import sha256_b64
+from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
-from ksef_client.mock.responses import BrokenResponse, backend_of, xml_response
+from ksef_client.mock.responses import BrokenResponse, backend_of, read_body, xml_response
 
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
 UPLOAD_PART = "storage.upload_part"  # the fault rules' name for part uploads
@@ -57,8 +58,11 @@ async def upload_part(request: Request) -> Response:
     fault, instead = storage_fault(request, UPLOAD_PART)
     if instead is not None:
         return instead
-    data = await request.body()
-    if len(data) > MAX_PART_UPLOAD or not backend_of(request).sessions.upload_part(request.path_params["name"], data):
+    try:
+        data = await read_body(request, MAX_PART_UPLOAD)
+    except MockAPIError:
+        return _xml_error("RequestBodyTooLarge", 413)  # as Azure's blob storage answers
+    if not backend_of(request).sessions.upload_part(request.path_params["name"], data):
         return _xml_error("AuthenticationFailed", 403)
     # DROP_AFTER: the part is stored, the client never hears of it.
     return BrokenResponse() if fault is not None else Response(status_code=201)
