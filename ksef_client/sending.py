@@ -38,8 +38,14 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
-from ksef_client._zipstream import Compression
-from ksef_client.batch import MAX_PART_BYTES, BatchPackage, InvoiceSource, Progress, part_uploads
+from ksef_client.batch import (
+    MAX_PART_BYTES,
+    BatchPackage,
+    InvoiceSource,
+    PackageCompression,
+    Progress,
+    part_uploads,
+)
 from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
 from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError
 from ksef_client.resources.auth import cached_keys_flow
@@ -283,12 +289,12 @@ def send_batch(
     part_size: int = MAX_PART_BYTES,
     workers: int = 4,
     progress: Progress | None = None,
-    compression: Compression = "deflate",
+    compression: PackageCompression = "deflate",
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
-    2-5x larger.
+    2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
     """
     code, key = form_code(form), SymmetricKey.generate()
     with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
@@ -309,7 +315,7 @@ async def asend_batch(
     part_size: int = MAX_PART_BYTES,
     workers: int = 4,
     progress: Progress | None = None,
-    compression: Compression = "deflate",
+    compression: PackageCompression = "deflate",
 ) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code, key = form_code(form), SymmetricKey.generate()

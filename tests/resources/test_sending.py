@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,14 @@ class TestBatch:
         result = ksef.send_batch([sample_invoice(f"S/{i}") for i in range(30)], compression="stored", wait=True)
         assert result.status is not None and result.status.successful_invoice_count == 30
 
+    def test_a_tar_gz_package_is_declared_and_accepted(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoices = [(f"tg-{i}.xml", sample_invoice(f"TG/{i}")) for i in range(30)]
+        result = ksef.send_batch(invoices, compression="targz", part_size=512, wait=True)
+        session = backend.sessions.state.sessions[result.reference_number]
+        assert session.batch is not None and session.batch.compression == "TarGz"
+        assert len(session.batch.parts) > 1  # cut into several parts like a zip
+        assert [i.status.code for i in ksef.sessions.invoices(result.reference_number)] == [200] * 30
+
     def test_limits_are_checked_before_anything_is_sent(self, ksef: KSeF, backend: KSeFBackend) -> None:
         invoices = [sample_invoice(f"L/{i}") for i in range(600)]
         with pytest.raises(BatchError, match="at most 50"):
@@ -143,6 +152,25 @@ class TestBatch:
             url = response.part_upload_requests[0].url
             answer = ksef._storage.put(url, content=package.parts[0].read(), headers={"Authorization": "Bearer x"})
         assert answer.status_code == 400
+
+
+def test_a_tar_gz_package_holds_every_invoice_whole() -> None:
+    key = SymmetricKey.generate()
+    invoices = [(f"f-{i}.xml", sample_invoice(f"F/{i}", lines=i + 1)) for i in range(5)]
+    with BatchPackage.build(invoices, key, part_size=1000, compression="targz") as package:
+        plain = b"".join(key.decrypt(_read(part)) for part in package.parts)
+        assert package.batch_file_info()["compressionType"] == "TarGz"
+        assert len(plain) == package.file_size and sha256_b64(plain) == package.file_hash
+    with tarfile.open(fileobj=io.BytesIO(plain), mode="r:gz") as archive:
+        unpacked = [(m.name, archive.extractfile(m).read()) for m in archive.getmembers()]  # type: ignore[union-attr]
+    assert unpacked == invoices
+
+
+def _read(part: object) -> bytes:
+    file = part.file  # type: ignore[attr-defined]
+    file.seek(0)
+    data: bytes = file.read()
+    return data
 
 
 def test_zip_is_streamed_from_the_sources(tmp_path: Path) -> None:
