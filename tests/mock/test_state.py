@@ -1,0 +1,78 @@
+"""The emulator's state without HTTP: composition, reset, persistence, continuation tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.models import COMPONENTS
+from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.state.core import Core, Settings, utc_now
+from ksef_client.testing import sample_invoice
+
+NIP = "5265877635"
+
+
+def _filled() -> KSeFBackend:
+    backend = KSeFBackend(upo_page_size=7)
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    session = backend.sessions.open(access)
+    backend.sessions.add_invoice(session, sample_invoice("ST/1"))
+    backend.sessions.close(session)
+    backend.auth.create_ksef_token(access, ["InvoiceRead"], "persisted token")
+    backend.testdata.allow_attachments(NIP)
+    return backend
+
+
+def test_every_component_owns_its_state_and_reset_replaces_it() -> None:
+    backend = _filled()
+    before = {name: getattr(backend, name).state for name in COMPONENTS}
+    backend.upo_page_size, backend.transitions.session_reads = 3, 5
+    backend.reset()
+    assert all(getattr(backend, name).state is not before[name] for name in COMPONENTS)
+    assert backend.sessions.state.sessions == {} and backend.invoices.state.accepted == []
+    assert (backend.upo_page_size, backend.transitions.session_reads) == (7, 0)  # as created
+
+
+def test_a_snapshot_carries_every_component_without_a_hand_list(tmp_path: Path) -> None:
+    backend = _filled()
+    store = SQLiteStore(tmp_path / "state.sqlite")
+    store.save(backend)
+    restored = KSeFBackend()
+    assert store.load(restored)
+    assert set(restored.snapshot()) >= set(COMPONENTS)
+    assert restored.sessions.state.sessions.keys() == backend.sessions.state.sessions.keys()
+    assert [i.ksef_number for i in restored.invoices.state.accepted] == [
+        i.ksef_number for i in backend.invoices.state.accepted
+    ]
+    assert restored.auth.state.tokens.keys() == backend.auth.state.tokens.keys()
+    assert restored.testdata.attachments_allowed(NIP)
+    # the signing secret came along: a token of the first emulator is valid in the restored one
+    assert restored.authenticate("Bearer " + backend.mint_access_token(NIP)).context.nip == NIP
+
+
+def test_a_component_depends_only_on_what_it_was_given() -> None:
+    backend = KSeFBackend()
+    assert backend.sessions.invoices is backend.invoices and backend.collective.invoices is backend.invoices
+    assert backend.auth.permissions is backend.permissions and backend.auth.testdata is backend.testdata
+
+
+def test_keyset_pages_resume_after_the_named_item_whatever_was_added() -> None:
+    core = Core(utc_now, Settings())
+    items = [f"{n:03d}" for n in range(30, 0, -1)]  # newest first
+    first = core.page(items, 10, None, key=str)
+    assert first.items == items[:10] and first.continuation_token
+    grown = ["031", "032", *items]  # two newer items arrived in front
+    second = core.page(grown, 10, first.continuation_token, key=str)
+    assert second.items == items[10:20]
+    shrunk = [i for i in items if i != items[9]]  # the named item itself is gone
+    assert core.page(shrunk, 10, first.continuation_token, key=str).items == items[10:20]
+
+
+def test_a_foreign_continuation_token_is_21418() -> None:
+    with pytest.raises(MockAPIError) as refused:
+        Core(utc_now, Settings()).page(["a"], 10, "bm90LW91cnM=", key=str)
+    assert refused.value.code == 21418
