@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         UPOSignatureError,
         UPOValidationError,
     )
+    from ksef_client.outcomes import InvoiceOutcome
     from ksef_client.upo import SessionUpo, Upo, parse_upo
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "ExportError",
     "GoneError",
     "InternalServerError",
+    "InvoiceOutcome",
     "InvoiceRejectedError",
     "InvoiceSchemaError",
     "KSeF",
@@ -91,6 +93,7 @@ _LOCATIONS = {
     "KSeF": "ksef_client._client",
     "AsyncKSeF": "ksef_client._client",
     "Environment": "ksef_client.environments",
+    "InvoiceOutcome": "ksef_client.outcomes",
     "SessionUpo": "ksef_client.upo",
     "Upo": "ksef_client.upo",
     "parse_upo": "ksef_client.upo",
