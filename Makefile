@@ -10,7 +10,7 @@ GENERATED := ksef_client/_generated
 INVOICE_MODELS := ksef_client/_invoice_models
 PYTEST_ARGS ?=
 
-.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak peers package clean
+.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak peers package wheel-from-clone clean
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
@@ -24,6 +24,7 @@ help:
 	@echo "make soak             invoices through a faulty emulator: nothing lost, nothing twice"
 	@echo "make peers            ksef2 and ksef-client (PyPI, own venvs) driven against the emulator (peers/RESULTS.md)"
 	@echo "make package          wheel + sdist in dist/, twine check, install the wheel in a fresh venv and run an example"
+	@echo "make wheel-from-clone  a wheel from a clean clone of HEAD (no make first), then the same smoke test"
 	@echo "make spec-update SPEC=path-or-url  change report, new pin, regenerate, quick conformance"
 
 $(VENV)/.installed: pyproject.toml
@@ -67,6 +68,15 @@ package: install
 	$(PY) -m build --outdir dist .
 	$(PY) -m twine check --strict dist/*
 	$(PY) tests/smoke_wheel.py dist
+
+# A wheel built from a clean clone of HEAD, with no `make` first: setup.py's build hook must bring
+# the pinned spec and XSDs in (from KSEF_DATA, made absolute for the clone, or the official URLs).
+CLONE_DIR ?= build/clean-clone
+wheel-from-clone:
+	rm -rf $(CLONE_DIR) && git clone --quiet . $(CLONE_DIR)
+	test ! -e $(CLONE_DIR)/ksef_client/_data
+	cd $(CLONE_DIR) && KSEF_DATA=$(abspath $(KSEF_DATA)) $(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(PYTHON) tests/smoke_wheel.py $(CLONE_DIR)/dist
 
 # Benchmarks beside the baseline SDK (installed into bench/.baseline-venv); writes bench/RESULTS.md.
 bench: install

@@ -14,6 +14,7 @@ that only need part of the SDK (for example the emulator or the identifiers).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         UPOSignatureError,
         UPOValidationError,
     )
+    from ksef_client.outcomes import InvoiceOutcome
     from ksef_client.upo import SessionUpo, Upo, parse_upo
 
 __version__ = "0.1.0"
@@ -63,6 +65,7 @@ __all__ = [
     "ExportError",
     "GoneError",
     "InternalServerError",
+    "InvoiceOutcome",
     "InvoiceRejectedError",
     "InvoiceSchemaError",
     "KSeF",
@@ -90,11 +93,31 @@ _LOCATIONS = {
     "KSeF": "ksef_client._client",
     "AsyncKSeF": "ksef_client._client",
     "Environment": "ksef_client.environments",
+    "InvoiceOutcome": "ksef_client.outcomes",
     "SessionUpo": "ksef_client.upo",
     "Upo": "ksef_client.upo",
     "parse_upo": "ksef_client.upo",
     **{name: "ksef_client.errors" for name in __all__ if name.endswith("Error")},
 }
+
+# The PyPI package ``ksef-client`` (another SDK, distribution ``ksef-client``; ours is ``ksef-sdk``)
+# installs into the same ``ksef_client`` directory. Its modules beside ours mean both are installed
+# over each other and neither works: say so at import (two stat calls, no directory listing).
+OTHER_SDK_MARKERS = ("clients", "openapi_models.py")
+
+
+def _refuse_other_sdk(directory: str, markers: tuple[str, ...] = OTHER_SDK_MARKERS) -> None:
+    found = [name for name in markers if os.path.exists(os.path.join(directory, name))]
+    if found:
+        raise ImportError(
+            f"{directory} also holds files of another SDK, the PyPI package 'ksef-client' ({', '.join(found)}): "
+            "it uses the same import name 'ksef_client', so it cannot be installed together with 'ksef-sdk'. "
+            "Fix: pip uninstall -y ksef-client ksef-sdk && pip install ksef-sdk "
+            "(or keep each SDK in its own virtualenv)."
+        )
+
+
+_refuse_other_sdk(os.path.dirname(__file__))
 
 
 def __getattr__(name: str) -> Any:

@@ -29,11 +29,41 @@ def raise_for_status(response: httpx.Response) -> None:
 
 
 def connection_error(error: httpx.TransportError) -> APIConnectionError:
-    """Our exception for an httpx transport failure."""
-    where = f"{error.request.method} {error.request.url.path}" if _has_request(error) else "request"
+    """Our exception for an httpx transport failure: the method and full URL (its query left out:
+    presigned links carry signatures there), what failed, and the likely cause."""
+    if not _has_request(error):
+        where, url = "request", None
+    else:
+        url = str(error.request.url.copy_with(query=None, fragment=None))
+        where = f"{error.request.method} {url}"
+    hint = _likely_cause(error, url)
     if isinstance(error, httpx.TimeoutException):
-        return APITimeoutError(f"{where}: timed out ({type(error).__name__})")
-    return APIConnectionError(f"{where}: {type(error).__name__}: {error}")
+        return APITimeoutError(f"{where}: timed out ({type(error).__name__}){hint}", url=url)
+    return APIConnectionError(f"{where}: {type(error).__name__}: {error}{hint}", url=url)
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _likely_cause(error: httpx.TransportError, url: str | None) -> str:
+    if url is None:
+        return ""
+    target = httpx.URL(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    address, text = f"{target.host}:{port}", str(error).lower()
+    if isinstance(error, httpx.TimeoutException):
+        hint = f"no answer in time from {address}: raise the client's timeout, or check that it is up"
+    elif isinstance(error, httpx.ConnectError) and target.host in _LOOPBACK:
+        hint = f"is the emulator running on {address}? Start it with: ksef-mock --port {port}"
+    elif any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo")):
+        hint = f"the host name {target.host} does not resolve: check the base URL and the DNS"
+    elif "ssl" in text or "certificate" in text:
+        hint = f"TLS with {address} failed: check the base URL's scheme and the certificates (verify=)"
+    elif isinstance(error, httpx.ConnectError):
+        hint = f"nothing answers on {address}: check the base URL, the network and any proxy"
+    else:
+        return ""
+    return ". " + hint[0].upper() + hint[1:]
 
 
 def _has_request(error: httpx.TransportError) -> bool:

@@ -152,12 +152,23 @@ class SymmetricKey:
         """An AES-256-CBC/PKCS#7 encryptor fed by the caller, chunk by chunk."""
         return PaddedEncryptor(self)
 
-    def decrypt(self, data: bytes) -> bytes:
-        """Inverse of ``encrypt``; ``ValueError`` on bad padding or length."""
-        return b"".join(self.decrypt_stream([data]))
+    def decrypt(self, data: bytes, *, expected_sha256: str | None = None) -> bytes:
+        """Inverse of ``encrypt``; ``ValueError`` on bad padding or length.
+
+        Padding is not a key check: bytes decrypted with a wrong key end in a valid PKCS#7 pad
+        about once in 250 tries. A wrong key (or damaged data) is detected for certain only by the
+        plaintext's hash, which KSeF always gives (``invoiceHash``, an export part's ``partHash``):
+        pass it as ``expected_sha256`` (Base64, as KSeF writes it) and a mismatch raises
+        ``ValueError`` too.
+        """
+        plain = b"".join(self.decrypt_stream([data]))
+        if expected_sha256 is not None and sha256_b64(plain) != expected_sha256:
+            raise ValueError("decrypted data does not match its SHA-256: wrong key or damaged data")
+        return plain
 
     def decrypt_stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """Decrypt chunk by chunk; ``ValueError`` at the end if the padding is wrong."""
+        """Decrypt chunk by chunk; ``ValueError`` at the end if the padding is wrong (a wrong key
+        can pass that check: compare the plaintext's hash, as the export download does)."""
         decryptor = self.decryptor()
         for chunk in chunks:
             yield decryptor.update(chunk)

@@ -30,7 +30,7 @@
     └── UPONotAvailableError          the session or invoice has no UPO (yet)
 
 Messages never contain tokens or keys: only status, KSeF codes, descriptions and the request's
-method and path.
+method and path (for connection errors the URL without its query, and the likely cause).
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ class KSeFError(Exception):
 
 
 class APIConnectionError(KSeFError):
-    """No HTTP answer: connection refused or reset, DNS, TLS."""
+    """No HTTP answer: connection refused or reset, DNS, TLS. The message names the method, the
+    full URL (without its query) and the likely cause; ``url`` holds the URL."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class APITimeoutError(APIConnectionError):

@@ -31,8 +31,8 @@ DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
 
 def build_filters(
     subject_type: str,
-    date_from: dt.datetime,
-    date_to: dt.datetime | None = None,
+    date_from: dt.date | dt.datetime,
+    date_to: dt.date | dt.datetime | None = None,
     *,
     date_type: str = "PermanentStorage",
     restrict_to_hwm: bool = False,
@@ -43,8 +43,8 @@ def build_filters(
         raise ValueError(f"subject_type: {subject_type!r} is not one of {', '.join(SUBJECT_TYPES)}")
     if date_type not in DATE_TYPES:
         raise ValueError(f"date_type: {date_type!r} is not one of {', '.join(DATE_TYPES)}")
-    start = aware(date_from)
-    end = aware(date_to) if date_to is not None else None
+    start = moment(date_from, "date_from")
+    end = moment(date_to, "date_to", end_of_day=True) if date_to is not None else None
     if end is not None and (end < start or end - start > dt.timedelta(days=92)):
         raise ValueError("date_to: must be after date_from and at most 3 months later")
     date_range: dict[str, Any] = {"dateType": date_type, "from": start.isoformat()}
@@ -53,6 +53,25 @@ def build_filters(
     if restrict_to_hwm:
         date_range["restrictToPermanentStorageHwmDate"] = True
     return {"subjectType": subject_type, "dateRange": date_range, **extra}
+
+
+def moment(value: dt.date | dt.datetime, name: str, *, end_of_day: bool = False) -> dt.datetime:
+    """A user's date or date-time as an aware date-time: a ``date`` is the start of that day in
+    Poland (Europe/Warsaw; ``end_of_day``: its last microsecond), a naive ``datetime`` is refused
+    (``ValueError`` naming the parameter: UTC or Polish time, the two differ by 1-2 hours)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{name}: {value.isoformat()} has no timezone; pass an aware datetime "
+                "(tzinfo=datetime.UTC or ZoneInfo('Europe/Warsaw')) or a date (a day in Poland)"
+            )
+        return value
+    if isinstance(value, dt.date):
+        from zoneinfo import ZoneInfo  # noqa: PLC0415 - only for dates
+
+        time = dt.time.max if end_of_day else dt.time.min
+        return dt.datetime.combine(value, time, tzinfo=ZoneInfo("Europe/Warsaw"))
+    raise ValueError(f"{name}: expected a date or a datetime, got {type(value).__name__}")
 
 
 def aware(value: dt.datetime) -> dt.datetime:

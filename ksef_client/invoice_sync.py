@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ksef_client._flows import Flow
 from ksef_client.export import ExportResult, export_flow, unpack_export
-from ksef_client.invoice_query import aware, build_filters
+from ksef_client.invoice_query import aware, build_filters, moment
 
 if TYPE_CHECKING:
     from ksef_client._tokens import KeyCache
@@ -27,14 +27,14 @@ class SyncState:
     seen_at_from: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path, start: dt.datetime | None) -> SyncState:
+    def load(cls, path: Path, start: dt.date | dt.datetime | None) -> SyncState:
         """Read the state file, or start at ``start`` on the first run."""
         if path.is_file():
             raw = json.loads(path.read_text(encoding="utf-8"))
             return cls(str(raw["date_from"]), list(raw.get("seen_at_from", [])))
         if start is None:
             raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
-        return cls(aware(start).isoformat())
+        return cls(moment(start, "start").isoformat())
 
     def save(self, path: Path) -> None:
         """Write atomically (a crash leaves the old state, never a half-written file)."""
@@ -87,7 +87,7 @@ def sync_flow(
     subject_type: str,
     state_file: Path,
     directory: Path,
-    start: dt.datetime | None,
+    start: dt.date | dt.datetime | None,
     keys: KeyCache,
     timeout: float,
     interval: float,

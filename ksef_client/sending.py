@@ -34,7 +34,6 @@ from ksef_client._generated.models import (
     OpenOnlineSessionResponse,
     SendInvoiceRequest,
     SendInvoiceResponse,
-    SessionInvoiceStatusResponse,
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
@@ -48,6 +47,7 @@ from ksef_client.batch import (
 )
 from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
 from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError
+from ksef_client.outcomes import InvoiceOutcome, session_outcomes
 from ksef_client.resources.auth import cached_keys_flow
 from ksef_client.resources.sessions import invoices_pages
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from ksef_client._tokens import KeyCache
 
 OPEN = 100
-DUPLICATE = 440
 # Failures after which KSeF may or may not have closed the session: its status tells.
 UNSETTLED = (APIConnectionError, InternalServerError)
 
@@ -99,20 +98,6 @@ def close_flow(reference_number: str, operation: Any) -> Flow[None]:
                 return  # the close went through; only its answer was lost
             if not (yield Retry(budget, f"close of session {reference_number}")):
                 raise error
-
-
-def resolve_ksef_numbers(invoices: Iterable[SessionInvoiceStatusResponse], references: list[str]) -> list[str | None]:
-    """The KSeF number of each sent invoice (by its reference number): its own, or for a 440
-    duplicate the original's; ``None`` for an invoice KSeF rejected."""
-    found: dict[str, str | None] = {}
-    for invoice in invoices:
-        number = invoice.ksef_number if isinstance(invoice.ksef_number, str) else None
-        if number is None and invoice.status.code == DUPLICATE:
-            extensions = invoice.status.extensions
-            original = getattr(extensions, "additional_properties", {}).get("originalKsefNumber")
-            number = original if isinstance(original, str) and original else None
-        found[invoice.reference_number] = number
-    return [found.get(reference) for reference in references]
 
 
 class SupportsToXml(Protocol):
@@ -163,11 +148,14 @@ class _OnlineSessionFlows:
         if self.reference_number is not None:
             yield from close_flow(self.reference_number, close_online_session)
 
-    def _ksef_numbers_flow(self) -> Flow[list[str | None]]:
+    def _outcomes_flow(self) -> Flow[list[InvoiceOutcome]]:
         if self.reference_number is None:
             raise RuntimeError("the session was never opened")
         invoices = yield from all_items(invoices_pages(self.reference_number, False, 1000))
-        return resolve_ksef_numbers(invoices, self.invoice_reference_numbers)
+        return session_outcomes(invoices, self.invoice_reference_numbers, self.reference_number)
+
+    def _ksef_numbers_flow(self) -> Flow[list[str | None]]:
+        return [outcome.number_in_ksef for outcome in (yield from self._outcomes_flow())]
 
 
 class OnlineSession(_OnlineSessionFlows):
@@ -191,9 +179,16 @@ class OnlineSession(_OnlineSessionFlows):
         """Close the session; KSeF then processes it and issues the UPO."""
         run(self._close_flow(), self._client)
 
+    def outcomes(self) -> list[InvoiceOutcome]:
+        """After processing (``ksef.sessions.wait``): what became of each sent invoice, in sending
+        order: accepted with its KSeF number, a duplicate of an invoice already in KSeF (its
+        number), rejected with KSeF's code and details, or still processing."""
+        return run(self._outcomes_flow(), self._client)
+
     def ksef_numbers(self) -> list[str | None]:
-        """After processing: the KSeF number of each sent invoice, in sending order (``None``:
-        rejected; a resent duplicate resolves to the original's number)."""
+        """After processing: the KSeF number under which KSeF holds each sent invoice, in sending
+        order: its own when accepted; for a duplicate (440) the number of the invoice already in
+        KSeF; ``None`` when rejected or not processed yet. ``outcomes()`` tells these apart."""
         return run(self._ksef_numbers_flow(), self._client)
 
     def __enter__(self) -> OnlineSession:
@@ -222,6 +217,10 @@ class AsyncOnlineSession(_OnlineSessionFlows):
     async def close(self) -> None:
         """Close the session."""
         await arun(self._close_flow(), self._client)
+
+    async def outcomes(self) -> list[InvoiceOutcome]:
+        """After processing: what became of each sent invoice (see ``OnlineSession.outcomes``)."""
+        return await arun(self._outcomes_flow(), self._client)
 
     async def ksef_numbers(self) -> list[str | None]:
         """After processing: the KSeF number of each sent invoice (see ``OnlineSession.ksef_numbers``)."""

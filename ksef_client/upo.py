@@ -81,6 +81,13 @@ class Upo:
         """Base64 SHA-256 of ``xml``, comparable with ``x-ms-meta-hash``."""
         return sha256_b64(self.xml)
 
+    def __repr__(self) -> str:  # the XML and every document would flood a console or a log
+        page = f", page={self.page_info.page}/{self.page_info.page_count}" if self.page_info else ""
+        return (
+            f"Upo(session_reference_number={self.session_reference_number!r}{page}, "
+            f"documents={len(self.documents)}, signed={self.signed}, xml=<{len(self.xml)} bytes>)"
+        )
+
     def verify_signature(self, certificate: x509.Certificate | None = None) -> x509.Certificate:
         """Check the enveloped XAdES signature (see :func:`verify_upo_signature`)."""
         return verify_upo_signature(self.xml, certificate)

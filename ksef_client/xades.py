@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 from lxml import etree
@@ -74,6 +76,8 @@ class SigningCredentials:
         key = load_pem_private_key(_read(private_key), _bytes(password))
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("private_key: only RSA and EC keys are supported")
+        if _spki(key.public_key()) != _spki(cert.public_key()):
+            raise ValueError("private_key: it is not the key of this certificate (another certificate's key?)")
         return cls(cert, key)
 
     @classmethod
@@ -85,6 +89,10 @@ class SigningCredentials:
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("PKCS#12: only RSA and EC keys are supported")
         return cls(cert, key)
+
+
+def _spki(public_key: Any) -> bytes:
+    return bytes(public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def _read(value: bytes | str | Path) -> bytes:

@@ -70,7 +70,7 @@ def _invoices(directory: Path, prefix: str, count: int) -> list[str]:
 def test_without_a_login_commands_exit_3_with_one_line(run) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run("-p", "emu", "sessions", "list")
     assert code == 3 and out == ""
-    assert err.count("\n") == 1 and "ksef auth login" in err
+    assert err.count("\n") == 1 and "ksef -p emu auth login" in err
 
 
 def test_login_keeps_tokens_out_of_sight(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,9 +92,9 @@ def test_send_then_follow_the_session(run, logged_in, tmp_path: Path) -> None:  
     ref = sent["reference_number"]
 
     code, out, _ = run("-p", "emu", "--json", "sessions", "list")
-    assert code == 0 and [s["referenceNumber"] for s in json.loads(out)] == [ref]
+    assert code == 0 and [s["reference_number"] for s in json.loads(out)] == [ref]
     code, out, _ = run("-p", "emu", "--json", "sessions", "invoices", ref)
-    assert sorted(i["ksefNumber"] for i in json.loads(out)) == sorted(numbers)
+    assert sorted(i["ksef_number"] for i in json.loads(out)) == sorted(numbers)
     code, out, _ = run("-p", "emu", "sessions", "status", ref)
     assert code == 0 and "200" in out and "3 ok" in out
 

@@ -4,6 +4,10 @@ A page's Python blocks share one namespace, seeded as docs/README.md says (``kse
 ``nip``, ``invoice_xml``). A block that starts with ``# file: test_*.py`` is a pytest module: it is
 written out and run by pytest in a child process. ``console`` blocks are ``$ ksef ...`` commands,
 run through the CLI's entry point with a default profile pointing at the emulator; each must exit 0.
+
+README.md's ``python`` blocks run too, as a reader copies them: nothing seeded, against an emulator
+served over HTTP at the address the README names (``http://127.0.0.1:8000/v2``, swapped for the
+test's emulator). Fragments that do not run on their own are ``py`` blocks there.
 """
 
 from __future__ import annotations
@@ -95,3 +99,22 @@ def test_page_runs(page: Path, ksef_mock: KSeFMock, tmp_path: Path, monkeypatch:
                 _run_pytest_module(code, tmp_path)
             else:
                 exec(compile(code, label, "exec"), namespace)  # the docs' own examples, by design
+
+
+README_EMULATOR = "http://127.0.0.1:8000/v2"
+
+
+def test_readme_quick_start_runs_against_the_emulator(
+    ksef_mock: KSeFMock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = blocks(ROOT / "README.md")
+    python = [c for language, c in code if language == "python"]
+    assert python and README_EMULATOR in python[0], "the README's quick start names the emulator's address"
+    for number, block in enumerate(python, start=1):
+        namespace: dict[str, Any] = {"__name__": "readme"}
+        exec(
+            compile(block.replace(README_EMULATOR, ksef_mock.base_url), f"README.md block {number}", "exec"), namespace
+        )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "200" and printed[1].startswith("accepted ") and "3" in printed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,64 @@ def test_copies_every_pinned_schema(ksef_data: Path, tmp_path: Path) -> None:
     names = {p.relative_to(tmp_path).as_posix() for p in written}
     assert {"upo-v4-3.xsd", "fa3/schemat_FA(3)_v1-0E.xsd", "fa3/bazowe/StrukturyDanych_v10-0E.xsd"} <= names
     assert all(p.read_bytes().lstrip().startswith(b"<?xml") for p in written)
+
+
+# --- the build hook (setup.py): ksef_client/_data for a wheel built from a clean checkout -----------
+
+
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    asked: list[str] = []
+
+    def refuse(url: str, timeout: float) -> None:
+        asked.append(url)
+        raise fetch_spec.urllib.error.URLError("no network here")
+
+    monkeypatch.setattr(fetch_spec.urllib.request, "urlopen", refuse)
+    return asked
+
+
+def test_the_build_fills_an_empty_data_folder_from_the_first_reference_folder(
+    ksef_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _no_network(monkeypatch)
+    out = tmp_path / "_data"
+    origin = fetch_spec.ensure_package_data(out, [tmp_path / "missing", ksef_data])
+    assert origin.startswith(str(ksef_data)) and not asked
+    assert fetch_spec.package_data_complete(out)
+    assert (out / "fa3" / "schemat_FA(3)_v1-0E.xsd").is_file()
+    # A second build keeps what is there (an sdist carries it), still checking every hash.
+    assert "already in place" in fetch_spec.ensure_package_data(out, [])
+    (out / "upo-v4-3.xsd").write_bytes(b"<tampered/>")
+    assert not fetch_spec.package_data_complete(out)
+    assert fetch_spec.ensure_package_data(out, [ksef_data]).startswith(str(ksef_data))
+    assert fetch_spec.package_data_complete(out)
+
+
+def test_the_build_without_data_or_network_fails_saying_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _no_network(monkeypatch)
+    with pytest.raises(fetch_spec.DataUnavailableError) as raised:
+        fetch_spec.ensure_package_data(tmp_path / "_data", [tmp_path / "nowhere"])
+    message = str(raised.value)
+    assert asked == [json.loads(fetch_spec.LOCK.read_text())["source_url"]]
+    assert "cannot download" in message and "KSEF_DATA" in message and str(tmp_path / "nowhere") in message
+    assert not (tmp_path / "_data" / "ksef-openapi.json").exists()
+
+
+def test_a_schema_with_another_hash_names_the_file_and_what_to_do(ksef_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(ksef_data, data)
+    (data / "xsd" / "upo" / "upo-v4-3.xsd").write_text('<xs:schema targetNamespace="urn:other"/>')
+    with pytest.raises(SystemExit) as raised:
+        fetch_spec.fetch_schemas(data, tmp_path / "out")
+    message = str(raised.value)
+    assert "upo-v4-3.xsd" in message and "urn:other" in message and "KSEF_DATA" in message
+
+
+def test_setup_py_hooks_the_data_into_build_py_and_sdist() -> None:
+    # `pip wheel .` runs build_py, `python -m build` runs sdist first: both must fetch (CI builds a
+    # wheel from a clean clone: `make wheel-from-clone`).
+    source = (ROOT / "setup.py").read_text()
+    assert '"build_py": BuildPyWithData' in source and '"sdist": SdistWithData' in source
+    assert "openapi/fetch_spec.py" in (ROOT / "MANIFEST.in").read_text()

@@ -27,6 +27,20 @@ class Unset:
     def __bool__(self) -> Literal[False]:
         return False
 
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+def short_repr(model: Any) -> str:
+    """The repr of a generated model, with the fields that are set"""
+    shown = []
+    for attribute in model.__attrs_attrs__:
+        value = getattr(model, attribute.name)
+        if isinstance(value, Unset) or (attribute.name == "additional_properties" and not value):
+            continue
+        shown.append(f"{attribute.name}={value!r}")
+    return f"{type(model).__name__}({', '.join(shown)})"
+
 
 UNSET: Unset = Unset()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from ksef_client.cli import config
 from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
 from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
 from ksef_client.identifiers import validate_nip, validate_reference_number
+from ksef_client.invoice_query import moment
 from ksef_client.resources.auth import AuthTokens
 from ksef_client.upo import parse_upo, save_upo
 from ksef_client.xades import SigningCredentials
@@ -47,7 +48,10 @@ class State:
         direct = os.environ.get("KSEF_ACCESS_TOKEN")
         saved = None if direct else self.store.get(self.profile.name, "login")
         if not direct and saved is None:
-            raise CLIError(f"not logged in to {self.profile.target}: run `ksef auth login`", AUTH)
+            raise CLIError(
+                f"not logged in to {self.profile.target} (profile '{self.profile.name}'): run `{login_command(self)}`",
+                AUTH,
+            )
         with KSeF(access_token=direct, **self.profile.client_options()) as ksef:
             if saved is None:
                 yield ksef
@@ -135,16 +139,46 @@ def auth() -> None:
     """Log in and out. The login's tokens are kept in the OS keyring (or a 0600 file)."""
 
 
-def _credentials(cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
+def login_command(state: State) -> str:
+    """The login command for this profile, as hints print it."""
+    return f"ksef -p {state.profile.name} auth login"
+
+
+def _where_options(profile: config.Profile) -> str:
+    """The ``profile set`` options that keep where a profile points."""
+    return f"--env {profile.environment}" + (f" --base-url {profile.base_url}" if profile.base_url else "")
+
+
+def _check_pem_files(state: State, cert: Path, key: Path) -> None:
+    """Name the file that is not what its option expects (the usual mistake: the two swapped)."""
+    cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    if b"PRIVATE KEY-----" in cert_pem and b"CERTIFICATE-----" in key_pem:
+        raise CLIError(
+            f"--cert {cert} holds a private key and --key {key} a certificate: swapped? "
+            f"Try: {login_command(state)} --cert {key} --key {cert}"
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        found = "a private key" if b"PRIVATE KEY-----" in cert_pem else "no PEM certificate"
+        raise CLIError(f"--cert {cert}: expected a PEM certificate (-----BEGIN CERTIFICATE-----), found {found}")
+    if b"PRIVATE KEY-----" not in key_pem:
+        found = "a certificate" if b"CERTIFICATE-----" in key_pem else "no PEM private key"
+        raise CLIError(f"--key {key}: expected a PEM private key (-----BEGIN ... PRIVATE KEY-----), found {found}")
+
+
+def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
     password = os.environ.get("KSEF_KEY_PASSWORD")
     if pkcs12:
         return SigningCredentials.from_pkcs12(pkcs12, password)
     if not cert or not key:
         raise CLIError("--cert needs --key (PEM files), or use --pkcs12")
+    _check_pem_files(state, cert, key)
     try:
-        return SigningCredentials.from_pem(cert, key, password)
-    except TypeError:  # an encrypted key and no password in the environment: ask, never echo
-        return SigningCredentials.from_pem(cert, key, click.prompt("key password", hide_input=True))
+        try:
+            return SigningCredentials.from_pem(cert, key, password)
+        except TypeError:  # an encrypted key and no password in the environment: ask, never echo
+            return SigningCredentials.from_pem(cert, key, click.prompt("key password", hide_input=True))
+    except ValueError as error:
+        raise CLIError(f"--cert {cert} / --key {key}: {error}") from error
 
 
 def _ksef_token(state: State, from_stdin: bool) -> str:
@@ -167,10 +201,19 @@ def auth_login(
     state: State, nip: str | None, token_stdin: bool, cert: Path | None, key: Path | None, pkcs12: Path | None
 ) -> None:
     """Log in with a KSeF token or a certificate; the tokens are saved for later commands."""
-    context_nip = validate_nip(nip or state.profile.nip or "", "--nip (or the profile's nip)")
+    if not (nip or state.profile.nip):
+        name = state.profile.name
+        raise CLIError(
+            f"no NIP to log in to: profile '{name}' has none. Pass it: {login_command(state)} --nip NIP ..., "
+            f"or save it in the profile: ksef profile set {name} {_where_options(state.profile)} --nip NIP"
+        )
+    context_nip = validate_nip(
+        nip or state.profile.nip or "", "--nip" if nip else f"profile '{state.profile.name}' nip"
+    )
     with state.anonymous_client() as ksef:
         if cert or key or pkcs12:
-            tokens = ksef.auth.login_with_certificate(_credentials(cert, key, pkcs12), context_nip=context_nip)
+            credentials = _credentials(state, cert, key, pkcs12)
+            tokens = ksef.auth.login_with_certificate(credentials, context_nip=context_nip)
         else:
             tokens = ksef.auth.login_with_token(_ksef_token(state, token_stdin), context_nip=context_nip)
     state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
@@ -208,12 +251,17 @@ def auth_status(state: State) -> None:
     """Whether this profile has a login, and until when it can be refreshed."""
     saved = state.store.get(state.profile.name, "login")
     if saved is None:
-        raise CLIError(f"not logged in to {state.profile.target}", AUTH)
+        # The same JSON shape as a login (scripts read stdout), then exit code 3.
+        state.out.result(
+            {"profile": state.profile.name, "ksef": state.profile.target, "logged_in": False, "usable": False}
+        )
+        raise CLIError(f"not logged in to {state.profile.target}: run `{login_command(state)}`", AUTH)
     tokens = config.tokens_from_json(saved)
     usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
         "profile": state.profile.name,
         "ksef": state.profile.target,
+        "logged_in": True,
         "reference_number": tokens.reference_number,
         "refresh_valid_until": tokens.refresh_valid_until,
         "usable": usable,
@@ -224,7 +272,7 @@ def auth_status(state: State) -> None:
         f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}",
     )
     if not usable:
-        raise CLIError("the saved login has expired: run `ksef auth login`", AUTH)
+        raise CLIError(f"the saved login has expired: run `{login_command(state)}`", AUTH)
 
 
 @auth.command("logout")
@@ -372,7 +420,7 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
         with state.out.progress("KSeF processing", None):
             status = ksef.sessions.wait(reference, timeout=3600)
         outcome = list(ksef.sessions.invoices(reference, page_size=1000))
-    report(state.out, reference, status, outcome_rows(files, outcome, invoice_refs))
+    report(state.out, reference, status, outcome_rows(files, outcome, invoice_refs, reference))
 
 
 # --- downloading ------------------------------------------------------------------------------
@@ -383,39 +431,95 @@ def invoices() -> None:
     """Received and issued invoices."""
 
 
-def _date(value: str, name: str) -> dt.datetime:
+def _date(value: str, name: str) -> dt.date | dt.datetime:
+    """A date (a day in Poland) or a date-time; one without an offset is Polish time."""
     try:
+        if len(value) == len("2026-11-01"):
+            return dt.date.fromisoformat(value)
         moment = dt.datetime.fromisoformat(value)
     except ValueError as error:
         raise CLIError(f"{name}: {value!r} is not an ISO date (2026-11-01 or 2026-11-01T08:00+01:00)") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if moment.tzinfo is None:
+        from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+        moment = moment.replace(tzinfo=ZoneInfo("Europe/Warsaw"))
+    return moment
+
+
+def _date_range(date_from: str, date_to: str | None) -> tuple[dt.date | dt.datetime, dt.date | dt.datetime | None]:
+    start, end = _date(date_from, "--from"), _date(date_to, "--to") if date_to else None
+    if end is not None and moment(end, "--to", end_of_day=True) < moment(start, "--from"):
+        raise CLIError("--to is before --from", USAGE)
+    return start, end
+
+
+def _query_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--from``, ``--to``, ``--subject``, ``--date-type``: the metadata filters of list and download."""
+    for option in reversed(
+        [
+            click.option(
+                "--from", "date_from", required=True, help="Start: a date (a day in Poland) or an ISO date-time."
+            ),
+            click.option("--to", "date_to", help="End (default: now); a date includes that whole day."),
+            click.option(
+                "--subject",
+                type=click.Choice(["Subject1", "Subject2", "Subject3", "SubjectAuthorized"]),
+                default="Subject2",
+                show_default=True,
+                help="Subject1: issued by the context; Subject2: received.",
+            ),
+            click.option(
+                "--date-type",
+                type=click.Choice(["Issue", "Invoicing", "PermanentStorage"]),
+                default="PermanentStorage",
+                show_default=True,
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@invoices.command("list")
+@_query_options
+@click.option("--limit", type=click.IntRange(0), default=100, show_default=True, help="At most this many (0: all).")
+@click.option("--page-size", type=click.IntRange(10, 250), default=100, show_default=True)
+@pass_state
+def invoices_list(
+    state: State, date_from: str, date_to: str | None, subject: str, date_type: str, limit: int, page_size: int
+) -> None:
+    """Invoice metadata of a date range (a metadata query: nothing is downloaded), oldest first,
+    read page by page."""
+    start, end = _date_range(date_from, date_to)
+    found = []
+    with state.client() as ksef:
+        for record in ksef.invoices.query(
+            subject, date_from=start, date_to=end, date_type=date_type, page_size=page_size
+        ):
+            found.append(record)
+            if limit and len(found) >= limit:
+                break
+    rows = [
+        (r.ksef_number, r.invoice_number, r.issue_date, r.seller.nip, r.gross_amount, r.currency, r.invoice_type)
+        for r in found
+    ]
+    state.out.result(
+        found,
+        table=("KSeF number", "invoice", "issued", "seller NIP", "gross", "currency", "type"),
+        rows=rows,
+        message=f"{len(found)} invoice(s)" + (f" (the first {limit}: raise --limit)" if len(found) == limit else ""),
+    )
 
 
 @invoices.command("download")
 @click.argument("directory", type=DIRECTORY)
-@click.option("--from", "date_from", required=True, help="Start (ISO date or date-time).")
-@click.option("--to", "date_to", help="End (default: now).")
-@click.option(
-    "--subject",
-    type=click.Choice(["Subject1", "Subject2", "Subject3", "SubjectAuthorized"]),
-    default="Subject2",
-    show_default=True,
-    help="Subject1: issued by the context; Subject2: received.",
-)
-@click.option(
-    "--date-type",
-    type=click.Choice(["Issue", "Invoicing", "PermanentStorage"]),
-    default="PermanentStorage",
-    show_default=True,
-)
+@_query_options
 @pass_state
 def invoices_download(
     state: State, directory: Path, date_from: str, date_to: str | None, subject: str, date_type: str
 ) -> None:
     """Export the invoices of a date range into DIRECTORY (decrypted, unpacked, hash-checked)."""
-    start, end = _date(date_from, "--from"), _date(date_to, "--to") if date_to else None
-    if end is not None and end < start:
-        raise CLIError("--to is before --from", USAGE)
+    start, end = _date_range(date_from, date_to)
     with state.client() as ksef, state.out.progress("export", None):
         result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
     data = {

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -82,8 +83,8 @@ def plain(value: Any) -> Any:
     result = value
     if isinstance(value, Unset):
         result = None
-    elif hasattr(value, "to_dict"):
-        result = value.to_dict()
+    elif hasattr(value, "to_dict"):  # KSeF's camelCase, in the CLI's one style: snake_case
+        result = plain(_snake_keys(value.to_dict()))
     elif isinstance(value, dt.datetime | dt.date):
         result = value.isoformat()
     elif isinstance(value, Path):
@@ -97,6 +98,18 @@ def plain(value: Any) -> Any:
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         result = plain(dataclasses.asdict(value))
     return result
+
+
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake_keys(value: Any) -> Any:
+    """``{"ksefNumber": ...}`` -> ``{"ksef_number": ...}``, all the way down."""
+    if isinstance(value, dict):
+        return {_CAMEL_HUMP.sub(r"_\1", str(k)).lower(): _snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake_keys(v) for v in value]
+    return value
 
 
 class Output:

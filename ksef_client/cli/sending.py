@@ -9,8 +9,8 @@ from typing import Any
 from ksef_client._client import KSeF
 from ksef_client.cli.output import REJECTED, CLIError, Output, error_line, exit_code
 from ksef_client.errors import KSeFError
+from ksef_client.outcomes import outcome_of, session_outcomes
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
-from ksef_client.sending import resolve_ksef_numbers
 
 
 def checked_invoices(files: tuple[Path, ...], form: str) -> Iterator[tuple[Path, bytes]]:
@@ -62,28 +62,26 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
         return ksef.send_batch(named, form=form, offline=offline, progress=progress).reference_number
 
 
-def outcome_rows(files: tuple[Path, ...], outcome: list[Any], invoice_refs: list[str] | None) -> list[tuple[Any, ...]]:
+def outcome_rows(
+    files: tuple[Path, ...], listing: list[Any], invoice_refs: list[str] | None, reference: str
+) -> list[tuple[Any, ...]]:
     """``(file, KSeF number or None, code, status)`` per file: by invoice reference (online, where a
-    resend after a lost answer resolves to the first number) or by file name (batch)."""
-    in_session = {i.ksef_number for i in outcome if isinstance(i.ksef_number, str)}
+    resend after a lost answer resolves to the first attempt's acceptance) or by file name (batch)."""
     if invoice_refs is None:
-        by_name = {i.invoice_file_name: i for i in outcome}
+        by_name = {i.invoice_file_name: i for i in listing}
         found = [by_name.get(path.name) for path in files]
-        numbers = [i.ksef_number if i is not None and isinstance(i.ksef_number, str) else None for i in found]
+        outcomes = [outcome_of(i) if i is not None else None for i in found]
     else:
-        by_ref = {i.reference_number: i for i in outcome}
-        found = [by_ref.get(ref) for ref in invoice_refs]
-        numbers = resolve_ksef_numbers(outcome, invoice_refs)
+        outcomes = list(session_outcomes(listing, invoice_refs, reference))
     rows: list[tuple[Any, ...]] = []
-    for path, invoice, resolved in zip(files, found, numbers, strict=True):
-        if invoice is None:
+    for path, outcome in zip(files, outcomes, strict=True):
+        if outcome is None or outcome.kind == "unknown":
             rows.append((str(path), None, None, "not in the session's list"))
             continue
-        reason = "; ".join([invoice.status.description, *(invoice.status.details or [])])
-        accepted = resolved if resolved in in_session else None
-        if resolved and not accepted:  # a duplicate of an invoice sent earlier, in another session
-            reason += f" (already in KSeF as {resolved})"
-        rows.append((str(path), accepted, invoice.status.code, reason))
+        reason = "; ".join([outcome.description, *outcome.details])
+        if outcome.kind == "duplicate" and outcome.duplicate_of:  # an invoice sent earlier
+            reason += f" (already in KSeF as {outcome.duplicate_of})"
+        rows.append((str(path), outcome.ksef_number, outcome.code, reason))
     return rows
 
 

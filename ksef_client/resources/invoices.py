@@ -62,8 +62,8 @@ class Invoices:
         self,
         subject_type: str = "Subject1",
         *,
-        date_from: dt.datetime,
-        date_to: dt.datetime | None = None,
+        date_from: dt.date | dt.datetime,
+        date_to: dt.date | dt.datetime | None = None,
         date_type: str = "PermanentStorage",
         page_size: int = 250,
         sort_order: str = "Asc",
@@ -71,7 +71,10 @@ class Invoices:
         cursor: MetadataCursor | None = None,
         **filters: Any,
     ) -> Pager[InvoiceMetadata, MetadataCursor]:
-        """Every metadata record matching the filters, across pages and 10,000-record windows."""
+        """Every metadata record matching the filters, across pages and 10,000-record windows.
+
+        ``date_from``/``date_to``: aware datetimes, or dates (a day in Poland: from its start, to
+        its end); a naive datetime is refused with a ``ValueError``."""
         body = build_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
@@ -82,8 +85,8 @@ class Invoices:
         directory: str | Path,
         subject_type: str = "Subject1",
         *,
-        date_from: dt.datetime,
-        date_to: dt.datetime | None = None,
+        date_from: dt.date | dt.datetime,
+        date_to: dt.date | dt.datetime | None = None,
         date_type: str = "PermanentStorage",
         restrict_to_hwm: bool = False,
         only_metadata: bool = False,
@@ -103,7 +106,7 @@ class Invoices:
         state_file: str | Path,
         directory: str | Path,
         *,
-        start: dt.datetime | None = None,
+        start: dt.date | dt.datetime | None = None,
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
@@ -128,8 +131,8 @@ class AsyncInvoices:
         self,
         subject_type: str = "Subject1",
         *,
-        date_from: dt.datetime,
-        date_to: dt.datetime | None = None,
+        date_from: dt.date | dt.datetime,
+        date_to: dt.date | dt.datetime | None = None,
         date_type: str = "PermanentStorage",
         page_size: int = 250,
         sort_order: str = "Asc",
@@ -148,8 +151,8 @@ class AsyncInvoices:
         directory: str | Path,
         subject_type: str = "Subject1",
         *,
-        date_from: dt.datetime,
-        date_to: dt.datetime | None = None,
+        date_from: dt.date | dt.datetime,
+        date_to: dt.date | dt.datetime | None = None,
         date_type: str = "PermanentStorage",
         restrict_to_hwm: bool = False,
         only_metadata: bool = False,
@@ -169,7 +172,7 @@ class AsyncInvoices:
         state_file: str | Path,
         directory: str | Path,
         *,
-        start: dt.datetime | None = None,
+        start: dt.date | dt.datetime | None = None,
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, PageFlow, all_items, apager, arun, pager, poll_flow, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_session_invoice_status,
     get_session_status,
@@ -26,6 +26,7 @@ from ksef_client._generated.models import (
 )
 from ksef_client._generated.types import UNSET
 from ksef_client.identifiers import validate_reference_number
+from ksef_client.outcomes import InvoiceOutcome, outcome_of
 from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 
 if TYPE_CHECKING:
@@ -111,6 +112,15 @@ def invoice_flow(reference_number: str, invoice_reference_number: str) -> Flow[S
     return parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
 
 
+Outcomes = list[InvoiceOutcome]  # (``list`` is a method name in the classes below)
+
+
+def outcomes_flow(reference_number: str) -> Flow[Outcomes]:
+    """Every invoice of a session with its outcome, in KSeF's ordinal order."""
+    invoices = yield from all_items(invoices_pages(reference_number, False, 1000))
+    return [outcome_of(item) for item in sorted(invoices, key=lambda item: item.ordinal_number)]
+
+
 class Sessions:
     """Sessions of the authenticated context."""
 
@@ -149,6 +159,11 @@ class Sessions:
     def invoice(self, reference_number: str, invoice_reference_number: str) -> SessionInvoiceStatusResponse:
         """The status of one invoice of a session."""
         return run(invoice_flow(reference_number, invoice_reference_number), self._client)
+
+    def outcomes(self, reference_number: str) -> Outcomes:
+        """Every invoice of the session (online or batch) with its ``InvoiceOutcome``, in KSeF's
+        ordinal order; for an online session you hold, ``session.outcomes()`` keeps sending order."""
+        return run(outcomes_flow(reference_number), self._client)
 
 
 class AsyncSessions:
@@ -191,3 +206,7 @@ class AsyncSessions:
     async def invoice(self, reference_number: str, invoice_reference_number: str) -> SessionInvoiceStatusResponse:
         """The status of one invoice of a session."""
         return await arun(invoice_flow(reference_number, invoice_reference_number), self._client)
+
+    async def outcomes(self, reference_number: str) -> Outcomes:
+        """Every invoice of the session with its ``InvoiceOutcome`` (see ``Sessions.outcomes``)."""
+        return await arun(outcomes_flow(reference_number), self._client)

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AllowedIps")
 
@@ -22,6 +23,8 @@ class AllowedIps:
     ip_4_masks: list[str] | None | Unset = UNSET
     """ Lista adresów IPv4 w notacji CIDR, np. `172.16.0.0/16`. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         ip_4_addresses: list[str] | None | Unset

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AttachmentPermissionRevokeRequest")
 
@@ -20,6 +21,8 @@ class AttachmentPermissionRevokeRequest:
     expected_end_date: datetime.date | None | Unset = UNSET
     """ Data wycofania zgody na przesyłanie faktur z załącznikiem. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         nip = self.nip

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.authentication_method import AuthenticationMethod
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationListItem")
 
@@ -43,6 +44,8 @@ class AuthenticationListItem:
     is_current: bool | Unset = UNSET
     """ Czy sesja jest powiązana z aktualnie używanym tokenem. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         start_date = self.start_date.isoformat()

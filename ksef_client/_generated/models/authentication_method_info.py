@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.authentication_method_category import AuthenticationMethodCategory
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationMethodInfo")
 
@@ -27,6 +28,8 @@ class AuthenticationMethodInfo:
     display_name: str
     """ Nazwa metody uwierzytelnienia do wyświetlenia użytkownikowi. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         category = self.category.value

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthorizationPolicy")
 
@@ -17,6 +18,8 @@ class AuthorizationPolicy:
     allowed_ips: AllowedIps | None | Unset = UNSET
     """ Lista dozwolonych adresów IP. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         allowed_ips: dict[str, Any] | None | Unset

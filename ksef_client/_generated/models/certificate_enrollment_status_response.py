@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateEnrollmentStatusResponse")
 
@@ -22,6 +23,8 @@ class CertificateEnrollmentStatusResponse:
     """ Numer seryjny wygenerowanego certyfikatu (w formacie szesnastkowym).
     Zwracany w przypadku prawidłowego przeprocesowania wniosku certyfikacyjnego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         request_date = self.request_date.isoformat()

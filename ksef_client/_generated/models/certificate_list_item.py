@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.certificate_list_item_status import CertificateListItemStatus
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateListItem")
 
@@ -58,6 +59,8 @@ class CertificateListItem:
     last_use_date: datetime.datetime | None | Unset = UNSET
     """ Data ostatniego użycia certyfikatu. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate_serial_number = self.certificate_serial_number

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CheckAttachmentPermissionStatusResponse")
 
@@ -21,6 +22,8 @@ class CheckAttachmentPermissionStatusResponse:
     """ Data i czas zakończenia możliwość dodawania przez Podmiot Załączników do Faktur.
     Brak podanej daty oznacza bezterminową możliwość dodawania Załączników do Faktur """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         is_attachment_allowed = self.is_attachment_allowed

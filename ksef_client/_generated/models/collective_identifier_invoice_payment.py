@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.currency_code import CurrencyCode
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicePayment")
 
@@ -18,6 +19,8 @@ class CollectiveIdentifierInvoicePayment:
     """ Kwota płatności za fakturę. """
     currency: CurrencyCode
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         amount = self.amount

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryRequest")
 
@@ -28,6 +29,8 @@ class CollectiveIdentifiersQueryRequest:
     created_in_current_context: bool | None | Unset = UNSET
     """ Określa czy identyfikator zbiorczy został wygenerowany w bieżącym kontekście. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         date_created_from = self.date_created_from.isoformat()

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="CollectiveIdentifiersQueryResponseItem")
 
 
@@ -22,6 +24,8 @@ class CollectiveIdentifiersQueryResponseItem:
     created_in_current_context: bool
     """ Określa czy identyfikator zbiorczy został wygenerowany w bieżącym kontekście. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         collective_identifier_number = self.collective_identifier_number

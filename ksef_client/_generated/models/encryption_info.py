@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EncryptionInfo")
 
@@ -25,6 +26,8 @@ class EncryptionInfo:
     public_key_id: None | str | Unset = UNSET
     """ Identyfikator klucza publicznego użytego do szyfrowania. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         encrypted_symmetric_key = self.encrypted_symmetric_key

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EnrollCertificateRequest")
 
@@ -31,6 +32,8 @@ class EnrollCertificateRequest:
     """ Data rozpoczęcia ważności certyfikatu.
     Jeśli nie zostanie podana, certyfikat będzie ważny od momentu jego wystawienia. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate_name = self.certificate_name

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationGrant")
 
@@ -44,6 +45,8 @@ class EntityAuthorizationGrant:
     subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset = UNSET
     """ Dane podmiotu uprawnionego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

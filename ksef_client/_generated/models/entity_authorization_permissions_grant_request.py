@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_authorization_permission_type import EntityAuthorizationPermissionType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsGrantRequest")
 
@@ -25,6 +26,8 @@ class EntityAuthorizationPermissionsGrantRequest:
     """ Opis uprawnienia """
     subject_details: EntityDetails
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier = self.subject_identifier.to_dict()

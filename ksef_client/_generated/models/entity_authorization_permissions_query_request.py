@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..models.query_type import QueryType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsQueryRequest")
 
@@ -31,6 +32,8 @@ class EntityAuthorizationPermissionsQueryRequest:
     permission_types: list[InvoicePermissionType] | None | Unset = UNSET
     """ Lista rodzajów wyszukiwanych uprawnień. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         query_type = self.query_type.value

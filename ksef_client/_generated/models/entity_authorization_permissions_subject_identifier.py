@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.entity_authorization_permissions_subject_identifier_type import (
     EntityAuthorizationPermissionsSubjectIdentifierType,
 )
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsSubjectIdentifier")
 
@@ -28,6 +29,8 @@ class EntityAuthorizationPermissionsSubjectIdentifier:
     value: str
     """ Wartość identyfikatora. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.entity_permission_type import EntityPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermission")
 
@@ -19,6 +20,8 @@ class EntityPermission:
     can_delegate: bool | Unset = UNSET
     """ Flaga pozwalająca na pośrednie przekazywanie danego uprawnienia """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_permission_item_scope import EntityPermissionItemScope
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermissionItem")
 
@@ -31,6 +32,8 @@ class EntityPermissionItem:
     can_delegate: bool
     """ Flaga określająca, czy uprawnienie ma być możliwe do dalszego przekazywania. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.entity_role_type import EntityRoleType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityRole")
 
@@ -27,6 +28,8 @@ class EntityRole:
     | --- | --- |
     | Nip | 10 cyfrowy numer NIP | """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         role = self.role.value

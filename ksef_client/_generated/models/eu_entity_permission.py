@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_query_permission_type import EuEntityPermissionsQueryPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermission")
 
@@ -43,6 +44,8 @@ class EuEntityPermission:
     eu_entity_details: None | PermissionsEuEntityDetails | Unset = UNSET
     """ Dane podmiotu unijnego, w kontekście którego nadane jest uprawnienie. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

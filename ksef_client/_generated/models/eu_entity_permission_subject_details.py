@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_subject_details_type import EuEntityPermissionSubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionSubjectDetails")
 
@@ -34,6 +35,8 @@ class EuEntityPermissionSubjectDetails:
     """ Dane podmiotu.
     *Wymagane, gdy subjectDetailsType = EntityByFingerprint.* """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_details_type = self.subject_details_type.value

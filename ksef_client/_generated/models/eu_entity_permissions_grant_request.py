@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_type import EuEntityPermissionType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionsGrantRequest")
 
@@ -25,6 +26,8 @@ class EuEntityPermissionsGrantRequest:
     """ Opis uprawnienia """
     subject_details: EuEntityPermissionSubjectDetails
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier = self.subject_identifier.to_dict()

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_query_permission_type import EuEntityPermissionsQueryPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionsQueryRequest")
 
@@ -22,6 +23,8 @@ class EuEntityPermissionsQueryRequest:
     permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset = UNSET
     """ Lista rodzajów wyszukiwanych uprawnień. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         vat_ue_identifier: None | str | Unset

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ForbiddenProblemDetails")
 
@@ -57,6 +58,8 @@ class ForbiddenProblemDetails:
     timestamp: datetime.datetime | Unset = UNSET
     """ Data i czas wystąpienia błędu w UTC. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         title = self.title

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="GenerateCollectiveIdentifierResponse")
 
 
@@ -32,6 +34,8 @@ class GenerateCollectiveIdentifierResponse:
     Przykład:
     `1111111111-IZ202607-65ED02180000-E7`. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         collective_identifier_number = self.collective_identifier_number

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.indirect_permission_type import IndirectPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="IndirectPermissionsGrantRequest")
 
@@ -36,6 +37,8 @@ class IndirectPermissionsGrantRequest:
     | AllPartners | Identyfikator oznaczający, że uprawnienie nadane w sposób pośredni jest typu generalnego |
     | InternalId | Dwuczłonowy identyfikator składający się z numeru NIP i 5 cyfr: `{nip}-{5_cyfr}` | """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier = self.subject_identifier.to_dict()

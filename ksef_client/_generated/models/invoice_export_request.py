@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceExportRequest")
 
@@ -22,6 +23,8 @@ class InvoiceExportRequest:
     compression_type: CompressionType | None | Unset = UNSET
     """ Typ kompresji. Obsługiwane typy: Zip oraz TarGz. Domyślna kompresja to Zip. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         encryption = self.encryption.to_dict()

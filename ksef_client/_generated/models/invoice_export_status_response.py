@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceExportStatusResponse")
 
@@ -24,6 +25,8 @@ class InvoiceExportStatusResponse:
     package: InvoicePackage | None | Unset = UNSET
     """ Dane paczki faktur przygotowanej do pobrania. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         status = self.status.to_dict()

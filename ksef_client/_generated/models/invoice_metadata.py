@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadata")
 
@@ -71,6 +72,8 @@ class InvoiceMetadata:
     authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset = UNSET
     """ Podmiot upoważniony. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         ksef_number = self.ksef_number

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.third_subject_identifier_type import ThirdSubjectIdentifierType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadataThirdSubjectIdentifier")
 
@@ -38,6 +39,8 @@ class InvoiceMetadataThirdSubjectIdentifier:
     value: None | str | Unset = UNSET
     """ Wartość identyfikatora podmiotu trzeciego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoicePackage")
 
@@ -49,6 +50,8 @@ class InvoicePackage:
 
     Dla dateType = Issue lub Invoicing – null. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         invoice_count = self.invoice_count

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="InvoicePackagePart")
 
 
@@ -38,6 +40,8 @@ class InvoicePackagePart:
     """ Data i godzina wygaśnięcia linku umożliwiającego pobranie części paczki.
     Po upływie tego momentu link przestaje być aktywny. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         ordinal_number = self.ordinal_number

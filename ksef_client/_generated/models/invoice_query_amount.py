@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.amount_type import AmountType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryAmount")
 
@@ -19,6 +20,8 @@ class InvoiceQueryAmount:
     from_: float | None | Unset = UNSET
     to: float | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

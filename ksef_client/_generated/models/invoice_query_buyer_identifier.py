@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.buyer_identifier_type import BuyerIdentifierType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryBuyerIdentifier")
 
@@ -26,6 +27,8 @@ class InvoiceQueryBuyerIdentifier:
     value: None | str | Unset = UNSET
     """ Wartość identyfikatora nabywcy (exact match). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

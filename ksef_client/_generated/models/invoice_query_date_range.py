@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.invoice_query_date_type import InvoiceQueryDateType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryDateRange")
 
@@ -36,6 +37,8 @@ class InvoiceQueryDateRange:
     `PermanentStorageHwmDate`,
     * Gdy `null` lub `false`, filtrowanie może wykraczać poza `PermanentStorageHwmDate`. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         date_type = self.date_type.value

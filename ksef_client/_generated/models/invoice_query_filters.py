@@ -13,6 +13,7 @@ from ..models.invoice_query_subject_type import InvoiceQuerySubjectType
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryFilters")
 
@@ -78,6 +79,8 @@ class InvoiceQueryFilters:
     has_attachment: bool | None | Unset = UNSET
     """ Czy faktura ma załącznik. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_type = self.subject_type.value

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceStatusInfo")
 
@@ -24,6 +25,8 @@ class InvoiceStatusInfo:
     """ Zbiór dodatkowych informacji związanych ze statusem faktury, zapisanych jako pary klucz–wartość.
     Umożliwia rozszerzenie modelu o dane specyficzne dla danego przypadku. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         code = self.code

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="PermissionsEuEntityDetails")
 
 
@@ -17,6 +19,8 @@ class PermissionsEuEntityDetails:
     address: str
     """ Adres podmiotu unijnego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         full_name = self.full_name

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.entity_subject_by_fingerprint_details_type import EntitySubjectByFingerprintDetailsType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectEntityByFingerprintDetails")
 
@@ -25,6 +26,8 @@ class PermissionsSubjectEntityByFingerprintDetails:
     address: None | str | Unset = UNSET
     """ Adres podmiotu. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_details_type = self.subject_details_type.value

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_subject_by_identifier_details_type import EntitySubjectByIdentifierDetailsType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectEntityByIdentifierDetails")
 
@@ -22,6 +23,8 @@ class PermissionsSubjectEntityByIdentifierDetails:
     full_name: str
     """ Pełna nazwa podmiotu. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_details_type = self.subject_details_type.value

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.person_subject_details_type import PersonSubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectPersonDetails")
 
@@ -37,6 +38,8 @@ class PermissionsSubjectPersonDetails:
     id_document: IdDocument | None | Unset = UNSET
     """ Dane dokumentu tożsamości osoby fizycznej. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_details_type = self.subject_details_type.value

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="PersonByFingerprintWithoutIdentifierDetails")
 
 
@@ -22,6 +24,8 @@ class PersonByFingerprintWithoutIdentifierDetails:
     id_document: IdDocument
     """ Dane dokumentu tożsamości osoby fizycznej. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         first_name = self.first_name

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonCreateRequest")
 
@@ -26,6 +27,8 @@ class PersonCreateRequest:
     """ W przypadku wielokrotnego tworzenia danych testowych z tym samym identyfikatorem nie można podawać daty
     wcześniejszej ani takiej samej jak poprzednia. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         nip = self.nip

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.person_permission_scope import PersonPermissionScope
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermission")
 
@@ -60,6 +61,8 @@ class PersonPermission:
     subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = UNSET
     """ Dane podmiotu uprawnionego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.person_permissions_author_identifier_type import PersonPermissionsAuthorIdentifierType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsAuthorIdentifier")
 
@@ -30,6 +31,8 @@ class PersonPermissionsAuthorIdentifier:
     """ Wartość identyfikatora. W przypadku typu System należy pozostawić puste. W pozostałych przypadkach pole jest
     wymagane. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

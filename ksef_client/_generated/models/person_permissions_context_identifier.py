@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permissions_context_identifier_type import PersonPermissionsContextIdentifierType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsContextIdentifier")
 
@@ -26,6 +27,8 @@ class PersonPermissionsContextIdentifier:
     value: str
     """ Wartość identyfikatora. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permission_type import PersonPermissionType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsGrantRequest")
 
@@ -27,6 +28,8 @@ class PersonPermissionsGrantRequest:
     """ Opis uprawnienia """
     subject_details: PersonPermissionSubjectDetails
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier = self.subject_identifier.to_dict()

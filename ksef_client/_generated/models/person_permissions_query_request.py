@@ -11,6 +11,7 @@ from ..models.permission_state import PermissionState
 from ..models.person_permission_type import PersonPermissionType
 from ..models.person_permissions_query_type import PersonPermissionsQueryType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsQueryRequest")
 
@@ -55,6 +56,8 @@ class PersonPermissionsQueryRequest:
     | Active | Uprawnienia aktywne |
     | Inactive | Uprawnienia nieaktywne, nadane w sposób pośredni | """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         query_type = self.query_type.value

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_scope import PersonalPermissionScope
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermission")
 
@@ -51,6 +52,8 @@ class PersonalPermission:
     subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = UNSET
     """ Dane podmiotu uprawnionego. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_type import PersonalPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermissionsQueryRequest")
 
@@ -39,6 +40,8 @@ class PersonalPermissionsQueryRequest:
     | Active | Uprawnienia aktywne |
     | Inactive | Uprawnienia nieaktywne | """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         context_identifier: dict[str, Any] | None | Unset

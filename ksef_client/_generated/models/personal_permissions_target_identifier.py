@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.personal_permissions_target_identifier_type import PersonalPermissionsTargetIdentifierType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermissionsTargetIdentifier")
 
@@ -30,6 +31,8 @@ class PersonalPermissionsTargetIdentifier:
     """ Wartość identyfikatora. W przypadku typu AllPartners należy pozostawić puste. W pozostałych przypadkach pole
     jest wymagane. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         type_ = self.type_.value

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.public_key_certificate_usage import PublicKeyCertificateUsage
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PublicKeyCertificate")
 
@@ -35,6 +36,8 @@ class PublicKeyCertificate:
     |
      """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate = self.certificate

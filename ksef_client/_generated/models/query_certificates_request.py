@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.certificate_list_item_status import CertificateListItemStatus
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryCertificatesRequest")
 
@@ -46,6 +47,8 @@ class QueryCertificatesRequest:
     expires_after: datetime.datetime | None | Unset = UNSET
     """ Filtruje certyfikaty, które wygasają po podanej dacie. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate_serial_number: None | str | Unset

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.owner_permission_scope import OwnerPermissionScope
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryPersonalPermissionsResponse")
 
@@ -22,6 +23,8 @@ class QueryPersonalPermissionsResponse:
     owner_permissions: list[OwnerPermissionScope] | None | Unset = UNSET
     """ Lista uprawnień właścicielskich. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         permissions = []

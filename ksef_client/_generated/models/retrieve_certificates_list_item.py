@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.ksef_certificate_type import KsefCertificateType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RetrieveCertificatesListItem")
 
@@ -28,6 +29,8 @@ class RetrieveCertificatesListItem:
     trybie offline |
      """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate = self.certificate

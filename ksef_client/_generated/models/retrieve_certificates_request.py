@@ -7,6 +7,8 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="RetrieveCertificatesRequest")
 
 
@@ -15,6 +17,8 @@ class RetrieveCertificatesRequest:
     certificate_serial_numbers: list[str]
     """ Numery seryjne certyfikatów do pobrania. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         certificate_serial_numbers = self.certificate_serial_numbers

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.certificate_revocation_reason import CertificateRevocationReason
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RevokeCertificateRequest")
 
@@ -24,6 +25,8 @@ class RevokeCertificateRequest:
     | KeyCompromise | Klucz prywatny powiązany z certyfikatem został skompromitowany. |
      """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         revocation_reason: None | str | Unset

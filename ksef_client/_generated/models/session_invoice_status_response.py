@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionInvoiceStatusResponse")
 
@@ -49,6 +50,8 @@ class SessionInvoiceStatusResponse:
     invoicing_mode: InvoicingMode | None | Unset = UNSET
     """ Tryb fakturowania (online/offline). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         ordinal_number = self.ordinal_number

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionInvoicesResponse")
 
@@ -19,6 +20,8 @@ class SessionInvoicesResponse:
     continuation_token: None | str | Unset = UNSET
     """ Token służący do pobrania kolejnej strony wyników. Jeśli jest pusty, to nie ma kolejnych stron. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         invoices = []

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionStatusResponse")
 
@@ -31,6 +32,8 @@ class SessionStatusResponse:
     failed_invoice_count: int | None | Unset = UNSET
     """ Liczba faktur przeprocesowanych w ramach sesji z błędem. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         status = self.status.to_dict()

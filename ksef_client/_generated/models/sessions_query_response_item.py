@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionsQueryResponseItem")
 
@@ -31,6 +32,8 @@ class SessionsQueryResponseItem:
     valid_until: datetime.datetime | None | Unset = UNSET
     """ Termin ważności sesji. Po jego upływie sesja interaktywna zostanie automatycznie zamknięta. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         reference_number = self.reference_number

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..models.subject_identifier_type import SubjectIdentifierType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetSubjectLimitsRequest")
 
@@ -19,6 +20,8 @@ class SetSubjectLimitsRequest:
     enrollment: EnrollmentSubjectLimitsOverride | None | Unset = UNSET
     certificate: CertificateSubjectLimitsOverride | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier_type: str | Unset = UNSET

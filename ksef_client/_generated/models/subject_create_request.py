@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.subject_type import SubjectType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubjectCreateRequest")
 
@@ -25,6 +26,8 @@ class SubjectCreateRequest:
     """ W przypadku wielokrotnego tworzenia danych testowych z tym samym identyfikatorem nie można podawać daty
     wcześniejszej ani takiej samej jak poprzednia. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_nip = self.subject_nip

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subordinate_entity_role_type import SubordinateEntityRoleType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubordinateEntityRole")
 
@@ -26,6 +27,8 @@ class SubordinateEntityRole:
     start_date: datetime.datetime
     """ Data rozpoczęcia obowiązywania powiązania. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subordinate_entity_identifier = self.subordinate_entity_identifier.to_dict()

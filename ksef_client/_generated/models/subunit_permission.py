@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..models.subunit_permission_scope import SubunitPermissionScope
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermission")
 
@@ -48,6 +49,8 @@ class SubunitPermission:
     subunit_name: None | str | Unset = UNSET
     """ Nazwa jednostki podrzędnej. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id

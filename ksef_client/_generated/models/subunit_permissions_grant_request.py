@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermissionsGrantRequest")
 
@@ -34,6 +35,8 @@ class SubunitPermissionsGrantRequest:
     """ Nazwa jednostki podrzędnej. W przypadku jednostki podrzędnej z identyfikatorem wewnętrznym pole jest
     wymagane. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         subject_identifier = self.subject_identifier.to_dict()

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.test_data_permission_type import TestDataPermissionType
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataPermission")
 
@@ -17,6 +18,8 @@ class TestDataPermission:
     description: str
     permission_type: TestDataPermissionType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         description = self.description

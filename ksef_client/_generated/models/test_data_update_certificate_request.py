@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import short_repr as _short_repr
+
 T = TypeVar("T", bound="TestDataUpdateCertificateRequest")
 
 
@@ -16,6 +18,8 @@ class TestDataUpdateCertificateRequest:
     valid_to: datetime.datetime
     """ Nowa data ważności certyfikatu, nie może być późniejsza niż obecna. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         valid_to = self.valid_to.isoformat()

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.authentication_token_status import AuthenticationTokenStatus
 from ..models.token_permission_type import TokenPermissionType
 from ..types import UNSET, Unset
+from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TokenStatusResponse")
 
@@ -43,6 +44,8 @@ class TokenStatusResponse:
     status_details: list[str] | None | Unset = UNSET
     """ Dodatkowe informacje na temat statusu, zwracane w przypadku błędów. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    __repr__ = _short_repr
 
     def to_dict(self) -> dict[str, Any]:
         reference_number = self.reference_number

@@ -1,0 +1,112 @@
+"""What became of each sent invoice (issue 20, point 6): ``session.outcomes()`` and
+``ksef.sessions.outcomes()`` tell accepted, duplicate of N and rejected (with KSeF's code and
+details) apart, and a resend after a lost answer is the first attempt's acceptance."""
+
+from __future__ import annotations
+
+import pytest
+
+from ksef_client import AsyncKSeF, InvoiceOutcome, KSeF, UPONotAvailableError
+from ksef_client._generated.models import SessionInvoiceStatusResponse
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.outcomes import outcome_of, session_outcomes
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+BROKEN = b'<?xml version="1.0" encoding="UTF-8"?><Faktura>not FA(3)</Faktura>'
+
+
+class TestOutcomes:
+    def test_accepted_rejected_and_duplicate_in_one_session(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        with ksef.online_session(validate=False) as session:
+            session.send(sample_invoice("OUT/1"))
+            session.send(BROKEN)
+            session.send(sample_invoice("OUT/1"))  # the caller sends the same invoice twice
+        ksef.sessions.wait(session.reference_number)
+        accepted, rejected, duplicate = session.outcomes()
+        assert accepted.kind == "accepted" and accepted.accepted and accepted.code == 200
+        assert accepted.ksef_number is not None and accepted.ksef_number.startswith(NIP)
+        assert accepted.invoice_number == "OUT/1"
+        assert (rejected.kind, rejected.code, rejected.ksef_number) == ("rejected", 430, None)
+        assert rejected.description and rejected.details
+        assert (duplicate.kind, duplicate.code, duplicate.ksef_number) == ("duplicate", 440, None)
+        assert duplicate.duplicate_of == accepted.ksef_number
+        assert duplicate.duplicate_session == session.reference_number
+        assert session.ksef_numbers() == [accepted.ksef_number, None, accepted.ksef_number]
+        # The session's own listing, for batch sessions too: KSeF's ordinal order.
+        assert [o.kind for o in ksef.sessions.outcomes(session.reference_number)] == [
+            "accepted",
+            "rejected",
+            "duplicate",
+        ]
+
+    def test_an_invoice_already_in_ksef_is_a_duplicate_and_the_session_has_no_upo(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        with ksef.online_session() as first:
+            first.send(sample_invoice("OUT/2"))
+        ksef.sessions.wait(first.reference_number)
+        (original,) = first.outcomes()
+        with ksef.online_session() as again:
+            again.send(sample_invoice("OUT/2"))
+        status = ksef.sessions.wait(again.reference_number)  # final, does not raise
+        assert status.status.code == 445  # no valid invoices
+        (outcome,) = again.outcomes()
+        assert outcome == InvoiceOutcome(
+            reference_number=outcome.reference_number,
+            kind="duplicate",
+            code=440,
+            description=outcome.description,
+            details=outcome.details,
+            duplicate_of=original.ksef_number,
+            duplicate_session=first.reference_number,
+            invoice_number="OUT/2",
+            ordinal_number=1,
+        )
+        assert not outcome.accepted and outcome.number_in_ksef == original.ksef_number
+        with pytest.raises(UPONotAvailableError, match="445"):  # documented in errors-and-retries.md
+            ksef.upo.get_session_upo(again.reference_number)
+
+
+def _listed(reference: str, code: int, **fields: object) -> SessionInvoiceStatusResponse:
+    return SessionInvoiceStatusResponse.from_dict(
+        {
+            "ordinalNumber": 1,
+            "referenceNumber": reference,
+            "invoiceHash": "A" * 43 + "=",
+            "invoicingDate": "2026-11-25T10:00:00+00:00",
+            "status": {"code": code, "description": "x"},
+            **fields,
+        }
+    )
+
+
+def test_codes_below_200_are_processing_and_unlisted_references_unknown() -> None:
+    session = "20261125-SO-0000000000-0000000000-00"
+    processing, unknown = session_outcomes([_listed("R1", 150)], ["R1", "R2"], session)
+    assert (processing.kind, processing.code, processing.number_in_ksef) == ("processing", 150, None)
+    assert (unknown.kind, unknown.code) == ("unknown", None)
+    assert outcome_of(_listed("R3", 450, ksefNumber=None)).kind == "rejected"
+
+
+@pytest.mark.anyio
+async def test_a_resend_after_a_lost_answer_is_the_first_attempts_acceptance(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
+        async with client.online_session() as session:
+            backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")
+            returned = await session.send(sample_invoice("LOST/9"))
+        await client.sessions.wait(session.reference_number)
+        (outcome,) = await session.outcomes()
+        listing = await client.sessions.outcomes(session.reference_number)
+    assert backend.faults.injected == 1
+    assert [o.kind for o in listing] == ["accepted", "duplicate"]  # both attempts reached KSeF
+    assert outcome == listing[0] and outcome.reference_number != returned
+    assert outcome.accepted and outcome.ksef_number == listing[1].duplicate_of
