@@ -25,7 +25,7 @@ from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
 from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, read_invoice_fields
 from ksef_client.mock.state.permissions import Permissions
-from ksef_client.mock.state.storage import Storage
+from ksef_client.mock.state.storage import LazyBlob, Storage
 from ksef_client.mock.state.testdata import SESSION_KIND_LIMITS, TestData
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.schemas import (
@@ -68,6 +68,7 @@ MAX_PACKAGE_BYTES = 5_000_000_000
 PART_WINDOW = dt.timedelta(minutes=20)
 SESSION_TTL = dt.timedelta(hours=12)
 _PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
+_INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,9 @@ class Session:
     status: Status
     invoices: list[Invoice] = field(default_factory=list)
     reads_until_processed: int = 0
-    upo_pages: list[tuple[str, bytes]] = field(default_factory=list)
+    # The session UPO's pages: reference number and, once someone downloaded it, the document.
+    upo_pages: list[tuple[str, bytes | None]] = field(default_factory=list)
+    upo_page_size: int = 10_000
     key: SymmetricKey | None = field(default=None, repr=False)
     batch: BatchPackage | None = None
     offline: bool = False
@@ -238,6 +241,8 @@ class Sessions:
         self.testdata = testdata
         self.state = SessionsState()
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
+        storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
+        storage.register(_SESSION_UPO, self._resolve_session_upo)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -544,7 +549,10 @@ class Sessions:
         elif not any(i.accepted for i in session.invoices):
             self.set_status(session, Status(445, SESSION_TEXT[445]))
         else:
-            session.upo_pages = self._session_upo_pages(session)
+            # The pages are numbered now and built (one signature each) when first downloaded.
+            session.upo_page_size = self.core.settings.upo_page_size
+            count = -(-sum(1 for i in session.invoices if i.accepted) // session.upo_page_size)
+            session.upo_pages = [(self.core.new_reference_number("EU"), None) for _ in range(count)]
             self.set_status(session, Status(200, SESSION_TEXT[200]))
 
     def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
@@ -619,23 +627,53 @@ class Sessions:
             mode="Offline" if invoice.offline else "Online",
         )  # fmt: skip
 
-    def _session_upo_pages(self, session: Session) -> list[tuple[str, bytes]]:
-        accepted = [i for i in session.invoices if i.accepted]
-        size = self.core.settings.upo_page_size
-        count = (len(accepted) + size - 1) // size
-        pages = []
-        for index in range(count):
+    def _session_upo_page(self, session: Session, index: int) -> bytes:
+        """Page ``index`` (from 0) of the session UPO, built and signed on first use, then kept."""
+        ref, xml = session.upo_pages[index]
+        if xml is None:
+            accepted = [i for i in session.invoices if i.accepted]
+            size, count = session.upo_page_size, len(session.upo_pages)
             chunk = accepted[index * size : (index + 1) * size]
             info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
             xml = build_upo(self._header(session), [self._document(i) for i in chunk], info)
-            pages.append((self.core.new_reference_number("EU"), xml))
-        return pages
+            with self.core.lock:
+                session.upo_pages[index] = (ref, xml)
+        return xml
+
+    def session_upo_links(self, session: Session) -> list[tuple[str, str, dt.datetime]]:
+        """``(UPO page reference, storage name, expiry)`` of every page: fresh links, no page built."""
+        links = []
+        for ref, xml in session.upo_pages:
+            name, expires = self.storage.presign(
+                xml if xml is not None else LazyBlob(_SESSION_UPO, (session.reference_number, ref))
+            )
+            links.append((ref, name, expires))
+        return links
 
     def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
         """The UPO document of one accepted invoice (signed once, then cached)."""
         if invoice.upo is None:
             invoice.upo = build_upo(self._header(session), [self._document(invoice)])
         return invoice.upo
+
+    def invoice_upo_link(self, session: Session, invoice: Invoice) -> tuple[str, dt.datetime]:
+        """A fresh presigned link to an accepted invoice's UPO; the UPO is made when downloaded."""
+        lazy = LazyBlob(_INVOICE_UPO, (session.reference_number, str(invoice.ordinal_number)))
+        return self.storage.presign(invoice.upo if invoice.upo is not None else lazy)
+
+    def _resolve_invoice_upo(self, reference_number: str, ordinal_number: str) -> bytes | None:
+        session = self.state.sessions.get(reference_number)
+        if session is None or not 0 < int(ordinal_number) <= len(session.invoices):
+            return None
+        invoice = session.invoices[int(ordinal_number) - 1]
+        return self.invoice_upo_for(session, invoice) if invoice.accepted else None
+
+    def _resolve_session_upo(self, reference_number: str, upo_reference_number: str) -> bytes | None:
+        session = self.state.sessions.get(reference_number)
+        pages = [ref for ref, _ in session.upo_pages] if session is not None else []
+        if session is None or upo_reference_number not in pages:
+            return None
+        return self._session_upo_page(session, pages.index(upo_reference_number))
 
     def invoice_upo(
         self, access: Access, reference_number: str, *, invoice_reference_number: str | None = None,
@@ -655,10 +693,10 @@ class Sessions:
     def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
         """One page of a session's UPO."""
         session = self.get(access, reference_number, read=False)
-        for ref, xml in session.upo_pages:
-            if ref == upo_reference_number:
-                return xml
-        raise NotFound(21178, "UPO nie zostało znalezione.")
+        found = self._resolve_session_upo(session.reference_number, upo_reference_number)
+        if found is None:
+            raise NotFound(21178, "UPO nie zostało znalezione.")
+        return found
 
 
 def _bad_nips(fields: InvoiceFields) -> list[str]:
