@@ -24,14 +24,18 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from lxml import etree
 
 from ksef_client import KSeF
 from ksef_client._generated import Client
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.api.sessions_status import list_session_invoices
 from ksef_client._generated.models import QueryInvoicesMetadataResponse, SessionInvoicesResponse
+from ksef_client.crypto import sha256_b64
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.testing import sample_invoice
+from ksef_client.upo import parse_upo, validate_upo, verify_hash
 
 NIP = "5265877635"
 
@@ -418,3 +422,27 @@ def emulator_session(kind: str, count: int) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     result["invoices"] = count
     return result
+
+
+def upo_parsing(count: int = 5000) -> dict[str, float]:
+    """``parse_upo`` of a session UPO of ``count`` documents beside lxml parsing the same bytes
+    (alternating best times), and on their own the hash check and the XSD validation."""
+    documents = [
+        UpoDocument(NIP, f"{NIP}-20261120-{i:012X}-00", f"FV/{i}", "2026-11-20", "2026-11-20T10:00:00.123+00:00",
+                    "2026-11-20T10:00:01.456+00:00", "q" * 43 + "=", "Online")
+        for i in range(count)
+    ]  # fmt: skip
+    header = UpoHeader("20261120-SB-0000000000-0000000000-00", "Nip", NIP, "h" * 43 + "=", "FA (3)")
+    xml = build_upo(header, documents, PageInfo(1, 1, 1, count, count))
+    parser = etree.XMLParser()
+    lxml_s, ours_s = fastest_pair(lambda: etree.fromstring(xml, parser), lambda: parse_upo(xml), repeat=15)
+    assert len(parse_upo(xml).documents) == count
+    digest = sha256_b64(xml)
+    return {
+        "documents": count,
+        "lxml_parse_ms": lxml_s * 1e3,
+        "parse_upo_ms": ours_s * 1e3,
+        "ratio": ours_s / lxml_s,
+        "hash_check_ms": median_seconds(lambda: verify_hash(xml, digest), repeat=5) * 1e3,
+        "xsd_validation_ms": median_seconds(lambda: validate_upo(xml), repeat=3) * 1e3,
+    }
