@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import secrets
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
-from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, read_invoice_fields
+from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, fields_of
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.storage import LazyBlob, Storage
 from ksef_client.mock.state.testdata import SESSION_KIND_LIMITS, TestData
@@ -241,6 +242,8 @@ class Sessions:
         self.testdata = testdata
         self.state = SessionsState()
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
+        # Batch sessions being processed after their close (not state: a thread is not saved).
+        self._processing: dict[str, threading.Thread] = {}
         storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
         storage.register(_SESSION_UPO, self._resolve_session_upo)
 
@@ -377,6 +380,11 @@ class Sessions:
         """
         if session.status.code != 100:
             raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
+        return self._take_invoice(session, xml, offline, file_name, attachments_allowed)
+
+    def _take_invoice(
+        self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None
+    ) -> Invoice:
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
         status = self._verify(session, invoice, xml, attachments_allowed)
         with self.core.lock:
@@ -399,7 +407,7 @@ class Sessions:
                 raise InvoiceSchemaError(errors, "schema")
             if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
                 raise InvoiceSchemaError([f"{len(xml)} B bez załączników > {MAX_INVOICE_BYTES} B."], "size")
-            fields = read_invoice_fields(xml)
+            fields = fields_of(document)
         except InvoiceSchemaError as error:
             return Status(430, INVOICE_TEXT[430], [f"[{error.rule}] {e}" for e in error.errors[:10]])
         except ValueError as error:
@@ -486,11 +494,25 @@ class Sessions:
                     21157, "Nieprawidłowy rozmiar części pakietu.",
                     [f"Zadeklarowany rozmiar części '{part.ordinal_number}' nie zgadza się z rzeczywistym."],
                 )  # fmt: skip
+        # As in KSeF, the close is answered at once (150) and the package is processed after it;
+        # the session's first status read that would see it processed waits for the processing.
+        with self.core.lock:
+            self.close(session, interim=150, finish=False)
+            worker = threading.Thread(target=self._process_batch, args=(session,), daemon=True)
+            self._processing[session.reference_number] = worker
+        worker.start()
+
+    def _process_batch(self, session: Session) -> None:
         failure = self._unpack_batch(session)
         if failure is not None:
             self.set_status(session, failure)
-            return
-        self.close(session, interim=150)
+
+    def _settle(self, session: Session) -> None:
+        """Wait until the batch session's processing after its close is over (no lock held)."""
+        worker = self._processing.get(session.reference_number)
+        if worker is not None:
+            worker.join()
+            self._processing.pop(session.reference_number, None)
 
     def _unpack_batch(self, session: Session) -> Status | None:
         batch = session.batch
@@ -510,7 +532,7 @@ class Sessions:
             if size > MAX_BATCH_INVOICE_BYTES:
                 self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.")
                 continue
-            self.add_invoice(session, read(), offline=session.offline, file_name=name)
+            self._take_invoice(session, read(), session.offline, name, None)
         for part in batch.parts:
             part.data = None  # the invoices are kept; the encrypted parts are not needed any more
         return None
@@ -521,9 +543,10 @@ class Sessions:
 
     # --- closing and status --------------------------------------------------------------------
 
-    def close(self, session: Session, interim: int = 170) -> None:
+    def close(self, session: Session, interim: int = 170, *, finish: bool = True) -> None:
         """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
-        after the configured status reads."""
+        after the configured status reads (with none, now; or at the first read when ``finish`` is
+        false: the batch is still being processed)."""
         with self.core.lock:
             if session.status.code != 100:
                 raise MockAPIError(
@@ -533,7 +556,7 @@ class Sessions:
             session.closed = self.core.clock()
             self.set_status(session, Status(interim, SESSION_TEXT[interim]))
             session.reads_until_processed = self.core.transitions.session_reads
-            if session.reads_until_processed <= 0:
+            if session.reads_until_processed <= 0 and finish:
                 self._finish(session)
 
     def close_online(self, access: Access, reference_number: str) -> None:
@@ -561,6 +584,11 @@ class Sessions:
             session = self.state.sessions.get(reference_number)
             if session is None or session.context != access.context:
                 raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+            # What the session holds is looked at (invoices, UPO), or its status is about to be final.
+            settle = not read or session.reads_until_processed <= 1
+        if settle and session.reference_number in self._processing:
+            self._settle(session)
+        with self.core.lock:
             if read and session.status.code in (150, 170):
                 session.reads_until_processed -= 1
                 if session.reads_until_processed <= 0:
