@@ -446,3 +446,19 @@ def upo_parsing(count: int = 5000) -> dict[str, float]:
         "hash_check_ms": median_seconds(lambda: verify_hash(xml, digest), repeat=5) * 1e3,
         "xsd_validation_ms": median_seconds(lambda: validate_upo(xml), repeat=3) * 1e3,
     }
+
+
+def cli_help(python: str = sys.executable, repeat: int = 9) -> dict[str, float]:
+    """``ksef --help`` in a fresh process (bytecode cached, as users run it) over a bare interpreter
+    (the best of ``repeat`` alternating runs of each)."""
+    bare, help_ = [], []
+    for _ in range(repeat):
+        for command, timings in ((["-c", "pass"], bare), (["-m", "ksef_client.cli", "--help"], help_)):
+            start = time.perf_counter()
+            subprocess.run([python, *command], check=True, capture_output=True)
+            timings.append(time.perf_counter() - start)
+    return {
+        "help_ms": min(help_) * 1e3,
+        "interpreter_ms": min(bare) * 1e3,
+        "over_bare_ms": (min(help_) - min(bare)) * 1e3,
+    }
