@@ -24,14 +24,18 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from lxml import etree
 
 from ksef_client import KSeF
 from ksef_client._generated import Client
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.api.sessions_status import list_session_invoices
 from ksef_client._generated.models import QueryInvoicesMetadataResponse, SessionInvoicesResponse
+from ksef_client.crypto import sha256_b64
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.testing import sample_invoice
+from ksef_client.upo import parse_upo, validate_upo, verify_hash
 
 NIP = "5265877635"
 
@@ -305,8 +309,10 @@ def upo_download(count: int, concurrency: int = 16) -> dict[str, float]:
         with KSeF(base_url=base_url, access_token=emulator.token, rate_limit_scale=0) as ksef:
             result = ksef.send_batch([sample_invoice(f"U/{i}") for i in range(count)], wait=True)
             ref = result.reference_number
-            # Listing once makes the emulator sign every UPO (cached), so neither path pays for signing.
             numbers = [str(i.ksef_number) for i in ksef.sessions.invoices(ref, page_size=1000)]
+            # The emulator signs a UPO on its first download and keeps it: a first pass makes every
+            # UPO, so neither timed path pays for signing.
+            ksef.upo.save_invoice_upos(ref, Path(directory), concurrency=concurrency)
             start = time.perf_counter()
             ksef.upo.save_invoice_upos(ref, Path(directory), concurrency=concurrency)
             presigned = time.perf_counter() - start
@@ -360,4 +366,99 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": sys.platform,
         "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+_EMULATOR_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from ksef_client import KSeF
+    from ksef_client.sending import OnlineSession
+    from ksef_client._flows import Upload, run
+    from ksef_client._generated.api.batch_session import close_batch_session
+    from ksef_client.batch import BatchPackage, part_uploads
+    from ksef_client.crypto import SymmetricKey
+    from ksef_client.schemas import form_code
+    from ksef_client.sending import close_flow, open_batch_flow
+    from ksef_client.testing import sample_invoice
+    base_url, token, kind, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    template = sample_invoice("FV/000000")
+    invoices = [(f"{i}.xml", template.replace(b"FV/000000", b"FV/%06d" % i)) for i in range(count)]
+    with KSeF(base_url=base_url, access_token=token, rate_limit_scale=0) as ksef:
+        start = time.perf_counter()
+        if kind == "batch":
+            key, code = SymmetricKey.generate(), form_code("FA(3)")
+            def upload(package):
+                opened = yield from open_batch_flow(code, package, key, ksef._public_keys, False)
+                yield Upload(part_uploads(opened.part_upload_requests, package.parts), 4, None)
+                return opened.reference_number
+            with BatchPackage.build(invoices, key) as package:
+                ref = run(upload(package), ksef)
+            sent = time.perf_counter()
+            run(close_flow(ref, close_batch_session), ksef)
+        else:
+            session = OnlineSession(ksef, validate=False).open()
+            ref = session.reference_number
+            for _, xml in invoices:
+                session.send(xml)
+            sent = time.perf_counter()
+            session.close()
+        closed = time.perf_counter()
+        ksef.sessions.wait(ref, interval=0.05)
+        numbers = [i.ksef_number for i in ksef.sessions.invoices(ref, page_size=1000)]
+        upo = ksef.upo.get_session_upo(ref)
+        done = time.perf_counter()
+    assert len(numbers) == count and all(numbers) and len(upo.documents) == count, (len(numbers), count)
+    print(json.dumps({"send_s": sent - start, "close_s": closed - sent, "close_to_upo_s": done - sent}))
+    """
+)
+
+
+def emulator_session(kind: str, count: int) -> dict[str, Any]:
+    """The emulator's own speed: a batch (or online) session of ``count`` invoices, from the close
+    request to every KSeF number listed and the session UPO downloaded (a fresh emulator process)."""
+    with EmulatorProcess() as emulator:
+        command = [sys.executable, "-c", _EMULATOR_CHILD, f"{emulator.root}/v2", emulator.token, kind, str(count)]
+        result: dict[str, Any] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    result["invoices"] = count
+    return result
+
+
+def upo_parsing(count: int = 5000) -> dict[str, float]:
+    """``parse_upo`` of a session UPO of ``count`` documents beside lxml parsing the same bytes
+    (alternating best times), and on their own the hash check and the XSD validation."""
+    documents = [
+        UpoDocument(NIP, f"{NIP}-20261120-{i:012X}-00", f"FV/{i}", "2026-11-20", "2026-11-20T10:00:00.123+00:00",
+                    "2026-11-20T10:00:01.456+00:00", "q" * 43 + "=", "Online")
+        for i in range(count)
+    ]  # fmt: skip
+    header = UpoHeader("20261120-SB-0000000000-0000000000-00", "Nip", NIP, "h" * 43 + "=", "FA (3)")
+    xml = build_upo(header, documents, PageInfo(1, 1, 1, count, count))
+    parser = etree.XMLParser()
+    lxml_s, ours_s = fastest_pair(lambda: etree.fromstring(xml, parser), lambda: parse_upo(xml), repeat=15)
+    assert len(parse_upo(xml).documents) == count
+    digest = sha256_b64(xml)
+    return {
+        "documents": count,
+        "lxml_parse_ms": lxml_s * 1e3,
+        "parse_upo_ms": ours_s * 1e3,
+        "ratio": ours_s / lxml_s,
+        "hash_check_ms": median_seconds(lambda: verify_hash(xml, digest), repeat=5) * 1e3,
+        "xsd_validation_ms": median_seconds(lambda: validate_upo(xml), repeat=3) * 1e3,
+    }
+
+
+def cli_help(python: str = sys.executable, repeat: int = 9) -> dict[str, float]:
+    """``ksef --help`` in a fresh process (bytecode cached, as users run it) over a bare interpreter
+    (the best of ``repeat`` alternating runs of each)."""
+    bare, help_ = [], []
+    for _ in range(repeat):
+        for command, timings in ((["-c", "pass"], bare), (["-m", "ksef_client.cli", "--help"], help_)):
+            start = time.perf_counter()
+            subprocess.run([python, *command], check=True, capture_output=True)
+            timings.append(time.perf_counter() - start)
+    return {
+        "help_ms": min(help_) * 1e3,
+        "interpreter_ms": min(bare) * 1e3,
+        "over_bare_ms": (min(help_) - min(bare)) * 1e3,
     }

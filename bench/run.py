@@ -75,6 +75,12 @@ def collect() -> dict[str, Any]:
         results["list_sessions"] = measure.list_sessions((1_000,) if QUICK else (10_000, 100_000))
         results["upo_download"] = measure.upo_download(100 if QUICK else 10_000)
         results["emulator"] = measure.emulator_throughput(1.0 if QUICK else 3.0)
+        results["emulator_sessions"] = {
+            "batch": measure.emulator_session("batch", 200 if QUICK else 10_000),
+            "online": measure.emulator_session("online", 50 if QUICK else 1_000),
+        }
+        results["upo_parsing"] = measure.upo_parsing(200 if QUICK else 5_000)
+        results["cli_help"] = measure.cli_help(repeat=3 if QUICK else 9)
         results["baseline"] = {"skipped": "quick profile"} if QUICK else run_baseline(files)
     return results
 
@@ -181,6 +187,40 @@ def markdown(results: dict[str, Any]) -> str:
             "report",
         )
     )
+    for kind, figure in results.get("emulator_sessions", {}).items():
+        rows.append(
+            (
+                f"emulator, {kind} session of {figure['invoices']} invoices: close answered / close to every KSeF "
+                "number listed and the session UPO downloaded, s",
+                f"{figure['close_s']:.2f} / {figure['close_to_upo_s']:.2f}",
+                "-",
+                "-",
+                "<= 5",
+            )
+        )
+    if "upo_parsing" in results:
+        upo_parse = results["upo_parsing"]
+        rows.append(
+            (
+                f"`parse_upo` of a {upo_parse['documents']}-document session UPO, ms",
+                f"{upo_parse['parse_upo_ms']:.1f} ({upo_parse['ratio']:.1f}x lxml)",
+                "-",
+                f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; on their own: hash check "
+                f"{upo_parse['hash_check_ms']:.1f}, XSD validation {upo_parse['xsd_validation_ms']:.0f}",
+                "<= 2x lxml",
+            )
+        )
+    if "cli_help" in results:
+        help_ = results["cli_help"]
+        rows.append(
+            (
+                "`ksef --help`, ms over a bare interpreter",
+                f"{help_['over_bare_ms']:.0f}",
+                "-",
+                f"bare interpreter {help_['interpreter_ms']:.0f}",
+                "<= 100",
+            )
+        )
     lines = [
         "# Benchmark results",
         "",

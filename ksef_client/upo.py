@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 from lxml import etree
@@ -26,6 +27,19 @@ DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 MAX_UPO_BYTES = 64 * 1024 * 1024
 RECEIVING_ENTITY = "Ministerstwo Finansów"
 _NS = {"u": UPO_NAMESPACE}
+_DOKUMENT = f"{{{UPO_NAMESPACE}}}Dokument"
+# The children of a ``Dokument`` that UpoDocument reads, in schema order.
+_DOCUMENT_FIELDS = (
+    "NipSprzedawcy",
+    "NumerKSeFDokumentu",
+    "NumerFaktury",
+    "DataWystawieniaFaktury",
+    "DataPrzeslaniaDokumentu",
+    "DataNadaniaNumeruKSeF",
+    "SkrotDokumentu",
+    "TrybWysylki",
+)
+_FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate(_DOCUMENT_FIELDS)}
 _CONTEXT_TYPES = {
     "Nip": "Nip",
     "IdWewnetrzny": "InternalId",
@@ -168,7 +182,7 @@ def parse_upo(xml: bytes) -> Upo:
         page_info=_page_info(page) if page is not None else None,
         structure_name=_text(root, "u:NazwaStrukturyLogicznej"),
         form_code=_text(root, "u:KodFormularza"),
-        documents=tuple(_document(d) for d in root.iterfind("u:Dokument", _NS)),
+        documents=tuple([_document(d) for d in root.iterchildren(_DOKUMENT)]),
         signed=root.find(f"{{{DSIG_NAMESPACE}}}Signature") is not None,
     )
 
@@ -207,29 +221,45 @@ def _page_info(page: etree._Element) -> UpoPageInfo:
     )
 
 
-def _datetime(element: etree._Element, path: str) -> dt.datetime:
-    value = _text(element, path)
+def _content(element: etree._Element) -> str:
+    """The whole text content (comments and processing instructions left out), stripped."""
+    if len(element):  # a comment or element inside: join every text node, not just the first
+        return "".join(cast("list[str]", element.itertext())).strip()
+    text = element.text
+    return text.strip() if text else ""
+
+
+def _datetime(value: str, name: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
-        raise UPOValidationError(f"UPO {path.replace('u:', '')} is not a date-time: {value!r}") from None
+        raise UPOValidationError(f"UPO {name} is not a date-time: {value!r}") from None
 
 
 def _document(element: etree._Element) -> UpoDocument:
-    issue = _text(element, "u:DataWystawieniaFaktury")
+    # One pass over the children (a session UPO has up to 10,000 documents of 8 fields each).
+    values: list[str | None] = [None] * len(_DOCUMENT_FIELDS)
+    index_of = _FIELD_INDEX.get
+    for child in element:
+        index = index_of(child.tag)  # comments and processing instructions: no field
+        if index is not None and values[index] is None:
+            values[index] = _content(child)
+    if None in values:
+        raise UPOValidationError(f"UPO lacks {_DOCUMENT_FIELDS[values.index(None)]}")
+    nip, number, invoice_number, issue, sent, numbered, digest, mode = cast("list[str]", values)
     try:
         issue_date = dt.date.fromisoformat(issue)
     except ValueError:
         raise UPOValidationError(f"UPO DataWystawieniaFaktury is not a date: {issue!r}") from None
     return UpoDocument(
-        seller_nip=_text(element, "u:NipSprzedawcy"),
-        ksef_number=_text(element, "u:NumerKSeFDokumentu"),
-        invoice_number=_text(element, "u:NumerFaktury"),
+        seller_nip=nip,
+        ksef_number=number,
+        invoice_number=invoice_number,
         issue_date=issue_date,
-        sent_at=_datetime(element, "u:DataPrzeslaniaDokumentu"),
-        numbered_at=_datetime(element, "u:DataNadaniaNumeruKSeF"),
-        invoice_hash=_text(element, "u:SkrotDokumentu"),
-        mode=_text(element, "u:TrybWysylki"),
+        sent_at=_datetime(sent, "DataPrzeslaniaDokumentu"),
+        numbered_at=_datetime(numbered, "DataNadaniaNumeruKSeF"),
+        invoice_hash=digest,
+        mode=mode,
     )
 
 

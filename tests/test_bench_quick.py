@@ -21,6 +21,9 @@ def test_quick_profile_produces_every_figure(monkeypatch: pytest.MonkeyPatch, tm
         "list_sessions",
         "upo_download",
         "emulator",
+        "emulator_sessions",
+        "upo_parsing",
+        "cli_help",
     ):
         assert results[figure], figure
     assert results["upo_download"]["invoices"] == 100

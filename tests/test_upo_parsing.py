@@ -55,3 +55,25 @@ def test_a_tampered_upo_fails_the_schema(ksef_data: Path) -> None:
     xml = _examples(ksef_data)[0].read_bytes().replace(b"<TrybWysylki>Online", b"<TrybWysylki>Pigeon")
     with pytest.raises(UPOValidationError, match=r"upo-v4-3\.xsd"):
         validate_upo(xml, ksef_data / "xsd" / "upo" / "upo-v4-3.xsd")
+
+
+def test_each_field_is_its_whole_text_content(ksef_data: Path) -> None:
+    # A comment inside a signed text node must not cut the value short (the signature covers all of it).
+    path = next(p for p in _examples(ksef_data) if "upo-sesja" in p.name)
+    xml = path.read_bytes()
+    original = parse_upo(xml).documents[0]
+    number = original.invoice_number.encode()
+    split = xml.replace(
+        b"<NumerFaktury>" + number, b"<NumerFaktury>" + number[:2] + b"<!-- c --><?pi x?>" + number[2:], 1
+    )
+    assert split != xml
+    assert parse_upo(split).documents[0] == original
+
+
+def test_a_document_missing_a_field_is_named(ksef_data: Path) -> None:
+    path = next(p for p in _examples(ksef_data) if "upo-sesja" in p.name)
+    xml = path.read_bytes()
+    start = xml.index(b"<TrybWysylki>")
+    broken = xml[:start] + xml[xml.index(b"</TrybWysylki>", start) + len(b"</TrybWysylki>") :]
+    with pytest.raises(UPOValidationError, match="lacks TrybWysylki"):
+        parse_upo(broken)

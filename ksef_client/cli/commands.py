@@ -9,19 +9,38 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ksef_client import doctor as doctor_module
-from ksef_client._client import KSeF
 from ksef_client.cli import config
 from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
-from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
 from ksef_client.identifiers import validate_nip, validate_reference_number
-from ksef_client.invoice_query import moment
-from ksef_client.resources.auth import AuthTokens
-from ksef_client.upo import parse_upo, save_upo
-from ksef_client.xades import SigningCredentials
+
+DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they agree): doctor imports httpx
+
+if TYPE_CHECKING:
+    from ksef_client import doctor as doctor_module
+    from ksef_client._client import KSeF
+    from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
+    from ksef_client.invoice_query import moment
+    from ksef_client.resources.auth import AuthTokens
+    from ksef_client.upo import parse_upo, save_upo
+    from ksef_client.xades import SigningCredentials
+else:  # the SDK (and httpx) load with the first command that needs them, not for --help
+    from ksef_client.cli._lazy import Lazy
+
+    doctor_module = Lazy("ksef_client.doctor")
+    KSeF = Lazy("ksef_client._client", "KSeF")
+    outcome_rows, report = Lazy("ksef_client.cli.sending", "outcome_rows"), Lazy("ksef_client.cli.sending", "report")
+    send_batch, send_online = (
+        Lazy("ksef_client.cli.sending", "send_batch"),
+        Lazy("ksef_client.cli.sending", "send_online"),
+    )
+    moment = Lazy("ksef_client.invoice_query", "moment")
+    AuthTokens = Lazy("ksef_client.resources.auth", "AuthTokens")
+    parse_upo, save_upo = Lazy("ksef_client.upo", "parse_upo"), Lazy("ksef_client.upo", "save_upo")
+    SigningCredentials = Lazy("ksef_client.xades", "SigningCredentials")
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -539,7 +558,7 @@ def invoices_download(
 @click.option("--base-url", help="Check the API at this base URL (e.g. the emulator's http://127.0.0.1:8000/v2).")
 @click.option("--env", "environment", type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
               help="Check this KSeF environment.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=doctor_module.DEFAULT_TIMEOUT,
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=DOCTOR_TIMEOUT,
               show_default=True, help="Seconds to wait for the server.")  # fmt: skip
 @pass_state
 def doctor(state: State, base_url: str | None, environment: str | None, timeout: float) -> None:

@@ -14,11 +14,13 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ksef_client.environments import Environment
 from ksef_client.identifiers import validate_nip
-from ksef_client.resources.auth import AuthTokens
+
+if TYPE_CHECKING:
+    from ksef_client.resources.auth import AuthTokens
 
 KEYRING_SERVICE = "ksef-sdk"
 DEFAULT_PROFILE = "default"
@@ -176,6 +178,8 @@ def tokens_to_json(tokens: AuthTokens) -> str:
 
 def tokens_from_json(text: str) -> AuthTokens:
     """Inverse of ``tokens_to_json``."""
+    from ksef_client.resources.auth import AuthTokens  # noqa: PLC0415 - not loaded for --help
+
     data = json.loads(text)
     return AuthTokens(
         data["reference_number"],

@@ -26,16 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ksef_client._generated.types import Unset
-from ksef_client.errors import (
-    APIConnectionError,
-    APIStatusError,
-    AuthenticationError,
-    AuthenticationFailedError,
-    KSeFError,
-    PollTimeoutError,
-)
-
 OK, KSEF_ERROR, USAGE, AUTH, UNREACHABLE, REJECTED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 
@@ -49,6 +39,14 @@ class CLIError(Exception):
 
 def exit_code(error: BaseException) -> int:
     """The documented exit code for an exception."""
+    # The SDK's modules load with the first command that uses them (not for --help).
+    from ksef_client.errors import (  # noqa: PLC0415
+        APIConnectionError,
+        AuthenticationError,
+        AuthenticationFailedError,
+        PollTimeoutError,
+    )
+
     if isinstance(error, CLIError):
         return error.code
     if isinstance(error, AuthenticationError | AuthenticationFailedError):
@@ -64,6 +62,8 @@ def exit_code(error: BaseException) -> int:
 
 def error_line(error: BaseException) -> str:
     """One readable line: what failed, KSeF's exception codes and details first."""
+    from ksef_client.errors import APIStatusError, KSeFError  # noqa: PLC0415
+
     if isinstance(error, APIStatusError):
         codes = ",".join(str(c) for c in error.codes)
         parts = [f"HTTP {error.status_code}" + (f" [{codes}]" if codes else "")]
@@ -80,6 +80,8 @@ def error_line(error: BaseException) -> str:
 
 def plain(value: Any) -> Any:
     """JSON-ready form of SDK objects (generated models, dataclasses, dates, paths, enums)."""
+    from ksef_client._generated.types import Unset  # noqa: PLC0415
+
     result = value
     if isinstance(value, Unset):
         result = None

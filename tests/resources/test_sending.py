@@ -123,7 +123,7 @@ class TestBatch:
         assert ksef.send_state.requests_sent == 0
 
     def test_part_with_a_wrong_hash_fails_the_session(self, ksef: KSeF, backend: KSeFBackend) -> None:
-        result = ksef.send_batch([sample_invoice("H/1")])
+        result = ksef.send_batch([sample_invoice("H/1")], wait=True)  # processed after the close
         part = backend.sessions.state.sessions[result.reference_number].batch.parts[0]  # type: ignore[union-attr]
         assert part.data is None  # processed: the encrypted parts were dropped
         key = SymmetricKey.generate()
@@ -133,6 +133,18 @@ class TestBatch:
             ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
             run(close_flow(response.reference_number, close_batch_session), ksef)
         assert ksef.sessions.wait(response.reference_number).status.code == 405
+
+    def test_close_answers_at_once_and_the_first_status_read_is_final(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # The package is processed after the close (150), as in KSeF; with the default transitions
+        # the first status read waits for that processing and sees the session processed.
+        key = SymmetricKey.generate()
+        with BatchPackage.build([sample_invoice(f"C/{i}") for i in range(30)], key) as package:
+            response = _open_batch(ksef, package, key)
+            ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
+            run(close_flow(response.reference_number, close_batch_session), ksef)
+        assert backend.sessions.state.sessions[response.reference_number].status.code in (150, 200)
+        status = ksef.sessions.get(response.reference_number)
+        assert status.status.code == 200 and status.successful_invoice_count == 30
 
     def test_failed_uploads_are_sent_again_whole(self, ksef: KSeF, backend: KSeFBackend) -> None:
         # Parts stream from their files (never a whole part in memory per upload); a PUT that meets

@@ -46,17 +46,21 @@ def render_session_status(request: Request, backend: KSeFBackend, session: Sessi
         "invoiceCount": len(session.invoices), **_counts(session),
     }  # fmt: skip
     if session.upo_pages:
-        pages = []
-        for ref, xml in session.upo_pages:
-            name, expires = backend.storage.presign(xml)
-            pages.append({"referenceNumber": ref, "downloadUrl": storage_url(request, name),
-                          "downloadUrlExpirationDate": iso(expires)})  # fmt: skip
+        pages = [
+            {
+                "referenceNumber": ref,
+                "downloadUrl": storage_url(request, name),
+                "downloadUrlExpirationDate": iso(expires),
+            }
+            for ref, name, expires in backend.sessions.session_upo_links(session)
+        ]
         body["upo"] = {"pages": pages}
     return body
 
 
 def render_invoice(request: Request, backend: KSeFBackend, session: Session, invoice: Invoice) -> dict[str, Any]:
-    """One invoice of a session; accepted ones carry a fresh presigned UPO link."""
+    """One invoice of a session; accepted ones carry a fresh presigned UPO link (the UPO itself is
+    built when the link is first used)."""
     body: dict[str, Any] = {
         "ordinalNumber": invoice.ordinal_number, "referenceNumber": invoice.reference_number,
         "invoiceHash": invoice.invoice_hash, "invoicingDate": iso(invoice.received),
@@ -67,7 +71,7 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
     if invoice.file_name is not None:
         body["invoiceFileName"] = invoice.file_name
     if invoice.accepted:
-        name, expires = backend.storage.presign(backend.sessions.invoice_upo_for(session, invoice))
+        name, expires = backend.sessions.invoice_upo_link(session, invoice)
         body.update(
             ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired),
             permanentStorageDate=iso(invoice.acquired), upoDownloadUrl=storage_url(request, name),

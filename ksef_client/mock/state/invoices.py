@@ -129,6 +129,11 @@ def read_invoice_fields(xml: bytes) -> InvoiceFields:
         root = etree.fromstring(xml, parser=_SAFE_PARSER)
     except etree.XMLSyntaxError as error:
         raise ValueError(f"Nieprawidłowy XML: {error}") from error
+    return fields_of(root)
+
+
+def fields_of(root: etree._Element) -> InvoiceFields:
+    """``read_invoice_fields`` of a document already parsed (safely); ``ValueError`` says what is wrong."""
     name = etree.QName(root).localname
     if name in ("Invoice", "CreditNote"):
         return _ubl_fields(root, name)

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import secrets
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
-from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, read_invoice_fields
+from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, fields_of
 from ksef_client.mock.state.permissions import Permissions
-from ksef_client.mock.state.storage import Storage
+from ksef_client.mock.state.storage import LazyBlob, Storage
 from ksef_client.mock.state.testdata import SESSION_KIND_LIMITS, TestData
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.schemas import (
@@ -68,6 +69,7 @@ MAX_PACKAGE_BYTES = 5_000_000_000
 PART_WINDOW = dt.timedelta(minutes=20)
 SESSION_TTL = dt.timedelta(hours=12)
 _PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
+_INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ class Session:
     status: Status
     invoices: list[Invoice] = field(default_factory=list)
     reads_until_processed: int = 0
-    upo_pages: list[tuple[str, bytes]] = field(default_factory=list)
+    # The session UPO's pages: reference number and, once someone downloaded it, the document.
+    upo_pages: list[tuple[str, bytes | None]] = field(default_factory=list)
+    upo_page_size: int = 10_000
     key: SymmetricKey | None = field(default=None, repr=False)
     batch: BatchPackage | None = None
     offline: bool = False
@@ -238,6 +242,10 @@ class Sessions:
         self.testdata = testdata
         self.state = SessionsState()
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
+        # Batch sessions being processed after their close (not state: a thread is not saved).
+        self._processing: dict[str, threading.Thread] = {}
+        storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
+        storage.register(_SESSION_UPO, self._resolve_session_upo)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -372,6 +380,11 @@ class Sessions:
         """
         if session.status.code != 100:
             raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
+        return self._take_invoice(session, xml, offline, file_name, attachments_allowed)
+
+    def _take_invoice(
+        self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None
+    ) -> Invoice:
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
         status = self._verify(session, invoice, xml, attachments_allowed)
         with self.core.lock:
@@ -394,7 +407,7 @@ class Sessions:
                 raise InvoiceSchemaError(errors, "schema")
             if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
                 raise InvoiceSchemaError([f"{len(xml)} B bez załączników > {MAX_INVOICE_BYTES} B."], "size")
-            fields = read_invoice_fields(xml)
+            fields = fields_of(document)
         except InvoiceSchemaError as error:
             return Status(430, INVOICE_TEXT[430], [f"[{error.rule}] {e}" for e in error.errors[:10]])
         except ValueError as error:
@@ -481,11 +494,25 @@ class Sessions:
                     21157, "Nieprawidłowy rozmiar części pakietu.",
                     [f"Zadeklarowany rozmiar części '{part.ordinal_number}' nie zgadza się z rzeczywistym."],
                 )  # fmt: skip
+        # As in KSeF, the close is answered at once (150) and the package is processed after it;
+        # the session's first status read that would see it processed waits for the processing.
+        with self.core.lock:
+            self.close(session, interim=150, finish=False)
+            worker = threading.Thread(target=self._process_batch, args=(session,), daemon=True)
+            self._processing[session.reference_number] = worker
+        worker.start()
+
+    def _process_batch(self, session: Session) -> None:
         failure = self._unpack_batch(session)
         if failure is not None:
             self.set_status(session, failure)
-            return
-        self.close(session, interim=150)
+
+    def _settle(self, session: Session) -> None:
+        """Wait until the batch session's processing after its close is over (no lock held)."""
+        worker = self._processing.get(session.reference_number)
+        if worker is not None:
+            worker.join()
+            self._processing.pop(session.reference_number, None)
 
     def _unpack_batch(self, session: Session) -> Status | None:
         batch = session.batch
@@ -505,7 +532,7 @@ class Sessions:
             if size > MAX_BATCH_INVOICE_BYTES:
                 self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.")
                 continue
-            self.add_invoice(session, read(), offline=session.offline, file_name=name)
+            self._take_invoice(session, read(), session.offline, name, None)
         for part in batch.parts:
             part.data = None  # the invoices are kept; the encrypted parts are not needed any more
         return None
@@ -516,9 +543,10 @@ class Sessions:
 
     # --- closing and status --------------------------------------------------------------------
 
-    def close(self, session: Session, interim: int = 170) -> None:
+    def close(self, session: Session, interim: int = 170, *, finish: bool = True) -> None:
         """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
-        after the configured status reads."""
+        after the configured status reads (with none, now; or at the first read when ``finish`` is
+        false: the batch is still being processed)."""
         with self.core.lock:
             if session.status.code != 100:
                 raise MockAPIError(
@@ -528,7 +556,7 @@ class Sessions:
             session.closed = self.core.clock()
             self.set_status(session, Status(interim, SESSION_TEXT[interim]))
             session.reads_until_processed = self.core.transitions.session_reads
-            if session.reads_until_processed <= 0:
+            if session.reads_until_processed <= 0 and finish:
                 self._finish(session)
 
     def close_online(self, access: Access, reference_number: str) -> None:
@@ -544,7 +572,10 @@ class Sessions:
         elif not any(i.accepted for i in session.invoices):
             self.set_status(session, Status(445, SESSION_TEXT[445]))
         else:
-            session.upo_pages = self._session_upo_pages(session)
+            # The pages are numbered now and built (one signature each) when first downloaded.
+            session.upo_page_size = self.core.settings.upo_page_size
+            count = -(-sum(1 for i in session.invoices if i.accepted) // session.upo_page_size)
+            session.upo_pages = [(self.core.new_reference_number("EU"), None) for _ in range(count)]
             self.set_status(session, Status(200, SESSION_TEXT[200]))
 
     def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
@@ -553,6 +584,11 @@ class Sessions:
             session = self.state.sessions.get(reference_number)
             if session is None or session.context != access.context:
                 raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+            # What the session holds is looked at (invoices, UPO), or its status is about to be final.
+            settle = not read or session.reads_until_processed <= 1
+        if settle and session.reference_number in self._processing:
+            self._settle(session)
+        with self.core.lock:
             if read and session.status.code in (150, 170):
                 session.reads_until_processed -= 1
                 if session.reads_until_processed <= 0:
@@ -619,23 +655,53 @@ class Sessions:
             mode="Offline" if invoice.offline else "Online",
         )  # fmt: skip
 
-    def _session_upo_pages(self, session: Session) -> list[tuple[str, bytes]]:
-        accepted = [i for i in session.invoices if i.accepted]
-        size = self.core.settings.upo_page_size
-        count = (len(accepted) + size - 1) // size
-        pages = []
-        for index in range(count):
+    def _session_upo_page(self, session: Session, index: int) -> bytes:
+        """Page ``index`` (from 0) of the session UPO, built and signed on first use, then kept."""
+        ref, xml = session.upo_pages[index]
+        if xml is None:
+            accepted = [i for i in session.invoices if i.accepted]
+            size, count = session.upo_page_size, len(session.upo_pages)
             chunk = accepted[index * size : (index + 1) * size]
             info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
             xml = build_upo(self._header(session), [self._document(i) for i in chunk], info)
-            pages.append((self.core.new_reference_number("EU"), xml))
-        return pages
+            with self.core.lock:
+                session.upo_pages[index] = (ref, xml)
+        return xml
+
+    def session_upo_links(self, session: Session) -> list[tuple[str, str, dt.datetime]]:
+        """``(UPO page reference, storage name, expiry)`` of every page: fresh links, no page built."""
+        links = []
+        for ref, xml in session.upo_pages:
+            name, expires = self.storage.presign(
+                xml if xml is not None else LazyBlob(_SESSION_UPO, (session.reference_number, ref))
+            )
+            links.append((ref, name, expires))
+        return links
 
     def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
         """The UPO document of one accepted invoice (signed once, then cached)."""
         if invoice.upo is None:
             invoice.upo = build_upo(self._header(session), [self._document(invoice)])
         return invoice.upo
+
+    def invoice_upo_link(self, session: Session, invoice: Invoice) -> tuple[str, dt.datetime]:
+        """A fresh presigned link to an accepted invoice's UPO; the UPO is made when downloaded."""
+        lazy = LazyBlob(_INVOICE_UPO, (session.reference_number, str(invoice.ordinal_number)))
+        return self.storage.presign(invoice.upo if invoice.upo is not None else lazy)
+
+    def _resolve_invoice_upo(self, reference_number: str, ordinal_number: str) -> bytes | None:
+        session = self.state.sessions.get(reference_number)
+        if session is None or not 0 < int(ordinal_number) <= len(session.invoices):
+            return None
+        invoice = session.invoices[int(ordinal_number) - 1]
+        return self.invoice_upo_for(session, invoice) if invoice.accepted else None
+
+    def _resolve_session_upo(self, reference_number: str, upo_reference_number: str) -> bytes | None:
+        session = self.state.sessions.get(reference_number)
+        pages = [ref for ref, _ in session.upo_pages] if session is not None else []
+        if session is None or upo_reference_number not in pages:
+            return None
+        return self._session_upo_page(session, pages.index(upo_reference_number))
 
     def invoice_upo(
         self, access: Access, reference_number: str, *, invoice_reference_number: str | None = None,
@@ -655,10 +721,10 @@ class Sessions:
     def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
         """One page of a session's UPO."""
         session = self.get(access, reference_number, read=False)
-        for ref, xml in session.upo_pages:
-            if ref == upo_reference_number:
-                return xml
-        raise NotFound(21178, "UPO nie zostało znalezione.")
+        found = self._resolve_session_upo(session.reference_number, upo_reference_number)
+        if found is None:
+            raise NotFound(21178, "UPO nie zostało znalezione.")
+        return found
 
 
 def _bad_nips(fields: InvoiceFields) -> list[str]:

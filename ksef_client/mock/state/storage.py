@@ -1,12 +1,15 @@
 """Presigned storage: downloads (UPOs, export parts) and upload slots (batch parts).
 
-Like KSeF's blob storage, a link needs no token and expires; the names are unguessable.
+Like KSeF's blob storage, a link needs no token and expires; the names are unguessable. A link may
+name a document that is made only when someone downloads it (``LazyBlob``: a per-invoice UPO is
+built and signed on its first download, not when a listing hands out its link).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ksef_client.mock.state.core import Core
@@ -14,11 +17,21 @@ from ksef_client.mock.state.core import Core
 LINK_TTL = dt.timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class LazyBlob:
+    """A download made on first read: the resolver registered for ``kind`` is called with ``args``
+    (plain values, so the state stays picklable)."""
+
+    kind: str
+    args: tuple[str, ...]
+
+
 @dataclass
 class StorageState:
-    """Stored downloads (name -> bytes, expiry) and upload slots (name -> session, part number)."""
+    """Stored downloads (name -> bytes or what makes them, expiry) and upload slots (name ->
+    session, part number)."""
 
-    blobs: dict[str, tuple[bytes, dt.datetime]] = field(default_factory=dict)
+    blobs: dict[str, tuple[bytes | LazyBlob, dt.datetime]] = field(default_factory=dict)
     upload_slots: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
@@ -28,8 +41,13 @@ class Storage:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.state = StorageState()
+        self._resolvers: dict[str, Callable[..., bytes | None]] = {}
 
-    def presign(self, data: bytes) -> tuple[str, dt.datetime]:
+    def register(self, kind: str, resolve: Callable[..., bytes | None]) -> None:
+        """How the ``LazyBlob`` links of ``kind`` are made into bytes (``None``: gone, 403)."""
+        self._resolvers[kind] = resolve
+
+    def presign(self, data: bytes | LazyBlob) -> tuple[str, dt.datetime]:
         """Store ``data`` under a fresh unguessable name valid for an hour; return it and its expiry."""
         name = secrets.token_urlsafe(24)
         now = self.core.clock()
@@ -48,7 +66,8 @@ class Storage:
             found = self.state.blobs.get(name)
         if found is None or found[1] <= self.core.clock():
             return None
-        return found[0]
+        data = found[0]
+        return self._resolvers[data.kind](*data.args) if isinstance(data, LazyBlob) else data
 
     def new_upload_slot(self, session_reference_number: str, ordinal_number: int) -> str:
         """A fresh upload name for one part of a batch session."""
