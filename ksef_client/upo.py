@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from lxml import etree
 
+from ksef_client._paths import file_in
 from ksef_client._xml import declares_entities, parse
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
@@ -155,7 +156,7 @@ def parse_upo(xml: bytes) -> Upo:
         receiving_entity=_text(root, "u:NazwaPodmiotuPrzyjmujacego"),
         session_reference_number=_text(root, "u:NumerReferencyjnySesji"),
         context_type=context_type,
-        context_value=(context.text or "").strip(),
+        context_value=_whole(context),
         ksef_token_reference_number=_optional(root, "u:Uwierzytelnienie/u:NumerReferencyjnyTokenaKSeF"),
         auth_document_hash=_optional(root, "u:Uwierzytelnienie/u:SkrotDokumentuUwierzytelniajacego"),
         page_info=_page_info(page) if page is not None else None,
@@ -173,13 +174,22 @@ def _required(root: etree._Element, path: str) -> etree._Element:
     return found
 
 
+def _whole(element: etree._Element) -> str:
+    """The element's whole value, as the signature covers it: its text nodes joined, so a comment
+    or processing instruction inside (outside the canonical form, so invisible to the signature)
+    cannot cut the value short (``FV/1<!---->00`` is ``FV/100``); a child element is refused."""
+    if any(isinstance(child.tag, str) for child in element):
+        raise UPOValidationError(f"UPO {etree.QName(element).localname} holds elements where a value belongs")
+    return "".join(element.itertext()).strip()
+
+
 def _text(root: etree._Element, path: str) -> str:
-    return (_required(root, path).text or "").strip()
+    return _whole(_required(root, path))
 
 
 def _optional(root: etree._Element, path: str) -> str | None:
     found = root.find(path, _NS)
-    return (found.text or "").strip() if found is not None else None
+    return _whole(found) if found is not None else None
 
 
 def _int(root: etree._Element, path: str) -> int:
@@ -266,9 +276,10 @@ def verify_upo_signature(xml: bytes, certificate: x509.Certificate | None = None
 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:
-    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file)."""
+    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file);
+    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``."""
+    target = file_in(directory, name)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{name}.xml"
     temporary = target.with_suffix(".xml.part")
     temporary.write_bytes(xml)
     temporary.replace(target)
