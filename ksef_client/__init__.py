@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ksef_client._body import BodyLimits
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client.environments import Environment
     from ksef_client.errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "AuthenticationFailedError",
     "BadRequestError",
     "BatchError",
+    "BodyLimits",
     "Environment",
     "ExportError",
     "GoneError",
@@ -93,6 +95,7 @@ __all__ = [
 _LOCATIONS = {
     "KSeF": "ksef_client._client",
     "AsyncKSeF": "ksef_client._client",
+    "BodyLimits": "ksef_client._body",
     "Environment": "ksef_client.environments",
     "SessionUpo": "ksef_client.upo",
     "Upo": "ksef_client.upo",

@@ -19,7 +19,7 @@ from ksef_client._flows import apager, offset_pages, pager
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
-from ksef_client._storage import async_storage_guard, storage_guard
+from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
 from ksef_client._throttle import Throttle
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import DEADLINE, STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
@@ -146,6 +146,7 @@ class _ClientCore(Generic[TransportT, SleepT]):
         self.settings: Settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
         self._tokens = TokenHolder(access_token)
         self._public_keys = KeyCache()
+        redact_storage_links_in_logs(self.settings.base_url)
         self._clock = clock
         self.send_state = SendState(
             RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),

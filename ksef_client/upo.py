@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from ksef_client._paths import file_in
@@ -82,9 +85,12 @@ class Upo:
         """Base64 SHA-256 of ``xml``, comparable with ``x-ms-meta-hash``."""
         return sha256_b64(self.xml)
 
-    def verify_signature(self, certificate: x509.Certificate | None = None) -> x509.Certificate:
-        """Check the enveloped XAdES signature (see :func:`verify_upo_signature`)."""
-        return verify_upo_signature(self.xml, certificate)
+    def verify_signature(
+        self, certificate: x509.Certificate | None = None, *, trusted: Iterable[x509.Certificate] = ()
+    ) -> SignatureCheck:
+        """Check the enveloped XAdES signature; the result says who signed and whether that signer
+        is trusted (see :func:`verify_upo_signature`)."""
+        return verify_upo_signature(self.xml, certificate, trusted=trusted)
 
     def validate(self, schema: Path | None = None) -> None:
         """Validate against ``upo-v4-3.xsd`` (see :func:`validate_upo`)."""
@@ -180,7 +186,7 @@ def _whole(element: etree._Element) -> str:
     cannot cut the value short (``FV/1<!---->00`` is ``FV/100``); a child element is refused."""
     if any(isinstance(child.tag, str) for child in element):
         raise UPOValidationError(f"UPO {etree.QName(element).localname} holds elements where a value belongs")
-    return "".join(element.itertext()).strip()
+    return "".join(element.itertext()).strip()  # type: ignore[arg-type]  # str for a parsed document
 
 
 def _text(root: etree._Element, path: str) -> str:
@@ -261,18 +267,63 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
         raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
 
 
-def verify_upo_signature(xml: bytes, certificate: x509.Certificate | None = None) -> x509.Certificate:
-    """Check the integrity of a UPO's enveloped XAdES signature; return the signer's certificate.
+@dataclass(frozen=True)
+class SignatureCheck:
+    """A UPO whose signature verified: who signed it, and whether that signer is trusted.
 
-    Without ``certificate`` the embedded one is used: that proves the document was not changed
-    after signing, and the caller decides whether it trusts the returned signer (for KSeF, the
-    Ministry's certificate). ``UPOSignatureError`` when the signature is missing or broken.
+    A valid signature only proves the document was not changed after signing; anyone can sign a
+    UPO with a self-signed key. ``trusted`` is true only when the signer is a certificate the
+    caller trusts: KSeF's published UPO certificate or another one pinned with ``trusted=`` (or
+    ``certificate=``), or one issued by such a certificate.
+    """
+
+    certificate: x509.Certificate
+    signer: str
+    issuer: str
+    trusted: bool
+    trusted_because: str | None = None
+
+    def require_trusted(self) -> SignatureCheck:
+        """This check, or ``UPOSignatureError`` when the signer is not trusted."""
+        if not self.trusted:
+            raise UPOSignatureError(f"UPO signed by {self.signer!r}, which is not a trusted certificate")
+        return self
+
+
+def verify_upo_signature(
+    xml: bytes, certificate: x509.Certificate | None = None, *, trusted: Iterable[x509.Certificate] = ()
+) -> SignatureCheck:
+    """Check a UPO's enveloped XAdES signature and say who signed it.
+
+    ``certificate`` verifies against that certificate only (pinned: trusted when it verifies).
+    Without it the embedded certificate is used, and the signer is trusted only when it is one of
+    ``trusted`` or directly issued by one of them. ``UPOSignatureError`` when the signature is
+    missing or broken; an untrusted signer is not an error here: check ``.trusted`` (or call
+    ``.require_trusted()``).
     """
     safe_parse(xml)  # refuse hostile XML before the signature library sees it
     try:
-        return verify_xades(xml, certificate).certificate
+        signer = verify_xades(xml, certificate).certificate
     except SignatureVerificationError as error:
         raise UPOSignatureError(f"UPO signature does not verify: {error}") from error
+    reason = "pinned with certificate=" if certificate is not None else _trusted_because(signer, list(trusted))
+    return SignatureCheck(
+        signer, signer.subject.rfc4514_string(), signer.issuer.rfc4514_string(), reason is not None, reason
+    )
+
+
+def _trusted_because(signer: x509.Certificate, anchors: list[x509.Certificate]) -> str | None:
+    fingerprint = signer.fingerprint(hashes.SHA256())
+    for anchor in anchors:
+        if anchor.fingerprint(hashes.SHA256()) == fingerprint:
+            return "a trusted certificate"
+    for anchor in anchors:
+        try:
+            signer.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return f"issued by the trusted {anchor.subject.rfc4514_string()}"
+    return None
 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:

@@ -52,7 +52,7 @@ class State:
             if saved is None:
                 yield ksef
                 return
-            tokens = config.tokens_from_json(saved)
+            tokens = config.tokens_from_json(saved, f"the login of profile {self.profile.name!r} in {self.store.where}")
             ksef.auth.resume(tokens)
             try:
                 yield ksef
@@ -209,7 +209,7 @@ def auth_status(state: State) -> None:
     saved = state.store.get(state.profile.name, "login")
     if saved is None:
         raise CLIError(f"not logged in to {state.profile.target}", AUTH)
-    tokens = config.tokens_from_json(saved)
+    tokens = config.tokens_from_json(saved, f"the login of profile {state.profile.name!r} in {state.store.where}")
     usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
         "profile": state.profile.name,
