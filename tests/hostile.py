@@ -58,7 +58,7 @@ class EndlessBody(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         while self.total is None or self.sent < self.total:
             self.sent += len(self.chunk)
-            yield self.chunk
+            yield bytes(bytearray(self.chunk))  # a new object each time, as from a socket (memory is measured)
 
 
 class RawServer:
