@@ -10,7 +10,7 @@ GENERATED := ksef_client/_generated
 INVOICE_MODELS := ksef_client/_invoice_models
 PYTEST_ARGS ?=
 
-.PHONY: help install spec spec-update generate check-generated lint test conformance bench soak peers package wheel-from-clone clean
+.PHONY: help install spec spec-update generate check-generated lint test fuzz conformance bench soak peers package wheel-from-clone clean
 
 help:
 	@echo "make install          virtualenv in $(VENV) with the package (editable) and dev tools"
@@ -19,6 +19,7 @@ help:
 	@echo "make check-generated  regenerate both and fail if the result differs from what is committed"
 	@echo "make lint             ruff and mypy --strict"
 	@echo "make test             the test suite (installs first when needed)"
+	@echo "make fuzz             hostile answers to every SDK call, many examples (tests/fuzz; a quick profile runs in make test)"
 	@echo "make conformance      the contract suite with 100 cases per operation"
 	@echo "make bench            benchmarks with the baseline SDK beside them (bench/RESULTS.md)"
 	@echo "make soak             invoices through a faulty emulator: nothing lost, nothing twice"
@@ -53,6 +54,10 @@ lint: install
 
 test: install
 	KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Hostile input in full: every test of tests/fuzz with many examples each (make test runs a quick profile).
+fuzz: install
+	KSEF_FUZZ=full KSEF_DATA=$(KSEF_DATA) $(PY) -m pytest -q -s -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 # Move the pin: change report, new lock, regenerate (strict), quick conformance profile.
 spec-update: install

@@ -18,6 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ksef_client._body import BodyLimits
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client.environments import Environment
     from ksef_client.errors import (
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
         PollTimeoutError,
         RateLimitError,
         ResponseFormatError,
+        ResponseTooLargeError,
         RetryAfterTooLongError,
+        UnsafePathError,
         UnsafeXMLError,
         UntrustedURLError,
         UPOError,
@@ -61,6 +64,7 @@ __all__ = [
     "AuthenticationFailedError",
     "BadRequestError",
     "BatchError",
+    "BodyLimits",
     "Environment",
     "ExportError",
     "GoneError",
@@ -75,6 +79,7 @@ __all__ = [
     "PollTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryAfterTooLongError",
     "SessionUpo",
     "UPOError",
@@ -82,6 +87,7 @@ __all__ = [
     "UPONotAvailableError",
     "UPOSignatureError",
     "UPOValidationError",
+    "UnsafePathError",
     "UnsafeXMLError",
     "UntrustedURLError",
     "Upo",
@@ -92,6 +98,7 @@ __all__ = [
 _LOCATIONS = {
     "KSeF": "ksef_client._client",
     "AsyncKSeF": "ksef_client._client",
+    "BodyLimits": "ksef_client._body",
     "Environment": "ksef_client.environments",
     "InvoiceOutcome": "ksef_client.outcomes",
     "SessionUpo": "ksef_client.upo",

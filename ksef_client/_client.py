@@ -13,15 +13,16 @@ import anyio
 import httpx
 
 from ksef_client._auth import MAY_REFRESH, BearerAuth
+from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
 from ksef_client._core import connection_error, raise_for_status
 from ksef_client._flows import apager, offset_pages, pager
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
-from ksef_client._storage import async_storage_guard, storage_guard
+from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
 from ksef_client._throttle import Throttle
 from ksef_client._tokens import KeyCache, TokenHolder
-from ksef_client._transport import STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
+from ksef_client._transport import DEADLINE, STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError
 from ksef_client.pagination import AsyncPager, Pager
@@ -82,13 +83,13 @@ def _must_raise(response: httpx.Response) -> bool:
 
 def _raise_hook(response: httpx.Response) -> None:
     if _must_raise(response):
-        response.read()
+        read_capped(response, "json", BodyLimits().json)  # read already, unless streamed
         raise_for_status(response)
 
 
 async def _araise_hook(response: httpx.Response) -> None:
     if _must_raise(response):
-        await response.aread()
+        await aread_capped(response, "json", BodyLimits().json)
         raise_for_status(response)
 
 
@@ -101,8 +102,17 @@ def _check_download(response: httpx.Response) -> None:
         raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
 
 
-def _stream_extensions(budget: RetryBudget | None) -> dict[str, Any]:
-    return {STREAMED: True} if budget is None else {STREAMED: True, BUDGET: budget}
+def _stream_extensions(budget: RetryBudget | None, deadline: float | None) -> dict[str, Any]:
+    extensions: dict[str, Any] = {STREAMED: True}
+    if budget is not None:
+        extensions[BUDGET] = budget
+    if deadline is not None:
+        extensions[DEADLINE] = deadline
+    return extensions
+
+
+def _upo_extensions(deadline: float | None) -> dict[str, Any]:
+    return {BODY_KIND: "upo"} if deadline is None else {BODY_KIND: "upo", DEADLINE: deadline}
 
 
 class _ClientCore(Generic[TransportT, SleepT]):
@@ -120,11 +130,13 @@ class _ClientCore(Generic[TransportT, SleepT]):
         base_url: str | None = None,
         access_token: str | None = None,
         timeout: float = 30.0,
+        deadline: float | None = 300.0,
         max_retries: int = 3,
         max_retry_after: float = 120.0,
         rate_limit_scale: float = 1.0,
         verify: bool = True,
         storage_hosts: list[str] | None = None,
+        body_limits: BodyLimits | None = None,
         transport: TransportT | None = None,
         sleep: SleepT | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -134,12 +146,15 @@ class _ClientCore(Generic[TransportT, SleepT]):
         self.settings: Settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
         self._tokens = TokenHolder(access_token)
         self._public_keys = KeyCache()
+        redact_storage_links_in_logs(self.settings.base_url)
         self._clock = clock
         self.send_state = SendState(
             RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
             Throttle(scale=rate_limit_scale),
             self.settings.api_path_prefix,
             clock=clock,
+            limits=body_limits or BodyLimits(),
+            deadline=deadline,
         )
         self._connect(transport, sleep)
 
@@ -154,6 +169,11 @@ class _ClientCore(Generic[TransportT, SleepT]):
     def _storage_options(self) -> dict[str, Any]:
         """Presigned storage links: no Authorization header, no redirects to other hosts."""
         return {"timeout": self.settings.timeout, "follow_redirects": False}
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        """The caps on bodies read from the server (``body_limits=``)."""
+        return self.send_state.limits
 
     @property
     def access_token(self) -> str | None:
@@ -193,6 +213,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         base_url: overrides the environment, e.g. ``http://127.0.0.1:8000/v2`` for the emulator.
         access_token: bearer token for protected operations.
         timeout: seconds per request.
+        deadline: seconds one SDK call may take in all: every request, retry, wait and body of
+            it (a call that polls gets its own ``timeout=`` on top); ``APITimeoutError`` when it
+            passes. ``None``: no overall limit. Per call: ``ksef.with_options(deadline=10)``.
         max_retries: how often one request may be repeated, by anything that repeats (see
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is
@@ -204,6 +227,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         verify: TLS certificate verification (on by default).
         storage_hosts: hosts presigned links may point to (``*.`` matches subdomains); default:
             the official storage hosts, or the API's host for a custom ``base_url``.
+        body_limits: the largest body of each kind read from the server (``BodyLimits``: JSON,
+            invoice, UPO, export metadata and entries); larger raises ``ResponseTooLargeError``.
         transport: an httpx transport to send through (tests, proxies).
         sleep, clock: injectable for tests; default ``time.sleep`` (``anyio.sleep`` for
             ``AsyncKSeF``) and ``time.monotonic``.
@@ -272,22 +297,26 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         except httpx.TransportError as error:
             raise connection_error(error) from error
 
-    def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
+    def _download(self, url: str, deadline: float | None = None) -> tuple[bytes, httpx.Headers]:
         try:
-            response = self._storage.get(url)
+            response = self._storage.get(url, extensions=_upo_extensions(deadline))
         except httpx.TransportError as error:
             raise connection_error(error) from error
         _check_download(response)
         return response.content, response.headers
 
-    def _download_to(self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None) -> httpx.Headers:
+    def _download_to(
+        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: float | None = None
+    ) -> httpx.Headers:
+        state = self.send_state
         try:
-            with self._storage.stream("GET", url, extensions=_stream_extensions(budget)) as response:
+            with self._storage.stream("GET", url, extensions=_stream_extensions(budget, deadline)) as response:
                 if response.status_code != 200:
-                    response.read()
+                    read_capped(response, "json", state.limits.json)
                     _check_download(response)
                 for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
                     receive(chunk)
+                    state.check_deadline(response.request, deadline)
                 return response.headers
         except httpx.TransportError as error:
             raise connection_error(error) from error
@@ -385,24 +414,26 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         except httpx.TransportError as error:
             raise connection_error(error) from error
 
-    async def _download(self, url: str) -> tuple[bytes, httpx.Headers]:
+    async def _download(self, url: str, deadline: float | None = None) -> tuple[bytes, httpx.Headers]:
         try:
-            response = await self._storage.get(url)
+            response = await self._storage.get(url, extensions=_upo_extensions(deadline))
         except httpx.TransportError as error:
             raise connection_error(error) from error
         _check_download(response)
         return response.content, response.headers
 
     async def _download_to(
-        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None
+        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: float | None = None
     ) -> httpx.Headers:
+        state = self.send_state
         try:
-            async with self._storage.stream("GET", url, extensions=_stream_extensions(budget)) as response:
+            async with self._storage.stream("GET", url, extensions=_stream_extensions(budget, deadline)) as response:
                 if response.status_code != 200:
-                    await response.aread()
+                    await aread_capped(response, "json", state.limits.json)
                     _check_download(response)
                 async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
                     receive(chunk)
+                    state.check_deadline(response.request, deadline)
                 return response.headers
         except httpx.TransportError as error:
             raise connection_error(error) from error

@@ -38,6 +38,8 @@ def connection_error(error: httpx.TransportError) -> APIConnectionError:
         where = f"{error.request.method} {url}"
     hint = _likely_cause(error, url)
     if isinstance(error, httpx.TimeoutException):
+        if type(error).__name__ == "DeadlineExceeded":
+            return APITimeoutError(f"{where}: {error}", url=url)
         return APITimeoutError(f"{where}: timed out ({type(error).__name__}){hint}", url=url)
     return APIConnectionError(f"{where}: {type(error).__name__}: {error}{hint}", url=url)
 
@@ -79,7 +81,8 @@ def parse_answer(operation: ModuleType, client: AuthenticatedClient, response: h
     key, wrong type, bad JSON) is ``ResponseFormatError``: the server broke the spec."""
     try:
         parsed_response: Response[Any] = operation.parse_response(client=client, response=response)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+        # RecursionError: JSON nested deeper than the parsers follow
         where = f"{response.request.method} {response.request.url.path}"
         raise ResponseFormatError(
             f"{where}: response does not match the spec: {type(error).__name__}: {error}"

@@ -2,21 +2,27 @@
 
 A flow is a generator that yields steps and receives their results:
 
-- ``Call(operation, kwargs, bearer=None, budget=None)``: a generated operation (module with
-  ``build_request`` and ``parse_response``); the result is its ``Response``. ``bearer`` sends
-  another token than the client's access token (the authentication token while logging in);
-  ``budget`` shares one retry budget between the repeats of a step the flow may restart.
+- ``Call(operation, kwargs, bearer=None, budget=None, body="json")``: a generated operation
+  (module with ``build_request`` and ``parse_response``); the result is its ``Response``.
+  ``bearer`` sends another token than the client's access token (the authentication token while
+  logging in); ``budget`` shares one retry budget between the repeats of a step the flow may
+  restart; ``body`` names the cap of the answer (a ``BodyLimits`` field: ``invoice``, ``upo``).
 - ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
 - ``Now()``: the client's monotonic clock; result a float.
-- ``Download(url)``: GET a presigned link without the token; result ``(bytes, headers)``.
+- ``Download(url)``: GET a presigned link (a UPO) without the token; result ``(bytes, headers)``.
 - ``StreamDownload(url, receive, budget=None)``: the same, its body handed to ``receive`` chunk by
   chunk as it arrives (never whole in memory); result the headers.
 - ``Retry(budget, what)``: ask the client's retry policy whether to restart a step (``_retry``);
   if so the driver waits the policy's delay, and the result is ``True``.
 - ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result ``None``.
+- ``Extend(seconds)``: the call may take that much longer than the client's ``deadline`` (a
+  flow that polls for ``timeout`` seconds asks for them); result ``None``.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
-A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate.
+A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate. One run
+is one SDK call: it has one deadline (the client's ``deadline`` seconds from its start, plus what
+``Extend`` steps add) that every request, retry, wait and body of the call must meet
+(``APITimeoutError`` otherwise).
 
 The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager``/``apager``
 (a listing whose pages are flows, walked by ``Pager``/``AsyncPager``).
@@ -29,10 +35,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ksef_client._auth import BEARER
+from ksef_client._body import BODY_KIND
 from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, RetryBudget
-from ksef_client.errors import KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client._transport import DEADLINE
+from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, next_offset
 
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ class Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
     bearer: str | None = field(default=None, repr=False)
     budget: RetryBudget | None = None
+    body: str = "json"
 
 
 @dataclass(frozen=True)
@@ -99,13 +108,46 @@ class Upload:
     progress: Progress | None = None
 
 
-Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload
+@dataclass(frozen=True)
+class Extend:
+    """Give the call ``seconds`` more than the client's deadline (a poll's own timeout)."""
+
+    seconds: float
+
+
+Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload | Extend
 Flow = Generator[Step, Any, T]
 
 
 @dataclass(frozen=True)
 class _Done:
     value: Any
+
+
+class CallDeadline:
+    """The deadline of one run (``None``: the client has none)."""
+
+    def __init__(self, client: KSeF | AsyncKSeF) -> None:
+        self._state = client.send_state
+        self._clock = client._clock
+        self._throttled = self._state.throttled_seconds
+        self._at = None if self._state.deadline is None else self._clock() + self._state.deadline
+
+    @property
+    def at(self) -> float | None:
+        """The deadline on the client's clock, moved by the waits of the client-side throttle (its
+        own pacing, not the server's delay)."""
+        return None if self._at is None else self._at + self._state.throttled_seconds - self._throttled
+
+    def extend(self, seconds: float) -> None:
+        if self._at is not None:
+            self._at += max(0.0, seconds)
+
+    def check(self, wait: float = 0.0) -> None:
+        """``APITimeoutError`` when the deadline has passed, or would after ``wait`` seconds."""
+        at = self.at
+        if at is not None and self._clock() + wait >= at:
+            raise APITimeoutError("the call's deadline passed (deadline= on the client or with_options())")
 
 
 def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _Done:
@@ -115,7 +157,7 @@ def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _D
         return _Done(stop.value)
 
 
-def request_of(step: Call) -> dict[str, Any]:
+def request_of(step: Call, deadline: float | None = None) -> dict[str, Any]:
     """The ``httpx`` request arguments of a ``Call`` (a wrong argument raises ``TypeError`` here)."""
     request: dict[str, Any] = step.operation.build_request(**step.kwargs)
     extensions: dict[str, Any] = {}
@@ -123,6 +165,10 @@ def request_of(step: Call) -> dict[str, Any]:
         extensions[BEARER] = step.bearer
     if step.budget is not None:
         extensions[BUDGET] = step.budget
+    if step.body != "json":
+        extensions[BODY_KIND] = step.body
+    if deadline is not None:
+        extensions[DEADLINE] = deadline
     if extensions:
         request["extensions"] = extensions
     return request
@@ -130,29 +176,35 @@ def request_of(step: Call) -> dict[str, Any]:
 
 def run(flow: Flow[T], client: KSeF) -> T:
     """Drive ``flow`` with the synchronous client."""
+    deadline = CallDeadline(client)
     result, error = None, None
     while not isinstance(step := _advance(flow, result, error), _Done):
         result, error = None, None
         try:
-            result = _run_step(step, client)
+            if isinstance(step, Extend):
+                deadline.extend(step.seconds)
+            else:
+                result = _run_step(step, client, deadline)
         except KSeFError as raised:
             error = raised
     value: T = step.value
     return value
 
 
-def _run_step(step: Step, client: KSeF) -> Any:
+def _run_step(step: Step, client: KSeF, deadline: CallDeadline) -> Any:
+    deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, client._request(request_of(step)))
+        return parse_answer(step.operation, client.raw, client._request(request_of(step, deadline.at)))
     if isinstance(step, Sleep | Retry):
         delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
         if delay is not None:
+            deadline.check(delay)
             client._sleep(delay)
         return delay is not None
     if isinstance(step, Download):
-        return client._download(step.url)
+        return client._download(step.url, deadline.at)
     if isinstance(step, StreamDownload):
-        return client._download_to(step.url, step.receive, step.budget)
+        return client._download_to(step.url, step.receive, step.budget, deadline.at)
     if isinstance(step, Upload):
         return client._upload(step.parts, step.workers, step.progress)
     return client._clock()
@@ -160,29 +212,35 @@ def _run_step(step: Step, client: KSeF) -> Any:
 
 async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
     """Drive ``flow`` with the asynchronous client (errors thrown into the flow, as in ``run``)."""
+    deadline = CallDeadline(client)
     result, error = None, None
     while not isinstance(step := _advance(flow, result, error), _Done):
         result, error = None, None
         try:
-            result = await _arun_step(step, client)
+            if isinstance(step, Extend):
+                deadline.extend(step.seconds)
+            else:
+                result = await _arun_step(step, client, deadline)
         except KSeFError as raised:
             error = raised
     value: T = step.value
     return value
 
 
-async def _arun_step(step: Step, client: AsyncKSeF) -> Any:
+async def _arun_step(step: Step, client: AsyncKSeF, deadline: CallDeadline) -> Any:
+    deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, await client._request(request_of(step)))
+        return parse_answer(step.operation, client.raw, await client._request(request_of(step, deadline.at)))
     if isinstance(step, Sleep | Retry):
         delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
         if delay is not None:
+            deadline.check(delay)
             await client._sleep(delay)
         return delay is not None
     if isinstance(step, Download):
-        return await client._download(step.url)
+        return await client._download(step.url, deadline.at)
     if isinstance(step, StreamDownload):
-        return await client._download_to(step.url, step.receive, step.budget)
+        return await client._download_to(step.url, step.receive, step.budget, deadline.at)
     if isinstance(step, Upload):
         return await client._upload(step.parts, step.workers, step.progress)
     return client._clock()
@@ -202,7 +260,9 @@ def poll_flow(
     interval: float,
 ) -> Flow[S]:
     """Read a status every ``interval`` seconds until ``done(status)``; ``PollTimeoutError``
-    (``describe(status)``: what is still not done) when ``timeout`` would pass first."""
+    (``describe(status)``: what is still not done) when ``timeout`` would pass first. The call's
+    deadline grows by ``timeout``: the poll's own limit is the one that counts."""
+    yield Extend(timeout)
     deadline = (yield Now()) + timeout
     while True:
         status = yield from read()

@@ -4,6 +4,8 @@ they may point."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -59,3 +61,47 @@ def link_usable(url: object, expires: object, now: dt.datetime) -> bool:
         when = expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)
         return when - now > dt.timedelta(seconds=30)
     return True
+
+
+# --- Logs ------------------------------------------------------------------------------------
+# httpx writes every request's URL to its INFO log, and a presigned link's query string is its
+# credential (``sig=``...). Each client registers its API base URL; the query string of any other
+# URL (the storage links) is replaced by ``?[redacted]`` in every record of the loggers the SDK's
+# requests write to.
+
+_API_BASES: set[str] = set()
+_URL = re.compile(r"(https?://[^\s?#\"'<>]+)\?[^\s#\"'<>]*")
+REDACTED = "?[redacted]"
+LOGGERS = ("httpx", "httpcore", "ksef_client")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the query string of every non-API URL replaced by ``?[redacted]``."""
+
+    def replace(match: re.Match[str]) -> str:
+        return match[0] if match[1].startswith(tuple(_API_BASES)) else match[1] + REDACTED
+
+    return _URL.sub(replace, text) if "?" in text else text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a log record so that no presigned link's query string reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_urls(record.msg)
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL | str) for a in record.args):
+            record.args = tuple(redact_urls(str(a)) if isinstance(a, httpx.URL | str) else a for a in record.args)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redact_storage_links_in_logs(api_base_url: str) -> None:
+    """Register an API base URL (its queries stay readable) and make sure the filter is installed."""
+    _API_BASES.add(api_base_url.rstrip("/") + "/")
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

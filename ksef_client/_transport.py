@@ -15,10 +15,19 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
+from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
 from ksef_client._retry import RetryBudget, RetryPolicy, budget_of, is_repeat_safe
 from ksef_client._throttle import Throttle, match_operation
 
 log = logging.getLogger("ksef_client")
+
+# A request extension: the clock time (``SendState.clock``) by which the SDK call that sent the
+# request must be over, retries, waits and the body included.
+DEADLINE = "ksef_deadline"
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The call's overall deadline passed (a slow or silent server, or retries that would outlast it)."""
 
 
 @dataclass
@@ -31,9 +40,51 @@ class SendState:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    limits: BodyLimits = field(default_factory=BodyLimits)
+    deadline: float | None = None
     retries: int = 0
     throttled_seconds: float = 0.0
     requests_sent: int = 0
+
+    def deadline_of(self, request: httpx.Request) -> float | None:
+        """The request's deadline: its call's, or (a request sent outside any SDK call, e.g. through
+        ``ksef.raw``) ``deadline`` seconds from its first send."""
+        deadline = request.extensions.get(DEADLINE)
+        if deadline is None and self.deadline is not None:
+            deadline = request.extensions[DEADLINE] = self.clock() + self.deadline
+        return deadline if isinstance(deadline, int | float) else None
+
+    def postpone(self, request: httpx.Request, deadline: float | None, seconds: float) -> float | None:
+        """Move the request's deadline by the ``seconds`` the client-side throttle makes it wait."""
+        if deadline is not None:
+            deadline = request.extensions[DEADLINE] = deadline + seconds
+        return deadline
+
+    def check_deadline(self, request: httpx.Request, deadline: float | None, wait: float = 0.0) -> None:
+        """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds)."""
+        if deadline is not None and self.clock() + wait >= deadline:
+            raise DeadlineExceeded(f"the call's deadline passed ({self.deadline_text(request)})", request=request)
+
+    def deadline_text(self, request: httpx.Request) -> str:
+        """Where to change the deadline, for messages."""
+        return f"{request.method} {request.url.path}; deadline= on the client or with_options()"
+
+    def bounded(self, request: httpx.Request, deadline: float | None) -> None:
+        """Cut the request's connect/read/write/pool timeouts to the time left before ``deadline``,
+        so a silent server cannot hold it past the deadline."""
+        if deadline is None:
+            return
+        left = max(deadline - self.clock(), 0.001)
+        timeouts = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            key: left if timeouts.get(key) is None else min(float(timeouts[key]), left)
+            for key in ("connect", "read", "write", "pool")
+        }
+
+    def body_kind(self, request: httpx.Request) -> tuple[str, int]:
+        """Which cap the answer to ``request`` has (``BodyLimits``)."""
+        kind = request.extensions.get(BODY_KIND) or "json"
+        return str(kind), self.limits.of(kind)
 
     def throttle_delay(self, request: httpx.Request) -> float:
         """Wait needed before sending ``request`` under the spec's rate limits."""
@@ -94,22 +145,30 @@ class RetryingTransport(httpx.BaseTransport):
         self._sleep = sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        while (wait := self._state.throttle_delay(request)) > 0:
-            self._state.throttled_seconds += wait
+        state = self._state
+        deadline = state.deadline_of(request)
+        while (wait := state.throttle_delay(request)) > 0:
+            deadline = state.postpone(request, deadline, wait)  # our own pacing: not the server's delay
+            state.throttled_seconds += wait
             self._sleep(wait)
+        kind, limit = state.body_kind(request)
         while True:
-            self._state.requests_sent += 1
+            state.check_deadline(request, deadline)
+            state.bounded(request, deadline)
+            state.requests_sent += 1
             try:
                 response = self._inner.handle_request(request)
                 if not request.extensions.get(STREAMED):
-                    response.read()  # inside the retry loop: a connection dropped mid-body is retried too
+                    # inside the retry loop: a connection dropped mid-body is retried too
+                    read_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
             except httpx.TransportError as error:
-                delay = self._state.after_error(request, error)
-                if delay is None:
+                state.check_deadline(request, deadline)
+                delay = state.after_error(request, error)
+                if delay is None or _outlasts(state, deadline, delay):
                     raise
             else:
-                delay = self._state.after_response(request, response)
-                if delay is None:
+                delay = state.after_response(request, response)
+                if delay is None or _outlasts(state, deadline, delay):
                     return response
                 response.close()
             self._sleep(delay)
@@ -132,25 +191,39 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         self._sleep = sleep
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        while (wait := self._state.throttle_delay(request)) > 0:
-            self._state.throttled_seconds += wait
+        state = self._state
+        deadline = state.deadline_of(request)
+        while (wait := state.throttle_delay(request)) > 0:
+            deadline = state.postpone(request, deadline, wait)  # our own pacing: not the server's delay
+            state.throttled_seconds += wait
             await self._sleep(wait)
+        kind, limit = state.body_kind(request)
         while True:
-            self._state.requests_sent += 1
+            state.check_deadline(request, deadline)
+            state.bounded(request, deadline)
+            state.requests_sent += 1
             try:
                 response = await self._inner.handle_async_request(request)
                 if not request.extensions.get(STREAMED):
-                    await response.aread()  # a connection dropped mid-body is retried too
+                    # a connection dropped mid-body is retried too
+                    await aread_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
             except httpx.TransportError as error:
-                delay = self._state.after_error(request, error)
-                if delay is None:
+                state.check_deadline(request, deadline)
+                delay = state.after_error(request, error)
+                if delay is None or _outlasts(state, deadline, delay):
                     raise
             else:
-                delay = self._state.after_response(request, response)
-                if delay is None:
+                delay = state.after_response(request, response)
+                if delay is None or _outlasts(state, deadline, delay):
                     return response
                 await response.aclose()
             await self._sleep(delay)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _outlasts(state: SendState, deadline: float | None, delay: float) -> bool:
+    """Whether waiting ``delay`` before a repeat would pass the deadline (then the last answer or
+    error stands)."""
+    return deadline is not None and state.clock() + delay >= deadline

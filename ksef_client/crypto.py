@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ksef_client.errors import ResponseFormatError
+
 TOKEN_ENCRYPTION = "KsefTokenEncryption"  # noqa: S105 - a usage name, not a secret
 SYMMETRIC_KEY_ENCRYPTION = "SymmetricKeyEncryption"
 AES_KEY_BYTES = 32
@@ -97,6 +99,11 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+class NoUsableCertificateError(ResponseFormatError, ValueError):
+    """KSeF's list of public key certificates holds none for the usage, valid now (the server's
+    fault: a ``ResponseFormatError``; a ``ValueError`` as before)."""
+
+
 def select_certificate(
     certificates: Iterable[PublicKeyCertificate], usage: str, now: dt.datetime | None = None
 ) -> PublicKeyCertificate:
@@ -104,7 +111,7 @@ def select_certificate(
     when = now or dt.datetime.now(dt.UTC)
     usable = [c for c in certificates if usage in c.usage and c.valid_at(when)]
     if not usable:
-        raise ValueError(f"KSeF publishes no {usage} certificate valid at {when.isoformat()}")
+        raise NoUsableCertificateError(f"KSeF publishes no {usage} certificate valid at {when.isoformat()}")
     return max(usable, key=lambda c: c.valid_from)
 
 

@@ -4,7 +4,7 @@
 
     KSeFError
     ├── APIConnectionError            the request did not get an HTTP answer
-    │   └── APITimeoutError
+    │   └── APITimeoutError           a timeout, or the call's overall deadline passed
     ├── APIStatusError                an HTTP error answer (status, KSeF codes, response)
     │   ├── BadRequestError           400 (KSeF "not found" is a 400 with a code, see .codes)
     │   ├── AuthenticationError       401
@@ -21,6 +21,8 @@
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
     ├── ExportError                   an export that failed or arrived damaged
     ├── ResponseFormatError           a 2xx answer that does not match the spec
+    ├── ResponseTooLargeError         a body past its cap (``BodyLimits``); read no further
+    ├── UnsafePathError               a name from the server that would leave the target folder
     ├── UntrustedURLError             a presigned link outside the allowed storage hosts
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
@@ -214,6 +216,25 @@ class ResponseFormatError(KSeFError):
     """A successful answer whose body does not match the spec (wrong types, missing fields, HTML)."""
 
 
+class ResponseTooLargeError(KSeFError):
+    """A body grew past its cap (``ksef_client.BodyLimits``): reading stopped there.
+
+    ``what`` names the kind of body (``json``, ``invoice``, ``upo``, ``metadata``, ``export entry``)
+    and ``limit`` its cap in bytes.
+    """
+
+    def __init__(self, what: str, limit: int, where: str = "") -> None:
+        text = f"{where}: " if where else ""
+        super().__init__(f"{text}{what} body larger than its cap of {limit} bytes; refused (BodyLimits.{what})")
+        self.what = what
+        self.limit = limit
+
+
+class UnsafePathError(KSeFError):
+    """A name given by the server (KSeF number, reference number) is not one that may become a
+    file name in the target folder; nothing was written."""
+
+
 class UPOError(KSeFError):
     """A UPO document that cannot be used."""
 
@@ -292,7 +313,7 @@ def _describe(error: ErrorDetail) -> str:
 def _parse_error_body(response: httpx.Response) -> _Parsed:
     try:
         body = json.loads(response.content) if response.content else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = response.content[:200].decode("utf-8", "replace")
         kind = "HTML" if "<html" in text.lower() else "non-JSON"
         return _Parsed(summary=f"({kind} body: {' '.join(text.split())[:120]!r})")

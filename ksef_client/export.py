@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import os
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ksef_client._body import BodyLimits
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, Retry, StreamDownload, poll_flow, response_of
 from ksef_client._generated.api.invoices import export_invoices, get_invoice_export_status
@@ -25,9 +26,10 @@ from ksef_client._generated.models import (
     InvoicePackagePart,
 )
 from ksef_client._generated.types import json_loads
+from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
 from ksef_client.crypto import SymmetricKey, digest_b64, encryption_for
-from ksef_client.errors import APIConnectionError, ExportError
+from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
 from ksef_client.resources.auth import cached_keys_flow
 
 if TYPE_CHECKING:
@@ -62,7 +64,12 @@ def _status_flow(ref: str) -> Flow[InvoiceExportStatusResponse]:
 
 
 def export_flow(
-    filters: dict[str, Any], keys: KeyCache, only_metadata: bool, timeout: float, interval: float
+    filters: dict[str, Any],
+    keys: KeyCache,
+    only_metadata: bool,
+    timeout: float,
+    interval: float,
+    limits: BodyLimits | None = None,
 ) -> Flow[tuple[str, InvoicePackage, Path]]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
     a temporary zip file; returns the reference number, the package description and the zip."""
@@ -83,6 +90,12 @@ def export_flow(
         raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
     if str(status.package.compression_type) != "Zip":  # asked for Zip: anything else is not read as one
         raise ExportError(f"export {ref}: package compressed as {status.package.compression_type}, asked for Zip")
+    declared = sum(p.encrypted_part_size for p in status.package.parts)
+    if declared > (limits or BodyLimits()).export_package:
+        raise ExportError(
+            f"export {ref}: package of {declared} bytes, more than the cap of "
+            f"{(limits or BodyLimits()).export_package} (BodyLimits.export_package)"
+        )
     handle, name = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(handle, "wb") as out:
@@ -102,7 +115,7 @@ def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: I
     start = out.tell()
     budget = RetryBudget()
     while True:
-        sink = _DecryptingSink(key, out)
+        sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {part.ordinal_number}")
         try:
             yield StreamDownload(part.url, sink.add, budget)
             break
@@ -122,14 +135,17 @@ class _DecryptingSink:
     """Takes a part's encrypted bytes chunk by chunk: hashes them, decrypts, writes and hashes the
     plain bytes."""
 
-    def __init__(self, key: SymmetricKey, out: IO[bytes]) -> None:
+    def __init__(self, key: SymmetricKey, out: IO[bytes], declared: int, what: str) -> None:
         self.encrypted_size = 0
+        self._declared, self._what = declared, what
         self._out = out
         self._decryptor = key.decryptor()
         self._encrypted, self._plain = hashlib.sha256(), hashlib.sha256()
 
     def add(self, chunk: bytes) -> None:
         self.encrypted_size += len(chunk)
+        if self.encrypted_size > self._declared:  # no need to read on: it is damaged already
+            raise ExportError(f"{self._what}: more than the {self._declared} bytes the package declares")
         self._encrypted.update(chunk)
         self._write(self._decryptor.update(chunk))
 
@@ -148,24 +164,32 @@ class _DecryptingSink:
         self._out.write(data)
 
 
-def unpack_export(ref: str, package: InvoicePackage, archive: Path, directory: Path) -> ExportResult:
-    """Unzip an export package into ``directory`` (names checked: nothing lands outside it)."""
+def unpack_export(
+    ref: str, package: InvoicePackage, archive: Path, directory: Path, limits: BodyLimits | None = None
+) -> ExportResult:
+    """Unzip an export package into ``directory``. Nothing from the package is trusted: each
+    entry must be ``<KSeF number>.xml`` (once) or ``_metadata.json``, every size is capped
+    (``limits``) while it is inflated, and the metadata must be KSeF's ``{"invoices": [...]}``
+    with a valid KSeF number in each record; anything else is ``ExportError``."""
+    limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
     files, metadata = [], []
     try:
         with zipfile.ZipFile(archive) as package_zip:
-            for name in package_zip.namelist():
-                if name == "_metadata.json":
-                    metadata = list(json_loads(package_zip.read(name)).get("invoices", []))
+            entries = package_zip.infolist()
+            _check_entries(ref, [e.filename for e in entries], limits)
+            for entry in entries:
+                if entry.filename == METADATA_FILE:
+                    metadata = _metadata(ref, _inflate(ref, package_zip, entry, "metadata", limits.metadata))
                     continue
-                target = directory / Path(name).name
-                if Path(name).name != name or not name.endswith(".xml"):
-                    raise ExportError(f"export {ref}: unexpected entry {name!r} in the package")
-                with package_zip.open(name) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
+                target = file_in(directory, entry.filename.removesuffix(".xml"))
+                with package_zip.open(entry) as source, open(target, "wb") as out:
+                    _copy_capped(ref, source, out, entry.filename, limits.invoice)
                 files.append(target)
     except zipfile.BadZipFile as error:
         raise ExportError(f"export {ref}: the package is not a zip ({error})") from error
+    except (UnsafePathError, ResponseTooLargeError) as error:
+        raise ExportError(f"export {ref}: {error}") from error
     finally:
         archive.unlink(missing_ok=True)
     return ExportResult(
@@ -177,6 +201,68 @@ def unpack_export(ref: str, package: InvoicePackage, archive: Path, directory: P
         _optional_date(package.last_permanent_storage_date),
         _optional_date(package.permanent_storage_hwm_date),
     )
+
+
+METADATA_FILE = "_metadata.json"
+
+
+def _check_entries(ref: str, names: list[str], limits: BodyLimits) -> None:
+    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF packs."""
+    if len(names) > limits.export_entries + 1:
+        raise ExportError(f"export {ref}: {len(names)} entries, more than {limits.export_entries} invoices")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})[:3]
+        raise ExportError(f"export {ref}: entries that appear twice in the package: {twice}")
+    for name in names:
+        if name == METADATA_FILE:
+            continue
+        if not name.endswith(".xml"):
+            raise ExportError(f"export {ref}: unexpected entry {name!r} in the package")
+        try:
+            checked_name(name.removesuffix(".xml"), "KSeF number")
+        except UnsafePathError as error:
+            raise ExportError(f"export {ref}: entry {name!r}: {error}") from None
+
+
+def _inflate(ref: str, package_zip: zipfile.ZipFile, entry: zipfile.ZipInfo, what: str, limit: int) -> bytes:
+    out = io.BytesIO()
+    with package_zip.open(entry) as source:
+        _copy_capped(ref, source, out, entry.filename, limit, what)
+    return out.getvalue()
+
+
+def _copy_capped(ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice") -> None:
+    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out
+    (the sizes the zip declares are not believed)."""
+    written = 0
+    while chunk := source.read(UNPACK_CHUNK):
+        written += len(chunk)
+        if written > limit:
+            raise ExportError(f"export {ref}: {name} inflates past the {what} cap of {limit} bytes (BodyLimits.{what})")
+        out.write(chunk)
+
+
+UNPACK_CHUNK = 1 << 20
+
+
+def _metadata(ref: str, raw: bytes) -> list[dict[str, Any]]:
+    """The ``invoices`` records of ``_metadata.json``, each with a valid ``ksefNumber``."""
+    try:
+        document = json_loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise ExportError(f"export {ref}: {METADATA_FILE} is not JSON ({type(error).__name__})") from None
+    invoices = document.get("invoices") if isinstance(document, dict) else None
+    if not isinstance(invoices, list) or not all(isinstance(i, dict) for i in invoices):
+        raise ExportError(f'export {ref}: {METADATA_FILE} is not {{"invoices": [{{...}}, ...]}}')
+    numbers = [i.get("ksefNumber") for i in invoices]
+    for number in numbers:
+        try:
+            checked_name(number, "KSeF number")
+        except UnsafePathError as error:
+            raise ExportError(f"export {ref}: {METADATA_FILE}: {error}") from None
+    if len(set(numbers)) != len(numbers):
+        raise ExportError(f"export {ref}: {METADATA_FILE} lists an invoice twice")
+    return invoices
 
 
 def _optional_date(value: object) -> dt.datetime | None:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow
+from ksef_client._paths import checked_name, file_in
 from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment
 
@@ -72,11 +74,11 @@ def _same_instant(raw: object, when: dt.datetime) -> bool:
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
     seen = set(state.seen_at_from)
     numbers, files = [], []
-    for number in result.ksef_numbers:
-        source = result.directory / f"{number}.xml"
+    for number in result.ksef_numbers:  # checked by unpack_export, and again here: they name files
+        source = file_in(result.directory, checked_name(number, "KSeF number"))
         if number in seen or not source.is_file():
             continue
-        target = directory / source.name
+        target = file_in(directory, number)
         os.replace(source, target)
         numbers.append(number)
         files.append(target)
@@ -91,6 +93,7 @@ def sync_flow(
     keys: KeyCache,
     timeout: float,
     interval: float,
+    limits: BodyLimits | None = None,
 ) -> Flow[SyncResult]:
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated."""
@@ -101,9 +104,9 @@ def sync_flow(
     while True:
         date_from = dt.datetime.fromisoformat(state.date_from)
         filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
-        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval)
+        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
         with tempfile.TemporaryDirectory(dir=directory) as work:
-            result = unpack_export(ref, package, archive, Path(work))
+            result = unpack_export(ref, package, archive, Path(work), limits)
             new_numbers, new_files = _keep_new(result, state, directory)
         numbers += new_numbers
         files += new_files

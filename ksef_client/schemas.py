@@ -22,10 +22,19 @@ from pathlib import Path
 
 from lxml import etree
 
-from ksef_client._xml import hardened_parser, parse
+from ksef_client._xml import declares_entities, hardened_parser, parse
 from ksef_client.errors import InvoiceSchemaError
 
-__all__ = ["FORMS", "FormCode", "InvoiceSchemaError", "check_document", "form_code", "form_schema", "validate_invoice"]
+__all__ = [
+    "FORMS",
+    "FormCode",
+    "InvoiceSchemaError",
+    "check_document",
+    "check_encoding",
+    "form_code",
+    "form_schema",
+    "validate_invoice",
+]
 
 FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
@@ -116,18 +125,15 @@ def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     return form_schema("FA (3)", directory.parent if directory is not None else None)
 
 
-def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Element:
-    """Apply KSeF's rules for the file itself and return the parsed document.
-
-    ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
-    another encoding, a DTD or entity declaration, a processing instruction, a discouraged
-    character, more than 1 MB (3 MB ``with_attachments``), or XML that is not well-formed.
-    """
-    limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
-    if len(xml) > limit:
-        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {limit}"], "size")
-    if xml.startswith(b"\xef\xbb\xbf"):
-        raise InvoiceSchemaError(["the file starts with a UTF-8 BOM, which KSeF rejects"], "encoding")
+def check_encoding(xml: bytes) -> str:
+    """The cheap half of ``check_document`` (no parsing): UTF-8 without a BOM, no NUL byte (UTF-16
+    without a BOM is valid UTF-8 full of NULs, and XML forbids U+0000 anyway), no prolog naming
+    another encoding, no DTD or entity declaration. Returns the decoded text;
+    ``InvoiceSchemaError`` otherwise."""
+    if xml.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise InvoiceSchemaError(["the file starts with a byte order mark (BOM), which KSeF rejects"], "encoding")
+    if b"\x00" in xml:
+        raise InvoiceSchemaError(["NUL bytes: not UTF-8 text (UTF-16?); KSeF accepts UTF-8 only"], "encoding")
     try:
         text = xml.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -135,6 +141,24 @@ def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Elem
     declared = _PROLOG.match(xml)
     if declared is not None and declared[1].decode("ascii", "replace").lower().replace("_", "-") != "utf-8":
         raise InvoiceSchemaError([f"the prolog declares encoding {declared[1].decode('ascii', 'replace')!r}"], "prolog")
+    if declares_entities(xml):
+        raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
+    return text
+
+
+def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Element:
+    """Apply KSeF's rules for the file itself and return the parsed document.
+
+    ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
+    another encoding, a DTD or entity declaration, a processing instruction, a discouraged
+    character, more than 1 MB (3 MB ``with_attachments``), or XML that is not well-formed. The
+    encoding and the DTD are checked on the bytes (``check_encoding``) and again on the parsed
+    document, so no encoding trick gets a DTD past both.
+    """
+    limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
+    if len(xml) > limit:
+        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {limit}"], "size")
+    text = check_encoding(xml)
     if found := _DISCOURAGED.search(text):
         position = found.start()
         raise InvoiceSchemaError([f"discouraged character U+{ord(found[0]):04X} at offset {position}"], "characters")
@@ -143,6 +167,8 @@ def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Elem
     except etree.XMLSyntaxError as error:
         raise InvoiceSchemaError([f"not well-formed XML: {error}"], "xml") from error
     tree = document.getroottree()
+    if (tree.docinfo.encoding or "UTF-8").upper() != "UTF-8":
+        raise InvoiceSchemaError([f"parsed as {tree.docinfo.encoding}; KSeF accepts UTF-8 only"], "encoding")
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     if document.xpath("//processing-instruction()") or _siblings_are_instructions(document):

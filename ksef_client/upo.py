@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import cast
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
+from ksef_client._paths import file_in
 from ksef_client._xml import declares_entities, parse
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
@@ -102,9 +106,12 @@ class Upo:
             f"documents={len(self.documents)}, signed={self.signed}, xml=<{len(self.xml)} bytes>)"
         )
 
-    def verify_signature(self, certificate: x509.Certificate | None = None) -> x509.Certificate:
-        """Check the enveloped XAdES signature (see :func:`verify_upo_signature`)."""
-        return verify_upo_signature(self.xml, certificate)
+    def verify_signature(
+        self, certificate: x509.Certificate | None = None, *, trusted: Iterable[x509.Certificate] = ()
+    ) -> SignatureCheck:
+        """Check the enveloped XAdES signature; the result says who signed and whether that signer
+        is trusted (see :func:`verify_upo_signature`)."""
+        return verify_upo_signature(self.xml, certificate, trusted=trusted)
 
     def validate(self, schema: Path | None = None) -> None:
         """Validate against ``upo-v4-3.xsd`` (see :func:`validate_upo`)."""
@@ -176,7 +183,7 @@ def parse_upo(xml: bytes) -> Upo:
         receiving_entity=_text(root, "u:NazwaPodmiotuPrzyjmujacego"),
         session_reference_number=_text(root, "u:NumerReferencyjnySesji"),
         context_type=context_type,
-        context_value=(context.text or "").strip(),
+        context_value=_whole(context),
         ksef_token_reference_number=_optional(root, "u:Uwierzytelnienie/u:NumerReferencyjnyTokenaKSeF"),
         auth_document_hash=_optional(root, "u:Uwierzytelnienie/u:SkrotDokumentuUwierzytelniajacego"),
         page_info=_page_info(page) if page is not None else None,
@@ -194,13 +201,22 @@ def _required(root: etree._Element, path: str) -> etree._Element:
     return found
 
 
+def _whole(element: etree._Element) -> str:
+    """The element's whole value, as the signature covers it: its text nodes joined, so a comment
+    or processing instruction inside (outside the canonical form, so invisible to the signature)
+    cannot cut the value short (``FV/1<!---->00`` is ``FV/100``); a child element is refused."""
+    if any(isinstance(child.tag, str) for child in element):
+        raise UPOValidationError(f"UPO {etree.QName(element).localname} holds elements where a value belongs")
+    return "".join(element.itertext()).strip()  # type: ignore[arg-type]  # str for a parsed document
+
+
 def _text(root: etree._Element, path: str) -> str:
-    return (_required(root, path).text or "").strip()
+    return _whole(_required(root, path))
 
 
 def _optional(root: etree._Element, path: str) -> str | None:
     found = root.find(path, _NS)
-    return (found.text or "").strip() if found is not None else None
+    return _whole(found) if found is not None else None
 
 
 def _int(root: etree._Element, path: str) -> int:
@@ -223,8 +239,8 @@ def _page_info(page: etree._Element) -> UpoPageInfo:
 
 def _content(element: etree._Element) -> str:
     """The whole text content (comments and processing instructions left out), stripped."""
-    if len(element):  # a comment or element inside: join every text node, not just the first
-        return "".join(cast("list[str]", element.itertext())).strip()
+    if len(element):  # a comment or element inside: the slow, checked path
+        return _whole(element)
     text = element.text
     return text.strip() if text else ""
 
@@ -288,24 +304,70 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
         raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
 
 
-def verify_upo_signature(xml: bytes, certificate: x509.Certificate | None = None) -> x509.Certificate:
-    """Check the integrity of a UPO's enveloped XAdES signature; return the signer's certificate.
+@dataclass(frozen=True)
+class SignatureCheck:
+    """A UPO whose signature verified: who signed it, and whether that signer is trusted.
 
-    Without ``certificate`` the embedded one is used: that proves the document was not changed
-    after signing, and the caller decides whether it trusts the returned signer (for KSeF, the
-    Ministry's certificate). ``UPOSignatureError`` when the signature is missing or broken.
+    A valid signature only proves the document was not changed after signing; anyone can sign a
+    UPO with a self-signed key. ``trusted`` is true only when the signer is a certificate the
+    caller trusts: KSeF's published UPO certificate or another one pinned with ``trusted=`` (or
+    ``certificate=``), or one issued by such a certificate.
+    """
+
+    certificate: x509.Certificate
+    signer: str
+    issuer: str
+    trusted: bool
+    trusted_because: str | None = None
+
+    def require_trusted(self) -> SignatureCheck:
+        """This check, or ``UPOSignatureError`` when the signer is not trusted."""
+        if not self.trusted:
+            raise UPOSignatureError(f"UPO signed by {self.signer!r}, which is not a trusted certificate")
+        return self
+
+
+def verify_upo_signature(
+    xml: bytes, certificate: x509.Certificate | None = None, *, trusted: Iterable[x509.Certificate] = ()
+) -> SignatureCheck:
+    """Check a UPO's enveloped XAdES signature and say who signed it.
+
+    ``certificate`` verifies against that certificate only (pinned: trusted when it verifies).
+    Without it the embedded certificate is used, and the signer is trusted only when it is one of
+    ``trusted`` or directly issued by one of them. ``UPOSignatureError`` when the signature is
+    missing or broken; an untrusted signer is not an error here: check ``.trusted`` (or call
+    ``.require_trusted()``).
     """
     safe_parse(xml)  # refuse hostile XML before the signature library sees it
     try:
-        return verify_xades(xml, certificate).certificate
+        signer = verify_xades(xml, certificate).certificate
     except SignatureVerificationError as error:
         raise UPOSignatureError(f"UPO signature does not verify: {error}") from error
+    reason = "pinned with certificate=" if certificate is not None else _trusted_because(signer, list(trusted))
+    return SignatureCheck(
+        signer, signer.subject.rfc4514_string(), signer.issuer.rfc4514_string(), reason is not None, reason
+    )
+
+
+def _trusted_because(signer: x509.Certificate, anchors: list[x509.Certificate]) -> str | None:
+    fingerprint = signer.fingerprint(hashes.SHA256())
+    for anchor in anchors:
+        if anchor.fingerprint(hashes.SHA256()) == fingerprint:
+            return "a trusted certificate"
+    for anchor in anchors:
+        try:
+            signer.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return f"issued by the trusted {anchor.subject.rfc4514_string()}"
+    return None
 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:
-    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file)."""
+    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file);
+    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``."""
+    target = file_in(directory, name)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{name}.xml"
     temporary = target.with_suffix(".xml.part")
     temporary.write_bytes(xml)
     temporary.replace(target)

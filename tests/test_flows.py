@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ksef_client._flows import Call, Flow, Now, Retry, Sleep, Step, all_items, offset_pages, poll_flow, run
+from ksef_client._flows import Call, Extend, Flow, Now, Retry, Sleep, Step, all_items, offset_pages, poll_flow, run
 from ksef_client._generated.api.online_session import close_online_session
 from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.types import Response
@@ -46,6 +46,8 @@ class Clock:
         def respond(step: Step) -> Any:
             if isinstance(step, Now):
                 return self.now
+            if isinstance(step, Extend):
+                return None
             if isinstance(step, Sleep):
                 self.now += step.seconds
                 return True

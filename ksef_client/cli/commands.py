@@ -75,7 +75,7 @@ class State:
             if saved is None:
                 yield ksef
                 return
-            tokens = config.tokens_from_json(saved)
+            tokens = config.tokens_from_json(saved, f"the login of profile {self.profile.name!r} in {self.store.where}")
             ksef.auth.resume(tokens)
             try:
                 yield ksef
@@ -275,7 +275,7 @@ def auth_status(state: State) -> None:
             {"profile": state.profile.name, "ksef": state.profile.target, "logged_in": False, "usable": False}
         )
         raise CLIError(f"not logged in to {state.profile.target}: run `{login_command(state)}`", AUTH)
-    tokens = config.tokens_from_json(saved)
+    tokens = config.tokens_from_json(saved, f"the login of profile {state.profile.name!r} in {state.store.where}")
     usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
         "profile": state.profile.name,

@@ -12,6 +12,8 @@ import configparser
 import datetime as dt
 import json
 import os
+import re
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,21 @@ if TYPE_CHECKING:
 
 KEYRING_SERVICE = "ksef-sdk"
 DEFAULT_PROFILE = "default"
+# A profile name is a section of config.ini and a key of the credentials: no brackets, no newlines.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class ConfigFileError(ValueError):
+    """A configuration or credentials file that cannot be read: names the file and what is wrong."""
+
+
+def validate_profile_name(name: str) -> str:
+    """``name``, or ``ValueError``: letters, digits, ``_ . -``, at most 64, starting with a letter or digit."""
+    if not isinstance(name, str) or not PROFILE_NAME.fullmatch(name):
+        raise ValueError(
+            f"profile name {name!r}: letters, digits, '_', '.' and '-' only (at most 64, not starting with '_.-')"
+        )
+    return name
 
 
 def config_dir() -> Path:
@@ -52,14 +69,19 @@ class Profile:
 
 def _parser() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(config_dir() / "config.ini", encoding="utf-8")
+    path = config_dir() / "config.ini"
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise ConfigFileError(f"{path} is damaged: {reason}; fix or delete it (profiles are kept there)") from None
     return parser
 
 
 def load_profile(name: str | None) -> Profile:
     """The named profile (``KSEF_PROFILE`` or ``default`` when ``None``); an unknown name is an error
     unless it is the default, which falls back to KSeF TEST."""
-    name = name or os.environ.get("KSEF_PROFILE") or DEFAULT_PROFILE
+    name = validate_profile_name(name or os.environ.get("KSEF_PROFILE") or DEFAULT_PROFILE)
     parser = _parser()
     if not parser.has_section(name):
         if name != DEFAULT_PROFILE:
@@ -76,6 +98,7 @@ def has_profile(name: str) -> bool:
 
 def save_profile(profile: Profile) -> Path:
     """Create or replace a profile; returns the config file's path."""
+    validate_profile_name(profile.name)
     if profile.base_url is None:
         profile.environment = Environment[profile.environment.upper()].name
     if profile.nip:
@@ -139,18 +162,38 @@ class CredentialStore:
         return found
 
     def _read_file(self) -> dict[str, Any]:
+        path = self._file
         try:
-            data = json.loads(self._file.read_text(encoding="utf-8"))
+            _owner_only(path)
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
-        return data if isinstance(data, dict) else {}
+        except UnicodeDecodeError:
+            raise ConfigFileError(f"{path} is damaged: not UTF-8 text; delete it and log in again") from None
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise ConfigFileError(f"{path} is damaged: not JSON ({error}); delete it and log in again") from None
+        if not isinstance(data, dict):
+            kind = type(data).__name__
+            raise ConfigFileError(f"{path} is damaged: a JSON {kind}, not an object; delete it and log in again")
+        return data
 
     def _write_file(self, data: dict[str, Any]) -> None:
         self._file.parent.mkdir(parents=True, exist_ok=True)
-        # Created with 0600 from the start: the tokens are never readable by others, not even briefly.
+        # Created with 0600 from the start: the tokens are never readable by others, not even briefly;
+        # a file that existed with a wider mode is narrowed before anything is written to it.
         descriptor = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump(data, file)
+
+
+def _owner_only(path: Path) -> None:
+    """Narrow a secrets file that others may read (or write) to 0600."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(0o600)
 
 
 def _usable_keyring() -> Any:
@@ -176,15 +219,23 @@ def tokens_to_json(tokens: AuthTokens) -> str:
     )
 
 
-def tokens_from_json(text: str) -> AuthTokens:
-    """Inverse of ``tokens_to_json``."""
+def tokens_from_json(text: str, source: str = "the saved login") -> AuthTokens:
+    """Inverse of ``tokens_to_json``; ``ConfigFileError`` naming ``source`` and what is wrong."""
     from ksef_client.resources.auth import AuthTokens  # noqa: PLC0415 - not loaded for --help
 
-    data = json.loads(text)
-    return AuthTokens(
-        data["reference_number"],
-        data["access_token"],
-        dt.datetime.fromisoformat(data["access_valid_until"]),
-        data["refresh_token"],
-        dt.datetime.fromisoformat(data["refresh_valid_until"]),
-    )
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        tokens = AuthTokens(
+            str(data["reference_number"]),
+            str(data["access_token"]),
+            dt.datetime.fromisoformat(data["access_valid_until"]),
+            str(data["refresh_token"]),
+            dt.datetime.fromisoformat(data["refresh_valid_until"]),
+        )
+    except KeyError as error:
+        raise ConfigFileError(f"{source} is damaged: it lacks {error}; run `ksef auth login` again") from None
+    except (ValueError, TypeError) as error:
+        raise ConfigFileError(f"{source} is damaged: {error}; run `ksef auth login` again") from None
+    return tokens

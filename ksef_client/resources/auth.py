@@ -1,17 +1,21 @@
 """``ksef.auth``: log in with a KSeF token or a certificate (XAdES), refresh, revoke.
 
 Both logins are one flow (``_flows``): public key -> challenge -> token or signed document ->
-poll the authentication status -> redeem the access and refresh tokens into the client.
+poll the authentication status -> redeem the access and refresh tokens into the client. A login
+is one unit: a transient failure at any step (no answer, 5xx, 429 after the transport's own
+retries) starts it again from a new challenge, as often as the client's retry policy allows, and
+only then raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, arun, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, Retry, arun, poll_flow, response_of, run
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -31,9 +35,16 @@ from ksef_client._generated.models import (
     InitTokenAuthenticationRequest,
 )
 from ksef_client._generated.types import File
+from ksef_client._retry import RetryBudget
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client.crypto import TOKEN_ENCRYPTION, PublicKeyCertificate, encrypt_ksef_token, select_certificate
-from ksef_client.errors import AuthenticationFailedError, ResponseFormatError
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationFailedError,
+    InternalServerError,
+    RateLimitError,
+    ResponseFormatError,
+)
 from ksef_client.identifiers import validate_nip
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
 
@@ -79,12 +90,15 @@ def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
     items = response.parsed
     if not isinstance(items, list):
         raise ResponseFormatError("GET /security/public-key-certificates: expected a list")
-    return [
-        PublicKeyCertificate.from_der_b64(
-            i.certificate, [str(u) for u in i.usage], i.valid_from, i.valid_to, i.public_key_id
-        )
-        for i in items
-    ]
+    try:
+        return [
+            PublicKeyCertificate.from_der_b64(
+                i.certificate, [str(u) for u in i.usage], i.valid_from, i.valid_to, i.public_key_id
+            )
+            for i in items
+        ]
+    except (ValueError, TypeError, AttributeError) as error:  # not base64, not DER, not a list of models
+        raise ResponseFormatError(f"GET /security/public-key-certificates: unusable certificate ({error})") from None
 
 
 def cached_keys_flow(cache: KeyCache, refresh: bool = False) -> Flow[list[PublicKeyCertificate]]:
@@ -121,12 +135,34 @@ def _finish_flow(
     return install(holder, AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until))
 
 
+# Failures after which a login starts again from a new challenge: nothing was decided.
+TRANSIENT = (APIConnectionError, InternalServerError, RateLimitError)
+
+
+def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
+    """Run ``login`` from its first step again after a transient failure at any step, while the
+    retry policy allows (one budget for the whole login); then the failure is raised."""
+    budget = RetryBudget()
+    while True:
+        try:
+            return (yield from login())
+        except TRANSIENT as error:
+            if not (yield Retry(budget, f"login ({type(error).__name__})")):
+                raise
+
+
 def token_login_flow(
     context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     """Login with a KSeF token (RSA-OAEP encrypted with the challenge's timestamp)."""
     if not ksef_token:
         raise ValueError("ksef_token: empty")
+    return (yield from restarting(lambda: _token_login_once(context, ksef_token, client, timeout, interval)))
+
+
+def _token_login_once(
+    context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
+) -> Flow[AuthTokens]:
     certificate = select_certificate((yield from cached_keys_flow(client._public_keys)), TOKEN_ENCRYPTION)
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     body = InitTokenAuthenticationRequest(
@@ -149,6 +185,21 @@ def certificate_login_flow(
     interval: float,
 ) -> Flow[AuthTokens]:
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
+    return (
+        yield from restarting(
+            lambda: _certificate_login_once(context, credentials, subject_identifier_type, client, timeout, interval)
+        )
+    )
+
+
+def _certificate_login_once(
+    context: tuple[str, str],
+    credentials: SigningCredentials,
+    subject_identifier_type: str,
+    client: KSeF | AsyncKSeF,
+    timeout: float,
+    interval: float,
+) -> Flow[AuthTokens]:
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     document = signed_auth_token_request(
         challenge.challenge, context[0], context[1], credentials, subject_identifier_type

@@ -30,7 +30,7 @@ __all__ = ["AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncR
 def get_flow(ksef_number: str) -> Flow[bytes]:
     """``GET /invoices/ksef/{n}`` with the ``x-ms-meta-hash`` check."""
     validate_ksef_number(ksef_number)
-    response = response_of((yield Call(get_invoice, {"ksef_number": ksef_number})))
+    response = response_of((yield Call(get_invoice, {"ksef_number": ksef_number}, body="invoice")))
     verify_hash(response.content, response.headers.get(HASH_HEADER) or None, f"invoice {ksef_number}")
     return response.content
 
@@ -44,8 +44,11 @@ def export_to_flow(
     interval: float,
 ) -> Flow[ExportResult]:
     """``export_flow``, then the package unpacked into ``directory``."""
-    ref, package, archive = yield from export_flow(filters, client._public_keys, only_metadata, timeout, interval)
-    return unpack_export(ref, package, archive, Path(directory))
+    limits = client.body_limits
+    ref, package, archive = yield from export_flow(
+        filters, client._public_keys, only_metadata, timeout, interval, limits
+    )
+    return unpack_export(ref, package, archive, Path(directory), limits)
 
 
 class Invoices:
@@ -112,7 +115,14 @@ class Invoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once."""
         flow = sync_flow(
-            subject_type, Path(state_file), Path(directory), start, self._client._public_keys, timeout, interval
+            subject_type,
+            Path(state_file),
+            Path(directory),
+            start,
+            self._client._public_keys,
+            timeout,
+            interval,
+            self._client.body_limits,
         )
         return run(flow, self._client)
 
@@ -178,6 +188,13 @@ class AsyncInvoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once."""
         flow = sync_flow(
-            subject_type, Path(state_file), Path(directory), start, self._client._public_keys, timeout, interval
+            subject_type,
+            Path(state_file),
+            Path(directory),
+            start,
+            self._client._public_keys,
+            timeout,
+            interval,
+            self._client.body_limits,
         )
         return await arun(flow, self._client)

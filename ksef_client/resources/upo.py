@@ -21,6 +21,7 @@ from ksef_client._generated.api.sessions_status import (
 )
 from ksef_client._generated.models import SessionInvoiceStatusResponse, SessionStatusResponse, UpoPageResponse
 from ksef_client._generated.types import Response
+from ksef_client._paths import checked_files, checked_name
 from ksef_client._storage import link_usable
 from ksef_client.errors import UPONotAvailableError
 from ksef_client.identifiers import validate_ksef_number, validate_reference_number
@@ -69,12 +70,12 @@ def _invoice_upo_flow(
     _one_of(ksef_number, invoice_reference_number)
     if invoice_reference_number is None:
         args = {"reference_number": reference_number, "ksef_number": str(ksef_number)}
-        return _from_api(response_of((yield Call(get_invoice_upo_by_ksef_number, args))))
+        return _from_api(response_of((yield Call(get_invoice_upo_by_ksef_number, args, body="upo"))))
     args = {"reference_number": reference_number, "invoice_reference_number": invoice_reference_number}
     invoice = parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
     if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
         return _checked(*(yield Download(str(invoice.upo_download_url))))
-    return _from_api(response_of((yield Call(get_invoice_upo_by_reference_number, args))))
+    return _from_api(response_of((yield Call(get_invoice_upo_by_reference_number, args, body="upo"))))
 
 
 def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
@@ -89,7 +90,7 @@ def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
             upo = _checked(*(yield Download(page.download_url)))
         else:
             args = {"reference_number": reference_number, "upo_reference_number": page.reference_number}
-            upo = _from_api(response_of((yield Call(get_session_upo, args))))
+            upo = _from_api(response_of((yield Call(get_session_upo, args, body="upo"))))
         found.append((page.reference_number, upo))
     return found
 
@@ -99,7 +100,10 @@ def _session_upo_flow(reference_number: str) -> Flow[SessionUpo]:
 
 
 def _save_session_upo_flow(reference_number: str, directory: Path) -> Flow[list[Path]]:
+    """Every page saved as ``<page reference number>.xml``; the names come from the server, so
+    all are checked (format, inside ``directory``) before the first file is written."""
     pages = yield from _session_pages_flow(reference_number)
+    checked_files(Path(directory), [ref for ref, _ in pages], "reference number")
     return [save_upo(upo.xml, Path(directory), ref) for ref, upo in pages]
 
 
@@ -107,7 +111,10 @@ def _accepted_flow(reference_number: str, concurrency: int) -> Flow[list[Session
     """The session's invoices that got a KSeF number (``concurrency``: checked for the caller)."""
     _check_concurrency(concurrency)
     invoices = yield from all_items(invoices_pages(reference_number, False, 100))
-    return [i for i in invoices if isinstance(i.ksef_number, str)]
+    accepted = [i for i in invoices if isinstance(i.ksef_number, str)]
+    for invoice in accepted:  # each becomes a file name: all checked before anything is written
+        checked_name(invoice.ksef_number, "KSeF number")
+    return accepted
 
 
 def _save_invoice_upo_flow(reference_number: str, invoice: SessionInvoiceStatusResponse, directory: Path) -> Flow[Path]:

@@ -66,7 +66,7 @@ def test_emulator_upo_is_signed_valid_and_tamper_evident(ksef: KSeF, backend: KS
     ksef.sessions.wait(session.reference_number)
     upo = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
     assert upo.signed
-    assert upo.verify_signature() == emulator_keys().upo_signing.certificate
+    assert upo.verify_signature().certificate == emulator_keys().upo_signing.certificate
     upo.validate()  # valid against upo-v4-3.xsd once the signature is set aside
     session_upo = ksef.upo.get_session_upo(session.reference_number).pages[0]
     session_upo.verify_signature(emulator_keys().upo_signing.certificate)

@@ -1,0 +1,358 @@
+"""Issue 17, the SDK half: each test is an attack by a hostile or broken server, proxy or
+presigned link (``tests/hostile.py``), and shows what the SDK does instead of being fooled."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from lxml import etree
+
+from ksef_client import (
+    APITimeoutError,
+    AsyncKSeF,
+    BodyLimits,
+    ExportError,
+    InternalServerError,
+    KSeF,
+    ResponseTooLargeError,
+    UnsafePathError,
+    UPOSignatureError,
+    UPOValidationError,
+)
+from ksef_client._generated.models import InvoicePackage
+from ksef_client.errors import InvoiceRejectedError
+from ksef_client.export import ExportResult, unpack_export
+from ksef_client.identifiers import make_ksef_number
+from ksef_client.invoice_sync import SyncState, _keep_new
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
+from ksef_client.upo import parse_upo
+from ksef_client.xades import sign_xades
+from tests.hostile import EndlessBody, RawServer, Tamper, drip, json_swap, silent
+
+NIP = "5265877635"
+KSEF_NUMBER = make_ksef_number(NIP, "20250916", "010040741B3E")
+EVIL = "../outside/x"
+
+
+def _client(server: ThreadedServer, token: str | None, tamper: Tamper, **options: Any) -> KSeF:
+    return KSeF(base_url=server.base_url, access_token=token, transport=tamper, sleep=lambda s: None, **options)
+
+
+def _sent_batch(ksef: KSeF, count: int = 3) -> str:
+    return ksef.send_batch([sample_invoice(f"H/{i}") for i in range(count)], wait=True).reference_number
+
+
+def _signed_upo(ksef: KSeF, number: str = "FV/100/0/2026") -> bytes:
+    with ksef.online_session() as session:
+        ref = session.send(sample_invoice(number))
+    ksef.sessions.wait(session.reference_number)
+    return ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref).xml
+
+
+# --- 1. names from the server become paths only when they are what they claim --------------------
+
+
+def test_a_ksef_number_with_dots_does_not_write_outside_the_folder(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    ref = _sent_batch(ksef)
+
+    def evil(body: dict[str, Any]) -> dict[str, Any]:
+        body["invoices"][0]["ksefNumber"] = EVIL
+        return body
+
+    tamper = Tamper(json_swap("GET", f"/sessions/{ref}/invoices", evil))
+    with _client(ksef_server, ksef.access_token, tamper) as hostile, pytest.raises(UnsafePathError, match="outside"):
+        hostile.upo.save_invoice_upos(ref, tmp_path / "upo")
+    assert not (tmp_path / "upo").exists() and not (tmp_path / "outside").exists()
+
+
+def test_a_upo_page_reference_with_dots_does_not_write_outside_the_folder(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    ref = _sent_batch(ksef, 1)
+
+    def evil(body: dict[str, Any]) -> dict[str, Any]:
+        body["upo"]["pages"][0]["referenceNumber"] = "../../x"
+        return body
+
+    tamper = Tamper(json_swap("GET", f"/sessions/{ref}", evil))
+    with _client(ksef_server, ksef.access_token, tamper) as hostile, pytest.raises(UnsafePathError):
+        hostile.upo.save_session_upo(ref, tmp_path / "a" / "b")
+    assert list(tmp_path.rglob("*")) == []
+
+
+def _zip(tmp_path: Path, entries: list[tuple[str, bytes]]) -> Path:
+    path = tmp_path / "package.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(zipfile.ZipInfo(name), data, zipfile.ZIP_DEFLATED)
+    return path
+
+
+PACKAGE = InvoicePackage.from_dict(
+    {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": "Zip"}
+)
+
+
+def _metadata(*numbers: str) -> bytes:
+    return json.dumps({"invoices": [{"ksefNumber": n} for n in numbers]}).encode()
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([("_metadata.json", _metadata("/etc/passwd"))], "KSeF number"),
+        ([("_metadata.json", _metadata(KSEF_NUMBER)), ("../x.xml", b"<x/>")], "KSeF number"),
+        ([(f"{KSEF_NUMBER}.xml", b"<a/>"), (f"{KSEF_NUMBER}.xml", b"<b/>")], "twice"),
+        ([("_metadata.json", b"{not json")], "not JSON"),
+        ([("_metadata.json", b'{"invoices": 5}')], "invoices"),
+        ([("_metadata.json", b"[" * 100_000)], "not JSON"),
+        ([("_metadata.json", _metadata(KSEF_NUMBER, KSEF_NUMBER))], "twice"),
+    ],
+    ids=["absolute-number", "dotted-entry", "duplicate-entry", "bad-json", "wrong-type", "deep-json", "twice-listed"],
+)
+def test_a_hostile_export_package_is_an_export_error(
+    tmp_path: Path, entries: list[tuple[str, bytes]], message: str
+) -> None:
+    with pytest.raises(ExportError, match=message):
+        unpack_export("REF", PACKAGE, _zip(tmp_path, entries), tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_sync_moves_nothing_named_by_an_absolute_number(tmp_path: Path) -> None:
+    victim = tmp_path / "elsewhere" / "secret"
+    victim.parent.mkdir()
+    victim.with_suffix(".xml").write_text("mine")
+    result = ExportResult("REF", tmp_path / "work", [], [{"ksefNumber": str(victim)}], False, None, None)
+    with pytest.raises(UnsafePathError):
+        _keep_new(result, SyncState("2026-01-01T00:00:00+00:00"), tmp_path / "sync")
+    assert victim.with_suffix(".xml").read_text() == "mine"
+
+
+# --- 2. a comment cannot shorten a signed UPO value ----------------------------------------------
+
+
+def test_a_comment_inside_a_signed_value_does_not_truncate_it(ksef: KSeF) -> None:
+    xml = _signed_upo(ksef)
+    attacked = re.sub(rb">FV/100/0/2026<", b">FV/1<!---->00/0/2026<", xml, count=1)
+    assert attacked != xml
+    parse_upo(attacked).verify_signature()  # the attack: still a valid signature (comments are not signed)
+    assert parse_upo(attacked).documents[0].invoice_number == "FV/100/0/2026"
+    with pytest.raises(UPOValidationError, match="holds elements"):
+        parse_upo(re.sub(rb">FV/100/0/2026<", b"><x>FV/1</x>00/0/2026<", xml, count=1))
+
+
+# --- 3. every body is capped, and reading stops at the cap ---------------------------------------
+
+
+def _endless_transport(body: EndlessBody, headers: dict[str, str] | None = None) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(200, headers=headers, stream=body))
+
+
+def test_a_3_gb_invoice_is_refused_at_the_cap_without_holding_it() -> None:
+    body = EndlessBody()
+    limits = BodyLimits(invoice=1_000_000)
+    with KSeF(
+        base_url="https://ksef.example/v2", access_token="t", transport=_endless_transport(body), body_limits=limits
+    ) as ksef:
+        tracemalloc.start()
+        with pytest.raises(ResponseTooLargeError, match="invoice"):
+            ksef.invoices.get(KSEF_NUMBER)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert body.sent <= 1_000_000 + 2 * 65536  # stopped reading at the cap
+    assert peak < 3 * 1_000_000
+
+
+def test_a_gzip_bomb_is_stopped_at_the_decompressed_cap() -> None:
+    bomb = gzip.compress(b"0" * 50_000_000, 9)
+    body = EndlessBody(bomb, len(bomb))  # a stream: httpx decodes it only as it is read
+    transport = _endless_transport(body, {"Content-Encoding": "gzip"})
+    client = KSeF(base_url="https://ksef.example/v2", access_token="t", transport=transport)
+    with client as ksef, pytest.raises(ResponseTooLargeError, match="json"):
+        ksef.sessions.get("20250625-SO-2C3E6C8000-B8C5A3D9A3-0F")
+
+
+def test_a_huge_presigned_upo_is_refused_at_the_cap(ksef: KSeF, ksef_server: ThreadedServer) -> None:
+    with ksef.online_session() as session:
+        ref = session.send(sample_invoice("BIG/1"))
+    ksef.sessions.wait(session.reference_number)
+    body = EndlessBody()
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        return None if request.url.path.startswith("/v2/") else httpx.Response(200, stream=body, request=request)
+
+    limits = BodyLimits(upo=2_000_000)
+    hostile = _client(ksef_server, ksef.access_token, Tamper(swap), body_limits=limits)
+    with hostile, pytest.raises(ResponseTooLargeError, match="upo"):
+        hostile.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
+    assert body.sent <= 2_000_000 + 2 * 65536
+
+
+def test_an_export_whose_metadata_inflates_is_stopped_at_the_cap(tmp_path: Path) -> None:
+    archive = _zip(tmp_path, [("_metadata.json", b'{"invoices": [' + b" " * 60_000_000 + b"]}")])
+    assert archive.stat().st_size < 1_000_000
+    tracemalloc.start()
+    with pytest.raises(ExportError, match="metadata cap"):
+        unpack_export("REF", PACKAGE, archive, tmp_path / "out", BodyLimits(metadata=1_000_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+# --- 4. one deadline per call: a slow drip or a silent server cannot hold it ---------------------
+
+
+@pytest.mark.parametrize("answer", [drip(0.05), silent()], ids=["drip", "silent"])
+def test_a_slow_server_cannot_hold_a_call_past_its_deadline(answer: Any) -> None:
+    server = RawServer(answer)
+    try:
+        with KSeF(base_url=server.base_url, access_token="t", timeout=30, deadline=1.0) as ksef:
+            started = time.monotonic()
+            with pytest.raises(APITimeoutError, match="deadline"):
+                ksef.invoices.get(KSEF_NUMBER)
+            assert time.monotonic() - started < 2.0
+            with pytest.raises(APITimeoutError):  # per call, through with_options
+                ksef.with_options(deadline=0.3).invoices.get(KSEF_NUMBER)
+            assert time.monotonic() - started < 3.0
+    finally:
+        server.close()
+
+
+def test_an_async_call_has_the_same_deadline() -> None:
+    server = RawServer(drip(0.05))
+
+    async def call() -> None:
+        async with AsyncKSeF(base_url=server.base_url, access_token="t", deadline=1.0) as ksef:
+            await ksef.invoices.get(KSEF_NUMBER)
+
+    try:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError, match="deadline"):
+            anyio.run(call)
+        assert time.monotonic() - started < 2.0
+    finally:
+        server.close()
+
+
+# --- 5. a login is one unit: a transient failure at any step starts it again ---------------------
+
+
+def _redeem_fails(times: int) -> Tamper:
+    left = [times]
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.endswith("/auth/token/redeem") and left[0] > 0:
+            left[0] -= 1
+            return httpx.Response(502, text="<html>Bad Gateway</html>", request=request)
+        return None
+
+    return Tamper(swap)
+
+
+def test_a_502_on_redeem_restarts_the_login_from_a_new_challenge(ksef_server: ThreadedServer) -> None:
+    creds = self_signed_certificate()
+    tamper = _redeem_fails(1)
+    with _client(ksef_server, None, tamper) as client:
+        client.auth.login_with_certificate(creds, context_nip=creds.nip)
+        assert client.access_token
+    assert tamper.seen.count(("POST", "/v2/auth/challenge")) == 2
+
+
+def test_a_login_that_keeps_failing_gives_up_within_the_retry_budget(ksef_server: ThreadedServer) -> None:
+    creds = self_signed_certificate()
+    tamper = _redeem_fails(100)
+    with _client(ksef_server, None, tamper, max_retries=2) as client, pytest.raises(InternalServerError):
+        client.auth.login_with_certificate(creds, context_nip=creds.nip)
+    assert tamper.seen.count(("POST", "/v2/auth/challenge")) == 3
+
+
+# --- 6. presigned links' credentials never reach the logs ----------------------------------------
+
+
+def test_a_presigned_links_query_string_is_not_logged(
+    ksef: KSeF, ksef_server: ThreadedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ksef.online_session() as session:
+        ref = session.send(sample_invoice("LOG/1"))
+    ksef.sessions.wait(session.reference_number)
+
+    def signed(body: dict[str, Any]) -> dict[str, Any]:
+        body["upoDownloadUrl"] += "?sv=2024&sig=SECRET%2Bsignature"
+        return body
+
+    caplog.set_level(logging.DEBUG)
+    tamper = Tamper(json_swap("GET", f"/invoices/{ref}", signed))
+    with _client(ksef_server, ksef.access_token, tamper) as client:
+        client.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
+    assert "?[redacted]" in caplog.text
+    assert "SECRET" not in caplog.text and "sig=" not in caplog.text
+    assert "pageSize" in caplog.text or "/v2/" in caplog.text  # API URLs stay readable
+
+
+# --- 7. only UTF-8 invoices, and no DTD under any encoding ---------------------------------------
+
+
+def _utf16(xml: bytes, doctype: bool) -> bytes:
+    text = xml.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    if doctype:
+        end = text.index("?>") + 2
+        text = text[:end] + '<!DOCTYPE Faktura [<!ENTITY e "x">]>' + text[end:]
+    return text.encode("utf-16-le")
+
+
+@pytest.mark.parametrize("doctype", [True, False], ids=["with-doctype", "plain"])
+def test_a_utf16_invoice_is_refused_before_sending(ksef: KSeF, backend: KSeFBackend, doctype: bool) -> None:
+    invoice = _utf16(sample_invoice("U16/1"), doctype)
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(invoice)
+    assert refused.value.rule in ("encoding", "dtd")
+    with ksef.online_session() as session, pytest.raises(InvoiceRejectedError, match=r"UTF-8"):
+        session.send(invoice)
+    assert not list(ksef.sessions.invoices(session.reference_number))
+    # validate=False sends the bytes as given (the SDK never parses them there): KSeF refuses them
+    with ksef.online_session(validate=False) as session:
+        ref = session.send(invoice)
+    ksef.sessions.wait(session.reference_number)
+    assert ksef.sessions.invoice(session.reference_number, ref).status.code == 430
+
+
+# --- 8. a valid signature is not trust: the result says who signed -------------------------------
+
+
+def test_a_upo_re_signed_by_anyone_is_reported_untrusted(ksef: KSeF) -> None:
+    genuine = parse_upo(_signed_upo(ksef, "TRUST/1"))
+    ksef_certificate = emulator_keys().upo_signing.certificate
+    check = genuine.verify_signature(trusted=[ksef_certificate])
+    assert check.trusted and check.certificate == ksef_certificate
+    assert check.require_trusted() is check
+
+    root = etree.fromstring(genuine.xml)
+    for signature in root.findall("{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        root.remove(signature)
+    attacker = self_signed_certificate()
+    forged = parse_upo(sign_xades(root, attacker))
+    check = forged.verify_signature(trusted=[ksef_certificate])  # integrity holds...
+    assert not check.trusted  # ...but the signer is nobody we trust
+    assert check.signer == attacker.certificate.subject.rfc4514_string()
+    with pytest.raises(UPOSignatureError, match="not a trusted"):
+        check.require_trusted()
+    with pytest.raises(UPOSignatureError):
+        forged.verify_signature(ksef_certificate)  # pinned: the forged one does not verify
