@@ -2,7 +2,7 @@
 KSeF's 400/21405 with a problem body for bad input, never a 500; bodies capped before they are
 read whole; the control endpoints closed to web pages; secret files readable by their owner only.
 
-``FUZZ_EXAMPLES`` (``make fuzz``) raises the number of hostile bodies drawn per operation.
+``make fuzz`` (``KSEF_FUZZ=full``) draws 100 hostile bodies per operation instead of 3.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.server import exposure_warning, is_loopback
 
 NIP = "5265877635"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
+EXAMPLES = 100 if os.environ.get("KSEF_FUZZ") == "full" else 3
 BODY_OPERATIONS = sorted(key for key, op in OPERATIONS.items() if op.method in ("POST", "PUT"))
 
 
