@@ -183,11 +183,14 @@ def certificate_login_flow(
     client: KSeF | AsyncKSeF,
     timeout: float,
     interval: float,
+    verify_chain: bool = False,
 ) -> Flow[AuthTokens]:
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
     return (
         yield from restarting(
-            lambda: _certificate_login_once(context, credentials, subject_identifier_type, client, timeout, interval)
+            lambda: _certificate_login_once(
+                context, credentials, subject_identifier_type, client, timeout, interval, verify_chain
+            )
         )
     )
 
@@ -199,6 +202,7 @@ def _certificate_login_once(
     client: KSeF | AsyncKSeF,
     timeout: float,
     interval: float,
+    verify_chain: bool,
 ) -> Flow[AuthTokens]:
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     document = signed_auth_token_request(
@@ -207,7 +211,8 @@ def _certificate_login_once(
     # Bytes, not BytesIO: the generated code passes the payload to httpx as ``content``, and only
     # bytes work for both the sync and the async client (a file object is a sync-only stream).
     upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
-    init = parsed(response_of((yield Call(authenticate_xades_signature, {"body": upload}))), AuthenticationInitResponse)
+    call = Call(authenticate_xades_signature, {"body": upload, "verify_certificate_chain": verify_chain})
+    init = parsed(response_of((yield call)), AuthenticationInitResponse)
     return (yield from _finish_flow(init, client._tokens, timeout, interval))
 
 
@@ -255,10 +260,18 @@ class Auth:
         subject_identifier_type: str = "certificateSubject",
         timeout: float = 120.0,
         interval: float = 1.0,
+        verify_certificate_chain: bool = False,
     ) -> AuthTokens:
-        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
+        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``).
+
+        ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
+        revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a
+        self-signed certificate then fails the login (status 460).
+        """
         ctx = context_identifier(context_nip, context)
-        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, self._client, timeout, interval)
+        flow = certificate_login_flow(
+            ctx, credentials, subject_identifier_type, self._client, timeout, interval, verify_certificate_chain
+        )
         return run(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:
@@ -302,10 +315,18 @@ class AsyncAuth:
         subject_identifier_type: str = "certificateSubject",
         timeout: float = 120.0,
         interval: float = 1.0,
+        verify_certificate_chain: bool = False,
     ) -> AuthTokens:
-        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``)."""
+        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``).
+
+        ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
+        revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a
+        self-signed certificate then fails the login (status 460).
+        """
         ctx = context_identifier(context_nip, context)
-        flow = certificate_login_flow(ctx, credentials, subject_identifier_type, self._client, timeout, interval)
+        flow = certificate_login_flow(
+            ctx, credentials, subject_identifier_type, self._client, timeout, interval, verify_certificate_chain
+        )
         return await arun(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:

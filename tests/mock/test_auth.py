@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ksef_client import KSeF
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import AuthenticationFailedError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import self_signed_certificate
@@ -71,3 +73,21 @@ def test_a_minted_token_is_an_auth_session_that_can_be_revoked(raw: httpx.Client
 def test_auth_status_checks_the_token_before_the_input(ksef_mock: KSeFMock, reference: str) -> None:
     with httpx.Client(base_url=ksef_mock.base_url) as client:
         assert client.get(f"/auth/{reference}").status_code == 401
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_the_sdk_asks_for_chain_verification(ksef_mock: KSeFMock, client_kind: str) -> None:
+    owner = self_signed_certificate(NIP, kind="seal")
+    credentials = SigningCredentials(owner.certificate, owner.private_key)
+    if client_kind == "sync":
+        with KSeF(base_url=ksef_mock.base_url) as client, pytest.raises(AuthenticationFailedError) as failed:
+            client.auth.login_with_certificate(credentials, context_nip=NIP, verify_certificate_chain=True)
+    else:
+
+        async def login() -> None:
+            async with AsyncKSeF(base_url=ksef_mock.base_url) as client:
+                await client.auth.login_with_certificate(credentials, context_nip=NIP, verify_certificate_chain=True)
+
+        with pytest.raises(AuthenticationFailedError) as failed:
+            anyio.run(login)
+    assert failed.value.code == 460
