@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ksef_client.outcomes import InvoiceOutcome
     from ksef_client.upo import SessionUpo, Upo, parse_upo
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
