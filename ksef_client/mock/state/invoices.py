@@ -142,16 +142,23 @@ def fields_of(root: etree._Element) -> InvoiceFields:
     return _fa_fields(root)
 
 
+def _parties(root: etree._Element) -> dict[str, Any]:
+    """Seller (``Podmiot1``) and buyer (``Podmiot2``) of an FA-family invoice."""
+    return {
+        "seller": _required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
+        "buyer": _text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
+        "seller_name": _text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        "buyer_name": _text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+    }
+
+
 def _fa_fields(root: etree._Element) -> InvoiceFields:
     fa = root.find("{*}Fa")
     return InvoiceFields(
-        seller=_required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
+        **_parties(root),
         kind=_required(root, "{*}Fa/{*}RodzajFaktury"),
         number=_required(root, "{*}Fa/{*}P_2"),
         issue_date=_required(root, "{*}Fa/{*}P_1"),
-        buyer=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
-        seller_name=_text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
-        buyer_name=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
         currency=_text(root, "{*}Fa/{*}KodWaluty") or "PLN",
         net=_sum(fa, ("P_13_",)),
         vat=_sum(fa, ("P_14_",)),
@@ -171,13 +178,10 @@ def _other_nips(root: etree._Element) -> tuple[str, ...]:
 def _rr_fields(root: etree._Element) -> InvoiceFields:
     # FA_RR: the buyer (Podmiot2) issues the invoice for a flat-rate farmer (Podmiot1).
     return InvoiceFields(
-        seller=_required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
+        **_parties(root),
         kind=_required(root, "{*}FakturaRR/{*}RodzajFaktury"),
         number=_required(root, "{*}FakturaRR/{*}P_4C"),
         issue_date=_required(root, "{*}FakturaRR/{*}P_4B"),
-        buyer=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
-        seller_name=_text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
-        buyer_name=_text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
         currency=_text(root, "{*}FakturaRR/{*}KodWaluty") or "PLN",
         net=_decimal(_text(root, "{*}FakturaRR/{*}P_11_1")),
         vat=_decimal(_text(root, "{*}FakturaRR/{*}P_11_2")),
