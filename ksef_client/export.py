@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import os
+import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -70,13 +74,17 @@ def export_flow(
     timeout: float,
     interval: float,
     limits: BodyLimits | None = None,
+    compression: str = "Zip",
 ) -> Flow[tuple[str, InvoicePackage, Path]]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
-    a temporary zip file; returns the reference number, the package description and the zip."""
+    a temporary file; returns the reference number, the package description and the package
+    (``compression``: KSeF's ``Zip`` or ``TarGz``)."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression: one of {sorted(COMPRESSIONS)}, not {compression!r}")
     key = SymmetricKey.generate()
     encryption = encryption_for(key, (yield from cached_keys_flow(keys)))
     body = InvoiceExportRequest.from_dict(
-        {"encryption": encryption, "filters": filters, "onlyMetadata": only_metadata, "compressionType": "Zip"}
+        {"encryption": encryption, "filters": filters, "onlyMetadata": only_metadata, "compressionType": compression}
     )
     ref = parsed(response_of((yield Call(export_invoices, {"body": body}))), ExportInvoicesResponse).reference_number
     status = yield from poll_flow(
@@ -88,15 +96,17 @@ def export_flow(
     )
     if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
         raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
-    if str(status.package.compression_type) != "Zip":  # asked for Zip: anything else is not read as one
-        raise ExportError(f"export {ref}: package compressed as {status.package.compression_type}, asked for Zip")
+    if str(status.package.compression_type) != compression:  # read only as what was asked for
+        raise ExportError(
+            f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
+        )
     declared = sum(p.encrypted_part_size for p in status.package.parts)
     if declared > (limits or BodyLimits()).export_package:
         raise ExportError(
             f"export {ref}: package of {declared} bytes, more than the cap of "
             f"{(limits or BodyLimits()).export_package} (BodyLimits.export_package)"
         )
-    handle, name = tempfile.mkstemp(suffix=".zip")
+    handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
         with os.fdopen(handle, "wb") as out:
             for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
@@ -167,27 +177,27 @@ class _DecryptingSink:
 def unpack_export(
     ref: str, package: InvoicePackage, archive: Path, directory: Path, limits: BodyLimits | None = None
 ) -> ExportResult:
-    """Unzip an export package into ``directory``. Nothing from the package is trusted: each
-    entry must be ``<KSeF number>.xml`` (once) or ``_metadata.json``, every size is capped
-    (``limits``) while it is inflated, and the metadata must be KSeF's ``{"invoices": [...]}``
-    with a valid KSeF number in each record; anything else is ``ExportError``."""
+    """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
+    from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
+    (once) or ``_metadata.json``, every size is capped (``limits``) while it is inflated, and the
+    metadata must be KSeF's ``{"invoices": [...]}`` with a valid KSeF number in each record;
+    anything else is ``ExportError``."""
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
     files, metadata = [], []
     try:
-        with zipfile.ZipFile(archive) as package_zip:
-            entries = package_zip.infolist()
-            _check_entries(ref, [e.filename for e in entries], limits)
-            for entry in entries:
-                if entry.filename == METADATA_FILE:
-                    metadata = _metadata(ref, _inflate(ref, package_zip, entry, "metadata", limits.metadata))
+        with _members(ref, archive, str(package.compression_type)) as members:
+            _check_entries(ref, [name for name, _ in members], limits)
+            for name, open_member in members:
+                if name == METADATA_FILE:
+                    metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
                     continue
-                target = file_in(directory, entry.filename.removesuffix(".xml"))
-                with package_zip.open(entry) as source, open(target, "wb") as out:
-                    _copy_capped(ref, source, out, entry.filename, limits.invoice)
+                target = file_in(directory, name.removesuffix(".xml"))
+                with open_member() as source, open(target, "wb") as out:
+                    _copy_capped(ref, source, out, name, limits.invoice)
                 files.append(target)
-    except zipfile.BadZipFile as error:
-        raise ExportError(f"export {ref}: the package is not a zip ({error})") from error
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+        raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
         raise ExportError(f"export {ref}: {error}") from error
     finally:
@@ -201,6 +211,33 @@ def unpack_export(
         _optional_date(package.last_permanent_storage_date),
         _optional_date(package.permanent_storage_hwm_date),
     )
+
+
+# KSeF's package formats and the suffix of the temporary file each is downloaded into.
+COMPRESSIONS = {"Zip": ".zip", "TarGz": ".tar.gz"}
+Member = tuple[str, Callable[[], IO[bytes]]]
+
+
+@contextmanager
+def _members(ref: str, archive: Path, compression: str) -> Iterator[list[Member]]:
+    """``(name, open)`` of each entry of a zip or tar.gz package; a tar entry that is not a
+    regular file (a link, a directory, a device) is refused."""
+    if compression == "TarGz":
+        with tarfile.open(archive, mode="r:gz") as tar:
+            entries = tar.getmembers()
+            odd = [e.name for e in entries if not e.isfile()]
+            if odd:
+                raise ExportError(f"export {ref}: entries that are not plain files: {odd[:3]}")
+            yield [(e.name, functools.partial(_tar_open, tar, e)) for e in entries]
+        return
+    with zipfile.ZipFile(archive) as package_zip:
+        yield [(e.filename, functools.partial(package_zip.open, e)) for e in package_zip.infolist()]
+
+
+def _tar_open(tar: tarfile.TarFile, entry: tarfile.TarInfo) -> IO[bytes]:
+    extracted = tar.extractfile(entry)
+    assert extracted is not None  # a regular file (checked in _members)
+    return extracted
 
 
 METADATA_FILE = "_metadata.json"
@@ -224,10 +261,10 @@ def _check_entries(ref: str, names: list[str], limits: BodyLimits) -> None:
             raise ExportError(f"export {ref}: entry {name!r}: {error}") from None
 
 
-def _inflate(ref: str, package_zip: zipfile.ZipFile, entry: zipfile.ZipInfo, what: str, limit: int) -> bytes:
+def _inflate(ref: str, open_member: Callable[[], IO[bytes]], name: str, what: str, limit: int) -> bytes:
     out = io.BytesIO()
-    with package_zip.open(entry) as source:
-        _copy_capped(ref, source, out, entry.filename, limit, what)
+    with open_member() as source:
+        _copy_capped(ref, source, out, name, limit, what)
     return out.getvalue()
 
 

@@ -42,11 +42,12 @@ def export_to_flow(
     only_metadata: bool,
     timeout: float,
     interval: float,
+    compression: str = "Zip",
 ) -> Flow[ExportResult]:
     """``export_flow``, then the package unpacked into ``directory``."""
     limits = client.body_limits
     ref, package, archive = yield from export_flow(
-        filters, client._public_keys, only_metadata, timeout, interval, limits
+        filters, client._public_keys, only_metadata, timeout, interval, limits, compression
     )
     return unpack_export(ref, package, archive, Path(directory), limits)
 
@@ -95,13 +96,18 @@ class Invoices:
         only_metadata: bool = False,
         timeout: float = 1800.0,
         interval: float = 5.0,
+        compression: str = "Zip",
         **filters: Any,
     ) -> ExportResult:
-        """Export matching invoices into ``directory``: ``{ksefNumber}.xml`` files plus metadata."""
+        """Export matching invoices into ``directory``: ``{ksefNumber}.xml`` files plus metadata.
+
+        ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``.
+        """
         body = build_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return run(export_to_flow(directory, body, self._client, only_metadata, timeout, interval), self._client)
+        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
+        return run(flow, self._client)
 
     def sync(
         self,
@@ -168,13 +174,15 @@ class AsyncInvoices:
         only_metadata: bool = False,
         timeout: float = 1800.0,
         interval: float = 5.0,
+        compression: str = "Zip",
         **filters: Any,
     ) -> ExportResult:
-        """Export matching invoices into ``directory``."""
+        """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``)."""
         body = build_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return await arun(export_to_flow(directory, body, self._client, only_metadata, timeout, interval), self._client)
+        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
+        return await arun(flow, self._client)
 
     async def sync(
         self,

@@ -93,8 +93,12 @@ def test_invoices_download_query_and_export(drive: Driver, backend: KSeFBackend,
     records = drive("invoices.query", "Subject1", date_from=since, date_type="Invoicing", page_size=10)
     assert len(records) == 3 and {str(r.invoice_type) for r in records} == {"Vat"}
     assert drive("invoices.get", records[0].ksef_number).startswith(b"<?xml")
-    exported = drive("invoices.export", tmp_path, date_from=since, date_type="Invoicing", interval=0)
-    assert sorted(p.name for p in exported.files) == sorted(f"{r.ksef_number}.xml" for r in records)
+    for compression in ("Zip", "TarGz"):
+        target = tmp_path / compression
+        exported = drive("invoices.export", target, date_from=since, date_type="Invoicing", interval=0,
+                         compression=compression)  # fmt: skip
+        assert sorted(p.name for p in exported.files) == sorted(f"{r.ksef_number}.xml" for r in records)
+        assert [m["ksefNumber"] for m in exported.metadata] and not list(tmp_path.glob("*.tar.gz"))
 
 
 def test_tokens_limits_and_collective_identifiers(drive: Driver, backend: KSeFBackend) -> None:

@@ -1,0 +1,71 @@
+"""Export packages of either format are unpacked under the same rules: plain files with KSeF
+numbers as names, capped sizes; a tar.gz cannot smuggle a link or a path out of the folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ksef_client._generated.models import InvoicePackage
+from ksef_client.errors import ExportError
+from ksef_client.export import unpack_export
+from ksef_client.identifiers import make_ksef_number
+
+NUMBER = make_ksef_number("5265877635", "20261201", "0123456789AB")
+
+
+def _package(compression: str) -> InvoicePackage:
+    return InvoicePackage.from_dict(
+        {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
+    )
+
+
+def _tar(path: Path, entries: list[tarfile.TarInfo], data: dict[str, bytes]) -> Path:
+    with tarfile.open(path, mode="w:gz") as archive:
+        for entry in entries:
+            payload = data.get(entry.name)
+            if payload is not None:
+                entry.size = len(payload)
+            archive.addfile(entry, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+def _file(name: str) -> tarfile.TarInfo:
+    return tarfile.TarInfo(name)
+
+
+def test_a_tar_gz_package_unpacks_like_a_zip(tmp_path: Path) -> None:
+    metadata = json.dumps({"invoices": [{"ksefNumber": NUMBER}]}).encode()
+    archive = _tar(tmp_path / "p.tar.gz", [_file(f"{NUMBER}.xml"), _file("_metadata.json")],
+                   {f"{NUMBER}.xml": b"<Faktura/>", "_metadata.json": metadata})  # fmt: skip
+    result = unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+    assert [p.name for p in result.files] == [f"{NUMBER}.xml"] and result.ksef_numbers == [NUMBER]
+    assert not archive.exists()
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE])
+def test_a_tar_entry_that_is_not_a_plain_file_is_refused(tmp_path: Path, kind: bytes) -> None:
+    odd = _file(f"{NUMBER}.xml")
+    odd.type, odd.linkname = kind, "/etc/passwd"
+    archive = _tar(tmp_path / "p.tar.gz", [odd], {})
+    with pytest.raises(ExportError, match="not plain files"):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+    assert not (tmp_path / "out" / f"{NUMBER}.xml").exists()
+
+
+def test_a_tar_entry_named_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "p.tar.gz", [_file("../escape.xml")], {"../escape.xml": b"x"})
+    with pytest.raises(ExportError):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+    assert not (tmp_path / "escape.xml").exists()
+
+
+def test_a_package_that_is_not_what_it_says_is_an_export_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "p.tar.gz"
+    bogus.write_bytes(b"PK\x03\x04 not a tar")
+    with pytest.raises(ExportError, match="cannot be read"):
+        unpack_export("EX", _package("TarGz"), bogus, tmp_path / "out")
