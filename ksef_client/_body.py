@@ -56,7 +56,12 @@ def _where(response: httpx.Response) -> str:
 
 def _declared_too_large(response: httpx.Response, limit: int) -> bool:
     declared = response.headers.get("Content-Length", "")
-    return declared.isdigit() and int(declared) > limit and "Content-Encoding" not in response.headers
+    return (
+        declared.isascii()
+        and declared.isdigit()
+        and int(declared) > limit
+        and "Content-Encoding" not in response.headers
+    )
 
 
 def read_capped(response: httpx.Response, kind: str, limit: int, check: Callable[[], None] | None = None) -> bytes:

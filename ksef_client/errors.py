@@ -354,7 +354,7 @@ def _parse_problem(body: dict[str, Any]) -> _Parsed:
 
 def _detail(code: Any, description: Any, details: Any) -> ErrorDetail:
     number = code if isinstance(code, int) and not isinstance(code, bool) else None
-    if number is None and isinstance(code, str) and code.isdigit():
+    if number is None and isinstance(code, str) and code.isascii() and code.isdigit():
         number = int(code)
     extra = tuple(str(d) for d in details) if isinstance(details, list) else ()
     return ErrorDetail(code=number, description=str(description) if description is not None else "", details=extra)

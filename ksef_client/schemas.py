@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "check_encoding",
     "form_code",
     "form_schema",
+    "schema_errors",
     "validate_invoice",
 ]
 
@@ -107,10 +109,30 @@ class _LocalCopies(etree.Resolver):
         return None
 
 
-@functools.cache
+# lxml compiles a schema and keeps one error log per schema object: two threads compiling at once
+# (an emulator's batch worker beside a request) break the compilation, and two validating at once
+# mix their errors. Schemas are compiled and used under this lock.
+_SCHEMA_LOCK = threading.RLock()
+
+
 def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> etree.XMLSchema:
     """The compiled XSD of a form (``"FA (3)"``, ``"PEF (3)"``...), from ``_data`` unless ``directory``
     is given; compiled once per process."""
+    with _SCHEMA_LOCK:
+        return _compiled(system_code, directory)
+
+
+def schema_errors(system_code: str, document: etree._Element) -> list[str]:
+    """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread."""
+    with _SCHEMA_LOCK:
+        schema = _compiled(system_code, None)
+        if schema.validate(document):
+            return []
+        return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _compiled(system_code: str, directory: Path | None) -> etree.XMLSchema:
     data = directory or _data_dir()
     main = data / FORM_SCHEMAS[system_code]
     if not main.is_file():
@@ -204,7 +226,6 @@ def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
         raise InvoiceSchemaError(
             [f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"], "size"
         )
-    schema = form_schema(code.system_code)
-    if not schema.validate(document):
-        errors = [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+    errors = schema_errors(code.system_code, document)
+    if errors:
         raise InvoiceSchemaError(errors, "schema")

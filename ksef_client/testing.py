@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,6 +28,8 @@ from cryptography.x509.oid import NameOID
 from ksef_client.identifiers import NIP_WEIGHTS, is_valid_nip, validate_nip
 from ksef_client.schemas import FA3_NAMESPACE
 from ksef_client.xades import PrivateKey, SigningCredentials
+
+WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 def reachable(url: str, timeout: float = 3.0) -> bool:
@@ -144,7 +147,7 @@ def sample_invoice(
     validate_nip(buyer_nip, "buyer_nip")
     if not 1 <= lines <= 10_000:
         raise ValueError("lines: 1..10000")
-    issued = str(issue_date or dt.date.today())
+    issued = str(issue_date or dt.datetime.now(WARSAW).date())  # today where KSeF counts days
     line_net = Decimal(net).quantize(Decimal("0.01"))
     net_value = line_net * lines
     vat = (net_value * Decimal("0.23")).quantize(Decimal("0.01"))

@@ -54,14 +54,20 @@ class KSeFBackend:
     def __init__(
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
+        session_reads: int = 0, random_faults: tuple[float, int] | None = None,
     ) -> None:  # fmt: skip
         if profile not in ("TEST", "PROD"):
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
+        # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults.
         self._initial = (Settings(upo_page_size, metadata_limit, export_part_size, profile), rate_limit_scale)
+        self._initial_transitions, self._initial_faults = Transitions(session_reads=session_reads), random_faults
         self.core = Core(clock, replace(self._initial[0]))
+        self.core.transitions = replace(self._initial_transitions)
         # KSeF's per-group limits times this scale; 0 (the default in tests) switches them off.
         self.rate_limits = Throttle(scale=rate_limit_scale)
         self.faults = Faults()
+        if random_faults is not None:
+            self.faults.set_random(random_faults[0], seed=random_faults[1])
         self._build()
 
     def _build(self) -> None:
@@ -79,11 +85,14 @@ class KSeFBackend:
         """Forget every session, invoice, token and grant; settings, transitions, faults and rate
         limits go back to what the backend was created with."""
         settings, scale = self._initial
+        self.sessions.wait_processed()  # a worker must not write into the new state (before the lock it takes)
         with self.core.lock:
             self.core.settings = replace(settings)
-            self.core.transitions = Transitions()
+            self.core.transitions = replace(self._initial_transitions)
             self.rate_limits = Throttle(scale=scale)
             self.faults.clear()
+            if self._initial_faults is not None:
+                self.faults.set_random(self._initial_faults[0], seed=self._initial_faults[1])
             self._build()
 
     # --- what persistence saves ----------------------------------------------------------------

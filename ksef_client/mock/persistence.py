@@ -60,7 +60,11 @@ class SQLiteStore:
 
     def save(self, backend: KSeFBackend) -> None:
         """Write the current state (atomically: one SQLite transaction)."""
-        data = pickle.dumps(backend.snapshot())
+        # A batch still processed after its close would be saved half done, and nothing resumes
+        # it after a restart: wait for the processing, then pickle under the lock.
+        backend.sessions.wait_processed()
+        with backend.lock:
+            data = pickle.dumps(backend.snapshot())
         with self._lock, self._connect() as db:
             db.execute("INSERT OR REPLACE INTO state (id, data) VALUES (1, ?)", (data,))
 

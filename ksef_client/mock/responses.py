@@ -101,7 +101,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read at most ``limit`` bytes far: a larger declared or sent body is
     refused (400/21405) without being held in memory."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise MockAPIError(21405, VALIDATION, [f"Treść żądania ma {declared} B, dozwolone najwyżej {limit} B."])
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -218,7 +218,7 @@ async def parsed_body(request: Request, model: Any) -> Any:
 def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
     """An integer query parameter within ``low``-``high`` (KSeF's 400/21405 otherwise)."""
     raw = request.query_params.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise MockAPIError(21405, VALIDATION, [f"{name}: dozwolone wartości {low}-{high}."])
     return int(raw)
 

@@ -112,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``ksef-mock --host 127.0.0.1 --port 8000``: serve the emulator until interrupted."""
     args = build_parser().parse_args(argv)
-    backend = KSeFBackend(upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile)
-    backend.transitions.session_reads = args.session_reads
-    if args.fault_rate:
-        backend.faults.set_random(args.fault_rate, seed=args.fault_seed)
+    backend = KSeFBackend(
+        upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile,
+        session_reads=args.session_reads, random_faults=(args.fault_rate, args.fault_seed) if args.fault_rate else None,
+    )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
     app = create_app(backend, store=store, host=args.host)
     if (warning := exposure_warning(args.host)) is not None:

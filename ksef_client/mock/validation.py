@@ -131,7 +131,8 @@ def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
         return [_coerce([value], item_schema) for value in raw]
     value = raw[-1]
     if kind == "integer":
-        return int(value) if value.lstrip("-").isdigit() else value
+        digits = value.removeprefix("-")
+        return int(value) if digits.isascii() and digits.isdigit() else value
     if kind == "number":
         try:
             return float(value)

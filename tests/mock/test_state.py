@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import COMPONENTS
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.state.core import Core, Settings, utc_now
+from ksef_client.mock.state.sessions import SessionQuery
 from ksef_client.testing import sample_invoice
 
 NIP = "5265877635"
@@ -76,3 +78,43 @@ def test_a_foreign_continuation_token_is_21418() -> None:
     with pytest.raises(MockAPIError) as refused:
         Core(utc_now, Settings()).page(["a"], 10, "bm90LW91cnM=", key=str)
     assert refused.value.code == 21418
+
+
+def test_reset_keeps_the_transitions_and_faults_the_backend_was_created_with() -> None:
+    backend = KSeFBackend(session_reads=2, random_faults=(0.5, 7))
+    backend.transitions.session_reads = 0
+    backend.faults.clear()
+    backend.reset()
+    assert backend.transitions.session_reads == 2
+    assert any(backend.faults.take("sessions_status.get_session_status") for _ in range(20))
+
+
+def test_a_listing_sees_a_session_modified_by_a_sent_invoice(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = KSeFBackend()
+    start = utc_now()
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    session = backend.sessions.open(access)
+    later = start + dt.timedelta(minutes=5)
+    query = SessionQuery("Online", modified_from=later - dt.timedelta(minutes=1))
+    assert backend.sessions.listing(access, query).items == []
+    monkeypatch.setattr(backend, "clock", lambda: later)
+    backend.sessions.add_invoice(session, sample_invoice("ST/2"))
+    assert backend.sessions.listing(access, query).items == [session]  # not the cached empty answer
+
+
+@pytest.mark.parametrize(
+    ("kind", "issue_date", "mode"),
+    [("Online", "2026-12-02", "Online"), ("Online", "2026-12-01", "Offline"), ("Batch", "2026-12-01", "Online")],
+)
+def test_days_are_polish_calendar_days(monkeypatch: pytest.MonkeyPatch, kind: str, issue_date: str, mode: str) -> None:
+    # 23:30 UTC on 1 December is 00:30 on 2 December in Warsaw.
+    backend = KSeFBackend()
+    opened = dt.datetime(2026, 12, 1, 22, 30, tzinfo=dt.UTC)  # a batch opened before Polish midnight
+    monkeypatch.setattr(backend, "clock", lambda: opened)
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    session = backend.sessions.open(access, kind)
+    monkeypatch.setattr(backend, "clock", lambda: dt.datetime(2026, 12, 1, 23, 30, tzinfo=dt.UTC))
+    invoice = backend.sessions.add_invoice(session, sample_invoice("PL/1", issue_date=issue_date))
+    assert invoice.status.code == 200  # 2 December is today in Warsaw: not "issued after receipt"
+    assert ("Offline" if invoice.offline else "Online") == mode

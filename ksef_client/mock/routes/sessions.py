@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -80,6 +81,13 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
     return body
 
 
+async def _settled(backend: KSeFBackend, reference_number: str) -> None:
+    """Wait, in a worker thread, for a batch session still being processed after its close: the
+    event loop keeps serving every other client meanwhile."""
+    if backend.sessions.is_processing(reference_number):
+        await anyio.to_thread.run_sync(backend.sessions.wait_processed, reference_number)
+
+
 def _page_size(request: Request) -> int:
     return int_param(request, "pageSize", default=10, low=10, high=1000)
 
@@ -108,12 +116,14 @@ async def list_sessions(request: Request, backend: KSeFBackend, access: Access |
 @api_endpoint("sessions_status.get_session_status")
 async def get_session_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
+    await _settled(backend, request.path_params["referenceNumber"])
     session = backend.sessions.get(access, request.path_params["referenceNumber"])
     return JSONResponse(render_session_status(request, backend, session))
 
 
 async def _invoices(request: Request, backend: KSeFBackend, access: Access, failed: bool) -> Response:
     reference_number = request.path_params["referenceNumber"]
+    await _settled(backend, reference_number)
     page = backend.sessions.session_invoices(
         access, reference_number, failed=failed, page_size=_page_size(request), token=continuation_token(request)
     )
@@ -138,6 +148,7 @@ async def list_session_failed_invoices(request: Request, backend: KSeFBackend, a
 async def get_session_invoice_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     ref = request.path_params["referenceNumber"]
+    await _settled(backend, ref)
     invoice = backend.sessions.invoice(access, ref, request.path_params["invoiceReferenceNumber"])
     session = backend.sessions.get(access, ref, read=False)
     return JSONResponse(render_invoice(request, backend, session, invoice))
@@ -149,6 +160,7 @@ async def get_invoice_upo_by_reference_number(
 ) -> Response:
     assert access is not None
     ref, inv = request.path_params["referenceNumber"], request.path_params["invoiceReferenceNumber"]
+    await _settled(backend, ref)
     return xml_response(backend.sessions.invoice_upo(access, ref, invoice_reference_number=inv))
 
 
@@ -156,6 +168,7 @@ async def get_invoice_upo_by_reference_number(
 async def get_invoice_upo_by_ksef_number(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     ref, number = request.path_params["referenceNumber"], request.path_params["ksefNumber"]
+    await _settled(backend, ref)
     return xml_response(backend.sessions.invoice_upo(access, ref, ksef_number=number))
 
 
@@ -163,4 +176,5 @@ async def get_invoice_upo_by_ksef_number(request: Request, backend: KSeFBackend,
 async def get_session_upo(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     ref, upo_ref = request.path_params["referenceNumber"], request.path_params["upoReferenceNumber"]
+    await _settled(backend, ref)
     return xml_response(backend.sessions.session_upo(access, ref, upo_ref))

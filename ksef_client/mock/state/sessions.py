@@ -16,8 +16,10 @@ import secrets
 import tarfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import is_valid_nip, make_ksef_number
@@ -34,8 +36,8 @@ from ksef_client.schemas import (
     MAX_INVOICE_BYTES,
     InvoiceSchemaError,
     check_document,
-    form_schema,
     has_attachment,
+    schema_errors,
 )
 
 SESSION_TEXT = {
@@ -358,15 +360,19 @@ class Sessions:
 
     def _new_invoice(self, session: Session, data: bytes, *, offline: bool, file_name: str | None) -> Invoice:
         now = self.core.clock()
+        # invoicingDate: the moment of sending in an online session, the session's opening in a batch
+        # (the Ministry's "automatyczne określanie trybu offline").
+        received = session.created if session.kind == "Batch" else now
         invoice = Invoice(
             ordinal_number=len(session.invoices) + 1, reference_number=self.core.new_reference_number("EE"),
-            invoice_hash=sha256_b64(data), invoice_size=len(data), received=now,
+            invoice_hash=sha256_b64(data), invoice_size=len(data), received=received,
             status=Status(100, INVOICE_TEXT[100]), offline=offline, file_name=file_name,
             session_reference_number=session.reference_number, form_code=_form_dict(session.form_code),
         )  # fmt: skip
         with self.core.lock:
             session.invoices.append(invoice)
             session.updated = now
+            self.state.version += 1  # listings filter on ``updated``
         return invoice
 
     def add_invoice(
@@ -387,7 +393,9 @@ class Sessions:
     ) -> Invoice:
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
         status = self._verify(session, invoice, xml, attachments_allowed)
-        with self.core.lock:
+        with self.core.lock:  # the duplicate check and the numbering are one step (batch workers, sends)
+            if status is None and invoice.fields is not None:
+                status = self._duplicate(invoice.fields)
             if status is None:
                 self._accept(invoice)
             else:
@@ -401,9 +409,8 @@ class Sessions:
         then what it says."""
         try:
             document = check_document(xml, with_attachments=True)
-            schema = form_schema(session.form_code)
-            if not schema.validate(document):
-                errors = [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+            errors = schema_errors(session.form_code, document)
+            if errors:
                 raise InvoiceSchemaError(errors, "schema")
             if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
                 raise InvoiceSchemaError([f"{len(xml)} B bez załączników > {MAX_INVOICE_BYTES} B."], "size")
@@ -414,14 +421,15 @@ class Sessions:
             return Status(430, INVOICE_TEXT[430], [str(error)])
         invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
         invoice.fields, invoice.xml = fields, xml
-        # KSeF marks an invoice Offline when it was issued on an earlier day than it was received.
-        invoice.offline = invoice.offline or fields.issue_date < invoice.received.date().isoformat()
+        # KSeF marks an invoice Offline when it was issued on an earlier (Polish calendar) day than
+        # it was received.
+        invoice.offline = invoice.offline or fields.issue_date < polish_day(invoice.received)
         return self._content_rejection(session, invoice, fields, has_attachment(document), attachments_allowed)
 
     def _content_rejection(
         self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
     ) -> Status | None:
-        received = invoice.received.date().isoformat()
+        received = polish_day(invoice.received)
         if self.core.settings.profile == "PROD" and (bad := _bad_nips(fields)):
             return Status(450, INVOICE_TEXT[450], [f"Nieprawidłowa suma kontrolna NIP: {', '.join(bad)}."])
         if fields.issue_date > received:
@@ -432,6 +440,9 @@ class Sessions:
             return Status(410, INVOICE_TEXT[410], [detail])
         if with_attachment and not self._attachments_allowed(session, fields, allowed):
             return Status(415, INVOICE_TEXT[415], ["Faktury z załącznikami tylko w sesji wsadowej, po zgłoszeniu."])
+        return None  # duplicates are checked when the invoice is numbered, under the lock
+
+    def _duplicate(self, fields: InvoiceFields) -> Status | None:
         original = self.invoices.duplicate_of(fields)
         if original is None:
             return None
@@ -503,16 +514,32 @@ class Sessions:
         worker.start()
 
     def _process_batch(self, session: Session) -> None:
-        failure = self._unpack_batch(session)
+        try:
+            failure = self._unpack_batch(session)
+        except Exception as error:
+            failure = Status(500, f"Nieznany błąd ({type(error).__name__})", [str(error)[:500]])
         if failure is not None:
             self.set_status(session, failure)
 
     def _settle(self, session: Session) -> None:
         """Wait until the batch session's processing after its close is over (no lock held)."""
-        worker = self._processing.get(session.reference_number)
-        if worker is not None:
-            worker.join()
-            self._processing.pop(session.reference_number, None)
+        self.wait_processed(session.reference_number)
+
+    def is_processing(self, reference_number: str) -> bool:
+        """Whether a batch session's package is still being processed after its close."""
+        return reference_number in self._processing
+
+    def wait_processed(self, reference_number: str | None = None) -> None:
+        """Wait for the processing of one batch session (or, ``None``, of every one). The HTTP
+        layer calls it from a worker thread, never from the event loop."""
+        workers = (
+            [(reference_number, self._processing.get(reference_number))]
+            if reference_number is not None else list(self._processing.items())
+        )  # fmt: skip
+        for ref, worker in workers:
+            if worker is not None:
+                worker.join()
+                self._processing.pop(ref, None)
 
     def _unpack_batch(self, session: Session) -> Status | None:
         batch = session.batch
@@ -530,16 +557,22 @@ class Sessions:
         for name, size, read in members:
             # Sizes are read from the archive first: a zip bomb is never inflated into memory.
             if size > MAX_BATCH_INVOICE_BYTES:
-                self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.")
+                self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.", "size")
                 continue
-            self._take_invoice(session, read(), session.offline, name, None)
+            try:
+                xml = read()
+            except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
+                    RuntimeError) as error:  # fmt: skip  # a broken member (CRC, method, encryption)
+                self._rejected_member(session, name, f"Plik {name} nie daje się rozpakować: {error}", "xml")
+                continue
+            self._take_invoice(session, xml, session.offline, name, None)
         for part in batch.parts:
             part.data = None  # the invoices are kept; the encrypted parts are not needed any more
         return None
 
-    def _rejected_member(self, session: Session, name: str, detail: str) -> None:
+    def _rejected_member(self, session: Session, name: str, detail: str, rule: str) -> None:
         invoice = self._new_invoice(session, b"", offline=session.offline, file_name=name)
-        invoice.status = Status(430, INVOICE_TEXT[430], [f"[size] {detail}"])
+        invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rule}] {detail}"])
 
     # --- closing and status --------------------------------------------------------------------
 
@@ -657,16 +690,16 @@ class Sessions:
 
     def _session_upo_page(self, session: Session, index: int) -> bytes:
         """Page ``index`` (from 0) of the session UPO, built and signed on first use, then kept."""
-        ref, xml = session.upo_pages[index]
-        if xml is None:
-            accepted = [i for i in session.invoices if i.accepted]
-            size, count = session.upo_page_size, len(session.upo_pages)
-            chunk = accepted[index * size : (index + 1) * size]
-            info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
-            xml = build_upo(self._header(session), [self._document(i) for i in chunk], info)
-            with self.core.lock:
+        with self.core.lock:  # two first downloads get the same document, signed once
+            ref, xml = session.upo_pages[index]
+            if xml is None:
+                accepted = [i for i in session.invoices if i.accepted]
+                size, count = session.upo_page_size, len(session.upo_pages)
+                chunk = accepted[index * size : (index + 1) * size]
+                info = PageInfo(index + 1, count, index * size + 1, index * size + len(chunk), len(accepted))
+                xml = build_upo(self._header(session), [self._document(i) for i in chunk], info)
                 session.upo_pages[index] = (ref, xml)
-        return xml
+            return xml
 
     def session_upo_links(self, session: Session) -> list[tuple[str, str, dt.datetime]]:
         """``(UPO page reference, storage name, expiry)`` of every page: fresh links, no page built."""
@@ -680,9 +713,10 @@ class Sessions:
 
     def invoice_upo_for(self, session: Session, invoice: Invoice) -> bytes:
         """The UPO document of one accepted invoice (signed once, then cached)."""
-        if invoice.upo is None:
-            invoice.upo = build_upo(self._header(session), [self._document(invoice)])
-        return invoice.upo
+        with self.core.lock:
+            if invoice.upo is None:
+                invoice.upo = build_upo(self._header(session), [self._document(invoice)])
+            return invoice.upo
 
     def invoice_upo_link(self, session: Session, invoice: Invoice) -> tuple[str, dt.datetime]:
         """A fresh presigned link to an accepted invoice's UPO; the UPO is made when downloaded."""
@@ -725,6 +759,14 @@ class Sessions:
         if found is None:
             raise NotFound(21178, "UPO nie zostało znalezione.")
         return found
+
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+def polish_day(moment: dt.datetime) -> str:
+    """The calendar day in Poland of a moment (KSeF compares issue dates with it), ISO format."""
+    return moment.astimezone(WARSAW).date().isoformat()
 
 
 def _bad_nips(fields: InvoiceFields) -> list[str]:
