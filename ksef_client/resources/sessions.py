@@ -41,25 +41,34 @@ def is_final(status: SessionStatusResponse) -> bool:
     return status.status.code >= FINAL_SESSION_CODE
 
 
+def date_filters(*bounds: dt.datetime | None) -> dict[str, dt.datetime | None]:
+    """The six date filters of ``GET /sessions`` by their parameter names (created, closed,
+    modified; from, to)."""
+    names = [f"date_{what}_{end}" for what in ("created", "closed", "modified") for end in ("from", "to")]
+    return dict(zip(names, bounds, strict=True))
+
+
 def sessions_pages(
     session_type: str,
     statuses: Iterable[str] | None,
     page_size: int,
     reference_number: str | None,
-    date_created_from: dt.datetime | None,
-    date_created_to: dt.datetime | None,
+    dates: dict[str, dt.datetime | None],
 ) -> PageFlow[str, SessionsQueryResponseItem]:
-    """The pages of ``GET /sessions`` (arguments checked now, before any request)."""
+    """The pages of ``GET /sessions`` (arguments checked now, before any request); ``dates`` are
+    the ``date_{created,closed,modified}_{from,to}`` filters, timezone-aware."""
     check_page_size(page_size, list_sessions)
     if reference_number is not None:
         validate_reference_number(reference_number)
+    for name, value in dates.items():
+        if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
+            raise ValueError(f"{name}: a timezone-aware datetime")
     args: dict[str, Any] = {
         "session_type": SessionType(session_type),
         "statuses": [CommonSessionStatus(s) for s in statuses] if statuses else UNSET,
         "page_size": page_size,
         "reference_number": reference_number if reference_number is not None else UNSET,
-        "date_created_from": date_created_from if date_created_from is not None else UNSET,
-        "date_created_to": date_created_to if date_created_to is not None else UNSET,
+        **{name: value if value is not None else UNSET for name, value in dates.items()},
     }
 
     def page(token: str | None) -> Flow[tuple[list[SessionsQueryResponseItem], str | None]]:
@@ -136,10 +145,21 @@ class Sessions:
         reference_number: str | None = None,
         date_created_from: dt.datetime | None = None,
         date_created_to: dt.datetime | None = None,
+        date_closed_from: dt.datetime | None = None,
+        date_closed_to: dt.datetime | None = None,
+        date_modified_from: dt.datetime | None = None,
+        date_modified_to: dt.datetime | None = None,
         cursor: str | None = None,
     ) -> Pager[SessionsQueryResponseItem, str]:
-        """Every session matching the filters, newest first, fetched page by page as you iterate."""
-        page = sessions_pages(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
+        """Every session matching the filters, newest first, fetched page by page as you iterate.
+
+        The ``date_*`` filters take timezone-aware datetimes: when the session was opened, closed
+        (an open session has no closing) or last changed.
+        """
+        dates = date_filters(
+            date_created_from, date_created_to, date_closed_from, date_closed_to, date_modified_from, date_modified_to
+        )
+        page = sessions_pages(session_type, statuses, page_size, reference_number, dates)
         return pager(page, self._client, cursor)
 
     def get(self, reference_number: str) -> SessionStatusResponse:
@@ -181,10 +201,21 @@ class AsyncSessions:
         reference_number: str | None = None,
         date_created_from: dt.datetime | None = None,
         date_created_to: dt.datetime | None = None,
+        date_closed_from: dt.datetime | None = None,
+        date_closed_to: dt.datetime | None = None,
+        date_modified_from: dt.datetime | None = None,
+        date_modified_to: dt.datetime | None = None,
         cursor: str | None = None,
     ) -> AsyncPager[SessionsQueryResponseItem, str]:
-        """Every session matching the filters, newest first (``async for``)."""
-        page = sessions_pages(session_type, statuses, page_size, reference_number, date_created_from, date_created_to)
+        """Every session matching the filters, newest first (``async for``).
+
+        The ``date_*`` filters take timezone-aware datetimes: when the session was opened, closed
+        (an open session has no closing) or last changed.
+        """
+        dates = date_filters(
+            date_created_from, date_created_to, date_closed_from, date_closed_to, date_modified_from, date_modified_to
+        )
+        page = sessions_pages(session_type, statuses, page_size, reference_number, dates)
         return apager(page, self._client, cursor)
 
     async def get(self, reference_number: str) -> SessionStatusResponse:

@@ -116,3 +116,14 @@ def test_tokens_limits_and_collective_identifiers(drive: Driver, backend: KSeFBa
 def test_batch_send(drive: Driver) -> None:
     result = drive("send_batch", [sample_invoice(f"BB/{i}") for i in range(5)], wait=True)
     assert result.status is not None and result.status.successful_invoice_count == 5
+
+
+def test_sessions_by_closing_and_modification_dates(drive: Driver, backend: KSeFBackend) -> None:
+    reference = _processed_session(backend, 1)
+    now = dt.datetime.now(dt.UTC)
+    hour = dt.timedelta(hours=1)
+    assert [s.reference_number for s in drive("sessions.list", "Online", date_closed_from=now - hour)] == [reference]
+    assert drive("sessions.list", "Online", date_closed_from=now + hour) == []
+    assert drive("sessions.list", "Online", date_modified_to=now - hour) == []
+    with pytest.raises(ValueError, match="date_closed_to"):
+        drive("sessions.list", "Online", date_closed_to=dt.datetime(2026, 1, 1))  # naive
