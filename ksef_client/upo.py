@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import cast
 
@@ -44,6 +46,8 @@ _DOCUMENT_FIELDS = (
     "TrybWysylki",
 )
 _FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate(_DOCUMENT_FIELDS)}
+_FIELD_TAGS = list(_FIELD_INDEX)
+_tag_of, _text_of = attrgetter("tag"), attrgetter("text")
 _CONTEXT_TYPES = {
     "Nip": "Nip",
     "IdWewnetrzny": "InternalId",
@@ -189,7 +193,7 @@ def parse_upo(xml: bytes) -> Upo:
         page_info=_page_info(page) if page is not None else None,
         structure_name=_text(root, "u:NazwaStrukturyLogicznej"),
         form_code=_text(root, "u:KodFormularza"),
-        documents=tuple([_document(d) for d in root.iterchildren(_DOKUMENT)]),
+        documents=_documents(root),
         signed=root.find(f"{{{DSIG_NAMESPACE}}}Signature") is not None,
     )
 
@@ -250,6 +254,34 @@ def _datetime(value: str, name: str) -> dt.datetime:
         return dt.datetime.fromisoformat(value)
     except ValueError:
         raise UPOValidationError(f"UPO {name} is not a date-time: {value!r}") from None
+
+
+def _documents(root: etree._Element) -> tuple[UpoDocument, ...]:
+    """Every ``Dokument``: in bulk when each is exactly the 8 fields in schema order, each one text
+    node and nothing else (what KSeF sends); otherwise, and on any value that does not convert,
+    one document at a time (``_document``: comments skipped, elements refused, the errors named).
+
+    The bulk path reads the same values the other would: with no comment, processing instruction
+    or element inside a field, a field's ``text`` is its whole value."""
+    documents = root.findall(_DOKUMENT)
+    count = len(documents)
+    fields = list(chain.from_iterable(documents))  # every child node of every Dokument, in order
+    if len(fields) == 8 * count and list(map(_tag_of, fields)) == _FIELD_TAGS * count and not any(map(len, fields)):
+        texts = list(map(_text_of, fields))
+        if None not in texts:
+            values = list(map(str.strip, texts))
+            try:
+                issued = list(map(dt.date.fromisoformat, values[3::8]))
+                sent = list(map(dt.datetime.fromisoformat, values[4::8]))
+                numbered = list(map(dt.datetime.fromisoformat, values[5::8]))
+            except ValueError:
+                pass  # named by the one-at-a-time path
+            else:
+                return tuple(
+                    map(UpoDocument, values[0::8], values[1::8], values[2::8], issued, sent, numbered, values[6::8],
+                        values[7::8])
+                )  # fmt: skip
+    return tuple([_document(d) for d in documents])
 
 
 def _document(element: etree._Element) -> UpoDocument:
