@@ -15,7 +15,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
-from bench import measure
+from bench import measure, side_by_side
 from bench.payloads import write_payloads
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +56,18 @@ def run_baseline(files: dict[str, Path]) -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
-    """Every figure of issue 7, plus the baseline and floors."""
+    """Every figure, plus the baseline, the peers and floors. Child processes run as users run
+    Python: bytecode written on first import and read after (PYTHONDONTWRITEBYTECODE, when the
+    environment sets it, would make every start-up compile the changed modules again)."""
+    no_bytecode = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        return _collect()
+    finally:
+        if no_bytecode is not None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = no_bytecode
+
+
+def _collect() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         files = write_payloads(Path(directory))
         results: dict[str, Any] = {"machine": measure.machine(), "quick": QUICK}
@@ -82,6 +93,7 @@ def collect() -> dict[str, Any]:
         results["upo_parsing"] = measure.upo_parsing(200 if QUICK else 5_000)
         results["cli_help"] = measure.cli_help(repeat=3 if QUICK else 9)
         results["baseline"] = {"skipped": "quick profile"} if QUICK else run_baseline(files)
+        results["side_by_side"] = side_by_side.side_by_side(QUICK)
     return results
 
 
@@ -232,7 +244,27 @@ def markdown(results: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
         *[f"| {' | '.join(row)} |" for row in rows],
     ]
+    if "side_by_side" in results:
+        lines += side_by_side_lines(results["side_by_side"])
     return "\n".join(lines) + "\n"
+
+
+def side_by_side_lines(result: dict[str, Any]) -> list[str]:
+    """The table beside ksef2 (``bench/side_by_side.py``)."""
+    versions = ", ".join(f"{sdk} {version}" for sdk, version in result["versions"].items())
+    skipped = "".join(f" {sdk} skipped: {why}." for sdk, why in result["skipped"].items())
+    return [
+        "",
+        "## Beside ksef2",
+        "",
+        f"{versions}; the same emulator (a fresh one per SDK and round, rate limits off), the same invoices, "
+        f"{result['rounds']} alternating round(s): median (range). Status polled every 0.1 s by both; both log in "
+        "with a KSeF token first (not timed) and run the step once untimed first (start-up is the last row)." + skipped,
+        "",
+        "| figure | ksef-client | ksef2 | ours vs ksef2 |",
+        "| --- | --- | --- | --- |",
+        *[f"| {' | '.join(row)} |" for row in side_by_side.markdown_rows(result)],
+    ]
 
 
 def _scaled(parsing: dict[str, float]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import importlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -15,14 +16,20 @@ import httpx
 from ksef_client._auth import MAY_REFRESH, BearerAuth
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
 from ksef_client._core import connection_error, raise_for_status
-from ksef_client._flows import apager, offset_pages, pager
-from ksef_client._generated import AuthenticatedClient
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
 from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
 from ksef_client._throttle import Throttle
 from ksef_client._tokens import KeyCache, TokenHolder
-from ksef_client._transport import DEADLINE, STREAMED, AsyncRetryingTransport, RetryingTransport, SendState
+from ksef_client._transport import (
+    DEADLINE,
+    STREAMED,
+    AsyncDeferredTransport,
+    AsyncRetryingTransport,
+    DeferredTransport,
+    RetryingTransport,
+    SendState,
+)
 from ksef_client.environments import Environment
 from ksef_client.errors import APIStatusError
 from ksef_client.pagination import AsyncPager, Pager
@@ -32,6 +39,7 @@ from ksef_client.pagination import AsyncPager, Pager
 if TYPE_CHECKING:
     from typing import Self
 
+    from ksef_client._generated import AuthenticatedClient
     from ksef_client.batch import InvoiceSource, PartUpload, Progress
     from ksef_client.resources.auth import AsyncAuth, Auth
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
@@ -119,7 +127,6 @@ class _ClientCore(Generic[TransportT, SleepT]):
     """What ``KSeF`` and ``AsyncKSeF`` share: options, settings, the login, the send state (the
     arguments are documented on ``KSeF``)."""
 
-    raw: AuthenticatedClient
     _http: Any  # httpx.Client or httpx.AsyncClient
     _sleep: SleepT
 
@@ -159,6 +166,17 @@ class _ClientCore(Generic[TransportT, SleepT]):
         self._connect(transport, sleep)
 
     def _connect(self, transport: TransportT | None, sleep: SleepT | None) -> None:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def raw(self) -> AuthenticatedClient:
+        """The generated client, sending through this one's connection, throttle and retries (made
+        on first use: the generated package loads attrs, which a client that sends nothing skips)."""
+        from ksef_client._generated import AuthenticatedClient  # noqa: PLC0415
+
+        return self._attach(AuthenticatedClient(base_url=self.settings.base_url, token=""))
+
+    def _attach(self, raw: AuthenticatedClient) -> AuthenticatedClient:
         raise NotImplementedError
 
     def _api_options(self) -> dict[str, Any]:
@@ -238,12 +256,14 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
 
     def _connect(self, transport: httpx.BaseTransport | None, sleep: Callable[[float], None] | None) -> None:
         self._sleep = sleep or time.sleep
-        inner = transport or httpx.HTTPTransport(verify=self.settings.verify)
+        inner = transport or DeferredTransport(self.settings.verify)
         wrapped = RetryingTransport(inner, self.send_state, self._sleep)
         self._http = httpx.Client(**self._api_options(), transport=wrapped, event_hooks={"response": [_raise_hook]})
         guard = {"request": [storage_guard(self.settings)]}
         self._storage = httpx.Client(**self._storage_options(), transport=wrapped, event_hooks=guard)
-        self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_httpx_client(self._http)
+
+    def _attach(self, raw: AuthenticatedClient) -> AuthenticatedClient:
+        return raw.set_httpx_client(self._http)
 
     auth: Resource[Auth] = Resource("ksef_client.resources.auth", "Auth")
     """Log in (KSeF token or XAdES certificate), refresh, revoke."""
@@ -274,6 +294,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         """Every item of any ``pageOffset``/``hasMore`` operation of the generated client, e.g.
         ``ksef.paginate(query_personal_grants, "permissions", body=...)``; ``items`` names the list
         field of the page. The cursor is the page offset."""
+        from ksef_client._flows import offset_pages, pager  # noqa: PLC0415
+
         return pager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> OnlineSession:
@@ -359,13 +381,15 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         self, transport: httpx.AsyncBaseTransport | None, sleep: Callable[[float], Awaitable[None]] | None
     ) -> None:
         self._sleep = sleep or anyio.sleep
-        inner = transport or httpx.AsyncHTTPTransport(verify=self.settings.verify)
+        inner = transport or AsyncDeferredTransport(self.settings.verify)
         wrapped = AsyncRetryingTransport(inner, self.send_state, self._sleep)
         hooks = {"response": [_araise_hook]}
         self._http = httpx.AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [async_storage_guard(self.settings)]}
         self._storage = httpx.AsyncClient(**self._storage_options(), transport=wrapped, event_hooks=guard)
-        self.raw = AuthenticatedClient(base_url=self.settings.base_url, token="").set_async_httpx_client(self._http)
+
+    def _attach(self, raw: AuthenticatedClient) -> AuthenticatedClient:
+        return raw.set_async_httpx_client(self._http)
 
     auth: Resource[AsyncAuth] = Resource("ksef_client.resources.auth", "AsyncAuth")
     """Log in (KSeF token or XAdES certificate), refresh, revoke."""
@@ -394,6 +418,8 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
     ) -> AsyncPager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation (``async for``); see ``KSeF.paginate``."""
+        from ksef_client._flows import apager, offset_pages  # noqa: PLC0415
+
         return apager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:

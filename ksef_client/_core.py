@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import time
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ksef_client._generated.client import AuthenticatedClient
-from ksef_client._generated.types import Response
 from ksef_client._retry import parse_retry_after
 from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
+
+if TYPE_CHECKING:
+    from ksef_client._generated.client import AuthenticatedClient
+    from ksef_client._generated.types import Response
 
 T = TypeVar("T")
 

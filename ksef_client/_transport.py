@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -221,6 +222,51 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class DeferredTransport(httpx.BaseTransport):
+    """httpx's own transport, made on the first request: creating one loads httpcore and builds a
+    TLS context (tens of milliseconds), which a client that never sends should not pay for."""
+
+    def __init__(self, verify: bool) -> None:
+        self._verify = verify
+        self._transport: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def _inner(self) -> httpx.HTTPTransport:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport(verify=self._verify)
+            return self._transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return (self._transport or self._inner()).handle_request(request)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class AsyncDeferredTransport(httpx.AsyncBaseTransport):
+    """``DeferredTransport`` for ``AsyncKSeF``."""
+
+    def __init__(self, verify: bool) -> None:
+        self._verify = verify
+        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._lock = threading.Lock()  # made without awaiting; a client may serve several loops' threads
+
+    def _inner(self) -> httpx.AsyncHTTPTransport:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.AsyncHTTPTransport(verify=self._verify)
+            return self._transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await (self._transport or self._inner()).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
 
 
 def _outlasts(state: SendState, deadline: float | None, delay: float) -> bool:

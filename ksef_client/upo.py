@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import cast
 
@@ -44,6 +45,8 @@ _DOCUMENT_FIELDS = (
     "TrybWysylki",
 )
 _FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate(_DOCUMENT_FIELDS)}
+_FIELD_TAGS = list(_FIELD_INDEX)
+_tag_of, _text_of = attrgetter("tag"), attrgetter("text")
 _CONTEXT_TYPES = {
     "Nip": "Nip",
     "IdWewnetrzny": "InternalId",
@@ -189,7 +192,7 @@ def parse_upo(xml: bytes) -> Upo:
         page_info=_page_info(page) if page is not None else None,
         structure_name=_text(root, "u:NazwaStrukturyLogicznej"),
         form_code=_text(root, "u:KodFormularza"),
-        documents=tuple([_document(d) for d in root.iterchildren(_DOKUMENT)]),
+        documents=_documents(root),
         signed=root.find(f"{{{DSIG_NAMESPACE}}}Signature") is not None,
     )
 
@@ -250,6 +253,36 @@ def _datetime(value: str, name: str) -> dt.datetime:
         return dt.datetime.fromisoformat(value)
     except ValueError:
         raise UPOValidationError(f"UPO {name} is not a date-time: {value!r}") from None
+
+
+def _documents(root: etree._Element) -> tuple[UpoDocument, ...]:
+    """Every ``Dokument``: in bulk when each is exactly the 8 fields in schema order, each one text
+    node and nothing else (what KSeF sends); otherwise, and on any value that does not convert,
+    one document at a time (``_document``: comments skipped, elements refused, the errors named).
+
+    The bulk path reads the same values the other would: with no comment, processing instruction
+    or element inside a field, a field's ``text`` is its whole value. Each document's children are
+    let go before the next (40,000 live lxml proxies would wake the garbage collector)."""
+    documents = root.findall(_DOKUMENT)
+    texts: list[str | None] = []
+    extend, tags, tag_of, text_of = texts.extend, _FIELD_TAGS, _tag_of, _text_of
+    for document in documents:
+        fields = document[:]  # type: ignore[index]  # every child node (a comment between fields too)
+        if list(map(tag_of, fields)) != tags or any(map(len, fields)):
+            return tuple([_document(d) for d in documents])
+        extend(map(text_of, fields))
+    if None in texts:
+        return tuple([_document(d) for d in documents])
+    values = list(map(str.strip, cast("list[str]", texts)))
+    try:
+        issued = list(map(dt.date.fromisoformat, values[3::8]))
+        sent = list(map(dt.datetime.fromisoformat, values[4::8]))
+        numbered = list(map(dt.datetime.fromisoformat, values[5::8]))
+    except ValueError:
+        return tuple([_document(d) for d in documents])  # names the value
+    return tuple(
+        map(UpoDocument, values[0::8], values[1::8], values[2::8], issued, sent, numbered, values[6::8], values[7::8])
+    )
 
 
 def _document(element: etree._Element) -> UpoDocument:

@@ -24,8 +24,12 @@ def test_quick_profile_produces_every_figure(monkeypatch: pytest.MonkeyPatch, tm
         "emulator_sessions",
         "upo_parsing",
         "cli_help",
+        "side_by_side",
     ):
         assert results[figure], figure
     assert results["upo_download"]["invoices"] == 100
     table = run.markdown(results)
     assert "| parse 1000-item SessionInvoicesResponse" in table and results["machine"]["cores"]
+    # ksef2 runs when its venv exists (make peers / make bench make it); the quick profile never installs it
+    assert "## Beside ksef2" in table and results["side_by_side"]["sdks"]["ksef-client"]
+    assert "ksef2" in results["side_by_side"]["sdks"] or "ksef2" in results["side_by_side"]["skipped"]

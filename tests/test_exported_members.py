@@ -30,6 +30,20 @@ def test_import_does_not_load_the_client_or_the_generated_code() -> None:
     assert "ksef_client._client" not in loaded and "ksef_client._generated" not in loaded
 
 
+@pytest.mark.parametrize("client", ["KSeF", "AsyncKSeF"])
+def test_a_client_made_but_unused_loads_no_connection_code_nor_attrs(client: str) -> None:
+    # Start-up (issue 18): the connection pool (httpcore, a TLS context), the generated client and
+    # models (attrs) and the flows load on the first request, not when a client is made.
+    code = (
+        f"import sys; from ksef_client import {client}; {client}(base_url='http://x.invalid/v2', access_token='t'); "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('httpcore', 'attrs', 'attr', 'lxml', 'cryptography') "
+        "or m in ('ksef_client._flows', 'ksef_client._generated.client', 'ksef_client._generated.types')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert loaded.strip() == "[]", loaded
+
+
 def _error_classes() -> set[str]:
     return {
         name

@@ -77,3 +77,46 @@ def test_a_document_missing_a_field_is_named(ksef_data: Path) -> None:
     broken = xml[:start] + xml[xml.index(b"</TrybWysylki>", start) + len(b"</TrybWysylki>") :]
     with pytest.raises(UPOValidationError, match="lacks TrybWysylki"):
         parse_upo(broken)
+
+
+def _session_upo(documents: list[list[tuple[str, str]]]) -> bytes:
+    body = "".join("<Dokument>" + "".join(f"<{n}>{v}</{n}>" for n, v in fields) + "</Dokument>" for fields in documents)
+    return (
+        '<Potwierdzenie xmlns="http://upo.schematy.mf.gov.pl/KSeF/v4-3"><NazwaPodmiotuPrzyjmujacego>MF'
+        "</NazwaPodmiotuPrzyjmujacego><NumerReferencyjnySesji>S</NumerReferencyjnySesji><Uwierzytelnienie>"
+        "<IdKontekstu><Nip>5265877635</Nip></IdKontekstu></Uwierzytelnienie><NazwaStrukturyLogicznej>x"
+        f"</NazwaStrukturyLogicznej><KodFormularza>FA (3)</KodFormularza>{body}</Potwierdzenie>"
+    ).encode()
+
+
+_FIELDS = [
+    ("NipSprzedawcy", "5265877635"),
+    ("NumerKSeFDokumentu", "N"),
+    ("NumerFaktury", "FV/1"),
+    ("DataWystawieniaFaktury", "2026-11-20"),
+    ("DataPrzeslaniaDokumentu", "2026-11-20T10:00:00+00:00"),
+    ("DataNadaniaNumeruKSeF", "2026-11-20T10:00:01+00:00"),
+    ("SkrotDokumentu", "h"),
+    ("TrybWysylki", "Online"),
+]
+
+
+def test_documents_read_in_bulk_and_one_at_a_time_agree() -> None:
+    # The bulk path takes documents that are exactly the 8 fields in order; the same values in
+    # another order, or with a comment between fields, go one at a time and read the same.
+    second = [(n, v.replace("FV/1", "FV/2")) for n, v in _FIELDS]
+    ordered = parse_upo(_session_upo([_FIELDS, second])).documents
+    assert [d.invoice_number for d in ordered] == ["FV/1", "FV/2"]
+    assert parse_upo(_session_upo([_FIELDS, second[::-1]])).documents == ordered
+    commented = _session_upo([_FIELDS, second]).replace(b"<TrybWysylki>", b"<!-- c --><TrybWysylki>", 1)
+    assert parse_upo(commented).documents == ordered
+
+
+def test_a_field_moved_into_the_next_document_is_refused() -> None:
+    # 16 fields in the right order overall, but 9 in the first document and 7 in the second: the
+    # second lacks its seller NIP, and no value may be taken from the neighbour.
+    first, second = [*_FIELDS, _FIELDS[0]], _FIELDS[1:]
+    with pytest.raises(UPOValidationError, match="lacks NipSprzedawcy"):
+        parse_upo(_session_upo([first, second]))
+    with pytest.raises(UPOValidationError, match="not a date"):
+        parse_upo(_session_upo([[(n, "2026-13-99" if n == "DataWystawieniaFaktury" else v) for n, v in _FIELDS]]))

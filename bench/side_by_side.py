@@ -1,0 +1,193 @@
+"""ksef-client beside ksef2 (issue 18's table), each SDK in its own process and its own venv.
+
+Each round starts a fresh emulator per SDK (``peers.run.Emulator``, rate limits off) and runs two
+children in the SDK's venv (``bench/side_ours.py`` here, ``bench/side_ksef2.py`` in
+``peers/.venv-ksef2``, made by ``peers.run.ensure_venv``): a batch of N invoices end to end, then
+every KSeF number of that session listed and its session UPO downloaded; and an online session of
+M invoices. A child reports wall time and its own CPU time per step (the SDK's own work; the rest
+is waiting on the emulator, another process) and its peak RSS after the batch. The order of the
+SDKs alternates between rounds; figures are medians with the range over rounds. Cold start is each
+SDK's import + client in a fresh process over its own bare interpreter (bytecode cached), best of
+alternating runs.
+
+The quick profile (``make test``) runs small sizes, one round, and skips ksef2 unless its venv
+already exists (it is never installed there).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ksef_client.testing import random_nip, sample_invoice
+from peers.run import PEERS, Emulator, SetupError, ensure_venv, ksef_token
+
+HERE = Path(__file__).resolve().parent
+KSEF2 = next(peer for peer in PEERS if peer.name == "ksef2")
+COLD_START = {
+    "ksef-client": "from ksef_client import KSeF; KSeF(access_token='t')",
+    "ksef2": "from ksef2 import Client, Environment; Client(Environment.TEST)",
+}
+# Each child's figures: (key, what it is) in the order of the table.
+FIGURES = ("batch_s", "batch_cpu_s", "batch_peak_rss_mb", "list_s", "list_cpu_s", "upo_s", "upo_cpu_s", "online_s",
+           "online_cpu_s")  # fmt: skip
+
+
+def _pythons(quick: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """The interpreter of each SDK, and why one is skipped."""
+    pythons, skipped = {"ksef-client": sys.executable}, {}
+    try:
+        if not quick:
+            ensure_venv(KSEF2)
+        if KSEF2.python.exists():
+            pythons["ksef2"] = str(KSEF2.python)
+        else:
+            skipped["ksef2"] = "quick profile: peers/.venv-ksef2 absent (make peers or make bench installs it)"
+    except SetupError as error:
+        skipped["ksef2"] = f"not installable here: {error}"[:300]
+    return pythons, skipped
+
+
+def _child(sdk: str, python: str, row: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    script = HERE / ("side_ours.py" if sdk == "ksef-client" else "side_ksef2.py")
+    path = workdir / f"{sdk}-{row}.json"
+    path.write_text(json.dumps(args), encoding="utf-8")
+    done = subprocess.run(
+        [python, str(script), row, str(path)], check=False, capture_output=True, text=True, timeout=1800
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{sdk} {row} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _round(sdk: str, python: str, sizes: dict[str, int], workdir: Path) -> dict[str, Any]:
+    """One SDK's rows against a fresh emulator."""
+    emulator = Emulator(rate_limits=0, log=workdir / f"emulator-{sdk}.log")
+    try:
+        emulator.wait_ready()
+        nip = random_nip()
+        template = workdir / f"template-{sdk}.xml"
+        template.write_bytes(sample_invoice("FV/000000", seller_nip=nip, buyer_nip=random_nip()))
+        args = {
+            "api_url": emulator.api_url,
+            "nip": nip,
+            "template": str(template),
+            "ksef_token": ksef_token(emulator, nip),
+        }
+        figures = _child(sdk, python, "session", {**args, "count": sizes["batch"]}, workdir)
+        figures.update(_child(sdk, python, "online", {**args, "count": sizes["online"]}, workdir))
+        return figures
+    finally:
+        emulator.stop()
+
+
+def cold_start(pythons: dict[str, str], repeat: int) -> dict[str, dict[str, float]]:
+    """Import + client in a fresh process over the same interpreter doing nothing (best of
+    ``repeat`` alternating runs); for ours also over ``import httpx`` alone."""
+    codes = {(sdk, "bare"): "pass" for sdk in pythons}
+    codes.update({(sdk, "client"): COLD_START[sdk] for sdk in pythons})
+    codes[("ksef-client", "httpx")] = "import httpx"
+    best: dict[tuple[str, str], float] = {}
+    for key, code in codes.items():  # once each first: bytecode cached, as users run it
+        subprocess.run([pythons[key[0]], "-c", code], check=True, capture_output=True)
+    for _ in range(repeat):
+        for key, code in codes.items():
+            start = time.perf_counter()
+            subprocess.run([pythons[key[0]], "-c", code], check=True, capture_output=True)
+            best[key] = min(best.get(key, float("inf")), time.perf_counter() - start)
+    out = {
+        sdk: {"over_bare_ms": (best[(sdk, "client")] - best[(sdk, "bare")]) * 1e3, "bare_ms": best[(sdk, "bare")] * 1e3}
+        for sdk in pythons
+    }
+    out["ksef-client"]["over_httpx_ms"] = (best[("ksef-client", "client")] - best[("ksef-client", "httpx")]) * 1e3
+    out["ksef-client"]["httpx_over_bare_ms"] = (best[("ksef-client", "httpx")] - best[("ksef-client", "bare")]) * 1e3
+    return out
+
+
+def side_by_side(quick: bool) -> dict[str, Any]:
+    """Every row for each SDK available: medians and ranges over rounds."""
+    sizes = {"batch": 200, "online": 20} if quick else {"batch": 5_000, "online": 200}
+    rounds = 1 if quick else 3
+    pythons, skipped = _pythons(quick)
+    runs: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in pythons}
+    with tempfile.TemporaryDirectory(prefix="ksef-side-") as directory:
+        for index in range(rounds):
+            order = list(pythons) if index % 2 == 0 else list(reversed(pythons))
+            for sdk in order:
+                runs[sdk].append(_round(sdk, pythons[sdk], sizes, Path(directory)))
+    figures = {
+        sdk: {
+            key: {
+                "median": statistics.median(r[key] for r in rs),
+                "min": min(r[key] for r in rs),
+                "max": max(r[key] for r in rs),
+            }
+            for key in FIGURES
+            if key in rs[0]
+        }
+        for sdk, rs in runs.items()
+    }
+    return {
+        "sizes": sizes,
+        "rounds": rounds,
+        "sdks": figures,
+        "cold_start": cold_start(pythons, 3 if quick else 9),
+        "skipped": skipped,
+        "versions": {sdk: _version(python, sdk) for sdk, python in pythons.items()},
+    }
+
+
+def _version(python: str, sdk: str) -> str:
+    module = "ksef_sdk" if sdk == "ksef-client" else "ksef2"
+    code = f"import importlib.metadata as m, sys; print(m.version({module!r}), sys.version.split()[0])"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False).stdout.split()
+    return f"{out[0]} (Python {out[1]})" if len(out) == 2 else "?"
+
+
+def markdown_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, ksef-client, ksef2, ours vs ksef2) for the README's and RESULTS.md's table."""
+    sdks, sizes = result["sdks"], result["sizes"]
+    ours, peer = sdks["ksef-client"], sdks.get("ksef2")
+
+    def cell(figures: dict[str, Any] | None, key: str, digits: int = 2) -> str:
+        if figures is None:
+            return "skipped"
+        f = figures[key]
+        return f"{f['median']:.{digits}f} ({f['min']:.{digits}f}-{f['max']:.{digits}f})"
+
+    def ratio(key: str) -> str:  # how many times less ours takes (time, memory)
+        return "-" if peer is None else f"{peer[key]['median'] / ours[key]['median']:.1f}x"
+
+    batch, online = sizes["batch"], sizes["online"]
+    rows = [
+        (f"batch of {batch:,} invoices, end to end (build, encrypt, upload, close, processed), s", "batch_s"),
+        ("same, the SDK's own time (its process's CPU time; the rest is the emulator), s", "batch_cpu_s"),
+        ("same, client peak RSS, MB (each SDK's own child process)", "batch_peak_rss_mb"),
+        (f"online session of {online} invoices (open, send, close, processed), s", "online_s"),
+        ("same, the SDK's own time, s", "online_cpu_s"),
+        (f"listing {batch:,} session invoices (pageSize 1000), s", "list_s"),
+        ("same, the SDK's own time, s", "list_cpu_s"),
+        (f"session UPO of {batch:,} invoices: ours download + hash check + parse, ksef2 download (bytes), s", "upo_s"),
+        ("same, the SDK's own time, s", "upo_cpu_s"),
+    ]
+    table = [(label, cell(ours, key, 0 if "rss" in key else 3), cell(peer, key, 0 if "rss" in key else 3), ratio(key))
+             for label, key in rows]  # fmt: skip
+    cold = result["cold_start"]
+    peer_cold = cold.get("ksef2")
+    table.append(
+        (
+            "cold start: import + client, ms over a bare interpreter (bytecode cached; ours: "
+            f"{cold['ksef-client']['over_httpx_ms']:.0f} over `import httpx` alone)",
+            f"{cold['ksef-client']['over_bare_ms']:.0f}",
+            f"{peer_cold['over_bare_ms']:.0f}" if peer_cold else "skipped",
+            f"{peer_cold['over_bare_ms'] / cold['ksef-client']['over_bare_ms']:.1f}x" if peer_cold else "-",
+        )
+    )
+    return table

@@ -1,0 +1,76 @@
+"""ksef-client's half of the side-by-side rows (run by ``bench/side_by_side.py`` in this venv).
+
+``python bench/side_ours.py ROW ARGS.json`` prints the row's figures as JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _child import invoices, main, peak_rss_mb, timed
+
+from ksef_client import KSeF
+
+INTERVAL = 0.1  # status polling, the same for both SDKs
+
+
+def client(args: dict[str, Any]) -> KSeF:
+    """Logged in with a KSeF token, as ksef2 is (not timed)."""
+    ksef = KSeF(base_url=args["api_url"], rate_limit_scale=0)
+    ksef.auth.login_with_token(args["ksef_token"], context_nip=args["nip"], interval=INTERVAL)
+    return ksef
+
+
+def _batch(ksef: KSeF, xml: list[bytes], out: dict[str, Any]) -> str:
+    with timed(out, "batch"):
+        ref = ksef.send_batch(xml).reference_number
+        ksef.sessions.wait(ref, interval=INTERVAL, timeout=600)
+    return ref
+
+
+def session(args: dict[str, Any]) -> dict[str, Any]:
+    """A batch of N invoices end to end (build, encrypt, upload, close, processed), then every KSeF
+    number of the session listed, and the session UPO downloaded, checked and parsed (ksef2 hands
+    out its bytes). A batch of 10 first, untimed: the steady state (start-up is a row of its own)."""
+    out: dict[str, Any] = {}
+    with client(args) as ksef:
+        warm = _batch(ksef, invoices(Path(args["template"]).read_bytes(), "WARM", 10), {})
+        list(ksef.sessions.invoices(warm))
+        ksef.upo.get_session_upo(warm)
+        ref = _batch(ksef, invoices(Path(args["template"]).read_bytes(), "OURS", args["count"]), out)
+        out["batch_peak_rss_mb"] = peak_rss_mb()
+        with timed(out, "list"):
+            numbers = [item.ksef_number for item in ksef.sessions.invoices(ref, page_size=1000)]
+        assert len(numbers) == args["count"] and all(numbers), len(numbers)
+        ksef.upo.get_session_upo(ref)  # the emulator builds and signs it on the first download
+        with timed(out, "upo"):
+            upo = ksef.upo.get_session_upo(ref)  # download, x-ms-meta-hash checked, parsed
+        assert len(upo.documents) == args["count"]
+    return out
+
+
+def online(args: dict[str, Any]) -> dict[str, Any]:
+    """An online session of N invoices: open, send each, close, processed. Each invoice is checked
+    against the FA(3) XSD before it is sent (``validate=True``, the default; ksef2 sends as given).
+    A session of 2 first, untimed."""
+    out: dict[str, Any] = {}
+    with client(args) as ksef:
+        _online(ksef, invoices(Path(args["template"]).read_bytes(), "WARMON", 2), {})
+        _online(ksef, invoices(Path(args["template"]).read_bytes(), "OURSON", args["count"]), out)
+    return out
+
+
+def _online(ksef: KSeF, xml: list[bytes], out: dict[str, Any]) -> None:
+    with timed(out, "online"):
+        with ksef.online_session() as opened:
+            for document in xml:
+                opened.send(document)
+        ksef.sessions.wait(opened.reference_number, interval=INTERVAL, timeout=600)
+
+
+if __name__ == "__main__":
+    sys.exit(main({"session": session, "online": online}))
