@@ -48,7 +48,8 @@ class CodeIndex:
         files = {}
         for path in sorted(paths):
             relative = path.relative_to(root).as_posix()
-            if not relative.startswith(SKIPPED):
+            # hidden folders are virtualenvs and caches (make bench's bench/.baseline-venv...), not ours
+            if not relative.startswith(SKIPPED) and not any(part.startswith(".") for part in relative.split("/")[:-1]):
                 files[relative] = path.read_text(encoding="utf-8", errors="replace")
         return cls(files)
 
