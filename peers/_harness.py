@@ -74,6 +74,22 @@ def _short(error: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+LOGGED_IN = ("<logged in>",)
+# The order both harnesses run the flows of ``FLOWS`` in, with what each needs (LOGGED_IN: whichever
+# login worked).
+PLAN: tuple[tuple[str, Sequence[str]], ...] = (
+    ("login.token", ()), ("login.xades", ()), ("login.xades_chain", ()),
+    ("online.send", LOGGED_IN), ("online.status", ["online.send"]),
+    ("online.invoice_upo", ["online.status"]), ("online.session_upo", ["online.status"]),
+    ("batch.send", LOGGED_IN), ("batch.upo", ["batch.send"]), ("batch.targz", LOGGED_IN),
+    ("sessions.list", ["online.send"]), ("sessions.filters", ["online.status"]),
+    ("sessions.invoices", ["online.status"]), ("invoices.download", ["online.status"]),
+    ("invoices.metadata", ["online.status"]), ("invoices.export", ["online.status"]),
+    ("invoices.export_targz", ["online.status"]), ("limits", LOGGED_IN), ("tokens", LOGGED_IN),
+    ("tokens.introspection", LOGGED_IN), ("auth.refresh", ["login.token"]), ("auth.logout", ["login.token"]),
+)  # fmt: skip
+
+
 class Recorder:
     """Runs each flow on a worker thread with a deadline and records its outcome."""
 
@@ -111,6 +127,13 @@ class Recorder:
         if outcome.get("status") != "ok":
             line += f" {outcome.get('error', '')} {outcome.get('detail', '')}"
         print(line, file=sys.stderr, flush=True)
+
+    def run_all(self, flows: dict[str, Callable[[], str | None]], *, xades_logged_in: Callable[[], bool]) -> None:
+        """Every flow of ``PLAN``, in order, each after what it needs (both SDKs run the same plan);
+        ``xades_logged_in`` is asked once the logins ran: which one the later flows build on."""
+        for name, needs in PLAN:
+            login = ["login.xades"] if needs == LOGGED_IN and xades_logged_in() else ["login.token"]
+            self.run(name, flows[name], login if needs == LOGGED_IN else needs)
 
     def write(self, path: str | Path) -> None:
         for flow in FLOWS:

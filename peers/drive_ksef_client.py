@@ -355,29 +355,33 @@ def main(argv: list[str]) -> int:
             return f"{len(listed)} listed; revoked; refresh refused ({type(error).__name__} {error.status_code})"
         raise Check("the refresh token still works after DELETE /auth/sessions/current")
 
-    recorder.run("login.token", login_token)
-    recorder.run("login.xades", login_xades)
-    recorder.run("login.xades_chain", login_xades_chain)
-    logged_in = ["login.xades"] if "xades_access" in state else ["login.token"]
-    recorder.run("online.send", online_send, logged_in)
-    recorder.run("online.status", online_status, ["online.send"])
-    recorder.run("online.invoice_upo", online_invoice_upo, ["online.status"])
-    recorder.run("online.session_upo", online_session_upo, ["online.status"])
-    recorder.run("batch.send", batch_send, logged_in)
-    recorder.run("batch.upo", batch_upo, ["batch.send"])
-    recorder.run("batch.targz", batch_targz, logged_in)
-    recorder.run("sessions.list", sessions_list, ["online.send"])
-    recorder.run("sessions.filters", sessions_filters, ["online.status"])
-    recorder.run("sessions.invoices", sessions_invoices, ["online.status"])
-    recorder.run("invoices.download", invoices_download, ["online.status"])
-    recorder.run("invoices.metadata", invoices_metadata, ["online.status"])
-    recorder.run("invoices.export", invoices_export, ["online.status"])
-    recorder.run("invoices.export_targz", invoices_export_targz, ["online.status"])
-    recorder.run("limits", limits, logged_in)
-    recorder.run("tokens", tokens, logged_in)
-    recorder.run("tokens.introspection", tokens_introspection, logged_in)
-    recorder.run("auth.refresh", auth_refresh, ["login.token"])
-    recorder.run("auth.logout", auth_logout, ["login.token"])
+    recorder.run_all(
+        {
+            "login.token": login_token,
+            "login.xades": login_xades,
+            "login.xades_chain": login_xades_chain,
+            "online.send": online_send,
+            "online.status": online_status,
+            "online.invoice_upo": online_invoice_upo,
+            "online.session_upo": online_session_upo,
+            "batch.send": batch_send,
+            "batch.upo": batch_upo,
+            "batch.targz": batch_targz,
+            "sessions.list": sessions_list,
+            "sessions.filters": sessions_filters,
+            "sessions.invoices": sessions_invoices,
+            "invoices.download": invoices_download,
+            "invoices.metadata": invoices_metadata,
+            "invoices.export": invoices_export,
+            "invoices.export_targz": invoices_export_targz,
+            "limits": limits,
+            "tokens": tokens,
+            "tokens.introspection": tokens_introspection,
+            "auth.refresh": auth_refresh,
+            "auth.logout": auth_logout,
+        },
+        xades_logged_in=lambda: "xades_access" in state,
+    )
     client.close()
     recorder.write(inputs["out"])
     return 0

@@ -70,3 +70,9 @@ def test_the_committed_pins_are_complete_and_name_who_is_wrong() -> None:
             assert {"id", "status", "who", "reason"} <= set(pin), (sdk, flow)
             assert pin["status"] in {"failed", "n/a", "blocked"}, (sdk, flow)
             assert pin["who"].startswith(("peer", "spec", "emulator defect (issue 16)")), (sdk, flow)
+
+
+def test_the_plan_runs_every_flow_once() -> None:
+    from peers._harness import PLAN  # noqa: PLC0415
+
+    assert [name for name, _ in PLAN] == list(FLOWS)
