@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +128,15 @@ class Recorder:
             line += f" {outcome.get('error', '')} {outcome.get('detail', '')}"
         print(line, file=sys.stderr, flush=True)
 
-    def run_all(self, flows: dict[str, Callable[[], str | None]], *, xades_logged_in: Callable[[], bool]) -> None:
-        """Every flow of ``PLAN``, in order, each after what it needs (both SDKs run the same plan);
-        ``xades_logged_in`` is asked once the logins ran: which one the later flows build on."""
+    def run_all(self, flows: Mapping[str, Any], *, xades_logged_in: Callable[[], bool]) -> None:
+        """Every flow of ``PLAN``, in order, each after what it needs (both SDKs run the same plan).
+
+        ``flows`` holds each flow's function under its name with ``_`` for ``.`` (a harness passes
+        its ``locals()``: ``online_send`` runs ``online.send``); ``xades_logged_in`` is asked once
+        the logins ran: which one the later flows build on."""
         for name, needs in PLAN:
             login = ["login.xades"] if needs == LOGGED_IN and xades_logged_in() else ["login.token"]
-            self.run(name, flows[name], login if needs == LOGGED_IN else needs)
+            self.run(name, flows[name.replace(".", "_")], login if needs == LOGGED_IN else needs)
 
     def write(self, path: str | Path) -> None:
         for flow in FLOWS:

@@ -250,33 +250,7 @@ def main(argv: list[str]) -> int:
             return f"{len(listed)} listed; revoked; refresh refused ({type(error).__name__})"
         raise Check("the refresh token still works after DELETE /auth/sessions/current")
 
-    recorder.run_all(
-        {
-            "login.token": login_token,
-            "login.xades": login_xades,
-            "login.xades_chain": login_xades_chain,
-            "online.send": online_send,
-            "online.status": online_status,
-            "online.invoice_upo": online_invoice_upo,
-            "online.session_upo": online_session_upo,
-            "batch.send": batch_send,
-            "batch.upo": batch_upo,
-            "batch.targz": batch_targz,
-            "sessions.list": sessions_list,
-            "sessions.filters": sessions_filters,
-            "sessions.invoices": sessions_invoices,
-            "invoices.download": invoices_download,
-            "invoices.metadata": invoices_metadata,
-            "invoices.export": invoices_export,
-            "invoices.export_targz": invoices_export_targz,
-            "limits": limits,
-            "tokens": tokens,
-            "tokens.introspection": tokens_introspection,
-            "auth.refresh": auth_refresh,
-            "auth.logout": auth_logout,
-        },
-        xades_logged_in=lambda: "xades_auth" in state,
-    )
+    recorder.run_all(locals(), xades_logged_in=lambda: "xades_auth" in state)
     recorder.write(inputs["out"])
     return 0
 
