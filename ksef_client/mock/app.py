@@ -101,8 +101,9 @@ def create_app(
 
 class EmulatorApp:
     """``/v2/...`` goes to the KSeF router (any path, even one with a newline in an identifier,
-    which Starlette's path patterns would not match); the rest to Starlette. With a store, the
-    state is saved after each request that may have changed it (anything but GET)."""
+    which Starlette's path patterns would not match); the rest to Starlette. With a store, each
+    request that may have changed the state (anything but GET) has it saved by the store's writer
+    thread, off the event loop."""
 
     def __init__(self, app: Starlette, api: Endpoint, store: SQLiteStore | None, *, strict: bool = False) -> None:
         self.app, self.api, self.store = app, api, store
@@ -120,7 +121,7 @@ class EmulatorApp:
         else:
             await self.app(scope, receive, send)
         if self.store is not None and scope["type"] == "http" and scope["method"] != "GET":
-            self.store.save(self.state.backend)
+            self.store.save_later(self.state.backend)
 
     def _checked(self, scope: Scope, response: Response) -> Response:
         operation = scope.get("ksef_operation")

@@ -4,6 +4,12 @@ The state (each component's state object, the transitions and the JWT secret: ``
 is pickled into one row after every request that changes it, and the emulator's private keys are stored as
 PEM so tokens and public keys stay valid after a restart. The file is trusted input: only load
 state files you wrote yourself.
+
+Saving is done by a writer thread, not by the request: pickling the whole state takes time that
+grows with it, and a save waits for a batch still being processed; on the event loop either
+would stall every other client. Requests that change the state while a save runs are folded
+into one more save after it. ``flush()`` (called when the server stops) waits for the last one;
+a process killed outright loses at most the changes of that last save.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,10 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._changes = threading.Condition()
+        self._backend: KSeFBackend | None = None  # set by save_later: the state the writer saves
+        self._dirty = self._saving = False
+        self._writer: threading.Thread | None = None
         # The file holds the JWT secret and private keys: readable by its owner only, from the
         # first byte (created 0600), and put right when an existing file is wider.
         if not self.path.exists():
@@ -67,6 +78,35 @@ class SQLiteStore:
             data = pickle.dumps(backend.snapshot())
         with self._lock, self._connect() as db:
             db.execute("INSERT OR REPLACE INTO state (id, data) VALUES (1, ?)", (data,))
+
+    def save_later(self, backend: KSeFBackend) -> None:
+        """Note that ``backend`` changed; the writer thread saves it soon (never the caller)."""
+        with self._changes:
+            self._backend, self._dirty = backend, True
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_changes, name="ksef-mock-state", daemon=True)
+                self._writer.start()
+            self._changes.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every change noted by ``save_later`` is written; ``False`` on timeout."""
+        with self._changes:
+            return self._changes.wait_for(lambda: not (self._dirty or self._saving), timeout)
+
+    def _write_changes(self) -> None:
+        while True:
+            with self._changes:
+                self._changes.wait_for(lambda: self._dirty)
+                self._dirty, self._saving, backend = False, True, self._backend
+            try:
+                assert backend is not None
+                self.save(backend)
+            except Exception as error:  # keep serving; the next change tries again
+                print(f"ksef-mock: could not save the state to {self.path}: {error!r}", file=sys.stderr)
+            finally:
+                with self._changes:
+                    self._saving = False
+                    self._changes.notify_all()
 
     def _save_keys(self) -> None:
         keys = emulator_keys()

@@ -84,6 +84,8 @@ class ThreadedServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+        if self.app.store is not None:
+            self.app.store.flush()
 
     def __enter__(self) -> ThreadedServer:
         return self.start()
@@ -122,4 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr)
     print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if store is not None:
+        store.flush()  # the last changes before the interrupt
     return 0

@@ -6,6 +6,7 @@ import datetime as dt
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -140,6 +141,40 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert upo.documents[0].invoice_number == "P/1"
         with ksef.online_session() as again:  # the public keys survived as well
             again.send(sample_invoice("P/2"))
+
+
+class HeldStore(SQLiteStore):
+    """A store whose saves wait until the test lets them go."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = threading.Event()
+        self.saves = 0
+
+    def save(self, backend: KSeFBackend) -> None:
+        assert self.release.wait(timeout=30), "the test never released the save"
+        super().save(backend)
+        self.saves += 1
+
+
+def test_state_is_saved_off_the_event_loop_and_flushed_on_stop(tmp_path: Path) -> None:
+    store = HeldStore(tmp_path / "ksef.sqlite")
+    with ThreadedServer(store=store) as server:
+        token = server.backend.mint_access_token(NIP)
+        with KSeF(base_url=server.base_url, access_token=token) as ksef:
+            # Each of these changes the state while the first save is held: had the request
+            # waited for its save, the second session would never open.
+            with ksef.online_session() as first:
+                first.send(sample_invoice("H/1"))
+            with ksef.online_session() as second:
+                second.send(sample_invoice("H/2"))
+            assert store.saves == 0
+        store.release.set()
+    # stop() waited for the writer: both sessions are on disk, in at most two saves
+    assert 1 <= store.saves <= 2
+    restored = KSeFBackend()
+    assert SQLiteStore(tmp_path / "ksef.sqlite").load(restored)
+    assert {str(first.reference_number), str(second.reference_number)} <= restored.sessions.state.sessions.keys()
 
 
 def test_ksef_mock_command_serves_on_loopback() -> None:
