@@ -40,8 +40,9 @@ class Throttle:
         """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale."""
         return max(1, int(limit * self.scale))
 
-    def delay(self, key: str, limits: RateLimits | None, now: float) -> float:
-        """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made."""
+    def delay(self, key: str, limits: RateLimits | None, now: float, *, exact: bool = False) -> float:
+        """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made.
+        ``exact`` takes ``limits`` as they are, not times ``scale`` (still none at scale 0)."""
         if limits is None or self.scale <= 0:
             return 0.0
         calls = self._calls.setdefault(key, deque())
@@ -51,7 +52,7 @@ class Throttle:
         for window, limit in zip(_WINDOWS, limits, strict=True):
             if limit is None:
                 continue
-            allowed = self.allowed(limit)
+            allowed = max(1, limit) if exact else self.allowed(limit)
             in_window = [t for t in calls if t > now - window] if window < _WINDOWS[-1] else calls
             if len(in_window) >= allowed:
                 oldest = list(in_window)[-allowed]

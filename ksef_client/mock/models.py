@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import MISSING, fields, is_dataclass, replace
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS
@@ -110,7 +110,7 @@ class KSeFBackend:
         with self.core.lock:
             for name in COMPONENTS:
                 if name in snapshot:
-                    getattr(self, name).state = snapshot[name]
+                    getattr(self, name).state = _with_new_fields(snapshot[name])
             self.core.transitions = snapshot.get("transitions", Transitions())
             self.core.secret = snapshot.get("secret", self.core.secret)
 
@@ -205,7 +205,11 @@ class KSeFBackend:
         with self.core.lock:
             wait = self.rate_limits.delay(f"{address}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
             if wait <= 0:
-                wait = self.rate_limits.delay(f"{caller}|{group}", spec.rate_limits, now)
+                # A context's own limits (/testdata/rate-limits) are enforced as set, not scaled
+                # by --rate-limits (which still switches every limit off at 0).
+                override = self.testdata.rate_limits_of(context).get(group)
+                limits = override or spec.rate_limits
+                wait = self.rate_limits.delay(f"{caller}|{group}", limits, now, exact=override is not None)
         return math.ceil(wait) if wait > 0 else None
 
     @staticmethod
@@ -217,3 +221,15 @@ class KSeFBackend:
                 f"Wymagane jedno z uprawnień: {', '.join(sorted(wanted))}.",
                 security={"requiredAnyOfPermissions": sorted(wanted), "presentPermissions": sorted(access.permissions)},
             )
+
+
+def _with_new_fields(state: Any) -> Any:
+    """A component state unpickled from an older ``--state`` file, given the defaults of the fields
+    added since (unpickling restores only the attributes the file has)."""
+    if is_dataclass(state):
+        for spec in fields(state):
+            if spec.name not in vars(state) and spec.default_factory is not MISSING:
+                setattr(state, spec.name, spec.default_factory())
+            elif spec.name not in vars(state) and spec.default is not MISSING:
+                setattr(state, spec.name, spec.default)
+    return state

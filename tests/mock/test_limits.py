@@ -4,15 +4,20 @@ and the values are KSeF's (the spec's example answer and per-operation ``x-rate-
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
 from ksef_client.errors import RateLimitError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.state.core import Context
+from ksef_client.mock.state.limits import OVERRIDABLE_GROUPS, rate_limit_groups
 from tests.conftest import NIP
 
 
@@ -63,3 +68,66 @@ def test_context_limits_come_with_the_collective_identifier_limit(ksef: KSeF) ->
     assert limits["collectiveIdentifier"] == {"maxInvoices": 500}
     assert limits["onlineSession"] == {"maxInvoiceSizeInMB": 1, "maxInvoiceWithAttachmentSizeInMB": 3,
                                        "maxInvoices": 10_000}  # fmt: skip
+
+
+def _testdata(
+    server: ThreadedServer, backend: KSeFBackend, method: str, path: str, nip: str = NIP, **body: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {backend.mint_access_token(nip)}"}
+    with httpx.Client(base_url=server.base_url, headers=headers) as http:
+        answer = http.request(method, path, json=body or None)
+    assert answer.status_code == 200, answer.text
+
+
+def _override(**groups: tuple[int, int, int]) -> dict[str, dict[str, int]]:
+    """A SetRateLimitsRequest's ``rateLimits``: the spec's limits, ``groups`` changed."""
+    limits = {g: {"perSecond": s, "perMinute": m or -1, "perHour": h or -1}
+              for g, (s, m, h) in rate_limit_groups().items() if g in OVERRIDABLE_GROUPS}  # fmt: skip
+    limits.update({g: {"perSecond": s, "perMinute": m, "perHour": h} for g, (s, m, h) in groups.items()})
+    return limits
+
+
+def test_a_context_s_own_rate_limits_are_reported_and_enforced_until_reset(
+    throttled: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    _testdata(ksef_server, backend, "POST", "/testdata/rate-limits", rateLimits=_override(sessionList=(2, 10, 60)))
+    assert throttled.limits.rate().session_list.per_second == 2
+    list(throttled.sessions.list("Online"))
+    list(throttled.sessions.list("Online"))
+    with pytest.raises(RateLimitError):
+        list(throttled.sessions.list("Online"))
+    _testdata(ksef_server, backend, "DELETE", "/testdata/rate-limits")
+    assert throttled.limits.rate().session_list.per_second == 5  # the spec's again
+    list(throttled.sessions.list("Online"))  # 3 of 5 used in this second
+
+
+def test_rate_limit_overrides_belong_to_one_context(
+    throttled: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    _testdata(ksef_server, backend, "POST", "/testdata/rate-limits", nip="5260250274",
+              rateLimits=_override(sessionList=(1, 1, 1)))  # fmt: skip
+    assert throttled.limits.rate().session_list.per_second == 5
+
+
+def test_production_rate_limits_are_the_spec_s_whatever_the_emulator_s_scale(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # KSeF TEST's defaults are ten times production's (limity/limity-api.md): here, --rate-limits 10
+    monkeypatch.setattr(backend, "rate_limits", Throttle(scale=10.0))
+    token = backend.mint_access_token(NIP)
+    with KSeF(base_url=ksef_server.base_url, access_token=token, rate_limit_scale=0, max_retries=0) as client:
+        assert client.limits.rate().session_list.per_second == 50
+        _testdata(ksef_server, backend, "POST", "/testdata/rate-limits/production")
+        rates = client.limits.rate()
+    assert (rates.session_list.per_second, rates.session_list.per_hour) == (5, 60)
+    assert rates.global_.per_second == 750  # not a context's limit: still the emulator's
+
+
+def test_a_state_saved_before_rate_limit_overrides_existed_still_loads(tmp_path: Path) -> None:
+    backend = KSeFBackend()
+    del backend.testdata.state.rate_limits  # what an older emulator's state file unpickles to
+    store = SQLiteStore(tmp_path / "old.sqlite")
+    store.save(backend)
+    restored = KSeFBackend()
+    assert store.load(restored)
+    assert restored.testdata.rate_limits_of(Context("Nip", NIP)) == {}

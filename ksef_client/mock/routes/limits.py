@@ -26,4 +26,5 @@ async def get_subject_limits(request: Request, backend: KSeFBackend, access: Acc
 
 @api_endpoint("limits.get_rate_limits")
 async def get_rate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    return JSONResponse(rate_limits_body(backend.rate_limits))
+    overrides = backend.testdata.rate_limits_of(access.context if access is not None else None)
+    return JSONResponse(rate_limits_body(backend.rate_limits, overrides))

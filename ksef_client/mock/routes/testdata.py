@@ -15,6 +15,7 @@ from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, Context, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, json_body, parsed_body
 from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.limits import production_rate_limits, rate_limits_override
 from ksef_client.mock.state.permissions import subject_key
 from ksef_client.mock.state.testdata import TestPerson, TestSubject
 
@@ -141,13 +142,34 @@ async def update_test_certificate(request: Request, backend: KSeFBackend, access
     return _ok()
 
 
+@api_endpoint("testdata.set_test_rate_limits")
+async def set_test_rate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)  # checked against SetRateLimitsRequest before the route
+    backend.testdata.set_rate_limits(access.context, rate_limits_override(body["rateLimits"]))
+    return _ok()
+
+
+@api_endpoint("testdata.set_test_rate_limits_production")
+async def set_test_rate_limits_production(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    backend.testdata.set_rate_limits(access.context, production_rate_limits())
+    return _ok()
+
+
+@api_endpoint("testdata.reset_test_rate_limits")
+async def reset_test_rate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    backend.testdata.set_rate_limits(access.context, None)
+    return _ok()
+
+
 async def _accepted(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    # Rate-limit and certificate-limit overrides are accepted but not enforced (documented).
+    # Certificate-limit overrides are accepted but not enforced (documented).
     if request.method == "POST" and await request.body():
         await json_body(request)
     return _ok()
 
 
-for _operation in ("set_test_rate_limits", "reset_test_rate_limits", "set_test_rate_limits_production",
-                   "set_test_certificate_limits", "reset_test_certificate_limits"):  # fmt: skip
+for _operation in ("set_test_certificate_limits", "reset_test_certificate_limits"):
     api_endpoint(f"testdata.{_operation}")(_accepted)

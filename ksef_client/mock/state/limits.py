@@ -26,13 +26,40 @@ def rate_limit_groups() -> dict[str, RateLimits]:
     return groups
 
 
-def rate_limits_body(throttle: Throttle) -> dict[str, dict[str, int]]:
-    """``EffectiveApiRateLimits``: what ``throttle`` lets through per window (``-1``: no limit)."""
+def rate_limits_body(throttle: Throttle, overrides: dict[str, RateLimits]) -> dict[str, dict[str, int]]:
+    """``EffectiveApiRateLimits``: what ``throttle`` lets through per window (``-1``: no limit),
+    the groups in ``overrides`` (a context's own, ``/testdata/rate-limits``) as they were set."""
 
-    def effective(limit: int | None) -> int:
-        return -1 if limit is None or throttle.scale <= 0 else throttle.allowed(limit)
+    def effective(limit: int | None, exact: bool) -> int:
+        if limit is None or throttle.scale <= 0:
+            return -1
+        return max(1, limit) if exact else throttle.allowed(limit)
 
+    groups = {**rate_limit_groups(), **overrides}
     return {
-        group: {"perSecond": effective(second), "perMinute": effective(minute), "perHour": effective(hour)}
-        for group, (second, minute, hour) in rate_limit_groups().items()
+        group: {
+            "perSecond": effective(second, group in overrides),
+            "perMinute": effective(minute, group in overrides),
+            "perHour": effective(hour, group in overrides),
+        }
+        for group, (second, minute, hour) in groups.items()
     }
+
+
+def rate_limits_override(body: dict[str, dict[str, int]]) -> dict[str, RateLimits]:
+    """An ``ApiRateLimitsOverride`` (already checked against the spec) as limits per group."""
+    return {group: RateLimits(v["perSecond"], v["perMinute"], v["perHour"]) for group, v in body.items()}
+
+
+def production_rate_limits() -> dict[str, RateLimits]:
+    """The limits of KSeF's production, for ``POST /testdata/rate-limits/production``: the spec's
+    (its tables are production's; ``limity/limity-api.md`` puts TEST's defaults at ten times those)."""
+    return {group: limits for group, limits in rate_limit_groups().items() if group in OVERRIDABLE_GROUPS}
+
+
+# The groups ``ApiRateLimitsOverride`` names (the rest: anonymous, global, the closes, are KSeF's own).
+OVERRIDABLE_GROUPS = frozenset(
+    ("onlineSession", "batchSession", "invoiceSend", "invoiceStatus", "sessionList", "sessionInvoiceList",
+     "sessionMisc", "invoiceMetadata", "invoiceExport", "invoiceExportStatus", "invoiceDownload",
+     "collectiveIdentifier", "other")
+)  # fmt: skip

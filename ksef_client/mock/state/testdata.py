@@ -7,6 +7,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksef_client._generated.operations import RateLimits
 from ksef_client.mock.state.core import Context, Core
 
 DEFAULT_CONTEXT_LIMITS: dict[str, dict[str, int]] = {
@@ -47,6 +48,8 @@ class TestDataState:
     attachments: set[str] = field(default_factory=set)
     blocked: set[Context] = field(default_factory=set)
     session_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # Per context: limit group -> limits set by POST /testdata/rate-limits (or .../production).
+    rate_limits: dict[Context, dict[str, RateLimits]] = field(default_factory=dict)
     peppol_providers: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -107,6 +110,18 @@ class TestData:
             if group in merged and isinstance(values, dict):
                 merged[group].update({k: int(v) for k, v in values.items() if k in merged[group]})
         self.state.session_limits[context] = merged
+
+    def set_rate_limits(self, context: Context, limits: dict[str, RateLimits] | None) -> None:
+        """Override the API rate limits of ``context`` per limit group (an ``ApiRateLimitsOverride``
+        already read into ``RateLimits``), or, ``None``, restore the defaults."""
+        if limits is None:
+            self.state.rate_limits.pop(context, None)
+        else:
+            self.state.rate_limits[context] = dict(limits)
+
+    def rate_limits_of(self, context: Context | None) -> dict[str, RateLimits]:
+        """The limit groups ``context`` has overridden (none: empty)."""
+        return self.state.rate_limits.get(context, {}) if context is not None else {}
 
     def context_limits(self, context: Context) -> dict[str, dict[str, int]]:
         """``EffectiveContextLimits`` of ``context``: KSeF TEST's defaults or the override."""
