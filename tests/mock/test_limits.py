@@ -131,3 +131,13 @@ def test_a_state_saved_before_rate_limit_overrides_existed_still_loads(tmp_path:
     restored = KSeFBackend()
     assert store.load(restored)
     assert restored.testdata.rate_limits_of(Context("Nip", NIP)) == {}
+
+
+def test_a_negative_override_is_no_limit_and_unknown_groups_are_left_out(
+    throttled: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    limits = {**_override(sessionList=(-1, -1, -1)), "noSuchGroup": {}}
+    _testdata(ksef_server, backend, "POST", "/testdata/rate-limits", rateLimits=limits)
+    assert throttled.limits.rate().session_list.per_second == -1
+    for _ in range(8):  # past the spec's 5 per second
+        list(throttled.sessions.list("Online"))

@@ -7,6 +7,8 @@ operation table (each operation's ``x-rate-limits`` and limit group); the contex
 
 from __future__ import annotations
 
+from typing import Any
+
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._throttle import Throttle
 
@@ -46,9 +48,19 @@ def rate_limits_body(throttle: Throttle, overrides: dict[str, RateLimits]) -> di
     }
 
 
-def rate_limits_override(body: dict[str, dict[str, int]]) -> dict[str, RateLimits]:
-    """An ``ApiRateLimitsOverride`` (already checked against the spec) as limits per group."""
-    return {group: RateLimits(v["perSecond"], v["perMinute"], v["perHour"]) for group, v in body.items()}
+def rate_limits_override(body: dict[str, Any]) -> dict[str, RateLimits]:
+    """An ``ApiRateLimitsOverride`` (already checked against the spec, which lets other keys
+    through: those are left out) as limits per group; a negative value is no limit, as ``-1``
+    is in ``GET /rate-limits``."""
+
+    def limit(value: int) -> int | None:
+        return value if value >= 0 else None
+
+    return {
+        group: RateLimits(limit(values["perSecond"]), limit(values["perMinute"]), limit(values["perHour"]))
+        for group, values in body.items()
+        if group in OVERRIDABLE_GROUPS
+    }
 
 
 def production_rate_limits() -> dict[str, RateLimits]:
