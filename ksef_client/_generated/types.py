@@ -2,6 +2,7 @@
 """Contains some shared types for properties"""
 
 from collections.abc import Callable, Mapping, MutableMapping
+from enum import Enum
 from http import HTTPStatus
 from json import loads as _json_loads
 from typing import IO, Any, BinaryIO, Generic, Literal, TypeVar
@@ -43,6 +44,63 @@ def short_repr(model: Any) -> str:
 
 
 UNSET: Unset = Unset()
+
+
+class _MadeOnFirstAccess:
+    """The ``additional_properties`` slot of a generated model, an empty dict when never set"""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, model: Any, owner: Any = None) -> Any:
+        if model is None:
+            return self
+        try:
+            return self.slot.__get__(model, owner)
+        except AttributeError:
+            value: dict[str, Any] = {}
+            self.slot.__set__(model, value)
+            return value
+
+    def __set__(self, model: Any, value: Any) -> None:
+        self.slot.__set__(model, value)
+
+    def __delete__(self, model: Any) -> None:
+        self.slot.__delete__(model)
+
+
+M = TypeVar("M")
+
+
+def additional_properties_on_demand(cls: type[M]) -> type[M]:
+    """Wrap the class's ``additional_properties`` slot so that an unset one reads as a new empty dict"""
+    setattr(cls, "additional_properties", _MadeOnFirstAccess(vars(cls)["additional_properties"]))
+    return cls
+
+
+E = TypeVar("E", bound=Enum)
+
+
+class _EnumMembers(dict[Any, Any]):
+    """An enum's members by value, filled with each value the first time it is asked for"""
+
+    __slots__ = ("enum",)
+    enum: Callable[[Any], Any]
+
+    def __missing__(self, value: Any) -> Any:
+        member = self.enum(value)
+        self[value] = member
+        return member
+
+
+def enum_from_value(enum: type[E]) -> Callable[[Any], E]:
+    """``enum.from_value`` as a dict lookup: the member for a value, unknown values kept as members"""
+    members = _EnumMembers(enum._value2member_map_)
+    members.enum = enum
+    return members.__getitem__
+
 
 # The types that `httpx.Client(files=)` can accept, copied from that library.
 FileContent = IO[bytes] | bytes | str
