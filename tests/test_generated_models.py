@@ -346,3 +346,54 @@ def test_enum_from_value_is_the_enum_itself_as_a_dict_lookup() -> None:
         lookup(1)
     with pytest.raises(TypeError):
         lookup(["Online"])
+
+
+def test_a_large_body_is_parsed_with_the_cycle_collector_paused_and_switched_back_on() -> None:
+    # Decoding and building a large page allocates thousands of containers, none in a cycle: the
+    # collector is off while it runs (types.CollectorPaused), back on after, also when parsing fails.
+    import gc
+    import json
+
+    import pytest
+
+    from ksef_client._generated import Client
+    from ksef_client._generated.api.sessions_status import list_session_invoices
+    from ksef_client._generated.models import SessionInvoicesResponse
+    from ksef_client._generated.types import LARGE_BODY, CollectorPaused
+
+    client = Client(base_url="http://ksef.test")
+    record = dict(INVOICE, invoicingDate="2025-07-11T12:23:56.015430+00:00")
+    page = {"invoices": [dict(record, ordinalNumber=i) for i in range(400)], "continuationToken": "t"}
+    large = json.dumps(page).encode()
+    small = json.dumps({"invoices": [INVOICE]}).encode()
+    assert len(small) < LARGE_BODY <= len(large)
+    seen: list[bool] = []
+    original = SessionInvoicesResponse.from_dict.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[SessionInvoicesResponse], src_dict: Any) -> SessionInvoicesResponse:
+        seen.append(gc.isenabled())
+        return original(cls, src_dict)  # type: ignore[no-any-return]
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SessionInvoicesResponse, "from_dict", classmethod(recording))
+        for body in (large, small):
+            parsed = list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=body))
+            assert isinstance(parsed, SessionInvoicesResponse) and gc.isenabled()
+        assert seen == [False, True]
+        parsed = list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=large))
+        assert isinstance(parsed, SessionInvoicesResponse) and parsed.to_dict() == json.loads(large)
+        broken = large.replace(b'"referenceNumber"', b'"referenceNumberRenamed"')
+        with pytest.raises(KeyError):
+            list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=broken))
+        assert gc.isenabled()
+        with pytest.raises(ValueError):
+            list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=large[:-1]))
+        assert gc.isenabled()
+    gc.disable()  # switched off by the application: left off
+    try:
+        with CollectorPaused(large):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
