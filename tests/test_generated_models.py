@@ -293,6 +293,10 @@ def test_unknown_keys_are_found_in_every_shape_of_model() -> None:
     extensions = InvoiceStatusInfoExtensionsType0.from_dict({"a": "1", "b": None})
     assert extensions.additional_properties == {"a": "1", "b": None} and extensions.to_dict() == {"a": "1", "b": None}
     assert InvoiceStatusInfoExtensionsType0.from_dict({}).additional_properties == {}
+    # the required fields only; as many keys as fields, but two of them unknown
+    assert InvoiceStatusInfo.from_dict({"code": 1, "description": "d"}).additional_properties == {}
+    unknown_two = InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "x": 1, "y": None})
+    assert unknown_two.additional_properties == {"x": 1, "y": None} and unknown_two.details is UNSET_VALUE
     # every optional field present, one of them replaced by an unknown key (same count), or one more
     for missing in ["invoiceNumber", "invoicingMode", None]:
         full = dict(

@@ -81,7 +81,9 @@ class AllowedIps:
         allowed_ips.ip_4_ranges = ip_4_ranges
         allowed_ips.ip_4_masks = ip_4_masks
 
-        if len(src_dict) != 3 or ip_4_addresses is UNSET or ip_4_ranges is UNSET or ip_4_masks is UNSET:
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or ip_4_addresses is UNSET or ip_4_ranges is UNSET or ip_4_masks is UNSET
+        ):
             if len(src_dict) != 0 + (ip_4_addresses is not UNSET) + (ip_4_ranges is not UNSET) + (
                 ip_4_masks is not UNSET
             ):

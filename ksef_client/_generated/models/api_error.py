@@ -68,7 +68,7 @@ class ApiError:
         api_error.description = description
         api_error.details = details
 
-        if len(src_dict) != 3 or details is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or details is UNSET):
             if len(src_dict) != 2 + (details is not UNSET):
                 api_error.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}

@@ -67,7 +67,7 @@ class AttachmentPermissionRevokeRequest:
         attachment_permission_revoke_request.nip = nip
         attachment_permission_revoke_request.expected_end_date = expected_end_date
 
-        if len(src_dict) != 2 or expected_end_date is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or expected_end_date is UNSET):
             if len(src_dict) != 1 + (expected_end_date is not UNSET):
                 attachment_permission_revoke_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}

@@ -158,7 +158,7 @@ class AuthenticationListItem:
         authentication_list_item.refresh_token_valid_until = refresh_token_valid_until
         authentication_list_item.is_current = is_current
 
-        if (
+        if len(src_dict) != 5 and (
             len(src_dict) != 9
             or is_token_redeemed is UNSET
             or last_token_refresh_date is UNSET

@@ -59,7 +59,7 @@ class AuthenticationListResponse:
         authentication_list_response.items = items
         authentication_list_response.continuation_token = continuation_token
 
-        if len(src_dict) != 2 or continuation_token is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
             if len(src_dict) != 1 + (continuation_token is not UNSET):
                 authentication_list_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}

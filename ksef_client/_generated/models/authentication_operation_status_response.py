@@ -141,7 +141,7 @@ class AuthenticationOperationStatusResponse:
         authentication_operation_status_response.last_token_refresh_date = last_token_refresh_date
         authentication_operation_status_response.refresh_token_valid_until = refresh_token_valid_until
 
-        if (
+        if len(src_dict) != 4 and (
             len(src_dict) != 7
             or is_token_redeemed is UNSET
             or last_token_refresh_date is UNSET

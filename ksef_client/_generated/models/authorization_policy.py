@@ -55,7 +55,7 @@ class AuthorizationPolicy:
         authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips
 
-        if len(src_dict) != 1 or allowed_ips is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or allowed_ips is UNSET):
             if len(src_dict) != 0 + (allowed_ips is not UNSET):
                 authorization_policy.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"allowedIps"}

@@ -90,7 +90,7 @@ class BatchFileInfo:
         batch_file_info.file_parts = file_parts
         batch_file_info.compression_type = compression_type
 
-        if len(src_dict) != 4 or compression_type is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 4 or compression_type is UNSET):
             if len(src_dict) != 3 + (compression_type is not UNSET):
                 batch_file_info.additional_properties = {
                     k: v

@@ -56,7 +56,7 @@ class BlockContextAuthenticationRequest:
         block_context_authentication_request = _object_new(cls)
         block_context_authentication_request.context_identifier = context_identifier
 
-        if len(src_dict) != 1 or context_identifier is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or context_identifier is UNSET):
             if len(src_dict) != 0 + (context_identifier is not UNSET):
                 block_context_authentication_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}

@@ -40,7 +40,7 @@ class CertificateEffectiveSubjectLimits:
         certificate_effective_subject_limits = _object_new(cls)
         certificate_effective_subject_limits.max_certificates = max_certificates
 
-        if len(src_dict) != 1 or max_certificates is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_certificates is UNSET):
             if len(src_dict) != 0 + (max_certificates is not UNSET):
                 certificate_effective_subject_limits.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"maxCertificates"}

@@ -129,7 +129,7 @@ class CertificateEnrollmentDataResponse:
         certificate_enrollment_data_response.organization_name = organization_name
         certificate_enrollment_data_response.organization_identifier = organization_identifier
 
-        if (
+        if len(src_dict) != 2 and (
             len(src_dict) != 8
             or given_name is UNSET
             or surname is UNSET

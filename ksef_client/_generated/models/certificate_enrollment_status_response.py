@@ -65,7 +65,7 @@ class CertificateEnrollmentStatusResponse:
         certificate_enrollment_status_response.status = status
         certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
 
-        if len(src_dict) != 3 or certificate_serial_number is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or certificate_serial_number is UNSET):
             if len(src_dict) != 2 + (certificate_serial_number is not UNSET):
                 certificate_enrollment_status_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}

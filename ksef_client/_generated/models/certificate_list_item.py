@@ -154,7 +154,7 @@ class CertificateListItem:
         certificate_list_item.request_date = request_date
         certificate_list_item.last_use_date = last_use_date
 
-        if len(src_dict) != 10 or last_use_date is UNSET:
+        if len(src_dict) != 9 and (len(src_dict) != 10 or last_use_date is UNSET):
             if len(src_dict) != 9 + (last_use_date is not UNSET):
                 certificate_list_item.additional_properties = {
                     k: v

@@ -44,7 +44,7 @@ class CertificateSubjectLimitsOverride:
         certificate_subject_limits_override = _object_new(cls)
         certificate_subject_limits_override.max_certificates = max_certificates
 
-        if len(src_dict) != 1 or max_certificates is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_certificates is UNSET):
             if len(src_dict) != 0 + (max_certificates is not UNSET):
                 certificate_subject_limits_override.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"maxCertificates"}

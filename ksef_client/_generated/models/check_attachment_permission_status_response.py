@@ -66,7 +66,7 @@ class CheckAttachmentPermissionStatusResponse:
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
         check_attachment_permission_status_response.revoked_date = revoked_date
 
-        if len(src_dict) != 2 or is_attachment_allowed is UNSET or revoked_date is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 2 or is_attachment_allowed is UNSET or revoked_date is UNSET):
             if len(src_dict) != 0 + (is_attachment_allowed is not UNSET) + (revoked_date is not UNSET):
                 check_attachment_permission_status_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}

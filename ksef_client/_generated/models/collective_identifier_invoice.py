@@ -80,7 +80,7 @@ class CollectiveIdentifierInvoice:
         collective_identifier_invoice.payment = payment
         collective_identifier_invoice.description = description
 
-        if len(src_dict) != 3 or payment is UNSET or description is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 3 or payment is UNSET or description is UNSET):
             if len(src_dict) != 1 + (payment is not UNSET) + (description is not UNSET):
                 collective_identifier_invoice.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"ksefNumber", "payment", "description"}

@@ -96,7 +96,7 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         collective_identifier_invoices_query_response_item.payment = payment
         collective_identifier_invoices_query_response_item.description = description
 
-        if len(src_dict) != 5 or payment is UNSET or description is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 5 or payment is UNSET or description is UNSET):
             if len(src_dict) != 3 + (payment is not UNSET) + (description is not UNSET):
                 collective_identifier_invoices_query_response_item.additional_properties = {
                     k: v

@@ -104,7 +104,7 @@ class CollectiveIdentifiersQueryRequest:
         collective_identifiers_query_request.invoice_count_to = invoice_count_to
         collective_identifiers_query_request.created_in_current_context = created_in_current_context
 
-        if (
+        if len(src_dict) != 2 and (
             len(src_dict) != 6
             or collective_identifier_number is UNSET
             or invoice_count_from is UNSET

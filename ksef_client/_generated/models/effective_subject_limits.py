@@ -76,7 +76,7 @@ class EffectiveSubjectLimits:
         effective_subject_limits.enrollment = enrollment
         effective_subject_limits.certificate = certificate
 
-        if len(src_dict) != 2 or enrollment is UNSET or certificate is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 2 or enrollment is UNSET or certificate is UNSET):
             if len(src_dict) != 0 + (enrollment is not UNSET) + (certificate is not UNSET):
                 effective_subject_limits.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}

@@ -68,7 +68,7 @@ class EncryptionInfo:
         encryption_info.initialization_vector = initialization_vector
         encryption_info.public_key_id = public_key_id
 
-        if len(src_dict) != 3 or public_key_id is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or public_key_id is UNSET):
             if len(src_dict) != 2 + (public_key_id is not UNSET):
                 encryption_info.additional_properties = {
                     k: v

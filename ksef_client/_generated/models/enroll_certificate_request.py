@@ -91,7 +91,7 @@ class EnrollCertificateRequest:
         enroll_certificate_request.csr = csr
         enroll_certificate_request.valid_from = valid_from
 
-        if len(src_dict) != 4 or valid_from is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 4 or valid_from is UNSET):
             if len(src_dict) != 3 + (valid_from is not UNSET):
                 enroll_certificate_request.additional_properties = {
                     k: v

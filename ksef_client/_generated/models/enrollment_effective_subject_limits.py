@@ -40,7 +40,7 @@ class EnrollmentEffectiveSubjectLimits:
         enrollment_effective_subject_limits = _object_new(cls)
         enrollment_effective_subject_limits.max_enrollments = max_enrollments
 
-        if len(src_dict) != 1 or max_enrollments is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_enrollments is UNSET):
             if len(src_dict) != 0 + (max_enrollments is not UNSET):
                 enrollment_effective_subject_limits.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}

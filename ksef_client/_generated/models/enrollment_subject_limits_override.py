@@ -44,7 +44,7 @@ class EnrollmentSubjectLimitsOverride:
         enrollment_subject_limits_override = _object_new(cls)
         enrollment_subject_limits_override.max_enrollments = max_enrollments
 
-        if len(src_dict) != 1 or max_enrollments is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_enrollments is UNSET):
             if len(src_dict) != 0 + (max_enrollments is not UNSET):
                 enrollment_subject_limits_override.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}

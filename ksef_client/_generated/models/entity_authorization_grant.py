@@ -149,7 +149,7 @@ class EntityAuthorizationGrant:
         entity_authorization_grant.author_identifier = author_identifier
         entity_authorization_grant.subject_entity_details = subject_entity_details
 
-        if len(src_dict) != 8 or author_identifier is UNSET or subject_entity_details is UNSET:
+        if len(src_dict) != 6 and (len(src_dict) != 8 or author_identifier is UNSET or subject_entity_details is UNSET):
             if len(src_dict) != 6 + (author_identifier is not UNSET) + (subject_entity_details is not UNSET):
                 entity_authorization_grant.additional_properties = {
                     k: v

@@ -136,7 +136,7 @@ class EntityAuthorizationPermissionsQueryRequest:
         entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
         entity_authorization_permissions_query_request.permission_types = permission_types
 
-        if (
+        if len(src_dict) != 1 and (
             len(src_dict) != 4
             or authorizing_identifier is UNSET
             or authorized_identifier is UNSET

@@ -53,7 +53,7 @@ class EntityPermission:
         entity_permission.type_ = type_
         entity_permission.can_delegate = can_delegate
 
-        if len(src_dict) != 2 or can_delegate is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or can_delegate is UNSET):
             if len(src_dict) != 1 + (can_delegate is not UNSET):
                 entity_permission.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}

@@ -61,7 +61,7 @@ class EntityPermissionsQueryRequest:
         entity_permissions_query_request = _object_new(cls)
         entity_permissions_query_request.context_identifier = context_identifier
 
-        if len(src_dict) != 1 or context_identifier is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or context_identifier is UNSET):
             if len(src_dict) != 0 + (context_identifier is not UNSET):
                 entity_permissions_query_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}

@@ -89,7 +89,7 @@ class EntityRole:
         entity_role.start_date = start_date
         entity_role.parent_entity_identifier = parent_entity_identifier
 
-        if len(src_dict) != 4 or parent_entity_identifier is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 4 or parent_entity_identifier is UNSET):
             if len(src_dict) != 3 + (parent_entity_identifier is not UNSET):
                 entity_role.additional_properties = {
                     k: v

@@ -183,7 +183,7 @@ class EuEntityPermission:
         eu_entity_permission.subject_entity_details = subject_entity_details
         eu_entity_permission.eu_entity_details = eu_entity_details
 
-        if (
+        if len(src_dict) != 8 and (
             len(src_dict) != 11
             or subject_person_details is UNSET
             or subject_entity_details is UNSET

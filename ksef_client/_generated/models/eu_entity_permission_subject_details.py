@@ -128,7 +128,9 @@ class EuEntityPermissionSubjectDetails:
         eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
         eu_entity_permission_subject_details.entity_by_fp = entity_by_fp
 
-        if len(src_dict) != 4 or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET or entity_by_fp is UNSET:
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET or entity_by_fp is UNSET
+        ):
             if len(src_dict) != 1 + (person_by_fp_with_id is not UNSET) + (person_by_fp_no_id is not UNSET) + (
                 entity_by_fp is not UNSET
             ):

@@ -90,7 +90,7 @@ class EuEntityPermissionsQueryRequest:
         eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
         eu_entity_permissions_query_request.permission_types = permission_types
 
-        if (
+        if len(src_dict) != 0 and (
             len(src_dict) != 3
             or vat_ue_identifier is UNSET
             or authorized_fingerprint_identifier is UNSET

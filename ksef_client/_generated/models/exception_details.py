@@ -67,7 +67,9 @@ class ExceptionDetails:
         exception_details.exception_description = exception_description
         exception_details.details = details
 
-        if len(src_dict) != 3 or exception_code is UNSET or exception_description is UNSET or details is UNSET:
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or exception_code is UNSET or exception_description is UNSET or details is UNSET
+        ):
             if len(src_dict) != 0 + (exception_code is not UNSET) + (exception_description is not UNSET) + (
                 details is not UNSET
             ):

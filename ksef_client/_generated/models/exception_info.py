@@ -127,7 +127,7 @@ class ExceptionInfo:
         exception_info.service_name = service_name
         exception_info.timestamp = timestamp
 
-        if (
+        if len(src_dict) != 0 and (
             len(src_dict) != 6
             or exception_detail_list is UNSET
             or reference_number is UNSET

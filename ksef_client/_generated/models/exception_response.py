@@ -64,7 +64,7 @@ class ExceptionResponse:
         exception_response = _object_new(cls)
         exception_response.exception = exception
 
-        if len(src_dict) != 1 or exception is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or exception is UNSET):
             if len(src_dict) != 0 + (exception is not UNSET):
                 exception_response.additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
         return exception_response

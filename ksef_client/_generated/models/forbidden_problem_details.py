@@ -158,7 +158,9 @@ class ForbiddenProblemDetails:
         forbidden_problem_details.trace_id = trace_id
         forbidden_problem_details.timestamp = timestamp
 
-        if len(src_dict) != 8 or instance is UNSET or security is UNSET or trace_id is UNSET or timestamp is UNSET:
+        if len(src_dict) != 4 and (
+            len(src_dict) != 8 or instance is UNSET or security is UNSET or trace_id is UNSET or timestamp is UNSET
+        ):
             if len(src_dict) != 4 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET) + (
                 timestamp is not UNSET
             ):

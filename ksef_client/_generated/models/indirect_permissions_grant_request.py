@@ -108,7 +108,7 @@ class IndirectPermissionsGrantRequest:
         indirect_permissions_grant_request.subject_details = subject_details
         indirect_permissions_grant_request.target_identifier = target_identifier
 
-        if len(src_dict) != 5 or target_identifier is UNSET:
+        if len(src_dict) != 4 and (len(src_dict) != 5 or target_identifier is UNSET):
             if len(src_dict) != 4 + (target_identifier is not UNSET):
                 indirect_permissions_grant_request.additional_properties = {
                     k: v

@@ -97,7 +97,7 @@ class InitTokenAuthenticationRequest:
         init_token_authentication_request.public_key_id = public_key_id
         init_token_authentication_request.authorization_policy = authorization_policy
 
-        if len(src_dict) != 5 or public_key_id is UNSET or authorization_policy is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 5 or public_key_id is UNSET or authorization_policy is UNSET):
             if len(src_dict) != 3 + (public_key_id is not UNSET) + (authorization_policy is not UNSET):
                 init_token_authentication_request.additional_properties = {
                     k: v

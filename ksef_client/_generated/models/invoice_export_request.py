@@ -83,7 +83,7 @@ class InvoiceExportRequest:
         invoice_export_request.only_metadata = only_metadata
         invoice_export_request.compression_type = compression_type
 
-        if len(src_dict) != 4 or only_metadata is UNSET or compression_type is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 4 or only_metadata is UNSET or compression_type is UNSET):
             if len(src_dict) != 2 + (only_metadata is not UNSET) + (compression_type is not UNSET):
                 invoice_export_request.additional_properties = {
                     k: v

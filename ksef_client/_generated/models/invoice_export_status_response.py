@@ -115,7 +115,9 @@ class InvoiceExportStatusResponse:
         invoice_export_status_response.package_expiration_date = package_expiration_date
         invoice_export_status_response.package = package
 
-        if len(src_dict) != 4 or completed_date is UNSET or package_expiration_date is UNSET or package is UNSET:
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or completed_date is UNSET or package_expiration_date is UNSET or package is UNSET
+        ):
             if len(src_dict) != 1 + (completed_date is not UNSET) + (package_expiration_date is not UNSET) + (
                 package is not UNSET
             ):

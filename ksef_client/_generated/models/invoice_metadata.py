@@ -262,7 +262,7 @@ class InvoiceMetadata:
         invoice_metadata.third_subjects = third_subjects
         invoice_metadata.authorized_subject = authorized_subject
 
-        if (
+        if len(src_dict) != 18 and (
             len(src_dict) != 21
             or hash_of_corrected_invoice is UNSET
             or third_subjects is UNSET

@@ -70,7 +70,7 @@ class InvoiceMetadataAuthorizedSubject:
         invoice_metadata_authorized_subject.role = role
         invoice_metadata_authorized_subject.name = name
 
-        if len(src_dict) != 3 or name is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or name is UNSET):
             if len(src_dict) != 2 + (name is not UNSET):
                 invoice_metadata_authorized_subject.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"nip", "role", "name"}

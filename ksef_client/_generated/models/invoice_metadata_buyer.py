@@ -55,7 +55,7 @@ class InvoiceMetadataBuyer:
         invoice_metadata_buyer.identifier = identifier
         invoice_metadata_buyer.name = name
 
-        if len(src_dict) != 2 or name is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or name is UNSET):
             if len(src_dict) != 1 + (name is not UNSET):
                 invoice_metadata_buyer.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"identifier", "name"}

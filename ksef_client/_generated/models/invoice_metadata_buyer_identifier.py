@@ -64,7 +64,7 @@ class InvoiceMetadataBuyerIdentifier:
         invoice_metadata_buyer_identifier.type_ = type_
         invoice_metadata_buyer_identifier.value = value
 
-        if len(src_dict) != 2 or value is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
             if len(src_dict) != 1 + (value is not UNSET):
                 invoice_metadata_buyer_identifier.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"type", "value"}

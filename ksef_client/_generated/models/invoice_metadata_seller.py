@@ -56,7 +56,7 @@ class InvoiceMetadataSeller:
         invoice_metadata_seller.nip = nip
         invoice_metadata_seller.name = name
 
-        if len(src_dict) != 2 or name is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or name is UNSET):
             if len(src_dict) != 1 + (name is not UNSET):
                 invoice_metadata_seller.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"nip", "name"}

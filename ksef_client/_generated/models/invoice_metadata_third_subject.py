@@ -91,7 +91,7 @@ class InvoiceMetadataThirdSubject:
         invoice_metadata_third_subject.role = role
         invoice_metadata_third_subject.name = name
 
-        if len(src_dict) != 3 or name is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or name is UNSET):
             if len(src_dict) != 2 + (name is not UNSET):
                 invoice_metadata_third_subject.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}

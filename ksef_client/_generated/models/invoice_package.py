@@ -193,7 +193,7 @@ class InvoicePackage:
         invoice_package.last_permanent_storage_date = last_permanent_storage_date
         invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        if (
+        if len(src_dict) != 5 and (
             len(src_dict) != 9
             or last_issue_date is UNSET
             or last_invoicing_date is UNSET

@@ -68,7 +68,7 @@ class InvoiceQueryAmount:
         invoice_query_amount.from_ = from_
         invoice_query_amount.to = to
 
-        if len(src_dict) != 3 or from_ is UNSET or to is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 3 or from_ is UNSET or to is UNSET):
             if len(src_dict) != 1 + (from_ is not UNSET) + (to is not UNSET):
                 invoice_query_amount.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}

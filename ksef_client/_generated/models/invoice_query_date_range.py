@@ -101,7 +101,9 @@ class InvoiceQueryDateRange:
         invoice_query_date_range.to = to
         invoice_query_date_range.restrict_to_permanent_storage_hwm_date = restrict_to_permanent_storage_hwm_date
 
-        if len(src_dict) != 4 or to is UNSET or restrict_to_permanent_storage_hwm_date is UNSET:
+        if len(src_dict) != 2 and (
+            len(src_dict) != 4 or to is UNSET or restrict_to_permanent_storage_hwm_date is UNSET
+        ):
             if len(src_dict) != 2 + (to is not UNSET) + (restrict_to_permanent_storage_hwm_date is not UNSET):
                 invoice_query_date_range.additional_properties = {
                     k: v

@@ -304,7 +304,7 @@ class InvoiceQueryFilters:
         invoice_query_filters.invoice_types = invoice_types
         invoice_query_filters.has_attachment = has_attachment
 
-        if (
+        if len(src_dict) != 2 and (
             len(src_dict) != 13
             or ksef_number is UNSET
             or invoice_number is UNSET

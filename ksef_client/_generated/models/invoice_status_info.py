@@ -91,7 +91,7 @@ class InvoiceStatusInfo:
         invoice_status_info.details = details
         invoice_status_info.extensions = extensions
 
-        if len(src_dict) != 4 or details is UNSET or extensions is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 4 or details is UNSET or extensions is UNSET):
             if len(src_dict) != 2 + (details is not UNSET) + (extensions is not UNSET):
                 invoice_status_info.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}

@@ -66,7 +66,7 @@ class OpenBatchSessionRequest:
         open_batch_session_request.encryption = encryption
         open_batch_session_request.offline_mode = offline_mode
 
-        if len(src_dict) != 4 or offline_mode is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 4 or offline_mode is UNSET):
             if len(src_dict) != 3 + (offline_mode is not UNSET):
                 open_batch_session_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}

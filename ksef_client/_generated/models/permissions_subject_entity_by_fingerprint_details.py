@@ -69,7 +69,7 @@ class PermissionsSubjectEntityByFingerprintDetails:
         permissions_subject_entity_by_fingerprint_details.full_name = full_name
         permissions_subject_entity_by_fingerprint_details.address = address
 
-        if len(src_dict) != 3 or address is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or address is UNSET):
             if len(src_dict) != 2 + (address is not UNSET):
                 permissions_subject_entity_by_fingerprint_details.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}

@@ -70,7 +70,7 @@ class PermissionsSubjectEntityDetails:
         permissions_subject_entity_details.full_name = full_name
         permissions_subject_entity_details.address = address
 
-        if len(src_dict) != 3 or address is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or address is UNSET):
             if len(src_dict) != 2 + (address is not UNSET):
                 permissions_subject_entity_details.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}

@@ -139,7 +139,9 @@ class PermissionsSubjectPersonDetails:
         permissions_subject_person_details.birth_date = birth_date
         permissions_subject_person_details.id_document = id_document
 
-        if len(src_dict) != 6 or person_identifier is UNSET or birth_date is UNSET or id_document is UNSET:
+        if len(src_dict) != 3 and (
+            len(src_dict) != 6 or person_identifier is UNSET or birth_date is UNSET or id_document is UNSET
+        ):
             if len(src_dict) != 3 + (person_identifier is not UNSET) + (birth_date is not UNSET) + (
                 id_document is not UNSET
             ):

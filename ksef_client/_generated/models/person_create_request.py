@@ -98,7 +98,7 @@ class PersonCreateRequest:
         person_create_request.is_deceased = is_deceased
         person_create_request.created_date = created_date
 
-        if len(src_dict) != 6 or is_deceased is UNSET or created_date is UNSET:
+        if len(src_dict) != 4 and (len(src_dict) != 6 or is_deceased is UNSET or created_date is UNSET):
             if len(src_dict) != 4 + (is_deceased is not UNSET) + (created_date is not UNSET):
                 person_create_request.additional_properties = {
                     k: v

@@ -219,7 +219,7 @@ class PersonPermission:
         person_permission.subject_person_details = subject_person_details
         person_permission.subject_entity_details = subject_entity_details
 
-        if (
+        if len(src_dict) != 8 and (
             len(src_dict) != 12
             or context_identifier is UNSET
             or target_identifier is UNSET

@@ -129,7 +129,9 @@ class PersonPermissionSubjectDetails:
         person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         person_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
 
-        if len(src_dict) != 4 or person_by_id is UNSET or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET:
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or person_by_id is UNSET or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET
+        ):
             if len(src_dict) != 1 + (person_by_id is not UNSET) + (person_by_fp_with_id is not UNSET) + (
                 person_by_fp_no_id is not UNSET
             ):

@@ -219,7 +219,7 @@ class PersonPermissionsQueryRequest:
         person_permissions_query_request.permission_types = permission_types
         person_permissions_query_request.permission_state = permission_state
 
-        if (
+        if len(src_dict) != 1 and (
             len(src_dict) != 7
             or author_identifier is UNSET
             or authorized_identifier is UNSET

@@ -67,7 +67,7 @@ class PersonPermissionsTargetIdentifier:
         person_permissions_target_identifier.type_ = type_
         person_permissions_target_identifier.value = value
 
-        if len(src_dict) != 2 or value is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
             if len(src_dict) != 1 + (value is not UNSET):
                 person_permissions_target_identifier.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"type", "value"}

@@ -221,7 +221,7 @@ class PersonalPermission:
         personal_permission.subject_person_details = subject_person_details
         personal_permission.subject_entity_details = subject_entity_details
 
-        if (
+        if len(src_dict) != 6 and (
             len(src_dict) != 11
             or context_identifier is UNSET
             or authorized_identifier is UNSET

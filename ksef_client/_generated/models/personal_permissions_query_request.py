@@ -150,7 +150,7 @@ class PersonalPermissionsQueryRequest:
         personal_permissions_query_request.permission_types = permission_types
         personal_permissions_query_request.permission_state = permission_state
 
-        if (
+        if len(src_dict) != 0 and (
             len(src_dict) != 4
             or context_identifier is UNSET
             or target_identifier is UNSET

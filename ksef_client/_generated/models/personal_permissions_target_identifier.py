@@ -68,7 +68,7 @@ class PersonalPermissionsTargetIdentifier:
         personal_permissions_target_identifier.type_ = type_
         personal_permissions_target_identifier.value = value
 
-        if len(src_dict) != 2 or value is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
             if len(src_dict) != 1 + (value is not UNSET):
                 personal_permissions_target_identifier.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"type", "value"}

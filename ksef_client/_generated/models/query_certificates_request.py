@@ -145,7 +145,7 @@ class QueryCertificatesRequest:
         query_certificates_request.status = status
         query_certificates_request.expires_after = expires_after
 
-        if (
+        if len(src_dict) != 0 and (
             len(src_dict) != 5
             or certificate_serial_number is UNSET
             or name is UNSET

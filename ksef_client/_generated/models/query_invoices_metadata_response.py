@@ -100,7 +100,7 @@ class QueryInvoicesMetadataResponse:
         query_invoices_metadata_response.invoices = invoices
         query_invoices_metadata_response.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        if len(src_dict) != 4 or permanent_storage_hwm_date is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 4 or permanent_storage_hwm_date is UNSET):
             if len(src_dict) != 3 + (permanent_storage_hwm_date is not UNSET):
                 query_invoices_metadata_response.additional_properties = {
                     k: v

@@ -88,7 +88,7 @@ class QueryPersonalPermissionsResponse:
         query_personal_permissions_response.has_more = has_more
         query_personal_permissions_response.owner_permissions = owner_permissions
 
-        if len(src_dict) != 3 or owner_permissions is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or owner_permissions is UNSET):
             if len(src_dict) != 2 + (owner_permissions is not UNSET):
                 query_personal_permissions_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}

@@ -59,7 +59,7 @@ class QueryTokensResponse:
         query_tokens_response.tokens = tokens
         query_tokens_response.continuation_token = continuation_token
 
-        if len(src_dict) != 2 or continuation_token is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
             if len(src_dict) != 1 + (continuation_token is not UNSET):
                 query_tokens_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"tokens", "continuationToken"}

@@ -147,7 +147,7 @@ class QueryTokensResponseItem:
         query_tokens_response_item.last_use_date = last_use_date
         query_tokens_response_item.status_details = status_details
 
-        if len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET:
+        if len(src_dict) != 7 and (len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET):
             if len(src_dict) != 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
                 query_tokens_response_item.additional_properties = {
                     k: v

@@ -63,7 +63,7 @@ class RevokeCertificateRequest:
         revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason
 
-        if len(src_dict) != 1 or revocation_reason is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or revocation_reason is UNSET):
             if len(src_dict) != 0 + (revocation_reason is not UNSET):
                 revoke_certificate_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"revocationReason"}

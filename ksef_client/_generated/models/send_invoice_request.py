@@ -100,7 +100,7 @@ class SendInvoiceRequest:
         send_invoice_request.offline_mode = offline_mode
         send_invoice_request.hash_of_corrected_invoice = hash_of_corrected_invoice
 
-        if len(src_dict) != 7 or offline_mode is UNSET or hash_of_corrected_invoice is UNSET:
+        if len(src_dict) != 5 and (len(src_dict) != 7 or offline_mode is UNSET or hash_of_corrected_invoice is UNSET):
             if len(src_dict) != 5 + (offline_mode is not UNSET) + (hash_of_corrected_invoice is not UNSET):
                 send_invoice_request.additional_properties = {
                     k: v

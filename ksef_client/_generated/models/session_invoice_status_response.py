@@ -232,7 +232,7 @@ class SessionInvoiceStatusResponse:
         session_invoice_status_response.upo_download_url_expiration_date = upo_download_url_expiration_date
         session_invoice_status_response.invoicing_mode = invoicing_mode
 
-        if (
+        if len(src_dict) != 5 and (
             len(src_dict) != 13
             or invoice_number is UNSET
             or ksef_number is UNSET

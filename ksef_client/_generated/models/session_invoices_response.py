@@ -61,7 +61,7 @@ class SessionInvoicesResponse:
         session_invoices_response.invoices = invoices
         session_invoices_response.continuation_token = continuation_token
 
-        if len(src_dict) != 2 or continuation_token is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
             if len(src_dict) != 1 + (continuation_token is not UNSET):
                 session_invoices_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}

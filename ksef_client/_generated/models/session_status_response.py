@@ -142,7 +142,7 @@ class SessionStatusResponse:
         session_status_response.successful_invoice_count = successful_invoice_count
         session_status_response.failed_invoice_count = failed_invoice_count
 
-        if (
+        if len(src_dict) != 3 and (
             len(src_dict) != 8
             or valid_until is UNSET
             or upo is UNSET

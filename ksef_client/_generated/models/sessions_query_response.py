@@ -61,7 +61,7 @@ class SessionsQueryResponse:
         sessions_query_response.sessions = sessions
         sessions_query_response.continuation_token = continuation_token
 
-        if len(src_dict) != 2 or continuation_token is UNSET:
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
             if len(src_dict) != 1 + (continuation_token is not UNSET):
                 sessions_query_response.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"sessions", "continuationToken"}

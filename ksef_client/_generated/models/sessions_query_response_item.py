@@ -114,7 +114,7 @@ class SessionsQueryResponseItem:
         sessions_query_response_item.failed_invoice_count = failed_invoice_count
         sessions_query_response_item.valid_until = valid_until
 
-        if len(src_dict) != 8 or valid_until is UNSET:
+        if len(src_dict) != 7 and (len(src_dict) != 8 or valid_until is UNSET):
             if len(src_dict) != 7 + (valid_until is not UNSET):
                 sessions_query_response_item.additional_properties = {
                     k: v

@@ -93,7 +93,9 @@ class SetSubjectLimitsRequest:
         set_subject_limits_request.enrollment = enrollment
         set_subject_limits_request.certificate = certificate
 
-        if len(src_dict) != 3 or subject_identifier_type is UNSET or enrollment is UNSET or certificate is UNSET:
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or subject_identifier_type is UNSET or enrollment is UNSET or certificate is UNSET
+        ):
             if len(src_dict) != 0 + (subject_identifier_type is not UNSET) + (enrollment is not UNSET) + (
                 certificate is not UNSET
             ):

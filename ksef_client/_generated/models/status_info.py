@@ -67,7 +67,7 @@ class StatusInfo:
         status_info.description = description
         status_info.details = details
 
-        if len(src_dict) != 3 or details is UNSET:
+        if len(src_dict) != 2 and (len(src_dict) != 3 or details is UNSET):
             if len(src_dict) != 2 + (details is not UNSET):
                 status_info.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}

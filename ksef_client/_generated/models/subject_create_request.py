@@ -110,7 +110,7 @@ class SubjectCreateRequest:
         subject_create_request.subunits = subunits
         subject_create_request.created_date = created_date
 
-        if len(src_dict) != 5 or subunits is UNSET or created_date is UNSET:
+        if len(src_dict) != 3 and (len(src_dict) != 5 or subunits is UNSET or created_date is UNSET):
             if len(src_dict) != 3 + (subunits is not UNSET) + (created_date is not UNSET):
                 subject_create_request.additional_properties = {
                     k: v

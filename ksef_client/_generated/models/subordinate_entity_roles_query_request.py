@@ -64,7 +64,7 @@ class SubordinateEntityRolesQueryRequest:
         subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
-        if len(src_dict) != 1 or subordinate_entity_identifier is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or subordinate_entity_identifier is UNSET):
             if len(src_dict) != 0 + (subordinate_entity_identifier is not UNSET):
                 subordinate_entity_roles_query_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}

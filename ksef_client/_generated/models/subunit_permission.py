@@ -145,7 +145,7 @@ class SubunitPermission:
         subunit_permission.subject_person_details = subject_person_details
         subunit_permission.subunit_name = subunit_name
 
-        if len(src_dict) != 9 or subject_person_details is UNSET or subunit_name is UNSET:
+        if len(src_dict) != 7 and (len(src_dict) != 9 or subject_person_details is UNSET or subunit_name is UNSET):
             if len(src_dict) != 7 + (subject_person_details is not UNSET) + (subunit_name is not UNSET):
                 subunit_permission.additional_properties = {
                     k: v

@@ -89,7 +89,7 @@ class SubunitPermissionsGrantRequest:
         subunit_permissions_grant_request.subject_details = subject_details
         subunit_permissions_grant_request.subunit_name = subunit_name
 
-        if len(src_dict) != 5 or subunit_name is UNSET:
+        if len(src_dict) != 4 and (len(src_dict) != 5 or subunit_name is UNSET):
             if len(src_dict) != 4 + (subunit_name is not UNSET):
                 subunit_permissions_grant_request.additional_properties = {
                     k: v

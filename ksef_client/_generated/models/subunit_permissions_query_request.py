@@ -61,7 +61,7 @@ class SubunitPermissionsQueryRequest:
         subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
-        if len(src_dict) != 1 or subunit_identifier is UNSET:
+        if len(src_dict) != 0 and (len(src_dict) != 1 or subunit_identifier is UNSET):
             if len(src_dict) != 0 + (subunit_identifier is not UNSET):
                 subunit_permissions_query_request.additional_properties = {
                     k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}

@@ -147,7 +147,7 @@ class TokenStatusResponse:
         token_status_response.last_use_date = last_use_date
         token_status_response.status_details = status_details
 
-        if len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET:
+        if len(src_dict) != 7 and (len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET):
             if len(src_dict) != 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
                 token_status_response.additional_properties = {
                     k: v

@@ -101,7 +101,7 @@ class UnauthorizedProblemDetails:
         unauthorized_problem_details.instance = instance
         unauthorized_problem_details.trace_id = trace_id
 
-        if len(src_dict) != 6 or instance is UNSET or trace_id is UNSET:
+        if len(src_dict) != 4 and (len(src_dict) != 6 or instance is UNSET or trace_id is UNSET):
             if len(src_dict) != 4 + (instance is not UNSET) + (trace_id is not UNSET):
                 unauthorized_problem_details.additional_properties = {
                     k: v
