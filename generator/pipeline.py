@@ -234,7 +234,8 @@ _ALIASED_METHODS = frozenset({"from_dict", "from_value", "fromisoformat"})
 def check_fast_paths(package: Path) -> list[str]:
     """What the templates promise, checked on the generated code: JSON bodies are decoded by
     ``types.json_loads`` (orjson), never ``response.json()``; every ``from_dict`` builds its object
-    with ``_object_new`` and calls nested parsers through aliases bound at import.
+    with ``_object_new`` and calls nested parsers through aliases bound at import, enums through
+    ``types.enum_from_value`` lookups; ``additional_properties`` is made on first access.
 
     The templates reach some of this by replacing text the upstream macros render; an upgrade of
     openapi-python-client that renders other text would keep the code working, only slower.
@@ -249,16 +250,33 @@ def check_fast_paths(package: Path) -> list[str]:
             broken.append(f"{path.relative_to(package)}: response.json() instead of json_loads")
     for path in sorted((package / "models").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.FunctionDef) and node.name == "from_dict"):
-                continue
-            calls = [c for c in ast.walk(node) if isinstance(c, ast.Call)]
-            if not any(isinstance(c.func, ast.Name) and c.func.id == "_object_new" for c in calls):
-                broken.append(f"{path.relative_to(package)}: from_dict does not build with _object_new")
-            for call in calls:
-                if isinstance(call.func, ast.Attribute) and call.func.attr in _ALIASED_METHODS:
-                    broken.append(f"{path.relative_to(package)}: from_dict calls {ast.unparse(call.func)} unbound")
+        broken += [f"{path.relative_to(package)}: {problem}" for problem in _model_module_problems(tree)]
     return broken
+
+
+def _model_module_problems(tree: ast.Module) -> list[str]:
+    """What one model module misses of the templates' fast paths (see check_fast_paths)."""
+    problems = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            fields = [ast.unparse(item.target) for item in node.body if isinstance(item, ast.AnnAssign)]
+            decorators = [ast.unparse(decorator) for decorator in node.decorator_list]
+            if "additional_properties" in fields and "_additional_properties_on_demand" not in decorators:
+                problems.append(f"{node.name}.additional_properties not made on demand")
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).endswith("_from_value"):
+            value = node.value
+            if not (isinstance(value, ast.Call) and ast.unparse(value.func) == "_enum_from_value"):
+                problems.append(f"{ast.unparse(node)} instead of an enum_from_value lookup")
+    for function in ast.walk(tree):
+        if not (isinstance(function, ast.FunctionDef) and function.name == "from_dict"):
+            continue
+        calls = [c for c in ast.walk(function) if isinstance(c, ast.Call)]
+        if not any(isinstance(c.func, ast.Name) and c.func.id == "_object_new" for c in calls):
+            problems.append("from_dict does not build with _object_new")
+        for call in calls:
+            if isinstance(call.func, ast.Attribute) and call.func.attr in _ALIASED_METHODS:
+                problems.append(f"from_dict calls {ast.unparse(call.func)} unbound")
+    return problems
 
 
 def add_headers(package: Path) -> None:

@@ -20,6 +20,7 @@ from ksef_client._generated.models import (
     SessionInvoiceStatusResponse,
     SessionType,
 )
+from ksef_client._generated.types import UNSET as UNSET_VALUE
 from ksef_client._generated.types import File
 
 INVOICE = {
@@ -197,3 +198,206 @@ def test_numbers_decode_exactly_as_the_standard_library(numbers: list[float | in
     body = ("[" + ",".join([json.dumps(n) for n in numbers] + [str(a) for a in amounts]) + "]").encode()
     decoded, expected = json_loads(body), json.loads(body)
     assert decoded == expected and [type(x) for x in decoded] == [type(x) for x in expected]
+
+
+# What the from_dict fast paths of the templates must keep (tests that fail if one breaks semantics):
+# enum lookups, nullable fields parsed only when they parse, list comprehensions, unknown keys found
+# by a count, additional_properties made on first access.
+
+METADATA = {
+    "ksefNumber": "5265877635-20261125-0000000000AB-CD",
+    "invoiceNumber": "FV/1/2026",
+    "issueDate": "2026-11-20",
+    "invoicingDate": "2026-11-25T10:15:29.7654321+00:00",
+    "acquisitionDate": "2026-11-25T10:15:30.1234567+00:00",
+    "permanentStorageDate": "2026-11-25T10:15:31.1111111+00:00",
+    "seller": {"nip": "5265877635", "name": "Sprzedawca sp. z o.o."},
+    "buyer": {"identifier": {"type": "Nip", "value": "1111111111"}, "name": "Nabywca S.A."},
+    "netAmount": 100.0,
+    "grossAmount": 123.0,
+    "vatAmount": 23.0,
+    "currency": "PLN",
+    "invoicingMode": "Online",
+    "invoiceType": "Vat",
+    "formCode": {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"},
+    "isSelfInvoicing": False,
+    "hasAttachment": False,
+    "invoiceHash": "mkht+3m5trnfxlTYhq3QFn74LkEO69MFNlsMAkCDSPA=",
+}
+
+
+def test_unknown_enum_values_are_kept_in_required_nullable_and_list_fields() -> None:
+    from ksef_client._generated.models import GenerateTokenRequest, InvoiceMetadata, InvoiceType, TokenPermissionType
+
+    metadata = InvoiceMetadata.from_dict(dict(METADATA, invoiceType="AddedLater", invoicingMode="Streaming"))
+    assert metadata.invoice_type == "AddedLater" and isinstance(metadata.invoice_type, InvoiceType)
+    assert metadata.invoice_type is InvoiceType("AddedLater")  # one member per value, whoever made it first
+    assert InvoiceMetadata.from_dict(dict(METADATA, invoiceType="AddedLater")).invoice_type is metadata.invoice_type
+    assert metadata.invoicing_mode is InvoicingMode("Streaming")
+    assert InvoiceMetadata.from_dict(METADATA).invoice_type is InvoiceType.VAT
+    session = SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode="Streaming"))
+    assert session.invoicing_mode is InvoicingMode("Streaming")
+    token = GenerateTokenRequest.from_dict({"permissions": ["InvoiceRead", "NewRight"], "description": "d"})
+    assert token.permissions == [TokenPermissionType.INVOICEREAD, TokenPermissionType("NewRight")]
+    assert all(isinstance(p, TokenPermissionType) for p in token.permissions)
+    # a value of another type in a required enum field is an error, as Enum(value) makes it
+    import pytest
+
+    with pytest.raises(ValueError):
+        InvoiceMetadata.from_dict(dict(METADATA, invoiceType=5))
+
+
+def test_nullable_fields_are_replaced_only_by_what_parses() -> None:
+    from ksef_client._generated.models import InvoiceMetadata, InvoiceMetadataAuthorizedSubject
+
+    class Text(str):
+        pass
+
+    cases: list[tuple[Any, Any]] = [
+        (None, None),
+        ("not a date", "not a date"),  # ValueError from fromisoformat: kept as sent
+        (12345, 12345),
+        (["2026-01-01"], ["2026-01-01"]),
+        (Text("2026-11-25T10:15:31+00:00"), datetime.datetime(2026, 11, 25, 10, 15, 31, tzinfo=datetime.UTC)),
+    ]
+    for sent, expected in cases:
+        parsed = SessionInvoiceStatusResponse.from_dict(dict(INVOICE, acquisitionDate=sent, invoicingMode=sent))
+        assert parsed.acquisition_date == expected and type(parsed.acquisition_date) is type(expected)
+        assert parsed.additional_properties == {}
+    assert SessionInvoiceStatusResponse.from_dict(INVOICE).acquisition_date is UNSET_VALUE
+    assert SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode=7)).invoicing_mode == 7
+    assert SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode=None)).invoicing_mode is None
+    # a nested model: a dict that does not parse (required key missing) and a non-dict are kept
+    subject = {"nip": "5265877635", "role": 1}
+    assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject=subject)).authorized_subject == (
+        InvoiceMetadataAuthorizedSubject(nip="5265877635", role=1)
+    )
+    assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject={"nip": "1"})).authorized_subject == {"nip": "1"}
+    assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject="x")).authorized_subject == "x"
+    # a nullable list of models: one bad item keeps the whole list as sent
+    third = [{"identifier": {"type": "Nip", "value": "1"}, "role": 1}, "bad"]
+    assert InvoiceMetadata.from_dict(dict(METADATA, thirdSubjects=third)).third_subjects == third
+    parsed_third = InvoiceMetadata.from_dict(dict(METADATA, thirdSubjects=third[:1])).third_subjects
+    assert isinstance(parsed_third, list) and parsed_third[0].to_dict() == third[0]
+    # a nullable list of plain values is kept whatever it is
+    assert InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "details": "x"}).details == "x"
+
+
+def test_unknown_keys_are_found_in_every_shape_of_model() -> None:
+    from ksef_client._generated.models import FormCode, InvoiceStatusInfoExtensionsType0
+
+    # no optional field: a fourth key is unknown
+    form_code = FormCode.from_dict({"systemCode": "a", "schemaVersion": "b", "value": "c", "x": 1})
+    assert form_code.additional_properties == {"x": 1}
+    # only additional properties, typed
+    extensions = InvoiceStatusInfoExtensionsType0.from_dict({"a": "1", "b": None})
+    assert extensions.additional_properties == {"a": "1", "b": None} and extensions.to_dict() == {"a": "1", "b": None}
+    assert InvoiceStatusInfoExtensionsType0.from_dict({}).additional_properties == {}
+    # the required fields only; as many keys as fields, but two of them unknown
+    assert InvoiceStatusInfo.from_dict({"code": 1, "description": "d"}).additional_properties == {}
+    unknown_two = InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "x": 1, "y": None})
+    assert unknown_two.additional_properties == {"x": 1, "y": None} and unknown_two.details is UNSET_VALUE
+    # every optional field present, one of them replaced by an unknown key (same count), or one more
+    for missing in ["invoiceNumber", "invoicingMode", None]:
+        full = dict(
+            INVOICE, invoiceNumber="FV/1", ksefNumber="k", invoiceFileName="a.xml", acquisitionDate=None,
+            permanentStorageDate=None, upoDownloadUrl=None, upoDownloadUrlExpirationDate=None, invoicingMode="Online",
+        )  # fmt: skip
+        body = {k: v for k, v in full.items() if k != missing} | {"zz": 1}
+        assert SessionInvoiceStatusResponse.from_dict(body).additional_properties == {"zz": 1}
+        assert SessionInvoiceStatusResponse.from_dict(body).to_dict()["zz"] == 1
+
+
+def test_additional_properties_of_a_record_with_known_keys_only_behave_as_a_dict_of_its_own() -> None:
+    import copy
+    import pickle
+
+    import attrs
+
+    first, second = SessionInvoiceStatusResponse.from_dict(INVOICE), SessionInvoiceStatusResponse.from_dict(INVOICE)
+    assert first == second and first.additional_properties == {} and "x" not in first
+    assert first.additional_properties is not second.additional_properties
+    first["x"] = 1
+    assert first.additional_properties == {"x": 1} and first.to_dict()["x"] == 1 and first != second
+    assert second.additional_properties == {} and "x" not in second.to_dict()
+    assert "additional_properties={'x': 1}" in repr(first) and "additional_properties" not in repr(second)
+    # (copies are compared by to_dict: a deep copy or a pickle of UNSET is another Unset object)
+    fresh = SessionInvoiceStatusResponse.from_dict(INVOICE)
+    for original, twin in [
+        (fresh, copy.copy(SessionInvoiceStatusResponse.from_dict(INVOICE))),
+        (fresh, pickle.loads(pickle.dumps(SessionInvoiceStatusResponse.from_dict(INVOICE)))),
+        (first, copy.deepcopy(first)),
+        (first, pickle.loads(pickle.dumps(first))),
+    ]:
+        assert twin.to_dict() == original.to_dict() and twin.additional_properties == original.additional_properties
+    assert attrs.evolve(first, ordinal_number=2).additional_properties == {}
+    first.additional_properties = {"y": 2}
+    assert first["y"] == 2
+    del first.additional_properties
+    assert first.additional_properties == {}
+    assert attrs.asdict(second)["additional_properties"] == {}
+
+
+def test_enum_from_value_is_the_enum_itself_as_a_dict_lookup() -> None:
+    from ksef_client._generated.types import enum_from_value
+
+    lookup = enum_from_value(SessionType)
+    assert lookup("Online") is SessionType.ONLINE
+    assert lookup("LaterValue") is SessionType("LaterValue") is lookup("LaterValue")
+    import pytest
+
+    with pytest.raises(ValueError):
+        lookup(1)
+    with pytest.raises(TypeError):
+        lookup(["Online"])
+
+
+def test_a_large_body_is_parsed_with_the_cycle_collector_paused_and_switched_back_on() -> None:
+    # Decoding and building a large page allocates thousands of containers, none in a cycle: the
+    # collector is off while it runs (types.CollectorPaused), back on after, also when parsing fails.
+    import gc
+    import json
+
+    import pytest
+
+    from ksef_client._generated import Client
+    from ksef_client._generated.api.sessions_status import list_session_invoices
+    from ksef_client._generated.models import SessionInvoicesResponse
+    from ksef_client._generated.types import LARGE_BODY, CollectorPaused
+
+    client = Client(base_url="http://ksef.test")
+    record = dict(INVOICE, invoicingDate="2025-07-11T12:23:56.015430+00:00")
+    page = {"invoices": [dict(record, ordinalNumber=i) for i in range(400)], "continuationToken": "t"}
+    large = json.dumps(page).encode()
+    small = json.dumps({"invoices": [INVOICE]}).encode()
+    assert len(small) < LARGE_BODY <= len(large)
+    seen: list[bool] = []
+    original = SessionInvoicesResponse.from_dict.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[SessionInvoicesResponse], src_dict: Any) -> SessionInvoicesResponse:
+        seen.append(gc.isenabled())
+        return original(cls, src_dict)  # type: ignore[no-any-return]
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SessionInvoicesResponse, "from_dict", classmethod(recording))
+        for body in (large, small):
+            parsed = list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=body))
+            assert isinstance(parsed, SessionInvoicesResponse) and gc.isenabled()
+        assert seen == [False, True]
+        parsed = list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=large))
+        assert isinstance(parsed, SessionInvoicesResponse) and parsed.to_dict() == json.loads(large)
+        broken = large.replace(b'"referenceNumber"', b'"referenceNumberRenamed"')
+        with pytest.raises(KeyError):
+            list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=broken))
+        assert gc.isenabled()
+        with pytest.raises(ValueError):
+            list_session_invoices._parse_response(client=client, response=httpx.Response(200, content=large[:-1]))
+        assert gc.isenabled()
+    gc.disable()  # switched off by the application: left off
+    try:
+        with CollectorPaused(large):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

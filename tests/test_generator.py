@@ -125,6 +125,13 @@ def test_the_generated_client_keeps_the_templates_fast_paths() -> None:
         ("models/session_status_response.py", "= _StatusInfo_from_dict(", "= StatusInfo.from_dict(", "unbound"),
         ("models/session_status_response.py", "_object_new(cls)", "cls()", "_object_new"),
         ("types.py", "_fast_loads(content)", "_json_loads(content)", "orjson"),
+        (
+            "models/session_invoice_status_response.py",
+            "_enum_from_value(InvoicingMode)",
+            "InvoicingMode.from_value",
+            "enum_from_value",
+        ),
+        ("models/session_invoice_status_response.py", "@_additional_properties_on_demand\n", "", "on demand"),
     ],
 )
 def test_a_lost_fast_path_fails_the_check(path: str, fast: str, slow: str, reported: str, tmp_path: Path) -> None:

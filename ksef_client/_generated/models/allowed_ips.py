@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AllowedIps")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AllowedIps:
     ip_4_addresses: list[str] | None | Unset = UNSET
@@ -68,61 +70,26 @@ class AllowedIps:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        _ip_4_addresses = src_dict.get("ip4Addresses", UNSET)
-        ip_4_addresses: list[str] | None | Unset
-        if _ip_4_addresses is None or _ip_4_addresses is UNSET:
-            ip_4_addresses = _ip_4_addresses
-        else:
-            try:
-                if not isinstance(_ip_4_addresses, list):
-                    raise TypeError()
-                ip_4_addresses_type_0 = cast(list[str], _ip_4_addresses)
+        ip_4_addresses: list[str] | None | Unset = src_dict.get("ip4Addresses", UNSET)
 
-                ip_4_addresses = ip_4_addresses_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                ip_4_addresses = cast(list[str] | None | Unset, _ip_4_addresses)
+        ip_4_ranges: list[str] | None | Unset = src_dict.get("ip4Ranges", UNSET)
 
-        _ip_4_ranges = src_dict.get("ip4Ranges", UNSET)
-        ip_4_ranges: list[str] | None | Unset
-        if _ip_4_ranges is None or _ip_4_ranges is UNSET:
-            ip_4_ranges = _ip_4_ranges
-        else:
-            try:
-                if not isinstance(_ip_4_ranges, list):
-                    raise TypeError()
-                ip_4_ranges_type_0 = cast(list[str], _ip_4_ranges)
-
-                ip_4_ranges = ip_4_ranges_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                ip_4_ranges = cast(list[str] | None | Unset, _ip_4_ranges)
-
-        _ip_4_masks = src_dict.get("ip4Masks", UNSET)
-        ip_4_masks: list[str] | None | Unset
-        if _ip_4_masks is None or _ip_4_masks is UNSET:
-            ip_4_masks = _ip_4_masks
-        else:
-            try:
-                if not isinstance(_ip_4_masks, list):
-                    raise TypeError()
-                ip_4_masks_type_0 = cast(list[str], _ip_4_masks)
-
-                ip_4_masks = ip_4_masks_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                ip_4_masks = cast(list[str] | None | Unset, _ip_4_masks)
+        ip_4_masks: list[str] | None | Unset = src_dict.get("ip4Masks", UNSET)
 
         allowed_ips = _object_new(cls)
         allowed_ips.ip_4_addresses = ip_4_addresses
         allowed_ips.ip_4_ranges = ip_4_ranges
         allowed_ips.ip_4_masks = ip_4_masks
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (ip_4_addresses is not UNSET) + (ip_4_ranges is not UNSET) + (ip_4_masks is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"ip4Addresses", "ip4Ranges", "ip4Masks"}
-            }
-        allowed_ips.additional_properties = additional_properties
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or ip_4_addresses is UNSET or ip_4_ranges is UNSET or ip_4_masks is UNSET
+        ):
+            if len(src_dict) != 0 + (ip_4_addresses is not UNSET) + (ip_4_ranges is not UNSET) + (
+                ip_4_masks is not UNSET
+            ):
+                allowed_ips.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"ip4Addresses", "ip4Ranges", "ip4Masks"}
+                }
         return allowed_ips
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ApiRateLimitValuesOverride")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ApiRateLimitValuesOverride:
     per_second: int
@@ -56,14 +58,10 @@ class ApiRateLimitValuesOverride:
         api_rate_limit_values_override.per_minute = per_minute
         api_rate_limit_values_override.per_hour = per_hour
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            api_rate_limit_values_override.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"perSecond", "perMinute", "perHour"}
             }
-        api_rate_limit_values_override.additional_properties = additional_properties
         return api_rate_limit_values_override
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ApiRateLimitsOverride")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ApiRateLimitsOverride:
     online_session: ApiRateLimitValuesOverride
@@ -123,11 +125,8 @@ class ApiRateLimitsOverride:
         api_rate_limits_override.collective_identifier = collective_identifier
         api_rate_limits_override.other = other
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 13:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 13:
+            api_rate_limits_override.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k
@@ -147,7 +146,6 @@ class ApiRateLimitsOverride:
                     "other",
                 }
             }
-        api_rate_limits_override.additional_properties = additional_properties
         return api_rate_limits_override
 
     @property

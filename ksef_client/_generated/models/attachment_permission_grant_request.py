@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AttachmentPermissionGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AttachmentPermissionGrantRequest:
     nip: str
@@ -40,12 +42,10 @@ class AttachmentPermissionGrantRequest:
         attachment_permission_grant_request = _object_new(cls)
         attachment_permission_grant_request.nip = nip
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip"}}
-        attachment_permission_grant_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            attachment_permission_grant_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"nip"}
+            }
         return attachment_permission_grant_request
 
     @property

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AttachmentPermissionRevokeRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AttachmentPermissionRevokeRequest:
     nip: str
@@ -52,29 +54,24 @@ class AttachmentPermissionRevokeRequest:
         nip = src_dict["nip"]
 
         _expected_end_date = src_dict.get("expectedEndDate", UNSET)
-        expected_end_date: datetime.date | None | Unset
-        if _expected_end_date is None or _expected_end_date is UNSET:
-            expected_end_date = _expected_end_date
-        else:
+        expected_end_date: datetime.date | None | Unset = _expected_end_date
+        if _expected_end_date.__class__ is str or (
+            _expected_end_date is not None and _expected_end_date is not UNSET and isinstance(_expected_end_date, str)
+        ):
             try:
-                if not isinstance(_expected_end_date, str):
-                    raise TypeError()
-                expected_end_date_type_0 = _date_fromisoformat(_expected_end_date)
-
-                expected_end_date = expected_end_date_type_0
+                expected_end_date = _date_fromisoformat(_expected_end_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                expected_end_date = cast(datetime.date | None | Unset, _expected_end_date)
+                pass
 
         attachment_permission_revoke_request = _object_new(cls)
         attachment_permission_revoke_request.nip = nip
         attachment_permission_revoke_request.expected_end_date = expected_end_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (expected_end_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}}
-        attachment_permission_revoke_request.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or expected_end_date is UNSET):
+            if len(src_dict) != 1 + (expected_end_date is not UNSET):
+                attachment_permission_revoke_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}
+                }
         return attachment_permission_revoke_request
 
     @property

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationChallengeResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationChallengeResponse:
     challenge: str
@@ -65,14 +67,10 @@ class AuthenticationChallengeResponse:
         authentication_challenge_response.timestamp_ms = timestamp_ms
         authentication_challenge_response.client_ip = client_ip
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            authentication_challenge_response.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"challenge", "timestamp", "timestampMs", "clientIp"}
             }
-        authentication_challenge_response.additional_properties = additional_properties
         return authentication_challenge_response
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.authentication_context_identifier_type import AuthenticationContextIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationContextIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationContextIdentifier:
     type_: AuthenticationContextIdentifierType
@@ -48,12 +51,10 @@ class AuthenticationContextIdentifier:
         authentication_context_identifier.type_ = type_
         authentication_context_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        authentication_context_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            authentication_context_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return authentication_context_identifier
 
     @property
@@ -74,4 +75,4 @@ class AuthenticationContextIdentifier:
 
 
 _object_new = object.__new__
-_AuthenticationContextIdentifierType_from_value = AuthenticationContextIdentifierType.from_value
+_AuthenticationContextIdentifierType_from_value = _enum_from_value(AuthenticationContextIdentifierType)

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationInitResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationInitResponse:
     reference_number: str
@@ -47,14 +49,10 @@ class AuthenticationInitResponse:
         authentication_init_response.reference_number = reference_number
         authentication_init_response.authentication_token = authentication_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 2:
+            authentication_init_response.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"referenceNumber", "authenticationToken"}
             }
-        authentication_init_response.additional_properties = additional_properties
         return authentication_init_response
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationListResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationListResponse:
     items: list[AuthenticationListItem]
@@ -49,12 +51,7 @@ class AuthenticationListResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        items = []
-        _items = src_dict["items"]
-        for items_item_data in _items:
-            items_item = _AuthenticationListItem_from_dict(items_item_data)
-
-            items.append(items_item)
+        items = [_AuthenticationListItem_from_dict(items_item_data) for items_item_data in src_dict["items"]]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -62,12 +59,11 @@ class AuthenticationListResponse:
         authentication_list_response.items = items
         authentication_list_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}}
-        authentication_list_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                authentication_list_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}
+                }
         return authentication_list_response
 
     @property

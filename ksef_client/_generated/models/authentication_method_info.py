@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.authentication_method_category import AuthenticationMethodCategory
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationMethodInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationMethodInfo:
     category: AuthenticationMethodCategory
@@ -63,12 +66,10 @@ class AuthenticationMethodInfo:
         authentication_method_info.code = code
         authentication_method_info.display_name = display_name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"category", "code", "displayName"}}
-        authentication_method_info.additional_properties = additional_properties
+        if len(src_dict) != 3:
+            authentication_method_info.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"category", "code", "displayName"}
+            }
         return authentication_method_info
 
     @property
@@ -89,4 +90,4 @@ class AuthenticationMethodInfo:
 
 
 _object_new = object.__new__
-_AuthenticationMethodCategory_from_value = AuthenticationMethodCategory.from_value
+_AuthenticationMethodCategory_from_value = _enum_from_value(AuthenticationMethodCategory)

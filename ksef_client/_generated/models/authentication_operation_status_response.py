@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.authentication_method import AuthenticationMethod
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationOperationStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationOperationStatusResponse:
     start_date: datetime.datetime
@@ -106,32 +109,28 @@ class AuthenticationOperationStatusResponse:
         is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
 
         _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
-        last_token_refresh_date: datetime.datetime | None | Unset
-        if _last_token_refresh_date is None or _last_token_refresh_date is UNSET:
-            last_token_refresh_date = _last_token_refresh_date
-        else:
+        last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
+        if _last_token_refresh_date.__class__ is str or (
+            _last_token_refresh_date is not None
+            and _last_token_refresh_date is not UNSET
+            and isinstance(_last_token_refresh_date, str)
+        ):
             try:
-                if not isinstance(_last_token_refresh_date, str):
-                    raise TypeError()
-                last_token_refresh_date_type_0 = _datetime_fromisoformat(_last_token_refresh_date)
-
-                last_token_refresh_date = last_token_refresh_date_type_0
+                last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_token_refresh_date = cast(datetime.datetime | None | Unset, _last_token_refresh_date)
+                pass
 
         _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
-        refresh_token_valid_until: datetime.datetime | None | Unset
-        if _refresh_token_valid_until is None or _refresh_token_valid_until is UNSET:
-            refresh_token_valid_until = _refresh_token_valid_until
-        else:
+        refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
+        if _refresh_token_valid_until.__class__ is str or (
+            _refresh_token_valid_until is not None
+            and _refresh_token_valid_until is not UNSET
+            and isinstance(_refresh_token_valid_until, str)
+        ):
             try:
-                if not isinstance(_refresh_token_valid_until, str):
-                    raise TypeError()
-                refresh_token_valid_until_type_0 = _datetime_fromisoformat(_refresh_token_valid_until)
-
-                refresh_token_valid_until = refresh_token_valid_until_type_0
+                refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
             except (TypeError, ValueError, AttributeError, KeyError):
-                refresh_token_valid_until = cast(datetime.datetime | None | Unset, _refresh_token_valid_until)
+                pass
 
         authentication_operation_status_response = _object_new(cls)
         authentication_operation_status_response.start_date = start_date
@@ -142,27 +141,29 @@ class AuthenticationOperationStatusResponse:
         authentication_operation_status_response.last_token_refresh_date = last_token_refresh_date
         authentication_operation_status_response.refresh_token_valid_until = refresh_token_valid_until
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (is_token_redeemed is not UNSET) + (last_token_refresh_date is not UNSET) + (
-            refresh_token_valid_until is not UNSET
+        if len(src_dict) != 4 and (
+            len(src_dict) != 7
+            or is_token_redeemed is UNSET
+            or last_token_refresh_date is UNSET
+            or refresh_token_valid_until is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "startDate",
-                    "authenticationMethod",
-                    "authenticationMethodInfo",
-                    "status",
-                    "isTokenRedeemed",
-                    "lastTokenRefreshDate",
-                    "refreshTokenValidUntil",
+            if len(src_dict) != 4 + (is_token_redeemed is not UNSET) + (last_token_refresh_date is not UNSET) + (
+                refresh_token_valid_until is not UNSET
+            ):
+                authentication_operation_status_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "startDate",
+                        "authenticationMethod",
+                        "authenticationMethodInfo",
+                        "status",
+                        "isTokenRedeemed",
+                        "lastTokenRefreshDate",
+                        "refreshTokenValidUntil",
+                    }
                 }
-            }
-        authentication_operation_status_response.additional_properties = additional_properties
         return authentication_operation_status_response
 
     @property
@@ -186,7 +187,7 @@ from ..models.authentication_method_info import AuthenticationMethodInfo
 from ..models.status_info import StatusInfo
 
 _object_new = object.__new__
-_AuthenticationMethod_from_value = AuthenticationMethod.from_value
+_AuthenticationMethod_from_value = _enum_from_value(AuthenticationMethod)
 _AuthenticationMethodInfo_from_dict = AuthenticationMethodInfo.from_dict
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _StatusInfo_from_dict = StatusInfo.from_dict

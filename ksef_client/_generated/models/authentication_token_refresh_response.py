@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationTokenRefreshResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationTokenRefreshResponse:
     access_token: TokenInfo
@@ -39,12 +41,10 @@ class AuthenticationTokenRefreshResponse:
         authentication_token_refresh_response = _object_new(cls)
         authentication_token_refresh_response.access_token = access_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"accessToken"}}
-        authentication_token_refresh_response.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            authentication_token_refresh_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"accessToken"}
+            }
         return authentication_token_refresh_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationTokensResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthenticationTokensResponse:
     access_token: TokenInfo
@@ -46,12 +48,10 @@ class AuthenticationTokensResponse:
         authentication_tokens_response.access_token = access_token
         authentication_tokens_response.refresh_token = refresh_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"accessToken", "refreshToken"}}
-        authentication_tokens_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            authentication_tokens_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"accessToken", "refreshToken"}
+            }
         return authentication_tokens_response
 
     @property

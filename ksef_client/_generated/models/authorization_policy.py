@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthorizationPolicy")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class AuthorizationPolicy:
     allowed_ips: AllowedIps | None | Unset = UNSET
@@ -41,28 +43,23 @@ class AuthorizationPolicy:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _allowed_ips = src_dict.get("allowedIps", UNSET)
-        allowed_ips: AllowedIps | None | Unset
-        if _allowed_ips is None or _allowed_ips is UNSET:
-            allowed_ips = _allowed_ips
-        else:
+        allowed_ips: AllowedIps | None | Unset = _allowed_ips
+        if _allowed_ips.__class__ is dict or (
+            _allowed_ips is not None and _allowed_ips is not UNSET and isinstance(_allowed_ips, dict)
+        ):
             try:
-                if not isinstance(_allowed_ips, dict):
-                    raise TypeError()
-                allowed_ips_type_1 = _AllowedIps_from_dict(_allowed_ips)
-
-                allowed_ips = allowed_ips_type_1
+                allowed_ips = _AllowedIps_from_dict(_allowed_ips)
             except (TypeError, ValueError, AttributeError, KeyError):
-                allowed_ips = cast(AllowedIps | None | Unset, _allowed_ips)
+                pass
 
         authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (allowed_ips is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"allowedIps"}}
-        authorization_policy.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or allowed_ips is UNSET):
+            if len(src_dict) != 0 + (allowed_ips is not UNSET):
+                authorization_policy.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"allowedIps"}
+                }
         return authorization_policy
 
     @property

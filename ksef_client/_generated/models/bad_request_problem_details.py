@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="BadRequestProblemDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class BadRequestProblemDetails:
     """
@@ -87,12 +89,7 @@ class BadRequestProblemDetails:
 
         detail = src_dict["detail"]
 
-        errors = []
-        _errors = src_dict["errors"]
-        for errors_item_data in _errors:
-            errors_item = _ApiError_from_dict(errors_item_data)
-
-            errors.append(errors_item)
+        errors = [_ApiError_from_dict(errors_item_data) for errors_item_data in src_dict["errors"]]
 
         timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
@@ -107,16 +104,12 @@ class BadRequestProblemDetails:
         bad_request_problem_details.timestamp = timestamp
         bad_request_problem_details.trace_id = trace_id
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 7:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 7:
+            bad_request_problem_details.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"title", "status", "instance", "detail", "errors", "timestamp", "traceId"}
             }
-        bad_request_problem_details.additional_properties = additional_properties
         return bad_request_problem_details
 
     @property

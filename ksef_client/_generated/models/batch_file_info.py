@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="BatchFileInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class BatchFileInfo:
     file_size: int
@@ -67,26 +70,19 @@ class BatchFileInfo:
 
         file_hash = src_dict["fileHash"]
 
-        file_parts = []
-        _file_parts = src_dict["fileParts"]
-        for file_parts_item_data in _file_parts:
-            file_parts_item = _BatchFilePartInfo_from_dict(file_parts_item_data)
-
-            file_parts.append(file_parts_item)
+        file_parts = [
+            _BatchFilePartInfo_from_dict(file_parts_item_data) for file_parts_item_data in src_dict["fileParts"]
+        ]
 
         _compression_type = src_dict.get("compressionType", UNSET)
-        compression_type: CompressionType | None | Unset
-        if _compression_type is None or _compression_type is UNSET:
-            compression_type = _compression_type
-        else:
+        compression_type: CompressionType | None | Unset = _compression_type
+        if _compression_type.__class__ is str or (
+            _compression_type is not None and _compression_type is not UNSET and isinstance(_compression_type, str)
+        ):
             try:
-                if not isinstance(_compression_type, str):
-                    raise TypeError()
-                compression_type_type_1 = _CompressionType_from_value(_compression_type)
-
-                compression_type = compression_type_type_1
+                compression_type = _CompressionType_from_value(_compression_type)
             except (TypeError, ValueError, AttributeError, KeyError):
-                compression_type = cast(CompressionType | None | Unset, _compression_type)
+                pass
 
         batch_file_info = _object_new(cls)
         batch_file_info.file_size = file_size
@@ -94,14 +90,13 @@ class BatchFileInfo:
         batch_file_info.file_parts = file_parts
         batch_file_info.compression_type = compression_type
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (compression_type is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"fileSize", "fileHash", "fileParts", "compressionType"}
-            }
-        batch_file_info.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 4 or compression_type is UNSET):
+            if len(src_dict) != 3 + (compression_type is not UNSET):
+                batch_file_info.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"fileSize", "fileHash", "fileParts", "compressionType"}
+                }
         return batch_file_info
 
     @property
@@ -125,4 +120,4 @@ from ..models.batch_file_part_info import BatchFilePartInfo
 
 _object_new = object.__new__
 _BatchFilePartInfo_from_dict = BatchFilePartInfo.from_dict
-_CompressionType_from_value = CompressionType.from_value
+_CompressionType_from_value = _enum_from_value(CompressionType)

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="BatchFilePartInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class BatchFilePartInfo:
     ordinal_number: int
@@ -56,14 +58,10 @@ class BatchFilePartInfo:
         batch_file_part_info.file_size = file_size
         batch_file_part_info.file_hash = file_hash
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            batch_file_part_info.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"ordinalNumber", "fileSize", "fileHash"}
             }
-        batch_file_part_info.additional_properties = additional_properties
         return batch_file_part_info
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="BatchSessionContextLimitsOverride")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class BatchSessionContextLimitsOverride:
     max_invoice_size_in_mb: int
@@ -58,16 +60,12 @@ class BatchSessionContextLimitsOverride:
         )
         batch_session_context_limits_override.max_invoices = max_invoices
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            batch_session_context_limits_override.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"maxInvoiceSizeInMB", "maxInvoiceWithAttachmentSizeInMB", "maxInvoices"}
             }
-        batch_session_context_limits_override.additional_properties = additional_properties
         return batch_session_context_limits_override
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateEffectiveSubjectLimits")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CertificateEffectiveSubjectLimits:
     max_certificates: int | Unset = UNSET
@@ -38,12 +40,11 @@ class CertificateEffectiveSubjectLimits:
         certificate_effective_subject_limits = _object_new(cls)
         certificate_effective_subject_limits.max_certificates = max_certificates
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (max_certificates is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxCertificates"}}
-        certificate_effective_subject_limits.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_certificates is UNSET):
+            if len(src_dict) != 0 + (max_certificates is not UNSET):
+                certificate_effective_subject_limits.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"maxCertificates"}
+                }
         return certificate_effective_subject_limits
 
     @property

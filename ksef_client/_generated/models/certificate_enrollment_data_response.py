@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateEnrollmentDataResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CertificateEnrollmentDataResponse:
     common_name: str
@@ -127,28 +129,35 @@ class CertificateEnrollmentDataResponse:
         certificate_enrollment_data_response.organization_name = organization_name
         certificate_enrollment_data_response.organization_identifier = organization_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (given_name is not UNSET) + (surname is not UNSET) + (serial_number is not UNSET) + (
-            unique_identifier is not UNSET
-        ) + (organization_name is not UNSET) + (organization_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "commonName",
-                    "countryName",
-                    "givenName",
-                    "surname",
-                    "serialNumber",
-                    "uniqueIdentifier",
-                    "organizationName",
-                    "organizationIdentifier",
+        if len(src_dict) != 2 and (
+            len(src_dict) != 8
+            or given_name is UNSET
+            or surname is UNSET
+            or serial_number is UNSET
+            or unique_identifier is UNSET
+            or organization_name is UNSET
+            or organization_identifier is UNSET
+        ):
+            if len(src_dict) != 2 + (given_name is not UNSET) + (surname is not UNSET) + (
+                serial_number is not UNSET
+            ) + (unique_identifier is not UNSET) + (organization_name is not UNSET) + (
+                organization_identifier is not UNSET
+            ):
+                certificate_enrollment_data_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "commonName",
+                        "countryName",
+                        "givenName",
+                        "surname",
+                        "serialNumber",
+                        "uniqueIdentifier",
+                        "organizationName",
+                        "organizationIdentifier",
+                    }
                 }
-            }
-        certificate_enrollment_data_response.additional_properties = additional_properties
         return certificate_enrollment_data_response
 
     @property

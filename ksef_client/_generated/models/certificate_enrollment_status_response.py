@@ -9,11 +9,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateEnrollmentStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CertificateEnrollmentStatusResponse:
     request_date: datetime.datetime
@@ -63,14 +65,11 @@ class CertificateEnrollmentStatusResponse:
         certificate_enrollment_status_response.status = status
         certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (certificate_serial_number is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}
-            }
-        certificate_enrollment_status_response.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or certificate_serial_number is UNSET):
+            if len(src_dict) != 2 + (certificate_serial_number is not UNSET):
+                certificate_enrollment_status_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}
+                }
         return certificate_enrollment_status_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateLimitsResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CertificateLimitsResponse:
     """Informacje o limitach wniosków oraz certyfikatów dla uwierzytelnionego podmiotu."""
@@ -56,14 +58,10 @@ class CertificateLimitsResponse:
         certificate_limits_response.enrollment = enrollment
         certificate_limits_response.certificate = certificate
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            certificate_limits_response.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"canRequest", "enrollment", "certificate"}
             }
-        certificate_limits_response.additional_properties = additional_properties
         return certificate_limits_response
 
     @property

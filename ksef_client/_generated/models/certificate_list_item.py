@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.certificate_list_item_status import CertificateListItemStatus
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CertificateListItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CertificateListItem:
     certificate_serial_number: str
@@ -130,18 +133,14 @@ class CertificateListItem:
         request_date = _datetime_fromisoformat(src_dict["requestDate"])
 
         _last_use_date = src_dict.get("lastUseDate", UNSET)
-        last_use_date: datetime.datetime | None | Unset
-        if _last_use_date is None or _last_use_date is UNSET:
-            last_use_date = _last_use_date
-        else:
+        last_use_date: datetime.datetime | None | Unset = _last_use_date
+        if _last_use_date.__class__ is str or (
+            _last_use_date is not None and _last_use_date is not UNSET and isinstance(_last_use_date, str)
+        ):
             try:
-                if not isinstance(_last_use_date, str):
-                    raise TypeError()
-                last_use_date_type_0 = _datetime_fromisoformat(_last_use_date)
-
-                last_use_date = last_use_date_type_0
+                last_use_date = _datetime_fromisoformat(_last_use_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
+                pass
 
         certificate_list_item = _object_new(cls)
         certificate_list_item.certificate_serial_number = certificate_serial_number
@@ -155,28 +154,25 @@ class CertificateListItem:
         certificate_list_item.request_date = request_date
         certificate_list_item.last_use_date = last_use_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 9 + (last_use_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "certificateSerialNumber",
-                    "name",
-                    "type",
-                    "commonName",
-                    "status",
-                    "subjectIdentifier",
-                    "validFrom",
-                    "validTo",
-                    "requestDate",
-                    "lastUseDate",
+        if len(src_dict) != 9 and (len(src_dict) != 10 or last_use_date is UNSET):
+            if len(src_dict) != 9 + (last_use_date is not UNSET):
+                certificate_list_item.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "certificateSerialNumber",
+                        "name",
+                        "type",
+                        "commonName",
+                        "status",
+                        "subjectIdentifier",
+                        "validFrom",
+                        "validTo",
+                        "requestDate",
+                        "lastUseDate",
+                    }
                 }
-            }
-        certificate_list_item.additional_properties = additional_properties
         return certificate_list_item
 
     @property
@@ -199,7 +195,7 @@ class CertificateListItem:
 from ..models.certificate_subject_identifier import CertificateSubjectIdentifier
 
 _object_new = object.__new__
-_CertificateListItemStatus_from_value = CertificateListItemStatus.from_value
+_CertificateListItemStatus_from_value = _enum_from_value(CertificateListItemStatus)
 _CertificateSubjectIdentifier_from_dict = CertificateSubjectIdentifier.from_dict
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_KsefCertificateType_from_value = KsefCertificateType.from_value
+_KsefCertificateType_from_value = _enum_from_value(KsefCertificateType)

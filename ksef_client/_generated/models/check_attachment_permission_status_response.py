@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CheckAttachmentPermissionStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CheckAttachmentPermissionStatusResponse:
     is_attachment_allowed: bool | Unset = UNSET
@@ -51,31 +53,24 @@ class CheckAttachmentPermissionStatusResponse:
         is_attachment_allowed = src_dict.get("isAttachmentAllowed", UNSET)
 
         _revoked_date = src_dict.get("revokedDate", UNSET)
-        revoked_date: datetime.datetime | None | Unset
-        if _revoked_date is None or _revoked_date is UNSET:
-            revoked_date = _revoked_date
-        else:
+        revoked_date: datetime.datetime | None | Unset = _revoked_date
+        if _revoked_date.__class__ is str or (
+            _revoked_date is not None and _revoked_date is not UNSET and isinstance(_revoked_date, str)
+        ):
             try:
-                if not isinstance(_revoked_date, str):
-                    raise TypeError()
-                revoked_date_type_0 = _datetime_fromisoformat(_revoked_date)
-
-                revoked_date = revoked_date_type_0
+                revoked_date = _datetime_fromisoformat(_revoked_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                revoked_date = cast(datetime.datetime | None | Unset, _revoked_date)
+                pass
 
         check_attachment_permission_status_response = _object_new(cls)
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
         check_attachment_permission_status_response.revoked_date = revoked_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (is_attachment_allowed is not UNSET) + (revoked_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}
-            }
-        check_attachment_permission_status_response.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 2 or is_attachment_allowed is UNSET or revoked_date is UNSET):
+            if len(src_dict) != 0 + (is_attachment_allowed is not UNSET) + (revoked_date is not UNSET):
+                check_attachment_permission_status_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}
+                }
         return check_attachment_permission_status_response
 
     @property

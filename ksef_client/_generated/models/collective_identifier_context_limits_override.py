@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierContextLimitsOverride")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierContextLimitsOverride:
     max_invoices: int
@@ -40,12 +42,10 @@ class CollectiveIdentifierContextLimitsOverride:
         collective_identifier_context_limits_override = _object_new(cls)
         collective_identifier_context_limits_override.max_invoices = max_invoices
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxInvoices"}}
-        collective_identifier_context_limits_override.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            collective_identifier_context_limits_override.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"maxInvoices"}
+            }
         return collective_identifier_context_limits_override
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.currency_code import CurrencyCode
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicePayment")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierInvoicePayment:
     amount: float
@@ -48,12 +51,10 @@ class CollectiveIdentifierInvoicePayment:
         collective_identifier_invoice_payment.amount = amount
         collective_identifier_invoice_payment.currency = currency
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"amount", "currency"}}
-        collective_identifier_invoice_payment.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            collective_identifier_invoice_payment.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"amount", "currency"}
+            }
         return collective_identifier_invoice_payment
 
     @property
@@ -74,4 +75,4 @@ class CollectiveIdentifierInvoicePayment:
 
 
 _object_new = object.__new__
-_CurrencyCode_from_value = CurrencyCode.from_value
+_CurrencyCode_from_value = _enum_from_value(CurrencyCode)

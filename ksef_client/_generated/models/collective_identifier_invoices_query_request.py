@@ -7,11 +7,13 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierInvoicesQueryRequest:
     collective_identifier_numbers: list[str]
@@ -40,12 +42,10 @@ class CollectiveIdentifierInvoicesQueryRequest:
         collective_identifier_invoices_query_request = _object_new(cls)
         collective_identifier_invoices_query_request.collective_identifier_numbers = collective_identifier_numbers
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"collectiveIdentifierNumbers"}}
-        collective_identifier_invoices_query_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            collective_identifier_invoices_query_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"collectiveIdentifierNumbers"}
+            }
         return collective_identifier_invoices_query_request
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierInvoicesQueryResponse:
     invoices: list[CollectiveIdentifierInvoicesQueryResponseItem]
@@ -49,12 +51,10 @@ class CollectiveIdentifierInvoicesQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        invoices = []
-        _invoices = src_dict["invoices"]
-        for invoices_item_data in _invoices:
-            invoices_item = _CollectiveIdentifierInvoicesQueryResponseItem_from_dict(invoices_item_data)
-
-            invoices.append(invoices_item)
+        invoices = [
+            _CollectiveIdentifierInvoicesQueryResponseItem_from_dict(invoices_item_data)
+            for invoices_item_data in src_dict["invoices"]
+        ]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -62,12 +62,11 @@ class CollectiveIdentifierInvoicesQueryResponse:
         collective_identifier_invoices_query_response.invoices = invoices
         collective_identifier_invoices_query_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}}
-        collective_identifier_invoices_query_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                collective_identifier_invoices_query_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}
+                }
         return collective_identifier_invoices_query_response
 
     @property

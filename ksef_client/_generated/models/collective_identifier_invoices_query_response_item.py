@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponseItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierInvoicesQueryResponseItem:
     ksef_number: str
@@ -76,18 +78,14 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         details_hidden = src_dict["detailsHidden"]
 
         _payment = src_dict.get("payment", UNSET)
-        payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset
-        if _payment is None or _payment is UNSET:
-            payment = _payment
-        else:
+        payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset = _payment
+        if _payment.__class__ is dict or (
+            _payment is not None and _payment is not UNSET and isinstance(_payment, dict)
+        ):
             try:
-                if not isinstance(_payment, dict):
-                    raise TypeError()
-                payment_type_1 = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
-
-                payment = payment_type_1
+                payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
             except (TypeError, ValueError, AttributeError, KeyError):
-                payment = cast(CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset, _payment)
+                pass
 
         description: None | str | Unset = src_dict.get("description", UNSET)
 
@@ -98,16 +96,13 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         collective_identifier_invoices_query_response_item.payment = payment
         collective_identifier_invoices_query_response_item.description = description
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (payment is not UNSET) + (description is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"ksefNumber", "collectiveIdentifierNumber", "detailsHidden", "payment", "description"}
-            }
-        collective_identifier_invoices_query_response_item.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 5 or payment is UNSET or description is UNSET):
+            if len(src_dict) != 3 + (payment is not UNSET) + (description is not UNSET):
+                collective_identifier_invoices_query_response_item.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"ksefNumber", "collectiveIdentifierNumber", "detailsHidden", "payment", "description"}
+                }
         return collective_identifier_invoices_query_response_item
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponseItemPayment")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifierInvoicesQueryResponseItemPayment:
     amount: float
@@ -48,12 +50,10 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
         collective_identifier_invoices_query_response_item_payment.amount = amount
         collective_identifier_invoices_query_response_item_payment.currency = currency
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"amount", "currency"}}
-        collective_identifier_invoices_query_response_item_payment.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            collective_identifier_invoices_query_response_item_payment.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"amount", "currency"}
+            }
         return collective_identifier_invoices_query_response_item_payment
 
     @property

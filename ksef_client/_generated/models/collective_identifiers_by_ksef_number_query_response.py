@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifiersByKsefNumberQueryResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifiersByKsefNumberQueryResponse:
     collective_identifiers: list[CollectiveIdentifiersByKsefNumberQueryResponseItem]
@@ -49,14 +51,10 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        collective_identifiers = []
-        _collective_identifiers = src_dict["collectiveIdentifiers"]
-        for collective_identifiers_item_data in _collective_identifiers:
-            collective_identifiers_item = _CollectiveIdentifiersByKsefNumberQueryResponseItem_from_dict(
-                collective_identifiers_item_data
-            )
-
-            collective_identifiers.append(collective_identifiers_item)
+        collective_identifiers = [
+            _CollectiveIdentifiersByKsefNumberQueryResponseItem_from_dict(collective_identifiers_item_data)
+            for collective_identifiers_item_data in src_dict["collectiveIdentifiers"]
+        ]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -64,14 +62,11 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
         collective_identifiers_by_ksef_number_query_response.collective_identifiers = collective_identifiers
         collective_identifiers_by_ksef_number_query_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"collectiveIdentifiers", "continuationToken"}
-            }
-        collective_identifiers_by_ksef_number_query_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                collective_identifiers_by_ksef_number_query_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"collectiveIdentifiers", "continuationToken"}
+                }
         return collective_identifiers_by_ksef_number_query_response
 
     @property

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifiersByKsefNumberQueryResponseItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifiersByKsefNumberQueryResponseItem:
     collective_identifier_number: str
@@ -61,16 +63,12 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
         )
         collective_identifiers_by_ksef_number_query_response_item.date_created = date_created
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            collective_identifiers_by_ksef_number_query_response_item.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"collectiveIdentifierNumber", "createdInCurrentContext", "dateCreated"}
             }
-        collective_identifiers_by_ksef_number_query_response_item.additional_properties = additional_properties
         return collective_identifiers_by_ksef_number_query_response_item
 
     @property

@@ -9,11 +9,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifiersQueryRequest:
     date_created_from: datetime.datetime
@@ -102,26 +104,29 @@ class CollectiveIdentifiersQueryRequest:
         collective_identifiers_query_request.invoice_count_to = invoice_count_to
         collective_identifiers_query_request.created_in_current_context = created_in_current_context
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (collective_identifier_number is not UNSET) + (invoice_count_from is not UNSET) + (
-            invoice_count_to is not UNSET
-        ) + (created_in_current_context is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "dateCreatedFrom",
-                    "dateCreatedTo",
-                    "collectiveIdentifierNumber",
-                    "invoiceCountFrom",
-                    "invoiceCountTo",
-                    "createdInCurrentContext",
+        if len(src_dict) != 2 and (
+            len(src_dict) != 6
+            or collective_identifier_number is UNSET
+            or invoice_count_from is UNSET
+            or invoice_count_to is UNSET
+            or created_in_current_context is UNSET
+        ):
+            if len(src_dict) != 2 + (collective_identifier_number is not UNSET) + (invoice_count_from is not UNSET) + (
+                invoice_count_to is not UNSET
+            ) + (created_in_current_context is not UNSET):
+                collective_identifiers_query_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "dateCreatedFrom",
+                        "dateCreatedTo",
+                        "collectiveIdentifierNumber",
+                        "invoiceCountFrom",
+                        "invoiceCountTo",
+                        "createdInCurrentContext",
+                    }
                 }
-            }
-        collective_identifiers_query_request.additional_properties = additional_properties
         return collective_identifiers_query_request
 
     @property

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryResponseItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class CollectiveIdentifiersQueryResponseItem:
     collective_identifier_number: str
@@ -65,16 +67,12 @@ class CollectiveIdentifiersQueryResponseItem:
         collective_identifiers_query_response_item.invoice_count = invoice_count
         collective_identifiers_query_response_item.created_in_current_context = created_in_current_context
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            collective_identifiers_query_response_item.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"collectiveIdentifierNumber", "dateCreated", "invoiceCount", "createdInCurrentContext"}
             }
-        collective_identifiers_query_response_item.additional_properties = additional_properties
         return collective_identifiers_query_response_item
 
     @property

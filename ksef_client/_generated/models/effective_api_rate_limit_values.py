@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EffectiveApiRateLimitValues")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EffectiveApiRateLimitValues:
     per_second: int
@@ -56,14 +58,10 @@ class EffectiveApiRateLimitValues:
         effective_api_rate_limit_values.per_minute = per_minute
         effective_api_rate_limit_values.per_hour = per_hour
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            effective_api_rate_limit_values.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"perSecond", "perMinute", "perHour"}
             }
-        effective_api_rate_limit_values.additional_properties = additional_properties
         return effective_api_rate_limit_values
 
     @property

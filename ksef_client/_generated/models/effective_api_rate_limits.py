@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EffectiveApiRateLimits")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EffectiveApiRateLimits:
     online_session: EffectiveApiRateLimitValues
@@ -151,11 +153,8 @@ class EffectiveApiRateLimits:
         effective_api_rate_limits.anonymous = anonymous
         effective_api_rate_limits.global_ = global_
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 17:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 17:
+            effective_api_rate_limits.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k
@@ -179,7 +178,6 @@ class EffectiveApiRateLimits:
                     "global",
                 }
             }
-        effective_api_rate_limits.additional_properties = additional_properties
         return effective_api_rate_limits
 
     @property

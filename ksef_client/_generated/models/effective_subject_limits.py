@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EffectiveSubjectLimits")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EffectiveSubjectLimits:
     enrollment: EnrollmentEffectiveSubjectLimits | None | Unset = UNSET
@@ -51,43 +53,34 @@ class EffectiveSubjectLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _enrollment = src_dict.get("enrollment", UNSET)
-        enrollment: EnrollmentEffectiveSubjectLimits | None | Unset
-        if _enrollment is None or _enrollment is UNSET:
-            enrollment = _enrollment
-        else:
+        enrollment: EnrollmentEffectiveSubjectLimits | None | Unset = _enrollment
+        if _enrollment.__class__ is dict or (
+            _enrollment is not None and _enrollment is not UNSET and isinstance(_enrollment, dict)
+        ):
             try:
-                if not isinstance(_enrollment, dict):
-                    raise TypeError()
-                enrollment_type_1 = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
-
-                enrollment = enrollment_type_1
+                enrollment = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
             except (TypeError, ValueError, AttributeError, KeyError):
-                enrollment = cast(EnrollmentEffectiveSubjectLimits | None | Unset, _enrollment)
+                pass
 
         _certificate = src_dict.get("certificate", UNSET)
-        certificate: CertificateEffectiveSubjectLimits | None | Unset
-        if _certificate is None or _certificate is UNSET:
-            certificate = _certificate
-        else:
+        certificate: CertificateEffectiveSubjectLimits | None | Unset = _certificate
+        if _certificate.__class__ is dict or (
+            _certificate is not None and _certificate is not UNSET and isinstance(_certificate, dict)
+        ):
             try:
-                if not isinstance(_certificate, dict):
-                    raise TypeError()
-                certificate_type_1 = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
-
-                certificate = certificate_type_1
+                certificate = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
             except (TypeError, ValueError, AttributeError, KeyError):
-                certificate = cast(CertificateEffectiveSubjectLimits | None | Unset, _certificate)
+                pass
 
         effective_subject_limits = _object_new(cls)
         effective_subject_limits.enrollment = enrollment
         effective_subject_limits.certificate = certificate
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (enrollment is not UNSET) + (certificate is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}}
-        effective_subject_limits.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 2 or enrollment is UNSET or certificate is UNSET):
+            if len(src_dict) != 0 + (enrollment is not UNSET) + (certificate is not UNSET):
+                effective_subject_limits.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}
+                }
         return effective_subject_limits
 
     @property

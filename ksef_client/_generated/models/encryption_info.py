@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EncryptionInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EncryptionInfo:
     encrypted_symmetric_key: str
@@ -66,16 +68,13 @@ class EncryptionInfo:
         encryption_info.initialization_vector = initialization_vector
         encryption_info.public_key_id = public_key_id
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (public_key_id is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"encryptedSymmetricKey", "initializationVector", "publicKeyId"}
-            }
-        encryption_info.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or public_key_id is UNSET):
+            if len(src_dict) != 2 + (public_key_id is not UNSET):
+                encryption_info.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"encryptedSymmetricKey", "initializationVector", "publicKeyId"}
+                }
         return encryption_info
 
     @property

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EnrollCertificateRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EnrollCertificateRequest:
     certificate_name: str
@@ -73,18 +76,14 @@ class EnrollCertificateRequest:
         csr = src_dict["csr"]
 
         _valid_from = src_dict.get("validFrom", UNSET)
-        valid_from: datetime.datetime | None | Unset
-        if _valid_from is None or _valid_from is UNSET:
-            valid_from = _valid_from
-        else:
+        valid_from: datetime.datetime | None | Unset = _valid_from
+        if _valid_from.__class__ is str or (
+            _valid_from is not None and _valid_from is not UNSET and isinstance(_valid_from, str)
+        ):
             try:
-                if not isinstance(_valid_from, str):
-                    raise TypeError()
-                valid_from_type_0 = _datetime_fromisoformat(_valid_from)
-
-                valid_from = valid_from_type_0
+                valid_from = _datetime_fromisoformat(_valid_from)
             except (TypeError, ValueError, AttributeError, KeyError):
-                valid_from = cast(datetime.datetime | None | Unset, _valid_from)
+                pass
 
         enroll_certificate_request = _object_new(cls)
         enroll_certificate_request.certificate_name = certificate_name
@@ -92,14 +91,13 @@ class EnrollCertificateRequest:
         enroll_certificate_request.csr = csr
         enroll_certificate_request.valid_from = valid_from
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (valid_from is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"certificateName", "certificateType", "csr", "validFrom"}
-            }
-        enroll_certificate_request.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 4 or valid_from is UNSET):
+            if len(src_dict) != 3 + (valid_from is not UNSET):
+                enroll_certificate_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"certificateName", "certificateType", "csr", "validFrom"}
+                }
         return enroll_certificate_request
 
     @property
@@ -121,4 +119,4 @@ class EnrollCertificateRequest:
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_KsefCertificateType_from_value = KsefCertificateType.from_value
+_KsefCertificateType_from_value = _enum_from_value(KsefCertificateType)

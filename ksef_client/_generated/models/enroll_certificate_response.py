@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EnrollCertificateResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EnrollCertificateResponse:
     reference_number: str
@@ -49,12 +51,10 @@ class EnrollCertificateResponse:
         enroll_certificate_response.reference_number = reference_number
         enroll_certificate_response.timestamp = timestamp
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber", "timestamp"}}
-        enroll_certificate_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            enroll_certificate_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"referenceNumber", "timestamp"}
+            }
         return enroll_certificate_response
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EnrollmentSubjectLimitsOverride")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EnrollmentSubjectLimitsOverride:
     max_enrollments: int | None | Unset = UNSET
@@ -42,12 +44,11 @@ class EnrollmentSubjectLimitsOverride:
         enrollment_subject_limits_override = _object_new(cls)
         enrollment_subject_limits_override.max_enrollments = max_enrollments
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (max_enrollments is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}}
-        enrollment_subject_limits_override.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or max_enrollments is UNSET):
+            if len(src_dict) != 0 + (max_enrollments is not UNSET):
+                enrollment_subject_limits_override.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}
+                }
         return enrollment_subject_limits_override
 
     @property

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationGrant")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityAuthorizationGrant:
     id: str
@@ -115,36 +118,26 @@ class EntityAuthorizationGrant:
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _author_identifier = src_dict.get("authorIdentifier", UNSET)
-        author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset
-        if _author_identifier is None or _author_identifier is UNSET:
-            author_identifier = _author_identifier
-        else:
+        author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset = _author_identifier
+        if _author_identifier.__class__ is dict or (
+            _author_identifier is not None and _author_identifier is not UNSET and isinstance(_author_identifier, dict)
+        ):
             try:
-                if not isinstance(_author_identifier, dict):
-                    raise TypeError()
-                author_identifier_type_1 = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
-
-                author_identifier = author_identifier_type_1
+                author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                author_identifier = cast(EntityAuthorizationsAuthorIdentifier | None | Unset, _author_identifier)
+                pass
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset
-        if _subject_entity_details is None or _subject_entity_details is UNSET:
-            subject_entity_details = _subject_entity_details
-        else:
+        subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict or (
+            _subject_entity_details is not None
+            and _subject_entity_details is not UNSET
+            and isinstance(_subject_entity_details, dict)
+        ):
             try:
-                if not isinstance(_subject_entity_details, dict):
-                    raise TypeError()
-                subject_entity_details_type_1 = _PermissionsSubjectEntityByIdentifierDetails_from_dict(
-                    _subject_entity_details
-                )
-
-                subject_entity_details = subject_entity_details_type_1
+                subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_entity_details = cast(
-                    None | PermissionsSubjectEntityByIdentifierDetails | Unset, _subject_entity_details
-                )
+                pass
 
         entity_authorization_grant = _object_new(cls)
         entity_authorization_grant.id = id
@@ -156,26 +149,23 @@ class EntityAuthorizationGrant:
         entity_authorization_grant.author_identifier = author_identifier
         entity_authorization_grant.subject_entity_details = subject_entity_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6 + (author_identifier is not UNSET) + (subject_entity_details is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "id",
-                    "authorizedEntityIdentifier",
-                    "authorizingEntityIdentifier",
-                    "authorizationScope",
-                    "description",
-                    "startDate",
-                    "authorIdentifier",
-                    "subjectEntityDetails",
+        if len(src_dict) != 6 and (len(src_dict) != 8 or author_identifier is UNSET or subject_entity_details is UNSET):
+            if len(src_dict) != 6 + (author_identifier is not UNSET) + (subject_entity_details is not UNSET):
+                entity_authorization_grant.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "id",
+                        "authorizedEntityIdentifier",
+                        "authorizingEntityIdentifier",
+                        "authorizationScope",
+                        "description",
+                        "startDate",
+                        "authorIdentifier",
+                        "subjectEntityDetails",
+                    }
                 }
-            }
-        entity_authorization_grant.additional_properties = additional_properties
         return entity_authorization_grant
 
     @property
@@ -205,5 +195,5 @@ _datetime_fromisoformat = datetime.datetime.fromisoformat
 _EntityAuthorizationsAuthorIdentifier_from_dict = EntityAuthorizationsAuthorIdentifier.from_dict
 _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict
 _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict
-_InvoicePermissionType_from_value = InvoicePermissionType.from_value
+_InvoicePermissionType_from_value = _enum_from_value(InvoicePermissionType)
 _PermissionsSubjectEntityByIdentifierDetails_from_dict = PermissionsSubjectEntityByIdentifierDetails.from_dict

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_authorization_permission_type import EntityAuthorizationPermissionType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityAuthorizationPermissionsGrantRequest:
     subject_identifier: EntityAuthorizationPermissionsSubjectIdentifier
@@ -67,16 +70,12 @@ class EntityAuthorizationPermissionsGrantRequest:
         entity_authorization_permissions_grant_request.description = description
         entity_authorization_permissions_grant_request.subject_details = subject_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            entity_authorization_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"subjectIdentifier", "permission", "description", "subjectDetails"}
             }
-        entity_authorization_permissions_grant_request.additional_properties = additional_properties
         return entity_authorization_permissions_grant_request
 
     @property
@@ -101,5 +100,5 @@ from ..models.entity_details import EntityDetails
 
 _object_new = object.__new__
 _EntityAuthorizationPermissionsSubjectIdentifier_from_dict = EntityAuthorizationPermissionsSubjectIdentifier.from_dict
-_EntityAuthorizationPermissionType_from_value = EntityAuthorizationPermissionType.from_value
+_EntityAuthorizationPermissionType_from_value = _enum_from_value(EntityAuthorizationPermissionType)
 _EntityDetails_from_dict = EntityDetails.from_dict

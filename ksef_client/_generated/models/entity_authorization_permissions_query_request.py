@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -10,11 +10,14 @@ from attrs import field as _attrs_field
 from ..models.invoice_permission_type import InvoicePermissionType
 from ..models.query_type import QueryType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityAuthorizationPermissionsQueryRequest:
     query_type: QueryType
@@ -87,59 +90,45 @@ class EntityAuthorizationPermissionsQueryRequest:
         query_type = _QueryType_from_value(src_dict["queryType"])
 
         _authorizing_identifier = src_dict.get("authorizingIdentifier", UNSET)
-        authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset
-        if _authorizing_identifier is None or _authorizing_identifier is UNSET:
-            authorizing_identifier = _authorizing_identifier
-        else:
+        authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset = _authorizing_identifier
+        if _authorizing_identifier.__class__ is dict or (
+            _authorizing_identifier is not None
+            and _authorizing_identifier is not UNSET
+            and isinstance(_authorizing_identifier, dict)
+        ):
             try:
-                if not isinstance(_authorizing_identifier, dict):
-                    raise TypeError()
-                authorizing_identifier_type_1 = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
+                authorizing_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
                     _authorizing_identifier
                 )
-
-                authorizing_identifier = authorizing_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorizing_identifier = cast(
-                    EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset, _authorizing_identifier
-                )
+                pass
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
-        authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset
-        if _authorized_identifier is None or _authorized_identifier is UNSET:
-            authorized_identifier = _authorized_identifier
-        else:
+        authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset = _authorized_identifier
+        if _authorized_identifier.__class__ is dict or (
+            _authorized_identifier is not None
+            and _authorized_identifier is not UNSET
+            and isinstance(_authorized_identifier, dict)
+        ):
             try:
-                if not isinstance(_authorized_identifier, dict):
-                    raise TypeError()
-                authorized_identifier_type_1 = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
+                authorized_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
                     _authorized_identifier
                 )
-
-                authorized_identifier = authorized_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorized_identifier = cast(
-                    EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset, _authorized_identifier
-                )
+                pass
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
-        permission_types: list[InvoicePermissionType] | None | Unset
-        if _permission_types is None or _permission_types is UNSET:
-            permission_types = _permission_types
-        else:
+        permission_types: list[InvoicePermissionType] | None | Unset = _permission_types
+        if _permission_types.__class__ is list or (
+            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
+        ):
             try:
-                if not isinstance(_permission_types, list):
-                    raise TypeError()
-                permission_types_type_0 = []
-                _permission_types_type_0 = _permission_types
-                for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = _InvoicePermissionType_from_value(permission_types_type_0_item_data)
-
-                    permission_types_type_0.append(permission_types_type_0_item)
-
-                permission_types = permission_types_type_0
+                permission_types = [
+                    _InvoicePermissionType_from_value(permission_types_type_0_item_data)
+                    for permission_types_type_0_item_data in _permission_types
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_types = cast(list[InvoicePermissionType] | None | Unset, _permission_types)
+                pass
 
         entity_authorization_permissions_query_request = _object_new(cls)
         entity_authorization_permissions_query_request.query_type = query_type
@@ -147,18 +136,20 @@ class EntityAuthorizationPermissionsQueryRequest:
         entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
         entity_authorization_permissions_query_request.permission_types = permission_types
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (authorizing_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-            permission_types is not UNSET
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4
+            or authorizing_identifier is UNSET
+            or authorized_identifier is UNSET
+            or permission_types is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"queryType", "authorizingIdentifier", "authorizedIdentifier", "permissionTypes"}
-            }
-        entity_authorization_permissions_query_request.additional_properties = additional_properties
+            if len(src_dict) != 1 + (authorizing_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+                permission_types is not UNSET
+            ):
+                entity_authorization_permissions_query_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"queryType", "authorizingIdentifier", "authorizedIdentifier", "permissionTypes"}
+                }
         return entity_authorization_permissions_query_request
 
     @property
@@ -184,5 +175,5 @@ from ..models.entity_authorizations_authorizing_entity_identifier import EntityA
 _object_new = object.__new__
 _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict = EntityAuthorizationsAuthorizedEntityIdentifier.from_dict
 _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict = EntityAuthorizationsAuthorizingEntityIdentifier.from_dict
-_InvoicePermissionType_from_value = InvoicePermissionType.from_value
-_QueryType_from_value = QueryType.from_value
+_InvoicePermissionType_from_value = _enum_from_value(InvoicePermissionType)
+_QueryType_from_value = _enum_from_value(QueryType)

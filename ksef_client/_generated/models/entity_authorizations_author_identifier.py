@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_authorizations_author_identifier_type import EntityAuthorizationsAuthorIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationsAuthorIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityAuthorizationsAuthorIdentifier:
     """Identyfikator osoby nadającej uprawnienie.
@@ -57,12 +60,10 @@ class EntityAuthorizationsAuthorIdentifier:
         entity_authorizations_author_identifier.type_ = type_
         entity_authorizations_author_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        entity_authorizations_author_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            entity_authorizations_author_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return entity_authorizations_author_identifier
 
     @property
@@ -83,4 +84,4 @@ class EntityAuthorizationsAuthorIdentifier:
 
 
 _object_new = object.__new__
-_EntityAuthorizationsAuthorIdentifierType_from_value = EntityAuthorizationsAuthorIdentifierType.from_value
+_EntityAuthorizationsAuthorIdentifierType_from_value = _enum_from_value(EntityAuthorizationsAuthorIdentifierType)

@@ -10,11 +10,14 @@ from attrs import field as _attrs_field
 from ..models.entity_authorizations_authorized_entity_identifier_type import (
     EntityAuthorizationsAuthorizedEntityIdentifierType,
 )
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityAuthorizationsAuthorizedEntityIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityAuthorizationsAuthorizedEntityIdentifier:
     """Identyfikator podmiotu uprawnionego.
@@ -58,12 +61,10 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
         entity_authorizations_authorized_entity_identifier.type_ = type_
         entity_authorizations_authorized_entity_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        entity_authorizations_authorized_entity_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            entity_authorizations_authorized_entity_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return entity_authorizations_authorized_entity_identifier
 
     @property
@@ -84,6 +85,6 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
 
 
 _object_new = object.__new__
-_EntityAuthorizationsAuthorizedEntityIdentifierType_from_value = (
-    EntityAuthorizationsAuthorizedEntityIdentifierType.from_value
+_EntityAuthorizationsAuthorizedEntityIdentifierType_from_value = _enum_from_value(
+    EntityAuthorizationsAuthorizedEntityIdentifierType
 )

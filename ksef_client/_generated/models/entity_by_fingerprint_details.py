@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityByFingerprintDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityByFingerprintDetails:
     full_name: str
@@ -48,12 +50,10 @@ class EntityByFingerprintDetails:
         entity_by_fingerprint_details.full_name = full_name
         entity_by_fingerprint_details.address = address
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"fullName", "address"}}
-        entity_by_fingerprint_details.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            entity_by_fingerprint_details.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"fullName", "address"}
+            }
         return entity_by_fingerprint_details
 
     @property

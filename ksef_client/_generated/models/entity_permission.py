@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.entity_permission_type import EntityPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityPermission:
     type_: EntityPermissionType
@@ -50,12 +53,11 @@ class EntityPermission:
         entity_permission.type_ = type_
         entity_permission.can_delegate = can_delegate
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (can_delegate is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}}
-        entity_permission.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or can_delegate is UNSET):
+            if len(src_dict) != 1 + (can_delegate is not UNSET):
+                entity_permission.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}
+                }
         return entity_permission
 
     @property
@@ -76,4 +78,4 @@ class EntityPermission:
 
 
 _object_new = object.__new__
-_EntityPermissionType_from_value = EntityPermissionType.from_value
+_EntityPermissionType_from_value = _enum_from_value(EntityPermissionType)

@@ -9,11 +9,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_permission_item_scope import EntityPermissionItemScope
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermissionItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityPermissionItem:
     id: str
@@ -85,16 +88,12 @@ class EntityPermissionItem:
         entity_permission_item.start_date = start_date
         entity_permission_item.can_delegate = can_delegate
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 6:
+            entity_permission_item.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"id", "contextIdentifier", "permissionScope", "description", "startDate", "canDelegate"}
             }
-        entity_permission_item.additional_properties = additional_properties
         return entity_permission_item
 
     @property
@@ -118,5 +117,5 @@ from ..models.entity_permissions_context_identifier import EntityPermissionsCont
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_EntityPermissionItemScope_from_value = EntityPermissionItemScope.from_value
+_EntityPermissionItemScope_from_value = _enum_from_value(EntityPermissionItemScope)
 _EntityPermissionsContextIdentifier_from_dict = EntityPermissionsContextIdentifier.from_dict

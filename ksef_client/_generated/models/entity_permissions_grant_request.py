@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityPermissionsGrantRequest:
     subject_identifier: EntityPermissionsSubjectIdentifier
@@ -57,12 +59,9 @@ class EntityPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _EntityPermission_from_dict(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _EntityPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         description = src_dict["description"]
 
@@ -74,16 +73,12 @@ class EntityPermissionsGrantRequest:
         entity_permissions_grant_request.description = description
         entity_permissions_grant_request.subject_details = subject_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            entity_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails"}
             }
-        entity_permissions_grant_request.additional_properties = additional_properties
         return entity_permissions_grant_request
 
     @property

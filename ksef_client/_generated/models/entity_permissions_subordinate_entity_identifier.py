@@ -10,11 +10,14 @@ from attrs import field as _attrs_field
 from ..models.entity_permissions_subordinate_entity_identifier_type import (
     EntityPermissionsSubordinateEntityIdentifierType,
 )
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityPermissionsSubordinateEntityIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityPermissionsSubordinateEntityIdentifier:
     """Identyfikator podmiotu podrzędnego.
@@ -57,12 +60,10 @@ class EntityPermissionsSubordinateEntityIdentifier:
         entity_permissions_subordinate_entity_identifier.type_ = type_
         entity_permissions_subordinate_entity_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        entity_permissions_subordinate_entity_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            entity_permissions_subordinate_entity_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return entity_permissions_subordinate_entity_identifier
 
     @property
@@ -83,6 +84,6 @@ class EntityPermissionsSubordinateEntityIdentifier:
 
 
 _object_new = object.__new__
-_EntityPermissionsSubordinateEntityIdentifierType_from_value = (
-    EntityPermissionsSubordinateEntityIdentifierType.from_value
+_EntityPermissionsSubordinateEntityIdentifierType_from_value = _enum_from_value(
+    EntityPermissionsSubordinateEntityIdentifierType
 )

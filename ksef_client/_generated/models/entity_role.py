@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_role_type import EntityRoleType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EntityRole")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EntityRole:
     role: EntityRoleType
@@ -69,22 +72,16 @@ class EntityRole:
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _parent_entity_identifier = src_dict.get("parentEntityIdentifier", UNSET)
-        parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset
-        if _parent_entity_identifier is None or _parent_entity_identifier is UNSET:
-            parent_entity_identifier = _parent_entity_identifier
-        else:
+        parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset = _parent_entity_identifier
+        if _parent_entity_identifier.__class__ is dict or (
+            _parent_entity_identifier is not None
+            and _parent_entity_identifier is not UNSET
+            and isinstance(_parent_entity_identifier, dict)
+        ):
             try:
-                if not isinstance(_parent_entity_identifier, dict):
-                    raise TypeError()
-                parent_entity_identifier_type_1 = _EntityRolesParentEntityIdentifier_from_dict(
-                    _parent_entity_identifier
-                )
-
-                parent_entity_identifier = parent_entity_identifier_type_1
+                parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                parent_entity_identifier = cast(
-                    EntityRolesParentEntityIdentifier | None | Unset, _parent_entity_identifier
-                )
+                pass
 
         entity_role = _object_new(cls)
         entity_role.role = role
@@ -92,16 +89,13 @@ class EntityRole:
         entity_role.start_date = start_date
         entity_role.parent_entity_identifier = parent_entity_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (parent_entity_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"role", "description", "startDate", "parentEntityIdentifier"}
-            }
-        entity_role.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 4 or parent_entity_identifier is UNSET):
+            if len(src_dict) != 3 + (parent_entity_identifier is not UNSET):
+                entity_role.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"role", "description", "startDate", "parentEntityIdentifier"}
+                }
         return entity_role
 
     @property
@@ -126,4 +120,4 @@ from ..models.entity_roles_parent_entity_identifier import EntityRolesParentEnti
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _EntityRolesParentEntityIdentifier_from_dict = EntityRolesParentEntityIdentifier.from_dict
-_EntityRoleType_from_value = EntityRoleType.from_value
+_EntityRoleType_from_value = _enum_from_value(EntityRoleType)

@@ -10,11 +10,14 @@ from attrs import field as _attrs_field
 from ..models.eu_entity_administration_permissions_context_identifier_type import (
     EuEntityAdministrationPermissionsContextIdentifierType,
 )
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityAdministrationPermissionsContextIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityAdministrationPermissionsContextIdentifier:
     """Identyfikator kontekstu złożonego.
@@ -57,12 +60,10 @@ class EuEntityAdministrationPermissionsContextIdentifier:
         eu_entity_administration_permissions_context_identifier.type_ = type_
         eu_entity_administration_permissions_context_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        eu_entity_administration_permissions_context_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            eu_entity_administration_permissions_context_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return eu_entity_administration_permissions_context_identifier
 
     @property
@@ -83,6 +84,6 @@ class EuEntityAdministrationPermissionsContextIdentifier:
 
 
 _object_new = object.__new__
-_EuEntityAdministrationPermissionsContextIdentifierType_from_value = (
-    EuEntityAdministrationPermissionsContextIdentifierType.from_value
+_EuEntityAdministrationPermissionsContextIdentifierType_from_value = _enum_from_value(
+    EuEntityAdministrationPermissionsContextIdentifierType
 )

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityAdministrationPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityAdministrationPermissionsGrantRequest:
     subject_identifier: EuEntityAdministrationPermissionsSubjectIdentifier
@@ -89,11 +91,8 @@ class EuEntityAdministrationPermissionsGrantRequest:
         eu_entity_administration_permissions_grant_request.subject_details = subject_details
         eu_entity_administration_permissions_grant_request.eu_entity_details = eu_entity_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 6:
+            eu_entity_administration_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k
@@ -106,7 +105,6 @@ class EuEntityAdministrationPermissionsGrantRequest:
                     "euEntityDetails",
                 }
             }
-        eu_entity_administration_permissions_grant_request.additional_properties = additional_properties
         return eu_entity_administration_permissions_grant_request
 
     @property

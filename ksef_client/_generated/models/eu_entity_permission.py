@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_query_permission_type import EuEntityPermissionsQueryPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityPermission:
     id: str
@@ -130,54 +133,42 @@ class EuEntityPermission:
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset
-        if _subject_person_details is None or _subject_person_details is UNSET:
-            subject_person_details = _subject_person_details
-        else:
+        subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict or (
+            _subject_person_details is not None
+            and _subject_person_details is not UNSET
+            and isinstance(_subject_person_details, dict)
+        ):
             try:
-                if not isinstance(_subject_person_details, dict):
-                    raise TypeError()
-                subject_person_details_type_1 = _PermissionsSubjectPersonByFingerprintDetails_from_dict(
+                subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(
                     _subject_person_details
                 )
-
-                subject_person_details = subject_person_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_person_details = cast(
-                    None | PermissionsSubjectPersonByFingerprintDetails | Unset, _subject_person_details
-                )
+                pass
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset
-        if _subject_entity_details is None or _subject_entity_details is UNSET:
-            subject_entity_details = _subject_entity_details
-        else:
+        subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict or (
+            _subject_entity_details is not None
+            and _subject_entity_details is not UNSET
+            and isinstance(_subject_entity_details, dict)
+        ):
             try:
-                if not isinstance(_subject_entity_details, dict):
-                    raise TypeError()
-                subject_entity_details_type_1 = _PermissionsSubjectEntityByFingerprintDetails_from_dict(
+                subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(
                     _subject_entity_details
                 )
-
-                subject_entity_details = subject_entity_details_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_entity_details = cast(
-                    None | PermissionsSubjectEntityByFingerprintDetails | Unset, _subject_entity_details
-                )
+                pass
 
         _eu_entity_details = src_dict.get("euEntityDetails", UNSET)
-        eu_entity_details: None | PermissionsEuEntityDetails | Unset
-        if _eu_entity_details is None or _eu_entity_details is UNSET:
-            eu_entity_details = _eu_entity_details
-        else:
+        eu_entity_details: None | PermissionsEuEntityDetails | Unset = _eu_entity_details
+        if _eu_entity_details.__class__ is dict or (
+            _eu_entity_details is not None and _eu_entity_details is not UNSET and isinstance(_eu_entity_details, dict)
+        ):
             try:
-                if not isinstance(_eu_entity_details, dict):
-                    raise TypeError()
-                eu_entity_details_type_1 = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
-
-                eu_entity_details = eu_entity_details_type_1
+                eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                eu_entity_details = cast(None | PermissionsEuEntityDetails | Unset, _eu_entity_details)
+                pass
 
         eu_entity_permission = _object_new(cls)
         eu_entity_permission.id = id
@@ -192,31 +183,33 @@ class EuEntityPermission:
         eu_entity_permission.subject_entity_details = subject_entity_details
         eu_entity_permission.eu_entity_details = eu_entity_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 8 + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET) + (
-            eu_entity_details is not UNSET
+        if len(src_dict) != 8 and (
+            len(src_dict) != 11
+            or subject_person_details is UNSET
+            or subject_entity_details is UNSET
+            or eu_entity_details is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "id",
-                    "authorIdentifier",
-                    "vatUeIdentifier",
-                    "euEntityName",
-                    "authorizedFingerprintIdentifier",
-                    "permissionScope",
-                    "description",
-                    "startDate",
-                    "subjectPersonDetails",
-                    "subjectEntityDetails",
-                    "euEntityDetails",
+            if len(src_dict) != 8 + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET) + (
+                eu_entity_details is not UNSET
+            ):
+                eu_entity_permission.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "id",
+                        "authorIdentifier",
+                        "vatUeIdentifier",
+                        "euEntityName",
+                        "authorizedFingerprintIdentifier",
+                        "permissionScope",
+                        "description",
+                        "startDate",
+                        "subjectPersonDetails",
+                        "subjectEntityDetails",
+                        "euEntityDetails",
+                    }
                 }
-            }
-        eu_entity_permission.additional_properties = additional_properties
         return eu_entity_permission
 
     @property
@@ -244,7 +237,7 @@ from ..models.permissions_subject_person_by_fingerprint_details import Permissio
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _EuEntityPermissionsAuthorIdentifier_from_dict = EuEntityPermissionsAuthorIdentifier.from_dict
-_EuEntityPermissionsQueryPermissionType_from_value = EuEntityPermissionsQueryPermissionType.from_value
+_EuEntityPermissionsQueryPermissionType_from_value = _enum_from_value(EuEntityPermissionsQueryPermissionType)
 _PermissionsEuEntityDetails_from_dict = PermissionsEuEntityDetails.from_dict
 _PermissionsSubjectEntityByFingerprintDetails_from_dict = PermissionsSubjectEntityByFingerprintDetails.from_dict
 _PermissionsSubjectPersonByFingerprintDetails_from_dict = PermissionsSubjectPersonByFingerprintDetails.from_dict

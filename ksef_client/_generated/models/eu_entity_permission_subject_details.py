@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_subject_details_type import EuEntityPermissionSubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionSubjectDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityPermissionSubjectDetails:
     subject_details_type: EuEntityPermissionSubjectDetailsType
@@ -86,50 +89,38 @@ class EuEntityPermissionSubjectDetails:
         subject_details_type = _EuEntityPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
-        person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
-        if _person_by_fp_with_id is None or _person_by_fp_with_id is UNSET:
-            person_by_fp_with_id = _person_by_fp_with_id
-        else:
+        person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
+        if _person_by_fp_with_id.__class__ is dict or (
+            _person_by_fp_with_id is not None
+            and _person_by_fp_with_id is not UNSET
+            and isinstance(_person_by_fp_with_id, dict)
+        ):
             try:
-                if not isinstance(_person_by_fp_with_id, dict):
-                    raise TypeError()
-                person_by_fp_with_id_type_1 = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
-
-                person_by_fp_with_id = person_by_fp_with_id_type_1
+                person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_by_fp_with_id = cast(
-                    None | PersonByFingerprintWithIdentifierDetails | Unset, _person_by_fp_with_id
-                )
+                pass
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
-        person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset
-        if _person_by_fp_no_id is None or _person_by_fp_no_id is UNSET:
-            person_by_fp_no_id = _person_by_fp_no_id
-        else:
+        person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
+        if _person_by_fp_no_id.__class__ is dict or (
+            _person_by_fp_no_id is not None
+            and _person_by_fp_no_id is not UNSET
+            and isinstance(_person_by_fp_no_id, dict)
+        ):
             try:
-                if not isinstance(_person_by_fp_no_id, dict):
-                    raise TypeError()
-                person_by_fp_no_id_type_1 = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
-
-                person_by_fp_no_id = person_by_fp_no_id_type_1
+                person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_by_fp_no_id = cast(
-                    None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
-                )
+                pass
 
         _entity_by_fp = src_dict.get("entityByFp", UNSET)
-        entity_by_fp: EntityByFingerprintDetails | None | Unset
-        if _entity_by_fp is None or _entity_by_fp is UNSET:
-            entity_by_fp = _entity_by_fp
-        else:
+        entity_by_fp: EntityByFingerprintDetails | None | Unset = _entity_by_fp
+        if _entity_by_fp.__class__ is dict or (
+            _entity_by_fp is not None and _entity_by_fp is not UNSET and isinstance(_entity_by_fp, dict)
+        ):
             try:
-                if not isinstance(_entity_by_fp, dict):
-                    raise TypeError()
-                entity_by_fp_type_1 = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
-
-                entity_by_fp = entity_by_fp_type_1
+                entity_by_fp = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
             except (TypeError, ValueError, AttributeError, KeyError):
-                entity_by_fp = cast(EntityByFingerprintDetails | None | Unset, _entity_by_fp)
+                pass
 
         eu_entity_permission_subject_details = _object_new(cls)
         eu_entity_permission_subject_details.subject_details_type = subject_details_type
@@ -137,18 +128,17 @@ class EuEntityPermissionSubjectDetails:
         eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
         eu_entity_permission_subject_details.entity_by_fp = entity_by_fp
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (person_by_fp_with_id is not UNSET) + (person_by_fp_no_id is not UNSET) + (
-            entity_by_fp is not UNSET
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET or entity_by_fp is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"subjectDetailsType", "personByFpWithId", "personByFpNoId", "entityByFp"}
-            }
-        eu_entity_permission_subject_details.additional_properties = additional_properties
+            if len(src_dict) != 1 + (person_by_fp_with_id is not UNSET) + (person_by_fp_no_id is not UNSET) + (
+                entity_by_fp is not UNSET
+            ):
+                eu_entity_permission_subject_details.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"subjectDetailsType", "personByFpWithId", "personByFpNoId", "entityByFp"}
+                }
         return eu_entity_permission_subject_details
 
     @property
@@ -174,6 +164,6 @@ from ..models.person_by_fingerprint_without_identifier_details import PersonByFi
 
 _object_new = object.__new__
 _EntityByFingerprintDetails_from_dict = EntityByFingerprintDetails.from_dict
-_EuEntityPermissionSubjectDetailsType_from_value = EuEntityPermissionSubjectDetailsType.from_value
+_EuEntityPermissionSubjectDetailsType_from_value = _enum_from_value(EuEntityPermissionSubjectDetailsType)
 _PersonByFingerprintWithIdentifierDetails_from_dict = PersonByFingerprintWithIdentifierDetails.from_dict
 _PersonByFingerprintWithoutIdentifierDetails_from_dict = PersonByFingerprintWithoutIdentifierDetails.from_dict

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permission_type import EuEntityPermissionType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityPermissionsGrantRequest:
     subject_identifier: EuEntityPermissionsSubjectIdentifier
@@ -58,12 +61,10 @@ class EuEntityPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _EuEntityPermissionType_from_value(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _EuEntityPermissionType_from_value(permissions_item_data)
+            for permissions_item_data in src_dict["permissions"]
+        ]
 
         description = src_dict["description"]
 
@@ -75,16 +76,12 @@ class EuEntityPermissionsGrantRequest:
         eu_entity_permissions_grant_request.description = description
         eu_entity_permissions_grant_request.subject_details = subject_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            eu_entity_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails"}
             }
-        eu_entity_permissions_grant_request.additional_properties = additional_properties
         return eu_entity_permissions_grant_request
 
     @property
@@ -110,4 +107,4 @@ from ..models.eu_entity_permissions_subject_identifier import EuEntityPermission
 _object_new = object.__new__
 _EuEntityPermissionsSubjectIdentifier_from_dict = EuEntityPermissionsSubjectIdentifier.from_dict
 _EuEntityPermissionSubjectDetails_from_dict = EuEntityPermissionSubjectDetails.from_dict
-_EuEntityPermissionType_from_value = EuEntityPermissionType.from_value
+_EuEntityPermissionType_from_value = _enum_from_value(EuEntityPermissionType)

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_query_permission_type import EuEntityPermissionsQueryPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionsQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityPermissionsQueryRequest:
     vat_ue_identifier: None | str | Unset = UNSET
@@ -70,43 +73,37 @@ class EuEntityPermissionsQueryRequest:
         authorized_fingerprint_identifier: None | str | Unset = src_dict.get("authorizedFingerprintIdentifier", UNSET)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
-        permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset
-        if _permission_types is None or _permission_types is UNSET:
-            permission_types = _permission_types
-        else:
+        permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset = _permission_types
+        if _permission_types.__class__ is list or (
+            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
+        ):
             try:
-                if not isinstance(_permission_types, list):
-                    raise TypeError()
-                permission_types_type_0 = []
-                _permission_types_type_0 = _permission_types
-                for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = _EuEntityPermissionsQueryPermissionType_from_value(
-                        permission_types_type_0_item_data
-                    )
-
-                    permission_types_type_0.append(permission_types_type_0_item)
-
-                permission_types = permission_types_type_0
+                permission_types = [
+                    _EuEntityPermissionsQueryPermissionType_from_value(permission_types_type_0_item_data)
+                    for permission_types_type_0_item_data in _permission_types
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_types = cast(list[EuEntityPermissionsQueryPermissionType] | None | Unset, _permission_types)
+                pass
 
         eu_entity_permissions_query_request = _object_new(cls)
         eu_entity_permissions_query_request.vat_ue_identifier = vat_ue_identifier
         eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
         eu_entity_permissions_query_request.permission_types = permission_types
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (vat_ue_identifier is not UNSET) + (authorized_fingerprint_identifier is not UNSET) + (
-            permission_types is not UNSET
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3
+            or vat_ue_identifier is UNSET
+            or authorized_fingerprint_identifier is UNSET
+            or permission_types is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"vatUeIdentifier", "authorizedFingerprintIdentifier", "permissionTypes"}
-            }
-        eu_entity_permissions_query_request.additional_properties = additional_properties
+            if len(src_dict) != 0 + (vat_ue_identifier is not UNSET) + (
+                authorized_fingerprint_identifier is not UNSET
+            ) + (permission_types is not UNSET):
+                eu_entity_permissions_query_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"vatUeIdentifier", "authorizedFingerprintIdentifier", "permissionTypes"}
+                }
         return eu_entity_permissions_query_request
 
     @property
@@ -127,4 +124,4 @@ class EuEntityPermissionsQueryRequest:
 
 
 _object_new = object.__new__
-_EuEntityPermissionsQueryPermissionType_from_value = EuEntityPermissionsQueryPermissionType.from_value
+_EuEntityPermissionsQueryPermissionType_from_value = _enum_from_value(EuEntityPermissionsQueryPermissionType)

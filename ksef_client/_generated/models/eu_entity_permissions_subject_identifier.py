@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.eu_entity_permissions_subject_identifier_type import EuEntityPermissionsSubjectIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EuEntityPermissionsSubjectIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class EuEntityPermissionsSubjectIdentifier:
     """Identyfikator podmiotu uprawnianego.
@@ -55,12 +58,10 @@ class EuEntityPermissionsSubjectIdentifier:
         eu_entity_permissions_subject_identifier.type_ = type_
         eu_entity_permissions_subject_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        eu_entity_permissions_subject_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            eu_entity_permissions_subject_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return eu_entity_permissions_subject_identifier
 
     @property
@@ -81,4 +82,4 @@ class EuEntityPermissionsSubjectIdentifier:
 
 
 _object_new = object.__new__
-_EuEntityPermissionsSubjectIdentifierType_from_value = EuEntityPermissionsSubjectIdentifierType.from_value
+_EuEntityPermissionsSubjectIdentifierType_from_value = _enum_from_value(EuEntityPermissionsSubjectIdentifierType)

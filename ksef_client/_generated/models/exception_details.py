@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ExceptionDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ExceptionDetails:
     exception_code: int | Unset = UNSET
@@ -58,35 +60,22 @@ class ExceptionDetails:
 
         exception_description: None | str | Unset = src_dict.get("exceptionDescription", UNSET)
 
-        _details = src_dict.get("details", UNSET)
-        details: list[str] | None | Unset
-        if _details is None or _details is UNSET:
-            details = _details
-        else:
-            try:
-                if not isinstance(_details, list):
-                    raise TypeError()
-                details_type_0 = cast(list[str], _details)
-
-                details = details_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                details = cast(list[str] | None | Unset, _details)
+        details: list[str] | None | Unset = src_dict.get("details", UNSET)
 
         exception_details = _object_new(cls)
         exception_details.exception_code = exception_code
         exception_details.exception_description = exception_description
         exception_details.details = details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (exception_code is not UNSET) + (exception_description is not UNSET) + (
-            details is not UNSET
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or exception_code is UNSET or exception_description is UNSET or details is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"exceptionCode", "exceptionDescription", "details"}
-            }
-        exception_details.additional_properties = additional_properties
+            if len(src_dict) != 0 + (exception_code is not UNSET) + (exception_description is not UNSET) + (
+                details is not UNSET
+            ):
+                exception_details.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"exceptionCode", "exceptionDescription", "details"}
+                }
         return exception_details
 
     @property

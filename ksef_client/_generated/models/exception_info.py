@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ExceptionInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ExceptionInfo:
     exception_detail_list: list[ExceptionDetails] | None | Unset = UNSET
@@ -88,25 +90,19 @@ class ExceptionInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _exception_detail_list = src_dict.get("exceptionDetailList", UNSET)
-        exception_detail_list: list[ExceptionDetails] | None | Unset
-        if _exception_detail_list is None or _exception_detail_list is UNSET:
-            exception_detail_list = _exception_detail_list
-        else:
+        exception_detail_list: list[ExceptionDetails] | None | Unset = _exception_detail_list
+        if _exception_detail_list.__class__ is list or (
+            _exception_detail_list is not None
+            and _exception_detail_list is not UNSET
+            and isinstance(_exception_detail_list, list)
+        ):
             try:
-                if not isinstance(_exception_detail_list, list):
-                    raise TypeError()
-                exception_detail_list_type_0 = []
-                _exception_detail_list_type_0 = _exception_detail_list
-                for exception_detail_list_type_0_item_data in _exception_detail_list_type_0:
-                    exception_detail_list_type_0_item = _ExceptionDetails_from_dict(
-                        exception_detail_list_type_0_item_data
-                    )
-
-                    exception_detail_list_type_0.append(exception_detail_list_type_0_item)
-
-                exception_detail_list = exception_detail_list_type_0
+                exception_detail_list = [
+                    _ExceptionDetails_from_dict(exception_detail_list_type_0_item_data)
+                    for exception_detail_list_type_0_item_data in _exception_detail_list
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                exception_detail_list = cast(list[ExceptionDetails] | None | Unset, _exception_detail_list)
+                pass
 
         reference_number: None | str | Unset = src_dict.get("referenceNumber", UNSET)
 
@@ -131,26 +127,31 @@ class ExceptionInfo:
         exception_info.service_name = service_name
         exception_info.timestamp = timestamp
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (exception_detail_list is not UNSET) + (reference_number is not UNSET) + (
-            service_code is not UNSET
-        ) + (service_ctx is not UNSET) + (service_name is not UNSET) + (timestamp is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "exceptionDetailList",
-                    "referenceNumber",
-                    "serviceCode",
-                    "serviceCtx",
-                    "serviceName",
-                    "timestamp",
+        if len(src_dict) != 0 and (
+            len(src_dict) != 6
+            or exception_detail_list is UNSET
+            or reference_number is UNSET
+            or service_code is UNSET
+            or service_ctx is UNSET
+            or service_name is UNSET
+            or timestamp is UNSET
+        ):
+            if len(src_dict) != 0 + (exception_detail_list is not UNSET) + (reference_number is not UNSET) + (
+                service_code is not UNSET
+            ) + (service_ctx is not UNSET) + (service_name is not UNSET) + (timestamp is not UNSET):
+                exception_info.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "exceptionDetailList",
+                        "referenceNumber",
+                        "serviceCode",
+                        "serviceCtx",
+                        "serviceName",
+                        "timestamp",
+                    }
                 }
-            }
-        exception_info.additional_properties = additional_properties
         return exception_info
 
     @property

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ExceptionResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ExceptionResponse:
     """
@@ -50,28 +52,21 @@ class ExceptionResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _exception = src_dict.get("exception", UNSET)
-        exception: ExceptionInfo | None | Unset
-        if _exception is None or _exception is UNSET:
-            exception = _exception
-        else:
+        exception: ExceptionInfo | None | Unset = _exception
+        if _exception.__class__ is dict or (
+            _exception is not None and _exception is not UNSET and isinstance(_exception, dict)
+        ):
             try:
-                if not isinstance(_exception, dict):
-                    raise TypeError()
-                exception_type_1 = _ExceptionInfo_from_dict(_exception)
-
-                exception = exception_type_1
+                exception = _ExceptionInfo_from_dict(_exception)
             except (TypeError, ValueError, AttributeError, KeyError):
-                exception = cast(ExceptionInfo | None | Unset, _exception)
+                pass
 
         exception_response = _object_new(cls)
         exception_response.exception = exception
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (exception is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
-        exception_response.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or exception is UNSET):
+            if len(src_dict) != 0 + (exception is not UNSET):
+                exception_response.additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
         return exception_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ExportInvoicesResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ExportInvoicesResponse:
     reference_number: str
@@ -40,12 +42,10 @@ class ExportInvoicesResponse:
         export_invoices_response = _object_new(cls)
         export_invoices_response.reference_number = reference_number
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber"}}
-        export_invoices_response.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            export_invoices_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"referenceNumber"}
+            }
         return export_invoices_response
 
     @property

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ForbiddenProblemDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ForbiddenProblemDetails:
     """
@@ -128,18 +130,14 @@ class ForbiddenProblemDetails:
         instance: None | str | Unset = src_dict.get("instance", UNSET)
 
         _security = src_dict.get("security", UNSET)
-        security: ForbiddenProblemDetailsSecurityType0 | None | Unset
-        if _security is None or _security is UNSET:
-            security = _security
-        else:
+        security: ForbiddenProblemDetailsSecurityType0 | None | Unset = _security
+        if _security.__class__ is dict or (
+            _security is not None and _security is not UNSET and isinstance(_security, dict)
+        ):
             try:
-                if not isinstance(_security, dict):
-                    raise TypeError()
-                security_type_0 = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
-
-                security = security_type_0
+                security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
             except (TypeError, ValueError, AttributeError, KeyError):
-                security = cast(ForbiddenProblemDetailsSecurityType0 | None | Unset, _security)
+                pass
 
         trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
 
@@ -160,18 +158,18 @@ class ForbiddenProblemDetails:
         forbidden_problem_details.trace_id = trace_id
         forbidden_problem_details.timestamp = timestamp
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET) + (
-            timestamp is not UNSET
+        if len(src_dict) != 4 and (
+            len(src_dict) != 8 or instance is UNSET or security is UNSET or trace_id is UNSET or timestamp is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"title", "status", "detail", "reasonCode", "instance", "security", "traceId", "timestamp"}
-            }
-        forbidden_problem_details.additional_properties = additional_properties
+            if len(src_dict) != 4 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET) + (
+                timestamp is not UNSET
+            ):
+                forbidden_problem_details.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {"title", "status", "detail", "reasonCode", "instance", "security", "traceId", "timestamp"}
+                }
         return forbidden_problem_details
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ForbiddenProblemDetailsSecurityType0")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class ForbiddenProblemDetailsSecurityType0:
     """Dodatkowe dane zależne od `reasonCode`.
@@ -41,12 +43,8 @@ class ForbiddenProblemDetailsSecurityType0:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         forbidden_problem_details_security_type_0 = _object_new(cls)
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0:
-            additional_properties = {}
-        else:
-            additional_properties = dict(src_dict)
-        forbidden_problem_details_security_type_0.additional_properties = additional_properties
+        if len(src_dict) != 0:
+            forbidden_problem_details_security_type_0.additional_properties = dict(src_dict)
         return forbidden_problem_details_security_type_0
 
     @property

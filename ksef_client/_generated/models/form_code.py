@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="FormCode")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class FormCode:
     system_code: str
@@ -56,14 +58,10 @@ class FormCode:
         form_code.schema_version = schema_version
         form_code.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            form_code.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"systemCode", "schemaVersion", "value"}
             }
-        form_code.additional_properties = additional_properties
         return form_code
 
     @property

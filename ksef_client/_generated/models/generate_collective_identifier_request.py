@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="GenerateCollectiveIdentifierRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class GenerateCollectiveIdentifierRequest:
     invoices: list[CollectiveIdentifierInvoice]
@@ -39,22 +41,17 @@ class GenerateCollectiveIdentifierRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        invoices = []
-        _invoices = src_dict["invoices"]
-        for invoices_item_data in _invoices:
-            invoices_item = _CollectiveIdentifierInvoice_from_dict(invoices_item_data)
-
-            invoices.append(invoices_item)
+        invoices = [
+            _CollectiveIdentifierInvoice_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]
+        ]
 
         generate_collective_identifier_request = _object_new(cls)
         generate_collective_identifier_request.invoices = invoices
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"invoices"}}
-        generate_collective_identifier_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            generate_collective_identifier_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"invoices"}
+            }
         return generate_collective_identifier_request
 
     @property

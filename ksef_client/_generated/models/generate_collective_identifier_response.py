@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="GenerateCollectiveIdentifierResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class GenerateCollectiveIdentifierResponse:
     collective_identifier_number: str
@@ -57,12 +59,10 @@ class GenerateCollectiveIdentifierResponse:
         generate_collective_identifier_response = _object_new(cls)
         generate_collective_identifier_response.collective_identifier_number = collective_identifier_number
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"collectiveIdentifierNumber"}}
-        generate_collective_identifier_response.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            generate_collective_identifier_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"collectiveIdentifierNumber"}
+            }
         return generate_collective_identifier_response
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.token_permission_type import TokenPermissionType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="GenerateTokenRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class GenerateTokenRequest:
     permissions: list[TokenPermissionType]
@@ -44,12 +47,9 @@ class GenerateTokenRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _TokenPermissionType_from_value(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _TokenPermissionType_from_value(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         description = src_dict["description"]
 
@@ -57,12 +57,10 @@ class GenerateTokenRequest:
         generate_token_request.permissions = permissions
         generate_token_request.description = description
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"permissions", "description"}}
-        generate_token_request.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            generate_token_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"permissions", "description"}
+            }
         return generate_token_request
 
     @property
@@ -83,4 +81,4 @@ class GenerateTokenRequest:
 
 
 _object_new = object.__new__
-_TokenPermissionType_from_value = TokenPermissionType.from_value
+_TokenPermissionType_from_value = _enum_from_value(TokenPermissionType)

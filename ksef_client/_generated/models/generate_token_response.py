@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="GenerateTokenResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class GenerateTokenResponse:
     reference_number: str
@@ -48,12 +50,10 @@ class GenerateTokenResponse:
         generate_token_response.reference_number = reference_number
         generate_token_response.token = token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"referenceNumber", "token"}}
-        generate_token_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            generate_token_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"referenceNumber", "token"}
+            }
         return generate_token_response
 
     @property

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="GoneProblemDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class GoneProblemDetails:
     title: str
@@ -81,16 +83,12 @@ class GoneProblemDetails:
         gone_problem_details.timestamp = timestamp
         gone_problem_details.trace_id = trace_id
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 6:
+            gone_problem_details.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"title", "status", "instance", "detail", "timestamp", "traceId"}
             }
-        gone_problem_details.additional_properties = additional_properties
         return gone_problem_details
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="IdDocument")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class IdDocument:
     """Dane dokumentu tożsamości osoby fizycznej."""
@@ -59,12 +61,10 @@ class IdDocument:
         id_document.number = number
         id_document.country = country
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "number", "country"}}
-        id_document.additional_properties = additional_properties
+        if len(src_dict) != 3:
+            id_document.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "number", "country"}
+            }
         return id_document
 
     @property

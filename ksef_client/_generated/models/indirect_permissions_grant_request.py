@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.indirect_permission_type import IndirectPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="IndirectPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class IndirectPermissionsGrantRequest:
     subject_identifier: IndirectPermissionsSubjectIdentifier
@@ -79,30 +82,24 @@ class IndirectPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _IndirectPermissionType_from_value(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _IndirectPermissionType_from_value(permissions_item_data)
+            for permissions_item_data in src_dict["permissions"]
+        ]
 
         description = src_dict["description"]
 
         subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: IndirectPermissionsTargetIdentifier | None | Unset
-        if _target_identifier is None or _target_identifier is UNSET:
-            target_identifier = _target_identifier
-        else:
+        target_identifier: IndirectPermissionsTargetIdentifier | None | Unset = _target_identifier
+        if _target_identifier.__class__ is dict or (
+            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
+        ):
             try:
-                if not isinstance(_target_identifier, dict):
-                    raise TypeError()
-                target_identifier_type_1 = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-                target_identifier = target_identifier_type_1
+                target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                target_identifier = cast(IndirectPermissionsTargetIdentifier | None | Unset, _target_identifier)
+                pass
 
         indirect_permissions_grant_request = _object_new(cls)
         indirect_permissions_grant_request.subject_identifier = subject_identifier
@@ -111,16 +108,14 @@ class IndirectPermissionsGrantRequest:
         indirect_permissions_grant_request.subject_details = subject_details
         indirect_permissions_grant_request.target_identifier = target_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (target_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails", "targetIdentifier"}
-            }
-        indirect_permissions_grant_request.additional_properties = additional_properties
+        if len(src_dict) != 4 and (len(src_dict) != 5 or target_identifier is UNSET):
+            if len(src_dict) != 4 + (target_identifier is not UNSET):
+                indirect_permissions_grant_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {"subjectIdentifier", "permissions", "description", "subjectDetails", "targetIdentifier"}
+                }
         return indirect_permissions_grant_request
 
     @property
@@ -147,5 +142,5 @@ from ..models.person_permission_subject_details import PersonPermissionSubjectDe
 _object_new = object.__new__
 _IndirectPermissionsSubjectIdentifier_from_dict = IndirectPermissionsSubjectIdentifier.from_dict
 _IndirectPermissionsTargetIdentifier_from_dict = IndirectPermissionsTargetIdentifier.from_dict
-_IndirectPermissionType_from_value = IndirectPermissionType.from_value
+_IndirectPermissionType_from_value = _enum_from_value(IndirectPermissionType)
 _PersonPermissionSubjectDetails_from_dict = PersonPermissionSubjectDetails.from_dict

@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.indirect_permissions_target_identifier_type import IndirectPermissionsTargetIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="IndirectPermissionsTargetIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class IndirectPermissionsTargetIdentifier:
     """Identyfikator kontekstu klienta. Nie przekazanie identyfikatora oznacza, że uprawnienie nadane w sposób pośredni
@@ -65,12 +68,11 @@ class IndirectPermissionsTargetIdentifier:
         indirect_permissions_target_identifier.type_ = type_
         indirect_permissions_target_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        indirect_permissions_target_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                indirect_permissions_target_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return indirect_permissions_target_identifier
 
     @property
@@ -91,4 +93,4 @@ class IndirectPermissionsTargetIdentifier:
 
 
 _object_new = object.__new__
-_IndirectPermissionsTargetIdentifierType_from_value = IndirectPermissionsTargetIdentifierType.from_value
+_IndirectPermissionsTargetIdentifierType_from_value = _enum_from_value(IndirectPermissionsTargetIdentifierType)

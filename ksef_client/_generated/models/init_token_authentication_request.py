@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InitTokenAuthenticationRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InitTokenAuthenticationRequest:
     challenge: str
@@ -77,18 +79,16 @@ class InitTokenAuthenticationRequest:
         public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
 
         _authorization_policy = src_dict.get("authorizationPolicy", UNSET)
-        authorization_policy: AuthorizationPolicy | None | Unset
-        if _authorization_policy is None or _authorization_policy is UNSET:
-            authorization_policy = _authorization_policy
-        else:
+        authorization_policy: AuthorizationPolicy | None | Unset = _authorization_policy
+        if _authorization_policy.__class__ is dict or (
+            _authorization_policy is not None
+            and _authorization_policy is not UNSET
+            and isinstance(_authorization_policy, dict)
+        ):
             try:
-                if not isinstance(_authorization_policy, dict):
-                    raise TypeError()
-                authorization_policy_type_1 = _AuthorizationPolicy_from_dict(_authorization_policy)
-
-                authorization_policy = authorization_policy_type_1
+                authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorization_policy = cast(AuthorizationPolicy | None | Unset, _authorization_policy)
+                pass
 
         init_token_authentication_request = _object_new(cls)
         init_token_authentication_request.challenge = challenge
@@ -97,16 +97,14 @@ class InitTokenAuthenticationRequest:
         init_token_authentication_request.public_key_id = public_key_id
         init_token_authentication_request.authorization_policy = authorization_policy
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (public_key_id is not UNSET) + (authorization_policy is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"challenge", "contextIdentifier", "encryptedToken", "publicKeyId", "authorizationPolicy"}
-            }
-        init_token_authentication_request.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 5 or public_key_id is UNSET or authorization_policy is UNSET):
+            if len(src_dict) != 3 + (public_key_id is not UNSET) + (authorization_policy is not UNSET):
+                init_token_authentication_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {"challenge", "contextIdentifier", "encryptedToken", "publicKeyId", "authorizationPolicy"}
+                }
         return init_token_authentication_request
 
     @property

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceExportRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceExportRequest:
     encryption: EncryptionInfo
@@ -65,18 +68,14 @@ class InvoiceExportRequest:
         only_metadata = src_dict.get("onlyMetadata", UNSET)
 
         _compression_type = src_dict.get("compressionType", UNSET)
-        compression_type: CompressionType | None | Unset
-        if _compression_type is None or _compression_type is UNSET:
-            compression_type = _compression_type
-        else:
+        compression_type: CompressionType | None | Unset = _compression_type
+        if _compression_type.__class__ is str or (
+            _compression_type is not None and _compression_type is not UNSET and isinstance(_compression_type, str)
+        ):
             try:
-                if not isinstance(_compression_type, str):
-                    raise TypeError()
-                compression_type_type_1 = _CompressionType_from_value(_compression_type)
-
-                compression_type = compression_type_type_1
+                compression_type = _CompressionType_from_value(_compression_type)
             except (TypeError, ValueError, AttributeError, KeyError):
-                compression_type = cast(CompressionType | None | Unset, _compression_type)
+                pass
 
         invoice_export_request = _object_new(cls)
         invoice_export_request.encryption = encryption
@@ -84,16 +83,13 @@ class InvoiceExportRequest:
         invoice_export_request.only_metadata = only_metadata
         invoice_export_request.compression_type = compression_type
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (only_metadata is not UNSET) + (compression_type is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"encryption", "filters", "onlyMetadata", "compressionType"}
-            }
-        invoice_export_request.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 4 or only_metadata is UNSET or compression_type is UNSET):
+            if len(src_dict) != 2 + (only_metadata is not UNSET) + (compression_type is not UNSET):
+                invoice_export_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"encryption", "filters", "onlyMetadata", "compressionType"}
+                }
         return invoice_export_request
 
     @property
@@ -117,6 +113,6 @@ from ..models.encryption_info import EncryptionInfo
 from ..models.invoice_query_filters import InvoiceQueryFilters
 
 _object_new = object.__new__
-_CompressionType_from_value = CompressionType.from_value
+_CompressionType_from_value = _enum_from_value(CompressionType)
 _EncryptionInfo_from_dict = EncryptionInfo.from_dict
 _InvoiceQueryFilters_from_dict = InvoiceQueryFilters.from_dict

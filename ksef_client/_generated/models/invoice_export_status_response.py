@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceExportStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceExportStatusResponse:
     status: StatusInfo
@@ -76,46 +78,36 @@ class InvoiceExportStatusResponse:
         status = _StatusInfo_from_dict(src_dict["status"])
 
         _completed_date = src_dict.get("completedDate", UNSET)
-        completed_date: datetime.datetime | None | Unset
-        if _completed_date is None or _completed_date is UNSET:
-            completed_date = _completed_date
-        else:
+        completed_date: datetime.datetime | None | Unset = _completed_date
+        if _completed_date.__class__ is str or (
+            _completed_date is not None and _completed_date is not UNSET and isinstance(_completed_date, str)
+        ):
             try:
-                if not isinstance(_completed_date, str):
-                    raise TypeError()
-                completed_date_type_0 = _datetime_fromisoformat(_completed_date)
-
-                completed_date = completed_date_type_0
+                completed_date = _datetime_fromisoformat(_completed_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                completed_date = cast(datetime.datetime | None | Unset, _completed_date)
+                pass
 
         _package_expiration_date = src_dict.get("packageExpirationDate", UNSET)
-        package_expiration_date: datetime.datetime | None | Unset
-        if _package_expiration_date is None or _package_expiration_date is UNSET:
-            package_expiration_date = _package_expiration_date
-        else:
+        package_expiration_date: datetime.datetime | None | Unset = _package_expiration_date
+        if _package_expiration_date.__class__ is str or (
+            _package_expiration_date is not None
+            and _package_expiration_date is not UNSET
+            and isinstance(_package_expiration_date, str)
+        ):
             try:
-                if not isinstance(_package_expiration_date, str):
-                    raise TypeError()
-                package_expiration_date_type_0 = _datetime_fromisoformat(_package_expiration_date)
-
-                package_expiration_date = package_expiration_date_type_0
+                package_expiration_date = _datetime_fromisoformat(_package_expiration_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                package_expiration_date = cast(datetime.datetime | None | Unset, _package_expiration_date)
+                pass
 
         _package = src_dict.get("package", UNSET)
-        package: InvoicePackage | None | Unset
-        if _package is None or _package is UNSET:
-            package = _package
-        else:
+        package: InvoicePackage | None | Unset = _package
+        if _package.__class__ is dict or (
+            _package is not None and _package is not UNSET and isinstance(_package, dict)
+        ):
             try:
-                if not isinstance(_package, dict):
-                    raise TypeError()
-                package_type_1 = _InvoicePackage_from_dict(_package)
-
-                package = package_type_1
+                package = _InvoicePackage_from_dict(_package)
             except (TypeError, ValueError, AttributeError, KeyError):
-                package = cast(InvoicePackage | None | Unset, _package)
+                pass
 
         invoice_export_status_response = _object_new(cls)
         invoice_export_status_response.status = status
@@ -123,18 +115,17 @@ class InvoiceExportStatusResponse:
         invoice_export_status_response.package_expiration_date = package_expiration_date
         invoice_export_status_response.package = package
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (completed_date is not UNSET) + (package_expiration_date is not UNSET) + (
-            package is not UNSET
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or completed_date is UNSET or package_expiration_date is UNSET or package is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"status", "completedDate", "packageExpirationDate", "package"}
-            }
-        invoice_export_status_response.additional_properties = additional_properties
+            if len(src_dict) != 1 + (completed_date is not UNSET) + (package_expiration_date is not UNSET) + (
+                package is not UNSET
+            ):
+                invoice_export_status_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"status", "completedDate", "packageExpirationDate", "package"}
+                }
         return invoice_export_status_response
 
     @property

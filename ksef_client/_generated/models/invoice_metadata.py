@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadata")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceMetadata:
     ksef_number: str
@@ -212,37 +215,29 @@ class InvoiceMetadata:
         hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
 
         _third_subjects = src_dict.get("thirdSubjects", UNSET)
-        third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset
-        if _third_subjects is None or _third_subjects is UNSET:
-            third_subjects = _third_subjects
-        else:
+        third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset = _third_subjects
+        if _third_subjects.__class__ is list or (
+            _third_subjects is not None and _third_subjects is not UNSET and isinstance(_third_subjects, list)
+        ):
             try:
-                if not isinstance(_third_subjects, list):
-                    raise TypeError()
-                third_subjects_type_0 = []
-                _third_subjects_type_0 = _third_subjects
-                for third_subjects_type_0_item_data in _third_subjects_type_0:
-                    third_subjects_type_0_item = _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
-
-                    third_subjects_type_0.append(third_subjects_type_0_item)
-
-                third_subjects = third_subjects_type_0
+                third_subjects = [
+                    _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
+                    for third_subjects_type_0_item_data in _third_subjects
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                third_subjects = cast(list[InvoiceMetadataThirdSubject] | None | Unset, _third_subjects)
+                pass
 
         _authorized_subject = src_dict.get("authorizedSubject", UNSET)
-        authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset
-        if _authorized_subject is None or _authorized_subject is UNSET:
-            authorized_subject = _authorized_subject
-        else:
+        authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset = _authorized_subject
+        if _authorized_subject.__class__ is dict or (
+            _authorized_subject is not None
+            and _authorized_subject is not UNSET
+            and isinstance(_authorized_subject, dict)
+        ):
             try:
-                if not isinstance(_authorized_subject, dict):
-                    raise TypeError()
-                authorized_subject_type_1 = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
-
-                authorized_subject = authorized_subject_type_1
+                authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorized_subject = cast(InvoiceMetadataAuthorizedSubject | None | Unset, _authorized_subject)
+                pass
 
         invoice_metadata = _object_new(cls)
         invoice_metadata.ksef_number = ksef_number
@@ -267,41 +262,43 @@ class InvoiceMetadata:
         invoice_metadata.third_subjects = third_subjects
         invoice_metadata.authorized_subject = authorized_subject
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 18 + (hash_of_corrected_invoice is not UNSET) + (third_subjects is not UNSET) + (
-            authorized_subject is not UNSET
+        if len(src_dict) != 18 and (
+            len(src_dict) != 21
+            or hash_of_corrected_invoice is UNSET
+            or third_subjects is UNSET
+            or authorized_subject is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "ksefNumber",
-                    "invoiceNumber",
-                    "issueDate",
-                    "invoicingDate",
-                    "acquisitionDate",
-                    "permanentStorageDate",
-                    "seller",
-                    "buyer",
-                    "netAmount",
-                    "grossAmount",
-                    "vatAmount",
-                    "currency",
-                    "invoicingMode",
-                    "invoiceType",
-                    "formCode",
-                    "isSelfInvoicing",
-                    "hasAttachment",
-                    "invoiceHash",
-                    "hashOfCorrectedInvoice",
-                    "thirdSubjects",
-                    "authorizedSubject",
+            if len(src_dict) != 18 + (hash_of_corrected_invoice is not UNSET) + (third_subjects is not UNSET) + (
+                authorized_subject is not UNSET
+            ):
+                invoice_metadata.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "ksefNumber",
+                        "invoiceNumber",
+                        "issueDate",
+                        "invoicingDate",
+                        "acquisitionDate",
+                        "permanentStorageDate",
+                        "seller",
+                        "buyer",
+                        "netAmount",
+                        "grossAmount",
+                        "vatAmount",
+                        "currency",
+                        "invoicingMode",
+                        "invoiceType",
+                        "formCode",
+                        "isSelfInvoicing",
+                        "hasAttachment",
+                        "invoiceHash",
+                        "hashOfCorrectedInvoice",
+                        "thirdSubjects",
+                        "authorizedSubject",
+                    }
                 }
-            }
-        invoice_metadata.additional_properties = additional_properties
         return invoice_metadata
 
     @property
@@ -335,5 +332,5 @@ _InvoiceMetadataAuthorizedSubject_from_dict = InvoiceMetadataAuthorizedSubject.f
 _InvoiceMetadataBuyer_from_dict = InvoiceMetadataBuyer.from_dict
 _InvoiceMetadataSeller_from_dict = InvoiceMetadataSeller.from_dict
 _InvoiceMetadataThirdSubject_from_dict = InvoiceMetadataThirdSubject.from_dict
-_InvoiceType_from_value = InvoiceType.from_value
-_InvoicingMode_from_value = InvoicingMode.from_value
+_InvoiceType_from_value = _enum_from_value(InvoiceType)
+_InvoicingMode_from_value = _enum_from_value(InvoicingMode)

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadataAuthorizedSubject")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceMetadataAuthorizedSubject:
     nip: str
@@ -68,12 +70,11 @@ class InvoiceMetadataAuthorizedSubject:
         invoice_metadata_authorized_subject.role = role
         invoice_metadata_authorized_subject.name = name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (name is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"nip", "role", "name"}}
-        invoice_metadata_authorized_subject.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or name is UNSET):
+            if len(src_dict) != 2 + (name is not UNSET):
+                invoice_metadata_authorized_subject.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"nip", "role", "name"}
+                }
         return invoice_metadata_authorized_subject
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadataBuyer")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceMetadataBuyer:
     identifier: InvoiceMetadataBuyerIdentifier
@@ -53,12 +55,11 @@ class InvoiceMetadataBuyer:
         invoice_metadata_buyer.identifier = identifier
         invoice_metadata_buyer.name = name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (name is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"identifier", "name"}}
-        invoice_metadata_buyer.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or name is UNSET):
+            if len(src_dict) != 1 + (name is not UNSET):
+                invoice_metadata_buyer.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"identifier", "name"}
+                }
         return invoice_metadata_buyer
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadataThirdSubject")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceMetadataThirdSubject:
     identifier: InvoiceMetadataThirdSubjectIdentifier
@@ -89,12 +91,11 @@ class InvoiceMetadataThirdSubject:
         invoice_metadata_third_subject.role = role
         invoice_metadata_third_subject.name = name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (name is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}}
-        invoice_metadata_third_subject.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or name is UNSET):
+            if len(src_dict) != 2 + (name is not UNSET):
+                invoice_metadata_third_subject.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}
+                }
         return invoice_metadata_third_subject
 
     @property

@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.third_subject_identifier_type import ThirdSubjectIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceMetadataThirdSubjectIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceMetadataThirdSubjectIdentifier:
     """Identyfikator podmiotu trzeciego.
@@ -73,12 +76,11 @@ class InvoiceMetadataThirdSubjectIdentifier:
         invoice_metadata_third_subject_identifier.type_ = type_
         invoice_metadata_third_subject_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        invoice_metadata_third_subject_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                invoice_metadata_third_subject_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return invoice_metadata_third_subject_identifier
 
     @property
@@ -99,4 +101,4 @@ class InvoiceMetadataThirdSubjectIdentifier:
 
 
 _object_new = object.__new__
-_ThirdSubjectIdentifierType_from_value = ThirdSubjectIdentifierType.from_value
+_ThirdSubjectIdentifierType_from_value = _enum_from_value(ThirdSubjectIdentifierType)

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoicePackage")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoicePackage:
     invoice_count: int
@@ -127,72 +130,57 @@ class InvoicePackage:
 
         size = src_dict["size"]
 
-        parts = []
-        _parts = src_dict["parts"]
-        for parts_item_data in _parts:
-            parts_item = _InvoicePackagePart_from_dict(parts_item_data)
-
-            parts.append(parts_item)
+        parts = [_InvoicePackagePart_from_dict(parts_item_data) for parts_item_data in src_dict["parts"]]
 
         is_truncated = src_dict["isTruncated"]
 
         compression_type = _CompressionType_from_value(src_dict["compressionType"])
 
         _last_issue_date = src_dict.get("lastIssueDate", UNSET)
-        last_issue_date: datetime.date | None | Unset
-        if _last_issue_date is None or _last_issue_date is UNSET:
-            last_issue_date = _last_issue_date
-        else:
+        last_issue_date: datetime.date | None | Unset = _last_issue_date
+        if _last_issue_date.__class__ is str or (
+            _last_issue_date is not None and _last_issue_date is not UNSET and isinstance(_last_issue_date, str)
+        ):
             try:
-                if not isinstance(_last_issue_date, str):
-                    raise TypeError()
-                last_issue_date_type_0 = _date_fromisoformat(_last_issue_date)
-
-                last_issue_date = last_issue_date_type_0
+                last_issue_date = _date_fromisoformat(_last_issue_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_issue_date = cast(datetime.date | None | Unset, _last_issue_date)
+                pass
 
         _last_invoicing_date = src_dict.get("lastInvoicingDate", UNSET)
-        last_invoicing_date: datetime.datetime | None | Unset
-        if _last_invoicing_date is None or _last_invoicing_date is UNSET:
-            last_invoicing_date = _last_invoicing_date
-        else:
+        last_invoicing_date: datetime.datetime | None | Unset = _last_invoicing_date
+        if _last_invoicing_date.__class__ is str or (
+            _last_invoicing_date is not None
+            and _last_invoicing_date is not UNSET
+            and isinstance(_last_invoicing_date, str)
+        ):
             try:
-                if not isinstance(_last_invoicing_date, str):
-                    raise TypeError()
-                last_invoicing_date_type_0 = _datetime_fromisoformat(_last_invoicing_date)
-
-                last_invoicing_date = last_invoicing_date_type_0
+                last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_invoicing_date = cast(datetime.datetime | None | Unset, _last_invoicing_date)
+                pass
 
         _last_permanent_storage_date = src_dict.get("lastPermanentStorageDate", UNSET)
-        last_permanent_storage_date: datetime.datetime | None | Unset
-        if _last_permanent_storage_date is None or _last_permanent_storage_date is UNSET:
-            last_permanent_storage_date = _last_permanent_storage_date
-        else:
+        last_permanent_storage_date: datetime.datetime | None | Unset = _last_permanent_storage_date
+        if _last_permanent_storage_date.__class__ is str or (
+            _last_permanent_storage_date is not None
+            and _last_permanent_storage_date is not UNSET
+            and isinstance(_last_permanent_storage_date, str)
+        ):
             try:
-                if not isinstance(_last_permanent_storage_date, str):
-                    raise TypeError()
-                last_permanent_storage_date_type_0 = _datetime_fromisoformat(_last_permanent_storage_date)
-
-                last_permanent_storage_date = last_permanent_storage_date_type_0
+                last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_permanent_storage_date = cast(datetime.datetime | None | Unset, _last_permanent_storage_date)
+                pass
 
         _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
-        permanent_storage_hwm_date: datetime.datetime | None | Unset
-        if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
-            permanent_storage_hwm_date = _permanent_storage_hwm_date
-        else:
+        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
+        if _permanent_storage_hwm_date.__class__ is str or (
+            _permanent_storage_hwm_date is not None
+            and _permanent_storage_hwm_date is not UNSET
+            and isinstance(_permanent_storage_hwm_date, str)
+        ):
             try:
-                if not isinstance(_permanent_storage_hwm_date, str):
-                    raise TypeError()
-                permanent_storage_hwm_date_type_0 = _datetime_fromisoformat(_permanent_storage_hwm_date)
-
-                permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
+                permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
+                pass
 
         invoice_package = _object_new(cls)
         invoice_package.invoice_count = invoice_count
@@ -205,29 +193,32 @@ class InvoicePackage:
         invoice_package.last_permanent_storage_date = last_permanent_storage_date
         invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 5 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
-            last_permanent_storage_date is not UNSET
-        ) + (permanent_storage_hwm_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "invoiceCount",
-                    "size",
-                    "parts",
-                    "isTruncated",
-                    "compressionType",
-                    "lastIssueDate",
-                    "lastInvoicingDate",
-                    "lastPermanentStorageDate",
-                    "permanentStorageHwmDate",
+        if len(src_dict) != 5 and (
+            len(src_dict) != 9
+            or last_issue_date is UNSET
+            or last_invoicing_date is UNSET
+            or last_permanent_storage_date is UNSET
+            or permanent_storage_hwm_date is UNSET
+        ):
+            if len(src_dict) != 5 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
+                last_permanent_storage_date is not UNSET
+            ) + (permanent_storage_hwm_date is not UNSET):
+                invoice_package.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "invoiceCount",
+                        "size",
+                        "parts",
+                        "isTruncated",
+                        "compressionType",
+                        "lastIssueDate",
+                        "lastInvoicingDate",
+                        "lastPermanentStorageDate",
+                        "permanentStorageHwmDate",
+                    }
                 }
-            }
-        invoice_package.additional_properties = additional_properties
         return invoice_package
 
     @property
@@ -250,7 +241,7 @@ class InvoicePackage:
 from ..models.invoice_package_part import InvoicePackagePart
 
 _object_new = object.__new__
-_CompressionType_from_value = CompressionType.from_value
+_CompressionType_from_value = _enum_from_value(CompressionType)
 _date_fromisoformat = datetime.date.fromisoformat
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _InvoicePackagePart_from_dict = InvoicePackagePart.from_dict

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoicePackagePart")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoicePackagePart:
     ordinal_number: int
@@ -111,11 +113,8 @@ class InvoicePackagePart:
         invoice_package_part.encrypted_part_hash = encrypted_part_hash
         invoice_package_part.expiration_date = expiration_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 9:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 9:
+            invoice_package_part.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k
@@ -131,7 +130,6 @@ class InvoicePackagePart:
                     "expirationDate",
                 }
             }
-        invoice_package_part.additional_properties = additional_properties
         return invoice_package_part
 
     @property

@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.amount_type import AmountType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryAmount")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceQueryAmount:
     type_: AmountType
@@ -65,12 +68,11 @@ class InvoiceQueryAmount:
         invoice_query_amount.from_ = from_
         invoice_query_amount.to = to
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (from_ is not UNSET) + (to is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}}
-        invoice_query_amount.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 3 or from_ is UNSET or to is UNSET):
+            if len(src_dict) != 1 + (from_ is not UNSET) + (to is not UNSET):
+                invoice_query_amount.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}
+                }
         return invoice_query_amount
 
     @property
@@ -91,4 +93,4 @@ class InvoiceQueryAmount:
 
 
 _object_new = object.__new__
-_AmountType_from_value = AmountType.from_value
+_AmountType_from_value = _enum_from_value(AmountType)

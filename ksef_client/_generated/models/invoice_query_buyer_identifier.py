@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.buyer_identifier_type import BuyerIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryBuyerIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceQueryBuyerIdentifier:
     type_: BuyerIdentifierType
@@ -61,12 +64,11 @@ class InvoiceQueryBuyerIdentifier:
         invoice_query_buyer_identifier.type_ = type_
         invoice_query_buyer_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        invoice_query_buyer_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                invoice_query_buyer_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return invoice_query_buyer_identifier
 
     @property
@@ -87,4 +89,4 @@ class InvoiceQueryBuyerIdentifier:
 
 
 _object_new = object.__new__
-_BuyerIdentifierType_from_value = BuyerIdentifierType.from_value
+_BuyerIdentifierType_from_value = _enum_from_value(BuyerIdentifierType)

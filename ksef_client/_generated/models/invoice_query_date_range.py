@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.invoice_query_date_type import InvoiceQueryDateType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryDateRange")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceQueryDateRange:
     date_type: InvoiceQueryDateType
@@ -81,18 +84,12 @@ class InvoiceQueryDateRange:
         from_ = _datetime_fromisoformat(src_dict["from"])
 
         _to = src_dict.get("to", UNSET)
-        to: datetime.datetime | None | Unset
-        if _to is None or _to is UNSET:
-            to = _to
-        else:
+        to: datetime.datetime | None | Unset = _to
+        if _to.__class__ is str or (_to is not None and _to is not UNSET and isinstance(_to, str)):
             try:
-                if not isinstance(_to, str):
-                    raise TypeError()
-                to_type_0 = _datetime_fromisoformat(_to)
-
-                to = to_type_0
+                to = _datetime_fromisoformat(_to)
             except (TypeError, ValueError, AttributeError, KeyError):
-                to = cast(datetime.datetime | None | Unset, _to)
+                pass
 
         restrict_to_permanent_storage_hwm_date: bool | None | Unset = src_dict.get(
             "restrictToPermanentStorageHwmDate", UNSET
@@ -104,16 +101,15 @@ class InvoiceQueryDateRange:
         invoice_query_date_range.to = to
         invoice_query_date_range.restrict_to_permanent_storage_hwm_date = restrict_to_permanent_storage_hwm_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (to is not UNSET) + (restrict_to_permanent_storage_hwm_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"dateType", "from", "to", "restrictToPermanentStorageHwmDate"}
-            }
-        invoice_query_date_range.additional_properties = additional_properties
+        if len(src_dict) != 2 and (
+            len(src_dict) != 4 or to is UNSET or restrict_to_permanent_storage_hwm_date is UNSET
+        ):
+            if len(src_dict) != 2 + (to is not UNSET) + (restrict_to_permanent_storage_hwm_date is not UNSET):
+                invoice_query_date_range.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"dateType", "from", "to", "restrictToPermanentStorageHwmDate"}
+                }
         return invoice_query_date_range
 
     @property
@@ -135,4 +131,4 @@ class InvoiceQueryDateRange:
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_InvoiceQueryDateType_from_value = InvoiceQueryDateType.from_value
+_InvoiceQueryDateType_from_value = _enum_from_value(InvoiceQueryDateType)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -13,11 +13,14 @@ from ..models.invoice_query_subject_type import InvoiceQuerySubjectType
 from ..models.invoice_type import InvoiceType
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceQueryFilters")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceQueryFilters:
     subject_type: InvoiceQuerySubjectType
@@ -217,102 +220,72 @@ class InvoiceQueryFilters:
         invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
 
         _amount = src_dict.get("amount", UNSET)
-        amount: InvoiceQueryAmount | None | Unset
-        if _amount is None or _amount is UNSET:
-            amount = _amount
-        else:
+        amount: InvoiceQueryAmount | None | Unset = _amount
+        if _amount.__class__ is dict or (_amount is not None and _amount is not UNSET and isinstance(_amount, dict)):
             try:
-                if not isinstance(_amount, dict):
-                    raise TypeError()
-                amount_type_1 = _InvoiceQueryAmount_from_dict(_amount)
-
-                amount = amount_type_1
+                amount = _InvoiceQueryAmount_from_dict(_amount)
             except (TypeError, ValueError, AttributeError, KeyError):
-                amount = cast(InvoiceQueryAmount | None | Unset, _amount)
+                pass
 
         seller_nip: None | str | Unset = src_dict.get("sellerNip", UNSET)
 
         _buyer_identifier = src_dict.get("buyerIdentifier", UNSET)
-        buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset
-        if _buyer_identifier is None or _buyer_identifier is UNSET:
-            buyer_identifier = _buyer_identifier
-        else:
+        buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset = _buyer_identifier
+        if _buyer_identifier.__class__ is dict or (
+            _buyer_identifier is not None and _buyer_identifier is not UNSET and isinstance(_buyer_identifier, dict)
+        ):
             try:
-                if not isinstance(_buyer_identifier, dict):
-                    raise TypeError()
-                buyer_identifier_type_1 = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
-
-                buyer_identifier = buyer_identifier_type_1
+                buyer_identifier = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                buyer_identifier = cast(InvoiceQueryBuyerIdentifier | None | Unset, _buyer_identifier)
+                pass
 
         _currency_codes = src_dict.get("currencyCodes", UNSET)
-        currency_codes: list[CurrencyCode] | None | Unset
-        if _currency_codes is None or _currency_codes is UNSET:
-            currency_codes = _currency_codes
-        else:
+        currency_codes: list[CurrencyCode] | None | Unset = _currency_codes
+        if _currency_codes.__class__ is list or (
+            _currency_codes is not None and _currency_codes is not UNSET and isinstance(_currency_codes, list)
+        ):
             try:
-                if not isinstance(_currency_codes, list):
-                    raise TypeError()
-                currency_codes_type_0 = []
-                _currency_codes_type_0 = _currency_codes
-                for currency_codes_type_0_item_data in _currency_codes_type_0:
-                    currency_codes_type_0_item = _CurrencyCode_from_value(currency_codes_type_0_item_data)
-
-                    currency_codes_type_0.append(currency_codes_type_0_item)
-
-                currency_codes = currency_codes_type_0
+                currency_codes = [
+                    _CurrencyCode_from_value(currency_codes_type_0_item_data)
+                    for currency_codes_type_0_item_data in _currency_codes
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                currency_codes = cast(list[CurrencyCode] | None | Unset, _currency_codes)
+                pass
 
         _invoicing_mode = src_dict.get("invoicingMode", UNSET)
-        invoicing_mode: InvoicingMode | None | Unset
-        if _invoicing_mode is None or _invoicing_mode is UNSET:
-            invoicing_mode = _invoicing_mode
-        else:
+        invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
+        if _invoicing_mode.__class__ is str or (
+            _invoicing_mode is not None and _invoicing_mode is not UNSET and isinstance(_invoicing_mode, str)
+        ):
             try:
-                if not isinstance(_invoicing_mode, str):
-                    raise TypeError()
-                invoicing_mode_type_1 = _InvoicingMode_from_value(_invoicing_mode)
-
-                invoicing_mode = invoicing_mode_type_1
+                invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
             except (TypeError, ValueError, AttributeError, KeyError):
-                invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
+                pass
 
         is_self_invoicing: bool | None | Unset = src_dict.get("isSelfInvoicing", UNSET)
 
         _form_type = src_dict.get("formType", UNSET)
-        form_type: InvoiceQueryFormType | None | Unset
-        if _form_type is None or _form_type is UNSET:
-            form_type = _form_type
-        else:
+        form_type: InvoiceQueryFormType | None | Unset = _form_type
+        if _form_type.__class__ is str or (
+            _form_type is not None and _form_type is not UNSET and isinstance(_form_type, str)
+        ):
             try:
-                if not isinstance(_form_type, str):
-                    raise TypeError()
-                form_type_type_1 = _InvoiceQueryFormType_from_value(_form_type)
-
-                form_type = form_type_type_1
+                form_type = _InvoiceQueryFormType_from_value(_form_type)
             except (TypeError, ValueError, AttributeError, KeyError):
-                form_type = cast(InvoiceQueryFormType | None | Unset, _form_type)
+                pass
 
         _invoice_types = src_dict.get("invoiceTypes", UNSET)
-        invoice_types: list[InvoiceType] | None | Unset
-        if _invoice_types is None or _invoice_types is UNSET:
-            invoice_types = _invoice_types
-        else:
+        invoice_types: list[InvoiceType] | None | Unset = _invoice_types
+        if _invoice_types.__class__ is list or (
+            _invoice_types is not None and _invoice_types is not UNSET and isinstance(_invoice_types, list)
+        ):
             try:
-                if not isinstance(_invoice_types, list):
-                    raise TypeError()
-                invoice_types_type_0 = []
-                _invoice_types_type_0 = _invoice_types
-                for invoice_types_type_0_item_data in _invoice_types_type_0:
-                    invoice_types_type_0_item = _InvoiceType_from_value(invoice_types_type_0_item_data)
-
-                    invoice_types_type_0.append(invoice_types_type_0_item)
-
-                invoice_types = invoice_types_type_0
+                invoice_types = [
+                    _InvoiceType_from_value(invoice_types_type_0_item_data)
+                    for invoice_types_type_0_item_data in _invoice_types
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                invoice_types = cast(list[InvoiceType] | None | Unset, _invoice_types)
+                pass
 
         has_attachment: bool | None | Unset = src_dict.get("hasAttachment", UNSET)
 
@@ -331,35 +304,47 @@ class InvoiceQueryFilters:
         invoice_query_filters.invoice_types = invoice_types
         invoice_query_filters.has_attachment = has_attachment
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (ksef_number is not UNSET) + (invoice_number is not UNSET) + (amount is not UNSET) + (
-            seller_nip is not UNSET
-        ) + (buyer_identifier is not UNSET) + (currency_codes is not UNSET) + (invoicing_mode is not UNSET) + (
-            is_self_invoicing is not UNSET
-        ) + (form_type is not UNSET) + (invoice_types is not UNSET) + (has_attachment is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "subjectType",
-                    "dateRange",
-                    "ksefNumber",
-                    "invoiceNumber",
-                    "amount",
-                    "sellerNip",
-                    "buyerIdentifier",
-                    "currencyCodes",
-                    "invoicingMode",
-                    "isSelfInvoicing",
-                    "formType",
-                    "invoiceTypes",
-                    "hasAttachment",
+        if len(src_dict) != 2 and (
+            len(src_dict) != 13
+            or ksef_number is UNSET
+            or invoice_number is UNSET
+            or amount is UNSET
+            or seller_nip is UNSET
+            or buyer_identifier is UNSET
+            or currency_codes is UNSET
+            or invoicing_mode is UNSET
+            or is_self_invoicing is UNSET
+            or form_type is UNSET
+            or invoice_types is UNSET
+            or has_attachment is UNSET
+        ):
+            if len(src_dict) != 2 + (ksef_number is not UNSET) + (invoice_number is not UNSET) + (
+                amount is not UNSET
+            ) + (seller_nip is not UNSET) + (buyer_identifier is not UNSET) + (currency_codes is not UNSET) + (
+                invoicing_mode is not UNSET
+            ) + (is_self_invoicing is not UNSET) + (form_type is not UNSET) + (invoice_types is not UNSET) + (
+                has_attachment is not UNSET
+            ):
+                invoice_query_filters.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "subjectType",
+                        "dateRange",
+                        "ksefNumber",
+                        "invoiceNumber",
+                        "amount",
+                        "sellerNip",
+                        "buyerIdentifier",
+                        "currencyCodes",
+                        "invoicingMode",
+                        "isSelfInvoicing",
+                        "formType",
+                        "invoiceTypes",
+                        "hasAttachment",
+                    }
                 }
-            }
-        invoice_query_filters.additional_properties = additional_properties
         return invoice_query_filters
 
     @property
@@ -384,11 +369,11 @@ from ..models.invoice_query_buyer_identifier import InvoiceQueryBuyerIdentifier
 from ..models.invoice_query_date_range import InvoiceQueryDateRange
 
 _object_new = object.__new__
-_CurrencyCode_from_value = CurrencyCode.from_value
+_CurrencyCode_from_value = _enum_from_value(CurrencyCode)
 _InvoiceQueryAmount_from_dict = InvoiceQueryAmount.from_dict
 _InvoiceQueryBuyerIdentifier_from_dict = InvoiceQueryBuyerIdentifier.from_dict
 _InvoiceQueryDateRange_from_dict = InvoiceQueryDateRange.from_dict
-_InvoiceQueryFormType_from_value = InvoiceQueryFormType.from_value
-_InvoiceQuerySubjectType_from_value = InvoiceQuerySubjectType.from_value
-_InvoiceType_from_value = InvoiceType.from_value
-_InvoicingMode_from_value = InvoicingMode.from_value
+_InvoiceQueryFormType_from_value = _enum_from_value(InvoiceQueryFormType)
+_InvoiceQuerySubjectType_from_value = _enum_from_value(InvoiceQuerySubjectType)
+_InvoiceType_from_value = _enum_from_value(InvoiceType)
+_InvoicingMode_from_value = _enum_from_value(InvoicingMode)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceStatusInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceStatusInfo:
     code: int
@@ -71,33 +73,17 @@ class InvoiceStatusInfo:
 
         description = src_dict["description"]
 
-        _details = src_dict.get("details", UNSET)
-        details: list[str] | None | Unset
-        if _details is None or _details is UNSET:
-            details = _details
-        else:
-            try:
-                if not isinstance(_details, list):
-                    raise TypeError()
-                details_type_0 = cast(list[str], _details)
-
-                details = details_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                details = cast(list[str] | None | Unset, _details)
+        details: list[str] | None | Unset = src_dict.get("details", UNSET)
 
         _extensions = src_dict.get("extensions", UNSET)
-        extensions: InvoiceStatusInfoExtensionsType0 | None | Unset
-        if _extensions is None or _extensions is UNSET:
-            extensions = _extensions
-        else:
+        extensions: InvoiceStatusInfoExtensionsType0 | None | Unset = _extensions
+        if _extensions.__class__ is dict or (
+            _extensions is not None and _extensions is not UNSET and isinstance(_extensions, dict)
+        ):
             try:
-                if not isinstance(_extensions, dict):
-                    raise TypeError()
-                extensions_type_0 = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
-
-                extensions = extensions_type_0
+                extensions = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
             except (TypeError, ValueError, AttributeError, KeyError):
-                extensions = cast(InvoiceStatusInfoExtensionsType0 | None | Unset, _extensions)
+                pass
 
         invoice_status_info = _object_new(cls)
         invoice_status_info.code = code
@@ -105,14 +91,11 @@ class InvoiceStatusInfo:
         invoice_status_info.details = details
         invoice_status_info.extensions = extensions
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (details is not UNSET) + (extensions is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}
-            }
-        invoice_status_info.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 4 or details is UNSET or extensions is UNSET):
+            if len(src_dict) != 2 + (details is not UNSET) + (extensions is not UNSET):
+                invoice_status_info.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}
+                }
         return invoice_status_info
 
     @property

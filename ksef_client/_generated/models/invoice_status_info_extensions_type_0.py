@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="InvoiceStatusInfoExtensionsType0")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class InvoiceStatusInfoExtensionsType0:
     """Zbiór dodatkowych informacji związanych ze statusem faktury, zapisanych jako pary klucz–wartość.
@@ -35,16 +37,13 @@ class InvoiceStatusInfoExtensionsType0:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         invoice_status_info_extensions_type_0 = _object_new(cls)
 
-        additional_properties: dict[str, None | str]
-        if len(src_dict) == 0:
-            additional_properties = {}
-        else:
-            additional_properties = {}
+        if len(src_dict) != 0:
+            additional_properties: dict[str, None | str] = {}
             for prop_name, prop_dict in src_dict.items():
                 additional_property: None | str = prop_dict
 
                 additional_properties[prop_name] = additional_property
-        invoice_status_info_extensions_type_0.additional_properties = additional_properties
+            invoice_status_info_extensions_type_0.additional_properties = additional_properties
         return invoice_status_info_extensions_type_0
 
     @property

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="OpenBatchSessionRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class OpenBatchSessionRequest:
     form_code: FormCode
@@ -64,14 +66,11 @@ class OpenBatchSessionRequest:
         open_batch_session_request.encryption = encryption
         open_batch_session_request.offline_mode = offline_mode
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (offline_mode is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}
-            }
-        open_batch_session_request.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 4 or offline_mode is UNSET):
+            if len(src_dict) != 3 + (offline_mode is not UNSET):
+                open_batch_session_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}
+                }
         return open_batch_session_request
 
     @property

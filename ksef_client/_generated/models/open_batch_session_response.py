@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="OpenBatchSessionResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class OpenBatchSessionResponse:
     reference_number: str
@@ -63,25 +65,19 @@ class OpenBatchSessionResponse:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
 
-        part_upload_requests = []
-        _part_upload_requests = src_dict["partUploadRequests"]
-        for part_upload_requests_item_data in _part_upload_requests:
-            part_upload_requests_item = _PartUploadRequest_from_dict(part_upload_requests_item_data)
-
-            part_upload_requests.append(part_upload_requests_item)
+        part_upload_requests = [
+            _PartUploadRequest_from_dict(part_upload_requests_item_data)
+            for part_upload_requests_item_data in src_dict["partUploadRequests"]
+        ]
 
         open_batch_session_response = _object_new(cls)
         open_batch_session_response.reference_number = reference_number
         open_batch_session_response.part_upload_requests = part_upload_requests
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 2:
+            open_batch_session_response.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"referenceNumber", "partUploadRequests"}
             }
-        open_batch_session_response.additional_properties = additional_properties
         return open_batch_session_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="OpenOnlineSessionRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class OpenOnlineSessionRequest:
     form_code: FormCode
@@ -46,12 +48,10 @@ class OpenOnlineSessionRequest:
         open_online_session_request.form_code = form_code
         open_online_session_request.encryption = encryption
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"formCode", "encryption"}}
-        open_online_session_request.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            open_online_session_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"formCode", "encryption"}
+            }
         return open_online_session_request
 
     @property

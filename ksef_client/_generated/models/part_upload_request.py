@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PartUploadRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PartUploadRequest:
     ordinal_number: int
@@ -64,14 +66,10 @@ class PartUploadRequest:
         part_upload_request.url = url
         part_upload_request.headers = headers
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            part_upload_request.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"ordinalNumber", "method", "url", "headers"}
             }
-        part_upload_request.additional_properties = additional_properties
         return part_upload_request
 
     @property

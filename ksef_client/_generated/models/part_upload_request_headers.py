@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PartUploadRequestHeaders")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PartUploadRequestHeaders:
     """Nagłówki, których należy użyć przy wysyłce części pliku paczki."""
@@ -32,16 +34,13 @@ class PartUploadRequestHeaders:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         part_upload_request_headers = _object_new(cls)
 
-        additional_properties: dict[str, None | str]
-        if len(src_dict) == 0:
-            additional_properties = {}
-        else:
-            additional_properties = {}
+        if len(src_dict) != 0:
+            additional_properties: dict[str, None | str] = {}
             for prop_name, prop_dict in src_dict.items():
                 additional_property: None | str = prop_dict
 
                 additional_properties[prop_name] = additional_property
-        part_upload_request_headers.additional_properties = additional_properties
+            part_upload_request_headers.additional_properties = additional_properties
         return part_upload_request_headers
 
     @property

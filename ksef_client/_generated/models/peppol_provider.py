@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PeppolProvider")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PeppolProvider:
     id: str
@@ -57,12 +59,10 @@ class PeppolProvider:
         peppol_provider.name = name
         peppol_provider.date_created = date_created
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"id", "name", "dateCreated"}}
-        peppol_provider.additional_properties = additional_properties
+        if len(src_dict) != 3:
+            peppol_provider.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"id", "name", "dateCreated"}
+            }
         return peppol_provider
 
     @property

@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.entity_subject_by_fingerprint_details_type import EntitySubjectByFingerprintDetailsType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectEntityByFingerprintDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PermissionsSubjectEntityByFingerprintDetails:
     subject_details_type: EntitySubjectByFingerprintDetailsType
@@ -66,14 +69,11 @@ class PermissionsSubjectEntityByFingerprintDetails:
         permissions_subject_entity_by_fingerprint_details.full_name = full_name
         permissions_subject_entity_by_fingerprint_details.address = address
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (address is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
-            }
-        permissions_subject_entity_by_fingerprint_details.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or address is UNSET):
+            if len(src_dict) != 2 + (address is not UNSET):
+                permissions_subject_entity_by_fingerprint_details.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
+                }
         return permissions_subject_entity_by_fingerprint_details
 
     @property
@@ -94,4 +94,4 @@ class PermissionsSubjectEntityByFingerprintDetails:
 
 
 _object_new = object.__new__
-_EntitySubjectByFingerprintDetailsType_from_value = EntitySubjectByFingerprintDetailsType.from_value
+_EntitySubjectByFingerprintDetailsType_from_value = _enum_from_value(EntitySubjectByFingerprintDetailsType)

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.entity_subject_by_identifier_details_type import EntitySubjectByIdentifierDetailsType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectEntityByIdentifierDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PermissionsSubjectEntityByIdentifierDetails:
     subject_details_type: EntitySubjectByIdentifierDetailsType
@@ -52,12 +55,10 @@ class PermissionsSubjectEntityByIdentifierDetails:
         permissions_subject_entity_by_identifier_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_identifier_details.full_name = full_name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName"}}
-        permissions_subject_entity_by_identifier_details.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            permissions_subject_entity_by_identifier_details.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName"}
+            }
         return permissions_subject_entity_by_identifier_details
 
     @property
@@ -78,4 +79,4 @@ class PermissionsSubjectEntityByIdentifierDetails:
 
 
 _object_new = object.__new__
-_EntitySubjectByIdentifierDetailsType_from_value = EntitySubjectByIdentifierDetailsType.from_value
+_EntitySubjectByIdentifierDetailsType_from_value = _enum_from_value(EntitySubjectByIdentifierDetailsType)

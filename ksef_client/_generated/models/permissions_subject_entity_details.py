@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.entity_subject_details_type import EntitySubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectEntityDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PermissionsSubjectEntityDetails:
     subject_details_type: EntitySubjectDetailsType
@@ -67,14 +70,11 @@ class PermissionsSubjectEntityDetails:
         permissions_subject_entity_details.full_name = full_name
         permissions_subject_entity_details.address = address
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (address is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
-            }
-        permissions_subject_entity_details.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or address is UNSET):
+            if len(src_dict) != 2 + (address is not UNSET):
+                permissions_subject_entity_details.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
+                }
         return permissions_subject_entity_details
 
     @property
@@ -95,4 +95,4 @@ class PermissionsSubjectEntityDetails:
 
 
 _object_new = object.__new__
-_EntitySubjectDetailsType_from_value = EntitySubjectDetailsType.from_value
+_EntitySubjectDetailsType_from_value = _enum_from_value(EntitySubjectDetailsType)

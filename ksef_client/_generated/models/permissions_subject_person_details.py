@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_subject_details_type import PersonSubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsSubjectPersonDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PermissionsSubjectPersonDetails:
     subject_details_type: PersonSubjectDetailsType
@@ -99,46 +102,34 @@ class PermissionsSubjectPersonDetails:
         last_name = src_dict["lastName"]
 
         _person_identifier = src_dict.get("personIdentifier", UNSET)
-        person_identifier: None | PersonIdentifier | Unset
-        if _person_identifier is None or _person_identifier is UNSET:
-            person_identifier = _person_identifier
-        else:
+        person_identifier: None | PersonIdentifier | Unset = _person_identifier
+        if _person_identifier.__class__ is dict or (
+            _person_identifier is not None and _person_identifier is not UNSET and isinstance(_person_identifier, dict)
+        ):
             try:
-                if not isinstance(_person_identifier, dict):
-                    raise TypeError()
-                person_identifier_type_1 = _PersonIdentifier_from_dict(_person_identifier)
-
-                person_identifier = person_identifier_type_1
+                person_identifier = _PersonIdentifier_from_dict(_person_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_identifier = cast(None | PersonIdentifier | Unset, _person_identifier)
+                pass
 
         _birth_date = src_dict.get("birthDate", UNSET)
-        birth_date: datetime.date | None | Unset
-        if _birth_date is None or _birth_date is UNSET:
-            birth_date = _birth_date
-        else:
+        birth_date: datetime.date | None | Unset = _birth_date
+        if _birth_date.__class__ is str or (
+            _birth_date is not None and _birth_date is not UNSET and isinstance(_birth_date, str)
+        ):
             try:
-                if not isinstance(_birth_date, str):
-                    raise TypeError()
-                birth_date_type_0 = _date_fromisoformat(_birth_date)
-
-                birth_date = birth_date_type_0
+                birth_date = _date_fromisoformat(_birth_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                birth_date = cast(datetime.date | None | Unset, _birth_date)
+                pass
 
         _id_document = src_dict.get("idDocument", UNSET)
-        id_document: IdDocument | None | Unset
-        if _id_document is None or _id_document is UNSET:
-            id_document = _id_document
-        else:
+        id_document: IdDocument | None | Unset = _id_document
+        if _id_document.__class__ is dict or (
+            _id_document is not None and _id_document is not UNSET and isinstance(_id_document, dict)
+        ):
             try:
-                if not isinstance(_id_document, dict):
-                    raise TypeError()
-                id_document_type_1 = _IdDocument_from_dict(_id_document)
-
-                id_document = id_document_type_1
+                id_document = _IdDocument_from_dict(_id_document)
             except (TypeError, ValueError, AttributeError, KeyError):
-                id_document = cast(IdDocument | None | Unset, _id_document)
+                pass
 
         permissions_subject_person_details = _object_new(cls)
         permissions_subject_person_details.subject_details_type = subject_details_type
@@ -148,19 +139,25 @@ class PermissionsSubjectPersonDetails:
         permissions_subject_person_details.birth_date = birth_date
         permissions_subject_person_details.id_document = id_document
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (person_identifier is not UNSET) + (birth_date is not UNSET) + (
-            id_document is not UNSET
+        if len(src_dict) != 3 and (
+            len(src_dict) != 6 or person_identifier is UNSET or birth_date is UNSET or id_document is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {"subjectDetailsType", "firstName", "lastName", "personIdentifier", "birthDate", "idDocument"}
-            }
-        permissions_subject_person_details.additional_properties = additional_properties
+            if len(src_dict) != 3 + (person_identifier is not UNSET) + (birth_date is not UNSET) + (
+                id_document is not UNSET
+            ):
+                permissions_subject_person_details.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "subjectDetailsType",
+                        "firstName",
+                        "lastName",
+                        "personIdentifier",
+                        "birthDate",
+                        "idDocument",
+                    }
+                }
         return permissions_subject_person_details
 
     @property
@@ -187,4 +184,4 @@ _object_new = object.__new__
 _date_fromisoformat = datetime.date.fromisoformat
 _IdDocument_from_dict = IdDocument.from_dict
 _PersonIdentifier_from_dict = PersonIdentifier.from_dict
-_PersonSubjectDetailsType_from_value = PersonSubjectDetailsType.from_value
+_PersonSubjectDetailsType_from_value = _enum_from_value(PersonSubjectDetailsType)

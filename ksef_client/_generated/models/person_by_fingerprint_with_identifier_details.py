@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonByFingerprintWithIdentifierDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonByFingerprintWithIdentifierDetails:
     first_name: str
@@ -55,14 +57,10 @@ class PersonByFingerprintWithIdentifierDetails:
         person_by_fingerprint_with_identifier_details.last_name = last_name
         person_by_fingerprint_with_identifier_details.identifier = identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            person_by_fingerprint_with_identifier_details.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"firstName", "lastName", "identifier"}
             }
-        person_by_fingerprint_with_identifier_details.additional_properties = additional_properties
         return person_by_fingerprint_with_identifier_details
 
     @property

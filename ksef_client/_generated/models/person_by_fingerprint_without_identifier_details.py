@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonByFingerprintWithoutIdentifierDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonByFingerprintWithoutIdentifierDetails:
     first_name: str
@@ -65,14 +67,10 @@ class PersonByFingerprintWithoutIdentifierDetails:
         person_by_fingerprint_without_identifier_details.birth_date = birth_date
         person_by_fingerprint_without_identifier_details.id_document = id_document
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            person_by_fingerprint_without_identifier_details.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"firstName", "lastName", "birthDate", "idDocument"}
             }
-        person_by_fingerprint_without_identifier_details.additional_properties = additional_properties
         return person_by_fingerprint_without_identifier_details
 
     @property

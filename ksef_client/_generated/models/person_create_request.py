@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonCreateRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonCreateRequest:
     nip: str
@@ -79,18 +81,14 @@ class PersonCreateRequest:
         is_deceased = src_dict.get("isDeceased", UNSET)
 
         _created_date = src_dict.get("createdDate", UNSET)
-        created_date: datetime.datetime | None | Unset
-        if _created_date is None or _created_date is UNSET:
-            created_date = _created_date
-        else:
+        created_date: datetime.datetime | None | Unset = _created_date
+        if _created_date.__class__ is str or (
+            _created_date is not None and _created_date is not UNSET and isinstance(_created_date, str)
+        ):
             try:
-                if not isinstance(_created_date, str):
-                    raise TypeError()
-                created_date_type_0 = _datetime_fromisoformat(_created_date)
-
-                created_date = created_date_type_0
+                created_date = _datetime_fromisoformat(_created_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                created_date = cast(datetime.datetime | None | Unset, _created_date)
+                pass
 
         person_create_request = _object_new(cls)
         person_create_request.nip = nip
@@ -100,16 +98,13 @@ class PersonCreateRequest:
         person_create_request.is_deceased = is_deceased
         person_create_request.created_date = created_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (is_deceased is not UNSET) + (created_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"nip", "pesel", "isBailiff", "description", "isDeceased", "createdDate"}
-            }
-        person_create_request.additional_properties = additional_properties
+        if len(src_dict) != 4 and (len(src_dict) != 6 or is_deceased is UNSET or created_date is UNSET):
+            if len(src_dict) != 4 + (is_deceased is not UNSET) + (created_date is not UNSET):
+                person_create_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"nip", "pesel", "isBailiff", "description", "isDeceased", "createdDate"}
+                }
         return person_create_request
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_identifier_type import PersonIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonIdentifier:
     type_: PersonIdentifierType
@@ -49,12 +52,8 @@ class PersonIdentifier:
         person_identifier.type_ = type_
         person_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        person_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            person_identifier.additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
         return person_identifier
 
     @property
@@ -75,4 +74,4 @@ class PersonIdentifier:
 
 
 _object_new = object.__new__
-_PersonIdentifierType_from_value = PersonIdentifierType.from_value
+_PersonIdentifierType_from_value = _enum_from_value(PersonIdentifierType)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.person_permission_scope import PersonPermissionScope
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermission:
     id: str
@@ -157,60 +160,50 @@ class PersonPermission:
         can_delegate = src_dict["canDelegate"]
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | PersonPermissionsContextIdentifier | Unset
-        if _context_identifier is None or _context_identifier is UNSET:
-            context_identifier = _context_identifier
-        else:
+        context_identifier: None | PersonPermissionsContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict or (
+            _context_identifier is not None
+            and _context_identifier is not UNSET
+            and isinstance(_context_identifier, dict)
+        ):
             try:
-                if not isinstance(_context_identifier, dict):
-                    raise TypeError()
-                context_identifier_type_1 = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
-
-                context_identifier = context_identifier_type_1
+                context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                context_identifier = cast(None | PersonPermissionsContextIdentifier | Unset, _context_identifier)
+                pass
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: None | PersonPermissionsTargetIdentifier | Unset
-        if _target_identifier is None or _target_identifier is UNSET:
-            target_identifier = _target_identifier
-        else:
+        target_identifier: None | PersonPermissionsTargetIdentifier | Unset = _target_identifier
+        if _target_identifier.__class__ is dict or (
+            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
+        ):
             try:
-                if not isinstance(_target_identifier, dict):
-                    raise TypeError()
-                target_identifier_type_1 = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-                target_identifier = target_identifier_type_1
+                target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                target_identifier = cast(None | PersonPermissionsTargetIdentifier | Unset, _target_identifier)
+                pass
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonDetails | Unset
-        if _subject_person_details is None or _subject_person_details is UNSET:
-            subject_person_details = _subject_person_details
-        else:
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict or (
+            _subject_person_details is not None
+            and _subject_person_details is not UNSET
+            and isinstance(_subject_person_details, dict)
+        ):
             try:
-                if not isinstance(_subject_person_details, dict):
-                    raise TypeError()
-                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-
-                subject_person_details = subject_person_details_type_1
+                subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
+                pass
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset
-        if _subject_entity_details is None or _subject_entity_details is UNSET:
-            subject_entity_details = _subject_entity_details
-        else:
+        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict or (
+            _subject_entity_details is not None
+            and _subject_entity_details is not UNSET
+            and isinstance(_subject_entity_details, dict)
+        ):
             try:
-                if not isinstance(_subject_entity_details, dict):
-                    raise TypeError()
-                subject_entity_details_type_1 = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
-
-                subject_entity_details = subject_entity_details_type_1
+                subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
+                pass
 
         person_permission = _object_new(cls)
         person_permission.id = id
@@ -226,32 +219,35 @@ class PersonPermission:
         person_permission.subject_person_details = subject_person_details
         person_permission.subject_entity_details = subject_entity_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 8 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
-            subject_person_details is not UNSET
-        ) + (subject_entity_details is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "id",
-                    "authorizedIdentifier",
-                    "authorIdentifier",
-                    "permissionScope",
-                    "description",
-                    "permissionState",
-                    "startDate",
-                    "canDelegate",
-                    "contextIdentifier",
-                    "targetIdentifier",
-                    "subjectPersonDetails",
-                    "subjectEntityDetails",
+        if len(src_dict) != 8 and (
+            len(src_dict) != 12
+            or context_identifier is UNSET
+            or target_identifier is UNSET
+            or subject_person_details is UNSET
+            or subject_entity_details is UNSET
+        ):
+            if len(src_dict) != 8 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
+                subject_person_details is not UNSET
+            ) + (subject_entity_details is not UNSET):
+                person_permission.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "id",
+                        "authorizedIdentifier",
+                        "authorIdentifier",
+                        "permissionScope",
+                        "description",
+                        "permissionState",
+                        "startDate",
+                        "canDelegate",
+                        "contextIdentifier",
+                        "targetIdentifier",
+                        "subjectPersonDetails",
+                        "subjectEntityDetails",
+                    }
                 }
-            }
-        person_permission.additional_properties = additional_properties
         return person_permission
 
     @property
@@ -282,9 +278,9 @@ _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _PermissionsSubjectEntityDetails_from_dict = PermissionsSubjectEntityDetails.from_dict
 _PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
-_PermissionState_from_value = PermissionState.from_value
+_PermissionState_from_value = _enum_from_value(PermissionState)
 _PersonPermissionsAuthorIdentifier_from_dict = PersonPermissionsAuthorIdentifier.from_dict
 _PersonPermissionsAuthorizedIdentifier_from_dict = PersonPermissionsAuthorizedIdentifier.from_dict
 _PersonPermissionsContextIdentifier_from_dict = PersonPermissionsContextIdentifier.from_dict
-_PersonPermissionScope_from_value = PersonPermissionScope.from_value
+_PersonPermissionScope_from_value = _enum_from_value(PersonPermissionScope)
 _PersonPermissionsTargetIdentifier_from_dict = PersonPermissionsTargetIdentifier.from_dict

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permission_subject_details_type import PersonPermissionSubjectDetailsType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionSubjectDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionSubjectDetails:
     subject_details_type: PersonPermissionSubjectDetailsType
@@ -87,50 +90,38 @@ class PersonPermissionSubjectDetails:
         subject_details_type = _PersonPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
         _person_by_id = src_dict.get("personById", UNSET)
-        person_by_id: None | PersonDetails | Unset
-        if _person_by_id is None or _person_by_id is UNSET:
-            person_by_id = _person_by_id
-        else:
+        person_by_id: None | PersonDetails | Unset = _person_by_id
+        if _person_by_id.__class__ is dict or (
+            _person_by_id is not None and _person_by_id is not UNSET and isinstance(_person_by_id, dict)
+        ):
             try:
-                if not isinstance(_person_by_id, dict):
-                    raise TypeError()
-                person_by_id_type_1 = _PersonDetails_from_dict(_person_by_id)
-
-                person_by_id = person_by_id_type_1
+                person_by_id = _PersonDetails_from_dict(_person_by_id)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_by_id = cast(None | PersonDetails | Unset, _person_by_id)
+                pass
 
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
-        person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset
-        if _person_by_fp_with_id is None or _person_by_fp_with_id is UNSET:
-            person_by_fp_with_id = _person_by_fp_with_id
-        else:
+        person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
+        if _person_by_fp_with_id.__class__ is dict or (
+            _person_by_fp_with_id is not None
+            and _person_by_fp_with_id is not UNSET
+            and isinstance(_person_by_fp_with_id, dict)
+        ):
             try:
-                if not isinstance(_person_by_fp_with_id, dict):
-                    raise TypeError()
-                person_by_fp_with_id_type_1 = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
-
-                person_by_fp_with_id = person_by_fp_with_id_type_1
+                person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_by_fp_with_id = cast(
-                    None | PersonByFingerprintWithIdentifierDetails | Unset, _person_by_fp_with_id
-                )
+                pass
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
-        person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset
-        if _person_by_fp_no_id is None or _person_by_fp_no_id is UNSET:
-            person_by_fp_no_id = _person_by_fp_no_id
-        else:
+        person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
+        if _person_by_fp_no_id.__class__ is dict or (
+            _person_by_fp_no_id is not None
+            and _person_by_fp_no_id is not UNSET
+            and isinstance(_person_by_fp_no_id, dict)
+        ):
             try:
-                if not isinstance(_person_by_fp_no_id, dict):
-                    raise TypeError()
-                person_by_fp_no_id_type_1 = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
-
-                person_by_fp_no_id = person_by_fp_no_id_type_1
+                person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
             except (TypeError, ValueError, AttributeError, KeyError):
-                person_by_fp_no_id = cast(
-                    None | PersonByFingerprintWithoutIdentifierDetails | Unset, _person_by_fp_no_id
-                )
+                pass
 
         person_permission_subject_details = _object_new(cls)
         person_permission_subject_details.subject_details_type = subject_details_type
@@ -138,18 +129,17 @@ class PersonPermissionSubjectDetails:
         person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         person_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (person_by_id is not UNSET) + (person_by_fp_with_id is not UNSET) + (
-            person_by_fp_no_id is not UNSET
+        if len(src_dict) != 1 and (
+            len(src_dict) != 4 or person_by_id is UNSET or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"subjectDetailsType", "personById", "personByFpWithId", "personByFpNoId"}
-            }
-        person_permission_subject_details.additional_properties = additional_properties
+            if len(src_dict) != 1 + (person_by_id is not UNSET) + (person_by_fp_with_id is not UNSET) + (
+                person_by_fp_no_id is not UNSET
+            ):
+                person_permission_subject_details.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"subjectDetailsType", "personById", "personByFpWithId", "personByFpNoId"}
+                }
         return person_permission_subject_details
 
     @property
@@ -177,4 +167,4 @@ _object_new = object.__new__
 _PersonByFingerprintWithIdentifierDetails_from_dict = PersonByFingerprintWithIdentifierDetails.from_dict
 _PersonByFingerprintWithoutIdentifierDetails_from_dict = PersonByFingerprintWithoutIdentifierDetails.from_dict
 _PersonDetails_from_dict = PersonDetails.from_dict
-_PersonPermissionSubjectDetailsType_from_value = PersonPermissionSubjectDetailsType.from_value
+_PersonPermissionSubjectDetailsType_from_value = _enum_from_value(PersonPermissionSubjectDetailsType)

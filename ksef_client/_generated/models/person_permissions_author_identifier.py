@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.person_permissions_author_identifier_type import PersonPermissionsAuthorIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsAuthorIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsAuthorIdentifier:
     """Identyfikator osoby lub podmiotu nadającego uprawnienie.
@@ -65,12 +68,11 @@ class PersonPermissionsAuthorIdentifier:
         person_permissions_author_identifier.type_ = type_
         person_permissions_author_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        person_permissions_author_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                person_permissions_author_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return person_permissions_author_identifier
 
     @property
@@ -91,4 +93,4 @@ class PersonPermissionsAuthorIdentifier:
 
 
 _object_new = object.__new__
-_PersonPermissionsAuthorIdentifierType_from_value = PersonPermissionsAuthorIdentifierType.from_value
+_PersonPermissionsAuthorIdentifierType_from_value = _enum_from_value(PersonPermissionsAuthorIdentifierType)

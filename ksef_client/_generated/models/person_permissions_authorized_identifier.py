@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permissions_authorized_identifier_type import PersonPermissionsAuthorizedIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsAuthorizedIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsAuthorizedIdentifier:
     """Identyfikator osoby lub podmiotu uprawnionego.
@@ -57,12 +60,10 @@ class PersonPermissionsAuthorizedIdentifier:
         person_permissions_authorized_identifier.type_ = type_
         person_permissions_authorized_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        person_permissions_authorized_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            person_permissions_authorized_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return person_permissions_authorized_identifier
 
     @property
@@ -83,4 +84,4 @@ class PersonPermissionsAuthorizedIdentifier:
 
 
 _object_new = object.__new__
-_PersonPermissionsAuthorizedIdentifierType_from_value = PersonPermissionsAuthorizedIdentifierType.from_value
+_PersonPermissionsAuthorizedIdentifierType_from_value = _enum_from_value(PersonPermissionsAuthorizedIdentifierType)

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permission_type import PersonPermissionType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsGrantRequest:
     subject_identifier: PersonPermissionsSubjectIdentifier
@@ -60,12 +63,9 @@ class PersonPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _PersonPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _PersonPermissionType_from_value(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _PersonPermissionType_from_value(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         description = src_dict["description"]
 
@@ -77,16 +77,12 @@ class PersonPermissionsGrantRequest:
         person_permissions_grant_request.description = description
         person_permissions_grant_request.subject_details = subject_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            person_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails"}
             }
-        person_permissions_grant_request.additional_properties = additional_properties
         return person_permissions_grant_request
 
     @property
@@ -112,4 +108,4 @@ from ..models.person_permissions_subject_identifier import PersonPermissionsSubj
 _object_new = object.__new__
 _PersonPermissionsSubjectIdentifier_from_dict = PersonPermissionsSubjectIdentifier.from_dict
 _PersonPermissionSubjectDetails_from_dict = PersonPermissionSubjectDetails.from_dict
-_PersonPermissionType_from_value = PersonPermissionType.from_value
+_PersonPermissionType_from_value = _enum_from_value(PersonPermissionType)

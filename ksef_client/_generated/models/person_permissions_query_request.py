@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from ..models.permission_state import PermissionState
 from ..models.person_permission_type import PersonPermissionType
 from ..models.person_permissions_query_type import PersonPermissionsQueryType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsQueryRequest:
     query_type: PersonPermissionsQueryType
@@ -141,95 +144,71 @@ class PersonPermissionsQueryRequest:
         query_type = _PersonPermissionsQueryType_from_value(src_dict["queryType"])
 
         _author_identifier = src_dict.get("authorIdentifier", UNSET)
-        author_identifier: None | PersonPermissionsAuthorIdentifier | Unset
-        if _author_identifier is None or _author_identifier is UNSET:
-            author_identifier = _author_identifier
-        else:
+        author_identifier: None | PersonPermissionsAuthorIdentifier | Unset = _author_identifier
+        if _author_identifier.__class__ is dict or (
+            _author_identifier is not None and _author_identifier is not UNSET and isinstance(_author_identifier, dict)
+        ):
             try:
-                if not isinstance(_author_identifier, dict):
-                    raise TypeError()
-                author_identifier_type_1 = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
-
-                author_identifier = author_identifier_type_1
+                author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                author_identifier = cast(None | PersonPermissionsAuthorIdentifier | Unset, _author_identifier)
+                pass
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
-        authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset
-        if _authorized_identifier is None or _authorized_identifier is UNSET:
-            authorized_identifier = _authorized_identifier
-        else:
+        authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
+        if _authorized_identifier.__class__ is dict or (
+            _authorized_identifier is not None
+            and _authorized_identifier is not UNSET
+            and isinstance(_authorized_identifier, dict)
+        ):
             try:
-                if not isinstance(_authorized_identifier, dict):
-                    raise TypeError()
-                authorized_identifier_type_1 = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
-
-                authorized_identifier = authorized_identifier_type_1
+                authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorized_identifier = cast(
-                    None | PersonPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
-                )
+                pass
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | PersonPermissionsContextIdentifier | Unset
-        if _context_identifier is None or _context_identifier is UNSET:
-            context_identifier = _context_identifier
-        else:
+        context_identifier: None | PersonPermissionsContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict or (
+            _context_identifier is not None
+            and _context_identifier is not UNSET
+            and isinstance(_context_identifier, dict)
+        ):
             try:
-                if not isinstance(_context_identifier, dict):
-                    raise TypeError()
-                context_identifier_type_1 = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
-
-                context_identifier = context_identifier_type_1
+                context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                context_identifier = cast(None | PersonPermissionsContextIdentifier | Unset, _context_identifier)
+                pass
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: None | PersonPermissionsTargetIdentifier | Unset
-        if _target_identifier is None or _target_identifier is UNSET:
-            target_identifier = _target_identifier
-        else:
+        target_identifier: None | PersonPermissionsTargetIdentifier | Unset = _target_identifier
+        if _target_identifier.__class__ is dict or (
+            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
+        ):
             try:
-                if not isinstance(_target_identifier, dict):
-                    raise TypeError()
-                target_identifier_type_1 = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-                target_identifier = target_identifier_type_1
+                target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                target_identifier = cast(None | PersonPermissionsTargetIdentifier | Unset, _target_identifier)
+                pass
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
-        permission_types: list[PersonPermissionType] | None | Unset
-        if _permission_types is None or _permission_types is UNSET:
-            permission_types = _permission_types
-        else:
+        permission_types: list[PersonPermissionType] | None | Unset = _permission_types
+        if _permission_types.__class__ is list or (
+            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
+        ):
             try:
-                if not isinstance(_permission_types, list):
-                    raise TypeError()
-                permission_types_type_0 = []
-                _permission_types_type_0 = _permission_types
-                for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = _PersonPermissionType_from_value(permission_types_type_0_item_data)
-
-                    permission_types_type_0.append(permission_types_type_0_item)
-
-                permission_types = permission_types_type_0
+                permission_types = [
+                    _PersonPermissionType_from_value(permission_types_type_0_item_data)
+                    for permission_types_type_0_item_data in _permission_types
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_types = cast(list[PersonPermissionType] | None | Unset, _permission_types)
+                pass
 
         _permission_state = src_dict.get("permissionState", UNSET)
-        permission_state: None | PermissionState | Unset
-        if _permission_state is None or _permission_state is UNSET:
-            permission_state = _permission_state
-        else:
+        permission_state: None | PermissionState | Unset = _permission_state
+        if _permission_state.__class__ is str or (
+            _permission_state is not None and _permission_state is not UNSET and isinstance(_permission_state, str)
+        ):
             try:
-                if not isinstance(_permission_state, str):
-                    raise TypeError()
-                permission_state_type_1 = _PermissionState_from_value(_permission_state)
-
-                permission_state = permission_state_type_1
+                permission_state = _PermissionState_from_value(_permission_state)
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_state = cast(None | PermissionState | Unset, _permission_state)
+                pass
 
         person_permissions_query_request = _object_new(cls)
         person_permissions_query_request.query_type = query_type
@@ -240,27 +219,32 @@ class PersonPermissionsQueryRequest:
         person_permissions_query_request.permission_types = permission_types
         person_permissions_query_request.permission_state = permission_state
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (author_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-            context_identifier is not UNSET
-        ) + (target_identifier is not UNSET) + (permission_types is not UNSET) + (permission_state is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "queryType",
-                    "authorIdentifier",
-                    "authorizedIdentifier",
-                    "contextIdentifier",
-                    "targetIdentifier",
-                    "permissionTypes",
-                    "permissionState",
+        if len(src_dict) != 1 and (
+            len(src_dict) != 7
+            or author_identifier is UNSET
+            or authorized_identifier is UNSET
+            or context_identifier is UNSET
+            or target_identifier is UNSET
+            or permission_types is UNSET
+            or permission_state is UNSET
+        ):
+            if len(src_dict) != 1 + (author_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+                context_identifier is not UNSET
+            ) + (target_identifier is not UNSET) + (permission_types is not UNSET) + (permission_state is not UNSET):
+                person_permissions_query_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "queryType",
+                        "authorIdentifier",
+                        "authorizedIdentifier",
+                        "contextIdentifier",
+                        "targetIdentifier",
+                        "permissionTypes",
+                        "permissionState",
+                    }
                 }
-            }
-        person_permissions_query_request.additional_properties = additional_properties
         return person_permissions_query_request
 
     @property
@@ -286,10 +270,10 @@ from ..models.person_permissions_context_identifier import PersonPermissionsCont
 from ..models.person_permissions_target_identifier import PersonPermissionsTargetIdentifier
 
 _object_new = object.__new__
-_PermissionState_from_value = PermissionState.from_value
+_PermissionState_from_value = _enum_from_value(PermissionState)
 _PersonPermissionsAuthorIdentifier_from_dict = PersonPermissionsAuthorIdentifier.from_dict
 _PersonPermissionsAuthorizedIdentifier_from_dict = PersonPermissionsAuthorizedIdentifier.from_dict
 _PersonPermissionsContextIdentifier_from_dict = PersonPermissionsContextIdentifier.from_dict
-_PersonPermissionsQueryType_from_value = PersonPermissionsQueryType.from_value
+_PersonPermissionsQueryType_from_value = _enum_from_value(PersonPermissionsQueryType)
 _PersonPermissionsTargetIdentifier_from_dict = PersonPermissionsTargetIdentifier.from_dict
-_PersonPermissionType_from_value = PersonPermissionType.from_value
+_PersonPermissionType_from_value = _enum_from_value(PersonPermissionType)

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.person_permissions_subject_identifier_type import PersonPermissionsSubjectIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsSubjectIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsSubjectIdentifier:
     """Identyfikator osoby fizycznej.
@@ -57,12 +60,10 @@ class PersonPermissionsSubjectIdentifier:
         person_permissions_subject_identifier.type_ = type_
         person_permissions_subject_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        person_permissions_subject_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            person_permissions_subject_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return person_permissions_subject_identifier
 
     @property
@@ -83,4 +84,4 @@ class PersonPermissionsSubjectIdentifier:
 
 
 _object_new = object.__new__
-_PersonPermissionsSubjectIdentifierType_from_value = PersonPermissionsSubjectIdentifierType.from_value
+_PersonPermissionsSubjectIdentifierType_from_value = _enum_from_value(PersonPermissionsSubjectIdentifierType)

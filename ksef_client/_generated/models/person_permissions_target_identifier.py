@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.person_permissions_target_identifier_type import PersonPermissionsTargetIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonPermissionsTargetIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonPermissionsTargetIdentifier:
     """Identyfikator podmiotu docelowego dla uprawnień nadanych pośrednio.
@@ -64,12 +67,11 @@ class PersonPermissionsTargetIdentifier:
         person_permissions_target_identifier.type_ = type_
         person_permissions_target_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        person_permissions_target_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                person_permissions_target_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return person_permissions_target_identifier
 
     @property
@@ -90,4 +92,4 @@ class PersonPermissionsTargetIdentifier:
 
 
 _object_new = object.__new__
-_PersonPermissionsTargetIdentifierType_from_value = PersonPermissionsTargetIdentifierType.from_value
+_PersonPermissionsTargetIdentifierType_from_value = _enum_from_value(PersonPermissionsTargetIdentifierType)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_scope import PersonalPermissionScope
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonalPermission:
     id: str
@@ -148,78 +151,62 @@ class PersonalPermission:
         can_delegate = src_dict["canDelegate"]
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | PersonalPermissionsContextIdentifier | Unset
-        if _context_identifier is None or _context_identifier is UNSET:
-            context_identifier = _context_identifier
-        else:
+        context_identifier: None | PersonalPermissionsContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict or (
+            _context_identifier is not None
+            and _context_identifier is not UNSET
+            and isinstance(_context_identifier, dict)
+        ):
             try:
-                if not isinstance(_context_identifier, dict):
-                    raise TypeError()
-                context_identifier_type_1 = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
-
-                context_identifier = context_identifier_type_1
+                context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
+                pass
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
-        authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset
-        if _authorized_identifier is None or _authorized_identifier is UNSET:
-            authorized_identifier = _authorized_identifier
-        else:
+        authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
+        if _authorized_identifier.__class__ is dict or (
+            _authorized_identifier is not None
+            and _authorized_identifier is not UNSET
+            and isinstance(_authorized_identifier, dict)
+        ):
             try:
-                if not isinstance(_authorized_identifier, dict):
-                    raise TypeError()
-                authorized_identifier_type_1 = _PersonalPermissionsAuthorizedIdentifier_from_dict(
-                    _authorized_identifier
-                )
-
-                authorized_identifier = authorized_identifier_type_1
+                authorized_identifier = _PersonalPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                authorized_identifier = cast(
-                    None | PersonalPermissionsAuthorizedIdentifier | Unset, _authorized_identifier
-                )
+                pass
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
-        if _target_identifier is None or _target_identifier is UNSET:
-            target_identifier = _target_identifier
-        else:
+        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset = _target_identifier
+        if _target_identifier.__class__ is dict or (
+            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
+        ):
             try:
-                if not isinstance(_target_identifier, dict):
-                    raise TypeError()
-                target_identifier_type_1 = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-                target_identifier = target_identifier_type_1
+                target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
+                pass
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonDetails | Unset
-        if _subject_person_details is None or _subject_person_details is UNSET:
-            subject_person_details = _subject_person_details
-        else:
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict or (
+            _subject_person_details is not None
+            and _subject_person_details is not UNSET
+            and isinstance(_subject_person_details, dict)
+        ):
             try:
-                if not isinstance(_subject_person_details, dict):
-                    raise TypeError()
-                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-
-                subject_person_details = subject_person_details_type_1
+                subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
+                pass
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset
-        if _subject_entity_details is None or _subject_entity_details is UNSET:
-            subject_entity_details = _subject_entity_details
-        else:
+        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict or (
+            _subject_entity_details is not None
+            and _subject_entity_details is not UNSET
+            and isinstance(_subject_entity_details, dict)
+        ):
             try:
-                if not isinstance(_subject_entity_details, dict):
-                    raise TypeError()
-                subject_entity_details_type_1 = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
-
-                subject_entity_details = subject_entity_details_type_1
+                subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_entity_details = cast(None | PermissionsSubjectEntityDetails | Unset, _subject_entity_details)
+                pass
 
         personal_permission = _object_new(cls)
         personal_permission.id = id
@@ -234,31 +221,35 @@ class PersonalPermission:
         personal_permission.subject_person_details = subject_person_details
         personal_permission.subject_entity_details = subject_entity_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6 + (context_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-            target_identifier is not UNSET
-        ) + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "id",
-                    "permissionScope",
-                    "description",
-                    "permissionState",
-                    "startDate",
-                    "canDelegate",
-                    "contextIdentifier",
-                    "authorizedIdentifier",
-                    "targetIdentifier",
-                    "subjectPersonDetails",
-                    "subjectEntityDetails",
+        if len(src_dict) != 6 and (
+            len(src_dict) != 11
+            or context_identifier is UNSET
+            or authorized_identifier is UNSET
+            or target_identifier is UNSET
+            or subject_person_details is UNSET
+            or subject_entity_details is UNSET
+        ):
+            if len(src_dict) != 6 + (context_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
+                target_identifier is not UNSET
+            ) + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET):
+                personal_permission.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "id",
+                        "permissionScope",
+                        "description",
+                        "permissionState",
+                        "startDate",
+                        "canDelegate",
+                        "contextIdentifier",
+                        "authorizedIdentifier",
+                        "targetIdentifier",
+                        "subjectPersonDetails",
+                        "subjectEntityDetails",
+                    }
                 }
-            }
-        personal_permission.additional_properties = additional_properties
         return personal_permission
 
     @property
@@ -288,8 +279,8 @@ _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _PermissionsSubjectEntityDetails_from_dict = PermissionsSubjectEntityDetails.from_dict
 _PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
-_PermissionState_from_value = PermissionState.from_value
+_PermissionState_from_value = _enum_from_value(PermissionState)
 _PersonalPermissionsAuthorizedIdentifier_from_dict = PersonalPermissionsAuthorizedIdentifier.from_dict
 _PersonalPermissionsContextIdentifier_from_dict = PersonalPermissionsContextIdentifier.from_dict
-_PersonalPermissionScope_from_value = PersonalPermissionScope.from_value
+_PersonalPermissionScope_from_value = _enum_from_value(PersonalPermissionScope)
 _PersonalPermissionsTargetIdentifier_from_dict = PersonalPermissionsTargetIdentifier.from_dict

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.personal_permissions_authorized_identifier_type import PersonalPermissionsAuthorizedIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermissionsAuthorizedIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonalPermissionsAuthorizedIdentifier:
     """Identyfikator podmiotu uprawnionego, jeżeli jest inny niż identyfikator uwierzytelnionego klienta API.
@@ -55,12 +58,10 @@ class PersonalPermissionsAuthorizedIdentifier:
         personal_permissions_authorized_identifier.type_ = type_
         personal_permissions_authorized_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        personal_permissions_authorized_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            personal_permissions_authorized_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return personal_permissions_authorized_identifier
 
     @property
@@ -81,4 +82,4 @@ class PersonalPermissionsAuthorizedIdentifier:
 
 
 _object_new = object.__new__
-_PersonalPermissionsAuthorizedIdentifierType_from_value = PersonalPermissionsAuthorizedIdentifierType.from_value
+_PersonalPermissionsAuthorizedIdentifierType_from_value = _enum_from_value(PersonalPermissionsAuthorizedIdentifierType)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -10,11 +10,14 @@ from attrs import field as _attrs_field
 from ..models.permission_state import PermissionState
 from ..models.personal_permission_type import PersonalPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermissionsQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonalPermissionsQueryRequest:
     context_identifier: None | PersonalPermissionsContextIdentifier | Unset = UNSET
@@ -97,65 +100,49 @@ class PersonalPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | PersonalPermissionsContextIdentifier | Unset
-        if _context_identifier is None or _context_identifier is UNSET:
-            context_identifier = _context_identifier
-        else:
+        context_identifier: None | PersonalPermissionsContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict or (
+            _context_identifier is not None
+            and _context_identifier is not UNSET
+            and isinstance(_context_identifier, dict)
+        ):
             try:
-                if not isinstance(_context_identifier, dict):
-                    raise TypeError()
-                context_identifier_type_1 = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
-
-                context_identifier = context_identifier_type_1
+                context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                context_identifier = cast(None | PersonalPermissionsContextIdentifier | Unset, _context_identifier)
+                pass
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset
-        if _target_identifier is None or _target_identifier is UNSET:
-            target_identifier = _target_identifier
-        else:
+        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset = _target_identifier
+        if _target_identifier.__class__ is dict or (
+            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
+        ):
             try:
-                if not isinstance(_target_identifier, dict):
-                    raise TypeError()
-                target_identifier_type_1 = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-                target_identifier = target_identifier_type_1
+                target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                target_identifier = cast(None | PersonalPermissionsTargetIdentifier | Unset, _target_identifier)
+                pass
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
-        permission_types: list[PersonalPermissionType] | None | Unset
-        if _permission_types is None or _permission_types is UNSET:
-            permission_types = _permission_types
-        else:
+        permission_types: list[PersonalPermissionType] | None | Unset = _permission_types
+        if _permission_types.__class__ is list or (
+            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
+        ):
             try:
-                if not isinstance(_permission_types, list):
-                    raise TypeError()
-                permission_types_type_0 = []
-                _permission_types_type_0 = _permission_types
-                for permission_types_type_0_item_data in _permission_types_type_0:
-                    permission_types_type_0_item = _PersonalPermissionType_from_value(permission_types_type_0_item_data)
-
-                    permission_types_type_0.append(permission_types_type_0_item)
-
-                permission_types = permission_types_type_0
+                permission_types = [
+                    _PersonalPermissionType_from_value(permission_types_type_0_item_data)
+                    for permission_types_type_0_item_data in _permission_types
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_types = cast(list[PersonalPermissionType] | None | Unset, _permission_types)
+                pass
 
         _permission_state = src_dict.get("permissionState", UNSET)
-        permission_state: None | PermissionState | Unset
-        if _permission_state is None or _permission_state is UNSET:
-            permission_state = _permission_state
-        else:
+        permission_state: None | PermissionState | Unset = _permission_state
+        if _permission_state.__class__ is str or (
+            _permission_state is not None and _permission_state is not UNSET and isinstance(_permission_state, str)
+        ):
             try:
-                if not isinstance(_permission_state, str):
-                    raise TypeError()
-                permission_state_type_1 = _PermissionState_from_value(_permission_state)
-
-                permission_state = permission_state_type_1
+                permission_state = _PermissionState_from_value(_permission_state)
             except (TypeError, ValueError, AttributeError, KeyError):
-                permission_state = cast(None | PermissionState | Unset, _permission_state)
+                pass
 
         personal_permissions_query_request = _object_new(cls)
         personal_permissions_query_request.context_identifier = context_identifier
@@ -163,18 +150,21 @@ class PersonalPermissionsQueryRequest:
         personal_permissions_query_request.permission_types = permission_types
         personal_permissions_query_request.permission_state = permission_state
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
-            permission_types is not UNSET
-        ) + (permission_state is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"contextIdentifier", "targetIdentifier", "permissionTypes", "permissionState"}
-            }
-        personal_permissions_query_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (
+            len(src_dict) != 4
+            or context_identifier is UNSET
+            or target_identifier is UNSET
+            or permission_types is UNSET
+            or permission_state is UNSET
+        ):
+            if len(src_dict) != 0 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
+                permission_types is not UNSET
+            ) + (permission_state is not UNSET):
+                personal_permissions_query_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"contextIdentifier", "targetIdentifier", "permissionTypes", "permissionState"}
+                }
         return personal_permissions_query_request
 
     @property
@@ -198,7 +188,7 @@ from ..models.personal_permissions_context_identifier import PersonalPermissions
 from ..models.personal_permissions_target_identifier import PersonalPermissionsTargetIdentifier
 
 _object_new = object.__new__
-_PermissionState_from_value = PermissionState.from_value
+_PermissionState_from_value = _enum_from_value(PermissionState)
 _PersonalPermissionsContextIdentifier_from_dict = PersonalPermissionsContextIdentifier.from_dict
 _PersonalPermissionsTargetIdentifier_from_dict = PersonalPermissionsTargetIdentifier.from_dict
-_PersonalPermissionType_from_value = PersonalPermissionType.from_value
+_PersonalPermissionType_from_value = _enum_from_value(PersonalPermissionType)

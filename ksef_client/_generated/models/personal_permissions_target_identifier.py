@@ -9,11 +9,14 @@ from attrs import field as _attrs_field
 
 from ..models.personal_permissions_target_identifier_type import PersonalPermissionsTargetIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PersonalPermissionsTargetIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PersonalPermissionsTargetIdentifier:
     """Identyfikator podmiotu docelowego dla uprawnień selektywnych nadanych pośrednio.
@@ -65,12 +68,11 @@ class PersonalPermissionsTargetIdentifier:
         personal_permissions_target_identifier.type_ = type_
         personal_permissions_target_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (value is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        personal_permissions_target_identifier.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
+            if len(src_dict) != 1 + (value is not UNSET):
+                personal_permissions_target_identifier.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
+                }
         return personal_permissions_target_identifier
 
     @property
@@ -91,4 +93,4 @@ class PersonalPermissionsTargetIdentifier:
 
 
 _object_new = object.__new__
-_PersonalPermissionsTargetIdentifierType_from_value = PersonalPermissionsTargetIdentifierType.from_value
+_PersonalPermissionsTargetIdentifierType_from_value = _enum_from_value(PersonalPermissionsTargetIdentifierType)

@@ -9,11 +9,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.public_key_certificate_usage import PublicKeyCertificateUsage
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PublicKeyCertificate")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class PublicKeyCertificate:
     certificate: str
@@ -82,12 +85,7 @@ class PublicKeyCertificate:
 
         valid_to = _datetime_fromisoformat(src_dict["validTo"])
 
-        usage = []
-        _usage = src_dict["usage"]
-        for usage_item_data in _usage:
-            usage_item = _PublicKeyCertificateUsage_from_value(usage_item_data)
-
-            usage.append(usage_item)
+        usage = [_PublicKeyCertificateUsage_from_value(usage_item_data) for usage_item_data in src_dict["usage"]]
 
         public_key_certificate = _object_new(cls)
         public_key_certificate.certificate = certificate
@@ -97,16 +95,12 @@ class PublicKeyCertificate:
         public_key_certificate.valid_to = valid_to
         public_key_certificate.usage = usage
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 6:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 6:
+            public_key_certificate.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"certificate", "certificateId", "publicKeyId", "validFrom", "validTo", "usage"}
             }
-        public_key_certificate.additional_properties = additional_properties
         return public_key_certificate
 
     @property
@@ -128,4 +122,4 @@ class PublicKeyCertificate:
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_PublicKeyCertificateUsage_from_value = PublicKeyCertificateUsage.from_value
+_PublicKeyCertificateUsage_from_value = _enum_from_value(PublicKeyCertificateUsage)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.certificate_list_item_status import CertificateListItemStatus
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryCertificatesRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryCertificatesRequest:
     certificate_serial_number: None | str | Unset = UNSET
@@ -110,46 +113,30 @@ class QueryCertificatesRequest:
         name: None | str | Unset = src_dict.get("name", UNSET)
 
         _type_ = src_dict.get("type", UNSET)
-        type_: KsefCertificateType | None | Unset
-        if _type_ is None or _type_ is UNSET:
-            type_ = _type_
-        else:
+        type_: KsefCertificateType | None | Unset = _type_
+        if _type_.__class__ is str or (_type_ is not None and _type_ is not UNSET and isinstance(_type_, str)):
             try:
-                if not isinstance(_type_, str):
-                    raise TypeError()
-                type_type_1 = _KsefCertificateType_from_value(_type_)
-
-                type_ = type_type_1
+                type_ = _KsefCertificateType_from_value(_type_)
             except (TypeError, ValueError, AttributeError, KeyError):
-                type_ = cast(KsefCertificateType | None | Unset, _type_)
+                pass
 
         _status = src_dict.get("status", UNSET)
-        status: CertificateListItemStatus | None | Unset
-        if _status is None or _status is UNSET:
-            status = _status
-        else:
+        status: CertificateListItemStatus | None | Unset = _status
+        if _status.__class__ is str or (_status is not None and _status is not UNSET and isinstance(_status, str)):
             try:
-                if not isinstance(_status, str):
-                    raise TypeError()
-                status_type_1 = _CertificateListItemStatus_from_value(_status)
-
-                status = status_type_1
+                status = _CertificateListItemStatus_from_value(_status)
             except (TypeError, ValueError, AttributeError, KeyError):
-                status = cast(CertificateListItemStatus | None | Unset, _status)
+                pass
 
         _expires_after = src_dict.get("expiresAfter", UNSET)
-        expires_after: datetime.datetime | None | Unset
-        if _expires_after is None or _expires_after is UNSET:
-            expires_after = _expires_after
-        else:
+        expires_after: datetime.datetime | None | Unset = _expires_after
+        if _expires_after.__class__ is str or (
+            _expires_after is not None and _expires_after is not UNSET and isinstance(_expires_after, str)
+        ):
             try:
-                if not isinstance(_expires_after, str):
-                    raise TypeError()
-                expires_after_type_0 = _datetime_fromisoformat(_expires_after)
-
-                expires_after = expires_after_type_0
+                expires_after = _datetime_fromisoformat(_expires_after)
             except (TypeError, ValueError, AttributeError, KeyError):
-                expires_after = cast(datetime.datetime | None | Unset, _expires_after)
+                pass
 
         query_certificates_request = _object_new(cls)
         query_certificates_request.certificate_serial_number = certificate_serial_number
@@ -158,18 +145,22 @@ class QueryCertificatesRequest:
         query_certificates_request.status = status
         query_certificates_request.expires_after = expires_after
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (certificate_serial_number is not UNSET) + (name is not UNSET) + (
-            type_ is not UNSET
-        ) + (status is not UNSET) + (expires_after is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"certificateSerialNumber", "name", "type", "status", "expiresAfter"}
-            }
-        query_certificates_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (
+            len(src_dict) != 5
+            or certificate_serial_number is UNSET
+            or name is UNSET
+            or type_ is UNSET
+            or status is UNSET
+            or expires_after is UNSET
+        ):
+            if len(src_dict) != 0 + (certificate_serial_number is not UNSET) + (name is not UNSET) + (
+                type_ is not UNSET
+            ) + (status is not UNSET) + (expires_after is not UNSET):
+                query_certificates_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"certificateSerialNumber", "name", "type", "status", "expiresAfter"}
+                }
         return query_certificates_request
 
     @property
@@ -190,6 +181,6 @@ class QueryCertificatesRequest:
 
 
 _object_new = object.__new__
-_CertificateListItemStatus_from_value = CertificateListItemStatus.from_value
+_CertificateListItemStatus_from_value = _enum_from_value(CertificateListItemStatus)
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_KsefCertificateType_from_value = KsefCertificateType.from_value
+_KsefCertificateType_from_value = _enum_from_value(KsefCertificateType)

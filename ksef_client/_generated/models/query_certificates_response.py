@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryCertificatesResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryCertificatesResponse:
     certificates: list[CertificateListItem]
@@ -43,12 +45,10 @@ class QueryCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        certificates = []
-        _certificates = src_dict["certificates"]
-        for certificates_item_data in _certificates:
-            certificates_item = _CertificateListItem_from_dict(certificates_item_data)
-
-            certificates.append(certificates_item)
+        certificates = [
+            _CertificateListItem_from_dict(certificates_item_data)
+            for certificates_item_data in src_dict["certificates"]
+        ]
 
         has_more = src_dict["hasMore"]
 
@@ -56,12 +56,10 @@ class QueryCertificatesResponse:
         query_certificates_response.certificates = certificates
         query_certificates_response.has_more = has_more
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificates", "hasMore"}}
-        query_certificates_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            query_certificates_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"certificates", "hasMore"}
+            }
         return query_certificates_response
 
     @property

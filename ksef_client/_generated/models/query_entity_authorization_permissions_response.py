@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryEntityAuthorizationPermissionsResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryEntityAuthorizationPermissionsResponse:
     authorization_grants: list[EntityAuthorizationGrant]
@@ -43,12 +45,10 @@ class QueryEntityAuthorizationPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        authorization_grants = []
-        _authorization_grants = src_dict["authorizationGrants"]
-        for authorization_grants_item_data in _authorization_grants:
-            authorization_grants_item = _EntityAuthorizationGrant_from_dict(authorization_grants_item_data)
-
-            authorization_grants.append(authorization_grants_item)
+        authorization_grants = [
+            _EntityAuthorizationGrant_from_dict(authorization_grants_item_data)
+            for authorization_grants_item_data in src_dict["authorizationGrants"]
+        ]
 
         has_more = src_dict["hasMore"]
 
@@ -56,12 +56,10 @@ class QueryEntityAuthorizationPermissionsResponse:
         query_entity_authorization_permissions_response.authorization_grants = authorization_grants
         query_entity_authorization_permissions_response.has_more = has_more
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"authorizationGrants", "hasMore"}}
-        query_entity_authorization_permissions_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            query_entity_authorization_permissions_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"authorizationGrants", "hasMore"}
+            }
         return query_entity_authorization_permissions_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryEntityRolesResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryEntityRolesResponse:
     roles: list[EntityRole]
@@ -43,12 +45,7 @@ class QueryEntityRolesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        roles = []
-        _roles = src_dict["roles"]
-        for roles_item_data in _roles:
-            roles_item = _EntityRole_from_dict(roles_item_data)
-
-            roles.append(roles_item)
+        roles = [_EntityRole_from_dict(roles_item_data) for roles_item_data in src_dict["roles"]]
 
         has_more = src_dict["hasMore"]
 
@@ -56,12 +53,10 @@ class QueryEntityRolesResponse:
         query_entity_roles_response.roles = roles
         query_entity_roles_response.has_more = has_more
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"roles", "hasMore"}}
-        query_entity_roles_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            query_entity_roles_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"roles", "hasMore"}
+            }
         return query_entity_roles_response
 
     @property

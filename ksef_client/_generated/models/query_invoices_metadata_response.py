@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryInvoicesMetadataResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryInvoicesMetadataResponse:
     has_more: bool
@@ -78,26 +80,19 @@ class QueryInvoicesMetadataResponse:
 
         is_truncated = src_dict["isTruncated"]
 
-        invoices = []
-        _invoices = src_dict["invoices"]
-        for invoices_item_data in _invoices:
-            invoices_item = _InvoiceMetadata_from_dict(invoices_item_data)
-
-            invoices.append(invoices_item)
+        invoices = [_InvoiceMetadata_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]]
 
         _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
-        permanent_storage_hwm_date: datetime.datetime | None | Unset
-        if _permanent_storage_hwm_date is None or _permanent_storage_hwm_date is UNSET:
-            permanent_storage_hwm_date = _permanent_storage_hwm_date
-        else:
+        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
+        if _permanent_storage_hwm_date.__class__ is str or (
+            _permanent_storage_hwm_date is not None
+            and _permanent_storage_hwm_date is not UNSET
+            and isinstance(_permanent_storage_hwm_date, str)
+        ):
             try:
-                if not isinstance(_permanent_storage_hwm_date, str):
-                    raise TypeError()
-                permanent_storage_hwm_date_type_0 = _datetime_fromisoformat(_permanent_storage_hwm_date)
-
-                permanent_storage_hwm_date = permanent_storage_hwm_date_type_0
+                permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                permanent_storage_hwm_date = cast(datetime.datetime | None | Unset, _permanent_storage_hwm_date)
+                pass
 
         query_invoices_metadata_response = _object_new(cls)
         query_invoices_metadata_response.has_more = has_more
@@ -105,16 +100,13 @@ class QueryInvoicesMetadataResponse:
         query_invoices_metadata_response.invoices = invoices
         query_invoices_metadata_response.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (permanent_storage_hwm_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"hasMore", "isTruncated", "invoices", "permanentStorageHwmDate"}
-            }
-        query_invoices_metadata_response.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 4 or permanent_storage_hwm_date is UNSET):
+            if len(src_dict) != 3 + (permanent_storage_hwm_date is not UNSET):
+                query_invoices_metadata_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"hasMore", "isTruncated", "invoices", "permanentStorageHwmDate"}
+                }
         return query_invoices_metadata_response
 
     @property

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryPeppolProvidersResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryPeppolProvidersResponse:
     peppol_providers: list[PeppolProvider]
@@ -43,12 +45,10 @@ class QueryPeppolProvidersResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        peppol_providers = []
-        _peppol_providers = src_dict["peppolProviders"]
-        for peppol_providers_item_data in _peppol_providers:
-            peppol_providers_item = _PeppolProvider_from_dict(peppol_providers_item_data)
-
-            peppol_providers.append(peppol_providers_item)
+        peppol_providers = [
+            _PeppolProvider_from_dict(peppol_providers_item_data)
+            for peppol_providers_item_data in src_dict["peppolProviders"]
+        ]
 
         has_more = src_dict["hasMore"]
 
@@ -56,12 +56,10 @@ class QueryPeppolProvidersResponse:
         query_peppol_providers_response.peppol_providers = peppol_providers
         query_peppol_providers_response.has_more = has_more
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"peppolProviders", "hasMore"}}
-        query_peppol_providers_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            query_peppol_providers_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"peppolProviders", "hasMore"}
+            }
         return query_peppol_providers_response
 
     @property

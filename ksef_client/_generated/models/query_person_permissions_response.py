@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryPersonPermissionsResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryPersonPermissionsResponse:
     permissions: list[PersonPermission]
@@ -43,12 +45,9 @@ class QueryPersonPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _PersonPermission_from_dict(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _PersonPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         has_more = src_dict["hasMore"]
 
@@ -56,12 +55,10 @@ class QueryPersonPermissionsResponse:
         query_person_permissions_response.permissions = permissions
         query_person_permissions_response.has_more = has_more
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore"}}
-        query_person_permissions_response.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            query_person_permissions_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore"}
+            }
         return query_person_permissions_response
 
     @property

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.owner_permission_scope import OwnerPermissionScope
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryPersonalPermissionsResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryPersonalPermissionsResponse:
     permissions: list[PersonalPermission]
@@ -61,47 +64,35 @@ class QueryPersonalPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _PersonalPermission_from_dict(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _PersonalPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         has_more = src_dict["hasMore"]
 
         _owner_permissions = src_dict.get("ownerPermissions", UNSET)
-        owner_permissions: list[OwnerPermissionScope] | None | Unset
-        if _owner_permissions is None or _owner_permissions is UNSET:
-            owner_permissions = _owner_permissions
-        else:
+        owner_permissions: list[OwnerPermissionScope] | None | Unset = _owner_permissions
+        if _owner_permissions.__class__ is list or (
+            _owner_permissions is not None and _owner_permissions is not UNSET and isinstance(_owner_permissions, list)
+        ):
             try:
-                if not isinstance(_owner_permissions, list):
-                    raise TypeError()
-                owner_permissions_type_0 = []
-                _owner_permissions_type_0 = _owner_permissions
-                for owner_permissions_type_0_item_data in _owner_permissions_type_0:
-                    owner_permissions_type_0_item = _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
-
-                    owner_permissions_type_0.append(owner_permissions_type_0_item)
-
-                owner_permissions = owner_permissions_type_0
+                owner_permissions = [
+                    _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
+                    for owner_permissions_type_0_item_data in _owner_permissions
+                ]
             except (TypeError, ValueError, AttributeError, KeyError):
-                owner_permissions = cast(list[OwnerPermissionScope] | None | Unset, _owner_permissions)
+                pass
 
         query_personal_permissions_response = _object_new(cls)
         query_personal_permissions_response.permissions = permissions
         query_personal_permissions_response.has_more = has_more
         query_personal_permissions_response.owner_permissions = owner_permissions
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (owner_permissions is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}
-            }
-        query_personal_permissions_response.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or owner_permissions is UNSET):
+            if len(src_dict) != 2 + (owner_permissions is not UNSET):
+                query_personal_permissions_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}
+                }
         return query_personal_permissions_response
 
     @property
@@ -124,5 +115,5 @@ class QueryPersonalPermissionsResponse:
 from ..models.personal_permission import PersonalPermission
 
 _object_new = object.__new__
-_OwnerPermissionScope_from_value = OwnerPermissionScope.from_value
+_OwnerPermissionScope_from_value = _enum_from_value(OwnerPermissionScope)
 _PersonalPermission_from_dict = PersonalPermission.from_dict

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryTokensResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryTokensResponse:
     tokens: list[QueryTokensResponseItem]
@@ -49,12 +51,7 @@ class QueryTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        tokens = []
-        _tokens = src_dict["tokens"]
-        for tokens_item_data in _tokens:
-            tokens_item = _QueryTokensResponseItem_from_dict(tokens_item_data)
-
-            tokens.append(tokens_item)
+        tokens = [_QueryTokensResponseItem_from_dict(tokens_item_data) for tokens_item_data in src_dict["tokens"]]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -62,12 +59,11 @@ class QueryTokensResponse:
         query_tokens_response.tokens = tokens
         query_tokens_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"tokens", "continuationToken"}}
-        query_tokens_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                query_tokens_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"tokens", "continuationToken"}
+                }
         return query_tokens_response
 
     @property

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -11,11 +11,14 @@ from attrs import field as _attrs_field
 from ..models.authentication_token_status import AuthenticationTokenStatus
 from ..models.token_permission_type import TokenPermissionType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="QueryTokensResponseItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class QueryTokensResponseItem:
     reference_number: str
@@ -112,44 +115,26 @@ class QueryTokensResponseItem:
 
         description = src_dict["description"]
 
-        requested_permissions = []
-        _requested_permissions = src_dict["requestedPermissions"]
-        for requested_permissions_item_data in _requested_permissions:
-            requested_permissions_item = _TokenPermissionType_from_value(requested_permissions_item_data)
-
-            requested_permissions.append(requested_permissions_item)
+        requested_permissions = [
+            _TokenPermissionType_from_value(requested_permissions_item_data)
+            for requested_permissions_item_data in src_dict["requestedPermissions"]
+        ]
 
         date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
         status = _AuthenticationTokenStatus_from_value(src_dict["status"])
 
         _last_use_date = src_dict.get("lastUseDate", UNSET)
-        last_use_date: datetime.datetime | None | Unset
-        if _last_use_date is None or _last_use_date is UNSET:
-            last_use_date = _last_use_date
-        else:
+        last_use_date: datetime.datetime | None | Unset = _last_use_date
+        if _last_use_date.__class__ is str or (
+            _last_use_date is not None and _last_use_date is not UNSET and isinstance(_last_use_date, str)
+        ):
             try:
-                if not isinstance(_last_use_date, str):
-                    raise TypeError()
-                last_use_date_type_0 = _datetime_fromisoformat(_last_use_date)
-
-                last_use_date = last_use_date_type_0
+                last_use_date = _datetime_fromisoformat(_last_use_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                last_use_date = cast(datetime.datetime | None | Unset, _last_use_date)
+                pass
 
-        _status_details = src_dict.get("statusDetails", UNSET)
-        status_details: list[str] | None | Unset
-        if _status_details is None or _status_details is UNSET:
-            status_details = _status_details
-        else:
-            try:
-                if not isinstance(_status_details, list):
-                    raise TypeError()
-                status_details_type_0 = cast(list[str], _status_details)
-
-                status_details = status_details_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                status_details = cast(list[str] | None | Unset, _status_details)
+        status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
 
         query_tokens_response_item = _object_new(cls)
         query_tokens_response_item.reference_number = reference_number
@@ -162,27 +147,24 @@ class QueryTokensResponseItem:
         query_tokens_response_item.last_use_date = last_use_date
         query_tokens_response_item.status_details = status_details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "referenceNumber",
-                    "authorIdentifier",
-                    "contextIdentifier",
-                    "description",
-                    "requestedPermissions",
-                    "dateCreated",
-                    "status",
-                    "lastUseDate",
-                    "statusDetails",
+        if len(src_dict) != 7 and (len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET):
+            if len(src_dict) != 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
+                query_tokens_response_item.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "referenceNumber",
+                        "authorIdentifier",
+                        "contextIdentifier",
+                        "description",
+                        "requestedPermissions",
+                        "dateCreated",
+                        "status",
+                        "lastUseDate",
+                        "statusDetails",
+                    }
                 }
-            }
-        query_tokens_response_item.additional_properties = additional_properties
         return query_tokens_response_item
 
     @property
@@ -206,8 +188,8 @@ from ..models.token_author_identifier_type_identifier import TokenAuthorIdentifi
 from ..models.token_context_identifier_type_identifier import TokenContextIdentifierTypeIdentifier
 
 _object_new = object.__new__
-_AuthenticationTokenStatus_from_value = AuthenticationTokenStatus.from_value
+_AuthenticationTokenStatus_from_value = _enum_from_value(AuthenticationTokenStatus)
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _TokenAuthorIdentifierTypeIdentifier_from_dict = TokenAuthorIdentifierTypeIdentifier.from_dict
 _TokenContextIdentifierTypeIdentifier_from_dict = TokenContextIdentifierTypeIdentifier.from_dict
-_TokenPermissionType_from_value = TokenPermissionType.from_value
+_TokenPermissionType_from_value = _enum_from_value(TokenPermissionType)

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.ksef_certificate_type import KsefCertificateType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RetrieveCertificatesListItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class RetrieveCertificatesListItem:
     certificate: str
@@ -70,16 +73,12 @@ class RetrieveCertificatesListItem:
         retrieve_certificates_list_item.certificate_serial_number = certificate_serial_number
         retrieve_certificates_list_item.certificate_type = certificate_type
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            retrieve_certificates_list_item.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"certificate", "certificateName", "certificateSerialNumber", "certificateType"}
             }
-        retrieve_certificates_list_item.additional_properties = additional_properties
         return retrieve_certificates_list_item
 
     @property
@@ -100,4 +99,4 @@ class RetrieveCertificatesListItem:
 
 
 _object_new = object.__new__
-_KsefCertificateType_from_value = KsefCertificateType.from_value
+_KsefCertificateType_from_value = _enum_from_value(KsefCertificateType)

@@ -7,11 +7,13 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RetrieveCertificatesRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class RetrieveCertificatesRequest:
     certificate_serial_numbers: list[str]
@@ -40,12 +42,10 @@ class RetrieveCertificatesRequest:
         retrieve_certificates_request = _object_new(cls)
         retrieve_certificates_request.certificate_serial_numbers = certificate_serial_numbers
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificateSerialNumbers"}}
-        retrieve_certificates_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            retrieve_certificates_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"certificateSerialNumbers"}
+            }
         return retrieve_certificates_request
 
     @property

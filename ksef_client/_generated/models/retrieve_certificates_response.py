@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RetrieveCertificatesResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class RetrieveCertificatesResponse:
     certificates: list[RetrieveCertificatesListItem]
@@ -38,22 +40,18 @@ class RetrieveCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        certificates = []
-        _certificates = src_dict["certificates"]
-        for certificates_item_data in _certificates:
-            certificates_item = _RetrieveCertificatesListItem_from_dict(certificates_item_data)
-
-            certificates.append(certificates_item)
+        certificates = [
+            _RetrieveCertificatesListItem_from_dict(certificates_item_data)
+            for certificates_item_data in src_dict["certificates"]
+        ]
 
         retrieve_certificates_response = _object_new(cls)
         retrieve_certificates_response.certificates = certificates
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"certificates"}}
-        retrieve_certificates_response.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            retrieve_certificates_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"certificates"}
+            }
         return retrieve_certificates_response
 
     @property

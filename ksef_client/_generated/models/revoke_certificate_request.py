@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.certificate_revocation_reason import CertificateRevocationReason
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="RevokeCertificateRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class RevokeCertificateRequest:
     revocation_reason: CertificateRevocationReason | None | Unset = UNSET
@@ -48,28 +51,23 @@ class RevokeCertificateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _revocation_reason = src_dict.get("revocationReason", UNSET)
-        revocation_reason: CertificateRevocationReason | None | Unset
-        if _revocation_reason is None or _revocation_reason is UNSET:
-            revocation_reason = _revocation_reason
-        else:
+        revocation_reason: CertificateRevocationReason | None | Unset = _revocation_reason
+        if _revocation_reason.__class__ is str or (
+            _revocation_reason is not None and _revocation_reason is not UNSET and isinstance(_revocation_reason, str)
+        ):
             try:
-                if not isinstance(_revocation_reason, str):
-                    raise TypeError()
-                revocation_reason_type_1 = _CertificateRevocationReason_from_value(_revocation_reason)
-
-                revocation_reason = revocation_reason_type_1
+                revocation_reason = _CertificateRevocationReason_from_value(_revocation_reason)
             except (TypeError, ValueError, AttributeError, KeyError):
-                revocation_reason = cast(CertificateRevocationReason | None | Unset, _revocation_reason)
+                pass
 
         revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (revocation_reason is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"revocationReason"}}
-        revoke_certificate_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or revocation_reason is UNSET):
+            if len(src_dict) != 0 + (revocation_reason is not UNSET):
+                revoke_certificate_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"revocationReason"}
+                }
         return revoke_certificate_request
 
     @property
@@ -90,4 +88,4 @@ class RevokeCertificateRequest:
 
 
 _object_new = object.__new__
-_CertificateRevocationReason_from_value = CertificateRevocationReason.from_value
+_CertificateRevocationReason_from_value = _enum_from_value(CertificateRevocationReason)

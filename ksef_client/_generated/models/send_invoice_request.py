@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SendInvoiceRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SendInvoiceRequest:
     invoice_hash: str
@@ -98,25 +100,22 @@ class SendInvoiceRequest:
         send_invoice_request.offline_mode = offline_mode
         send_invoice_request.hash_of_corrected_invoice = hash_of_corrected_invoice
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 5 + (offline_mode is not UNSET) + (hash_of_corrected_invoice is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "invoiceHash",
-                    "invoiceSize",
-                    "encryptedInvoiceHash",
-                    "encryptedInvoiceSize",
-                    "encryptedInvoiceContent",
-                    "offlineMode",
-                    "hashOfCorrectedInvoice",
+        if len(src_dict) != 5 and (len(src_dict) != 7 or offline_mode is UNSET or hash_of_corrected_invoice is UNSET):
+            if len(src_dict) != 5 + (offline_mode is not UNSET) + (hash_of_corrected_invoice is not UNSET):
+                send_invoice_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "invoiceHash",
+                        "invoiceSize",
+                        "encryptedInvoiceHash",
+                        "encryptedInvoiceSize",
+                        "encryptedInvoiceContent",
+                        "offlineMode",
+                        "hashOfCorrectedInvoice",
+                    }
                 }
-            }
-        send_invoice_request.additional_properties = additional_properties
         return send_invoice_request
 
     @property

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionInvoiceStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SessionInvoiceStatusResponse:
     ordinal_number: int
@@ -169,64 +172,50 @@ class SessionInvoiceStatusResponse:
         invoice_file_name: None | str | Unset = src_dict.get("invoiceFileName", UNSET)
 
         _acquisition_date = src_dict.get("acquisitionDate", UNSET)
-        acquisition_date: datetime.datetime | None | Unset
-        if _acquisition_date is None or _acquisition_date is UNSET:
-            acquisition_date = _acquisition_date
-        else:
+        acquisition_date: datetime.datetime | None | Unset = _acquisition_date
+        if _acquisition_date.__class__ is str or (
+            _acquisition_date is not None and _acquisition_date is not UNSET and isinstance(_acquisition_date, str)
+        ):
             try:
-                if not isinstance(_acquisition_date, str):
-                    raise TypeError()
-                acquisition_date_type_0 = _datetime_fromisoformat(_acquisition_date)
-
-                acquisition_date = acquisition_date_type_0
+                acquisition_date = _datetime_fromisoformat(_acquisition_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                acquisition_date = cast(datetime.datetime | None | Unset, _acquisition_date)
+                pass
 
         _permanent_storage_date = src_dict.get("permanentStorageDate", UNSET)
-        permanent_storage_date: datetime.datetime | None | Unset
-        if _permanent_storage_date is None or _permanent_storage_date is UNSET:
-            permanent_storage_date = _permanent_storage_date
-        else:
+        permanent_storage_date: datetime.datetime | None | Unset = _permanent_storage_date
+        if _permanent_storage_date.__class__ is str or (
+            _permanent_storage_date is not None
+            and _permanent_storage_date is not UNSET
+            and isinstance(_permanent_storage_date, str)
+        ):
             try:
-                if not isinstance(_permanent_storage_date, str):
-                    raise TypeError()
-                permanent_storage_date_type_0 = _datetime_fromisoformat(_permanent_storage_date)
-
-                permanent_storage_date = permanent_storage_date_type_0
+                permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                permanent_storage_date = cast(datetime.datetime | None | Unset, _permanent_storage_date)
+                pass
 
         upo_download_url: None | str | Unset = src_dict.get("upoDownloadUrl", UNSET)
 
         _upo_download_url_expiration_date = src_dict.get("upoDownloadUrlExpirationDate", UNSET)
-        upo_download_url_expiration_date: datetime.datetime | None | Unset
-        if _upo_download_url_expiration_date is None or _upo_download_url_expiration_date is UNSET:
-            upo_download_url_expiration_date = _upo_download_url_expiration_date
-        else:
+        upo_download_url_expiration_date: datetime.datetime | None | Unset = _upo_download_url_expiration_date
+        if _upo_download_url_expiration_date.__class__ is str or (
+            _upo_download_url_expiration_date is not None
+            and _upo_download_url_expiration_date is not UNSET
+            and isinstance(_upo_download_url_expiration_date, str)
+        ):
             try:
-                if not isinstance(_upo_download_url_expiration_date, str):
-                    raise TypeError()
-                upo_download_url_expiration_date_type_0 = _datetime_fromisoformat(_upo_download_url_expiration_date)
-
-                upo_download_url_expiration_date = upo_download_url_expiration_date_type_0
+                upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                upo_download_url_expiration_date = cast(
-                    datetime.datetime | None | Unset, _upo_download_url_expiration_date
-                )
+                pass
 
         _invoicing_mode = src_dict.get("invoicingMode", UNSET)
-        invoicing_mode: InvoicingMode | None | Unset
-        if _invoicing_mode is None or _invoicing_mode is UNSET:
-            invoicing_mode = _invoicing_mode
-        else:
+        invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
+        if _invoicing_mode.__class__ is str or (
+            _invoicing_mode is not None and _invoicing_mode is not UNSET and isinstance(_invoicing_mode, str)
+        ):
             try:
-                if not isinstance(_invoicing_mode, str):
-                    raise TypeError()
-                invoicing_mode_type_1 = _InvoicingMode_from_value(_invoicing_mode)
-
-                invoicing_mode = invoicing_mode_type_1
+                invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
             except (TypeError, ValueError, AttributeError, KeyError):
-                invoicing_mode = cast(InvoicingMode | None | Unset, _invoicing_mode)
+                pass
 
         session_invoice_status_response = _object_new(cls)
         session_invoice_status_response.ordinal_number = ordinal_number
@@ -243,35 +232,42 @@ class SessionInvoiceStatusResponse:
         session_invoice_status_response.upo_download_url_expiration_date = upo_download_url_expiration_date
         session_invoice_status_response.invoicing_mode = invoicing_mode
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 5 + (invoice_number is not UNSET) + (ksef_number is not UNSET) + (
-            invoice_file_name is not UNSET
-        ) + (acquisition_date is not UNSET) + (permanent_storage_date is not UNSET) + (
-            upo_download_url is not UNSET
-        ) + (upo_download_url_expiration_date is not UNSET) + (invoicing_mode is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "ordinalNumber",
-                    "referenceNumber",
-                    "invoiceHash",
-                    "invoicingDate",
-                    "status",
-                    "invoiceNumber",
-                    "ksefNumber",
-                    "invoiceFileName",
-                    "acquisitionDate",
-                    "permanentStorageDate",
-                    "upoDownloadUrl",
-                    "upoDownloadUrlExpirationDate",
-                    "invoicingMode",
+        if len(src_dict) != 5 and (
+            len(src_dict) != 13
+            or invoice_number is UNSET
+            or ksef_number is UNSET
+            or invoice_file_name is UNSET
+            or acquisition_date is UNSET
+            or permanent_storage_date is UNSET
+            or upo_download_url is UNSET
+            or upo_download_url_expiration_date is UNSET
+            or invoicing_mode is UNSET
+        ):
+            if len(src_dict) != 5 + (invoice_number is not UNSET) + (ksef_number is not UNSET) + (
+                invoice_file_name is not UNSET
+            ) + (acquisition_date is not UNSET) + (permanent_storage_date is not UNSET) + (
+                upo_download_url is not UNSET
+            ) + (upo_download_url_expiration_date is not UNSET) + (invoicing_mode is not UNSET):
+                session_invoice_status_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "ordinalNumber",
+                        "referenceNumber",
+                        "invoiceHash",
+                        "invoicingDate",
+                        "status",
+                        "invoiceNumber",
+                        "ksefNumber",
+                        "invoiceFileName",
+                        "acquisitionDate",
+                        "permanentStorageDate",
+                        "upoDownloadUrl",
+                        "upoDownloadUrlExpirationDate",
+                        "invoicingMode",
+                    }
                 }
-            }
-        session_invoice_status_response.additional_properties = additional_properties
         return session_invoice_status_response
 
     @property
@@ -296,4 +292,4 @@ from ..models.invoice_status_info import InvoiceStatusInfo
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
 _InvoiceStatusInfo_from_dict = InvoiceStatusInfo.from_dict
-_InvoicingMode_from_value = InvoicingMode.from_value
+_InvoicingMode_from_value = _enum_from_value(InvoicingMode)

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionInvoicesResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SessionInvoicesResponse:
     invoices: list[SessionInvoiceStatusResponse]
@@ -49,12 +51,9 @@ class SessionInvoicesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        invoices = []
-        _invoices = src_dict["invoices"]
-        for invoices_item_data in _invoices:
-            invoices_item = _SessionInvoiceStatusResponse_from_dict(invoices_item_data)
-
-            invoices.append(invoices_item)
+        invoices = [
+            _SessionInvoiceStatusResponse_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]
+        ]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -62,12 +61,11 @@ class SessionInvoicesResponse:
         session_invoices_response.invoices = invoices
         session_invoices_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}}
-        session_invoices_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                session_invoices_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}
+                }
         return session_invoices_response
 
     @property

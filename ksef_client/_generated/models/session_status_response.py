@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionStatusResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SessionStatusResponse:
     status: StatusInfo
@@ -107,32 +109,22 @@ class SessionStatusResponse:
         date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
 
         _valid_until = src_dict.get("validUntil", UNSET)
-        valid_until: datetime.datetime | None | Unset
-        if _valid_until is None or _valid_until is UNSET:
-            valid_until = _valid_until
-        else:
+        valid_until: datetime.datetime | None | Unset = _valid_until
+        if _valid_until.__class__ is str or (
+            _valid_until is not None and _valid_until is not UNSET and isinstance(_valid_until, str)
+        ):
             try:
-                if not isinstance(_valid_until, str):
-                    raise TypeError()
-                valid_until_type_0 = _datetime_fromisoformat(_valid_until)
-
-                valid_until = valid_until_type_0
+                valid_until = _datetime_fromisoformat(_valid_until)
             except (TypeError, ValueError, AttributeError, KeyError):
-                valid_until = cast(datetime.datetime | None | Unset, _valid_until)
+                pass
 
         _upo = src_dict.get("upo", UNSET)
-        upo: None | Unset | UpoResponse
-        if _upo is None or _upo is UNSET:
-            upo = _upo
-        else:
+        upo: None | Unset | UpoResponse = _upo
+        if _upo.__class__ is dict or (_upo is not None and _upo is not UNSET and isinstance(_upo, dict)):
             try:
-                if not isinstance(_upo, dict):
-                    raise TypeError()
-                upo_type_1 = _UpoResponse_from_dict(_upo)
-
-                upo = upo_type_1
+                upo = _UpoResponse_from_dict(_upo)
             except (TypeError, ValueError, AttributeError, KeyError):
-                upo = cast(None | Unset | UpoResponse, _upo)
+                pass
 
         invoice_count: int | None | Unset = src_dict.get("invoiceCount", UNSET)
 
@@ -150,28 +142,32 @@ class SessionStatusResponse:
         session_status_response.successful_invoice_count = successful_invoice_count
         session_status_response.failed_invoice_count = failed_invoice_count
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (valid_until is not UNSET) + (upo is not UNSET) + (invoice_count is not UNSET) + (
-            successful_invoice_count is not UNSET
-        ) + (failed_invoice_count is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "status",
-                    "dateCreated",
-                    "dateUpdated",
-                    "validUntil",
-                    "upo",
-                    "invoiceCount",
-                    "successfulInvoiceCount",
-                    "failedInvoiceCount",
+        if len(src_dict) != 3 and (
+            len(src_dict) != 8
+            or valid_until is UNSET
+            or upo is UNSET
+            or invoice_count is UNSET
+            or successful_invoice_count is UNSET
+            or failed_invoice_count is UNSET
+        ):
+            if len(src_dict) != 3 + (valid_until is not UNSET) + (upo is not UNSET) + (invoice_count is not UNSET) + (
+                successful_invoice_count is not UNSET
+            ) + (failed_invoice_count is not UNSET):
+                session_status_response.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "status",
+                        "dateCreated",
+                        "dateUpdated",
+                        "validUntil",
+                        "upo",
+                        "invoiceCount",
+                        "successfulInvoiceCount",
+                        "failedInvoiceCount",
+                    }
                 }
-            }
-        session_status_response.additional_properties = additional_properties
         return session_status_response
 
     @property

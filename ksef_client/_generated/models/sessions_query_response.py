@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionsQueryResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SessionsQueryResponse:
     sessions: list[SessionsQueryResponseItem]
@@ -49,12 +51,9 @@ class SessionsQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        sessions = []
-        _sessions = src_dict["sessions"]
-        for sessions_item_data in _sessions:
-            sessions_item = _SessionsQueryResponseItem_from_dict(sessions_item_data)
-
-            sessions.append(sessions_item)
+        sessions = [
+            _SessionsQueryResponseItem_from_dict(sessions_item_data) for sessions_item_data in src_dict["sessions"]
+        ]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
 
@@ -62,12 +61,11 @@ class SessionsQueryResponse:
         sessions_query_response.sessions = sessions
         sessions_query_response.continuation_token = continuation_token
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1 + (continuation_token is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"sessions", "continuationToken"}}
-        sessions_query_response.additional_properties = additional_properties
+        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
+            if len(src_dict) != 1 + (continuation_token is not UNSET):
+                sessions_query_response.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"sessions", "continuationToken"}
+                }
         return sessions_query_response
 
     @property

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SessionsQueryResponseItem")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SessionsQueryResponseItem:
     reference_number: str
@@ -93,18 +95,14 @@ class SessionsQueryResponseItem:
         failed_invoice_count = src_dict["failedInvoiceCount"]
 
         _valid_until = src_dict.get("validUntil", UNSET)
-        valid_until: datetime.datetime | None | Unset
-        if _valid_until is None or _valid_until is UNSET:
-            valid_until = _valid_until
-        else:
+        valid_until: datetime.datetime | None | Unset = _valid_until
+        if _valid_until.__class__ is str or (
+            _valid_until is not None and _valid_until is not UNSET and isinstance(_valid_until, str)
+        ):
             try:
-                if not isinstance(_valid_until, str):
-                    raise TypeError()
-                valid_until_type_0 = _datetime_fromisoformat(_valid_until)
-
-                valid_until = valid_until_type_0
+                valid_until = _datetime_fromisoformat(_valid_until)
             except (TypeError, ValueError, AttributeError, KeyError):
-                valid_until = cast(datetime.datetime | None | Unset, _valid_until)
+                pass
 
         sessions_query_response_item = _object_new(cls)
         sessions_query_response_item.reference_number = reference_number
@@ -116,26 +114,23 @@ class SessionsQueryResponseItem:
         sessions_query_response_item.failed_invoice_count = failed_invoice_count
         sessions_query_response_item.valid_until = valid_until
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 7 + (valid_until is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "referenceNumber",
-                    "status",
-                    "dateCreated",
-                    "dateUpdated",
-                    "totalInvoiceCount",
-                    "successfulInvoiceCount",
-                    "failedInvoiceCount",
-                    "validUntil",
+        if len(src_dict) != 7 and (len(src_dict) != 8 or valid_until is UNSET):
+            if len(src_dict) != 7 + (valid_until is not UNSET):
+                sessions_query_response_item.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "referenceNumber",
+                        "status",
+                        "dateCreated",
+                        "dateUpdated",
+                        "totalInvoiceCount",
+                        "successfulInvoiceCount",
+                        "failedInvoiceCount",
+                        "validUntil",
+                    }
                 }
-            }
-        sessions_query_response_item.additional_properties = additional_properties
         return sessions_query_response_item
 
     @property

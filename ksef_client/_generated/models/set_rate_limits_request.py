@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetRateLimitsRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SetRateLimitsRequest:
     rate_limits: ApiRateLimitsOverride
@@ -39,12 +41,10 @@ class SetRateLimitsRequest:
         set_rate_limits_request = _object_new(cls)
         set_rate_limits_request.rate_limits = rate_limits
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"rateLimits"}}
-        set_rate_limits_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            set_rate_limits_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"rateLimits"}
+            }
         return set_rate_limits_request
 
     @property

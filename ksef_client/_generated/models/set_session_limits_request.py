@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetSessionLimitsRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SetSessionLimitsRequest:
     online_session: OnlineSessionContextLimitsOverride
@@ -53,14 +55,10 @@ class SetSessionLimitsRequest:
         set_session_limits_request.batch_session = batch_session
         set_session_limits_request.collective_identifier = collective_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            set_session_limits_request.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"onlineSession", "batchSession", "collectiveIdentifier"}
             }
-        set_session_limits_request.additional_properties = additional_properties
         return set_session_limits_request
 
     @property

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subject_identifier_type import SubjectIdentifierType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetSubjectLimitsRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SetSubjectLimitsRequest:
     subject_identifier_type: SubjectIdentifierType | Unset = UNSET
@@ -66,48 +69,39 @@ class SetSubjectLimitsRequest:
             subject_identifier_type = _SubjectIdentifierType_from_value(_subject_identifier_type)
 
         _enrollment = src_dict.get("enrollment", UNSET)
-        enrollment: EnrollmentSubjectLimitsOverride | None | Unset
-        if _enrollment is None or _enrollment is UNSET:
-            enrollment = _enrollment
-        else:
+        enrollment: EnrollmentSubjectLimitsOverride | None | Unset = _enrollment
+        if _enrollment.__class__ is dict or (
+            _enrollment is not None and _enrollment is not UNSET and isinstance(_enrollment, dict)
+        ):
             try:
-                if not isinstance(_enrollment, dict):
-                    raise TypeError()
-                enrollment_type_1 = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
-
-                enrollment = enrollment_type_1
+                enrollment = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
             except (TypeError, ValueError, AttributeError, KeyError):
-                enrollment = cast(EnrollmentSubjectLimitsOverride | None | Unset, _enrollment)
+                pass
 
         _certificate = src_dict.get("certificate", UNSET)
-        certificate: CertificateSubjectLimitsOverride | None | Unset
-        if _certificate is None or _certificate is UNSET:
-            certificate = _certificate
-        else:
+        certificate: CertificateSubjectLimitsOverride | None | Unset = _certificate
+        if _certificate.__class__ is dict or (
+            _certificate is not None and _certificate is not UNSET and isinstance(_certificate, dict)
+        ):
             try:
-                if not isinstance(_certificate, dict):
-                    raise TypeError()
-                certificate_type_1 = _CertificateSubjectLimitsOverride_from_dict(_certificate)
-
-                certificate = certificate_type_1
+                certificate = _CertificateSubjectLimitsOverride_from_dict(_certificate)
             except (TypeError, ValueError, AttributeError, KeyError):
-                certificate = cast(CertificateSubjectLimitsOverride | None | Unset, _certificate)
+                pass
 
         set_subject_limits_request = _object_new(cls)
         set_subject_limits_request.subject_identifier_type = subject_identifier_type
         set_subject_limits_request.enrollment = enrollment
         set_subject_limits_request.certificate = certificate
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (subject_identifier_type is not UNSET) + (enrollment is not UNSET) + (
-            certificate is not UNSET
+        if len(src_dict) != 0 and (
+            len(src_dict) != 3 or subject_identifier_type is UNSET or enrollment is UNSET or certificate is UNSET
         ):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v for k, v in src_dict.items() if k not in {"subjectIdentifierType", "enrollment", "certificate"}
-            }
-        set_subject_limits_request.additional_properties = additional_properties
+            if len(src_dict) != 0 + (subject_identifier_type is not UNSET) + (enrollment is not UNSET) + (
+                certificate is not UNSET
+            ):
+                set_subject_limits_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"subjectIdentifierType", "enrollment", "certificate"}
+                }
         return set_subject_limits_request
 
     @property
@@ -133,4 +127,4 @@ from ..models.enrollment_subject_limits_override import EnrollmentSubjectLimitsO
 _object_new = object.__new__
 _CertificateSubjectLimitsOverride_from_dict = CertificateSubjectLimitsOverride.from_dict
 _EnrollmentSubjectLimitsOverride_from_dict = EnrollmentSubjectLimitsOverride.from_dict
-_SubjectIdentifierType_from_value = SubjectIdentifierType.from_value
+_SubjectIdentifierType_from_value = _enum_from_value(SubjectIdentifierType)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="StatusInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class StatusInfo:
     code: int
@@ -58,31 +60,18 @@ class StatusInfo:
 
         description = src_dict["description"]
 
-        _details = src_dict.get("details", UNSET)
-        details: list[str] | None | Unset
-        if _details is None or _details is UNSET:
-            details = _details
-        else:
-            try:
-                if not isinstance(_details, list):
-                    raise TypeError()
-                details_type_0 = cast(list[str], _details)
-
-                details = details_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                details = cast(list[str] | None | Unset, _details)
+        details: list[str] | None | Unset = src_dict.get("details", UNSET)
 
         status_info = _object_new(cls)
         status_info.code = code
         status_info.description = description
         status_info.details = details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2 + (details is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}}
-        status_info.additional_properties = additional_properties
+        if len(src_dict) != 2 and (len(src_dict) != 3 or details is UNSET):
+            if len(src_dict) != 2 + (details is not UNSET):
+                status_info.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
+                }
         return status_info
 
     @property

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subject_type import SubjectType
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubjectCreateRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubjectCreateRequest:
     subject_nip: str
@@ -81,37 +84,24 @@ class SubjectCreateRequest:
         description = src_dict["description"]
 
         _subunits = src_dict.get("subunits", UNSET)
-        subunits: list[Subunit] | None | Unset
-        if _subunits is None or _subunits is UNSET:
-            subunits = _subunits
-        else:
+        subunits: list[Subunit] | None | Unset = _subunits
+        if _subunits.__class__ is list or (
+            _subunits is not None and _subunits is not UNSET and isinstance(_subunits, list)
+        ):
             try:
-                if not isinstance(_subunits, list):
-                    raise TypeError()
-                subunits_type_0 = []
-                _subunits_type_0 = _subunits
-                for subunits_type_0_item_data in _subunits_type_0:
-                    subunits_type_0_item = _Subunit_from_dict(subunits_type_0_item_data)
-
-                    subunits_type_0.append(subunits_type_0_item)
-
-                subunits = subunits_type_0
+                subunits = [_Subunit_from_dict(subunits_type_0_item_data) for subunits_type_0_item_data in _subunits]
             except (TypeError, ValueError, AttributeError, KeyError):
-                subunits = cast(list[Subunit] | None | Unset, _subunits)
+                pass
 
         _created_date = src_dict.get("createdDate", UNSET)
-        created_date: datetime.datetime | None | Unset
-        if _created_date is None or _created_date is UNSET:
-            created_date = _created_date
-        else:
+        created_date: datetime.datetime | None | Unset = _created_date
+        if _created_date.__class__ is str or (
+            _created_date is not None and _created_date is not UNSET and isinstance(_created_date, str)
+        ):
             try:
-                if not isinstance(_created_date, str):
-                    raise TypeError()
-                created_date_type_0 = _datetime_fromisoformat(_created_date)
-
-                created_date = created_date_type_0
+                created_date = _datetime_fromisoformat(_created_date)
             except (TypeError, ValueError, AttributeError, KeyError):
-                created_date = cast(datetime.datetime | None | Unset, _created_date)
+                pass
 
         subject_create_request = _object_new(cls)
         subject_create_request.subject_nip = subject_nip
@@ -120,16 +110,13 @@ class SubjectCreateRequest:
         subject_create_request.subunits = subunits
         subject_create_request.created_date = created_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3 + (subunits is not UNSET) + (created_date is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"subjectNip", "subjectType", "description", "subunits", "createdDate"}
-            }
-        subject_create_request.additional_properties = additional_properties
+        if len(src_dict) != 3 and (len(src_dict) != 5 or subunits is UNSET or created_date is UNSET):
+            if len(src_dict) != 3 + (subunits is not UNSET) + (created_date is not UNSET):
+                subject_create_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"subjectNip", "subjectType", "description", "subunits", "createdDate"}
+                }
         return subject_create_request
 
     @property
@@ -153,5 +140,5 @@ from ..models.subunit import Subunit
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_SubjectType_from_value = SubjectType.from_value
+_SubjectType_from_value = _enum_from_value(SubjectType)
 _Subunit_from_dict = Subunit.from_dict

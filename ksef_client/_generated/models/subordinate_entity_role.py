@@ -9,11 +9,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subordinate_entity_role_type import SubordinateEntityRoleType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubordinateEntityRole")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubordinateEntityRole:
     subordinate_entity_identifier: SubordinateRoleSubordinateEntityIdentifier
@@ -70,16 +73,12 @@ class SubordinateEntityRole:
         subordinate_entity_role.description = description
         subordinate_entity_role.start_date = start_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 4:
+            subordinate_entity_role.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"subordinateEntityIdentifier", "role", "description", "startDate"}
             }
-        subordinate_entity_role.additional_properties = additional_properties
         return subordinate_entity_role
 
     @property
@@ -103,5 +102,5 @@ from ..models.subordinate_role_subordinate_entity_identifier import SubordinateR
 
 _object_new = object.__new__
 _datetime_fromisoformat = datetime.datetime.fromisoformat
-_SubordinateEntityRoleType_from_value = SubordinateEntityRoleType.from_value
+_SubordinateEntityRoleType_from_value = _enum_from_value(SubordinateEntityRoleType)
 _SubordinateRoleSubordinateEntityIdentifier_from_dict = SubordinateRoleSubordinateEntityIdentifier.from_dict

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubordinateEntityRolesQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubordinateEntityRolesQueryRequest:
     subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset = UNSET
@@ -44,32 +46,29 @@ class SubordinateEntityRolesQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _subordinate_entity_identifier = src_dict.get("subordinateEntityIdentifier", UNSET)
-        subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset
-        if _subordinate_entity_identifier is None or _subordinate_entity_identifier is UNSET:
-            subordinate_entity_identifier = _subordinate_entity_identifier
-        else:
+        subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset = (
+            _subordinate_entity_identifier
+        )
+        if _subordinate_entity_identifier.__class__ is dict or (
+            _subordinate_entity_identifier is not None
+            and _subordinate_entity_identifier is not UNSET
+            and isinstance(_subordinate_entity_identifier, dict)
+        ):
             try:
-                if not isinstance(_subordinate_entity_identifier, dict):
-                    raise TypeError()
-                subordinate_entity_identifier_type_1 = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
+                subordinate_entity_identifier = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
                     _subordinate_entity_identifier
                 )
-
-                subordinate_entity_identifier = subordinate_entity_identifier_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
-                subordinate_entity_identifier = cast(
-                    EntityPermissionsSubordinateEntityIdentifier | None | Unset, _subordinate_entity_identifier
-                )
+                pass
 
         subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (subordinate_entity_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}}
-        subordinate_entity_roles_query_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or subordinate_entity_identifier is UNSET):
+            if len(src_dict) != 0 + (subordinate_entity_identifier is not UNSET):
+                subordinate_entity_roles_query_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}
+                }
         return subordinate_entity_roles_query_request
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subordinate_role_subordinate_entity_identifier_type import SubordinateRoleSubordinateEntityIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubordinateRoleSubordinateEntityIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubordinateRoleSubordinateEntityIdentifier:
     """Identyfikator podmiotu podrzędnego.
@@ -55,12 +58,10 @@ class SubordinateRoleSubordinateEntityIdentifier:
         subordinate_role_subordinate_entity_identifier.type_ = type_
         subordinate_role_subordinate_entity_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        subordinate_role_subordinate_entity_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            subordinate_role_subordinate_entity_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return subordinate_role_subordinate_entity_identifier
 
     @property
@@ -81,4 +82,6 @@ class SubordinateRoleSubordinateEntityIdentifier:
 
 
 _object_new = object.__new__
-_SubordinateRoleSubordinateEntityIdentifierType_from_value = SubordinateRoleSubordinateEntityIdentifierType.from_value
+_SubordinateRoleSubordinateEntityIdentifierType_from_value = _enum_from_value(
+    SubordinateRoleSubordinateEntityIdentifierType
+)

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="Subunit")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class Subunit:
     subject_nip: str
@@ -47,12 +49,10 @@ class Subunit:
         subunit.subject_nip = subject_nip
         subunit.description = description
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subjectNip", "description"}}
-        subunit.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            subunit.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectNip", "description"}
+            }
         return subunit
 
     @property

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subunit_permission_scope import SubunitPermissionScope
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubunitPermission:
     id: str
@@ -118,18 +121,16 @@ class SubunitPermission:
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonDetails | Unset
-        if _subject_person_details is None or _subject_person_details is UNSET:
-            subject_person_details = _subject_person_details
-        else:
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict or (
+            _subject_person_details is not None
+            and _subject_person_details is not UNSET
+            and isinstance(_subject_person_details, dict)
+        ):
             try:
-                if not isinstance(_subject_person_details, dict):
-                    raise TypeError()
-                subject_person_details_type_1 = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-
-                subject_person_details = subject_person_details_type_1
+                subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subject_person_details = cast(None | PermissionsSubjectPersonDetails | Unset, _subject_person_details)
+                pass
 
         subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
 
@@ -144,27 +145,24 @@ class SubunitPermission:
         subunit_permission.subject_person_details = subject_person_details
         subunit_permission.subunit_name = subunit_name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 7 + (subject_person_details is not UNSET) + (subunit_name is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k
-                not in {
-                    "id",
-                    "authorizedIdentifier",
-                    "subunitIdentifier",
-                    "authorIdentifier",
-                    "permissionScope",
-                    "description",
-                    "startDate",
-                    "subjectPersonDetails",
-                    "subunitName",
+        if len(src_dict) != 7 and (len(src_dict) != 9 or subject_person_details is UNSET or subunit_name is UNSET):
+            if len(src_dict) != 7 + (subject_person_details is not UNSET) + (subunit_name is not UNSET):
+                subunit_permission.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {
+                        "id",
+                        "authorizedIdentifier",
+                        "subunitIdentifier",
+                        "authorIdentifier",
+                        "permissionScope",
+                        "description",
+                        "startDate",
+                        "subjectPersonDetails",
+                        "subunitName",
+                    }
                 }
-            }
-        subunit_permission.additional_properties = additional_properties
         return subunit_permission
 
     @property
@@ -194,5 +192,5 @@ _datetime_fromisoformat = datetime.datetime.fromisoformat
 _PermissionsSubjectPersonDetails_from_dict = PermissionsSubjectPersonDetails.from_dict
 _SubunitPermissionsAuthorIdentifier_from_dict = SubunitPermissionsAuthorIdentifier.from_dict
 _SubunitPermissionsAuthorizedIdentifier_from_dict = SubunitPermissionsAuthorizedIdentifier.from_dict
-_SubunitPermissionScope_from_value = SubunitPermissionScope.from_value
+_SubunitPermissionScope_from_value = _enum_from_value(SubunitPermissionScope)
 _SubunitPermissionsSubunitIdentifier_from_dict = SubunitPermissionsSubunitIdentifier.from_dict

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subunit_permissions_context_identifier_type import SubunitPermissionsContextIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermissionsContextIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubunitPermissionsContextIdentifier:
     """Identyfikator podmiotu podrzędnego.
@@ -56,12 +59,10 @@ class SubunitPermissionsContextIdentifier:
         subunit_permissions_context_identifier.type_ = type_
         subunit_permissions_context_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        subunit_permissions_context_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            subunit_permissions_context_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return subunit_permissions_context_identifier
 
     @property
@@ -82,4 +83,4 @@ class SubunitPermissionsContextIdentifier:
 
 
 _object_new = object.__new__
-_SubunitPermissionsContextIdentifierType_from_value = SubunitPermissionsContextIdentifierType.from_value
+_SubunitPermissionsContextIdentifierType_from_value = _enum_from_value(SubunitPermissionsContextIdentifierType)

@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubunitPermissionsGrantRequest:
     subject_identifier: SubunitPermissionsSubjectIdentifier
@@ -87,16 +89,14 @@ class SubunitPermissionsGrantRequest:
         subunit_permissions_grant_request.subject_details = subject_details
         subunit_permissions_grant_request.subunit_name = subunit_name
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (subunit_name is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"subjectIdentifier", "contextIdentifier", "description", "subjectDetails", "subunitName"}
-            }
-        subunit_permissions_grant_request.additional_properties = additional_properties
+        if len(src_dict) != 4 and (len(src_dict) != 5 or subunit_name is UNSET):
+            if len(src_dict) != 4 + (subunit_name is not UNSET):
+                subunit_permissions_grant_request.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k
+                    not in {"subjectIdentifier", "contextIdentifier", "description", "subjectDetails", "subunitName"}
+                }
         return subunit_permissions_grant_request
 
     @property

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermissionsQueryRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubunitPermissionsQueryRequest:
     subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset = UNSET
@@ -45,28 +47,25 @@ class SubunitPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _subunit_identifier = src_dict.get("subunitIdentifier", UNSET)
-        subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset
-        if _subunit_identifier is None or _subunit_identifier is UNSET:
-            subunit_identifier = _subunit_identifier
-        else:
+        subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset = _subunit_identifier
+        if _subunit_identifier.__class__ is dict or (
+            _subunit_identifier is not None
+            and _subunit_identifier is not UNSET
+            and isinstance(_subunit_identifier, dict)
+        ):
             try:
-                if not isinstance(_subunit_identifier, dict):
-                    raise TypeError()
-                subunit_identifier_type_1 = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
-
-                subunit_identifier = subunit_identifier_type_1
+                subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                subunit_identifier = cast(None | SubunitPermissionsSubunitIdentifier | Unset, _subunit_identifier)
+                pass
 
         subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (subunit_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}}
-        subunit_permissions_query_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or subunit_identifier is UNSET):
+            if len(src_dict) != 0 + (subunit_identifier is not UNSET):
+                subunit_permissions_query_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}
+                }
         return subunit_permissions_query_request
 
     @property

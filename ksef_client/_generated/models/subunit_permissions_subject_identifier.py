@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.subunit_permissions_subject_identifier_type import SubunitPermissionsSubjectIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SubunitPermissionsSubjectIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class SubunitPermissionsSubjectIdentifier:
     """Identyfikator podmiotu lub osoby fizycznej.
@@ -57,12 +60,10 @@ class SubunitPermissionsSubjectIdentifier:
         subunit_permissions_subject_identifier.type_ = type_
         subunit_permissions_subject_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        subunit_permissions_subject_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            subunit_permissions_subject_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return subunit_permissions_subject_identifier
 
     @property
@@ -83,4 +84,4 @@ class SubunitPermissionsSubjectIdentifier:
 
 
 _object_new = object.__new__
-_SubunitPermissionsSubjectIdentifierType_from_value = SubunitPermissionsSubjectIdentifierType.from_value
+_SubunitPermissionsSubjectIdentifierType_from_value = _enum_from_value(SubunitPermissionsSubjectIdentifierType)

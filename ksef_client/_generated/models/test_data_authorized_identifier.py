@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.test_data_authorized_identifier_type import TestDataAuthorizedIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataAuthorizedIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataAuthorizedIdentifier:
     type_: TestDataAuthorizedIdentifierType
@@ -47,12 +50,10 @@ class TestDataAuthorizedIdentifier:
         test_data_authorized_identifier.type_ = type_
         test_data_authorized_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        test_data_authorized_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            test_data_authorized_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return test_data_authorized_identifier
 
     @property
@@ -73,4 +74,4 @@ class TestDataAuthorizedIdentifier:
 
 
 _object_new = object.__new__
-_TestDataAuthorizedIdentifierType_from_value = TestDataAuthorizedIdentifierType.from_value
+_TestDataAuthorizedIdentifierType_from_value = _enum_from_value(TestDataAuthorizedIdentifierType)

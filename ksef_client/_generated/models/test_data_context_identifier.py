@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.test_data_context_identifier_type import TestDataContextIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataContextIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataContextIdentifier:
     type_: TestDataContextIdentifierType
@@ -47,12 +50,10 @@ class TestDataContextIdentifier:
         test_data_context_identifier.type_ = type_
         test_data_context_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        test_data_context_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            test_data_context_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return test_data_context_identifier
 
     @property
@@ -73,4 +74,4 @@ class TestDataContextIdentifier:
 
 
 _object_new = object.__new__
-_TestDataContextIdentifierType_from_value = TestDataContextIdentifierType.from_value
+_TestDataContextIdentifierType_from_value = _enum_from_value(TestDataContextIdentifierType)

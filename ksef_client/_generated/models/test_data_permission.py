@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.test_data_permission_type import TestDataPermissionType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataPermission")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataPermission:
     description: str
@@ -47,12 +50,10 @@ class TestDataPermission:
         test_data_permission.description = description
         test_data_permission.permission_type = permission_type
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"description", "permissionType"}}
-        test_data_permission.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            test_data_permission.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"description", "permissionType"}
+            }
         return test_data_permission
 
     @property
@@ -73,4 +74,4 @@ class TestDataPermission:
 
 
 _object_new = object.__new__
-_TestDataPermissionType_from_value = TestDataPermissionType.from_value
+_TestDataPermissionType_from_value = _enum_from_value(TestDataPermissionType)

@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataPermissionsGrantRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataPermissionsGrantRequest:
     context_identifier: TestDataContextIdentifier
@@ -49,28 +51,21 @@ class TestDataPermissionsGrantRequest:
 
         authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
-        permissions = []
-        _permissions = src_dict["permissions"]
-        for permissions_item_data in _permissions:
-            permissions_item = _TestDataPermission_from_dict(permissions_item_data)
-
-            permissions.append(permissions_item)
+        permissions = [
+            _TestDataPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
+        ]
 
         test_data_permissions_grant_request = _object_new(cls)
         test_data_permissions_grant_request.context_identifier = context_identifier
         test_data_permissions_grant_request.authorized_identifier = authorized_identifier
         test_data_permissions_grant_request.permissions = permissions
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            test_data_permissions_grant_request.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"contextIdentifier", "authorizedIdentifier", "permissions"}
             }
-        test_data_permissions_grant_request.additional_properties = additional_properties
         return test_data_permissions_grant_request
 
     @property

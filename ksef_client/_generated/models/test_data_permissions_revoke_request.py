@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataPermissionsRevokeRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataPermissionsRevokeRequest:
     context_identifier: TestDataContextIdentifier
@@ -46,14 +48,10 @@ class TestDataPermissionsRevokeRequest:
         test_data_permissions_revoke_request.context_identifier = context_identifier
         test_data_permissions_revoke_request.authorized_identifier = authorized_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 2:
+            test_data_permissions_revoke_request.additional_properties = {
                 k: v for k, v in src_dict.items() if k not in {"contextIdentifier", "authorizedIdentifier"}
             }
-        test_data_permissions_revoke_request.additional_properties = additional_properties
         return test_data_permissions_revoke_request
 
     @property

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataUpdateCertificateRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TestDataUpdateCertificateRequest:
     valid_to: datetime.datetime
@@ -41,12 +43,10 @@ class TestDataUpdateCertificateRequest:
         test_data_update_certificate_request = _object_new(cls)
         test_data_update_certificate_request.valid_to = valid_to
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"validTo"}}
-        test_data_update_certificate_request.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            test_data_update_certificate_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"validTo"}
+            }
         return test_data_update_certificate_request
 
     @property

@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.token_author_identifier_type import TokenAuthorIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TokenAuthorIdentifierTypeIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TokenAuthorIdentifierTypeIdentifier:
     type_: TokenAuthorIdentifierType
@@ -54,12 +57,10 @@ class TokenAuthorIdentifierTypeIdentifier:
         token_author_identifier_type_identifier.type_ = type_
         token_author_identifier_type_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        token_author_identifier_type_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            token_author_identifier_type_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return token_author_identifier_type_identifier
 
     @property
@@ -80,4 +81,4 @@ class TokenAuthorIdentifierTypeIdentifier:
 
 
 _object_new = object.__new__
-_TokenAuthorIdentifierType_from_value = TokenAuthorIdentifierType.from_value
+_TokenAuthorIdentifierType_from_value = _enum_from_value(TokenAuthorIdentifierType)

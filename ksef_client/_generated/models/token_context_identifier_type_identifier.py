@@ -8,11 +8,14 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.token_context_identifier_type import TokenContextIdentifierType
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TokenContextIdentifierTypeIdentifier")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TokenContextIdentifierTypeIdentifier:
     type_: TokenContextIdentifierType
@@ -55,12 +58,10 @@ class TokenContextIdentifierTypeIdentifier:
         token_context_identifier_type_identifier.type_ = type_
         token_context_identifier_type_identifier.value = value
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"type", "value"}}
-        token_context_identifier_type_identifier.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            token_context_identifier_type_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return token_context_identifier_type_identifier
 
     @property
@@ -81,4 +82,4 @@ class TokenContextIdentifierTypeIdentifier:
 
 
 _object_new = object.__new__
-_TokenContextIdentifierType_from_value = TokenContextIdentifierType.from_value
+_TokenContextIdentifierType_from_value = _enum_from_value(TokenContextIdentifierType)

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TokenInfo")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TokenInfo:
     token: str
@@ -49,12 +51,8 @@ class TokenInfo:
         token_info.token = token
         token_info.valid_until = valid_until
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 2:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"token", "validUntil"}}
-        token_info.additional_properties = additional_properties
+        if len(src_dict) != 2:
+            token_info.additional_properties = {k: v for k, v in src_dict.items() if k not in {"token", "validUntil"}}
         return token_info
 
     @property

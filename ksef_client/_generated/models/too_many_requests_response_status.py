@@ -7,11 +7,13 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TooManyRequestsResponseStatus")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class TooManyRequestsResponseStatus:
     """Informacje o błędzie związanym z przekroczeniem limitu żądań."""
@@ -59,12 +61,10 @@ class TooManyRequestsResponseStatus:
         too_many_requests_response_status.description = description
         too_many_requests_response_status.details = details
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}}
-        too_many_requests_response_status.additional_properties = additional_properties
+        if len(src_dict) != 3:
+            too_many_requests_response_status.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
+            }
         return too_many_requests_response_status
 
     @property

@@ -9,11 +9,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="UnauthorizedProblemDetails")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class UnauthorizedProblemDetails:
     """
@@ -99,16 +101,13 @@ class UnauthorizedProblemDetails:
         unauthorized_problem_details.instance = instance
         unauthorized_problem_details.trace_id = trace_id
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 4 + (instance is not UNSET) + (trace_id is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {
-                k: v
-                for k, v in src_dict.items()
-                if k not in {"title", "status", "detail", "timestamp", "instance", "traceId"}
-            }
-        unauthorized_problem_details.additional_properties = additional_properties
+        if len(src_dict) != 4 and (len(src_dict) != 6 or instance is UNSET or trace_id is UNSET):
+            if len(src_dict) != 4 + (instance is not UNSET) + (trace_id is not UNSET):
+                unauthorized_problem_details.additional_properties = {
+                    k: v
+                    for k, v in src_dict.items()
+                    if k not in {"title", "status", "detail", "timestamp", "instance", "traceId"}
+                }
         return unauthorized_problem_details
 
     @property

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="UnblockContextAuthenticationRequest")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class UnblockContextAuthenticationRequest:
     context_identifier: None | TestDataAuthenticationContextIdentifier | Unset = UNSET
@@ -40,28 +42,25 @@ class UnblockContextAuthenticationRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | TestDataAuthenticationContextIdentifier | Unset
-        if _context_identifier is None or _context_identifier is UNSET:
-            context_identifier = _context_identifier
-        else:
+        context_identifier: None | TestDataAuthenticationContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict or (
+            _context_identifier is not None
+            and _context_identifier is not UNSET
+            and isinstance(_context_identifier, dict)
+        ):
             try:
-                if not isinstance(_context_identifier, dict):
-                    raise TypeError()
-                context_identifier_type_1 = _TestDataAuthenticationContextIdentifier_from_dict(_context_identifier)
-
-                context_identifier = context_identifier_type_1
+                context_identifier = _TestDataAuthenticationContextIdentifier_from_dict(_context_identifier)
             except (TypeError, ValueError, AttributeError, KeyError):
-                context_identifier = cast(None | TestDataAuthenticationContextIdentifier | Unset, _context_identifier)
+                pass
 
         unblock_context_authentication_request = _object_new(cls)
         unblock_context_authentication_request.context_identifier = context_identifier
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 0 + (context_identifier is not UNSET):
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}}
-        unblock_context_authentication_request.additional_properties = additional_properties
+        if len(src_dict) != 0 and (len(src_dict) != 1 or context_identifier is UNSET):
+            if len(src_dict) != 0 + (context_identifier is not UNSET):
+                unblock_context_authentication_request.additional_properties = {
+                    k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}
+                }
         return unblock_context_authentication_request
 
     @property

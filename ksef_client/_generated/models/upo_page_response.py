@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="UpoPageResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class UpoPageResponse:
     reference_number: str
@@ -62,16 +64,12 @@ class UpoPageResponse:
         upo_page_response.download_url = download_url
         upo_page_response.download_url_expiration_date = download_url_expiration_date
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 3:
-            additional_properties = {}
-        else:
-            additional_properties = {
+        if len(src_dict) != 3:
+            upo_page_response.additional_properties = {
                 k: v
                 for k, v in src_dict.items()
                 if k not in {"referenceNumber", "downloadUrl", "downloadUrlExpirationDate"}
             }
-        upo_page_response.additional_properties = additional_properties
         return upo_page_response
 
     @property

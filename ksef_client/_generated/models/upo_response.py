@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="UpoResponse")
 
 
+@_additional_properties_on_demand
 @_attrs_define
 class UpoResponse:
     pages: list[UpoPageResponse]
@@ -38,22 +40,13 @@ class UpoResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        pages = []
-        _pages = src_dict["pages"]
-        for pages_item_data in _pages:
-            pages_item = _UpoPageResponse_from_dict(pages_item_data)
-
-            pages.append(pages_item)
+        pages = [_UpoPageResponse_from_dict(pages_item_data) for pages_item_data in src_dict["pages"]]
 
         upo_response = _object_new(cls)
         upo_response.pages = pages
 
-        additional_properties: dict[str, Any]
-        if len(src_dict) == 1:
-            additional_properties = {}
-        else:
-            additional_properties = {k: v for k, v in src_dict.items() if k not in {"pages"}}
-        upo_response.additional_properties = additional_properties
+        if len(src_dict) != 1:
+            upo_response.additional_properties = {k: v for k, v in src_dict.items() if k not in {"pages"}}
         return upo_response
 
     @property

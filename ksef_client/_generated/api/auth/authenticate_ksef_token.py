@@ -10,7 +10,7 @@ from ...models.authentication_init_response import AuthenticationInitResponse
 from ...models.exception_response import ExceptionResponse
 from ...models.init_token_authentication_request import InitTokenAuthenticationRequest
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import UNSET, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, Response, Unset, json_loads
 
 
 def build_request(
@@ -38,9 +38,10 @@ def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> AuthenticationInitResponse | ExceptionResponse | TooManyRequestsResponse | None:
     if response.status_code == 202:
-        response_202 = AuthenticationInitResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_202 = AuthenticationInitResponse.from_dict(json_loads(response.content))
 
-        return response_202
+            return response_202
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.authentication_init_response import AuthenticationInitResponse
 from ...models.exception_response import ExceptionResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import UNSET, File, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, File, Response, Unset, json_loads
 
 
 def build_request(
@@ -43,9 +43,10 @@ def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> AuthenticationInitResponse | ExceptionResponse | TooManyRequestsResponse | None:
     if response.status_code == 202:
-        response_202 = AuthenticationInitResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_202 = AuthenticationInitResponse.from_dict(json_loads(response.content))
 
-        return response_202
+            return response_202
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

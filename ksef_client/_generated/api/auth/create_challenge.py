@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.authentication_challenge_response import AuthenticationChallengeResponse
 from ...models.exception_response import ExceptionResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import Response, json_loads
+from ...types import CollectorPaused, Response, json_loads
 
 
 def build_request() -> dict[str, Any]:
@@ -27,9 +27,10 @@ def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> AuthenticationChallengeResponse | ExceptionResponse | TooManyRequestsResponse | None:
     if response.status_code == 200:
-        response_200 = AuthenticationChallengeResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_200 = AuthenticationChallengeResponse.from_dict(json_loads(response.content))
 
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

@@ -11,7 +11,7 @@ from ...models.exception_response import ExceptionResponse
 from ...models.forbidden_problem_details import ForbiddenProblemDetails
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import UNSET, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, Response, Unset, json_loads
 
 
 def build_request(
@@ -51,9 +51,10 @@ def _parse_response(
     | None
 ):
     if response.status_code == 200:
-        response_200 = AuthenticationListResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_200 = AuthenticationListResponse.from_dict(json_loads(response.content))
 
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

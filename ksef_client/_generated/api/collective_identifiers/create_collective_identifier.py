@@ -12,7 +12,7 @@ from ...models.generate_collective_identifier_request import GenerateCollectiveI
 from ...models.generate_collective_identifier_response import GenerateCollectiveIdentifierResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import UNSET, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, Response, Unset, json_loads
 
 
 def build_request(
@@ -47,9 +47,10 @@ def _parse_response(
     | None
 ):
     if response.status_code == 201:
-        response_201 = GenerateCollectiveIdentifierResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_201 = GenerateCollectiveIdentifierResponse.from_dict(json_loads(response.content))
 
-        return response_201
+            return response_201
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

@@ -13,7 +13,7 @@ from ...models.gone_problem_details import GoneProblemDetails
 from ...models.invoice_export_status_response import InvoiceExportStatusResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import Response, json_loads
+from ...types import CollectorPaused, Response, json_loads
 
 
 def build_request(
@@ -43,9 +43,10 @@ def _parse_response(
     | None
 ):
     if response.status_code == 200:
-        response_200 = InvoiceExportStatusResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_200 = InvoiceExportStatusResponse.from_dict(json_loads(response.content))
 
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

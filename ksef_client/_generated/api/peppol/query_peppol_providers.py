@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.exception_response import ExceptionResponse
 from ...models.query_peppol_providers_response import QueryPeppolProvidersResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import UNSET, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, Response, Unset, json_loads
 
 
 def build_request(
@@ -40,9 +40,10 @@ def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> ExceptionResponse | QueryPeppolProvidersResponse | TooManyRequestsResponse | None:
     if response.status_code == 200:
-        response_200 = QueryPeppolProvidersResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_200 = QueryPeppolProvidersResponse.from_dict(json_loads(response.content))
 
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

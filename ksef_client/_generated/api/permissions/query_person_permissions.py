@@ -12,7 +12,7 @@ from ...models.person_permissions_query_request import PersonPermissionsQueryReq
 from ...models.query_person_permissions_response import QueryPersonPermissionsResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import UNSET, Response, Unset, json_loads
+from ...types import UNSET, CollectorPaused, Response, Unset, json_loads
 
 
 def build_request(
@@ -58,9 +58,10 @@ def _parse_response(
     | None
 ):
     if response.status_code == 200:
-        response_200 = QueryPersonPermissionsResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_200 = QueryPersonPermissionsResponse.from_dict(json_loads(response.content))
 
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

@@ -12,7 +12,7 @@ from ...models.forbidden_problem_details import ForbiddenProblemDetails
 from ...models.permissions_operation_response import PermissionsOperationResponse
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...models.unauthorized_problem_details import UnauthorizedProblemDetails
-from ...types import Response, json_loads
+from ...types import CollectorPaused, Response, json_loads
 
 
 def build_request(
@@ -41,9 +41,10 @@ def _parse_response(
     | None
 ):
     if response.status_code == 202:
-        response_202 = PermissionsOperationResponse.from_dict(json_loads(response.content))
+        with CollectorPaused(response.content):
+            response_202 = PermissionsOperationResponse.from_dict(json_loads(response.content))
 
-        return response_202
+            return response_202
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))

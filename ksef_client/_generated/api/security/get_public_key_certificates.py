@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.exception_response import ExceptionResponse
 from ...models.public_key_certificate import PublicKeyCertificate
 from ...models.too_many_requests_response import TooManyRequestsResponse
-from ...types import Response, json_loads
+from ...types import CollectorPaused, Response, json_loads
 
 
 def build_request() -> dict[str, Any]:
@@ -27,14 +27,13 @@ def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
 ) -> ExceptionResponse | TooManyRequestsResponse | list[PublicKeyCertificate] | None:
     if response.status_code == 200:
-        response_200 = []
-        _response_200 = json_loads(response.content)
-        for response_200_item_data in _response_200:
-            response_200_item = PublicKeyCertificate.from_dict(response_200_item_data)
+        with CollectorPaused(response.content):
+            response_200 = [
+                PublicKeyCertificate.from_dict(response_200_item_data)
+                for response_200_item_data in json_loads(response.content)
+            ]
 
-            response_200.append(response_200_item)
-
-        return response_200
+            return response_200
 
     if response.status_code == 400:
         response_400 = ExceptionResponse.from_dict(json_loads(response.content))
