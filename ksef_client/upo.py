@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -76,7 +78,8 @@ class UpoDocument:
 
 
 class _Columns(NamedTuple):
-    """The documents of a UPO field by field, in document order (each the length of the others)."""
+    """The documents of a UPO field by field, in document order (each the length of the others);
+    the fields of ``UpoDocument``, in its order."""
 
     seller_nip: tuple[str, ...]
     ksef_number: tuple[str, ...]
@@ -96,6 +99,8 @@ class UpoDocuments(Sequence[UpoDocument]):
     field by field and builds each ``UpoDocument`` when it is read, so that parsing a session UPO of
     10,000 documents does not build 10,000 objects nobody may look at. Every value was read and
     converted when the UPO was parsed: reading a document cannot fail.
+
+    ``UpoDocuments(documents)`` makes one from ``UpoDocument`` objects.
     """
 
     __slots__ = ("_by_number", "_columns")
@@ -107,6 +112,7 @@ class UpoDocuments(Sequence[UpoDocument]):
 
     @classmethod
     def _of_columns(cls, columns: _Columns) -> UpoDocuments:
+        """A sequence over ``columns`` as they are (no copy)."""
         view = cls.__new__(cls)
         view._columns, view._by_number = columns, None
         return view
@@ -115,10 +121,10 @@ class UpoDocuments(Sequence[UpoDocument]):
     def concatenate(cls, parts: Iterable[UpoDocuments]) -> UpoDocuments:
         """The documents of ``parts`` one after another (the pages of a session UPO), still lazy."""
         parts = tuple(parts)
-        if len(parts) == 1:
-            return parts[0]
+        if len(parts) <= 1:
+            return parts[0] if parts else cls()
         fields = zip(*(part._columns for part in parts), strict=True)  # each field: its column in every part
-        return cls._of_columns(_Columns._make(sum(columns, ()) for columns in fields))
+        return cls._of_columns(_Columns._make(tuple(itertools.chain.from_iterable(columns)) for columns in fields))
 
     def __len__(self) -> int:
         return len(self._columns.ksef_number)
@@ -149,7 +155,7 @@ class UpoDocuments(Sequence[UpoDocument]):
         if isinstance(other, UpoDocuments):
             return self._columns == other._columns
         if isinstance(other, tuple | list):
-            return len(other) == len(self) and all(map(UpoDocument.__eq__, self, other))
+            return len(other) == len(self) and all(map(operator.eq, self, other))
         return NotImplemented
 
     def __hash__(self) -> int:  # equal to a tuple of the same documents, so equal to its hash
@@ -161,10 +167,11 @@ class UpoDocuments(Sequence[UpoDocument]):
     def by_ksef_number(self, ksef_number: str) -> UpoDocument | None:
         """The document with this KSeF number, or ``None`` (an index is built on the first call)."""
         if self._by_number is None:
-            numbers = self._columns.ksef_number
-            self._by_number = dict(zip(reversed(numbers), range(len(numbers) - 1, -1, -1), strict=True))
-        index = self._by_number.get(ksef_number)
-        return None if index is None else self[index]
+            self._by_number = {}
+            for place, number in enumerate(self._columns.ksef_number):
+                self._by_number.setdefault(number, place)  # the first, should a number come twice
+        found = self._by_number.get(ksef_number)
+        return None if found is None else self[found]
 
 
 @dataclass(frozen=True)

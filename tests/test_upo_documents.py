@@ -3,6 +3,7 @@ the UPO schema compiled once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.upo import (
     _DOKUMENT,
     UpoDocuments,
+    _Columns,
     _columns,
     _document,
     _upo_schema,
@@ -75,7 +77,7 @@ def test_the_documents_behave_like_a_tuple() -> None:
         documents[-6]
     assert list(documents) == list(as_tuple) and list(reversed(documents)) == list(reversed(as_tuple))
     assert documents == as_tuple and as_tuple == documents and documents == list(as_tuple)
-    assert documents != as_tuple[:4] and documents != () and documents != "FV/0"
+    assert documents != as_tuple[:4] and documents != () and documents != "FV/0" and documents != tuple("abcde")
     assert documents[1] in documents and documents.index(documents[3]) == 3 and documents.count(documents[2]) == 1
 
 
@@ -119,6 +121,11 @@ def test_a_document_is_found_by_its_ksef_number() -> None:
 def test_documents_built_from_objects_equal_the_parsed_ones() -> None:
     documents = parse_upo(_upo([_document_of(i) for i in range(3)])).documents
     assert UpoDocuments(list(documents)) == documents and UpoDocuments() == ()
+    assert UpoDocuments.concatenate([]) == () and UpoDocuments.concatenate([documents, documents]) == 2 * tuple(
+        documents
+    )
+    # The columns are UpoDocument's fields, in its order (a document is built from them by position).
+    assert _Columns._fields == tuple(field.name for field in dataclasses.fields(ParsedDocument))
 
 
 def test_a_session_upo_joins_its_pages_without_building_documents() -> None:
@@ -268,6 +275,15 @@ def test_hostile_documents_are_refused_or_read_whole(old: bytes, new: bytes, mes
         return
     with pytest.raises(UPOValidationError, match=message):
         parse_upo(xml)
+
+
+def test_upos_parse_alike_from_many_threads() -> None:
+    # The compiled XPath expressions are shared module state; each thread parses with its own parser.
+    upos = [_upo([_document_of(i, f"T{t}/{i}") for i in range(50)]) for t in range(8)]
+    expected = [parse_upo(xml).documents for xml in upos]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda xml: parse_upo(xml).documents, upos)) == expected
 
 
 # validate_upo compiles the schema once and is safe from threads.
