@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from lxml import etree
 
-from ksef_client._xml import declares_entities, hardened_parser, parse
+from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse
 from ksef_client.errors import InvoiceSchemaError
 
 __all__ = [
@@ -109,10 +108,8 @@ class _LocalCopies(etree.Resolver):
         return None
 
 
-# lxml compiles a schema and keeps one error log per schema object: two threads compiling at once
-# (an emulator's batch worker beside a request) break the compilation, and two validating at once
-# mix their errors. Schemas are compiled and used under this lock.
-_SCHEMA_LOCK = threading.RLock()
+# Schemas are compiled and used under one lock (see SCHEMA_LOCK), shared with the UPO schema.
+_SCHEMA_LOCK = SCHEMA_LOCK
 
 
 def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> etree.XMLSchema:

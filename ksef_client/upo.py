@@ -7,14 +7,15 @@ laughs), nothing is fetched, and the size is capped.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-from collections.abc import Iterable
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from operator import attrgetter
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, TypeVar, cast, overload
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from ksef_client._paths import file_in
-from ksef_client._xml import declares_entities, parse
+from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
 from ksef_client.xades import SignatureVerificationError, verify_xades
@@ -45,8 +46,15 @@ _DOCUMENT_FIELDS = (
     "TrybWysylki",
 )
 _FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate(_DOCUMENT_FIELDS)}
-_FIELD_TAGS = list(_FIELD_INDEX)
-_tag_of, _text_of = attrgetter("tag"), attrgetter("text")
+# Compiled once, evaluated in C: how many ``Dokument`` there are, and for each field the child
+# nodes of every document's element at that field's place when it is that field, in document
+# order. Text nodes come back as plain ``str``, anything else as an lxml object.
+_COUNT_DOCUMENTS = etree.XPath("count(u:Dokument)", namespaces=_NS)
+_FIELD_NODES = tuple(
+    etree.XPath(f"u:Dokument/*[{place}]/self::u:{name}/node()", namespaces=_NS, smart_strings=False)
+    for place, name in enumerate(_DOCUMENT_FIELDS, start=1)
+)
+_T = TypeVar("_T")
 _CONTEXT_TYPES = {
     "Nip": "Nip",
     "IdWewnetrzny": "InternalId",
@@ -67,6 +75,103 @@ class UpoDocument:
     numbered_at: dt.datetime
     invoice_hash: str
     mode: str
+
+
+class _Columns(NamedTuple):
+    """The documents of a UPO field by field, in document order (each the length of the others);
+    the fields of ``UpoDocument``, in its order."""
+
+    seller_nip: tuple[str, ...]
+    ksef_number: tuple[str, ...]
+    invoice_number: tuple[str, ...]
+    issue_date: tuple[dt.date, ...]
+    sent_at: tuple[dt.datetime, ...]
+    numbered_at: tuple[dt.datetime, ...]
+    invoice_hash: tuple[str, ...]
+    mode: tuple[str, ...]
+
+
+class UpoDocuments(Sequence[UpoDocument]):
+    """The invoices a UPO confirms: an immutable sequence of :class:`UpoDocument`.
+
+    It behaves like the tuple it replaces (``len``, indexing, slices, iteration, ``==`` with a
+    tuple, list or another ``UpoDocuments`` of the same documents, hashable), but keeps the values
+    field by field and builds each ``UpoDocument`` when it is read, so that parsing a session UPO of
+    10,000 documents does not build 10,000 objects nobody may look at. Every value was read and
+    converted when the UPO was parsed: reading a document cannot fail.
+
+    ``UpoDocuments(documents)`` makes one from ``UpoDocument`` objects.
+    """
+
+    __slots__ = ("_by_number", "_columns")
+
+    def __init__(self, documents: Iterable[UpoDocument] = ()) -> None:
+        documents = tuple(documents)
+        self._columns = _Columns._make(tuple(getattr(d, name) for d in documents) for name in _Columns._fields)
+        self._by_number: dict[str, int] | None = None
+
+    @classmethod
+    def _of_columns(cls, columns: _Columns) -> UpoDocuments:
+        """A sequence over ``columns`` as they are (no copy)."""
+        view = cls.__new__(cls)
+        view._columns, view._by_number = columns, None
+        return view
+
+    @classmethod
+    def concatenate(cls, parts: Iterable[UpoDocuments]) -> UpoDocuments:
+        """The documents of ``parts`` one after another (the pages of a session UPO), still lazy."""
+        parts = tuple(parts)
+        if len(parts) <= 1:
+            return parts[0] if parts else cls()
+        fields = zip(*(part._columns for part in parts), strict=True)  # each field: its column in every part
+        return cls._of_columns(_Columns._make(tuple(itertools.chain.from_iterable(columns)) for columns in fields))
+
+    def __len__(self) -> int:
+        return len(self._columns.ksef_number)
+
+    @overload
+    def __getitem__(self, index: int) -> UpoDocument: ...
+    @overload
+    def __getitem__(self, index: slice) -> UpoDocuments: ...
+    def __getitem__(self, index: int | slice) -> UpoDocument | UpoDocuments:
+        columns = self._columns
+        if isinstance(index, slice):
+            return self._of_columns(_Columns._make(column[index] for column in columns))
+        return UpoDocument(
+            columns.seller_nip[index],
+            columns.ksef_number[index],
+            columns.invoice_number[index],
+            columns.issue_date[index],
+            columns.sent_at[index],
+            columns.numbered_at[index],
+            columns.invoice_hash[index],
+            columns.mode[index],
+        )
+
+    def __iter__(self) -> Iterator[UpoDocument]:
+        return map(UpoDocument, *self._columns)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UpoDocuments):
+            return self._columns == other._columns
+        if isinstance(other, tuple | list):
+            return len(other) == len(self) and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:  # equal to a tuple of the same documents, so equal to its hash
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:  # thousands of documents would flood a console or a log
+        return f"UpoDocuments(<{len(self)} documents>)"
+
+    def by_ksef_number(self, ksef_number: str) -> UpoDocument | None:
+        """The document with this KSeF number, or ``None`` (an index is built on the first call)."""
+        if self._by_number is None:
+            self._by_number = {}
+            for place, number in enumerate(self._columns.ksef_number):
+                self._by_number.setdefault(number, place)  # the first, should a number come twice
+        found = self._by_number.get(ksef_number)
+        return None if found is None else self[found]
 
 
 @dataclass(frozen=True)
@@ -94,7 +199,7 @@ class Upo:
     page_info: UpoPageInfo | None
     structure_name: str
     form_code: str
-    documents: tuple[UpoDocument, ...]
+    documents: UpoDocuments
     signed: bool
 
     @property
@@ -132,10 +237,11 @@ class SessionUpo:
         """The raw XML of each page, in page order."""
         return tuple(p.xml for p in self.pages)
 
-    @property
-    def documents(self) -> tuple[UpoDocument, ...]:
-        """Every confirmed invoice, across pages."""
-        return tuple(d for p in self.pages for d in p.documents)
+    @functools.cached_property
+    def documents(self) -> UpoDocuments:
+        """Every confirmed invoice, across pages, in page order (the pages' values joined, no
+        ``UpoDocument`` built until read)."""
+        return UpoDocuments.concatenate(p.documents for p in self.pages)
 
     @property
     def session_reference_number(self) -> str:
@@ -255,34 +361,62 @@ def _datetime(value: str, name: str) -> dt.datetime:
         raise UPOValidationError(f"UPO {name} is not a date-time: {value!r}") from None
 
 
-def _documents(root: etree._Element) -> tuple[UpoDocument, ...]:
-    """Every ``Dokument``: in bulk when each is exactly the 8 fields in schema order, each one text
-    node and nothing else (what KSeF sends); otherwise, and on any value that does not convert,
-    one document at a time (``_document``: comments skipped, elements refused, the errors named).
+def _documents(root: etree._Element) -> UpoDocuments:
+    """Every ``Dokument``: read in bulk (``_columns``) when that reads what ``_document`` would,
+    else, and on any value that does not convert, one document at a time (``_document``: fields in
+    any order, comments skipped, elements refused, the errors named)."""
+    columns = _columns(root)
+    if columns is not None:
+        return UpoDocuments._of_columns(columns)
+    return UpoDocuments([_document(d) for d in root.findall(_DOKUMENT)])
 
-    The bulk path reads the same values the other would: with no comment, processing instruction
-    or element inside a field, a field's ``text`` is its whole value. Each document's children are
-    let go before the next (40,000 live lxml proxies would wake the garbage collector)."""
-    documents = root.findall(_DOKUMENT)
-    texts: list[str | None] = []
-    extend, tags, tag_of, text_of = texts.extend, _FIELD_TAGS, _tag_of, _text_of
-    for document in documents:
-        fields = document[:]  # type: ignore[index]  # every child node (a comment between fields too)
-        if list(map(tag_of, fields)) != tags or any(map(len, fields)):
-            return tuple([_document(d) for d in documents])
-        extend(map(text_of, fields))
-    if None in texts:
-        return tuple([_document(d) for d in documents])
-    values = list(map(str.strip, cast("list[str]", texts)))
+
+def _columns(root: etree._Element) -> _Columns | None:
+    """Every document's values field by field, or ``None`` when this cannot be sure of them.
+
+    For each field, XPath (in C) gives the child nodes of the element at that field's place in each
+    document, when that element is the field (the 8 fields in schema order, what KSeF sends). The
+    bulk reading is taken only when every document gave exactly one node for every field and that
+    node is text. Then each document starts with the 8 fields in order, so each is also the first
+    of its name, the element ``_document`` reads, and its text is its whole value.
+
+    The proof: as many nodes as documents, all of them text (``str.strip`` and ``fromisoformat``
+    refuse the lxml object of a comment, processing instruction or element). A parsed element never
+    holds two text nodes side by side (the parser joins character data, references and CDATA into
+    one), so an element with a second node holds something else; with every node text, each
+    document gave at most one, and as many as there are documents means each gave exactly one: a
+    missing, misplaced or empty field cannot borrow a neighbour's value.
+    """
+    count = cast("float", _COUNT_DOCUMENTS(root))
+    fields = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
+    if any(len(nodes) != count for nodes in fields):
+        return None
+    nip, number, invoice_number, issued, sent, numbered, digest, mode = fields
     try:
-        issued = list(map(dt.date.fromisoformat, values[3::8]))
-        sent = list(map(dt.datetime.fromisoformat, values[4::8]))
-        numbered = list(map(dt.datetime.fromisoformat, values[5::8]))
-    except ValueError:
-        return tuple([_document(d) for d in documents])  # names the value
-    return tuple(
-        map(UpoDocument, values[0::8], values[1::8], values[2::8], issued, sent, numbered, values[6::8], values[7::8])
-    )
+        return _Columns(
+            _texts(nip),
+            _texts(number),
+            _texts(invoice_number),
+            _converted(issued, dt.date.fromisoformat),
+            _converted(sent, dt.datetime.fromisoformat),
+            _converted(numbered, dt.datetime.fromisoformat),
+            _texts(digest),
+            _texts(mode),
+        )
+    except (TypeError, ValueError):  # not text, or a value that does not convert: the slow path names it
+        return None
+
+
+def _texts(nodes: list[object]) -> tuple[str, ...]:
+    """Each node's text, stripped; ``TypeError`` when one is not text (``str.strip`` refuses an
+    lxml object)."""
+    return tuple(map(str.strip, cast("list[str]", nodes)))
+
+
+def _converted(nodes: list[object], convert: Callable[[str], _T]) -> tuple[_T, ...]:
+    """Each node's text converted by ``fromisoformat``, which refuses what is not text (``TypeError``)
+    and surrounding whitespace (``ValueError``; the slow path strips it first), so no strip here."""
+    return tuple(map(convert, cast("list[str]", nodes)))
 
 
 def _document(element: etree._Element) -> UpoDocument:
@@ -324,17 +458,27 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
 
     Tolerated: the TEST/DEMO receiving-entity name ("Ministerstwo Finansów - środowisko ...")
     and the enveloped ``ds:Signature``. Anything else invalid raises ``UPOValidationError``.
+    The schema is compiled once per path (a changed file at the same path is not read again).
     """
-    root = copy.deepcopy(safe_parse(xml))
+    root = safe_parse(xml)  # a tree of its own: changed below without a copy
     for signature in root.findall(f"{{{DSIG_NAMESPACE}}}Signature"):
         root.remove(signature)
     entity = root.find("u:NazwaPodmiotuPrzyjmujacego", _NS)
     if entity is not None and (entity.text or "").startswith(RECEIVING_ENTITY):
         entity.text = RECEIVING_ENTITY
-    xsd = etree.XMLSchema(etree.parse(str(schema or _default_schema())))
-    if not xsd.validate(root):
+    path = schema or _default_schema()
+    with SCHEMA_LOCK:  # see SCHEMA_LOCK: lxml schemas are compiled and used one thread at a time
+        xsd = _upo_schema(path)
+        if xsd.validate(root):
+            return
         errors = "; ".join(f"line {e.line}: {e.message}" for e in list(iter(xsd.error_log))[:5])  # type: ignore[call-overload]
-        raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
+    raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
+
+
+@functools.lru_cache(maxsize=8)
+def _upo_schema(path: Path) -> etree.XMLSchema:
+    # The hardened parser: an XSD is a document from outside too (no DTD, entities or network).
+    return etree.XMLSchema(etree.parse(str(path), hardened_parser()))
 
 
 @dataclass(frozen=True)

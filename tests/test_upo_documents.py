@@ -1,0 +1,310 @@
+"""The documents of a UPO: the lazy sequence, the bulk reading against the one-at-a-time one, and
+the UPO schema compiled once."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ksef_client import SessionUpo
+from ksef_client.errors import UPOValidationError
+from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
+from ksef_client.upo import (
+    _DOKUMENT,
+    UpoDocuments,
+    _Columns,
+    _columns,
+    _document,
+    _upo_schema,
+    parse_upo,
+    safe_parse,
+    validate_upo,
+)
+from ksef_client.upo import UpoDocument as ParsedDocument
+
+NIP = "5265877635"
+HEADER = UpoHeader("20261120-SB-0000000000-0000000000-00", "Nip", NIP, "h" * 43 + "=", "FA (3)")
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)
+
+
+def _document_of(index: int, number: str | None = None) -> UpoDocument:
+    return UpoDocument(
+        NIP,
+        f"{NIP}-20261120-{index:012X}-00",
+        number or f"FV/{index}",
+        "2026-11-20",
+        "2026-11-20T10:00:00.123+00:00",
+        f"2026-11-20T10:00:{index % 60:02d}.456+01:00",
+        "q" * 43 + "=",
+        "Online",
+    )
+
+
+def _upo(documents: list[UpoDocument], page: PageInfo | None = None) -> bytes:
+    return build_upo(HEADER, documents, page or PageInfo(1, 1, 1, len(documents), len(documents)), signed=False)
+
+
+def _one_at_a_time(xml: bytes) -> tuple[ParsedDocument, ...]:
+    """What the slow path reads: each ``Dokument`` on its own (``_document``)."""
+    return tuple(_document(element) for element in safe_parse(xml).findall(_DOKUMENT))
+
+
+def _read_in_bulk(xml: bytes) -> bool:
+    return _columns(safe_parse(xml)) is not None
+
+
+# The lazy sequence behaves like the tuple it replaced.
+
+
+def test_the_documents_behave_like_a_tuple() -> None:
+    documents = parse_upo(_upo([_document_of(i) for i in range(5)])).documents
+    as_tuple = tuple(documents)
+    assert isinstance(documents, UpoDocuments)
+    assert len(documents) == 5 and len(as_tuple) == 5
+    assert documents[0].invoice_number == "FV/0" and documents[-1].invoice_number == "FV/4"
+    assert documents[-1] == as_tuple[4] and documents[1] == as_tuple[1]
+    assert documents[0].issue_date == dt.date(2026, 11, 20)
+    assert documents[0].numbered_at == dt.datetime(2026, 11, 20, 10, 0, 0, 456000, dt.timezone(dt.timedelta(hours=1)))
+    with pytest.raises(IndexError):
+        documents[5]
+    with pytest.raises(IndexError):
+        documents[-6]
+    assert list(documents) == list(as_tuple) and list(reversed(documents)) == list(reversed(as_tuple))
+    assert documents == as_tuple and as_tuple == documents and documents == list(as_tuple)
+    assert documents != as_tuple[:4] and documents != () and documents != "FV/0" and documents != tuple("abcde")
+    assert documents[1] in documents and documents.index(documents[3]) == 3 and documents.count(documents[2]) == 1
+
+
+@pytest.mark.parametrize("cut", [slice(1, 3), slice(None, None, -1), slice(-2, None), slice(0, 5, 2), slice(4, 1)])
+def test_slices_are_views_equal_to_the_tuple_slices(cut: slice) -> None:
+    documents = parse_upo(_upo([_document_of(i) for i in range(5)])).documents
+    part = documents[cut]
+    assert isinstance(part, UpoDocuments)
+    assert part == tuple(documents)[cut] and list(part) == list(tuple(documents)[cut])
+
+
+def test_equal_documents_hash_alike_and_the_upo_stays_hashable() -> None:
+    xml = _upo([_document_of(i) for i in range(3)])
+    first, second = parse_upo(xml), parse_upo(xml)
+    assert first.documents == second.documents and first.documents is not second.documents
+    assert hash(first.documents) == hash(second.documents) == hash(tuple(first.documents))
+    assert hash(first) == hash(second) and first == second
+    assert parse_upo(_upo([_document_of(i) for i in range(4)])).documents != first.documents
+
+
+def test_the_documents_cannot_be_changed() -> None:
+    documents = parse_upo(_upo([_document_of(0)])).documents
+    with pytest.raises(TypeError):
+        documents[0] = documents[0]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        documents.extra = 1  # type: ignore[attr-defined]
+
+
+def test_the_repr_is_short() -> None:
+    documents = parse_upo(_upo([_document_of(i) for i in range(200)])).documents
+    assert repr(documents) == "UpoDocuments(<200 documents>)"
+
+
+def test_a_document_is_found_by_its_ksef_number() -> None:
+    documents = parse_upo(_upo([_document_of(i) for i in range(5)])).documents
+    assert documents.by_ksef_number(documents[3].ksef_number) == documents[3]
+    assert documents.by_ksef_number("nope") is None
+    assert documents[2:].by_ksef_number(documents[1].ksef_number) is None
+
+
+def test_documents_built_from_objects_equal_the_parsed_ones() -> None:
+    documents = parse_upo(_upo([_document_of(i) for i in range(3)])).documents
+    assert UpoDocuments(list(documents)) == documents and UpoDocuments() == ()
+    assert UpoDocuments.concatenate([]) == () and UpoDocuments.concatenate([documents, documents]) == 2 * tuple(
+        documents
+    )
+    # The columns are UpoDocument's fields, in its order (a document is built from them by position).
+    assert _Columns._fields == tuple(field.name for field in dataclasses.fields(ParsedDocument))
+
+
+def test_a_session_upo_joins_its_pages_without_building_documents() -> None:
+    pages = (
+        parse_upo(_upo([_document_of(i) for i in range(3)], PageInfo(1, 2, 1, 3, 5))),
+        parse_upo(_upo([_document_of(i) for i in range(3, 5)], PageInfo(2, 2, 4, 5, 5))),
+    )
+    session = SessionUpo(pages)
+    documents = session.documents
+    assert isinstance(documents, UpoDocuments) and documents is session.documents
+    assert documents == tuple(pages[0].documents) + tuple(pages[1].documents)
+    assert [d.invoice_number for d in documents] == [f"FV/{i}" for i in range(5)]
+    assert documents.by_ksef_number(pages[1].documents[1].ksef_number) == pages[1].documents[1]
+    assert SessionUpo(pages[:1]).documents == pages[0].documents
+
+
+# The bulk reading gives what one document at a time gives, or leaves the UPO to it.
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(" \t\n&<>]]>"), max_size=12)
+_OFFSETS = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=2)), None])
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> list[UpoDocument]:
+    count = draw(st.integers(0, 6))
+    moments = st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=_OFFSETS)
+    padded = st.sampled_from(["", "", " ", "\n\t"])  # whitespace around a date goes one at a time
+    return [
+        UpoDocument(
+            draw(_TEXT),
+            draw(_TEXT),
+            draw(_TEXT),
+            draw(st.dates(dt.date(2000, 1, 1), dt.date(2100, 1, 1))).isoformat(),
+            draw(padded) + draw(moments).isoformat() + draw(padded),
+            draw(moments).isoformat(),
+            draw(_TEXT),
+            draw(_TEXT),
+        )
+        for _ in range(count)
+    ]
+
+
+@PROPERTY
+@given(_documents())
+def test_bulk_and_one_at_a_time_read_the_same_documents(documents: list[UpoDocument]) -> None:
+    xml = _upo(documents)
+    parsed = parse_upo(xml).documents
+    assert parsed == _one_at_a_time(xml)
+    assert [d.invoice_number for d in parsed] == [d.invoice_number.strip() for d in documents]
+    # Empty values (no text node) and whitespace around a date go one at a time; the rest in bulk.
+    if all(all(vars(d).values()) and d.received == d.received.strip() for d in documents):
+        assert _read_in_bulk(xml)
+
+
+def _session(count: int = 3) -> bytes:
+    return _upo([_document_of(i) for i in range(count)])
+
+
+def _in_second(xml: bytes, old: bytes, new: bytes) -> bytes:
+    """``old`` replaced by ``new`` in the second document only."""
+    start = xml.index(b"<Dokument>", xml.index(b"<Dokument>") + 1)
+    end = xml.index(b"</Dokument>", start)
+    return xml[:start] + xml[start:end].replace(old, new, 1) + xml[end:]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"<NumerFaktury>FV/1<", b"<NumerFaktury>FV<!-- c -->/1<"),  # a comment inside a value
+        (b"<NumerFaktury>FV/1<", b"<NumerFaktury>FV<?pi x?>/1<"),  # a processing instruction
+        (b"<NumerFaktury>FV/1<", b"<NumerFaktury>FV<![CDATA[/1]]><"),  # CDATA joins the text
+        (b"<NumerFaktury>FV/1<", b"<NumerFaktury> FV/1 <"),  # whitespace around a value
+        (b"<TrybWysylki>Online</TrybWysylki>", b"<TrybWysylki>Online</TrybWysylki><Extra/>"),  # after the 8
+        (b"<TrybWysylki>Online</TrybWysylki>", b"<TrybWysylki>Online</TrybWysylki><NipSprzedawcy>1</NipSprzedawcy>"),
+        (b"<NipSprzedawcy>", b"<!-- between --><NipSprzedawcy>"),  # a comment between fields
+        (
+            b"<NumerFaktury>FV/1</NumerFaktury>",
+            b"<x:NumerFaktury xmlns:x='urn:other'>X</x:NumerFaktury><NumerFaktury>FV/1</NumerFaktury>",
+        ),  # a field of another namespace in its place: skipped one at a time
+    ],
+    ids=["comment", "pi", "cdata", "whitespace", "extra-element", "repeated-field", "comment-between", "foreign"],
+)
+def test_unusual_documents_read_as_one_at_a_time(old: bytes, new: bytes) -> None:
+    xml = _in_second(_session(), old, new)
+    assert xml != _session()
+    assert parse_upo(xml).documents == _one_at_a_time(xml) == parse_upo(_session()).documents
+
+
+def _moved_to_the_end(xml: bytes, field: bytes, replacement: bytes = b"") -> bytes:
+    """The second document's ``field`` moved after its last field, ``replacement`` in its place."""
+    start = xml.index(b"<" + field + b">", xml.index(b"<Dokument>", xml.index(b"<Dokument>") + 1))
+    end = xml.index(b"</" + field + b">", start) + len(field) + 3
+    close = xml.index(b"</Dokument>", end)
+    return xml[:start] + replacement + xml[end:close] + xml[start:end] + xml[close:]
+
+
+@pytest.mark.parametrize(
+    ("field", "replacement"),
+    [
+        (b"NipSprzedawcy", b""),  # the KSeF number then stands first: a string where a string belongs
+        (b"SkrotDokumentu", b""),
+        (b"NumerFaktury", b"<x:NumerFaktury xmlns:x='urn:other'>X</x:NumerFaktury>"),  # another namespace
+        (b"NumerFaktury", b"<NumerFakturyX>X</NumerFakturyX>"),  # another name
+    ],
+    ids=["first-moved", "hash-moved", "foreign-in-place", "stranger-in-place"],
+)
+def test_fields_out_of_place_are_read_by_name(field: bytes, replacement: bytes) -> None:
+    xml = _moved_to_the_end(_session(), field, replacement)
+    assert not _read_in_bulk(xml)
+    assert parse_upo(xml).documents == _one_at_a_time(xml) == parse_upo(_session()).documents
+
+
+@pytest.mark.parametrize("split", [b"<![CDATA[/0]]>", b"<!-- c -->/0", b"<?pi x?>/0"], ids=["cdata", "comment", "pi"])
+def test_an_empty_field_does_not_borrow_its_neighbours_value(split: bytes) -> None:
+    # The first document's number is split in two (text nodes on either side of a comment), the
+    # second's is empty: the counts alone would match, one document giving two nodes, one none.
+    xml = _in_second(_session(2), b"<NumerFaktury>FV/1</NumerFaktury>", b"<NumerFaktury/>")
+    xml = xml.replace(b"<NumerFaktury>FV/0<", b"<NumerFaktury>FV" + split + b"<", 1)
+    documents = parse_upo(xml).documents
+    assert [d.invoice_number for d in documents] == ["FV/0", ""]
+    assert documents == _one_at_a_time(xml)
+
+
+def test_the_parser_joins_the_text_of_an_element_into_one_node() -> None:
+    # What the bulk reading's proof rests on: no two text nodes side by side in a parsed element.
+    root = safe_parse(b"<a><b>x<![CDATA[y]]>&amp;&#65;<![CDATA[]]>z</b></a>")
+    assert root[0].xpath("node()", smart_strings=False) == ["xy&Az"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (b"<NumerFaktury>FV/1<", b"<NumerFaktury>FV<x>/1</x><", "holds elements where a value belongs"),
+        (b"<TrybWysylki>Online</TrybWysylki>", b"", "lacks TrybWysylki"),
+        (b"<NipSprzedawcy>5265877635</NipSprzedawcy>", b"<NipSprzedawcy/>", None),  # empty: read as ""
+        (b">2026-11-20<", b">2026-02-30<", "DataWystawieniaFaktury is not a date"),
+        (b">2026-11-20T10:00:01.456+01:00<", b">yesterday<", "DataNadaniaNumeruKSeF is not a date-time"),
+        (b">2026-11-20T10:00:00.123+00:00<", b"><!-- c --><", "DataPrzeslaniaDokumentu is not a date-time"),
+    ],
+    ids=["element-inside", "missing", "empty", "bad-date", "bad-date-time", "comment-for-a-date"],
+)
+def test_hostile_documents_are_refused_or_read_whole(old: bytes, new: bytes, message: str | None) -> None:
+    xml = _in_second(_session(), old, new)
+    assert xml != _session()
+    if message is None:
+        assert parse_upo(xml).documents[1].seller_nip == ""
+        return
+    with pytest.raises(UPOValidationError, match=message):
+        parse_upo(xml)
+
+
+def test_upos_parse_alike_from_many_threads() -> None:
+    # The compiled XPath expressions are shared module state; each thread parses with its own parser.
+    upos = [_upo([_document_of(i, f"T{t}/{i}") for i in range(50)]) for t in range(8)]
+    expected = [parse_upo(xml).documents for xml in upos]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda xml: parse_upo(xml).documents, upos)) == expected
+
+
+# validate_upo compiles the schema once and is safe from threads.
+
+
+def test_validate_upo_compiles_the_schema_once_and_still_refuses_invalid_upos(ksef_data: Path) -> None:
+    schema = ksef_data / "xsd" / "upo" / "upo-v4-3.xsd"
+    good = next((ksef_data / "upo-examples").glob("*upo-sesja*.xml")).read_bytes()
+    bad = good.replace(b"<TrybWysylki>Online", b"<TrybWysylki>Pigeon", 1)
+    validate_upo(good, schema)
+    compiled = _upo_schema.cache_info().misses
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda xml: _outcome(xml, schema), [good, bad] * 8))
+    assert outcomes == ["valid", "invalid"] * 8
+    assert _upo_schema.cache_info().misses == compiled
+
+
+def _outcome(xml: bytes, schema: Path) -> str:
+    try:
+        validate_upo(xml, schema)
+    except UPOValidationError as error:
+        assert "Pigeon" in str(error)
+        return "invalid"
+    return "valid"
