@@ -24,7 +24,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ksef_client.mock.state import invoice_checks
-from ksef_client.mock.state.invoice_checks import FileCheck, check_file
+from ksef_client.mock.state.invoice_checks import FileCheck, check_file, check_files
 
 # Below this many invoices a package is checked in the session's thread: starting the pool and
 # moving the invoices to it would cost more than it saves.
@@ -114,14 +114,18 @@ class BatchChecks:
     """The ``FileCheck`` of each invoice of one package, in the order the invoices were added.
 
     With a pool, full chunks are sent while the package is still being unpacked; without one, each
-    invoice is checked when its result is taken (as the session's thread always did).
+    invoice is checked when its result is taken (as the session's thread always did). A thread
+    that would wait for a chunk checks the last chunk no worker has started itself, so a pool
+    still starting or a machine busy elsewhere never leaves it idle.
     """
 
     def __init__(self, owner: BatchWorkers, form_code: str, pool: ProcessPoolExecutor | None) -> None:
         self._owner, self._form_code, self._pool = owner, form_code, pool
         self._waiting: list[bytes] = []
         self._waiting_bytes = 0
+        self._chunks: list[list[bytes]] = []
         self._futures: list[Future[list[FileCheck]]] = []
+        self._checked_here: dict[int, list[FileCheck]] = {}
 
     def add(self, xml: bytes) -> None:
         """One more invoice of the package."""
@@ -137,8 +141,10 @@ class BatchChecks:
             return
         self._send()
         try:
-            for future in self._futures:
-                yield from future.result()
+            for index, future in enumerate(self._futures):
+                while not future.done() and self._check_one_here(index):
+                    pass
+                yield from self._checked_here.pop(index) if index in self._checked_here else future.result()
         except BrokenProcessPool:
             self._owner.discard(self._pool)
             raise
@@ -151,7 +157,17 @@ class BatchChecks:
         if self._waiting:
             # Looked up at each call, not bound at import: tests put a crashing task in its place.
             self._futures.append(self._pool.submit(invoice_checks.check_files, self._form_code, self._waiting))
+            self._chunks.append(self._waiting)
         self._waiting, self._waiting_bytes = [], 0
+
+    def _check_one_here(self, first: int) -> bool:
+        """Check the last chunk from ``first`` on that no worker has taken, in this thread;
+        ``False`` when the workers have them all."""
+        for index in range(len(self._futures) - 1, first - 1, -1):
+            if index not in self._checked_here and self._futures[index].cancel():
+                self._checked_here[index] = check_files(self._form_code, self._chunks[index])
+                return True
+        return False
 
 
 def _exit_with_parent() -> None:

@@ -16,6 +16,7 @@ import pickle
 import threading
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -125,6 +126,21 @@ def test_a_package_checked_by_worker_processes_ends_as_checked_in_the_thread(
     }  # fmt: skip
     numbered = [row[6] for row in in_workers if row[6] is not None]
     assert numbered == ["#1", "#9", "#10", "#11"]  # in archive order
+
+
+class _IdlePool:
+    """A pool whose workers never start a task (all busy elsewhere)."""
+
+    def submit(self, task: Any, *args: Any) -> Future[Any]:
+        return Future()
+
+
+def test_chunks_no_worker_started_are_checked_by_the_waiting_thread_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    xmls = [sample_invoice(f"FV/S/{i}") for i in range(7)] + [b"<Faktura>"]
+    checks = workers_module.BatchChecks(workers_module.BatchWorkers(2), "FA (3)", _IdlePool())  # type: ignore[arg-type]
+    for xml in xmls:
+        checks.add(xml)
+    assert list(checks.results()) == [invoice_checks.check_file("FA (3)", xml) for xml in xmls]
 
 
 def _crash_the_worker(form_code: str, xmls: list[bytes]) -> list[Any]:
