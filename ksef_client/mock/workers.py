@@ -6,9 +6,10 @@ stateless checks (``state.invoice_checks``) of a package of ``threshold`` invoic
 pool of ``workers`` processes in chunks, and their results come back in archive order, so the
 session's thread numbers the invoices exactly as it would have checked them itself.
 
-The pool starts with the first large package (``forkserver`` where there is one, else ``spawn``:
-never a plain ``fork`` of a threaded server), lives as long as the backend and is shut down by
-``KSeFBackend.close()``. It is not state: snapshots, ``reset()`` and ``--state`` never see it.
+The pool starts when the first large package is declared or closed (``forkserver`` where there is
+one, else ``spawn``: never a plain ``fork`` of a threaded server), lives as long as the backend and
+is shut down by ``KSeFBackend.close()``; where no process can be made, the checks stay in the
+session's thread. It is not state: snapshots, ``reset()`` and ``--state`` never see it.
 As with any ``multiprocessing`` program, a script that starts the emulator itself needs the
 ``if __name__ == "__main__":`` guard (worker processes import the main module), or ``workers=1``.
 """
@@ -19,6 +20,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -91,18 +93,26 @@ class BatchWorkers:
                 self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
 
-    def _started(self) -> ProcessPoolExecutor:
+    def _started(self) -> ProcessPoolExecutor | None:
+        """The pool, started now if need be; ``None`` where processes cannot be made (then never again)."""
         with self._lock:
-            if self._pool is None:
+            if self._pool is None and self.workers > 1:
                 context = multiprocessing.get_context(_START_METHOD)
                 if _START_METHOD == "forkserver":
                     # The server imports the checks once; each worker is a fork of it, ready at once.
                     context.set_forkserver_preload([invoice_checks.__name__])
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_exit_with_parent)
+                try:
+                    self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_exit_with_parent)
+                except (OSError, ImportError, NotImplementedError) as error:  # no semaphores (some sandboxes)
+                    warnings.warn(f"ksef-mock: no batch worker processes ({error}); checking in the server process",
+                                  RuntimeWarning, stacklevel=2)  # fmt: skip
+                    self.workers = 1
             return self._pool
 
     def _warm(self, form_code: str) -> None:
         pool = self._started()
+        if pool is None:
+            return
         try:
             for _ in range(self.workers):  # each process starts with its first task
                 pool.submit(invoice_checks.prepare, form_code)

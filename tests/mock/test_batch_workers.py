@@ -184,6 +184,19 @@ def test_one_worker_means_no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not backend.batch_workers.started
 
 
+def test_where_no_process_can_be_made_the_thread_checks_every_invoice(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_semaphores(*args: Any, **kwargs: Any) -> None:
+        raise OSError("sem_open: function not implemented")
+
+    monkeypatch.setattr(workers_module, "ProcessPoolExecutor", no_semaphores)
+    backend = KSeFBackend(workers=2)
+    backend.batch_workers.threshold = 2
+    with pytest.warns(RuntimeWarning, match="no batch worker processes"):
+        session = _batch(backend, _package(), monkeypatch)
+    assert [i.status.code for i in session.invoices].count(200) == 5
+    assert backend.batch_workers.workers == 1 and not backend.batch_workers.started
+
+
 def test_ksef_mock_takes_the_number_of_worker_processes() -> None:
     assert build_parser().parse_args(["--workers", "2"]).workers == 2
     assert build_parser().parse_args([]).workers is None  # one per core
