@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ksef_client import KSeF
+from ksef_client import KSeF, schemas
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._retry import parse_retry_after
 from ksef_client._settings import InsecureTransportWarning, resolve_settings
@@ -246,3 +246,12 @@ def test_the_emulator_rejects_hostile_invoices_without_failing(
         ksef.sessions.wait(session.reference_number)
         status = ksef.sessions.invoice(session.reference_number, ref).status
     assert status.code == 430, status  # "Błąd weryfikacji pliku faktury", with the reason in details
+
+
+@FUZZ
+@given(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8))
+def test_discouraged_characters_are_found_in_the_bytes_as_in_the_text(text: str) -> None:
+    # check_document scans the UTF-8 bytes; the rule is stated on characters (XML 1.0, 2.2).
+    edges = "\x7f\x80\x84\x85\x86\x9f\xa0\ufdcf\ufdd0\ufdef\ufdf0\ufffe\uffff\U0001fffe\U0001ffff\U00020000\U0010ffff"
+    for sample in (text, *(text + edge for edge in edges)):
+        assert schemas._has_discouraged(sample.encode()) == (schemas._DISCOURAGED.search(sample) is not None)

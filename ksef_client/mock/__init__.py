@@ -3,10 +3,40 @@
 ``create_app()`` gives an ASGI app served under ``/v2``; ``KSeFBackend`` holds the state, one
 component per group of the API (``backend.sessions``, ``backend.auth``...), and the test shortcuts
 (``mint_access_token``, ``faults``, ``transitions``, ``rate_limits``, ``reset``).
+
+The names are imported on first use (PEP 562): a batch worker process imports only the invoice
+checks of ``mock.state``, not the web framework.
 """
 
-from ksef_client.mock.app import create_app
-from ksef_client.mock.faults import Fault, Faults
-from ksef_client.mock.models import Context, KSeFBackend, Transitions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ksef_client.mock.app import create_app
+    from ksef_client.mock.faults import Fault, Faults
+    from ksef_client.mock.models import Context, KSeFBackend, Transitions
 
 __all__ = ["Context", "Fault", "Faults", "KSeFBackend", "Transitions", "create_app"]
+_LOCATIONS = {
+    "create_app": "ksef_client.mock.app",
+    "Fault": "ksef_client.mock.faults",
+    "Faults": "ksef_client.mock.faults",
+    "Context": "ksef_client.mock.models",
+    "KSeFBackend": "ksef_client.mock.models",
+    "Transitions": "ksef_client.mock.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    location = _LOCATIONS.get(name)
+    if location is None:
+        raise AttributeError(f"module 'ksef_client.mock' has no attribute {name!r}")
+    value = getattr(importlib.import_module(location), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

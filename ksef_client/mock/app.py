@@ -3,11 +3,13 @@ OpenAPI spec at ``/docs/v2/openapi.json`` as KSeF publishes it."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -91,12 +93,21 @@ def create_app(
     ``host`` is the address the server listens on: besides loopback names, the ``/_mock/*``
     control endpoints answer only requests addressed to it.
     """
-    app = Starlette(routes=[route for module in MODULES for route in getattr(module, "ROUTES", [])])
+    routes = [route for module in MODULES for route in getattr(module, "ROUTES", [])]
+    app = Starlette(routes=routes, lifespan=_stops_the_workers)
     app.state.backend = backend or KSeFBackend()
     app.state.control_hosts = (host,) if host else ()
     if store is not None:
         store.load(app.state.backend)
     return EmulatorApp(app, _api_endpoint(_path_routes()), store, strict=strict)
+
+
+@contextlib.asynccontextmanager
+async def _stops_the_workers(app: Starlette) -> AsyncIterator[None]:
+    """Served with ASGI lifespan events (``ksef-mock``, ``uvicorn``), the app stops the backend's
+    batch worker processes when the server shuts down."""
+    yield
+    await run_in_threadpool(app.state.backend.close)  # it waits for batches still being processed
 
 
 class EmulatorApp:

@@ -42,6 +42,7 @@ from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.sessions import Session, Sessions
 from ksef_client.mock.state.storage import Storage
 from ksef_client.mock.state.testdata import TestData
+from ksef_client.mock.workers import BatchWorkers
 
 __all__ = ["ALL_PERMISSIONS", "Access", "Context", "Invoice", "KSeFBackend", "Session", "Status", "Transitions"]
 
@@ -54,8 +55,10 @@ class KSeFBackend:
     def __init__(
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
-        session_reads: int = 0, random_faults: tuple[float, int] | None = None,
+        session_reads: int = 0, random_faults: tuple[float, int] | None = None, workers: int | None = None,
     ) -> None:  # fmt: skip
+        """``workers``: processes that check the invoices of a large batch package (``None``: one
+        per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``)."""
         if profile not in ("TEST", "PROD"):
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
         # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults.
@@ -68,6 +71,8 @@ class KSeFBackend:
         self.faults = Faults()
         if random_faults is not None:
             self.faults.set_random(random_faults[0], seed=random_faults[1])
+        # Kept across reset(): the worker processes are not state.
+        self.batch_workers = BatchWorkers(workers)
         self._build()
 
     def _build(self) -> None:
@@ -77,7 +82,7 @@ class KSeFBackend:
         self.permissions = Permissions(core)
         self.auth = Auth(core, self.permissions, self.testdata)
         self.invoices = Invoices(core, self.storage)
-        self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata)
+        self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata, self.batch_workers)
         self.certificates = Certificates(core)
         self.collective = CollectiveIdentifiers(core, self.invoices, self.testdata)
 
@@ -94,6 +99,12 @@ class KSeFBackend:
             if self._initial_faults is not None:
                 self.faults.set_random(self._initial_faults[0], seed=self._initial_faults[1])
             self._build()
+
+    def close(self) -> None:
+        """Stop the batch worker processes once every closed batch is processed (the server calls
+        it when it stops; the backend stays usable and starts them again when needed)."""
+        self.sessions.wait_processed()
+        self.batch_workers.close()
 
     # --- what persistence saves ----------------------------------------------------------------
 

@@ -80,12 +80,13 @@ class ThreadedServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread."""
+        """Stop serving and wait for the thread; the backend's batch worker processes stop too."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
         if self.app.store is not None:
             self.app.store.flush()
+        self.backend.close()
 
     def __enter__(self) -> ThreadedServer:
         return self.start()
@@ -108,7 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upo-page-size", type=int, default=10_000)
     parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
                         help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+                        help="processes that check the invoices of large batch packages "
+                             "(default: one per core; 1: none, all in the server process)")  # fmt: skip
     return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {number}")
+    return number
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,13 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     backend = KSeFBackend(
         upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile,
         session_reads=args.session_reads, random_faults=(args.fault_rate, args.fault_seed) if args.fault_rate else None,
+        workers=args.workers,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
     app = create_app(backend, store=store, host=args.host)
     if (warning := exposure_warning(args.host)) is not None:
         print(warning, file=sys.stderr)
     print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    if store is not None:
-        store.flush()  # the last changes before the interrupt
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if store is not None:
+            store.flush()  # the last changes before the interrupt
+        backend.close()  # the app's lifespan did it already unless the server failed to start
     return 0

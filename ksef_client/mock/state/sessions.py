@@ -19,6 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
@@ -26,19 +27,14 @@ from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
-from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices, fields_of
+from ksef_client.mock.state.invoice_checks import FileCheck, check_file
+from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.storage import LazyBlob, Storage
 from ksef_client.mock.state.testdata import SESSION_KIND_LIMITS, TestData
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
-from ksef_client.schemas import (
-    FORMS,
-    MAX_INVOICE_BYTES,
-    InvoiceSchemaError,
-    check_document,
-    has_attachment,
-    schema_errors,
-)
+from ksef_client.mock.workers import BatchWorkers
+from ksef_client.schemas import FORMS
 
 SESSION_TEXT = {
     100: "Sesja interaktywna otwarta",
@@ -235,13 +231,16 @@ class Sessions:
     """The sessions of one emulator."""
 
     def __init__(
-        self, core: Core, storage: Storage, invoices: Invoices, permissions: Permissions, testdata: TestData
-    ) -> None:
+        self, core: Core, storage: Storage, invoices: Invoices, permissions: Permissions, testdata: TestData,
+        workers: BatchWorkers | None = None,
+    ) -> None:  # fmt: skip
         self.core = core
         self.storage = storage
         self.invoices = invoices
         self.permissions = permissions
         self.testdata = testdata
+        # Where the invoices of a batch package are checked (not state: processes are not saved).
+        self.workers = workers or BatchWorkers(1)
         self.state = SessionsState()
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
         # Batch sessions being processed after their close (not state: a thread is not saved).
@@ -301,6 +300,7 @@ class Sessions:
             raise MockAPIError(21405, VALIDATION, ["fileParts.ordinalNumber: wymagane kolejne numery od 1."])
         session = self.open(access, "Batch", form_code)
         session.offline = offline
+        self.workers.declared(form_code, declaration.file_size)
         parts = [
             BatchPart(p.ordinal_number, p.size, p.hash, self.storage.new_upload_slot(session.reference_number,
                                                                                      p.ordinal_number))
@@ -389,10 +389,14 @@ class Sessions:
         return self._take_invoice(session, xml, offline, file_name, attachments_allowed)
 
     def _take_invoice(
-        self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None
-    ) -> Invoice:
+        self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None,
+        checked: FileCheck | None = None,
+    ) -> Invoice:  # fmt: skip
+        """Number ``xml`` or reject it; ``checked``: its file checked already (by a batch worker)."""
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
-        status = self._verify(session, invoice, xml, attachments_allowed)
+        if checked is None:
+            checked = check_file(session.form_code, xml)
+        status = self._verify(session, invoice, xml, checked, attachments_allowed)
         with self.core.lock:  # the duplicate check and the numbering are one step (batch workers, sends)
             if status is None and invoice.fields is not None:
                 status = self._duplicate(invoice.fields)
@@ -403,28 +407,19 @@ class Sessions:
         return invoice
 
     def _verify(
-        self, session: Session, invoice: Invoice, xml: bytes, attachments_allowed: bool | None
+        self, session: Session, invoice: Invoice, xml: bytes, checked: FileCheck, attachments_allowed: bool | None
     ) -> Status | None:
-        """The rejection of an invoice, in the order KSeF checks (``None``: accepted): the file,
-        then what it says."""
-        try:
-            document = check_document(xml, with_attachments=True)
-            errors = schema_errors(session.form_code, document)
-            if errors:
-                raise InvoiceSchemaError(errors, "schema")
-            if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
-                raise InvoiceSchemaError([f"{len(xml)} B bez załączników > {MAX_INVOICE_BYTES} B."], "size")
-            fields = fields_of(document)
-        except InvoiceSchemaError as error:
-            return Status(430, INVOICE_TEXT[430], [f"[{error.rule}] {e}" for e in error.errors[:10]])
-        except ValueError as error:
-            return Status(430, INVOICE_TEXT[430], [str(error)])
+        """The rejection of an invoice, in the order KSeF checks (``None``: accepted): the file
+        (``checked``), then what it says."""
+        fields = checked.fields
+        if fields is None:
+            return Status(430, INVOICE_TEXT[430], list(checked.rejection))
         invoice.invoice_number, invoice.issue_date, invoice.seller_nip = fields.number, fields.issue_date, fields.seller
         invoice.fields, invoice.xml = fields, xml
         # KSeF marks an invoice Offline when it was issued on an earlier (Polish calendar) day than
         # it was received.
         invoice.offline = invoice.offline or fields.issue_date < polish_day(invoice.received)
-        return self._content_rejection(session, invoice, fields, has_attachment(document), attachments_allowed)
+        return self._content_rejection(session, invoice, fields, checked.with_attachment, attachments_allowed)
 
     def _content_rejection(
         self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
@@ -554,25 +549,28 @@ class Sessions:
         most = self.invoice_limit(session)
         if len(members) > most:
             return Status(420, "Przekroczony limit faktur w sesji", [f"{len(members)} > {most}"])
+        # The files are checked while the package is unpacked (in worker processes when it is
+        # large); the invoices are then numbered here, in archive order.
+        checks = self.workers.checking(session.form_code, len(members))
+        unpacked: list[tuple[str, bytes | MemberRejection]] = []
         for name, size, read in members:
-            # Sizes are read from the archive first: a zip bomb is never inflated into memory.
-            if size > MAX_BATCH_INVOICE_BYTES:
-                self._rejected_member(session, name, f"Plik {name} jest większy niż 3 MB.", "size")
-                continue
-            try:
-                xml = read()
-            except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
-                    RuntimeError) as error:  # fmt: skip  # a broken member (CRC, method, encryption)
-                self._rejected_member(session, name, f"Plik {name} nie daje się rozpakować: {error}", "xml")
-                continue
-            self._take_invoice(session, xml, session.offline, name, None)
+            content = _member_content(name, size, read)
+            unpacked.append((name, content))
+            if isinstance(content, bytes):
+                checks.add(content)
+        results = checks.results()
+        for name, content in unpacked:
+            if isinstance(content, bytes):
+                self._take_invoice(session, content, session.offline, name, None, next(results))
+            else:
+                self._rejected_member(session, name, content)
         for part in batch.parts:
             part.data = None  # the invoices are kept; the encrypted parts are not needed any more
         return None
 
-    def _rejected_member(self, session: Session, name: str, detail: str, rule: str) -> None:
+    def _rejected_member(self, session: Session, name: str, rejection: MemberRejection) -> None:
         invoice = self._new_invoice(session, b"", offline=session.offline, file_name=name)
-        invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rule}] {detail}"])
+        invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rejection.rule}] {rejection.detail}"])
 
     # --- closing and status --------------------------------------------------------------------
 
@@ -837,6 +835,25 @@ def _package_members(package: bytes, compression: str) -> Iterator[tuple[str, in
     for info in zipped.infolist():
         if not info.is_dir():
             yield info.filename, info.file_size, _zip_reader(zipped, info.filename)
+
+
+class MemberRejection(NamedTuple):
+    """Why a file of a package could not be taken out of it (the invoice's status 430)."""
+
+    rule: str
+    detail: str
+
+
+def _member_content(name: str, size: int, read: Callable[[], bytes]) -> bytes | MemberRejection:
+    """A package member's bytes, or why there are none."""
+    # Sizes are read from the archive first: a zip bomb is never inflated into memory.
+    if size > MAX_BATCH_INVOICE_BYTES:
+        return MemberRejection("size", f"Plik {name} jest większy niż 3 MB.")
+    try:
+        return read()
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError) as error:  # fmt: skip  # a broken member (CRC, method, encryption)
+        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}")
 
 
 def _tar_reader(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes]:

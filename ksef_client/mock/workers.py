@@ -1,0 +1,194 @@
+"""Worker processes that check the invoices of a large batch package on every core.
+
+One emulator process runs Python on one core at a time, and lxml's XSD validation is serialised
+under one lock (``schemas._SCHEMA_LOCK``), so a second thread does not help; processes do. The
+stateless checks (``state.invoice_checks``) of a package of ``threshold`` invoices or more go to a
+pool of ``workers`` processes in chunks, and their results come back in archive order, so the
+session's thread numbers the invoices exactly as it would have checked them itself.
+
+The pool starts when the first large package is declared or closed (``forkserver`` where there is
+one, else ``spawn``: never a plain ``fork`` of a threaded server), lives as long as the backend and
+is shut down by ``KSeFBackend.close()``; where no process can be made, the checks stay in the
+session's thread. It is not state: snapshots, ``reset()`` and ``--state`` never see it.
+As with any ``multiprocessing`` program, a script that starts the emulator itself needs the
+``if __name__ == "__main__":`` guard (worker processes import the main module), or ``workers=1``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from ksef_client.mock.state import invoice_checks
+from ksef_client.mock.state.invoice_checks import FileCheck, check_file, check_files
+
+# Below this many invoices a package is checked in the session's thread: starting the pool and
+# moving the invoices to it would cost more than it saves.
+DEFAULT_THRESHOLD = 500
+# A chunk is one task of a worker: large enough that the queueing is noise, small enough that
+# both workers get their share of a package of a few thousand invoices.
+CHUNK_INVOICES = 250
+CHUNK_BYTES = 4_000_000
+# A package declared this large per invoice of ``threshold`` (zipped FA(3) invoices take 600 B and
+# up) starts the pool while it is uploaded, so that its close does not wait for the processes.
+DECLARED_BYTES_PER_INVOICE = 512
+_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class BatchWorkers:
+    """The batch checks of one backend: in ``workers`` processes for large packages, else in the
+    calling thread (``workers=1``: always; ``None``: one process per core)."""
+
+    def __init__(self, workers: int | None = None, threshold: int = DEFAULT_THRESHOLD) -> None:
+        count = workers if workers is not None else (os.cpu_count() or 1)
+        if count < 1:
+            raise ValueError(f"workers: at least 1, not {count}")
+        self.workers = count
+        self.threshold = threshold
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._warming: threading.Thread | None = None
+
+    def declared(self, form_code: str, package_bytes: int) -> None:
+        """A batch package of ``package_bytes`` (zipped) was declared: when it is likely to be large,
+        start the processes in the background (the caller, an HTTP request, does not wait)."""
+        if self.workers == 1 or package_bytes < self.threshold * DECLARED_BYTES_PER_INVOICE:
+            return
+        with self._lock:
+            if self._pool is not None or (self._warming is not None and self._warming.is_alive()):
+                return
+            self._warming = threading.Thread(target=self._warm, args=(form_code,), daemon=True)
+            self._warming.start()
+
+    @property
+    def started(self) -> bool:
+        """Whether the worker processes are running."""
+        return self._pool is not None
+
+    def checking(self, form_code: str, count: int) -> BatchChecks:
+        """The checks of a package of ``count`` invoices of ``form_code``, fed one invoice at a time."""
+        pool = self._started() if self.workers > 1 and count >= self.threshold else None
+        return BatchChecks(self, form_code, pool)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later large package starts new ones)."""
+        if self._warming is not None:
+            self._warming.join()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def discard(self, pool: ProcessPoolExecutor) -> None:
+        """Forget a pool one of whose processes died (it takes no more work); the next large
+        package starts a new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _started(self) -> ProcessPoolExecutor | None:
+        """The pool, started now if need be; ``None`` where processes cannot be made (then never again)."""
+        with self._lock:
+            if self._pool is None and self.workers > 1:
+                context = multiprocessing.get_context(_START_METHOD)
+                if _START_METHOD == "forkserver":
+                    # The server imports the checks once; each worker is a fork of it, ready at once.
+                    context.set_forkserver_preload([invoice_checks.__name__])
+                try:
+                    self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_exit_with_parent)
+                except (OSError, ImportError, NotImplementedError) as error:  # no semaphores (some sandboxes)
+                    warnings.warn(f"ksef-mock: no batch worker processes ({error}); checking in the server process",
+                                  RuntimeWarning, stacklevel=2)  # fmt: skip
+                    self.workers = 1
+            return self._pool
+
+    def _warm(self, form_code: str) -> None:
+        pool = self._started()
+        if pool is None:
+            return
+        try:
+            for _ in range(self.workers):  # each process starts with its first task
+                pool.submit(invoice_checks.prepare, form_code)
+        except RuntimeError:  # closed meanwhile: nothing to warm
+            pass
+
+
+class BatchChecks:
+    """The ``FileCheck`` of each invoice of one package, in the order the invoices were added.
+
+    With a pool, full chunks are sent while the package is still being unpacked; without one, each
+    invoice is checked when its result is taken (as the session's thread always did). A thread
+    that would wait for a chunk checks the last chunk no worker has started itself, so a pool
+    still starting or a machine busy elsewhere never leaves it idle.
+    """
+
+    def __init__(self, owner: BatchWorkers, form_code: str, pool: ProcessPoolExecutor | None) -> None:
+        self._owner, self._form_code, self._pool = owner, form_code, pool
+        self._waiting: list[bytes] = []
+        self._waiting_bytes = 0
+        self._chunks: list[list[bytes]] = []
+        self._futures: list[Future[list[FileCheck]]] = []
+        self._checked_here: dict[int, list[FileCheck]] = {}
+
+    def add(self, xml: bytes) -> None:
+        """One more invoice of the package."""
+        self._waiting.append(xml)
+        self._waiting_bytes += len(xml)
+        if self._pool is not None and (len(self._waiting) >= CHUNK_INVOICES or self._waiting_bytes >= CHUNK_BYTES):
+            self._send()
+
+    def results(self) -> Iterator[FileCheck]:
+        """The checks of every invoice added, in order (a dead worker process: ``BrokenProcessPool``)."""
+        if self._pool is None:
+            yield from (check_file(self._form_code, xml) for xml in self._waiting)
+            return
+        self._send()
+        try:
+            for index, future in enumerate(self._futures):
+                while not future.done() and self._check_one_here(index):
+                    pass
+                yield from self._checked_here.pop(index) if index in self._checked_here else future.result()
+        except BrokenProcessPool:
+            self._owner.discard(self._pool)
+            raise
+        finally:
+            for future in self._futures:
+                future.cancel()  # a package given up half way leaves no work queued behind it
+
+    def _send(self) -> None:
+        assert self._pool is not None
+        if self._waiting:
+            # Looked up at each call, not bound at import: tests put a crashing task in its place.
+            self._futures.append(self._pool.submit(invoice_checks.check_files, self._form_code, self._waiting))
+            self._chunks.append(self._waiting)
+        self._waiting, self._waiting_bytes = [], 0
+
+    def _check_one_here(self, first: int) -> bool:
+        """Check the last chunk from ``first`` on that no worker has taken, in this thread;
+        ``False`` when the workers have them all."""
+        for index in range(len(self._futures) - 1, first - 1, -1):
+            if index not in self._checked_here and self._futures[index].cancel():
+                self._checked_here[index] = check_files(self._form_code, self._chunks[index])
+                return True
+        return False
+
+
+def _exit_with_parent() -> None:
+    """A worker's first act: end when the emulator process ends, even when it was killed (a worker
+    blocked on its task queue would otherwise wait forever)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ksef-mock-parent-watch", daemon=True).start()
