@@ -16,19 +16,22 @@ _GENERATED_API = "ksef_client._generated.api."
 
 
 @lru_cache(maxsize=1)
-def _routes() -> tuple[tuple[str, re.Pattern[str], str, Operation], ...]:
-    # Literal paths sort before templated ones, so /sessions/online never matches /sessions/{ref}.
+def _routes() -> dict[tuple[str, int], tuple[tuple[re.Pattern[str], str, Operation], ...]]:
+    """The operations by method and number of path segments (each request is matched against the
+    few of its shape, not all 83), literal paths before templated ones within each, so
+    /sessions/online never matches /sessions/{ref}."""
     rows = sorted(OPERATIONS.items(), key=lambda row: row[1].path.count("{"))
-    return tuple(
-        (op.method, re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(op.path)) + "$"), key, op)
-        for key, op in rows
-    )
+    routes: dict[tuple[str, int], list[tuple[re.Pattern[str], str, Operation]]] = {}
+    for key, op in rows:
+        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(op.path)) + "$")
+        routes.setdefault((op.method, op.path.count("/")), []).append((pattern, key, op))
+    return {shape: tuple(candidates) for shape, candidates in routes.items()}
 
 
 def find_operation(method: str, path: str) -> tuple[str, Operation] | None:
     """``(tag.operation_id, operation)`` of a request; ``path`` is the part after ``/v2``."""
-    for op_method, pattern, key, operation in _routes():
-        if op_method == method and pattern.match(path):
+    for pattern, key, operation in _routes().get((method, path.count("/")), ()):
+        if pattern.match(path):
             return key, operation
     return None
 
