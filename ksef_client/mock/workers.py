@@ -35,6 +35,8 @@ DEFAULT_THRESHOLD = 500
 # both workers get their share of a package of a few thousand invoices.
 CHUNK_INVOICES = 250
 CHUNK_BYTES = 4_000_000
+# Chunks kept in the pool per worker: one being checked, one ready for when it is done.
+CHUNKS_PER_WORKER = 2
 # A package declared this large per invoice of ``threshold`` (zipped FA(3) invoices take 600 B and
 # up) starts the pool while it is uploaded, so that its close does not wait for the processes.
 DECLARED_BYTES_PER_INVOICE = 512
@@ -83,7 +85,7 @@ class BatchWorkers:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
 
     def discard(self, pool: ProcessPoolExecutor) -> None:
         """Forget a pool one of whose processes died (it takes no more work); the next large
@@ -91,7 +93,7 @@ class BatchWorkers:
         with self._lock:
             if self._pool is pool:
                 self._pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)  # its queued chunks fail with the break (see ``BatchChecks.results``)
 
     def _started(self) -> ProcessPoolExecutor | None:
         """The pool, started now if need be; ``None`` where processes cannot be made (then never again)."""
@@ -123,61 +125,72 @@ class BatchWorkers:
 class BatchChecks:
     """The ``FileCheck`` of each invoice of one package, in the order the invoices were added.
 
-    With a pool, full chunks are sent while the package is still being unpacked; without one, each
-    invoice is checked when its result is taken (as the session's thread always did). A thread
-    that would wait for a chunk checks the last chunk no worker has started itself, so a pool
-    still starting or a machine busy elsewhere never leaves it idle.
+    With a pool, the package is cut into chunks while it is unpacked and a few chunks per worker
+    are kept in the pool, the next ones sent as results are taken; a thread that would wait for a
+    chunk checks the last chunk not sent yet itself, so a pool still starting or a machine busy
+    elsewhere never leaves it idle. Nothing sent is ever cancelled: in Python 3.11 a chunk
+    cancelled while a dead worker breaks the pool stops the pool's own thread. Without a pool,
+    each invoice is checked when its result is taken (as the session's thread always did).
     """
 
     def __init__(self, owner: BatchWorkers, form_code: str, pool: ProcessPoolExecutor | None) -> None:
         self._owner, self._form_code, self._pool = owner, form_code, pool
-        self._waiting: list[bytes] = []
+        self._waiting: list[bytes] = []  # the chunk being filled
         self._waiting_bytes = 0
         self._chunks: list[list[bytes]] = []
-        self._futures: list[Future[list[FileCheck]]] = []
+        self._futures: dict[int, Future[list[FileCheck]]] = {}
         self._checked_here: dict[int, list[FileCheck]] = {}
+        # Chunks [0, _sent) went to the pool, [_sent, _end) wait, [_end, ...) were checked here;
+        # the results of chunk _taken are the next ones handed out.
+        self._sent = self._end = self._taken = 0
 
     def add(self, xml: bytes) -> None:
         """One more invoice of the package."""
         self._waiting.append(xml)
         self._waiting_bytes += len(xml)
         if self._pool is not None and (len(self._waiting) >= CHUNK_INVOICES or self._waiting_bytes >= CHUNK_BYTES):
-            self._send()
+            self._cut()
 
     def results(self) -> Iterator[FileCheck]:
         """The checks of every invoice added, in order (a dead worker process: ``BrokenProcessPool``)."""
         if self._pool is None:
             yield from (check_file(self._form_code, xml) for xml in self._waiting)
             return
-        self._send()
+        self._cut()
         try:
-            for index, future in enumerate(self._futures):
-                while not future.done() and self._check_one_here(index):
-                    pass
-                yield from self._checked_here.pop(index) if index in self._checked_here else future.result()
+            for index in range(len(self._chunks)):
+                yield from self._checks_of(index)
         except BrokenProcessPool:
             self._owner.discard(self._pool)
             raise
-        finally:
-            for future in self._futures:
-                future.cancel()  # a package given up half way leaves no work queued behind it
 
-    def _send(self) -> None:
-        assert self._pool is not None
+    def _cut(self) -> None:
         if self._waiting:
-            # Looked up at each call, not bound at import: tests put a crashing task in its place.
-            self._futures.append(self._pool.submit(invoice_checks.check_files, self._form_code, self._waiting))
             self._chunks.append(self._waiting)
         self._waiting, self._waiting_bytes = [], 0
+        self._end = len(self._chunks)
+        self._send_more()
 
-    def _check_one_here(self, first: int) -> bool:
-        """Check the last chunk from ``first`` on that no worker has taken, in this thread;
-        ``False`` when the workers have them all."""
-        for index in range(len(self._futures) - 1, first - 1, -1):
-            if index not in self._checked_here and self._futures[index].cancel():
-                self._checked_here[index] = check_files(self._form_code, self._chunks[index])
-                return True
-        return False
+    def _send_more(self) -> None:
+        assert self._pool is not None
+        while self._sent < self._end and self._sent - self._taken < CHUNKS_PER_WORKER * self._owner.workers:
+            # Looked up at each call, not bound at import: tests put a crashing task in its place.
+            task = invoice_checks.check_files
+            self._futures[self._sent] = self._pool.submit(task, self._form_code, self._chunks[self._sent])
+            self._sent += 1
+
+    def _checks_of(self, index: int) -> list[FileCheck]:
+        """Chunk ``index``'s checks: from its worker (checking the last waiting chunks here
+        meanwhile), or made here already."""
+        self._taken = index
+        self._send_more()
+        future = self._futures.pop(index, None)
+        if future is None:  # every chunk from here on was checked here
+            return self._checked_here.pop(index)
+        while not future.done() and self._sent < self._end:
+            self._end -= 1
+            self._checked_here[self._end] = check_files(self._form_code, self._chunks[self._end])
+        return future.result()
 
 
 def _exit_with_parent() -> None:

@@ -128,19 +128,47 @@ def test_a_package_checked_by_worker_processes_ends_as_checked_in_the_thread(
     assert numbered == ["#1", "#9", "#10", "#11"]  # in archive order
 
 
-class _IdlePool:
-    """A pool whose workers never start a task (all busy elsewhere)."""
+class _LateFuture(Future[Any]):
+    """A chunk whose worker is busy until someone looks at it a second time (or waits for it)."""
+
+    def __init__(self, task: Any, args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self._run, self._args, self._looks = task, args, 0
+
+    def done(self) -> bool:
+        self._looks += 1
+        if self._looks > 1:
+            self._finish()
+        return super().done()
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._finish()
+        return super().result(timeout)
+
+    def _finish(self) -> None:
+        if not super().done():
+            self.set_result(self._run(*self._args))
+
+
+class _SlowPool:
+    """A pool of one busy worker: each chunk is done only once the waiting thread had to wait."""
+
+    def __init__(self) -> None:
+        self.sent = 0
 
     def submit(self, task: Any, *args: Any) -> Future[Any]:
-        return Future()
+        self.sent += 1
+        return _LateFuture(task, args)
 
 
-def test_chunks_no_worker_started_are_checked_by_the_waiting_thread_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    xmls = [sample_invoice(f"FV/S/{i}") for i in range(7)] + [b"<Faktura>"]
-    checks = workers_module.BatchChecks(workers_module.BatchWorkers(2), "FA (3)", _IdlePool())  # type: ignore[arg-type]
+def test_while_it_waits_the_thread_checks_the_last_chunks_itself_and_the_order_holds() -> None:
+    xmls = [sample_invoice(f"FV/S/{i}") for i in range(19)] + [b"<Faktura>"]  # 7 chunks of 3
+    pool = _SlowPool()
+    checks = workers_module.BatchChecks(workers_module.BatchWorkers(1), "FA (3)", pool)  # type: ignore[arg-type]
     for xml in xmls:
         checks.add(xml)
     assert list(checks.results()) == [invoice_checks.check_file("FA (3)", xml) for xml in xmls]
+    assert 0 < pool.sent < 7  # the pool had some chunks, the waiting thread the others
 
 
 def _crash_the_worker(form_code: str, xmls: list[bytes]) -> list[Any]:
