@@ -352,6 +352,22 @@ def test_enum_from_value_is_the_enum_itself_as_a_dict_lookup() -> None:
         lookup(["Online"])
 
 
+def test_unknown_enum_values_are_kept_within_a_bound() -> None:
+    # A hostile server sending a new value in every answer must not grow memory without end: past
+    # ENUM_VALUES_KEPT each unknown value still comes back as a member, made anew, not remembered.
+    from ksef_client._generated.models import InvoicingMode
+    from ksef_client._generated.types import ENUM_VALUES_KEPT, enum_from_value
+
+    lookup = enum_from_value(InvoicingMode)
+    for index in range(3 * ENUM_VALUES_KEPT):
+        assert lookup(f"Lookup{index}") == f"Lookup{index}"
+        assert InvoicingMode.from_value(f"FromValue{index}").value == f"FromValue{index}"
+    most = len(InvoicingMode.__members__) + ENUM_VALUES_KEPT
+    assert len(InvoicingMode._value2member_map_) <= most
+    assert len(lookup.__self__) <= most  # type: ignore[attr-defined]
+    assert lookup("Online") is InvoicingMode.ONLINE
+
+
 def test_a_large_body_is_parsed_with_the_cycle_collector_paused_and_switched_back_on() -> None:
     # Decoding and building a large page allocates thousands of containers, none in a cycle: the
     # collector is off while it runs (types.CollectorPaused), back on after, also when parsing fails.

@@ -26,6 +26,8 @@ def json_loads(content: bytes) -> Any:
 
 
 LARGE_BODY = 64 * 1024
+# How many values an enum keeps beyond its own (unknown ones KSeF sent); past it each is made anew.
+ENUM_VALUES_KEPT = 256
 
 
 class CollectorPaused:
@@ -107,12 +109,14 @@ E = TypeVar("E", bound=Enum)
 class _EnumMembers(dict[Any, Any]):
     """An enum's members by value, filled with each value the first time it is asked for"""
 
-    __slots__ = ("enum",)
+    __slots__ = ("enum", "most")
     enum: Callable[[Any], Any]
+    most: int
 
     def __missing__(self, value: Any) -> Any:
         member = self.enum(value)
-        self[value] = member
+        if len(self) < self.most:  # bounded, as the enum's own map (a hostile server)
+            self[value] = member
         return member
 
 
@@ -120,6 +124,7 @@ def enum_from_value(enum: type[E]) -> Callable[[Any], E]:
     """``enum.from_value`` as a dict lookup: the member for a value, unknown values kept as members"""
     members = _EnumMembers(enum._value2member_map_)
     members.enum = enum
+    members.most = len(enum.__members__) + ENUM_VALUES_KEPT
     return members.__getitem__
 
 
