@@ -13,9 +13,10 @@ that only need part of the SDK (for example the emulator or the identifiers).
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ksef_client._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ksef_client._body import BodyLimits
@@ -127,14 +128,4 @@ def _refuse_other_sdk(directory: str, markers: tuple[str, ...] = OTHER_SDK_MARKE
 _refuse_other_sdk(os.path.dirname(__file__))
 
 
-def __getattr__(name: str) -> Any:
-    location = _LOCATIONS.get(name)
-    if location is None:
-        raise AttributeError(f"module 'ksef_client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(location), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LOCATIONS, __all__)

@@ -12,6 +12,7 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.payloads import metadata_page
 from ksef_client._generated import AuthenticatedClient
 from ksef_client._generated.api.sessions_status import get_session_upo
 from ksef_client._generated.models import (
@@ -204,26 +205,7 @@ def test_numbers_decode_exactly_as_the_standard_library(numbers: list[float | in
 # enum lookups, nullable fields parsed only when they parse, list comprehensions, unknown keys found
 # by a count, additional_properties made on first access.
 
-METADATA = {
-    "ksefNumber": "5265877635-20261125-0000000000AB-CD",
-    "invoiceNumber": "FV/1/2026",
-    "issueDate": "2026-11-20",
-    "invoicingDate": "2026-11-25T10:15:29.7654321+00:00",
-    "acquisitionDate": "2026-11-25T10:15:30.1234567+00:00",
-    "permanentStorageDate": "2026-11-25T10:15:31.1111111+00:00",
-    "seller": {"nip": "5265877635", "name": "Sprzedawca sp. z o.o."},
-    "buyer": {"identifier": {"type": "Nip", "value": "1111111111"}, "name": "Nabywca S.A."},
-    "netAmount": 100.0,
-    "grossAmount": 123.0,
-    "vatAmount": 23.0,
-    "currency": "PLN",
-    "invoicingMode": "Online",
-    "invoiceType": "Vat",
-    "formCode": {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"},
-    "isSelfInvoicing": False,
-    "hasAttachment": False,
-    "invoiceHash": "mkht+3m5trnfxlTYhq3QFn74LkEO69MFNlsMAkCDSPA=",
-}
+METADATA = metadata_page(1)["invoices"][0]  # one record of the benchmark's page, as KSeF sends it
 
 
 def test_unknown_enum_values_are_kept_in_required_nullable_and_list_fields() -> None:

@@ -10,8 +10,9 @@ checks of ``mock.state``, not the web framework.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ksef_client._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ksef_client.mock.app import create_app
@@ -29,14 +30,4 @@ _LOCATIONS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    location = _LOCATIONS.get(name)
-    if location is None:
-        raise AttributeError(f"module 'ksef_client.mock' has no attribute {name!r}")
-    value = getattr(importlib.import_module(location), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _LOCATIONS, __all__)
