@@ -558,7 +558,9 @@ class Sessions:
             unpacked.append((name, content))
             if isinstance(content, bytes):
                 checks.add(content)
-        results = checks.results()
+        # Every check is in before the first invoice is numbered: a worker process that dies on a
+        # later chunk ends the session 500 with none of its invoices numbered (not some of them).
+        results = iter(list(checks.results()))
         for name, content in unpacked:
             if isinstance(content, bytes):
                 self._take_invoice(session, content, session.offline, name, None, next(results))
