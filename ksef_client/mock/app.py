@@ -97,6 +97,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=_stops_the_workers)
     app.state.backend = backend or KSeFBackend()
     app.state.control_hosts = (host,) if host else ()
+    app.state.store = store
     if store is not None:
         store.load(app.state.backend)
     return EmulatorApp(app, _api_endpoint(_path_routes()), store, strict=strict)
@@ -105,9 +106,11 @@ def create_app(
 @contextlib.asynccontextmanager
 async def _stops_the_workers(app: Starlette) -> AsyncIterator[None]:
     """Served with ASGI lifespan events (``ksef-mock``, ``uvicorn``), the app stops the backend's
-    batch worker processes when the server shuts down."""
+    batch worker processes and writes the store's last changes when the server shuts down."""
     yield
     await run_in_threadpool(app.state.backend.close)  # it waits for batches still being processed
+    if app.state.store is not None:  # the writer is a daemon thread: the last changes, before the exit
+        await run_in_threadpool(app.state.store.flush)
 
 
 class EmulatorApp:
