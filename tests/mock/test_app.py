@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
 from ksef_client.errors import APIConnectionError, RateLimitError
-from ksef_client.mock import KSeFBackend
+from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.pytest_plugin import KSeFMock
@@ -216,3 +217,35 @@ def test_a_token_is_accepted_only_by_the_emulator_that_signed_it() -> None:
     now[0] += dt.timedelta(minutes=6)
     with pytest.raises(Unauthorized, match="wygasł"):
         first.authenticate(f"Bearer {token}")
+
+
+# An app made by create_app(store=...) and served by any ASGI server writes the last changes before
+# its shutdown is over: the writer thread is a daemon, and the process may exit right after.
+SHUTDOWN_WAIT = 60  # seconds; never reached when all is well
+
+
+def test_the_app_s_shutdown_waits_for_the_last_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    app = create_app(KSeFBackend(workers=1), store=store)
+    saving, release, flushed = threading.Event(), threading.Event(), threading.Event()
+    save, flush = store.save, store.flush
+
+    def held_save(backend: KSeFBackend) -> None:  # the writer is busy until someone waits for it
+        saving.set()
+        release.wait(SHUTDOWN_WAIT)
+        save(backend)
+
+    def waited_for(timeout: float | None = None) -> bool:
+        flushed.set()
+        release.set()
+        return flush(timeout)
+
+    monkeypatch.setattr(store, "save", held_save)
+    monkeypatch.setattr(store, "flush", waited_for)
+    with TestClient(app) as client:
+        client.post("/_mock/anything")  # any request but a GET notes a change
+        assert saving.wait(SHUTDOWN_WAIT)
+    shutdown_waited = flushed.is_set()
+    release.set()
+    flush(SHUTDOWN_WAIT)
+    assert shutdown_waited, "the lifespan shutdown ended with the last save still pending"

@@ -232,3 +232,28 @@ def test_ksef_mock_takes_the_number_of_worker_processes() -> None:
         build_parser().parse_args(["--workers", "0"])
     with pytest.raises(ValueError, match="at least 1"):
         KSeFBackend(workers=0)
+
+
+# A worker that dies on a later chunk must not leave the session's earlier invoices numbered
+# while the session itself ends 500.
+def _crash_on_the_second_chunk(form_code: str, xmls: list[bytes]) -> list[Any]:
+    if any(b"FV/W/9<" in xml or b"FV/W/EARLIER" in xml for xml in xmls):
+        os._exit(70)
+    return invoice_checks.check_files(form_code, xmls)
+
+
+def test_a_worker_dying_on_a_later_chunk_leaves_no_invoice_numbered_in_a_failed_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(workers_module, "CHUNK_INVOICES", 3)
+    backend = KSeFBackend(workers=2)
+    backend.batch_workers.threshold = 2
+    try:
+        with monkeypatch.context() as crashing:
+            crashing.setattr(invoice_checks, "check_files", _crash_on_the_second_chunk)
+            session = _batch(backend, _package(), monkeypatch)
+        assert session.status.code == 500
+        numbered = [i.ksef_number for i in session.invoices if i.ksef_number]
+        assert numbered == [], f"session 500, yet {len(numbered)} of its invoices numbered"
+    finally:
+        backend.close()
