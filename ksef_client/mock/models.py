@@ -83,7 +83,7 @@ class KSeFBackend:
         self.auth = Auth(core, self.permissions, self.testdata)
         self.invoices = Invoices(core, self.storage)
         self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata, self.batch_workers)
-        self.certificates = Certificates(core)
+        self.certificates = Certificates(core, self.testdata)
         self.collective = CollectiveIdentifiers(core, self.invoices, self.testdata)
 
     def reset(self) -> None:

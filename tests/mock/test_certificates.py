@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ksef_client import KSeF, qr
@@ -38,11 +39,13 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client.errors import BadRequestError
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.app import create_app  # noqa: F401 - importing the app registers every route
 from ksef_client.mock.responses import REGISTRY
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.state.core import Context
 from ksef_client.testing import sample_invoice
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
@@ -116,3 +119,79 @@ def test_collective_identifier_groups_invoices_of_one_seller(ksef: KSeF, backend
         CollectiveIdentifiersByKsefNumberQueryResponse,
     )
     assert [i.collective_identifier_number for i in by_number.collective_identifiers] == [identifier]
+
+
+# --- the spec's codes for certificate requests (POST /certificates/enrollments' 400 table) ----
+
+
+def _enroll_csr(ksef: KSeF, csr: str) -> EnrollCertificateResponse:
+    body = EnrollCertificateRequest.from_dict(
+        {"certificateName": "test key", "certificateType": "Authentication", "csr": csr}
+    )
+    return parsed(create_enrollment.sync_detailed(client=ksef.raw, body=body), EnrollCertificateResponse)
+
+
+def _der(csr: x509.CertificateSigningRequest) -> str:
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def _refused_with(ksef: KSeF, csr: str) -> list[int]:
+    with pytest.raises(BadRequestError) as refused:
+        _enroll_csr(ksef, csr)
+    return refused.value.codes
+
+
+def test_certificate_requests_are_refused_with_the_spec_s_codes(ksef: KSeF) -> None:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    assert _refused_with(ksef, base64.b64encode(b"not a CSR").decode()) == [25004]
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    assert _refused_with(
+        ksef, _der(x509.CertificateSigningRequestBuilder().subject_name(name).sign(small, hashes.SHA256()))
+    ) == [25010]
+    key = ec.generate_private_key(ec.SECP256R1())
+    sha224 = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA224())
+    assert _refused_with(ksef, _der(sha224)) == [25011]
+    good = bytearray(
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    good[-3] ^= 0xFF  # inside the signature: still a CSR, no longer signed by its key
+    assert _refused_with(ksef, base64.b64encode(bytes(good)).decode()) == [25004]
+
+
+def test_unknown_requests_and_certificates_and_a_second_revocation_have_their_codes(ksef: KSeF) -> None:
+    with pytest.raises(BadRequestError) as unknown:
+        parsed(get_enrollment_status.sync_detailed("20261202-CE-0000000000-0000000000-00", client=ksef.raw),
+               CertificateEnrollmentStatusResponse)  # fmt: skip
+    assert unknown.value.codes == [25005]
+    serial, _ = _enroll(ksef, ec.generate_private_key(ec.SECP256R1()), "Authentication")
+    revoke = RevokeCertificateRequest.from_dict({})
+    assert revoke_certificate.sync_detailed(serial, client=ksef.raw, body=revoke).status_code == 204
+    for target, code in ((serial, 25009), ("00000000000000AA", 25008)):
+        with pytest.raises(BadRequestError) as refused:
+            revoke_certificate.sync_detailed(target, client=ksef.raw, body=revoke)
+        assert refused.value.codes == [code]
+
+
+def test_certificate_limits_of_test_data_are_reported_and_enforced_until_reset(
+    ksef: KSeF, backend: KSeFBackend
+) -> None:
+    context = Context("Nip", NIP)
+    backend.testdata.set_subject_limits(context, {"certificate": {"maxCertificates": 1}, "enrollment": None})
+    assert ksef.limits.subject().to_dict() == {
+        "enrollment": {"maxEnrollments": 300},
+        "certificate": {"maxCertificates": 1},
+    }
+    _enroll(ksef, ec.generate_private_key(ec.SECP256R1()), "Authentication")
+    key = ec.generate_private_key(ec.SECP256R1())
+    assert _refused_with(ksef, _csr(ksef, key)) == [25007]
+    backend.testdata.set_subject_limits(context, {"enrollment": {"maxEnrollments": 1}})
+    assert _refused_with(ksef, _csr(ksef, key)) == [25006]
+    backend.testdata.set_subject_limits(context, None)
+    assert ksef.limits.subject().to_dict() == {
+        "enrollment": {"maxEnrollments": 300},
+        "certificate": {"maxCertificates": 100},
+    }
+    _enroll(ksef, key, "Offline")

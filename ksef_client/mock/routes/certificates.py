@@ -19,12 +19,7 @@ from ksef_client.mock.state.permissions import page_of
 @api_endpoint("certificates.get_certificate_limits")
 async def get_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    used = len(backend.certificates.certificates_of(access))
-    requested = backend.certificates.enrollments_of(access)
-    return JSONResponse(
-        {"canRequest": used < 100, "enrollment": {"limit": 300, "remaining": max(0, 300 - requested)},
-         "certificate": {"limit": 100, "remaining": max(0, 100 - used)}}
-    )  # fmt: skip
+    return JSONResponse(backend.certificates.limits(access))
 
 
 @api_endpoint("certificates.get_enrollment_data")

@@ -9,9 +9,6 @@ from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint
 from ksef_client.mock.state.limits import rate_limits_body
 
-# KSeF TEST's certificate limits (not enforced by the emulator beyond what it reports).
-SUBJECT_LIMITS = {"enrollment": {"maxEnrollments": 300}, "certificate": {"maxCertificates": 100}}
-
 
 @api_endpoint("limits.get_context_limits")
 async def get_context_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
@@ -21,7 +18,8 @@ async def get_context_limits(request: Request, backend: KSeFBackend, access: Acc
 
 @api_endpoint("limits.get_subject_limits")
 async def get_subject_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    return JSONResponse(SUBJECT_LIMITS)
+    assert access is not None
+    return JSONResponse(backend.testdata.subject_limits(access.context))
 
 
 @api_endpoint("limits.get_rate_limits")

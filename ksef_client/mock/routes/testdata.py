@@ -164,12 +164,15 @@ async def reset_test_rate_limits(request: Request, backend: KSeFBackend, access:
     return _ok()
 
 
-async def _accepted(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    # Certificate-limit overrides are accepted but not enforced (documented).
-    if request.method == "POST" and await request.body():
-        await json_body(request)
+@api_endpoint("testdata.set_test_certificate_limits")
+async def set_test_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    backend.testdata.set_subject_limits(access.context, await json_body(request))  # checked against the spec
     return _ok()
 
 
-for _operation in ("set_test_certificate_limits", "reset_test_certificate_limits"):
-    api_endpoint(f"testdata.{_operation}")(_accepted)
+@api_endpoint("testdata.reset_test_certificate_limits")
+async def reset_test_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    backend.testdata.set_subject_limits(access.context, None)
+    return _ok()

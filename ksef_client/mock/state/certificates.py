@@ -11,14 +11,17 @@ import base64
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
+from ksef_client.mock.state.testdata import TestData
 
 CERTIFICATE_TYPES = ("Authentication", "Offline")
 
@@ -51,6 +54,14 @@ class Enrollment:
     serial: str | None = None
 
 
+# certyfikaty-KSeF.md: RSA 2048 or EC P-256 keys; RSA PKCS#1 v1.5, RSA-PSS or ECDSA signatures
+# over SHA-1, SHA-256, SHA-384 or SHA-512. The codes are the spec's for POST /certificates/enrollments.
+CSR_HASHES = frozenset({"sha1", "sha256", "sha384", "sha512"})
+ENROLLMENT_NOT_FOUND = 25005
+NOT_REVOCABLE = 25009
+NOT_REVOCABLE_TEXT = "Nie można odwołać wskazanego certyfikatu, ponieważ jest już odwołany, zablokowany lub nieważny."
+
+
 def _csr(raw: str) -> x509.CertificateSigningRequest:
     try:
         data = raw.encode()
@@ -59,15 +70,30 @@ def _csr(raw: str) -> x509.CertificateSigningRequest:
             if raw.lstrip().startswith("-----")
             else x509.load_der_x509_csr(base64.b64decode(raw, validate=True))
         )
-    except ValueError as error:
-        raise MockAPIError(21405, VALIDATION, [f"csr: nieczytelny wniosek PKCS#10 ({error})."]) from None
+        signature_valid = csr.is_signature_valid
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise MockAPIError(25004, "Niepoprawny format CSR lub niepoprawny podpis CSR.", [str(error)[:300]]) from None
     key = csr.public_key()
     allowed = (isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048) or (
         isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
     )
-    if not allowed or not csr.is_signature_valid:
-        raise MockAPIError(21405, VALIDATION, ["csr: wymagany podpisany klucz RSA 2048 albo EC P-256."])
+    if not allowed:
+        raise MockAPIError(25010, "Nieprawidłowy typ lub długość klucza.", ["Wymagany klucz RSA 2048 albo EC P-256."])
+    if _signature_hash(csr) not in CSR_HASHES:
+        raise MockAPIError(
+            25011, "Nieprawidłowy algorytm podpisu CSR.", ["Dozwolone skróty: SHA-1, SHA-256, SHA-384, SHA-512."]
+        )
+    if not signature_valid:
+        raise MockAPIError(25004, "Niepoprawny format CSR lub niepoprawny podpis CSR.", ["Podpis CSR się nie zgadza."])
     return csr
+
+
+def _signature_hash(csr: x509.CertificateSigningRequest) -> str | None:
+    try:
+        algorithm = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    return algorithm.name if algorithm is not None else None
 
 
 @dataclass
@@ -81,15 +107,36 @@ class CertificatesState:
 class Certificates:
     """The KSeF certificates of one emulator."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, testdata: TestData) -> None:
         self.core = core
+        self.testdata = testdata
         self.state = CertificatesState()
+
+    def limits(self, access: Access) -> dict[str, Any]:
+        """``GET /certificates/limits``: what the caller's context may still request and hold."""
+        limits = self.testdata.subject_limits(access.context)
+        most_requests, most_held = limits["enrollment"]["maxEnrollments"], limits["certificate"]["maxCertificates"]
+        held = sum(1 for c in self.certificates_of(access) if c.status == "Active")
+        requested = self.enrollments_of(access)
+        return {
+            "canRequest": held < most_held and requested < most_requests,
+            "enrollment": {"limit": most_requests, "remaining": max(0, most_requests - requested)},
+            "certificate": {"limit": most_held, "remaining": max(0, most_held - held)},
+        }
+
+    def _check_limits(self, access: Access) -> None:
+        limits = self.limits(access)
+        if limits["enrollment"]["remaining"] <= 0:
+            raise MockAPIError(25006, "Osiągnięto limit możliwych do złożenia wniosków certyfikacyjnych.")
+        if limits["certificate"]["remaining"] <= 0:
+            raise MockAPIError(25007, "Osiągnięto limit dopuszczalnej liczby posiadanych certyfikatów.")
 
     def enroll(self, access: Access, name: str, kind: str, csr_text: str, valid_from: dt.datetime | None) -> Enrollment:
         """Issue a certificate for a CSR at once (status 200 with its serial number)."""
         if kind not in CERTIFICATE_TYPES or not name:
             raise MockAPIError(21405, VALIDATION, ["certificateName i certificateType (Authentication|Offline)."])
         csr = _csr(csr_text)
+        self._check_limits(access)
         now = self.core.clock()
         start = valid_from or now
         ca = emulator_keys().upo_signing
@@ -123,7 +170,9 @@ class Certificates:
         """A certificate request of the caller's context."""
         found = self.state.enrollments.get(reference_number)
         if found is None or found.context != access.context:
-            raise NotFound(25001, "Wniosek certyfikacyjny nie istnieje.", [reference_number])
+            raise NotFound(
+                25005, "Wniosek certyfikacyjny o podanym numerze referencyjnym nie istnieje.", [reference_number]
+            )
         return found
 
     def enrollments_of(self, access: Access) -> int:
@@ -146,12 +195,16 @@ class Certificates:
         """One certificate of the caller's context by serial number."""
         found = self.state.certificates.get(serial.upper())
         if found is None or found.context != access.context:
-            raise NotFound(25002, "Certyfikat nie istnieje.", [serial])
+            raise NotFound(25008, "Certyfikat o podanym numerze seryjnym nie istnieje.", [serial])
         return found
 
     def revoke(self, access: Access, serial: str) -> None:
-        """Revoke a certificate of the caller's context."""
-        self.certificate(access, serial).status = "Revoked"
+        """Revoke a certificate of the caller's context (one that is not Active any more: 25009)."""
+        certificate = self.certificate(access, serial)
+        self.certificates_of(access)  # marks the expired ones
+        if certificate.status != "Active":
+            raise MockAPIError(NOT_REVOCABLE, NOT_REVOCABLE_TEXT, [f"Status certyfikatu: {certificate.status}."])
+        certificate.status = "Revoked"
 
     def set_valid_to(self, access: Access, serial: str, valid_to: dt.datetime) -> None:
         """``PUT /testdata/certificates/{serial}``: move a certificate's expiry (TEST only)."""

@@ -16,6 +16,11 @@ DEFAULT_CONTEXT_LIMITS: dict[str, dict[str, int]] = {
     "collectiveIdentifier": {"maxInvoices": 500},
 }
 SESSION_KIND_LIMITS = {"Online": "onlineSession", "Batch": "batchSession"}
+# KSeF TEST's certificate limits of a subject (GET /limits/subject), until /testdata overrides them.
+DEFAULT_SUBJECT_LIMITS: dict[str, dict[str, int]] = {
+    "enrollment": {"maxEnrollments": 300},
+    "certificate": {"maxCertificates": 100},
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class TestDataState:
     attachments: set[str] = field(default_factory=set)
     blocked: set[Context] = field(default_factory=set)
     session_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
+    certificate_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
     # Per context: limit group -> limits set by POST /testdata/rate-limits (or .../production).
     rate_limits: dict[Context, dict[str, RateLimits]] = field(default_factory=dict)
     peppol_providers: list[dict[str, str]] = field(default_factory=list)
@@ -110,6 +116,24 @@ class TestData:
             if group in merged and isinstance(values, dict):
                 merged[group].update({k: int(v) for k, v in values.items() if k in merged[group]})
         self.state.session_limits[context] = merged
+
+    def set_subject_limits(self, context: Context, limits: dict[str, Any] | None) -> None:
+        """Override the certificate limits of ``context`` (a ``SetSubjectLimitsRequest``: what it
+        gives replaces the default, what it leaves out or sends as null keeps it), or, ``None``,
+        restore the defaults."""
+        if limits is None:
+            self.state.certificate_limits.pop(context, None)
+            return
+        merged = copy.deepcopy(self.subject_limits(context))
+        for group, key in (("enrollment", "maxEnrollments"), ("certificate", "maxCertificates")):
+            value = (limits.get(group) or {}).get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                merged[group][key] = max(0, value)
+        self.state.certificate_limits[context] = merged
+
+    def subject_limits(self, context: Context) -> dict[str, dict[str, int]]:
+        """``EffectiveSubjectLimits`` of ``context``: KSeF TEST's defaults or the override."""
+        return copy.deepcopy(self.state.certificate_limits.get(context, DEFAULT_SUBJECT_LIMITS))
 
     def set_rate_limits(self, context: Context, limits: dict[str, RateLimits] | None) -> None:
         """Override the API rate limits of ``context`` per limit group (an ``ApiRateLimitsOverride``
