@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.responses import Response
 
 from ksef_client import KSeF
+from ksef_client.crypto import sha256_b64
 from ksef_client.errors import InternalServerError
 from ksef_client.mock import KSeFBackend, exceptions
 from ksef_client.mock.app import EmulatorApp
+from ksef_client.mock.routes import invoices as invoices_routes
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state import invoices as invoices_state
 from ksef_client.testing import sample_invoice
@@ -78,3 +81,21 @@ def test_a_403_without_its_reason_code_is_caught(strict: tuple[KSeF, EmulatorApp
     with pytest.raises(InternalServerError):  # the metadata query needs InvoiceRead: a 403
         list(reader.invoices.query("Subject1", date_from=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)))
     assert "reasonCode" in app.violations[0]
+
+
+def test_a_document_whose_hash_header_is_not_its_sha256_is_caught(
+    strict: tuple[KSeF, EmulatorApp], monkeypatch: Any
+) -> None:
+    # x-ms-meta-hash is a declared header of the API's UPO and invoice downloads: strict mode holds
+    # it to its schema and to the body it comes with (the SDK's own hash check is not the judge).
+    ksef, app = strict
+    _send_one(ksef)
+    ksef_number = app.state.backend.invoices.state.accepted[0].ksef_number
+
+    def misdeclared(data: bytes) -> Response:
+        return Response(data, media_type="application/xml", headers={"x-ms-meta-hash": sha256_b64(data + b"!")})
+
+    monkeypatch.setattr(invoices_routes, "xml_response", misdeclared)
+    with pytest.raises(InternalServerError):
+        ksef.invoices.get(ksef_number)
+    assert len(app.violations) == 1 and "x-ms-meta-hash is not the SHA-256 of the body" in app.violations[0]

@@ -10,6 +10,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import httpx
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
 from ksef_client._retry import RetryBudget, RetryPolicy, budget_of, is_repeat_safe
 from ksef_client._throttle import Throttle, match_operation
+from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_system_warnings
 
 log = logging.getLogger("ksef_client")
 
@@ -46,6 +48,8 @@ class SendState:
     retries: int = 0
     throttled_seconds: float = 0.0
     requests_sent: int = 0
+    # KSeF's X-System-Warning of recent answers, newest last (system_warnings.py).
+    system_warnings: deque[SystemWarning] = field(default_factory=lambda: deque(maxlen=KEPT))
 
     def deadline_of(self, request: httpx.Request) -> float | None:
         """The request's deadline: its call's, or (a request sent outside any SDK call, e.g. through
@@ -99,6 +103,8 @@ class SendState:
 
     def after_response(self, request: httpx.Request, response: httpx.Response) -> float | None:
         """Seconds to wait before sending ``request`` again, or ``None``: ``response`` is the answer."""
+        if HEADER in response.headers:
+            self._note_system_warnings(request, response.headers[HEADER])
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
         delay = self.policy.delay_after_response(response, safe, budget, self.rng, self.wall_clock())
@@ -123,6 +129,12 @@ class SendState:
             self.retries += 1
             log.info("%s: restart %d in %.2f s", what, budget.used, delay)
         return delay
+
+    def _note_system_warnings(self, request: httpx.Request, value: str) -> None:
+        for warning in parse_system_warnings(value, request.method, request.url.path):
+            self.system_warnings.append(warning)
+            log.warning("KSeF system warning on %s %s: [%s] %s", warning.method, warning.path, warning.code,
+                        warning.message)  # fmt: skip
 
     def _counted(self, request: httpx.Request, budget: RetryBudget, delay: float | None, cause: str) -> float | None:
         if delay is not None:

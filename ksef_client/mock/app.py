@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -129,6 +130,7 @@ class EmulatorApp:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
             scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
             response = await self.api(Request(scope, receive))
+            _echo_test_system_warning(scope, response, self.state.backend.profile)
             if self.strict:
                 response = self._checked(scope, response)
             await response(scope, receive, send)
@@ -143,9 +145,27 @@ class EmulatorApp:
             return response
         method, path = operation
         media = response.headers.get("content-type", "")
-        problems = response_problems(method, path, response.status_code, media, bytes(response.body))
+        problems = response_problems(method, path, response.status_code, media, bytes(response.body), response.headers)
         if not problems:
             return response
         violation = f"{method} {path} -> {response.status_code}: {'; '.join(problems)}"
         self.violations.append(violation)
         return JSONResponse({"strictModeViolation": violation}, status_code=500)
+
+
+# KSeF TEST answers a request carrying X-Test-System-Warning with that text as X-System-Warning
+# (api-changelog 2.9.0), ASCII-folded as KSeF normalises the header; production ignores it.
+_TEST_WARNING = b"x-test-system-warning"
+_FOLDED = str.maketrans({"ł": "l", "Ł": "L"})  # the one Polish letter NFKD does not decompose
+
+
+def _echo_test_system_warning(scope: Scope, response: Response, profile: str) -> None:
+    if profile != "TEST" or not 200 <= response.status_code < 300:
+        return
+    asked = next((value for name, value in scope["headers"] if name.lower() == _TEST_WARNING), None)
+    if asked is None:
+        return
+    folded = unicodedata.normalize("NFKD", asked.decode("utf-8", "replace").translate(_FOLDED))
+    text = "".join(c for c in folded.encode("ascii", "ignore").decode() if c.isprintable())[:1000]
+    if text:
+        response.headers["X-System-Warning"] = text

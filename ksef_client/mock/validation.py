@@ -7,8 +7,11 @@ are coerced to the declared type first; OpenAPI 3.0's ``nullable`` is turned int
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,16 +194,43 @@ def _response_rules(method: str, path: str) -> dict[str, dict[str, Any]]:
     return {status: _resolve(answer) for status, answer in responses.items()}
 
 
-def response_problems(method: str, path: str, status: int, content_type: str, body: bytes) -> list[str]:
+def response_problems(
+    method: str, path: str, status: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None
+) -> list[str]:
     """What is wrong with an answer of ``METHOD path`` under the spec (``[]``: it conforms).
 
     Checked strictly: the status must be declared, the media type must be one the status declares,
-    and a JSON body must match its schema (enums, formats, required fields, int32/int64 ranges).
+    a JSON body must match its schema (enums, formats, required fields, int32/int64 ranges), and
+    each header the status declares, when sent, must match its schema (``headers``).
     """
     declared = _response_rules(method, path)
     answer = declared.get(str(status)) or declared.get("default")
     if answer is None:
         return [f"status {status} is not declared (declared: {', '.join(sorted(declared))})"]
+    problems = header_problems(answer, headers or {}, body)
+    return problems + _answer_body_problems(answer, status, content_type, body)
+
+
+def header_problems(answer: dict[str, Any], headers: Mapping[str, str], body: bytes) -> list[str]:
+    """The declared headers of ``answer`` that were sent and break their schema; ``x-ms-meta-hash``
+    must also be the body's SHA-256."""
+    problems = []
+    sent = {name.lower(): value for name, value in headers.items()}
+    for name, declared in (answer.get("headers") or {}).items():
+        value = sent.get(name.lower())
+        if value is None:
+            continue
+        schema = _resolve(_resolve(declared).get("schema") or {})
+        typed: Any = value
+        if schema.get("type") == "integer":
+            typed = int(value) if value.isascii() and value.isdigit() else value
+        problems += [f"header {name} {e}" for e in schema_errors(schema, typed)]
+        if name.lower() == "x-ms-meta-hash" and value != base64.b64encode(hashlib.sha256(body).digest()).decode():
+            problems.append(f"header {name} is not the SHA-256 of the body")
+    return problems
+
+
+def _answer_body_problems(answer: dict[str, Any], status: int, content_type: str, body: bytes) -> list[str]:
     content = answer.get("content") or {}
     media = content_type.split(";", maxsplit=1)[0].strip().lower()
     if not content:

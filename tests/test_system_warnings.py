@@ -1,0 +1,51 @@
+"""X-System-Warning (API 2.9.0): KSeF TEST echoes X-Test-System-Warning as a warning of the answer,
+ASCII-folded; the SDK logs each warning and keeps the latest on ``send_state.system_warnings``."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ksef_client import KSeF
+from ksef_client.errors import BadRequestError
+from ksef_client.mock import KSeFBackend
+from ksef_client.system_warnings import TEST_HEADER, SystemWarning, parse_system_warnings
+
+
+def test_warnings_of_an_answer_are_logged_and_kept(
+    ksef: KSeF, backend: KSeFBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    http = ksef.raw.get_httpx_client()
+    with caplog.at_level(logging.WARNING, logger="ksef_client"):
+        answer = http.get(
+            "/limits/context", headers={TEST_HEADER: "[W-1]: Zażółć gęślą jaźń | [W-2]: stare pole".encode()}
+        )
+    assert answer.status_code == 200
+    assert answer.headers["X-System-Warning"] == "[W-1]: Zazolc gesla jazn | [W-2]: stare pole"  # ASCII-folded
+    assert list(ksef.send_state.system_warnings) == [
+        SystemWarning("W-1", "Zazolc gesla jazn", "GET", "/v2/limits/context"),
+        SystemWarning("W-2", "stare pole", "GET", "/v2/limits/context"),
+    ]
+    assert "[W-1] Zazolc gesla jazn" in caplog.text
+
+
+def test_no_warning_without_the_test_header_nor_on_production_nor_on_an_error(ksef: KSeF, backend: KSeFBackend) -> None:
+    http = ksef.raw.get_httpx_client()
+    assert "X-System-Warning" not in http.get("/limits/context").headers
+    with pytest.raises(BadRequestError):  # an error answer carries no warning
+        http.get("/sessions/x", headers={TEST_HEADER: "[W]: w"})
+    backend.profile = "PROD"
+    assert "X-System-Warning" not in http.get("/limits/context", headers={TEST_HEADER: "[W]: w"}).headers
+    assert not ksef.send_state.system_warnings
+
+
+def test_a_header_the_spec_s_format_does_not_fit_is_kept_whole() -> None:
+    assert parse_system_warnings(" something odd ", "GET", "/v2/x") == [
+        SystemWarning(None, "something odd", "GET", "/v2/x")
+    ]
+
+
+def test_control_characters_never_reach_the_echoed_header(ksef: KSeF) -> None:
+    answer = ksef.raw.get_httpx_client().get("/limits/context", headers={TEST_HEADER: "[W]: a\tb"})
+    assert answer.headers["X-System-Warning"] == "[W]: ab"
