@@ -36,9 +36,10 @@ COLD_START = {
 }
 # Each child's figures: (key, what it is) in the order of the table.
 FIGURES = ("batch_s", "batch_cpu_s", "batch_peak_rss_mb", "list_s", "list_cpu_s", "upo_s", "upo_cpu_s", "online_s",
-           "online_cpu_s", "online_unchecked_s", "online_unchecked_cpu_s")  # fmt: skip
+           "online_cpu_s", "online_unchecked_s", "online_unchecked_cpu_s", "upo_xml_s", "upo_xml_cpu_s")  # fmt: skip
 # Ours without the XSD check against ksef2's one way of sending (it checks nothing before sending).
-LIKE_FOR_LIKE = {"online_unchecked_s": "online_s", "online_unchecked_cpu_s": "online_cpu_s"}
+LIKE_FOR_LIKE = {"online_unchecked_s": "online_s", "online_unchecked_cpu_s": "online_cpu_s",
+                 "upo_xml_s": "upo_s", "upo_xml_cpu_s": "upo_cpu_s"}  # fmt: skip
 
 
 def _pythons(quick: bool) -> tuple[dict[str, str], dict[str, str]]:
@@ -180,6 +181,8 @@ def markdown_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("same, the SDK's own time, s", "list_cpu_s"),
         (f"session UPO of {batch:,} invoices: ours download + hash check + parse, ksef2 download (bytes), s", "upo_s"),
         ("same, the SDK's own time, s", "upo_cpu_s"),
+        ("same, ours `get_session_upo_xml` (download + hash check, unparsed) against ksef2's bytes, s", "upo_xml_s"),
+        ("same, the SDK's own time, s", "upo_xml_cpu_s"),
     ]
     table = [(label, cell(ours, key, 0 if "rss" in key else 3),
               cell(peer, LIKE_FOR_LIKE.get(key, key), 0 if "rss" in key else 3), ratio(key))

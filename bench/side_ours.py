@@ -50,6 +50,9 @@ def session(args: dict[str, Any]) -> dict[str, Any]:
         with timed(out, "upo"):
             upo = ksef.upo.get_session_upo(ref)  # download, x-ms-meta-hash checked, parsed
         assert len(upo.documents) == args["count"]
+        with timed(out, "upo_xml"):  # like for like with ksef2: the pages' bytes (hash-checked here)
+            pages = ksef.upo.get_session_upo_xml(ref)
+        assert pages == upo.xml
     return out
 
 

@@ -78,8 +78,9 @@ def _invoice_upo_flow(
     return _from_api(response_of((yield Call(get_invoice_upo_by_reference_number, args, body="upo"))))
 
 
-def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
-    """``(UPO page reference, UPO)`` of every page of a processed session, in page order."""
+def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, bytes]]]:
+    """``(UPO page reference, XML)`` of every page of a processed session, in page order, each
+    checked against its ``x-ms-meta-hash`` (not parsed)."""
     validate_reference_number(reference_number)
     status = parsed(
         response_of((yield Call(get_session_status, {"reference_number": reference_number}))), SessionStatusResponse
@@ -87,12 +88,20 @@ def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
     found = []
     for page in _upo_pages(status, reference_number):
         if link_usable(page.download_url, page.download_url_expiration_date, _now()):
-            upo = _checked(*(yield Download(page.download_url)))
+            content, headers = yield Download(page.download_url)
         else:
             args = {"reference_number": reference_number, "upo_reference_number": page.reference_number}
-            upo = _from_api(response_of((yield Call(get_session_upo, args, body="upo"))))
-        found.append((page.reference_number, upo))
+            response = response_of((yield Call(get_session_upo, args, body="upo")))
+            content, headers = response.content, dict(response.headers)
+        verify_hash(content, headers.get(HASH_HEADER))
+        found.append((page.reference_number, content))
     return found
+
+
+def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
+    """``(UPO page reference, UPO)`` of every page of a processed session, in page order."""
+    pages = yield from _session_page_bytes_flow(reference_number)
+    return [(ref, parse_upo(content)) for ref, content in pages]
 
 
 def _session_upo_flow(reference_number: str) -> Flow[SessionUpo]:
@@ -128,7 +137,8 @@ def _save_invoice_upo_flow(reference_number: str, invoice: SessionInvoiceStatusR
 
 
 class Upos:
-    """UPO downloads. Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed."""
+    """UPO downloads. Every UPO is hash-checked against ``x-ms-meta-hash`` and parsed (but for
+    ``get_session_upo_xml``, which hands out the checked bytes)."""
 
     def __init__(self, client: KSeF) -> None:
         self._client = client
@@ -142,6 +152,11 @@ class Upos:
     def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
         return run(_session_upo_flow(reference_number), self._client)
+
+    def get_session_upo_xml(self, reference_number: str) -> tuple[bytes, ...]:
+        """The XML of every page of a processed session's UPO, in page order, hash-checked but not
+        parsed (to archive as received; ``parse_upo`` reads a page later)."""
+        return tuple(xml for _, xml in run(_session_page_bytes_flow(reference_number), self._client))
 
     def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
@@ -172,6 +187,10 @@ class AsyncUpos:
     async def get_session_upo(self, reference_number: str) -> SessionUpo:
         """Every page of a processed session's UPO, in page order."""
         return await arun(_session_upo_flow(reference_number), self._client)
+
+    async def get_session_upo_xml(self, reference_number: str) -> tuple[bytes, ...]:
+        """The XML of every page of a processed session's UPO, hash-checked but not parsed."""
+        return tuple(xml for _, xml in await arun(_session_page_bytes_flow(reference_number), self._client))
 
     async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""

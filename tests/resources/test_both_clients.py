@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ksef_client import AsyncKSeF, KSeF
+from ksef_client import AsyncKSeF, KSeF, parse_upo
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.pagination import AsyncPager, Pager
@@ -85,6 +85,9 @@ def test_sessions_status_listings_and_upo(drive: Driver, backend: KSeFBackend) -
     upo = drive("upo.get_invoice_upo", reference, ksef_number=first.ksef_number)
     assert upo.documents[0].ksef_number == first.ksef_number
     assert len(drive("upo.get_session_upo", reference).documents) == 12
+    assert [parse_upo(xml).session_reference_number for xml in drive("upo.get_session_upo_xml", reference)] == [
+        reference
+    ]
 
 
 def test_invoices_download_query_and_export(drive: Driver, backend: KSeFBackend, tmp_path: Path) -> None:

@@ -44,12 +44,15 @@ class TestUpos:
             validate_upo(xml)
         saved = ksef.upo.save_session_upo(session.reference_number, tmp_path)
         assert [p.read_bytes() for p in saved] == list(upo.xml)
+        assert ksef.upo.get_session_upo_xml(session.reference_number) == upo.xml  # the same bytes, unparsed
 
     def test_hash_mismatch_is_detected(self, ksef: KSeF, backend: KSeFBackend) -> None:
         session = _session(backend, [invoice_xml("FV/1")])
         backend.faults.corrupt_downloads = True
         with pytest.raises(UPOHashMismatchError):
             ksef.upo.get_session_upo(session.reference_number)
+        with pytest.raises(UPOHashMismatchError):  # the unparsed bytes are checked just the same
+            ksef.upo.get_session_upo_xml(session.reference_number)
 
     def test_exactly_one_invoice_identifier(self, ksef: KSeF) -> None:
         with pytest.raises(ValueError, match=r"exactly one"):
