@@ -2,6 +2,7 @@
 """Contains some shared types for properties"""
 
 import gc as _gc
+import threading as _threading
 from collections.abc import Callable, Mapping, MutableMapping
 from enum import Enum
 from http import HTTPStatus
@@ -69,6 +70,9 @@ def short_repr(model: Any) -> str:
 UNSET: Unset = Unset()
 
 
+_FIRST_ACCESS = _threading.Lock()
+
+
 class _MadeOnFirstAccess:
     """The ``additional_properties`` slot of a generated model, an empty dict when never set"""
 
@@ -83,9 +87,18 @@ class _MadeOnFirstAccess:
         try:
             return self.slot.__get__(model, owner)
         except AttributeError:
-            value: dict[str, Any] = {}
-            self.slot.__set__(model, value)
-            return value
+            return self._made(model, owner)
+
+    def _made(self, model: Any, owner: Any) -> Any:
+        # Two threads reading a shared model's unset dict at once must get one dict, or a key one
+        # of them writes would be lost: checked again under a lock (first access only).
+        with _FIRST_ACCESS:
+            try:
+                return self.slot.__get__(model, owner)
+            except AttributeError:
+                value: dict[str, Any] = {}
+                self.slot.__set__(model, value)
+                return value
 
     def __set__(self, model: Any, value: Any) -> None:
         self.slot.__set__(model, value)
