@@ -36,3 +36,12 @@ def parse(xml: bytes) -> etree._Element:
 def declares_entities(xml: bytes) -> bool:
     """Whether ``xml`` has a document type or entity declaration (KSeF's documents never do)."""
     return _DECLARATION.search(xml) is not None  # one pass over the bytes instead of two
+
+
+def xsd_errors(schema: etree.XMLSchema, document: etree._Element) -> list[str]:
+    """What ``schema`` finds wrong with ``document`` (``[]``: valid), as ``line N: message``;
+    validated under ``SCHEMA_LOCK``, so safe from any thread."""
+    with SCHEMA_LOCK:
+        if schema.validate(document):
+            return []
+        return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse
+from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, xsd_errors
 from ksef_client.errors import InvoiceSchemaError
 
 __all__ = [
@@ -114,24 +114,16 @@ class _LocalCopies(etree.Resolver):
         return None
 
 
-# Schemas are compiled and used under one lock (see SCHEMA_LOCK), shared with the UPO schema.
-_SCHEMA_LOCK = SCHEMA_LOCK
-
-
 def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> etree.XMLSchema:
     """The compiled XSD of a form (``"FA (3)"``, ``"PEF (3)"``...), from ``_data`` unless ``directory``
     is given; compiled once per process."""
-    with _SCHEMA_LOCK:
+    with SCHEMA_LOCK:  # compiled one at a time (see SCHEMA_LOCK)
         return _compiled(system_code, directory)
 
 
 def schema_errors(system_code: str, document: etree._Element) -> list[str]:
     """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread."""
-    with _SCHEMA_LOCK:
-        schema = _compiled(system_code, None)
-        if schema.validate(document):
-            return []
-        return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+    return xsd_errors(form_schema(system_code), document)
 
 
 @functools.cache

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from ksef_client._paths import file_in
-from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse
+from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, xsd_errors
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
 from ksef_client.xades import SignatureVerificationError, verify_xades
@@ -466,13 +466,11 @@ def validate_upo(xml: bytes, schema: Path | None = None) -> None:
     entity = root.find("u:NazwaPodmiotuPrzyjmujacego", _NS)
     if entity is not None and (entity.text or "").startswith(RECEIVING_ENTITY):
         entity.text = RECEIVING_ENTITY
-    path = schema or _default_schema()
-    with SCHEMA_LOCK:  # see SCHEMA_LOCK: lxml schemas are compiled and used one thread at a time
-        xsd = _upo_schema(path)
-        if xsd.validate(root):
-            return
-        errors = "; ".join(f"line {e.line}: {e.message}" for e in list(iter(xsd.error_log))[:5])  # type: ignore[call-overload]
-    raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {errors}")
+    with SCHEMA_LOCK:  # compiled one at a time (see SCHEMA_LOCK)
+        xsd = _upo_schema(schema or _default_schema())
+    errors = xsd_errors(xsd, root)
+    if errors:
+        raise UPOValidationError(f"UPO is not valid against upo-v4-3.xsd: {'; '.join(errors[:5])}")
 
 
 @functools.lru_cache(maxsize=8)

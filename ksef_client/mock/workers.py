@@ -1,7 +1,7 @@
 """Worker processes that check the invoices of a large batch package on every core.
 
 One emulator process runs Python on one core at a time, and lxml's XSD validation is serialised
-under one lock (``schemas._SCHEMA_LOCK``), so a second thread does not help; processes do. The
+under one lock (``_xml.SCHEMA_LOCK``), so a second thread does not help; processes do. The
 stateless checks (``state.invoice_checks``) of a package of ``threshold`` invoices or more go to a
 pool of ``workers`` processes in chunks, and their results come back in archive order, so the
 session's thread numbers the invoices exactly as it would have checked them itself.
