@@ -36,9 +36,10 @@ class Throttle:
     scale: float = 1.0
     _calls: dict[str, deque[float]] = field(default_factory=dict)
 
-    def allowed(self, limit: int) -> int:
-        """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale."""
-        return max(1, int(limit * self.scale))
+    def allowed(self, limit: int, *, exact: bool = False) -> int:
+        """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale (or,
+        ``exact``, as given: a limit set for a context rather than the spec's)."""
+        return max(1, limit if exact else int(limit * self.scale))
 
     def delay(self, key: str, limits: RateLimits | None, now: float, *, exact: bool = False) -> float:
         """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made.
@@ -52,7 +53,7 @@ class Throttle:
         for window, limit in zip(_WINDOWS, limits, strict=True):
             if limit is None:
                 continue
-            allowed = max(1, limit) if exact else self.allowed(limit)
+            allowed = self.allowed(limit, exact=exact)
             in_window = [t for t in calls if t > now - window] if window < _WINDOWS[-1] else calls
             if len(in_window) >= allowed:
                 oldest = list(in_window)[-allowed]

@@ -108,6 +108,11 @@ def _resolve(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def component_schema(name: str) -> dict[str, Any]:
+    """A schema of the pinned spec's ``components/schemas`` by name, references followed."""
+    return _resolve({"$ref": f"#/components/schemas/{name}"})
+
+
 @functools.cache
 def rules(method: str, path: str) -> OperationRules:
     """The rules of ``METHOD path`` (path as in the spec, without ``/v2``)."""

@@ -17,7 +17,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
-from ksef_client.mock.state.limits import OVERRIDABLE_GROUPS, rate_limit_groups
+from ksef_client.mock.state.limits import overridable_groups, rate_limit_groups
 from tests.conftest import NIP
 
 
@@ -82,7 +82,7 @@ def _testdata(
 def _override(**groups: tuple[int, int, int]) -> dict[str, dict[str, int]]:
     """A SetRateLimitsRequest's ``rateLimits``: the spec's limits, ``groups`` changed."""
     limits = {g: {"perSecond": s, "perMinute": m or -1, "perHour": h or -1}
-              for g, (s, m, h) in rate_limit_groups().items() if g in OVERRIDABLE_GROUPS}  # fmt: skip
+              for g, (s, m, h) in rate_limit_groups().items() if g in overridable_groups()}  # fmt: skip
     limits.update({g: {"perSecond": s, "perMinute": m, "perHour": h} for g, (s, m, h) in groups.items()})
     return limits
 

@@ -7,10 +7,12 @@ operation table (each operation's ``x-rate-limits`` and limit group); the contex
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._throttle import Throttle
+from ksef_client.mock.validation import component_schema
 
 # Per client address over every operation. The spec gives this group only in the example of
 # GET /rate-limits (75 per second, no minute or hour limit).
@@ -33,9 +35,7 @@ def rate_limits_body(throttle: Throttle, overrides: dict[str, RateLimits]) -> di
     the groups in ``overrides`` (a context's own, ``/testdata/rate-limits``) as they were set."""
 
     def effective(limit: int | None, exact: bool) -> int:
-        if limit is None or throttle.scale <= 0:
-            return -1
-        return max(1, limit) if exact else throttle.allowed(limit)
+        return -1 if limit is None or throttle.scale <= 0 else throttle.allowed(limit, exact=exact)
 
     groups = {**rate_limit_groups(), **overrides}
     return {
@@ -59,19 +59,18 @@ def rate_limits_override(body: dict[str, Any]) -> dict[str, RateLimits]:
     return {
         group: RateLimits(limit(values["perSecond"]), limit(values["perMinute"]), limit(values["perHour"]))
         for group, values in body.items()
-        if group in OVERRIDABLE_GROUPS
+        if group in overridable_groups()
     }
 
 
 def production_rate_limits() -> dict[str, RateLimits]:
     """The limits of KSeF's production, for ``POST /testdata/rate-limits/production``: the spec's
     (its tables are production's; ``limity/limity-api.md`` puts TEST's defaults at ten times those)."""
-    return {group: limits for group, limits in rate_limit_groups().items() if group in OVERRIDABLE_GROUPS}
+    return {group: limits for group, limits in rate_limit_groups().items() if group in overridable_groups()}
 
 
-# The groups ``ApiRateLimitsOverride`` names (the rest: anonymous, global, the closes, are KSeF's own).
-OVERRIDABLE_GROUPS = frozenset(
-    ("onlineSession", "batchSession", "invoiceSend", "invoiceStatus", "sessionList", "sessionInvoiceList",
-     "sessionMisc", "invoiceMetadata", "invoiceExport", "invoiceExportStatus", "invoiceDownload",
-     "collectiveIdentifier", "other")
-)  # fmt: skip
+@functools.cache
+def overridable_groups() -> frozenset[str]:
+    """The groups a context may override (``ApiRateLimitsOverride`` in the spec; the rest, such as
+    anonymous, global and the session closes, are KSeF's own)."""
+    return frozenset(component_schema("ApiRateLimitsOverride")["required"])
