@@ -237,10 +237,10 @@ class KSeFBackend:
 def _with_new_fields(state: Any) -> Any:
     """A component state unpickled from an older ``--state`` file, given the defaults of the fields
     added since (unpickling restores only the attributes the file has)."""
-    if is_dataclass(state):
-        for spec in fields(state):
-            if spec.name not in vars(state) and spec.default_factory is not MISSING:
-                setattr(state, spec.name, spec.default_factory())
-            elif spec.name not in vars(state) and spec.default is not MISSING:
-                setattr(state, spec.name, spec.default)
+    missing = [spec for spec in fields(state) if spec.name not in vars(state)] if is_dataclass(state) else []
+    for spec in missing:
+        if spec.default_factory is not MISSING:
+            setattr(state, spec.name, spec.default_factory())
+        elif spec.default is not MISSING:
+            setattr(state, spec.name, spec.default)
     return state

@@ -182,11 +182,7 @@ class Certificates:
     def certificates_of(self, access: Access, **filters: str | None) -> list[KsefCertificate]:
         """Certificates issued in the caller's context, oldest first; ``filters`` (``serial``, ``name``,
         ``type``, ``status``) keep those equal to the given values."""
-        now = self.core.clock()
-        found = [c for c in self.state.certificates.values() if c.context == access.context]
-        for certificate in found:
-            if certificate.status == "Active" and certificate.valid_to <= now:
-                certificate.status = "Expired"
+        found = [self._aged(c) for c in self.state.certificates.values() if c.context == access.context]
         wanted = {k: v for k, v in filters.items() if v is not None}
         found = [c for c in found if all(getattr(c, k) == v for k, v in wanted.items())]
         return sorted(found, key=lambda c: (c.requested, c.serial))
@@ -196,12 +192,17 @@ class Certificates:
         found = self.state.certificates.get(serial.upper())
         if found is None or found.context != access.context:
             raise NotFound(25008, "Certyfikat o podanym numerze seryjnym nie istnieje.", [serial])
-        return found
+        return self._aged(found)
+
+    def _aged(self, certificate: KsefCertificate) -> KsefCertificate:
+        """``certificate``, Expired from the end of its validity on (KSeF lists it so)."""
+        if certificate.status == "Active" and certificate.valid_to <= self.core.clock():
+            certificate.status = "Expired"
+        return certificate
 
     def revoke(self, access: Access, serial: str) -> None:
         """Revoke a certificate of the caller's context (one that is not Active any more: 25009)."""
         certificate = self.certificate(access, serial)
-        self.certificates_of(access)  # marks the expired ones
         if certificate.status != "Active":
             raise MockAPIError(NOT_REVOCABLE, NOT_REVOCABLE_TEXT, [f"Status certyfikatu: {certificate.status}."])
         certificate.status = "Revoked"
