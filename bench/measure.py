@@ -436,7 +436,7 @@ def upo_parsing(count: int = 5000) -> dict[str, float]:
     header = UpoHeader("20261120-SB-0000000000-0000000000-00", "Nip", NIP, "h" * 43 + "=", "FA (3)")
     xml = build_upo(header, documents, PageInfo(1, 1, 1, count, count))
     parser = etree.XMLParser()
-    lxml_s, ours_s = fastest_pair(lambda: etree.fromstring(xml, parser), lambda: parse_upo(xml), repeat=15)
+    lxml_s, ours_s = fastest_pair(lambda: etree.fromstring(xml, parser), lambda: parse_upo(xml), repeat=40)
     upo = parse_upo(xml)
     assert len(upo.documents) == count
     digest = sha256_b64(xml)

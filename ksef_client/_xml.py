@@ -35,7 +35,9 @@ def parse(xml: bytes) -> etree._Element:
 
 def declares_entities(xml: bytes) -> bool:
     """Whether ``xml`` has a document type or entity declaration (KSeF's documents never do)."""
-    return _DECLARATION.search(xml) is not None  # one pass over the bytes instead of two
+    # Every declaration starts with "<!". Most documents hold no "!" at all, which memchr rules out
+    # in a tenth of the pattern's time (every "<" is a start the pattern has to try).
+    return b"!" in xml and _DECLARATION.search(xml) is not None
 
 
 def xsd_errors(schema: etree.XMLSchema, document: etree._Element) -> list[str]:

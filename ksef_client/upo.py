@@ -11,6 +11,8 @@ import datetime as dt
 import functools
 import itertools
 import operator
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -50,10 +52,24 @@ _FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate
 # nodes of every document's element at that field's place when it is that field, in document
 # order. Text nodes come back as plain ``str``, anything else as an lxml object.
 _COUNT_DOCUMENTS = etree.XPath("count(u:Dokument)", namespaces=_NS)
-_FIELD_NODES = tuple(
-    etree.XPath(f"u:Dokument/*[{place}]/self::u:{name}/node()", namespaces=_NS, smart_strings=False)
-    for place, name in enumerate(_DOCUMENT_FIELDS, start=1)
-)
+
+
+def _field_xpaths() -> tuple[etree.XPath, ...]:
+    return tuple(
+        etree.XPath(f"u:Dokument/*[{place}]/self::u:{name}/node()", namespaces=_NS, smart_strings=False)
+        for place, name in enumerate(_DOCUMENT_FIELDS, start=1)
+    )
+
+
+_FIELD_NODES = _field_xpaths()
+# libxml2 evaluates an XPath without holding the GIL, so with many documents a helper thread reads
+# every other field while the caller's thread reads the rest (``_field_nodes``). The helper has its
+# own compiled copies (an lxml XPath object lets one thread in at a time). Both only read the
+# tree, and text comes back as plain ``str``, so no element proxy is made behind the caller's back.
+_HELPER_FIELD_NODES = _field_xpaths()[1::2]
+_HELPER_FROM = 1000  # documents; below that, starting a thread costs more than it saves
+_sched_getaffinity = getattr(os, "sched_getaffinity", None)
+_CORES = len(_sched_getaffinity(0)) if _sched_getaffinity is not None else (os.cpu_count() or 1)
 _T = TypeVar("_T")
 _CONTEXT_TYPES = {
     "Nip": "Nip",
@@ -388,7 +404,7 @@ def _columns(root: etree._Element) -> _Columns | None:
     missing, misplaced or empty field cannot borrow a neighbour's value.
     """
     count = cast("float", _COUNT_DOCUMENTS(root))
-    fields = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
+    fields = _field_nodes(root, count)
     if any(len(nodes) != count for nodes in fields):
         return None
     nip, number, invoice_number, issued, sent, numbered, digest, mode = fields
@@ -405,6 +421,30 @@ def _columns(root: etree._Element) -> _Columns | None:
         )
     except (TypeError, ValueError):  # not text, or a value that does not convert: the slow path names it
         return None
+
+
+def _field_nodes(root: etree._Element, count: float) -> list[list[object]]:
+    """Each field's nodes (``_FIELD_NODES``); every other field read on a helper thread when there
+    are many documents and a second core. Both threads only evaluate XPath here (the values are
+    converted after the join): a thread converting would hold the GIL the other needs to hand in
+    each result, for up to the interpreter's switch interval."""
+    if count < _HELPER_FROM or _CORES < 2:
+        return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
+    helped: list[list[object]] = []
+    helper = threading.Thread(
+        target=lambda: helped.extend(cast("list[object]", xpath(root)) for xpath in _HELPER_FIELD_NODES),
+        name="ksef-upo-fields",
+        daemon=True,
+    )
+    try:
+        helper.start()
+    except RuntimeError:  # no new threads (the interpreter is shutting down): read them all here
+        return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
+    own = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[0::2]]
+    helper.join()
+    if len(helped) != len(_HELPER_FIELD_NODES):  # the helper died (it cannot; never trust it): read here
+        helped = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[1::2]]
+    return [nodes for pair in zip(own, helped, strict=True) for nodes in pair]
 
 
 def _texts(nodes: list[object]) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksef_client import SessionUpo
+from ksef_client import upo as upo_module
 from ksef_client.errors import UPOValidationError
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.upo import (
@@ -275,6 +277,59 @@ def test_hostile_documents_are_refused_or_read_whole(old: bytes, new: bytes, mes
         return
     with pytest.raises(UPOValidationError, match=message):
         parse_upo(xml)
+
+
+# A large UPO's fields are read on two threads (the caller's and a helper): the same documents.
+
+_LARGE = 1200  # documents: past the size from which a helper thread reads every other field
+
+
+def _in_document(xml: bytes, place: int, old: bytes, new: bytes) -> bytes:
+    """``old`` replaced by ``new`` in the document at ``place`` only."""
+    start = -1
+    for _ in range(place + 1):
+        start = xml.index(b"<Dokument>", start + 1)
+    end = xml.index(b"</Dokument>", start)
+    return xml[:start] + xml[start:end].replace(old, new, 1) + xml[end:]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"", b""),
+        (b"<NumerFaktury>FV/", b"<NumerFaktury><!-- c -->FV/"),  # a comment: read one at a time
+        (b"<NipSprzedawcy>", b"<Extra/><NipSprzedawcy>"),  # every field out of place
+        (b">2026-11-20<", b"> 2026-11-20 <"),  # whitespace around a date (a field the helper reads)
+        (b"<TrybWysylki>Online</TrybWysylki>", b""),  # the helper's last field missing: refused
+    ],
+    ids=["plain", "comment", "shifted", "padded-date", "missing"],
+)
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_large_upo_reads_alike_on_one_thread_and_two(
+    monkeypatch: pytest.MonkeyPatch, cores: int, old: bytes, new: bytes
+) -> None:
+    monkeypatch.setattr(upo_module, "_CORES", cores)
+    xml = _in_document(_upo([_document_of(i) for i in range(_LARGE)]), _LARGE - 7, old, new)
+    if old == b"<TrybWysylki>Online</TrybWysylki>":
+        with pytest.raises(UPOValidationError, match="lacks TrybWysylki"):
+            parse_upo(xml)
+        return
+    documents = parse_upo(xml).documents
+    assert len(documents) == _LARGE and documents == _one_at_a_time(xml)
+    assert _read_in_bulk(xml) == (old == b"")
+
+
+def test_a_large_upo_is_read_on_the_callers_thread_when_no_thread_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At interpreter shutdown no thread can start: the fields are all read on the caller's thread.
+    xml = _upo([_document_of(i) for i in range(_LARGE)])
+    expected = parse_upo(xml).documents
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(upo_module, "_CORES", 2)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert parse_upo(xml).documents == expected
 
 
 def test_upos_parse_alike_from_many_threads() -> None:
