@@ -12,6 +12,7 @@ import functools
 import itertools
 import operator
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,8 +65,9 @@ def _field_xpaths() -> tuple[etree.XPath, ...]:
 _FIELD_NODES = _field_xpaths()
 # libxml2 evaluates an XPath without holding the GIL, so with many documents a helper thread reads
 # every other field while the caller's thread reads the rest (``_field_nodes``). The helper has its
-# own compiled copies (an lxml XPath object lets one thread in at a time). Both only read the
-# tree, and text comes back as plain ``str``, so no element proxy is made behind the caller's back.
+# own compiled copies (an lxml XPath object lets one thread in at a time). Both only read the tree;
+# lxml turns result nodes into Python objects under the GIL (a comment or element in a field comes
+# back as a proxy, made safely from either thread).
 _HELPER_FIELD_NODES = _field_xpaths()[1::2]
 _HELPER_FROM = 1000  # documents; below that, starting a thread costs more than it saves
 _sched_getaffinity = getattr(os, "sched_getaffinity", None)
@@ -425,26 +427,33 @@ def _columns(root: etree._Element) -> _Columns | None:
 
 def _field_nodes(root: etree._Element, count: float) -> list[list[object]]:
     """Each field's nodes (``_FIELD_NODES``); every other field read on a helper thread when there
-    are many documents and a second core. Both threads only evaluate XPath here (the values are
-    converted after the join): a thread converting would hold the GIL the other needs to hand in
-    each result, for up to the interpreter's switch interval."""
-    if count < _HELPER_FROM or _CORES < 2:
+    are many documents and a second core. Both threads only evaluate XPath here and convert the
+    values after the join: a thread converting would keep the GIL from the other, which needs it
+    to hand in each result."""
+    # While the interpreter shuts down no thread can start (Python 3.11's start() then waits
+    # forever instead of raising): read them all here.
+    if count < _HELPER_FROM or _CORES < 2 or sys.is_finalizing():
         return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
     helped: list[list[object]] = []
-    helper = threading.Thread(
-        target=lambda: helped.extend(cast("list[object]", xpath(root)) for xpath in _HELPER_FIELD_NODES),
-        name="ksef-upo-fields",
-        daemon=True,
-    )
+    helper = threading.Thread(target=_read_into, args=(helped, root), name="ksef-upo-fields", daemon=True)
     try:
         helper.start()
-    except RuntimeError:  # no new threads (the interpreter is shutting down): read them all here
+    except RuntimeError:  # no new threads: read them all here
         return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
     own = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[0::2]]
     helper.join()
-    if len(helped) != len(_HELPER_FIELD_NODES):  # the helper died (it cannot; never trust it): read here
+    if len(helped) != len(_HELPER_FIELD_NODES):  # the helper failed: read its fields here
         helped = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[1::2]]
     return [nodes for pair in zip(own, helped, strict=True) for nodes in pair]
+
+
+def _read_into(helped: list[list[object]], root: etree._Element) -> None:
+    """The helper thread: its fields' nodes into ``helped``. Whatever goes wrong stops it quietly
+    (the caller reads what is missing and meets the error itself, if there is one)."""
+    try:
+        helped.extend(cast("list[object]", xpath(root)) for xpath in _HELPER_FIELD_NODES)
+    except Exception:  # the caller reads these fields again and meets the error itself
+        helped.clear()
 
 
 def _texts(nodes: list[object]) -> tuple[str, ...]:

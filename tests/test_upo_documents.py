@@ -309,6 +309,7 @@ def test_a_large_upo_reads_alike_on_one_thread_and_two(
     monkeypatch: pytest.MonkeyPatch, cores: int, old: bytes, new: bytes
 ) -> None:
     monkeypatch.setattr(upo_module, "_CORES", cores)
+    helpers = _helpers_started(monkeypatch)
     xml = _in_document(_upo([_document_of(i) for i in range(_LARGE)]), _LARGE - 7, old, new)
     if old == b"<TrybWysylki>Online</TrybWysylki>":
         with pytest.raises(UPOValidationError, match="lacks TrybWysylki"):
@@ -317,6 +318,33 @@ def test_a_large_upo_reads_alike_on_one_thread_and_two(
     documents = parse_upo(xml).documents
     assert len(documents) == _LARGE and documents == _one_at_a_time(xml)
     assert _read_in_bulk(xml) == (old == b"")
+    assert helpers == (["ksef-upo-fields"] * 2 if cores == 2 else [])  # parse_upo's and _read_in_bulk's
+
+
+def _helpers_started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads started from now on (the test's own list)."""
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def recorded(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recorded)
+    return started
+
+
+def test_a_large_upo_is_read_whole_when_the_helper_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    xml = _upo([_document_of(i) for i in range(_LARGE)])
+    expected = parse_upo(xml).documents
+
+    def broken(root: object) -> list[object]:
+        raise MemoryError
+
+    monkeypatch.setattr(upo_module, "_CORES", 2)
+    monkeypatch.setattr(upo_module, "_HELPER_FIELD_NODES", (broken,) * 4)
+    helpers = _helpers_started(monkeypatch)
+    assert parse_upo(xml).documents == expected and helpers == ["ksef-upo-fields"]
 
 
 def test_a_large_upo_is_read_on_the_callers_thread_when_no_thread_starts(monkeypatch: pytest.MonkeyPatch) -> None:
