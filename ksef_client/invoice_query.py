@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
+import attrs
+
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, PageFlow, response_of
 from ksef_client._generated.api.invoices import query_invoice_metadata
@@ -27,6 +29,19 @@ from ksef_client.pagination import check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
 DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
+
+
+def _api_name(python_name: str) -> str:
+    """``seller_nip`` -> ``sellerNip``: the generator's snake case undone."""
+    first, *rest = python_name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+# The optional filters of ``InvoiceQueryFilters`` (all but the subject and the dates, which have
+# parameters of their own), by their Python name and by the API's name -> the API's name.
+_FIXED = ("subject_type", "date_range", "additional_properties")
+FILTERS = tuple(field.name for field in attrs.fields(InvoiceQueryFilters) if field.name not in _FIXED)
+FILTER_NAMES = {name: _api_name(python) for python in FILTERS for name in (python, _api_name(python))}
 
 
 def build_filters(
@@ -52,7 +67,23 @@ def build_filters(
         date_range["to"] = end.isoformat()
     if restrict_to_hwm:
         date_range["restrictToPermanentStorageHwmDate"] = True
-    return {"subjectType": subject_type, "dateRange": date_range, **extra}
+    return {"subjectType": subject_type, "dateRange": date_range, **api_filters(extra)}
+
+
+def api_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    """The optional filters under the API's names (``seller_nip=`` or ``sellerNip=`` ->
+    ``sellerNip``); a ``None`` value is no filter. ``ValueError`` on a name KSeF does not know: it
+    would ignore it and answer with every invoice."""
+    found: dict[str, Any] = {}
+    for name, value in filters.items():
+        api = FILTER_NAMES.get(name)
+        if api is None:
+            raise ValueError(f"{name}: not a metadata filter; the filters are {', '.join(sorted(FILTERS))}")
+        if api in found:
+            raise ValueError(f"{name}: the {api} filter is given twice")
+        if value is not None:
+            found[api] = value
+    return found
 
 
 def moment(value: dt.date | dt.datetime, name: str, *, end_of_day: bool = False) -> dt.datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters
 from ksef_client.errors import APIConnectionError, BadRequestError, ResponseFormatError
+from ksef_client.invoice_query import FILTER_NAMES
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
@@ -65,6 +67,40 @@ class TestDownload:
         with pytest.raises(ValueError, match="ksef_number"):
             ksef.invoices.get("not-a-number")
         assert ksef.send_state.requests_sent == 0
+
+
+class TestFilters:
+    def test_filters_by_their_python_or_api_names_narrow_queries_and_exports(
+        self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # As docs/downloading.md writes them (seller_nip=...): they once went out under the Python
+        # name, which KSeF ignores, and every invoice came back.
+        _send(ksef, 3, "F")
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token("7680002466")) as other:
+            other.send_batch([sample_invoice("O/1", seller_nip="7680002466", buyer_nip=BUYER)], wait=True)
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(BUYER)) as buyer:
+            received = [r.invoice_number for r in buyer.invoices.query("Subject2", date_from=_start())]
+            assert sorted(received) == ["F/0", "F/1", "F/2", "O/1"]
+            for by_name in ({"seller_nip": "7680002466"}, {"sellerNip": "7680002466"}):
+                found = buyer.invoices.query("Subject2", date_from=_start(), **by_name)
+                assert [r.invoice_number for r in found] == ["O/1"]
+            only = buyer.invoices.export(
+                tmp_path, "Subject2", date_from=_start(), invoice_number="F/1", seller_nip=None
+            )
+            assert [m["invoiceNumber"] for m in only.metadata] == ["F/1"] and len(only.files) == 1
+
+    def test_an_unknown_or_repeated_filter_is_refused_before_sending(self, ksef: KSeF, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="sellernip: not a metadata filter; the filters are amount, "):
+            ksef.invoices.query(date_from=_start(), sellernip="5265877635")
+        with pytest.raises(ValueError, match="given twice"):
+            ksef.invoices.export(tmp_path, date_from=_start(), seller_nip="5265877635", sellerNip="5265877635")
+        assert ksef.send_state.requests_sent == 0
+
+    def test_the_filter_names_are_the_specs(self, pinned_spec: dict[str, Any]) -> None:
+        schemas = pinned_spec["components"]["schemas"]
+        properties = set(schemas["InvoiceQueryFilters"]["properties"]) - {"subjectType", "dateRange"}
+        assert set(FILTER_NAMES.values()) == properties
+        assert all(FILTER_NAMES[api] == api for api in properties)
 
 
 class TestMetadataWindows:
