@@ -1,8 +1,9 @@
 """Invoice metadata queries: the filters KSeF takes and the walk over every matching record.
 
 ``POST /invoices/query/metadata`` pages with ``pageOffset``/``hasMore`` and stops at 10,000
-records with ``isTruncated``; the walk then restarts the window at the last record's date,
-offset 0, and drops the records it already yielded at that date, so callers see each invoice once.
+records with ``isTruncated``; the walk then narrows the window from the last record's date (its
+start oldest first, its end newest first, as the spec says), offset 0, and drops the records it
+already yielded at that date, so callers see each invoice once, in either order and by any date.
 """
 
 from __future__ import annotations
@@ -115,9 +116,11 @@ def aware(value: dt.datetime) -> dt.datetime:
 class MetadataCursor:
     """Where a metadata walk stands; save it and pass it back to resume.
 
-    ``date_from`` is the window's start (moved forward when a window is truncated), ``skip`` the
-    KSeF numbers already yielded at that instant, ``last``/``at_last`` the latest date seen so far
-    and the numbers carrying it.
+    ``date_from``/``date_to`` are the window's bounds (``date_to``: ``None`` for the query's own):
+    a truncated window is narrowed from the last record's date, ``date_from`` moved up when the
+    walk goes oldest first (``Asc``), ``date_to`` moved down when newest first (``Desc``).
+    ``skip`` holds the KSeF numbers already yielded at that bound, ``last``/``at_last`` the latest
+    date seen so far and the numbers carrying it, ``prev``/``at_prev`` the date before it.
     """
 
     date_from: str
@@ -125,6 +128,9 @@ class MetadataCursor:
     skip: tuple[str, ...] = ()
     last: str | None = None
     at_last: tuple[str, ...] = ()
+    date_to: str | None = None
+    prev: str | None = None
+    at_prev: tuple[str, ...] = ()
 
 
 def _record_date(item: InvoiceMetadata, date_type: str) -> str:
@@ -134,25 +140,64 @@ def _record_date(item: InvoiceMetadata, date_type: str) -> str:
     return value.isoformat()
 
 
+def _bound(when: str, date_type: str, descending: bool) -> str:
+    """The date a truncated window restarts from (``Asc``) or up to (``Desc``), so that it holds
+    every record at ``when`` again (the walk skips the ones it yielded). An issue date is a day:
+    its start (or end) in Poland, as KSeF takes dates with an offset only. A date-time as KSeF sent
+    it may carry digits past the microsecond, which the parsed value has dropped: oldest first, the
+    truncated value is at or before it; newest first, one microsecond more is at or after it."""
+    if date_type == "Issue":
+        return moment(dt.date.fromisoformat(when), "date", end_of_day=descending).isoformat()
+    if descending:
+        return (dt.datetime.fromisoformat(when) + dt.timedelta(microseconds=1)).isoformat()
+    return when
+
+
 def next_metadata_page(
-    cursor: MetadataCursor, page: QueryInvoicesMetadataResponse, date_type: str
+    cursor: MetadataCursor, page: QueryInvoicesMetadataResponse, date_type: str, descending: bool = False
 ) -> tuple[list[InvoiceMetadata], MetadataCursor | None]:
     """Pure step of the walk: the records to yield and the next cursor (``None``: done)."""
-    items, last, at_last = [], cursor.last, list(cursor.at_last)
+    items, last, at_last, prev, at_prev = [], cursor.last, list(cursor.at_last), cursor.prev, cursor.at_prev
     for item in page.invoices:
         when = _record_date(item, date_type)
         if when != last:
-            last, at_last = when, []
+            prev, at_prev, last, at_last = last, tuple(at_last), when, []
         at_last.append(item.ksef_number)
         if item.ksef_number not in cursor.skip:
             items.append(item)
-    if page.has_more:
-        return items, replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last))
+    # The spec: when isTruncated, narrow dateRange from the last record's date and start again at
+    # offset 0, whether or not hasMore is set with it (KSeF sets both).
     if page.is_truncated:
-        if last is None or (last == cursor.date_from and set(at_last) <= set(cursor.skip)):
-            raise ResponseFormatError("metadata window truncated without progress (10,000+ records at one instant)")
-        return items, MetadataCursor(last, 0, tuple(at_last))
+        return items, _narrowed(cursor, date_type, descending, (last, tuple(at_last)), (prev, at_prev))
+    if page.has_more:
+        following = replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last))
+        return items, replace(following, prev=prev, at_prev=at_prev)
     return items, None
+
+
+def _narrowed(
+    cursor: MetadataCursor,
+    date_type: str,
+    descending: bool,
+    last: tuple[str | None, tuple[str, ...]],
+    prev: tuple[str | None, tuple[str, ...]],
+) -> MetadataCursor:
+    """The window after a truncated one: from (or, newest first, up to) the last record's date,
+    skipping what was yielded at it; ``ResponseFormatError`` when that is where it already stood."""
+    (when, at_when), (before, at_before) = last, prev
+    if when is None:
+        raise ResponseFormatError("metadata window truncated without a record")
+    bound = _bound(when, date_type, descending)
+    skip = dict.fromkeys(at_when)  # a set in the order the numbers came
+    # Newest first, one microsecond past the last date may reach the date yielded just before it.
+    reaches_before = before is not None and date_type != "Issue"
+    if descending and reaches_before and dt.datetime.fromisoformat(str(before)) <= dt.datetime.fromisoformat(bound):
+        skip.update(dict.fromkeys(at_before))
+    if bound == (cursor.date_to if descending else cursor.date_from) and skip.keys() <= set(cursor.skip):
+        raise ResponseFormatError("metadata window truncated without progress (10,000+ records at one instant)")
+    if descending:
+        return MetadataCursor(cursor.date_from, 0, tuple(skip), date_to=bound)
+    return MetadataCursor(bound, 0, tuple(skip), date_to=cursor.date_to)
 
 
 def metadata_pages(
@@ -165,11 +210,12 @@ def metadata_pages(
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
-        body = InvoiceQueryFilters.from_dict(
-            {**filters, "dateRange": {**filters["dateRange"], "from": cursor.date_from}}
-        )
+        window = {**filters["dateRange"], "from": cursor.date_from}
+        if cursor.date_to is not None:
+            window["to"] = cursor.date_to
+        body = InvoiceQueryFilters.from_dict({**filters, "dateRange": window})
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
         answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
-        return next_metadata_page(cursor, answer, date_type)
+        return next_metadata_page(cursor, answer, date_type, sort_order == SortOrder.DESC)
 
     return page

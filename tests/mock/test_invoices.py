@@ -15,6 +15,7 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._generated.models import InvoiceType
 from ksef_client.crypto import SymmetricKey
+from ksef_client.mock import KSeFBackend
 from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export
 from ksef_client.sending import encryption_for
 from ksef_client.testing import sample_invoice
@@ -88,3 +89,21 @@ def _unpack(package: bytes, compression: str) -> tuple[list[str], dict[str, Any]
 def test_pack_export_writes_both_formats_with_the_same_files() -> None:
     assert _unpack(pack_export([], only_metadata=True, compression="TarGz"), "TarGz") == ([], {"invoices": []})
     assert _unpack(pack_export([], only_metadata=True), "Zip") == ([], {"invoices": []})
+
+
+def test_the_page_that_reaches_the_cap_says_has_more_and_truncated(
+    ksef: KSeF, raw: httpx.Client, backend: KSeFBackend
+) -> None:
+    # The spec's walk: "Gdy hasMore = true i isTruncated = true" -> narrow the dateRange. Before the
+    # cap: hasMore only; at it, with records left over: both; a query within the cap: neither.
+    _send(ksef, *(sample_invoice(f"CAP/{i}") for i in range(30)))
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}}
+
+    def flags(offset: int, limit: int) -> tuple[int, bool, bool]:
+        backend.metadata_limit = limit
+        answer = raw.post(f"/invoices/query/metadata?pageSize=10&pageOffset={offset}", json=body).json()
+        return len(answer["invoices"]), answer["hasMore"], answer["isTruncated"]
+
+    assert [flags(offset, 25) for offset in (0, 1, 2)] == [(10, True, False), (10, True, False), (5, True, True)]
+    assert [flags(offset, 30) for offset in (1, 2)] == [(10, True, False), (10, False, False)]

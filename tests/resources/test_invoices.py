@@ -11,9 +11,9 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
-from ksef_client._generated.models import InvoiceQueryFilters
+from ksef_client._generated.models import InvoiceQueryFilters, QueryInvoicesMetadataResponse
 from ksef_client.errors import APIConnectionError, BadRequestError, ResponseFormatError
-from ksef_client.invoice_query import FILTER_NAMES
+from ksef_client.invoice_query import FILTER_NAMES, next_metadata_page
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
@@ -33,6 +33,30 @@ def _send(ksef: KSeF, count: int, prefix: str) -> dict[str, bytes]:
     invoices = {f"{prefix}/{i}": sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)}
     ksef.send_batch(list(invoices.values()), wait=True)
     return invoices
+
+
+def _number(n: int) -> str:
+    return f"{NIP}-20260101-0100000000{n:02d}-00"
+
+
+def _record(n: int, time: str) -> dict[str, Any]:
+    """A metadata record stored (and invoiced) on 2026-01-01 at ``time`` UTC."""
+    at = f"2026-01-01T{time}+00:00"
+    return {
+        "ksefNumber": _number(n), "invoiceNumber": f"F/{n}", "issueDate": "2026-01-01", "invoicingDate": at,
+        "acquisitionDate": at, "permanentStorageDate": at, "seller": {"nip": NIP},
+        "buyer": {"identifier": {"type": "None"}}, "netAmount": 1, "grossAmount": 1, "vatAmount": 0,
+        "currency": "PLN", "invoicingMode": "Online", "invoiceType": "Vat",
+        "formCode": {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"}, "isSelfInvoicing": False,
+        "hasAttachment": False, "invoiceHash": "A" * 43 + "=",
+    }  # fmt: skip
+
+
+def replace_last(page: QueryInvoicesMetadataResponse) -> QueryInvoicesMetadataResponse:
+    """``page`` without its last record."""
+    return QueryInvoicesMetadataResponse(
+        has_more=page.has_more, is_truncated=page.is_truncated, invoices=page.invoices[:-1]
+    )
 
 
 class TestDownload:
@@ -122,6 +146,65 @@ class TestMetadataWindows:
         assert isinstance(saved, MetadataCursor)
         rest = [r.ksef_number for r in ksef.invoices.query(date_from=_start(), page_size=10, cursor=saved)]
         assert len(first + rest) == len(set(first + rest)) == 60
+
+    def test_newest_first_walks_narrow_the_upper_bound(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # The spec: a truncated window is narrowed "from/to - depending on the sort order"; moving
+        # ``from`` on a Desc walk yielded records twice and missed others.
+        sent = _send(ksef, 60, "D")
+        backend.metadata_limit = 25
+        records = list(ksef.invoices.query(date_from=_start(), page_size=10, sort_order="Desc"))
+        numbers = [r.invoice_number for r in records]
+        assert len(numbers) == len(set(numbers)) == 60 and set(numbers) == set(sent)
+        dates = [r.permanent_storage_date for r in records]
+        assert dates == sorted(dates, reverse=True)
+
+    def test_issue_date_walks_restart_from_a_day_with_its_offset(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # An issue date is a day; the restart sent it back as a naive date-time, which KSeF refuses.
+        today = dt.date.today()
+        days = (1, 2, 3)
+        invoices = [
+            sample_invoice(f"I/{d}/{i}", buyer_nip=BUYER, issue_date=today - dt.timedelta(days=d))
+            for d in days
+            for i in range(8)
+        ]
+        ksef.send_batch(invoices, wait=True)
+        backend.metadata_limit = 10
+        for order in ("Asc", "Desc"):
+            found = ksef.invoices.query(
+                date_from=today - dt.timedelta(days=5), date_type="Issue", page_size=10, sort_order=order
+            )
+            assert len({r.ksef_number for r in found}) == 24
+
+    def test_a_truncated_page_narrows_the_window_even_when_more_pages_are_announced(self) -> None:
+        # The spec: "hasMore = true i isTruncated = true" -> narrow dateRange, pageOffset 0 (the walk
+        # asked for the next offset, past KSeF's 10,000-record cap).
+        page = QueryInvoicesMetadataResponse.from_dict(
+            {"hasMore": True, "isTruncated": True, "invoices": [_record(1, "10:00:00"), _record(2, "11:00:00")]}
+        )
+        items, after = next_metadata_page(MetadataCursor("2026-01-01T00:00:00+00:00", page_offset=39), page, "Issue")
+        assert len(items) == 2 and after is not None and after.page_offset == 0
+        assert after.date_from == "2026-01-01T00:00:00+01:00" and after.skip == (_number(1), _number(2))
+        _, after = next_metadata_page(MetadataCursor("2026-01-01T00:00:00+00:00"), page, "PermanentStorage")
+        assert after is not None and (after.date_from, after.skip) == ("2026-01-01T11:00:00+00:00", (_number(2),))
+
+    def test_newest_first_skips_the_date_one_microsecond_above_the_bound(self) -> None:
+        # KSeF's dates may carry digits past the microsecond: newest first, the window is narrowed
+        # to one microsecond past the last date, which may reach the records yielded just before.
+        page = QueryInvoicesMetadataResponse.from_dict(
+            {
+                "hasMore": True,
+                "isTruncated": True,
+                "invoices": [_record(1, "11:00:00.000002"), _record(2, "11:00:00.000001"), _record(3, "10:00:00")],
+            }
+        )
+        _, after = next_metadata_page(MetadataCursor("2026-01-01T00:00:00+00:00"), page, "PermanentStorage", True)
+        assert after is not None and after.date_to == "2026-01-01T10:00:00.000001+00:00"
+        assert after.skip == (_number(3),)
+        _, after = next_metadata_page(
+            MetadataCursor("2026-01-01T00:00:00+00:00"), replace_last(page), "Invoicing", True
+        )
+        assert after is not None and after.date_to == "2026-01-01T11:00:00.000002+00:00"
+        assert set(after.skip) == {_number(1), _number(2)}
 
     def test_a_window_filled_by_one_instant_is_reported_not_looped(self, ksef: KSeF, backend: KSeFBackend) -> None:
         # The walk restarts a truncated window at its last record's instant: when that instant alone

@@ -351,7 +351,11 @@ class Invoices:
     def query_metadata(
         self, access: Access, query: Query, *, page_offset: int, page_size: int, descending: bool = False
     ) -> tuple[list[Invoice], bool, bool]:
-        """One page: ``(invoices, has_more, is_truncated)``; the result stops at ``metadata_limit``."""
+        """One page: ``(invoices, has_more, is_truncated)``; the result stops at ``metadata_limit``.
+
+        The page that reaches the limit while more records match says both ``hasMore`` and
+        ``isTruncated`` (the spec's walk: "hasMore = true i isTruncated = true" -> narrow the
+        dateRange from the last record's date, pageOffset 0)."""
         found = self.matching(access, query)
         if descending:
             found.reverse()
@@ -359,9 +363,8 @@ class Invoices:
         start = page_offset * page_size
         page = capped[start : start + page_size]
         end = start + len(page)
-        has_more = end < len(capped)
-        truncated = len(found) > len(capped) and not has_more
-        return page, has_more, truncated
+        truncated = len(found) > len(capped) and end >= len(capped) and start < len(capped)
+        return page, end < len(capped) or truncated, truncated
 
     # --- exports -------------------------------------------------------------------------------
 
