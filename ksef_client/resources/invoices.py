@@ -49,7 +49,7 @@ def export_to_flow(
     ref, package, archive = yield from export_flow(
         filters, client._public_keys, only_metadata, timeout, interval, limits, compression
     )
-    return unpack_export(ref, package, archive, Path(directory), limits)
+    return unpack_export(ref, package, archive, Path(directory), limits, only_metadata)
 
 
 class Invoices:

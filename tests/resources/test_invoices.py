@@ -12,8 +12,17 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters
-from ksef_client.errors import APIConnectionError, BadRequestError, ResponseFormatError
+from ksef_client._paths import file_in
+from ksef_client.errors import (
+    APIConnectionError,
+    BadRequestError,
+    ExportError,
+    ResponseFormatError,
+)
+from ksef_client.export import ExportResult
+from ksef_client.identifiers import make_ksef_number
 from ksef_client.invoice_query import FILTER_NAMES
+from ksef_client.invoice_sync import SyncState, _keep_new
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
@@ -192,6 +201,44 @@ class TestExportAndSync:
     def test_first_sync_needs_a_start(self, ksef: KSeF, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="start="):
             ksef.invoices.sync("Subject1", tmp_path / "none.json", tmp_path)
+
+
+class TestIncompleteOrLargePackages:
+    @pytest.mark.parametrize("damage", ["missing", "short"])
+    def test_a_package_without_its_whole_metadata_is_refused_and_sync_stays_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, damage: str
+    ) -> None:
+        # The invoices of a package are checked against its _metadata.json; once, a package
+        # without it (or with a record missing) was taken as empty and the sync state jumped past
+        # its invoices: they were never fetched.
+        _send(ksef, 5, "P")
+        numbers = sorted(r.ksef_number for r in ksef.invoices.query(date_from=_start()))
+        backend.faults.export_metadata = damage
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(ExportError, match=r"_metadata\.json") as caught:
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        if damage == "short":  # the record left out is named (the last one packed)
+            assert "lists 4 invoice(s), the package's invoiceCount is 5" in str(caught.value)
+            assert sum(number in str(caught.value) for number in numbers) == 1
+        assert not state.exists() and not list(inbox.glob("*.xml"))
+        with pytest.raises(ExportError, match=r"_metadata\.json"):
+            ksef.invoices.export(tmp_path / "out", date_from=_start())
+        assert not list((tmp_path / "out").iterdir())  # the files written before the check are gone
+        backend.faults.clear()
+        result = ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert sorted(result.ksef_numbers) == numbers
+        assert sorted(p.name for p in inbox.glob("*.xml")) == [f"{n}.xml" for n in numbers]
+
+    def test_sync_moves_no_invoice_whose_file_is_missing(self, tmp_path: Path) -> None:
+        listed = [{"ksefNumber": make_ksef_number(NIP, "20261201", f"0123456789A{i}")} for i in range(2)]
+        work = tmp_path / "work"
+        work.mkdir()
+        file_in(work, listed[0]["ksefNumber"]).write_bytes(b"<Faktura/>")
+        result = ExportResult("REF", work, [], listed, False, None, None)
+        (tmp_path / "inbox").mkdir()
+        with pytest.raises(ExportError, match=listed[1]["ksefNumber"]):
+            _keep_new(result, SyncState("2026-01-01T00:00:00+00:00"), tmp_path / "inbox")
+        assert file_in(work, listed[0]["ksefNumber"]).exists()  # nothing moved
 
 
 @pytest.mark.anyio
