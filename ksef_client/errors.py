@@ -225,7 +225,10 @@ class ResponseTooLargeError(KSeFError):
 
     def __init__(self, what: str, limit: int, where: str = "") -> None:
         text = f"{where}: " if where else ""
-        super().__init__(f"{text}{what} body larger than its cap of {limit} bytes; refused (BodyLimits.{what})")
+        super().__init__(
+            f"{text}{what} body larger than its cap of {limit} bytes; refused (BodyLimits.{what}: raise it "
+            f"with body_limits=BodyLimits({what}=...) on the client)"
+        )
         self.what = what
         self.limit = limit
 

@@ -232,10 +232,11 @@ def _unpack_into(
                 if name == METADATA_FILE:
                     metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
                     continue
-                target = file_in(directory, name.removesuffix(".xml"))
+                number = name.removesuffix(".xml")
+                target = file_in(directory, number)
                 files.append(target)
                 with open_member() as source, open(target, "wb") as out:
-                    _copy_capped(ref, source, out, name, limits.invoice)
+                    _copy_capped(ref, source, out, name, limits.invoice, number=number)
             if metadata is None:
                 raise ExportError(
                     f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
@@ -331,14 +332,25 @@ def _inflate(ref: str, open_member: Callable[[], IO[bytes]], name: str, what: st
     return out.getvalue()
 
 
-def _copy_capped(ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice") -> None:
+def _copy_capped(
+    ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice", number: str | None = None
+) -> None:
     """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out
     (the sizes the zip declares are not believed)."""
     written = 0
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
-            raise ExportError(f"export {ref}: {name} inflates past the {what} cap of {limit} bytes (BodyLimits.{what})")
+            if number is not None:
+                raise ExportError(
+                    f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
+                    f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
+                    f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
+                )
+            raise ExportError(
+                f"export {ref}: {name} inflates past the {what} cap of {limit} bytes "
+                f"(raise it with body_limits=BodyLimits({what}=...))"
+            )
         out.write(chunk)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ksef_client import AsyncKSeF, KSeF
+from ksef_client import AsyncKSeF, BodyLimits, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters
 from ksef_client._paths import file_in
@@ -18,6 +18,7 @@ from ksef_client.errors import (
     BadRequestError,
     ExportError,
     ResponseFormatError,
+    ResponseTooLargeError,
 )
 from ksef_client.export import ExportResult
 from ksef_client.identifiers import make_ksef_number
@@ -239,6 +240,45 @@ class TestIncompleteOrLargePackages:
         with pytest.raises(ExportError, match=listed[1]["ksefNumber"]):
             _keep_new(result, SyncState("2026-01-01T00:00:00+00:00"), tmp_path / "inbox")
         assert file_in(work, listed[0]["ksefNumber"]).exists()  # nothing moved
+
+    def test_an_invoice_above_3_mb_is_received_with_the_default_cap(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # KSeF's 3 MB is a context's default, raised on request (limity/limity.md): a 3.5 MB
+        # invoice once failed its export window on every run, and sync never got past it.
+        _send(ksef, 3, "L")
+        big = backend.invoices.state.accepted[1]  # stands in for one of a context with a raised limit
+        big.xml = big.xml.replace(b"</Faktura>", b"<!--" + b"x" * 3_500_000 + b"--></Faktura>")
+        result = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox", start=_start())
+        assert len(result.ksef_numbers) == 3
+        assert (tmp_path / "inbox" / f"{big.ksef_number}.xml").read_bytes() == big.xml
+        assert ksef.invoices.get(str(big.ksef_number)) == big.xml
+
+    def test_an_invoice_over_the_callers_cap_names_its_number_and_the_setting(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        _send(ksef, 2, "C")
+        big_xml = sample_invoice("C/big", buyer_nip=BUYER, lines=40)
+        ksef.send_batch([big_xml], wait=True)
+        big = next(i.ksef_number for i in backend.invoices.state.accepted if i.xml == big_xml)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _small_cap_client(ksef, ksef_server) as small:
+            with pytest.raises(ExportError, match=rf"invoice {big} is larger .*body_limits=BodyLimits\(invoice="):
+                small.invoices.sync("Subject1", state, inbox, start=_start())
+            with pytest.raises(ResponseTooLargeError, match=r"body_limits=BodyLimits\(invoice="):
+                small.invoices.get(str(big))
+        assert not state.exists() and not list(inbox.iterdir())
+        assert len(ksef.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == 3
+
+
+SMALL_CAP = 5_000  # above a one-line sample invoice (~1.4 kB), below one of 40 lines (~8.4 kB)
+
+
+def _small_cap_client(ksef: KSeF, server: ThreadedServer) -> KSeF:
+    return KSeF(
+        base_url=server.base_url, access_token=ksef.access_token, sleep=lambda s: None,
+        body_limits=BodyLimits(invoice=SMALL_CAP),
+    )  # fmt: skip
 
 
 @pytest.mark.anyio
