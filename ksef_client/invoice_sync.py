@@ -111,16 +111,22 @@ def sync_flow(
     state = SyncState.load(state_file, start)
     numbers: list[str] = []
     files: list[Path] = []
-    while True:
-        date_from = dt.datetime.fromisoformat(state.date_from)
-        filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
-        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
-        with tempfile.TemporaryDirectory(dir=directory) as work:
-            result = unpack_export(ref, package, archive, Path(work), limits)
-            new_numbers, new_files = _keep_new(result, state, directory)
-        numbers += new_numbers
-        files += new_files
-        state = _advance(state, result)
-        state.save(state_file)
-        if not result.is_truncated:
-            return SyncResult(numbers, files)
+    try:
+        while True:
+            date_from = dt.datetime.fromisoformat(state.date_from)
+            filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
+            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+            with tempfile.TemporaryDirectory(dir=directory) as work:
+                result = unpack_export(ref, package, archive, Path(work), limits)
+                new_numbers, new_files = _keep_new(result, state, directory)
+            state = _advance(state, result)
+            state.save(state_file)
+            numbers += new_numbers  # reported once the state is past them (else the next run repeats them)
+            files += new_files
+            if not result.is_truncated:
+                return SyncResult(numbers, files)
+    except Exception as error:
+        # What the finished windows delivered (moved into ``directory`` and recorded in the state,
+        # so the next run does not repeat them) goes with the error, whatever its type.
+        setattr(error, "partial", SyncResult(numbers, files))  # noqa: B010
+        raise

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, BodyLimits, KSeF
@@ -31,6 +32,7 @@ from ksef_client.resources.invoices import MetadataCursor, build_filters
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
+from tests.hostile import Tamper
 
 BUYER = "1111111111"
 
@@ -241,6 +243,47 @@ class TestIncompleteOrLargePackages:
             _keep_new(result, SyncState("2026-01-01T00:00:00+00:00"), tmp_path / "inbox")
         assert file_in(work, listed[0]["ksefNumber"]).exists()  # nothing moved
 
+    def test_a_failed_window_hands_over_what_the_earlier_ones_delivered(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        first, big = _windows_with_a_large_invoice(ksef, backend)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _small_cap_client(ksef, ksef_server) as small, pytest.raises(ExportError) as caught:
+            small.invoices.sync("Subject1", state, inbox, start=_start())
+        partial = caught.value.partial
+        assert partial is not None and len(partial.ksef_numbers) == 30  # window 1, delivered and recorded
+        assert sorted(p.name for p in partial.files) == sorted(p.name for p in inbox.glob("*.xml"))
+        assert set(partial.ksef_numbers) < first
+        rest = ksef.invoices.sync("Subject1", state, inbox)  # the default cap takes it; nothing repeated
+        assert big in rest.ksef_numbers and not set(rest.ksef_numbers) & set(partial.ksef_numbers)
+        assert len(partial.ksef_numbers) + len(rest.ksef_numbers) == len(list(inbox.glob("*.xml"))) == 70
+
+    def test_a_window_whose_download_keeps_breaking_hands_over_the_earlier_ones(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # The reviewer's case: the second export's parts cannot be downloaded (APIConnectionError,
+        # thrown into the flow); the invoices of the first window were lost to the caller.
+        _send(ksef, 70, "D")
+        backend.metadata_limit = 30
+        exports = []
+
+        def break_second_download(request: httpx.Request, response: httpx.Response) -> None:
+            if request.method == "POST" and request.url.path.endswith("/invoices/exports"):
+                exports.append(request)
+                if len(exports) == 2:
+                    backend.faults.add(DROP, operation="storage.download", times=50)
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        tamper, token = Tamper(break_second_download), ksef.access_token
+        client = KSeF(base_url=ksef_server.base_url, access_token=token, transport=tamper, sleep=lambda s: None)
+        with client, pytest.raises(APIConnectionError) as caught:
+            client.invoices.sync("Subject1", state, inbox, start=_start())
+        partial = caught.value.partial
+        assert partial is not None and len(partial.ksef_numbers) == 30
+        backend.faults.clear()
+        rest = ksef.invoices.sync("Subject1", state, inbox).ksef_numbers
+        assert len(set(partial.ksef_numbers) | set(rest)) == len(partial.ksef_numbers) + len(rest) == 70
+
     def test_an_invoice_above_3_mb_is_received_with_the_default_cap(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:
@@ -279,6 +322,35 @@ def _small_cap_client(ksef: KSeF, server: ThreadedServer) -> KSeF:
         base_url=server.base_url, access_token=ksef.access_token, sleep=lambda s: None,
         body_limits=BodyLimits(invoice=SMALL_CAP),
     )  # fmt: skip
+
+
+def _windows_with_a_large_invoice(ksef: KSeF, backend: KSeFBackend) -> tuple[set[str], str]:
+    """70 invoices in windows of 30 (KSeF's 10,000 scaled down); the 36th, in the second window, is
+    larger than ``SMALL_CAP``. Returns the numbers of the first 35 and the large one's."""
+    _send(ksef, 35, "W1")
+    ksef.send_batch([sample_invoice("W2/big", buyer_nip=BUYER, lines=40)], wait=True)
+    _send(ksef, 34, "W2")
+    backend.metadata_limit = 30
+    accepted = backend.invoices.state.accepted
+    return {str(i.ksef_number) for i in accepted[:35]}, str(accepted[35].ksef_number)
+
+
+@pytest.mark.anyio
+async def test_async_sync_hands_over_what_the_earlier_windows_delivered(
+    ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path
+) -> None:
+    first, big = _windows_with_a_large_invoice(ksef, backend)
+    state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=fake_time.asleep,
+        body_limits=BodyLimits(invoice=SMALL_CAP),
+    ) as small:  # fmt: skip
+        with pytest.raises(ExportError, match=big) as caught:
+            await small.invoices.sync("Subject1", state, inbox, start=_start())
+    partial = caught.value.partial
+    assert partial is not None and len(partial.ksef_numbers) == 30 and set(partial.ksef_numbers) < first
+    rest = ksef.invoices.sync("Subject1", state, inbox)
+    assert not set(rest.ksef_numbers) & set(partial.ksef_numbers) and len(rest.ksef_numbers) == 40
 
 
 @pytest.mark.anyio
