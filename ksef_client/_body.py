@@ -27,8 +27,12 @@ class BodyLimits:
     Attributes:
         json: any API answer that is not one of the below (JSON, error bodies): 16 MiB, far above
             KSeF's largest page.
-        invoice: one invoice (``invoices.get``; each file of an export): KSeF's 3 MB limit for an
-            invoice with attachments.
+        invoice: one invoice (``invoices.get``; each file of an export): 16 MiB. KSeF's 1 MB / 3 MB
+            (with attachments) are only a context's defaults, raised on request (limity/limity.md);
+            the spec lets a context's limit go up to 10 MB (``maxInvoiceWithAttachmentSizeInMB``
+            of ``SetSessionLimitsRequest``), and 16 MiB stays above it even read as 10 MiB. A
+            cap below a received invoice stops its export (``ExportError`` naming the invoice) until
+            it is raised.
         upo: one UPO document or session UPO page (10,000 documents): 64 MiB.
         metadata: the ``_metadata.json`` of an export package (10,000 records): 64 MiB.
         export_entries: files in one export package: KSeF packs at most 10,000 invoices.
@@ -37,7 +41,7 @@ class BodyLimits:
     """
 
     json: int = 16 * 1024 * 1024
-    invoice: int = 3_000_000
+    invoice: int = 16 * 1024 * 1024
     upo: int = 64 * 1024 * 1024
     metadata: int = 64 * 1024 * 1024
     export_entries: int = 10_000

@@ -39,13 +39,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+if TYPE_CHECKING:
+    from ksef_client.invoice_sync import SyncResult
+
 
 class KSeFError(Exception):
-    """Base class of every exception ksef_client raises on purpose."""
+    """Base class of every exception ksef_client raises on purpose.
+
+    Attributes:
+        partial: on an error raised by ``invoices.sync``, the ``SyncResult`` of the windows that
+            run had finished before it failed (their invoices are in the folder and the state file
+            is past them: no later run reports them again); ``None`` elsewhere. ``sync`` sets it on
+            the exceptions of its own work, ``OSError`` (writing) included.
+    """
+
+    partial: SyncResult | None = None
 
 
 class APIConnectionError(KSeFError):
@@ -225,7 +237,10 @@ class ResponseTooLargeError(KSeFError):
 
     def __init__(self, what: str, limit: int, where: str = "") -> None:
         text = f"{where}: " if where else ""
-        super().__init__(f"{text}{what} body larger than its cap of {limit} bytes; refused (BodyLimits.{what})")
+        super().__init__(
+            f"{text}{what} body larger than its cap of {limit} bytes; refused (BodyLimits.{what}: raise it "
+            f"with body_limits=BodyLimits({what}=...) on the client)"
+        )
         self.what = what
         self.limit = limit
 

@@ -175,31 +175,31 @@ class _DecryptingSink:
 
 
 def unpack_export(
-    ref: str, package: InvoicePackage, archive: Path, directory: Path, limits: BodyLimits | None = None
+    ref: str,
+    package: InvoicePackage,
+    archive: Path,
+    directory: Path,
+    limits: BodyLimits | None = None,
+    only_metadata: bool = False,
 ) -> ExportResult:
     """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
     from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
     (once) or ``_metadata.json``, every size is capped (``limits``) while it is inflated, and the
-    metadata must be KSeF's ``{"invoices": [...]}`` with a valid KSeF number in each record;
-    anything else is ``ExportError``."""
+    metadata must be KSeF's ``{"invoices": [...]}`` with a valid KSeF number in each record.
+
+    The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
+    as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
+    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``, and the
+    files this call wrote are removed again."""
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
-    files, metadata = [], []
+    files: list[Path] = []
     try:
-        with _members(ref, archive, str(package.compression_type)) as members:
-            _check_entries(ref, [name for name, _ in members], limits)
-            for name, open_member in members:
-                if name == METADATA_FILE:
-                    metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
-                    continue
-                target = file_in(directory, name.removesuffix(".xml"))
-                with open_member() as source, open(target, "wb") as out:
-                    _copy_capped(ref, source, out, name, limits.invoice)
-                files.append(target)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
-        raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
-    except (UnsafePathError, ResponseTooLargeError) as error:
-        raise ExportError(f"export {ref}: {error}") from error
+        metadata = _unpack_into(ref, package, archive, directory, limits, only_metadata, files)
+    except BaseException:
+        for path in files:  # a package refused leaves nothing behind
+            path.unlink(missing_ok=True)
+        raise
     finally:
         archive.unlink(missing_ok=True)
     return ExportResult(
@@ -211,6 +211,70 @@ def unpack_export(
         _optional_date(package.last_permanent_storage_date),
         _optional_date(package.permanent_storage_hwm_date),
     )
+
+
+def _unpack_into(
+    ref: str,
+    package: InvoicePackage,
+    archive: Path,
+    directory: Path,
+    limits: BodyLimits,
+    only_metadata: bool,
+    files: list[Path],
+) -> list[dict[str, Any]]:
+    """Write the package's files in archive order (one pass over a tar.gz), each added to
+    ``files``; then check the package is whole. Returns the metadata records."""
+    metadata: list[dict[str, Any]] | None = None
+    try:
+        with _members(ref, archive, str(package.compression_type)) as members:
+            _check_entries(ref, [name for name, _ in members], limits)
+            for name, open_member in members:
+                if name == METADATA_FILE:
+                    metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
+                    continue
+                number = name.removesuffix(".xml")
+                target = file_in(directory, number)
+                files.append(target)
+                with open_member() as source, open(target, "wb") as out:
+                    _copy_capped(ref, source, out, name, limits.invoice, number=number)
+            if metadata is None:
+                raise ExportError(
+                    f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
+                    f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
+                )
+            present = {name.removesuffix(".xml") for name, _ in members if name != METADATA_FILE}
+            _check_whole(ref, package, metadata, present, only_metadata)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+        raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
+    except (UnsafePathError, ResponseTooLargeError) as error:
+        raise ExportError(f"export {ref}: {error}") from error
+    return metadata
+
+
+def _check_whole(
+    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], present: set[str], only_metadata: bool
+) -> None:
+    """``_metadata.json`` lists ``invoiceCount`` invoices, and the package holds a file for each of
+    them and for no other (no file at all in a metadata-only export)."""
+    expected = set() if only_metadata else {str(record["ksefNumber"]) for record in metadata}
+    missing, extra = sorted(expected - present), sorted(present - expected)
+    problems = []
+    if len(metadata) != package.invoice_count:
+        problems.append(f"it lists {len(metadata)} invoice(s), the package's invoiceCount is {package.invoice_count}")
+    if missing:
+        problems.append(f"no file for {len(missing)} listed invoice(s): {_some(missing)}")
+    if extra:
+        where = "in a metadata-only package" if only_metadata else "not listed in it"
+        problems.append(f"{len(extra)} invoice file(s) {where}: {_some(extra)}")
+    if problems:
+        raise ExportError(
+            f"export {ref}: the package does not match its {METADATA_FILE}: {'; '.join(problems)}; nothing was kept"
+        )
+
+
+def _some(numbers: list[str], shown: int = 10) -> str:
+    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
+    return ", ".join(numbers[:shown]) + more
 
 
 # KSeF's package formats and the suffix of the temporary file each is downloaded into.
@@ -268,14 +332,25 @@ def _inflate(ref: str, open_member: Callable[[], IO[bytes]], name: str, what: st
     return out.getvalue()
 
 
-def _copy_capped(ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice") -> None:
+def _copy_capped(
+    ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice", number: str | None = None
+) -> None:
     """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out
     (the sizes the zip declares are not believed)."""
     written = 0
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
-            raise ExportError(f"export {ref}: {name} inflates past the {what} cap of {limit} bytes (BodyLimits.{what})")
+            if number is not None:
+                raise ExportError(
+                    f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
+                    f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
+                    f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
+                )
+            raise ExportError(
+                f"export {ref}: {name} inflates past the {what} cap of {limit} bytes "
+                f"(raise it with body_limits=BodyLimits({what}=...))"
+            )
         out.write(chunk)
 
 

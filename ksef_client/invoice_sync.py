@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow
 from ksef_client._paths import checked_name, file_in
+from ksef_client.errors import ExportError
 from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment
 
@@ -72,12 +73,21 @@ def _same_instant(raw: object, when: dt.datetime) -> bool:
 
 
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
+    """Move the invoices not taken before into ``directory``. Every one of them must have its file
+    (``ExportError`` before anything is moved): the state then moves past all of them."""
     seen = set(state.seen_at_from)
-    numbers, files = [], []
+    sources = {}
     for number in result.ksef_numbers:  # checked by unpack_export, and again here: they name files
-        source = file_in(result.directory, checked_name(number, "KSeF number"))
-        if number in seen or not source.is_file():
-            continue
+        if number not in seen:
+            sources[number] = file_in(result.directory, checked_name(number, "KSeF number"))
+    missing = sorted(number for number, source in sources.items() if not source.is_file())
+    if missing:
+        raise ExportError(
+            f"export {result.reference_number}: no file for {len(missing)} invoice(s) its metadata lists: "
+            f"{', '.join(missing[:10])}; the sync state stays before them"
+        )
+    numbers, files = [], []
+    for number, source in sources.items():
         target = file_in(directory, number)
         os.replace(source, target)
         numbers.append(number)
@@ -101,16 +111,22 @@ def sync_flow(
     state = SyncState.load(state_file, start)
     numbers: list[str] = []
     files: list[Path] = []
-    while True:
-        date_from = dt.datetime.fromisoformat(state.date_from)
-        filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
-        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
-        with tempfile.TemporaryDirectory(dir=directory) as work:
-            result = unpack_export(ref, package, archive, Path(work), limits)
-            new_numbers, new_files = _keep_new(result, state, directory)
-        numbers += new_numbers
-        files += new_files
-        state = _advance(state, result)
-        state.save(state_file)
-        if not result.is_truncated:
-            return SyncResult(numbers, files)
+    try:
+        while True:
+            date_from = dt.datetime.fromisoformat(state.date_from)
+            filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
+            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+            with tempfile.TemporaryDirectory(dir=directory) as work:
+                result = unpack_export(ref, package, archive, Path(work), limits)
+                new_numbers, new_files = _keep_new(result, state, directory)
+            state = _advance(state, result)
+            state.save(state_file)
+            numbers += new_numbers  # reported once the state is past them (else the next run repeats them)
+            files += new_files
+            if not result.is_truncated:
+                return SyncResult(numbers, files)
+    except Exception as error:
+        # What the finished windows delivered (moved into ``directory`` and recorded in the state,
+        # so the next run does not repeat them) goes with the error, whatever its type.
+        setattr(error, "partial", SyncResult(numbers, files))  # noqa: B010
+        raise

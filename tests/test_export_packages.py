@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,54 @@ def test_a_package_that_is_not_what_it_says_is_an_export_error(tmp_path: Path) -
     bogus.write_bytes(b"PK\x03\x04 not a tar")
     with pytest.raises(ExportError, match="cannot be read"):
         unpack_export("EX", _package("TarGz"), bogus, tmp_path / "out")
+
+
+OTHER = make_ksef_number("5265877635", "20261201", "0123456789AC")
+
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _listing(*numbers: str) -> bytes:
+    return json.dumps({"invoices": [{"ksefNumber": n} for n in numbers]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("entries", "count", "message"),
+    [
+        ({f"{NUMBER}.xml": b"<a/>"}, 1, "no _metadata.json"),
+        ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER, OTHER)}, 2, f"no file for 1 .*: {OTHER}"),
+        (
+            {f"{NUMBER}.xml": b"<a/>", f"{OTHER}.xml": b"<b/>", "_metadata.json": _listing(NUMBER)},
+            1,
+            f"1 invoice file.* not listed in it: {OTHER}",
+        ),
+        ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)}, 2, "invoiceCount is 2"),
+    ],
+    ids=["no-metadata", "listed-without-file", "file-not-listed", "count"],
+)
+def test_a_package_that_does_not_match_its_metadata_is_refused(
+    tmp_path: Path, entries: dict[str, bytes], count: int, message: str
+) -> None:
+    package = InvoicePackage.from_dict(
+        {"invoiceCount": count, "size": 1, "parts": [], "isTruncated": False, "compressionType": "Zip"}
+    )
+    with pytest.raises(ExportError, match=message):
+        unpack_export("EX", package, _zip(tmp_path / "p.zip", entries), tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())  # what was written before the check is removed
+
+
+def test_a_metadata_only_package_holds_no_invoice_file(tmp_path: Path) -> None:
+    package = InvoicePackage.from_dict(
+        {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": "Zip"}
+    )
+    archive = _zip(tmp_path / "p.zip", {"_metadata.json": _listing(NUMBER)})
+    result = unpack_export("EX", package, archive, tmp_path / "out", only_metadata=True)
+    assert result.files == [] and result.ksef_numbers == [NUMBER]
+    archive = _zip(tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)})
+    with pytest.raises(ExportError, match="in a metadata-only package"):
+        unpack_export("EX", package, archive, tmp_path / "out", only_metadata=True)

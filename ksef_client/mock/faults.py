@@ -44,6 +44,9 @@ class Faults:
             self._rng = random.Random(0)  # noqa: S311 - seeded faults must repeat
             # Presigned downloads answer with a wrong x-ms-meta-hash (a corrupted transfer).
             self.corrupt_downloads = False
+            # Export packages built from now on carry a damaged ``_metadata.json``: ``"missing"``
+            # leaves the file out, ``"short"`` leaves its last record out (that invoice's file stays).
+            self.export_metadata: str | None = None
 
     def add(
         self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None,

@@ -81,7 +81,7 @@ class KSeFBackend:
         self.testdata = TestData(core)
         self.permissions = Permissions(core)
         self.auth = Auth(core, self.permissions, self.testdata)
-        self.invoices = Invoices(core, self.storage)
+        self.invoices = Invoices(core, self.storage, self.faults)
         self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata, self.batch_workers)
         self.certificates = Certificates(core, self.testdata)
         self.collective = CollectiveIdentifiers(core, self.invoices, self.testdata)

@@ -49,7 +49,7 @@ def export_to_flow(
     ref, package, archive = yield from export_flow(
         filters, client._public_keys, only_metadata, timeout, interval, limits, compression
     )
-    return unpack_export(ref, package, archive, Path(directory), limits)
+    return unpack_export(ref, package, archive, Path(directory), limits, only_metadata)
 
 
 class Invoices:
@@ -119,7 +119,10 @@ class Invoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once."""
+        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+
+        An exception raised after some windows were delivered carries them as ``.partial`` (a
+        ``SyncResult``); the state file is past them, so no later run reports them again."""
         flow = sync_flow(
             subject_type,
             Path(state_file),
@@ -194,7 +197,10 @@ class AsyncInvoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once."""
+        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+
+        An exception raised after some windows were delivered carries them as ``.partial`` (a
+        ``SyncResult``); the state file is past them, so no later run reports them again."""
         flow = sync_flow(
             subject_type,
             Path(state_file),

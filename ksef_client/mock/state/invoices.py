@@ -22,6 +22,7 @@ from lxml import etree
 
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
 from ksef_client.mock.state.storage import Storage
 
@@ -284,9 +285,10 @@ class InvoicesState:
 class Invoices:
     """The invoice repository of one emulator."""
 
-    def __init__(self, core: Core, storage: Storage) -> None:
+    def __init__(self, core: Core, storage: Storage, faults: Faults | None = None) -> None:
         self.core = core
         self.storage = storage
+        self.faults = faults
         self.state = InvoicesState()
 
     def duplicate_of(self, fields: InvoiceFields) -> Invoice | None:
@@ -400,7 +402,11 @@ class Invoices:
     def _build_export(self, export: Export) -> None:
         chosen = export.invoices[: self.core.settings.metadata_limit]
         truncated = len(export.invoices) > len(chosen)
-        package = pack_export(chosen, export.only_metadata, export.compression)
+        damage = self.faults.export_metadata if self.faults is not None else None
+        if damage is None:
+            package = pack_export(chosen, export.only_metadata, export.compression)
+        else:
+            package = pack_export(chosen, export.only_metadata, export.compression, damage=damage)
         suffix = "tar.gz" if export.compression == "TarGz" else "zip"
         parts = []
         size = self.core.settings.export_part_size
@@ -458,10 +464,16 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def pack_export(invoices: list[Invoice], only_metadata: bool, compression: str = "Zip") -> bytes:
-    """The export package: ``{ksefNumber}.xml`` files and ``_metadata.json``, zipped or tar.gz."""
+def pack_export(
+    invoices: list[Invoice], only_metadata: bool, compression: str = "Zip", damage: str | None = None
+) -> bytes:
+    """The export package: ``{ksefNumber}.xml`` files and ``_metadata.json``, zipped or tar.gz.
+    ``damage`` (``Faults.export_metadata``): ``"missing"`` leaves ``_metadata.json`` out,
+    ``"short"`` leaves its last record out."""
     files = [] if only_metadata else [(f"{i.ksef_number}.xml", i.xml) for i in invoices]
-    files.append(("_metadata.json", json.dumps({"invoices": [metadata_of(i) for i in invoices]}).encode()))
+    listed = invoices[:-1] if damage == "short" else invoices
+    if damage != "missing":
+        files.append(("_metadata.json", json.dumps({"invoices": [metadata_of(i) for i in listed]}).encode()))
     buffer = io.BytesIO()
     if compression == "TarGz":
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
