@@ -23,6 +23,7 @@ from ksef_client._throttle import Throttle
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import (
     DEADLINE,
+    NO_DEADLINE,
     STREAMED,
     AsyncDeferredTransport,
     AsyncRetryingTransport,
@@ -121,6 +122,12 @@ def _stream_extensions(budget: RetryBudget | None, deadline: float | None) -> di
 
 def _upo_extensions(deadline: float | None) -> dict[str, Any]:
     return {BODY_KIND: "upo"} if deadline is None else {BODY_KIND: "upo", DEADLINE: deadline}
+
+
+def _part_extensions() -> dict[str, Any]:
+    """A part's PUT has no call deadline: each connect, read and write is bounded by ``timeout=``,
+    its repeats by ``max_retries`` (a 100 MB part on a slow uplink may outlast any deadline)."""
+    return {DEADLINE: NO_DEADLINE}
 
 
 class _ClientCore(Generic[TransportT, SleepT]):
@@ -232,8 +239,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         access_token: bearer token for protected operations.
         timeout: seconds per request.
         deadline: seconds one SDK call may take in all: every request, retry, wait and body of
-            it (a call that polls gets its own ``timeout=`` on top); ``APITimeoutError`` when it
-            passes. ``None``: no overall limit. Per call: ``ksef.with_options(deadline=10)``.
+            it (a call that polls gets its own ``timeout=`` on top; a batch's part uploads are
+            bounded by ``timeout=`` instead); ``APITimeoutError`` when it passes. ``None``: no
+            overall limit. Per call: ``ksef.with_options(deadline=10)``.
         max_retries: how often one request may be repeated, by anything that repeats (see
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is
@@ -349,7 +357,11 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         def put(upload: PartUpload) -> None:
             try:
                 response = self._storage.request(
-                    upload.method, upload.url, content=UploadBody(upload.part), headers=upload.headers
+                    upload.method,
+                    upload.url,
+                    content=UploadBody(upload.part),
+                    headers=upload.headers,
+                    extensions=_part_extensions(),
                 )
             except httpx.TransportError as error:
                 raise connection_error(error) from error
@@ -475,7 +487,11 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
             async with limiter:
                 try:
                     response = await self._storage.request(
-                        upload.method, upload.url, content=AsyncUploadBody(upload.part), headers=upload.headers
+                        upload.method,
+                        upload.url,
+                        content=AsyncUploadBody(upload.part),
+                        headers=upload.headers,
+                        extensions=_part_extensions(),
                     )
                 except httpx.TransportError as error:
                     raise connection_error(error) from error

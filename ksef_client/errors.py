@@ -45,7 +45,14 @@ import httpx
 
 
 class KSeFError(Exception):
-    """Base class of every exception ksef_client raises on purpose."""
+    """Base class of every exception ksef_client raises on purpose.
+
+    ``session_reference_number``: set when ``send_batch`` fails after it opened its batch session:
+    the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether it was
+    closed. ``None`` otherwise.
+    """
+
+    session_reference_number: str | None = None
 
 
 class APIConnectionError(KSeFError):

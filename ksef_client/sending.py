@@ -16,7 +16,8 @@ GET; a close whose answer is lost is settled by the session's status.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,7 +47,7 @@ from ksef_client.batch import (
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
-from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError
+from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.outcomes import InvoiceOutcome, session_outcomes
 from ksef_client.resources.auth import cached_keys_flow
 from ksef_client.resources.sessions import invoices_pages
@@ -261,20 +262,34 @@ def open_batch_flow(
     return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
 
 
-def batch_flow(
-    form: FormCode,
-    package: BatchPackage,
-    key: SymmetricKey,
-    keys: KeyCache,
-    offline: bool,
-    workers: int,
-    progress: Progress | None,
-) -> Flow[BatchResult]:
-    """Open a batch session for ``package``, upload its parts, close it."""
-    opened = yield from open_batch_flow(form, package, key, keys, offline)
+def upload_and_close_flow(
+    opened: OpenBatchSessionResponse, package: BatchPackage, workers: int, progress: Progress | None
+) -> Flow[None]:
+    """Upload the package's parts to the links of the opened session, then close it. The upload's
+    time does not count against the call's deadline (``Upload``): a slow uplink still gets its close."""
     yield Upload(part_uploads(opened.part_upload_requests, package.parts), workers, progress)
     yield from close_flow(opened.reference_number, close_batch_session)
-    return BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+
+
+OPENED = "was opened before this error and may not be closed: ksef.sessions.get({ref!r}) tells (100: still open)"
+CLOSED = (
+    "was closed before this error and KSeF processes it: ksef.sessions.wait({ref!r}) waits for it "
+    "(sending the batch again makes duplicates)"
+)
+
+
+@contextmanager
+def naming_session(reference_number: str, state: str) -> Iterator[None]:
+    """An error raised inside names the batch session (``session_reference_number`` of a
+    ``KSeFError``, and a note on any error, ``state`` saying how far it got), so the caller can
+    find it instead of sending the batch again blindly."""
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, KSeFError) and error.session_reference_number is None:
+            error.session_reference_number = reference_number
+        error.add_note(f"batch session {reference_number} " + state.format(ref=reference_number))
+        raise
 
 
 def send_batch(
@@ -294,12 +309,21 @@ def send_batch(
 
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
+
+    The client's ``deadline`` bounds the API calls (open, close), not the upload: each part's PUT is
+    bounded by ``timeout=`` per read and write. An error after the session was opened names it
+    (``error.session_reference_number`` and a note saying whether it was closed).
     """
     code, key = form_code(form), SymmetricKey.generate()
     with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
-        result = run(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
+        opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
+        ref = opened.reference_number
+        with naming_session(ref, OPENED):
+            run(upload_and_close_flow(opened, package, workers, progress), client)
+    result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
-        result.status = client.sessions.wait(result.reference_number, timeout=timeout)
+        with naming_session(ref, CLOSED):
+            result.status = client.sessions.wait(ref, timeout=timeout)
     return result
 
 
@@ -322,7 +346,12 @@ async def asend_batch(
         lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression)
     )
     with package:
-        result = await arun(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
+        opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)
+        ref = opened.reference_number
+        with naming_session(ref, OPENED):
+            await arun(upload_and_close_flow(opened, package, workers, progress), client)
+    result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
-        result.status = await client.sessions.wait(result.reference_number, timeout=timeout)
+        with naming_session(ref, CLOSED):
+            result.status = await client.sessions.wait(ref, timeout=timeout)
     return result
