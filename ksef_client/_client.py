@@ -32,7 +32,7 @@ from ksef_client._transport import (
     SendState,
 )
 from ksef_client.environments import Environment
-from ksef_client.errors import APIStatusError
+from ksef_client.errors import APIStatusError, KSeFError
 from ksef_client.pagination import AsyncPager, Pager
 
 # The resources, sending and their crypto/XML dependencies load on first use, so that creating a
@@ -128,6 +128,26 @@ def _part_extensions() -> dict[str, Any]:
     """A part's PUT has no call deadline: each connect, read and write is bounded by ``timeout=``,
     its repeats by ``max_retries`` (a 100 MB part on a slow uplink may outlast any deadline)."""
     return {DEADLINE: NO_DEADLINE}
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf
+        for error in group.exceptions
+        for leaf in (_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    ]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What concurrent uploads raise, as the sync client does: the first ``KSeFError`` (else the
+    first error); any others become its ``__context__`` (a group) and a note."""
+    leaves = _leaves(group)
+    first = next((e for e in leaves if isinstance(e, KSeFError)), leaves[0])
+    others = [e for e in leaves if e is not first]
+    if others:
+        first.add_note(f"{len(others)} other upload(s) failed too: " + "; ".join(repr(e) for e in others)[:500])
+        first.__context__ = BaseExceptionGroup("the other uploads that failed", others)
+    return first
 
 
 class _ClientCore(Generic[TransportT, SleepT]):
@@ -500,9 +520,15 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
                 if progress:
                     progress("upload", done, len(uploads))
 
-        async with anyio.create_task_group() as group:
-            for upload in uploads:
-                group.start_soon(put, upload)
+        try:
+            async with anyio.create_task_group() as group:
+                for upload in uploads:
+                    group.start_soon(put, upload)
+        except BaseExceptionGroup as failed:  # the task group wraps even one error
+            error = _first_error(failed)
+        else:
+            return
+        raise error  # outside the handler: its context stays the other failures only
 
     async def aclose(self) -> None:
         """Close the connections."""

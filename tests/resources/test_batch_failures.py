@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
-from ksef_client.errors import BadRequestError, InternalServerError, KSeFError
+from ksef_client._client import _first_error
+from ksef_client.errors import BadRequestError, BatchError, InternalServerError, KSeFError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.sending import BatchResult
@@ -143,3 +144,25 @@ def test_errors_before_the_open_name_no_session(send_batch: Batch, backend: KSeF
     with pytest.raises(BadRequestError) as caught:
         send_batch(_invoices(3))
     assert caught.value.session_reference_number is None and not getattr(caught.value, "__notes__", [])
+
+
+def test_a_failed_upload_is_a_batch_error_naming_the_session(send_batch: Batch, backend: KSeFBackend) -> None:
+    # Was, with AsyncKSeF: an ExceptionGroup from the uploads' task group, which `except
+    # KSeFError` / `except BatchError` does not catch; the sync client raised BatchError.
+    backend.faults.add(403, operation="storage.upload_part", times=1)  # refused, not repeated
+    with pytest.raises(BatchError, match="upload of part 1 failed: HTTP 403") as caught:
+        send_batch(_invoices(3))
+    (session,) = backend.sessions.state.sessions
+    assert caught.value.session_reference_number == session
+    assert any(session in note and "may not be closed" in note for note in caught.value.__notes__)
+
+
+def test_of_several_failed_uploads_the_first_ksef_error_is_raised() -> None:
+    first, other, bug = BatchError("part 2"), BatchError("part 3"), OSError("disk")
+    group = BaseExceptionGroup("uploads", [bug, first, ExceptionGroup("nested", [other])])
+    raised = _first_error(group)
+    assert raised is first
+    assert isinstance(raised.__context__, BaseExceptionGroup)
+    assert list(raised.__context__.exceptions) == [bug, other]
+    assert "2 other upload(s) failed too" in raised.__notes__[0]
+    assert _first_error(ExceptionGroup("one", [bug])) is bug  # no KSeFError: the first error, unwrapped
