@@ -131,6 +131,7 @@ class _OnlineSessionFlows:
         self.validate = validate
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
+        self.closed = False  # closed by this object: a second close() sends nothing
         self._key = SymmetricKey.generate()
 
     def _open_flow(self) -> Flow[None]:
@@ -139,6 +140,8 @@ class _OnlineSessionFlows:
     def _send_flow(self, xml: bytes | SupportsToXml, offline: bool) -> Flow[str]:
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
+        if self.closed:
+            raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
         ref = yield from send_flow(
             self.reference_number, prepare_invoice(xml, self.form, self._key, self.validate), offline
         )
@@ -146,8 +149,9 @@ class _OnlineSessionFlows:
         return ref
 
     def _close_flow(self) -> Flow[None]:
-        if self.reference_number is not None:
+        if self.reference_number is not None and not self.closed:
             yield from close_flow(self.reference_number, close_online_session)
+            self.closed = True
 
     def _outcomes_flow(self) -> Flow[list[InvoiceOutcome]]:
         if self.reference_number is None:
@@ -177,7 +181,9 @@ class OnlineSession(_OnlineSessionFlows):
         return run(self._send_flow(xml, offline), self._client)
 
     def close(self) -> None:
-        """Close the session; KSeF then processes it and issues the UPO."""
+        """Close the session; KSeF then processes it and issues the UPO. Closing again (``close()``
+        inside ``with``, then the end of the block) does nothing; ``send`` after it raises
+        ``RuntimeError``."""
         run(self._close_flow(), self._client)
 
     def outcomes(self) -> list[InvoiceOutcome]:
@@ -216,7 +222,7 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         return await arun(self._send_flow(xml, offline), self._client)
 
     async def close(self) -> None:
-        """Close the session."""
+        """Close the session (again: nothing; see ``OnlineSession.close``)."""
         await arun(self._close_flow(), self._client)
 
     async def outcomes(self) -> list[InvoiceOutcome]:
