@@ -336,7 +336,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         return OnlineSession(self, form, validate=validate)
 
     def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
-        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session; see ``sending.send_batch``."""
+        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session, each checked against
+        the form's XSD first unless ``validate=False``; see ``sending.send_batch``."""
         from ksef_client.sending import send_batch  # noqa: PLC0415
 
         return send_batch(self, invoices, **options)

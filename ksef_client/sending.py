@@ -41,6 +41,7 @@ from ksef_client._retry import RetryBudget
 from ksef_client.batch import (
     MAX_PART_BYTES,
     BatchPackage,
+    InvoiceCheck,
     InvoiceSource,
     PackageCompression,
     Progress,
@@ -119,6 +120,22 @@ def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKe
         except InvoiceSchemaError as error:
             raise InvoiceRejectedError(f"invoice does not match {form.system_code}: {error}") from error
     return EncryptedInvoice.build(key, bytes(xml))
+
+
+def batch_check(form: FormCode) -> InvoiceCheck:
+    """The check of each invoice of a batch while its package is built, before the session is
+    opened: the same as an online session's (``validate_invoice``); ``InvoiceRejectedError``
+    naming the invoice by position and file name."""
+
+    def check(index: int, name: str, xml: bytes) -> None:
+        try:
+            validate_invoice(xml, form)
+        except InvoiceSchemaError as error:
+            raise InvoiceRejectedError(
+                f"invoice {index} ({name}) does not match {form.system_code}: {error}; nothing was sent"
+            ) from error
+
+    return check
 
 
 class _OnlineSessionFlows:
@@ -310,18 +327,24 @@ def send_batch(
     workers: int = 4,
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
+    validate: bool = True,
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
+    ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
+    while the package is built: ``InvoiceRejectedError`` naming the invoice, before any request.
 
     The client's ``deadline`` bounds the API calls (open, close), not the upload: each part's PUT is
     bounded by ``timeout=`` per read and write. An error after the session was opened names it
     (``error.session_reference_number`` and a note saying whether it was closed).
     """
     code, key = form_code(form), SymmetricKey.generate()
-    with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
+    check = batch_check(code) if validate else None
+    with BatchPackage.build(
+        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+    ) as package:
         opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
         ref = opened.reference_number
         with naming_session(ref, OPENED):
@@ -345,11 +368,15 @@ async def asend_batch(
     workers: int = 4,
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
+    validate: bool = True,
 ) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code, key = form_code(form), SymmetricKey.generate()
+    check = batch_check(code) if validate else None
     package = await anyio.to_thread.run_sync(
-        lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression)
+        lambda: BatchPackage.build(
+            invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+        )
     )
     with package:
         opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)

@@ -12,7 +12,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._client import _first_error
-from ksef_client.errors import BadRequestError, BatchError, InternalServerError, KSeFError
+from ksef_client.errors import BadRequestError, BatchError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.sending import BatchResult
@@ -166,3 +166,20 @@ def test_of_several_failed_uploads_the_first_ksef_error_is_raised() -> None:
     assert list(raised.__context__.exceptions) == [bug, other]
     assert "2 other upload(s) failed too" in raised.__notes__[0]
     assert _first_error(ExceptionGroup("one", [bug])) is bug  # no KSeFError: the first error, unwrapped
+
+
+def test_invoices_are_checked_before_anything_is_sent(
+    send_batch: Batch, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # As online_session(validate=True) does: was, a package KSeF refuses was opened, uploaded and
+    # closed, and only processing rejected it (wait=True returned without an error).
+    invoices = [("good.xml", sample_invoice("V/1")), ("bad.xml", b"<Faktura/>"), ("worse.xml", b"not xml")]
+    wire = SlowUplink(fake_time, 0)
+    with pytest.raises(InvoiceRejectedError, match=r"invoice 2 \(bad\.xml\) does not match FA \(3\)"):
+        send_batch(invoices, wire)
+    with pytest.raises(InvoiceRejectedError, match=r"invoice 1 \(invoice-00001\.xml\) .*not well-formed"):
+        send_batch([b"not xml"], wire)
+    assert wire.sent == [] and backend.sessions.state.sessions == {}
+    result = send_batch(invoices, wire, validate=False, wait=True)  # KSeF's own verdict then
+    assert result.status is not None
+    assert (result.status.successful_invoice_count, result.status.failed_invoice_count) == (1, 2)
