@@ -203,6 +203,7 @@ def _checked(
 ) -> Iterator[tuple[str, bytes]]:
     """The invoices as ``(name, bytes)``, each checked against KSeF's limits (and by ``check``) as it
     is read; ``names`` collects their (unique) names, so its size is the count."""
+    index = 0
     for index, source in enumerate(invoices, start=1):
         if index > MAX_INVOICES:
             raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
@@ -219,6 +220,8 @@ def _checked(
         yield name, data
         if progress and index % 100 == 0:
             progress("zip", index, 0)
+    if progress and index % 100:
+        progress("zip", index, 0)  # the final count, once
 
 
 class _Hashing:

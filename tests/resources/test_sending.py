@@ -268,3 +268,13 @@ async def test_async_resend_after_a_lost_answer_keeps_one_invoice(
     assert backend.faults.injected == 1
     assert len(numbers) == 2 and None not in numbers and len(set(numbers)) == 2
     assert sorted(i.ksef_number for i in stored) == sorted(numbers)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize(("count", "reported"), [(250, [100, 200, 250]), (99, [99]), (200, [100, 200])])
+def test_zip_progress_reports_the_final_count_once(count: int, reported: list[int]) -> None:
+    # Was: only multiples of 100, so 250 invoices ended at 200 and 99 reported nothing.
+    stages: list[tuple[str, int, int]] = []
+    invoices = [sample_invoice(f"ZP/{i}") for i in range(count)]
+    with BatchPackage.build(invoices, SymmetricKey.generate(), progress=lambda *a: stages.append(a)) as package:
+        assert package.invoice_count == count
+    assert [done for stage, done, _ in stages if stage == "zip"] == reported
