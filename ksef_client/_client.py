@@ -23,6 +23,7 @@ from ksef_client._throttle import Throttle
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import (
     DEADLINE,
+    NO_DEADLINE,
     STREAMED,
     AsyncDeferredTransport,
     AsyncRetryingTransport,
@@ -31,7 +32,7 @@ from ksef_client._transport import (
     SendState,
 )
 from ksef_client.environments import Environment
-from ksef_client.errors import APIStatusError
+from ksef_client.errors import APIStatusError, KSeFError
 from ksef_client.pagination import AsyncPager, Pager
 
 # The resources, sending and their crypto/XML dependencies load on first use, so that creating a
@@ -121,6 +122,32 @@ def _stream_extensions(budget: RetryBudget | None, deadline: float | None) -> di
 
 def _upo_extensions(deadline: float | None) -> dict[str, Any]:
     return {BODY_KIND: "upo"} if deadline is None else {BODY_KIND: "upo", DEADLINE: deadline}
+
+
+def _part_extensions() -> dict[str, Any]:
+    """A part's PUT has no call deadline: each connect, read and write is bounded by ``timeout=``,
+    its repeats by ``max_retries`` (a 100 MB part on a slow uplink may outlast any deadline)."""
+    return {DEADLINE: NO_DEADLINE}
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf
+        for error in group.exceptions
+        for leaf in (_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    ]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What concurrent uploads raise, as the sync client does: the first ``KSeFError`` (else the
+    first error); any others become its ``__context__`` (a group) and a note."""
+    leaves = _leaves(group)
+    first = next((e for e in leaves if isinstance(e, KSeFError)), leaves[0])
+    others = [e for e in leaves if e is not first]
+    if others:
+        first.add_note(f"{len(others)} other upload(s) failed too: " + "; ".join(repr(e) for e in others)[:500])
+        first.__context__ = BaseExceptionGroup("the other uploads that failed", others)
+    return first
 
 
 class _ClientCore(Generic[TransportT, SleepT]):
@@ -232,8 +259,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         access_token: bearer token for protected operations.
         timeout: seconds per request.
         deadline: seconds one SDK call may take in all: every request, retry, wait and body of
-            it (a call that polls gets its own ``timeout=`` on top); ``APITimeoutError`` when it
-            passes. ``None``: no overall limit. Per call: ``ksef.with_options(deadline=10)``.
+            it (a call that polls gets its own ``timeout=`` on top; a batch's part uploads are
+            bounded by ``timeout=`` instead); ``APITimeoutError`` when it passes. ``None``: no
+            overall limit. Per call: ``ksef.with_options(deadline=10)``.
         max_retries: how often one request may be repeated, by anything that repeats (see
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is
@@ -308,7 +336,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         return OnlineSession(self, form, validate=validate)
 
     def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
-        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session; see ``sending.send_batch``."""
+        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session, each checked against
+        the form's XSD first unless ``validate=False``; see ``sending.send_batch``."""
         from ksef_client.sending import send_batch  # noqa: PLC0415
 
         return send_batch(self, invoices, **options)
@@ -349,7 +378,11 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         def put(upload: PartUpload) -> None:
             try:
                 response = self._storage.request(
-                    upload.method, upload.url, content=UploadBody(upload.part), headers=upload.headers
+                    upload.method,
+                    upload.url,
+                    content=UploadBody(upload.part),
+                    headers=upload.headers,
+                    extensions=_part_extensions(),
                 )
             except httpx.TransportError as error:
                 raise connection_error(error) from error
@@ -475,7 +508,11 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
             async with limiter:
                 try:
                     response = await self._storage.request(
-                        upload.method, upload.url, content=AsyncUploadBody(upload.part), headers=upload.headers
+                        upload.method,
+                        upload.url,
+                        content=AsyncUploadBody(upload.part),
+                        headers=upload.headers,
+                        extensions=_part_extensions(),
                     )
                 except httpx.TransportError as error:
                     raise connection_error(error) from error
@@ -484,9 +521,15 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
                 if progress:
                     progress("upload", done, len(uploads))
 
-        async with anyio.create_task_group() as group:
-            for upload in uploads:
-                group.start_soon(put, upload)
+        try:
+            async with anyio.create_task_group() as group:
+                for upload in uploads:
+                    group.start_soon(put, upload)
+        except BaseExceptionGroup as failed:  # the task group wraps even one error
+            error = _first_error(failed)
+        else:
+            return
+        raise error  # outside the handler: its context stays the other failures only
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -14,15 +14,18 @@ A flow is a generator that yields steps and receives their results:
   chunk as it arrives (never whole in memory); result the headers.
 - ``Retry(budget, what)``: ask the client's retry policy whether to restart a step (``_retry``);
   if so the driver waits the policy's delay, and the result is ``True``.
-- ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result ``None``.
+- ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result
+  ``None``. The upload is not held to the call's deadline: each PUT is bounded by the per-request
+  ``timeout=`` and ``max_retries`` only, and the run's deadline moves by the time the upload took
+  (a large package on a slow uplink must still be closed).
 - ``Extend(seconds)``: the call may take that much longer than the client's ``deadline`` (a
   flow that polls for ``timeout`` seconds asks for them); result ``None``.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
 A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate. One run
 is one SDK call: it has one deadline (the client's ``deadline`` seconds from its start, plus what
-``Extend`` steps add) that every request, retry, wait and body of the call must meet
-(``APITimeoutError`` otherwise).
+``Extend`` steps add and ``Upload`` steps take) that every request, retry, wait and body of the
+call must meet (``APITimeoutError`` otherwise).
 
 The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager``/``apager``
 (a listing whose pages are flows, walked by ``Pager``/``AsyncPager``).
@@ -206,7 +209,11 @@ def _run_step(step: Step, client: KSeF, deadline: CallDeadline) -> Any:
     if isinstance(step, StreamDownload):
         return client._download_to(step.url, step.receive, step.budget, deadline.at)
     if isinstance(step, Upload):
-        return client._upload(step.parts, step.workers, step.progress)
+        started = client._clock()
+        try:
+            return client._upload(step.parts, step.workers, step.progress)
+        finally:
+            deadline.extend(client._clock() - started)  # the upload's time is not the call's
     return client._clock()
 
 
@@ -242,7 +249,11 @@ async def _arun_step(step: Step, client: AsyncKSeF, deadline: CallDeadline) -> A
     if isinstance(step, StreamDownload):
         return await client._download_to(step.url, step.receive, step.budget, deadline.at)
     if isinstance(step, Upload):
-        return await client._upload(step.parts, step.workers, step.progress)
+        started = client._clock()
+        try:
+            return await client._upload(step.parts, step.workers, step.progress)
+        finally:
+            deadline.extend(client._clock() - started)  # the upload's time is not the call's
     return client._clock()
 
 

@@ -25,8 +25,11 @@ from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_syste
 log = logging.getLogger("ksef_client")
 
 # A request extension: the clock time (``SendState.clock``) by which the SDK call that sent the
-# request must be over, retries, waits and the body included.
+# request must be over, retries, waits and the body included; ``NO_DEADLINE``: none (a batch
+# part's PUT, bounded by the per-request ``timeout=`` only: a 100 MB part on a slow uplink may
+# outlast any deadline meant for API calls).
 DEADLINE = "ksef_deadline"
+NO_DEADLINE = "none"
 
 
 class DeadlineExceeded(httpx.TimeoutException):
@@ -53,8 +56,10 @@ class SendState:
 
     def deadline_of(self, request: httpx.Request) -> float | None:
         """The request's deadline: its call's, or (a request sent outside any SDK call, e.g. through
-        ``ksef.raw``) ``deadline`` seconds from its first send."""
+        ``ksef.raw``) ``deadline`` seconds from its first send; ``None`` for ``NO_DEADLINE``."""
         deadline = request.extensions.get(DEADLINE)
+        if deadline == NO_DEADLINE:
+            return None
         if deadline is None and self.deadline is not None:
             deadline = request.extensions[DEADLINE] = self.clock() + self.deadline
         return deadline if isinstance(deadline, int | float) else None

@@ -36,6 +36,9 @@ CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]
 InvoiceSource = bytes | str | Path | tuple[str, bytes]
+# A check of each invoice as it goes into the package: (position from 1, file name, bytes); it
+# raises to stop the build (``sending`` checks the form's XSD with it).
+InvoiceCheck = Callable[[int, str, bytes], None]
 
 
 @dataclass
@@ -157,12 +160,15 @@ class BatchPackage:
         part_size: int = MAX_PART_BYTES,
         progress: Progress | None = None,
         compression: PackageCompression = "deflate",
+        check: InvoiceCheck | None = None,
     ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
         ``compression="stored"`` skips deflate: the build is faster, the upload 2-5x larger.
         ``compression="targz"`` builds KSeF's other package format, a tar.gz (one gzip stream
         over the whole archive: smaller than a zip of small invoices, built in one thread).
+        ``check(position, name, xml)`` is called for each invoice before it is written; what it
+        raises ends the build (the parts written so far are deleted).
         """
         if not 1 <= part_size <= MAX_PART_BYTES:
             raise ValueError(f"part_size: 1..{MAX_PART_BYTES} bytes")
@@ -171,7 +177,7 @@ class BatchPackage:
             parts = _EncryptedParts(key, part_size, hashing, progress)
             try:
                 package = TarGzStream(parts) if compression == "targz" else ZipStream(parts, compression=compression)
-                package.write_all(_checked(invoices, progress, names))
+                package.write_all(_checked(invoices, progress, names, check))
                 if not names:
                     raise BatchError("no invoices to send")
                 size = package.close()
@@ -193,10 +199,11 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
 
 
 def _checked(
-    invoices: Iterable[InvoiceSource], progress: Progress | None, names: set[str]
+    invoices: Iterable[InvoiceSource], progress: Progress | None, names: set[str], check: InvoiceCheck | None = None
 ) -> Iterator[tuple[str, bytes]]:
-    """The invoices as ``(name, bytes)``, each checked against KSeF's limits as it is read; ``names``
-    collects their (unique) names, so its size is the count."""
+    """The invoices as ``(name, bytes)``, each checked against KSeF's limits (and by ``check``) as it
+    is read; ``names`` collects their (unique) names, so its size is the count."""
+    index = 0
     for index, source in enumerate(invoices, start=1):
         if index > MAX_INVOICES:
             raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
@@ -207,10 +214,14 @@ def _checked(
             raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {MAX_BATCH_INVOICE_BYTES}")
         if name in names:
             raise BatchError(f"two invoices named {name!r} in one package")
+        if check is not None:
+            check(index, name, data)
         names.add(name)
         yield name, data
         if progress and index % 100 == 0:
             progress("zip", index, 0)
+    if progress and index % 100:
+        progress("zip", index, 0)  # the final count, once
 
 
 class _Hashing:

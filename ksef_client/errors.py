@@ -55,9 +55,13 @@ class KSeFError(Exception):
             run had finished before it failed (their invoices are in the folder and the state file
             is past them: no later run reports them again); ``None`` elsewhere. ``sync`` sets it on
             the exceptions of its own work, ``OSError`` (writing) included.
+        session_reference_number: set when ``send_batch`` fails after it opened its batch session:
+            the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
+            it was closed. ``None`` otherwise.
     """
 
     partial: SyncResult | None = None
+    session_reference_number: str | None = None
 
 
 class APIConnectionError(KSeFError):

@@ -100,14 +100,17 @@ def session_outcomes(
 
     A 440 naming an invoice accepted in this same session under a reference number the client
     never returned is the client's own resend after a lost answer: its outcome is the first
-    attempt's acceptance. A 440 naming one of ``references`` (the same invoice sent twice by the
-    caller) or another session stays a duplicate.
+    attempt's acceptance, claimed by the first such 440 in sending order only. A 440 naming one of
+    ``references`` (the same invoice sent twice by the caller), an acceptance already claimed (the
+    caller's repeat of an invoice whose first answer was lost) or another session stays a
+    duplicate: one acceptance per KSeF number.
     """
     listed = {item.reference_number: item for item in invoices}
     accepted_here = {
         number: item for item in listed.values() if item.status.code == ACCEPTED and (number := _text(item.ksef_number))
     }
     ours = set(references)
+    claimed: set[str] = set()  # hidden first attempts already reported as one of ours
     outcomes = []
     for reference in references:
         item = listed.get(reference)
@@ -117,7 +120,8 @@ def session_outcomes(
         outcome = outcome_of(item)
         if outcome.kind == "duplicate" and outcome.duplicate_session == session_reference_number:
             first = accepted_here.get(outcome.duplicate_of or "")
-            if first is not None and first.reference_number not in ours:
+            if first is not None and first.reference_number not in ours and first.reference_number not in claimed:
+                claimed.add(first.reference_number)
                 outcome = outcome_of(first)
         outcomes.append(outcome)
     return outcomes

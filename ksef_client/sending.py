@@ -16,7 +16,8 @@ GET; a close whose answer is lost is settled by the session's status.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,13 +41,14 @@ from ksef_client._retry import RetryBudget
 from ksef_client.batch import (
     MAX_PART_BYTES,
     BatchPackage,
+    InvoiceCheck,
     InvoiceSource,
     PackageCompression,
     Progress,
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
-from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError
+from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.outcomes import InvoiceOutcome, session_outcomes
 from ksef_client.resources.auth import cached_keys_flow
 from ksef_client.resources.sessions import invoices_pages
@@ -120,6 +122,22 @@ def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKe
     return EncryptedInvoice.build(key, bytes(xml))
 
 
+def batch_check(form: FormCode) -> InvoiceCheck:
+    """The check of each invoice of a batch while its package is built, before the session is
+    opened: the same as an online session's (``validate_invoice``); ``InvoiceRejectedError``
+    naming the invoice by position and file name."""
+
+    def check(index: int, name: str, xml: bytes) -> None:
+        try:
+            validate_invoice(xml, form)
+        except InvoiceSchemaError as error:
+            raise InvoiceRejectedError(
+                f"invoice {index} ({name}) does not match {form.system_code}: {error}; nothing was sent"
+            ) from error
+
+    return check
+
+
 class _OnlineSessionFlows:
     """An online session's state and its steps as flows; ``OnlineSession`` and
     ``AsyncOnlineSession`` run them."""
@@ -130,6 +148,7 @@ class _OnlineSessionFlows:
         self.validate = validate
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
+        self.closed = False  # closed by this object: a second close() sends nothing
         self._key = SymmetricKey.generate()
 
     def _open_flow(self) -> Flow[None]:
@@ -138,6 +157,8 @@ class _OnlineSessionFlows:
     def _send_flow(self, xml: bytes | SupportsToXml, offline: bool) -> Flow[str]:
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
+        if self.closed:
+            raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
         ref = yield from send_flow(
             self.reference_number, prepare_invoice(xml, self.form, self._key, self.validate), offline
         )
@@ -145,8 +166,9 @@ class _OnlineSessionFlows:
         return ref
 
     def _close_flow(self) -> Flow[None]:
-        if self.reference_number is not None:
+        if self.reference_number is not None and not self.closed:
             yield from close_flow(self.reference_number, close_online_session)
+            self.closed = True
 
     def _outcomes_flow(self) -> Flow[list[InvoiceOutcome]]:
         if self.reference_number is None:
@@ -176,7 +198,9 @@ class OnlineSession(_OnlineSessionFlows):
         return run(self._send_flow(xml, offline), self._client)
 
     def close(self) -> None:
-        """Close the session; KSeF then processes it and issues the UPO."""
+        """Close the session; KSeF then processes it and issues the UPO. Closing again (``close()``
+        inside ``with``, then the end of the block) does nothing; ``send`` after it raises
+        ``RuntimeError``."""
         run(self._close_flow(), self._client)
 
     def outcomes(self) -> list[InvoiceOutcome]:
@@ -215,7 +239,7 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         return await arun(self._send_flow(xml, offline), self._client)
 
     async def close(self) -> None:
-        """Close the session."""
+        """Close the session (again: nothing; see ``OnlineSession.close``)."""
         await arun(self._close_flow(), self._client)
 
     async def outcomes(self) -> list[InvoiceOutcome]:
@@ -261,20 +285,34 @@ def open_batch_flow(
     return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
 
 
-def batch_flow(
-    form: FormCode,
-    package: BatchPackage,
-    key: SymmetricKey,
-    keys: KeyCache,
-    offline: bool,
-    workers: int,
-    progress: Progress | None,
-) -> Flow[BatchResult]:
-    """Open a batch session for ``package``, upload its parts, close it."""
-    opened = yield from open_batch_flow(form, package, key, keys, offline)
+def upload_and_close_flow(
+    opened: OpenBatchSessionResponse, package: BatchPackage, workers: int, progress: Progress | None
+) -> Flow[None]:
+    """Upload the package's parts to the links of the opened session, then close it. The upload's
+    time does not count against the call's deadline (``Upload``): a slow uplink still gets its close."""
     yield Upload(part_uploads(opened.part_upload_requests, package.parts), workers, progress)
     yield from close_flow(opened.reference_number, close_batch_session)
-    return BatchResult(opened.reference_number, package.invoice_count, len(package.parts))
+
+
+OPENED = "was opened before this error and may not be closed: ksef.sessions.get({ref!r}) tells (100: still open)"
+CLOSED = (
+    "was closed before this error and KSeF processes it: ksef.sessions.wait({ref!r}) waits for it "
+    "(sending the batch again makes duplicates)"
+)
+
+
+@contextmanager
+def naming_session(reference_number: str, state: str) -> Iterator[None]:
+    """An error raised inside names the batch session (``session_reference_number`` of a
+    ``KSeFError``, and a note on any error, ``state`` saying how far it got), so the caller can
+    find it instead of sending the batch again blindly."""
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, KSeFError) and error.session_reference_number is None:
+            error.session_reference_number = reference_number
+        error.add_note(f"batch session {reference_number} " + state.format(ref=reference_number))
+        raise
 
 
 def send_batch(
@@ -289,17 +327,32 @@ def send_batch(
     workers: int = 4,
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
+    validate: bool = True,
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
+    ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
+    while the package is built: ``InvoiceRejectedError`` naming the invoice, before any request.
+
+    The client's ``deadline`` bounds the API calls (open, close), not the upload: each part's PUT is
+    bounded by ``timeout=`` per read and write. An error after the session was opened names it
+    (``error.session_reference_number`` and a note saying whether it was closed).
     """
     code, key = form_code(form), SymmetricKey.generate()
-    with BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression) as package:
-        result = run(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
+    check = batch_check(code) if validate else None
+    with BatchPackage.build(
+        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+    ) as package:
+        opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
+        ref = opened.reference_number
+        with naming_session(ref, OPENED):
+            run(upload_and_close_flow(opened, package, workers, progress), client)
+    result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
-        result.status = client.sessions.wait(result.reference_number, timeout=timeout)
+        with naming_session(ref, CLOSED):
+            result.status = client.sessions.wait(ref, timeout=timeout)
     return result
 
 
@@ -315,14 +368,23 @@ async def asend_batch(
     workers: int = 4,
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
+    validate: bool = True,
 ) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code, key = form_code(form), SymmetricKey.generate()
+    check = batch_check(code) if validate else None
     package = await anyio.to_thread.run_sync(
-        lambda: BatchPackage.build(invoices, key, part_size=part_size, progress=progress, compression=compression)
+        lambda: BatchPackage.build(
+            invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+        )
     )
     with package:
-        result = await arun(batch_flow(code, package, key, client._public_keys, offline, workers, progress), client)
+        opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)
+        ref = opened.reference_number
+        with naming_session(ref, OPENED):
+            await arun(upload_and_close_flow(opened, package, workers, progress), client)
+    result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
-        result.status = await client.sessions.wait(result.reference_number, timeout=timeout)
+        with naming_session(ref, CLOSED):
+            result.status = await client.sessions.wait(ref, timeout=timeout)
     return result

@@ -70,6 +70,24 @@ class TestOutcomes:
         with pytest.raises(UPONotAvailableError, match="445"):  # documented in errors-and-retries.md
             ksef.upo.get_session_upo(again.reference_number)
 
+    def test_a_repeat_of_an_invoice_whose_answer_was_lost_stays_a_duplicate(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # The first answer is lost: KSeF holds r0 (accepted, never seen) and r1 (the SDK's resend,
+        # 440 naming r0). The caller then sends the invoice again by mistake: r2, 440 naming r0
+        # too. Only r1 stands for r0's acceptance; r2 is the caller's duplicate (was: accepted twice).
+        invoice = sample_invoice("OUT/LOST")
+        with ksef.online_session() as session:
+            backend.faults.add(DROP_AFTER, operation="online_session.send_invoice")
+            session.send(invoice)
+            session.send(invoice)
+        ksef.sessions.wait(session.reference_number)
+        first, repeat = session.outcomes()
+        assert backend.faults.injected == 1
+        assert first.kind == "accepted" and first.ksef_number is not None
+        assert (repeat.kind, repeat.duplicate_of) == ("duplicate", first.ksef_number)
+        assert session.ksef_numbers() == [first.ksef_number, first.ksef_number]
+
 
 def _listed(reference: str, code: int, **fields: object) -> SessionInvoiceStatusResponse:
     return SessionInvoiceStatusResponse.from_dict(

@@ -59,7 +59,8 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
             if stage == "upload":
                 advance(1, total=total)
 
-        return ksef.send_batch(named, form=form, offline=offline, progress=progress).reference_number
+        # checked_invoices validated each file already
+        return ksef.send_batch(named, form=form, offline=offline, progress=progress, validate=False).reference_number
 
 
 def outcome_rows(

@@ -14,6 +14,7 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._flows import run
 from ksef_client._generated.api.batch_session import close_batch_session
+from ksef_client._generated.api.online_session import close_online_session
 from ksef_client._generated.models import OpenBatchSessionResponse
 from ksef_client.batch import BatchPackage
 from ksef_client.crypto import SymmetricKey
@@ -64,12 +65,29 @@ class TestOnlineSession:
             assert ksef.send_state.requests_sent == sent
         assert backend.sessions.state.sessions[session.reference_number].invoices == []
 
-    def test_sending_to_a_closed_session_is_21180(self, ksef: KSeF, backend: KSeFBackend) -> None:
+    def test_sending_to_a_session_closed_elsewhere_is_21180(self, ksef: KSeF, backend: KSeFBackend) -> None:
         session = ksef.online_session().open()
-        session.close()
+        assert session.reference_number is not None
+        run(close_flow(session.reference_number, close_online_session), ksef)  # e.g. by another process
         with pytest.raises(BadRequestError) as caught:
             session.send(sample_invoice("FV/late"))
         assert caught.value.codes == [21180]
+
+    def test_a_second_close_does_nothing_and_a_send_after_close_is_refused_locally(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # close() inside `with` (to wait for the UPO in the block): the end of the block closed
+        # again and raised 21180 although every invoice had been sent (was).
+        with ksef.online_session() as session:
+            session.send(sample_invoice("FV/twice"))
+            session.close()
+            sent = ksef.send_state.requests_sent
+            assert session.closed
+            with pytest.raises(RuntimeError, match="is closed"):
+                session.send(sample_invoice("FV/late"))
+        session.close()
+        assert ksef.send_state.requests_sent == sent
+        assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
 
     def test_nothing_sent_ends_as_440(self, ksef: KSeF, backend: KSeFBackend) -> None:
         with ksef.online_session() as session:
@@ -218,6 +236,10 @@ async def test_async_online_and_batch(ksef_server: ThreadedServer, backend: KSeF
     ) as client:
         async with client.online_session() as session:
             await session.send(sample_invoice("A/1"))
+            await session.close()  # and again on leaving the block: nothing sent, no 21180
+            with pytest.raises(RuntimeError, match="is closed"):
+                await session.send(sample_invoice("A/2"))
+        await session.close()
         status = await client.sessions.wait(session.reference_number)
         assert status.successful_invoice_count == 1
         backend.faults.add(DROP, operation="storage.upload_part")  # the streamed part is sent again whole
@@ -246,3 +268,13 @@ async def test_async_resend_after_a_lost_answer_keeps_one_invoice(
     assert backend.faults.injected == 1
     assert len(numbers) == 2 and None not in numbers and len(set(numbers)) == 2
     assert sorted(i.ksef_number for i in stored) == sorted(numbers)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize(("count", "reported"), [(250, [100, 200, 250]), (99, [99]), (200, [100, 200])])
+def test_zip_progress_reports_the_final_count_once(count: int, reported: list[int]) -> None:
+    # Was: only multiples of 100, so 250 invoices ended at 200 and 99 reported nothing.
+    stages: list[tuple[str, int, int]] = []
+    invoices = [sample_invoice(f"ZP/{i}") for i in range(count)]
+    with BatchPackage.build(invoices, SymmetricKey.generate(), progress=lambda *a: stages.append(a)) as package:
+        assert package.invoice_count == count
+    assert [done for stage, done, _ in stages if stage == "zip"] == reported

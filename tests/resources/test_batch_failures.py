@@ -1,0 +1,185 @@
+"""Batch sending when things take long or go wrong: a slow upload is still closed, and an error
+after the session was opened names it. Each case runs with the sync and the async client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._client import _first_error
+from ksef_client.errors import BadRequestError, BatchError, InternalServerError, InvoiceRejectedError, KSeFError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.sending import BatchResult
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+UPLOAD_SECONDS = 400.0  # each part's PUT, on the fake clock: longer than the whole deadline
+
+
+def _invoices(count: int, prefix: str = "SLOW") -> list[bytes]:
+    return [sample_invoice(f"{prefix}/{i}", seller_nip=NIP) for i in range(count)]
+
+
+class SlowUplink(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Real HTTP to the emulator; every part PUT takes ``seconds`` of the fake clock. Records each
+    request's method, path and read timeout."""
+
+    def __init__(self, time: FakeTime, seconds: float) -> None:
+        self.time, self.seconds = time, seconds
+        self.sync, self.async_ = httpx.HTTPTransport(), httpx.AsyncHTTPTransport()
+        self.sent: list[tuple[str, str, float | None]] = []
+
+    def _note(self, request: httpx.Request) -> None:
+        timeout = request.extensions.get("timeout") or {}
+        self.sent.append((request.method, request.url.path, timeout.get("read")))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        response = self.sync.handle_request(request)
+        if request.method == "PUT":
+            self.time.now += self.seconds
+        return response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._note(request)
+        response = await self.async_.handle_async_request(request)
+        if request.method == "PUT":
+            self.time.now += self.seconds
+        return response
+
+    def puts(self) -> list[tuple[str, str, float | None]]:
+        return [sent for sent in self.sent if sent[0] == "PUT"]
+
+    def closes(self) -> int:
+        return sum(path.endswith("/close") for _, path, _ in self.sent)
+
+
+Batch = Callable[..., BatchResult]
+
+
+@pytest.fixture(params=["sync", "async"])
+def send_batch(
+    request: pytest.FixtureRequest, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> Callable[..., BatchResult]:
+    """``send_batch(invoices, transport=None, deadline=300, **options)`` through a new sync or async
+    client of the emulator on the fake clock."""
+
+    def run(invoices: list[bytes], transport: Any = None, deadline: float = 300.0, **options: Any) -> BatchResult:
+        client: dict[str, Any] = {
+            "base_url": ksef_server.base_url,
+            "access_token": backend.mint_access_token(NIP),
+            "clock": fake_time.clock,
+            "deadline": deadline,
+            "transport": transport,
+        }
+        if request.param == "sync":
+            with KSeF(**client, sleep=fake_time.sleep) as ksef:
+                return ksef.send_batch(invoices, **options)
+
+        async def main() -> BatchResult:
+            async with AsyncKSeF(**client, sleep=fake_time.asleep) as ksef:
+                return await ksef.send_batch(invoices, **options)
+
+        return anyio.run(main)
+
+    return run
+
+
+def test_an_upload_longer_than_the_deadline_is_still_closed(
+    send_batch: Batch, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Three parts, one at a time, each PUT 400 s on a client whose deadline is 300 s (3 x 100 MB
+    # on a slow uplink with the default deadline); the first PUT of part 2 meets a 503 after its
+    # 400 s and is sent again. Was: no close sent (APITimeoutError), or no repeat of the PUT.
+    uplink = SlowUplink(fake_time, UPLOAD_SECONDS)
+    backend.faults.add(503, operation="storage.upload_part", times=1)
+    result = send_batch(_invoices(60), uplink, part_size=20_000, workers=1, wait=True)
+    assert result.part_count == 3 and len(uplink.puts()) == 4 and uplink.closes() == 1
+    assert result.status is not None and result.status.successful_invoice_count == 60
+    # Each PUT is bounded by the client's timeout= (30 s), not cut to what was left of a deadline.
+    assert {read for _, _, read in uplink.puts()} == {30.0}
+
+
+def test_the_open_and_close_still_meet_the_deadline(
+    send_batch: Batch, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Only the upload is exempt: a close that the server holds past the deadline (here: retried
+    # 503s whose waits outlast it) still ends in an error, which names the session.
+    backend.faults.add(503, operation="batch_session.close_batch_session", times=1000)
+    with pytest.raises(KSeFError) as caught:
+        send_batch(_invoices(3), SlowUplink(fake_time, UPLOAD_SECONDS), deadline=1.0)
+    (session,) = backend.sessions.state.sessions
+    assert caught.value.session_reference_number == session
+    assert backend.sessions.state.sessions[session].status.code == 100  # still open
+
+
+def test_an_error_after_the_open_names_the_session(send_batch: Batch, backend: KSeFBackend) -> None:
+    backend.faults.add(400, operation="batch_session.close_batch_session", times=1)  # refused, not repeated
+    with pytest.raises(BadRequestError) as caught:
+        send_batch(_invoices(3))
+    (session,) = backend.sessions.state.sessions
+    assert caught.value.session_reference_number == session
+    assert any(session in note and "may not be closed" in note for note in caught.value.__notes__)
+
+
+def test_an_error_while_waiting_says_the_batch_was_sent(send_batch: Batch, backend: KSeFBackend) -> None:
+    # Closed and processing: the caller must wait for this session, not send the batch again.
+    backend.faults.add(503, operation="sessions_status.get_session_status", times=4)  # 1 + 3 retries
+    with pytest.raises(InternalServerError) as caught:
+        send_batch(_invoices(3), wait=True)
+    (session,) = backend.sessions.state.sessions
+    assert caught.value.session_reference_number == session
+    assert any(f"sessions.wait({session!r})" in note for note in caught.value.__notes__)
+
+
+def test_errors_before_the_open_name_no_session(send_batch: Batch, backend: KSeFBackend) -> None:
+    backend.faults.add(400, operation="batch_session.open_batch_session", times=1)
+    with pytest.raises(BadRequestError) as caught:
+        send_batch(_invoices(3))
+    assert caught.value.session_reference_number is None and not getattr(caught.value, "__notes__", [])
+
+
+def test_a_failed_upload_is_a_batch_error_naming_the_session(send_batch: Batch, backend: KSeFBackend) -> None:
+    # Was, with AsyncKSeF: an ExceptionGroup from the uploads' task group, which `except
+    # KSeFError` / `except BatchError` does not catch; the sync client raised BatchError.
+    backend.faults.add(403, operation="storage.upload_part", times=1)  # refused, not repeated
+    with pytest.raises(BatchError, match="upload of part 1 failed: HTTP 403") as caught:
+        send_batch(_invoices(3))
+    (session,) = backend.sessions.state.sessions
+    assert caught.value.session_reference_number == session
+    assert any(session in note and "may not be closed" in note for note in caught.value.__notes__)
+
+
+def test_of_several_failed_uploads_the_first_ksef_error_is_raised() -> None:
+    first, other, bug = BatchError("part 2"), BatchError("part 3"), OSError("disk")
+    group = BaseExceptionGroup("uploads", [bug, first, ExceptionGroup("nested", [other])])
+    raised = _first_error(group)
+    assert raised is first
+    assert isinstance(raised.__context__, BaseExceptionGroup)
+    assert list(raised.__context__.exceptions) == [bug, other]
+    assert "2 other upload(s) failed too" in raised.__notes__[0]
+    assert _first_error(ExceptionGroup("one", [bug])) is bug  # no KSeFError: the first error, unwrapped
+
+
+def test_invoices_are_checked_before_anything_is_sent(
+    send_batch: Batch, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # As online_session(validate=True) does: was, a package KSeF refuses was opened, uploaded and
+    # closed, and only processing rejected it (wait=True returned without an error).
+    invoices = [("good.xml", sample_invoice("V/1")), ("bad.xml", b"<Faktura/>"), ("worse.xml", b"not xml")]
+    wire = SlowUplink(fake_time, 0)
+    with pytest.raises(InvoiceRejectedError, match=r"invoice 2 \(bad\.xml\) does not match FA \(3\)"):
+        send_batch(invoices, wire)
+    with pytest.raises(InvoiceRejectedError, match=r"invoice 1 \(invoice-00001\.xml\) .*not well-formed"):
+        send_batch([b"not xml"], wire)
+    assert wire.sent == [] and backend.sessions.state.sessions == {}
+    result = send_batch(invoices, wire, validate=False, wait=True)  # KSeF's own verdict then
+    assert result.status is not None
+    assert (result.status.successful_invoice_count, result.status.failed_invoice_count) == (1, 2)
