@@ -7,8 +7,10 @@ of one parser).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Callable, Iterator
 
 from lxml import etree
 
@@ -44,6 +46,53 @@ def xsd_errors(schema: etree.XMLSchema, document: etree._Element) -> list[str]:
     """What ``schema`` finds wrong with ``document`` (``[]``: valid), as ``line N: message``;
     validated under ``SCHEMA_LOCK``, so safe from any thread."""
     with SCHEMA_LOCK:
-        if schema.validate(document):
-            return []
-        return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+        return own_xsd_errors(schema, document)
+
+
+def own_xsd_errors(schema: etree.XMLSchema, document: etree._Element) -> list[str]:
+    """``xsd_errors`` without the lock, for a schema object no other thread uses meanwhile (lxml
+    validates without the GIL, so threads with a copy each validate at once)."""
+    if schema.validate(document):
+        return []
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+
+
+class SchemaCopies:
+    """Compiled copies of one XSD, each lent to one thread at a time (``lease``), so that threads
+    validate at once: one shared object would have to be locked, as it keeps one error log. A copy
+    is compiled (under ``SCHEMA_LOCK``, by ``compile_schema``) only when every one made is lent
+    out, up to ``most``; past that a thread waits for a copy to come back."""
+
+    def __init__(self, compile_schema: Callable[[], etree.XMLSchema], most: int) -> None:
+        self._compile = compile_schema
+        self._free: list[etree.XMLSchema] = []
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+        self._left_to_make = max(1, most)
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[etree.XMLSchema]:
+        """A copy for this thread alone until the block ends."""
+        schema = self._take()
+        try:
+            yield schema
+        finally:
+            with self._lock:
+                self._free.append(schema)
+                self._returned.notify()
+
+    def _take(self) -> etree.XMLSchema:
+        with self._lock:
+            while not self._free and not self._left_to_make:
+                self._returned.wait()
+            if self._free:
+                return self._free.pop()
+            self._left_to_make -= 1
+        try:
+            with SCHEMA_LOCK:
+                return self._compile()
+        except BaseException:
+            with self._lock:
+                self._left_to_make += 1
+                self._returned.notify()
+            raise

@@ -15,6 +15,7 @@ network).
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, xsd_errors
+from ksef_client._xml import SCHEMA_LOCK, SchemaCopies, declares_entities, hardened_parser, own_xsd_errors, parse
 from ksef_client.errors import InvoiceSchemaError
 
 __all__ = [
@@ -61,6 +62,7 @@ _DISCOURAGED = re.compile(
 _DISCOURAGED_UTF8 = re.compile(
     rb"\x7f|\xc2[\x80-\x84\x86-\x9f]|\xef\xb7[\x90-\xaf]|[\xf0-\xf4][\x8f\x9f\xaf\xbf]\xbf[\xbe\xbf]"
 )
+_DISCOURAGED_LEADS = (b"\x7f", b"\xc2", b"\xef", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 
 
@@ -122,8 +124,17 @@ def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> e
 
 
 def schema_errors(system_code: str, document: etree._Element) -> list[str]:
-    """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread."""
-    return xsd_errors(form_schema(system_code), document)
+    """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread, and
+    threads validate at once (each with a compiled copy of its own, ``_copies``)."""
+    with _copies(system_code).lease() as schema:
+        return own_xsd_errors(schema, document)
+
+
+@functools.cache
+def _copies(system_code: str) -> SchemaCopies:
+    """Copies of the form's XSD for ``schema_errors``, at most one per core (a copy compiles in a
+    few milliseconds): none is ``form_schema``'s, which its callers use under ``SCHEMA_LOCK``."""
+    return SchemaCopies(functools.partial(_compiled.__wrapped__, system_code, None), os.cpu_count() or 1)
 
 
 @functools.cache
@@ -198,6 +209,10 @@ def _has_discouraged(xml: bytes) -> bool:
     batch: most are ASCII, which a C scan settles)."""
     if xml.isascii():
         return b"\x7f" in xml
+    # Every discouraged character starts with one of these bytes; Polish letters (0xC3-0xC5 ...)
+    # with none, and memchr rules them out far faster than the pattern scans the text.
+    if not any(lead in xml for lead in _DISCOURAGED_LEADS):
+        return False
     return _DISCOURAGED_UTF8.search(xml) is not None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import re
 
 import httpx
@@ -255,3 +256,26 @@ def test_discouraged_characters_are_found_in_the_bytes_as_in_the_text(text: str)
     edges = "\x7f\x80\x84\x85\x86\x9f\xa0\ufdcf\ufdd0\ufdef\ufdf0\ufffe\uffff\U0001fffe\U0001ffff\U00020000\U0010ffff"
     for sample in (text, *(text + edge for edge in edges)):
         assert schemas._has_discouraged(sample.encode()) == (schemas._DISCOURAGED.search(sample) is not None)
+
+
+def test_invoices_validated_from_many_threads_each_get_their_own_errors() -> None:
+    # Each thread validates with a compiled copy of the XSD of its own (lxml keeps one error log
+    # per schema object): the errors of one invoice never show up for another, and at most one copy
+    # per core is made.
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = sample_invoice("T/1", lines=5)
+    bad = {n: good.replace(b"<P_2>T/1</P_2>", b"<P_2>T/1</P_2><Nope" + str(n).encode() + b"/>", 1) for n in range(6)}
+
+    def outcome(n: int) -> str:
+        try:
+            schemas.validate_invoice(bad[n % 6] if n % 2 else good)
+        except InvoiceSchemaError as error:
+            return f"{n % 6}: {'Nope' + str(n % 6) in str(error)}"
+        return "valid"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(outcome, range(600)))
+    assert outcomes == [f"{n % 6}: True" if n % 2 else "valid" for n in range(600)]
+    copies = schemas._copies("FA (3)")
+    assert 0 <= copies._left_to_make < (os.cpu_count() or 1)
