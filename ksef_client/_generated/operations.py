@@ -102,7 +102,7 @@ OPERATIONS: dict[str, Operation] = {
     "auth.authenticate_ksef_token": Operation("POST", "/auth/ksef-token", RateLimits(60, None, None), False, (), "anonymous", None, False),
     "auth.get_auth_status": Operation("GET", "/auth/{referenceNumber}", RateLimits(60, None, None), True, (), "anonymous", None, True),
     "auth.redeem_token": Operation("POST", "/auth/token/redeem", RateLimits(60, None, None), True, (), "anonymous", None, False),
-    "auth.refresh_token": Operation("POST", "/auth/token/refresh", RateLimits(60, None, None), True, (), "anonymous", None, False),
+    "auth.refresh_token": Operation("POST", "/auth/token/refresh", RateLimits(60, None, None), True, (), "anonymous", None, True),
     "online_session.open_online_session": Operation("POST", "/sessions/online", RateLimits(10, 30, 120), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "onlineSession", None, True),
     "online_session.send_invoice": Operation("POST", "/sessions/online/{referenceNumber}/invoices", RateLimits(10, 30, 180), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "invoiceSend", None, True),
     "online_session.close_online_session": Operation("POST", "/sessions/online/{referenceNumber}/close", RateLimits(20, 60, 240), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "onlineSessionClose", None, False),

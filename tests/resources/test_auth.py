@@ -13,6 +13,7 @@ from ksef_client._generated.models import BlockContextAuthenticationRequest, Per
 from ksef_client._generated.models import TestDataPermissionsGrantRequest as GrantRequest
 from ksef_client.errors import AuthenticationError, AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
 from tests.conftest import NIP
@@ -127,6 +128,20 @@ class TestTokens:
         anon._tokens.valid_until = None
         assert list(anon.sessions.list("Online")) == []
         assert anon.access_token not in (first, second)
+
+    def test_a_refresh_that_meets_a_503_is_sent_again(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
+        # The guide: a refresh token may be used many times, so a refresh whose answer was a 5xx
+        # or was lost is sent again like a GET, and the caller's request goes through.
+        ref, token = _ksef_token(ksef)
+        anon.auth.login_with_token(token, context_nip=NIP)
+        before = anon.access_token
+        anon._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        backend.faults.add(503, operation="auth.refresh_token", times=1)
+        backend.faults.add(DROP, operation="auth.refresh_token", times=1)
+        assert anon.tokens.get(ref).reference_number == ref
+        assert anon.access_token != before and len(fake_time.sleeps) == 2  # two backoffs, no real wait
 
     def test_redeem_happens_once_and_revoke_kills_refresh(self, anon: KSeF) -> None:
         creds = self_signed_certificate()
