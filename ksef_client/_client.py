@@ -222,12 +222,20 @@ class _ClientCore(Generic[TransportT, SleepT]):
 
     @property
     def access_token(self) -> str | None:
-        """The current access token."""
+        """The current access token.
+
+        Setting it replaces the login: the refresh token and expiry of an earlier login (or
+        ``auth.resume``) are dropped, so the client never refreshes back into that login's context;
+        the new token is sent as it is until KSeF refuses it (401: ``AuthenticationError``).
+        ``auth.resume(tokens)`` installs a login that keeps being refreshed.
+        """
         return self._tokens.token
 
     @access_token.setter
     def access_token(self, token: str | None) -> None:
-        self._tokens.token = token
+        # Replaces the whole login (see the getter): a refresh token kept from an earlier login
+        # would switch the client back into that login's context at its next refresh.
+        self._tokens.set_unrefreshable(token)
 
     @property
     def access_token_valid_until(self) -> dt.datetime | None:

@@ -32,6 +32,10 @@ class TokenHolder:
         if refresh_token is not None:
             self.refresh_token = refresh_token
 
+    def set_unrefreshable(self, token: str | None) -> None:
+        """Replace the login by a bare access token: no refresh token, expiry unknown."""
+        self.token, self.valid_until, self.refresh_token = token, None, None
+
     def expiring(self, now: dt.datetime) -> bool:
         """Whether the access token expires within the margin (unknown expiry: no)."""
         return self.valid_until is not None and self.valid_until - now <= self.REFRESH_MARGIN

@@ -143,6 +143,19 @@ class TestTokens:
         assert anon.tokens.get(ref).reference_number == ref
         assert anon.access_token != before and len(fake_time.sleeps) == 2  # two backoffs, no real wait
 
+    def test_setting_the_access_token_drops_the_previous_login(
+        self, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        creds = self_signed_certificate()
+        anon.auth.login_with_certificate(creds, context_nip=creds.nip)  # context A, refreshable
+        other = anon.access_token = backend.mint_access_token(NIP)  # the user switches to context B
+        assert anon.access_token_valid_until is None and anon._tokens.refresh_token is None
+        later = backend.clock() + dt.timedelta(minutes=20)
+        monkeypatch.setattr(backend, "clock", lambda: later)  # B's token expires at KSeF
+        with pytest.raises(AuthenticationError):  # not refreshed with A's token, not re-sent in A
+            list(anon.sessions.list("Online"))
+        assert anon.access_token == other
+
     def test_redeem_happens_once_and_revoke_kills_refresh(self, anon: KSeF) -> None:
         creds = self_signed_certificate()
         anon.auth.login_with_certificate(creds, context_nip=creds.nip)
