@@ -59,6 +59,8 @@ def test_tokens_and_keys_never_reach_logs_or_reprs(
             session.send(sample_invoice("SEC/1", seller_nip=creds.nip))
         secrets = [tokens.access_token, tokens.refresh_token, created.token.split("|")[-1]]
         text = caplog.text + repr(ksef) + repr(tokens) + repr(ksef._tokens) + repr(session._key) + repr(creds)
+        text += repr(created) + str(created) + f"{created}" + repr([created])  # the new KSeF token's secret
+        assert created.reference_number in repr(created)  # only the secret is left out
     assert caplog.records  # httpx and our transport did log at DEBUG
     for secret in secrets:
         assert secret not in text

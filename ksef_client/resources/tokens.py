@@ -20,7 +20,29 @@ if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
 
-def _create_flow(permissions: Iterable[str], description: str) -> Flow[GenerateTokenResponse]:
+class CreatedToken(GenerateTokenResponse):
+    """``POST /tokens``'s answer: ``reference_number`` and ``token``, the KSeF token's secret
+    (shown this once by KSeF). The secret is left out of ``repr()`` and ``str()``, so a log line
+    or a traceback that prints the object does not leak it; read it as ``.token``. It is a
+    ``GenerateTokenResponse`` (``to_dict()`` includes the secret, as the API sent it)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reference_number={self.reference_number!r}, token=<hidden>)"
+
+    __str__ = __repr__
+
+    @classmethod
+    def of(cls, answer: GenerateTokenResponse) -> CreatedToken:
+        """The same answer as a ``CreatedToken``."""
+        created = cls(reference_number=answer.reference_number, token=answer.token)
+        if answer.additional_properties:
+            created.additional_properties = dict(answer.additional_properties)
+        return created
+
+
+def _create_flow(permissions: Iterable[str], description: str) -> Flow[CreatedToken]:
     allowed = {m.value for m in TokenPermissionType}
     wanted = list(permissions)
     unknown = [p for p in wanted if p not in allowed]
@@ -29,7 +51,7 @@ def _create_flow(permissions: Iterable[str], description: str) -> Flow[GenerateT
     if not 5 <= len(description) <= 256:
         raise ValueError("description: 5 to 256 characters")
     body = GenerateTokenRequest(permissions=[TokenPermissionType(p) for p in wanted], description=description)
-    return parsed(response_of((yield Call(create_token, {"body": body}))), GenerateTokenResponse)
+    return CreatedToken.of(parsed(response_of((yield Call(create_token, {"body": body}))), GenerateTokenResponse))
 
 
 def _status_flow(reference_number: str) -> Flow[TokenStatusResponse]:
@@ -49,8 +71,9 @@ class Tokens:
     def __init__(self, client: KSeF) -> None:
         self._client = client
 
-    def create(self, permissions: Iterable[str], description: str) -> GenerateTokenResponse:
-        """Issue a token with ``permissions`` (e.g. ``["InvoiceRead", "InvoiceWrite"]``)."""
+    def create(self, permissions: Iterable[str], description: str) -> CreatedToken:
+        """Issue a token with ``permissions`` (e.g. ``["InvoiceRead", "InvoiceWrite"]``); the secret is
+        ``.token`` of the answer (never in its repr)."""
         return run(_create_flow(permissions, description), self._client)
 
     def get(self, reference_number: str) -> TokenStatusResponse:
@@ -68,7 +91,7 @@ class AsyncTokens:
     def __init__(self, client: AsyncKSeF) -> None:
         self._client = client
 
-    async def create(self, permissions: Iterable[str], description: str) -> GenerateTokenResponse:
+    async def create(self, permissions: Iterable[str], description: str) -> CreatedToken:
         """Issue a token with ``permissions``."""
         return await arun(_create_flow(permissions, description), self._client)
 
