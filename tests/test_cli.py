@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -177,6 +178,33 @@ def test_ksef_errors_come_with_their_code(run, logged_in) -> None:  # type: igno
 def test_logout_revokes_and_forgets(run, logged_in) -> None:  # type: ignore[no-untyped-def]
     assert run("-p", "emu", "auth", "logout")[0] == 0
     assert run("-p", "emu", "sessions", "list")[0] == 3
+
+
+@pytest.mark.parametrize("how", ["revoked elsewhere", "refresh token expired"])
+def test_logout_of_a_login_ksef_no_longer_accepts_forgets_it(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # The session was revoked at KSeF (another device, the web app) or the refresh token ran out:
+    # the revoke meets 21301 or 401, which means the login is already gone there.
+    if how == "revoked elsewhere":
+        for operation in backend.auth.state.operations.values():
+            operation.revoked = True
+    later = backend.clock() + (dt.timedelta(minutes=20) if how == "revoked elsewhere" else dt.timedelta(days=8))
+    monkeypatch.setattr(backend, "clock", lambda: later)  # the saved access token has expired
+    code, out, err = run("-p", "emu", "auth", "logout")
+    assert code == 0, err
+    assert "already" in out
+    assert "emu/login" not in json.loads((tmp_path / "config" / "credentials.json").read_text())
+    assert run("-p", "emu", "sessions", "list")[0] == 3  # not logged in any more
+
+
+def test_logout_forgets_the_login_even_when_ksef_cannot_be_told(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    backend.faults.add(400, operation="auth_sessions.revoke_current_auth_session")
+    code, _, err = run("-p", "emu", "auth", "logout")
+    assert code == 1 and "HTTP 400" in err and "removed" in err
+    assert "emu/login" not in json.loads((tmp_path / "config" / "credentials.json").read_text())
 
 
 def test_unreachable_ksef_exits_4(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, USAGE, CLIError, Output
+from ksef_client.cli.output import AUTH, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.identifiers import validate_nip, validate_reference_number
 
 DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they agree): doctor imports httpx
@@ -294,17 +294,46 @@ def auth_status(state: State) -> None:
         raise CLIError(f"the saved login has expired: run `{login_command(state)}`", AUTH)
 
 
+# KSeF's answers to a revoke of a login it no longer accepts: the access token expired and the
+# refresh token did too (401), or the session was revoked elsewhere (21301 from the refresh).
+GONE_AT_KSEF = 21301
+
+
+def _already_logged_out(error: Exception) -> bool:
+    from ksef_client.errors import APIStatusError  # noqa: PLC0415 - not loaded for --help
+
+    return isinstance(error, APIStatusError) and (error.status_code == 401 or GONE_AT_KSEF in error.codes)
+
+
 @auth.command("logout")
 @pass_state
 def auth_logout(state: State) -> None:
-    """Revoke the saved login at KSeF and forget it."""
-    if state.store.get(state.profile.name, "login") is None:
+    """Revoke the saved login at KSeF and forget it.
+
+    The saved login is forgotten in any case. A login KSeF no longer accepts (revoked elsewhere,
+    refresh token expired) counts as logged out already; when KSeF cannot be told for another
+    reason the command fails (its refresh token may still work at KSeF until it expires).
+    """
+    saved = state.store.get(state.profile.name, "login")
+    if saved is None:
         state.out.result({"logged_out": False}, message="not logged in")
         return
-    with state.client() as ksef:
-        ksef.auth.revoke_current_session()
-    state.store.delete(state.profile.name, "login")
-    state.out.result({"logged_out": True}, message="logged out")
+    source = f"the login of profile {state.profile.name!r} in {state.store.where}"
+    try:
+        with KSeF(**state.profile.client_options()) as ksef:
+            ksef.auth.resume(config.tokens_from_json(saved, source))
+            ksef.auth.revoke_current_session()
+        already = False
+    except Exception as error:
+        if not _already_logged_out(error):
+            line = error_line(error).removeprefix("error: ")
+            removed = f"the saved login of profile {state.profile.name!r} was removed all the same"
+            raise CLIError(f"{line} - {removed}", exit_code(error)) from error
+        already = True
+    finally:
+        state.store.delete(state.profile.name, "login")
+    message = "logged out" + (" (KSeF had already ended this login)" if already else "")
+    state.out.result({"logged_out": True, "already_logged_out": already}, message=message)
 
 
 # --- sessions ---------------------------------------------------------------------------------
