@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import anyio
 
 if TYPE_CHECKING:
     from ksef_client.crypto import PublicKeyCertificate
 
 
 class TokenHolder:
-    """The current access and refresh tokens; never shown in reprs or logs."""
+    """The current access and refresh tokens; never shown in reprs or logs.
+
+    ``lock`` (threads) and ``async_lock`` (tasks) serialise refreshes (``_auth.BearerAuth``).
+    """
 
     # Refresh this long before the access token's expiry, so no request goes out with a dying token.
     REFRESH_MARGIN = dt.timedelta(seconds=60)
@@ -20,6 +26,15 @@ class TokenHolder:
         self.token = token
         self.refresh_token = refresh_token
         self.valid_until: dt.datetime | None = None
+        self.lock = threading.Lock()
+        self._async_lock: anyio.Lock | None = None
+
+    @property
+    def async_lock(self) -> anyio.Lock:
+        """The refresh lock of an async client's tasks (made on first use, in its event loop)."""
+        if self._async_lock is None:
+            self._async_lock = anyio.Lock()
+        return self._async_lock
 
     def __repr__(self) -> str:
         return (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
+import anyio
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
@@ -248,3 +250,101 @@ def test_certificate_login_in_composite_contexts(anon: KSeF, suffix: str) -> Non
     assert list(anon.sessions.list("Online")) == []  # the token works in that context
     with pytest.raises(ValueError, match="context"):
         anon.auth.login_with_certificate(creds, context=(suffix, "1234567890-00001"))
+
+
+class TestConcurrentRefresh:
+    """Callers sharing a client whose token is expiring make one refresh between them."""
+
+    N = 20
+
+    @staticmethod
+    def _count_refreshes(backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        calls: list[int] = []
+        original = backend.auth.refresh
+
+        def counting(authorization: str | None) -> tuple[str, dt.datetime]:
+            calls.append(1)
+            return original(authorization)
+
+        monkeypatch.setattr(backend.auth, "refresh", counting)
+        return calls
+
+    def _threads(self, work: Callable[[], object]) -> None:
+        barrier = threading.Barrier(self.N)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            barrier.wait()
+            try:
+                work()
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run) for _ in range(self.N)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+    def test_threads_near_expiry_refresh_once(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ref, token = _ksef_token(ksef)
+        anon.auth.login_with_token(token, context_nip=NIP)
+        calls = self._count_refreshes(backend, monkeypatch)
+        anon._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        self._threads(lambda: anon.tokens.get(ref))
+        assert len(calls) == 1
+
+    def test_threads_refused_with_401_refresh_once(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ref, token = _ksef_token(ksef)
+        anon.auth.login_with_token(token, context_nip=NIP)
+        calls = self._count_refreshes(backend, monkeypatch)
+        anon._tokens.valid_until = None  # the client does not know; KSeF's clock says expired
+        later = backend.clock() + dt.timedelta(minutes=20)
+        monkeypatch.setattr(backend, "clock", lambda: later)
+        self._threads(lambda: anon.tokens.get(ref))
+        assert len(calls) == 1
+
+    @pytest.mark.anyio
+    async def test_tasks_near_expiry_or_refused_refresh_once(
+        self,
+        ksef: KSeF,
+        ksef_server: ThreadedServer,
+        backend: KSeFBackend,
+        monkeypatch: pytest.MonkeyPatch,
+        fake_time: FakeTime,
+    ) -> None:
+        ref, token = _ksef_token(ksef)
+        calls = self._count_refreshes(backend, monkeypatch)
+        async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
+            await client.auth.login_with_token(token, context_nip=NIP)
+            client._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+            async with anyio.create_task_group() as group:
+                for _ in range(self.N):
+                    group.start_soon(client.tokens.get, ref)
+            assert len(calls) == 1
+            client._tokens.valid_until = None
+            later = backend.clock() + dt.timedelta(minutes=20)
+            monkeypatch.setattr(backend, "clock", lambda: later)
+            async with anyio.create_task_group() as group:
+                for _ in range(self.N):
+                    group.start_soon(client.tokens.get, ref)
+            assert len(calls) == 2
+
+    def test_a_failed_refresh_leaves_the_lock_free(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ref, token = _ksef_token(ksef)
+        anon.auth.login_with_token(token, context_nip=NIP)
+        anon._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        backend.faults.add(400, operation="auth.refresh_token")
+        with pytest.raises(BadRequestError):
+            anon.tokens.get(ref)
+        assert not anon._tokens.lock.locked()
+        calls = self._count_refreshes(backend, monkeypatch)
+        self._threads(lambda: anon.tokens.get(ref))  # the next callers refresh (once) and go on
+        assert len(calls) == 1
