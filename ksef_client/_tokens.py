@@ -65,6 +65,18 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 @dataclass
 class KeyCache:
     """The Ministry's public key certificates once fetched (``ksef.auth.public_key_certificates``),
-    shared like the tokens."""
+    shared like the tokens.
+
+    They are fetched again when ``max_age`` seconds (on the client's clock) have passed since
+    ``fetched_at``, and at once when KSeF refuses the key they hold (``resources.auth.with_keys``).
+    """
 
     keys: list[PublicKeyCertificate] | None = None
+    fetched_at: float | None = None
+    # KSeF rotates keys rarely, and announces a planned rotation ahead; a refused key is fetched
+    # again anyway, so an hour only bounds how long a client keeps an announced key unused.
+    max_age: float = 3600.0
+
+    def fresh(self, now: float) -> bool:
+        """Whether the keys held may still be used at ``now`` without fetching them again."""
+        return self.keys is not None and self.fetched_at is not None and now - self.fetched_at < self.max_age

@@ -32,9 +32,9 @@ from ksef_client._generated.models import (
 from ksef_client._generated.types import json_loads
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
-from ksef_client.crypto import SymmetricKey, digest_b64, encryption_for
+from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
 from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
-from ksef_client.resources.auth import cached_keys_flow
+from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
     from ksef_client._tokens import KeyCache
@@ -82,11 +82,14 @@ def export_flow(
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression: one of {sorted(COMPRESSIONS)}, not {compression!r}")
     key = SymmetricKey.generate()
-    encryption = encryption_for(key, (yield from cached_keys_flow(keys)))
-    body = InvoiceExportRequest.from_dict(
-        {"encryption": encryption, "filters": filters, "onlyMetadata": only_metadata, "compressionType": compression}
-    )
-    ref = parsed(response_of((yield Call(export_invoices, {"body": body}))), ExportInvoicesResponse).reference_number
+
+    def start(certificates: list[PublicKeyCertificate]) -> Flow[str]:
+        request = {"filters": filters, "onlyMetadata": only_metadata, "compressionType": compression}
+        body = InvoiceExportRequest.from_dict({"encryption": encryption_for(key, certificates), **request})
+        answer = parsed(response_of((yield Call(export_invoices, {"body": body}))), ExportInvoicesResponse)
+        return answer.reference_number
+
+    ref = yield from with_keys(keys, start)  # a refused (rotated) key: fetched again, started once more
     status = yield from poll_flow(
         lambda: _status_flow(ref),
         lambda s: s.status.code != EXPORT_RUNNING,

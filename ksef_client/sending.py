@@ -47,10 +47,10 @@ from ksef_client.batch import (
     Progress,
     part_uploads,
 )
-from ksef_client.crypto import EncryptedInvoice, SymmetricKey, encryption_for
+from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for
 from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.outcomes import InvoiceOutcome, session_outcomes
-from ksef_client.resources.auth import cached_keys_flow
+from ksef_client.resources.auth import with_keys
 from ksef_client.resources.sessions import invoices_pages
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
 
@@ -64,11 +64,17 @@ UNSETTLED = (APIConnectionError, InternalServerError)
 
 
 def open_online_flow(form: FormCode, key: SymmetricKey, keys: KeyCache) -> Flow[str]:
-    """``POST /sessions/online`` -> the session's reference number."""
-    encryption = encryption_for(key, (yield from cached_keys_flow(keys)))
-    body = OpenOnlineSessionRequest.from_dict({"formCode": form.to_dict(), "encryption": encryption})
-    opened = parsed(response_of((yield Call(open_online_session, {"body": body}))), OpenOnlineSessionResponse)
-    return opened.reference_number
+    """``POST /sessions/online`` -> the session's reference number (the key wrapped for KSeF's
+    current certificate: fetched again and sent once more if KSeF refuses the cached one)."""
+
+    def attempt(certificates: list[PublicKeyCertificate]) -> Flow[str]:
+        body = OpenOnlineSessionRequest.from_dict(
+            {"formCode": form.to_dict(), "encryption": encryption_for(key, certificates)}
+        )
+        opened = parsed(response_of((yield Call(open_online_session, {"body": body}))), OpenOnlineSessionResponse)
+        return opened.reference_number
+
+    return (yield from with_keys(keys, attempt))
 
 
 def send_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool) -> Flow[str]:
@@ -273,16 +279,21 @@ class BatchResult:
 def open_batch_flow(
     form: FormCode, package: BatchPackage, key: SymmetricKey, keys: KeyCache, offline: bool
 ) -> Flow[OpenBatchSessionResponse]:
-    """``POST /sessions/batch`` with the package's declaration."""
-    body = OpenBatchSessionRequest.from_dict(
-        {
-            "formCode": form.to_dict(),
-            "batchFile": package.batch_file_info(),
-            "encryption": encryption_for(key, (yield from cached_keys_flow(keys))),
-            "offlineMode": offline,
-        }
-    )
-    return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
+    """``POST /sessions/batch`` with the package's declaration (the key wrapped for KSeF's current
+    certificate, as in ``open_online_flow``)."""
+
+    def attempt(certificates: list[PublicKeyCertificate]) -> Flow[OpenBatchSessionResponse]:
+        body = OpenBatchSessionRequest.from_dict(
+            {
+                "formCode": form.to_dict(),
+                "batchFile": package.batch_file_info(),
+                "encryption": encryption_for(key, certificates),
+                "offlineMode": offline,
+            }
+        )
+        return parsed(response_of((yield Call(open_batch_session, {"body": body}))), OpenBatchSessionResponse)
+
+    return (yield from with_keys(keys, attempt))
 
 
 def upload_and_close_flow(

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Retry, arun, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -37,10 +37,17 @@ from ksef_client._generated.models import (
 from ksef_client._generated.types import File
 from ksef_client._retry import RetryBudget
 from ksef_client._tokens import KeyCache, TokenHolder
-from ksef_client.crypto import TOKEN_ENCRYPTION, PublicKeyCertificate, encrypt_ksef_token, select_certificate
+from ksef_client.crypto import (
+    TOKEN_ENCRYPTION,
+    NoUsableCertificateError,
+    PublicKeyCertificate,
+    encrypt_ksef_token,
+    select_certificate,
+)
 from ksef_client.errors import (
     APIConnectionError,
     AuthenticationFailedError,
+    BadRequestError,
     InternalServerError,
     RateLimitError,
     ResponseFormatError,
@@ -102,10 +109,43 @@ def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
 
 
 def cached_keys_flow(cache: KeyCache, refresh: bool = False) -> Flow[list[PublicKeyCertificate]]:
-    """The public key certificates kept in ``cache``, fetched when it is empty or on ``refresh``."""
-    if cache.keys is None or refresh:
-        cache.keys = yield from public_keys_flow()
-    return cache.keys
+    """The public key certificates kept in ``cache``, fetched when it is empty, older than its
+    ``max_age``, or on ``refresh``."""
+    keys, _ = yield from _keys_flow(cache, refresh)
+    return keys
+
+
+def _keys_flow(cache: KeyCache, refresh: bool) -> Flow[tuple[list[PublicKeyCertificate], bool]]:
+    """``cached_keys_flow``, and whether the keys were fetched just now."""
+    now = yield Now()
+    if cache.keys is not None and not refresh and cache.fresh(now):
+        return cache.keys, False
+    keys = yield from public_keys_flow()
+    cache.keys, cache.fetched_at = keys, now
+    return keys, True
+
+
+# KSeF's "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.": the
+# publicKeyId sent names a key it no longer accepts (rotated); fetch the keys again and repeat.
+UNKNOWN_KEY = 21470
+T = TypeVar("T")
+
+
+def with_keys(cache: KeyCache, use: Callable[[list[PublicKeyCertificate]], Flow[T]]) -> Flow[T]:
+    """Run ``use(keys)`` (encrypt for the current certificate and send) with the cached keys. When
+    KSeF refuses the key (400 21470) or the cached certificates hold none valid now
+    (``NoUsableCertificateError``), the keys are fetched again and ``use`` runs once more with
+    them (the guide's handling of 21470); keys fetched just now are not fetched twice. ``use``
+    must end with the request that carries the key: a refusal means nothing was done."""
+    keys, fetched = yield from _keys_flow(cache, False)
+    try:
+        return (yield from use(keys))
+    except (NoUsableCertificateError, BadRequestError) as error:
+        stale = isinstance(error, NoUsableCertificateError) or UNKNOWN_KEY in error.codes
+        if fetched or not stale:
+            raise
+    keys, _ = yield from _keys_flow(cache, True)
+    return (yield from use(keys))
 
 
 def _auth_status_flow(ref: str, token: str) -> Flow[AuthenticationOperationStatusResponse]:
@@ -163,7 +203,15 @@ def token_login_flow(
 def _token_login_once(
     context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
 ) -> Flow[AuthTokens]:
-    certificate = select_certificate((yield from cached_keys_flow(client._public_keys)), TOKEN_ENCRYPTION)
+    init = yield from with_keys(client._public_keys, lambda keys: _token_init_flow(context, ksef_token, keys))
+    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+
+
+def _token_init_flow(
+    context: tuple[str, str], ksef_token: str, keys: list[PublicKeyCertificate]
+) -> Flow[AuthenticationInitResponse]:
+    """A new challenge, the token encrypted for the current certificate, ``POST /auth/ksef-token``."""
+    certificate = select_certificate(keys, TOKEN_ENCRYPTION)
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     body = InitTokenAuthenticationRequest(
         challenge=challenge.challenge,
@@ -172,8 +220,7 @@ def _token_login_once(
     )
     if certificate.public_key_id:
         body.public_key_id = certificate.public_key_id
-    init = parsed(response_of((yield Call(authenticate_ksef_token, {"body": body}))), AuthenticationInitResponse)
-    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+    return parsed(response_of((yield Call(authenticate_ksef_token, {"body": body}))), AuthenticationInitResponse)
 
 
 def certificate_login_flow(
@@ -235,7 +282,8 @@ class Auth:
         self._client = client
 
     def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
-        """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
+        """The Ministry's public key certificates (kept for ``KeyCache.max_age`` seconds, an hour;
+        ``refresh=True`` fetches them again)."""
         return run(cached_keys_flow(self._client._public_keys, refresh), self._client)
 
     def login_with_token(
@@ -290,7 +338,8 @@ class AsyncAuth:
         self._client = client
 
     async def public_key_certificates(self, *, refresh: bool = False) -> list[PublicKeyCertificate]:
-        """The Ministry's public key certificates (cached; ``refresh=True`` fetches again)."""
+        """The Ministry's public key certificates (kept for ``KeyCache.max_age`` seconds, an hour;
+        ``refresh=True`` fetches them again)."""
         return await arun(cached_keys_flow(self._client._public_keys, refresh), self._client)
 
     async def login_with_token(
