@@ -305,7 +305,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     """Log in (KSeF token or XAdES certificate), refresh, revoke."""
 
     tokens: Resource[Tokens] = Resource("ksef_client.resources.tokens", "Tokens")
-    """KSeF tokens: generate, list, revoke."""
+    """KSeF tokens: create, wait until active, status, list, revoke."""
 
     invoices: Resource[Invoices] = Resource("ksef_client.resources.invoices", "Invoices")
     """Download, query, export and sync invoices."""
@@ -436,7 +436,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
     """Log in (KSeF token or XAdES certificate), refresh, revoke."""
 
     tokens: Resource[AsyncTokens] = Resource("ksef_client.resources.tokens", "AsyncTokens")
-    """KSeF tokens: generate, list, revoke."""
+    """KSeF tokens: create, wait until active, status, list, revoke."""
 
     invoices: Resource[AsyncInvoices] = Resource("ksef_client.resources.invoices", "AsyncInvoices")
     """Download, query, export and sync invoices."""

@@ -16,6 +16,7 @@
     ├── RetryAfterTooLongError        a 429 asked to wait longer than the client's cap
     ├── PollTimeoutError              a poller gave up before a final status
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
+    ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
@@ -197,6 +198,19 @@ class AuthenticationFailedError(KSeFError):
         self.code = code
         self.description = description
         self.details = details
+
+
+class TokenNotActiveError(KSeFError):
+    """A new KSeF token left ``Pending`` for another status than ``Active`` (``Failed``: KSeF could
+    not activate it, make a new one; ``Revoking``/``Revoked``); ``status`` is its last status
+    (``TokenStatusResponse``). It cannot be used to log in."""
+
+    def __init__(self, reference_number: str, status: Any) -> None:
+        details = "; ".join(str(d) for d in (getattr(status, "status_details", None) or []) if d)
+        text = f"KSeF token {reference_number} is {getattr(status, 'status', status)}, not Active"
+        super().__init__(text + (f" ({details})" if details else ""))
+        self.reference_number = reference_number
+        self.status = status
 
 
 class InvoiceRejectedError(KSeFError):

@@ -1,20 +1,32 @@
-"""``ksef.tokens``: KSeF tokens of the context (create, status, revoke)."""
+"""``ksef.tokens``: KSeF tokens of the context: create, wait until active, status, list, revoke.
+
+A new token is ``Pending`` at first and cannot log in until KSeF makes it ``Active`` ("Zaczyna być
+aktywny w momencie gdy jego status zmieni się na Active", ``POST /tokens``): ``wait_active`` polls
+its status until then.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, arun, response_of, run
-from ksef_client._generated.api.tokens import create_token, get_token_status, revoke_token
+from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run
+from ksef_client._generated.api.tokens import create_token, get_token_status, list_tokens, revoke_token
 from ksef_client._generated.models import (
+    AuthenticationTokenStatus,
     GenerateTokenRequest,
     GenerateTokenResponse,
+    QueryTokensResponse,
+    QueryTokensResponseItem,
+    TokenAuthorIdentifierType,
     TokenPermissionType,
     TokenStatusResponse,
 )
+from ksef_client._generated.types import UNSET
+from ksef_client.errors import TokenNotActiveError
 from ksef_client.identifiers import validate_reference_number
+from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -65,8 +77,65 @@ def _revoke_flow(reference_number: str) -> Flow[None]:
     yield Call(revoke_token, {"reference_number": reference_number})
 
 
+PENDING, ACTIVE = AuthenticationTokenStatus.PENDING, AuthenticationTokenStatus.ACTIVE
+
+
+def wait_active_flow(reference_number: str, timeout: float, interval: float) -> Flow[TokenStatusResponse]:
+    """Poll a new token's status while it is ``Pending``: its status once ``Active``,
+    ``TokenNotActiveError`` for any other final status, ``PollTimeoutError`` after ``timeout``."""
+    validate_reference_number(reference_number)
+    status = yield from poll_flow(
+        lambda: _status_flow(reference_number),
+        lambda s: s.status != PENDING,
+        lambda s: f"KSeF token {reference_number} still {s.status}",
+        timeout,
+        interval,
+    )
+    if status.status != ACTIVE:
+        raise TokenNotActiveError(reference_number, status)
+    return status
+
+
+def tokens_pages(
+    statuses: Iterable[str] | None,
+    description: str | None,
+    author_identifier: str | None,
+    author_identifier_type: str | None,
+    page_size: int,
+) -> PageFlow[str, QueryTokensResponseItem]:
+    """The pages of ``GET /tokens`` (arguments checked now, before any request)."""
+    check_page_size(page_size, list_tokens)
+    for name, text in (("description", description), ("author_identifier", author_identifier)):
+        if text is not None and len(text) < 3:
+            raise ValueError(f"{name}: at least 3 characters")
+    known = [m.value for m in AuthenticationTokenStatus]
+    unknown = [s for s in statuses or () if s not in known]
+    if unknown:
+        raise ValueError(f"statuses: {unknown} not among {known}")
+    kinds = [m.value for m in TokenAuthorIdentifierType]
+    if author_identifier_type is not None and author_identifier_type not in kinds:
+        raise ValueError(f"author_identifier_type: {author_identifier_type!r} is not one of {kinds}")
+    args: dict[str, Any] = {
+        "status": [AuthenticationTokenStatus(s) for s in statuses] if statuses else UNSET,
+        "description": description if description is not None else UNSET,
+        "author_identifier": author_identifier if author_identifier is not None else UNSET,
+        "author_identifier_type": (
+            TokenAuthorIdentifierType(author_identifier_type) if author_identifier_type is not None else UNSET
+        ),
+        "page_size": page_size,
+    }
+
+    def page(token: str | None) -> Flow[tuple[list[QueryTokensResponseItem], str | None]]:
+        call = Call(list_tokens, {**args, "x_continuation_token": token or UNSET})
+        body = parsed(response_of((yield call)), QueryTokensResponse)
+        return body.tokens, next_token(body.continuation_token)
+
+    return page
+
+
 class Tokens:
-    """KSeF tokens (the secret is shown once, in ``create``'s answer)."""
+    """KSeF tokens of the context: create, wait until active, status, list, revoke (the secret is
+    shown once, in ``create``'s answer)."""
 
     def __init__(self, client: KSeF) -> None:
         self._client = client
@@ -76,9 +145,38 @@ class Tokens:
         ``.token`` of the answer (never in its repr)."""
         return run(_create_flow(permissions, description), self._client)
 
+    def wait_active(
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> TokenStatusResponse:
+        """Poll a new token's status until KSeF makes it ``Active`` (a ``Pending`` token cannot log
+        in yet); ``TokenNotActiveError`` if it ends ``Failed`` or revoked instead,
+        ``PollTimeoutError`` after ``timeout`` seconds."""
+        return run(wait_active_flow(reference_number, timeout, interval), self._client)
+
     def get(self, reference_number: str) -> TokenStatusResponse:
         """A token's status."""
         return run(_status_flow(reference_number), self._client)
+
+    def list(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        description: str | None = None,
+        author_identifier: str | None = None,
+        author_identifier_type: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> Pager[QueryTokensResponseItem, str]:
+        """The tokens of the context, newest first, fetched page by page as you iterate.
+
+        ``statuses``: only these (``Pending``, ``Active``, ``Revoking``, ``Revoked``, ``Failed``);
+        ``description``, ``author_identifier``: only those containing the text (3 characters at
+        least; any case); ``author_identifier_type``: ``Nip``, ``Pesel`` or ``Fingerprint``. Which
+        tokens KSeF lists depends on the login: with ``CredentialsRead``/``CredentialsManage`` all
+        of the context's.
+        """
+        page = tokens_pages(statuses, description, author_identifier, author_identifier_type, page_size)
+        return pager(page, self._client, cursor)
 
     def revoke(self, reference_number: str) -> None:
         """Revoke a token: it can no longer log in."""
@@ -86,7 +184,7 @@ class Tokens:
 
 
 class AsyncTokens:
-    """KSeF tokens (async)."""
+    """KSeF tokens of the context (async): create, wait until active, status, list, revoke."""
 
     def __init__(self, client: AsyncKSeF) -> None:
         self._client = client
@@ -95,9 +193,29 @@ class AsyncTokens:
         """Issue a token with ``permissions``."""
         return await arun(_create_flow(permissions, description), self._client)
 
+    async def wait_active(
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> TokenStatusResponse:
+        """Poll a new token's status until it is ``Active``; see ``Tokens.wait_active``."""
+        return await arun(wait_active_flow(reference_number, timeout, interval), self._client)
+
     async def get(self, reference_number: str) -> TokenStatusResponse:
         """A token's status."""
         return await arun(_status_flow(reference_number), self._client)
+
+    def list(
+        self,
+        *,
+        statuses: Iterable[str] | None = None,
+        description: str | None = None,
+        author_identifier: str | None = None,
+        author_identifier_type: str | None = None,
+        page_size: int = 100,
+        cursor: str | None = None,
+    ) -> AsyncPager[QueryTokensResponseItem, str]:
+        """The tokens of the context, newest first (``async for``); see ``Tokens.list``."""
+        page = tokens_pages(statuses, description, author_identifier, author_identifier_type, page_size)
+        return apager(page, self._client, cursor)
 
     async def revoke(self, reference_number: str) -> None:
         """Revoke a token."""

@@ -52,6 +52,7 @@ def test_online_session_upo_and_token_login(ksef: KSeF, seal: TestCertificate) -
     upo = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
     assert upo.documents[0].invoice_number == "LIVE/1"
     created = ksef.tokens.create(["InvoiceRead", "InvoiceWrite"], "ksef_client live test")
+    ksef.tokens.wait_active(created.reference_number, timeout=300)  # Pending until KSeF activates it
     with KSeF(environment=Environment.TEST) as other:
         other.auth.login_with_token(created.token, context_nip=seal.nip, timeout=300)
     ksef.tokens.revoke(created.reference_number)

@@ -116,6 +116,9 @@ class TestControlEndpoints:
         with httpx.Client(base_url=root) as http:
             token = http.post("/_mock/tokens", json={"nip": NIP, "permissions": ["InvoiceWrite"]}).json()["accessToken"]
             assert http.post("/_mock/transitions", json={"sessionReads": 2}).json()["sessionReads"] == 2
+            tokens = http.post("/_mock/transitions", json={"tokenReads": 0, "tokenActivation": 1.5}).json()
+            assert (tokens["tokenReads"], tokens["tokenActivation"], tokens["sessionReads"]) == (0, 1.5, 2)
+            assert (backend.transitions.token_reads, backend.transitions.token_activation) == (0, 1.5)
             assert http.post("/_mock/faults", json={"status": 503, "times": 1}).status_code == 200
             assert http.post("/_mock/tokens", json={"nip": "123"}).status_code == 400
         with KSeF(base_url=ksef_server.base_url, access_token=token, max_retries=1, sleep=FakeTime().sleep) as ksef:

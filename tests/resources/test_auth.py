@@ -31,6 +31,7 @@ def anon(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime)
 
 def _ksef_token(ksef: KSeF, permissions: tuple[str, ...] = ("InvoiceRead", "InvoiceWrite")) -> tuple[str, str]:
     created = ksef.tokens.create(list(permissions), "token for tests")
+    ksef.tokens.wait_active(created.reference_number)  # Pending until then: no login yet
     return created.reference_number, created.token
 
 

@@ -58,6 +58,7 @@ def _sent(ksef: KSeF) -> list[str]:
 
 def _ksef_token(ksef: KSeF) -> str:
     created = ksef.tokens.create(["InvoiceRead", "InvoiceWrite"], "key rotation")
+    ksef.tokens.wait_active(created.reference_number)
     return created.token
 
 

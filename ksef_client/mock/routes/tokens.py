@@ -9,8 +9,8 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, KSeFBackend
-from ksef_client.mock.responses import api_endpoint, iso, json_body
-from ksef_client.mock.state.auth import KsefToken
+from ksef_client.mock.responses import api_endpoint, continuation_token, int_param, iso, json_body
+from ksef_client.mock.state.auth import KsefToken, token_listing_key
 from ksef_client.mock.state.core import VALIDATION
 
 
@@ -56,6 +56,13 @@ async def revoke_token(request: Request, backend: KSeFBackend, access: Access | 
 
 @api_endpoint("tokens.list_tokens")
 async def list_tokens(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    """Newest first, ``pageSize`` (10) a page, the next page by ``x-continuation-token``."""
     assert access is not None
-    tokens = backend.auth.ksef_tokens(access, request.query_params.getlist("status"))
-    return JSONResponse({"tokens": [_token_body(t) for t in tokens]})
+    query = request.query_params
+    tokens = backend.auth.ksef_tokens(
+        access, query.getlist("status"), query.get("description"), query.get("authorIdentifier"),
+        query.get("authorIdentifierType"),
+    )  # fmt: skip
+    size = int_param(request, "pageSize", default=10, low=10, high=100)
+    page = backend.core.page(tokens, size, continuation_token(request), token_listing_key)
+    return JSONResponse({"continuationToken": page.continuation_token, "tokens": [_token_body(t) for t in page.items]})

@@ -70,6 +70,10 @@ class KsefToken:
     author: tuple[str, str]
     status: str = "Active"
     last_use: dt.datetime | None = None
+    # A new token is Pending until this many more status reads, or until ``activates_at``
+    # (``Transitions.token_reads``, ``token_activation``).
+    reads_left: int = 0
+    activates_at: dt.datetime | None = None
 
 
 @dataclass
@@ -248,30 +252,63 @@ class Auth:
             raise MockAPIError(21405, VALIDATION, ["Tokeny wydaje się w kontekście Nip lub InternalId."])
         ref = self.core.new_reference_number("EC")
         secret = f"{ref}|{access.context.type.lower()}-{access.context.value}|{secrets.token_hex(32)}"
-        token = KsefToken(ref, _sha(secret), access.context, wanted, description, self.core.clock(), access.subject)
+        now = self.core.clock()
+        token = KsefToken(ref, _sha(secret), access.context, wanted, description, now, access.subject)
+        transitions = self.core.transitions
+        if transitions.token_reads > 0:  # "Zaczyna być aktywny w momencie gdy jego status zmieni się na Active"
+            token.status, token.reads_left = "Pending", transitions.token_reads
+            token.activates_at = now + dt.timedelta(seconds=transitions.token_activation)
         with self.core.lock:
             self.state.tokens[ref] = token
         return ref, secret
 
+    def _activate(self, token: KsefToken, *, read: bool) -> KsefToken:
+        """Move a Pending token on: one status read more (``read``), or its activation time passed."""
+        with self.core.lock:
+            if token.status == "Pending":
+                if read:
+                    token.reads_left -= 1
+                due = token.activates_at is not None and token.activates_at <= self.core.clock()
+                if token.reads_left <= 0 or due:
+                    token.status, token.reads_left = "Active", 0
+        return token
+
     def ksef_token(self, access: Access, reference_number: str) -> KsefToken:
-        """A token of the caller's context."""
+        """A token of the caller's context (``GET /tokens/{ref}``: a status read)."""
         token = self.state.tokens.get(reference_number)
         if token is None or token.context != access.context:
             raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
-        return token
+        return self._activate(token, read=True)
 
-    def ksef_tokens(self, access: Access, statuses: Iterable[str] = ()) -> list[KsefToken]:
-        """Tokens of the caller's context, oldest first; only those in ``statuses`` when given."""
+    def ksef_tokens(
+        self, access: Access, statuses: Iterable[str] = (), description: str | None = None,
+        author: str | None = None, author_type: str | None = None,
+    ) -> list[KsefToken]:  # fmt: skip
+        """Tokens of the caller's context, newest first (``dateCreated`` descending, as KSeF sorts
+        them); only those in ``statuses``, whose description contains ``description``, or whose
+        author's identifier (of ``author_type``) contains ``author``, when given (case-insensitive)."""
         wanted = set(statuses)
-        found = [
-            t for t in self.state.tokens.values()
-            if t.context == access.context and (not wanted or t.status in wanted)
-        ]  # fmt: skip
-        return sorted(found, key=lambda t: (t.created, t.reference_number))
+        found = []
+        for token in list(self.state.tokens.values()):
+            if token.context != access.context:
+                continue
+            self._activate(token, read=False)
+            kind, value = token.author[0] or "Nip", token.author[1] or token.context.value
+            if (
+                (not wanted or token.status in wanted)
+                and (description is None or description.lower() in token.description.lower())
+                and (author is None or author.lower() in value.lower())
+                and (author_type is None or author_type == kind)
+            ):
+                found.append(token)
+        return sorted(found, key=token_listing_key, reverse=True)
 
     def revoke_ksef_token(self, access: Access, reference_number: str) -> None:
         """Revoke a token: it can no longer authenticate (access tokens already issued live on)."""
-        self.ksef_token(access, reference_number).status = "Revoked"
+        token = self.state.tokens.get(reference_number)
+        if token is None or token.context != access.context:
+            raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
+        token.status = "Revoked"
 
     # --- authentication ------------------------------------------------------------------------
 
@@ -313,12 +350,18 @@ class Auth:
             self._fail(operation, 450, "Nie udało się odszyfrować tokenu.")
             return (operation, *self._auth_token(operation))
         token = next((t for t in self.state.tokens.values() if t.secret_hash == _sha(secret)), None)
+        if token is not None:
+            self._activate(token, read=False)
         if self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif stamp != str(millis):
             self._fail(operation, 450, "Znacznik czasu nie odpowiada wyzwaniu.")
-        elif token is None or token.status != "Active":
-            self._fail(operation, 450, "Token KSeF jest nieznany lub unieważniony.")
+        elif token is None:
+            self._fail(operation, 450, "Nieprawidłowy token")
+        elif token.status in ("Revoking", "Revoked"):
+            self._fail(operation, 450, "Token unieważniony")
+        elif token.status != "Active":  # Pending (not yet usable) or Failed
+            self._fail(operation, 450, "Token nieaktywny")
         elif token.context != context:
             self._fail(operation, 450, "Token KSeF nie należy do wskazanego kontekstu.")
         else:
@@ -447,6 +490,11 @@ class Auth:
         if operation is None or operation.context != access.context:
             raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {ref} nie została znaleziona."])
         operation.revoked = True
+
+
+def token_listing_key(token: KsefToken) -> str:
+    """A token's place in ``GET /tokens`` (by creation, unique): sorts as the listing does."""
+    return f"{token.created.astimezone(dt.UTC).isoformat()}|{token.reference_number}"
 
 
 def _sha(text: str) -> str:

@@ -70,10 +70,18 @@ class Status:
 
 @dataclass
 class Transitions:
-    """How fast statuses advance (moto's managed state): after this many status reads."""
+    """How fast statuses advance (moto's managed state): after this many status reads.
+
+    A new KSeF token is ``Pending`` ("Nie może być jeszcze wykorzystywany do uwierzytelniania")
+    until its status (``GET /tokens/{ref}``) has been read ``token_reads`` times (that read sees
+    ``Active``) or ``token_activation`` seconds have passed on the emulator's clock, whichever
+    comes first; ``token_reads = 0``: active at once.
+    """
 
     session_reads: int = 0
     auth_reads: int = 0
+    token_reads: int = 1
+    token_activation: float = 5.0
 
 
 @dataclass
