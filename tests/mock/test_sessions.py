@@ -11,12 +11,13 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._generated.api.permissions import grant_authorization_permissions
 from ksef_client._generated.models import EntityAuthorizationPermissionsGrantRequest
+from ksef_client.crypto import sha256_b64
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
-from tests.mock.conftest import sent_statuses
+from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses
 
 OTHER = "1111111111"
 ATTACHMENT = (
@@ -166,3 +167,68 @@ def test_nip_checksums_of_the_parties_are_checked_on_the_prod_profile_only(
     monkeypatch.setattr(backend, "profile", "PROD")
     [(code, details)] = sent_statuses(ksef, [bad_buyer.replace(b"FV/15/2026", b"FV/16/2026")])
     assert code == 450 and "1234567890" in details[0]
+
+
+# --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------
+
+
+def _correction_refused(answer: httpx.Response) -> tuple[int, int, list[str]]:
+    [detail] = answer.json()["exception"]["exceptionDetailList"]
+    return answer.status_code, detail["exceptionCode"], detail["details"]
+
+
+def test_a_technical_correction_corrects_a_rejected_offline_invoice_once(raw: httpx.Client) -> None:
+    # "Korekta techniczna umożliwia ponowne przesłanie faktury wystawionej w trybie offline, która [...]
+    # została odrzucona" and "Niedozwolone jest korygowanie technicznie faktury offline, dla której
+    # została już przyjęta inna prawidłowa korekta" (offline/korekta-techniczna.md); the spec's codes:
+    # 21167 "Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury.",
+    # 21166 "Faktura posiada już przetworzoną prawidłowo korektę techniczną."
+    ref, key = open_online(raw)
+    accepted = sample_invoice("FV/K/1")
+    sent = send_online(raw, ref, key, accepted, offline=True)
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 200
+    answer = send_online(raw, ref, key, sample_invoice("FV/K/1b"), offline=True,
+                         hash_of_corrected_invoice=sha256_b64(accepted))  # fmt: skip
+    accepted_already = "Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."
+    assert _correction_refused(answer) == (400, 21167, [accepted_already])
+
+    rejected = sample_invoice("FV/K/2").replace(b"<P_2>", b"<P_2x>", 1)  # against the XSD: 430
+    sent = send_online(raw, ref, key, rejected, offline=True)
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 430
+    first = send_online(raw, ref, key, sample_invoice("FV/K/2"), offline=True,
+                        hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+    assert first.status_code == 202, first.text
+    corrected = invoice_status(raw, ref, first.json()["referenceNumber"])
+    assert corrected["status"]["code"] == 200 and corrected["invoicingMode"] == "Offline"
+    second = send_online(raw, ref, key, sample_invoice("FV/K/2-bis"), offline=True,
+                         hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+    already = "Faktura posiada już przetworzoną prawidłowo korektę techniczną."
+    assert _correction_refused(second) == (400, 21166, [already])
+
+
+def test_a_technical_correction_must_be_sent_in_offline_mode(raw: httpx.Client) -> None:
+    # "Korekta przesyłana jest [...] z dodatkowym ustawieniem: offlineMode: true,
+    # hashOfCorrectedInvoice - skrót faktury pierwotnej" (offline/korekta-techniczna.md).
+    ref, key = open_online(raw)
+    unknown = sha256_b64(b"an offline invoice never sent")
+    answer = send_online(raw, ref, key, sample_invoice("FV/K/3"), hash_of_corrected_invoice=unknown)
+    status, code, _ = _correction_refused(answer)
+    assert (status, code) == (400, 21405)
+
+
+def test_a_technical_correction_needs_the_attachment_consent_too(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: W przypadku
+    # przesyłania korekty technicznej faktury offline dopuszczalne jest użycie sesji interaktywnej.
+    # Możliwość wysyłki faktur z załącznikami wymaga uprzedniego zgłoszenia" (faktury/weryfikacja-faktury.md):
+    # the correction lifts the batch-only rule, not the consent.
+    ref, key = open_online(raw)
+    unknown = sha256_b64(b"an offline invoice rejected elsewhere")
+    without_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/4")), offline=True,
+                                  hash_of_corrected_invoice=unknown)  # fmt: skip
+    assert invoice_status(raw, ref, without_consent.json()["referenceNumber"])["status"]["code"] == 415
+    backend.testdata.allow_attachments(NIP)
+    with_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/5")), offline=True,
+                               hash_of_corrected_invoice=sha256_b64(b"another one"))  # fmt: skip
+    assert invoice_status(raw, ref, with_consent.json()["referenceNumber"])["status"]["code"] == 200
+    plain = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/6")), offline=True)
+    assert invoice_status(raw, ref, plain.json()["referenceNumber"])["status"]["code"] == 415  # online, no correction

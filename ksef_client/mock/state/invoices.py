@@ -89,6 +89,8 @@ class Invoice:
     fields: InvoiceFields | None = None
     xml: bytes = field(default=b"", repr=False)
     upo: bytes | None = field(default=None, repr=False)
+    # A technical correction: the hash of the rejected offline invoice it corrects.
+    hash_of_corrected_invoice: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -295,6 +297,14 @@ class Invoices:
         """The accepted invoice with the same seller, kind and number (KSeF's duplicate key)."""
         return self.state.keys.get((fields.seller, fields.kind, fields.number))
 
+    def accepted_with_hash(self, invoice_hash: str) -> Invoice | None:
+        """The accepted invoice whose file has this SHA-256 (Base64), if any."""
+        return next((i for i in self.state.accepted if i.invoice_hash == invoice_hash), None)
+
+    def correction_of(self, invoice_hash: str) -> Invoice | None:
+        """The accepted technical correction of the invoice with this hash, if any."""
+        return next((i for i in self.state.accepted if i.hash_of_corrected_invoice == invoice_hash), None)
+
     def register(self, invoice: Invoice) -> None:
         """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key."""
         assert invoice.fields is not None
@@ -461,6 +471,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "isSelfInvoicing": False,
         "hasAttachment": fields.has_attachment,
         "invoiceHash": invoice.invoice_hash,
+        **({"hashOfCorrectedInvoice": invoice.hash_of_corrected_invoice} if invoice.hash_of_corrected_invoice else {}),
     }
 
 

@@ -245,6 +245,8 @@ class Sessions:
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
         # Batch sessions being processed after their close (not state: a thread is not saved).
         self._processing: dict[str, threading.Thread] = {}
+        # Held by a technical correction from its check to its numbering (not state).
+        self._corrections = threading.Lock()
         storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
         storage.register(_SESSION_UPO, self._resolve_session_upo)
 
@@ -325,6 +327,11 @@ class Sessions:
     def send_online(self, access: Access, reference_number: str, sent: SentInvoice) -> Invoice:
         """``POST /sessions/online/{ref}/invoices``: check the ciphertext, decrypt, then accept or reject."""
         session = self.get(access, reference_number, read=False)
+        if sent.hash_of_corrected_invoice is not None and not sent.offline_mode:
+            # "Korekta przesyłana jest [...] z dodatkowym ustawieniem: offlineMode: true,
+            # hashOfCorrectedInvoice" (offline/korekta-techniczna.md): only offline invoices are corrected.
+            detail = "hashOfCorrectedInvoice: korekta techniczna wymaga offlineMode: true."
+            raise MockAPIError(21405, VALIDATION, [detail])
         if session.kind != "Online" or session.status.code != 100 or session.key is None:
             raise MockAPIError(
                 21180, "Status sesji nie pozwala na wykonanie operacji.",
@@ -350,8 +357,30 @@ class Sessions:
         if len(xml) != sent.invoice_size or sha256_b64(xml) != sent.invoice_hash:
             detail = "Skrót lub rozmiar faktury nie zgadza się z odszyfrowaną treścią."
             return self._rejected(session, xml, 430, [detail], sent.offline_mode)
-        technical_correction = sent.hash_of_corrected_invoice is not None
-        return self.add_invoice(session, xml, offline=sent.offline_mode, attachments_allowed=technical_correction)
+        corrected = sent.hash_of_corrected_invoice
+        if corrected is None:
+            return self.add_invoice(session, xml, offline=sent.offline_mode)
+        # A technical correction is checked and numbered under one lock: of two corrections of the
+        # same invoice sent at once, the second sees the first accepted (21166).
+        with self._corrections:
+            self._check_correction(corrected)
+            return self.add_invoice(session, xml, offline=True, corrects=corrected)
+
+    def _check_correction(self, corrected_hash: str) -> None:
+        """KSeF's refusals of a technical correction (``offline/korekta-techniczna.md``): it corrects
+        an offline invoice KSeF *rejected*, and only once ("Niedozwolone jest korygowanie technicznie
+        faktury offline, dla której została już przyjęta inna prawidłowa korekta")."""
+        with self.core.lock:
+            if self.invoices.accepted_with_hash(corrected_hash) is not None:
+                raise MockAPIError(
+                    21167, "Status faktury nie pozwala na korektę techniczną.",
+                    ["Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."],
+                )  # fmt: skip
+            if self.invoices.correction_of(corrected_hash) is not None:
+                raise MockAPIError(
+                    21166, "Korekta techniczna niedostępna.",
+                    ["Faktura posiada już przetworzoną prawidłowo korektę techniczną."],
+                )  # fmt: skip
 
     def _rejected(self, session: Session, data: bytes, code: int, details: list[str], offline: bool) -> Invoice:
         invoice = self._new_invoice(session, data, offline=offline, file_name=None)
@@ -377,23 +406,25 @@ class Sessions:
 
     def add_invoice(
         self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None,
-        attachments_allowed: bool | None = None,
+        attachments_allowed: bool | None = None, corrects: str | None = None,
     ) -> Invoice:  # fmt: skip
         """Take one plain invoice into ``session``: verify it, number it, or reject it with a status.
 
-        ``attachments_allowed`` defaults to KSeF's rule: batch sessions only, for sellers with the
-        attachment consent (``/testdata/attachment``).
+        ``attachments_allowed`` defaults to KSeF's rule: batch sessions (or a technical correction,
+        ``corrects``: the hash of the invoice it corrects), for sellers with the attachment consent
+        (``/testdata/attachment``).
         """
         if session.status.code != 100:
             raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
-        return self._take_invoice(session, xml, offline, file_name, attachments_allowed)
+        return self._take_invoice(session, xml, offline, file_name, attachments_allowed, corrects=corrects)
 
     def _take_invoice(
         self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None,
-        checked: FileCheck | None = None,
+        checked: FileCheck | None = None, corrects: str | None = None,
     ) -> Invoice:  # fmt: skip
         """Number ``xml`` or reject it; ``checked``: its file checked already (by a batch worker)."""
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
+        invoice.hash_of_corrected_invoice = corrects
         if checked is None:
             checked = check_file(session.form_code, xml)
         status = self._verify(session, invoice, xml, checked, attachments_allowed)
@@ -433,7 +464,7 @@ class Sessions:
         if not self._may_issue(session, fields):
             detail = f"Brak uprawnień do wystawienia faktury sprzedawcy {fields.seller}."
             return Status(410, INVOICE_TEXT[410], [detail])
-        if with_attachment and not self._attachments_allowed(session, fields, allowed):
+        if with_attachment and not self._attachments_allowed(session, invoice, fields, allowed):
             return Status(415, INVOICE_TEXT[415], ["Faktury z załącznikami tylko w sesji wsadowej, po zgłoszeniu."])
         return None  # duplicates are checked when the invoice is numbered, under the lock
 
@@ -455,10 +486,16 @@ class Sessions:
         scopes = ISSUE_SCOPES.get(session.form_code.split(" ")[0].split("_KOR")[0], DEFAULT_ISSUE_SCOPES)
         return self.permissions.may_issue_for(session.context, fields.seller, scopes)
 
-    def _attachments_allowed(self, session: Session, fields: InvoiceFields, allowed: bool | None) -> bool:
+    def _attachments_allowed(
+        self, session: Session, invoice: Invoice, fields: InvoiceFields, allowed: bool | None
+    ) -> bool:
         if allowed is not None:
             return allowed
-        return session.kind == "Batch" and self.testdata.attachments_allowed(fields.seller)
+        # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: [...] korekty
+        # technicznej faktury offline [...] sesji interaktywnej" and, either way, "wymaga uprzedniego
+        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction changes the session kind, not the consent.
+        in_batch = session.kind == "Batch" or invoice.hash_of_corrected_invoice is not None
+        return in_batch and self.testdata.attachments_allowed(fields.seller)
 
     def _accept(self, invoice: Invoice) -> None:
         assert invoice.fields is not None
