@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,15 @@ from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
-from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses
+from tests.mock.conftest import (
+    invoice_status,
+    open_batch,
+    open_online,
+    send_online,
+    sent_statuses,
+    upload,
+    zipped,
+)
 
 OTHER = "1111111111"
 ATTACHMENT = (
@@ -232,3 +241,86 @@ def test_a_technical_correction_needs_the_attachment_consent_too(raw: httpx.Clie
     assert invoice_status(raw, ref, with_consent.json()["referenceNumber"])["status"]["code"] == 200
     plain = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/6")), offline=True)
     assert invoice_status(raw, ref, plain.json()["referenceNumber"])["status"]["code"] == 415  # online, no correction
+
+
+# --- running out of time ---------------------------------------------------------------------------
+
+
+class _Clock:
+    """The emulator's clock, moved by the test; each move gives ``raw`` a token valid then."""
+
+    def __init__(self, backend: KSeFBackend, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.backend, self.raw, self.now = backend, raw, backend.clock()
+        monkeypatch.setattr(backend, "clock", lambda: self.now)
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+        self.raw.headers["Authorization"] = f"Bearer {self.backend.mint_access_token(NIP)}"
+
+
+@pytest.fixture
+def clock(backend: KSeFBackend, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    return _Clock(backend, raw, monkeypatch)
+
+
+def _session_status(raw: httpx.Client, reference_number: str) -> dict[str, Any]:
+    answer = raw.get(f"/sessions/{reference_number}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()["status"])
+
+
+def test_a_batch_is_closed_within_parts_times_20_minutes_or_cancelled(raw: httpx.Client, clock: _Clock) -> None:
+    # "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut. Przykład. Paczka zawiera 2
+    # party - każdy part ma 40 minut na wysyłkę" (sesja-wsadowa.md); the spec's close:
+    # 21208 "Czas oczekiwania na requesty upload lub finish został przekroczony." /
+    # "Sesja anulowana, przekroczony czas wysyłki.", session 440 "Sesja anulowana" /
+    # "Przekroczono czas wysyłki".
+    package = zipped({f"{n}.xml": sample_invoice(f"FV/T/{n}") for n in range(1, 4)})
+    in_time, parts = open_batch(raw, package, parts=2)
+    assert upload(parts) == [201, 201]
+    late, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/9")}), parts=2)
+    assert upload(parts) == [201, 201]
+    clock.advance(minutes=39)
+    assert raw.post(f"/sessions/batch/{in_time}/close").status_code == 204  # 39 < 2 x 20 minutes
+    assert _session_status(raw, in_time)["code"] == 200
+    clock.advance(minutes=2)
+    closed = raw.post(f"/sessions/batch/{late}/close")
+    assert closed.status_code == 400
+    [error] = closed.json()["exception"]["exceptionDetailList"]
+    assert (error["exceptionCode"], error["details"]) == (21208, ["Sesja anulowana, przekroczony czas wysyłki."])
+    assert _session_status(raw, late) == {
+        "code": 440, "description": "Sesja anulowana", "details": ["Przekroczono czas wysyłki"]
+    }  # fmt: skip
+
+
+def test_an_abandoned_batch_is_cancelled_when_its_upload_window_ends(raw: httpx.Client, clock: _Clock) -> None:
+    # Same window (sesja-wsadowa.md); a part sent after it: "403 - brak uprawnień do zapisu (np. upłynął
+    # czas na zapis)". The cancelled session is among GET /sessions?statuses=Cancelled without a read.
+    abandoned, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/10")}))
+    clock.advance(minutes=21)
+    cancelled = raw.get("/sessions", params={"sessionType": "Batch", "statuses": "Cancelled"}).json()["sessions"]
+    assert [s["referenceNumber"] for s in cancelled] == [abandoned]
+    assert cancelled[0]["status"]["details"] == ["Przekroczono czas wysyłki"]
+    assert upload(parts) == [403]
+    assert (
+        raw.post(f"/sessions/batch/{abandoned}/close").json()["exception"]["exceptionDetailList"][0]["exceptionCode"]
+        == 21208
+    )
+
+
+def test_an_online_session_is_closed_automatically_at_valid_until(raw: httpx.Client, clock: _Clock) -> None:
+    # validUntil: "Termin ważności sesji. Po jego upływie sesja zostanie automatycznie zamknięta."
+    # (the spec); "Czas życia sesji interaktywnej wynosi 12 godzin" (sesja-interaktywna.md).
+    ref, key = open_online(raw)
+    assert send_online(raw, ref, key, sample_invoice("FV/T/11")).status_code == 202
+    valid_until = dt.datetime.fromisoformat(raw.get(f"/sessions/{ref}").json()["validUntil"])
+    assert valid_until == clock.now + dt.timedelta(hours=12)
+    empty, _ = open_online(raw)
+    clock.advance(hours=12, minutes=1)
+    assert _session_status(raw, ref)["code"] == 200  # closed, then processed as after a close
+    answer = send_online(raw, ref, key, sample_invoice("FV/T/12"))
+    assert answer.status_code == 400
+    assert answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21180
+    assert _session_status(raw, empty)["code"] == 440  # closed without invoices
+    closed = raw.get("/sessions", params={"sessionType": "Online", "dateClosedTo": valid_until.isoformat()})
+    assert {s["referenceNumber"] for s in closed.json()["sessions"]} == {ref, empty}  # closed at validUntil

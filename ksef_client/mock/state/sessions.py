@@ -64,8 +64,12 @@ MAX_PARTS = 50
 MAX_BATCH_INVOICE_BYTES = 3_000_000
 MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
+# "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md).
 PART_WINDOW = dt.timedelta(minutes=20)
+# "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md).
 SESSION_TTL = dt.timedelta(hours=12)
+SENDING_TIME_EXCEEDED = "Przekroczono czas wysyłki"
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 _PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
 _INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
 
@@ -247,6 +251,9 @@ class Sessions:
         self._processing: dict[str, threading.Thread] = {}
         # Held by a technical correction from its check to its numbering (not state).
         self._corrections = threading.Lock()
+        # The state and the earliest moment one of its open sessions runs out of time (not state:
+        # a restored or reset state is scanned again).
+        self._next_expiry: tuple[SessionsState, dt.datetime] | None = None
         storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
         storage.register(_SESSION_UPO, self._resolve_session_upo)
 
@@ -264,14 +271,56 @@ class Sessions:
         with self.core.lock:
             self.state.sessions[session.reference_number] = session
             self.state.version += 1
+            self._expires_at(session.valid_until)
         return session
 
-    def set_status(self, session: Session, status: Status) -> None:
-        """Change a session's status (listings see the change)."""
+    def set_status(self, session: Session, status: Status, at: dt.datetime | None = None) -> None:
+        """Change a session's status (listings see the change), now or ``at`` a past moment."""
         with self.core.lock:
             session.status = status
-            session.updated = self.core.clock()
+            session.updated = at or self.core.clock()
             self.state.version += 1
+
+    # --- running out of time -------------------------------------------------------------------
+
+    @staticmethod
+    def deadline(session: Session) -> dt.datetime | None:
+        """When an open session runs out of time: an online one at ``validUntil`` ("Po jego upływie
+        sesja zostanie automatycznie zamknięta", the spec), a batch one when its upload window of
+        parts x 20 minutes is over (``sesja-wsadowa.md``); ``None``: it does not (any more)."""
+        if session.status.code != 100:
+            return None
+        if session.kind == "Online":
+            return session.valid_until
+        return session.batch.upload_deadline if session.batch is not None else None
+
+    def _expire(self, session: Session, now: dt.datetime) -> dt.datetime | None:
+        """Close (online) or cancel (batch, 440 "Przekroczono czas wysyłki") a session whose time is
+        over at ``now`` (the lock held); the deadline still ahead otherwise."""
+        deadline = self.deadline(session)
+        if deadline is None or now <= deadline:
+            return deadline
+        if session.kind == "Online":
+            self.close(session, at=deadline)
+        else:
+            self.set_status(session, Status(440, SESSION_TEXT[440], [SENDING_TIME_EXCEEDED]), at=deadline)
+        return None
+
+    def _expire_due(self) -> None:
+        """Expire every open session whose time is over (before a listing filters on statuses)."""
+        now = self.core.clock()
+        with self.core.lock:
+            known = self._next_expiry
+            if known is not None and known[0] is self.state and now <= known[1]:
+                return
+            ahead = [self._expire(session, now) for session in list(self.state.sessions.values())]
+            self._next_expiry = (self.state, min((d for d in ahead if d is not None), default=_NEVER))
+
+    def _expires_at(self, deadline: dt.datetime) -> None:
+        with self.core.lock:
+            known = self._next_expiry
+            if known is not None and known[0] is self.state and deadline < known[1]:
+                self._next_expiry = (self.state, deadline)
 
     def open_online(self, access: Access, form_code: str, encryption: Encryption) -> Session:
         """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415."""
@@ -312,6 +361,7 @@ class Sessions:
             declaration.file_size, declaration.file_hash, parts, self.core.clock() + PART_WINDOW * len(parts),
             declaration.compression,
         )  # fmt: skip
+        self._expires_at(session.batch.upload_deadline)
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
@@ -513,7 +563,9 @@ class Sessions:
         session = self.state.sessions.get(slot[0]) if slot else None
         if slot is None or session is None or session.batch is None:
             return False
-        if self.core.clock() > session.batch.upload_deadline or session.status.code != 100:
+        with self.core.lock:
+            self._expire(session, self.core.clock())
+        if session.status.code != 100:  # closed, or the upload window is over
             return False
         session.batch.parts[slot[1] - 1].data = data
         return True
@@ -521,6 +573,12 @@ class Sessions:
     def close_batch(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/batch/{ref}/close``: check the parts, decrypt, unpack, process each invoice."""
         session = self.get(access, reference_number, read=False)
+        if session.kind == "Batch" and session.status.code == 440 and session.status.details == [SENDING_TIME_EXCEEDED]:
+            # The close is the "finish" request of the spec's 21208: it came after the upload window.
+            raise MockAPIError(
+                21208, "Czas oczekiwania na requesty upload lub finish został przekroczony.",
+                ["Sesja anulowana, przekroczony czas wysyłki."],
+            )  # fmt: skip
         if session.kind != "Batch" or session.status.code != 100 or session.batch is None:
             raise MockAPIError(
                 21180, "Status sesji nie pozwala na wykonanie operacji.",
@@ -613,18 +671,20 @@ class Sessions:
 
     # --- closing and status --------------------------------------------------------------------
 
-    def close(self, session: Session, interim: int = 170, *, finish: bool = True) -> None:
-        """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
-        after the configured status reads (with none, now; or at the first read when ``finish`` is
-        false: the batch is still being processed)."""
+    def close(
+        self, session: Session, interim: int = 170, *, finish: bool = True, at: dt.datetime | None = None
+    ) -> None:
+        """Close a session: ``interim`` (170 online, 150 batch) now (or ``at`` the moment its time
+        ran out), processed (200/440/445 and UPO) after the configured status reads (with none, now;
+        or at the first read when ``finish`` is false: the batch is still being processed)."""
         with self.core.lock:
             if session.status.code != 100:
                 raise MockAPIError(
                     21180, "Status sesji nie pozwala na wykonanie operacji.",
                     [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
                 )  # fmt: skip
-            session.closed = self.core.clock()
-            self.set_status(session, Status(interim, SESSION_TEXT[interim]))
+            session.closed = at or self.core.clock()
+            self.set_status(session, Status(interim, SESSION_TEXT[interim]), at=at)
             session.reads_until_processed = self.core.transitions.session_reads
             if session.reads_until_processed <= 0 and finish:
                 self._finish(session)
@@ -654,6 +714,7 @@ class Sessions:
             session = self.state.sessions.get(reference_number)
             if session is None or session.context != access.context:
                 raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+            self._expire(session, self.core.clock())
             # What the session holds is looked at (invoices, UPO), or its status is about to be final.
             settle = not read or session.reads_until_processed <= 1
         if settle and session.reference_number in self._processing:
@@ -675,6 +736,7 @@ class Sessions:
         return self.core.page(found, page_size, token, key=lambda s: s.listing_key)
 
     def _matching(self, access: Access, query: SessionQuery) -> list[Session]:
+        self._expire_due()
         # Paging 100,000 sessions re-filters nothing: the sorted result is kept per query until
         # a session is added or changes status.
         cache_key = (access.context, access.subject if not access.sees_whole_context else None, query,
