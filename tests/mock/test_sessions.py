@@ -15,6 +15,7 @@ from ksef_client._generated.models import EntityAuthorizationPermissionsGrantReq
 from ksef_client.crypto import sha256_b64
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.mock.state.sessions import WARSAW
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -254,7 +255,10 @@ class _Clock:
         monkeypatch.setattr(backend, "clock", lambda: self.now)
 
     def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
+        self.set(self.now + dt.timedelta(**delta))
+
+    def set(self, now: dt.datetime) -> None:
+        self.now = now.astimezone(dt.UTC)  # as the emulator's own clock gives it
         self.raw.headers["Authorization"] = f"Bearer {self.backend.mint_access_token(NIP)}"
 
 
@@ -324,3 +328,25 @@ def test_an_online_session_is_closed_automatically_at_valid_until(raw: httpx.Cli
     assert _session_status(raw, empty)["code"] == 440  # closed without invoices
     closed = raw.get("/sessions", params={"sessionType": "Online", "dateClosedTo": valid_until.isoformat()})
     assert {s["referenceNumber"] for s in closed.json()["sessions"]} == {ref, empty}  # closed at validUntil
+
+
+# --- KSeF numbers ----------------------------------------------------------------------------------
+
+
+def test_the_date_of_a_ksef_number_is_the_polish_day_the_invoice_was_received(raw: httpx.Client, clock: _Clock) -> None:
+    # "RRRRMMDD - data przyjęcia faktury (rok, miesiąc, dzień) do dalszego przetwarzania"
+    # (faktury/numer-ksef.md); invoicingDate, "Data przyjęcia faktury w systemie KSeF (do dalszego
+    # przetwarzania)" (the spec), is the moment of sending online and the session's opening in a batch.
+    clock.set(dt.datetime(2026, 1, 15, 0, 30, tzinfo=WARSAW))  # 23:30 UTC on 14 January
+    ref, key = open_online(raw)
+    sent = send_online(raw, ref, key, sample_invoice("FV/D/1", issue_date="2026-01-15"))
+    online = invoice_status(raw, ref, sent.json()["referenceNumber"])
+    assert online["ksefNumber"].split("-")[1] == "20260115"
+
+    clock.set(dt.datetime(2026, 1, 20, 23, 59, 50, tzinfo=WARSAW))
+    batch, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/D/2", issue_date="2026-01-20")}), parts=4)
+    assert upload(parts) == [201] * 4
+    clock.set(dt.datetime(2026, 1, 21, 1, 5, tzinfo=WARSAW))  # 00:05 UTC on 21 January, in the 80 minutes
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    [invoice] = raw.get(f"/sessions/{batch}/invoices").json()["invoices"]
+    assert invoice["ksefNumber"].split("-")[1] == "20260120"

@@ -550,7 +550,9 @@ class Sessions:
     def _accept(self, invoice: Invoice) -> None:
         assert invoice.fields is not None
         invoice.acquired = self.core.clock()
-        date = invoice.acquired.strftime("%Y%m%d")
+        # "RRRRMMDD - data przyjęcia faktury (rok, miesiąc, dzień) do dalszego przetwarzania"
+        # (faktury/numer-ksef.md): the Polish calendar day of invoicingDate, not the UTC day of numbering.
+        date = invoice.received.astimezone(WARSAW).strftime("%Y%m%d")
         invoice.ksef_number = make_ksef_number(invoice.fields.seller, date, secrets.token_hex(6))
         invoice.status = Status(200, INVOICE_TEXT[200])
         self.invoices.register(invoice)
