@@ -27,7 +27,7 @@ from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
-from ksef_client.mock.state.invoice_checks import FileCheck, check_file
+from ksef_client.mock.state.invoice_checks import FileCheck, SizeLimits, check_file
 from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.storage import LazyBlob, Storage
@@ -61,7 +61,6 @@ STATUS_GROUPS = {"InProgress": {100, 150, 170}, "Succeeded": {200}, "Cancelled":
 ISSUE_SCOPES = {"FA_RR": ("RRInvoicing",), "PEF": ("PefInvoicing",)}
 DEFAULT_ISSUE_SCOPES = ("SelfInvoicing", "TaxRepresentative")
 MAX_PARTS = 50
-MAX_BATCH_INVOICE_BYTES = 3_000_000
 MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
 # "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md).
@@ -374,6 +373,11 @@ class Sessions:
         """How many invoices the session's context may send in one session of its kind."""
         return self.testdata.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]]["maxInvoices"]
 
+    def size_limits(self, session: Session) -> SizeLimits:
+        """The invoice sizes the session's context may send in a session of its kind
+        (``GET /limits/context``: KSeF's defaults or the ``/testdata/limits/context/session`` override)."""
+        return SizeLimits.of(self.testdata.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]])
+
     def send_online(self, access: Access, reference_number: str, sent: SentInvoice) -> Invoice:
         """``POST /sessions/online/{ref}/invoices``: check the ciphertext, decrypt, then accept or reject."""
         session = self.get(access, reference_number, read=False)
@@ -476,7 +480,7 @@ class Sessions:
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
         invoice.hash_of_corrected_invoice = corrects
         if checked is None:
-            checked = check_file(session.form_code, xml)
+            checked = check_file(session.form_code, xml, self.size_limits(session))
         status = self._verify(session, invoice, xml, checked, attachments_allowed)
         with self.core.lock:  # the duplicate check and the numbering are one step (batch workers, sends)
             if status is None and invoice.fields is not None:
@@ -648,10 +652,11 @@ class Sessions:
             return Status(420, "Przekroczony limit faktur w sesji", [f"{len(members)} > {most}"])
         # The files are checked while the package is unpacked (in worker processes when it is
         # large); the invoices are then numbered here, in archive order.
-        checks = self.workers.checking(session.form_code, len(members))
+        limits = self.size_limits(session)
+        checks = self.workers.checking(session.form_code, len(members), limits)
         unpacked: list[tuple[str, bytes | MemberRejection]] = []
         for name, size, read in members:
-            content = _member_content(name, size, read)
+            content = _member_content(name, size, read, max(limits.plain, limits.with_attachment))
             unpacked.append((name, content))
             if isinstance(content, bytes):
                 checks.add(content)
@@ -947,11 +952,12 @@ class MemberRejection(NamedTuple):
     detail: str
 
 
-def _member_content(name: str, size: int, read: Callable[[], bytes]) -> bytes | MemberRejection:
-    """A package member's bytes, or why there are none."""
+def _member_content(name: str, size: int, read: Callable[[], bytes], limit: int) -> bytes | MemberRejection:
+    """A package member's bytes, or why there are none (``limit``: the largest invoice the context
+    may send, with attachments)."""
     # Sizes are read from the archive first: a zip bomb is never inflated into memory.
-    if size > MAX_BATCH_INVOICE_BYTES:
-        return MemberRejection("size", f"Plik {name} jest większy niż 3 MB.")
+    if size > limit:
+        return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.")
     try:
         return read()
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
