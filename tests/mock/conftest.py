@@ -79,7 +79,9 @@ def zipped(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def open_batch(raw: httpx.Client, package: bytes, parts: int = 1) -> tuple[str, list[tuple[dict[str, Any], bytes]]]:
+def open_batch(
+    raw: httpx.Client, package: bytes, parts: int = 1, headers: dict[str, str] | None = None
+) -> tuple[str, list[tuple[dict[str, Any], bytes]]]:
     """``POST /sessions/batch`` (FA(3)) of ``package`` cut into ``parts``: the session's reference
     number and each part's upload request with its encrypted bytes."""
     key = SymmetricKey.generate()
@@ -90,7 +92,7 @@ def open_batch(raw: httpx.Client, package: bytes, parts: int = 1) -> tuple[str, 
     ]
     batch_file = {"fileSize": len(package), "fileHash": sha256_b64(package), "fileParts": declared}
     body = {"formCode": FA3, "batchFile": batch_file, "encryption": session_encryption(key)}
-    opened = raw.post("/sessions/batch", json=body)
+    opened = raw.post("/sessions/batch", json=body, headers=headers or {})
     assert opened.status_code == 201, opened.text
     return opened.json()["referenceNumber"], list(zip(opened.json()["partUploadRequests"], encrypted, strict=True))
 

@@ -179,6 +179,27 @@ def test_nip_checksums_of_the_parties_are_checked_on_the_prod_profile_only(
     assert code == 450 and "1234567890" in details[0]
 
 
+def test_the_subject_identifier_validation_feature_checks_nips_on_any_profile(raw: httpx.Client) -> None:
+    # POST /sessions/online and /sessions/batch: "X-KSeF-Feature: subject-identifier-validation -
+    # Włącza walidację numerów NIP oraz identyfikatorów wewnętrznych podmiotów wskazanych na fakturze"
+    # (the spec); without it TEST checks no checksum ("Dotyczy tylko środowiska produkcyjnego").
+    def bad_buyer(number: str) -> bytes:
+        return sample_invoice(number).replace(b"<NIP>1111111111</NIP>", b"<NIP>1111111112</NIP>")
+
+    feature = {"X-KSeF-Feature": "subject-identifier-validation"}
+    ref, key = open_online(raw, headers=feature)
+    checked = invoice_status(raw, ref, send_online(raw, ref, key, bad_buyer("FV/N/1")).json()["referenceNumber"])
+    assert checked["status"]["code"] == 450 and "1111111112" in checked["status"]["details"][0]
+    ref, key = open_online(raw)
+    unchecked = invoice_status(raw, ref, send_online(raw, ref, key, bad_buyer("FV/N/2")).json()["referenceNumber"])
+    assert unchecked["status"]["code"] == 200
+    batch, parts = open_batch(raw, zipped({"a.xml": bad_buyer("FV/N/3")}), headers=feature)
+    upload(parts)
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    [invoice] = raw.get(f"/sessions/{batch}/invoices").json()["invoices"]
+    assert invoice["status"]["code"] == 450
+
+
 # --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------
 
 

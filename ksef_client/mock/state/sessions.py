@@ -68,6 +68,9 @@ PART_WINDOW = dt.timedelta(minutes=20)
 # "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md).
 SESSION_TTL = dt.timedelta(hours=12)
 SENDING_TIME_EXCEEDED = "Przekroczono czas wysyłki"
+# "X-KSeF-Feature: subject-identifier-validation - Włącza walidację numerów NIP oraz identyfikatorów
+# wewnętrznych podmiotów wskazanych na fakturze" (the spec, POST /sessions/online and /sessions/batch).
+IDENTIFIER_VALIDATION = "subject-identifier-validation"
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 _PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
 _INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
@@ -174,6 +177,8 @@ class Session:
     batch: BatchPackage | None = None
     offline: bool = False
     closed: dt.datetime | None = None
+    # X-KSeF-Feature: subject-identifier-validation at the opening: NIP checks on any profile.
+    validate_identifiers: bool = False
 
     @property
     def failed(self) -> list[Invoice]:
@@ -321,9 +326,13 @@ class Sessions:
             if known is not None and known[0] is self.state and deadline < known[1]:
                 self._next_expiry = (self.state, deadline)
 
-    def open_online(self, access: Access, form_code: str, encryption: Encryption) -> Session:
-        """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415."""
+    def open_online(
+        self, access: Access, form_code: str, encryption: Encryption, features: frozenset[str] = frozenset()
+    ) -> Session:
+        """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415;
+        ``features``: the ``X-KSeF-Feature`` values sent."""
         session = self.open(access, "Online", form_code)
+        session.validate_identifiers = IDENTIFIER_VALIDATION in features
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
@@ -331,9 +340,11 @@ class Sessions:
         return session
 
     def open_batch(
-        self, access: Access, form_code: str, declaration: BatchDeclaration, encryption: Encryption, offline: bool
-    ) -> Session:
-        """``POST /sessions/batch``: check the declared package, hand out one upload slot per part."""
+        self, access: Access, form_code: str, declaration: BatchDeclaration, encryption: Encryption, offline: bool,
+        features: frozenset[str] = frozenset(),
+    ) -> Session:  # fmt: skip
+        """``POST /sessions/batch``: check the declared package, hand out one upload slot per part
+        (``features``: the ``X-KSeF-Feature`` values sent)."""
         if len(declaration.parts) > MAX_PARTS:
             raise MockAPIError(
                 21161, "Przekroczono dozwoloną liczbę części pakietu.", [f"Dozwolone najwyżej {MAX_PARTS} części."]
@@ -350,6 +361,7 @@ class Sessions:
             raise MockAPIError(21405, VALIDATION, ["fileParts.ordinalNumber: wymagane kolejne numery od 1."])
         session = self.open(access, "Batch", form_code)
         session.offline = offline
+        session.validate_identifiers = IDENTIFIER_VALIDATION in features
         self.workers.declared(form_code, declaration.file_size)
         parts = [
             BatchPart(p.ordinal_number, p.size, p.hash, self.storage.new_upload_slot(session.reference_number,
@@ -510,7 +522,10 @@ class Sessions:
         self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
     ) -> Status | None:
         received = polish_day(invoice.received)
-        if self.core.settings.profile == "PROD" and (bad := _bad_nips(fields)):
+        # NIP checksums: "Dotyczy tylko środowiska produkcyjnego" (faktury/weryfikacja-faktury.md), or
+        # wherever the session was opened with X-KSeF-Feature: subject-identifier-validation (the spec).
+        checked = self.core.settings.profile == "PROD" or session.validate_identifiers
+        if checked and (bad := _bad_nips(fields)):
             return Status(450, INVOICE_TEXT[450], [f"Nieprawidłowa suma kontrolna NIP: {', '.join(bad)}."])
         if fields.issue_date > received:
             detail = f"Data wystawienia (P_1) {fields.issue_date} jest późniejsza niż data przyjęcia {received}."
