@@ -200,6 +200,25 @@ def test_the_subject_identifier_validation_feature_checks_nips_on_any_profile(ra
     assert invoice["status"]["code"] == 450
 
 
+def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbered(raw: httpx.Client) -> None:
+    # invoiceFileName, "Nazwa pliku faktury (zwracana dla faktur wysyłanych wsadowo)", has maxLength 128
+    # in the spec: KSeF names every batch invoice by its file in the status, so it cannot have taken
+    # one whose name it could not give. The emulator refuses such a file as a file it cannot take
+    # (430 "Błąd weryfikacji pliku faktury", the whole name in the detail) before numbering, and
+    # shows the name cut to 128 characters, so the listing stays within the spec.
+    long_name = "faktury/" + "x" * 150 + ".xml"
+    package = zipped({long_name: sample_invoice("FV/L/1"), "short.xml": sample_invoice("FV/L/2")})
+    batch, parts = open_batch(raw, package)
+    upload(parts)
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    listed = raw.get(f"/sessions/{batch}/invoices")
+    assert listed.status_code == 200, listed.text  # strict mode: a 129+ character name would be a 500
+    long, short = listed.json()["invoices"]
+    assert long["status"]["code"] == 430 and "ksefNumber" not in long
+    assert long_name in long["status"]["details"][0] and len(long["invoiceFileName"]) == 128
+    assert (short["invoiceFileName"], short["status"]["code"]) == ("short.xml", 200)
+
+
 # --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------
 
 

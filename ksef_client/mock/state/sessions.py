@@ -63,6 +63,8 @@ DEFAULT_ISSUE_SCOPES = ("SelfInvoicing", "TaxRepresentative")
 MAX_PARTS = 50
 MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
+# SessionInvoiceStatusResponse.invoiceFileName: maxLength 128 (the spec).
+MAX_FILE_NAME = 128
 # "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md).
 PART_WINDOW = dt.timedelta(minutes=20)
 # "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md).
@@ -688,7 +690,8 @@ class Sessions:
         return None
 
     def _rejected_member(self, session: Session, name: str, rejection: MemberRejection) -> None:
-        invoice = self._new_invoice(session, b"", offline=session.offline, file_name=name)
+        shown = name if len(name) <= MAX_FILE_NAME else name[: MAX_FILE_NAME - 1] + "…"  # the detail has it whole
+        invoice = self._new_invoice(session, b"", offline=session.offline, file_name=shown)
         invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rejection.rule}] {rejection.detail}"])
 
     # --- closing and status --------------------------------------------------------------------
@@ -970,6 +973,11 @@ class MemberRejection(NamedTuple):
 def _member_content(name: str, size: int, read: Callable[[], bytes], limit: int) -> bytes | MemberRejection:
     """A package member's bytes, or why there are none (``limit``: the largest invoice the context
     may send, with attachments)."""
+    if len(name) > MAX_FILE_NAME:
+        # KSeF reports a batch invoice by its file name, of at most 128 characters (invoiceFileName's
+        # maxLength): a file it could not name is not taken, so never numbered.
+        detail = f"Nazwa pliku {name} ma {len(name)} znaków, dozwolone najwyżej {MAX_FILE_NAME}."
+        return MemberRejection("name", detail)
     # Sizes are read from the archive first: a zip bomb is never inflated into memory.
     if size > limit:
         return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.")
