@@ -215,7 +215,7 @@ def test_a_worker_process_that_dies_ends_the_session_with_500_and_the_next_packa
         crashing.setattr(invoice_checks, "check_files", _crash_the_worker)
         session = _batch(pooled, package, monkeypatch)
     assert session.status.code == 500
-    assert "BrokenProcessPool" in session.status.description and session.status.details
+    assert session.status.description == "Nieznany błąd (500)" and "BrokenProcessPool" in session.status.details[0]
     assert not pooled.batch_workers.started  # the broken pool is gone
     pooled.reset()
     again = _batch(pooled, package, monkeypatch)

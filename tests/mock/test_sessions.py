@@ -12,7 +12,7 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._generated.api.permissions import grant_authorization_permissions
 from ksef_client._generated.models import EntityAuthorizationPermissionsGrantRequest
-from ksef_client.crypto import sha256_b64
+from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.state.sessions import WARSAW
@@ -20,11 +20,13 @@ from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.mock.conftest import (
+    FA3,
     invoice_status,
     open_batch,
     open_online,
     send_online,
     sent_statuses,
+    session_encryption,
     upload,
     zipped,
 )
@@ -217,6 +219,59 @@ def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbere
     assert long["status"]["code"] == 430 and "ksefNumber" not in long
     assert long_name in long["status"]["details"][0] and len(long["invoiceFileName"]) == 128
     assert (short["invoiceFileName"], short["status"]["code"]) == ("short.xml", 200)
+
+
+# --- session statuses: SessionStatusResponse.status in the spec ------------------------------------
+
+
+def test_an_online_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Sesja interaktywna: 100 Sesja interaktywna otwarta | 170 Sesja interaktywna zamknięta |
+    # 200 Sesja interaktywna przetworzona pomyślnie | 440 Sesja anulowana / Nie przesłano faktur"
+    ref, key = open_online(raw)
+    assert _session_status(raw, ref) == {"code": 100, "description": "Sesja interaktywna otwarta"}
+    send_online(raw, ref, key, sample_invoice("FV/T/1"))
+    backend.transitions.session_reads = 2
+    raw.post(f"/sessions/online/{ref}/close")
+    assert _session_status(raw, ref) == {"code": 170, "description": "Sesja interaktywna zamknięta"}
+    backend.transitions.session_reads = 0
+    empty, _ = open_online(raw)
+    raw.post(f"/sessions/online/{empty}/close")
+    assert _session_status(raw, empty) == {
+        "code": 440, "description": "Sesja anulowana", "details": ["Nie przesłano faktur"]
+    }  # fmt: skip
+    for _ in range(3):
+        status = _session_status(raw, ref)
+    assert status == {"code": 200, "description": "Sesja interaktywna przetworzona pomyślnie"}
+
+
+def test_a_batch_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Sesja wsadowa: 100 Sesja wsadowa rozpoczęta | 150 Trwa przetwarzanie | 200 Sesja wsadowa
+    # przetworzona pomyślnie | 435 Błąd odszyfrowania zaszyfrowanych części archiwum"
+    batch, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/2")}))
+    assert _session_status(raw, batch) == {"code": 100, "description": "Sesja wsadowa rozpoczęta"}
+    upload(parts)
+    backend.transitions.session_reads = 2
+    raw.post(f"/sessions/batch/{batch}/close")
+    assert _session_status(raw, batch) == {"code": 150, "description": "Trwa przetwarzanie"}
+    for _ in range(3):
+        status = _session_status(raw, batch)
+    assert status == {"code": 200, "description": "Sesja wsadowa przetworzona pomyślnie"}
+    backend.transitions.session_reads = 0
+
+    # Parts encrypted with another key than the one the opening wrapped: they do not decrypt.
+    package = zipped({"b.xml": sample_invoice("FV/T/3")})
+    wrong = SymmetricKey.generate().encrypt(package)
+    declared = [{"ordinalNumber": 1, "fileSize": len(wrong), "fileHash": sha256_b64(wrong)}]
+    body = {
+        "formCode": FA3, "encryption": session_encryption(SymmetricKey.generate()),
+        "batchFile": {"fileSize": len(package), "fileHash": sha256_b64(package), "fileParts": declared},
+    }  # fmt: skip
+    opened = raw.post("/sessions/batch", json=body).json()
+    upload([(opened["partUploadRequests"][0], wrong)])
+    raw.post(f"/sessions/batch/{opened['referenceNumber']}/close")
+    assert _session_status(raw, opened["referenceNumber"]) == {
+        "code": 435, "description": "Błąd odszyfrowania zaszyfrowanych części archiwum"
+    }  # fmt: skip
 
 
 # --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------

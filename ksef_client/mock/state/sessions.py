@@ -36,14 +36,31 @@ from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.mock.workers import BatchWorkers
 from ksef_client.schemas import FORMS
 
-SESSION_TEXT = {
-    100: "Sesja interaktywna otwarta",
-    150: "Trwa przetwarzanie",
-    170: "Sesja zamknięta",
-    200: "Sesja przetworzona pomyślnie",
-    440: "Sesja anulowana",
-    445: "Błąd weryfikacji, brak poprawnych faktur",
+# SessionStatusResponse.status (the spec): the texts of each code, per session kind.
+SESSION_TEXT: dict[str, dict[int, str]] = {
+    "Online": {
+        100: "Sesja interaktywna otwarta",
+        170: "Sesja interaktywna zamknięta",
+        200: "Sesja interaktywna przetworzona pomyślnie",
+        415: "Błąd odszyfrowania dostarczonego klucza",
+        440: "Sesja anulowana",
+        445: "Błąd weryfikacji, brak poprawnych faktur",
+    },
+    "Batch": {
+        100: "Sesja wsadowa rozpoczęta",
+        150: "Trwa przetwarzanie",
+        200: "Sesja wsadowa przetworzona pomyślnie",
+        405: "Błąd weryfikacji poprawności dostarczonych elementów paczki",
+        415: "Błąd odszyfrowania dostarczonego klucza",
+        420: "Przekroczony limit faktur w sesji",
+        430: "Błąd dekompresji pierwotnego archiwum",
+        435: "Błąd odszyfrowania zaszyfrowanych części archiwum",
+        440: "Sesja anulowana",
+        445: "Błąd weryfikacji, brak poprawnych faktur",
+        500: "Nieznany błąd (500)",  # the spec's "Nieznany błąd ({statusCode})"
+    },
 }
+NO_INVOICES_SENT = "Nie przesłano faktur"
 INVOICE_TEXT = {
     100: "Faktura przyjęta do dalszego przetwarzania",
     150: "Trwa przetwarzanie",
@@ -74,7 +91,6 @@ SENDING_TIME_EXCEEDED = "Przekroczono czas wysyłki"
 # wewnętrznych podmiotów wskazanych na fakturze" (the spec, POST /sessions/online and /sessions/batch).
 IDENTIFIER_VALIDATION = "subject-identifier-validation"
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
-_PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
 _INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
 
 
@@ -230,6 +246,11 @@ def system_code_of(system_code: str, schema_version: str, value: str) -> str:
     raise MockAPIError(21405, VALIDATION, [f"formCode: nieobsługiwany formularz {system_code} {schema_version}."])
 
 
+def session_status(kind: str, code: int, details: list[str] | None = None) -> Status:
+    """A session status with the spec's description for its kind (``Online``/``Batch``) and code."""
+    return Status(code, SESSION_TEXT[kind][code], details or [])
+
+
 def _b64(value: str, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
@@ -272,7 +293,7 @@ class Sessions:
             reference_number=self.core.new_reference_number("SO" if kind == "Online" else "SB"), kind=kind,
             context=access.context, subject=access.subject, auth_reference_number=access.auth_reference_number,
             form_code=form_code, created=now, valid_until=now + SESSION_TTL, updated=now,
-            status=Status(100, SESSION_TEXT[100]),
+            status=session_status(kind, 100),
         )  # fmt: skip
         with self.core.lock:
             self.state.sessions[session.reference_number] = session
@@ -309,7 +330,7 @@ class Sessions:
         if session.kind == "Online":
             self.close(session, at=deadline)
         else:
-            self.set_status(session, Status(440, SESSION_TEXT[440], [SENDING_TIME_EXCEEDED]), at=deadline)
+            self.set_status(session, session_status("Batch", 440, [SENDING_TIME_EXCEEDED]), at=deadline)
         return None
 
     def _expire_due(self) -> None:
@@ -338,7 +359,7 @@ class Sessions:
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
-            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+            self.set_status(session, session_status(session.kind, 415, [str(error)]))
         return session
 
     def open_batch(
@@ -378,7 +399,7 @@ class Sessions:
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
-            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+            self.set_status(session, session_status(session.kind, 415, [str(error)]))
         return session
 
     # --- sending -------------------------------------------------------------------------------
@@ -630,7 +651,7 @@ class Sessions:
         try:
             failure = self._unpack_batch(session)
         except Exception as error:
-            failure = Status(500, f"Nieznany błąd ({type(error).__name__})", [str(error)[:500]])
+            failure = session_status("Batch", 500, [f"{type(error).__name__}: {error}"[:500]])
         if failure is not None:
             self.set_status(session, failure)
 
@@ -663,10 +684,10 @@ class Sessions:
         try:
             members = list(_package_members(package, batch.compression))
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
-            return Status(430, "Błąd dekompresji pierwotnego archiwum", [str(error)])
+            return session_status("Batch", 430, [str(error)])
         most = self.invoice_limit(session)
         if len(members) > most:
-            return Status(420, "Przekroczony limit faktur w sesji", [f"{len(members)} > {most}"])
+            return session_status("Batch", 420, [f"{len(members)} > {most}"])
         # The files are checked while the package is unpacked (in worker processes when it is
         # large); the invoices are then numbered here, in archive order.
         limits = self.size_limits(session)
@@ -709,7 +730,7 @@ class Sessions:
                     [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
                 )  # fmt: skip
             session.closed = at or self.core.clock()
-            self.set_status(session, Status(interim, SESSION_TEXT[interim]), at=at)
+            self.set_status(session, session_status(session.kind, interim), at=at)
             session.reads_until_processed = self.core.transitions.session_reads
             if session.reads_until_processed <= 0 and finish:
                 self._finish(session)
@@ -723,15 +744,15 @@ class Sessions:
 
     def _finish(self, session: Session) -> None:
         if not session.invoices:
-            self.set_status(session, Status(440, SESSION_TEXT[440], ["Nie przesłano faktur."]))
+            self.set_status(session, session_status(session.kind, 440, [NO_INVOICES_SENT]))
         elif not any(i.accepted for i in session.invoices):
-            self.set_status(session, Status(445, SESSION_TEXT[445]))
+            self.set_status(session, session_status(session.kind, 445))
         else:
             # The pages are numbered now and built (one signature each) when first downloaded.
             session.upo_page_size = self.core.settings.upo_page_size
             count = -(-sum(1 for i in session.invoices if i.accepted) // session.upo_page_size)
             session.upo_pages = [(self.core.new_reference_number("EU"), None) for _ in range(count)]
-            self.set_status(session, Status(200, SESSION_TEXT[200]))
+            self.set_status(session, session_status(session.kind, 200))
 
     def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
         """A session of the caller's context (another context's is "not found", as in KSeF)."""
@@ -936,16 +957,16 @@ def _form_dict(system_code: str) -> dict[str, str]:
 def _decrypted_package(batch: BatchPackage, key: SymmetricKey | None) -> bytes | Status:
     """The plain package, or the session status that explains why there is none."""
     if key is None:
-        return Status(415, "Błąd odszyfrowania dostarczonego klucza")
+        return session_status("Batch", 415)
     for part in batch.parts:
         if sha256_b64(part.data or b"") != part.hash:
-            return Status(405, _PACKAGE_ERROR, [f"Skrót części {part.ordinal_number} nie zgadza się."])
+            return session_status("Batch", 405, [f"Skrót części {part.ordinal_number} nie zgadza się."])
     try:
         package = b"".join(key.decrypt(p.data or b"") for p in batch.parts)
     except ValueError:
-        return Status(435, "Błąd odszyfrowania pliku")
+        return session_status("Batch", 435)
     if len(package) != batch.file_size or sha256_b64(package) != batch.file_hash:
-        return Status(405, _PACKAGE_ERROR, ["Skrót lub rozmiar paczki nie zgadza się."])
+        return session_status("Batch", 405, ["Skrót lub rozmiar paczki nie zgadza się."])
     return package
 
 
