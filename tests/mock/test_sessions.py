@@ -13,6 +13,7 @@ from ksef_client import KSeF
 from ksef_client._generated.api.permissions import grant_authorization_permissions
 from ksef_client._generated.models import EntityAuthorizationPermissionsGrantRequest
 from ksef_client.crypto import SymmetricKey, sha256_b64
+from ksef_client.identifiers import make_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.state.sessions import WARSAW
@@ -272,6 +273,43 @@ def test_a_batch_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, bac
     assert _session_status(raw, opened["referenceNumber"]) == {
         "code": 435, "description": "Błąd odszyfrowania zaszyfrowanych części archiwum"
     }  # fmt: skip
+
+
+# --- "not found" errors: the spec's description, the sentence in details --------------------------
+
+
+def _error(answer: httpx.Response) -> tuple[int, str, list[str]]:
+    assert answer.status_code == 400, answer.text
+    [detail] = answer.json()["exception"]["exceptionDetailList"]
+    return detail["exceptionCode"], detail["exceptionDescription"], detail["details"]
+
+
+def test_missing_sessions_and_upos_are_described_as_the_spec_says(raw: httpx.Client) -> None:
+    # GET /sessions/{referenceNumber}: "21173 | Brak sesji o wskazanym numerze referencyjnym. | Sesja o
+    # numerze referencyjnym {referenceNumber} nie została znaleziona."; the online send: "... nie została
+    # odnaleziona."; GET .../upo/{upoReferenceNumber}: "21178 | Nie znaleziono UPO dla podanych kryteriów.
+    # | UPO o numerze referencyjnym {referenceNumber} dla sesji {referenceNumber} nie zostało znalezione.";
+    # GET .../invoices/ksef/{ksefNumber}/upo: "UPO o numerze KSeF {ksefNumber} i numerze referencyjnym
+    # sesji {referenceNumber} nie zostało znalezione."
+    missing = make_reference_number("20260101", "SO", "00" * 10)
+    assert _error(raw.get(f"/sessions/{missing}")) == (
+        21173, "Brak sesji o wskazanym numerze referencyjnym.",
+        [f"Sesja o numerze referencyjnym {missing} nie została znaleziona."],
+    )  # fmt: skip
+    ref, key = open_online(raw)
+    assert _error(send_online(raw, missing, key, sample_invoice("FV/E/1")))[2] == [
+        f"Sesja o numerze referencyjnym {missing} nie została odnaleziona."
+    ]
+    upo = make_reference_number("20260101", "EU", "00" * 10)
+    assert _error(raw.get(f"/sessions/{ref}/upo/{upo}")) == (
+        21178, "Nie znaleziono UPO dla podanych kryteriów.",
+        [f"UPO o numerze referencyjnym {upo} dla sesji {ref} nie zostało znalezione."],
+    )  # fmt: skip
+    number = "5265877635-20260101-0100001AF629-AF"
+    assert _error(raw.get(f"/sessions/{ref}/invoices/ksef/{number}/upo"))[1:] == (
+        "Nie znaleziono UPO dla podanych kryteriów.",
+        [f"UPO o numerze KSeF {number} i numerze referencyjnym sesji {ref} nie zostało znalezione."],
+    )
 
 
 # --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------

@@ -246,6 +246,17 @@ def system_code_of(system_code: str, schema_version: str, value: str) -> str:
     raise MockAPIError(21405, VALIDATION, [f"formCode: nieobsługiwany formularz {system_code} {schema_version}."])
 
 
+# The spec's 21173 and 21178: the description is the code's, the sentence naming what is missing
+# goes into details.
+UPO_NOT_FOUND = "Nie znaleziono UPO dla podanych kryteriów."
+
+
+def session_not_found(reference_number: str, missing: str = "znaleziona") -> NotFound:
+    """21173 "Brak sesji o wskazanym numerze referencyjnym." with the spec's detail."""
+    detail = f"Sesja o numerze referencyjnym {reference_number} nie została {missing}."
+    return NotFound(21173, "Brak sesji o wskazanym numerze referencyjnym.", [detail])
+
+
 def session_status(kind: str, code: int, details: list[str] | None = None) -> Status:
     """A session status with the spec's description for its kind (``Online``/``Batch``) and code."""
     return Status(code, SESSION_TEXT[kind][code], details or [])
@@ -415,7 +426,7 @@ class Sessions:
 
     def send_online(self, access: Access, reference_number: str, sent: SentInvoice) -> Invoice:
         """``POST /sessions/online/{ref}/invoices``: check the ciphertext, decrypt, then accept or reject."""
-        session = self.get(access, reference_number, read=False)
+        session = self.get(access, reference_number, read=False, missing="odnaleziona")
         if sent.hash_of_corrected_invoice is not None and not sent.offline_mode:
             # "Korekta przesyłana jest [...] z dodatkowym ustawieniem: offlineMode: true,
             # hashOfCorrectedInvoice" (offline/korekta-techniczna.md): only offline invoices are corrected.
@@ -737,9 +748,9 @@ class Sessions:
 
     def close_online(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/online/{ref}/close``."""
-        session = self.get(access, reference_number, read=False)
+        session = self.get(access, reference_number, read=False, missing="odnaleziona")
         if session.kind != "Online":
-            raise NotFound(21173, "Brak sesji o wskazanym numerze referencyjnym.")
+            raise session_not_found(reference_number, "odnaleziona")
         self.close(session)
 
     def _finish(self, session: Session) -> None:
@@ -754,12 +765,14 @@ class Sessions:
             session.upo_pages = [(self.core.new_reference_number("EU"), None) for _ in range(count)]
             self.set_status(session, session_status(session.kind, 200))
 
-    def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
-        """A session of the caller's context (another context's is "not found", as in KSeF)."""
+    def get(self, access: Access, reference_number: str, *, read: bool = True, missing: str = "znaleziona") -> Session:
+        """A session of the caller's context (another context's is "not found", as in KSeF);
+        ``missing``: the word of the operation's 21173 detail (the spec says "odnaleziona" for the
+        online send and close)."""
         with self.core.lock:
             session = self.state.sessions.get(reference_number)
             if session is None or session.context != access.context:
-                raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+                raise session_not_found(reference_number, missing)
             self._expire(session, self.core.clock())
             # What the session holds is looked at (invoices, UPO), or its status is about to be final.
             settle = not read or session.reads_until_processed <= 1
@@ -895,14 +908,19 @@ class Sessions:
                 if not invoice.accepted:
                     break
                 return self.invoice_upo_for(session, invoice)
-        raise NotFound(21178, "UPO nie zostało znalezione.")
+        if ksef_number is not None:
+            detail = f"UPO o numerze KSeF {ksef_number} i numerze referencyjnym sesji {reference_number}"
+        else:
+            detail = f"UPO o numerze referencyjnym {invoice_reference_number} dla sesji {reference_number}"
+        raise NotFound(21178, UPO_NOT_FOUND, [f"{detail} nie zostało znalezione."])
 
     def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
         """One page of a session's UPO."""
         session = self.get(access, reference_number, read=False)
         found = self._resolve_session_upo(session.reference_number, upo_reference_number)
         if found is None:
-            raise NotFound(21178, "UPO nie zostało znalezione.")
+            detail = f"UPO o numerze referencyjnym {upo_reference_number} dla sesji {reference_number}"
+            raise NotFound(21178, UPO_NOT_FOUND, [f"{detail} nie zostało znalezione."])
         return found
 
 
