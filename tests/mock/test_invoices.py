@@ -107,3 +107,18 @@ def test_the_page_that_reaches_the_cap_says_has_more_and_truncated(
 
     assert [flags(offset, 25) for offset in (0, 1, 2)] == [(10, True, False), (10, True, False), (5, True, True)]
     assert [flags(offset, 30) for offset in (1, 2)] == [(10, True, False), (10, False, False)]
+
+
+def test_session_reads_is_the_number_of_polls_that_find_an_export_in_progress(
+    ksef: KSeF, raw: httpx.Client, backend: KSeFBackend
+) -> None:
+    # The same knob as for sessions (docs/testing-with-the-emulator.md: in progress "for two status reads").
+    _send(ksef, sample_invoice("FV/R/2"))
+    backend.transitions.session_reads = 2
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {
+        "encryption": encryption_for(SymmetricKey.generate(), ksef.auth.public_key_certificates()),
+        "filters": {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}},
+    }  # fmt: skip
+    ref = raw.post("/invoices/exports", json=body).json()["referenceNumber"]
+    assert [raw.get(f"/invoices/exports/{ref}").json()["status"]["code"] for _ in range(3)] == [100, 100, 200]

@@ -275,6 +275,19 @@ def test_a_batch_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, bac
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("reads", [0, 1, 2])
+def test_session_reads_is_the_number_of_status_reads_that_find_a_closed_session_in_progress(
+    raw: httpx.Client, backend: KSeFBackend, reads: int
+) -> None:
+    # docs/testing-with-the-emulator.md: "backend.transitions.session_reads = 2  # sessions stay
+    # 'in progress' for two status reads" (KSeF processes a closed session asynchronously).
+    backend.transitions.session_reads = reads
+    ref, key = open_online(raw)
+    send_online(raw, ref, key, sample_invoice("FV/R/1"))
+    raw.post(f"/sessions/online/{ref}/close")
+    assert [_session_status(raw, ref)["code"] for _ in range(reads + 2)] == [170] * reads + [200, 200]
+
+
 # --- "not found" errors: the spec's description, the sentence in details --------------------------
 
 

@@ -399,14 +399,15 @@ class Invoices:
         return export
 
     def export_status(self, access: Access, reference_number: str) -> Export:
-        """Poll an export; it is built after the configured number of reads."""
+        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
         export = self.state.exports.get(reference_number)
         if export is None or export.context_nip != access.context.nip:
             raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
         if export.status.code == 100:
-            export.reads_left -= 1
             if export.reads_left <= 0:
                 self._build_export(export)
+            else:
+                export.reads_left -= 1
         return export
 
     def _build_export(self, export: Export) -> None:

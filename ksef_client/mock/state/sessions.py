@@ -775,14 +775,16 @@ class Sessions:
                 raise session_not_found(reference_number, missing)
             self._expire(session, self.core.clock())
             # What the session holds is looked at (invoices, UPO), or its status is about to be final.
-            settle = not read or session.reads_until_processed <= 1
+            settle = not read or session.reads_until_processed <= 0
         if settle and session.reference_number in self._processing:
             self._settle(session)
         with self.core.lock:
+            # ``session_reads`` = N: the first N status reads after the close show it in progress.
             if read and session.status.code in (150, 170):
-                session.reads_until_processed -= 1
                 if session.reads_until_processed <= 0:
                     self._finish(session)
+                else:
+                    session.reads_until_processed -= 1
             return session
 
     def listing(self, access: Access, query: SessionQuery, page_size: int = 10, token: str | None = None) -> Page:
