@@ -75,7 +75,7 @@ def render_invoice(request: Request, backend: KSeFBackend, session: Session, inv
         name, expires = backend.sessions.invoice_upo_link(session, invoice)
         body.update(
             ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired),
-            permanentStorageDate=iso(invoice.acquired), upoDownloadUrl=storage_url(request, name),
+            permanentStorageDate=iso(invoice.stored), upoDownloadUrl=storage_url(request, name),
             upoDownloadUrlExpirationDate=iso(expires),
         )  # fmt: skip
     return body

@@ -31,6 +31,10 @@ SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
 MAX_RANGE = dt.timedelta(days=92)
 MAX_RUNNING_EXPORTS = 10
+# permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
+# późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
+# dates the storage this much later.
+PERMANENT_STORAGE_DELAY = dt.timedelta(milliseconds=1)
 # RodzajFaktury of each form -> the spec's InvoiceType (metadata, exports).
 INVOICE_TYPES = {
     "VAT": "Vat", "ZAL": "Zal", "KOR": "Kor", "ROZ": "Roz", "UPR": "Upr", "KOR_ZAL": "KorZal",
@@ -96,6 +100,11 @@ class Invoice:
     def accepted(self) -> bool:
         """Accepted invoices have a KSeF number and appear in UPOs."""
         return self.status.code == 200
+
+    @property
+    def stored(self) -> dt.datetime | None:
+        """``permanentStorageDate`` of an accepted invoice (always after ``acquisitionDate``)."""
+        return self.acquired + PERMANENT_STORAGE_DELAY if self.acquired is not None else None
 
 
 def _decimal(text: str | None) -> Decimal:
@@ -315,7 +324,7 @@ class Invoices:
     def hwm(self) -> dt.datetime:
         """``permanentStorageHwmDate``: everything up to it is permanently stored (here: all)."""
         accepted = self.state.accepted
-        return accepted[-1].acquired or self.core.clock() if accepted else self.core.clock()
+        return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
 
     def is_party(self, nip: str | None, ksef_number: str) -> bool:
         """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
@@ -348,7 +357,7 @@ class Invoices:
             when = _date_of(invoice, query.date_type)
             if when < query.date_from or (query.date_to is not None and when > query.date_to):
                 continue
-            if query.restrict_to_hwm and invoice.acquired > hwm:
+            if query.restrict_to_hwm and invoice.acquired + PERMANENT_STORAGE_DELAY > hwm:
                 continue
             if query.ksef_number and invoice.ksef_number != query.ksef_number:
                 continue
@@ -431,7 +440,7 @@ class Invoices:
                 "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
                 "expirationDate": expires,
             })  # fmt: skip
-        last = chosen[-1].acquired if chosen else None
+        last = chosen[-1].stored if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
             "compressionType": export.compression,
@@ -446,7 +455,7 @@ def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
         return dt.datetime.fromisoformat(invoice.fields.issue_date).replace(tzinfo=dt.UTC)
     if date_type == "Invoicing":
         return invoice.received
-    return invoice.acquired
+    return invoice.acquired + PERMANENT_STORAGE_DELAY  # PermanentStorage
 
 
 def metadata_of(invoice: Invoice) -> dict[str, Any]:
@@ -459,7 +468,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "issueDate": fields.issue_date,
         "invoicingDate": invoice.received.isoformat(),
         "acquisitionDate": invoice.acquired.isoformat(),
-        "permanentStorageDate": invoice.acquired.isoformat(),
+        "permanentStorageDate": (invoice.acquired + PERMANENT_STORAGE_DELAY).isoformat(),
         "seller": {"nip": fields.seller, "name": fields.seller_name},
         "buyer": {"identifier": {"type": "Nip", "value": fields.buyer}, "name": fields.buyer_name},
         "netAmount": float(fields.net),
