@@ -288,6 +288,34 @@ def test_session_reads_is_the_number_of_status_reads_that_find_a_closed_session_
     assert [_session_status(raw, ref)["code"] for _ in range(reads + 2)] == [170] * reads + [200, 200]
 
 
+def test_invoice_reads_shows_a_sent_invoice_in_processing_first(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # KSeF takes an invoice with 202 "rozpoczyna jej przetwarzanie" (the spec, POST .../invoices): its
+    # status is "100 Faktura przyjęta do dalszego przetwarzania", "150 Trwa przetwarzanie", then its
+    # outcome (ksefNumber: "Numer KSeF", nullable); SessionsQueryResponseItem counts "successful" and
+    # "failed" invoices as processed ones. invoice_reads = N: the first N reads find it in processing.
+    ref, key = open_online(raw)
+    at_once = send_online(raw, ref, key, sample_invoice("FV/A/1")).json()["referenceNumber"]
+    assert "ksefNumber" in invoice_status(raw, ref, at_once)  # the default (0): processed at once, as before
+    backend.transitions.invoice_reads = 2
+    sent = send_online(raw, ref, key, sample_invoice("FV/A/2")).json()["referenceNumber"]
+    first = invoice_status(raw, ref, sent)
+    assert first["status"] == {"code": 100, "description": "Faktura przyjęta do dalszego przetwarzania"}
+    assert "ksefNumber" not in first and "acquisitionDate" not in first and "upoDownloadUrl" not in first
+    assert raw.get(f"/sessions/{ref}").json()["successfulInvoiceCount"] == 1  # FV/A/1 only
+    no_upo = raw.get(f"/sessions/{ref}/invoices/{sent}/upo").json()["exception"]["exceptionDetailList"]
+    assert no_upo[0]["exceptionCode"] == 21178  # no UPO before the number
+    [_, listed] = raw.get(f"/sessions/{ref}/invoices").json()["invoices"]
+    assert listed["status"]["code"] == 150 and "ksefNumber" not in listed  # a listing is a read too
+    done = invoice_status(raw, ref, sent)
+    assert done["status"]["code"] == 200 and done["ksefNumber"]
+    assert raw.get(f"/sessions/{ref}").json()["successfulInvoiceCount"] == 2
+
+    unread = send_online(raw, ref, key, sample_invoice("FV/A/3")).json()["referenceNumber"]
+    raw.post(f"/sessions/online/{ref}/close")
+    assert _session_status(raw, ref)["code"] == 200
+    assert invoice_status(raw, ref, unread)["status"]["code"] == 200  # a processed session's invoices are
+
+
 # --- "not found" errors: the spec's description, the sentence in details --------------------------
 
 

@@ -70,10 +70,17 @@ class Status:
 
 @dataclass
 class Transitions:
-    """How fast statuses advance (moto's managed state): after this many status reads."""
+    """How fast statuses advance (moto's managed state): after this many status reads.
+
+    ``session_reads``: reads that find a closed session (and an export) still in progress;
+    ``invoice_reads``: reads that find a sent invoice still being processed (100, then 150, without
+    a KSeF number), until its session is processed; ``auth_reads``: the read at which an
+    authentication succeeds.
+    """
 
     session_reads: int = 0
     auth_reads: int = 0
+    invoice_reads: int = 0
 
 
 @dataclass

@@ -95,11 +95,19 @@ class Invoice:
     upo: bytes | None = field(default=None, repr=False)
     # A technical correction: the hash of the rejected offline invoice it corrects.
     hash_of_corrected_invoice: str | None = None
+    # Status reads that find it still being processed (``Transitions.invoice_reads``), reads so far.
+    pending_reads: int = 0
+    status_reads: int = 0
 
     @property
     def accepted(self) -> bool:
         """Accepted invoices have a KSeF number and appear in UPOs."""
         return self.status.code == 200
+
+    @property
+    def settled(self) -> bool:
+        """Whether a status read shows the invoice's outcome (not "still being processed")."""
+        return self.status_reads >= self.pending_reads
 
     @property
     def stored(self) -> dt.datetime | None:

@@ -200,8 +200,13 @@ class Session:
 
     @property
     def failed(self) -> list[Invoice]:
-        """Invoices that were rejected."""
-        return [i for i in self.invoices if i.status.code >= 400]
+        """Invoices that were rejected (as far as status reads show: processed ones)."""
+        return [i for i in self.invoices if i.settled and i.status.code >= 400]
+
+    @property
+    def succeeded(self) -> int:
+        """How many invoices were accepted (as far as status reads show)."""
+        return sum(1 for i in self.invoices if i.settled and i.accepted)
 
     @property
     def listing_key(self) -> str:
@@ -497,6 +502,7 @@ class Sessions:
             invoice_hash=sha256_b64(data), invoice_size=len(data), received=received,
             status=Status(100, INVOICE_TEXT[100]), offline=offline, file_name=file_name,
             session_reference_number=session.reference_number, form_code=_form_dict(session.form_code),
+            pending_reads=self.core.transitions.invoice_reads,
         )  # fmt: skip
         with self.core.lock:
             session.invoices.append(invoice)
@@ -754,6 +760,8 @@ class Sessions:
         self.close(session)
 
     def _finish(self, session: Session) -> None:
+        for invoice in session.invoices:  # a processed session's invoices are processed
+            invoice.status_reads = max(invoice.status_reads, invoice.pending_reads)
         if not session.invoices:
             self.set_status(session, session_status(session.kind, 440, [NO_INVOICES_SENT]))
         elif not any(i.accepted for i in session.invoices):
@@ -821,6 +829,17 @@ class Sessions:
         session = self.get(access, reference_number, read=False)
         invoices = session.failed if failed else session.invoices
         return self.core.page(invoices, page_size, token, key=lambda i: f"{i.ordinal_number:09d}")
+
+    def read_status(self, invoice: Invoice) -> Status | None:
+        """Count one status read of ``invoice``: the status it shows while KSeF is still processing
+        it (the first ``invoice_reads`` reads: 100 "Faktura przyjęta do dalszego przetwarzania", then
+        150 "Trwa przetwarzanie"), or ``None`` once its own status (and KSeF number) shows."""
+        with self.core.lock:
+            if invoice.settled:
+                return None
+            code = 100 if invoice.status_reads == 0 else 150
+            invoice.status_reads += 1
+            return Status(code, INVOICE_TEXT[code])
 
     def invoice(self, access: Access, reference_number: str, invoice_reference_number: str) -> Invoice:
         """One invoice of a session by its reference number."""
@@ -907,7 +926,7 @@ class Sessions:
             if invoice.reference_number == invoice_reference_number or (
                 ksef_number is not None and invoice.ksef_number == ksef_number
             ):
-                if not invoice.accepted:
+                if not invoice.accepted or not invoice.settled:
                     break
                 return self.invoice_upo_for(session, invoice)
         if ksef_number is not None:
