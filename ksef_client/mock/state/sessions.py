@@ -602,7 +602,7 @@ class Sessions:
             return allowed
         # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: [...] korekty
         # technicznej faktury offline [...] sesji interaktywnej" and, either way, "wymaga uprzedniego
-        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction changes the session kind, not the consent.
+        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction lifts the batch-only rule, not the consent.
         in_batch = session.kind == "Batch" or invoice.hash_of_corrected_invoice is not None
         return in_batch and self.testdata.attachments_allowed(fields.seller)
 
