@@ -174,16 +174,17 @@ def check_encoding(xml: bytes) -> str:
     return text
 
 
-def check_document(xml: bytes, *, with_attachments: bool = False) -> etree._Element:
+def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | None = None) -> etree._Element:
     """Apply KSeF's rules for the file itself and return the parsed document.
 
     ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
     another encoding, a DTD or entity declaration, a processing instruction, a discouraged
-    character, more than 1 MB (3 MB ``with_attachments``), or XML that is not well-formed. The
-    encoding and the DTD are checked on the bytes (``check_encoding``) and again on the parsed
-    document, so no encoding trick gets a DTD past both.
+    character, more than 1 MB (3 MB ``with_attachments``; ``limit`` bytes when given: a context's
+    own limits), or XML that is not well-formed. The encoding and the DTD are checked on the bytes
+    (``check_encoding``) and again on the parsed document, so no encoding trick gets a DTD past both.
     """
-    limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
+    if limit is None:
+        limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
     if len(xml) > limit:
         raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; KSeF accepts at most {limit}"], "size")
     text = check_encoding(xml)

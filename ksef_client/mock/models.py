@@ -56,6 +56,7 @@ class KSeFBackend:
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
         session_reads: int = 0, random_faults: tuple[float, int] | None = None, workers: int | None = None,
+        invoice_reads: int = 0,
     ) -> None:  # fmt: skip
         """``workers``: processes that check the invoices of a large batch package (``None``: one
         per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``)."""
@@ -63,7 +64,8 @@ class KSeFBackend:
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
         # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults.
         self._initial = (Settings(upo_page_size, metadata_limit, export_part_size, profile), rate_limit_scale)
-        self._initial_transitions, self._initial_faults = Transitions(session_reads=session_reads), random_faults
+        self._initial_transitions = Transitions(session_reads=session_reads, invoice_reads=invoice_reads)
+        self._initial_faults = random_faults
         self.core = Core(clock, replace(self._initial[0]))
         self.core.transitions = replace(self._initial_transitions)
         # KSeF's per-group limits times this scale; 0 (the default in tests) switches them off.

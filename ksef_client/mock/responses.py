@@ -88,7 +88,9 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
 # The largest body each operation takes (KSeF's sizes): an online invoice is at most 3 MB with
 # attachments, encrypted (+16) and Base64 (4/3) in JSON; a XAdES document is small; JSON
 # requests otherwise are tiny. Anything larger is refused before it is read whole.
-BODY_LIMITS = {"online_session.send_invoice": 4_200_000, "auth.authenticate_xades_signature": 1_000_000}
+# An online invoice is sent in Base64 within JSON: room for the largest a context's limits allow
+# (the spec's maxInvoiceWithAttachmentSizeInMB is at most 10).
+BODY_LIMITS = {"online_session.send_invoice": 14_000_000, "auth.authenticate_xades_signature": 1_000_000}
 DEFAULT_BODY_LIMIT = 1_000_000
 
 

@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail (5xx, 429)")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
     parser.add_argument("--session-reads", type=int, default=0, help="status reads before a closed session is done")
+    parser.add_argument("--invoice-reads", type=int, default=0,
+                        help="status reads before a sent invoice is processed (default 0: at once)")  # fmt: skip
     parser.add_argument("--upo-page-size", type=int, default=10_000)
     parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
                         help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = KSeFBackend(
         upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile,
         session_reads=args.session_reads, random_faults=(args.fault_rate, args.fault_seed) if args.fault_rate else None,
-        workers=args.workers,
+        workers=args.workers, invoice_reads=args.invoice_reads,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
     app = create_app(backend, store=store, host=args.host)

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ksef_client.mock.state import invoice_checks
-from ksef_client.mock.state.invoice_checks import FileCheck, check_file, check_files
+from ksef_client.mock.state.invoice_checks import KSEF_SIZE_LIMITS, FileCheck, SizeLimits, check_file, check_files
 
 # Below this many invoices a package is checked in the session's thread: starting the pool and
 # moving the invoices to it would cost more than it saves.
@@ -73,10 +73,11 @@ class BatchWorkers:
         """Whether the worker processes are running."""
         return self._pool is not None
 
-    def checking(self, form_code: str, count: int) -> BatchChecks:
-        """The checks of a package of ``count`` invoices of ``form_code``, fed one invoice at a time."""
+    def checking(self, form_code: str, count: int, limits: SizeLimits | None = None) -> BatchChecks:
+        """The checks of a package of ``count`` invoices of ``form_code`` against the context's size
+        ``limits`` (KSeF's defaults unless given), fed one invoice at a time."""
         pool = self._started() if self.workers > 1 and count >= self.threshold else None
-        return BatchChecks(self, form_code, pool)
+        return BatchChecks(self, form_code, pool, limits or KSEF_SIZE_LIMITS)
 
     def close(self) -> None:
         """Stop the worker processes (a later large package starts new ones)."""
@@ -133,8 +134,11 @@ class BatchChecks:
     each invoice is checked when its result is taken (as the session's thread always did).
     """
 
-    def __init__(self, owner: BatchWorkers, form_code: str, pool: ProcessPoolExecutor | None) -> None:
-        self._owner, self._form_code, self._pool = owner, form_code, pool
+    def __init__(
+        self, owner: BatchWorkers, form_code: str, pool: ProcessPoolExecutor | None,
+        limits: SizeLimits = KSEF_SIZE_LIMITS,
+    ) -> None:  # fmt: skip
+        self._owner, self._form_code, self._pool, self._limits = owner, form_code, pool, limits
         self._waiting: list[bytes] = []  # the chunk being filled
         self._waiting_bytes = 0
         self._chunks: list[list[bytes]] = []
@@ -154,7 +158,7 @@ class BatchChecks:
     def results(self) -> Iterator[FileCheck]:
         """The checks of every invoice added, in order (a dead worker process: ``BrokenProcessPool``)."""
         if self._pool is None:
-            yield from (check_file(self._form_code, xml) for xml in self._waiting)
+            yield from (check_file(self._form_code, xml, self._limits) for xml in self._waiting)
             return
         self._cut()
         try:
@@ -176,7 +180,7 @@ class BatchChecks:
         while self._sent < self._end and self._sent - self._taken < CHUNKS_PER_WORKER * self._owner.workers:
             # Looked up at each call, not bound at import: tests put a crashing task in its place.
             task = invoice_checks.check_files
-            self._futures[self._sent] = self._pool.submit(task, self._form_code, self._chunks[self._sent])
+            self._futures[self._sent] = self._pool.submit(task, self._form_code, self._chunks[self._sent], self._limits)
             self._sent += 1
 
     def _checks_of(self, index: int) -> list[FileCheck]:
@@ -189,7 +193,7 @@ class BatchChecks:
             return self._checked_here.pop(index)
         while not future.done() and self._sent < self._end:
             self._end -= 1
-            self._checked_here[self._end] = check_files(self._form_code, self._chunks[self._end])
+            self._checked_here[self._end] = check_files(self._form_code, self._chunks[self._end], self._limits)
         return future.result()
 
 

@@ -171,7 +171,37 @@ def test_while_it_waits_the_thread_checks_the_last_chunks_itself_and_the_order_h
     assert 0 < pool.sent < 7  # the pool had some chunks, the waiting thread the others
 
 
-def _crash_the_worker(form_code: str, xmls: list[bytes]) -> list[Any]:
+def test_worker_processes_check_sizes_against_the_context_s_limits(
+    pooled: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The context's maxInvoiceSizeInMB / maxInvoiceWithAttachmentSizeInMB (GET /limits/context, set by
+    # /testdata/limits/context/session) apply to a large package checked in the worker processes too.
+    pooled.reset()
+    access = pooled.authenticate("Bearer " + pooled.mint_access_token(NIP))
+    limits = pooled.testdata.context_limits(access.context)
+    limits["batchSession"].update(maxInvoiceSizeInMB=2, maxInvoiceWithAttachmentSizeInMB=1)
+    pooled.testdata.set_session_limits(access.context, limits)
+    attachment = b"<Zalacznik><BlokDanych><MetaDane><ZKlucz>k</ZKlucz><ZWartosc>v</ZWartosc></MetaDane></BlokDanych>"
+    members = {
+        "plain-1.3MB.xml": sample_invoice("FV/S/1", lines=7000),  # over KSeF's 1 MB, within the context's 2
+        "attached-1.3MB.xml": sample_invoice("FV/S/2", lines=7000).replace(
+            b"</Faktura>", attachment + b"</Zalacznik></Faktura>"
+        ),
+        "small.xml": sample_invoice("FV/S/3"),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    session = _batch(pooled, buffer.getvalue(), monkeypatch)
+    assert pooled.batch_workers.started
+    codes = {i.file_name: (i.status.code, i.status.details[:1]) for i in session.invoices}
+    assert codes["plain-1.3MB.xml"] == (200, [])
+    assert codes["attached-1.3MB.xml"][0] == 430 and codes["attached-1.3MB.xml"][1][0].startswith("[size]")
+    assert codes["small.xml"] == (200, [])
+
+
+def _crash_the_worker(form_code: str, xmls: list[bytes], *limits: Any) -> list[Any]:
     """A worker process's task that ends its process (imported by the worker from this module)."""
     os._exit(70)
 
@@ -185,7 +215,7 @@ def test_a_worker_process_that_dies_ends_the_session_with_500_and_the_next_packa
         crashing.setattr(invoice_checks, "check_files", _crash_the_worker)
         session = _batch(pooled, package, monkeypatch)
     assert session.status.code == 500
-    assert "BrokenProcessPool" in session.status.description and session.status.details
+    assert session.status.description == "Nieznany błąd (500)" and "BrokenProcessPool" in session.status.details[0]
     assert not pooled.batch_workers.started  # the broken pool is gone
     pooled.reset()
     again = _batch(pooled, package, monkeypatch)
@@ -236,10 +266,10 @@ def test_ksef_mock_takes_the_number_of_worker_processes() -> None:
 
 # A worker that dies on a later chunk must not leave the session's earlier invoices numbered
 # while the session itself ends 500.
-def _crash_on_the_second_chunk(form_code: str, xmls: list[bytes]) -> list[Any]:
+def _crash_on_the_second_chunk(form_code: str, xmls: list[bytes], *limits: Any) -> list[Any]:
     if any(b"FV/W/9<" in xml or b"FV/W/EARLIER" in xml for xml in xmls):
         os._exit(70)
-    return invoice_checks.check_files(form_code, xmls)
+    return invoice_checks.check_files(form_code, xmls, *limits)
 
 
 def test_a_worker_dying_on_a_later_chunk_leaves_no_invoice_numbered_in_a_failed_session(

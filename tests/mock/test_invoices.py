@@ -19,6 +19,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export
 from ksef_client.sending import encryption_for
 from ksef_client.testing import sample_invoice
+from tests.mock.conftest import invoice_status, open_online, send_online
 
 SPEC_INVOICE_TYPES = {member.value for member in InvoiceType}
 
@@ -107,3 +108,31 @@ def test_the_page_that_reaches_the_cap_says_has_more_and_truncated(
 
     assert [flags(offset, 25) for offset in (0, 1, 2)] == [(10, True, False), (10, True, False), (5, True, True)]
     assert [flags(offset, 30) for offset in (1, 2)] == [(10, True, False), (10, False, False)]
+
+
+def test_session_reads_is_the_number_of_polls_that_find_an_export_in_progress(
+    ksef: KSeF, raw: httpx.Client, backend: KSeFBackend
+) -> None:
+    # The same knob as for sessions (docs/testing-with-the-emulator.md: in progress "for two status reads").
+    _send(ksef, sample_invoice("FV/R/2"))
+    backend.transitions.session_reads = 2
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {
+        "encryption": encryption_for(SymmetricKey.generate(), ksef.auth.public_key_certificates()),
+        "filters": {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}},
+    }  # fmt: skip
+    ref = raw.post("/invoices/exports", json=body).json()["referenceNumber"]
+    assert [raw.get(f"/invoices/exports/{ref}").json()["status"]["code"] for _ in range(3)] == [100, 100, 200]
+
+
+def test_permanent_storage_comes_after_acquisition(raw: httpx.Client) -> None:
+    # permanentStorageDate: "Data trwałego zapisu faktury w repozytorium KSeF. [...] zawsze późniejsza
+    # niż acquisitionDate" (the spec, SessionInvoiceStatusResponse); the metadata say the same.
+    ref, key = open_online(raw)
+    sent = send_online(raw, ref, key, sample_invoice("FV/P/1"))
+    status = invoice_status(raw, ref, sent.json()["referenceNumber"])
+    acquired, stored = (dt.datetime.fromisoformat(status[k]) for k in ("acquisitionDate", "permanentStorageDate"))
+    assert stored > acquired
+    [record] = _metadata_query(raw)["invoices"]
+    assert dt.datetime.fromisoformat(record["permanentStorageDate"]) == stored
+    assert dt.datetime.fromisoformat(record["acquisitionDate"]) == acquired

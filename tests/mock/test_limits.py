@@ -18,7 +18,9 @@ from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
 from ksef_client.mock.state.limits import overridable_groups, rate_limit_groups
+from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
+from tests.mock.conftest import invoice_status, open_online, send_online
 
 
 @pytest.fixture
@@ -141,3 +143,22 @@ def test_a_negative_override_is_no_limit_and_unknown_groups_are_left_out(
     assert throttled.limits.rate().session_list.per_second == -1
     for _ in range(8):  # past the spec's 5 per second
         list(throttled.sessions.list("Online"))
+
+
+# --- invoice sizes -----------------------------------------------------------------------------------
+
+
+def test_the_context_s_invoice_size_limits_are_the_ones_enforced(raw: httpx.Client) -> None:
+    # invoiceSize: "Maksymalny rozmiar zależy od limitów ustawionych dla uwierzytelnionego kontekstu"
+    # (the spec); the limits are GET /limits/context's, set on TEST by /testdata/limits/context/session.
+    big = sample_invoice("FV/S/1", lines=7000)
+    assert 1_000_000 < len(big) < 2_000_000
+    ref, key = open_online(raw)
+    refused = invoice_status(raw, ref, send_online(raw, ref, key, big).json()["referenceNumber"])["status"]
+    assert refused["code"] == 430 and refused["details"][0].startswith("[size]")  # KSeF's default: 1 MB
+    limits = raw.get("/limits/context").json()
+    limits["onlineSession"]["maxInvoiceSizeInMB"] = 2
+    assert raw.post("/testdata/limits/context/session", json=limits).status_code == 200
+    assert raw.get("/limits/context").json()["onlineSession"]["maxInvoiceSizeInMB"] == 2
+    sent = send_online(raw, ref, key, big.replace(b"FV/S/1", b"FV/S/2"))
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 200

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import httpx
 import pytest
@@ -11,12 +12,25 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._generated.api.permissions import grant_authorization_permissions
 from ksef_client._generated.models import EntityAuthorizationPermissionsGrantRequest
+from ksef_client.crypto import SymmetricKey, sha256_b64
+from ksef_client.identifiers import make_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
+from ksef_client.mock.state.sessions import WARSAW
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
-from tests.mock.conftest import sent_statuses
+from tests.mock.conftest import (
+    FA3,
+    invoice_status,
+    open_batch,
+    open_online,
+    send_online,
+    sent_statuses,
+    session_encryption,
+    upload,
+    zipped,
+)
 
 OTHER = "1111111111"
 ATTACHMENT = (
@@ -166,3 +180,359 @@ def test_nip_checksums_of_the_parties_are_checked_on_the_prod_profile_only(
     monkeypatch.setattr(backend, "profile", "PROD")
     [(code, details)] = sent_statuses(ksef, [bad_buyer.replace(b"FV/15/2026", b"FV/16/2026")])
     assert code == 450 and "1234567890" in details[0]
+
+
+def test_the_subject_identifier_validation_feature_checks_nips_on_any_profile(raw: httpx.Client) -> None:
+    # POST /sessions/online and /sessions/batch: "X-KSeF-Feature: subject-identifier-validation -
+    # Włącza walidację numerów NIP oraz identyfikatorów wewnętrznych podmiotów wskazanych na fakturze"
+    # (the spec); without it TEST checks no checksum ("Dotyczy tylko środowiska produkcyjnego").
+    def bad_buyer(number: str) -> bytes:
+        return sample_invoice(number).replace(b"<NIP>1111111111</NIP>", b"<NIP>1111111112</NIP>")
+
+    feature = {"X-KSeF-Feature": "subject-identifier-validation"}
+    ref, key = open_online(raw, headers=feature)
+    checked = invoice_status(raw, ref, send_online(raw, ref, key, bad_buyer("FV/N/1")).json()["referenceNumber"])
+    assert checked["status"]["code"] == 450 and "1111111112" in checked["status"]["details"][0]
+    ref, key = open_online(raw)
+    unchecked = invoice_status(raw, ref, send_online(raw, ref, key, bad_buyer("FV/N/2")).json()["referenceNumber"])
+    assert unchecked["status"]["code"] == 200
+    batch, parts = open_batch(raw, zipped({"a.xml": bad_buyer("FV/N/3")}), headers=feature)
+    upload(parts)
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    [invoice] = raw.get(f"/sessions/{batch}/invoices").json()["invoices"]
+    assert invoice["status"]["code"] == 450
+
+
+def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbered(raw: httpx.Client) -> None:
+    # invoiceFileName, "Nazwa pliku faktury (zwracana dla faktur wysyłanych wsadowo)", has maxLength 128
+    # in the spec: KSeF names every batch invoice by its file in the status, so it cannot have taken
+    # one whose name it could not give. The emulator refuses such a file as a file it cannot take
+    # (430 "Błąd weryfikacji pliku faktury", the whole name in the detail) before numbering, and
+    # shows the name cut to 128 characters, so the listing stays within the spec.
+    long_name = "faktury/" + "x" * 150 + ".xml"
+    package = zipped({long_name: sample_invoice("FV/L/1"), "short.xml": sample_invoice("FV/L/2")})
+    batch, parts = open_batch(raw, package)
+    upload(parts)
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    listed = raw.get(f"/sessions/{batch}/invoices")
+    assert listed.status_code == 200, listed.text  # strict mode: a 129+ character name would be a 500
+    long, short = listed.json()["invoices"]
+    assert long["status"]["code"] == 430 and "ksefNumber" not in long
+    assert long_name in long["status"]["details"][0] and len(long["invoiceFileName"]) == 128
+    assert (short["invoiceFileName"], short["status"]["code"]) == ("short.xml", 200)
+
+
+# --- session statuses: SessionStatusResponse.status in the spec ------------------------------------
+
+
+def test_an_online_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Sesja interaktywna: 100 Sesja interaktywna otwarta | 170 Sesja interaktywna zamknięta |
+    # 200 Sesja interaktywna przetworzona pomyślnie | 440 Sesja anulowana / Nie przesłano faktur"
+    ref, key = open_online(raw)
+    assert _session_status(raw, ref) == {"code": 100, "description": "Sesja interaktywna otwarta"}
+    send_online(raw, ref, key, sample_invoice("FV/T/1"))
+    backend.transitions.session_reads = 2
+    raw.post(f"/sessions/online/{ref}/close")
+    assert _session_status(raw, ref) == {"code": 170, "description": "Sesja interaktywna zamknięta"}
+    backend.transitions.session_reads = 0
+    empty, _ = open_online(raw)
+    raw.post(f"/sessions/online/{empty}/close")
+    assert _session_status(raw, empty) == {
+        "code": 440, "description": "Sesja anulowana", "details": ["Nie przesłano faktur"]
+    }  # fmt: skip
+    for _ in range(3):
+        status = _session_status(raw, ref)
+    assert status == {"code": 200, "description": "Sesja interaktywna przetworzona pomyślnie"}
+
+
+def _decrypts(key: SymmetricKey, data: bytes) -> bool:
+    try:
+        key.decrypt(data)
+    except ValueError:
+        return False
+    return True
+
+
+def test_a_batch_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Sesja wsadowa: 100 Sesja wsadowa rozpoczęta | 150 Trwa przetwarzanie | 200 Sesja wsadowa
+    # przetworzona pomyślnie | 435 Błąd odszyfrowania zaszyfrowanych części archiwum"
+    batch, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/2")}))
+    assert _session_status(raw, batch) == {"code": 100, "description": "Sesja wsadowa rozpoczęta"}
+    upload(parts)
+    backend.transitions.session_reads = 2
+    raw.post(f"/sessions/batch/{batch}/close")
+    assert _session_status(raw, batch) == {"code": 150, "description": "Trwa przetwarzanie"}
+    for _ in range(3):
+        status = _session_status(raw, batch)
+    assert status == {"code": 200, "description": "Sesja wsadowa przetworzona pomyślnie"}
+    backend.transitions.session_reads = 0
+
+    # Parts encrypted with another key than the one the opening wrapped: they do not decrypt (the
+    # keys are drawn until the padding is wrong too: a wrong key gives valid padding once in ~256).
+    package = zipped({"b.xml": sample_invoice("FV/T/3")})
+    declared_key = SymmetricKey.generate()
+    wrong = SymmetricKey.generate().encrypt(package)
+    while _decrypts(declared_key, wrong):
+        wrong = SymmetricKey.generate().encrypt(package)
+    declared = [{"ordinalNumber": 1, "fileSize": len(wrong), "fileHash": sha256_b64(wrong)}]
+    body = {
+        "formCode": FA3, "encryption": session_encryption(declared_key),
+        "batchFile": {"fileSize": len(package), "fileHash": sha256_b64(package), "fileParts": declared},
+    }  # fmt: skip
+    opened = raw.post("/sessions/batch", json=body).json()
+    upload([(opened["partUploadRequests"][0], wrong)])
+    raw.post(f"/sessions/batch/{opened['referenceNumber']}/close")
+    assert _session_status(raw, opened["referenceNumber"]) == {
+        "code": 435, "description": "Błąd odszyfrowania zaszyfrowanych części archiwum"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("reads", [0, 1, 2])
+def test_session_reads_is_the_number_of_status_reads_that_find_a_closed_session_in_progress(
+    raw: httpx.Client, backend: KSeFBackend, reads: int
+) -> None:
+    # docs/testing-with-the-emulator.md: "backend.transitions.session_reads = 2  # sessions stay
+    # 'in progress' for two status reads" (KSeF processes a closed session asynchronously).
+    backend.transitions.session_reads = reads
+    ref, key = open_online(raw)
+    send_online(raw, ref, key, sample_invoice("FV/R/1"))
+    raw.post(f"/sessions/online/{ref}/close")
+    assert [_session_status(raw, ref)["code"] for _ in range(reads + 2)] == [170] * reads + [200, 200]
+
+
+def test_invoice_reads_shows_a_sent_invoice_in_processing_first(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # KSeF takes an invoice with 202 "rozpoczyna jej przetwarzanie" (the spec, POST .../invoices): its
+    # status is "100 Faktura przyjęta do dalszego przetwarzania", "150 Trwa przetwarzanie", then its
+    # outcome (ksefNumber: "Numer KSeF", nullable); SessionsQueryResponseItem counts "successful" and
+    # "failed" invoices as processed ones. invoice_reads = N: the first N reads find it in processing.
+    ref, key = open_online(raw)
+    at_once = send_online(raw, ref, key, sample_invoice("FV/A/1")).json()["referenceNumber"]
+    assert "ksefNumber" in invoice_status(raw, ref, at_once)  # the default (0): processed at once, as before
+    backend.transitions.invoice_reads = 2
+    sent = send_online(raw, ref, key, sample_invoice("FV/A/2")).json()["referenceNumber"]
+    first = invoice_status(raw, ref, sent)
+    assert first["status"] == {"code": 100, "description": "Faktura przyjęta do dalszego przetwarzania"}
+    assert "ksefNumber" not in first and "acquisitionDate" not in first and "upoDownloadUrl" not in first
+    assert raw.get(f"/sessions/{ref}").json()["successfulInvoiceCount"] == 1  # FV/A/1 only
+    no_upo = raw.get(f"/sessions/{ref}/invoices/{sent}/upo").json()["exception"]["exceptionDetailList"]
+    assert no_upo[0]["exceptionCode"] == 21178  # no UPO before the number
+    [_, listed] = raw.get(f"/sessions/{ref}/invoices").json()["invoices"]
+    assert listed["status"]["code"] == 150 and "ksefNumber" not in listed  # a listing is a read too
+    done = invoice_status(raw, ref, sent)
+    assert done["status"]["code"] == 200 and done["ksefNumber"]
+    assert raw.get(f"/sessions/{ref}").json()["successfulInvoiceCount"] == 2
+
+    unread = send_online(raw, ref, key, sample_invoice("FV/A/3")).json()["referenceNumber"]
+    raw.post(f"/sessions/online/{ref}/close")
+    assert _session_status(raw, ref)["code"] == 200
+    assert invoice_status(raw, ref, unread)["status"]["code"] == 200  # a processed session's invoices are
+
+
+# --- "not found" errors: the spec's description, the sentence in details --------------------------
+
+
+def _error(answer: httpx.Response) -> tuple[int, str, list[str]]:
+    assert answer.status_code == 400, answer.text
+    [detail] = answer.json()["exception"]["exceptionDetailList"]
+    return detail["exceptionCode"], detail["exceptionDescription"], detail["details"]
+
+
+def test_missing_sessions_and_upos_are_described_as_the_spec_says(raw: httpx.Client) -> None:
+    # GET /sessions/{referenceNumber}: "21173 | Brak sesji o wskazanym numerze referencyjnym. | Sesja o
+    # numerze referencyjnym {referenceNumber} nie została znaleziona."; the online send: "... nie została
+    # odnaleziona."; GET .../upo/{upoReferenceNumber}: "21178 | Nie znaleziono UPO dla podanych kryteriów.
+    # | UPO o numerze referencyjnym {referenceNumber} dla sesji {referenceNumber} nie zostało znalezione.";
+    # GET .../invoices/ksef/{ksefNumber}/upo: "UPO o numerze KSeF {ksefNumber} i numerze referencyjnym
+    # sesji {referenceNumber} nie zostało znalezione."
+    missing = make_reference_number("20260101", "SO", "00" * 10)
+    assert _error(raw.get(f"/sessions/{missing}")) == (
+        21173, "Brak sesji o wskazanym numerze referencyjnym.",
+        [f"Sesja o numerze referencyjnym {missing} nie została znaleziona."],
+    )  # fmt: skip
+    ref, key = open_online(raw)
+    assert _error(send_online(raw, missing, key, sample_invoice("FV/E/1")))[2] == [
+        f"Sesja o numerze referencyjnym {missing} nie została odnaleziona."
+    ]
+    upo = make_reference_number("20260101", "EU", "00" * 10)
+    assert _error(raw.get(f"/sessions/{ref}/upo/{upo}")) == (
+        21178, "Nie znaleziono UPO dla podanych kryteriów.",
+        [f"UPO o numerze referencyjnym {upo} dla sesji {ref} nie zostało znalezione."],
+    )  # fmt: skip
+    number = "5265877635-20260101-0100001AF629-AF"
+    assert _error(raw.get(f"/sessions/{ref}/invoices/ksef/{number}/upo"))[1:] == (
+        "Nie znaleziono UPO dla podanych kryteriów.",
+        [f"UPO o numerze KSeF {number} i numerze referencyjnym sesji {ref} nie zostało znalezione."],
+    )
+
+
+# --- technical corrections (offline/korekta-techniczna.md) -------------------------------------------
+
+
+def _correction_refused(answer: httpx.Response) -> tuple[int, int, list[str]]:
+    [detail] = answer.json()["exception"]["exceptionDetailList"]
+    return answer.status_code, detail["exceptionCode"], detail["details"]
+
+
+def test_a_technical_correction_corrects_a_rejected_offline_invoice_once(raw: httpx.Client) -> None:
+    # "Korekta techniczna umożliwia ponowne przesłanie faktury wystawionej w trybie offline, która [...]
+    # została odrzucona" and "Niedozwolone jest korygowanie technicznie faktury offline, dla której
+    # została już przyjęta inna prawidłowa korekta" (offline/korekta-techniczna.md); the spec's codes:
+    # 21167 "Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury.",
+    # 21166 "Faktura posiada już przetworzoną prawidłowo korektę techniczną."
+    ref, key = open_online(raw)
+    accepted = sample_invoice("FV/K/1")
+    sent = send_online(raw, ref, key, accepted, offline=True)
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 200
+    answer = send_online(raw, ref, key, sample_invoice("FV/K/1b"), offline=True,
+                         hash_of_corrected_invoice=sha256_b64(accepted))  # fmt: skip
+    accepted_already = "Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."
+    assert _correction_refused(answer) == (400, 21167, [accepted_already])
+
+    rejected = sample_invoice("FV/K/2").replace(b"<P_2>", b"<P_2x>", 1)  # against the XSD: 430
+    sent = send_online(raw, ref, key, rejected, offline=True)
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 430
+    first = send_online(raw, ref, key, sample_invoice("FV/K/2"), offline=True,
+                        hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+    assert first.status_code == 202, first.text
+    corrected = invoice_status(raw, ref, first.json()["referenceNumber"])
+    assert corrected["status"]["code"] == 200 and corrected["invoicingMode"] == "Offline"
+    second = send_online(raw, ref, key, sample_invoice("FV/K/2-bis"), offline=True,
+                         hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+    already = "Faktura posiada już przetworzoną prawidłowo korektę techniczną."
+    assert _correction_refused(second) == (400, 21166, [already])
+
+
+def test_a_technical_correction_must_be_sent_in_offline_mode(raw: httpx.Client) -> None:
+    # "Korekta przesyłana jest [...] z dodatkowym ustawieniem: offlineMode: true,
+    # hashOfCorrectedInvoice - skrót faktury pierwotnej" (offline/korekta-techniczna.md).
+    ref, key = open_online(raw)
+    unknown = sha256_b64(b"an offline invoice never sent")
+    answer = send_online(raw, ref, key, sample_invoice("FV/K/3"), hash_of_corrected_invoice=unknown)
+    status, code, _ = _correction_refused(answer)
+    assert (status, code) == (400, 21405)
+
+
+def test_a_technical_correction_needs_the_attachment_consent_too(raw: httpx.Client, backend: KSeFBackend) -> None:
+    # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: W przypadku
+    # przesyłania korekty technicznej faktury offline dopuszczalne jest użycie sesji interaktywnej.
+    # Możliwość wysyłki faktur z załącznikami wymaga uprzedniego zgłoszenia" (faktury/weryfikacja-faktury.md):
+    # the correction lifts the batch-only rule, not the consent.
+    ref, key = open_online(raw)
+    unknown = sha256_b64(b"an offline invoice rejected elsewhere")
+    without_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/4")), offline=True,
+                                  hash_of_corrected_invoice=unknown)  # fmt: skip
+    assert invoice_status(raw, ref, without_consent.json()["referenceNumber"])["status"]["code"] == 415
+    backend.testdata.allow_attachments(NIP)
+    with_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/5")), offline=True,
+                               hash_of_corrected_invoice=sha256_b64(b"another one"))  # fmt: skip
+    assert invoice_status(raw, ref, with_consent.json()["referenceNumber"])["status"]["code"] == 200
+    plain = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/6")), offline=True)
+    assert invoice_status(raw, ref, plain.json()["referenceNumber"])["status"]["code"] == 415  # online, no correction
+
+
+# --- running out of time ---------------------------------------------------------------------------
+
+
+class _Clock:
+    """The emulator's clock, moved by the test; each move gives ``raw`` a token valid then."""
+
+    def __init__(self, backend: KSeFBackend, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.backend, self.raw, self.now = backend, raw, backend.clock()
+        monkeypatch.setattr(backend, "clock", lambda: self.now)
+
+    def advance(self, **delta: float) -> None:
+        self.set(self.now + dt.timedelta(**delta))
+
+    def set(self, now: dt.datetime) -> None:
+        self.now = now.astimezone(dt.UTC)  # as the emulator's own clock gives it
+        self.raw.headers["Authorization"] = f"Bearer {self.backend.mint_access_token(NIP)}"
+
+
+@pytest.fixture
+def clock(backend: KSeFBackend, raw: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    return _Clock(backend, raw, monkeypatch)
+
+
+def _session_status(raw: httpx.Client, reference_number: str) -> dict[str, Any]:
+    answer = raw.get(f"/sessions/{reference_number}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()["status"])
+
+
+def test_a_batch_is_closed_within_parts_times_20_minutes_or_cancelled(raw: httpx.Client, clock: _Clock) -> None:
+    # "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut. Przykład. Paczka zawiera 2
+    # party - każdy part ma 40 minut na wysyłkę" (sesja-wsadowa.md); the spec's close:
+    # 21208 "Czas oczekiwania na requesty upload lub finish został przekroczony." /
+    # "Sesja anulowana, przekroczony czas wysyłki.", session 440 "Sesja anulowana" /
+    # "Przekroczono czas wysyłki".
+    package = zipped({f"{n}.xml": sample_invoice(f"FV/T/{n}") for n in range(1, 4)})
+    in_time, parts = open_batch(raw, package, parts=2)
+    assert upload(parts) == [201, 201]
+    late, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/9")}), parts=2)
+    assert upload(parts) == [201, 201]
+    clock.advance(minutes=39)
+    assert raw.post(f"/sessions/batch/{in_time}/close").status_code == 204  # 39 < 2 x 20 minutes
+    assert _session_status(raw, in_time)["code"] == 200
+    clock.advance(minutes=2)
+    closed = raw.post(f"/sessions/batch/{late}/close")
+    assert closed.status_code == 400
+    [error] = closed.json()["exception"]["exceptionDetailList"]
+    assert (error["exceptionCode"], error["details"]) == (21208, ["Sesja anulowana, przekroczony czas wysyłki."])
+    assert _session_status(raw, late) == {
+        "code": 440, "description": "Sesja anulowana", "details": ["Przekroczono czas wysyłki"]
+    }  # fmt: skip
+
+
+def test_an_abandoned_batch_is_cancelled_when_its_upload_window_ends(raw: httpx.Client, clock: _Clock) -> None:
+    # Same window (sesja-wsadowa.md); a part sent after it: "403 - brak uprawnień do zapisu (np. upłynął
+    # czas na zapis)". The cancelled session is among GET /sessions?statuses=Cancelled without a read.
+    abandoned, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/10")}))
+    clock.advance(minutes=21)
+    cancelled = raw.get("/sessions", params={"sessionType": "Batch", "statuses": "Cancelled"}).json()["sessions"]
+    assert [s["referenceNumber"] for s in cancelled] == [abandoned]
+    assert cancelled[0]["status"]["details"] == ["Przekroczono czas wysyłki"]
+    assert upload(parts) == [403]
+    assert (
+        raw.post(f"/sessions/batch/{abandoned}/close").json()["exception"]["exceptionDetailList"][0]["exceptionCode"]
+        == 21208
+    )
+
+
+def test_an_online_session_is_closed_automatically_at_valid_until(raw: httpx.Client, clock: _Clock) -> None:
+    # validUntil: "Termin ważności sesji. Po jego upływie sesja zostanie automatycznie zamknięta."
+    # (the spec); "Czas życia sesji interaktywnej wynosi 12 godzin" (sesja-interaktywna.md).
+    ref, key = open_online(raw)
+    assert send_online(raw, ref, key, sample_invoice("FV/T/11")).status_code == 202
+    valid_until = dt.datetime.fromisoformat(raw.get(f"/sessions/{ref}").json()["validUntil"])
+    assert valid_until == clock.now + dt.timedelta(hours=12)
+    empty, _ = open_online(raw)
+    clock.advance(hours=12, minutes=1)
+    assert _session_status(raw, ref)["code"] == 200  # closed, then processed as after a close
+    answer = send_online(raw, ref, key, sample_invoice("FV/T/12"))
+    assert answer.status_code == 400
+    assert answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21180
+    assert _session_status(raw, empty)["code"] == 440  # closed without invoices
+    closed = raw.get("/sessions", params={"sessionType": "Online", "dateClosedTo": valid_until.isoformat()})
+    assert {s["referenceNumber"] for s in closed.json()["sessions"]} == {ref, empty}  # closed at validUntil
+
+
+# --- KSeF numbers ----------------------------------------------------------------------------------
+
+
+def test_the_date_of_a_ksef_number_is_the_polish_day_the_invoice_was_received(raw: httpx.Client, clock: _Clock) -> None:
+    # "RRRRMMDD - data przyjęcia faktury (rok, miesiąc, dzień) do dalszego przetwarzania"
+    # (faktury/numer-ksef.md); invoicingDate, "Data przyjęcia faktury w systemie KSeF (do dalszego
+    # przetwarzania)" (the spec), is the moment of sending online and the session's opening in a batch.
+    clock.set(dt.datetime(2026, 1, 15, 0, 30, tzinfo=WARSAW))  # 23:30 UTC on 14 January
+    ref, key = open_online(raw)
+    sent = send_online(raw, ref, key, sample_invoice("FV/D/1", issue_date="2026-01-15"))
+    online = invoice_status(raw, ref, sent.json()["referenceNumber"])
+    assert online["ksefNumber"].split("-")[1] == "20260115"
+
+    clock.set(dt.datetime(2026, 1, 20, 23, 59, 50, tzinfo=WARSAW))
+    batch, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/D/2", issue_date="2026-01-20")}), parts=4)
+    assert upload(parts) == [201] * 4
+    clock.set(dt.datetime(2026, 1, 21, 1, 5, tzinfo=WARSAW))  # 00:05 UTC on 21 January, in the 80 minutes
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    [invoice] = raw.get(f"/sessions/{batch}/invoices").json()["invoices"]
+    assert invoice["ksefNumber"].split("-")[1] == "20260120"

@@ -64,11 +64,11 @@ class TestSessions:
         )
 
     def test_wait_polls_until_processed(self, ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime) -> None:
-        backend.transitions.session_reads = 4
+        backend.transitions.session_reads = 4  # four reads in progress, the fifth processed
         session = _session(backend, [invoice_xml("FV/1")])
         status = ksef.sessions.wait(session.reference_number, interval=2)
         assert status.status.code == 200
-        assert fake_time.sleeps == [2, 2, 2]
+        assert fake_time.sleeps == [2, 2, 2, 2]
 
     def test_wait_times_out_cleanly(self, ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime) -> None:
         backend.transitions.session_reads = 1000

@@ -8,8 +8,9 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
 - ``POST /_mock/faults`` ``{"status": 503, "operation": "sessions_status.get_session_status",
   "times": 2, "retryAfter": 1, "delay": 0}`` or ``{"random": {"rate": 0.1, "seed": 7}}``;
   ``DELETE /_mock/faults``.
-- ``POST /_mock/transitions`` ``{"sessionReads": 2, "authReads": 1, "tokenReads": 1, "tokenActivation": 5}``:
-  statuses advance after N reads (a new KSeF token: or after ``tokenActivation`` seconds).
+- ``POST /_mock/transitions`` ``{"sessionReads": 2, "authReads": 1, "invoiceReads": 2, "tokenReads": 1,
+  "tokenActivation": 5}``: statuses advance after N reads (a new KSeF token: or after ``tokenActivation``
+  seconds).
 - ``POST /_mock/rate-limits`` ``{"scale": 1.0}``: KSeF's limits times ``scale`` (0: off).
 
 They answer only on a loopback name or the address the emulator was bound to, and only JSON
@@ -132,12 +133,14 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
     auth_reads = int(_bounded(body.get("authReads", transitions.auth_reads), "authReads", 0, 1_000_000))
     token_reads = int(_bounded(body.get("tokenReads", transitions.token_reads), "tokenReads", 0, 1_000_000))
     activation = _bounded(body.get("tokenActivation", transitions.token_activation), "tokenActivation", 0, 86_400)
-    transitions.session_reads, transitions.auth_reads = reads, auth_reads
+    invoice_reads = int(_bounded(body.get("invoiceReads", transitions.invoice_reads), "invoiceReads", 0, 1_000_000))
+    transitions.session_reads, transitions.auth_reads, transitions.invoice_reads = reads, auth_reads, invoice_reads
     transitions.token_reads, transitions.token_activation = token_reads, float(activation)
     return JSONResponse(
         {
             "sessionReads": transitions.session_reads,
             "authReads": transitions.auth_reads,
+            "invoiceReads": transitions.invoice_reads,
             "tokenReads": transitions.token_reads,
             "tokenActivation": transitions.token_activation,
         }

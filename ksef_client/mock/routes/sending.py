@@ -22,6 +22,12 @@ def _form(body: dict[str, Any]) -> str:
     return system_code_of(str(form["systemCode"]), str(form["schemaVersion"]), str(form["value"]))
 
 
+def _features(request: Request) -> frozenset[str]:
+    """The ``X-KSeF-Feature`` values of a request (the header repeated or comma-separated)."""
+    values = request.headers.getlist("x-ksef-feature")
+    return frozenset(name.strip().lower() for value in values for name in value.split(",") if name.strip())
+
+
 def _encryption(body: dict[str, Any]) -> Encryption:
     raw = body["encryption"]
     return Encryption(str(raw["encryptedSymmetricKey"]), str(raw["initializationVector"]), raw.get("publicKeyId"))
@@ -31,7 +37,7 @@ def _encryption(body: dict[str, Any]) -> Encryption:
 async def open_online_session(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await json_body(request)
-    session = backend.sessions.open_online(access, _form(body), _encryption(body))
+    session = backend.sessions.open_online(access, _form(body), _encryption(body), _features(request))
     return JSONResponse(
         {"referenceNumber": session.reference_number, "validUntil": iso(session.valid_until)}, status_code=201
     )
@@ -68,7 +74,9 @@ async def open_batch_session(request: Request, backend: KSeFBackend, access: Acc
     compression = str(batch.get("compressionType") or "Zip")
     declaration = BatchDeclaration(int(batch["fileSize"]), str(batch["fileHash"]), parts, compression)
     offline = bool(body.get("offlineMode", False))
-    session = backend.sessions.open_batch(access, _form(body), declaration, _encryption(body), offline)
+    session = backend.sessions.open_batch(
+        access, _form(body), declaration, _encryption(body), offline, _features(request)
+    )
     assert session.batch is not None
     uploads = [
         {"ordinalNumber": part.ordinal_number, "method": "PUT", "url": upload_url(request, part.upload_name),

@@ -20,14 +20,12 @@ from ksef_client.mock.responses import (
     storage_url,
     xml_response,
 )
-from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.core import VALIDATION, Status
 from ksef_client.mock.state.sessions import SessionQuery
 
 
 def _counts(session: Session) -> dict[str, int]:
-    failed = len(session.failed)
-    ok = sum(1 for i in session.invoices if i.accepted)
-    return {"successfulInvoiceCount": ok, "failedInvoiceCount": failed}
+    return {"successfulInvoiceCount": session.succeeded, "failedInvoiceCount": len(session.failed)}
 
 
 def render_session_item(session: Session) -> dict[str, Any]:
@@ -59,23 +57,29 @@ def render_session_status(request: Request, backend: KSeFBackend, session: Sessi
     return body
 
 
-def render_invoice(request: Request, backend: KSeFBackend, session: Session, invoice: Invoice) -> dict[str, Any]:
+def render_invoice(
+    request: Request, backend: KSeFBackend, session: Session, invoice: Invoice, pending: Status | None = None
+) -> dict[str, Any]:
     """One invoice of a session; accepted ones carry a fresh presigned UPO link (the UPO itself is
-    built when the link is first used)."""
+    built when the link is first used). ``pending``: the status of an invoice still being processed
+    (``Sessions.read_status``), shown without anything KSeF does not know yet."""
     body: dict[str, Any] = {
         "ordinalNumber": invoice.ordinal_number, "referenceNumber": invoice.reference_number,
         "invoiceHash": invoice.invoice_hash, "invoicingDate": iso(invoice.received),
         "status": render_status(invoice.status), "invoicingMode": "Offline" if invoice.offline else "Online",
     }  # fmt: skip
-    if invoice.invoice_number is not None:
-        body["invoiceNumber"] = invoice.invoice_number
     if invoice.file_name is not None:
         body["invoiceFileName"] = invoice.file_name
+    if pending is not None:
+        body["status"] = render_status(pending)
+        return body
+    if invoice.invoice_number is not None:
+        body["invoiceNumber"] = invoice.invoice_number
     if invoice.accepted:
         name, expires = backend.sessions.invoice_upo_link(session, invoice)
         body.update(
             ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired),
-            permanentStorageDate=iso(invoice.acquired), upoDownloadUrl=storage_url(request, name),
+            permanentStorageDate=iso(invoice.stored), upoDownloadUrl=storage_url(request, name),
             upoDownloadUrlExpirationDate=iso(expires),
         )  # fmt: skip
     return body
@@ -128,7 +132,7 @@ async def _invoices(request: Request, backend: KSeFBackend, access: Access, fail
         access, reference_number, failed=failed, page_size=_page_size(request), token=continuation_token(request)
     )
     session = backend.sessions.get(access, reference_number, read=False)
-    items = [render_invoice(request, backend, session, i) for i in page.items]
+    items = [render_invoice(request, backend, session, i, backend.sessions.read_status(i)) for i in page.items]
     return JSONResponse({"continuationToken": page.continuation_token, "invoices": items})
 
 
@@ -151,7 +155,8 @@ async def get_session_invoice_status(request: Request, backend: KSeFBackend, acc
     await _settled(backend, ref)
     invoice = backend.sessions.invoice(access, ref, request.path_params["invoiceReferenceNumber"])
     session = backend.sessions.get(access, ref, read=False)
-    return JSONResponse(render_invoice(request, backend, session, invoice))
+    pending = backend.sessions.read_status(invoice)
+    return JSONResponse(render_invoice(request, backend, session, invoice, pending))
 
 
 @api_endpoint("sessions_status.get_invoice_upo_by_reference_number")

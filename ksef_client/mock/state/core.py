@@ -72,6 +72,10 @@ class Status:
 class Transitions:
     """How fast statuses advance (moto's managed state): after this many status reads.
 
+    ``session_reads``: reads that find a closed session (and an export) still in progress;
+    ``invoice_reads``: reads that find a sent invoice still being processed (100, then 150, without
+    a KSeF number), until its session is processed; ``auth_reads``: the read at which an
+    authentication succeeds.
     A new KSeF token is ``Pending`` ("Nie może być jeszcze wykorzystywany do uwierzytelniania")
     until its status (``GET /tokens/{ref}``) has been read ``token_reads`` times (that read sees
     ``Active``) or ``token_activation`` seconds have passed on the emulator's clock, whichever
@@ -80,6 +84,7 @@ class Transitions:
 
     session_reads: int = 0
     auth_reads: int = 0
+    invoice_reads: int = 0
     token_reads: int = 1
     token_activation: float = 5.0
 

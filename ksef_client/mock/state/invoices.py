@@ -31,6 +31,10 @@ SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
 MAX_RANGE = dt.timedelta(days=92)
 MAX_RUNNING_EXPORTS = 10
+# permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
+# późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
+# dates the storage this much later.
+PERMANENT_STORAGE_DELAY = dt.timedelta(milliseconds=1)
 # RodzajFaktury of each form -> the spec's InvoiceType (metadata, exports).
 INVOICE_TYPES = {
     "VAT": "Vat", "ZAL": "Zal", "KOR": "Kor", "ROZ": "Roz", "UPR": "Upr", "KOR_ZAL": "KorZal",
@@ -89,11 +93,26 @@ class Invoice:
     fields: InvoiceFields | None = None
     xml: bytes = field(default=b"", repr=False)
     upo: bytes | None = field(default=None, repr=False)
+    # A technical correction: the hash of the rejected offline invoice it corrects.
+    hash_of_corrected_invoice: str | None = None
+    # Status reads that find it still being processed (``Transitions.invoice_reads``), reads so far.
+    pending_reads: int = 0
+    status_reads: int = 0
 
     @property
     def accepted(self) -> bool:
         """Accepted invoices have a KSeF number and appear in UPOs."""
         return self.status.code == 200
+
+    @property
+    def settled(self) -> bool:
+        """Whether a status read shows the invoice's outcome (not "still being processed")."""
+        return self.status_reads >= self.pending_reads
+
+    @property
+    def stored(self) -> dt.datetime | None:
+        """``permanentStorageDate`` of an accepted invoice (always after ``acquisitionDate``)."""
+        return self.acquired + PERMANENT_STORAGE_DELAY if self.acquired is not None else None
 
 
 def _decimal(text: str | None) -> Decimal:
@@ -295,6 +314,14 @@ class Invoices:
         """The accepted invoice with the same seller, kind and number (KSeF's duplicate key)."""
         return self.state.keys.get((fields.seller, fields.kind, fields.number))
 
+    def accepted_with_hash(self, invoice_hash: str) -> Invoice | None:
+        """The accepted invoice whose file has this SHA-256 (Base64), if any."""
+        return next((i for i in self.state.accepted if i.invoice_hash == invoice_hash), None)
+
+    def correction_of(self, invoice_hash: str) -> Invoice | None:
+        """The accepted technical correction of the invoice with this hash, if any."""
+        return next((i for i in self.state.accepted if i.hash_of_corrected_invoice == invoice_hash), None)
+
     def register(self, invoice: Invoice) -> None:
         """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key."""
         assert invoice.fields is not None
@@ -305,7 +332,7 @@ class Invoices:
     def hwm(self) -> dt.datetime:
         """``permanentStorageHwmDate``: everything up to it is permanently stored (here: all)."""
         accepted = self.state.accepted
-        return accepted[-1].acquired or self.core.clock() if accepted else self.core.clock()
+        return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
 
     def is_party(self, nip: str | None, ksef_number: str) -> bool:
         """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
@@ -338,7 +365,7 @@ class Invoices:
             when = _date_of(invoice, query.date_type)
             if when < query.date_from or (query.date_to is not None and when > query.date_to):
                 continue
-            if query.restrict_to_hwm and invoice.acquired > hwm:
+            if query.restrict_to_hwm and invoice.acquired + PERMANENT_STORAGE_DELAY > hwm:
                 continue
             if query.ksef_number and invoice.ksef_number != query.ksef_number:
                 continue
@@ -389,14 +416,15 @@ class Invoices:
         return export
 
     def export_status(self, access: Access, reference_number: str) -> Export:
-        """Poll an export; it is built after the configured number of reads."""
+        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
         export = self.state.exports.get(reference_number)
         if export is None or export.context_nip != access.context.nip:
             raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
         if export.status.code == 100:
-            export.reads_left -= 1
             if export.reads_left <= 0:
                 self._build_export(export)
+            else:
+                export.reads_left -= 1
         return export
 
     def _build_export(self, export: Export) -> None:
@@ -420,7 +448,7 @@ class Invoices:
                 "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
                 "expirationDate": expires,
             })  # fmt: skip
-        last = chosen[-1].acquired if chosen else None
+        last = chosen[-1].stored if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
             "compressionType": export.compression,
@@ -435,7 +463,7 @@ def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
         return dt.datetime.fromisoformat(invoice.fields.issue_date).replace(tzinfo=dt.UTC)
     if date_type == "Invoicing":
         return invoice.received
-    return invoice.acquired
+    return invoice.acquired + PERMANENT_STORAGE_DELAY  # PermanentStorage
 
 
 def metadata_of(invoice: Invoice) -> dict[str, Any]:
@@ -448,7 +476,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "issueDate": fields.issue_date,
         "invoicingDate": invoice.received.isoformat(),
         "acquisitionDate": invoice.acquired.isoformat(),
-        "permanentStorageDate": invoice.acquired.isoformat(),
+        "permanentStorageDate": (invoice.acquired + PERMANENT_STORAGE_DELAY).isoformat(),
         "seller": {"nip": fields.seller, "name": fields.seller_name},
         "buyer": {"identifier": {"type": "Nip", "value": fields.buyer}, "name": fields.buyer_name},
         "netAmount": float(fields.net),
@@ -461,6 +489,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "isSelfInvoicing": False,
         "hasAttachment": fields.has_attachment,
         "invoiceHash": invoice.invoice_hash,
+        **({"hashOfCorrectedInvoice": invoice.hash_of_corrected_invoice} if invoice.hash_of_corrected_invoice else {}),
     }
 
 

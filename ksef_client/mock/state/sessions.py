@@ -27,7 +27,7 @@ from ksef_client.identifiers import is_valid_nip, make_ksef_number
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Page, Status
-from ksef_client.mock.state.invoice_checks import FileCheck, check_file
+from ksef_client.mock.state.invoice_checks import FileCheck, SizeLimits, check_file
 from ksef_client.mock.state.invoices import Invoice, InvoiceFields, Invoices
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.storage import LazyBlob, Storage
@@ -36,14 +36,31 @@ from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.mock.workers import BatchWorkers
 from ksef_client.schemas import FORMS
 
-SESSION_TEXT = {
-    100: "Sesja interaktywna otwarta",
-    150: "Trwa przetwarzanie",
-    170: "Sesja zamknięta",
-    200: "Sesja przetworzona pomyślnie",
-    440: "Sesja anulowana",
-    445: "Błąd weryfikacji, brak poprawnych faktur",
+# SessionStatusResponse.status (the spec): the texts of each code, per session kind.
+SESSION_TEXT: dict[str, dict[int, str]] = {
+    "Online": {
+        100: "Sesja interaktywna otwarta",
+        170: "Sesja interaktywna zamknięta",
+        200: "Sesja interaktywna przetworzona pomyślnie",
+        415: "Błąd odszyfrowania dostarczonego klucza",
+        440: "Sesja anulowana",
+        445: "Błąd weryfikacji, brak poprawnych faktur",
+    },
+    "Batch": {
+        100: "Sesja wsadowa rozpoczęta",
+        150: "Trwa przetwarzanie",
+        200: "Sesja wsadowa przetworzona pomyślnie",
+        405: "Błąd weryfikacji poprawności dostarczonych elementów paczki",
+        415: "Błąd odszyfrowania dostarczonego klucza",
+        420: "Przekroczony limit faktur w sesji",
+        430: "Błąd dekompresji pierwotnego archiwum",
+        435: "Błąd odszyfrowania zaszyfrowanych części archiwum",
+        440: "Sesja anulowana",
+        445: "Błąd weryfikacji, brak poprawnych faktur",
+        500: "Nieznany błąd (500)",  # the spec's "Nieznany błąd ({statusCode})"
+    },
 }
+NO_INVOICES_SENT = "Nie przesłano faktur"
 INVOICE_TEXT = {
     100: "Faktura przyjęta do dalszego przetwarzania",
     150: "Trwa przetwarzanie",
@@ -61,12 +78,19 @@ STATUS_GROUPS = {"InProgress": {100, 150, 170}, "Succeeded": {200}, "Cancelled":
 ISSUE_SCOPES = {"FA_RR": ("RRInvoicing",), "PEF": ("PefInvoicing",)}
 DEFAULT_ISSUE_SCOPES = ("SelfInvoicing", "TaxRepresentative")
 MAX_PARTS = 50
-MAX_BATCH_INVOICE_BYTES = 3_000_000
 MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
+# SessionInvoiceStatusResponse.invoiceFileName: maxLength 128 (the spec).
+MAX_FILE_NAME = 128
+# "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md).
 PART_WINDOW = dt.timedelta(minutes=20)
+# "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md).
 SESSION_TTL = dt.timedelta(hours=12)
-_PACKAGE_ERROR = "Błąd weryfikacji poprawności dostarczonych elementów paczki"
+SENDING_TIME_EXCEEDED = "Przekroczono czas wysyłki"
+# "X-KSeF-Feature: subject-identifier-validation - Włącza walidację numerów NIP oraz identyfikatorów
+# wewnętrznych podmiotów wskazanych na fakturze" (the spec, POST /sessions/online and /sessions/batch).
+IDENTIFIER_VALIDATION = "subject-identifier-validation"
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 _INVOICE_UPO, _SESSION_UPO = "invoice-upo", "session-upo"  # the storage's lazy documents
 
 
@@ -171,11 +195,18 @@ class Session:
     batch: BatchPackage | None = None
     offline: bool = False
     closed: dt.datetime | None = None
+    # X-KSeF-Feature: subject-identifier-validation at the opening: NIP checks on any profile.
+    validate_identifiers: bool = False
 
     @property
     def failed(self) -> list[Invoice]:
-        """Invoices that were rejected."""
-        return [i for i in self.invoices if i.status.code >= 400]
+        """Invoices that were rejected (as far as status reads show: processed ones)."""
+        return [i for i in self.invoices if i.settled and i.status.code >= 400]
+
+    @property
+    def succeeded(self) -> int:
+        """How many invoices were accepted (as far as status reads show)."""
+        return sum(1 for i in self.invoices if i.settled and i.accepted)
 
     @property
     def listing_key(self) -> str:
@@ -220,6 +251,22 @@ def system_code_of(system_code: str, schema_version: str, value: str) -> str:
     raise MockAPIError(21405, VALIDATION, [f"formCode: nieobsługiwany formularz {system_code} {schema_version}."])
 
 
+# The spec's 21173 and 21178: the description is the code's, the sentence naming what is missing
+# goes into details.
+UPO_NOT_FOUND = "Nie znaleziono UPO dla podanych kryteriów."
+
+
+def session_not_found(reference_number: str, missing: str = "znaleziona") -> NotFound:
+    """21173 "Brak sesji o wskazanym numerze referencyjnym." with the spec's detail."""
+    detail = f"Sesja o numerze referencyjnym {reference_number} nie została {missing}."
+    return NotFound(21173, "Brak sesji o wskazanym numerze referencyjnym.", [detail])
+
+
+def session_status(kind: str, code: int, details: list[str] | None = None) -> Status:
+    """A session status with the spec's description for its kind (``Online``/``Batch``) and code."""
+    return Status(code, SESSION_TEXT[kind][code], details or [])
+
+
 def _b64(value: str, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
@@ -245,6 +292,11 @@ class Sessions:
         self._listing: tuple[tuple[object, ...], list[Session]] | None = None
         # Batch sessions being processed after their close (not state: a thread is not saved).
         self._processing: dict[str, threading.Thread] = {}
+        # Held by a technical correction from its check to its numbering (not state).
+        self._corrections = threading.Lock()
+        # The state and the earliest moment one of its open sessions runs out of time (not state:
+        # a restored or reset state is scanned again).
+        self._next_expiry: tuple[SessionsState, dt.datetime] | None = None
         storage.register(_INVOICE_UPO, self._resolve_invoice_upo)
         storage.register(_SESSION_UPO, self._resolve_session_upo)
 
@@ -257,33 +309,81 @@ class Sessions:
             reference_number=self.core.new_reference_number("SO" if kind == "Online" else "SB"), kind=kind,
             context=access.context, subject=access.subject, auth_reference_number=access.auth_reference_number,
             form_code=form_code, created=now, valid_until=now + SESSION_TTL, updated=now,
-            status=Status(100, SESSION_TEXT[100]),
+            status=session_status(kind, 100),
         )  # fmt: skip
         with self.core.lock:
             self.state.sessions[session.reference_number] = session
             self.state.version += 1
+            self._expires_at(session.valid_until)
         return session
 
-    def set_status(self, session: Session, status: Status) -> None:
-        """Change a session's status (listings see the change)."""
+    def set_status(self, session: Session, status: Status, at: dt.datetime | None = None) -> None:
+        """Change a session's status (listings see the change), now or ``at`` a past moment."""
         with self.core.lock:
             session.status = status
-            session.updated = self.core.clock()
+            session.updated = at or self.core.clock()
             self.state.version += 1
 
-    def open_online(self, access: Access, form_code: str, encryption: Encryption) -> Session:
-        """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415."""
+    # --- running out of time -------------------------------------------------------------------
+
+    @staticmethod
+    def deadline(session: Session) -> dt.datetime | None:
+        """When an open session runs out of time: an online one at ``validUntil`` ("Po jego upływie
+        sesja zostanie automatycznie zamknięta", the spec), a batch one when its upload window of
+        parts x 20 minutes is over (``sesja-wsadowa.md``); ``None``: it does not (any more)."""
+        if session.status.code != 100:
+            return None
+        if session.kind == "Online":
+            return session.valid_until
+        return session.batch.upload_deadline if session.batch is not None else None
+
+    def _expire(self, session: Session, now: dt.datetime) -> dt.datetime | None:
+        """Close (online) or cancel (batch, 440 "Przekroczono czas wysyłki") a session whose time is
+        over at ``now`` (the lock held); the deadline still ahead otherwise."""
+        deadline = self.deadline(session)
+        if deadline is None or now <= deadline:
+            return deadline
+        if session.kind == "Online":
+            self.close(session, at=deadline)
+        else:
+            self.set_status(session, session_status("Batch", 440, [SENDING_TIME_EXCEEDED]), at=deadline)
+        return None
+
+    def _expire_due(self) -> None:
+        """Expire every open session whose time is over (before a listing filters on statuses)."""
+        now = self.core.clock()
+        with self.core.lock:
+            known = self._next_expiry
+            if known is not None and known[0] is self.state and now <= known[1]:
+                return
+            ahead = [self._expire(session, now) for session in list(self.state.sessions.values())]
+            self._next_expiry = (self.state, min((d for d in ahead if d is not None), default=_NEVER))
+
+    def _expires_at(self, deadline: dt.datetime) -> None:
+        with self.core.lock:
+            known = self._next_expiry
+            if known is not None and known[0] is self.state and deadline < known[1]:
+                self._next_expiry = (self.state, deadline)
+
+    def open_online(
+        self, access: Access, form_code: str, encryption: Encryption, features: frozenset[str] = frozenset()
+    ) -> Session:
+        """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415;
+        ``features``: the ``X-KSeF-Feature`` values sent."""
         session = self.open(access, "Online", form_code)
+        session.validate_identifiers = IDENTIFIER_VALIDATION in features
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
-            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+            self.set_status(session, session_status(session.kind, 415, [str(error)]))
         return session
 
     def open_batch(
-        self, access: Access, form_code: str, declaration: BatchDeclaration, encryption: Encryption, offline: bool
-    ) -> Session:
-        """``POST /sessions/batch``: check the declared package, hand out one upload slot per part."""
+        self, access: Access, form_code: str, declaration: BatchDeclaration, encryption: Encryption, offline: bool,
+        features: frozenset[str] = frozenset(),
+    ) -> Session:  # fmt: skip
+        """``POST /sessions/batch``: check the declared package, hand out one upload slot per part
+        (``features``: the ``X-KSeF-Feature`` values sent)."""
         if len(declaration.parts) > MAX_PARTS:
             raise MockAPIError(
                 21161, "Przekroczono dozwoloną liczbę części pakietu.", [f"Dozwolone najwyżej {MAX_PARTS} części."]
@@ -300,6 +400,7 @@ class Sessions:
             raise MockAPIError(21405, VALIDATION, ["fileParts.ordinalNumber: wymagane kolejne numery od 1."])
         session = self.open(access, "Batch", form_code)
         session.offline = offline
+        session.validate_identifiers = IDENTIFIER_VALIDATION in features
         self.workers.declared(form_code, declaration.file_size)
         parts = [
             BatchPart(p.ordinal_number, p.size, p.hash, self.storage.new_upload_slot(session.reference_number,
@@ -310,10 +411,11 @@ class Sessions:
             declaration.file_size, declaration.file_hash, parts, self.core.clock() + PART_WINDOW * len(parts),
             declaration.compression,
         )  # fmt: skip
+        self._expires_at(session.batch.upload_deadline)
         try:
             session.key = unwrap_key(encryption)
         except KeyUnwrapError as error:
-            self.set_status(session, Status(415, "Błąd odszyfrowania dostarczonego klucza", [str(error)]))
+            self.set_status(session, session_status(session.kind, 415, [str(error)]))
         return session
 
     # --- sending -------------------------------------------------------------------------------
@@ -322,9 +424,19 @@ class Sessions:
         """How many invoices the session's context may send in one session of its kind."""
         return self.testdata.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]]["maxInvoices"]
 
+    def size_limits(self, session: Session) -> SizeLimits:
+        """The invoice sizes the session's context may send in a session of its kind
+        (``GET /limits/context``: KSeF's defaults or the ``/testdata/limits/context/session`` override)."""
+        return SizeLimits.of(self.testdata.context_limits(session.context)[SESSION_KIND_LIMITS[session.kind]])
+
     def send_online(self, access: Access, reference_number: str, sent: SentInvoice) -> Invoice:
         """``POST /sessions/online/{ref}/invoices``: check the ciphertext, decrypt, then accept or reject."""
-        session = self.get(access, reference_number, read=False)
+        session = self.get(access, reference_number, read=False, missing="odnaleziona")
+        if sent.hash_of_corrected_invoice is not None and not sent.offline_mode:
+            # "Korekta przesyłana jest [...] z dodatkowym ustawieniem: offlineMode: true,
+            # hashOfCorrectedInvoice" (offline/korekta-techniczna.md): only offline invoices are corrected.
+            detail = "hashOfCorrectedInvoice: korekta techniczna wymaga offlineMode: true."
+            raise MockAPIError(21405, VALIDATION, [detail])
         if session.kind != "Online" or session.status.code != 100 or session.key is None:
             raise MockAPIError(
                 21180, "Status sesji nie pozwala na wykonanie operacji.",
@@ -350,8 +462,30 @@ class Sessions:
         if len(xml) != sent.invoice_size or sha256_b64(xml) != sent.invoice_hash:
             detail = "Skrót lub rozmiar faktury nie zgadza się z odszyfrowaną treścią."
             return self._rejected(session, xml, 430, [detail], sent.offline_mode)
-        technical_correction = sent.hash_of_corrected_invoice is not None
-        return self.add_invoice(session, xml, offline=sent.offline_mode, attachments_allowed=technical_correction)
+        corrected = sent.hash_of_corrected_invoice
+        if corrected is None:
+            return self.add_invoice(session, xml, offline=sent.offline_mode)
+        # A technical correction is checked and numbered under one lock: of two corrections of the
+        # same invoice sent at once, the second sees the first accepted (21166).
+        with self._corrections:
+            self._check_correction(corrected)
+            return self.add_invoice(session, xml, offline=True, corrects=corrected)
+
+    def _check_correction(self, corrected_hash: str) -> None:
+        """KSeF's refusals of a technical correction (``offline/korekta-techniczna.md``): it corrects
+        an offline invoice KSeF *rejected*, and only once ("Niedozwolone jest korygowanie technicznie
+        faktury offline, dla której została już przyjęta inna prawidłowa korekta")."""
+        with self.core.lock:
+            if self.invoices.accepted_with_hash(corrected_hash) is not None:
+                raise MockAPIError(
+                    21167, "Status faktury nie pozwala na korektę techniczną.",
+                    ["Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."],
+                )  # fmt: skip
+            if self.invoices.correction_of(corrected_hash) is not None:
+                raise MockAPIError(
+                    21166, "Korekta techniczna niedostępna.",
+                    ["Faktura posiada już przetworzoną prawidłowo korektę techniczną."],
+                )  # fmt: skip
 
     def _rejected(self, session: Session, data: bytes, code: int, details: list[str], offline: bool) -> Invoice:
         invoice = self._new_invoice(session, data, offline=offline, file_name=None)
@@ -368,6 +502,7 @@ class Sessions:
             invoice_hash=sha256_b64(data), invoice_size=len(data), received=received,
             status=Status(100, INVOICE_TEXT[100]), offline=offline, file_name=file_name,
             session_reference_number=session.reference_number, form_code=_form_dict(session.form_code),
+            pending_reads=self.core.transitions.invoice_reads,
         )  # fmt: skip
         with self.core.lock:
             session.invoices.append(invoice)
@@ -377,25 +512,27 @@ class Sessions:
 
     def add_invoice(
         self, session: Session, xml: bytes, *, offline: bool = False, file_name: str | None = None,
-        attachments_allowed: bool | None = None,
+        attachments_allowed: bool | None = None, corrects: str | None = None,
     ) -> Invoice:  # fmt: skip
         """Take one plain invoice into ``session``: verify it, number it, or reject it with a status.
 
-        ``attachments_allowed`` defaults to KSeF's rule: batch sessions only, for sellers with the
-        attachment consent (``/testdata/attachment``).
+        ``attachments_allowed`` defaults to KSeF's rule: batch sessions (or a technical correction,
+        ``corrects``: the hash of the invoice it corrects), for sellers with the attachment consent
+        (``/testdata/attachment``).
         """
         if session.status.code != 100:
             raise MockAPIError(21180, "Status sesji nie pozwala na wykonanie operacji.")
-        return self._take_invoice(session, xml, offline, file_name, attachments_allowed)
+        return self._take_invoice(session, xml, offline, file_name, attachments_allowed, corrects=corrects)
 
     def _take_invoice(
         self, session: Session, xml: bytes, offline: bool, file_name: str | None, attachments_allowed: bool | None,
-        checked: FileCheck | None = None,
+        checked: FileCheck | None = None, corrects: str | None = None,
     ) -> Invoice:  # fmt: skip
         """Number ``xml`` or reject it; ``checked``: its file checked already (by a batch worker)."""
         invoice = self._new_invoice(session, xml, offline=offline, file_name=file_name)
+        invoice.hash_of_corrected_invoice = corrects
         if checked is None:
-            checked = check_file(session.form_code, xml)
+            checked = check_file(session.form_code, xml, self.size_limits(session))
         status = self._verify(session, invoice, xml, checked, attachments_allowed)
         with self.core.lock:  # the duplicate check and the numbering are one step (batch workers, sends)
             if status is None and invoice.fields is not None:
@@ -425,7 +562,10 @@ class Sessions:
         self, session: Session, invoice: Invoice, fields: InvoiceFields, with_attachment: bool, allowed: bool | None
     ) -> Status | None:
         received = polish_day(invoice.received)
-        if self.core.settings.profile == "PROD" and (bad := _bad_nips(fields)):
+        # NIP checksums: "Dotyczy tylko środowiska produkcyjnego" (faktury/weryfikacja-faktury.md), or
+        # wherever the session was opened with X-KSeF-Feature: subject-identifier-validation (the spec).
+        checked = self.core.settings.profile == "PROD" or session.validate_identifiers
+        if checked and (bad := _bad_nips(fields)):
             return Status(450, INVOICE_TEXT[450], [f"Nieprawidłowa suma kontrolna NIP: {', '.join(bad)}."])
         if fields.issue_date > received:
             detail = f"Data wystawienia (P_1) {fields.issue_date} jest późniejsza niż data przyjęcia {received}."
@@ -433,7 +573,7 @@ class Sessions:
         if not self._may_issue(session, fields):
             detail = f"Brak uprawnień do wystawienia faktury sprzedawcy {fields.seller}."
             return Status(410, INVOICE_TEXT[410], [detail])
-        if with_attachment and not self._attachments_allowed(session, fields, allowed):
+        if with_attachment and not self._attachments_allowed(session, invoice, fields, allowed):
             return Status(415, INVOICE_TEXT[415], ["Faktury z załącznikami tylko w sesji wsadowej, po zgłoszeniu."])
         return None  # duplicates are checked when the invoice is numbered, under the lock
 
@@ -455,15 +595,23 @@ class Sessions:
         scopes = ISSUE_SCOPES.get(session.form_code.split(" ")[0].split("_KOR")[0], DEFAULT_ISSUE_SCOPES)
         return self.permissions.may_issue_for(session.context, fields.seller, scopes)
 
-    def _attachments_allowed(self, session: Session, fields: InvoiceFields, allowed: bool | None) -> bool:
+    def _attachments_allowed(
+        self, session: Session, invoice: Invoice, fields: InvoiceFields, allowed: bool | None
+    ) -> bool:
         if allowed is not None:
             return allowed
-        return session.kind == "Batch" and self.testdata.attachments_allowed(fields.seller)
+        # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: [...] korekty
+        # technicznej faktury offline [...] sesji interaktywnej" and, either way, "wymaga uprzedniego
+        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction lifts the batch-only rule, not the consent.
+        in_batch = session.kind == "Batch" or invoice.hash_of_corrected_invoice is not None
+        return in_batch and self.testdata.attachments_allowed(fields.seller)
 
     def _accept(self, invoice: Invoice) -> None:
         assert invoice.fields is not None
         invoice.acquired = self.core.clock()
-        date = invoice.acquired.strftime("%Y%m%d")
+        # "RRRRMMDD - data przyjęcia faktury (rok, miesiąc, dzień) do dalszego przetwarzania"
+        # (faktury/numer-ksef.md): the Polish calendar day of invoicingDate, not the UTC day of numbering.
+        date = invoice.received.astimezone(WARSAW).strftime("%Y%m%d")
         invoice.ksef_number = make_ksef_number(invoice.fields.seller, date, secrets.token_hex(6))
         invoice.status = Status(200, INVOICE_TEXT[200])
         self.invoices.register(invoice)
@@ -476,7 +624,9 @@ class Sessions:
         session = self.state.sessions.get(slot[0]) if slot else None
         if slot is None or session is None or session.batch is None:
             return False
-        if self.core.clock() > session.batch.upload_deadline or session.status.code != 100:
+        with self.core.lock:
+            self._expire(session, self.core.clock())
+        if session.status.code != 100:  # closed, or the upload window is over
             return False
         session.batch.parts[slot[1] - 1].data = data
         return True
@@ -484,6 +634,12 @@ class Sessions:
     def close_batch(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/batch/{ref}/close``: check the parts, decrypt, unpack, process each invoice."""
         session = self.get(access, reference_number, read=False)
+        if session.kind == "Batch" and session.status.code == 440 and session.status.details == [SENDING_TIME_EXCEEDED]:
+            # The close is the "finish" request of the spec's 21208: it came after the upload window.
+            raise MockAPIError(
+                21208, "Czas oczekiwania na requesty upload lub finish został przekroczony.",
+                ["Sesja anulowana, przekroczony czas wysyłki."],
+            )  # fmt: skip
         if session.kind != "Batch" or session.status.code != 100 or session.batch is None:
             raise MockAPIError(
                 21180, "Status sesji nie pozwala na wykonanie operacji.",
@@ -512,7 +668,7 @@ class Sessions:
         try:
             failure = self._unpack_batch(session)
         except Exception as error:
-            failure = Status(500, f"Nieznany błąd ({type(error).__name__})", [str(error)[:500]])
+            failure = session_status("Batch", 500, [f"{type(error).__name__}: {error}"[:500]])
         if failure is not None:
             self.set_status(session, failure)
 
@@ -545,16 +701,17 @@ class Sessions:
         try:
             members = list(_package_members(package, batch.compression))
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
-            return Status(430, "Błąd dekompresji pierwotnego archiwum", [str(error)])
+            return session_status("Batch", 430, [str(error)])
         most = self.invoice_limit(session)
         if len(members) > most:
-            return Status(420, "Przekroczony limit faktur w sesji", [f"{len(members)} > {most}"])
+            return session_status("Batch", 420, [f"{len(members)} > {most}"])
         # The files are checked while the package is unpacked (in worker processes when it is
         # large); the invoices are then numbered here, in archive order.
-        checks = self.workers.checking(session.form_code, len(members))
+        limits = self.size_limits(session)
+        checks = self.workers.checking(session.form_code, len(members), limits)
         unpacked: list[tuple[str, bytes | MemberRejection]] = []
         for name, size, read in members:
-            content = _member_content(name, size, read)
+            content = _member_content(name, size, read, max(limits.plain, limits.with_attachment))
             unpacked.append((name, content))
             if isinstance(content, bytes):
                 checks.add(content)
@@ -571,61 +728,71 @@ class Sessions:
         return None
 
     def _rejected_member(self, session: Session, name: str, rejection: MemberRejection) -> None:
-        invoice = self._new_invoice(session, b"", offline=session.offline, file_name=name)
+        shown = name if len(name) <= MAX_FILE_NAME else name[: MAX_FILE_NAME - 1] + "…"  # the detail has it whole
+        invoice = self._new_invoice(session, b"", offline=session.offline, file_name=shown)
         invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rejection.rule}] {rejection.detail}"])
 
     # --- closing and status --------------------------------------------------------------------
 
-    def close(self, session: Session, interim: int = 170, *, finish: bool = True) -> None:
-        """Close a session: ``interim`` (170 online, 150 batch) now, processed (200/440/445 and UPO)
-        after the configured status reads (with none, now; or at the first read when ``finish`` is
-        false: the batch is still being processed)."""
+    def close(
+        self, session: Session, interim: int = 170, *, finish: bool = True, at: dt.datetime | None = None
+    ) -> None:
+        """Close a session: ``interim`` (170 online, 150 batch) now (or ``at`` the moment its time
+        ran out), processed (200/440/445 and UPO) after the configured status reads (with none, now;
+        or at the first read when ``finish`` is false: the batch is still being processed)."""
         with self.core.lock:
             if session.status.code != 100:
                 raise MockAPIError(
                     21180, "Status sesji nie pozwala na wykonanie operacji.",
                     [f"Status sesji {session.status.code} uniemożliwia jej zamknięcie."],
                 )  # fmt: skip
-            session.closed = self.core.clock()
-            self.set_status(session, Status(interim, SESSION_TEXT[interim]))
+            session.closed = at or self.core.clock()
+            self.set_status(session, session_status(session.kind, interim), at=at)
             session.reads_until_processed = self.core.transitions.session_reads
             if session.reads_until_processed <= 0 and finish:
                 self._finish(session)
 
     def close_online(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/online/{ref}/close``."""
-        session = self.get(access, reference_number, read=False)
+        session = self.get(access, reference_number, read=False, missing="odnaleziona")
         if session.kind != "Online":
-            raise NotFound(21173, "Brak sesji o wskazanym numerze referencyjnym.")
+            raise session_not_found(reference_number, "odnaleziona")
         self.close(session)
 
     def _finish(self, session: Session) -> None:
+        for invoice in session.invoices:  # a processed session's invoices are processed
+            invoice.status_reads = max(invoice.status_reads, invoice.pending_reads)
         if not session.invoices:
-            self.set_status(session, Status(440, SESSION_TEXT[440], ["Nie przesłano faktur."]))
+            self.set_status(session, session_status(session.kind, 440, [NO_INVOICES_SENT]))
         elif not any(i.accepted for i in session.invoices):
-            self.set_status(session, Status(445, SESSION_TEXT[445]))
+            self.set_status(session, session_status(session.kind, 445))
         else:
             # The pages are numbered now and built (one signature each) when first downloaded.
             session.upo_page_size = self.core.settings.upo_page_size
             count = -(-sum(1 for i in session.invoices if i.accepted) // session.upo_page_size)
             session.upo_pages = [(self.core.new_reference_number("EU"), None) for _ in range(count)]
-            self.set_status(session, Status(200, SESSION_TEXT[200]))
+            self.set_status(session, session_status(session.kind, 200))
 
-    def get(self, access: Access, reference_number: str, *, read: bool = True) -> Session:
-        """A session of the caller's context (another context's is "not found", as in KSeF)."""
+    def get(self, access: Access, reference_number: str, *, read: bool = True, missing: str = "znaleziona") -> Session:
+        """A session of the caller's context (another context's is "not found", as in KSeF);
+        ``missing``: the word of the operation's 21173 detail (the spec says "odnaleziona" for the
+        online send and close)."""
         with self.core.lock:
             session = self.state.sessions.get(reference_number)
             if session is None or session.context != access.context:
-                raise NotFound(21173, f"Sesja o numerze referencyjnym {reference_number} nie została znaleziona.")
+                raise session_not_found(reference_number, missing)
+            self._expire(session, self.core.clock())
             # What the session holds is looked at (invoices, UPO), or its status is about to be final.
-            settle = not read or session.reads_until_processed <= 1
+            settle = not read or session.reads_until_processed <= 0
         if settle and session.reference_number in self._processing:
             self._settle(session)
         with self.core.lock:
+            # ``session_reads`` = N: the first N status reads after the close show it in progress.
             if read and session.status.code in (150, 170):
-                session.reads_until_processed -= 1
                 if session.reads_until_processed <= 0:
                     self._finish(session)
+                else:
+                    session.reads_until_processed -= 1
             return session
 
     def listing(self, access: Access, query: SessionQuery, page_size: int = 10, token: str | None = None) -> Page:
@@ -638,6 +805,7 @@ class Sessions:
         return self.core.page(found, page_size, token, key=lambda s: s.listing_key)
 
     def _matching(self, access: Access, query: SessionQuery) -> list[Session]:
+        self._expire_due()
         # Paging 100,000 sessions re-filters nothing: the sorted result is kept per query until
         # a session is added or changes status.
         cache_key = (access.context, access.subject if not access.sees_whole_context else None, query,
@@ -661,6 +829,17 @@ class Sessions:
         session = self.get(access, reference_number, read=False)
         invoices = session.failed if failed else session.invoices
         return self.core.page(invoices, page_size, token, key=lambda i: f"{i.ordinal_number:09d}")
+
+    def read_status(self, invoice: Invoice) -> Status | None:
+        """Count one status read of ``invoice``: the status it shows while KSeF is still processing
+        it (the first ``invoice_reads`` reads: 100 "Faktura przyjęta do dalszego przetwarzania", then
+        150 "Trwa przetwarzanie"), or ``None`` once its own status (and KSeF number) shows."""
+        with self.core.lock:
+            if invoice.settled:
+                return None
+            code = 100 if invoice.status_reads == 0 else 150
+            invoice.status_reads += 1
+            return Status(code, INVOICE_TEXT[code])
 
     def invoice(self, access: Access, reference_number: str, invoice_reference_number: str) -> Invoice:
         """One invoice of a session by its reference number."""
@@ -747,17 +926,22 @@ class Sessions:
             if invoice.reference_number == invoice_reference_number or (
                 ksef_number is not None and invoice.ksef_number == ksef_number
             ):
-                if not invoice.accepted:
+                if not invoice.accepted or not invoice.settled:
                     break
                 return self.invoice_upo_for(session, invoice)
-        raise NotFound(21178, "UPO nie zostało znalezione.")
+        if ksef_number is not None:
+            detail = f"UPO o numerze KSeF {ksef_number} i numerze referencyjnym sesji {reference_number}"
+        else:
+            detail = f"UPO o numerze referencyjnym {invoice_reference_number} dla sesji {reference_number}"
+        raise NotFound(21178, UPO_NOT_FOUND, [f"{detail} nie zostało znalezione."])
 
     def session_upo(self, access: Access, reference_number: str, upo_reference_number: str) -> bytes:
         """One page of a session's UPO."""
         session = self.get(access, reference_number, read=False)
         found = self._resolve_session_upo(session.reference_number, upo_reference_number)
         if found is None:
-            raise NotFound(21178, "UPO nie zostało znalezione.")
+            detail = f"UPO o numerze referencyjnym {upo_reference_number} dla sesji {reference_number}"
+            raise NotFound(21178, UPO_NOT_FOUND, [f"{detail} nie zostało znalezione."])
         return found
 
 
@@ -812,16 +996,16 @@ def _form_dict(system_code: str) -> dict[str, str]:
 def _decrypted_package(batch: BatchPackage, key: SymmetricKey | None) -> bytes | Status:
     """The plain package, or the session status that explains why there is none."""
     if key is None:
-        return Status(415, "Błąd odszyfrowania dostarczonego klucza")
+        return session_status("Batch", 415)
     for part in batch.parts:
         if sha256_b64(part.data or b"") != part.hash:
-            return Status(405, _PACKAGE_ERROR, [f"Skrót części {part.ordinal_number} nie zgadza się."])
+            return session_status("Batch", 405, [f"Skrót części {part.ordinal_number} nie zgadza się."])
     try:
         package = b"".join(key.decrypt(p.data or b"") for p in batch.parts)
     except ValueError:
-        return Status(435, "Błąd odszyfrowania pliku")
+        return session_status("Batch", 435)
     if len(package) != batch.file_size or sha256_b64(package) != batch.file_hash:
-        return Status(405, _PACKAGE_ERROR, ["Skrót lub rozmiar paczki nie zgadza się."])
+        return session_status("Batch", 405, ["Skrót lub rozmiar paczki nie zgadza się."])
     return package
 
 
@@ -846,11 +1030,17 @@ class MemberRejection(NamedTuple):
     detail: str
 
 
-def _member_content(name: str, size: int, read: Callable[[], bytes]) -> bytes | MemberRejection:
-    """A package member's bytes, or why there are none."""
+def _member_content(name: str, size: int, read: Callable[[], bytes], limit: int) -> bytes | MemberRejection:
+    """A package member's bytes, or why there are none (``limit``: the largest invoice the context
+    may send, with attachments)."""
+    if len(name) > MAX_FILE_NAME:
+        # KSeF reports a batch invoice by its file name, of at most 128 characters (invoiceFileName's
+        # maxLength): a file it could not name is not taken, so never numbered.
+        detail = f"Nazwa pliku {name} ma {len(name)} znaków, dozwolone najwyżej {MAX_FILE_NAME}."
+        return MemberRejection("name", detail)
     # Sizes are read from the archive first: a zip bomb is never inflated into memory.
-    if size > MAX_BATCH_INVOICE_BYTES:
-        return MemberRejection("size", f"Plik {name} jest większy niż 3 MB.")
+    if size > limit:
+        return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.")
     try:
         return read()
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
