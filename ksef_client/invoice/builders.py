@@ -197,20 +197,47 @@ def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool
     )
 
 
-def _annotations() -> fa3.Faktura.Fa.Adnotacje:
-    """``Adnotacje`` for an ordinary invoice: no cash accounting, self-billing, reverse charge,
-    split payment, exemption, new means of transport, simplified triangulation or margin scheme."""
+# Rates at which the buyer accounts for the tax: FA(3)'s P_18 ("odwrotne obciążenie") is then "1".
+_REVERSE_CHARGE = frozenset({"oo", "np II"})
+
+
+def _annotations(lines: Sequence[Line], exemption: str | None) -> fa3.Faktura.Fa.Adnotacje:
+    """``Adnotacje`` as the lines require: P_18 "1" (reverse charge) with an ``oo`` or ``np II``
+    line; with a ``zw`` line P_19 "1" and ``exemption`` (the provision the exemption rests on) in
+    P_19A, else P_19N; no cash accounting, self-billing, split payment, new means of transport,
+    simplified triangulation or margin scheme."""
     annotations = fa3.Faktura.Fa.Adnotacje
+    rates = {line.rate for line in lines}
+    if "zw" in rates:
+        zwolnienie = annotations.Zwolnienie(p_19=_YES, p_19_a=exemption)
+    else:
+        zwolnienie = annotations.Zwolnienie(p_19_n=_YES)
     return annotations(
         p_16=_NO,
         p_17=_NO,
-        p_18=_NO,
+        p_18=fa3.Twybor12.VALUE_1 if rates & _REVERSE_CHARGE else _NO,
         p_18_a=_NO,
-        zwolnienie=annotations.Zwolnienie(p_19_n=_YES),
+        zwolnienie=zwolnienie,
         nowe_srodki_transportu=annotations.NoweSrodkiTransportu(p_22_n=_YES),
         p_23=_NO,
         pmarzy=annotations.Pmarzy(p_pmarzy_n=_YES),
     )
+
+
+def _exemption(exemption: str | None, lines: Sequence[Line]) -> str | None:
+    """``exemption`` checked: required with a ``zw`` line (FA(3): "Jeśli pole P_19 równa się 1 -
+    należy wskazać przepis ustawy..."), refused without one (it would be written nowhere)."""
+    exempt = any(line.rate == "zw" for line in lines)
+    if exemption is None:
+        if exempt:
+            raise ValueError(
+                'exemption: a "zw" line needs the provision the exemption rests on, e.g. '
+                'exemption="art. 43 ust. 1 pkt 19 ustawy o VAT" (written to P_19A)'
+            )
+        return None
+    if not exempt:
+        raise ValueError('exemption: only an invoice with a "zw" line is exempt')
+    return checked_text(exemption, "exemption", 256)
 
 
 def _invoice(
@@ -224,6 +251,7 @@ def _invoice(
     totals: Totals,
     created: dt.datetime | None,
     date: dt.date | None = None,
+    annotations: fa3.Faktura.Fa.Adnotacje,
 ) -> fa3.Faktura:
     header = fa3.Tnaglowek(
         kod_formularza=fa3.Tnaglowek.KodFormularza(value=fa3.TkodFormularza.FA),
@@ -237,7 +265,7 @@ def _invoice(
         p_2=number,
         p_6=XmlDate.from_date(date) if date is not None and date != issue_date else None,
         p_15=totals.gross,
-        adnotacje=_annotations(),
+        adnotacje=annotations,
         rodzaj_faktury=kind,
         **totals.fields,  # type: ignore[arg-type]  # P_13_x / P_14_x / P_14_xW by name
     )
@@ -255,22 +283,27 @@ def vat_invoice(
     exchange_rate: Decimal | str | None = None,
     sale_date: dt.date | None = None,
     created: dt.datetime | None = None,
+    exemption: str | None = None,
 ) -> Invoice:
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
     In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals; required when a
     line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``.
     ``sale_date`` (``P_6``) when it differs from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
+    ``exemption``: with a ``"zw"`` line, the provision the exemption rests on (``P_19A``; required).
+    An ``"oo"`` or ``"np II"`` line marks the invoice "odwrotne obciążenie" (``P_18``).
     """
     _common(number, issue_date, seller, buyer, currency, lines, "lines")
     if not lines:
         raise ValueError("lines: at least one line")
+    basis = _exemption(exemption, lines)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
         fa3.TrodzajFaktury.VAT, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=line_totals(lines, rate), created=created, date=sale_date,
+        annotations=_annotations(lines, basis),
     )  # fmt: skip
     model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
     return Invoice(model)
@@ -289,13 +322,16 @@ def correction(
     currency: str = "PLN",
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
+    exemption: str | None = None,
 ) -> Invoice:
     """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
     rows (``StanPrzed`` on the "before" rows). Totals are the differences, after minus before.
 
     ``after`` may be empty (the whole invoice cancelled); ``before`` may be empty (lines added).
+    ``exemption`` and the reverse charge as in ``vat_invoice``, over the lines before and after.
     """
     _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after")
+    basis = _exemption(exemption, [*before, *after])
     if not before and not after:
         raise ValueError("before, after: a correction needs at least one line")
     if not isinstance(corrected, CorrectedInvoice):
@@ -306,7 +342,7 @@ def correction(
     totals = line_totals(after, rate) - line_totals(before, rate)
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=totals, created=created,
+        currency=currency, totals=totals, created=created, annotations=_annotations([*before, *after], basis),
     )  # fmt: skip
     model.fa.przyczyna_korekty = reason
     model.fa.dane_fa_korygowanej = [corrected._model()]
@@ -328,17 +364,20 @@ def advance(
     currency: str = "PLN",
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
+    exemption: str | None = None,
 ) -> Invoice:
     """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
 
     The order's lines go to ``Zamowienie`` (with each line's tax and the order's gross value);
     the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
     ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
-    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``.
+    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption`` and the
+    reverse charge as in ``vat_invoice``, over the order's lines.
     """
     _common(number, issue_date, seller, buyer, currency, order, "order")
     if not order:
         raise ValueError("order: at least one ordered line")
+    basis = _exemption(exemption, order)
     paid = checked_decimal(received, "received", 2, positive=True)
     order_gross = line_totals(order).gross
     if paid > order_gross:
@@ -349,6 +388,7 @@ def advance(
     model = _invoice(
         fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=advance_totals(paid, order, rate), created=created, date=payment_date,
+        annotations=_annotations(order, basis),
     )  # fmt: skip
     model.fa.kurs_waluty_z = rate
     order_row = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz

@@ -118,3 +118,20 @@ def test_advance_refuses_more_than_the_order_and_writes_the_rate_in_foreign_curr
         Decimal("4.3"), Decimal("230.00"), Decimal("989.00"), Decimal("1230.00"))  # fmt: skip
     assert fa.zamowienie is not None and fa.zamowienie.wartosc_zamowienia == Decimal("1230.00")
     validate_invoice(invoice.to_xml())
+
+
+def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> None:
+    # FA(3): "Jeśli pole P_19 równa się 1 - należy wskazać przepis ustawy..." and P_18 "1" when the
+    # buyer accounts for the tax. The builder wrote P_19N (no exempt supply) and P_18 "2" whatever
+    # the lines were.
+    exempt, reverse = Line("Szkolenie", 1, 100, "zw"), Line("Złom", 1, 10, "oo")
+    common: dict[str, Any] = {"number": "FV/Z/1", "issue_date": dt.date(2026, 5, 1), "seller": SELLER, "buyer": BUYER}
+    with pytest.raises(ValueError, match='exemption: a "zw" line needs'):
+        vat_invoice(**common, lines=[exempt])
+    with pytest.raises(ValueError, match='exemption: only an invoice with a "zw" line'):
+        vat_invoice(**common, lines=[reverse], exemption="art. 43 ust. 1 pkt 29")
+    xml = vat_invoice(**common, lines=[exempt, reverse], exemption="art. 43 ust. 1 pkt 29").to_xml()
+    validate_invoice(xml)
+    assert b"<P_18>1</P_18>" in xml and b"<P_19>1</P_19><P_19A>art. 43 ust. 1 pkt 29</P_19A>" in xml
+    plain = vat_invoice(**common, lines=[Line("Usługa", 1, 100)]).to_xml()
+    assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain

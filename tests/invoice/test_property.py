@@ -78,6 +78,14 @@ def check(invoice: Invoice) -> bytes:
     return xml
 
 
+BASIS = "art. 43 ust. 1 pkt 19 ustawy o VAT"
+
+
+def basis(lines: list[Line]) -> str | None:
+    """The exemption's legal basis, which an invoice with a "zw" line needs."""
+    return BASIS if any(line.rate == "zw" for line in lines) else None
+
+
 @PROPERTY
 @given(items=st.lists(lines, min_size=1, max_size=8), buyer=BUYERS, money=currencies,
        day=st.dates(dt.date(2025, 9, 1), dt.date(2049, 12, 31)))  # fmt: skip
@@ -86,8 +94,13 @@ def test_random_vat_invoices_are_valid_and_add_up(
 ) -> None:
     currency, rate = money
     invoice = vat_invoice(number="FV/P/1", issue_date=day, seller=SELLER, buyer=buyer, lines=items,
-                          currency=currency, exchange_rate=rate)  # fmt: skip
+                          currency=currency, exchange_rate=rate, exemption=basis(items))  # fmt: skip
     check(invoice)
+    # FA(3)'s annotations follow the lines: P_18 "1" ("odwrotne obciążenie") with a line at which the
+    # buyer accounts for the tax, P_19 "1" with its legal basis with an exempt line, else P_19N.
+    xml = invoice.to_xml()
+    assert (b"<P_18>1</P_18>" in xml) == any(line.rate in ("oo", "np II") for line in items)
+    assert (b"<P_19>1</P_19><P_19A>" + BASIS.encode() in xml) == any(line.rate == "zw" for line in items)
     totals = invoice.totals()
     assert {k: v for k, v in totals.items() if not k.endswith("_w")} == expected_totals(items)
     for name, value in totals.items():
@@ -105,7 +118,8 @@ def test_random_corrections_are_the_difference(before: list[Line], after: list[L
     corrected = CorrectedInvoice("FV/P/1", dt.date(2026, 4, 1))
     invoice = correction(number="KOR/P/1", issue_date=dt.date(2026, 5, 1), seller=SELLER,
                          buyer=Party("Nabywca", "Kraków", nip="1111111111"),
-                         corrected=corrected, before=before, after=after)  # fmt: skip
+                         corrected=corrected, before=before, after=after,
+                         exemption=basis([*before, *after]))  # fmt: skip
     check(invoice)
     want_after, want_before = expected_totals(after), expected_totals(before)
     names = set(want_after) | set(want_before)
@@ -124,7 +138,8 @@ def test_random_advances_split_the_payment_exactly(order: list[Line], share: obj
     if received <= 0:
         received = Decimal("0.01")
     invoice = advance(number="ZAL/P/1", issue_date=dt.date(2026, 5, 1), seller=SELLER,
-                      buyer=Party("Nabywca", "Kraków", nip="1111111111"), order=order, received=received)  # fmt: skip
+                      buyer=Party("Nabywca", "Kraków", nip="1111111111"), order=order, received=received,
+                      exemption=basis(order))  # fmt: skip
     check(invoice)
     assert invoice.gross == received
     for rate, fields in RATES.items():
