@@ -167,6 +167,25 @@ def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # typ
     assert len(json.loads(out)["files"]) == 12 and len(list((tmp_path / "inbox").glob("*.xml"))) == 12
 
 
+def test_a_batch_refused_while_it_is_built_is_a_usage_error(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # docs/cli.md: "2: usage error (bad option, argument or input file): nothing was sent". Two
+    # files of one name in a package exited 1, as if KSeF had refused something.
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "inv.xml").write_bytes(sample_invoice(f"{folder.upper()}/1"))
+    code, _, err = run("-p", "emu", "send", "--batch", "a/inv.xml", "b/inv.xml")
+    assert code == 2 and "two invoices named 'inv.xml'" in err and "nothing was sent" in err
+    assert backend.sessions.state.sessions == {}
+
+
+def test_a_missing_ksef_token_names_the_profile_to_save_it_under(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("profile", "set", "emu2", "--base-url", "http://127.0.0.1:9/v2", "--nip", NIP)[0] == 0
+    code, _, err = run("-p", "emu2", "auth", "login")
+    assert code == 3 and "`ksef -p emu2 auth save-token`" in err
+
+
 def test_ksef_errors_come_with_their_code(run, logged_in) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run("-p", "emu", "sessions", "status", "20261125-SO-0000000000-0000000000-00")
     assert code == 1 and out == ""

@@ -205,7 +205,8 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
         return sys.stdin.readline().strip()
     token = os.environ.get("KSEF_TOKEN") or state.store.get(state.profile.name, "ksef-token")
     if not token:
-        raise CLIError("no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `ksef auth save-token`", AUTH)
+        save = f"ksef -p {state.profile.name} auth save-token"
+        raise CLIError(f"no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `{save}`", AUTH)
     return token
 
 

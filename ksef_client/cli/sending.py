@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ksef_client._client import KSeF
-from ksef_client.cli.output import REJECTED, CLIError, Output, error_line, exit_code
-from ksef_client.errors import KSeFError
+from ksef_client.cli.output import REJECTED, USAGE, CLIError, Output, error_line, exit_code
+from ksef_client.errors import BatchError, KSeFError
 from ksef_client.outcomes import outcome_of, session_outcomes
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 
@@ -60,7 +60,14 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
                 advance(1, total=total)
 
         # checked_invoices validated each file already
-        return ksef.send_batch(named, form=form, offline=offline, progress=progress, validate=False).reference_number
+        try:
+            sent = ksef.send_batch(named, form=form, offline=offline, progress=progress, validate=False)
+        except BatchError as error:
+            if error.session_reference_number is not None:
+                raise  # the session was opened: not a usage error
+            # The package broke one of KSeF's limits while it was built: nothing was sent.
+            raise CLIError(f"{error}; nothing was sent (send the files online, or rename them)", USAGE) from error
+        return sent.reference_number
 
 
 def outcome_rows(
