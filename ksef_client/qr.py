@@ -32,6 +32,8 @@ from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
 OFFLINE_LABEL = "OFFLINE"
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
+# A context identifier goes into the link's path as it is: no "/", "?", "#", space or the like.
+_CONTEXT_VALUE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 
 
 def b64url(data: bytes) -> str:
@@ -60,9 +62,15 @@ def invoice_link(environment: Environment | str, seller_nip: str, issue_date: dt
 
 
 def _sign(private_key: PrivateKey, data: bytes) -> bytes:
+    """The Ministry's rules (kody-qr.md): RSA-PSS with SHA-256 and a key of 2048 bits or more, or
+    ECDSA on P-256 with SHA-256 as r||s of 32 bytes each; other keys are refused."""
     if isinstance(private_key, rsa.RSAPrivateKey):
+        if private_key.key_size < 2048:
+            raise ValueError(f"private_key: an RSA key of {private_key.key_size} bits; KSeF requires 2048 or more")
         return private_key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        if not isinstance(private_key.curve, ec.SECP256R1):
+            raise ValueError(f"private_key: an EC key on {private_key.curve.name}; KSeF requires P-256 (secp256r1)")
         r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
         size = (private_key.curve.key_size + 7) // 8
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
@@ -81,6 +89,10 @@ def certificate_link(
     """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key."""
     if context_type not in CONTEXT_TYPES:
         raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
+    if context_type == "Nip":
+        validate_nip(context_value, "context_value")
+    elif not _CONTEXT_VALUE.fullmatch(context_value):
+        raise ValueError(f"context_value: {context_value!r} is not an identifier (letters, digits, '.', '_', '-')")
     validate_nip(seller_nip, "seller_nip")
     serial = certificate_serial.upper()
     if not _SERIAL.fullmatch(serial):

@@ -56,6 +56,29 @@ def test_bad_input_is_refused() -> None:
         qr.certificate_link("TEST", "Nip", creds.nip, creds.nip, "XYZ", INVOICE, creds.private_key)
 
 
+def test_keys_and_context_values_the_ministry_does_not_allow_are_refused() -> None:
+    # kody-qr.md: "ECDSA (P-256/SHA-256)" with r and s "po 32 bajty", and RSA "Minimum 2048 bity".
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    nip = self_signed_certificate().nip
+    link = ("TEST", "Nip", nip, nip, "01", INVOICE)
+    with pytest.raises(ValueError, match="P-256"):
+        qr.certificate_link(*link, ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(ValueError, match="2048 or more"):
+        qr.certificate_link(*link, rsa.generate_private_key(65537, 1024))
+    signature = qr.certificate_link(*link, ec.generate_private_key(ec.SECP256R1())).rpartition("/")[2]
+    assert len(base64.urlsafe_b64decode(signature + "==")) == 64
+    # The context identifier goes into the path: a NIP's check digit, and nothing that cuts a path.
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(ValueError, match="context_value"):
+        qr.certificate_link("TEST", "Nip", "1234567890", nip, "01", INVOICE, key)
+    with pytest.raises(ValueError, match="context_value"):
+        qr.certificate_link("TEST", "InternalId", "12/34 ?x", nip, "01", INVOICE, key)
+    assert "/InternalId/5265877635-12345/" in qr.certificate_link(
+        "TEST", "InternalId", "5265877635-12345", nip, "01", INVOICE, key
+    )
+
+
 def test_images() -> None:
     link = qr.invoice_link("TEST", "5265877635", "2026-02-01", INVOICE)
     assert qr.qr_png(link).startswith(b"\x89PNG\r\n\x1a\n")
