@@ -46,6 +46,8 @@ _EU = {member.value for member in fa3.TkodyKrajowUe}
 _COUNTRIES = {member.value for member in fa3.TkodKraju}
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
 _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
+# EU VAT prefixes that are not the country's ISO 3166 code.
+_VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class Party:
     ``nip`` (Polish NIP, checked), ``eu_vat`` (an EU VAT number with its country prefix, e.g.
     ``"DE123456789"``: ``KodUE`` + ``NrVatUE``) or ``tax_id`` (any other country's identifier,
     ``KodKraju`` = ``country`` + ``NrID``). A buyer with none of them gets ``BrakID``; the seller
-    needs a NIP.
+    needs a NIP. With ``eu_vat`` and ``country`` left at ``"PL"``, the address's country is the VAT
+    number's (``EL`` -> ``GR``, ``XI`` -> ``GB``): a German buyer's address is in Germany.
     """
 
     name: str
@@ -83,6 +86,9 @@ class Party:
             raise ValueError(f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 letters or digits")
         if self.tax_id is not None:
             checked_text(self.tax_id, "party tax_id", 50)
+        if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
+            prefix = self.eu_vat[:2]
+            object.__setattr__(self, "country", _VAT_PREFIX_COUNTRY.get(prefix, prefix))
 
     def _address(self) -> fa3.Tadres3:
         return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)

@@ -135,3 +135,16 @@ def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> 
     assert b"<P_18>1</P_18>" in xml and b"<P_19>1</P_19><P_19A>art. 43 ust. 1 pkt 29</P_19A>" in xml
     plain = vat_invoice(**common, lines=[Line("Usługa", 1, 100)]).to_xml()
     assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain
+
+
+def test_an_eu_vat_buyer_s_address_is_in_the_vat_number_s_country() -> None:
+    # docs/invoices-as-objects.md writes Party(..., eu_vat="DE811569869"): its address was in PL.
+    assert Party("Käufer GmbH", "Berlin", eu_vat="DE811569869").country == "DE"
+    assert Party("Αγοραστής", "Athens", eu_vat="EL123456789").country == "GR"
+    assert Party("Nabywca", "Wrocław", eu_vat="DE811569869", country="AT").country == "AT"
+    xml = vat_invoice(
+        number="FV/EU/1", issue_date=dt.date(2026, 5, 1), seller=SELLER,
+        buyer=Party("Käufer GmbH", "Berlin", eu_vat="DE811569869"), lines=[Line("Towar", 1, 100, "0 WDT")],
+    ).to_xml()  # fmt: skip
+    validate_invoice(xml)
+    assert b"<KodKraju>DE</KodKraju>" in xml
