@@ -121,11 +121,17 @@ def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKe
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
     if validate:
-        try:
-            validate_invoice(bytes(xml), form)
-        except InvoiceSchemaError as error:
-            raise InvoiceRejectedError(f"invoice does not match {form.system_code}: {error}") from error
+        check_invoice(bytes(xml), form)
     return EncryptedInvoice.build(key, bytes(xml))
+
+
+def check_invoice(xml: bytes, form: FormCode, which: str = "invoice", after: str = "") -> None:
+    """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
+    ``which`` invoice (``after``: what the message adds); the check both kinds of session make."""
+    try:
+        validate_invoice(xml, form)
+    except InvoiceSchemaError as error:
+        raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
 
 
 def batch_check(form: FormCode) -> InvoiceCheck:
@@ -134,12 +140,7 @@ def batch_check(form: FormCode) -> InvoiceCheck:
     naming the invoice by position and file name."""
 
     def check(index: int, name: str, xml: bytes) -> None:
-        try:
-            validate_invoice(xml, form)
-        except InvoiceSchemaError as error:
-            raise InvoiceRejectedError(
-                f"invoice {index} ({name}) does not match {form.system_code}: {error}; nothing was sent"
-            ) from error
+        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent")
 
     return check
 
