@@ -634,7 +634,8 @@ class Sessions:
     def close_batch(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/batch/{ref}/close``: check the parts, decrypt, unpack, process each invoice."""
         session = self.get(access, reference_number, read=False)
-        if session.kind == "Batch" and session.status.code == 440 and session.status.details == [SENDING_TIME_EXCEEDED]:
+        window = session.batch.upload_deadline if session.batch is not None else None
+        if window is not None and session.closed is None and self.core.clock() > window:
             # The close is the "finish" request of the spec's 21208: it came after the upload window.
             raise MockAPIError(
                 21208, "Czas oczekiwania na requesty upload lub finish został przekroczony.",
