@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from ksef_client._paths import file_in
-from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, xsd_errors
+from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
 from ksef_client.xades import SignatureVerificationError, verify_xades
@@ -280,8 +280,10 @@ def verify_hash(content: bytes, expected: str | None, what: str = "UPO") -> None
         )
 
 
-def safe_parse(xml: bytes) -> etree._Element:
-    """Parse untrusted XML: no DTD, no entities, no network, bounded size."""
+def safe_parse(xml: bytes, *, for_reading: bool = False) -> etree._Element:
+    """Parse untrusted XML: no DTD, no entities, no network, bounded size. ``for_reading``: the
+    tree is only read for its values, so whitespace between elements may be left out of it
+    (``_xml.parse_for_reading``)."""
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"expected bytes, got {type(xml).__name__}")
     if len(xml) > MAX_UPO_BYTES:
@@ -289,7 +291,7 @@ def safe_parse(xml: bytes) -> etree._Element:
     if declares_entities(xml):
         raise UnsafeXMLError("document type declarations and entities are not allowed in KSeF XML")
     try:
-        root = parse(bytes(xml))
+        root = (parse_for_reading if for_reading else parse)(bytes(xml))
     except etree.XMLSyntaxError as error:
         raise UPOValidationError(f"not well-formed XML: {error}") from error
     if root.getroottree().docinfo.doctype:  # type: ignore[attr-defined]
@@ -299,7 +301,7 @@ def safe_parse(xml: bytes) -> etree._Element:
 
 def parse_upo(xml: bytes) -> Upo:
     """Parse a UPO v4-3 document; ``UPOValidationError`` names the first missing element."""
-    root = safe_parse(xml)
+    root = safe_parse(xml, for_reading=True)
     if root.tag != f"{{{UPO_NAMESPACE}}}Potwierdzenie":
         raise UPOValidationError(f"not a UPO v4-3 document (root element {root.tag!r})")
     context = _required(root, "u:Uwierzytelnienie/u:IdKontekstu/*")

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from ksef_client import SessionUpo
 from ksef_client import upo as upo_module
+from ksef_client._xml import parse_for_reading
 from ksef_client.errors import UPOValidationError
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.upo import (
@@ -180,6 +182,69 @@ def test_bulk_and_one_at_a_time_read_the_same_documents(documents: list[UpoDocum
     # Empty values (no text node) and whitespace around a date go one at a time; the rest in bulk.
     if all(all(vars(d).values()) and d.received == d.received.strip() for d in documents):
         assert _read_in_bulk(xml)
+
+
+@st.composite
+def _laid_out(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A UPO as the emulator writes it, and the same UPO laid out with other whitespace between its
+    elements (KSeF indents with tabs; any run of blanks is allowed)."""
+    xml = _upo(draw(_documents()))
+    root = safe_parse(xml)
+    blanks = st.text(st.sampled_from(" \t\r\n"), min_size=1, max_size=4)
+    for element in root.iter():
+        if len(element):  # between elements only: a value's own text is left as it is
+            element.text = draw(blanks)
+            for child in element:
+                child.tail = draw(blanks)
+    return xml, b'<?xml version="1.0" encoding="utf-8"?>\n' + etree.tostring(root)
+
+
+@PROPERTY
+@given(_laid_out())
+def test_whitespace_between_elements_changes_nothing_read(pair: tuple[bytes, bytes]) -> None:
+    written, laid_out = pair
+    assert parse_upo(laid_out).documents == _one_at_a_time(laid_out) == parse_upo(written).documents
+    assert dataclasses.replace(parse_upo(laid_out), xml=written) == parse_upo(written)
+
+
+def test_a_laid_out_upo_is_read_from_a_tree_without_the_whitespace_between_elements() -> None:
+    xml = _upo([_document_of(0)])  # laid out with tabs, as KSeF's
+    tree = parse_for_reading(xml)
+    assert tree.xpath("//text()[normalize-space() = '']") == []
+    assert tree.xpath("//text()") == safe_parse(xml).xpath("//text()[normalize-space()]")  # the values only
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b"<a>\n <b>x</b> <!--c--> <b>y</b>\n</a>",
+        b"<a>\n <b>x</b> <?c?> <b>y</b>\n</a>",
+        b"<a>\n <b><![CDATA[x]]></b>\n</a>",
+        b'<?xml version="1.0"?>\n<?c?><a>\n <b>x</b>\n</a>',
+        "<a>\n <b>x</b>\n</a>".encode("utf-16"),
+        b"\xef\xbb\xbf<a>\n <b>x</b>\n</a>",
+    ],
+    ids=["comment", "processing-instruction", "cdata", "processing-instruction-first", "utf-16", "byte-order-mark"],
+)
+def test_a_document_with_other_nodes_or_another_encoding_is_read_from_the_whole_tree(xml: bytes) -> None:
+    # Told from bytes, the whitespace is left out only when nothing but elements and text can be there.
+    assert parse_for_reading(xml).xpath("//node()") != [] and [
+        str(node) if isinstance(node, str) else node.tag for node in parse_for_reading(xml).xpath("//node()")
+    ] == [str(node) if isinstance(node, str) else node.tag for node in safe_parse(xml).xpath("//node()")]
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (b"<!--a-->FV<!--b-->  <!--c-->/1", "FV  /1"),  # blanks between comments are part of the value
+        (b"<?a?>FV<?b?> \t <?c?>/1", "FV \t /1"),
+        (b"FV<!--b--> <![CDATA[/1]]>", "FV /1"),
+    ],
+    ids=["comments", "processing-instructions", "cdata"],
+)
+def test_blanks_beside_other_nodes_in_a_value_are_kept(value: bytes, read: str) -> None:
+    xml = _in_second(_session(), b"<NumerFaktury>FV/1<", b"<NumerFaktury>" + value + b"<")
+    assert parse_upo(xml).documents[1].invoice_number == read == _one_at_a_time(xml)[1].invoice_number
 
 
 def _session(count: int = 3) -> bytes:

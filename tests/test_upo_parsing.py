@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,39 @@ def test_a_field_moved_into_the_next_document_is_refused() -> None:
         parse_upo(_session_upo([first, second]))
     with pytest.raises(UPOValidationError, match="not a date"):
         parse_upo(_session_upo([[(n, "2026-13-99" if n == "DataWystawieniaFaktury" else v) for n, v in _FIELDS]]))
+
+
+def test_the_emulator_lays_out_a_upo_as_the_ministrys_sample(ksef_data: Path) -> None:
+    # KSeF indents its UPOs with tabs; the emulator's UPO has the same whitespace between the same
+    # elements, so a reader tested against the emulator meets what KSeF sends.
+    from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
+
+    sample = (ksef_data / "upo-examples" / "kontekst-nip__upo-sesja-kontekst-id-nip.xml").read_bytes()
+    read = parse_upo(sample)
+    assert read.page_info is not None and read.auth_document_hash is not None
+    header = UpoHeader(
+        read.session_reference_number, "Nip", read.context_value, read.auth_document_hash, read.form_code
+    )
+    documents = [
+        UpoDocument(
+            d.seller_nip,
+            d.ksef_number,
+            d.invoice_number,
+            d.issue_date.isoformat(),
+            d.sent_at.isoformat(timespec="milliseconds"),
+            d.numbered_at.isoformat(timespec="milliseconds"),
+            d.invoice_hash,
+            d.mode,
+        )
+        for d in read.documents
+    ]
+    page = read.page_info
+    ours = build_upo(
+        header,
+        documents,
+        PageInfo(page.page, page.page_count, page.first_document, page.last_document, page.document_count),
+        signed=False,
+    )
+    between_tags = re.compile(rb">(\s*)<")
+    assert between_tags.findall(ours) == between_tags.findall(sample)
+    assert ours.endswith(b"</Potwierdzenie>") and sample.rstrip().endswith(b"</Potwierdzenie>")

@@ -93,6 +93,7 @@ def build_upo(
             ("TrybWysylki", doc.mode),
         ):
             _text(element, name, value)
+    etree.indent(root, space="\t")  # laid out as KSeF's UPOs are (the Ministry's samples): one tab a level
     if not signed:
         return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
     # Like KSeF's, the emulator's UPOs carry an enveloped XAdES signature (its own certificate).
