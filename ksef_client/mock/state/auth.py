@@ -246,10 +246,13 @@ class Auth:
         beyond = wanted - access.permissions
         if beyond:
             raise MockAPIError(
-                21405, VALIDATION, [f"permissions: {sorted(beyond)} przekraczają uprawnienia wystawcy tokenu."]
+                26001, "Nie można nadać tokenowi uprawnień których nie posiadasz.", [f"Brakujące: {sorted(beyond)}."]
             )
         if access.context.type not in ("Nip", "InternalId"):
-            raise MockAPIError(21405, VALIDATION, ["Tokeny wydaje się w kontekście Nip lub InternalId."])
+            raise MockAPIError(
+                26002, "Nie można wygenerować tokena dla obecnego typu kontekstu.",
+                [f"Kontekst {access.context.type}; dozwolone: Nip, InternalId."],
+            )  # fmt: skip
         ref = self.core.new_reference_number("EC")
         secret = f"{ref}|{access.context.type.lower()}-{access.context.value}|{secrets.token_hex(32)}"
         now = self.core.clock()
