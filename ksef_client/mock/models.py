@@ -81,7 +81,7 @@ class KSeFBackend:
         core = self.core
         self.storage = Storage(core)
         self.testdata = TestData(core)
-        self.permissions = Permissions(core)
+        self.permissions = Permissions(core, self.testdata)
         self.auth = Auth(core, self.permissions, self.testdata)
         self.invoices = Invoices(core, self.storage, self.faults)
         self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata, self.batch_workers)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import AuthenticationFailedError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.models import Context
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
@@ -50,12 +51,28 @@ def _create_token(client: httpx.Client, permissions: list[str]) -> httpx.Respons
     return client.post("/tokens", json={"permissions": permissions, "description": "integration"})
 
 
+def _exception_code(answer: httpx.Response) -> int:
+    return int(answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"])
+
+
 def test_a_token_cannot_carry_more_than_its_creator_may_do(ksef_mock: KSeFMock) -> None:
+    # Spec POST /tokens, 400: "26001 | Nie można nadać tokenowi uprawnień których nie posiadasz. |
+    # Informacja o brakujących uprawnieniach."
     token = ksef_mock.token(NIP, permissions=["InvoiceRead", "CredentialsManage"])
     with httpx.Client(base_url=ksef_mock.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
         refused = _create_token(client, ["InvoiceRead", "InvoiceWrite"])
-        assert refused.status_code == 400 and "InvoiceWrite" in refused.text
+        assert refused.status_code == 400 and _exception_code(refused) == 26001 and "InvoiceWrite" in refused.text
         assert _create_token(client, ["InvoiceRead"]).status_code == 202
+
+
+def test_a_token_is_made_only_in_a_nip_or_internal_id_context(ksef_mock: KSeFMock) -> None:
+    # Spec POST /tokens: "Token może być generowany tylko w kontekście NIP lub identyfikatora
+    # wewnętrznego"; 400 "26002 | Nie można wygenerować tokena dla obecnego typu kontekstu."
+    composite = Context("NipVatUe", f"{NIP}-DE123456789")
+    token = ksef_mock.backend.mint_access_token(context=composite)
+    with httpx.Client(base_url=ksef_mock.base_url, headers={"Authorization": f"Bearer {token}"}) as client:
+        refused = _create_token(client, ["InvoiceRead"])
+    assert refused.status_code == 400 and _exception_code(refused) == 26002
 
 
 def test_introspection_is_a_token_permission(raw: httpx.Client) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ksef_client import KSeF
 from ksef_client._core import parsed
@@ -24,6 +31,7 @@ from ksef_client._generated.models import (
     EffectiveContextLimits,
     EntityAuthorizationPermissionsGrantRequest,
     EntityAuthorizationPermissionsQueryRequest,
+    OwnerPermissionScope,
     PermissionsOperationResponse,
     PermissionsOperationStatusResponse,
     PersonalPermissionsQueryRequest,
@@ -34,10 +42,12 @@ from ksef_client._generated.models import (
     QueryPersonalPermissionsResponse,
     QueryPersonPermissionsResponse,
 )
-from ksef_client.errors import BadRequestError, PermissionDeniedError
+from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
+from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
 
 
@@ -83,9 +93,9 @@ def test_person_grant_is_listed_opens_a_login_and_can_be_revoked(ksef: KSeF, bac
 
 
 def test_authorization_grants_and_offset_pages(ksef: KSeF, backend: KSeFBackend) -> None:
-    for index in range(12):
+    for index in range(12):  # twelve sellers' agents: the same grant twice would be one (a duplicate)
         body = EntityAuthorizationPermissionsGrantRequest.from_dict(
-            {"subjectIdentifier": {"type": "Nip", "value": "1111111111"}, "permission": "SelfInvoicing",
+            {"subjectIdentifier": {"type": "Nip", "value": f"11111111{index:02}"}, "permission": "SelfInvoicing",
              "description": f"self-invoicing {index}",
              "subjectDetails": {"fullName": "Firma"}}
         )  # fmt: skip
@@ -128,3 +138,310 @@ def test_the_owner_of_the_context_is_told_its_owner_permissions(ksef: KSeF) -> N
     )
     owner = {str(scope) for scope in mine.owner_permissions or []}
     assert {"InvoiceWrite", "InvoiceRead", "CredentialsManage", "CollectiveIdentifierManage"} <= owner
+
+
+# --- grants, revokes and the logins they open (raw HTTP: the spec's view) ------------------------
+
+PERSON_DETAILS = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "Jan", "lastName": "Nowak"}}
+CLIENT, PARTNER = "7762811692", "4972530874"
+PESEL = "30112206276"  # dane-testowe-scenariusze.md's example
+
+
+def _bearer(backend: KSeFBackend, nip: str, **options: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {backend.mint_access_token(nip, **options)}"}
+
+
+def _grant_person_raw(client: httpx.Client, headers: dict[str, str], subject: tuple[str, str],
+                      scopes: list[str]) -> str:  # fmt: skip
+    body = {"subjectIdentifier": {"type": subject[0], "value": subject[1]}, "permissions": scopes,
+            "description": "pracownik", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    answer = client.post("/permissions/persons/grants", json=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["referenceNumber"])
+
+
+def _operation(client: httpx.Client, headers: dict[str, str], reference: str) -> int:
+    answer = client.get(f"/permissions/operations/{reference}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["status"]["code"])
+
+
+def _persons(client: httpx.Client, headers: dict[str, str], **filters: Any) -> list[dict[str, Any]]:
+    body = {"queryType": "PermissionsInCurrentContext", **filters}
+    answer = client.post("/permissions/query/persons/grants", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["permissions"])
+
+
+def _login(ksef_mock: KSeFMock, credentials: SigningCredentials, nip: str) -> set[str] | int:
+    """The permissions a XAdES login to ``nip`` gets, or its failure status code."""
+    with KSeF(base_url=ksef_mock.base_url) as client:
+        try:
+            tokens = client.auth.login_with_certificate(credentials, context_nip=nip)
+        except AuthenticationFailedError as failed:
+            return int(failed.code or 0)
+    return set(ksef_mock.backend.authenticate(f"Bearer {tokens.access_token}").permissions)
+
+
+def _pesel_certificate(pesel: str) -> SigningCredentials:
+    """A self-signed certificate of a person named by PESEL (``serialNumber PNOPL-<pesel>``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "Jan Kowalski"), x509.NameAttribute(NameOID.GIVEN_NAME, "Jan"),
+        x509.NameAttribute(NameOID.SURNAME, "Kowalski"), x509.NameAttribute(NameOID.SERIAL_NUMBER, f"PNOPL-{pesel}"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+    ])  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return SigningCredentials(certificate, key)
+
+
+@pytest.fixture
+def http(ksef_mock: KSeFMock) -> Iterator[httpx.Client]:
+    """An httpx client of the emulator without a token (each call brings its own)."""
+    with httpx.Client(base_url=ksef_mock.base_url) as client:
+        yield client
+
+
+def test_revoking_one_permission_leaves_the_others(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "permissionId | Techniczny identyfikator nadanego uprawnienia - wymagany m.in. przy
+    # operacjach odbierania"; DELETE /permissions/common/grants/{permissionId}: "odebranie uprawnienia o
+    # wskazanym identyfikatorze". uwierzytelnianie.md: a refresh gives "nowy accessToken (JWT) z aktualnym
+    # zestawem uprawnień i ról"; "Tokeny są automatycznie unieważniane w przypadku utraty uprawnień".
+    backend, owner = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    accountant = self_signed_certificate(kind="person", key_type="ec")
+    _grant_person_raw(http, owner, ("Nip", accountant.nip), ["InvoiceRead", "InvoiceWrite"])
+    with KSeF(base_url=ksef_mock.base_url) as person:
+        tokens = person.auth.login_with_certificate(accountant, context_nip=NIP)
+    refresh = {"Authorization": f"Bearer {tokens.refresh_token}"}
+
+    read = next(p for p in _persons(http, owner) if p["permissionScope"] == "InvoiceRead")
+    assert http.delete(f"/permissions/common/grants/{read['id']}", headers=owner).status_code == 202
+    assert _login(ksef_mock, accountant, NIP) == {"InvoiceWrite"}
+    refreshed = http.post("/auth/token/refresh", headers=refresh).json()["accessToken"]["token"]
+    assert backend.authenticate(f"Bearer {refreshed}").permissions == frozenset({"InvoiceWrite"})
+
+    (write,) = _persons(http, owner)
+    assert http.delete(f"/permissions/common/grants/{write['id']}", headers=owner).status_code == 202
+    assert _login(ksef_mock, accountant, NIP) == 415
+    refused = http.post("/auth/token/refresh", headers=refresh)
+    assert refused.status_code == 400 and "21301" in refused.text
+
+
+def test_granting_a_permission_twice_keeps_one(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "Nie można nadać tego samego uprawnienia dwukrotnie - API może zwrócić błąd lub
+    # zignorować duplikat" (the emulator ignores it).
+    owner = _bearer(ksef_mock.backend, NIP)
+    first = _grant_person_raw(http, owner, ("Pesel", PESEL), ["InvoiceRead"])
+    second = _grant_person_raw(http, owner, ("Pesel", PESEL), ["InvoiceRead", "InvoiceWrite"])
+    assert (_operation(http, owner, first), _operation(http, owner, second)) == (200, 200)
+    assert sorted(p["permissionScope"] for p in _persons(http, owner)) == ["InvoiceRead", "InvoiceWrite"]
+
+
+def _indirect(target: str | None) -> dict[str, Any]:
+    body = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["InvoiceRead"],
+            "description": "obsługa klienta", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    if target is not None:
+        body["targetIdentifier"] = {"type": "Nip", "value": target}
+    return body
+
+
+def _subunit(kind: str, value: str) -> dict[str, Any]:
+    return {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "contextIdentifier": {"type": kind, "value": value},
+            "description": "admin jednostki", "subunitName": "Oddział", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+
+
+def _outcome(http: httpx.Client, headers: dict[str, str], path: str, body: dict[str, Any]) -> int:
+    answer = http.post(path, json=body, headers=headers)
+    assert answer.status_code == 202, answer.text  # KSeF processes grants asynchronously
+    return _operation(http, headers, answer.json()["referenceNumber"])
+
+
+def test_grants_the_spec_forbids_end_with_a_failed_operation(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    backend, company = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    enforcement = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["EnforcementOperations"],
+                   "description": "egzekucja", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    # POST /permissions/persons/grants: "Uprawnienie EnforcementOperations może być nadane wyłącznie wtedy,
+    # gdy podmiot kontekstu ma rolę EnforcementAuthority (organ egzekucyjny) lub CourtBailiff".
+    assert _outcome(http, company, "/permissions/persons/grants", enforcement) == 430
+    assert _persons(http, company) == []  # a failed grant grants nothing
+    http.post("/testdata/subject", json={"subjectNip": CLIENT, "subjectType": "EnforcementAuthority",
+                                          "description": "Urząd skarbowy"})  # fmt: skip
+    assert _outcome(http, _bearer(backend, CLIENT), "/permissions/persons/grants", enforcement) == 200
+
+    # POST /permissions/indirect/grants: "Uprawnienie selektywne może być nadane wyłącznie wtedy, gdy klient
+    # nadał wcześniej podmiotowi bieżącego kontekstu dowolne uprawnienie z prawem do jego dalszego przekazywania".
+    assert _outcome(http, company, "/permissions/indirect/grants", _indirect(PARTNER)) == 440
+    assert _outcome(http, company, "/permissions/indirect/grants", _indirect(None)) == 200  # general: any client
+    delegated = {
+        "subjectIdentifier": {"type": "Nip", "value": NIP},
+        "description": "biuro rachunkowe",
+        "permissions": [{"type": "InvoiceRead", "canDelegate": True}],
+        "subjectDetails": {"fullName": "Biuro"},
+    }
+    assert _outcome(http, _bearer(backend, PARTNER), "/permissions/entities/grants", delegated) == 200
+    assert _outcome(http, company, "/permissions/indirect/grants", _indirect(PARTNER)) == 200
+
+    # POST /permissions/subunits/grants: a subunit's NIP "wyłącznie jeżeli podmiot bieżącego kontekstu
+    # logowania ma rolę podmiotu nadrzędnego: LocalGovernmentUnit, VatGroupUnit"; an internal identifier
+    # is "numeru NIP podmiotu kontekstu logowania oraz 5 cyfr".
+    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("Nip", PARTNER)) == 430
+    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{CLIENT}-00001")) == 410
+    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{NIP}-00001")) == 200
+    group = {"subjectNip": "3755747347", "subjectType": "VatGroup", "description": "Grupa VAT",
+             "subunits": [{"subjectNip": PARTNER, "description": "członek grupy VAT"}]}  # fmt: skip
+    assert http.post("/testdata/subject", json=group).status_code == 200
+    vat_group = _bearer(backend, "3755747347")
+    assert _outcome(http, vat_group, "/permissions/subunits/grants", _subunit("Nip", PARTNER)) == 200
+    assert _outcome(http, vat_group, "/permissions/subunits/grants", _subunit("Nip", CLIENT)) == 410
+
+
+def test_each_revoke_endpoint_takes_its_own_kind_of_grant(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: for SelfInvoicing, RRInvoicing, TaxRepresentative "obowiązuje osobna metoda odbierania -
+    # z użyciem endpointu dedykowanego do operacji autoryzacyjnych"; DELETE /permissions/common/grants takes
+    # those "nadanych osobom fizycznym do pracy w KSeF, nadanych podmiotom do obsługi faktur, ...". The
+    # wrong one's answer is not documented: its operation fails with 450 ("Operacja niedozwolona dla
+    # wskazanego identyfikatora lub jego typu").
+    owner = _bearer(ksef_mock.backend, NIP)
+    authorization = {"subjectIdentifier": {"type": "Nip", "value": CLIENT}, "permission": "SelfInvoicing",
+                     "description": "samofakturowanie", "subjectDetails": {"fullName": "Firma B"}}  # fmt: skip
+    assert http.post("/permissions/authorizations/grants", json=authorization, headers=owner).status_code == 202
+    _grant_person_raw(http, owner, ("Pesel", PESEL), ["InvoiceRead"])
+    query = {"queryType": "Granted"}
+    (self_invoicing,) = http.post("/permissions/query/authorizations/grants", json=query, headers=owner).json()[
+        "authorizationGrants"
+    ]
+    (reader,) = _persons(http, owner)
+
+    wrong = [
+        http.delete(f"/permissions/common/grants/{self_invoicing['id']}", headers=owner),
+        http.delete(f"/permissions/authorizations/grants/{reader['id']}", headers=owner),
+    ]
+    assert [_operation(http, owner, a.json()["referenceNumber"]) for a in wrong] == [450, 450]
+    assert len(_persons(http, owner)) == 1
+    right = [
+        http.delete(f"/permissions/authorizations/grants/{self_invoicing['id']}", headers=owner),
+        http.delete(f"/permissions/common/grants/{reader['id']}", headers=owner),
+    ]
+    assert [_operation(http, owner, a.json()["referenceNumber"]) for a in right] == [200, 200]
+    assert _persons(http, owner) == []
+    assert (
+        http.post("/permissions/query/authorizations/grants", json=query, headers=owner).json()["authorizationGrants"]
+        == []
+    )
+
+
+# --- /testdata ----------------------------------------------------------------------------------
+
+
+def _owner_scopes(*, enforcement: bool) -> set[str]:
+    scopes = {str(scope) for scope in OwnerPermissionScope}
+    return scopes if enforcement else scopes - {"EnforcementOperations"}
+
+
+@pytest.mark.parametrize("bailiff", [False, True], ids=["JDG", "bailiff"])
+def test_a_test_person_logs_in_as_owner_with_pesel_or_nip(ksef_mock: KSeFMock, http: httpx.Client,
+                                                          bailiff: bool) -> None:  # fmt: skip
+    # dane-testowe-scenariusze.md, Scenariusz nr 1 (Komornik): "osoba logująca się w kontekście podanego
+    # NIP-u, za pomocą numeru PESEL lub NIP-u, otrzyma uprawnienia właścicielskie (Owner) oraz egzekucyjne
+    # (EnforcementOperations)"; nr 2 (JDG): "otrzyma uprawnienie właścicielskie (Owner)".
+    person = self_signed_certificate(kind="person", key_type="ec")
+    body = {
+        "nip": person.nip,
+        "pesel": PESEL,
+        "description": "Komornik" if bailiff else "JDG Jan Nowak",
+        "isBailiff": bailiff,
+    }
+    assert http.post("/testdata/person", json=body).status_code == 200
+    by_pesel = _pesel_certificate(PESEL)
+    assert _login(ksef_mock, by_pesel, person.nip) == _owner_scopes(enforcement=bailiff)
+    assert _login(ksef_mock, person, person.nip) == _owner_scopes(enforcement=bailiff)
+    assert _login(ksef_mock, by_pesel, NIP) == 415  # the owner of the person's own NIP only
+
+    with KSeF(base_url=ksef_mock.base_url) as client:
+        client.auth.login_with_certificate(by_pesel, context_nip=person.nip)
+        mine = parsed(
+            query_personal_permissions.sync_detailed(client=client.raw, body=PersonalPermissionsQueryRequest()),
+            QueryPersonalPermissionsResponse,
+        )
+    assert {str(scope) for scope in mine.owner_permissions or []} == _owner_scopes(enforcement=bailiff)
+
+    # POST /testdata/person/remove: "System automatycznie odbierze jej wszystkie uprawnienia."
+    _grant_person_raw(http, _bearer(ksef_mock.backend, NIP), ("Pesel", PESEL), ["InvoiceRead"])
+    assert http.post("/testdata/person/remove", json={"nip": person.nip}).status_code == 200
+    assert _login(ksef_mock, by_pesel, person.nip) == 415
+    assert _login(ksef_mock, by_pesel, NIP) == 415
+
+
+def test_an_ordinary_owner_has_no_enforcement_operations(ksef_mock: KSeFMock) -> None:
+    # The spec gives EnforcementOperations to a context "gdy podmiot kontekstu ma rolę EnforcementAuthority
+    # (organ egzekucyjny) lub CourtBailiff (komornik sądowy)", and a JDG gets "Owner" alone.
+    assert _login(ksef_mock, self_signed_certificate(NIP, kind="seal", key_type="ec"), NIP) == _owner_scopes(
+        enforcement=False
+    )
+
+
+def test_test_subjects_have_roles_and_are_registered_once(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    backend = ksef_mock.backend
+    group = {"subjectNip": "3755747347", "subjectType": "VatGroup", "description": "Grupa VAT",
+             "subunits": [{"subjectNip": PARTNER, "description": "członek grupy VAT"},
+                          {"subjectNip": "8225900795", "description": "drugi członek grupy VAT"}]}  # fmt: skip
+    assert http.post("/testdata/subject", json=group).status_code == 200
+    # POST /testdata/subject, 400: "30001 | Podmiot lub uprawnienie już istnieje."
+    again = http.post("/testdata/subject", json=group)
+    assert again.status_code == 400 and "30001" in again.text
+    # SubjectCreateRequest.createdDate: "W przypadku wielokrotnego tworzenia danych testowych z tym samym
+    # identyfikatorem nie można podawać daty wcześniejszej ani takiej samej jak poprzednia".
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    assert http.post("/testdata/subject", json={**group, "createdDate": later}).status_code == 200
+    assert http.post("/testdata/subject", json={**group, "createdDate": later}).status_code == 400
+    person = {"nip": CLIENT, "pesel": PESEL, "description": "JDG Jan Nowak", "isBailiff": False}
+    assert http.post("/testdata/person", json=person).status_code == 200
+    assert http.post("/testdata/person", json=person).status_code == 400
+
+    # GET /permissions/query/entities/roles: "odczytanie listy ról podmiotu bieżącego kontekstu logowania"
+    # (VatGroupUnit - grupa VAT, VatGroupSubUnit - członek grupy VAT).
+    roles = http.get("/permissions/query/entities/roles", headers=_bearer(backend, "3755747347")).json()["roles"]
+    assert [r["role"] for r in roles] == ["VatGroupUnit"]
+    (member,) = http.get("/permissions/query/entities/roles", headers=_bearer(backend, PARTNER)).json()["roles"]
+    assert (member["role"], member["parentEntityIdentifier"]["value"]) == ("VatGroupSubUnit", "3755747347")
+    assert http.get("/permissions/query/entities/roles", headers=_bearer(backend, NIP)).json()["roles"] == []
+    # POST /permissions/query/subordinate-entities/roles: "odczytywane są podmioty będące członkami grupy VAT";
+    # filtered by subordinateEntityIdentifier.
+    path, headers = "/permissions/query/subordinate-entities/roles", _bearer(backend, "3755747347")
+    members = http.post(path, json={}, headers=headers).json()["roles"]
+    assert sorted((m["subordinateEntityIdentifier"]["value"], m["role"]) for m in members) == [
+        ("4972530874", "VatGroupSubUnit"), ("8225900795", "VatGroupSubUnit"),
+    ]  # fmt: skip
+    only = {"subordinateEntityIdentifier": {"type": "Nip", "value": PARTNER}}
+    assert [m["description"] for m in http.post(path, json=only, headers=headers).json()["roles"]] == [
+        "członek grupy VAT"
+    ]
+
+
+def test_test_data_permissions_are_grants_by_the_system(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # dane-testowe-scenariusze.md, Scenariusz nr 3: /testdata/permissions gives a person permissions in a
+    # context, like any other grant ("w standardowy sposób"); PersonPermissionsAuthorIdentifier: "System |
+    # Identyfikator systemowy KSeF".
+    representative = self_signed_certificate(kind="person", key_type="ec")
+    body = {"contextIdentifier": {"type": "Nip", "value": NIP},
+            "authorizedIdentifier": {"type": "Nip", "value": representative.nip},
+            "permissions": [{"permissionType": "InvoiceRead", "description": "praca w kontekście"},
+                            {"permissionType": "CredentialsManage", "description": "praca w kontekście"}]}  # fmt: skip
+    assert http.post("/testdata/permissions", json=body).status_code == 200
+    owner = _bearer(ksef_mock.backend, NIP)
+    listed = _persons(http, owner)
+    assert {(p["permissionScope"], p["authorIdentifier"]["type"]) for p in listed} == {
+        ("InvoiceRead", "System"), ("CredentialsManage", "System"),
+    }  # fmt: skip
+    assert _login(ksef_mock, representative, NIP) == {"InvoiceRead", "CredentialsManage"}
+    read = next(p for p in listed if p["permissionScope"] == "InvoiceRead")
+    assert http.delete(f"/permissions/common/grants/{read['id']}", headers=owner).status_code == 202
+    assert _login(ksef_mock, representative, NIP) == {"CredentialsManage"}
+    revoke = {"contextIdentifier": body["contextIdentifier"], "authorizedIdentifier": body["authorizedIdentifier"]}
+    assert http.post("/testdata/permissions/revoke", json=revoke).status_code == 200
+    assert _login(ksef_mock, representative, NIP) == 415

@@ -1,7 +1,8 @@
 """Endpoints: permission grants, revokes, queries and operation status (``permissions``).
 
 Request bodies are parsed with the generated models (``Model.from_dict``), so what the emulator
-accepts is what the spec describes; anything else is KSeF's 21405.
+accepts is what the spec describes; anything else is KSeF's 21405. Which grants apply where, and
+what a query lists, is ``state/permissions.py``'s; here they are read from requests and rendered.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from starlette.responses import JSONResponse, Response
 from ksef_client._generated import models
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, KSeFBackend
-from ksef_client.mock.responses import api_endpoint, iso, json_body, offset_params, parsed_body
+from ksef_client.mock.responses import api_endpoint, iso, json_body, offset_params, parsed_body, render_status
 from ksef_client.mock.state.core import VALIDATION
-from ksef_client.mock.state.permissions import Grant, page_of
-
-DONE = {"code": 200, "description": "Operacja zakończona sukcesem"}
+from ksef_client.mock.state.permissions import (
+    ALL_PARTNERS,
+    AUTHORIZATION_KINDS,
+    COMMON_KINDS,
+    Grant,
+    GrantQuery,
+    Pair,
+    Permissions,
+    context_of,
+    page_of,
+    target_of,
+)
+from ksef_client.mock.state.testdata import Role
 
 
 def _identifier(raw: Any) -> tuple[str, str]:
@@ -35,12 +46,13 @@ def _accepted(reference_number: str) -> Response:
 
 
 def _grant_each(backend: KSeFBackend, access: Access, kind: str, subject: tuple[str, str], scopes: list[str],
-                description: str, details: dict[str, Any] | None = None) -> Response:  # fmt: skip
-    # KSeF gives every granted permission its own id, so one record per scope.
+                description: str, details: dict[str, Any] | None = None, delegable: tuple[str, ...] = (),
+                ) -> Response:  # fmt: skip
+    # KSeF gives every granted permission its own id (one record per scope), the request one operation.
     if not scopes:
         raise MockAPIError(21405, VALIDATION, ["permissions: wymagane co najmniej jedno uprawnienie."])
-    refs = [backend.permissions.grant(access, kind, subject, [scope], description, details) for scope in scopes]
-    return _accepted(refs[-1])
+    ref = backend.permissions.grant(access, kind, subject, scopes, description, details, delegable=delegable)
+    return _accepted(ref)
 
 
 @api_endpoint("permissions.grant_person_permissions")
@@ -55,8 +67,11 @@ async def grant_person_permissions(request: Request, backend: KSeFBackend, acces
 async def grant_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await parsed_body(request, models.EntityPermissionsGrantRequest)
-    scopes = [str(p.to_dict()["type"]) for p in body.permissions]
-    return _grant_each(backend, access, "entity", _identifier(body.subject_identifier), scopes, body.description)
+    permissions = [p.to_dict() for p in body.permissions]
+    scopes = [str(p["type"]) for p in permissions]
+    delegable = tuple(str(p["type"]) for p in permissions if p.get("canDelegate"))
+    subject = _identifier(body.subject_identifier)
+    return _grant_each(backend, access, "entity", subject, scopes, body.description, delegable=delegable)
 
 
 @api_endpoint("permissions.grant_authorization_permissions")
@@ -72,7 +87,11 @@ async def grant_indirect_permissions(request: Request, backend: KSeFBackend, acc
     assert access is not None
     body = await parsed_body(request, models.IndirectPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
-    return _grant_each(backend, access, "indirect", _identifier(body.subject_identifier), scopes, body.description)
+    # "Nie przekazanie identyfikatora oznacza, że uprawnienie nadane w sposób pośredni jest typu generalnego."
+    target = body.to_dict().get("targetIdentifier") or {}
+    details = {"target": (str(target["type"]), str(target.get("value") or "")) if target else ALL_PARTNERS}
+    subject = _identifier(body.subject_identifier)
+    return _grant_each(backend, access, "indirect", subject, scopes, body.description, details)
 
 
 @api_endpoint("permissions.grant_subunit_permissions")
@@ -90,7 +109,8 @@ async def grant_eu_entity_administration_permissions(
 ) -> Response:
     assert access is not None
     body = await parsed_body(request, models.EuEntityAdministrationPermissionsGrantRequest)
-    details = {"vatUe": str(body.context_identifier.value), "euEntityName": body.eu_entity_name}
+    composite = str(body.context_identifier.value)  # {nip}-{vat_ue}
+    details = {"composite": composite, "vatUe": composite.partition("-")[2], "euEntityName": body.eu_entity_name}
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "eu-administration", subject, ["VatUeManage"], body.description, details)
 
@@ -100,7 +120,7 @@ async def grant_eu_entity_permissions(request: Request, backend: KSeFBackend, ac
     assert access is not None
     body = await parsed_body(request, models.EuEntityPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
-    details = {"vatUe": access.context.value, "euEntityName": access.context.value}
+    details = {"vatUe": access.context.value.partition("-")[2], "euEntityName": access.context.value}
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "eu-entity", subject, scopes, body.description, details)
 
@@ -108,20 +128,20 @@ async def grant_eu_entity_permissions(request: Request, backend: KSeFBackend, ac
 @api_endpoint("permissions.revoke_common_permission")
 async def revoke_common_permission(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"]))
+    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"], COMMON_KINDS))
 
 
 @api_endpoint("permissions.revoke_authorization_permission")
 async def revoke_authorization_permission(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"]))
+    return _accepted(backend.permissions.revoke(access, request.path_params["permissionId"], AUTHORIZATION_KINDS))
 
 
 @api_endpoint("permissions.get_operation_status")
 async def get_operation_status(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.permissions.operation(access, request.path_params["referenceNumber"])
-    return JSONResponse({"status": DONE})
+    status = backend.permissions.operation_status(access, request.path_params["referenceNumber"])
+    return JSONResponse({"status": render_status(status)})
 
 
 @api_endpoint("permissions.get_attachment_permission_status")
@@ -130,41 +150,55 @@ async def get_attachment_permission_status(request: Request, backend: KSeFBacken
     return JSONResponse({"isAttachmentAllowed": backend.testdata.attachments_allowed(access.context.nip)})
 
 
-# --- queries ------------------------------------------------------------------------------------
+# --- queries ---------------------------------------------------------------------------------------
 
 
-def _ident(pair: tuple[str, str]) -> dict[str, str]:
-    return {"type": pair[0], "value": pair[1]}
+def _ident(pair: Pair) -> dict[str, str]:
+    # A type without a value (``System``, ``AllPartners``) is written without one.
+    return {"type": pair[0], "value": pair[1]} if pair[1] else {"type": pair[0]}
 
 
-def _context(grant: Grant) -> dict[str, str]:
-    kind = grant.context.type if grant.context.type in ("Nip", "InternalId") else "Nip"
-    return {"type": kind, "value": grant.context.value}
+def _granting(grant: Grant) -> dict[str, str]:
+    """The granting context as a ``Nip``/``InternalId`` identifier (a composite context by its NIP)."""
+    if grant.context.type in ("Nip", "InternalId"):
+        return _ident((grant.context.type, grant.context.value))
+    return {"type": "Nip", "value": grant.context.nip or grant.context.value}
 
 
-def _person(grant: Grant) -> dict[str, Any]:
-    return {
-        "id": grant.id, "authorizedIdentifier": _ident(grant.subject), "contextIdentifier": _context(grant),
-        "authorIdentifier": _ident(grant.author), "permissionScope": grant.permissions[0],
-        "description": grant.description, "permissionState": "Active", "startDate": iso(grant.created),
-        "canDelegate": False,
+def _person(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": grant.id, "authorizedIdentifier": _ident(grant.subject), "authorIdentifier": _ident(grant.author),
+        "permissionScope": grant.permissions[0], "description": grant.description,
+        "permissionState": permissions.state_of(grant), "startDate": iso(grant.created),
+        "canDelegate": bool(grant.details.get("canDelegate")),
     }  # fmt: skip
-
-
-def _personal(grant: Grant) -> dict[str, Any]:
-    item = _person(grant)
-    del item["authorIdentifier"]
+    context, target = context_of(grant), target_of(grant)
+    if context is not None and context[0] in ("Nip", "InternalId"):  # the types PersonPermission allows
+        item["contextIdentifier"] = _ident(context)
+    if target is not None:
+        item["targetIdentifier"] = _ident(target)
     return item
 
 
-def _entity(grant: Grant) -> dict[str, Any]:
+def _personal(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
+    item = _person(grant, permissions, access)
+    del item["authorIdentifier"]
+    item["contextIdentifier"] = _granting(grant)  # "podmiotu, który nadał uprawnienia"
+    # "Identyfikator podmiotu uprawnionego, jeżeli jest inny niż identyfikator uwierzytelnionego klienta API".
+    if grant.subject == access.subject:
+        del item["authorizedIdentifier"]
+    return item
+
+
+def _entity(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
     return {
-        "id": grant.id, "contextIdentifier": _context(grant), "permissionScope": grant.permissions[0],
-        "description": grant.description, "startDate": iso(grant.created), "canDelegate": False,
+        "id": grant.id, "contextIdentifier": _granting(grant), "permissionScope": grant.permissions[0],
+        "description": grant.description, "startDate": iso(grant.created),
+        "canDelegate": bool(grant.details.get("canDelegate")),
     }  # fmt: skip
 
 
-def _authorization(grant: Grant) -> dict[str, Any]:
+def _authorization(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
     return {
         "id": grant.id, "authorIdentifier": _ident(grant.author), "authorizedEntityIdentifier": _ident(grant.subject),
         "authorizingEntityIdentifier": {"type": "Nip", "value": grant.context.nip or grant.context.value},
@@ -173,7 +207,7 @@ def _authorization(grant: Grant) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _subunit(grant: Grant) -> dict[str, Any]:
+def _subunit(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
     item = {
         "id": grant.id, "authorizedIdentifier": _ident(grant.subject), "authorIdentifier": _ident(grant.author),
         "subunitIdentifier": _ident(grant.details["subunit"]), "permissionScope": "CredentialsManage",
@@ -184,7 +218,7 @@ def _subunit(grant: Grant) -> dict[str, Any]:
     return item
 
 
-def _eu(grant: Grant) -> dict[str, Any]:
+def _eu(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
     return {
         "id": grant.id, "authorIdentifier": _ident(grant.author), "vatUeIdentifier": grant.details["vatUe"],
         "euEntityName": grant.details["euEntityName"], "authorizedFingerprintIdentifier": grant.subject[1],
@@ -192,35 +226,122 @@ def _eu(grant: Grant) -> dict[str, Any]:
     }  # fmt: skip
 
 
-Render = Callable[[Grant], dict[str, Any]]
+def _pair_of(raw: Any) -> Pair | None:
+    """An identifier of a query's body as ``(type, value)`` (``value`` empty for ``System``, ``AllPartners``)."""
+    return (str(raw["type"]), str(raw.get("value") or "")) if isinstance(raw, dict) else None
 
 
-def _query(operation: str, kinds: tuple[str, ...], render: Render, field: str = "permissions", *,
-           personal: bool = False) -> Any:  # fmt: skip
-    @api_endpoint(operation)
-    async def endpoint(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-        assert access is not None
-        if request.method == "POST":
-            await json_body(request)  # a malformed body is still a 400
-        offset, size = offset_params(request)
-        items, has_more = page_of(backend.permissions.grants_of(access, kinds, personal=personal), offset, size)
-        body: dict[str, Any] = {field: [render(g) for g in items], "hasMore": has_more}
-        if personal:
-            body["ownerPermissions"] = backend.permissions.owner_permissions(access)
-        return JSONResponse(body)
-
-    return endpoint
+def _scopes(body: dict[str, Any]) -> frozenset[str] | None:
+    return frozenset(map(str, body["permissionTypes"])) if body.get("permissionTypes") else None
 
 
-query_person_permissions = _query("permissions.query_person_permissions", ("person",), _person)
-query_personal_permissions = _query(
-    "permissions.query_personal_permissions", ("person", "indirect"), _personal, personal=True
-)
-query_entity_permissions = _query("permissions.query_entity_permissions", ("entity",), _entity)
-query_subunit_permissions = _query("permissions.query_subunit_permissions", ("subunit",), _subunit)
-query_authorization_permissions = _query(
-    "permissions.query_authorization_permissions", ("authorization",), _authorization, "authorizationGrants"
-)
-query_eu_entity_permissions = _query("permissions.query_eu_entity_permissions", ("eu-administration", "eu-entity"), _eu)
-query_entity_roles = _query("permissions.query_entity_roles", (), _entity, "roles")
-query_subordinate_entity_roles = _query("permissions.query_subordinate_entity_roles", (), _entity, "roles")
+Render = Callable[[Grant, Permissions, Access], dict[str, Any]]
+
+
+async def _page(request: Request, backend: KSeFBackend, access: Access, grants: list[Grant], render: Render,
+                field: str = "permissions") -> dict[str, Any]:  # fmt: skip
+    offset, size = offset_params(request)
+    items, has_more = page_of(grants, offset, size)
+    return {field: [render(g, backend.permissions, access) for g in items], "hasMore": has_more}
+
+
+@api_endpoint("permissions.query_person_permissions")
+async def query_person_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    query = GrantQuery(
+        scopes=_scopes(body), author=_pair_of(body.get("authorIdentifier")),
+        authorized=_pair_of(body.get("authorizedIdentifier")), context=_pair_of(body.get("contextIdentifier")),
+        target=_pair_of(body.get("targetIdentifier")), state=body.get("permissionState"),
+    )  # fmt: skip
+    by_caller = body.get("queryType") == "PermissionsGrantedInCurrentContext"
+    grants = backend.permissions.person_grants(access, query, by_caller=by_caller)
+    return JSONResponse(await _page(request, backend, access, grants, _person))
+
+
+@api_endpoint("permissions.query_personal_permissions")
+async def query_personal_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    query = GrantQuery(
+        scopes=_scopes(body), granted_in=_pair_of(body.get("contextIdentifier")),
+        target=_pair_of(body.get("targetIdentifier")), state=body.get("permissionState"),
+    )  # fmt: skip
+    grants = backend.permissions.personal_grants(access, query)
+    page = await _page(request, backend, access, grants, _personal)
+    owner = backend.permissions.owner_permissions(access.context, access.subject)
+    page["ownerPermissions"] = sorted(owner) if owner is not None else None
+    return JSONResponse(page)
+
+
+@api_endpoint("permissions.query_entity_permissions")
+async def query_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    grants = backend.permissions.received_entity_grants(
+        access, GrantQuery(granted_in=_pair_of(body.get("contextIdentifier")))
+    )
+    return JSONResponse(await _page(request, backend, access, grants, _entity))
+
+
+@api_endpoint("permissions.query_subunit_permissions")
+async def query_subunit_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    grants = backend.permissions.subunit_grants(access, GrantQuery(context=_pair_of(body.get("subunitIdentifier"))))
+    return JSONResponse(await _page(request, backend, access, grants, _subunit))
+
+
+@api_endpoint("permissions.query_authorization_permissions")
+async def query_authorization_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    query = GrantQuery(
+        scopes=_scopes(body), granted_in=_pair_of(body.get("authorizingIdentifier")),
+        authorized=_pair_of(body.get("authorizedIdentifier")),
+    )  # fmt: skip
+    received = body.get("queryType") == "Received"
+    grants = backend.permissions.authorization_grants(access, query, received=received)
+    return JSONResponse(await _page(request, backend, access, grants, _authorization, "authorizationGrants"))
+
+
+@api_endpoint("permissions.query_eu_entity_permissions")
+async def query_eu_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    body = await json_body(request)
+    fingerprint = body.get("authorizedFingerprintIdentifier")
+    query = GrantQuery(scopes=_scopes(body), vat_ue=body.get("vatUeIdentifier"), fingerprint=fingerprint)
+    grants = backend.permissions.eu_grants(access, query)
+    return JSONResponse(await _page(request, backend, access, grants, _eu))
+
+
+def _role(role: Role) -> dict[str, Any]:
+    item: dict[str, Any] = {"role": role.role, "description": role.description, "startDate": iso(role.start)}
+    if role.parent is not None:
+        item["parentEntityIdentifier"] = {"type": "Nip", "value": role.parent}
+    return item
+
+
+def _subordinate(role: Role) -> dict[str, Any]:
+    return {
+        "subordinateEntityIdentifier": {"type": "Nip", "value": role.nip}, "role": role.role,
+        "description": role.description, "startDate": iso(role.start),
+    }  # fmt: skip
+
+
+@api_endpoint("permissions.query_entity_roles")
+async def query_entity_roles(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    offset, size = offset_params(request)
+    items, has_more = page_of(backend.permissions.roles(access), offset, size)
+    return JSONResponse({"roles": [_role(r) for r in items], "hasMore": has_more})
+
+
+@api_endpoint("permissions.query_subordinate_entity_roles")
+async def query_subordinate_entity_roles(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    assert access is not None
+    wanted = _pair_of((await json_body(request)).get("subordinateEntityIdentifier"))
+    offset, size = offset_params(request)
+    roles = backend.permissions.subordinate_roles(access, wanted[1] if wanted else None)
+    items, has_more = page_of(roles, offset, size)
+    return JSONResponse({"roles": [_subordinate(r) for r in items], "hasMore": has_more})

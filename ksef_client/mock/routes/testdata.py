@@ -16,7 +16,6 @@ from ksef_client.mock.models import Access, Context, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, json_body, parsed_body
 from ksef_client.mock.state.core import VALIDATION
 from ksef_client.mock.state.limits import production_rate_limits, rate_limits_override
-from ksef_client.mock.state.permissions import subject_key
 from ksef_client.mock.state.testdata import TestPerson, TestSubject
 
 
@@ -29,13 +28,22 @@ def _pair(raw: Any) -> tuple[str, str]:
     return str(as_dict["type"]), str(as_dict.get("value", ""))
 
 
+def _created(body: dict[str, Any]) -> dt.datetime | None:
+    raw = body.get("createdDate")
+    if not raw:
+        return None
+    created = dt.datetime.fromisoformat(str(raw))
+    return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
+
+
 @api_endpoint("testdata.create_test_subject")
 async def create_test_subject(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     body = (await parsed_body(request, models.SubjectCreateRequest)).to_dict()
-    subunits = tuple(str(u.get("subjectNip", u)) if isinstance(u, dict) else str(u) for u in body.get("subunits") or ())
-    backend.testdata.add_subject(
-        TestSubject(str(body["subjectNip"]), str(body["subjectType"]), str(body["description"]), subunits)
-    )
+    units = [u for u in body.get("subunits") or () if isinstance(u, dict)]
+    backend.testdata.add_subject(TestSubject(
+        str(body["subjectNip"]), str(body["subjectType"]), str(body["description"]),
+        tuple(str(u["subjectNip"]) for u in units), tuple(str(u["description"]) for u in units), _created(body),
+    ))  # fmt: skip
     return _ok()
 
 
@@ -51,7 +59,7 @@ async def create_test_person(request: Request, backend: KSeFBackend, access: Acc
     body = (await parsed_body(request, models.PersonCreateRequest)).to_dict()
     backend.testdata.add_person(TestPerson(
         str(body["nip"]), str(body["pesel"]), str(body["description"]), bool(body.get("isBailiff")),
-        bool(body.get("isDeceased")),
+        bool(body.get("isDeceased")), _created(body),
     ))  # fmt: skip
     return _ok()
 
@@ -59,29 +67,29 @@ async def create_test_person(request: Request, backend: KSeFBackend, access: Acc
 @api_endpoint("testdata.remove_test_person")
 async def remove_test_person(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     body = await parsed_body(request, models.PersonRemoveRequest)
+    person = backend.testdata.person(str(body.nip))
     backend.testdata.remove_person(str(body.nip))
+    if person is not None:  # "System automatycznie odbierze jej wszystkie uprawnienia."
+        backend.permissions.forget_subject([("Nip", person.nip), ("Pesel", person.pesel)])
     return _ok()
-
-
-def _login(body: Any) -> tuple[Context, str]:
-    context = Context(*_pair(body.context_identifier))
-    return context, subject_key(*_pair(body.authorized_identifier))
 
 
 @api_endpoint("testdata.grant_test_permissions")
 async def grant_test_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     body = await parsed_body(request, models.TestDataPermissionsGrantRequest)
-    names = frozenset(str(p.to_dict()["permissionType"]) for p in body.permissions)
-    if not names:
+    scopes = {str(p.to_dict()["permissionType"]): str(p.description) for p in body.permissions}
+    if not scopes:
         raise MockAPIError(21405, VALIDATION, ["permissions: wymagane co najmniej jedno uprawnienie."])
-    backend.permissions.grant_login(*_login(body), names)
+    context = Context(*_pair(body.context_identifier))
+    backend.permissions.grant_for_tests(context, _pair(body.authorized_identifier), scopes)
     return _ok()
 
 
 @api_endpoint("testdata.revoke_test_permissions")
 async def revoke_test_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     body = await parsed_body(request, models.TestDataPermissionsRevokeRequest)
-    backend.permissions.revoke_login(*_login(body))
+    context = Context(*_pair(body.context_identifier))
+    backend.permissions.revoke_for_tests(context, _pair(body.authorized_identifier))
     return _ok()
 
 

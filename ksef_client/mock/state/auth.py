@@ -29,7 +29,7 @@ from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
-from ksef_client.mock.state.permissions import Permissions, subject_key
+from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.testdata import TestData
 from ksef_client.xades import AUTH_NAMESPACES, CONTEXT_TYPES, SignatureVerificationError, verify_xades
 
@@ -246,10 +246,13 @@ class Auth:
         beyond = wanted - access.permissions
         if beyond:
             raise MockAPIError(
-                21405, VALIDATION, [f"permissions: {sorted(beyond)} przekraczają uprawnienia wystawcy tokenu."]
+                26001, "Nie można nadać tokenowi uprawnień których nie posiadasz.", [f"Brakujące: {sorted(beyond)}."]
             )
         if access.context.type not in ("Nip", "InternalId"):
-            raise MockAPIError(21405, VALIDATION, ["Tokeny wydaje się w kontekście Nip lub InternalId."])
+            raise MockAPIError(
+                26002, "Nie można wygenerować tokena dla obecnego typu kontekstu.",
+                [f"Kontekst {access.context.type}; dozwolone: Nip, InternalId."],
+            )  # fmt: skip
         ref = self.core.new_reference_number("EC")
         secret = f"{ref}|{access.context.type.lower()}-{access.context.value}|{secrets.token_hex(32)}"
         now = self.core.clock()
@@ -394,7 +397,8 @@ class Auth:
         operation.document_hash = sha256_b64(document)
         now = self.core.clock()
         person = self.testdata.person(value)
-        granted = self.permissions.login_permissions(context, subject_key(kind, value))
+        # The owner's permissions (its NIP, or a PESEL /testdata/person links to it) or the grants'.
+        granted = self.permissions.login_permissions(context, (kind, value))
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             self._fail(operation, 460, "Certyfikat jest nieważny.")
         elif verify_chain and not issued_by_emulator(certificate):
@@ -403,8 +407,6 @@ class Auth:
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif person is not None and person.is_deceased:
             self._fail(operation, 470, "Próba wykorzystania metod uwierzytelniania osoby zmarłej.")
-        elif kind == "Nip" and context.nip == value:
-            self._succeed(operation, frozenset(ALL_PERMISSIONS))
         elif granted is not None:
             self._succeed(operation, granted)
         else:
@@ -472,6 +474,13 @@ class Auth:
         token = self.state.tokens.get(operation.ksef_token_reference or "")
         if token is not None and token.status != "Active":
             raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
+        if operation.category == "XadesSignature":
+            # uwierzytelnianie.md: the refreshed token carries "aktualnym zestawem uprawnień i ról", and
+            # "Tokeny są automatycznie unieważniane w przypadku utraty uprawnień".
+            current = self.permissions.login_permissions(operation.context, operation.subject)
+            if current is None:
+                raise MockAPIError(21301, "Brak autoryzacji.", ["Podmiot nie ma już uprawnień w kontekście."])
+            operation.permissions = current
         operation.last_refresh = self.core.clock()
         return self._access_for(operation)
 

@@ -1,26 +1,53 @@
-"""Permission grants: grant, revoke, query; what a subject may do in a context it does not own.
+"""Permission grants: grant, revoke, query; who may log in to a context and with what.
 
-Every grant is a ``Grant`` record in the granting context. A grant to a person or entity (by NIP,
-PESEL or certificate fingerprint) also lets that subject log in to the context with those
-permissions; ``/testdata/permissions`` grants logins directly. Authorization grants
-(``SelfInvoicing``, ``RRInvoicing``, ``TaxRepresentative``, ``PefInvoicing``) let another
-context issue invoices in the granting seller's name.
+Every granted permission is a ``Grant`` record of its own (KSeF gives each its own
+``permissionId``), kept in the context that granted it. What a subject may do when it logs in to a
+context is worked out from the grants that apply there at that moment (``login_permissions``), so
+revoking one permission takes away that one and no other. The owner of a context (its NIP, or a
+PESEL that ``/testdata/person`` links to that NIP) needs no grant; ``/testdata/permissions`` grants
+are records too, made by ``System``. Authorization grants (``SelfInvoicing``, ``RRInvoicing``,
+``TaxRepresentative``, ``PefInvoicing``) open no login: they let another context issue invoices
+in the granting seller's name.
+
+KSeF processes a grant asynchronously: a grant the spec forbids is accepted (202) and its
+operation (``GET /permissions/operations/{ref}``) ends with one of the spec's failure codes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
 from ksef_client.mock.exceptions import NotFound
-from ksef_client.mock.state.core import VALIDATION, Access, Context, Core
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
+from ksef_client.mock.state.testdata import Role, TestData
 
 GRANT_KINDS = ("person", "entity", "authorization", "indirect", "subunit", "eu-administration", "eu-entity")
-LOGIN_KINDS = ("person", "entity")
-LOGIN_SUBJECTS = ("Nip", "Pesel", "Fingerprint")
+# uprawnienia.md: authorization grants have "osobna metoda odbierania" (DELETE
+# /permissions/authorizations/grants/{id}); DELETE /permissions/common/grants/{id} takes the rest.
+AUTHORIZATION_KINDS = ("authorization",)
+COMMON_KINDS = tuple(kind for kind in GRANT_KINDS if kind not in AUTHORIZATION_KINDS)
+# POST /permissions/eu-entities/administration/grants: "Metoda automatycznie nadaje wszystkie
+# powyższe uprawnienia" (the grant is recorded as its VatUeManage).
+EU_ADMINISTRATOR_SCOPES = ("VatUeManage", "InvoiceWrite", "InvoiceRead", "Introspection")
+ENFORCEMENT_ROLES = frozenset({"EnforcementAuthority", "CourtBailiff"})
+SUPERIOR_ROLES = frozenset({"LocalGovernmentUnit", "VatGroupUnit"})
+SYSTEM = ("System", "")  # the author of /testdata/permissions grants (PersonPermissionsAuthorIdentifier)
+ALL_PARTNERS = ("AllPartners", "")  # the target of a general indirect grant
+DONE = Status(200, "Operacja zakończona sukcesem")
+# The operation status codes of the spec (PermissionsOperationStatusResponse) the emulator uses.
+FAILURES = {
+    410: "Podane identyfikatory są niezgodne lub pozostają w niewłaściwej relacji",
+    430: "Kontekst identyfikatora nie odpowiada wymaganej roli lub uprawnieniom",
+    440: "Operacja niedozwolona dla wskazanych powiązań identyfikatorów",
+    450: "Operacja niedozwolona dla wskazanego identyfikatora lub jego typu",
+}
+
+Pair = tuple[str, str]
 
 
 @dataclass
@@ -30,114 +57,420 @@ class Grant:
     id: str
     kind: str
     context: Context
-    subject: tuple[str, str]
+    subject: Pair
     permissions: tuple[str, ...]
     description: str
     created: dt.datetime
-    author: tuple[str, str]
+    author: Pair
     details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class PermissionsState:
-    """Grant records, the logins they open, and permission operations (reference -> context)."""
+    """Grant records and permission operations (reference -> context; the failed ones' status)."""
 
     grants: dict[str, Grant] = field(default_factory=dict)
-    logins: dict[tuple[Context, str], frozenset[str]] = field(default_factory=dict)
     operations: dict[str, Context] = field(default_factory=dict)
+    failures: dict[str, Status] = field(default_factory=dict)
 
 
-def subject_key(kind: str, value: str) -> str:
-    """How a login subject is named: ``"Nip:5265877635"``, ``"Fingerprint:AB12..."``."""
-    return f"{kind}:{value.upper() if kind == 'Fingerprint' else value}"
+@dataclass(frozen=True)
+class GrantQuery:
+    """The filters of a permission query; a field left ``None`` keeps every grant.
+
+    ``context`` is the context a listing names (``context_of``), ``granted_in`` the one that made
+    the grant, ``target`` the client of an indirect grant, ``fingerprint`` part of the authorized
+    certificate fingerprint.
+    """
+
+    scopes: frozenset[str] | None = None
+    author: Pair | None = None
+    authorized: Pair | None = None
+    context: Pair | None = None
+    granted_in: Pair | None = None
+    target: Pair | None = None
+    state: str | None = None
+    vat_ue: str | None = None
+    fingerprint: str | None = None
+
+
+def normal_subject(kind: str, value: str) -> Pair:
+    """A subject as grants keep it (fingerprints in upper case, as certificates give them)."""
+    return kind, value.upper() if kind == "Fingerprint" else value
+
+
+def _pair(context: Context) -> Pair:
+    return context.type, context.value
+
+
+def applies_in(grant: Grant) -> Pair:
+    """Where a grant lets its subject work: the granting context, or a subunit's, the composite
+    context of an EU entity, the client of an indirect grant (``ALL_PARTNERS``: every client)."""
+    if grant.kind == "subunit":
+        return _as_pair(grant.details["subunit"])
+    if grant.kind == "eu-administration":
+        return "NipVatUe", str(grant.details.get("composite") or grant.details["vatUe"])
+    if grant.kind == "indirect":
+        return _as_pair(grant.details.get("target") or ALL_PARTNERS)
+    return _pair(grant.context)
+
+
+def context_of(grant: Grant) -> Pair | None:
+    """The ``contextIdentifier`` a listing of person permissions gives a grant: a subunit
+    administrator's subunit (the spec's "dla uprawnień nadanych administratorom jednostek
+    podrzędnych"), none for an indirect grant (it names its target), the granting context otherwise."""
+    if grant.kind == "indirect":
+        return None
+    return applies_in(grant) if grant.kind == "subunit" else _pair(grant.context)
+
+
+def target_of(grant: Grant) -> Pair | None:
+    """The client (``targetIdentifier``) of an indirect grant."""
+    return applies_in(grant) if grant.kind == "indirect" else None
+
+
+def _as_pair(raw: Any) -> Pair:
+    return str(raw[0]), str(raw[1])
+
+
+def newest_first(grants: Iterable[Grant]) -> list[Grant]:
+    """The order of every permission listing: "Sortowanie: startDate (Desc), id (Asc)"."""
+    return sorted(sorted(grants, key=lambda g: g.id), key=lambda g: g.created, reverse=True)
+
+
+def _failure(code: int, detail: str) -> Status:
+    return Status(code, FAILURES[code], [detail])
 
 
 class Permissions:
     """Grants of every context."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, testdata: TestData) -> None:
         self.core = core
+        self.testdata = testdata
         self.state = PermissionsState()
 
+    def _all(self) -> list[Grant]:
+        with self.core.lock:
+            return list(self.state.grants.values())
+
+    # --- grants and revokes --------------------------------------------------------------------
+
     def grant(
-        self, access: Access, kind: str, subject: tuple[str, str], permissions: list[str], description: str,
-        details: dict[str, Any] | None = None,
+        self, access: Access, kind: str, subject: Pair, permissions: list[str], description: str,
+        details: dict[str, Any] | None = None, *, delegable: Iterable[str] = (),
     ) -> str:  # fmt: skip
-        """Record a grant in the caller's context; returns the operation's reference number."""
-        record = Grant(
-            str(uuid.uuid4()), kind, access.context, subject, tuple(permissions), description, self.core.clock(),
-            access.subject, details or {},
-        )  # fmt: skip
+        """Grant ``permissions`` (one record each) in the caller's context; returns the operation's
+        reference number. A grant the spec forbids makes nothing and its operation fails; one the
+        subject already has is left as it is (uprawnienia.md: "Nie można nadać tego samego
+        uprawnienia dwukrotnie - API może zwrócić błąd lub zignorować duplikat")."""
+        details, may_delegate = details or {}, frozenset(delegable)
+        refusal = self._refusal(access, kind, permissions, details)
+        if refusal is None:
+            for scope in dict.fromkeys(permissions):
+                record = Grant(
+                    str(uuid.uuid4()), kind, access.context, normal_subject(*subject), (scope,), description,
+                    self.core.clock(), access.subject, {**details, "canDelegate": scope in may_delegate},
+                )  # fmt: skip
+                self._add(record)
+        return self._operation(access, refusal)
+
+    def _add(self, record: Grant) -> None:
+        """Keep ``record`` unless the same permission was granted already."""
+        same = (record.kind, record.context, record.subject, record.permissions, applies_in(record))
         with self.core.lock:
-            self.state.grants[record.id] = record
-            if kind in LOGIN_KINDS and subject[0] in LOGIN_SUBJECTS:
-                self.grant_login(access.context, subject_key(*subject), frozenset(permissions))
-        return self._operation(access)
+            if not any((g.kind, g.context, g.subject, g.permissions, applies_in(g)) == same for g in self._all()):
+                self.state.grants[record.id] = record
 
-    def grant_login(self, context: Context, subject: str, permissions: frozenset[str]) -> None:
-        """Let ``subject`` (a ``subject_key``) log in to ``context`` with ``permissions`` (more)."""
+    def grant_for_tests(self, context: Context, subject: Pair, scopes: dict[str, str]) -> None:
+        """``POST /testdata/permissions``: ``scopes`` (scope -> description) for ``subject`` in
+        ``context``, granted by KSeF itself (author ``System``) and in effect at once."""
+        for scope, description in scopes.items():
+            record = Grant(
+                str(uuid.uuid4()), "person", context, normal_subject(*subject), (scope,), description,
+                self.core.clock(), SYSTEM, {"canDelegate": False},
+            )  # fmt: skip
+            self._add(record)
+
+    def revoke_for_tests(self, context: Context, subject: Pair) -> None:
+        """``POST /testdata/permissions/revoke``: every permission ``subject`` was given to work in ``context``."""
+        who = normal_subject(*subject)
+        self._remove(lambda g: g.kind in ("person", "entity") and g.context == context and g.subject == who)
+
+    def forget_subject(self, identifiers: Iterable[Pair]) -> None:
+        """``POST /testdata/person/remove``: "System automatycznie odbierze jej wszystkie uprawnienia"."""
+        gone = {normal_subject(*identifier) for identifier in identifiers}
+        self._remove(lambda g: g.subject in gone)
+
+    def _remove(self, condition: Callable[[Grant], bool]) -> None:
         with self.core.lock:
-            key = (context, subject)
-            self.state.logins[key] = self.state.logins.get(key, frozenset()) | permissions
+            for record in self._all():
+                if condition(record):
+                    del self.state.grants[record.id]
 
-    def revoke_login(self, context: Context, subject: str) -> None:
-        """Close the login a grant opened."""
-        with self.core.lock:
-            self.state.logins.pop((context, subject), None)
+    def revoke(self, access: Access, permission_id: str, kinds: tuple[str, ...] = COMMON_KINDS) -> str:
+        """Remove a grant of the caller's context through the endpoint that revokes ``kinds``.
 
-    def login_permissions(self, context: Context, subject: str) -> frozenset[str] | None:
-        """What ``subject`` may do when it logs in to ``context`` (``None``: it may not)."""
-        return self.state.logins.get((context, subject))
-
-    def revoke(self, access: Access, permission_id: str) -> str:
-        """Remove a grant of the caller's context (and the login it opened)."""
+        A grant of another kind is not revoked there: its operation fails with 450 ("Operacja
+        niedozwolona dla wskazanego identyfikatora lub jego typu"; which code KSeF gives is not
+        documented, this one names the reason).
+        """
         with self.core.lock:
             record = self.state.grants.get(permission_id)
             if record is None or record.context != access.context:
                 raise NotFound(21405, VALIDATION, [f"Uprawnienie {permission_id} nie istnieje."])
+            if record.kind not in kinds:
+                detail = f"Uprawnienie {permission_id} ({record.permissions[0]}) odbiera się inną metodą."
+                return self._operation(access, _failure(450, detail))
             del self.state.grants[permission_id]
-            self.revoke_login(record.context, subject_key(*record.subject))
-        return self._operation(access)
+        return self._operation(access, None)
 
-    def _operation(self, access: Access) -> str:
+    def _operation(self, access: Access, failure: Status | None) -> str:
         ref = self.core.new_reference_number("OP")
         with self.core.lock:
             self.state.operations[ref] = access.context
+            if failure is not None:
+                self.state.failures[ref] = failure
         return ref
 
-    def operation(self, access: Access, reference_number: str) -> None:
+    def operation_status(self, access: Access, reference_number: str) -> Status:
         """``GET /permissions/operations/{ref}``: 400 unless the operation is the caller's."""
         if self.state.operations.get(reference_number) != access.context:
             raise NotFound(21405, VALIDATION, [f"Operacja {reference_number} nie istnieje."])
+        return self.state.failures.get(reference_number, DONE)
 
-    def grants_of(self, access: Access, kinds: tuple[str, ...], *, personal: bool = False) -> list[Grant]:
-        """Grants of these kinds made in the caller's context, or (``personal``) made to the caller."""
-        with self.core.lock:
-            records = list(self.state.grants.values())
-        found = [
-            g for g in records
-            if g.kind in kinds and (g.subject == access.subject if personal else g.context == access.context)
-        ]  # fmt: skip
-        return sorted(found, key=lambda g: (g.created, g.id))
+    # --- what the spec forbids -------------------------------------------------------------------
 
-    def owner_permissions(self, access: Access) -> list[str] | None:
-        """``ownerPermissions`` of the personal query: every owner scope when the caller owns the context."""
-        if access.context.type == "Nip" and access.subject == ("Nip", access.context.nip):
-            return [scope.value for scope in OwnerPermissionScope]
+    def _refusal(self, access: Access, kind: str, scopes: list[str], details: dict[str, Any]) -> Status | None:
+        """Why a grant fails (the spec's rules), or ``None``. The spec does not say which failure
+        code KSeF gives for each rule; each takes the status whose text names the reason."""
+        roles = self.roles_of(access.context)
+        if kind == "person" and "EnforcementOperations" in scopes and not roles & ENFORCEMENT_ROLES:
+            # POST /permissions/persons/grants: "EnforcementOperations może być nadane wyłącznie wtedy,
+            # gdy podmiot kontekstu ma rolę EnforcementAuthority (...) lub CourtBailiff".
+            return _failure(
+                430, "EnforcementOperations: podmiot kontekstu nie ma roli EnforcementAuthority ani CourtBailiff."
+            )
+        if kind == "indirect":
+            return self._indirect_refusal(access, _as_pair(details.get("target") or ALL_PARTNERS))
+        if kind == "subunit":
+            return self._subunit_refusal(access, roles, _as_pair(details["subunit"]))
+        if kind == "eu-administration" and not str(details.get("composite")).startswith(f"{access.context.nip}-"):
+            # "w kontekście złożonym z identyfikatora NIP podmiotu kontekstu bieżącego oraz numeru VAT UE".
+            return _failure(410, f"Kontekst złożony {details.get('composite')} nie należy do NIP {access.context.nip}.")
         return None
+
+    def _indirect_refusal(self, access: Access, target: Pair) -> Status | None:
+        # POST /permissions/indirect/grants: "Uprawnienie selektywne może być nadane wyłącznie wtedy, gdy
+        # klient nadał wcześniej podmiotowi bieżącego kontekstu dowolne uprawnienie z prawem do jego
+        # dalszego przekazywania".
+        if target == ALL_PARTNERS or self._delegated(Context(*target), access.context.nip):
+            return None
+        detail = f"Klient {target[1]} nie nadał podmiotowi kontekstu uprawnienia z prawem do dalszego przekazywania."
+        return _failure(440, detail)
+
+    def _subunit_refusal(self, access: Access, roles: frozenset[str], subunit: Pair) -> Status | None:
+        # POST /permissions/subunits/grants: a subunit's NIP "wyłącznie jeżeli podmiot bieżącego
+        # kontekstu logowania ma rolę podmiotu nadrzędnego: LocalGovernmentUnit, VatGroupUnit"; an
+        # internal identifier is "numer NIP podmiotu kontekstu logowania oraz 5 cyfr".
+        kind, value = subunit
+        if kind == "InternalId":
+            if value.startswith(f"{access.context.nip}-"):
+                return None
+            return _failure(410, f"Identyfikator wewnętrzny {value} nie należy do NIP {access.context.nip}.")
+        if not roles & SUPERIOR_ROLES:
+            return _failure(430, "Podmiot kontekstu nie ma roli LocalGovernmentUnit ani VatGroupUnit.")
+        if value not in {role.nip for role in self.testdata.subordinates_of(access.context.nip)}:
+            return _failure(410, f"NIP {value} nie jest podmiotem podrzędnym podmiotu kontekstu.")
+        return None
+
+    def _delegated(self, client: Context, intermediary_nip: str | None) -> bool:
+        """Whether ``client`` gave the intermediary a permission it may pass on (``canDelegate``)."""
+        return any(
+            g.kind == "entity" and g.context == client and g.subject == ("Nip", intermediary_nip)
+            and bool(g.details.get("canDelegate"))
+            for g in self._all()
+        )  # fmt: skip
+
+    def roles_of(self, context: Context) -> frozenset[str]:
+        """The roles of the subject of a NIP context (``/testdata/subject``, ``/testdata/person``)."""
+        return frozenset(role.role for role in self.testdata.roles_of(context.value if context.type == "Nip" else None))
+
+    def state_of(self, grant: Grant) -> str:
+        """``Active``, or ``Inactive`` for an indirect grant for a client that no longer lets the
+        intermediary pass its permissions on (PermissionState: "Uprawnienia nieaktywne, nadane w sposób
+        pośredni")."""
+        target = target_of(grant)
+        if target is None or target == ALL_PARTNERS or self._delegated(Context(*target), grant.context.nip):
+            return "Active"
+        return "Inactive"
+
+    # --- logins --------------------------------------------------------------------------------
+
+    def owner_permissions(self, context: Context, subject: Pair) -> frozenset[str] | None:
+        """The owner's permissions when ``subject`` owns ``context``, else ``None``.
+
+        The owner is the one whose NIP the context has, or a person whose PESEL ``/testdata/person``
+        links to that NIP (uprawnienia.md: "dla właściciela obowiązuje również powiązanie
+        NIP-PESEL"). ``EnforcementOperations`` only where the context's subject is an enforcement
+        authority or a court bailiff (dane-testowe-scenariusze.md: a bailiff gets "uprawnienia
+        właścicielskie (Owner) oraz egzekucyjne (EnforcementOperations)", a JDG Owner alone).
+        """
+        nip = context.nip
+        person = self.testdata.person(subject[1]) if subject[0] == "Pesel" else None
+        linked = person is not None and person.pesel == subject[1] and person.nip == nip
+        if nip is None or not (subject == ("Nip", nip) or linked):
+            return None
+        scopes = {scope.value for scope in OwnerPermissionScope}
+        if not self.roles_of(context) & ENFORCEMENT_ROLES:
+            scopes.discard("EnforcementOperations")
+        return frozenset(scopes)
+
+    def login_permissions(self, context: Context, subject: Pair) -> frozenset[str] | None:
+        """What ``subject`` may do when it logs in to ``context`` now (``None``: nothing, so it may
+        not: "system sprawdzi, czy wskazany podmiot posiada co najmniej jedno aktywne uprawnienie")."""
+        who = normal_subject(*subject)
+        found = set(self.owner_permissions(context, who) or ())
+        for grant in self._all():
+            if grant.subject == who and grant.kind not in AUTHORIZATION_KINDS and self._works_in(grant, context):
+                found.update(EU_ADMINISTRATOR_SCOPES if grant.kind == "eu-administration" else grant.permissions)
+        return frozenset(found) or None
+
+    def _works_in(self, grant: Grant, context: Context) -> bool:
+        """Whether ``grant`` lets its subject work in ``context`` now."""
+        if grant.kind != "indirect":
+            return applies_in(grant) == _pair(context)
+        return self._targets(grant, context) and self.state_of(grant) == "Active"
+
+    def _targets(self, grant: Grant, context: Context) -> bool:
+        """Whether an indirect grant is for the client ``context``: named, or (general) any client
+        that lets the intermediary pass its permissions on."""
+        target = applies_in(grant)
+        if target == ALL_PARTNERS:
+            return self._delegated(context, grant.context.nip)
+        return target == _pair(context)
 
     def may_issue_for(self, context: Context, seller_nip: str, scopes: tuple[str, ...]) -> bool:
         """Whether ``context`` may send invoices whose seller is ``seller_nip``: its own, or under an
         authorization grant of the seller (self-invoicing, tax representative, RR invoicing)."""
         if context.nip == seller_nip:
             return True
-        with self.core.lock:
-            records = list(self.state.grants.values())
         return any(
             g.kind == "authorization" and g.context.nip == seller_nip and g.subject == ("Nip", context.nip)
             and g.permissions[0] in scopes
-            for g in records
+            for g in self._all()
         )  # fmt: skip
+
+    # --- queries (each "Sortowanie: startDate (Desc), id (Asc)") -------------------------------
+
+    def person_grants(self, access: Access, query: GrantQuery, *, by_caller: bool) -> list[Grant]:
+        """``POST /permissions/query/persons/grants``.
+
+        ``PermissionsInCurrentContext``: "osoby i podmioty mogące pracować w bieżącym kontekście z
+        wyjątkiem osób uprawnionych w sposób pośredni" and "osoby uprawnione w sposób pośredni przez
+        podmiot bieżącego kontekstu". ``PermissionsGrantedInCurrentContext`` (``by_caller``): what
+        the caller granted in the context, "w sposób bezpośredni do pracy w bieżącym kontekście lub w
+        kontekście jednostek podrzędnych" and indirectly "do obsługi klientów podmiotu bieżącego kontekstu".
+        """
+        here = _pair(access.context)
+
+        def listed(g: Grant) -> bool:
+            if g.kind in ("person", "entity", "indirect"):
+                made_here = g.context == access.context
+                return made_here and (g.author == access.subject or not by_caller)
+            if g.kind == "subunit" and by_caller:
+                return g.context == access.context and g.author == access.subject
+            return g.kind == "subunit" and applies_in(g) == here
+
+        return self._select(listed, query)
+
+    def personal_grants(self, access: Access, query: GrantQuery) -> list[Grant]:
+        """``POST /permissions/query/personal/grants``: the caller's own permissions "w bieżącym
+        kontekście logowania" (granted in it, by a superior subject, indirectly where the context is
+        the intermediary or the client) and, for the owner, the invoice-handling permissions other
+        subjects gave the context's subject."""
+        here = _pair(access.context)
+        owner = self.owner_permissions(access.context, access.subject) is not None
+        received = ("Nip", access.context.value) if access.context.type == "Nip" and owner else None
+
+        def listed(g: Grant) -> bool:
+            if g.kind in AUTHORIZATION_KINDS:
+                return False
+            if g.kind == "entity" and g.subject == received:
+                return True
+            if g.subject != normal_subject(*access.subject):
+                return False
+            if g.kind == "indirect":
+                return g.context == access.context or self._targets(g, access.context)
+            return applies_in(g) == here
+
+        return self._select(listed, query)
+
+    def received_entity_grants(self, access: Access, query: GrantQuery) -> list[Grant]:
+        """``POST /permissions/query/entities/grants``: "odczytanie otrzymanych uprawnień do obsługi
+        faktur w bieżącym kontekście logowania", given to the context's subject by other subjects."""
+        me = ("Nip", access.context.value) if access.context.type == "Nip" else None
+        return self._select(lambda g: g.kind == "entity" and g.subject == me, query)
+
+    def subunit_grants(self, access: Access, query: GrantQuery) -> list[Grant]:
+        """``POST /permissions/query/subunits/grants``: subunit administrators appointed from the context."""
+        return self._select(lambda g: g.kind == "subunit" and g.context == access.context, query)
+
+    def authorization_grants(self, access: Access, query: GrantQuery, *, received: bool) -> list[Grant]:
+        """``POST /permissions/query/authorizations/grants``: those the context's subject gave
+        (``Granted``) or was given (``Received``: "otrzymanych przez podmiot bieżącego kontekstu")."""
+        me = _pair(access.context)
+
+        def listed(g: Grant) -> bool:
+            return g.kind in AUTHORIZATION_KINDS and (g.subject == me if received else g.context == access.context)
+
+        return self._select(listed, query)
+
+    def eu_grants(self, access: Access, query: GrantQuery) -> list[Grant]:
+        """``POST /permissions/query/eu-entities/grants``: in a NIP context, the administrators of the
+        EU entities it linked to itself; in a composite context, its administrators and representatives."""
+        here = _pair(access.context)
+
+        def listed(g: Grant) -> bool:
+            if access.context.type != "NipVatUe":
+                return g.kind == "eu-administration" and g.context == access.context
+            return (g.kind == "eu-administration" and applies_in(g) == here) or (
+                g.kind == "eu-entity" and g.context == access.context
+            )
+
+        return self._select(listed, query)
+
+    def _select(self, listed: Callable[[Grant], bool], query: GrantQuery) -> list[Grant]:
+        return newest_first(g for g in self._all() if listed(g) and self._matches(g, query))
+
+    def _matches(self, g: Grant, q: GrantQuery) -> bool:
+        fingerprint = (q.fingerprint or "").upper()
+        return all((
+            q.scopes is None or g.permissions[0] in q.scopes,
+            q.author is None or g.author == q.author,
+            q.authorized is None or g.subject == normal_subject(*q.authorized),
+            q.context is None or context_of(g) == q.context,
+            q.granted_in is None or _pair(g.context) == q.granted_in,
+            q.target is None or target_of(g) == q.target,
+            q.vat_ue is None or g.details.get("vatUe") == q.vat_ue,
+            q.fingerprint is None or (g.subject[0] == "Fingerprint" and fingerprint in g.subject[1]),
+            q.state is None or self.state_of(g) == q.state,
+        ))  # fmt: skip
+
+    def roles(self, access: Access) -> list[Role]:
+        """``GET /permissions/query/entities/roles``: "listy ról podmiotu bieżącego kontekstu logowania"."""
+        nip = access.context.value if access.context.type == "Nip" else None
+        return _newest_roles(self.testdata.roles_of(nip))
+
+    def subordinate_roles(self, access: Access, nip: str | None = None) -> list[Role]:
+        """``POST /permissions/query/subordinate-entities/roles``: the subunits of the context's subject
+        when it is a VAT group or a superior local government unit (only ``nip``, when given)."""
+        found = self.testdata.subordinates_of(access.context.value if access.context.type == "Nip" else None)
+        return _newest_roles(role for role in found if nip is None or role.nip == nip)
+
+
+def _newest_roles(roles: Iterable[Role]) -> list[Role]:
+    return sorted(sorted(roles, key=lambda r: (r.nip, r.role)), key=lambda r: r.start, reverse=True)
 
 
 def page_of(items: list[Any], page_offset: int, page_size: int) -> tuple[list[Any], bool]:

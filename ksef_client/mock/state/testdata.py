@@ -4,10 +4,12 @@ blocked contexts, limit overrides) and the Peppol providers the emulator knows."
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ksef_client._generated.operations import RateLimits
+from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.state.core import Context, Core
 
 DEFAULT_CONTEXT_LIMITS: dict[str, dict[str, int]] = {
@@ -16,6 +18,15 @@ DEFAULT_CONTEXT_LIMITS: dict[str, dict[str, int]] = {
     "collectiveIdentifier": {"maxInvoices": 500},
 }
 SESSION_KIND_LIMITS = {"Online": "onlineSession", "Batch": "batchSession"}
+# The role a test subject's type gives it, and the one it gives its subunits (spec: GET
+# /permissions/query/entities/roles, POST /permissions/query/subordinate-entities/roles).
+SUBJECT_ROLES = {
+    "EnforcementAuthority": "EnforcementAuthority",
+    "VatGroup": "VatGroupUnit",
+    "JST": "LocalGovernmentUnit",
+}
+SUBUNIT_ROLES = {"VatGroup": "VatGroupSubUnit", "JST": "LocalGovernmentSubUnit"}
+ALREADY_EXISTS = "Podmiot lub uprawnienie już istnieje."
 # KSeF TEST's certificate limits of a subject (GET /limits/subject), until /testdata overrides them.
 DEFAULT_SUBJECT_LIMITS: dict[str, dict[str, int]] = {
     "enrollment": {"maxEnrollments": 300},
@@ -31,6 +42,8 @@ class TestSubject:
     subject_type: str
     description: str
     subunits: tuple[str, ...] = ()
+    subunit_descriptions: tuple[str, ...] = ()  # one per subunit, in order
+    created: dt.datetime | None = None  # ``createdDate`` or when it was registered
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,19 @@ class TestPerson:
     description: str
     is_bailiff: bool = False
     is_deceased: bool = False
+    created: dt.datetime | None = None  # ``createdDate`` or when it was registered
+
+
+@dataclass(frozen=True)
+class Role:
+    """A role of a subject (``EntityRole``, ``SubordinateEntityRole``): ``parent`` names the
+    superior subject of a subunit."""
+
+    nip: str
+    role: str
+    description: str
+    start: dt.datetime
+    parent: str | None = None
 
 
 @dataclass
@@ -69,16 +95,30 @@ class TestData:
         self.state = TestDataState()
 
     def add_subject(self, subject: TestSubject) -> None:
-        """Register a subject (a company, VAT group, local government unit)."""
-        self.state.subjects[subject.nip] = subject
+        """Register a subject (a company, VAT group, local government unit); 30001 when it exists.
+
+        The spec's ``createdDate``: "W przypadku wielokrotnego tworzenia danych testowych z tym
+        samym identyfikatorem nie można podawać daty wcześniejszej ani takiej samej jak
+        poprzednia", so a later ``createdDate`` creates it anew, anything else is a duplicate.
+        """
+        with self.core.lock:
+            _refuse_duplicate(self.state.subjects.get(subject.nip), subject.created)
+            self.state.subjects[subject.nip] = _dated(subject, self.core.clock())
 
     def remove_subject(self, nip: str) -> None:
         """Forget a subject."""
         self.state.subjects.pop(nip, None)
 
     def add_person(self, person: TestPerson) -> None:
-        """Register a person under both identifiers."""
-        self.state.persons[person.nip] = self.state.persons[person.pesel] = person
+        """Register a person under both identifiers; 30001 when either is taken (see ``add_subject``)."""
+        with self.core.lock:
+            for known in (self.state.persons.get(person.nip), self.state.persons.get(person.pesel)):
+                _refuse_duplicate(known, person.created)
+            for known in (self.state.persons.get(person.nip), self.state.persons.get(person.pesel)):
+                if known is not None:  # created anew: its other identifier goes too
+                    self.remove_person(known.nip)
+            dated = _dated(person, self.core.clock())
+            self.state.persons[person.nip] = self.state.persons[person.pesel] = dated
 
     def remove_person(self, nip: str) -> None:
         """Forget a person (under both identifiers)."""
@@ -89,6 +129,37 @@ class TestData:
     def person(self, identifier: str) -> TestPerson | None:
         """A registered person by NIP or PESEL."""
         return self.state.persons.get(identifier)
+
+    def roles_of(self, nip: str | None) -> list[Role]:
+        """The roles of the subject ``nip`` the test data gives it: its subject type's, a subunit's
+        (with its superior), ``CourtBailiff`` for a person registered as a bailiff."""
+        if nip is None:
+            return []
+        roles = []
+        subject = self.state.subjects.get(nip)
+        if subject is not None and subject.subject_type in SUBJECT_ROLES:
+            roles.append(Role(nip, SUBJECT_ROLES[subject.subject_type], subject.description, self._start(subject)))
+        for superior in list(self.state.subjects.values()):
+            roles += [r for r in self.subordinates_of(superior.nip) if r.nip == nip]
+        person = self.state.persons.get(nip)
+        if person is not None and person.nip == nip and person.is_bailiff:
+            roles.append(Role(nip, "CourtBailiff", person.description, self._start(person)))
+        return roles
+
+    def subordinates_of(self, nip: str | None) -> list[Role]:
+        """The subunits of a VAT group or a local government unit ``nip``, with their roles."""
+        subject = self.state.subjects.get(nip or "")
+        if subject is None or subject.subject_type not in SUBUNIT_ROLES:
+            return []
+        descriptions = subject.subunit_descriptions + (subject.description,) * len(subject.subunits)
+        return [
+            Role(unit, SUBUNIT_ROLES[subject.subject_type], text, self._start(subject), parent=subject.nip)
+            for unit, text in zip(subject.subunits, descriptions, strict=False)
+        ]
+
+    def _start(self, record: TestSubject | TestPerson) -> dt.datetime:
+        # Records of an older state file have no date.
+        return record.created or self.core.clock()
 
     def allow_attachments(self, nip: str, allowed: bool = True) -> None:
         """Attachment consent (e-Urząd Skarbowy's, emulated)."""
@@ -150,3 +221,16 @@ class TestData:
     def context_limits(self, context: Context) -> dict[str, dict[str, int]]:
         """``EffectiveContextLimits`` of ``context``: KSeF TEST's defaults or the override."""
         return copy.deepcopy(self.state.session_limits.get(context, DEFAULT_CONTEXT_LIMITS))
+
+
+def _refuse_duplicate(known: TestSubject | TestPerson | None, created: dt.datetime | None) -> None:
+    """30001 for an identifier already registered, unless ``created`` is later than its date."""
+    if known is None:
+        return
+    if created is None or known.created is None or created <= known.created:
+        raise MockAPIError(30001, ALREADY_EXISTS, [f"Dane testowe {known.nip} już istnieją."])
+
+
+def _dated(record: Any, now: dt.datetime) -> Any:
+    """``record`` with its creation date (``createdDate``, or now)."""
+    return record if record.created is not None else replace(record, created=now)
