@@ -170,16 +170,17 @@ class Auth:
         body["jti"] = secrets.token_hex(8)
         return jwt.encode(body, self.core.secret, algorithm="HS256"), expires
 
-    def claims(self, authorization: str | None, kind: str) -> dict[str, Any]:
-        """The claims of a ``Bearer`` token of ``kind`` (access, authentication, refresh); 401 otherwise."""
+    def claims(self, authorization: str | None, *kinds: str) -> dict[str, Any]:
+        """The claims of a ``Bearer`` token of one of ``kinds`` (access, authentication, refresh);
+        401 otherwise."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Brak tokenu.")
         try:
             claims = _verified_claims(self.core.secret, authorization[7:])
         except jwt.InvalidTokenError as error:
             raise Unauthorized("Nieprawidłowy token.") from error
-        if claims.get("typ") != kind:
-            raise Unauthorized(f"Oczekiwano tokenu typu {kind}.")
+        if claims.get("typ") not in kinds:
+            raise Unauthorized(f"Oczekiwano tokenu typu {' lub '.join(kinds)}.")
         if claims["exp"] <= self.core.clock().timestamp():
             raise Unauthorized("Token wygasł.")
         return claims
@@ -476,20 +477,35 @@ class Auth:
         return self._access_for(operation)
 
     def auth_sessions(self, access: Access) -> list[AuthOperation]:
-        """Redeemed, unrevoked auth operations of the caller's context, newest first."""
+        """Redeemed, unrevoked auth operations of the caller's context, newest first (the spec's
+        "Sortowanie: startDate (Desc)")."""
         found = [
             o for o in self.state.operations.values()
             if o.context == access.context and o.redeemed and not o.revoked
         ]  # fmt: skip
-        return sorted(found, key=lambda o: (o.started, o.reference_number), reverse=True)
+        return sorted(found, key=auth_session_listing_key, reverse=True)
 
-    def revoke_auth_session(self, access: Access, reference_number: str | None = None) -> None:
-        """Kill the refresh token of a session (the current one by default); access tokens live on."""
-        ref = reference_number or access.auth_reference_number
-        operation = self.state.operations.get(ref)
-        if operation is None or operation.context != access.context:
-            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {ref} nie została znaleziona."])
+    def revoke_current_auth_session(self, authorization: str | None) -> None:
+        """``DELETE /auth/sessions/current``: kill the refresh token of the session the bearer token
+        (an access or a refresh token: "Sposób uwierzytelnienia: RefreshToken lub AccessToken")
+        belongs to; access tokens already issued live on."""
+        claims = self.claims(authorization, "access", "refresh")
+        operation = self.state.operations.get(claims["ref"])
+        if operation is None:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {claims['ref']} nie została znaleziona."])
         operation.revoked = True
+
+    def revoke_auth_session(self, access: Access, reference_number: str) -> None:
+        """Kill the refresh token of a session of the caller's context; access tokens live on."""
+        operation = self.state.operations.get(reference_number)
+        if operation is None or operation.context != access.context:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {reference_number} nie została znaleziona."])
+        operation.revoked = True
+
+
+def auth_session_listing_key(operation: AuthOperation) -> str:
+    """An auth session's place in ``GET /auth/sessions`` (by start, unique)."""
+    return f"{operation.started.astimezone(dt.UTC).isoformat()}|{operation.reference_number}"
 
 
 def token_listing_key(token: KsefToken) -> str:
