@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 from cryptography import x509
@@ -69,8 +70,10 @@ def _csr(ksef: KSeF, key: ec.EllipticCurvePrivateKey) -> str:
     return base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def _enroll(ksef: KSeF, key: ec.EllipticCurvePrivateKey, kind: str) -> tuple[str, x509.Certificate]:
-    body = EnrollCertificateRequest.from_dict({"certificateName": f"{kind} key", "certificateType": kind,
+def _enroll(
+    ksef: KSeF, key: ec.EllipticCurvePrivateKey, kind: str, name: str | None = None
+) -> tuple[str, x509.Certificate]:
+    body = EnrollCertificateRequest.from_dict({"certificateName": name or f"{kind} key", "certificateType": kind,
                                                "csr": _csr(ksef, key)})  # fmt: skip
     ref = parsed(create_enrollment.sync_detailed(client=ksef.raw, body=body), EnrollCertificateResponse)
     status = parsed(
@@ -104,6 +107,33 @@ def test_enrolled_certificates_log_in_and_sign_kod_ii(ksef: KSeF, backend: KSeFB
         QueryCertificatesResponse,
     )
     assert [c.certificate_serial_number for c in revoked.certificates] == [offline_serial]
+
+
+def _query(ksef: KSeF, **filters: str) -> list[str]:
+    body = QueryCertificatesRequest.from_dict(filters)
+    found = parsed(query_certificates.sync_detailed(client=ksef.raw, body=body), QueryCertificatesResponse)
+    return [c.certificate_serial_number for c in found.certificates]
+
+
+def test_the_certificate_query_lists_newest_first_and_filters_by_expiry_and_name(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spec POST /certificates/query: "Sortowanie: requestDate (Desc)"; QueryCertificatesRequest:
+    # expiresAfter "Filtruje certyfikaty, które wygasają po podanej dacie", name "Wyszukiwanie jest
+    # częściowe ... (contains)"; certyfikaty-KSeF.md §7: "expiresAfter - data końca ważności certyfikatu".
+    start = backend.clock()
+    now = [start]
+    monkeypatch.setattr(backend, "clock", lambda: now[0])
+    key = ec.generate_private_key(ec.SECP256R1())
+    serials = []
+    for minutes in range(3):
+        now[0] = start + dt.timedelta(minutes=minutes)
+        serials.append(_enroll(ksef, key, "Authentication", name=f"klucz {minutes}")[0])
+    assert _query(ksef) == serials[::-1]
+    valid_to = start + dt.timedelta(days=730)  # what the emulator gives the first one
+    assert _query(ksef, expiresAfter=(valid_to + dt.timedelta(seconds=30)).isoformat()) == serials[:0:-1]
+    assert _query(ksef, expiresAfter="2099-01-01T00:00:00+00:00") == []
+    assert _query(ksef, name="ucz 1") == [serials[1]]
 
 
 def test_collective_identifier_groups_invoices_of_one_seller(ksef: KSeF, backend: KSeFBackend) -> None:

@@ -16,6 +16,14 @@ from ksef_client.mock.state.certificates import KsefCertificate
 from ksef_client.mock.state.permissions import page_of
 
 
+def _moment(text: str | None) -> dt.datetime | None:
+    """A date-time of a request body (already checked against the spec), UTC when it names no offset."""
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 @api_endpoint("certificates.get_certificate_limits")
 async def get_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
@@ -37,7 +45,7 @@ async def create_enrollment(request: Request, backend: KSeFBackend, access: Acce
     assert access is not None
     body = await parsed_body(request, models.EnrollCertificateRequest)
     raw = body.to_dict()
-    start = dt.datetime.fromisoformat(raw["validFrom"]) if raw.get("validFrom") else None
+    start = _moment(raw.get("validFrom"))
     enrollment = backend.certificates.enroll(access, body.certificate_name, str(body.certificate_type), body.csr, start)
     return JSONResponse(
         {"referenceNumber": enrollment.reference_number, "timestamp": iso(enrollment.requested)}, status_code=202
@@ -89,9 +97,10 @@ def _listed(certificate: KsefCertificate) -> dict[str, Any]:
 async def query_certificates(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     filters = (await parsed_body(request, models.QueryCertificatesRequest)).to_dict() if await request.body() else {}
+    expires_after = _moment(filters.get("expiresAfter"))
     found = backend.certificates.certificates_of(
-        access, serial=filters.get("certificateSerialNumber"), name=filters.get("name"), type=filters.get("type"),
-        status=filters.get("status"),
+        access, serial=filters.get("certificateSerialNumber"), name=filters.get("name"), kind=filters.get("type"),
+        status=filters.get("status"), expires_after=expires_after,
     )  # fmt: skip
     offset, size = offset_params(request, high=50)
     items, has_more = page_of(found, offset, size)

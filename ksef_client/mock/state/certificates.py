@@ -179,13 +179,22 @@ class Certificates:
         """How many certificate requests the caller's context made."""
         return sum(1 for e in self.state.enrollments.values() if e.context == access.context)
 
-    def certificates_of(self, access: Access, **filters: str | None) -> list[KsefCertificate]:
-        """Certificates issued in the caller's context, oldest first; ``filters`` (``serial``, ``name``,
-        ``type``, ``status``) keep those equal to the given values."""
+    def certificates_of(
+        self, access: Access, *, serial: str | None = None, name: str | None = None, kind: str | None = None,
+        status: str | None = None, expires_after: dt.datetime | None = None,
+    ) -> list[KsefCertificate]:  # fmt: skip
+        """Certificates issued in the caller's context, newest request first (``POST /certificates/query``:
+        "Sortowanie: requestDate (Desc)"), those matching every filter given: ``serial``, ``kind``,
+        ``status`` exactly, ``name`` contained in the certificate's name ("Wyszukiwanie jest
+        częściowe"), ``expires_after``: valid past that moment ("wygasają po podanej dacie")."""
         found = [self._aged(c) for c in self.state.certificates.values() if c.context == access.context]
-        wanted = {k: v for k, v in filters.items() if v is not None}
-        found = [c for c in found if all(getattr(c, k) == v for k, v in wanted.items())]
-        return sorted(found, key=lambda c: (c.requested, c.serial))
+        found = [
+            c for c in found
+            if serial in (None, c.serial) and kind in (None, c.type) and status in (None, c.status)
+            and (name is None or name.lower() in c.name.lower())
+            and (expires_after is None or c.valid_to > expires_after)
+        ]  # fmt: skip
+        return sorted(found, key=lambda c: (c.requested, c.serial), reverse=True)
 
     def certificate(self, access: Access, serial: str) -> KsefCertificate:
         """One certificate of the caller's context by serial number."""
