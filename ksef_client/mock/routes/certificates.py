@@ -33,11 +33,7 @@ async def get_certificate_limits(request: Request, backend: KSeFBackend, access:
 @api_endpoint("certificates.get_enrollment_data")
 async def get_enrollment_data(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    nip = access.context.nip or access.context.value
-    return JSONResponse(
-        {"commonName": f"Podmiot {nip}", "countryName": "PL", "organizationName": f"Podmiot {nip}",
-         "organizationIdentifier": f"VATPL-{nip}"}
-    )  # fmt: skip
+    return JSONResponse(backend.certificates.enrollment_data(backend.auth.login_certificate_name(access)))
 
 
 @api_endpoint("certificates.create_enrollment")
@@ -46,7 +42,10 @@ async def create_enrollment(request: Request, backend: KSeFBackend, access: Acce
     body = await parsed_body(request, models.EnrollCertificateRequest)
     raw = body.to_dict()
     start = _moment(raw.get("validFrom"))
-    enrollment = backend.certificates.enroll(access, body.certificate_name, str(body.certificate_type), body.csr, start)
+    login = backend.auth.login_certificate_name(access)
+    enrollment = backend.certificates.enroll(
+        access, login, body.certificate_name, str(body.certificate_type), body.csr, start
+    )
     return JSONResponse(
         {"referenceNumber": enrollment.reference_number, "timestamp": iso(enrollment.requested)}, status_code=202
     )
@@ -79,7 +78,8 @@ async def retrieve_certificates(request: Request, backend: KSeFBackend, access: 
 async def revoke_certificate(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     await json_body(request) if await request.body() else None
-    backend.certificates.revoke(access, request.path_params["certificateSerialNumber"])
+    login = backend.auth.login_certificate_name(access)
+    backend.certificates.revoke(access, login, request.path_params["certificateSerialNumber"])
     return Response(status_code=204)
 
 

@@ -28,6 +28,7 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.certificates import LoginName, name_attributes
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.permissions import Permissions, subject_key
 from ksef_client.mock.state.testdata import TestData
@@ -97,6 +98,9 @@ class AuthOperation:
     # A success held back for ``reads_left`` status reads (``Transitions.auth_reads``).
     pending_permissions: frozenset[str] | None = None
     reads_left: int = 0
+    # The subject names of the certificate a XAdES login signed with (certificate requests are
+    # made with them); empty for a KSeF token.
+    certificate_name: LoginName = ()
 
 
 @dataclass
@@ -392,6 +396,7 @@ class Auth:
         is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
         operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
         operation.subject = (kind, value)
+        operation.certificate_name = name_attributes(certificate.subject)
         operation.document_hash = sha256_b64(document)
         now = self.core.clock()
         person = self.testdata.person(value)
@@ -475,6 +480,14 @@ class Auth:
             raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
         operation.last_refresh = self.core.clock()
         return self._access_for(operation)
+
+    def login_certificate_name(self, access: Access) -> LoginName | None:
+        """The subject names of the certificate the caller's login signed with; ``None`` when it
+        logged in with a KSeF token (or was minted by ``mint_access_token``, recorded as one)."""
+        operation = self.state.operations.get(access.auth_reference_number)
+        if operation is None or operation.category != "XadesSignature":
+            return None
+        return operation.certificate_name
 
     def auth_sessions(self, access: Access) -> list[AuthOperation]:
         """Redeemed, unrevoked auth operations of the caller's context, newest first (the spec's
