@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from ksef_client import KSeF, qr
 from ksef_client._core import parsed
+from ksef_client._generated import models
 from ksef_client._generated.api.certificates import (
     create_enrollment,
     get_enrollment_data,
@@ -28,6 +30,7 @@ from ksef_client._generated.api.collective_identifiers import (
     create_collective_identifier,
     list_collective_identifiers_by_ksef_number,
 )
+from ksef_client._generated.api.testdata import update_test_certificate
 from ksef_client._generated.models import (
     CertificateEnrollmentDataResponse,
     CertificateEnrollmentStatusResponse,
@@ -43,7 +46,7 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.errors import BadRequestError, PermissionDeniedError
+from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.app import create_app  # noqa: F401 - importing the app registers every route
@@ -58,20 +61,24 @@ def test_every_operation_of_the_spec_has_an_endpoint() -> None:
     assert sorted(OPERATIONS) == sorted(REGISTRY)
 
 
-@contextmanager
-def signed_in(base_url: str, name: x509.Name | None = None, context_nip: str = NIP) -> Iterator[KSeF]:
-    """A client logged in with XAdES, a self-signed certificate of ``name`` (a company seal of
-    ``NIP`` by default): certificate requests need a login with a signature, not a KSeF token."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    if name is None:
-        seal = self_signed_certificate(NIP, kind="seal", key_type="ec")
-        name, key = seal.certificate.subject, seal.private_key  # type: ignore[assignment]
+def _self_signed(
+    name: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
     )  # fmt: skip
+    return certificate, key
+
+
+@contextmanager
+def signed_in(base_url: str, name: x509.Name | None = None, context_nip: str = NIP) -> Iterator[KSeF]:
+    """A client logged in with XAdES, a self-signed certificate of ``name`` (a company seal of
+    ``NIP`` by default): certificate requests need a login with a signature, not a KSeF token."""
+    name = name or self_signed_certificate(NIP, kind="seal").certificate.subject
+    certificate, key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
     with KSeF(base_url=base_url) as client:
         client.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=context_nip)
         yield client
@@ -264,6 +271,70 @@ def test_a_csr_naming_anyone_else_is_refused_with_25003(signed: KSeF, ksef_serve
             .sign(key, hashes.SHA256())
         )  # a person of the NIP asking for the company's seal
         assert _refused_with(person_, _der(seal)) == [25003]
+
+
+# --- which KSeF certificates log in (GET /auth/{referenceNumber}: 460) ----------------------------
+
+
+def _login_refusal(base_url: str, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> str | None:
+    """``None`` when the certificate logs in (with verifyCertificateChain=true, which a KSeF
+    certificate passes), else the 460's detail."""
+    with KSeF(base_url=base_url) as client:
+        try:
+            client.auth.login_with_certificate(
+                SigningCredentials(certificate, key), context_nip=NIP, verify_certificate_chain=True
+            )
+        except AuthenticationFailedError as error:
+            assert error.code == 460
+            return error.details[0]
+        sessions = client._http.get("/auth/sessions").json()["items"]
+        current = [s["authenticationMethod"] for s in sessions if s["isCurrent"]]
+        assert current == ["InternalCertificate"]  # "Certyfikat KSeF"
+        return None
+
+
+def test_a_revoked_ended_or_offline_ksef_certificate_does_not_log_in(signed: KSeF, ksef_server: ThreadedServer) -> None:
+    # Spec GET /auth/{referenceNumber}: "460 ... Certyfikat odwołany", "460 ... Nieważny
+    # certyfikat"; certyfikaty-KSeF.md §8: "Po unieważnieniu certyfikat nie może być użyty do
+    # dalszego uwierzytelniania"; the Offline type "Nie umożliwia uwierzytelnienia" (its detail is
+    # undocumented: the spec's "Niepoprawny certyfikat"). Each of them logged in.
+    base = ksef_server.base_url
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    (revoked, revoked_cert), (ended, ended_cert) = (_enroll(signed, key, "Authentication") for key in keys[:2])
+    _, offline_cert = _enroll(signed, keys[2], "Offline")
+    assert _login_refusal(base, revoked_cert, keys[0]) is None
+    revoke_certificate.sync_detailed(revoked, client=signed.raw, body=RevokeCertificateRequest())
+    assert _login_refusal(base, revoked_cert, keys[0]) == "Certyfikat odwołany"
+    past = models.TestDataUpdateCertificateRequest.from_dict({"validTo": "2020-01-01T00:00:00+00:00"})
+    assert update_test_certificate.sync_detailed(ended, client=signed.raw, body=past).status_code == 200
+    assert _login_refusal(base, ended_cert, keys[1]) == "Nieważny certyfikat"
+    assert _login_refusal(base, offline_cert, keys[2]) == "Niepoprawny certyfikat"
+
+
+def test_a_ksef_certificate_of_a_certificate_without_nip_or_pesel_logs_in_as_its_requester(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # certyfikaty-KSeF.md: the subject is identified "w niektórych przypadkach przez fingerprint
+    # certyfikatu, który był wykorzystany do uwierzytelnienia w momencie wnioskowania o certyfikat
+    # KSeF": the KSeF certificate (another key, so another fingerprint) stands for that subject.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jean Dupont"),
+                      x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])  # fmt: skip
+    own, own_key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
+    fingerprint = hashlib.sha256(own.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    grant = {
+        "contextIdentifier": {"type": "Nip", "value": NIP},
+        "authorizedIdentifier": {"type": "Fingerprint", "value": fingerprint},
+        "permissions": [{"permissionType": "InvoiceRead", "description": "odczyt faktur"}],
+    }
+    assert httpx.post(ksef_server.base_url + "/testdata/permissions", json=grant).status_code == 200
+    key = ec.generate_private_key(ec.SECP256R1())
+    with KSeF(base_url=ksef_server.base_url) as foreigner:
+        foreigner.auth.login_with_certificate(SigningCredentials(own, own_key), context_nip=NIP)
+        _, certificate = _enroll(foreigner, key, "Authentication")
+    with KSeF(base_url=ksef_server.base_url) as ksef_certificate:
+        ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
+        access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
+    assert access.subject == ("Fingerprint", fingerprint) and access.permissions == {"InvoiceRead"}
 
 
 def test_collective_identifier_groups_invoices_of_one_seller(ksef: KSeF, backend: KSeFBackend) -> None:

@@ -60,6 +60,7 @@ def test_a_component_depends_only_on_what_it_was_given() -> None:
     backend = KSeFBackend()
     assert backend.sessions.invoices is backend.invoices and backend.collective.invoices is backend.invoices
     assert backend.auth.permissions is backend.permissions and backend.auth.testdata is backend.testdata
+    assert backend.auth.certificates is backend.certificates  # whether a KSeF certificate may log in
 
 
 def test_keyset_pages_resume_after_the_named_item_whatever_was_added() -> None:

@@ -18,6 +18,7 @@ METHOD_NAMES = {
     "Token": "Token KSeF",
     "QualifiedSeal": "Pieczęć kwalifikowana",
     "QualifiedSignature": "Podpis kwalifikowany",
+    "InternalCertificate": "Certyfikat KSeF",
 }
 
 

@@ -28,7 +28,13 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
-from ksef_client.mock.state.certificates import LoginName, name_attributes
+from ksef_client.mock.state.certificates import (
+    Certificates,
+    KsefCertificate,
+    LoginName,
+    login_problem,
+    name_attributes,
+)
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.permissions import Permissions, subject_key
 from ksef_client.mock.state.testdata import TestData
@@ -159,10 +165,11 @@ def _verified_claims(secret: bytes, token: str) -> dict[str, Any]:
 class Auth:
     """Challenges, logins, tokens."""
 
-    def __init__(self, core: Core, permissions: Permissions, testdata: TestData) -> None:
+    def __init__(self, core: Core, permissions: Permissions, testdata: TestData, certificates: Certificates) -> None:
         self.core = core
         self.permissions = permissions
         self.testdata = testdata
+        self.certificates = certificates  # the KSeF certificates it issued: whether one may log in
         self.state = AuthState()
 
     # --- JWTs ----------------------------------------------------------------------------------
@@ -392,19 +399,18 @@ class Auth:
         challenge, context = _read_auth_request(verified.root)
         self._use_challenge(challenge)
         certificate = verified.certificate
-        kind, value = certificate_identity(certificate)
-        is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
-        operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
+        issued = self.certificates.issued(certificate)  # a KSeF certificate: its subject is the requester
+        kind, value = issued.subject if issued is not None else certificate_identity(certificate)
+        operation = self._start(context, _xades_method(certificate, issued), "XadesSignature")
         operation.subject = (kind, value)
         operation.certificate_name = name_attributes(certificate.subject)
         operation.document_hash = sha256_b64(document)
         now = self.core.clock()
         person = self.testdata.person(value)
         granted = self.permissions.login_permissions(context, subject_key(kind, value))
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            self._fail(operation, 460, "Certyfikat jest nieważny.")
-        elif verify_chain and not issued_by_emulator(certificate):
-            self._fail(operation, 460, "Nie można zweryfikować łańcucha zaufania certyfikatu.")
+        problem = _certificate_problem(certificate, issued, now, verify_chain)
+        if problem is not None:
+            self._fail(operation, 460, problem)
         elif self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif person is not None and person.is_deceased:
@@ -524,6 +530,29 @@ def auth_session_listing_key(operation: AuthOperation) -> str:
 def token_listing_key(token: KsefToken) -> str:
     """A token's place in ``GET /tokens`` (by creation, unique): sorts as the listing does."""
     return f"{token.created.astimezone(dt.UTC).isoformat()}|{token.reference_number}"
+
+
+def _xades_method(certificate: x509.Certificate, issued: KsefCertificate | None) -> str:
+    """``authenticationMethod`` of a XAdES login: a KSeF certificate's (``InternalCertificate``,
+    "Certyfikat KSeF"), a company seal's, or a person's signature."""
+    if issued is not None:
+        return "InternalCertificate"
+    is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
+    return "QualifiedSeal" if is_seal else "QualifiedSignature"
+
+
+def _certificate_problem(
+    certificate: x509.Certificate, issued: KsefCertificate | None, now: dt.datetime, verify_chain: bool
+) -> str | None:
+    """Why a XAdES login's certificate fails it (460, with the spec's detail texts), or ``None``;
+    a KSeF certificate also by its type and status (``login_problem``)."""
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        return "Nieważny certyfikat"
+    if issued is not None and (problem := login_problem(issued)) is not None:
+        return problem
+    if verify_chain and not issued_by_emulator(certificate):
+        return "Niezaufany łańcuch certyfikatów"
+    return None
 
 
 def _sha(text: str) -> str:

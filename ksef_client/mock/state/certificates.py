@@ -81,6 +81,24 @@ NOT_REVOCABLE = 25009
 NOT_REVOCABLE_TEXT = "Nie można odwołać wskazanego certyfikatu, ponieważ jest już odwołany, zablokowany lub nieważny."
 
 
+# The spec's 460 details (GET /auth/{referenceNumber}) for a KSeF certificate that may not log in.
+LOGIN_REFUSALS = {
+    "Revoked": "Certyfikat odwołany",
+    "Blocked": "Certyfikat zawieszony",
+    "Expired": "Nieważny certyfikat",
+}
+
+
+def login_problem(certificate: KsefCertificate) -> str | None:
+    """Why a KSeF certificate may not log in, or ``None``: revoked or ended (certyfikaty-KSeF.md §8:
+    "Po unieważnieniu certyfikat nie może być użyty do dalszego uwierzytelniania"; ``PUT
+    /testdata/certificates`` moves its end), or ``Offline``, which "Nie umożliwia uwierzytelnienia"
+    (KSeF's detail for that is undocumented: "Niepoprawny certyfikat" is the spec's nearest)."""
+    if certificate.type != "Authentication":
+        return "Niepoprawny certyfikat"
+    return LOGIN_REFUSALS.get(certificate.status)
+
+
 def _check_names(csr: x509.CertificateSigningRequest, expected: dict[str, str]) -> None:
     """25003 unless the CSR names exactly the enrollment data (certyfikaty-KSeF.md §3: "Zmodyfikowanie
     tych danych spowoduje odrzucenie wniosku")."""
@@ -283,6 +301,14 @@ class Certificates:
         found = self.state.certificates.get(serial.upper())
         if found is None or found.subject != access.subject:
             raise NotFound(25008, "Certyfikat o podanym numerze seryjnym nie istnieje.", [serial])
+        return self._aged(found)
+
+    def issued(self, certificate: x509.Certificate) -> KsefCertificate | None:
+        """The record of ``certificate`` when the emulator issued it (a KSeF certificate), with its
+        status as of now; ``None`` for any other certificate."""
+        found = self.state.certificates.get(f"{certificate.serial_number:016X}")
+        if found is None or found.der != certificate.public_bytes(serialization.Encoding.DER):
+            return None
         return self._aged(found)
 
     def _aged(self, certificate: KsefCertificate) -> KsefCertificate:
