@@ -184,6 +184,9 @@ def test_the_certificate_query_lists_newest_first_and_filters_by_expiry_and_name
     assert _query(ksef, expiresAfter=(valid_to + dt.timedelta(seconds=30)).isoformat()) == serials[:0:-1]
     assert _query(ksef, expiresAfter="2099-01-01T00:00:00+00:00") == []
     assert _query(ksef, name="ucz 1") == [serials[1]]
+    # ksef.paginate's default pageSize was 100, over this operation's maximum (50): 400 / 21405
+    listed = ksef.paginate(query_certificates, "certificates", body=QueryCertificatesRequest())
+    assert [c.certificate_serial_number for c in listed] == serials[::-1]
 
 
 # --- certificates belong to the authenticated subject (certyfikaty-KSeF.md, Wstęp) ---------------
