@@ -325,11 +325,13 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     """Collective identifiers: group a seller's invoices, list their invoices."""
 
     def paginate(
-        self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
+        self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
     ) -> Pager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation of the generated client, e.g.
         ``ksef.paginate(query_personal_grants, "permissions", body=...)``; ``items`` names the list
-        field of the page. The cursor is the page offset."""
+        field of the page. The cursor is the page offset. ``page_size`` is by default the largest
+        the spec allows that operation (50 for ``query_certificates``, 100 for most); one outside
+        its range is a ``ValueError`` before any request."""
         from ksef_client._flows import offset_pages, pager  # noqa: PLC0415
 
         return pager(offset_pages(operation, items, page_size, arguments), self, cursor)
@@ -456,7 +458,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
     """Collective identifiers: group a seller's invoices, list their invoices."""
 
     def paginate(
-        self, operation: Any, items: str, *, page_size: int = 100, cursor: int | None = None, **arguments: Any
+        self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
     ) -> AsyncPager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation (``async for``); see ``KSeF.paginate``."""
         from ksef_client._flows import apager, offset_pages  # noqa: PLC0415

@@ -44,7 +44,7 @@ from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, RetryBudget
 from ksef_client._transport import DEADLINE
 from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
-from ksef_client.pagination import AsyncPager, Pager, next_offset
+from ksef_client.pagination import AsyncPager, Pager, next_offset, offset_page_size
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -297,12 +297,15 @@ def apager(page: PageFlow[C, T], client: AsyncKSeF, cursor: C | None = None) -> 
     return AsyncPager(lambda at: arun(page(at), client), cursor)
 
 
-def offset_pages(operation: Any, items: str, page_size: int, arguments: dict[str, Any]) -> PageFlow[int, Any]:
-    """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field."""
+def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> PageFlow[int, Any]:
+    """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field;
+    ``page_size`` as ``offset_page_size`` gives it (by default the operation's largest)."""
+    size = offset_page_size(operation, page_size)
+    sized = {"page_size": size} if size is not None else {}
 
     def page(offset: int | None) -> Flow[tuple[list[Any], int | None]]:
         at = offset or 0
-        response = response_of((yield Call(operation, {"page_offset": at, "page_size": page_size, **arguments})))
+        response = response_of((yield Call(operation, {"page_offset": at, **sized, **arguments})))
         body: Any = response.parsed
         if not isinstance(getattr(body, items, None), list) or not hasattr(body, "has_more"):
             raise ResponseFormatError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ksef_client._operations import page_size_bounds
 
@@ -25,6 +25,18 @@ def check_page_size(page_size: int, operation: ModuleType, field: str = "page_si
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not low <= page_size <= high:
         raise ValueError(f"{field}: {page_size!r} is outside the API's range {low}..{high}")
     return page_size
+
+
+def offset_page_size(operation: Any, page_size: int | None) -> int | None:
+    """The ``pageSize`` to send to ``operation`` (a generated operation module): ``page_size``,
+    checked against the spec's bounds; by default (``None``) the largest the spec allows, since
+    these differ (``POST /certificates/query`` takes at most 50, most take 100). For an operation
+    the spec table does not know, ``page_size`` as given (``None``: its own default applies)."""
+    try:
+        _, high = page_size_bounds(operation)
+    except (AttributeError, KeyError, ValueError):
+        return page_size
+    return high if page_size is None else check_page_size(page_size, operation)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from ksef_client._flows import Call, Extend, Flow, Now, Retry, Sleep, Step, all_items, offset_pages, poll_flow, run
+from ksef_client._generated.api.certificates import query_certificates
 from ksef_client._generated.api.online_session import close_online_session
+from ksef_client._generated.api.permissions import query_person_permissions
 from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.types import Response
 from ksef_client.errors import APIConnectionError, KSeFError, PollTimeoutError, ResponseFormatError
@@ -57,7 +59,7 @@ class Clock:
 
 
 def _read(value: Any) -> Flow[Any]:
-    return (yield Call(get_session_status, {"reference_number": REF}))  # type: ignore[no-any-return]
+    return (yield Call(get_session_status, {"reference_number": REF}))
 
 
 class TestPoll:
@@ -95,6 +97,22 @@ class TestPages:
         items, _ = drive(all_items(offset_pages("operation", "items", 10, {"body": "b"})), answer)
         assert items == [1, 2, 3]
         assert [s["page_offset"] for s in sent] == [0, 1] and sent[0]["body"] == "b"
+
+    def test_the_page_size_is_by_default_the_largest_the_operation_allows(self) -> None:
+        # ksef.paginate sent pageSize=100 to any operation: POST /certificates/query refused it
+        # (spec: its pageSize "maximum": 50), so paginate(query_certificates, ...) never listed.
+        sent: list[dict[str, Any]] = []
+
+        def answer(step: Step) -> Any:
+            assert isinstance(step, Call)
+            sent.append(step.kwargs)
+            return _response(_Page([], False))
+
+        for operation in (query_certificates, query_person_permissions, "not a generated operation"):
+            drive(all_items(offset_pages(operation, "items", None, {})), answer)
+        assert [s.get("page_size") for s in sent] == [50, 100, None]  # None: the operation's own default
+        with pytest.raises(ValueError, match=r"10\.\.50"):
+            offset_pages(query_certificates, "items", 100, {})
 
     def test_a_page_without_the_list_is_a_format_error(self) -> None:
         with pytest.raises(ResponseFormatError, match="no 'items' list"):

@@ -82,10 +82,10 @@ class KSeFBackend:
         self.storage = Storage(core)
         self.testdata = TestData(core)
         self.permissions = Permissions(core, self.testdata)
-        self.auth = Auth(core, self.permissions, self.testdata)
+        self.certificates = Certificates(core, self.testdata)
+        self.auth = Auth(core, self.permissions, self.testdata, self.certificates)
         self.invoices = Invoices(core, self.storage, self.faults)
         self.sessions = Sessions(core, self.storage, self.invoices, self.permissions, self.testdata, self.batch_workers)
-        self.certificates = Certificates(core, self.testdata)
         self.collective = CollectiveIdentifiers(core, self.invoices, self.testdata)
 
     def reset(self) -> None:

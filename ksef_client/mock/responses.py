@@ -46,9 +46,9 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
     faults the spec gives it.
 
     ``bearer`` is the token the operation takes: ``"access"`` (checked here, with the spec's
-    permissions; the handler gets the ``Access``), or ``"authentication"``/``"refresh"`` (checked
-    here for kind and expiry before the request is validated, as KSeF answers 401 before 400;
-    the handler reads the token itself).
+    permissions; the handler gets the ``Access``), or ``"authentication"``/``"refresh"``/
+    ``"access|refresh"`` (either; checked here for kind and expiry before the request is
+    validated, as KSeF answers 401 before 400; the handler reads the token itself).
     """
     spec = OPERATIONS[operation]
 
@@ -121,7 +121,7 @@ def _caller(backend: KSeFBackend, request: Request, spec: Operation, bearer: str
         return None
     authorization = request.headers.get("authorization")
     if bearer != "access":
-        backend.auth.claims(authorization, bearer)
+        backend.auth.claims(authorization, *bearer.split("|"))
         return None
     access = backend.authenticate(authorization)
     backend.require_any(access, spec.permissions)

@@ -15,7 +15,7 @@ from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
 from tests.conftest import NIP
-from tests.mock.test_certificates import _enroll
+from tests.mock.test_certificates import _enroll, signed_in
 
 
 def _xades_login_status(base_url: str, credentials: SigningCredentials, *, verify_chain: bool) -> int:
@@ -41,9 +41,10 @@ def test_verify_certificate_chain_fails_a_self_signed_certificate(ksef_mock: KSe
     assert _xades_login_status(ksef_mock.base_url, credentials, verify_chain=True) == 460
 
 
-def test_verify_certificate_chain_accepts_a_ksef_certificate(ksef: KSeF, ksef_mock: KSeFMock) -> None:
+def test_verify_certificate_chain_accepts_a_ksef_certificate(ksef_mock: KSeFMock) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    _, certificate = _enroll(ksef, key, "Authentication")
+    with signed_in(ksef_mock.base_url) as signed:  # certificates are requested after a XAdES login
+        _, certificate = _enroll(signed, key, "Authentication")
     assert _xades_login_status(ksef_mock.base_url, SigningCredentials(certificate, key), verify_chain=True) == 200
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -12,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from ksef_client import KSeF, qr
 from ksef_client._core import parsed
+from ksef_client._generated import models
 from ksef_client._generated.api.certificates import (
     create_enrollment,
     get_enrollment_data,
@@ -24,6 +30,7 @@ from ksef_client._generated.api.collective_identifiers import (
     create_collective_identifier,
     list_collective_identifiers_by_ksef_number,
 )
+from ksef_client._generated.api.testdata import update_test_certificate
 from ksef_client._generated.models import (
     CertificateEnrollmentDataResponse,
     CertificateEnrollmentStatusResponse,
@@ -39,14 +46,13 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.errors import BadRequestError
+from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.app import create_app  # noqa: F401 - importing the app registers every route
 from ksef_client.mock.responses import REGISTRY
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.mock.state.core import Context
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
 
@@ -55,22 +61,67 @@ def test_every_operation_of_the_spec_has_an_endpoint() -> None:
     assert sorted(OPERATIONS) == sorted(REGISTRY)
 
 
-def _csr(ksef: KSeF, key: ec.EllipticCurvePrivateKey) -> str:
-    data = parsed(get_enrollment_data.sync_detailed(client=ksef.raw), CertificateEnrollmentDataResponse)
-    name = x509.Name(
+def _self_signed(
+    name: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return certificate, key
+
+
+@contextmanager
+def signed_in(base_url: str, name: x509.Name | None = None, context_nip: str = NIP) -> Iterator[KSeF]:
+    """A client logged in with XAdES, a self-signed certificate of ``name`` (a company seal of
+    ``NIP`` by default): certificate requests need a login with a signature, not a KSeF token."""
+    name = name or self_signed_certificate(NIP, kind="seal").certificate.subject
+    certificate, key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
+    with KSeF(base_url=base_url) as client:
+        client.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=context_nip)
+        yield client
+
+
+@pytest.fixture
+def signed(ksef_server: ThreadedServer, backend: KSeFBackend) -> Iterator[KSeF]:
+    """A client of the emulator logged in with a company seal of NIP 5265877635 (XAdES)."""
+    with signed_in(ksef_server.base_url) as client:
+        yield client
+
+
+def person(pesel: str, given: str = "Anna", surname: str = "Testowa") -> x509.Name:
+    """The subject of a person's qualified certificate identified by PESEL."""
+    return x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, data.common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(data.organization_name)),
-            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, str(data.organization_identifier)),
-            x509.NameAttribute(NameOID.COUNTRY_NAME, data.country_name),
+            x509.NameAttribute(NameOID.GIVEN_NAME, given), x509.NameAttribute(NameOID.SURNAME, surname),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, f"PNOPL-{pesel}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{given} {surname}"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
         ]
-    )
+    )  # fmt: skip
+
+
+DATA_OIDS = {
+    "commonName": NameOID.COMMON_NAME, "countryName": NameOID.COUNTRY_NAME, "surname": NameOID.SURNAME,
+    "givenName": NameOID.GIVEN_NAME, "serialNumber": NameOID.SERIAL_NUMBER,
+    "organizationName": NameOID.ORGANIZATION_NAME, "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
+}  # fmt: skip
+
+
+def _csr(ksef: KSeF, key: ec.EllipticCurvePrivateKey) -> str:
+    """A CSR of exactly the names ``GET /certificates/enrollments/data`` gives."""
+    data = parsed(get_enrollment_data.sync_detailed(client=ksef.raw), CertificateEnrollmentDataResponse).to_dict()
+    name = x509.Name([x509.NameAttribute(DATA_OIDS[k], str(v)) for k, v in data.items()])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
     return base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def _enroll(ksef: KSeF, key: ec.EllipticCurvePrivateKey, kind: str) -> tuple[str, x509.Certificate]:
-    body = EnrollCertificateRequest.from_dict({"certificateName": f"{kind} key", "certificateType": kind,
+def _enroll(
+    ksef: KSeF, key: ec.EllipticCurvePrivateKey, kind: str, name: str | None = None
+) -> tuple[str, x509.Certificate]:
+    body = EnrollCertificateRequest.from_dict({"certificateName": name or f"{kind} key", "certificateType": kind,
                                                "csr": _csr(ksef, key)})  # fmt: skip
     ref = parsed(create_enrollment.sync_detailed(client=ksef.raw, body=body), EnrollCertificateResponse)
     status = parsed(
@@ -82,8 +133,9 @@ def _enroll(ksef: KSeF, key: ec.EllipticCurvePrivateKey, kind: str) -> tuple[str
     return serial, x509.load_der_x509_certificate(base64.b64decode(found.certificates[0].certificate))
 
 
-def test_enrolled_certificates_log_in_and_sign_kod_ii(ksef: KSeF, backend: KSeFBackend,
+def test_enrolled_certificates_log_in_and_sign_kod_ii(signed: KSeF, backend: KSeFBackend,
                                                       ksef_server: ThreadedServer) -> None:  # fmt: skip
+    ksef = signed
     auth_key, offline_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     _, auth_cert = _enroll(ksef, auth_key, "Authentication")
     offline_serial, offline_cert = _enroll(ksef, offline_key, "Offline")
@@ -104,6 +156,188 @@ def test_enrolled_certificates_log_in_and_sign_kod_ii(ksef: KSeF, backend: KSeFB
         QueryCertificatesResponse,
     )
     assert [c.certificate_serial_number for c in revoked.certificates] == [offline_serial]
+
+
+def _query(ksef: KSeF, **filters: str) -> list[str]:
+    body = QueryCertificatesRequest.from_dict(filters)
+    found = parsed(query_certificates.sync_detailed(client=ksef.raw, body=body), QueryCertificatesResponse)
+    return [c.certificate_serial_number for c in found.certificates]
+
+
+def test_the_certificate_query_lists_newest_first_and_filters_by_expiry_and_name(
+    signed: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ksef = signed
+    # Spec POST /certificates/query: "Sortowanie: requestDate (Desc)"; QueryCertificatesRequest:
+    # expiresAfter "Filtruje certyfikaty, które wygasają po podanej dacie", name "Wyszukiwanie jest
+    # częściowe ... (contains)"; certyfikaty-KSeF.md §7: "expiresAfter - data końca ważności certyfikatu".
+    start = backend.clock()
+    now = [start]
+    monkeypatch.setattr(backend, "clock", lambda: now[0])
+    key = ec.generate_private_key(ec.SECP256R1())
+    serials = []
+    for minutes in range(3):
+        now[0] = start + dt.timedelta(minutes=minutes)
+        serials.append(_enroll(ksef, key, "Authentication", name=f"klucz {minutes}")[0])
+    assert _query(ksef) == serials[::-1]
+    valid_to = start + dt.timedelta(days=730)  # what the emulator gives the first one
+    assert _query(ksef, expiresAfter=(valid_to + dt.timedelta(seconds=30)).isoformat()) == serials[:0:-1]
+    assert _query(ksef, expiresAfter="2099-01-01T00:00:00+00:00") == []
+    assert _query(ksef, name="ucz 1") == [serials[1]]
+    # ksef.paginate's default pageSize was 100, over this operation's maximum (50): 400 / 21405
+    listed = ksef.paginate(query_certificates, "certificates", body=QueryCertificatesRequest())
+    assert [c.certificate_serial_number for c in listed] == serials[::-1]
+
+
+# --- certificates belong to the authenticated subject (certyfikaty-KSeF.md, Wstęp) ---------------
+
+OTHER_NIP, PESEL = "7762811692", "15062788702"
+
+
+def _let_read_invoices(base_url: str, backend: KSeFBackend, nip: str, pesel: str) -> None:
+    """The owner of ``nip`` grants the person ``pesel`` InvoiceRead (and so a login there)."""
+    grant = {
+        "subjectIdentifier": {"type": "Pesel", "value": pesel}, "permissions": ["InvoiceRead"],
+        "description": "księgowa", "subjectDetails": {
+            "subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "Anna", "lastName": "Testowa"}},
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {backend.mint_access_token(nip)}"}
+    assert httpx.post(base_url + "/permissions/persons/grants", json=grant, headers=headers).status_code == 202
+
+
+def test_certificates_are_the_authenticated_subject_s_whatever_the_context(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # certyfikaty-KSeF.md: a certificate "nie jest przypisany do żadnego kontekstu"; "dany podmiot
+    # uwierzytelniony (np. osoba identyfikowana przez PESEL) ma dostęp do tego samego zbioru
+    # certyfikatów niezależnie od kontekstu"; §2 the request's data "są odczytywane z certyfikatu
+    # użytego do uwierzytelnienia" (a person: serialNumber, givenName, surname, no organization).
+    # It was filed under the login context, with a company seal's data of the context's NIP: a
+    # person allowed only InvoiceRead got a certificate that logged in as the company's owner.
+    base = ksef_server.base_url
+    for nip in (NIP, OTHER_NIP):
+        _let_read_invoices(base, backend, nip, PESEL)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with signed_in(base, person(PESEL), NIP) as in_first:
+        data = parsed(get_enrollment_data.sync_detailed(client=in_first.raw), CertificateEnrollmentDataResponse)
+        assert data.to_dict() == {"commonName": "Anna Testowa", "countryName": "PL", "givenName": "Anna",
+                                  "surname": "Testowa", "serialNumber": f"PNOPL-{PESEL}"}  # fmt: skip
+        serial, certificate = _enroll(in_first, key, "Authentication")
+    assert not certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
+    with signed_in(base, person(PESEL), OTHER_NIP) as in_second:
+        assert _query(in_second) == [serial]  # the same person, another context
+    with signed_in(base) as owner:  # the company's owner, in the context the request was made in
+        assert _query(owner) == []
+        with pytest.raises(BadRequestError) as foreign:
+            revoke_certificate.sync_detailed(serial, client=owner.raw, body=RevokeCertificateRequest())
+        assert foreign.value.codes == [25008]
+    with KSeF(base_url=base) as ksef_certificate:  # the KSeF certificate is the person's, with their rights
+        ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
+        access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
+    assert access.subject == ("Pesel", PESEL) and access.permissions == {"InvoiceRead"}
+
+
+def test_a_ksef_token_login_may_not_request_or_revoke_certificates(signed: KSeF, ksef_server: ThreadedServer) -> None:
+    # certyfikaty-KSeF.md §2: "Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na
+    # złożenie wniosku o certyfikat"; spec: 25001 (enrollments/data), 25002 (enrollments); revoke:
+    # "Operacja nie jest dostępna dla podmiotu uwierzytelnionego tokenem KSeF" (no code: 403
+    # auth-method-not-allowed, the spec's reason for exactly that).
+    key = ec.generate_private_key(ec.SECP256R1())
+    serial, _ = _enroll(signed, key, "Authentication")
+    csr = _csr(signed, key)
+    created = signed.tokens.create(["InvoiceRead", "CredentialsManage"], "certificates by token")
+    signed.tokens.wait_active(created.reference_number)
+    with KSeF(base_url=ksef_server.base_url) as by_token:
+        by_token.auth.login_with_token(created.token, context_nip=NIP)
+        with pytest.raises(BadRequestError) as data:
+            parsed(get_enrollment_data.sync_detailed(client=by_token.raw), CertificateEnrollmentDataResponse)
+        assert data.value.codes == [25001]
+        with pytest.raises(BadRequestError) as request:
+            _enroll_csr(by_token, csr)
+        assert request.value.codes == [25002]
+        with pytest.raises(PermissionDeniedError) as revoke:
+            revoke_certificate.sync_detailed(serial, client=by_token.raw, body=RevokeCertificateRequest())
+        assert revoke.value.reason_code == "auth-method-not-allowed"
+
+
+def test_a_csr_naming_anyone_else_is_refused_with_25003(signed: KSeF, ksef_server: ThreadedServer) -> None:
+    # certyfikaty-KSeF.md §3: "Zmodyfikowanie tych danych spowoduje odrzucenie wniosku"; spec 25003
+    # "Dane w CSR nie zgadzają się z danymi w użytym wektorze uwierzytelniającym".
+    key = ec.generate_private_key(ec.SECP256R1())
+    other = self_signed_certificate(OTHER_NIP, kind="seal").certificate.subject
+    csr = x509.CertificateSigningRequestBuilder().subject_name(other).sign(key, hashes.SHA256())
+    assert _refused_with(signed, _der(csr)) == [25003]
+    with signed_in(ksef_server.base_url, self_signed_certificate(NIP, kind="person").certificate.subject) as person_:
+        seal = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(self_signed_certificate(NIP, kind="seal").certificate.subject)
+            .sign(key, hashes.SHA256())
+        )  # a person of the NIP asking for the company's seal
+        assert _refused_with(person_, _der(seal)) == [25003]
+
+
+# --- which KSeF certificates log in (GET /auth/{referenceNumber}: 460) ----------------------------
+
+
+def _login_refusal(base_url: str, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> str | None:
+    """``None`` when the certificate logs in (with verifyCertificateChain=true, which a KSeF
+    certificate passes), else the 460's detail."""
+    with KSeF(base_url=base_url) as client:
+        try:
+            client.auth.login_with_certificate(
+                SigningCredentials(certificate, key), context_nip=NIP, verify_certificate_chain=True
+            )
+        except AuthenticationFailedError as error:
+            assert error.code == 460
+            return error.details[0]
+        sessions = client._http.get("/auth/sessions").json()["items"]
+        current = [s["authenticationMethod"] for s in sessions if s["isCurrent"]]
+        assert current == ["InternalCertificate"]  # "Certyfikat KSeF"
+        return None
+
+
+def test_a_revoked_ended_or_offline_ksef_certificate_does_not_log_in(signed: KSeF, ksef_server: ThreadedServer) -> None:
+    # Spec GET /auth/{referenceNumber}: "460 ... Certyfikat odwołany", "460 ... Nieważny
+    # certyfikat"; certyfikaty-KSeF.md §8: "Po unieważnieniu certyfikat nie może być użyty do
+    # dalszego uwierzytelniania"; the Offline type "Nie umożliwia uwierzytelnienia" (its detail is
+    # undocumented: the spec's "Niepoprawny certyfikat"). Each of them logged in.
+    base = ksef_server.base_url
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    (revoked, revoked_cert), (ended, ended_cert) = (_enroll(signed, key, "Authentication") for key in keys[:2])
+    _, offline_cert = _enroll(signed, keys[2], "Offline")
+    assert _login_refusal(base, revoked_cert, keys[0]) is None
+    revoke_certificate.sync_detailed(revoked, client=signed.raw, body=RevokeCertificateRequest())
+    assert _login_refusal(base, revoked_cert, keys[0]) == "Certyfikat odwołany"
+    past = models.TestDataUpdateCertificateRequest.from_dict({"validTo": "2020-01-01T00:00:00+00:00"})
+    assert update_test_certificate.sync_detailed(ended, client=signed.raw, body=past).status_code == 200
+    assert _login_refusal(base, ended_cert, keys[1]) == "Nieważny certyfikat"
+    assert _login_refusal(base, offline_cert, keys[2]) == "Niepoprawny certyfikat"
+
+
+def test_a_ksef_certificate_of_a_certificate_without_nip_or_pesel_logs_in_as_its_requester(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # certyfikaty-KSeF.md: the subject is identified "w niektórych przypadkach przez fingerprint
+    # certyfikatu, który był wykorzystany do uwierzytelnienia w momencie wnioskowania o certyfikat
+    # KSeF": the KSeF certificate (another key, so another fingerprint) stands for that subject.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jean Dupont"),
+                      x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])  # fmt: skip
+    own, own_key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
+    fingerprint = hashlib.sha256(own.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+    grant = {
+        "contextIdentifier": {"type": "Nip", "value": NIP},
+        "authorizedIdentifier": {"type": "Fingerprint", "value": fingerprint},
+        "permissions": [{"permissionType": "InvoiceRead", "description": "odczyt faktur"}],
+    }
+    assert httpx.post(ksef_server.base_url + "/testdata/permissions", json=grant).status_code == 200
+    key = ec.generate_private_key(ec.SECP256R1())
+    with KSeF(base_url=ksef_server.base_url) as foreigner:
+        foreigner.auth.login_with_certificate(SigningCredentials(own, own_key), context_nip=NIP)
+        _, certificate = _enroll(foreigner, key, "Authentication")
+    with KSeF(base_url=ksef_server.base_url) as ksef_certificate:
+        ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
+        access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
+    assert access.subject == ("Fingerprint", fingerprint) and access.permissions == {"InvoiceRead"}
 
 
 def test_collective_identifier_groups_invoices_of_one_seller(ksef: KSeF, backend: KSeFBackend) -> None:
@@ -141,7 +375,8 @@ def _refused_with(ksef: KSeF, csr: str) -> list[int]:
     return refused.value.codes
 
 
-def test_certificate_requests_are_refused_with_the_spec_s_codes(ksef: KSeF) -> None:
+def test_certificate_requests_are_refused_with_the_spec_s_codes(signed: KSeF) -> None:
+    ksef = signed
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
     assert _refused_with(ksef, base64.b64encode(b"not a CSR").decode()) == [25004]
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
@@ -161,7 +396,8 @@ def test_certificate_requests_are_refused_with_the_spec_s_codes(ksef: KSeF) -> N
     assert _refused_with(ksef, base64.b64encode(bytes(good)).decode()) == [25004]
 
 
-def test_unknown_requests_and_certificates_and_a_second_revocation_have_their_codes(ksef: KSeF) -> None:
+def test_unknown_requests_and_certificates_and_a_second_revocation_have_their_codes(signed: KSeF) -> None:
+    ksef = signed
     with pytest.raises(BadRequestError) as unknown:
         parsed(get_enrollment_status.sync_detailed("20261202-CE-0000000000-0000000000-00", client=ksef.raw),
                CertificateEnrollmentStatusResponse)  # fmt: skip
@@ -176,10 +412,10 @@ def test_unknown_requests_and_certificates_and_a_second_revocation_have_their_co
 
 
 def test_certificate_limits_of_test_data_are_reported_and_enforced_until_reset(
-    ksef: KSeF, backend: KSeFBackend
+    signed: KSeF, backend: KSeFBackend
 ) -> None:
-    context = Context("Nip", NIP)
-    backend.testdata.set_subject_limits(context, {"certificate": {"maxCertificates": 1}, "enrollment": None})
+    ksef, subject = signed, ("Nip", NIP)  # the seal's subject: limits are the subject's
+    backend.testdata.set_subject_limits(subject, {"certificate": {"maxCertificates": 1}, "enrollment": None})
     assert ksef.limits.subject().to_dict() == {
         "enrollment": {"maxEnrollments": 300},
         "certificate": {"maxCertificates": 1},
@@ -187,9 +423,9 @@ def test_certificate_limits_of_test_data_are_reported_and_enforced_until_reset(
     _enroll(ksef, ec.generate_private_key(ec.SECP256R1()), "Authentication")
     key = ec.generate_private_key(ec.SECP256R1())
     assert _refused_with(ksef, _csr(ksef, key)) == [25007]
-    backend.testdata.set_subject_limits(context, {"enrollment": {"maxEnrollments": 1}})
+    backend.testdata.set_subject_limits(subject, {"enrollment": {"maxEnrollments": 1}})
     assert _refused_with(ksef, _csr(ksef, key)) == [25006]
-    backend.testdata.set_subject_limits(context, None)
+    backend.testdata.set_subject_limits(subject, None)
     assert ksef.limits.subject().to_dict() == {
         "enrollment": {"maxEnrollments": 300},
         "certificate": {"maxCertificates": 100},

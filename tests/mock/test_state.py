@@ -60,23 +60,36 @@ def test_a_component_depends_only_on_what_it_was_given() -> None:
     backend = KSeFBackend()
     assert backend.sessions.invoices is backend.invoices and backend.collective.invoices is backend.invoices
     assert backend.auth.permissions is backend.permissions and backend.auth.testdata is backend.testdata
+    assert backend.auth.certificates is backend.certificates  # whether a KSeF certificate may log in
 
 
 def test_keyset_pages_resume_after_the_named_item_whatever_was_added() -> None:
     core = Core(utc_now, Settings())
     items = [f"{n:03d}" for n in range(30, 0, -1)]  # newest first
-    first = core.page(items, 10, None, key=str)
+    first = core.page(items, 10, None, key=str, descending=True)
     assert first.items == items[:10] and first.continuation_token
     grown = ["031", "032", *items]  # two newer items arrived in front
-    second = core.page(grown, 10, first.continuation_token, key=str)
+    second = core.page(grown, 10, first.continuation_token, key=str, descending=True)
     assert second.items == items[10:20]
     shrunk = [i for i in items if i != items[9]]  # the named item itself is gone
-    assert core.page(shrunk, 10, first.continuation_token, key=str).items == items[10:20]
+    assert core.page(shrunk, 10, first.continuation_token, key=str, descending=True).items == items[10:20]
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_a_listing_shrunk_to_one_unseen_item_still_hands_it_out(descending: bool) -> None:
+    # core.py: "items added between two pages never make an item appear twice or go missing
+    # (KSeF's tokens are keyset positions too)". The direction was guessed from the first and
+    # last keys, which for one item says "ascending": a newest-first page 2 came back empty.
+    core = Core(utc_now, Settings())
+    items = sorted((f"{n:03d}" for n in range(11)), reverse=descending)
+    first = core.page(items, 10, None, key=str, descending=descending)
+    unseen = items[10:]  # everything handed out on page 1 left the (filtered) listing meanwhile
+    assert core.page(unseen, 10, first.continuation_token, key=str, descending=descending).items == unseen
 
 
 def test_a_foreign_continuation_token_is_21418() -> None:
     with pytest.raises(MockAPIError) as refused:
-        Core(utc_now, Settings()).page(["a"], 10, "bm90LW91cnM=", key=str)
+        Core(utc_now, Settings()).page(["a"], 10, "bm90LW91cnM=", key=str, descending=False)
     assert refused.value.code == 21418
 
 

@@ -10,14 +10,15 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, Context, KSeFBackend
-from ksef_client.mock.responses import api_endpoint, iso, json_body, render_status
-from ksef_client.mock.state.auth import AuthOperation
+from ksef_client.mock.responses import api_endpoint, continuation_token, int_param, iso, json_body, render_status
+from ksef_client.mock.state.auth import AuthOperation, auth_session_listing_key
 from ksef_client.mock.state.core import VALIDATION
 
 METHOD_NAMES = {
     "Token": "Token KSeF",
     "QualifiedSeal": "Pieczęć kwalifikowana",
     "QualifiedSignature": "Podpis kwalifikowany",
+    "InternalCertificate": "Certyfikat KSeF",
 }
 
 
@@ -105,22 +106,27 @@ async def refresh_token(request: Request, backend: KSeFBackend, access: Access |
 
 @api_endpoint("auth_sessions.list_auth_sessions")
 async def list_auth_sessions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
+    """Newest first, ``pageSize`` (10) a page, the next page by ``x-continuation-token``."""
     assert access is not None
+    size = int_param(request, "pageSize", default=10, low=10, high=100)
+    page = backend.core.page(
+        backend.auth.auth_sessions(access), size, continuation_token(request), auth_session_listing_key,
+        descending=True,
+    )  # fmt: skip
     items = [
         {
             **_operation_body(o),
             "referenceNumber": o.reference_number,
             "isCurrent": o.reference_number == access.auth_reference_number,
         }
-        for o in backend.auth.auth_sessions(access)
+        for o in page.items
     ]
-    return JSONResponse({"items": items})
+    return JSONResponse({"continuationToken": page.continuation_token, "items": items})
 
 
-@api_endpoint("auth_sessions.revoke_current_auth_session")
+@api_endpoint("auth_sessions.revoke_current_auth_session", bearer="access|refresh")
 async def revoke_current_auth_session(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
-    assert access is not None
-    backend.auth.revoke_auth_session(access)
+    backend.auth.revoke_current_auth_session(request.headers.get("authorization"))
     return Response(status_code=204)
 
 

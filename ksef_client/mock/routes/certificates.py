@@ -16,6 +16,14 @@ from ksef_client.mock.state.certificates import KsefCertificate
 from ksef_client.mock.state.permissions import page_of
 
 
+def _moment(text: str | None) -> dt.datetime | None:
+    """A date-time of a request body (already checked against the spec), UTC when it names no offset."""
+    if not text:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 @api_endpoint("certificates.get_certificate_limits")
 async def get_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
@@ -25,11 +33,7 @@ async def get_certificate_limits(request: Request, backend: KSeFBackend, access:
 @api_endpoint("certificates.get_enrollment_data")
 async def get_enrollment_data(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    nip = access.context.nip or access.context.value
-    return JSONResponse(
-        {"commonName": f"Podmiot {nip}", "countryName": "PL", "organizationName": f"Podmiot {nip}",
-         "organizationIdentifier": f"VATPL-{nip}"}
-    )  # fmt: skip
+    return JSONResponse(backend.certificates.enrollment_data(backend.auth.login_certificate_name(access)))
 
 
 @api_endpoint("certificates.create_enrollment")
@@ -37,8 +41,11 @@ async def create_enrollment(request: Request, backend: KSeFBackend, access: Acce
     assert access is not None
     body = await parsed_body(request, models.EnrollCertificateRequest)
     raw = body.to_dict()
-    start = dt.datetime.fromisoformat(raw["validFrom"]) if raw.get("validFrom") else None
-    enrollment = backend.certificates.enroll(access, body.certificate_name, str(body.certificate_type), body.csr, start)
+    start = _moment(raw.get("validFrom"))
+    login = backend.auth.login_certificate_name(access)
+    enrollment = backend.certificates.enroll(
+        access, login, body.certificate_name, str(body.certificate_type), body.csr, start
+    )
     return JSONResponse(
         {"referenceNumber": enrollment.reference_number, "timestamp": iso(enrollment.requested)}, status_code=202
     )
@@ -71,7 +78,8 @@ async def retrieve_certificates(request: Request, backend: KSeFBackend, access: 
 async def revoke_certificate(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     await json_body(request) if await request.body() else None
-    backend.certificates.revoke(access, request.path_params["certificateSerialNumber"])
+    login = backend.auth.login_certificate_name(access)
+    backend.certificates.revoke(access, login, request.path_params["certificateSerialNumber"])
     return Response(status_code=204)
 
 
@@ -89,9 +97,10 @@ def _listed(certificate: KsefCertificate) -> dict[str, Any]:
 async def query_certificates(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     filters = (await parsed_body(request, models.QueryCertificatesRequest)).to_dict() if await request.body() else {}
+    expires_after = _moment(filters.get("expiresAfter"))
     found = backend.certificates.certificates_of(
-        access, serial=filters.get("certificateSerialNumber"), name=filters.get("name"), type=filters.get("type"),
-        status=filters.get("status"),
+        access, serial=filters.get("certificateSerialNumber"), name=filters.get("name"), kind=filters.get("type"),
+        status=filters.get("status"), expires_after=expires_after,
     )  # fmt: skip
     offset, size = offset_params(request, high=50)
     items, has_more = page_of(found, offset, size)

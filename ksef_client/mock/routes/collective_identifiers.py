@@ -39,7 +39,7 @@ async def query_collective_identifiers(request: Request, backend: KSeFBackend, a
     start, end = dt.datetime.fromisoformat(body["dateCreatedFrom"]), dt.datetime.fromisoformat(body["dateCreatedTo"])
     found = [_item(i, access) for i in backend.collective.query(start, end, body.get("collectiveIdentifierNumber"))]
     page = backend.core.page(found, _page_size(request), continuation_token(request),
-                             key=lambda i: str(i["collectiveIdentifierNumber"]))  # fmt: skip
+                             key=lambda i: str(i["collectiveIdentifierNumber"]), descending=False)  # fmt: skip
     return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})
 
 
@@ -51,7 +51,7 @@ async def query_collective_identifier_invoices(
     body = await parsed_body(request, models.CollectiveIdentifierInvoicesQueryRequest)
     size = int_param(request, "pageSize", default=10, low=10, high=500)
     items = backend.collective.invoices_of(access, list(body.collective_identifier_numbers))
-    page = backend.core.page(items, size, continuation_token(request),
+    page = backend.core.page(items, size, continuation_token(request), descending=True,
                              key=lambda i: f"{i['ksefNumber']}|{i['collectiveIdentifierNumber']}")  # fmt: skip
     return JSONResponse({"continuationToken": page.continuation_token, "invoices": page.items})
 
@@ -68,5 +68,5 @@ async def list_collective_identifiers_by_ksef_number(
         for i in found
     ]  # fmt: skip
     page = backend.core.page(items, _page_size(request), continuation_token(request),
-                             key=lambda i: str(i["collectiveIdentifierNumber"]))  # fmt: skip
+                             key=lambda i: str(i["collectiveIdentifierNumber"]), descending=False)  # fmt: skip
     return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})

@@ -19,7 +19,7 @@ async def get_context_limits(request: Request, backend: KSeFBackend, access: Acc
 @api_endpoint("limits.get_subject_limits")
 async def get_subject_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    return JSONResponse(backend.testdata.subject_limits(access.context))
+    return JSONResponse(backend.testdata.subject_limits(access.subject))
 
 
 @api_endpoint("limits.get_rate_limits")

@@ -175,12 +175,12 @@ async def reset_test_rate_limits(request: Request, backend: KSeFBackend, access:
 @api_endpoint("testdata.set_test_certificate_limits")
 async def set_test_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.testdata.set_subject_limits(access.context, await json_body(request))  # checked against the spec
+    backend.testdata.set_subject_limits(access.subject, await json_body(request))  # checked against the spec
     return _ok()
 
 
 @api_endpoint("testdata.reset_test_certificate_limits")
 async def reset_test_certificate_limits(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    backend.testdata.set_subject_limits(access.context, None)
+    backend.testdata.set_subject_limits(access.subject, None)
     return _ok()

@@ -64,5 +64,5 @@ async def list_tokens(request: Request, backend: KSeFBackend, access: Access | N
         query.get("authorIdentifierType"),
     )  # fmt: skip
     size = int_param(request, "pageSize", default=10, low=10, high=100)
-    page = backend.core.page(tokens, size, continuation_token(request), token_listing_key)
+    page = backend.core.page(tokens, size, continuation_token(request), token_listing_key, descending=True)
     return JSONResponse({"continuationToken": page.continuation_token, "tokens": [_token_body(t) for t in page.items]})

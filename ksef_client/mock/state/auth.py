@@ -28,6 +28,13 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.certificates import (
+    Certificates,
+    KsefCertificate,
+    LoginName,
+    login_problem,
+    name_attributes,
+)
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.testdata import TestData
@@ -97,6 +104,9 @@ class AuthOperation:
     # A success held back for ``reads_left`` status reads (``Transitions.auth_reads``).
     pending_permissions: frozenset[str] | None = None
     reads_left: int = 0
+    # The subject names of the certificate a XAdES login signed with (certificate requests are
+    # made with them); empty for a KSeF token.
+    certificate_name: LoginName = ()
 
 
 @dataclass
@@ -155,10 +165,11 @@ def _verified_claims(secret: bytes, token: str) -> dict[str, Any]:
 class Auth:
     """Challenges, logins, tokens."""
 
-    def __init__(self, core: Core, permissions: Permissions, testdata: TestData) -> None:
+    def __init__(self, core: Core, permissions: Permissions, testdata: TestData, certificates: Certificates) -> None:
         self.core = core
         self.permissions = permissions
         self.testdata = testdata
+        self.certificates = certificates  # the KSeF certificates it issued: whether one may log in
         self.state = AuthState()
 
     # --- JWTs ----------------------------------------------------------------------------------
@@ -170,16 +181,17 @@ class Auth:
         body["jti"] = secrets.token_hex(8)
         return jwt.encode(body, self.core.secret, algorithm="HS256"), expires
 
-    def claims(self, authorization: str | None, kind: str) -> dict[str, Any]:
-        """The claims of a ``Bearer`` token of ``kind`` (access, authentication, refresh); 401 otherwise."""
+    def claims(self, authorization: str | None, *kinds: str) -> dict[str, Any]:
+        """The claims of a ``Bearer`` token of one of ``kinds`` (access, authentication, refresh);
+        401 otherwise."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("Brak tokenu.")
         try:
             claims = _verified_claims(self.core.secret, authorization[7:])
         except jwt.InvalidTokenError as error:
             raise Unauthorized("Nieprawidłowy token.") from error
-        if claims.get("typ") != kind:
-            raise Unauthorized(f"Oczekiwano tokenu typu {kind}.")
+        if claims.get("typ") not in kinds:
+            raise Unauthorized(f"Oczekiwano tokenu typu {' lub '.join(kinds)}.")
         if claims["exp"] <= self.core.clock().timestamp():
             raise Unauthorized("Token wygasł.")
         return claims
@@ -390,19 +402,19 @@ class Auth:
         challenge, context = _read_auth_request(verified.root)
         self._use_challenge(challenge)
         certificate = verified.certificate
-        kind, value = certificate_identity(certificate)
-        is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
-        operation = self._start(context, "QualifiedSeal" if is_seal else "QualifiedSignature", "XadesSignature")
+        issued = self.certificates.issued(certificate)  # a KSeF certificate: its subject is the requester
+        kind, value = issued.subject if issued is not None else certificate_identity(certificate)
+        operation = self._start(context, _xades_method(certificate, issued), "XadesSignature")
         operation.subject = (kind, value)
+        operation.certificate_name = name_attributes(certificate.subject)
         operation.document_hash = sha256_b64(document)
         now = self.core.clock()
         person = self.testdata.person(value)
         # The owner's permissions (its NIP, or a PESEL /testdata/person links to it) or the grants'.
         granted = self.permissions.login_permissions(context, (kind, value))
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            self._fail(operation, 460, "Certyfikat jest nieważny.")
-        elif verify_chain and not issued_by_emulator(certificate):
-            self._fail(operation, 460, "Nie można zweryfikować łańcucha zaufania certyfikatu.")
+        problem = _certificate_problem(certificate, issued, now, verify_chain)
+        if problem is not None:
+            self._fail(operation, 460, problem)
         elif self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif person is not None and person.is_deceased:
@@ -484,26 +496,72 @@ class Auth:
         operation.last_refresh = self.core.clock()
         return self._access_for(operation)
 
+    def login_certificate_name(self, access: Access) -> LoginName | None:
+        """The subject names of the certificate the caller's login signed with; ``None`` when it
+        logged in with a KSeF token (or was minted by ``mint_access_token``, recorded as one)."""
+        operation = self.state.operations.get(access.auth_reference_number)
+        if operation is None or operation.category != "XadesSignature":
+            return None
+        return operation.certificate_name
+
     def auth_sessions(self, access: Access) -> list[AuthOperation]:
-        """Redeemed, unrevoked auth operations of the caller's context, newest first."""
+        """Redeemed, unrevoked auth operations of the caller's context, newest first (the spec's
+        "Sortowanie: startDate (Desc)")."""
         found = [
             o for o in self.state.operations.values()
             if o.context == access.context and o.redeemed and not o.revoked
         ]  # fmt: skip
-        return sorted(found, key=lambda o: (o.started, o.reference_number), reverse=True)
+        return sorted(found, key=auth_session_listing_key, reverse=True)
 
-    def revoke_auth_session(self, access: Access, reference_number: str | None = None) -> None:
-        """Kill the refresh token of a session (the current one by default); access tokens live on."""
-        ref = reference_number or access.auth_reference_number
-        operation = self.state.operations.get(ref)
-        if operation is None or operation.context != access.context:
-            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {ref} nie została znaleziona."])
+    def revoke_current_auth_session(self, authorization: str | None) -> None:
+        """``DELETE /auth/sessions/current``: kill the refresh token of the session the bearer token
+        (an access or a refresh token: "Sposób uwierzytelnienia: RefreshToken lub AccessToken")
+        belongs to; access tokens already issued live on."""
+        claims = self.claims(authorization, "access", "refresh")
+        operation = self.state.operations.get(claims["ref"])
+        if operation is None:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {claims['ref']} nie została znaleziona."])
         operation.revoked = True
+
+    def revoke_auth_session(self, access: Access, reference_number: str) -> None:
+        """Kill the refresh token of a session of the caller's context; access tokens live on."""
+        operation = self.state.operations.get(reference_number)
+        if operation is None or operation.context != access.context:
+            raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {reference_number} nie została znaleziona."])
+        operation.revoked = True
+
+
+def auth_session_listing_key(operation: AuthOperation) -> str:
+    """An auth session's place in ``GET /auth/sessions`` (by start, unique)."""
+    return f"{operation.started.astimezone(dt.UTC).isoformat()}|{operation.reference_number}"
 
 
 def token_listing_key(token: KsefToken) -> str:
     """A token's place in ``GET /tokens`` (by creation, unique): sorts as the listing does."""
     return f"{token.created.astimezone(dt.UTC).isoformat()}|{token.reference_number}"
+
+
+def _xades_method(certificate: x509.Certificate, issued: KsefCertificate | None) -> str:
+    """``authenticationMethod`` of a XAdES login: a KSeF certificate's (``InternalCertificate``,
+    "Certyfikat KSeF"), a company seal's, or a person's signature."""
+    if issued is not None:
+        return "InternalCertificate"
+    is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
+    return "QualifiedSeal" if is_seal else "QualifiedSignature"
+
+
+def _certificate_problem(
+    certificate: x509.Certificate, issued: KsefCertificate | None, now: dt.datetime, verify_chain: bool
+) -> str | None:
+    """Why a XAdES login's certificate fails it (460, with the spec's detail texts), or ``None``;
+    a KSeF certificate also by its type and status (``login_problem``)."""
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        return "Nieważny certyfikat"
+    if issued is not None and (problem := login_problem(issued)) is not None:
+        return problem
+    if verify_chain and not issued_by_emulator(certificate):
+        return "Niezaufany łańcuch certyfikatów"
+    return None
 
 
 def _sha(text: str) -> str:

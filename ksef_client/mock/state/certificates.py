@@ -3,6 +3,11 @@
 A certificate request (PKCS#10 CSR, RSA 2048 or EC P-256) is signed by
 the emulator's certificate authority (the key that also signs its UPOs); the certificate can then
 be retrieved, listed, revoked, and used for XAdES logins or KOD II links.
+
+Certificates belong to the authenticated subject, not to the login context (certyfikaty-KSeF.md:
+a certificate "nie jest przypisany do żadnego kontekstu"; "dany podmiot uwierzytelniony ... ma
+dostęp do tego samego zbioru certyfikatów niezależnie od kontekstu"), and are requested only
+"we własnym imieniu": with the names of the certificate the caller logged in with.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound
 from ksef_client.mock.keys import emulator_keys
-from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
+from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
 from ksef_client.mock.state.testdata import TestData
 
 CERTIFICATE_TYPES = ("Authentication", "Offline")
@@ -33,7 +38,6 @@ class KsefCertificate:
     serial: str
     name: str
     type: str
-    context: Context
     subject: tuple[str, str]
     common_name: str
     der: bytes = field(repr=False)
@@ -45,21 +49,66 @@ class KsefCertificate:
 
 @dataclass
 class Enrollment:
-    """A certificate request and its outcome."""
+    """A certificate request (of ``subject``) and its outcome."""
 
     reference_number: str
-    context: Context
     requested: dt.datetime
     status: Status
     serial: str | None = None
+    subject: tuple[str, str] = ("", "")
+
+
+# The names a login certificate's subject has, as (OID, value) pairs: what
+# /certificates/enrollments/data is read from. ``None``: the caller did not log in with a
+# signature (a KSeF token), which may not request certificates.
+LoginName = tuple[tuple[str, str], ...]
 
 
 # certyfikaty-KSeF.md: RSA 2048 or EC P-256 keys; RSA PKCS#1 v1.5, RSA-PSS or ECDSA signatures
 # over SHA-1, SHA-256, SHA-384 or SHA-512. The codes are the spec's for POST /certificates/enrollments.
 CSR_HASHES = frozenset({"sha1", "sha256", "sha384", "sha512"})
 ENROLLMENT_NOT_FOUND = 25005
+# certyfikaty-KSeF.md §2, the attributes of the enrollment data: a person's and a company seal's.
+ENROLLMENT_FIELDS = {
+    "2.5.4.3": "commonName", "2.5.4.4": "surname", "2.5.4.5": "serialNumber", "2.5.4.6": "countryName",
+    "2.5.4.10": "organizationName", "2.5.4.42": "givenName", "2.5.4.45": "uniqueIdentifier",
+    "2.5.4.97": "organizationIdentifier",
+}  # fmt: skip
+PERSON_FIELDS = frozenset({"commonName", "surname", "serialNumber", "countryName", "givenName", "uniqueIdentifier"})
+SEAL_FIELDS = frozenset({"commonName", "countryName", "organizationName", "uniqueIdentifier", "organizationIdentifier"})
+NO_SIGNATURE = "Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na złożenie wniosku o certyfikat."
 NOT_REVOCABLE = 25009
 NOT_REVOCABLE_TEXT = "Nie można odwołać wskazanego certyfikatu, ponieważ jest już odwołany, zablokowany lub nieważny."
+
+
+# The spec's 460 details (GET /auth/{referenceNumber}) for a KSeF certificate that may not log in.
+LOGIN_REFUSALS = {
+    "Revoked": "Certyfikat odwołany",
+    "Blocked": "Certyfikat zawieszony",
+    "Expired": "Nieważny certyfikat",
+}
+
+
+def login_problem(certificate: KsefCertificate) -> str | None:
+    """Why a KSeF certificate may not log in, or ``None``: revoked or ended (certyfikaty-KSeF.md §8:
+    "Po unieważnieniu certyfikat nie może być użyty do dalszego uwierzytelniania"; ``PUT
+    /testdata/certificates`` moves its end), or ``Offline``, which "Nie umożliwia uwierzytelnienia"
+    (KSeF's detail for that is undocumented: "Niepoprawny certyfikat" is the spec's nearest)."""
+    if certificate.type != "Authentication":
+        return "Niepoprawny certyfikat"
+    return LOGIN_REFUSALS.get(certificate.status)
+
+
+def _check_names(csr: x509.CertificateSigningRequest, expected: dict[str, str]) -> None:
+    """25003 unless the CSR names exactly the enrollment data (certyfikaty-KSeF.md §3: "Zmodyfikowanie
+    tych danych spowoduje odrzucenie wniosku")."""
+    named = _fields(name_attributes(csr.subject))
+    if named != expected:
+        differ = sorted(k for k in named.keys() | expected.keys() if named.get(k) != expected.get(k))
+        raise MockAPIError(
+            25003, "Dane w CSR nie zgadzają się z danymi w użytym wektorze uwierzytelniającym.",
+            [f"Różnice w atrybutach: {', '.join(differ)}."],
+        )  # fmt: skip
 
 
 def _csr(raw: str) -> x509.CertificateSigningRequest:
@@ -88,6 +137,35 @@ def _csr(raw: str) -> x509.CertificateSigningRequest:
     return csr
 
 
+def name_attributes(name: x509.Name) -> LoginName:
+    """``name``'s attributes as (OID, value) pairs, in order."""
+    return tuple((a.oid.dotted_string, a.value.hex() if isinstance(a.value, bytes) else str(a.value)) for a in name)
+
+
+def _fields(attributes: LoginName) -> dict[str, str]:
+    """The attributes by their field names in the enrollment data (an attribute the table does not
+    name keeps its OID; ``givenName`` may come more than once: the names joined by spaces)."""
+    found: dict[str, str] = {}
+    for oid, value in attributes:
+        key = ENROLLMENT_FIELDS.get(oid, oid)
+        found[key] = f"{found[key]} {value}" if key == "givenName" and key in found else value
+    return found
+
+
+def enrollment_data(login: LoginName) -> dict[str, str]:
+    """``GET /certificates/enrollments/data`` for a login with a certificate of these names:
+    certyfikaty-KSeF.md §2 "Dane te są odczytywane z certyfikatu użytego do uwierzytelnienia",
+    a person's attributes or a company seal's (the one with ``organizationIdentifier``)."""
+    found = _fields(login)
+    kept = SEAL_FIELDS if "organizationIdentifier" in found else PERSON_FIELDS
+    data = {k: v for k, v in found.items() if k in kept}
+    # commonName and countryName are required by the spec's answer: a test certificate may lack them.
+    data.setdefault("countryName", "PL")
+    fallback = found.get("organizationName") or " ".join(filter(None, (found.get("givenName"), found.get("surname"))))
+    data.setdefault("commonName", fallback or found.get("serialNumber") or "KSeF")
+    return data
+
+
 def _signature_hash(csr: x509.CertificateSigningRequest) -> str | None:
     try:
         algorithm = csr.signature_hash_algorithm
@@ -113,8 +191,8 @@ class Certificates:
         self.state = CertificatesState()
 
     def limits(self, access: Access) -> dict[str, Any]:
-        """``GET /certificates/limits``: what the caller's context may still request and hold."""
-        limits = self.testdata.subject_limits(access.context)
+        """``GET /certificates/limits``: what the authenticated subject may still request and hold."""
+        limits = self.testdata.subject_limits(access.subject)
         most_requests, most_held = limits["enrollment"]["maxEnrollments"], limits["certificate"]["maxCertificates"]
         held = sum(1 for c in self.certificates_of(access) if c.status == "Active")
         requested = self.enrollments_of(access)
@@ -131,11 +209,33 @@ class Certificates:
         if limits["certificate"]["remaining"] <= 0:
             raise MockAPIError(25007, "Osiągnięto limit dopuszczalnej liczby posiadanych certyfikatów.")
 
-    def enroll(self, access: Access, name: str, kind: str, csr_text: str, valid_from: dt.datetime | None) -> Enrollment:
-        """Issue a certificate for a CSR at once (status 200 with its serial number)."""
+    @staticmethod
+    def enrollment_data(login: LoginName | None) -> dict[str, str]:
+        """``GET /certificates/enrollments/data`` of a caller that logged in with a certificate of
+        the names ``login`` (a KSeF token login, ``None``: 25001, the spec's code)."""
+        if login is None:
+            raise MockAPIError(
+                25001, "Brak możliwości pobrania danych do CSR dla wykorzystanego sposobu uwierzytelnienia.",
+                [NO_SIGNATURE],
+            )  # fmt: skip
+        return enrollment_data(login)
+
+    def enroll(
+        self, access: Access, login: LoginName | None, name: str, kind: str, csr_text: str,
+        valid_from: dt.datetime | None,
+    ) -> Enrollment:  # fmt: skip
+        """Issue a certificate for a CSR at once (status 200 with its serial number) to the
+        authenticated subject; the CSR must name exactly what the enrollment data of the login
+        certificate ``login`` says (``None``, a KSeF token login: 25002)."""
+        if login is None:
+            raise MockAPIError(
+                25002, "Brak możliwości złożenia wniosku certyfikacyjnego dla wykorzystanego sposobu uwierzytelnienia.",
+                [NO_SIGNATURE],
+            )  # fmt: skip
         if kind not in CERTIFICATE_TYPES or not name:
             raise MockAPIError(21405, VALIDATION, ["certificateName i certificateType (Authentication|Offline)."])
         csr = _csr(csr_text)
+        _check_names(csr, enrollment_data(login))
         self._check_limits(access)
         now = self.core.clock()
         start = valid_from or now
@@ -153,13 +253,13 @@ class Certificates:
         )
         cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         record = KsefCertificate(
-            f"{serial:016X}", name, kind, access.context, access.subject,
+            f"{serial:016X}", name, kind, access.subject,
             str(cn[0].value) if cn else name, certificate.public_bytes(serialization.Encoding.DER),
             now, start, start + dt.timedelta(days=730),
         )  # fmt: skip
         enrollment = Enrollment(
-            self.core.new_reference_number("CE"), access.context, now, Status(200, "Wniosek przetworzony"),
-            record.serial,
+            self.core.new_reference_number("CE"), now, Status(200, "Wniosek przetworzony"), record.serial,
+            access.subject,
         )  # fmt: skip
         with self.core.lock:
             self.state.certificates[record.serial] = record
@@ -167,31 +267,48 @@ class Certificates:
         return enrollment
 
     def enrollment(self, access: Access, reference_number: str) -> Enrollment:
-        """A certificate request of the caller's context."""
+        """A certificate request of the authenticated subject."""
         found = self.state.enrollments.get(reference_number)
-        if found is None or found.context != access.context:
+        if found is None or found.subject != access.subject:
             raise NotFound(
                 25005, "Wniosek certyfikacyjny o podanym numerze referencyjnym nie istnieje.", [reference_number]
             )
         return found
 
     def enrollments_of(self, access: Access) -> int:
-        """How many certificate requests the caller's context made."""
-        return sum(1 for e in self.state.enrollments.values() if e.context == access.context)
+        """How many certificate requests the authenticated subject made."""
+        return sum(1 for e in self.state.enrollments.values() if e.subject == access.subject)
 
-    def certificates_of(self, access: Access, **filters: str | None) -> list[KsefCertificate]:
-        """Certificates issued in the caller's context, oldest first; ``filters`` (``serial``, ``name``,
-        ``type``, ``status``) keep those equal to the given values."""
-        found = [self._aged(c) for c in self.state.certificates.values() if c.context == access.context]
-        wanted = {k: v for k, v in filters.items() if v is not None}
-        found = [c for c in found if all(getattr(c, k) == v for k, v in wanted.items())]
-        return sorted(found, key=lambda c: (c.requested, c.serial))
+    def certificates_of(
+        self, access: Access, *, serial: str | None = None, name: str | None = None, kind: str | None = None,
+        status: str | None = None, expires_after: dt.datetime | None = None,
+    ) -> list[KsefCertificate]:  # fmt: skip
+        """Certificates of the authenticated subject, newest request first (``POST /certificates/query``:
+        "Sortowanie: requestDate (Desc)"), those matching every filter given: ``serial``, ``kind``,
+        ``status`` exactly, ``name`` contained in the certificate's name ("Wyszukiwanie jest
+        częściowe"), ``expires_after``: valid past that moment ("wygasają po podanej dacie")."""
+        found = [self._aged(c) for c in self.state.certificates.values() if c.subject == access.subject]
+        found = [
+            c for c in found
+            if serial in (None, c.serial) and kind in (None, c.type) and status in (None, c.status)
+            and (name is None or name.lower() in c.name.lower())
+            and (expires_after is None or c.valid_to > expires_after)
+        ]  # fmt: skip
+        return sorted(found, key=lambda c: (c.requested, c.serial), reverse=True)
 
     def certificate(self, access: Access, serial: str) -> KsefCertificate:
-        """One certificate of the caller's context by serial number."""
+        """One certificate of the authenticated subject by serial number."""
         found = self.state.certificates.get(serial.upper())
-        if found is None or found.context != access.context:
+        if found is None or found.subject != access.subject:
             raise NotFound(25008, "Certyfikat o podanym numerze seryjnym nie istnieje.", [serial])
+        return self._aged(found)
+
+    def issued(self, certificate: x509.Certificate) -> KsefCertificate | None:
+        """The record of ``certificate`` when the emulator issued it (a KSeF certificate), with its
+        status as of now; ``None`` for any other certificate."""
+        found = self.state.certificates.get(f"{certificate.serial_number:016X}")
+        if found is None or found.der != certificate.public_bytes(serialization.Encoding.DER):
+            return None
         return self._aged(found)
 
     def _aged(self, certificate: KsefCertificate) -> KsefCertificate:
@@ -200,8 +317,18 @@ class Certificates:
             certificate.status = "Expired"
         return certificate
 
-    def revoke(self, access: Access, serial: str) -> None:
-        """Revoke a certificate of the caller's context (one that is not Active any more: 25009)."""
+    def revoke(self, access: Access, login: LoginName | None, serial: str) -> None:
+        """Revoke a certificate of the authenticated subject (one that is not Active any more: 25009).
+
+        Spec: "Podmiot może unieważnić wyłącznie certyfikat wygenerowany na jego identyfikator
+        uwierzytelnienia"; "Operacja nie jest dostępna dla podmiotu uwierzytelnionego tokenem KSeF"
+        (no code given: the spec's 403 reason ``auth-method-not-allowed`` says just that).
+        """
+        if login is None:
+            raise Forbidden(
+                "Ta operacja nie jest dostępna dla użytej metody uwierzytelnienia.", "auth-method-not-allowed",
+                {"authenticationMethodCategory": "Token"},
+            )  # fmt: skip
         certificate = self.certificate(access, serial)
         if certificate.status != "Active":
             raise MockAPIError(NOT_REVOCABLE, NOT_REVOCABLE_TEXT, [f"Status certyfikatu: {certificate.status}."])

@@ -124,18 +124,21 @@ class Core:
 
     # --- continuation tokens ---------------------------------------------------------------------
 
-    def page(self, items: Sequence[Any], size: int, token: str | None, key: Callable[[Any], str]) -> Page:
-        """One page of ``items`` (sorted, ``key`` unique per item) after the item a token names.
+    def page(
+        self, items: Sequence[Any], size: int, token: str | None, key: Callable[[Any], str], *, descending: bool
+    ) -> Page:
+        """One page of ``items`` (sorted by ``key``, unique per item; ``descending`` for a newest
+        first listing) after the item a token names.
 
         The token names the last item handed out (with its position as a hint), not an offset,
-        so items added between two pages never make an item appear twice or go missing (KSeF's
-        tokens are keyset positions too).
+        so items added or removed between two pages never make an item appear twice or go missing
+        (KSeF's tokens are keyset positions too).
         """
         start = 0
         if token:
             last, hint = self._decode_token(token)
             found = 0 < hint <= len(items) and key(items[hint - 1]) == last
-            start = hint if found else _position_after(items, key, last)
+            start = hint if found else _position_after(items, key, last, descending)
         chunk = list(items[start : start + size])
         end = start + len(chunk)
         more = end < len(items)
@@ -158,13 +161,13 @@ class Core:
             raise MockAPIError(21418, "Przekazany token kontynuacji ma nieprawidłowy format.") from error
 
 
-def _position_after(items: Sequence[Any], key: Callable[[Any], str], last: str) -> int:
+def _position_after(items: Sequence[Any], key: Callable[[Any], str], last: str, descending: bool) -> int:
     # Items were added before the named one: find it again, or (gone) the first item past it in
-    # the listing's own order.
+    # the listing's own order. The order is the caller's to say: guessed from the first and last
+    # keys it was wrong for a listing filtered down to one item.
     keys = [key(item) for item in items]
     if last in keys:
         return keys.index(last) + 1
-    descending = len(keys) > 1 and keys[0] > keys[-1]
     for index, value in enumerate(keys):
         if (value < last) if descending else (value > last):
             return index

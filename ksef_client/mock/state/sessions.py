@@ -803,7 +803,7 @@ class Sessions:
         authenticating subject opened.
         """
         found = self._matching(access, query)
-        return self.core.page(found, page_size, token, key=lambda s: s.listing_key)
+        return self.core.page(found, page_size, token, key=lambda s: s.listing_key, descending=True)
 
     def _matching(self, access: Access, query: SessionQuery) -> list[Session]:
         self._expire_due()
@@ -829,7 +829,7 @@ class Sessions:
         """Invoices of a session (or only the failed ones), in sending order."""
         session = self.get(access, reference_number, read=False)
         invoices = session.failed if failed else session.invoices
-        return self.core.page(invoices, page_size, token, key=lambda i: f"{i.ordinal_number:09d}")
+        return self.core.page(invoices, page_size, token, key=lambda i: f"{i.ordinal_number:09d}", descending=False)
 
     def read_status(self, invoice: Invoice) -> Status | None:
         """Count one status read of ``invoice``: the status it shows while KSeF is still processing

@@ -79,7 +79,8 @@ class TestDataState:
     attachments: set[str] = field(default_factory=set)
     blocked: set[Context] = field(default_factory=set)
     session_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
-    certificate_limits: dict[Context, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # Per authenticated subject, (type, value): certificates are the subject's, not a context's.
+    certificate_limits: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)
     # Per context: limit group -> limits set by POST /testdata/rate-limits (or .../production).
     rate_limits: dict[Context, dict[str, RateLimits]] = field(default_factory=dict)
     peppol_providers: list[dict[str, str]] = field(default_factory=list)
@@ -188,23 +189,23 @@ class TestData:
                 merged[group].update({k: int(v) for k, v in values.items() if k in merged[group]})
         self.state.session_limits[context] = merged
 
-    def set_subject_limits(self, context: Context, limits: dict[str, Any] | None) -> None:
-        """Override the certificate limits of ``context`` (a ``SetSubjectLimitsRequest``: what it
-        gives replaces the default, what it leaves out or sends as null keeps it), or, ``None``,
-        restore the defaults."""
+    def set_subject_limits(self, subject: tuple[str, str], limits: dict[str, Any] | None) -> None:
+        """Override the certificate limits of the authenticated ``subject``, ``(type, value)`` ("dla
+        bieżącego podmiotu"; a ``SetSubjectLimitsRequest``: what it gives replaces the default, what
+        it leaves out or sends as null keeps it), or, ``None``, restore the defaults."""
         if limits is None:
-            self.state.certificate_limits.pop(context, None)
+            self.state.certificate_limits.pop(subject, None)
             return
-        merged = copy.deepcopy(self.subject_limits(context))
+        merged = copy.deepcopy(self.subject_limits(subject))
         for group, key in (("enrollment", "maxEnrollments"), ("certificate", "maxCertificates")):
             value = (limits.get(group) or {}).get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 merged[group][key] = max(0, value)
-        self.state.certificate_limits[context] = merged
+        self.state.certificate_limits[subject] = merged
 
-    def subject_limits(self, context: Context) -> dict[str, dict[str, int]]:
-        """``EffectiveSubjectLimits`` of ``context``: KSeF TEST's defaults or the override."""
-        return copy.deepcopy(self.state.certificate_limits.get(context, DEFAULT_SUBJECT_LIMITS))
+    def subject_limits(self, subject: tuple[str, str]) -> dict[str, dict[str, int]]:
+        """``EffectiveSubjectLimits`` of the authenticated ``subject``: KSeF TEST's defaults or the override."""
+        return copy.deepcopy(self.state.certificate_limits.get(subject, DEFAULT_SUBJECT_LIMITS))
 
     def set_rate_limits(self, context: Context, limits: dict[str, RateLimits] | None) -> None:
         """Override the API rate limits of ``context`` per limit group (an ``ApiRateLimitsOverride``
