@@ -2,15 +2,18 @@
 
 KSeF reports every invoice of a session with a status code: 200 (accepted, with a KSeF number),
 440 (a duplicate of an invoice already in KSeF, whose number the status names), another 4xx
-(rejected, with KSeF's description and details), or below 200 (still being processed). An
-invoice the client sent twice because the answer to the first attempt was lost is the one case
-where a 440 is not the user's duplicate: the first attempt was accepted in the same session under
-a reference number the client never saw, so its outcome is that acceptance.
+(rejected, with KSeF's description and details), or below 200 (still being processed).
+
+An attempt whose answer was lost is listed by KSeF under a reference number the client never saw.
+The client knows the hash of every invoice it tried to send (``SentInvoice``), and KSeF lists each
+invoice with its ``invoiceHash``, so such attempts are found by that hash: a send that raised with
+``maybe_sent`` gets the outcome of its attempt, and a resend by the retry policy (a 440 naming the
+first attempt's number) gets the first attempt's acceptance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -31,10 +34,12 @@ class InvoiceOutcome:
     ``kind``: ``"accepted"`` (``ksef_number`` is its number), ``"duplicate"`` (KSeF already holds
     this invoice as ``duplicate_of``, from session ``duplicate_session``), ``"rejected"`` (``code``,
     ``description`` and ``details`` say why), ``"processing"`` (not final yet), ``"unknown"`` (KSeF
-    does not list the reference number in the session).
+    does not list it in the session). ``reference_number`` is ``None`` only for an ``"unknown"``
+    invoice whose send raised before KSeF answered (``maybe_sent``): KSeF does not hold it.
+    ``invoice_hash``: its SHA-256 (Base64), as KSeF lists it.
     """
 
-    reference_number: str
+    reference_number: str | None
     kind: OutcomeKind
     code: int | None
     description: str = ""
@@ -44,6 +49,7 @@ class InvoiceOutcome:
     duplicate_session: str | None = None
     invoice_number: str | None = None
     ordinal_number: int | None = None
+    invoice_hash: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -90,38 +96,107 @@ def outcome_of(item: SessionInvoiceStatusResponse) -> InvoiceOutcome:
         duplicate_session=_extension(item, "originalSessionReferenceNumber") if kind == "duplicate" else None,
         invoice_number=_text(item.invoice_number),
         ordinal_number=item.ordinal_number,
+        invoice_hash=_text(item.invoice_hash),
     )
 
 
-def session_outcomes(
-    invoices: Iterable[SessionInvoiceStatusResponse], references: list[str], session_reference_number: str
-) -> list[InvoiceOutcome]:
-    """The outcome of each invoice in ``references`` (sending order), from the session's listing.
+@dataclass(frozen=True)
+class SentInvoice:
+    """One invoice an online session sent, or tried to: ``invoice_hash`` (SHA-256 of its XML in
+    Base64, KSeF's ``invoiceHash``), ``reference_number`` (``None``: the send raised before KSeF's
+    answer came, and KSeF may hold it all the same) and ``invoice_number`` (``P_2``, kept for a
+    send that raised)."""
 
-    A 440 naming an invoice accepted in this same session under a reference number the client
-    never returned is the client's own resend after a lost answer: its outcome is the first
-    attempt's acceptance, claimed by the first such 440 in sending order only. A 440 naming one of
-    ``references`` (the same invoice sent twice by the caller), an acceptance already claimed (the
-    caller's repeat of an invoice whose first answer was lost) or another session stays a
-    duplicate: one acceptance per KSeF number.
+    invoice_hash: str
+    reference_number: str | None = None
+    invoice_number: str | None = None
+
+
+NOT_RECEIVED = "not listed in the session: KSeF did not receive it (its send raised); send it again"
+
+
+def session_outcomes(
+    invoices: Iterable[SessionInvoiceStatusResponse], sent: Sequence[SentInvoice], session_reference_number: str
+) -> list[InvoiceOutcome]:
+    """The outcome of each of ``sent`` (sending order), from the session's listing; then any
+    invoice KSeF lists that is none of them (nothing listed is left out).
+
+    The listed invoices whose reference number the client never saw ("hidden": their answer was
+    lost) are matched by hash. A send that raised takes the hidden attempt of its hash (its
+    acceptance first); none: KSeF did not receive it. A 440 naming an invoice accepted in this same
+    session under a hidden reference, with the same hash, is the retry policy's resend after a lost
+    answer: its outcome is that acceptance. Each hidden attempt stands for one send only (one
+    acceptance per KSeF number: the caller's own repeat of an invoice stays a duplicate); hidden
+    attempts left over with the hash of a send are further resends of it, already reported.
     """
-    listed = {item.reference_number: item for item in invoices}
-    accepted_here = {
-        number: item for item in listed.values() if item.status.code == ACCEPTED and (number := _text(item.ksef_number))
-    }
-    ours = set(references)
-    claimed: set[str] = set()  # hidden first attempts already reported as one of ours
-    outcomes = []
-    for reference in references:
-        item = listed.get(reference)
+    listing = _Listing(invoices, sent)
+    outcomes = [listing.outcome(invoice, session_reference_number) for invoice in sent]
+    return outcomes + listing.unmatched({invoice.invoice_hash for invoice in sent})
+
+
+class _Listing:
+    """A session's listing, its hidden attempts claimed one by one by the sends they belong to."""
+
+    def __init__(self, invoices: Iterable[SessionInvoiceStatusResponse], sent: Sequence[SentInvoice]) -> None:
+        self.listed = {item.reference_number: item for item in invoices}
+        ours = {invoice.reference_number for invoice in sent}
+        self.hidden = sorted(
+            (item for reference, item in self.listed.items() if reference not in ours),
+            key=lambda item: item.ordinal_number,
+        )
+        self.claimed: set[str] = set()
+
+    def outcome(self, invoice: SentInvoice, session_reference_number: str) -> InvoiceOutcome:
+        """What became of one send."""
+        if invoice.reference_number is None:
+            return self.claim(invoice) or _not_received(invoice)
+        item = self.listed.get(invoice.reference_number)
         if item is None:
-            outcomes.append(InvoiceOutcome(reference, "unknown", None, "not listed in the session"))
-            continue
+            return InvoiceOutcome(
+                invoice.reference_number,
+                "unknown",
+                None,
+                "not listed in the session",
+                invoice_hash=invoice.invoice_hash,
+            )
         outcome = outcome_of(item)
         if outcome.kind == "duplicate" and outcome.duplicate_session == session_reference_number:
-            first = accepted_here.get(outcome.duplicate_of or "")
-            if first is not None and first.reference_number not in ours and first.reference_number not in claimed:
-                claimed.add(first.reference_number)
-                outcome = outcome_of(first)
-        outcomes.append(outcome)
-    return outcomes
+            return self.claim(invoice, accepted_as=outcome.duplicate_of) or outcome
+        return outcome
+
+    def claim(self, invoice: SentInvoice, accepted_as: str | None = None) -> InvoiceOutcome | None:
+        """The outcome of the unclaimed hidden attempt of ``invoice`` that tells its fate (an
+        acceptance, then one still processing, then the first listed), or only its acceptance as
+        ``accepted_as``; ``None`` when there is none."""
+        candidates = [
+            item
+            for item in self.hidden
+            if item.invoice_hash == invoice.invoice_hash
+            and item.reference_number not in self.claimed
+            and (accepted_as is None or (item.status.code == ACCEPTED and _text(item.ksef_number) == accepted_as))
+        ]
+        if not candidates:
+            return None
+        best = min(candidates, key=_claim_rank)
+        self.claimed.add(best.reference_number)
+        return outcome_of(best)
+
+    def unmatched(self, hashes: set[str]) -> list[InvoiceOutcome]:
+        """The hidden attempts of invoices none of the sends has (KSeF's order)."""
+        return [outcome_of(item) for item in self.hidden if item.invoice_hash not in hashes]
+
+
+def _claim_rank(item: SessionInvoiceStatusResponse) -> tuple[int, int]:
+    code = item.status.code
+    return (0 if code == ACCEPTED else 1 if code < FINAL else 2, item.ordinal_number)
+
+
+def _not_received(invoice: SentInvoice) -> InvoiceOutcome:
+    return InvoiceOutcome(
+        None,
+        "unknown",
+        None,
+        NOT_RECEIVED,
+        invoice_number=invoice.invoice_number,
+        invoice_hash=invoice.invoice_hash,
+    )

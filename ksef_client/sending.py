@@ -11,7 +11,9 @@
 Every step is a flow (``_flows``) shared by the sync and async clients. Sending an invoice and
 opening a session are safe to repeat (a repeated invoice becomes a 440 duplicate naming the
 original; a session opened by a lost attempt stays empty), so the retry policy repeats them like a
-GET; a close whose answer is lost is settled by the session's status.
+GET; a close whose answer is lost is settled by the session's status. A send that fails when the
+invoice may have reached KSeF says so on its error (``maybe_sent``), and the session remembers the
+invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import httpx
+from lxml import etree
 
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, run
@@ -38,6 +42,7 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
+from ksef_client._xml import parse
 from ksef_client.batch import (
     MAX_PART_BYTES,
     BatchPackage,
@@ -48,8 +53,15 @@ from ksef_client.batch import (
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for
-from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError, KSeFError
-from ksef_client.outcomes import InvoiceOutcome, session_outcomes
+from ksef_client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    InternalServerError,
+    InvoiceRejectedError,
+    KSeFError,
+    ResponseFormatError,
+)
+from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
 from ksef_client.resources.auth import with_keys
 from ksef_client.resources.sessions import invoices_pages
 from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
@@ -77,17 +89,79 @@ def open_online_flow(form: FormCode, key: SymmetricKey, keys: KeyCache) -> Flow[
     return (yield from with_keys(keys, attempt))
 
 
-def send_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool) -> Flow[str]:
-    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number.
+def send_flow(
+    reference_number: str, invoice: EncryptedInvoice, offline: bool, budget: RetryBudget | None = None
+) -> Flow[str]:
+    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number (``budget``: the
+    request's retry budget, which tells the caller whether it was sent more than once).
 
-    Nothing is lost and nothing is numbered twice when the retry policy sends it again after a
-    dropped connection or a 5xx: either KSeF never got the first request (the repeat is the
-    invoice) or it did, and the repeat becomes a 440 duplicate naming the original KSeF number,
-    which ``OnlineSession.ksef_numbers()`` resolves.
+    Nothing is numbered twice when the retry policy sends it again after a dropped connection or a
+    5xx: either KSeF never got the first request (the repeat is the invoice) or it did, and the
+    repeat becomes a 440 duplicate naming the original KSeF number, which
+    ``OnlineSession.outcomes()`` resolves.
     """
     body = SendInvoiceRequest.from_dict(invoice.request_body(offline=offline))
-    call = Call(send_invoice, {"reference_number": reference_number, "body": body})
+    call = Call(send_invoice, {"reference_number": reference_number, "body": body}, budget=budget)
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
+
+
+# Transport failures that happen before a connection exists: the request never left the machine.
+NEVER_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
+    """Whether an invoice whose send raised ``error`` may be in KSeF all the same.
+
+    Only the last attempt's error reaches the flow: if the request was repeated (``budget.used``),
+    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says. Of
+    one attempt, KSeF did not take it when it answered 4xx (a 429 included: refused unprocessed),
+    when the connection was never made, or when the call's deadline passed before the request
+    (an ``APITimeoutError`` with no transport error behind it); a 5xx, a broken connection, a
+    timeout waiting for the answer and a 2xx answer that cannot be read may all come after KSeF
+    stored it.
+    """
+    if budget.used:
+        return True
+    if isinstance(error, APIStatusError):
+        return error.status_code >= 500  # HTTP's server errors
+    if isinstance(error, APIConnectionError):
+        cause = error.__cause__
+        return cause is not None and not isinstance(cause, NEVER_CONNECTED)
+    return isinstance(error, ResponseFormatError)
+
+
+UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+
+
+def invoice_number_of(xml: bytes) -> str | None:
+    """The invoice's number as KSeF reads it (FA's ``P_2``, FA_RR's ``P_4C``, PEF's ``cbc:ID``),
+    for messages; ``None`` when it cannot be read."""
+    try:
+        root = parse(xml)
+    except etree.XMLSyntaxError:
+        return None
+    for path in ("{*}Fa/{*}P_2", "{*}FakturaRR/{*}P_4C", f"{{{UBL_BASIC}}}ID"):
+        found = root.find(path)
+        if found is not None and found.text and found.text.strip():
+            return found.text.strip()
+    return None
+
+
+MAYBE_SENT = (
+    "invoice {number}(SHA-256 {hash}) may have reached KSeF in session {session} although this call "
+    "failed (a request went out and no usable answer came back, or the request was repeated and an "
+    "earlier attempt's fate is unknown). Do not give it a new number. After the session is "
+    "closed and processed (ksef.sessions.wait), session.outcomes() reports it, found by its hash: "
+    "accepted with its KSeF number, rejected, or 'unknown' with no reference number (KSeF did not "
+    "receive it: send it again). Or send the same invoice again now (in this session while it is "
+    "open, else in a new one): if KSeF holds it, the resend "
+    "ends as a 440 duplicate naming its KSeF number (KSeF finds duplicates by seller NIP, invoice "
+    "kind and number), otherwise it is accepted."
+)
+NOT_SENT = (
+    "invoice {number}(SHA-256 {hash}) was not taken by KSeF in session {session}: send it again "
+    "(in a new session if this one is closed)"
+)
 
 
 def close_flow(reference_number: str, operation: Any) -> Flow[None]:
@@ -114,15 +188,21 @@ class SupportsToXml(Protocol):
     def to_xml(self) -> bytes: ...
 
 
-def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
-    """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+def invoice_bytes(xml: bytes | SupportsToXml) -> bytes:
+    """The XML of an invoice given as bytes or as an object with ``to_xml()``."""
     if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
         xml = xml.to_xml()
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
+    return bytes(xml)
+
+
+def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
+    """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+    data = invoice_bytes(xml)
     if validate:
-        check_invoice(bytes(xml), form)
-    return EncryptedInvoice.build(key, bytes(xml))
+        check_invoice(data, form)
+    return EncryptedInvoice.build(key, data)
 
 
 def check_invoice(xml: bytes, form: FormCode, which: str = "invoice", after: str = "") -> None:
@@ -155,6 +235,8 @@ class _OnlineSessionFlows:
         self.validate = validate
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
+        # Every send that reached KSeF or may have (sending order): what outcomes() reports on.
+        self.sent: list[SentInvoice] = []
         self.closed = False  # closed by this object: a second close() sends nothing
         self._key = SymmetricKey.generate()
 
@@ -166,11 +248,42 @@ class _OnlineSessionFlows:
             raise RuntimeError("the session is not open")
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
-        ref = yield from send_flow(
-            self.reference_number, prepare_invoice(xml, self.form, self._key, self.validate), offline
-        )
+        data = invoice_bytes(xml)
+        invoice = prepare_invoice(data, self.form, self._key, self.validate)
+        # Recorded before the request: a send cut short by anything (a cancelled task too) may
+        # have reached KSeF, and outcomes() then looks for it by its hash.
+        attempt = SentInvoice(invoice.invoice_hash)
+        self.sent.append(attempt)
+        budget = RetryBudget()
+        try:
+            ref = yield from send_flow(self.reference_number, invoice, offline, budget)
+        except KSeFError as error:
+            self._settle(attempt, self._failed(error, budget, attempt, data))
+            raise
+        self._settle(attempt, SentInvoice(attempt.invoice_hash, ref))
         self.invoice_reference_numbers.append(ref)
         return ref
+
+    def _failed(self, error: KSeFError, budget: RetryBudget, attempt: SentInvoice, xml: bytes) -> SentInvoice | None:
+        """Name the invoice and the session on ``error`` and say whether KSeF may hold the invoice
+        (``maybe_sent`` and a note); the attempt as the session keeps it, or ``None``: not sent."""
+        number = invoice_number_of(xml)
+        error.maybe_sent = may_have_reached_ksef(error, budget)
+        error.invoice_hash, error.invoice_number = attempt.invoice_hash, number
+        error.session_reference_number = error.session_reference_number or self.reference_number
+        text = MAYBE_SENT if error.maybe_sent else NOT_SENT
+        named = f"{number!r} " if number else ""
+        error.add_note(text.format(number=named, hash=attempt.invoice_hash, session=self.reference_number))
+        return SentInvoice(attempt.invoice_hash, None, number) if error.maybe_sent else None
+
+    def _settle(self, attempt: SentInvoice, settled: SentInvoice | None) -> None:
+        """Replace the record of a send in progress (found by identity: sends may overlap in
+        async code) with what became of it, or drop it (``None``: never sent)."""
+        at = next(i for i, kept in enumerate(self.sent) if kept is attempt)
+        if settled is None:
+            del self.sent[at]
+        else:
+            self.sent[at] = settled
 
     def _close_flow(self) -> Flow[None]:
         if self.reference_number is not None and not self.closed:
@@ -181,7 +294,7 @@ class _OnlineSessionFlows:
         if self.reference_number is None:
             raise RuntimeError("the session was never opened")
         invoices = yield from all_items(invoices_pages(self.reference_number, False, 1000))
-        return session_outcomes(invoices, self.invoice_reference_numbers, self.reference_number)
+        return session_outcomes(invoices, self.sent, self.reference_number)
 
     def _ksef_numbers_flow(self) -> Flow[list[str | None]]:
         return [outcome.number_in_ksef for outcome in (yield from self._outcomes_flow())]
@@ -201,7 +314,9 @@ class OnlineSession(_OnlineSessionFlows):
 
     def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
-        (status comes later)."""
+        (status comes later). A ``KSeFError`` from KSeF or the connection names the invoice and
+        the session (``invoice_hash``, ``invoice_number``, ``session_reference_number``) and says
+        whether KSeF may hold it all the same (``maybe_sent``, and a note on what to do)."""
         return run(self._send_flow(xml, offline), self._client)
 
     def close(self) -> None:
@@ -213,13 +328,17 @@ class OnlineSession(_OnlineSessionFlows):
     def outcomes(self) -> list[InvoiceOutcome]:
         """After processing (``ksef.sessions.wait``): what became of each sent invoice, in sending
         order: accepted with its KSeF number, a duplicate of an invoice already in KSeF (its
-        number), rejected with KSeF's code and details, or still processing."""
+        number), rejected with KSeF's code and details, or still processing. A send that raised
+        with ``maybe_sent`` is here too, found in KSeF's listing by its hash (``"unknown"`` with
+        no reference number when KSeF does not have it); then any invoice KSeF lists in the
+        session that none of the sends accounts for."""
         return run(self._outcomes_flow(), self._client)
 
     def ksef_numbers(self) -> list[str | None]:
         """After processing: the KSeF number under which KSeF holds each sent invoice, in sending
         order: its own when accepted; for a duplicate (440) the number of the invoice already in
-        KSeF; ``None`` when rejected or not processed yet. ``outcomes()`` tells these apart."""
+        KSeF; ``None`` when rejected, not processed yet or not received. ``outcomes()`` tells these
+        apart."""
         return run(self._ksef_numbers_flow(), self._client)
 
     def __enter__(self) -> OnlineSession:

@@ -8,10 +8,11 @@ import pytest
 
 from ksef_client import AsyncKSeF, InvoiceOutcome, KSeF, UPONotAvailableError
 from ksef_client._generated.models import SessionInvoiceStatusResponse
+from ksef_client.crypto import sha256_b64
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.outcomes import outcome_of, session_outcomes
+from ksef_client.outcomes import SentInvoice, outcome_of, session_outcomes
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -50,8 +51,9 @@ class TestOutcomes:
             first.send(sample_invoice("OUT/2"))
         ksef.sessions.wait(first.reference_number)
         (original,) = first.outcomes()
+        invoice = sample_invoice("OUT/2")
         with ksef.online_session() as again:
-            again.send(sample_invoice("OUT/2"))
+            again.send(invoice)
         status = ksef.sessions.wait(again.reference_number)  # final, does not raise
         assert status.status.code == 445  # no valid invoices
         (outcome,) = again.outcomes()
@@ -65,6 +67,7 @@ class TestOutcomes:
             duplicate_session=first.reference_number,
             invoice_number="OUT/2",
             ordinal_number=1,
+            invoice_hash=sha256_b64(invoice),  # KSeF's invoiceHash of the XML
         )
         assert not outcome.accepted and outcome.number_in_ksef == original.ksef_number
         with pytest.raises(UPONotAvailableError, match="445"):  # documented in errors-and-retries.md
@@ -104,7 +107,8 @@ def _listed(reference: str, code: int, **fields: object) -> SessionInvoiceStatus
 
 def test_codes_below_200_are_processing_and_unlisted_references_unknown() -> None:
     session = "20261125-SO-0000000000-0000000000-00"
-    processing, unknown = session_outcomes([_listed("R1", 150)], ["R1", "R2"], session)
+    sent = [SentInvoice("A" * 43 + "=", "R1"), SentInvoice("B" * 43 + "=", "R2")]
+    processing, unknown = session_outcomes([_listed("R1", 150)], sent, session)
     assert (processing.kind, processing.code, processing.number_in_ksef) == ("processing", 150, None)
     assert (unknown.kind, unknown.code) == ("unknown", None)
     assert outcome_of(_listed("R3", 450, ksefNumber=None)).kind == "rejected"

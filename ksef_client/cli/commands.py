@@ -456,9 +456,9 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
     """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
     with state.client() as ksef:
         if batch:
-            reference, invoice_refs = send_batch(ksef, state.out, files, form, offline), None
+            reference, sent = send_batch(ksef, state.out, files, form, offline), None
         else:
-            reference, invoice_refs = send_online(ksef, state.out, files, form, offline)
+            reference, sent = send_online(ksef, state.out, files, form, offline)
         if not wait:
             state.out.result(
                 {"reference_number": reference, "files": files},
@@ -469,7 +469,7 @@ def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline:
         with state.out.progress("KSeF processing", None):
             status = ksef.sessions.wait(reference, timeout=3600)
         outcome = list(ksef.sessions.invoices(reference, page_size=1000))
-    report(state.out, reference, status, outcome_rows(files, outcome, invoice_refs, reference))
+    report(state.out, reference, status, outcome_rows(files, outcome, sent, reference))
 
 
 # --- downloading ------------------------------------------------------------------------------

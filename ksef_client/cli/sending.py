@@ -9,7 +9,7 @@ from typing import Any
 from ksef_client._client import KSeF
 from ksef_client.cli.output import REJECTED, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.errors import BatchError, KSeFError
-from ksef_client.outcomes import outcome_of, session_outcomes
+from ksef_client.outcomes import SentInvoice, outcome_of, session_outcomes
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 
 
@@ -25,8 +25,10 @@ def checked_invoices(files: tuple[Path, ...], form: str) -> Iterator[tuple[Path,
         yield path, data
 
 
-def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool) -> tuple[str, list[str]]:
-    """Send in one online session; the session reference and each invoice's reference, in order."""
+def send_online(
+    ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool
+) -> tuple[str, list[SentInvoice]]:
+    """Send in one online session; the session reference and each invoice sent, in order."""
     invoices = list(checked_invoices(files, form))  # all of them, before the session opens
     session = ksef.online_session(form, validate=False)
     with out.progress("sending", len(invoices)) as advance, session:
@@ -35,15 +37,16 @@ def send_online(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, off
                 session.send(data, offline=offline)
             except KSeFError as error:
                 # The invoices before this one are in KSeF: say where, so nothing is sent twice blindly.
+                maybe = "; KSeF may hold this one too (its answer was lost)" if error.maybe_sent else ""
                 raise CLIError(
-                    f"{path}: {error_line(error).removeprefix('error: ')}; "
+                    f"{path}: {error_line(error).removeprefix('error: ')}{maybe}; "
                     f"{len(session.invoice_reference_numbers)} invoice(s) before it were sent in "
                     f"session {session.reference_number}",
                     exit_code(error),
                 ) from error
             advance()
     assert session.reference_number is not None  # set by open()
-    return session.reference_number, session.invoice_reference_numbers
+    return session.reference_number, session.sent
 
 
 def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool) -> str:
@@ -71,25 +74,29 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
 
 
 def outcome_rows(
-    files: tuple[Path, ...], listing: list[Any], invoice_refs: list[str] | None, reference: str
+    files: tuple[Path, ...], listing: list[Any], sent: list[SentInvoice] | None, reference: str
 ) -> list[tuple[Any, ...]]:
     """``(file, KSeF number or None, code, status)`` per file: by invoice reference (online, where a
-    resend after a lost answer resolves to the first attempt's acceptance) or by file name (batch)."""
-    if invoice_refs is None:
+    resend after a lost answer resolves to the first attempt's acceptance) or by file name (batch);
+    then any invoice KSeF lists in an online session that is none of the files."""
+    names: list[str] = [str(path) for path in files]
+    if sent is None:
         by_name = {i.invoice_file_name: i for i in listing}
         found = [by_name.get(path.name) for path in files]
         outcomes = [outcome_of(i) if i is not None else None for i in found]
     else:
-        outcomes = list(session_outcomes(listing, invoice_refs, reference))
+        listed = session_outcomes(listing, sent, reference)
+        names += [f"(listed by KSeF, no file: {o.invoice_number or o.reference_number})" for o in listed[len(files) :]]
+        outcomes = list(listed)
     rows: list[tuple[Any, ...]] = []
-    for path, outcome in zip(files, outcomes, strict=True):
+    for path, outcome in zip(names, outcomes, strict=True):
         if outcome is None or outcome.kind == "unknown":
-            rows.append((str(path), None, None, "not in the session's list"))
+            rows.append((path, None, None, "not in the session's list"))
             continue
         reason = "; ".join([outcome.description, *outcome.details])
         if outcome.kind == "duplicate" and outcome.duplicate_of:  # an invoice sent earlier
             reason += f" (already in KSeF as {outcome.duplicate_of})"
-        rows.append((str(path), outcome.ksef_number, outcome.code, reason))
+        rows.append((path, outcome.ksef_number, outcome.code, reason))
     return rows
 
 

@@ -1,0 +1,236 @@
+"""An invoice whose send raised when it may have reached KSeF (review of retries, finding 1).
+
+The error of ``session.send`` says whether KSeF may hold the invoice (``maybe_sent``), names it
+(its hash as KSeF computes it, its number) and the session; ``session.outcomes()`` reports it,
+found in the session's listing by its hash: API 2.9.0 ``SessionInvoiceStatusResponse`` requires
+``invoiceHash``, "Skrót SHA256 faktury, zakodowany w formacie Base64", and the guide's changelog
+marks it "zawsze zwracaną". Sending it again is safe: faktury/weryfikacja-faktury.md, "KSeF
+wykrywa duplikaty faktur globalnie ... NIP sprzedawcy, Rodzaj faktury, Numer faktury (P_2) ...
+W przypadku duplikatu zwracany jest kod błędu 440".
+
+Faults come from the emulator (``backend.faults``): ``DROP_AFTER`` stores the invoice and loses
+the answer, ``DROP`` breaks the connection before the request is handled.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._retry import RetryBudget
+from ksef_client.crypto import sha256_b64
+from ksef_client.errors import APIConnectionError, APITimeoutError, RateLimitError, ResponseFormatError
+from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock.faults import DROP, DROP_AFTER
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.outcomes import SentInvoice, session_outcomes
+from ksef_client.sending import NEVER_CONNECTED, may_have_reached_ksef
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+from tests.test_outcomes import _listed
+
+SEND = "online_session.send_invoice"
+
+
+def _lost(backend: KSeFBackend, repeats: int = 3) -> None:
+    """The next send is stored by KSeF and its answer lost; its ``repeats`` do not get through."""
+    backend.faults.add(DROP_AFTER, operation=SEND)
+    backend.faults.add(DROP, operation=SEND, times=repeats)
+
+
+class TestTheError:
+    def test_names_the_invoice_and_the_session_and_says_ksef_may_hold_it(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        invoice = sample_invoice("FV/LOST/1")
+        with ksef.online_session() as session:
+            _lost(backend)
+            with pytest.raises(APIConnectionError) as raised:
+                session.send(invoice)
+        error = raised.value
+        assert error.maybe_sent is True  # was: a bare APIConnectionError
+        assert error.invoice_hash == sha256_b64(invoice)  # KSeF's invoiceHash of the XML
+        assert error.invoice_number == "FV/LOST/1"
+        assert error.session_reference_number == session.reference_number
+        (note,) = error.__notes__
+        assert "'FV/LOST/1'" in note and sha256_b64(invoice) in note and str(session.reference_number) in note
+        assert "may have reached KSeF" in note and "session.outcomes()" in note and "440" in note
+
+    def test_a_refusal_without_repeats_is_not_sent(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+        # A 429 is refused unprocessed (limity/limity-api.md); with no repeat no earlier attempt
+        # can have reached KSeF: maybe_sent False, and the invoice is not in outcomes().
+        with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP), max_retries=0) as ksef:
+            with ksef.online_session() as session:
+                backend.faults.add(429, operation=SEND, retry_after=1)
+                with pytest.raises(RateLimitError) as raised:
+                    session.send(sample_invoice("FV/429/1"))
+            ksef.sessions.wait(str(session.reference_number))
+            assert session.outcomes() == []
+        assert raised.value.maybe_sent is False
+        assert raised.value.session_reference_number == session.reference_number
+        assert "was not taken by KSeF" in raised.value.__notes__[0]
+
+    def test_the_deadline_passing_after_a_request_went_out(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend
+    ) -> None:
+        # The first attempt is stored and its answer lost; while the client waits to repeat it,
+        # the call's deadline passes: the timeout may not read as "not sent".
+        time = FakeTime()
+
+        def slow_sleep(seconds: float) -> None:
+            time.sleep(seconds + 100)  # the host was suspended while waiting
+
+        options = {"access_token": backend.mint_access_token(NIP), "clock": time.clock, "sleep": slow_sleep}
+        with KSeF(base_url=ksef_server.base_url, deadline=30, **options) as ksef:  # type: ignore[arg-type]
+            with ksef.online_session() as session:
+                backend.faults.add(DROP_AFTER, operation=SEND)
+                with pytest.raises(APITimeoutError, match="deadline") as raised:
+                    session.send(sample_invoice("FV/DEADLINE/1"))
+            ksef.sessions.wait(str(session.reference_number))
+            (outcome,) = session.outcomes()
+        assert raised.value.maybe_sent is True
+        assert outcome.kind == "accepted" and outcome.invoice_number == "FV/DEADLINE/1"
+
+    @pytest.mark.anyio
+    async def test_an_unreadable_answer_is_maybe_sent_in_the_async_client(self, backend: KSeFBackend) -> None:
+        # In-process (ASGI) the lost answer arrives as a 200 with half a body: KSeF took the
+        # invoice, the answer is unreadable (ResponseFormatError) and not repeated.
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2",
+            access_token=backend.mint_access_token(NIP),
+            transport=httpx.ASGITransport(app=create_app(backend)),
+            sleep=time.asleep,
+            clock=time.clock,
+        ) as client:
+            async with client.online_session() as session:
+                backend.faults.add(DROP_AFTER, operation=SEND)
+                with pytest.raises(ResponseFormatError) as raised:
+                    await session.send(sample_invoice("FV/ASYNC/1"))
+            await client.sessions.wait(str(session.reference_number))
+            (outcome,) = await session.outcomes()
+            numbers = await session.ksef_numbers()
+        assert raised.value.maybe_sent and raised.value.invoice_number == "FV/ASYNC/1"
+        assert outcome.kind == "accepted" and numbers == [outcome.ksef_number]
+
+
+class TestOutcomes:
+    def test_an_invoice_ksef_took_whose_answer_was_lost_is_in_outcomes(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoice = sample_invoice("FV/LOST/2")
+        with ksef.online_session() as session:
+            session.send(sample_invoice("FV/OK/2"))
+            _lost(backend)
+            with pytest.raises(APIConnectionError):
+                session.send(invoice)
+        ksef.sessions.wait(str(session.reference_number))
+        listed = {o.invoice_number: o for o in ksef.sessions.outcomes(str(session.reference_number))}
+        first, lost = session.outcomes()  # was: only the first one
+        assert first.invoice_number == "FV/OK/2" and first.accepted
+        assert lost == listed["FV/LOST/2"] and lost.accepted and lost.invoice_hash == sha256_b64(invoice)
+        assert session.ksef_numbers() == [first.ksef_number, lost.ksef_number]
+        assert session.sent[1] == SentInvoice(sha256_b64(invoice), None, "FV/LOST/2")
+
+    def test_sending_it_again_in_the_session_is_a_440_naming_its_number(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        invoice = sample_invoice("FV/LOST/3")
+        with ksef.online_session() as session:
+            _lost(backend)
+            with pytest.raises(APIConnectionError):
+                session.send(invoice)
+            session.send(invoice)  # what the note advises
+        ksef.sessions.wait(str(session.reference_number))
+        lost, again = session.outcomes()
+        assert lost.accepted and lost.ksef_number is not None
+        assert (again.kind, again.code, again.duplicate_of) == ("duplicate", 440, lost.ksef_number)
+        assert session.ksef_numbers() == [lost.ksef_number, lost.ksef_number]
+
+    def test_an_invoice_that_never_reached_ksef_is_unknown_without_a_reference(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # Every attempt broke before KSeF handled it, but the client cannot know that (a broken
+        # connection may come after KSeF stored the invoice): maybe_sent, and outcomes() tells.
+        with ksef.online_session() as session:
+            backend.faults.add(DROP, operation=SEND, times=4)
+            with pytest.raises(APIConnectionError) as raised:
+                session.send(sample_invoice("FV/NEVER/1"))
+        ksef.sessions.wait(str(session.reference_number))
+        (outcome,) = session.outcomes()
+        assert raised.value.maybe_sent
+        assert (outcome.kind, outcome.reference_number, outcome.invoice_number) == ("unknown", None, "FV/NEVER/1")
+        assert "send it again" in outcome.description and session.ksef_numbers() == [None]
+
+
+SESSION = "20261125-SO-0000000000-0000000000-00"
+HASH_A, HASH_B = "A" * 43 + "=", "B" * 43 + "="
+
+
+def test_nothing_ksef_lists_is_left_out() -> None:
+    # A hidden attempt (reference never seen) whose hash no send has is reported after the sends.
+    listing = [
+        _listed("R1", 200, ksefNumber="N1", invoiceHash=HASH_A),
+        _listed("R9", 200, ksefNumber="N9", invoiceHash=HASH_B, ordinalNumber=2),
+    ]
+    outcomes = session_outcomes(listing, [SentInvoice(HASH_A, "R1")], SESSION)
+    assert [(o.reference_number, o.ksef_number) for o in outcomes] == [("R1", "N1"), ("R9", "N9")]
+
+
+def test_a_lost_send_takes_the_acceptance_among_its_attempts() -> None:
+    # Two hidden attempts of one invoice (the retry policy sent it twice, both answers lost): the
+    # send's outcome is the acceptance, the other attempt (440 naming it) is folded into it.
+    duplicate = {"code": 440, "description": "Duplikat faktury", "extensions": {"originalKsefNumber": "N1"}}
+    listing = [
+        _listed("R1", 200, ksefNumber="N1", invoiceHash=HASH_A, ordinalNumber=1),
+        _listed("R2", 440, invoiceHash=HASH_A, ordinalNumber=2, status=duplicate),
+    ]
+    (outcome,) = session_outcomes(listing, [SentInvoice(HASH_A)], SESSION)
+    assert (outcome.reference_number, outcome.kind, outcome.ksef_number) == ("R1", "accepted", "N1")
+
+
+def test_what_may_have_reached_ksef() -> None:
+    request = httpx.Request("POST", "https://ksef.test/v2/sessions/online/x/invoices")
+    fresh, repeated = RetryBudget(), RetryBudget(used=1)
+
+    def failure(cause: Exception | None) -> APIConnectionError:
+        error = APIConnectionError("x")
+        error.__cause__ = cause
+        return error
+
+    assert not may_have_reached_ksef(failure(NEVER_CONNECTED[0]("refused", request=request)), fresh)
+    assert not may_have_reached_ksef(APITimeoutError("the call's deadline passed"), fresh)  # before the request
+    assert may_have_reached_ksef(failure(httpx.ReadTimeout("slow", request=request)), fresh)
+    assert may_have_reached_ksef(failure(NEVER_CONNECTED[0]("refused", request=request)), repeated)
+
+
+@pytest.mark.anyio
+async def test_overlapping_async_sends_keep_their_places(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Three sends at once in one session, no repeats; one of them (whichever takes the fault)
+    # raises with maybe_sent. Each send keeps the place it started in; outcomes() has all three.
+    import anyio
+
+    names = ["FV/GATHER/1", "FV/GATHER/2", "FV/GATHER/3"]
+    invoices = {name: sample_invoice(name) for name in names}  # made once: they carry a timestamp
+    errors: list[Exception] = []
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, max_retries=0, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
+        async with client.online_session() as session:
+            backend.faults.add(DROP_AFTER, operation=SEND)
+
+            async def send(name: str) -> None:
+                try:
+                    await session.send(invoices[name])
+                except APIConnectionError as error:
+                    errors.append(error)
+
+            async with anyio.create_task_group() as group:
+                for name in names:
+                    group.start_soon(send, name)
+        await client.sessions.wait(str(session.reference_number))
+        outcomes = await session.outcomes()
+    assert len(errors) == 1 and getattr(errors[0], "maybe_sent", False)
+    assert [o.invoice_number for o in outcomes] == names and all(o.accepted for o in outcomes)
+    assert [s.invoice_hash for s in session.sent] == [sha256_b64(invoices[n]) for n in names]
