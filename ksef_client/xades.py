@@ -30,6 +30,7 @@ C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 CONTEXT_TYPES = ("Nip", "InternalId", "NipVatUe", "PeppolId")
 SUBJECT_IDENTIFIER_TYPES = ("certificateSubject", "certificateFingerprint")
 # Public-key methods only: an HMAC "signature" proves nothing about the certificate.
+_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 _ACCEPTED = XAdESSignatureConfiguration(
     expect_references=True,
     signature_methods=frozenset(
@@ -186,8 +187,25 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
         if isinstance(error, SignatureVerificationError):
             raise
         raise SignatureVerificationError(f"{type(error).__name__}: {error}") from error
-    root_tag = parse(xml).tag
+    document = _unsigned_canonical(parse(xml))
     for result in results:
-        if result.signed_xml is not None and result.signed_xml.tag == root_tag:
+        if result.signed_xml is not None and etree.tostring(result.signed_xml, method="c14n") == document:
             return VerifiedDocument(result.signed_xml, cert)
     raise SignatureVerificationError("the signature does not cover the whole document (enveloped reference missing)")
+
+
+def _unsigned_canonical(root: etree._Element) -> bytes:
+    """The document as an enveloped signature over it signs it: canonical, its own ``Signature``
+    taken out. A verified reference must sign exactly this: a reference to some other element
+    (by ``Id``, moved into the signature or elsewhere) would let a forged document around it pass
+    as signed (signature wrapping)."""
+    for signature in root.findall(f"{{{_DSIG}}}Signature"):
+        tail = signature.tail
+        previous = signature.getprevious()
+        root.remove(signature)  # lxml drops the tail with the element; the transform keeps it
+        if tail:
+            if previous is not None:
+                previous.tail = (previous.tail or "") + tail
+            else:
+                root.text = (root.text or "") + tail
+    return bytes(etree.tostring(root, method="c14n"))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.xades.xades import XAdESSigner
 
 from ksef_client.mock.state.auth import certificate_identity
 from ksef_client.testing import self_signed_certificate
@@ -65,3 +69,42 @@ def test_credentials_load_from_encrypted_pem_and_pkcs12() -> None:
 def test_bad_context_type_is_refused_before_signing() -> None:
     with pytest.raises(ValueError, match="context_type"):
         signed_auth_token_request(CHALLENGE, "Regon", "123", self_signed_certificate())
+
+
+def _signed_by_id(creds: SigningCredentials) -> etree._Element:
+    """A request whose signature references its root by ``Id`` (a form some signers use)."""
+    root = etree.fromstring(signed_auth_token_request(CHALLENGE, "Nip", creds.nip, creds))
+    for signature in root.findall("{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        root.remove(signature)
+    root.set("Id", "request")
+    key = creds.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    signer = XAdESSigner(signature_algorithm=SignatureMethod.RSA_SHA256, digest_algorithm=DigestAlgorithm.SHA256)
+    signed: etree._Element = signer.sign(
+        root, key=key, cert=creds.certificate.public_bytes(Encoding.PEM), reference_uri="#request"
+    )
+    return signed
+
+
+def test_a_signature_by_id_over_the_whole_document_verifies() -> None:
+    creds = self_signed_certificate(key_type="rsa")
+    verified = verify_xades(etree.tostring(_signed_by_id(creds)))
+    assert verified.root.findtext(f"{{{AUTH_NAMESPACE}}}Challenge") == CHALLENGE
+
+
+def test_a_signed_element_wrapped_in_a_forged_document_is_refused() -> None:
+    # Signature wrapping: the genuinely signed element is kept inside a forged document of the same
+    # root tag, so the reference still verifies while a reader of the document meets the forgery.
+    creds = self_signed_certificate(key_type="rsa")
+    genuine = _signed_by_id(creds)
+    signature = genuine.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
+    assert signature is not None
+    genuine.remove(signature)
+    forged = etree.fromstring(
+        signed_auth_token_request("20261125-CR-9999999999-ABCDEF0123-4A", "Nip", creds.nip, creds)
+    )
+    for old in forged.findall("{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        forged.remove(old)
+    forged.append(signature)
+    forged.append(genuine)
+    with pytest.raises(SignatureVerificationError, match="whole document"):
+        verify_xades(etree.tostring(forged))
