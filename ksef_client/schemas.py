@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from ksef_client._date_values import date_valued_elements
 from ksef_client._xml import SCHEMA_LOCK, SchemaCopies, declares_entities, hardened_parser, own_xsd_errors, parse
 from ksef_client.errors import InvoiceSchemaError
 
@@ -64,6 +65,7 @@ _DISCOURAGED_UTF8 = re.compile(
 )
 _DISCOURAGED_LEADS = (b"\x7f", b"\xc2", b"\xef", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
+_XML_SPACES = " \t\r\n"  # XML 1.0, 2.3: S
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,41 @@ def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> e
 
 def schema_errors(system_code: str, document: etree._Element) -> list[str]:
     """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread, and
-    threads validate at once (each with a compiled copy of its own, ``_copies``)."""
+    threads validate at once (each with a compiled copy of its own, ``_copies``).
+
+    The whitespace around the values of date, time and duration elements is stripped from
+    ``document`` first: XML Schema collapses it (the whiteSpace facet of these types is fixed to
+    ``collapse``), libxml2 does not (``_date_values``)."""
+    _strip_date_values(document, _date_elements(system_code))
     with _copies(system_code).lease() as schema:
         return own_xsd_errors(schema, document)
+
+
+@functools.cache
+def _date_elements(system_code: str) -> tuple[str, ...]:
+    """The Clark names of the form's date, time and duration elements (read from its XSD once)."""
+    data = _data_dir()
+    return tuple(sorted(date_valued_elements(data / FORM_SCHEMAS[system_code], functools.partial(_locate, data))))
+
+
+def _locate(data: Path, location: str, referring: Path) -> Path | None:
+    """The local copy of a schema document a form's XSD refers to (as ``_LocalCopies`` serves)."""
+    if location.startswith(BASE_TYPES_URL):
+        return data / "fa3" / "bazowe" / location.removeprefix(BASE_TYPES_URL)
+    return None if "://" in location else referring.parent / location
+
+
+def _strip_date_values(document: etree._Element, names: tuple[str, ...]) -> None:
+    if not names:
+        return  # iter() with no tag walks every element
+    for element in document.iter(*names):
+        if any(isinstance(child.tag, str) for child in element):
+            continue  # elements inside a date: the XSD says what is wrong
+        value = "".join(str(text) for text in element.itertext()).strip(_XML_SPACES)
+        if value != element.text:
+            for comment in list(element):  # no part of the value; the value is their text joined
+                element.remove(comment)
+            element.text = value
 
 
 @functools.cache

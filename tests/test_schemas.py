@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ksef_client import schemas
 from ksef_client._xml import declares_entities
+from ksef_client.mock.state.invoice_checks import check_file
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 
@@ -68,3 +70,44 @@ def test_a_prolog_the_guard_cannot_walk_is_searched_whole() -> None:
     assert declares_entities(b'x <Faktura><!-- <!ENTITY a "x"> --></Faktura>')
     assert declares_entities(b'<!-- unclosed <Faktura> <!DOCTYPE Faktura [<!ENTITY a "x">]>')
     assert not declares_entities(b"<Faktura><!-- <!ENTITY --></Faktura>")
+
+
+# --- whitespace around dates, as XML Schema collapses it ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\n\t\t{v}\n\t", b" {v}", b"{v} ", b"\n<!-- UTC -->{v} "],
+    ids=["indented", "leading", "trailing", "with-a-comment"],
+)
+def test_whitespace_around_a_datetime_is_valid(value: bytes) -> None:
+    # XML Schema Part 2, 3.2.7 (dateTime): "whiteSpace = collapse (fixed)", and etd:TDataCzas says
+    # <xsd:whiteSpace value="collapse"/>: Xerces and KSeF take the value; libxml2 did not ("is not a
+    # valid value of the local atomic type") and the invoice was refused before sending.
+    xml = sample_invoice()
+    created = xml.split(b"<DataWytworzeniaFa>")[1].split(b"</DataWytworzeniaFa>")[0]
+    spaced = xml.replace(created, value.replace(b"{v}", created), 1)
+    assert spaced != xml
+    validate_invoice(spaced)
+    assert not check_file("FA (3)", spaced).rejection  # the emulator takes it, as KSeF does
+
+
+def test_whitespace_is_only_collapsed_where_the_schema_collapses_it() -> None:
+    # TNrNIP is an xsd:string with a pattern: its whitespace is preserved, so " 5265877635 " fails.
+    xml = sample_invoice().replace(b"<NIP>5265877635</NIP>", b"<NIP> 5265877635 </NIP>", 1)
+    with pytest.raises(InvoiceSchemaError, match="NIP"):
+        validate_invoice(xml)
+    # A date with something else than whitespace around it stays invalid.
+    xml = sample_invoice().replace(b"<DataWytworzeniaFa>", b"<DataWytworzeniaFa>x", 1)
+    with pytest.raises(InvoiceSchemaError, match="DataWytworzeniaFa"):
+        validate_invoice(xml)
+
+
+def test_the_date_elements_are_read_from_each_forms_xsd() -> None:
+    fa3 = "{http://crd.gov.pl/wzor/2025/06/25/13775/}"
+    ubl = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}"
+    found = {code: set(schemas._date_elements(code)) for code in schemas.FORM_SCHEMAS}
+    assert {f"{fa3}{name}" for name in ("DataWytworzeniaFa", "DataGodzRozpTransportu", "P_1")} <= found["FA (3)"]
+    assert f"{fa3}P_2" not in found["FA (3)"] and f"{fa3}P_15" not in found["FA (3)"]
+    assert any(name.endswith("}DataWytworzeniaFa") for name in found["FA_RR (1)"])
+    assert {f"{ubl}IssueDate", f"{ubl}DueDate", f"{ubl}IssueTime"} <= found["PEF (3)"] & found["PEF_KOR (3)"]
