@@ -17,9 +17,11 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
 
@@ -27,10 +29,14 @@ from ksef_client._date_values import date_valued_elements
 from ksef_client._xml import SCHEMA_LOCK, SchemaCopies, declares_entities, hardened_parser, own_xsd_errors, parse
 from ksef_client.errors import InvoiceSchemaError
 
+if TYPE_CHECKING:
+    from ksef_client._generated.models import EffectiveContextLimits
+
 __all__ = [
     "FORMS",
     "FormCode",
     "InvoiceSchemaError",
+    "SessionLimits",
     "check_document",
     "check_encoding",
     "form_code",
@@ -43,6 +49,7 @@ FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
 MAX_INVOICE_BYTES = 1_000_000
 MAX_INVOICE_WITH_ATTACHMENT_BYTES = 3_000_000
+MB = 1_000_000  # "1 MB (1 000 000 bajtów)" (faktury/weryfikacja-faktury.md)
 # The XSD of each form (by system code), under ``_data``.
 FORM_SCHEMAS = {
     "FA (3)": "fa3/schemat_FA(3)_v1-0E.xsd",
@@ -66,6 +73,61 @@ _DISCOURAGED_UTF8 = re.compile(
 _DISCOURAGED_LEADS = (b"\x7f", b"\xc2", b"\xef", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 _XML_SPACES = " \t\r\n"  # XML 1.0, 2.3: S
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What KSeF takes from a context in one session: each invoice's size in bytes, without and
+    with attachments, and the number of invoices. The defaults are KSeF's, which the Ministry marks
+    as raised for a context on request (``faktury/weryfikacja-faktury.md``: "1 MB* ... 3 MB* ...
+    10 000*"); ``GET /limits/context`` (``ksef.limits.context()``) says a context's own, and
+    ``SessionLimits.of`` reads them from its answer."""
+
+    max_invoice_bytes: int = MAX_INVOICE_BYTES
+    max_invoice_with_attachment_bytes: int = MAX_INVOICE_WITH_ATTACHMENT_BYTES
+    max_invoices: int = 10_000
+
+    @classmethod
+    def of(cls, limits: EffectiveContextLimits, kind: Literal["online", "batch"]) -> SessionLimits:
+        """The limits of one kind of session from ``ksef.limits.context()`` (MB: 10^6 bytes)."""
+        session = limits.online_session if kind == "online" else limits.batch_session
+        return cls(
+            session.max_invoice_size_in_mb * MB,
+            session.max_invoice_with_attachment_size_in_mb * MB,
+            session.max_invoices,
+        )
+
+    def exceeded_by(self, size: int = 0, count: int = 0) -> bool:
+        """Whether an invoice of ``size`` bytes (without attachments: the smaller limit) or the
+        ``count``-th invoice of a session passes these limits."""
+        return size > min(self.max_invoice_bytes, self.max_invoice_with_attachment_bytes) or count > self.max_invoices
+
+
+KSEF_LIMITS = SessionLimits()
+
+
+class LimitsInForce:
+    """The limits a session's invoices are checked against: ``given`` ones; or else KSeF's
+    defaults until an invoice (or the number of them) passes those, and from then on the context's
+    own, read once by ``read`` (``GET /limits/context``). A context whose limits were raised is
+    so not refused what KSeF takes from it, and the limits, an operation with a rate limit of its
+    own, are read only when they matter."""
+
+    def __init__(self, given: SessionLimits | None = None, read: Callable[[], SessionLimits] | None = None) -> None:
+        self.known = given
+        self.read = read
+
+    def unknown_for(self, size: int = 0, count: int = 0) -> bool:
+        """Whether the context's own limits must be read before an invoice of ``size`` bytes or the
+        ``count``-th invoice is checked."""
+        return self.known is None and KSEF_LIMITS.exceeded_by(size, count)
+
+    def covering(self, size: int = 0, count: int = 0) -> SessionLimits:
+        """The limits to check an invoice of ``size`` bytes or the ``count``-th invoice against
+        (reading the context's with ``read`` when it is needed and can be)."""
+        if self.read is not None and self.unknown_for(size, count):
+            self.known = self.read()
+        return self.known or KSEF_LIMITS
 
 
 @dataclass(frozen=True)
@@ -270,15 +332,20 @@ def has_attachment(document: etree._Element) -> bool:
     return document.find("{*}Zalacznik") is not None
 
 
-def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
+def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: SessionLimits | None = None) -> None:
     """Raise ``InvoiceSchemaError`` unless ``xml`` passes KSeF's file rules (``check_document``)
-    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3))."""
+    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3)).
+    Its size is checked against ``limits`` (a context's own, ``SessionLimits.of``), KSeF's
+    defaults when not given."""
     code = form_code(form)
-    document = check_document(xml, with_attachments=b"Zalacznik" in xml)
-    if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
-        raise InvoiceSchemaError(
-            [f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"], "size"
-        )
+    limits = limits or KSEF_LIMITS
+    largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
+    document = check_document(xml, limit=largest if b"Zalacznik" in xml else limits.max_invoice_bytes)
+    attached = has_attachment(document)
+    most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes
+    if len(xml) > most:
+        kind = "with" if attached else "without"
+        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; at most {most} {kind} attachments"], "size")
     errors = schema_errors(code.system_code, document)
     if errors:
         raise InvoiceSchemaError(errors, "schema")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
@@ -29,6 +29,7 @@ from ksef_client._generated.api.batch_session import close_batch_session, open_b
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
 from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.models import (
+    EffectiveContextLimits,
     OpenBatchSessionRequest,
     OpenBatchSessionResponse,
     OpenOnlineSessionRequest,
@@ -51,14 +52,24 @@ from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, Symmetric
 from ksef_client.errors import APIConnectionError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.outcomes import InvoiceOutcome, session_outcomes
 from ksef_client.resources.auth import with_keys
+from ksef_client.resources.limits import context_limits_flow
 from ksef_client.resources.sessions import invoices_pages
-from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
+from ksef_client.schemas import (
+    FormCode,
+    InvoiceSchemaError,
+    LimitsInForce,
+    SessionLimits,
+    form_code,
+    validate_invoice,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._tokens import KeyCache
 
 OPEN = 100
+# A context's limits as a caller gives them: ``SessionLimits`` or ``ksef.limits.context()``.
+ContextLimits = SessionLimits | EffectiveContextLimits
 # Failures after which KSeF may or may not have closed the session: its status tells.
 UNSETTLED = (APIConnectionError, InternalServerError)
 
@@ -114,45 +125,74 @@ class SupportsToXml(Protocol):
     def to_xml(self) -> bytes: ...
 
 
-def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
-    """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+def invoice_bytes(xml: bytes | SupportsToXml) -> bytes:
+    """The bytes of an invoice given as bytes or as an invoice object."""
     if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
         xml = xml.to_xml()
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
+    return bytes(xml)
+
+
+def prepare_invoice(
+    xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool, limits: SessionLimits | None = None
+) -> EncryptedInvoice:
+    """Check (optionally against the XSD and ``limits``) and encrypt one invoice;
+    ``InvoiceRejectedError`` before sending."""
+    data = invoice_bytes(xml)
     if validate:
-        check_invoice(bytes(xml), form)
-    return EncryptedInvoice.build(key, bytes(xml))
+        check_invoice(data, form, limits=limits)
+    return EncryptedInvoice.build(key, data)
 
 
-def check_invoice(xml: bytes, form: FormCode, which: str = "invoice", after: str = "") -> None:
+def check_invoice(
+    xml: bytes, form: FormCode, which: str = "invoice", after: str = "", limits: SessionLimits | None = None
+) -> None:
     """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
     ``which`` invoice (``after``: what the message adds); the check both kinds of session make."""
     try:
-        validate_invoice(xml, form)
+        validate_invoice(xml, form, limits=limits)
     except InvoiceSchemaError as error:
         raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
 
 
-def batch_check(form: FormCode) -> InvoiceCheck:
+def batch_check(form: FormCode, limits: LimitsInForce | None = None) -> InvoiceCheck:
     """The check of each invoice of a batch while its package is built, before the session is
-    opened: the same as an online session's (``validate_invoice``); ``InvoiceRejectedError``
-    naming the invoice by position and file name."""
+    opened: the same as an online session's (``validate_invoice``, sizes as ``limits`` say);
+    ``InvoiceRejectedError`` naming the invoice by position and file name."""
+    in_force = limits or LimitsInForce()
 
     def check(index: int, name: str, xml: bytes) -> None:
-        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent")
+        allowed = in_force.covering(size=len(xml))
+        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent", allowed)
 
     return check
+
+
+def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"]) -> LimitsInForce:
+    """What a session checks its invoices against: ``limits`` when given (``SessionLimits``, or
+    the answer of ``ksef.limits.context()``), else KSeF's defaults until an invoice passes them
+    and from then the context's own (``LimitsInForce``)."""
+    if limits is None or isinstance(limits, SessionLimits):
+        return LimitsInForce(limits)
+    return LimitsInForce(SessionLimits.of(limits, kind))
 
 
 class _OnlineSessionFlows:
     """An online session's state and its steps as flows; ``OnlineSession`` and
     ``AsyncOnlineSession`` run them."""
 
-    def __init__(self, keys: KeyCache, form: str | FormCode, validate: bool) -> None:
+    def __init__(
+        self,
+        keys: KeyCache,
+        form: str | FormCode,
+        validate: bool,
+        limits: ContextLimits | None,
+    ) -> None:
         self._keys = keys
         self.form = form_code(form)
         self.validate = validate
+        self.limits = limits_given(limits, "online")
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
         self.closed = False  # closed by this object: a second close() sends nothing
@@ -166,9 +206,12 @@ class _OnlineSessionFlows:
             raise RuntimeError("the session is not open")
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
-        ref = yield from send_flow(
-            self.reference_number, prepare_invoice(xml, self.form, self._key, self.validate), offline
-        )
+        data = invoice_bytes(xml)
+        if self.validate and self.limits.unknown_for(size=len(data)):
+            # Larger than KSeF's default: the context's own limits (raised on request) decide.
+            self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")
+        invoice = prepare_invoice(data, self.form, self._key, self.validate, self.limits.covering(size=len(data)))
+        ref = yield from send_flow(self.reference_number, invoice, offline)
         self.invoice_reference_numbers.append(ref)
         return ref
 
@@ -190,8 +233,15 @@ class _OnlineSessionFlows:
 class OnlineSession(_OnlineSessionFlows):
     """An open online session (``with ksef.online_session() as s``); closes on exit."""
 
-    def __init__(self, client: KSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
-        super().__init__(client._public_keys, form, validate)
+    def __init__(
+        self,
+        client: KSeF,
+        form: str | FormCode = "FA(3)",
+        *,
+        validate: bool = True,
+        limits: ContextLimits | None = None,
+    ) -> None:
+        super().__init__(client._public_keys, form, validate, limits)
         self._client = client
 
     def open(self) -> OnlineSession:
@@ -232,8 +282,15 @@ class OnlineSession(_OnlineSessionFlows):
 class AsyncOnlineSession(_OnlineSessionFlows):
     """An open online session (``async with ksef.online_session() as s``)."""
 
-    def __init__(self, client: AsyncKSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
-        super().__init__(client._public_keys, form, validate)
+    def __init__(
+        self,
+        client: AsyncKSeF,
+        form: str | FormCode = "FA(3)",
+        *,
+        validate: bool = True,
+        limits: ContextLimits | None = None,
+    ) -> None:
+        super().__init__(client._public_keys, form, validate, limits)
         self._client = client
 
     async def open(self) -> AsyncOnlineSession:
@@ -340,6 +397,7 @@ def send_batch(
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
     validate: bool = True,
+    limits: ContextLimits | None = None,
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
@@ -347,15 +405,20 @@ def send_batch(
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
     ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
     while the package is built: ``InvoiceRejectedError`` naming the invoice, before any request.
+    The number and sizes of the invoices are checked against ``limits`` (``SessionLimits`` or
+    ``ksef.limits.context()``); when not given, against KSeF's defaults until the batch passes
+    them, and then against the context's own, read once (``GET /limits/context``).
 
     The client's ``deadline`` bounds the API calls (open, close), not the upload: each part's PUT is
     bounded by ``timeout=`` per read and write. An error after the session was opened names it
     (``error.session_reference_number`` and a note saying whether it was closed).
     """
     code, key = form_code(form), SymmetricKey.generate()
-    check = batch_check(code) if validate else None
+    in_force = limits_given(limits, "batch")
+    in_force.read = lambda: SessionLimits.of(client.limits.context(), "batch")
+    check = batch_check(code, in_force) if validate else None
     with BatchPackage.build(
-        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check, limits=in_force
     ) as package:
         opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
         ref = opened.reference_number
@@ -381,13 +444,23 @@ async def asend_batch(
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
     validate: bool = True,
+    limits: ContextLimits | None = None,
 ) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code, key = form_code(form), SymmetricKey.generate()
-    check = batch_check(code) if validate else None
+    in_force = limits_given(limits, "batch")
+    # The build runs in a worker thread: the limits are read through the event loop.
+    in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")
+    check = batch_check(code, in_force) if validate else None
     package = await anyio.to_thread.run_sync(
         lambda: BatchPackage.build(
-            invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+            invoices,
+            key,
+            part_size=part_size,
+            progress=progress,
+            compression=compression,
+            check=check,
+            limits=in_force,
         )
     )
     with package:
