@@ -16,6 +16,7 @@ GET; a close whose answer is lost is settled by the session's status.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
+from ksef_client._xml import parse
 from ksef_client.batch import (
     MAX_PART_BYTES,
     BatchPackage,
@@ -60,6 +62,7 @@ from ksef_client.schemas import (
     LimitsInForce,
     SessionLimits,
     form_code,
+    has_attachment,
     validate_invoice,
 )
 
@@ -88,15 +91,20 @@ def open_online_flow(form: FormCode, key: SymmetricKey, keys: KeyCache) -> Flow[
     return (yield from with_keys(keys, attempt))
 
 
-def send_flow(reference_number: str, invoice: EncryptedInvoice, offline: bool) -> Flow[str]:
-    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number.
+def send_flow(
+    reference_number: str, invoice: EncryptedInvoice, offline: bool, hash_of_corrected_invoice: str | None = None
+) -> Flow[str]:
+    """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number
+    (``hash_of_corrected_invoice``: a technical correction of a rejected offline invoice).
 
     Nothing is lost and nothing is numbered twice when the retry policy sends it again after a
     dropped connection or a 5xx: either KSeF never got the first request (the repeat is the
     invoice) or it did, and the repeat becomes a 440 duplicate naming the original KSeF number,
     which ``OnlineSession.ksef_numbers()`` resolves.
     """
-    body = SendInvoiceRequest.from_dict(invoice.request_body(offline=offline))
+    body = SendInvoiceRequest.from_dict(
+        invoice.request_body(offline=offline, hash_of_corrected_invoice=hash_of_corrected_invoice)
+    )
     call = Call(send_invoice, {"reference_number": reference_number, "body": body})
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
 
@@ -169,6 +177,29 @@ def batch_check(form: FormCode, limits: LimitsInForce | None = None) -> InvoiceC
     return check
 
 
+def check_no_attachments(xml: bytes, form: FormCode) -> None:
+    """``InvoiceRejectedError`` for an FA invoice with attachments (``Zalacznik``) sent online:
+    "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym", save a technical
+    correction of an offline invoice (``faktury/weryfikacja-faktury.md``). For a checked invoice
+    (well-formed): the few that name the element are parsed again."""
+    if b"Zalacznik" in xml and has_attachment(parse(xml)):
+        raise InvoiceRejectedError(
+            f"invoice does not fit an online session: an {form.system_code} invoice with attachments (Zalacznik) "
+            "is taken only in a batch session (send_batch), or online as a technical correction of an offline "
+            "invoice (hash_of_corrected_invoice=)"
+        )
+
+
+def check_sha256_b64(value: str, name: str) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a SHA-256 in Base64 (44 characters)."""
+    try:
+        valid = len(value) == 44 and len(base64.b64decode(value, validate=True)) == 32
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{name}: {value!r} is not a SHA-256 in Base64 (44 characters; crypto.sha256_b64)")
+
+
 def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"]) -> LimitsInForce:
     """What a session checks its invoices against: ``limits`` when given (``SessionLimits``, or
     the answer of ``ksef.limits.context()``), else KSeF's defaults until an invoice passes them
@@ -201,7 +232,10 @@ class _OnlineSessionFlows:
     def _open_flow(self) -> Flow[None]:
         self.reference_number = yield from open_online_flow(self.form, self._key, self._keys)
 
-    def _send_flow(self, xml: bytes | SupportsToXml, offline: bool) -> Flow[str]:
+    def _send_flow(self, xml: bytes | SupportsToXml, offline: bool, corrected: str | None = None) -> Flow[str]:
+        if corrected is not None:
+            check_sha256_b64(corrected, "hash_of_corrected_invoice")
+            offline = True  # a technical correction is of an offline invoice: "offlineMode: true"
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         if self.closed:
@@ -211,7 +245,9 @@ class _OnlineSessionFlows:
             # Larger than KSeF's default: the context's own limits (raised on request) decide.
             self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")
         invoice = prepare_invoice(data, self.form, self._key, self.validate, self.limits.covering(size=len(data)))
-        ref = yield from send_flow(self.reference_number, invoice, offline)
+        if self.validate and corrected is None:
+            check_no_attachments(data, self.form)
+        ref = yield from send_flow(self.reference_number, invoice, offline, corrected)
         self.invoice_reference_numbers.append(ref)
         return ref
 
@@ -249,10 +285,16 @@ class OnlineSession(_OnlineSessionFlows):
         run(self._open_flow(), self._client)
         return self
 
-    def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
+    def send(
+        self, xml: bytes | SupportsToXml, *, offline: bool = False, hash_of_corrected_invoice: str | None = None
+    ) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
-        (status comes later)."""
-        return run(self._send_flow(xml, offline), self._client)
+        (status comes later). ``offline``: issued in offline mode. ``hash_of_corrected_invoice``
+        (``crypto.sha256_b64`` of the rejected file) sends a technical correction of an offline
+        invoice KSeF rejected (``offline/korekta-techniczna.md``: ``offlineMode: true``, which it
+        implies, and ``hashOfCorrectedInvoice``); only such a correction may carry attachments in
+        an online session."""
+        return run(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     def close(self) -> None:
         """Close the session; KSeF then processes it and issues the UPO. Closing again (``close()``
@@ -298,9 +340,12 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         await arun(self._open_flow(), self._client)
         return self
 
-    async def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
-        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number."""
-        return await arun(self._send_flow(xml, offline), self._client)
+    async def send(
+        self, xml: bytes | SupportsToXml, *, offline: bool = False, hash_of_corrected_invoice: str | None = None
+    ) -> str:
+        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
+        (``offline``, ``hash_of_corrected_invoice``: see ``OnlineSession.send``)."""
+        return await arun(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     async def close(self) -> None:
         """Close the session (again: nothing; see ``OnlineSession.close``)."""
