@@ -100,6 +100,38 @@ def test_correction_of_an_invoice_sent_outside_ksef_and_a_cancellation() -> None
                    corrected="FV/1", before=[LINE], after=[])  # type: ignore[arg-type]  # fmt: skip
 
 
+def test_a_correction_of_some_lines_taxes_each_rate_s_whole_sum() -> None:
+    # FA(3) XSD, P_14_1 of a correction: "kwota różnicy, o której mowa w art. 106j ust. 2 pkt 5
+    # ustawy", and the invoice taxed the rate's sum ("Kwota podatku od sumy wartości sprzedaży
+    # netto"): 2 x 10.02 at 23% is taxed 4.61; without one line, 2.30. The correction showing the
+    # one removed line was -2.30 (its own tax), so original + correction was 2.31, not 2.30.
+    a, b = Line("A", 1, "10.02"), Line("B", 1, "10.02")
+    original = _vat(lines=[a, b])
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=CorrectedInvoice.of(original), before=[b], after=[])  # fmt: skip
+    as_corrected = _vat(lines=[a])
+    assert original.totals()["p_14_1"] == Decimal("4.61") and as_corrected.totals()["p_14_1"] == Decimal("2.30")
+    assert kor.totals() == {"p_13_1": Decimal("-10.02"), "p_14_1": Decimal("-2.31")}
+    assert original.gross + kor.gross == as_corrected.gross
+    assert [row.p_7 for row in kor.model.fa.fa_wiersz] == ["B"]  # only the corrected line is shown
+
+
+def test_a_correction_needs_the_corrected_invoice_s_lines() -> None:
+    common: dict[str, Any] = {"number": "KOR/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
+                              "buyer": BUYER, "before": [LINE], "after": []}  # fmt: skip
+    with pytest.raises(ValueError, match="corrected: the corrected invoice's lines are needed"):
+        correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)))
+    with pytest.raises(ValueError, match=r"before: .* is not a line of the corrected invoice"):
+        correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=[Line("Inna", 1, "100")]))
+    with pytest.raises(ValueError, match="corrected lines"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=["not a line"])  # type: ignore[list-item]
+    # CorrectedInvoice.of reads a VAT invoice's lines; a correction's rows are differences, not lines.
+    assert CorrectedInvoice.of(_vat(lines=[LINE, Line("Towar", "2.5", "9.99", "8", unit="kg")])).lines == (
+        LINE, Line("Towar", "2.5", "9.99", "8", unit="kg"))  # fmt: skip
+    kor = correction(**common, corrected=CorrectedInvoice.of(_vat()))
+    assert CorrectedInvoice.of(kor).lines is None
+
+
 def test_advance_refuses_more_than_the_order_and_writes_the_rate_in_foreign_currency() -> None:
     order = [Line("Meble", 1, "1000", "23")]
     common: dict[str, Any] = {"number": "ZAL/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER,

@@ -113,6 +113,8 @@ def test_a_hand_edit_that_breaks_the_schema_is_caught_by_to_xml() -> None:
 
 CREATED = dt.datetime(2026, 3, 2, 9, 15, tzinfo=dt.UTC)
 WORK = Line("Usługa programistyczna", Decimal("12.5"), Decimal("160.00"), "23", unit="h")
+VAT_LINES = [WORK, Line("Catering na warsztaty", 1, "333.33", "8", unit="usł."),
+             Line('Książka "Wzorce projektowe"', 3, "49.99", "5")]  # fmt: skip
 
 
 def _file(name: str) -> Invoice:
@@ -124,12 +126,11 @@ def _file(name: str) -> Invoice:
     [
         ("vat", lambda: vat_invoice(
             number="FV/2026/03/001", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, created=CREATED,
-            sale_date=dt.date(2026, 2, 27),
-            lines=[WORK, Line("Catering na warsztaty", 1, "333.33", "8", unit="usł."),
-                   Line('Książka "Wzorce projektowe"', 3, "49.99", "5")])),
+            sale_date=dt.date(2026, 2, 27), lines=VAT_LINES)),
         ("correction", lambda: correction(
             number="KOR/2026/03/001", issue_date=dt.date(2026, 3, 10), seller=SELLER, buyer=BUYER, created=CREATED,
-            corrected=CorrectedInvoice("FV/2026/03/001", dt.date(2026, 3, 2), "5265877635-20260302-0A1B2C3D4E5F-E9"),
+            corrected=CorrectedInvoice("FV/2026/03/001", dt.date(2026, 3, 2), "5265877635-20260302-0A1B2C3D4E5F-E9",
+                                       lines=VAT_LINES),
             before=[WORK], after=[Line("Usługa programistyczna", 10, "160.00", "23", unit="h")],
             reason="Rabat za opóźnienie: 2,5 h mniej")),
         ("advance", lambda: advance(
