@@ -21,6 +21,7 @@ checked before anything is built (``ValueError`` naming the argument); the resul
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +48,8 @@ _EU = {member.value for member in fa3.TkodyKrajowUe}
 _COUNTRIES = {member.value for member in fa3.TkodKraju}
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
 _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
+# TNrVatUE, the number after the country code (FA(3) XSD), with the XSD's \d (Unicode Nd, as re's).
+_EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 
@@ -81,10 +84,10 @@ class Party:
             raise ValueError("party: give at most one of nip, eu_vat, tax_id")
         if self.nip is not None:
             validate_nip(self.nip, "party nip")
-        if self.eu_vat is not None and (
-            self.eu_vat[:2] not in _EU or not 1 <= len(self.eu_vat) - 2 <= 12 or not self.eu_vat[2:].isalnum()
-        ):
-            raise ValueError(f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 letters or digits")
+        if self.eu_vat is not None and (self.eu_vat[:2] not in _EU or not _EU_VAT_NUMBER.fullmatch(self.eu_vat[2:])):
+            raise ValueError(
+                f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
+            )
         if self.tax_id is not None:
             checked_text(self.tax_id, "party tax_id", 50)
         if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":

@@ -52,6 +52,10 @@ def test_vat_invoice_refuses_bad_arguments(changes: dict[str, Any], message: str
         ({"nip": "5265877635", "eu_vat": "DE1"}, "at most one"),
         ({"eu_vat": "US123"}, "eu_vat"),
         ({"eu_vat": "DE"}, "eu_vat"),
+        # TNrVatUE is "(\d|[A-Z]|\+|\*){1,12}" (FA(3) XSD): these passed isalnum() and failed in to_xml.
+        ({"eu_vat": "DE81156986a"}, "eu_vat"),
+        ({"eu_vat": "DE811569869\u00b2"}, "eu_vat"),
+        ({"eu_vat": "DE1234567890123"}, "eu_vat"),
         ({"country": "XX"}, "country"),
         ({"name": " "}, "name"),
         ({"tax_id": ""}, "tax_id"),
@@ -167,6 +171,16 @@ def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> 
     assert b"<P_18>1</P_18>" in xml and b"<P_19>1</P_19><P_19A>art. 43 ust. 1 pkt 29</P_19A>" in xml
     plain = vat_invoice(**common, lines=[Line("Usługa", 1, 100)]).to_xml()
     assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain
+
+
+@pytest.mark.parametrize("number", ["IE1+23456X", "IE1*23456X", "DE811569869", "ATU12345678"])
+def test_eu_vat_numbers_the_schema_allows_are_taken(number: str) -> None:
+    # TNrVatUE "(\d|[A-Z]|\+|\*){1,12}": "+" and "*" are allowed (old Irish numbers have them);
+    # they were refused by an isalnum() check.
+    buyer = Party("Buyer", "Street 1", eu_vat=number)
+    invoice = _vat(buyer=buyer, lines=[Line("Towar", 1, 100, "0 WDT")])
+    assert invoice.model.podmiot2.dane_identyfikacyjne.nr_vat_ue == number[2:]
+    validate_invoice(invoice.to_xml())
 
 
 def test_an_eu_vat_buyer_s_address_is_in_the_vat_number_s_country() -> None:
