@@ -162,6 +162,24 @@ def form_code(form: str | FormCode) -> FormCode:
     return found
 
 
+def checkable(code: FormCode) -> FormCode:
+    """``code`` if the SDK has its XSD (one of ``FORMS``); ``ValueError`` naming what it lacks: a
+    form it has no XSD for, or another schema version (or value) of one it has, which its XSD
+    would check wrongly."""
+    if code in FORMS.values():
+        return code
+    kept = next((known for known in FORMS.values() if known.system_code == code.system_code), None)
+    if kept is None:
+        names = ", ".join(f"{known.system_code} {known.schema_version}" for known in FORMS.values())
+        problem = f"no XSD for the form {code.system_code!r} (the SDK checks {names})"
+    else:
+        problem = (
+            f"{code.system_code} schema version {code.schema_version!r}, value {code.value!r}: the SDK checks "
+            f"against {kept.schema_version!r} ({kept.value!r}) only"
+        )
+    raise ValueError(f"form: {problem}; validate=False sends without the local check")
+
+
 def _data_dir() -> Path:
     return Path(str(resources.files("ksef_client"))) / "_data"
 
@@ -203,7 +221,15 @@ def schema_errors(system_code: str, document: etree._Element) -> list[str]:
 def _date_elements(system_code: str) -> tuple[str, ...]:
     """The Clark names of the form's date, time and duration elements (read from its XSD once)."""
     data = _data_dir()
-    return tuple(sorted(date_valued_elements(data / FORM_SCHEMAS[system_code], functools.partial(_locate, data))))
+    return tuple(sorted(date_valued_elements(data / _schema_file(system_code), functools.partial(_locate, data))))
+
+
+def _schema_file(system_code: str) -> str:
+    """The XSD of a form under ``_data``; ``ValueError`` for a form the SDK has none for."""
+    found = FORM_SCHEMAS.get(system_code)
+    if found is None:
+        raise ValueError(f"form: no XSD for the form {system_code!r} (the SDK has {', '.join(FORM_SCHEMAS)})")
+    return found
 
 
 def _locate(data: Path, location: str, referring: Path) -> Path | None:
@@ -236,7 +262,7 @@ def _copies(system_code: str) -> SchemaCopies:
 @functools.cache
 def _compiled(system_code: str, directory: Path | None) -> etree.XMLSchema:
     data = directory or _data_dir()
-    main = data / FORM_SCHEMAS[system_code]
+    main = data / _schema_file(system_code)
     if not main.is_file():
         raise FileNotFoundError(f"{system_code} schema not found at {main}: run 'make spec' (or pip install the wheel)")
     parser = hardened_parser()
@@ -334,10 +360,11 @@ def has_attachment(document: etree._Element) -> bool:
 
 def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: SessionLimits | None = None) -> None:
     """Raise ``InvoiceSchemaError`` unless ``xml`` passes KSeF's file rules (``check_document``)
-    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3)).
-    Its size is checked against ``limits`` (a context's own, ``SessionLimits.of``), KSeF's
-    defaults when not given."""
-    code = form_code(form)
+    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3): a
+    ``FormCode`` of another form or schema version is a ``ValueError``, ``checkable``). Its size
+    is checked against ``limits`` (a context's own, ``SessionLimits.of``), KSeF's defaults when
+    not given."""
+    code = checkable(form_code(form))
     limits = limits or KSEF_LIMITS
     largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
     document = check_document(xml, limit=largest if b"Zalacznik" in xml else limits.max_invoice_bytes)

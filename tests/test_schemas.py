@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 
 from ksef_client import schemas
 from ksef_client._xml import declares_entities
@@ -111,3 +112,26 @@ def test_the_date_elements_are_read_from_each_forms_xsd() -> None:
     assert f"{fa3}P_2" not in found["FA (3)"] and f"{fa3}P_15" not in found["FA (3)"]
     assert any(name.endswith("}DataWytworzeniaFa") for name in found["FA_RR (1)"])
     assert {f"{ubl}IssueDate", f"{ubl}DueDate", f"{ubl}IssueTime"} <= found["PEF (3)"] & found["PEF_KOR (3)"]
+
+
+# --- forms the SDK has no XSD for ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (schemas.FormCode("FA (4)", "1-0E", "FA"), r"no XSD for the form 'FA \(4\)'"),
+        (schemas.FormCode("FA_RR (1)", "1-0E", "RR"), r"FA_RR \(1\) schema version '1-0E'.*'1-1E'"),
+        (schemas.FormCode("FA (3)", "1-1E", "FA"), r"FA \(3\) schema version '1-1E'"),
+    ],
+)
+def test_a_form_without_its_xsd_is_named_not_checked_against_another(code: schemas.FormCode, message: str) -> None:
+    # Was: a bare KeyError('FA (4)') from the schema cache, and a FormCode naming another version
+    # of a known form validated against the one XSD kept for its system code.
+    with pytest.raises(ValueError, match=message) as refused:
+        validate_invoice(sample_invoice(), code)
+    assert not isinstance(refused.value, InvoiceSchemaError)  # not the invoice's fault
+    assert "validate=False" in str(refused.value)
+    with pytest.raises(ValueError, match="no XSD for the form"):
+        schemas.schema_errors("FA (4)", etree.fromstring(sample_invoice()))
+    validate_invoice(sample_invoice(), schemas.FormCode("FA (3)", "1-0E", "FA"))  # FORMS["FA(3)"] itself
