@@ -73,6 +73,8 @@ _DISCOURAGED_UTF8 = re.compile(
 _DISCOURAGED_LEADS = (b"\x7f", b"\xc2", b"\xef", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
 _XML_SPACES = " \t\r\n"  # XML 1.0, 2.3: S
+# XML 1.0, 2.8: "VersionInfo ::= S 'version' Eq ("'" VersionNum "'" | '"' VersionNum '"')".
+_VERSION = re.compile(rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])(.*?)\1")
 
 
 @dataclass(frozen=True)
@@ -275,11 +277,15 @@ def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     return form_schema("FA (3)", directory.parent if directory is not None else None)
 
 
+# "poprawny dokument XML, zgodny z regułami XML 1.0" (faktury/weryfikacja-faktury.md).
+_NOT_XML_1_0 = "the prolog declares XML version {}; KSeF takes XML 1.0 documents only"
+
+
 def check_encoding(xml: bytes) -> str:
     """The cheap half of ``check_document`` (no parsing): UTF-8 without a BOM, no NUL byte (UTF-16
     without a BOM is valid UTF-8 full of NULs, and XML forbids U+0000 anyway), no prolog naming
-    another encoding, no DTD or entity declaration. Returns the decoded text;
-    ``InvoiceSchemaError`` otherwise."""
+    another encoding or an XML version but 1.0, no DTD or entity declaration. Returns the decoded
+    text; ``InvoiceSchemaError`` otherwise."""
     if xml.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         raise InvoiceSchemaError(["the file starts with a byte order mark (BOM), which KSeF rejects"], "encoding")
     if b"\x00" in xml:
@@ -291,6 +297,9 @@ def check_encoding(xml: bytes) -> str:
     declared = _PROLOG.match(xml)
     if declared is not None and declared[1].decode("ascii", "replace").lower().replace("_", "-") != "utf-8":
         raise InvoiceSchemaError([f"the prolog declares encoding {declared[1].decode('ascii', 'replace')!r}"], "prolog")
+    version = _VERSION.match(xml)
+    if version is not None and version[2] != b"1.0":
+        raise InvoiceSchemaError([_NOT_XML_1_0.format(version[2].decode("ascii", "replace"))], "prolog")
     if declares_entities(xml):
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     return text
@@ -300,10 +309,11 @@ def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | N
     """Apply KSeF's rules for the file itself and return the parsed document.
 
     ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
-    another encoding, a DTD or entity declaration, a processing instruction, a discouraged
-    character, more than 1 MB (3 MB ``with_attachments``; ``limit`` bytes when given: a context's
-    own limits), or XML that is not well-formed. The encoding and the DTD are checked on the bytes
-    (``check_encoding``) and again on the parsed document, so no encoding trick gets a DTD past both.
+    another encoding or an XML version but 1.0, a DTD or entity declaration, a processing
+    instruction, a discouraged character, more than 1 MB (3 MB ``with_attachments``; ``limit``
+    bytes when given: a context's own limits), or XML that is not well-formed. The encoding, the
+    version and the DTD are checked on the bytes (``check_encoding``) and again on the parsed
+    document, so no encoding trick gets a DTD past both.
     """
     if limit is None:
         limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
@@ -320,6 +330,8 @@ def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | N
     tree = document.getroottree()
     if (tree.docinfo.encoding or "UTF-8").upper() != "UTF-8":
         raise InvoiceSchemaError([f"parsed as {tree.docinfo.encoding}; KSeF accepts UTF-8 only"], "encoding")
+    if tree.docinfo.xml_version != "1.0":
+        raise InvoiceSchemaError([_NOT_XML_1_0.format(tree.docinfo.xml_version)], "prolog")
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     if document.xpath("//processing-instruction()") or _siblings_are_instructions(document):

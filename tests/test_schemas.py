@@ -135,3 +135,20 @@ def test_a_form_without_its_xsd_is_named_not_checked_against_another(code: schem
     with pytest.raises(ValueError, match="no XSD for the form"):
         schemas.schema_errors("FA (4)", etree.fromstring(sample_invoice()))
     validate_invoice(sample_invoice(), schemas.FormCode("FA (3)", "1-0E", "FA"))  # FORMS["FA(3)"] itself
+
+
+# --- XML 1.0 only --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declaration", [b'<?xml version="1.1" encoding="UTF-8"?>', b"<?xml version = '1.1'?>"])
+def test_an_xml_1_1_invoice_is_refused(declaration: bytes) -> None:
+    # "poprawny dokument XML, zgodny z regułami XML 1.0" (faktury/weryfikacja-faktury.md): XML 1.1
+    # passed the local check (its own character rules differ: &#x1; is allowed there).
+    xml = sample_invoice().replace(b'<?xml version="1.0" encoding="UTF-8"?>', declaration, 1)
+    assert xml.startswith(declaration)
+    for check in (schemas.check_encoding, validate_invoice):
+        with pytest.raises(InvoiceSchemaError, match=r"XML version 1\.1") as refused:
+            check(xml)
+        assert refused.value.rule == "prolog"
+    assert check_file("FA (3)", xml).rejection  # the emulator refuses it too (430)
+    validate_invoice(sample_invoice().split(b"?>", 1)[1].lstrip())  # no declaration: XML 1.0
