@@ -245,10 +245,12 @@ def _strip_date_values(document: etree._Element, names: tuple[str, ...]) -> None
     if not names:
         return  # iter() with no tag walks every element
     for element in document.iter(*names):
-        if any(isinstance(child.tag, str) for child in element):
-            continue  # elements inside a date: the XSD says what is wrong
-        value = "".join(str(text) for text in element.itertext()).strip(_XML_SPACES)
-        if value != element.text:
+        text = element.text
+        if not len(element):  # the usual case: the value is the text
+            if text and (text[0] in _XML_SPACES or text[-1] in _XML_SPACES):
+                element.text = text.strip(_XML_SPACES)
+        elif not any(isinstance(child.tag, str) for child in element):  # elements inside: the XSD says
+            value = "".join(str(part) for part in element.itertext()).strip(_XML_SPACES)
             for comment in list(element):  # no part of the value; the value is their text joined
                 element.remove(comment)
             element.text = value
@@ -380,11 +382,12 @@ def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: Sess
     limits = limits or KSEF_LIMITS
     largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
     document = check_document(xml, limit=largest if b"Zalacznik" in xml else limits.max_invoice_bytes)
-    attached = has_attachment(document)
-    most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes
-    if len(xml) > most:
-        kind = "with" if attached else "without"
-        raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; at most {most} {kind} attachments"], "size")
+    if limits.exceeded_by(size=len(xml)):  # past the smaller limit: which one applies?
+        attached = has_attachment(document)
+        most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes
+        if len(xml) > most:
+            kind = "with" if attached else "without"
+            raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; at most {most} {kind} attachments"], "size")
     errors = schema_errors(code.system_code, document)
     if errors:
         raise InvoiceSchemaError(errors, "schema")
