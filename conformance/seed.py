@@ -40,7 +40,7 @@ def seed(backend: KSeFBackend, nip: str) -> None:
     accepted = [i for i in online.invoices if i.accepted]
     fixed = correction(
         number="SEED/4", issue_date=today, seller=me, buyer=buyer, reason="price",
-        corrected=CorrectedInvoice(plain.number, today, accepted[0].ksef_number),
+        corrected=CorrectedInvoice.of(plain, accepted[0].ksef_number),
         before=lines[:1], after=[Line("Consulting", Decimal("10"), Decimal("140.00"), rate="23")],
     )  # fmt: skip
     batch = backend.sessions.open(access, "Batch")

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ksef_client.resources.tokens import AsyncTokens, Tokens
     from ksef_client.resources.upo import AsyncUpos, Upos
     from ksef_client.schemas import FormCode
-    from ksef_client.sending import AsyncOnlineSession, BatchResult, OnlineSession
+    from ksef_client.sending import AsyncOnlineSession, BatchResult, ContextLimits, OnlineSession
 
 REFRESH_PATH = "/auth/token/refresh"
 R = TypeVar("R")
@@ -336,14 +336,19 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
 
         return pager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
-    def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> OnlineSession:
+    def online_session(
+        self, form: str | FormCode = "FA(3)", *, validate: bool = True, limits: ContextLimits | None = None
+    ) -> OnlineSession:
         """An online session to use in ``with``: opened on entry, closed on exit.
 
-        ``validate`` checks each invoice against its form's XSD before it is encrypted and sent.
+        ``validate`` checks each invoice against its form's XSD before it is encrypted and sent,
+        and its size against ``limits`` (``SessionLimits`` or ``ksef.limits.context()``); when not
+        given, against KSeF's defaults, and an invoice larger than those against the context's own
+        limits, read then (``GET /limits/context``, once a session).
         """
         from ksef_client.sending import OnlineSession  # noqa: PLC0415
 
-        return OnlineSession(self, form, validate=validate)
+        return OnlineSession(self, form, validate=validate, limits=limits)
 
     def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
         """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session, each checked against
@@ -465,11 +470,14 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
 
         return apager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
-    def online_session(self, form: str | FormCode = "FA(3)", *, validate: bool = True) -> AsyncOnlineSession:
-        """An online session to use in ``async with``: opened on entry, closed on exit."""
+    def online_session(
+        self, form: str | FormCode = "FA(3)", *, validate: bool = True, limits: ContextLimits | None = None
+    ) -> AsyncOnlineSession:
+        """An online session to use in ``async with``: opened on entry, closed on exit (see
+        ``KSeF.online_session``)."""
         from ksef_client.sending import AsyncOnlineSession  # noqa: PLC0415
 
-        return AsyncOnlineSession(self, form, validate=validate)
+        return AsyncOnlineSession(self, form, validate=validate, limits=limits)
 
     async def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
         """Send invoices in a batch session; see ``sending.asend_batch``."""

@@ -16,6 +16,12 @@ from lxml import etree
 
 _local = threading.local()
 _DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+# What may stand in a prolog before the root element or a DOCTYPE (XML 1.0, 2.8 and 2.6, 2.5):
+# the XML declaration or a processing instruction, a comment, with spaces before them.
+_PROLOG_ITEM = re.compile(rb"[ \t\r\n]*(?:<\?.*?\?>|<!--.*?-->)", re.DOTALL)
+# Where the prolog ends: a DOCTYPE, or the root element's start tag ("<" and the first byte of a
+# name: a letter, "_", ":" or a UTF-8 lead byte).
+_PROLOG_END = re.compile(rb"[ \t\r\n]*(?:(<!DOCTYPE)|<[A-Za-z_:\x80-\xff])")
 # lxml compiles a schema and keeps one error log per schema object: two threads compiling at once
 # (an emulator's batch worker beside a request) break the compilation, and two validating at once
 # mix their errors. Every XSD (invoice forms, UPO) is compiled and used under this lock.
@@ -67,10 +73,32 @@ def _elements_and_text_only(xml: bytes) -> bool:
 
 
 def declares_entities(xml: bytes) -> bool:
-    """Whether ``xml`` has a document type or entity declaration (KSeF's documents never do)."""
+    """Whether ``xml`` has a document type declaration, the one place entities are declared
+    (KSeF's documents never have one), told from the bytes before any parser sees them.
+
+    Only the prolog can hold it (XML 1.0, 2.8: ``prolog ::= XMLDecl? Misc* (doctypedecl Misc*)?``,
+    before the root element), so the prolog is walked (its declaration, processing instructions,
+    comments and spaces) up to the root element's start tag: ``<!DOCTYPE`` in a comment or CDATA
+    section is text (a DOCTYPE after the start tag is not well-formed, and the parser stops
+    there). A prolog the walk cannot read (another encoding, text where none may stand) is
+    searched whole for ``<!DOCTYPE`` or ``<!ENTITY``.
+    """
     # Every declaration starts with "<!". Most documents hold no "!" at all, which memchr rules out
     # in a tenth of the pattern's time (every "<" is a start the pattern has to try).
-    return b"!" in xml and _DECLARATION.search(xml) is not None
+    if b"!" not in xml:
+        return False
+    found = _doctype_in_prolog(xml)
+    return found if found is not None else _DECLARATION.search(xml) is not None
+
+
+def _doctype_in_prolog(xml: bytes) -> bool | None:
+    """Whether the prolog of ``xml`` holds a ``<!DOCTYPE``; ``None`` when the walk does not reach
+    the root element's start tag (a ``<`` and a name's first byte in an ASCII-compatible encoding)."""
+    at = 3 if xml.startswith(b"\xef\xbb\xbf") else 0  # a UTF-8 byte order mark
+    while (item := _PROLOG_ITEM.match(xml, at)) is not None:
+        at = item.end()
+    end = _PROLOG_END.match(xml, at)
+    return None if end is None else end[1] is not None
 
 
 def xsd_errors(schema: etree.XMLSchema, document: etree._Element) -> list[str]:

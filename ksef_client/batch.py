@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -25,13 +25,16 @@ from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey, digest_b64
 from ksef_client.errors import BatchError
 
-MAX_INVOICES = 10_000
+if TYPE_CHECKING:
+    from ksef_client.schemas import LimitsInForce
+
+MAX_INVOICES = 10_000  # KSeF's default (schemas.KSEF_LIMITS); a context's own: LimitsInForce
 # How a batch package is compressed: a zip (deflated or stored members) or a tar.gz.
 PackageCompression = Compression | Literal["targz"]
 MAX_PARTS = 50
 MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
-MAX_BATCH_INVOICE_BYTES = 3_000_000  # with attachments; plain invoices stay under 1 MB
+MAX_BATCH_INVOICE_BYTES = 3_000_000  # KSeF's default with attachments; plain invoices: 1 MB
 CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]
@@ -161,6 +164,7 @@ class BatchPackage:
         progress: Progress | None = None,
         compression: PackageCompression = "deflate",
         check: InvoiceCheck | None = None,
+        limits: LimitsInForce | None = None,
     ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
@@ -168,16 +172,21 @@ class BatchPackage:
         ``compression="targz"`` builds KSeF's other package format, a tar.gz (one gzip stream
         over the whole archive: smaller than a zip of small invoices, built in one thread).
         ``check(position, name, xml)`` is called for each invoice before it is written; what it
-        raises ends the build (the parts written so far are deleted).
+        raises ends the build (the parts written so far are deleted). ``limits``: the number and
+        sizes of invoices the context may send in a batch (KSeF's defaults when not given).
         """
         if not 1 <= part_size <= MAX_PART_BYTES:
             raise ValueError(f"part_size: 1..{MAX_PART_BYTES} bytes")
+        if limits is None:
+            from ksef_client.schemas import LimitsInForce  # noqa: PLC0415  (lxml: only for a build)
+
+            limits = LimitsInForce()
         names: set[str] = set()
         with _Hashing() as hashing:
             parts = _EncryptedParts(key, part_size, hashing, progress)
             try:
                 package = TarGzStream(parts) if compression == "targz" else ZipStream(parts, compression=compression)
-                package.write_all(_checked(invoices, progress, names, check))
+                package.write_all(_checked(invoices, progress, names, check, limits))
                 if not names:
                     raise BatchError("no invoices to send")
                 size = package.close()
@@ -199,19 +208,26 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
 
 
 def _checked(
-    invoices: Iterable[InvoiceSource], progress: Progress | None, names: set[str], check: InvoiceCheck | None = None
+    invoices: Iterable[InvoiceSource],
+    progress: Progress | None,
+    names: set[str],
+    check: InvoiceCheck | None,
+    limits: LimitsInForce,
 ) -> Iterator[tuple[str, bytes]]:
-    """The invoices as ``(name, bytes)``, each checked against KSeF's limits (and by ``check``) as it
-    is read; ``names`` collects their (unique) names, so its size is the count."""
+    """The invoices as ``(name, bytes)``, each checked against the context's ``limits`` (and by
+    ``check``) as it is read; ``names`` collects their (unique) names, so its size is the count."""
     index = 0
     for index, source in enumerate(invoices, start=1):
-        if index > MAX_INVOICES:
-            raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
+        most = limits.covering(count=index).max_invoices
+        if index > most:
+            raise BatchError(f"more than {most} invoices; KSeF accepts at most {most} per batch")
         name, data = _name_and_bytes(source, index)
         if not data:
             raise BatchError(f"invoice {index} ({name}) is empty")
-        if len(data) > MAX_BATCH_INVOICE_BYTES:
-            raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {MAX_BATCH_INVOICE_BYTES}")
+        allowed = limits.covering(size=len(data))
+        largest = max(allowed.max_invoice_bytes, allowed.max_invoice_with_attachment_bytes)  # attachments or not
+        if len(data) > largest:
+            raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {largest}")
         if name in names:
             raise BatchError(f"two invoices named {name!r} in one package")
         if check is not None:

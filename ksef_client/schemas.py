@@ -17,19 +17,26 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
 
+from ksef_client._date_values import date_valued_elements
 from ksef_client._xml import SCHEMA_LOCK, SchemaCopies, declares_entities, hardened_parser, own_xsd_errors, parse
 from ksef_client.errors import InvoiceSchemaError
+
+if TYPE_CHECKING:
+    from ksef_client._generated.models import EffectiveContextLimits
 
 __all__ = [
     "FORMS",
     "FormCode",
     "InvoiceSchemaError",
+    "SessionLimits",
     "check_document",
     "check_encoding",
     "form_code",
@@ -42,6 +49,7 @@ FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
 MAX_INVOICE_BYTES = 1_000_000
 MAX_INVOICE_WITH_ATTACHMENT_BYTES = 3_000_000
+MB = 1_000_000  # "1 MB (1 000 000 bajtów)" (faktury/weryfikacja-faktury.md)
 # The XSD of each form (by system code), under ``_data``.
 FORM_SCHEMAS = {
     "FA (3)": "fa3/schemat_FA(3)_v1-0E.xsd",
@@ -64,6 +72,64 @@ _DISCOURAGED_UTF8 = re.compile(
 )
 _DISCOURAGED_LEADS = (b"\x7f", b"\xc2", b"\xef", b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _PROLOG = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']")
+_XML_SPACES = " \t\r\n"  # XML 1.0, 2.3: S
+# XML 1.0, 2.8: "VersionInfo ::= S 'version' Eq ("'" VersionNum "'" | '"' VersionNum '"')".
+_VERSION = re.compile(rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])(.*?)\1")
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What KSeF takes from a context in one session: each invoice's size in bytes, without and
+    with attachments, and the number of invoices. The defaults are KSeF's, which the Ministry marks
+    as raised for a context on request (``faktury/weryfikacja-faktury.md``: "1 MB* ... 3 MB* ...
+    10 000*"); ``GET /limits/context`` (``ksef.limits.context()``) says a context's own, and
+    ``SessionLimits.of`` reads them from its answer."""
+
+    max_invoice_bytes: int = MAX_INVOICE_BYTES
+    max_invoice_with_attachment_bytes: int = MAX_INVOICE_WITH_ATTACHMENT_BYTES
+    max_invoices: int = 10_000
+
+    @classmethod
+    def of(cls, limits: EffectiveContextLimits, kind: Literal["online", "batch"]) -> SessionLimits:
+        """The limits of one kind of session from ``ksef.limits.context()`` (MB: 10^6 bytes)."""
+        session = limits.online_session if kind == "online" else limits.batch_session
+        return cls(
+            session.max_invoice_size_in_mb * MB,
+            session.max_invoice_with_attachment_size_in_mb * MB,
+            session.max_invoices,
+        )
+
+    def exceeded_by(self, size: int = 0, count: int = 0) -> bool:
+        """Whether an invoice of ``size`` bytes (without attachments: the smaller limit) or the
+        ``count``-th invoice of a session passes these limits."""
+        return size > min(self.max_invoice_bytes, self.max_invoice_with_attachment_bytes) or count > self.max_invoices
+
+
+KSEF_LIMITS = SessionLimits()
+
+
+class LimitsInForce:
+    """The limits a session's invoices are checked against: ``given`` ones; or else KSeF's
+    defaults until an invoice (or the number of them) passes those, and from then on the context's
+    own, read once by ``read`` (``GET /limits/context``). A context whose limits were raised is
+    so not refused what KSeF takes from it, and the limits, an operation with a rate limit of its
+    own, are read only when they matter."""
+
+    def __init__(self, given: SessionLimits | None = None, read: Callable[[], SessionLimits] | None = None) -> None:
+        self.known = given
+        self.read = read
+
+    def unknown_for(self, size: int = 0, count: int = 0) -> bool:
+        """Whether the context's own limits must be read before an invoice of ``size`` bytes or the
+        ``count``-th invoice is checked."""
+        return self.known is None and KSEF_LIMITS.exceeded_by(size, count)
+
+    def covering(self, size: int = 0, count: int = 0) -> SessionLimits:
+        """The limits to check an invoice of ``size`` bytes or the ``count``-th invoice against
+        (reading the context's with ``read`` when it is needed and can be)."""
+        if self.read is not None and self.unknown_for(size, count):
+            self.known = self.read()
+        return self.known or KSEF_LIMITS
 
 
 @dataclass(frozen=True)
@@ -98,6 +164,24 @@ def form_code(form: str | FormCode) -> FormCode:
     return found
 
 
+def checkable(code: FormCode) -> FormCode:
+    """``code`` if the SDK has its XSD (one of ``FORMS``); ``ValueError`` naming what it lacks: a
+    form it has no XSD for, or another schema version (or value) of one it has, which its XSD
+    would check wrongly."""
+    if code in FORMS.values():
+        return code
+    kept = next((known for known in FORMS.values() if known.system_code == code.system_code), None)
+    if kept is None:
+        names = ", ".join(f"{known.system_code} {known.schema_version}" for known in FORMS.values())
+        problem = f"no XSD for the form {code.system_code!r} (the SDK checks {names})"
+    else:
+        problem = (
+            f"{code.system_code} schema version {code.schema_version!r}, value {code.value!r}: the SDK checks "
+            f"against {kept.schema_version!r} ({kept.value!r}) only"
+        )
+    raise ValueError(f"form: {problem}; validate=False sends without the local check")
+
+
 def _data_dir() -> Path:
     return Path(str(resources.files("ksef_client"))) / "_data"
 
@@ -125,9 +209,51 @@ def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> e
 
 def schema_errors(system_code: str, document: etree._Element) -> list[str]:
     """What the form's XSD finds wrong with ``document`` (``[]``: valid); safe from any thread, and
-    threads validate at once (each with a compiled copy of its own, ``_copies``)."""
+    threads validate at once (each with a compiled copy of its own, ``_copies``).
+
+    The whitespace around the values of date, time and duration elements is stripped from
+    ``document`` first: XML Schema collapses it (the whiteSpace facet of these types is fixed to
+    ``collapse``), libxml2 does not (``_date_values``)."""
+    _strip_date_values(document, _date_elements(system_code))
     with _copies(system_code).lease() as schema:
         return own_xsd_errors(schema, document)
+
+
+@functools.cache
+def _date_elements(system_code: str) -> tuple[str, ...]:
+    """The Clark names of the form's date, time and duration elements (read from its XSD once)."""
+    data = _data_dir()
+    return tuple(sorted(date_valued_elements(data / _schema_file(system_code), functools.partial(_locate, data))))
+
+
+def _schema_file(system_code: str) -> str:
+    """The XSD of a form under ``_data``; ``ValueError`` for a form the SDK has none for."""
+    found = FORM_SCHEMAS.get(system_code)
+    if found is None:
+        raise ValueError(f"form: no XSD for the form {system_code!r} (the SDK has {', '.join(FORM_SCHEMAS)})")
+    return found
+
+
+def _locate(data: Path, location: str, referring: Path) -> Path | None:
+    """The local copy of a schema document a form's XSD refers to (as ``_LocalCopies`` serves)."""
+    if location.startswith(BASE_TYPES_URL):
+        return data / "fa3" / "bazowe" / location.removeprefix(BASE_TYPES_URL)
+    return None if "://" in location else referring.parent / location
+
+
+def _strip_date_values(document: etree._Element, names: tuple[str, ...]) -> None:
+    if not names:
+        return  # iter() with no tag walks every element
+    for element in document.iter(*names):
+        text = element.text
+        if not len(element):  # the usual case: the value is the text
+            if text and (text[0] in _XML_SPACES or text[-1] in _XML_SPACES):
+                element.text = text.strip(_XML_SPACES)
+        elif not any(isinstance(child.tag, str) for child in element):  # elements inside: the XSD says
+            value = "".join(str(part) for part in element.itertext()).strip(_XML_SPACES)
+            for comment in list(element):  # no part of the value; the value is their text joined
+                element.remove(comment)
+            element.text = value
 
 
 @functools.cache
@@ -140,7 +266,7 @@ def _copies(system_code: str) -> SchemaCopies:
 @functools.cache
 def _compiled(system_code: str, directory: Path | None) -> etree.XMLSchema:
     data = directory or _data_dir()
-    main = data / FORM_SCHEMAS[system_code]
+    main = data / _schema_file(system_code)
     if not main.is_file():
         raise FileNotFoundError(f"{system_code} schema not found at {main}: run 'make spec' (or pip install the wheel)")
     parser = hardened_parser()
@@ -153,11 +279,15 @@ def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     return form_schema("FA (3)", directory.parent if directory is not None else None)
 
 
+# "poprawny dokument XML, zgodny z regułami XML 1.0" (faktury/weryfikacja-faktury.md).
+_NOT_XML_1_0 = "the prolog declares XML version {}; KSeF takes XML 1.0 documents only"
+
+
 def check_encoding(xml: bytes) -> str:
     """The cheap half of ``check_document`` (no parsing): UTF-8 without a BOM, no NUL byte (UTF-16
     without a BOM is valid UTF-8 full of NULs, and XML forbids U+0000 anyway), no prolog naming
-    another encoding, no DTD or entity declaration. Returns the decoded text;
-    ``InvoiceSchemaError`` otherwise."""
+    another encoding or an XML version but 1.0, no DTD or entity declaration. Returns the decoded
+    text; ``InvoiceSchemaError`` otherwise."""
     if xml.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         raise InvoiceSchemaError(["the file starts with a byte order mark (BOM), which KSeF rejects"], "encoding")
     if b"\x00" in xml:
@@ -169,6 +299,9 @@ def check_encoding(xml: bytes) -> str:
     declared = _PROLOG.match(xml)
     if declared is not None and declared[1].decode("ascii", "replace").lower().replace("_", "-") != "utf-8":
         raise InvoiceSchemaError([f"the prolog declares encoding {declared[1].decode('ascii', 'replace')!r}"], "prolog")
+    version = _VERSION.match(xml)
+    if version is not None and version[2] != b"1.0":
+        raise InvoiceSchemaError([_NOT_XML_1_0.format(version[2].decode("ascii", "replace"))], "prolog")
     if declares_entities(xml):
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     return text
@@ -178,10 +311,11 @@ def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | N
     """Apply KSeF's rules for the file itself and return the parsed document.
 
     ``InvoiceSchemaError`` (with its ``rule``) for: a BOM or any encoding but UTF-8, a prolog naming
-    another encoding, a DTD or entity declaration, a processing instruction, a discouraged
-    character, more than 1 MB (3 MB ``with_attachments``; ``limit`` bytes when given: a context's
-    own limits), or XML that is not well-formed. The encoding and the DTD are checked on the bytes
-    (``check_encoding``) and again on the parsed document, so no encoding trick gets a DTD past both.
+    another encoding or an XML version but 1.0, a DTD or entity declaration, a processing
+    instruction, a discouraged character, more than 1 MB (3 MB ``with_attachments``; ``limit``
+    bytes when given: a context's own limits), or XML that is not well-formed. The encoding, the
+    version and the DTD are checked on the bytes (``check_encoding``) and again on the parsed
+    document, so no encoding trick gets a DTD past both.
     """
     if limit is None:
         limit = MAX_INVOICE_WITH_ATTACHMENT_BYTES if with_attachments else MAX_INVOICE_BYTES
@@ -198,6 +332,8 @@ def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | N
     tree = document.getroottree()
     if (tree.docinfo.encoding or "UTF-8").upper() != "UTF-8":
         raise InvoiceSchemaError([f"parsed as {tree.docinfo.encoding}; KSeF accepts UTF-8 only"], "encoding")
+    if tree.docinfo.xml_version != "1.0":
+        raise InvoiceSchemaError([_NOT_XML_1_0.format(tree.docinfo.xml_version)], "prolog")
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     if document.xpath("//processing-instruction()") or _siblings_are_instructions(document):
@@ -236,15 +372,22 @@ def has_attachment(document: etree._Element) -> bool:
     return document.find("{*}Zalacznik") is not None
 
 
-def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)") -> None:
+def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: SessionLimits | None = None) -> None:
     """Raise ``InvoiceSchemaError`` unless ``xml`` passes KSeF's file rules (``check_document``)
-    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3))."""
-    code = form_code(form)
-    document = check_document(xml, with_attachments=b"Zalacznik" in xml)
-    if len(xml) > MAX_INVOICE_BYTES and not has_attachment(document):
-        raise InvoiceSchemaError(
-            [f"the invoice has {len(xml)} bytes; KSeF accepts at most {MAX_INVOICE_BYTES}"], "size"
-        )
+    and is valid against the XSD of ``form`` (FA(3), FA(2), FA_RR(1), PEF(3), PEF_KOR(3): a
+    ``FormCode`` of another form or schema version is a ``ValueError``, ``checkable``). Its size
+    is checked against ``limits`` (a context's own, ``SessionLimits.of``), KSeF's defaults when
+    not given."""
+    code = checkable(form_code(form))
+    limits = limits or KSEF_LIMITS
+    largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
+    document = check_document(xml, limit=largest if b"Zalacznik" in xml else limits.max_invoice_bytes)
+    if limits.exceeded_by(size=len(xml)):  # past the smaller limit: which one applies?
+        attached = has_attachment(document)
+        most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes
+        if len(xml) > most:
+            kind = "with" if attached else "without"
+            raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; at most {most} {kind} attachments"], "size")
     errors = schema_errors(code.system_code, document)
     if errors:
         raise InvoiceSchemaError(errors, "schema")

@@ -18,10 +18,11 @@ invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import httpx
@@ -33,6 +34,7 @@ from ksef_client._generated.api.batch_session import close_batch_session, open_b
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
 from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.models import (
+    EffectiveContextLimits,
     OpenBatchSessionRequest,
     OpenBatchSessionResponse,
     OpenOnlineSessionRequest,
@@ -63,14 +65,25 @@ from ksef_client.errors import (
 )
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
 from ksef_client.resources.auth import with_keys
+from ksef_client.resources.limits import context_limits_flow
 from ksef_client.resources.sessions import invoices_pages
-from ksef_client.schemas import FormCode, InvoiceSchemaError, form_code, validate_invoice
+from ksef_client.schemas import (
+    FormCode,
+    InvoiceSchemaError,
+    LimitsInForce,
+    SessionLimits,
+    form_code,
+    has_attachment,
+    validate_invoice,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._tokens import KeyCache
 
 OPEN = 100
+# A context's limits as a caller gives them: ``SessionLimits`` or ``ksef.limits.context()``.
+ContextLimits = SessionLimits | EffectiveContextLimits
 # Failures after which KSeF may or may not have closed the session: its status tells.
 UNSETTLED = (APIConnectionError, InternalServerError)
 
@@ -90,17 +103,24 @@ def open_online_flow(form: FormCode, key: SymmetricKey, keys: KeyCache) -> Flow[
 
 
 def send_flow(
-    reference_number: str, invoice: EncryptedInvoice, offline: bool, budget: RetryBudget | None = None
+    reference_number: str,
+    invoice: EncryptedInvoice,
+    offline: bool,
+    budget: RetryBudget | None = None,
+    hash_of_corrected_invoice: str | None = None,
 ) -> Flow[str]:
     """``POST /sessions/online/{ref}/invoices`` -> the invoice's reference number (``budget``: the
-    request's retry budget, which tells the caller whether it was sent more than once).
+    request's retry budget, which tells the caller whether it was sent more than once;
+    ``hash_of_corrected_invoice``: a technical correction of a rejected offline invoice).
 
     Nothing is numbered twice when the retry policy sends it again after a dropped connection or a
     5xx: either KSeF never got the first request (the repeat is the invoice) or it did, and the
     repeat becomes a 440 duplicate naming the original KSeF number, which
     ``OnlineSession.outcomes()`` resolves.
     """
-    body = SendInvoiceRequest.from_dict(invoice.request_body(offline=offline))
+    body = SendInvoiceRequest.from_dict(
+        invoice.request_body(offline=offline, hash_of_corrected_invoice=hash_of_corrected_invoice)
+    )
     call = Call(send_invoice, {"reference_number": reference_number, "body": body}, budget=budget)
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
 
@@ -197,42 +217,88 @@ def invoice_bytes(xml: bytes | SupportsToXml) -> bytes:
     return bytes(xml)
 
 
-def prepare_invoice(xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool) -> EncryptedInvoice:
-    """Check (optionally against the XSD) and encrypt one invoice; ``InvoiceRejectedError`` before sending."""
+def prepare_invoice(
+    xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool, limits: SessionLimits | None = None
+) -> EncryptedInvoice:
+    """Check (optionally against the XSD and ``limits``) and encrypt one invoice;
+    ``InvoiceRejectedError`` before sending."""
     data = invoice_bytes(xml)
     if validate:
-        check_invoice(data, form)
+        check_invoice(data, form, limits=limits)
     return EncryptedInvoice.build(key, data)
 
 
-def check_invoice(xml: bytes, form: FormCode, which: str = "invoice", after: str = "") -> None:
+def check_invoice(
+    xml: bytes, form: FormCode, which: str = "invoice", after: str = "", limits: SessionLimits | None = None
+) -> None:
     """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
     ``which`` invoice (``after``: what the message adds); the check both kinds of session make."""
     try:
-        validate_invoice(xml, form)
+        validate_invoice(xml, form, limits=limits)
     except InvoiceSchemaError as error:
         raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
 
 
-def batch_check(form: FormCode) -> InvoiceCheck:
+def batch_check(form: FormCode, limits: LimitsInForce | None = None) -> InvoiceCheck:
     """The check of each invoice of a batch while its package is built, before the session is
-    opened: the same as an online session's (``validate_invoice``); ``InvoiceRejectedError``
-    naming the invoice by position and file name."""
+    opened: the same as an online session's (``validate_invoice``, sizes as ``limits`` say);
+    ``InvoiceRejectedError`` naming the invoice by position and file name."""
+    in_force = limits or LimitsInForce()
 
     def check(index: int, name: str, xml: bytes) -> None:
-        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent")
+        allowed = in_force.covering(size=len(xml))
+        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent", allowed)
 
     return check
+
+
+def check_no_attachments(xml: bytes, form: FormCode) -> None:
+    """``InvoiceRejectedError`` for an FA invoice with attachments (``Zalacznik``) sent online:
+    "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym", save a technical
+    correction of an offline invoice (``faktury/weryfikacja-faktury.md``). For a checked invoice
+    (well-formed): the few that name the element are parsed again."""
+    if b"Zalacznik" in xml and has_attachment(parse(xml)):
+        raise InvoiceRejectedError(
+            f"invoice does not fit an online session: an {form.system_code} invoice with attachments (Zalacznik) "
+            "is taken only in a batch session (send_batch), or online as a technical correction of an offline "
+            "invoice (hash_of_corrected_invoice=)"
+        )
+
+
+def check_sha256_b64(value: str, name: str) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a SHA-256 in Base64 (44 characters)."""
+    try:
+        valid = len(value) == 44 and len(base64.b64decode(value, validate=True)) == 32
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{name}: {value!r} is not a SHA-256 in Base64 (44 characters; crypto.sha256_b64)")
+
+
+def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"]) -> LimitsInForce:
+    """What a session checks its invoices against: ``limits`` when given (``SessionLimits``, or
+    the answer of ``ksef.limits.context()``), else KSeF's defaults until an invoice passes them
+    and from then the context's own (``LimitsInForce``)."""
+    if limits is None or isinstance(limits, SessionLimits):
+        return LimitsInForce(limits)
+    return LimitsInForce(SessionLimits.of(limits, kind))
 
 
 class _OnlineSessionFlows:
     """An online session's state and its steps as flows; ``OnlineSession`` and
     ``AsyncOnlineSession`` run them."""
 
-    def __init__(self, keys: KeyCache, form: str | FormCode, validate: bool) -> None:
+    def __init__(
+        self,
+        keys: KeyCache,
+        form: str | FormCode,
+        validate: bool,
+        limits: ContextLimits | None,
+    ) -> None:
         self._keys = keys
         self.form = form_code(form)
         self.validate = validate
+        self.limits = limits_given(limits, "online")
         self.reference_number: str | None = None
         self.invoice_reference_numbers: list[str] = []
         # Every send that reached KSeF or may have (sending order): what outcomes() reports on.
@@ -243,20 +309,28 @@ class _OnlineSessionFlows:
     def _open_flow(self) -> Flow[None]:
         self.reference_number = yield from open_online_flow(self.form, self._key, self._keys)
 
-    def _send_flow(self, xml: bytes | SupportsToXml, offline: bool) -> Flow[str]:
+    def _send_flow(self, xml: bytes | SupportsToXml, offline: bool, corrected: str | None = None) -> Flow[str]:
+        if corrected is not None:
+            check_sha256_b64(corrected, "hash_of_corrected_invoice")
+            offline = True  # a technical correction is of an offline invoice: "offlineMode: true"
         if self.reference_number is None:
             raise RuntimeError("the session is not open")
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
         data = invoice_bytes(xml)
-        invoice = prepare_invoice(data, self.form, self._key, self.validate)
+        if self.validate and self.limits.unknown_for(size=len(data)):
+            # Larger than KSeF's default: the context's own limits (raised on request) decide.
+            self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")
+        invoice = prepare_invoice(data, self.form, self._key, self.validate, self.limits.covering(size=len(data)))
+        if self.validate and corrected is None:
+            check_no_attachments(data, self.form)
         # Recorded before the request: a send cut short by anything (a cancelled task too) may
         # have reached KSeF, and outcomes() then looks for it by its hash.
         attempt = SentInvoice(invoice.invoice_hash)
         self.sent.append(attempt)
         budget = RetryBudget()
         try:
-            ref = yield from send_flow(self.reference_number, invoice, offline, budget)
+            ref = yield from send_flow(self.reference_number, invoice, offline, budget, corrected)
         except KSeFError as error:
             self._settle(attempt, self._failed(error, budget, attempt, data))
             raise
@@ -303,8 +377,15 @@ class _OnlineSessionFlows:
 class OnlineSession(_OnlineSessionFlows):
     """An open online session (``with ksef.online_session() as s``); closes on exit."""
 
-    def __init__(self, client: KSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
-        super().__init__(client._public_keys, form, validate)
+    def __init__(
+        self,
+        client: KSeF,
+        form: str | FormCode = "FA(3)",
+        *,
+        validate: bool = True,
+        limits: ContextLimits | None = None,
+    ) -> None:
+        super().__init__(client._public_keys, form, validate, limits)
         self._client = client
 
     def open(self) -> OnlineSession:
@@ -312,12 +393,18 @@ class OnlineSession(_OnlineSessionFlows):
         run(self._open_flow(), self._client)
         return self
 
-    def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
+    def send(
+        self, xml: bytes | SupportsToXml, *, offline: bool = False, hash_of_corrected_invoice: str | None = None
+    ) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
-        (status comes later). A ``KSeFError`` from KSeF or the connection names the invoice and
-        the session (``invoice_hash``, ``invoice_number``, ``session_reference_number``) and says
+        (status comes later). ``offline``: issued in offline mode. ``hash_of_corrected_invoice``
+        (``crypto.sha256_b64`` of the rejected file) sends a technical correction of an offline
+        invoice KSeF rejected (``offline/korekta-techniczna.md``: ``offlineMode: true``, which it
+        implies, and ``hashOfCorrectedInvoice``); only such a correction may carry attachments in
+        an online session. A ``KSeFError`` from KSeF or the connection names the invoice and the
+        session (``invoice_hash``, ``invoice_number``, ``session_reference_number``) and says
         whether KSeF may hold it all the same (``maybe_sent``, and a note on what to do)."""
-        return run(self._send_flow(xml, offline), self._client)
+        return run(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     def close(self) -> None:
         """Close the session; KSeF then processes it and issues the UPO. Closing again (``close()``
@@ -351,8 +438,15 @@ class OnlineSession(_OnlineSessionFlows):
 class AsyncOnlineSession(_OnlineSessionFlows):
     """An open online session (``async with ksef.online_session() as s``)."""
 
-    def __init__(self, client: AsyncKSeF, form: str | FormCode = "FA(3)", *, validate: bool = True) -> None:
-        super().__init__(client._public_keys, form, validate)
+    def __init__(
+        self,
+        client: AsyncKSeF,
+        form: str | FormCode = "FA(3)",
+        *,
+        validate: bool = True,
+        limits: ContextLimits | None = None,
+    ) -> None:
+        super().__init__(client._public_keys, form, validate, limits)
         self._client = client
 
     async def open(self) -> AsyncOnlineSession:
@@ -360,9 +454,12 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         await arun(self._open_flow(), self._client)
         return self
 
-    async def send(self, xml: bytes | SupportsToXml, *, offline: bool = False) -> str:
-        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number."""
-        return await arun(self._send_flow(xml, offline), self._client)
+    async def send(
+        self, xml: bytes | SupportsToXml, *, offline: bool = False, hash_of_corrected_invoice: str | None = None
+    ) -> str:
+        """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
+        (``offline``, ``hash_of_corrected_invoice``: see ``OnlineSession.send``)."""
+        return await arun(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     async def close(self) -> None:
         """Close the session (again: nothing; see ``OnlineSession.close``)."""
@@ -459,6 +556,7 @@ def send_batch(
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
     validate: bool = True,
+    limits: ContextLimits | None = None,
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
@@ -466,15 +564,20 @@ def send_batch(
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
     ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
     while the package is built: ``InvoiceRejectedError`` naming the invoice, before any request.
+    The number and sizes of the invoices are checked against ``limits`` (``SessionLimits`` or
+    ``ksef.limits.context()``); when not given, against KSeF's defaults until the batch passes
+    them, and then against the context's own, read once (``GET /limits/context``).
 
     The client's ``deadline`` bounds the API calls (open, close), not the upload: each part's PUT is
     bounded by ``timeout=`` per read and write. An error after the session was opened names it
     (``error.session_reference_number`` and a note saying whether it was closed).
     """
     code, key = form_code(form), SymmetricKey.generate()
-    check = batch_check(code) if validate else None
+    in_force = limits_given(limits, "batch")
+    in_force.read = lambda: SessionLimits.of(client.limits.context(), "batch")
+    check = batch_check(code, in_force) if validate else None
     with BatchPackage.build(
-        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+        invoices, key, part_size=part_size, progress=progress, compression=compression, check=check, limits=in_force
     ) as package:
         opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
         ref = opened.reference_number
@@ -500,13 +603,23 @@ async def asend_batch(
     progress: Progress | None = None,
     compression: PackageCompression = "deflate",
     validate: bool = True,
+    limits: ContextLimits | None = None,
 ) -> BatchResult:
     """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
     code, key = form_code(form), SymmetricKey.generate()
-    check = batch_check(code) if validate else None
+    in_force = limits_given(limits, "batch")
+    # The build runs in a worker thread: the limits are read through the event loop.
+    in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")
+    check = batch_check(code, in_force) if validate else None
     package = await anyio.to_thread.run_sync(
         lambda: BatchPackage.build(
-            invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
+            invoices,
+            key,
+            part_size=part_size,
+            progress=progress,
+            compression=compression,
+            check=check,
+            limits=in_force,
         )
     )
     with package:

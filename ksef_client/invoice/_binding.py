@@ -2,6 +2,10 @@
 
 Documents are parsed by lxml with the SDK's hardened settings (no DTD, no entities, no network,
 no recovery) before xsdata walks the tree: xsdata's own lxml reader parses in recovery mode.
+Comments and processing instructions are left out of that tree: they are no part of an element's
+value (XML 1.0, sections 2.5 and 2.6), and xsdata reads only the text before an element's first
+child node, so ``<P_15>2<!-- x -->051</P_15>`` would become 2 (lxml joins the text around a node
+it leaves out: 2051).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from xsdata_attrs.bindings import XmlContext, XmlParser, XmlSerializer
 T = TypeVar("T")
 
 _HARDENED = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_VALUES_ONLY = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True
+)
 
 
 @functools.cache
@@ -41,7 +48,7 @@ def parse(xml: bytes, model: type[T]) -> T:
     if not isinstance(xml, bytes | bytearray):
         raise TypeError(f"xml: expected bytes, got {type(xml).__name__}")
     try:
-        tree = etree.fromstring(bytes(xml), parser=_HARDENED)
+        tree = etree.fromstring(bytes(xml), parser=_VALUES_ONLY)
     except etree.XMLSyntaxError as error:
         raise ValueError(f"not well-formed XML: {error}") from error
     try:

@@ -21,8 +21,9 @@ checked before anything is built (``ValueError`` naming the argument); the resul
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from xsdata.models.datatype import XmlDate, XmlDateTime
@@ -38,6 +39,7 @@ from ksef_client.invoice.totals import (
     checked_exchange_rate,
     checked_text,
     line_totals,
+    rate_of,
     tax,
 )
 
@@ -46,6 +48,8 @@ _EU = {member.value for member in fa3.TkodyKrajowUe}
 _COUNTRIES = {member.value for member in fa3.TkodKraju}
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
 _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
+# TNrVatUE, the number after the country code (FA(3) XSD), with the XSD's \d (Unicode Nd, as re's).
+_EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 
@@ -80,10 +84,10 @@ class Party:
             raise ValueError("party: give at most one of nip, eu_vat, tax_id")
         if self.nip is not None:
             validate_nip(self.nip, "party nip")
-        if self.eu_vat is not None and (
-            self.eu_vat[:2] not in _EU or not 1 <= len(self.eu_vat) - 2 <= 12 or not self.eu_vat[2:].isalnum()
-        ):
-            raise ValueError(f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 letters or digits")
+        if self.eu_vat is not None and (self.eu_vat[:2] not in _EU or not _EU_VAT_NUMBER.fullmatch(self.eu_vat[2:])):
+            raise ValueError(
+                f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
+            )
         if self.tax_id is not None:
             checked_text(self.tax_id, "party tax_id", 50)
         if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
@@ -121,23 +125,31 @@ class Party:
 
 @dataclass(frozen=True)
 class CorrectedInvoice:
-    """The invoice a correction corrects: its number, issue date and KSeF number (``None``:
-    issued outside KSeF, ``NrKSeFN``)."""
+    """The invoice a correction corrects: its number, issue date, KSeF number (``None``: issued
+    outside KSeF, ``NrKSeFN``) and ``lines``, every line it has (``correction`` computes the tax
+    differences from them: ``None`` when not known, and ``correction`` then refuses to guess)."""
 
     number: str
     issue_date: dt.date
     ksef_number: str | None = None
+    lines: Sequence[Line] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         checked_text(self.number, "corrected number", 256)
         _date(self.issue_date, "corrected issue_date")
         if self.ksef_number is not None:
             validate_ksef_number(self.ksef_number, "corrected ksef_number")
+        if self.lines is not None:
+            object.__setattr__(self, "lines", tuple(self.lines))
+            if not self.lines or not all(isinstance(line, Line) for line in self.lines):
+                raise ValueError("corrected lines: the corrected invoice's Line objects, all of them")
 
     @classmethod
     def of(cls, invoice: Invoice, ksef_number: str | None = None) -> CorrectedInvoice:
-        """The reference to an ``Invoice`` (with the KSeF number it got, if sent)."""
-        return cls(invoice.number, invoice.issue_date, ksef_number)
+        """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its lines
+        when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows with
+        quantity, net unit price, rate and a value ``P_11`` that they give)."""
+        return cls(invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice))
 
     def _model(self) -> fa3.Faktura.Fa.DaneFaKorygowanej:
         data = fa3.Faktura.Fa.DaneFaKorygowanej(
@@ -148,6 +160,26 @@ class CorrectedInvoice:
         else:
             data.nr_kse_fn = _YES
         return data
+
+
+def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:
+    """An invoice's rows as ``Line`` objects; ``None`` if one cannot be read back exactly (or the
+    invoice is itself a correction, whose rows are differences)."""
+    rows = invoice.model.fa.fa_wiersz
+    if not rows or invoice.kind != "VAT":
+        return None
+    lines = []
+    for row in rows:
+        if row.p_8_b is None or row.p_9_a is None or row.p_12 is None or row.stan_przed is not None:
+            return None
+        try:
+            line = Line(row.p_7 or "", row.p_8_b, row.p_9_a, rate_of(row.p_12), unit=row.p_8_a or "szt.")
+        except ValueError:
+            return None
+        if line.net != row.p_11:
+            return None
+        lines.append(line)
+    return tuple(lines)
 
 
 def _date(value: object, name: str) -> dt.date:
@@ -331,10 +363,19 @@ def correction(
     exemption: str | None = None,
 ) -> Invoice:
     """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
-    rows (``StanPrzed`` on the "before" rows). Totals are the differences, after minus before.
+    rows (``StanPrzed`` on the "before" rows).
 
-    ``after`` may be empty (the whole invoice cancelled); ``before`` may be empty (lines added).
-    ``exemption`` and the reverse charge as in ``vat_invoice``, over the lines before and after.
+    Totals are the differences (art. 106j ust. 2 pkt 5: ``P_13_x``/``P_14_x`` of a correction are
+    "kwota różnicy"): each rate the correction touches is totalled over all of the corrected
+    invoice's lines at it (``corrected.lines``), as the invoice taxed the rate's sum, once as
+    invoiced and once with ``before`` replaced by ``after``. The tax of a rate's sum is not the
+    sum of its lines' taxes, so the lines shown alone could be a grosz off: without
+    ``corrected.lines`` (``CorrectedInvoice.of(invoice)`` reads them) the correction is refused,
+    and each ``before`` line must be one of them.
+
+    ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
+    (lines added). ``exemption`` and the reverse charge as in ``vat_invoice``, over the lines
+    before and after.
     """
     _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after")
     basis = _exemption(exemption, [*before, *after])
@@ -345,7 +386,10 @@ def correction(
     if reason is not None:
         checked_text(reason, "reason", 256)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
-    totals = line_totals(after, rate) - line_totals(before, rate)
+    touched = {line.rate for line in [*before, *after]}
+    invoiced = [line for line in _corrected_lines(corrected, before) if line.rate in touched]
+    corrected_state = _without(invoiced, before) + list(after)
+    totals = line_totals(corrected_state, rate) - line_totals(invoiced, rate)
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=totals, created=created, annotations=_annotations([*before, *after], basis),
@@ -356,6 +400,26 @@ def correction(
     rows += [_row(i, line, rate) for i, line in enumerate(after, len(before) + 1)]
     model.fa.fa_wiersz = rows
     return Invoice(model)
+
+
+def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Sequence[Line]:
+    if corrected.lines is None:
+        raise ValueError(
+            "corrected: the corrected invoice's lines are needed (each rate's tax is computed on the sum of "
+            "all its lines): CorrectedInvoice.of(invoice) reads them, CorrectedInvoice(..., lines=[...]) gives them"
+        )
+    _without(corrected.lines, before)  # each "before" line is one of them
+    return corrected.lines
+
+
+def _without(lines: Sequence[Line], removed: Sequence[Line]) -> list[Line]:
+    """``lines`` less each of ``removed`` (once each); ``ValueError`` for one that is not there."""
+    left = list(lines)
+    for line in removed:
+        if line not in left:
+            raise ValueError(f"before: {line} is not a line of the corrected invoice (corrected.lines)")
+        left.remove(line)
+    return left
 
 
 def advance(

@@ -24,7 +24,8 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
   remainder so the parts add up to the payment exactly: the Act gives no rule for the split, so
   this is this module's choice too.
 - **Corrections** (art. 106j ust. 2 pkt 5): each field is the difference between the totals after
-  and before the correction, each state totalled by the rules above.
+  and before the correction, each state totalled by the rules above over all of the corrected
+  invoice's lines at the rates the correction touches (``builders.correction``).
 
 Only the rates of ``P_12`` are handled: the OSS procedure (``P_13_5``/``P_14_5``) and the margin
 scheme (``P_13_11``) are not computed here.

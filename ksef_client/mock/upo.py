@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.schemas import FORMS
 from ksef_client.xades import SigningCredentials, sign_xades
 
 UPO_NS = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
@@ -18,7 +19,6 @@ CONTEXT_ELEMENTS = {
     "NipVatUe": "IdZlozonyVatUE",
     "PeppolId": "IdDostawcyUslugPeppol",
 }
-FORM_SCHEMAS = {"FA (3)": "Schemat_FA(3)_v1-0E.xsd", "FA (2)": "Schemat_FA(2)_v1-0E.xsd"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def build_upo(
         )
         for name, number in numbers:
             _text(info, name, str(number))
-    _text(root, "NazwaStrukturyLogicznej", FORM_SCHEMAS.get(header.form_code, "Schemat_FA(3)_v1-0E.xsd"))
+    _text(root, "NazwaStrukturyLogicznej", structure_name(header.form_code))
     _text(root, "KodFormularza", header.form_code)
     for doc in documents:
         element = _sub(root, "Dokument")
@@ -99,6 +99,14 @@ def build_upo(
     # Like KSeF's, the emulator's UPOs carry an enveloped XAdES signature (its own certificate).
     pair = emulator_keys().upo_signing
     return sign_xades(root, SigningCredentials(pair.certificate, pair.private_key))
+
+
+def structure_name(system_code: str) -> str:
+    """``NazwaStrukturyLogicznej`` of a session's form: "Schemat_{systemCode}_v{schemaVersion}.xsd
+    (np. Schemat_FA(3)_v1-0E.xsd)" (api-changelog.md, UPO v4-3). The emulator opens sessions for
+    the forms of ``FORMS`` only (``system_code_of``), so the system code gives the version."""
+    version = next(code.schema_version for code in FORMS.values() if code.system_code == system_code)
+    return f"Schemat_{system_code.replace(' ', '')}_v{version}.xsd"
 
 
 def _sub(parent: etree._Element, name: str) -> etree._Element:

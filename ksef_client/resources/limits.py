@@ -20,6 +20,11 @@ def _read_flow(operation: Any, expected: type[T]) -> Flow[T]:
     return parsed(response_of((yield Call(operation))), expected)
 
 
+def context_limits_flow() -> Flow[EffectiveContextLimits]:
+    """``GET /limits/context``: the limits in force for the context (sessions read them with it)."""
+    return (yield from _read_flow(get_context_limits, EffectiveContextLimits))
+
+
 class Limits:
     """Limits KSeF applies to the authenticated context (session sizes, collective identifiers,
     certificates) and the rate limits of each group of operations."""
@@ -29,7 +34,7 @@ class Limits:
 
     def context(self) -> EffectiveContextLimits:
         """Online and batch session limits and the collective-identifier limit of the context."""
-        return run(_read_flow(get_context_limits, EffectiveContextLimits), self._client)
+        return run(context_limits_flow(), self._client)
 
     def subject(self) -> EffectiveSubjectLimits:
         """Certificate and enrollment limits of the authenticated subject."""
@@ -48,7 +53,7 @@ class AsyncLimits:
 
     async def context(self) -> EffectiveContextLimits:
         """Online and batch session limits and the collective-identifier limit of the context."""
-        return await arun(_read_flow(get_context_limits, EffectiveContextLimits), self._client)
+        return await arun(context_limits_flow(), self._client)
 
     async def subject(self) -> EffectiveSubjectLimits:
         """Certificate and enrollment limits of the authenticated subject."""

@@ -52,6 +52,10 @@ def test_vat_invoice_refuses_bad_arguments(changes: dict[str, Any], message: str
         ({"nip": "5265877635", "eu_vat": "DE1"}, "at most one"),
         ({"eu_vat": "US123"}, "eu_vat"),
         ({"eu_vat": "DE"}, "eu_vat"),
+        # TNrVatUE is "(\d|[A-Z]|\+|\*){1,12}" (FA(3) XSD): these passed isalnum() and failed in to_xml.
+        ({"eu_vat": "DE81156986a"}, "eu_vat"),
+        ({"eu_vat": "DE811569869\u00b2"}, "eu_vat"),
+        ({"eu_vat": "DE1234567890123"}, "eu_vat"),
         ({"country": "XX"}, "country"),
         ({"name": " "}, "name"),
         ({"tax_id": ""}, "tax_id"),
@@ -100,6 +104,38 @@ def test_correction_of_an_invoice_sent_outside_ksef_and_a_cancellation() -> None
                    corrected="FV/1", before=[LINE], after=[])  # type: ignore[arg-type]  # fmt: skip
 
 
+def test_a_correction_of_some_lines_taxes_each_rate_s_whole_sum() -> None:
+    # FA(3) XSD, P_14_1 of a correction: "kwota różnicy, o której mowa w art. 106j ust. 2 pkt 5
+    # ustawy", and the invoice taxed the rate's sum ("Kwota podatku od sumy wartości sprzedaży
+    # netto"): 2 x 10.02 at 23% is taxed 4.61; without one line, 2.30. The correction showing the
+    # one removed line was -2.30 (its own tax), so original + correction was 2.31, not 2.30.
+    a, b = Line("A", 1, "10.02"), Line("B", 1, "10.02")
+    original = _vat(lines=[a, b])
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=CorrectedInvoice.of(original), before=[b], after=[])  # fmt: skip
+    as_corrected = _vat(lines=[a])
+    assert original.totals()["p_14_1"] == Decimal("4.61") and as_corrected.totals()["p_14_1"] == Decimal("2.30")
+    assert kor.totals() == {"p_13_1": Decimal("-10.02"), "p_14_1": Decimal("-2.31")}
+    assert original.gross + kor.gross == as_corrected.gross
+    assert [row.p_7 for row in kor.model.fa.fa_wiersz] == ["B"]  # only the corrected line is shown
+
+
+def test_a_correction_needs_the_corrected_invoice_s_lines() -> None:
+    common: dict[str, Any] = {"number": "KOR/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
+                              "buyer": BUYER, "before": [LINE], "after": []}  # fmt: skip
+    with pytest.raises(ValueError, match="corrected: the corrected invoice's lines are needed"):
+        correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)))
+    with pytest.raises(ValueError, match=r"before: .* is not a line of the corrected invoice"):
+        correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=[Line("Inna", 1, "100")]))
+    with pytest.raises(ValueError, match="corrected lines"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=["not a line"])  # type: ignore[list-item]
+    # CorrectedInvoice.of reads a VAT invoice's lines; a correction's rows are differences, not lines.
+    assert CorrectedInvoice.of(_vat(lines=[LINE, Line("Towar", "2.5", "9.99", "8", unit="kg")])).lines == (
+        LINE, Line("Towar", "2.5", "9.99", "8", unit="kg"))  # fmt: skip
+    kor = correction(**common, corrected=CorrectedInvoice.of(_vat()))
+    assert CorrectedInvoice.of(kor).lines is None
+
+
 def test_advance_refuses_more_than_the_order_and_writes_the_rate_in_foreign_currency() -> None:
     order = [Line("Meble", 1, "1000", "23")]
     common: dict[str, Any] = {"number": "ZAL/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER,
@@ -135,6 +171,16 @@ def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> 
     assert b"<P_18>1</P_18>" in xml and b"<P_19>1</P_19><P_19A>art. 43 ust. 1 pkt 29</P_19A>" in xml
     plain = vat_invoice(**common, lines=[Line("Usługa", 1, 100)]).to_xml()
     assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain
+
+
+@pytest.mark.parametrize("number", ["IE1+23456X", "IE1*23456X", "DE811569869", "ATU12345678"])
+def test_eu_vat_numbers_the_schema_allows_are_taken(number: str) -> None:
+    # TNrVatUE "(\d|[A-Z]|\+|\*){1,12}": "+" and "*" are allowed (old Irish numbers have them);
+    # they were refused by an isalnum() check.
+    buyer = Party("Buyer", "Street 1", eu_vat=number)
+    invoice = _vat(buyer=buyer, lines=[Line("Towar", 1, 100, "0 WDT")])
+    assert invoice.model.podmiot2.dane_identyfikacyjne.nr_vat_ue == number[2:]
+    validate_invoice(invoice.to_xml())
 
 
 def test_an_eu_vat_buyer_s_address_is_in_the_vat_number_s_country() -> None:

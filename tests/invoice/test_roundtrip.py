@@ -83,6 +83,26 @@ def test_an_entity_bomb_is_not_expanded() -> None:
         Invoice.from_xml(bomb, validate=False)
 
 
+@pytest.mark.parametrize(
+    ("original", "written"),
+    [
+        (b"<P_15>2977.47</P_15>", b"<P_15>2<!-- gross -->977.47</P_15>"),
+        (b"<P_15>2977.47</P_15>", b"<P_15><!-- gross, PLN -->2977.47</P_15>"),
+        (b"<P_2>FV/2026/03/001</P_2>", b"<P_2>FV/2026<!-- series -->/03/001</P_2>"),
+        (b"<P_2>FV/2026/03/001</P_2>", b"<P_2>FV/2026<?note x?>/03/001</P_2>"),
+    ],
+)
+def test_a_comment_inside_a_value_is_no_part_of_it(original: bytes, written: bytes) -> None:
+    # XML 1.0 (2.5): comments "are not part of the document's character data". The value is the
+    # text on both sides of the comment; xsdata read only the text before it (P_15 2977.47 became
+    # 2, and to_xml() wrote the changed amount).
+    xml = (DATA / "vat.xml").read_bytes()
+    invoice = Invoice.from_xml(xml.replace(original, written), validate=False)
+    assert (invoice.number, invoice.gross) == ("FV/2026/03/001", Decimal("2977.47"))
+    assert invoice == Invoice.from_xml(xml)
+    assert original in invoice.to_xml()
+
+
 def test_a_hand_edit_that_breaks_the_schema_is_caught_by_to_xml() -> None:
     invoice = Invoice.from_xml((DATA / "vat.xml").read_bytes())
     invoice.model.fa.p_2 = ""
@@ -93,6 +113,8 @@ def test_a_hand_edit_that_breaks_the_schema_is_caught_by_to_xml() -> None:
 
 CREATED = dt.datetime(2026, 3, 2, 9, 15, tzinfo=dt.UTC)
 WORK = Line("Usługa programistyczna", Decimal("12.5"), Decimal("160.00"), "23", unit="h")
+VAT_LINES = [WORK, Line("Catering na warsztaty", 1, "333.33", "8", unit="usł."),
+             Line('Książka "Wzorce projektowe"', 3, "49.99", "5")]  # fmt: skip
 
 
 def _file(name: str) -> Invoice:
@@ -104,12 +126,11 @@ def _file(name: str) -> Invoice:
     [
         ("vat", lambda: vat_invoice(
             number="FV/2026/03/001", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, created=CREATED,
-            sale_date=dt.date(2026, 2, 27),
-            lines=[WORK, Line("Catering na warsztaty", 1, "333.33", "8", unit="usł."),
-                   Line('Książka "Wzorce projektowe"', 3, "49.99", "5")])),
+            sale_date=dt.date(2026, 2, 27), lines=VAT_LINES)),
         ("correction", lambda: correction(
             number="KOR/2026/03/001", issue_date=dt.date(2026, 3, 10), seller=SELLER, buyer=BUYER, created=CREATED,
-            corrected=CorrectedInvoice("FV/2026/03/001", dt.date(2026, 3, 2), "5265877635-20260302-0A1B2C3D4E5F-E9"),
+            corrected=CorrectedInvoice("FV/2026/03/001", dt.date(2026, 3, 2), "5265877635-20260302-0A1B2C3D4E5F-E9",
+                                       lines=VAT_LINES),
             before=[WORK], after=[Line("Usługa programistyczna", 10, "160.00", "23", unit="h")],
             reason="Rabat za opóźnienie: 2,5 h mniej")),
         ("advance", lambda: advance(

@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import zipfile
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -16,10 +17,10 @@ from ksef_client import KSeF
 from ksef_client._generated.models import InvoiceType
 from ksef_client.crypto import SymmetricKey
 from ksef_client.mock import KSeFBackend
-from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export
+from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export, read_invoice_fields
 from ksef_client.sending import encryption_for
 from ksef_client.testing import sample_invoice
-from tests.mock.conftest import invoice_status, open_online, send_online
+from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses
 
 SPEC_INVOICE_TYPES = {member.value for member in InvoiceType}
 
@@ -136,3 +137,21 @@ def test_permanent_storage_comes_after_acquisition(raw: httpx.Client) -> None:
     [record] = _metadata_query(raw)["invoices"]
     assert dt.datetime.fromisoformat(record["permanentStorageDate"]) == stored
     assert dt.datetime.fromisoformat(record["acquisitionDate"]) == acquired
+
+
+def test_a_comment_inside_a_value_is_no_part_of_it(ksef: KSeF) -> None:
+    # XML 1.0 (2.5): comments "are not part of the document's character data", so the numbers
+    # "FV/7<!-- s -->/A" and "FV/7<!-- s -->/B" are FV/7/A and FV/7/B: two invoices, not a 440
+    # duplicate (the emulator read lxml's .text, the text before the comment: FV/7 twice).
+    first, second = (
+        sample_invoice(f"FV/7/{suffix}", net="2051.00").replace(
+            f"<P_2>FV/7/{suffix}</P_2>".encode(), f"<P_2>FV/7<!-- s -->/{suffix}</P_2>".encode()
+        )
+        for suffix in "AB"
+    )
+    assert b"<!-- s -->" in first
+    assert sent_statuses(ksef, [first, second]) == [(200, []), (200, [])]
+    split_gross = first.replace(b"<P_15>2522.73</P_15>", b"<P_15>25<!-- x -->22.73</P_15>")
+    assert split_gross != first
+    fields = read_invoice_fields(split_gross)
+    assert (fields.number, fields.gross) == ("FV/7/A", Decimal("2522.73"))

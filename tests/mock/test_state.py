@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.exceptions import MockAPIError
@@ -13,6 +14,7 @@ from ksef_client.mock.models import COMPONENTS
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.state.core import Core, Settings, utc_now
 from ksef_client.mock.state.sessions import SessionQuery
+from ksef_client.mock.upo import UpoHeader, build_upo
 from ksef_client.testing import sample_invoice
 
 NIP = "5265877635"
@@ -131,3 +133,23 @@ def test_days_are_polish_calendar_days(monkeypatch: pytest.MonkeyPatch, kind: st
     invoice = backend.sessions.add_invoice(session, sample_invoice("PL/1", issue_date=issue_date))
     assert invoice.status.code == 200  # 2 December is today in Warsaw: not "issued after receipt"
     assert ("Offline" if invoice.offline else "Online") == mode
+
+
+@pytest.mark.parametrize(
+    ("system_code", "name"),
+    [
+        ("FA (3)", "Schemat_FA(3)_v1-0E.xsd"),
+        ("FA (2)", "Schemat_FA(2)_v1-0E.xsd"),
+        ("FA_RR (1)", "Schemat_FA_RR(1)_v1-1E.xsd"),
+        ("PEF (3)", "Schemat_PEF(3)_v2-1.xsd"),
+        ("PEF_KOR (3)", "Schemat_PEF_KOR(3)_v2-1.xsd"),
+    ],
+)
+def test_a_upo_names_the_schema_of_the_session_s_form(system_code: str, name: str) -> None:
+    # api-changelog.md (UPO v4-3): "Zmieniono wartość NazwaStrukturyLogicznej na format:
+    # Schemat_{systemCode}_v{schemaVersion}.xsd (np. Schemat_FA(3)_v1-0E.xsd)". FA_RR(1), PEF(3) and
+    # PEF_KOR(3) sessions got the FA(3) name.
+    header = UpoHeader("20260302-SO-0000000000-0000000000-00", "Nip", NIP, "A" * 43 + "=", system_code)
+    upo = etree.fromstring(build_upo(header, [], signed=False))
+    assert upo.findtext("{*}NazwaStrukturyLogicznej") == name
+    assert upo.findtext("{*}KodFormularza") == system_code

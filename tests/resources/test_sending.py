@@ -100,6 +100,47 @@ class TestOnlineSession:
         ksef.sessions.wait(session.reference_number)
         assert str(ksef.sessions.invoice(session.reference_number, ref).invoicing_mode) == "Offline"
 
+    def test_a_technical_correction_of_a_rejected_offline_invoice(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # "Korekta przesyłana jest zgodnie z zasadami opisanymi w dokumencie sesja interaktywna, z
+        # dodatkowym ustawieniem: offlineMode: true, hashOfCorrectedInvoice - skrót faktury
+        # pierwotnej" (offline/korekta-techniczna.md); send() had no way to give the hash.
+        rejected = sample_invoice("FV/TK/1").replace(b"<P_2>", b"<P_2x>").replace(b"</P_2>", b"</P_2x>")
+        with ksef.online_session(validate=False) as first:
+            first.send(rejected, offline=True)
+        ksef.sessions.wait(first.reference_number)
+        assert [outcome.code for outcome in first.outcomes()] == [430]
+        with ksef.online_session() as session:
+            with pytest.raises(ValueError, match="hash_of_corrected_invoice"):
+                session.send(sample_invoice("FV/TK/1"), hash_of_corrected_invoice="not a hash")
+            session.send(sample_invoice("FV/TK/1"), hash_of_corrected_invoice=sha256_b64(rejected))
+        ksef.sessions.wait(session.reference_number)
+        assert [outcome.code for outcome in session.outcomes()] == [200]
+        [sent] = backend.sessions.state.sessions[session.reference_number].invoices
+        assert (sent.offline, sent.hash_of_corrected_invoice) == (True, sha256_b64(rejected))
+
+    def test_attachments_are_refused_online_save_in_a_technical_correction(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: W przypadku
+        # przesyłania korekty technicznej faktury offline dopuszczalne jest użycie sesji
+        # interaktywnej" (faktury/weryfikacja-faktury.md). The local check passed such an invoice
+        # and KSeF refused it afterwards (415).
+        backend.testdata.allow_attachments(NIP)
+        attachment = b"<Zalacznik><BlokDanych><MetaDane><ZKlucz>k</ZKlucz><ZWartosc>v</ZWartosc></MetaDane>"
+        attachment += b"</BlokDanych></Zalacznik></Faktura>"
+        with_attachment = sample_invoice("FV/ZA/1").replace(b"</Faktura>", attachment)
+        rejected = with_attachment.replace(b"<P_15>", b"<P_15>x")  # not XSD-valid
+        with ksef.online_session(validate=False) as first:
+            first.send(rejected, offline=True)
+        with ksef.online_session() as session:
+            sent = ksef.send_state.requests_sent
+            with pytest.raises(InvoiceRejectedError, match="only in a batch session"):
+                session.send(with_attachment)
+            assert ksef.send_state.requests_sent == sent
+            session.send(with_attachment, hash_of_corrected_invoice=sha256_b64(rejected))
+        ksef.sessions.wait(session.reference_number)
+        assert [outcome.code for outcome in session.outcomes()] == [200]
+
 
 class TestBatch:
     def test_two_thousand_invoices_in_several_parts(self, ksef: KSeF, backend: KSeFBackend) -> None:

@@ -127,13 +127,21 @@ def _sum(parent: etree._Element | None, prefixes: tuple[str, ...]) -> Decimal:
     for element in parent if parent is not None else []:
         name = etree.QName(element).localname
         if name.startswith(prefixes) and not name.endswith("W"):
-            total += _decimal(element.text)
+            total += _decimal(_value(element))
     return total
+
+
+def _value(element: etree._Element) -> str:
+    """The element's value: all its text, whatever comments or processing instructions split it
+    (they are no part of the value, XML 1.0 sections 2.5 and 2.6); ``.text`` is only the text
+    before the first of them, so "FV/7<!---->/A" and "FV/7<!---->/B" would both read "FV/7"."""
+    return "".join(str(text) for text in element.itertext())
 
 
 def _text(root: etree._Element, path: str, namespaces: dict[str, str] | None = None) -> str | None:
     found = root.find(path, namespaces)
-    return found.text.strip() if found is not None and found.text else None
+    value = _value(found).strip() if found is not None else ""
+    return value or None
 
 
 def _required(root: etree._Element, path: str, namespaces: dict[str, str] | None = None) -> str:
@@ -189,10 +197,10 @@ def _fa_fields(root: etree._Element) -> InvoiceFields:
 
 
 def _other_nips(root: etree._Element) -> tuple[str, ...]:
-    found = [e.text.strip() for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}NIP") if e.text]
-    found += [e.text.strip() for e in root.iterfind("{*}PodmiotUpowazniony/{*}DaneIdentyfikacyjne/{*}NIP") if e.text]
-    found += [e.text.strip()[:10] for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}IDWew") if e.text]
-    return tuple(found)
+    nips = [_value(e).strip() for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}NIP")]
+    nips += [_value(e).strip() for e in root.iterfind("{*}PodmiotUpowazniony/{*}DaneIdentyfikacyjne/{*}NIP")]
+    nips += [_value(e).strip()[:10] for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}IDWew")]
+    return tuple(nip for nip in nips if nip)
 
 
 def _rr_fields(root: etree._Element) -> InvoiceFields:

@@ -1,0 +1,154 @@
+"""Local invoice checks (``ksef_client.schemas``): KSeF's rules for the file, as the Ministry's
+``faktury/weryfikacja-faktury.md`` states them, and each form's XSD."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from ksef_client import schemas
+from ksef_client._xml import declares_entities
+from ksef_client.mock.state.invoice_checks import check_file
+from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.testing import sample_invoice
+
+FOOTER = b"<RodzajFaktury>VAT</RodzajFaktury>"
+
+
+def _with(xml: bytes, after: bytes, added: bytes) -> bytes:
+    edited = xml.replace(after, after + added, 1)
+    assert edited != xml
+    return edited
+
+
+# --- a DTD is only refused where one can stand --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"<!-- no <!ENTITY here, nor a <!DOCTYPE -->",
+        b"<SystemInfo><![CDATA[Regulamin: <!DOCTYPE html> ...]]></SystemInfo>",
+    ],
+    ids=["comment", "cdata"],
+)
+def test_the_words_doctype_and_entity_in_text_are_no_declaration(text: bytes) -> None:
+    # XML 1.0, 2.8: "prolog ::= XMLDecl? Misc* (doctypedecl Misc*)?": a DOCTYPE (and the entities
+    # it declares) stands only before the root element; inside it "<!DOCTYPE" is a comment's or a
+    # CDATA section's text. Such an invoice is well-formed, has no DTD and is valid: it was refused
+    # [dtd] for the bytes "<!DOCTYPE" anywhere.
+    if text.startswith(b"<SystemInfo>"):
+        xml = sample_invoice().replace(b"<SystemInfo>ksef_client</SystemInfo>", text, 1)
+    else:
+        xml = _with(sample_invoice(), FOOTER, text)
+    assert b"<!DOCTYPE" in xml or b"<!ENTITY" in xml
+    validate_invoice(xml)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        b'<!DOCTYPE Faktura [<!ENTITY a "x">]>',
+        b'<!-- <Faktura> --><!DOCTYPE Faktura [<!ENTITY a "x">]>',
+        b'<?note <Faktura> ?>\n<!DOCTYPE Faktura [<!ENTITY a "x">]>\n<!-- after -->',
+        b"\n<!DOCTYPE Faktura>",
+    ],
+)
+def test_a_doctype_in_the_prolog_is_refused_before_parsing(prolog: bytes) -> None:
+    # The guard reads the bytes before any parser sees them (no entity may ever be expanded):
+    # a comment or processing instruction before the DOCTYPE that holds "<Faktura>" does not end
+    # the prolog early.
+    xml = _with(sample_invoice(), b'<?xml version="1.0" encoding="UTF-8"?>\n', prolog)
+    assert declares_entities(xml)
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(xml)
+    assert refused.value.rule == "dtd"
+
+
+def test_a_prolog_the_guard_cannot_walk_is_searched_whole() -> None:
+    # Text before the root element is not well-formed; the guard does not know where the prolog
+    # ends, so any "<!DOCTYPE" or "<!ENTITY" counts.
+    assert declares_entities(b'x <Faktura><!-- <!ENTITY a "x"> --></Faktura>')
+    assert declares_entities(b'<!-- unclosed <Faktura> <!DOCTYPE Faktura [<!ENTITY a "x">]>')
+    assert not declares_entities(b"<Faktura><!-- <!ENTITY --></Faktura>")
+
+
+# --- whitespace around dates, as XML Schema collapses it ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\n\t\t{v}\n\t", b" {v}", b"{v} ", b"\n<!-- UTC -->{v} "],
+    ids=["indented", "leading", "trailing", "with-a-comment"],
+)
+def test_whitespace_around_a_datetime_is_valid(value: bytes) -> None:
+    # XML Schema Part 2, 3.2.7 (dateTime): "whiteSpace = collapse (fixed)", and etd:TDataCzas says
+    # <xsd:whiteSpace value="collapse"/>: Xerces and KSeF take the value; libxml2 did not ("is not a
+    # valid value of the local atomic type") and the invoice was refused before sending.
+    xml = sample_invoice()
+    created = xml.split(b"<DataWytworzeniaFa>")[1].split(b"</DataWytworzeniaFa>")[0]
+    spaced = xml.replace(created, value.replace(b"{v}", created), 1)
+    assert spaced != xml
+    validate_invoice(spaced)
+    assert not check_file("FA (3)", spaced).rejection  # the emulator takes it, as KSeF does
+
+
+def test_whitespace_is_only_collapsed_where_the_schema_collapses_it() -> None:
+    # TNrNIP is an xsd:string with a pattern: its whitespace is preserved, so " 5265877635 " fails.
+    xml = sample_invoice().replace(b"<NIP>5265877635</NIP>", b"<NIP> 5265877635 </NIP>", 1)
+    with pytest.raises(InvoiceSchemaError, match="NIP"):
+        validate_invoice(xml)
+    # A date with something else than whitespace around it stays invalid.
+    xml = sample_invoice().replace(b"<DataWytworzeniaFa>", b"<DataWytworzeniaFa>x", 1)
+    with pytest.raises(InvoiceSchemaError, match="DataWytworzeniaFa"):
+        validate_invoice(xml)
+
+
+def test_the_date_elements_are_read_from_each_forms_xsd() -> None:
+    fa3 = "{http://crd.gov.pl/wzor/2025/06/25/13775/}"
+    ubl = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}"
+    found = {code: set(schemas._date_elements(code)) for code in schemas.FORM_SCHEMAS}
+    assert {f"{fa3}{name}" for name in ("DataWytworzeniaFa", "DataGodzRozpTransportu", "P_1")} <= found["FA (3)"]
+    assert f"{fa3}P_2" not in found["FA (3)"] and f"{fa3}P_15" not in found["FA (3)"]
+    assert any(name.endswith("}DataWytworzeniaFa") for name in found["FA_RR (1)"])
+    assert {f"{ubl}IssueDate", f"{ubl}DueDate", f"{ubl}IssueTime"} <= found["PEF (3)"] & found["PEF_KOR (3)"]
+
+
+# --- forms the SDK has no XSD for ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (schemas.FormCode("FA (4)", "1-0E", "FA"), r"no XSD for the form 'FA \(4\)'"),
+        (schemas.FormCode("FA_RR (1)", "1-0E", "RR"), r"FA_RR \(1\) schema version '1-0E'.*'1-1E'"),
+        (schemas.FormCode("FA (3)", "1-1E", "FA"), r"FA \(3\) schema version '1-1E'"),
+    ],
+)
+def test_a_form_without_its_xsd_is_named_not_checked_against_another(code: schemas.FormCode, message: str) -> None:
+    # Was: a bare KeyError('FA (4)') from the schema cache, and a FormCode naming another version
+    # of a known form validated against the one XSD kept for its system code.
+    with pytest.raises(ValueError, match=message) as refused:
+        validate_invoice(sample_invoice(), code)
+    assert not isinstance(refused.value, InvoiceSchemaError)  # not the invoice's fault
+    assert "validate=False" in str(refused.value)
+    with pytest.raises(ValueError, match="no XSD for the form"):
+        schemas.schema_errors("FA (4)", etree.fromstring(sample_invoice()))
+    validate_invoice(sample_invoice(), schemas.FormCode("FA (3)", "1-0E", "FA"))  # FORMS["FA(3)"] itself
+
+
+# --- XML 1.0 only --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("declaration", [b'<?xml version="1.1" encoding="UTF-8"?>', b"<?xml version = '1.1'?>"])
+def test_an_xml_1_1_invoice_is_refused(declaration: bytes) -> None:
+    # "poprawny dokument XML, zgodny z regułami XML 1.0" (faktury/weryfikacja-faktury.md): XML 1.1
+    # passed the local check (its own character rules differ: &#x1; is allowed there).
+    xml = sample_invoice().replace(b'<?xml version="1.0" encoding="UTF-8"?>', declaration, 1)
+    assert xml.startswith(declaration)
+    for check in (schemas.check_encoding, validate_invoice):
+        with pytest.raises(InvoiceSchemaError, match=r"XML version 1\.1") as refused:
+            check(xml)
+        assert refused.value.rule == "prolog"
+    assert check_file("FA (3)", xml).rejection  # the emulator refuses it too (430)
+    validate_invoice(sample_invoice().split(b"?>", 1)[1].lstrip())  # no declaration: XML 1.0
