@@ -189,7 +189,7 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
         raise SignatureVerificationError(f"{type(error).__name__}: {error}") from error
     document = _unsigned_canonical(parse(xml))
     for result in results:
-        if result.signed_xml is not None and etree.tostring(result.signed_xml, method="c14n") == document:
+        if result.signed_xml is not None and _canonical(result.signed_xml) == document:
             return VerifiedDocument(result.signed_xml, cert)
     raise SignatureVerificationError("the signature does not cover the whole document (enveloped reference missing)")
 
@@ -208,4 +208,9 @@ def _unsigned_canonical(root: etree._Element) -> bytes:
                 previous.tail = (previous.tail or "") + tail
             else:
                 root.text = (root.text or "") + tail
-    return bytes(etree.tostring(root, method="c14n"))
+    return _canonical(root)
+
+
+def _canonical(element: etree._Element) -> bytes:
+    # Exclusive and without comments: what is signed, whichever canonical form the reference used.
+    return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
