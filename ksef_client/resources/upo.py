@@ -11,7 +11,7 @@ import anyio
 import httpx
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Download, Flow, all_items, arun, response_of, run
+from ksef_client._flows import Call, Download, Flow, all_items, arun, blocking, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_ksef_number,
     get_invoice_upo_by_reference_number,
@@ -30,6 +30,12 @@ from ksef_client.upo import HASH_HEADER, SessionUpo, Upo, parse_upo, save_upo, v
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
+
+
+# UPO bytes from which AsyncKSeF parses in a worker thread: about a millisecond of parsing here
+# (parse_upo reads some 100 MB/s), against ~0.1 ms for the trip to a thread and back; a session
+# of 10,000 invoices has a 5 MB UPO.
+LARGE_UPO = 100_000
 
 
 def _checked(content: bytes, headers: httpx.Headers | dict[str, str]) -> Upo:
@@ -98,10 +104,18 @@ def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, byte
     return found
 
 
-def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
-    """``(UPO page reference, UPO)`` of every page of a processed session, in page order."""
-    pages = yield from _session_page_bytes_flow(reference_number)
+def _parse_pages(pages: list[tuple[str, bytes]]) -> list[tuple[str, Upo]]:
     return [(ref, parse_upo(content)) for ref, content in pages]
+
+
+def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
+    """``(UPO page reference, UPO)`` of every page of a processed session, in page order. Large
+    pages are parsed in a ``Blocking`` step (a 10,000-invoice page takes some 50-200 ms, which
+    ``AsyncKSeF`` spends in a worker thread, not on the event loop)."""
+    pages = yield from _session_page_bytes_flow(reference_number)
+    if sum(len(content) for _, content in pages) < LARGE_UPO:
+        return _parse_pages(pages)
+    return (yield from blocking(_parse_pages, pages))
 
 
 def _session_upo_flow(reference_number: str) -> Flow[SessionUpo]:
