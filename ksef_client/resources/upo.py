@@ -178,7 +178,9 @@ class Upos:
 
     def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
         """Save the UPO of every accepted invoice of a session as ``<KSeF number>.xml``,
-        downloading at most ``concurrency`` at a time; returns the paths in sending order."""
+        downloading at most ``concurrency`` at a time; returns the paths in sending order. After a
+        failed download no other starts (those under way finish); the first failure in sending
+        order is raised."""
         accepted = run(_accepted_flow(reference_number, concurrency), self._client)
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(
@@ -211,18 +213,35 @@ class AsyncUpos:
         return await arun(_save_session_upo_flow(reference_number, directory), self._client)
 
     async def save_invoice_upos(self, reference_number: str, directory: Path, *, concurrency: int = 8) -> list[Path]:
-        """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time."""
+        """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time
+        (a failure: as ``Upos.save_invoice_upos``, the error itself)."""
         accepted = await arun(_accepted_flow(reference_number, concurrency), self._client)
         paths: list[Path | None] = [None] * len(accepted)
-        limiter = anyio.Semaphore(concurrency)
+        failures: list[Exception | None] = [None] * len(accepted)
+        limiter, failed = anyio.Semaphore(concurrency), anyio.Event()
 
         async def save(index: int, invoice: SessionInvoiceStatusResponse) -> None:
+            # As the sync client's pool: after a failure no further download starts, those under
+            # way finish (and write their files), and the failure raised is the first in sending
+            # order, the error itself (was: the task group's ExceptionGroup, which `except
+            # KSeFError` does not catch, and the downloads under way cancelled).
             async with limiter:
-                paths[index] = await arun(_save_invoice_upo_flow(reference_number, invoice, directory), self._client)
+                if failed.is_set():
+                    return
+                try:
+                    paths[index] = await arun(
+                        _save_invoice_upo_flow(reference_number, invoice, directory), self._client
+                    )
+                except Exception as error:  # raised below, once the others ended
+                    failures[index] = error
+                    failed.set()
 
         async with anyio.create_task_group() as group:
             for index, invoice in enumerate(accepted):
                 group.start_soon(save, index, invoice)
+        first = next((error for error in failures if error is not None), None)
+        if first is not None:
+            raise first
         return [p for p in paths if p is not None]
 
 
