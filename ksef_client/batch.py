@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import tempfile
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import IO, Any, Literal
 import httpx
 
 from ksef_client._tarstream import TarGzStream
+from ksef_client._threads import is_async_callable
 from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey, digest_b64
 from ksef_client.errors import BatchError
@@ -35,6 +37,19 @@ MAX_BATCH_INVOICE_BYTES = 3_000_000  # with attachments; plain invoices stay und
 CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]
+
+
+def check_progress(progress: Progress | None) -> None:
+    """``TypeError`` for an ``async def`` progress callback: it is called, never awaited, so it
+    would never run (from ``AsyncKSeF`` a plain one runs on the event loop's thread, where it may
+    hand the numbers on, e.g. with ``queue.put_nowait``)."""
+    if progress is not None and is_async_callable(progress):
+        raise TypeError(
+            "progress: a plain function (stage, done, total) -> None, not an async def one (it would "
+            "never be awaited); AsyncKSeF calls it on the event loop's thread"
+        )
+
+
 InvoiceSource = bytes | str | Path | tuple[str, bytes]
 # A check of each invoice as it goes into the package: (position from 1, file name, bytes); it
 # raises to stop the build (``sending`` checks the form's XSD with it).
@@ -161,6 +176,7 @@ class BatchPackage:
         progress: Progress | None = None,
         compression: PackageCompression = "deflate",
         check: InvoiceCheck | None = None,
+        stop: threading.Event | None = None,
     ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
@@ -168,16 +184,20 @@ class BatchPackage:
         ``compression="targz"`` builds KSeF's other package format, a tar.gz (one gzip stream
         over the whole archive: smaller than a zip of small invoices, built in one thread).
         ``check(position, name, xml)`` is called for each invoice before it is written; what it
-        raises ends the build (the parts written so far are deleted).
+        raises ends the build (the parts written so far are deleted). ``stop``, checked before
+        each invoice, ends it the same way (``BatchError``) once set: from another thread, e.g.
+        when the async caller was cancelled. ``progress`` is a plain function (``TypeError``
+        for an ``async def`` one, which would never run).
         """
         if not 1 <= part_size <= MAX_PART_BYTES:
             raise ValueError(f"part_size: 1..{MAX_PART_BYTES} bytes")
+        check_progress(progress)
         names: set[str] = set()
         with _Hashing() as hashing:
             parts = _EncryptedParts(key, part_size, hashing, progress)
             try:
                 package = TarGzStream(parts) if compression == "targz" else ZipStream(parts, compression=compression)
-                package.write_all(_checked(invoices, progress, names, check))
+                package.write_all(_checked(invoices, progress, names, check, stop))
                 if not names:
                     raise BatchError("no invoices to send")
                 size = package.close()
@@ -199,12 +219,19 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
 
 
 def _checked(
-    invoices: Iterable[InvoiceSource], progress: Progress | None, names: set[str], check: InvoiceCheck | None = None
+    invoices: Iterable[InvoiceSource],
+    progress: Progress | None,
+    names: set[str],
+    check: InvoiceCheck | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """The invoices as ``(name, bytes)``, each checked against KSeF's limits (and by ``check``) as it
-    is read; ``names`` collects their (unique) names, so its size is the count."""
+    is read; ``names`` collects their (unique) names, so its size is the count. Once ``stop`` is
+    set no further invoice is read."""
     index = 0
     for index, source in enumerate(invoices, start=1):
+        if stop is not None and stop.is_set():
+            raise BatchError(f"the build was stopped before invoice {index} (stop is set); nothing was kept")
         if index > MAX_INVOICES:
             raise BatchError(f"more than {MAX_INVOICES} invoices; KSeF accepts at most {MAX_INVOICES} per batch")
         name, data = _name_and_bytes(source, index)

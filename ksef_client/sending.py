@@ -16,6 +16,7 @@ GET; a close whose answer is lost is settled by the session's status.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
+from ksef_client._threads import in_thread, on_loop
 from ksef_client.batch import (
     MAX_PART_BYTES,
     BatchPackage,
@@ -45,6 +47,7 @@ from ksef_client.batch import (
     InvoiceSource,
     PackageCompression,
     Progress,
+    check_progress,
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for
@@ -382,13 +385,27 @@ async def asend_batch(
     compression: PackageCompression = "deflate",
     validate: bool = True,
 ) -> BatchResult:
-    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
+    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently.
+
+    ``progress`` is called on the event loop's thread, the build's stages too (a plain function:
+    an ``async def`` one is refused with ``TypeError``). Cancelled while the package is built, the
+    build stops at the next invoice and its files are deleted before the cancellation goes on."""
+    check_progress(progress)
     code, key = form_code(form), SymmetricKey.generate()
     check = batch_check(code) if validate else None
-    package = await anyio.to_thread.run_sync(
+    stop = threading.Event()
+    package = await in_thread(
         lambda: BatchPackage.build(
-            invoices, key, part_size=part_size, progress=progress, compression=compression, check=check
-        )
+            invoices,
+            key,
+            part_size=part_size,
+            progress=None if progress is None else on_loop(progress, stop),
+            compression=compression,
+            check=check,
+            stop=stop,
+        ),
+        stop,
+        BatchPackage.close,
     )
     with package:
         opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)
