@@ -148,6 +148,16 @@ def batch_check(form: FormCode) -> InvoiceCheck:
     return check
 
 
+def not_closed(reference_number: str | None, why: str) -> str:
+    """The note on the error a ``with online_session()`` block raised when the close on leaving it
+    failed too: the block's error is the one raised, this says what became of the session."""
+    return (
+        f"online session {reference_number} may still be open: its close on leaving the block failed "
+        f"({why}); ksef.sessions.get({reference_number!r}) tells (100: open; KSeF then closes it at its "
+        "validUntil and only then issues the UPO)"
+    )
+
+
 class _OnlineSessionFlows:
     """An online session's state and its steps as flows; ``OnlineSession`` and
     ``AsyncOnlineSession`` run them."""
@@ -228,8 +238,14 @@ class OnlineSession(_OnlineSessionFlows):
     def __enter__(self) -> OnlineSession:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as failure:  # the block's error is the one raised; the close's is its note
+            error.add_note(not_closed(self.reference_number, f"{type(failure).__name__}: {failure}"))
 
 
 class AsyncOnlineSession(_OnlineSessionFlows):
@@ -263,8 +279,42 @@ class AsyncOnlineSession(_OnlineSessionFlows):
     async def __aenter__(self) -> AsyncOnlineSession:
         return await self.open()
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            try:
+                await self.close()
+                return
+            except anyio.get_cancelled_exc_class() as cancelled:  # during the close: did it get there?
+                await self._close_after(cancelled, self._settle_flow())
+                raise
+        await self._close_after(error, self._close_flow())
+
+    async def _close_after(self, error: BaseException, close: Flow[None]) -> None:
+        """Close the session after the block raised ``error`` or was cancelled: shielded from
+        cancellation (an AnyIO cancel scope would cancel the close at once, and the session would
+        stay open until KSeF closes it at ``validUntil``) and bounded by the client's ``timeout=``
+        (a cancelled caller waits that long at most, not the whole ``deadline=``). A close that
+        fails or does not end in time is a note on ``error``, which is what the caller gets: a
+        cancellation stays a cancellation."""
+        limit = self._client.settings.timeout
+        try:
+            with anyio.move_on_after(limit, shield=True) as scope:
+                await arun(close, self._client)
+        except Exception as failure:
+            error.add_note(not_closed(self.reference_number, f"{type(failure).__name__}: {failure}"))
+            return
+        if scope.cancelled_caught:
+            error.add_note(not_closed(self.reference_number, f"it did not end within timeout={limit:g} s"))
+
+    def _settle_flow(self) -> Flow[None]:
+        """After a close cancelled half-way, which KSeF may have taken: the session's status tells,
+        and the close is sent again only while the session is open."""
+        assert self.reference_number is not None
+        call = Call(get_session_status, {"reference_number": self.reference_number})
+        if parsed(response_of((yield call)), SessionStatusResponse).status.code != OPEN:
+            self.closed = True
+            return
+        yield from self._close_flow()
 
 
 # --- batch ------------------------------------------------------------------------------------

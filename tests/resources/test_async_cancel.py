@@ -25,7 +25,9 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.batch import BatchPackage
+from ksef_client.errors import InternalServerError
 from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -33,6 +35,34 @@ from tests.helpers import FakeTime
 pytestmark = pytest.mark.anyio
 SEND = "/invoices"
 CLOSE = "/close"
+
+
+class Interrupting(httpx.AsyncBaseTransport):
+    """The emulator in-process. The first POST whose path ends with ``path`` calls ``interrupt()``
+    (a cancellation) and then hangs as an answer that never comes, until cancelled; ``after``:
+    the request reaches the emulator first (KSeF took it, the answer is lost to the cancellation).
+    With ``interrupt=None`` it only hangs."""
+
+    def __init__(self, backend: KSeFBackend, path: str, *, after: bool = False) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(backend, strict=True))
+        self.path, self.after = path, after
+        self.interrupt: Callable[[], object] | None = None
+        self.armed = True
+        self.posts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.lowlevel.checkpoint()  # as a request over the network, which always waits
+        if request.method == "POST":
+            self.posts.append(request.url.path)
+        if not (self.armed and request.method == "POST" and request.url.path.endswith(self.path)):
+            return await self.inner.handle_async_request(request)
+        self.armed = False
+        if self.after:
+            await self.inner.handle_async_request(request)
+        if self.interrupt is not None:
+            self.interrupt()
+        await anyio.sleep_forever()
+        raise AssertionError("not reached")
 
 
 def _client(backend: KSeFBackend, transport: httpx.AsyncBaseTransport, **options: Any) -> AsyncKSeF:
@@ -46,6 +76,121 @@ def _client(backend: KSeFBackend, transport: httpx.AsyncBaseTransport, **options
         clock=time.clock,
         **options,
     )
+
+
+def _closed_on_ksef(backend: KSeFBackend, reference_number: str | None) -> bool:
+    assert reference_number is not None
+    return backend.sessions.state.sessions[reference_number].closed is not None
+
+
+# --- 1. leaving `async with online_session()` ----------------------------------------------------
+
+
+async def test_a_block_cancelled_by_an_anyio_scope_still_closes_its_session(backend: KSeFBackend) -> None:
+    # Was: the close was cancelled at once with the block (AnyIO's cancellation is level-triggered),
+    # so `session.closed` stayed False and KSeF showed the session open (100).
+    transport = Interrupting(backend, SEND)
+    async with _client(backend, transport) as ksef:
+        with anyio.CancelScope() as scope:  # as move_on_after / fail_after / a failed task group
+            transport.interrupt = scope.cancel
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/1"))
+        assert scope.cancelled_caught
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_a_block_ended_by_asyncio_timeout_closes_and_stays_a_timeout(backend: KSeFBackend) -> None:
+    # asyncio's cancellation strikes once: the close after it went through before too; pinned here
+    # with the shielded, bounded close.
+    transport = Interrupting(backend, SEND)
+    async with _client(backend, transport) as ksef:
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(None) as timeout:
+                transport.interrupt = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                async with ksef.online_session() as session:
+                    await session.send(sample_invoice("CANCEL/2"))
+    assert not getattr(caught.value, "__notes__", None)
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_a_close_that_fails_after_a_timeout_is_a_note_on_the_timeout(backend: KSeFBackend) -> None:
+    # Was: the timeout came out as the close's InternalServerError (the TimeoutError only its
+    # __context__), which `except TimeoutError` around the block does not catch.
+    transport = Interrupting(backend, SEND)
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    async with _client(backend, transport) as ksef:
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(None) as timeout:
+                transport.interrupt = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                async with ksef.online_session() as session:
+                    await session.send(sample_invoice("CANCEL/3"))
+    (note,) = caught.value.__cause__.__notes__  # type: ignore[union-attr]  # on the cancellation it came from
+    assert f"online session {session.reference_number} may still be open" in note and "InternalServerError" in note
+    assert not session.closed and not _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_the_close_after_a_cancellation_is_bounded_by_timeout(backend: KSeFBackend) -> None:
+    # Was: bounded only by the client's deadline (300 s): asyncio.timeout(0.5) took as long as the
+    # close did. Here the close never answers; the cancelled block gives up after timeout= seconds.
+    transport = Interrupting(backend, CLOSE)
+    async with _client(backend, transport, timeout=0.05) as ksef:
+        with anyio.fail_after(30), pytest.raises(TimeoutError) as caught:  # fail_after: the old code hung
+            async with asyncio.timeout(None) as timeout, ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/4"))
+                timeout.reschedule(asyncio.get_running_loop().time())
+                await anyio.sleep_forever()
+    (note,) = caught.value.__cause__.__notes__  # type: ignore[union-attr]
+    assert "did not end within timeout=0.05 s" in note and not session.closed
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["close-not-sent", "close-taken-answer-lost"])
+async def test_a_close_cancelled_half_way_is_settled_by_the_session_status(backend: KSeFBackend, reached: bool) -> None:
+    # The block ended normally; the cancellation came during its close. KSeF may or may not have
+    # taken that close: the status tells, and the close is sent again only while it is open (a
+    # second close of a closed session would be refused with 21180).
+    transport = Interrupting(backend, CLOSE, after=reached)
+    async with _client(backend, transport) as ksef:
+        with anyio.CancelScope() as scope:
+            transport.interrupt = scope.cancel
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/5"))
+        assert scope.cancelled_caught
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+    assert sum(path.endswith(CLOSE) for path in transport.posts) == (1 if reached else 2)
+
+
+class Mine(Exception):
+    pass
+
+
+def test_sync_a_close_that_fails_after_the_block_raised_is_a_note_on_the_block_s_error(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Was: the close's InternalServerError replaced the caller's own error (kept only as its
+    # __context__). The block's error is what the caller must see; the close's failure and where
+    # the session stands are its note.
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    token = backend.mint_access_token(NIP)
+    ksef = KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock)
+    with ksef, pytest.raises(Mine) as caught, ksef.online_session() as session:
+        session.send(sample_invoice("EXIT/1"))
+        raise Mine("the caller's own error")
+    (note,) = caught.value.__notes__
+    assert f"online session {session.reference_number} may still be open" in note and "InternalServerError" in note
+    assert f"ksef.sessions.get({session.reference_number!r})" in note
+
+
+async def test_async_a_close_that_fails_after_the_block_raised_is_a_note_on_the_block_s_error(
+    backend: KSeFBackend,
+) -> None:
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        with pytest.raises(Mine) as caught:
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("EXIT/2"))
+                raise Mine("the caller's own error")
+    (note,) = caught.value.__notes__
+    assert "InternalServerError" in note and not isinstance(caught.value.__context__, InternalServerError)
 
 
 # --- 4, 5. send_batch: progress on the loop's thread; a cancelled build stops ---------------------
