@@ -20,6 +20,11 @@ A flow is a generator that yields steps and receives their results:
   (a large package on a slow uplink must still be closed).
 - ``Extend(seconds)``: the call may take that much longer than the client's ``deadline`` (a
   flow that polls for ``timeout`` seconds asks for them); result ``None``.
+- ``Blocking(fn, args)``: local work that takes long (unpacking an export, parsing a large UPO):
+  ``run`` calls ``fn(*args)`` inline, ``arun`` in a worker thread so the event loop goes on (a
+  cancelled call waits for the thread: ``_threads.in_thread``). Not held to the call's deadline
+  (it is no request, and stopping it half-way would leave its files behind). Flows yield it
+  through ``blocking(fn, *args)``, which returns what ``fn`` returns and raises what it raises.
 
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
 A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate. One run
@@ -42,6 +47,7 @@ from ksef_client._body import BODY_KIND
 from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, RetryBudget
+from ksef_client._threads import in_thread
 from ksef_client._transport import DEADLINE
 from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, next_offset, offset_page_size
@@ -118,8 +124,39 @@ class Extend:
     seconds: float
 
 
-Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload | Extend
+@dataclass(frozen=True)
+class Blocking:
+    """Run local work that blocks (CPU, disk) where it does not hold up an event loop."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+    def outcome(self) -> _Outcome:
+        """``fn(*args)``, its return value or what it raised (thrown into the flow by ``blocking``)."""
+        try:
+            return _Outcome(self.fn(*self.args))
+        except Exception as error:  # handed back to the flow, which raises it
+            return _Outcome(None, error)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    value: Any
+    error: Exception | None = None
+
+
+Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload | Extend | Blocking
 Flow = Generator[Step, Any, T]
+
+
+def blocking(fn: Callable[..., T], *args: Any) -> Flow[T]:
+    """``fn(*args)`` as a ``Blocking`` step: its return value, or what it raised raised here."""
+    done = yield Blocking(fn, args)
+    assert isinstance(done, _Outcome)
+    if done.error is not None:
+        raise done.error
+    value: T = done.value
+    return value
 
 
 @dataclass(frozen=True)
@@ -186,6 +223,8 @@ def run(flow: Flow[T], client: KSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, Blocking):  # local work: no deadline (see the module's docstring)
+                result = step.outcome()
             else:
                 result = _run_step(step, client, deadline)
         except KSeFError as raised:
@@ -226,6 +265,8 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, Blocking):  # in a worker thread: the event loop goes on
+                result = await in_thread(step.outcome)
             else:
                 result = await _arun_step(step, client, deadline)
         except KSeFError as raised:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import tempfile
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import httpx
 
 from ksef_client._tarstream import TarGzStream
+from ksef_client._threads import is_async_callable
 from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey, digest_b64
 from ksef_client.errors import BatchError
@@ -38,6 +40,19 @@ MAX_BATCH_INVOICE_BYTES = 3_000_000  # KSeF's default with attachments; plain in
 CHUNK = 1 << 20
 
 Progress = Callable[[str, int, int], None]
+
+
+def check_progress(progress: Progress | None) -> None:
+    """``TypeError`` for an ``async def`` progress callback: it is called, never awaited, so it
+    would never run (from ``AsyncKSeF`` a plain one runs on the event loop's thread, where it may
+    hand the numbers on, e.g. with ``queue.put_nowait``)."""
+    if progress is not None and is_async_callable(progress):
+        raise TypeError(
+            "progress: a plain function (stage, done, total) -> None, not an async def one (it would "
+            "never be awaited); AsyncKSeF calls it on the event loop's thread"
+        )
+
+
 InvoiceSource = bytes | str | Path | tuple[str, bytes]
 # A check of each invoice as it goes into the package: (position from 1, file name, bytes); it
 # raises to stop the build (``sending`` checks the form's XSD with it).
@@ -165,6 +180,7 @@ class BatchPackage:
         compression: PackageCompression = "deflate",
         check: InvoiceCheck | None = None,
         limits: LimitsInForce | None = None,
+        stop: threading.Event | None = None,
     ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
@@ -174,9 +190,13 @@ class BatchPackage:
         ``check(position, name, xml)`` is called for each invoice before it is written; what it
         raises ends the build (the parts written so far are deleted). ``limits``: the number and
         sizes of invoices the context may send in a batch (KSeF's defaults when not given).
+        ``stop``, checked before each invoice, ends it the same way (``BatchError``) once set: from
+        another thread, e.g. when the async caller was cancelled. ``progress`` is a plain function
+        (``TypeError`` for an ``async def`` one, which would never run).
         """
         if not 1 <= part_size <= MAX_PART_BYTES:
             raise ValueError(f"part_size: 1..{MAX_PART_BYTES} bytes")
+        check_progress(progress)
         if limits is None:
             from ksef_client.schemas import LimitsInForce  # noqa: PLC0415  (lxml: only for a build)
 
@@ -186,7 +206,7 @@ class BatchPackage:
             parts = _EncryptedParts(key, part_size, hashing, progress)
             try:
                 package = TarGzStream(parts) if compression == "targz" else ZipStream(parts, compression=compression)
-                package.write_all(_checked(invoices, progress, names, check, limits))
+                package.write_all(_checked(invoices, progress, names, check, limits, stop))
                 if not names:
                     raise BatchError("no invoices to send")
                 size = package.close()
@@ -213,11 +233,15 @@ def _checked(
     names: set[str],
     check: InvoiceCheck | None,
     limits: LimitsInForce,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """The invoices as ``(name, bytes)``, each checked against the context's ``limits`` (and by
-    ``check``) as it is read; ``names`` collects their (unique) names, so its size is the count."""
+    ``check``) as it is read; ``names`` collects their (unique) names, so its size is the count.
+    Once ``stop`` is set no further invoice is read."""
     index = 0
     for index, source in enumerate(invoices, start=1):
+        if stop is not None and stop.is_set():
+            raise BatchError(f"the build was stopped before invoice {index} (stop is set); nothing was kept")
         most = limits.covering(count=index).max_invoices
         if index > most:
             raise BatchError(f"more than {most} invoices; KSeF accepts at most {most} per batch")

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ksef_client._body import BodyLimits
-from ksef_client._flows import Flow
+from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError
 from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment
 
 if TYPE_CHECKING:
+    from ksef_client._generated.models import InvoicePackage
     from ksef_client._tokens import KeyCache
 
 
@@ -95,6 +96,18 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
     return numbers, files
 
 
+def _take_window(
+    ref: str, package: InvoicePackage, archive: Path, state: SyncState, directory: Path, limits: BodyLimits | None
+) -> tuple[ExportResult, list[str], list[Path]]:
+    """Unpack one window's package into a temporary folder inside ``directory``, move the new
+    invoices out of it (``_keep_new``) and remove it: disk work of seconds for a large window, one
+    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends."""
+    with tempfile.TemporaryDirectory(dir=directory) as work:
+        result = unpack_export(ref, package, archive, Path(work), limits)
+        new_numbers, new_files = _keep_new(result, state, directory)
+    return result, new_numbers, new_files
+
+
 def sync_flow(
     subject_type: str,
     state_file: Path,
@@ -116,9 +129,9 @@ def sync_flow(
             date_from = dt.datetime.fromisoformat(state.date_from)
             filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
             ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
-            with tempfile.TemporaryDirectory(dir=directory) as work:
-                result = unpack_export(ref, package, archive, Path(work), limits)
-                new_numbers, new_files = _keep_new(result, state, directory)
+            result, new_numbers, new_files = yield from blocking(
+                _take_window, ref, package, archive, state, directory, limits
+            )
             state = _advance(state, result)
             state.save(state_file)
             numbers += new_numbers  # reported once the state is past them (else the next run repeats them)

@@ -19,6 +19,7 @@ invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from ksef_client._generated.models import (
     SessionStatusResponse,
 )
 from ksef_client._retry import RetryBudget
+from ksef_client._threads import in_thread, on_loop
 from ksef_client._xml import parse
 from ksef_client.batch import (
     MAX_PART_BYTES,
@@ -52,6 +54,7 @@ from ksef_client.batch import (
     InvoiceSource,
     PackageCompression,
     Progress,
+    check_progress,
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for
@@ -284,6 +287,16 @@ def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"])
     return LimitsInForce(SessionLimits.of(limits, kind))
 
 
+def not_closed(reference_number: str | None, why: str) -> str:
+    """The note on the error a ``with online_session()`` block raised when the close on leaving it
+    failed too: the block's error is the one raised, this says what became of the session."""
+    return (
+        f"online session {reference_number} may still be open: its close on leaving the block failed "
+        f"({why}); ksef.sessions.get({reference_number!r}) tells (100: open; KSeF then closes it at its "
+        "validUntil and only then issues the UPO)"
+    )
+
+
 class _OnlineSessionFlows:
     """An online session's state and its steps as flows; ``OnlineSession`` and
     ``AsyncOnlineSession`` run them."""
@@ -431,8 +444,14 @@ class OnlineSession(_OnlineSessionFlows):
     def __enter__(self) -> OnlineSession:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as failure:  # the block's error is the one raised; the close's is its note
+            error.add_note(not_closed(self.reference_number, f"{type(failure).__name__}: {failure}"))
 
 
 class AsyncOnlineSession(_OnlineSessionFlows):
@@ -476,8 +495,42 @@ class AsyncOnlineSession(_OnlineSessionFlows):
     async def __aenter__(self) -> AsyncOnlineSession:
         return await self.open()
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            try:
+                await self.close()
+                return
+            except anyio.get_cancelled_exc_class() as cancelled:  # during the close: did it get there?
+                await self._close_after(cancelled, self._settle_flow())
+                raise
+        await self._close_after(error, self._close_flow())
+
+    async def _close_after(self, error: BaseException, close: Flow[None]) -> None:
+        """Close the session after the block raised ``error`` or was cancelled: shielded from
+        cancellation (an AnyIO cancel scope would cancel the close at once, and the session would
+        stay open until KSeF closes it at ``validUntil``) and bounded by the client's ``timeout=``
+        (a cancelled caller waits that long at most, not the whole ``deadline=``). A close that
+        fails or does not end in time is a note on ``error``, which is what the caller gets: a
+        cancellation stays a cancellation."""
+        limit = self._client.settings.timeout
+        try:
+            with anyio.move_on_after(limit, shield=True) as scope:
+                await arun(close, self._client)
+        except Exception as failure:
+            error.add_note(not_closed(self.reference_number, f"{type(failure).__name__}: {failure}"))
+            return
+        if scope.cancelled_caught:
+            error.add_note(not_closed(self.reference_number, f"it did not end within timeout={limit:g} s"))
+
+    def _settle_flow(self) -> Flow[None]:
+        """After a close cancelled half-way, which KSeF may have taken: the session's status tells,
+        and the close is sent again only while the session is open."""
+        assert self.reference_number is not None
+        call = Call(get_session_status, {"reference_number": self.reference_number})
+        if parsed(response_of((yield call)), SessionStatusResponse).status.code != OPEN:
+            self.closed = True
+            return
+        yield from self._close_flow()
 
 
 # --- batch ------------------------------------------------------------------------------------
@@ -605,22 +658,31 @@ async def asend_batch(
     validate: bool = True,
     limits: ContextLimits | None = None,
 ) -> BatchResult:
-    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently."""
+    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently.
+
+    ``progress`` is called on the event loop's thread, the build's stages too (a plain function:
+    an ``async def`` one is refused with ``TypeError``). Cancelled while the package is built, the
+    build stops at the next invoice and its files are deleted before the cancellation goes on."""
+    check_progress(progress)
     code, key = form_code(form), SymmetricKey.generate()
     in_force = limits_given(limits, "batch")
     # The build runs in a worker thread: the limits are read through the event loop.
     in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")
     check = batch_check(code, in_force) if validate else None
-    package = await anyio.to_thread.run_sync(
+    stop = threading.Event()
+    package = await in_thread(
         lambda: BatchPackage.build(
             invoices,
             key,
             part_size=part_size,
-            progress=progress,
+            progress=None if progress is None else on_loop(progress, stop),
             compression=compression,
             check=check,
             limits=in_force,
-        )
+            stop=stop,
+        ),
+        stop,
+        BatchPackage.close,
     )
     with package:
         opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)

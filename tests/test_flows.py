@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
-from ksef_client._flows import Call, Extend, Flow, Now, Retry, Sleep, Step, all_items, offset_pages, poll_flow, run
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._flows import (
+    Call,
+    Extend,
+    Flow,
+    Now,
+    Retry,
+    Sleep,
+    Step,
+    all_items,
+    arun,
+    blocking,
+    offset_pages,
+    poll_flow,
+    run,
+)
 from ksef_client._generated.api.certificates import query_certificates
 from ksef_client._generated.api.online_session import close_online_session
 from ksef_client._generated.api.permissions import query_person_permissions
@@ -17,6 +36,7 @@ from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.types import Response
 from ksef_client.errors import APIConnectionError, KSeFError, PollTimeoutError, ResponseFormatError
 from ksef_client.sending import close_flow
+from tests.helpers import FakeTime
 
 REF = "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"
 
@@ -171,3 +191,77 @@ def test_a_misspelled_argument_is_a_type_error_not_a_format_error() -> None:
         with pytest.raises(TypeError, match="referance_number"):
             run(misspelled(), ksef)
         assert ksef.send_state.requests_sent == 0
+
+
+class TestBlocking:
+    """``Blocking``: local work that takes long; ``run`` calls it inline, ``arun`` in a worker
+    thread, and the flow gets its value or its error either way."""
+
+    @staticmethod
+    def _flow(work: Callable[[], Any]) -> Flow[Any]:
+        try:
+            return (yield from blocking(work))
+        except ValueError as error:
+            return f"caught {error}"
+
+    @staticmethod
+    def _clients(time: FakeTime) -> tuple[KSeF, AsyncKSeF]:
+        """Clients whose every request would fail, with a 1 s deadline on ``time``'s clock."""
+        options: dict[str, Any] = {"base_url": "http://ksef.local/v2", "deadline": 1, "clock": time.clock}
+        answer = httpx.MockTransport(lambda r: httpx.Response(500))
+        return KSeF(**options, transport=answer), AsyncKSeF(**options, transport=answer)
+
+    def test_run_calls_it_inline_arun_in_a_worker_thread_neither_against_the_deadline(self) -> None:
+        time = FakeTime()
+        sync, async_ = self._clients(time)
+        threads: list[int] = []
+
+        def work() -> int:
+            threads.append(threading.get_ident())
+            time.now += 100  # past the call's deadline: local work is not held to it
+            return 7
+
+        async def in_async() -> tuple[Any, int]:
+            async with async_:
+                return await arun(self._flow(work), async_), threading.get_ident()
+
+        with sync:
+            assert run(self._flow(work), sync) == 7
+        value, loop_thread = anyio.run(in_async)
+        assert value == 7
+        assert threads[0] == threading.get_ident() and threads[1] != loop_thread
+
+    def test_what_it_raises_is_raised_in_the_flow(self) -> None:
+        sync, async_ = self._clients(FakeTime())
+
+        def work() -> None:
+            raise ValueError("boom")
+
+        with sync:
+            assert run(self._flow(work), sync) == "caught boom"
+        assert anyio.run(arun, self._flow(work), async_) == "caught boom"
+
+    @pytest.mark.anyio
+    async def test_a_cancelled_arun_waits_for_its_thread(self) -> None:
+        # asyncio's task.cancel() passes AnyIO's shield: to_thread.run_sync alone would end the call
+        # at once and leave the thread working (for an export: writing into folders the flow's
+        # cleanup then races with).
+        _, client = self._clients(FakeTime())
+        started, release, ended = threading.Event(), threading.Event(), threading.Event()
+
+        def work() -> None:
+            started.set()
+            release.wait(30)
+            ended.set()
+
+        async with client:
+            task = asyncio.create_task(arun(self._flow(work), client))
+            await anyio.to_thread.run_sync(started.wait)
+            task.cancel()
+            for _ in range(5):
+                await asyncio.sleep(0)  # the cancellation is delivered...
+            assert not task.done()  # ...and the call still waits for its thread
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert ended.is_set()

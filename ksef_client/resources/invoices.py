@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
+from ksef_client._flows import Call, Flow, apager, arun, blocking, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
 from ksef_client.export import ExportResult, export_flow, unpack_export
@@ -44,12 +44,13 @@ def export_to_flow(
     interval: float,
     compression: str = "Zip",
 ) -> Flow[ExportResult]:
-    """``export_flow``, then the package unpacked into ``directory``."""
+    """``export_flow``, then the package unpacked into ``directory`` (a ``Blocking`` step: seconds
+    for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop)."""
     limits = client.body_limits
     ref, package, archive = yield from export_flow(
         filters, client._public_keys, only_metadata, timeout, interval, limits, compression
     )
-    return unpack_export(ref, package, archive, Path(directory), limits, only_metadata)
+    return (yield from blocking(unpack_export, ref, package, archive, Path(directory), limits, only_metadata))
 
 
 class Invoices:

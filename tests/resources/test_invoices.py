@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +119,8 @@ class TestFilters:
         with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(BUYER)) as buyer:
             received = [r.invoice_number for r in buyer.invoices.query("Subject2", date_from=_start())]
             assert sorted(received) == ["F/0", "F/1", "F/2", "O/1"]
-            for by_name in ({"seller_nip": "7680002466"}, {"sellerNip": "7680002466"}):
+            spellings: list[dict[str, Any]] = [{"seller_nip": "7680002466"}, {"sellerNip": "7680002466"}]
+            for by_name in spellings:
                 found = buyer.invoices.query("Subject2", date_from=_start(), **by_name)
                 assert [r.invoice_number for r in found] == ["O/1"]
             only = buyer.invoices.export(
@@ -465,3 +468,44 @@ def test_generic_offset_pagination_over_a_generated_operation(ksef: KSeF, backen
 def test_empty_export(ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
     result = ksef.invoices.export(tmp_path, date_from=_start())
     assert result.files == [] and result.metadata == [] and not result.is_truncated
+
+
+@pytest.mark.anyio
+async def test_async_unpacking_and_large_upo_parses_leave_the_event_loop_free(
+    ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: unpack_export (plus _keep_new and the temporary folder's removal in sync) and parse_upo
+    # ran on the event loop's thread: seconds without any other task running for an export of
+    # 10,000 invoices. Now they are Blocking steps, which AsyncKSeF runs in a worker thread.
+    import ksef_client.invoice_sync
+    import ksef_client.resources.invoices
+    import ksef_client.resources.upo
+
+    loop_thread = threading.get_ident()
+    ran_in: dict[str, set[int]] = {}
+
+    def recorded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            ran_in.setdefault(name, set()).add(threading.get_ident())
+            return function(*args, **kwargs)
+
+        return call
+
+    for module, name in (
+        (ksef_client.resources.invoices, "unpack_export"),
+        (ksef_client.invoice_sync, "_keep_new"),
+        (ksef_client.resources.upo, "parse_upo"),
+    ):
+        monkeypatch.setattr(module, name, recorded(name, getattr(module, name)))
+    # this small session's UPO counts as large (raising=False: the name is new)
+    monkeypatch.setattr(ksef_client.resources.upo, "LARGE_UPO", 1, raising=False)
+    result = ksef.send_batch([sample_invoice(f"L/{i}", buyer_nip=BUYER) for i in range(5)], wait=True)
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token) as client:
+        exported = await client.invoices.export(tmp_path / "export", date_from=_start(), interval=0)
+        synced = await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox", start=_start())
+        upo = await client.upo.get_session_upo(result.reference_number)
+    assert len(exported.files) == len(synced.files) == len(upo.documents) == 5
+    assert set(ran_in) == {"unpack_export", "_keep_new", "parse_upo"}
+    assert loop_thread not in set().union(*ran_in.values())
+    assert not [p for p in (tmp_path / "inbox").iterdir() if p.is_dir()]  # the window's folder is gone

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF, UPOHashMismatchError
-from ksef_client.errors import UPOSignatureError
+from ksef_client.errors import InternalServerError, UPOSignatureError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
-from ksef_client.upo import validate_upo, verify_upo_signature
+from ksef_client.upo import parse_upo, validate_upo, verify_upo_signature
 from tests.conftest import NIP
 from tests.helpers import invoice_xml
 from tests.resources.test_sessions import _session
@@ -66,6 +67,7 @@ class TestUpos:
 def test_emulator_upo_is_signed_valid_and_tamper_evident(ksef: KSeF, backend: KSeFBackend) -> None:
     with ksef.online_session() as session:
         ref = session.send(sample_invoice("SIG/1"))
+    assert session.reference_number is not None
     ksef.sessions.wait(session.reference_number)
     upo = ksef.upo.get_invoice_upo(session.reference_number, invoice_reference_number=ref)
     assert upo.signed
@@ -105,3 +107,30 @@ async def test_async_saves(ksef_server: ThreadedServer, backend: KSeFBackend, tm
         pages = await client.upo.save_session_upo(result.reference_number, tmp_path / "session")
     assert len(saved) == 12 and len(pages) == 1
     assert paths.count(f"/v2/sessions/{result.reference_number}") == 1  # the status is read once, as in sync
+
+
+def test_a_failed_invoice_upo_download_raises_the_error_itself_in_both_clients(
+    ksef_server: ThreadedServer, backend: KSeFBackend, tmp_path: Path
+) -> None:
+    # Was, with AsyncKSeF: an ExceptionGroup from the task group (which `except KSeFError` does not
+    # catch), and the downloads under way cancelled. _client.py: AsyncKSeF has "the same arguments
+    # and resources as KSeF": the sync pool raises the first failure in sending order, the error
+    # itself, starts no other download and lets those under way finish.
+    session = _session(backend, [invoice_xml(f"FV/F/{i}") for i in range(6)])
+    url, token = ksef_server.base_url, backend.mint_access_token(NIP)
+
+    async def save_async(directory: Path) -> list[Path]:
+        async with AsyncKSeF(base_url=url, access_token=token, max_retries=0) as client:
+            return await client.upo.save_invoice_upos(session.reference_number, directory, concurrency=2)
+
+    def save_sync(directory: Path) -> list[Path]:
+        with KSeF(base_url=url, access_token=token, max_retries=0) as client:
+            return client.upo.save_invoice_upos(session.reference_number, directory, concurrency=2)
+
+    for name, save in (("sync", save_sync), ("async", lambda d: anyio.run(save_async, d))):
+        backend.faults.add(503, operation="storage.download", times=1)  # one invoice's UPO, once
+        with pytest.raises(InternalServerError, match="503"):
+            save(tmp_path / name)
+        written = list((tmp_path / name).glob("*.xml"))
+        assert 1 <= len(written) < 6, name  # the other download under way was finished
+        assert all(parse_upo(path.read_bytes()).documents for path in written)

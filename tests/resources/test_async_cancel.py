@@ -1,0 +1,301 @@
+"""``AsyncKSeF`` when the caller is cancelled (AnyIO cancel scopes, asyncio's ``task.cancel()`` and
+``asyncio.timeout``) or leaves an ``async with online_session()`` block with an error: the session
+is still closed, the error the caller gets is the one that ended the block, a batch's build stops
+and no thread outlives the call. The emulator runs in-process (ASGI transport); the moments of the
+cancellations come from the requests themselves (a transport that cancels when a given request
+goes out), so nothing waits on a timer.
+
+Ministry guide, sesja-interaktywna.md, "3. Zamknięcie sesji": "Po wysłaniu wszystkich faktur
+należy zamknąć sesję, co inicjuje asynchroniczne generowanie zbiorczego UPO" (a session left open
+is only closed at its ``validUntil``, 12 hours later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.batch import BatchPackage
+from ksef_client.errors import InternalServerError
+from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+pytestmark = pytest.mark.anyio
+SEND = "/invoices"
+CLOSE = "/close"
+
+
+class Interrupting(httpx.AsyncBaseTransport):
+    """The emulator in-process. The first POST whose path ends with ``path`` calls ``interrupt()``
+    (a cancellation) and then hangs as an answer that never comes, until cancelled; ``after``:
+    the request reaches the emulator first (KSeF took it, the answer is lost to the cancellation).
+    With ``interrupt=None`` it only hangs."""
+
+    def __init__(self, backend: KSeFBackend, path: str, *, after: bool = False) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(backend, strict=True))
+        self.path, self.after = path, after
+        self.interrupt: Callable[[], object] | None = None
+        self.armed = True
+        self.posts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.lowlevel.checkpoint()  # as a request over the network, which always waits
+        if request.method == "POST":
+            self.posts.append(request.url.path)
+        if not (self.armed and request.method == "POST" and request.url.path.endswith(self.path)):
+            return await self.inner.handle_async_request(request)
+        self.armed = False
+        if self.after:
+            await self.inner.handle_async_request(request)
+        if self.interrupt is not None:
+            self.interrupt()
+        await anyio.sleep_forever()
+        raise AssertionError("not reached")
+
+
+def _client(backend: KSeFBackend, transport: httpx.AsyncBaseTransport, **options: Any) -> AsyncKSeF:
+    time = FakeTime()  # retries never wait; the deadline never passes
+    token = backend.mint_access_token(NIP)
+    return AsyncKSeF(
+        base_url="http://ksef.local/v2",
+        access_token=token,
+        transport=transport,
+        sleep=time.asleep,
+        clock=time.clock,
+        **options,
+    )
+
+
+def _closed_on_ksef(backend: KSeFBackend, reference_number: str | None) -> bool:
+    assert reference_number is not None
+    return backend.sessions.state.sessions[reference_number].closed is not None
+
+
+# --- 1. leaving `async with online_session()` ----------------------------------------------------
+
+
+async def test_a_block_cancelled_by_an_anyio_scope_still_closes_its_session(backend: KSeFBackend) -> None:
+    # Was: the close was cancelled at once with the block (AnyIO's cancellation is level-triggered),
+    # so `session.closed` stayed False and KSeF showed the session open (100).
+    transport = Interrupting(backend, SEND)
+    async with _client(backend, transport) as ksef:
+        with anyio.CancelScope() as scope:  # as move_on_after / fail_after / a failed task group
+            transport.interrupt = scope.cancel
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/1"))
+        assert scope.cancelled_caught
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_a_block_ended_by_asyncio_timeout_closes_and_stays_a_timeout(backend: KSeFBackend) -> None:
+    # asyncio's cancellation strikes once: the close after it went through before too; pinned here
+    # with the shielded, bounded close.
+    transport = Interrupting(backend, SEND)
+    async with _client(backend, transport) as ksef:
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(None) as timeout:
+                transport.interrupt = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                async with ksef.online_session() as session:
+                    await session.send(sample_invoice("CANCEL/2"))
+    assert not getattr(caught.value, "__notes__", None)
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_a_close_that_fails_after_a_timeout_is_a_note_on_the_timeout(backend: KSeFBackend) -> None:
+    # Was: the timeout came out as the close's InternalServerError (the TimeoutError only its
+    # __context__), which `except TimeoutError` around the block does not catch.
+    transport = Interrupting(backend, SEND)
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    async with _client(backend, transport) as ksef:
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(None) as timeout:
+                transport.interrupt = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                async with ksef.online_session() as session:
+                    await session.send(sample_invoice("CANCEL/3"))
+    (note,) = caught.value.__cause__.__notes__  # type: ignore[union-attr]  # on the cancellation it came from
+    assert f"online session {session.reference_number} may still be open" in note and "InternalServerError" in note
+    assert not session.closed and not _closed_on_ksef(backend, session.reference_number)
+
+
+async def test_the_close_after_a_cancellation_is_bounded_by_timeout(backend: KSeFBackend) -> None:
+    # Was: bounded only by the client's deadline (300 s): asyncio.timeout(0.5) took as long as the
+    # close did. Here the close never answers; the cancelled block gives up after timeout= seconds.
+    transport = Interrupting(backend, CLOSE)
+    async with _client(backend, transport, timeout=0.05) as ksef:
+        with anyio.fail_after(30), pytest.raises(TimeoutError) as caught:  # fail_after: the old code hung
+            async with asyncio.timeout(None) as timeout, ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/4"))
+                timeout.reschedule(asyncio.get_running_loop().time())
+                await anyio.sleep_forever()
+    (note,) = caught.value.__cause__.__notes__  # type: ignore[union-attr]
+    assert "did not end within timeout=0.05 s" in note and not session.closed
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["close-not-sent", "close-taken-answer-lost"])
+async def test_a_close_cancelled_half_way_is_settled_by_the_session_status(backend: KSeFBackend, reached: bool) -> None:
+    # The block ended normally; the cancellation came during its close. KSeF may or may not have
+    # taken that close: the status tells, and the close is sent again only while it is open (a
+    # second close of a closed session would be refused with 21180).
+    transport = Interrupting(backend, CLOSE, after=reached)
+    async with _client(backend, transport) as ksef:
+        with anyio.CancelScope() as scope:
+            transport.interrupt = scope.cancel
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("CANCEL/5"))
+        assert scope.cancelled_caught
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+    assert sum(path.endswith(CLOSE) for path in transport.posts) == (1 if reached else 2)
+
+
+class Mine(Exception):
+    pass
+
+
+def test_sync_a_close_that_fails_after_the_block_raised_is_a_note_on_the_block_s_error(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Was: the close's InternalServerError replaced the caller's own error (kept only as its
+    # __context__). The block's error is what the caller must see; the close's failure and where
+    # the session stands are its note.
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    token = backend.mint_access_token(NIP)
+    ksef = KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock)
+    with ksef, pytest.raises(Mine) as caught, ksef.online_session() as session:
+        session.send(sample_invoice("EXIT/1"))
+        raise Mine("the caller's own error")
+    (note,) = caught.value.__notes__
+    assert f"online session {session.reference_number} may still be open" in note and "InternalServerError" in note
+    assert f"ksef.sessions.get({session.reference_number!r})" in note
+
+
+async def test_async_a_close_that_fails_after_the_block_raised_is_a_note_on_the_block_s_error(
+    backend: KSeFBackend,
+) -> None:
+    backend.faults.add(503, operation="online_session.close_online_session", times=100)
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        with pytest.raises(Mine) as caught:
+            async with ksef.online_session() as session:
+                await session.send(sample_invoice("EXIT/2"))
+                raise Mine("the caller's own error")
+    (note,) = caught.value.__notes__
+    assert "InternalServerError" in note and not isinstance(caught.value.__context__, InternalServerError)
+
+
+# --- 4, 5. send_batch: progress on the loop's thread; a cancelled build stops ---------------------
+
+
+def _named(count: int) -> list[tuple[str, bytes]]:
+    xml = sample_invoice("BUILD/1", seller_nip=NIP)
+    return [(f"{i:05d}.xml", xml) for i in range(count)]  # the build only needs distinct names
+
+
+async def test_progress_is_called_on_the_event_loop_s_thread(backend: KSeFBackend) -> None:
+    # Was: "zip" and "encrypt" from the build's worker thread, so an asyncio.Queue.put_nowait in
+    # the callback was a cross-thread call (refused in asyncio's debug mode, failing the batch).
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, int]] = []
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        await ksef.send_batch(
+            _named(250), part_size=20_000, progress=lambda stage, *_: calls.append((stage, threading.get_ident()))
+        )
+    assert {stage for stage, _ in calls} == {"zip", "encrypt", "upload"}
+    assert {thread for _, thread in calls} == {loop_thread}
+
+
+async def test_an_async_def_progress_is_refused_before_anything_is_sent(backend: KSeFBackend) -> None:
+    # Was: called and never awaited (a "never awaited" RuntimeWarning, no progress at all).
+    async def progress(stage: str, done: int, total: int) -> None:
+        raise AssertionError("never called")
+
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        with pytest.raises(TypeError, match="async def"):
+            await ksef.send_batch(_named(3), progress=progress)
+        sent = ksef.send_state.requests_sent
+    with pytest.raises(TypeError, match="async def"), KSeF(base_url="http://ksef.local/v2", access_token="t") as sync:
+        sync.send_batch(_named(3), progress=progress)
+    assert sent == 0 and not backend.sessions.state.sessions
+
+
+class Build:
+    """Invoices for a batch that trigger a cancellation when the build reads the 50th; records what
+    the build read and whether ``BatchPackage.build`` had returned."""
+
+    TOTAL, AT = 3000, 50
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cancel: Callable[[], object] = lambda: None
+        self.read = 0
+        self.returned = threading.Event()
+        self.loop = asyncio.get_running_loop()
+        self.fds = len(os.listdir("/proc/self/fd"))
+        build = BatchPackage.build
+
+        def tracked(*args: Any, **kwargs: Any) -> BatchPackage:
+            try:
+                return build(*args, **kwargs)
+            finally:
+                self.returned.set()
+
+        monkeypatch.setattr(BatchPackage, "build", tracked)
+
+    def invoices(self) -> Iterator[tuple[str, bytes]]:
+        for index, invoice in enumerate(_named(self.TOTAL), start=1):
+            self.read = index
+            if index == self.AT:
+                self.loop.call_soon_threadsafe(self.cancel)
+            yield invoice
+
+    def check_stopped(self) -> None:
+        """When the cancellation came out: the build had returned (no thread left reading the
+        invoices or writing temporary files), soon after the cancellation."""
+        assert self.returned.is_set()
+        assert self.read < self.TOTAL
+        assert len(os.listdir("/proc/self/fd")) == self.fds  # its part files closed (deleted)
+
+
+async def test_a_task_cancelled_while_the_batch_is_built_waits_for_the_build_to_stop(
+    backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: task.cancel() ended the call at once and abandoned the build's thread, which went on
+    # reading the caller's invoices, calling progress and writing temporary files.
+    build = Build(monkeypatch)
+    progress: list[int] = []
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        task = asyncio.create_task(
+            ksef.send_batch(build.invoices(), part_size=100_000, progress=lambda *a: progress.append(a[1]))
+        )
+        build.cancel = task.cancel
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        build.check_stopped()
+        called = len(progress)
+    assert not backend.sessions.state.sessions  # nothing was sent
+    await anyio.to_thread.run_sync(lambda: None)  # a trip to a worker thread and back: no late calls
+    assert len(progress) == called
+
+
+async def test_an_anyio_cancelled_batch_build_stops_instead_of_running_to_the_end(
+    backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: AnyIO's shield made the call wait for the whole build (every invoice read, zipped,
+    # encrypted) before the cancellation took effect.
+    build = Build(monkeypatch)
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        with anyio.CancelScope() as scope:
+            build.cancel = scope.cancel
+            await ksef.send_batch(build.invoices(), part_size=100_000)
+        assert scope.cancelled_caught
+        build.check_stopped()
+    assert not backend.sessions.state.sessions
