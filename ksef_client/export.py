@@ -192,17 +192,18 @@ def unpack_export(
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
     as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
-    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``, and the
-    files this call wrote are removed again."""
+    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``.
+
+    The package is unpacked into a temporary folder inside ``directory`` and its files are moved
+    in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
+    of an earlier export of the same dates included). A file of the package replaces a file of
+    the same name, which holds the same invoice (a KSeF number names one invoice)."""
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
     try:
-        metadata = _unpack_into(ref, package, archive, directory, limits, only_metadata, files)
-    except BaseException:
-        for path in files:  # a package refused leaves nothing behind
-            path.unlink(missing_ok=True)
-        raise
+        with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
+            metadata, moves = _unpack_into(ref, package, archive, Path(work), directory, limits, only_metadata)
+            files = [_move(source, target) for source, target in moves]
     finally:
         archive.unlink(missing_ok=True)
     return ExportResult(
@@ -216,18 +217,31 @@ def unpack_export(
     )
 
 
+# The temporary folder a package is unpacked into, inside the target folder (so that moving a
+# file in is a rename on the same file system). A KSeF number never starts with a dot.
+UNPACKING_PREFIX = ".ksef-export-"
+
+
+def _move(source: Path, target: Path) -> Path:
+    os.replace(source, target)
+    return target
+
+
 def _unpack_into(
     ref: str,
     package: InvoicePackage,
     archive: Path,
+    work: Path,
     directory: Path,
     limits: BodyLimits,
     only_metadata: bool,
-    files: list[Path],
-) -> list[dict[str, Any]]:
-    """Write the package's files in archive order (one pass over a tar.gz), each added to
-    ``files``; then check the package is whole. Returns the metadata records."""
+) -> tuple[list[dict[str, Any]], list[tuple[Path, Path]]]:
+    """Write the package's invoice files into the empty folder ``work`` in archive order (one
+    pass over a tar.gz); then check the package is whole. Returns the metadata records and, in
+    archive order, each file written with the file in ``directory`` it is to be moved to (all
+    checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
+    numbers: list[str] = []
     try:
         with _members(ref, archive, str(package.compression_type)) as members:
             _check_entries(ref, [name for name, _ in members], limits)
@@ -236,10 +250,9 @@ def _unpack_into(
                     metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
                     continue
                 number = name.removesuffix(".xml")
-                target = file_in(directory, number)
-                files.append(target)
-                with open_member() as source, open(target, "wb") as out:
+                with open_member() as source, open(file_in(work, number), "wb") as out:
                     _copy_capped(ref, source, out, name, limits.invoice, number=number)
+                numbers.append(number)
             if metadata is None:
                 raise ExportError(
                     f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
@@ -247,11 +260,12 @@ def _unpack_into(
                 )
             present = {name.removesuffix(".xml") for name, _ in members if name != METADATA_FILE}
             _check_whole(ref, package, metadata, present, only_metadata)
+        moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
         raise ExportError(f"export {ref}: {error}") from error
-    return metadata
+    return metadata, moves
 
 
 def _check_whole(

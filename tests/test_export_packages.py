@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ksef_client import BodyLimits
 from ksef_client._generated.models import InvoicePackage
 from ksef_client.errors import ExportError
 from ksef_client.export import unpack_export
@@ -121,3 +122,55 @@ def test_a_metadata_only_package_holds_no_invoice_file(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)})
     with pytest.raises(ExportError, match="in a metadata-only package"):
         unpack_export("EX", package, archive, tmp_path / "out", only_metadata=True)
+
+
+# --- a refused package never costs the files already in the folder ---------------------------------
+# The reviewer's finding 1: "refused" meant unlinking every path the call had opened, files of an
+# earlier export of the same dates included (`ksef invoices download` tells the user to run the
+# same range again after a truncated export). docs/security.md: a refused export keeps nothing of
+# it; the folder stays as it was.
+
+
+def _earlier_export(folder: Path) -> dict[str, bytes]:
+    folder.mkdir()
+    kept = {f"{NUMBER}.xml": b"<Faktura>earlier</Faktura>", "notes.txt": b"mine"}
+    for name, data in kept.items():
+        (folder / name).write_bytes(data)
+    return kept
+
+
+@pytest.mark.parametrize("compression", ["Zip", "TarGz"])
+def test_a_refused_package_leaves_the_files_already_in_the_folder(tmp_path: Path, compression: str) -> None:
+    out = tmp_path / "out"
+    kept = _earlier_export(out)
+    entries = {f"{NUMBER}.xml": b"<a/>", f"{OTHER}.xml": b"<b/>", "_metadata.json": _listing(NUMBER)}  # OTHER unlisted
+    if compression == "Zip":
+        archive = _zip(tmp_path / "p.zip", entries)
+    else:
+        archive = _tar(tmp_path / "p.tar.gz", [_file(name) for name in entries], entries)
+    package = InvoicePackage.from_dict(
+        {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
+    )
+    with pytest.raises(ExportError, match="not listed"):
+        unpack_export("EX", package, archive, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == kept  # no temporary folder left either
+
+
+def test_an_invoice_over_the_cap_leaves_the_files_already_in_the_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    kept = _earlier_export(out)
+    archive = _zip(
+        tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a>" + b"x" * 5000 + b"</a>", "_metadata.json": _listing(NUMBER)}
+    )
+    with pytest.raises(ExportError, match=f"invoice {NUMBER} is larger"):
+        unpack_export("EX", _package("Zip"), archive, out, BodyLimits(invoice=1000))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == kept
+
+
+def test_a_package_checked_whole_replaces_the_same_invoice_and_keeps_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _earlier_export(out)
+    archive = _zip(tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)})
+    result = unpack_export("EX", _package("Zip"), archive, out)
+    assert result.files == [out / f"{NUMBER}.xml"] and (out / f"{NUMBER}.xml").read_bytes() == b"<a/>"
+    assert sorted(p.name for p in out.iterdir()) == [f"{NUMBER}.xml", "notes.txt"]
