@@ -12,6 +12,7 @@ import os
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -261,11 +262,16 @@ def _unpack_into(
             present = {name.removesuffix(".xml") for name, _ in members if name != METADATA_FILE}
             _check_whole(ref, package, metadata, present, only_metadata)
         moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+    except DAMAGED as error:
         raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
         raise ExportError(f"export {ref}: {error}") from error
     return metadata, moves
+
+
+# What reading a damaged package raises: zipfile (a bad zip, a local header asking for what it
+# cannot do), tarfile, gzip and zlib (a damaged stream), a file that ends too soon.
+DAMAGED = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
 def _check_whole(
@@ -312,7 +318,24 @@ def _members(ref: str, archive: Path, compression: str) -> Iterator[list[Member]
             yield [(e.name, functools.partial(_tar_open, tar, e)) for e in entries]
         return
     with zipfile.ZipFile(archive) as package_zip:
-        yield [(e.filename, functools.partial(package_zip.open, e)) for e in package_zip.infolist()]
+        yield [_zip_entry(ref, package_zip, e) for e in package_zip.infolist()]
+
+
+# Compression methods of a zip entry that are read: KSeF's packages are deflated.
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
+    """An entry of a zip package; an encrypted one, or one compressed other than by deflate, is
+    refused before zipfile would raise its own errors on it."""
+    if info.flag_bits & 0x1:
+        raise ExportError(f"export {ref}: entry {info.filename[:80]!r} is encrypted")
+    if info.compress_type not in ZIP_METHODS:
+        raise ExportError(
+            f"export {ref}: entry {info.filename[:80]!r} is compressed with method {info.compress_type}, "
+            "not deflate as KSeF packs"
+        )
+    return info.filename, functools.partial(package_zip.open, info)
 
 
 def _tar_open(tar: tarfile.TarFile, entry: tarfile.TarInfo) -> IO[bytes]:

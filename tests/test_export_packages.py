@@ -3,11 +3,16 @@ numbers as names, capped sizes; a tar.gz cannot smuggle a link or a path out of 
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import struct
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +179,73 @@ def test_a_package_checked_whole_replaces_the_same_invoice_and_keeps_the_rest(tm
     result = unpack_export("EX", _package("Zip"), archive, out)
     assert result.files == [out / f"{NUMBER}.xml"] and (out / f"{NUMBER}.xml").read_bytes() == b"<a/>"
     assert sorted(p.name for p in out.iterdir()) == [f"{NUMBER}.xml", "notes.txt"]
+
+
+# --- a damaged package is an ExportError, whatever zipfile, gzip or zlib raise ----------------------
+# The reviewer's finding 6: unpack_export's docstring says "Anything else is ExportError" and
+# docs/security.md lists ExportError for a bad package, yet an encrypted entry was a RuntimeError,
+# an unknown compression method a NotImplementedError, damaged deflate data a bare zlib.error.
+
+INVOICE = b"<Faktura>" + b"x" * 5000 + b"</Faktura>"
+
+
+def _patched_zip(path: Path, patch: Callable[[bytearray, int, int], None]) -> Path:
+    """A whole zip package whose invoice entry ``patch(data, local header, central header)`` damages."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("_metadata.json", _listing(NUMBER))
+        archive.writestr(f"{NUMBER}.xml", INVOICE)
+    data, name = bytearray(path.read_bytes()), f"{NUMBER}.xml".encode()
+    local = next(i for i in range(len(data)) if data[i : i + 4] == b"PK\x03\x04" and data[i + 30 :].startswith(name))
+    central = next(i for i in range(len(data)) if data[i : i + 4] == b"PK\x01\x02" and data[i + 46 :].startswith(name))
+    patch(data, local, central)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _encrypted(data: bytearray, local: int, central: int) -> None:
+    data[local + 6] |= 1
+    data[central + 8] |= 1
+
+
+def _method(method: int) -> Callable[[bytearray, int, int], None]:
+    def patch(data: bytearray, local: int, central: int) -> None:
+        struct.pack_into("<H", data, local + 8, method)
+        struct.pack_into("<H", data, central + 10, method)
+
+    return patch
+
+
+def _bad_deflate(data: bytearray, local: int, central: int) -> None:
+    start = local + 30 + len(NUMBER) + 4
+    data[start : start + 3] = b"\xff\xff\xff"  # a block of the reserved type 3: "invalid block type"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (_encrypted, "is encrypted"),
+        (_method(99), "method 99"),
+        (_method(14), "method 14"),  # lzma over deflate data
+        (_method(12), "method 12"),  # bzip2 over deflate data
+        (_bad_deflate, "cannot be read"),
+    ],
+    ids=["encrypted", "aes", "lzma", "bzip2", "bad-deflate"],
+)
+def test_a_damaged_zip_package_is_an_export_error(tmp_path: Path, patch: Any, message: str) -> None:
+    archive = _patched_zip(tmp_path / "p.zip", patch)
+    with pytest.raises(ExportError, match=message):
+        unpack_export("EX", _package("Zip"), archive, tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_damaged_tar_gz_stream_is_an_export_error(tmp_path: Path) -> None:
+    tar = io.BytesIO()
+    _tar(tmp_path / "whole.tar.gz", [_file("_metadata.json"), _file(f"{NUMBER}.xml")],
+         {"_metadata.json": _listing(NUMBER), f"{NUMBER}.xml": INVOICE})  # fmt: skip
+    tar.write(gzip.decompress((tmp_path / "whole.tar.gz").read_bytes()))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = deflate.compress(tar.getvalue()[:1024]) + deflate.flush(zlib.Z_FULL_FLUSH)  # the metadata entry
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(first + b"\xff\xff\xff" + bytes(100))  # then a block of the reserved type 3
+    with pytest.raises(ExportError, match="cannot be read"):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
