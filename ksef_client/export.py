@@ -6,18 +6,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gzip
 import hashlib
 import io
 import os
-import tarfile
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ksef_client._body import BodyLimits
 from ksef_client._core import parsed
@@ -33,6 +33,7 @@ from ksef_client._generated.models import (
 from ksef_client._generated.types import json_loads
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
+from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
 from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
 from ksef_client.resources.auth import with_keys
@@ -188,8 +189,9 @@ def unpack_export(
 ) -> ExportResult:
     """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
     from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
-    (once) or ``_metadata.json``, every size is capped (``limits``) while it is inflated, and the
-    metadata must be KSeF's ``{"invoices": [...]}`` with a valid KSeF number in each record.
+    (once) or ``_metadata.json``, there are at most ``limits.export_entries`` invoices, every size
+    is capped (``limits``) while it is inflated, and the metadata must be KSeF's
+    ``{"invoices": [...]}`` with a valid KSeF number in each record.
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
     as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
@@ -237,31 +239,34 @@ def _unpack_into(
     limits: BodyLimits,
     only_metadata: bool,
 ) -> tuple[list[dict[str, Any]], list[tuple[Path, Path]]]:
-    """Write the package's invoice files into the empty folder ``work`` in archive order (one
-    pass over a tar.gz); then check the package is whole. Returns the metadata records and, in
-    archive order, each file written with the file in ``directory`` it is to be moved to (all
-    checked before the first is moved)."""
+    """Write the package's invoice files into the empty folder ``work`` in one pass, each entry
+    checked as it comes (name, count, size); then check the package is whole. Returns the
+    metadata records and, in archive order, each file written with the file in ``directory`` it
+    is to be moved to (all checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
     numbers: list[str] = []
+    seen: set[str] = set()
     try:
-        with _members(ref, archive, str(package.compression_type)) as members:
-            _check_entries(ref, [name for name, _ in members], limits)
-            for name, open_member in members:
+        with _entries(ref, archive, str(package.compression_type)) as entries:
+            for name, declared, open_entry in entries:
+                _check_entry(ref, name, seen, limits)
                 if name == METADATA_FILE:
-                    metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
+                    raw = _inflate(ref, open_entry, name, declared, "metadata", limits.metadata)
+                    metadata = _metadata(ref, raw)
                     continue
                 number = name.removesuffix(".xml")
-                with open_member() as source, open(file_in(work, number), "wb") as out:
-                    _copy_capped(ref, source, out, name, limits.invoice, number=number)
+                with open_entry() as source, open(file_in(work, number), "wb") as out:
+                    _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
                 numbers.append(number)
-            if metadata is None:
-                raise ExportError(
-                    f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
-                    f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
-                )
-            present = {name.removesuffix(".xml") for name, _ in members if name != METADATA_FILE}
-            _check_whole(ref, package, metadata, present, only_metadata)
+        if metadata is None:
+            raise ExportError(
+                f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
+                f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
+            )
+        _check_whole(ref, package, metadata, set(numbers), only_metadata)
         moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
+    except NotPlainFile as error:
+        raise ExportError(f"export {ref}: entries that are not plain files: {shown(error.name)}") from None
     except DAMAGED as error:
         raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
@@ -270,8 +275,8 @@ def _unpack_into(
 
 
 # What reading a damaged package raises: zipfile (a bad zip, a local header asking for what it
-# cannot do), tarfile, gzip and zlib (a damaged stream), a file that ends too soon.
-DAMAGED = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+# cannot do), gzip and zlib (a damaged stream), the tar reader, a file that ends too soon.
+DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
 def _check_whole(
@@ -295,103 +300,120 @@ def _check_whole(
         )
 
 
-def _some(numbers: list[str], shown: int = 10) -> str:
-    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
-    return ", ".join(numbers[:shown]) + more
+def _some(numbers: list[str], count: int = 10) -> str:
+    more = f" and {len(numbers) - count} more" if len(numbers) > count else ""
+    return ", ".join(numbers[:count]) + more
 
 
 # KSeF's package formats and the suffix of the temporary file each is downloaded into.
 COMPRESSIONS = {"Zip": ".zip", "TarGz": ".tar.gz"}
-Member = tuple[str, Callable[[], IO[bytes]]]
 
 
-@contextmanager
-def _members(ref: str, archive: Path, compression: str) -> Iterator[list[Member]]:
-    """``(name, open)`` of each entry of a zip or tar.gz package; a tar entry that is not a
-    regular file (a link, a directory, a device) is refused."""
-    if compression == "TarGz":
-        with tarfile.open(archive, mode="r:gz") as tar:
-            entries = tar.getmembers()
-            odd = [e.name for e in entries if not e.isfile()]
-            if odd:
-                raise ExportError(f"export {ref}: entries that are not plain files: {odd[:3]}")
-            yield [(e.name, functools.partial(_tar_open, tar, e)) for e in entries]
-        return
-    with zipfile.ZipFile(archive) as package_zip:
-        yield [_zip_entry(ref, package_zip, e) for e in package_zip.infolist()]
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
 
+# An entry of a package: its name, the size it declares, and how to open it for reading.
+Opener = Callable[[], AbstractContextManager[_Readable]]
+Entry = tuple[str, int, Opener]
 # Compression methods of a zip entry that are read: KSeF's packages are deflated.
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
-def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
+@contextmanager
+def _entries(ref: str, archive: Path, compression: str) -> Iterator[Iterator[Entry]]:
+    """The entries of a zip or tar.gz package, one at a time (a tar.gz is read as a stream: an
+    entry must be read before the next is taken)."""
+    if compression == "TarGz":
+        with gzip.open(archive, "rb") as stream:
+            yield ((m.name, m.size, functools.partial(_same, m)) for m in tar_members(stream))
+            finish(stream)
+        return
+    with zipfile.ZipFile(archive) as package_zip:
+        yield (_zip_entry(ref, package_zip, info) for info in package_zip.infolist())
+
+
+def _same(member: TarMember) -> TarMember:
+    return member
+
+
+def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) -> Entry:
     """An entry of a zip package; an encrypted one, or one compressed other than by deflate, is
     refused before zipfile would raise its own errors on it."""
     if info.flag_bits & 0x1:
-        raise ExportError(f"export {ref}: entry {info.filename[:80]!r} is encrypted")
+        raise ExportError(f"export {ref}: entry {shown(info.filename)} is encrypted")
     if info.compress_type not in ZIP_METHODS:
         raise ExportError(
-            f"export {ref}: entry {info.filename[:80]!r} is compressed with method {info.compress_type}, "
+            f"export {ref}: entry {shown(info.filename)} is compressed with method {info.compress_type}, "
             "not deflate as KSeF packs"
         )
-    return info.filename, functools.partial(package_zip.open, info)
-
-
-def _tar_open(tar: tarfile.TarFile, entry: tarfile.TarInfo) -> IO[bytes]:
-    extracted = tar.extractfile(entry)
-    assert extracted is not None  # a regular file (checked in _members)
-    return extracted
+    return info.filename, info.file_size, functools.partial(package_zip.open, info)
 
 
 METADATA_FILE = "_metadata.json"
 
 
-def _check_entries(ref: str, names: list[str], limits: BodyLimits) -> None:
-    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF packs."""
-    if len(names) > limits.export_entries + 1:
-        raise ExportError(f"export {ref}: {len(names)} entries, more than {limits.export_entries} invoices")
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})[:3]
-        raise ExportError(f"export {ref}: entries that appear twice in the package: {twice}")
-    for name in names:
-        if name == METADATA_FILE:
-            continue
+def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> None:
+    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF
+    packs (``export_entries`` invoices and the metadata file)."""
+    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= limits.export_entries:
+        raise ExportError(
+            f"export {ref}: more than {limits.export_entries} invoices in the package "
+            f"(BodyLimits.export_entries; KSeF packs at most 10,000)"
+        )
+    if name != METADATA_FILE:
         if not name.endswith(".xml"):
-            raise ExportError(f"export {ref}: unexpected entry {name!r} in the package")
+            raise ExportError(f"export {ref}: unexpected entry {shown(name)} in the package")
         try:
             checked_name(name.removesuffix(".xml"), "KSeF number")
-        except UnsafePathError as error:
-            raise ExportError(f"export {ref}: entry {name!r}: {error}") from None
+        except UnsafePathError:
+            raise ExportError(f"export {ref}: entry {shown(name)} is not named <KSeF number>.xml") from None
+    if name in seen:
+        raise ExportError(f"export {ref}: entries that appear twice in the package: {shown(name)}")
+    seen.add(name)
 
 
-def _inflate(ref: str, open_member: Callable[[], IO[bytes]], name: str, what: str, limit: int) -> bytes:
+def _inflate(ref: str, open_entry: Opener, name: str, declared: int, what: str, limit: int) -> bytes:
     out = io.BytesIO()
-    with open_member() as source:
-        _copy_capped(ref, source, out, name, limit, what)
+    with open_entry() as source:
+        _copy_capped(ref, source, out, name, declared, limit, what)
     return out.getvalue()
 
 
 def _copy_capped(
-    ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice", number: str | None = None
+    ref: str,
+    source: _Readable,
+    out: IO[bytes],
+    name: str,
+    declared: int,
+    limit: int,
+    what: str = "invoice",
+    number: str | None = None,
 ) -> None:
-    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out
-    (the sizes the zip declares are not believed)."""
+    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out; an
+    entry that declares more is refused before any of it is inflated (a size declared lower is not
+    believed: a zip's may be lower than what inflates)."""
+    if declared > limit:
+        raise _too_large(ref, name, limit, what, number)
     written = 0
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
-            if number is not None:
-                raise ExportError(
-                    f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
-                    f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
-                    f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
-                )
-            raise ExportError(
-                f"export {ref}: {name} inflates past the {what} cap of {limit} bytes "
-                f"(raise it with body_limits=BodyLimits({what}=...))"
-            )
+            raise _too_large(ref, name, limit, what, number)
         out.write(chunk)
+
+
+def _too_large(ref: str, name: str, limit: int, what: str, number: str | None) -> ExportError:
+    if number is not None:
+        return ExportError(
+            f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
+            f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
+            f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
+        )
+    return ExportError(
+        f"export {ref}: {shown(name)} inflates past the {what} cap of {limit} bytes "
+        f"(raise it with body_limits=BodyLimits({what}=...))"
+    )
 
 
 UNPACK_CHUNK = 1 << 20

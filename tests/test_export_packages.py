@@ -8,6 +8,7 @@ import io
 import json
 import struct
 import tarfile
+import tracemalloc
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -249,3 +250,110 @@ def test_a_damaged_tar_gz_stream_is_an_export_error(tmp_path: Path) -> None:
     archive.write_bytes(first + b"\xff\xff\xff" + bytes(100))  # then a block of the reserved type 3
     with pytest.raises(ExportError, match="cannot be read"):
         unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+
+
+# --- a tar.gz is read one header at a time, each cap applied as it comes ----------------------------
+# The reviewer's finding 3: tarfile listed the whole package (getmembers) before any cap applied:
+# a GNU long-name header declaring a 1 GiB name was read whole (and echoed in the error), 300,000
+# empty entries were all listed before the 10,000 cap was counted, and an entry declaring 4 GiB
+# of zeros was inflated just to skip it. docs/security.md: "reading stops as soon as the cap is
+# passed; the body is never held whole first".
+
+
+def _gz(*chunks: bytes) -> bytes:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return b"".join(deflate.compress(chunk) for chunk in chunks) + deflate.flush()
+
+
+def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=fmt)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_a_tar_gz_package_of_any_tar_format_unpacks(tmp_path: Path, fmt: int) -> None:
+    entries = {f"{NUMBER}.xml": INVOICE, "_metadata.json": _listing(NUMBER)}
+    archive = tmp_path / "p.tar.gz"
+    with tarfile.open(archive, mode="w:gz", format=fmt) as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uname = len(data), 1.5, "żółw"  # a pax header in PAX_FORMAT
+            tar.addfile(info, io.BytesIO(data))
+    result = unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+    assert result.ksef_numbers == [NUMBER] and result.files[0].read_bytes() == INVOICE
+
+
+def test_a_long_name_header_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    name = "a" * 20_000_000  # as the reviewer's 1 GiB, scaled down
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(_gz(_header("././@LongLink", len(name), tarfile.GNUTYPE_LONGNAME), name.encode(),
+                            bytes(-len(name) % 512), _header("x.xml", 0), bytes(1024)))  # fmt: skip
+    tracemalloc.start()
+    with pytest.raises(ExportError, match="extension header") as refused:
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000 and len(str(refused.value)) < 300
+
+
+def test_entries_past_the_cap_are_not_read(tmp_path: Path) -> None:
+    numbers = [make_ksef_number("5265877635", "20261201", f"{i:012X}") for i in range(20_000)]
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(_gz(*(_header(f"{n}.xml", 0) for n in numbers), bytes(1024)))
+    tracemalloc.start()
+    with pytest.raises(ExportError, match="more than 10 invoices"):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out", BodyLimits(export_entries=10))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000  # the 20,000 listed first took ~15 MB
+
+
+def test_an_entry_declaring_more_than_its_cap_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    # Its header declares 1 GiB, and the package ends after 1 KiB of it: only a reader that
+    # inflates the entry (tarfile skipping to the next header) finds out the package is cut.
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(_gz(_header("_metadata.json", 1 << 30), bytes(1024)))
+    with pytest.raises(ExportError, match="inflates past the metadata cap"):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out", BodyLimits(metadata=1_000_000))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ([_header("x", 0, tarfile.XHDTYPE, tarfile.USTAR_FORMAT)] * 4, "more than 3 extension headers"),
+        ([b"\1" * 512], "checksum"),
+        ([_header(f"{NUMBER}.xml", 100)[:512], b"x" * 50], "ends inside entry"),
+        (
+            [_header("_metadata.json", len(_listing())), _listing().ljust(512, b"\0"), bytes(1024), b"x"],
+            "after the end of the",
+        ),
+    ],
+    ids=["extension-headers", "checksum", "truncated", "trailing-data"],
+)
+def test_a_tar_that_is_not_what_it_says_is_an_export_error(tmp_path: Path, chunks: list[bytes], message: str) -> None:
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(_gz(*chunks))
+    with pytest.raises(ExportError, match=message):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+
+
+def test_a_sparse_file_behind_a_pax_header_is_refused(tmp_path: Path) -> None:
+    info = tarfile.TarInfo(f"{NUMBER}.xml")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": f"{NUMBER}.xml"}
+    archive = tmp_path / "p.tar.gz"
+    archive.write_bytes(_gz(info.tobuf(format=tarfile.PAX_FORMAT), bytes(1024)))
+    with pytest.raises(ExportError, match="not plain files"):
+        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize("compression", ["Zip", "TarGz"])
+def test_a_long_entry_name_is_cut_short_in_the_error(tmp_path: Path, compression: str) -> None:
+    name = "b" * 900 + ".xml"
+    if compression == "Zip":
+        archive = _zip(tmp_path / "p.zip", {name: b"<a/>"})
+    else:
+        archive = _tar(tmp_path / "p.tar.gz", [_file(name)], {name: b"<a/>"})
+    with pytest.raises(ExportError, match="characters") as refused:
+        unpack_export("EX", _package(compression), archive, tmp_path / "out")
+    assert len(str(refused.value)) < 300
