@@ -105,12 +105,7 @@ def export_flow(
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
         )
-    declared = sum(p.encrypted_part_size for p in status.package.parts)
-    if declared > (limits or BodyLimits()).export_package:
-        raise ExportError(
-            f"export {ref}: package of {declared} bytes, more than the cap of "
-            f"{(limits or BodyLimits()).export_package} (BodyLimits.export_package)"
-        )
+    _check_part_sizes(ref, status.package.parts, (limits or BodyLimits()).export_package)
     handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
         with os.fdopen(handle, "wb") as out:
@@ -120,6 +115,24 @@ def export_flow(
         os.unlink(name)  # a failed export leaves nothing behind
         raise
     return ref, status.package, Path(name)
+
+
+def _check_part_sizes(ref: str, parts: list[InvoicePackagePart], cap: int) -> None:
+    """Each part declares a size in whole bytes, none negative (a negative one would cancel
+    another's in the sum), and together (so each one) at most ``cap``: all before any download."""
+    for part in parts:
+        size = part.encrypted_part_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ExportError(f"export {ref}: part {part.ordinal_number!r} declares a size of {size!r} bytes")
+        if size > cap:
+            raise ExportError(f"export {ref}: part {part.ordinal_number} of {size} bytes, {_over_cap(cap)}")
+    declared = sum(part.encrypted_part_size for part in parts)
+    if declared > cap:
+        raise ExportError(f"export {ref}: package of {declared} bytes, {_over_cap(cap)}")
+
+
+def _over_cap(cap: int) -> str:
+    return f"more than the cap of {cap} (BodyLimits.export_package)"
 
 
 def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:

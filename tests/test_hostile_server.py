@@ -3,6 +3,7 @@ presigned link (``tests/hostile.py``), and shows what the SDK does instead of be
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import logging
@@ -215,6 +216,69 @@ def test_an_export_whose_metadata_inflates_is_stopped_at_the_cap(tmp_path: Path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 5_000_000
+
+
+def _export_parts(change: Any, body: EndlessBody) -> Tamper:
+    """The export's status answer with its parts rewritten by ``change``; the storage answers
+    every part download with ``body``."""
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not request.url.path.startswith("/v2/"):
+            return httpx.Response(200, stream=body, request=request)
+        if request.method == "GET" and re.search(r"/invoices/exports/[^/]+$", request.url.path):
+            status = json.loads(response.read())
+            if status.get("package"):
+                change(status["package"]["parts"])
+            return httpx.Response(response.status_code, json=status, request=request)
+        return None
+
+    return Tamper(swap)
+
+
+def _negative_twin(parts: list[dict[str, Any]]) -> None:
+    parts.append({**parts[0], "ordinalNumber": 2, "encryptedPartSize": 200_000_000})
+    parts[0]["encryptedPartSize"] = -200_000_000
+
+
+def _text_size(parts: list[dict[str, Any]]) -> None:
+    parts[0]["encryptedPartSize"] = str(parts[0]["encryptedPartSize"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(_negative_twin, "declares a size of -200000000"), (_text_size, "declares a size of '")],
+    ids=["negative", "text"],
+)
+def test_a_part_size_that_is_not_a_size_is_refused_before_any_download(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path, change: Any, message: str
+) -> None:
+    # The reviewer's finding 8: the package cap (docs/security.md: export_package) was checked on
+    # the sum of the declared sizes, so a part of -200 MB let one of 200 MB stream to disk with a
+    # 1 MB cap. A part's encryptedPartSize is an int64 byte count (spec: InvoicePackagePart).
+    _sent_batch(ksef, 1)
+    body = EndlessBody(b"\0" * 65536, 200_000_000)
+    limits = BodyLimits(export_package=1_000_000)
+    hostile = _client(ksef_server, ksef.access_token, _export_parts(change, body), body_limits=limits)
+    with hostile, pytest.raises(ExportError, match=message):
+        hostile.invoices.export(tmp_path, date_from=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert body.sent == 0
+
+
+def test_one_part_over_the_package_cap_is_refused_before_any_download(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    _sent_batch(ksef, 1)
+    body = EndlessBody(b"\0" * 65536, 200_000_000)
+
+    def big(parts: list[dict[str, Any]]) -> None:
+        parts[0]["encryptedPartSize"] = 200_000_000
+
+    hostile = _client(
+        ksef_server, ksef.access_token, _export_parts(big, body), body_limits=BodyLimits(export_package=1_000_000)
+    )
+    with hostile, pytest.raises(ExportError, match="part 1 of 200000000 bytes, more than the cap"):
+        hostile.invoices.export(tmp_path, date_from=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert body.sent == 0
 
 
 # --- 4. one deadline per call: a slow drip or a silent server cannot hold it ---------------------
