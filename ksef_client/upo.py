@@ -12,6 +12,7 @@ import functools
 import itertools
 import operator
 import os
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -591,10 +592,18 @@ def _trusted_because(signer: x509.Certificate, anchors: list[x509.Certificate]) 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:
     """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file);
-    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``."""
+    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``.
+
+    The temporary file has a name of its own (two saves of one name at once, as from a listing
+    that names an invoice twice, each replace the target with a whole file)."""
     target = file_in(directory, name)
     directory.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".xml.part")
-    temporary.write_bytes(xml)
-    temporary.replace(target)
+    temporary = directory / f".{target.name}.{secrets.token_hex(8)}.part"
+    try:
+        with open(temporary, "xb") as out:  # created new, with the mode a plain write gives
+            out.write(xml)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return target
