@@ -40,7 +40,10 @@ class BodyLimits:
             of ``SetSessionLimitsRequest``), and 16 MiB stays above it even read as 10 MiB. A
             cap below a received invoice stops its export (``ExportError`` naming the invoice) until
             it is raised.
-        upo: one UPO document or session UPO page (10,000 documents): 64 MiB.
+        upo: one UPO document or session UPO page (10,000 documents): 64 MiB. Parsing
+            (``parse_upo``, ``validate_upo``, signature checks) reads at most 64 MiB whatever
+            this says (``upo.MAX_UPO_BYTES``, the XML hardening bound): a larger cap only lets
+            ``get_session_upo_xml`` download pages it could not parse.
         metadata: the ``_metadata.json`` of an export package (10,000 records): 64 MiB.
         export_entries: files in one export package: KSeF packs at most 10,000 invoices.
         export_package: the encrypted parts of one package together: KSeF stops at 1 GB

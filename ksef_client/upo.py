@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
+from ksef_client._body import BodyLimits
 from ksef_client._paths import file_in
 from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
@@ -34,7 +35,9 @@ from ksef_client.xades import SignatureVerificationError, verify_xades
 
 UPO_NAMESPACE = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
-MAX_UPO_BYTES = 64 * 1024 * 1024
+# The largest document parse_upo, validate_upo and verify_upo_signature read: the default cap on a
+# downloaded UPO (``BodyLimits.upo``: a session UPO page of 10,000 documents stays far below it).
+MAX_UPO_BYTES = BodyLimits().upo
 RECEIVING_ENTITY = "Ministerstwo Finansów"
 _NS = {"u": UPO_NAMESPACE}
 _DOKUMENT = f"{{{UPO_NAMESPACE}}}Dokument"
