@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -265,7 +265,7 @@ def _gz(*chunks: bytes) -> bytes:
     return b"".join(deflate.compress(chunk) for chunk in chunks) + deflate.flush()
 
 
-def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: int = tarfile.GNU_FORMAT) -> bytes:
+def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: Literal[0, 1, 2] = tarfile.GNU_FORMAT) -> bytes:
     info = tarfile.TarInfo(name)
     info.size, info.type = size, kind
     return info.tobuf(format=fmt)
