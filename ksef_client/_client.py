@@ -14,7 +14,7 @@ import anyio
 import httpx
 
 from ksef_client._auth import MAY_REFRESH, BearerAuth
-from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
+from ksef_client._body import ACCEPT_ENCODING, BODY_KIND, BodyLimits, adecoded, aread_capped, decoded, read_capped
 from ksef_client._core import connection_error, raise_for_status
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
@@ -102,7 +102,8 @@ async def _araise_hook(response: httpx.Response) -> None:
         raise_for_status(response)
 
 
-DOWNLOAD_CHUNK = 1 << 20
+# The content codings the SDK decodes itself (``_body.decoded``), not whatever httpx can.
+_ENCODINGS = {"headers": {"Accept-Encoding": ACCEPT_ENCODING}}
 
 
 def _check_download(response: httpx.Response) -> None:
@@ -209,11 +210,11 @@ class _ClientCore(Generic[TransportT, SleepT]):
     def _api_options(self) -> dict[str, Any]:
         """The API client's httpx options other than the transport and hooks."""
         auth = BearerAuth(self._tokens, self.settings.base_url + REFRESH_PATH, self.send_state)
-        return {"base_url": self.settings.base_url, "timeout": self.settings.timeout, "auth": auth}
+        return {"base_url": self.settings.base_url, "timeout": self.settings.timeout, "auth": auth, **_ENCODINGS}
 
     def _storage_options(self) -> dict[str, Any]:
         """Presigned storage links: no Authorization header, no redirects to other hosts."""
-        return {"timeout": self.settings.timeout, "follow_redirects": False}
+        return {"timeout": self.settings.timeout, "follow_redirects": False, **_ENCODINGS}
 
     @property
     def body_limits(self) -> BodyLimits:
@@ -380,7 +381,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
                 if response.status_code != 200:
                     read_capped(response, "json", state.limits.json)
                     _check_download(response)
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                for chunk in decoded(response):  # a compressed body: a bounded piece at a time
                     receive(chunk)
                     state.check_deadline(response.request, deadline)
                 return response.headers
@@ -508,7 +509,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
                 if response.status_code != 200:
                     await aread_capped(response, "json", state.limits.json)
                     _check_download(response)
-                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                async for chunk in adecoded(response):  # a compressed body: a bounded piece at a time
                     receive(chunk)
                     state.check_deadline(response.request, deadline)
                 return response.headers

@@ -6,17 +6,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gzip
 import hashlib
 import io
 import os
-import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ksef_client._body import BodyLimits
 from ksef_client._core import parsed
@@ -32,6 +33,7 @@ from ksef_client._generated.models import (
 from ksef_client._generated.types import json_loads
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
+from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
 from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
 from ksef_client.resources.auth import with_keys
@@ -103,12 +105,7 @@ def export_flow(
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
         )
-    declared = sum(p.encrypted_part_size for p in status.package.parts)
-    if declared > (limits or BodyLimits()).export_package:
-        raise ExportError(
-            f"export {ref}: package of {declared} bytes, more than the cap of "
-            f"{(limits or BodyLimits()).export_package} (BodyLimits.export_package)"
-        )
+    _check_part_sizes(ref, status.package.parts, (limits or BodyLimits()).export_package)
     handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
         with os.fdopen(handle, "wb") as out:
@@ -118,6 +115,24 @@ def export_flow(
         os.unlink(name)  # a failed export leaves nothing behind
         raise
     return ref, status.package, Path(name)
+
+
+def _check_part_sizes(ref: str, parts: list[InvoicePackagePart], cap: int) -> None:
+    """Each part declares a size in whole bytes, none negative (a negative one would cancel
+    another's in the sum), and together (so each one) at most ``cap``: all before any download."""
+    for part in parts:
+        size = part.encrypted_part_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ExportError(f"export {ref}: part {part.ordinal_number!r} declares a size of {size!r} bytes")
+        if size > cap:
+            raise ExportError(f"export {ref}: part {part.ordinal_number} of {size} bytes, {_over_cap(cap)}")
+    declared = sum(part.encrypted_part_size for part in parts)
+    if declared > cap:
+        raise ExportError(f"export {ref}: package of {declared} bytes, {_over_cap(cap)}")
+
+
+def _over_cap(cap: int) -> str:
+    return f"more than the cap of {cap} (BodyLimits.export_package)"
 
 
 def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
@@ -187,22 +202,24 @@ def unpack_export(
 ) -> ExportResult:
     """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
     from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
-    (once) or ``_metadata.json``, every size is capped (``limits``) while it is inflated, and the
-    metadata must be KSeF's ``{"invoices": [...]}`` with a valid KSeF number in each record.
+    (once) or ``_metadata.json``, there are at most ``limits.export_entries`` invoices, every size
+    is capped (``limits``) while it is inflated, and the metadata must be KSeF's
+    ``{"invoices": [...]}`` with a valid KSeF number in each record.
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
     as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
-    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``, and the
-    files this call wrote are removed again."""
+    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``.
+
+    The package is unpacked into a temporary folder inside ``directory`` and its files are moved
+    in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
+    of an earlier export of the same dates included). A file of the package replaces a file of
+    the same name, which holds the same invoice (a KSeF number names one invoice)."""
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
     try:
-        metadata = _unpack_into(ref, package, archive, directory, limits, only_metadata, files)
-    except BaseException:
-        for path in files:  # a package refused leaves nothing behind
-            path.unlink(missing_ok=True)
-        raise
+        with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
+            metadata, moves = _unpack_into(ref, package, archive, Path(work), directory, limits, only_metadata)
+            files = [_move(source, target) for source, target in moves]
     finally:
         archive.unlink(missing_ok=True)
     return ExportResult(
@@ -216,42 +233,63 @@ def unpack_export(
     )
 
 
+# The temporary folder a package is unpacked into, inside the target folder (so that moving a
+# file in is a rename on the same file system). A KSeF number never starts with a dot.
+UNPACKING_PREFIX = ".ksef-export-"
+
+
+def _move(source: Path, target: Path) -> Path:
+    os.replace(source, target)
+    return target
+
+
 def _unpack_into(
     ref: str,
     package: InvoicePackage,
     archive: Path,
+    work: Path,
     directory: Path,
     limits: BodyLimits,
     only_metadata: bool,
-    files: list[Path],
-) -> list[dict[str, Any]]:
-    """Write the package's files in archive order (one pass over a tar.gz), each added to
-    ``files``; then check the package is whole. Returns the metadata records."""
+) -> tuple[list[dict[str, Any]], list[tuple[Path, Path]]]:
+    """Write the package's invoice files into the empty folder ``work`` in one pass, each entry
+    checked as it comes (name, count, size); then check the package is whole. Returns the
+    metadata records and, in archive order, each file written with the file in ``directory`` it
+    is to be moved to (all checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
+    numbers: list[str] = []
+    seen: set[str] = set()
     try:
-        with _members(ref, archive, str(package.compression_type)) as members:
-            _check_entries(ref, [name for name, _ in members], limits)
-            for name, open_member in members:
+        with _entries(ref, archive, str(package.compression_type)) as entries:
+            for name, declared, open_entry in entries:
+                _check_entry(ref, name, seen, limits)
                 if name == METADATA_FILE:
-                    metadata = _metadata(ref, _inflate(ref, open_member, name, "metadata", limits.metadata))
+                    raw = _inflate(ref, open_entry, name, declared, "metadata", limits.metadata)
+                    metadata = _metadata(ref, raw)
                     continue
                 number = name.removesuffix(".xml")
-                target = file_in(directory, number)
-                files.append(target)
-                with open_member() as source, open(target, "wb") as out:
-                    _copy_capped(ref, source, out, name, limits.invoice, number=number)
-            if metadata is None:
-                raise ExportError(
-                    f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
-                    f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
-                )
-            present = {name.removesuffix(".xml") for name, _ in members if name != METADATA_FILE}
-            _check_whole(ref, package, metadata, present, only_metadata)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+                with open_entry() as source, open(file_in(work, number), "wb") as out:
+                    _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
+                numbers.append(number)
+        if metadata is None:
+            raise ExportError(
+                f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
+                f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
+            )
+        _check_whole(ref, package, metadata, set(numbers), only_metadata)
+        moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
+    except NotPlainFile as error:
+        raise ExportError(f"export {ref}: entries that are not plain files: {shown(error.name)}") from None
+    except DAMAGED as error:
         raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
         raise ExportError(f"export {ref}: {error}") from error
-    return metadata
+    return metadata, moves
+
+
+# What reading a damaged package raises: zipfile (a bad zip, a local header asking for what it
+# cannot do), gzip and zlib (a damaged stream), the tar reader, a file that ends too soon.
+DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
 def _check_whole(
@@ -275,86 +313,120 @@ def _check_whole(
         )
 
 
-def _some(numbers: list[str], shown: int = 10) -> str:
-    more = f" and {len(numbers) - shown} more" if len(numbers) > shown else ""
-    return ", ".join(numbers[:shown]) + more
+def _some(numbers: list[str], count: int = 10) -> str:
+    more = f" and {len(numbers) - count} more" if len(numbers) > count else ""
+    return ", ".join(numbers[:count]) + more
 
 
 # KSeF's package formats and the suffix of the temporary file each is downloaded into.
 COMPRESSIONS = {"Zip": ".zip", "TarGz": ".tar.gz"}
-Member = tuple[str, Callable[[], IO[bytes]]]
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+# An entry of a package: its name, the size it declares, and how to open it for reading.
+Opener = Callable[[], AbstractContextManager[_Readable]]
+Entry = tuple[str, int, Opener]
+# Compression methods of a zip entry that are read: KSeF's packages are deflated.
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 @contextmanager
-def _members(ref: str, archive: Path, compression: str) -> Iterator[list[Member]]:
-    """``(name, open)`` of each entry of a zip or tar.gz package; a tar entry that is not a
-    regular file (a link, a directory, a device) is refused."""
+def _entries(ref: str, archive: Path, compression: str) -> Iterator[Iterator[Entry]]:
+    """The entries of a zip or tar.gz package, one at a time (a tar.gz is read as a stream: an
+    entry must be read before the next is taken)."""
     if compression == "TarGz":
-        with tarfile.open(archive, mode="r:gz") as tar:
-            entries = tar.getmembers()
-            odd = [e.name for e in entries if not e.isfile()]
-            if odd:
-                raise ExportError(f"export {ref}: entries that are not plain files: {odd[:3]}")
-            yield [(e.name, functools.partial(_tar_open, tar, e)) for e in entries]
+        with gzip.open(archive, "rb") as stream:
+            yield ((m.name, m.size, functools.partial(_same, m)) for m in tar_members(stream))
+            finish(stream)
         return
     with zipfile.ZipFile(archive) as package_zip:
-        yield [(e.filename, functools.partial(package_zip.open, e)) for e in package_zip.infolist()]
+        yield (_zip_entry(ref, package_zip, info) for info in package_zip.infolist())
 
 
-def _tar_open(tar: tarfile.TarFile, entry: tarfile.TarInfo) -> IO[bytes]:
-    extracted = tar.extractfile(entry)
-    assert extracted is not None  # a regular file (checked in _members)
-    return extracted
+def _same(member: TarMember) -> TarMember:
+    return member
+
+
+def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) -> Entry:
+    """An entry of a zip package; an encrypted one, or one compressed other than by deflate, is
+    refused before zipfile would raise its own errors on it."""
+    if info.flag_bits & 0x1:
+        raise ExportError(f"export {ref}: entry {shown(info.filename)} is encrypted")
+    if info.compress_type not in ZIP_METHODS:
+        raise ExportError(
+            f"export {ref}: entry {shown(info.filename)} is compressed with method {info.compress_type}, "
+            "not deflate as KSeF packs"
+        )
+    return info.filename, info.file_size, functools.partial(package_zip.open, info)
 
 
 METADATA_FILE = "_metadata.json"
 
 
-def _check_entries(ref: str, names: list[str], limits: BodyLimits) -> None:
-    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF packs."""
-    if len(names) > limits.export_entries + 1:
-        raise ExportError(f"export {ref}: {len(names)} entries, more than {limits.export_entries} invoices")
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})[:3]
-        raise ExportError(f"export {ref}: entries that appear twice in the package: {twice}")
-    for name in names:
-        if name == METADATA_FILE:
-            continue
+def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> None:
+    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF
+    packs (``export_entries`` invoices and the metadata file)."""
+    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= limits.export_entries:
+        raise ExportError(
+            f"export {ref}: more than {limits.export_entries} invoices in the package "
+            f"(BodyLimits.export_entries; KSeF packs at most 10,000)"
+        )
+    if name != METADATA_FILE:
         if not name.endswith(".xml"):
-            raise ExportError(f"export {ref}: unexpected entry {name!r} in the package")
+            raise ExportError(f"export {ref}: unexpected entry {shown(name)} in the package")
         try:
             checked_name(name.removesuffix(".xml"), "KSeF number")
-        except UnsafePathError as error:
-            raise ExportError(f"export {ref}: entry {name!r}: {error}") from None
+        except UnsafePathError:
+            raise ExportError(f"export {ref}: entry {shown(name)} is not named <KSeF number>.xml") from None
+    if name in seen:
+        raise ExportError(f"export {ref}: entries that appear twice in the package: {shown(name)}")
+    seen.add(name)
 
 
-def _inflate(ref: str, open_member: Callable[[], IO[bytes]], name: str, what: str, limit: int) -> bytes:
+def _inflate(ref: str, open_entry: Opener, name: str, declared: int, what: str, limit: int) -> bytes:
     out = io.BytesIO()
-    with open_member() as source:
-        _copy_capped(ref, source, out, name, limit, what)
+    with open_entry() as source:
+        _copy_capped(ref, source, out, name, declared, limit, what)
     return out.getvalue()
 
 
 def _copy_capped(
-    ref: str, source: IO[bytes], out: IO[bytes], name: str, limit: int, what: str = "invoice", number: str | None = None
+    ref: str,
+    source: _Readable,
+    out: IO[bytes],
+    name: str,
+    declared: int,
+    limit: int,
+    what: str = "invoice",
+    number: str | None = None,
 ) -> None:
-    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out
-    (the sizes the zip declares are not believed)."""
+    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out; an
+    entry that declares more is refused before any of it is inflated (a size declared lower is not
+    believed: a zip's may be lower than what inflates)."""
+    if declared > limit:
+        raise _too_large(ref, name, limit, what, number)
     written = 0
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
-            if number is not None:
-                raise ExportError(
-                    f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
-                    f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
-                    f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
-                )
-            raise ExportError(
-                f"export {ref}: {name} inflates past the {what} cap of {limit} bytes "
-                f"(raise it with body_limits=BodyLimits({what}=...))"
-            )
+            raise _too_large(ref, name, limit, what, number)
         out.write(chunk)
+
+
+def _too_large(ref: str, name: str, limit: int, what: str, number: str | None) -> ExportError:
+    if number is not None:
+        return ExportError(
+            f"export {ref}: invoice {number} is larger than the client's invoice cap of {limit} bytes; "
+            f"nothing was kept. KSeF raises a context's invoice size limit on request: to take such "
+            f"invoices, raise the cap with body_limits=BodyLimits(invoice=...) on KSeF/AsyncKSeF"
+        )
+    return ExportError(
+        f"export {ref}: {shown(name)} inflates past the {what} cap of {limit} bytes "
+        f"(raise it with body_limits=BodyLimits({what}=...))"
+    )
 
 
 UNPACK_CHUNK = 1 << 20

@@ -12,6 +12,7 @@ import functools
 import itertools
 import operator
 import os
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
+from ksef_client._body import BodyLimits
 from ksef_client._paths import file_in
 from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
@@ -33,7 +35,9 @@ from ksef_client.xades import SignatureVerificationError, verify_xades
 
 UPO_NAMESPACE = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
-MAX_UPO_BYTES = 64 * 1024 * 1024
+# The largest document parse_upo, validate_upo and verify_upo_signature read: the default cap on a
+# downloaded UPO (``BodyLimits.upo``: a session UPO page of 10,000 documents stays far below it).
+MAX_UPO_BYTES = BodyLimits().upo
 RECEIVING_ENTITY = "Ministerstwo Finansów"
 _NS = {"u": UPO_NAMESPACE}
 _DOKUMENT = f"{{{UPO_NAMESPACE}}}Dokument"
@@ -591,10 +595,18 @@ def _trusted_because(signer: x509.Certificate, anchors: list[x509.Certificate]) 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:
     """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file);
-    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``."""
+    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``.
+
+    The temporary file has a name of its own (two saves of one name at once, as from a listing
+    that names an invoice twice, each replace the target with a whole file)."""
     target = file_in(directory, name)
     directory.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".xml.part")
-    temporary.write_bytes(xml)
-    temporary.replace(target)
+    temporary = directory / f".{target.name}.{secrets.token_hex(8)}.part"
+    try:
+        with open(temporary, "xb") as out:  # created new, with the mode a plain write gives
+            out.write(xml)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return target

@@ -3,6 +3,8 @@ presigned link (``tests/hostile.py``), and shows what the SDK does instead of be
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import gzip
 import json
 import logging
@@ -10,6 +12,8 @@ import re
 import time
 import tracemalloc
 import zipfile
+import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from ksef_client import (
     ExportError,
     InternalServerError,
     KSeF,
+    ResponseFormatError,
     ResponseTooLargeError,
     UnsafePathError,
     UPOSignatureError,
@@ -190,6 +195,93 @@ def test_a_gzip_bomb_is_stopped_at_the_decompressed_cap() -> None:
         ksef.sessions.get("20250625-SO-2C3E6C8000-B8C5A3D9A3-0F")
 
 
+# The reviewer's finding 2: httpx inflated a whole network chunk in one call, and every layer of
+# "Content-Encoding: gzip, gzip" in turn, before read_capped saw the size: 3.5 kB became 4 GB.
+# docs/security.md: a gzip bomb "stops at the cap, not after". The SDK now decodes one coding
+# itself, 64 KiB at a time, and refuses stacked ones unread.
+
+BOMB = b"0" * 5_000_000  # 50 times the cap below
+SMALL_JSON = BodyLimits(json=100_000, invoice=100_000)
+
+
+def _encoded(data: bytes, coding: str) -> bytes:
+    for layer in reversed([c.strip() for c in coding.split(",")]):
+        data = zlib.compress(data, 9) if layer == "deflate" else gzip.compress(data, 9)
+    return data
+
+
+def _peak_of(call: Any, error: type[Exception]) -> int:
+    tracemalloc.start()
+    try:
+        with pytest.raises(error):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("coding", "error"),
+    [("gzip, gzip", ResponseFormatError), ("gzip", ResponseTooLargeError), ("deflate", ResponseTooLargeError),
+     ("br", ResponseFormatError)],
+)  # fmt: skip
+def test_a_compressed_answer_inflates_no_further_than_its_cap(coding: str, error: type[Exception]) -> None:
+    wire = _encoded(BOMB, coding) if coding != "br" else b"\x8b\x02\x80"
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": coding}, stream=EndlessBody(wire, len(wire)))
+    )
+    with KSeF(
+        base_url="https://ksef.example/v2", access_token="t", transport=transport, body_limits=SMALL_JSON
+    ) as ksef:
+        with contextlib.suppress(error):  # once first: imports and caches are not the body's memory
+            ksef.sessions.get("20250625-SO-2C3E6C8000-B8C5A3D9A3-0F")
+        peak = _peak_of(lambda: ksef.sessions.get("20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"), error)
+    assert peak < 1_000_000
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.data
+
+
+@pytest.mark.parametrize(("coding", "error"), [("gzip, gzip", ResponseFormatError), ("gzip", ResponseTooLargeError)])
+def test_an_async_client_decodes_the_same_way(coding: str, error: type[Exception]) -> None:
+    wire = _encoded(BOMB, coding)
+    headers = {"Content-Encoding": coding}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=headers, stream=_AsyncBody(wire)))
+
+    async def call() -> None:
+        async with AsyncKSeF(base_url="https://ksef.example/v2", access_token="t", transport=transport,
+                             body_limits=SMALL_JSON) as ksef:  # fmt: skip
+            await ksef.invoices.get(KSEF_NUMBER)
+
+    with contextlib.suppress(error):  # once first: imports and caches are not the body's memory
+        anyio.run(call)
+    assert _peak_of(lambda: anyio.run(call), error) < 1_000_000
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "raw-deflate", "identity", ""])
+def test_one_content_coding_is_decoded_and_only_the_ones_asked_for_are_offered(coding: str) -> None:
+    invoice = b"<Faktura>" + b"x" * 200_000 + b"</Faktura>"
+    if coding == "raw-deflate":  # sent as deflate by servers that leave out the zlib header
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        wire, coding = deflate.compress(invoice) + deflate.flush(), "deflate"
+    else:
+        wire = _encoded(invoice, coding) if coding not in ("identity", "") else invoice
+    offered: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offered.append(request.headers["Accept-Encoding"])
+        return httpx.Response(200, headers={"Content-Encoding": coding}, stream=EndlessBody(wire, len(wire)))
+
+    with KSeF(base_url="https://ksef.example/v2", access_token="t", transport=httpx.MockTransport(answer)) as ksef:
+        assert ksef.invoices.get(KSEF_NUMBER) == invoice
+    assert offered == ["gzip, deflate"]  # not br or zstd, whatever packages are installed
+
+
 def test_a_huge_presigned_upo_is_refused_at_the_cap(ksef: KSeF, ksef_server: ThreadedServer) -> None:
     with ksef.online_session() as session:
         ref = session.send(sample_invoice("BIG/1"))
@@ -206,6 +298,44 @@ def test_a_huge_presigned_upo_is_refused_at_the_cap(ksef: KSeF, ksef_server: Thr
     assert body.sent <= 2_000_000 + 2 * 65536
 
 
+def test_a_presigned_upo_with_stacked_codings_is_refused_unread(ksef: KSeF, ksef_server: ThreadedServer) -> None:
+    with ksef.online_session() as session:
+        ref = session.send(sample_invoice("GZ/1"))
+    reference = str(session.reference_number)
+    ksef.sessions.wait(reference)
+    wire = _encoded(BOMB, "gzip, gzip")
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.startswith("/v2/"):
+            return None
+        headers = {"Content-Encoding": "gzip, gzip"}
+        return httpx.Response(200, headers=headers, stream=EndlessBody(wire, len(wire)), request=request)
+
+    hostile = _client(ksef_server, ksef.access_token, Tamper(swap), body_limits=BodyLimits(upo=2_000_000))
+    with hostile, pytest.raises(ResponseFormatError, match="gzip, gzip"):
+        hostile.upo.get_invoice_upo(reference, invoice_reference_number=ref)
+
+
+def test_a_compressed_export_part_is_inflated_a_piece_at_a_time(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    # A part is streamed to disk; httpx inflated each network chunk whole (here 30 MB from 30 kB)
+    # before the part's declared size could stop it.
+    _sent_batch(ksef, 1)
+    wire = gzip.compress(bytes(30_000_000), 9)
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.url.path.startswith("/v2/"):
+            return None
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=EndlessBody(wire, len(wire)),
+                              request=request)  # fmt: skip
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with _client(ksef_server, ksef.access_token, Tamper(swap)) as hostile:
+        peak = _peak_of(lambda: hostile.invoices.export(tmp_path, date_from=since), ExportError)
+    assert peak < 10_000_000
+
+
 def test_an_export_whose_metadata_inflates_is_stopped_at_the_cap(tmp_path: Path) -> None:
     archive = _zip(tmp_path, [("_metadata.json", b'{"invoices": [' + b" " * 60_000_000 + b"]}")])
     assert archive.stat().st_size < 1_000_000
@@ -215,6 +345,69 @@ def test_an_export_whose_metadata_inflates_is_stopped_at_the_cap(tmp_path: Path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 5_000_000
+
+
+def _export_parts(change: Any, body: EndlessBody) -> Tamper:
+    """The export's status answer with its parts rewritten by ``change``; the storage answers
+    every part download with ``body``."""
+
+    def swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not request.url.path.startswith("/v2/"):
+            return httpx.Response(200, stream=body, request=request)
+        if request.method == "GET" and re.search(r"/invoices/exports/[^/]+$", request.url.path):
+            status = json.loads(response.read())
+            if status.get("package"):
+                change(status["package"]["parts"])
+            return httpx.Response(response.status_code, json=status, request=request)
+        return None
+
+    return Tamper(swap)
+
+
+def _negative_twin(parts: list[dict[str, Any]]) -> None:
+    parts.append({**parts[0], "ordinalNumber": 2, "encryptedPartSize": 200_000_000})
+    parts[0]["encryptedPartSize"] = -200_000_000
+
+
+def _text_size(parts: list[dict[str, Any]]) -> None:
+    parts[0]["encryptedPartSize"] = str(parts[0]["encryptedPartSize"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(_negative_twin, "declares a size of -200000000"), (_text_size, "declares a size of '")],
+    ids=["negative", "text"],
+)
+def test_a_part_size_that_is_not_a_size_is_refused_before_any_download(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path, change: Any, message: str
+) -> None:
+    # The reviewer's finding 8: the package cap (docs/security.md: export_package) was checked on
+    # the sum of the declared sizes, so a part of -200 MB let one of 200 MB stream to disk with a
+    # 1 MB cap. A part's encryptedPartSize is an int64 byte count (spec: InvoicePackagePart).
+    _sent_batch(ksef, 1)
+    body = EndlessBody(b"\0" * 65536, 200_000_000)
+    limits = BodyLimits(export_package=1_000_000)
+    hostile = _client(ksef_server, ksef.access_token, _export_parts(change, body), body_limits=limits)
+    with hostile, pytest.raises(ExportError, match=message):
+        hostile.invoices.export(tmp_path, date_from=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert body.sent == 0
+
+
+def test_one_part_over_the_package_cap_is_refused_before_any_download(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    _sent_batch(ksef, 1)
+    body = EndlessBody(b"\0" * 65536, 200_000_000)
+
+    def big(parts: list[dict[str, Any]]) -> None:
+        parts[0]["encryptedPartSize"] = 200_000_000
+
+    hostile = _client(
+        ksef_server, ksef.access_token, _export_parts(big, body), body_limits=BodyLimits(export_package=1_000_000)
+    )
+    with hostile, pytest.raises(ExportError, match="part 1 of 200000000 bytes, more than the cap"):
+        hostile.invoices.export(tmp_path, date_from=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    assert body.sent == 0
 
 
 # --- 4. one deadline per call: a slow drip or a silent server cannot hold it ---------------------

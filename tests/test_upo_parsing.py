@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ksef_client import BodyLimits
 from ksef_client.errors import UnsafeXMLError, UPOValidationError
 from ksef_client.identifiers import validate_ksef_number
-from ksef_client.upo import parse_upo, validate_upo
+from ksef_client.upo import MAX_UPO_BYTES, parse_upo, validate_upo
 
 
 def _examples(ksef_data: Path) -> list[Path]:
@@ -157,3 +158,11 @@ def test_the_emulator_lays_out_a_upo_as_the_ministrys_sample(ksef_data: Path) ->
     between_tags = re.compile(rb">(\s*)<")
     assert between_tags.findall(ours) == between_tags.findall(sample)
     assert ours.endswith(b"</Potwierdzenie>") and sample.rstrip().endswith(b"</Potwierdzenie>")
+
+
+def test_the_parse_cap_is_the_default_download_cap() -> None:
+    # The reviewer noted parse_upo's fixed 64 MiB and BodyLimits.upo as two numbers that could
+    # drift apart; one is now the other, and a document past it is refused before parsing.
+    assert BodyLimits().upo == MAX_UPO_BYTES
+    with pytest.raises(UnsafeXMLError, match="byte cap"):
+        parse_upo(b" " * (MAX_UPO_BYTES + 1))

@@ -134,7 +134,8 @@ def _accepted_flow(reference_number: str, concurrency: int) -> Flow[list[Session
     """The session's invoices that got a KSeF number (``concurrency``: checked for the caller)."""
     _check_concurrency(concurrency)
     invoices = yield from all_items(invoices_pages(reference_number, False, 100))
-    accepted = [i for i in invoices if isinstance(i.ksef_number, str)]
+    # Each once: a listing may name an invoice twice (a broken server, offset pages that shifted).
+    accepted = list({i.ksef_number: i for i in invoices if isinstance(i.ksef_number, str)}.values())
     for invoice in accepted:  # each becomes a file name: all checked before anything is written
         checked_name(invoice.ksef_number, "KSeF number")
     return accepted

@@ -399,6 +399,22 @@ class TestIncompleteOrLargePackages:
         assert not state.exists() and not list(inbox.iterdir())
         assert len(ksef.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == 3
 
+    def test_a_refused_export_of_the_same_dates_keeps_the_invoices_an_earlier_one_saved(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # The reviewer's finding 1: `ksef invoices download` says "truncated: run again from the
+        # last date"; a second export into the same folder that was refused (here: a new invoice
+        # above the client's cap) deleted the files of the first. docs/security.md: a refused
+        # export keeps nothing of itself, and the folder stays as it was.
+        _send(ksef, 3, "K")
+        out = tmp_path / "out"
+        with _small_cap_client(ksef, ksef_server) as small:
+            first = {p.name: p.read_bytes() for p in small.invoices.export(out, date_from=_start()).files}
+            ksef.send_batch([sample_invoice("K/big", buyer_nip=BUYER, lines=40)], wait=True)
+            with pytest.raises(ExportError, match="is larger than the client's invoice cap"):
+                small.invoices.export(out, date_from=_start())
+        assert len(first) == 3 and {p.name: p.read_bytes() for p in out.iterdir()} == first
+
 
 SMALL_CAP = 5_000  # above a one-line sample invoice (~1.4 kB), below one of 40 lines (~8.4 kB)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -14,9 +17,10 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
-from ksef_client.upo import parse_upo, validate_upo, verify_upo_signature
+from ksef_client.upo import parse_upo, save_upo, validate_upo, verify_upo_signature
 from tests.conftest import NIP
 from tests.helpers import invoice_xml
+from tests.hostile import Tamper
 from tests.resources.test_sessions import _session
 
 
@@ -134,3 +138,40 @@ def test_a_failed_invoice_upo_download_raises_the_error_itself_in_both_clients(
         written = list((tmp_path / name).glob("*.xml"))
         assert 1 <= len(written) < 6, name  # the other download under way was finished
         assert all(parse_upo(path.read_bytes()).documents for path in written)
+
+
+def test_a_listing_that_names_an_invoice_twice_saves_its_upo_once(
+    ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+) -> None:
+    # The reviewer's finding 10: both copies were downloaded at once into one fixed
+    # "<KSeF number>.xml.part", and one thread's replace() found it gone (FileNotFoundError, the
+    # files saved so far not reported).
+    reference = ksef.send_batch([sample_invoice(f"D/{i}") for i in range(4)], wait=True).reference_number
+
+    def doubled(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method != "GET" or not request.url.path.endswith(f"/sessions/{reference}/invoices"):
+            return None
+        body = json.loads(response.read())
+        body["invoices"] = [invoice for invoice in body["invoices"] for _ in (0, 1)]
+        return httpx.Response(200, json=body, request=request)
+
+    hostile = KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=Tamper(doubled))
+    with hostile:
+        paths = hostile.upo.save_invoice_upos(reference, tmp_path, concurrency=8)
+    assert len(paths) == len(set(paths)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary file left
+
+
+def test_two_saves_of_one_upo_at_once_each_write_a_whole_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other save runs between this one's write and its replace (as two threads may).
+    number, real_replace, saves = "5265877635-20250916-010040741B3E-E1", os.replace, []
+
+    def replace_after_another_save(source: Any, target: Any) -> None:
+        saves.append(source)
+        if len(saves) == 1:
+            save_upo(b"<b/>", tmp_path, number)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_after_another_save)
+    assert save_upo(b"<a/>", tmp_path, number) == tmp_path / f"{number}.xml"
+    assert [p.name for p in tmp_path.iterdir()] == [f"{number}.xml"] and len(saves) == 2
