@@ -39,9 +39,13 @@ class SystemWarning:
 
 def parse_system_warnings(value: str, method: str, path: str) -> list[SystemWarning]:
     """The warnings of one ``X-System-Warning`` header value, in order; only its first
-    ``MAX_HEADER`` characters are read (``…`` marks a value cut there)."""
+    ``MAX_HEADER`` characters are read (``…`` marks a value cut there), and only their printable
+    ones: the warnings are logged, and a log may be a terminal (C1 controls such as CSI pass h11
+    as obs-text)."""
     if len(value) > MAX_HEADER:
         value = value[:MAX_HEADER] + "…"
+    if not value.isprintable():
+        value = "".join(filter(str.isprintable, value))
     found = [
         SystemWarning(match["code"].strip(), match["message"].strip(), method, path)
         for match in _WARNING.finditer(value)

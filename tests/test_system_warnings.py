@@ -78,3 +78,10 @@ def test_a_client_keeps_and_logs_only_the_first_2_kb(caplog: pytest.LogCaptureFi
             client.raw.get_httpx_client().get("/limits/context")
         [warning] = client.send_state.system_warnings
     assert len(warning.message) <= MAX_HEADER and len(caplog.text) < MAX_HEADER + 500
+
+
+def test_control_characters_of_a_header_never_reach_the_log() -> None:
+    # Header bytes 0x80-0xFF pass h11 (obs-text); as UTF-8 they can be C1 controls (U+009B: CSI).
+    assert parse_system_warnings("[W\x9b2J]: a\x9b31mb\x7f", "GET", "/v2/x") == [
+        SystemWarning("W2J", "a31mb", "GET", "/v2/x")
+    ]
