@@ -50,7 +50,7 @@ from ksef_client._retry import BUDGET, RetryBudget
 from ksef_client._threads import in_thread
 from ksef_client._transport import DEADLINE
 from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
-from ksef_client.pagination import AsyncPager, Pager, next_offset, offset_page_size
+from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_page_size
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -361,7 +361,9 @@ def all_items(page: PageFlow[C, T]) -> Flow[list[T]]:
     """Every item of a listing, all its pages read in one flow."""
     items: list[T] = []
     cursor: C | None = None
+    walk = RepeatedCursor()  # a token handed back again would make this loop forever
     while True:
+        walk.visit(cursor)
         found, cursor = yield from page(cursor)
         items += found
         if cursor is None:

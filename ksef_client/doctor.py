@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from ksef_client import __version__
+from ksef_client.cli.output import printable
 from ksef_client.environments import Environment
 from ksef_client.spec_version import SpecVersion, compare_versions, declared_version, pinned_version, spec_url
 
@@ -238,10 +239,10 @@ def print_report(report: Report, *, as_json: bool) -> int:
     returns its exit code."""
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    else:
-        sys.stdout.write(report.render() + "\n")
+    else:  # the server's version, build and errors are its text: no control character reaches the terminal
+        sys.stdout.write("\n".join(map(printable, report.render().split("\n"))) + "\n")
     if report.level in {"warning", "error"}:
-        sys.stderr.write(f"{report.level}: {report.message}\n")
+        sys.stderr.write(f"{report.level}: {printable(report.message)}\n")
     return report.exit_code
 
 

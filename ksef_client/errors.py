@@ -29,7 +29,8 @@
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
     │   ├── UPOSignatureError         its XAdES signature is missing or broken
-    │   └── UPOValidationError        not a valid UPO v4-3 document
+    │   ├── UPOValidationError        not a valid UPO v4-3 document
+    │   └── UPOMismatchError          a UPO of another session, invoice or page than asked for
     └── UPONotAvailableError          the session or invoice has no UPO (yet)
 
 Messages never contain tokens or keys: only status, KSeF codes, descriptions and the request's
@@ -296,6 +297,12 @@ class UPOSignatureError(UPOError):
 
 class UPOValidationError(UPOError):
     """Not a UPO v4-3 document, or not valid against its schema."""
+
+
+class UPOMismatchError(UPOError):
+    """A UPO that is not the one asked for: of another session (``NumerReferencyjnySesji``), of
+    another invoice (``NumerKSeFDokumentu``), or session pages that are not each page once
+    (``Strona``/``LiczbaStron``). Its hash and signature may be fine: a genuine UPO of something else."""
 
 
 class UPONotAvailableError(KSeFError):

@@ -3,6 +3,11 @@
 A page fetcher maps a cursor to ``(items, next_cursor)``; ``next_cursor is None`` ends the walk.
 For ``x-continuation-token`` listings the cursor is the token, for ``pageOffset`` listings the
 page number. ``pager.cursor`` can be saved after any page and passed back to resume there.
+
+A walk never asks for the same cursor twice: a server that hands back a token already used (the
+same page again, or a cycle of pages) would keep it going forever, so that is
+``ResponseFormatError`` (``RepeatedCursor``), raised before the page would be fetched again. An
+empty page with a new token is not an error in itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from ksef_client._operations import page_size_bounds
+from ksef_client.errors import ResponseFormatError
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -47,6 +53,36 @@ class Page(Generic[T, C]):
     next_cursor: C | None
 
 
+class RepeatedCursor:
+    """The cursors one walk has asked for; ``visit`` raises ``ResponseFormatError`` on one asked
+    for before: the pages depend on nothing but the cursor, so the walk would never end."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[object] = set()
+
+    def visit(self, cursor: object) -> None:
+        """Note that the page at ``cursor`` is about to be fetched (``None``, the first page, is
+        fetched once anyway; a cursor that cannot be hashed is not tracked)."""
+        if cursor is None:
+            return
+        try:
+            repeated = cursor in self._seen
+        except TypeError:  # unhashable: a cursor of the caller's own Pager
+            return
+        if repeated:
+            raise ResponseFormatError(
+                f"the server led the listing back to a page already read (cursor {_shown(cursor)}): it would never end"
+            )
+        self._seen.add(cursor)
+
+
+def _shown(cursor: object) -> str:
+    text = repr(cursor)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 class Pager(Generic[T, C]):
     """Lazy iteration over items (``for x in pager``) or pages (``pager.pages()``)."""
 
@@ -57,7 +93,9 @@ class Pager(Generic[T, C]):
 
     def pages(self) -> Iterator[Page[T, C]]:
         """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+        walk = RepeatedCursor()
         while not self.done:
+            walk.visit(self.cursor)
             items, next_cursor = self._fetch(self.cursor)
             self.cursor, self.done = next_cursor, next_cursor is None
             yield Page(items, next_cursor)
@@ -79,7 +117,9 @@ class AsyncPager(Generic[T, C]):
 
     async def pages(self) -> AsyncIterator[Page[T, C]]:
         """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+        walk = RepeatedCursor()
         while not self.done:
+            walk.visit(self.cursor)
             items, next_cursor = await self._fetch(self.cursor)
             self.cursor, self.done = next_cursor, next_cursor is None
             yield Page(items, next_cursor)
@@ -96,5 +136,13 @@ def next_offset(page_offset: int, has_more: object) -> int | None:
 
 
 def next_token(token: object) -> str | None:
-    """A continuation token from a response body: empty or missing means the last page."""
-    return token if isinstance(token, str) and token else None
+    """A continuation token from a response body: missing, empty or blank means the last page (as
+    the Ministry's own clients read it). It goes back in the ``x-continuation-token`` header of the
+    next request, so anything but printable ASCII (no control character, no space at either end)
+    is ``ResponseFormatError``: httpx would fail on it with a ``UnicodeEncodeError``, or send a
+    header broken by CR/LF."""
+    if not isinstance(token, str) or not token.strip():
+        return None
+    if not (token.isascii() and token.isprintable() and token == token.strip()):
+        raise ResponseFormatError(f"continuation token from the server is not printable ASCII: {_shown(token)}")
+    return token

@@ -30,7 +30,13 @@ from ksef_client._body import BodyLimits
 from ksef_client._paths import file_in
 from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
-from ksef_client.errors import UnsafeXMLError, UPOHashMismatchError, UPOSignatureError, UPOValidationError
+from ksef_client.errors import (
+    UnsafeXMLError,
+    UPOHashMismatchError,
+    UPOMismatchError,
+    UPOSignatureError,
+    UPOValidationError,
+)
 from ksef_client.xades import SignatureVerificationError, verify_xades
 
 UPO_NAMESPACE = "http://upo.schematy.mf.gov.pl/KSeF/v4-3"
@@ -368,6 +374,118 @@ def _page_info(page: etree._Element) -> UpoPageInfo:
         last_document=_int(page, "u:ZakresDokumentowDo"),
         document_count=_int(page, "u:CalkowitaLiczbaDokumentow"),
     )
+
+
+# --- is it the UPO that was asked for? -----------------------------------------------------------
+# A UPO from a presigned link comes from the storage host with its own x-ms-meta-hash: a genuine,
+# KSeF-signed UPO of another session or invoice passes both the hash and the signature. What a UPO
+# confirms is compared with what was asked for.
+
+_ROOT = f"{{{UPO_NAMESPACE}}}Potwierdzenie"
+_SESSION = f"{{{UPO_NAMESPACE}}}NumerReferencyjnySesji"
+_PAGE = f"{{{UPO_NAMESPACE}}}OpisPotwierdzenia"
+# The schema's elements after the header (upo-v4-3.xsd: the session number and OpisPotwierdzenia
+# come before them): the header has been read once one of them starts.
+_AFTER_HEADER = frozenset(
+    f"{{{UPO_NAMESPACE}}}{name}" for name in ("NazwaStrukturyLogicznej", "KodFormularza", "Dokument")
+)
+_HEADER_CHUNK = 16 * 1024
+
+
+def check_invoice_upo(upo: Upo, session_reference_number: str, ksef_number: str | None = None) -> Upo:
+    """``upo`` when it is a UPO of session ``session_reference_number`` confirming one invoice,
+    ``ksef_number`` when given (its ``NumerKSeFDokumentu``); ``UPOMismatchError`` otherwise."""
+    _check_session(upo.session_reference_number, session_reference_number)
+    if len(upo.documents) != 1:
+        raise UPOMismatchError(f"an invoice's UPO confirms one invoice; this one confirms {len(upo.documents)}")
+    found = upo.documents[0].ksef_number
+    if ksef_number is not None and found != ksef_number:
+        raise UPOMismatchError(f"the UPO confirms invoice {_quoted(found)}, not {ksef_number} that was asked for")
+    return upo
+
+
+def session_page_order(session_reference_number: str, pages: Sequence[tuple[str, UpoPageInfo | None]]) -> list[int]:
+    """The places of ``pages`` (each page's ``NumerReferencyjnySesji`` and ``OpisPotwierdzenia``,
+    in the order the session's status listed them) in page order, when they are every page of
+    session ``session_reference_number`` once: each of that session, numbered (``Strona``) 1 to n
+    once each, with n (``LiczbaStron``) the number of pages listed. A lone page without
+    ``OpisPotwierdzenia`` is page 1 of 1. ``UPOMismatchError`` otherwise."""
+    for reference, _ in pages:
+        _check_session(reference, session_reference_number)
+    count = len(pages)
+    if count == 1 and pages[0][1] is None:
+        return [0]
+    numbers = []
+    for place, (_, info) in enumerate(pages, start=1):
+        if info is None:
+            raise UPOMismatchError(f"page {place} of the {count} of the session's UPO has no OpisPotwierdzenia")
+        if info.page_count != count:
+            raise UPOMismatchError(f"a page of the session's UPO says it has {info.page_count} page(s); {count} listed")
+        numbers.append(info.page)
+    if sorted(numbers) != list(range(1, count + 1)):
+        raise UPOMismatchError(f"the pages of the session's UPO are not numbered 1 to {count} once each")
+    return sorted(range(count), key=numbers.__getitem__)
+
+
+def read_upo_header(xml: bytes) -> tuple[str, UpoPageInfo | None]:
+    """A UPO's ``NumerReferencyjnySesji`` and ``OpisPotwierdzenia`` (``None`` in an invoice's UPO),
+    read from its first elements only (the schema puts them before any document): which session and
+    page a UPO is, for the same cost with 1 or 10,000 documents. What ``parse_upo`` refuses as
+    hostile is refused here too; the rest of the document is not read."""
+    if not isinstance(xml, bytes | bytearray):
+        raise TypeError(f"expected bytes, got {type(xml).__name__}")
+    if declares_entities(xml):
+        raise UnsafeXMLError("document type declarations and entities are not allowed in KSeF XML")
+    parser = etree.XMLPullParser(
+        events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    found: dict[str, etree._Element] = {}
+    try:
+        for start in range(0, len(xml), _HEADER_CHUNK):
+            parser.feed(bytes(xml[start : start + _HEADER_CHUNK]))
+            if _header_read(parser, found):
+                return _header(found)
+        parser.close()
+    except etree.XMLSyntaxError as error:
+        raise UPOValidationError(f"not well-formed XML: {error}") from error
+    return _header(found)
+
+
+def _header_read(parser: etree.XMLPullParser, found: dict[str, etree._Element]) -> bool:
+    """Take the header's elements among the parser's new events into ``found``; whether the header
+    is over (an element after it started)."""
+    for event, item in parser.read_events():
+        element = cast("etree._Element", item)  # only start and end events were asked for: elements
+        parent = element.getparent()
+        if parent is None:  # the root
+            if event == "start" and element.tag != _ROOT:
+                raise UPOValidationError(f"not a UPO v4-3 document (root element {element.tag!r})")
+            if element.getroottree().docinfo.doctype:  # type: ignore[attr-defined]
+                raise UnsafeXMLError("document type declarations are not allowed in KSeF XML")
+        elif parent.getparent() is None:  # a child of the root: the first of each name counts
+            if event == "start" and element.tag in _AFTER_HEADER:
+                return True
+            if event == "end" and element.tag in (_SESSION, _PAGE):
+                found.setdefault(element.tag, element)
+    return False
+
+
+def _header(found: dict[str, etree._Element]) -> tuple[str, UpoPageInfo | None]:
+    if _SESSION not in found:
+        raise UPOValidationError("UPO lacks NumerReferencyjnySesji")
+    page = found.get(_PAGE)
+    return _whole(found[_SESSION]), _page_info(page) if page is not None else None
+
+
+def _check_session(found: str, asked: str) -> None:
+    if found != asked:
+        raise UPOMismatchError(f"the UPO is of session {_quoted(found)}, not {asked} that was asked for")
+
+
+def _quoted(value: str) -> str:
+    """A value from the document, fit for a message: its repr, at most 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _content(element: etree._Element) -> str:

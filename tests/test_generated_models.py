@@ -9,6 +9,7 @@ from io import BytesIO
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,14 +108,13 @@ def test_every_model_module_imports_first_in_a_clean_interpreter() -> None:
     assert int(result.stdout) > 200
 
 
-def test_a_wrong_type_in_a_nullable_field_is_kept_not_raised() -> None:
-    # The inline union parsing keeps openapi-python-client's semantics: a value that is not the
-    # expected type is kept as sent (the contract suite reports it), other fields still parse.
+def test_a_wrong_type_in_a_nullable_field_raises() -> None:
+    # A value of another type was kept as sent (openapi-python-client's union semantics) and failed
+    # later, as a TypeError or AttributeError where the SDK read it (review of hostile servers,
+    # finding 7). It is a TypeError naming the field now, which the SDK reports as ResponseFormatError.
     body = dict(INVOICE, acquisitionDate=12345, invoicingMode="Online")
-    parsed = SessionInvoiceStatusResponse.from_dict(body)
-    assert parsed.acquisition_date == 12345
-    assert parsed.invoicing_mode is InvoicingMode.ONLINE
-    assert parsed.invoicing_date == datetime.datetime(2025, 7, 11, 12, 23, 56, 15430, tzinfo=datetime.UTC)
+    with pytest.raises(TypeError, match="acquisitionDate: expected string or null, got integer"):
+        SessionInvoiceStatusResponse.from_dict(body)
 
 
 def test_from_dict_builds_what_the_constructor_builds() -> None:
@@ -229,40 +229,60 @@ def test_unknown_enum_values_are_kept_in_required_nullable_and_list_fields() -> 
         InvoiceMetadata.from_dict(dict(METADATA, invoiceType=5))
 
 
-def test_nullable_fields_are_replaced_only_by_what_parses() -> None:
+def test_nullable_fields_are_parsed_or_refused() -> None:
     from ksef_client._generated.models import InvoiceMetadata, InvoiceMetadataAuthorizedSubject
 
     class Text(str):
         pass
 
-    cases: list[tuple[Any, Any]] = [
+    parsed_cases: list[tuple[Any, Any]] = [
         (None, None),
-        ("not a date", "not a date"),  # ValueError from fromisoformat: kept as sent
-        (12345, 12345),
-        (["2026-01-01"], ["2026-01-01"]),
         (Text("2026-11-25T10:15:31+00:00"), datetime.datetime(2026, 11, 25, 10, 15, 31, tzinfo=datetime.UTC)),
     ]
-    for sent, expected in cases:
-        parsed = SessionInvoiceStatusResponse.from_dict(dict(INVOICE, acquisitionDate=sent, invoicingMode=sent))
+    for sent, expected in parsed_cases:
+        parsed = SessionInvoiceStatusResponse.from_dict(dict(INVOICE, acquisitionDate=sent))
         assert parsed.acquisition_date == expected and type(parsed.acquisition_date) is type(expected)
         assert parsed.additional_properties == {}
     assert SessionInvoiceStatusResponse.from_dict(INVOICE).acquisition_date is UNSET_VALUE
-    assert SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode=7)).invoicing_mode == 7
     assert SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode=None)).invoicing_mode is None
-    # a nested model: a dict that does not parse (required key missing) and a non-dict are kept
+    # what does not parse is an error, never kept as sent (a later TypeError or AttributeError)
+    refused: list[tuple[str, Any, type[Exception]]] = [
+        ("acquisitionDate", "not a date", ValueError),
+        ("acquisitionDate", 12345, TypeError),
+        ("acquisitionDate", ["2026-01-01"], TypeError),
+        ("invoicingMode", 7, TypeError),
+        ("ksefNumber", 5, TypeError),
+        ("ordinalNumber", "1", TypeError),
+        ("ordinalNumber", True, TypeError),  # a JSON boolean is no integer
+    ]
+    for field, sent, error in refused:
+        with pytest.raises(error):
+            SessionInvoiceStatusResponse.from_dict(dict(INVOICE, **{field: sent}))
+    # a nested model: a dict that parses; one that does not (required key missing) or a non-dict raises
     subject = {"nip": "5265877635", "role": 1}
     assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject=subject)).authorized_subject == (
         InvoiceMetadataAuthorizedSubject(nip="5265877635", role=1)
     )
-    assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject={"nip": "1"})).authorized_subject == {"nip": "1"}
-    assert InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject="x")).authorized_subject == "x"
-    # a nullable list of models: one bad item keeps the whole list as sent
+    for bad_subject in ({"nip": "1"}, "x", {"nip": 1, "role": 1}):
+        with pytest.raises((KeyError, TypeError)):
+            InvoiceMetadata.from_dict(dict(METADATA, authorizedSubject=bad_subject))
+    # a nullable list of models: one bad item, or a string in place of the list, raises
     third = [{"identifier": {"type": "Nip", "value": "1"}, "role": 1}, "bad"]
-    assert InvoiceMetadata.from_dict(dict(METADATA, thirdSubjects=third)).third_subjects == third
+    for bad_third in (third, "x"):
+        with pytest.raises(TypeError):
+            InvoiceMetadata.from_dict(dict(METADATA, thirdSubjects=bad_third))
     parsed_third = InvoiceMetadata.from_dict(dict(METADATA, thirdSubjects=third[:1])).third_subjects
     assert isinstance(parsed_third, list) and parsed_third[0].to_dict() == third[0]
-    # a nullable list of plain values is kept whatever it is
-    assert InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "details": "x"}).details == "x"
+    # a nullable list of plain values: the list and each item are checked
+    assert InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "details": ["a"]}).details == ["a"]
+    for bad_details in ("x", [1]):
+        with pytest.raises(TypeError, match=r"details(\[\])?: expected"):
+            InvoiceStatusInfo.from_dict({"code": 1, "description": "d", "details": bad_details})
+    # a number may come as a JSON integer (12.0 is written 12), never as a string or a boolean
+    assert InvoiceMetadata.from_dict(dict(METADATA, netAmount=12)).net_amount == 12
+    for bad_amount in ("12", True):
+        with pytest.raises(TypeError, match="netAmount: expected number"):
+            InvoiceMetadata.from_dict(dict(METADATA, netAmount=bad_amount))
 
 
 def test_unknown_keys_are_found_in_every_shape_of_model() -> None:

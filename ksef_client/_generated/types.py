@@ -70,6 +70,22 @@ def short_repr(model: Any) -> str:
 UNSET: Unset = Unset()
 
 
+_JSON_TYPE_NAMES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+
+
+def wrong_type(field: str, expected: str, value: Any) -> TypeError:
+    """The error for a value of ``field`` whose JSON type the spec does not allow there"""
+    return TypeError(f"{field}: expected {expected}, got {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}")
+
+
 _FIRST_ACCESS = _threading.Lock()
 
 
@@ -178,4 +194,14 @@ class Response(Generic[T]):
     parsed: T | None
 
 
-__all__ = ["UNSET", "CollectorPaused", "File", "FileTypes", "RequestFiles", "Response", "Unset", "json_loads"]
+__all__ = [
+    "UNSET",
+    "CollectorPaused",
+    "File",
+    "FileTypes",
+    "RequestFiles",
+    "Response",
+    "Unset",
+    "json_loads",
+    "wrong_type",
+]

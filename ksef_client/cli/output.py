@@ -78,6 +78,28 @@ def error_line(error: BaseException) -> str:
     return f"error: {name + ': ' if name else ''}{text}"
 
 
+# What is never printed of a value for people: C0 and C1 control characters and DEL (a terminal
+# acts on ESC sequences: colours, cursor moves, the window title, on some even the clipboard), and
+# the Unicode bidi embeddings, overrides and isolates (they show the text in another order than it
+# is: an invoice number would read as another). Tab, CR and LF become a space, so a value stays on
+# its line and its words apart.
+_UNPRINTABLE: dict[int, str | None] = dict.fromkeys(
+    [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+_UNPRINTABLE.update(dict.fromkeys(map(ord, "\t\r\n"), " "))
+
+
+def printable(text: str) -> str:
+    """``text`` fit for a terminal: control characters left out (see ``_UNPRINTABLE``). Every value
+    from KSeF, a file or any other third party goes through it before it is printed for people."""
+    return text.translate(_UNPRINTABLE)
+
+
+def _cell(value: Any) -> str:
+    shown = plain(value)
+    return "" if shown is None else printable(str(shown))
+
+
 def plain(value: Any) -> Any:
     """JSON-ready form of SDK objects (generated models, dataclasses, dates, paths, enums)."""
     from ksef_client._generated.types import Unset  # noqa: PLC0415
@@ -134,20 +156,25 @@ class Output:
             return
         from rich.console import Console  # noqa: PLC0415 - only when printing for people
         from rich.table import Table  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415
 
         # Piped output is not cut to 80 columns: whoever reads it (grep, a log) wants whole values.
         console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 400)
+        # Every message and cell is plain Text: the values in it are KSeF's and the seller's (an
+        # invoice number is any text up to 256 characters), never rich markup: "[/x]" would end
+        # the command with a MarkupError, "[on red]FV/2[/]" show as FV/2, ":x:" as an emoji.
         if message:
-            console.print(message, highlight=False)
+            console.print(Text(printable(message)))
         if table:
             grid = Table(*table, show_edge=False, header_style="bold")
             for row in rows:
-                grid.add_row(*("" if plain(v) is None else str(plain(v)) for v in row))
+                grid.add_row(*(Text(_cell(v)) for v in row))
             console.print(grid)
 
     def error(self, error: BaseException) -> None:
-        """The one-line error on stderr (also in JSON mode: stdout stays parseable)."""
-        sys.stderr.write(error_line(error) + "\n")
+        """The one-line error on stderr (also in JSON mode: stdout stays parseable); it quotes
+        KSeF's descriptions, so it is ``printable`` too."""
+        sys.stderr.write(printable(error_line(error)) + "\n")
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Any:

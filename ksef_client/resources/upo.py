@@ -26,7 +26,17 @@ from ksef_client._storage import link_usable
 from ksef_client.errors import UPONotAvailableError
 from ksef_client.identifiers import validate_ksef_number, validate_reference_number
 from ksef_client.resources.sessions import invoices_pages
-from ksef_client.upo import HASH_HEADER, SessionUpo, Upo, parse_upo, save_upo, verify_hash
+from ksef_client.upo import (
+    HASH_HEADER,
+    SessionUpo,
+    Upo,
+    check_invoice_upo,
+    parse_upo,
+    read_upo_header,
+    save_upo,
+    session_page_order,
+    verify_hash,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -38,9 +48,13 @@ if TYPE_CHECKING:
 LARGE_UPO = 100_000
 
 
-def _checked(content: bytes, headers: httpx.Headers | dict[str, str]) -> Upo:
+def _checked(
+    content: bytes, headers: httpx.Headers | dict[str, str], reference_number: str, ksef_number: str | None
+) -> Upo:
+    """An invoice's UPO: hash-checked, parsed, and of that session and invoice (a storage host may
+    answer with another genuine UPO and its own hash: ``UPOMismatchError``)."""
     verify_hash(content, headers.get(HASH_HEADER))
-    return parse_upo(content)
+    return check_invoice_upo(parse_upo(content), reference_number, ksef_number)
 
 
 def _one_of(ksef_number: str | None, invoice_reference_number: str | None) -> None:
@@ -63,8 +77,8 @@ def _upo_pages(status: SessionStatusResponse, reference_number: str) -> list[Upo
     return pages
 
 
-def _from_api(response: Response[object]) -> Upo:
-    return _checked(response.content, dict(response.headers))
+def _from_api(response: Response[object], reference_number: str, ksef_number: str | None) -> Upo:
+    return _checked(response.content, dict(response.headers), reference_number, ksef_number)
 
 
 def _invoice_upo_flow(
@@ -76,12 +90,16 @@ def _invoice_upo_flow(
     _one_of(ksef_number, invoice_reference_number)
     if invoice_reference_number is None:
         args = {"reference_number": reference_number, "ksef_number": str(ksef_number)}
-        return _from_api(response_of((yield Call(get_invoice_upo_by_ksef_number, args, body="upo"))))
+        response = response_of((yield Call(get_invoice_upo_by_ksef_number, args, body="upo")))
+        return _from_api(response, reference_number, ksef_number)
     args = {"reference_number": reference_number, "invoice_reference_number": invoice_reference_number}
     invoice = parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
+    number = invoice.ksef_number if isinstance(invoice.ksef_number, str) else None
     if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-        return _checked(*(yield Download(str(invoice.upo_download_url))))
-    return _from_api(response_of((yield Call(get_invoice_upo_by_reference_number, args, body="upo"))))
+        content, headers = yield Download(str(invoice.upo_download_url))
+        return _checked(content, headers, reference_number, number)
+    response = response_of((yield Call(get_invoice_upo_by_reference_number, args, body="upo")))
+    return _from_api(response, reference_number, number)
 
 
 def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, bytes]]]:
@@ -108,14 +126,26 @@ def _parse_pages(pages: list[tuple[str, bytes]]) -> list[tuple[str, Upo]]:
     return [(ref, parse_upo(content)) for ref, content in pages]
 
 
-def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
-    """``(UPO page reference, UPO)`` of every page of a processed session, in page order. Large
-    pages are parsed in a ``Blocking`` step (a 10,000-invoice page takes some 50-200 ms, which
-    ``AsyncKSeF`` spends in a worker thread, not on the event loop)."""
+def _session_xml_flow(reference_number: str) -> Flow[tuple[bytes, ...]]:
+    """The XML of every page, in page order, each checked to be a page of that session, once (its
+    header read: ``read_upo_header``), not parsed."""
     pages = yield from _session_page_bytes_flow(reference_number)
-    if sum(len(content) for _, content in pages) < LARGE_UPO:
-        return _parse_pages(pages)
-    return (yield from blocking(_parse_pages, pages))
+    order = session_page_order(reference_number, [read_upo_header(content) for _, content in pages])
+    return tuple(pages[place][1] for place in order)
+
+
+def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
+    """``(UPO page reference, UPO)`` of every page of a processed session, in page order (a page of
+    another session, or one twice, is ``UPOMismatchError``). Large pages are parsed in a
+    ``Blocking`` step (a 10,000-invoice page takes some 50-200 ms, which ``AsyncKSeF`` spends in
+    a worker thread, not on the event loop)."""
+    content = yield from _session_page_bytes_flow(reference_number)
+    if sum(len(xml) for _, xml in content) < LARGE_UPO:
+        pages = _parse_pages(content)
+    else:
+        pages = yield from blocking(_parse_pages, content)
+    order = session_page_order(reference_number, [(upo.session_reference_number, upo.page_info) for _, upo in pages])
+    return [pages[place] for place in order]
 
 
 def _session_upo_flow(reference_number: str) -> Flow[SessionUpo]:
@@ -145,7 +175,8 @@ def _save_invoice_upo_flow(reference_number: str, invoice: SessionInvoiceStatusR
     """Save one accepted invoice's UPO as ``<KSeF number>.xml`` (its presigned link while it lives)."""
     number = str(invoice.ksef_number)
     if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
-        upo = _checked(*(yield Download(str(invoice.upo_download_url))))
+        content, headers = yield Download(str(invoice.upo_download_url))
+        upo = _checked(content, headers, reference_number, number)
     else:
         upo = yield from _invoice_upo_flow(reference_number, number, None)
     return save_upo(upo.xml, Path(directory), number)
@@ -171,7 +202,7 @@ class Upos:
     def get_session_upo_xml(self, reference_number: str) -> tuple[bytes, ...]:
         """The XML of every page of a processed session's UPO, in page order, hash-checked but not
         parsed (to archive as received; ``parse_upo`` reads a page later)."""
-        return tuple(xml for _, xml in run(_session_page_bytes_flow(reference_number), self._client))
+        return run(_session_xml_flow(reference_number), self._client)
 
     def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""
@@ -207,7 +238,7 @@ class AsyncUpos:
 
     async def get_session_upo_xml(self, reference_number: str) -> tuple[bytes, ...]:
         """The XML of every page of a processed session's UPO, hash-checked but not parsed."""
-        return tuple(xml for _, xml in await arun(_session_page_bytes_flow(reference_number), self._client))
+        return await arun(_session_xml_flow(reference_number), self._client)
 
     async def save_session_upo(self, reference_number: str, directory: Path) -> list[Path]:
         """Download every page of a session's UPO into ``directory`` (``<upo page ref>.xml``)."""

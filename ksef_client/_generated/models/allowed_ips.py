@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AllowedIps")
 
@@ -71,10 +72,31 @@ class AllowedIps:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ip_4_addresses: list[str] | None | Unset = src_dict.get("ip4Addresses", UNSET)
+        if ip_4_addresses is not None and ip_4_addresses is not UNSET:
+            if ip_4_addresses.__class__ is not list and not isinstance(ip_4_addresses, list):
+                raise _wrong_type("ip4Addresses", "array or null", ip_4_addresses)
+
+            for _item in ip_4_addresses:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("ip4Addresses[]", "string", _item)
 
         ip_4_ranges: list[str] | None | Unset = src_dict.get("ip4Ranges", UNSET)
+        if ip_4_ranges is not None and ip_4_ranges is not UNSET:
+            if ip_4_ranges.__class__ is not list and not isinstance(ip_4_ranges, list):
+                raise _wrong_type("ip4Ranges", "array or null", ip_4_ranges)
+
+            for _item in ip_4_ranges:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("ip4Ranges[]", "string", _item)
 
         ip_4_masks: list[str] | None | Unset = src_dict.get("ip4Masks", UNSET)
+        if ip_4_masks is not None and ip_4_masks is not UNSET:
+            if ip_4_masks.__class__ is not list and not isinstance(ip_4_masks, list):
+                raise _wrong_type("ip4Masks", "array or null", ip_4_masks)
+
+            for _item in ip_4_masks:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("ip4Masks[]", "string", _item)
 
         allowed_ips = _object_new(cls)
         allowed_ips.ip_4_addresses = ip_4_addresses

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="ApiRateLimitValuesOverride")
 
@@ -48,10 +49,16 @@ class ApiRateLimitValuesOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         per_second = src_dict["perSecond"]
+        if per_second.__class__ is not int and (per_second.__class__ is bool or not isinstance(per_second, int)):
+            raise _wrong_type("perSecond", "integer", per_second)
 
         per_minute = src_dict["perMinute"]
+        if per_minute.__class__ is not int and (per_minute.__class__ is bool or not isinstance(per_minute, int)):
+            raise _wrong_type("perMinute", "integer", per_minute)
 
         per_hour = src_dict["perHour"]
+        if per_hour.__class__ is not int and (per_hour.__class__ is bool or not isinstance(per_hour, int)):
+            raise _wrong_type("perHour", "integer", per_hour)
 
         api_rate_limit_values_override = _object_new(cls)
         api_rate_limit_values_override.per_second = per_second

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AttachmentPermissionGrantRequest")
 
@@ -38,6 +39,8 @@ class AttachmentPermissionGrantRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         nip = src_dict["nip"]
+        if nip.__class__ is not str and not isinstance(nip, str):
+            raise _wrong_type("nip", "string", nip)
 
         attachment_permission_grant_request = _object_new(cls)
         attachment_permission_grant_request.nip = nip

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AttachmentPermissionRevokeRequest")
 
@@ -52,16 +53,15 @@ class AttachmentPermissionRevokeRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         nip = src_dict["nip"]
+        if nip.__class__ is not str and not isinstance(nip, str):
+            raise _wrong_type("nip", "string", nip)
 
         _expected_end_date = src_dict.get("expectedEndDate", UNSET)
         expected_end_date: datetime.date | None | Unset = _expected_end_date
-        if _expected_end_date.__class__ is str or (
-            _expected_end_date is not None and _expected_end_date is not UNSET and isinstance(_expected_end_date, str)
-        ):
-            try:
-                expected_end_date = _date_fromisoformat(_expected_end_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _expected_end_date is not None and _expected_end_date is not UNSET:
+            if _expected_end_date.__class__ is not str and not isinstance(_expected_end_date, str):
+                raise _wrong_type("expectedEndDate", "string or null", _expected_end_date)
+            expected_end_date = _date_fromisoformat(_expected_end_date)
 
         attachment_permission_revoke_request = _object_new(cls)
         attachment_permission_revoke_request.nip = nip

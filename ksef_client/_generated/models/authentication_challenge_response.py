@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AuthenticationChallengeResponse")
 
@@ -54,12 +55,18 @@ class AuthenticationChallengeResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         challenge = src_dict["challenge"]
+        if challenge.__class__ is not str and not isinstance(challenge, str):
+            raise _wrong_type("challenge", "string", challenge)
 
         timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
         timestamp_ms = src_dict["timestampMs"]
+        if timestamp_ms.__class__ is not int and (timestamp_ms.__class__ is bool or not isinstance(timestamp_ms, int)):
+            raise _wrong_type("timestampMs", "integer", timestamp_ms)
 
         client_ip = src_dict["clientIp"]
+        if client_ip.__class__ is not str and not isinstance(client_ip, str):
+            raise _wrong_type("clientIp", "string", client_ip)
 
         authentication_challenge_response = _object_new(cls)
         authentication_challenge_response.challenge = challenge

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AuthenticationListItem")
 
@@ -118,34 +119,30 @@ class AuthenticationListItem:
         status = _StatusInfo_from_dict(src_dict["status"])
 
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
+        if is_token_redeemed.__class__ is not bool and is_token_redeemed is not None and is_token_redeemed is not UNSET:
+            raise _wrong_type("isTokenRedeemed", "boolean or null", is_token_redeemed)
 
         _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
         last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
-        if _last_token_refresh_date.__class__ is str or (
-            _last_token_refresh_date is not None
-            and _last_token_refresh_date is not UNSET
-            and isinstance(_last_token_refresh_date, str)
-        ):
-            try:
-                last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_token_refresh_date is not None and _last_token_refresh_date is not UNSET:
+            if _last_token_refresh_date.__class__ is not str and not isinstance(_last_token_refresh_date, str):
+                raise _wrong_type("lastTokenRefreshDate", "string or null", _last_token_refresh_date)
+            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
 
         _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
         refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
-        if _refresh_token_valid_until.__class__ is str or (
-            _refresh_token_valid_until is not None
-            and _refresh_token_valid_until is not UNSET
-            and isinstance(_refresh_token_valid_until, str)
-        ):
-            try:
-                refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _refresh_token_valid_until is not None and _refresh_token_valid_until is not UNSET:
+            if _refresh_token_valid_until.__class__ is not str and not isinstance(_refresh_token_valid_until, str):
+                raise _wrong_type("refreshTokenValidUntil", "string or null", _refresh_token_valid_until)
+            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
 
         is_current = src_dict.get("isCurrent", UNSET)
+        if is_current.__class__ is not bool and is_current is not UNSET:
+            raise _wrong_type("isCurrent", "boolean", is_current)
 
         authentication_list_item = _object_new(cls)
         authentication_list_item.start_date = start_date

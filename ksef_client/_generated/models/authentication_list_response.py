@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AuthenticationListResponse")
 
@@ -51,9 +52,20 @@ class AuthenticationListResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        items = [_AuthenticationListItem_from_dict(items_item_data) for items_item_data in src_dict["items"]]
+        _items = src_dict["items"]
+        if _items.__class__ is not list and not isinstance(_items, list):
+            raise _wrong_type("items", "array", _items)
+
+        items = [_AuthenticationListItem_from_dict(items_item_data) for items_item_data in _items]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if (
+            continuation_token.__class__ is not str
+            and continuation_token is not None
+            and continuation_token is not UNSET
+            and not isinstance(continuation_token, str)
+        ):
+            raise _wrong_type("continuationToken", "string or null", continuation_token)
 
         authentication_list_response = _object_new(cls)
         authentication_list_response.items = items

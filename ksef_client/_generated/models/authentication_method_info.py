@@ -11,6 +11,7 @@ from ..models.authentication_method_category import AuthenticationMethodCategory
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AuthenticationMethodInfo")
 
@@ -58,8 +59,12 @@ class AuthenticationMethodInfo:
         category = _AuthenticationMethodCategory_from_value(src_dict["category"])
 
         code = src_dict["code"]
+        if code.__class__ is not str and not isinstance(code, str):
+            raise _wrong_type("code", "string", code)
 
         display_name = src_dict["displayName"]
+        if display_name.__class__ is not str and not isinstance(display_name, str):
+            raise _wrong_type("displayName", "string", display_name)
 
         authentication_method_info = _object_new(cls)
         authentication_method_info.category = category

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="AuthorizationPolicy")
 
@@ -44,13 +45,10 @@ class AuthorizationPolicy:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _allowed_ips = src_dict.get("allowedIps", UNSET)
         allowed_ips: AllowedIps | None | Unset = _allowed_ips
-        if _allowed_ips.__class__ is dict or (
-            _allowed_ips is not None and _allowed_ips is not UNSET and isinstance(_allowed_ips, dict)
-        ):
-            try:
-                allowed_ips = _AllowedIps_from_dict(_allowed_ips)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _allowed_ips is not None and _allowed_ips is not UNSET:
+            if _allowed_ips.__class__ is not dict and not isinstance(_allowed_ips, dict):
+                raise _wrong_type("allowedIps", "object or null", _allowed_ips)
+            allowed_ips = _AllowedIps_from_dict(_allowed_ips)
 
         authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="BatchFileInfo")
 
@@ -67,22 +68,25 @@ class BatchFileInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         file_size = src_dict["fileSize"]
+        if file_size.__class__ is not int and (file_size.__class__ is bool or not isinstance(file_size, int)):
+            raise _wrong_type("fileSize", "integer", file_size)
 
         file_hash = src_dict["fileHash"]
+        if file_hash.__class__ is not str and not isinstance(file_hash, str):
+            raise _wrong_type("fileHash", "string", file_hash)
 
-        file_parts = [
-            _BatchFilePartInfo_from_dict(file_parts_item_data) for file_parts_item_data in src_dict["fileParts"]
-        ]
+        _file_parts = src_dict["fileParts"]
+        if _file_parts.__class__ is not list and not isinstance(_file_parts, list):
+            raise _wrong_type("fileParts", "array", _file_parts)
+
+        file_parts = [_BatchFilePartInfo_from_dict(file_parts_item_data) for file_parts_item_data in _file_parts]
 
         _compression_type = src_dict.get("compressionType", UNSET)
         compression_type: CompressionType | None | Unset = _compression_type
-        if _compression_type.__class__ is str or (
-            _compression_type is not None and _compression_type is not UNSET and isinstance(_compression_type, str)
-        ):
-            try:
-                compression_type = _CompressionType_from_value(_compression_type)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _compression_type is not None and _compression_type is not UNSET:
+            if _compression_type.__class__ is not str and not isinstance(_compression_type, str):
+                raise _wrong_type("compressionType", "string or null", _compression_type)
+            compression_type = _CompressionType_from_value(_compression_type)
 
         batch_file_info = _object_new(cls)
         batch_file_info.file_size = file_size

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="BatchFilePartInfo")
 
@@ -48,10 +49,18 @@ class BatchFilePartInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ordinal_number = src_dict["ordinalNumber"]
+        if ordinal_number.__class__ is not int and (
+            ordinal_number.__class__ is bool or not isinstance(ordinal_number, int)
+        ):
+            raise _wrong_type("ordinalNumber", "integer", ordinal_number)
 
         file_size = src_dict["fileSize"]
+        if file_size.__class__ is not int and (file_size.__class__ is bool or not isinstance(file_size, int)):
+            raise _wrong_type("fileSize", "integer", file_size)
 
         file_hash = src_dict["fileHash"]
+        if file_hash.__class__ is not str and not isinstance(file_hash, str):
+            raise _wrong_type("fileHash", "string", file_hash)
 
         batch_file_part_info = _object_new(cls)
         batch_file_part_info.ordinal_number = ordinal_number

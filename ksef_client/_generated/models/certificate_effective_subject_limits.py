@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateEffectiveSubjectLimits")
 
@@ -36,6 +37,12 @@ class CertificateEffectiveSubjectLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         max_certificates = src_dict.get("maxCertificates", UNSET)
+        if (
+            max_certificates.__class__ is not int
+            and max_certificates is not UNSET
+            and (max_certificates.__class__ is bool or not isinstance(max_certificates, int))
+        ):
+            raise _wrong_type("maxCertificates", "integer", max_certificates)
 
         certificate_effective_subject_limits = _object_new(cls)
         certificate_effective_subject_limits.max_certificates = max_certificates

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateEnrollmentDataResponse")
 
@@ -104,20 +105,66 @@ class CertificateEnrollmentDataResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         common_name = src_dict["commonName"]
+        if common_name.__class__ is not str and not isinstance(common_name, str):
+            raise _wrong_type("commonName", "string", common_name)
 
         country_name = src_dict["countryName"]
+        if country_name.__class__ is not str and not isinstance(country_name, str):
+            raise _wrong_type("countryName", "string", country_name)
 
         given_name: None | str | Unset = src_dict.get("givenName", UNSET)
+        if (
+            given_name.__class__ is not str
+            and given_name is not None
+            and given_name is not UNSET
+            and not isinstance(given_name, str)
+        ):
+            raise _wrong_type("givenName", "string or null", given_name)
 
         surname: None | str | Unset = src_dict.get("surname", UNSET)
+        if (
+            surname.__class__ is not str
+            and surname is not None
+            and surname is not UNSET
+            and not isinstance(surname, str)
+        ):
+            raise _wrong_type("surname", "string or null", surname)
 
         serial_number: None | str | Unset = src_dict.get("serialNumber", UNSET)
+        if (
+            serial_number.__class__ is not str
+            and serial_number is not None
+            and serial_number is not UNSET
+            and not isinstance(serial_number, str)
+        ):
+            raise _wrong_type("serialNumber", "string or null", serial_number)
 
         unique_identifier: None | str | Unset = src_dict.get("uniqueIdentifier", UNSET)
+        if (
+            unique_identifier.__class__ is not str
+            and unique_identifier is not None
+            and unique_identifier is not UNSET
+            and not isinstance(unique_identifier, str)
+        ):
+            raise _wrong_type("uniqueIdentifier", "string or null", unique_identifier)
 
         organization_name: None | str | Unset = src_dict.get("organizationName", UNSET)
+        if (
+            organization_name.__class__ is not str
+            and organization_name is not None
+            and organization_name is not UNSET
+            and not isinstance(organization_name, str)
+        ):
+            raise _wrong_type("organizationName", "string or null", organization_name)
 
         organization_identifier: None | str | Unset = src_dict.get("organizationIdentifier", UNSET)
+        if (
+            organization_identifier.__class__ is not str
+            and organization_identifier is not None
+            and organization_identifier is not UNSET
+            and not isinstance(organization_identifier, str)
+        ):
+            raise _wrong_type("organizationIdentifier", "string or null", organization_identifier)
 
         certificate_enrollment_data_response = _object_new(cls)
         certificate_enrollment_data_response.common_name = common_name

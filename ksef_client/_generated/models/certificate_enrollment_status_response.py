@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateEnrollmentStatusResponse")
 
@@ -59,6 +60,13 @@ class CertificateEnrollmentStatusResponse:
         status = _StatusInfo_from_dict(src_dict["status"])
 
         certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
+        if (
+            certificate_serial_number.__class__ is not str
+            and certificate_serial_number is not None
+            and certificate_serial_number is not UNSET
+            and not isinstance(certificate_serial_number, str)
+        ):
+            raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
 
         certificate_enrollment_status_response = _object_new(cls)
         certificate_enrollment_status_response.request_date = request_date

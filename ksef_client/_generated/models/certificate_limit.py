@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateLimit")
 
@@ -43,8 +44,12 @@ class CertificateLimit:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         remaining = src_dict["remaining"]
+        if remaining.__class__ is not int and (remaining.__class__ is bool or not isinstance(remaining, int)):
+            raise _wrong_type("remaining", "integer", remaining)
 
         limit = src_dict["limit"]
+        if limit.__class__ is not int and (limit.__class__ is bool or not isinstance(limit, int)):
+            raise _wrong_type("limit", "integer", limit)
 
         certificate_limit = _object_new(cls)
         certificate_limit.remaining = remaining

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateLimitsResponse")
 
@@ -48,6 +49,8 @@ class CertificateLimitsResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         can_request = src_dict["canRequest"]
+        if can_request.__class__ is not bool:
+            raise _wrong_type("canRequest", "boolean", can_request)
 
         enrollment = _CertificateLimit_from_dict(src_dict["enrollment"])
 

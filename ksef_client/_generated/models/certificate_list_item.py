@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CertificateListItem")
 
@@ -115,12 +116,18 @@ class CertificateListItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate_serial_number = src_dict["certificateSerialNumber"]
+        if certificate_serial_number.__class__ is not str and not isinstance(certificate_serial_number, str):
+            raise _wrong_type("certificateSerialNumber", "string", certificate_serial_number)
 
         name = src_dict["name"]
+        if name.__class__ is not str and not isinstance(name, str):
+            raise _wrong_type("name", "string", name)
 
         type_ = _KsefCertificateType_from_value(src_dict["type"])
 
         common_name = src_dict["commonName"]
+        if common_name.__class__ is not str and not isinstance(common_name, str):
+            raise _wrong_type("commonName", "string", common_name)
 
         status = _CertificateListItemStatus_from_value(src_dict["status"])
 
@@ -134,13 +141,10 @@ class CertificateListItem:
 
         _last_use_date = src_dict.get("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset = _last_use_date
-        if _last_use_date.__class__ is str or (
-            _last_use_date is not None and _last_use_date is not UNSET and isinstance(_last_use_date, str)
-        ):
-            try:
-                last_use_date = _datetime_fromisoformat(_last_use_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_use_date is not None and _last_use_date is not UNSET:
+            if _last_use_date.__class__ is not str and not isinstance(_last_use_date, str):
+                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
+            last_use_date = _datetime_fromisoformat(_last_use_date)
 
         certificate_list_item = _object_new(cls)
         certificate_list_item.certificate_serial_number = certificate_serial_number

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CheckAttachmentPermissionStatusResponse")
 
@@ -51,16 +52,15 @@ class CheckAttachmentPermissionStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         is_attachment_allowed = src_dict.get("isAttachmentAllowed", UNSET)
+        if is_attachment_allowed.__class__ is not bool and is_attachment_allowed is not UNSET:
+            raise _wrong_type("isAttachmentAllowed", "boolean", is_attachment_allowed)
 
         _revoked_date = src_dict.get("revokedDate", UNSET)
         revoked_date: datetime.datetime | None | Unset = _revoked_date
-        if _revoked_date.__class__ is str or (
-            _revoked_date is not None and _revoked_date is not UNSET and isinstance(_revoked_date, str)
-        ):
-            try:
-                revoked_date = _datetime_fromisoformat(_revoked_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _revoked_date is not None and _revoked_date is not UNSET:
+            if _revoked_date.__class__ is not str and not isinstance(_revoked_date, str):
+                raise _wrong_type("revokedDate", "string or null", _revoked_date)
+            revoked_date = _datetime_fromisoformat(_revoked_date)
 
         check_attachment_permission_status_response = _object_new(cls)
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifierEffectiveContextLimits")
 
@@ -38,6 +39,8 @@ class CollectiveIdentifierEffectiveContextLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         max_invoices = src_dict["maxInvoices"]
+        if max_invoices.__class__ is not int and (max_invoices.__class__ is bool or not isinstance(max_invoices, int)):
+            raise _wrong_type("maxInvoices", "integer", max_invoices)
 
         collective_identifier_effective_context_limits = _object_new(cls)
         collective_identifier_effective_context_limits.max_invoices = max_invoices

@@ -11,6 +11,7 @@ from ..models.currency_code import CurrencyCode
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicePayment")
 
@@ -44,6 +45,12 @@ class CollectiveIdentifierInvoicePayment:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         amount = src_dict["amount"]
+        if (
+            amount.__class__ is not float
+            and amount.__class__ is not int
+            and (amount.__class__ is bool or not isinstance(amount, int | float))
+        ):
+            raise _wrong_type("amount", "number", amount)
 
         currency = _CurrencyCode_from_value(src_dict["currency"])
 

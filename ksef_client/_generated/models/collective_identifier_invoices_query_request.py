@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryRequest")
 
@@ -38,6 +39,12 @@ class CollectiveIdentifierInvoicesQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         collective_identifier_numbers = cast(list[str], src_dict["collectiveIdentifierNumbers"])
+        if collective_identifier_numbers.__class__ is not list and not isinstance(collective_identifier_numbers, list):
+            raise _wrong_type("collectiveIdentifierNumbers", "array", collective_identifier_numbers)
+
+        for _item in collective_identifier_numbers:
+            if _item.__class__ is not str and not isinstance(_item, str):
+                raise _wrong_type("collectiveIdentifierNumbers[]", "string", _item)
 
         collective_identifier_invoices_query_request = _object_new(cls)
         collective_identifier_invoices_query_request.collective_identifier_numbers = collective_identifier_numbers

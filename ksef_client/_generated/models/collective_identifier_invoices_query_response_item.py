@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponseItem")
 
@@ -72,22 +73,32 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ksef_number = src_dict["ksefNumber"]
+        if ksef_number.__class__ is not str and not isinstance(ksef_number, str):
+            raise _wrong_type("ksefNumber", "string", ksef_number)
 
         collective_identifier_number = src_dict["collectiveIdentifierNumber"]
+        if collective_identifier_number.__class__ is not str and not isinstance(collective_identifier_number, str):
+            raise _wrong_type("collectiveIdentifierNumber", "string", collective_identifier_number)
 
         details_hidden = src_dict["detailsHidden"]
+        if details_hidden.__class__ is not bool:
+            raise _wrong_type("detailsHidden", "boolean", details_hidden)
 
         _payment = src_dict.get("payment", UNSET)
         payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset = _payment
-        if _payment.__class__ is dict or (
-            _payment is not None and _payment is not UNSET and isinstance(_payment, dict)
-        ):
-            try:
-                payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _payment is not None and _payment is not UNSET:
+            if _payment.__class__ is not dict and not isinstance(_payment, dict):
+                raise _wrong_type("payment", "object or null", _payment)
+            payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
 
         description: None | str | Unset = src_dict.get("description", UNSET)
+        if (
+            description.__class__ is not str
+            and description is not None
+            and description is not UNSET
+            and not isinstance(description, str)
+        ):
+            raise _wrong_type("description", "string or null", description)
 
         collective_identifier_invoices_query_response_item = _object_new(cls)
         collective_identifier_invoices_query_response_item.ksef_number = ksef_number

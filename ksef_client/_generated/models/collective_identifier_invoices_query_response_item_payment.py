@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifierInvoicesQueryResponseItemPayment")
 
@@ -43,8 +44,16 @@ class CollectiveIdentifierInvoicesQueryResponseItemPayment:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         amount = src_dict["amount"]
+        if (
+            amount.__class__ is not float
+            and amount.__class__ is not int
+            and (amount.__class__ is bool or not isinstance(amount, int | float))
+        ):
+            raise _wrong_type("amount", "number", amount)
 
         currency = src_dict["currency"]
+        if currency.__class__ is not str and not isinstance(currency, str):
+            raise _wrong_type("currency", "string", currency)
 
         collective_identifier_invoices_query_response_item_payment = _object_new(cls)
         collective_identifier_invoices_query_response_item_payment.amount = amount

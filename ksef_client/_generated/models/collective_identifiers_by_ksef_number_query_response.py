@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifiersByKsefNumberQueryResponse")
 
@@ -51,12 +52,23 @@ class CollectiveIdentifiersByKsefNumberQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        _collective_identifiers = src_dict["collectiveIdentifiers"]
+        if _collective_identifiers.__class__ is not list and not isinstance(_collective_identifiers, list):
+            raise _wrong_type("collectiveIdentifiers", "array", _collective_identifiers)
+
         collective_identifiers = [
             _CollectiveIdentifiersByKsefNumberQueryResponseItem_from_dict(collective_identifiers_item_data)
-            for collective_identifiers_item_data in src_dict["collectiveIdentifiers"]
+            for collective_identifiers_item_data in _collective_identifiers
         ]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if (
+            continuation_token.__class__ is not str
+            and continuation_token is not None
+            and continuation_token is not UNSET
+            and not isinstance(continuation_token, str)
+        ):
+            raise _wrong_type("continuationToken", "string or null", continuation_token)
 
         collective_identifiers_by_ksef_number_query_response = _object_new(cls)
         collective_identifiers_by_ksef_number_query_response.collective_identifiers = collective_identifiers

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifiersByKsefNumberQueryResponseItem")
 
@@ -49,8 +50,12 @@ class CollectiveIdentifiersByKsefNumberQueryResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         collective_identifier_number = src_dict["collectiveIdentifierNumber"]
+        if collective_identifier_number.__class__ is not str and not isinstance(collective_identifier_number, str):
+            raise _wrong_type("collectiveIdentifierNumber", "string", collective_identifier_number)
 
         created_in_current_context = src_dict["createdInCurrentContext"]
+        if created_in_current_context.__class__ is not bool:
+            raise _wrong_type("createdInCurrentContext", "boolean", created_in_current_context)
 
         date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 

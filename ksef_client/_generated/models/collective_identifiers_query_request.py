@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryRequest")
 
@@ -89,12 +90,39 @@ class CollectiveIdentifiersQueryRequest:
         date_created_to = _datetime_fromisoformat(src_dict["dateCreatedTo"])
 
         collective_identifier_number: None | str | Unset = src_dict.get("collectiveIdentifierNumber", UNSET)
+        if (
+            collective_identifier_number.__class__ is not str
+            and collective_identifier_number is not None
+            and collective_identifier_number is not UNSET
+            and not isinstance(collective_identifier_number, str)
+        ):
+            raise _wrong_type("collectiveIdentifierNumber", "string or null", collective_identifier_number)
 
         invoice_count_from: int | None | Unset = src_dict.get("invoiceCountFrom", UNSET)
+        if (
+            invoice_count_from.__class__ is not int
+            and invoice_count_from is not None
+            and invoice_count_from is not UNSET
+            and (invoice_count_from.__class__ is bool or not isinstance(invoice_count_from, int))
+        ):
+            raise _wrong_type("invoiceCountFrom", "integer or null", invoice_count_from)
 
         invoice_count_to: int | None | Unset = src_dict.get("invoiceCountTo", UNSET)
+        if (
+            invoice_count_to.__class__ is not int
+            and invoice_count_to is not None
+            and invoice_count_to is not UNSET
+            and (invoice_count_to.__class__ is bool or not isinstance(invoice_count_to, int))
+        ):
+            raise _wrong_type("invoiceCountTo", "integer or null", invoice_count_to)
 
         created_in_current_context: bool | None | Unset = src_dict.get("createdInCurrentContext", UNSET)
+        if (
+            created_in_current_context.__class__ is not bool
+            and created_in_current_context is not None
+            and created_in_current_context is not UNSET
+        ):
+            raise _wrong_type("createdInCurrentContext", "boolean or null", created_in_current_context)
 
         collective_identifiers_query_request = _object_new(cls)
         collective_identifiers_query_request.date_created_from = date_created_from

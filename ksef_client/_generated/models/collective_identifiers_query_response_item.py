@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="CollectiveIdentifiersQueryResponseItem")
 
@@ -54,12 +55,20 @@ class CollectiveIdentifiersQueryResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         collective_identifier_number = src_dict["collectiveIdentifierNumber"]
+        if collective_identifier_number.__class__ is not str and not isinstance(collective_identifier_number, str):
+            raise _wrong_type("collectiveIdentifierNumber", "string", collective_identifier_number)
 
         date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 
         invoice_count = src_dict["invoiceCount"]
+        if invoice_count.__class__ is not int and (
+            invoice_count.__class__ is bool or not isinstance(invoice_count, int)
+        ):
+            raise _wrong_type("invoiceCount", "integer", invoice_count)
 
         created_in_current_context = src_dict["createdInCurrentContext"]
+        if created_in_current_context.__class__ is not bool:
+            raise _wrong_type("createdInCurrentContext", "boolean", created_in_current_context)
 
         collective_identifiers_query_response_item = _object_new(cls)
         collective_identifiers_query_response_item.collective_identifier_number = collective_identifier_number

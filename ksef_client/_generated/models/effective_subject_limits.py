@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EffectiveSubjectLimits")
 
@@ -54,23 +55,17 @@ class EffectiveSubjectLimits:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentEffectiveSubjectLimits | None | Unset = _enrollment
-        if _enrollment.__class__ is dict or (
-            _enrollment is not None and _enrollment is not UNSET and isinstance(_enrollment, dict)
-        ):
-            try:
-                enrollment = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _enrollment is not None and _enrollment is not UNSET:
+            if _enrollment.__class__ is not dict and not isinstance(_enrollment, dict):
+                raise _wrong_type("enrollment", "object or null", _enrollment)
+            enrollment = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
 
         _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateEffectiveSubjectLimits | None | Unset = _certificate
-        if _certificate.__class__ is dict or (
-            _certificate is not None and _certificate is not UNSET and isinstance(_certificate, dict)
-        ):
-            try:
-                certificate = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _certificate is not None and _certificate is not UNSET:
+            if _certificate.__class__ is not dict and not isinstance(_certificate, dict):
+                raise _wrong_type("certificate", "object or null", _certificate)
+            certificate = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
 
         effective_subject_limits = _object_new(cls)
         effective_subject_limits.enrollment = enrollment

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EncryptionInfo")
 
@@ -58,10 +59,21 @@ class EncryptionInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         encrypted_symmetric_key = src_dict["encryptedSymmetricKey"]
+        if encrypted_symmetric_key.__class__ is not str and not isinstance(encrypted_symmetric_key, str):
+            raise _wrong_type("encryptedSymmetricKey", "string", encrypted_symmetric_key)
 
         initialization_vector = src_dict["initializationVector"]
+        if initialization_vector.__class__ is not str and not isinstance(initialization_vector, str):
+            raise _wrong_type("initializationVector", "string", initialization_vector)
 
         public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
+        if (
+            public_key_id.__class__ is not str
+            and public_key_id is not None
+            and public_key_id is not UNSET
+            and not isinstance(public_key_id, str)
+        ):
+            raise _wrong_type("publicKeyId", "string or null", public_key_id)
 
         encryption_info = _object_new(cls)
         encryption_info.encrypted_symmetric_key = encrypted_symmetric_key

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EnrollCertificateRequest")
 
@@ -70,20 +71,21 @@ class EnrollCertificateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate_name = src_dict["certificateName"]
+        if certificate_name.__class__ is not str and not isinstance(certificate_name, str):
+            raise _wrong_type("certificateName", "string", certificate_name)
 
         certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
 
         csr = src_dict["csr"]
+        if csr.__class__ is not str and not isinstance(csr, str):
+            raise _wrong_type("csr", "string", csr)
 
         _valid_from = src_dict.get("validFrom", UNSET)
         valid_from: datetime.datetime | None | Unset = _valid_from
-        if _valid_from.__class__ is str or (
-            _valid_from is not None and _valid_from is not UNSET and isinstance(_valid_from, str)
-        ):
-            try:
-                valid_from = _datetime_fromisoformat(_valid_from)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _valid_from is not None and _valid_from is not UNSET:
+            if _valid_from.__class__ is not str and not isinstance(_valid_from, str):
+                raise _wrong_type("validFrom", "string or null", _valid_from)
+            valid_from = _datetime_fromisoformat(_valid_from)
 
         enroll_certificate_request = _object_new(cls)
         enroll_certificate_request.certificate_name = certificate_name

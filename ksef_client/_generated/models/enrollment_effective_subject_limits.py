@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EnrollmentEffectiveSubjectLimits")
 
@@ -36,6 +37,12 @@ class EnrollmentEffectiveSubjectLimits:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         max_enrollments = src_dict.get("maxEnrollments", UNSET)
+        if (
+            max_enrollments.__class__ is not int
+            and max_enrollments is not UNSET
+            and (max_enrollments.__class__ is bool or not isinstance(max_enrollments, int))
+        ):
+            raise _wrong_type("maxEnrollments", "integer", max_enrollments)
 
         enrollment_effective_subject_limits = _object_new(cls)
         enrollment_effective_subject_limits.max_enrollments = max_enrollments

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EnrollmentSubjectLimitsOverride")
 
@@ -40,6 +41,13 @@ class EnrollmentSubjectLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         max_enrollments: int | None | Unset = src_dict.get("maxEnrollments", UNSET)
+        if (
+            max_enrollments.__class__ is not int
+            and max_enrollments is not None
+            and max_enrollments is not UNSET
+            and (max_enrollments.__class__ is bool or not isinstance(max_enrollments, int))
+        ):
+            raise _wrong_type("maxEnrollments", "integer or null", max_enrollments)
 
         enrollment_subject_limits_override = _object_new(cls)
         enrollment_subject_limits_override.max_enrollments = max_enrollments

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityAuthorizationGrant")
 
@@ -102,6 +103,8 @@ class EntityAuthorizationGrant:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         authorized_entity_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
             src_dict["authorizedEntityIdentifier"]
@@ -114,30 +117,24 @@ class EntityAuthorizationGrant:
         authorization_scope = _InvoicePermissionType_from_value(src_dict["authorizationScope"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _author_identifier = src_dict.get("authorIdentifier", UNSET)
         author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset = _author_identifier
-        if _author_identifier.__class__ is dict or (
-            _author_identifier is not None and _author_identifier is not UNSET and isinstance(_author_identifier, dict)
-        ):
-            try:
-                author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _author_identifier is not None and _author_identifier is not UNSET:
+            if _author_identifier.__class__ is not dict and not isinstance(_author_identifier, dict):
+                raise _wrong_type("authorIdentifier", "object or null", _author_identifier)
+            author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset = _subject_entity_details
-        if _subject_entity_details.__class__ is dict or (
-            _subject_entity_details is not None
-            and _subject_entity_details is not UNSET
-            and isinstance(_subject_entity_details, dict)
-        ):
-            try:
-                subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
+            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
 
         entity_authorization_grant = _object_new(cls)
         entity_authorization_grant.id = id

@@ -11,6 +11,7 @@ from ..models.entity_authorization_permission_type import EntityAuthorizationPer
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsGrantRequest")
 
@@ -61,6 +62,8 @@ class EntityAuthorizationPermissionsGrantRequest:
         permission = _EntityAuthorizationPermissionType_from_value(src_dict["permission"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
 

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityAuthorizationPermissionsQueryRequest")
 
@@ -91,44 +92,27 @@ class EntityAuthorizationPermissionsQueryRequest:
 
         _authorizing_identifier = src_dict.get("authorizingIdentifier", UNSET)
         authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset = _authorizing_identifier
-        if _authorizing_identifier.__class__ is dict or (
-            _authorizing_identifier is not None
-            and _authorizing_identifier is not UNSET
-            and isinstance(_authorizing_identifier, dict)
-        ):
-            try:
-                authorizing_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
-                    _authorizing_identifier
-                )
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _authorizing_identifier is not None and _authorizing_identifier is not UNSET:
+            if _authorizing_identifier.__class__ is not dict and not isinstance(_authorizing_identifier, dict):
+                raise _wrong_type("authorizingIdentifier", "object or null", _authorizing_identifier)
+            authorizing_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(_authorizing_identifier)
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset = _authorized_identifier
-        if _authorized_identifier.__class__ is dict or (
-            _authorized_identifier is not None
-            and _authorized_identifier is not UNSET
-            and isinstance(_authorized_identifier, dict)
-        ):
-            try:
-                authorized_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
-                    _authorized_identifier
-                )
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _authorized_identifier is not None and _authorized_identifier is not UNSET:
+            if _authorized_identifier.__class__ is not dict and not isinstance(_authorized_identifier, dict):
+                raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
+            authorized_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(_authorized_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[InvoicePermissionType] | None | Unset = _permission_types
-        if _permission_types.__class__ is list or (
-            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
-        ):
-            try:
-                permission_types = [
-                    _InvoicePermissionType_from_value(permission_types_type_0_item_data)
-                    for permission_types_type_0_item_data in _permission_types
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permission_types is not None and _permission_types is not UNSET:
+            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+                raise _wrong_type("permissionTypes", "array or null", _permission_types)
+            permission_types = [
+                _InvoicePermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
 
         entity_authorization_permissions_query_request = _object_new(cls)
         entity_authorization_permissions_query_request.query_type = query_type

@@ -13,6 +13,7 @@ from ..models.entity_authorizations_authorized_entity_identifier_type import (
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityAuthorizationsAuthorizedEntityIdentifier")
 
@@ -56,6 +57,8 @@ class EntityAuthorizationsAuthorizedEntityIdentifier:
         type_ = _EntityAuthorizationsAuthorizedEntityIdentifierType_from_value(src_dict["type"])
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         entity_authorizations_authorized_entity_identifier = _object_new(cls)
         entity_authorizations_authorized_entity_identifier.type_ = type_

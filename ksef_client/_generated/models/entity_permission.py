@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityPermission")
 
@@ -48,6 +49,8 @@ class EntityPermission:
         type_ = _EntityPermissionType_from_value(src_dict["type"])
 
         can_delegate = src_dict.get("canDelegate", UNSET)
+        if can_delegate.__class__ is not bool and can_delegate is not UNSET:
+            raise _wrong_type("canDelegate", "boolean", can_delegate)
 
         entity_permission = _object_new(cls)
         entity_permission.type_ = type_

@@ -12,6 +12,7 @@ from ..models.entity_permission_item_scope import EntityPermissionItemScope
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityPermissionItem")
 
@@ -69,16 +70,22 @@ class EntityPermissionItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         context_identifier = _EntityPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
         permission_scope = _EntityPermissionItemScope_from_value(src_dict["permissionScope"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         can_delegate = src_dict["canDelegate"]
+        if can_delegate.__class__ is not bool:
+            raise _wrong_type("canDelegate", "boolean", can_delegate)
 
         entity_permission_item = _object_new(cls)
         entity_permission_item.id = id

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityPermissionsGrantRequest")
 
@@ -59,11 +60,15 @@ class EntityPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
-        permissions = [
-            _EntityPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
-        ]
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
+        permissions = [_EntityPermission_from_dict(permissions_item_data) for permissions_item_data in _permissions]
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
 

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityPermissionsQueryRequest")
 
@@ -48,15 +49,10 @@ class EntityPermissionsQueryRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: EntityPermissionsContextIdentifier | None | Unset = _context_identifier
-        if _context_identifier.__class__ is dict or (
-            _context_identifier is not None
-            and _context_identifier is not UNSET
-            and isinstance(_context_identifier, dict)
-        ):
-            try:
-                context_identifier = _EntityPermissionsContextIdentifier_from_dict(_context_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _context_identifier is not None and _context_identifier is not UNSET:
+            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+                raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
+            context_identifier = _EntityPermissionsContextIdentifier_from_dict(_context_identifier)
 
         entity_permissions_query_request = _object_new(cls)
         entity_permissions_query_request.context_identifier = context_identifier

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityRole")
 
@@ -68,20 +69,17 @@ class EntityRole:
         role = _EntityRoleType_from_value(src_dict["role"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _parent_entity_identifier = src_dict.get("parentEntityIdentifier", UNSET)
         parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset = _parent_entity_identifier
-        if _parent_entity_identifier.__class__ is dict or (
-            _parent_entity_identifier is not None
-            and _parent_entity_identifier is not UNSET
-            and isinstance(_parent_entity_identifier, dict)
-        ):
-            try:
-                parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _parent_entity_identifier is not None and _parent_entity_identifier is not UNSET:
+            if _parent_entity_identifier.__class__ is not dict and not isinstance(_parent_entity_identifier, dict):
+                raise _wrong_type("parentEntityIdentifier", "object or null", _parent_entity_identifier)
+            parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
 
         entity_role = _object_new(cls)
         entity_role.role = role

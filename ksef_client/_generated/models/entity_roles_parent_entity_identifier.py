@@ -11,6 +11,7 @@ from ..models.entity_roles_parent_entity_identifier_type import EntityRolesParen
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EntityRolesParentEntityIdentifier")
 
@@ -53,6 +54,8 @@ class EntityRolesParentEntityIdentifier:
         type_ = _EntityRolesParentEntityIdentifierType_from_value(src_dict["type"])
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         entity_roles_parent_entity_identifier = _object_new(cls)
         entity_roles_parent_entity_identifier.type_ = type_

@@ -13,6 +13,7 @@ from ..models.eu_entity_administration_permissions_context_identifier_type impor
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityAdministrationPermissionsContextIdentifier")
 
@@ -55,6 +56,8 @@ class EuEntityAdministrationPermissionsContextIdentifier:
         type_ = _EuEntityAdministrationPermissionsContextIdentifierType_from_value(src_dict["type"])
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         eu_entity_administration_permissions_context_identifier = _object_new(cls)
         eu_entity_administration_permissions_context_identifier.type_ = type_

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityAdministrationPermissionsGrantRequest")
 
@@ -76,8 +77,12 @@ class EuEntityAdministrationPermissionsGrantRequest:
         )
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         eu_entity_name = src_dict["euEntityName"]
+        if eu_entity_name.__class__ is not str and not isinstance(eu_entity_name, str):
+            raise _wrong_type("euEntityName", "string", eu_entity_name)
 
         subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 

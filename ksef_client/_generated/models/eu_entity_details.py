@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityDetails")
 
@@ -43,8 +44,12 @@ class EuEntityDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         full_name = src_dict["fullName"]
+        if full_name.__class__ is not str and not isinstance(full_name, str):
+            raise _wrong_type("fullName", "string", full_name)
 
         address = src_dict["address"]
+        if address.__class__ is not str and not isinstance(address, str):
+            raise _wrong_type("address", "string", address)
 
         eu_entity_details = _object_new(cls)
         eu_entity_details.full_name = full_name

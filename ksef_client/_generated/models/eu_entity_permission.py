@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityPermission")
 
@@ -117,58 +118,53 @@ class EuEntityPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
 
         vat_ue_identifier = src_dict["vatUeIdentifier"]
+        if vat_ue_identifier.__class__ is not str and not isinstance(vat_ue_identifier, str):
+            raise _wrong_type("vatUeIdentifier", "string", vat_ue_identifier)
 
         eu_entity_name = src_dict["euEntityName"]
+        if eu_entity_name.__class__ is not str and not isinstance(eu_entity_name, str):
+            raise _wrong_type("euEntityName", "string", eu_entity_name)
 
         authorized_fingerprint_identifier = src_dict["authorizedFingerprintIdentifier"]
+        if authorized_fingerprint_identifier.__class__ is not str and not isinstance(
+            authorized_fingerprint_identifier, str
+        ):
+            raise _wrong_type("authorizedFingerprintIdentifier", "string", authorized_fingerprint_identifier)
 
         permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(src_dict["permissionScope"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset = _subject_person_details
-        if _subject_person_details.__class__ is dict or (
-            _subject_person_details is not None
-            and _subject_person_details is not UNSET
-            and isinstance(_subject_person_details, dict)
-        ):
-            try:
-                subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(
-                    _subject_person_details
-                )
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_person_details is not None and _subject_person_details is not UNSET:
+            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(_subject_person_details)
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset = _subject_entity_details
-        if _subject_entity_details.__class__ is dict or (
-            _subject_entity_details is not None
-            and _subject_entity_details is not UNSET
-            and isinstance(_subject_entity_details, dict)
-        ):
-            try:
-                subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(
-                    _subject_entity_details
-                )
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
+            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(_subject_entity_details)
 
         _eu_entity_details = src_dict.get("euEntityDetails", UNSET)
         eu_entity_details: None | PermissionsEuEntityDetails | Unset = _eu_entity_details
-        if _eu_entity_details.__class__ is dict or (
-            _eu_entity_details is not None and _eu_entity_details is not UNSET and isinstance(_eu_entity_details, dict)
-        ):
-            try:
-                eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _eu_entity_details is not None and _eu_entity_details is not UNSET:
+            if _eu_entity_details.__class__ is not dict and not isinstance(_eu_entity_details, dict):
+                raise _wrong_type("euEntityDetails", "object or null", _eu_entity_details)
+            eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
 
         eu_entity_permission = _object_new(cls)
         eu_entity_permission.id = id

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityPermissionSubjectDetails")
 
@@ -90,37 +91,24 @@ class EuEntityPermissionSubjectDetails:
 
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
-        if _person_by_fp_with_id.__class__ is dict or (
-            _person_by_fp_with_id is not None
-            and _person_by_fp_with_id is not UNSET
-            and isinstance(_person_by_fp_with_id, dict)
-        ):
-            try:
-                person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_by_fp_with_id is not None and _person_by_fp_with_id is not UNSET:
+            if _person_by_fp_with_id.__class__ is not dict and not isinstance(_person_by_fp_with_id, dict):
+                raise _wrong_type("personByFpWithId", "object or null", _person_by_fp_with_id)
+            person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
-        if _person_by_fp_no_id.__class__ is dict or (
-            _person_by_fp_no_id is not None
-            and _person_by_fp_no_id is not UNSET
-            and isinstance(_person_by_fp_no_id, dict)
-        ):
-            try:
-                person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_by_fp_no_id is not None and _person_by_fp_no_id is not UNSET:
+            if _person_by_fp_no_id.__class__ is not dict and not isinstance(_person_by_fp_no_id, dict):
+                raise _wrong_type("personByFpNoId", "object or null", _person_by_fp_no_id)
+            person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
         _entity_by_fp = src_dict.get("entityByFp", UNSET)
         entity_by_fp: EntityByFingerprintDetails | None | Unset = _entity_by_fp
-        if _entity_by_fp.__class__ is dict or (
-            _entity_by_fp is not None and _entity_by_fp is not UNSET and isinstance(_entity_by_fp, dict)
-        ):
-            try:
-                entity_by_fp = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _entity_by_fp is not None and _entity_by_fp is not UNSET:
+            if _entity_by_fp.__class__ is not dict and not isinstance(_entity_by_fp, dict):
+                raise _wrong_type("entityByFp", "object or null", _entity_by_fp)
+            entity_by_fp = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
 
         eu_entity_permission_subject_details = _object_new(cls)
         eu_entity_permission_subject_details.subject_details_type = subject_details_type

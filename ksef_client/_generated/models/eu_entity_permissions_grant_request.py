@@ -11,6 +11,7 @@ from ..models.eu_entity_permission_type import EuEntityPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityPermissionsGrantRequest")
 
@@ -61,12 +62,17 @@ class EuEntityPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
         permissions = [
-            _EuEntityPermissionType_from_value(permissions_item_data)
-            for permissions_item_data in src_dict["permissions"]
+            _EuEntityPermissionType_from_value(permissions_item_data) for permissions_item_data in _permissions
         ]
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 

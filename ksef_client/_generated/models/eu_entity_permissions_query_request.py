@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="EuEntityPermissionsQueryRequest")
 
@@ -69,21 +70,32 @@ class EuEntityPermissionsQueryRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         vat_ue_identifier: None | str | Unset = src_dict.get("vatUeIdentifier", UNSET)
+        if (
+            vat_ue_identifier.__class__ is not str
+            and vat_ue_identifier is not None
+            and vat_ue_identifier is not UNSET
+            and not isinstance(vat_ue_identifier, str)
+        ):
+            raise _wrong_type("vatUeIdentifier", "string or null", vat_ue_identifier)
 
         authorized_fingerprint_identifier: None | str | Unset = src_dict.get("authorizedFingerprintIdentifier", UNSET)
+        if (
+            authorized_fingerprint_identifier.__class__ is not str
+            and authorized_fingerprint_identifier is not None
+            and authorized_fingerprint_identifier is not UNSET
+            and not isinstance(authorized_fingerprint_identifier, str)
+        ):
+            raise _wrong_type("authorizedFingerprintIdentifier", "string or null", authorized_fingerprint_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset = _permission_types
-        if _permission_types.__class__ is list or (
-            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
-        ):
-            try:
-                permission_types = [
-                    _EuEntityPermissionsQueryPermissionType_from_value(permission_types_type_0_item_data)
-                    for permission_types_type_0_item_data in _permission_types
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permission_types is not None and _permission_types is not UNSET:
+            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+                raise _wrong_type("permissionTypes", "array or null", _permission_types)
+            permission_types = [
+                _EuEntityPermissionsQueryPermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
 
         eu_entity_permissions_query_request = _object_new(cls)
         eu_entity_permissions_query_request.vat_ue_identifier = vat_ue_identifier

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="ExceptionDetails")
 
@@ -57,10 +58,30 @@ class ExceptionDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         exception_code = src_dict.get("exceptionCode", UNSET)
+        if (
+            exception_code.__class__ is not int
+            and exception_code is not UNSET
+            and (exception_code.__class__ is bool or not isinstance(exception_code, int))
+        ):
+            raise _wrong_type("exceptionCode", "integer", exception_code)
 
         exception_description: None | str | Unset = src_dict.get("exceptionDescription", UNSET)
+        if (
+            exception_description.__class__ is not str
+            and exception_description is not None
+            and exception_description is not UNSET
+            and not isinstance(exception_description, str)
+        ):
+            raise _wrong_type("exceptionDescription", "string or null", exception_description)
 
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
+        if details is not None and details is not UNSET:
+            if details.__class__ is not list and not isinstance(details, list):
+                raise _wrong_type("details", "array or null", details)
+
+            for _item in details:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("details[]", "string", _item)
 
         exception_details = _object_new(cls)
         exception_details.exception_code = exception_code

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="ExceptionInfo")
 
@@ -91,26 +92,49 @@ class ExceptionInfo:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _exception_detail_list = src_dict.get("exceptionDetailList", UNSET)
         exception_detail_list: list[ExceptionDetails] | None | Unset = _exception_detail_list
-        if _exception_detail_list.__class__ is list or (
-            _exception_detail_list is not None
-            and _exception_detail_list is not UNSET
-            and isinstance(_exception_detail_list, list)
-        ):
-            try:
-                exception_detail_list = [
-                    _ExceptionDetails_from_dict(exception_detail_list_type_0_item_data)
-                    for exception_detail_list_type_0_item_data in _exception_detail_list
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _exception_detail_list is not None and _exception_detail_list is not UNSET:
+            if _exception_detail_list.__class__ is not list and not isinstance(_exception_detail_list, list):
+                raise _wrong_type("exceptionDetailList", "array or null", _exception_detail_list)
+            exception_detail_list = [
+                _ExceptionDetails_from_dict(exception_detail_list_type_0_item_data)
+                for exception_detail_list_type_0_item_data in _exception_detail_list
+            ]
 
         reference_number: None | str | Unset = src_dict.get("referenceNumber", UNSET)
+        if (
+            reference_number.__class__ is not str
+            and reference_number is not None
+            and reference_number is not UNSET
+            and not isinstance(reference_number, str)
+        ):
+            raise _wrong_type("referenceNumber", "string or null", reference_number)
 
         service_code: None | str | Unset = src_dict.get("serviceCode", UNSET)
+        if (
+            service_code.__class__ is not str
+            and service_code is not None
+            and service_code is not UNSET
+            and not isinstance(service_code, str)
+        ):
+            raise _wrong_type("serviceCode", "string or null", service_code)
 
         service_ctx: None | str | Unset = src_dict.get("serviceCtx", UNSET)
+        if (
+            service_ctx.__class__ is not str
+            and service_ctx is not None
+            and service_ctx is not UNSET
+            and not isinstance(service_ctx, str)
+        ):
+            raise _wrong_type("serviceCtx", "string or null", service_ctx)
 
         service_name: None | str | Unset = src_dict.get("serviceName", UNSET)
+        if (
+            service_name.__class__ is not str
+            and service_name is not None
+            and service_name is not UNSET
+            and not isinstance(service_name, str)
+        ):
+            raise _wrong_type("serviceName", "string or null", service_name)
 
         _timestamp = src_dict.get("timestamp", UNSET)
         timestamp: datetime.datetime | Unset

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="ExceptionResponse")
 
@@ -53,13 +54,10 @@ class ExceptionResponse:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _exception = src_dict.get("exception", UNSET)
         exception: ExceptionInfo | None | Unset = _exception
-        if _exception.__class__ is dict or (
-            _exception is not None and _exception is not UNSET and isinstance(_exception, dict)
-        ):
-            try:
-                exception = _ExceptionInfo_from_dict(_exception)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _exception is not None and _exception is not UNSET:
+            if _exception.__class__ is not dict and not isinstance(_exception, dict):
+                raise _wrong_type("exception", "object or null", _exception)
+            exception = _ExceptionInfo_from_dict(_exception)
 
         exception_response = _object_new(cls)
         exception_response.exception = exception

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="ForbiddenProblemDetails")
 
@@ -120,26 +121,45 @@ class ForbiddenProblemDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         title = src_dict["title"]
+        if title.__class__ is not str and not isinstance(title, str):
+            raise _wrong_type("title", "string", title)
 
         status = src_dict["status"]
+        if status.__class__ is not int and (status.__class__ is bool or not isinstance(status, int)):
+            raise _wrong_type("status", "integer", status)
 
         detail = src_dict["detail"]
+        if detail.__class__ is not str and not isinstance(detail, str):
+            raise _wrong_type("detail", "string", detail)
 
         reason_code = src_dict["reasonCode"]
+        if reason_code.__class__ is not str and not isinstance(reason_code, str):
+            raise _wrong_type("reasonCode", "string", reason_code)
 
         instance: None | str | Unset = src_dict.get("instance", UNSET)
+        if (
+            instance.__class__ is not str
+            and instance is not None
+            and instance is not UNSET
+            and not isinstance(instance, str)
+        ):
+            raise _wrong_type("instance", "string or null", instance)
 
         _security = src_dict.get("security", UNSET)
         security: ForbiddenProblemDetailsSecurityType0 | None | Unset = _security
-        if _security.__class__ is dict or (
-            _security is not None and _security is not UNSET and isinstance(_security, dict)
-        ):
-            try:
-                security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _security is not None and _security is not UNSET:
+            if _security.__class__ is not dict and not isinstance(_security, dict):
+                raise _wrong_type("security", "object or null", _security)
+            security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
 
         trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
+        if (
+            trace_id.__class__ is not str
+            and trace_id is not None
+            and trace_id is not UNSET
+            and not isinstance(trace_id, str)
+        ):
+            raise _wrong_type("traceId", "string or null", trace_id)
 
         _timestamp = src_dict.get("timestamp", UNSET)
         timestamp: datetime.datetime | Unset

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="FormCode")
 
@@ -48,10 +49,16 @@ class FormCode:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         system_code = src_dict["systemCode"]
+        if system_code.__class__ is not str and not isinstance(system_code, str):
+            raise _wrong_type("systemCode", "string", system_code)
 
         schema_version = src_dict["schemaVersion"]
+        if schema_version.__class__ is not str and not isinstance(schema_version, str):
+            raise _wrong_type("schemaVersion", "string", schema_version)
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         form_code = _object_new(cls)
         form_code.system_code = system_code

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="GenerateCollectiveIdentifierRequest")
 
@@ -41,9 +42,11 @@ class GenerateCollectiveIdentifierRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        invoices = [
-            _CollectiveIdentifierInvoice_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]
-        ]
+        _invoices = src_dict["invoices"]
+        if _invoices.__class__ is not list and not isinstance(_invoices, list):
+            raise _wrong_type("invoices", "array", _invoices)
+
+        invoices = [_CollectiveIdentifierInvoice_from_dict(invoices_item_data) for invoices_item_data in _invoices]
 
         generate_collective_identifier_request = _object_new(cls)
         generate_collective_identifier_request.invoices = invoices

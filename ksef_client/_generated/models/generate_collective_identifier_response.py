@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="GenerateCollectiveIdentifierResponse")
 
@@ -55,6 +56,8 @@ class GenerateCollectiveIdentifierResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         collective_identifier_number = src_dict["collectiveIdentifierNumber"]
+        if collective_identifier_number.__class__ is not str and not isinstance(collective_identifier_number, str):
+            raise _wrong_type("collectiveIdentifierNumber", "string", collective_identifier_number)
 
         generate_collective_identifier_response = _object_new(cls)
         generate_collective_identifier_response.collective_identifier_number = collective_identifier_number

@@ -11,6 +11,7 @@ from ..models.token_permission_type import TokenPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="GenerateTokenRequest")
 
@@ -47,11 +48,15 @@ class GenerateTokenRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = [
-            _TokenPermissionType_from_value(permissions_item_data) for permissions_item_data in src_dict["permissions"]
-        ]
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
+        permissions = [_TokenPermissionType_from_value(permissions_item_data) for permissions_item_data in _permissions]
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         generate_token_request = _object_new(cls)
         generate_token_request.permissions = permissions

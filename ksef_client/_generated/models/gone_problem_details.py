@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="GoneProblemDetails")
 
@@ -64,16 +65,26 @@ class GoneProblemDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         title = src_dict["title"]
+        if title.__class__ is not str and not isinstance(title, str):
+            raise _wrong_type("title", "string", title)
 
         status = src_dict["status"]
+        if status.__class__ is not int and (status.__class__ is bool or not isinstance(status, int)):
+            raise _wrong_type("status", "integer", status)
 
         instance = src_dict["instance"]
+        if instance.__class__ is not str and not isinstance(instance, str):
+            raise _wrong_type("instance", "string", instance)
 
         detail = src_dict["detail"]
+        if detail.__class__ is not str and not isinstance(detail, str):
+            raise _wrong_type("detail", "string", detail)
 
         timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
         trace_id = src_dict["traceId"]
+        if trace_id.__class__ is not str and not isinstance(trace_id, str):
+            raise _wrong_type("traceId", "string", trace_id)
 
         gone_problem_details = _object_new(cls)
         gone_problem_details.title = title

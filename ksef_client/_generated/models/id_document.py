@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="IdDocument")
 
@@ -51,10 +52,16 @@ class IdDocument:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         type_ = src_dict["type"]
+        if type_.__class__ is not str and not isinstance(type_, str):
+            raise _wrong_type("type", "string", type_)
 
         number = src_dict["number"]
+        if number.__class__ is not str and not isinstance(number, str):
+            raise _wrong_type("number", "string", number)
 
         country = src_dict["country"]
+        if country.__class__ is not str and not isinstance(country, str):
+            raise _wrong_type("country", "string", country)
 
         id_document = _object_new(cls)
         id_document.type_ = type_

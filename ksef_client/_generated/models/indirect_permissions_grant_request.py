@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="IndirectPermissionsGrantRequest")
 
@@ -82,24 +83,26 @@ class IndirectPermissionsGrantRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
 
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
         permissions = [
-            _IndirectPermissionType_from_value(permissions_item_data)
-            for permissions_item_data in src_dict["permissions"]
+            _IndirectPermissionType_from_value(permissions_item_data) for permissions_item_data in _permissions
         ]
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: IndirectPermissionsTargetIdentifier | None | Unset = _target_identifier
-        if _target_identifier.__class__ is dict or (
-            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
-        ):
-            try:
-                target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _target_identifier is not None and _target_identifier is not UNSET:
+            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
+                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
+            target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
 
         indirect_permissions_grant_request = _object_new(cls)
         indirect_permissions_grant_request.subject_identifier = subject_identifier

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InitTokenAuthenticationRequest")
 
@@ -71,24 +72,30 @@ class InitTokenAuthenticationRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         challenge = src_dict["challenge"]
+        if challenge.__class__ is not str and not isinstance(challenge, str):
+            raise _wrong_type("challenge", "string", challenge)
 
         context_identifier = _AuthenticationContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
         encrypted_token = src_dict["encryptedToken"]
+        if encrypted_token.__class__ is not str and not isinstance(encrypted_token, str):
+            raise _wrong_type("encryptedToken", "string", encrypted_token)
 
         public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
+        if (
+            public_key_id.__class__ is not str
+            and public_key_id is not None
+            and public_key_id is not UNSET
+            and not isinstance(public_key_id, str)
+        ):
+            raise _wrong_type("publicKeyId", "string or null", public_key_id)
 
         _authorization_policy = src_dict.get("authorizationPolicy", UNSET)
         authorization_policy: AuthorizationPolicy | None | Unset = _authorization_policy
-        if _authorization_policy.__class__ is dict or (
-            _authorization_policy is not None
-            and _authorization_policy is not UNSET
-            and isinstance(_authorization_policy, dict)
-        ):
-            try:
-                authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _authorization_policy is not None and _authorization_policy is not UNSET:
+            if _authorization_policy.__class__ is not dict and not isinstance(_authorization_policy, dict):
+                raise _wrong_type("authorizationPolicy", "object or null", _authorization_policy)
+            authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
 
         init_token_authentication_request = _object_new(cls)
         init_token_authentication_request.challenge = challenge

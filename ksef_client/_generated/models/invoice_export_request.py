@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceExportRequest")
 
@@ -66,16 +67,15 @@ class InvoiceExportRequest:
         filters = _InvoiceQueryFilters_from_dict(src_dict["filters"])
 
         only_metadata = src_dict.get("onlyMetadata", UNSET)
+        if only_metadata.__class__ is not bool and only_metadata is not UNSET:
+            raise _wrong_type("onlyMetadata", "boolean", only_metadata)
 
         _compression_type = src_dict.get("compressionType", UNSET)
         compression_type: CompressionType | None | Unset = _compression_type
-        if _compression_type.__class__ is str or (
-            _compression_type is not None and _compression_type is not UNSET and isinstance(_compression_type, str)
-        ):
-            try:
-                compression_type = _CompressionType_from_value(_compression_type)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _compression_type is not None and _compression_type is not UNSET:
+            if _compression_type.__class__ is not str and not isinstance(_compression_type, str):
+                raise _wrong_type("compressionType", "string or null", _compression_type)
+            compression_type = _CompressionType_from_value(_compression_type)
 
         invoice_export_request = _object_new(cls)
         invoice_export_request.encryption = encryption

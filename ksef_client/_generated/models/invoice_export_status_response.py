@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceExportStatusResponse")
 
@@ -79,35 +80,24 @@ class InvoiceExportStatusResponse:
 
         _completed_date = src_dict.get("completedDate", UNSET)
         completed_date: datetime.datetime | None | Unset = _completed_date
-        if _completed_date.__class__ is str or (
-            _completed_date is not None and _completed_date is not UNSET and isinstance(_completed_date, str)
-        ):
-            try:
-                completed_date = _datetime_fromisoformat(_completed_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _completed_date is not None and _completed_date is not UNSET:
+            if _completed_date.__class__ is not str and not isinstance(_completed_date, str):
+                raise _wrong_type("completedDate", "string or null", _completed_date)
+            completed_date = _datetime_fromisoformat(_completed_date)
 
         _package_expiration_date = src_dict.get("packageExpirationDate", UNSET)
         package_expiration_date: datetime.datetime | None | Unset = _package_expiration_date
-        if _package_expiration_date.__class__ is str or (
-            _package_expiration_date is not None
-            and _package_expiration_date is not UNSET
-            and isinstance(_package_expiration_date, str)
-        ):
-            try:
-                package_expiration_date = _datetime_fromisoformat(_package_expiration_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _package_expiration_date is not None and _package_expiration_date is not UNSET:
+            if _package_expiration_date.__class__ is not str and not isinstance(_package_expiration_date, str):
+                raise _wrong_type("packageExpirationDate", "string or null", _package_expiration_date)
+            package_expiration_date = _datetime_fromisoformat(_package_expiration_date)
 
         _package = src_dict.get("package", UNSET)
         package: InvoicePackage | None | Unset = _package
-        if _package.__class__ is dict or (
-            _package is not None and _package is not UNSET and isinstance(_package, dict)
-        ):
-            try:
-                package = _InvoicePackage_from_dict(_package)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _package is not None and _package is not UNSET:
+            if _package.__class__ is not dict and not isinstance(_package, dict):
+                raise _wrong_type("package", "object or null", _package)
+            package = _InvoicePackage_from_dict(_package)
 
         invoice_export_status_response = _object_new(cls)
         invoice_export_status_response.status = status

@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceMetadata")
 
@@ -177,8 +178,12 @@ class InvoiceMetadata:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ksef_number = src_dict["ksefNumber"]
+        if ksef_number.__class__ is not str and not isinstance(ksef_number, str):
+            raise _wrong_type("ksefNumber", "string", ksef_number)
 
         invoice_number = src_dict["invoiceNumber"]
+        if invoice_number.__class__ is not str and not isinstance(invoice_number, str):
+            raise _wrong_type("invoiceNumber", "string", invoice_number)
 
         issue_date = _date_fromisoformat(src_dict["issueDate"])
 
@@ -193,12 +198,32 @@ class InvoiceMetadata:
         buyer = _InvoiceMetadataBuyer_from_dict(src_dict["buyer"])
 
         net_amount = src_dict["netAmount"]
+        if (
+            net_amount.__class__ is not float
+            and net_amount.__class__ is not int
+            and (net_amount.__class__ is bool or not isinstance(net_amount, int | float))
+        ):
+            raise _wrong_type("netAmount", "number", net_amount)
 
         gross_amount = src_dict["grossAmount"]
+        if (
+            gross_amount.__class__ is not float
+            and gross_amount.__class__ is not int
+            and (gross_amount.__class__ is bool or not isinstance(gross_amount, int | float))
+        ):
+            raise _wrong_type("grossAmount", "number", gross_amount)
 
         vat_amount = src_dict["vatAmount"]
+        if (
+            vat_amount.__class__ is not float
+            and vat_amount.__class__ is not int
+            and (vat_amount.__class__ is bool or not isinstance(vat_amount, int | float))
+        ):
+            raise _wrong_type("vatAmount", "number", vat_amount)
 
         currency = src_dict["currency"]
+        if currency.__class__ is not str and not isinstance(currency, str):
+            raise _wrong_type("currency", "string", currency)
 
         invoicing_mode = _InvoicingMode_from_value(src_dict["invoicingMode"])
 
@@ -207,37 +232,42 @@ class InvoiceMetadata:
         form_code = _FormCode_from_dict(src_dict["formCode"])
 
         is_self_invoicing = src_dict["isSelfInvoicing"]
+        if is_self_invoicing.__class__ is not bool:
+            raise _wrong_type("isSelfInvoicing", "boolean", is_self_invoicing)
 
         has_attachment = src_dict["hasAttachment"]
+        if has_attachment.__class__ is not bool:
+            raise _wrong_type("hasAttachment", "boolean", has_attachment)
 
         invoice_hash = src_dict["invoiceHash"]
+        if invoice_hash.__class__ is not str and not isinstance(invoice_hash, str):
+            raise _wrong_type("invoiceHash", "string", invoice_hash)
 
         hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
+        if (
+            hash_of_corrected_invoice.__class__ is not str
+            and hash_of_corrected_invoice is not None
+            and hash_of_corrected_invoice is not UNSET
+            and not isinstance(hash_of_corrected_invoice, str)
+        ):
+            raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
 
         _third_subjects = src_dict.get("thirdSubjects", UNSET)
         third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset = _third_subjects
-        if _third_subjects.__class__ is list or (
-            _third_subjects is not None and _third_subjects is not UNSET and isinstance(_third_subjects, list)
-        ):
-            try:
-                third_subjects = [
-                    _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
-                    for third_subjects_type_0_item_data in _third_subjects
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _third_subjects is not None and _third_subjects is not UNSET:
+            if _third_subjects.__class__ is not list and not isinstance(_third_subjects, list):
+                raise _wrong_type("thirdSubjects", "array or null", _third_subjects)
+            third_subjects = [
+                _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
+                for third_subjects_type_0_item_data in _third_subjects
+            ]
 
         _authorized_subject = src_dict.get("authorizedSubject", UNSET)
         authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset = _authorized_subject
-        if _authorized_subject.__class__ is dict or (
-            _authorized_subject is not None
-            and _authorized_subject is not UNSET
-            and isinstance(_authorized_subject, dict)
-        ):
-            try:
-                authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _authorized_subject is not None and _authorized_subject is not UNSET:
+            if _authorized_subject.__class__ is not dict and not isinstance(_authorized_subject, dict):
+                raise _wrong_type("authorizedSubject", "object or null", _authorized_subject)
+            authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
 
         invoice_metadata = _object_new(cls)
         invoice_metadata.ksef_number = ksef_number

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceMetadataAuthorizedSubject")
 
@@ -60,10 +61,16 @@ class InvoiceMetadataAuthorizedSubject:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         nip = src_dict["nip"]
+        if nip.__class__ is not str and not isinstance(nip, str):
+            raise _wrong_type("nip", "string", nip)
 
         role = src_dict["role"]
+        if role.__class__ is not int and (role.__class__ is bool or not isinstance(role, int)):
+            raise _wrong_type("role", "integer", role)
 
         name: None | str | Unset = src_dict.get("name", UNSET)
+        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
+            raise _wrong_type("name", "string or null", name)
 
         invoice_metadata_authorized_subject = _object_new(cls)
         invoice_metadata_authorized_subject.nip = nip

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceMetadataSeller")
 
@@ -49,8 +50,12 @@ class InvoiceMetadataSeller:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         nip = src_dict["nip"]
+        if nip.__class__ is not str and not isinstance(nip, str):
+            raise _wrong_type("nip", "string", nip)
 
         name: None | str | Unset = src_dict.get("name", UNSET)
+        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
+            raise _wrong_type("name", "string or null", name)
 
         invoice_metadata_seller = _object_new(cls)
         invoice_metadata_seller.nip = nip

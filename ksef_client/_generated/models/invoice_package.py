@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoicePackage")
 
@@ -127,60 +128,54 @@ class InvoicePackage:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         invoice_count = src_dict["invoiceCount"]
+        if invoice_count.__class__ is not int and (
+            invoice_count.__class__ is bool or not isinstance(invoice_count, int)
+        ):
+            raise _wrong_type("invoiceCount", "integer", invoice_count)
 
         size = src_dict["size"]
+        if size.__class__ is not int and (size.__class__ is bool or not isinstance(size, int)):
+            raise _wrong_type("size", "integer", size)
 
-        parts = [_InvoicePackagePart_from_dict(parts_item_data) for parts_item_data in src_dict["parts"]]
+        _parts = src_dict["parts"]
+        if _parts.__class__ is not list and not isinstance(_parts, list):
+            raise _wrong_type("parts", "array", _parts)
+
+        parts = [_InvoicePackagePart_from_dict(parts_item_data) for parts_item_data in _parts]
 
         is_truncated = src_dict["isTruncated"]
+        if is_truncated.__class__ is not bool:
+            raise _wrong_type("isTruncated", "boolean", is_truncated)
 
         compression_type = _CompressionType_from_value(src_dict["compressionType"])
 
         _last_issue_date = src_dict.get("lastIssueDate", UNSET)
         last_issue_date: datetime.date | None | Unset = _last_issue_date
-        if _last_issue_date.__class__ is str or (
-            _last_issue_date is not None and _last_issue_date is not UNSET and isinstance(_last_issue_date, str)
-        ):
-            try:
-                last_issue_date = _date_fromisoformat(_last_issue_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_issue_date is not None and _last_issue_date is not UNSET:
+            if _last_issue_date.__class__ is not str and not isinstance(_last_issue_date, str):
+                raise _wrong_type("lastIssueDate", "string or null", _last_issue_date)
+            last_issue_date = _date_fromisoformat(_last_issue_date)
 
         _last_invoicing_date = src_dict.get("lastInvoicingDate", UNSET)
         last_invoicing_date: datetime.datetime | None | Unset = _last_invoicing_date
-        if _last_invoicing_date.__class__ is str or (
-            _last_invoicing_date is not None
-            and _last_invoicing_date is not UNSET
-            and isinstance(_last_invoicing_date, str)
-        ):
-            try:
-                last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_invoicing_date is not None and _last_invoicing_date is not UNSET:
+            if _last_invoicing_date.__class__ is not str and not isinstance(_last_invoicing_date, str):
+                raise _wrong_type("lastInvoicingDate", "string or null", _last_invoicing_date)
+            last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
 
         _last_permanent_storage_date = src_dict.get("lastPermanentStorageDate", UNSET)
         last_permanent_storage_date: datetime.datetime | None | Unset = _last_permanent_storage_date
-        if _last_permanent_storage_date.__class__ is str or (
-            _last_permanent_storage_date is not None
-            and _last_permanent_storage_date is not UNSET
-            and isinstance(_last_permanent_storage_date, str)
-        ):
-            try:
-                last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_permanent_storage_date is not None and _last_permanent_storage_date is not UNSET:
+            if _last_permanent_storage_date.__class__ is not str and not isinstance(_last_permanent_storage_date, str):
+                raise _wrong_type("lastPermanentStorageDate", "string or null", _last_permanent_storage_date)
+            last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
 
         _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
         permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
-        if _permanent_storage_hwm_date.__class__ is str or (
-            _permanent_storage_hwm_date is not None
-            and _permanent_storage_hwm_date is not UNSET
-            and isinstance(_permanent_storage_hwm_date, str)
-        ):
-            try:
-                permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permanent_storage_hwm_date is not None and _permanent_storage_hwm_date is not UNSET:
+            if _permanent_storage_hwm_date.__class__ is not str and not isinstance(_permanent_storage_hwm_date, str):
+                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
 
         invoice_package = _object_new(cls)
         invoice_package.invoice_count = invoice_count

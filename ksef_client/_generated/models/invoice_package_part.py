@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoicePackagePart")
 
@@ -85,20 +86,40 @@ class InvoicePackagePart:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ordinal_number = src_dict["ordinalNumber"]
+        if ordinal_number.__class__ is not int and (
+            ordinal_number.__class__ is bool or not isinstance(ordinal_number, int)
+        ):
+            raise _wrong_type("ordinalNumber", "integer", ordinal_number)
 
         part_name = src_dict["partName"]
+        if part_name.__class__ is not str and not isinstance(part_name, str):
+            raise _wrong_type("partName", "string", part_name)
 
         method = src_dict["method"]
+        if method.__class__ is not str and not isinstance(method, str):
+            raise _wrong_type("method", "string", method)
 
         url = src_dict["url"]
+        if url.__class__ is not str and not isinstance(url, str):
+            raise _wrong_type("url", "string", url)
 
         part_size = src_dict["partSize"]
+        if part_size.__class__ is not int and (part_size.__class__ is bool or not isinstance(part_size, int)):
+            raise _wrong_type("partSize", "integer", part_size)
 
         part_hash = src_dict["partHash"]
+        if part_hash.__class__ is not str and not isinstance(part_hash, str):
+            raise _wrong_type("partHash", "string", part_hash)
 
         encrypted_part_size = src_dict["encryptedPartSize"]
+        if encrypted_part_size.__class__ is not int and (
+            encrypted_part_size.__class__ is bool or not isinstance(encrypted_part_size, int)
+        ):
+            raise _wrong_type("encryptedPartSize", "integer", encrypted_part_size)
 
         encrypted_part_hash = src_dict["encryptedPartHash"]
+        if encrypted_part_hash.__class__ is not str and not isinstance(encrypted_part_hash, str):
+            raise _wrong_type("encryptedPartHash", "string", encrypted_part_hash)
 
         expiration_date = _datetime_fromisoformat(src_dict["expirationDate"])
 

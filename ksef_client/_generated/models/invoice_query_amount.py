@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceQueryAmount")
 
@@ -60,8 +61,24 @@ class InvoiceQueryAmount:
         type_ = _AmountType_from_value(src_dict["type"])
 
         from_: float | None | Unset = src_dict.get("from", UNSET)
+        if (
+            from_.__class__ is not float
+            and from_.__class__ is not int
+            and from_ is not None
+            and from_ is not UNSET
+            and (from_.__class__ is bool or not isinstance(from_, int | float))
+        ):
+            raise _wrong_type("from", "number or null", from_)
 
         to: float | None | Unset = src_dict.get("to", UNSET)
+        if (
+            to.__class__ is not float
+            and to.__class__ is not int
+            and to is not None
+            and to is not UNSET
+            and (to.__class__ is bool or not isinstance(to, int | float))
+        ):
+            raise _wrong_type("to", "number or null", to)
 
         invoice_query_amount = _object_new(cls)
         invoice_query_amount.type_ = type_

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceQueryDateRange")
 
@@ -85,15 +86,22 @@ class InvoiceQueryDateRange:
 
         _to = src_dict.get("to", UNSET)
         to: datetime.datetime | None | Unset = _to
-        if _to.__class__ is str or (_to is not None and _to is not UNSET and isinstance(_to, str)):
-            try:
-                to = _datetime_fromisoformat(_to)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _to is not None and _to is not UNSET:
+            if _to.__class__ is not str and not isinstance(_to, str):
+                raise _wrong_type("to", "string or null", _to)
+            to = _datetime_fromisoformat(_to)
 
         restrict_to_permanent_storage_hwm_date: bool | None | Unset = src_dict.get(
             "restrictToPermanentStorageHwmDate", UNSET
         )
+        if (
+            restrict_to_permanent_storage_hwm_date.__class__ is not bool
+            and restrict_to_permanent_storage_hwm_date is not None
+            and restrict_to_permanent_storage_hwm_date is not UNSET
+        ):
+            raise _wrong_type(
+                "restrictToPermanentStorageHwmDate", "boolean or null", restrict_to_permanent_storage_hwm_date
+            )
 
         invoice_query_date_range = _object_new(cls)
         invoice_query_date_range.date_type = date_type

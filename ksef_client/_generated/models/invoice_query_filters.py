@@ -16,6 +16,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceQueryFilters")
 
@@ -216,78 +217,87 @@ class InvoiceQueryFilters:
         date_range = _InvoiceQueryDateRange_from_dict(src_dict["dateRange"])
 
         ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
+        if (
+            ksef_number.__class__ is not str
+            and ksef_number is not None
+            and ksef_number is not UNSET
+            and not isinstance(ksef_number, str)
+        ):
+            raise _wrong_type("ksefNumber", "string or null", ksef_number)
 
         invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
+        if (
+            invoice_number.__class__ is not str
+            and invoice_number is not None
+            and invoice_number is not UNSET
+            and not isinstance(invoice_number, str)
+        ):
+            raise _wrong_type("invoiceNumber", "string or null", invoice_number)
 
         _amount = src_dict.get("amount", UNSET)
         amount: InvoiceQueryAmount | None | Unset = _amount
-        if _amount.__class__ is dict or (_amount is not None and _amount is not UNSET and isinstance(_amount, dict)):
-            try:
-                amount = _InvoiceQueryAmount_from_dict(_amount)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _amount is not None and _amount is not UNSET:
+            if _amount.__class__ is not dict and not isinstance(_amount, dict):
+                raise _wrong_type("amount", "object or null", _amount)
+            amount = _InvoiceQueryAmount_from_dict(_amount)
 
         seller_nip: None | str | Unset = src_dict.get("sellerNip", UNSET)
+        if (
+            seller_nip.__class__ is not str
+            and seller_nip is not None
+            and seller_nip is not UNSET
+            and not isinstance(seller_nip, str)
+        ):
+            raise _wrong_type("sellerNip", "string or null", seller_nip)
 
         _buyer_identifier = src_dict.get("buyerIdentifier", UNSET)
         buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset = _buyer_identifier
-        if _buyer_identifier.__class__ is dict or (
-            _buyer_identifier is not None and _buyer_identifier is not UNSET and isinstance(_buyer_identifier, dict)
-        ):
-            try:
-                buyer_identifier = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _buyer_identifier is not None and _buyer_identifier is not UNSET:
+            if _buyer_identifier.__class__ is not dict and not isinstance(_buyer_identifier, dict):
+                raise _wrong_type("buyerIdentifier", "object or null", _buyer_identifier)
+            buyer_identifier = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
 
         _currency_codes = src_dict.get("currencyCodes", UNSET)
         currency_codes: list[CurrencyCode] | None | Unset = _currency_codes
-        if _currency_codes.__class__ is list or (
-            _currency_codes is not None and _currency_codes is not UNSET and isinstance(_currency_codes, list)
-        ):
-            try:
-                currency_codes = [
-                    _CurrencyCode_from_value(currency_codes_type_0_item_data)
-                    for currency_codes_type_0_item_data in _currency_codes
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _currency_codes is not None and _currency_codes is not UNSET:
+            if _currency_codes.__class__ is not list and not isinstance(_currency_codes, list):
+                raise _wrong_type("currencyCodes", "array or null", _currency_codes)
+            currency_codes = [
+                _CurrencyCode_from_value(currency_codes_type_0_item_data)
+                for currency_codes_type_0_item_data in _currency_codes
+            ]
 
         _invoicing_mode = src_dict.get("invoicingMode", UNSET)
         invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
-        if _invoicing_mode.__class__ is str or (
-            _invoicing_mode is not None and _invoicing_mode is not UNSET and isinstance(_invoicing_mode, str)
-        ):
-            try:
-                invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _invoicing_mode is not None and _invoicing_mode is not UNSET:
+            if _invoicing_mode.__class__ is not str and not isinstance(_invoicing_mode, str):
+                raise _wrong_type("invoicingMode", "string or null", _invoicing_mode)
+            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
 
         is_self_invoicing: bool | None | Unset = src_dict.get("isSelfInvoicing", UNSET)
+        if is_self_invoicing.__class__ is not bool and is_self_invoicing is not None and is_self_invoicing is not UNSET:
+            raise _wrong_type("isSelfInvoicing", "boolean or null", is_self_invoicing)
 
         _form_type = src_dict.get("formType", UNSET)
         form_type: InvoiceQueryFormType | None | Unset = _form_type
-        if _form_type.__class__ is str or (
-            _form_type is not None and _form_type is not UNSET and isinstance(_form_type, str)
-        ):
-            try:
-                form_type = _InvoiceQueryFormType_from_value(_form_type)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _form_type is not None and _form_type is not UNSET:
+            if _form_type.__class__ is not str and not isinstance(_form_type, str):
+                raise _wrong_type("formType", "string or null", _form_type)
+            form_type = _InvoiceQueryFormType_from_value(_form_type)
 
         _invoice_types = src_dict.get("invoiceTypes", UNSET)
         invoice_types: list[InvoiceType] | None | Unset = _invoice_types
-        if _invoice_types.__class__ is list or (
-            _invoice_types is not None and _invoice_types is not UNSET and isinstance(_invoice_types, list)
-        ):
-            try:
-                invoice_types = [
-                    _InvoiceType_from_value(invoice_types_type_0_item_data)
-                    for invoice_types_type_0_item_data in _invoice_types
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _invoice_types is not None and _invoice_types is not UNSET:
+            if _invoice_types.__class__ is not list and not isinstance(_invoice_types, list):
+                raise _wrong_type("invoiceTypes", "array or null", _invoice_types)
+            invoice_types = [
+                _InvoiceType_from_value(invoice_types_type_0_item_data)
+                for invoice_types_type_0_item_data in _invoice_types
+            ]
 
         has_attachment: bool | None | Unset = src_dict.get("hasAttachment", UNSET)
+        if has_attachment.__class__ is not bool and has_attachment is not None and has_attachment is not UNSET:
+            raise _wrong_type("hasAttachment", "boolean or null", has_attachment)
 
         invoice_query_filters = _object_new(cls)
         invoice_query_filters.subject_type = subject_type

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="InvoiceStatusInfo")
 
@@ -70,20 +71,28 @@ class InvoiceStatusInfo:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         code = src_dict["code"]
+        if code.__class__ is not int and (code.__class__ is bool or not isinstance(code, int)):
+            raise _wrong_type("code", "integer", code)
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
+        if details is not None and details is not UNSET:
+            if details.__class__ is not list and not isinstance(details, list):
+                raise _wrong_type("details", "array or null", details)
+
+            for _item in details:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("details[]", "string", _item)
 
         _extensions = src_dict.get("extensions", UNSET)
         extensions: InvoiceStatusInfoExtensionsType0 | None | Unset = _extensions
-        if _extensions.__class__ is dict or (
-            _extensions is not None and _extensions is not UNSET and isinstance(_extensions, dict)
-        ):
-            try:
-                extensions = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _extensions is not None and _extensions is not UNSET:
+            if _extensions.__class__ is not dict and not isinstance(_extensions, dict):
+                raise _wrong_type("extensions", "object or null", _extensions)
+            extensions = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
 
         invoice_status_info = _object_new(cls)
         invoice_status_info.code = code

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="OnlineSessionContextLimitsOverride")
 
@@ -48,10 +49,21 @@ class OnlineSessionContextLimitsOverride:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         max_invoice_size_in_mb = src_dict["maxInvoiceSizeInMB"]
+        if max_invoice_size_in_mb.__class__ is not int and (
+            max_invoice_size_in_mb.__class__ is bool or not isinstance(max_invoice_size_in_mb, int)
+        ):
+            raise _wrong_type("maxInvoiceSizeInMB", "integer", max_invoice_size_in_mb)
 
         max_invoice_with_attachment_size_in_mb = src_dict["maxInvoiceWithAttachmentSizeInMB"]
+        if max_invoice_with_attachment_size_in_mb.__class__ is not int and (
+            max_invoice_with_attachment_size_in_mb.__class__ is bool
+            or not isinstance(max_invoice_with_attachment_size_in_mb, int)
+        ):
+            raise _wrong_type("maxInvoiceWithAttachmentSizeInMB", "integer", max_invoice_with_attachment_size_in_mb)
 
         max_invoices = src_dict["maxInvoices"]
+        if max_invoices.__class__ is not int and (max_invoices.__class__ is bool or not isinstance(max_invoices, int)):
+            raise _wrong_type("maxInvoices", "integer", max_invoices)
 
         online_session_context_limits_override = _object_new(cls)
         online_session_context_limits_override.max_invoice_size_in_mb = max_invoice_size_in_mb

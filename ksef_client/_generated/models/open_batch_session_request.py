@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="OpenBatchSessionRequest")
 
@@ -59,6 +60,8 @@ class OpenBatchSessionRequest:
         encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
 
         offline_mode = src_dict.get("offlineMode", UNSET)
+        if offline_mode.__class__ is not bool and offline_mode is not UNSET:
+            raise _wrong_type("offlineMode", "boolean", offline_mode)
 
         open_batch_session_request = _object_new(cls)
         open_batch_session_request.form_code = form_code

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="OpenBatchSessionResponse")
 
@@ -64,10 +65,16 @@ class OpenBatchSessionResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
+
+        _part_upload_requests = src_dict["partUploadRequests"]
+        if _part_upload_requests.__class__ is not list and not isinstance(_part_upload_requests, list):
+            raise _wrong_type("partUploadRequests", "array", _part_upload_requests)
 
         part_upload_requests = [
             _PartUploadRequest_from_dict(part_upload_requests_item_data)
-            for part_upload_requests_item_data in src_dict["partUploadRequests"]
+            for part_upload_requests_item_data in _part_upload_requests
         ]
 
         open_batch_session_response = _object_new(cls)

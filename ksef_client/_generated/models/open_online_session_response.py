@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="OpenOnlineSessionResponse")
 
@@ -44,6 +45,8 @@ class OpenOnlineSessionResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         valid_until = _datetime_fromisoformat(src_dict["validUntil"])
 

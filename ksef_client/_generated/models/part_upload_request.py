@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PartUploadRequest")
 
@@ -53,10 +54,18 @@ class PartUploadRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ordinal_number = src_dict["ordinalNumber"]
+        if ordinal_number.__class__ is not int and (
+            ordinal_number.__class__ is bool or not isinstance(ordinal_number, int)
+        ):
+            raise _wrong_type("ordinalNumber", "integer", ordinal_number)
 
         method = src_dict["method"]
+        if method.__class__ is not str and not isinstance(method, str):
+            raise _wrong_type("method", "string", method)
 
         url = src_dict["url"]
+        if url.__class__ is not str and not isinstance(url, str):
+            raise _wrong_type("url", "string", url)
 
         headers = _PartUploadRequestHeaders_from_dict(src_dict["headers"])
 

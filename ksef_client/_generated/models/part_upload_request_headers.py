@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PartUploadRequestHeaders")
 
@@ -38,6 +39,12 @@ class PartUploadRequestHeaders:
             additional_properties: dict[str, None | str] = {}
             for prop_name, prop_dict in src_dict.items():
                 additional_property: None | str = prop_dict
+                if (
+                    additional_property.__class__ is not str
+                    and additional_property is not None
+                    and not isinstance(additional_property, str)
+                ):
+                    raise _wrong_type("AdditionalProperty", "string or null", additional_property)
 
                 additional_properties[prop_name] = additional_property
             part_upload_request_headers.additional_properties = additional_properties

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PeppolProvider")
 
@@ -49,8 +50,12 @@ class PeppolProvider:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         name = src_dict["name"]
+        if name.__class__ is not str and not isinstance(name, str):
+            raise _wrong_type("name", "string", name)
 
         date_created = _datetime_fromisoformat(src_dict["dateCreated"])
 

@@ -11,6 +11,7 @@ from ..models.entity_subject_by_identifier_details_type import EntitySubjectById
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PermissionsSubjectEntityByIdentifierDetails")
 
@@ -50,6 +51,8 @@ class PermissionsSubjectEntityByIdentifierDetails:
         subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(src_dict["subjectDetailsType"])
 
         full_name = src_dict["fullName"]
+        if full_name.__class__ is not str and not isinstance(full_name, str):
+            raise _wrong_type("fullName", "string", full_name)
 
         permissions_subject_entity_by_identifier_details = _object_new(cls)
         permissions_subject_entity_by_identifier_details.subject_details_type = subject_details_type

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PermissionsSubjectEntityDetails")
 
@@ -62,8 +63,17 @@ class PermissionsSubjectEntityDetails:
         subject_details_type = _EntitySubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
         full_name = src_dict["fullName"]
+        if full_name.__class__ is not str and not isinstance(full_name, str):
+            raise _wrong_type("fullName", "string", full_name)
 
         address: None | str | Unset = src_dict.get("address", UNSET)
+        if (
+            address.__class__ is not str
+            and address is not None
+            and address is not UNSET
+            and not isinstance(address, str)
+        ):
+            raise _wrong_type("address", "string or null", address)
 
         permissions_subject_entity_details = _object_new(cls)
         permissions_subject_entity_details.subject_details_type = subject_details_type

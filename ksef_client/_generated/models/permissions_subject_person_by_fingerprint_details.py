@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PermissionsSubjectPersonByFingerprintDetails")
 
@@ -96,38 +97,33 @@ class PermissionsSubjectPersonByFingerprintDetails:
         subject_details_type = _PersonSubjectByFingerprintDetailsType_from_value(src_dict["subjectDetailsType"])
 
         first_name = src_dict["firstName"]
+        if first_name.__class__ is not str and not isinstance(first_name, str):
+            raise _wrong_type("firstName", "string", first_name)
 
         last_name = src_dict["lastName"]
+        if last_name.__class__ is not str and not isinstance(last_name, str):
+            raise _wrong_type("lastName", "string", last_name)
 
         _person_identifier = src_dict.get("personIdentifier", UNSET)
         person_identifier: None | PersonIdentifier | Unset = _person_identifier
-        if _person_identifier.__class__ is dict or (
-            _person_identifier is not None and _person_identifier is not UNSET and isinstance(_person_identifier, dict)
-        ):
-            try:
-                person_identifier = _PersonIdentifier_from_dict(_person_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_identifier is not None and _person_identifier is not UNSET:
+            if _person_identifier.__class__ is not dict and not isinstance(_person_identifier, dict):
+                raise _wrong_type("personIdentifier", "object or null", _person_identifier)
+            person_identifier = _PersonIdentifier_from_dict(_person_identifier)
 
         _birth_date = src_dict.get("birthDate", UNSET)
         birth_date: datetime.date | None | Unset = _birth_date
-        if _birth_date.__class__ is str or (
-            _birth_date is not None and _birth_date is not UNSET and isinstance(_birth_date, str)
-        ):
-            try:
-                birth_date = _date_fromisoformat(_birth_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _birth_date is not None and _birth_date is not UNSET:
+            if _birth_date.__class__ is not str and not isinstance(_birth_date, str):
+                raise _wrong_type("birthDate", "string or null", _birth_date)
+            birth_date = _date_fromisoformat(_birth_date)
 
         _id_document = src_dict.get("idDocument", UNSET)
         id_document: IdDocument | None | Unset = _id_document
-        if _id_document.__class__ is dict or (
-            _id_document is not None and _id_document is not UNSET and isinstance(_id_document, dict)
-        ):
-            try:
-                id_document = _IdDocument_from_dict(_id_document)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _id_document is not None and _id_document is not UNSET:
+            if _id_document.__class__ is not dict and not isinstance(_id_document, dict):
+                raise _wrong_type("idDocument", "object or null", _id_document)
+            id_document = _IdDocument_from_dict(_id_document)
 
         permissions_subject_person_by_fingerprint_details = _object_new(cls)
         permissions_subject_person_by_fingerprint_details.subject_details_type = subject_details_type

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonCreateRequest")
 
@@ -71,24 +72,31 @@ class PersonCreateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         nip = src_dict["nip"]
+        if nip.__class__ is not str and not isinstance(nip, str):
+            raise _wrong_type("nip", "string", nip)
 
         pesel = src_dict["pesel"]
+        if pesel.__class__ is not str and not isinstance(pesel, str):
+            raise _wrong_type("pesel", "string", pesel)
 
         is_bailiff = src_dict["isBailiff"]
+        if is_bailiff.__class__ is not bool:
+            raise _wrong_type("isBailiff", "boolean", is_bailiff)
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         is_deceased = src_dict.get("isDeceased", UNSET)
+        if is_deceased.__class__ is not bool and is_deceased is not UNSET:
+            raise _wrong_type("isDeceased", "boolean", is_deceased)
 
         _created_date = src_dict.get("createdDate", UNSET)
         created_date: datetime.datetime | None | Unset = _created_date
-        if _created_date.__class__ is str or (
-            _created_date is not None and _created_date is not UNSET and isinstance(_created_date, str)
-        ):
-            try:
-                created_date = _datetime_fromisoformat(_created_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _created_date is not None and _created_date is not UNSET:
+            if _created_date.__class__ is not str and not isinstance(_created_date, str):
+                raise _wrong_type("createdDate", "string or null", _created_date)
+            created_date = _datetime_fromisoformat(_created_date)
 
         person_create_request = _object_new(cls)
         person_create_request.nip = nip

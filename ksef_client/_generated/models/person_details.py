@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonDetails")
 
@@ -43,8 +44,12 @@ class PersonDetails:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         first_name = src_dict["firstName"]
+        if first_name.__class__ is not str and not isinstance(first_name, str):
+            raise _wrong_type("firstName", "string", first_name)
 
         last_name = src_dict["lastName"]
+        if last_name.__class__ is not str and not isinstance(last_name, str):
+            raise _wrong_type("lastName", "string", last_name)
 
         person_details = _object_new(cls)
         person_details.first_name = first_name

@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonPermission")
 
@@ -144,6 +145,8 @@ class PersonPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
@@ -152,58 +155,44 @@ class PersonPermission:
         permission_scope = _PersonPermissionScope_from_value(src_dict["permissionScope"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         permission_state = _PermissionState_from_value(src_dict["permissionState"])
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         can_delegate = src_dict["canDelegate"]
+        if can_delegate.__class__ is not bool:
+            raise _wrong_type("canDelegate", "boolean", can_delegate)
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonPermissionsContextIdentifier | Unset = _context_identifier
-        if _context_identifier.__class__ is dict or (
-            _context_identifier is not None
-            and _context_identifier is not UNSET
-            and isinstance(_context_identifier, dict)
-        ):
-            try:
-                context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _context_identifier is not None and _context_identifier is not UNSET:
+            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+                raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
+            context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonPermissionsTargetIdentifier | Unset = _target_identifier
-        if _target_identifier.__class__ is dict or (
-            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
-        ):
-            try:
-                target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _target_identifier is not None and _target_identifier is not UNSET:
+            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
+                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
+            target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
-        if _subject_person_details.__class__ is dict or (
-            _subject_person_details is not None
-            and _subject_person_details is not UNSET
-            and isinstance(_subject_person_details, dict)
-        ):
-            try:
-                subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_person_details is not None and _subject_person_details is not UNSET:
+            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
 
         _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
         subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = _subject_entity_details
-        if _subject_entity_details.__class__ is dict or (
-            _subject_entity_details is not None
-            and _subject_entity_details is not UNSET
-            and isinstance(_subject_entity_details, dict)
-        ):
-            try:
-                subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
+            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
 
         person_permission = _object_new(cls)
         person_permission.id = id

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonPermissionSubjectDetails")
 
@@ -91,37 +92,24 @@ class PersonPermissionSubjectDetails:
 
         _person_by_id = src_dict.get("personById", UNSET)
         person_by_id: None | PersonDetails | Unset = _person_by_id
-        if _person_by_id.__class__ is dict or (
-            _person_by_id is not None and _person_by_id is not UNSET and isinstance(_person_by_id, dict)
-        ):
-            try:
-                person_by_id = _PersonDetails_from_dict(_person_by_id)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_by_id is not None and _person_by_id is not UNSET:
+            if _person_by_id.__class__ is not dict and not isinstance(_person_by_id, dict):
+                raise _wrong_type("personById", "object or null", _person_by_id)
+            person_by_id = _PersonDetails_from_dict(_person_by_id)
 
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
-        if _person_by_fp_with_id.__class__ is dict or (
-            _person_by_fp_with_id is not None
-            and _person_by_fp_with_id is not UNSET
-            and isinstance(_person_by_fp_with_id, dict)
-        ):
-            try:
-                person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_by_fp_with_id is not None and _person_by_fp_with_id is not UNSET:
+            if _person_by_fp_with_id.__class__ is not dict and not isinstance(_person_by_fp_with_id, dict):
+                raise _wrong_type("personByFpWithId", "object or null", _person_by_fp_with_id)
+            person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
-        if _person_by_fp_no_id.__class__ is dict or (
-            _person_by_fp_no_id is not None
-            and _person_by_fp_no_id is not UNSET
-            and isinstance(_person_by_fp_no_id, dict)
-        ):
-            try:
-                person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _person_by_fp_no_id is not None and _person_by_fp_no_id is not UNSET:
+            if _person_by_fp_no_id.__class__ is not dict and not isinstance(_person_by_fp_no_id, dict):
+                raise _wrong_type("personByFpNoId", "object or null", _person_by_fp_no_id)
+            person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
         person_permission_subject_details = _object_new(cls)
         person_permission_subject_details.subject_details_type = subject_details_type

@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonPermissionsQueryRequest")
 
@@ -145,70 +146,48 @@ class PersonPermissionsQueryRequest:
 
         _author_identifier = src_dict.get("authorIdentifier", UNSET)
         author_identifier: None | PersonPermissionsAuthorIdentifier | Unset = _author_identifier
-        if _author_identifier.__class__ is dict or (
-            _author_identifier is not None and _author_identifier is not UNSET and isinstance(_author_identifier, dict)
-        ):
-            try:
-                author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _author_identifier is not None and _author_identifier is not UNSET:
+            if _author_identifier.__class__ is not dict and not isinstance(_author_identifier, dict):
+                raise _wrong_type("authorIdentifier", "object or null", _author_identifier)
+            author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
-        if _authorized_identifier.__class__ is dict or (
-            _authorized_identifier is not None
-            and _authorized_identifier is not UNSET
-            and isinstance(_authorized_identifier, dict)
-        ):
-            try:
-                authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _authorized_identifier is not None and _authorized_identifier is not UNSET:
+            if _authorized_identifier.__class__ is not dict and not isinstance(_authorized_identifier, dict):
+                raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
+            authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonPermissionsContextIdentifier | Unset = _context_identifier
-        if _context_identifier.__class__ is dict or (
-            _context_identifier is not None
-            and _context_identifier is not UNSET
-            and isinstance(_context_identifier, dict)
-        ):
-            try:
-                context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _context_identifier is not None and _context_identifier is not UNSET:
+            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+                raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
+            context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonPermissionsTargetIdentifier | Unset = _target_identifier
-        if _target_identifier.__class__ is dict or (
-            _target_identifier is not None and _target_identifier is not UNSET and isinstance(_target_identifier, dict)
-        ):
-            try:
-                target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _target_identifier is not None and _target_identifier is not UNSET:
+            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
+                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
+            target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[PersonPermissionType] | None | Unset = _permission_types
-        if _permission_types.__class__ is list or (
-            _permission_types is not None and _permission_types is not UNSET and isinstance(_permission_types, list)
-        ):
-            try:
-                permission_types = [
-                    _PersonPermissionType_from_value(permission_types_type_0_item_data)
-                    for permission_types_type_0_item_data in _permission_types
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permission_types is not None and _permission_types is not UNSET:
+            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+                raise _wrong_type("permissionTypes", "array or null", _permission_types)
+            permission_types = [
+                _PersonPermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
 
         _permission_state = src_dict.get("permissionState", UNSET)
         permission_state: None | PermissionState | Unset = _permission_state
-        if _permission_state.__class__ is str or (
-            _permission_state is not None and _permission_state is not UNSET and isinstance(_permission_state, str)
-        ):
-            try:
-                permission_state = _PermissionState_from_value(_permission_state)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permission_state is not None and _permission_state is not UNSET:
+            if _permission_state.__class__ is not str and not isinstance(_permission_state, str):
+                raise _wrong_type("permissionState", "string or null", _permission_state)
+            permission_state = _PermissionState_from_value(_permission_state)
 
         person_permissions_query_request = _object_new(cls)
         person_permissions_query_request.query_type = query_type

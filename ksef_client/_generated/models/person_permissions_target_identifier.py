@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonPermissionsTargetIdentifier")
 
@@ -62,6 +63,8 @@ class PersonPermissionsTargetIdentifier:
         type_ = _PersonPermissionsTargetIdentifierType_from_value(src_dict["type"])
 
         value: None | str | Unset = src_dict.get("value", UNSET)
+        if value.__class__ is not str and value is not None and value is not UNSET and not isinstance(value, str):
+            raise _wrong_type("value", "string or null", value)
 
         person_permissions_target_identifier = _object_new(cls)
         person_permissions_target_identifier.type_ = type_

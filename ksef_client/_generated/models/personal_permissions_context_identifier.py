@@ -11,6 +11,7 @@ from ..models.personal_permissions_context_identifier_type import PersonalPermis
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PersonalPermissionsContextIdentifier")
 
@@ -54,6 +55,8 @@ class PersonalPermissionsContextIdentifier:
         type_ = _PersonalPermissionsContextIdentifierType_from_value(src_dict["type"])
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         personal_permissions_context_identifier = _object_new(cls)
         personal_permissions_context_identifier.type_ = type_

@@ -12,6 +12,7 @@ from ..models.public_key_certificate_usage import PublicKeyCertificateUsage
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="PublicKeyCertificate")
 
@@ -76,16 +77,26 @@ class PublicKeyCertificate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate = src_dict["certificate"]
+        if certificate.__class__ is not str and not isinstance(certificate, str):
+            raise _wrong_type("certificate", "string", certificate)
 
         certificate_id = src_dict["certificateId"]
+        if certificate_id.__class__ is not str and not isinstance(certificate_id, str):
+            raise _wrong_type("certificateId", "string", certificate_id)
 
         public_key_id = src_dict["publicKeyId"]
+        if public_key_id.__class__ is not str and not isinstance(public_key_id, str):
+            raise _wrong_type("publicKeyId", "string", public_key_id)
 
         valid_from = _datetime_fromisoformat(src_dict["validFrom"])
 
         valid_to = _datetime_fromisoformat(src_dict["validTo"])
 
-        usage = [_PublicKeyCertificateUsage_from_value(usage_item_data) for usage_item_data in src_dict["usage"]]
+        _usage = src_dict["usage"]
+        if _usage.__class__ is not list and not isinstance(_usage, list):
+            raise _wrong_type("usage", "array", _usage)
+
+        usage = [_PublicKeyCertificateUsage_from_value(usage_item_data) for usage_item_data in _usage]
 
         public_key_certificate = _object_new(cls)
         public_key_certificate.certificate = certificate

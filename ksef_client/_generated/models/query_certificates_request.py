@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryCertificatesRequest")
 
@@ -109,34 +110,38 @@ class QueryCertificatesRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
+        if (
+            certificate_serial_number.__class__ is not str
+            and certificate_serial_number is not None
+            and certificate_serial_number is not UNSET
+            and not isinstance(certificate_serial_number, str)
+        ):
+            raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
 
         name: None | str | Unset = src_dict.get("name", UNSET)
+        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
+            raise _wrong_type("name", "string or null", name)
 
         _type_ = src_dict.get("type", UNSET)
         type_: KsefCertificateType | None | Unset = _type_
-        if _type_.__class__ is str or (_type_ is not None and _type_ is not UNSET and isinstance(_type_, str)):
-            try:
-                type_ = _KsefCertificateType_from_value(_type_)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _type_ is not None and _type_ is not UNSET:
+            if _type_.__class__ is not str and not isinstance(_type_, str):
+                raise _wrong_type("type", "string or null", _type_)
+            type_ = _KsefCertificateType_from_value(_type_)
 
         _status = src_dict.get("status", UNSET)
         status: CertificateListItemStatus | None | Unset = _status
-        if _status.__class__ is str or (_status is not None and _status is not UNSET and isinstance(_status, str)):
-            try:
-                status = _CertificateListItemStatus_from_value(_status)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _status is not None and _status is not UNSET:
+            if _status.__class__ is not str and not isinstance(_status, str):
+                raise _wrong_type("status", "string or null", _status)
+            status = _CertificateListItemStatus_from_value(_status)
 
         _expires_after = src_dict.get("expiresAfter", UNSET)
         expires_after: datetime.datetime | None | Unset = _expires_after
-        if _expires_after.__class__ is str or (
-            _expires_after is not None and _expires_after is not UNSET and isinstance(_expires_after, str)
-        ):
-            try:
-                expires_after = _datetime_fromisoformat(_expires_after)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _expires_after is not None and _expires_after is not UNSET:
+            if _expires_after.__class__ is not str and not isinstance(_expires_after, str):
+                raise _wrong_type("expiresAfter", "string or null", _expires_after)
+            expires_after = _datetime_fromisoformat(_expires_after)
 
         query_certificates_request = _object_new(cls)
         query_certificates_request.certificate_serial_number = certificate_serial_number

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryCertificatesResponse")
 
@@ -45,12 +46,17 @@ class QueryCertificatesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        _certificates = src_dict["certificates"]
+        if _certificates.__class__ is not list and not isinstance(_certificates, list):
+            raise _wrong_type("certificates", "array", _certificates)
+
         certificates = [
-            _CertificateListItem_from_dict(certificates_item_data)
-            for certificates_item_data in src_dict["certificates"]
+            _CertificateListItem_from_dict(certificates_item_data) for certificates_item_data in _certificates
         ]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         query_certificates_response = _object_new(cls)
         query_certificates_response.certificates = certificates

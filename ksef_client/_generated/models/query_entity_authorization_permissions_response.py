@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryEntityAuthorizationPermissionsResponse")
 
@@ -45,12 +46,18 @@ class QueryEntityAuthorizationPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        _authorization_grants = src_dict["authorizationGrants"]
+        if _authorization_grants.__class__ is not list and not isinstance(_authorization_grants, list):
+            raise _wrong_type("authorizationGrants", "array", _authorization_grants)
+
         authorization_grants = [
             _EntityAuthorizationGrant_from_dict(authorization_grants_item_data)
-            for authorization_grants_item_data in src_dict["authorizationGrants"]
+            for authorization_grants_item_data in _authorization_grants
         ]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         query_entity_authorization_permissions_response = _object_new(cls)
         query_entity_authorization_permissions_response.authorization_grants = authorization_grants

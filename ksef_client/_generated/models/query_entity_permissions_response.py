@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryEntityPermissionsResponse")
 
@@ -45,11 +46,15 @@ class QueryEntityPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = [
-            _EntityPermissionItem_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
-        ]
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
+        permissions = [_EntityPermissionItem_from_dict(permissions_item_data) for permissions_item_data in _permissions]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         query_entity_permissions_response = _object_new(cls)
         query_entity_permissions_response.permissions = permissions

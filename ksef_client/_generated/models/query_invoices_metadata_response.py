@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryInvoicesMetadataResponse")
 
@@ -77,22 +78,25 @@ class QueryInvoicesMetadataResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         is_truncated = src_dict["isTruncated"]
+        if is_truncated.__class__ is not bool:
+            raise _wrong_type("isTruncated", "boolean", is_truncated)
 
-        invoices = [_InvoiceMetadata_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]]
+        _invoices = src_dict["invoices"]
+        if _invoices.__class__ is not list and not isinstance(_invoices, list):
+            raise _wrong_type("invoices", "array", _invoices)
+
+        invoices = [_InvoiceMetadata_from_dict(invoices_item_data) for invoices_item_data in _invoices]
 
         _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
         permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
-        if _permanent_storage_hwm_date.__class__ is str or (
-            _permanent_storage_hwm_date is not None
-            and _permanent_storage_hwm_date is not UNSET
-            and isinstance(_permanent_storage_hwm_date, str)
-        ):
-            try:
-                permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permanent_storage_hwm_date is not None and _permanent_storage_hwm_date is not UNSET:
+            if _permanent_storage_hwm_date.__class__ is not str and not isinstance(_permanent_storage_hwm_date, str):
+                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
 
         query_invoices_metadata_response = _object_new(cls)
         query_invoices_metadata_response.has_more = has_more

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryPeppolProvidersResponse")
 
@@ -45,12 +46,17 @@ class QueryPeppolProvidersResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        _peppol_providers = src_dict["peppolProviders"]
+        if _peppol_providers.__class__ is not list and not isinstance(_peppol_providers, list):
+            raise _wrong_type("peppolProviders", "array", _peppol_providers)
+
         peppol_providers = [
-            _PeppolProvider_from_dict(peppol_providers_item_data)
-            for peppol_providers_item_data in src_dict["peppolProviders"]
+            _PeppolProvider_from_dict(peppol_providers_item_data) for peppol_providers_item_data in _peppol_providers
         ]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         query_peppol_providers_response = _object_new(cls)
         query_peppol_providers_response.peppol_providers = peppol_providers

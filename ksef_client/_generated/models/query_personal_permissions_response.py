@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryPersonalPermissionsResponse")
 
@@ -64,24 +65,25 @@ class QueryPersonalPermissionsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        permissions = [
-            _PersonalPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
-        ]
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
+        permissions = [_PersonalPermission_from_dict(permissions_item_data) for permissions_item_data in _permissions]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         _owner_permissions = src_dict.get("ownerPermissions", UNSET)
         owner_permissions: list[OwnerPermissionScope] | None | Unset = _owner_permissions
-        if _owner_permissions.__class__ is list or (
-            _owner_permissions is not None and _owner_permissions is not UNSET and isinstance(_owner_permissions, list)
-        ):
-            try:
-                owner_permissions = [
-                    _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
-                    for owner_permissions_type_0_item_data in _owner_permissions
-                ]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _owner_permissions is not None and _owner_permissions is not UNSET:
+            if _owner_permissions.__class__ is not list and not isinstance(_owner_permissions, list):
+                raise _wrong_type("ownerPermissions", "array or null", _owner_permissions)
+            owner_permissions = [
+                _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
+                for owner_permissions_type_0_item_data in _owner_permissions
+            ]
 
         query_personal_permissions_response = _object_new(cls)
         query_personal_permissions_response.permissions = permissions

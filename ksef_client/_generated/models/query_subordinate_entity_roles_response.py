@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QuerySubordinateEntityRolesResponse")
 
@@ -45,9 +46,15 @@ class QuerySubordinateEntityRolesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        roles = [_SubordinateEntityRole_from_dict(roles_item_data) for roles_item_data in src_dict["roles"]]
+        _roles = src_dict["roles"]
+        if _roles.__class__ is not list and not isinstance(_roles, list):
+            raise _wrong_type("roles", "array", _roles)
+
+        roles = [_SubordinateEntityRole_from_dict(roles_item_data) for roles_item_data in _roles]
 
         has_more = src_dict["hasMore"]
+        if has_more.__class__ is not bool:
+            raise _wrong_type("hasMore", "boolean", has_more)
 
         query_subordinate_entity_roles_response = _object_new(cls)
         query_subordinate_entity_roles_response.roles = roles

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryTokensResponse")
 
@@ -51,9 +52,20 @@ class QueryTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        tokens = [_QueryTokensResponseItem_from_dict(tokens_item_data) for tokens_item_data in src_dict["tokens"]]
+        _tokens = src_dict["tokens"]
+        if _tokens.__class__ is not list and not isinstance(_tokens, list):
+            raise _wrong_type("tokens", "array", _tokens)
+
+        tokens = [_QueryTokensResponseItem_from_dict(tokens_item_data) for tokens_item_data in _tokens]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if (
+            continuation_token.__class__ is not str
+            and continuation_token is not None
+            and continuation_token is not UNSET
+            and not isinstance(continuation_token, str)
+        ):
+            raise _wrong_type("continuationToken", "string or null", continuation_token)
 
         query_tokens_response = _object_new(cls)
         query_tokens_response.tokens = tokens

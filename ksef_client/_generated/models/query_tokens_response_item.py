@@ -14,6 +14,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="QueryTokensResponseItem")
 
@@ -108,16 +109,24 @@ class QueryTokensResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(src_dict["authorIdentifier"])
 
         context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(src_dict["contextIdentifier"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
+
+        _requested_permissions = src_dict["requestedPermissions"]
+        if _requested_permissions.__class__ is not list and not isinstance(_requested_permissions, list):
+            raise _wrong_type("requestedPermissions", "array", _requested_permissions)
 
         requested_permissions = [
             _TokenPermissionType_from_value(requested_permissions_item_data)
-            for requested_permissions_item_data in src_dict["requestedPermissions"]
+            for requested_permissions_item_data in _requested_permissions
         ]
 
         date_created = _datetime_fromisoformat(src_dict["dateCreated"])
@@ -126,15 +135,19 @@ class QueryTokensResponseItem:
 
         _last_use_date = src_dict.get("lastUseDate", UNSET)
         last_use_date: datetime.datetime | None | Unset = _last_use_date
-        if _last_use_date.__class__ is str or (
-            _last_use_date is not None and _last_use_date is not UNSET and isinstance(_last_use_date, str)
-        ):
-            try:
-                last_use_date = _datetime_fromisoformat(_last_use_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _last_use_date is not None and _last_use_date is not UNSET:
+            if _last_use_date.__class__ is not str and not isinstance(_last_use_date, str):
+                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
+            last_use_date = _datetime_fromisoformat(_last_use_date)
 
         status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
+        if status_details is not None and status_details is not UNSET:
+            if status_details.__class__ is not list and not isinstance(status_details, list):
+                raise _wrong_type("statusDetails", "array or null", status_details)
+
+            for _item in status_details:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("statusDetails[]", "string", _item)
 
         query_tokens_response_item = _object_new(cls)
         query_tokens_response_item.reference_number = reference_number

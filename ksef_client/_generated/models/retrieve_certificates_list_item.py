@@ -11,6 +11,7 @@ from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="RetrieveCertificatesListItem")
 
@@ -60,10 +61,16 @@ class RetrieveCertificatesListItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate = src_dict["certificate"]
+        if certificate.__class__ is not str and not isinstance(certificate, str):
+            raise _wrong_type("certificate", "string", certificate)
 
         certificate_name = src_dict["certificateName"]
+        if certificate_name.__class__ is not str and not isinstance(certificate_name, str):
+            raise _wrong_type("certificateName", "string", certificate_name)
 
         certificate_serial_number = src_dict["certificateSerialNumber"]
+        if certificate_serial_number.__class__ is not str and not isinstance(certificate_serial_number, str):
+            raise _wrong_type("certificateSerialNumber", "string", certificate_serial_number)
 
         certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
 

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="RetrieveCertificatesRequest")
 
@@ -38,6 +39,12 @@ class RetrieveCertificatesRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         certificate_serial_numbers = cast(list[str], src_dict["certificateSerialNumbers"])
+        if certificate_serial_numbers.__class__ is not list and not isinstance(certificate_serial_numbers, list):
+            raise _wrong_type("certificateSerialNumbers", "array", certificate_serial_numbers)
+
+        for _item in certificate_serial_numbers:
+            if _item.__class__ is not str and not isinstance(_item, str):
+                raise _wrong_type("certificateSerialNumbers[]", "string", _item)
 
         retrieve_certificates_request = _object_new(cls)
         retrieve_certificates_request.certificate_serial_numbers = certificate_serial_numbers

@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="RevokeCertificateRequest")
 
@@ -52,13 +53,10 @@ class RevokeCertificateRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _revocation_reason = src_dict.get("revocationReason", UNSET)
         revocation_reason: CertificateRevocationReason | None | Unset = _revocation_reason
-        if _revocation_reason.__class__ is str or (
-            _revocation_reason is not None and _revocation_reason is not UNSET and isinstance(_revocation_reason, str)
-        ):
-            try:
-                revocation_reason = _CertificateRevocationReason_from_value(_revocation_reason)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _revocation_reason is not None and _revocation_reason is not UNSET:
+            if _revocation_reason.__class__ is not str and not isinstance(_revocation_reason, str):
+                raise _wrong_type("revocationReason", "string or null", _revocation_reason)
+            revocation_reason = _CertificateRevocationReason_from_value(_revocation_reason)
 
         revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SendInvoiceRequest")
 
@@ -78,18 +79,39 @@ class SendInvoiceRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         invoice_hash = src_dict["invoiceHash"]
+        if invoice_hash.__class__ is not str and not isinstance(invoice_hash, str):
+            raise _wrong_type("invoiceHash", "string", invoice_hash)
 
         invoice_size = src_dict["invoiceSize"]
+        if invoice_size.__class__ is not int and (invoice_size.__class__ is bool or not isinstance(invoice_size, int)):
+            raise _wrong_type("invoiceSize", "integer", invoice_size)
 
         encrypted_invoice_hash = src_dict["encryptedInvoiceHash"]
+        if encrypted_invoice_hash.__class__ is not str and not isinstance(encrypted_invoice_hash, str):
+            raise _wrong_type("encryptedInvoiceHash", "string", encrypted_invoice_hash)
 
         encrypted_invoice_size = src_dict["encryptedInvoiceSize"]
+        if encrypted_invoice_size.__class__ is not int and (
+            encrypted_invoice_size.__class__ is bool or not isinstance(encrypted_invoice_size, int)
+        ):
+            raise _wrong_type("encryptedInvoiceSize", "integer", encrypted_invoice_size)
 
         encrypted_invoice_content = src_dict["encryptedInvoiceContent"]
+        if encrypted_invoice_content.__class__ is not str and not isinstance(encrypted_invoice_content, str):
+            raise _wrong_type("encryptedInvoiceContent", "string", encrypted_invoice_content)
 
         offline_mode = src_dict.get("offlineMode", UNSET)
+        if offline_mode.__class__ is not bool and offline_mode is not UNSET:
+            raise _wrong_type("offlineMode", "boolean", offline_mode)
 
         hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
+        if (
+            hash_of_corrected_invoice.__class__ is not str
+            and hash_of_corrected_invoice is not None
+            and hash_of_corrected_invoice is not UNSET
+            and not isinstance(hash_of_corrected_invoice, str)
+        ):
+            raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
 
         send_invoice_request = _object_new(cls)
         send_invoice_request.invoice_hash = invoice_hash

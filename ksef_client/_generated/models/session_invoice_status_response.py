@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SessionInvoiceStatusResponse")
 
@@ -156,66 +157,88 @@ class SessionInvoiceStatusResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         ordinal_number = src_dict["ordinalNumber"]
+        if ordinal_number.__class__ is not int and (
+            ordinal_number.__class__ is bool or not isinstance(ordinal_number, int)
+        ):
+            raise _wrong_type("ordinalNumber", "integer", ordinal_number)
 
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         invoice_hash = src_dict["invoiceHash"]
+        if invoice_hash.__class__ is not str and not isinstance(invoice_hash, str):
+            raise _wrong_type("invoiceHash", "string", invoice_hash)
 
         invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
 
         status = _InvoiceStatusInfo_from_dict(src_dict["status"])
 
         invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
+        if (
+            invoice_number.__class__ is not str
+            and invoice_number is not None
+            and invoice_number is not UNSET
+            and not isinstance(invoice_number, str)
+        ):
+            raise _wrong_type("invoiceNumber", "string or null", invoice_number)
 
         ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
+        if (
+            ksef_number.__class__ is not str
+            and ksef_number is not None
+            and ksef_number is not UNSET
+            and not isinstance(ksef_number, str)
+        ):
+            raise _wrong_type("ksefNumber", "string or null", ksef_number)
 
         invoice_file_name: None | str | Unset = src_dict.get("invoiceFileName", UNSET)
+        if (
+            invoice_file_name.__class__ is not str
+            and invoice_file_name is not None
+            and invoice_file_name is not UNSET
+            and not isinstance(invoice_file_name, str)
+        ):
+            raise _wrong_type("invoiceFileName", "string or null", invoice_file_name)
 
         _acquisition_date = src_dict.get("acquisitionDate", UNSET)
         acquisition_date: datetime.datetime | None | Unset = _acquisition_date
-        if _acquisition_date.__class__ is str or (
-            _acquisition_date is not None and _acquisition_date is not UNSET and isinstance(_acquisition_date, str)
-        ):
-            try:
-                acquisition_date = _datetime_fromisoformat(_acquisition_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _acquisition_date is not None and _acquisition_date is not UNSET:
+            if _acquisition_date.__class__ is not str and not isinstance(_acquisition_date, str):
+                raise _wrong_type("acquisitionDate", "string or null", _acquisition_date)
+            acquisition_date = _datetime_fromisoformat(_acquisition_date)
 
         _permanent_storage_date = src_dict.get("permanentStorageDate", UNSET)
         permanent_storage_date: datetime.datetime | None | Unset = _permanent_storage_date
-        if _permanent_storage_date.__class__ is str or (
-            _permanent_storage_date is not None
-            and _permanent_storage_date is not UNSET
-            and isinstance(_permanent_storage_date, str)
-        ):
-            try:
-                permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _permanent_storage_date is not None and _permanent_storage_date is not UNSET:
+            if _permanent_storage_date.__class__ is not str and not isinstance(_permanent_storage_date, str):
+                raise _wrong_type("permanentStorageDate", "string or null", _permanent_storage_date)
+            permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
 
         upo_download_url: None | str | Unset = src_dict.get("upoDownloadUrl", UNSET)
+        if (
+            upo_download_url.__class__ is not str
+            and upo_download_url is not None
+            and upo_download_url is not UNSET
+            and not isinstance(upo_download_url, str)
+        ):
+            raise _wrong_type("upoDownloadUrl", "string or null", upo_download_url)
 
         _upo_download_url_expiration_date = src_dict.get("upoDownloadUrlExpirationDate", UNSET)
         upo_download_url_expiration_date: datetime.datetime | None | Unset = _upo_download_url_expiration_date
-        if _upo_download_url_expiration_date.__class__ is str or (
-            _upo_download_url_expiration_date is not None
-            and _upo_download_url_expiration_date is not UNSET
-            and isinstance(_upo_download_url_expiration_date, str)
-        ):
-            try:
-                upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _upo_download_url_expiration_date is not None and _upo_download_url_expiration_date is not UNSET:
+            if _upo_download_url_expiration_date.__class__ is not str and not isinstance(
+                _upo_download_url_expiration_date, str
+            ):
+                raise _wrong_type("upoDownloadUrlExpirationDate", "string or null", _upo_download_url_expiration_date)
+            upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
 
         _invoicing_mode = src_dict.get("invoicingMode", UNSET)
         invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
-        if _invoicing_mode.__class__ is str or (
-            _invoicing_mode is not None and _invoicing_mode is not UNSET and isinstance(_invoicing_mode, str)
-        ):
-            try:
-                invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _invoicing_mode is not None and _invoicing_mode is not UNSET:
+            if _invoicing_mode.__class__ is not str and not isinstance(_invoicing_mode, str):
+                raise _wrong_type("invoicingMode", "string or null", _invoicing_mode)
+            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
 
         session_invoice_status_response = _object_new(cls)
         session_invoice_status_response.ordinal_number = ordinal_number

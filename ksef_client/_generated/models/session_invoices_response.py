@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SessionInvoicesResponse")
 
@@ -51,11 +52,20 @@ class SessionInvoicesResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        invoices = [
-            _SessionInvoiceStatusResponse_from_dict(invoices_item_data) for invoices_item_data in src_dict["invoices"]
-        ]
+        _invoices = src_dict["invoices"]
+        if _invoices.__class__ is not list and not isinstance(_invoices, list):
+            raise _wrong_type("invoices", "array", _invoices)
+
+        invoices = [_SessionInvoiceStatusResponse_from_dict(invoices_item_data) for invoices_item_data in _invoices]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if (
+            continuation_token.__class__ is not str
+            and continuation_token is not None
+            and continuation_token is not UNSET
+            and not isinstance(continuation_token, str)
+        ):
+            raise _wrong_type("continuationToken", "string or null", continuation_token)
 
         session_invoices_response = _object_new(cls)
         session_invoices_response.invoices = invoices

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SessionStatusResponse")
 
@@ -110,27 +111,44 @@ class SessionStatusResponse:
 
         _valid_until = src_dict.get("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset = _valid_until
-        if _valid_until.__class__ is str or (
-            _valid_until is not None and _valid_until is not UNSET and isinstance(_valid_until, str)
-        ):
-            try:
-                valid_until = _datetime_fromisoformat(_valid_until)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _valid_until is not None and _valid_until is not UNSET:
+            if _valid_until.__class__ is not str and not isinstance(_valid_until, str):
+                raise _wrong_type("validUntil", "string or null", _valid_until)
+            valid_until = _datetime_fromisoformat(_valid_until)
 
         _upo = src_dict.get("upo", UNSET)
         upo: None | Unset | UpoResponse = _upo
-        if _upo.__class__ is dict or (_upo is not None and _upo is not UNSET and isinstance(_upo, dict)):
-            try:
-                upo = _UpoResponse_from_dict(_upo)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _upo is not None and _upo is not UNSET:
+            if _upo.__class__ is not dict and not isinstance(_upo, dict):
+                raise _wrong_type("upo", "object or null", _upo)
+            upo = _UpoResponse_from_dict(_upo)
 
         invoice_count: int | None | Unset = src_dict.get("invoiceCount", UNSET)
+        if (
+            invoice_count.__class__ is not int
+            and invoice_count is not None
+            and invoice_count is not UNSET
+            and (invoice_count.__class__ is bool or not isinstance(invoice_count, int))
+        ):
+            raise _wrong_type("invoiceCount", "integer or null", invoice_count)
 
         successful_invoice_count: int | None | Unset = src_dict.get("successfulInvoiceCount", UNSET)
+        if (
+            successful_invoice_count.__class__ is not int
+            and successful_invoice_count is not None
+            and successful_invoice_count is not UNSET
+            and (successful_invoice_count.__class__ is bool or not isinstance(successful_invoice_count, int))
+        ):
+            raise _wrong_type("successfulInvoiceCount", "integer or null", successful_invoice_count)
 
         failed_invoice_count: int | None | Unset = src_dict.get("failedInvoiceCount", UNSET)
+        if (
+            failed_invoice_count.__class__ is not int
+            and failed_invoice_count is not None
+            and failed_invoice_count is not UNSET
+            and (failed_invoice_count.__class__ is bool or not isinstance(failed_invoice_count, int))
+        ):
+            raise _wrong_type("failedInvoiceCount", "integer or null", failed_invoice_count)
 
         session_status_response = _object_new(cls)
         session_status_response.status = status

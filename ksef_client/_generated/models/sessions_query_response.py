@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SessionsQueryResponse")
 
@@ -51,11 +52,20 @@ class SessionsQueryResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        sessions = [
-            _SessionsQueryResponseItem_from_dict(sessions_item_data) for sessions_item_data in src_dict["sessions"]
-        ]
+        _sessions = src_dict["sessions"]
+        if _sessions.__class__ is not list and not isinstance(_sessions, list):
+            raise _wrong_type("sessions", "array", _sessions)
+
+        sessions = [_SessionsQueryResponseItem_from_dict(sessions_item_data) for sessions_item_data in _sessions]
 
         continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if (
+            continuation_token.__class__ is not str
+            and continuation_token is not None
+            and continuation_token is not UNSET
+            and not isinstance(continuation_token, str)
+        ):
+            raise _wrong_type("continuationToken", "string or null", continuation_token)
 
         sessions_query_response = _object_new(cls)
         sessions_query_response.sessions = sessions

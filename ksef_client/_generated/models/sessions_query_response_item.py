@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SessionsQueryResponseItem")
 
@@ -81,6 +82,8 @@ class SessionsQueryResponseItem:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         status = _StatusInfo_from_dict(src_dict["status"])
 
@@ -89,20 +92,29 @@ class SessionsQueryResponseItem:
         date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
 
         total_invoice_count = src_dict["totalInvoiceCount"]
+        if total_invoice_count.__class__ is not int and (
+            total_invoice_count.__class__ is bool or not isinstance(total_invoice_count, int)
+        ):
+            raise _wrong_type("totalInvoiceCount", "integer", total_invoice_count)
 
         successful_invoice_count = src_dict["successfulInvoiceCount"]
+        if successful_invoice_count.__class__ is not int and (
+            successful_invoice_count.__class__ is bool or not isinstance(successful_invoice_count, int)
+        ):
+            raise _wrong_type("successfulInvoiceCount", "integer", successful_invoice_count)
 
         failed_invoice_count = src_dict["failedInvoiceCount"]
+        if failed_invoice_count.__class__ is not int and (
+            failed_invoice_count.__class__ is bool or not isinstance(failed_invoice_count, int)
+        ):
+            raise _wrong_type("failedInvoiceCount", "integer", failed_invoice_count)
 
         _valid_until = src_dict.get("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset = _valid_until
-        if _valid_until.__class__ is str or (
-            _valid_until is not None and _valid_until is not UNSET and isinstance(_valid_until, str)
-        ):
-            try:
-                valid_until = _datetime_fromisoformat(_valid_until)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _valid_until is not None and _valid_until is not UNSET:
+            if _valid_until.__class__ is not str and not isinstance(_valid_until, str):
+                raise _wrong_type("validUntil", "string or null", _valid_until)
+            valid_until = _datetime_fromisoformat(_valid_until)
 
         sessions_query_response_item = _object_new(cls)
         sessions_query_response_item.reference_number = reference_number

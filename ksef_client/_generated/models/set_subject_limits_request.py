@@ -12,6 +12,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SetSubjectLimitsRequest")
 
@@ -70,23 +71,17 @@ class SetSubjectLimitsRequest:
 
         _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentSubjectLimitsOverride | None | Unset = _enrollment
-        if _enrollment.__class__ is dict or (
-            _enrollment is not None and _enrollment is not UNSET and isinstance(_enrollment, dict)
-        ):
-            try:
-                enrollment = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _enrollment is not None and _enrollment is not UNSET:
+            if _enrollment.__class__ is not dict and not isinstance(_enrollment, dict):
+                raise _wrong_type("enrollment", "object or null", _enrollment)
+            enrollment = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
 
         _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateSubjectLimitsOverride | None | Unset = _certificate
-        if _certificate.__class__ is dict or (
-            _certificate is not None and _certificate is not UNSET and isinstance(_certificate, dict)
-        ):
-            try:
-                certificate = _CertificateSubjectLimitsOverride_from_dict(_certificate)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _certificate is not None and _certificate is not UNSET:
+            if _certificate.__class__ is not dict and not isinstance(_certificate, dict):
+                raise _wrong_type("certificate", "object or null", _certificate)
+            certificate = _CertificateSubjectLimitsOverride_from_dict(_certificate)
 
         set_subject_limits_request = _object_new(cls)
         set_subject_limits_request.subject_identifier_type = subject_identifier_type

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubjectCreateRequest")
 
@@ -78,30 +79,28 @@ class SubjectCreateRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_nip = src_dict["subjectNip"]
+        if subject_nip.__class__ is not str and not isinstance(subject_nip, str):
+            raise _wrong_type("subjectNip", "string", subject_nip)
 
         subject_type = _SubjectType_from_value(src_dict["subjectType"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         _subunits = src_dict.get("subunits", UNSET)
         subunits: list[Subunit] | None | Unset = _subunits
-        if _subunits.__class__ is list or (
-            _subunits is not None and _subunits is not UNSET and isinstance(_subunits, list)
-        ):
-            try:
-                subunits = [_Subunit_from_dict(subunits_type_0_item_data) for subunits_type_0_item_data in _subunits]
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subunits is not None and _subunits is not UNSET:
+            if _subunits.__class__ is not list and not isinstance(_subunits, list):
+                raise _wrong_type("subunits", "array or null", _subunits)
+            subunits = [_Subunit_from_dict(subunits_type_0_item_data) for subunits_type_0_item_data in _subunits]
 
         _created_date = src_dict.get("createdDate", UNSET)
         created_date: datetime.datetime | None | Unset = _created_date
-        if _created_date.__class__ is str or (
-            _created_date is not None and _created_date is not UNSET and isinstance(_created_date, str)
-        ):
-            try:
-                created_date = _datetime_fromisoformat(_created_date)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _created_date is not None and _created_date is not UNSET:
+            if _created_date.__class__ is not str and not isinstance(_created_date, str):
+                raise _wrong_type("createdDate", "string or null", _created_date)
+            created_date = _datetime_fromisoformat(_created_date)
 
         subject_create_request = _object_new(cls)
         subject_create_request.subject_nip = subject_nip

@@ -12,6 +12,7 @@ from ..models.subordinate_entity_role_type import SubordinateEntityRoleType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubordinateEntityRole")
 
@@ -64,6 +65,8 @@ class SubordinateEntityRole:
         role = _SubordinateEntityRoleType_from_value(src_dict["role"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 

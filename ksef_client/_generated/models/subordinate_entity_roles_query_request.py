@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubordinateEntityRolesQueryRequest")
 
@@ -49,17 +50,14 @@ class SubordinateEntityRolesQueryRequest:
         subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset = (
             _subordinate_entity_identifier
         )
-        if _subordinate_entity_identifier.__class__ is dict or (
-            _subordinate_entity_identifier is not None
-            and _subordinate_entity_identifier is not UNSET
-            and isinstance(_subordinate_entity_identifier, dict)
-        ):
-            try:
-                subordinate_entity_identifier = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
-                    _subordinate_entity_identifier
-                )
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subordinate_entity_identifier is not None and _subordinate_entity_identifier is not UNSET:
+            if _subordinate_entity_identifier.__class__ is not dict and not isinstance(
+                _subordinate_entity_identifier, dict
+            ):
+                raise _wrong_type("subordinateEntityIdentifier", "object or null", _subordinate_entity_identifier)
+            subordinate_entity_identifier = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
+                _subordinate_entity_identifier
+            )
 
         subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier

@@ -11,6 +11,7 @@ from ..models.subordinate_role_subordinate_entity_identifier_type import Subordi
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubordinateRoleSubordinateEntityIdentifier")
 
@@ -53,6 +54,8 @@ class SubordinateRoleSubordinateEntityIdentifier:
         type_ = _SubordinateRoleSubordinateEntityIdentifierType_from_value(src_dict["type"])
 
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         subordinate_role_subordinate_entity_identifier = _object_new(cls)
         subordinate_role_subordinate_entity_identifier.type_ = type_

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="Subunit")
 
@@ -42,8 +43,12 @@ class Subunit:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_nip = src_dict["subjectNip"]
+        if subject_nip.__class__ is not str and not isinstance(subject_nip, str):
+            raise _wrong_type("subjectNip", "string", subject_nip)
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subunit = _object_new(cls)
         subunit.subject_nip = subject_nip

@@ -13,6 +13,7 @@ from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubunitPermission")
 
@@ -107,6 +108,8 @@ class SubunitPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         id = src_dict["id"]
+        if id.__class__ is not str and not isinstance(id, str):
+            raise _wrong_type("id", "string", id)
 
         authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
@@ -117,22 +120,26 @@ class SubunitPermission:
         permission_scope = _SubunitPermissionScope_from_value(src_dict["permissionScope"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
         _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
         subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
-        if _subject_person_details.__class__ is dict or (
-            _subject_person_details is not None
-            and _subject_person_details is not UNSET
-            and isinstance(_subject_person_details, dict)
-        ):
-            try:
-                subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subject_person_details is not None and _subject_person_details is not UNSET:
+            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
 
         subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
+        if (
+            subunit_name.__class__ is not str
+            and subunit_name is not None
+            and subunit_name is not UNSET
+            and not isinstance(subunit_name, str)
+        ):
+            raise _wrong_type("subunitName", "string or null", subunit_name)
 
         subunit_permission = _object_new(cls)
         subunit_permission.id = id

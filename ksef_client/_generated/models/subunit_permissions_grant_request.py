@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubunitPermissionsGrantRequest")
 
@@ -77,10 +78,19 @@ class SubunitPermissionsGrantRequest:
         context_identifier = _SubunitPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
         subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
+        if (
+            subunit_name.__class__ is not str
+            and subunit_name is not None
+            and subunit_name is not UNSET
+            and not isinstance(subunit_name, str)
+        ):
+            raise _wrong_type("subunitName", "string or null", subunit_name)
 
         subunit_permissions_grant_request = _object_new(cls)
         subunit_permissions_grant_request.subject_identifier = subject_identifier

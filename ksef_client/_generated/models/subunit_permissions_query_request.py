@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="SubunitPermissionsQueryRequest")
 
@@ -48,15 +49,10 @@ class SubunitPermissionsQueryRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         _subunit_identifier = src_dict.get("subunitIdentifier", UNSET)
         subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset = _subunit_identifier
-        if _subunit_identifier.__class__ is dict or (
-            _subunit_identifier is not None
-            and _subunit_identifier is not UNSET
-            and isinstance(_subunit_identifier, dict)
-        ):
-            try:
-                subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
+        if _subunit_identifier is not None and _subunit_identifier is not UNSET:
+            if _subunit_identifier.__class__ is not dict and not isinstance(_subunit_identifier, dict):
+                raise _wrong_type("subunitIdentifier", "object or null", _subunit_identifier)
+            subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
 
         subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier

@@ -11,6 +11,7 @@ from ..models.test_data_authentication_context_identifier_type import TestDataAu
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="TestDataAuthenticationContextIdentifier")
 
@@ -43,6 +44,8 @@ class TestDataAuthenticationContextIdentifier:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         value = src_dict["value"]
+        if value.__class__ is not str and not isinstance(value, str):
+            raise _wrong_type("value", "string", value)
 
         type_ = _TestDataAuthenticationContextIdentifierType_from_value(src_dict["type"])
 

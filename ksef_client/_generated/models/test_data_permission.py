@@ -11,6 +11,7 @@ from ..models.test_data_permission_type import TestDataPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="TestDataPermission")
 
@@ -43,6 +44,8 @@ class TestDataPermission:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         permission_type = _TestDataPermissionType_from_value(src_dict["permissionType"])
 

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="TestDataPermissionsGrantRequest")
 
@@ -51,9 +52,11 @@ class TestDataPermissionsGrantRequest:
 
         authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
 
-        permissions = [
-            _TestDataPermission_from_dict(permissions_item_data) for permissions_item_data in src_dict["permissions"]
-        ]
+        _permissions = src_dict["permissions"]
+        if _permissions.__class__ is not list and not isinstance(_permissions, list):
+            raise _wrong_type("permissions", "array", _permissions)
+
+        permissions = [_TestDataPermission_from_dict(permissions_item_data) for permissions_item_data in _permissions]
 
         test_data_permissions_grant_request = _object_new(cls)
         test_data_permissions_grant_request.context_identifier = context_identifier

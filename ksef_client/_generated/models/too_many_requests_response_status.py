@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="TooManyRequestsResponseStatus")
 
@@ -51,10 +52,20 @@ class TooManyRequestsResponseStatus:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         code = src_dict["code"]
+        if code.__class__ is not int and (code.__class__ is bool or not isinstance(code, int)):
+            raise _wrong_type("code", "integer", code)
 
         description = src_dict["description"]
+        if description.__class__ is not str and not isinstance(description, str):
+            raise _wrong_type("description", "string", description)
 
         details = cast(list[str], src_dict["details"])
+        if details.__class__ is not list and not isinstance(details, list):
+            raise _wrong_type("details", "array", details)
+
+        for _item in details:
+            if _item.__class__ is not str and not isinstance(_item, str):
+                raise _wrong_type("details[]", "string", _item)
 
         too_many_requests_response_status = _object_new(cls)
         too_many_requests_response_status.code = code

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="UpoPageResponse")
 
@@ -54,8 +55,12 @@ class UpoPageResponse:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         reference_number = src_dict["referenceNumber"]
+        if reference_number.__class__ is not str and not isinstance(reference_number, str):
+            raise _wrong_type("referenceNumber", "string", reference_number)
 
         download_url = src_dict["downloadUrl"]
+        if download_url.__class__ is not str and not isinstance(download_url, str):
+            raise _wrong_type("downloadUrl", "string", download_url)
 
         download_url_expiration_date = _datetime_fromisoformat(src_dict["downloadUrlExpirationDate"])
 

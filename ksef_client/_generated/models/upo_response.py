@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import short_repr as _short_repr
+from ..types import wrong_type as _wrong_type
 
 T = TypeVar("T", bound="UpoResponse")
 
@@ -40,7 +41,11 @@ class UpoResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        pages = [_UpoPageResponse_from_dict(pages_item_data) for pages_item_data in src_dict["pages"]]
+        _pages = src_dict["pages"]
+        if _pages.__class__ is not list and not isinstance(_pages, list):
+            raise _wrong_type("pages", "array", _pages)
+
+        pages = [_UpoPageResponse_from_dict(pages_item_data) for pages_item_data in _pages]
 
         upo_response = _object_new(cls)
         upo_response.pages = pages

@@ -10,6 +10,7 @@ from ...models.exception_response import ExceptionResponse
 from ...models.public_key_certificate import PublicKeyCertificate
 from ...models.too_many_requests_response import TooManyRequestsResponse
 from ...types import CollectorPaused, Response, json_loads
+from ...types import wrong_type as _wrong_type
 
 
 def build_request() -> dict[str, Any]:
@@ -28,9 +29,12 @@ def _parse_response(
 ) -> ExceptionResponse | TooManyRequestsResponse | list[PublicKeyCertificate] | None:
     if response.status_code == 200:
         with CollectorPaused(response.content):
+            _response_200 = json_loads(response.content)
+            if _response_200.__class__ is not list and not isinstance(_response_200, list):
+                raise _wrong_type("response_200", "array", _response_200)
+
             response_200 = [
-                PublicKeyCertificate.from_dict(response_200_item_data)
-                for response_200_item_data in json_loads(response.content)
+                PublicKeyCertificate.from_dict(response_200_item_data) for response_200_item_data in _response_200
             ]
 
             return response_200
