@@ -47,6 +47,12 @@ def budget_of(request: httpx.Request) -> RetryBudget:
     return budget
 
 
+def never_sent(error: BaseException | None) -> bool:
+    """Whether a request that failed with ``error`` cannot have reached the server (no connection
+    was made): KSeF neither processed nor counted it."""
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
 def is_repeat_safe(request: httpx.Request, api_path_prefix: str) -> bool:
     """Whether sending ``request`` again cannot change anything twice: an idempotent method, or a
     POST the operation table marks ``repeat_safe`` (queries, the challenge, sending an invoice,
@@ -68,8 +74,9 @@ class RetryPolicy:
         max_retries: repeats after the first attempt, by anyone (0: none at all).
         backoff: first backoff delay in seconds, doubled each attempt, with full jitter.
         max_backoff: cap of one backoff delay.
-        max_retry_after: longest ``Retry-After`` a 429 may ask for; longer raises
-            ``RetryAfterTooLongError`` instead of blocking the caller.
+        max_retry_after: longest wait the client accepts: a 429's ``Retry-After``, or its own
+            pacing (``_throttle``); a 429 asking longer raises ``RetryAfterTooLongError``, a
+            pacing wait longer ``ThrottleWaitTooLongError``, instead of blocking the caller.
     """
 
     max_retries: int = 3
@@ -117,8 +124,7 @@ class RetryPolicy:
         """
         if not self.may_repeat(budget):
             return None
-        never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-        return self.backoff_delay(budget.used, rng) if never_sent or safe else None
+        return self.backoff_delay(budget.used, rng) if never_sent(error) or safe else None
 
     def delay_to_restart(self, budget: RetryBudget, rng: random.Random) -> float | None:
         """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``."""

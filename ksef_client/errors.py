@@ -14,6 +14,7 @@
     │   ├── RateLimitError            429 (.retry_after in seconds)
     │   └── InternalServerError       5xx
     ├── RetryAfterTooLongError        a 429 asked to wait longer than the client's cap
+    ├── ThrottleWaitTooLongError      the client's own pacing would wait longer than max_retry_after
     ├── PollTimeoutError              a poller gave up before a final status
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
@@ -178,6 +179,25 @@ class RetryAfterTooLongError(KSeFError):
         super().__init__(f"KSeF asked to retry after {retry_after:g} s, more than the cap of {cap:g} s")
         self.retry_after = retry_after
         self.cap = cap
+
+
+class ThrottleWaitTooLongError(KSeFError):
+    """The client's own pacing (the spec's rate limits for the request's group, counted over the
+    last second, minute and hour) would hold a request longer than ``max_retry_after``: nothing
+    was sent. ``retry_after``: seconds until the group has room; ``cap``: the client's limit;
+    ``group``, ``method``, ``path``: the request."""
+
+    def __init__(self, retry_after: float, cap: float, group: str, method: str, path: str) -> None:
+        super().__init__(
+            f"{method} {path}: the rate limits of group {group!r} allow the next request in "
+            f"{retry_after:.0f} s, more than max_retry_after ({cap:g} s); nothing was sent (raise "
+            "max_retry_after on the client or with_options() to wait)"
+        )
+        self.retry_after = retry_after
+        self.cap = cap
+        self.group = group
+        self.method = method
+        self.path = path
 
 
 class PollTimeoutError(KSeFError):

@@ -154,10 +154,10 @@ def _auth_status_flow(ref: str, token: str) -> Flow[AuthenticationOperationStatu
 
 
 def _finish_flow(
-    init: AuthenticationInitResponse, holder: TokenHolder, timeout: float, interval: float
+    init: AuthenticationInitResponse, holder: TokenHolder, context: tuple[str, str], timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     """Poll the operation with the authentication token until final, then redeem the tokens and
-    install them in ``holder``."""
+    install them in ``holder`` as a login into ``context``."""
     token, ref = init.authentication_token.token, init.reference_number
     status = yield from poll_flow(
         lambda: _auth_status_flow(ref, token),
@@ -172,7 +172,8 @@ def _finish_flow(
         )
     tokens = parsed(response_of((yield Call(redeem_token, bearer=token))), AuthenticationTokensResponse)
     access, refresh = tokens.access_token, tokens.refresh_token
-    return install(holder, AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until))
+    login = AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until)
+    return install(holder, login, context)
 
 
 # Failures after which a login starts again from a new challenge: nothing was decided.
@@ -204,7 +205,7 @@ def _token_login_once(
     context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     init = yield from with_keys(client._public_keys, lambda keys: _token_init_flow(context, ksef_token, keys))
-    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
 def _token_init_flow(
@@ -260,12 +261,14 @@ def _certificate_login_once(
     upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
     call = Call(authenticate_xades_signature, {"body": upload, "verify_certificate_chain": verify_chain})
     init = parsed(response_of((yield call)), AuthenticationInitResponse)
-    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
-def install(holder: TokenHolder, tokens: AuthTokens) -> AuthTokens:
-    """Make ``tokens`` the client's login."""
+def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | None = None) -> AuthTokens:
+    """Make ``tokens`` the client's login (into ``context``, when known: the clients of one
+    context share their rate-limit pacing)."""
     holder.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
+    holder.context = context
     return tokens
 
 
