@@ -18,7 +18,7 @@ import anyio
 import httpx
 
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
-from ksef_client._retry import RetryBudget, RetryPolicy, budget_of, is_repeat_safe, parse_retry_after
+from ksef_client._retry import MAX_RETRY_AFTER, RetryBudget, RetryPolicy, budget_of, is_repeat_safe, parse_retry_after
 from ksef_client._throttle import Pacing, Slot, Throttle
 from ksef_client.errors import ThrottleWaitTooLongError
 from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_system_warnings
@@ -151,6 +151,7 @@ class SendState:
             self._note_system_warnings(request, response.headers[HEADER])
         now = self.wall_clock()
         if response.status_code == 429:
+            response.extensions[MAX_RETRY_AFTER] = self.policy.max_retry_after
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
             if retry_after is not None:
                 slot.hold(retry_after)

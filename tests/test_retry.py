@@ -17,11 +17,17 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._retry import RetryBudget, RetryPolicy, is_repeat_safe
-from ksef_client.errors import APIConnectionError, AuthenticationError, RetryAfterTooLongError
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    InternalServerError,
+    RateLimitError,
+    RetryAfterTooLongError,
+)
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -39,10 +45,10 @@ class TestPolicy:
         answer = httpx.Response(429, headers={"Retry-After": "7"})
         assert RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0) == 7.0
 
-    def test_a_429_asking_too_long_is_an_error(self) -> None:
+    def test_a_429_asking_too_long_is_not_waited_for(self) -> None:
+        # The policy returns the answer; the client raises it as RetryAfterTooLongError (below).
         answer = httpx.Response(429, headers={"Retry-After": "600"})
-        with pytest.raises(RetryAfterTooLongError):
-            RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0)
+        assert RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0) is None
 
     def test_a_5xx_is_repeated_only_when_safe(self) -> None:
         answer = httpx.Response(503)
@@ -221,3 +227,53 @@ def _far() -> Any:
     import datetime as dt
 
     return dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+# --- a login ---------------------------------------------------------------------------------------
+
+
+def _login(ksef: Any) -> Any:
+    creds = _CREDENTIALS
+    return ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+
+
+_CREDENTIALS = self_signed_certificate()
+
+
+# --- a Retry-After past max_retry_after -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_retries", [0, 3])
+def test_a_429_past_max_retry_after_is_the_same_rate_limit_error_whatever_the_budget(
+    ksef: KSeF, backend: KSeFBackend, max_retries: int
+) -> None:
+    # docs/errors-and-retries.md: RateLimitError is the 429 (.retry_after, .codes, .response). The
+    # same answer was a RateLimitError with max_retries=0 and, with 3, a RetryAfterTooLongError
+    # that was no RateLimitError and had no status, codes, response nor path.
+    backend.faults.add(429, operation="limits.get_context_limits", retry_after=600)
+    with pytest.raises(RateLimitError) as refused:
+        ksef.with_options(max_retries=max_retries).limits.context()
+    error = refused.value
+    assert isinstance(error, RetryAfterTooLongError)
+    assert (error.status_code, error.codes, error.retry_after, error.cap) == (429, [429], 600, 120)
+    assert error.response.status_code == 429 and "GET /v2/limits/context" in str(error)
+    assert backend.faults.injected == 1
+
+
+def test_a_login_meeting_a_429_past_max_retry_after_gives_up_at_once(clients: Clients, backend: KSeFBackend) -> None:
+    # A login restarts after a RateLimitError; one asking past max_retry_after is not waited for.
+    backend.faults.add(429, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=600)
+    with pytest.raises(RetryAfterTooLongError):
+        clients.run(3, _login)
+    assert backend.faults.injected == 1
+
+
+def test_a_503_with_retry_after_waits_what_it_asks(ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime) -> None:
+    # RFC 9110 10.2.3: Retry-After on a 503 says how long the service expects to be unavailable;
+    # it was ignored for a backoff of a fraction of a second.
+    backend.faults.add(503, operation="limits.get_context_limits", times=2, retry_after=30)
+    ksef.limits.context()
+    assert fake_time.sleeps == [30, 30]
+    backend.faults.add(503, operation="limits.get_context_limits", times=1, retry_after=600)
+    with pytest.raises(InternalServerError):  # past max_retry_after: not waited for
+        ksef.limits.context()

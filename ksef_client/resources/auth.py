@@ -51,6 +51,7 @@ from ksef_client.errors import (
     InternalServerError,
     RateLimitError,
     ResponseFormatError,
+    RetryAfterTooLongError,
 )
 from ksef_client.identifiers import validate_nip
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
@@ -182,13 +183,15 @@ TRANSIENT = (APIConnectionError, InternalServerError, RateLimitError)
 
 def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
     """Run ``login`` from its first step again after a transient failure at any step, while the
-    retry policy allows (one budget for the whole login); then the failure is raised."""
+    retry policy allows (one budget for the whole login); then the failure is raised. A 429 past
+    ``max_retry_after`` (``RetryAfterTooLongError``, a ``RateLimitError``) is not waited for."""
     budget = RetryBudget()
     while True:
         try:
             return (yield from login())
         except TRANSIENT as error:
-            if not (yield Retry(budget, f"login ({type(error).__name__})")):
+            blocked = isinstance(error, RetryAfterTooLongError)  # KSeF's block outlasts max_retry_after
+            if blocked or not (yield Retry(budget, f"login ({type(error).__name__})")):
                 raise
 
 
