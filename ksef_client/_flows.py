@@ -12,8 +12,9 @@ A flow is a generator that yields steps and receives their results:
 - ``Download(url)``: GET a presigned link (a UPO) without the token; result ``(bytes, headers)``.
 - ``StreamDownload(url, receive, budget=None)``: the same, its body handed to ``receive`` chunk by
   chunk as it arrives (never whole in memory); result the headers.
-- ``Retry(budget, what)``: ask the client's retry policy whether to restart a step (``_retry``);
-  if so the driver waits the policy's delay, and the result is ``True``.
+- ``Retry(budget, what, at_least=None)``: ask the client's retry policy whether to restart a step
+  (``_retry``); if so the driver waits the policy's delay (``at_least`` seconds or more: a 429's
+  ``Retry-After``), and the result is ``True``.
 - ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result
   ``None``. The upload is not held to the call's deadline: each PUT is bounded by the per-request
   ``timeout=`` and ``max_retries`` only, and the run's deadline moves by the time the upload took
@@ -34,7 +35,7 @@ The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager`
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ksef_client._auth import BEARER
@@ -96,10 +97,12 @@ class StreamDownload:
 
 @dataclass(frozen=True)
 class Retry:
-    """Restart a step if the retry policy allows (``budget`` counts the repeats so far)."""
+    """Restart a step if the retry policy allows (``budget`` counts the repeats so far), after at
+    least ``at_least`` seconds (what the failure asked for: a 429's ``Retry-After``)."""
 
     budget: RetryBudget
     what: str
+    at_least: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def _wait_of(step: Sleep | Retry, client: KSeF | AsyncKSeF) -> float | None:
     """Seconds a ``Sleep`` or ``Retry`` step waits; ``None``: the retry policy gives up."""
     if isinstance(step, Sleep):
         return step.seconds
-    return client.send_state.restart(step.budget, step.what)
+    return client.send_state.restart(step.budget, step.what, step.at_least)
 
 
 def run(flow: Flow[T], client: KSeF) -> T:
@@ -264,6 +267,27 @@ def response_of(result: object) -> Response[Any]:
     """Type helper: the result of a ``Call`` step."""
     assert isinstance(result, Response)
     return result
+
+
+def within_budget(budget: RetryBudget, flow: Flow[T]) -> Flow[T]:
+    """``flow``, its requests counting their repeats in ``budget`` (those that have no budget of
+    their own): one budget for a unit of work that is restarted as a whole, so ``max_retries``
+    bounds the repeats of the restarts and of their requests together."""
+    result: Any = None
+    error: KSeFError | None = None
+    while True:
+        try:
+            step = flow.throw(error) if error is not None else flow.send(result)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+        if isinstance(step, Call) and step.budget is None:
+            step = replace(step, budget=budget)
+        result, error = None, None
+        try:
+            result = yield step
+        except KSeFError as raised:
+            error = raised
 
 
 def poll_flow(

@@ -128,9 +128,15 @@ class RetryPolicy:
             return None
         return self.backoff_delay(budget.used, rng) if never_sent(error) or safe else None
 
-    def delay_to_restart(self, budget: RetryBudget, rng: random.Random) -> float | None:
-        """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``."""
-        return self.backoff_delay(budget.used, rng) if self.may_repeat(budget) else None
+    def delay_to_restart(self, budget: RetryBudget, rng: random.Random, at_least: float | None = None) -> float | None:
+        """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``.
+
+        ``at_least``: what the failure asked for (a 429's ``Retry-After``); past
+        ``max_retry_after`` the flow gives up rather than restart into KSeF's block.
+        """
+        if not self.may_repeat(budget) or self.too_long(at_least):
+            return None
+        return max(self.backoff_delay(budget.used, rng), at_least or 0.0)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -174,9 +174,10 @@ class SendState:
         budget = budget_of(request)
         return self._counted(request, budget, 0.0 if self.policy.may_repeat(budget) else None, "401") is not None
 
-    def restart(self, budget: RetryBudget, what: str) -> float | None:
-        """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up."""
-        delay = self.policy.delay_to_restart(budget, self.rng)
+    def restart(self, budget: RetryBudget, what: str, at_least: float | None = None) -> float | None:
+        """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up.
+        ``at_least``: the wait the failure asked for (a 429's ``Retry-After``)."""
+        delay = self.policy.delay_to_restart(budget, self.rng, at_least)
         if delay is not None:
             with self._lock:
                 budget.used += 1

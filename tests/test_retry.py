@@ -7,6 +7,7 @@ Each case runs with the sync and the async client.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from ksef_client.errors import (
     APIConnectionError,
     AuthenticationError,
     InternalServerError,
+    KSeFError,
     RateLimitError,
     RetryAfterTooLongError,
 )
@@ -29,7 +31,7 @@ from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, RecordingTransport
 
 RNG = random.Random(0)
 REF = "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"
@@ -229,7 +231,7 @@ def _far() -> Any:
     return dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
 
 
-# --- a login ---------------------------------------------------------------------------------------
+# --- a login: one budget for its restarts and their requests --------------------------------------
 
 
 def _login(ksef: Any) -> Any:
@@ -238,6 +240,46 @@ def _login(ksef: Any) -> Any:
 
 
 _CREDENTIALS = self_signed_certificate()
+
+
+@pytest.mark.parametrize("fault", [503, DROP, 429])
+@pytest.mark.parametrize("max_retries", [0, 3])
+def test_a_login_makes_at_most_1_plus_max_retries_attempts(
+    clients: Clients, backend: KSeFBackend, fault: int, max_retries: int
+) -> None:
+    # docs/security.md: "max_retries (default 3) bounds every repeat, a login restarted from a new
+    # challenge included". A restart had its own budget and each restart's requests theirs:
+    # (1 + 3) x (1 + 3) = 16 challenges for one login.
+    backend.faults.add(fault, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=1)
+    with pytest.raises(KSeFError):
+        clients.run(max_retries, _login)
+    assert backend.faults.injected == 1 + max_retries
+
+
+def test_a_login_restarts_within_the_same_budget(clients: Clients, backend: KSeFBackend) -> None:
+    # Two 503s on the challenge (repeated by the transport), then a 503 on the redeem (not safe to
+    # repeat: the login restarts) use the budget of 3; the second redeem's 503 ends the login.
+    backend.faults.add(503, operation="auth.create_challenge", times=2)
+    backend.faults.add(503, operation="auth.redeem_token", times=2)
+    with pytest.raises(InternalServerError, match="token/redeem"):
+        clients.run(3, _login)
+    assert backend.faults.injected == 4
+
+
+def test_a_login_restart_after_a_429_waits_its_retry_after(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    # limity/limity-api.md: after a 429 "kolejne żądania są tymczasowo blokowane" for Retry-After
+    # seconds, and "Wielokrotne przekroczenia mogą skutkować znacznym wydłużeniem blokady". The
+    # restart of a login waited only its backoff: three challenges went out within 2 s of each
+    # other inside a 100 s block.
+    time = FakeTime()
+    recorder = RecordingTransport(httpx.HTTPTransport(), time)
+    backend.faults.add(429, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=100)
+    with KSeF(base_url=ksef_server.base_url, transport=recorder, sleep=time.sleep, clock=time.clock,
+              deadline=250, rate_limit_scale=0) as ksef, pytest.raises(KSeFError):  # fmt: skip
+        _login(ksef)
+    sent = [t for t, _, path in recorder.sent if path.endswith("/auth/challenge")]
+    assert len(sent) == 3  # at 0, 100 and 200 s; a fourth would be past the deadline
+    assert all(later - earlier >= 100 for earlier, later in itertools.pairwise(sent))
 
 
 # --- a Retry-After past max_retry_after -------------------------------------------------------------

@@ -3,8 +3,8 @@
 Both logins are one flow (``_flows``): public key -> challenge -> token or signed document ->
 poll the authentication status -> redeem the access and refresh tokens into the client. A login
 is one unit: a transient failure at any step (no answer, 5xx, 429 after the transport's own
-retries) starts it again from a new challenge, as often as the client's retry policy allows, and
-only then raises.
+retries) starts it again from a new challenge, as often as the client's retry policy allows (one
+budget for the login's restarts and its requests' repeats together), and only then raises.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run, within_budget
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -51,7 +51,6 @@ from ksef_client.errors import (
     InternalServerError,
     RateLimitError,
     ResponseFormatError,
-    RetryAfterTooLongError,
 )
 from ksef_client.identifiers import validate_nip
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
@@ -183,15 +182,21 @@ TRANSIENT = (APIConnectionError, InternalServerError, RateLimitError)
 
 def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
     """Run ``login`` from its first step again after a transient failure at any step, while the
-    retry policy allows (one budget for the whole login); then the failure is raised. A 429 past
-    ``max_retry_after`` (``RetryAfterTooLongError``, a ``RateLimitError``) is not waited for."""
+    retry policy allows; then the failure is raised.
+
+    One budget for the whole login: the restarts and every repeat of the login's requests count
+    in it, so ``max_retries`` bounds them together (a budget per request and another for the
+    restarts made (1 + 3) x (1 + 3) = 16 challenges out of ``max_retries=3``). A restart after a
+    429 waits its ``Retry-After`` (or gives up when that is past ``max_retry_after``): a login
+    sent into KSeF's block would lengthen it.
+    """
     budget = RetryBudget()
     while True:
         try:
-            return (yield from login())
+            return (yield from within_budget(budget, login()))
         except TRANSIENT as error:
-            blocked = isinstance(error, RetryAfterTooLongError)  # KSeF's block outlasts max_retry_after
-            if blocked or not (yield Retry(budget, f"login ({type(error).__name__})")):
+            wait = error.retry_after if isinstance(error, RateLimitError) else None
+            if not (yield Retry(budget, f"login ({type(error).__name__})", at_least=wait)):
                 raise
 
 
