@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
@@ -19,7 +19,7 @@ from ksef_client._core import connection_error, raise_for_status
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
 from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
-from ksef_client._throttle import Throttle
+from ksef_client._throttle import Pacing
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import (
     DEADLINE,
@@ -27,6 +27,7 @@ from ksef_client._transport import (
     STREAMED,
     AsyncDeferredTransport,
     AsyncRetryingTransport,
+    Deadline,
     DeferredTransport,
     RetryingTransport,
     SendState,
@@ -112,7 +113,7 @@ def _check_download(response: httpx.Response) -> None:
         raise APIStatusError(f"GET presigned link -> HTTP {response.status_code}", response=response)
 
 
-def _stream_extensions(budget: RetryBudget | None, deadline: float | None) -> dict[str, Any]:
+def _stream_extensions(budget: RetryBudget | None, deadline: Deadline | None) -> dict[str, Any]:
     extensions: dict[str, Any] = {STREAMED: True}
     if budget is not None:
         extensions[BUDGET] = budget
@@ -121,7 +122,7 @@ def _stream_extensions(budget: RetryBudget | None, deadline: float | None) -> di
     return extensions
 
 
-def _upo_extensions(deadline: float | None) -> dict[str, Any]:
+def _upo_extensions(deadline: Deadline | None) -> dict[str, Any]:
     return {BODY_KIND: "upo"} if deadline is None else {BODY_KIND: "upo", DEADLINE: deadline}
 
 
@@ -185,7 +186,7 @@ class _ClientCore(Generic[TransportT, SleepT]):
         self._clock = clock
         self.send_state = SendState(
             RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
-            Throttle(scale=rate_limit_scale),
+            Pacing(rate_limit_scale, self.settings.base_url, clock, self._login),
             self.settings.api_path_prefix,
             clock=clock,
             limits=body_limits or BodyLimits(),
@@ -195,6 +196,11 @@ class _ClientCore(Generic[TransportT, SleepT]):
 
     def _connect(self, transport: TransportT | None, sleep: SleepT | None) -> None:
         raise NotImplementedError
+
+    def _login(self) -> Hashable:
+        """Whose requests KSeF counts together with this client's (``_throttle.Pacing``): the
+        login's context when known, else the login itself (shared by ``with_options`` copies)."""
+        return self._tokens.context or self._tokens
 
     @functools.cached_property
     def raw(self) -> AuthenticatedClient:
@@ -245,12 +251,14 @@ class _ClientCore(Generic[TransportT, SleepT]):
 
     def with_options(self, **changes: Any) -> Self:
         """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
-        login: tokens refreshed by either are seen by both."""
+        login: tokens refreshed by either are seen by both, and so are the rate limits' counts
+        (unless ``base_url`` or ``clock`` changes)."""
         unknown = sorted(set(changes) - set(self._options))
         if unknown:
             raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(self._options)}")
         clone = type(self)(**{**self._options, **changes})
         clone._tokens, clone._public_keys = self._tokens, self._public_keys
+        clone.send_state.pacing.share_with(self.send_state.pacing)
         clone._http.auth = BearerAuth(clone._tokens, clone.settings.base_url + REFRESH_PATH, clone.send_state)
         return clone
 
@@ -275,10 +283,13 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is
             refreshed, a download broken off mid-body. 0: never.
-        max_retry_after: the longest ``Retry-After`` waited for; longer raises
-            ``RetryAfterTooLongError``.
+        max_retry_after: the longest wait: a ``Retry-After`` longer is not waited for (a 429
+            raises ``RetryAfterTooLongError``), nor is a wait of the client-side throttle
+            (``ThrottleWaitTooLongError``, nothing sent).
         rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
-            throttling off.
+            throttling off. Every attempt is counted, when its answer comes, in windows shared
+            with this client's ``with_options`` copies and with the clients of the same
+            ``base_url`` and login context (and clock) in the process, while one of them lives.
         verify: TLS certificate verification (on by default).
         storage_hosts: hosts presigned links may point to (``*.`` matches subdomains); default:
             the official storage hosts, or the API's host for a custom ``base_url``.
@@ -364,7 +375,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         except httpx.TransportError as error:
             raise connection_error(error) from error
 
-    def _download(self, url: str, deadline: float | None = None) -> tuple[bytes, httpx.Headers]:
+    def _download(self, url: str, deadline: Deadline | None = None) -> tuple[bytes, httpx.Headers]:
         try:
             response = self._storage.get(url, extensions=_upo_extensions(deadline))
         except httpx.TransportError as error:
@@ -373,7 +384,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         return response.content, response.headers
 
     def _download_to(
-        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: float | None = None
+        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: Deadline | None = None
     ) -> httpx.Headers:
         state = self.send_state
         try:
@@ -492,7 +503,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         except httpx.TransportError as error:
             raise connection_error(error) from error
 
-    async def _download(self, url: str, deadline: float | None = None) -> tuple[bytes, httpx.Headers]:
+    async def _download(self, url: str, deadline: Deadline | None = None) -> tuple[bytes, httpx.Headers]:
         try:
             response = await self._storage.get(url, extensions=_upo_extensions(deadline))
         except httpx.TransportError as error:
@@ -501,7 +512,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         return response.content, response.headers
 
     async def _download_to(
-        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: float | None = None
+        self, url: str, receive: Callable[[bytes], None], budget: RetryBudget | None, deadline: Deadline | None = None
     ) -> httpx.Headers:
         state = self.send_state
         try:

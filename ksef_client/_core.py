@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ksef_client._retry import parse_retry_after
+from ksef_client._retry import MAX_RETRY_AFTER, parse_retry_after
 from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def raise_for_status(response: httpx.Response) -> None:
     """Turn an error answer into our exception (called once the body has been read)."""
     if response.status_code >= 400:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-        raise make_status_error(response, retry_after)
+        raise make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER))
 
 
 def connection_error(error: httpx.TransportError) -> APIConnectionError:

@@ -12,8 +12,9 @@ A flow is a generator that yields steps and receives their results:
 - ``Download(url)``: GET a presigned link (a UPO) without the token; result ``(bytes, headers)``.
 - ``StreamDownload(url, receive, budget=None)``: the same, its body handed to ``receive`` chunk by
   chunk as it arrives (never whole in memory); result the headers.
-- ``Retry(budget, what)``: ask the client's retry policy whether to restart a step (``_retry``);
-  if so the driver waits the policy's delay, and the result is ``True``.
+- ``Retry(budget, what, at_least=None)``: ask the client's retry policy whether to restart a step
+  (``_retry``); if so the driver waits the policy's delay (``at_least`` seconds or more: a 429's
+  ``Retry-After``), and the result is ``True``.
 - ``Upload(parts, workers, progress)``: PUT batch parts to their presigned links, concurrently; result
   ``None``. The upload is not held to the call's deadline: each PUT is bounded by the per-request
   ``timeout=`` and ``max_retries`` only, and the run's deadline moves by the time the upload took
@@ -39,7 +40,7 @@ The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager`
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ksef_client._auth import BEARER
@@ -48,7 +49,7 @@ from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, RetryBudget
 from ksef_client._threads import in_thread
-from ksef_client._transport import DEADLINE
+from ksef_client._transport import DEADLINE, Deadline
 from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
 from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_page_size
 
@@ -102,10 +103,12 @@ class StreamDownload:
 
 @dataclass(frozen=True)
 class Retry:
-    """Restart a step if the retry policy allows (``budget`` counts the repeats so far)."""
+    """Restart a step if the retry policy allows (``budget`` counts the repeats so far), after at
+    least ``at_least`` seconds (what the failure asked for: a 429's ``Retry-After``)."""
 
     budget: RetryBudget
     what: str
+    at_least: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,28 +168,24 @@ class _Done:
 
 
 class CallDeadline:
-    """The deadline of one run (``None``: the client has none)."""
+    """The deadline of one run (``shared`` ``None``: the client has none).
+
+    Every request of the run carries ``shared``, so the waits the client-side throttle imposes on
+    them move it (the SDK's own pacing, not the server's delay), and no other run's waits do.
+    """
 
     def __init__(self, client: KSeF | AsyncKSeF) -> None:
-        self._state = client.send_state
+        state = client.send_state
         self._clock = client._clock
-        self._throttled = self._state.throttled_seconds
-        self._at = None if self._state.deadline is None else self._clock() + self._state.deadline
-
-    @property
-    def at(self) -> float | None:
-        """The deadline on the client's clock, moved by the waits of the client-side throttle (its
-        own pacing, not the server's delay)."""
-        return None if self._at is None else self._at + self._state.throttled_seconds - self._throttled
+        self.shared = None if state.deadline is None else Deadline(self._clock() + state.deadline)
 
     def extend(self, seconds: float) -> None:
-        if self._at is not None:
-            self._at += max(0.0, seconds)
+        if self.shared is not None:
+            self.shared.postpone(seconds)
 
     def check(self, wait: float = 0.0) -> None:
         """``APITimeoutError`` when the deadline has passed, or would after ``wait`` seconds."""
-        at = self.at
-        if at is not None and self._clock() + wait >= at:
+        if self.shared is not None and self._clock() + wait >= self.shared.at:
             raise APITimeoutError("the call's deadline passed (deadline= on the client or with_options())")
 
 
@@ -197,7 +196,7 @@ def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _D
         return _Done(stop.value)
 
 
-def request_of(step: Call, deadline: float | None = None) -> dict[str, Any]:
+def request_of(step: Call, deadline: Deadline | None = None) -> dict[str, Any]:
     """The ``httpx`` request arguments of a ``Call`` (a wrong argument raises ``TypeError`` here)."""
     request: dict[str, Any] = step.operation.build_request(**step.kwargs)
     extensions: dict[str, Any] = {}
@@ -212,6 +211,13 @@ def request_of(step: Call, deadline: float | None = None) -> dict[str, Any]:
     if extensions:
         request["extensions"] = extensions
     return request
+
+
+def _wait_of(step: Sleep | Retry, client: KSeF | AsyncKSeF) -> float | None:
+    """Seconds a ``Sleep`` or ``Retry`` step waits; ``None``: the retry policy gives up."""
+    if isinstance(step, Sleep):
+        return step.seconds
+    return client.send_state.restart(step.budget, step.what, step.at_least)
 
 
 def run(flow: Flow[T], client: KSeF) -> T:
@@ -236,17 +242,17 @@ def run(flow: Flow[T], client: KSeF) -> T:
 def _run_step(step: Step, client: KSeF, deadline: CallDeadline) -> Any:
     deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, client._request(request_of(step, deadline.at)))
+        return parse_answer(step.operation, client.raw, client._request(request_of(step, deadline.shared)))
     if isinstance(step, Sleep | Retry):
-        delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
+        delay = _wait_of(step, client)
         if delay is not None:
             deadline.check(delay)
             client._sleep(delay)
         return delay is not None
     if isinstance(step, Download):
-        return client._download(step.url, deadline.at)
+        return client._download(step.url, deadline.shared)
     if isinstance(step, StreamDownload):
-        return client._download_to(step.url, step.receive, step.budget, deadline.at)
+        return client._download_to(step.url, step.receive, step.budget, deadline.shared)
     if isinstance(step, Upload):
         started = client._clock()
         try:
@@ -278,17 +284,17 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
 async def _arun_step(step: Step, client: AsyncKSeF, deadline: CallDeadline) -> Any:
     deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, await client._request(request_of(step, deadline.at)))
+        return parse_answer(step.operation, client.raw, await client._request(request_of(step, deadline.shared)))
     if isinstance(step, Sleep | Retry):
-        delay = step.seconds if isinstance(step, Sleep) else client.send_state.restart(step.budget, step.what)
+        delay = _wait_of(step, client)
         if delay is not None:
             deadline.check(delay)
             await client._sleep(delay)
         return delay is not None
     if isinstance(step, Download):
-        return await client._download(step.url, deadline.at)
+        return await client._download(step.url, deadline.shared)
     if isinstance(step, StreamDownload):
-        return await client._download_to(step.url, step.receive, step.budget, deadline.at)
+        return await client._download_to(step.url, step.receive, step.budget, deadline.shared)
     if isinstance(step, Upload):
         started = client._clock()
         try:
@@ -302,6 +308,27 @@ def response_of(result: object) -> Response[Any]:
     """Type helper: the result of a ``Call`` step."""
     assert isinstance(result, Response)
     return result
+
+
+def within_budget(budget: RetryBudget, flow: Flow[T]) -> Flow[T]:
+    """``flow``, its requests counting their repeats in ``budget`` (those that have no budget of
+    their own): one budget for a unit of work that is restarted as a whole, so ``max_retries``
+    bounds the repeats of the restarts and of their requests together."""
+    result: Any = None
+    error: KSeFError | None = None
+    while True:
+        try:
+            step = flow.throw(error) if error is not None else flow.send(result)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+        if isinstance(step, Call) and step.budget is None:
+            step = replace(step, budget=budget)
+        result, error = None, None
+        try:
+            result = yield step
+        except KSeFError as raised:
+            error = raised
 
 
 def poll_flow(

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 import httpx
 
 from ksef_client._operations import find_operation
-from ksef_client.errors import RetryAfterTooLongError
 
 # The request extension holding the request's RetryBudget.
 BUDGET = "ksef_retry_budget"
+# A response extension: the client's ``max_retry_after``, so an answer whose ``Retry-After`` is
+# longer raises ``RetryAfterTooLongError`` (``_core.raise_for_status``) whatever the budget left.
+MAX_RETRY_AFTER = "ksef_max_retry_after"
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -45,6 +47,12 @@ def budget_of(request: httpx.Request) -> RetryBudget:
     if not isinstance(budget, RetryBudget):
         budget = request.extensions[BUDGET] = RetryBudget()
     return budget
+
+
+def never_sent(error: BaseException | None) -> bool:
+    """Whether a request that failed with ``error`` cannot have reached the server (no connection
+    was made): KSeF neither processed nor counted it."""
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def is_repeat_safe(request: httpx.Request, api_path_prefix: str) -> bool:
@@ -68,8 +76,9 @@ class RetryPolicy:
         max_retries: repeats after the first attempt, by anyone (0: none at all).
         backoff: first backoff delay in seconds, doubled each attempt, with full jitter.
         max_backoff: cap of one backoff delay.
-        max_retry_after: longest ``Retry-After`` a 429 may ask for; longer raises
-            ``RetryAfterTooLongError`` instead of blocking the caller.
+        max_retry_after: longest wait the client accepts: a ``Retry-After`` (429 or 5xx), or its
+            own pacing (``_throttle``); a 429 asking longer raises ``RetryAfterTooLongError``, a
+            pacing wait longer ``ThrottleWaitTooLongError``, instead of blocking the caller.
     """
 
     max_retries: int = 3
@@ -85,26 +94,26 @@ class RetryPolicy:
         """Full-jitter exponential backoff before repeat number ``used + 1``."""
         return rng.uniform(0, min(self.max_backoff, self.backoff * 2**used))
 
+    def too_long(self, retry_after: float | None) -> bool:
+        """Whether a wait the server asks for is past ``max_retry_after`` (then nothing waits for
+        it: the answer is raised, ``RetryAfterTooLongError`` for a 429)."""
+        return retry_after is not None and retry_after > self.max_retry_after
+
     def delay_after_response(
         self, response: httpx.Response, safe: bool, budget: RetryBudget, rng: random.Random, now: float
     ) -> float | None:
         """Seconds to wait before sending again after ``response``, or ``None`` to return it.
 
-        A 429 is always safe to repeat (KSeF did not process the request) and waits what its
-        ``Retry-After`` asks (``now``: POSIX time, for the HTTP-date form); 5xx answers are
-        repeated only for ``safe`` requests (``is_repeat_safe``).
+        A 429 is always safe to repeat (KSeF did not process the request); 5xx answers are
+        repeated only for ``safe`` requests (``is_repeat_safe``). Both wait what their
+        ``Retry-After`` asks (``now``: POSIX time, for the HTTP-date form), else a backoff; a
+        ``Retry-After`` past ``max_retry_after`` is not waited for.
         """
-        if not self.may_repeat(budget):
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        if not self.may_repeat(budget) or self.too_long(retry_after):
             return None
-        if response.status_code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-            if retry_after is None:
-                return self.backoff_delay(budget.used, rng)
-            if retry_after > self.max_retry_after:
-                raise RetryAfterTooLongError(retry_after, self.max_retry_after)
-            return retry_after
-        if response.status_code in RETRY_STATUSES and safe:
-            return self.backoff_delay(budget.used, rng)
+        if response.status_code == 429 or (response.status_code in RETRY_STATUSES and safe):
+            return self.backoff_delay(budget.used, rng) if retry_after is None else retry_after
         return None
 
     def delay_after_error(
@@ -117,12 +126,17 @@ class RetryPolicy:
         """
         if not self.may_repeat(budget):
             return None
-        never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-        return self.backoff_delay(budget.used, rng) if never_sent or safe else None
+        return self.backoff_delay(budget.used, rng) if never_sent(error) or safe else None
 
-    def delay_to_restart(self, budget: RetryBudget, rng: random.Random) -> float | None:
-        """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``."""
-        return self.backoff_delay(budget.used, rng) if self.may_repeat(budget) else None
+    def delay_to_restart(self, budget: RetryBudget, rng: random.Random, at_least: float | None = None) -> float | None:
+        """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``.
+
+        ``at_least``: what the failure asked for (a 429's ``Retry-After``); past
+        ``max_retry_after`` the flow gives up rather than restart into KSeF's block.
+        """
+        if not self.may_repeat(budget) or self.too_long(at_least):
+            return None
+        return max(self.backoff_delay(budget.used, rng), at_least or 0.0)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

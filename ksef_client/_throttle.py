@@ -4,15 +4,25 @@ KSeF counts requests per context and IP in sliding windows of a second, a minute
 per limit group (the operations of a group, e.g. ``other``, share one budget); a client that waits
 before exceeding them never sees a 429. The limits and groups come from the generated operation
 table, not from hand-typed numbers.
+
+One ``Throttle`` is shared by every client that KSeF counts together (``shared_throttle``): the
+``with_options`` copies of a client, and clients of the same API logged into the same context. Its
+windows are guarded by a lock, so threads and tasks may share it.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
+import threading
+import weakref
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from ksef_client._generated.operations import RateLimits
 from ksef_client._operations import find_operation
+from ksef_client._retry import never_sent
 
 _WINDOWS = (1.0, 60.0, 3600.0)
 
@@ -29,35 +39,198 @@ def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | N
     return operation.rate_limit_group or key, operation.rate_limits
 
 
+# How long a request still unanswered counts as made "now" (KSeF may count it at any moment
+# until it answers; its answer then puts it at the answer's time). Past this mark it stays at the
+# mark: a wait then ends even when the sleep never lets the request finish (a test's fake async
+# sleep that does not yield to the event loop), instead of waiting window after window forever.
+IN_FLIGHT_LIMIT = 60.0
+
+
 @dataclass
+class _Group:
+    """One limit group's requests: when each was counted (sorted; a request on its way at its
+    ``IN_FLIGHT_LIMIT`` mark, read as "now" until then), and until when KSeF has blocked the
+    group (a 429)."""
+
+    counted: list[float] = field(default_factory=list)
+    held_until: float = -math.inf
+
+
 class Throttle:
-    """Sliding-window limiter; ``scale`` multiplies every limit (``0`` switches throttling off)."""
+    """Sliding-window limiter; ``scale`` multiplies every limit (``0`` switches throttling off).
 
-    scale: float = 1.0
-    _calls: dict[str, deque[float]] = field(default_factory=dict)
+    The emulator counts a request when it arrives (``delay``); a client takes a place before it
+    sends (``take``) and settles it with the time of the answer (``Slot``).
+    """
 
-    def allowed(self, limit: int, *, exact: bool = False) -> int:
-        """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale (or,
-        ``exact``, as given: a limit set for a context rather than the spec's)."""
-        return max(1, limit if exact else int(limit * self.scale))
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self._groups: dict[str, _Group] = {}
+        # Threads sharing a client share this throttle: deciding and counting must be one step
+        # (two threads must not both take the last place), and the lists must not change while
+        # one is read. Nothing awaits inside, so asyncio tasks never hold it across a switch.
+        self._lock = threading.Lock()
+
+    def allowed(self, limit: int, *, exact: bool = False, scale: float | None = None) -> int:
+        """Calls allowed in a window whose spec limit is ``limit``, at this throttle's scale (or
+        ``scale``; or, ``exact``, as given: a limit set for a context rather than the spec's)."""
+        return max(1, limit if exact else int(limit * (self.scale if scale is None else scale)))
 
     def delay(self, key: str, limits: RateLimits | None, now: float, *, exact: bool = False) -> float:
-        """Seconds to wait before a call of ``key`` at ``now``; 0 records the call as made.
-        ``exact`` takes ``limits`` as they are, not times ``scale`` (still none at scale 0)."""
+        """Seconds to wait before a call of ``key`` at ``now``; 0 counts the call as made at ``now``
+        (the emulator's view: a request is counted when it arrives). ``exact`` takes ``limits`` as
+        they are, not times ``scale`` (still none at scale 0)."""
         if limits is None or self.scale <= 0:
             return 0.0
-        calls = self._calls.setdefault(key, deque())
-        while calls and calls[0] <= now - _WINDOWS[-1]:
-            calls.popleft()
-        wait = 0.0
+        with self._lock:
+            wait = self._wait(self._group(key), limits, now, lambda limit: self.allowed(limit, exact=exact))
+            if wait <= 0:
+                insort(self._group(key).counted, now)
+        return wait
+
+    def take(self, key: str, limits: RateLimits, now: float, scale: float) -> float:
+        """Seconds a client must wait before sending a request of ``key`` at ``now`` (the limits
+        times ``scale``); 0 takes a place for it, counted as made now (for ``IN_FLIGHT_LIMIT``
+        seconds at most) until ``settle`` says when its answer came."""
+        with self._lock:
+            group = self._group(key)
+            wait = self._wait(group, limits, now, lambda limit: self.allowed(limit, scale=scale))
+            if wait <= 0:
+                insort(group.counted, now + IN_FLIGHT_LIMIT)
+        return wait
+
+    def settle(self, key: str, taken: float, at: float | None) -> None:
+        """The request ``take`` let through at ``taken`` is over: counted at ``at``, or not at all
+        (``None``: it never reached the server)."""
+        with self._lock:
+            counted = self._group(key).counted
+            index = bisect_left(counted, taken + IN_FLIGHT_LIMIT)
+            if index < len(counted) and counted[index] == taken + IN_FLIGHT_LIMIT:
+                del counted[index]
+            if at is not None:
+                insort(counted, at)
+
+    def hold(self, key: str, until: float) -> None:
+        """KSeF blocked the group (a 429 with ``Retry-After``): no request of it before ``until``."""
+        with self._lock:
+            group = self._group(key)
+            group.held_until = max(group.held_until, until)
+
+    def _group(self, key: str) -> _Group:
+        return self._groups.setdefault(key, _Group())
+
+    @staticmethod
+    def _wait(group: _Group, limits: RateLimits, now: float, allowed: Callable[[int], int]) -> float:
+        counted = group.counted
+        del counted[: bisect_right(counted, now - _WINDOWS[-1])]
+        wait = group.held_until - now
         for window, limit in zip(_WINDOWS, limits, strict=True):
             if limit is None:
                 continue
-            allowed = self.allowed(limit, exact=exact)
-            in_window = [t for t in calls if t > now - window] if window < _WINDOWS[-1] else calls
-            if len(in_window) >= allowed:
-                oldest = list(in_window)[-allowed]
-                wait = max(wait, oldest + window - now)
-        if wait <= 0:
-            calls.append(now)
+            start = bisect_right(counted, now - window)
+            over = len(counted) - start - allowed(limit)
+            if over >= 0:
+                # counted[start + over] must leave the window before another request may enter;
+                # one still unanswered (its mark ahead of now) counts as made now
+                wait = max(wait, min(counted[start + over], now) + window - now)
         return max(0.0, wait)
+
+
+@dataclass
+class Slot:
+    """One attempt's place in its limit group's windows (``wait`` 0), or the seconds to wait
+    before asking again.
+
+    Used as a context manager around the attempt: on leaving, the request is counted at the time
+    its answer (or error) came. KSeF counts a request somewhere between the moment the client
+    starts sending it and the moment it answers; the client cannot know where (a slow TLS
+    handshake, a congested link, a large body). Counting it at the answer puts each request at
+    or after KSeF's own count, so a window the client sees as free is free at KSeF too; counting
+    it when deciding to send (as before) let a request sent after a slow one reach KSeF inside
+    that one's window, and KSeF answered the client's own pacing with a 429. Until the answer
+    comes the request counts as made now (``IN_FLIGHT_LIMIT``). A connection never made is not
+    counted. The price: the next window opens a round trip later than it might.
+    """
+
+    wait: float
+    throttle: Throttle | None = None
+    key: str = ""
+    clock: Callable[[], float] | None = None
+    taken: float = 0.0
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self.throttle is not None and self.clock is not None:
+            self.throttle.settle(self.key, self.taken, None if never_sent(error) else self.clock())
+
+    def hold(self, seconds: float) -> None:
+        """Hold the whole group for ``seconds``: KSeF answered 429 with that ``Retry-After``, and
+        every request of the group (any thread's, any copy's) would meet the same block; each one
+        sent into it may lengthen the block (limity/limity-api.md)."""
+        if self.throttle is not None and self.clock is not None:
+            self.throttle.hold(self.key, self.clock() + seconds)
+
+
+_SHARED: weakref.WeakValueDictionary[Hashable, Throttle] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_throttle(key: Hashable) -> Throttle:
+    """The throttle of every client whose requests KSeF counts together (``key``: the API's base
+    URL, the login's context, the clock the windows are measured on); it lives while one of
+    them holds it."""
+    with _SHARED_LOCK:
+        throttle = _SHARED.get(key)
+        if throttle is None:
+            throttle = Throttle()
+            _SHARED[key] = throttle
+        return throttle
+
+
+class Pacing:
+    """A client's use of the shared throttle: the spec's limits times ``scale``, counted with every
+    client of the same API (``base_url``), login and ``clock``.
+
+    ``login()`` says whose requests KSeF counts together: the login's context when the client
+    knows it (a login it made), else the token holder itself (shared by ``with_options`` copies
+    only: a bare access token does not say its context). KSeF counts per context and IP address;
+    one process is one address.
+    """
+
+    def __init__(self, scale: float, base_url: str, clock: Callable[[], float], login: Callable[[], Hashable]) -> None:
+        self.scale = scale
+        self._base_url = base_url
+        self._clock = clock
+        self._login = login
+        # The shared throttles this client (and its ``with_options`` copies: ``share_with``) used,
+        # kept alive while one of them lives.
+        self._held: dict[Hashable, Throttle] = {}
+
+    def share_with(self, original: Pacing) -> None:
+        """Keep the throttles alive together with ``original`` (this client is its copy): a copy
+        made per call and dropped must not take the counts with it."""
+        self._held = original._held
+
+    def throttle(self) -> Throttle:
+        """The throttle shared with the clients counted together with this one now."""
+        key = (self._base_url, self._clock, self._login())
+        throttle = self._held.get(key)
+        if throttle is None:
+            throttle = self._held[key] = shared_throttle(key)
+        return throttle
+
+    def take(self, method: str, path: str) -> Slot:
+        """A place for one request (``path`` after ``/v2``), or the wait before asking again."""
+        matched = match_operation(method, path)
+        if matched is None or self.scale <= 0:
+            return Slot(0.0)
+        key, limits = matched
+        if limits is None:
+            return Slot(0.0)
+        throttle, now = self.throttle(), self._clock()
+        wait = throttle.take(key, limits, now, self.scale)
+        return Slot(wait, key=key) if wait > 0 else Slot(0.0, throttle, key, self._clock, now)

@@ -26,6 +26,10 @@ class TokenHolder:
         self.token = token
         self.refresh_token = refresh_token
         self.valid_until: dt.datetime | None = None
+        # The login's context ``(type, value)`` when the client logged in itself; ``None`` for a
+        # token given as it is (its context is not readable from it). KSeF counts rate limits
+        # per context: clients of one context share their throttle (``_throttle.Pacing``).
+        self.context: tuple[str, str] | None = None
         self.lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
 
@@ -49,7 +53,7 @@ class TokenHolder:
 
     def set_unrefreshable(self, token: str | None) -> None:
         """Replace the login by a bare access token: no refresh token, expiry unknown."""
-        self.token, self.valid_until, self.refresh_token = token, None, None
+        self.token, self.valid_until, self.refresh_token, self.context = token, None, None, None
 
     def expiring(self, now: dt.datetime) -> bool:
         """Whether the access token expires within the margin (unknown expiry: no)."""

@@ -18,16 +18,17 @@ import anyio
 import httpx
 
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
-from ksef_client._retry import RetryBudget, RetryPolicy, budget_of, is_repeat_safe
-from ksef_client._throttle import Throttle, match_operation
+from ksef_client._retry import MAX_RETRY_AFTER, RetryBudget, RetryPolicy, budget_of, is_repeat_safe, parse_retry_after
+from ksef_client._throttle import Pacing, Slot, Throttle
+from ksef_client.errors import ThrottleWaitTooLongError
 from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_system_warnings
 
 log = logging.getLogger("ksef_client")
 
-# A request extension: the clock time (``SendState.clock``) by which the SDK call that sent the
-# request must be over, retries, waits and the body included; ``NO_DEADLINE``: none (a batch
-# part's PUT, bounded by the per-request ``timeout=`` only: a 100 MB part on a slow uplink may
-# outlast any deadline meant for API calls).
+# A request extension: the ``Deadline`` of the SDK call that sent the request (every request of
+# the call carries the same one), which its retries, waits and bodies must meet; ``NO_DEADLINE``:
+# none (a batch part's PUT, bounded by the per-request ``timeout=`` only: a 100 MB part on a slow
+# uplink may outlast any deadline meant for API calls).
 DEADLINE = "ksef_deadline"
 NO_DEADLINE = "none"
 
@@ -36,12 +37,29 @@ class DeadlineExceeded(httpx.TimeoutException):
     """The call's overall deadline passed (a slow or silent server, or retries that would outlast it)."""
 
 
+class Deadline:
+    """When one SDK call must be over, on the client's clock.
+
+    The call's requests share it: the waits the client-side throttle imposes on them move it
+    (the SDK's own pacing, not the server's delay), and nothing another call waits does.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def postpone(self, seconds: float) -> None:
+        """Give the call ``seconds`` more."""
+        self.at += max(0.0, seconds)
+
+
 @dataclass
 class SendState:
-    """What both transports share: policy, throttle, clocks and counters (for reports)."""
+    """What both transports share: policy, pacing, clocks and counters (for reports)."""
 
     policy: RetryPolicy
-    throttle: Throttle
+    pacing: Pacing
     api_path_prefix: str
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
@@ -53,38 +71,37 @@ class SendState:
     requests_sent: int = 0
     # KSeF's X-System-Warning of recent answers, newest last (system_warnings.py).
     system_warnings: deque[SystemWarning] = field(default_factory=lambda: deque(maxlen=KEPT))
+    # The counters above are added to by every thread that sends through the client.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def deadline_of(self, request: httpx.Request) -> float | None:
+    @property
+    def throttle(self) -> Throttle:
+        """The client-side throttle this client counts its requests in now (``_throttle``)."""
+        return self.pacing.throttle()
+
+    def deadline_of(self, request: httpx.Request) -> Deadline | None:
         """The request's deadline: its call's, or (a request sent outside any SDK call, e.g. through
         ``ksef.raw``) ``deadline`` seconds from its first send; ``None`` for ``NO_DEADLINE``."""
         deadline = request.extensions.get(DEADLINE)
-        if deadline == NO_DEADLINE:
-            return None
         if deadline is None and self.deadline is not None:
-            deadline = request.extensions[DEADLINE] = self.clock() + self.deadline
-        return deadline if isinstance(deadline, int | float) else None
+            deadline = request.extensions[DEADLINE] = Deadline(self.clock() + self.deadline)
+        return deadline if isinstance(deadline, Deadline) else None
 
-    def postpone(self, request: httpx.Request, deadline: float | None, seconds: float) -> float | None:
-        """Move the request's deadline by the ``seconds`` the client-side throttle makes it wait."""
-        if deadline is not None:
-            deadline = request.extensions[DEADLINE] = deadline + seconds
-        return deadline
-
-    def check_deadline(self, request: httpx.Request, deadline: float | None, wait: float = 0.0) -> None:
+    def check_deadline(self, request: httpx.Request, deadline: Deadline | None, wait: float = 0.0) -> None:
         """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds)."""
-        if deadline is not None and self.clock() + wait >= deadline:
+        if deadline is not None and self.clock() + wait >= deadline.at:
             raise DeadlineExceeded(f"the call's deadline passed ({self.deadline_text(request)})", request=request)
 
     def deadline_text(self, request: httpx.Request) -> str:
         """Where to change the deadline, for messages."""
         return f"{request.method} {request.url.path}; deadline= on the client or with_options()"
 
-    def bounded(self, request: httpx.Request, deadline: float | None) -> None:
+    def bounded(self, request: httpx.Request, deadline: Deadline | None) -> None:
         """Cut the request's connect/read/write/pool timeouts to the time left before ``deadline``,
         so a silent server cannot hold it past the deadline."""
         if deadline is None:
             return
-        left = max(deadline - self.clock(), 0.001)
+        left = max(deadline.at - self.clock(), 0.001)
         timeouts = request.extensions.get("timeout") or {}
         request.extensions["timeout"] = {
             key: left if timeouts.get(key) is None else min(float(timeouts[key]), left)
@@ -96,42 +113,75 @@ class SendState:
         kind = request.extensions.get(BODY_KIND) or "json"
         return str(kind), self.limits.of(kind)
 
-    def throttle_delay(self, request: httpx.Request) -> float:
-        """Wait needed before sending ``request`` under the spec's rate limits."""
+    def pace(self, request: httpx.Request, deadline: Deadline | None) -> Slot:
+        """A place for the next attempt of ``request`` under the spec's rate limits (``Slot.wait``
+        0: send it inside ``with slot:``), or the seconds to wait before asking again.
+
+        Every attempt asks, repeats included: KSeF counts each request that reaches it. The wait
+        moves the call's deadline; one longer than ``max_retry_after`` raises
+        ``ThrottleWaitTooLongError`` (nothing sent) rather than hang the caller in silence.
+        """
+        self.check_deadline(request, deadline)
         path = request.url.path
         if not path.startswith(self.api_path_prefix):
-            return 0.0  # presigned storage URLs are not rate-limited
-        matched = match_operation(request.method, path[len(self.api_path_prefix) :] or "/")
-        if matched is None:
-            return 0.0
-        return self.throttle.delay(matched[0], matched[1], self.clock())
+            return Slot(0.0)  # presigned storage URLs are not rate-limited
+        slot = self.pacing.take(request.method, path[len(self.api_path_prefix) :] or "/")
+        if slot.wait <= 0:
+            return slot
+        if slot.wait > self.policy.max_retry_after:
+            raise ThrottleWaitTooLongError(slot.wait, self.policy.max_retry_after, slot.key, request.method, path)
+        log.info("%s %s: rate limits of group %s, waiting %.2f s", request.method, path, slot.key, slot.wait)
+        if deadline is not None:
+            deadline.postpone(slot.wait)  # our own pacing: not the server's delay
+        with self._lock:
+            self.throttled_seconds += slot.wait
+        return slot
 
-    def after_response(self, request: httpx.Request, response: httpx.Response) -> float | None:
-        """Seconds to wait before sending ``request`` again, or ``None``: ``response`` is the answer."""
+    def sending(self) -> None:
+        """Count one attempt sent."""
+        with self._lock:
+            self.requests_sent += 1
+
+    def after_response(
+        self, request: httpx.Request, response: httpx.Response, slot: Slot, deadline: Deadline | None
+    ) -> float | None:
+        """Seconds to wait before sending ``request`` again, or ``None``: ``response`` is the answer
+        (also when the wait would outlast ``deadline``)."""
         if HEADER in response.headers:
             self._note_system_warnings(request, response.headers[HEADER])
+        now = self.wall_clock()
+        if response.status_code == 429:
+            response.extensions[MAX_RETRY_AFTER] = self.policy.max_retry_after
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+            if retry_after is not None:
+                slot.hold(retry_after)
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
-        delay = self.policy.delay_after_response(response, safe, budget, self.rng, self.wall_clock())
-        return self._counted(request, budget, delay, str(response.status_code))
+        delay = self.policy.delay_after_response(response, safe, budget, self.rng, now)
+        return self._counted(request, budget, self._within(deadline, delay), str(response.status_code))
 
-    def after_error(self, request: httpx.Request, error: httpx.TransportError) -> float | None:
-        """Seconds to wait before sending ``request`` again, or ``None``: ``error`` is raised."""
+    def after_error(
+        self, request: httpx.Request, error: httpx.TransportError, deadline: Deadline | None
+    ) -> float | None:
+        """Seconds to wait before sending ``request`` again, or ``None``: ``error`` is raised (also
+        when the wait would outlast ``deadline``)."""
         budget = budget_of(request)
         delay = self.policy.delay_after_error(error, is_repeat_safe(request, self.api_path_prefix), budget, self.rng)
-        return self._counted(request, budget, delay, type(error).__name__)
+        return self._counted(request, budget, self._within(deadline, delay), type(error).__name__)
 
     def after_refresh(self, request: httpx.Request) -> bool:
         """Whether ``request``, refused with 401, is sent again with the refreshed token."""
         budget = budget_of(request)
         return self._counted(request, budget, 0.0 if self.policy.may_repeat(budget) else None, "401") is not None
 
-    def restart(self, budget: RetryBudget, what: str) -> float | None:
-        """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up."""
-        delay = self.policy.delay_to_restart(budget, self.rng)
+    def restart(self, budget: RetryBudget, what: str, at_least: float | None = None) -> float | None:
+        """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up.
+        ``at_least``: the wait the failure asked for (a 429's ``Retry-After``)."""
+        delay = self.policy.delay_to_restart(budget, self.rng, at_least)
         if delay is not None:
-            budget.used += 1
-            self.retries += 1
+            with self._lock:
+                budget.used += 1
+                self.retries += 1
             log.info("%s: restart %d in %.2f s", what, budget.used, delay)
         return delay
 
@@ -141,10 +191,18 @@ class SendState:
             log.warning("KSeF system warning on %s %s: [%s] %s", warning.method, warning.path, warning.code,
                         warning.message)  # fmt: skip
 
+    def _within(self, deadline: Deadline | None, delay: float | None) -> float | None:
+        """``delay``, or ``None`` when waiting it before a repeat would pass the deadline (then the
+        last answer or error stands, and no repeat is counted)."""
+        if delay is None or (deadline is not None and self.clock() + delay >= deadline.at):
+            return None
+        return delay
+
     def _counted(self, request: httpx.Request, budget: RetryBudget, delay: float | None, cause: str) -> float | None:
         if delay is not None:
-            budget.used += 1
-            self.retries += 1
+            with self._lock:
+                budget.used += 1
+                self.retries += 1
             log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, cause, budget.used, delay)
         return delay
 
@@ -165,28 +223,26 @@ class RetryingTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         state = self._state
         deadline = state.deadline_of(request)
-        while (wait := state.throttle_delay(request)) > 0:
-            deadline = state.postpone(request, deadline, wait)  # our own pacing: not the server's delay
-            state.throttled_seconds += wait
-            self._sleep(wait)
         kind, limit = state.body_kind(request)
         while True:
-            state.check_deadline(request, deadline)
-            state.bounded(request, deadline)
-            state.requests_sent += 1
+            while (slot := state.pace(request, deadline)).wait > 0:
+                self._sleep(slot.wait)
             try:
-                response = self._inner.handle_request(request)
-                if not request.extensions.get(STREAMED):
-                    # inside the retry loop: a connection dropped mid-body is retried too
-                    read_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
+                with slot:  # counted in the throttle when the answer (or error) comes
+                    state.bounded(request, deadline)
+                    state.sending()
+                    response = self._inner.handle_request(request)
+                    if not request.extensions.get(STREAMED):
+                        # inside the retry loop: a connection dropped mid-body is retried too
+                        read_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
             except httpx.TransportError as error:
                 state.check_deadline(request, deadline)
-                delay = state.after_error(request, error)
-                if delay is None or _outlasts(state, deadline, delay):
+                delay = state.after_error(request, error, deadline)
+                if delay is None:
                     raise
             else:
-                delay = state.after_response(request, response)
-                if delay is None or _outlasts(state, deadline, delay):
+                delay = state.after_response(request, response, slot, deadline)
+                if delay is None:
                     return response
                 response.close()
             self._sleep(delay)
@@ -211,28 +267,26 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         state = self._state
         deadline = state.deadline_of(request)
-        while (wait := state.throttle_delay(request)) > 0:
-            deadline = state.postpone(request, deadline, wait)  # our own pacing: not the server's delay
-            state.throttled_seconds += wait
-            await self._sleep(wait)
         kind, limit = state.body_kind(request)
         while True:
-            state.check_deadline(request, deadline)
-            state.bounded(request, deadline)
-            state.requests_sent += 1
+            while (slot := state.pace(request, deadline)).wait > 0:
+                await self._sleep(slot.wait)
             try:
-                response = await self._inner.handle_async_request(request)
-                if not request.extensions.get(STREAMED):
-                    # a connection dropped mid-body is retried too
-                    await aread_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
+                with slot:  # counted in the throttle when the answer (or error) comes
+                    state.bounded(request, deadline)
+                    state.sending()
+                    response = await self._inner.handle_async_request(request)
+                    if not request.extensions.get(STREAMED):
+                        # a connection dropped mid-body is retried too
+                        await aread_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
             except httpx.TransportError as error:
                 state.check_deadline(request, deadline)
-                delay = state.after_error(request, error)
-                if delay is None or _outlasts(state, deadline, delay):
+                delay = state.after_error(request, error, deadline)
+                if delay is None:
                     raise
             else:
-                delay = state.after_response(request, response)
-                if delay is None or _outlasts(state, deadline, delay):
+                delay = state.after_response(request, response, slot, deadline)
+                if delay is None:
                     return response
                 await response.aclose()
             await self._sleep(delay)
@@ -284,9 +338,3 @@ class AsyncDeferredTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._transport is not None:
             await self._transport.aclose()
-
-
-def _outlasts(state: SendState, deadline: float | None, delay: float) -> bool:
-    """Whether waiting ``delay`` before a repeat would pass the deadline (then the last answer or
-    error stands)."""
-    return deadline is not None and state.clock() + delay >= deadline

@@ -12,8 +12,9 @@
     │   ├── NotFoundError             404
     │   ├── GoneError                 410
     │   ├── RateLimitError            429 (.retry_after in seconds)
+    │   │   └── RetryAfterTooLongError    a 429 asking to wait longer than max_retry_after
     │   └── InternalServerError       5xx
-    ├── RetryAfterTooLongError        a 429 asked to wait longer than the client's cap
+    ├── ThrottleWaitTooLongError      the client's own pacing would wait longer than max_retry_after
     ├── PollTimeoutError              a poller gave up before a final status
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
@@ -182,13 +183,33 @@ class InternalServerError(APIStatusError):
     """5xx after the client's retries."""
 
 
-class RetryAfterTooLongError(KSeFError):
-    """KSeF asked to wait longer than ``max_retry_after``; waiting silently would hang the caller."""
+class RetryAfterTooLongError(RateLimitError):
+    """A 429 whose ``Retry-After`` is longer than the client's ``max_retry_after``: waiting silently
+    would hang the caller. A ``RateLimitError`` like any other 429 (``response``, ``codes``,
+    ``retry_after``), whatever retry budget was left; ``cap`` is the client's limit."""
 
-    def __init__(self, retry_after: float, cap: float) -> None:
-        super().__init__(f"KSeF asked to retry after {retry_after:g} s, more than the cap of {cap:g} s")
+    def __init__(self, message: str, *, cap: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.cap = cap
+
+
+class ThrottleWaitTooLongError(KSeFError):
+    """The client's own pacing (the spec's rate limits for the request's group, counted over the
+    last second, minute and hour) would hold a request longer than ``max_retry_after``: nothing
+    was sent. ``retry_after``: seconds until the group has room; ``cap``: the client's limit;
+    ``group``, ``method``, ``path``: the request."""
+
+    def __init__(self, retry_after: float, cap: float, group: str, method: str, path: str) -> None:
+        super().__init__(
+            f"{method} {path}: the rate limits of group {group!r} allow the next request in "
+            f"{retry_after:.0f} s, more than max_retry_after ({cap:g} s); nothing was sent (raise "
+            "max_retry_after on the client or with_options() to wait)"
+        )
         self.retry_after = retry_after
         self.cap = cap
+        self.group = group
+        self.method = method
+        self.path = path
 
 
 class PollTimeoutError(KSeFError):
@@ -328,11 +349,14 @@ class _Parsed:
     body: Any = None
 
 
-def make_status_error(response: httpx.Response, retry_after: float | None = None) -> APIStatusError:
+def make_status_error(
+    response: httpx.Response, retry_after: float | None = None, max_retry_after: float | None = None
+) -> APIStatusError:
     """Turn an HTTP error answer into the matching ``APIStatusError`` subclass.
 
     Understands KSeF's ``ExceptionResponse`` JSON, ``application/problem+json``, the 429
-    ``{status: {...}}`` body, and anything else (gateway HTML, empty or truncated bodies).
+    ``{status: {...}}`` body, and anything else (gateway HTML, empty or truncated bodies). A 429
+    whose ``retry_after`` is past ``max_retry_after`` is a ``RetryAfterTooLongError``.
     """
     parsed = _parse_error_body(response)
     status = response.status_code
@@ -348,6 +372,14 @@ def make_status_error(response: httpx.Response, retry_after: float | None = None
         "trace_id": parsed.trace_id,
         "body": parsed.body,
     }
+    if (
+        cls is RateLimitError
+        and retry_after is not None
+        and max_retry_after is not None
+        and retry_after > max_retry_after
+    ):
+        message += f": KSeF asked to retry after {retry_after:g} s, more than max_retry_after ({max_retry_after:g} s)"
+        return RetryAfterTooLongError(message, retry_after=retry_after, cap=max_retry_after, **kwargs)
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)

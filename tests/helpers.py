@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import threading
+from typing import Any
+
+import anyio.lowlevel
 import httpx
+import pytest
 
 from ksef_client.testing import sample_invoice
 
@@ -23,6 +30,29 @@ class FakeTime:
 
     async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
+        # A real sleep lets the other tasks run: requests on their way get their answers.
+        await anyio.lowlevel.checkpoint()
+
+
+class SharedTime(FakeTime):
+    """``FakeTime`` whose sleeps move the emulator's clock too (``backend.clock``, restored by
+    ``monkeypatch``): the emulator's rate limits count on the same fake time as the client's
+    throttle. Threads may share it."""
+
+    def __init__(self, backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.server_now: dt.datetime = backend.clock()
+        monkeypatch.setattr(backend, "clock", lambda: self.server_now)
+
+    def sleep(self, seconds: float) -> None:
+        # Both clocks move by the same whole microseconds (the emulator's clock has no finer
+        # grain), rounded up: a wait to a window's exact edge then ends on it at both ends.
+        step = dt.timedelta(microseconds=math.ceil(seconds * 1_000_000))
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += step.total_seconds()
+            self.server_now += step
 
 
 def invoice_xml(number: str, seller: str = "5265877635", issued: str = "2026-11-20") -> bytes:

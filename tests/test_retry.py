@@ -7,6 +7,7 @@ Each case runs with the sync and the async client.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,20 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._retry import RetryBudget, RetryPolicy, is_repeat_safe
-from ksef_client.errors import APIConnectionError, AuthenticationError, RetryAfterTooLongError
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    InternalServerError,
+    KSeFError,
+    RateLimitError,
+    RetryAfterTooLongError,
+)
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, RecordingTransport
 
 RNG = random.Random(0)
 REF = "20250625-SO-2C3E6C8000-B8C5A3D9A3-0F"
@@ -39,10 +47,10 @@ class TestPolicy:
         answer = httpx.Response(429, headers={"Retry-After": "7"})
         assert RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0) == 7.0
 
-    def test_a_429_asking_too_long_is_an_error(self) -> None:
+    def test_a_429_asking_too_long_is_not_waited_for(self) -> None:
+        # The policy returns the answer; the client raises it as RetryAfterTooLongError (below).
         answer = httpx.Response(429, headers={"Retry-After": "600"})
-        with pytest.raises(RetryAfterTooLongError):
-            RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0)
+        assert RetryPolicy().delay_after_response(answer, False, RetryBudget(), RNG, 0.0) is None
 
     def test_a_5xx_is_repeated_only_when_safe(self) -> None:
         answer = httpx.Response(503)
@@ -221,3 +229,93 @@ def _far() -> Any:
     import datetime as dt
 
     return dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+# --- a login: one budget for its restarts and their requests --------------------------------------
+
+
+def _login(ksef: Any) -> Any:
+    creds = _CREDENTIALS
+    return ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+
+
+_CREDENTIALS = self_signed_certificate()
+
+
+@pytest.mark.parametrize("fault", [503, DROP, 429])
+@pytest.mark.parametrize("max_retries", [0, 3])
+def test_a_login_makes_at_most_1_plus_max_retries_attempts(
+    clients: Clients, backend: KSeFBackend, fault: int, max_retries: int
+) -> None:
+    # docs/security.md: "max_retries (default 3) bounds every repeat, a login restarted from a new
+    # challenge included". A restart had its own budget and each restart's requests theirs:
+    # (1 + 3) x (1 + 3) = 16 challenges for one login.
+    backend.faults.add(fault, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=1)
+    with pytest.raises(KSeFError):
+        clients.run(max_retries, _login)
+    assert backend.faults.injected == 1 + max_retries
+
+
+def test_a_login_restarts_within_the_same_budget(clients: Clients, backend: KSeFBackend) -> None:
+    # Two 503s on the challenge (repeated by the transport), then a 503 on the redeem (not safe to
+    # repeat: the login restarts) use the budget of 3; the second redeem's 503 ends the login.
+    backend.faults.add(503, operation="auth.create_challenge", times=2)
+    backend.faults.add(503, operation="auth.redeem_token", times=2)
+    with pytest.raises(InternalServerError, match="token/redeem"):
+        clients.run(3, _login)
+    assert backend.faults.injected == 4
+
+
+def test_a_login_restart_after_a_429_waits_its_retry_after(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    # limity/limity-api.md: after a 429 "kolejne żądania są tymczasowo blokowane" for Retry-After
+    # seconds, and "Wielokrotne przekroczenia mogą skutkować znacznym wydłużeniem blokady". The
+    # restart of a login waited only its backoff: three challenges went out within 2 s of each
+    # other inside a 100 s block.
+    time = FakeTime()
+    recorder = RecordingTransport(httpx.HTTPTransport(), time)
+    backend.faults.add(429, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=100)
+    with KSeF(base_url=ksef_server.base_url, transport=recorder, sleep=time.sleep, clock=time.clock,
+              deadline=250, rate_limit_scale=0) as ksef, pytest.raises(KSeFError):  # fmt: skip
+        _login(ksef)
+    sent = [t for t, _, path in recorder.sent if path.endswith("/auth/challenge")]
+    assert len(sent) == 3  # at 0, 100 and 200 s; a fourth would be past the deadline
+    assert all(later - earlier >= 100 for earlier, later in itertools.pairwise(sent))
+
+
+# --- a Retry-After past max_retry_after -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_retries", [0, 3])
+def test_a_429_past_max_retry_after_is_the_same_rate_limit_error_whatever_the_budget(
+    ksef: KSeF, backend: KSeFBackend, max_retries: int
+) -> None:
+    # docs/errors-and-retries.md: RateLimitError is the 429 (.retry_after, .codes, .response). The
+    # same answer was a RateLimitError with max_retries=0 and, with 3, a RetryAfterTooLongError
+    # that was no RateLimitError and had no status, codes, response nor path.
+    backend.faults.add(429, operation="limits.get_context_limits", retry_after=600)
+    with pytest.raises(RateLimitError) as refused:
+        ksef.with_options(max_retries=max_retries).limits.context()
+    error = refused.value
+    assert isinstance(error, RetryAfterTooLongError)
+    assert (error.status_code, error.codes, error.retry_after, error.cap) == (429, [429], 600, 120)
+    assert error.response.status_code == 429 and "GET /v2/limits/context" in str(error)
+    assert backend.faults.injected == 1
+
+
+def test_a_login_meeting_a_429_past_max_retry_after_gives_up_at_once(clients: Clients, backend: KSeFBackend) -> None:
+    # A login restarts after a RateLimitError; one asking past max_retry_after is not waited for.
+    backend.faults.add(429, operation="auth.create_challenge", times=EVERY_ATTEMPT, retry_after=600)
+    with pytest.raises(RetryAfterTooLongError):
+        clients.run(3, _login)
+    assert backend.faults.injected == 1
+
+
+def test_a_503_with_retry_after_waits_what_it_asks(ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime) -> None:
+    # RFC 9110 10.2.3: Retry-After on a 503 says how long the service expects to be unavailable;
+    # it was ignored for a backoff of a fraction of a second.
+    backend.faults.add(503, operation="limits.get_context_limits", times=2, retry_after=30)
+    ksef.limits.context()
+    assert fake_time.sleeps == [30, 30]
+    backend.faults.add(503, operation="limits.get_context_limits", times=1, retry_after=600)
+    with pytest.raises(InternalServerError):  # past max_retry_after: not waited for
+        ksef.limits.context()

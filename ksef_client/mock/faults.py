@@ -12,8 +12,9 @@ DROP_AFTER = -1  # ``Fault(DROP_AFTER)``: the request is handled, then the answe
 
 @dataclass(frozen=True)
 class Fault:
-    """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``);
-    ``Fault(DROP)`` breaks the connection; ``delay`` (seconds) only slows the answer down."""
+    """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``, 5xx
+    answers when it is given); ``Fault(DROP)`` breaks the connection; ``delay`` (seconds) only
+    slows the answer down."""
 
     status: int
     retry_after: int | None = None
@@ -55,8 +56,9 @@ class Faults:
         """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``, or
         ``storage.upload_part`` for batch part uploads; ``None``: any API operation).
 
-        ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page, ``DROP`` a broken
-        connection, 200 with ``delay`` a slow but correct answer.
+        ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page (with ``Retry-After``
+        when ``retry_after`` is given), ``DROP`` a broken connection, 200 with ``delay`` a slow
+        but correct answer.
         """
         with self._lock:
             self._rules.append(_Rule(operation, Fault(status, retry_after, delay), times))

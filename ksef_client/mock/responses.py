@@ -151,11 +151,14 @@ async def _validate(request: Request, method: str, path: str) -> None:
 
 
 def render_fault(request: Request, fault: Fault, operation: str) -> Response:
-    """An injected failure: a 429 in KSeF's format or a gateway-style 5xx HTML page."""
+    """An injected failure: a 429 in KSeF's format or a gateway-style 5xx HTML page (with the
+    fault's ``Retry-After``, when it has one: HTTP lets a 503 say when to come back, RFC 9110
+    10.2.3)."""
     if fault.status == 429:
         return render_error(request, TooManyRequests(fault.retry_after or 1, operation))
     page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
-    return Response(page, status_code=fault.status, media_type="text/html")
+    headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+    return Response(page, status_code=fault.status, media_type="text/html", headers=headers)
 
 
 def render_error(request: Request, error: MockAPIError) -> Response:

@@ -3,8 +3,8 @@
 Both logins are one flow (``_flows``): public key -> challenge -> token or signed document ->
 poll the authentication status -> redeem the access and refresh tokens into the client. A login
 is one unit: a transient failure at any step (no answer, 5xx, 429 after the transport's own
-retries) starts it again from a new challenge, as often as the client's retry policy allows, and
-only then raises.
+retries) starts it again from a new challenge, as often as the client's retry policy allows (one
+budget for the login's restarts and its requests' repeats together), and only then raises.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run, within_budget
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -154,10 +154,10 @@ def _auth_status_flow(ref: str, token: str) -> Flow[AuthenticationOperationStatu
 
 
 def _finish_flow(
-    init: AuthenticationInitResponse, holder: TokenHolder, timeout: float, interval: float
+    init: AuthenticationInitResponse, holder: TokenHolder, context: tuple[str, str], timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     """Poll the operation with the authentication token until final, then redeem the tokens and
-    install them in ``holder``."""
+    install them in ``holder`` as a login into ``context``."""
     token, ref = init.authentication_token.token, init.reference_number
     status = yield from poll_flow(
         lambda: _auth_status_flow(ref, token),
@@ -172,7 +172,8 @@ def _finish_flow(
         )
     tokens = parsed(response_of((yield Call(redeem_token, bearer=token))), AuthenticationTokensResponse)
     access, refresh = tokens.access_token, tokens.refresh_token
-    return install(holder, AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until))
+    login = AuthTokens(ref, access.token, access.valid_until, refresh.token, refresh.valid_until)
+    return install(holder, login, context)
 
 
 # Failures after which a login starts again from a new challenge: nothing was decided.
@@ -181,13 +182,21 @@ TRANSIENT = (APIConnectionError, InternalServerError, RateLimitError)
 
 def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
     """Run ``login`` from its first step again after a transient failure at any step, while the
-    retry policy allows (one budget for the whole login); then the failure is raised."""
+    retry policy allows; then the failure is raised.
+
+    One budget for the whole login: the restarts and every repeat of the login's requests count
+    in it, so ``max_retries`` bounds them together (a budget per request and another for the
+    restarts made (1 + 3) x (1 + 3) = 16 challenges out of ``max_retries=3``). A restart after a
+    429 waits its ``Retry-After`` (or gives up when that is past ``max_retry_after``): a login
+    sent into KSeF's block would lengthen it.
+    """
     budget = RetryBudget()
     while True:
         try:
-            return (yield from login())
+            return (yield from within_budget(budget, login()))
         except TRANSIENT as error:
-            if not (yield Retry(budget, f"login ({type(error).__name__})")):
+            wait = error.retry_after if isinstance(error, RateLimitError) else None
+            if not (yield Retry(budget, f"login ({type(error).__name__})", at_least=wait)):
                 raise
 
 
@@ -204,7 +213,7 @@ def _token_login_once(
     context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
 ) -> Flow[AuthTokens]:
     init = yield from with_keys(client._public_keys, lambda keys: _token_init_flow(context, ksef_token, keys))
-    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
 def _token_init_flow(
@@ -260,12 +269,14 @@ def _certificate_login_once(
     upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
     call = Call(authenticate_xades_signature, {"body": upload, "verify_certificate_chain": verify_chain})
     init = parsed(response_of((yield call)), AuthenticationInitResponse)
-    return (yield from _finish_flow(init, client._tokens, timeout, interval))
+    return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
-def install(holder: TokenHolder, tokens: AuthTokens) -> AuthTokens:
-    """Make ``tokens`` the client's login."""
+def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | None = None) -> AuthTokens:
+    """Make ``tokens`` the client's login (into ``context``, when known: the clients of one
+    context share their rate-limit pacing)."""
     holder.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
+    holder.context = context
     return tokens
 
 
