@@ -165,8 +165,9 @@ def invoice_number_of(xml: bytes) -> str | None:
         return None
     for path in ("{*}Fa/{*}P_2", "{*}FakturaRR/{*}P_4C", f"{{{UBL_BASIC}}}ID"):
         found = root.find(path)
-        if found is not None and found.text and found.text.strip():
-            return found.text.strip()
+        number = "".join(found.itertext()).strip() if found is not None else ""  # type: ignore[arg-type]
+        if number:  # its whole text: a comment inside does not cut it short
+            return number
     return None
 
 

@@ -13,6 +13,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.outcomes import SentInvoice, outcome_of, session_outcomes
+from ksef_client.sending import invoice_number_of
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -132,3 +133,14 @@ async def test_a_resend_after_a_lost_answer_is_the_first_attempts_acceptance(
     assert [o.kind for o in listing] == ["accepted", "duplicate"]  # both attempts reached KSeF
     assert outcome == listing[0] and outcome.reference_number != returned
     assert outcome.accepted and outcome.ksef_number == listing[1].duplicate_of
+
+
+@pytest.mark.parametrize(
+    ("number", "read"),
+    [(b"FV/1/2026", "FV/1/2026"), (b"FV/1<!-- x -->/2026", "FV/1/2026"), (b" <?pi?>FV/1/2026 ", "FV/1/2026")],
+    ids=["plain", "comment", "processing-instruction"],
+)
+def test_a_failed_send_names_the_invoice_by_its_whole_number(number: bytes, read: str) -> None:
+    # As Invoice.from_xml and KSeF read P_2: all its text, a comment or instruction inside cut out.
+    xml = sample_invoice("FV/1/2026").replace(b"<P_2>FV/1/2026</P_2>", b"<P_2>" + number + b"</P_2>")
+    assert invoice_number_of(xml) == read
