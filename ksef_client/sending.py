@@ -367,7 +367,9 @@ class _OnlineSessionFlows:
     def _settle(self, attempt: SentInvoice, settled: SentInvoice | None) -> None:
         """Replace the record of a send in progress (found by identity: sends may overlap in
         async code) with what became of it, or drop it (``None``: never sent)."""
-        at = next(i for i, kept in enumerate(self.sent) if kept is attempt)
+        # From the end: the attempt is the last record, or near it when sends overlap (a search
+        # from the start made a session of n sends cost n^2/2 comparisons).
+        at = next(i for i in range(len(self.sent) - 1, -1, -1) if self.sent[i] is attempt)
         if settled is None:
             del self.sent[at]
         else:
