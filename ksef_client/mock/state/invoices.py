@@ -29,7 +29,10 @@ from ksef_client.mock.state.storage import Storage
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
-MAX_RANGE = dt.timedelta(days=92)
+# InvoiceQueryFilters.dateRange (spec 2.9.0): "Maksymalny dozwolony okres wynosi 100 dni w strefie
+# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
+# w UTC", so a range without ``to`` is counted to now.
+MAX_RANGE = dt.timedelta(days=100)
 MAX_RUNNING_EXPORTS = 10
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
@@ -264,8 +267,9 @@ def _parse_date(raw: object, name: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
 
-def parse_query(body: dict[str, Any]) -> Query:
-    """Validate ``filters``; KSeF's 21405 for what it would refuse."""
+def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
+    """Validate ``filters``; KSeF's 21405 for what it would refuse (a range over 100 days, one
+    without ``to`` counted to ``now``)."""
     subject_type = body.get("subjectType")
     date_range = body.get("dateRange")
     if subject_type not in SUBJECT_TYPES or not isinstance(date_range, dict):
@@ -275,8 +279,8 @@ def parse_query(body: dict[str, Any]) -> Query:
         raise MockAPIError(21405, VALIDATION, ["dateRange.dateType i dateRange.from: wymagane."])
     start = _parse_date(date_range["from"], "dateRange.from")
     end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
-    if end is not None and (end < start or end - start > MAX_RANGE):
-        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 3 miesiące, to >= from."])
+    if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
+        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from."])
     return Query(
         str(subject_type), str(date_type), start, end, bool(date_range.get("restrictToPermanentStorageHwmDate")),
         body.get("ksefNumber"), body.get("invoiceNumber"), body.get("sellerNip"),
