@@ -4,6 +4,7 @@ OpenAPI spec at ``/docs/v2/openapi.json`` as KSeF publishes it."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,8 @@ from ksef_client.mock.routes import MODULES
 from ksef_client.mock.validation import response_problems
 
 API_PREFIX = "/v2"
+# Strict-mode violations are logged here too (``ksef-mock --strict`` writes them to stderr).
+logger = logging.getLogger("ksef_client.mock")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ def create_app(
     ``strict`` validates every answer of the API against the spec (status, media type, JSON body
     with enums strictly) before it leaves; a violation is recorded in ``app.violations`` and
     answered as a 500 naming it, so no test can pass on an answer KSeF would never give. The
-    ``ksef_mock`` fixture and the conformance suite switch it on.
+    ``ksef_mock`` fixture, the conformance suite, the examples under test and ``make peers``
+    (``ksef-mock --strict``) switch it on; ``GET /_mock/violations`` lists what was recorded.
 
     ``host`` is the address the server listens on: besides loopback names, the ``/_mock/*``
     control endpoints answer only requests addressed to it.
@@ -125,6 +129,7 @@ class EmulatorApp:
         self.state = app.state
         self.strict = strict
         self.violations: list[str] = []
+        app.state.strict, app.state.violations = strict, self.violations  # for GET /_mock/violations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
@@ -150,6 +155,7 @@ class EmulatorApp:
             return response
         violation = f"{method} {path} -> {response.status_code}: {'; '.join(problems)}"
         self.violations.append(violation)
+        logger.error("strict mode violation: %s", violation)
         return JSONResponse({"strictModeViolation": violation}, status_code=500)
 
 
