@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from ksef_client.mock.exceptions import SchemaViolation
+from ksef_client.mock.exceptions import SchemaViolation, UnsupportedMediaType
 from ksef_client.spec_version import pinned_spec_path
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -97,6 +97,8 @@ class OperationRules:
     body_schema: dict[str, Any] | None
     body_required: bool
     body_validator: Any = field(compare=False, repr=False)
+    # The request body's media types the operation declares (``()``: it takes no body).
+    media_types: tuple[str, ...] = ()
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +128,8 @@ def rules(method: str, path: str) -> OperationRules:
     json_body = content.get("application/json")
     schema = json_body.get("schema") if json_body else None
     required = bool(body and body.get("required")) and schema is not None
-    return OperationRules(parameters, schema, required, compile_schema(schema) if schema is not None else None)
+    validator = compile_schema(schema) if schema is not None else None
+    return OperationRules(parameters, schema, required, validator, tuple(content))
 
 
 def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
@@ -155,8 +158,10 @@ def check_request(
     method: str, path: str, path_params: dict[str, str], query: dict[str, list[str]], headers: dict[str, str],
     body: bytes | None,
 ) -> None:  # fmt: skip
-    """``MockAPIError`` 21405 listing what does not match the spec."""
+    """``MockAPIError`` 21405 listing what does not match the spec; 415 first for a body in a media
+    type the operation does not declare."""
     operation = rules(method, path)
+    check_media_type(operation, headers, body)
     problems: list[str] = []
     for parameter in operation.parameters:
         if parameter.location == "path":
@@ -176,6 +181,17 @@ def check_request(
         problems += _body_problems(operation, body)
     if problems:
         raise SchemaViolation(problems[:_MAX_DETAILS])
+
+
+def check_media_type(operation: OperationRules, headers: dict[str, str], body: bytes | None) -> None:
+    """A body sent must come in a media type the operation declares (the spec gives each exactly
+    one: ``application/json``, or ``application/xml`` for the XAdES document), else 415 as KSeF's
+    ASP.NET Core answers; parameters such as ``charset`` do not matter."""
+    if not body:
+        return
+    media = headers.get("content-type", "").split(";", maxsplit=1)[0].strip().lower()
+    if media not in operation.media_types:
+        raise UnsupportedMediaType(media, operation.media_types or ("no body",))
 
 
 def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
