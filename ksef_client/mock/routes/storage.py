@@ -34,8 +34,16 @@ def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Respo
     return fault, _xml_error("ServerBusy", fault.status)
 
 
+def _carries_a_bearer_token(request: Request) -> bool:
+    # KSeF's storage rejects requests that carry a bearer token it cannot use: a presigned link
+    # carries its own authorization, and a client that sends its access token there leaks it.
+    return bool(request.headers.get("authorization"))
+
+
 async def download(request: Request) -> Response:
-    """Presigned downloads: 403 once the link has expired."""
+    """Presigned downloads: 403 once the link has expired, 400 with a bearer token."""
+    if _carries_a_bearer_token(request):
+        return _xml_error("InvalidAuthenticationInfo", 400)
     fault, instead = storage_fault(request, STORAGE_DOWNLOAD)
     if instead is not None:
         return instead
@@ -54,8 +62,7 @@ async def download(request: Request) -> Response:
 async def upload_part(request: Request) -> Response:
     """PUT of one encrypted part: 201, or 403 once the window closed, 400 without the headers
     ``partUploadRequests`` gave (Azure-like XML error bodies)."""
-    if request.headers.get("authorization"):
-        # KSeF's storage rejects requests that carry a bearer token it cannot use.
+    if _carries_a_bearer_token(request):
         return _xml_error("InvalidAuthenticationInfo", 400)
     fault, instead = storage_fault(request, UPLOAD_PART)
     if instead is not None:
