@@ -17,11 +17,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client.mock.exceptions import StrictModeViolation
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.responses import REGISTRY, BrokenResponse, Endpoint
 from ksef_client.mock.routes import MODULES
-from ksef_client.mock.validation import response_problems
+from ksef_client.mock.validation import invoice_metadata_problems, response_problems
 
 API_PREFIX = "/v2"
 # Strict-mode violations are logged here too (``ksef-mock --strict`` writes them to stderr).
@@ -101,6 +102,8 @@ def create_app(
     routes = [route for module in MODULES for route in getattr(module, "ROUTES", [])]
     app = Starlette(routes=routes, lifespan=_stops_the_workers)
     app.state.backend = backend or KSeFBackend()
+    if strict:  # what the emulator writes outside the answers is held to the spec too
+        app.state.backend.core.check_metadata_record = invoice_metadata_problems
     app.state.control_hosts = (host,) if host else ()
     app.state.store = store
     if store is not None:
@@ -134,10 +137,14 @@ class EmulatorApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
             scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
-            response = await self.api(Request(scope, receive))
-            _echo_test_system_warning(scope, response, self.state.backend.profile)
-            if self.strict:
-                response = self._checked(scope, response)
+            try:
+                response = await self.api(Request(scope, receive))
+                _echo_test_system_warning(scope, response, self.state.backend.profile)
+                if self.strict:
+                    response = self._checked(scope, response)
+            except StrictModeViolation as error:  # raised only when strict mode set the checks
+                method, path = scope.get("ksef_operation", (scope["method"], scope["path"]))
+                response = self._violation(f"{method} {path}: {error}")
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -154,7 +161,10 @@ class EmulatorApp:
         problems = response_problems(method, path, response.status_code, media, bytes(response.body), response.headers)
         if not problems:
             return response
-        violation = f"{method} {path} -> {response.status_code}: {'; '.join(problems)}"
+        return self._violation(f"{method} {path} -> {response.status_code}: {'; '.join(problems)}")
+
+    def _violation(self, violation: str) -> Response:
+        """Record ``violation`` and answer 500 naming it."""
         self.violations.append(violation)
         logger.error("strict mode violation: %s", violation)
         return JSONResponse({"strictModeViolation": violation}, status_code=500)

@@ -69,3 +69,9 @@ class TooManyRequests(MockAPIError):
     def __init__(self, retry_after: int, group: str) -> None:
         super().__init__(429, "Too Many Requests", [f"Przekroczono limit dla grupy {group}."])
         self.retry_after = retry_after
+
+
+class StrictModeViolation(Exception):
+    """What the emulator built breaks the spec where no answer of ``/v2`` shows it (an export
+    package's ``_metadata.json``): in strict mode the request is answered as a 500 naming it and
+    the violation is recorded, as for an answer against the spec."""

@@ -206,6 +206,13 @@ def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
 
 # --- responses (strict mode) ----------------------------------------------------------------------
 
+
+def invoice_metadata_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong with a record of an export's ``_metadata.json``: the spec (POST
+    /invoices/exports) says each is an ``InvoiceMetadata``, as POST /invoices/query/metadata gives."""
+    return schema_errors({"$ref": "#/components/schemas/InvoiceMetadata"}, record)
+
+
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
