@@ -11,6 +11,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +54,21 @@ def _components() -> dict[str, Any]:
     return converted
 
 
+# OpenAPI's ``format: byte`` is "base64 encoded characters" (RFC 4648), which KSeF's .NET binding
+# of byte[] reads in the standard alphabet with padding; Draft 4, which jsonschema-rs validates,
+# has no such format and would let anything through (hashes, keys, the encrypted invoice).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def is_base64(value: str) -> bool:
+    """Whether ``value`` is Base64 in the standard alphabet, padded (OpenAPI's ``format: byte``)."""
+    return _BASE64.fullmatch(value) is not None
+
+
 @functools.cache
 def _validator_for(schema_json: str) -> Any:
     schema = {**json.loads(schema_json), "components": _components()}
-    return jsonschema_rs.Draft4Validator(schema, validate_formats=True)
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats={"byte": is_base64})
 
 
 def compile_schema(schema: dict[str, Any]) -> Any:
