@@ -289,7 +289,8 @@ def metadata_pages(
     filters: dict[str, Any], date_type: str, page_size: int, order: str
 ) -> PageFlow[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
-    and the records it yields (``filters`` from ``build_filters``; page size checked now)."""
+    and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
+    a window of at most 100 days; page size checked now)."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
