@@ -56,6 +56,21 @@ def _body_declared_but_missing(case: Any) -> bool:
     return has_body and (case.body is None or type(case.body).__name__ == "NotSet")
 
 
+# The spec's own examples elide encrypted values as "..." (encryptedToken, encryptedInvoiceContent),
+# which is no Base64: they break their ``format: byte``, which schemathesis, like JSON Schema Draft
+# 4, does not check; its example and coverage phases send them. KSeF's byte[] binding refuses them.
+_ELIDED = 'is not a "byte"'
+
+
+def _an_elided_example(response: Any) -> bool:
+    """Whether the emulator refused only the spec's "..." placeholders, as not Base64."""
+    try:
+        details = response.json()["exception"]["exceptionDetailList"][0]["details"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return bool(details) and all(str(detail).endswith(f'"..." {_ELIDED}') for detail in details)
+
+
 @schemathesis.check
 def schema_valid_requests_pass_the_validator(ctx: Any, response: Any, case: Any) -> bool | None:
     """A positive case must not be refused by the emulator's schema validator."""
@@ -63,7 +78,7 @@ def schema_valid_requests_pass_the_validator(ctx: Any, response: Any, case: Any)
     if mode is not GenerationMode.POSITIVE or _body_declared_but_missing(case):
         return None
     marker = response.headers.get(SCHEMA_VIOLATION_HEADER)
-    if marker:
+    if marker and not _an_elided_example(response):
         raise AssertionError(f"schema-valid request refused by the emulator's validator: {response.text[:300]}")
     return True
 

@@ -99,3 +99,35 @@ def test_a_document_whose_hash_header_is_not_its_sha256_is_caught(
     with pytest.raises(InternalServerError):
         ksef.invoices.get(ksef_number)
     assert len(app.violations) == 1 and "x-ms-meta-hash is not the SHA-256 of the body" in app.violations[0]
+
+
+def test_an_export_package_whose_metadata_breaks_the_spec_is_caught(
+    strict: tuple[KSeF, EmulatorApp], monkeypatch: Any, tmp_path: Any
+) -> None:
+    # The spec (POST /invoices/exports): _metadata.json holds "obiekt z tablicą invoices, gdzie każdy
+    # element jest obiektem typu InvoiceMetadata". The package comes encrypted from storage, where
+    # strict mode never looked: these four faults all reached the SDK's ExportResult.metadata.
+    ksef, app = strict
+    _send_one(ksef)
+    real = invoices_state.metadata_of
+
+    def broken(invoice: Any) -> dict[str, Any]:
+        record = dict(real(invoice))
+        record["invoiceType"] = "VAT"  # not in the InvoiceType enum
+        record["issueDate"] = "20.11.2026"  # not format: date
+        record["permanentStorageDate"] = record["permanentStorageDate"][:19]  # no offset: not date-time
+        del record["invoiceHash"]  # required
+        return record
+
+    monkeypatch.setattr(invoices_state, "metadata_of", broken)
+    with pytest.raises(InternalServerError):
+        ksef.invoices.export(tmp_path, date_from=dt.datetime.now(dt.UTC) - dt.timedelta(days=1), interval=0)
+    assert len(app.violations) == 1
+    violation = app.violations[0]
+    assert violation.startswith("GET /invoices/exports/{referenceNumber}: _metadata.json of an export package")
+    for field in ("invoiceType", "issueDate", "permanentStorageDate", "invoiceHash"):
+        assert field in violation, field
+
+
+def test_export_metadata_is_checked_only_in_strict_mode() -> None:
+    assert ThreadedServer(KSeFBackend()).backend.core.check_metadata_record is None

@@ -47,7 +47,10 @@ EXPORT_DONE = 200
 
 @dataclass
 class ExportResult:
-    """What an export wrote: the invoice files, their metadata and where the next window starts."""
+    """What an export wrote: the invoice files, their metadata and where the next window starts.
+
+    A range over KSeF's 100 days is exported in windows: ``reference_numbers`` are their exports,
+    oldest first; ``reference_number`` and the truncation and dates are the last one's."""
 
     reference_number: str
     directory: Path
@@ -57,6 +60,11 @@ class ExportResult:
     last_permanent_storage_date: dt.datetime | None
     permanent_storage_hwm_date: dt.datetime | None
     extra: dict[str, Any] = field(default_factory=dict)
+    reference_numbers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.reference_numbers:
+            self.reference_numbers = [self.reference_number]
 
     @property
     def ksef_numbers(self) -> list[str]:

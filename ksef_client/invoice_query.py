@@ -4,6 +4,10 @@
 records with ``isTruncated``; the walk then narrows the window from the last record's date (its
 start oldest first, its end newest first, as the spec says), offset 0, and drops the records it
 already yielded at that date, so callers see each invoice once, in either order and by any date.
+
+KSeF takes a ``dateRange`` of at most 100 days, a range without ``to`` counted to its present
+moment; a longer range is walked in windows of at most 100 days (``window_end``/``window_start``),
+oldest first or newest first as the records go.
 """
 
 from __future__ import annotations
@@ -44,6 +48,33 @@ _FIXED = ("subject_type", "date_range", "additional_properties")
 FILTERS = tuple(field.name for field in attrs.fields(InvoiceQueryFilters) if field.name not in _FIXED)
 FILTER_NAMES = {name: _api_name(python) for python in FILTERS for name in (python, _api_name(python))}
 
+# InvoiceQueryFilters.dateRange (spec 2.9.0): "Maksymalny dozwolony okres wynosi 100 dni w strefie
+# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
+# w UTC": a range without ``to`` is counted to KSeF's present moment.
+MAX_RANGE = dt.timedelta(days=100)
+# A range sent without ``to`` must still fit when KSeF reads it, on a clock that may run ahead of
+# ours: one that starts closer than this to 100 days ago gets an explicit end instead.
+OPEN_RANGE_MARGIN = dt.timedelta(hours=1)
+
+
+def utc_now() -> dt.datetime:
+    """The present moment in UTC (where an open range ends)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def window_end(start: dt.datetime, end: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    """The end of the window of at most 100 days that starts a range at ``start``: ``end`` when the
+    range fits (``None``, open, when it has no end and fits with the margin); else ``start`` + 100
+    days, for an open range at most ``now`` (never an end in the future)."""
+    if end is None:
+        return None if now - start <= MAX_RANGE - OPEN_RANGE_MARGIN else min(start + MAX_RANGE, now)
+    return end if end - start <= MAX_RANGE else start + MAX_RANGE
+
+
+def window_start(start: dt.datetime, end: dt.datetime) -> dt.datetime:
+    """The start of the window of at most 100 days that ends a range at ``end``."""
+    return max(start, end - MAX_RANGE)
+
 
 def build_filters(
     subject_type: str,
@@ -54,15 +85,55 @@ def build_filters(
     restrict_to_hwm: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """``InvoiceQueryFilters`` as JSON; ``ValueError`` on what KSeF would refuse."""
+    """``InvoiceQueryFilters`` of one request as JSON; ``ValueError`` on what KSeF would refuse,
+    a range over 100 days included (without ``date_to``: from ``date_from`` to now).
+    ``ksef.invoices.query``/``export``/``sync`` walk longer ranges in windows."""
+    filters = range_filters(
+        subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **extra
+    )
+    start, end = date_bounds(filters)
+    if window_end(start, end, utc_now()) != end:
+        raise ValueError(
+            "date_from..date_to: at most 100 days per query (KSeF's dateRange limit), counted to now when "
+            "date_to is not given; ksef.invoices.query/export/sync walk longer ranges in windows"
+        )
+    return filters
+
+
+def date_bounds(filters: dict[str, Any]) -> tuple[dt.datetime, dt.datetime | None]:
+    """``dateRange.from`` and ``dateRange.to`` (``None``: open) of filters made here."""
+    date_range = filters["dateRange"]
+    end = date_range.get("to")
+    return dt.datetime.fromisoformat(date_range["from"]), dt.datetime.fromisoformat(end) if end else None
+
+
+def with_window(filters: dict[str, Any], start: dt.datetime, end: dt.datetime | None) -> dict[str, Any]:
+    """``filters`` narrowed to ``start``..``end`` (``None``: no ``to``)."""
+    window = {key: value for key, value in filters["dateRange"].items() if key != "to"}
+    window["from"] = start.isoformat()
+    if end is not None:
+        window["to"] = end.isoformat()
+    return {**filters, "dateRange": window}
+
+
+def range_filters(
+    subject_type: str,
+    date_from: dt.date | dt.datetime,
+    date_to: dt.date | dt.datetime | None = None,
+    *,
+    date_type: str = "PermanentStorage",
+    restrict_to_hwm: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``build_filters`` for a range of any length (walked in windows); ``ValueError`` on the rest."""
     if subject_type not in SUBJECT_TYPES:
         raise ValueError(f"subject_type: {subject_type!r} is not one of {', '.join(SUBJECT_TYPES)}")
     if date_type not in DATE_TYPES:
         raise ValueError(f"date_type: {date_type!r} is not one of {', '.join(DATE_TYPES)}")
     start = moment(date_from, "date_from")
     end = moment(date_to, "date_to", end_of_day=True) if date_to is not None else None
-    if end is not None and (end < start or end - start > dt.timedelta(days=92)):
-        raise ValueError("date_to: must be after date_from and at most 3 months later")
+    if end is not None and end < start:
+        raise ValueError("date_to: must be after date_from")
     date_range: dict[str, Any] = {"dateType": date_type, "from": start.isoformat()}
     if end is not None:
         date_range["to"] = end.isoformat()
@@ -116,9 +187,10 @@ def aware(value: dt.datetime) -> dt.datetime:
 class MetadataCursor:
     """Where a metadata walk stands; save it and pass it back to resume.
 
-    ``date_from``/``date_to`` are the window's bounds (``date_to``: ``None`` for the query's own):
-    a truncated window is narrowed from the last record's date, ``date_from`` moved up when the
-    walk goes oldest first (``Asc``), ``date_to`` moved down when newest first (``Desc``).
+    ``date_from``/``date_to`` bound what is left of the walk (``date_to``: ``None`` for the query's
+    own); each request takes at most 100 days of it (KSeF's limit), from its start oldest first
+    (``Asc``), from its end newest first (``Desc``). ``date_from`` moves up (``Asc``) or
+    ``date_to`` down (``Desc``) when a window is done, or truncated (then to the last record's date).
     ``skip`` holds the KSeF numbers already yielded at that bound, ``last``/``at_last`` the latest
     date seen so far and the numbers carrying it, ``prev``/``at_prev`` the date before it.
     """
@@ -154,9 +226,18 @@ def _bound(when: str, date_type: str, descending: bool) -> str:
 
 
 def next_metadata_page(
-    cursor: MetadataCursor, page: QueryInvoicesMetadataResponse, date_type: str, descending: bool = False
+    cursor: MetadataCursor,
+    page: QueryInvoicesMetadataResponse,
+    date_type: str,
+    descending: bool = False,
+    short_at: str | None = None,
 ) -> tuple[list[InvoiceMetadata], MetadataCursor | None]:
-    """Pure step of the walk: the records to yield and the next cursor (``None``: done)."""
+    """Pure step of the walk: the records to yield and the next cursor (``None``: done).
+
+    ``short_at``: where the request's window stopped short of the rest of the walk's range (its
+    ``to`` oldest first, its ``from`` newest first; ``None``: it reached the end). The next window
+    starts there once this one is done, skipping what was yielded at the last date (the bound is
+    in both windows)."""
     items, last, at_last, prev, at_prev = [], cursor.last, list(cursor.at_last), cursor.prev, cursor.at_prev
     for item in page.invoices:
         when = _record_date(item, date_type)
@@ -172,7 +253,11 @@ def next_metadata_page(
     if page.has_more:
         following = replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last))
         return items, replace(following, prev=prev, at_prev=at_prev)
-    return items, None
+    if short_at is None:
+        return items, None
+    if descending:
+        return items, MetadataCursor(cursor.date_from, 0, tuple(at_last), date_to=short_at)
+    return items, MetadataCursor(short_at, 0, tuple(at_last), date_to=cursor.date_to)
 
 
 def _narrowed(
@@ -204,18 +289,44 @@ def metadata_pages(
     filters: dict[str, Any], date_type: str, page_size: int, order: str
 ) -> PageFlow[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
-    and the records it yields (``filters`` from ``build_filters``; page size checked now)."""
+    and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
+    a window of at most 100 days; page size checked now)."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
+    descending = sort_order == SortOrder.DESC
+    own_to = filters["dateRange"].get("to")
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
-        window = {**filters["dateRange"], "from": cursor.date_from}
-        if cursor.date_to is not None:
-            window["to"] = cursor.date_to
-        body = InvoiceQueryFilters.from_dict({**filters, "dateRange": window})
+        now = utc_now()
+        if descending and cursor.date_to is None and own_to is None:
+            # Newest first, windows are cut from the end: an open range too long for one request
+            # gets its end fixed at the moment the walk reaches it, for all its pages.
+            start = dt.datetime.fromisoformat(cursor.date_from)
+            if window_end(start, None, now) is not None:
+                cursor = replace(cursor, date_to=now.isoformat())
+        start, end, short_at = _request_window(cursor, own_to, descending, now)
+        body = InvoiceQueryFilters.from_dict(with_window(filters, start, end))
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
         answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
-        return next_metadata_page(cursor, answer, date_type, sort_order == SortOrder.DESC)
+        return next_metadata_page(cursor, answer, date_type, descending, short_at)
 
     return page
+
+
+def _request_window(
+    cursor: MetadataCursor, own_to: str | None, descending: bool, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime | None, str | None]:
+    """The ``from`` and ``to`` of the request at ``cursor`` (at most 100 days of the rest of the
+    walk's range: its start oldest first, its end newest first) and where it stops short of that
+    rest (``None``: it reaches it all)."""
+    start = dt.datetime.fromisoformat(cursor.date_from)
+    raw_end = cursor.date_to or own_to
+    end = dt.datetime.fromisoformat(raw_end) if raw_end else None
+    if descending and end is not None:
+        first = window_start(start, end)
+        return first, end, None if first == start else first.isoformat()
+    last = window_end(start, end, now)
+    if last is None or last == end:
+        return start, last, None
+    return start, last, last.isoformat()

@@ -1,5 +1,11 @@
 """Incremental sync: every invoice stored since the last run, each exactly once, by chained
-exports whose high-water mark is kept in a state file."""
+exports whose high-water mark is kept in a state file.
+
+A window runs from the saved mark to now (no ``to``), as the Ministry's guide recommends for
+continuous sync; a mark older than KSeF's 100-day ``dateRange`` limit is caught up in windows of
+100 days, each ending at its ``to`` (the guide: "moment zakończenia" is "wartość dateRange.to, gdy
+została podana, lub PermanentStorageHwmDate gdy dateRange.to pominięto"; with the HWM restriction
+on, never past ``PermanentStorageHwmDate``)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError
 from ksef_client.export import ExportResult, export_flow, unpack_export
-from ksef_client.invoice_query import aware, build_filters, moment
+from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if TYPE_CHECKING:
     from ksef_client._generated.models import InvoicePackage
@@ -55,8 +61,10 @@ class SyncResult:
     files: list[Path]
 
 
-def _advance(state: SyncState, result: ExportResult) -> SyncState:
-    boundary = result.last_permanent_storage_date if result.is_truncated else result.permanent_storage_hwm_date
+def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None = None) -> SyncState:
+    """The mark after a window: ``lastPermanentStorageDate`` when truncated; else its end, which is
+    ``permanentStorageHwmDate`` for an open window and ``window_to`` (at most the HWM) otherwise."""
+    boundary = result.last_permanent_storage_date if result.is_truncated else _window_done(result, window_to)
     if boundary is None:
         return state
     stamp = boundary.isoformat()
@@ -64,6 +72,13 @@ def _advance(state: SyncState, result: ExportResult) -> SyncState:
     if stamp == state.date_from:
         at = sorted(set(at) | set(state.seen_at_from))
     return SyncState(stamp, at)
+
+
+def _window_done(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+    hwm = result.permanent_storage_hwm_date
+    if window_to is None or (hwm is not None and aware(hwm) < window_to):
+        return hwm
+    return window_to
 
 
 def _same_instant(raw: object, when: dt.datetime) -> bool:
@@ -119,7 +134,8 @@ def sync_flow(
     limits: BodyLimits | None = None,
 ) -> Flow[SyncResult]:
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
-    mark; again while KSeF says the window was truncated."""
+    mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
+    is caught up window by window (until a window ends where it started: KSeF's HWM not past it)."""
     directory.mkdir(parents=True, exist_ok=True)
     state = SyncState.load(state_file, start)
     numbers: list[str] = []
@@ -127,16 +143,18 @@ def sync_flow(
     try:
         while True:
             date_from = dt.datetime.fromisoformat(state.date_from)
-            filters = build_filters(subject_type, date_from, restrict_to_hwm=True)
+            window_to = window_end(date_from, None, utc_now())
+            filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
             ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
             result, new_numbers, new_files = yield from blocking(
                 _take_window, ref, package, archive, state, directory, limits
             )
-            state = _advance(state, result)
+            before, state = state, _advance(state, result, window_to)
             state.save(state_file)
             numbers += new_numbers  # reported once the state is past them (else the next run repeats them)
             files += new_files
-            if not result.is_truncated:
+            caught_up = window_to is None or state.date_from == before.date_from
+            if not result.is_truncated and caught_up:
                 return SyncResult(numbers, files)
     except Exception as error:
         # What the finished windows delivered (moved into ``directory`` and recorded in the state,

@@ -5,7 +5,9 @@ Runs in this project's venv (``python -m peers``). Steps:
 1. Each peer gets its own venv under ``peers/`` from its pinned requirements file (rebuilt when
    the file changes; install time reported apart). ksef2 needs Python >= 3.12; ksef-client
    imports as ``ksef_client`` like this project, hence the separate venvs.
-2. The emulator starts as a subprocess (``python -m ksef_client.mock``) on 127.0.0.1.
+2. The emulator starts as a subprocess (``python -m ksef_client.mock --strict``) on 127.0.0.1:
+   every answer it gives is checked against the spec (one KSeF would never give is a 500 naming
+   the violation), so a peer cannot pass on a wrong answer, nor fail on one unnoticed.
 3. Inputs per peer, made with this project's helpers (the peers cannot import them): a NIP of its
    own, a self-signed certificate + key (PEM files), FA(3) invoices (XML files), and a KSeF token
    created through the emulator's API with an access token from ``POST /_mock/tokens``.
@@ -13,7 +15,8 @@ Runs in this project's venv (``python -m peers``). Steps:
    its peer's venv, every flow with a deadline, and write JSON results.
 5. The flows x SDK table is printed and written to ``peers/RESULTS.md``; every outcome is
    compared with ``peers/expected.json``. Exit 1 when a flow expected to pass did not, or when a
-   pinned failure passes now (flip the pin), or fails otherwise than pinned.
+   pinned failure passes now (flip the pin), or fails otherwise than pinned, or when the emulator
+   recorded a strict-mode violation (``GET /_mock/violations``): its bug, whichever flow met it.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def _free_port() -> int:
 
 
 class Emulator:
-    """``python -m ksef_client.mock`` on 127.0.0.1, from this project's venv."""
+    """``python -m ksef_client.mock --strict`` on 127.0.0.1, from this project's venv."""
 
     def __init__(self, rate_limits: float, log: Path) -> None:
         self.port = _free_port()
@@ -144,7 +147,7 @@ class Emulator:
         self.api_url = self.root + "/v2"
         self.log = log.open("w")
         command = [sys.executable, "-m", "ksef_client.mock", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--rate-limits", str(rate_limits)]  # fmt: skip
+                   "--rate-limits", str(rate_limits), "--strict"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
@@ -159,6 +162,15 @@ class Emulator:
                 pass
             time.sleep(0.1)
         raise SetupError(f"the emulator did not answer within {timeout:.0f} s: see {self.log.name}")
+
+    def violations(self) -> list[str]:
+        """The answers strict mode refused so far; ``SetupError`` if the emulator is not strict."""
+        answer = httpx.get(self.root + "/_mock/violations", timeout=10)
+        answer.raise_for_status()
+        body = answer.json()
+        if body.get("strict") is not True:
+            raise SetupError("the emulator does not run in strict mode: its answers went unchecked")
+        return [str(v) for v in body["violations"]]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -323,14 +335,20 @@ def pins_section(expected: dict[str, Any], verdicts: dict[str, list[Verdict]]) -
     return lines
 
 
-def report(runs: list[dict[str, Any]], verdicts: dict[str, list[Verdict]], expected: dict[str, Any]) -> str:
+def report(
+    runs: list[dict[str, Any]],
+    verdicts: dict[str, list[Verdict]],
+    expected: dict[str, Any],
+    violations: list[str] | None = None,
+) -> str:
     lines = [
         "# Other SDKs against the emulator",
         "",
         "Written by `make peers` (`python -m peers`, see `peers/run.py`): each SDK installed from PyPI in a",
-        "venv of its own and driven through its own public API against `ksef-mock` on loopback. Cells:",
-        "`ok`; `failed`; `n/a` (the SDK has no public API for it); `blocked` (a flow it needs did not",
-        "pass). `[Pn]` marks an outcome pinned in `peers/expected.json`, explained below.",
+        "venv of its own and driven through its own public API against `ksef-mock --strict` on loopback",
+        "(every answer checked against the spec; a violation fails the job). Cells: `ok`; `failed`;",
+        "`n/a` (the SDK has no public API for it); `blocked` (a flow it needs did not pass). `[Pn]`",
+        "marks an outcome pinned in `peers/expected.json`, explained below.",
         "",
         table(runs, verdicts),
         "",
@@ -344,10 +362,11 @@ def report(runs: list[dict[str, Any]], verdicts: dict[str, list[Verdict]], expec
         "",
     ]
     unexpected = [v for vs in verdicts.values() for v in vs if not v.good]
-    if unexpected:
+    if unexpected or violations:
         lines += ["Unexpected in this run:", ""]
         for v in unexpected:
             lines.append(f"- {v.sdk} `{v.flow}`: {v.note}: `{v.result.get('error', '')}: {v.result.get('detail', '')}`")
+        lines += [f"- the emulator answered against the spec (strict mode): `{found}`" for found in violations or []]
         lines.append("")
     return "\n".join(lines)
 
@@ -372,8 +391,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def drive(peers: list[Peer], args: argparse.Namespace) -> list[tuple[dict[str, Any], str]]:
-    """Start the emulator, prepare the inputs, run each harness: [(results, harness log)]."""
+def drive(peers: list[Peer], args: argparse.Namespace) -> tuple[list[tuple[dict[str, Any], str]], list[str]]:
+    """Start the emulator, prepare the inputs, run each harness: [(results, harness log)] and the
+    emulator's strict-mode violations."""
     workdir = Path(tempfile.mkdtemp(prefix="ksef-peers-"))
     emulator = Emulator(args.rate_limits, workdir / "emulator.log")
     runs: list[tuple[dict[str, Any], str]] = []
@@ -389,13 +409,14 @@ def drive(peers: list[Peer], args: argparse.Namespace) -> list[tuple[dict[str, A
             result, seconds, log = run_harness(peer, inputs[peer.name], harness_timeout)
             print(f"peers: {peer.name} {result['version']} ran in {seconds:.1f} s")
             runs.append((result, log))
+        violations = emulator.violations()
     finally:
         emulator.stop()
         if args.keep:
             print(f"peers: work folder kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return runs
+    return runs, violations
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = ensure_venv(peer)
             print(f"peers: {peer.name} venv " + ("up to date" if seconds is None else f"installed in {seconds:.1f} s"))
         after_install = time.monotonic()
-        runs = drive(peers, args)
+        runs, violations = drive(peers, args)
     except SetupError as error:
         print(f"peers: SETUP FAILED: {error}", file=sys.stderr)
         return 2
@@ -423,14 +444,16 @@ def main(argv: list[str] | None = None) -> int:
         why = f"[{v.pin['id']}] {v.pin['who']}" if v.pin and v.good else v.note
         print(f"  {v.sdk} {v.flow}: {why}: {v.result.get('error', '')} {v.result.get('detail', '')}"[:400])
     if not args.no_write and len(results) == len(PEERS):
-        RESULTS_FILE.write_text(report(results, verdicts, expected), encoding="utf-8")
+        RESULTS_FILE.write_text(report(results, verdicts, expected, violations), encoding="utf-8")
         write_docs_table(table(results, verdicts))
     bad = [v for vs in verdicts.values() for v in vs if not v.good]
     flows, total = time.monotonic() - after_install, time.monotonic() - started
-    print(f"\npeers: {len(bad)} unexpected outcome(s); flows {flows:.1f} s, total {total:.1f} s")
+    print(f"\npeers: {len(bad) + len(violations)} unexpected outcome(s); flows {flows:.1f} s, total {total:.1f} s")
     for v in bad:
         print(f"  UNEXPECTED {v.sdk} {v.flow}: {v.note}", file=sys.stderr)
-    return 1 if bad else 0
+    for violation in violations:  # the emulator's bug, whichever flow met it and however it ended
+        print(f"  UNEXPECTED strict-mode violation: {violation}"[:400], file=sys.stderr)
+    return 1 if bad or violations else 0
 
 
 if __name__ == "__main__":

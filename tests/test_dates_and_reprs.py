@@ -25,7 +25,7 @@ def test_a_date_is_a_day_in_poland() -> None:
     winter = build_filters("Subject1", dt.date(2026, 1, 15), dt.date(2026, 1, 31))["dateRange"]
     assert winter["from"] == "2026-01-15T00:00:00+01:00"
     assert winter["to"] == "2026-01-31T23:59:59.999999+01:00"
-    summer = build_filters("Subject1", dt.date(2026, 7, 1))["dateRange"]
+    summer = build_filters("Subject1", dt.date(2026, 7, 1), dt.date(2026, 7, 31))["dateRange"]  # within 100 days
     assert summer["from"] == "2026-07-01T00:00:00+02:00"
 
 

@@ -4,6 +4,7 @@ OpenAPI spec at ``/docs/v2/openapi.json`` as KSeF publishes it."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
@@ -16,13 +17,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client.mock.exceptions import StrictModeViolation
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.responses import REGISTRY, BrokenResponse, Endpoint
 from ksef_client.mock.routes import MODULES
-from ksef_client.mock.validation import response_problems
+from ksef_client.mock.validation import invoice_metadata_problems, response_problems
 
 API_PREFIX = "/v2"
+# Strict-mode violations are logged here too (``ksef-mock --strict`` writes them to stderr).
+logger = logging.getLogger("ksef_client.mock")
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ def create_app(
     ``strict`` validates every answer of the API against the spec (status, media type, JSON body
     with enums strictly) before it leaves; a violation is recorded in ``app.violations`` and
     answered as a 500 naming it, so no test can pass on an answer KSeF would never give. The
-    ``ksef_mock`` fixture and the conformance suite switch it on.
+    ``ksef_mock`` fixture, the conformance suite, the examples under test and ``make peers``
+    (``ksef-mock --strict``) switch it on; ``GET /_mock/violations`` lists what was recorded.
 
     ``host`` is the address the server listens on: besides loopback names, the ``/_mock/*``
     control endpoints answer only requests addressed to it.
@@ -97,6 +102,8 @@ def create_app(
     routes = [route for module in MODULES for route in getattr(module, "ROUTES", [])]
     app = Starlette(routes=routes, lifespan=_stops_the_workers)
     app.state.backend = backend or KSeFBackend()
+    if strict:  # what the emulator writes outside the answers is held to the spec too
+        app.state.backend.core.check_metadata_record = invoice_metadata_problems
     app.state.control_hosts = (host,) if host else ()
     app.state.store = store
     if store is not None:
@@ -125,14 +132,19 @@ class EmulatorApp:
         self.state = app.state
         self.strict = strict
         self.violations: list[str] = []
+        app.state.strict, app.state.violations = strict, self.violations  # for GET /_mock/violations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
             scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
-            response = await self.api(Request(scope, receive))
-            _echo_test_system_warning(scope, response, self.state.backend.profile)
-            if self.strict:
-                response = self._checked(scope, response)
+            try:
+                response = await self.api(Request(scope, receive))
+                _echo_test_system_warning(scope, response, self.state.backend.profile)
+                if self.strict:
+                    response = self._checked(scope, response)
+            except StrictModeViolation as error:  # raised only when strict mode set the checks
+                method, path = scope.get("ksef_operation", (scope["method"], scope["path"]))
+                response = self._violation(f"{method} {path}: {error}")
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -141,15 +153,20 @@ class EmulatorApp:
 
     def _checked(self, scope: Scope, response: Response) -> Response:
         operation = scope.get("ksef_operation")
-        if operation is None or scope.get("ksef_injected_fault") or isinstance(response, BrokenResponse):
+        outside = scope.get("ksef_injected_fault") or scope.get("ksef_framework_answer")
+        if operation is None or outside or isinstance(response, BrokenResponse):
             return response
         method, path = operation
         media = response.headers.get("content-type", "")
         problems = response_problems(method, path, response.status_code, media, bytes(response.body), response.headers)
         if not problems:
             return response
-        violation = f"{method} {path} -> {response.status_code}: {'; '.join(problems)}"
+        return self._violation(f"{method} {path} -> {response.status_code}: {'; '.join(problems)}")
+
+    def _violation(self, violation: str) -> Response:
+        """Record ``violation`` and answer 500 naming it."""
         self.violations.append(violation)
+        logger.error("strict mode violation: %s", violation)
         return JSONResponse({"strictModeViolation": violation}, status_code=500)
 
 

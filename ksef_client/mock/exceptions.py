@@ -36,6 +36,18 @@ class Unauthorized(MockAPIError):
         super().__init__(0, detail)
 
 
+class UnsupportedMediaType(MockAPIError):
+    """415: a request body in a media type the operation does not declare. KSeF's web framework
+    (ASP.NET Core) refuses it before the operation runs; the spec declares no 415 (answers outside
+    any operation, like the gateway's, which strict mode does not hold to the spec)."""
+
+    status_code = 415
+
+    def __init__(self, media_type: str, declared: tuple[str, ...]) -> None:
+        sent = media_type or "(no Content-Type)"
+        super().__init__(0, f"Unsupported Media Type: {sent}; this operation takes {', '.join(declared)}.")
+
+
 class Forbidden(MockAPIError):
     """403: the token lacks a required permission."""
 
@@ -57,3 +69,9 @@ class TooManyRequests(MockAPIError):
     def __init__(self, retry_after: int, group: str) -> None:
         super().__init__(429, "Too Many Requests", [f"Przekroczono limit dla grupy {group}."])
         self.retry_after = retry_after
+
+
+class StrictModeViolation(Exception):
+    """What the emulator built breaks the spec where no answer of ``/v2`` shows it (an export
+    package's ``_metadata.json``): in strict mode the request is answered as a 500 naming it and
+    the violation is recorded, as for an answer against the spec."""

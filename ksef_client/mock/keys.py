@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, TOKEN_ENCRYPTION, PublicKeyCertificate, public_key_id
+from ksef_client.crypto import (
+    SYMMETRIC_KEY_ENCRYPTION,
+    TOKEN_ENCRYPTION,
+    PublicKeyCertificate,
+    public_key_id,
+    sha256_b64,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,12 @@ class KeyPair:
     def der_b64(self) -> str:
         """The certificate as the API publishes it."""
         return base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()
+
+    @property
+    def certificate_id(self) -> str:
+        """``certificateId`` (bezpieczenstwo/klucze-publiczne-do-szyfrowania.md): "skrót SHA-256 z
+        DER certyfikatu zakodowany w formacie Base64"."""
+        return sha256_b64(self.certificate.public_bytes(serialization.Encoding.DER))
 
     @property
     def public_key_id(self) -> str:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS, Operation
 from ksef_client.crypto import sha256_b64
-from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation, TooManyRequests
+from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation, TooManyRequests, UnsupportedMediaType
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.models import Access, KSeFBackend, Status
 from ksef_client.mock.state.core import VALIDATION
@@ -30,7 +30,13 @@ Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 PROBLEM = "application/problem+json"
 SCHEMA_VIOLATION_HEADER = "x-ksef-mock-rejected-by"
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+}
 # operation key -> endpoint, filled by ``api_endpoint`` as the route modules are imported.
 REGISTRY: dict[str, Endpoint] = {}
 
@@ -171,8 +177,10 @@ def render_error(request: Request, error: MockAPIError) -> Response:
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, SchemaViolation):
         headers[SCHEMA_VIOLATION_HEADER] = "schema"
+    if isinstance(error, UnsupportedMediaType):
+        request.scope["ksef_framework_answer"] = True  # before any operation: no status of the spec
     wants_problem = request.headers.get("x-error-format", "").lower() == "problem-details"
-    if status in (401, 403) or wants_problem:
+    if status in (401, 403, 415) or wants_problem:
         body: dict[str, Any] = {
             "title": TITLES.get(status, "Error"), "status": status, "detail": error.description,
             "instance": request.url.path, "traceId": trace, "timestamp": now,

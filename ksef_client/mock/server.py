@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import socket
 import sys
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ksef_client.mock.app import API_PREFIX, create_app
+from ksef_client.mock.app import API_PREFIX, create_app, logger
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upo-page-size", type=int, default=10_000)
     parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
                         help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
+    parser.add_argument("--strict", action="store_true",
+                        help="check every answer against the spec: one KSeF would never give becomes a 500 "
+                             "naming the violation, logged to stderr and listed at GET /_mock/violations")  # fmt: skip
     parser.add_argument("--workers", type=_positive, default=None, metavar="N",
                         help="processes that check the invoices of large batch packages "
                              "(default: one per core; 1: none, all in the server process)")  # fmt: skip
@@ -124,6 +128,12 @@ def _positive(value: str) -> int:
     return number
 
 
+def _log_violations_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ksef-mock: %(message)s"))
+    logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``ksef-mock --host 127.0.0.1 --port 8000``: serve the emulator until interrupted."""
     args = build_parser().parse_args(argv)
@@ -133,10 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers, invoice_reads=args.invoice_reads,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
-    app = create_app(backend, store=store, host=args.host)
+    app = create_app(backend, store=store, strict=args.strict, host=args.host)
     if (warning := exposure_warning(args.host)) is not None:
         print(warning, file=sys.stderr)
-    print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr)
+    if args.strict:
+        _log_violations_to_stderr()
+    mode = " (strict: every answer checked against the spec)" if args.strict else ""
+    print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}{mode}", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

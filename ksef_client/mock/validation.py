@@ -11,13 +11,14 @@ import base64
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema_rs
 
-from ksef_client.mock.exceptions import SchemaViolation
+from ksef_client.mock.exceptions import SchemaViolation, UnsupportedMediaType
 from ksef_client.spec_version import pinned_spec_path
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -53,10 +54,21 @@ def _components() -> dict[str, Any]:
     return converted
 
 
+# OpenAPI's ``format: byte`` is "base64 encoded characters" (RFC 4648), which KSeF's .NET binding
+# of byte[] reads in the standard alphabet with padding; Draft 4, which jsonschema-rs validates,
+# has no such format and would let anything through (hashes, keys, the encrypted invoice).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def is_base64(value: str) -> bool:
+    """Whether ``value`` is Base64 in the standard alphabet, padded (OpenAPI's ``format: byte``)."""
+    return _BASE64.fullmatch(value) is not None
+
+
 @functools.cache
 def _validator_for(schema_json: str) -> Any:
     schema = {**json.loads(schema_json), "components": _components()}
-    return jsonschema_rs.Draft4Validator(schema, validate_formats=True)
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats={"byte": is_base64})
 
 
 def compile_schema(schema: dict[str, Any]) -> Any:
@@ -97,6 +109,8 @@ class OperationRules:
     body_schema: dict[str, Any] | None
     body_required: bool
     body_validator: Any = field(compare=False, repr=False)
+    # The request body's media types the operation declares (``()``: it takes no body).
+    media_types: tuple[str, ...] = ()
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +140,8 @@ def rules(method: str, path: str) -> OperationRules:
     json_body = content.get("application/json")
     schema = json_body.get("schema") if json_body else None
     required = bool(body and body.get("required")) and schema is not None
-    return OperationRules(parameters, schema, required, compile_schema(schema) if schema is not None else None)
+    validator = compile_schema(schema) if schema is not None else None
+    return OperationRules(parameters, schema, required, validator, tuple(content))
 
 
 def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
@@ -155,8 +170,10 @@ def check_request(
     method: str, path: str, path_params: dict[str, str], query: dict[str, list[str]], headers: dict[str, str],
     body: bytes | None,
 ) -> None:  # fmt: skip
-    """``MockAPIError`` 21405 listing what does not match the spec."""
+    """``MockAPIError`` 21405 listing what does not match the spec; 415 first for a body in a media
+    type the operation does not declare."""
     operation = rules(method, path)
+    check_media_type(operation, headers, body)
     problems: list[str] = []
     for parameter in operation.parameters:
         if parameter.location == "path":
@@ -178,6 +195,17 @@ def check_request(
         raise SchemaViolation(problems[:_MAX_DETAILS])
 
 
+def check_media_type(operation: OperationRules, headers: dict[str, str], body: bytes | None) -> None:
+    """A body sent must come in a media type the operation declares (the spec gives each exactly
+    one: ``application/json``, or ``application/xml`` for the XAdES document), else 415 as KSeF's
+    ASP.NET Core answers; parameters such as ``charset`` do not matter."""
+    if not body:
+        return
+    media = headers.get("content-type", "").split(";", maxsplit=1)[0].strip().lower()
+    if media not in operation.media_types:
+        raise UnsupportedMediaType(media, operation.media_types or ("no body",))
+
+
 def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
     if not body:
         return ["body: wymagana treść żądania"] if operation.body_required else []
@@ -189,6 +217,13 @@ def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
 
 
 # --- responses (strict mode) ----------------------------------------------------------------------
+
+
+def invoice_metadata_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong with a record of an export's ``_metadata.json``: the spec (POST
+    /invoices/exports) says each is an ``InvoiceMetadata``, as POST /invoices/query/metadata gives."""
+    return schema_errors({"$ref": "#/components/schemas/InvoiceMetadata"}, record)
+
 
 JSON_TYPES = ("application/json", "application/problem+json")
 

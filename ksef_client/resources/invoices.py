@@ -16,7 +16,16 @@ from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
 from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.identifiers import validate_ksef_number
-from ksef_client.invoice_query import MetadataCursor, build_filters, metadata_pages
+from ksef_client.invoice_query import (
+    MetadataCursor,
+    build_filters,
+    date_bounds,
+    metadata_pages,
+    range_filters,
+    utc_now,
+    window_end,
+    with_window,
+)
 from ksef_client.invoice_sync import SyncResult, sync_flow
 from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
@@ -45,12 +54,44 @@ def export_to_flow(
     compression: str = "Zip",
 ) -> Flow[ExportResult]:
     """``export_flow``, then the package unpacked into ``directory`` (a ``Blocking`` step: seconds
-    for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop)."""
+    for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop).
+
+    A range longer than KSeF's 100 days is exported window by window, oldest first, into the same
+    directory, until one comes back truncated (it says where to go on from) or the range is done."""
     limits = client.body_limits
-    ref, package, archive = yield from export_flow(
-        filters, client._public_keys, only_metadata, timeout, interval, limits, compression
-    )
-    return (yield from blocking(unpack_export, ref, package, archive, Path(directory), limits, only_metadata))
+    start, end = date_bounds(filters)
+    results = []
+    while True:
+        last = window_end(start, end, utc_now())
+        ref, package, archive = yield from export_flow(
+            with_window(filters, start, last),
+            client._public_keys,
+            only_metadata,
+            timeout,
+            interval,
+            limits,
+            compression,
+        )
+        result = yield from blocking(unpack_export, ref, package, archive, Path(directory), limits, only_metadata)
+        results.append(result)
+        if result.is_truncated or last is None or last == end:
+            return joined(results)
+        start = last
+
+
+def joined(results: list[ExportResult]) -> ExportResult:
+    """The exports of adjacent windows as one: every file and record once (a record dated at the
+    bound of two windows is in both), truncation and dates of the last; ``reference_numbers`` all."""
+    if len(results) == 1:
+        return results[0]
+    last = results[-1]
+    records = {str(m["ksefNumber"]): m for result in results for m in result.metadata}
+    files = list(dict.fromkeys(f for result in results for f in result.files))
+    return ExportResult(
+        last.reference_number, last.directory, files, list(records.values()), last.is_truncated,
+        last.last_permanent_storage_date, last.permanent_storage_hwm_date, last.extra,
+        [result.reference_number for result in results],
+    )  # fmt: skip
 
 
 class Invoices:
@@ -80,7 +121,7 @@ class Invoices:
 
         ``date_from``/``date_to``: aware datetimes, or dates (a day in Poland: from its start, to
         its end); a naive datetime is refused with a ``ValueError``."""
-        body = build_filters(
+        body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         return pager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
@@ -104,7 +145,7 @@ class Invoices:
 
         ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``.
         """
-        body = build_filters(
+        body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
@@ -161,7 +202,7 @@ class AsyncInvoices:
         **filters: Any,
     ) -> AsyncPager[InvoiceMetadata, MetadataCursor]:
         """Every metadata record matching the filters (``async for``)."""
-        body = build_filters(
+        body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         return apager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
@@ -182,7 +223,7 @@ class AsyncInvoices:
         **filters: Any,
     ) -> ExportResult:
         """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``)."""
-        body = build_filters(
+        body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
-from ksef_client.errors import APIConnectionError, RateLimitError
+from ksef_client.errors import APIConnectionError, InternalServerError, RateLimitError
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.persistence import SQLiteStore
@@ -71,7 +71,7 @@ class TestFaults:
         with ksef.online_session() as session:
             session.send(sample_invoice("D/1"))
         backend.faults.add(DROP, operation="sessions_status.get_session_status", times=1)
-        assert ksef.sessions.get(session.reference_number).status.code == 200
+        assert ksef.sessions.get(str(session.reference_number)).status.code == 200
         assert ksef.send_state.retries == 1
 
     def test_dropped_connection_without_retries_is_a_connection_error(self, ksef_server: ThreadedServer,
@@ -127,7 +127,7 @@ class TestControlEndpoints:
             with ksef.online_session() as session:
                 session.send(sample_invoice("C/1"))
             assert ksef.send_state.retries == 1  # the 503
-            assert ksef.sessions.get(session.reference_number).status.code == 170  # 2 reads needed
+            assert ksef.sessions.get(str(session.reference_number)).status.code == 170  # 2 reads needed
         with httpx.Client(base_url=root) as http:
             http.post("/_mock/reset", json={})
         assert backend.sessions.state.sessions == {}
@@ -141,9 +141,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
             session.send(sample_invoice("P/1"))
     restarted = ThreadedServer(KSeFBackend(), store=SQLiteStore(state))
     with restarted as second, KSeF(base_url=second.base_url, access_token=token) as ksef:  # the old token works
-        status = ksef.sessions.wait(session.reference_number)
+        status = ksef.sessions.wait(str(session.reference_number))
         assert status.successful_invoice_count == 1
-        upo = ksef.upo.get_session_upo(session.reference_number)
+        upo = ksef.upo.get_session_upo(str(session.reference_number))
         assert upo.documents[0].invoice_number == "P/1"
         with ksef.online_session() as again:  # the public keys survived as well
             again.send(sample_invoice("P/2"))
@@ -254,3 +254,61 @@ def test_the_app_s_shutdown_waits_for_the_last_save(tmp_path: Path, monkeypatch:
     release.set()
     flush(SHUTDOWN_WAIT)
     assert shutdown_waited, "the lifespan shutdown ended with the last save still pending"
+
+
+# create_app: "The ksef_mock fixture and the conformance suite switch it on" -- yet the conformance
+# property test, the examples under test and `make peers` (`python -m ksef_client.mock`, which had
+# no --strict) served issue 16's invoiceType "VAT" as a normal 200.
+_SERVE_RAW_INVOICE_TYPE = (
+    "import sys; from ksef_client.mock.state import invoices;"
+    "invoices.InvoiceFields.invoice_type = property(lambda fields: fields.kind);"
+    "from ksef_client.mock.server import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_ksef_mock_strict_refuses_an_answer_against_the_spec_logs_and_lists_it() -> None:
+    port = _free_port()
+    command = [sys.executable, "-c", _SERVE_RAW_INVOICE_TYPE, "--port", str(port), "--rate-limits", "0", "--strict"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert "(strict" in process.stderr.readline()
+        transport = httpx.HTTPTransport(retries=10)  # connect retries while uvicorn binds
+        with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}") as http:
+            token = http.post("/_mock/tokens", json={"nip": NIP}).json()["accessToken"]
+            with KSeF(base_url=f"http://127.0.0.1:{port}/v2", access_token=token, max_retries=0) as ksef:
+                ksef.send_batch([sample_invoice("STRICT/1")], wait=True)
+                with pytest.raises(InternalServerError):
+                    list(ksef.invoices.query(date_from=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)))
+            listed = http.get("/_mock/violations").json()
+        assert listed["strict"] is True
+        assert len(listed["violations"]) == 1 and "invoiceType" in listed["violations"][0]
+    finally:
+        process.terminate()
+        _, log = process.communicate(timeout=10)
+    assert "ksef-mock: strict mode violation: POST /invoices/query/metadata -> 200" in log
+
+
+def test_make_peers_runs_the_emulator_strict(tmp_path: Path) -> None:
+    from peers.run import Emulator  # the harness of `make peers`
+
+    emulator = Emulator(0.0, tmp_path / "emulator.log")
+    try:
+        emulator.wait_ready()
+        assert emulator.violations() == []  # SetupError when the emulator is not strict
+    finally:
+        emulator.stop()
+
+
+def test_the_examples_run_the_emulator_strict() -> None:
+    from examples import _emulator
+
+    with _emulator.base_url() as url:
+        answer = httpx.get(url.removesuffix("/v2") + "/_mock/violations")
+    assert answer.json() == {"strict": True, "violations": []}

@@ -15,12 +15,11 @@ import pytest
 
 from ksef_client import KSeF
 from ksef_client._generated.models import InvoiceType
-from ksef_client.crypto import SymmetricKey
+from ksef_client.crypto import SymmetricKey, encryption_for
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export, read_invoice_fields
-from ksef_client.sending import encryption_for
 from ksef_client.testing import sample_invoice
-from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses
+from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses, session_encryption
 
 SPEC_INVOICE_TYPES = {member.value for member in InvoiceType}
 
@@ -155,3 +154,42 @@ def test_a_comment_inside_a_value_is_no_part_of_it(ksef: KSeF) -> None:
     assert split_gross != first
     fields = read_invoice_fields(split_gross)
     assert (fields.number, fields.gross) == ("FV/7/A", Decimal("2522.73"))
+
+
+# Spec 2.9.0, InvoiceQueryFilters.dateRange: "Maksymalny dozwolony okres wynosi 100 dni w strefie
+# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
+# w UTC". The emulator allowed 92 days and checked only ranges with a `to`: an open range from 200
+# days back passed, so the SDK's sync() never learnt KSeF refuses it.
+@pytest.mark.parametrize("path", ["/invoices/query/metadata", "/invoices/exports"])
+@pytest.mark.parametrize(("days", "with_to", "allowed"), [
+    (95, True, True), (100, True, True), (101, True, False), (99, False, True), (101, False, False),
+    (200, False, False),
+])  # fmt: skip
+def test_date_ranges_are_held_to_100_days_an_open_one_counted_to_now(
+    raw: httpx.Client, path: str, days: int, with_to: bool, allowed: bool
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    date_range = {"dateType": "Invoicing", "from": (now - dt.timedelta(days=days)).isoformat()}
+    if with_to:
+        date_range["to"] = now.isoformat()
+    filters = {"subjectType": "Subject1", "dateRange": date_range}
+    key = SymmetricKey.generate()
+    body = filters if path.endswith("metadata") else {"encryption": session_encryption(key), "filters": filters}
+    answer = raw.post(path, json=body)
+    if allowed:
+        assert answer.status_code in (200, 201), answer.text
+    else:
+        assert answer.status_code == 400
+        assert answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21405
+
+
+def test_collective_identifier_queries_are_held_to_100_days(raw: httpx.Client) -> None:
+    # CollectiveIdentifiersQueryRequest.dateCreatedFrom: "maksymalny przedział czasu to 100 dni"
+    # (the SDK checked it, the emulator took any range).
+    now = dt.datetime.now(dt.UTC)
+    for days, status in ((100, 200), (101, 400)):
+        body = {"dateCreatedFrom": (now - dt.timedelta(days=days)).isoformat(), "dateCreatedTo": now.isoformat()}
+        answer = raw.post("/collective-identifiers/query", json=body)
+        assert answer.status_code == status, answer.text
+    backwards = {"dateCreatedFrom": now.isoformat(), "dateCreatedTo": (now - dt.timedelta(days=1)).isoformat()}
+    assert raw.post("/collective-identifiers/query", json=backwards).status_code == 400

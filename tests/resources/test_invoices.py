@@ -98,8 +98,8 @@ class TestDownload:
     def test_bad_filters_fail_before_sending(self, ksef: KSeF) -> None:
         with pytest.raises(ValueError, match="subject_type"):
             ksef.invoices.query("Seller", date_from=_start())
-        with pytest.raises(ValueError, match="3 months"):
-            ksef.invoices.query(date_from=_start(), date_to=_start() + dt.timedelta(days=120))
+        with pytest.raises(ValueError, match="must be after date_from"):
+            ksef.invoices.query(date_from=_start(), date_to=_start() - dt.timedelta(days=1))
         with pytest.raises(ValueError, match="page_size"):
             ksef.invoices.query(date_from=_start(), page_size=500)
         with pytest.raises(ValueError, match="ksef_number"):

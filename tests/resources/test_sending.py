@@ -34,6 +34,13 @@ def _open_batch(ksef: KSeF, package: BatchPackage, key: SymmetricKey) -> OpenBat
     return run(open_batch_flow(form_code("FA(3)"), package, key, ksef._public_keys, False), ksef)
 
 
+def _upload_first_part(ksef: KSeF, response: OpenBatchSessionResponse, package: BatchPackage) -> None:
+    """PUT the first part with the headers KSeF gave for it (storage refuses it without them)."""
+    request = response.part_upload_requests[0]
+    answer = ksef._storage.put(request.url, content=package.parts[0].read(), headers=request.headers.to_dict())
+    assert answer.status_code == 201, answer.text
+
+
 class TestOnlineSession:
     def test_twenty_invoices_one_invalid_one_duplicate(self, ksef: KSeF, backend: KSeFBackend) -> None:
         invoices = [sample_invoice(f"FV/{i}/2026") for i in range(18)]
@@ -189,7 +196,7 @@ class TestBatch:
         with BatchPackage.build([sample_invoice("H/2")], key) as package:
             package.parts[0].hash = sha256_b64(b"something else")  # declared hash != uploaded bytes
             response = _open_batch(ksef, package, key)
-            ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
+            _upload_first_part(ksef, response, package)
             run(close_flow(response.reference_number, close_batch_session), ksef)
         assert ksef.sessions.wait(response.reference_number).status.code == 405
 
@@ -199,7 +206,7 @@ class TestBatch:
         key = SymmetricKey.generate()
         with BatchPackage.build([sample_invoice(f"C/{i}") for i in range(30)], key) as package:
             response = _open_batch(ksef, package, key)
-            ksef._storage.put(response.part_upload_requests[0].url, content=package.parts[0].read())
+            _upload_first_part(ksef, response, package)
             run(close_flow(response.reference_number, close_batch_session), ksef)
         assert backend.sessions.state.sessions[response.reference_number].status.code in (150, 200)
         status = ksef.sessions.get(response.reference_number)

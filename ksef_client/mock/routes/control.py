@@ -12,6 +12,8 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
   "tokenActivation": 5}``: statuses advance after N reads (a new KSeF token: or after ``tokenActivation``
   seconds).
 - ``POST /_mock/rate-limits`` ``{"scale": 1.0}``: KSeF's limits times ``scale`` (0: off).
+- ``GET /_mock/violations``: ``{"strict": true, "violations": [...]}``, the answers strict mode
+  refused so far (``ksef-mock --strict``), for a harness that drives the emulator over HTTP.
 
 They answer only on a loopback name or the address the emulator was bound to, and only JSON
 (``Content-Type: application/json``): a web page in the user's browser can reach neither.
@@ -154,6 +156,14 @@ async def set_rate_limits(request: Request, body: dict[str, Any]) -> Response:
     return JSONResponse({"scale": backend.rate_limits.scale})
 
 
+@control_endpoint
+async def list_violations(request: Request, body: dict[str, Any]) -> Response:
+    state = request.app.state
+    return JSONResponse(
+        {"strict": bool(getattr(state, "strict", False)), "violations": getattr(state, "violations", [])}
+    )
+
+
 ROUTES = [
     Route("/_mock/reset", reset, methods=["POST"]),
     Route("/_mock/tokens", mint_token, methods=["POST"]),
@@ -161,4 +171,5 @@ ROUTES = [
     Route("/_mock/faults", clear_faults, methods=["DELETE"]),
     Route("/_mock/transitions", set_transitions, methods=["POST"]),
     Route("/_mock/rate-limits", set_rate_limits, methods=["POST"]),
+    Route("/_mock/violations", list_violations, methods=["GET"]),
 ]

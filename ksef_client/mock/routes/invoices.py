@@ -24,7 +24,7 @@ async def get_invoice(request: Request, backend: KSeFBackend, access: Access | N
 @api_endpoint("invoices.query_invoice_metadata")
 async def query_invoice_metadata(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    query = parse_query(await json_body(request))
+    query = parse_query(await json_body(request), backend.clock())
     offset = int_param(request, "pageOffset", default=0, low=0, high=1_000_000)
     size = int_param(request, "pageSize", default=10, low=10, high=250)
     order = request.query_params.get("sortOrder", "Asc")
@@ -59,7 +59,9 @@ async def export_invoices(request: Request, backend: KSeFBackend, access: Access
         raise MockAPIError(21405, VALIDATION, [f"encryption: {error}"]) from error
     only_metadata = bool(body.get("onlyMetadata", False))
     compression = str(body.get("compressionType") or "Zip")
-    export = backend.invoices.start_export(access, parse_query(filters), key, only_metadata, compression)
+    export = backend.invoices.start_export(
+        access, parse_query(filters, backend.clock()), key, only_metadata, compression
+    )
     return JSONResponse({"referenceNumber": export.reference_number}, status_code=201)
 
 

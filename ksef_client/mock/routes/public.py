@@ -19,7 +19,7 @@ from ksef_client.spec_version import SPEC_PATH, pinned_spec_path
 async def get_public_key_certificates(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     items = [
         {
-            "certificate": pair.der_b64, "certificateId": format(pair.certificate.serial_number, "X"),
+            "certificate": pair.der_b64, "certificateId": pair.certificate_id,
             "publicKeyId": pair.public_key_id, "validFrom": iso(pair.certificate.not_valid_before_utc),
             "validTo": iso(pair.certificate.not_valid_after_utc), "usage": [pair.usage],
         }

@@ -15,6 +15,7 @@ from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, iso, json_body
 from ksef_client.mock.routes.storage import upload_url
 from ksef_client.mock.state.sessions import BatchDeclaration, DeclaredPart, Encryption, SentInvoice, system_code_of
+from ksef_client.mock.state.storage import UPLOAD_HEADERS
 
 
 def _form(body: dict[str, Any]) -> str:
@@ -80,7 +81,7 @@ async def open_batch_session(request: Request, backend: KSeFBackend, access: Acc
     assert session.batch is not None
     uploads = [
         {"ordinalNumber": part.ordinal_number, "method": "PUT", "url": upload_url(request, part.upload_name),
-         "headers": {"x-ms-blob-type": "BlockBlob"}}
+         "headers": dict(UPLOAD_HEADERS)}
         for part in session.batch.parts
     ]  # fmt: skip
     return JSONResponse({"referenceNumber": session.reference_number, "partUploadRequests": uploads}, status_code=201)

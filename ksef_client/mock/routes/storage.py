@@ -11,6 +11,7 @@ from ksef_client.crypto import sha256_b64
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.responses import BrokenResponse, backend_of, read_body, xml_response
+from ksef_client.mock.state.storage import upload_header_error
 
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
 UPLOAD_PART = "storage.upload_part"  # the fault rules' name for part uploads
@@ -33,8 +34,16 @@ def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Respo
     return fault, _xml_error("ServerBusy", fault.status)
 
 
+def _carries_a_bearer_token(request: Request) -> bool:
+    # KSeF's storage rejects requests that carry a bearer token it cannot use: a presigned link
+    # carries its own authorization, and a client that sends its access token there leaks it.
+    return bool(request.headers.get("authorization"))
+
+
 async def download(request: Request) -> Response:
-    """Presigned downloads: 403 once the link has expired."""
+    """Presigned downloads: 403 once the link has expired, 400 with a bearer token."""
+    if _carries_a_bearer_token(request):
+        return _xml_error("InvalidAuthenticationInfo", 400)
     fault, instead = storage_fault(request, STORAGE_DOWNLOAD)
     if instead is not None:
         return instead
@@ -51,13 +60,15 @@ async def download(request: Request) -> Response:
 
 
 async def upload_part(request: Request) -> Response:
-    """PUT of one encrypted part: 201, or 403 once the window closed (Azure-like XML error body)."""
-    if request.headers.get("authorization"):
-        # KSeF's storage rejects requests that carry a bearer token it cannot use.
+    """PUT of one encrypted part: 201, or 403 once the window closed, 400 without the headers
+    ``partUploadRequests`` gave (Azure-like XML error bodies)."""
+    if _carries_a_bearer_token(request):
         return _xml_error("InvalidAuthenticationInfo", 400)
     fault, instead = storage_fault(request, UPLOAD_PART)
     if instead is not None:
         return instead
+    if (error := upload_header_error(request.headers)) is not None:
+        return _xml_error(error, 400)  # as Azure's Put Blob answers without x-ms-blob-type
     try:
         data = await read_body(request, MAX_PART_UPLOAD)
     except MockAPIError:

@@ -13,6 +13,8 @@ from ksef_client.mock.state.invoices import Invoices
 from ksef_client.mock.state.testdata import TestData
 
 MAX_QUERY_NUMBERS = 10  # identifiers per POST /collective-identifiers/invoices
+# CollectiveIdentifiersQueryRequest.dateCreatedFrom (spec 2.9.0): "maksymalny przedział czasu to 100 dni".
+MAX_QUERY_RANGE = dt.timedelta(days=100)
 
 
 @dataclass
@@ -56,7 +58,10 @@ class CollectiveIdentifiers:
         return identifier
 
     def query(self, start: dt.datetime, end: dt.datetime, number: str | None = None) -> list[CollectiveIdentifier]:
-        """Identifiers created between ``start`` and ``end`` (and with ``number``, when given)."""
+        """Identifiers created between ``start`` and ``end`` (and with ``number``, when given);
+        21405 for a range over 100 days or one that ends before it starts."""
+        if not dt.timedelta(0) <= end - start <= MAX_QUERY_RANGE:
+            raise MockAPIError(21405, VALIDATION, ["dateCreatedFrom..dateCreatedTo: najwyżej 100 dni, from <= to."])
         return [
             i for i in self.state.identifiers.values()
             if start <= i.created <= end and number in (None, i.number)

@@ -117,6 +117,9 @@ class Core:
         self.secret = secrets.token_bytes(32)
         self.settings = settings
         self.transitions = Transitions()
+        # Strict mode's check of a record the emulator writes outside any answer (an export's
+        # _metadata.json): what breaks InvoiceMetadata; None when strict mode is off.
+        self.check_metadata_record: Callable[[dict[str, Any]], list[str]] | None = None
 
     def new_reference_number(self, kind: str) -> str:
         """A reference number in the official format (date, kind, 20 hex, CRC-8)."""

@@ -14,6 +14,7 @@ import io
 import json
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from lxml import etree
 
 from ksef_client.crypto import SymmetricKey, sha256_b64
-from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
 from ksef_client.mock.state.storage import Storage
@@ -29,7 +30,10 @@ from ksef_client.mock.state.storage import Storage
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
-MAX_RANGE = dt.timedelta(days=92)
+# InvoiceQueryFilters.dateRange (spec 2.9.0): "Maksymalny dozwolony okres wynosi 100 dni w strefie
+# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
+# w UTC", so a range without ``to`` is counted to now.
+MAX_RANGE = dt.timedelta(days=100)
 MAX_RUNNING_EXPORTS = 10
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
@@ -264,8 +268,9 @@ def _parse_date(raw: object, name: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
 
-def parse_query(body: dict[str, Any]) -> Query:
-    """Validate ``filters``; KSeF's 21405 for what it would refuse."""
+def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
+    """Validate ``filters``; KSeF's 21405 for what it would refuse (a range over 100 days, one
+    without ``to`` counted to ``now``)."""
     subject_type = body.get("subjectType")
     date_range = body.get("dateRange")
     if subject_type not in SUBJECT_TYPES or not isinstance(date_range, dict):
@@ -275,8 +280,8 @@ def parse_query(body: dict[str, Any]) -> Query:
         raise MockAPIError(21405, VALIDATION, ["dateRange.dateType i dateRange.from: wymagane."])
     start = _parse_date(date_range["from"], "dateRange.from")
     end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
-    if end is not None and (end < start or end - start > MAX_RANGE):
-        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 3 miesiące, to >= from."])
+    if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
+        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from."])
     return Query(
         str(subject_type), str(date_type), start, end, bool(date_range.get("restrictToPermanentStorageHwmDate")),
         body.get("ksefNumber"), body.get("invoiceNumber"), body.get("sellerNip"),
@@ -439,10 +444,11 @@ class Invoices:
         chosen = export.invoices[: self.core.settings.metadata_limit]
         truncated = len(export.invoices) > len(chosen)
         damage = self.faults.export_metadata if self.faults is not None else None
+        check = self.core.check_metadata_record
         if damage is None:
-            package = pack_export(chosen, export.only_metadata, export.compression)
+            package = pack_export(chosen, export.only_metadata, export.compression, check=check)
         else:
-            package = pack_export(chosen, export.only_metadata, export.compression, damage=damage)
+            package = pack_export(chosen, export.only_metadata, export.compression, damage=damage, check=check)
         suffix = "tar.gz" if export.compression == "TarGz" else "zip"
         parts = []
         size = self.core.settings.export_part_size
@@ -474,6 +480,12 @@ def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
     return invoice.acquired + PERMANENT_STORAGE_DELAY  # PermanentStorage
 
 
+def _check_records(records: list[dict[str, Any]], check: Callable[[dict[str, Any]], list[str]]) -> None:
+    problems = [f"invoices[{n}] {problem}" for n, record in enumerate(records) for problem in check(record)]
+    if problems:
+        raise StrictModeViolation(f"_metadata.json of an export package: {'; '.join(problems[:5])}")
+
+
 def metadata_of(invoice: Invoice) -> dict[str, Any]:
     """An ``InvoiceMetadata`` record."""
     fields = invoice.fields
@@ -502,15 +514,23 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
 
 
 def pack_export(
-    invoices: list[Invoice], only_metadata: bool, compression: str = "Zip", damage: str | None = None
+    invoices: list[Invoice],
+    only_metadata: bool,
+    compression: str = "Zip",
+    damage: str | None = None,
+    check: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> bytes:
     """The export package: ``{ksefNumber}.xml`` files and ``_metadata.json``, zipped or tar.gz.
     ``damage`` (``Faults.export_metadata``): ``"missing"`` leaves ``_metadata.json`` out,
-    ``"short"`` leaves its last record out."""
+    ``"short"`` leaves its last record out. ``check`` (strict mode): what is wrong with a record;
+    ``StrictModeViolation`` when any is (the spec: each record is an ``InvoiceMetadata``)."""
     files = [] if only_metadata else [(f"{i.ksef_number}.xml", i.xml) for i in invoices]
     listed = invoices[:-1] if damage == "short" else invoices
+    records = [metadata_of(i) for i in listed]
+    if check is not None:
+        _check_records(records, check)
     if damage != "missing":
-        files.append(("_metadata.json", json.dumps({"invoices": [metadata_of(i) for i in listed]}).encode()))
+        files.append(("_metadata.json", json.dumps({"invoices": records}).encode()))
     buffer = io.BytesIO()
     if compression == "TarGz":
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

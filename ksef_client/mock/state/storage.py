@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ksef_client.mock.state.core import Core
 
 LINK_TTL = dt.timedelta(hours=1)
+# The headers a part upload must carry (``partUploadRequests[].headers``), as KSeF's storage, Azure
+# Blob, needs for Put Blob. The guide (sesja-wsadowa.md): send "komplet nagłówków, które należy
+# przesłać razem z daną częścią ... stosując dokładnie te wartości".
+UPLOAD_HEADERS = {"x-ms-blob-type": "BlockBlob"}
+
+
+def upload_header_error(headers: Mapping[str, str]) -> str | None:
+    """Azure's error code for an upload that lacks a header of ``UPLOAD_HEADERS``
+    (``MissingRequiredHeader``) or gives it another value (``InvalidHeaderValue``); ``None``: fine."""
+    sent = {name.lower(): value for name, value in headers.items()}
+    for name, value in UPLOAD_HEADERS.items():
+        if name.lower() not in sent:
+            return "MissingRequiredHeader"
+        if sent[name.lower()] != value:
+            return "InvalidHeaderValue"
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""The emulator's blob storage holds clients to what KSeF's (Azure Blob) takes: part uploads carry
+the headers ``partUploadRequests`` gave, and neither uploads nor presigned downloads take a bearer
+token."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ksef_client import KSeF, sending
+from ksef_client._generated.models import UpoResponse
+from ksef_client.batch import EncryptedPart, PartUpload, part_uploads
+from ksef_client.errors import BatchError
+from ksef_client.testing import sample_invoice
+from tests.mock.conftest import open_batch, upload, zipped
+
+
+# The guide (sesja-wsadowa.md): send each part with "komplet nagłówków, które należy przesłać razem
+# z daną częścią ... stosując dokładnie te wartości". Azure's Put Blob answers 400
+# MissingRequiredHeader without x-ms-blob-type. The emulator handed the header out and never
+# looked for it, so an SDK that dropped it passed every test.
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, "MissingRequiredHeader"), ({"x-ms-blob-type": "AppendBlob"}, "InvalidHeaderValue")],
+)
+def test_a_part_upload_without_the_given_headers_is_refused(
+    raw: httpx.Client, headers: dict[str, str], code: str
+) -> None:
+    _, parts = open_batch(raw, zipped({"a.xml": sample_invoice("U/1")}))
+    (request, data) = parts[0]
+    assert request["headers"] == {"x-ms-blob-type": "BlockBlob"}
+    answer = httpx.put(request["url"], content=data, headers=headers)
+    assert answer.status_code == 400
+    assert f"<Code>{code}</Code>" in answer.text
+    assert upload(parts) == [201]  # with the headers as given, exactly: taken
+    header_case = httpx.put(request["url"], content=data, headers={"X-MS-Blob-Type": "BlockBlob"})
+    assert header_case.status_code == 201  # HTTP header names are case-insensitive
+
+
+def test_an_sdk_that_drops_the_upload_headers_fails_its_batch(ksef: KSeF, monkeypatch: pytest.MonkeyPatch) -> None:
+    def without_headers(requests: Iterable[Any], parts: Iterable[EncryptedPart]) -> list[PartUpload]:
+        uploads = part_uploads(requests, parts)
+        return [replace(u, headers={"Content-Length": u.headers["Content-Length"]}) for u in uploads]
+
+    monkeypatch.setattr(sending, "part_uploads", without_headers)
+    with pytest.raises(BatchError, match=r"MissingRequiredHeader|400"):
+        ksef.send_batch([sample_invoice("U/2")], wait=True)
+
+
+# Uploads refused a bearer token, presigned downloads took it: an SDK that fetched UPOs or export
+# parts through its authenticated client (the access token sent to the blob host, which Azure
+# refuses) passed every emulator test.
+def test_a_presigned_download_refuses_a_bearer_token(ksef: KSeF, tmp_path: Path) -> None:
+    with ksef.online_session() as session:
+        session.send(sample_invoice("D/1"))
+    status = ksef.sessions.wait(str(session.reference_number))
+    assert isinstance(status.upo, UpoResponse)
+    url = str(status.upo.pages[0].download_url)
+    refused = httpx.get(url, headers={"Authorization": "Bearer anything"})
+    assert refused.status_code == 400 and "<Code>InvalidAuthenticationInfo</Code>" in refused.text
+    assert httpx.get(url).status_code == 200
+    # The SDK's own downloads (a session UPO, an export's parts) carry no token.
+    assert ksef.upo.get_session_upo(str(session.reference_number)).documents
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    assert len(ksef.invoices.export(tmp_path, date_from=since, interval=0).files) == 1

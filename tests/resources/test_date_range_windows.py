@@ -1,0 +1,187 @@
+"""KSeF's 100-day ``dateRange``: refused past it, on both sides, and walked in windows by the SDK.
+
+Spec 2.9.0, ``InvoiceQueryFilters.dateRange``: "Maksymalny dozwolony okres wynosi 100 dni w strefie
+UTC"; ``InvoiceQueryDateRange.to``: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i
+czas w UTC" (a range without ``to`` reaches now). The SDK and the emulator once both allowed 92
+days and checked only ranges with a ``to``, so ``sync()`` after a pause of more than 100 days asked
+KSeF for a range it refuses, every run, and its mark never moved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ksef_client import KSeF
+from ksef_client._generated.models import QueryInvoicesMetadataResponse
+from ksef_client.export import ExportResult
+from ksef_client.invoice_query import MAX_RANGE, MetadataCursor, build_filters, next_metadata_page
+from ksef_client.invoice_sync import SyncState, _advance
+from ksef_client.mock import KSeFBackend
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+
+BUYER = "1111111111"
+DAY = dt.timedelta(days=1)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def sent_at(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[dt.datetime, str], None]]:
+    """Send one invoice as if at ``when`` (the emulator's clock set back for it, then restored)."""
+    real = backend.clock
+
+    def send(when: dt.datetime, number: str) -> None:
+        monkeypatch.setattr(backend, "clock", lambda: when)
+        try:
+            issued = (when - DAY).date()  # before the day it is received, wherever midnight falls
+            ksef.send_batch([sample_invoice(number, buyer_nip=BUYER, issue_date=issued)], wait=True)
+        finally:
+            monkeypatch.setattr(backend, "clock", real)
+
+    yield send
+
+
+@pytest.fixture
+def date_ranges(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """Every ``dateRange`` the client sends (metadata queries and exports)."""
+    seen: list[dict[str, str]] = []
+    send = httpx.Client.send
+
+    def spy(self: httpx.Client, request: httpx.Request, **options: object) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith(("/invoices/query/metadata", "/invoices/exports")):
+            body = json.loads(request.content)
+            seen.append((body.get("filters") or body)["dateRange"])
+        return send(self, request, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.Client, "send", spy)
+    return seen
+
+
+def _span(date_range: dict[str, str], sent: dt.datetime) -> dt.timedelta:
+    end = dt.datetime.fromisoformat(date_range["to"]) if "to" in date_range else sent
+    return end - dt.datetime.fromisoformat(date_range["from"])
+
+
+class TestTheLimit:
+    def test_the_sdk_refuses_over_100_days_counting_an_open_range_to_now(self) -> None:
+        start = _now() - dt.timedelta(days=150)
+        with pytest.raises(ValueError, match="at most 100 days"):
+            build_filters("Subject1", start)  # once sent as is: KSeF counts it to now, 150 days
+        with pytest.raises(ValueError, match="at most 100 days"):
+            build_filters("Subject1", start, start + MAX_RANGE + dt.timedelta(seconds=1))
+        # 93 to 100 days: allowed by 2.9.0 (the SDK capped at 92, "3 months", the older rule).
+        assert build_filters("Subject1", start, start + dt.timedelta(days=95))["dateRange"]["to"]
+        assert build_filters("Subject1", start, start + MAX_RANGE)
+        assert "to" not in build_filters("Subject1", _now() - dt.timedelta(days=99))["dateRange"]
+
+    def test_collective_identifier_queries_are_held_to_100_days(self, ksef: KSeF) -> None:
+        # CollectiveIdentifiersQueryRequest.dateCreatedFrom: "maksymalny przedział czasu to 100 dni".
+        now = _now()
+        with pytest.raises(ValueError, match="at most 100 days"):
+            ksef.collective_identifiers.query(now - dt.timedelta(days=101), now)
+        assert list(ksef.collective_identifiers.query(now - MAX_RANGE, now)) == []
+
+
+class TestWindows:
+    def test_a_query_from_290_days_ago_is_walked_in_windows_each_way(
+        self, ksef: KSeF, sent_at: Callable[[dt.datetime, str], None], date_ranges: list[dict[str, str]]
+    ) -> None:
+        now = _now()
+        for days in (250, 150, 30):
+            sent_at(now - dt.timedelta(days=days), f"OLD/{days}")
+        for order in ("Asc", "Desc"):
+            date_ranges.clear()
+            found = [
+                r.invoice_number
+                for r in ksef.invoices.query(
+                    date_from=now - dt.timedelta(days=290), date_type="Invoicing", sort_order=order
+                )
+            ]
+            expected = ["OLD/250", "OLD/150", "OLD/30"]
+            assert found == (expected if order == "Asc" else expected[::-1])
+            assert len(date_ranges) == 3 and all(_span(r, _now()) <= MAX_RANGE for r in date_ranges)
+
+    def test_an_export_from_290_days_ago_takes_every_window(
+        self, ksef: KSeF, sent_at: Callable[[dt.datetime, str], None], tmp_path: Path
+    ) -> None:
+        now = _now()
+        for days in (250, 150, 30):
+            sent_at(now - dt.timedelta(days=days), f"EX/{days}")
+        result = ksef.invoices.export(tmp_path, date_from=now - dt.timedelta(days=290), interval=0)
+        assert sorted(m["invoiceNumber"] for m in result.metadata) == ["EX/150", "EX/250", "EX/30"]
+        assert len(result.files) == 3 and len(result.reference_numbers) == 3
+        assert result.reference_number == result.reference_numbers[-1] and not result.is_truncated
+
+    def test_a_sync_after_a_long_pause_catches_up_window_by_window(
+        self,
+        ksef: KSeF,
+        sent_at: Callable[[dt.datetime, str], None],
+        date_ranges: list[dict[str, str]],
+        tmp_path: Path,
+    ) -> None:
+        # A state file left 200 days ago: each run once asked KSeF for 200 days and was refused.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        now = _now()
+        SyncState((now - dt.timedelta(days=200)).isoformat()).save(state)
+        sent_at(now - dt.timedelta(days=120), "GAP/1")
+        ksef.send_batch([sample_invoice("GAP/2", buyer_nip=BUYER)], wait=True)
+        result = ksef.invoices.sync("Subject1", state, inbox, interval=0)
+        assert len(result.ksef_numbers) == 2 and len(list(inbox.glob("*.xml"))) == 2
+        assert len(date_ranges) >= 3 and all(_span(r, _now()) <= MAX_RANGE for r in date_ranges)
+        assert ksef.invoices.sync("Subject1", state, inbox, interval=0).ksef_numbers == []
+
+    def test_a_first_sync_from_a_year_back_takes_everything(
+        self, ksef: KSeF, sent_at: Callable[[dt.datetime, str], None], tmp_path: Path
+    ) -> None:
+        now = _now()
+        for days in (330, 200, 5):
+            sent_at(now - dt.timedelta(days=days), f"Y/{days}")
+        first = ksef.invoices.sync("Subject1", tmp_path / "s.json", tmp_path / "in",
+                                   start=now - dt.timedelta(days=365), interval=0)  # fmt: skip
+        assert len(first.ksef_numbers) == 3
+
+
+class TestWindowSteps:
+    def test_a_finished_window_short_of_the_range_goes_on_from_its_bound(self) -> None:
+        at, number = "2026-01-01T10:00:00+00:00", f"{NIP}-20260101-010000000001-00"
+        record = {
+            "ksefNumber": number, "invoiceNumber": "F/1", "issueDate": "2026-01-01",
+            "invoicingDate": at, "acquisitionDate": at, "permanentStorageDate": at, "seller": {"nip": NIP},
+            "buyer": {"identifier": {"type": "None"}}, "netAmount": 1, "grossAmount": 1, "vatAmount": 0,
+            "currency": "PLN", "invoicingMode": "Online", "invoiceType": "Vat",
+            "formCode": {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"}, "isSelfInvoicing": False,
+            "hasAttachment": False, "invoiceHash": "A" * 43 + "=",
+        }  # fmt: skip
+        page = QueryInvoicesMetadataResponse.from_dict({"hasMore": False, "isTruncated": False, "invoices": [record]})
+        cursor = MetadataCursor("2025-09-23T10:00:00+00:00")
+        assert next_metadata_page(cursor, page, "PermanentStorage")[1] is None
+        # The record sits on the bound, which the next window holds again: it is skipped there.
+        _, after = next_metadata_page(cursor, page, "PermanentStorage", short_at=at)
+        assert after == MetadataCursor(at, 0, (number,))
+        _, after = next_metadata_page(cursor, page, "PermanentStorage", True, short_at=at)
+        assert after == MetadataCursor(cursor.date_from, 0, (number,), date_to=at)
+
+    def test_an_explicit_sync_window_ends_at_its_to_or_the_hwm_before_it(self, tmp_path: Path) -> None:
+        # The guide (przyrostowe-pobieranie-faktur.md): the next window starts at "wartość
+        # dateRange.to, gdy została podana, lub PermanentStorageHwmDate gdy dateRange.to pominięto".
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        to = start + MAX_RANGE
+
+        def done(hwm: dt.datetime | None) -> ExportResult:
+            return ExportResult("EX", tmp_path, [], [], False, None, hwm)
+
+        state = SyncState(start.isoformat())
+        assert _advance(state, done(to + DAY), to).date_from == to.isoformat()
+        assert _advance(state, done(to - DAY), to).date_from == (to - DAY).isoformat()
+        assert _advance(state, done(to + DAY)).date_from == (to + DAY).isoformat()  # open: the HWM
