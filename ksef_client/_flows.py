@@ -47,7 +47,7 @@ from ksef_client._auth import BEARER
 from ksef_client._body import BODY_KIND
 from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
-from ksef_client._retry import BUDGET, RetryBudget
+from ksef_client._retry import BUDGET, DeadlineExceeded, RetryBudget
 from ksef_client._threads import in_thread
 from ksef_client._transport import DEADLINE, Deadline
 from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
@@ -186,7 +186,9 @@ class CallDeadline:
     def check(self, wait: float = 0.0) -> None:
         """``APITimeoutError`` when the deadline has passed, or would after ``wait`` seconds."""
         if self.shared is not None and self._clock() + wait >= self.shared.at:
-            raise APITimeoutError("the call's deadline passed (deadline= on the client or with_options())")
+            message = "the call's deadline passed (deadline= on the client or with_options())"
+            # before the step: its request (if it makes one) never went out
+            raise APITimeoutError(message) from DeadlineExceeded(message, nothing_sent=True)
 
 
 def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _Done:

@@ -18,7 +18,15 @@ import anyio
 import httpx
 
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
-from ksef_client._retry import MAX_RETRY_AFTER, RetryBudget, RetryPolicy, budget_of, is_repeat_safe, parse_retry_after
+from ksef_client._retry import (
+    MAX_RETRY_AFTER,
+    DeadlineExceeded,
+    RetryBudget,
+    RetryPolicy,
+    budget_of,
+    is_repeat_safe,
+    parse_retry_after,
+)
 from ksef_client._throttle import Pacing, Slot, Throttle
 from ksef_client.errors import ThrottleWaitTooLongError
 from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_system_warnings
@@ -31,10 +39,6 @@ log = logging.getLogger("ksef_client")
 # uplink may outlast any deadline meant for API calls).
 DEADLINE = "ksef_deadline"
 NO_DEADLINE = "none"
-
-
-class DeadlineExceeded(httpx.TimeoutException):
-    """The call's overall deadline passed (a slow or silent server, or retries that would outlast it)."""
 
 
 class Deadline:
@@ -87,10 +91,18 @@ class SendState:
             deadline = request.extensions[DEADLINE] = Deadline(self.clock() + self.deadline)
         return deadline if isinstance(deadline, Deadline) else None
 
-    def check_deadline(self, request: httpx.Request, deadline: Deadline | None, wait: float = 0.0) -> None:
-        """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds)."""
+    def check_deadline(
+        self, request: httpx.Request, deadline: Deadline | None, wait: float = 0.0, before_attempt: bool = False
+    ) -> None:
+        """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds).
+        ``before_attempt``: checked before an attempt goes out (nothing sent if it is the first)."""
         if deadline is not None and self.clock() + wait >= deadline.at:
-            raise DeadlineExceeded(f"the call's deadline passed ({self.deadline_text(request)})", request=request)
+            nothing_sent = before_attempt and not budget_of(request).used
+            raise DeadlineExceeded(
+                f"the call's deadline passed ({self.deadline_text(request)})",
+                request=request,
+                nothing_sent=nothing_sent,
+            )
 
     def deadline_text(self, request: httpx.Request) -> str:
         """Where to change the deadline, for messages."""
@@ -121,7 +133,7 @@ class SendState:
         moves the call's deadline; one longer than ``max_retry_after`` raises
         ``ThrottleWaitTooLongError`` (nothing sent) rather than hang the caller in silence.
         """
-        self.check_deadline(request, deadline)
+        self.check_deadline(request, deadline, before_attempt=True)
         path = request.url.path
         if not path.startswith(self.api_path_prefix):
             return Slot(0.0)  # presigned storage URLs are not rate-limited

@@ -61,11 +61,13 @@ class KSeFError(Exception):
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
-        maybe_sent: ``True`` on an error of ``session.send`` when the invoice may have reached KSeF
-            (the answer was lost, the connection broke after the request went out, a 5xx, the
-            deadline passed with a request out): KSeF may hold it, and ``session.outcomes()``
-            reports it either way (the error's note says what to do). ``False``: it was not sent
-            (KSeF refused it with a 4xx, the connection was never made), and on any other error.
+        maybe_sent: ``True`` on an error of ``session.send`` unless KSeF is known not to hold the
+            invoice (the answer was lost or could not be read, the connection broke after the
+            request went out, a 5xx, the deadline passed with a request out): KSeF may hold it,
+            and ``session.outcomes()`` reports it either way (the error's note says what to do).
+            ``False``: it was not sent (KSeF refused it with a 4xx, the connection was never made,
+            the deadline passed or the client's pacing held it back before it went out), and on
+            the errors of anything but ``session.send``.
         invoice_hash, invoice_number: on an error of ``session.send``, the invoice's SHA-256
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
-import httpx
 from lxml import etree
 
 from ksef_client._core import parsed
@@ -44,7 +43,7 @@ from ksef_client._generated.models import (
     SendInvoiceResponse,
     SessionStatusResponse,
 )
-from ksef_client._retry import RetryBudget
+from ksef_client._retry import RetryBudget, never_sent
 from ksef_client._threads import in_thread, on_loop
 from ksef_client._xml import parse
 from ksef_client.batch import (
@@ -64,7 +63,7 @@ from ksef_client.errors import (
     InternalServerError,
     InvoiceRejectedError,
     KSeFError,
-    ResponseFormatError,
+    ThrottleWaitTooLongError,
 )
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
 from ksef_client.resources.auth import with_keys
@@ -128,29 +127,28 @@ def send_flow(
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
 
 
-# Transport failures that happen before a connection exists: the request never left the machine.
-NEVER_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
-    """Whether an invoice whose send raised ``error`` may be in KSeF all the same.
+    """Whether an invoice whose send raised ``error`` may be in KSeF all the same: ``True`` unless
+    the send is known not to have reached it (``not_taken``).
 
     Only the last attempt's error reaches the flow: if the request was repeated (``budget.used``),
-    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says. Of
-    one attempt, KSeF did not take it when it answered 4xx (a 429 included: refused unprocessed),
-    when the connection was never made, or when the call's deadline passed before the request
-    (an ``APITimeoutError`` with no transport error behind it); a 5xx, a broken connection, a
-    timeout waiting for the answer and a 2xx answer that cannot be read may all come after KSeF
-    stored it.
+    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says.
     """
-    if budget.used:
-        return True
+    return bool(budget.used) or not not_taken(error)
+
+
+def not_taken(error: KSeFError) -> bool:
+    """Whether KSeF cannot hold a request that failed with ``error`` at its only attempt: it
+    answered 4xx (a 429 included: refused unprocessed), the request never went out (no connection
+    made, or the call's deadline passed before it: ``_retry.never_sent``, the test the retry policy
+    uses too), or the client's own pacing held it back (``ThrottleWaitTooLongError``). Anything
+    else (a 5xx, a broken connection, a timeout waiting for the answer, a 2xx answer that cannot be
+    read or is too large) may come after KSeF stored it."""
     if isinstance(error, APIStatusError):
-        return error.status_code >= 500  # HTTP's server errors
+        return 400 <= error.status_code < 500  # HTTP's client errors
     if isinstance(error, APIConnectionError):
-        cause = error.__cause__
-        return cause is not None and not isinstance(cause, NEVER_CONNECTED)
-    return isinstance(error, ResponseFormatError)
+        return never_sent(error.__cause__)
+    return isinstance(error, ThrottleWaitTooLongError)
 
 
 UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
