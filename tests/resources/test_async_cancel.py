@@ -396,7 +396,9 @@ async def test_work_a_thread_takes_after_the_caller_gave_it_up_never_runs(monkey
     # when the thread comes to it, is not done.
     handed: list[Callable[[], object]] = []
 
-    async def run_sync(work: Callable[[], object], *, abandon_on_cancel: bool) -> NoReturn:
+    async def run_sync(work: Callable[[], object], **options: object) -> NoReturn:
+        if handed:  # was: the caller waited (in a thread of its own) for the work's end
+            raise AssertionError("the cancelled caller waits for work no thread began")
         handed.append(work)  # a thread will take it later
         await anyio.sleep_forever()
         raise AssertionError("not reached")
