@@ -50,7 +50,14 @@ from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, DeadlineExceeded, RetryBudget
 from ksef_client._threads import in_thread
 from ksef_client._transport import DEADLINE, Deadline
-from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client.errors import (
+    APITimeoutError,
+    InternalServerError,
+    KSeFError,
+    PollTimeoutError,
+    RateLimitError,
+    ResponseFormatError,
+)
 from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_page_size
 
 if TYPE_CHECKING:
@@ -104,11 +111,17 @@ class StreamDownload:
 @dataclass(frozen=True)
 class Retry:
     """Restart a step if the retry policy allows (``budget`` counts the repeats so far), after at
-    least ``at_least`` seconds (what the failure asked for: a 429's ``Retry-After``)."""
+    least ``at_least`` seconds (what the failure asked for: ``retry_after_of``); one past
+    ``max_retry_after`` is not waited for, the step is not restarted."""
 
     budget: RetryBudget
     what: str
     at_least: float | None = None
+
+
+def retry_after_of(error: KSeFError) -> float | None:
+    """The wait the answer that failed a step asked for: a 429's or a 5xx's ``Retry-After``."""
+    return error.retry_after if isinstance(error, RateLimitError | InternalServerError) else None
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ class RetryPolicy:
     def delay_to_restart(self, budget: RetryBudget, rng: random.Random, at_least: float | None = None) -> float | None:
         """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``.
 
-        ``at_least``: what the failure asked for (a 429's ``Retry-After``); past
+        ``at_least``: what the failure asked for (a 429's or a 5xx's ``Retry-After``); past
         ``max_retry_after`` the flow gives up rather than restart into KSeF's block.
         """
         if not self.may_repeat(budget) or self.too_long(at_least):

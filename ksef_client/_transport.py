@@ -188,7 +188,7 @@ class SendState:
 
     def restart(self, budget: RetryBudget, what: str, at_least: float | None = None) -> float | None:
         """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up.
-        ``at_least``: the wait the failure asked for (a 429's ``Retry-After``)."""
+        ``at_least``: the wait the failure asked for (a 429's or a 5xx's ``Retry-After``)."""
         delay = self.policy.delay_to_restart(budget, self.rng, at_least)
         if delay is not None:
             with self._lock:

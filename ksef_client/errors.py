@@ -182,7 +182,13 @@ class RateLimitError(APIStatusError):
 
 
 class InternalServerError(APIStatusError):
-    """5xx after the client's retries."""
+    """5xx after the client's retries; ``retry_after``: the server's ``Retry-After`` in seconds,
+    when it sent one (a step the SDK restarts after it, a session close or a login, waits that
+    long first, or gives up when it is past ``max_retry_after``)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class RetryAfterTooLongError(RateLimitError):
@@ -382,8 +388,8 @@ def make_status_error(
     ):
         message += f": KSeF asked to retry after {retry_after:g} s, more than max_retry_after ({max_retry_after:g} s)"
         return RetryAfterTooLongError(message, retry_after=retry_after, cap=max_retry_after, **kwargs)
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    if cls is RateLimitError or cls is InternalServerError:
+        return cls(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)
 
 

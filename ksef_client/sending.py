@@ -29,7 +29,7 @@ import anyio
 from lxml import etree
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, run
+from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, retry_after_of, run
 from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
 from ksef_client._generated.api.sessions_status import get_session_status
@@ -186,9 +186,9 @@ NOT_SENT = (
 
 
 def close_flow(reference_number: str, operation: Any) -> Flow[None]:
-    """Close a session (``operation``: the online or batch close); when the answer is lost, the
-    session's status tells whether it closed, and the close is sent again only if it did not (one
-    retry budget for every attempt of the close)."""
+    """Close a session (``operation``: the online or batch close); when the answer is lost (or is a
+    5xx), the session's status tells whether it closed, and the close is sent again only if it did
+    not, after the 5xx's ``Retry-After`` (one retry budget for every attempt of the close)."""
     budget = RetryBudget()
     while True:
         try:
@@ -199,7 +199,8 @@ def close_flow(reference_number: str, operation: Any) -> Flow[None]:
             status = parsed(response_of((yield call)), SessionStatusResponse)
             if status.status.code != OPEN:
                 return  # the close went through; only its answer was lost
-            if not (yield Retry(budget, f"close of session {reference_number}")):
+            # after what a 5xx asked for (its Retry-After); past max_retry_after: not restarted
+            if not (yield Retry(budget, f"close of session {reference_number}", retry_after_of(error))):
                 raise error
 
 
