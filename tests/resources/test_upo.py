@@ -136,7 +136,10 @@ def test_a_failed_invoice_upo_download_raises_the_error_itself_in_both_clients(
         with pytest.raises(InternalServerError, match="503"):
             save(tmp_path / name)
         written = list((tmp_path / name).glob("*.xml"))
-        assert 1 <= len(written) < 6, name  # the other download under way was finished
+        # Async: both tasks send before either answer comes, so the other download was under way
+        # and was finished. Sync: the second thread may begin only after the failure, and then
+        # starts nothing (see test_after_a_failed_invoice_upo_download_no_other_starts).
+        assert (1 if name == "async" else 0) <= len(written) < 6, name
         assert all(parse_upo(path.read_bytes()).documents for path in written)
 
 
