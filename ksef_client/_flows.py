@@ -184,7 +184,8 @@ class CallDeadline:
     """The deadline of one run (``shared`` ``None``: the client has none).
 
     Every request of the run carries ``shared``, so the waits the client-side throttle imposes on
-    them move it (the SDK's own pacing, not the server's delay), and no other run's waits do.
+    them move it (the SDK's own pacing, not the server's delay: not KSeF's block after a 429), and
+    no other run's waits do.
     """
 
     def __init__(self, client: KSeF | AsyncKSeF) -> None:

@@ -95,9 +95,10 @@ class RetryPolicy:
         max_retries: repeats after the first attempt, by anyone (0: none at all).
         backoff: first backoff delay in seconds, doubled each attempt, with full jitter.
         max_backoff: cap of one backoff delay.
-        max_retry_after: longest wait the client accepts: a ``Retry-After`` (429 or 5xx), or its
-            own pacing (``_throttle``); a 429 asking longer raises ``RetryAfterTooLongError``, a
-            pacing wait longer ``ThrottleWaitTooLongError``, instead of blocking the caller.
+        max_retry_after: longest wait the client accepts: a ``Retry-After`` (429 or 5xx, and
+            KSeF's block of a group after a 429), or its own pacing (``_throttle``); a 429 or a
+            block asking longer raises ``RetryAfterTooLongError``, a pacing wait longer
+            ``ThrottleWaitTooLongError``, instead of blocking the caller.
     """
 
     max_retries: int = 3

@@ -12,7 +12,8 @@
     │   ├── NotFoundError             404
     │   ├── GoneError                 410
     │   ├── RateLimitError            429 (.retry_after in seconds)
-    │   │   └── RetryAfterTooLongError    a 429 asking to wait longer than max_retry_after
+    │   │   └── RetryAfterTooLongError    a 429 asking to wait longer than max_retry_after (or KSeF's
+    │   │                                 block of the group, for a request not sent into it)
     │   └── InternalServerError       5xx
     ├── ThrottleWaitTooLongError      the client's own pacing would wait longer than max_retry_after
     ├── PollTimeoutError              a poller gave up before a final status
@@ -174,7 +175,10 @@ class GoneError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429 after the client's retries; ``retry_after`` is the server's wait in seconds."""
+    """429 after the client's retries; ``retry_after`` is the server's wait in seconds. Also
+    raised, nothing sent, for a request of a limit group KSeF blocks after an earlier 429 (another
+    call's) when the rest of the block would pass the call's deadline: ``response`` is that 429
+    (its request's method and URL, no headers), ``retry_after`` the seconds the block still lasts."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -194,7 +198,9 @@ class InternalServerError(APIStatusError):
 class RetryAfterTooLongError(RateLimitError):
     """A 429 whose ``Retry-After`` is longer than the client's ``max_retry_after``: waiting silently
     would hang the caller. A ``RateLimitError`` like any other 429 (``response``, ``codes``,
-    ``retry_after``), whatever retry budget was left; ``cap`` is the client's limit."""
+    ``retry_after``), whatever retry budget was left; ``cap`` is the client's limit. Also raised,
+    nothing sent, for a request of a group KSeF blocks after an earlier 429 when the rest of that
+    block is longer than ``max_retry_after`` (as ``RateLimitError`` says)."""
 
     def __init__(self, message: str, *, cap: float, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -204,8 +210,9 @@ class RetryAfterTooLongError(RateLimitError):
 class ThrottleWaitTooLongError(KSeFError):
     """The client's own pacing (the spec's rate limits for the request's group, counted over the
     last second, minute and hour) would hold a request longer than ``max_retry_after``: nothing
-    was sent. ``retry_after``: seconds until the group has room; ``cap``: the client's limit;
-    ``group``, ``method``, ``path``: the request."""
+    was sent (KSeF's own block of the group after a 429 is a ``RateLimitError`` instead).
+    ``retry_after``: seconds until the group has room; ``cap``: the client's limit; ``group``,
+    ``method``, ``path``: the request."""
 
     def __init__(self, retry_after: float, cap: float, group: str, method: str, path: str) -> None:
         super().__init__(
