@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF, _threads
+from ksef_client._flows import arun, blocking
 from ksef_client.batch import BatchPackage
 from ksef_client.errors import InternalServerError
 from ksef_client.mock import KSeFBackend, create_app
@@ -388,6 +389,26 @@ async def test_a_batch_cancelled_while_waiting_for_a_worker_thread_ends_at_once(
         await anyio.to_thread.run_sync(lambda: None)  # a thread free again: the work given up stays so
     assert build.read == 0 and not build.returned.is_set()
     assert not backend.sessions.state.sessions
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "cancel scope"])
+async def test_a_blocking_step_cancelled_while_waiting_for_a_worker_thread_ends_at_once(
+    backend: KSeFBackend, how: str
+) -> None:
+    # The same for every Blocking step of AsyncKSeF (unpacking an export or a sync window, parsing
+    # a large session UPO): they run through the same in_thread.
+    ran: list[str] = []
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        async with OneThread() as pool:
+            app = pool.take()
+            await pool.held()
+            call, cancel = _cancellable(lambda: arun(blocking(ran.append, "unpacked"), ksef), how)
+            await pool.queued()
+            cancel()
+            assert await _ended(call) and not app.done()
+        await app
+        await anyio.to_thread.run_sync(lambda: None)
+    assert not ran
 
 
 async def test_work_a_thread_takes_after_the_caller_gave_it_up_never_runs(monkeypatch: pytest.MonkeyPatch) -> None:
