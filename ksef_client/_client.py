@@ -284,7 +284,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             safe to repeat; any request whose connection was never made), a 401 once the token is
             refreshed, a download broken off mid-body. 0: never.
         max_retry_after: the longest wait: a ``Retry-After`` longer is not waited for (a 429
-            raises ``RetryAfterTooLongError``), nor is a wait of the client-side throttle
+            raises ``RetryAfterTooLongError``, also for the other requests of the group KSeF
+            blocks after it, nothing sent), nor is a wait of the client-side throttle
             (``ThrottleWaitTooLongError``, nothing sent).
         rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
             throttling off. Every attempt is counted, when its answer comes, in windows shared

@@ -47,10 +47,17 @@ from ksef_client._auth import BEARER
 from ksef_client._body import BODY_KIND
 from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
-from ksef_client._retry import BUDGET, RetryBudget
+from ksef_client._retry import BUDGET, DeadlineExceeded, RetryBudget
 from ksef_client._threads import in_thread
 from ksef_client._transport import DEADLINE, Deadline
-from ksef_client.errors import APITimeoutError, KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client.errors import (
+    APITimeoutError,
+    InternalServerError,
+    KSeFError,
+    PollTimeoutError,
+    RateLimitError,
+    ResponseFormatError,
+)
 from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_page_size
 
 if TYPE_CHECKING:
@@ -104,11 +111,17 @@ class StreamDownload:
 @dataclass(frozen=True)
 class Retry:
     """Restart a step if the retry policy allows (``budget`` counts the repeats so far), after at
-    least ``at_least`` seconds (what the failure asked for: a 429's ``Retry-After``)."""
+    least ``at_least`` seconds (what the failure asked for: ``retry_after_of``); one past
+    ``max_retry_after`` is not waited for, the step is not restarted."""
 
     budget: RetryBudget
     what: str
     at_least: float | None = None
+
+
+def retry_after_of(error: KSeFError) -> float | None:
+    """The wait the answer that failed a step asked for: a 429's or a 5xx's ``Retry-After``."""
+    return error.retry_after if isinstance(error, RateLimitError | InternalServerError) else None
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,8 @@ class CallDeadline:
     """The deadline of one run (``shared`` ``None``: the client has none).
 
     Every request of the run carries ``shared``, so the waits the client-side throttle imposes on
-    them move it (the SDK's own pacing, not the server's delay), and no other run's waits do.
+    them move it (the SDK's own pacing, not the server's delay: not KSeF's block after a 429), and
+    no other run's waits do.
     """
 
     def __init__(self, client: KSeF | AsyncKSeF) -> None:
@@ -186,7 +200,9 @@ class CallDeadline:
     def check(self, wait: float = 0.0) -> None:
         """``APITimeoutError`` when the deadline has passed, or would after ``wait`` seconds."""
         if self.shared is not None and self._clock() + wait >= self.shared.at:
-            raise APITimeoutError("the call's deadline passed (deadline= on the client or with_options())")
+            message = "the call's deadline passed (deadline= on the client or with_options())"
+            # before the step: its request (if it makes one) never went out
+            raise APITimeoutError(message) from DeadlineExceeded(message, nothing_sent=True)
 
 
 def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _Done:

@@ -49,10 +49,29 @@ def budget_of(request: httpx.Request) -> RetryBudget:
     return budget
 
 
+# Transport failures before a connection exists: the request never left the machine.
+NEVER_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """The call's overall deadline passed (a slow or silent server, or retries that would outlast
+    it). ``nothing_sent``: it passed before the request's first attempt went out (waiting for the
+    client-side throttle or for KSeF's block of its group; or before the flow's step began, then
+    with no ``request``)."""
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None, nothing_sent: bool = False) -> None:
+        super().__init__(message, request=request)
+        self.nothing_sent = nothing_sent
+
+
 def never_sent(error: BaseException | None) -> bool:
-    """Whether a request that failed with ``error`` cannot have reached the server (no connection
-    was made): KSeF neither processed nor counted it."""
-    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    """Whether a request that failed with ``error`` cannot have reached the server: no connection
+    was made, or its call's deadline passed before it first went out. KSeF neither processed nor
+    counted it. The one test of "never sent": the retry policy, the throttle's count and
+    ``session.send``'s ``maybe_sent`` all ask it."""
+    if isinstance(error, DeadlineExceeded):
+        return error.nothing_sent
+    return isinstance(error, NEVER_CONNECTED)
 
 
 def is_repeat_safe(request: httpx.Request, api_path_prefix: str) -> bool:
@@ -76,9 +95,10 @@ class RetryPolicy:
         max_retries: repeats after the first attempt, by anyone (0: none at all).
         backoff: first backoff delay in seconds, doubled each attempt, with full jitter.
         max_backoff: cap of one backoff delay.
-        max_retry_after: longest wait the client accepts: a ``Retry-After`` (429 or 5xx), or its
-            own pacing (``_throttle``); a 429 asking longer raises ``RetryAfterTooLongError``, a
-            pacing wait longer ``ThrottleWaitTooLongError``, instead of blocking the caller.
+        max_retry_after: longest wait the client accepts: a ``Retry-After`` (429 or 5xx, and
+            KSeF's block of a group after a 429), or its own pacing (``_throttle``); a 429 or a
+            block asking longer raises ``RetryAfterTooLongError``, a pacing wait longer
+            ``ThrottleWaitTooLongError``, instead of blocking the caller.
     """
 
     max_retries: int = 3
@@ -131,7 +151,7 @@ class RetryPolicy:
     def delay_to_restart(self, budget: RetryBudget, rng: random.Random, at_least: float | None = None) -> float | None:
         """Seconds to wait before a flow restarts a step it knows is safe to restart, or ``None``.
 
-        ``at_least``: what the failure asked for (a 429's ``Retry-After``); past
+        ``at_least``: what the failure asked for (a 429's or a 5xx's ``Retry-After``); past
         ``max_retry_after`` the flow gives up rather than restart into KSeF's block.
         """
         if not self.may_repeat(budget) or self.too_long(at_least):

@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -30,36 +30,63 @@ async def in_thread(
 ) -> T:
     """``work()`` in a worker thread; its result or error. When the caller is cancelled (by AnyIO
     or asyncio) while it runs, ``stop`` is set (``work`` checks it to end early), the thread is
-    waited for, ``discard`` gets a result that came too late, and then the cancellation goes on."""
-    ended = threading.Event()
-    results: list[T] = []
-
-    def run() -> T:
-        try:
-            results.append(work())
-            return results[0]
-        finally:
-            ended.set()
-
+    waited for, ``discard`` gets a result that came too late, and then the cancellation goes on.
+    Cancelled before a thread took the work (AnyIO's pool full: its threads are shared with every
+    ``run_sync`` of the app), the work never runs and the cancellation goes on at once."""
+    run = _Run(work)
     try:
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        return run.results[0]
     except BaseException:
-        if not ended.is_set():  # cancelled while the thread works: stop it, wait for it
-            if stop is not None:
-                stop.set()
-            await _until(ended)
-        if results and discard is not None:
-            discard(results[0])
+        if run.began_or_never_will():  # cancelled while the thread works: stop it, wait for it
+            if not run.ended.is_set():
+                if stop is not None:
+                    stop.set()
+                await _until(run.ended)
+            if run.results and discard is not None:
+                discard(run.results[0])
         raise
+
+
+class _Run(Generic[T]):
+    """``work`` as the worker thread runs it, unless the caller gave it up first: who comes first,
+    the thread starting it or the cancelled caller, is decided under a lock, so the caller only
+    waits for work that really started (and so ends)."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.results: list[T] = []
+        self.ended = threading.Event()
+        self._lock = threading.Lock()
+        self._began = self._given_up = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._given_up:  # the caller is gone: the work is not done
+                return
+            self._began = True
+        try:
+            self.results.append(self.work())
+        finally:
+            self.ended.set()
+
+    def began_or_never_will(self) -> bool:
+        """True if the thread began the work; otherwise the work is given up (it never runs)."""
+        with self._lock:
+            self._given_up = not self._began
+            return self._began
 
 
 async def _until(ended: threading.Event) -> None:
     """Wait, shielded, until ``ended`` is set. asyncio's cancellations pass a shield: they are
-    absorbed here (the original one goes on once the thread has ended)."""
+    absorbed here (the original one goes on once the thread has ended). The wait takes a thread
+    outside AnyIO's default pool: that pool may be full (the cancelled work's thread gave its place
+    back when it was abandoned) and its other users may keep it for as long as they like."""
+    own = anyio.CapacityLimiter(1)
     with anyio.CancelScope(shield=True):
         while not ended.is_set():
             with contextlib.suppress(anyio.get_cancelled_exc_class()):
-                await anyio.to_thread.run_sync(ended.wait)
+                await anyio.to_thread.run_sync(ended.wait, limiter=own)
 
 
 def is_async_callable(function: object) -> bool:

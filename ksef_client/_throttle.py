@@ -20,6 +20,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import httpx
+
 from ksef_client._generated.operations import RateLimits
 from ksef_client._operations import find_operation
 from ksef_client._retry import never_sent
@@ -49,11 +51,12 @@ IN_FLIGHT_LIMIT = 60.0
 @dataclass
 class _Group:
     """One limit group's requests: when each was counted (sorted; a request on its way at its
-    ``IN_FLIGHT_LIMIT`` mark, read as "now" until then), and until when KSeF has blocked the
-    group (a 429)."""
+    ``IN_FLIGHT_LIMIT`` mark, read as "now" until then), until when KSeF has blocked the group,
+    and the 429 that blocked it (``held_by``)."""
 
     counted: list[float] = field(default_factory=list)
     held_until: float = -math.inf
+    held_by: httpx.Response | None = None
 
 
 class Throttle:
@@ -110,11 +113,19 @@ class Throttle:
             if at is not None:
                 insort(counted, at)
 
-    def hold(self, key: str, until: float) -> None:
-        """KSeF blocked the group (a 429 with ``Retry-After``): no request of it before ``until``."""
+    def hold(self, key: str, until: float, answer: httpx.Response) -> None:
+        """KSeF blocked the group (``answer``: a 429 with ``Retry-After``): no request of it
+        before ``until``."""
         with self._lock:
             group = self._group(key)
-            group.held_until = max(group.held_until, until)
+            if until > group.held_until:
+                group.held_until, group.held_by = until, answer
+
+    def held(self, key: str, now: float) -> tuple[float, httpx.Response | None]:
+        """Seconds KSeF's block of the group still lasts at ``now`` (0: none), and its 429."""
+        with self._lock:
+            group = self._group(key)
+            return max(0.0, group.held_until - now), group.held_by
 
     def _group(self, key: str) -> _Group:
         return self._groups.setdefault(key, _Group())
@@ -139,7 +150,8 @@ class Throttle:
 @dataclass
 class Slot:
     """One attempt's place in its limit group's windows (``wait`` 0), or the seconds to wait
-    before asking again.
+    before asking again: ``held`` of them KSeF's block of the group (a 429's ``Retry-After``,
+    ``held_by`` that 429), the rest the client's own pacing.
 
     Used as a context manager around the attempt: on leaving, the request is counted at the time
     its answer (or error) came. KSeF counts a request somewhere between the moment the client
@@ -157,6 +169,8 @@ class Slot:
     key: str = ""
     clock: Callable[[], float] | None = None
     taken: float = 0.0
+    held: float = 0.0
+    held_by: httpx.Response | None = None
 
     def __enter__(self) -> Slot:
         return self
@@ -167,12 +181,27 @@ class Slot:
         if self.throttle is not None and self.clock is not None:
             self.throttle.settle(self.key, self.taken, None if never_sent(error) else self.clock())
 
-    def hold(self, seconds: float) -> None:
-        """Hold the whole group for ``seconds``: KSeF answered 429 with that ``Retry-After``, and
-        every request of the group (any thread's, any copy's) would meet the same block; each one
-        sent into it may lengthen the block (limity/limity-api.md)."""
+    def hold(self, seconds: float, request: httpx.Request, answer: httpx.Response) -> None:
+        """Hold the whole group for ``seconds``: KSeF answered ``request`` 429 (``answer``) with
+        that ``Retry-After``, and every request of the group (any thread's, any copy's) would meet
+        the same block; each one sent into it may lengthen the block (limity/limity-api.md)."""
         if self.throttle is not None and self.clock is not None:
-            self.throttle.hold(self.key, self.clock() + seconds)
+            self.throttle.hold(self.key, self.clock() + seconds, _kept(request, answer))
+
+
+def _kept(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+    """The 429 as the group's other requests report it: status, headers and body, and the method
+    and URL (no query) of the request it answered, without that request's headers (its token)."""
+    try:
+        body = answer.content
+    except httpx.ResponseNotRead:  # a streamed answer: its body is the caller's to read
+        body = b""
+    return httpx.Response(
+        answer.status_code,
+        headers=answer.headers,
+        content=body,
+        request=httpx.Request(request.method, request.url.copy_with(query=None)),
+    )
 
 
 _SHARED: weakref.WeakValueDictionary[Hashable, Throttle] = weakref.WeakValueDictionary()
@@ -233,4 +262,7 @@ class Pacing:
             return Slot(0.0)
         throttle, now = self.throttle(), self._clock()
         wait = throttle.take(key, limits, now, self.scale)
-        return Slot(wait, key=key) if wait > 0 else Slot(0.0, throttle, key, self._clock, now)
+        if wait <= 0:
+            return Slot(0.0, throttle, key, self._clock, now)
+        held, held_by = throttle.held(key, now)
+        return Slot(wait, key=key, held=min(held, wait), held_by=held_by)

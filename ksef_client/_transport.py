@@ -13,14 +13,23 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import httpx
 
 from ksef_client._body import BODY_KIND, BodyLimits, aread_capped, read_capped
-from ksef_client._retry import MAX_RETRY_AFTER, RetryBudget, RetryPolicy, budget_of, is_repeat_safe, parse_retry_after
+from ksef_client._retry import (
+    MAX_RETRY_AFTER,
+    DeadlineExceeded,
+    RetryBudget,
+    RetryPolicy,
+    budget_of,
+    is_repeat_safe,
+    parse_retry_after,
+)
 from ksef_client._throttle import Pacing, Slot, Throttle
-from ksef_client.errors import ThrottleWaitTooLongError
+from ksef_client.errors import RateLimitError, RetryAfterTooLongError, ThrottleWaitTooLongError, make_status_error
 from ksef_client.system_warnings import HEADER, KEPT, SystemWarning, parse_system_warnings
 
 log = logging.getLogger("ksef_client")
@@ -33,15 +42,12 @@ DEADLINE = "ksef_deadline"
 NO_DEADLINE = "none"
 
 
-class DeadlineExceeded(httpx.TimeoutException):
-    """The call's overall deadline passed (a slow or silent server, or retries that would outlast it)."""
-
-
 class Deadline:
     """When one SDK call must be over, on the client's clock.
 
     The call's requests share it: the waits the client-side throttle imposes on them move it
-    (the SDK's own pacing, not the server's delay), and nothing another call waits does.
+    (the SDK's own pacing, not the server's delay; KSeF's block of a group after a 429 is the
+    server's and does not), and nothing another call waits does.
     """
 
     __slots__ = ("at",)
@@ -87,10 +93,18 @@ class SendState:
             deadline = request.extensions[DEADLINE] = Deadline(self.clock() + self.deadline)
         return deadline if isinstance(deadline, Deadline) else None
 
-    def check_deadline(self, request: httpx.Request, deadline: Deadline | None, wait: float = 0.0) -> None:
-        """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds)."""
+    def check_deadline(
+        self, request: httpx.Request, deadline: Deadline | None, wait: float = 0.0, before_attempt: bool = False
+    ) -> None:
+        """``DeadlineExceeded`` when ``deadline`` has passed (or would, after ``wait`` seconds).
+        ``before_attempt``: checked before an attempt goes out (nothing sent if it is the first)."""
         if deadline is not None and self.clock() + wait >= deadline.at:
-            raise DeadlineExceeded(f"the call's deadline passed ({self.deadline_text(request)})", request=request)
+            nothing_sent = before_attempt and not budget_of(request).used
+            raise DeadlineExceeded(
+                f"the call's deadline passed ({self.deadline_text(request)})",
+                request=request,
+                nothing_sent=nothing_sent,
+            )
 
     def deadline_text(self, request: httpx.Request) -> str:
         """Where to change the deadline, for messages."""
@@ -117,25 +131,50 @@ class SendState:
         """A place for the next attempt of ``request`` under the spec's rate limits (``Slot.wait``
         0: send it inside ``with slot:``), or the seconds to wait before asking again.
 
-        Every attempt asks, repeats included: KSeF counts each request that reaches it. The wait
-        moves the call's deadline; one longer than ``max_retry_after`` raises
-        ``ThrottleWaitTooLongError`` (nothing sent) rather than hang the caller in silence.
+        Every attempt asks, repeats included: KSeF counts each request that reaches it. A wait
+        has two parts. KSeF's block of the group after a 429 (``Slot.held``) is the server's
+        delay, as that 429's ``Retry-After`` is for the request it answered: it must fit in the
+        call's deadline and in ``max_retry_after``, else a ``RateLimitError`` carrying that 429
+        (``RetryAfterTooLongError`` past ``max_retry_after``) is raised, nothing sent. The rest is
+        the client's own pacing: it moves the call's deadline, and one longer than
+        ``max_retry_after`` raises ``ThrottleWaitTooLongError`` (nothing sent) rather than hang
+        the caller in silence.
         """
-        self.check_deadline(request, deadline)
+        self.check_deadline(request, deadline, before_attempt=True)
         path = request.url.path
         if not path.startswith(self.api_path_prefix):
             return Slot(0.0)  # presigned storage URLs are not rate-limited
         slot = self.pacing.take(request.method, path[len(self.api_path_prefix) :] or "/")
         if slot.wait <= 0:
             return slot
+        if slot.held > 0 and slot.held_by is not None:
+            self._check_block(request, deadline, slot, slot.held_by)
+        pacing = slot.wait - slot.held
         if slot.wait > self.policy.max_retry_after:
             raise ThrottleWaitTooLongError(slot.wait, self.policy.max_retry_after, slot.key, request.method, path)
         log.info("%s %s: rate limits of group %s, waiting %.2f s", request.method, path, slot.key, slot.wait)
         if deadline is not None:
-            deadline.postpone(slot.wait)  # our own pacing: not the server's delay
+            deadline.postpone(pacing)  # our own pacing: not the server's delay
         with self._lock:
             self.throttled_seconds += slot.wait
         return slot
+
+    def _check_block(
+        self, request: httpx.Request, deadline: Deadline | None, slot: Slot, answer: httpx.Response
+    ) -> None:
+        """The ``RateLimitError`` for ``request`` when KSeF's block of its group (``answer``: the
+        429 that set it) would outlast ``max_retry_after`` or the call's deadline."""
+        cap = self.policy.max_retry_after
+        too_long = slot.held > cap
+        if not too_long and (deadline is None or self.clock() + slot.held < deadline.at):
+            return
+        why = f"more than max_retry_after ({cap:g} s)" if too_long else "past the call's deadline"
+        blocked = answer.request
+        message = (
+            f"{request.method} {request.url.path}: not sent: KSeF blocks the requests of group {slot.key!r} for "
+            f"{slot.held:.0f} s more (HTTP 429 with Retry-After to {blocked.method} {blocked.url.path}), {why}"
+        )
+        raise _blocked_error(message, answer, slot.held, cap if too_long else None)
 
     def sending(self) -> None:
         """Count one attempt sent."""
@@ -154,7 +193,7 @@ class SendState:
             response.extensions[MAX_RETRY_AFTER] = self.policy.max_retry_after
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
             if retry_after is not None:
-                slot.hold(retry_after)
+                slot.hold(retry_after, request, response)
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
         delay = self.policy.delay_after_response(response, safe, budget, self.rng, now)
@@ -176,7 +215,7 @@ class SendState:
 
     def restart(self, budget: RetryBudget, what: str, at_least: float | None = None) -> float | None:
         """Seconds to wait before a flow restarts a step (``what``), or ``None``: it gives up.
-        ``at_least``: the wait the failure asked for (a 429's ``Retry-After``)."""
+        ``at_least``: the wait the failure asked for (a 429's or a 5xx's ``Retry-After``)."""
         delay = self.policy.delay_to_restart(budget, self.rng, at_least)
         if delay is not None:
             with self._lock:
@@ -205,6 +244,24 @@ class SendState:
                 self.retries += 1
             log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, cause, budget.used, delay)
         return delay
+
+
+def _blocked_error(message: str, answer: httpx.Response, retry_after: float, cap: float | None) -> RateLimitError:
+    """A ``RateLimitError`` for a request not sent into KSeF's block of its group: ``answer`` is
+    the 429 that set the block (its codes and body), ``retry_after`` the seconds it still lasts;
+    ``cap``: a ``RetryAfterTooLongError``, the block being longer than ``max_retry_after``."""
+    parsed = make_status_error(answer)
+    fields: dict[str, Any] = {
+        "response": answer,
+        "errors": parsed.errors,
+        "reference_number": parsed.reference_number,
+        "trace_id": parsed.trace_id,
+        "body": parsed.body,
+        "retry_after": retry_after,
+    }
+    if cap is None:
+        return RateLimitError(message, **fields)
+    return RetryAfterTooLongError(message, cap=cap, **fields)
 
 
 # A request extension: the caller reads the body as it streams (and restarts on a break itself);

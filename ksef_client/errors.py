@@ -12,7 +12,8 @@
     │   ├── NotFoundError             404
     │   ├── GoneError                 410
     │   ├── RateLimitError            429 (.retry_after in seconds)
-    │   │   └── RetryAfterTooLongError    a 429 asking to wait longer than max_retry_after
+    │   │   └── RetryAfterTooLongError    a 429 asking to wait longer than max_retry_after (or KSeF's
+    │   │                                 block of the group, for a request not sent into it)
     │   └── InternalServerError       5xx
     ├── ThrottleWaitTooLongError      the client's own pacing would wait longer than max_retry_after
     ├── PollTimeoutError              a poller gave up before a final status
@@ -61,11 +62,13 @@ class KSeFError(Exception):
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
-        maybe_sent: ``True`` on an error of ``session.send`` when the invoice may have reached KSeF
-            (the answer was lost, the connection broke after the request went out, a 5xx, the
-            deadline passed with a request out): KSeF may hold it, and ``session.outcomes()``
-            reports it either way (the error's note says what to do). ``False``: it was not sent
-            (KSeF refused it with a 4xx, the connection was never made), and on any other error.
+        maybe_sent: ``True`` on an error of ``session.send`` unless KSeF is known not to hold the
+            invoice (the answer was lost or could not be read, the connection broke after the
+            request went out, a 5xx, the deadline passed with a request out): KSeF may hold it,
+            and ``session.outcomes()`` reports it either way (the error's note says what to do).
+            ``False``: it was not sent (KSeF refused it with a 4xx, the connection was never made,
+            the deadline passed or the client's pacing held it back before it went out), and on
+            the errors of anything but ``session.send``.
         invoice_hash, invoice_number: on an error of ``session.send``, the invoice's SHA-256
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """
@@ -172,7 +175,10 @@ class GoneError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429 after the client's retries; ``retry_after`` is the server's wait in seconds."""
+    """429 after the client's retries; ``retry_after`` is the server's wait in seconds. Also
+    raised, nothing sent, for a request of a limit group KSeF blocks after an earlier 429 (another
+    call's) when the rest of the block would pass the call's deadline: ``response`` is that 429
+    (its request's method and URL, no headers), ``retry_after`` the seconds the block still lasts."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -180,13 +186,21 @@ class RateLimitError(APIStatusError):
 
 
 class InternalServerError(APIStatusError):
-    """5xx after the client's retries."""
+    """5xx after the client's retries; ``retry_after``: the server's ``Retry-After`` in seconds,
+    when it sent one (a step the SDK restarts after it, a session close or a login, waits that
+    long first, or gives up when it is past ``max_retry_after``)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class RetryAfterTooLongError(RateLimitError):
     """A 429 whose ``Retry-After`` is longer than the client's ``max_retry_after``: waiting silently
     would hang the caller. A ``RateLimitError`` like any other 429 (``response``, ``codes``,
-    ``retry_after``), whatever retry budget was left; ``cap`` is the client's limit."""
+    ``retry_after``), whatever retry budget was left; ``cap`` is the client's limit. Also raised,
+    nothing sent, for a request of a group KSeF blocks after an earlier 429 when the rest of that
+    block is longer than ``max_retry_after`` (as ``RateLimitError`` says)."""
 
     def __init__(self, message: str, *, cap: float, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -196,8 +210,9 @@ class RetryAfterTooLongError(RateLimitError):
 class ThrottleWaitTooLongError(KSeFError):
     """The client's own pacing (the spec's rate limits for the request's group, counted over the
     last second, minute and hour) would hold a request longer than ``max_retry_after``: nothing
-    was sent. ``retry_after``: seconds until the group has room; ``cap``: the client's limit;
-    ``group``, ``method``, ``path``: the request."""
+    was sent (KSeF's own block of the group after a 429 is a ``RateLimitError`` instead).
+    ``retry_after``: seconds until the group has room; ``cap``: the client's limit; ``group``,
+    ``method``, ``path``: the request."""
 
     def __init__(self, retry_after: float, cap: float, group: str, method: str, path: str) -> None:
         super().__init__(
@@ -380,8 +395,8 @@ def make_status_error(
     ):
         message += f": KSeF asked to retry after {retry_after:g} s, more than max_retry_after ({max_retry_after:g} s)"
         return RetryAfterTooLongError(message, retry_after=retry_after, cap=max_retry_after, **kwargs)
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    if cls is RateLimitError or cls is InternalServerError:
+        return cls(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)
 
 

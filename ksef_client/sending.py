@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
-import httpx
 from lxml import etree
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, run
+from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, retry_after_of, run
 from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
 from ksef_client._generated.api.sessions_status import get_session_status
@@ -44,7 +43,7 @@ from ksef_client._generated.models import (
     SendInvoiceResponse,
     SessionStatusResponse,
 )
-from ksef_client._retry import RetryBudget
+from ksef_client._retry import RetryBudget, never_sent
 from ksef_client._threads import in_thread, on_loop
 from ksef_client._xml import parse
 from ksef_client.batch import (
@@ -64,7 +63,7 @@ from ksef_client.errors import (
     InternalServerError,
     InvoiceRejectedError,
     KSeFError,
-    ResponseFormatError,
+    ThrottleWaitTooLongError,
 )
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
 from ksef_client.resources.auth import with_keys
@@ -128,29 +127,28 @@ def send_flow(
     return parsed(response_of((yield call)), SendInvoiceResponse).reference_number
 
 
-# Transport failures that happen before a connection exists: the request never left the machine.
-NEVER_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
-    """Whether an invoice whose send raised ``error`` may be in KSeF all the same.
+    """Whether an invoice whose send raised ``error`` may be in KSeF all the same: ``True`` unless
+    the send is known not to have reached it (``not_taken``).
 
     Only the last attempt's error reaches the flow: if the request was repeated (``budget.used``),
-    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says. Of
-    one attempt, KSeF did not take it when it answered 4xx (a 429 included: refused unprocessed),
-    when the connection was never made, or when the call's deadline passed before the request
-    (an ``APITimeoutError`` with no transport error behind it); a 5xx, a broken connection, a
-    timeout waiting for the answer and a 2xx answer that cannot be read may all come after KSeF
-    stored it.
+    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says.
     """
-    if budget.used:
-        return True
+    return bool(budget.used) or not not_taken(error)
+
+
+def not_taken(error: KSeFError) -> bool:
+    """Whether KSeF cannot hold a request that failed with ``error`` at its only attempt: it
+    answered 4xx (a 429 included: refused unprocessed), the request never went out (no connection
+    made, or the call's deadline passed before it: ``_retry.never_sent``, the test the retry policy
+    uses too), or the client's own pacing held it back (``ThrottleWaitTooLongError``). Anything
+    else (a 5xx, a broken connection, a timeout waiting for the answer, a 2xx answer that cannot be
+    read or is too large) may come after KSeF stored it."""
     if isinstance(error, APIStatusError):
-        return error.status_code >= 500  # HTTP's server errors
+        return 400 <= error.status_code < 500  # HTTP's client errors
     if isinstance(error, APIConnectionError):
-        cause = error.__cause__
-        return cause is not None and not isinstance(cause, NEVER_CONNECTED)
-    return isinstance(error, ResponseFormatError)
+        return never_sent(error.__cause__)
+    return isinstance(error, ThrottleWaitTooLongError)
 
 
 UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -189,9 +187,9 @@ NOT_SENT = (
 
 
 def close_flow(reference_number: str, operation: Any) -> Flow[None]:
-    """Close a session (``operation``: the online or batch close); when the answer is lost, the
-    session's status tells whether it closed, and the close is sent again only if it did not (one
-    retry budget for every attempt of the close)."""
+    """Close a session (``operation``: the online or batch close); when the answer is lost (or is a
+    5xx), the session's status tells whether it closed, and the close is sent again only if it did
+    not, after the 5xx's ``Retry-After`` (one retry budget for every attempt of the close)."""
     budget = RetryBudget()
     while True:
         try:
@@ -202,7 +200,8 @@ def close_flow(reference_number: str, operation: Any) -> Flow[None]:
             status = parsed(response_of((yield call)), SessionStatusResponse)
             if status.status.code != OPEN:
                 return  # the close went through; only its answer was lost
-            if not (yield Retry(budget, f"close of session {reference_number}")):
+            # after what a 5xx asked for (its Retry-After); past max_retry_after: not restarted
+            if not (yield Retry(budget, f"close of session {reference_number}", retry_after_of(error))):
                 raise error
 
 

@@ -18,14 +18,25 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
-from ksef_client._retry import RetryBudget
+from ksef_client._body import BodyLimits
+from ksef_client._flows import CallDeadline
+from ksef_client._retry import DeadlineExceeded, RetryBudget, never_sent
 from ksef_client.crypto import sha256_b64
-from ksef_client.errors import APIConnectionError, APITimeoutError, RateLimitError, ResponseFormatError
+from ksef_client.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    KSeFError,
+    RateLimitError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+    ThrottleWaitTooLongError,
+    make_status_error,
+)
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.outcomes import SentInvoice, session_outcomes
-from ksef_client.sending import NEVER_CONNECTED, may_have_reached_ksef
+from ksef_client.sending import may_have_reached_ksef
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -92,6 +103,27 @@ class TestTheError:
             (outcome,) = session.outcomes()
         assert raised.value.maybe_sent is True
         assert outcome.kind == "accepted" and outcome.invoice_number == "FV/DEADLINE/1"
+
+    def test_an_answer_past_the_body_cap_is_maybe_sent(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+        # Was: maybe_sent False and "was not taken by KSeF ... send it again", the attempt dropped
+        # from session.sent, although KSeF had stored the invoice and answered 202 (the answer,
+        # padded by a proxy, was only past the client's body cap: ResponseTooLargeError).
+        time = FakeTime()
+        with KSeF(
+            base_url=ksef_server.base_url,
+            access_token=backend.mint_access_token(NIP),
+            transport=PaddedSendAnswer(),
+            body_limits=BodyLimits(json=64 * 1024),
+            sleep=time.sleep,
+            clock=time.clock,
+        ) as ksef:
+            with ksef.online_session() as session, pytest.raises(ResponseTooLargeError) as raised:
+                session.send(sample_invoice("FV/BIG/1"))
+            ksef.sessions.wait(str(session.reference_number))
+            (outcome,) = session.outcomes()
+        assert raised.value.maybe_sent is True and "may have reached KSeF" in raised.value.__notes__[0]
+        assert [(sent.reference_number, sent.invoice_number) for sent in session.sent] == [(None, "FV/BIG/1")]
+        assert outcome.kind == "accepted" and outcome.invoice_number == "FV/BIG/1"
 
     @pytest.mark.anyio
     async def test_an_unreadable_answer_is_maybe_sent_in_the_async_client(self, backend: KSeFBackend) -> None:
@@ -188,18 +220,66 @@ def test_a_lost_send_takes_the_acceptance_among_its_attempts() -> None:
 
 
 def test_what_may_have_reached_ksef() -> None:
+    # Not taken only when known: a 4xx, a request that never went out (no connection; the deadline
+    # before it, in the flow or the transport), the client's own pacing; everything else may be
+    # in KSeF (docs/sending.md, "When send raises"). One test of "never sent" (_retry.never_sent)
+    # serves the retry policy and this.
     request = httpx.Request("POST", "https://ksef.test/v2/sessions/online/x/invoices")
     fresh, repeated = RetryBudget(), RetryBudget(used=1)
 
-    def failure(cause: Exception | None) -> APIConnectionError:
-        error = APIConnectionError("x")
+    def failure(cause: Exception | None, kind: type[APIConnectionError] = APIConnectionError) -> APIConnectionError:
+        error = kind("x")
         error.__cause__ = cause
         return error
 
-    assert not may_have_reached_ksef(failure(NEVER_CONNECTED[0]("refused", request=request)), fresh)
-    assert not may_have_reached_ksef(APITimeoutError("the call's deadline passed"), fresh)  # before the request
-    assert may_have_reached_ksef(failure(httpx.ReadTimeout("slow", request=request)), fresh)
-    assert may_have_reached_ksef(failure(NEVER_CONNECTED[0]("refused", request=request)), repeated)
+    def answered(status: int) -> KSeFError:
+        return make_status_error(httpx.Response(status, request=request))
+
+    refused = httpx.ConnectError("refused", request=request)
+    time = FakeTime()
+    with KSeF(base_url="https://ksef.test/v2", access_token="t", deadline=10, clock=time.clock) as ksef:
+        deadline = CallDeadline(ksef)
+    time.sleep(10)
+    with pytest.raises(APITimeoutError) as flow_deadline:
+        deadline.check()
+    not_taken = [
+        failure(refused),
+        failure(DeadlineExceeded("passed", request=request, nothing_sent=True), APITimeoutError),
+        flow_deadline.value,  # the flow's check before the send step
+        answered(400),
+        answered(429),
+        ThrottleWaitTooLongError(200, 120, "invoiceSend", "POST", "/v2/sessions/online/x/invoices"),
+    ]
+    may_be_taken = [
+        failure(httpx.ReadTimeout("slow", request=request), APITimeoutError),
+        failure(DeadlineExceeded("passed", request=request), APITimeoutError),  # mid-body
+        failure(None),  # nothing known about it
+        answered(500),
+        answered(503),
+        ResponseFormatError("half a body"),
+        ResponseTooLargeError("json", 1024),
+        KSeFError("anything else"),
+    ]
+    assert [may_have_reached_ksef(error, fresh) for error in not_taken] == [False] * len(not_taken)
+    assert all(may_have_reached_ksef(error, fresh) for error in may_be_taken)
+    assert all(may_have_reached_ksef(error, repeated) for error in not_taken)  # an earlier attempt
+    assert never_sent(refused) and not never_sent(httpx.ReadTimeout("slow", request=request))
+
+
+class PaddedSendAnswer(httpx.BaseTransport):
+    """The emulator over HTTP, but the 202 answer to an invoice's send comes padded with JSON
+    whitespace to 100 KiB (as a broken proxy might send it): past a 64 KiB body cap."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path.endswith("/invoices") and response.status_code == 202:
+            body = response.read() + b" " * (100 * 1024)
+            # streamed (read, and capped, by the client as it comes)
+            return httpx.Response(202, headers={"content-type": "application/json"}, stream=httpx.ByteStream(body))
+        return response
 
 
 @pytest.mark.anyio

@@ -173,6 +173,41 @@ def test_a_close_that_never_arrives_is_sent_one_plus_max_retries_times(
     assert backend.faults.injected == 1 + max_retries
 
 
+# RFC 9110 10.2.3: a 503's Retry-After "indicates how long the service is expected to be unavailable
+# to the client"; docs/errors-and-retries.md: "a 5xx with Retry-After waits what it asks", and one
+# "longer than [max_retry_after] is not waited for (... a 5xx its InternalServerError)". The steps
+# the transport does not repeat (a session close, a login's redeem) are restarted by their flows,
+# which waited only a backoff of a fraction of a second, and restarted into a block of an hour.
+
+
+def test_a_close_answered_503_is_restarted_after_its_retry_after(clients: Clients, backend: KSeFBackend) -> None:
+    backend.faults.add(503, operation="online_session.close_online_session", times=1, retry_after=30)
+    clients.run(3, _close_one)
+    assert backend.faults.injected == 1  # then the second close went through
+    assert 30 in clients.time.sleeps  # was: a backoff of at most 0.5 s
+
+
+def test_a_close_answered_503_past_max_retry_after_is_not_restarted(clients: Clients, backend: KSeFBackend) -> None:
+    backend.faults.add(503, operation="online_session.close_online_session", times=EVERY_ATTEMPT, retry_after=3600)
+    with pytest.raises(InternalServerError) as failed:
+        clients.run(3, _close_one)
+    assert failed.value.retry_after == 3600 and "close" in str(failed.value)
+    assert backend.faults.injected == 1 and not clients.time.sleeps  # was: sent again after a backoff
+
+
+def test_a_login_restart_after_a_503_waits_its_retry_after(clients: Clients, backend: KSeFBackend) -> None:
+    backend.faults.add(503, operation="auth.redeem_token", times=1, retry_after=30)
+    clients.run(3, _login)
+    assert backend.faults.injected == 1 and 30 in clients.time.sleeps  # was: a backoff of 0.15 s
+
+
+def test_a_login_meeting_a_503_past_max_retry_after_gives_up_at_once(clients: Clients, backend: KSeFBackend) -> None:
+    backend.faults.add(503, operation="auth.redeem_token", times=EVERY_ATTEMPT, retry_after=3600)
+    with pytest.raises(InternalServerError, match="token/redeem"):
+        clients.run(3, _login)
+    assert backend.faults.injected == 1 and max(clients.time.sleeps, default=0) < 3600
+
+
 def _export(directory: Path) -> Callable[[Any], Any]:
     import datetime as dt
 

@@ -20,7 +20,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._retry import parse_retry_after
 from ksef_client._throttle import Throttle
-from ksef_client.errors import APITimeoutError, ThrottleWaitTooLongError
+from ksef_client.errors import APITimeoutError, RateLimitError, RetryAfterTooLongError, ThrottleWaitTooLongError
 from ksef_client.identifiers import is_valid_nip, make_ksef_number, validate_ksef_number
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
@@ -337,3 +337,72 @@ def test_a_pacing_wait_past_max_retry_after_raises_and_others_are_logged(
     _metadata_query(patient)  # allowed to wait the hour out (on the fake clock)
     assert fake_time.sleeps[-1] > 3000
     patient.close()
+
+
+# --- KSeF's block of a group after a 429 ---------------------------------------------------------
+#
+# limity/limity-api.md: after a 429 "kolejne żądania są tymczasowo blokowane" for Retry-After
+# seconds; the client holds the whole group until then, for every call. That wait is the server's
+# delay, not the SDK's own pacing (_transport.Deadline: the throttle's waits move the deadline as
+# "the SDK's own pacing, not the server's delay"): it must fit in each call's deadline and in
+# max_retry_after, and a call it does not fit fails as the call that met the 429 does.
+
+LIST = "sessions_status.list_sessions"
+
+
+def _first_page(ksef: KSeF) -> object:
+    return next(ksef.sessions.list("Online").pages())
+
+
+def test_a_429_block_counts_against_the_deadline_of_every_call_of_the_group(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # Was: the call that met the 429 raised at once (60 s past its deadline of 10), the next call
+    # of the group waited those 60 s in silence and succeeded: its deadline moved by KSeF's block.
+    time = FakeTime()
+    backend.faults.add(429, operation=LIST, retry_after=60)
+    with _client_of(ksef_server, backend, time, httpx.HTTPTransport(), deadline=10) as ksef:
+        with pytest.raises(RateLimitError) as met:
+            _first_page(ksef)
+        sent = ksef.send_state.requests_sent
+        with pytest.raises(RateLimitError) as blocked:
+            _first_page(ksef)
+        assert ksef.send_state.requests_sent == sent and time.sleeps == []  # not sent, not waited
+        time.sleep(60)  # the block is over
+        _first_page(ksef)
+    assert met.value.retry_after == 60 and not isinstance(met.value, RetryAfterTooLongError)
+    error = blocked.value
+    assert not isinstance(error, RetryAfterTooLongError) and error.retry_after == 60
+    assert (error.status_code, error.codes) == (429, [429])  # the 429 that set the block
+    assert "not sent" in str(error) and "'sessionList' for 60 s more" in str(error) and "deadline" in str(error)
+
+
+def test_a_429_block_within_the_deadline_is_waited_for(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    time = FakeTime()
+    backend.faults.add(429, operation=LIST, retry_after=60)
+    with _client_of(ksef_server, backend, time, httpx.HTTPTransport(), deadline=100, max_retries=0) as ksef:
+        with pytest.raises(RateLimitError):  # max_retries=0: not repeated
+            _first_page(ksef)
+        _first_page(ksef)  # waits the block out
+    assert time.sleeps == [60]
+
+
+def test_a_429_block_past_max_retry_after_is_a_retry_after_too_long_error_for_every_call(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # Was: the call that met the 429 got RetryAfterTooLongError (a RateLimitError), the next one
+    # ThrottleWaitTooLongError, a plain KSeFError blaming "the rate limits of group 'sessionList'",
+    # which an `except RateLimitError` that backs off does not catch.
+    time = FakeTime()
+    backend.faults.add(429, operation=LIST, retry_after=200)
+    with _client_of(ksef_server, backend, time, httpx.HTTPTransport()) as ksef:
+        with pytest.raises(RetryAfterTooLongError):
+            _first_page(ksef)
+        sent = ksef.send_state.requests_sent
+        with pytest.raises(RetryAfterTooLongError) as blocked:
+            _first_page(ksef)
+        assert ksef.send_state.requests_sent == sent and time.sleeps == []
+    error = blocked.value
+    assert isinstance(error, RateLimitError) and (error.retry_after, error.cap, error.status_code) == (200, 120, 429)
+    assert "not sent" in str(error) and "more than max_retry_after (120 s)" in str(error)
+    assert error.response.request.method == "GET" and "authorization" not in error.response.request.headers

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, run, within_budget
+from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, retry_after_of, run, within_budget
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -187,15 +187,15 @@ def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
     One budget for the whole login: the restarts and every repeat of the login's requests count
     in it, so ``max_retries`` bounds them together (a budget per request and another for the
     restarts made (1 + 3) x (1 + 3) = 16 challenges out of ``max_retries=3``). A restart after a
-    429 waits its ``Retry-After`` (or gives up when that is past ``max_retry_after``): a login
-    sent into KSeF's block would lengthen it.
+    429 or a 5xx waits its ``Retry-After`` (or gives up when that is past ``max_retry_after``,
+    raising the failure): a login sent into KSeF's block would lengthen it.
     """
     budget = RetryBudget()
     while True:
         try:
             return (yield from within_budget(budget, login()))
         except TRANSIENT as error:
-            wait = error.retry_after if isinstance(error, RateLimitError) else None
+            wait = retry_after_of(error)  # a 429's or a 5xx's Retry-After
             if not (yield Retry(budget, f"login ({type(error).__name__})", at_least=wait)):
                 raise
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -214,10 +215,27 @@ class Upos:
         failed download no other starts (those under way finish); the first failure in sending
         order is raised."""
         accepted = run(_accepted_flow(reference_number, concurrency), self._client)
+        saves, failed = _Saves(len(accepted)), threading.Event()
+
+        def save(index: int, invoice: SessionInvoiceStatusResponse) -> None:
+            # Was: pool.map, which stops only when it reaches a failure in sending order: while it
+            # waited for a slow download, the other threads went on starting every download left.
+            if failed.is_set():
+                return
+            try:
+                saves.paths[index] = run(_save_invoice_upo_flow(reference_number, invoice, directory), self._client)
+            except Exception as error:  # raised below, once the others ended
+                saves.failures[index] = error
+                failed.set()
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(
-                pool.map(lambda i: run(_save_invoice_upo_flow(reference_number, i, directory), self._client), accepted)
-            )
+            try:
+                for future in [pool.submit(save, index, invoice) for index, invoice in enumerate(accepted)]:
+                    future.result()
+            except BaseException:  # KeyboardInterrupt while waiting: start nothing more either
+                failed.set()
+                raise
+        return saves.result()
 
 
 class AsyncUpos:
@@ -248,8 +266,7 @@ class AsyncUpos:
         """Save the UPO of every accepted invoice as ``<KSeF number>.xml``, ``concurrency`` at a time
         (a failure: as ``Upos.save_invoice_upos``, the error itself)."""
         accepted = await arun(_accepted_flow(reference_number, concurrency), self._client)
-        paths: list[Path | None] = [None] * len(accepted)
-        failures: list[Exception | None] = [None] * len(accepted)
+        saves = _Saves(len(accepted))
         limiter, failed = anyio.Semaphore(concurrency), anyio.Event()
 
         async def save(index: int, invoice: SessionInvoiceStatusResponse) -> None:
@@ -261,20 +278,32 @@ class AsyncUpos:
                 if failed.is_set():
                     return
                 try:
-                    paths[index] = await arun(
-                        _save_invoice_upo_flow(reference_number, invoice, directory), self._client
-                    )
+                    flow = _save_invoice_upo_flow(reference_number, invoice, directory)
+                    saves.paths[index] = await arun(flow, self._client)
                 except Exception as error:  # raised below, once the others ended
-                    failures[index] = error
+                    saves.failures[index] = error
                     failed.set()
 
         async with anyio.create_task_group() as group:
             for index, invoice in enumerate(accepted):
                 group.start_soon(save, index, invoice)
-        first = next((error for error in failures if error is not None), None)
+        return saves.result()
+
+
+class _Saves:
+    """What each download of ``save_invoice_upos`` came to, in sending order: its file or its
+    failure (neither: not started, after another failed)."""
+
+    def __init__(self, count: int) -> None:
+        self.paths: list[Path | None] = [None] * count
+        self.failures: list[Exception | None] = [None] * count
+
+    def result(self) -> list[Path]:
+        """The files, or the first failure in sending order raised (the error itself)."""
+        first = next((error for error in self.failures if error is not None), None)
         if first is not None:
             raise first
-        return [p for p in paths if p is not None]
+        return [path for path in self.paths if path is not None]
 
 
 def _check_concurrency(concurrency: int) -> None:

@@ -16,14 +16,15 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import anyio.lowlevel
 import httpx
 import pytest
 
-from ksef_client import AsyncKSeF, KSeF
+from ksef_client import AsyncKSeF, KSeF, _threads
+from ksef_client._flows import arun, blocking
 from ksef_client.batch import BatchPackage
 from ksef_client.errors import InternalServerError
 from ksef_client.mock import KSeFBackend, create_app
@@ -299,3 +300,156 @@ async def test_an_anyio_cancelled_batch_build_stops_instead_of_running_to_the_en
         assert scope.cancelled_caught
         build.check_stopped()
     assert not backend.sessions.state.sessions
+
+
+# --- 6. AnyIO's thread pool full: a cancelled call still ends -------------------------------------
+#
+# AnyIO's worker threads (40 by default) are shared with every `run_sync` of the app (FastAPI's sync
+# endpoints and dependencies): a call may wait for one. docs/sending.md: cancelled while the package
+# is built, the call "waits for the thread to end"; a call whose work never started has no thread to
+# wait for and must end at once.
+
+
+class OneThread:
+    """AnyIO's default thread limiter cut to one thread, which a task of the app takes (``take``)
+    and keeps until ``release`` is set; ``taken`` is set once that task's thread runs."""
+
+    def __init__(self) -> None:
+        self.limiter = anyio.to_thread.current_default_thread_limiter()
+        self.total = self.limiter.total_tokens
+        self.taken, self.release = threading.Event(), threading.Event()
+
+    async def __aenter__(self) -> OneThread:
+        self.limiter.total_tokens = 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        self.limiter.total_tokens = self.total
+
+    def take(self) -> asyncio.Task[None]:
+        def hold() -> None:
+            self.taken.set()
+            self.release.wait()
+
+        return asyncio.create_task(anyio.to_thread.run_sync(hold))
+
+    async def held(self) -> None:
+        """Until the app's task holds the thread."""
+        await _until_set(self.taken)
+
+    async def queued(self) -> None:
+        """Until a task waits for the thread (checkpoints only: nothing waits on a timer)."""
+        while not self.limiter.statistics().tasks_waiting:
+            await anyio.lowlevel.checkpoint()
+
+
+async def _until_set(event: threading.Event) -> None:
+    while not event.is_set():  # checkpoints only: the thread sets it at once
+        await anyio.lowlevel.checkpoint()
+
+
+def _cancellable(call: Callable[[], Any], how: str) -> tuple[asyncio.Task[Any], Callable[[], object]]:
+    """``call()`` in a task and what cancels it: asyncio's ``task.cancel()`` or an AnyIO scope."""
+    if how == "task.cancel":
+        task = asyncio.create_task(call())
+        return task, task.cancel
+    scope = anyio.CancelScope()
+
+    async def scoped() -> None:
+        with scope:
+            await call()
+
+    return asyncio.create_task(scoped()), scope.cancel
+
+
+async def _ended(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` ended; the timeout is only a guard (the old code never ended)."""
+    done, _ = await asyncio.wait({task}, timeout=30)
+    return bool(done)
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "cancel scope"])
+async def test_a_batch_cancelled_while_waiting_for_a_worker_thread_ends_at_once(
+    backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Was: in_thread waited, shielded, for the end of a thread that never started: the call hung
+    # for ever (and, once the pool had room, kept one of its threads waiting for ever too).
+    build = Build(monkeypatch)
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        async with OneThread() as pool:
+            app = pool.take()
+            await pool.held()  # the app's task holds the only thread
+            call, cancel = _cancellable(lambda: ksef.send_batch(build.invoices(), part_size=100_000), how)
+            await pool.queued()  # the batch waits for a thread to build its package in
+            cancel()
+            assert await _ended(call) and call.cancelled() == (how == "task.cancel")
+            assert not app.done()  # the app's task still holds the thread
+        await app
+        await anyio.to_thread.run_sync(lambda: None)  # a thread free again: the work given up stays so
+    assert build.read == 0 and not build.returned.is_set()
+    assert not backend.sessions.state.sessions
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "cancel scope"])
+async def test_a_blocking_step_cancelled_while_waiting_for_a_worker_thread_ends_at_once(
+    backend: KSeFBackend, how: str
+) -> None:
+    # The same for every Blocking step of AsyncKSeF (unpacking an export or a sync window, parsing
+    # a large session UPO): they run through the same in_thread.
+    ran: list[str] = []
+    async with _client(backend, httpx.ASGITransport(app=create_app(backend, strict=True))) as ksef:
+        async with OneThread() as pool:
+            app = pool.take()
+            await pool.held()
+            call, cancel = _cancellable(lambda: arun(blocking(ran.append, "unpacked"), ksef), how)
+            await pool.queued()
+            cancel()
+            assert await _ended(call) and not app.done()
+        await app
+        await anyio.to_thread.run_sync(lambda: None)
+    assert not ran
+
+
+async def test_work_a_thread_takes_after_the_caller_gave_it_up_never_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other order of the same race: the work was handed to a thread, the caller cancelled before
+    # the thread began it. The caller does not wait (the thread may be slow to come); the work,
+    # when the thread comes to it, is not done.
+    handed: list[Callable[[], object]] = []
+
+    async def run_sync(work: Callable[[], object], **options: object) -> NoReturn:
+        if handed:  # was: the caller waited (in a thread of its own) for the work's end
+            raise AssertionError("the cancelled caller waits for work no thread began")
+        handed.append(work)  # a thread will take it later
+        await anyio.sleep_forever()
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", run_sync)
+    ran: list[str] = []
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await _threads.in_thread(lambda: ran.append("work"))
+    assert scope.cancelled_caught
+    handed[0]()  # the thread takes it now
+    assert not ran
+
+
+async def test_a_cancelled_call_waits_for_its_running_work_without_a_thread_of_the_full_pool() -> None:
+    # Was: the wait for the cancelled work's end took a thread of AnyIO's default pool, whose only
+    # place the app took the moment the cancelled work gave it back: the call waited for the app.
+    stop, running = threading.Event(), threading.Event()
+    async with OneThread() as pool:
+
+        def work() -> None:
+            running.set()
+            stop.wait()  # until the cancellation stops it
+            pool.taken.wait()  # and ends only once the app's task holds the pool's only thread
+
+        call = asyncio.create_task(_threads.in_thread(work, stop))
+        await _until_set(running)
+        app = pool.take()
+        await pool.queued()
+        call.cancel()
+        assert await _ended(call) and call.cancelled()
+        assert not app.done()  # the app's task still holds the thread
+    await app
