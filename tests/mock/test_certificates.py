@@ -79,7 +79,7 @@ def signed_in(base_url: str, name: x509.Name | None = None, context_nip: str = N
     ``NIP`` by default): certificate requests need a login with a signature, not a KSeF token."""
     name = name or self_signed_certificate(NIP, kind="seal").certificate.subject
     certificate, key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
-    with KSeF(base_url=base_url) as client:
+    with KSeF(base_url=base_url, rate_limit_scale=0) as client:
         client.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=context_nip)
         yield client
 
@@ -139,7 +139,7 @@ def test_enrolled_certificates_log_in_and_sign_kod_ii(signed: KSeF, backend: KSe
     auth_key, offline_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     _, auth_cert = _enroll(ksef, auth_key, "Authentication")
     offline_serial, offline_cert = _enroll(ksef, offline_key, "Offline")
-    with KSeF(base_url=ksef_server.base_url) as seal:  # the KSeF certificate is a seal of the NIP
+    with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as seal:  # the KSeF certificate is a seal of the NIP
         seal.auth.login_with_certificate(SigningCredentials(auth_cert, auth_key), context_nip=NIP)
     invoice = sample_invoice("OFF/1")
     link = qr.certificate_link("TEST", "Nip", NIP, NIP, offline_serial, invoice, offline_key)
@@ -231,7 +231,8 @@ def test_certificates_are_the_authenticated_subject_s_whatever_the_context(
         with pytest.raises(BadRequestError) as foreign:
             revoke_certificate.sync_detailed(serial, client=owner.raw, body=RevokeCertificateRequest())
         assert foreign.value.codes == [25008]
-    with KSeF(base_url=base) as ksef_certificate:  # the KSeF certificate is the person's, with their rights
+    # The KSeF certificate is the person's, with their rights.
+    with KSeF(base_url=base, rate_limit_scale=0) as ksef_certificate:
         ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
         access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
     assert access.subject == ("Pesel", PESEL) and access.permissions == {"InvoiceRead"}
@@ -247,7 +248,7 @@ def test_a_ksef_token_login_may_not_request_or_revoke_certificates(signed: KSeF,
     csr = _csr(signed, key)
     created = signed.tokens.create(["InvoiceRead", "CredentialsManage"], "certificates by token")
     signed.tokens.wait_active(created.reference_number)
-    with KSeF(base_url=ksef_server.base_url) as by_token:
+    with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as by_token:
         by_token.auth.login_with_token(created.token, context_nip=NIP)
         with pytest.raises(BadRequestError) as data:
             parsed(get_enrollment_data.sync_detailed(client=by_token.raw), CertificateEnrollmentDataResponse)
@@ -282,7 +283,7 @@ def test_a_csr_naming_anyone_else_is_refused_with_25003(signed: KSeF, ksef_serve
 def _login_refusal(base_url: str, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> str | None:
     """``None`` when the certificate logs in (with verifyCertificateChain=true, which a KSeF
     certificate passes), else the 460's detail."""
-    with KSeF(base_url=base_url) as client:
+    with KSeF(base_url=base_url, rate_limit_scale=0) as client:
         try:
             client.auth.login_with_certificate(
                 SigningCredentials(certificate, key), context_nip=NIP, verify_certificate_chain=True
@@ -331,10 +332,10 @@ def test_a_ksef_certificate_of_a_certificate_without_nip_or_pesel_logs_in_as_its
     }
     assert httpx.post(ksef_server.base_url + "/testdata/permissions", json=grant).status_code == 200
     key = ec.generate_private_key(ec.SECP256R1())
-    with KSeF(base_url=ksef_server.base_url) as foreigner:
+    with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as foreigner:
         foreigner.auth.login_with_certificate(SigningCredentials(own, own_key), context_nip=NIP)
         _, certificate = _enroll(foreigner, key, "Authentication")
-    with KSeF(base_url=ksef_server.base_url) as ksef_certificate:
+    with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as ksef_certificate:
         ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
         access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
     assert access.subject == ("Fingerprint", fingerprint) and access.permissions == {"InvoiceRead"}
