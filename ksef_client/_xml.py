@@ -28,9 +28,12 @@ _PROLOG_END = re.compile(rb"[ \t\r\n]*(?:(<!DOCTYPE)|<[A-Za-z_:\x80-\xff])")
 SCHEMA_LOCK = threading.RLock()
 
 
-def hardened_parser() -> etree.XMLParser:
-    """A new parser with the hardened settings (for a parser that needs its own resolvers)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+def hardened_parser(*, remove_blank_text: bool = False) -> etree.XMLParser:
+    """A new parser with the hardened settings (for a parser that needs its own resolvers);
+    ``remove_blank_text``: whitespace between elements left out (``parse_for_reading``)."""
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=remove_blank_text
+    )
 
 
 def parse(xml: bytes) -> etree._Element:
@@ -58,9 +61,7 @@ def parse_for_reading(xml: bytes) -> etree._Element:
         return parse(xml)
     parser = getattr(_local, "reading_parser", None)
     if parser is None:
-        parser = _local.reading_parser = etree.XMLParser(
-            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=True
-        )
+        parser = _local.reading_parser = hardened_parser(remove_blank_text=True)
     return etree.fromstring(xml, parser=parser)
 
 

@@ -21,7 +21,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
-from ksef_client._xml import parse
+from ksef_client._xml import declares_entities, parse
 
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
 AUTH_NAMESPACES = (AUTH_NAMESPACE, "http://ksef.mf.gov.pl/auth/token/2.1")
@@ -178,7 +178,7 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
     Trusting the embedded certificate accepts self-signed certificates, as KSeF's TEST does;
     the caller decides whether that certificate identifies someone allowed to act.
     """
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+    if declares_entities(xml):
         raise SignatureVerificationError("documents with a DTD are refused")
     try:
         cert = certificate or embedded_certificate(xml)

@@ -108,3 +108,13 @@ def test_a_signed_element_wrapped_in_a_forged_document_is_refused() -> None:
     forged.append(genuine)
     with pytest.raises(SignatureVerificationError, match="whole document"):
         verify_xades(etree.tostring(forged))
+
+
+def test_doctype_text_in_a_comment_is_not_a_dtd() -> None:
+    # Only the prolog can hold a document type declaration (_xml.declares_entities); comments are
+    # not signed, so this one leaves the signature whole.
+    creds = self_signed_certificate()
+    document = signed_auth_token_request(CHALLENGE, "Nip", creds.nip, creds)
+    start = document.index(b">", document.index(b"<AuthTokenRequest")) + 1
+    commented = document[:start] + b"<!-- <!DOCTYPE x> <!ENTITY a 'b'> -->" + document[start:]
+    assert verify_xades(commented).root.findtext(f"{{{AUTH_NAMESPACE}}}Challenge") == CHALLENGE
