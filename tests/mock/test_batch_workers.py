@@ -88,14 +88,14 @@ def _batch(backend: KSeFBackend, package: bytes, monkeypatch: pytest.MonkeyPatch
     return session
 
 
-def _outcome(backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+def _outcome(backend: KSeFBackend, package: bytes, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Each invoice of the package as the API shows it, KSeF numbers replaced by the position of
     the invoice that holds them (numbers are random, their order is not)."""
     backend.reset()
     access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
     earlier = backend.sessions.open(access)
     assert backend.sessions.add_invoice(earlier, sample_invoice("FV/W/EARLIER")).accepted
-    session = _batch(backend, _package(), monkeypatch)
+    session = _batch(backend, package, monkeypatch)
     holders = {i.ksef_number: f"#{i.ordinal_number}" for i in session.invoices if i.ksef_number}
     holders.update({i.ksef_number: "earlier" for i in earlier.invoices})
     sessions = {session.reference_number: "this", earlier.reference_number: "earlier"}
@@ -114,8 +114,9 @@ def _outcome(backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> list[tupl
 def test_a_package_checked_by_worker_processes_ends_as_checked_in_the_thread(
     pooled: KSeFBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    in_thread = _outcome(KSeFBackend(workers=1), monkeypatch)
-    in_workers = _outcome(pooled, monkeypatch)
+    package = _package()  # one build: its invoices carry their creation second, hence their hashes
+    in_thread = _outcome(KSeFBackend(workers=1), package, monkeypatch)
+    in_workers = _outcome(pooled, package, monkeypatch)
     assert pooled.batch_workers.started
     assert in_workers == in_thread
     codes = {row[1]: row[2] for row in in_thread}
