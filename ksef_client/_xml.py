@@ -70,7 +70,28 @@ def _elements_and_text_only(xml: bytes) -> bool:
     its XML declaration. Told from bytes, so only for a document in an encoding where ``<``, ``!``
     and ``?`` are their ASCII bytes and no NUL appears (UTF-8 and the like: it starts with ``<``);
     any other is not sure."""
-    return xml[:1] == b"<" and b"\0" not in xml and b"!" not in xml and xml.find(b"<?", 1) < 0
+    return xml[:1] == b"<" and b"\0" not in xml and b"!" not in xml and not _processing_instruction_after_start(xml)
+
+
+# "?"s looked at one by one before ``bytes.find`` searches the rest for "<?" (see below).
+_QUESTION_MARKS_LOOKED_AT = 8
+
+
+def _processing_instruction_after_start(xml: bytes) -> bool:
+    """Whether ``<?`` stands anywhere after the first byte. Searched as "?" (memchr, one pass
+    over a document that holds none but its declaration's), not as "<?": ``bytes.find`` of two
+    bytes stops at every "<", some 100,000 in a UPO of 5,000 documents (2 ms, where this takes
+    0.1). A few "?" not after a "<" (the declaration's own "?>", one in a value) are stepped
+    over; past that, ``bytes.find`` searches the rest (a document full of "?")."""
+    at = 2  # "<?" from byte 1 on: its "?" from byte 2 on
+    for _ in range(_QUESTION_MARKS_LOOKED_AT):
+        at = xml.find(b"?", at)
+        if at < 0:
+            return False
+        if xml[at - 1] == 0x3C:  # "<"
+            return True
+        at += 1
+    return xml.find(b"<?", at) >= 0
 
 
 def declares_entities(xml: bytes) -> bool:

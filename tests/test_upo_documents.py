@@ -16,7 +16,7 @@ from lxml import etree
 
 from ksef_client import SessionUpo
 from ksef_client import upo as upo_module
-from ksef_client._xml import parse_for_reading
+from ksef_client._xml import _processing_instruction_after_start, parse_for_reading
 from ksef_client.errors import UPOValidationError
 from ksef_client.mock.upo import PageInfo, UpoDocument, UpoHeader, build_upo
 from ksef_client.upo import (
@@ -223,14 +223,31 @@ def test_a_laid_out_upo_is_read_from_a_tree_without_the_whitespace_between_eleme
         b'<?xml version="1.0"?>\n<?c?><a>\n <b>x</b>\n</a>',
         "<a>\n <b>x</b>\n</a>".encode("utf-16"),
         b"\xef\xbb\xbf<a>\n <b>x</b>\n</a>",
+        b"<a>\n <b>" + b"?" * 50 + b"</b> <?c?> <b>y</b>\n</a>",
     ],
-    ids=["comment", "processing-instruction", "cdata", "processing-instruction-first", "utf-16", "byte-order-mark"],
+    ids=[
+        "comment",
+        "processing-instruction",
+        "cdata",
+        "processing-instruction-first",
+        "utf-16",
+        "byte-order-mark",
+        "processing-instruction-after-many-question-marks",
+    ],
 )
 def test_a_document_with_other_nodes_or_another_encoding_is_read_from_the_whole_tree(xml: bytes) -> None:
     # Told from bytes, the whitespace is left out only when nothing but elements and text can be there.
     assert parse_for_reading(xml).xpath("//node()") != [] and [
         str(node) if isinstance(node, str) else node.tag for node in parse_for_reading(xml).xpath("//node()")
     ] == [str(node) if isinstance(node, str) else node.tag for node in safe_parse(xml).xpath("//node()")]
+
+
+@PROPERTY
+@given(st.binary(max_size=40) | st.lists(st.sampled_from([b"<", b"?", b"a", b">", b"<?"]), max_size=40).map(b"".join))
+def test_a_processing_instruction_is_found_wherever_the_question_marks_stand(xml: bytes) -> None:
+    # The search steps over "?" one by one, then hands the rest to bytes.find: whatever stands
+    # where, it finds what searching for "<?" after the first byte finds.
+    assert _processing_instruction_after_start(xml) == (xml.find(b"<?", 1) >= 0)
 
 
 @pytest.mark.parametrize(
