@@ -6,10 +6,10 @@ discouraged Unicode ranges, at most 1 MB (3 MB with attachments), valid against 
 when the session opened. ``validate_invoice`` applies the same rules, so an invoice it passes is
 not rejected for its file.
 
-FA(2), FA(3) and FA_RR(1) import their base types from crd.gov.pl by URL; a resolver maps that URL
-to the copies ``make spec`` puts in ``ksef_client/_data/fa3/bazowe`` so nothing is fetched. PEF(3)
-and PEF_KOR(3) import UBL 2.1 by relative paths. Parsing is hardened (no DTD, no entities, no
-network).
+FA(2), FA(3) and FA_RR(1) import their base types from crd.gov.pl by URL; the imports are pointed
+at the copies ``make spec`` puts in ``ksef_client/_data/fa3/bazowe`` before compiling, so nothing
+is fetched. PEF(3) and PEF_KOR(3) import UBL 2.1 by relative paths. Parsing is hardened (no DTD,
+no entities, no network).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
 
 FA3_NAMESPACE = "http://crd.gov.pl/wzor/2025/06/25/13775/"
 BASE_TYPES_URL = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/"
+XSD = "http://www.w3.org/2001/XMLSchema"
 MAX_INVOICE_BYTES = 1_000_000
 MAX_INVOICE_WITH_ATTACHMENT_BYTES = 3_000_000
 MB = 1_000_000  # "1 MB (1 000 000 bajtów)" (faktury/weryfikacja-faktury.md)
@@ -186,20 +187,6 @@ def _data_dir() -> Path:
     return Path(str(resources.files("ksef_client"))) / "_data"
 
 
-class _LocalCopies(etree.Resolver):
-    """Serve crd.gov.pl base-type schemas from the local copies."""
-
-    def __init__(self, base_dir: Path) -> None:
-        super().__init__()
-        self.base_dir = base_dir
-
-    def resolve(self, system_url: str, public_id: str, context: object) -> object:  # type: ignore[override]
-        if system_url.startswith(BASE_TYPES_URL):
-            local = self.base_dir / system_url.removeprefix(BASE_TYPES_URL)
-            return self.resolve_filename(str(local), context)  # type: ignore[attr-defined]
-        return None
-
-
 def form_schema(system_code: str = "FA (3)", directory: Path | None = None) -> etree.XMLSchema:
     """The compiled XSD of a form (``"FA (3)"``, ``"PEF (3)"``...), from ``_data`` unless ``directory``
     is given; compiled once per process."""
@@ -235,7 +222,7 @@ def _schema_file(system_code: str) -> str:
 
 
 def _locate(data: Path, location: str, referring: Path) -> Path | None:
-    """The local copy of a schema document a form's XSD refers to (as ``_LocalCopies`` serves)."""
+    """The local copy of a schema document a form's XSD refers to (as ``_schema_document`` points to)."""
     if location.startswith(BASE_TYPES_URL):
         return data / "fa3" / "bazowe" / location.removeprefix(BASE_TYPES_URL)
     return None if "://" in location else referring.parent / location
@@ -269,9 +256,24 @@ def _compiled(system_code: str, directory: Path | None) -> etree.XMLSchema:
     main = data / _schema_file(system_code)
     if not main.is_file():
         raise FileNotFoundError(f"{system_code} schema not found at {main}: run 'make spec' (or pip install the wheel)")
-    parser = hardened_parser()
-    parser.resolvers.add(_LocalCopies(data / "fa3" / "bazowe"))
-    return etree.XMLSchema(etree.parse(str(main), parser))
+    return etree.XMLSchema(_schema_document(main, data / "fa3" / "bazowe"))
+
+
+def _schema_document(main: Path, base_types: Path) -> etree._ElementTree:
+    """A form's XSD, its imports of the base types (by crd.gov.pl URL) pointed at their copies in
+    ``base_types``, so compiling it needs no resolver.
+
+    lxml hands libxml2's document loader (one for the process) to the parser's resolvers only while
+    a parse or compile runs, and puts the one before back when it ends: another thread's parse
+    ending while a schema compiles can leave the compile with libxml2's own loader, for which the
+    URL names nothing (no network), and the compile fails (``XMLSchemaParseError``, a base type
+    that "does not resolve"). A ``file:`` URI loads the same with either loader."""
+    document = etree.parse(str(main), hardened_parser())
+    for reference in document.iter(f"{{{XSD}}}import", f"{{{XSD}}}include"):
+        location = reference.get("schemaLocation") or ""
+        if location.startswith(BASE_TYPES_URL):
+            reference.set("schemaLocation", (base_types / location.removeprefix(BASE_TYPES_URL)).as_uri())
+    return document
 
 
 def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:

@@ -152,3 +152,26 @@ def test_an_xml_1_1_invoice_is_refused(declaration: bytes) -> None:
         assert refused.value.rule == "prolog"
     assert check_file("FA (3)", xml).rejection  # the emulator refuses it too (430)
     validate_invoice(sample_invoice().split(b"?>", 1)[1].lstrip())  # no declaration: XML 1.0
+
+
+# --- compiling a form's XSD needs no resolver ------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["FA (3)", "FA (2)", "FA_RR (1)"])
+def test_a_forms_xsd_compiles_with_libxml2s_own_document_loader(code: str) -> None:
+    # lxml sets libxml2's document loader (one for the process) to the parser's resolvers for each
+    # parse or compile and puts the previous one back after it: another thread's parse ending while
+    # a schema compiled left the compile with libxml2's own loader, the crd.gov.pl URL of the base
+    # types named nothing (no network), and XMLSchema() failed ("TDataCzas ... does not resolve":
+    # seen for a copy compiled on one thread while another parsed). A parser without resolvers
+    # compiles through libxml2's own loader, as that compile did.
+    data = schemas._data_dir()
+    main = data / schemas.FORM_SCHEMAS[code]
+    as_published = etree.parse(str(main), etree.XMLParser(no_network=True, resolve_entities=False))
+    with pytest.raises(etree.XMLSchemaParseError, match="does not resolve"):
+        etree.XMLSchema(as_published)
+    document = schemas._schema_document(main, data / "fa3" / "bazowe")
+    locations = [ref.get("schemaLocation") for ref in document.iter(f"{{{schemas.XSD}}}import")]
+    assert locations and all((location or "").startswith("file:") for location in locations)
+    schema = etree.XMLSchema(document)
+    assert schema.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")
