@@ -229,6 +229,10 @@ def rate_limit_group(operation: dict[str, Any]) -> str | None:
 # Calls that the model template binds to module-level aliases (``_StatusInfo_from_dict``...);
 # an attribute lookup of one of these inside from_dict means a replacement silently stopped matching.
 _ALIASED_METHODS = frozenset({"from_dict", "from_value", "fromisoformat"})
+# The model template's own variables in from_dict (the keys of src_dict, the optional keys found
+# missing) and the only statements that may set them: a field whose variable had one of these names
+# would change a count, and unknown keys would go unnoticed.
+_COUNT_STATEMENTS = frozenset({"_keys = len(src_dict)", "_missing = 0", "_missing += 1"})
 
 
 def check_fast_paths(package: Path) -> list[str]:
@@ -276,6 +280,18 @@ def _model_module_problems(tree: ast.Module) -> list[str]:
         for call in calls:
             if isinstance(call.func, ast.Attribute) and call.func.attr in _ALIASED_METHODS:
                 problems.append(f"from_dict calls {ast.unparse(call.func)} unbound")
+        stores = [
+            node
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name) and node.id in {"_keys", "_missing"} and isinstance(node.ctx, ast.Store)
+        ]
+        counts = [
+            node
+            for node in ast.walk(function)
+            if isinstance(node, ast.Assign | ast.AugAssign) and ast.unparse(node) in _COUNT_STATEMENTS
+        ]
+        if len(stores) != len(counts):
+            problems.append("from_dict sets _keys or _missing (the template's key counts) elsewhere")
     return problems
 
 

@@ -419,3 +419,121 @@ def test_a_large_body_is_parsed_with_the_cycle_collector_paused_and_switched_bac
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# Unknown keys are found by counting (from_dict): the keys of src_dict against the required fields
+# and the optional ones found, each optional field's missing key counted where its value is checked
+# anyway; a record of the required keys only returns before any optional key is looked up. One model
+# of each shape of optional field the templates write, complete (values that round-trip by to_dict):
+COMPLETE: dict[str, dict[str, Any]] = {
+    # plain nullable strings; nullable datetimes and a nullable enum (parsed after a class test)
+    "SessionInvoiceStatusResponse": dict(
+        INVOICE,
+        invoicingDate="2025-07-11T12:23:56.015430+00:00",
+        invoiceNumber="FV/1",
+        ksefNumber="k",
+        invoiceFileName="a.xml",
+        acquisitionDate="2025-07-11T12:24:00+00:00",
+        permanentStorageDate="2025-07-11T12:25:00.500000+00:00",
+        upoDownloadUrl="https://u",
+        upoDownloadUrlExpirationDate="2025-07-11T13:25:00+00:00",
+        invoicingMode="Online",
+    ),
+    # a nullable list of strings, a nullable model
+    "InvoiceStatusInfo": {"code": 1, "description": "d", "details": ["a"], "extensions": {"k": "v"}},
+    # a nullable boolean, an optional (not nullable) boolean
+    "AuthenticationListItem": {
+        "startDate": "2025-07-11T12:00:00+00:00",
+        "authenticationMethod": "Token",
+        "authenticationMethodInfo": {"category": "Token", "code": "t", "displayName": "Token"},
+        "status": {"code": 200, "description": "ok"},
+        "referenceNumber": "r",
+        "isTokenRedeemed": True,
+        "lastTokenRefreshDate": "2025-07-11T12:01:00+00:00",
+        "refreshTokenValidUntil": "2025-07-12T12:00:00+00:00",
+        "isCurrent": False,
+    },
+    # an optional integer (not nullable)
+    "CertificateEffectiveSubjectLimits": {"maxCertificates": 3},
+    # an optional enum (not nullable), nullable models
+    "SetSubjectLimitsRequest": {
+        "subjectIdentifierType": "Nip",
+        "enrollment": {"maxEnrollments": 2},
+        "certificate": {"maxCertificates": None},
+    },
+    # a nullable list of models, an optional datetime (not nullable)
+    "ExceptionInfo": {
+        "exceptionDetailList": [{"exceptionCode": 21405, "exceptionDescription": "x", "details": None}],
+        "referenceNumber": "r",
+        "serviceCode": "c",
+        "serviceCtx": "s",
+        "serviceName": "n",
+        "timestamp": "2025-07-11T12:00:00.250000+00:00",
+    },
+    # nullable numbers
+    "InvoiceQueryAmount": {"type": "Brutto", "from": 1.5, "to": 2},
+}
+EXTRAS: list[dict[str, Any]] = [{}, {"zzNew": 1}, {"aaNew": None, "status2": {"code": 1}}]
+
+
+@pytest.mark.parametrize("name", list(COMPLETE))
+def test_unknown_keys_are_found_whichever_optional_keys_are_missing_in_every_shape_of_field(name: str) -> None:
+    import itertools
+
+    from ksef_client._generated import models
+
+    cls = getattr(models, name)
+    complete = COMPLETE[name]
+    assert cls.from_dict(complete).to_dict() == complete and cls.from_dict(complete).additional_properties == {}
+    optional = []
+    for key in complete:
+        try:
+            cls.from_dict({k: v for k, v in complete.items() if k != key})
+        except KeyError:
+            continue  # a required key
+        optional.append(key)
+    assert optional
+    for count in range(len(optional) + 1):
+        for missing in itertools.combinations(optional, count):
+            for extras in EXTRAS:
+                body = {k: v for k, v in complete.items() if k not in missing} | extras
+                parsed = cls.from_dict(body)
+                assert parsed.additional_properties == extras, (missing, extras)
+                assert parsed.to_dict() == body  # the missing fields are UNSET, the others as sent
+
+
+def test_a_wrong_type_in_a_parsed_nullable_field_names_the_field() -> None:
+    # Nullable datetimes, enums and models are parsed right after one test of the exact class (what
+    # JSON decoding gives); any other value is None, a missing key, a subclass (parsed) or refused,
+    # naming the field, as it was before the test of the exact class came first.
+    from ksef_client._generated.models import InvoiceStatusInfo
+
+    class Text(str):
+        pass
+
+    wrong: list[tuple[Any, str]] = [
+        (7, "integer"), (1.5, "number"), (True, "boolean"), ([1], "array"), ({"a": 1}, "object"), ("x", "string"),
+    ]  # fmt: skip
+    fields = [
+        (SessionInvoiceStatusResponse, INVOICE, "acquisitionDate", "string"),
+        (SessionInvoiceStatusResponse, INVOICE, "permanentStorageDate", "string"),
+        (SessionInvoiceStatusResponse, INVOICE, "upoDownloadUrlExpirationDate", "string"),
+        (SessionInvoiceStatusResponse, INVOICE, "invoicingMode", "string"),
+        (InvoiceStatusInfo, INVOICE["status"], "extensions", "object"),
+    ]
+    for cls, body, field, expected in fields:
+        for value, json_type in wrong:
+            if json_type == expected:
+                continue
+            with pytest.raises(TypeError, match=rf"^{field}: expected {expected} or null, got {json_type}$"):
+                cls.from_dict(dict(body, **{field: value}))  # type: ignore[arg-type]
+        assert cls.from_dict(dict(body, **{field: None})).to_dict()[field] is None  # type: ignore[arg-type]
+    parsed = SessionInvoiceStatusResponse.from_dict(
+        dict(INVOICE, permanentStorageDate=Text("2026-11-25T10:15:31+00:00"))
+    )
+    assert parsed.permanent_storage_date == datetime.datetime(2026, 11, 25, 10, 15, 31, tzinfo=datetime.UTC)
+    assert SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode=Text("Offline"))).invoicing_mode is (
+        InvoicingMode.OFFLINE
+    )
+    with pytest.raises(ValueError):
+        SessionInvoiceStatusResponse.from_dict(dict(INVOICE, acquisitionDate="2026-13-45"))

@@ -147,6 +147,20 @@ def test_a_lost_fast_path_fails_the_check(path: str, fast: str, slow: str, repor
     assert broken and reported in " ".join(broken)
 
 
+def test_a_field_named_like_the_key_counts_fails_the_check(tmp_path: Path) -> None:
+    # from_dict counts the keys of src_dict in `_keys` and the optional keys missing in `_missing`:
+    # a field whose variable had either name (a future spec's "keys" or "missing") would break the
+    # count of unknown keys silently. The check refuses the generated code then.
+    copy_ = tmp_path / "pkg"
+    shutil.copytree(GENERATED, copy_)
+    target = copy_ / "models/session_invoice_status_response.py"
+    text = target.read_text(encoding="utf-8")
+    assert text.count("_acquisition_date") > 1
+    target.write_text(text.replace("_acquisition_date", "_missing"), encoding="utf-8")
+    broken = check_fast_paths(copy_)
+    assert broken and "_keys or _missing" in " ".join(broken)
+
+
 def test_repeat_safe_names_must_exist_in_a_strict_run(pinned_spec: dict[str, Any]) -> None:
     overlay = load_overlay(OVERLAY)
     names = {str(name) for name in preprocess(pinned_spec, overlay).names.values()}

@@ -71,8 +71,21 @@ class AllowedIps:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        allowed_ips = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            allowed_ips.ip_4_addresses = UNSET
+            allowed_ips.ip_4_ranges = UNSET
+            allowed_ips.ip_4_masks = UNSET
+            return allowed_ips
+
+        _missing = 0
+
         ip_4_addresses: list[str] | None | Unset = src_dict.get("ip4Addresses", UNSET)
-        if ip_4_addresses is not None and ip_4_addresses is not UNSET:
+        if ip_4_addresses is UNSET:
+            _missing += 1
+        elif ip_4_addresses is not None:
             if ip_4_addresses.__class__ is not list and not isinstance(ip_4_addresses, list):
                 raise _wrong_type("ip4Addresses", "array or null", ip_4_addresses)
 
@@ -81,7 +94,9 @@ class AllowedIps:
                     raise _wrong_type("ip4Addresses[]", "string", _item)
 
         ip_4_ranges: list[str] | None | Unset = src_dict.get("ip4Ranges", UNSET)
-        if ip_4_ranges is not None and ip_4_ranges is not UNSET:
+        if ip_4_ranges is UNSET:
+            _missing += 1
+        elif ip_4_ranges is not None:
             if ip_4_ranges.__class__ is not list and not isinstance(ip_4_ranges, list):
                 raise _wrong_type("ip4Ranges", "array or null", ip_4_ranges)
 
@@ -90,7 +105,9 @@ class AllowedIps:
                     raise _wrong_type("ip4Ranges[]", "string", _item)
 
         ip_4_masks: list[str] | None | Unset = src_dict.get("ip4Masks", UNSET)
-        if ip_4_masks is not None and ip_4_masks is not UNSET:
+        if ip_4_masks is UNSET:
+            _missing += 1
+        elif ip_4_masks is not None:
             if ip_4_masks.__class__ is not list and not isinstance(ip_4_masks, list):
                 raise _wrong_type("ip4Masks", "array or null", ip_4_masks)
 
@@ -98,20 +115,14 @@ class AllowedIps:
                 if _item.__class__ is not str and not isinstance(_item, str):
                     raise _wrong_type("ip4Masks[]", "string", _item)
 
-        allowed_ips = _object_new(cls)
         allowed_ips.ip_4_addresses = ip_4_addresses
         allowed_ips.ip_4_ranges = ip_4_ranges
         allowed_ips.ip_4_masks = ip_4_masks
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 3 or ip_4_addresses is UNSET or ip_4_ranges is UNSET or ip_4_masks is UNSET
-        ):
-            if len(src_dict) != 0 + (ip_4_addresses is not UNSET) + (ip_4_ranges is not UNSET) + (
-                ip_4_masks is not UNSET
-            ):
-                allowed_ips.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"ip4Addresses", "ip4Ranges", "ip4Masks"}
-                }
+        if _keys != 3 - _missing:
+            allowed_ips.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ip4Addresses", "ip4Ranges", "ip4Masks"}
+            }
         return allowed_ips
 
     @property

@@ -66,8 +66,21 @@ class ApiError:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
+        api_error = _object_new(cls)
+        api_error.code = code
+        api_error.description = description
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            api_error.details = UNSET
+            return api_error
+
+        _missing = 0
+
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
-        if details is not None and details is not UNSET:
+        if details is UNSET:
+            _missing += 1
+        elif details is not None:
             if details.__class__ is not list and not isinstance(details, list):
                 raise _wrong_type("details", "array or null", details)
 
@@ -75,16 +88,12 @@ class ApiError:
                 if _item.__class__ is not str and not isinstance(_item, str):
                     raise _wrong_type("details[]", "string", _item)
 
-        api_error = _object_new(cls)
-        api_error.code = code
-        api_error.description = description
         api_error.details = details
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or details is UNSET):
-            if len(src_dict) != 2 + (details is not UNSET):
-                api_error.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
-                }
+        if _keys != 3 - _missing:
+            api_error.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
+            }
         return api_error
 
     @property

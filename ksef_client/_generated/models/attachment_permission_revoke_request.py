@@ -56,22 +56,33 @@ class AttachmentPermissionRevokeRequest:
         if nip.__class__ is not str and not isinstance(nip, str):
             raise _wrong_type("nip", "string", nip)
 
+        attachment_permission_revoke_request = _object_new(cls)
+        attachment_permission_revoke_request.nip = nip
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            attachment_permission_revoke_request.expected_end_date = UNSET
+            return attachment_permission_revoke_request
+
+        _missing = 0
+
         _expected_end_date = src_dict.get("expectedEndDate", UNSET)
         expected_end_date: datetime.date | None | Unset = _expected_end_date
-        if _expected_end_date is not None and _expected_end_date is not UNSET:
-            if _expected_end_date.__class__ is not str and not isinstance(_expected_end_date, str):
+        if _expected_end_date.__class__ is str:
+            expected_end_date = _date_fromisoformat(_expected_end_date)
+        elif _expected_end_date is UNSET:
+            _missing += 1
+        elif _expected_end_date is not None:
+            if not isinstance(_expected_end_date, str):
                 raise _wrong_type("expectedEndDate", "string or null", _expected_end_date)
             expected_end_date = _date_fromisoformat(_expected_end_date)
 
-        attachment_permission_revoke_request = _object_new(cls)
-        attachment_permission_revoke_request.nip = nip
         attachment_permission_revoke_request.expected_end_date = expected_end_date
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or expected_end_date is UNSET):
-            if len(src_dict) != 1 + (expected_end_date is not UNSET):
-                attachment_permission_revoke_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}
-                }
+        if _keys != 2 - _missing:
+            attachment_permission_revoke_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"nip", "expectedEndDate"}
+            }
         return attachment_permission_revoke_request
 
     @property

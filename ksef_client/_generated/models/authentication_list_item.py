@@ -122,65 +122,81 @@ class AuthenticationListItem:
         if reference_number.__class__ is not str and not isinstance(reference_number, str):
             raise _wrong_type("referenceNumber", "string", reference_number)
 
-        is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
-        if is_token_redeemed.__class__ is not bool and is_token_redeemed is not None and is_token_redeemed is not UNSET:
-            raise _wrong_type("isTokenRedeemed", "boolean or null", is_token_redeemed)
-
-        _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
-        last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
-        if _last_token_refresh_date is not None and _last_token_refresh_date is not UNSET:
-            if _last_token_refresh_date.__class__ is not str and not isinstance(_last_token_refresh_date, str):
-                raise _wrong_type("lastTokenRefreshDate", "string or null", _last_token_refresh_date)
-            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
-
-        _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
-        refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
-        if _refresh_token_valid_until is not None and _refresh_token_valid_until is not UNSET:
-            if _refresh_token_valid_until.__class__ is not str and not isinstance(_refresh_token_valid_until, str):
-                raise _wrong_type("refreshTokenValidUntil", "string or null", _refresh_token_valid_until)
-            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
-
-        is_current = src_dict.get("isCurrent", UNSET)
-        if is_current.__class__ is not bool and is_current is not UNSET:
-            raise _wrong_type("isCurrent", "boolean", is_current)
-
         authentication_list_item = _object_new(cls)
         authentication_list_item.start_date = start_date
         authentication_list_item.authentication_method = authentication_method
         authentication_list_item.authentication_method_info = authentication_method_info
         authentication_list_item.status = status
         authentication_list_item.reference_number = reference_number
+
+        _keys = len(src_dict)
+        if _keys == 5:
+            authentication_list_item.is_token_redeemed = UNSET
+            authentication_list_item.last_token_refresh_date = UNSET
+            authentication_list_item.refresh_token_valid_until = UNSET
+            authentication_list_item.is_current = UNSET
+            return authentication_list_item
+
+        _missing = 0
+
+        is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
+        if is_token_redeemed.__class__ is not bool and is_token_redeemed is not None:
+            if is_token_redeemed is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isTokenRedeemed", "boolean or null", is_token_redeemed)
+
+        _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
+        last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
+        if _last_token_refresh_date.__class__ is str:
+            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
+        elif _last_token_refresh_date is UNSET:
+            _missing += 1
+        elif _last_token_refresh_date is not None:
+            if not isinstance(_last_token_refresh_date, str):
+                raise _wrong_type("lastTokenRefreshDate", "string or null", _last_token_refresh_date)
+            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
+
+        _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
+        refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
+        if _refresh_token_valid_until.__class__ is str:
+            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
+        elif _refresh_token_valid_until is UNSET:
+            _missing += 1
+        elif _refresh_token_valid_until is not None:
+            if not isinstance(_refresh_token_valid_until, str):
+                raise _wrong_type("refreshTokenValidUntil", "string or null", _refresh_token_valid_until)
+            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
+
+        is_current = src_dict.get("isCurrent", UNSET)
+        if is_current.__class__ is not bool:
+            if is_current is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isCurrent", "boolean", is_current)
+
         authentication_list_item.is_token_redeemed = is_token_redeemed
         authentication_list_item.last_token_refresh_date = last_token_refresh_date
         authentication_list_item.refresh_token_valid_until = refresh_token_valid_until
         authentication_list_item.is_current = is_current
 
-        if len(src_dict) != 5 and (
-            len(src_dict) != 9
-            or is_token_redeemed is UNSET
-            or last_token_refresh_date is UNSET
-            or refresh_token_valid_until is UNSET
-            or is_current is UNSET
-        ):
-            if len(src_dict) != 5 + (is_token_redeemed is not UNSET) + (last_token_refresh_date is not UNSET) + (
-                refresh_token_valid_until is not UNSET
-            ) + (is_current is not UNSET):
-                authentication_list_item.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "startDate",
-                        "authenticationMethod",
-                        "authenticationMethodInfo",
-                        "status",
-                        "referenceNumber",
-                        "isTokenRedeemed",
-                        "lastTokenRefreshDate",
-                        "refreshTokenValidUntil",
-                        "isCurrent",
-                    }
+        if _keys != 9 - _missing:
+            authentication_list_item.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "startDate",
+                    "authenticationMethod",
+                    "authenticationMethodInfo",
+                    "status",
+                    "referenceNumber",
+                    "isTokenRedeemed",
+                    "lastTokenRefreshDate",
+                    "refreshTokenValidUntil",
+                    "isCurrent",
                 }
+            }
         return authentication_list_item
 
     @property

@@ -58,24 +58,29 @@ class AuthenticationListResponse:
 
         items = [_AuthenticationListItem_from_dict(items_item_data) for items_item_data in _items]
 
-        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
-        if (
-            continuation_token.__class__ is not str
-            and continuation_token is not None
-            and continuation_token is not UNSET
-            and not isinstance(continuation_token, str)
-        ):
-            raise _wrong_type("continuationToken", "string or null", continuation_token)
-
         authentication_list_response = _object_new(cls)
         authentication_list_response.items = items
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            authentication_list_response.continuation_token = UNSET
+            return authentication_list_response
+
+        _missing = 0
+
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if continuation_token.__class__ is not str and continuation_token is not None:
+            if continuation_token is UNSET:
+                _missing += 1
+            elif not isinstance(continuation_token, str):
+                raise _wrong_type("continuationToken", "string or null", continuation_token)
+
         authentication_list_response.continuation_token = continuation_token
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
-            if len(src_dict) != 1 + (continuation_token is not UNSET):
-                authentication_list_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}
-                }
+        if _keys != 2 - _missing:
+            authentication_list_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"items", "continuationToken"}
+            }
         return authentication_list_response
 
     @property

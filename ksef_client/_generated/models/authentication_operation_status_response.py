@@ -107,56 +107,69 @@ class AuthenticationOperationStatusResponse:
 
         status = _StatusInfo_from_dict(src_dict["status"])
 
-        is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
-        if is_token_redeemed.__class__ is not bool and is_token_redeemed is not None and is_token_redeemed is not UNSET:
-            raise _wrong_type("isTokenRedeemed", "boolean or null", is_token_redeemed)
-
-        _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
-        last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
-        if _last_token_refresh_date is not None and _last_token_refresh_date is not UNSET:
-            if _last_token_refresh_date.__class__ is not str and not isinstance(_last_token_refresh_date, str):
-                raise _wrong_type("lastTokenRefreshDate", "string or null", _last_token_refresh_date)
-            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
-
-        _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
-        refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
-        if _refresh_token_valid_until is not None and _refresh_token_valid_until is not UNSET:
-            if _refresh_token_valid_until.__class__ is not str and not isinstance(_refresh_token_valid_until, str):
-                raise _wrong_type("refreshTokenValidUntil", "string or null", _refresh_token_valid_until)
-            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
-
         authentication_operation_status_response = _object_new(cls)
         authentication_operation_status_response.start_date = start_date
         authentication_operation_status_response.authentication_method = authentication_method
         authentication_operation_status_response.authentication_method_info = authentication_method_info
         authentication_operation_status_response.status = status
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            authentication_operation_status_response.is_token_redeemed = UNSET
+            authentication_operation_status_response.last_token_refresh_date = UNSET
+            authentication_operation_status_response.refresh_token_valid_until = UNSET
+            return authentication_operation_status_response
+
+        _missing = 0
+
+        is_token_redeemed: bool | None | Unset = src_dict.get("isTokenRedeemed", UNSET)
+        if is_token_redeemed.__class__ is not bool and is_token_redeemed is not None:
+            if is_token_redeemed is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isTokenRedeemed", "boolean or null", is_token_redeemed)
+
+        _last_token_refresh_date = src_dict.get("lastTokenRefreshDate", UNSET)
+        last_token_refresh_date: datetime.datetime | None | Unset = _last_token_refresh_date
+        if _last_token_refresh_date.__class__ is str:
+            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
+        elif _last_token_refresh_date is UNSET:
+            _missing += 1
+        elif _last_token_refresh_date is not None:
+            if not isinstance(_last_token_refresh_date, str):
+                raise _wrong_type("lastTokenRefreshDate", "string or null", _last_token_refresh_date)
+            last_token_refresh_date = _datetime_fromisoformat(_last_token_refresh_date)
+
+        _refresh_token_valid_until = src_dict.get("refreshTokenValidUntil", UNSET)
+        refresh_token_valid_until: datetime.datetime | None | Unset = _refresh_token_valid_until
+        if _refresh_token_valid_until.__class__ is str:
+            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
+        elif _refresh_token_valid_until is UNSET:
+            _missing += 1
+        elif _refresh_token_valid_until is not None:
+            if not isinstance(_refresh_token_valid_until, str):
+                raise _wrong_type("refreshTokenValidUntil", "string or null", _refresh_token_valid_until)
+            refresh_token_valid_until = _datetime_fromisoformat(_refresh_token_valid_until)
+
         authentication_operation_status_response.is_token_redeemed = is_token_redeemed
         authentication_operation_status_response.last_token_refresh_date = last_token_refresh_date
         authentication_operation_status_response.refresh_token_valid_until = refresh_token_valid_until
 
-        if len(src_dict) != 4 and (
-            len(src_dict) != 7
-            or is_token_redeemed is UNSET
-            or last_token_refresh_date is UNSET
-            or refresh_token_valid_until is UNSET
-        ):
-            if len(src_dict) != 4 + (is_token_redeemed is not UNSET) + (last_token_refresh_date is not UNSET) + (
-                refresh_token_valid_until is not UNSET
-            ):
-                authentication_operation_status_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "startDate",
-                        "authenticationMethod",
-                        "authenticationMethodInfo",
-                        "status",
-                        "isTokenRedeemed",
-                        "lastTokenRefreshDate",
-                        "refreshTokenValidUntil",
-                    }
+        if _keys != 7 - _missing:
+            authentication_operation_status_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "startDate",
+                    "authenticationMethod",
+                    "authenticationMethodInfo",
+                    "status",
+                    "isTokenRedeemed",
+                    "lastTokenRefreshDate",
+                    "refreshTokenValidUntil",
                 }
+            }
         return authentication_operation_status_response
 
     @property

@@ -43,21 +43,30 @@ class AuthorizationPolicy:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        authorization_policy = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            authorization_policy.allowed_ips = UNSET
+            return authorization_policy
+
+        _missing = 0
+
         _allowed_ips = src_dict.get("allowedIps", UNSET)
         allowed_ips: AllowedIps | None | Unset = _allowed_ips
-        if _allowed_ips is not None and _allowed_ips is not UNSET:
-            if _allowed_ips.__class__ is not dict and not isinstance(_allowed_ips, dict):
+        if _allowed_ips.__class__ is dict:
+            allowed_ips = _AllowedIps_from_dict(_allowed_ips)
+        elif _allowed_ips is UNSET:
+            _missing += 1
+        elif _allowed_ips is not None:
+            if not isinstance(_allowed_ips, dict):
                 raise _wrong_type("allowedIps", "object or null", _allowed_ips)
             allowed_ips = _AllowedIps_from_dict(_allowed_ips)
 
-        authorization_policy = _object_new(cls)
         authorization_policy.allowed_ips = allowed_ips
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or allowed_ips is UNSET):
-            if len(src_dict) != 0 + (allowed_ips is not UNSET):
-                authorization_policy.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"allowedIps"}
-                }
+        if _keys != 1 - _missing:
+            authorization_policy.additional_properties = {k: v for k, v in src_dict.items() if k not in {"allowedIps"}}
         return authorization_policy
 
     @property

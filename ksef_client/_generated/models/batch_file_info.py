@@ -81,26 +81,35 @@ class BatchFileInfo:
 
         file_parts = [_BatchFilePartInfo_from_dict(file_parts_item_data) for file_parts_item_data in _file_parts]
 
-        _compression_type = src_dict.get("compressionType", UNSET)
-        compression_type: CompressionType | None | Unset = _compression_type
-        if _compression_type is not None and _compression_type is not UNSET:
-            if _compression_type.__class__ is not str and not isinstance(_compression_type, str):
-                raise _wrong_type("compressionType", "string or null", _compression_type)
-            compression_type = _CompressionType_from_value(_compression_type)
-
         batch_file_info = _object_new(cls)
         batch_file_info.file_size = file_size
         batch_file_info.file_hash = file_hash
         batch_file_info.file_parts = file_parts
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            batch_file_info.compression_type = UNSET
+            return batch_file_info
+
+        _missing = 0
+
+        _compression_type = src_dict.get("compressionType", UNSET)
+        compression_type: CompressionType | None | Unset = _compression_type
+        if _compression_type.__class__ is str:
+            compression_type = _CompressionType_from_value(_compression_type)
+        elif _compression_type is UNSET:
+            _missing += 1
+        elif _compression_type is not None:
+            if not isinstance(_compression_type, str):
+                raise _wrong_type("compressionType", "string or null", _compression_type)
+            compression_type = _CompressionType_from_value(_compression_type)
+
         batch_file_info.compression_type = compression_type
 
-        if len(src_dict) != 3 and (len(src_dict) != 4 or compression_type is UNSET):
-            if len(src_dict) != 3 + (compression_type is not UNSET):
-                batch_file_info.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"fileSize", "fileHash", "fileParts", "compressionType"}
-                }
+        if _keys != 4 - _missing:
+            batch_file_info.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"fileSize", "fileHash", "fileParts", "compressionType"}
+            }
         return batch_file_info
 
     @property

@@ -42,21 +42,32 @@ class BlockContextAuthenticationRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        block_context_authentication_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            block_context_authentication_request.context_identifier = UNSET
+            return block_context_authentication_request
+
+        _missing = 0
+
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | TestDataAuthenticationContextIdentifier | Unset = _context_identifier
-        if _context_identifier is not None and _context_identifier is not UNSET:
-            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+        if _context_identifier.__class__ is dict:
+            context_identifier = _TestDataAuthenticationContextIdentifier_from_dict(_context_identifier)
+        elif _context_identifier is UNSET:
+            _missing += 1
+        elif _context_identifier is not None:
+            if not isinstance(_context_identifier, dict):
                 raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
             context_identifier = _TestDataAuthenticationContextIdentifier_from_dict(_context_identifier)
 
-        block_context_authentication_request = _object_new(cls)
         block_context_authentication_request.context_identifier = context_identifier
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or context_identifier is UNSET):
-            if len(src_dict) != 0 + (context_identifier is not UNSET):
-                block_context_authentication_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}
-                }
+        if _keys != 1 - _missing:
+            block_context_authentication_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"contextIdentifier"}
+            }
         return block_context_authentication_request
 
     @property

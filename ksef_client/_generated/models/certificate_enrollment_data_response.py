@@ -112,63 +112,64 @@ class CertificateEnrollmentDataResponse:
         if country_name.__class__ is not str and not isinstance(country_name, str):
             raise _wrong_type("countryName", "string", country_name)
 
-        given_name: None | str | Unset = src_dict.get("givenName", UNSET)
-        if (
-            given_name.__class__ is not str
-            and given_name is not None
-            and given_name is not UNSET
-            and not isinstance(given_name, str)
-        ):
-            raise _wrong_type("givenName", "string or null", given_name)
-
-        surname: None | str | Unset = src_dict.get("surname", UNSET)
-        if (
-            surname.__class__ is not str
-            and surname is not None
-            and surname is not UNSET
-            and not isinstance(surname, str)
-        ):
-            raise _wrong_type("surname", "string or null", surname)
-
-        serial_number: None | str | Unset = src_dict.get("serialNumber", UNSET)
-        if (
-            serial_number.__class__ is not str
-            and serial_number is not None
-            and serial_number is not UNSET
-            and not isinstance(serial_number, str)
-        ):
-            raise _wrong_type("serialNumber", "string or null", serial_number)
-
-        unique_identifier: None | str | Unset = src_dict.get("uniqueIdentifier", UNSET)
-        if (
-            unique_identifier.__class__ is not str
-            and unique_identifier is not None
-            and unique_identifier is not UNSET
-            and not isinstance(unique_identifier, str)
-        ):
-            raise _wrong_type("uniqueIdentifier", "string or null", unique_identifier)
-
-        organization_name: None | str | Unset = src_dict.get("organizationName", UNSET)
-        if (
-            organization_name.__class__ is not str
-            and organization_name is not None
-            and organization_name is not UNSET
-            and not isinstance(organization_name, str)
-        ):
-            raise _wrong_type("organizationName", "string or null", organization_name)
-
-        organization_identifier: None | str | Unset = src_dict.get("organizationIdentifier", UNSET)
-        if (
-            organization_identifier.__class__ is not str
-            and organization_identifier is not None
-            and organization_identifier is not UNSET
-            and not isinstance(organization_identifier, str)
-        ):
-            raise _wrong_type("organizationIdentifier", "string or null", organization_identifier)
-
         certificate_enrollment_data_response = _object_new(cls)
         certificate_enrollment_data_response.common_name = common_name
         certificate_enrollment_data_response.country_name = country_name
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            certificate_enrollment_data_response.given_name = UNSET
+            certificate_enrollment_data_response.surname = UNSET
+            certificate_enrollment_data_response.serial_number = UNSET
+            certificate_enrollment_data_response.unique_identifier = UNSET
+            certificate_enrollment_data_response.organization_name = UNSET
+            certificate_enrollment_data_response.organization_identifier = UNSET
+            return certificate_enrollment_data_response
+
+        _missing = 0
+
+        given_name: None | str | Unset = src_dict.get("givenName", UNSET)
+        if given_name.__class__ is not str and given_name is not None:
+            if given_name is UNSET:
+                _missing += 1
+            elif not isinstance(given_name, str):
+                raise _wrong_type("givenName", "string or null", given_name)
+
+        surname: None | str | Unset = src_dict.get("surname", UNSET)
+        if surname.__class__ is not str and surname is not None:
+            if surname is UNSET:
+                _missing += 1
+            elif not isinstance(surname, str):
+                raise _wrong_type("surname", "string or null", surname)
+
+        serial_number: None | str | Unset = src_dict.get("serialNumber", UNSET)
+        if serial_number.__class__ is not str and serial_number is not None:
+            if serial_number is UNSET:
+                _missing += 1
+            elif not isinstance(serial_number, str):
+                raise _wrong_type("serialNumber", "string or null", serial_number)
+
+        unique_identifier: None | str | Unset = src_dict.get("uniqueIdentifier", UNSET)
+        if unique_identifier.__class__ is not str and unique_identifier is not None:
+            if unique_identifier is UNSET:
+                _missing += 1
+            elif not isinstance(unique_identifier, str):
+                raise _wrong_type("uniqueIdentifier", "string or null", unique_identifier)
+
+        organization_name: None | str | Unset = src_dict.get("organizationName", UNSET)
+        if organization_name.__class__ is not str and organization_name is not None:
+            if organization_name is UNSET:
+                _missing += 1
+            elif not isinstance(organization_name, str):
+                raise _wrong_type("organizationName", "string or null", organization_name)
+
+        organization_identifier: None | str | Unset = src_dict.get("organizationIdentifier", UNSET)
+        if organization_identifier.__class__ is not str and organization_identifier is not None:
+            if organization_identifier is UNSET:
+                _missing += 1
+            elif not isinstance(organization_identifier, str):
+                raise _wrong_type("organizationIdentifier", "string or null", organization_identifier)
+
         certificate_enrollment_data_response.given_name = given_name
         certificate_enrollment_data_response.surname = surname
         certificate_enrollment_data_response.serial_number = serial_number
@@ -176,35 +177,22 @@ class CertificateEnrollmentDataResponse:
         certificate_enrollment_data_response.organization_name = organization_name
         certificate_enrollment_data_response.organization_identifier = organization_identifier
 
-        if len(src_dict) != 2 and (
-            len(src_dict) != 8
-            or given_name is UNSET
-            or surname is UNSET
-            or serial_number is UNSET
-            or unique_identifier is UNSET
-            or organization_name is UNSET
-            or organization_identifier is UNSET
-        ):
-            if len(src_dict) != 2 + (given_name is not UNSET) + (surname is not UNSET) + (
-                serial_number is not UNSET
-            ) + (unique_identifier is not UNSET) + (organization_name is not UNSET) + (
-                organization_identifier is not UNSET
-            ):
-                certificate_enrollment_data_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "commonName",
-                        "countryName",
-                        "givenName",
-                        "surname",
-                        "serialNumber",
-                        "uniqueIdentifier",
-                        "organizationName",
-                        "organizationIdentifier",
-                    }
+        if _keys != 8 - _missing:
+            certificate_enrollment_data_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "commonName",
+                    "countryName",
+                    "givenName",
+                    "surname",
+                    "serialNumber",
+                    "uniqueIdentifier",
+                    "organizationName",
+                    "organizationIdentifier",
                 }
+            }
         return certificate_enrollment_data_response
 
     @property

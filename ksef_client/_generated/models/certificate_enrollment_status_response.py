@@ -59,25 +59,30 @@ class CertificateEnrollmentStatusResponse:
 
         status = _StatusInfo_from_dict(src_dict["status"])
 
-        certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
-        if (
-            certificate_serial_number.__class__ is not str
-            and certificate_serial_number is not None
-            and certificate_serial_number is not UNSET
-            and not isinstance(certificate_serial_number, str)
-        ):
-            raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
-
         certificate_enrollment_status_response = _object_new(cls)
         certificate_enrollment_status_response.request_date = request_date
         certificate_enrollment_status_response.status = status
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            certificate_enrollment_status_response.certificate_serial_number = UNSET
+            return certificate_enrollment_status_response
+
+        _missing = 0
+
+        certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
+        if certificate_serial_number.__class__ is not str and certificate_serial_number is not None:
+            if certificate_serial_number is UNSET:
+                _missing += 1
+            elif not isinstance(certificate_serial_number, str):
+                raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
+
         certificate_enrollment_status_response.certificate_serial_number = certificate_serial_number
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or certificate_serial_number is UNSET):
-            if len(src_dict) != 2 + (certificate_serial_number is not UNSET):
-                certificate_enrollment_status_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}
-                }
+        if _keys != 3 - _missing:
+            certificate_enrollment_status_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"requestDate", "status", "certificateSerialNumber"}
+            }
         return certificate_enrollment_status_response
 
     @property

@@ -139,13 +139,6 @@ class CertificateListItem:
 
         request_date = _datetime_fromisoformat(src_dict["requestDate"])
 
-        _last_use_date = src_dict.get("lastUseDate", UNSET)
-        last_use_date: datetime.datetime | None | Unset = _last_use_date
-        if _last_use_date is not None and _last_use_date is not UNSET:
-            if _last_use_date.__class__ is not str and not isinstance(_last_use_date, str):
-                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
-            last_use_date = _datetime_fromisoformat(_last_use_date)
-
         certificate_list_item = _object_new(cls)
         certificate_list_item.certificate_serial_number = certificate_serial_number
         certificate_list_item.name = name
@@ -156,27 +149,45 @@ class CertificateListItem:
         certificate_list_item.valid_from = valid_from
         certificate_list_item.valid_to = valid_to
         certificate_list_item.request_date = request_date
+
+        _keys = len(src_dict)
+        if _keys == 9:
+            certificate_list_item.last_use_date = UNSET
+            return certificate_list_item
+
+        _missing = 0
+
+        _last_use_date = src_dict.get("lastUseDate", UNSET)
+        last_use_date: datetime.datetime | None | Unset = _last_use_date
+        if _last_use_date.__class__ is str:
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+        elif _last_use_date is UNSET:
+            _missing += 1
+        elif _last_use_date is not None:
+            if not isinstance(_last_use_date, str):
+                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+
         certificate_list_item.last_use_date = last_use_date
 
-        if len(src_dict) != 9 and (len(src_dict) != 10 or last_use_date is UNSET):
-            if len(src_dict) != 9 + (last_use_date is not UNSET):
-                certificate_list_item.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "certificateSerialNumber",
-                        "name",
-                        "type",
-                        "commonName",
-                        "status",
-                        "subjectIdentifier",
-                        "validFrom",
-                        "validTo",
-                        "requestDate",
-                        "lastUseDate",
-                    }
+        if _keys != 10 - _missing:
+            certificate_list_item.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "certificateSerialNumber",
+                    "name",
+                    "type",
+                    "commonName",
+                    "status",
+                    "subjectIdentifier",
+                    "validFrom",
+                    "validTo",
+                    "requestDate",
+                    "lastUseDate",
                 }
+            }
         return certificate_list_item
 
     @property

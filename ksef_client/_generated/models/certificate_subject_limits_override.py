@@ -40,23 +40,28 @@ class CertificateSubjectLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        max_certificates: int | None | Unset = src_dict.get("maxCertificates", UNSET)
-        if (
-            max_certificates.__class__ is not int
-            and max_certificates is not None
-            and max_certificates is not UNSET
-            and (max_certificates.__class__ is bool or not isinstance(max_certificates, int))
-        ):
-            raise _wrong_type("maxCertificates", "integer or null", max_certificates)
-
         certificate_subject_limits_override = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            certificate_subject_limits_override.max_certificates = UNSET
+            return certificate_subject_limits_override
+
+        _missing = 0
+
+        max_certificates: int | None | Unset = src_dict.get("maxCertificates", UNSET)
+        if max_certificates.__class__ is not int and max_certificates is not None:
+            if max_certificates is UNSET:
+                _missing += 1
+            elif max_certificates.__class__ is bool or not isinstance(max_certificates, int):
+                raise _wrong_type("maxCertificates", "integer or null", max_certificates)
+
         certificate_subject_limits_override.max_certificates = max_certificates
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or max_certificates is UNSET):
-            if len(src_dict) != 0 + (max_certificates is not UNSET):
-                certificate_subject_limits_override.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"maxCertificates"}
-                }
+        if _keys != 1 - _missing:
+            certificate_subject_limits_override.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"maxCertificates"}
+            }
         return certificate_subject_limits_override
 
     @property

@@ -51,26 +51,41 @@ class CheckAttachmentPermissionStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        check_attachment_permission_status_response = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            check_attachment_permission_status_response.is_attachment_allowed = UNSET
+            check_attachment_permission_status_response.revoked_date = UNSET
+            return check_attachment_permission_status_response
+
+        _missing = 0
+
         is_attachment_allowed = src_dict.get("isAttachmentAllowed", UNSET)
-        if is_attachment_allowed.__class__ is not bool and is_attachment_allowed is not UNSET:
-            raise _wrong_type("isAttachmentAllowed", "boolean", is_attachment_allowed)
+        if is_attachment_allowed.__class__ is not bool:
+            if is_attachment_allowed is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isAttachmentAllowed", "boolean", is_attachment_allowed)
 
         _revoked_date = src_dict.get("revokedDate", UNSET)
         revoked_date: datetime.datetime | None | Unset = _revoked_date
-        if _revoked_date is not None and _revoked_date is not UNSET:
-            if _revoked_date.__class__ is not str and not isinstance(_revoked_date, str):
+        if _revoked_date.__class__ is str:
+            revoked_date = _datetime_fromisoformat(_revoked_date)
+        elif _revoked_date is UNSET:
+            _missing += 1
+        elif _revoked_date is not None:
+            if not isinstance(_revoked_date, str):
                 raise _wrong_type("revokedDate", "string or null", _revoked_date)
             revoked_date = _datetime_fromisoformat(_revoked_date)
 
-        check_attachment_permission_status_response = _object_new(cls)
         check_attachment_permission_status_response.is_attachment_allowed = is_attachment_allowed
         check_attachment_permission_status_response.revoked_date = revoked_date
 
-        if len(src_dict) != 0 and (len(src_dict) != 2 or is_attachment_allowed is UNSET or revoked_date is UNSET):
-            if len(src_dict) != 0 + (is_attachment_allowed is not UNSET) + (revoked_date is not UNSET):
-                check_attachment_permission_status_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}
-                }
+        if _keys != 2 - _missing:
+            check_attachment_permission_status_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"isAttachmentAllowed", "revokedDate"}
+            }
         return check_attachment_permission_status_response
 
     @property

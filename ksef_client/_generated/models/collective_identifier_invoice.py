@@ -66,32 +66,42 @@ class CollectiveIdentifierInvoice:
         if ksef_number.__class__ is not str and not isinstance(ksef_number, str):
             raise _wrong_type("ksefNumber", "string", ksef_number)
 
+        collective_identifier_invoice = _object_new(cls)
+        collective_identifier_invoice.ksef_number = ksef_number
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            collective_identifier_invoice.payment = UNSET
+            collective_identifier_invoice.description = UNSET
+            return collective_identifier_invoice
+
+        _missing = 0
+
         _payment = src_dict.get("payment", UNSET)
         payment: CollectiveIdentifierInvoicePayment | None | Unset = _payment
-        if _payment is not None and _payment is not UNSET:
-            if _payment.__class__ is not dict and not isinstance(_payment, dict):
+        if _payment.__class__ is dict:
+            payment = _CollectiveIdentifierInvoicePayment_from_dict(_payment)
+        elif _payment is UNSET:
+            _missing += 1
+        elif _payment is not None:
+            if not isinstance(_payment, dict):
                 raise _wrong_type("payment", "object or null", _payment)
             payment = _CollectiveIdentifierInvoicePayment_from_dict(_payment)
 
         description: None | str | Unset = src_dict.get("description", UNSET)
-        if (
-            description.__class__ is not str
-            and description is not None
-            and description is not UNSET
-            and not isinstance(description, str)
-        ):
-            raise _wrong_type("description", "string or null", description)
+        if description.__class__ is not str and description is not None:
+            if description is UNSET:
+                _missing += 1
+            elif not isinstance(description, str):
+                raise _wrong_type("description", "string or null", description)
 
-        collective_identifier_invoice = _object_new(cls)
-        collective_identifier_invoice.ksef_number = ksef_number
         collective_identifier_invoice.payment = payment
         collective_identifier_invoice.description = description
 
-        if len(src_dict) != 1 and (len(src_dict) != 3 or payment is UNSET or description is UNSET):
-            if len(src_dict) != 1 + (payment is not UNSET) + (description is not UNSET):
-                collective_identifier_invoice.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"ksefNumber", "payment", "description"}
-                }
+        if _keys != 3 - _missing:
+            collective_identifier_invoice.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"ksefNumber", "payment", "description"}
+            }
         return collective_identifier_invoice
 
     @property

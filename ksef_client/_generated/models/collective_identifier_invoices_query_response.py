@@ -61,24 +61,29 @@ class CollectiveIdentifierInvoicesQueryResponse:
             for invoices_item_data in _invoices
         ]
 
-        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
-        if (
-            continuation_token.__class__ is not str
-            and continuation_token is not None
-            and continuation_token is not UNSET
-            and not isinstance(continuation_token, str)
-        ):
-            raise _wrong_type("continuationToken", "string or null", continuation_token)
-
         collective_identifier_invoices_query_response = _object_new(cls)
         collective_identifier_invoices_query_response.invoices = invoices
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            collective_identifier_invoices_query_response.continuation_token = UNSET
+            return collective_identifier_invoices_query_response
+
+        _missing = 0
+
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if continuation_token.__class__ is not str and continuation_token is not None:
+            if continuation_token is UNSET:
+                _missing += 1
+            elif not isinstance(continuation_token, str):
+                raise _wrong_type("continuationToken", "string or null", continuation_token)
+
         collective_identifier_invoices_query_response.continuation_token = continuation_token
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
-            if len(src_dict) != 1 + (continuation_token is not UNSET):
-                collective_identifier_invoices_query_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}
-                }
+        if _keys != 2 - _missing:
+            collective_identifier_invoices_query_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"invoices", "continuationToken"}
+            }
         return collective_identifier_invoices_query_response
 
     @property

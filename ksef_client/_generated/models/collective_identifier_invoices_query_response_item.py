@@ -84,36 +84,46 @@ class CollectiveIdentifierInvoicesQueryResponseItem:
         if details_hidden.__class__ is not bool:
             raise _wrong_type("detailsHidden", "boolean", details_hidden)
 
-        _payment = src_dict.get("payment", UNSET)
-        payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset = _payment
-        if _payment is not None and _payment is not UNSET:
-            if _payment.__class__ is not dict and not isinstance(_payment, dict):
-                raise _wrong_type("payment", "object or null", _payment)
-            payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
-
-        description: None | str | Unset = src_dict.get("description", UNSET)
-        if (
-            description.__class__ is not str
-            and description is not None
-            and description is not UNSET
-            and not isinstance(description, str)
-        ):
-            raise _wrong_type("description", "string or null", description)
-
         collective_identifier_invoices_query_response_item = _object_new(cls)
         collective_identifier_invoices_query_response_item.ksef_number = ksef_number
         collective_identifier_invoices_query_response_item.collective_identifier_number = collective_identifier_number
         collective_identifier_invoices_query_response_item.details_hidden = details_hidden
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            collective_identifier_invoices_query_response_item.payment = UNSET
+            collective_identifier_invoices_query_response_item.description = UNSET
+            return collective_identifier_invoices_query_response_item
+
+        _missing = 0
+
+        _payment = src_dict.get("payment", UNSET)
+        payment: CollectiveIdentifierInvoicesQueryResponseItemPayment | None | Unset = _payment
+        if _payment.__class__ is dict:
+            payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
+        elif _payment is UNSET:
+            _missing += 1
+        elif _payment is not None:
+            if not isinstance(_payment, dict):
+                raise _wrong_type("payment", "object or null", _payment)
+            payment = _CollectiveIdentifierInvoicesQueryResponseItemPayment_from_dict(_payment)
+
+        description: None | str | Unset = src_dict.get("description", UNSET)
+        if description.__class__ is not str and description is not None:
+            if description is UNSET:
+                _missing += 1
+            elif not isinstance(description, str):
+                raise _wrong_type("description", "string or null", description)
+
         collective_identifier_invoices_query_response_item.payment = payment
         collective_identifier_invoices_query_response_item.description = description
 
-        if len(src_dict) != 3 and (len(src_dict) != 5 or payment is UNSET or description is UNSET):
-            if len(src_dict) != 3 + (payment is not UNSET) + (description is not UNSET):
-                collective_identifier_invoices_query_response_item.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"ksefNumber", "collectiveIdentifierNumber", "detailsHidden", "payment", "description"}
-                }
+        if _keys != 5 - _missing:
+            collective_identifier_invoices_query_response_item.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"ksefNumber", "collectiveIdentifierNumber", "detailsHidden", "payment", "description"}
+            }
         return collective_identifier_invoices_query_response_item
 
     @property

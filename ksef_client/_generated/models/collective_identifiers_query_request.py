@@ -89,72 +89,67 @@ class CollectiveIdentifiersQueryRequest:
 
         date_created_to = _datetime_fromisoformat(src_dict["dateCreatedTo"])
 
-        collective_identifier_number: None | str | Unset = src_dict.get("collectiveIdentifierNumber", UNSET)
-        if (
-            collective_identifier_number.__class__ is not str
-            and collective_identifier_number is not None
-            and collective_identifier_number is not UNSET
-            and not isinstance(collective_identifier_number, str)
-        ):
-            raise _wrong_type("collectiveIdentifierNumber", "string or null", collective_identifier_number)
-
-        invoice_count_from: int | None | Unset = src_dict.get("invoiceCountFrom", UNSET)
-        if (
-            invoice_count_from.__class__ is not int
-            and invoice_count_from is not None
-            and invoice_count_from is not UNSET
-            and (invoice_count_from.__class__ is bool or not isinstance(invoice_count_from, int))
-        ):
-            raise _wrong_type("invoiceCountFrom", "integer or null", invoice_count_from)
-
-        invoice_count_to: int | None | Unset = src_dict.get("invoiceCountTo", UNSET)
-        if (
-            invoice_count_to.__class__ is not int
-            and invoice_count_to is not None
-            and invoice_count_to is not UNSET
-            and (invoice_count_to.__class__ is bool or not isinstance(invoice_count_to, int))
-        ):
-            raise _wrong_type("invoiceCountTo", "integer or null", invoice_count_to)
-
-        created_in_current_context: bool | None | Unset = src_dict.get("createdInCurrentContext", UNSET)
-        if (
-            created_in_current_context.__class__ is not bool
-            and created_in_current_context is not None
-            and created_in_current_context is not UNSET
-        ):
-            raise _wrong_type("createdInCurrentContext", "boolean or null", created_in_current_context)
-
         collective_identifiers_query_request = _object_new(cls)
         collective_identifiers_query_request.date_created_from = date_created_from
         collective_identifiers_query_request.date_created_to = date_created_to
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            collective_identifiers_query_request.collective_identifier_number = UNSET
+            collective_identifiers_query_request.invoice_count_from = UNSET
+            collective_identifiers_query_request.invoice_count_to = UNSET
+            collective_identifiers_query_request.created_in_current_context = UNSET
+            return collective_identifiers_query_request
+
+        _missing = 0
+
+        collective_identifier_number: None | str | Unset = src_dict.get("collectiveIdentifierNumber", UNSET)
+        if collective_identifier_number.__class__ is not str and collective_identifier_number is not None:
+            if collective_identifier_number is UNSET:
+                _missing += 1
+            elif not isinstance(collective_identifier_number, str):
+                raise _wrong_type("collectiveIdentifierNumber", "string or null", collective_identifier_number)
+
+        invoice_count_from: int | None | Unset = src_dict.get("invoiceCountFrom", UNSET)
+        if invoice_count_from.__class__ is not int and invoice_count_from is not None:
+            if invoice_count_from is UNSET:
+                _missing += 1
+            elif invoice_count_from.__class__ is bool or not isinstance(invoice_count_from, int):
+                raise _wrong_type("invoiceCountFrom", "integer or null", invoice_count_from)
+
+        invoice_count_to: int | None | Unset = src_dict.get("invoiceCountTo", UNSET)
+        if invoice_count_to.__class__ is not int and invoice_count_to is not None:
+            if invoice_count_to is UNSET:
+                _missing += 1
+            elif invoice_count_to.__class__ is bool or not isinstance(invoice_count_to, int):
+                raise _wrong_type("invoiceCountTo", "integer or null", invoice_count_to)
+
+        created_in_current_context: bool | None | Unset = src_dict.get("createdInCurrentContext", UNSET)
+        if created_in_current_context.__class__ is not bool and created_in_current_context is not None:
+            if created_in_current_context is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("createdInCurrentContext", "boolean or null", created_in_current_context)
+
         collective_identifiers_query_request.collective_identifier_number = collective_identifier_number
         collective_identifiers_query_request.invoice_count_from = invoice_count_from
         collective_identifiers_query_request.invoice_count_to = invoice_count_to
         collective_identifiers_query_request.created_in_current_context = created_in_current_context
 
-        if len(src_dict) != 2 and (
-            len(src_dict) != 6
-            or collective_identifier_number is UNSET
-            or invoice_count_from is UNSET
-            or invoice_count_to is UNSET
-            or created_in_current_context is UNSET
-        ):
-            if len(src_dict) != 2 + (collective_identifier_number is not UNSET) + (invoice_count_from is not UNSET) + (
-                invoice_count_to is not UNSET
-            ) + (created_in_current_context is not UNSET):
-                collective_identifiers_query_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "dateCreatedFrom",
-                        "dateCreatedTo",
-                        "collectiveIdentifierNumber",
-                        "invoiceCountFrom",
-                        "invoiceCountTo",
-                        "createdInCurrentContext",
-                    }
+        if _keys != 6 - _missing:
+            collective_identifiers_query_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "dateCreatedFrom",
+                    "dateCreatedTo",
+                    "collectiveIdentifierNumber",
+                    "invoiceCountFrom",
+                    "invoiceCountTo",
+                    "createdInCurrentContext",
                 }
+            }
         return collective_identifiers_query_request
 
     @property

@@ -61,24 +61,29 @@ class CollectiveIdentifiersQueryResponse:
             for collective_identifiers_item_data in _collective_identifiers
         ]
 
-        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
-        if (
-            continuation_token.__class__ is not str
-            and continuation_token is not None
-            and continuation_token is not UNSET
-            and not isinstance(continuation_token, str)
-        ):
-            raise _wrong_type("continuationToken", "string or null", continuation_token)
-
         collective_identifiers_query_response = _object_new(cls)
         collective_identifiers_query_response.collective_identifiers = collective_identifiers
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            collective_identifiers_query_response.continuation_token = UNSET
+            return collective_identifiers_query_response
+
+        _missing = 0
+
+        continuation_token: None | str | Unset = src_dict.get("continuationToken", UNSET)
+        if continuation_token.__class__ is not str and continuation_token is not None:
+            if continuation_token is UNSET:
+                _missing += 1
+            elif not isinstance(continuation_token, str):
+                raise _wrong_type("continuationToken", "string or null", continuation_token)
+
         collective_identifiers_query_response.continuation_token = continuation_token
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or continuation_token is UNSET):
-            if len(src_dict) != 1 + (continuation_token is not UNSET):
-                collective_identifiers_query_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"collectiveIdentifiers", "continuationToken"}
-                }
+        if _keys != 2 - _missing:
+            collective_identifiers_query_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"collectiveIdentifiers", "continuationToken"}
+            }
         return collective_identifiers_query_response
 
     @property

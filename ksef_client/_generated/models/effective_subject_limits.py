@@ -53,29 +53,45 @@ class EffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        effective_subject_limits = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            effective_subject_limits.enrollment = UNSET
+            effective_subject_limits.certificate = UNSET
+            return effective_subject_limits
+
+        _missing = 0
+
         _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentEffectiveSubjectLimits | None | Unset = _enrollment
-        if _enrollment is not None and _enrollment is not UNSET:
-            if _enrollment.__class__ is not dict and not isinstance(_enrollment, dict):
+        if _enrollment.__class__ is dict:
+            enrollment = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
+        elif _enrollment is UNSET:
+            _missing += 1
+        elif _enrollment is not None:
+            if not isinstance(_enrollment, dict):
                 raise _wrong_type("enrollment", "object or null", _enrollment)
             enrollment = _EnrollmentEffectiveSubjectLimits_from_dict(_enrollment)
 
         _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateEffectiveSubjectLimits | None | Unset = _certificate
-        if _certificate is not None and _certificate is not UNSET:
-            if _certificate.__class__ is not dict and not isinstance(_certificate, dict):
+        if _certificate.__class__ is dict:
+            certificate = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
+        elif _certificate is UNSET:
+            _missing += 1
+        elif _certificate is not None:
+            if not isinstance(_certificate, dict):
                 raise _wrong_type("certificate", "object or null", _certificate)
             certificate = _CertificateEffectiveSubjectLimits_from_dict(_certificate)
 
-        effective_subject_limits = _object_new(cls)
         effective_subject_limits.enrollment = enrollment
         effective_subject_limits.certificate = certificate
 
-        if len(src_dict) != 0 and (len(src_dict) != 2 or enrollment is UNSET or certificate is UNSET):
-            if len(src_dict) != 0 + (enrollment is not UNSET) + (certificate is not UNSET):
-                effective_subject_limits.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}
-                }
+        if _keys != 2 - _missing:
+            effective_subject_limits.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"enrollment", "certificate"}
+            }
         return effective_subject_limits
 
     @property

@@ -66,27 +66,32 @@ class EncryptionInfo:
         if initialization_vector.__class__ is not str and not isinstance(initialization_vector, str):
             raise _wrong_type("initializationVector", "string", initialization_vector)
 
-        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
-        if (
-            public_key_id.__class__ is not str
-            and public_key_id is not None
-            and public_key_id is not UNSET
-            and not isinstance(public_key_id, str)
-        ):
-            raise _wrong_type("publicKeyId", "string or null", public_key_id)
-
         encryption_info = _object_new(cls)
         encryption_info.encrypted_symmetric_key = encrypted_symmetric_key
         encryption_info.initialization_vector = initialization_vector
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            encryption_info.public_key_id = UNSET
+            return encryption_info
+
+        _missing = 0
+
+        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
+        if public_key_id.__class__ is not str and public_key_id is not None:
+            if public_key_id is UNSET:
+                _missing += 1
+            elif not isinstance(public_key_id, str):
+                raise _wrong_type("publicKeyId", "string or null", public_key_id)
+
         encryption_info.public_key_id = public_key_id
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or public_key_id is UNSET):
-            if len(src_dict) != 2 + (public_key_id is not UNSET):
-                encryption_info.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"encryptedSymmetricKey", "initializationVector", "publicKeyId"}
-                }
+        if _keys != 3 - _missing:
+            encryption_info.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"encryptedSymmetricKey", "initializationVector", "publicKeyId"}
+            }
         return encryption_info
 
     @property

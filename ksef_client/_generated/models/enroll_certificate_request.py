@@ -80,26 +80,35 @@ class EnrollCertificateRequest:
         if csr.__class__ is not str and not isinstance(csr, str):
             raise _wrong_type("csr", "string", csr)
 
-        _valid_from = src_dict.get("validFrom", UNSET)
-        valid_from: datetime.datetime | None | Unset = _valid_from
-        if _valid_from is not None and _valid_from is not UNSET:
-            if _valid_from.__class__ is not str and not isinstance(_valid_from, str):
-                raise _wrong_type("validFrom", "string or null", _valid_from)
-            valid_from = _datetime_fromisoformat(_valid_from)
-
         enroll_certificate_request = _object_new(cls)
         enroll_certificate_request.certificate_name = certificate_name
         enroll_certificate_request.certificate_type = certificate_type
         enroll_certificate_request.csr = csr
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            enroll_certificate_request.valid_from = UNSET
+            return enroll_certificate_request
+
+        _missing = 0
+
+        _valid_from = src_dict.get("validFrom", UNSET)
+        valid_from: datetime.datetime | None | Unset = _valid_from
+        if _valid_from.__class__ is str:
+            valid_from = _datetime_fromisoformat(_valid_from)
+        elif _valid_from is UNSET:
+            _missing += 1
+        elif _valid_from is not None:
+            if not isinstance(_valid_from, str):
+                raise _wrong_type("validFrom", "string or null", _valid_from)
+            valid_from = _datetime_fromisoformat(_valid_from)
+
         enroll_certificate_request.valid_from = valid_from
 
-        if len(src_dict) != 3 and (len(src_dict) != 4 or valid_from is UNSET):
-            if len(src_dict) != 3 + (valid_from is not UNSET):
-                enroll_certificate_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"certificateName", "certificateType", "csr", "validFrom"}
-                }
+        if _keys != 4 - _missing:
+            enroll_certificate_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"certificateName", "certificateType", "csr", "validFrom"}
+            }
         return enroll_certificate_request
 
     @property

@@ -36,22 +36,28 @@ class EnrollmentEffectiveSubjectLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        max_enrollments = src_dict.get("maxEnrollments", UNSET)
-        if (
-            max_enrollments.__class__ is not int
-            and max_enrollments is not UNSET
-            and (max_enrollments.__class__ is bool or not isinstance(max_enrollments, int))
-        ):
-            raise _wrong_type("maxEnrollments", "integer", max_enrollments)
-
         enrollment_effective_subject_limits = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            enrollment_effective_subject_limits.max_enrollments = UNSET
+            return enrollment_effective_subject_limits
+
+        _missing = 0
+
+        max_enrollments = src_dict.get("maxEnrollments", UNSET)
+        if max_enrollments.__class__ is not int:
+            if max_enrollments is UNSET:
+                _missing += 1
+            elif max_enrollments.__class__ is bool or not isinstance(max_enrollments, int):
+                raise _wrong_type("maxEnrollments", "integer", max_enrollments)
+
         enrollment_effective_subject_limits.max_enrollments = max_enrollments
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or max_enrollments is UNSET):
-            if len(src_dict) != 0 + (max_enrollments is not UNSET):
-                enrollment_effective_subject_limits.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}
-                }
+        if _keys != 1 - _missing:
+            enrollment_effective_subject_limits.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}
+            }
         return enrollment_effective_subject_limits
 
     @property

@@ -40,23 +40,28 @@ class EnrollmentSubjectLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        max_enrollments: int | None | Unset = src_dict.get("maxEnrollments", UNSET)
-        if (
-            max_enrollments.__class__ is not int
-            and max_enrollments is not None
-            and max_enrollments is not UNSET
-            and (max_enrollments.__class__ is bool or not isinstance(max_enrollments, int))
-        ):
-            raise _wrong_type("maxEnrollments", "integer or null", max_enrollments)
-
         enrollment_subject_limits_override = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            enrollment_subject_limits_override.max_enrollments = UNSET
+            return enrollment_subject_limits_override
+
+        _missing = 0
+
+        max_enrollments: int | None | Unset = src_dict.get("maxEnrollments", UNSET)
+        if max_enrollments.__class__ is not int and max_enrollments is not None:
+            if max_enrollments is UNSET:
+                _missing += 1
+            elif max_enrollments.__class__ is bool or not isinstance(max_enrollments, int):
+                raise _wrong_type("maxEnrollments", "integer or null", max_enrollments)
+
         enrollment_subject_limits_override.max_enrollments = max_enrollments
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or max_enrollments is UNSET):
-            if len(src_dict) != 0 + (max_enrollments is not UNSET):
-                enrollment_subject_limits_override.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}
-                }
+        if _keys != 1 - _missing:
+            enrollment_subject_limits_override.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"maxEnrollments"}
+            }
         return enrollment_subject_limits_override
 
     @property

@@ -122,20 +122,6 @@ class EntityAuthorizationGrant:
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _author_identifier = src_dict.get("authorIdentifier", UNSET)
-        author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset = _author_identifier
-        if _author_identifier is not None and _author_identifier is not UNSET:
-            if _author_identifier.__class__ is not dict and not isinstance(_author_identifier, dict):
-                raise _wrong_type("authorIdentifier", "object or null", _author_identifier)
-            author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
-
-        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset = _subject_entity_details
-        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
-            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
-                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
-            subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
-
         entity_authorization_grant = _object_new(cls)
         entity_authorization_grant.id = id
         entity_authorization_grant.authorized_entity_identifier = authorized_entity_identifier
@@ -143,26 +129,56 @@ class EntityAuthorizationGrant:
         entity_authorization_grant.authorization_scope = authorization_scope
         entity_authorization_grant.description = description
         entity_authorization_grant.start_date = start_date
+
+        _keys = len(src_dict)
+        if _keys == 6:
+            entity_authorization_grant.author_identifier = UNSET
+            entity_authorization_grant.subject_entity_details = UNSET
+            return entity_authorization_grant
+
+        _missing = 0
+
+        _author_identifier = src_dict.get("authorIdentifier", UNSET)
+        author_identifier: EntityAuthorizationsAuthorIdentifier | None | Unset = _author_identifier
+        if _author_identifier.__class__ is dict:
+            author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
+        elif _author_identifier is UNSET:
+            _missing += 1
+        elif _author_identifier is not None:
+            if not isinstance(_author_identifier, dict):
+                raise _wrong_type("authorIdentifier", "object or null", _author_identifier)
+            author_identifier = _EntityAuthorizationsAuthorIdentifier_from_dict(_author_identifier)
+
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityByIdentifierDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict:
+            subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
+        elif _subject_entity_details is UNSET:
+            _missing += 1
+        elif _subject_entity_details is not None:
+            if not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityByIdentifierDetails_from_dict(_subject_entity_details)
+
         entity_authorization_grant.author_identifier = author_identifier
         entity_authorization_grant.subject_entity_details = subject_entity_details
 
-        if len(src_dict) != 6 and (len(src_dict) != 8 or author_identifier is UNSET or subject_entity_details is UNSET):
-            if len(src_dict) != 6 + (author_identifier is not UNSET) + (subject_entity_details is not UNSET):
-                entity_authorization_grant.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "id",
-                        "authorizedEntityIdentifier",
-                        "authorizingEntityIdentifier",
-                        "authorizationScope",
-                        "description",
-                        "startDate",
-                        "authorIdentifier",
-                        "subjectEntityDetails",
-                    }
+        if _keys != 8 - _missing:
+            entity_authorization_grant.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorizedEntityIdentifier",
+                    "authorizingEntityIdentifier",
+                    "authorizationScope",
+                    "description",
+                    "startDate",
+                    "authorIdentifier",
+                    "subjectEntityDetails",
                 }
+            }
         return entity_authorization_grant
 
     @property

@@ -90,50 +90,67 @@ class EntityAuthorizationPermissionsQueryRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         query_type = _QueryType_from_value(src_dict["queryType"])
 
+        entity_authorization_permissions_query_request = _object_new(cls)
+        entity_authorization_permissions_query_request.query_type = query_type
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            entity_authorization_permissions_query_request.authorizing_identifier = UNSET
+            entity_authorization_permissions_query_request.authorized_identifier = UNSET
+            entity_authorization_permissions_query_request.permission_types = UNSET
+            return entity_authorization_permissions_query_request
+
+        _missing = 0
+
         _authorizing_identifier = src_dict.get("authorizingIdentifier", UNSET)
         authorizing_identifier: EntityAuthorizationsAuthorizingEntityIdentifier | None | Unset = _authorizing_identifier
-        if _authorizing_identifier is not None and _authorizing_identifier is not UNSET:
-            if _authorizing_identifier.__class__ is not dict and not isinstance(_authorizing_identifier, dict):
+        if _authorizing_identifier.__class__ is dict:
+            authorizing_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(_authorizing_identifier)
+        elif _authorizing_identifier is UNSET:
+            _missing += 1
+        elif _authorizing_identifier is not None:
+            if not isinstance(_authorizing_identifier, dict):
                 raise _wrong_type("authorizingIdentifier", "object or null", _authorizing_identifier)
             authorizing_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(_authorizing_identifier)
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: EntityAuthorizationsAuthorizedEntityIdentifier | None | Unset = _authorized_identifier
-        if _authorized_identifier is not None and _authorized_identifier is not UNSET:
-            if _authorized_identifier.__class__ is not dict and not isinstance(_authorized_identifier, dict):
+        if _authorized_identifier.__class__ is dict:
+            authorized_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(_authorized_identifier)
+        elif _authorized_identifier is UNSET:
+            _missing += 1
+        elif _authorized_identifier is not None:
+            if not isinstance(_authorized_identifier, dict):
                 raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
             authorized_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(_authorized_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[InvoicePermissionType] | None | Unset = _permission_types
-        if _permission_types is not None and _permission_types is not UNSET:
-            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+        if _permission_types.__class__ is list:
+            permission_types = [
+                _InvoicePermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
+        elif _permission_types is UNSET:
+            _missing += 1
+        elif _permission_types is not None:
+            if not isinstance(_permission_types, list):
                 raise _wrong_type("permissionTypes", "array or null", _permission_types)
             permission_types = [
                 _InvoicePermissionType_from_value(permission_types_type_0_item_data)
                 for permission_types_type_0_item_data in _permission_types
             ]
 
-        entity_authorization_permissions_query_request = _object_new(cls)
-        entity_authorization_permissions_query_request.query_type = query_type
         entity_authorization_permissions_query_request.authorizing_identifier = authorizing_identifier
         entity_authorization_permissions_query_request.authorized_identifier = authorized_identifier
         entity_authorization_permissions_query_request.permission_types = permission_types
 
-        if len(src_dict) != 1 and (
-            len(src_dict) != 4
-            or authorizing_identifier is UNSET
-            or authorized_identifier is UNSET
-            or permission_types is UNSET
-        ):
-            if len(src_dict) != 1 + (authorizing_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-                permission_types is not UNSET
-            ):
-                entity_authorization_permissions_query_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"queryType", "authorizingIdentifier", "authorizedIdentifier", "permissionTypes"}
-                }
+        if _keys != 4 - _missing:
+            entity_authorization_permissions_query_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"queryType", "authorizingIdentifier", "authorizedIdentifier", "permissionTypes"}
+            }
         return entity_authorization_permissions_query_request
 
     @property

@@ -48,19 +48,29 @@ class EntityPermission:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         type_ = _EntityPermissionType_from_value(src_dict["type"])
 
-        can_delegate = src_dict.get("canDelegate", UNSET)
-        if can_delegate.__class__ is not bool and can_delegate is not UNSET:
-            raise _wrong_type("canDelegate", "boolean", can_delegate)
-
         entity_permission = _object_new(cls)
         entity_permission.type_ = type_
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            entity_permission.can_delegate = UNSET
+            return entity_permission
+
+        _missing = 0
+
+        can_delegate = src_dict.get("canDelegate", UNSET)
+        if can_delegate.__class__ is not bool:
+            if can_delegate is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("canDelegate", "boolean", can_delegate)
+
         entity_permission.can_delegate = can_delegate
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or can_delegate is UNSET):
-            if len(src_dict) != 1 + (can_delegate is not UNSET):
-                entity_permission.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}
-                }
+        if _keys != 2 - _missing:
+            entity_permission.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "canDelegate"}
+            }
         return entity_permission
 
     @property

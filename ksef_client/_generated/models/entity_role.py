@@ -74,26 +74,37 @@ class EntityRole:
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _parent_entity_identifier = src_dict.get("parentEntityIdentifier", UNSET)
-        parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset = _parent_entity_identifier
-        if _parent_entity_identifier is not None and _parent_entity_identifier is not UNSET:
-            if _parent_entity_identifier.__class__ is not dict and not isinstance(_parent_entity_identifier, dict):
-                raise _wrong_type("parentEntityIdentifier", "object or null", _parent_entity_identifier)
-            parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
-
         entity_role = _object_new(cls)
         entity_role.role = role
         entity_role.description = description
         entity_role.start_date = start_date
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            entity_role.parent_entity_identifier = UNSET
+            return entity_role
+
+        _missing = 0
+
+        _parent_entity_identifier = src_dict.get("parentEntityIdentifier", UNSET)
+        parent_entity_identifier: EntityRolesParentEntityIdentifier | None | Unset = _parent_entity_identifier
+        if _parent_entity_identifier.__class__ is dict:
+            parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
+        elif _parent_entity_identifier is UNSET:
+            _missing += 1
+        elif _parent_entity_identifier is not None:
+            if not isinstance(_parent_entity_identifier, dict):
+                raise _wrong_type("parentEntityIdentifier", "object or null", _parent_entity_identifier)
+            parent_entity_identifier = _EntityRolesParentEntityIdentifier_from_dict(_parent_entity_identifier)
+
         entity_role.parent_entity_identifier = parent_entity_identifier
 
-        if len(src_dict) != 3 and (len(src_dict) != 4 or parent_entity_identifier is UNSET):
-            if len(src_dict) != 3 + (parent_entity_identifier is not UNSET):
-                entity_role.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"role", "description", "startDate", "parentEntityIdentifier"}
-                }
+        if _keys != 4 - _missing:
+            entity_role.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"role", "description", "startDate", "parentEntityIdentifier"}
+            }
         return entity_role
 
     @property

@@ -145,27 +145,6 @@ class EuEntityPermission:
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset = _subject_person_details
-        if _subject_person_details is not None and _subject_person_details is not UNSET:
-            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
-                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
-            subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(_subject_person_details)
-
-        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset = _subject_entity_details
-        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
-            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
-                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
-            subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(_subject_entity_details)
-
-        _eu_entity_details = src_dict.get("euEntityDetails", UNSET)
-        eu_entity_details: None | PermissionsEuEntityDetails | Unset = _eu_entity_details
-        if _eu_entity_details is not None and _eu_entity_details is not UNSET:
-            if _eu_entity_details.__class__ is not dict and not isinstance(_eu_entity_details, dict):
-                raise _wrong_type("euEntityDetails", "object or null", _eu_entity_details)
-            eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
-
         eu_entity_permission = _object_new(cls)
         eu_entity_permission.id = id
         eu_entity_permission.author_identifier = author_identifier
@@ -175,37 +154,72 @@ class EuEntityPermission:
         eu_entity_permission.permission_scope = permission_scope
         eu_entity_permission.description = description
         eu_entity_permission.start_date = start_date
+
+        _keys = len(src_dict)
+        if _keys == 8:
+            eu_entity_permission.subject_person_details = UNSET
+            eu_entity_permission.subject_entity_details = UNSET
+            eu_entity_permission.eu_entity_details = UNSET
+            return eu_entity_permission
+
+        _missing = 0
+
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonByFingerprintDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict:
+            subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(_subject_person_details)
+        elif _subject_person_details is UNSET:
+            _missing += 1
+        elif _subject_person_details is not None:
+            if not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonByFingerprintDetails_from_dict(_subject_person_details)
+
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityByFingerprintDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict:
+            subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(_subject_entity_details)
+        elif _subject_entity_details is UNSET:
+            _missing += 1
+        elif _subject_entity_details is not None:
+            if not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityByFingerprintDetails_from_dict(_subject_entity_details)
+
+        _eu_entity_details = src_dict.get("euEntityDetails", UNSET)
+        eu_entity_details: None | PermissionsEuEntityDetails | Unset = _eu_entity_details
+        if _eu_entity_details.__class__ is dict:
+            eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
+        elif _eu_entity_details is UNSET:
+            _missing += 1
+        elif _eu_entity_details is not None:
+            if not isinstance(_eu_entity_details, dict):
+                raise _wrong_type("euEntityDetails", "object or null", _eu_entity_details)
+            eu_entity_details = _PermissionsEuEntityDetails_from_dict(_eu_entity_details)
+
         eu_entity_permission.subject_person_details = subject_person_details
         eu_entity_permission.subject_entity_details = subject_entity_details
         eu_entity_permission.eu_entity_details = eu_entity_details
 
-        if len(src_dict) != 8 and (
-            len(src_dict) != 11
-            or subject_person_details is UNSET
-            or subject_entity_details is UNSET
-            or eu_entity_details is UNSET
-        ):
-            if len(src_dict) != 8 + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET) + (
-                eu_entity_details is not UNSET
-            ):
-                eu_entity_permission.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "id",
-                        "authorIdentifier",
-                        "vatUeIdentifier",
-                        "euEntityName",
-                        "authorizedFingerprintIdentifier",
-                        "permissionScope",
-                        "description",
-                        "startDate",
-                        "subjectPersonDetails",
-                        "subjectEntityDetails",
-                        "euEntityDetails",
-                    }
+        if _keys != 11 - _missing:
+            eu_entity_permission.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorIdentifier",
+                    "vatUeIdentifier",
+                    "euEntityName",
+                    "authorizedFingerprintIdentifier",
+                    "permissionScope",
+                    "description",
+                    "startDate",
+                    "subjectPersonDetails",
+                    "subjectEntityDetails",
+                    "euEntityDetails",
                 }
+            }
         return eu_entity_permission
 
     @property

@@ -89,44 +89,61 @@ class EuEntityPermissionSubjectDetails:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_details_type = _EuEntityPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
+        eu_entity_permission_subject_details = _object_new(cls)
+        eu_entity_permission_subject_details.subject_details_type = subject_details_type
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            eu_entity_permission_subject_details.person_by_fp_with_id = UNSET
+            eu_entity_permission_subject_details.person_by_fp_no_id = UNSET
+            eu_entity_permission_subject_details.entity_by_fp = UNSET
+            return eu_entity_permission_subject_details
+
+        _missing = 0
+
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
-        if _person_by_fp_with_id is not None and _person_by_fp_with_id is not UNSET:
-            if _person_by_fp_with_id.__class__ is not dict and not isinstance(_person_by_fp_with_id, dict):
+        if _person_by_fp_with_id.__class__ is dict:
+            person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
+        elif _person_by_fp_with_id is UNSET:
+            _missing += 1
+        elif _person_by_fp_with_id is not None:
+            if not isinstance(_person_by_fp_with_id, dict):
                 raise _wrong_type("personByFpWithId", "object or null", _person_by_fp_with_id)
             person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
-        if _person_by_fp_no_id is not None and _person_by_fp_no_id is not UNSET:
-            if _person_by_fp_no_id.__class__ is not dict and not isinstance(_person_by_fp_no_id, dict):
+        if _person_by_fp_no_id.__class__ is dict:
+            person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
+        elif _person_by_fp_no_id is UNSET:
+            _missing += 1
+        elif _person_by_fp_no_id is not None:
+            if not isinstance(_person_by_fp_no_id, dict):
                 raise _wrong_type("personByFpNoId", "object or null", _person_by_fp_no_id)
             person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
         _entity_by_fp = src_dict.get("entityByFp", UNSET)
         entity_by_fp: EntityByFingerprintDetails | None | Unset = _entity_by_fp
-        if _entity_by_fp is not None and _entity_by_fp is not UNSET:
-            if _entity_by_fp.__class__ is not dict and not isinstance(_entity_by_fp, dict):
+        if _entity_by_fp.__class__ is dict:
+            entity_by_fp = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
+        elif _entity_by_fp is UNSET:
+            _missing += 1
+        elif _entity_by_fp is not None:
+            if not isinstance(_entity_by_fp, dict):
                 raise _wrong_type("entityByFp", "object or null", _entity_by_fp)
             entity_by_fp = _EntityByFingerprintDetails_from_dict(_entity_by_fp)
 
-        eu_entity_permission_subject_details = _object_new(cls)
-        eu_entity_permission_subject_details.subject_details_type = subject_details_type
         eu_entity_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         eu_entity_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
         eu_entity_permission_subject_details.entity_by_fp = entity_by_fp
 
-        if len(src_dict) != 1 and (
-            len(src_dict) != 4 or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET or entity_by_fp is UNSET
-        ):
-            if len(src_dict) != 1 + (person_by_fp_with_id is not UNSET) + (person_by_fp_no_id is not UNSET) + (
-                entity_by_fp is not UNSET
-            ):
-                eu_entity_permission_subject_details.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"subjectDetailsType", "personByFpWithId", "personByFpNoId", "entityByFp"}
-                }
+        if _keys != 4 - _missing:
+            eu_entity_permission_subject_details.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectDetailsType", "personByFpWithId", "personByFpNoId", "entityByFp"}
+            }
         return eu_entity_permission_subject_details
 
     @property

@@ -69,53 +69,60 @@ class EuEntityPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        eu_entity_permissions_query_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            eu_entity_permissions_query_request.vat_ue_identifier = UNSET
+            eu_entity_permissions_query_request.authorized_fingerprint_identifier = UNSET
+            eu_entity_permissions_query_request.permission_types = UNSET
+            return eu_entity_permissions_query_request
+
+        _missing = 0
+
         vat_ue_identifier: None | str | Unset = src_dict.get("vatUeIdentifier", UNSET)
-        if (
-            vat_ue_identifier.__class__ is not str
-            and vat_ue_identifier is not None
-            and vat_ue_identifier is not UNSET
-            and not isinstance(vat_ue_identifier, str)
-        ):
-            raise _wrong_type("vatUeIdentifier", "string or null", vat_ue_identifier)
+        if vat_ue_identifier.__class__ is not str and vat_ue_identifier is not None:
+            if vat_ue_identifier is UNSET:
+                _missing += 1
+            elif not isinstance(vat_ue_identifier, str):
+                raise _wrong_type("vatUeIdentifier", "string or null", vat_ue_identifier)
 
         authorized_fingerprint_identifier: None | str | Unset = src_dict.get("authorizedFingerprintIdentifier", UNSET)
-        if (
-            authorized_fingerprint_identifier.__class__ is not str
-            and authorized_fingerprint_identifier is not None
-            and authorized_fingerprint_identifier is not UNSET
-            and not isinstance(authorized_fingerprint_identifier, str)
-        ):
-            raise _wrong_type("authorizedFingerprintIdentifier", "string or null", authorized_fingerprint_identifier)
+        if authorized_fingerprint_identifier.__class__ is not str and authorized_fingerprint_identifier is not None:
+            if authorized_fingerprint_identifier is UNSET:
+                _missing += 1
+            elif not isinstance(authorized_fingerprint_identifier, str):
+                raise _wrong_type(
+                    "authorizedFingerprintIdentifier", "string or null", authorized_fingerprint_identifier
+                )
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[EuEntityPermissionsQueryPermissionType] | None | Unset = _permission_types
-        if _permission_types is not None and _permission_types is not UNSET:
-            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+        if _permission_types.__class__ is list:
+            permission_types = [
+                _EuEntityPermissionsQueryPermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
+        elif _permission_types is UNSET:
+            _missing += 1
+        elif _permission_types is not None:
+            if not isinstance(_permission_types, list):
                 raise _wrong_type("permissionTypes", "array or null", _permission_types)
             permission_types = [
                 _EuEntityPermissionsQueryPermissionType_from_value(permission_types_type_0_item_data)
                 for permission_types_type_0_item_data in _permission_types
             ]
 
-        eu_entity_permissions_query_request = _object_new(cls)
         eu_entity_permissions_query_request.vat_ue_identifier = vat_ue_identifier
         eu_entity_permissions_query_request.authorized_fingerprint_identifier = authorized_fingerprint_identifier
         eu_entity_permissions_query_request.permission_types = permission_types
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 3
-            or vat_ue_identifier is UNSET
-            or authorized_fingerprint_identifier is UNSET
-            or permission_types is UNSET
-        ):
-            if len(src_dict) != 0 + (vat_ue_identifier is not UNSET) + (
-                authorized_fingerprint_identifier is not UNSET
-            ) + (permission_types is not UNSET):
-                eu_entity_permissions_query_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"vatUeIdentifier", "authorizedFingerprintIdentifier", "permissionTypes"}
-                }
+        if _keys != 3 - _missing:
+            eu_entity_permissions_query_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"vatUeIdentifier", "authorizedFingerprintIdentifier", "permissionTypes"}
+            }
         return eu_entity_permissions_query_request
 
     @property

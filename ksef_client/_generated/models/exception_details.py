@@ -57,25 +57,35 @@ class ExceptionDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        exception_details = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            exception_details.exception_code = UNSET
+            exception_details.exception_description = UNSET
+            exception_details.details = UNSET
+            return exception_details
+
+        _missing = 0
+
         exception_code = src_dict.get("exceptionCode", UNSET)
-        if (
-            exception_code.__class__ is not int
-            and exception_code is not UNSET
-            and (exception_code.__class__ is bool or not isinstance(exception_code, int))
-        ):
-            raise _wrong_type("exceptionCode", "integer", exception_code)
+        if exception_code.__class__ is not int:
+            if exception_code is UNSET:
+                _missing += 1
+            elif exception_code.__class__ is bool or not isinstance(exception_code, int):
+                raise _wrong_type("exceptionCode", "integer", exception_code)
 
         exception_description: None | str | Unset = src_dict.get("exceptionDescription", UNSET)
-        if (
-            exception_description.__class__ is not str
-            and exception_description is not None
-            and exception_description is not UNSET
-            and not isinstance(exception_description, str)
-        ):
-            raise _wrong_type("exceptionDescription", "string or null", exception_description)
+        if exception_description.__class__ is not str and exception_description is not None:
+            if exception_description is UNSET:
+                _missing += 1
+            elif not isinstance(exception_description, str):
+                raise _wrong_type("exceptionDescription", "string or null", exception_description)
 
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
-        if details is not None and details is not UNSET:
+        if details is UNSET:
+            _missing += 1
+        elif details is not None:
             if details.__class__ is not list and not isinstance(details, list):
                 raise _wrong_type("details", "array or null", details)
 
@@ -83,20 +93,14 @@ class ExceptionDetails:
                 if _item.__class__ is not str and not isinstance(_item, str):
                     raise _wrong_type("details[]", "string", _item)
 
-        exception_details = _object_new(cls)
         exception_details.exception_code = exception_code
         exception_details.exception_description = exception_description
         exception_details.details = details
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 3 or exception_code is UNSET or exception_description is UNSET or details is UNSET
-        ):
-            if len(src_dict) != 0 + (exception_code is not UNSET) + (exception_description is not UNSET) + (
-                details is not UNSET
-            ):
-                exception_details.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"exceptionCode", "exceptionDescription", "details"}
-                }
+        if _keys != 3 - _missing:
+            exception_details.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"exceptionCode", "exceptionDescription", "details"}
+            }
         return exception_details
 
     @property

@@ -90,10 +90,31 @@ class ExceptionInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        exception_info = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            exception_info.exception_detail_list = UNSET
+            exception_info.reference_number = UNSET
+            exception_info.service_code = UNSET
+            exception_info.service_ctx = UNSET
+            exception_info.service_name = UNSET
+            exception_info.timestamp = UNSET
+            return exception_info
+
+        _missing = 0
+
         _exception_detail_list = src_dict.get("exceptionDetailList", UNSET)
         exception_detail_list: list[ExceptionDetails] | None | Unset = _exception_detail_list
-        if _exception_detail_list is not None and _exception_detail_list is not UNSET:
-            if _exception_detail_list.__class__ is not list and not isinstance(_exception_detail_list, list):
+        if _exception_detail_list.__class__ is list:
+            exception_detail_list = [
+                _ExceptionDetails_from_dict(exception_detail_list_type_0_item_data)
+                for exception_detail_list_type_0_item_data in _exception_detail_list
+            ]
+        elif _exception_detail_list is UNSET:
+            _missing += 1
+        elif _exception_detail_list is not None:
+            if not isinstance(_exception_detail_list, list):
                 raise _wrong_type("exceptionDetailList", "array or null", _exception_detail_list)
             exception_detail_list = [
                 _ExceptionDetails_from_dict(exception_detail_list_type_0_item_data)
@@ -101,49 +122,41 @@ class ExceptionInfo:
             ]
 
         reference_number: None | str | Unset = src_dict.get("referenceNumber", UNSET)
-        if (
-            reference_number.__class__ is not str
-            and reference_number is not None
-            and reference_number is not UNSET
-            and not isinstance(reference_number, str)
-        ):
-            raise _wrong_type("referenceNumber", "string or null", reference_number)
+        if reference_number.__class__ is not str and reference_number is not None:
+            if reference_number is UNSET:
+                _missing += 1
+            elif not isinstance(reference_number, str):
+                raise _wrong_type("referenceNumber", "string or null", reference_number)
 
         service_code: None | str | Unset = src_dict.get("serviceCode", UNSET)
-        if (
-            service_code.__class__ is not str
-            and service_code is not None
-            and service_code is not UNSET
-            and not isinstance(service_code, str)
-        ):
-            raise _wrong_type("serviceCode", "string or null", service_code)
+        if service_code.__class__ is not str and service_code is not None:
+            if service_code is UNSET:
+                _missing += 1
+            elif not isinstance(service_code, str):
+                raise _wrong_type("serviceCode", "string or null", service_code)
 
         service_ctx: None | str | Unset = src_dict.get("serviceCtx", UNSET)
-        if (
-            service_ctx.__class__ is not str
-            and service_ctx is not None
-            and service_ctx is not UNSET
-            and not isinstance(service_ctx, str)
-        ):
-            raise _wrong_type("serviceCtx", "string or null", service_ctx)
+        if service_ctx.__class__ is not str and service_ctx is not None:
+            if service_ctx is UNSET:
+                _missing += 1
+            elif not isinstance(service_ctx, str):
+                raise _wrong_type("serviceCtx", "string or null", service_ctx)
 
         service_name: None | str | Unset = src_dict.get("serviceName", UNSET)
-        if (
-            service_name.__class__ is not str
-            and service_name is not None
-            and service_name is not UNSET
-            and not isinstance(service_name, str)
-        ):
-            raise _wrong_type("serviceName", "string or null", service_name)
+        if service_name.__class__ is not str and service_name is not None:
+            if service_name is UNSET:
+                _missing += 1
+            elif not isinstance(service_name, str):
+                raise _wrong_type("serviceName", "string or null", service_name)
 
         _timestamp = src_dict.get("timestamp", UNSET)
         timestamp: datetime.datetime | Unset
         if isinstance(_timestamp, Unset):
             timestamp = UNSET
+            _missing += 1
         else:
             timestamp = _datetime_fromisoformat(_timestamp)
 
-        exception_info = _object_new(cls)
         exception_info.exception_detail_list = exception_detail_list
         exception_info.reference_number = reference_number
         exception_info.service_code = service_code
@@ -151,31 +164,20 @@ class ExceptionInfo:
         exception_info.service_name = service_name
         exception_info.timestamp = timestamp
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 6
-            or exception_detail_list is UNSET
-            or reference_number is UNSET
-            or service_code is UNSET
-            or service_ctx is UNSET
-            or service_name is UNSET
-            or timestamp is UNSET
-        ):
-            if len(src_dict) != 0 + (exception_detail_list is not UNSET) + (reference_number is not UNSET) + (
-                service_code is not UNSET
-            ) + (service_ctx is not UNSET) + (service_name is not UNSET) + (timestamp is not UNSET):
-                exception_info.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "exceptionDetailList",
-                        "referenceNumber",
-                        "serviceCode",
-                        "serviceCtx",
-                        "serviceName",
-                        "timestamp",
-                    }
+        if _keys != 6 - _missing:
+            exception_info.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "exceptionDetailList",
+                    "referenceNumber",
+                    "serviceCode",
+                    "serviceCtx",
+                    "serviceName",
+                    "timestamp",
                 }
+            }
         return exception_info
 
     @property

@@ -52,19 +52,30 @@ class ExceptionResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        exception_response = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            exception_response.exception = UNSET
+            return exception_response
+
+        _missing = 0
+
         _exception = src_dict.get("exception", UNSET)
         exception: ExceptionInfo | None | Unset = _exception
-        if _exception is not None and _exception is not UNSET:
-            if _exception.__class__ is not dict and not isinstance(_exception, dict):
+        if _exception.__class__ is dict:
+            exception = _ExceptionInfo_from_dict(_exception)
+        elif _exception is UNSET:
+            _missing += 1
+        elif _exception is not None:
+            if not isinstance(_exception, dict):
                 raise _wrong_type("exception", "object or null", _exception)
             exception = _ExceptionInfo_from_dict(_exception)
 
-        exception_response = _object_new(cls)
         exception_response.exception = exception
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or exception is UNSET):
-            if len(src_dict) != 0 + (exception is not UNSET):
-                exception_response.additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
+        if _keys != 1 - _missing:
+            exception_response.additional_properties = {k: v for k, v in src_dict.items() if k not in {"exception"}}
         return exception_response
 
     @property

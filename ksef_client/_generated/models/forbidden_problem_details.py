@@ -136,60 +136,66 @@ class ForbiddenProblemDetails:
         if reason_code.__class__ is not str and not isinstance(reason_code, str):
             raise _wrong_type("reasonCode", "string", reason_code)
 
-        instance: None | str | Unset = src_dict.get("instance", UNSET)
-        if (
-            instance.__class__ is not str
-            and instance is not None
-            and instance is not UNSET
-            and not isinstance(instance, str)
-        ):
-            raise _wrong_type("instance", "string or null", instance)
-
-        _security = src_dict.get("security", UNSET)
-        security: ForbiddenProblemDetailsSecurityType0 | None | Unset = _security
-        if _security is not None and _security is not UNSET:
-            if _security.__class__ is not dict and not isinstance(_security, dict):
-                raise _wrong_type("security", "object or null", _security)
-            security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
-
-        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
-        if (
-            trace_id.__class__ is not str
-            and trace_id is not None
-            and trace_id is not UNSET
-            and not isinstance(trace_id, str)
-        ):
-            raise _wrong_type("traceId", "string or null", trace_id)
-
-        _timestamp = src_dict.get("timestamp", UNSET)
-        timestamp: datetime.datetime | Unset
-        if isinstance(_timestamp, Unset):
-            timestamp = UNSET
-        else:
-            timestamp = _datetime_fromisoformat(_timestamp)
-
         forbidden_problem_details = _object_new(cls)
         forbidden_problem_details.title = title
         forbidden_problem_details.status = status
         forbidden_problem_details.detail = detail
         forbidden_problem_details.reason_code = reason_code
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            forbidden_problem_details.instance = UNSET
+            forbidden_problem_details.security = UNSET
+            forbidden_problem_details.trace_id = UNSET
+            forbidden_problem_details.timestamp = UNSET
+            return forbidden_problem_details
+
+        _missing = 0
+
+        instance: None | str | Unset = src_dict.get("instance", UNSET)
+        if instance.__class__ is not str and instance is not None:
+            if instance is UNSET:
+                _missing += 1
+            elif not isinstance(instance, str):
+                raise _wrong_type("instance", "string or null", instance)
+
+        _security = src_dict.get("security", UNSET)
+        security: ForbiddenProblemDetailsSecurityType0 | None | Unset = _security
+        if _security.__class__ is dict:
+            security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
+        elif _security is UNSET:
+            _missing += 1
+        elif _security is not None:
+            if not isinstance(_security, dict):
+                raise _wrong_type("security", "object or null", _security)
+            security = _ForbiddenProblemDetailsSecurityType0_from_dict(_security)
+
+        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
+        if trace_id.__class__ is not str and trace_id is not None:
+            if trace_id is UNSET:
+                _missing += 1
+            elif not isinstance(trace_id, str):
+                raise _wrong_type("traceId", "string or null", trace_id)
+
+        _timestamp = src_dict.get("timestamp", UNSET)
+        timestamp: datetime.datetime | Unset
+        if isinstance(_timestamp, Unset):
+            timestamp = UNSET
+            _missing += 1
+        else:
+            timestamp = _datetime_fromisoformat(_timestamp)
+
         forbidden_problem_details.instance = instance
         forbidden_problem_details.security = security
         forbidden_problem_details.trace_id = trace_id
         forbidden_problem_details.timestamp = timestamp
 
-        if len(src_dict) != 4 and (
-            len(src_dict) != 8 or instance is UNSET or security is UNSET or trace_id is UNSET or timestamp is UNSET
-        ):
-            if len(src_dict) != 4 + (instance is not UNSET) + (security is not UNSET) + (trace_id is not UNSET) + (
-                timestamp is not UNSET
-            ):
-                forbidden_problem_details.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {"title", "status", "detail", "reasonCode", "instance", "security", "traceId", "timestamp"}
-                }
+        if _keys != 8 - _missing:
+            forbidden_problem_details.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "detail", "reasonCode", "instance", "security", "traceId", "timestamp"}
+            }
         return forbidden_problem_details
 
     @property

@@ -97,28 +97,38 @@ class IndirectPermissionsGrantRequest:
 
         subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
-        _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: IndirectPermissionsTargetIdentifier | None | Unset = _target_identifier
-        if _target_identifier is not None and _target_identifier is not UNSET:
-            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
-                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
-            target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
-
         indirect_permissions_grant_request = _object_new(cls)
         indirect_permissions_grant_request.subject_identifier = subject_identifier
         indirect_permissions_grant_request.permissions = permissions
         indirect_permissions_grant_request.description = description
         indirect_permissions_grant_request.subject_details = subject_details
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            indirect_permissions_grant_request.target_identifier = UNSET
+            return indirect_permissions_grant_request
+
+        _missing = 0
+
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
+        target_identifier: IndirectPermissionsTargetIdentifier | None | Unset = _target_identifier
+        if _target_identifier.__class__ is dict:
+            target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
+        elif _target_identifier is UNSET:
+            _missing += 1
+        elif _target_identifier is not None:
+            if not isinstance(_target_identifier, dict):
+                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
+            target_identifier = _IndirectPermissionsTargetIdentifier_from_dict(_target_identifier)
+
         indirect_permissions_grant_request.target_identifier = target_identifier
 
-        if len(src_dict) != 4 and (len(src_dict) != 5 or target_identifier is UNSET):
-            if len(src_dict) != 4 + (target_identifier is not UNSET):
-                indirect_permissions_grant_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {"subjectIdentifier", "permissions", "description", "subjectDetails", "targetIdentifier"}
-                }
+        if _keys != 5 - _missing:
+            indirect_permissions_grant_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "permissions", "description", "subjectDetails", "targetIdentifier"}
+            }
         return indirect_permissions_grant_request
 
     @property

@@ -81,37 +81,46 @@ class InitTokenAuthenticationRequest:
         if encrypted_token.__class__ is not str and not isinstance(encrypted_token, str):
             raise _wrong_type("encryptedToken", "string", encrypted_token)
 
-        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
-        if (
-            public_key_id.__class__ is not str
-            and public_key_id is not None
-            and public_key_id is not UNSET
-            and not isinstance(public_key_id, str)
-        ):
-            raise _wrong_type("publicKeyId", "string or null", public_key_id)
-
-        _authorization_policy = src_dict.get("authorizationPolicy", UNSET)
-        authorization_policy: AuthorizationPolicy | None | Unset = _authorization_policy
-        if _authorization_policy is not None and _authorization_policy is not UNSET:
-            if _authorization_policy.__class__ is not dict and not isinstance(_authorization_policy, dict):
-                raise _wrong_type("authorizationPolicy", "object or null", _authorization_policy)
-            authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
-
         init_token_authentication_request = _object_new(cls)
         init_token_authentication_request.challenge = challenge
         init_token_authentication_request.context_identifier = context_identifier
         init_token_authentication_request.encrypted_token = encrypted_token
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            init_token_authentication_request.public_key_id = UNSET
+            init_token_authentication_request.authorization_policy = UNSET
+            return init_token_authentication_request
+
+        _missing = 0
+
+        public_key_id: None | str | Unset = src_dict.get("publicKeyId", UNSET)
+        if public_key_id.__class__ is not str and public_key_id is not None:
+            if public_key_id is UNSET:
+                _missing += 1
+            elif not isinstance(public_key_id, str):
+                raise _wrong_type("publicKeyId", "string or null", public_key_id)
+
+        _authorization_policy = src_dict.get("authorizationPolicy", UNSET)
+        authorization_policy: AuthorizationPolicy | None | Unset = _authorization_policy
+        if _authorization_policy.__class__ is dict:
+            authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
+        elif _authorization_policy is UNSET:
+            _missing += 1
+        elif _authorization_policy is not None:
+            if not isinstance(_authorization_policy, dict):
+                raise _wrong_type("authorizationPolicy", "object or null", _authorization_policy)
+            authorization_policy = _AuthorizationPolicy_from_dict(_authorization_policy)
+
         init_token_authentication_request.public_key_id = public_key_id
         init_token_authentication_request.authorization_policy = authorization_policy
 
-        if len(src_dict) != 3 and (len(src_dict) != 5 or public_key_id is UNSET or authorization_policy is UNSET):
-            if len(src_dict) != 3 + (public_key_id is not UNSET) + (authorization_policy is not UNSET):
-                init_token_authentication_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {"challenge", "contextIdentifier", "encryptedToken", "publicKeyId", "authorizationPolicy"}
-                }
+        if _keys != 5 - _missing:
+            init_token_authentication_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"challenge", "contextIdentifier", "encryptedToken", "publicKeyId", "authorizationPolicy"}
+            }
         return init_token_authentication_request
 
     @property

@@ -66,30 +66,45 @@ class InvoiceExportRequest:
 
         filters = _InvoiceQueryFilters_from_dict(src_dict["filters"])
 
-        only_metadata = src_dict.get("onlyMetadata", UNSET)
-        if only_metadata.__class__ is not bool and only_metadata is not UNSET:
-            raise _wrong_type("onlyMetadata", "boolean", only_metadata)
-
-        _compression_type = src_dict.get("compressionType", UNSET)
-        compression_type: CompressionType | None | Unset = _compression_type
-        if _compression_type is not None and _compression_type is not UNSET:
-            if _compression_type.__class__ is not str and not isinstance(_compression_type, str):
-                raise _wrong_type("compressionType", "string or null", _compression_type)
-            compression_type = _CompressionType_from_value(_compression_type)
-
         invoice_export_request = _object_new(cls)
         invoice_export_request.encryption = encryption
         invoice_export_request.filters = filters
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            invoice_export_request.only_metadata = UNSET
+            invoice_export_request.compression_type = UNSET
+            return invoice_export_request
+
+        _missing = 0
+
+        only_metadata = src_dict.get("onlyMetadata", UNSET)
+        if only_metadata.__class__ is not bool:
+            if only_metadata is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("onlyMetadata", "boolean", only_metadata)
+
+        _compression_type = src_dict.get("compressionType", UNSET)
+        compression_type: CompressionType | None | Unset = _compression_type
+        if _compression_type.__class__ is str:
+            compression_type = _CompressionType_from_value(_compression_type)
+        elif _compression_type is UNSET:
+            _missing += 1
+        elif _compression_type is not None:
+            if not isinstance(_compression_type, str):
+                raise _wrong_type("compressionType", "string or null", _compression_type)
+            compression_type = _CompressionType_from_value(_compression_type)
+
         invoice_export_request.only_metadata = only_metadata
         invoice_export_request.compression_type = compression_type
 
-        if len(src_dict) != 2 and (len(src_dict) != 4 or only_metadata is UNSET or compression_type is UNSET):
-            if len(src_dict) != 2 + (only_metadata is not UNSET) + (compression_type is not UNSET):
-                invoice_export_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"encryption", "filters", "onlyMetadata", "compressionType"}
-                }
+        if _keys != 4 - _missing:
+            invoice_export_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"encryption", "filters", "onlyMetadata", "compressionType"}
+            }
         return invoice_export_request
 
     @property

@@ -78,44 +78,61 @@ class InvoiceExportStatusResponse:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         status = _StatusInfo_from_dict(src_dict["status"])
 
+        invoice_export_status_response = _object_new(cls)
+        invoice_export_status_response.status = status
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            invoice_export_status_response.completed_date = UNSET
+            invoice_export_status_response.package_expiration_date = UNSET
+            invoice_export_status_response.package = UNSET
+            return invoice_export_status_response
+
+        _missing = 0
+
         _completed_date = src_dict.get("completedDate", UNSET)
         completed_date: datetime.datetime | None | Unset = _completed_date
-        if _completed_date is not None and _completed_date is not UNSET:
-            if _completed_date.__class__ is not str and not isinstance(_completed_date, str):
+        if _completed_date.__class__ is str:
+            completed_date = _datetime_fromisoformat(_completed_date)
+        elif _completed_date is UNSET:
+            _missing += 1
+        elif _completed_date is not None:
+            if not isinstance(_completed_date, str):
                 raise _wrong_type("completedDate", "string or null", _completed_date)
             completed_date = _datetime_fromisoformat(_completed_date)
 
         _package_expiration_date = src_dict.get("packageExpirationDate", UNSET)
         package_expiration_date: datetime.datetime | None | Unset = _package_expiration_date
-        if _package_expiration_date is not None and _package_expiration_date is not UNSET:
-            if _package_expiration_date.__class__ is not str and not isinstance(_package_expiration_date, str):
+        if _package_expiration_date.__class__ is str:
+            package_expiration_date = _datetime_fromisoformat(_package_expiration_date)
+        elif _package_expiration_date is UNSET:
+            _missing += 1
+        elif _package_expiration_date is not None:
+            if not isinstance(_package_expiration_date, str):
                 raise _wrong_type("packageExpirationDate", "string or null", _package_expiration_date)
             package_expiration_date = _datetime_fromisoformat(_package_expiration_date)
 
         _package = src_dict.get("package", UNSET)
         package: InvoicePackage | None | Unset = _package
-        if _package is not None and _package is not UNSET:
-            if _package.__class__ is not dict and not isinstance(_package, dict):
+        if _package.__class__ is dict:
+            package = _InvoicePackage_from_dict(_package)
+        elif _package is UNSET:
+            _missing += 1
+        elif _package is not None:
+            if not isinstance(_package, dict):
                 raise _wrong_type("package", "object or null", _package)
             package = _InvoicePackage_from_dict(_package)
 
-        invoice_export_status_response = _object_new(cls)
-        invoice_export_status_response.status = status
         invoice_export_status_response.completed_date = completed_date
         invoice_export_status_response.package_expiration_date = package_expiration_date
         invoice_export_status_response.package = package
 
-        if len(src_dict) != 1 and (
-            len(src_dict) != 4 or completed_date is UNSET or package_expiration_date is UNSET or package is UNSET
-        ):
-            if len(src_dict) != 1 + (completed_date is not UNSET) + (package_expiration_date is not UNSET) + (
-                package is not UNSET
-            ):
-                invoice_export_status_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"status", "completedDate", "packageExpirationDate", "package"}
-                }
+        if _keys != 4 - _missing:
+            invoice_export_status_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"status", "completedDate", "packageExpirationDate", "package"}
+            }
         return invoice_export_status_response
 
     @property

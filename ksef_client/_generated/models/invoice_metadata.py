@@ -243,32 +243,6 @@ class InvoiceMetadata:
         if invoice_hash.__class__ is not str and not isinstance(invoice_hash, str):
             raise _wrong_type("invoiceHash", "string", invoice_hash)
 
-        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
-        if (
-            hash_of_corrected_invoice.__class__ is not str
-            and hash_of_corrected_invoice is not None
-            and hash_of_corrected_invoice is not UNSET
-            and not isinstance(hash_of_corrected_invoice, str)
-        ):
-            raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
-
-        _third_subjects = src_dict.get("thirdSubjects", UNSET)
-        third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset = _third_subjects
-        if _third_subjects is not None and _third_subjects is not UNSET:
-            if _third_subjects.__class__ is not list and not isinstance(_third_subjects, list):
-                raise _wrong_type("thirdSubjects", "array or null", _third_subjects)
-            third_subjects = [
-                _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
-                for third_subjects_type_0_item_data in _third_subjects
-            ]
-
-        _authorized_subject = src_dict.get("authorizedSubject", UNSET)
-        authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset = _authorized_subject
-        if _authorized_subject is not None and _authorized_subject is not UNSET:
-            if _authorized_subject.__class__ is not dict and not isinstance(_authorized_subject, dict):
-                raise _wrong_type("authorizedSubject", "object or null", _authorized_subject)
-            authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
-
         invoice_metadata = _object_new(cls)
         invoice_metadata.ksef_number = ksef_number
         invoice_metadata.invoice_number = invoice_number
@@ -288,47 +262,84 @@ class InvoiceMetadata:
         invoice_metadata.is_self_invoicing = is_self_invoicing
         invoice_metadata.has_attachment = has_attachment
         invoice_metadata.invoice_hash = invoice_hash
+
+        _keys = len(src_dict)
+        if _keys == 18:
+            invoice_metadata.hash_of_corrected_invoice = UNSET
+            invoice_metadata.third_subjects = UNSET
+            invoice_metadata.authorized_subject = UNSET
+            return invoice_metadata
+
+        _missing = 0
+
+        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
+        if hash_of_corrected_invoice.__class__ is not str and hash_of_corrected_invoice is not None:
+            if hash_of_corrected_invoice is UNSET:
+                _missing += 1
+            elif not isinstance(hash_of_corrected_invoice, str):
+                raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
+
+        _third_subjects = src_dict.get("thirdSubjects", UNSET)
+        third_subjects: list[InvoiceMetadataThirdSubject] | None | Unset = _third_subjects
+        if _third_subjects.__class__ is list:
+            third_subjects = [
+                _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
+                for third_subjects_type_0_item_data in _third_subjects
+            ]
+        elif _third_subjects is UNSET:
+            _missing += 1
+        elif _third_subjects is not None:
+            if not isinstance(_third_subjects, list):
+                raise _wrong_type("thirdSubjects", "array or null", _third_subjects)
+            third_subjects = [
+                _InvoiceMetadataThirdSubject_from_dict(third_subjects_type_0_item_data)
+                for third_subjects_type_0_item_data in _third_subjects
+            ]
+
+        _authorized_subject = src_dict.get("authorizedSubject", UNSET)
+        authorized_subject: InvoiceMetadataAuthorizedSubject | None | Unset = _authorized_subject
+        if _authorized_subject.__class__ is dict:
+            authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
+        elif _authorized_subject is UNSET:
+            _missing += 1
+        elif _authorized_subject is not None:
+            if not isinstance(_authorized_subject, dict):
+                raise _wrong_type("authorizedSubject", "object or null", _authorized_subject)
+            authorized_subject = _InvoiceMetadataAuthorizedSubject_from_dict(_authorized_subject)
+
         invoice_metadata.hash_of_corrected_invoice = hash_of_corrected_invoice
         invoice_metadata.third_subjects = third_subjects
         invoice_metadata.authorized_subject = authorized_subject
 
-        if len(src_dict) != 18 and (
-            len(src_dict) != 21
-            or hash_of_corrected_invoice is UNSET
-            or third_subjects is UNSET
-            or authorized_subject is UNSET
-        ):
-            if len(src_dict) != 18 + (hash_of_corrected_invoice is not UNSET) + (third_subjects is not UNSET) + (
-                authorized_subject is not UNSET
-            ):
-                invoice_metadata.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "ksefNumber",
-                        "invoiceNumber",
-                        "issueDate",
-                        "invoicingDate",
-                        "acquisitionDate",
-                        "permanentStorageDate",
-                        "seller",
-                        "buyer",
-                        "netAmount",
-                        "grossAmount",
-                        "vatAmount",
-                        "currency",
-                        "invoicingMode",
-                        "invoiceType",
-                        "formCode",
-                        "isSelfInvoicing",
-                        "hasAttachment",
-                        "invoiceHash",
-                        "hashOfCorrectedInvoice",
-                        "thirdSubjects",
-                        "authorizedSubject",
-                    }
+        if _keys != 21 - _missing:
+            invoice_metadata.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "ksefNumber",
+                    "invoiceNumber",
+                    "issueDate",
+                    "invoicingDate",
+                    "acquisitionDate",
+                    "permanentStorageDate",
+                    "seller",
+                    "buyer",
+                    "netAmount",
+                    "grossAmount",
+                    "vatAmount",
+                    "currency",
+                    "invoicingMode",
+                    "invoiceType",
+                    "formCode",
+                    "isSelfInvoicing",
+                    "hasAttachment",
+                    "invoiceHash",
+                    "hashOfCorrectedInvoice",
+                    "thirdSubjects",
+                    "authorizedSubject",
                 }
+            }
         return invoice_metadata
 
     @property

@@ -53,19 +53,29 @@ class InvoiceMetadataSeller:
         if nip.__class__ is not str and not isinstance(nip, str):
             raise _wrong_type("nip", "string", nip)
 
-        name: None | str | Unset = src_dict.get("name", UNSET)
-        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
-            raise _wrong_type("name", "string or null", name)
-
         invoice_metadata_seller = _object_new(cls)
         invoice_metadata_seller.nip = nip
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            invoice_metadata_seller.name = UNSET
+            return invoice_metadata_seller
+
+        _missing = 0
+
+        name: None | str | Unset = src_dict.get("name", UNSET)
+        if name.__class__ is not str and name is not None:
+            if name is UNSET:
+                _missing += 1
+            elif not isinstance(name, str):
+                raise _wrong_type("name", "string or null", name)
+
         invoice_metadata_seller.name = name
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or name is UNSET):
-            if len(src_dict) != 1 + (name is not UNSET):
-                invoice_metadata_seller.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"nip", "name"}
-                }
+        if _keys != 2 - _missing:
+            invoice_metadata_seller.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"nip", "name"}
+            }
         return invoice_metadata_seller
 
     @property

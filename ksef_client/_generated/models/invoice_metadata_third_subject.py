@@ -87,20 +87,30 @@ class InvoiceMetadataThirdSubject:
         if role.__class__ is not int and (role.__class__ is bool or not isinstance(role, int)):
             raise _wrong_type("role", "integer", role)
 
-        name: None | str | Unset = src_dict.get("name", UNSET)
-        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
-            raise _wrong_type("name", "string or null", name)
-
         invoice_metadata_third_subject = _object_new(cls)
         invoice_metadata_third_subject.identifier = identifier
         invoice_metadata_third_subject.role = role
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            invoice_metadata_third_subject.name = UNSET
+            return invoice_metadata_third_subject
+
+        _missing = 0
+
+        name: None | str | Unset = src_dict.get("name", UNSET)
+        if name.__class__ is not str and name is not None:
+            if name is UNSET:
+                _missing += 1
+            elif not isinstance(name, str):
+                raise _wrong_type("name", "string or null", name)
+
         invoice_metadata_third_subject.name = name
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or name is UNSET):
-            if len(src_dict) != 2 + (name is not UNSET):
-                invoice_metadata_third_subject.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}
-                }
+        if _keys != 3 - _missing:
+            invoice_metadata_third_subject.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"identifier", "role", "name"}
+            }
         return invoice_metadata_third_subject
 
     @property

@@ -71,19 +71,29 @@ class InvoiceMetadataThirdSubjectIdentifier:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         type_ = _ThirdSubjectIdentifierType_from_value(src_dict["type"])
 
-        value: None | str | Unset = src_dict.get("value", UNSET)
-        if value.__class__ is not str and value is not None and value is not UNSET and not isinstance(value, str):
-            raise _wrong_type("value", "string or null", value)
-
         invoice_metadata_third_subject_identifier = _object_new(cls)
         invoice_metadata_third_subject_identifier.type_ = type_
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            invoice_metadata_third_subject_identifier.value = UNSET
+            return invoice_metadata_third_subject_identifier
+
+        _missing = 0
+
+        value: None | str | Unset = src_dict.get("value", UNSET)
+        if value.__class__ is not str and value is not None:
+            if value is UNSET:
+                _missing += 1
+            elif not isinstance(value, str):
+                raise _wrong_type("value", "string or null", value)
+
         invoice_metadata_third_subject_identifier.value = value
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
-            if len(src_dict) != 1 + (value is not UNSET):
-                invoice_metadata_third_subject_identifier.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
-                }
+        if _keys != 2 - _missing:
+            invoice_metadata_third_subject_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return invoice_metadata_third_subject_identifier
 
     @property

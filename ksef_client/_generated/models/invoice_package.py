@@ -149,71 +149,89 @@ class InvoicePackage:
 
         compression_type = _CompressionType_from_value(src_dict["compressionType"])
 
-        _last_issue_date = src_dict.get("lastIssueDate", UNSET)
-        last_issue_date: datetime.date | None | Unset = _last_issue_date
-        if _last_issue_date is not None and _last_issue_date is not UNSET:
-            if _last_issue_date.__class__ is not str and not isinstance(_last_issue_date, str):
-                raise _wrong_type("lastIssueDate", "string or null", _last_issue_date)
-            last_issue_date = _date_fromisoformat(_last_issue_date)
-
-        _last_invoicing_date = src_dict.get("lastInvoicingDate", UNSET)
-        last_invoicing_date: datetime.datetime | None | Unset = _last_invoicing_date
-        if _last_invoicing_date is not None and _last_invoicing_date is not UNSET:
-            if _last_invoicing_date.__class__ is not str and not isinstance(_last_invoicing_date, str):
-                raise _wrong_type("lastInvoicingDate", "string or null", _last_invoicing_date)
-            last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
-
-        _last_permanent_storage_date = src_dict.get("lastPermanentStorageDate", UNSET)
-        last_permanent_storage_date: datetime.datetime | None | Unset = _last_permanent_storage_date
-        if _last_permanent_storage_date is not None and _last_permanent_storage_date is not UNSET:
-            if _last_permanent_storage_date.__class__ is not str and not isinstance(_last_permanent_storage_date, str):
-                raise _wrong_type("lastPermanentStorageDate", "string or null", _last_permanent_storage_date)
-            last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
-
-        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
-        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
-        if _permanent_storage_hwm_date is not None and _permanent_storage_hwm_date is not UNSET:
-            if _permanent_storage_hwm_date.__class__ is not str and not isinstance(_permanent_storage_hwm_date, str):
-                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
-            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
-
         invoice_package = _object_new(cls)
         invoice_package.invoice_count = invoice_count
         invoice_package.size = size
         invoice_package.parts = parts
         invoice_package.is_truncated = is_truncated
         invoice_package.compression_type = compression_type
+
+        _keys = len(src_dict)
+        if _keys == 5:
+            invoice_package.last_issue_date = UNSET
+            invoice_package.last_invoicing_date = UNSET
+            invoice_package.last_permanent_storage_date = UNSET
+            invoice_package.permanent_storage_hwm_date = UNSET
+            return invoice_package
+
+        _missing = 0
+
+        _last_issue_date = src_dict.get("lastIssueDate", UNSET)
+        last_issue_date: datetime.date | None | Unset = _last_issue_date
+        if _last_issue_date.__class__ is str:
+            last_issue_date = _date_fromisoformat(_last_issue_date)
+        elif _last_issue_date is UNSET:
+            _missing += 1
+        elif _last_issue_date is not None:
+            if not isinstance(_last_issue_date, str):
+                raise _wrong_type("lastIssueDate", "string or null", _last_issue_date)
+            last_issue_date = _date_fromisoformat(_last_issue_date)
+
+        _last_invoicing_date = src_dict.get("lastInvoicingDate", UNSET)
+        last_invoicing_date: datetime.datetime | None | Unset = _last_invoicing_date
+        if _last_invoicing_date.__class__ is str:
+            last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
+        elif _last_invoicing_date is UNSET:
+            _missing += 1
+        elif _last_invoicing_date is not None:
+            if not isinstance(_last_invoicing_date, str):
+                raise _wrong_type("lastInvoicingDate", "string or null", _last_invoicing_date)
+            last_invoicing_date = _datetime_fromisoformat(_last_invoicing_date)
+
+        _last_permanent_storage_date = src_dict.get("lastPermanentStorageDate", UNSET)
+        last_permanent_storage_date: datetime.datetime | None | Unset = _last_permanent_storage_date
+        if _last_permanent_storage_date.__class__ is str:
+            last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
+        elif _last_permanent_storage_date is UNSET:
+            _missing += 1
+        elif _last_permanent_storage_date is not None:
+            if not isinstance(_last_permanent_storage_date, str):
+                raise _wrong_type("lastPermanentStorageDate", "string or null", _last_permanent_storage_date)
+            last_permanent_storage_date = _datetime_fromisoformat(_last_permanent_storage_date)
+
+        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
+        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
+        if _permanent_storage_hwm_date.__class__ is str:
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
+        elif _permanent_storage_hwm_date is UNSET:
+            _missing += 1
+        elif _permanent_storage_hwm_date is not None:
+            if not isinstance(_permanent_storage_hwm_date, str):
+                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
+
         invoice_package.last_issue_date = last_issue_date
         invoice_package.last_invoicing_date = last_invoicing_date
         invoice_package.last_permanent_storage_date = last_permanent_storage_date
         invoice_package.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        if len(src_dict) != 5 and (
-            len(src_dict) != 9
-            or last_issue_date is UNSET
-            or last_invoicing_date is UNSET
-            or last_permanent_storage_date is UNSET
-            or permanent_storage_hwm_date is UNSET
-        ):
-            if len(src_dict) != 5 + (last_issue_date is not UNSET) + (last_invoicing_date is not UNSET) + (
-                last_permanent_storage_date is not UNSET
-            ) + (permanent_storage_hwm_date is not UNSET):
-                invoice_package.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "invoiceCount",
-                        "size",
-                        "parts",
-                        "isTruncated",
-                        "compressionType",
-                        "lastIssueDate",
-                        "lastInvoicingDate",
-                        "lastPermanentStorageDate",
-                        "permanentStorageHwmDate",
-                    }
+        if _keys != 9 - _missing:
+            invoice_package.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "invoiceCount",
+                    "size",
+                    "parts",
+                    "isTruncated",
+                    "compressionType",
+                    "lastIssueDate",
+                    "lastInvoicingDate",
+                    "lastPermanentStorageDate",
+                    "permanentStorageHwmDate",
                 }
+            }
         return invoice_package
 
     @property

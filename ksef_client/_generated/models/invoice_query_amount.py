@@ -60,36 +60,38 @@ class InvoiceQueryAmount:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         type_ = _AmountType_from_value(src_dict["type"])
 
-        from_: float | None | Unset = src_dict.get("from", UNSET)
-        if (
-            from_.__class__ is not float
-            and from_.__class__ is not int
-            and from_ is not None
-            and from_ is not UNSET
-            and (from_.__class__ is bool or not isinstance(from_, int | float))
-        ):
-            raise _wrong_type("from", "number or null", from_)
-
-        to: float | None | Unset = src_dict.get("to", UNSET)
-        if (
-            to.__class__ is not float
-            and to.__class__ is not int
-            and to is not None
-            and to is not UNSET
-            and (to.__class__ is bool or not isinstance(to, int | float))
-        ):
-            raise _wrong_type("to", "number or null", to)
-
         invoice_query_amount = _object_new(cls)
         invoice_query_amount.type_ = type_
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            invoice_query_amount.from_ = UNSET
+            invoice_query_amount.to = UNSET
+            return invoice_query_amount
+
+        _missing = 0
+
+        from_: float | None | Unset = src_dict.get("from", UNSET)
+        if from_.__class__ is not float and from_.__class__ is not int and from_ is not None:
+            if from_ is UNSET:
+                _missing += 1
+            elif from_.__class__ is bool or not isinstance(from_, int | float):
+                raise _wrong_type("from", "number or null", from_)
+
+        to: float | None | Unset = src_dict.get("to", UNSET)
+        if to.__class__ is not float and to.__class__ is not int and to is not None:
+            if to is UNSET:
+                _missing += 1
+            elif to.__class__ is bool or not isinstance(to, int | float):
+                raise _wrong_type("to", "number or null", to)
+
         invoice_query_amount.from_ = from_
         invoice_query_amount.to = to
 
-        if len(src_dict) != 1 and (len(src_dict) != 3 or from_ is UNSET or to is UNSET):
-            if len(src_dict) != 1 + (from_ is not UNSET) + (to is not UNSET):
-                invoice_query_amount.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}
-                }
+        if _keys != 3 - _missing:
+            invoice_query_amount.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "from", "to"}
+            }
         return invoice_query_amount
 
     @property

@@ -84,10 +84,26 @@ class InvoiceQueryDateRange:
 
         from_ = _datetime_fromisoformat(src_dict["from"])
 
+        invoice_query_date_range = _object_new(cls)
+        invoice_query_date_range.date_type = date_type
+        invoice_query_date_range.from_ = from_
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            invoice_query_date_range.to = UNSET
+            invoice_query_date_range.restrict_to_permanent_storage_hwm_date = UNSET
+            return invoice_query_date_range
+
+        _missing = 0
+
         _to = src_dict.get("to", UNSET)
         to: datetime.datetime | None | Unset = _to
-        if _to is not None and _to is not UNSET:
-            if _to.__class__ is not str and not isinstance(_to, str):
+        if _to.__class__ is str:
+            to = _datetime_fromisoformat(_to)
+        elif _to is UNSET:
+            _missing += 1
+        elif _to is not None:
+            if not isinstance(_to, str):
                 raise _wrong_type("to", "string or null", _to)
             to = _datetime_fromisoformat(_to)
 
@@ -97,27 +113,23 @@ class InvoiceQueryDateRange:
         if (
             restrict_to_permanent_storage_hwm_date.__class__ is not bool
             and restrict_to_permanent_storage_hwm_date is not None
-            and restrict_to_permanent_storage_hwm_date is not UNSET
         ):
-            raise _wrong_type(
-                "restrictToPermanentStorageHwmDate", "boolean or null", restrict_to_permanent_storage_hwm_date
-            )
+            if restrict_to_permanent_storage_hwm_date is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type(
+                    "restrictToPermanentStorageHwmDate", "boolean or null", restrict_to_permanent_storage_hwm_date
+                )
 
-        invoice_query_date_range = _object_new(cls)
-        invoice_query_date_range.date_type = date_type
-        invoice_query_date_range.from_ = from_
         invoice_query_date_range.to = to
         invoice_query_date_range.restrict_to_permanent_storage_hwm_date = restrict_to_permanent_storage_hwm_date
 
-        if len(src_dict) != 2 and (
-            len(src_dict) != 4 or to is UNSET or restrict_to_permanent_storage_hwm_date is UNSET
-        ):
-            if len(src_dict) != 2 + (to is not UNSET) + (restrict_to_permanent_storage_hwm_date is not UNSET):
-                invoice_query_date_range.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"dateType", "from", "to", "restrictToPermanentStorageHwmDate"}
-                }
+        if _keys != 4 - _missing:
+            invoice_query_date_range.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"dateType", "from", "to", "restrictToPermanentStorageHwmDate"}
+            }
         return invoice_query_date_range
 
     @property

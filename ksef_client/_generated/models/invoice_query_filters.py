@@ -216,51 +216,81 @@ class InvoiceQueryFilters:
 
         date_range = _InvoiceQueryDateRange_from_dict(src_dict["dateRange"])
 
+        invoice_query_filters = _object_new(cls)
+        invoice_query_filters.subject_type = subject_type
+        invoice_query_filters.date_range = date_range
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            invoice_query_filters.ksef_number = UNSET
+            invoice_query_filters.invoice_number = UNSET
+            invoice_query_filters.amount = UNSET
+            invoice_query_filters.seller_nip = UNSET
+            invoice_query_filters.buyer_identifier = UNSET
+            invoice_query_filters.currency_codes = UNSET
+            invoice_query_filters.invoicing_mode = UNSET
+            invoice_query_filters.is_self_invoicing = UNSET
+            invoice_query_filters.form_type = UNSET
+            invoice_query_filters.invoice_types = UNSET
+            invoice_query_filters.has_attachment = UNSET
+            return invoice_query_filters
+
+        _missing = 0
+
         ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
-        if (
-            ksef_number.__class__ is not str
-            and ksef_number is not None
-            and ksef_number is not UNSET
-            and not isinstance(ksef_number, str)
-        ):
-            raise _wrong_type("ksefNumber", "string or null", ksef_number)
+        if ksef_number.__class__ is not str and ksef_number is not None:
+            if ksef_number is UNSET:
+                _missing += 1
+            elif not isinstance(ksef_number, str):
+                raise _wrong_type("ksefNumber", "string or null", ksef_number)
 
         invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
-        if (
-            invoice_number.__class__ is not str
-            and invoice_number is not None
-            and invoice_number is not UNSET
-            and not isinstance(invoice_number, str)
-        ):
-            raise _wrong_type("invoiceNumber", "string or null", invoice_number)
+        if invoice_number.__class__ is not str and invoice_number is not None:
+            if invoice_number is UNSET:
+                _missing += 1
+            elif not isinstance(invoice_number, str):
+                raise _wrong_type("invoiceNumber", "string or null", invoice_number)
 
         _amount = src_dict.get("amount", UNSET)
         amount: InvoiceQueryAmount | None | Unset = _amount
-        if _amount is not None and _amount is not UNSET:
-            if _amount.__class__ is not dict and not isinstance(_amount, dict):
+        if _amount.__class__ is dict:
+            amount = _InvoiceQueryAmount_from_dict(_amount)
+        elif _amount is UNSET:
+            _missing += 1
+        elif _amount is not None:
+            if not isinstance(_amount, dict):
                 raise _wrong_type("amount", "object or null", _amount)
             amount = _InvoiceQueryAmount_from_dict(_amount)
 
         seller_nip: None | str | Unset = src_dict.get("sellerNip", UNSET)
-        if (
-            seller_nip.__class__ is not str
-            and seller_nip is not None
-            and seller_nip is not UNSET
-            and not isinstance(seller_nip, str)
-        ):
-            raise _wrong_type("sellerNip", "string or null", seller_nip)
+        if seller_nip.__class__ is not str and seller_nip is not None:
+            if seller_nip is UNSET:
+                _missing += 1
+            elif not isinstance(seller_nip, str):
+                raise _wrong_type("sellerNip", "string or null", seller_nip)
 
         _buyer_identifier = src_dict.get("buyerIdentifier", UNSET)
         buyer_identifier: InvoiceQueryBuyerIdentifier | None | Unset = _buyer_identifier
-        if _buyer_identifier is not None and _buyer_identifier is not UNSET:
-            if _buyer_identifier.__class__ is not dict and not isinstance(_buyer_identifier, dict):
+        if _buyer_identifier.__class__ is dict:
+            buyer_identifier = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
+        elif _buyer_identifier is UNSET:
+            _missing += 1
+        elif _buyer_identifier is not None:
+            if not isinstance(_buyer_identifier, dict):
                 raise _wrong_type("buyerIdentifier", "object or null", _buyer_identifier)
             buyer_identifier = _InvoiceQueryBuyerIdentifier_from_dict(_buyer_identifier)
 
         _currency_codes = src_dict.get("currencyCodes", UNSET)
         currency_codes: list[CurrencyCode] | None | Unset = _currency_codes
-        if _currency_codes is not None and _currency_codes is not UNSET:
-            if _currency_codes.__class__ is not list and not isinstance(_currency_codes, list):
+        if _currency_codes.__class__ is list:
+            currency_codes = [
+                _CurrencyCode_from_value(currency_codes_type_0_item_data)
+                for currency_codes_type_0_item_data in _currency_codes
+            ]
+        elif _currency_codes is UNSET:
+            _missing += 1
+        elif _currency_codes is not None:
+            if not isinstance(_currency_codes, list):
                 raise _wrong_type("currencyCodes", "array or null", _currency_codes)
             currency_codes = [
                 _CurrencyCode_from_value(currency_codes_type_0_item_data)
@@ -269,26 +299,44 @@ class InvoiceQueryFilters:
 
         _invoicing_mode = src_dict.get("invoicingMode", UNSET)
         invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
-        if _invoicing_mode is not None and _invoicing_mode is not UNSET:
-            if _invoicing_mode.__class__ is not str and not isinstance(_invoicing_mode, str):
+        if _invoicing_mode.__class__ is str:
+            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
+        elif _invoicing_mode is UNSET:
+            _missing += 1
+        elif _invoicing_mode is not None:
+            if not isinstance(_invoicing_mode, str):
                 raise _wrong_type("invoicingMode", "string or null", _invoicing_mode)
             invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
 
         is_self_invoicing: bool | None | Unset = src_dict.get("isSelfInvoicing", UNSET)
-        if is_self_invoicing.__class__ is not bool and is_self_invoicing is not None and is_self_invoicing is not UNSET:
-            raise _wrong_type("isSelfInvoicing", "boolean or null", is_self_invoicing)
+        if is_self_invoicing.__class__ is not bool and is_self_invoicing is not None:
+            if is_self_invoicing is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isSelfInvoicing", "boolean or null", is_self_invoicing)
 
         _form_type = src_dict.get("formType", UNSET)
         form_type: InvoiceQueryFormType | None | Unset = _form_type
-        if _form_type is not None and _form_type is not UNSET:
-            if _form_type.__class__ is not str and not isinstance(_form_type, str):
+        if _form_type.__class__ is str:
+            form_type = _InvoiceQueryFormType_from_value(_form_type)
+        elif _form_type is UNSET:
+            _missing += 1
+        elif _form_type is not None:
+            if not isinstance(_form_type, str):
                 raise _wrong_type("formType", "string or null", _form_type)
             form_type = _InvoiceQueryFormType_from_value(_form_type)
 
         _invoice_types = src_dict.get("invoiceTypes", UNSET)
         invoice_types: list[InvoiceType] | None | Unset = _invoice_types
-        if _invoice_types is not None and _invoice_types is not UNSET:
-            if _invoice_types.__class__ is not list and not isinstance(_invoice_types, list):
+        if _invoice_types.__class__ is list:
+            invoice_types = [
+                _InvoiceType_from_value(invoice_types_type_0_item_data)
+                for invoice_types_type_0_item_data in _invoice_types
+            ]
+        elif _invoice_types is UNSET:
+            _missing += 1
+        elif _invoice_types is not None:
+            if not isinstance(_invoice_types, list):
                 raise _wrong_type("invoiceTypes", "array or null", _invoice_types)
             invoice_types = [
                 _InvoiceType_from_value(invoice_types_type_0_item_data)
@@ -296,12 +344,12 @@ class InvoiceQueryFilters:
             ]
 
         has_attachment: bool | None | Unset = src_dict.get("hasAttachment", UNSET)
-        if has_attachment.__class__ is not bool and has_attachment is not None and has_attachment is not UNSET:
-            raise _wrong_type("hasAttachment", "boolean or null", has_attachment)
+        if has_attachment.__class__ is not bool and has_attachment is not None:
+            if has_attachment is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("hasAttachment", "boolean or null", has_attachment)
 
-        invoice_query_filters = _object_new(cls)
-        invoice_query_filters.subject_type = subject_type
-        invoice_query_filters.date_range = date_range
         invoice_query_filters.ksef_number = ksef_number
         invoice_query_filters.invoice_number = invoice_number
         invoice_query_filters.amount = amount
@@ -314,47 +362,27 @@ class InvoiceQueryFilters:
         invoice_query_filters.invoice_types = invoice_types
         invoice_query_filters.has_attachment = has_attachment
 
-        if len(src_dict) != 2 and (
-            len(src_dict) != 13
-            or ksef_number is UNSET
-            or invoice_number is UNSET
-            or amount is UNSET
-            or seller_nip is UNSET
-            or buyer_identifier is UNSET
-            or currency_codes is UNSET
-            or invoicing_mode is UNSET
-            or is_self_invoicing is UNSET
-            or form_type is UNSET
-            or invoice_types is UNSET
-            or has_attachment is UNSET
-        ):
-            if len(src_dict) != 2 + (ksef_number is not UNSET) + (invoice_number is not UNSET) + (
-                amount is not UNSET
-            ) + (seller_nip is not UNSET) + (buyer_identifier is not UNSET) + (currency_codes is not UNSET) + (
-                invoicing_mode is not UNSET
-            ) + (is_self_invoicing is not UNSET) + (form_type is not UNSET) + (invoice_types is not UNSET) + (
-                has_attachment is not UNSET
-            ):
-                invoice_query_filters.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "subjectType",
-                        "dateRange",
-                        "ksefNumber",
-                        "invoiceNumber",
-                        "amount",
-                        "sellerNip",
-                        "buyerIdentifier",
-                        "currencyCodes",
-                        "invoicingMode",
-                        "isSelfInvoicing",
-                        "formType",
-                        "invoiceTypes",
-                        "hasAttachment",
-                    }
+        if _keys != 13 - _missing:
+            invoice_query_filters.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "subjectType",
+                    "dateRange",
+                    "ksefNumber",
+                    "invoiceNumber",
+                    "amount",
+                    "sellerNip",
+                    "buyerIdentifier",
+                    "currencyCodes",
+                    "invoicingMode",
+                    "isSelfInvoicing",
+                    "formType",
+                    "invoiceTypes",
+                    "hasAttachment",
                 }
+            }
         return invoice_query_filters
 
     @property

@@ -78,8 +78,22 @@ class InvoiceStatusInfo:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
+        invoice_status_info = _object_new(cls)
+        invoice_status_info.code = code
+        invoice_status_info.description = description
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            invoice_status_info.details = UNSET
+            invoice_status_info.extensions = UNSET
+            return invoice_status_info
+
+        _missing = 0
+
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
-        if details is not None and details is not UNSET:
+        if details is UNSET:
+            _missing += 1
+        elif details is not None:
             if details.__class__ is not list and not isinstance(details, list):
                 raise _wrong_type("details", "array or null", details)
 
@@ -89,22 +103,22 @@ class InvoiceStatusInfo:
 
         _extensions = src_dict.get("extensions", UNSET)
         extensions: InvoiceStatusInfoExtensionsType0 | None | Unset = _extensions
-        if _extensions is not None and _extensions is not UNSET:
-            if _extensions.__class__ is not dict and not isinstance(_extensions, dict):
+        if _extensions.__class__ is dict:
+            extensions = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
+        elif _extensions is UNSET:
+            _missing += 1
+        elif _extensions is not None:
+            if not isinstance(_extensions, dict):
                 raise _wrong_type("extensions", "object or null", _extensions)
             extensions = _InvoiceStatusInfoExtensionsType0_from_dict(_extensions)
 
-        invoice_status_info = _object_new(cls)
-        invoice_status_info.code = code
-        invoice_status_info.description = description
         invoice_status_info.details = details
         invoice_status_info.extensions = extensions
 
-        if len(src_dict) != 2 and (len(src_dict) != 4 or details is UNSET or extensions is UNSET):
-            if len(src_dict) != 2 + (details is not UNSET) + (extensions is not UNSET):
-                invoice_status_info.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}
-                }
+        if _keys != 4 - _missing:
+            invoice_status_info.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"code", "description", "details", "extensions"}
+            }
         return invoice_status_info
 
     @property

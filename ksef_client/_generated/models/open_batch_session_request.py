@@ -59,21 +59,31 @@ class OpenBatchSessionRequest:
 
         encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
 
-        offline_mode = src_dict.get("offlineMode", UNSET)
-        if offline_mode.__class__ is not bool and offline_mode is not UNSET:
-            raise _wrong_type("offlineMode", "boolean", offline_mode)
-
         open_batch_session_request = _object_new(cls)
         open_batch_session_request.form_code = form_code
         open_batch_session_request.batch_file = batch_file
         open_batch_session_request.encryption = encryption
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            open_batch_session_request.offline_mode = UNSET
+            return open_batch_session_request
+
+        _missing = 0
+
+        offline_mode = src_dict.get("offlineMode", UNSET)
+        if offline_mode.__class__ is not bool:
+            if offline_mode is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("offlineMode", "boolean", offline_mode)
+
         open_batch_session_request.offline_mode = offline_mode
 
-        if len(src_dict) != 3 and (len(src_dict) != 4 or offline_mode is UNSET):
-            if len(src_dict) != 3 + (offline_mode is not UNSET):
-                open_batch_session_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}
-                }
+        if _keys != 4 - _missing:
+            open_batch_session_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"formCode", "batchFile", "encryption", "offlineMode"}
+            }
         return open_batch_session_request
 
     @property

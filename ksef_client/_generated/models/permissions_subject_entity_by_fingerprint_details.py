@@ -65,25 +65,30 @@ class PermissionsSubjectEntityByFingerprintDetails:
         if full_name.__class__ is not str and not isinstance(full_name, str):
             raise _wrong_type("fullName", "string", full_name)
 
-        address: None | str | Unset = src_dict.get("address", UNSET)
-        if (
-            address.__class__ is not str
-            and address is not None
-            and address is not UNSET
-            and not isinstance(address, str)
-        ):
-            raise _wrong_type("address", "string or null", address)
-
         permissions_subject_entity_by_fingerprint_details = _object_new(cls)
         permissions_subject_entity_by_fingerprint_details.subject_details_type = subject_details_type
         permissions_subject_entity_by_fingerprint_details.full_name = full_name
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            permissions_subject_entity_by_fingerprint_details.address = UNSET
+            return permissions_subject_entity_by_fingerprint_details
+
+        _missing = 0
+
+        address: None | str | Unset = src_dict.get("address", UNSET)
+        if address.__class__ is not str and address is not None:
+            if address is UNSET:
+                _missing += 1
+            elif not isinstance(address, str):
+                raise _wrong_type("address", "string or null", address)
+
         permissions_subject_entity_by_fingerprint_details.address = address
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or address is UNSET):
-            if len(src_dict) != 2 + (address is not UNSET):
-                permissions_subject_entity_by_fingerprint_details.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
-                }
+        if _keys != 3 - _missing:
+            permissions_subject_entity_by_fingerprint_details.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectDetailsType", "fullName", "address"}
+            }
         return permissions_subject_entity_by_fingerprint_details
 
     @property

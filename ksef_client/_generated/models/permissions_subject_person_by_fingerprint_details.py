@@ -104,54 +104,64 @@ class PermissionsSubjectPersonByFingerprintDetails:
         if last_name.__class__ is not str and not isinstance(last_name, str):
             raise _wrong_type("lastName", "string", last_name)
 
+        permissions_subject_person_by_fingerprint_details = _object_new(cls)
+        permissions_subject_person_by_fingerprint_details.subject_details_type = subject_details_type
+        permissions_subject_person_by_fingerprint_details.first_name = first_name
+        permissions_subject_person_by_fingerprint_details.last_name = last_name
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            permissions_subject_person_by_fingerprint_details.person_identifier = UNSET
+            permissions_subject_person_by_fingerprint_details.birth_date = UNSET
+            permissions_subject_person_by_fingerprint_details.id_document = UNSET
+            return permissions_subject_person_by_fingerprint_details
+
+        _missing = 0
+
         _person_identifier = src_dict.get("personIdentifier", UNSET)
         person_identifier: None | PersonIdentifier | Unset = _person_identifier
-        if _person_identifier is not None and _person_identifier is not UNSET:
-            if _person_identifier.__class__ is not dict and not isinstance(_person_identifier, dict):
+        if _person_identifier.__class__ is dict:
+            person_identifier = _PersonIdentifier_from_dict(_person_identifier)
+        elif _person_identifier is UNSET:
+            _missing += 1
+        elif _person_identifier is not None:
+            if not isinstance(_person_identifier, dict):
                 raise _wrong_type("personIdentifier", "object or null", _person_identifier)
             person_identifier = _PersonIdentifier_from_dict(_person_identifier)
 
         _birth_date = src_dict.get("birthDate", UNSET)
         birth_date: datetime.date | None | Unset = _birth_date
-        if _birth_date is not None and _birth_date is not UNSET:
-            if _birth_date.__class__ is not str and not isinstance(_birth_date, str):
+        if _birth_date.__class__ is str:
+            birth_date = _date_fromisoformat(_birth_date)
+        elif _birth_date is UNSET:
+            _missing += 1
+        elif _birth_date is not None:
+            if not isinstance(_birth_date, str):
                 raise _wrong_type("birthDate", "string or null", _birth_date)
             birth_date = _date_fromisoformat(_birth_date)
 
         _id_document = src_dict.get("idDocument", UNSET)
         id_document: IdDocument | None | Unset = _id_document
-        if _id_document is not None and _id_document is not UNSET:
-            if _id_document.__class__ is not dict and not isinstance(_id_document, dict):
+        if _id_document.__class__ is dict:
+            id_document = _IdDocument_from_dict(_id_document)
+        elif _id_document is UNSET:
+            _missing += 1
+        elif _id_document is not None:
+            if not isinstance(_id_document, dict):
                 raise _wrong_type("idDocument", "object or null", _id_document)
             id_document = _IdDocument_from_dict(_id_document)
 
-        permissions_subject_person_by_fingerprint_details = _object_new(cls)
-        permissions_subject_person_by_fingerprint_details.subject_details_type = subject_details_type
-        permissions_subject_person_by_fingerprint_details.first_name = first_name
-        permissions_subject_person_by_fingerprint_details.last_name = last_name
         permissions_subject_person_by_fingerprint_details.person_identifier = person_identifier
         permissions_subject_person_by_fingerprint_details.birth_date = birth_date
         permissions_subject_person_by_fingerprint_details.id_document = id_document
 
-        if len(src_dict) != 3 and (
-            len(src_dict) != 6 or person_identifier is UNSET or birth_date is UNSET or id_document is UNSET
-        ):
-            if len(src_dict) != 3 + (person_identifier is not UNSET) + (birth_date is not UNSET) + (
-                id_document is not UNSET
-            ):
-                permissions_subject_person_by_fingerprint_details.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "subjectDetailsType",
-                        "firstName",
-                        "lastName",
-                        "personIdentifier",
-                        "birthDate",
-                        "idDocument",
-                    }
-                }
+        if _keys != 6 - _missing:
+            permissions_subject_person_by_fingerprint_details.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {"subjectDetailsType", "firstName", "lastName", "personIdentifier", "birthDate", "idDocument"}
+            }
         return permissions_subject_person_by_fingerprint_details
 
     @property

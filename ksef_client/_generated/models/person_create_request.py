@@ -87,32 +87,47 @@ class PersonCreateRequest:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        is_deceased = src_dict.get("isDeceased", UNSET)
-        if is_deceased.__class__ is not bool and is_deceased is not UNSET:
-            raise _wrong_type("isDeceased", "boolean", is_deceased)
-
-        _created_date = src_dict.get("createdDate", UNSET)
-        created_date: datetime.datetime | None | Unset = _created_date
-        if _created_date is not None and _created_date is not UNSET:
-            if _created_date.__class__ is not str and not isinstance(_created_date, str):
-                raise _wrong_type("createdDate", "string or null", _created_date)
-            created_date = _datetime_fromisoformat(_created_date)
-
         person_create_request = _object_new(cls)
         person_create_request.nip = nip
         person_create_request.pesel = pesel
         person_create_request.is_bailiff = is_bailiff
         person_create_request.description = description
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            person_create_request.is_deceased = UNSET
+            person_create_request.created_date = UNSET
+            return person_create_request
+
+        _missing = 0
+
+        is_deceased = src_dict.get("isDeceased", UNSET)
+        if is_deceased.__class__ is not bool:
+            if is_deceased is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("isDeceased", "boolean", is_deceased)
+
+        _created_date = src_dict.get("createdDate", UNSET)
+        created_date: datetime.datetime | None | Unset = _created_date
+        if _created_date.__class__ is str:
+            created_date = _datetime_fromisoformat(_created_date)
+        elif _created_date is UNSET:
+            _missing += 1
+        elif _created_date is not None:
+            if not isinstance(_created_date, str):
+                raise _wrong_type("createdDate", "string or null", _created_date)
+            created_date = _datetime_fromisoformat(_created_date)
+
         person_create_request.is_deceased = is_deceased
         person_create_request.created_date = created_date
 
-        if len(src_dict) != 4 and (len(src_dict) != 6 or is_deceased is UNSET or created_date is UNSET):
-            if len(src_dict) != 4 + (is_deceased is not UNSET) + (created_date is not UNSET):
-                person_create_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"nip", "pesel", "isBailiff", "description", "isDeceased", "createdDate"}
-                }
+        if _keys != 6 - _missing:
+            person_create_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"nip", "pesel", "isBailiff", "description", "isDeceased", "createdDate"}
+            }
         return person_create_request
 
     @property

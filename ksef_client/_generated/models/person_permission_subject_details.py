@@ -90,44 +90,61 @@ class PersonPermissionSubjectDetails:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         subject_details_type = _PersonPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
 
+        person_permission_subject_details = _object_new(cls)
+        person_permission_subject_details.subject_details_type = subject_details_type
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            person_permission_subject_details.person_by_id = UNSET
+            person_permission_subject_details.person_by_fp_with_id = UNSET
+            person_permission_subject_details.person_by_fp_no_id = UNSET
+            return person_permission_subject_details
+
+        _missing = 0
+
         _person_by_id = src_dict.get("personById", UNSET)
         person_by_id: None | PersonDetails | Unset = _person_by_id
-        if _person_by_id is not None and _person_by_id is not UNSET:
-            if _person_by_id.__class__ is not dict and not isinstance(_person_by_id, dict):
+        if _person_by_id.__class__ is dict:
+            person_by_id = _PersonDetails_from_dict(_person_by_id)
+        elif _person_by_id is UNSET:
+            _missing += 1
+        elif _person_by_id is not None:
+            if not isinstance(_person_by_id, dict):
                 raise _wrong_type("personById", "object or null", _person_by_id)
             person_by_id = _PersonDetails_from_dict(_person_by_id)
 
         _person_by_fp_with_id = src_dict.get("personByFpWithId", UNSET)
         person_by_fp_with_id: None | PersonByFingerprintWithIdentifierDetails | Unset = _person_by_fp_with_id
-        if _person_by_fp_with_id is not None and _person_by_fp_with_id is not UNSET:
-            if _person_by_fp_with_id.__class__ is not dict and not isinstance(_person_by_fp_with_id, dict):
+        if _person_by_fp_with_id.__class__ is dict:
+            person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
+        elif _person_by_fp_with_id is UNSET:
+            _missing += 1
+        elif _person_by_fp_with_id is not None:
+            if not isinstance(_person_by_fp_with_id, dict):
                 raise _wrong_type("personByFpWithId", "object or null", _person_by_fp_with_id)
             person_by_fp_with_id = _PersonByFingerprintWithIdentifierDetails_from_dict(_person_by_fp_with_id)
 
         _person_by_fp_no_id = src_dict.get("personByFpNoId", UNSET)
         person_by_fp_no_id: None | PersonByFingerprintWithoutIdentifierDetails | Unset = _person_by_fp_no_id
-        if _person_by_fp_no_id is not None and _person_by_fp_no_id is not UNSET:
-            if _person_by_fp_no_id.__class__ is not dict and not isinstance(_person_by_fp_no_id, dict):
+        if _person_by_fp_no_id.__class__ is dict:
+            person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
+        elif _person_by_fp_no_id is UNSET:
+            _missing += 1
+        elif _person_by_fp_no_id is not None:
+            if not isinstance(_person_by_fp_no_id, dict):
                 raise _wrong_type("personByFpNoId", "object or null", _person_by_fp_no_id)
             person_by_fp_no_id = _PersonByFingerprintWithoutIdentifierDetails_from_dict(_person_by_fp_no_id)
 
-        person_permission_subject_details = _object_new(cls)
-        person_permission_subject_details.subject_details_type = subject_details_type
         person_permission_subject_details.person_by_id = person_by_id
         person_permission_subject_details.person_by_fp_with_id = person_by_fp_with_id
         person_permission_subject_details.person_by_fp_no_id = person_by_fp_no_id
 
-        if len(src_dict) != 1 and (
-            len(src_dict) != 4 or person_by_id is UNSET or person_by_fp_with_id is UNSET or person_by_fp_no_id is UNSET
-        ):
-            if len(src_dict) != 1 + (person_by_id is not UNSET) + (person_by_fp_with_id is not UNSET) + (
-                person_by_fp_no_id is not UNSET
-            ):
-                person_permission_subject_details.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"subjectDetailsType", "personById", "personByFpWithId", "personByFpNoId"}
-                }
+        if _keys != 4 - _missing:
+            person_permission_subject_details.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectDetailsType", "personById", "personByFpWithId", "personByFpNoId"}
+            }
         return person_permission_subject_details
 
     @property

@@ -144,38 +144,76 @@ class PersonPermissionsQueryRequest:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         query_type = _PersonPermissionsQueryType_from_value(src_dict["queryType"])
 
+        person_permissions_query_request = _object_new(cls)
+        person_permissions_query_request.query_type = query_type
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            person_permissions_query_request.author_identifier = UNSET
+            person_permissions_query_request.authorized_identifier = UNSET
+            person_permissions_query_request.context_identifier = UNSET
+            person_permissions_query_request.target_identifier = UNSET
+            person_permissions_query_request.permission_types = UNSET
+            person_permissions_query_request.permission_state = UNSET
+            return person_permissions_query_request
+
+        _missing = 0
+
         _author_identifier = src_dict.get("authorIdentifier", UNSET)
         author_identifier: None | PersonPermissionsAuthorIdentifier | Unset = _author_identifier
-        if _author_identifier is not None and _author_identifier is not UNSET:
-            if _author_identifier.__class__ is not dict and not isinstance(_author_identifier, dict):
+        if _author_identifier.__class__ is dict:
+            author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
+        elif _author_identifier is UNSET:
+            _missing += 1
+        elif _author_identifier is not None:
+            if not isinstance(_author_identifier, dict):
                 raise _wrong_type("authorIdentifier", "object or null", _author_identifier)
             author_identifier = _PersonPermissionsAuthorIdentifier_from_dict(_author_identifier)
 
         _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
         authorized_identifier: None | PersonPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
-        if _authorized_identifier is not None and _authorized_identifier is not UNSET:
-            if _authorized_identifier.__class__ is not dict and not isinstance(_authorized_identifier, dict):
+        if _authorized_identifier.__class__ is dict:
+            authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
+        elif _authorized_identifier is UNSET:
+            _missing += 1
+        elif _authorized_identifier is not None:
+            if not isinstance(_authorized_identifier, dict):
                 raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
             authorized_identifier = _PersonPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
 
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonPermissionsContextIdentifier | Unset = _context_identifier
-        if _context_identifier is not None and _context_identifier is not UNSET:
-            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+        if _context_identifier.__class__ is dict:
+            context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
+        elif _context_identifier is UNSET:
+            _missing += 1
+        elif _context_identifier is not None:
+            if not isinstance(_context_identifier, dict):
                 raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
             context_identifier = _PersonPermissionsContextIdentifier_from_dict(_context_identifier)
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonPermissionsTargetIdentifier | Unset = _target_identifier
-        if _target_identifier is not None and _target_identifier is not UNSET:
-            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
+        if _target_identifier.__class__ is dict:
+            target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
+        elif _target_identifier is UNSET:
+            _missing += 1
+        elif _target_identifier is not None:
+            if not isinstance(_target_identifier, dict):
                 raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
             target_identifier = _PersonPermissionsTargetIdentifier_from_dict(_target_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[PersonPermissionType] | None | Unset = _permission_types
-        if _permission_types is not None and _permission_types is not UNSET:
-            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+        if _permission_types.__class__ is list:
+            permission_types = [
+                _PersonPermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
+        elif _permission_types is UNSET:
+            _missing += 1
+        elif _permission_types is not None:
+            if not isinstance(_permission_types, list):
                 raise _wrong_type("permissionTypes", "array or null", _permission_types)
             permission_types = [
                 _PersonPermissionType_from_value(permission_types_type_0_item_data)
@@ -184,13 +222,15 @@ class PersonPermissionsQueryRequest:
 
         _permission_state = src_dict.get("permissionState", UNSET)
         permission_state: None | PermissionState | Unset = _permission_state
-        if _permission_state is not None and _permission_state is not UNSET:
-            if _permission_state.__class__ is not str and not isinstance(_permission_state, str):
+        if _permission_state.__class__ is str:
+            permission_state = _PermissionState_from_value(_permission_state)
+        elif _permission_state is UNSET:
+            _missing += 1
+        elif _permission_state is not None:
+            if not isinstance(_permission_state, str):
                 raise _wrong_type("permissionState", "string or null", _permission_state)
             permission_state = _PermissionState_from_value(_permission_state)
 
-        person_permissions_query_request = _object_new(cls)
-        person_permissions_query_request.query_type = query_type
         person_permissions_query_request.author_identifier = author_identifier
         person_permissions_query_request.authorized_identifier = authorized_identifier
         person_permissions_query_request.context_identifier = context_identifier
@@ -198,32 +238,21 @@ class PersonPermissionsQueryRequest:
         person_permissions_query_request.permission_types = permission_types
         person_permissions_query_request.permission_state = permission_state
 
-        if len(src_dict) != 1 and (
-            len(src_dict) != 7
-            or author_identifier is UNSET
-            or authorized_identifier is UNSET
-            or context_identifier is UNSET
-            or target_identifier is UNSET
-            or permission_types is UNSET
-            or permission_state is UNSET
-        ):
-            if len(src_dict) != 1 + (author_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-                context_identifier is not UNSET
-            ) + (target_identifier is not UNSET) + (permission_types is not UNSET) + (permission_state is not UNSET):
-                person_permissions_query_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "queryType",
-                        "authorIdentifier",
-                        "authorizedIdentifier",
-                        "contextIdentifier",
-                        "targetIdentifier",
-                        "permissionTypes",
-                        "permissionState",
-                    }
+        if _keys != 7 - _missing:
+            person_permissions_query_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "queryType",
+                    "authorIdentifier",
+                    "authorizedIdentifier",
+                    "contextIdentifier",
+                    "targetIdentifier",
+                    "permissionTypes",
+                    "permissionState",
                 }
+            }
         return person_permissions_query_request
 
     @property

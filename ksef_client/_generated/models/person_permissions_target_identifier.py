@@ -62,19 +62,29 @@ class PersonPermissionsTargetIdentifier:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         type_ = _PersonPermissionsTargetIdentifierType_from_value(src_dict["type"])
 
-        value: None | str | Unset = src_dict.get("value", UNSET)
-        if value.__class__ is not str and value is not None and value is not UNSET and not isinstance(value, str):
-            raise _wrong_type("value", "string or null", value)
-
         person_permissions_target_identifier = _object_new(cls)
         person_permissions_target_identifier.type_ = type_
+
+        _keys = len(src_dict)
+        if _keys == 1:
+            person_permissions_target_identifier.value = UNSET
+            return person_permissions_target_identifier
+
+        _missing = 0
+
+        value: None | str | Unset = src_dict.get("value", UNSET)
+        if value.__class__ is not str and value is not None:
+            if value is UNSET:
+                _missing += 1
+            elif not isinstance(value, str):
+                raise _wrong_type("value", "string or null", value)
+
         person_permissions_target_identifier.value = value
 
-        if len(src_dict) != 1 and (len(src_dict) != 2 or value is UNSET):
-            if len(src_dict) != 1 + (value is not UNSET):
-                person_permissions_target_identifier.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"type", "value"}
-                }
+        if _keys != 2 - _missing:
+            person_permissions_target_identifier.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"type", "value"}
+            }
         return person_permissions_target_identifier
 
     @property

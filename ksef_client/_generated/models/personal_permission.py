@@ -157,41 +157,6 @@ class PersonalPermission:
         if can_delegate.__class__ is not bool:
             raise _wrong_type("canDelegate", "boolean", can_delegate)
 
-        _context_identifier = src_dict.get("contextIdentifier", UNSET)
-        context_identifier: None | PersonalPermissionsContextIdentifier | Unset = _context_identifier
-        if _context_identifier is not None and _context_identifier is not UNSET:
-            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
-                raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
-            context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
-
-        _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
-        authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
-        if _authorized_identifier is not None and _authorized_identifier is not UNSET:
-            if _authorized_identifier.__class__ is not dict and not isinstance(_authorized_identifier, dict):
-                raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
-            authorized_identifier = _PersonalPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
-
-        _target_identifier = src_dict.get("targetIdentifier", UNSET)
-        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset = _target_identifier
-        if _target_identifier is not None and _target_identifier is not UNSET:
-            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
-                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
-            target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
-
-        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
-        if _subject_person_details is not None and _subject_person_details is not UNSET:
-            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
-                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
-            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-
-        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
-        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = _subject_entity_details
-        if _subject_entity_details is not None and _subject_entity_details is not UNSET:
-            if _subject_entity_details.__class__ is not dict and not isinstance(_subject_entity_details, dict):
-                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
-            subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
-
         personal_permission = _object_new(cls)
         personal_permission.id = id
         personal_permission.permission_scope = permission_scope
@@ -199,41 +164,98 @@ class PersonalPermission:
         personal_permission.permission_state = permission_state
         personal_permission.start_date = start_date
         personal_permission.can_delegate = can_delegate
+
+        _keys = len(src_dict)
+        if _keys == 6:
+            personal_permission.context_identifier = UNSET
+            personal_permission.authorized_identifier = UNSET
+            personal_permission.target_identifier = UNSET
+            personal_permission.subject_person_details = UNSET
+            personal_permission.subject_entity_details = UNSET
+            return personal_permission
+
+        _missing = 0
+
+        _context_identifier = src_dict.get("contextIdentifier", UNSET)
+        context_identifier: None | PersonalPermissionsContextIdentifier | Unset = _context_identifier
+        if _context_identifier.__class__ is dict:
+            context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
+        elif _context_identifier is UNSET:
+            _missing += 1
+        elif _context_identifier is not None:
+            if not isinstance(_context_identifier, dict):
+                raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
+            context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
+
+        _authorized_identifier = src_dict.get("authorizedIdentifier", UNSET)
+        authorized_identifier: None | PersonalPermissionsAuthorizedIdentifier | Unset = _authorized_identifier
+        if _authorized_identifier.__class__ is dict:
+            authorized_identifier = _PersonalPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
+        elif _authorized_identifier is UNSET:
+            _missing += 1
+        elif _authorized_identifier is not None:
+            if not isinstance(_authorized_identifier, dict):
+                raise _wrong_type("authorizedIdentifier", "object or null", _authorized_identifier)
+            authorized_identifier = _PersonalPermissionsAuthorizedIdentifier_from_dict(_authorized_identifier)
+
+        _target_identifier = src_dict.get("targetIdentifier", UNSET)
+        target_identifier: None | PersonalPermissionsTargetIdentifier | Unset = _target_identifier
+        if _target_identifier.__class__ is dict:
+            target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
+        elif _target_identifier is UNSET:
+            _missing += 1
+        elif _target_identifier is not None:
+            if not isinstance(_target_identifier, dict):
+                raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
+            target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
+
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict:
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
+        elif _subject_person_details is UNSET:
+            _missing += 1
+        elif _subject_person_details is not None:
+            if not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
+
+        _subject_entity_details = src_dict.get("subjectEntityDetails", UNSET)
+        subject_entity_details: None | PermissionsSubjectEntityDetails | Unset = _subject_entity_details
+        if _subject_entity_details.__class__ is dict:
+            subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
+        elif _subject_entity_details is UNSET:
+            _missing += 1
+        elif _subject_entity_details is not None:
+            if not isinstance(_subject_entity_details, dict):
+                raise _wrong_type("subjectEntityDetails", "object or null", _subject_entity_details)
+            subject_entity_details = _PermissionsSubjectEntityDetails_from_dict(_subject_entity_details)
+
         personal_permission.context_identifier = context_identifier
         personal_permission.authorized_identifier = authorized_identifier
         personal_permission.target_identifier = target_identifier
         personal_permission.subject_person_details = subject_person_details
         personal_permission.subject_entity_details = subject_entity_details
 
-        if len(src_dict) != 6 and (
-            len(src_dict) != 11
-            or context_identifier is UNSET
-            or authorized_identifier is UNSET
-            or target_identifier is UNSET
-            or subject_person_details is UNSET
-            or subject_entity_details is UNSET
-        ):
-            if len(src_dict) != 6 + (context_identifier is not UNSET) + (authorized_identifier is not UNSET) + (
-                target_identifier is not UNSET
-            ) + (subject_person_details is not UNSET) + (subject_entity_details is not UNSET):
-                personal_permission.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "id",
-                        "permissionScope",
-                        "description",
-                        "permissionState",
-                        "startDate",
-                        "canDelegate",
-                        "contextIdentifier",
-                        "authorizedIdentifier",
-                        "targetIdentifier",
-                        "subjectPersonDetails",
-                        "subjectEntityDetails",
-                    }
+        if _keys != 11 - _missing:
+            personal_permission.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "permissionScope",
+                    "description",
+                    "permissionState",
+                    "startDate",
+                    "canDelegate",
+                    "contextIdentifier",
+                    "authorizedIdentifier",
+                    "targetIdentifier",
+                    "subjectPersonDetails",
+                    "subjectEntityDetails",
                 }
+            }
         return personal_permission
 
     @property

@@ -100,24 +100,51 @@ class PersonalPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        personal_permissions_query_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            personal_permissions_query_request.context_identifier = UNSET
+            personal_permissions_query_request.target_identifier = UNSET
+            personal_permissions_query_request.permission_types = UNSET
+            personal_permissions_query_request.permission_state = UNSET
+            return personal_permissions_query_request
+
+        _missing = 0
+
         _context_identifier = src_dict.get("contextIdentifier", UNSET)
         context_identifier: None | PersonalPermissionsContextIdentifier | Unset = _context_identifier
-        if _context_identifier is not None and _context_identifier is not UNSET:
-            if _context_identifier.__class__ is not dict and not isinstance(_context_identifier, dict):
+        if _context_identifier.__class__ is dict:
+            context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
+        elif _context_identifier is UNSET:
+            _missing += 1
+        elif _context_identifier is not None:
+            if not isinstance(_context_identifier, dict):
                 raise _wrong_type("contextIdentifier", "object or null", _context_identifier)
             context_identifier = _PersonalPermissionsContextIdentifier_from_dict(_context_identifier)
 
         _target_identifier = src_dict.get("targetIdentifier", UNSET)
         target_identifier: None | PersonalPermissionsTargetIdentifier | Unset = _target_identifier
-        if _target_identifier is not None and _target_identifier is not UNSET:
-            if _target_identifier.__class__ is not dict and not isinstance(_target_identifier, dict):
+        if _target_identifier.__class__ is dict:
+            target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
+        elif _target_identifier is UNSET:
+            _missing += 1
+        elif _target_identifier is not None:
+            if not isinstance(_target_identifier, dict):
                 raise _wrong_type("targetIdentifier", "object or null", _target_identifier)
             target_identifier = _PersonalPermissionsTargetIdentifier_from_dict(_target_identifier)
 
         _permission_types = src_dict.get("permissionTypes", UNSET)
         permission_types: list[PersonalPermissionType] | None | Unset = _permission_types
-        if _permission_types is not None and _permission_types is not UNSET:
-            if _permission_types.__class__ is not list and not isinstance(_permission_types, list):
+        if _permission_types.__class__ is list:
+            permission_types = [
+                _PersonalPermissionType_from_value(permission_types_type_0_item_data)
+                for permission_types_type_0_item_data in _permission_types
+            ]
+        elif _permission_types is UNSET:
+            _missing += 1
+        elif _permission_types is not None:
+            if not isinstance(_permission_types, list):
                 raise _wrong_type("permissionTypes", "array or null", _permission_types)
             permission_types = [
                 _PersonalPermissionType_from_value(permission_types_type_0_item_data)
@@ -126,32 +153,26 @@ class PersonalPermissionsQueryRequest:
 
         _permission_state = src_dict.get("permissionState", UNSET)
         permission_state: None | PermissionState | Unset = _permission_state
-        if _permission_state is not None and _permission_state is not UNSET:
-            if _permission_state.__class__ is not str and not isinstance(_permission_state, str):
+        if _permission_state.__class__ is str:
+            permission_state = _PermissionState_from_value(_permission_state)
+        elif _permission_state is UNSET:
+            _missing += 1
+        elif _permission_state is not None:
+            if not isinstance(_permission_state, str):
                 raise _wrong_type("permissionState", "string or null", _permission_state)
             permission_state = _PermissionState_from_value(_permission_state)
 
-        personal_permissions_query_request = _object_new(cls)
         personal_permissions_query_request.context_identifier = context_identifier
         personal_permissions_query_request.target_identifier = target_identifier
         personal_permissions_query_request.permission_types = permission_types
         personal_permissions_query_request.permission_state = permission_state
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 4
-            or context_identifier is UNSET
-            or target_identifier is UNSET
-            or permission_types is UNSET
-            or permission_state is UNSET
-        ):
-            if len(src_dict) != 0 + (context_identifier is not UNSET) + (target_identifier is not UNSET) + (
-                permission_types is not UNSET
-            ) + (permission_state is not UNSET):
-                personal_permissions_query_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"contextIdentifier", "targetIdentifier", "permissionTypes", "permissionState"}
-                }
+        if _keys != 4 - _missing:
+            personal_permissions_query_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"contextIdentifier", "targetIdentifier", "permissionTypes", "permissionState"}
+            }
         return personal_permissions_query_request
 
     @property

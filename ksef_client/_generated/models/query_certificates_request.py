@@ -109,63 +109,78 @@ class QueryCertificatesRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        query_certificates_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            query_certificates_request.certificate_serial_number = UNSET
+            query_certificates_request.name = UNSET
+            query_certificates_request.type_ = UNSET
+            query_certificates_request.status = UNSET
+            query_certificates_request.expires_after = UNSET
+            return query_certificates_request
+
+        _missing = 0
+
         certificate_serial_number: None | str | Unset = src_dict.get("certificateSerialNumber", UNSET)
-        if (
-            certificate_serial_number.__class__ is not str
-            and certificate_serial_number is not None
-            and certificate_serial_number is not UNSET
-            and not isinstance(certificate_serial_number, str)
-        ):
-            raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
+        if certificate_serial_number.__class__ is not str and certificate_serial_number is not None:
+            if certificate_serial_number is UNSET:
+                _missing += 1
+            elif not isinstance(certificate_serial_number, str):
+                raise _wrong_type("certificateSerialNumber", "string or null", certificate_serial_number)
 
         name: None | str | Unset = src_dict.get("name", UNSET)
-        if name.__class__ is not str and name is not None and name is not UNSET and not isinstance(name, str):
-            raise _wrong_type("name", "string or null", name)
+        if name.__class__ is not str and name is not None:
+            if name is UNSET:
+                _missing += 1
+            elif not isinstance(name, str):
+                raise _wrong_type("name", "string or null", name)
 
         _type_ = src_dict.get("type", UNSET)
         type_: KsefCertificateType | None | Unset = _type_
-        if _type_ is not None and _type_ is not UNSET:
-            if _type_.__class__ is not str and not isinstance(_type_, str):
+        if _type_.__class__ is str:
+            type_ = _KsefCertificateType_from_value(_type_)
+        elif _type_ is UNSET:
+            _missing += 1
+        elif _type_ is not None:
+            if not isinstance(_type_, str):
                 raise _wrong_type("type", "string or null", _type_)
             type_ = _KsefCertificateType_from_value(_type_)
 
         _status = src_dict.get("status", UNSET)
         status: CertificateListItemStatus | None | Unset = _status
-        if _status is not None and _status is not UNSET:
-            if _status.__class__ is not str and not isinstance(_status, str):
+        if _status.__class__ is str:
+            status = _CertificateListItemStatus_from_value(_status)
+        elif _status is UNSET:
+            _missing += 1
+        elif _status is not None:
+            if not isinstance(_status, str):
                 raise _wrong_type("status", "string or null", _status)
             status = _CertificateListItemStatus_from_value(_status)
 
         _expires_after = src_dict.get("expiresAfter", UNSET)
         expires_after: datetime.datetime | None | Unset = _expires_after
-        if _expires_after is not None and _expires_after is not UNSET:
-            if _expires_after.__class__ is not str and not isinstance(_expires_after, str):
+        if _expires_after.__class__ is str:
+            expires_after = _datetime_fromisoformat(_expires_after)
+        elif _expires_after is UNSET:
+            _missing += 1
+        elif _expires_after is not None:
+            if not isinstance(_expires_after, str):
                 raise _wrong_type("expiresAfter", "string or null", _expires_after)
             expires_after = _datetime_fromisoformat(_expires_after)
 
-        query_certificates_request = _object_new(cls)
         query_certificates_request.certificate_serial_number = certificate_serial_number
         query_certificates_request.name = name
         query_certificates_request.type_ = type_
         query_certificates_request.status = status
         query_certificates_request.expires_after = expires_after
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 5
-            or certificate_serial_number is UNSET
-            or name is UNSET
-            or type_ is UNSET
-            or status is UNSET
-            or expires_after is UNSET
-        ):
-            if len(src_dict) != 0 + (certificate_serial_number is not UNSET) + (name is not UNSET) + (
-                type_ is not UNSET
-            ) + (status is not UNSET) + (expires_after is not UNSET):
-                query_certificates_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"certificateSerialNumber", "name", "type", "status", "expiresAfter"}
-                }
+        if _keys != 5 - _missing:
+            query_certificates_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"certificateSerialNumber", "name", "type", "status", "expiresAfter"}
+            }
         return query_certificates_request
 
     @property

@@ -91,26 +91,37 @@ class QueryInvoicesMetadataResponse:
 
         invoices = [_InvoiceMetadata_from_dict(invoices_item_data) for invoices_item_data in _invoices]
 
-        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
-        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
-        if _permanent_storage_hwm_date is not None and _permanent_storage_hwm_date is not UNSET:
-            if _permanent_storage_hwm_date.__class__ is not str and not isinstance(_permanent_storage_hwm_date, str):
-                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
-            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
-
         query_invoices_metadata_response = _object_new(cls)
         query_invoices_metadata_response.has_more = has_more
         query_invoices_metadata_response.is_truncated = is_truncated
         query_invoices_metadata_response.invoices = invoices
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            query_invoices_metadata_response.permanent_storage_hwm_date = UNSET
+            return query_invoices_metadata_response
+
+        _missing = 0
+
+        _permanent_storage_hwm_date = src_dict.get("permanentStorageHwmDate", UNSET)
+        permanent_storage_hwm_date: datetime.datetime | None | Unset = _permanent_storage_hwm_date
+        if _permanent_storage_hwm_date.__class__ is str:
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
+        elif _permanent_storage_hwm_date is UNSET:
+            _missing += 1
+        elif _permanent_storage_hwm_date is not None:
+            if not isinstance(_permanent_storage_hwm_date, str):
+                raise _wrong_type("permanentStorageHwmDate", "string or null", _permanent_storage_hwm_date)
+            permanent_storage_hwm_date = _datetime_fromisoformat(_permanent_storage_hwm_date)
+
         query_invoices_metadata_response.permanent_storage_hwm_date = permanent_storage_hwm_date
 
-        if len(src_dict) != 3 and (len(src_dict) != 4 or permanent_storage_hwm_date is UNSET):
-            if len(src_dict) != 3 + (permanent_storage_hwm_date is not UNSET):
-                query_invoices_metadata_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"hasMore", "isTruncated", "invoices", "permanentStorageHwmDate"}
-                }
+        if _keys != 4 - _missing:
+            query_invoices_metadata_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"hasMore", "isTruncated", "invoices", "permanentStorageHwmDate"}
+            }
         return query_invoices_metadata_response
 
     @property

@@ -75,26 +75,40 @@ class QueryPersonalPermissionsResponse:
         if has_more.__class__ is not bool:
             raise _wrong_type("hasMore", "boolean", has_more)
 
+        query_personal_permissions_response = _object_new(cls)
+        query_personal_permissions_response.permissions = permissions
+        query_personal_permissions_response.has_more = has_more
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            query_personal_permissions_response.owner_permissions = UNSET
+            return query_personal_permissions_response
+
+        _missing = 0
+
         _owner_permissions = src_dict.get("ownerPermissions", UNSET)
         owner_permissions: list[OwnerPermissionScope] | None | Unset = _owner_permissions
-        if _owner_permissions is not None and _owner_permissions is not UNSET:
-            if _owner_permissions.__class__ is not list and not isinstance(_owner_permissions, list):
+        if _owner_permissions.__class__ is list:
+            owner_permissions = [
+                _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
+                for owner_permissions_type_0_item_data in _owner_permissions
+            ]
+        elif _owner_permissions is UNSET:
+            _missing += 1
+        elif _owner_permissions is not None:
+            if not isinstance(_owner_permissions, list):
                 raise _wrong_type("ownerPermissions", "array or null", _owner_permissions)
             owner_permissions = [
                 _OwnerPermissionScope_from_value(owner_permissions_type_0_item_data)
                 for owner_permissions_type_0_item_data in _owner_permissions
             ]
 
-        query_personal_permissions_response = _object_new(cls)
-        query_personal_permissions_response.permissions = permissions
-        query_personal_permissions_response.has_more = has_more
         query_personal_permissions_response.owner_permissions = owner_permissions
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or owner_permissions is UNSET):
-            if len(src_dict) != 2 + (owner_permissions is not UNSET):
-                query_personal_permissions_response.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}
-                }
+        if _keys != 3 - _missing:
+            query_personal_permissions_response.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"permissions", "hasMore", "ownerPermissions"}
+            }
         return query_personal_permissions_response
 
     @property

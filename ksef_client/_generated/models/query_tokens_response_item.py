@@ -133,22 +133,6 @@ class QueryTokensResponseItem:
 
         status = _AuthenticationTokenStatus_from_value(src_dict["status"])
 
-        _last_use_date = src_dict.get("lastUseDate", UNSET)
-        last_use_date: datetime.datetime | None | Unset = _last_use_date
-        if _last_use_date is not None and _last_use_date is not UNSET:
-            if _last_use_date.__class__ is not str and not isinstance(_last_use_date, str):
-                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
-            last_use_date = _datetime_fromisoformat(_last_use_date)
-
-        status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
-        if status_details is not None and status_details is not UNSET:
-            if status_details.__class__ is not list and not isinstance(status_details, list):
-                raise _wrong_type("statusDetails", "array or null", status_details)
-
-            for _item in status_details:
-                if _item.__class__ is not str and not isinstance(_item, str):
-                    raise _wrong_type("statusDetails[]", "string", _item)
-
         query_tokens_response_item = _object_new(cls)
         query_tokens_response_item.reference_number = reference_number
         query_tokens_response_item.author_identifier = author_identifier
@@ -157,27 +141,57 @@ class QueryTokensResponseItem:
         query_tokens_response_item.requested_permissions = requested_permissions
         query_tokens_response_item.date_created = date_created
         query_tokens_response_item.status = status
+
+        _keys = len(src_dict)
+        if _keys == 7:
+            query_tokens_response_item.last_use_date = UNSET
+            query_tokens_response_item.status_details = UNSET
+            return query_tokens_response_item
+
+        _missing = 0
+
+        _last_use_date = src_dict.get("lastUseDate", UNSET)
+        last_use_date: datetime.datetime | None | Unset = _last_use_date
+        if _last_use_date.__class__ is str:
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+        elif _last_use_date is UNSET:
+            _missing += 1
+        elif _last_use_date is not None:
+            if not isinstance(_last_use_date, str):
+                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+
+        status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
+        if status_details is UNSET:
+            _missing += 1
+        elif status_details is not None:
+            if status_details.__class__ is not list and not isinstance(status_details, list):
+                raise _wrong_type("statusDetails", "array or null", status_details)
+
+            for _item in status_details:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("statusDetails[]", "string", _item)
+
         query_tokens_response_item.last_use_date = last_use_date
         query_tokens_response_item.status_details = status_details
 
-        if len(src_dict) != 7 and (len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET):
-            if len(src_dict) != 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
-                query_tokens_response_item.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "referenceNumber",
-                        "authorIdentifier",
-                        "contextIdentifier",
-                        "description",
-                        "requestedPermissions",
-                        "dateCreated",
-                        "status",
-                        "lastUseDate",
-                        "statusDetails",
-                    }
+        if _keys != 9 - _missing:
+            query_tokens_response_item.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "referenceNumber",
+                    "authorIdentifier",
+                    "contextIdentifier",
+                    "description",
+                    "requestedPermissions",
+                    "dateCreated",
+                    "status",
+                    "lastUseDate",
+                    "statusDetails",
                 }
+            }
         return query_tokens_response_item
 
     @property

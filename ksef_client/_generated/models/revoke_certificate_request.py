@@ -51,21 +51,32 @@ class RevokeCertificateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        revoke_certificate_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            revoke_certificate_request.revocation_reason = UNSET
+            return revoke_certificate_request
+
+        _missing = 0
+
         _revocation_reason = src_dict.get("revocationReason", UNSET)
         revocation_reason: CertificateRevocationReason | None | Unset = _revocation_reason
-        if _revocation_reason is not None and _revocation_reason is not UNSET:
-            if _revocation_reason.__class__ is not str and not isinstance(_revocation_reason, str):
+        if _revocation_reason.__class__ is str:
+            revocation_reason = _CertificateRevocationReason_from_value(_revocation_reason)
+        elif _revocation_reason is UNSET:
+            _missing += 1
+        elif _revocation_reason is not None:
+            if not isinstance(_revocation_reason, str):
                 raise _wrong_type("revocationReason", "string or null", _revocation_reason)
             revocation_reason = _CertificateRevocationReason_from_value(_revocation_reason)
 
-        revoke_certificate_request = _object_new(cls)
         revoke_certificate_request.revocation_reason = revocation_reason
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or revocation_reason is UNSET):
-            if len(src_dict) != 0 + (revocation_reason is not UNSET):
-                revoke_certificate_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"revocationReason"}
-                }
+        if _keys != 1 - _missing:
+            revoke_certificate_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"revocationReason"}
+            }
         return revoke_certificate_request
 
     @property

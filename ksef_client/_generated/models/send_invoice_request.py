@@ -100,44 +100,53 @@ class SendInvoiceRequest:
         if encrypted_invoice_content.__class__ is not str and not isinstance(encrypted_invoice_content, str):
             raise _wrong_type("encryptedInvoiceContent", "string", encrypted_invoice_content)
 
-        offline_mode = src_dict.get("offlineMode", UNSET)
-        if offline_mode.__class__ is not bool and offline_mode is not UNSET:
-            raise _wrong_type("offlineMode", "boolean", offline_mode)
-
-        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
-        if (
-            hash_of_corrected_invoice.__class__ is not str
-            and hash_of_corrected_invoice is not None
-            and hash_of_corrected_invoice is not UNSET
-            and not isinstance(hash_of_corrected_invoice, str)
-        ):
-            raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
-
         send_invoice_request = _object_new(cls)
         send_invoice_request.invoice_hash = invoice_hash
         send_invoice_request.invoice_size = invoice_size
         send_invoice_request.encrypted_invoice_hash = encrypted_invoice_hash
         send_invoice_request.encrypted_invoice_size = encrypted_invoice_size
         send_invoice_request.encrypted_invoice_content = encrypted_invoice_content
+
+        _keys = len(src_dict)
+        if _keys == 5:
+            send_invoice_request.offline_mode = UNSET
+            send_invoice_request.hash_of_corrected_invoice = UNSET
+            return send_invoice_request
+
+        _missing = 0
+
+        offline_mode = src_dict.get("offlineMode", UNSET)
+        if offline_mode.__class__ is not bool:
+            if offline_mode is UNSET:
+                _missing += 1
+            else:
+                raise _wrong_type("offlineMode", "boolean", offline_mode)
+
+        hash_of_corrected_invoice: None | str | Unset = src_dict.get("hashOfCorrectedInvoice", UNSET)
+        if hash_of_corrected_invoice.__class__ is not str and hash_of_corrected_invoice is not None:
+            if hash_of_corrected_invoice is UNSET:
+                _missing += 1
+            elif not isinstance(hash_of_corrected_invoice, str):
+                raise _wrong_type("hashOfCorrectedInvoice", "string or null", hash_of_corrected_invoice)
+
         send_invoice_request.offline_mode = offline_mode
         send_invoice_request.hash_of_corrected_invoice = hash_of_corrected_invoice
 
-        if len(src_dict) != 5 and (len(src_dict) != 7 or offline_mode is UNSET or hash_of_corrected_invoice is UNSET):
-            if len(src_dict) != 5 + (offline_mode is not UNSET) + (hash_of_corrected_invoice is not UNSET):
-                send_invoice_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "invoiceHash",
-                        "invoiceSize",
-                        "encryptedInvoiceHash",
-                        "encryptedInvoiceSize",
-                        "encryptedInvoiceContent",
-                        "offlineMode",
-                        "hashOfCorrectedInvoice",
-                    }
+        if _keys != 7 - _missing:
+            send_invoice_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "invoiceHash",
+                    "invoiceSize",
+                    "encryptedInvoiceHash",
+                    "encryptedInvoiceSize",
+                    "encryptedInvoiceContent",
+                    "offlineMode",
+                    "hashOfCorrectedInvoice",
                 }
+            }
         return send_invoice_request
 
     @property

@@ -174,78 +174,99 @@ class SessionInvoiceStatusResponse:
 
         status = _InvoiceStatusInfo_from_dict(src_dict["status"])
 
-        invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
-        if (
-            invoice_number.__class__ is not str
-            and invoice_number is not None
-            and invoice_number is not UNSET
-            and not isinstance(invoice_number, str)
-        ):
-            raise _wrong_type("invoiceNumber", "string or null", invoice_number)
-
-        ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
-        if (
-            ksef_number.__class__ is not str
-            and ksef_number is not None
-            and ksef_number is not UNSET
-            and not isinstance(ksef_number, str)
-        ):
-            raise _wrong_type("ksefNumber", "string or null", ksef_number)
-
-        invoice_file_name: None | str | Unset = src_dict.get("invoiceFileName", UNSET)
-        if (
-            invoice_file_name.__class__ is not str
-            and invoice_file_name is not None
-            and invoice_file_name is not UNSET
-            and not isinstance(invoice_file_name, str)
-        ):
-            raise _wrong_type("invoiceFileName", "string or null", invoice_file_name)
-
-        _acquisition_date = src_dict.get("acquisitionDate", UNSET)
-        acquisition_date: datetime.datetime | None | Unset = _acquisition_date
-        if _acquisition_date is not None and _acquisition_date is not UNSET:
-            if _acquisition_date.__class__ is not str and not isinstance(_acquisition_date, str):
-                raise _wrong_type("acquisitionDate", "string or null", _acquisition_date)
-            acquisition_date = _datetime_fromisoformat(_acquisition_date)
-
-        _permanent_storage_date = src_dict.get("permanentStorageDate", UNSET)
-        permanent_storage_date: datetime.datetime | None | Unset = _permanent_storage_date
-        if _permanent_storage_date is not None and _permanent_storage_date is not UNSET:
-            if _permanent_storage_date.__class__ is not str and not isinstance(_permanent_storage_date, str):
-                raise _wrong_type("permanentStorageDate", "string or null", _permanent_storage_date)
-            permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
-
-        upo_download_url: None | str | Unset = src_dict.get("upoDownloadUrl", UNSET)
-        if (
-            upo_download_url.__class__ is not str
-            and upo_download_url is not None
-            and upo_download_url is not UNSET
-            and not isinstance(upo_download_url, str)
-        ):
-            raise _wrong_type("upoDownloadUrl", "string or null", upo_download_url)
-
-        _upo_download_url_expiration_date = src_dict.get("upoDownloadUrlExpirationDate", UNSET)
-        upo_download_url_expiration_date: datetime.datetime | None | Unset = _upo_download_url_expiration_date
-        if _upo_download_url_expiration_date is not None and _upo_download_url_expiration_date is not UNSET:
-            if _upo_download_url_expiration_date.__class__ is not str and not isinstance(
-                _upo_download_url_expiration_date, str
-            ):
-                raise _wrong_type("upoDownloadUrlExpirationDate", "string or null", _upo_download_url_expiration_date)
-            upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
-
-        _invoicing_mode = src_dict.get("invoicingMode", UNSET)
-        invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
-        if _invoicing_mode is not None and _invoicing_mode is not UNSET:
-            if _invoicing_mode.__class__ is not str and not isinstance(_invoicing_mode, str):
-                raise _wrong_type("invoicingMode", "string or null", _invoicing_mode)
-            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
-
         session_invoice_status_response = _object_new(cls)
         session_invoice_status_response.ordinal_number = ordinal_number
         session_invoice_status_response.reference_number = reference_number
         session_invoice_status_response.invoice_hash = invoice_hash
         session_invoice_status_response.invoicing_date = invoicing_date
         session_invoice_status_response.status = status
+
+        _keys = len(src_dict)
+        if _keys == 5:
+            session_invoice_status_response.invoice_number = UNSET
+            session_invoice_status_response.ksef_number = UNSET
+            session_invoice_status_response.invoice_file_name = UNSET
+            session_invoice_status_response.acquisition_date = UNSET
+            session_invoice_status_response.permanent_storage_date = UNSET
+            session_invoice_status_response.upo_download_url = UNSET
+            session_invoice_status_response.upo_download_url_expiration_date = UNSET
+            session_invoice_status_response.invoicing_mode = UNSET
+            return session_invoice_status_response
+
+        _missing = 0
+
+        invoice_number: None | str | Unset = src_dict.get("invoiceNumber", UNSET)
+        if invoice_number.__class__ is not str and invoice_number is not None:
+            if invoice_number is UNSET:
+                _missing += 1
+            elif not isinstance(invoice_number, str):
+                raise _wrong_type("invoiceNumber", "string or null", invoice_number)
+
+        ksef_number: None | str | Unset = src_dict.get("ksefNumber", UNSET)
+        if ksef_number.__class__ is not str and ksef_number is not None:
+            if ksef_number is UNSET:
+                _missing += 1
+            elif not isinstance(ksef_number, str):
+                raise _wrong_type("ksefNumber", "string or null", ksef_number)
+
+        invoice_file_name: None | str | Unset = src_dict.get("invoiceFileName", UNSET)
+        if invoice_file_name.__class__ is not str and invoice_file_name is not None:
+            if invoice_file_name is UNSET:
+                _missing += 1
+            elif not isinstance(invoice_file_name, str):
+                raise _wrong_type("invoiceFileName", "string or null", invoice_file_name)
+
+        _acquisition_date = src_dict.get("acquisitionDate", UNSET)
+        acquisition_date: datetime.datetime | None | Unset = _acquisition_date
+        if _acquisition_date.__class__ is str:
+            acquisition_date = _datetime_fromisoformat(_acquisition_date)
+        elif _acquisition_date is UNSET:
+            _missing += 1
+        elif _acquisition_date is not None:
+            if not isinstance(_acquisition_date, str):
+                raise _wrong_type("acquisitionDate", "string or null", _acquisition_date)
+            acquisition_date = _datetime_fromisoformat(_acquisition_date)
+
+        _permanent_storage_date = src_dict.get("permanentStorageDate", UNSET)
+        permanent_storage_date: datetime.datetime | None | Unset = _permanent_storage_date
+        if _permanent_storage_date.__class__ is str:
+            permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
+        elif _permanent_storage_date is UNSET:
+            _missing += 1
+        elif _permanent_storage_date is not None:
+            if not isinstance(_permanent_storage_date, str):
+                raise _wrong_type("permanentStorageDate", "string or null", _permanent_storage_date)
+            permanent_storage_date = _datetime_fromisoformat(_permanent_storage_date)
+
+        upo_download_url: None | str | Unset = src_dict.get("upoDownloadUrl", UNSET)
+        if upo_download_url.__class__ is not str and upo_download_url is not None:
+            if upo_download_url is UNSET:
+                _missing += 1
+            elif not isinstance(upo_download_url, str):
+                raise _wrong_type("upoDownloadUrl", "string or null", upo_download_url)
+
+        _upo_download_url_expiration_date = src_dict.get("upoDownloadUrlExpirationDate", UNSET)
+        upo_download_url_expiration_date: datetime.datetime | None | Unset = _upo_download_url_expiration_date
+        if _upo_download_url_expiration_date.__class__ is str:
+            upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
+        elif _upo_download_url_expiration_date is UNSET:
+            _missing += 1
+        elif _upo_download_url_expiration_date is not None:
+            if not isinstance(_upo_download_url_expiration_date, str):
+                raise _wrong_type("upoDownloadUrlExpirationDate", "string or null", _upo_download_url_expiration_date)
+            upo_download_url_expiration_date = _datetime_fromisoformat(_upo_download_url_expiration_date)
+
+        _invoicing_mode = src_dict.get("invoicingMode", UNSET)
+        invoicing_mode: InvoicingMode | None | Unset = _invoicing_mode
+        if _invoicing_mode.__class__ is str:
+            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
+        elif _invoicing_mode is UNSET:
+            _missing += 1
+        elif _invoicing_mode is not None:
+            if not isinstance(_invoicing_mode, str):
+                raise _wrong_type("invoicingMode", "string or null", _invoicing_mode)
+            invoicing_mode = _InvoicingMode_from_value(_invoicing_mode)
+
         session_invoice_status_response.invoice_number = invoice_number
         session_invoice_status_response.ksef_number = ksef_number
         session_invoice_status_response.invoice_file_name = invoice_file_name
@@ -255,42 +276,27 @@ class SessionInvoiceStatusResponse:
         session_invoice_status_response.upo_download_url_expiration_date = upo_download_url_expiration_date
         session_invoice_status_response.invoicing_mode = invoicing_mode
 
-        if len(src_dict) != 5 and (
-            len(src_dict) != 13
-            or invoice_number is UNSET
-            or ksef_number is UNSET
-            or invoice_file_name is UNSET
-            or acquisition_date is UNSET
-            or permanent_storage_date is UNSET
-            or upo_download_url is UNSET
-            or upo_download_url_expiration_date is UNSET
-            or invoicing_mode is UNSET
-        ):
-            if len(src_dict) != 5 + (invoice_number is not UNSET) + (ksef_number is not UNSET) + (
-                invoice_file_name is not UNSET
-            ) + (acquisition_date is not UNSET) + (permanent_storage_date is not UNSET) + (
-                upo_download_url is not UNSET
-            ) + (upo_download_url_expiration_date is not UNSET) + (invoicing_mode is not UNSET):
-                session_invoice_status_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "ordinalNumber",
-                        "referenceNumber",
-                        "invoiceHash",
-                        "invoicingDate",
-                        "status",
-                        "invoiceNumber",
-                        "ksefNumber",
-                        "invoiceFileName",
-                        "acquisitionDate",
-                        "permanentStorageDate",
-                        "upoDownloadUrl",
-                        "upoDownloadUrlExpirationDate",
-                        "invoicingMode",
-                    }
+        if _keys != 13 - _missing:
+            session_invoice_status_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "ordinalNumber",
+                    "referenceNumber",
+                    "invoiceHash",
+                    "invoicingDate",
+                    "status",
+                    "invoiceNumber",
+                    "ksefNumber",
+                    "invoiceFileName",
+                    "acquisitionDate",
+                    "permanentStorageDate",
+                    "upoDownloadUrl",
+                    "upoDownloadUrlExpirationDate",
+                    "invoicingMode",
                 }
+            }
         return session_invoice_status_response
 
     @property

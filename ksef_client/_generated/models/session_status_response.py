@@ -109,83 +109,87 @@ class SessionStatusResponse:
 
         date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
 
+        session_status_response = _object_new(cls)
+        session_status_response.status = status
+        session_status_response.date_created = date_created
+        session_status_response.date_updated = date_updated
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            session_status_response.valid_until = UNSET
+            session_status_response.upo = UNSET
+            session_status_response.invoice_count = UNSET
+            session_status_response.successful_invoice_count = UNSET
+            session_status_response.failed_invoice_count = UNSET
+            return session_status_response
+
+        _missing = 0
+
         _valid_until = src_dict.get("validUntil", UNSET)
         valid_until: datetime.datetime | None | Unset = _valid_until
-        if _valid_until is not None and _valid_until is not UNSET:
-            if _valid_until.__class__ is not str and not isinstance(_valid_until, str):
+        if _valid_until.__class__ is str:
+            valid_until = _datetime_fromisoformat(_valid_until)
+        elif _valid_until is UNSET:
+            _missing += 1
+        elif _valid_until is not None:
+            if not isinstance(_valid_until, str):
                 raise _wrong_type("validUntil", "string or null", _valid_until)
             valid_until = _datetime_fromisoformat(_valid_until)
 
         _upo = src_dict.get("upo", UNSET)
         upo: None | Unset | UpoResponse = _upo
-        if _upo is not None and _upo is not UNSET:
-            if _upo.__class__ is not dict and not isinstance(_upo, dict):
+        if _upo.__class__ is dict:
+            upo = _UpoResponse_from_dict(_upo)
+        elif _upo is UNSET:
+            _missing += 1
+        elif _upo is not None:
+            if not isinstance(_upo, dict):
                 raise _wrong_type("upo", "object or null", _upo)
             upo = _UpoResponse_from_dict(_upo)
 
         invoice_count: int | None | Unset = src_dict.get("invoiceCount", UNSET)
-        if (
-            invoice_count.__class__ is not int
-            and invoice_count is not None
-            and invoice_count is not UNSET
-            and (invoice_count.__class__ is bool or not isinstance(invoice_count, int))
-        ):
-            raise _wrong_type("invoiceCount", "integer or null", invoice_count)
+        if invoice_count.__class__ is not int and invoice_count is not None:
+            if invoice_count is UNSET:
+                _missing += 1
+            elif invoice_count.__class__ is bool or not isinstance(invoice_count, int):
+                raise _wrong_type("invoiceCount", "integer or null", invoice_count)
 
         successful_invoice_count: int | None | Unset = src_dict.get("successfulInvoiceCount", UNSET)
-        if (
-            successful_invoice_count.__class__ is not int
-            and successful_invoice_count is not None
-            and successful_invoice_count is not UNSET
-            and (successful_invoice_count.__class__ is bool or not isinstance(successful_invoice_count, int))
-        ):
-            raise _wrong_type("successfulInvoiceCount", "integer or null", successful_invoice_count)
+        if successful_invoice_count.__class__ is not int and successful_invoice_count is not None:
+            if successful_invoice_count is UNSET:
+                _missing += 1
+            elif successful_invoice_count.__class__ is bool or not isinstance(successful_invoice_count, int):
+                raise _wrong_type("successfulInvoiceCount", "integer or null", successful_invoice_count)
 
         failed_invoice_count: int | None | Unset = src_dict.get("failedInvoiceCount", UNSET)
-        if (
-            failed_invoice_count.__class__ is not int
-            and failed_invoice_count is not None
-            and failed_invoice_count is not UNSET
-            and (failed_invoice_count.__class__ is bool or not isinstance(failed_invoice_count, int))
-        ):
-            raise _wrong_type("failedInvoiceCount", "integer or null", failed_invoice_count)
+        if failed_invoice_count.__class__ is not int and failed_invoice_count is not None:
+            if failed_invoice_count is UNSET:
+                _missing += 1
+            elif failed_invoice_count.__class__ is bool or not isinstance(failed_invoice_count, int):
+                raise _wrong_type("failedInvoiceCount", "integer or null", failed_invoice_count)
 
-        session_status_response = _object_new(cls)
-        session_status_response.status = status
-        session_status_response.date_created = date_created
-        session_status_response.date_updated = date_updated
         session_status_response.valid_until = valid_until
         session_status_response.upo = upo
         session_status_response.invoice_count = invoice_count
         session_status_response.successful_invoice_count = successful_invoice_count
         session_status_response.failed_invoice_count = failed_invoice_count
 
-        if len(src_dict) != 3 and (
-            len(src_dict) != 8
-            or valid_until is UNSET
-            or upo is UNSET
-            or invoice_count is UNSET
-            or successful_invoice_count is UNSET
-            or failed_invoice_count is UNSET
-        ):
-            if len(src_dict) != 3 + (valid_until is not UNSET) + (upo is not UNSET) + (invoice_count is not UNSET) + (
-                successful_invoice_count is not UNSET
-            ) + (failed_invoice_count is not UNSET):
-                session_status_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "status",
-                        "dateCreated",
-                        "dateUpdated",
-                        "validUntil",
-                        "upo",
-                        "invoiceCount",
-                        "successfulInvoiceCount",
-                        "failedInvoiceCount",
-                    }
+        if _keys != 8 - _missing:
+            session_status_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "status",
+                    "dateCreated",
+                    "dateUpdated",
+                    "validUntil",
+                    "upo",
+                    "invoiceCount",
+                    "successfulInvoiceCount",
+                    "failedInvoiceCount",
                 }
+            }
         return session_status_response
 
     @property

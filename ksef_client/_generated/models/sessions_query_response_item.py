@@ -109,13 +109,6 @@ class SessionsQueryResponseItem:
         ):
             raise _wrong_type("failedInvoiceCount", "integer", failed_invoice_count)
 
-        _valid_until = src_dict.get("validUntil", UNSET)
-        valid_until: datetime.datetime | None | Unset = _valid_until
-        if _valid_until is not None and _valid_until is not UNSET:
-            if _valid_until.__class__ is not str and not isinstance(_valid_until, str):
-                raise _wrong_type("validUntil", "string or null", _valid_until)
-            valid_until = _datetime_fromisoformat(_valid_until)
-
         sessions_query_response_item = _object_new(cls)
         sessions_query_response_item.reference_number = reference_number
         sessions_query_response_item.status = status
@@ -124,25 +117,43 @@ class SessionsQueryResponseItem:
         sessions_query_response_item.total_invoice_count = total_invoice_count
         sessions_query_response_item.successful_invoice_count = successful_invoice_count
         sessions_query_response_item.failed_invoice_count = failed_invoice_count
+
+        _keys = len(src_dict)
+        if _keys == 7:
+            sessions_query_response_item.valid_until = UNSET
+            return sessions_query_response_item
+
+        _missing = 0
+
+        _valid_until = src_dict.get("validUntil", UNSET)
+        valid_until: datetime.datetime | None | Unset = _valid_until
+        if _valid_until.__class__ is str:
+            valid_until = _datetime_fromisoformat(_valid_until)
+        elif _valid_until is UNSET:
+            _missing += 1
+        elif _valid_until is not None:
+            if not isinstance(_valid_until, str):
+                raise _wrong_type("validUntil", "string or null", _valid_until)
+            valid_until = _datetime_fromisoformat(_valid_until)
+
         sessions_query_response_item.valid_until = valid_until
 
-        if len(src_dict) != 7 and (len(src_dict) != 8 or valid_until is UNSET):
-            if len(src_dict) != 7 + (valid_until is not UNSET):
-                sessions_query_response_item.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "referenceNumber",
-                        "status",
-                        "dateCreated",
-                        "dateUpdated",
-                        "totalInvoiceCount",
-                        "successfulInvoiceCount",
-                        "failedInvoiceCount",
-                        "validUntil",
-                    }
+        if _keys != 8 - _missing:
+            sessions_query_response_item.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "referenceNumber",
+                    "status",
+                    "dateCreated",
+                    "dateUpdated",
+                    "totalInvoiceCount",
+                    "successfulInvoiceCount",
+                    "failedInvoiceCount",
+                    "validUntil",
                 }
+            }
         return sessions_query_response_item
 
     @property

@@ -62,41 +62,55 @@ class SetSubjectLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        set_subject_limits_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            set_subject_limits_request.subject_identifier_type = UNSET
+            set_subject_limits_request.enrollment = UNSET
+            set_subject_limits_request.certificate = UNSET
+            return set_subject_limits_request
+
+        _missing = 0
+
         _subject_identifier_type = src_dict.get("subjectIdentifierType", UNSET)
         subject_identifier_type: SubjectIdentifierType | Unset
         if isinstance(_subject_identifier_type, Unset):
             subject_identifier_type = UNSET
+            _missing += 1
         else:
             subject_identifier_type = _SubjectIdentifierType_from_value(_subject_identifier_type)
 
         _enrollment = src_dict.get("enrollment", UNSET)
         enrollment: EnrollmentSubjectLimitsOverride | None | Unset = _enrollment
-        if _enrollment is not None and _enrollment is not UNSET:
-            if _enrollment.__class__ is not dict and not isinstance(_enrollment, dict):
+        if _enrollment.__class__ is dict:
+            enrollment = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
+        elif _enrollment is UNSET:
+            _missing += 1
+        elif _enrollment is not None:
+            if not isinstance(_enrollment, dict):
                 raise _wrong_type("enrollment", "object or null", _enrollment)
             enrollment = _EnrollmentSubjectLimitsOverride_from_dict(_enrollment)
 
         _certificate = src_dict.get("certificate", UNSET)
         certificate: CertificateSubjectLimitsOverride | None | Unset = _certificate
-        if _certificate is not None and _certificate is not UNSET:
-            if _certificate.__class__ is not dict and not isinstance(_certificate, dict):
+        if _certificate.__class__ is dict:
+            certificate = _CertificateSubjectLimitsOverride_from_dict(_certificate)
+        elif _certificate is UNSET:
+            _missing += 1
+        elif _certificate is not None:
+            if not isinstance(_certificate, dict):
                 raise _wrong_type("certificate", "object or null", _certificate)
             certificate = _CertificateSubjectLimitsOverride_from_dict(_certificate)
 
-        set_subject_limits_request = _object_new(cls)
         set_subject_limits_request.subject_identifier_type = subject_identifier_type
         set_subject_limits_request.enrollment = enrollment
         set_subject_limits_request.certificate = certificate
 
-        if len(src_dict) != 0 and (
-            len(src_dict) != 3 or subject_identifier_type is UNSET or enrollment is UNSET or certificate is UNSET
-        ):
-            if len(src_dict) != 0 + (subject_identifier_type is not UNSET) + (enrollment is not UNSET) + (
-                certificate is not UNSET
-            ):
-                set_subject_limits_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"subjectIdentifierType", "enrollment", "certificate"}
-                }
+        if _keys != 3 - _missing:
+            set_subject_limits_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subjectIdentifierType", "enrollment", "certificate"}
+            }
         return set_subject_limits_request
 
     @property

@@ -65,8 +65,21 @@ class StatusInfo:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
+        status_info = _object_new(cls)
+        status_info.code = code
+        status_info.description = description
+
+        _keys = len(src_dict)
+        if _keys == 2:
+            status_info.details = UNSET
+            return status_info
+
+        _missing = 0
+
         details: list[str] | None | Unset = src_dict.get("details", UNSET)
-        if details is not None and details is not UNSET:
+        if details is UNSET:
+            _missing += 1
+        elif details is not None:
             if details.__class__ is not list and not isinstance(details, list):
                 raise _wrong_type("details", "array or null", details)
 
@@ -74,16 +87,12 @@ class StatusInfo:
                 if _item.__class__ is not str and not isinstance(_item, str):
                     raise _wrong_type("details[]", "string", _item)
 
-        status_info = _object_new(cls)
-        status_info.code = code
-        status_info.description = description
         status_info.details = details
 
-        if len(src_dict) != 2 and (len(src_dict) != 3 or details is UNSET):
-            if len(src_dict) != 2 + (details is not UNSET):
-                status_info.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
-                }
+        if _keys != 3 - _missing:
+            status_info.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"code", "description", "details"}
+            }
         return status_info
 
     @property

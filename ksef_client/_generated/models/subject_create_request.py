@@ -88,34 +88,50 @@ class SubjectCreateRequest:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
+        subject_create_request = _object_new(cls)
+        subject_create_request.subject_nip = subject_nip
+        subject_create_request.subject_type = subject_type
+        subject_create_request.description = description
+
+        _keys = len(src_dict)
+        if _keys == 3:
+            subject_create_request.subunits = UNSET
+            subject_create_request.created_date = UNSET
+            return subject_create_request
+
+        _missing = 0
+
         _subunits = src_dict.get("subunits", UNSET)
         subunits: list[Subunit] | None | Unset = _subunits
-        if _subunits is not None and _subunits is not UNSET:
-            if _subunits.__class__ is not list and not isinstance(_subunits, list):
+        if _subunits.__class__ is list:
+            subunits = [_Subunit_from_dict(subunits_type_0_item_data) for subunits_type_0_item_data in _subunits]
+        elif _subunits is UNSET:
+            _missing += 1
+        elif _subunits is not None:
+            if not isinstance(_subunits, list):
                 raise _wrong_type("subunits", "array or null", _subunits)
             subunits = [_Subunit_from_dict(subunits_type_0_item_data) for subunits_type_0_item_data in _subunits]
 
         _created_date = src_dict.get("createdDate", UNSET)
         created_date: datetime.datetime | None | Unset = _created_date
-        if _created_date is not None and _created_date is not UNSET:
-            if _created_date.__class__ is not str and not isinstance(_created_date, str):
+        if _created_date.__class__ is str:
+            created_date = _datetime_fromisoformat(_created_date)
+        elif _created_date is UNSET:
+            _missing += 1
+        elif _created_date is not None:
+            if not isinstance(_created_date, str):
                 raise _wrong_type("createdDate", "string or null", _created_date)
             created_date = _datetime_fromisoformat(_created_date)
 
-        subject_create_request = _object_new(cls)
-        subject_create_request.subject_nip = subject_nip
-        subject_create_request.subject_type = subject_type
-        subject_create_request.description = description
         subject_create_request.subunits = subunits
         subject_create_request.created_date = created_date
 
-        if len(src_dict) != 3 and (len(src_dict) != 5 or subunits is UNSET or created_date is UNSET):
-            if len(src_dict) != 3 + (subunits is not UNSET) + (created_date is not UNSET):
-                subject_create_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"subjectNip", "subjectType", "description", "subunits", "createdDate"}
-                }
+        if _keys != 5 - _missing:
+            subject_create_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectNip", "subjectType", "description", "subunits", "createdDate"}
+            }
         return subject_create_request
 
     @property

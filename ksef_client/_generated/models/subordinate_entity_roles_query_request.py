@@ -46,27 +46,38 @@ class SubordinateEntityRolesQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        subordinate_entity_roles_query_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            subordinate_entity_roles_query_request.subordinate_entity_identifier = UNSET
+            return subordinate_entity_roles_query_request
+
+        _missing = 0
+
         _subordinate_entity_identifier = src_dict.get("subordinateEntityIdentifier", UNSET)
         subordinate_entity_identifier: EntityPermissionsSubordinateEntityIdentifier | None | Unset = (
             _subordinate_entity_identifier
         )
-        if _subordinate_entity_identifier is not None and _subordinate_entity_identifier is not UNSET:
-            if _subordinate_entity_identifier.__class__ is not dict and not isinstance(
-                _subordinate_entity_identifier, dict
-            ):
+        if _subordinate_entity_identifier.__class__ is dict:
+            subordinate_entity_identifier = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
+                _subordinate_entity_identifier
+            )
+        elif _subordinate_entity_identifier is UNSET:
+            _missing += 1
+        elif _subordinate_entity_identifier is not None:
+            if not isinstance(_subordinate_entity_identifier, dict):
                 raise _wrong_type("subordinateEntityIdentifier", "object or null", _subordinate_entity_identifier)
             subordinate_entity_identifier = _EntityPermissionsSubordinateEntityIdentifier_from_dict(
                 _subordinate_entity_identifier
             )
 
-        subordinate_entity_roles_query_request = _object_new(cls)
         subordinate_entity_roles_query_request.subordinate_entity_identifier = subordinate_entity_identifier
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or subordinate_entity_identifier is UNSET):
-            if len(src_dict) != 0 + (subordinate_entity_identifier is not UNSET):
-                subordinate_entity_roles_query_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}
-                }
+        if _keys != 1 - _missing:
+            subordinate_entity_roles_query_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subordinateEntityIdentifier"}
+            }
         return subordinate_entity_roles_query_request
 
     @property

@@ -125,22 +125,6 @@ class SubunitPermission:
 
         start_date = _datetime_fromisoformat(src_dict["startDate"])
 
-        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
-        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
-        if _subject_person_details is not None and _subject_person_details is not UNSET:
-            if _subject_person_details.__class__ is not dict and not isinstance(_subject_person_details, dict):
-                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
-            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
-
-        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
-        if (
-            subunit_name.__class__ is not str
-            and subunit_name is not None
-            and subunit_name is not UNSET
-            and not isinstance(subunit_name, str)
-        ):
-            raise _wrong_type("subunitName", "string or null", subunit_name)
-
         subunit_permission = _object_new(cls)
         subunit_permission.id = id
         subunit_permission.authorized_identifier = authorized_identifier
@@ -149,27 +133,53 @@ class SubunitPermission:
         subunit_permission.permission_scope = permission_scope
         subunit_permission.description = description
         subunit_permission.start_date = start_date
+
+        _keys = len(src_dict)
+        if _keys == 7:
+            subunit_permission.subject_person_details = UNSET
+            subunit_permission.subunit_name = UNSET
+            return subunit_permission
+
+        _missing = 0
+
+        _subject_person_details = src_dict.get("subjectPersonDetails", UNSET)
+        subject_person_details: None | PermissionsSubjectPersonDetails | Unset = _subject_person_details
+        if _subject_person_details.__class__ is dict:
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
+        elif _subject_person_details is UNSET:
+            _missing += 1
+        elif _subject_person_details is not None:
+            if not isinstance(_subject_person_details, dict):
+                raise _wrong_type("subjectPersonDetails", "object or null", _subject_person_details)
+            subject_person_details = _PermissionsSubjectPersonDetails_from_dict(_subject_person_details)
+
+        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
+        if subunit_name.__class__ is not str and subunit_name is not None:
+            if subunit_name is UNSET:
+                _missing += 1
+            elif not isinstance(subunit_name, str):
+                raise _wrong_type("subunitName", "string or null", subunit_name)
+
         subunit_permission.subject_person_details = subject_person_details
         subunit_permission.subunit_name = subunit_name
 
-        if len(src_dict) != 7 and (len(src_dict) != 9 or subject_person_details is UNSET or subunit_name is UNSET):
-            if len(src_dict) != 7 + (subject_person_details is not UNSET) + (subunit_name is not UNSET):
-                subunit_permission.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "id",
-                        "authorizedIdentifier",
-                        "subunitIdentifier",
-                        "authorIdentifier",
-                        "permissionScope",
-                        "description",
-                        "startDate",
-                        "subjectPersonDetails",
-                        "subunitName",
-                    }
+        if _keys != 9 - _missing:
+            subunit_permission.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "id",
+                    "authorizedIdentifier",
+                    "subunitIdentifier",
+                    "authorIdentifier",
+                    "permissionScope",
+                    "description",
+                    "startDate",
+                    "subjectPersonDetails",
+                    "subunitName",
                 }
+            }
         return subunit_permission
 
     @property

@@ -83,30 +83,34 @@ class SubunitPermissionsGrantRequest:
 
         subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
 
-        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
-        if (
-            subunit_name.__class__ is not str
-            and subunit_name is not None
-            and subunit_name is not UNSET
-            and not isinstance(subunit_name, str)
-        ):
-            raise _wrong_type("subunitName", "string or null", subunit_name)
-
         subunit_permissions_grant_request = _object_new(cls)
         subunit_permissions_grant_request.subject_identifier = subject_identifier
         subunit_permissions_grant_request.context_identifier = context_identifier
         subunit_permissions_grant_request.description = description
         subunit_permissions_grant_request.subject_details = subject_details
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            subunit_permissions_grant_request.subunit_name = UNSET
+            return subunit_permissions_grant_request
+
+        _missing = 0
+
+        subunit_name: None | str | Unset = src_dict.get("subunitName", UNSET)
+        if subunit_name.__class__ is not str and subunit_name is not None:
+            if subunit_name is UNSET:
+                _missing += 1
+            elif not isinstance(subunit_name, str):
+                raise _wrong_type("subunitName", "string or null", subunit_name)
+
         subunit_permissions_grant_request.subunit_name = subunit_name
 
-        if len(src_dict) != 4 and (len(src_dict) != 5 or subunit_name is UNSET):
-            if len(src_dict) != 4 + (subunit_name is not UNSET):
-                subunit_permissions_grant_request.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {"subjectIdentifier", "contextIdentifier", "description", "subjectDetails", "subunitName"}
-                }
+        if _keys != 5 - _missing:
+            subunit_permissions_grant_request.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"subjectIdentifier", "contextIdentifier", "description", "subjectDetails", "subunitName"}
+            }
         return subunit_permissions_grant_request
 
     @property

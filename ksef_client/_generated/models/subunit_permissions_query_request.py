@@ -47,21 +47,32 @@ class SubunitPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        subunit_permissions_query_request = _object_new(cls)
+
+        _keys = len(src_dict)
+        if _keys == 0:
+            subunit_permissions_query_request.subunit_identifier = UNSET
+            return subunit_permissions_query_request
+
+        _missing = 0
+
         _subunit_identifier = src_dict.get("subunitIdentifier", UNSET)
         subunit_identifier: None | SubunitPermissionsSubunitIdentifier | Unset = _subunit_identifier
-        if _subunit_identifier is not None and _subunit_identifier is not UNSET:
-            if _subunit_identifier.__class__ is not dict and not isinstance(_subunit_identifier, dict):
+        if _subunit_identifier.__class__ is dict:
+            subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
+        elif _subunit_identifier is UNSET:
+            _missing += 1
+        elif _subunit_identifier is not None:
+            if not isinstance(_subunit_identifier, dict):
                 raise _wrong_type("subunitIdentifier", "object or null", _subunit_identifier)
             subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(_subunit_identifier)
 
-        subunit_permissions_query_request = _object_new(cls)
         subunit_permissions_query_request.subunit_identifier = subunit_identifier
 
-        if len(src_dict) != 0 and (len(src_dict) != 1 or subunit_identifier is UNSET):
-            if len(src_dict) != 0 + (subunit_identifier is not UNSET):
-                subunit_permissions_query_request.additional_properties = {
-                    k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}
-                }
+        if _keys != 1 - _missing:
+            subunit_permissions_query_request.additional_properties = {
+                k: v for k, v in src_dict.items() if k not in {"subunitIdentifier"}
+            }
         return subunit_permissions_query_request
 
     @property

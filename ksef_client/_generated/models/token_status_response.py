@@ -133,22 +133,6 @@ class TokenStatusResponse:
 
         status = _AuthenticationTokenStatus_from_value(src_dict["status"])
 
-        _last_use_date = src_dict.get("lastUseDate", UNSET)
-        last_use_date: datetime.datetime | None | Unset = _last_use_date
-        if _last_use_date is not None and _last_use_date is not UNSET:
-            if _last_use_date.__class__ is not str and not isinstance(_last_use_date, str):
-                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
-            last_use_date = _datetime_fromisoformat(_last_use_date)
-
-        status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
-        if status_details is not None and status_details is not UNSET:
-            if status_details.__class__ is not list and not isinstance(status_details, list):
-                raise _wrong_type("statusDetails", "array or null", status_details)
-
-            for _item in status_details:
-                if _item.__class__ is not str and not isinstance(_item, str):
-                    raise _wrong_type("statusDetails[]", "string", _item)
-
         token_status_response = _object_new(cls)
         token_status_response.reference_number = reference_number
         token_status_response.author_identifier = author_identifier
@@ -157,27 +141,57 @@ class TokenStatusResponse:
         token_status_response.requested_permissions = requested_permissions
         token_status_response.date_created = date_created
         token_status_response.status = status
+
+        _keys = len(src_dict)
+        if _keys == 7:
+            token_status_response.last_use_date = UNSET
+            token_status_response.status_details = UNSET
+            return token_status_response
+
+        _missing = 0
+
+        _last_use_date = src_dict.get("lastUseDate", UNSET)
+        last_use_date: datetime.datetime | None | Unset = _last_use_date
+        if _last_use_date.__class__ is str:
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+        elif _last_use_date is UNSET:
+            _missing += 1
+        elif _last_use_date is not None:
+            if not isinstance(_last_use_date, str):
+                raise _wrong_type("lastUseDate", "string or null", _last_use_date)
+            last_use_date = _datetime_fromisoformat(_last_use_date)
+
+        status_details: list[str] | None | Unset = src_dict.get("statusDetails", UNSET)
+        if status_details is UNSET:
+            _missing += 1
+        elif status_details is not None:
+            if status_details.__class__ is not list and not isinstance(status_details, list):
+                raise _wrong_type("statusDetails", "array or null", status_details)
+
+            for _item in status_details:
+                if _item.__class__ is not str and not isinstance(_item, str):
+                    raise _wrong_type("statusDetails[]", "string", _item)
+
         token_status_response.last_use_date = last_use_date
         token_status_response.status_details = status_details
 
-        if len(src_dict) != 7 and (len(src_dict) != 9 or last_use_date is UNSET or status_details is UNSET):
-            if len(src_dict) != 7 + (last_use_date is not UNSET) + (status_details is not UNSET):
-                token_status_response.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k
-                    not in {
-                        "referenceNumber",
-                        "authorIdentifier",
-                        "contextIdentifier",
-                        "description",
-                        "requestedPermissions",
-                        "dateCreated",
-                        "status",
-                        "lastUseDate",
-                        "statusDetails",
-                    }
+        if _keys != 9 - _missing:
+            token_status_response.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k
+                not in {
+                    "referenceNumber",
+                    "authorIdentifier",
+                    "contextIdentifier",
+                    "description",
+                    "requestedPermissions",
+                    "dateCreated",
+                    "status",
+                    "lastUseDate",
+                    "statusDetails",
                 }
+            }
         return token_status_response
 
     @property

@@ -96,39 +96,43 @@ class UnauthorizedProblemDetails:
 
         timestamp = _datetime_fromisoformat(src_dict["timestamp"])
 
-        instance: None | str | Unset = src_dict.get("instance", UNSET)
-        if (
-            instance.__class__ is not str
-            and instance is not None
-            and instance is not UNSET
-            and not isinstance(instance, str)
-        ):
-            raise _wrong_type("instance", "string or null", instance)
-
-        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
-        if (
-            trace_id.__class__ is not str
-            and trace_id is not None
-            and trace_id is not UNSET
-            and not isinstance(trace_id, str)
-        ):
-            raise _wrong_type("traceId", "string or null", trace_id)
-
         unauthorized_problem_details = _object_new(cls)
         unauthorized_problem_details.title = title
         unauthorized_problem_details.status = status
         unauthorized_problem_details.detail = detail
         unauthorized_problem_details.timestamp = timestamp
+
+        _keys = len(src_dict)
+        if _keys == 4:
+            unauthorized_problem_details.instance = UNSET
+            unauthorized_problem_details.trace_id = UNSET
+            return unauthorized_problem_details
+
+        _missing = 0
+
+        instance: None | str | Unset = src_dict.get("instance", UNSET)
+        if instance.__class__ is not str and instance is not None:
+            if instance is UNSET:
+                _missing += 1
+            elif not isinstance(instance, str):
+                raise _wrong_type("instance", "string or null", instance)
+
+        trace_id: None | str | Unset = src_dict.get("traceId", UNSET)
+        if trace_id.__class__ is not str and trace_id is not None:
+            if trace_id is UNSET:
+                _missing += 1
+            elif not isinstance(trace_id, str):
+                raise _wrong_type("traceId", "string or null", trace_id)
+
         unauthorized_problem_details.instance = instance
         unauthorized_problem_details.trace_id = trace_id
 
-        if len(src_dict) != 4 and (len(src_dict) != 6 or instance is UNSET or trace_id is UNSET):
-            if len(src_dict) != 4 + (instance is not UNSET) + (trace_id is not UNSET):
-                unauthorized_problem_details.additional_properties = {
-                    k: v
-                    for k, v in src_dict.items()
-                    if k not in {"title", "status", "detail", "timestamp", "instance", "traceId"}
-                }
+        if _keys != 6 - _missing:
+            unauthorized_problem_details.additional_properties = {
+                k: v
+                for k, v in src_dict.items()
+                if k not in {"title", "status", "detail", "timestamp", "instance", "traceId"}
+            }
         return unauthorized_problem_details
 
     @property
