@@ -537,3 +537,33 @@ def test_a_wrong_type_in_a_parsed_nullable_field_names_the_field() -> None:
     )
     with pytest.raises(ValueError):
         SessionInvoiceStatusResponse.from_dict(dict(INVOICE, acquisitionDate="2026-13-45"))
+
+
+def test_a_required_date_enum_or_model_that_does_not_parse_names_its_field() -> None:
+    # Required dates, enums and nested models are parsed by one call; what it raises was the bare
+    # message ("fromisoformat: argument must be str"), which left a user of a broken answer to
+    # guess the field. A nested model's error reads as a path.
+    from ksef_client._generated.models import InvoiceMetadata
+
+    cases: list[tuple[Any, str, Any, type[Exception], str]] = [
+        (SessionInvoiceStatusResponse, INVOICE, ("invoicingDate", 7), TypeError, r"^invoicingDate: fromisoformat"),
+        (SessionInvoiceStatusResponse, INVOICE, ("invoicingDate", "2026-13-45"), ValueError, r"^invoicingDate: "),
+        (SessionInvoiceStatusResponse, INVOICE, ("status", [1]), TypeError, r"^status: "),
+        (
+            SessionInvoiceStatusResponse,
+            INVOICE,
+            ("status", {"code": "200", "description": "Sukces"}),
+            TypeError,
+            r"^status: code: expected integer, got string$",
+        ),
+    ]
+    record = metadata_page(1)["invoices"][0]
+    cases += [
+        (InvoiceMetadata, record, ("invoiceType", 7), ValueError, r"^invoiceType: 7 is not a valid InvoiceType$"),
+        (InvoiceMetadata, record, ("issueDate", "20.11.2026"), ValueError, r"^issueDate: "),
+        (InvoiceMetadata, record, ("seller", "Sprzedawca"), TypeError, r"^seller: "),
+    ]
+    for cls, body, (field, value), error, message in cases:
+        with pytest.raises(error, match=message):
+            cls.from_dict(dict(body, **{field: value}))
+        cls.from_dict(body)  # the record itself parses

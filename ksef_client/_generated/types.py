@@ -86,6 +86,13 @@ def wrong_type(field: str, expected: str, value: Any) -> TypeError:
     return TypeError(f"{field}: expected {expected}, got {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}")
 
 
+def in_field(field: str, error: TypeError | ValueError) -> TypeError | ValueError:
+    """``error`` (raised while a required date, enum or nested model was parsed) with ``field`` named
+    first: "invoicingDate: fromisoformat: argument must be str", not the bare message. A nested
+    model's own errors get its field in front, so the message reads as a path ("status: code: ...")"""
+    return (TypeError if isinstance(error, TypeError) else ValueError)(f"{field}: {error}")
+
+
 _FIRST_ACCESS = _threading.Lock()
 
 

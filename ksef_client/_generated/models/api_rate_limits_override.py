@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ApiRateLimitsOverride")
@@ -84,31 +85,70 @@ class ApiRateLimitsOverride:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        online_session = _ApiRateLimitValuesOverride_from_dict(src_dict["onlineSession"])
+        try:
+            online_session = _ApiRateLimitValuesOverride_from_dict(src_dict["onlineSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("onlineSession", _error) from _error
 
-        batch_session = _ApiRateLimitValuesOverride_from_dict(src_dict["batchSession"])
+        try:
+            batch_session = _ApiRateLimitValuesOverride_from_dict(src_dict["batchSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchSession", _error) from _error
 
-        invoice_send = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceSend"])
+        try:
+            invoice_send = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceSend"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceSend", _error) from _error
 
-        invoice_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceStatus"])
+        try:
+            invoice_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceStatus"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceStatus", _error) from _error
 
-        session_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionList"])
+        try:
+            session_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionList"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionList", _error) from _error
 
-        session_invoice_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionInvoiceList"])
+        try:
+            session_invoice_list = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionInvoiceList"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionInvoiceList", _error) from _error
 
-        session_misc = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionMisc"])
+        try:
+            session_misc = _ApiRateLimitValuesOverride_from_dict(src_dict["sessionMisc"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionMisc", _error) from _error
 
-        invoice_metadata = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceMetadata"])
+        try:
+            invoice_metadata = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceMetadata"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceMetadata", _error) from _error
 
-        invoice_export = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExport"])
+        try:
+            invoice_export = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExport"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceExport", _error) from _error
 
-        invoice_export_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExportStatus"])
+        try:
+            invoice_export_status = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceExportStatus"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceExportStatus", _error) from _error
 
-        invoice_download = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceDownload"])
+        try:
+            invoice_download = _ApiRateLimitValuesOverride_from_dict(src_dict["invoiceDownload"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceDownload", _error) from _error
 
-        collective_identifier = _ApiRateLimitValuesOverride_from_dict(src_dict["collectiveIdentifier"])
+        try:
+            collective_identifier = _ApiRateLimitValuesOverride_from_dict(src_dict["collectiveIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("collectiveIdentifier", _error) from _error
 
-        other = _ApiRateLimitValuesOverride_from_dict(src_dict["other"])
+        try:
+            other = _ApiRateLimitValuesOverride_from_dict(src_dict["other"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("other", _error) from _error
 
         api_rate_limits_override = _object_new(cls)
         api_rate_limits_override.online_session = online_session

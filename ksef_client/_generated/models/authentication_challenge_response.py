@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -58,7 +59,10 @@ class AuthenticationChallengeResponse:
         if challenge.__class__ is not str and not isinstance(challenge, str):
             raise _wrong_type("challenge", "string", challenge)
 
-        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
+        try:
+            timestamp = _datetime_fromisoformat(src_dict["timestamp"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("timestamp", _error) from _error
 
         timestamp_ms = src_dict["timestampMs"]
         if timestamp_ms.__class__ is not int and (timestamp_ms.__class__ is bool or not isinstance(timestamp_ms, int)):

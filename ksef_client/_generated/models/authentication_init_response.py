@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -46,7 +47,10 @@ class AuthenticationInitResponse:
         if reference_number.__class__ is not str and not isinstance(reference_number, str):
             raise _wrong_type("referenceNumber", "string", reference_number)
 
-        authentication_token = _TokenInfo_from_dict(src_dict["authenticationToken"])
+        try:
+            authentication_token = _TokenInfo_from_dict(src_dict["authenticationToken"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authenticationToken", _error) from _error
 
         authentication_init_response = _object_new(cls)
         authentication_init_response.reference_number = reference_number

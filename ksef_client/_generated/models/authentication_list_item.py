@@ -12,6 +12,7 @@ from ..models.authentication_method import AuthenticationMethod
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -110,13 +111,25 @@ class AuthenticationListItem:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
-        authentication_method = _AuthenticationMethod_from_value(src_dict["authenticationMethod"])
+        try:
+            authentication_method = _AuthenticationMethod_from_value(src_dict["authenticationMethod"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authenticationMethod", _error) from _error
 
-        authentication_method_info = _AuthenticationMethodInfo_from_dict(src_dict["authenticationMethodInfo"])
+        try:
+            authentication_method_info = _AuthenticationMethodInfo_from_dict(src_dict["authenticationMethodInfo"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authenticationMethodInfo", _error) from _error
 
-        status = _StatusInfo_from_dict(src_dict["status"])
+        try:
+            status = _StatusInfo_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         reference_number = src_dict["referenceNumber"]
         if reference_number.__class__ is not str and not isinstance(reference_number, str):

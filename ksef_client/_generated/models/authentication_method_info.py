@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.authentication_method_category import AuthenticationMethodCategory
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -56,7 +57,10 @@ class AuthenticationMethodInfo:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        category = _AuthenticationMethodCategory_from_value(src_dict["category"])
+        try:
+            category = _AuthenticationMethodCategory_from_value(src_dict["category"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("category", _error) from _error
 
         code = src_dict["code"]
         if code.__class__ is not str and not isinstance(code, str):

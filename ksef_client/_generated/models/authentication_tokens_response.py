@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="AuthenticationTokensResponse")
@@ -40,9 +41,15 @@ class AuthenticationTokensResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        access_token = _TokenInfo_from_dict(src_dict["accessToken"])
+        try:
+            access_token = _TokenInfo_from_dict(src_dict["accessToken"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("accessToken", _error) from _error
 
-        refresh_token = _TokenInfo_from_dict(src_dict["refreshToken"])
+        try:
+            refresh_token = _TokenInfo_from_dict(src_dict["refreshToken"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("refreshToken", _error) from _error
 
         authentication_tokens_response = _object_new(cls)
         authentication_tokens_response.access_token = access_token

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -55,9 +56,15 @@ class CertificateEnrollmentStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        request_date = _datetime_fromisoformat(src_dict["requestDate"])
+        try:
+            request_date = _datetime_fromisoformat(src_dict["requestDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("requestDate", _error) from _error
 
-        status = _StatusInfo_from_dict(src_dict["status"])
+        try:
+            status = _StatusInfo_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         certificate_enrollment_status_response = _object_new(cls)
         certificate_enrollment_status_response.request_date = request_date

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -52,9 +53,15 @@ class CertificateLimitsResponse:
         if can_request.__class__ is not bool:
             raise _wrong_type("canRequest", "boolean", can_request)
 
-        enrollment = _CertificateLimit_from_dict(src_dict["enrollment"])
+        try:
+            enrollment = _CertificateLimit_from_dict(src_dict["enrollment"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("enrollment", _error) from _error
 
-        certificate = _CertificateLimit_from_dict(src_dict["certificate"])
+        try:
+            certificate = _CertificateLimit_from_dict(src_dict["certificate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("certificate", _error) from _error
 
         certificate_limits_response = _object_new(cls)
         certificate_limits_response.can_request = can_request

@@ -13,6 +13,7 @@ from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -123,21 +124,39 @@ class CertificateListItem:
         if name.__class__ is not str and not isinstance(name, str):
             raise _wrong_type("name", "string", name)
 
-        type_ = _KsefCertificateType_from_value(src_dict["type"])
+        try:
+            type_ = _KsefCertificateType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         common_name = src_dict["commonName"]
         if common_name.__class__ is not str and not isinstance(common_name, str):
             raise _wrong_type("commonName", "string", common_name)
 
-        status = _CertificateListItemStatus_from_value(src_dict["status"])
+        try:
+            status = _CertificateListItemStatus_from_value(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
-        subject_identifier = _CertificateSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _CertificateSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
-        valid_from = _datetime_fromisoformat(src_dict["validFrom"])
+        try:
+            valid_from = _datetime_fromisoformat(src_dict["validFrom"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validFrom", _error) from _error
 
-        valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        try:
+            valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validTo", _error) from _error
 
-        request_date = _datetime_fromisoformat(src_dict["requestDate"])
+        try:
+            request_date = _datetime_fromisoformat(src_dict["requestDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("requestDate", _error) from _error
 
         certificate_list_item = _object_new(cls)
         certificate_list_item.certificate_serial_number = certificate_serial_number

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.currency_code import CurrencyCode
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -52,7 +53,10 @@ class CollectiveIdentifierInvoicePayment:
         ):
             raise _wrong_type("amount", "number", amount)
 
-        currency = _CurrencyCode_from_value(src_dict["currency"])
+        try:
+            currency = _CurrencyCode_from_value(src_dict["currency"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("currency", _error) from _error
 
         collective_identifier_invoice_payment = _object_new(cls)
         collective_identifier_invoice_payment.amount = amount

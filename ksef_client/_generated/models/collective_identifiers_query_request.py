@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -85,9 +86,15 @@ class CollectiveIdentifiersQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        date_created_from = _datetime_fromisoformat(src_dict["dateCreatedFrom"])
+        try:
+            date_created_from = _datetime_fromisoformat(src_dict["dateCreatedFrom"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreatedFrom", _error) from _error
 
-        date_created_to = _datetime_fromisoformat(src_dict["dateCreatedTo"])
+        try:
+            date_created_to = _datetime_fromisoformat(src_dict["dateCreatedTo"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreatedTo", _error) from _error
 
         collective_identifiers_query_request = _object_new(cls)
         collective_identifiers_query_request.date_created_from = date_created_from

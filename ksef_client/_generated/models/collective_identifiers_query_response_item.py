@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -58,7 +59,10 @@ class CollectiveIdentifiersQueryResponseItem:
         if collective_identifier_number.__class__ is not str and not isinstance(collective_identifier_number, str):
             raise _wrong_type("collectiveIdentifierNumber", "string", collective_identifier_number)
 
-        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        try:
+            date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreated", _error) from _error
 
         invoice_count = src_dict["invoiceCount"]
         if invoice_count.__class__ is not int and (

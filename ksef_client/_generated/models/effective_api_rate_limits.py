@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EffectiveApiRateLimits")
@@ -100,39 +101,90 @@ class EffectiveApiRateLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        online_session = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSession"])
+        try:
+            online_session = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("onlineSession", _error) from _error
 
-        online_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSessionClose"])
+        try:
+            online_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["onlineSessionClose"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("onlineSessionClose", _error) from _error
 
-        batch_session = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSession"])
+        try:
+            batch_session = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchSession", _error) from _error
 
-        batch_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSessionClose"])
+        try:
+            batch_session_close = _EffectiveApiRateLimitValues_from_dict(src_dict["batchSessionClose"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchSessionClose", _error) from _error
 
-        invoice_send = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceSend"])
+        try:
+            invoice_send = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceSend"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceSend", _error) from _error
 
-        invoice_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceStatus"])
+        try:
+            invoice_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceStatus"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceStatus", _error) from _error
 
-        session_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionList"])
+        try:
+            session_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionList"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionList", _error) from _error
 
-        session_invoice_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionInvoiceList"])
+        try:
+            session_invoice_list = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionInvoiceList"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionInvoiceList", _error) from _error
 
-        session_misc = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionMisc"])
+        try:
+            session_misc = _EffectiveApiRateLimitValues_from_dict(src_dict["sessionMisc"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("sessionMisc", _error) from _error
 
-        invoice_metadata = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceMetadata"])
+        try:
+            invoice_metadata = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceMetadata"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceMetadata", _error) from _error
 
-        invoice_export = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExport"])
+        try:
+            invoice_export = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExport"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceExport", _error) from _error
 
-        invoice_export_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExportStatus"])
+        try:
+            invoice_export_status = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceExportStatus"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceExportStatus", _error) from _error
 
-        invoice_download = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceDownload"])
+        try:
+            invoice_download = _EffectiveApiRateLimitValues_from_dict(src_dict["invoiceDownload"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceDownload", _error) from _error
 
-        collective_identifier = _EffectiveApiRateLimitValues_from_dict(src_dict["collectiveIdentifier"])
+        try:
+            collective_identifier = _EffectiveApiRateLimitValues_from_dict(src_dict["collectiveIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("collectiveIdentifier", _error) from _error
 
-        other = _EffectiveApiRateLimitValues_from_dict(src_dict["other"])
+        try:
+            other = _EffectiveApiRateLimitValues_from_dict(src_dict["other"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("other", _error) from _error
 
-        anonymous = _EffectiveApiRateLimitValues_from_dict(src_dict["anonymous"])
+        try:
+            anonymous = _EffectiveApiRateLimitValues_from_dict(src_dict["anonymous"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("anonymous", _error) from _error
 
-        global_ = _EffectiveApiRateLimitValues_from_dict(src_dict["global"])
+        try:
+            global_ = _EffectiveApiRateLimitValues_from_dict(src_dict["global"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("global", _error) from _error
 
         effective_api_rate_limits = _object_new(cls)
         effective_api_rate_limits.online_session = online_session

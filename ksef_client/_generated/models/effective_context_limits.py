@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="EffectiveContextLimits")
@@ -44,11 +45,22 @@ class EffectiveContextLimits:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        online_session = _OnlineSessionEffectiveContextLimits_from_dict(src_dict["onlineSession"])
+        try:
+            online_session = _OnlineSessionEffectiveContextLimits_from_dict(src_dict["onlineSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("onlineSession", _error) from _error
 
-        batch_session = _BatchSessionEffectiveContextLimits_from_dict(src_dict["batchSession"])
+        try:
+            batch_session = _BatchSessionEffectiveContextLimits_from_dict(src_dict["batchSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchSession", _error) from _error
 
-        collective_identifier = _CollectiveIdentifierEffectiveContextLimits_from_dict(src_dict["collectiveIdentifier"])
+        try:
+            collective_identifier = _CollectiveIdentifierEffectiveContextLimits_from_dict(
+                src_dict["collectiveIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("collectiveIdentifier", _error) from _error
 
         effective_context_limits = _object_new(cls)
         effective_context_limits.online_session = online_session

@@ -12,6 +12,7 @@ from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -74,7 +75,10 @@ class EnrollCertificateRequest:
         if certificate_name.__class__ is not str and not isinstance(certificate_name, str):
             raise _wrong_type("certificateName", "string", certificate_name)
 
-        certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
+        try:
+            certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("certificateType", _error) from _error
 
         csr = src_dict["csr"]
         if csr.__class__ is not str and not isinstance(csr, str):

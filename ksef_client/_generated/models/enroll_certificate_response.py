@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -48,7 +49,10 @@ class EnrollCertificateResponse:
         if reference_number.__class__ is not str and not isinstance(reference_number, str):
             raise _wrong_type("referenceNumber", "string", reference_number)
 
-        timestamp = _datetime_fromisoformat(src_dict["timestamp"])
+        try:
+            timestamp = _datetime_fromisoformat(src_dict["timestamp"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("timestamp", _error) from _error
 
         enroll_certificate_response = _object_new(cls)
         enroll_certificate_response.reference_number = reference_number

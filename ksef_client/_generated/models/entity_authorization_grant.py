@@ -12,6 +12,7 @@ from ..models.invoice_permission_type import InvoicePermissionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -106,21 +107,33 @@ class EntityAuthorizationGrant:
         if id.__class__ is not str and not isinstance(id, str):
             raise _wrong_type("id", "string", id)
 
-        authorized_entity_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
-            src_dict["authorizedEntityIdentifier"]
-        )
+        try:
+            authorized_entity_identifier = _EntityAuthorizationsAuthorizedEntityIdentifier_from_dict(
+                src_dict["authorizedEntityIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizedEntityIdentifier", _error) from _error
 
-        authorizing_entity_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
-            src_dict["authorizingEntityIdentifier"]
-        )
+        try:
+            authorizing_entity_identifier = _EntityAuthorizationsAuthorizingEntityIdentifier_from_dict(
+                src_dict["authorizingEntityIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizingEntityIdentifier", _error) from _error
 
-        authorization_scope = _InvoicePermissionType_from_value(src_dict["authorizationScope"])
+        try:
+            authorization_scope = _InvoicePermissionType_from_value(src_dict["authorizationScope"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizationScope", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         entity_authorization_grant = _object_new(cls)
         entity_authorization_grant.id = id

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.entity_authorization_permission_type import EntityAuthorizationPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -57,15 +58,26 @@ class EntityAuthorizationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _EntityAuthorizationPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _EntityAuthorizationPermissionsSubjectIdentifier_from_dict(
+                src_dict["subjectIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
-        permission = _EntityAuthorizationPermissionType_from_value(src_dict["permission"])
+        try:
+            permission = _EntityAuthorizationPermissionType_from_value(src_dict["permission"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permission", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
         entity_authorization_permissions_grant_request = _object_new(cls)
         entity_authorization_permissions_grant_request.subject_identifier = subject_identifier

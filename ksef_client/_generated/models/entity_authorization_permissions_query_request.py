@@ -12,6 +12,7 @@ from ..models.query_type import QueryType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -88,7 +89,10 @@ class EntityAuthorizationPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        query_type = _QueryType_from_value(src_dict["queryType"])
+        try:
+            query_type = _QueryType_from_value(src_dict["queryType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("queryType", _error) from _error
 
         entity_authorization_permissions_query_request = _object_new(cls)
         entity_authorization_permissions_query_request.query_type = query_type

@@ -11,6 +11,7 @@ from ..models.entity_permission_type import EntityPermissionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -46,7 +47,10 @@ class EntityPermission:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        type_ = _EntityPermissionType_from_value(src_dict["type"])
+        try:
+            type_ = _EntityPermissionType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         entity_permission = _object_new(cls)
         entity_permission.type_ = type_

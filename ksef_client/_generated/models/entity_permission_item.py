@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.entity_permission_item_scope import EntityPermissionItemScope
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -73,15 +74,24 @@ class EntityPermissionItem:
         if id.__class__ is not str and not isinstance(id, str):
             raise _wrong_type("id", "string", id)
 
-        context_identifier = _EntityPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _EntityPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
-        permission_scope = _EntityPermissionItemScope_from_value(src_dict["permissionScope"])
+        try:
+            permission_scope = _EntityPermissionItemScope_from_value(src_dict["permissionScope"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionScope", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         can_delegate = src_dict["canDelegate"]
         if can_delegate.__class__ is not bool:

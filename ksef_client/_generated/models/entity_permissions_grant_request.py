@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -58,7 +59,10 @@ class EntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _EntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
         _permissions = src_dict["permissions"]
         if _permissions.__class__ is not list and not isinstance(_permissions, list):
@@ -70,7 +74,10 @@ class EntityPermissionsGrantRequest:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _EntityDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
         entity_permissions_grant_request = _object_new(cls)
         entity_permissions_grant_request.subject_identifier = subject_identifier

@@ -12,6 +12,7 @@ from ..models.entity_role_type import EntityRoleType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -66,13 +67,19 @@ class EntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        role = _EntityRoleType_from_value(src_dict["role"])
+        try:
+            role = _EntityRoleType_from_value(src_dict["role"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("role", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         entity_role = _object_new(cls)
         entity_role.role = role

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -68,13 +69,19 @@ class EuEntityAdministrationPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _EuEntityAdministrationPermissionsSubjectIdentifier_from_dict(
-            src_dict["subjectIdentifier"]
-        )
+        try:
+            subject_identifier = _EuEntityAdministrationPermissionsSubjectIdentifier_from_dict(
+                src_dict["subjectIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
-        context_identifier = _EuEntityAdministrationPermissionsContextIdentifier_from_dict(
-            src_dict["contextIdentifier"]
-        )
+        try:
+            context_identifier = _EuEntityAdministrationPermissionsContextIdentifier_from_dict(
+                src_dict["contextIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
@@ -84,9 +91,15 @@ class EuEntityAdministrationPermissionsGrantRequest:
         if eu_entity_name.__class__ is not str and not isinstance(eu_entity_name, str):
             raise _wrong_type("euEntityName", "string", eu_entity_name)
 
-        subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
-        eu_entity_details = _EuEntityDetails_from_dict(src_dict["euEntityDetails"])
+        try:
+            eu_entity_details = _EuEntityDetails_from_dict(src_dict["euEntityDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("euEntityDetails", _error) from _error
 
         eu_entity_administration_permissions_grant_request = _object_new(cls)
         eu_entity_administration_permissions_grant_request.subject_identifier = subject_identifier

@@ -12,6 +12,7 @@ from ..models.eu_entity_permissions_query_permission_type import EuEntityPermiss
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -121,7 +122,10 @@ class EuEntityPermission:
         if id.__class__ is not str and not isinstance(id, str):
             raise _wrong_type("id", "string", id)
 
-        author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
+        try:
+            author_identifier = _EuEntityPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorIdentifier", _error) from _error
 
         vat_ue_identifier = src_dict["vatUeIdentifier"]
         if vat_ue_identifier.__class__ is not str and not isinstance(vat_ue_identifier, str):
@@ -137,13 +141,19 @@ class EuEntityPermission:
         ):
             raise _wrong_type("authorizedFingerprintIdentifier", "string", authorized_fingerprint_identifier)
 
-        permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(src_dict["permissionScope"])
+        try:
+            permission_scope = _EuEntityPermissionsQueryPermissionType_from_value(src_dict["permissionScope"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionScope", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         eu_entity_permission = _object_new(cls)
         eu_entity_permission.id = id

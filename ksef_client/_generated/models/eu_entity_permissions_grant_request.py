@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.eu_entity_permission_type import EuEntityPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -60,7 +61,10 @@ class EuEntityPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _EuEntityPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
         _permissions = src_dict["permissions"]
         if _permissions.__class__ is not list and not isinstance(_permissions, list):
@@ -74,7 +78,10 @@ class EuEntityPermissionsGrantRequest:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _EuEntityPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
         eu_entity_permissions_grant_request = _object_new(cls)
         eu_entity_permissions_grant_request.subject_identifier = subject_identifier

@@ -11,6 +11,7 @@ from ..models.indirect_permission_type import IndirectPermissionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -81,7 +82,10 @@ class IndirectPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _IndirectPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
         _permissions = src_dict["permissions"]
         if _permissions.__class__ is not list and not isinstance(_permissions, list):
@@ -95,7 +99,10 @@ class IndirectPermissionsGrantRequest:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
         indirect_permissions_grant_request = _object_new(cls)
         indirect_permissions_grant_request.subject_identifier = subject_identifier

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -75,7 +76,10 @@ class InitTokenAuthenticationRequest:
         if challenge.__class__ is not str and not isinstance(challenge, str):
             raise _wrong_type("challenge", "string", challenge)
 
-        context_identifier = _AuthenticationContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _AuthenticationContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
         encrypted_token = src_dict["encryptedToken"]
         if encrypted_token.__class__ is not str and not isinstance(encrypted_token, str):

@@ -11,6 +11,7 @@ from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -62,9 +63,15 @@ class InvoiceExportRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        try:
+            encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("encryption", _error) from _error
 
-        filters = _InvoiceQueryFilters_from_dict(src_dict["filters"])
+        try:
+            filters = _InvoiceQueryFilters_from_dict(src_dict["filters"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("filters", _error) from _error
 
         invoice_export_request = _object_new(cls)
         invoice_export_request.encryption = encryption

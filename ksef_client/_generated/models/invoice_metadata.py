@@ -13,6 +13,7 @@ from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -185,17 +186,35 @@ class InvoiceMetadata:
         if invoice_number.__class__ is not str and not isinstance(invoice_number, str):
             raise _wrong_type("invoiceNumber", "string", invoice_number)
 
-        issue_date = _date_fromisoformat(src_dict["issueDate"])
+        try:
+            issue_date = _date_fromisoformat(src_dict["issueDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("issueDate", _error) from _error
 
-        invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
+        try:
+            invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoicingDate", _error) from _error
 
-        acquisition_date = _datetime_fromisoformat(src_dict["acquisitionDate"])
+        try:
+            acquisition_date = _datetime_fromisoformat(src_dict["acquisitionDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("acquisitionDate", _error) from _error
 
-        permanent_storage_date = _datetime_fromisoformat(src_dict["permanentStorageDate"])
+        try:
+            permanent_storage_date = _datetime_fromisoformat(src_dict["permanentStorageDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permanentStorageDate", _error) from _error
 
-        seller = _InvoiceMetadataSeller_from_dict(src_dict["seller"])
+        try:
+            seller = _InvoiceMetadataSeller_from_dict(src_dict["seller"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("seller", _error) from _error
 
-        buyer = _InvoiceMetadataBuyer_from_dict(src_dict["buyer"])
+        try:
+            buyer = _InvoiceMetadataBuyer_from_dict(src_dict["buyer"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("buyer", _error) from _error
 
         net_amount = src_dict["netAmount"]
         if (
@@ -225,11 +244,20 @@ class InvoiceMetadata:
         if currency.__class__ is not str and not isinstance(currency, str):
             raise _wrong_type("currency", "string", currency)
 
-        invoicing_mode = _InvoicingMode_from_value(src_dict["invoicingMode"])
+        try:
+            invoicing_mode = _InvoicingMode_from_value(src_dict["invoicingMode"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoicingMode", _error) from _error
 
-        invoice_type = _InvoiceType_from_value(src_dict["invoiceType"])
+        try:
+            invoice_type = _InvoiceType_from_value(src_dict["invoiceType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoiceType", _error) from _error
 
-        form_code = _FormCode_from_dict(src_dict["formCode"])
+        try:
+            form_code = _FormCode_from_dict(src_dict["formCode"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("formCode", _error) from _error
 
         is_self_invoicing = src_dict["isSelfInvoicing"]
         if is_self_invoicing.__class__ is not bool:

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -48,7 +49,10 @@ class InvoiceMetadataBuyer:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        identifier = _InvoiceMetadataBuyerIdentifier_from_dict(src_dict["identifier"])
+        try:
+            identifier = _InvoiceMetadataBuyerIdentifier_from_dict(src_dict["identifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("identifier", _error) from _error
 
         invoice_metadata_buyer = _object_new(cls)
         invoice_metadata_buyer.identifier = identifier

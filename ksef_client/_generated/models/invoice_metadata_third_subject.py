@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -81,7 +82,10 @@ class InvoiceMetadataThirdSubject:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        identifier = _InvoiceMetadataThirdSubjectIdentifier_from_dict(src_dict["identifier"])
+        try:
+            identifier = _InvoiceMetadataThirdSubjectIdentifier_from_dict(src_dict["identifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("identifier", _error) from _error
 
         role = src_dict["role"]
         if role.__class__ is not int and (role.__class__ is bool or not isinstance(role, int)):

@@ -11,6 +11,7 @@ from ..models.third_subject_identifier_type import ThirdSubjectIdentifierType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -69,7 +70,10 @@ class InvoiceMetadataThirdSubjectIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        type_ = _ThirdSubjectIdentifierType_from_value(src_dict["type"])
+        try:
+            type_ = _ThirdSubjectIdentifierType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         invoice_metadata_third_subject_identifier = _object_new(cls)
         invoice_metadata_third_subject_identifier.type_ = type_

@@ -12,6 +12,7 @@ from ..models.compression_type import CompressionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -147,7 +148,10 @@ class InvoicePackage:
         if is_truncated.__class__ is not bool:
             raise _wrong_type("isTruncated", "boolean", is_truncated)
 
-        compression_type = _CompressionType_from_value(src_dict["compressionType"])
+        try:
+            compression_type = _CompressionType_from_value(src_dict["compressionType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("compressionType", _error) from _error
 
         invoice_package = _object_new(cls)
         invoice_package.invoice_count = invoice_count

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -121,7 +122,10 @@ class InvoicePackagePart:
         if encrypted_part_hash.__class__ is not str and not isinstance(encrypted_part_hash, str):
             raise _wrong_type("encryptedPartHash", "string", encrypted_part_hash)
 
-        expiration_date = _datetime_fromisoformat(src_dict["expirationDate"])
+        try:
+            expiration_date = _datetime_fromisoformat(src_dict["expirationDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("expirationDate", _error) from _error
 
         invoice_package_part = _object_new(cls)
         invoice_package_part.ordinal_number = ordinal_number

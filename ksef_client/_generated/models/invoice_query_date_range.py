@@ -12,6 +12,7 @@ from ..models.invoice_query_date_type import InvoiceQueryDateType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -80,9 +81,15 @@ class InvoiceQueryDateRange:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        date_type = _InvoiceQueryDateType_from_value(src_dict["dateType"])
+        try:
+            date_type = _InvoiceQueryDateType_from_value(src_dict["dateType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateType", _error) from _error
 
-        from_ = _datetime_fromisoformat(src_dict["from"])
+        try:
+            from_ = _datetime_fromisoformat(src_dict["from"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("from", _error) from _error
 
         invoice_query_date_range = _object_new(cls)
         invoice_query_date_range.date_type = date_type

@@ -15,6 +15,7 @@ from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -212,9 +213,15 @@ class InvoiceQueryFilters:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_type = _InvoiceQuerySubjectType_from_value(src_dict["subjectType"])
+        try:
+            subject_type = _InvoiceQuerySubjectType_from_value(src_dict["subjectType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectType", _error) from _error
 
-        date_range = _InvoiceQueryDateRange_from_dict(src_dict["dateRange"])
+        try:
+            date_range = _InvoiceQueryDateRange_from_dict(src_dict["dateRange"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateRange", _error) from _error
 
         invoice_query_filters = _object_new(cls)
         invoice_query_filters.subject_type = subject_type

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -53,11 +54,20 @@ class OpenBatchSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        form_code = _FormCode_from_dict(src_dict["formCode"])
+        try:
+            form_code = _FormCode_from_dict(src_dict["formCode"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("formCode", _error) from _error
 
-        batch_file = _BatchFileInfo_from_dict(src_dict["batchFile"])
+        try:
+            batch_file = _BatchFileInfo_from_dict(src_dict["batchFile"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchFile", _error) from _error
 
-        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        try:
+            encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("encryption", _error) from _error
 
         open_batch_session_request = _object_new(cls)
         open_batch_session_request.form_code = form_code

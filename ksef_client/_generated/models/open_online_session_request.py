@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="OpenOnlineSessionRequest")
@@ -40,9 +41,15 @@ class OpenOnlineSessionRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        form_code = _FormCode_from_dict(src_dict["formCode"])
+        try:
+            form_code = _FormCode_from_dict(src_dict["formCode"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("formCode", _error) from _error
 
-        encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        try:
+            encryption = _EncryptionInfo_from_dict(src_dict["encryption"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("encryption", _error) from _error
 
         open_online_session_request = _object_new(cls)
         open_online_session_request.form_code = form_code

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -67,7 +68,10 @@ class PartUploadRequest:
         if url.__class__ is not str and not isinstance(url, str):
             raise _wrong_type("url", "string", url)
 
-        headers = _PartUploadRequestHeaders_from_dict(src_dict["headers"])
+        try:
+            headers = _PartUploadRequestHeaders_from_dict(src_dict["headers"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("headers", _error) from _error
 
         part_upload_request = _object_new(cls)
         part_upload_request.ordinal_number = ordinal_number

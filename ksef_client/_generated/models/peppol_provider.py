@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -57,7 +58,10 @@ class PeppolProvider:
         if name.__class__ is not str and not isinstance(name, str):
             raise _wrong_type("name", "string", name)
 
-        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        try:
+            date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreated", _error) from _error
 
         peppol_provider = _object_new(cls)
         peppol_provider.id = id

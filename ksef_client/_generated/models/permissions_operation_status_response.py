@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="PermissionsOperationStatusResponse")
@@ -36,7 +37,10 @@ class PermissionsOperationStatusResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        status = _StatusInfo_from_dict(src_dict["status"])
+        try:
+            status = _StatusInfo_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         permissions_operation_status_response = _object_new(cls)
         permissions_operation_status_response.status = status

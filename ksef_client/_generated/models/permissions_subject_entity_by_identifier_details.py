@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.entity_subject_by_identifier_details_type import EntitySubjectByIdentifierDetailsType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -48,7 +49,10 @@ class PermissionsSubjectEntityByIdentifierDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(src_dict["subjectDetailsType"])
+        try:
+            subject_details_type = _EntitySubjectByIdentifierDetailsType_from_value(src_dict["subjectDetailsType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetailsType", _error) from _error
 
         full_name = src_dict["fullName"]
         if full_name.__class__ is not str and not isinstance(full_name, str):

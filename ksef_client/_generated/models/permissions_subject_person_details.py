@@ -12,6 +12,7 @@ from ..models.person_subject_details_type import PersonSubjectDetailsType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -96,7 +97,10 @@ class PermissionsSubjectPersonDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_details_type = _PersonSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
+        try:
+            subject_details_type = _PersonSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetailsType", _error) from _error
 
         first_name = src_dict["firstName"]
         if first_name.__class__ is not str and not isinstance(first_name, str):

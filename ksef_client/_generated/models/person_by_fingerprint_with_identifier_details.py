@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -55,7 +56,10 @@ class PersonByFingerprintWithIdentifierDetails:
         if last_name.__class__ is not str and not isinstance(last_name, str):
             raise _wrong_type("lastName", "string", last_name)
 
-        identifier = _PersonIdentifier_from_dict(src_dict["identifier"])
+        try:
+            identifier = _PersonIdentifier_from_dict(src_dict["identifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("identifier", _error) from _error
 
         person_by_fingerprint_with_identifier_details = _object_new(cls)
         person_by_fingerprint_with_identifier_details.first_name = first_name

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -62,9 +63,15 @@ class PersonByFingerprintWithoutIdentifierDetails:
         if last_name.__class__ is not str and not isinstance(last_name, str):
             raise _wrong_type("lastName", "string", last_name)
 
-        birth_date = _date_fromisoformat(src_dict["birthDate"])
+        try:
+            birth_date = _date_fromisoformat(src_dict["birthDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("birthDate", _error) from _error
 
-        id_document = _IdDocument_from_dict(src_dict["idDocument"])
+        try:
+            id_document = _IdDocument_from_dict(src_dict["idDocument"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("idDocument", _error) from _error
 
         person_by_fingerprint_without_identifier_details = _object_new(cls)
         person_by_fingerprint_without_identifier_details.first_name = first_name

@@ -11,6 +11,7 @@ from ..models.person_permission_subject_details_type import PersonPermissionSubj
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -88,7 +89,10 @@ class PersonPermissionSubjectDetails:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_details_type = _PersonPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
+        try:
+            subject_details_type = _PersonPermissionSubjectDetailsType_from_value(src_dict["subjectDetailsType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetailsType", _error) from _error
 
         person_permission_subject_details = _object_new(cls)
         person_permission_subject_details.subject_details_type = subject_details_type

@@ -11,6 +11,7 @@ from ..models.person_permissions_author_identifier_type import PersonPermissions
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -61,7 +62,10 @@ class PersonPermissionsAuthorIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        type_ = _PersonPermissionsAuthorIdentifierType_from_value(src_dict["type"])
+        try:
+            type_ = _PersonPermissionsAuthorIdentifierType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         person_permissions_author_identifier = _object_new(cls)
         person_permissions_author_identifier.type_ = type_

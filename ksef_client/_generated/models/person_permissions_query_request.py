@@ -13,6 +13,7 @@ from ..models.person_permissions_query_type import PersonPermissionsQueryType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -142,7 +143,10 @@ class PersonPermissionsQueryRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        query_type = _PersonPermissionsQueryType_from_value(src_dict["queryType"])
+        try:
+            query_type = _PersonPermissionsQueryType_from_value(src_dict["queryType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("queryType", _error) from _error
 
         person_permissions_query_request = _object_new(cls)
         person_permissions_query_request.query_type = query_type

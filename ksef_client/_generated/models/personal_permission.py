@@ -13,6 +13,7 @@ from ..models.personal_permission_scope import PersonalPermissionScope
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -143,15 +144,24 @@ class PersonalPermission:
         if id.__class__ is not str and not isinstance(id, str):
             raise _wrong_type("id", "string", id)
 
-        permission_scope = _PersonalPermissionScope_from_value(src_dict["permissionScope"])
+        try:
+            permission_scope = _PersonalPermissionScope_from_value(src_dict["permissionScope"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionScope", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        permission_state = _PermissionState_from_value(src_dict["permissionState"])
+        try:
+            permission_state = _PermissionState_from_value(src_dict["permissionState"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionState", _error) from _error
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         can_delegate = src_dict["canDelegate"]
         if can_delegate.__class__ is not bool:

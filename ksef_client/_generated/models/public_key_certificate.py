@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.public_key_certificate_usage import PublicKeyCertificateUsage
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -88,9 +89,15 @@ class PublicKeyCertificate:
         if public_key_id.__class__ is not str and not isinstance(public_key_id, str):
             raise _wrong_type("publicKeyId", "string", public_key_id)
 
-        valid_from = _datetime_fromisoformat(src_dict["validFrom"])
+        try:
+            valid_from = _datetime_fromisoformat(src_dict["validFrom"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validFrom", _error) from _error
 
-        valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        try:
+            valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validTo", _error) from _error
 
         _usage = src_dict["usage"]
         if _usage.__class__ is not list and not isinstance(_usage, list):

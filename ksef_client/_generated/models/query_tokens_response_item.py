@@ -13,6 +13,7 @@ from ..models.token_permission_type import TokenPermissionType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -112,9 +113,15 @@ class QueryTokensResponseItem:
         if reference_number.__class__ is not str and not isinstance(reference_number, str):
             raise _wrong_type("referenceNumber", "string", reference_number)
 
-        author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(src_dict["authorIdentifier"])
+        try:
+            author_identifier = _TokenAuthorIdentifierTypeIdentifier_from_dict(src_dict["authorIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorIdentifier", _error) from _error
 
-        context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _TokenContextIdentifierTypeIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
@@ -129,9 +136,15 @@ class QueryTokensResponseItem:
             for requested_permissions_item_data in _requested_permissions
         ]
 
-        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        try:
+            date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreated", _error) from _error
 
-        status = _AuthenticationTokenStatus_from_value(src_dict["status"])
+        try:
+            status = _AuthenticationTokenStatus_from_value(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         query_tokens_response_item = _object_new(cls)
         query_tokens_response_item.reference_number = reference_number

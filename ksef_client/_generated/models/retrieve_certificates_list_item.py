@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.ksef_certificate_type import KsefCertificateType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -72,7 +73,10 @@ class RetrieveCertificatesListItem:
         if certificate_serial_number.__class__ is not str and not isinstance(certificate_serial_number, str):
             raise _wrong_type("certificateSerialNumber", "string", certificate_serial_number)
 
-        certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
+        try:
+            certificate_type = _KsefCertificateType_from_value(src_dict["certificateType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("certificateType", _error) from _error
 
         retrieve_certificates_list_item = _object_new(cls)
         retrieve_certificates_list_item.certificate = certificate

@@ -12,6 +12,7 @@ from ..models.invoicing_mode import InvoicingMode
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -170,9 +171,15 @@ class SessionInvoiceStatusResponse:
         if invoice_hash.__class__ is not str and not isinstance(invoice_hash, str):
             raise _wrong_type("invoiceHash", "string", invoice_hash)
 
-        invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
+        try:
+            invoicing_date = _datetime_fromisoformat(src_dict["invoicingDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("invoicingDate", _error) from _error
 
-        status = _InvoiceStatusInfo_from_dict(src_dict["status"])
+        try:
+            status = _InvoiceStatusInfo_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         session_invoice_status_response = _object_new(cls)
         session_invoice_status_response.ordinal_number = ordinal_number

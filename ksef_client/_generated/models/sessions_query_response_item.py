@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -85,11 +86,20 @@ class SessionsQueryResponseItem:
         if reference_number.__class__ is not str and not isinstance(reference_number, str):
             raise _wrong_type("referenceNumber", "string", reference_number)
 
-        status = _StatusInfo_from_dict(src_dict["status"])
+        try:
+            status = _StatusInfo_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
-        date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        try:
+            date_created = _datetime_fromisoformat(src_dict["dateCreated"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateCreated", _error) from _error
 
-        date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
+        try:
+            date_updated = _datetime_fromisoformat(src_dict["dateUpdated"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("dateUpdated", _error) from _error
 
         total_invoice_count = src_dict["totalInvoiceCount"]
         if total_invoice_count.__class__ is not int and (

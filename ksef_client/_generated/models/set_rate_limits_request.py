@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetRateLimitsRequest")
@@ -36,7 +37,10 @@ class SetRateLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        rate_limits = _ApiRateLimitsOverride_from_dict(src_dict["rateLimits"])
+        try:
+            rate_limits = _ApiRateLimitsOverride_from_dict(src_dict["rateLimits"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("rateLimits", _error) from _error
 
         set_rate_limits_request = _object_new(cls)
         set_rate_limits_request.rate_limits = rate_limits

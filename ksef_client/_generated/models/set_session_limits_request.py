@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="SetSessionLimitsRequest")
@@ -44,11 +45,22 @@ class SetSessionLimitsRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        online_session = _OnlineSessionContextLimitsOverride_from_dict(src_dict["onlineSession"])
+        try:
+            online_session = _OnlineSessionContextLimitsOverride_from_dict(src_dict["onlineSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("onlineSession", _error) from _error
 
-        batch_session = _BatchSessionContextLimitsOverride_from_dict(src_dict["batchSession"])
+        try:
+            batch_session = _BatchSessionContextLimitsOverride_from_dict(src_dict["batchSession"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("batchSession", _error) from _error
 
-        collective_identifier = _CollectiveIdentifierContextLimitsOverride_from_dict(src_dict["collectiveIdentifier"])
+        try:
+            collective_identifier = _CollectiveIdentifierContextLimitsOverride_from_dict(
+                src_dict["collectiveIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("collectiveIdentifier", _error) from _error
 
         set_session_limits_request = _object_new(cls)
         set_session_limits_request.online_session = online_session

@@ -12,6 +12,7 @@ from ..models.subject_type import SubjectType
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -82,7 +83,10 @@ class SubjectCreateRequest:
         if subject_nip.__class__ is not str and not isinstance(subject_nip, str):
             raise _wrong_type("subjectNip", "string", subject_nip)
 
-        subject_type = _SubjectType_from_value(src_dict["subjectType"])
+        try:
+            subject_type = _SubjectType_from_value(src_dict["subjectType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectType", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):

@@ -11,6 +11,7 @@ from attrs import field as _attrs_field
 from ..models.subordinate_entity_role_type import SubordinateEntityRoleType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -58,17 +59,26 @@ class SubordinateEntityRole:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subordinate_entity_identifier = _SubordinateRoleSubordinateEntityIdentifier_from_dict(
-            src_dict["subordinateEntityIdentifier"]
-        )
+        try:
+            subordinate_entity_identifier = _SubordinateRoleSubordinateEntityIdentifier_from_dict(
+                src_dict["subordinateEntityIdentifier"]
+            )
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subordinateEntityIdentifier", _error) from _error
 
-        role = _SubordinateEntityRoleType_from_value(src_dict["role"])
+        try:
+            role = _SubordinateEntityRoleType_from_value(src_dict["role"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("role", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         subordinate_entity_role = _object_new(cls)
         subordinate_entity_role.subordinate_entity_identifier = subordinate_entity_identifier

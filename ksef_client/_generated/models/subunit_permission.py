@@ -12,6 +12,7 @@ from ..models.subunit_permission_scope import SubunitPermissionScope
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -111,19 +112,34 @@ class SubunitPermission:
         if id.__class__ is not str and not isinstance(id, str):
             raise _wrong_type("id", "string", id)
 
-        authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        try:
+            authorized_identifier = _SubunitPermissionsAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizedIdentifier", _error) from _error
 
-        subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(src_dict["subunitIdentifier"])
+        try:
+            subunit_identifier = _SubunitPermissionsSubunitIdentifier_from_dict(src_dict["subunitIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subunitIdentifier", _error) from _error
 
-        author_identifier = _SubunitPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
+        try:
+            author_identifier = _SubunitPermissionsAuthorIdentifier_from_dict(src_dict["authorIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorIdentifier", _error) from _error
 
-        permission_scope = _SubunitPermissionScope_from_value(src_dict["permissionScope"])
+        try:
+            permission_scope = _SubunitPermissionScope_from_value(src_dict["permissionScope"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionScope", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        start_date = _datetime_fromisoformat(src_dict["startDate"])
+        try:
+            start_date = _datetime_fromisoformat(src_dict["startDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("startDate", _error) from _error
 
         subunit_permission = _object_new(cls)
         subunit_permission.id = id

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.subunit_permissions_subject_identifier_type import SubunitPermissionsSubjectIdentifierType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -53,7 +54,10 @@ class SubunitPermissionsAuthorizedIdentifier:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        type_ = _SubunitPermissionsSubjectIdentifierType_from_value(src_dict["type"])
+        try:
+            type_ = _SubunitPermissionsSubjectIdentifierType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         value = src_dict["value"]
         if value.__class__ is not str and not isinstance(value, str):

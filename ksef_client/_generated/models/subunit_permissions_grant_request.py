@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -73,15 +74,24 @@ class SubunitPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        subject_identifier = _SubunitPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        try:
+            subject_identifier = _SubunitPermissionsSubjectIdentifier_from_dict(src_dict["subjectIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectIdentifier", _error) from _error
 
-        context_identifier = _SubunitPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _SubunitPermissionsContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
         description = src_dict["description"]
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        try:
+            subject_details = _PersonPermissionSubjectDetails_from_dict(src_dict["subjectDetails"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("subjectDetails", _error) from _error
 
         subunit_permissions_grant_request = _object_new(cls)
         subunit_permissions_grant_request.subject_identifier = subject_identifier

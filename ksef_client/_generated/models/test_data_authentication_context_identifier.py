@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.test_data_authentication_context_identifier_type import TestDataAuthenticationContextIdentifierType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -47,7 +48,10 @@ class TestDataAuthenticationContextIdentifier:
         if value.__class__ is not str and not isinstance(value, str):
             raise _wrong_type("value", "string", value)
 
-        type_ = _TestDataAuthenticationContextIdentifierType_from_value(src_dict["type"])
+        try:
+            type_ = _TestDataAuthenticationContextIdentifierType_from_value(src_dict["type"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("type", _error) from _error
 
         test_data_authentication_context_identifier = _object_new(cls)
         test_data_authentication_context_identifier.value = value

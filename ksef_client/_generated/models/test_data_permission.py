@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 from ..models.test_data_permission_type import TestDataPermissionType
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
 from ..types import enum_from_value as _enum_from_value
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -47,7 +48,10 @@ class TestDataPermission:
         if description.__class__ is not str and not isinstance(description, str):
             raise _wrong_type("description", "string", description)
 
-        permission_type = _TestDataPermissionType_from_value(src_dict["permissionType"])
+        try:
+            permission_type = _TestDataPermissionType_from_value(src_dict["permissionType"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("permissionType", _error) from _error
 
         test_data_permission = _object_new(cls)
         test_data_permission.description = description

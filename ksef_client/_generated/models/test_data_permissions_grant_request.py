@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -48,9 +49,15 @@ class TestDataPermissionsGrantRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
-        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        try:
+            authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizedIdentifier", _error) from _error
 
         _permissions = src_dict["permissions"]
         if _permissions.__class__ is not list and not isinstance(_permissions, list):

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataPermissionsRevokeRequest")
@@ -40,9 +41,15 @@ class TestDataPermissionsRevokeRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        try:
+            context_identifier = _TestDataContextIdentifier_from_dict(src_dict["contextIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("contextIdentifier", _error) from _error
 
-        authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        try:
+            authorized_identifier = _TestDataAuthorizedIdentifier_from_dict(src_dict["authorizedIdentifier"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("authorizedIdentifier", _error) from _error
 
         test_data_permissions_revoke_request = _object_new(cls)
         test_data_permissions_revoke_request.context_identifier = context_identifier

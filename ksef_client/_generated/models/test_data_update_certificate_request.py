@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TestDataUpdateCertificateRequest")
@@ -38,7 +39,10 @@ class TestDataUpdateCertificateRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        try:
+            valid_to = _datetime_fromisoformat(src_dict["validTo"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validTo", _error) from _error
 
         test_data_update_certificate_request = _object_new(cls)
         test_data_update_certificate_request.valid_to = valid_to

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -48,7 +49,10 @@ class TokenInfo:
         if token.__class__ is not str and not isinstance(token, str):
             raise _wrong_type("token", "string", token)
 
-        valid_until = _datetime_fromisoformat(src_dict["validUntil"])
+        try:
+            valid_until = _datetime_fromisoformat(src_dict["validUntil"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("validUntil", _error) from _error
 
         token_info = _object_new(cls)
         token_info.token = token

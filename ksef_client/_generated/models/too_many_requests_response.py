@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="TooManyRequestsResponse")
@@ -44,7 +45,10 @@ class TooManyRequestsResponse:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        status = _TooManyRequestsResponseStatus_from_dict(src_dict["status"])
+        try:
+            status = _TooManyRequestsResponseStatus_from_dict(src_dict["status"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("status", _error) from _error
 
         too_many_requests_response = _object_new(cls)
         too_many_requests_response.status = status

@@ -9,6 +9,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import in_field as _in_field
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -62,7 +63,10 @@ class UpoPageResponse:
         if download_url.__class__ is not str and not isinstance(download_url, str):
             raise _wrong_type("downloadUrl", "string", download_url)
 
-        download_url_expiration_date = _datetime_fromisoformat(src_dict["downloadUrlExpirationDate"])
+        try:
+            download_url_expiration_date = _datetime_fromisoformat(src_dict["downloadUrlExpirationDate"])
+        except (TypeError, ValueError) as _error:
+            raise _in_field("downloadUrlExpirationDate", _error) from _error
 
         upo_page_response = _object_new(cls)
         upo_page_response.reference_number = reference_number
