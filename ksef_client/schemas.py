@@ -267,12 +267,15 @@ def _schema_document(main: Path, base_types: Path) -> etree._ElementTree:
     a parse or compile runs, and puts the one before back when it ends: another thread's parse
     ending while a schema compiles can leave the compile with libxml2's own loader, for which the
     URL names nothing (no network), and the compile fails (``XMLSchemaParseError``, a base type
-    that "does not resolve"). A ``file:`` URI loads the same with either loader."""
+    that "does not resolve"). A path relative to the form's XSD loads the same with either loader."""
     document = etree.parse(str(main), hardened_parser())
     for reference in document.iter(f"{{{XSD}}}import", f"{{{XSD}}}include"):
         location = reference.get("schemaLocation") or ""
         if location.startswith(BASE_TYPES_URL):
-            reference.set("schemaLocation", (base_types / location.removeprefix(BASE_TYPES_URL)).as_uri())
+            # Relative to the form's own XSD, as PEF's imports are: no file: URI to build from an
+            # install path (a relative `directory=`, a Windows UNC share).
+            local = base_types / location.removeprefix(BASE_TYPES_URL)
+            reference.set("schemaLocation", Path(os.path.relpath(local, main.parent)).as_posix())
     return document
 
 

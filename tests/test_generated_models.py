@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from attrs import NOTHING
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -567,3 +568,39 @@ def test_a_required_date_enum_or_model_that_does_not_parse_names_its_field() -> 
         with pytest.raises(error, match=message):
             cls.from_dict(dict(body, **{field: value}))
         cls.from_dict(body)  # the record itself parses
+
+
+def test_a_model_without_required_fields_refuses_what_is_no_json_object() -> None:
+    # Found in review: the shortcut for a record holding only its required keys took "" and [] (no
+    # keys either) for an empty record of a model with no required field, so `GET /limits/subject`
+    # answering [] gave an empty EffectiveSubjectLimits where the spec says object. The spec's
+    # `type: object` bodies of every such model are refused as before.
+    import inspect
+
+    from ksef_client._generated import models
+
+    without_required = [
+        cls
+        for _, cls in inspect.getmembers(models, inspect.isclass)
+        if hasattr(cls, "from_dict") and hasattr(cls, "__attrs_attrs__")
+        and all(attribute.default is not NOTHING for attribute in cls.__attrs_attrs__)
+    ]  # fmt: skip
+    assert len(without_required) > 10  # EffectiveSubjectLimits, ExceptionDetails, ...
+    for cls in without_required:
+        for value in ("", [], "ab", [1, 2]):
+            with pytest.raises((AttributeError, TypeError)):
+                cls.from_dict(value)
+        assert cls.from_dict({}).to_dict() == {}
+    # A free-form object (no fixed fields) inside a record: its headers "" were read as none at all.
+    from ksef_client._generated.models import PartUploadRequest
+
+    part = {
+        "ordinalNumber": 1,
+        "method": "PUT",
+        "url": "https://x.invalid/p",
+        "headers": {"x-ms-blob-type": "BlockBlob"},
+    }
+    assert PartUploadRequest.from_dict(part).headers.additional_properties == {"x-ms-blob-type": "BlockBlob"}
+    for value, json_type in (("", "string"), ([], "array")):
+        with pytest.raises(TypeError, match=rf"^headers: expected object, got {json_type}$"):
+            PartUploadRequest.from_dict(dict(part, headers=value))

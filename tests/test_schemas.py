@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lxml import etree
 
@@ -171,7 +173,20 @@ def test_a_forms_xsd_compiles_with_libxml2s_own_document_loader(code: str) -> No
     with pytest.raises(etree.XMLSchemaParseError, match="does not resolve"):
         etree.XMLSchema(as_published)
     document = schemas._schema_document(main, data / "fa3" / "bazowe")
-    locations = [ref.get("schemaLocation") for ref in document.iter(f"{{{schemas.XSD}}}import")]
-    assert locations and all((location or "").startswith("file:") for location in locations)
+    locations = [ref.get("schemaLocation") or "" for ref in document.iter(f"{{{schemas.XSD}}}import")]
+    assert locations and all("://" not in location and (main.parent / location).is_file() for location in locations)
     schema = etree.XMLSchema(document)
+    assert schema.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")
+
+
+@pytest.mark.parametrize("code", ["FA (3)", "FA (2)", "FA_RR (1)", "PEF (3)"])
+def test_a_forms_xsd_compiles_from_a_relative_directory(
+    code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: the base types' imports were first pointed at file: URIs, which a relative
+    # path cannot make (ValueError for form_schema(directory=Path("xsd"))). They are relative to the
+    # form's own XSD now, as PEF's imports are, so any folder that holds the files compiles.
+    (tmp_path / "xsd").symlink_to(schemas._data_dir(), target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    schema = schemas.form_schema(code, Path("xsd"))
     assert schema.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")

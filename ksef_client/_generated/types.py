@@ -86,6 +86,12 @@ def wrong_type(field: str, expected: str, value: Any) -> TypeError:
     return TypeError(f"{field}: expected {expected}, got {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}")
 
 
+def not_an_object(value: Any) -> TypeError:
+    """The error for a value given to a model of no fixed fields (a free-form object) that is no
+    JSON object ("" and [] have no keys either, and would read as an empty one)"""
+    return TypeError(f"expected object, got {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}")
+
+
 def in_field(field: str, error: TypeError | ValueError) -> TypeError | ValueError:
     """``error`` (raised while a required date, enum or nested model was parsed) with ``field`` named
     first: "invoicingDate: fromisoformat: argument must be str", not the bare message. A nested

@@ -74,11 +74,6 @@ class AllowedIps:
         allowed_ips = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            allowed_ips.ip_4_addresses = UNSET
-            allowed_ips.ip_4_ranges = UNSET
-            allowed_ips.ip_4_masks = UNSET
-            return allowed_ips
 
         _missing = 0
 

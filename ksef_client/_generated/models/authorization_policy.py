@@ -46,9 +46,6 @@ class AuthorizationPolicy:
         authorization_policy = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            authorization_policy.allowed_ips = UNSET
-            return authorization_policy
 
         _missing = 0
 

@@ -45,9 +45,6 @@ class BlockContextAuthenticationRequest:
         block_context_authentication_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            block_context_authentication_request.context_identifier = UNSET
-            return block_context_authentication_request
 
         _missing = 0
 

@@ -39,9 +39,6 @@ class CertificateEffectiveSubjectLimits:
         certificate_effective_subject_limits = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            certificate_effective_subject_limits.max_certificates = UNSET
-            return certificate_effective_subject_limits
 
         _missing = 0
 

@@ -43,9 +43,6 @@ class CertificateSubjectLimitsOverride:
         certificate_subject_limits_override = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            certificate_subject_limits_override.max_certificates = UNSET
-            return certificate_subject_limits_override
 
         _missing = 0
 

@@ -54,10 +54,6 @@ class CheckAttachmentPermissionStatusResponse:
         check_attachment_permission_status_response = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            check_attachment_permission_status_response.is_attachment_allowed = UNSET
-            check_attachment_permission_status_response.revoked_date = UNSET
-            return check_attachment_permission_status_response
 
         _missing = 0
 

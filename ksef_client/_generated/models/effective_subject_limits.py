@@ -56,10 +56,6 @@ class EffectiveSubjectLimits:
         effective_subject_limits = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            effective_subject_limits.enrollment = UNSET
-            effective_subject_limits.certificate = UNSET
-            return effective_subject_limits
 
         _missing = 0
 

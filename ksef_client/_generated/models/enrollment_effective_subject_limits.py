@@ -39,9 +39,6 @@ class EnrollmentEffectiveSubjectLimits:
         enrollment_effective_subject_limits = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            enrollment_effective_subject_limits.max_enrollments = UNSET
-            return enrollment_effective_subject_limits
 
         _missing = 0
 

@@ -43,9 +43,6 @@ class EnrollmentSubjectLimitsOverride:
         enrollment_subject_limits_override = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            enrollment_subject_limits_override.max_enrollments = UNSET
-            return enrollment_subject_limits_override
 
         _missing = 0
 

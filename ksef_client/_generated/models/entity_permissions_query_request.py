@@ -50,9 +50,6 @@ class EntityPermissionsQueryRequest:
         entity_permissions_query_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            entity_permissions_query_request.context_identifier = UNSET
-            return entity_permissions_query_request
 
         _missing = 0
 

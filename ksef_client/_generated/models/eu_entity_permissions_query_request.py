@@ -72,11 +72,6 @@ class EuEntityPermissionsQueryRequest:
         eu_entity_permissions_query_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            eu_entity_permissions_query_request.vat_ue_identifier = UNSET
-            eu_entity_permissions_query_request.authorized_fingerprint_identifier = UNSET
-            eu_entity_permissions_query_request.permission_types = UNSET
-            return eu_entity_permissions_query_request
 
         _missing = 0
 

@@ -60,11 +60,6 @@ class ExceptionDetails:
         exception_details = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            exception_details.exception_code = UNSET
-            exception_details.exception_description = UNSET
-            exception_details.details = UNSET
-            return exception_details
 
         _missing = 0
 

@@ -93,14 +93,6 @@ class ExceptionInfo:
         exception_info = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            exception_info.exception_detail_list = UNSET
-            exception_info.reference_number = UNSET
-            exception_info.service_code = UNSET
-            exception_info.service_ctx = UNSET
-            exception_info.service_name = UNSET
-            exception_info.timestamp = UNSET
-            return exception_info
 
         _missing = 0
 

@@ -55,9 +55,6 @@ class ExceptionResponse:
         exception_response = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            exception_response.exception = UNSET
-            return exception_response
 
         _missing = 0
 

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import not_an_object as _not_an_object
 from ..types import short_repr as _short_repr
 
 T = TypeVar("T", bound="ForbiddenProblemDetailsSecurityType0")
@@ -43,6 +44,8 @@ class ForbiddenProblemDetailsSecurityType0:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         forbidden_problem_details_security_type_0 = _object_new(cls)
 
+        if src_dict.__class__ is not dict and not isinstance(src_dict, Mapping):
+            raise _not_an_object(src_dict)
         if len(src_dict) != 0:
             forbidden_problem_details_security_type_0.additional_properties = dict(src_dict)
         return forbidden_problem_details_security_type_0

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import additional_properties_on_demand as _additional_properties_on_demand
+from ..types import not_an_object as _not_an_object
 from ..types import short_repr as _short_repr
 from ..types import wrong_type as _wrong_type
 
@@ -38,6 +39,8 @@ class InvoiceStatusInfoExtensionsType0:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         invoice_status_info_extensions_type_0 = _object_new(cls)
 
+        if src_dict.__class__ is not dict and not isinstance(src_dict, Mapping):
+            raise _not_an_object(src_dict)
         if len(src_dict) != 0:
             additional_properties: dict[str, None | str] = {}
             for prop_name, prop_dict in src_dict.items():

@@ -103,12 +103,6 @@ class PersonalPermissionsQueryRequest:
         personal_permissions_query_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            personal_permissions_query_request.context_identifier = UNSET
-            personal_permissions_query_request.target_identifier = UNSET
-            personal_permissions_query_request.permission_types = UNSET
-            personal_permissions_query_request.permission_state = UNSET
-            return personal_permissions_query_request
 
         _missing = 0
 

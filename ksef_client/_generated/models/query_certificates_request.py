@@ -112,13 +112,6 @@ class QueryCertificatesRequest:
         query_certificates_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            query_certificates_request.certificate_serial_number = UNSET
-            query_certificates_request.name = UNSET
-            query_certificates_request.type_ = UNSET
-            query_certificates_request.status = UNSET
-            query_certificates_request.expires_after = UNSET
-            return query_certificates_request
 
         _missing = 0
 

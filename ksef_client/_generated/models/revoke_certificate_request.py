@@ -54,9 +54,6 @@ class RevokeCertificateRequest:
         revoke_certificate_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            revoke_certificate_request.revocation_reason = UNSET
-            return revoke_certificate_request
 
         _missing = 0
 

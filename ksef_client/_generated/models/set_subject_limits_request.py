@@ -65,11 +65,6 @@ class SetSubjectLimitsRequest:
         set_subject_limits_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            set_subject_limits_request.subject_identifier_type = UNSET
-            set_subject_limits_request.enrollment = UNSET
-            set_subject_limits_request.certificate = UNSET
-            return set_subject_limits_request
 
         _missing = 0
 

@@ -49,9 +49,6 @@ class SubordinateEntityRolesQueryRequest:
         subordinate_entity_roles_query_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            subordinate_entity_roles_query_request.subordinate_entity_identifier = UNSET
-            return subordinate_entity_roles_query_request
 
         _missing = 0
 

@@ -50,9 +50,6 @@ class SubunitPermissionsQueryRequest:
         subunit_permissions_query_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            subunit_permissions_query_request.subunit_identifier = UNSET
-            return subunit_permissions_query_request
 
         _missing = 0
 

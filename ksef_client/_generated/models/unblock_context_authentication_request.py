@@ -45,9 +45,6 @@ class UnblockContextAuthenticationRequest:
         unblock_context_authentication_request = _object_new(cls)
 
         _keys = len(src_dict)
-        if _keys == 0:
-            unblock_context_authentication_request.context_identifier = UNSET
-            return unblock_context_authentication_request
 
         _missing = 0
 
