@@ -44,6 +44,15 @@ def test_unknown_enum_value_is_kept() -> None:
     assert value not in list(SessionType)
 
 
+def test_an_unknown_enum_value_reads_as_one_the_spec_does_not_know() -> None:
+    # Its repr was that of a member (<SessionType.Streaming: 'Streaming'>): in a log or a model's
+    # repr nothing told a value KSeF added after the spec from one the SDK knows.
+    assert repr(SessionType("Streaming")) == "<SessionType: 'Streaming', not in the spec>"
+    assert repr(SessionType("ONLINE")) == "<SessionType: 'ONLINE', not in the spec>"  # a member's name, not value
+    assert repr(SessionType.ONLINE) == "<SessionType.ONLINE: 'Online'>"
+    assert "not in the spec" in repr(SessionInvoiceStatusResponse.from_dict(dict(INVOICE, invoicingMode="Hybrid")))
+
+
 def test_unknown_fields_survive_a_round_trip() -> None:
     # Six fractional digits: a Python datetime keeps microseconds, so KSeF's seventh digit is dropped.
     body = dict(INVOICE, newField={"nested": [1, 2]}, invoicingDate="2025-07-11T12:23:56.015430+00:00")

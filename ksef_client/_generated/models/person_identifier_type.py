@@ -11,6 +11,12 @@ class PersonIdentifierType(StrEnum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        # A value kept by _missing_ reads as one the spec does not know, not as a member of it.
+        if type(self).__members__.get(self._name_) is self:
+            return super().__repr__()
+        return f"<{type(self).__name__}: {self._value_!r}, not in the spec>"
+
     @classmethod
     def from_value(cls, value: str) -> "PersonIdentifierType":
         """The member for a value KSeF sent: a dict lookup, unknown values kept (see _missing_)."""
