@@ -6,7 +6,7 @@ import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ksef_client.environments import Environment
+from ksef_client.environments import Environment, parse_environment
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def resolve_settings(
     by default the official storage hosts for an environment, the API's own host for a custom
     ``base_url`` (the emulator serves its storage there). ``*.example.com`` matches subdomains.
     """
-    env = Environment[environment.upper()] if isinstance(environment, str) else environment
+    env = parse_environment(environment)
     url = (base_url or env.base_url).rstrip("/")
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"base_url: {url!r} is not an http(s) URL")

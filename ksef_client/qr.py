@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from ksef_client.environments import Environment
+from ksef_client.environments import Environment, parse_environment
 from ksef_client.identifiers import validate_nip
 from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
@@ -46,10 +46,6 @@ def invoice_hash(invoice: bytes) -> str:
     return b64url(hashlib.sha256(invoice).digest())
 
 
-def _env(environment: Environment | str) -> Environment:
-    return Environment[environment.upper()] if isinstance(environment, str) else environment
-
-
 def _date(issue_date: dt.date | str) -> str:
     value = dt.date.fromisoformat(issue_date) if isinstance(issue_date, str) else issue_date
     return value.strftime("%d-%m-%Y")
@@ -58,7 +54,8 @@ def _date(issue_date: dt.date | str) -> str:
 def invoice_link(environment: Environment | str, seller_nip: str, issue_date: dt.date | str, invoice: bytes) -> str:
     """KOD I link of ``invoice`` (the exact bytes sent to KSeF); ``issue_date`` is ``P_1``."""
     validate_nip(seller_nip, "seller_nip")
-    return f"https://{_env(environment).qr_host}/invoice/{seller_nip}/{_date(issue_date)}/{invoice_hash(invoice)}"
+    host = parse_environment(environment).qr_host
+    return f"https://{host}/invoice/{seller_nip}/{_date(issue_date)}/{invoice_hash(invoice)}"
 
 
 def _sign(private_key: PrivateKey, data: bytes) -> bytes:
@@ -97,8 +94,8 @@ def certificate_link(
     serial = certificate_serial.upper()
     if not _SERIAL.fullmatch(serial):
         raise ValueError(f"certificate_serial: {certificate_serial!r} is not a hexadecimal serial number")
-    path = f"{_env(environment).qr_host}/certificate/{context_type}/{context_value}/{seller_nip}/{serial}/"
-    path += invoice_hash(invoice)
+    host = parse_environment(environment).qr_host
+    path = f"{host}/certificate/{context_type}/{context_value}/{seller_nip}/{serial}/{invoice_hash(invoice)}"
     return f"https://{path}/{b64url(_sign(private_key, path.encode()))}"
 
 

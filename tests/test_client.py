@@ -51,3 +51,11 @@ def test_with_options_shares_the_login(ksef_server: ThreadedServer, backend: KSe
         patient.close()
         with pytest.raises(TypeError, match="unknown option"):
             ksef.with_options(timeuot=5)
+
+
+@pytest.mark.parametrize("client_class", [KSeF, AsyncKSeF])
+def test_an_unknown_environment_name_is_a_value_error(client_class: type[KSeF] | type[AsyncKSeF]) -> None:
+    # The same name check as ksef_client.qr's: kody-qr.md's abbreviations (TE, PRD) are no names of
+    # Environment, and a bare KeyError('TE') named neither the argument nor what is accepted.
+    with pytest.raises(ValueError, match=r"environment: 'TE' is not an environment; one of TEST, DEMO, PROD"):
+        client_class(environment="TE", access_token="t")

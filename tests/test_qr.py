@@ -85,3 +85,18 @@ def test_images() -> None:
     svg = qr.qr_svg(link, qr.OFFLINE_LABEL)
     assert svg.startswith(b"<svg") and b">OFFLINE</text>" in svg
     assert b"<text" not in qr.qr_svg(link)
+
+
+# --- environments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["TE", "PRD", "production", ""])
+def test_an_unknown_environment_name_is_a_value_error_naming_the_accepted_ones(name: str) -> None:
+    # README: identifiers "fail with `ValueError` [...] before any request"; kody-qr.md abbreviates the
+    # environments TE, DEMO, PRD, which are not this SDK's names: a bare KeyError('TE') said neither.
+    creds = self_signed_certificate()
+    with pytest.raises(ValueError, match=r"environment: .* one of TEST, DEMO, PROD"):
+        qr.invoice_link(name, "5265877635", "2026-02-01", INVOICE)
+    with pytest.raises(ValueError, match=r"environment: .* one of TEST, DEMO, PROD"):
+        qr.certificate_link(name, "Nip", creds.nip, creds.nip, "01", INVOICE, creds.private_key)
+    assert qr.invoice_link("demo", "5265877635", "2026-02-01", INVOICE).startswith("https://qr-demo.")
