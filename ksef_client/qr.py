@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import io
+import json
 import re
 from xml.sax.saxutils import escape
 
@@ -28,12 +30,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ksef_client.environments import Environment, parse_environment
 from ksef_client.identifiers import validate_nip
+from ksef_client.spec_version import pinned_spec_path
 from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
 OFFLINE_LABEL = "OFFLINE"
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
-# A context identifier goes into the link's path as it is: no "/", "?", "#", space or the like.
-_CONTEXT_VALUE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
+# Context types whose value starts with the NIP of the context (its check digit is checked too,
+# as resources/auth.py does for a login's context).
+_NIP_FIRST = ("Nip", "InternalId", "NipVatUe")
 
 
 def b64url(data: bytes) -> str:
@@ -44,6 +48,30 @@ def b64url(data: bytes) -> str:
 def invoice_hash(invoice: bytes) -> str:
     """SHA-256 of the invoice file in Base64URL (what both links carry)."""
     return b64url(hashlib.sha256(invoice).digest())
+
+
+@functools.cache
+def _context_patterns() -> dict[str, re.Pattern[str]]:
+    """Each context type's pattern as the pinned spec defines it (``components.schemas.Nip``,
+    ``InternalId``, ``NipVatUe``, ``PeppolId``): KOD II takes every value the spec allows, e.g. a
+    NipVatUe whose Irish or Dutch VAT number has ``+`` or ``*`` (``IE\\d[A-Z0-9+*]\\d{5}[A-Z]``,
+    ``NL[A-Z0-9+*]{12}``). ``re.ASCII``: ``\\d`` is 0-9 only, as in the spec's .NET patterns."""
+    schemas = json.loads(pinned_spec_path().read_text(encoding="utf-8"))["components"]["schemas"]
+    return {kind: re.compile(schemas[kind]["pattern"], re.ASCII) for kind in CONTEXT_TYPES}
+
+
+def _check_context(context_type: str, context_value: str) -> None:
+    """``ValueError`` unless ``context_value`` is a ``context_type`` identifier by the spec's
+    pattern (and, where it starts with a NIP, that NIP's check digit holds)."""
+    if context_type not in CONTEXT_TYPES:
+        raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
+    if not isinstance(context_value, str) or not _context_patterns()[context_type].fullmatch(context_value):
+        raise ValueError(
+            f"context_value: {context_value!r} is not a {context_type} identifier "
+            f"(spec: components.schemas.{context_type}.pattern)"
+        )
+    if context_type in _NIP_FIRST:
+        validate_nip(context_value[:10], "context_value")
 
 
 def _date(issue_date: dt.date | str) -> str:
@@ -83,13 +111,12 @@ def certificate_link(
     invoice: bytes,
     private_key: PrivateKey,
 ) -> str:
-    """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key."""
-    if context_type not in CONTEXT_TYPES:
-        raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
-    if context_type == "Nip":
-        validate_nip(context_value, "context_value")
-    elif not _CONTEXT_VALUE.fullmatch(context_value):
-        raise ValueError(f"context_value: {context_value!r} is not an identifier (letters, digits, '.', '_', '-')")
+    """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key.
+
+    ``context_value`` must match the spec's pattern of ``context_type`` and goes into the path as
+    it is, as the Ministry's C# and Java clients write it (``+`` and ``*`` of a NipVatUe are legal
+    in a URL path, RFC 3986 sub-delims, and are signed as they stand)."""
+    _check_context(context_type, context_value)
     validate_nip(seller_nip, "seller_nip")
     serial = certificate_serial.upper()
     if not _SERIAL.fullmatch(serial):

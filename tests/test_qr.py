@@ -87,6 +87,52 @@ def test_images() -> None:
     assert b"<text" not in qr.qr_svg(link)
 
 
+# --- context identifiers: every value the spec allows (components.schemas.<type>.pattern) ----------
+
+
+@pytest.mark.parametrize(
+    ("context_type", "value"),
+    [
+        ("Nip", "5265877635"),
+        ("InternalId", "5265877635-12345"),
+        ("NipVatUe", "5265877635-DE123456789"),
+        # NipVatUe.pattern (spec 2.9.0): "IE(\d{7}[A-Z]{2}|\d[A-Z0-9+*]\d{5}[A-Z])" and
+        # "NL[A-Z0-9+*]{12}"; kody-qr.md names "NipVatUe" among KOD II's context types. The old
+        # check ("letters, digits, '.', '_', '-'") refused these.
+        ("NipVatUe", "5265877635-IE1+23456X"),
+        ("NipVatUe", "5265877635-IE1*23456X"),
+        ("NipVatUe", "5265877635-NL12345678+*AB"),
+        ("PeppolId", "PAB123456"),
+    ],
+)
+def test_kod_ii_takes_every_context_value_the_spec_allows_as_it_stands(context_type: str, value: str) -> None:
+    # The Ministry's C# and Java clients (VerificationLinkService) put the value into the path as
+    # it is; '+' and '*' are sub-delims, legal in a URL path (RFC 3986), and signed as they stand.
+    creds = self_signed_certificate(key_type="ec")
+    link = qr.certificate_link("TEST", context_type, value, creds.nip, "01", INVOICE, creds.private_key)
+    assert f"/certificate/{context_type}/{value}/{creds.nip}/01/" in link
+    assert qr.verify_certificate_link(link, creds.certificate.public_key())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("context_type", "value"),
+    [
+        ("InternalId", "5265877635-1234"),  # "NIP i 5 cyfr"
+        ("InternalId", "5265877636-12345"),  # the NIP's check digit
+        ("NipVatUe", "5265877635-XX123"),  # no such country prefix
+        ("NipVatUe", "5265877635-IE1+2345"),  # the Irish form is 9 characters
+        ("PeppolId", "pab123456"),  # "^P[A-Z]{2}[0-9]{6}$"
+        ("PeppolId", "PAB12345"),
+        ("Nip", "5265877635\n"),
+        ("InternalId", "5265877635-١٢٣٤٥"),  # Arabic-Indic digits: \d is 0-9 in the spec's patterns
+    ],
+)
+def test_kod_ii_refuses_context_values_the_spec_does_not_allow(context_type: str, value: str) -> None:
+    creds = self_signed_certificate(key_type="ec")
+    with pytest.raises(ValueError, match=f"context_value: .* {context_type}|context_value: .*check digit"):
+        qr.certificate_link("TEST", context_type, value, creds.nip, "01", INVOICE, creds.private_key)
+
+
 # --- environments ---------------------------------------------------------------------------------
 
 
