@@ -6,7 +6,8 @@
 - KOD II (offline invoices only): ``https://<qr host>/certificate/<context type>/<context value>/
   <seller NIP>/<KSeF certificate serial>/<invoice hash>/<signature>``, where the signature covers
   the link without ``https://`` and is made with the Offline-type KSeF certificate's key:
-  RSASSA-PSS (SHA-256, salt 32) or ECDSA P-256 (SHA-256, ``r||s``). Labelled ``CERTYFIKAT``.
+  RSASSA-PSS (SHA-256, salt 32) or ECDSA P-256 (SHA-256, ``r||s``; a link signed in ASN.1 DER, which
+  the guide allows too, verifies as well). Labelled ``CERTYFIKAT``.
 
 Codes are drawn by segno (ISO/IEC 18004) as PNG or as SVG with the label under the code.
 """
@@ -35,6 +36,7 @@ from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
 OFFLINE_LABEL = "OFFLINE"
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Context types whose value starts with the NIP of the context (its check digit is checked too,
 # as resources/auth.py does for a login's context).
 _NIP_FIRST = ("Nip", "InternalId", "NipVatUe")
@@ -127,18 +129,38 @@ def certificate_link(
 
 
 def verify_certificate_link(link: str, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bool:
-    """Whether a KOD II link's signature was made by the key of ``public_key``."""
+    """Whether a KOD II link's signature was made by the key of ``public_key``; ``False`` (never an
+    exception) for a link that is damaged or not a KOD II link. An ECDSA signature may be IEEE
+    P1363 (``r||s``, what ``certificate_link`` makes) or ASN.1 DER: kody-qr.md allows both ("Może
+    być zakodowana w jednym z dwóch formatów"), and the Ministry's Java client makes DER."""
     signed, _, signature_b64 = link.removeprefix("https://").rpartition("/")
-    signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+    if not _BASE64URL.fullmatch(signature_b64):
+        return False
     try:
+        signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
+        data = signed.encode()
         if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(
-                signature, signed.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
-            )
-        else:
-            half = len(signature) // 2
-            der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
-            public_key.verify(der, signed.encode(), ec.ECDSA(hashes.SHA256()))
+            public_key.verify(signature, data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+            return True
+        return any(_ecdsa_verifies(public_key, der, data) for der in _ecdsa_as_der(signature, public_key))
+    except (InvalidSignature, ValueError):  # binascii.Error (bad Base64) is a ValueError
+        return False
+
+
+def _ecdsa_as_der(signature: bytes, public_key: ec.EllipticCurvePublicKey) -> list[bytes]:
+    """The DER forms ``signature`` may stand for: itself, and, when it is ``r||s`` long, the DER
+    of that pair (a DER signature of P-256 is 8 to 72 bytes, so 64 bytes may be either)."""
+    size = (public_key.curve.key_size + 7) // 8
+    candidates = [signature]
+    if len(signature) == 2 * size:
+        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        candidates.insert(0, encode_dss_signature(r, s))
+    return candidates
+
+
+def _ecdsa_verifies(public_key: ec.EllipticCurvePublicKey, der: bytes, data: bytes) -> bool:
+    try:
+        public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -133,6 +133,39 @@ def test_kod_ii_refuses_context_values_the_spec_does_not_allow(context_type: str
         qr.certificate_link("TEST", context_type, value, creds.nip, "01", INVOICE, creds.private_key)
 
 
+# --- verify_certificate_link: both ECDSA encodings, a bool for any link -----------------------------
+
+
+def test_a_kod_ii_signed_in_asn1_der_verifies() -> None:
+    # kody-qr.md: the ECDSA value "Może być zakodowana w jednym z dwóch formatów: IEEE P1363 [...]
+    # ASN.1 DER SEQUENCE (RFC 3279)"; the Ministry's Java client (SHA256withECDSA) signs in DER.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    creds = self_signed_certificate(key_type="ec")
+    key = creds.private_key
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    p1363 = qr.certificate_link("TEST", "Nip", creds.nip, creds.nip, "01", INVOICE, key)
+    signed = p1363.removeprefix("https://").rpartition("/")[0]
+    der = key.sign(signed.encode(), ec.ECDSA(hashes.SHA256()))
+    public_key = key.public_key()
+    assert qr.verify_certificate_link(f"https://{signed}/{qr.b64url(der)}", public_key)
+    assert qr.verify_certificate_link(p1363, public_key)
+    tampered = signed.replace("/Nip/", "/InternalId/")
+    assert not qr.verify_certificate_link(f"https://{tampered}/{qr.b64url(der)}", public_key)
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ec"])
+def test_a_damaged_kod_ii_link_is_false_not_an_error(key_type: str) -> None:
+    # The docstring: "Whether a KOD II link's signature was made by the key": a bool, also for a
+    # link cut short (a badly printed or hand-typed code), which raised binascii.Error.
+    creds = self_signed_certificate(key_type=key_type)
+    link = qr.certificate_link("TEST", "Nip", creds.nip, creds.nip, "01", INVOICE, creds.private_key)
+    public_key = creds.certificate.public_key()
+    for damaged in (link[:-1], link[:-2], link + "é", link + "=", link.rpartition("/")[0] + "/", "", "not a link"):
+        assert qr.verify_certificate_link(damaged, public_key) is False, damaged  # type: ignore[arg-type]
+
+
 # --- environments ---------------------------------------------------------------------------------
 
 
