@@ -158,6 +158,21 @@ def test_enrolled_certificates_log_in_and_sign_kod_ii(signed: KSeF, backend: KSe
     assert [c.certificate_serial_number for c in revoked.certificates] == [offline_serial]
 
 
+def test_each_type_of_ksef_certificate_has_its_key_usage(signed: KSeF) -> None:
+    # certyfikaty-KSeF.md: "Authentication | [...] keyUsage: Digital Signature (80)", "Offline | [...]
+    # Używany do potwierdzania autentyczności wystawcy [...] poprzez kod QR II [...] keyUsage:
+    # Non-Repudiation (40)"; kody-qr.md: "Certyfikat typu Authentication nie może być używany do
+    # generowania KODU II". The emulator's certificates had no extensions at all. Critical, as RFC
+    # 5280 4.2.1.3 says CAs SHOULD mark it (the guide is silent).
+    key = ec.generate_private_key(ec.SECP256R1())
+    for kind, signs_logins, commits in (("Authentication", True, False), ("Offline", False, True)):
+        _, certificate = _enroll(signed, key, kind)
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        assert usage.critical, kind
+        assert (usage.value.digital_signature, usage.value.content_commitment) == (signs_logins, commits), kind
+        assert not (usage.value.key_encipherment or usage.value.key_agreement or usage.value.key_cert_sign), kind
+
+
 def _query(ksef: KSeF, **filters: str) -> list[str]:
     body = QueryCertificatesRequest.from_dict(filters)
     found = parsed(query_certificates.sync_detailed(client=ksef.raw, body=body), QueryCertificatesResponse)

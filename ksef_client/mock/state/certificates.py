@@ -31,6 +31,25 @@ from ksef_client.mock.state.testdata import TestData
 CERTIFICATE_TYPES = ("Authentication", "Offline")
 
 
+def _signing_key_usage(*, digital_signature: bool, content_commitment: bool) -> x509.KeyUsage:
+    """A keyUsage of the two signing bits only (no encipherment, agreement or certificate signing)."""
+    return x509.KeyUsage(
+        digital_signature, content_commitment, key_encipherment=False, data_encipherment=False, key_agreement=False,
+        key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+
+# certyfikaty-KSeF.md: "Authentication [...] keyUsage: Digital Signature (80)", "Offline [...] keyUsage:
+# Non-Repudiation (40)" (nonRepudiation is X.509's contentCommitment): how a KOD II signer is told from
+# a login certificate (as users do, CIRFMF/ksef-api issue 378). The guide does not say whether the
+# extension is critical; RFC 5280 4.2.1.3: "When present, conforming CAs SHOULD mark this extension
+# as critical."
+KEY_USAGE = {
+    "Authentication": _signing_key_usage(digital_signature=True, content_commitment=False),
+    "Offline": _signing_key_usage(digital_signature=False, content_commitment=True),
+}
+
+
 @dataclass
 class KsefCertificate:
     """A certificate the emulator issued (DER kept, so the state pickles)."""
@@ -249,6 +268,7 @@ class Certificates:
             .serial_number(serial)
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=730))
+            .add_extension(KEY_USAGE[kind], critical=True)
             .sign(ca.private_key, hashes.SHA256())
         )
         cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
