@@ -56,7 +56,7 @@ from ksef_client.batch import (
     check_progress,
     part_uploads,
 )
-from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for
+from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for, sha256_b64
 from ksef_client.errors import (
     APIConnectionError,
     APIStatusError,
@@ -278,6 +278,17 @@ def check_sha256_b64(value: str, name: str) -> None:
         raise ValueError(f"{name}: {value!r} is not a SHA-256 in Base64 (44 characters; crypto.sha256_b64)")
 
 
+def check_not_its_own_hash(corrected: str, xml: bytes) -> None:
+    """``ValueError`` when a technical correction names its own file: ``hashOfCorrectedInvoice`` is
+    "skrót SHA-256 pierwotnej, odrzuconej faktury offline" (offline/korekta-techniczna.md), and
+    the corrected file, being fixed, differs from it ("skrót SHA-256 pliku faktury jest inny")."""
+    if corrected == sha256_b64(xml):
+        raise ValueError(
+            "hash_of_corrected_invoice: the hash of the file being sent (sha256_b64(fixed)); a technical "
+            "correction names the rejected original's: sha256_b64(rejected)"
+        )
+
+
 def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"]) -> LimitsInForce:
     """What a session checks its invoices against: ``limits`` when given (``SessionLimits``, or
     the answer of ``ksef.limits.context()``), else KSeF's defaults until an invoice passes them
@@ -331,6 +342,8 @@ class _OnlineSessionFlows:
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
         data = invoice_bytes(xml)
+        if corrected is not None:
+            check_not_its_own_hash(corrected, data)
         if self.validate and self.limits.unknown_for(size=len(data)):
             # Larger than KSeF's default: the context's own limits (raised on request) decide.
             self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")

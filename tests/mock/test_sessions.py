@@ -412,22 +412,75 @@ def test_a_technical_correction_must_be_sent_in_offline_mode(raw: httpx.Client) 
     assert (status, code) == (400, 21405)
 
 
+def _rejected_offline(raw: httpx.Client, number: str, seller_nip: str = NIP) -> bytes:
+    """Send an offline invoice that breaks the XSD (430) in a new session of ``raw``'s context: the
+    file a technical correction names."""
+    rejected = sample_invoice(number, seller_nip=seller_nip).replace(b"<P_2>", b"<P_2x>", 1)
+    ref, key = open_online(raw)
+    sent = send_online(raw, ref, key, rejected, offline=True)
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 430
+    return rejected
+
+
 def test_a_technical_correction_needs_the_attachment_consent_too(raw: httpx.Client, backend: KSeFBackend) -> None:
     # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: W przypadku
     # przesyłania korekty technicznej faktury offline dopuszczalne jest użycie sesji interaktywnej.
     # Możliwość wysyłki faktur z załącznikami wymaga uprzedniego zgłoszenia" (faktury/weryfikacja-faktury.md):
-    # the correction lifts the batch-only rule, not the consent.
+    # the correction lifts the batch-only rule, not the consent. (Each correction names a rejected
+    # offline invoice: it used to name hashes KSeF never saw, which the emulator took.)
+    first, second = _rejected_offline(raw, "FV/K/4"), _rejected_offline(raw, "FV/K/5")
     ref, key = open_online(raw)
-    unknown = sha256_b64(b"an offline invoice rejected elsewhere")
     without_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/4")), offline=True,
-                                  hash_of_corrected_invoice=unknown)  # fmt: skip
+                                  hash_of_corrected_invoice=sha256_b64(first))  # fmt: skip
     assert invoice_status(raw, ref, without_consent.json()["referenceNumber"])["status"]["code"] == 415
     backend.testdata.allow_attachments(NIP)
     with_consent = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/5")), offline=True,
-                               hash_of_corrected_invoice=sha256_b64(b"another one"))  # fmt: skip
+                               hash_of_corrected_invoice=sha256_b64(second))  # fmt: skip
     assert invoice_status(raw, ref, with_consent.json()["referenceNumber"])["status"]["code"] == 200
     plain = send_online(raw, ref, key, _with_attachment(sample_invoice("FV/K/6")), offline=True)
     assert invoice_status(raw, ref, plain.json()["referenceNumber"])["status"]["code"] == 415  # online, no correction
+
+
+def test_a_technical_correction_must_name_a_rejected_offline_invoice_of_its_own_context(
+    raw: httpx.Client, ksef_mock: KSeFMock
+) -> None:
+    # "hashOfCorrectedInvoice - skrót SHA-256 pierwotnej, odrzuconej faktury offline"; "Sprzedawca
+    # wysyła poprawioną fakturę jako korektę techniczną"; "Faktura zostaje powiązana z pierwotną
+    # fakturą offline" (offline/korekta-techniczna.md). The emulator took any hash: one KSeF never
+    # saw, the correction's own, another context's rejected invoice (whose correction by its owner
+    # then met 21166). KSeF's code for these is undocumented: 21405, or 21167 for an invoice the
+    # context sent whose status rules a correction out (the emulator's best fit, see sessions.py).
+    ref, key = open_online(raw)
+    never_sent = send_online(raw, ref, key, sample_invoice("FV/K/7"), offline=True,
+                             hash_of_corrected_invoice=sha256_b64(b"an offline invoice never sent"))  # fmt: skip
+    assert _correction_refused(never_sent)[:2] == (400, 21405)
+    fixed = sample_invoice("FV/K/8")
+    itself = send_online(raw, ref, key, fixed, offline=True, hash_of_corrected_invoice=sha256_b64(fixed))
+    assert _correction_refused(itself)[:2] == (400, 21405)
+    online_mode = sample_invoice("FV/K/9").replace(b"<P_2>", b"<P_2x>", 1)
+    sent = send_online(raw, ref, key, online_mode)  # rejected, but not sent as an offline invoice
+    assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 430
+    not_offline = send_online(raw, ref, key, sample_invoice("FV/K/9"), offline=True,
+                              hash_of_corrected_invoice=sha256_b64(online_mode))  # fmt: skip
+    assert _correction_refused(not_offline)[:2] == (400, 21167)
+
+    rejected = _rejected_offline(raw, "FV/K/10")  # context NIP's; its hash is printed in its KOD I
+    other_headers = {"Authorization": f"Bearer {ksef_mock.token(OTHER)}"}
+    with httpx.Client(base_url=ksef_mock.base_url, headers=other_headers) as other:
+        other_ref, other_key = open_online(other)
+        foreign = send_online(other, other_ref, other_key, sample_invoice("B/K/10", seller_nip=OTHER),
+                              offline=True, hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+        assert _correction_refused(foreign)[:2] == (400, 21405)
+        # The same rejected file sent in the other context too is that context's to correct, and its
+        # correction does not use up the first context's (21166 counts a context's own corrections).
+        _rejected_offline(other, "FV/K/10")
+        theirs = send_online(other, other_ref, other_key, sample_invoice("B/K/10", seller_nip=OTHER),
+                             offline=True, hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+        assert invoice_status(other, other_ref, theirs.json()["referenceNumber"])["status"]["code"] == 200
+    own = send_online(raw, ref, key, sample_invoice("FV/K/10"), offline=True,
+                      hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
+    assert own.status_code == 202, own.text
+    assert invoice_status(raw, ref, own.json()["referenceNumber"])["status"]["code"] == 200
 
 
 # --- running out of time ---------------------------------------------------------------------------

@@ -125,6 +125,18 @@ class TestOnlineSession:
         [sent] = backend.sessions.state.sessions[session.reference_number].invoices
         assert (sent.offline, sent.hash_of_corrected_invoice) == (True, sha256_b64(rejected))
 
+    def test_a_technical_correction_naming_its_own_file_is_refused_before_any_request(self, ksef: KSeF) -> None:
+        # "hashOfCorrectedInvoice - skrót SHA-256 pierwotnej, odrzuconej faktury offline", and the
+        # fixed file's "skrót SHA-256 pliku faktury jest inny" (offline/korekta-techniczna.md):
+        # sha256_b64(fixed) for sha256_b64(rejected) is an easy slip, which went out to KSeF.
+        fixed = sample_invoice("FV/TK/2")
+        with ksef.online_session() as session:
+            sent = ksef.send_state.requests_sent
+            with pytest.raises(ValueError, match=r"hash_of_corrected_invoice: the hash of the file being sent"):
+                session.send(fixed, hash_of_corrected_invoice=sha256_b64(fixed))
+            assert ksef.send_state.requests_sent == sent
+        assert session.sent == []
+
     def test_attachments_are_refused_online_save_in_a_technical_correction(
         self, ksef: KSeF, backend: KSeFBackend
     ) -> None:

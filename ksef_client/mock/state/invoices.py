@@ -327,14 +327,6 @@ class Invoices:
         """The accepted invoice with the same seller, kind and number (KSeF's duplicate key)."""
         return self.state.keys.get((fields.seller, fields.kind, fields.number))
 
-    def accepted_with_hash(self, invoice_hash: str) -> Invoice | None:
-        """The accepted invoice whose file has this SHA-256 (Base64), if any."""
-        return next((i for i in self.state.accepted if i.invoice_hash == invoice_hash), None)
-
-    def correction_of(self, invoice_hash: str) -> Invoice | None:
-        """The accepted technical correction of the invoice with this hash, if any."""
-        return next((i for i in self.state.accepted if i.hash_of_corrected_invoice == invoice_hash), None)
-
     def register(self, invoice: Invoice) -> None:
         """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key."""
         assert invoice.fields is not None

@@ -172,6 +172,11 @@ class BatchPackage:
     compression: str = "Zip"
 
 
+def _rejected_offline(invoice: Invoice) -> bool:
+    """Whether ``invoice`` was sent as offline and KSeF rejected it (processed, not numbered)."""
+    return invoice.offline and invoice.status.code not in (100, 200)
+
+
 @dataclass
 class Session:
     """An online or batch session of one context."""
@@ -468,24 +473,49 @@ class Sessions:
         # A technical correction is checked and numbered under one lock: of two corrections of the
         # same invoice sent at once, the second sees the first accepted (21166).
         with self._corrections:
-            self._check_correction(corrected)
+            self._check_correction(session.context, corrected, sent.invoice_hash)
             return self.add_invoice(session, xml, offline=True, corrects=corrected)
 
-    def _check_correction(self, corrected_hash: str) -> None:
-        """KSeF's refusals of a technical correction (``offline/korekta-techniczna.md``): it corrects
-        an offline invoice KSeF *rejected*, and only once ("Niedozwolone jest korygowanie technicznie
-        faktury offline, dla której została już przyjęta inna prawidłowa korekta")."""
+    def _check_correction(self, context: Context, corrected_hash: str, own_hash: str) -> None:
+        """KSeF's refusals of a technical correction (``offline/korekta-techniczna.md``). It names
+        "skrót SHA-256 pierwotnej, odrzuconej faktury offline": an offline invoice KSeF *rejected*,
+        which the seller sends again ("Sprzedawca wysyła poprawioną fakturę jako korektę
+        techniczną"), so one sent in the correction's own context: another context's rejected
+        invoice is not its to correct (nor to block: 21166 counts the context's own corrections).
+        And only once: "Niedozwolone jest korygowanie technicznie faktury offline, dla której
+        została już przyjęta inna prawidłowa korekta"."""
+        if corrected_hash == own_hash:  # the easy slip: sha256_b64(fixed) for sha256_b64(rejected)
+            detail = "hashOfCorrectedInvoice: skrót przesyłanej faktury, a nie pierwotnej, odrzuconej faktury offline."
+            raise MockAPIError(21405, VALIDATION, [detail])
         with self.core.lock:
-            if self.invoices.accepted_with_hash(corrected_hash) is not None:
-                raise MockAPIError(
-                    21167, "Status faktury nie pozwala na korektę techniczną.",
-                    ["Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."],
-                )  # fmt: skip
-            if self.invoices.correction_of(corrected_hash) is not None:
-                raise MockAPIError(
-                    21166, "Korekta techniczna niedostępna.",
-                    ["Faktura posiada już przetworzoną prawidłowo korektę techniczną."],
-                )  # fmt: skip
+            sent = list(self._sent_in(context))
+        named = [i for i in sent if i.invoice_hash == corrected_hash]
+        if any(i.accepted for i in named):
+            raise MockAPIError(
+                21167, "Status faktury nie pozwala na korektę techniczną.",
+                ["Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."],
+            )  # fmt: skip
+        if any(i.accepted and i.hash_of_corrected_invoice == corrected_hash for i in sent):
+            raise MockAPIError(
+                21166, "Korekta techniczna niedostępna.",
+                ["Faktura posiada już przetworzoną prawidłowo korektę techniczną."],
+            )  # fmt: skip
+        # KSeF's answer to a hash that names no rejected offline invoice of the context is not
+        # documented (the spec's table has no such row). Best fits, by the spec's texts: a hash
+        # naming nothing the context sent (unknown, or another context's invoice) is an invalid
+        # input value, 21405 "{treść błędu z walidatora}"; an invoice the context sent whose state
+        # rules a correction out (still processing, or rejected when sent in online mode) is 21167,
+        # "Status faktury nie pozwala na korektę techniczną".
+        if not named:
+            detail = f"hashOfCorrectedInvoice: brak odrzuconej faktury offline o skrócie {corrected_hash} w kontekście."
+            raise MockAPIError(21405, VALIDATION, [detail])
+        if not any(_rejected_offline(i) for i in named):
+            detail = f"Faktura o skrócie {corrected_hash} nie jest odrzuconą fakturą offline."
+            raise MockAPIError(21167, "Status faktury nie pozwala na korektę techniczną.", [detail])
+
+    def _sent_in(self, context: Context) -> Iterator[Invoice]:
+        """Every invoice sent in a session of ``context``, accepted or not (under the core lock)."""
+        return (invoice for s in self.state.sessions.values() if s.context == context for invoice in s.invoices)
 
     def _rejected(self, session: Session, data: bytes, code: int, details: list[str], offline: bool) -> Invoice:
         invoice = self._new_invoice(session, data, offline=offline, file_name=None)
