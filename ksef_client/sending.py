@@ -118,7 +118,9 @@ def send_flow(
     Nothing is numbered twice when the retry policy sends it again after a dropped connection or a
     5xx: either KSeF never got the first request (the repeat is the invoice) or it did, and the
     repeat becomes a 440 duplicate naming the original KSeF number, which
-    ``OnlineSession.outcomes()`` resolves.
+    ``OnlineSession.outcomes()`` resolves. A technical correction's repeat is refused with 400
+    21166 instead (KSeF takes one correction of an invoice): the send raises, ``maybe_sent``, and
+    ``outcomes()`` finds the correction by its hash.
     """
     body = SendInvoiceRequest.from_dict(
         invoice.request_body(offline=offline, hash_of_corrected_invoice=hash_of_corrected_invoice)
@@ -180,10 +182,40 @@ MAYBE_SENT = (
     "ends as a 440 duplicate naming its KSeF number (KSeF finds duplicates by seller NIP, invoice "
     "kind and number), otherwise it is accepted."
 )
+# A technical correction is not settled by a resend as an invoice is: once KSeF took a correction of
+# the rejected invoice, another is refused before the duplicate check, with the spec's "21166 Korekta
+# techniczna niedostępna. Faktura posiada już przetworzoną prawidłowo korektę techniczną." (400).
+MAYBE_SENT_CORRECTION = (
+    "technical correction {number}(SHA-256 {hash}) of the rejected offline invoice {corrected} may have "
+    "reached KSeF in session {session} although this call failed (a request went out and no usable answer "
+    "came back, or the request was repeated and an earlier attempt's fate is unknown; a 21166 after a "
+    "repeat most likely means an earlier attempt was taken). After the session is closed and processed "
+    "(ksef.sessions.wait), session.outcomes() reports it, found by its hash: accepted with its KSeF "
+    "number, rejected, or 'unknown' with no reference number (KSeF did not receive it: send the "
+    "correction again). A resend before that is refused with 400 21166 if KSeF took the correction "
+    "(no KSeF number in the answer: outcomes() has it), and is taken otherwise."
+)
 NOT_SENT = (
     "invoice {number}(SHA-256 {hash}) was not taken by KSeF in session {session}: send it again "
     "(in a new session if this one is closed)"
 )
+CORRECTION_UNAVAILABLE = 21166
+CORRECTED_ALREADY = (
+    "technical correction {number}(SHA-256 {hash}) was not taken by KSeF in session {session}: the "
+    "rejected offline invoice {corrected} already has an accepted technical correction (21166), and "
+    "KSeF takes only one: do not send it again (the accepted one's KSeF number is in the outcomes() of "
+    "the session that sent it)"
+)
+
+
+def failure_note(error: KSeFError, corrected: str | None) -> str:
+    """The advice a failed send's note gives (``corrected``: the send was a technical correction
+    of the invoice with that hash), before its fields are filled in."""
+    if error.maybe_sent:
+        return MAYBE_SENT if corrected is None else MAYBE_SENT_CORRECTION
+    if corrected is not None and CORRECTION_UNAVAILABLE in getattr(error, "codes", ()):
+        return CORRECTED_ALREADY
+    return NOT_SENT
 
 
 def close_flow(reference_number: str, operation: Any) -> Flow[None]:
@@ -358,22 +390,27 @@ class _OnlineSessionFlows:
         try:
             ref = yield from send_flow(self.reference_number, invoice, offline, budget, corrected)
         except KSeFError as error:
-            self._settle(attempt, self._failed(error, budget, attempt, data))
+            self._settle(attempt, self._failed(error, budget, attempt, data, corrected))
             raise
         self._settle(attempt, SentInvoice(attempt.invoice_hash, ref))
         self.invoice_reference_numbers.append(ref)
         return ref
 
-    def _failed(self, error: KSeFError, budget: RetryBudget, attempt: SentInvoice, xml: bytes) -> SentInvoice | None:
+    def _failed(
+        self, error: KSeFError, budget: RetryBudget, attempt: SentInvoice, xml: bytes, corrected: str | None
+    ) -> SentInvoice | None:
         """Name the invoice and the session on ``error`` and say whether KSeF may hold the invoice
-        (``maybe_sent`` and a note); the attempt as the session keeps it, or ``None``: not sent."""
+        (``maybe_sent`` and a note, for a technical correction (``corrected``) its own); the
+        attempt as the session keeps it, or ``None``: not sent."""
         number = invoice_number_of(xml)
         error.maybe_sent = may_have_reached_ksef(error, budget)
         error.invoice_hash, error.invoice_number = attempt.invoice_hash, number
         error.session_reference_number = error.session_reference_number or self.reference_number
-        text = MAYBE_SENT if error.maybe_sent else NOT_SENT
         named = f"{number!r} " if number else ""
-        error.add_note(text.format(number=named, hash=attempt.invoice_hash, session=self.reference_number))
+        text = failure_note(error, corrected)
+        error.add_note(
+            text.format(number=named, hash=attempt.invoice_hash, session=self.reference_number, corrected=corrected)
+        )
         return SentInvoice(attempt.invoice_hash, None, number) if error.maybe_sent else None
 
     def _settle(self, attempt: SentInvoice, settled: SentInvoice | None) -> None:

@@ -25,6 +25,7 @@ from ksef_client.crypto import sha256_b64
 from ksef_client.errors import (
     APIConnectionError,
     APITimeoutError,
+    BadRequestError,
     KSeFError,
     RateLimitError,
     ResponseFormatError,
@@ -68,6 +69,36 @@ class TestTheError:
         (note,) = error.__notes__
         assert "'FV/LOST/1'" in note and sha256_b64(invoice) in note and str(session.reference_number) in note
         assert "may have reached KSeF" in note and "session.outcomes()" in note and "440" in note
+
+    def test_a_technical_correction_whose_answer_was_lost_gets_its_own_advice(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # The note said a resend "ends as a 440 duplicate naming its KSeF number"; for a correction
+        # KSeF already took, a resend is refused first: the spec's send-invoice 400 table, "21166 |
+        # Korekta techniczna niedostępna. | Faktura posiada już przetworzoną prawidłowo korektę
+        # techniczną." The SDK's own repeat meets that 21166 here (maybe_sent: it was repeated).
+        rejected = sample_invoice("FV/TK/LOST").replace(b"<P_2>", b"<P_2x>").replace(b"</P_2>", b"</P_2x>")
+        with ksef.online_session(validate=False) as first:
+            first.send(rejected, offline=True)
+        fixed = sample_invoice("FV/TK/LOST")
+        with ksef.online_session() as session:
+            backend.faults.add(DROP_AFTER, operation=SEND)  # taken, the answer lost; the repeat: 21166
+            with pytest.raises(BadRequestError) as raised:
+                session.send(fixed, hash_of_corrected_invoice=sha256_b64(rejected))
+            with pytest.raises(BadRequestError) as again:  # what the note now says a resend does
+                session.send(fixed, hash_of_corrected_invoice=sha256_b64(rejected))
+        assert raised.value.maybe_sent is True and 21166 in raised.value.codes and 21166 in again.value.codes
+        (note,) = raised.value.__notes__
+        assert "technical correction 'FV/TK/LOST'" in note and sha256_b64(rejected) in note
+        assert "session.outcomes()" in note and "21166" in note and "440" not in note
+        # The resend, refused at its only attempt, is not taken, and sending it again is no cure.
+        (refused,) = again.value.__notes__
+        assert (
+            again.value.maybe_sent is False and "do not send it again" in refused and "(in a new session" not in refused
+        )
+        ksef.sessions.wait(str(session.reference_number))
+        (taken,) = session.outcomes()  # the lost send; the refused resend was not taken
+        assert taken.accepted and taken.invoice_hash == sha256_b64(fixed)
 
     def test_a_refusal_without_repeats_is_not_sent(self, ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
         # A 429 is refused unprocessed (limity/limity-api.md); with no repeat no earlier attempt
