@@ -11,6 +11,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client.invoice import Invoice, Line, Party, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import WARSAW
 from ksef_client.upo import sha256_b64
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -20,7 +21,7 @@ BUYER = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111")
 
 
 def _invoice(number: str) -> Invoice:
-    return vat_invoice(number=number, issue_date=dt.date.today(), seller=SELLER, buyer=BUYER,
+    return vat_invoice(number=number, issue_date=dt.datetime.now(WARSAW).date(), seller=SELLER, buyer=BUYER,
                        lines=[Line("Usługa", 3, "33.33", "23"), Line("Towar", 1, "10", "8")])  # fmt: skip
 
 
