@@ -15,14 +15,14 @@ from decimal import Decimal
 
 from ksef_client.invoice import CorrectedInvoice, Line, Party, advance, correction, vat_invoice
 from ksef_client.mock import KSeFBackend
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import WARSAW, sample_invoice
 
 OTHER = "1111111111"
 
 
 def seed(backend: KSeFBackend, nip: str) -> None:
     """Fill ``backend`` for the context ``nip`` (and a seller that sells to it)."""
-    today = dt.date.today()
+    today = dt.datetime.now(WARSAW).date()  # the builders refuse an issue date after Poland's today
     me = Party("Seller sp. z o.o.", "ul. Prosta 1, 00-001 Warszawa", nip=nip)
     buyer = Party("Buyer S.A.", "ul. Krzywa 2, 30-001 Kraków", nip=OTHER)
     lines = [Line("Consulting", Decimal("10"), Decimal("150.00"), rate="23"), Line("Book", 2, "40.00", rate="5")]

@@ -364,8 +364,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         return OnlineSession(self, form, validate=validate, limits=limits)
 
     def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
-        """Send invoices (bytes, paths, or ``(name, bytes)``) in a batch session, each checked against
-        the form's XSD first unless ``validate=False``; see ``sending.send_batch``."""
+        """Send invoices (bytes, ``Invoice`` objects, paths, or ``(name, bytes or Invoice)``) in a
+        batch session, each checked against the form's XSD first unless ``validate=False``; see
+        ``sending.send_batch``."""
         from ksef_client.sending import send_batch  # noqa: PLC0415
 
         return send_batch(self, invoices, **options)
@@ -493,7 +494,8 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         return AsyncOnlineSession(self, form, validate=validate, limits=limits)
 
     async def send_batch(self, invoices: Iterable[InvoiceSource], **options: Any) -> BatchResult:
-        """Send invoices in a batch session; see ``sending.asend_batch``."""
+        """Send invoices (bytes, ``Invoice`` objects, paths, or ``(name, bytes or Invoice)``) in a
+        batch session; see ``sending.asend_batch``."""
         from ksef_client.sending import asend_batch  # noqa: PLC0415
 
         return await asend_batch(self, invoices, **options)

@@ -206,12 +206,25 @@ def _kept(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
 
 _SHARED: weakref.WeakValueDictionary[Hashable, Throttle] = weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()
+# How often the server behind each base URL started afresh (``forget_counts``): part of the shared
+# throttles' keys, so the counts made before do not apply to it.
+_GENERATIONS: dict[str, int] = {}
+
+
+def forget_counts(base_url: str) -> None:
+    """The server behind ``base_url`` starts afresh (the ``ksef_mock`` fixture's emulator, reset
+    before each test, whose own counts start again): every client of it, alive or made later, counts
+    its requests in new windows from now on. Without this the requests of one test (of clients
+    still alive, or not yet collected) were counted against the next one."""
+    url = base_url.rstrip("/")  # as the client's settings have it
+    with _SHARED_LOCK:
+        _GENERATIONS[url] = _GENERATIONS.get(url, 0) + 1
 
 
 def shared_throttle(key: Hashable) -> Throttle:
     """The throttle of every client whose requests KSeF counts together (``key``: the API's base
-    URL, the login's context, the clock the windows are measured on); it lives while one of
-    them holds it."""
+    URL and how often its server started afresh, the clock the windows are measured on, the
+    login's context); it lives while one of them holds it."""
     with _SHARED_LOCK:
         throttle = _SHARED.get(key)
         if throttle is None:
@@ -246,11 +259,21 @@ class Pacing:
 
     def throttle(self) -> Throttle:
         """The throttle shared with the clients counted together with this one now."""
-        key = (self._base_url, self._clock, self._login())
+        generation = _GENERATIONS.get(self._base_url, 0)
+        key = (self._base_url, generation, self._clock, self._login())
         throttle = self._held.get(key)
         if throttle is None:
+            self._forget_older(generation)
             throttle = self._held[key] = shared_throttle(key)
         return throttle
+
+    def _forget_older(self, generation: int) -> None:
+        """Let go of the throttles of this base URL from before its server last started afresh
+        (``forget_counts``): they no longer apply, and a client living through many resets
+        would keep one per reset."""
+        for key in list(self._held):  # a copy: another thread's copy of the client may add to it
+            if isinstance(key, tuple) and key[0] == self._base_url and key[1] != generation:
+                self._held.pop(key, None)
 
     def take(self, method: str, path: str) -> Slot:
         """A place for one request (``path`` after ``/v2``), or the wait before asking again."""

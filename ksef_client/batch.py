@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import os
 import tempfile
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 
@@ -53,7 +54,15 @@ def check_progress(progress: Progress | None) -> None:
         )
 
 
-InvoiceSource = bytes | str | Path | tuple[str, bytes]
+class SupportsToXml(Protocol):
+    """An invoice object (``ksef_client.invoice.Invoice``): sent as the bytes of its ``to_xml()``."""
+
+    def to_xml(self) -> bytes: ...
+
+
+# An invoice to send in a batch: its XML (bytes, or an ``Invoice``: named invoice-NNNNN.xml by its
+# position), a path to it (named as the file), or a (file name, XML) pair.
+InvoiceSource = bytes | str | os.PathLike[str] | SupportsToXml | tuple[str, bytes | SupportsToXml]
 # A check of each invoice as it goes into the package: (position from 1, file name, bytes); it
 # raises to stop the build (``sending`` checks the form's XSD with it).
 InvoiceCheck = Callable[[int, str, bytes], None]
@@ -184,6 +193,10 @@ class BatchPackage:
     ) -> BatchPackage:
         """Zip, split, encrypt and hash; ``BatchError`` when KSeF's limits would be broken.
 
+        ``invoices``: bytes, ``Invoice`` objects (their ``to_xml()``), paths, or ``(file name, bytes
+        or Invoice)`` pairs (``InvoiceSource``); bytes and objects are named ``invoice-00001.xml``...
+        by their position.
+
         ``compression="stored"`` skips deflate: the build is faster, the upload 2-5x larger.
         ``compression="targz"`` builds KSeF's other package format, a tar.gz (one gzip stream
         over the whole archive: smaller than a zip of small invoices, built in one thread).
@@ -220,11 +233,26 @@ class BatchPackage:
 
 def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
     if isinstance(source, tuple):
-        return source
-    if isinstance(source, bytes):
-        return f"invoice-{index:05d}.xml", source
-    path = Path(source)
-    return path.name, path.read_bytes()
+        name, xml = source
+        return name, _xml(xml, index)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        return path.name, path.read_bytes()
+    return f"invoice-{index:05d}.xml", _xml(source, index)
+
+
+def _xml(xml: bytes | SupportsToXml, index: int) -> bytes:
+    """The invoice's XML: bytes as they are, an ``Invoice`` (anything with ``to_xml()``) written
+    out; anything else is refused by what it is (it was read as a path: "expected str, bytes or
+    os.PathLike object, not Invoice")."""
+    if isinstance(xml, bytes):
+        return xml
+    if callable(getattr(xml, "to_xml", None)):
+        return xml.to_xml()
+    raise TypeError(
+        f"invoice {index}: expected bytes, an Invoice (to_xml()), a path or a (file name, bytes) pair, "
+        f"got {type(xml).__name__}"
+    )
 
 
 def _checked(

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from lxml import etree
@@ -53,6 +53,7 @@ from ksef_client.batch import (
     InvoiceSource,
     PackageCompression,
     Progress,
+    SupportsToXml,
     check_progress,
     part_uploads,
 )
@@ -235,12 +236,6 @@ def close_flow(reference_number: str, operation: Any) -> Flow[None]:
             # after what a 5xx asked for (its Retry-After); past max_retry_after: not restarted
             if not (yield Retry(budget, f"close of session {reference_number}", retry_after_of(error))):
                 raise error
-
-
-class SupportsToXml(Protocol):
-    """An invoice object (``ksef_client.invoice.Invoice``): sent as the bytes of its ``to_xml()``."""
-
-    def to_xml(self) -> bytes: ...
 
 
 def invoice_bytes(xml: bytes | SupportsToXml) -> bytes:
@@ -665,6 +660,9 @@ def send_batch(
 ) -> BatchResult:
     """Zip, encrypt and upload ``invoices`` in a batch session; close it; optionally wait.
 
+    ``invoices``: bytes, ``Invoice`` objects (sent as their ``to_xml()``, as ``session.send`` does),
+    paths, or ``(file name, bytes or Invoice)`` pairs; bytes and objects are named
+    ``invoice-00001.xml``... by their position in the package.
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
     ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
@@ -710,7 +708,8 @@ async def asend_batch(
     validate: bool = True,
     limits: ContextLimits | None = None,
 ) -> BatchResult:
-    """Async ``send_batch``: the package is built in a worker thread, parts upload concurrently.
+    """Async ``send_batch`` (the same ``invoices``): the package is built in a worker thread, parts
+    upload concurrently.
 
     ``progress`` is called on the event loop's thread, the build's stages too (a plain function:
     an ``async def`` one is refused with ``TypeError``). Cancelled while the package is built, the

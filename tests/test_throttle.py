@@ -19,7 +19,7 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._retry import parse_retry_after
-from ksef_client._throttle import Throttle
+from ksef_client._throttle import Throttle, forget_counts
 from ksef_client.errors import APITimeoutError, RateLimitError, RetryAfterTooLongError, ThrottleWaitTooLongError
 from ksef_client.identifiers import is_valid_nip, make_ksef_number, validate_ksef_number
 from ksef_client.mock import KSeFBackend, create_app
@@ -239,6 +239,22 @@ def test_with_options_copies_share_the_pacing(
             del copy
             gc.collect()  # a copy dropped after its call must not take the counts with it
         assert ksef.with_options(deadline=10).send_state.throttle is ksef.send_state.throttle
+
+
+def test_a_server_started_afresh_gets_fresh_counts_from_every_client() -> None:
+    # docs/testing-with-the-emulator.md: the ksef_mock fixture's emulator is "reset before each
+    # test", its own counts with it; the clients' windows of the same base URL and login were
+    # shared on, while any client of them lived (_throttle.shared_throttle), into the next test.
+    here, elsewhere = "http://127.0.0.1:1/v2", "http://127.0.0.1:2/v2"
+    with KSeF(base_url=here, access_token="t") as kept, KSeF(base_url=elsewhere, access_token="t") as other:
+        copy = kept.with_options(deadline=10)
+        before, before_other = kept.send_state.throttle, other.send_state.throttle
+        forget_counts(here + "/")  # as a base URL may be given
+        after = kept.send_state.throttle
+        assert after is not before and copy.send_state.throttle is after  # copies still share
+        assert other.send_state.throttle is before_other
+        assert before not in kept.send_state.pacing._held.values()  # not kept once per reset
+        copy.close()
 
 
 def test_clients_logged_into_one_context_share_the_pacing_and_others_do_not(

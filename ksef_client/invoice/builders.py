@@ -16,6 +16,11 @@ Totals (``P_13_x``, ``P_14_x``, ``P_14_xW``, ``P_15``) are computed from the lin
 ``ksef_client.invoice.totals``, whose docstring gives each rule and its source. Arguments are
 checked before anything is built (``ValueError`` naming the argument); the result is an
 ``Invoice`` whose XML matches the XSD.
+
+``issue_date`` (``P_1``) may not be later than today in Poland: KSeF refuses an invoice issued
+after the day it receives it (faktury/weryfikacja-faktury.md: "Data wystawienia faktury (P_1) nie
+może być późniejsza niż data przyjęcia dokumentu do systemu KSeF", invoice status 450). An invoice
+built ahead, to be sent on or after its issue date, passes ``allow_future_issue_date=True``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
@@ -44,6 +50,7 @@ from ksef_client.invoice.totals import (
 )
 
 FIRST_CREATION_DATE = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)  # FA(3): DataWytworzeniaFa from 2025-09-01
+WARSAW = ZoneInfo("Europe/Warsaw")  # KSeF's days (of issue, of receipt) are Poland's
 _EU = {member.value for member in fa3.TkodyKrajowUe}
 _COUNTRIES = {member.value for member in fa3.TkodKraju}
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
@@ -190,8 +197,26 @@ def _date(value: object, name: str) -> dt.date:
     return value
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _issue_date(value: object, allow_future: bool) -> None:
+    """``issue_date`` checked: a date in the schema's range, and (unless ``allow_future``) not after
+    today in Poland, the earliest day KSeF could receive the invoice: it refuses one whose ``P_1``
+    is later than the day of receipt (faktury/weryfikacja-faktury.md, "Walidacja dat", 450)."""
+    issued = _date(value, "issue_date")
+    today = _utc_now().astimezone(WARSAW).date()
+    if issued > today and not allow_future:
+        raise ValueError(
+            f"issue_date: {issued} is after today in Poland ({today}); KSeF refuses an invoice issued after "
+            "the day it receives it (450). Building it ahead, to send on or after that day? "
+            "Pass allow_future_issue_date=True"
+        )
+
+
 def _created(created: dt.datetime | None) -> XmlDateTime:
-    moment = created or dt.datetime.now(dt.UTC)
+    moment = created or _utc_now()
     if moment.tzinfo is None:
         raise ValueError("created: a naive datetime; give one with a time zone")
     moment = moment.astimezone(dt.UTC).replace(microsecond=0)
@@ -201,10 +226,17 @@ def _created(created: dt.datetime | None) -> XmlDateTime:
 
 
 def _common(
-    number: str, issue_date: dt.date, seller: Party, buyer: Party, currency: str, lines: Sequence[Line], what: str
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    currency: str,
+    lines: Sequence[Line],
+    what: str,
+    allow_future_issue_date: bool,
 ) -> None:
     checked_text(number, "number", 256)
-    _date(issue_date, "issue_date")
+    _issue_date(issue_date, allow_future_issue_date)
     if not isinstance(seller, Party) or not isinstance(buyer, Party):
         raise ValueError("seller, buyer: expected Party objects")
     if seller.nip is None:
@@ -322,6 +354,7 @@ def vat_invoice(
     sale_date: dt.date | None = None,
     created: dt.datetime | None = None,
     exemption: str | None = None,
+    allow_future_issue_date: bool = False,
 ) -> Invoice:
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
@@ -330,8 +363,10 @@ def vat_invoice(
     ``sale_date`` (``P_6``) when it differs from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
     ``exemption``: with a ``"zw"`` line, the provision the exemption rests on (``P_19A``; required).
     An ``"oo"`` or ``"np II"`` line marks the invoice "odwrotne obciążenie" (``P_18``).
+    ``issue_date`` (``P_1``) after today in Poland is refused, as KSeF refuses it on receipt,
+    unless ``allow_future_issue_date`` (an invoice built ahead, sent on or after that day).
     """
-    _common(number, issue_date, seller, buyer, currency, lines, "lines")
+    _common(number, issue_date, seller, buyer, currency, lines, "lines", allow_future_issue_date)
     if not lines:
         raise ValueError("lines: at least one line")
     basis = _exemption(exemption, lines)
@@ -361,6 +396,7 @@ def correction(
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
     exemption: str | None = None,
+    allow_future_issue_date: bool = False,
 ) -> Invoice:
     """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
     rows (``StanPrzed`` on the "before" rows).
@@ -374,10 +410,10 @@ def correction(
     and each ``before`` line must be one of them.
 
     ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
-    (lines added). ``exemption`` and the reverse charge as in ``vat_invoice``, over the lines
-    before and after.
+    (lines added). ``exemption``, the reverse charge and ``allow_future_issue_date`` as in
+    ``vat_invoice``, over the lines before and after.
     """
-    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after")
+    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
     basis = _exemption(exemption, [*before, *after])
     if not before and not after:
         raise ValueError("before, after: a correction needs at least one line")
@@ -435,16 +471,17 @@ def advance(
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
     exemption: str | None = None,
+    allow_future_issue_date: bool = False,
 ) -> Invoice:
     """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
 
     The order's lines go to ``Zamowienie`` (with each line's tax and the order's gross value);
     the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
     ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
-    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption`` and the
-    reverse charge as in ``vat_invoice``, over the order's lines.
+    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption``, the reverse
+    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines.
     """
-    _common(number, issue_date, seller, buyer, currency, order, "order")
+    _common(number, issue_date, seller, buyer, currency, order, "order", allow_future_issue_date)
     if not order:
         raise ValueError("order: at least one ordered line")
     basis = _exemption(exemption, order)

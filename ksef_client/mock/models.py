@@ -62,8 +62,10 @@ class KSeFBackend:
         per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``)."""
         if profile not in ("TEST", "PROD"):
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
-        # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults.
+        # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults,
+        # the clock.
         self._initial = (Settings(upo_page_size, metadata_limit, export_part_size, profile), rate_limit_scale)
+        self._initial_clock = clock
         self._initial_transitions = Transitions(session_reads=session_reads, invoice_reads=invoice_reads)
         self._initial_faults = random_faults
         self.core = Core(clock, replace(self._initial[0]))
@@ -89,11 +91,14 @@ class KSeFBackend:
         self.collective = CollectiveIdentifiers(core, self.invoices, self.testdata)
 
     def reset(self) -> None:
-        """Forget every session, invoice, token and grant; settings, transitions, faults and rate
-        limits go back to what the backend was created with."""
+        """Forget every session, invoice, token and grant; settings, transitions, faults, rate
+        limits and the clock go back to what the backend was created with."""
         settings, scale = self._initial
         self.sessions.wait_processed()  # a worker must not write into the new state (before the lock it takes)
         with self.core.lock:
+            # A clock a test installed (``backend.clock = ...`` to move time) must not follow the
+            # next test, which expects the emulator as created ("reset before each test").
+            self.core.clock = self._initial_clock
             self.core.settings = replace(settings)
             self.core.transitions = replace(self._initial_transitions)
             self.rate_limits = Throttle(scale=scale)

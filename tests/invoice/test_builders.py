@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, correction, vat_invoice
+from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, builders, correction, vat_invoice
 from ksef_client.schemas import validate_invoice
 
 SELLER = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635")
@@ -171,6 +171,45 @@ def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> 
     assert b"<P_18>1</P_18>" in xml and b"<P_19>1</P_19><P_19A>art. 43 ust. 1 pkt 29</P_19A>" in xml
     plain = vat_invoice(**common, lines=[Line("Usługa", 1, 100)]).to_xml()
     assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain
+
+
+# Each builder for one day: (issue_date, **options) -> Invoice.
+BUILT_ON: dict[str, Any] = {
+    "vat": lambda day, **o: vat_invoice(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, lines=[LINE], **o),
+    "correction": lambda day, **o: correction(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER,
+                                              corrected=CorrectedInvoice.of(_vat()), before=[LINE], after=[], **o),
+    "advance": lambda day, **o: advance(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, order=[LINE],
+                                        received="10.00", **o),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", BUILT_ON)
+def test_an_issue_date_after_today_in_poland_is_refused_unless_built_ahead(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # faktury/weryfikacja-faktury.md, "Walidacja dat": "Data wystawienia faktury (P_1) nie może być
+    # późniejsza niż data przyjęcia dokumentu do systemu KSeF" -- the builders built such an
+    # invoice, and KSeF answered it with 450. Days are Poland's: at 23:30 UTC on 2 December it is
+    # already 3 December in Warsaw (and at 22:30 UTC on 30 June, 1 July).
+    build = BUILT_ON[kind]
+    for utc, warsaw in [
+        (dt.datetime(2026, 12, 2, 23, 30, tzinfo=dt.UTC), dt.date(2026, 12, 3)),
+        (dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC), dt.date(2026, 7, 1)),
+    ]:
+        monkeypatch.setattr(builders, "_utc_now", lambda utc=utc: utc)
+        tomorrow = warsaw + dt.timedelta(days=1)
+        assert build(warsaw).model.fa.p_1.to_date() == warsaw
+        with pytest.raises(ValueError, match=rf"issue_date: {tomorrow} is after today in Poland \({warsaw}\)"):
+            build(tomorrow)
+        ahead = build(tomorrow, allow_future_issue_date=True)  # tomorrow's invoice, built tonight
+        assert ahead.model.fa.p_1.to_date() == tomorrow
+        validate_invoice(ahead.to_xml())
+
+
+def test_an_issue_date_after_today_is_refused_before_anything_is_built() -> None:
+    tomorrow = dt.datetime.now(builders.WARSAW).date() + dt.timedelta(days=1)
+    with pytest.raises(ValueError, match=r"issue_date: .* is after today in Poland .*allow_future_issue_date=True"):
+        _vat(issue_date=tomorrow, lines=["not a line"])  # issue_date is the first thing found wrong
 
 
 @pytest.mark.parametrize("number", ["IE1+23456X", "IE1*23456X", "DE811569869", "ATU12345678"])

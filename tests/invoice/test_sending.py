@@ -11,6 +11,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client.invoice import Invoice, Line, Party, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import WARSAW, sample_invoice
 from ksef_client.upo import sha256_b64
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -20,7 +21,7 @@ BUYER = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111")
 
 
 def _invoice(number: str) -> Invoice:
-    return vat_invoice(number=number, issue_date=dt.date.today(), seller=SELLER, buyer=BUYER,
+    return vat_invoice(number=number, issue_date=dt.datetime.now(WARSAW).date(), seller=SELLER, buyer=BUYER,
                        lines=[Line("Usługa", 3, "33.33", "23"), Line("Towar", 1, "10", "8")])  # fmt: skip
 
 
@@ -49,3 +50,35 @@ async def test_async_send_an_invoice_object(ksef_server: ThreadedServer, backend
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
     with ksef.online_session() as session, pytest.raises(TypeError, match="expected bytes"):
         session.send("<Faktura/>")  # type: ignore[arg-type]
+
+
+def _package_names(backend: KSeFBackend, reference_number: str) -> list[str | None]:
+    return [i.file_name for i in backend.sessions.state.sessions[reference_number].invoices]
+
+
+def test_send_batch_takes_invoice_objects(ksef: KSeF, backend: KSeFBackend) -> None:
+    # docs/invoices-as-objects.md: "session.send(invoice) takes an Invoice as well as bytes";
+    # send_batch did not: TypeError "expected str, bytes or os.PathLike object, not Invoice", which
+    # read as a problem with a path. Objects are named by position, as bytes are.
+    first, second = _invoice("OBJ/B/1"), _invoice("OBJ/B/2")
+    result = ksef.send_batch([first, ("named.xml", second), sample_invoice("OBJ/B/3")], wait=True)
+    assert result.status is not None and result.status.successful_invoice_count == 3
+    names = _package_names(backend, result.reference_number)
+    assert names == ["invoice-00001.xml", "named.xml", "invoice-00003.xml"]
+    outcomes = ksef.sessions.outcomes(result.reference_number)
+    assert {o.invoice_hash for o in outcomes} >= {sha256_b64(first.to_xml()), sha256_b64(second.to_xml())}
+
+
+@pytest.mark.anyio
+async def test_async_send_batch_takes_invoice_objects(ksef_server: ThreadedServer, backend: KSeFBackend,
+                                                      fake_time: FakeTime) -> None:  # fmt: skip
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep,
+                         clock=fake_time.clock) as client:  # fmt: skip
+        result = await client.send_batch([_invoice("OBJ/BA/1"), _invoice("OBJ/BA/2")], wait=True)
+    assert result.status is not None and result.status.successful_invoice_count == 2
+
+
+def test_send_batch_names_what_it_cannot_send(ksef: KSeF) -> None:
+    with pytest.raises(TypeError, match=r"invoice 2: expected bytes, an Invoice .*got int"):
+        ksef.send_batch([sample_invoice("OBJ/B/9"), 7])  # type: ignore[list-item]

@@ -104,6 +104,16 @@ def test_reset_keeps_the_transitions_and_faults_the_backend_was_created_with() -
     assert any(backend.faults.take("sessions_status.get_session_status") for _ in range(20))
 
 
+def test_reset_gives_back_the_clock_the_backend_was_created_with() -> None:
+    # docs/testing-with-the-emulator.md: "backend.clock, which a test may replace to move time";
+    # the fixture's reset() must not hand that clock on to the next test.
+    created = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    backend = KSeFBackend(clock=lambda: created)
+    backend.clock = lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    backend.reset()
+    assert backend.clock() == created
+
+
 def test_a_listing_sees_a_session_modified_by_a_sent_invoice(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = KSeFBackend()
     start = utc_now()
