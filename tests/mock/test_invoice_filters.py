@@ -1,6 +1,9 @@
-"""Metadata records say what the invoices say (buyer identifier, VAT in PLN, other parties).
+"""Metadata queries and exports filter as the spec's ``InvoiceQueryFilters`` says, and the records
+say what the invoices say (buyer identifier, VAT in PLN, other parties).
 
-The emulator gave ``vatAmount`` in the invoice's currency and every buyer as a ``Nip``.
+The emulator kept only ``ksefNumber``, ``invoiceNumber`` and ``sellerNip`` of the filters (every
+other one was ignored: every invoice of the range came back), gave ``vatAmount`` in the invoice's
+currency and every buyer as a ``Nip``.
 """
 
 from __future__ import annotations
@@ -8,15 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ksef_client import KSeF
 from ksef_client.invoice import Line, Party, advance, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
-from ksef_client.mock.state.invoices import read_invoice_fields
+from ksef_client.mock.state.core import Status
+from ksef_client.mock.state.invoice_query import Query, parse_query
+from ksef_client.mock.state.invoices import Invoice, read_invoice_fields
 from ksef_client.testing import random_nip, sample_invoice
 from tests.conftest import NIP
 
@@ -104,6 +111,92 @@ def _records(ksef_mock: KSeFMock, filters: dict[str, Any], nip: str = NIP, subje
     return records
 
 
+ALL = ["FV/ATT", "FV/CONSUMER", "FV/EUR", "FV/OFFLINE", "FV/P3", "FV/PLN", "FV/SELF", "FV/US", "ZAL/1"]
+SAMPLES = ["FV/ATT", "FV/OFFLINE", "FV/P3", "FV/PLN", "FV/SELF"]  # sample_invoice: 100 + 23 PLN
+
+
+# Each filter of InvoiceQueryFilters (spec 2.9.0) and what it keeps of ALL.
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({}, ALL),
+    # currencyCodes: "Kody walut."
+    ({"currencyCodes": ["EUR"]}, ["FV/EUR"]),
+    ({"currencyCodes": ["EUR", "PLN"]}, ALL),
+    ({"currencyCodes": []}, ALL),  # the spec is silent on an empty list: no filter, as a missing one
+    # amount: "Filtr kwotowy - brutto, netto lub VAT (z wartością)"; bounds count in.
+    ({"amount": {"type": "Brutto", "from": 1000}}, ["FV/EUR"]),
+    ({"amount": {"type": "Brutto", "from": 123, "to": 123}}, SAMPLES),
+    ({"amount": {"type": "Netto", "to": 10}}, ["FV/CONSUMER", "FV/US"]),
+    ({"amount": {"type": "Netto", "from": 999.99, "to": 1000.01}}, ["FV/EUR"]),
+    # vatAmount, "Łączna kwota VAT wyrażona w PLN": the EUR invoice's is 977.50, not 230.
+    ({"amount": {"type": "Vat", "from": 900}}, ["FV/EUR"]),
+    ({"amount": {"type": "Vat", "from": 200, "to": 300}}, []),
+    # invoiceTypes: "Rodzaje faktur."
+    ({"invoiceTypes": ["Zal"]}, ["ZAL/1"]),
+    ({"invoiceTypes": ["Kor"]}, []),
+    # formType: "FA | Faktura VAT", "PEF | Faktura PEF", "FA_RR | Faktura RR"
+    ({"formType": "FA"}, ALL),
+    ({"formType": "PEF"}, []),
+    # invoicingMode: "Tryb wystawienia faktury: online lub offline."
+    ({"invoicingMode": "Offline"}, ["FV/OFFLINE"]),
+    ({"invoicingMode": "Online"}, [n for n in ALL if n != "FV/OFFLINE"]),
+    # isSelfInvoicing: "Czy faktura została wystawiona w trybie samofakturowania." (P_17 = 1)
+    ({"isSelfInvoicing": True}, ["FV/SELF"]),
+    ({"isSelfInvoicing": False}, [n for n in ALL if n != "FV/SELF"]),
+    # hasAttachment: "Czy faktura ma załącznik."
+    ({"hasAttachment": True}, ["FV/ATT"]),
+    ({"hasAttachment": False}, [n for n in ALL if n != "FV/ATT"]),
+    # buyerIdentifier: "Nip | 10 cyfrowy numer NIP", "VatUe | Identyfikator VAT UE podmiotu unijnego",
+    # "Other | Inny identyfikator", "None | Brak identyfikatora nabywcy"; value "(exact match)".
+    ({"buyerIdentifier": {"type": "VatUe", "value": "DE811569869"}}, ["FV/EUR"]),
+    ({"buyerIdentifier": {"type": "VatUe"}}, ["FV/EUR"]),
+    ({"buyerIdentifier": {"type": "VatUe", "value": "de811569869"}}, []),  # exact: case counts
+    ({"buyerIdentifier": {"type": "VatUe", "value": "811569869"}}, []),  # exact: not a part of it
+    ({"buyerIdentifier": {"type": "Other", "value": "12-3456789"}}, ["FV/US"]),
+    ({"buyerIdentifier": {"type": "None"}}, ["FV/CONSUMER"]),
+    ({"buyerIdentifier": {"type": "Nip", "value": "1111111111"}}, [*SAMPLES, "ZAL/1"]),
+    # invoiceNumber, sellerNip: "(exact match)".
+    ({"invoiceNumber": "FV/PLN"}, ["FV/PLN"]),
+    ({"invoiceNumber": "fv/pln"}, []),
+    ({"invoiceNumber": "FV/P"}, []),
+    ({"sellerNip": NIP}, ALL),
+    ({"sellerNip": "1111111111"}, []),
+    # several filters: all of them
+    ({"currencyCodes": ["PLN"], "amount": {"type": "Brutto", "to": 123}, "isSelfInvoicing": False,
+      "hasAttachment": False, "invoicingMode": "Online"}, ["FV/CONSUMER", "FV/P3", "FV/PLN", "FV/US"]),
+])  # fmt: skip
+def test_each_filter_keeps_what_the_spec_says(
+    ksef_mock: KSeFMock, sent: None, filters: dict[str, Any], expected: list[str]
+) -> None:
+    assert _query(ksef_mock, filters) == expected
+
+
+def test_an_export_filters_as_the_metadata_query(ksef: KSeF, sent: None, tmp_path: Path) -> None:
+    # POST /invoices/exports takes the same InvoiceQueryFilters; the emulator packed every invoice.
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    result = ksef.invoices.export(tmp_path, "Subject1", date_from=since, date_type="Invoicing",
+                                  currency_codes=["EUR"], buyer_identifier={"type": "VatUe"})  # fmt: skip
+    assert [record["invoiceNumber"] for record in result.metadata] == ["FV/EUR"]
+    result = ksef.invoices.export(tmp_path, "Subject1", date_from=since, date_type="Invoicing",
+                                  has_attachment=True, only_metadata=True)  # fmt: skip
+    assert [record["invoiceNumber"] for record in result.metadata] == ["FV/ATT"]
+
+
+def test_form_type_is_the_form_code_the_invoice_came_under() -> None:
+    # InvoiceQueryFilters.formType: FA, PEF, FA_RR, the FormCode.value of the session's form.
+    now = dt.datetime.now(dt.UTC)
+    body = {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": now.isoformat()}}
+    fields = read_invoice_fields(sample_invoice("FV/1"))
+    for value in ("FA", "PEF", "FA_RR"):
+        invoice = Invoice(1, "ref", "hash", 1, now, Status(200, "OK"), fields=fields,
+                          form_code={"systemCode": "x", "schemaVersion": "1", "value": value})  # fmt: skip
+        kept = [form for form in ("FA", "PEF", "FA_RR") if _with(body, formType=form).accepts(invoice)]
+        assert kept == [value]
+
+
+def _with(body: dict[str, Any], **filters: Any) -> Query:
+    return parse_query({**body, **filters}, dt.datetime.now(dt.UTC))
+
+
 def test_vat_amount_is_the_tax_in_pln(ksef_mock: KSeFMock, sent: None) -> None:
     # InvoiceMetadata.vatAmount: "Łączna kwota VAT wyrażona w PLN" (P_14_xW of an invoice in a
     # foreign currency); netAmount and grossAmount, "Łączna kwota netto/brutto", stay in its currency.
@@ -164,3 +257,17 @@ def test_records_name_the_other_parties_and_self_billing(ksef_mock: KSeFMock, se
     assert records["FV/P3"]["authorizedSubject"] == {"nip": AUTHORIZED, "name": "Komornik", "role": 2}
     assert "thirdSubjects" not in records["FV/PLN"] and "authorizedSubject" not in records["FV/PLN"]
     assert [n for n, r in records.items() if r["isSelfInvoicing"]] == ["FV/SELF"]
+
+
+def test_restricting_to_the_hwm_applies_to_permanent_storage_dates_only(
+    ksef_mock: KSeFMock, sent: None, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # InvoiceQueryDateRange.restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z
+    # dateType = PermanentStorage"; the emulator applied it to every date type.
+    monkeypatch.setattr(backend.invoices, "hwm", lambda: dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    for date_type, count in (("Invoicing", len(ALL)), ("PermanentStorage", 0)):
+        date_range = {"dateType": date_type, "from": since, "restrictToPermanentStorageHwmDate": True}
+        query = parse_query({"subjectType": "Subject1", "dateRange": date_range}, dt.datetime.now(dt.UTC))
+        assert len(backend.invoices.matching(access, query)) == count

@@ -24,16 +24,11 @@ from lxml import etree
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
-from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
+from ksef_client.mock.state.core import Access, Core, Status
+from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject
 from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
-DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
-# InvoiceQueryFilters.dateRange (spec 2.9.0): "Maksymalny dozwolony okres wynosi 100 dni w strefie
-# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
-# w UTC", so a range without ``to`` is counted to now.
-MAX_RANGE = dt.timedelta(days=100)
 MAX_RUNNING_EXPORTS = 10
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
@@ -368,49 +363,6 @@ def _ubl_fields(root: etree._Element, name: str) -> InvoiceFields:
     )
 
 
-@dataclass(frozen=True)
-class Query:
-    """A validated ``InvoiceQueryFilters``."""
-
-    subject_type: str
-    date_type: str
-    date_from: dt.datetime
-    date_to: dt.datetime | None
-    restrict_to_hwm: bool
-    ksef_number: str | None = None
-    invoice_number: str | None = None
-    seller_nip: str | None = None
-
-
-def _parse_date(raw: object, name: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(str(raw))
-    except ValueError:
-        raise MockAPIError(21405, VALIDATION, [f"{name}: nieprawidłowa data."]) from None
-    # No offset means Warsaw time in KSeF; the emulator treats it as UTC+1 (winter time).
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
-
-
-def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
-    """Validate ``filters``; KSeF's 21405 for what it would refuse (a range over 100 days, one
-    without ``to`` counted to ``now``)."""
-    subject_type = body.get("subjectType")
-    date_range = body.get("dateRange")
-    if subject_type not in SUBJECT_TYPES or not isinstance(date_range, dict):
-        raise MockAPIError(21405, VALIDATION, ["subjectType i dateRange: wymagane."])
-    date_type = date_range.get("dateType")
-    if date_type not in DATE_TYPES or "from" not in date_range:
-        raise MockAPIError(21405, VALIDATION, ["dateRange.dateType i dateRange.from: wymagane."])
-    start = _parse_date(date_range["from"], "dateRange.from")
-    end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
-    if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
-        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from."])
-    return Query(
-        str(subject_type), str(date_type), start, end, bool(date_range.get("restrictToPermanentStorageHwmDate")),
-        body.get("ksefNumber"), body.get("invoiceNumber"), body.get("sellerNip"),
-    )  # fmt: skip
-
-
 @dataclass
 class Export:
     """An export job and, once built, its encrypted package parts (presigned names)."""
@@ -488,28 +440,24 @@ class Invoices:
 
     def matching(self, access: Access, query: Query) -> list[Invoice]:
         """Invoices of the caller's context that match ``query``, by the query's date, then number."""
-        nip = access.context.nip
-        hwm = self.hwm()
+        end = query.date_to
+        if query.restrict_to_hwm and query.date_type == "PermanentStorage":
+            # restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z dateType =
+            # PermanentStorage [...] wartość dateRange.to nie przekraczała wartości
+            # PermanentStorageHwmDate".
+            end = min(end or self.core.clock(), self.hwm())
         found = []
         for invoice in self.state.accepted:
             fields = invoice.fields
             if fields is None or invoice.acquired is None:
                 continue
-            party = fields.seller if query.subject_type == "Subject1" else fields.buyer
-            if query.subject_type not in ("Subject1", "Subject2") or party != nip:
+            if not is_subject(fields, query.subject_type, access.context):
                 continue
             when = _date_of(invoice, query.date_type)
-            if when < query.date_from or (query.date_to is not None and when > query.date_to):
+            if when < query.date_from or (end is not None and when > end):
                 continue
-            if query.restrict_to_hwm and invoice.acquired + PERMANENT_STORAGE_DELAY > hwm:
-                continue
-            if query.ksef_number and invoice.ksef_number != query.ksef_number:
-                continue
-            if query.invoice_number and fields.number != query.invoice_number:
-                continue
-            if query.seller_nip and fields.seller != query.seller_nip:
-                continue
-            found.append(invoice)
+            if query.accepts(invoice):
+                found.append(invoice)
         found.sort(key=lambda i: (_date_of(i, query.date_type), i.ksef_number or ""))
         return found
 
@@ -645,7 +593,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "grossAmount": float(fields.gross),
         "vatAmount": float(fields.vat_pln),
         "currency": fields.currency,
-        "invoicingMode": "Offline" if invoice.offline else "Online",
+        "invoicingMode": invoicing_mode(invoice),
         "invoiceType": fields.invoice_type,
         "formCode": invoice.form_code,
         "isSelfInvoicing": fields.self_invoicing,
