@@ -2,8 +2,8 @@
 say what the invoices say (buyer identifier, VAT in PLN, other parties).
 
 The emulator kept only ``ksefNumber``, ``invoiceNumber`` and ``sellerNip`` of the filters (every
-other one was ignored: every invoice of the range came back), gave ``vatAmount`` in the invoice's
-currency and every buyer as a ``Nip``.
+other one was ignored: every invoice of the range came back), answered nothing to ``Subject3`` and
+``SubjectAuthorized``, gave ``vatAmount`` in the invoice's currency and every buyer as a ``Nip``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ksef_client import KSeF
 from ksef_client.invoice import Line, Party, advance, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
-from ksef_client.mock.state.core import Status
+from ksef_client.mock.state.core import Context, Status
 from ksef_client.mock.state.invoice_query import Query, parse_query
 from ksef_client.mock.state.invoices import Invoice, read_invoice_fields
 from ksef_client.testing import random_nip, sample_invoice
@@ -259,6 +259,34 @@ def test_records_name_the_other_parties_and_self_billing(ksef_mock: KSeFMock, se
     assert [n for n, r in records.items() if r["isSelfInvoicing"]] == ["FV/SELF"]
 
 
+def test_third_parties_and_the_authorized_subject_find_and_download_the_invoice(
+    ksef_mock: KSeFMock, sent: None, backend: KSeFBackend
+) -> None:
+    # InvoiceQuerySubjectType: "Subject3 | Podmiot 3", "SubjectAuthorized | Podmiot upoważniony".
+    # The guide (pobieranie-faktur/przyrostowe-pobieranie-faktur.md): invoices "powinny być
+    # pobierane oddzielnie dla każdego typu podmiotu (`Podmiot 1`, `Podmiot 2`, `Podmiot 3`,
+    # `Podmiot upoważniony`) występującego w dokumencie". The emulator found nothing for either.
+    assert _query(ksef_mock, {}, THIRD, "Subject3") == ["FV/P3"]
+    assert _query(ksef_mock, {}, AUTHORIZED, "SubjectAuthorized") == ["FV/P3"]
+    assert _query(ksef_mock, {}, THIRD, "SubjectAuthorized") == []
+    assert _query(ksef_mock, {}, AUTHORIZED, "Subject3") == []
+    assert _query(ksef_mock, {}, THIRD, "Subject2") == _query(ksef_mock, {}, THIRD, "Subject1") == []
+    assert _query(ksef_mock, {}, NIP, "Subject3") == []
+    # A Podmiot3 named by IDWew ("Identyfikator wewnętrzny z NIP"): the InternalId context of it.
+    branch = backend.mint_access_token(context=Context("InternalId", BRANCH))
+    assert [r["invoiceNumber"] for r in _records(ksef_mock, {}, subject="Subject3", token=branch)] == ["FV/P3"]
+    [record] = _records(ksef_mock, {}, THIRD, "Subject3")
+    ksef_number = record["ksefNumber"]
+    for nip in (THIRD, AUTHORIZED):
+        answer = httpx.get(f"{ksef_mock.base_url}/invoices/ksef/{ksef_number}",
+                           headers={"Authorization": f"Bearer {ksef_mock.token(nip)}"})  # fmt: skip
+        assert answer.status_code == 200 and b"<P_2>FV/P3</P_2>" in answer.content
+    stranger = httpx.get(f"{ksef_mock.base_url}/invoices/ksef/{ksef_number}",
+                         headers={"Authorization": f"Bearer {ksef_mock.token(random_nip())}"})  # fmt: skip
+    assert stranger.status_code == 400
+    assert stranger.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21164
+
+
 def test_restricting_to_the_hwm_applies_to_permanent_storage_dates_only(
     ksef_mock: KSeFMock, sent: None, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,3 +299,20 @@ def test_restricting_to_the_hwm_applies_to_permanent_storage_dates_only(
         date_range = {"dateType": date_type, "from": since, "restrictToPermanentStorageHwmDate": True}
         query = parse_query({"subjectType": "Subject1", "dateRange": date_range}, dt.datetime.now(dt.UTC))
         assert len(backend.invoices.matching(access, query)) == count
+
+
+def test_a_third_party_sees_the_details_of_a_collective_identifier(ksef_mock: KSeFMock, sent: None) -> None:
+    # POST /collective-identifiers/invoices: details are returned "podmiotowi, który utworzył
+    # identyfikator zbiorczy, lub podmiotowi występującemu w roli na danej fakturze"; a Podmiot3 plays
+    # a role, and the emulator hid the details from it.
+    backend = ksef_mock.backend
+    numbers = {r["invoiceNumber"]: r["ksefNumber"] for r in _records(ksef_mock, {})}
+    creator = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    identifier = backend.collective.create(creator, [
+        {"ksefNumber": numbers["FV/P3"], "description": "rata 1"},
+        {"ksefNumber": numbers["FV/PLN"], "description": "rata 2"},
+    ])  # fmt: skip
+    third = backend.authenticate("Bearer " + backend.mint_access_token(THIRD))
+    seen = {item["ksefNumber"]: item for item in backend.collective.invoices_of(third, [identifier.number])}
+    assert (seen[numbers["FV/P3"]]["detailsHidden"], seen[numbers["FV/P3"]].get("description")) == (False, "rata 1")
+    assert (seen[numbers["FV/PLN"]]["detailsHidden"], seen[numbers["FV/PLN"]].get("description")) == (True, None)

@@ -1,4 +1,5 @@
-"""The filters of metadata queries and exports (the spec's ``InvoiceQueryFilters``).
+"""The filters of metadata queries and exports (the spec's ``InvoiceQueryFilters``) and who may
+see an invoice.
 
 ``parse_query`` validates a body into a ``Query`` (KSeF's 21405 for what it refuses);
 ``Query.accepts`` says whether an accepted invoice passes every filter, each as the spec describes
@@ -19,7 +20,7 @@ from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.state.core import VALIDATION, Context
 
 if TYPE_CHECKING:
-    from ksef_client.mock.state.invoices import Invoice, InvoiceFields
+    from ksef_client.mock.state.invoices import Invoice, InvoiceFields, ThirdSubject
 
 SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
 DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
@@ -107,8 +108,12 @@ def invoicing_mode(invoice: Invoice) -> str:
 
 def is_subject(fields: InvoiceFields, subject_type: str, context: Context) -> bool:
     """Whether ``context`` is the invoice's ``subject_type``: "Podmiot 1 - sprzedawca", "Podmiot 2
-    - nabywca" (InvoiceQuerySubjectType); the buyer only by ``Podmiot2``'s NIP, not by an EU VAT
-    number that holds it."""
+    - nabywca", "Podmiot 3", "Podmiot upoważniony" (InvoiceQuerySubjectType).
+
+    A party is named by its NIP (the buyer only by ``Podmiot2``'s NIP, not by an EU VAT number
+    that holds it); a ``Podmiot3`` also by an internal identifier (``IDWew``, "Identyfikator
+    wewnętrzny z NIP"), which names the ``InternalId`` context of that value and no other: the
+    spec says no more about it."""
     nip = context.nip
     if nip is None:
         return False
@@ -116,7 +121,22 @@ def is_subject(fields: InvoiceFields, subject_type: str, context: Context) -> bo
         return fields.seller == nip
     if subject_type == "Subject2":
         return fields.buyer == nip
+    if subject_type == "Subject3":
+        return any(_names(third, context) for third in fields.third_subjects)
+    if subject_type == "SubjectAuthorized":
+        return fields.authorized_subject is not None and fields.authorized_subject.nip == nip
     return False
+
+
+def _names(third: ThirdSubject, context: Context) -> bool:
+    if third.type == "InternalId":
+        return context.type == "InternalId" and third.value == context.value
+    return third.type == "Nip" and third.value == context.nip
+
+
+def plays_a_role(fields: InvoiceFields, context: Context) -> bool:
+    """Whether ``context`` is any of the invoice's subjects (``SUBJECT_TYPES``)."""
+    return any(is_subject(fields, subject_type, context) for subject_type in SUBJECT_TYPES)
 
 
 # --- validation --------------------------------------------------------------------------------

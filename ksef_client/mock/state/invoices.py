@@ -24,8 +24,8 @@ from lxml import etree
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
-from ksef_client.mock.state.core import Access, Core, Status
-from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject
+from ksef_client.mock.state.core import Access, Context, Core, Status
+from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
 from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -422,19 +422,23 @@ class Invoices:
         accepted = self.state.accepted
         return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
 
-    def is_party(self, nip: str | None, ksef_number: str) -> bool:
-        """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
-        return nip is not None and any(
-            i.ksef_number == ksef_number and i.fields is not None and nip in (i.fields.seller, i.fields.buyer)
+    def is_party(self, context: Context, ksef_number: str) -> bool:
+        """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
+        stored invoice ``ksef_number``."""
+        return any(
+            i.ksef_number == ksef_number and i.fields is not None and plays_a_role(i.fields, context)
             for i in self.state.accepted
         )
 
     def download(self, access: Access, ksef_number: str) -> bytes:
-        """``GET /invoices/ksef/{n}``: an invoice the caller's context sold or bought."""
-        nip = access.context.nip
+        """``GET /invoices/ksef/{n}``: an invoice on which the caller's context plays a role.
+
+        Not only the seller and the buyer: the guide has invoices downloaded "oddzielnie dla
+        każdego typu podmiotu (`Podmiot 1`, `Podmiot 2`, `Podmiot 3`, `Podmiot upoważniony`)
+        występującego w dokumencie" (pobieranie-faktur/przyrostowe-pobieranie-faktur.md), and
+        the FA(3) XSD fills ``Podmiot3`` "aby udostępnić fakturę jednostce podrzędnej JST"."""
         for invoice in self.state.accepted:
-            if invoice.ksef_number == ksef_number and invoice.fields and nip in (invoice.fields.seller,
-                                                                                  invoice.fields.buyer):  # fmt: skip
+            if invoice.ksef_number == ksef_number and invoice.fields and plays_a_role(invoice.fields, access.context):
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
 
