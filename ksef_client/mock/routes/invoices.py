@@ -11,7 +11,8 @@ from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, int_param, iso, json_body, render_status, storage_url, xml_response
 from ksef_client.mock.state.core import VALIDATION
-from ksef_client.mock.state.invoices import metadata_of, parse_query
+from ksef_client.mock.state.invoice_query import parse_query
+from ksef_client.mock.state.invoices import metadata_of
 from ksef_client.mock.state.sessions import Encryption, KeyUnwrapError, unwrap_key
 
 

@@ -78,12 +78,13 @@ class CollectiveIdentifiers:
     def invoices_of(self, access: Access, numbers: list[str]) -> list[dict[str, object]]:
         """The invoices of up to 10 identifiers, KSeF number descending (``POST /collective-identifiers/invoices``).
 
-        Description and payment are shown to the context that created the identifier and to the
-        parties of the invoice; anyone else gets ``detailsHidden: true`` where they were given.
+        Description and payment are shown to the context that created the identifier and to each
+        party of the invoice, "podmiotowi występującemu w roli na danej fakturze" (the spec):
+        seller, buyer, Podmiot3, PodmiotUpowazniony; anyone else gets ``detailsHidden: true``
+        where they were given.
         """
         if not numbers or len(numbers) > MAX_QUERY_NUMBERS:
             raise MockAPIError(21405, VALIDATION, [f"collectiveIdentifierNumbers: 1-{MAX_QUERY_NUMBERS} numerów."])
-        nip = access.context.nip
         items = []
         for number in dict.fromkeys(numbers):
             found = self.state.identifiers.get(number)
@@ -93,7 +94,7 @@ class CollectiveIdentifiers:
                 ksef_number = str(invoice["ksefNumber"])
                 item: dict[str, object] = {"ksefNumber": ksef_number, "collectiveIdentifierNumber": number}
                 details = {k: invoice[k] for k in ("description", "payment") if invoice.get(k) is not None}
-                visible = found.context == access.context or self.invoices.is_party(nip, ksef_number)
+                visible = found.context == access.context or self.invoices.is_party(access.context, ksef_number)
                 item["detailsHidden"] = bool(details) and not visible
                 if visible:
                     item.update(details)

@@ -24,16 +24,11 @@ from lxml import etree
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
-from ksef_client.mock.state.core import VALIDATION, Access, Core, Status
+from ksef_client.mock.state.core import Access, Context, Core, Status
+from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
 from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-SUBJECT_TYPES = ("Subject1", "Subject2", "Subject3", "SubjectAuthorized")
-DATE_TYPES = ("Issue", "Invoicing", "PermanentStorage")
-# InvoiceQueryFilters.dateRange (spec 2.9.0): "Maksymalny dozwolony okres wynosi 100 dni w strefie
-# UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
-# w UTC", so a range without ``to`` is counted to now.
-MAX_RANGE = dt.timedelta(days=100)
 MAX_RUNNING_EXPORTS = 10
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
@@ -50,29 +45,73 @@ UBL = {
 }
 
 
+# TKodyKrajowUE of the FA forms: the prefixes of EU VAT numbers (Greece's EL, Northern Ireland's XI).
+EU_PREFIXES = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "EL", "HR", "HU", "IE", "IT", "LV", "LT", "LU",
+    "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "XI",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ThirdSubject:
+    """A ``Podmiot3``, as ``InvoiceMetadataThirdSubject`` gives it: the identifier's type (``Nip``,
+    ``InternalId``, ``VatUe``, ``Other``, ``None``) and value, the name, the role (``Rola``; 0,
+    "Inna rola", for ``RolaInna``)."""
+
+    type: str
+    value: str | None
+    name: str | None
+    role: int
+
+
+@dataclass(frozen=True)
+class AuthorizedSubject:
+    """The ``PodmiotUpowazniony`` (``InvoiceMetadataAuthorizedSubject``): NIP, name, ``RolaPU``."""
+
+    nip: str
+    name: str | None
+    role: int
+
+
 @dataclass(frozen=True)
 class InvoiceFields:
-    """What KSeF reads from an invoice: issuer's seller, buyer, kind, number, issue date, amounts."""
+    """What KSeF reads from an invoice: issuer's seller, buyer, kind, number, issue date, amounts,
+    the other parties."""
 
     seller: str
     kind: str
     number: str
     issue_date: str
+    # The buyer's NIP (``None`` when it has none); ``buyer_id`` its identifier of any kind, as the
+    # spec's BuyerIdentifierType and value: ("Nip", NIP), ("VatUe", KodUE + NrVatUE), ("Other",
+    # NrID), ("None", None) for BrakID.
     buyer: str | None = None
+    buyer_id: tuple[str, str | None] = ("None", None)
     seller_name: str | None = None
     buyer_name: str | None = None
     currency: str = "PLN"
+    # netAmount and grossAmount, "Łączna kwota netto/brutto", in the invoice's currency;
+    # vatAmount, "Łączna kwota VAT wyrażona w PLN".
     net: Decimal = Decimal(0)
-    vat: Decimal = Decimal(0)
+    vat_pln: Decimal = Decimal(0)
     gross: Decimal = Decimal(0)
     has_attachment: bool = False
-    # NIPs of Podmiot3 (and the NIP inside a Podmiot3 InternalId) and PodmiotUpowazniony.
-    other_nips: tuple[str, ...] = ()
+    self_invoicing: bool = False
+    third_subjects: tuple[ThirdSubject, ...] = ()
+    authorized_subject: AuthorizedSubject | None = None
 
     @property
     def invoice_type(self) -> str:
         """The spec's ``InvoiceType`` (``Vat``, ``Kor``, ``VatRr``, ``VatPef``...)."""
         return INVOICE_TYPES.get(self.kind, self.kind)
+
+    @property
+    def other_nips(self) -> tuple[str, ...]:
+        """NIPs of Podmiot3 (and the NIP inside a Podmiot3 InternalId) and PodmiotUpowazniony."""
+        nips = [t.value[:10] for t in self.third_subjects if t.type in ("Nip", "InternalId") and t.value]
+        if self.authorized_subject is not None:
+            nips.append(self.authorized_subject.nip)
+        return tuple(nips)
 
 
 @dataclass
@@ -126,13 +165,24 @@ def _decimal(text: str | None) -> Decimal:
         return Decimal(0)
 
 
-def _sum(parent: etree._Element | None, prefixes: tuple[str, ...]) -> Decimal:
+def _sum(parent: etree._Element | None, prefix: str) -> Decimal:
     total = Decimal(0)
     for element in parent if parent is not None else []:
-        name = etree.QName(element).localname
-        if name.startswith(prefixes) and not name.endswith("W"):
+        if etree.QName(element).localname.startswith(prefix):
             total += _decimal(_value(element))
     return total
+
+
+def _tax_in_pln(fa: etree._Element | None) -> Decimal:
+    """The sum of the tax amounts ``P_14_x`` in PLN: each ``P_14_xW`` ("W przypadku gdy faktura
+    jest wystawiona w walucie obcej - kwota podatku [...] przeliczona", FA XSD) where the invoice
+    has it, else its ``P_14_x`` (an invoice in PLN has no ``W``; ``P_14_5`` never has one)."""
+    amounts: dict[str, Decimal] = {}
+    for element in fa if fa is not None else []:
+        name = etree.QName(element).localname
+        if name.startswith("P_14_") and (name.endswith("W") or name not in amounts):
+            amounts[name.removesuffix("W")] = _decimal(_value(element))
+    return sum(amounts.values(), Decimal(0))
 
 
 def _value(element: etree._Element) -> str:
@@ -155,6 +205,13 @@ def _required(root: etree._Element, path: str, namespaces: dict[str, str] | None
     return value
 
 
+def _int(text: str | None) -> int:
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        return 0
+
+
 def read_invoice_fields(xml: bytes) -> InvoiceFields:
     """Parse an invoice of any form safely and read its key fields; ``ValueError`` says what is wrong."""
     try:
@@ -174,14 +231,54 @@ def fields_of(root: etree._Element) -> InvoiceFields:
     return _fa_fields(root)
 
 
+def _identifier(ids: etree._Element | None) -> tuple[str, str | None]:
+    """The identifier of a party's ``DaneIdentyfikacyjne`` (``TPodmiot2``/``TPodmiot3`` choice) as
+    the spec's identifier type and value. The spec does not say how an EU VAT number is written:
+    the emulator gives it with its prefix, ``KodUE`` ("Kod (prefiks) nabywcy VAT UE") followed by
+    ``NrVatUE``, as the number is written; ``KodKraju`` is the country that issued an ``NrID``,
+    not part of it."""
+    if ids is None:
+        return "None", None
+    for element, kind in (("NIP", "Nip"), ("IDWew", "InternalId"), ("NrID", "Other")):
+        value = _text(ids, f"{{*}}{element}")
+        if value is not None:
+            return kind, value
+    number = _text(ids, "{*}NrVatUE")
+    if number is not None:
+        return "VatUe", (_text(ids, "{*}KodUE") or "") + number
+    return "None", None  # BrakID
+
+
 def _parties(root: etree._Element) -> dict[str, Any]:
     """Seller (``Podmiot1``) and buyer (``Podmiot2``) of an FA-family invoice."""
+    buyer_id = _identifier(root.find("{*}Podmiot2/{*}DaneIdentyfikacyjne"))
     return {
         "seller": _required(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}NIP"),
-        "buyer": _text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}NIP"),
+        "buyer": buyer_id[1] if buyer_id[0] == "Nip" else None,
+        "buyer_id": buyer_id,
         "seller_name": _text(root, "{*}Podmiot1/{*}DaneIdentyfikacyjne/{*}Nazwa"),
         "buyer_name": _text(root, "{*}Podmiot2/{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        "third_subjects": tuple(_third_subject(element) for element in root.iterfind("{*}Podmiot3")),
+        "authorized_subject": _authorized_subject(root.find("{*}PodmiotUpowazniony")),
     }
+
+
+def _third_subject(element: etree._Element) -> ThirdSubject:
+    ids = element.find("{*}DaneIdentyfikacyjne")
+    kind, value = _identifier(ids)
+    name = _text(ids, "{*}Nazwa") if ids is not None else None
+    # Rola, or RolaInna: "Znacznik innego podmiotu" -> the spec's role 0, "Inna rola".
+    return ThirdSubject(kind, value, name, _int(_text(element, "{*}Rola")))
+
+
+def _authorized_subject(element: etree._Element | None) -> AuthorizedSubject | None:
+    if element is None:
+        return None
+    return AuthorizedSubject(
+        _required(element, "{*}DaneIdentyfikacyjne/{*}NIP"),
+        _text(element, "{*}DaneIdentyfikacyjne/{*}Nazwa"),
+        _int(_text(element, "{*}RolaPU")),
+    )
 
 
 def _fa_fields(root: etree._Element) -> InvoiceFields:
@@ -192,100 +289,78 @@ def _fa_fields(root: etree._Element) -> InvoiceFields:
         number=_required(root, "{*}Fa/{*}P_2"),
         issue_date=_required(root, "{*}Fa/{*}P_1"),
         currency=_text(root, "{*}Fa/{*}KodWaluty") or "PLN",
-        net=_sum(fa, ("P_13_",)),
-        vat=_sum(fa, ("P_14_",)),
+        net=_sum(fa, "P_13_"),
+        vat_pln=_tax_in_pln(fa),
         gross=_decimal(_text(root, "{*}Fa/{*}P_15")),
         has_attachment=root.find("{*}Zalacznik") is not None,
-        other_nips=_other_nips(root),
+        # Adnotacje/P_17: "W przypadku faktur, o których mowa w art. 106d ust. 1 ustawy - wyraz
+        # "samofakturowanie"; należy podać wartość "1"" (FA XSD).
+        self_invoicing=_text(root, "{*}Fa/{*}Adnotacje/{*}P_17") == "1",
     )
-
-
-def _other_nips(root: etree._Element) -> tuple[str, ...]:
-    nips = [_value(e).strip() for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}NIP")]
-    nips += [_value(e).strip() for e in root.iterfind("{*}PodmiotUpowazniony/{*}DaneIdentyfikacyjne/{*}NIP")]
-    nips += [_value(e).strip()[:10] for e in root.iterfind("{*}Podmiot3/{*}DaneIdentyfikacyjne/{*}IDWew")]
-    return tuple(nip for nip in nips if nip)
 
 
 def _rr_fields(root: etree._Element) -> InvoiceFields:
-    # FA_RR: the buyer (Podmiot2) issues the invoice for a flat-rate farmer (Podmiot1).
+    # FA_RR: the buyer (Podmiot2) issues the invoice for a flat-rate farmer (Podmiot1). That is no
+    # self-billing of art. 106d (P_17 of the FA forms; FA_RR has no such mark).
+    rr = "{*}FakturaRR/"
     return InvoiceFields(
         **_parties(root),
-        kind=_required(root, "{*}FakturaRR/{*}RodzajFaktury"),
-        number=_required(root, "{*}FakturaRR/{*}P_4C"),
-        issue_date=_required(root, "{*}FakturaRR/{*}P_4B"),
-        currency=_text(root, "{*}FakturaRR/{*}KodWaluty") or "PLN",
-        net=_decimal(_text(root, "{*}FakturaRR/{*}P_11_1")),
-        vat=_decimal(_text(root, "{*}FakturaRR/{*}P_11_2")),
-        gross=_decimal(_text(root, "{*}FakturaRR/{*}P_12_1")),
+        kind=_required(root, rr + "{*}RodzajFaktury"),
+        number=_required(root, rr + "{*}P_4C"),
+        issue_date=_required(root, rr + "{*}P_4B"),
+        currency=_text(root, rr + "{*}KodWaluty") or "PLN",
+        net=_decimal(_text(root, rr + "{*}P_11_1")),
+        # P_11_2W: "W przypadku gdy faktura jest wystawiona w walucie obcej - kwota zryczałtowanego
+        # zwrotu podatku, przeliczona" (FA_RR XSD).
+        vat_pln=_decimal(_text(root, rr + "{*}P_11_2W") or _text(root, rr + "{*}P_11_2")),
+        gross=_decimal(_text(root, rr + "{*}P_12_1")),
     )
 
 
-def _party_nip(root: etree._Element, party: str) -> str | None:
+def _ubl_identifier(root: etree._Element, party: str) -> tuple[str, str | None]:
+    """A UBL party's VAT identifier (``PartyTaxScheme/CompanyID``) as the spec's identifier: a
+    Polish one (``PL`` and ten digits, or ten digits) a ``Nip``, one with another EU prefix a
+    ``VatUe``, any other an ``Other``, none ``None``."""
     raw = _text(root, f"cac:{party}/cac:Party/cac:PartyTaxScheme/cbc:CompanyID", UBL)
-    return raw.removeprefix("PL") if raw else None
+    if raw is None:
+        return "None", None
+    nip = raw.removeprefix("PL")
+    if len(nip) == 10 and nip.isdigit():
+        return "Nip", nip
+    return ("VatUe" if raw[:2] in EU_PREFIXES else "Other"), raw
+
+
+def _ubl_tax_in_pln(root: etree._Element) -> Decimal:
+    """``TaxTotal/TaxAmount`` in PLN: an invoice in another currency gives its tax in the tax
+    currency too (a second ``TaxTotal``, ``TaxCurrencyCode``); without one in PLN the document's."""
+    amounts = root.findall("cac:TaxTotal/cbc:TaxAmount", UBL)
+    in_pln = [a for a in amounts if a.get("currencyID") == "PLN"]
+    chosen = in_pln or amounts
+    return _decimal(_value(chosen[0])) if chosen else Decimal(0)
 
 
 def _ubl_fields(root: etree._Element, name: str) -> InvoiceFields:
-    seller = _party_nip(root, "AccountingSupplierParty")
+    _, seller = _ubl_identifier(root, "AccountingSupplierParty")
     if seller is None:
         raise ValueError("Brak elementu AccountingSupplierParty/Party/PartyTaxScheme/CompanyID.")
+    buyer_id = _ubl_identifier(root, "AccountingCustomerParty")
+    type_code = _text(root, "cbc:InvoiceTypeCode" if name == "Invoice" else "cbc:CreditNoteTypeCode", UBL)
     return InvoiceFields(
         seller=seller,
         kind="KorPef" if name == "CreditNote" else "VatPef",
         number=_required(root, "cbc:ID", UBL),
         issue_date=_required(root, "cbc:IssueDate", UBL),
-        buyer=_party_nip(root, "AccountingCustomerParty"),
+        buyer=buyer_id[1] if buyer_id[0] == "Nip" else None,
+        buyer_id=buyer_id,
         seller_name=_text(root, "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName", UBL),
         buyer_name=_text(root, "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName", UBL),
         currency=_text(root, "cbc:DocumentCurrencyCode", UBL) or "PLN",
         net=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount", UBL)),
-        vat=_decimal(_text(root, "cac:TaxTotal/cbc:TaxAmount", UBL)),
+        vat_pln=_ubl_tax_in_pln(root),
         gross=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount", UBL)),
+        # UNTDID 1001: 389 "Self-billed invoice", 261 "Self billed credit note".
+        self_invoicing=type_code in ("389", "261"),
     )
-
-
-@dataclass(frozen=True)
-class Query:
-    """A validated ``InvoiceQueryFilters``."""
-
-    subject_type: str
-    date_type: str
-    date_from: dt.datetime
-    date_to: dt.datetime | None
-    restrict_to_hwm: bool
-    ksef_number: str | None = None
-    invoice_number: str | None = None
-    seller_nip: str | None = None
-
-
-def _parse_date(raw: object, name: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(str(raw))
-    except ValueError:
-        raise MockAPIError(21405, VALIDATION, [f"{name}: nieprawidłowa data."]) from None
-    # No offset means Warsaw time in KSeF; the emulator treats it as UTC+1 (winter time).
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
-
-
-def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
-    """Validate ``filters``; KSeF's 21405 for what it would refuse (a range over 100 days, one
-    without ``to`` counted to ``now``)."""
-    subject_type = body.get("subjectType")
-    date_range = body.get("dateRange")
-    if subject_type not in SUBJECT_TYPES or not isinstance(date_range, dict):
-        raise MockAPIError(21405, VALIDATION, ["subjectType i dateRange: wymagane."])
-    date_type = date_range.get("dateType")
-    if date_type not in DATE_TYPES or "from" not in date_range:
-        raise MockAPIError(21405, VALIDATION, ["dateRange.dateType i dateRange.from: wymagane."])
-    start = _parse_date(date_range["from"], "dateRange.from")
-    end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
-    if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
-        raise MockAPIError(21405, VALIDATION, ["dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from."])
-    return Query(
-        str(subject_type), str(date_type), start, end, bool(date_range.get("restrictToPermanentStorageHwmDate")),
-        body.get("ksefNumber"), body.get("invoiceNumber"), body.get("sellerNip"),
-    )  # fmt: skip
 
 
 @dataclass
@@ -339,46 +414,46 @@ class Invoices:
         accepted = self.state.accepted
         return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
 
-    def is_party(self, nip: str | None, ksef_number: str) -> bool:
-        """Whether ``nip`` sold or bought the stored invoice ``ksef_number``."""
-        return nip is not None and any(
-            i.ksef_number == ksef_number and i.fields is not None and nip in (i.fields.seller, i.fields.buyer)
+    def is_party(self, context: Context, ksef_number: str) -> bool:
+        """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
+        stored invoice ``ksef_number``."""
+        return any(
+            i.ksef_number == ksef_number and i.fields is not None and plays_a_role(i.fields, context)
             for i in self.state.accepted
         )
 
     def download(self, access: Access, ksef_number: str) -> bytes:
-        """``GET /invoices/ksef/{n}``: an invoice the caller's context sold or bought."""
-        nip = access.context.nip
+        """``GET /invoices/ksef/{n}``: an invoice on which the caller's context plays a role.
+
+        Not only the seller and the buyer: the guide has invoices downloaded "oddzielnie dla
+        każdego typu podmiotu (`Podmiot 1`, `Podmiot 2`, `Podmiot 3`, `Podmiot upoważniony`)
+        występującego w dokumencie" (pobieranie-faktur/przyrostowe-pobieranie-faktur.md), and
+        the FA(3) XSD fills ``Podmiot3`` "aby udostępnić fakturę jednostce podrzędnej JST"."""
         for invoice in self.state.accepted:
-            if invoice.ksef_number == ksef_number and invoice.fields and nip in (invoice.fields.seller,
-                                                                                  invoice.fields.buyer):  # fmt: skip
+            if invoice.ksef_number == ksef_number and invoice.fields and plays_a_role(invoice.fields, access.context):
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
 
     def matching(self, access: Access, query: Query) -> list[Invoice]:
         """Invoices of the caller's context that match ``query``, by the query's date, then number."""
-        nip = access.context.nip
-        hwm = self.hwm()
+        end = query.date_to
+        if query.restrict_to_hwm and query.date_type == "PermanentStorage":
+            # restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z dateType =
+            # PermanentStorage [...] wartość dateRange.to nie przekraczała wartości
+            # PermanentStorageHwmDate".
+            end = min(end or self.core.clock(), self.hwm())
         found = []
         for invoice in self.state.accepted:
             fields = invoice.fields
             if fields is None or invoice.acquired is None:
                 continue
-            party = fields.seller if query.subject_type == "Subject1" else fields.buyer
-            if query.subject_type not in ("Subject1", "Subject2") or party != nip:
+            if not is_subject(fields, query.subject_type, access.context):
                 continue
             when = _date_of(invoice, query.date_type)
-            if when < query.date_from or (query.date_to is not None and when > query.date_to):
+            if when < query.date_from or (end is not None and when > end):
                 continue
-            if query.restrict_to_hwm and invoice.acquired + PERMANENT_STORAGE_DELAY > hwm:
-                continue
-            if query.ksef_number and invoice.ksef_number != query.ksef_number:
-                continue
-            if query.invoice_number and fields.number != query.invoice_number:
-                continue
-            if query.seller_nip and fields.seller != query.seller_nip:
-                continue
-            found.append(invoice)
+            if query.accepts(invoice):
+                found.append(invoice)
         found.sort(key=lambda i: (_date_of(i, query.date_type), i.ksef_number or ""))
         return found
 
@@ -478,6 +553,24 @@ def _check_records(records: list[dict[str, Any]], check: Callable[[dict[str, Any
         raise StrictModeViolation(f"_metadata.json of an export package: {'; '.join(problems[:5])}")
 
 
+def _identifier_record(identifier: tuple[str, str | None]) -> dict[str, Any]:
+    return {"type": identifier[0], "value": identifier[1]}
+
+
+def _other_parties(fields: InvoiceFields) -> dict[str, Any]:
+    """``thirdSubjects`` and ``authorizedSubject`` of a record, when the invoice names them."""
+    record: dict[str, Any] = {}
+    if fields.third_subjects:
+        record["thirdSubjects"] = [
+            {"identifier": _identifier_record((t.type, t.value)), "name": t.name, "role": t.role}
+            for t in fields.third_subjects
+        ]
+    if fields.authorized_subject is not None:
+        subject = fields.authorized_subject
+        record["authorizedSubject"] = {"nip": subject.nip, "name": subject.name, "role": subject.role}
+    return record
+
+
 def metadata_of(invoice: Invoice) -> dict[str, Any]:
     """An ``InvoiceMetadata`` record."""
     fields = invoice.fields
@@ -490,15 +583,16 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "acquisitionDate": invoice.acquired.isoformat(),
         "permanentStorageDate": (invoice.acquired + PERMANENT_STORAGE_DELAY).isoformat(),
         "seller": {"nip": fields.seller, "name": fields.seller_name},
-        "buyer": {"identifier": {"type": "Nip", "value": fields.buyer}, "name": fields.buyer_name},
+        "buyer": {"identifier": _identifier_record(fields.buyer_id), "name": fields.buyer_name},
+        **_other_parties(fields),
         "netAmount": float(fields.net),
         "grossAmount": float(fields.gross),
-        "vatAmount": float(fields.vat),
+        "vatAmount": float(fields.vat_pln),
         "currency": fields.currency,
-        "invoicingMode": "Offline" if invoice.offline else "Online",
+        "invoicingMode": invoicing_mode(invoice),
         "invoiceType": fields.invoice_type,
         "formCode": invoice.form_code,
-        "isSelfInvoicing": False,
+        "isSelfInvoicing": fields.self_invoicing,
         "hasAttachment": fields.has_attachment,
         "invoiceHash": invoice.invoice_hash,
         **({"hashOfCorrectedInvoice": invoice.hash_of_corrected_invoice} if invoice.hash_of_corrected_invoice else {}),
