@@ -47,8 +47,9 @@ def resolve_settings(
     by default the official storage hosts for an environment, the API's own host for a custom
     ``base_url`` (the emulator serves its storage there). ``*.example.com`` matches subdomains.
     """
-    env = parse_environment(environment)
-    url = (base_url or env.base_url).rstrip("/")
+    # base_url wins; the environment is read only without one (environment=None beside a
+    # base_url, e.g. from os.environ.get, worked before the names were checked)
+    url = (base_url or parse_environment(environment).base_url).rstrip("/")
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"base_url: {url!r} is not an http(s) URL")
     if storage_hosts is None:

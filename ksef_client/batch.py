@@ -245,8 +245,8 @@ def _xml(xml: bytes | SupportsToXml, index: int) -> bytes:
     """The invoice's XML: bytes as they are, an ``Invoice`` (anything with ``to_xml()``) written
     out; anything else is refused by what it is (it was read as a path: "expected str, bytes or
     os.PathLike object, not Invoice")."""
-    if isinstance(xml, bytes):
-        return xml
+    if isinstance(xml, bytes | bytearray):  # as session.send takes them
+        return bytes(xml)
     if callable(getattr(xml, "to_xml", None)):
         return xml.to_xml()
     raise TypeError(

@@ -59,3 +59,11 @@ def test_an_unknown_environment_name_is_a_value_error(client_class: type[KSeF] |
     # Environment, and a bare KeyError('TE') named neither the argument nor what is accepted.
     with pytest.raises(ValueError, match=r"environment: 'TE' is not an environment; one of TEST, DEMO, PROD"):
         client_class(environment="TE", access_token="t")
+
+
+def test_a_base_url_wins_over_an_environment_of_none() -> None:
+    # Found in review: checking the environment's name made environment=None beside a base_url (a
+    # value from os.environ.get) a ValueError, where base_url had always won.
+    assert KSeF(environment=None, base_url="http://127.0.0.1:1/v2", access_token="t").settings.base_url.startswith(  # type: ignore[arg-type]
+        "http://127.0.0.1:1"
+    )

@@ -50,7 +50,7 @@ from ksef_client.invoice.totals import (
 )
 
 FIRST_CREATION_DATE = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)  # FA(3): DataWytworzeniaFa from 2025-09-01
-WARSAW = ZoneInfo("Europe/Warsaw")  # KSeF's days (of issue, of receipt) are Poland's
+WARSAW_ZONE = "Europe/Warsaw"  # KSeF's days (of issue, of receipt) are Poland's
 _EU = {member.value for member in fa3.TkodyKrajowUe}
 _COUNTRIES = {member.value for member in fa3.TkodKraju}
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
@@ -206,7 +206,9 @@ def _issue_date(value: object, allow_future: bool) -> None:
     today in Poland, the earliest day KSeF could receive the invoice: it refuses one whose ``P_1``
     is later than the day of receipt (faktury/weryfikacja-faktury.md, "Walidacja dat", 450)."""
     issued = _date(value, "issue_date")
-    today = _utc_now().astimezone(WARSAW).date()
+    # Looked up here, not at import: a machine without a time-zone database (a minimal container)
+    # still imports the builders, and only this check needs the zone.
+    today = _utc_now().astimezone(ZoneInfo(WARSAW_ZONE)).date()
     if issued > today and not allow_future:
         raise ValueError(
             f"issue_date: {issued} is after today in Poland ({today}); KSeF refuses an invoice issued after "

@@ -61,10 +61,12 @@ def test_send_batch_takes_invoice_objects(ksef: KSeF, backend: KSeFBackend) -> N
     # send_batch did not: TypeError "expected str, bytes or os.PathLike object, not Invoice", which
     # read as a problem with a path. Objects are named by position, as bytes are.
     first, second = _invoice("OBJ/B/1"), _invoice("OBJ/B/2")
-    result = ksef.send_batch([first, ("named.xml", second), sample_invoice("OBJ/B/3")], wait=True)
-    assert result.status is not None and result.status.successful_invoice_count == 3
+    third = bytearray(sample_invoice("OBJ/B/3"))  # as session.send takes it, alone or named (review)
+    fourth = ("fourth.xml", bytearray(sample_invoice("OBJ/B/4")))
+    result = ksef.send_batch([first, ("named.xml", second), third, fourth], wait=True)
+    assert result.status is not None and result.status.successful_invoice_count == 4
     names = _package_names(backend, result.reference_number)
-    assert names == ["invoice-00001.xml", "named.xml", "invoice-00003.xml"]
+    assert names == ["invoice-00001.xml", "named.xml", "invoice-00003.xml", "fourth.xml"]
     outcomes = ksef.sessions.outcomes(result.reference_number)
     assert {o.invoice_hash for o in outcomes} >= {sha256_b64(first.to_xml()), sha256_b64(second.to_xml())}
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from ksef_client.mock.state.invoices import Invoice, read_invoice_fields
 from ksef_client.testing import random_nip, sample_invoice
 from tests.conftest import NIP
 
-TODAY = dt.date.today()
+TODAY = dt.datetime.now(ZoneInfo("Europe/Warsaw")).date()  # the builders refuse a later day
 SELLER = Party("ACME sp. z o.o.", "ul. Prosta 1, 00-001 Warszawa", nip=NIP)
 THIRD, AUTHORIZED = random_nip(), random_nip()
 BRANCH = f"{THIRD}-00001"  # a Podmiot3 named by its internal identifier (IDWew)
@@ -316,3 +317,34 @@ def test_a_third_party_sees_the_details_of_a_collective_identifier(ksef_mock: KS
     seen = {item["ksefNumber"]: item for item in backend.collective.invoices_of(third, [identifier.number])}
     assert (seen[numbers["FV/P3"]]["detailsHidden"], seen[numbers["FV/P3"]].get("description")) == (False, "rata 1")
     assert (seen[numbers["FV/PLN"]]["detailsHidden"], seen[numbers["FV/PLN"]].get("description")) == (True, None)
+
+
+def test_an_open_query_restricted_to_the_hwm_finds_the_invoice_at_it_under_a_frozen_clock() -> None:
+    # Found in review: the window of an open-ended query ended at min(now, HWM), and the HWM (the
+    # last stored invoice, + 1 ms) may pass a frozen test clock, so the invoice at the HWM was
+    # left out and sync() never delivered it. The guide: the window ends at
+    # "PermanentStorageHwmDate gdy dateRange.to pominięto" (przyrostowe-pobieranie-faktur.md).
+    from ksef_client.mock.server import ThreadedServer
+    from ksef_client.testing import random_nip, sample_invoice
+
+    nip = random_nip()
+    fixed = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with ThreadedServer(strict=True) as server:
+        server.backend.clock = lambda: fixed
+        token = server.backend.mint_access_token(nip)
+        with KSeF(base_url=server.base_url, access_token=token, rate_limit_scale=0) as ksef:
+            with ksef.online_session() as session:
+                session.send(sample_invoice("FV/HWM/1", seller_nip=nip))
+            ksef.sessions.wait(session.reference_number)
+        body = {
+            "subjectType": "Subject1",
+            "dateRange": {
+                "dateType": "PermanentStorage",
+                "from": (fixed - dt.timedelta(days=1)).isoformat(),
+                "restrictToPermanentStorageHwmDate": True,
+            },
+        }
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}) as raw:
+            answer = raw.post("/invoices/query/metadata", json=body).json()
+        assert len(answer["invoices"]) == 1
+        assert server.app.violations == []

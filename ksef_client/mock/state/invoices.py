@@ -441,7 +441,9 @@ class Invoices:
             # restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z dateType =
             # PermanentStorage [...] wartość dateRange.to nie przekraczała wartości
             # PermanentStorageHwmDate".
-            end = min(end or self.core.clock(), self.hwm())
+            # Open-ended: up to the HWM itself ("PermanentStorageHwmDate gdy dateRange.to
+            # pominięto"), never cut below an invoice at it (the HWM may pass a frozen clock).
+            end = self.hwm() if end is None else min(end, self.hwm())
         found = []
         for invoice in self.state.accepted:
             fields = invoice.fields
