@@ -378,6 +378,9 @@ class Export:
     compression: str = "Zip"
     package: dict[str, Any] | None = None
     invoices: list[Invoice] = field(default_factory=list, repr=False)
+    # The HWM when the invoices were chosen: the one the package may promise ("dane poniżej tej
+    # wartości są spójne i kompletne"), not a later one past invoices stored meanwhile.
+    hwm: dt.datetime | None = None
 
 
 @dataclass
@@ -493,6 +496,7 @@ class Invoices:
                 self.core.new_reference_number("EX"), access.context.nip, Status(100, "Eksport w toku"),
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
             )  # fmt: skip
+            export.hwm = self.hwm()
             export.invoices = self.matching(access, query)
             self.state.exports[export.reference_number] = export
         return export
@@ -535,7 +539,7 @@ class Invoices:
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
             "compressionType": export.compression,
-            "lastPermanentStorageDate": last, "permanentStorageHwmDate": self.hwm(),
+            "lastPermanentStorageDate": last, "permanentStorageHwmDate": export.hwm or self.hwm(),
         }  # fmt: skip
         export.status = Status(200, "Eksport zakończony sukcesem")
 
