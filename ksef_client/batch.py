@@ -241,17 +241,20 @@ def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
     return f"invoice-{index:05d}.xml", _xml(source, index)
 
 
+def invoice_bytes(xml: bytes | SupportsToXml, what: str = "invoice: expected bytes or an Invoice") -> bytes:
+    """The XML of an invoice given as bytes (or bytearray) or as an object with ``to_xml()`` (an
+    ``Invoice``); anything else is a ``TypeError`` starting with ``what``."""
+    if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
+        xml = xml.to_xml()
+    if not isinstance(xml, bytes | bytearray):
+        raise TypeError(f"{what}, got {type(xml).__name__}")
+    return bytes(xml)
+
+
 def _xml(xml: bytes | SupportsToXml, index: int) -> bytes:
-    """The invoice's XML: bytes as they are, an ``Invoice`` (anything with ``to_xml()``) written
-    out; anything else is refused by what it is (it was read as a path: "expected str, bytes or
-    os.PathLike object, not Invoice")."""
-    if isinstance(xml, bytes | bytearray):  # as session.send takes them
-        return bytes(xml)
-    if callable(getattr(xml, "to_xml", None)):
-        return xml.to_xml()
-    raise TypeError(
-        f"invoice {index}: expected bytes, an Invoice (to_xml()), a path or a (file name, bytes) pair, "
-        f"got {type(xml).__name__}"
+    # Refused by what it is: it was read as a path ("expected str, bytes or os.PathLike object, not Invoice").
+    return invoice_bytes(
+        xml, f"invoice {index}: expected bytes, an Invoice (to_xml()), a path or a (file name, bytes) pair"
     )
 
 

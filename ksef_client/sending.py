@@ -55,6 +55,7 @@ from ksef_client.batch import (
     Progress,
     SupportsToXml,
     check_progress,
+    invoice_bytes,
     part_uploads,
 )
 from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for, sha256_b64
@@ -236,15 +237,6 @@ def close_flow(reference_number: str, operation: Any) -> Flow[None]:
             # after what a 5xx asked for (its Retry-After); past max_retry_after: not restarted
             if not (yield Retry(budget, f"close of session {reference_number}", retry_after_of(error))):
                 raise error
-
-
-def invoice_bytes(xml: bytes | SupportsToXml) -> bytes:
-    """The XML of an invoice given as bytes or as an object with ``to_xml()``."""
-    if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
-        xml = xml.to_xml()
-    if not isinstance(xml, bytes | bytearray):
-        raise TypeError(f"invoice: expected bytes, got {type(xml).__name__}")
-    return bytes(xml)
 
 
 def prepare_invoice(
