@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from ksef_client import schemas
-from ksef_client._xml import declares_entities
+from ksef_client._xml import SchemaCopies, declares_entities
 from ksef_client.mock.state.invoice_checks import check_file
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
@@ -106,6 +108,47 @@ def test_whitespace_is_only_collapsed_where_the_schema_collapses_it() -> None:
         validate_invoice(xml)
 
 
+def test_a_date_libxml2_takes_with_its_whitespace_is_read_stripped_by_the_emulator() -> None:
+    # libxml2 takes " 2026-..." for P_1 (etd:TData) as it stands, so validate_invoice, which strips
+    # only when the XSD finds fault, has nothing to strip; schema_errors (the emulator's check)
+    # still strips every date value, and KSeF reads the collapsed value (XML Schema Part 2, 3.2.9).
+    xml = sample_invoice()
+    issued = xml.split(b"<P_1>")[1].split(b"</P_1>")[0]
+    spaced = xml.replace(b"<P_1>" + issued, b"<P_1>\n " + issued + b" ", 1)
+    validate_invoice(spaced)
+    fields = check_file("FA (3)", spaced).fields
+    assert fields is not None and fields.issue_date == issued.decode()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda x: x.replace(b"?>", b"?><?xml-stylesheet href='a.xsl'?>", 1),
+        lambda x: x[x.index(b"?>") + 2 :].lstrip().replace(b"<Faktura", b"<?pi first?><Faktura", 1),
+        lambda x: x + b"<?pi last?>",
+        lambda x: x.replace(b"<P_2>", b"<?pi x?><P_2>", 1),
+        lambda x: b"<?xml-stylesheet href='a.xsl'?>" + x[x.index(b"?>") + 2 :].lstrip(),
+    ],
+    ids=["after-the-declaration", "first-without-a-declaration", "after-the-root", "inside", "stylesheet-first"],
+)
+def test_a_processing_instruction_is_refused_wherever_it_stands(edit: Callable[[bytes], bytes]) -> None:
+    # "Dokument nie może zawierać instrukcji przetwarzania" (faktury/weryfikacja-faktury.md): told
+    # from the bytes first (no "<?" but the XML declaration's: none), so every place one can stand.
+    xml = edit(sample_invoice())
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(xml)
+    assert refused.value.rule == "processing-instruction"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"<!-- <?pi not one?> -->", b"<![CDATA[a <?pi not one?> b]]>"],
+    ids=["comment", "cdata"],
+)
+def test_the_characters_of_a_processing_instruction_in_text_are_no_instruction(text: bytes) -> None:
+    validate_invoice(sample_invoice().replace(b"<SystemInfo>", b"<SystemInfo>" + text, 1))
+
+
 def test_the_date_elements_are_read_from_each_forms_xsd() -> None:
     fa3 = "{http://crd.gov.pl/wzor/2025/06/25/13775/}"
     ubl = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}"
@@ -190,3 +233,42 @@ def test_a_forms_xsd_compiles_from_a_relative_directory(
     monkeypatch.chdir(tmp_path)
     schema = schemas.form_schema(code, Path("xsd"))
     assert schema.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")
+
+
+# --- compiled copies lent to threads -------------------------------------------------------------
+
+
+def test_a_thread_past_the_copies_made_waits_for_one_and_a_failed_compile_hands_its_turn_on() -> None:
+    # SchemaCopies compiles at most `most` copies; a thread past them waits for one to come back,
+    # and when a compile fails the turn passes to a waiting thread (else it would wait forever).
+    release, results = threading.Event(), []
+    attempts = iter(["fails", "compiles"])
+
+    def compile_schema() -> etree.XMLSchema:
+        release.wait(timeout=30)
+        if next(attempts) == "fails":
+            raise OSError("schema not found")
+        return schemas.form_schema()
+
+    copies = SchemaCopies(compile_schema, most=1)
+
+    def take() -> None:
+        try:
+            results.append(copies.take())
+        except OSError as error:
+            results.append(error)
+
+    first = threading.Thread(target=take, daemon=True)
+    first.start()
+    second = threading.Thread(target=take, daemon=True)
+    second.start()
+    for _ in range(10_000_000):  # until the second waits (the first holds the one turn)
+        if copies._waiting:
+            break
+    assert copies._waiting == 1
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert isinstance(results[0], OSError) and isinstance(results[1], etree.XMLSchema)
+    copies.give(results[1])
+    assert copies.take() is results[1]  # given back, lent again: no third compile
