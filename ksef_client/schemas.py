@@ -284,14 +284,19 @@ def _compiled(system_code: str, directory: Path | None) -> etree.XMLSchema:
 
 def _schema_document(main: Path, base_types: Path) -> etree._ElementTree:
     """A form's XSD, its imports of the base types (by crd.gov.pl URL) pointed at their copies in
-    ``base_types``, so compiling it needs no resolver.
+    ``base_types``, so compiling it needs no resolver; its enumerations, and those of the XSDs
+    it loads from ``base_types``, list PL and PLN first (``_usual_values_first``).
 
     lxml hands libxml2's document loader (one for the process) to the parser's resolvers only while
     a parse or compile runs, and puts the one before back when it ends: another thread's parse
     ending while a schema compiles can leave the compile with libxml2's own loader, for which the
     URL names nothing (no network), and the compile fails (``XMLSchemaParseError``, a base type
-    that "does not resolve"). A path relative to the form's XSD loads the same with either loader."""
-    document = etree.parse(str(main), hardened_parser())
+    that "does not resolve"). A path relative to the form's XSD loads the same with either loader;
+    the resolver that reorders the base types' enumerations is so only a speed-up: when libxml2
+    loads a file itself, the schema is the same, its checks a little slower."""
+    parser = hardened_parser()
+    parser.resolvers.add(_UsualValuesFirst(base_types))
+    document = etree.parse(str(main), parser)
     for reference in document.iter(f"{{{XSD}}}import", f"{{{XSD}}}include"):
         location = reference.get("schemaLocation") or ""
         if location.startswith(BASE_TYPES_URL):
@@ -299,7 +304,50 @@ def _schema_document(main: Path, base_types: Path) -> etree._ElementTree:
             # install path (a relative `directory=`, a Windows UNC share).
             local = base_types / location.removeprefix(BASE_TYPES_URL)
             reference.set("schemaLocation", Path(os.path.relpath(local, main.parent)).as_posix())
+    _usual_values_first(document)
     return document
+
+
+# libxml2 checks a value against an enumeration by comparing it with each listed value in turn:
+# a Polish address's PL is about the 180th country code, PLN the 120th currency, so an invoice's
+# enumerations cost about 480 comparisons, a seventh of its whole check. An enumeration is a set
+# of values (XML Schema Part 2, 4.3.5: order is no part of it), so the compiled schemas list the
+# values nearly every invoice in KSeF holds first; any other value is found as before.
+_USUAL_VALUES = frozenset({"PL", "PLN"})
+
+
+def _usual_values_first(document: etree._ElementTree) -> None:
+    """Move the enumeration values in ``_USUAL_VALUES`` to the front of their lists."""
+    for restriction in document.iter(f"{{{XSD}}}restriction"):
+        listed = list(restriction.iterchildren(f"{{{XSD}}}enumeration"))
+        usual = [value for value in listed[1:] if value.get("value") in _USUAL_VALUES]
+        for value in reversed(usual):
+            listed[0].addprevious(value)
+            listed[0] = value
+
+
+class _UsualValuesFirst(etree.Resolver):
+    """Serves the XSDs under ``base_types`` with their usual values first (``_usual_values_first``);
+    anything else, or a file it cannot read, is left to libxml2 (the same schema, unordered)."""
+
+    def __init__(self, base_types: Path) -> None:
+        super().__init__()
+        self._base_types = base_types.resolve()
+
+    # lxml calls resolve(url, public id, context); lxml-stubs leave the context out.
+    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> object:  # type: ignore[override]
+        """The reordered XSD when ``system_url`` is a file under ``base_types``; else ``None``."""
+        if not system_url or "://" in system_url:
+            return None
+        path = Path(system_url).resolve()
+        if not path.is_relative_to(self._base_types) or path.suffix != ".xsd":
+            return None
+        try:
+            document = etree.parse(str(path), hardened_parser())
+        except (OSError, etree.XMLSyntaxError):
+            return None
+        _usual_values_first(document)
+        return self.resolve_string(etree.tostring(document), context, base_url=system_url)
 
 
 def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:

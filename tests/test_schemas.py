@@ -199,7 +199,7 @@ def test_an_xml_1_1_invoice_is_refused(declaration: bytes) -> None:
     validate_invoice(sample_invoice().split(b"?>", 1)[1].lstrip())  # no declaration: XML 1.0
 
 
-# --- compiling a form's XSD needs no resolver ------------------------------------------------------
+# --- compiling a form's XSD needs no resolver (one only makes its checks faster) -------------------
 
 
 @pytest.mark.parametrize("code", ["FA (3)", "FA (2)", "FA_RR (1)"])
@@ -218,8 +218,13 @@ def test_a_forms_xsd_compiles_with_libxml2s_own_document_loader(code: str) -> No
     document = schemas._schema_document(main, data / "fa3" / "bazowe")
     locations = [ref.get("schemaLocation") or "" for ref in document.iter(f"{{{schemas.XSD}}}import")]
     assert locations and all("://" not in location and (main.parent / location).is_file() for location in locations)
-    schema = etree.XMLSchema(document)
-    assert schema.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")
+    # The same document on a parser without resolvers (the one that reorders enumerations is lost
+    # with the loader): it compiles all the same, and judges the same.
+    bare = etree.fromstring(
+        etree.tostring(document), etree.XMLParser(no_network=True, resolve_entities=False), base_url=str(main)
+    )
+    for compiled in (etree.XMLSchema(document), etree.XMLSchema(bare)):
+        assert compiled.validate(etree.fromstring(sample_invoice())) == (code == "FA (3)")
 
 
 @pytest.mark.parametrize("code", ["FA (3)", "FA (2)", "FA_RR (1)", "PEF (3)"])
@@ -272,3 +277,51 @@ def test_a_thread_past_the_copies_made_waits_for_one_and_a_failed_compile_hands_
     assert isinstance(results[0], OSError) and isinstance(results[1], etree.XMLSchema)
     copies.give(results[1])
     assert copies.take() is results[1]  # given back, lent again: no third compile
+
+
+# --- enumerations: PL and PLN listed first in the compiled schemas -------------------------------
+
+
+def _enumeration(path: Path, type_name: str) -> list[str]:
+    document = etree.parse(str(path))
+    found = document.find(f"{{{schemas.XSD}}}simpleType[@name='{type_name}']")
+    assert found is not None, type_name
+    return [value.get("value") or "" for value in found.iter(f"{{{schemas.XSD}}}enumeration")]
+
+
+def test_every_country_and_currency_code_is_taken_and_no_other_with_the_usual_ones_listed_first() -> None:
+    # An enumeration is a set (XML Schema Part 2, 4.3.5); the compiled copies list PL and PLN
+    # first (libxml2 compares in list order). Every value of the Ministry's lists still passes,
+    # and only those: the lists are read from the XSDs as published.
+    fa3 = schemas._data_dir() / "fa3"
+    countries = _enumeration(fa3 / "bazowe" / "KodyKrajow_v10-0E.xsd", "TKodKraju")
+    currencies = _enumeration(fa3 / "schemat_FA(3)_v1-0E.xsd", "TKodWaluty")
+    assert countries.index("PL") > 100 and currencies.index("PLN") > 100  # the order this is about
+    xml = sample_invoice()
+    for country in countries:
+        validate_invoice(xml.replace(b"<KodKraju>PL</KodKraju>", f"<KodKraju>{country}</KodKraju>".encode()))
+    for currency in currencies:
+        validate_invoice(xml.replace(b"<KodWaluty>PLN</KodWaluty>", f"<KodWaluty>{currency}</KodWaluty>".encode()))
+    for wrong in (b"<KodKraju>pl</KodKraju>", b"<KodKraju>XX</KodKraju>", b"<KodKraju>PLN</KodKraju>"):
+        with pytest.raises(InvoiceSchemaError, match="KodKraju"):
+            validate_invoice(xml.replace(b"<KodKraju>PL</KodKraju>", wrong, 1))
+    for wrong in (b"<KodWaluty>PL</KodWaluty>", b"<KodWaluty>pln</KodWaluty>", b"<KodWaluty>XXY</KodWaluty>"):
+        with pytest.raises(InvoiceSchemaError, match="KodWaluty"):
+            validate_invoice(xml.replace(b"<KodWaluty>PLN</KodWaluty>", wrong, 1))
+
+
+def test_the_base_types_are_served_reordered_and_nothing_else_is_touched(tmp_path: Path) -> None:
+    bazowe = schemas._data_dir() / "fa3" / "bazowe"
+    resolver = schemas._UsualValuesFirst(bazowe)
+    served: list[bytes] = []
+    resolver.resolve_string = lambda text, context, base_url: served.append(text) or "served"  # type: ignore[method-assign]
+    assert resolver.resolve(str(bazowe / "KodyKrajow_v10-0E.xsd"), None, None) == "served"
+    reordered = etree.fromstring(served[0])
+    values = [value.get("value") for value in reordered.iter(f"{{{schemas.XSD}}}enumeration")]
+    assert values[0] == "PL"
+    assert sorted(values) == sorted(_enumeration(bazowe / "KodyKrajow_v10-0E.xsd", "TKodKraju"))  # no value lost
+    outside = tmp_path / "KodyKrajow_v10-0E.xsd"
+    outside.write_bytes((bazowe / "KodyKrajow_v10-0E.xsd").read_bytes())
+    for url in (str(outside), "http://crd.gov.pl/x.xsd", str(bazowe / "missing.xsd"), None):
+        assert resolver.resolve(url, None, None) is None  # libxml2 loads it as it is
+    assert len(served) == 1
