@@ -5,14 +5,24 @@ A window runs from the saved mark to now (no ``to``), as the Ministry's guide re
 continuous sync; a mark older than KSeF's 100-day ``dateRange`` limit is caught up in windows of
 100 days, each ending at its ``to`` (the guide: "moment zakończenia" is "wartość dateRange.to, gdy
 została podana, lub PermanentStorageHwmDate gdy dateRange.to pominięto"; with the HWM restriction
-on, never past ``PermanentStorageHwmDate``)."""
+on, never past ``PermanentStorageHwmDate``).
+
+One run at a time per state file: a run holds an exclusive OS lock on ``<state_file>.lock`` (beside
+it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
+the same mark would deliver the same invoices twice). The state is written to a fresh temporary
+file, flushed to disk and renamed over the old one: a crash leaves the old state or the new one,
+never a torn file."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +30,24 @@ from typing import TYPE_CHECKING
 from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
-from ksef_client.errors import ExportError
+from ksef_client.errors import ExportError, KSeFError
 from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
 if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._generated.models import InvoicePackage
     from ksef_client._tokens import KeyCache
+
+
+class SyncLockedError(KSeFError):
+    """Another ``sync`` run holds the state file (the lock file beside it): one run at a time per
+    state file. Nothing was sent and nothing changed; run again once the other run has ended."""
 
 
 @dataclass
@@ -47,10 +68,81 @@ class SyncState:
         return cls(moment(start, "start").isoformat())
 
     def save(self, path: Path) -> None:
-        """Write atomically (a crash leaves the old state, never a half-written file)."""
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"date_from": self.date_from, "seen_at_from": self.seen_at_from}), encoding="utf-8")
-        os.replace(tmp, path)
+        """Write atomically and durably: into a temporary file of a name of its own beside
+        ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
+        rename flushed too (the folder, on POSIX). A crash leaves the old state or the new one."""
+        text = json.dumps({"date_from": self.date_from, "seen_at_from": self.seen_at_from})
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        flush_folder(path.parent)
+
+
+def flush_folder(folder: Path) -> None:
+    """Flush a folder's entries (renames into it) to disk: POSIX only; on Windows a folder cannot
+    be opened for that, and a rename is written through by the file system."""
+    if os.name != "posix":
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+@contextmanager
+def state_lock(state_file: Path) -> Iterator[None]:
+    """Hold ``<state_file>.lock`` exclusively while the block runs, or raise ``SyncLockedError``
+    at once (no waiting: a second run started by a scheduler while one still runs stops with a
+    clear error rather than piling up). An OS lock (``flock``; ``msvcrt.locking`` on Windows), not
+    the file's existence: it ends with its process, so a run that crashed leaves no stale lock.
+    The lock file stays (removing it would let a third run lock a file of the same name while a
+    second holds the removed one)."""
+    lock_file = state_file.with_name(state_file.name + ".lock")
+    handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            _lock(handle)
+        except OSError:
+            raise SyncLockedError(
+                f"state_file {state_file} is in use by another sync run (it holds {lock_file}); "
+                "run one sync per state file at a time"
+            ) from None
+        try:
+            yield
+        finally:
+            _unlock(handle)
+    finally:
+        os.close(handle)
+
+
+if sys.platform == "win32":
+
+    def _lock(handle: int) -> None:
+        os.lseek(handle, 0, os.SEEK_SET)
+        msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+
+    def _unlock(handle: int) -> None:
+        os.lseek(handle, 0, os.SEEK_SET)
+        msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
+
+else:
+
+    def _lock(handle: int) -> None:
+        # flock, not lockf: flock's locks belong to the open file, so two runs in one process
+        # (two threads, two tasks) exclude each other too; lockf's would both succeed.
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(handle: int) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -90,7 +182,9 @@ def _same_instant(raw: object, when: dt.datetime) -> bool:
 
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
     """Move the invoices not taken before into ``directory``. Every one of them must have its file
-    (``ExportError`` before anything is moved): the state then moves past all of them."""
+    (``ExportError`` before anything is moved): the state then moves past all of them. Each file
+    is flushed to disk before it is moved, and the moves after: the state saved next never
+    outlives, after a crash, invoices it is past."""
     seen = set(state.seen_at_from)
     sources = {}
     for number in result.ksef_numbers:  # checked by unpack_export, and again here: they name files
@@ -105,9 +199,13 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
     numbers, files = [], []
     for number, source in sources.items():
         target = file_in(directory, number)
+        with open(source, "rb+") as written:  # "+": Windows flushes only a file open for writing
+            os.fsync(written.fileno())
         os.replace(source, target)
         numbers.append(number)
         files.append(target)
+    if files:
+        flush_folder(directory)
     return numbers, files
 
 
@@ -123,6 +221,28 @@ def _take_window(
     return result, new_numbers, new_files
 
 
+@contextmanager
+def sync_run(
+    client: KSeF | AsyncKSeF,
+    subject_type: str,
+    state_file: str | Path,
+    directory: str | Path,
+    start: dt.date | dt.datetime | None,
+    timeout: float,
+    interval: float,
+) -> Iterator[Flow[SyncResult]]:
+    """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
+    file locked for the whole run (``state_lock``)."""
+    state_path, folder = Path(state_file), Path(directory)
+    if start is None and not state_path.is_file():  # before the lock file is made beside it
+        raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with state_lock(state_path):
+        folder.mkdir(parents=True, exist_ok=True)
+        keys, limits = client._public_keys, client.body_limits
+        yield sync_flow(subject_type, state_path, folder, start, keys, timeout, interval, limits)
+
+
 def sync_flow(
     subject_type: str,
     state_file: Path,
@@ -136,7 +256,6 @@ def sync_flow(
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it)."""
-    directory.mkdir(parents=True, exist_ok=True)
     state = SyncState.load(state_file, start)
     numbers: list[str] = []
     files: list[Path] = []

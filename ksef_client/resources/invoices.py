@@ -26,14 +26,17 @@ from ksef_client.invoice_query import (
     window_end,
     with_window,
 )
-from ksef_client.invoice_sync import SyncResult, sync_flow
+from ksef_client.invoice_sync import SyncLockedError, SyncResult, sync_run
 from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
-__all__ = ["AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncResult", "build_filters", "get_flow"]
+__all__ = [
+    "AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncLockedError", "SyncResult", "build_filters",
+    "get_flow",
+]  # fmt: skip
 
 
 def get_flow(ksef_number: str) -> Flow[bytes]:
@@ -163,19 +166,12 @@ class Invoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
+        One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
         ``SyncResult``); the state file is past them, so no later run reports them again."""
-        flow = sync_flow(
-            subject_type,
-            Path(state_file),
-            Path(directory),
-            start,
-            self._client._public_keys,
-            timeout,
-            interval,
-            self._client.body_limits,
-        )
-        return run(flow, self._client)
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
+            return run(flow, self._client)
 
 
 class AsyncInvoices:
@@ -241,16 +237,9 @@ class AsyncInvoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
+        One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
         ``SyncResult``); the state file is past them, so no later run reports them again."""
-        flow = sync_flow(
-            subject_type,
-            Path(state_file),
-            Path(directory),
-            start,
-            self._client._public_keys,
-            timeout,
-            interval,
-            self._client.body_limits,
-        )
-        return await arun(flow, self._client)
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
+            return await arun(flow, self._client)

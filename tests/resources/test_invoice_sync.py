@@ -1,0 +1,113 @@
+"""``invoices.sync`` against the emulator: one run per state file, a durable state, what a cancelled
+run hands over, a state kept to its subject type and context, marks that never move back, packages
+without their optional dates.
+
+The guide (pobieranie-faktur/przyrostowe-pobieranie-faktur.md): "Gdy `IsTruncated = true`, kolejne
+wywołanie należy rozpocząć od `LastPermanentStorageDate`, gdy `IsTruncated = false`, kolejne
+wywołanie należy rozpocząć od zwróconego `PermanentStorageHwmDate`"; "Faktury powinny być pobierane
+oddzielnie dla każdego typu podmiotu".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ksef_client import KSeF
+from ksef_client.invoice_sync import SyncLockedError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice
+from tests.hostile import Tamper
+
+BUYER = "1111111111"
+EXPORTS = "/invoices/exports"
+
+
+def _start() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
+def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> set[str]:
+    """Send ``count`` invoices; their KSeF numbers."""
+    before = len(backend.invoices.state.accepted)
+    ksef.send_batch([sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)], wait=True)
+    return {str(invoice.ksef_number) for invoice in backend.invoices.state.accepted[before:]}
+
+
+def _starts_export(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith(EXPORTS)
+
+
+def _client(ksef: KSeF, server: ThreadedServer, tamper: Tamper) -> KSeF:
+    return KSeF(base_url=server.base_url, access_token=ksef.access_token, transport=tamper, sleep=lambda s: None)
+
+
+class TestOneRunPerStateFile:
+    def test_a_second_run_on_the_same_state_file_fails_at_once_and_sends_nothing(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: two runs at once both started from the saved mark and both delivered the same
+        # invoices (each "exactly once" per run, twice in all).
+        sent = _send(ksef, backend, 5, "LK")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        second: list[object] = []
+
+        def start_another_run(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not second:  # the first run is under way
+                before = ksef.send_state.requests_sent
+                try:
+                    second.append(ksef.invoices.sync("Subject1", state, tmp_path / "other", start=_start()))
+                except SyncLockedError as error:
+                    second.append(error)
+                assert ksef.send_state.requests_sent == before
+
+        with _client(ksef, ksef_server, Tamper(start_another_run)) as first:
+            result = first.invoices.sync("Subject1", state, inbox, start=_start())
+        (refused,) = second
+        assert isinstance(refused, SyncLockedError), refused
+        assert str(state) in str(refused) and "another sync run" in str(refused)
+        assert set(result.ksef_numbers) == sent and not (tmp_path / "other").exists()
+        # the lock ends with the run: the next one goes on from its mark
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_the_state_is_written_through_a_temporary_file_of_its_own(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: always `<state>.tmp`, which two writers shared (one's half-written file renamed
+        # over the state by the other).
+        _send(ksef, backend, 2, "TMP")
+        state = tmp_path / "state.json"
+        foreign = tmp_path / "state.json.tmp"
+        foreign.write_text("another writer's", encoding="utf-8")
+        ksef.invoices.sync("Subject1", state, tmp_path / "inbox", start=_start())
+        assert foreign.read_text(encoding="utf-8") == "another writer's"
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == ["inbox", "state.json", "state.json.lock", "state.json.tmp"]  # no temporary file of ours
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names open files through /proc/self/fd")
+    def test_invoices_then_the_state_reach_the_disk_before_the_state_is_past_them(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Was: nothing was flushed: after a power cut the state could be past invoices whose
+        # files (renamed into the folder) were lost, or be an empty file itself.
+        sent = _send(ksef, backend, 3, "FS")
+        flushed: list[Path] = []
+        real_fsync = os.fsync
+
+        def fsync(handle: int) -> None:
+            flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+            real_fsync(handle)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
+        state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
+        assert len(invoices) == 3 and len(state_file) == 1
+        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path)
