@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow, blocking
@@ -67,11 +67,15 @@ class SyncState:
             raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
         return cls(moment(start, "start").isoformat())
 
+    def as_json(self) -> dict[str, Any]:
+        """The state as the file holds it."""
+        return {"date_from": self.date_from, "seen_at_from": self.seen_at_from}
+
     def save(self, path: Path) -> None:
         """Write atomically and durably: into a temporary file of a name of its own beside
         ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
         rename flushed too (the folder, on POSIX). A crash leaves the old state or the new one."""
-        text = json.dumps({"date_from": self.date_from, "seen_at_from": self.seen_at_from})
+        text = json.dumps(self.as_json())
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -232,15 +236,57 @@ def sync_run(
     interval: float,
 ) -> Iterator[Flow[SyncResult]]:
     """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
-    file locked for the whole run (``state_lock``)."""
+    file locked for the whole run (``state_lock``).
+
+    Whatever ends the run early, ``KeyboardInterrupt`` and a cancelled task (``BaseException``)
+    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` of the windows whose
+    state was saved (their invoices are in ``directory`` and no later run reports them again).
+    The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
+    not when the garbage collector gets to it."""
     state_path, folder = Path(state_file), Path(directory)
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with state_lock(state_path):
         folder.mkdir(parents=True, exist_ok=True)
+        progress = _Progress()
         keys, limits = client._public_keys, client.body_limits
-        yield sync_flow(subject_type, state_path, folder, start, keys, timeout, interval, limits)
+        flow = sync_flow(subject_type, state_path, folder, start, keys, timeout, interval, limits, progress)
+        try:
+            yield flow
+        except BaseException as error:
+            with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                error.partial = progress.settled(state_path)  # type: ignore[attr-defined]
+            raise
+        finally:
+            flow.close()
+
+
+@dataclass
+class _Progress:
+    """What a run has delivered: the windows whose state is saved, and the one being saved."""
+
+    done: SyncResult = field(default_factory=lambda: SyncResult([], []))
+    pending: tuple[SyncState, list[str], list[Path]] | None = None
+
+    def saving(self, state: SyncState, numbers: list[str], files: list[Path]) -> None:
+        self.pending = (state, numbers, files)
+
+    def saved(self) -> None:
+        assert self.pending is not None
+        _, numbers, files = self.pending
+        self.done.ksef_numbers += numbers  # reported once the state is past them (else the next run repeats them)
+        self.done.files += files
+        self.pending = None
+
+    def settled(self, state_file: Path) -> SyncResult:
+        """``done``, with the window being saved when the run stopped if its state reached the
+        file (a ``KeyboardInterrupt`` lands between any two steps, the rename and ``saved`` too)."""
+        if self.pending is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending[0].as_json():
+                    self.saved()
+        return self.done
 
 
 def sync_flow(
@@ -251,32 +297,26 @@ def sync_flow(
     keys: KeyCache,
     timeout: float,
     interval: float,
-    limits: BodyLimits | None = None,
+    limits: BodyLimits | None,
+    progress: _Progress,
 ) -> Flow[SyncResult]:
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
-    is caught up window by window (until a window ends where it started: KSeF's HWM not past it)."""
+    is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
+    Each window's invoices go into ``progress`` as its state is saved."""
     state = SyncState.load(state_file, start)
-    numbers: list[str] = []
-    files: list[Path] = []
-    try:
-        while True:
-            date_from = dt.datetime.fromisoformat(state.date_from)
-            window_to = window_end(date_from, None, utc_now())
-            filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
-            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
-            result, new_numbers, new_files = yield from blocking(
-                _take_window, ref, package, archive, state, directory, limits
-            )
-            before, state = state, _advance(state, result, window_to)
-            state.save(state_file)
-            numbers += new_numbers  # reported once the state is past them (else the next run repeats them)
-            files += new_files
-            caught_up = window_to is None or state.date_from == before.date_from
-            if not result.is_truncated and caught_up:
-                return SyncResult(numbers, files)
-    except Exception as error:
-        # What the finished windows delivered (moved into ``directory`` and recorded in the state,
-        # so the next run does not repeat them) goes with the error, whatever its type.
-        setattr(error, "partial", SyncResult(numbers, files))  # noqa: B010
-        raise
+    while True:
+        date_from = dt.datetime.fromisoformat(state.date_from)
+        window_to = window_end(date_from, None, utc_now())
+        filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
+        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+        result, new_numbers, new_files = yield from blocking(
+            _take_window, ref, package, archive, state, directory, limits
+        )
+        before, state = state, _advance(state, result, window_to)
+        progress.saving(state, new_numbers, new_files)
+        state.save(state_file)
+        progress.saved()
+        caught_up = window_to is None or state.date_from == before.date_from
+        if not result.is_truncated and caught_up:
+            return progress.done

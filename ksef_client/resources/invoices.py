@@ -169,7 +169,8 @@ class Invoices:
         One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``); the state file is past them, so no later run reports them again."""
+        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
+        state file is past them, so no later run reports them again."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return run(flow, self._client)
 
@@ -240,6 +241,7 @@ class AsyncInvoices:
         One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``); the state file is past them, so no later run reports them again."""
+        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
+        state file is past them, so no later run reports them again."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return await arun(flow, self._client)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
-from ksef_client import KSeF
-from ksef_client.invoice_sync import SyncLockedError
-from ksef_client.mock import KSeFBackend
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.invoice_sync import SyncLockedError, SyncResult
+from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
+from tests.helpers import FakeTime
 from tests.hostile import Tamper
 
 BUYER = "1111111111"
@@ -111,3 +115,105 @@ class TestOneRunPerStateFile:
         state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
         assert len(invoices) == 3 and len(state_file) == 1
         assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path)
+
+
+class TestARunStoppedHalfWay:
+    """Was: ``.partial`` was set on ``Exception`` only, inside the flow; a ``KeyboardInterrupt`` or
+    a cancelled task (``BaseException``, raised by the driver, not in the flow) after some windows
+    left their invoices in the folder and the state past them, and the caller never learnt which."""
+
+    def test_a_keyboard_interrupt_hands_over_the_windows_delivered_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 70, "KI")
+        backend.metadata_limit = 30  # windows of 30 (KSeF's 10,000 scaled down)
+        exports: list[httpx.Request] = []
+
+        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request):
+                exports.append(request)
+                if len(exports) == 2:
+                    raise KeyboardInterrupt
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        tamper = Tamper(interrupt_the_second_window)
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt) as caught:
+            client.invoices.sync("Subject1", state, inbox, start=_start())
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
+        assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
+        rest = ksef.invoices.sync("Subject1", state, inbox)  # the lock went with the interrupted run
+        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
+        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+
+    @pytest.mark.anyio
+    async def test_a_cancelled_async_run_hands_over_the_windows_delivered_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 70, "AC")
+        backend.metadata_limit = 30
+        transport = _CancelAtExport(backend, 2)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        handed: list[object] = []
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2", access_token=ksef.access_token, transport=transport,
+            sleep=time.asleep, clock=time.clock,
+        ) as client:  # fmt: skip
+            with anyio.CancelScope() as scope:
+                transport.cancel = scope.cancel
+                try:
+                    await client.invoices.sync("Subject1", state, inbox, start=_start())
+                except anyio.get_cancelled_exc_class() as error:
+                    handed.append(getattr(error, "partial", None))
+                    raise
+            assert scope.cancelled_caught
+        (partial,) = handed
+        assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
+        assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
+        rest = ksef.invoices.sync("Subject1", state, inbox)
+        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
+        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+
+    @pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
+    def test_an_interrupt_after_the_state_was_renamed_hands_over_that_window_too(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The state file is past the window once it is renamed; an interrupt while the rename is
+        # flushed (or anywhere before the run notes the window as done) must still report it.
+        sent = _send(ksef, backend, 3, "RN")
+        state_folder = tmp_path.stat().st_ino
+        real_fsync = os.fsync
+
+        def fsync(handle: int) -> None:
+            if os.fstat(handle).st_ino == state_folder:
+                raise KeyboardInterrupt
+            real_fsync(handle)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(KeyboardInterrupt) as caught:
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        monkeypatch.undo()
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, SyncResult) and set(partial.ksef_numbers) == sent
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+
+class _CancelAtExport(httpx.AsyncBaseTransport):
+    """The emulator in-process; the ``nth`` export's start calls ``cancel()`` (as a cancel scope
+    or ``task.cancel()``) and hangs, as an answer that never comes, until cancelled."""
+
+    def __init__(self, backend: KSeFBackend, nth: int) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(backend, strict=True))
+        self.nth, self.exports = nth, 0
+        self.cancel: Callable[[], object] = lambda: None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.lowlevel.checkpoint()
+        if _starts_export(request):
+            self.exports += 1
+            if self.exports == self.nth:
+                self.cancel()
+                await anyio.sleep_forever()
+        return await self.inner.handle_async_request(request)
