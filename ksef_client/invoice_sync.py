@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,24 +52,80 @@ class SyncLockedError(KSeFError):
 
 @dataclass
 class SyncState:
-    """The high-water mark of one ``subject_type`` chain and the numbers already taken at it."""
+    """The high-water mark of one ``subject_type`` chain and the numbers already taken at it.
+
+    The file names the chain's ``subject_type`` and, when the client knows it (it logged in
+    itself: ``auth.login_with_*``), its login ``context`` ``(type, value)``: a mark is a place in
+    one chain only (the guide has invoices fetched "oddzielnie dla każdego typu podmiotu"), and
+    another chain continued from it would skip its invoices before that place. A file of an
+    earlier version has neither: it is taken as the chain of the first run that uses it, which
+    writes them in. A client given a bare access token does not know its context: its runs are
+    not checked against the file's context (nor write one)."""
 
     date_from: str
     seen_at_from: list[str] = field(default_factory=list)
+    subject_type: str | None = None
+    context: tuple[str, str] | None = None
 
     @classmethod
-    def load(cls, path: Path, start: dt.date | dt.datetime | None) -> SyncState:
-        """Read the state file, or start at ``start`` on the first run."""
-        if path.is_file():
+    def load(
+        cls,
+        path: Path,
+        start: dt.date | dt.datetime | None,
+        subject_type: str | None = None,
+        context: tuple[str, str] | None = None,
+    ) -> SyncState:
+        """Read the state file, or start at ``start`` on the first run; ``ValueError`` when the
+        file belongs to another ``subject_type`` or login context (see the class)."""
+        if not path.is_file():
+            if start is None:
+                raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
+            return cls(moment(start, "start").isoformat(), [], subject_type, context)
+        state = cls.read(path)
+        state.check_chain(path, subject_type, context)
+        return replace(state, subject_type=subject_type or state.subject_type, context=state.context or context)
+
+    @classmethod
+    def read(cls, path: Path) -> SyncState:
+        """The state the file holds; ``ValueError`` naming the file when it holds none."""
+        try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(str(raw["date_from"]), list(raw.get("seen_at_from", [])))
-        if start is None:
-            raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
-        return cls(moment(start, "start").isoformat())
+            date_from = raw["date_from"]
+            aware(dt.datetime.fromisoformat(date_from))
+            seen = raw.get("seen_at_from", [])
+            subject_type, context = raw.get("subject_type"), raw.get("context")
+            if not isinstance(seen, list) or not all(isinstance(n, str) for n in seen):
+                raise ValueError("seen_at_from is not a list of KSeF numbers")
+            if subject_type is not None and not isinstance(subject_type, str):
+                raise ValueError("subject_type is not a string")
+            pair = None if context is None else (str(context["type"]), str(context["value"]))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"state_file {path} is not a sync state file ({type(error).__name__}: {error})") from None
+        return cls(date_from, seen, subject_type, pair)
+
+    def check_chain(self, path: Path, subject_type: str | None, context: tuple[str, str] | None) -> None:
+        """``ValueError`` (before any request) when the file's chain is another one."""
+        if self.subject_type is not None and subject_type is not None and self.subject_type != subject_type:
+            raise ValueError(
+                f"state_file {path} holds the mark of subject_type {self.subject_type!r}, not {subject_type!r}: "
+                "each subject type needs a state file of its own (continued from another's mark, a run would "
+                "skip invoices)"
+            )
+        if self.context is not None and context is not None and self.context != context:
+            raise ValueError(
+                f"state_file {path} holds the mark of context {'='.join(self.context)}, not {'='.join(context)} "
+                "(the client's login): each context needs a state file of its own (continued from another's "
+                "mark, a run would skip invoices)"
+            )
 
     def as_json(self) -> dict[str, Any]:
         """The state as the file holds it."""
-        return {"date_from": self.date_from, "seen_at_from": self.seen_at_from}
+        data: dict[str, Any] = {"date_from": self.date_from, "seen_at_from": self.seen_at_from}
+        if self.subject_type is not None:
+            data["subject_type"] = self.subject_type
+        if self.context is not None:
+            data["context"] = {"type": self.context[0], "value": self.context[1]}
+        return data
 
     def save(self, path: Path) -> None:
         """Write atomically and durably: into a temporary file of a name of its own beside
@@ -167,7 +223,7 @@ def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | No
     at = [str(m["ksefNumber"]) for m in result.metadata if _same_instant(m.get("permanentStorageDate"), boundary)]
     if stamp == state.date_from:
         at = sorted(set(at) | set(state.seen_at_from))
-    return SyncState(stamp, at)
+    return replace(state, date_from=stamp, seen_at_from=at)
 
 
 def _window_done(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
@@ -250,8 +306,8 @@ def sync_run(
     with state_lock(state_path):
         folder.mkdir(parents=True, exist_ok=True)
         progress = _Progress()
-        keys, limits = client._public_keys, client.body_limits
-        flow = sync_flow(subject_type, state_path, folder, start, keys, timeout, interval, limits, progress)
+        keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
+        flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
             yield flow
         except BaseException as error:
@@ -290,7 +346,7 @@ class _Progress:
 
 
 def sync_flow(
-    subject_type: str,
+    chain: tuple[str, tuple[str, str] | None],
     state_file: Path,
     directory: Path,
     start: dt.date | dt.datetime | None,
@@ -303,8 +359,11 @@ def sync_flow(
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
-    Each window's invoices go into ``progress`` as its state is saved."""
-    state = SyncState.load(state_file, start)
+    Each window's invoices go into ``progress`` as its state is saved. ``chain``: the
+    ``subject_type`` and the login context (``None``: not known), checked against the state file's
+    before any request (``SyncState``)."""
+    subject_type, context = chain
+    state = SyncState.load(state_file, start, subject_type, context)
     while True:
         date_from = dt.datetime.fromisoformat(state.date_from)
         window_to = window_end(date_from, None, utc_now())

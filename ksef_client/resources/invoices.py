@@ -166,7 +166,9 @@ class Invoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
-        One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        logged in itself, another login context) than it was made for raises ``ValueError``
+        before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
         ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
@@ -238,7 +240,9 @@ class AsyncInvoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
-        One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        logged in itself, another login context) than it was made for raises ``ValueError``
+        before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
         ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the

@@ -11,6 +11,7 @@ oddzielnie dla każdego typu podmiotu".
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client.invoice_sync import SyncLockedError, SyncResult
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.helpers import FakeTime
 from tests.hostile import Tamper
 
@@ -217,3 +218,54 @@ class _CancelAtExport(httpx.AsyncBaseTransport):
                 self.cancel()
                 await anyio.sleep_forever()
         return await self.inner.handle_async_request(request)
+
+
+class TestOneChainPerStateFile:
+    """Was: the state file held the mark only; a run for another subject type or context went on
+    from the first one's mark and silently skipped that chain's invoices before it. The guide:
+    invoices "powinny być pobierane oddzielnie dla każdego typu podmiotu"."""
+
+    def test_a_state_file_of_another_subject_type_is_refused_before_any_request(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        _send(ksef, backend, 2, "ST")  # ours as the seller (Subject1) only
+        saved, before = state.read_bytes(), ksef.send_state.requests_sent
+        with pytest.raises(ValueError, match=r"state.json holds the mark of subject_type 'Subject1', not 'Subject2'"):
+            ksef.invoices.sync("Subject2", state, inbox)
+        assert ksef.send_state.requests_sent == before and state.read_bytes() == saved
+        assert len(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == 2
+
+    def test_a_state_file_of_an_earlier_version_is_taken_by_its_first_run(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # The field is new: a file without it is the chain of the first run that uses it.
+        sent = _send(ksef, backend, 2, "OLD")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": _start().isoformat(), "seen_at_from": []}), encoding="utf-8")
+        assert set(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+        assert json.loads(state.read_text(encoding="utf-8"))["subject_type"] == "Subject1"
+        with pytest.raises(ValueError, match="subject_type 'Subject1', not 'Subject3'"):
+            ksef.invoices.sync("Subject3", state, inbox)
+
+    def test_a_state_file_of_another_login_context_is_refused_before_any_request(
+        self, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        first, other = self_signed_certificate(kind="seal"), self_signed_certificate(kind="seal")
+        with KSeF(base_url=ksef_server.base_url, sleep=lambda s: None) as client:
+            client.auth.login_with_certificate(first, context_nip=first.nip)
+            client.invoices.sync("Subject1", state, inbox, start=_start())
+            assert json.loads(state.read_text(encoding="utf-8"))["context"] == {"type": "Nip", "value": first.nip}
+            client.auth.login_with_certificate(other, context_nip=other.nip)
+            before = client.send_state.requests_sent
+            with pytest.raises(ValueError, match=rf"context Nip={first.nip}, not Nip={other.nip}"):
+                client.invoices.sync("Subject1", state, inbox)
+            assert client.send_state.requests_sent == before
+
+    def test_a_state_file_that_holds_no_state_is_named(self, ksef: KSeF, tmp_path: Path) -> None:
+        state = tmp_path / "state.json"
+        state.write_text('{"date_from": "yesterday"}', encoding="utf-8")
+        with pytest.raises(ValueError, match=r"state.json is not a sync state file"):
+            ksef.invoices.sync("Subject1", state, tmp_path / "inbox")
