@@ -43,6 +43,32 @@ if TYPE_CHECKING:
 
 EXPORT_RUNNING = 100
 EXPORT_DONE = 200
+# InvoiceExportStatusResponse.status (spec 2.9.0): "420 | Zakres filtrowania wykracza poza
+# dostępny zakres danych | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate
+# przy włączonym restrictToPermanentStorageHwmDate".
+EXPORT_FROM_PAST_HWM = 420
+
+
+class ExportStatusError(ExportError):
+    """An export that ended with another status than 200 (done): ``code`` and ``description`` are
+    KSeF's. 420: its ``dateRange.from`` is later than KSeF's ``PermanentStorageHwmDate`` and it
+    asked to stop there (``restrict_to_hwm``): nothing from that moment on is complete yet."""
+
+    def __init__(self, message: str, code: int, description: str) -> None:
+        super().__init__(message)
+        self.code, self.description = code, description
+
+
+def _failed(ref: str, code: int, description: str) -> ExportStatusError:
+    if code == EXPORT_FROM_PAST_HWM:
+        message = (
+            f"export {ref} ended with 420 {description}: its dateRange.from is later than KSeF's "
+            "PermanentStorageHwmDate, where restrict_to_hwm stops it (nothing from then on is complete yet); "
+            "ask again later, or without restrict_to_hwm"
+        )
+    else:
+        message = f"export {ref} ended with {code} {description}"
+    return ExportStatusError(message, code, description)
 
 
 @dataclass
@@ -108,7 +134,7 @@ def export_flow(
         interval,
     )
     if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
-        raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
+        raise _failed(ref, status.status.code, status.status.description)
     if str(status.package.compression_type) != compression:  # read only as what was asked for
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"

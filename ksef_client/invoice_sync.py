@@ -7,6 +7,11 @@ continuous sync; a mark older than KSeF's 100-day ``dateRange`` limit is caught 
 została podana, lub PermanentStorageHwmDate gdy dateRange.to pominięto"; with the HWM restriction
 on, never past ``PermanentStorageHwmDate``).
 
+The mark only moves forward: an explicit ``start`` later than the saved mark is refused (the
+invoices between would be skipped), an earlier one ignored; a window KSeF refuses as starting past
+its HWM (export status 420) ends the run with nothing new while the mark is not ahead of the
+present (KSeF's HWM lags it: a first ``start`` close to now), and is an error otherwise.
+
 One run at a time per state file: a run holds an exclusive OS lock on ``<state_file>.lock`` (beside
 it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
 the same mark would deliver the same invoices twice). The state is written to a fresh temporary
@@ -31,7 +36,7 @@ from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, KSeFError
-from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, ExportStatusError, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if sys.platform == "win32":
@@ -75,15 +80,28 @@ class SyncState:
         subject_type: str | None = None,
         context: tuple[str, str] | None = None,
     ) -> SyncState:
-        """Read the state file, or start at ``start`` on the first run; ``ValueError`` when the
-        file belongs to another ``subject_type`` or login context (see the class)."""
+        """Read the state file, or start at ``start`` on the first run. ``ValueError`` when the
+        file belongs to another ``subject_type`` or login context (see the class), or when
+        ``start`` is later than its mark (the invoices between them would be skipped; an earlier
+        ``start`` is ignored: the mark never moves back, which would fetch invoices again)."""
         if not path.is_file():
             if start is None:
                 raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
             return cls(moment(start, "start").isoformat(), [], subject_type, context)
         state = cls.read(path)
         state.check_chain(path, subject_type, context)
+        if start is not None and moment(start, "start") > state.mark():
+            raise ValueError(
+                f"start={moment(start, 'start').isoformat()} is later than the mark {state.date_from} of state_file "
+                f"{path}: the invoices stored between them would never be fetched. start= only sets where a "
+                "first run begins (an earlier one is ignored, the file's mark wins); to begin later, use a new "
+                "state file"
+            )
         return replace(state, subject_type=subject_type or state.subject_type, context=state.context or context)
+
+    def mark(self) -> dt.datetime:
+        """``date_from`` as an aware moment (where the next window starts)."""
+        return aware(dt.datetime.fromisoformat(self.date_from))
 
     @classmethod
     def read(cls, path: Path) -> SyncState:
@@ -217,13 +235,14 @@ def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | No
     """The mark after a window: ``lastPermanentStorageDate`` when truncated; else its end, which is
     ``permanentStorageHwmDate`` for an open window and ``window_to`` (at most the HWM) otherwise."""
     boundary = result.last_permanent_storage_date if result.is_truncated else _window_done(result, window_to)
-    if boundary is None:
+    if boundary is None or aware(boundary) < state.mark():
+        # Never back: a date before the window's start (KSeF answers 420, not a package, for a
+        # start past its HWM) would only fetch delivered invoices again.
         return state
-    stamp = boundary.isoformat()
     at = [str(m["ksefNumber"]) for m in result.metadata if _same_instant(m.get("permanentStorageDate"), boundary)]
-    if stamp == state.date_from:
-        at = sorted(set(at) | set(state.seen_at_from))
-    return replace(state, date_from=stamp, seen_at_from=at)
+    if aware(boundary) == state.mark():
+        return replace(state, seen_at_from=sorted(set(at) | set(state.seen_at_from)))
+    return replace(state, date_from=boundary.isoformat(), seen_at_from=at)
 
 
 def _window_done(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
@@ -281,6 +300,32 @@ def _take_window(
     return result, new_numbers, new_files
 
 
+def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusError) -> None:
+    """After a 420 (the window's start is past KSeF's HWM): a mark not ahead of this computer's
+    clock is one KSeF's HWM has not reached yet (a first ``start=`` close to now: the HWM lags
+    the present), so nothing is complete after it yet and the run ends with nothing; a mark ahead
+    of the clock is an error (a state file edited, or written on a clock running ahead)."""
+    if state.mark() > utc_now():
+        raise ExportStatusError(
+            f"{error}. The sync's mark {state.date_from} (state_file {state_file}) is in the future, by this "
+            "computer's clock too: the state file was edited or written on a clock running ahead; fix its "
+            "date_from, or start a new state file",
+            error.code,
+            error.description,
+        ) from error
+
+
+def checked_start(start: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """``start`` as an aware moment; ``ValueError`` for one in the future (KSeF answers 420 for a
+    range that starts past its ``PermanentStorageHwmDate``, which is never ahead of the present)."""
+    if start is None:
+        return None
+    when = moment(start, "start")
+    if when > utc_now():
+        raise ValueError(f"start={when.isoformat()} is in the future: a sync fetches what is already stored")
+    return when
+
+
 @contextmanager
 def sync_run(
     client: KSeF | AsyncKSeF,
@@ -299,7 +344,7 @@ def sync_run(
     state was saved (their invoices are in ``directory`` and no later run reports them again).
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
-    state_path, folder = Path(state_file), Path(directory)
+    state_path, folder, start = Path(state_file), Path(directory), checked_start(start)
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,10 +410,19 @@ def sync_flow(
     subject_type, context = chain
     state = SyncState.load(state_file, start, subject_type, context)
     while True:
-        date_from = dt.datetime.fromisoformat(state.date_from)
+        date_from = state.mark()
         window_to = window_end(date_from, None, utc_now())
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
-        ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+        try:
+            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+        except ExportStatusError as error:
+            if error.code != EXPORT_FROM_PAST_HWM:
+                raise
+            _check_not_ahead(state, state_file, error)
+            progress.saving(state, [], [])  # a first run's start is kept: the next run goes on from it
+            state.save(state_file)
+            progress.saved()
+            return progress.done
         result, new_numbers, new_files = yield from blocking(
             _take_window, ref, package, archive, state, directory, limits
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._flows import Call, Flow, apager, arun, blocking, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
-from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client.export import ExportResult, ExportStatusError, export_flow, unpack_export
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
     MetadataCursor,
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
 __all__ = [
-    "AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncLockedError", "SyncResult", "build_filters",
-    "get_flow",
+    "AsyncInvoices", "ExportResult", "ExportStatusError", "Invoices", "MetadataCursor", "SyncLockedError", "SyncResult",
+    "build_filters", "get_flow",
 ]  # fmt: skip
 
 
@@ -166,7 +166,9 @@ class Invoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
-        A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
+        earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
+        before any request). A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
@@ -240,7 +242,9 @@ class AsyncInvoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
-        A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
+        earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
+        before any request). A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.

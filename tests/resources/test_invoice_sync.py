@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -23,12 +24,13 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client.export import ExportStatusError
 from ksef_client.invoice_sync import SyncLockedError, SyncResult
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.helpers import FakeTime
-from tests.hostile import Tamper
+from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
 EXPORTS = "/invoices/exports"
@@ -269,3 +271,104 @@ class TestOneChainPerStateFile:
         state.write_text('{"date_from": "yesterday"}', encoding="utf-8")
         with pytest.raises(ValueError, match=r"state.json is not a sync state file"):
             ksef.invoices.sync("Subject1", state, tmp_path / "inbox")
+
+
+REFUSED_420 = {
+    "code": 420,
+    "description": "Zakres filtrowania wykracza poza dostępny zakres danych",
+    "details": [
+        "Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym "
+        "restrictToPermanentStorageHwmDate."
+    ],
+}  # InvoiceExportStatusResponse.status, spec 2.9.0
+
+
+def _refuse_as_past_the_hwm(body: dict[str, object]) -> dict[str, object]:
+    return {"status": REFUSED_420}
+
+
+class TestWhereAWindowStarts:
+    """The mark only moves forward. Spec 2.9.0, export status 420: "Parametr dateRange.from jest
+    późniejszy niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
+
+    def test_a_start_later_than_the_saved_mark_is_refused_and_an_earlier_one_ignored(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: start= was silently ignored once the state existed, whatever it said.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        sent = _send(ksef, backend, 2, "ST")
+        saved, before = state.read_bytes(), ksef.send_state.requests_sent
+        with pytest.raises(ValueError, match=r"start=.* is later than the mark .* of state_file .*state.json"):
+            ksef.invoices.sync("Subject1", state, inbox, start=dt.datetime.now(dt.UTC))
+        assert ksef.send_state.requests_sent == before and state.read_bytes() == saved
+        earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)  # the mark wins: nothing fetched again
+        assert set(ksef.invoices.sync("Subject1", state, inbox, start=earlier).ksef_numbers) == sent
+        assert ksef.invoices.sync("Subject1", state, inbox, start=earlier).ksef_numbers == []
+
+    def test_a_start_in_the_future_is_refused_before_any_request(self, ksef: KSeF, tmp_path: Path) -> None:
+        # Was: exported; the emulator's package said an HWM before it, and the mark moved back there.
+        with pytest.raises(ValueError, match=r"start=.* is in the future"):
+            ksef.invoices.sync(
+                "Subject1", tmp_path / "state.json", tmp_path / "in", start=dt.date.today() + dt.timedelta(days=2)
+            )
+        assert ksef.send_state.requests_sent == 0 and list(tmp_path.iterdir()) == []
+
+    def test_a_package_dated_before_the_window_does_not_move_the_mark_back(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark became the package's permanentStorageHwmDate, earlier than the window's
+        # start: the next run fetched delivered invoices again.
+        start = _start()
+        sent = _send(ksef, backend, 2, "BK")
+        earlier = (start - dt.timedelta(days=1)).isoformat()
+
+        def hwm_before_the_window(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"]["permanentStorageHwmDate"] = earlier
+            return body
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", hwm_before_the_window))) as client:
+            assert set(client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers) == sent
+        assert dt.datetime.fromisoformat(json.loads(state.read_text(encoding="utf-8"))["date_from"]) >= start
+
+    def test_a_first_start_ksef_s_hwm_has_not_reached_is_kept_for_the_next_run(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # KSeF's HWM lags the present: a first start= close to now may be past it (420). Was: an
+        # ExportError, and no state file: a scheduled `start=now` never got going.
+        start = _start()
+        sent = _send(ksef, backend, 2, "HW")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))) as client:
+            assert client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers == []
+        assert json.loads(state.read_text(encoding="utf-8"))["date_from"] == start.isoformat()
+        assert set(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+
+    def test_a_mark_in_the_future_refused_by_ksef_is_a_clear_error(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        state = tmp_path / "state.json"
+        ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+        state.write_text(json.dumps({"date_from": ahead, "seen_at_from": []}), encoding="utf-8")
+        refusing = Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))
+        ahead_of_us = r"mark .* \(state_file .*state.json\) is in the future"
+        with (
+            _client(ksef, ksef_server, refusing) as client,
+            pytest.raises(ExportStatusError, match=ahead_of_us) as caught,
+        ):
+            client.invoices.sync("Subject1", state, tmp_path / "inbox")
+        assert caught.value.code == 420 and json.loads(state.read_text(encoding="utf-8"))["date_from"] == ahead
+
+    def test_an_export_refused_as_past_the_hwm_says_so(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        refusing = Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))
+        past_the_hwm = "later than KSeF's PermanentStorageHwmDate"
+        with (
+            _client(ksef, ksef_server, refusing) as client,
+            pytest.raises(ExportStatusError, match=past_the_hwm) as caught,
+        ):
+            client.invoices.export(tmp_path / "out", date_from=_start(), restrict_to_hwm=True)
+        assert (caught.value.code, caught.value.description) == (420, REFUSED_420["description"])
