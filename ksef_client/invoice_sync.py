@@ -232,9 +232,9 @@ class SyncResult:
 
 
 def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None = None) -> SyncState:
-    """The mark after a window: ``lastPermanentStorageDate`` when truncated; else its end, which is
-    ``permanentStorageHwmDate`` for an open window and ``window_to`` (at most the HWM) otherwise."""
-    boundary = result.last_permanent_storage_date if result.is_truncated else _window_done(result, window_to)
+    """The mark after a window (``_window_end``), and the numbers taken at it; never before the
+    mark it started at."""
+    boundary = _window_end(result, window_to)
     if boundary is None or aware(boundary) < state.mark():
         # Never back: a date before the window's start (KSeF answers 420, not a package, for a
         # start past its HWM) would only fetch delivered invoices again.
@@ -245,11 +245,30 @@ def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | No
     return replace(state, date_from=boundary.isoformat(), seen_at_from=at)
 
 
-def _window_done(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+def _window_end(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+    """Where a window's delivery ends: ``lastPermanentStorageDate`` when truncated; else
+    ``permanentStorageHwmDate`` for an open window, ``window_to`` (at most the HWM) otherwise (the
+    guide). The package's two dates are optional in the spec; without the one it needs, the
+    latest ``permanentStorageDate`` of its invoices (required in ``InvoiceMetadata``): with
+    ``restrictToPermanentStorageHwmDate`` every invoice of the package is at most the HWM, and
+    below the HWM the set is complete ("System gwarantuje, że dane poniżej tej wartości są spójne
+    i kompletne"), so all up to that one is here; nothing past it is known complete. ``None``: an
+    empty package without its dates, the mark stays."""
+    if result.is_truncated:
+        return result.last_permanent_storage_date or _last_stored(result)
     hwm = result.permanent_storage_hwm_date
-    if window_to is None or (hwm is not None and aware(hwm) < window_to):
-        return hwm
-    return window_to
+    if hwm is None:
+        return _last_stored(result)
+    return hwm if window_to is None or aware(hwm) < window_to else window_to
+
+
+def _last_stored(result: ExportResult) -> dt.datetime | None:
+    """The latest ``permanentStorageDate`` of the package's invoices (``None``: none has one)."""
+    dates = []
+    for record in result.metadata:
+        with contextlib.suppress(ValueError, TypeError):
+            dates.append(aware(dt.datetime.fromisoformat(str(record.get("permanentStorageDate")))))
+    return max(dates, default=None)
 
 
 def _same_instant(raw: object, when: dt.datetime) -> bool:
@@ -257,6 +276,22 @@ def _same_instant(raw: object, when: dt.datetime) -> bool:
         return aware(dt.datetime.fromisoformat(str(raw))) == aware(when)
     except ValueError:
         return False
+
+
+def _check_progress(before: SyncState, after: SyncState, result: ExportResult) -> None:
+    """A truncated window must move the mark forward: asked again from the same mark, KSeF would
+    build the same package (its first invoices from there), and the sync would loop."""
+    if result.is_truncated and after.mark() <= before.mark():
+        raise ExportError(
+            f"export {result.reference_number} was truncated (isTruncated) but moves the sync no further than "
+            f"{before.date_from} (lastPermanentStorageDate {_shown(result.last_permanent_storage_date)}, its "
+            f"invoices' latest permanentStorageDate {_shown(_last_stored(result))}): the next window would be the "
+            "same; stopped instead of asking for it again. The state stays at that mark"
+        )
+
+
+def _shown(when: dt.datetime | None) -> str:
+    return "absent" if when is None else when.isoformat()
 
 
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
@@ -430,6 +465,7 @@ def sync_flow(
         progress.saving(state, new_numbers, new_files)
         state.save(state_file)
         progress.saved()
+        _check_progress(before, state, result)
         caught_up = window_to is None or state.date_from == before.date_from
         if not result.is_truncated and caught_up:
             return progress.done

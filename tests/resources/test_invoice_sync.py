@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import ExportError
 from ksef_client.export import ExportStatusError
 from ksef_client.invoice_sync import SyncLockedError, SyncResult
 from ksef_client.mock import KSeFBackend, create_app
@@ -372,3 +373,86 @@ class TestWhereAWindowStarts:
         ):
             client.invoices.export(tmp_path / "out", date_from=_start(), restrict_to_hwm=True)
         assert (caught.value.code, caught.value.description) == (420, REFUSED_420["description"])
+
+
+def _package_without(*names: str, exports_at_most: int = 10) -> Tamper:
+    """The emulator with ``names`` left out of each export's package (the spec has them optional);
+    more than ``exports_at_most`` exports in one test is a loop (an AssertionError out of sync)."""
+    exports: list[httpx.Request] = []
+
+    def strip(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if _starts_export(request):
+            exports.append(request)
+            assert len(exports) <= exports_at_most, "sync keeps asking for windows"
+        if request.method != "GET" or f"{EXPORTS}/" not in request.url.path:
+            return None
+        body = json.loads(response.read())
+        for name in names:
+            (body.get("package") or {}).pop(name, None)
+        return httpx.Response(200, json=body, request=request)
+
+    return Tamper(strip)
+
+
+class TestPackagesWithoutTheirDates:
+    """InvoicePackage (spec 2.9.0): lastPermanentStorageDate and permanentStorageHwmDate are
+    optional; the guide's next window starts at the one or the other."""
+
+    def test_without_the_hwm_the_next_window_starts_at_the_last_invoice_delivered(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark stayed where it was, and each run delivered the same invoices again.
+        first = _send(ksef, backend, 3, "NH")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert set(client.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == first
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+            later = _send(ksef, backend, 2, "NH2")
+            assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == later
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_a_truncated_package_without_its_last_date_goes_on_from_its_last_invoice(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark did not move and the same truncated window was asked for forever.
+        sent = _send(ksef, backend, 70, "NL")
+        backend.metadata_limit = 30
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        stripping = _package_without("lastPermanentStorageDate", "permanentStorageHwmDate")
+        with _client(ksef, ksef_server, stripping) as client:
+            result = client.invoices.sync("Subject1", state, inbox, start=_start())
+        assert len(result.ksef_numbers) == 70 and set(result.ksef_numbers) == sent
+        assert sum(1 for method, path in stripping.seen if method == "POST" and path.endswith(EXPORTS)) == 3
+
+    def test_a_truncated_package_that_does_not_move_the_mark_stops_the_run(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the same window again and again, forever.
+        _send(ksef, backend, 70, "NP")
+        backend.metadata_limit = 30
+        start = _start()
+
+        def stuck(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"]["lastPermanentStorageDate"] = start.isoformat()
+            return body
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        exports: list[str] = []
+        swap = json_swap("GET", f"{EXPORTS}/", stuck)
+
+        def count_and_swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if _starts_export(request):
+                exports.append(request.url.path)
+                assert len(exports) <= 10, "sync keeps asking for the same window"
+            return swap(request, response)
+
+        no_further = r"truncated .* moves the sync no further than"
+        with (
+            _client(ksef, ksef_server, Tamper(count_and_swap)) as client,
+            pytest.raises(ExportError, match=no_further) as caught,
+        ):
+            client.invoices.sync("Subject1", state, inbox, start=start)
+        assert len(exports) == 1 and json.loads(state.read_text(encoding="utf-8"))["date_from"] == start.isoformat()
+        partial = caught.value.partial
+        assert partial is not None and sorted(partial.files) == sorted(inbox.glob("*.xml"))
