@@ -75,6 +75,13 @@ def _failed(ref: str, code: int, description: str) -> ExportStatusError:
 class ExportResult:
     """What an export wrote: the invoice files, their metadata and where the next window starts.
 
+    A truncated export (``is_truncated``) goes on from the date of the last invoice it holds, the
+    one of the export's ``date_type``: ``last_permanent_storage_date`` (``PermanentStorage``),
+    ``last_invoicing_date`` (``Invoicing``) or ``last_issue_date`` (``Issue``, a day); KSeF gives
+    each "wyłącznie wtedy, gdy paczka została ucięta" and the export filtered by that date type,
+    ``None`` otherwise. ``permanent_storage_hwm_date``: below it KSeF's set is complete
+    (``PermanentStorage`` only).
+
     A range over KSeF's 100 days is exported in windows: ``reference_numbers`` are their exports,
     oldest first; ``reference_number`` and the truncation and dates are the last one's."""
 
@@ -87,6 +94,8 @@ class ExportResult:
     permanent_storage_hwm_date: dt.datetime | None
     extra: dict[str, Any] = field(default_factory=dict)
     reference_numbers: list[str] = field(default_factory=list)
+    last_invoicing_date: dt.datetime | None = None
+    last_issue_date: dt.date | None = None
 
     def __post_init__(self) -> None:
         if not self.reference_numbers:
@@ -264,6 +273,8 @@ def unpack_export(
         bool(package.is_truncated),
         _optional_date(package.last_permanent_storage_date),
         _optional_date(package.permanent_storage_hwm_date),
+        last_invoicing_date=_optional_date(package.last_invoicing_date),
+        last_issue_date=_optional_day(package.last_issue_date),
     )
 
 
@@ -488,3 +499,7 @@ def _metadata(ref: str, raw: bytes) -> list[dict[str, Any]]:
 
 def _optional_date(value: object) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
+
+
+def _optional_day(value: object) -> dt.date | None:
+    return value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else None

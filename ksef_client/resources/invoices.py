@@ -93,7 +93,7 @@ def joined(results: list[ExportResult]) -> ExportResult:
     return ExportResult(
         last.reference_number, last.directory, files, list(records.values()), last.is_truncated,
         last.last_permanent_storage_date, last.permanent_storage_hwm_date, last.extra,
-        [result.reference_number for result in results],
+        [result.reference_number for result in results], last.last_invoicing_date, last.last_issue_date,
     )  # fmt: skip
 
 
