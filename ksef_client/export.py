@@ -35,7 +35,13 @@ from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
-from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
+from ksef_client.errors import (
+    APIConnectionError,
+    ExportError,
+    ExportStatusError,
+    ResponseTooLargeError,
+    UnsafePathError,
+)
 from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
@@ -47,16 +53,6 @@ EXPORT_DONE = 200
 # dostępny zakres danych | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate
 # przy włączonym restrictToPermanentStorageHwmDate".
 EXPORT_FROM_PAST_HWM = 420
-
-
-class ExportStatusError(ExportError):
-    """An export that ended with another status than 200 (done): ``code`` and ``description`` are
-    KSeF's. 420: its ``dateRange.from`` is later than KSeF's ``PermanentStorageHwmDate`` and it
-    asked to stop there (``restrict_to_hwm``): nothing from that moment on is complete yet."""
-
-    def __init__(self, message: str, code: int, description: str) -> None:
-        super().__init__(message)
-        self.code, self.description = code, description
 
 
 def _failed(ref: str, code: int, description: str) -> ExportStatusError:

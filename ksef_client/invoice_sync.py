@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
-from ksef_client.errors import ExportError, KSeFError
-from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, ExportStatusError, export_flow, unpack_export
+from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if sys.platform == "win32":
@@ -48,11 +48,6 @@ if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._generated.models import InvoicePackage
     from ksef_client._tokens import KeyCache
-
-
-class SyncLockedError(KSeFError):
-    """Another ``sync`` run holds the state file (the lock file beside it): one run at a time per
-    state file. Nothing was sent and nothing changed; run again once the other run has ended."""
 
 
 @dataclass

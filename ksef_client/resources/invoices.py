@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._flows import Call, Flow, apager, arun, blocking, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
-from ksef_client.export import ExportResult, ExportStatusError, export_flow, unpack_export
+from ksef_client.export import ExportResult, export_flow, unpack_export
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
     MetadataCursor,
@@ -26,17 +26,14 @@ from ksef_client.invoice_query import (
     window_end,
     with_window,
 )
-from ksef_client.invoice_sync import SyncLockedError, SyncResult, sync_run
+from ksef_client.invoice_sync import SyncResult, sync_run
 from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
-__all__ = [
-    "AsyncInvoices", "ExportResult", "ExportStatusError", "Invoices", "MetadataCursor", "SyncLockedError", "SyncResult",
-    "build_filters", "get_flow",
-]  # fmt: skip
+__all__ = ["AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncResult", "build_filters", "get_flow"]
 
 
 def get_flow(ksef_number: str) -> Flow[bytes]:

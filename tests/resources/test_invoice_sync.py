@@ -24,9 +24,8 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
-from ksef_client.errors import ExportError
-from ksef_client.export import ExportStatusError
-from ksef_client.invoice_sync import SyncLockedError, SyncResult
+from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
+from ksef_client.invoice_sync import SyncResult
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
