@@ -60,7 +60,8 @@ class KSeFError(Exception):
         partial: on an error raised by ``invoices.sync``, the ``SyncResult`` of the windows that
             run had finished before it failed (their invoices are in the folder and the state file
             is past them: no later run reports them again); ``None`` elsewhere. ``sync`` sets it on
-            the exceptions of its own work, ``OSError`` (writing) included.
+            whatever ends the run, ``OSError`` (writing), ``KeyboardInterrupt`` and a cancellation
+            included.
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
