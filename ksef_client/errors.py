@@ -23,6 +23,8 @@
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
     ├── ExportError                   an export that failed or arrived damaged
+    │   └── ExportStatusError         it ended with another status than 200 (.code; 420: from past the HWM)
+    ├── SyncLockedError               another invoices.sync run holds the state file (nothing sent)
     ├── ResponseFormatError           a 2xx answer that does not match the spec
     ├── ResponseTooLargeError         a body past its cap (``BodyLimits``); read no further
     ├── UnsafePathError               a name from the server that would leave the target folder
@@ -58,7 +60,8 @@ class KSeFError(Exception):
         partial: on an error raised by ``invoices.sync``, the ``SyncResult`` of the windows that
             run had finished before it failed (their invoices are in the folder and the state file
             is past them: no later run reports them again); ``None`` elsewhere. ``sync`` sets it on
-            the exceptions of its own work, ``OSError`` (writing) included.
+            whatever ends the run, ``OSError`` (writing), ``KeyboardInterrupt`` and a cancellation
+            included.
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
@@ -279,6 +282,21 @@ class InvoiceSchemaError(KSeFError, ValueError):
 
 class ExportError(KSeFError):
     """An export failed, or its package arrived damaged."""
+
+
+class ExportStatusError(ExportError):
+    """An export that ended with another status than 200 (done): ``code`` and ``description`` are
+    KSeF's. 420: its ``dateRange.from`` is later than KSeF's ``PermanentStorageHwmDate`` and it
+    asked to stop there (``restrict_to_hwm``): nothing from that moment on is complete yet."""
+
+    def __init__(self, message: str, code: int, description: str) -> None:
+        super().__init__(message)
+        self.code, self.description = code, description
+
+
+class SyncLockedError(KSeFError):
+    """Another ``invoices.sync`` run holds the state file (the lock file beside it): one run at a
+    time per state file. Nothing was sent and nothing changed; run again once the other ended."""
 
 
 class BatchError(KSeFError):

@@ -35,7 +35,13 @@ from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
-from ksef_client.errors import APIConnectionError, ExportError, ResponseTooLargeError, UnsafePathError
+from ksef_client.errors import (
+    APIConnectionError,
+    ExportError,
+    ExportStatusError,
+    ResponseTooLargeError,
+    UnsafePathError,
+)
 from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
@@ -43,11 +49,34 @@ if TYPE_CHECKING:
 
 EXPORT_RUNNING = 100
 EXPORT_DONE = 200
+# InvoiceExportStatusResponse.status (spec 2.9.0): "420 | Zakres filtrowania wykracza poza
+# dostępny zakres danych | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate
+# przy włączonym restrictToPermanentStorageHwmDate".
+EXPORT_FROM_PAST_HWM = 420
+
+
+def _failed(ref: str, code: int, description: str) -> ExportStatusError:
+    if code == EXPORT_FROM_PAST_HWM:
+        message = (
+            f"export {ref} ended with 420 {description}: its dateRange.from is later than KSeF's "
+            "PermanentStorageHwmDate, where restrict_to_hwm stops it (nothing from then on is complete yet); "
+            "ask again later, or without restrict_to_hwm"
+        )
+    else:
+        message = f"export {ref} ended with {code} {description}"
+    return ExportStatusError(message, code, description)
 
 
 @dataclass
 class ExportResult:
     """What an export wrote: the invoice files, their metadata and where the next window starts.
+
+    A truncated export (``is_truncated``) goes on from the date of the last invoice it holds, the
+    one of the export's ``date_type``: ``last_permanent_storage_date`` (``PermanentStorage``),
+    ``last_invoicing_date`` (``Invoicing``) or ``last_issue_date`` (``Issue``, a day); KSeF gives
+    each "wyłącznie wtedy, gdy paczka została ucięta" and the export filtered by that date type,
+    ``None`` otherwise. ``permanent_storage_hwm_date``: below it KSeF's set is complete
+    (``PermanentStorage`` only).
 
     A range over KSeF's 100 days is exported in windows: ``reference_numbers`` are their exports,
     oldest first; ``reference_number`` and the truncation and dates are the last one's."""
@@ -61,6 +90,8 @@ class ExportResult:
     permanent_storage_hwm_date: dt.datetime | None
     extra: dict[str, Any] = field(default_factory=dict)
     reference_numbers: list[str] = field(default_factory=list)
+    last_invoicing_date: dt.datetime | None = None
+    last_issue_date: dt.date | None = None
 
     def __post_init__(self) -> None:
         if not self.reference_numbers:
@@ -108,7 +139,7 @@ def export_flow(
         interval,
     )
     if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
-        raise ExportError(f"export {ref} ended with {status.status.code} {status.status.description}")
+        raise _failed(ref, status.status.code, status.status.description)
     if str(status.package.compression_type) != compression:  # read only as what was asked for
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
@@ -238,6 +269,8 @@ def unpack_export(
         bool(package.is_truncated),
         _optional_date(package.last_permanent_storage_date),
         _optional_date(package.permanent_storage_hwm_date),
+        last_invoicing_date=_optional_date(package.last_invoicing_date),
+        last_issue_date=_optional_day(package.last_issue_date),
     )
 
 
@@ -462,3 +495,7 @@ def _metadata(ref: str, raw: bytes) -> list[dict[str, Any]]:
 
 def _optional_date(value: object) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
+
+
+def _optional_day(value: object) -> dt.date | None:
+    return value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else None

@@ -5,52 +5,217 @@ A window runs from the saved mark to now (no ``to``), as the Ministry's guide re
 continuous sync; a mark older than KSeF's 100-day ``dateRange`` limit is caught up in windows of
 100 days, each ending at its ``to`` (the guide: "moment zakończenia" is "wartość dateRange.to, gdy
 została podana, lub PermanentStorageHwmDate gdy dateRange.to pominięto"; with the HWM restriction
-on, never past ``PermanentStorageHwmDate``)."""
+on, never past ``PermanentStorageHwmDate``).
+
+The mark only moves forward: an explicit ``start`` later than the saved mark is refused (the
+invoices between would be skipped), an earlier one ignored; a window KSeF refuses as starting past
+its HWM (export status 420) ends the run with nothing new while the mark is not ahead of the
+present (KSeF's HWM lags it: a first ``start`` close to now), and is an error otherwise.
+
+One run at a time per state file: a run holds an exclusive OS lock on ``<state_file>.lock`` (beside
+it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
+the same mark would deliver the same invoices twice). The state is written to a fresh temporary
+file, flushed to disk and renamed over the old one: a crash leaves the old state or the new one,
+never a torn file."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
 from ksef_client._flows import Flow, blocking
 from ksef_client._paths import checked_name, file_in
-from ksef_client.errors import ExportError
-from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
 if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._generated.models import InvoicePackage
     from ksef_client._tokens import KeyCache
 
 
 @dataclass
 class SyncState:
-    """The high-water mark of one ``subject_type`` chain and the numbers already taken at it."""
+    """The high-water mark of one ``subject_type`` chain and the numbers already taken at it.
+
+    The file names the chain's ``subject_type`` and, when the client knows it (it logged in
+    itself: ``auth.login_with_*``), its login ``context`` ``(type, value)``: a mark is a place in
+    one chain only (the guide has invoices fetched "oddzielnie dla każdego typu podmiotu"), and
+    another chain continued from it would skip its invoices before that place. A file of an
+    earlier version has neither: it is taken as the chain of the first run that uses it, which
+    writes them in. A client given a bare access token does not know its context: its runs are
+    not checked against the file's context (nor write one)."""
 
     date_from: str
     seen_at_from: list[str] = field(default_factory=list)
+    subject_type: str | None = None
+    context: tuple[str, str] | None = None
 
     @classmethod
-    def load(cls, path: Path, start: dt.date | dt.datetime | None) -> SyncState:
-        """Read the state file, or start at ``start`` on the first run."""
-        if path.is_file():
+    def load(
+        cls,
+        path: Path,
+        start: dt.date | dt.datetime | None,
+        subject_type: str | None = None,
+        context: tuple[str, str] | None = None,
+    ) -> SyncState:
+        """Read the state file, or start at ``start`` on the first run. ``ValueError`` when the
+        file belongs to another ``subject_type`` or login context (see the class), or when
+        ``start`` is later than its mark (the invoices between them would be skipped; an earlier
+        ``start`` is ignored: the mark never moves back, which would fetch invoices again)."""
+        if not path.is_file():
+            if start is None:
+                raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
+            return cls(moment(start, "start").isoformat(), [], subject_type, context)
+        state = cls.read(path)
+        state.check_chain(path, subject_type, context)
+        if start is not None and moment(start, "start") > state.mark():
+            raise ValueError(
+                f"start={moment(start, 'start').isoformat()} is later than the mark {state.date_from} of state_file "
+                f"{path}: the invoices stored between them would never be fetched. start= only sets where a "
+                "first run begins (an earlier one is ignored, the file's mark wins); to begin later, use a new "
+                "state file"
+            )
+        return replace(state, subject_type=subject_type or state.subject_type, context=state.context or context)
+
+    def mark(self) -> dt.datetime:
+        """``date_from`` as an aware moment (where the next window starts)."""
+        return aware(dt.datetime.fromisoformat(self.date_from))
+
+    @classmethod
+    def read(cls, path: Path) -> SyncState:
+        """The state the file holds; ``ValueError`` naming the file when it holds none."""
+        try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return cls(str(raw["date_from"]), list(raw.get("seen_at_from", [])))
-        if start is None:
-            raise ValueError(f"state_file {path} does not exist yet: pass start= for the first run")
-        return cls(moment(start, "start").isoformat())
+            date_from = raw["date_from"]
+            aware(dt.datetime.fromisoformat(date_from))
+            seen = raw.get("seen_at_from", [])
+            subject_type, context = raw.get("subject_type"), raw.get("context")
+            if not isinstance(seen, list) or not all(isinstance(n, str) for n in seen):
+                raise ValueError("seen_at_from is not a list of KSeF numbers")
+            if subject_type is not None and not isinstance(subject_type, str):
+                raise ValueError("subject_type is not a string")
+            pair = None if context is None else (str(context["type"]), str(context["value"]))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"state_file {path} is not a sync state file ({type(error).__name__}: {error})") from None
+        return cls(date_from, seen, subject_type, pair)
+
+    def check_chain(self, path: Path, subject_type: str | None, context: tuple[str, str] | None) -> None:
+        """``ValueError`` (before any request) when the file's chain is another one."""
+        if self.subject_type is not None and subject_type is not None and self.subject_type != subject_type:
+            raise ValueError(
+                f"state_file {path} holds the mark of subject_type {self.subject_type!r}, not {subject_type!r}: "
+                "each subject type needs a state file of its own (continued from another's mark, a run would "
+                "skip invoices)"
+            )
+        if self.context is not None and context is not None and self.context != context:
+            raise ValueError(
+                f"state_file {path} holds the mark of context {'='.join(self.context)}, not {'='.join(context)} "
+                "(the client's login): each context needs a state file of its own (continued from another's "
+                "mark, a run would skip invoices)"
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        """The state as the file holds it."""
+        data: dict[str, Any] = {"date_from": self.date_from, "seen_at_from": self.seen_at_from}
+        if self.subject_type is not None:
+            data["subject_type"] = self.subject_type
+        if self.context is not None:
+            data["context"] = {"type": self.context[0], "value": self.context[1]}
+        return data
 
     def save(self, path: Path) -> None:
-        """Write atomically (a crash leaves the old state, never a half-written file)."""
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"date_from": self.date_from, "seen_at_from": self.seen_at_from}), encoding="utf-8")
-        os.replace(tmp, path)
+        """Write atomically and durably: into a temporary file of a name of its own beside
+        ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
+        rename flushed too (the folder, on POSIX). A crash leaves the old state or the new one."""
+        text = json.dumps(self.as_json())
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        flush_folder(path.parent)
+
+
+def flush_folder(folder: Path) -> None:
+    """Flush a folder's entries (renames into it) to disk: POSIX only; on Windows a folder cannot
+    be opened for that, and a rename is written through by the file system."""
+    if os.name != "posix":
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+@contextmanager
+def state_lock(state_file: Path) -> Iterator[None]:
+    """Hold ``<state_file>.lock`` exclusively while the block runs, or raise ``SyncLockedError``
+    at once (no waiting: a second run started by a scheduler while one still runs stops with a
+    clear error rather than piling up). An OS lock (``flock``; ``msvcrt.locking`` on Windows), not
+    the file's existence: it ends with its process, so a run that crashed leaves no stale lock.
+    The lock file stays (removing it would let a third run lock a file of the same name while a
+    second holds the removed one)."""
+    lock_file = state_file.with_name(state_file.name + ".lock")
+    handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            _lock(handle)
+        except OSError:
+            raise SyncLockedError(
+                f"state_file {state_file} is in use by another sync run (it holds {lock_file}); "
+                "run one sync per state file at a time"
+            ) from None
+        try:
+            yield
+        finally:
+            _unlock(handle)
+    finally:
+        os.close(handle)
+
+
+if sys.platform == "win32":
+
+    def _lock(handle: int) -> None:
+        os.lseek(handle, 0, os.SEEK_SET)
+        msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+
+    def _unlock(handle: int) -> None:
+        os.lseek(handle, 0, os.SEEK_SET)
+        msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
+
+else:
+
+    def _lock(handle: int) -> None:
+        # flock, not lockf: flock's locks belong to the open file, so two runs in one process
+        # (two threads, two tasks) exclude each other too; lockf's would both succeed.
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(handle: int) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -62,23 +227,43 @@ class SyncResult:
 
 
 def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None = None) -> SyncState:
-    """The mark after a window: ``lastPermanentStorageDate`` when truncated; else its end, which is
-    ``permanentStorageHwmDate`` for an open window and ``window_to`` (at most the HWM) otherwise."""
-    boundary = result.last_permanent_storage_date if result.is_truncated else _window_done(result, window_to)
-    if boundary is None:
+    """The mark after a window (``_window_end``), and the numbers taken at it; never before the
+    mark it started at."""
+    boundary = _window_end(result, window_to)
+    if boundary is None or aware(boundary) < state.mark():
+        # Never back: a date before the window's start (KSeF answers 420, not a package, for a
+        # start past its HWM) would only fetch delivered invoices again.
         return state
-    stamp = boundary.isoformat()
     at = [str(m["ksefNumber"]) for m in result.metadata if _same_instant(m.get("permanentStorageDate"), boundary)]
-    if stamp == state.date_from:
-        at = sorted(set(at) | set(state.seen_at_from))
-    return SyncState(stamp, at)
+    if aware(boundary) == state.mark():
+        return replace(state, seen_at_from=sorted(set(at) | set(state.seen_at_from)))
+    return replace(state, date_from=boundary.isoformat(), seen_at_from=at)
 
 
-def _window_done(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+def _window_end(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+    """Where a window's delivery ends: ``lastPermanentStorageDate`` when truncated; else
+    ``permanentStorageHwmDate`` for an open window, ``window_to`` (at most the HWM) otherwise (the
+    guide). The package's two dates are optional in the spec; without the one it needs, the
+    latest ``permanentStorageDate`` of its invoices (required in ``InvoiceMetadata``): with
+    ``restrictToPermanentStorageHwmDate`` every invoice of the package is at most the HWM, and
+    below the HWM the set is complete ("System gwarantuje, że dane poniżej tej wartości są spójne
+    i kompletne"), so all up to that one is here; nothing past it is known complete. ``None``: an
+    empty package without its dates, the mark stays."""
+    if result.is_truncated:
+        return result.last_permanent_storage_date or _last_stored(result)
     hwm = result.permanent_storage_hwm_date
-    if window_to is None or (hwm is not None and aware(hwm) < window_to):
-        return hwm
-    return window_to
+    if hwm is None:
+        return _last_stored(result)
+    return hwm if window_to is None or aware(hwm) < window_to else window_to
+
+
+def _last_stored(result: ExportResult) -> dt.datetime | None:
+    """The latest ``permanentStorageDate`` of the package's invoices (``None``: none has one)."""
+    dates = []
+    for record in result.metadata:
+        with contextlib.suppress(ValueError, TypeError):
+            dates.append(aware(dt.datetime.fromisoformat(str(record.get("permanentStorageDate")))))
+    return max(dates, default=None)
 
 
 def _same_instant(raw: object, when: dt.datetime) -> bool:
@@ -88,9 +273,27 @@ def _same_instant(raw: object, when: dt.datetime) -> bool:
         return False
 
 
+def _check_progress(before: SyncState, after: SyncState, result: ExportResult) -> None:
+    """A truncated window must move the mark forward: asked again from the same mark, KSeF would
+    build the same package (its first invoices from there), and the sync would loop."""
+    if result.is_truncated and after.mark() <= before.mark():
+        raise ExportError(
+            f"export {result.reference_number} was truncated (isTruncated) but moves the sync no further than "
+            f"{before.date_from} (lastPermanentStorageDate {_shown(result.last_permanent_storage_date)}, its "
+            f"invoices' latest permanentStorageDate {_shown(_last_stored(result))}): the next window would be the "
+            "same; stopped instead of asking for it again. The state stays at that mark"
+        )
+
+
+def _shown(when: dt.datetime | None) -> str:
+    return "absent" if when is None else when.isoformat()
+
+
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
     """Move the invoices not taken before into ``directory``. Every one of them must have its file
-    (``ExportError`` before anything is moved): the state then moves past all of them."""
+    (``ExportError`` before anything is moved): the state then moves past all of them. Each file
+    is flushed to disk before it is moved, and the moves after: the state saved next never
+    outlives, after a crash, invoices it is past."""
     seen = set(state.seen_at_from)
     sources = {}
     for number in result.ksef_numbers:  # checked by unpack_export, and again here: they name files
@@ -105,9 +308,13 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
     numbers, files = [], []
     for number, source in sources.items():
         target = file_in(directory, number)
+        with open(source, "rb+") as written:  # "+": Windows flushes only a file open for writing
+            os.fsync(written.fileno())
         os.replace(source, target)
         numbers.append(number)
         files.append(target)
+    if files:
+        flush_folder(directory)
     return numbers, files
 
 
@@ -123,41 +330,137 @@ def _take_window(
     return result, new_numbers, new_files
 
 
-def sync_flow(
+def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusError) -> None:
+    """After a 420 (the window's start is past KSeF's HWM): a mark not ahead of this computer's
+    clock is one KSeF's HWM has not reached yet (a first ``start=`` close to now: the HWM lags
+    the present), so nothing is complete after it yet and the run ends with nothing; a mark ahead
+    of the clock is an error (a state file edited, or written on a clock running ahead)."""
+    if state.mark() > utc_now():
+        raise ExportStatusError(
+            f"{error}. The sync's mark {state.date_from} (state_file {state_file}) is in the future, by this "
+            "computer's clock too: the state file was edited or written on a clock running ahead; fix its "
+            "date_from, or start a new state file",
+            error.code,
+            error.description,
+        ) from error
+
+
+def checked_start(start: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """``start`` as an aware moment; ``ValueError`` for one in the future (KSeF answers 420 for a
+    range that starts past its ``PermanentStorageHwmDate``, which is never ahead of the present)."""
+    if start is None:
+        return None
+    when = moment(start, "start")
+    if when > utc_now():
+        raise ValueError(f"start={when.isoformat()} is in the future: a sync fetches what is already stored")
+    return when
+
+
+@contextmanager
+def sync_run(
+    client: KSeF | AsyncKSeF,
     subject_type: str,
+    state_file: str | Path,
+    directory: str | Path,
+    start: dt.date | dt.datetime | None,
+    timeout: float,
+    interval: float,
+) -> Iterator[Flow[SyncResult]]:
+    """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
+    file locked for the whole run (``state_lock``).
+
+    Whatever ends the run early, ``KeyboardInterrupt`` and a cancelled task (``BaseException``)
+    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` of the windows whose
+    state was saved (their invoices are in ``directory`` and no later run reports them again).
+    The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
+    not when the garbage collector gets to it."""
+    state_path, folder, start = Path(state_file), Path(directory), checked_start(start)
+    if start is None and not state_path.is_file():  # before the lock file is made beside it
+        raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with state_lock(state_path):
+        folder.mkdir(parents=True, exist_ok=True)
+        progress = _Progress()
+        keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
+        flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
+        try:
+            yield flow
+        except BaseException as error:
+            with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                error.partial = progress.settled(state_path)  # type: ignore[attr-defined]
+            raise
+        finally:
+            flow.close()
+
+
+@dataclass
+class _Progress:
+    """What a run has delivered: the windows whose state is saved, and the one being saved."""
+
+    done: SyncResult = field(default_factory=lambda: SyncResult([], []))
+    pending: tuple[SyncState, list[str], list[Path]] | None = None
+
+    def saving(self, state: SyncState, numbers: list[str], files: list[Path]) -> None:
+        self.pending = (state, numbers, files)
+
+    def saved(self) -> None:
+        assert self.pending is not None
+        _, numbers, files = self.pending
+        self.done.ksef_numbers += numbers  # reported once the state is past them (else the next run repeats them)
+        self.done.files += files
+        self.pending = None
+
+    def settled(self, state_file: Path) -> SyncResult:
+        """``done``, with the window being saved when the run stopped if its state reached the
+        file (a ``KeyboardInterrupt`` lands between any two steps, the rename and ``saved`` too)."""
+        if self.pending is not None:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending[0].as_json():
+                    self.saved()
+        return self.done
+
+
+def sync_flow(
+    chain: tuple[str, tuple[str, str] | None],
     state_file: Path,
     directory: Path,
     start: dt.date | dt.datetime | None,
     keys: KeyCache,
     timeout: float,
     interval: float,
-    limits: BodyLimits | None = None,
+    limits: BodyLimits | None,
+    progress: _Progress,
 ) -> Flow[SyncResult]:
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
-    is caught up window by window (until a window ends where it started: KSeF's HWM not past it)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    state = SyncState.load(state_file, start)
-    numbers: list[str] = []
-    files: list[Path] = []
-    try:
-        while True:
-            date_from = dt.datetime.fromisoformat(state.date_from)
-            window_to = window_end(date_from, None, utc_now())
-            filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
+    is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
+    Each window's invoices go into ``progress`` as its state is saved. ``chain``: the
+    ``subject_type`` and the login context (``None``: not known), checked against the state file's
+    before any request (``SyncState``)."""
+    subject_type, context = chain
+    state = SyncState.load(state_file, start, subject_type, context)
+    while True:
+        date_from = state.mark()
+        window_to = window_end(date_from, None, utc_now())
+        filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
+        try:
             ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
-            result, new_numbers, new_files = yield from blocking(
-                _take_window, ref, package, archive, state, directory, limits
-            )
-            before, state = state, _advance(state, result, window_to)
+        except ExportStatusError as error:
+            if error.code != EXPORT_FROM_PAST_HWM:
+                raise
+            _check_not_ahead(state, state_file, error)
+            progress.saving(state, [], [])  # a first run's start is kept: the next run goes on from it
             state.save(state_file)
-            numbers += new_numbers  # reported once the state is past them (else the next run repeats them)
-            files += new_files
-            caught_up = window_to is None or state.date_from == before.date_from
-            if not result.is_truncated and caught_up:
-                return SyncResult(numbers, files)
-    except Exception as error:
-        # What the finished windows delivered (moved into ``directory`` and recorded in the state,
-        # so the next run does not repeat them) goes with the error, whatever its type.
-        setattr(error, "partial", SyncResult(numbers, files))  # noqa: B010
-        raise
+            progress.saved()
+            return progress.done
+        result, new_numbers, new_files = yield from blocking(
+            _take_window, ref, package, archive, state, directory, limits
+        )
+        before, state = state, _advance(state, result, window_to)
+        progress.saving(state, new_numbers, new_files)
+        state.save(state_file)
+        progress.saved()
+        _check_progress(before, state, result)
+        caught_up = window_to is None or state.date_from == before.date_from
+        if not result.is_truncated and caught_up:
+            return progress.done

@@ -26,7 +26,7 @@ from ksef_client.invoice_query import (
     window_end,
     with_window,
 )
-from ksef_client.invoice_sync import SyncResult, sync_flow
+from ksef_client.invoice_sync import SyncResult, sync_run
 from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
 
@@ -90,7 +90,7 @@ def joined(results: list[ExportResult]) -> ExportResult:
     return ExportResult(
         last.reference_number, last.directory, files, list(records.values()), last.is_truncated,
         last.last_permanent_storage_date, last.permanent_storage_hwm_date, last.extra,
-        [result.reference_number for result in results],
+        [result.reference_number for result in results], last.last_invoicing_date, last.last_issue_date,
     )  # fmt: skip
 
 
@@ -163,19 +163,17 @@ class Invoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
+        ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
+        earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
+        before any request). A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        logged in itself, another login context) than it was made for raises ``ValueError``
+        before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``); the state file is past them, so no later run reports them again."""
-        flow = sync_flow(
-            subject_type,
-            Path(state_file),
-            Path(directory),
-            start,
-            self._client._public_keys,
-            timeout,
-            interval,
-            self._client.body_limits,
-        )
-        return run(flow, self._client)
+        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
+        state file is past them, so no later run reports them again."""
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
+            return run(flow, self._client)
 
 
 class AsyncInvoices:
@@ -241,16 +239,14 @@ class AsyncInvoices:
     ) -> SyncResult:
         """Fetch every invoice stored since the last run into ``directory``, each exactly once.
 
+        ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
+        earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
+        before any request). A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
+        logged in itself, another login context) than it was made for raises ``ValueError``
+        before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
+        another run on the same file raises ``SyncLockedError`` at once, before any request.
         An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``); the state file is past them, so no later run reports them again."""
-        flow = sync_flow(
-            subject_type,
-            Path(state_file),
-            Path(directory),
-            start,
-            self._client._public_keys,
-            timeout,
-            interval,
-            self._client.body_limits,
-        )
-        return await arun(flow, self._client)
+        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
+        state file is past them, so no later run reports them again."""
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
+            return await arun(flow, self._client)

@@ -34,7 +34,7 @@ from ksef_client.resources.invoices import MetadataCursor, build_filters
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
-from tests.hostile import Tamper
+from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
 
@@ -242,6 +242,37 @@ class TestExportAndSync:
         by_number = {m["ksefNumber"]: m["invoiceNumber"] for m in result.metadata}
         for path in result.files:
             assert path.read_bytes() == sent[by_number[path.stem]]
+
+    @pytest.mark.parametrize(
+        ("date_type", "name", "value", "expected"),
+        [
+            ("Invoicing", "lastInvoicingDate", "2026-01-01T10:00:00+00:00", dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)),
+            ("Issue", "lastIssueDate", "2026-01-01", dt.date(2026, 1, 1)),
+        ],
+    )
+    def test_a_truncated_export_by_another_date_type_says_where_to_go_on(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        date_type: str, name: str, value: str, expected: dt.date,
+    ) -> None:  # fmt: skip
+        # InvoicePackage (spec 2.9.0): lastInvoicingDate / lastIssueDate, "Data przyjęcia /
+        # wystawienia ostatniej faktury ujętej w paczce [...] wyłącznie wtedy, gdy paczka została
+        # ucięta i eksport był filtrowany po typie daty `Invoicing` / `Issue`". Was: dropped, so
+        # a truncated export by those dates did not say where to go on from.
+        _send(ksef, 5, "LD")
+        backend.metadata_limit = 3
+
+        def add_the_date(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"][name] = value
+            return body
+
+        tamper = Tamper(json_swap("GET", "/invoices/exports/", add_the_date))
+        with KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=tamper) as client:
+            since = dt.date.today() - dt.timedelta(days=2)
+            result = client.invoices.export(tmp_path / "out", date_from=since, date_type=date_type)
+        assert result.is_truncated and len(result.files) == 3
+        attribute = "last_invoicing_date" if date_type == "Invoicing" else "last_issue_date"
+        assert getattr(result, attribute) == expected
 
     def test_a_part_broken_off_mid_body_is_downloaded_again(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path

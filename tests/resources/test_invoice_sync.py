@@ -1,0 +1,457 @@
+"""``invoices.sync`` against the emulator: one run per state file, a durable state, what a cancelled
+run hands over, a state kept to its subject type and context, marks that never move back, packages
+without their optional dates.
+
+The guide (pobieranie-faktur/przyrostowe-pobieranie-faktur.md): "Gdy `IsTruncated = true`, kolejne
+wywołanie należy rozpocząć od `LastPermanentStorageDate`, gdy `IsTruncated = false`, kolejne
+wywołanie należy rozpocząć od zwróconego `PermanentStorageHwmDate`"; "Faktury powinny być pobierane
+oddzielnie dla każdego typu podmiotu".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
+from ksef_client.invoice_sync import SyncResult
+from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice, self_signed_certificate
+from tests.helpers import FakeTime
+from tests.hostile import Tamper, json_swap
+
+BUYER = "1111111111"
+EXPORTS = "/invoices/exports"
+
+
+def _start() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
+def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> set[str]:
+    """Send ``count`` invoices; their KSeF numbers."""
+    before = len(backend.invoices.state.accepted)
+    ksef.send_batch([sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)], wait=True)
+    return {str(invoice.ksef_number) for invoice in backend.invoices.state.accepted[before:]}
+
+
+def _starts_export(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith(EXPORTS)
+
+
+def _client(ksef: KSeF, server: ThreadedServer, tamper: Tamper) -> KSeF:
+    return KSeF(base_url=server.base_url, access_token=ksef.access_token, transport=tamper, sleep=lambda s: None)
+
+
+class TestOneRunPerStateFile:
+    def test_a_second_run_on_the_same_state_file_fails_at_once_and_sends_nothing(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: two runs at once both started from the saved mark and both delivered the same
+        # invoices (each "exactly once" per run, twice in all).
+        sent = _send(ksef, backend, 5, "LK")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        second: list[object] = []
+
+        def start_another_run(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not second:  # the first run is under way
+                before = ksef.send_state.requests_sent
+                try:
+                    second.append(ksef.invoices.sync("Subject1", state, tmp_path / "other", start=_start()))
+                except SyncLockedError as error:
+                    second.append(error)
+                assert ksef.send_state.requests_sent == before
+
+        with _client(ksef, ksef_server, Tamper(start_another_run)) as first:
+            result = first.invoices.sync("Subject1", state, inbox, start=_start())
+        (refused,) = second
+        assert isinstance(refused, SyncLockedError), refused
+        assert str(state) in str(refused) and "another sync run" in str(refused)
+        assert set(result.ksef_numbers) == sent and not (tmp_path / "other").exists()
+        # the lock ends with the run: the next one goes on from its mark
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_the_state_is_written_through_a_temporary_file_of_its_own(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: always `<state>.tmp`, which two writers shared (one's half-written file renamed
+        # over the state by the other).
+        _send(ksef, backend, 2, "TMP")
+        state = tmp_path / "state.json"
+        foreign = tmp_path / "state.json.tmp"
+        foreign.write_text("another writer's", encoding="utf-8")
+        ksef.invoices.sync("Subject1", state, tmp_path / "inbox", start=_start())
+        assert foreign.read_text(encoding="utf-8") == "another writer's"
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == ["inbox", "state.json", "state.json.lock", "state.json.tmp"]  # no temporary file of ours
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names open files through /proc/self/fd")
+    def test_invoices_then_the_state_reach_the_disk_before_the_state_is_past_them(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Was: nothing was flushed: after a power cut the state could be past invoices whose
+        # files (renamed into the folder) were lost, or be an empty file itself.
+        sent = _send(ksef, backend, 3, "FS")
+        flushed: list[Path] = []
+        real_fsync = os.fsync
+
+        def fsync(handle: int) -> None:
+            flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+            real_fsync(handle)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
+        state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
+        assert len(invoices) == 3 and len(state_file) == 1
+        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path)
+
+
+class TestARunStoppedHalfWay:
+    """Was: ``.partial`` was set on ``Exception`` only, inside the flow; a ``KeyboardInterrupt`` or
+    a cancelled task (``BaseException``, raised by the driver, not in the flow) after some windows
+    left their invoices in the folder and the state past them, and the caller never learnt which."""
+
+    def test_a_keyboard_interrupt_hands_over_the_windows_delivered_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 70, "KI")
+        backend.metadata_limit = 30  # windows of 30 (KSeF's 10,000 scaled down)
+        exports: list[httpx.Request] = []
+
+        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request):
+                exports.append(request)
+                if len(exports) == 2:
+                    raise KeyboardInterrupt
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        tamper = Tamper(interrupt_the_second_window)
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt) as caught:
+            client.invoices.sync("Subject1", state, inbox, start=_start())
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
+        assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
+        rest = ksef.invoices.sync("Subject1", state, inbox)  # the lock went with the interrupted run
+        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
+        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+
+    @pytest.mark.anyio
+    async def test_a_cancelled_async_run_hands_over_the_windows_delivered_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 70, "AC")
+        backend.metadata_limit = 30
+        transport = _CancelAtExport(backend, 2)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        handed: list[object] = []
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2", access_token=ksef.access_token, transport=transport,
+            sleep=time.asleep, clock=time.clock,
+        ) as client:  # fmt: skip
+            with anyio.CancelScope() as scope:
+                transport.cancel = scope.cancel
+                try:
+                    await client.invoices.sync("Subject1", state, inbox, start=_start())
+                except anyio.get_cancelled_exc_class() as error:
+                    handed.append(getattr(error, "partial", None))
+                    raise
+            assert scope.cancelled_caught
+        (partial,) = handed
+        assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
+        assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
+        rest = ksef.invoices.sync("Subject1", state, inbox)
+        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
+        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+
+    @pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
+    def test_an_interrupt_after_the_state_was_renamed_hands_over_that_window_too(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The state file is past the window once it is renamed; an interrupt while the rename is
+        # flushed (or anywhere before the run notes the window as done) must still report it.
+        sent = _send(ksef, backend, 3, "RN")
+        state_folder = tmp_path.stat().st_ino
+        real_fsync = os.fsync
+
+        def fsync(handle: int) -> None:
+            if os.fstat(handle).st_ino == state_folder:
+                raise KeyboardInterrupt
+            real_fsync(handle)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(KeyboardInterrupt) as caught:
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        monkeypatch.undo()
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, SyncResult) and set(partial.ksef_numbers) == sent
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+
+class _CancelAtExport(httpx.AsyncBaseTransport):
+    """The emulator in-process; the ``nth`` export's start calls ``cancel()`` (as a cancel scope
+    or ``task.cancel()``) and hangs, as an answer that never comes, until cancelled."""
+
+    def __init__(self, backend: KSeFBackend, nth: int) -> None:
+        self.inner = httpx.ASGITransport(app=create_app(backend, strict=True))
+        self.nth, self.exports = nth, 0
+        self.cancel: Callable[[], object] = lambda: None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.lowlevel.checkpoint()
+        if _starts_export(request):
+            self.exports += 1
+            if self.exports == self.nth:
+                self.cancel()
+                await anyio.sleep_forever()
+        return await self.inner.handle_async_request(request)
+
+
+class TestOneChainPerStateFile:
+    """Was: the state file held the mark only; a run for another subject type or context went on
+    from the first one's mark and silently skipped that chain's invoices before it. The guide:
+    invoices "powinny być pobierane oddzielnie dla każdego typu podmiotu"."""
+
+    def test_a_state_file_of_another_subject_type_is_refused_before_any_request(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        _send(ksef, backend, 2, "ST")  # ours as the seller (Subject1) only
+        saved, before = state.read_bytes(), ksef.send_state.requests_sent
+        with pytest.raises(ValueError, match=r"state.json holds the mark of subject_type 'Subject1', not 'Subject2'"):
+            ksef.invoices.sync("Subject2", state, inbox)
+        assert ksef.send_state.requests_sent == before and state.read_bytes() == saved
+        assert len(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == 2
+
+    def test_a_state_file_of_an_earlier_version_is_taken_by_its_first_run(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # The field is new: a file without it is the chain of the first run that uses it.
+        sent = _send(ksef, backend, 2, "OLD")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": _start().isoformat(), "seen_at_from": []}), encoding="utf-8")
+        assert set(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+        assert json.loads(state.read_text(encoding="utf-8"))["subject_type"] == "Subject1"
+        with pytest.raises(ValueError, match="subject_type 'Subject1', not 'Subject3'"):
+            ksef.invoices.sync("Subject3", state, inbox)
+
+    def test_a_state_file_of_another_login_context_is_refused_before_any_request(
+        self, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        first, other = self_signed_certificate(kind="seal"), self_signed_certificate(kind="seal")
+        with KSeF(base_url=ksef_server.base_url, sleep=lambda s: None) as client:
+            client.auth.login_with_certificate(first, context_nip=first.nip)
+            client.invoices.sync("Subject1", state, inbox, start=_start())
+            assert json.loads(state.read_text(encoding="utf-8"))["context"] == {"type": "Nip", "value": first.nip}
+            client.auth.login_with_certificate(other, context_nip=other.nip)
+            before = client.send_state.requests_sent
+            with pytest.raises(ValueError, match=rf"context Nip={first.nip}, not Nip={other.nip}"):
+                client.invoices.sync("Subject1", state, inbox)
+            assert client.send_state.requests_sent == before
+
+    def test_a_state_file_that_holds_no_state_is_named(self, ksef: KSeF, tmp_path: Path) -> None:
+        state = tmp_path / "state.json"
+        state.write_text('{"date_from": "yesterday"}', encoding="utf-8")
+        with pytest.raises(ValueError, match=r"state.json is not a sync state file"):
+            ksef.invoices.sync("Subject1", state, tmp_path / "inbox")
+
+
+REFUSED_420 = {
+    "code": 420,
+    "description": "Zakres filtrowania wykracza poza dostępny zakres danych",
+    "details": [
+        "Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym "
+        "restrictToPermanentStorageHwmDate."
+    ],
+}  # InvoiceExportStatusResponse.status, spec 2.9.0
+
+
+def _refuse_as_past_the_hwm(body: dict[str, object]) -> dict[str, object]:
+    return {"status": REFUSED_420}
+
+
+class TestWhereAWindowStarts:
+    """The mark only moves forward. Spec 2.9.0, export status 420: "Parametr dateRange.from jest
+    późniejszy niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
+
+    def test_a_start_later_than_the_saved_mark_is_refused_and_an_earlier_one_ignored(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: start= was silently ignored once the state existed, whatever it said.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        sent = _send(ksef, backend, 2, "ST")
+        saved, before = state.read_bytes(), ksef.send_state.requests_sent
+        with pytest.raises(ValueError, match=r"start=.* is later than the mark .* of state_file .*state.json"):
+            ksef.invoices.sync("Subject1", state, inbox, start=dt.datetime.now(dt.UTC))
+        assert ksef.send_state.requests_sent == before and state.read_bytes() == saved
+        earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)  # the mark wins: nothing fetched again
+        assert set(ksef.invoices.sync("Subject1", state, inbox, start=earlier).ksef_numbers) == sent
+        assert ksef.invoices.sync("Subject1", state, inbox, start=earlier).ksef_numbers == []
+
+    def test_a_start_in_the_future_is_refused_before_any_request(self, ksef: KSeF, tmp_path: Path) -> None:
+        # Was: exported; the emulator's package said an HWM before it, and the mark moved back there.
+        with pytest.raises(ValueError, match=r"start=.* is in the future"):
+            ksef.invoices.sync(
+                "Subject1", tmp_path / "state.json", tmp_path / "in", start=dt.date.today() + dt.timedelta(days=2)
+            )
+        assert ksef.send_state.requests_sent == 0 and list(tmp_path.iterdir()) == []
+
+    def test_a_package_dated_before_the_window_does_not_move_the_mark_back(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark became the package's permanentStorageHwmDate, earlier than the window's
+        # start: the next run fetched delivered invoices again.
+        start = _start()
+        sent = _send(ksef, backend, 2, "BK")
+        earlier = (start - dt.timedelta(days=1)).isoformat()
+
+        def hwm_before_the_window(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"]["permanentStorageHwmDate"] = earlier
+            return body
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", hwm_before_the_window))) as client:
+            assert set(client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers) == sent
+        assert dt.datetime.fromisoformat(json.loads(state.read_text(encoding="utf-8"))["date_from"]) >= start
+
+    def test_a_first_start_ksef_s_hwm_has_not_reached_is_kept_for_the_next_run(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # KSeF's HWM lags the present: a first start= close to now may be past it (420). Was: an
+        # ExportError, and no state file: a scheduled `start=now` never got going.
+        start = _start()
+        sent = _send(ksef, backend, 2, "HW")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))) as client:
+            assert client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers == []
+        assert json.loads(state.read_text(encoding="utf-8"))["date_from"] == start.isoformat()
+        assert set(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+
+    def test_a_mark_in_the_future_refused_by_ksef_is_a_clear_error(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        state = tmp_path / "state.json"
+        ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+        state.write_text(json.dumps({"date_from": ahead, "seen_at_from": []}), encoding="utf-8")
+        refusing = Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))
+        ahead_of_us = r"mark .* \(state_file .*state.json\) is in the future"
+        with (
+            _client(ksef, ksef_server, refusing) as client,
+            pytest.raises(ExportStatusError, match=ahead_of_us) as caught,
+        ):
+            client.invoices.sync("Subject1", state, tmp_path / "inbox")
+        assert caught.value.code == 420 and json.loads(state.read_text(encoding="utf-8"))["date_from"] == ahead
+
+    def test_an_export_refused_as_past_the_hwm_says_so(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        refusing = Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))
+        past_the_hwm = "later than KSeF's PermanentStorageHwmDate"
+        with (
+            _client(ksef, ksef_server, refusing) as client,
+            pytest.raises(ExportStatusError, match=past_the_hwm) as caught,
+        ):
+            client.invoices.export(tmp_path / "out", date_from=_start(), restrict_to_hwm=True)
+        assert (caught.value.code, caught.value.description) == (420, REFUSED_420["description"])
+
+
+def _package_without(*names: str, exports_at_most: int = 10) -> Tamper:
+    """The emulator with ``names`` left out of each export's package (the spec has them optional);
+    more than ``exports_at_most`` exports in one test is a loop (an AssertionError out of sync)."""
+    exports: list[httpx.Request] = []
+
+    def strip(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if _starts_export(request):
+            exports.append(request)
+            assert len(exports) <= exports_at_most, "sync keeps asking for windows"
+        if request.method != "GET" or f"{EXPORTS}/" not in request.url.path:
+            return None
+        body = json.loads(response.read())
+        for name in names:
+            (body.get("package") or {}).pop(name, None)
+        return httpx.Response(200, json=body, request=request)
+
+    return Tamper(strip)
+
+
+class TestPackagesWithoutTheirDates:
+    """InvoicePackage (spec 2.9.0): lastPermanentStorageDate and permanentStorageHwmDate are
+    optional; the guide's next window starts at the one or the other."""
+
+    def test_without_the_hwm_the_next_window_starts_at_the_last_invoice_delivered(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark stayed where it was, and each run delivered the same invoices again.
+        first = _send(ksef, backend, 3, "NH")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert set(client.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == first
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+            later = _send(ksef, backend, 2, "NH2")
+            assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == later
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_a_truncated_package_without_its_last_date_goes_on_from_its_last_invoice(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the mark did not move and the same truncated window was asked for forever.
+        sent = _send(ksef, backend, 70, "NL")
+        backend.metadata_limit = 30
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        stripping = _package_without("lastPermanentStorageDate", "permanentStorageHwmDate")
+        with _client(ksef, ksef_server, stripping) as client:
+            result = client.invoices.sync("Subject1", state, inbox, start=_start())
+        assert len(result.ksef_numbers) == 70 and set(result.ksef_numbers) == sent
+        assert sum(1 for method, path in stripping.seen if method == "POST" and path.endswith(EXPORTS)) == 3
+
+    def test_a_truncated_package_that_does_not_move_the_mark_stops_the_run(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the same window again and again, forever.
+        _send(ksef, backend, 70, "NP")
+        backend.metadata_limit = 30
+        start = _start()
+
+        def stuck(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"]["lastPermanentStorageDate"] = start.isoformat()
+            return body
+
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        exports: list[str] = []
+        swap = json_swap("GET", f"{EXPORTS}/", stuck)
+
+        def count_and_swap(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if _starts_export(request):
+                exports.append(request.url.path)
+                assert len(exports) <= 10, "sync keeps asking for the same window"
+            return swap(request, response)
+
+        no_further = r"truncated .* moves the sync no further than"
+        with (
+            _client(ksef, ksef_server, Tamper(count_and_swap)) as client,
+            pytest.raises(ExportError, match=no_further) as caught,
+        ):
+            client.invoices.sync("Subject1", state, inbox, start=start)
+        assert len(exports) == 1 and json.loads(state.read_text(encoding="utf-8"))["date_from"] == start.isoformat()
+        partial = caught.value.partial
+        assert partial is not None and sorted(partial.files) == sorted(inbox.glob("*.xml"))
