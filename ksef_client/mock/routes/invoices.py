@@ -31,14 +31,15 @@ async def query_invoice_metadata(request: Request, backend: KSeFBackend, access:
     order = request.query_params.get("sortOrder", "Asc")
     if order not in ("Asc", "Desc"):
         raise MockAPIError(21405, VALIDATION, ["sortOrder: Asc lub Desc."])
-    page, has_more, truncated = backend.invoices.query_metadata(
+    page = backend.invoices.query_metadata(
         access, query, page_offset=offset, page_size=size, descending=order == "Desc"
     )
     body = {
-        "hasMore": has_more,
-        "isTruncated": truncated,
-        "permanentStorageHwmDate": iso(backend.invoices.hwm()),
-        "invoices": [metadata_of(i) for i in page],
+        "hasMore": page.has_more,
+        "isTruncated": page.is_truncated,
+        # "Dla dateType = Issue lub Invoicing - null" (the spec): given as null, not left out.
+        "permanentStorageHwmDate": iso(page.hwm),
+        "invoices": [metadata_of(i) for i in page.invoices],
     }
     return JSONResponse(body)
 

@@ -30,6 +30,9 @@ from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_RUNNING_EXPORTS = 10
+# Queries whose HWM is remembered for their later pages (``Invoices.query_metadata``); the oldest
+# is forgotten first (its later pages then get a fresh HWM).
+REMEMBERED_QUERIES = 1_000
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
 # dates the storage this much later.
@@ -383,13 +386,26 @@ class Export:
     hwm: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class MetadataPage:
+    """One page of ``POST /invoices/query/metadata``: the records, ``hasMore``, ``isTruncated``
+    and the ``permanentStorageHwmDate`` to report (``None`` for Issue and Invoicing dates)."""
+
+    invoices: list[Invoice]
+    has_more: bool
+    is_truncated: bool
+    hwm: dt.datetime | None
+
+
 @dataclass
 class InvoicesState:
-    """Accepted invoices (in acquisition order), their duplicate keys, exports."""
+    """Accepted invoices (in acquisition order), their duplicate keys, exports, and the HWM each
+    recent metadata query was answered with (by context and filters)."""
 
     accepted: list[Invoice] = field(default_factory=list)
     keys: dict[tuple[str, str, str], Invoice] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
+    query_hwms: dict[tuple[Context, Query], dt.datetime] = field(default_factory=dict)
 
 
 class Invoices:
@@ -437,8 +453,9 @@ class Invoices:
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
 
-    def matching(self, access: Access, query: Query) -> list[Invoice]:
-        """Invoices of the caller's context that match ``query``, by the query's date, then number."""
+    def matching(self, access: Access, query: Query, hwm: dt.datetime | None = None) -> list[Invoice]:
+        """Invoices of the caller's context that match ``query``, by the query's date, then number;
+        ``hwm``: the HWM the query is answered with (default: the current one)."""
         end = query.date_to
         if query.restrict_to_hwm and query.date_type == "PermanentStorage":
             # restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z dateType =
@@ -446,7 +463,8 @@ class Invoices:
             # PermanentStorageHwmDate".
             # Open-ended: up to the HWM itself ("PermanentStorageHwmDate gdy dateRange.to
             # pominięto"), never cut below an invoice at it (the HWM may pass a frozen clock).
-            end = self.hwm() if end is None else min(end, self.hwm())
+            hwm = self.hwm() if hwm is None else hwm
+            end = hwm if end is None else min(end, hwm)
         found = []
         for invoice in self.state.accepted:
             fields = invoice.fields
@@ -464,13 +482,21 @@ class Invoices:
 
     def query_metadata(
         self, access: Access, query: Query, *, page_offset: int, page_size: int, descending: bool = False
-    ) -> tuple[list[Invoice], bool, bool]:
-        """One page: ``(invoices, has_more, is_truncated)``; the result stops at ``metadata_limit``.
+    ) -> MetadataPage:
+        """One page; the result stops at ``metadata_limit``.
 
         The page that reaches the limit while more records match says both ``hasMore`` and
         ``isTruncated`` (the spec's walk: "hasMore = true i isTruncated = true" -> narrow the
-        dateRange from the last record's date, pageOffset 0)."""
-        found = self.matching(access, query)
+        dateRange from the last record's date, pageOffset 0).
+
+        The HWM is the query's, not each page's: QueryInvoicesMetadataResponse.permanentStorageHwmDate
+        "jest stała dla wszystkich stron tego samego zapytania i nie zależy od paginacji ani
+        sortowania". The same query is the same filters from the same context; its first page
+        (``pageOffset`` 0) starts it again with the current HWM, a later page keeps the HWM the
+        query was started with (and a window restricted to the HWM keeps its end with it)."""
+        with self.core.lock:
+            hwm = self._query_hwm(access.context, query, again=page_offset == 0)
+            found = self.matching(access, query, hwm)
         if descending:
             found.reverse()
         capped = found[: self.core.settings.metadata_limit]
@@ -478,7 +504,18 @@ class Invoices:
         page = capped[start : start + page_size]
         end = start + len(page)
         truncated = len(found) > len(capped) and end >= len(capped) and start < len(capped)
-        return page, end < len(capped) or truncated, truncated
+        return MetadataPage(page, end < len(capped) or truncated, truncated, reported_hwm(query, hwm))
+
+    def _query_hwm(self, context: Context, query: Query, *, again: bool) -> dt.datetime:
+        """The HWM of ``query`` from ``context``: remembered from its first page, or now."""
+        remembered = self.state.query_hwms
+        key = (context, query)
+        if again or key not in remembered:
+            remembered.pop(key, None)  # re-inserted last: the newest is forgotten last
+            remembered[key] = self.hwm()
+            while len(remembered) > REMEMBERED_QUERIES:
+                del remembered[next(iter(remembered))]
+        return remembered[key]
 
     # --- exports -------------------------------------------------------------------------------
 
@@ -497,7 +534,7 @@ class Invoices:
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
             )  # fmt: skip
             export.hwm = self.hwm()
-            export.invoices = self.matching(access, query)
+            export.invoices = self.matching(access, query, export.hwm)
             self.state.exports[export.reference_number] = export
         return export
 
@@ -538,10 +575,25 @@ class Invoices:
         last = chosen[-1].stored if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
-            "compressionType": export.compression,
-            "lastPermanentStorageDate": last, "permanentStorageHwmDate": export.hwm or self.hwm(),
+            "compressionType": export.compression, "lastPermanentStorageDate": last,
+            "permanentStorageHwmDate": reported_hwm(export.query, export.hwm or self.hwm()),
         }  # fmt: skip
         export.status = Status(200, "Eksport zakończony sukcesem")
+
+
+def reported_hwm(query: Query, hwm: dt.datetime) -> dt.datetime | None:
+    """The ``permanentStorageHwmDate`` a query or export answered at ``hwm`` reports.
+
+    The spec (QueryInvoicesMetadataResponse and InvoicePackage): "Dotyczy wyłącznie zapytań
+    filtrowanych po typie daty PermanentStorage [...] Dla dateType = Issue lub Invoicing - null";
+    "Jeśli zapytanie dotyczyło najnowszego okresu, wartość ta może być wartością nieznacznie
+    skorygowaną względem górnej granicy podanej w warunkach zapytania. Dla okresów starszych, będzie
+    to zgodne z warunkami zapytania": the query's ``to`` when the HWM is past it, else the HWM. An
+    open query reports the HWM itself (its window ends there: "PermanentStorageHwmDate gdy
+    dateRange.to pominięto", przyrostowe-pobieranie-faktur.md)."""
+    if query.date_type != "PermanentStorage":
+        return None
+    return hwm if query.date_to is None else min(query.date_to, hwm)
 
 
 def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:

@@ -1,0 +1,143 @@
+"""The ``permanentStorageHwmDate`` of metadata queries and export packages, as the spec gives it.
+
+Spec 2.9.0, QueryInvoicesMetadataResponse.permanentStorageHwmDate (InvoicePackage's says the same,
+but for the pages): "Dotyczy wyłącznie zapytań filtrowanych po typie daty PermanentStorage. Jeśli
+zapytanie dotyczyło najnowszego okresu, wartość ta może być wartością nieznacznie skorygowaną
+względem górnej granicy podanej w warunkach zapytania. Dla okresów starszych, będzie to zgodne z
+warunkami zapytania. Wartość jest stała dla wszystkich stron tego samego zapytania i nie zależy od
+paginacji ani sortowania. [...] Dla dateType = Issue lub Invoicing - null."
+
+The emulator gave the HWM of the moment for every date type and every page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+
+from ksef_client.crypto import SymmetricKey
+from ksef_client.mock import KSeFBackend
+from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
+from tests.mock.conftest import session_encryption
+
+
+class _Clock:
+    """The emulator's clock, moved by hand (whole seconds: no two moments read the same)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float = 60) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(backend: KSeFBackend) -> _Clock:
+    moved = _Clock()
+    backend.clock = moved
+    return moved
+
+
+def _store(backend: KSeFBackend, *numbers: str) -> None:
+    """Invoices of the seller NIP accepted now (through the state: no HTTP)."""
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    session = backend.sessions.open(access)
+    for number in numbers:
+        invoice = backend.sessions.add_invoice(session, sample_invoice(number))
+        assert invoice.accepted, (number, invoice.status)
+    backend.sessions.close(session)
+
+
+def _filters(date_type: str, since: dt.datetime, to: dt.datetime | None = None, **date_range: Any) -> dict[str, Any]:
+    bounds = {"from": since.isoformat(), **({"to": to.isoformat()} if to is not None else {})}
+    return {"subjectType": "Subject1", "dateRange": {"dateType": date_type, **bounds, **date_range}}
+
+
+def _page(raw: httpx.Client, filters: dict[str, Any], offset: int = 0, order: str = "Asc") -> dict[str, Any]:
+    params: dict[str, Any] = {"pageSize": 10, "pageOffset": offset, "sortOrder": order}
+    answer = raw.post("/invoices/query/metadata", json=filters, params=params)
+    assert answer.status_code == 200, answer.text
+    page: dict[str, Any] = answer.json()
+    return page
+
+
+def _package(raw: httpx.Client, filters: dict[str, Any]) -> dict[str, Any]:
+    """``POST /invoices/exports``, then its status: the package."""
+    body = {"encryption": session_encryption(SymmetricKey.generate()), "filters": filters}
+    started = raw.post("/invoices/exports", json=body)
+    assert started.status_code == 201, started.text
+    status = raw.get(f"/invoices/exports/{started.json()['referenceNumber']}").json()
+    assert status["status"]["code"] == 200, status
+    package: dict[str, Any] = status["package"]
+    return package
+
+
+def _at(raw: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(raw) if raw is not None else None
+
+
+@pytest.mark.parametrize("date_type", ["Issue", "Invoicing"])
+def test_the_hwm_is_null_for_issue_and_invoicing_dates(
+    raw: httpx.Client, backend: KSeFBackend, clock: _Clock, date_type: str
+) -> None:
+    # "Dla dateType = Issue lub Invoicing - null" (metadata response and export package alike).
+    _store(backend, "FV/HWM/1")
+    filters = _filters(date_type, clock.now - dt.timedelta(days=1))
+    page = _page(raw, filters)
+    assert len(page["invoices"]) == 1
+    assert "permanentStorageHwmDate" in page and page["permanentStorageHwmDate"] is None
+    assert _package(raw, filters)["permanentStorageHwmDate"] is None
+
+
+def test_the_hwm_of_a_permanent_storage_query_is_given(raw: httpx.Client, backend: KSeFBackend, clock: _Clock) -> None:
+    _store(backend, "FV/HWM/1")
+    stored = backend.invoices.state.accepted[-1].stored
+    assert stored is not None
+    filters = _filters("PermanentStorage", clock.now - dt.timedelta(days=1))
+    hwm = _at(_page(raw, filters)["permanentStorageHwmDate"])
+    assert hwm is not None and hwm >= stored  # "dane poniżej tej wartości są spójne i kompletne"
+    package_hwm = _at(_package(raw, filters)["permanentStorageHwmDate"])
+    assert package_hwm is not None and package_hwm >= stored
+
+
+def test_an_older_period_reports_its_own_upper_bound(raw: httpx.Client, backend: KSeFBackend, clock: _Clock) -> None:
+    # "Dla okresów starszych, będzie to zgodne z warunkami zapytania": a range that ends before the
+    # HWM reports its ``to``, not the HWM of the moment.
+    since = clock.now - dt.timedelta(days=2)
+    to = clock.now - dt.timedelta(days=1)
+    _store(backend, "FV/HWM/1")
+    clock.advance()
+    filters = _filters("PermanentStorage", since, to)
+    assert _at(_page(raw, filters)["permanentStorageHwmDate"]) == to
+    assert _at(_package(raw, filters)["permanentStorageHwmDate"]) == to
+
+
+def test_every_page_of_one_query_reports_the_same_hwm(raw: httpx.Client, backend: KSeFBackend, clock: _Clock) -> None:
+    # "Wartość jest stała dla wszystkich stron tego samego zapytania i nie zależy od paginacji ani
+    # sortowania": invoices stored between two pages moved the emulator's HWM (and, with the
+    # restriction to it, the window) from one page to the next.
+    since = clock.now - dt.timedelta(hours=1)
+    _store(backend, *(f"FV/PAGE/{n}" for n in range(12)))
+    filters = _filters("PermanentStorage", since, restrictToPermanentStorageHwmDate=True)
+    first = _page(raw, filters)
+    assert (len(first["invoices"]), first["hasMore"]) == (10, True)
+    clock.advance()
+    _store(backend, *(f"FV/LATE/{n}" for n in range(5)))
+    second = _page(raw, filters, offset=1)
+    assert second["permanentStorageHwmDate"] == first["permanentStorageHwmDate"]
+    # The window restricted to that HWM is the same too: the invoices stored since are not in it.
+    both = {r["invoiceNumber"] for r in first["invoices"] + second["invoices"]}
+    assert both == {f"FV/PAGE/{n}" for n in range(12)} and second["hasMore"] is False
+    assert _page(raw, filters, offset=1, order="Desc")["permanentStorageHwmDate"] == first["permanentStorageHwmDate"]
+    # A first page starts the query again, with the HWM of now.
+    again = _page(raw, filters)
+    again_hwm, first_hwm = _at(again["permanentStorageHwmDate"]), _at(first["permanentStorageHwmDate"])
+    assert again_hwm is not None and first_hwm is not None and again_hwm > first_hwm
+    assert len(_page(raw, filters, offset=1)["invoices"]) == 7
