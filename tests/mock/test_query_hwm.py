@@ -1,4 +1,5 @@
-"""The ``permanentStorageHwmDate`` of metadata queries and export packages, as the spec gives it.
+"""The ``permanentStorageHwmDate`` of metadata queries and export packages, and the last date of a
+truncated package, as the spec gives them.
 
 Spec 2.9.0, QueryInvoicesMetadataResponse.permanentStorageHwmDate (InvoicePackage's says the same,
 but for the pages): "Dotyczy wyłącznie zapytań filtrowanych po typie daty PermanentStorage. Jeśli
@@ -141,3 +142,38 @@ def test_every_page_of_one_query_reports_the_same_hwm(raw: httpx.Client, backend
     again_hwm, first_hwm = _at(again["permanentStorageHwmDate"]), _at(first["permanentStorageHwmDate"])
     assert again_hwm is not None and first_hwm is not None and again_hwm > first_hwm
     assert len(_page(raw, filters, offset=1)["invoices"]) == 7
+
+
+LAST_DATES = ("lastIssueDate", "lastInvoicingDate", "lastPermanentStorageDate")
+
+
+@pytest.mark.parametrize(
+    ("date_type", "field"),
+    [("Issue", "lastIssueDate"), ("Invoicing", "lastInvoicingDate"), ("PermanentStorage", "lastPermanentStorageDate")],
+)
+def test_a_truncated_package_gives_the_last_date_of_its_date_type_only(
+    raw: httpx.Client, backend: KSeFBackend, clock: _Clock, date_type: str, field: str
+) -> None:
+    # InvoicePackage.lastIssueDate / lastInvoicingDate / lastPermanentStorageDate: "Pole występuje
+    # wyłącznie wtedy, gdy paczka została ucięta i eksport był filtrowany po typie daty `Issue`"
+    # (`Invoicing`, `PermanentStorage`). The emulator gave lastPermanentStorageDate for every
+    # package (null when empty) and never the other two.
+    since = clock.now - dt.timedelta(days=1)
+    for number in range(3):
+        _store(backend, f"FV/CUT/{number}")
+        clock.advance()
+    filters = _filters(date_type, since)
+    whole = _package(raw, filters)
+    assert whole["isTruncated"] is False and not set(LAST_DATES) & set(whole)
+    backend.metadata_limit = 2
+    cut = _package(raw, filters)
+    assert (cut["isTruncated"], cut["invoiceCount"]) == (True, 2)
+    assert set(LAST_DATES) & set(cut) == {field}
+    second = backend.invoices.state.accepted[1]  # the package's last (all three issued today)
+    assert second.fields is not None and second.stored is not None
+    expected = {
+        "Issue": second.fields.issue_date,  # format: date
+        "Invoicing": second.received,
+        "PermanentStorage": second.stored,
+    }[date_type]
+    assert (cut[field] if date_type == "Issue" else _at(cut[field])) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from starlette.requests import Request
@@ -73,12 +74,10 @@ def _package(request: Request, package: dict[str, Any]) -> dict[str, Any]:
          "expirationDate": iso(part["expirationDate"])}
         for part in package["parts"]
     ]  # fmt: skip
-    return {
-        **package,
-        "parts": parts,
-        "lastPermanentStorageDate": iso(package["lastPermanentStorageDate"]),
-        "permanentStorageHwmDate": iso(package["permanentStorageHwmDate"]),
-    }
+    # The dates (permanentStorageHwmDate, lastInvoicingDate, lastPermanentStorageDate) in ISO 8601;
+    # lastIssueDate is already a date (YYYY-MM-DD).
+    dated = {name: iso(value) if isinstance(value, dt.datetime) else value for name, value in package.items()}
+    return {**dated, "parts": parts}
 
 
 @api_endpoint("invoices.get_invoice_export_status")

@@ -572,13 +572,31 @@ class Invoices:
                 "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
                 "expirationDate": expires,
             })  # fmt: skip
-        last = chosen[-1].stored if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
-            "compressionType": export.compression, "lastPermanentStorageDate": last,
+            "compressionType": export.compression,
             "permanentStorageHwmDate": reported_hwm(export.query, export.hwm or self.hwm()),
         }  # fmt: skip
+        if truncated and chosen:
+            date_type = export.query.date_type
+            export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
         export.status = Status(200, "Eksport zakończony sukcesem")
+
+
+# InvoicePackage: the date of the last invoice of a truncated package, one field per dateType;
+# each "występuje wyłącznie wtedy, gdy paczka została ucięta i eksport był filtrowany po typie
+# daty" of its name (the spec): never for a whole package, never the other two.
+LAST_DATES = {
+    "Issue": "lastIssueDate", "Invoicing": "lastInvoicingDate", "PermanentStorage": "lastPermanentStorageDate",
+}  # fmt: skip
+
+
+def _last_date(invoice: Invoice, date_type: str) -> str | dt.datetime:
+    """``lastIssueDate`` (format ``date``: the invoice's P_1), ``lastInvoicingDate`` or
+    ``lastPermanentStorageDate`` (``date-time``) of ``invoice``, the last of a truncated package."""
+    if date_type == "Issue" and invoice.fields is not None:
+        return invoice.fields.issue_date
+    return _date_of(invoice, date_type)
 
 
 def reported_hwm(query: Query, hwm: dt.datetime) -> dt.datetime | None:
