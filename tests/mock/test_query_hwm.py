@@ -177,3 +177,69 @@ def test_a_truncated_package_gives_the_last_date_of_its_date_type_only(
         "PermanentStorage": second.stored,
     }[date_type]
     assert (cut[field] if date_type == "Issue" else _at(cut[field])) == expected
+
+
+def test_the_hwm_moves_with_time_not_only_with_invoices(raw: httpx.Client, backend: KSeFBackend, clock: _Clock) -> None:
+    # The HWM is "kroczący znacznik czasu" (the spec): "W każdej chwili system zna moment w czasie
+    # (HWM), do którego ma już pewność, że wszystkie faktury zostały zapisane" (hwm.md). The
+    # emulator's stayed at its last invoice, however long ago: a window starting after that
+    # invoice was past the HWM.
+    since = clock.now - dt.timedelta(hours=1)
+    _store(backend, "FV/HWM/1")
+    clock.advance(600)  # (within the access token's 15 minutes)
+    filters = _filters("PermanentStorage", since, restrictToPermanentStorageHwmDate=True)
+    assert _at(_page(raw, filters)["permanentStorageHwmDate"]) == clock.now
+    later = _filters("PermanentStorage", clock.now - dt.timedelta(minutes=5), restrictToPermanentStorageHwmDate=True)
+    assert _page(raw, later)["invoices"] == []
+
+
+def _refusal(answer: httpx.Response) -> tuple[int, int, list[str]]:
+    detail = answer.json()["exception"]["exceptionDetailList"][0]
+    return answer.status_code, detail["exceptionCode"], detail["details"]
+
+
+DETAIL = (
+    "Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym "
+    "restrictToPermanentStorageHwmDate."
+)
+
+
+def test_a_query_restricted_to_the_hwm_may_not_start_after_it(
+    raw: httpx.Client, backend: KSeFBackend, clock: _Clock
+) -> None:
+    # POST /invoices/query/metadata, 400: "21183 | Zakres filtrowania wykracza poza dostępny zakres
+    # danych. | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym
+    # restrictToPermanentStorageHwmDate." The emulator answered such a range with no invoices.
+    _store(backend, "FV/HWM/1")
+    hwm = backend.invoices.hwm()
+    after = hwm + dt.timedelta(minutes=1)
+    restricted = _filters("PermanentStorage", after, restrictToPermanentStorageHwmDate=True)
+    answer = raw.post("/invoices/query/metadata", json=restricted)
+    assert _refusal(answer) == (400, 21183, [DETAIL])
+    # Not when it starts at the HWM (the next window starts where the last ended), nor without
+    # the restriction, nor for another date type ("Dotyczy wyłącznie zapytań z dateType =
+    # PermanentStorage").
+    assert _page(raw, _filters("PermanentStorage", hwm, restrictToPermanentStorageHwmDate=True))["hasMore"] is False
+    assert _page(raw, _filters("PermanentStorage", after))["invoices"] == []
+    assert _page(raw, _filters("Invoicing", after, restrictToPermanentStorageHwmDate=True))["invoices"] == []
+
+
+def test_an_export_restricted_to_the_hwm_that_starts_after_it_ends_with_420(
+    raw: httpx.Client, backend: KSeFBackend, clock: _Clock
+) -> None:
+    # POST /invoices/exports lists no 21183; its status does: "420 | Zakres filtrowania wykracza
+    # poza dostępny zakres danych | Parametr dateRange.from jest późniejszy niż
+    # PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate."
+    # (InvoiceExportStatusResponse.status). The emulator exported nothing, successfully.
+    backend.transitions.session_reads = 1
+    after = backend.invoices.hwm() + dt.timedelta(minutes=1)
+    filters = _filters("PermanentStorage", after, restrictToPermanentStorageHwmDate=True)
+    body = {"encryption": session_encryption(SymmetricKey.generate()), "filters": filters}
+    started = raw.post("/invoices/exports", json=body)
+    assert started.status_code == 201, started.text
+    reads = [raw.get(f"/invoices/exports/{started.json()['referenceNumber']}").json() for _ in range(2)]
+    assert [read["status"]["code"] for read in reads] == [100, 420]
+    assert reads[1]["status"] == {
+        "code": 420, "description": "Zakres filtrowania wykracza poza dostępny zakres danych", "details": [DETAIL],
+    }  # fmt: skip
+    assert "package" not in reads[1]

@@ -384,6 +384,8 @@ class Export:
     # The HWM when the invoices were chosen: the one the package may promise ("dane poniżej tej
     # wartości są spójne i kompletne"), not a later one past invoices stored meanwhile.
     hwm: dt.datetime | None = None
+    # The status the export ends with instead of a package (420: its range starts past the HWM).
+    refusal: Status | None = None
 
 
 @dataclass(frozen=True)
@@ -429,9 +431,19 @@ class Invoices:
             self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
 
     def hwm(self) -> dt.datetime:
-        """``permanentStorageHwmDate``: everything up to it is permanently stored (here: all)."""
-        accepted = self.state.accepted
-        return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
+        """``permanentStorageHwmDate`` now: "System gwarantuje, że dane poniżej tej wartości są
+        spójne i kompletne" (the spec), a "kroczący znacznik czasu" that moves with time, not only
+        with new invoices (pobieranie-faktur/hwm.md: "W każdej chwili system zna moment w czasie
+        (HWM), do którego ma już pewność, że wszystkie faktury zostały zapisane").
+
+        The emulator stores an invoice as it numbers it, under the lock, 1 ms after its clock's
+        time: nothing can still be stored at or before now. So the HWM is now, or the last stored
+        invoice's date where that passes now (a frozen clock)."""
+        with self.core.lock:
+            now = self.core.clock()
+            accepted = self.state.accepted
+            last = accepted[-1].stored if accepted else None
+            return max(now, last) if last is not None else now
 
     def is_party(self, context: Context, ksef_number: str) -> bool:
         """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
@@ -496,6 +508,8 @@ class Invoices:
         query was started with (and a window restricted to the HWM keeps its end with it)."""
         with self.core.lock:
             hwm = self._query_hwm(access.context, query, again=page_offset == 0)
+            if beyond_hwm(query, hwm):
+                raise MockAPIError(21183, OUT_OF_RANGE + ".", [OUT_OF_RANGE_DETAIL])
             found = self.matching(access, query, hwm)
         if descending:
             found.reverse()
@@ -522,7 +536,12 @@ class Invoices:
     def start_export(
         self, access: Access, query: Query, key: SymmetricKey, only_metadata: bool, compression: str = "Zip"
     ) -> Export:
-        """``POST /invoices/exports``: at most 10 running exports per context (21182)."""
+        """``POST /invoices/exports``: at most 10 running exports per context (21182).
+
+        A range restricted to an HWM it starts after is accepted and fails: the spec lists no such
+        code for this operation, but its status, InvoiceExportStatusResponse, has "420 | Zakres
+        filtrowania wykracza poza dostępny zakres danych | Parametr dateRange.from jest późniejszy
+        niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
         with self.core.lock:
             running = [
                 e for e in self.state.exports.values() if e.context_nip == access.context.nip and e.status.code == 100
@@ -534,7 +553,10 @@ class Invoices:
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
             )  # fmt: skip
             export.hwm = self.hwm()
-            export.invoices = self.matching(access, query, export.hwm)
+            if beyond_hwm(query, export.hwm):
+                export.refusal = Status(420, OUT_OF_RANGE, [OUT_OF_RANGE_DETAIL])
+            else:
+                export.invoices = self.matching(access, query, export.hwm)
             self.state.exports[export.reference_number] = export
         return export
 
@@ -544,7 +566,9 @@ class Invoices:
         if export is None or export.context_nip != access.context.nip:
             raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
         if export.status.code == 100:
-            if export.reads_left <= 0:
+            if export.reads_left <= 0 and export.refusal is not None:
+                export.status = export.refusal
+            elif export.reads_left <= 0:
                 self._build_export(export)
             else:
                 export.reads_left -= 1
@@ -597,6 +621,23 @@ def _last_date(invoice: Invoice, date_type: str) -> str | dt.datetime:
     if date_type == "Issue" and invoice.fields is not None:
         return invoice.fields.issue_date
     return _date_of(invoice, date_type)
+
+
+# A range restricted to the HWM that starts after it: 400 / 21183 of POST /invoices/query/metadata,
+# status 420 of an export (the spec's texts).
+OUT_OF_RANGE = "Zakres filtrowania wykracza poza dostępny zakres danych"  # 21183's ends with a full stop
+OUT_OF_RANGE_DETAIL = (
+    "Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym "
+    "restrictToPermanentStorageHwmDate."
+)
+
+
+def beyond_hwm(query: Query, hwm: dt.datetime) -> bool:
+    """Whether ``query`` is restricted to ``hwm`` and starts after it (21183, export 420). The
+    restriction applies to PermanentStorage dates only ("Dotyczy wyłącznie zapytań z dateType =
+    PermanentStorage"); a range starting at the HWM itself is not "późniejszy" (the next window
+    starts where the last one ended, przyrostowe-pobieranie-faktur.md)."""
+    return query.restrict_to_hwm and query.date_type == "PermanentStorage" and query.date_from > hwm
 
 
 def reported_hwm(query: Query, hwm: dt.datetime) -> dt.datetime | None:
