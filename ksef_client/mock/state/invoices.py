@@ -16,6 +16,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -222,6 +223,23 @@ def read_invoice_fields(xml: bytes) -> InvoiceFields:
     except etree.XMLSyntaxError as error:
         raise ValueError(f"Nieprawidłowy XML: {error}") from error
     return fields_of(root)
+
+
+def reread_fields(invoice: Invoice) -> None:
+    """Give an invoice unpickled from an older ``--state`` file what KSeF reads from it again.
+
+    Unpickling restores only the attributes the file has: an ``InvoiceFields`` written before
+    ``vat_pln``, ``buyer_id`` (and the other parties, self-billing) existed reads the class
+    defaults for them, so its record said ``vatAmount`` 0 and a buyer without identifier, and
+    the filters on them missed it. Its XML is kept, so they are read from it again (one that no
+    longer parses keeps what it has)."""
+    stored = invoice.fields
+    if stored is None or all(spec.name in vars(stored) for spec in dataclass_fields(stored)):
+        return
+    try:
+        invoice.fields = read_invoice_fields(invoice.xml)
+    except ValueError:
+        return
 
 
 def fields_of(root: etree._Element) -> InvoiceFields:
