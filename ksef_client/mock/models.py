@@ -36,7 +36,7 @@ from ksef_client.mock.state.auth import ACCESS_TOKEN_TTL, ALL_PERMISSIONS, Auth
 from ksef_client.mock.state.certificates import Certificates
 from ksef_client.mock.state.collective import CollectiveIdentifiers
 from ksef_client.mock.state.core import Access, Context, Core, Settings, Status, Transitions, utc_now
-from ksef_client.mock.state.invoices import Invoice, Invoices
+from ksef_client.mock.state.invoices import Invoice, Invoices, reread_fields
 from ksef_client.mock.state.limits import GLOBAL_GROUP, GLOBAL_RATE_LIMITS
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.sessions import Session, Sessions
@@ -131,6 +131,19 @@ class KSeFBackend:
                     getattr(self, name).state = _with_new_fields(snapshot[name])
             self.core.transitions = snapshot.get("transitions", Transitions())
             self.core.secret = snapshot.get("secret", self.core.secret)
+            # What lies inside the components' states, written by an older emulator, too.
+            for record in (*self.sessions.state.sessions.values(), *self.invoices.state.exports.values()):
+                _with_new_fields(record)
+            for invoice in self._invoices():
+                _with_new_fields(invoice)
+                reread_fields(invoice)
+
+    def _invoices(self) -> Iterable[Invoice]:
+        """Every invoice the state holds: sessions' (accepted or not), the repository's, exports'
+        (one object where they are the same invoice: a snapshot is pickled in one piece)."""
+        yield from (invoice for session in self.sessions.state.sessions.values() for invoice in session.invoices)
+        yield from self.invoices.state.accepted
+        yield from (invoice for export in self.invoices.state.exports.values() for invoice in export.invoices)
 
     # --- shared services and settings ----------------------------------------------------------
 

@@ -412,10 +412,11 @@ def test_a_technical_correction_must_be_sent_in_offline_mode(raw: httpx.Client) 
     assert (status, code) == (400, 21405)
 
 
-def _rejected_offline(raw: httpx.Client, number: str, seller_nip: str = NIP) -> bytes:
+def _rejected_offline(raw: httpx.Client, number: str, seller_nip: str = NIP, file: bytes | None = None) -> bytes:
     """Send an offline invoice that breaks the XSD (430) in a new session of ``raw``'s context: the
-    file a technical correction names."""
-    rejected = sample_invoice(number, seller_nip=seller_nip).replace(b"<P_2>", b"<P_2x>", 1)
+    file a technical correction names (``file``: that file again; a new one is dated to the second,
+    DataWytworzeniaFa, so building it twice may not give the same hash)."""
+    rejected = file or sample_invoice(number, seller_nip=seller_nip).replace(b"<P_2>", b"<P_2x>", 1)
     ref, key = open_online(raw)
     sent = send_online(raw, ref, key, rejected, offline=True)
     assert invoice_status(raw, ref, sent.json()["referenceNumber"])["status"]["code"] == 430
@@ -473,7 +474,7 @@ def test_a_technical_correction_must_name_a_rejected_offline_invoice_of_its_own_
         assert _correction_refused(foreign)[:2] == (400, 21405)
         # The same rejected file sent in the other context too is that context's to correct, and its
         # correction does not use up the first context's (21166 counts a context's own corrections).
-        _rejected_offline(other, "FV/K/10")
+        _rejected_offline(other, "FV/K/10", file=rejected)
         theirs = send_online(other, other_ref, other_key, sample_invoice("B/K/10", seller_nip=OTHER),
                              offline=True, hash_of_corrected_invoice=sha256_b64(rejected))  # fmt: skip
         assert invoice_status(other, other_ref, theirs.json()["referenceNumber"])["status"]["code"] == 200

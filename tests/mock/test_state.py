@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import httpx
 import pytest
 from lxml import etree
 
@@ -12,6 +13,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import COMPONENTS
 from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Core, Settings, utc_now
 from ksef_client.mock.state.sessions import SessionQuery
 from ksef_client.mock.upo import UpoHeader, build_upo
@@ -163,3 +165,35 @@ def test_a_upo_names_the_schema_of_the_session_s_form(system_code: str, name: st
     upo = etree.fromstring(build_upo(header, [], signed=False))
     assert upo.findtext("{*}NazwaStrukturyLogicznej") == name
     assert upo.findtext("{*}KodFormularza") == system_code
+
+
+def test_invoices_of_an_older_state_file_have_their_vat_and_buyer_read_again(tmp_path: Path) -> None:
+    # A state file written before InvoiceFields had vat_pln and buyer_id (commit d66a5bb: it had
+    # ``vat``, in the invoice's currency, and ``other_nips``) unpickled them as the class defaults:
+    # vatAmount 0 and a buyer without identifier ("None"), and the Vat amount and buyerIdentifier
+    # filters missed the invoice. The spec's InvoiceMetadata: vatAmount "Łączna kwota VAT wyrażona
+    # w PLN", buyer.identifier the buyer's (here its NIP).
+    backend = _filled()
+    for invoice in backend.invoices.state.accepted:
+        assert invoice.fields is not None
+        written = vars(invoice.fields)  # as the older emulator pickled it
+        for name in ("vat_pln", "buyer_id", "self_invoicing", "third_subjects", "authorized_subject"):
+            del written[name]
+        written["vat"], written["other_nips"] = invoice.fields.vat_pln, ()
+    store = SQLiteStore(tmp_path / "old.sqlite")
+    store.save(backend)
+    restored = KSeFBackend()
+    assert store.load(restored)
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    filters = {
+        "subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since},
+        "buyerIdentifier": {"type": "Nip", "value": "1111111111"}, "amount": {"type": "Vat", "from": 23, "to": 23},
+    }  # fmt: skip
+    with ThreadedServer(restored, strict=True) as server:
+        headers = {"Authorization": f"Bearer {restored.mint_access_token(NIP)}"}
+        answer = httpx.post(f"{server.base_url}/invoices/query/metadata", json=filters, headers=headers)
+        assert server.app.violations == []
+    records = answer.json()["invoices"]
+    assert [(r["invoiceNumber"], r["vatAmount"], r["buyer"]["identifier"]) for r in records] == [
+        ("ST/1", 23.0, {"type": "Nip", "value": "1111111111"})
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from starlette.requests import Request
@@ -31,14 +32,15 @@ async def query_invoice_metadata(request: Request, backend: KSeFBackend, access:
     order = request.query_params.get("sortOrder", "Asc")
     if order not in ("Asc", "Desc"):
         raise MockAPIError(21405, VALIDATION, ["sortOrder: Asc lub Desc."])
-    page, has_more, truncated = backend.invoices.query_metadata(
+    page = backend.invoices.query_metadata(
         access, query, page_offset=offset, page_size=size, descending=order == "Desc"
     )
     body = {
-        "hasMore": has_more,
-        "isTruncated": truncated,
-        "permanentStorageHwmDate": iso(backend.invoices.hwm()),
-        "invoices": [metadata_of(i) for i in page],
+        "hasMore": page.has_more,
+        "isTruncated": page.is_truncated,
+        # "Dla dateType = Issue lub Invoicing - null" (the spec): given as null, not left out.
+        "permanentStorageHwmDate": iso(page.hwm),
+        "invoices": [metadata_of(i) for i in page.invoices],
     }
     return JSONResponse(body)
 
@@ -72,12 +74,10 @@ def _package(request: Request, package: dict[str, Any]) -> dict[str, Any]:
          "expirationDate": iso(part["expirationDate"])}
         for part in package["parts"]
     ]  # fmt: skip
-    return {
-        **package,
-        "parts": parts,
-        "lastPermanentStorageDate": iso(package["lastPermanentStorageDate"]),
-        "permanentStorageHwmDate": iso(package["permanentStorageHwmDate"]),
-    }
+    # The dates (permanentStorageHwmDate, lastInvoicingDate, lastPermanentStorageDate) in ISO 8601;
+    # lastIssueDate is already a date (YYYY-MM-DD).
+    dated = {name: iso(value) if isinstance(value, dt.datetime) else value for name, value in package.items()}
+    return {**dated, "parts": parts}
 
 
 @api_endpoint("invoices.get_invoice_export_status")

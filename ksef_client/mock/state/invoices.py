@@ -16,6 +16,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,6 +31,9 @@ from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_RUNNING_EXPORTS = 10
+# Queries whose HWM is remembered for their later pages (``Invoices.query_metadata``); the oldest
+# is forgotten first (its later pages then get a fresh HWM).
+REMEMBERED_QUERIES = 1_000
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
 # dates the storage this much later.
@@ -221,6 +225,23 @@ def read_invoice_fields(xml: bytes) -> InvoiceFields:
     return fields_of(root)
 
 
+def reread_fields(invoice: Invoice) -> None:
+    """Give an invoice unpickled from an older ``--state`` file what KSeF reads from it again.
+
+    Unpickling restores only the attributes the file has: an ``InvoiceFields`` written before
+    ``vat_pln``, ``buyer_id`` (and the other parties, self-billing) existed reads the class
+    defaults for them, so its record said ``vatAmount`` 0 and a buyer without identifier, and
+    the filters on them missed it. Its XML is kept, so they are read from it again (one that no
+    longer parses keeps what it has)."""
+    stored = invoice.fields
+    if stored is None or all(spec.name in vars(stored) for spec in dataclass_fields(stored)):
+        return
+    try:
+        invoice.fields = read_invoice_fields(invoice.xml)
+    except ValueError:
+        return
+
+
 def fields_of(root: etree._Element) -> InvoiceFields:
     """``read_invoice_fields`` of a document already parsed (safely); ``ValueError`` says what is wrong."""
     name = etree.QName(root).localname
@@ -381,15 +402,30 @@ class Export:
     # The HWM when the invoices were chosen: the one the package may promise ("dane poniżej tej
     # wartości są spójne i kompletne"), not a later one past invoices stored meanwhile.
     hwm: dt.datetime | None = None
+    # The status the export ends with instead of a package (420: its range starts past the HWM).
+    refusal: Status | None = None
+
+
+@dataclass(frozen=True)
+class MetadataPage:
+    """One page of ``POST /invoices/query/metadata``: the records, ``hasMore``, ``isTruncated``
+    and the ``permanentStorageHwmDate`` to report (``None`` for Issue and Invoicing dates)."""
+
+    invoices: list[Invoice]
+    has_more: bool
+    is_truncated: bool
+    hwm: dt.datetime | None
 
 
 @dataclass
 class InvoicesState:
-    """Accepted invoices (in acquisition order), their duplicate keys, exports."""
+    """Accepted invoices (in acquisition order), their duplicate keys, exports, and the HWM each
+    recent metadata query was answered with (by context and filters)."""
 
     accepted: list[Invoice] = field(default_factory=list)
     keys: dict[tuple[str, str, str], Invoice] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
+    query_hwms: dict[tuple[Context, Query], dt.datetime] = field(default_factory=dict)
 
 
 class Invoices:
@@ -413,9 +449,19 @@ class Invoices:
             self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
 
     def hwm(self) -> dt.datetime:
-        """``permanentStorageHwmDate``: everything up to it is permanently stored (here: all)."""
-        accepted = self.state.accepted
-        return accepted[-1].stored or self.core.clock() if accepted else self.core.clock()
+        """``permanentStorageHwmDate`` now: "System gwarantuje, że dane poniżej tej wartości są
+        spójne i kompletne" (the spec), a "kroczący znacznik czasu" that moves with time, not only
+        with new invoices (pobieranie-faktur/hwm.md: "W każdej chwili system zna moment w czasie
+        (HWM), do którego ma już pewność, że wszystkie faktury zostały zapisane").
+
+        The emulator stores an invoice as it numbers it, under the lock, 1 ms after its clock's
+        time: nothing can still be stored at or before now. So the HWM is now, or the last stored
+        invoice's date where that passes now (a frozen clock)."""
+        with self.core.lock:
+            now = self.core.clock()
+            accepted = self.state.accepted
+            last = accepted[-1].stored if accepted else None
+            return max(now, last) if last is not None else now
 
     def is_party(self, context: Context, ksef_number: str) -> bool:
         """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
@@ -437,8 +483,9 @@ class Invoices:
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
 
-    def matching(self, access: Access, query: Query) -> list[Invoice]:
-        """Invoices of the caller's context that match ``query``, by the query's date, then number."""
+    def matching(self, access: Access, query: Query, hwm: dt.datetime | None = None) -> list[Invoice]:
+        """Invoices of the caller's context that match ``query``, by the query's date, then number;
+        ``hwm``: the HWM the query is answered with (default: the current one)."""
         end = query.date_to
         if query.restrict_to_hwm and query.date_type == "PermanentStorage":
             # restrictToPermanentStorageHwmDate: "Dotyczy wyłącznie zapytań z dateType =
@@ -446,7 +493,8 @@ class Invoices:
             # PermanentStorageHwmDate".
             # Open-ended: up to the HWM itself ("PermanentStorageHwmDate gdy dateRange.to
             # pominięto"), never cut below an invoice at it (the HWM may pass a frozen clock).
-            end = self.hwm() if end is None else min(end, self.hwm())
+            hwm = self.hwm() if hwm is None else hwm
+            end = hwm if end is None else min(end, hwm)
         found = []
         for invoice in self.state.accepted:
             fields = invoice.fields
@@ -464,13 +512,23 @@ class Invoices:
 
     def query_metadata(
         self, access: Access, query: Query, *, page_offset: int, page_size: int, descending: bool = False
-    ) -> tuple[list[Invoice], bool, bool]:
-        """One page: ``(invoices, has_more, is_truncated)``; the result stops at ``metadata_limit``.
+    ) -> MetadataPage:
+        """One page; the result stops at ``metadata_limit``.
 
         The page that reaches the limit while more records match says both ``hasMore`` and
         ``isTruncated`` (the spec's walk: "hasMore = true i isTruncated = true" -> narrow the
-        dateRange from the last record's date, pageOffset 0)."""
-        found = self.matching(access, query)
+        dateRange from the last record's date, pageOffset 0).
+
+        The HWM is the query's, not each page's: QueryInvoicesMetadataResponse.permanentStorageHwmDate
+        "jest stała dla wszystkich stron tego samego zapytania i nie zależy od paginacji ani
+        sortowania". The same query is the same filters from the same context; its first page
+        (``pageOffset`` 0) starts it again with the current HWM, a later page keeps the HWM the
+        query was started with (and a window restricted to the HWM keeps its end with it)."""
+        with self.core.lock:
+            hwm = self._query_hwm(access.context, query, again=page_offset == 0)
+            if beyond_hwm(query, hwm):
+                raise MockAPIError(21183, OUT_OF_RANGE + ".", [OUT_OF_RANGE_DETAIL])
+            found = self.matching(access, query, hwm)
         if descending:
             found.reverse()
         capped = found[: self.core.settings.metadata_limit]
@@ -478,14 +536,30 @@ class Invoices:
         page = capped[start : start + page_size]
         end = start + len(page)
         truncated = len(found) > len(capped) and end >= len(capped) and start < len(capped)
-        return page, end < len(capped) or truncated, truncated
+        return MetadataPage(page, end < len(capped) or truncated, truncated, reported_hwm(query, hwm))
+
+    def _query_hwm(self, context: Context, query: Query, *, again: bool) -> dt.datetime:
+        """The HWM of ``query`` from ``context``: remembered from its first page, or now."""
+        remembered = self.state.query_hwms
+        key = (context, query)
+        if again or key not in remembered:
+            remembered.pop(key, None)  # re-inserted last: the newest is forgotten last
+            remembered[key] = self.hwm()
+            while len(remembered) > REMEMBERED_QUERIES:
+                del remembered[next(iter(remembered))]
+        return remembered[key]
 
     # --- exports -------------------------------------------------------------------------------
 
     def start_export(
         self, access: Access, query: Query, key: SymmetricKey, only_metadata: bool, compression: str = "Zip"
     ) -> Export:
-        """``POST /invoices/exports``: at most 10 running exports per context (21182)."""
+        """``POST /invoices/exports``: at most 10 running exports per context (21182).
+
+        A range restricted to an HWM it starts after is accepted and fails: the spec lists no such
+        code for this operation, but its status, InvoiceExportStatusResponse, has "420 | Zakres
+        filtrowania wykracza poza dostępny zakres danych | Parametr dateRange.from jest późniejszy
+        niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
         with self.core.lock:
             running = [
                 e for e in self.state.exports.values() if e.context_nip == access.context.nip and e.status.code == 100
@@ -497,7 +571,10 @@ class Invoices:
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
             )  # fmt: skip
             export.hwm = self.hwm()
-            export.invoices = self.matching(access, query)
+            if beyond_hwm(query, export.hwm):
+                export.refusal = Status(420, OUT_OF_RANGE, [OUT_OF_RANGE_DETAIL])
+            else:
+                export.invoices = self.matching(access, query, export.hwm)
             self.state.exports[export.reference_number] = export
         return export
 
@@ -507,7 +584,9 @@ class Invoices:
         if export is None or export.context_nip != access.context.nip:
             raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
         if export.status.code == 100:
-            if export.reads_left <= 0:
+            if export.reads_left <= 0 and export.refusal is not None:
+                export.status = export.refusal
+            elif export.reads_left <= 0:
                 self._build_export(export)
             else:
                 export.reads_left -= 1
@@ -535,13 +614,63 @@ class Invoices:
                 "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
                 "expirationDate": expires,
             })  # fmt: skip
-        last = chosen[-1].stored if chosen else None
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
             "compressionType": export.compression,
-            "lastPermanentStorageDate": last, "permanentStorageHwmDate": export.hwm or self.hwm(),
+            "permanentStorageHwmDate": reported_hwm(export.query, export.hwm or self.hwm()),
         }  # fmt: skip
+        if truncated and chosen:
+            date_type = export.query.date_type
+            export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
         export.status = Status(200, "Eksport zakończony sukcesem")
+
+
+# InvoicePackage: the date of the last invoice of a truncated package, one field per dateType;
+# each "występuje wyłącznie wtedy, gdy paczka została ucięta i eksport był filtrowany po typie
+# daty" of its name (the spec): never for a whole package, never the other two.
+LAST_DATES = {
+    "Issue": "lastIssueDate", "Invoicing": "lastInvoicingDate", "PermanentStorage": "lastPermanentStorageDate",
+}  # fmt: skip
+
+
+def _last_date(invoice: Invoice, date_type: str) -> str | dt.datetime:
+    """``lastIssueDate`` (format ``date``: the invoice's P_1), ``lastInvoicingDate`` or
+    ``lastPermanentStorageDate`` (``date-time``) of ``invoice``, the last of a truncated package."""
+    if date_type == "Issue" and invoice.fields is not None:
+        return invoice.fields.issue_date
+    return _date_of(invoice, date_type)
+
+
+# A range restricted to the HWM that starts after it: 400 / 21183 of POST /invoices/query/metadata,
+# status 420 of an export (the spec's texts).
+OUT_OF_RANGE = "Zakres filtrowania wykracza poza dostępny zakres danych"  # 21183's ends with a full stop
+OUT_OF_RANGE_DETAIL = (
+    "Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate przy włączonym "
+    "restrictToPermanentStorageHwmDate."
+)
+
+
+def beyond_hwm(query: Query, hwm: dt.datetime) -> bool:
+    """Whether ``query`` is restricted to ``hwm`` and starts after it (21183, export 420). The
+    restriction applies to PermanentStorage dates only ("Dotyczy wyłącznie zapytań z dateType =
+    PermanentStorage"); a range starting at the HWM itself is not "późniejszy" (the next window
+    starts where the last one ended, przyrostowe-pobieranie-faktur.md)."""
+    return query.restrict_to_hwm and query.date_type == "PermanentStorage" and query.date_from > hwm
+
+
+def reported_hwm(query: Query, hwm: dt.datetime) -> dt.datetime | None:
+    """The ``permanentStorageHwmDate`` a query or export answered at ``hwm`` reports.
+
+    The spec (QueryInvoicesMetadataResponse and InvoicePackage): "Dotyczy wyłącznie zapytań
+    filtrowanych po typie daty PermanentStorage [...] Dla dateType = Issue lub Invoicing - null";
+    "Jeśli zapytanie dotyczyło najnowszego okresu, wartość ta może być wartością nieznacznie
+    skorygowaną względem górnej granicy podanej w warunkach zapytania. Dla okresów starszych, będzie
+    to zgodne z warunkami zapytania": the query's ``to`` when the HWM is past it, else the HWM. An
+    open query reports the HWM itself (its window ends there: "PermanentStorageHwmDate gdy
+    dateRange.to pominięto", przyrostowe-pobieranie-faktur.md)."""
+    if query.date_type != "PermanentStorage":
+        return None
+    return hwm if query.date_to is None else min(query.date_to, hwm)
 
 
 def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
