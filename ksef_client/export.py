@@ -34,6 +34,7 @@ from ksef_client._generated.types import json_loads
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
+from ksef_client._zipdirectory import central_directory_size
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
 from ksef_client.errors import (
     APIConnectionError,
@@ -301,7 +302,7 @@ def _unpack_into(
     numbers: list[str] = []
     seen: set[str] = set()
     try:
-        with _entries(ref, archive, str(package.compression_type)) as entries:
+        with _entries(ref, archive, str(package.compression_type), limits.export_entries) as entries:
             for name, declared, open_entry in entries:
                 _check_entry(ref, name, seen, limits)
                 if name == METADATA_FILE:
@@ -374,17 +375,30 @@ Entry = tuple[str, int, Opener]
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
+# A central directory record of a package: 46 bytes, the name ("<KSeF number>.xml", some 40) and
+# extra fields (ZIP64 sizes, timestamps): about 130 bytes; twice that is the bound per entry.
+DIRECTORY_BYTES_PER_ENTRY = 256
+
+
 @contextmanager
-def _entries(ref: str, archive: Path, compression: str) -> Iterator[Iterator[Entry]]:
+def _entries(ref: str, archive: Path, compression: str, most_entries: int) -> Iterator[Iterator[Entry]]:
     """The entries of a zip or tar.gz package, one at a time (a tar.gz is read as a stream: an
-    entry must be read before the next is taken)."""
+    entry must be read before the next is taken). A zip whose central directory is larger than
+    ``most_entries`` records need is refused before ``zipfile`` reads it (``_zipdirectory``)."""
     if compression == "TarGz":
         with gzip.open(archive, "rb") as stream:
             yield ((m.name, m.size, functools.partial(_same, m)) for m in tar_members(stream))
             finish(stream)
         return
-    with zipfile.ZipFile(archive) as package_zip:
-        yield (_zip_entry(ref, package_zip, info) for info in package_zip.infolist())
+    with open(archive, "rb") as raw:
+        size, most = central_directory_size(raw), (most_entries + 1) * DIRECTORY_BYTES_PER_ENTRY
+        if size is not None and size > most:
+            raise ExportError(
+                f"export {ref}: the package's central directory declares {size} bytes, more than {most} for "
+                f"{most_entries} invoices and the metadata file (BodyLimits.export_entries); nothing was read"
+            )
+        with zipfile.ZipFile(raw) as package_zip:
+            yield (_zip_entry(ref, package_zip, info) for info in package_zip.infolist())
 
 
 def _same(member: TarMember) -> TarMember:

@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import re
+import struct
 import time
 import tracemalloc
 import zipfile
@@ -553,3 +554,54 @@ def test_a_upo_re_signed_by_anyone_is_reported_untrusted(ksef: KSeF) -> None:
         check.require_trusted()
     with pytest.raises(UPOSignatureError):
         forged.verify_signature(ksef_certificate)  # pinned: the forged one does not verify
+
+
+def _directory_bomb(path: Path, records: int, zip64: bool) -> Path:
+    """A zip of one member whose central directory holds ``records`` records (all of that member),
+    its end records ZIP64 ones when ``zip64``: megabytes of directory for zipfile to read whole."""
+    name, data = b"_metadata.json", b'{"invoices": []}'
+    crc = zlib.crc32(data)
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0)
+    record = struct.pack(
+        "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0, 0, 0, 0, 0, 0
+    )
+    directory = (record + name) * records
+    start = len(local) + len(name) + len(data)
+    end = b""
+    if zip64:
+        end64_at = start + len(directory)
+        end += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, records, records, len(directory), start)
+        end += struct.pack("<4sLQL", b"PK\x06\x07", 0, end64_at, 1)
+        end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    else:
+        end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, records, records, len(directory), start, 0)
+    path.write_bytes(local + name + data + directory + end)
+    return path
+
+
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip32", "zip64"])
+def test_a_package_with_a_huge_central_directory_is_refused_before_zipfile_reads_it(
+    tmp_path: Path, zip64: bool
+) -> None:
+    # zipfile reads the whole central directory into ZipInfo objects when it opens a file (bounded by
+    # the directory's declared size, not its record count): 60,000 records of 60 bytes were some
+    # 40 MB and a second before the entry count was checked; a 1 GB package's directory could hold
+    # 20 million. A package of KSeF's 10,000 invoices has a directory of about a megabyte.
+    archive = _directory_bomb(tmp_path / "package.zip", 60_000, zip64)
+    with zipfile.ZipFile(archive) as readable:  # a zip zipfile opens (the records are sound)
+        assert len(readable.infolist()) == 60_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExportError, match="central directory declares"):
+            unpack_export("REF", PACKAGE, archive, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak
+    assert not archive.exists() and not list((tmp_path / "out").iterdir())
+
+
+def test_a_package_within_the_directory_bound_is_read(tmp_path: Path) -> None:
+    archive = _directory_bomb(tmp_path / "package.zip", 1, zip64=True)
+    result = unpack_export("REF", InvoicePackage.from_dict({**PACKAGE.to_dict(), "invoiceCount": 0}), archive, tmp_path)
+    assert result.files == [] and result.metadata == []
