@@ -5,7 +5,8 @@ value with spaces or line breaks around it is valid, as Xerces and KSeF take it.
 collapse them unless the type has a pattern facet, and refuses ``<DataWytworzeniaFa>
 2026-02-01T00:00:00Z </DataWytworzeniaFa>`` ("not a valid value of the local atomic type"), so
 ``validate_invoice`` strips the whitespace around these elements' values in its parsed copy
-before validating (the bytes sent are not touched).
+when the XSD finds fault, and validates again (``schema_errors`` strips before validating); the
+bytes sent are not touched.
 """
 
 from __future__ import annotations

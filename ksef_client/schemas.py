@@ -213,6 +213,14 @@ def schema_errors(system_code: str, document: etree._Element) -> list[str]:
     return _xsd_errors(system_code, document)
 
 
+def warm_up(system_code: str) -> None:
+    """Compile a copy of the form's XSD for ``schema_errors`` and read its date elements, so that
+    the first invoice checked does not wait for them (an emulator worker process's first task)."""
+    copies = _copies(system_code)
+    copies.give(copies.take())
+    _date_elements(system_code)
+
+
 def _xsd_errors(system_code: str, document: etree._Element) -> list[str]:
     """What a copy of the form's XSD finds wrong with ``document`` as it stands."""
     copies = _copies(system_code)

@@ -12,7 +12,7 @@ from lxml import etree
 
 from ksef_client import schemas
 from ksef_client._xml import SchemaCopies, declares_entities
-from ksef_client.mock.state.invoice_checks import check_file
+from ksef_client.mock.state.invoice_checks import check_file, prepare
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 
@@ -325,3 +325,19 @@ def test_the_base_types_are_served_reordered_and_nothing_else_is_touched(tmp_pat
     for url in (str(outside), "http://crd.gov.pl/x.xsd", str(bazowe / "missing.xsd"), None):
         assert resolver.resolve(url, None, None) is None  # libxml2 loads it as it is
     assert len(served) == 1
+
+
+def test_warming_up_leaves_the_first_check_nothing_to_compile() -> None:
+    # Found in review: the emulator's worker warm-up (prepare) compiled form_schema(), which the
+    # checks never use (they validate with copies of their own), so each worker's first invoice
+    # paid a compile and a read of the form's date elements.
+    code = "FA (2)"
+    schemas._copies.cache_clear()
+    schemas._date_elements.cache_clear()
+    prepare(code)
+    copies = schemas._copies(code)
+    made, dates = copies._left_to_make, schemas._date_elements.cache_info()
+    assert len(copies._free) == 1 and dates.currsize == 1
+    check_file(code, sample_invoice())
+    assert copies._left_to_make == made  # the warmed copy was taken: none compiled for the check
+    assert schemas._date_elements.cache_info().misses == dates.misses

@@ -18,9 +18,9 @@ from ksef_client.schemas import (
     MAX_INVOICE_WITH_ATTACHMENT_BYTES,
     InvoiceSchemaError,
     check_document,
-    form_schema,
     has_attachment,
     schema_errors,
+    warm_up,
 )
 
 # KSeF lists at most this many problems of one file.
@@ -82,5 +82,6 @@ def check_files(form_code: str, xmls: list[bytes], limits: SizeLimits = KSEF_SIZ
 
 
 def prepare(form_code: str) -> None:
-    """Compile the form's XSD (a new worker process's first task, before any chunk waits on it)."""
-    form_schema(form_code)
+    """Compile the copy of the form's XSD the checks use, and read its date elements (a new
+    worker process's first task, before any chunk waits on it)."""
+    warm_up(form_code)
