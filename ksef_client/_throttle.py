@@ -1,9 +1,10 @@
 """Client-side throttling from each operation's ``x-rate-limits`` in the spec.
 
 KSeF counts requests per context and IP in sliding windows of a second, a minute and an hour,
-per limit group (the operations of a group, e.g. ``other``, share one budget); a client that waits
-before exceeding them never sees a 429. The limits and groups come from the generated operation
-table, not from hand-typed numbers.
+per limit group (``counter_of``): the operations of a named group, e.g. ``sessionMisc``, share one
+counter; each operation of ``other`` (the default limits) has its own. A client that waits before
+exceeding them never sees a 429. The limits and groups come from the generated operation table,
+not from hand-typed numbers.
 
 One ``Throttle`` is shared by every client that KSeF counts together (``shared_throttle``): the
 ``with_options`` copies of a client, and clients of the same API logged into the same context. Its
@@ -22,23 +23,44 @@ from types import TracebackType
 
 import httpx
 
-from ksef_client._generated.operations import RateLimits
+from ksef_client._generated.operations import Operation, RateLimits
 from ksef_client._operations import find_operation
 from ksef_client._retry import never_sent
 
 _WINDOWS = (1.0, 60.0, 3600.0)
 
 
-def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
-    """The limit group (``tag.operation_id`` where the spec names none) and limits of a request.
+# limity/limity-api.md, "Pozostałe" (the group ``other``, "POST/GET /*"): "Domyślne limity
+# obowiązują dla wszystkich zasobów API, które nie mają określonych wartości szczegółowych [...].
+# Każdy taki endpoint posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby."
+# The guide says so of no other group: a named group's limits are one counter for its operations
+# (sessionMisc is a single row, "Pozostałe | GET /sessions/*", of the sessions' table; the
+# changelog raises "limit godzinowy dla grupy sessionMisc (zasoby GET /sessions/*)" for its four
+# operations together). Where the guide is silent one counter is the safe side: a client never
+# sends more than KSeF allows, only waits longer than it might.
+PER_ENDPOINT_GROUPS = frozenset({"other"})
 
-    ``path`` is the request's path after ``/v2``.
-    """
+
+def counter_of(key: str, operation: Operation) -> str:
+    """The counter KSeF counts a request of ``operation`` (``key``: ``tag.operation_id``) on: its
+    limit group's, or the endpoint's own for a group of ``PER_ENDPOINT_GROUPS`` (``other (GET
+    /limits/context)``), or the operation's where the spec names no group (before API 2.9.0).
+    Limits set for a group (``/testdata/rate-limits``) still apply to each of its counters."""
+    group = operation.rate_limit_group
+    if group is None:
+        return key
+    if group in PER_ENDPOINT_GROUPS:
+        return f"{group} ({operation.method} {operation.path})"
+    return group
+
+
+def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
+    """The counter (``counter_of``) and limits of a request; ``path`` is the part after ``/v2``."""
     found = find_operation(method, path)
     if found is None:
         return None
     key, operation = found
-    return operation.rate_limit_group or key, operation.rate_limits
+    return counter_of(key, operation), operation.rate_limits
 
 
 # How long a request still unanswered counts as made "now" (KSeF may count it at any moment

@@ -19,7 +19,7 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._retry import parse_retry_after
-from ksef_client._throttle import Throttle, forget_counts
+from ksef_client._throttle import Throttle, counter_of, forget_counts
 from ksef_client.errors import APITimeoutError, RateLimitError, RetryAfterTooLongError, ThrottleWaitTooLongError
 from ksef_client.identifiers import is_valid_nip, make_ksef_number, validate_ksef_number
 from ksef_client.mock import KSeFBackend, create_app
@@ -106,6 +106,40 @@ def test_every_attempt_is_paced_and_counted(
     sent = [t for t, _, path in recorder.sent if path.endswith("/limits/context")]
     assert len(sent) == 60
     assert _most_in_window(sent, 1.0) <= 10 and _most_in_window(sent, 60.0) <= 30
+
+
+def test_each_endpoint_of_other_is_paced_on_its_own_counter(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limity/limity-api.md, "Pozostałe" (``other``: 10 req/s, 30/min): "Każdy taki endpoint
+    # posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby." Was: the pacer
+    # counted the three reads below in one budget and waited after the 10th, though KSeF (and the
+    # emulator) lets each endpoint have its 10 in the second.
+    time = _enforcing(backend, monkeypatch)
+    with _client(ksef_server, backend, time) as ksef:
+        for _ in range(10):
+            ksef.limits.context()
+            ksef.limits.subject()
+            ksef.limits.rate()
+        assert ksef.send_state.throttled_seconds == 0 and time.now == 1000
+        ksef.limits.context()  # the 11th of one endpoint waits for its own window
+        assert ksef.send_state.throttled_seconds > 0.9
+
+
+def test_the_counters_are_the_guide_s() -> None:
+    # Each operation of ``other`` on its own counter (limity/limity-api.md, "Pozostałe"); a named
+    # group, e.g. sessionMisc ("Pozostałe | GET /sessions/*", one row), one counter for all of its.
+    counters: dict[str, set[str]] = {}
+    for key, operation in OPERATIONS.items():
+        if operation.rate_limit_group is not None:
+            counters.setdefault(operation.rate_limit_group, set()).add(counter_of(key, operation))
+    others = [op for op in OPERATIONS.values() if op.rate_limit_group == "other"]
+    assert len(counters["other"]) == len(others) > 40
+    assert counter_of("limits.get_context_limits", OPERATIONS["limits.get_context_limits"]) == (
+        "other (GET /limits/context)"
+    )
+    assert all(counters[group] == {group} for group in counters if group != "other")
+    assert len([op for op in OPERATIONS.values() if op.rate_limit_group == "sessionMisc"]) == 4
 
 
 class _SlowFirst(httpx.BaseTransport):

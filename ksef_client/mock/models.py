@@ -29,7 +29,7 @@ from dataclasses import MISSING, fields, is_dataclass, replace
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client._throttle import Throttle
+from ksef_client._throttle import Throttle, counter_of
 from ksef_client.mock.exceptions import Forbidden
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.auth import ACCESS_TOKEN_TTL, ALL_PERMISSIONS, Auth
@@ -226,11 +226,12 @@ class KSeFBackend:
         """Seconds to wait (``Retry-After``) when the caller is over its limits, else ``None``.
 
         Counted as KSeF counts (``limity/limity-api.md``): per pair of context and IP address, per
-        limit group of the operation (``other`` is one budget for 46 operations), and per IP
-        address over every operation (``global``).
+        limit group of the operation (each operation of ``other`` on its own counter: ``counter_of``),
+        and per IP address over every operation (``global``).
         """
         spec = OPERATIONS[operation]
         group = spec.rate_limit_group or operation
+        counter = counter_of(operation, spec)
         caller = f"{address}|{context.type}:{context.value}" if context is not None else address
         now = self.core.clock().timestamp()
         with self.core.lock:
@@ -240,7 +241,7 @@ class KSeFBackend:
                 # by --rate-limits (which still switches every limit off at 0).
                 override = self.testdata.rate_limits_of(context).get(group)
                 limits = override or spec.rate_limits
-                wait = self.rate_limits.delay(f"{caller}|{group}", limits, now, exact=override is not None)
+                wait = self.rate_limits.delay(f"{caller}|{counter}", limits, now, exact=override is not None)
         return math.ceil(wait) if wait > 0 else None
 
     @staticmethod

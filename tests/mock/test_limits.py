@@ -23,12 +23,17 @@ from tests.conftest import NIP
 from tests.mock.conftest import invoice_status, open_online, send_online
 
 
-@pytest.fixture
-def throttled(ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[KSeF]:
-    """KSeF's own limits in the emulator, its clock stopped; the client neither throttles nor retries."""
+def _stop_and_enforce(backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KSeF's own limits in the emulator, its clock stopped (every request in the same instant)."""
     monkeypatch.setattr(backend, "rate_limits", Throttle(scale=1.0))
     now = backend.clock()
     monkeypatch.setattr(backend, "clock", lambda: now)
+
+
+@pytest.fixture
+def throttled(ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[KSeF]:
+    """KSeF's own limits in the emulator, its clock stopped; the client neither throttles nor retries."""
+    _stop_and_enforce(backend, monkeypatch)
     token = backend.mint_access_token(NIP)
     with KSeF(base_url=ksef_server.base_url, access_token=token, rate_limit_scale=0, max_retries=0) as client:
         yield client
@@ -48,14 +53,35 @@ def test_a_group_is_refused_past_its_per_second_limit(throttled: KSeF) -> None:
     assert refused.value.retry_after is not None and refused.value.retry_after >= 1
 
 
-def test_operations_of_one_group_share_its_budget(throttled: KSeF) -> None:
-    # GET /limits/context, /limits/subject and /rate-limits are all in the group "other".
+def test_each_endpoint_of_other_has_its_own_counter(throttled: KSeF) -> None:
+    # limity/limity-api.md, "Pozostałe" (``other``, "POST/GET /*", 10 req/s): "Każdy taki endpoint
+    # posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby." Was: GET
+    # /limits/context, /limits/subject and /rate-limits shared one budget, and the 11th read of
+    # any of them in a second was refused.
     per_second = throttled.limits.rate().other.per_second
-    reads = [throttled.limits.context, throttled.limits.subject]
-    for index in range(per_second - 1):  # the rate() call above counted once already
-        reads[index % 2]()
-    with pytest.raises(RateLimitError):
+    for _ in range(per_second):
+        throttled.limits.context()
         throttled.limits.subject()
+    for _ in range(per_second - 1):  # the rate() call above counted once on its own counter
+        throttled.limits.rate()
+    for read in (throttled.limits.context, throttled.limits.subject, throttled.limits.rate):
+        with pytest.raises(RateLimitError):  # each endpoint past its own 10
+            read()
+
+
+def test_the_operations_of_a_named_group_share_its_counter(
+    raw: httpx.Client, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sessionMisc is one row of the guide's sessions table, "Pozostałe | GET /sessions/* | 10 | 120
+    # | 1200" (the changelog: "grupy sessionMisc (zasoby GET /sessions/*)", four operations); the
+    # per-endpoint counter is said only of the default limits, "zasoby [...], które nie mają
+    # określonych wartości szczegółowych". Five reads of the session and five of a UPO are its 10.
+    _stop_and_enforce(backend, monkeypatch)
+    ref = "20261120-SO-0000000000-000000000000-00"
+    paths = [f"/sessions/{ref}", f"/sessions/{ref}/upo/{ref}"]
+    statuses = [raw.get(paths[i % 2]).status_code for i in range(10)]
+    assert 429 not in statuses
+    assert raw.get(paths[0]).status_code == raw.get(paths[1]).status_code == 429
 
 
 def test_nothing_is_refused_when_throttling_is_off(ksef: KSeF) -> None:
