@@ -13,8 +13,10 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
 from ksef_client.errors import RateLimitError
+from ksef_client.identifiers import is_valid_nip
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
 from ksef_client.mock.state.limits import overridable_groups, rate_limit_groups
@@ -82,6 +84,46 @@ def test_the_operations_of_a_named_group_share_its_counter(
     statuses = [raw.get(paths[i % 2]).status_code for i in range(10)]
     assert 429 not in statuses
     assert raw.get(paths[0]).status_code == raw.get(paths[1]).status_code == 429
+
+
+def _nips(count: int) -> list[str]:
+    """``count`` valid NIPs, always the same ones."""
+    return [nip for nip in (f"52600000{i:02d}" for i in range(100)) if is_valid_nip(nip)][:count]
+
+
+def test_global_counts_every_request_of_an_address_whatever_its_context(
+    ksef_mock: KSeFMock, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EffectiveApiRateLimits.global: "Limity globalne dla wszystkich operacji API (per adres IP)"
+    # (75 per second in the spec's example of GET /rate-limits). 60 challenges (anonymous), then
+    # reads of "other" by eight contexts, each well within its own 10 a second: the 76th request
+    # of the address is refused, by ``global``.
+    _stop_and_enforce(backend, monkeypatch)
+    with httpx.Client(base_url=ksef_mock.base_url) as http:
+        assert all(http.post("/auth/challenge").status_code == 200 for _ in range(60))
+        statuses = []
+        for nip in _nips(8):
+            headers = {"Authorization": f"Bearer {ksef_mock.token(nip)}"}
+            statuses += [http.get("/limits/subject", headers=headers) for _ in range(2)]
+    assert [answer.status_code for answer in statuses[:15]] == [200] * 15
+    assert statuses[15].status_code == 429 and "global" in statuses[15].text
+    assert int(statuses[15].headers["Retry-After"]) == 1
+
+
+def test_anonymous_operations_are_counted_per_address(
+    ksef_mock: KSeFMock, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limity/limity-api.md: public resources such as /auth/challenge "nie wymagają uwierzytelnienia
+    # [...] - limit wynosi 60 żądań na sekundę dla jednego adresu IP"; GET /rate-limits names one
+    # group for them, ``anonymous``, counted here over all of them (the guide gives no context to
+    # count them by, nor says each has its own counter).
+    _stop_and_enforce(backend, monkeypatch)
+    with httpx.Client(base_url=ksef_mock.base_url) as http:
+        for _ in range(30):
+            assert http.post("/auth/challenge").status_code == 200
+            assert http.get("/security/public-key-certificates").status_code == 200
+        refused = http.post("/auth/challenge")
+    assert refused.status_code == 429 and "anonymous" in refused.text
 
 
 def test_nothing_is_refused_when_throttling_is_off(ksef: KSeF) -> None:
