@@ -287,10 +287,12 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             raises ``RetryAfterTooLongError``, also for the other requests of the group KSeF
             blocks after it, nothing sent), nor is a wait of the client-side throttle
             (``ThrottleWaitTooLongError``, nothing sent).
-        rate_limit_scale: multiplies the spec's per-operation rate limits; 0 turns client-side
-            throttling off. Every attempt is counted, when its answer comes, in windows shared
-            with this client's ``with_options`` copies and with the clients of the same
-            ``base_url`` and login context (and clock) in the process, while one of them lives.
+        rate_limit_scale: multiplies the spec's per-operation rate limits (and the global one,
+            per IP address); 0 turns client-side throttling off. Every attempt is counted, when
+            its answer comes, in windows shared with this client's ``with_options`` copies and
+            with the clients of the same ``base_url`` and login context (and clock) in the
+            process, while one of them lives; the global and anonymous limits, which KSeF counts
+            per IP address, with every client of the same ``base_url`` (and clock) in the process.
         verify: TLS certificate verification (on by default).
         storage_hosts: hosts presigned links may point to (``*.`` matches subdomains); default:
             the official storage hosts, or the API's host for a custom ``base_url``.

@@ -1,13 +1,17 @@
 """Client-side throttling from each operation's ``x-rate-limits`` in the spec.
 
 KSeF counts requests per context and IP in sliding windows of a second, a minute and an hour,
-per limit group (the operations of a group, e.g. ``other``, share one budget); a client that waits
-before exceeding them never sees a 429. The limits and groups come from the generated operation
-table, not from hand-typed numbers.
+per limit group (``counter_of``): the operations of a named group, e.g. ``sessionMisc``, share one
+counter; each operation of ``other`` (the default limits) has its own. Besides, every request of
+an IP address counts against ``global``, and the unauthenticated ones are counted per address
+alone (``anonymous``), whatever context the client works in. A client that waits before exceeding
+them never sees a 429. The limits and groups come from the generated operation table, not from
+hand-typed numbers (``global``'s excepted: the spec gives it in an example only).
 
 One ``Throttle`` is shared by every client that KSeF counts together (``shared_throttle``): the
-``with_options`` copies of a client, and clients of the same API logged into the same context. Its
-windows are guarded by a lock, so threads and tasks may share it.
+``with_options`` copies of a client, and clients of the same API logged into the same context;
+another by every client of the same API in the process (one IP address) for the per-address
+counters. Their windows are guarded by a lock, so threads and tasks may share them.
 """
 
 from __future__ import annotations
@@ -22,23 +26,62 @@ from types import TracebackType
 
 import httpx
 
-from ksef_client._generated.operations import RateLimits
+from ksef_client._generated.operations import Operation, RateLimits
 from ksef_client._operations import find_operation
 from ksef_client._retry import never_sent
 
 _WINDOWS = (1.0, 60.0, 3600.0)
 
 
-def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
-    """The limit group (``tag.operation_id`` where the spec names none) and limits of a request.
+# limity/limity-api.md, "Pozostałe" (the group ``other``, "POST/GET /*"): "Domyślne limity
+# obowiązują dla wszystkich zasobów API, które nie mają określonych wartości szczegółowych [...].
+# Każdy taki endpoint posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby."
+# The guide says so of no other group: a named group's limits are one counter for its operations
+# (sessionMisc is a single row, "Pozostałe | GET /sessions/*", of the sessions' table; the
+# changelog raises "limit godzinowy dla grupy sessionMisc (zasoby GET /sessions/*)" for its four
+# operations together). Where the guide is silent one counter is the safe side: a client never
+# sends more than KSeF allows, only waits longer than it might.
+PER_ENDPOINT_GROUPS = frozenset({"other"})
 
-    ``path`` is the request's path after ``/v2``.
-    """
+
+# GET /rate-limits, ``EffectiveApiRateLimits.global``: "Limity globalne dla wszystkich operacji API
+# (per adres IP)"; the spec's example answer gives 75 per second, -1 (none) per minute and hour. No
+# operation's x-rate-limits carries it, so it is typed here (tests pin it to that example).
+GLOBAL_GROUP = "global"
+GLOBAL_RATE_LIMITS = RateLimits(75, None, None)
+# ``EffectiveApiRateLimits.anonymous``: "Limity dla anonimowych operacji API (nieuwierzytelnionych)";
+# limity/limity-api.md: public resources such as /auth/challenge "nie wymagają uwierzytelnienia [...]
+# - limit wynosi 60 żądań na sekundę dla jednego adresu IP". Without a context to count them by,
+# KSeF counts them per address: one counter for every client of the process.
+ANONYMOUS_GROUP = "anonymous"
+
+
+def per_address(operation: Operation) -> bool:
+    """Whether KSeF counts ``operation`` per IP address alone: an anonymous one (its spec group),
+    or one sent without an access token (no context to count it by)."""
+    return operation.rate_limit_group == ANONYMOUS_GROUP or not operation.requires_token
+
+
+def counter_of(key: str, operation: Operation) -> str:
+    """The counter KSeF counts a request of ``operation`` (``key``: ``tag.operation_id``) on: its
+    limit group's, or the endpoint's own for a group of ``PER_ENDPOINT_GROUPS`` (``other (GET
+    /limits/context)``), or the operation's where the spec names no group (before API 2.9.0).
+    Limits set for a group (``/testdata/rate-limits``) still apply to each of its counters."""
+    group = operation.rate_limit_group
+    if group is None:
+        return key
+    if group in PER_ENDPOINT_GROUPS:
+        return f"{group} ({operation.method} {operation.path})"
+    return group
+
+
+def match_operation(method: str, path: str) -> tuple[str, RateLimits | None] | None:
+    """The counter (``counter_of``) and limits of a request; ``path`` is the part after ``/v2``."""
     found = find_operation(method, path)
     if found is None:
         return None
     key, operation = found
-    return operation.rate_limit_group or key, operation.rate_limits
+    return counter_of(key, operation), operation.rate_limits
 
 
 # How long a request still unanswered counts as made "now" (KSeF may count it at any moment
@@ -149,9 +192,10 @@ class Throttle:
 
 @dataclass
 class Slot:
-    """One attempt's place in its limit group's windows (``wait`` 0), or the seconds to wait
-    before asking again: ``held`` of them KSeF's block of the group (a 429's ``Retry-After``,
-    ``held_by`` that 429), the rest the client's own pacing.
+    """One attempt's places (``places``: its own counter's first, then ``global``'s) in the windows
+    (``wait`` 0), or the seconds to wait before asking again: ``held`` of them KSeF's block of the
+    group (a 429's ``Retry-After``, ``held_by`` that 429), the rest the client's own pacing.
+    ``key``: the counter named in messages (the one that made the wait; else the request's own).
 
     Used as a context manager around the attempt: on leaving, the request is counted at the time
     its answer (or error) came. KSeF counts a request somewhere between the moment the client
@@ -165,7 +209,7 @@ class Slot:
     """
 
     wait: float
-    throttle: Throttle | None = None
+    places: tuple[tuple[Throttle, str], ...] = ()
     key: str = ""
     clock: Callable[[], float] | None = None
     taken: float = 0.0
@@ -178,15 +222,18 @@ class Slot:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self.throttle is not None and self.clock is not None:
-            self.throttle.settle(self.key, self.taken, None if never_sent(error) else self.clock())
+        if self.clock is not None:
+            at = None if never_sent(error) else self.clock()
+            for throttle, key in self.places:
+                throttle.settle(key, self.taken, at)
 
     def hold(self, seconds: float, request: httpx.Request, answer: httpx.Response) -> None:
         """Hold the whole group for ``seconds``: KSeF answered ``request`` 429 (``answer``) with
         that ``Retry-After``, and every request of the group (any thread's, any copy's) would meet
         the same block; each one sent into it may lengthen the block (limity/limity-api.md)."""
-        if self.throttle is not None and self.clock is not None:
-            self.throttle.hold(self.key, self.clock() + seconds, _kept(request, answer))
+        own = [throttle for throttle, key in self.places if key == self.key]
+        if own and self.clock is not None:
+            own[0].hold(self.key, self.clock() + seconds, _kept(request, answer))
 
 
 def _kept(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
@@ -223,14 +270,18 @@ def forget_counts(base_url: str) -> None:
 
 def shared_throttle(key: Hashable) -> Throttle:
     """The throttle of every client whose requests KSeF counts together (``key``: the API's base
-    URL and how often its server started afresh, the clock the windows are measured on, the
-    login's context); it lives while one of them holds it."""
+    URL and how often its server started afresh, the clock the windows are measured on, and the
+    login's context, or none: the counters per IP address); it lives while one of them holds it."""
     with _SHARED_LOCK:
         throttle = _SHARED.get(key)
         if throttle is None:
             throttle = Throttle()
             _SHARED[key] = throttle
         return throttle
+
+
+# In place of a login in the key of the per-address throttle: no login is this object.
+_ADDRESS = object()
 
 
 class Pacing:
@@ -240,7 +291,8 @@ class Pacing:
     ``login()`` says whose requests KSeF counts together: the login's context when the client
     knows it (a login it made), else the token holder itself (shared by ``with_options`` copies
     only: a bare access token does not say its context). KSeF counts per context and IP address;
-    one process is one address.
+    one process is one address: the per-address counters (``global``, the unauthenticated
+    operations) are shared by every client of the API in the process, whatever its login.
     """
 
     def __init__(self, scale: float, base_url: str, clock: Callable[[], float], login: Callable[[], Hashable]) -> None:
@@ -259,8 +311,16 @@ class Pacing:
 
     def throttle(self) -> Throttle:
         """The throttle shared with the clients counted together with this one now."""
+        return self._shared(self._login())
+
+    def address_throttle(self) -> Throttle:
+        """The throttle of the counters per IP address, shared with every client of the API in
+        the process (on the same clock)."""
+        return self._shared(_ADDRESS)
+
+    def _shared(self, login: Hashable) -> Throttle:
         generation = _GENERATIONS.get(self._base_url, 0)
-        key = (self._base_url, generation, self._clock, self._login())
+        key = (self._base_url, generation, self._clock, login)
         throttle = self._held.get(key)
         if throttle is None:
             self._forget_older(generation)
@@ -276,16 +336,30 @@ class Pacing:
                 self._held.pop(key, None)
 
     def take(self, method: str, path: str) -> Slot:
-        """A place for one request (``path`` after ``/v2``), or the wait before asking again."""
-        matched = match_operation(method, path)
-        if matched is None or self.scale <= 0:
+        """A place for one request (``path`` after ``/v2``) on its own counter and on ``global``,
+        or the wait before asking again."""
+        found = find_operation(method, path)
+        if found is None or self.scale <= 0:
             return Slot(0.0)
-        key, limits = matched
-        if limits is None:
-            return Slot(0.0)
-        throttle, now = self.throttle(), self._clock()
-        wait = throttle.take(key, limits, now, self.scale)
-        if wait <= 0:
-            return Slot(0.0, throttle, key, self._clock, now)
-        held, held_by = throttle.held(key, now)
-        return Slot(wait, key=key, held=min(held, wait), held_by=held_by)
+        key, operation = found
+        address = self.address_throttle()
+        own = (address if per_address(operation) else self.throttle(), counter_of(key, operation))
+        counters = [(*own, operation.rate_limits), (address, GLOBAL_GROUP, GLOBAL_RATE_LIMITS)]
+        now = self._clock()
+        taken: list[tuple[Throttle, str]] = []
+        waits: list[tuple[float, str]] = []
+        for throttle, counter, limits in counters:
+            if limits is None:
+                continue
+            wait = throttle.take(counter, limits, now, self.scale)
+            if wait > 0:
+                waits.append((wait, counter))
+            else:
+                taken.append((throttle, counter))
+        if not waits:
+            return Slot(0.0, tuple(taken), own[1], self._clock, now)
+        for throttle, counter in taken:  # all places or none: give back those taken
+            throttle.settle(counter, now, None)
+        wait, counter = max(waits)
+        held, held_by = own[0].held(own[1], now)
+        return Slot(wait, key=own[1] if held > 0 else counter, held=min(held, wait), held_by=held_by)

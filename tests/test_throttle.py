@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client._generated.api.auth import create_challenge
 from ksef_client._generated.operations import OPERATIONS, RateLimits
 from ksef_client._retry import parse_retry_after
-from ksef_client._throttle import Throttle, forget_counts
+from ksef_client._throttle import GLOBAL_RATE_LIMITS, Throttle, counter_of, forget_counts
 from ksef_client.errors import APITimeoutError, RateLimitError, RetryAfterTooLongError, ThrottleWaitTooLongError
 from ksef_client.identifiers import is_valid_nip, make_ksef_number, validate_ksef_number
 from ksef_client.mock import KSeFBackend, create_app
@@ -106,6 +107,95 @@ def test_every_attempt_is_paced_and_counted(
     sent = [t for t, _, path in recorder.sent if path.endswith("/limits/context")]
     assert len(sent) == 60
     assert _most_in_window(sent, 1.0) <= 10 and _most_in_window(sent, 60.0) <= 30
+
+
+def test_each_endpoint_of_other_is_paced_on_its_own_counter(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limity/limity-api.md, "Pozostałe" (``other``: 10 req/s, 30/min): "Każdy taki endpoint
+    # posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby." Was: the pacer
+    # counted the three reads below in one budget and waited after the 10th, though KSeF (and the
+    # emulator) lets each endpoint have its 10 in the second.
+    time = _enforcing(backend, monkeypatch)
+    with _client(ksef_server, backend, time) as ksef:
+        for _ in range(10):
+            ksef.limits.context()
+            ksef.limits.subject()
+            ksef.limits.rate()
+        assert ksef.send_state.throttled_seconds == 0 and time.now == 1000
+        ksef.limits.context()  # the 11th of one endpoint waits for its own window
+        assert ksef.send_state.throttled_seconds > 0.9
+
+
+def test_the_counters_are_the_guide_s() -> None:
+    # Each operation of ``other`` on its own counter (limity/limity-api.md, "Pozostałe"); a named
+    # group, e.g. sessionMisc ("Pozostałe | GET /sessions/*", one row), one counter for all of its.
+    counters: dict[str, set[str]] = {}
+    for key, operation in OPERATIONS.items():
+        if operation.rate_limit_group is not None:
+            counters.setdefault(operation.rate_limit_group, set()).add(counter_of(key, operation))
+    others = [op for op in OPERATIONS.values() if op.rate_limit_group == "other"]
+    assert len(counters["other"]) == len(others) > 40
+    assert counter_of("limits.get_context_limits", OPERATIONS["limits.get_context_limits"]) == (
+        "other (GET /limits/context)"
+    )
+    assert all(counters[group] == {group} for group in counters if group != "other")
+    assert len([op for op in OPERATIONS.values() if op.rate_limit_group == "sessionMisc"]) == 4
+
+
+def _nips(count: int) -> list[str]:
+    """``count`` valid NIPs, always the same ones."""
+    return [nip for nip in (f"52600000{i:02d}" for i in range(100)) if is_valid_nip(nip)][:count]
+
+
+def test_the_global_limit_is_paced_over_every_client_of_the_process(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EffectiveApiRateLimits.global: "Limity globalne dla wszystkich operacji API (per adres IP)",
+    # 75 per second (the spec's example of GET /rate-limits). Eight clients of eight contexts, 10
+    # reads each in one instant: each context is within its own limits, the process (one address)
+    # is not. Was: no client counted the others' requests, and the emulator refused the 76th (429).
+    time = _enforcing(backend, monkeypatch)
+    recorder = RecordingTransport(httpx.HTTPTransport(), time)
+    clients = [_client(ksef_server, backend, time, transport=recorder,
+                       access_token=backend.mint_access_token(nip)) for nip in _nips(8)]  # fmt: skip
+    try:
+        for _ in range(10):
+            for client in clients:
+                client.limits.context()
+    finally:
+        for client in clients:
+            client.close()
+    sent = [t for t, _, _ in recorder.sent]
+    assert len(sent) == 80 and _most_in_window(sent, 1.0) == 75
+    assert time.now - 1000 >= 1.0  # the last five waited for the address's second to pass
+
+
+def test_anonymous_operations_are_paced_per_address_whatever_the_login(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limity/limity-api.md: public resources such as /auth/challenge "nie wymagają uwierzytelnienia
+    # [...] - limit wynosi 60 żądań na sekundę dla jednego adresu IP". Two clients of other logins
+    # (each login was a budget of its own): 31 challenges each in one instant are 62 from the
+    # address. Was: each client let its 31 through and the emulator refused the 61st (429).
+    time = _enforcing(backend, monkeypatch)
+    clients = [_client(ksef_server, backend, time, access_token=backend.mint_access_token(nip)) for nip in _nips(2)]
+    try:
+        for _ in range(31):
+            for client in clients:
+                assert create_challenge.sync_detailed(client=client.raw).status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(client.send_state.throttled_seconds for client in clients) >= 1.0
+
+
+def test_the_global_limit_is_the_spec_s(pinned_spec: dict[str, Any]) -> None:
+    # The only limit no operation's x-rate-limits carries: typed by hand, pinned to the spec.
+    example = pinned_spec["paths"]["/rate-limits"]["get"]["responses"]["200"]["content"]["application/json"]
+    expected = example["example"]["global"]
+    assert tuple(None if v < 0 else v for v in expected.values()) == GLOBAL_RATE_LIMITS
+    assert list(expected) == ["perSecond", "perMinute", "perHour"]
 
 
 class _SlowFirst(httpx.BaseTransport):

@@ -29,7 +29,7 @@ from dataclasses import MISSING, fields, is_dataclass, replace
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client._throttle import Throttle
+from ksef_client._throttle import GLOBAL_GROUP, GLOBAL_RATE_LIMITS, Throttle, counter_of
 from ksef_client.mock.exceptions import Forbidden
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.auth import ACCESS_TOKEN_TTL, ALL_PERMISSIONS, Auth
@@ -37,7 +37,6 @@ from ksef_client.mock.state.certificates import Certificates
 from ksef_client.mock.state.collective import CollectiveIdentifiers
 from ksef_client.mock.state.core import Access, Context, Core, Settings, Status, Transitions, utc_now
 from ksef_client.mock.state.invoices import Invoice, Invoices, reread_fields
-from ksef_client.mock.state.limits import GLOBAL_GROUP, GLOBAL_RATE_LIMITS
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.sessions import Session, Sessions
 from ksef_client.mock.state.storage import Storage
@@ -222,26 +221,31 @@ class KSeFBackend:
         """Verify a ``Bearer`` access token (``Unauthorized`` otherwise)."""
         return self.auth.authenticate(authorization)
 
-    def check_rate(self, operation: str, address: str, context: Context | None = None) -> int | None:
-        """Seconds to wait (``Retry-After``) when the caller is over its limits, else ``None``.
+    def check_rate(self, operation: str, address: str, context: Context | None = None) -> tuple[int, str] | None:
+        """Seconds to wait (``Retry-After``) and the group whose limit the caller is over, else
+        ``None``.
 
-        Counted as KSeF counts (``limity/limity-api.md``): per pair of context and IP address, per
-        limit group of the operation (``other`` is one budget for 46 operations), and per IP
-        address over every operation (``global``).
+        Counted as KSeF counts (``limity/limity-api.md``): per pair of context and IP address (per
+        address alone without a context: the anonymous operations), per limit group of the
+        operation (each operation of ``other`` on its own counter: ``counter_of``), and per IP
+        address over every operation, whatever its context (``global``: "Limity globalne dla
+        wszystkich operacji API (per adres IP)", ``EffectiveApiRateLimits``).
         """
         spec = OPERATIONS[operation]
         group = spec.rate_limit_group or operation
+        counter = counter_of(operation, spec)
         caller = f"{address}|{context.type}:{context.value}" if context is not None else address
         now = self.core.clock().timestamp()
         with self.core.lock:
             wait = self.rate_limits.delay(f"{address}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
-            if wait <= 0:
-                # A context's own limits (/testdata/rate-limits) are enforced as set, not scaled
-                # by --rate-limits (which still switches every limit off at 0).
-                override = self.testdata.rate_limits_of(context).get(group)
-                limits = override or spec.rate_limits
-                wait = self.rate_limits.delay(f"{caller}|{group}", limits, now, exact=override is not None)
-        return math.ceil(wait) if wait > 0 else None
+            if wait > 0:
+                return math.ceil(wait), GLOBAL_GROUP
+            # A context's own limits (/testdata/rate-limits) are enforced as set, not scaled
+            # by --rate-limits (which still switches every limit off at 0).
+            override = self.testdata.rate_limits_of(context).get(group)
+            limits = override or spec.rate_limits
+            wait = self.rate_limits.delay(f"{caller}|{counter}", limits, now, exact=override is not None)
+        return (math.ceil(wait), group) if wait > 0 else None
 
     @staticmethod
     def require_any(access: Access, permissions: Iterable[str]) -> None:

@@ -74,9 +74,9 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
                 await read_body(request, body_limit(operation))
                 access = _caller(backend, request, spec, bearer)
                 address = request.client.host if request.client else "-"
-                retry_after = backend.check_rate(operation, address, access.context if access else None)
-                if retry_after is not None:
-                    raise TooManyRequests(retry_after, spec.rate_limit_group or operation)
+                refused = backend.check_rate(operation, address, access.context if access else None)
+                if refused is not None:
+                    raise TooManyRequests(*refused)
                 await _validate(request, spec.method, spec.path)
                 response = await handler(request, backend, access)
                 # DROP_AFTER: KSeF did the work, the client never hears of it.

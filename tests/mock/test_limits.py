@@ -13,8 +13,10 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
 from ksef_client.errors import RateLimitError
+from ksef_client.identifiers import is_valid_nip
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
 from ksef_client.mock.state.limits import overridable_groups, rate_limit_groups
@@ -23,12 +25,17 @@ from tests.conftest import NIP
 from tests.mock.conftest import invoice_status, open_online, send_online
 
 
-@pytest.fixture
-def throttled(ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[KSeF]:
-    """KSeF's own limits in the emulator, its clock stopped; the client neither throttles nor retries."""
+def _stop_and_enforce(backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KSeF's own limits in the emulator, its clock stopped (every request in the same instant)."""
     monkeypatch.setattr(backend, "rate_limits", Throttle(scale=1.0))
     now = backend.clock()
     monkeypatch.setattr(backend, "clock", lambda: now)
+
+
+@pytest.fixture
+def throttled(ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[KSeF]:
+    """KSeF's own limits in the emulator, its clock stopped; the client neither throttles nor retries."""
+    _stop_and_enforce(backend, monkeypatch)
     token = backend.mint_access_token(NIP)
     with KSeF(base_url=ksef_server.base_url, access_token=token, rate_limit_scale=0, max_retries=0) as client:
         yield client
@@ -48,14 +55,75 @@ def test_a_group_is_refused_past_its_per_second_limit(throttled: KSeF) -> None:
     assert refused.value.retry_after is not None and refused.value.retry_after >= 1
 
 
-def test_operations_of_one_group_share_its_budget(throttled: KSeF) -> None:
-    # GET /limits/context, /limits/subject and /rate-limits are all in the group "other".
+def test_each_endpoint_of_other_has_its_own_counter(throttled: KSeF) -> None:
+    # limity/limity-api.md, "Pozostałe" (``other``, "POST/GET /*", 10 req/s): "Każdy taki endpoint
+    # posiada własny licznik limitów, a jego żądania nie wpływają na inne zasoby." Was: GET
+    # /limits/context, /limits/subject and /rate-limits shared one budget, and the 11th read of
+    # any of them in a second was refused.
     per_second = throttled.limits.rate().other.per_second
-    reads = [throttled.limits.context, throttled.limits.subject]
-    for index in range(per_second - 1):  # the rate() call above counted once already
-        reads[index % 2]()
-    with pytest.raises(RateLimitError):
+    for _ in range(per_second):
+        throttled.limits.context()
         throttled.limits.subject()
+    for _ in range(per_second - 1):  # the rate() call above counted once on its own counter
+        throttled.limits.rate()
+    for read in (throttled.limits.context, throttled.limits.subject, throttled.limits.rate):
+        with pytest.raises(RateLimitError):  # each endpoint past its own 10
+            read()
+
+
+def test_the_operations_of_a_named_group_share_its_counter(
+    raw: httpx.Client, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sessionMisc is one row of the guide's sessions table, "Pozostałe | GET /sessions/* | 10 | 120
+    # | 1200" (the changelog: "grupy sessionMisc (zasoby GET /sessions/*)", four operations); the
+    # per-endpoint counter is said only of the default limits, "zasoby [...], które nie mają
+    # określonych wartości szczegółowych". Five reads of the session and five of a UPO are its 10.
+    _stop_and_enforce(backend, monkeypatch)
+    ref = "20261120-SO-0000000000-000000000000-00"
+    paths = [f"/sessions/{ref}", f"/sessions/{ref}/upo/{ref}"]
+    statuses = [raw.get(paths[i % 2]).status_code for i in range(10)]
+    assert 429 not in statuses
+    assert raw.get(paths[0]).status_code == raw.get(paths[1]).status_code == 429
+
+
+def _nips(count: int) -> list[str]:
+    """``count`` valid NIPs, always the same ones."""
+    return [nip for nip in (f"52600000{i:02d}" for i in range(100)) if is_valid_nip(nip)][:count]
+
+
+def test_global_counts_every_request_of_an_address_whatever_its_context(
+    ksef_mock: KSeFMock, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EffectiveApiRateLimits.global: "Limity globalne dla wszystkich operacji API (per adres IP)"
+    # (75 per second in the spec's example of GET /rate-limits). 60 challenges (anonymous), then
+    # reads of "other" by eight contexts, each well within its own 10 a second: the 76th request
+    # of the address is refused, by ``global``.
+    _stop_and_enforce(backend, monkeypatch)
+    with httpx.Client(base_url=ksef_mock.base_url) as http:
+        assert all(http.post("/auth/challenge").status_code == 200 for _ in range(60))
+        statuses = []
+        for nip in _nips(8):
+            headers = {"Authorization": f"Bearer {ksef_mock.token(nip)}"}
+            statuses += [http.get("/limits/subject", headers=headers) for _ in range(2)]
+    assert [answer.status_code for answer in statuses[:15]] == [200] * 15
+    assert statuses[15].status_code == 429 and "global" in statuses[15].text
+    assert int(statuses[15].headers["Retry-After"]) == 1
+
+
+def test_anonymous_operations_are_counted_per_address(
+    ksef_mock: KSeFMock, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # limity/limity-api.md: public resources such as /auth/challenge "nie wymagają uwierzytelnienia
+    # [...] - limit wynosi 60 żądań na sekundę dla jednego adresu IP"; GET /rate-limits names one
+    # group for them, ``anonymous``, counted here over all of them (the guide gives no context to
+    # count them by, nor says each has its own counter).
+    _stop_and_enforce(backend, monkeypatch)
+    with httpx.Client(base_url=ksef_mock.base_url) as http:
+        for _ in range(30):
+            assert http.post("/auth/challenge").status_code == 200
+            assert http.get("/security/public-key-certificates").status_code == 200
+        refused = http.post("/auth/challenge")
+    assert refused.status_code == 429 and "anonymous" in refused.text
 
 
 def test_nothing_is_refused_when_throttling_is_off(ksef: KSeF) -> None:

@@ -11,17 +11,13 @@ import functools
 from typing import Any
 
 from ksef_client._generated.operations import OPERATIONS, RateLimits
-from ksef_client._throttle import Throttle
+from ksef_client._throttle import GLOBAL_GROUP, GLOBAL_RATE_LIMITS, Throttle
 from ksef_client.mock.validation import component_schema
-
-# Per client address over every operation. The spec gives this group only in the example of
-# GET /rate-limits (75 per second, no minute or hour limit).
-GLOBAL_RATE_LIMITS = RateLimits(75, None, None)
-GLOBAL_GROUP = "global"
 
 
 def rate_limit_groups() -> dict[str, RateLimits]:
-    """Every limit group of the spec with its limits, and the global one."""
+    """Every limit group of the spec with its limits, and the global one (per client address over
+    every operation; the SDK's pacer keeps under the same values)."""
     groups: dict[str, RateLimits] = {}
     for operation in OPERATIONS.values():
         if operation.rate_limit_group and operation.rate_limits:
