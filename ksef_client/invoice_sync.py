@@ -1,4 +1,4 @@
-"""Incremental sync: every invoice stored since the last run, each exactly once, by chained
+"""Incremental sync: every invoice stored since the last run, each downloaded once, by chained
 exports whose high-water mark is kept in a state file.
 
 A window runs from the saved mark to now (no ``to``), as the Ministry's guide recommends for
@@ -16,7 +16,15 @@ One run at a time per state file: a run holds an exclusive OS lock on ``<state_f
 it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
 the same mark would deliver the same invoices twice). The state is written to a fresh temporary
 file, flushed to disk and renamed over the old one: a crash leaves the old state or the new one,
-never a torn file."""
+never a torn file.
+
+Every delivered invoice is reported, at least once, whatever stops a run. The state file lists the
+files delivered by a run that has not returned yet (``unreported``), in the same write that moves
+the mark past them; a run clears the list just before it returns them. A run that does not return
+(an error, an interrupt, a cancellation, a timeout around an ``AsyncKSeF`` call that swallows the
+cancellation or replaces it with a ``TimeoutError``) leaves them there, and the next run returns
+them first, with its own. An interrupted run also hands them over as ``.partial`` on what ended it,
+when that reaches the caller: the next run names them again."""
 
 from __future__ import annotations
 
@@ -60,12 +68,16 @@ class SyncState:
     another chain continued from it would skip its invoices before that place. A file of an
     earlier version has neither: it is taken as the chain of the first run that uses it, which
     writes them in. A client given a bare access token does not know its context: its runs are
-    not checked against the file's context (nor write one)."""
+    not checked against the file's context (nor write one).
+
+    ``unreported``: the files (absolute paths) of the invoices delivered since a run last returned,
+    oldest first; the next run that returns reports them (see the module)."""
 
     date_from: str
     seen_at_from: list[str] = field(default_factory=list)
     subject_type: str | None = None
     context: tuple[str, str] | None = None
+    unreported: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -107,14 +119,17 @@ class SyncState:
             aware(dt.datetime.fromisoformat(date_from))
             seen = raw.get("seen_at_from", [])
             subject_type, context = raw.get("subject_type"), raw.get("context")
+            unreported = raw.get("unreported", [])
             if not isinstance(seen, list) or not all(isinstance(n, str) for n in seen):
                 raise ValueError("seen_at_from is not a list of KSeF numbers")
+            if not isinstance(unreported, list) or not all(_is_invoice_file(f) for f in unreported):
+                raise ValueError("unreported is not a list of invoice files")
             if subject_type is not None and not isinstance(subject_type, str):
                 raise ValueError("subject_type is not a string")
             pair = None if context is None else (str(context["type"]), str(context["value"]))
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"state_file {path} is not a sync state file ({type(error).__name__}: {error})") from None
-        return cls(date_from, seen, subject_type, pair)
+        return cls(date_from, seen, subject_type, pair, unreported)
 
     def check_chain(self, path: Path, subject_type: str | None, context: tuple[str, str] | None) -> None:
         """``ValueError`` (before any request) when the file's chain is another one."""
@@ -138,7 +153,18 @@ class SyncState:
             data["subject_type"] = self.subject_type
         if self.context is not None:
             data["context"] = {"type": self.context[0], "value": self.context[1]}
+        if self.unreported:
+            data["unreported"] = self.unreported
         return data
+
+    def delivering(self, files: list[Path]) -> SyncState:
+        """This state with ``files`` (just delivered) added to ``unreported``, each once."""
+        return replace(self, unreported=list(dict.fromkeys([*self.unreported, *map(os.path.abspath, files)])))
+
+    def delivered(self) -> SyncResult:
+        """The ``unreported`` invoices as a ``SyncResult`` (a file is named by its KSeF number)."""
+        files = [Path(name) for name in self.unreported]
+        return SyncResult([file.name.removesuffix(".xml") for file in files], files)
 
     def save(self, path: Path) -> None:
         """Write atomically and durably: into a temporary file of a name of its own beside
@@ -157,6 +183,10 @@ class SyncState:
                 os.unlink(name)
             raise
         flush_folder(path.parent)
+
+
+def _is_invoice_file(name: object) -> bool:
+    return isinstance(name, str) and name.endswith(".xml") and os.path.isabs(name)
 
 
 def flush_folder(folder: Path) -> None:
@@ -220,7 +250,9 @@ else:
 
 @dataclass
 class SyncResult:
-    """New invoices written by one ``sync`` run."""
+    """The invoices a ``sync`` run reports: those it delivered into the folder, after those an
+    earlier run delivered but did not report (it did not return: see ``sync``). ``files`` are
+    absolute paths, ``{ksef_number}.xml``, in the order of ``ksef_numbers``."""
 
     ksef_numbers: list[str]
     files: list[Path]
@@ -370,11 +402,14 @@ def sync_run(
     file locked for the whole run (``state_lock``).
 
     Whatever ends the run early, ``KeyboardInterrupt`` and a cancelled task (``BaseException``)
-    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` of the windows whose
-    state was saved (their invoices are in ``directory`` and no later run reports them again).
+    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` the run would have
+    returned so far (the windows whose state was saved, after the files earlier runs left
+    unreported). The state file keeps them as ``unreported``: the next run reports them again,
+    so none is lost when ``.partial`` never reaches the caller (a timeout around the call).
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
-    state_path, folder, start = Path(state_file), Path(directory), checked_start(start)
+    state_path, start = Path(state_file), checked_start(start)
+    folder = Path(os.path.abspath(directory))  # the state file names its files: wherever the next run runs
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -399,6 +434,10 @@ class _Progress:
 
     done: SyncResult = field(default_factory=lambda: SyncResult([], []))
     pending: tuple[SyncState, list[str], list[Path]] | None = None
+
+    def begin(self, earlier: SyncResult) -> None:
+        """Start from the files earlier runs left unreported."""
+        self.done = SyncResult(list(earlier.ksef_numbers), list(earlier.files))
 
     def saving(self, state: SyncState, numbers: list[str], files: list[Path]) -> None:
         self.pending = (state, numbers, files)
@@ -434,11 +473,13 @@ def sync_flow(
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
-    Each window's invoices go into ``progress`` as its state is saved. ``chain``: the
+    Each window's invoices go into ``progress`` as its state is saved, and into the state's
+    ``unreported`` in the same write; the run clears that list as it returns. ``chain``: the
     ``subject_type`` and the login context (``None``: not known), checked against the state file's
     before any request (``SyncState``)."""
     subject_type, context = chain
     state = SyncState.load(state_file, start, subject_type, context)
+    progress.begin(state.delivered())
     while True:
         date_from = state.mark()
         window_to = window_end(date_from, None, utc_now())
@@ -449,18 +490,24 @@ def sync_flow(
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise
             _check_not_ahead(state, state_file, error)
-            progress.saving(state, [], [])  # a first run's start is kept: the next run goes on from it
-            state.save(state_file)
-            progress.saved()
-            return progress.done
+            return _returned(state, state_file, progress, save=True)  # a first run's start is kept
         result, new_numbers, new_files = yield from blocking(
             _take_window, ref, package, archive, state, directory, limits
         )
-        before, state = state, _advance(state, result, window_to)
+        before, state = state, _advance(state, result, window_to).delivering(new_files)
         progress.saving(state, new_numbers, new_files)
         state.save(state_file)
         progress.saved()
         _check_progress(before, state, result)
         caught_up = window_to is None or state.date_from == before.date_from
         if not result.is_truncated and caught_up:
-            return progress.done
+            return _returned(state, state_file, progress)
+
+
+def _returned(state: SyncState, state_file: Path, progress: _Progress, *, save: bool = False) -> SyncResult:
+    """What the run returns, ``progress.done``, once the state file no longer lists it as
+    ``unreported``: the last step of the flow, with no wait after it (a cancellation cannot land
+    between this write and the return). A run that stops before it leaves the list for the next."""
+    if save or state.unreported:
+        replace(state, unreported=[]).save(state_file)
+    return progress.done

@@ -161,7 +161,7 @@ class Invoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
 
         ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
         earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
@@ -169,9 +169,12 @@ class Invoices:
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
-        An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
-        state file is past them, so no later run reports them again."""
+        Every delivered invoice is reported at least once. A run that does not return (an error, a
+        ``KeyboardInterrupt``, a cancellation) leaves what it delivered listed in the state file,
+        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
+        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
+        number, once each."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return run(flow, self._client)
 
@@ -237,7 +240,7 @@ class AsyncInvoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
 
         ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
         earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
@@ -245,8 +248,12 @@ class AsyncInvoices:
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
-        An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
-        state file is past them, so no later run reports them again."""
+        Every delivered invoice is reported at least once. A run that does not return (an error, a
+        ``KeyboardInterrupt``, a cancellation, a timeout around the call that swallows the cancellation
+        or replaces it with a ``TimeoutError``) leaves what it delivered listed in the state file,
+        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
+        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
+        number, once each."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return await arun(flow, self._client)

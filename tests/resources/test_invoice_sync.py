@@ -10,8 +10,10 @@ oddzielnie dla każdego typu podmiotu".
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -116,8 +118,8 @@ class TestOneRunPerStateFile:
         ksef.invoices.sync("Subject1", state, inbox, start=_start())
         invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
         state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
-        assert len(invoices) == 3 and len(state_file) == 1
-        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path)
+        assert len(invoices) == 3 and len(state_file) == 2  # the window's state, then its report cleared
+        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path) < state_file[1]
 
 
 class TestARunStoppedHalfWay:
@@ -146,8 +148,8 @@ class TestARunStoppedHalfWay:
         assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
         assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
         rest = ksef.invoices.sync("Subject1", state, inbox)  # the lock went with the interrupted run
-        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
-        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+        _reports_them_again_then_the_rest(rest, partial, sent)
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
 
     @pytest.mark.anyio
     async def test_a_cancelled_async_run_hands_over_the_windows_delivered_before_it(
@@ -174,9 +176,7 @@ class TestARunStoppedHalfWay:
         (partial,) = handed
         assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
         assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
-        rest = ksef.invoices.sync("Subject1", state, inbox)
-        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
-        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+        _reports_them_again_then_the_rest(ksef.invoices.sync("Subject1", state, inbox), partial, sent)
 
     @pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
     def test_an_interrupt_after_the_state_was_renamed_hands_over_that_window_too(
@@ -200,7 +200,85 @@ class TestARunStoppedHalfWay:
         monkeypatch.undo()
         partial = getattr(caught.value, "partial", None)
         assert isinstance(partial, SyncResult) and set(partial.ksef_numbers) == sent
-        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+        again = ksef.invoices.sync("Subject1", state, inbox)  # at least once: the next run names them too
+        assert again == partial and ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+
+class TestEveryDeliveredInvoiceIsReported:
+    """At least once, whatever stops a run: the state file lists what a run delivered until the run
+    returns it (``unreported``), and the next run reports what an earlier one left there."""
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("bound", ["anyio.move_on_after", "asyncio.timeout"])
+    async def test_a_timeout_around_an_async_run_loses_no_report(
+        self, bound: str, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: the windows delivered before the timeout were in the folder and the state past
+        # them, but only the CancelledError carried them (.partial), and the timeout swallows it
+        # (move_on_after) or replaces it with a TimeoutError of its own (asyncio.timeout,
+        # wait_for, fail_after): no run ever reported them.
+        sent = _send(ksef, backend, 70, "TO")
+        backend.metadata_limit = 30
+        transport = _CancelAtExport(backend, 2)  # the second export's start "hangs": the timeout fires
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2", access_token=ksef.access_token, transport=transport,
+            sleep=time.asleep, clock=time.clock,
+        ) as client:  # fmt: skip
+            sync = client.invoices.sync("Subject1", state, inbox, start=_start())
+            if bound == "anyio.move_on_after":
+                with anyio.move_on_after(3600) as scope:
+                    transport.cancel = lambda: setattr(scope, "deadline", -math.inf)  # it expires now
+                    await sync
+                assert scope.cancelled_caught
+            else:
+                with pytest.raises(TimeoutError) as caught:
+                    async with asyncio.timeout(3600) as timeout:
+                        transport.cancel = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                        await sync
+                assert getattr(caught.value, "partial", None) is None  # the caller gets nothing
+        delivered = {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")}
+        assert len(delivered) == 30 and state.is_file()  # the first window, in the folder, the state past it
+        rest = ksef.invoices.sync("Subject1", state, inbox)
+        assert set(rest.ksef_numbers[:30]) == delivered  # reported first by the next run
+        assert len(rest.ksef_numbers) == len(set(rest.ksef_numbers)) == 70 and set(rest.ksef_numbers) == sent
+        assert sorted(rest.files) == sorted(inbox.glob("*.xml"))
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []  # once returned, cleared
+
+    def test_an_interrupted_run_s_files_are_named_wherever_the_next_run_runs(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # The state file names them: by absolute paths, valid from another working folder.
+        sent = _send(ksef, backend, 70, "RL")
+        backend.metadata_limit = 30
+        exports: list[httpx.Request] = []
+
+        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request):
+                exports.append(request)
+                if len(exports) == 2:
+                    raise KeyboardInterrupt
+
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path)
+        tamper = Tamper(interrupt_the_second_window)
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt):
+            client.invoices.sync("Subject1", "state.json", "inbox", start=_start())
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        rest = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox")
+        assert set(rest.ksef_numbers) == sent and len(rest.files) == 70
+        assert all(file.is_absolute() and file.is_file() for file in rest.files)
+
+
+def _reports_them_again_then_the_rest(rest: SyncResult, partial: SyncResult, sent: set[str]) -> None:
+    """The run after an interrupted one reports first what that one handed over as ``.partial``
+    (its state file lists them: at least once, as the caller may never have seen ``.partial``),
+    then what it delivered itself: every invoice sent, once each."""
+    handed = len(partial.ksef_numbers)
+    assert rest.ksef_numbers[:handed] == partial.ksef_numbers and rest.files[:handed] == partial.files
+    assert len(rest.ksef_numbers) == len(set(rest.ksef_numbers)) == len(sent) and set(rest.ksef_numbers) == sent
 
 
 class _CancelAtExport(httpx.AsyncBaseTransport):
