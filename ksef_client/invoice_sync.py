@@ -258,10 +258,10 @@ class SyncResult:
     files: list[Path]
 
 
-def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None = None) -> SyncState:
-    """The mark after a window (``_window_end``), and the numbers taken at it; never before the
-    mark it started at."""
-    boundary = _window_end(result, window_to)
+def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None, asked: dt.datetime) -> SyncState:
+    """The mark after a window (``_window_end``; ``asked``: when it was asked for), and the numbers
+    taken at it; never before the mark it started at."""
+    boundary = _window_end(result, window_to, asked)
     if boundary is None or aware(boundary) < state.mark():
         # Never back: a date before the window's start (KSeF answers 420, not a package, for a
         # start past its HWM) would only fetch delivered invoices again.
@@ -272,21 +272,35 @@ def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | No
     return replace(state, date_from=boundary.isoformat(), seen_at_from=at)
 
 
-def _window_end(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+def _window_end(result: ExportResult, window_to: dt.datetime | None, asked: dt.datetime) -> dt.datetime | None:
     """Where a window's delivery ends: ``lastPermanentStorageDate`` when truncated; else
     ``permanentStorageHwmDate`` for an open window, ``window_to`` (at most the HWM) otherwise (the
-    guide). The package's two dates are optional in the spec; without the one it needs, the
-    latest ``permanentStorageDate`` of its invoices (required in ``InvoiceMetadata``): with
-    ``restrictToPermanentStorageHwmDate`` every invoice of the package is at most the HWM, and
-    below the HWM the set is complete ("System gwarantuje, że dane poniżej tej wartości są spójne
-    i kompletne"), so all up to that one is here; nothing past it is known complete. ``None``: an
-    empty package without its dates, the mark stays."""
+    guide). The package's two dates are optional in the spec.
+
+    Without the HWM, a window whose ``to`` was ``SETTLED_AFTER`` or more before it was asked for
+    (``asked``) ends at its ``to``: the spec's ``permanentStorageHwmDate`` is, "Dla okresów
+    starszych, [...] zgodne z warunkami zapytania" (the query's ``to``). So a chain with no invoice
+    for more than 100 days goes on (its empty window would move the mark nowhere else). Otherwise,
+    without the date it needs, the latest ``permanentStorageDate`` of the package's invoices
+    (required in ``InvoiceMetadata``): with ``restrictToPermanentStorageHwmDate`` every invoice of
+    the package is at most the HWM, and below the HWM the set is complete ("System gwarantuje, że
+    dane poniżej tej wartości są spójne i kompletne"), so all up to that one is here; nothing past
+    it is known complete. ``None``: an empty package without its dates, the mark stays."""
     if result.is_truncated:
         return result.last_permanent_storage_date or _last_stored(result)
     hwm = result.permanent_storage_hwm_date
     if hwm is None:
-        return _last_stored(result)
+        settled = window_to is not None and window_to <= asked - SETTLED_AFTER
+        return window_to if settled else _last_stored(result)
     return hwm if window_to is None or aware(hwm) < window_to else window_to
+
+
+# How long ago a window's ``to`` must be to be taken as complete without the package's
+# ``permanentStorageHwmDate``. For "najnowszy okres" the spec has the HWM "nieznacznie
+# skorygowaną względem górnej granicy" (a little before ``to``): a ``to`` closer to now may be
+# past KSeF's HWM, and invoices stored later with an earlier date would be skipped. A day is far
+# more than "nieznacznie"; a chain whose mark is between 100 and 101 days old waits a day at most.
+SETTLED_AFTER = dt.timedelta(days=1)
 
 
 def _last_stored(result: ExportResult) -> dt.datetime | None:
@@ -481,8 +495,8 @@ def sync_flow(
     state = SyncState.load(state_file, start, subject_type, context)
     progress.begin(state.delivered())
     while True:
-        date_from = state.mark()
-        window_to = window_end(date_from, None, utc_now())
+        date_from, asked = state.mark(), utc_now()
+        window_to = window_end(date_from, None, asked)
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
         try:
             ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
@@ -494,7 +508,7 @@ def sync_flow(
         result, new_numbers, new_files = yield from blocking(
             _take_window, ref, package, archive, state, directory, limits
         )
-        before, state = state, _advance(state, result, window_to).delivering(new_files)
+        before, state = state, _advance(state, result, window_to, asked).delivering(new_files)
         progress.saving(state, new_numbers, new_files)
         state.save(state_file)
         progress.saved()

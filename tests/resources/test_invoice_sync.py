@@ -488,6 +488,41 @@ class TestPackagesWithoutTheirDates:
             assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == later
         assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
 
+    def test_without_the_hwm_a_chain_quiet_for_over_100_days_goes_on_from_its_window_s_to(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the empty 100-day window of a mark 150 days old moved the mark nowhere (no HWM, no
+        # invoice), so each run asked for that window again and returned [] forever. The spec's
+        # permanentStorageHwmDate: "Dla okresów starszych, będzie to zgodne z warunkami zapytania".
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=150)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": old.isoformat(), "subject_type": "Subject1"}), encoding="utf-8")
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+            mark = dt.datetime.fromisoformat(json.loads(state.read_text(encoding="utf-8"))["date_from"])
+            assert mark == old + dt.timedelta(days=100)  # the closed window's to; the open one was empty
+            sent = _send(ksef, backend, 3, "QT")
+            assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_without_the_hwm_a_window_s_to_close_to_now_is_not_taken_as_complete(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # For "najnowszy okres" the spec's HWM may be "nieznacznie skorygowaną względem górnej
+        # granicy": below a to of 2 hours ago, invoices may still come. The mark goes no further
+        # than the window's last invoice; a day later its to counts (the test above).
+        (inside,) = _send(ksef, backend, 1, "NW")
+        stored = backend.invoices.state.accepted[-1]
+        assert stored.acquired is not None
+        stored.acquired -= dt.timedelta(hours=3)  # stored 3 hours ago, inside the window
+        when = stored.stored
+        mark = dt.datetime.now(dt.UTC) - dt.timedelta(days=100, hours=2)  # the window's to: 2 hours ago
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": mark.isoformat(), "subject_type": "Subject1"}), encoding="utf-8")
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == [inside]
+        assert when is not None and json.loads(state.read_text(encoding="utf-8"))["date_from"] == when.isoformat()
+
     def test_a_truncated_package_without_its_last_date_goes_on_from_its_last_invoice(
         self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
     ) -> None:
