@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
-from ksef_client._flows import Flow, blocking
+from ksef_client._flows import Flow
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
 from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
@@ -498,16 +499,16 @@ def sync_flow(
         date_from, asked = state.mark(), utc_now()
         window_to = window_end(date_from, None, asked)
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
+        take = functools.partial(_take_window, state=state, directory=directory, limits=limits)
         try:
-            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+            result, new_numbers, new_files = yield from export_flow(
+                filters, keys, False, timeout, interval, take, limits
+            )
         except ExportStatusError as error:
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise
             _check_not_ahead(state, state_file, error)
             return _returned(state, state_file, progress, save=True)  # a first run's start is kept
-        result, new_numbers, new_files = yield from blocking(
-            _take_window, ref, package, archive, state, directory, limits
-        )
         before, state = state, _advance(state, result, window_to, asked).delivering(new_files)
         progress.saving(state, new_numbers, new_files)
         state.save(state_file)

@@ -8,10 +8,12 @@ two shells.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, apager, arun, blocking, pager, response_of, run
+from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
 from ksef_client.export import ExportResult, export_flow, unpack_export
@@ -63,16 +65,11 @@ def export_to_flow(
     results = []
     while True:
         last = window_end(start, end, utc_now())
-        ref, package, archive = yield from export_flow(
-            with_window(filters, start, last),
-            client._public_keys,
-            only_metadata,
-            timeout,
-            interval,
-            limits,
-            compression,
+        unpack = functools.partial(unpack_export, directory=Path(directory), limits=limits, only_metadata=only_metadata)
+        window = with_window(filters, start, last)
+        result = yield from export_flow(
+            window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
         )
-        result = yield from blocking(unpack_export, ref, package, archive, Path(directory), limits, only_metadata)
         results.append(result)
         if result.is_truncated or last is None or last == end:
             return joined(results)
@@ -149,7 +146,8 @@ class Invoices:
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        return run(flow, self._client)
+        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+            return run(flow, self._client)
 
     def sync(
         self,
@@ -228,7 +226,8 @@ class AsyncInvoices:
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        return await arun(flow, self._client)
+        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+            return await arun(flow, self._client)
 
     async def sync(
         self,

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import math
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -279,6 +283,52 @@ def _reports_them_again_then_the_rest(rest: SyncResult, partial: SyncResult, sen
     handed = len(partial.ksef_numbers)
     assert rest.ksef_numbers[:handed] == partial.ksef_numbers and rest.files[:handed] == partial.files
     assert len(rest.ksef_numbers) == len(set(rest.ksef_numbers)) == len(sent) and set(rest.ksef_numbers) == sent
+
+
+class TestThePackageIsDeletedOnEveryPath:
+    """The downloaded package is decrypted: invoices in clear, up to KSeF's 1 GB."""
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("call", ["sync", "export"])
+    async def test_a_call_cancelled_before_its_package_is_unpacked_leaves_no_package_behind(
+        self, call: str, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # Was: cancelled while it waited for a worker thread to unpack (AnyIO's pool, shared with
+        # the whole app, busy), the call never ran the unpacking, which alone deleted the package,
+        # and the flow had no clean-up around that wait: the package stayed in the temp folder.
+        _send(ksef, backend, 3, "PK")
+        temp = tmp_path / "temp"
+        temp.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = 1  # the pool, busy with the app's other work
+        release = threading.Event()
+        async with (
+            AsyncKSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=FakeTime().asleep) as client,
+            anyio.create_task_group() as others,
+        ):
+            others.start_soon(functools.partial(anyio.to_thread.run_sync, release.wait, abandon_on_cancel=True))
+            while threads.borrowed_tokens == 0:  # the other work has the thread
+                await anyio.lowlevel.checkpoint()
+            with anyio.CancelScope() as scope:
+                others.start_soon(_cancel_once_waiting_for_a_thread, threads, scope)
+                if call == "sync":
+                    await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox", start=_start())
+                else:
+                    await client.invoices.export(tmp_path / "out", date_from=_start(), interval=0)
+            release.set()
+        assert scope.cancelled_caught
+        assert list(temp.iterdir()) == []  # the package is gone
+        assert not (tmp_path / "state.json").exists() and not list((tmp_path / "inbox").glob("*.xml"))
+
+
+async def _cancel_once_waiting_for_a_thread(threads: anyio.CapacityLimiter, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` once a task waits for a worker thread: the package is downloaded, its
+    unpacking (the call's only work in a thread) not begun."""
+    while threads.statistics().tasks_waiting == 0:
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
 
 
 class _CancelAtExport(httpx.AsyncBaseTransport):
