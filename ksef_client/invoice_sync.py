@@ -367,14 +367,15 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
 
 def _take_window(
     ref: str, package: InvoicePackage, archive: Path, state: SyncState, directory: Path, limits: BodyLimits | None
-) -> tuple[ExportResult, list[str], list[Path]]:
+) -> tuple[ExportResult, list[Path]]:
     """Unpack one window's package into a temporary folder inside ``directory``, move the new
     invoices out of it (``_keep_new``) and remove it: disk work of seconds for a large window, one
-    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends."""
+    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends.
+    Returns the package's result and the files of the new invoices."""
     with tempfile.TemporaryDirectory(dir=directory) as work:
         result = unpack_export(ref, package, archive, Path(work), limits)
-        new_numbers, new_files = _keep_new(result, state, directory)
-    return result, new_numbers, new_files
+        _, new_files = _keep_new(result, state, directory)
+    return result, new_files
 
 
 def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusError) -> None:
@@ -445,33 +446,36 @@ def sync_run(
 
 @dataclass
 class _Progress:
-    """What a run has delivered: the windows whose state is saved, and the one being saved."""
+    """Where a run stands: the last state it knows is in the file (``reached``), and the one being
+    saved (``pending``). What the run reports is ``reached``'s ``unreported``: each window's
+    invoices once its state is past them (else the next run delivers them again).
 
-    done: SyncResult = field(default_factory=lambda: SyncResult([], []))
-    pending: tuple[SyncState, list[str], list[Path]] | None = None
+    Each step is one assignment of a state built before it: a ``KeyboardInterrupt`` (it lands
+    between any two lines) or a second ``saved()`` for the same state counts nothing twice."""
 
-    def begin(self, earlier: SyncResult) -> None:
-        """Start from the files earlier runs left unreported."""
-        self.done = SyncResult(list(earlier.ksef_numbers), list(earlier.files))
+    reached: SyncState | None = None
+    pending: SyncState | None = None
 
-    def saving(self, state: SyncState, numbers: list[str], files: list[Path]) -> None:
-        self.pending = (state, numbers, files)
+    def saving(self, state: SyncState) -> None:
+        self.pending = state
 
     def saved(self) -> None:
-        assert self.pending is not None
-        _, numbers, files = self.pending
-        self.done.ksef_numbers += numbers  # reported once the state is past them (else the next run repeats them)
-        self.done.files += files
+        if self.pending is not None:
+            self.reached = self.pending
         self.pending = None
 
+    def report(self) -> SyncResult:
+        """The invoices to report so far: earlier runs' unreported ones, then this run's."""
+        return SyncResult([], []) if self.reached is None else self.reached.delivered()
+
     def settled(self, state_file: Path) -> SyncResult:
-        """``done``, with the window being saved when the run stopped if its state reached the
+        """``report()``, with the window being saved when the run stopped if its state reached the
         file (a ``KeyboardInterrupt`` lands between any two steps, the rename and ``saved`` too)."""
         if self.pending is not None:
             with contextlib.suppress(OSError, ValueError):
-                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending[0].as_json():
+                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending.as_json():
                     self.saved()
-        return self.done
+        return self.report()
 
 
 def sync_flow(
@@ -494,23 +498,21 @@ def sync_flow(
     before any request (``SyncState``)."""
     subject_type, context = chain
     state = SyncState.load(state_file, start, subject_type, context)
-    progress.begin(state.delivered())
+    progress.reached = state  # what earlier runs left unreported
     while True:
         date_from, asked = state.mark(), utc_now()
         window_to = window_end(date_from, None, asked)
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
         take = functools.partial(_take_window, state=state, directory=directory, limits=limits)
         try:
-            result, new_numbers, new_files = yield from export_flow(
-                filters, keys, False, timeout, interval, take, limits
-            )
+            result, new_files = yield from export_flow(filters, keys, False, timeout, interval, take, limits)
         except ExportStatusError as error:
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise
             _check_not_ahead(state, state_file, error)
             return _returned(state, state_file, progress, save=True)  # a first run's start is kept
         before, state = state, _advance(state, result, window_to, asked).delivering(new_files)
-        progress.saving(state, new_numbers, new_files)
+        progress.saving(state)
         state.save(state_file)
         progress.saved()
         _check_progress(before, state, result)
@@ -520,9 +522,9 @@ def sync_flow(
 
 
 def _returned(state: SyncState, state_file: Path, progress: _Progress, *, save: bool = False) -> SyncResult:
-    """What the run returns, ``progress.done``, once the state file no longer lists it as
+    """What the run returns, ``progress.report()``, once the state file no longer lists it as
     ``unreported``: the last step of the flow, with no wait after it (a cancellation cannot land
     between this write and the return). A run that stops before it leaves the list for the next."""
     if save or state.unreported:
         replace(state, unreported=[]).save(state_file)
-    return progress.done
+    return progress.report()

@@ -31,7 +31,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
-from ksef_client.invoice_sync import SyncResult
+from ksef_client.invoice_sync import SyncResult, _Progress
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
@@ -182,6 +182,27 @@ class TestARunStoppedHalfWay:
         assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
         _reports_them_again_then_the_rest(ksef.invoices.sync("Subject1", state, inbox), partial, sent)
 
+    def test_an_interrupt_anywhere_in_the_run_s_bookkeeping_hands_over_each_invoice_once(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: an interrupt inside _Progress.saved(), after it added the window's numbers and
+        # before it cleared the pending window, made the handler find that window's state in the
+        # file and add its numbers again: .partial listed them twice. Ctrl-C lands between any two
+        # lines of the main thread; here it is raised at each line of saved() in turn.
+        sent = _send(ksef, backend, 3, "BK")
+        lines = len(_interrupt_in(_Progress.saved, None, functools.partial(self._run, ksef, tmp_path / "probe")))
+        assert lines >= 2
+        for nth in range(lines):
+            with pytest.raises(KeyboardInterrupt) as caught:
+                _interrupt_in(_Progress.saved, nth, functools.partial(self._run, ksef, tmp_path / str(nth)))
+            partial = getattr(caught.value, "partial", None)
+            assert isinstance(partial, SyncResult), nth
+            assert sorted(partial.ksef_numbers) == sorted(sent) and len(partial.files) == 3, nth
+
+    @staticmethod
+    def _run(ksef: KSeF, folder: Path) -> None:
+        ksef.invoices.sync("Subject1", folder / "state.json", folder / "inbox", start=_start())
+
     @pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
     def test_an_interrupt_after_the_state_was_renamed_hands_over_that_window_too(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -274,6 +295,30 @@ class TestEveryDeliveredInvoiceIsReported:
         rest = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox")
         assert set(rest.ksef_numbers) == sent and len(rest.files) == 70
         assert all(file.is_absolute() and file.is_file() for file in rest.files)
+
+
+def _interrupt_in(function: Callable[..., object], nth: int | None, run: Callable[[], None]) -> list[int]:
+    """``run()``, a ``KeyboardInterrupt`` raised at the ``nth`` line ``function`` executes (as a
+    signal would land there; ``None``: none). Returns the lines it executed, in order."""
+    code, executed = function.__code__, []
+    outer = sys.gettrace()
+
+    def in_function(frame: Any, event: str, arg: object) -> Any:
+        if event == "line":
+            executed.append(frame.f_lineno)
+            if len(executed) - 1 == nth:
+                raise KeyboardInterrupt
+        return in_function
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        return in_function if frame.f_code is code else None
+
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(outer)
+    return executed
 
 
 def _reports_them_again_then_the_rest(rest: SyncResult, partial: SyncResult, sent: set[str]) -> None:
