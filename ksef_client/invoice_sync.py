@@ -14,9 +14,10 @@ present (KSeF's HWM lags it: a first ``start`` close to now), and is an error ot
 
 One run at a time per state file: a run holds an exclusive OS lock on ``<state_file>.lock`` (beside
 it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
-the same mark would deliver the same invoices twice). The state is written to a fresh temporary
-file, flushed to disk and renamed over the old one: a crash leaves the old state or the new one,
-never a torn file.
+the same mark would deliver the same invoices twice). A state file is the file a path names, with
+its symbolic links followed: the lock and the writes go to that file, whatever name reached it.
+The state is written to a fresh temporary file, flushed to disk and renamed over the old one: a
+crash leaves the old state or the new one, never a torn file.
 
 Every delivered invoice is reported, at least once, whatever stops a run. The state file lists the
 files delivered by a run that has not returned yet (``unreported``), in the same write that moves
@@ -424,7 +425,10 @@ def sync_run(
     so none is lost when ``.partial`` never reaches the caller (a timeout around the call).
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
-    state_path, start = Path(state_file), checked_start(start)
+    # The file itself, symbolic links followed: its lock is then one whatever name reaches it, and
+    # a save renames the new state over the file, not over a link to it (which would leave the
+    # file behind, and a run through it would deliver the same invoices again).
+    state_path, start = Path(os.path.realpath(state_file)), checked_start(start)
     folder = Path(os.path.abspath(directory))  # the state file names its files: wherever the next run runs
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")

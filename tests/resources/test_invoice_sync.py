@@ -89,6 +89,35 @@ class TestOneRunPerStateFile:
         # the lock ends with the run: the next one goes on from its mark
         assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
 
+    @pytest.mark.skipif(os.name != "posix", reason="symbolic links (Windows needs a privilege for them)")
+    def test_a_state_file_reached_through_a_symlink_is_locked_and_written_as_itself(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the lock was named after the path as given (link.json.lock, not state.json.lock):
+        # a run through the link and one through the file went on together; and the save renamed
+        # a new file over the link, leaving the real file behind: a run through it (or through
+        # another link to it) delivered the same invoices again.
+        real, link, inbox = tmp_path / "real" / "state.json", tmp_path / "link.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", real, inbox, start=_start())
+        link.symlink_to(real)
+        sent = _send(ksef, backend, 2, "SL")
+        second: list[object] = []
+
+        def start_a_run_through_the_file(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not second:  # the run through the link is under way
+                try:
+                    second.append(ksef.invoices.sync("Subject1", real, tmp_path / "other"))
+                except SyncLockedError as error:
+                    second.append(error)
+
+        with _client(ksef, ksef_server, Tamper(start_a_run_through_the_file)) as client:
+            assert set(client.invoices.sync("Subject1", link, inbox).ksef_numbers) == sent
+        (refused,) = second
+        assert isinstance(refused, SyncLockedError), refused
+        assert link.is_symlink() and link.resolve() == real.resolve()  # the file it names was written
+        assert ksef.invoices.sync("Subject1", real, inbox).ksef_numbers == []  # nothing delivered again
+        assert not (tmp_path / "link.json.lock").exists()
+
     def test_the_state_is_written_through_a_temporary_file_of_its_own(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:
