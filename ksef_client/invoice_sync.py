@@ -418,11 +418,15 @@ def sync_run(
     """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
     file locked for the whole run (``state_lock``).
 
-    Whatever ends the run early, ``KeyboardInterrupt`` and a cancelled task (``BaseException``)
-    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` the run would have
-    returned so far (the windows whose state was saved, after the files earlier runs left
-    unreported). The state file keeps them as ``unreported``: the next run reports them again,
-    so none is lost when ``.partial`` never reaches the caller (a timeout around the call).
+    Whatever ends the run early once it holds the lock, ``KeyboardInterrupt`` and a cancelled
+    task (``BaseException``) included, leaves as it came, carrying as ``.partial`` the
+    ``SyncResult`` the run would have returned so far (the windows whose state was saved, after
+    the files earlier runs left unreported; empty when none). The state file keeps them as
+    ``unreported``: the next run reports them again, so none is lost when ``.partial`` never
+    reaches the caller (a timeout around the call). What is raised before the lock is held
+    carries no ``.partial`` (nothing was delivered): the ``ValueError`` for ``start``, an
+    ``OSError`` making the state folder or the lock file, and ``SyncLockedError``, whose
+    ``.partial`` stays ``None``.
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
     # The file itself, symbolic links followed: its lock is then one whatever name reaches it, and
@@ -434,11 +438,11 @@ def sync_run(
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with state_lock(state_path):
-        folder.mkdir(parents=True, exist_ok=True)
         progress = _Progress()
         keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
         flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
+            folder.mkdir(parents=True, exist_ok=True)  # not before the lock: a refused run makes nothing
             yield flow
         except BaseException as error:
             with contextlib.suppress(AttributeError):  # an exception class with __slots__

@@ -172,7 +172,10 @@ class Invoices:
         and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
         run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
         that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
-        number, once each."""
+        number, once each. Raised before the run holds the lock, nothing was delivered and there
+        is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
+        the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
+        or the lock file have none at all."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return run(flow, self._client)
 
@@ -253,6 +256,9 @@ class AsyncInvoices:
         and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
         run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
         that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
-        number, once each."""
+        number, once each. Raised before the run holds the lock, nothing was delivered and there
+        is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
+        the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
+        or the lock file have none at all."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return await arun(flow, self._client)

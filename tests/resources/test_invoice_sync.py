@@ -118,6 +118,38 @@ class TestOneRunPerStateFile:
         assert ksef.invoices.sync("Subject1", real, inbox).ksef_numbers == []  # nothing delivered again
         assert not (tmp_path / "link.json.lock").exists()
 
+    def test_what_carries_partial_is_what_the_docs_say(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # docs/errors-and-retries.md: what ends a run once it holds the lock carries .partial (a
+        # SyncResult, empty when nothing); what is raised before carries none. Was documented as
+        # "each error"; and an OSError making the target folder, under the lock, had none.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(ValueError, match="in the future") as future:
+            ksef.invoices.sync("Subject1", state, inbox, start=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        with pytest.raises(ValueError, match="pass start=") as missing:
+            ksef.invoices.sync("Subject1", state, inbox)
+        assert not hasattr(future.value, "partial") and not hasattr(missing.value, "partial")
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        with pytest.raises(ValueError, match="not 'Subject2'") as other_chain:
+            ksef.invoices.sync("Subject2", state, inbox)
+        assert getattr(other_chain.value, "partial", None) == SyncResult([], [])
+        (tmp_path / "a file").write_text("in the way", encoding="utf-8")
+        with pytest.raises(OSError) as blocked:
+            ksef.invoices.sync("Subject1", state, tmp_path / "a file" / "inbox")
+        assert getattr(blocked.value, "partial", None) == SyncResult([], [])
+        locked: list[SyncLockedError] = []
+
+        def start_another_run(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not locked:
+                with pytest.raises(SyncLockedError) as caught:
+                    ksef.invoices.sync("Subject1", state, inbox)
+                locked.append(caught.value)
+
+        with _client(ksef, ksef_server, Tamper(start_another_run)) as client:
+            client.invoices.sync("Subject1", state, inbox)
+        assert len(locked) == 1 and locked[0].partial is None
+
     def test_the_state_is_written_through_a_temporary_file_of_its_own(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:
