@@ -408,25 +408,28 @@ class TestThePackageIsDeletedOnEveryPath:
         temp.mkdir()
         monkeypatch.setattr(tempfile, "tempdir", str(temp))
         threads = anyio.to_thread.current_default_thread_limiter()
-        threads.total_tokens = 1  # the pool, busy with the app's other work
+        monkeypatch.setattr(threads, "total_tokens", 1)  # the pool, busy with the app's other work
         release = threading.Event()
         async with (
             AsyncKSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=FakeTime().asleep) as client,
             anyio.create_task_group() as others,
         ):
             others.start_soon(functools.partial(anyio.to_thread.run_sync, release.wait, abandon_on_cancel=True))
-            while threads.borrowed_tokens == 0:  # the other work has the thread
-                await anyio.lowlevel.checkpoint()
-            with anyio.CancelScope() as scope:
-                others.start_soon(_cancel_once_waiting_for_a_thread, threads, scope)
-                if call == "sync":
-                    await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox", start=_start())
-                else:
-                    await client.invoices.export(tmp_path / "out", date_from=_start(), interval=0)
-            release.set()
+            try:
+                while threads.borrowed_tokens == 0:  # the other work has the thread
+                    await anyio.lowlevel.checkpoint()
+                with anyio.CancelScope() as scope:
+                    others.start_soon(_cancel_once_waiting_for_a_thread, threads, scope)
+                    if call == "sync":
+                        await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "in", start=_start())
+                    else:
+                        await client.invoices.export(tmp_path / "out", date_from=_start(), interval=0)
+            finally:
+                release.set()
+                others.cancel_scope.cancel()
         assert scope.cancelled_caught
         assert list(temp.iterdir()) == []  # the package is gone
-        assert not (tmp_path / "state.json").exists() and not list((tmp_path / "inbox").glob("*.xml"))
+        assert not (tmp_path / "state.json").exists() and not list((tmp_path / "in").glob("*.xml"))
 
 
 async def _cancel_once_waiting_for_a_thread(threads: anyio.CapacityLimiter, scope: anyio.CancelScope) -> None:
