@@ -57,11 +57,15 @@ class KSeFError(Exception):
     """Base class of every exception ksef_client raises on purpose.
 
     Attributes:
-        partial: on an error raised by ``invoices.sync``, the ``SyncResult`` of the windows that
-            run had finished before it failed (their invoices are in the folder and the state file
-            is past them: no later run reports them again); ``None`` elsewhere. ``sync`` sets it on
-            whatever ends the run, ``OSError`` (writing), ``KeyboardInterrupt`` and a cancellation
-            included.
+        partial: on an error raised by ``invoices.sync``, the ``SyncResult`` that run would have
+            returned so far: the invoices it delivered before it failed (in the folder, the state
+            file past them), after those earlier runs left unreported. The state file keeps them
+            listed: the next run reports them again (at least once, even when this error never
+            reaches the caller). ``None`` elsewhere. ``sync`` sets it on whatever ends a run once
+            it holds the state file's lock, ``ValueError`` (the state file's), ``OSError``,
+            ``KeyboardInterrupt`` and a cancellation included; not on what it raises before
+            (``SyncLockedError``: ``None``; the ``ValueError`` for ``start=`` and an ``OSError``
+            making the state folder or lock file have no ``partial`` at all).
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
@@ -296,7 +300,8 @@ class ExportStatusError(ExportError):
 
 class SyncLockedError(KSeFError):
     """Another ``invoices.sync`` run holds the state file (the lock file beside it): one run at a
-    time per state file. Nothing was sent and nothing changed; run again once the other ended."""
+    time per state file. Nothing was sent and nothing changed (``partial`` is ``None``); run again
+    once the other ended."""
 
 
 class BatchError(KSeFError):

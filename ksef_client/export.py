@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ksef_client._body import BodyLimits
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Retry, StreamDownload, poll_flow, response_of
+from ksef_client._flows import Call, Flow, Retry, StreamDownload, blocking, poll_flow, response_of
 from ksef_client._generated.api.invoices import export_invoices, get_invoice_export_status
 from ksef_client._generated.models import (
     ExportInvoicesResponse,
@@ -47,6 +47,8 @@ from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
     from ksef_client._tokens import KeyCache
+
+T = TypeVar("T")
 
 EXPORT_RUNNING = 100
 EXPORT_DONE = 200
@@ -115,12 +117,18 @@ def export_flow(
     only_metadata: bool,
     timeout: float,
     interval: float,
+    take: Callable[[str, InvoicePackage, Path], T],
     limits: BodyLimits | None = None,
     compression: str = "Zip",
-) -> Flow[tuple[str, InvoicePackage, Path]]:
+) -> Flow[T]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
-    a temporary file; returns the reference number, the package description and the package
-    (``compression``: KSeF's ``Zip`` or ``TarGz``)."""
+    a temporary file, and hand it to ``take(reference number, package description, package)``, a
+    ``Blocking`` step (unpacking: seconds, in a worker thread for ``AsyncKSeF``); returns what
+    ``take`` returns (``compression``: KSeF's ``Zip`` or ``TarGz``).
+
+    The package (decrypted: invoices in clear, up to KSeF's 1 GB) is deleted on every way out: a
+    failed download, ``take`` done or failed, and the flow closed while it waits for ``take`` (a
+    call cancelled before a worker thread took the work never runs it)."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression: one of {sorted(COMPRESSIONS)}, not {compression!r}")
     key = SymmetricKey.generate()
@@ -151,10 +159,9 @@ def export_flow(
         with os.fdopen(handle, "wb") as out:
             for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
                 yield from _download_part(ref, part, key, out)
-    except BaseException:
-        os.unlink(name)  # a failed export leaves nothing behind
-        raise
-    return ref, status.package, Path(name)
+        return (yield from blocking(take, ref, status.package, Path(name)))
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def _check_part_sizes(ref: str, parts: list[InvoicePackagePart], cap: int) -> None:

@@ -1,4 +1,4 @@
-"""Incremental sync: every invoice stored since the last run, each exactly once, by chained
+"""Incremental sync: every invoice stored since the last run, each downloaded once, by chained
 exports whose high-water mark is kept in a state file.
 
 A window runs from the saved mark to now (no ``to``), as the Ministry's guide recommends for
@@ -14,14 +14,24 @@ present (KSeF's HWM lags it: a first ``start`` close to now), and is an error ot
 
 One run at a time per state file: a run holds an exclusive OS lock on ``<state_file>.lock`` (beside
 it) and a second run on the same state file fails at once with ``SyncLockedError`` (two runs from
-the same mark would deliver the same invoices twice). The state is written to a fresh temporary
-file, flushed to disk and renamed over the old one: a crash leaves the old state or the new one,
-never a torn file."""
+the same mark would deliver the same invoices twice). A state file is the file a path names, with
+its symbolic links followed: the lock and the writes go to that file, whatever name reached it.
+The state is written to a fresh temporary file, flushed to disk and renamed over the old one: a
+crash leaves the old state or the new one, never a torn file.
+
+Every delivered invoice is reported, at least once, whatever stops a run. The state file lists the
+files delivered by a run that has not returned yet (``unreported``), in the same write that moves
+the mark past them; a run clears the list just before it returns them. A run that does not return
+(an error, an interrupt, a cancellation, a timeout around an ``AsyncKSeF`` call that swallows the
+cancellation or replaces it with a ``TimeoutError``) leaves them there, and the next run returns
+them first, with its own. An interrupted run also hands them over as ``.partial`` on what ended it,
+when that reaches the caller: the next run names them again."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -33,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
-from ksef_client._flows import Flow, blocking
+from ksef_client._flows import Flow
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
 from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
@@ -60,12 +70,16 @@ class SyncState:
     another chain continued from it would skip its invoices before that place. A file of an
     earlier version has neither: it is taken as the chain of the first run that uses it, which
     writes them in. A client given a bare access token does not know its context: its runs are
-    not checked against the file's context (nor write one)."""
+    not checked against the file's context (nor write one).
+
+    ``unreported``: the files (absolute paths) of the invoices delivered since a run last returned,
+    oldest first; the next run that returns reports them (see the module)."""
 
     date_from: str
     seen_at_from: list[str] = field(default_factory=list)
     subject_type: str | None = None
     context: tuple[str, str] | None = None
+    unreported: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -107,14 +121,17 @@ class SyncState:
             aware(dt.datetime.fromisoformat(date_from))
             seen = raw.get("seen_at_from", [])
             subject_type, context = raw.get("subject_type"), raw.get("context")
+            unreported = raw.get("unreported", [])
             if not isinstance(seen, list) or not all(isinstance(n, str) for n in seen):
                 raise ValueError("seen_at_from is not a list of KSeF numbers")
+            if not isinstance(unreported, list) or not all(_is_invoice_file(f) for f in unreported):
+                raise ValueError("unreported is not a list of invoice files")
             if subject_type is not None and not isinstance(subject_type, str):
                 raise ValueError("subject_type is not a string")
             pair = None if context is None else (str(context["type"]), str(context["value"]))
         except (ValueError, TypeError, KeyError) as error:
             raise ValueError(f"state_file {path} is not a sync state file ({type(error).__name__}: {error})") from None
-        return cls(date_from, seen, subject_type, pair)
+        return cls(date_from, seen, subject_type, pair, unreported)
 
     def check_chain(self, path: Path, subject_type: str | None, context: tuple[str, str] | None) -> None:
         """``ValueError`` (before any request) when the file's chain is another one."""
@@ -138,7 +155,18 @@ class SyncState:
             data["subject_type"] = self.subject_type
         if self.context is not None:
             data["context"] = {"type": self.context[0], "value": self.context[1]}
+        if self.unreported:
+            data["unreported"] = self.unreported
         return data
+
+    def delivering(self, files: list[Path]) -> SyncState:
+        """This state with ``files`` (just delivered) added to ``unreported``, each once."""
+        return replace(self, unreported=list(dict.fromkeys([*self.unreported, *map(os.path.abspath, files)])))
+
+    def delivered(self) -> SyncResult:
+        """The ``unreported`` invoices as a ``SyncResult`` (a file is named by its KSeF number)."""
+        files = [Path(name) for name in self.unreported]
+        return SyncResult([file.name.removesuffix(".xml") for file in files], files)
 
     def save(self, path: Path) -> None:
         """Write atomically and durably: into a temporary file of a name of its own beside
@@ -157,6 +185,10 @@ class SyncState:
                 os.unlink(name)
             raise
         flush_folder(path.parent)
+
+
+def _is_invoice_file(name: object) -> bool:
+    return isinstance(name, str) and name.endswith(".xml") and os.path.isabs(name)
 
 
 def flush_folder(folder: Path) -> None:
@@ -220,16 +252,18 @@ else:
 
 @dataclass
 class SyncResult:
-    """New invoices written by one ``sync`` run."""
+    """The invoices a ``sync`` run reports: those it delivered into the folder, after those an
+    earlier run delivered but did not report (it did not return: see ``sync``). ``files`` are
+    absolute paths, ``{ksef_number}.xml``, in the order of ``ksef_numbers``."""
 
     ksef_numbers: list[str]
     files: list[Path]
 
 
-def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None = None) -> SyncState:
-    """The mark after a window (``_window_end``), and the numbers taken at it; never before the
-    mark it started at."""
-    boundary = _window_end(result, window_to)
+def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | None, asked: dt.datetime) -> SyncState:
+    """The mark after a window (``_window_end``; ``asked``: when it was asked for), and the numbers
+    taken at it; never before the mark it started at."""
+    boundary = _window_end(result, window_to, asked)
     if boundary is None or aware(boundary) < state.mark():
         # Never back: a date before the window's start (KSeF answers 420, not a package, for a
         # start past its HWM) would only fetch delivered invoices again.
@@ -240,21 +274,35 @@ def _advance(state: SyncState, result: ExportResult, window_to: dt.datetime | No
     return replace(state, date_from=boundary.isoformat(), seen_at_from=at)
 
 
-def _window_end(result: ExportResult, window_to: dt.datetime | None) -> dt.datetime | None:
+def _window_end(result: ExportResult, window_to: dt.datetime | None, asked: dt.datetime) -> dt.datetime | None:
     """Where a window's delivery ends: ``lastPermanentStorageDate`` when truncated; else
     ``permanentStorageHwmDate`` for an open window, ``window_to`` (at most the HWM) otherwise (the
-    guide). The package's two dates are optional in the spec; without the one it needs, the
-    latest ``permanentStorageDate`` of its invoices (required in ``InvoiceMetadata``): with
-    ``restrictToPermanentStorageHwmDate`` every invoice of the package is at most the HWM, and
-    below the HWM the set is complete ("System gwarantuje, że dane poniżej tej wartości są spójne
-    i kompletne"), so all up to that one is here; nothing past it is known complete. ``None``: an
-    empty package without its dates, the mark stays."""
+    guide). The package's two dates are optional in the spec.
+
+    Without the HWM, a window whose ``to`` was ``SETTLED_AFTER`` or more before it was asked for
+    (``asked``) ends at its ``to``: the spec's ``permanentStorageHwmDate`` is, "Dla okresów
+    starszych, [...] zgodne z warunkami zapytania" (the query's ``to``). So a chain with no invoice
+    for more than 100 days goes on (its empty window would move the mark nowhere else). Otherwise,
+    without the date it needs, the latest ``permanentStorageDate`` of the package's invoices
+    (required in ``InvoiceMetadata``): with ``restrictToPermanentStorageHwmDate`` every invoice of
+    the package is at most the HWM, and below the HWM the set is complete ("System gwarantuje, że
+    dane poniżej tej wartości są spójne i kompletne"), so all up to that one is here; nothing past
+    it is known complete. ``None``: an empty package without its dates, the mark stays."""
     if result.is_truncated:
         return result.last_permanent_storage_date or _last_stored(result)
     hwm = result.permanent_storage_hwm_date
     if hwm is None:
-        return _last_stored(result)
+        settled = window_to is not None and window_to <= asked - SETTLED_AFTER
+        return window_to if settled else _last_stored(result)
     return hwm if window_to is None or aware(hwm) < window_to else window_to
+
+
+# How long ago a window's ``to`` must be to be taken as complete without the package's
+# ``permanentStorageHwmDate``. For "najnowszy okres" the spec has the HWM "nieznacznie
+# skorygowaną względem górnej granicy" (a little before ``to``): a ``to`` closer to now may be
+# past KSeF's HWM, and invoices stored later with an earlier date would be skipped. A day is far
+# more than "nieznacznie"; a chain whose mark is between 100 and 101 days old waits a day at most.
+SETTLED_AFTER = dt.timedelta(days=1)
 
 
 def _last_stored(result: ExportResult) -> dt.datetime | None:
@@ -320,14 +368,15 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
 
 def _take_window(
     ref: str, package: InvoicePackage, archive: Path, state: SyncState, directory: Path, limits: BodyLimits | None
-) -> tuple[ExportResult, list[str], list[Path]]:
+) -> tuple[ExportResult, list[Path]]:
     """Unpack one window's package into a temporary folder inside ``directory``, move the new
     invoices out of it (``_keep_new``) and remove it: disk work of seconds for a large window, one
-    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends."""
+    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends.
+    Returns the package's result and the files of the new invoices."""
     with tempfile.TemporaryDirectory(dir=directory) as work:
         result = unpack_export(ref, package, archive, Path(work), limits)
-        new_numbers, new_files = _keep_new(result, state, directory)
-    return result, new_numbers, new_files
+        _, new_files = _keep_new(result, state, directory)
+    return result, new_files
 
 
 def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusError) -> None:
@@ -369,21 +418,31 @@ def sync_run(
     """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
     file locked for the whole run (``state_lock``).
 
-    Whatever ends the run early, ``KeyboardInterrupt`` and a cancelled task (``BaseException``)
-    included, leaves as it came, carrying as ``.partial`` the ``SyncResult`` of the windows whose
-    state was saved (their invoices are in ``directory`` and no later run reports them again).
+    Whatever ends the run early once it holds the lock, ``KeyboardInterrupt`` and a cancelled
+    task (``BaseException``) included, leaves as it came, carrying as ``.partial`` the
+    ``SyncResult`` the run would have returned so far (the windows whose state was saved, after
+    the files earlier runs left unreported; empty when none). The state file keeps them as
+    ``unreported``: the next run reports them again, so none is lost when ``.partial`` never
+    reaches the caller (a timeout around the call). What is raised before the lock is held
+    carries no ``.partial`` (nothing was delivered): the ``ValueError`` for ``start``, an
+    ``OSError`` making the state folder or the lock file, and ``SyncLockedError``, whose
+    ``.partial`` stays ``None``.
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
-    state_path, folder, start = Path(state_file), Path(directory), checked_start(start)
+    # The file itself, symbolic links followed: its lock is then one whatever name reaches it, and
+    # a save renames the new state over the file, not over a link to it (which would leave the
+    # file behind, and a run through it would deliver the same invoices again).
+    state_path, start = Path(os.path.realpath(state_file)), checked_start(start)
+    folder = Path(os.path.abspath(directory))  # the state file names its files: wherever the next run runs
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with state_lock(state_path):
-        folder.mkdir(parents=True, exist_ok=True)
         progress = _Progress()
         keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
         flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
+            folder.mkdir(parents=True, exist_ok=True)  # not before the lock: a refused run makes nothing
             yield flow
         except BaseException as error:
             with contextlib.suppress(AttributeError):  # an exception class with __slots__
@@ -395,29 +454,36 @@ def sync_run(
 
 @dataclass
 class _Progress:
-    """What a run has delivered: the windows whose state is saved, and the one being saved."""
+    """Where a run stands: the last state it knows is in the file (``reached``), and the one being
+    saved (``pending``). What the run reports is ``reached``'s ``unreported``: each window's
+    invoices once its state is past them (else the next run delivers them again).
 
-    done: SyncResult = field(default_factory=lambda: SyncResult([], []))
-    pending: tuple[SyncState, list[str], list[Path]] | None = None
+    Each step is one assignment of a state built before it: a ``KeyboardInterrupt`` (it lands
+    between any two lines) or a second ``saved()`` for the same state counts nothing twice."""
 
-    def saving(self, state: SyncState, numbers: list[str], files: list[Path]) -> None:
-        self.pending = (state, numbers, files)
+    reached: SyncState | None = None
+    pending: SyncState | None = None
+
+    def saving(self, state: SyncState) -> None:
+        self.pending = state
 
     def saved(self) -> None:
-        assert self.pending is not None
-        _, numbers, files = self.pending
-        self.done.ksef_numbers += numbers  # reported once the state is past them (else the next run repeats them)
-        self.done.files += files
+        if self.pending is not None:
+            self.reached = self.pending
         self.pending = None
 
+    def report(self) -> SyncResult:
+        """The invoices to report so far: earlier runs' unreported ones, then this run's."""
+        return SyncResult([], []) if self.reached is None else self.reached.delivered()
+
     def settled(self, state_file: Path) -> SyncResult:
-        """``done``, with the window being saved when the run stopped if its state reached the
+        """``report()``, with the window being saved when the run stopped if its state reached the
         file (a ``KeyboardInterrupt`` lands between any two steps, the rename and ``saved`` too)."""
         if self.pending is not None:
             with contextlib.suppress(OSError, ValueError):
-                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending[0].as_json():
+                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending.as_json():
                     self.saved()
-        return self.done
+        return self.report()
 
 
 def sync_flow(
@@ -434,33 +500,39 @@ def sync_flow(
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
-    Each window's invoices go into ``progress`` as its state is saved. ``chain``: the
+    Each window's invoices go into ``progress`` as its state is saved, and into the state's
+    ``unreported`` in the same write; the run clears that list as it returns. ``chain``: the
     ``subject_type`` and the login context (``None``: not known), checked against the state file's
     before any request (``SyncState``)."""
     subject_type, context = chain
     state = SyncState.load(state_file, start, subject_type, context)
+    progress.reached = state  # what earlier runs left unreported
     while True:
-        date_from = state.mark()
-        window_to = window_end(date_from, None, utc_now())
+        date_from, asked = state.mark(), utc_now()
+        window_to = window_end(date_from, None, asked)
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
+        take = functools.partial(_take_window, state=state, directory=directory, limits=limits)
         try:
-            ref, package, archive = yield from export_flow(filters, keys, False, timeout, interval, limits)
+            result, new_files = yield from export_flow(filters, keys, False, timeout, interval, take, limits)
         except ExportStatusError as error:
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise
             _check_not_ahead(state, state_file, error)
-            progress.saving(state, [], [])  # a first run's start is kept: the next run goes on from it
-            state.save(state_file)
-            progress.saved()
-            return progress.done
-        result, new_numbers, new_files = yield from blocking(
-            _take_window, ref, package, archive, state, directory, limits
-        )
-        before, state = state, _advance(state, result, window_to)
-        progress.saving(state, new_numbers, new_files)
+            return _returned(state, state_file, progress, save=True)  # a first run's start is kept
+        before, state = state, _advance(state, result, window_to, asked).delivering(new_files)
+        progress.saving(state)
         state.save(state_file)
         progress.saved()
         _check_progress(before, state, result)
         caught_up = window_to is None or state.date_from == before.date_from
         if not result.is_truncated and caught_up:
-            return progress.done
+            return _returned(state, state_file, progress)
+
+
+def _returned(state: SyncState, state_file: Path, progress: _Progress, *, save: bool = False) -> SyncResult:
+    """What the run returns, ``progress.report()``, once the state file no longer lists it as
+    ``unreported``: the last step of the flow, with no wait after it (a cancellation cannot land
+    between this write and the return). A run that stops before it leaves the list for the next."""
+    if save or state.unreported:
+        replace(state, unreported=[]).save(state_file)
+    return progress.report()

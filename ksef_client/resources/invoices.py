@@ -8,10 +8,12 @@ two shells.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, apager, arun, blocking, pager, response_of, run
+from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata
 from ksef_client.export import ExportResult, export_flow, unpack_export
@@ -63,16 +65,11 @@ def export_to_flow(
     results = []
     while True:
         last = window_end(start, end, utc_now())
-        ref, package, archive = yield from export_flow(
-            with_window(filters, start, last),
-            client._public_keys,
-            only_metadata,
-            timeout,
-            interval,
-            limits,
-            compression,
+        unpack = functools.partial(unpack_export, directory=Path(directory), limits=limits, only_metadata=only_metadata)
+        window = with_window(filters, start, last)
+        result = yield from export_flow(
+            window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
         )
-        result = yield from blocking(unpack_export, ref, package, archive, Path(directory), limits, only_metadata)
         results.append(result)
         if result.is_truncated or last is None or last == end:
             return joined(results)
@@ -149,7 +146,8 @@ class Invoices:
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        return run(flow, self._client)
+        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+            return run(flow, self._client)
 
     def sync(
         self,
@@ -161,7 +159,7 @@ class Invoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
 
         ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
         earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
@@ -169,9 +167,15 @@ class Invoices:
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
-        An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
-        state file is past them, so no later run reports them again."""
+        Every delivered invoice is reported at least once. A run that does not return (an error, a
+        ``KeyboardInterrupt``, a cancellation) leaves what it delivered listed in the state file,
+        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
+        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
+        number, once each. Raised before the run holds the lock, nothing was delivered and there
+        is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
+        the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
+        or the lock file have none at all."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return run(flow, self._client)
 
@@ -225,7 +229,8 @@ class AsyncInvoices:
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
         flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        return await arun(flow, self._client)
+        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+            return await arun(flow, self._client)
 
     async def sync(
         self,
@@ -237,7 +242,7 @@ class AsyncInvoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each exactly once.
+        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
 
         ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
         earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
@@ -245,8 +250,15 @@ class AsyncInvoices:
         logged in itself, another login context) than it was made for raises ``ValueError``
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
-        An exception raised after some windows were delivered carries them as ``.partial`` (a
-        ``SyncResult``), a ``KeyboardInterrupt`` or a cancellation too (it still propagates); the
-        state file is past them, so no later run reports them again."""
+        Every delivered invoice is reported at least once. A run that does not return (an error, a
+        ``KeyboardInterrupt``, a cancellation, a timeout around the call that swallows the cancellation
+        or replaces it with a ``TimeoutError``) leaves what it delivered listed in the state file,
+        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
+        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
+        number, once each. Raised before the run holds the lock, nothing was delivered and there
+        is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
+        the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
+        or the lock file have none at all."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return await arun(flow, self._client)

@@ -181,7 +181,7 @@ class TestWindowSteps:
         def done(hwm: dt.datetime | None) -> ExportResult:
             return ExportResult("EX", tmp_path, [], [], False, None, hwm)
 
-        state = SyncState(start.isoformat())
-        assert _advance(state, done(to + DAY), to).date_from == to.isoformat()
-        assert _advance(state, done(to - DAY), to).date_from == (to - DAY).isoformat()
-        assert _advance(state, done(to + DAY)).date_from == (to + DAY).isoformat()  # open: the HWM
+        state, asked = SyncState(start.isoformat()), to + 3 * DAY
+        assert _advance(state, done(to + DAY), to, asked).date_from == to.isoformat()
+        assert _advance(state, done(to - DAY), to, asked).date_from == (to - DAY).isoformat()
+        assert _advance(state, done(to + DAY), None, asked).date_from == (to + DAY).isoformat()  # open: the HWM

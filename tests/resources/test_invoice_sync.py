@@ -10,22 +10,28 @@ oddzielnie dla każdego typu podmiotu".
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import json
+import math
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
-from ksef_client.invoice_sync import SyncResult
+from ksef_client.invoice_sync import SyncResult, _Progress
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
@@ -83,6 +89,67 @@ class TestOneRunPerStateFile:
         # the lock ends with the run: the next one goes on from its mark
         assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
 
+    @pytest.mark.skipif(os.name != "posix", reason="symbolic links (Windows needs a privilege for them)")
+    def test_a_state_file_reached_through_a_symlink_is_locked_and_written_as_itself(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the lock was named after the path as given (link.json.lock, not state.json.lock):
+        # a run through the link and one through the file went on together; and the save renamed
+        # a new file over the link, leaving the real file behind: a run through it (or through
+        # another link to it) delivered the same invoices again.
+        real, link, inbox = tmp_path / "real" / "state.json", tmp_path / "link.json", tmp_path / "inbox"
+        ksef.invoices.sync("Subject1", real, inbox, start=_start())
+        link.symlink_to(real)
+        sent = _send(ksef, backend, 2, "SL")
+        second: list[object] = []
+
+        def start_a_run_through_the_file(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not second:  # the run through the link is under way
+                try:
+                    second.append(ksef.invoices.sync("Subject1", real, tmp_path / "other"))
+                except SyncLockedError as error:
+                    second.append(error)
+
+        with _client(ksef, ksef_server, Tamper(start_a_run_through_the_file)) as client:
+            assert set(client.invoices.sync("Subject1", link, inbox).ksef_numbers) == sent
+        (refused,) = second
+        assert isinstance(refused, SyncLockedError), refused
+        assert link.is_symlink() and link.resolve() == real.resolve()  # the file it names was written
+        assert ksef.invoices.sync("Subject1", real, inbox).ksef_numbers == []  # nothing delivered again
+        assert not (tmp_path / "link.json.lock").exists()
+
+    def test_what_carries_partial_is_what_the_docs_say(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # docs/errors-and-retries.md: what ends a run once it holds the lock carries .partial (a
+        # SyncResult, empty when nothing); what is raised before carries none. Was documented as
+        # "each error"; and an OSError making the target folder, under the lock, had none.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(ValueError, match="in the future") as future:
+            ksef.invoices.sync("Subject1", state, inbox, start=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        with pytest.raises(ValueError, match="pass start=") as missing:
+            ksef.invoices.sync("Subject1", state, inbox)
+        assert not hasattr(future.value, "partial") and not hasattr(missing.value, "partial")
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        with pytest.raises(ValueError, match="not 'Subject2'") as other_chain:
+            ksef.invoices.sync("Subject2", state, inbox)
+        assert getattr(other_chain.value, "partial", None) == SyncResult([], [])
+        (tmp_path / "a file").write_text("in the way", encoding="utf-8")
+        with pytest.raises(OSError) as blocked:
+            ksef.invoices.sync("Subject1", state, tmp_path / "a file" / "inbox")
+        assert getattr(blocked.value, "partial", None) == SyncResult([], [])
+        locked: list[SyncLockedError] = []
+
+        def start_another_run(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and not locked:
+                with pytest.raises(SyncLockedError) as caught:
+                    ksef.invoices.sync("Subject1", state, inbox)
+                locked.append(caught.value)
+
+        with _client(ksef, ksef_server, Tamper(start_another_run)) as client:
+            client.invoices.sync("Subject1", state, inbox)
+        assert len(locked) == 1 and locked[0].partial is None
+
     def test_the_state_is_written_through_a_temporary_file_of_its_own(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:
@@ -116,8 +183,8 @@ class TestOneRunPerStateFile:
         ksef.invoices.sync("Subject1", state, inbox, start=_start())
         invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
         state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
-        assert len(invoices) == 3 and len(state_file) == 1
-        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path)
+        assert len(invoices) == 3 and len(state_file) == 2  # the window's state, then its report cleared
+        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path) < state_file[1]
 
 
 class TestARunStoppedHalfWay:
@@ -146,8 +213,8 @@ class TestARunStoppedHalfWay:
         assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
         assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
         rest = ksef.invoices.sync("Subject1", state, inbox)  # the lock went with the interrupted run
-        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
-        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+        _reports_them_again_then_the_rest(rest, partial, sent)
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
 
     @pytest.mark.anyio
     async def test_a_cancelled_async_run_hands_over_the_windows_delivered_before_it(
@@ -174,9 +241,28 @@ class TestARunStoppedHalfWay:
         (partial,) = handed
         assert isinstance(partial, SyncResult) and len(partial.ksef_numbers) == 30
         assert sorted(partial.files) == sorted(inbox.glob("*.xml"))
-        rest = ksef.invoices.sync("Subject1", state, inbox)
-        assert not set(rest.ksef_numbers) & set(partial.ksef_numbers)
-        assert set(rest.ksef_numbers) | set(partial.ksef_numbers) == sent
+        _reports_them_again_then_the_rest(ksef.invoices.sync("Subject1", state, inbox), partial, sent)
+
+    def test_an_interrupt_anywhere_in_the_run_s_bookkeeping_hands_over_each_invoice_once(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: an interrupt inside _Progress.saved(), after it added the window's numbers and
+        # before it cleared the pending window, made the handler find that window's state in the
+        # file and add its numbers again: .partial listed them twice. Ctrl-C lands between any two
+        # lines of the main thread; here it is raised at each line of saved() in turn.
+        sent = _send(ksef, backend, 3, "BK")
+        lines = len(_interrupt_in(_Progress.saved, None, functools.partial(self._run, ksef, tmp_path / "probe")))
+        assert lines >= 2
+        for nth in range(lines):
+            with pytest.raises(KeyboardInterrupt) as caught:
+                _interrupt_in(_Progress.saved, nth, functools.partial(self._run, ksef, tmp_path / str(nth)))
+            partial = getattr(caught.value, "partial", None)
+            assert isinstance(partial, SyncResult), nth
+            assert sorted(partial.ksef_numbers) == sorted(sent) and len(partial.files) == 3, nth
+
+    @staticmethod
+    def _run(ksef: KSeF, folder: Path) -> None:
+        ksef.invoices.sync("Subject1", folder / "state.json", folder / "inbox", start=_start())
 
     @pytest.mark.skipif(os.name != "posix", reason="a folder is flushed on POSIX only")
     def test_an_interrupt_after_the_state_was_renamed_hands_over_that_window_too(
@@ -200,7 +286,158 @@ class TestARunStoppedHalfWay:
         monkeypatch.undo()
         partial = getattr(caught.value, "partial", None)
         assert isinstance(partial, SyncResult) and set(partial.ksef_numbers) == sent
-        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+        again = ksef.invoices.sync("Subject1", state, inbox)  # at least once: the next run names them too
+        assert again == partial and ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+
+class TestEveryDeliveredInvoiceIsReported:
+    """At least once, whatever stops a run: the state file lists what a run delivered until the run
+    returns it (``unreported``), and the next run reports what an earlier one left there."""
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("bound", ["anyio.move_on_after", "asyncio.timeout"])
+    async def test_a_timeout_around_an_async_run_loses_no_report(
+        self, bound: str, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: the windows delivered before the timeout were in the folder and the state past
+        # them, but only the CancelledError carried them (.partial), and the timeout swallows it
+        # (move_on_after) or replaces it with a TimeoutError of its own (asyncio.timeout,
+        # wait_for, fail_after): no run ever reported them.
+        sent = _send(ksef, backend, 70, "TO")
+        backend.metadata_limit = 30
+        transport = _CancelAtExport(backend, 2)  # the second export's start "hangs": the timeout fires
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        time = FakeTime()
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2", access_token=ksef.access_token, transport=transport,
+            sleep=time.asleep, clock=time.clock,
+        ) as client:  # fmt: skip
+            sync = client.invoices.sync("Subject1", state, inbox, start=_start())
+            if bound == "anyio.move_on_after":
+                with anyio.move_on_after(3600) as scope:
+                    transport.cancel = lambda: setattr(scope, "deadline", -math.inf)  # it expires now
+                    await sync
+                assert scope.cancelled_caught
+            else:
+                with pytest.raises(TimeoutError) as caught:
+                    async with asyncio.timeout(3600) as timeout:
+                        transport.cancel = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                        await sync
+                assert getattr(caught.value, "partial", None) is None  # the caller gets nothing
+        delivered = {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")}
+        assert len(delivered) == 30 and state.is_file()  # the first window, in the folder, the state past it
+        rest = ksef.invoices.sync("Subject1", state, inbox)
+        assert set(rest.ksef_numbers[:30]) == delivered  # reported first by the next run
+        assert len(rest.ksef_numbers) == len(set(rest.ksef_numbers)) == 70 and set(rest.ksef_numbers) == sent
+        assert sorted(rest.files) == sorted(inbox.glob("*.xml"))
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []  # once returned, cleared
+
+    def test_an_interrupted_run_s_files_are_named_wherever_the_next_run_runs(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # The state file names them: by absolute paths, valid from another working folder.
+        sent = _send(ksef, backend, 70, "RL")
+        backend.metadata_limit = 30
+        exports: list[httpx.Request] = []
+
+        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request):
+                exports.append(request)
+                if len(exports) == 2:
+                    raise KeyboardInterrupt
+
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path)
+        tamper = Tamper(interrupt_the_second_window)
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt):
+            client.invoices.sync("Subject1", "state.json", "inbox", start=_start())
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        rest = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox")
+        assert set(rest.ksef_numbers) == sent and len(rest.files) == 70
+        assert all(file.is_absolute() and file.is_file() for file in rest.files)
+
+
+def _interrupt_in(function: Callable[..., object], nth: int | None, run: Callable[[], None]) -> list[int]:
+    """``run()``, a ``KeyboardInterrupt`` raised at the ``nth`` line ``function`` executes (as a
+    signal would land there; ``None``: none). Returns the lines it executed, in order."""
+    code, executed = function.__code__, []
+    outer = sys.gettrace()
+
+    def in_function(frame: Any, event: str, arg: object) -> Any:
+        if event == "line":
+            executed.append(frame.f_lineno)
+            if len(executed) - 1 == nth:
+                raise KeyboardInterrupt
+        return in_function
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        return in_function if frame.f_code is code else None
+
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(outer)
+    return executed
+
+
+def _reports_them_again_then_the_rest(rest: SyncResult, partial: SyncResult, sent: set[str]) -> None:
+    """The run after an interrupted one reports first what that one handed over as ``.partial``
+    (its state file lists them: at least once, as the caller may never have seen ``.partial``),
+    then what it delivered itself: every invoice sent, once each."""
+    handed = len(partial.ksef_numbers)
+    assert rest.ksef_numbers[:handed] == partial.ksef_numbers and rest.files[:handed] == partial.files
+    assert len(rest.ksef_numbers) == len(set(rest.ksef_numbers)) == len(sent) and set(rest.ksef_numbers) == sent
+
+
+class TestThePackageIsDeletedOnEveryPath:
+    """The downloaded package is decrypted: invoices in clear, up to KSeF's 1 GB."""
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("call", ["sync", "export"])
+    async def test_a_call_cancelled_before_its_package_is_unpacked_leaves_no_package_behind(
+        self, call: str, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # Was: cancelled while it waited for a worker thread to unpack (AnyIO's pool, shared with
+        # the whole app, busy), the call never ran the unpacking, which alone deleted the package,
+        # and the flow had no clean-up around that wait: the package stayed in the temp folder.
+        _send(ksef, backend, 3, "PK")
+        temp = tmp_path / "temp"
+        temp.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        threads = anyio.to_thread.current_default_thread_limiter()
+        monkeypatch.setattr(threads, "total_tokens", 1)  # the pool, busy with the app's other work
+        release = threading.Event()
+        async with (
+            AsyncKSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=FakeTime().asleep) as client,
+            anyio.create_task_group() as others,
+        ):
+            others.start_soon(functools.partial(anyio.to_thread.run_sync, release.wait, abandon_on_cancel=True))
+            try:
+                while threads.borrowed_tokens == 0:  # the other work has the thread
+                    await anyio.lowlevel.checkpoint()
+                with anyio.CancelScope() as scope:
+                    others.start_soon(_cancel_once_waiting_for_a_thread, threads, scope)
+                    if call == "sync":
+                        await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "in", start=_start())
+                    else:
+                        await client.invoices.export(tmp_path / "out", date_from=_start(), interval=0)
+            finally:
+                release.set()
+                others.cancel_scope.cancel()
+        assert scope.cancelled_caught
+        assert list(temp.iterdir()) == []  # the package is gone
+        assert not (tmp_path / "state.json").exists() and not list((tmp_path / "in").glob("*.xml"))
+
+
+async def _cancel_once_waiting_for_a_thread(threads: anyio.CapacityLimiter, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` once a task waits for a worker thread: the package is downloaded, its
+    unpacking (the call's only work in a thread) not begun."""
+    while threads.statistics().tasks_waiting == 0:
+        await anyio.lowlevel.checkpoint()
+    scope.cancel()
 
 
 class _CancelAtExport(httpx.AsyncBaseTransport):
@@ -409,6 +646,41 @@ class TestPackagesWithoutTheirDates:
             later = _send(ksef, backend, 2, "NH2")
             assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == later
         assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_without_the_hwm_a_chain_quiet_for_over_100_days_goes_on_from_its_window_s_to(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the empty 100-day window of a mark 150 days old moved the mark nowhere (no HWM, no
+        # invoice), so each run asked for that window again and returned [] forever. The spec's
+        # permanentStorageHwmDate: "Dla okresów starszych, będzie to zgodne z warunkami zapytania".
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=150)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": old.isoformat(), "subject_type": "Subject1"}), encoding="utf-8")
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+            mark = dt.datetime.fromisoformat(json.loads(state.read_text(encoding="utf-8"))["date_from"])
+            assert mark == old + dt.timedelta(days=100)  # the closed window's to; the open one was empty
+            sent = _send(ksef, backend, 3, "QT")
+            assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    def test_without_the_hwm_a_window_s_to_close_to_now_is_not_taken_as_complete(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # For "najnowszy okres" the spec's HWM may be "nieznacznie skorygowaną względem górnej
+        # granicy": below a to of 2 hours ago, invoices may still come. The mark goes no further
+        # than the window's last invoice; a day later its to counts (the test above).
+        (inside,) = _send(ksef, backend, 1, "NW")
+        stored = backend.invoices.state.accepted[-1]
+        assert stored.acquired is not None
+        stored.acquired -= dt.timedelta(hours=3)  # stored 3 hours ago, inside the window
+        when = stored.stored
+        mark = dt.datetime.now(dt.UTC) - dt.timedelta(days=100, hours=2)  # the window's to: 2 hours ago
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        state.write_text(json.dumps({"date_from": mark.isoformat(), "subject_type": "Subject1"}), encoding="utf-8")
+        with _client(ksef, ksef_server, _package_without("permanentStorageHwmDate")) as client:
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == [inside]
+        assert when is not None and json.loads(state.read_text(encoding="utf-8"))["date_from"] == when.isoformat()
 
     def test_a_truncated_package_without_its_last_date_goes_on_from_its_last_invoice(
         self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
