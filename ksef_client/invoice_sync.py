@@ -19,13 +19,19 @@ its symbolic links followed: the lock and the writes go to that file, whatever n
 The state is written to a fresh temporary file, flushed to disk and renamed over the old one: a
 crash leaves the old state or the new one, never a torn file.
 
-Every delivered invoice is reported, at least once, whatever stops a run. The state file lists the
-files delivered by a run that has not returned yet (``unreported``), in the same write that moves
-the mark past them; a run clears the list just before it returns them. A run that does not return
-(an error, an interrupt, a cancellation, a timeout around an ``AsyncKSeF`` call that swallows the
-cancellation or replaces it with a ``TimeoutError``) leaves them there, and the next run returns
-them first, with its own. An interrupted run also hands them over as ``.partial`` on what ended it,
-when that reaches the caller: the next run names them again."""
+Every delivered invoice is reported, at least once, whatever stops a run. Beside the state file,
+its journal ``<state_file>.unreported`` lists the files delivered by a run that has not returned
+yet: each window's are appended to it and flushed to disk before the state write that moves the
+mark past them (a crash between the two reports them twice at worst: at least once allows that),
+and a run removes it just before it returns them. A run that does not return (an error, an
+interrupt, a cancellation, a timeout around an ``AsyncKSeF`` call that swallows the cancellation or
+replaces it with a ``TimeoutError``) leaves it, and the next run returns those files first, with
+its own. An interrupted run also hands them over as ``.partial`` on what ended it, when that
+reaches the caller: the next run names them again. The journal is appended to, never rewritten: a
+catch-up run of many windows writes each path once, and each state write is as small as the first
+(a list inside the state file, rewritten with every window, made a run's writes grow with the
+square of its windows). A state file written while the list was kept in it (``unreported`` in its
+JSON) is honoured: the next run moves the list into the journal and drops it from the file."""
 
 from __future__ import annotations
 
@@ -72,8 +78,8 @@ class SyncState:
     writes them in. A client given a bare access token does not know its context: its runs are
     not checked against the file's context (nor write one).
 
-    ``unreported``: the files (absolute paths) of the invoices delivered since a run last returned,
-    oldest first; the next run that returns reports them (see the module)."""
+    ``unreported``: the list of files left unreported that a state file written before the
+    journal (``Journal``) holds; never written: the run that reads it moves it into the journal."""
 
     date_from: str
     seen_at_from: list[str] = field(default_factory=list)
@@ -149,46 +155,123 @@ class SyncState:
             )
 
     def as_json(self) -> dict[str, Any]:
-        """The state as the file holds it."""
+        """The state as the file holds it (without ``unreported``: the journal holds that)."""
         data: dict[str, Any] = {"date_from": self.date_from, "seen_at_from": self.seen_at_from}
         if self.subject_type is not None:
             data["subject_type"] = self.subject_type
         if self.context is not None:
             data["context"] = {"type": self.context[0], "value": self.context[1]}
-        if self.unreported:
-            data["unreported"] = self.unreported
         return data
 
-    def delivering(self, files: list[Path]) -> SyncState:
-        """This state with ``files`` (just delivered) added to ``unreported``, each once."""
-        return replace(self, unreported=list(dict.fromkeys([*self.unreported, *map(os.path.abspath, files)])))
-
-    def delivered(self) -> SyncResult:
-        """The ``unreported`` invoices as a ``SyncResult`` (a file is named by its KSeF number)."""
-        files = [Path(name) for name in self.unreported]
-        return SyncResult([file.name.removesuffix(".xml") for file in files], files)
-
     def save(self, path: Path) -> None:
-        """Write atomically and durably: into a temporary file of a name of its own beside
-        ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
-        rename flushed too (the folder, on POSIX). A crash leaves the old state or the new one."""
-        text = json.dumps(self.as_json())
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise
-        flush_folder(path.parent)
+        """Write atomically and durably (``write_durably``): the old state or the new one."""
+        write_durably(path, json.dumps(self.as_json()).encode("utf-8"))
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically and durably: into a temporary file of a name of its own beside
+    ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
+    rename flushed too (the folder, on POSIX). A crash leaves the old file or the new one."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    flush_folder(path.parent)
 
 
 def _is_invoice_file(name: object) -> bool:
     return isinstance(name, str) and name.endswith(".xml") and os.path.isabs(name)
+
+
+@dataclass
+class Journal:
+    """``<state_file>.unreported``: the files (absolute paths) delivered since a run last returned,
+    oldest first, each once (see the module). One JSON string a line: a folder's name may hold a
+    line break, or (POSIX) bytes that are no UTF-8, which JSON writes as escapes.
+
+    Appended to, window by window, and removed as a run returns what it lists; read whole once a
+    run, as it starts, then kept in memory (``files``, and ``known`` to deduplicate): no write
+    grows with the windows before it. Appends are flushed to disk before the state moves past
+    their files, so the lines a crash can tear (a last line cut short, or one a file system left
+    as zeros: its new length kept, not its data) are of a window whose state was never saved,
+    which the next run delivers again: dropped as the journal is read, which then rewrites it."""
+
+    path: Path
+    files: list[str]
+    known: set[str]
+
+    @classmethod
+    def open(cls, state_file: Path, earlier: list[str]) -> Journal:
+        """The journal beside ``state_file``, with ``earlier`` (the list a state file of the earlier
+        format holds) after what it lists; rewritten (atomically, durably) unless it already reads
+        as written: duplicates, torn lines and ``earlier`` then reach the file before the state
+        file drops its list. ``ValueError`` naming the file for a line that is not a file's path."""
+        path = state_file.with_name(state_file.name + ".unreported")
+        raw = path.read_bytes() if path.is_file() else b""
+        files = list(dict.fromkeys([*_journal_lines(path, raw), *earlier]))
+        if _as_lines(files) != raw:
+            if files:
+                write_durably(path, _as_lines(files))
+            else:
+                _remove(path)
+        return cls(path, files, set(files))
+
+    def append(self, files: list[Path]) -> None:
+        """Add the files not listed yet, flushed to disk (and, when this creates the journal, its
+        folder entry too) before it returns: the state saved next is past them."""
+        new = [name for name in dict.fromkeys(map(os.path.abspath, files)) if name not in self.known]
+        if not new:
+            return
+        created = not self.path.exists()
+        with open(self.path, "ab") as out:
+            out.write(_as_lines(new))
+            out.flush()
+            os.fsync(out.fileno())
+        if created:
+            flush_folder(self.path.parent)
+        self.files.extend(new)
+        self.known.update(new)
+
+    def remove(self) -> None:
+        """Delete the file (the run returns what it lists), the deletion flushed to disk."""
+        _remove(self.path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    flush_folder(path.parent)
+
+
+def _as_lines(files: list[str]) -> bytes:
+    """The journal's lines for ``files``: JSON strings (ASCII: other characters are escaped)."""
+    return "".join(json.dumps(name) + "\n" for name in files).encode("ascii")
+
+
+def _journal_lines(path: Path, raw: bytes) -> list[str]:
+    """The files ``raw`` lists; a torn line dropped (see ``Journal``): the part after the last line
+    break, and a line with a zero byte (no path holds one)."""
+    files = []
+    for number, line in enumerate(raw.split(b"\n")[:-1], 1):
+        if b"\0" in line:
+            continue
+        try:
+            name = json.loads(line)
+        except ValueError as error:  # UnicodeDecodeError too
+            raise ValueError(f"{path} is not a sync journal (line {number}: {error})") from None
+        if not _is_invoice_file(name):
+            raise ValueError(f"{path} is not a sync journal (line {number} names no invoice file: {name!r})")
+        files.append(name)
+    return files
 
 
 def flush_folder(folder: Path) -> None:
@@ -367,16 +450,23 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
 
 
 def _take_window(
-    ref: str, package: InvoicePackage, archive: Path, state: SyncState, directory: Path, limits: BodyLimits | None
-) -> tuple[ExportResult, list[Path]]:
+    ref: str,
+    package: InvoicePackage,
+    archive: Path,
+    state: SyncState,
+    directory: Path,
+    limits: BodyLimits | None,
+    journal: Journal,
+) -> ExportResult:
     """Unpack one window's package into a temporary folder inside ``directory``, move the new
-    invoices out of it (``_keep_new``) and remove it: disk work of seconds for a large window, one
-    ``Blocking`` step (a worker thread for ``AsyncKSeF``), so that the folder is gone when it ends.
-    Returns the package's result and the files of the new invoices."""
+    invoices out of it (``_keep_new``), remove it, and list the new invoices in the journal: disk
+    work of seconds for a large window, one ``Blocking`` step (a worker thread for ``AsyncKSeF``),
+    so that the folder is gone when it ends. Returns the package's result."""
     with tempfile.TemporaryDirectory(dir=directory) as work:
         result = unpack_export(ref, package, archive, Path(work), limits)
         _, new_files = _keep_new(result, state, directory)
-    return result, new_files
+    journal.append(new_files)
+    return result
 
 
 def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusError) -> None:
@@ -421,8 +511,8 @@ def sync_run(
     Whatever ends the run early once it holds the lock, ``KeyboardInterrupt`` and a cancelled
     task (``BaseException``) included, leaves as it came, carrying as ``.partial`` the
     ``SyncResult`` the run would have returned so far (the windows whose state was saved, after
-    the files earlier runs left unreported; empty when none). The state file keeps them as
-    ``unreported``: the next run reports them again, so none is lost when ``.partial`` never
+    the files earlier runs left unreported; empty when none). The state file's journal keeps them
+    (``Journal``): the next run reports them again, so none is lost when ``.partial`` never
     reaches the caller (a timeout around the call). What is raised before the lock is held
     carries no ``.partial`` (nothing was delivered): the ``ValueError`` for ``start``, an
     ``OSError`` making the state folder or the lock file, and ``SyncLockedError``, whose
@@ -454,34 +544,41 @@ def sync_run(
 
 @dataclass
 class _Progress:
-    """Where a run stands: the last state it knows is in the file (``reached``), and the one being
-    saved (``pending``). What the run reports is ``reached``'s ``unreported``: each window's
-    invoices once its state is past them (else the next run delivers them again).
+    """Where a run stands: the journal, whose first ``reported`` files are what the run reports
+    (what earlier runs left, then each window's once its state is in the file: else the next run
+    delivers them again), and the state being saved (``pending``, with the count it reports once
+    saved).
 
-    Each step is one assignment of a state built before it: a ``KeyboardInterrupt`` (it lands
+    Each step is one assignment of a value built before it: a ``KeyboardInterrupt`` (it lands
     between any two lines) or a second ``saved()`` for the same state counts nothing twice."""
 
-    reached: SyncState | None = None
-    pending: SyncState | None = None
+    journal: Journal | None = None
+    reported: int = 0
+    pending: tuple[SyncState, int] | None = None
+
+    def started(self, journal: Journal) -> None:
+        self.journal, self.reported = journal, len(journal.files)
 
     def saving(self, state: SyncState) -> None:
-        self.pending = state
+        self.pending = (state, len(self.journal.files) if self.journal else 0)
 
     def saved(self) -> None:
         if self.pending is not None:
-            self.reached = self.pending
+            self.reported = self.pending[1]
         self.pending = None
 
     def report(self) -> SyncResult:
-        """The invoices to report so far: earlier runs' unreported ones, then this run's."""
-        return SyncResult([], []) if self.reached is None else self.reached.delivered()
+        """The invoices to report so far: earlier runs' unreported ones, then this run's (a file is
+        named by its KSeF number)."""
+        files = [Path(name) for name in (self.journal.files[: self.reported] if self.journal else [])]
+        return SyncResult([file.name.removesuffix(".xml") for file in files], files)
 
     def settled(self, state_file: Path) -> SyncResult:
         """``report()``, with the window being saved when the run stopped if its state reached the
         file (a ``KeyboardInterrupt`` lands between any two steps, the rename and ``saved`` too)."""
         if self.pending is not None:
             with contextlib.suppress(OSError, ValueError):
-                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending.as_json():
+                if json.loads(state_file.read_text(encoding="utf-8")) == self.pending[0].as_json():
                     self.saved()
         return self.report()
 
@@ -500,39 +597,47 @@ def sync_flow(
     """Export from the saved high-water mark, keep the invoices not taken before, save the new
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
-    Each window's invoices go into ``progress`` as its state is saved, and into the state's
-    ``unreported`` in the same write; the run clears that list as it returns. ``chain``: the
+    Each window's invoices are appended to the journal before its state is saved, and go into
+    ``progress`` once it is; the run removes the journal as it returns. ``chain``: the
     ``subject_type`` and the login context (``None``: not known), checked against the state file's
     before any request (``SyncState``)."""
     subject_type, context = chain
     state = SyncState.load(state_file, start, subject_type, context)
-    progress.reached = state  # what earlier runs left unreported
+    journal = Journal.open(state_file, state.unreported)
+    progress.started(journal)  # what earlier runs left unreported
+    if state.unreported:  # a state file of the earlier format: its list is in the journal now
+        state = replace(state, unreported=[])
+        state.save(state_file)
     while True:
         date_from, asked = state.mark(), utc_now()
         window_to = window_end(date_from, None, asked)
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
-        take = functools.partial(_take_window, state=state, directory=directory, limits=limits)
+        take = functools.partial(_take_window, state=state, directory=directory, limits=limits, journal=journal)
         try:
-            result, new_files = yield from export_flow(filters, keys, False, timeout, interval, take, limits)
+            result = yield from export_flow(filters, keys, False, timeout, interval, take, limits)
         except ExportStatusError as error:
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise
             _check_not_ahead(state, state_file, error)
-            return _returned(state, state_file, progress, save=True)  # a first run's start is kept
-        before, state = state, _advance(state, result, window_to, asked).delivering(new_files)
+            return _returned(state, state_file, progress, journal, save=True)  # a first run's start is kept
+        before, state = state, _advance(state, result, window_to, asked)
         progress.saving(state)
         state.save(state_file)
         progress.saved()
         _check_progress(before, state, result)
         caught_up = window_to is None or state.date_from == before.date_from
         if not result.is_truncated and caught_up:
-            return _returned(state, state_file, progress)
+            return _returned(state, state_file, progress, journal)
 
 
-def _returned(state: SyncState, state_file: Path, progress: _Progress, *, save: bool = False) -> SyncResult:
-    """What the run returns, ``progress.report()``, once the state file no longer lists it as
-    ``unreported``: the last step of the flow, with no wait after it (a cancellation cannot land
-    between this write and the return). A run that stops before it leaves the list for the next."""
-    if save or state.unreported:
-        replace(state, unreported=[]).save(state_file)
-    return progress.report()
+def _returned(
+    state: SyncState, state_file: Path, progress: _Progress, journal: Journal, *, save: bool = False
+) -> SyncResult:
+    """What the run returns, ``progress.report()``, once the journal that lists it is removed: the
+    last step of the flow, with no wait after it (a cancellation cannot land between the removal
+    and the return). A run that stops before it leaves the journal for the next."""
+    result = progress.report()
+    if save:
+        state.save(state_file)
+    journal.remove()
+    return result

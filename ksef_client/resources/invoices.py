@@ -168,9 +168,10 @@ class Invoices:
         before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         Every delivered invoice is reported at least once. A run that does not return (an error, a
-        ``KeyboardInterrupt``, a cancellation) leaves what it delivered listed in the state file,
-        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
-        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        ``KeyboardInterrupt``, a cancellation) leaves what it delivered listed in the state file's
+        journal (``<state_file>.unreported`` beside it), and the next run reports it first, with
+        its own invoices (``SyncResult``). What ends such a run carries the same as ``.partial``
+        (a ``SyncResult``; it still propagates), so a caller
         that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
         number, once each. Raised before the run holds the lock, nothing was delivered and there
         is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
@@ -252,9 +253,10 @@ class AsyncInvoices:
         another run on the same file raises ``SyncLockedError`` at once, before any request.
         Every delivered invoice is reported at least once. A run that does not return (an error, a
         ``KeyboardInterrupt``, a cancellation, a timeout around the call that swallows the cancellation
-        or replaces it with a ``TimeoutError``) leaves what it delivered listed in the state file,
-        and the next run reports it first, with its own invoices (``SyncResult``). What ends such a
-        run carries the same as ``.partial`` (a ``SyncResult``; it still propagates), so a caller
+        or replaces it with a ``TimeoutError``) leaves what it delivered listed in the state file's
+        journal (``<state_file>.unreported`` beside it), and the next run reports it first, with
+        its own invoices (``SyncResult``). What ends such a run carries the same as ``.partial``
+        (a ``SyncResult``; it still propagates), so a caller
         that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
         number, once each. Raised before the run holds the lock, nothing was delivered and there
         is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in

@@ -169,7 +169,8 @@ class TestOneRunPerStateFile:
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # Was: nothing was flushed: after a power cut the state could be past invoices whose
-        # files (renamed into the folder) were lost, or be an empty file itself.
+        # files (renamed into the folder) were lost, or be an empty file itself. The journal that
+        # lists them (created: its folder entry too) reaches the disk before the state past them.
         sent = _send(ksef, backend, 3, "FS")
         flushed: list[Path] = []
         real_fsync = os.fsync
@@ -183,8 +184,11 @@ class TestOneRunPerStateFile:
         ksef.invoices.sync("Subject1", state, inbox, start=_start())
         invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
         state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
-        assert len(invoices) == 3 and len(state_file) == 2  # the window's state, then its report cleared
-        assert max(invoices) < flushed.index(inbox) < state_file[0] < flushed.index(tmp_path) < state_file[1]
+        journal, folder = flushed.index(tmp_path / "state.json.unreported"), tmp_path
+        assert len(invoices) == 3 and len(state_file) == 1  # one window, one state write
+        assert max(invoices) < flushed.index(inbox) < journal < flushed.index(folder) < state_file[0]
+        assert flushed[state_file[0] + 1 :] == [folder, folder]  # the state's rename, the journal's removal
+        assert not (tmp_path / "state.json.unreported").exists()
 
 
 class TestARunStoppedHalfWay:
@@ -271,16 +275,16 @@ class TestARunStoppedHalfWay:
         # The state file is past the window once it is renamed; an interrupt while the rename is
         # flushed (or anywhere before the run notes the window as done) must still report it.
         sent = _send(ksef, backend, 3, "RN")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
         state_folder = tmp_path.stat().st_ino
         real_fsync = os.fsync
 
         def fsync(handle: int) -> None:
-            if os.fstat(handle).st_ino == state_folder:
+            if os.fstat(handle).st_ino == state_folder and state.exists():  # not the journal's creation
                 raise KeyboardInterrupt
             real_fsync(handle)
 
         monkeypatch.setattr(os, "fsync", fsync)
-        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
         with pytest.raises(KeyboardInterrupt) as caught:
             ksef.invoices.sync("Subject1", state, inbox, start=_start())
         monkeypatch.undo()
@@ -291,8 +295,9 @@ class TestARunStoppedHalfWay:
 
 
 class TestEveryDeliveredInvoiceIsReported:
-    """At least once, whatever stops a run: the state file lists what a run delivered until the run
-    returns it (``unreported``), and the next run reports what an earlier one left there."""
+    """At least once, whatever stops a run: the state file's journal (``<state>.unreported``) lists
+    what a run delivered until the run returns it, and the next run reports what an earlier one
+    left there."""
 
     @pytest.mark.anyio
     @pytest.mark.parametrize("bound", ["anyio.move_on_after", "asyncio.timeout"])
@@ -356,6 +361,90 @@ class TestEveryDeliveredInvoiceIsReported:
         rest = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox")
         assert set(rest.ksef_numbers) == sent and len(rest.files) == 70
         assert all(file.is_absolute() and file.is_file() for file in rest.files)
+
+    def test_what_a_window_writes_does_not_grow_with_the_windows_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the state file held the run's whole list of unreported files, rewritten (and
+        # deduplicated) with every window: a catch-up of 100 windows of 10,000 invoices wrote
+        # gigabytes. Now each window appends its own paths to the journal, and the state stays small.
+        sent = _send(ksef, backend, 60, "GR")
+        backend.metadata_limit = 10  # truncated windows: 10 new invoices, then 9 (+ the last one again) each
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        journal = tmp_path / "state.json.unreported"
+        seen: list[tuple[int, int, int]] = []  # at each export's start: the journal's inode and size, the state's size
+
+        def measure(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request) and state.exists():  # the windows before it saved
+                listed = journal.stat() if journal.exists() else None
+                seen.append((listed.st_ino if listed else 0, listed.st_size if listed else 0, state.stat().st_size))
+
+        with _client(ksef, ksef_server, Tamper(measure)) as client:
+            result = client.invoices.sync("Subject1", state, inbox, start=_start())
+        assert set(result.ksef_numbers) == sent and len(result.files) == 60
+        assert len(seen) == 6  # seven windows: 10 + 5 * 9 + 5
+        inodes, journal_sizes, state_sizes = zip(*seen, strict=True)
+        line = len(json.dumps(str(result.files[0]))) + 1  # every path is as long: one folder, KSeF numbers
+        assert max(state_sizes) - min(state_sizes) < line  # the state holds no list of files
+        assert journal_sizes == tuple(line * (10 + 9 * window) for window in range(6))  # a window's own paths
+        assert len(set(inodes)) == 1  # appended to, never rewritten
+        assert not journal.exists()  # the run returned them
+
+    def test_the_list_a_state_file_of_the_earlier_format_holds_is_reported_first(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # A state file written while the list was kept in it ("unreported" in its JSON), by a run
+        # that did not return: the next run moves the list into the journal (a run interrupted
+        # then still reports it) and drops it from the state file.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        earlier = ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert earlier.ksef_numbers == []
+        older = _send(ksef, backend, 2, "OF")
+        delivered = ksef.invoices.sync("Subject1", state, inbox)
+        assert set(delivered.ksef_numbers) == older
+        saved = json.loads(state.read_text(encoding="utf-8"))
+        state.write_text(json.dumps({**saved, "unreported": [str(f) for f in delivered.files]}), encoding="utf-8")
+        sent = _send(ksef, backend, 40, "OF2")
+        backend.metadata_limit = 30
+        exports: list[httpx.Request] = []
+
+        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
+            if _starts_export(request):
+                exports.append(request)
+                if len(exports) == 2:
+                    raise KeyboardInterrupt
+
+        tamper = Tamper(interrupt_the_second_window)
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt) as caught:
+            client.invoices.sync("Subject1", state, inbox)
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, SyncResult) and partial.ksef_numbers[:2] == delivered.ksef_numbers
+        assert len(partial.ksef_numbers) == 32
+        assert "unreported" not in json.loads(state.read_text(encoding="utf-8"))  # in the journal now
+        rest = ksef.invoices.sync("Subject1", state, inbox)
+        _reports_them_again_then_the_rest(rest, partial, older | sent)
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+        assert not (tmp_path / "state.json.unreported").exists()
+
+    def test_a_journal_a_crash_tore_is_read_up_to_the_tear(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Appends reach the disk before the state that is past them: a torn line (cut short, or
+        # zeros where a file system kept the new length only) is a window whose state was never
+        # saved, delivered again by the next run. A line that names no file is no journal's.
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        sent = _send(ksef, backend, 2, "TR")
+        first = ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        a, b = (json.dumps(str(file)).encode() for file in first.files)
+        journal = tmp_path / "state.json.unreported"
+        journal.write_bytes(a + b"\n" + a + b"\n" + b"\0" * 20 + b"\n" + b + b"\n" + b[:9])
+        assert ksef.invoices.sync("Subject1", state, inbox) == first  # each once, in order
+        assert set(first.ksef_numbers) == sent and not journal.exists()
+        journal.write_bytes(a + b"\n" + b'"inbox/relative.xml"\n')
+        saved = state.read_bytes()
+        with pytest.raises(ValueError, match=r"state.json.unreported is not a sync journal \(line 2 "):
+            ksef.invoices.sync("Subject1", state, inbox)
+        assert state.read_bytes() == saved
 
 
 def _interrupt_in(function: Callable[..., object], nth: int | None, run: Callable[[], None]) -> list[int]:
