@@ -57,15 +57,14 @@ class KSeFError(Exception):
     """Base class of every exception ksef_client raises on purpose.
 
     Attributes:
-        partial: on an error raised by ``invoices.sync``, the ``SyncResult`` that run would have
-            returned so far: the invoices it delivered before it failed (in the folder, the state
-            file past them), after those earlier runs left unreported. The state file keeps them
-            listed: the next run reports them again (at least once, even when this error never
-            reaches the caller). ``None`` elsewhere. ``sync`` sets it on whatever ends a run once
-            it holds the state file's lock, ``ValueError`` (the state file's), ``OSError``,
-            ``KeyboardInterrupt`` and a cancellation included; not on what it raises before
-            (``SyncLockedError``: ``None``; the ``ValueError`` for ``start=`` and an ``OSError``
-            making the state folder or lock file have no ``partial`` at all).
+        partial: on an error raised by ``invoices.sync``, the ``SyncResult`` that run would have returned so
+            far: the invoices it delivered before it failed (in the folder, the state file past them), after
+            those earlier runs left unreported. The journal beside the state file (``<state_file>.unreported``)
+            keeps them: the next run reports them again (at least once, even when this error never reaches the
+            caller). ``None`` elsewhere. ``sync`` sets it on whatever ends a run once it holds the state file's
+            lock, ``ValueError`` (the state file's), ``OSError``, ``KeyboardInterrupt`` and a cancellation
+            included; not on what it raises before (``SyncLockedError``: ``None``; the ``ValueError`` for
+            ``start=`` and an ``OSError`` making the state folder or lock file have no ``partial`` at all).
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.

@@ -243,24 +243,9 @@ class AsyncInvoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
-
-        ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
-        earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
-        before any request). A ``state_file`` holds one chain: a run for another ``subject_type`` (or, when the client
-        logged in itself, another login context) than it was made for raises ``ValueError``
-        before any request. One run at a time per ``state_file``: a run locks it (``<state_file>.lock`` beside it) and
-        another run on the same file raises ``SyncLockedError`` at once, before any request.
-        Every delivered invoice is reported at least once. A run that does not return (an error, a
-        ``KeyboardInterrupt``, a cancellation, a timeout around the call that swallows the cancellation
-        or replaces it with a ``TimeoutError``) leaves what it delivered listed in the state file's
-        journal (``<state_file>.unreported`` beside it), and the next run reports it first, with
-        its own invoices (``SyncResult``). What ends such a run carries the same as ``.partial``
-        (a ``SyncResult``; it still propagates), so a caller
-        that handles ``.partial`` sees those invoices again from the next run: handle them by KSeF
-        number, once each. Raised before the run holds the lock, nothing was delivered and there
-        is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
-        the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
-        or the lock file have none at all."""
+        """Async ``Invoices.sync``: the same runs, state file, journal, lock and reporting. A
+        timeout around the call (``asyncio.timeout``, ``anyio.move_on_after``) that swallows the
+        cancellation or replaces it with a ``TimeoutError`` loses no report: the next run reports
+        what this one delivered."""
         with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
             return await arun(flow, self._client)
