@@ -53,6 +53,19 @@ def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> set[str]
     return {str(invoice.ksef_number) for invoice in backend.invoices.state.accepted[before:]}
 
 
+def _interrupt_the_second_window() -> Tamper:
+    """A KeyboardInterrupt raised as the run's second export starts (its first window delivered)."""
+    exports: list[httpx.Request] = []
+
+    def interrupt(request: httpx.Request, response: httpx.Response) -> None:
+        if _starts_export(request):
+            exports.append(request)
+            if len(exports) == 2:
+                raise KeyboardInterrupt
+
+    return Tamper(interrupt)
+
+
 def _starts_export(request: httpx.Request) -> bool:
     return request.method == "POST" and request.url.path.endswith(EXPORTS)
 
@@ -201,16 +214,8 @@ class TestARunStoppedHalfWay:
     ) -> None:
         sent = _send(ksef, backend, 70, "KI")
         backend.metadata_limit = 30  # windows of 30 (KSeF's 10,000 scaled down)
-        exports: list[httpx.Request] = []
-
-        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
-            if _starts_export(request):
-                exports.append(request)
-                if len(exports) == 2:
-                    raise KeyboardInterrupt
-
         state, inbox = tmp_path / "state.json", tmp_path / "inbox"
-        tamper = Tamper(interrupt_the_second_window)
+        tamper = _interrupt_the_second_window()
         with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt) as caught:
             client.invoices.sync("Subject1", state, inbox, start=_start())
         partial = getattr(caught.value, "partial", None)
@@ -344,17 +349,9 @@ class TestEveryDeliveredInvoiceIsReported:
         # The state file names them: by absolute paths, valid from another working folder.
         sent = _send(ksef, backend, 70, "RL")
         backend.metadata_limit = 30
-        exports: list[httpx.Request] = []
-
-        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
-            if _starts_export(request):
-                exports.append(request)
-                if len(exports) == 2:
-                    raise KeyboardInterrupt
-
         (tmp_path / "elsewhere").mkdir()
         monkeypatch.chdir(tmp_path)
-        tamper = Tamper(interrupt_the_second_window)
+        tamper = _interrupt_the_second_window()
         with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt):
             client.invoices.sync("Subject1", "state.json", "inbox", start=_start())
         monkeypatch.chdir(tmp_path / "elsewhere")
@@ -406,15 +403,7 @@ class TestEveryDeliveredInvoiceIsReported:
         state.write_text(json.dumps({**saved, "unreported": [str(f) for f in delivered.files]}), encoding="utf-8")
         sent = _send(ksef, backend, 40, "OF2")
         backend.metadata_limit = 30
-        exports: list[httpx.Request] = []
-
-        def interrupt_the_second_window(request: httpx.Request, response: httpx.Response) -> None:
-            if _starts_export(request):
-                exports.append(request)
-                if len(exports) == 2:
-                    raise KeyboardInterrupt
-
-        tamper = Tamper(interrupt_the_second_window)
+        tamper = _interrupt_the_second_window()
         with _client(ksef, ksef_server, tamper) as client, pytest.raises(KeyboardInterrupt) as caught:
             client.invoices.sync("Subject1", state, inbox)
         partial = getattr(caught.value, "partial", None)
