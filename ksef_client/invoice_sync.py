@@ -39,6 +39,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._generated.models import InvoicePackage
     from ksef_client._tokens import KeyCache
+
+_log = logging.getLogger("ksef_client")
 
 
 @dataclass
@@ -482,6 +485,12 @@ def _check_not_ahead(state: SyncState, state_file: Path, error: ExportStatusErro
             error.code,
             error.description,
         ) from error
+    _log.info(
+        "sync: nothing new after %s (state_file %s) yet: KSeF's HWM has not reached it (export status 420); "
+        "the next run asks again",
+        state.date_from,
+        state_file,
+    )
 
 
 def checked_start(start: dt.date | dt.datetime | None) -> dt.datetime | None:

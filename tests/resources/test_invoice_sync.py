@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import functools
 import json
+import logging
 import math
 import os
 import sys
@@ -649,16 +650,21 @@ class TestWhereAWindowStarts:
         assert dt.datetime.fromisoformat(json.loads(state.read_text(encoding="utf-8"))["date_from"]) >= start
 
     def test_a_first_start_ksef_s_hwm_has_not_reached_is_kept_for_the_next_run(
-        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
-    ) -> None:
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:  # fmt: skip
         # KSeF's HWM lags the present: a first start= close to now may be past it (420). Was: an
         # ExportError, and no state file: a scheduled `start=now` never got going.
         start = _start()
         sent = _send(ksef, backend, 2, "HW")
         state, inbox = tmp_path / "state.json", tmp_path / "inbox"
-        with _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))) as client:
+        with (
+            _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", _refuse_as_past_the_hwm))) as client,
+            caplog.at_level(logging.INFO, logger="ksef_client"),
+        ):
             assert client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers == []
         assert json.loads(state.read_text(encoding="utf-8"))["date_from"] == start.isoformat()
+        assert any("HWM has not reached it" in record.getMessage() for record in caplog.records)  # not silent
         assert set(ksef.invoices.sync("Subject1", state, inbox).ksef_numbers) == sent
 
     def test_a_mark_in_the_future_refused_by_ksef_is_a_clear_error(
