@@ -55,7 +55,7 @@ class KSeFBackend:
         self, *, upo_page_size: int = 10_000, metadata_limit: int = 10_000, export_part_size: int = 50_000_000,
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
         session_reads: int = 0, random_faults: tuple[float, int] | None = None, workers: int | None = None,
-        invoice_reads: int = 0,
+        invoice_reads: int = 0, export_package_limit: int = 1_000_000_000,
     ) -> None:  # fmt: skip
         """``workers``: processes that check the invoices of a large batch package (``None``: one
         per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``)."""
@@ -63,7 +63,10 @@ class KSeFBackend:
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
         # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults,
         # the clock.
-        self._initial = (Settings(upo_page_size, metadata_limit, export_part_size, profile), rate_limit_scale)
+        self._initial = (
+            Settings(upo_page_size, metadata_limit, export_part_size, export_package_limit, profile),
+            rate_limit_scale,
+        )
         self._initial_clock = clock
         self._initial_transitions = Transitions(session_reads=session_reads, invoice_reads=invoice_reads)
         self._initial_faults = random_faults
@@ -195,6 +198,15 @@ class KSeFBackend:
     @metadata_limit.setter
     def metadata_limit(self, value: int) -> None:
         self.core.settings.metadata_limit = value
+
+    @property
+    def export_package_limit(self) -> int:
+        """Compressed bytes of invoices one export package holds before ``isTruncated`` (KSeF: 1 GB)."""
+        return self.core.settings.export_package_limit
+
+    @export_package_limit.setter
+    def export_package_limit(self, value: int) -> None:
+        self.core.settings.export_package_limit = value
 
     @property
     def export_part_size(self) -> int:

@@ -96,6 +96,10 @@ class Settings:
     upo_page_size: int = 10_000
     metadata_limit: int = 10_000
     export_part_size: int = 50_000_000
+    # An export package's compressed invoices, in bytes: "Limit rozmiaru danych(skompresowanych):
+    # 1GB" (the spec, POST /invoices/exports); GB = 10^9 B, as the guide counts batch packages
+    # ("5 GB (5 000 000 000 bajtów)", faktury/weryfikacja-faktury.md).
+    export_package_limit: int = 1_000_000_000
     # "PROD" adds the checks KSeF makes only in production (NIP checksums of the parties).
     profile: str = "TEST"
 

@@ -3,6 +3,7 @@
 Sessions hand every accepted invoice to ``Invoices.register``; the duplicate key (seller NIP,
 ``RodzajFaktury``, number) is checked here. The metadata query pages with ``pageOffset``/
 ``hasMore`` and stops at ``metadata_limit`` records (KSeF: 10,000) with ``isTruncated``; exports
+stop there too, or at ``export_package_limit`` compressed bytes of invoices (KSeF: 1 GB), and
 package the invoices (``{ksefNumber}.xml`` + ``_metadata.json``) as a zip or tar.gz encrypted with
 the caller's AES key, cut into parts served from presigned links.
 """
@@ -14,6 +15,7 @@ import io
 import json
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
@@ -593,7 +595,10 @@ class Invoices:
         return export
 
     def _build_export(self, export: Export) -> None:
-        chosen = export.invoices[: self.core.settings.metadata_limit]
+        settings = self.core.settings
+        chosen = fill_package(
+            export.invoices, settings.metadata_limit, settings.export_package_limit, export.only_metadata
+        )
         truncated = len(export.invoices) > len(chosen)
         damage = self.faults.export_metadata if self.faults is not None else None
         check = self.core.check_metadata_record
@@ -623,6 +628,40 @@ class Invoices:
             date_type = export.query.date_type
             export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
         export.status = Status(200, "Eksport zakończony sukcesem")
+
+
+def fill_package(invoices: list[Invoice], count_limit: int, size_limit: int, only_metadata: bool) -> list[Invoice]:
+    """The first of ``invoices`` (in the export's date order) one package holds.
+
+    The spec (POST /invoices/exports): KSeF "dodaje faktury(nazwa pliku: {ksefNumber}.xml) do
+    paczki aż do osiągnięcia jednego z poniższych limitów: * Limit liczby faktur: 10 000 sztuk *
+    Limit rozmiaru danych(skompresowanych): 1GB"; "Plik z metadanymi(_metadata.json) nie jest
+    wliczany do limitów algorytmu budowania paczki". So only the ``{ksefNumber}.xml`` files count,
+    each as ``compressed_size`` of its XML; a package stops before the invoice that would take the
+    sum past ``size_limit``. An ``onlyMetadata`` package holds no invoice files: only the count cuts
+    it. The first invoice always goes in, however large: a package that could not hold it would be
+    empty, its window never move past it, and an incremental download would ask for it forever.
+    """
+    chosen = invoices[:count_limit]
+    if only_metadata:
+        return chosen
+    total = 0
+    for taken, invoice in enumerate(chosen):
+        total += compressed_size(invoice.xml)
+        if taken and total > size_limit:
+            return chosen[:taken]
+    return chosen
+
+
+def compressed_size(xml: bytes) -> int:
+    """The bytes ``xml`` takes compressed in an export package, for its size limit.
+
+    Raw DEFLATE at zlib's default level, alone: exactly the ``compress_size`` of its member in the
+    Zip package ``pack_export`` writes (``zipfile`` compresses each member with these parameters),
+    headers left out ("rozmiar danych"). A TarGz package has no size per member (one gzip stream):
+    the same measure, so a package holds the same invoices in either compression."""
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return len(packer.compress(xml)) + len(packer.flush())
 
 
 # InvoicePackage: the date of the last invoice of a truncated package, one field per dateType;
