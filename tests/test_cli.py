@@ -170,6 +170,32 @@ def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # typ
     assert len(json.loads(out)["files"]) == 12 and len(list((tmp_path / "inbox").glob("*.xml"))) == 12
 
 
+def test_a_truncated_download_says_where_to_go_on_from(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # "run again from the last date" named no date: the package's lastPermanentStorageDate is it
+    # (InvoicePackage: given "wyłącznie wtedy, gdy paczka została ucięta").
+    files = _invoices(tmp_path, "TR", 5)
+    assert run("-p", "emu", "send", "--batch", *files)[0] == 0
+    backend.metadata_limit = 3
+    since = (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    code, out, err = run(
+        "-p", "emu", "--json", "invoices", "download", "inbox", "--from", since, "--subject", "Subject1"
+    )
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["is_truncated"] and len(answer["files"]) == 3
+    go_on_from = dt.datetime.fromisoformat(answer["go_on_from"])
+    code, out, err = run(
+        "-p", "emu", "--json", "invoices", "download", "inbox", "--from", go_on_from.isoformat(),
+        "--subject", "Subject1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(list((tmp_path / "inbox").glob("*.xml"))) == 5  # the rest, from where the first stopped
+    code, out, _ = run("-p", "emu", "invoices", "download", "inbox2", "--from", since, "--subject", "Subject1")
+    assert f"run again with --from {go_on_from.isoformat()}" in out
+
+
 def test_a_batch_refused_while_it_is_built_is_a_usage_error(  # type: ignore[no-untyped-def]
     run, logged_in, tmp_path: Path, backend: KSeFBackend
 ) -> None:

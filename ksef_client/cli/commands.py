@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ksef_client import doctor as doctor_module
     from ksef_client._client import KSeF
     from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
+    from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
     from ksef_client.upo import parse_upo, save_upo
@@ -571,14 +572,31 @@ def invoices_download(
     start, end = _date_range(date_from, date_to)
     with state.client() as ksef, state.out.progress("export", None):
         result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
+    go_on_from = _go_on_from(result, date_type)
     data = {
         "reference_number": result.reference_number,
         "directory": directory,
         "files": result.files,
         "is_truncated": result.is_truncated,
+        "go_on_from": go_on_from,
     }
-    note = " (truncated: run again from the last date)" if result.is_truncated else ""
+    note = ""
+    if result.is_truncated:
+        note = f" (truncated: run again with --from {go_on_from})" if go_on_from else " (truncated)"
     state.out.result(data, message=f"{len(result.files)} invoice(s) saved in {directory}{note}")
+
+
+def _go_on_from(result: ExportResult, date_type: str) -> str | None:
+    """Where a truncated export goes on from: the date of its last invoice, of the export's date
+    type (KSeF gives the one of that type only, and only when the package was cut)."""
+    if not result.is_truncated:
+        return None
+    last = {
+        "PermanentStorage": result.last_permanent_storage_date,
+        "Invoicing": result.last_invoicing_date,
+        "Issue": result.last_issue_date,
+    }[date_type]
+    return None if last is None else last.isoformat()
 
 
 # --- diagnostics ------------------------------------------------------------------------------
