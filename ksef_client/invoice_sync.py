@@ -41,7 +41,6 @@ import functools
 import json
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,16 +49,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
+from ksef_client._durable import flush_folder, hold_lock, write_durably
 from ksef_client._flows import Flow
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
 from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
-
-if sys.platform == "win32":
-    import msvcrt
-else:
-    import fcntl
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -171,24 +166,6 @@ class SyncState:
         write_durably(path, json.dumps(self.as_json()).encode("utf-8"))
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically and durably: into a temporary file of a name of its own beside
-    ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
-    rename flushed too (the folder, on POSIX). A crash leaves the old file or the new one."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    flush_folder(path.parent)
-
-
 def _is_invoice_file(name: object) -> bool:
     return isinstance(name, str) and name.endswith(".xml") and os.path.isabs(name)
 
@@ -277,18 +254,6 @@ def _journal_lines(path: Path, raw: bytes) -> list[str]:
     return files
 
 
-def flush_folder(folder: Path) -> None:
-    """Flush a folder's entries (renames into it) to disk: POSIX only; on Windows a folder cannot
-    be opened for that, and a rename is written through by the file system."""
-    if os.name != "posix":
-        return
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
 @contextmanager
 def state_lock(state_file: Path) -> Iterator[None]:
     """Hold ``<state_file>.lock`` exclusively while the block runs, or raise ``SyncLockedError``
@@ -298,42 +263,15 @@ def state_lock(state_file: Path) -> Iterator[None]:
     The lock file stays (removing it would let a third run lock a file of the same name while a
     second holds the removed one)."""
     lock_file = state_file.with_name(state_file.name + ".lock")
-    handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            _lock(handle)
-        except OSError:
-            raise SyncLockedError(
-                f"state_file {state_file} is in use by another sync run (it holds {lock_file}); "
-                "run one sync per state file at a time"
-            ) from None
-        try:
-            yield
-        finally:
-            _unlock(handle)
-    finally:
-        os.close(handle)
 
+    def busy() -> SyncLockedError:
+        return SyncLockedError(
+            f"state_file {state_file} is in use by another sync run (it holds {lock_file}); "
+            "run one sync per state file at a time"
+        )
 
-if sys.platform == "win32":
-
-    def _lock(handle: int) -> None:
-        os.lseek(handle, 0, os.SEEK_SET)
-        msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
-
-    def _unlock(handle: int) -> None:
-        os.lseek(handle, 0, os.SEEK_SET)
-        msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
-
-else:
-
-    def _lock(handle: int) -> None:
-        # flock, not lockf: flock's locks belong to the open file, so two runs in one process
-        # (two threads, two tasks) exclude each other too; lockf's would both succeed.
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(handle: int) -> None:
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    with hold_lock(lock_file, busy):
+        yield
 
 
 @dataclass
