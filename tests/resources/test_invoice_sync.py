@@ -607,6 +607,25 @@ class TestWhereAWindowStarts:
     """The mark only moves forward. Spec 2.9.0, export status 420: "Parametr dateRange.from jest
     późniejszy niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
 
+    def test_more_invoices_stored_under_a_frozen_clock_than_fit_a_package_are_all_delivered(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # Was: the emulator dated every invoice a frozen clock stored alike, so a truncated package
+        # ended at that date, the next window started at it ("kolejne wywołanie należy rozpocząć od
+        # LastPermanentStorageDate") and found the same 30 invoices: the run stopped with no progress.
+        fixed = _start()
+        real, backend.clock = backend.clock, lambda: fixed
+        try:
+            sent = _send(ksef, backend, 70, "FC")
+        finally:
+            backend.clock = real
+        backend.metadata_limit = 30
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        result = ksef.invoices.sync("Subject1", state, inbox, start=fixed - dt.timedelta(minutes=1))
+        assert set(result.ksef_numbers) == sent and len(result.ksef_numbers) == 70
+        stored = [invoice.stored for invoice in backend.invoices.state.accepted]
+        assert stored == sorted(set(stored), key=stored.index) and len(set(stored)) == 70  # one date each, in order
+
     def test_a_start_later_than_the_saved_mark_is_refused_and_an_earlier_one_ignored(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:

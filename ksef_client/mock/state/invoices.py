@@ -40,6 +40,8 @@ REMEMBERED_QUERIES = 1_000
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
 # dates the storage this much later.
 PERMANENT_STORAGE_DELAY = dt.timedelta(milliseconds=1)
+# The least step between the acquisition dates of two invoices (``Invoices.acquisition_time``).
+ACQUISITION_STEP = dt.timedelta(microseconds=1)
 # RodzajFaktury of each form -> the spec's InvoiceType (metadata, exports).
 INVOICE_TYPES = {
     "VAT": "Vat", "ZAL": "Zal", "KOR": "Kor", "ROZ": "Roz", "UPR": "Upr", "KOR_ZAL": "KorZal",
@@ -449,6 +451,19 @@ class Invoices:
         with self.core.lock:
             self.state.accepted.append(invoice)
             self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
+
+    def acquisition_time(self) -> dt.datetime:
+        """The ``acquisitionDate`` of the invoice numbered now (called under the lock, with its
+        ``register``): the clock's time, or 1 µs after the invoice numbered last where the clock has
+        not passed it (a frozen test clock, or two invoices within the clock's resolution). KSeF
+        stores invoices one after another; were many to share one date, an export cut at that date
+        would be asked for again from it, and a client would never get past them (a package holds
+        at most ``metadata_limit``: "kolejne wywołanie należy rozpocząć od LastPermanentStorageDate",
+        przyrostowe-pobieranie-faktur.md)."""
+        now = self.core.clock()
+        accepted = self.state.accepted
+        last = accepted[-1].acquired if accepted else None
+        return max(now, last + ACQUISITION_STEP) if last is not None else now
 
     def hwm(self) -> dt.datetime:
         """``permanentStorageHwmDate`` now: "System gwarantuje, że dane poniżej tej wartości są

@@ -638,7 +638,7 @@ class Sessions:
 
     def _accept(self, invoice: Invoice) -> None:
         assert invoice.fields is not None
-        invoice.acquired = self.core.clock()
+        invoice.acquired = self.invoices.acquisition_time()  # under the lock, with register below
         # "RRRRMMDD - data przyjęcia faktury (rok, miesiąc, dzień) do dalszego przetwarzania"
         # (faktury/numer-ksef.md): the Polish calendar day of invoicingDate, not the UTC day of numbering.
         date = invoice.received.astimezone(WARSAW).strftime("%Y%m%d")
