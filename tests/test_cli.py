@@ -196,6 +196,39 @@ def test_a_truncated_download_says_where_to_go_on_from(  # type: ignore[no-untyp
     assert f"run again with --from {go_on_from.isoformat()}" in out
 
 
+def test_a_truncated_download_that_cannot_go_further_by_its_date_says_so(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # Was: "run again with --from X" where X was the --from given: every invoice of a batch session
+    # has the session's one invoicing date, so going on from it fetched the same 3 again and again.
+    files = _invoices(tmp_path, "ST", 5)
+    assert run("-p", "emu", "send", "--batch", *files)[0] == 0
+    backend.metadata_limit = 3
+    since = (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    download = (
+        "-p",
+        "emu",
+        "--json",
+        "invoices",
+        "download",
+        "inbox",
+        "--subject",
+        "Subject1",
+        "--date-type",
+        "Invoicing",
+    )
+    code, out, err = run(*download, "--from", since)
+    assert code == 0, err
+    go_on_from = json.loads(out)["go_on_from"]
+    code, out, err = run(*download, "--from", go_on_from)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["is_truncated"] and answer["go_on_from"] is None
+    code, out, _ = run(*download[:2], *download[3:], "--from", go_on_from)
+    assert f"more invoices dated {go_on_from} than one export carries" in out
+    assert "--date-type PermanentStorage" in out
+
+
 def test_a_batch_refused_while_it_is_built_is_a_usage_error(  # type: ignore[no-untyped-def]
     run, logged_in, tmp_path: Path, backend: KSeFBackend
 ) -> None:
