@@ -109,9 +109,10 @@ def test_whitespace_is_only_collapsed_where_the_schema_collapses_it() -> None:
 
 
 def test_a_date_libxml2_takes_with_its_whitespace_is_read_stripped_by_the_emulator() -> None:
-    # libxml2 takes " 2026-..." for P_1 (etd:TData) as it stands, so validate_invoice, which strips
-    # only when the XSD finds fault, has nothing to strip; schema_errors (the emulator's check)
-    # still strips every date value, and KSeF reads the collapsed value (XML Schema Part 2, 3.2.9).
+    # libxml2 takes " 2026-..." for P_1 (etd:TData) as it stands, so the checks, which strip only
+    # when the XSD finds fault (validate_invoice, the emulator's check_file), have nothing to strip;
+    # the emulator's fields_of strips what it reads, and KSeF reads the collapsed value (XML Schema
+    # Part 2, 3.2.9).
     xml = sample_invoice()
     issued = xml.split(b"<P_1>")[1].split(b"</P_1>")[0]
     spaced = xml.replace(b"<P_1>" + issued, b"<P_1>\n " + issued + b" ", 1)

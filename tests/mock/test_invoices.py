@@ -156,6 +156,26 @@ def test_a_comment_inside_a_value_is_no_part_of_it(ksef: KSeF) -> None:
     assert (fields.number, fields.gross) == ("FV/7/A", Decimal("2522.73"))
 
 
+def test_comments_between_the_elements_of_an_invoice_leave_it_as_it_is(ksef: KSeF) -> None:
+    # Was: a comment among Fa's children (where XML and the XSD allow one) got the invoice refused
+    # with "Invalid input tag of type <class 'cython_function_or_method'>" (the amounts were summed
+    # over every child node, the comment's tag a function). Comments are no part of the data.
+    plain = sample_invoice("FV/C/1", net="2051.00")
+    commented = (
+        sample_invoice("FV/C/2", net="2051.00")
+        .replace(b"<P_2>", b"<!-- number --><P_2>", 1)
+        .replace(b"<P_13_1>", b"<!-- net --><P_13_1>", 1)
+        .replace(b"<Podmiot1>", b"<Podmiot1><!-- seller -->", 1)
+    )
+    assert commented.count(b"<!--") == 3
+    assert sent_statuses(ksef, [commented]) == [(200, [])]
+    read, expected = read_invoice_fields(commented), read_invoice_fields(plain)
+    assert (read.number, read.seller, read.net, read.vat_pln, read.gross) == (
+        "FV/C/2", expected.seller, expected.net, expected.vat_pln, expected.gross,
+    )  # fmt: skip
+    assert read.net == Decimal("2051.00")
+
+
 # Spec 2.9.0, InvoiceQueryFilters.dateRange: "Maksymalny dozwolony okres wynosi 100 dni w strefie
 # UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
 # w UTC". The emulator allowed 92 days and checked only ranges with a `to`: an open range from 200

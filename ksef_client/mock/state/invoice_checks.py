@@ -19,7 +19,7 @@ from ksef_client.schemas import (
     InvoiceSchemaError,
     check_document,
     has_attachment,
-    schema_errors,
+    schema_errors_stripping_on_fault,
     warm_up,
 )
 
@@ -60,7 +60,8 @@ def check_file(form_code: str, xml: bytes, limits: SizeLimits = KSEF_SIZE_LIMITS
     context's ``limits``, without and with attachments), then read the fields."""
     try:
         document = check_document(xml, with_attachments=True, limit=max(limits.plain, limits.with_attachment))
-        errors = schema_errors(form_code, document)
+        # fields_of strips every value it reads, so the dates are stripped only for a second look.
+        errors = schema_errors_stripping_on_fault(form_code, document)
         if errors:
             raise InvoiceSchemaError(errors, "schema")
         attached = has_attachment(document)
