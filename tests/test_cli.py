@@ -170,15 +170,20 @@ def test_batch_send_and_download(run, logged_in, tmp_path: Path) -> None:  # typ
     assert len(json.loads(out)["files"]) == 12 and len(list((tmp_path / "inbox").glob("*.xml"))) == 12
 
 
+def _five_sent_in_packages_of_three(run, tmp_path: Path, backend: KSeFBackend, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    """Five invoices sent in one batch session, export packages cut at 3; a ``--from`` before them."""
+    files = _invoices(tmp_path, prefix, 5)
+    assert run("-p", "emu", "send", "--batch", *files)[0] == 0
+    backend.metadata_limit = 3
+    return (dt.date.today() - dt.timedelta(days=7)).isoformat()
+
+
 def test_a_truncated_download_says_where_to_go_on_from(  # type: ignore[no-untyped-def]
     run, logged_in, tmp_path: Path, backend: KSeFBackend
 ) -> None:
     # "run again from the last date" named no date: the package's lastPermanentStorageDate is it
     # (InvoicePackage: given "wyłącznie wtedy, gdy paczka została ucięta").
-    files = _invoices(tmp_path, "TR", 5)
-    assert run("-p", "emu", "send", "--batch", *files)[0] == 0
-    backend.metadata_limit = 3
-    since = (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    since = _five_sent_in_packages_of_three(run, tmp_path, backend, "TR")
     code, out, err = run(
         "-p", "emu", "--json", "invoices", "download", "inbox", "--from", since, "--subject", "Subject1"
     )
@@ -201,22 +206,10 @@ def test_a_truncated_download_that_cannot_go_further_by_its_date_says_so(  # typ
 ) -> None:
     # Was: "run again with --from X" where X was the --from given: every invoice of a batch session
     # has the session's one invoicing date, so going on from it fetched the same 3 again and again.
-    files = _invoices(tmp_path, "ST", 5)
-    assert run("-p", "emu", "send", "--batch", *files)[0] == 0
-    backend.metadata_limit = 3
-    since = (dt.date.today() - dt.timedelta(days=7)).isoformat()
+    since = _five_sent_in_packages_of_three(run, tmp_path, backend, "ST")
     download = (
-        "-p",
-        "emu",
-        "--json",
-        "invoices",
-        "download",
-        "inbox",
-        "--subject",
-        "Subject1",
-        "--date-type",
-        "Invoicing",
-    )
+        "-p", "emu", "--json", "invoices", "download", "inbox", "--subject", "Subject1", "--date-type", "Invoicing",
+    )  # fmt: skip
     code, out, err = run(*download, "--from", since)
     assert code == 0, err
     go_on_from = json.loads(out)["go_on_from"]
