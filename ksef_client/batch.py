@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -231,31 +232,43 @@ class BatchPackage:
         return cls(len(names), size, digest_b64(parts.package_hash), parts.finished(), kind)
 
 
-def _name_and_bytes(source: InvoiceSource, index: int) -> tuple[str, bytes]:
+def _name_and_bytes(source: InvoiceSource, index: int, checked_after: bool) -> tuple[str, bytes]:
     if isinstance(source, tuple):
         name, xml = source
-        return name, _xml(xml, index)
+        return name, _xml(xml, index, checked_after)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         return path.name, path.read_bytes()
-    return f"invoice-{index:05d}.xml", _xml(source, index)
+    return f"invoice-{index:05d}.xml", _xml(source, index, checked_after)
 
 
-def invoice_bytes(xml: bytes | SupportsToXml, what: str = "invoice: expected bytes or an Invoice") -> bytes:
+def invoice_bytes(
+    xml: bytes | SupportsToXml, what: str = "invoice: expected bytes or an Invoice", *, checked_after: bool = False
+) -> bytes:
     """The XML of an invoice given as bytes (or bytearray) or as an object with ``to_xml()`` (an
-    ``Invoice``); anything else is a ``TypeError`` starting with ``what``."""
+    ``Invoice``); anything else is a ``TypeError`` starting with ``what``. ``checked_after``: the
+    caller checks the bytes itself (against its session's form and its context's limits), so an
+    ``Invoice`` is written without its own check, which knows KSeF's default limits only."""
+    data: object = xml
     if not isinstance(xml, bytes | bytearray) and callable(getattr(xml, "to_xml", None)):
-        xml = xml.to_xml()
-    if not isinstance(xml, bytes | bytearray):
-        raise TypeError(f"{what}, got {type(xml).__name__}")
-    return bytes(xml)
+        data = _written(xml, checked_after)
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError(f"{what}, got {type(data).__name__}")
+    return bytes(data)
 
 
-def _xml(xml: bytes | SupportsToXml, index: int) -> bytes:
+def _written(invoice: SupportsToXml, checked_after: bool) -> object:
+    # An Invoice exists only once its module is loaded: no import (and no xsdata) for other objects.
+    model = sys.modules.get("ksef_client.invoice.model")
+    if checked_after and model is not None and isinstance(invoice, model.Invoice):
+        return invoice.to_xml(validate=False)
+    return invoice.to_xml()
+
+
+def _xml(xml: bytes | SupportsToXml, index: int, checked_after: bool) -> bytes:
     # Refused by what it is: it was read as a path ("expected str, bytes or os.PathLike object, not Invoice").
-    return invoice_bytes(
-        xml, f"invoice {index}: expected bytes, an Invoice (to_xml()), a path or a (file name, bytes) pair"
-    )
+    what = f"invoice {index}: expected bytes, an Invoice (to_xml()), a path or a (file name, bytes) pair"
+    return invoice_bytes(xml, what, checked_after=checked_after)
 
 
 # Invoices checked one after another before any of them is zipped: libxml2 then finds the compiled
@@ -280,7 +293,7 @@ def _checked(
     run: list[tuple[int, str, bytes]] = []
     run_bytes = index = 0
     for index, source in enumerate(invoices, start=1):
-        name, data = _read(source, index, names, limits, stop)
+        name, data = _read(source, index, names, limits, stop, check is not None)
         if check is not None:
             check(index, name, data)
         names.add(name)
@@ -295,7 +308,12 @@ def _checked(
 
 
 def _read(
-    source: InvoiceSource, index: int, names: set[str], limits: LimitsInForce, stop: threading.Event | None
+    source: InvoiceSource,
+    index: int,
+    names: set[str],
+    limits: LimitsInForce,
+    stop: threading.Event | None,
+    checked_after: bool,
 ) -> tuple[str, bytes]:
     """Invoice ``index``, within the context's ``limits`` in number and size, with a name not yet
     taken."""
@@ -304,7 +322,7 @@ def _read(
     most = limits.covering(count=index).max_invoices
     if index > most:
         raise BatchError(f"more than {most} invoices; KSeF accepts at most {most} per batch")
-    name, data = _name_and_bytes(source, index)
+    name, data = _name_and_bytes(source, index, checked_after)
     if not data:
         raise BatchError(f"invoice {index} ({name}) is empty")
     allowed = limits.covering(size=len(data))

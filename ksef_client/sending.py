@@ -244,7 +244,7 @@ def prepare_invoice(
 ) -> EncryptedInvoice:
     """Check (optionally against the XSD and ``limits``) and encrypt one invoice;
     ``InvoiceRejectedError`` before sending."""
-    data = invoice_bytes(xml)
+    data = invoice_bytes(xml, checked_after=validate)
     if validate:
         check_invoice(data, form, limits=limits)
     return EncryptedInvoice.build(key, data)
@@ -360,7 +360,7 @@ class _OnlineSessionFlows:
             raise RuntimeError("the session is not open")
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
-        data = invoice_bytes(xml)
+        data = invoice_bytes(xml, checked_after=self.validate)
         if corrected is not None:
             check_not_its_own_hash(corrected, data)
         if self.validate and self.limits.unknown_for(size=len(data)):

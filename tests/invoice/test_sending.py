@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import InvoiceRejectedError, InvoiceSchemaError
 from ksef_client.invoice import Invoice, Line, Party, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
@@ -84,3 +85,20 @@ async def test_async_send_batch_takes_invoice_objects(ksef_server: ThreadedServe
 def test_send_batch_names_what_it_cannot_send(ksef: KSeF) -> None:
     with pytest.raises(TypeError, match=r"invoice 2: expected bytes, an Invoice .*got int"):
         ksef.send_batch([sample_invoice("OBJ/B/9"), 7])  # type: ignore[list-item]
+
+
+def test_an_invoice_object_a_hand_edit_broke_is_refused_as_bytes_are(ksef: KSeF, backend: KSeFBackend) -> None:
+    # docs/errors-and-retries.md: session.send raises InvoiceRejectedError for bad XML (nothing
+    # sent); an Invoice was written by to_xml(), whose InvoiceSchemaError reached the caller instead.
+    # validate=False sends as given, but an Invoice is still written by to_xml(), which checks it.
+    broken = _invoice("OBJ/X/1")
+    broken.model.fa.p_2 = ""  # P_2: at least one character
+    with ksef.online_session() as session:
+        with pytest.raises(InvoiceRejectedError, match="P_2") as raised:
+            session.send(broken)
+        assert isinstance(raised.value.__cause__, InvoiceSchemaError)
+    with pytest.raises(InvoiceRejectedError, match=r"invoice 2 \(invoice-00002.xml\).*P_2"):
+        ksef.send_batch([_invoice("OBJ/X/2"), broken])
+    with ksef.online_session(validate=False) as session, pytest.raises(InvoiceSchemaError, match="P_2"):
+        session.send(broken)
+    assert not backend.invoices.state.accepted

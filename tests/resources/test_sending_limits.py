@@ -18,6 +18,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client.batch import BatchPackage
 from ksef_client.crypto import SymmetricKey
 from ksef_client.errors import BatchError, InvoiceRejectedError, InvoiceSchemaError
+from ksef_client.invoice import Invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.schemas import KSEF_LIMITS, LimitsInForce, SessionLimits, validate_invoice
@@ -129,3 +130,21 @@ def test_the_count_of_a_batch_follows_the_context_s_limit() -> None:
     invoices = [sample_invoice(f"FV/N/{i}") for i in range(3)]
     with pytest.raises(BatchError, match="more than 2 invoices"):
         BatchPackage.build(invoices, SymmetricKey.generate(), limits=LimitsInForce(SessionLimits(max_invoices=2)))
+
+
+def test_a_typed_invoice_past_the_default_size_is_checked_against_the_context_s_limit(ksef: KSeF, big: bytes) -> None:
+    # Was: session.send(invoice) and send_batch([invoice]) serialized it with to_xml(), which checks
+    # against KSeF's default limits, so a typed invoice the context's raised limit takes was refused
+    # ("at most 1000000") before the session's own check (its form, its context's limits) ran.
+    invoice = Invoice.from_xml(big, validate=False)
+    _raise_limits(ksef, 2)
+    with ksef.online_session() as session:
+        session.send(invoice)
+    ksef.sessions.wait(session.reference_number)
+    assert [outcome.code for outcome in session.outcomes()] == [200]
+    second = Invoice.from_xml(big.replace(b"FV/BIG/1", b"FV/BIG/5"), validate=False)
+    result = ksef.send_batch([second], wait=True)
+    assert result.status is not None and result.status.successful_invoice_count == 1
+    _raise_limits(ksef, 1)
+    with ksef.online_session() as session, pytest.raises(InvoiceRejectedError, match="at most 1000000"):
+        session.send(Invoice.from_xml(big.replace(b"FV/BIG/1", b"FV/BIG/6"), validate=False))
