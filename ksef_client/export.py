@@ -79,7 +79,10 @@ class ExportResult:
     ``last_invoicing_date`` (``Invoicing``) or ``last_issue_date`` (``Issue``, a day); KSeF gives
     each "wyłącznie wtedy, gdy paczka została ucięta" and the export filtered by that date type,
     ``None`` otherwise. ``permanent_storage_hwm_date``: below it KSeF's set is complete
-    (``PermanentStorage`` only).
+    (``PermanentStorage`` only). ``goes_no_further``: truncated, and every invoice of the package
+    has that last date, so going on from it would fetch the same invoices again (more invoices
+    share the date than a package holds: a day of ``Issue`` dates, a batch session's one
+    ``Invoicing`` date); another date type (``PermanentStorage``) gets past them.
 
     A range over KSeF's 100 days is exported in windows: ``reference_numbers`` are their exports,
     oldest first; ``reference_number`` and the truncation and dates are the last one's."""
@@ -95,6 +98,7 @@ class ExportResult:
     reference_numbers: list[str] = field(default_factory=list)
     last_invoicing_date: dt.datetime | None = None
     last_issue_date: dt.date | None = None
+    goes_no_further: bool = False
 
     def __post_init__(self) -> None:
         if not self.reference_numbers:
@@ -269,7 +273,7 @@ def unpack_export(
             files = [_move(source, target) for source, target in moves]
     finally:
         archive.unlink(missing_ok=True)
-    return ExportResult(
+    result = ExportResult(
         ref,
         directory,
         files,
@@ -280,6 +284,33 @@ def unpack_export(
         last_invoicing_date=_optional_date(package.last_invoicing_date),
         last_issue_date=_optional_day(package.last_issue_date),
     )
+    result.goes_no_further = result.is_truncated and _all_dated_last(result)
+    return result
+
+
+# The metadata record's field of each last date a truncated package gives (one, of its date type).
+_DATE_FIELDS = (
+    ("last_permanent_storage_date", "permanentStorageDate"),
+    ("last_invoicing_date", "invoicingDate"),
+    ("last_issue_date", "issueDate"),
+)
+
+
+def _all_dated_last(result: ExportResult) -> bool:
+    """Whether every invoice of the package has the last date it gives (``goes_no_further``)."""
+    for attribute, name in _DATE_FIELDS:
+        last = getattr(result, attribute)
+        if last is not None:
+            kind = dt.datetime if isinstance(last, dt.datetime) else dt.date
+            return bool(result.metadata) and all(_read_date(m.get(name), kind) == last for m in result.metadata)
+    return False
+
+
+def _read_date(value: object, kind: type[dt.date]) -> dt.date | None:
+    try:
+        return kind.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 # The temporary folder a package is unpacked into, inside the target folder (so that moving a

@@ -573,22 +573,24 @@ def invoices_download(
     with state.client() as ksef, state.out.progress("export", None):
         result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
     go_on_from = _go_on_from(result, date_type)
-    stuck = go_on_from is not None and _no_further(go_on_from, start)
+    stuck = result.goes_no_further
     data = {
         "reference_number": result.reference_number,
         "directory": directory,
         "files": result.files,
         "is_truncated": result.is_truncated,
         "go_on_from": None if stuck else go_on_from,
+        "goes_no_further": stuck,
     }
     note = ""
     if stuck:
         # KSeF's rule is to go on from the package's last date; when every invoice of the package
-        # has the --from date, that gives the same package again (a day of Issue dates, a batch
+        # has that date, that gives the same package again (a day of Issue dates, a batch
         # session's one Invoicing date).
+        other = "PermanentStorage" if date_type != "PermanentStorage" else "Issue or Invoicing"
         note = (
             f" (truncated: more invoices dated {go_on_from} than one export carries; going on from that date "
-            "would fetch the same ones: export by --date-type PermanentStorage, whose dates differ)"
+            f"would fetch the same ones: export by --date-type {other}, whose dates differ)"
         )
     elif result.is_truncated:
         note = f" (truncated: run again with --from {go_on_from})" if go_on_from else " (truncated)"
@@ -606,12 +608,6 @@ def _go_on_from(result: ExportResult, date_type: str) -> str | None:
         "Issue": result.last_issue_date,
     }[date_type]
     return None if last is None else last.isoformat()
-
-
-def _no_further(go_on_from: str, start: dt.date | dt.datetime) -> bool:
-    """Whether going on from ``go_on_from`` (``_go_on_from``) would ask for the same window again."""
-    last = dt.datetime.fromisoformat(go_on_from) if "T" in go_on_from else dt.date.fromisoformat(go_on_from)
-    return moment(last, "go_on_from") <= moment(start, "--from")
 
 
 # --- diagnostics ------------------------------------------------------------------------------

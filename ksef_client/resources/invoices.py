@@ -88,6 +88,7 @@ def joined(results: list[ExportResult]) -> ExportResult:
         last.reference_number, last.directory, files, list(records.values()), last.is_truncated,
         last.last_permanent_storage_date, last.permanent_storage_hwm_date, last.extra,
         [result.reference_number for result in results], last.last_invoicing_date, last.last_issue_date,
+        last.goes_no_further,
     )  # fmt: skip
 
 

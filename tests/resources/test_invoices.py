@@ -274,6 +274,19 @@ class TestExportAndSync:
         attribute = "last_invoicing_date" if date_type == "Invoicing" else "last_issue_date"
         assert getattr(result, attribute) == expected
 
+    @pytest.mark.parametrize(("date_type", "stuck"), [("Issue", True), ("PermanentStorage", False)])
+    def test_a_truncated_export_whose_invoices_all_have_its_last_date_says_it_goes_no_further(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, date_type: str, stuck: bool
+    ) -> None:
+        # Five invoices issued today, packages of three: going on from the last Issue date (today)
+        # would fetch the same three again; their PermanentStorage dates differ, so that goes on.
+        _send(ksef, 5, "GN")
+        backend.metadata_limit = 3
+        since = dt.date.today() - dt.timedelta(days=2)
+        result = ksef.invoices.export(tmp_path / "out", date_from=since, date_type=date_type)
+        assert result.is_truncated and len(result.files) == 3
+        assert result.goes_no_further is stuck
+
     def test_a_part_broken_off_mid_body_is_downloaded_again(
         self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
     ) -> None:
