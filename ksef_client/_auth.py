@@ -9,7 +9,7 @@ import httpx
 
 from ksef_client._core import raise_for_status
 from ksef_client._tokens import TokenHolder
-from ksef_client._transport import SendState
+from ksef_client._transport import DEADLINE, SendState
 from ksef_client.errors import ResponseFormatError
 
 # Request extensions: a token to send instead of the access token (a flow step's, e.g. the
@@ -116,31 +116,38 @@ class BearerAuth(httpx.Auth):
         holder = self._holder
         found = holder.token
         if holder.refresh_token and holder.expiring(dt.datetime.now(dt.UTC)):
-            yield from self._refresh_unless_done(found)
+            yield from self._refresh_unless_done(found, request)
         sent = holder.token
         if sent:
             request.headers["Authorization"] = f"Bearer {sent}"
         request.extensions[MAY_REFRESH] = bool(holder.refresh_token)
         response = yield request
         if response.status_code == 401 and holder.refresh_token:
-            yield from self._refresh_unless_done(sent)
+            yield from self._refresh_unless_done(sent, request)
             if not self._state.after_refresh(request):
                 raise_for_status(response)  # the next request goes out with the new token
             request.headers["Authorization"] = f"Bearer {holder.token}"
             request.extensions[MAY_REFRESH] = False
             yield request
 
-    def _refresh_unless_done(self, token: str | None) -> Generator[Step, httpx.Response, None]:
+    def _refresh_unless_done(self, token: str | None, request: httpx.Request) -> Generator[Step, httpx.Response, None]:
         """Refresh under the lock, unless the holder's token is no longer ``token`` by then (another
         caller refreshed it, or it was replaced) or there is nothing to refresh with any more."""
         yield HOLD
         if self._holder.token == token and self._holder.refresh_token:
-            yield from self._refresh()
+            yield from self._refresh(request)
         yield RELEASE
 
-    def _refresh(self) -> Generator[Step, httpx.Response, None]:
+    def _refresh(self, request: httpx.Request) -> Generator[Step, httpx.Response, None]:
+        """``POST /auth/token/refresh`` for ``request``, within its call's deadline: a refresh is
+        part of the call that needed it (it had a fresh deadline of its own, so a call could last
+        twice its ``deadline``)."""
+        extensions = {DEADLINE: request.extensions[DEADLINE]} if DEADLINE in request.extensions else {}
         refresh = httpx.Request(
-            "POST", self._refresh_url, headers={"Authorization": f"Bearer {self._holder.refresh_token}"}
+            "POST",
+            self._refresh_url,
+            headers={"Authorization": f"Bearer {self._holder.refresh_token}"},
+            extensions=extensions,
         )
         response = yield refresh  # an error answer raises in the response hook
         try:

@@ -179,7 +179,9 @@ class _ClientCore(Generic[TransportT, SleepT]):
     ) -> None:
         # Kept for with_options; the access token is not an option: a copy shares the login.
         self._options = {k: v for k, v in locals().items() if k not in ("self", "access_token", "__class__")}
-        self.settings: Settings = resolve_settings(environment, base_url, timeout, verify, storage_hosts)
+        self.settings: Settings = resolve_settings(
+            environment, base_url, timeout, verify, storage_hosts, custom_transport=transport is not None
+        )
         self._tokens = TokenHolder(access_token)
         self._public_keys = KeyCache()
         redact_storage_links_in_logs(self.settings.base_url)

@@ -57,12 +57,12 @@ def _likely_cause(error: httpx.TransportError, url: str | None) -> str:
     address, text = f"{target.host}:{port}", str(error).lower()
     if isinstance(error, httpx.TimeoutException):
         hint = f"no answer in time from {address}: raise the client's timeout, or check that it is up"
+    elif "ssl" in text or "certificate" in text:  # before loopback: a local TLS proxy answered
+        hint = f"TLS with {address} failed: check the base URL's scheme and the certificates (verify=)"
     elif isinstance(error, httpx.ConnectError) and target.host in _LOOPBACK:
         hint = f"is the emulator running on {address}? Start it with: ksef-mock --port {port}"
     elif any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo")):
         hint = f"the host name {target.host} does not resolve: check the base URL and the DNS"
-    elif "ssl" in text or "certificate" in text:
-        hint = f"TLS with {address} failed: check the base URL's scheme and the certificates (verify=)"
     elif isinstance(error, httpx.ConnectError):
         hint = f"nothing answers on {address}: check the base URL, the network and any proxy"
     else:

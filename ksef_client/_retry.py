@@ -15,9 +15,11 @@ count.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import math
 import random
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -72,6 +74,19 @@ def never_sent(error: BaseException | None) -> bool:
     if isinstance(error, DeadlineExceeded):
         return error.nothing_sent
     return isinstance(error, NEVER_CONNECTED)
+
+
+def certificate_refused(error: BaseException) -> bool:
+    """Whether ``error`` is the server's TLS certificate refused: the same every time, so no
+    attempt is repeated (the first one names the cause)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return "certificate verify failed" in str(error).lower()
 
 
 def is_repeat_safe(request: httpx.Request, api_path_prefix: str) -> bool:
@@ -144,7 +159,7 @@ class RetryPolicy:
         A connection that was never made cannot have reached KSeF, so any request may be sent
         again; other failures (reset, read timeout) only ``safe`` ones.
         """
-        if not self.may_repeat(budget):
+        if not self.may_repeat(budget) or certificate_refused(error):
             return None
         return self.backoff_delay(budget.used, rng) if never_sent(error) or safe else None
 
@@ -160,9 +175,13 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta seconds or HTTP date); ``None`` if unusable.
+    """Seconds from a ``Retry-After`` header (delta seconds or HTTP date); ``None`` if unusable
+    (the caller then backs off as after any failure).
 
-    ``now`` is a POSIX timestamp, needed only for the HTTP-date form.
+    ``now`` is a POSIX timestamp, needed only for the HTTP-date form. An HTTP date is GMT whatever
+    form it takes (RFC 9110, 5.6.7: the asctime form carries no zone; it was read in the machine's
+    local time, so a 30 s wait read as 5 hours in New York). Delay seconds are a non-negative
+    number (RFC 9110, 10.2.3: ``1*DIGIT``): a negative one is unusable, not "now".
     """
     if value is None:
         return None
@@ -170,13 +189,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None or now is None:
-            return None
-        return max(0.0, when.timestamp() - now)
-    if not math.isfinite(seconds):
+        return _seconds_until(value, now)
+    if not math.isfinite(seconds) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
+
+
+def _seconds_until(http_date: str, now: float | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or now is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)

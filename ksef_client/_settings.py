@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,7 +32,8 @@ OFFICIAL_STORAGE_HOSTS = ("*.mf.gov.pl", "*.blob.core.windows.net")
 
 
 class InsecureTransportWarning(UserWarning):
-    """Emitted when a client is created with ``verify=False``."""
+    """Emitted when a client is created with ``verify=False``, or with a plain ``http://``
+    ``base_url`` to a host other than this machine."""
 
 
 def resolve_settings(
@@ -40,12 +42,15 @@ def resolve_settings(
     timeout: float,
     verify: bool,
     storage_hosts: tuple[str, ...] | list[str] | None = None,
+    custom_transport: bool = False,
 ) -> Settings:
     """Pick the base URL from ``base_url`` or the environment; validate it.
 
     Presigned links (batch uploads, UPO and export downloads) may only go to ``storage_hosts``:
     by default the official storage hosts for an environment, the API's own host for a custom
     ``base_url`` (the emulator serves its storage there). ``*.example.com`` matches subdomains.
+    ``custom_transport``: the caller gave the client its own transport (an in-process emulator,
+    a recording), so a plain ``http://`` URL need not cross a network.
     """
     # base_url wins; the environment is read only without one (environment=None beside a
     # base_url, e.g. from os.environ.get, worked before the names were checked)
@@ -64,5 +69,24 @@ def resolve_settings(
             InsecureTransportWarning,
             stacklevel=3,
         )
+    if urlsplit(url).scheme == "http" and not custom_transport and not _is_loopback(urlsplit(url).hostname):
+        warnings.warn(
+            f"{url} is plain http: invoices and tokens travel unencrypted to a host other than this "
+            "machine. Use https, or http only to an emulator on this machine.",
+            InsecureTransportWarning,
+            stacklevel=3,
+        )
     hosts = tuple(host.lower().rstrip(".") for host in storage_hosts)
     return Settings(base_url=url, timeout=timeout, verify=verify, storage_hosts=hosts)
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine: ``localhost`` or a loopback address."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -36,7 +36,7 @@ async def test_spec_violating_body_is_a_response_format_error_async() -> None:
 
 
 def test_repr_never_shows_the_token() -> None:
-    ksef = KSeF(base_url="http://ksef.local/v2", access_token="secret-token-value")
+    ksef = KSeF(base_url="https://ksef.local/v2", access_token="secret-token-value")
     assert "secret-token-value" not in repr(ksef)
     ksef.close()
 

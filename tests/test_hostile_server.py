@@ -48,6 +48,7 @@ from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from ksef_client.upo import parse_upo
 from ksef_client.xades import sign_xades
+from tests.helpers import FakeTime
 from tests.hostile import EndlessBody, RawServer, Tamper, drip, json_swap, silent
 
 NIP = "5265877635"
@@ -448,6 +449,39 @@ def test_an_async_call_has_the_same_deadline() -> None:
         assert time.monotonic() - started < 2.0
     finally:
         server.close()
+
+
+def test_a_token_refresh_inside_a_call_keeps_to_the_call_s_deadline(ksef_server: ThreadedServer) -> None:
+    # Review: the refresh a 401 set off had a deadline of its own, so a call could last twice its
+    # ``deadline`` ("seconds one SDK call may take in all: every request, retry, wait and body").
+    # Here the 401 comes after 3 s of a 4 s deadline and the refresh is answered 503 with
+    # Retry-After 2: waiting would pass the call's deadline, so the call ends with that 503 at
+    # once (it waited 2 s, refreshed again and only then ran out of time).
+    fake = FakeTime()
+    refreshes: list[float] = []
+    armed = [False]
+
+    def slow(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if armed[0] and request.url.path.endswith("/limits/context"):
+            armed[0] = False
+            fake.now += 3.0
+            return httpx.Response(401, json={}, request=request)
+        if armed[0] is False and request.url.path.endswith("/auth/token/refresh") and not refreshes:
+            refreshes.append(fake.now)
+            return httpx.Response(503, headers={"Retry-After": "2"}, request=request)
+        if request.url.path.endswith("/auth/token/refresh"):
+            refreshes.append(fake.now)
+        return None
+
+    credentials = self_signed_certificate()
+    with KSeF(
+        base_url=ksef_server.base_url, transport=Tamper(slow), clock=fake.clock, sleep=fake.sleep, rate_limit_scale=0
+    ) as ksef:
+        ksef.auth.login_with_certificate(credentials, context_nip=credentials.nip)
+        armed[0], started = True, fake.now
+        with pytest.raises(InternalServerError, match="refresh"):
+            ksef.with_options(deadline=4).limits.context()
+        assert len(refreshes) == 1 and fake.now - started == 3  # no wait past the deadline, no second refresh
 
 
 # --- 5. a login is one unit: a transient failure at any step starts it again ---------------------

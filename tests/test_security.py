@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.server
 import logging
 import os
 import re
+import ssl
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +25,7 @@ from ksef_client._generated.operations import OPERATIONS
 from ksef_client._retry import parse_retry_after
 from ksef_client._settings import InsecureTransportWarning, resolve_settings
 from ksef_client._storage import check_storage_url
-from ksef_client.errors import APIStatusError, UntrustedURLError, UPOError, make_status_error
+from ksef_client.errors import APIConnectionError, APIStatusError, UntrustedURLError, UPOError, make_status_error
 from ksef_client.identifiers import validate_ksef_number, validate_nip, validate_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.exceptions import MockAPIError
@@ -29,6 +35,7 @@ from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import random_nip, sample_invoice, self_signed_certificate
 from ksef_client.upo import parse_upo
 from ksef_client.xades import SignatureVerificationError, verify_xades
+from tests.helpers import FakeTime
 
 NIP = "5265877635"
 
@@ -69,6 +76,74 @@ def test_tokens_and_keys_never_reach_logs_or_reprs(
 def test_turning_tls_verification_off_warns(ksef_server: ThreadedServer) -> None:
     with pytest.warns(InsecureTransportWarning, match="TLS certificate verification is OFF"):
         KSeF(base_url=ksef_server.base_url, verify=False).close()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "warns"),
+    [
+        ("http://ksef.example.com/v2", True),
+        ("http://10.0.0.7:8000/v2", True),
+        ("http://127.0.0.1:8000/v2", False),
+        ("http://localhost:8000/v2", False),
+        ("http://[::1]:8000/v2", False),
+        ("https://ksef.example.com/v2", False),
+    ],
+)
+def test_plain_http_to_another_machine_warns_as_loud_as_verify_false(base_url: str, warns: bool) -> None:
+    # Review: verify=False warned, a mistyped scheme sending the bearer token in clear did not.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KSeF(base_url=base_url, access_token="t").close()
+    insecure = [w for w in caught if issubclass(w.category, InsecureTransportWarning)]
+    assert bool(insecure) is warns
+    if warns:
+        assert "plain http" in str(insecure[0].message)
+
+
+def test_plain_http_through_a_transport_of_the_caller_s_own_is_quiet() -> None:
+    # An in-process emulator or a recording: nothing crosses a network.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KSeF(
+            base_url="http://ksef.local/v2",
+            access_token="t",
+            transport=httpx.MockTransport(lambda r: httpx.Response(200)),
+        ).close()
+    assert not [w for w in caught if issubclass(w.category, InsecureTransportWarning)]
+
+
+def test_a_certificate_refused_is_named_at_once_and_not_tried_again(tmp_path: Path) -> None:
+    # Review: a TLS failure on this machine read "Is the emulator running?", and the certificate,
+    # refused the same way every time, was tried max_retries more times with backoff.
+    fake = FakeTime()
+    with (
+        _self_signed_https_server(tmp_path) as port,
+        KSeF(base_url=f"https://127.0.0.1:{port}/v2", access_token="t", sleep=fake.sleep, clock=fake.clock) as ksef,
+    ):
+        with pytest.raises(APIConnectionError, match=r"TLS with 127\.0\.0\.1") as raised:
+            ksef.limits.context()
+        assert "emulator running" not in str(raised.value)
+        assert ksef.send_state.requests_sent == 1 and fake.sleeps == []
+
+
+@contextlib.contextmanager
+def _self_signed_https_server(folder: Path) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 with a certificate nobody trusts; its port."""
+    credentials = self_signed_certificate()
+    pem = folder / "server.pem"
+    pem.write_bytes(credentials.certificate_pem() + credentials.private_key_pem())
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def _path(template: str) -> str:

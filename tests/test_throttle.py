@@ -3,12 +3,15 @@ identifiers and retry parsing."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
+import os
 import sys
 import threading
-from collections.abc import Callable
+import time as time_module
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -60,6 +63,41 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after("Wed, 25 Nov 2026 13:00:10 GMT", now=1795611600.0) == 10
     assert parse_retry_after("soon") is None
     assert parse_retry_after("nan") is None
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo", "Europe/Warsaw", "UTC"])
+def test_an_http_date_without_a_zone_is_gmt_wherever_the_client_runs(zone: str) -> None:
+    # Review: asctime ("Wed Dec  2 13:00:30 2026") and "-0000" dates carry no zone and were read in
+    # the machine's local time: a 30 s wait read as 18,030 s in New York (the limit group refused
+    # for 5 hours) and as 0 in Warsaw. RFC 9110, 5.6.7: HTTP dates are GMT.
+    now = dt.datetime(2026, 12, 2, 13, 0, tzinfo=dt.UTC).timestamp()
+    with _time_zone(zone):
+        assert parse_retry_after("Wed Dec  2 13:00:30 2026", now=now) == 30
+        assert parse_retry_after("Wed, 02 Dec 2026 13:00:30 -0000", now=now) == 30
+        assert parse_retry_after("Wed, 02 Dec 2026 13:00:30 GMT", now=now) == 30
+
+
+def test_a_negative_or_endless_retry_after_is_unusable() -> None:
+    # "-5" was read as 0: four attempts at once into KSeF's block ("Wielokrotne przekroczenia mogą
+    # skutkować znacznym wydłużeniem blokady", limity/limity-api.md). Unusable: the usual backoff.
+    assert parse_retry_after("-5") is None
+    assert parse_retry_after("1e400") is None
+    assert parse_retry_after("0") == 0
+
+
+@contextlib.contextmanager
+def _time_zone(zone: str) -> Iterator[None]:
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time_module.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time_module.tzset()
 
 
 def test_identifiers() -> None:
