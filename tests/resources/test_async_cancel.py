@@ -224,7 +224,7 @@ async def test_an_async_def_progress_is_refused_before_anything_is_sent(backend:
         with pytest.raises(TypeError, match="async def"):
             await ksef.send_batch(_named(3), progress=progress)
         sent = ksef.send_state.requests_sent
-    with pytest.raises(TypeError, match="async def"), KSeF(base_url="http://ksef.local/v2", access_token="t") as sync:
+    with pytest.raises(TypeError, match="async def"), KSeF(base_url="https://ksef.local/v2", access_token="t") as sync:
         sync.send_batch(_named(3), progress=progress)
     assert sent == 0 and not backend.sessions.state.sessions
 
