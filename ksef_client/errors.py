@@ -25,6 +25,7 @@
     ├── ExportError                   an export that failed or arrived damaged
     │   └── ExportStatusError         it ended with another status than 200 (.code; 420: from past the HWM)
     ├── SyncLockedError               another invoices.sync run holds the state file (nothing sent)
+    ├── QueryLimitError               a metadata walk held at one date by KSeF's 10,000-record limit
     ├── ResponseFormatError           a 2xx answer that does not match the spec
     ├── ResponseTooLargeError         a body past its cap (``BodyLimits``); read no further
     ├── UnsafePathError               a name from the server that would leave the target folder
@@ -33,7 +34,7 @@
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
     │   ├── UPOSignatureError         its XAdES signature is missing or broken
-    │   ├── UPOValidationError        not a valid UPO v4-3 document
+    │   ├── UPOValidationError        not a valid UPO v4-3 document (or a page short of its documents)
     │   └── UPOMismatchError          a UPO of another session, invoice or page than asked for
     └── UPONotAvailableError          the session or invoice has no UPO (yet)
 
@@ -311,6 +312,23 @@ class UntrustedURLError(KSeFError):
     """A presigned link points outside the environment's storage hosts (nothing was sent)."""
 
 
+class QueryLimitError(KSeFError):
+    """A metadata walk (``invoices.query``) that KSeF's limit holds at one date: more records share
+    it than one query returns (10,000, then ``isTruncated``), and the spec's way on, a range
+    restarted from the last record's date, returns the same ones again. KSeF answered as the spec
+    says; the records yielded so far stand.
+
+    ``date_type`` and ``date`` say where: by ``Issue`` a day (the issue date has no time), by
+    ``Invoicing`` or ``PermanentStorage`` one instant. Walk by ``date_type="PermanentStorage"``
+    (KSeF stores invoices one after another) or narrow the filters (``seller_nip``,
+    ``invoice_types``, ``amount``, ...) so fewer records share that date."""
+
+    def __init__(self, message: str, *, date_type: str, date: str) -> None:
+        super().__init__(message)
+        self.date_type = date_type
+        self.date = date
+
+
 class ResponseFormatError(KSeFError):
     """A successful answer whose body does not match the spec (wrong types, missing fields, HTML)."""
 
@@ -342,7 +360,9 @@ class UPOError(KSeFError):
 
 
 class UPOHashMismatchError(UPOError):
-    """The UPO's SHA-256 differs from the ``x-ms-meta-hash`` header that came with it."""
+    """The UPO's SHA-256 differs from the ``x-ms-meta-hash`` header that came with it; also raised
+    by ``invoices.get`` for an invoice's bytes (the same check). Without the header nothing is
+    checked: a WARNING on the ``ksef_client`` logger says so."""
 
 
 class UnsafeXMLError(UPOError):
@@ -354,13 +374,16 @@ class UPOSignatureError(UPOError):
 
 
 class UPOValidationError(UPOError):
-    """Not a UPO v4-3 document, or not valid against its schema."""
+    """Not a UPO v4-3 document, or not valid against its schema, or a session UPO page holding
+    another number of documents (``Dokument``) than its ``OpisPotwierdzenia`` names."""
 
 
 class UPOMismatchError(UPOError):
     """A UPO that is not the one asked for: of another session (``NumerReferencyjnySesji``), of
     another invoice (``NumerKSeFDokumentu``), or session pages that are not each page once
-    (``Strona``/``LiczbaStron``). Its hash and signature may be fine: a genuine UPO of something else."""
+    (``Strona``/``LiczbaStron``) or whose document ranges (``ZakresDokumentowOd``/``Do``) do not
+    cover the session's documents (``CalkowitaLiczbaDokumentow``) once each. Its hash and signature
+    may be fine: a genuine UPO of something else."""
 
 
 class UPONotAvailableError(KSeFError):

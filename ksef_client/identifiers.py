@@ -10,11 +10,16 @@ from __future__ import annotations
 import re
 
 NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
-_NIP = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}")
-_KSEF_NUMBER = re.compile(r"(?P<nip>\d{10})-(?P<date>\d{8})-(?P<body>[0-9A-F]{12})-(?P<crc>[0-9A-F]{2})")
+# re.ASCII on every pattern: without it Python's \d is any Unicode decimal digit (Arabic-Indic,
+# full-width, ...), which int() reads as well. The spec's patterns are .NET's, and KSeF's numbers,
+# which become file names and path segments, are ASCII.
+_NIP = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}", re.ASCII)
+_KSEF_NUMBER = re.compile(r"(?P<nip>\d{10})-(?P<date>\d{8})-(?P<body>[0-9A-F]{12})-(?P<crc>[0-9A-F]{2})", re.ASCII)
 # KSeF 1.0 numbers (36 characters, a dash inside the random part) are still accepted by the API.
-_KSEF_NUMBER_V1 = re.compile(r"\d{10}-\d{8}-[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{2}")
-_REFERENCE_NUMBER = re.compile(r"(?P<date>\d{8})-(?P<kind>[0-9A-Z]{2})-[0-9A-F]{10}-[0-9A-F]{10}-(?P<crc>[0-9A-F]{2})")
+_KSEF_NUMBER_V1 = re.compile(r"\d{10}-\d{8}-[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{2}", re.ASCII)
+_REFERENCE_NUMBER = re.compile(
+    r"(?P<date>\d{8})-(?P<kind>[0-9A-Z]{2})-[0-9A-F]{10}-[0-9A-F]{10}-(?P<crc>[0-9A-F]{2})", re.ASCII
+)
 
 
 def _crc8_table() -> tuple[int, ...]:
@@ -87,8 +92,9 @@ def validate_reference_number(value: str, field: str = "reference_number") -> st
 
 
 def reference_number_checksum_ok(value: str) -> bool:
-    """Whether the last two characters are the CRC-8 of the first 33 (true of most real numbers)."""
-    return checksum(value[:33]) == value[34:]
+    """Whether the last two characters are the CRC-8 of the first 33 (true of most real numbers;
+    ``False`` for a value that is not ASCII, which no reference number is)."""
+    return value.isascii() and checksum(value[:33]) == value[34:]
 
 
 def make_ksef_number(nip: str, date: str, body: str) -> str:

@@ -5,6 +5,13 @@ records with ``isTruncated``; the walk then narrows the window from the last rec
 start oldest first, its end newest first, as the spec says), offset 0, and drops the records it
 already yielded at that date, so callers see each invoice once, in either order and by any date.
 
+Offset pages shift when an invoice that sorts before the walk's place arrives during the walk:
+the next page then starts with records already yielded. Newest first, every new invoice would sort
+first in a range without ``to`` (KSeF counts it to its present moment), so the walk fixes the end
+of an open range when it starts; and by any date, it drops a record it yielded before should it
+come again (``Yielded``: the last 10,000 numbers). An invoice that arrives during the walk and
+sorts before its place does not come (the walk has passed it); one that sorts after, does.
+
 KSeF takes a ``dateRange`` of at most 100 days, a range without ``to`` counted to its present
 moment; a longer range is walked in windows of at most 100 days (``window_end``/``window_start``),
 oldest first or newest first as the records go.
@@ -13,6 +20,7 @@ oldest first or newest first as the records go.
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +37,7 @@ from ksef_client._generated.models import (
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
-from ksef_client.errors import ResponseFormatError
+from ksef_client.errors import QueryLimitError, ResponseFormatError
 from ksef_client.pagination import check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
@@ -188,7 +196,8 @@ class MetadataCursor:
     """Where a metadata walk stands; save it and pass it back to resume.
 
     ``date_from``/``date_to`` bound what is left of the walk (``date_to``: ``None`` for the query's
-    own); each request takes at most 100 days of it (KSeF's limit), from its start oldest first
+    own; newest first, an open range's end, fixed when the walk starts); each request takes at most
+    100 days of it (KSeF's limit), from its start oldest first
     (``Asc``), from its end newest first (``Desc``). ``date_from`` moves up (``Asc``) or
     ``date_to`` down (``Desc``) when a window is done, or truncated (then to the last record's date).
     ``skip`` holds the KSeF numbers already yielded at that bound, ``last``/``at_last`` the latest
@@ -279,10 +288,58 @@ def _narrowed(
     if descending and reaches_before and dt.datetime.fromisoformat(str(before)) <= dt.datetime.fromisoformat(bound):
         skip.update(dict.fromkeys(at_before))
     if bound == (cursor.date_to if descending else cursor.date_from) and skip.keys() <= set(cursor.skip):
-        raise ResponseFormatError("metadata window truncated without progress (10,000+ records at one instant)")
+        raise _limit_error(when, date_type)
     if descending:
         return MetadataCursor(cursor.date_from, 0, tuple(skip), date_to=bound)
     return MetadataCursor(bound, 0, tuple(skip), date_to=cursor.date_to)
+
+
+def _limit_error(when: str, date_type: str) -> QueryLimitError:
+    """The walk cannot get past ``when``: more records carry it than one query returns."""
+    if date_type == "Issue":
+        where = f"the issue date {when} (by date_type='Issue' the smallest range KSeF takes is a day)"
+    else:
+        where = f"the {date_type} date {when} (one instant)"
+    instead = "" if date_type == "PermanentStorage" else "query by date_type='PermanentStorage' or "
+    return QueryLimitError(
+        f"more invoices have {where} than one query returns (KSeF: 10,000, then isTruncated), and a range "
+        f"restarted from it returns the same ones: the walk cannot get past it; {instead}narrow the filters "
+        "(seller_nip, buyer_identifier, invoice_types, amount, ...) so that fewer share it",
+        date_type=date_type,
+        date=when,
+    )
+
+
+# How many KSeF numbers a walk remembers having yielded. The spec: "Limit techniczny: ≤ 10 000
+# rekordów na zestaw filtrów", then isTruncated and a new window: one run of offset pages
+# returns at most 10,000 records, so their numbers all fit; a record of an earlier window can come
+# again only at the date the next one restarts from, which the cursor's ``skip`` holds. Some
+# 10,000 x 100 bytes: about 1 MB at most, whatever the walk's length.
+REMEMBERED = 10_000
+
+
+class Yielded:
+    """The KSeF numbers a walk yielded last (at most ``size``, the oldest forgotten first), to
+    drop a record that comes again because the offset pages shifted under the walk: records that
+    come again after k invoices arrived before the walk's place are among the last k it yielded."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self._order: deque[str] = deque()
+        self._numbers: set[str] = set()
+        self._size = size
+
+    def fresh(self, items: list[InvoiceMetadata]) -> list[InvoiceMetadata]:
+        """``items`` less those yielded before; the rest remembered as yielded."""
+        found = []
+        for item in items:
+            if item.ksef_number in self._numbers:
+                continue
+            found.append(item)
+            self._numbers.add(item.ksef_number)
+            self._order.append(item.ksef_number)
+            if len(self._order) > self._size:
+                self._numbers.discard(self._order.popleft())
+        return found
 
 
 def metadata_pages(
@@ -290,28 +347,40 @@ def metadata_pages(
 ) -> PageFlow[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
     and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
-    a window of at most 100 days; page size checked now)."""
+    a window of at most 100 days; page size checked now). The pages of one walk share what it
+    yielded (``Yielded``); a walk resumed from a cursor starts without it, so a record that moved
+    across the place it was saved at may come once more."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
     own_to = filters["dateRange"].get("to")
+    yielded = Yielded()
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
         now = utc_now()
         if descending and cursor.date_to is None and own_to is None:
-            # Newest first, windows are cut from the end: an open range too long for one request
-            # gets its end fixed at the moment the walk reaches it, for all its pages.
-            start = dt.datetime.fromisoformat(cursor.date_from)
-            if window_end(start, None, now) is not None:
-                cursor = replace(cursor, date_to=now.isoformat())
+            cursor = _end_fixed(cursor, now)
         start, end, short_at = _request_window(cursor, own_to, descending, now)
         body = InvoiceQueryFilters.from_dict(with_window(filters, start, end))
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
         answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
-        return next_metadata_page(cursor, answer, date_type, descending, short_at)
+        items, following = next_metadata_page(cursor, answer, date_type, descending, short_at)
+        return yielded.fresh(items), following
 
     return page
+
+
+def _end_fixed(cursor: MetadataCursor, now: dt.datetime) -> MetadataCursor:
+    """Newest first, an open range ends where the walk starts (``now``), for all its pages and
+    windows (and in its cursor, for a walk resumed from it): KSeF counts a range without ``to`` to
+    its present moment, so every invoice arriving during the walk would sort first and push each
+    offset page down. Oldest first it sorts last: the range is left open (``PermanentStorage``
+    by ``Asc`` is the spec's incremental walk, and ``restrictToPermanentStorageHwmDate`` then ends
+    it at KSeF's HWM). A range starting after ``now`` is left open too (``to`` before ``from``)."""
+    if dt.datetime.fromisoformat(cursor.date_from) > now:
+        return cursor
+    return replace(cursor, date_to=now.isoformat())
 
 
 def _request_window(

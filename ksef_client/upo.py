@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import logging
 import operator
 import os
 import secrets
@@ -279,12 +280,22 @@ class SessionUpo:
 
 # The header KSeF and its storage send a downloaded document's SHA-256 in.
 HASH_HEADER = "x-ms-meta-hash"
+_log = logging.getLogger("ksef_client")
 
 
 def verify_hash(content: bytes, expected: str | None, what: str = "UPO") -> None:
     """Raise ``UPOHashMismatchError`` when ``expected`` (``x-ms-meta-hash``) is given and differs
-    from the SHA-256 of ``content``. Every downloaded UPO and invoice is checked here."""
-    if expected is not None and sha256_b64(content) != expected.strip():
+    from the SHA-256 of ``content``. Every downloaded UPO and invoice is checked here.
+
+    Without the header (``None`` or blank) there is nothing to check against: the spec declares it
+    on the 200 answers of ``GET /invoices/ksef/{ksefNumber}`` and of the three UPO downloads, and
+    says the presigned UPO links answer with it ("Odpowiedź HTTP zawiera dodatkowe nagłówki:
+    x-ms-meta-hash"), but marks it nowhere required. The download is accepted unchecked and a
+    WARNING on the ``ksef_client`` logger says so (``what`` names the document; no link, no token)."""
+    if expected is None or not expected.strip():
+        _log.warning("%s came without %s: its SHA-256 was not checked", what, HASH_HEADER)
+        return
+    if sha256_b64(content) != expected.strip():
         raise UPOHashMismatchError(
             f"{what} SHA-256 is {sha256_b64(content)}, but {HASH_HEADER} says {expected.strip()}"
         )
@@ -317,6 +328,10 @@ def parse_upo(xml: bytes) -> Upo:
     context = _required(root, "u:Uwierzytelnienie/u:IdKontekstu/*")
     context_type = _CONTEXT_TYPES.get(etree.QName(context).localname, etree.QName(context).localname)
     page = root.find("u:OpisPotwierdzenia", _NS)
+    page_info = _page_info(page) if page is not None else None
+    documents = _documents(root)
+    if page_info is not None:
+        check_page_documents(page_info, len(documents))
     return Upo(
         xml=bytes(xml),
         receiving_entity=_text(root, "u:NazwaPodmiotuPrzyjmujacego"),
@@ -325,10 +340,10 @@ def parse_upo(xml: bytes) -> Upo:
         context_value=_whole(context),
         ksef_token_reference_number=_optional(root, "u:Uwierzytelnienie/u:NumerReferencyjnyTokenaKSeF"),
         auth_document_hash=_optional(root, "u:Uwierzytelnienie/u:SkrotDokumentuUwierzytelniajacego"),
-        page_info=_page_info(page) if page is not None else None,
+        page_info=page_info,
         structure_name=_text(root, "u:NazwaStrukturyLogicznej"),
         form_code=_text(root, "u:KodFormularza"),
-        documents=_documents(root),
+        documents=documents,
         signed=root.find(f"{{{DSIG_NAMESPACE}}}Signature") is not None,
     )
 
@@ -404,27 +419,90 @@ def check_invoice_upo(upo: Upo, session_reference_number: str, ksef_number: str 
     return upo
 
 
-def session_page_order(session_reference_number: str, pages: Sequence[tuple[str, UpoPageInfo | None]]) -> list[int]:
+def session_page_order(
+    session_reference_number: str,
+    pages: Sequence[tuple[str, UpoPageInfo | None]],
+    documents: Sequence[int] | None = None,
+) -> list[int]:
     """The places of ``pages`` (each page's ``NumerReferencyjnySesji`` and ``OpisPotwierdzenia``,
     in the order the session's status listed them) in page order, when they are every page of
     session ``session_reference_number`` once: each of that session, numbered (``Strona``) 1 to n
-    once each, with n (``LiczbaStron``) the number of pages listed. A lone page without
-    ``OpisPotwierdzenia`` is page 1 of 1. ``UPOMismatchError`` otherwise."""
+    once each, with n (``LiczbaStron``) the number of pages listed, their document ranges
+    (``ZakresDokumentowOd``/``Do``) following each other from 1 to ``CalkowitaLiczbaDokumentow``,
+    the same on every page. A lone page without ``OpisPotwierdzenia`` is page 1 of 1.
+    ``UPOMismatchError`` otherwise. ``documents``: the number of ``Dokument`` elements of each page
+    (in the order of ``pages``), when they were parsed: each must be its range's
+    (``UPOValidationError`` otherwise)."""
     for reference, _ in pages:
         _check_session(reference, session_reference_number)
     count = len(pages)
     if count == 1 and pages[0][1] is None:
         return [0]
-    numbers = []
+    numbers, infos = [], []
     for place, (_, info) in enumerate(pages, start=1):
         if info is None:
             raise UPOMismatchError(f"page {place} of the {count} of the session's UPO has no OpisPotwierdzenia")
         if info.page_count != count:
             raise UPOMismatchError(f"a page of the session's UPO says it has {info.page_count} page(s); {count} listed")
         numbers.append(info.page)
+        infos.append(info)
     if sorted(numbers) != list(range(1, count + 1)):
         raise UPOMismatchError(f"the pages of the session's UPO are not numbered 1 to {count} once each")
-    return sorted(range(count), key=numbers.__getitem__)
+    order = sorted(range(count), key=numbers.__getitem__)
+    extra = _range_reading([infos[place] for place in order])
+    if documents is not None:
+        for place in order:
+            _check_count(infos[place], documents[place], (extra,))
+    return order
+
+
+# ZakresDokumentowOd/Do, the documents of a session UPO's page: upo-v4-3.xsd calls Od "Początek
+# zakresu dokumentów na stronie UPO (inclusive)" and Do "Koniec zakresu [...] (exclusive)", but the
+# Ministry's example session UPOs (ksef-docs faktury/upo/przyklady/v4-3/*/upo-sesja-*.xml, from its
+# test environment) hold 2 documents under Od 1, Do 2, CalkowitaLiczbaDokumentow 2: Do inclusive.
+# Either reading is taken, one for all the pages of a UPO: a page holds Do - Od + 1 documents
+# (inclusive) or Do - Od (exclusive), and the next page starts at Do + 1 or Do.
+_READINGS = (1, 0)  # what Do - Od is short of a page's count: inclusive (the examples), exclusive (the XSD)
+
+
+def check_page_documents(info: UpoPageInfo, found: int) -> None:
+    """``UPOValidationError`` when a session UPO page holds ``found`` documents where its own
+    ``OpisPotwierdzenia`` names another number (under either reading of ``ZakresDokumentowDo``)."""
+    _check_count(info, found, _READINGS)
+
+
+def _check_count(info: UpoPageInfo, found: int, readings: Sequence[int]) -> None:
+    if not any(found == info.last_document - info.first_document + extra for extra in readings):
+        raise UPOValidationError(
+            f"page {info.page} of the session's UPO holds {found} document(s), but its OpisPotwierdzenia names "
+            f"documents {info.first_document} to {info.last_document} (ZakresDokumentowOd/Do)"
+        )
+
+
+def _range_reading(infos: Sequence[UpoPageInfo]) -> int:
+    """The reading of ``ZakresDokumentowDo`` under which the pages' ranges (in page order) follow
+    each other from document 1 to the total all pages give (``CalkowitaLiczbaDokumentow``), each
+    page holding one at least: 1 (inclusive) or 0 (exclusive); ``UPOMismatchError`` when none."""
+    totals = {info.document_count for info in infos}
+    if len(totals) != 1:
+        raise UPOMismatchError(
+            f"the pages of the session's UPO give different totals (CalkowitaLiczbaDokumentow): {sorted(totals)}"
+        )
+    total = totals.pop()
+    for extra in _READINGS:
+        start = 1
+        for info in infos:
+            if info.first_document != start or info.last_document - info.first_document + extra < 1:
+                break
+            start = info.last_document + extra
+        else:
+            if start == total + 1:
+                return extra
+    ranges = ", ".join(f"{info.first_document}-{info.last_document}" for info in infos)
+    raise UPOMismatchError(
+        f"the pages of the session's UPO do not cover its {total} documents once each "
+        f"(ZakresDokumentowOd-Do in page order: {ranges})"
+    )
 
 
 def read_upo_header(xml: bytes) -> tuple[str, UpoPageInfo | None]:

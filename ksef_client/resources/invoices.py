@@ -42,7 +42,7 @@ def get_flow(ksef_number: str) -> Flow[bytes]:
     """``GET /invoices/ksef/{n}`` with the ``x-ms-meta-hash`` check."""
     validate_ksef_number(ksef_number)
     response = response_of((yield Call(get_invoice, {"ksef_number": ksef_number}, body="invoice")))
-    verify_hash(response.content, response.headers.get(HASH_HEADER) or None, f"invoice {ksef_number}")
+    verify_hash(response.content, response.headers.get(HASH_HEADER), f"invoice {ksef_number}")
     return response.content
 
 
@@ -99,7 +99,8 @@ class Invoices:
         self._client = client
 
     def get(self, ksef_number: str) -> bytes:
-        """One invoice's XML by its KSeF number."""
+        """One invoice's XML by its KSeF number, checked against its ``x-ms-meta-hash``
+        (``UPOHashMismatchError``; without the header, returned unchecked with a WARNING logged)."""
         return run(get_flow(ksef_number), self._client)
 
     def query(
@@ -115,7 +116,10 @@ class Invoices:
         cursor: MetadataCursor | None = None,
         **filters: Any,
     ) -> Pager[InvoiceMetadata, MetadataCursor]:
-        """Every metadata record matching the filters, across pages and 10,000-record windows.
+        """Every metadata record matching the filters, across pages and 10,000-record windows, each
+        once in one walk (also when invoices arriving meanwhile shift the pages; newest first, an
+        open range ends where the walk starts). ``QueryLimitError`` when more records share one
+        date (by ``Issue`` a day) than one query returns.
 
         ``date_from``/``date_to``: aware datetimes, or dates (a day in Poland: from its start, to
         its end); a naive datetime is refused with a ``ValueError``."""

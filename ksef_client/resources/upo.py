@@ -54,7 +54,8 @@ def _checked(
 ) -> Upo:
     """An invoice's UPO: hash-checked, parsed, and of that session and invoice (a storage host may
     answer with another genuine UPO and its own hash: ``UPOMismatchError``)."""
-    verify_hash(content, headers.get(HASH_HEADER))
+    invoice = f", invoice {ksef_number}" if ksef_number else ""
+    verify_hash(content, headers.get(HASH_HEADER), f"UPO of session {reference_number}{invoice}")
     return check_invoice_upo(parse_upo(content), reference_number, ksef_number)
 
 
@@ -118,7 +119,8 @@ def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, byte
             args = {"reference_number": reference_number, "upo_reference_number": page.reference_number}
             response = response_of((yield Call(get_session_upo, args, body="upo")))
             content, headers = response.content, dict(response.headers)
-        verify_hash(content, headers.get(HASH_HEADER))
+        what = f"UPO page {page.reference_number} of session {reference_number}"
+        verify_hash(content, headers.get(HASH_HEADER), what)
         found.append((page.reference_number, content))
     return found
 
@@ -128,8 +130,9 @@ def _parse_pages(pages: list[tuple[str, bytes]]) -> list[tuple[str, Upo]]:
 
 
 def _session_xml_flow(reference_number: str) -> Flow[tuple[bytes, ...]]:
-    """The XML of every page, in page order, each checked to be a page of that session, once (its
-    header read: ``read_upo_header``), not parsed."""
+    """The XML of every page, in page order, each checked to be a page of that session, once, their
+    document ranges following each other (each header read: ``read_upo_header``), not parsed: how
+    many documents a page holds is checked when it is (``parse_upo``)."""
     pages = yield from _session_page_bytes_flow(reference_number)
     order = session_page_order(reference_number, [read_upo_header(content) for _, content in pages])
     return tuple(pages[place][1] for place in order)
@@ -137,7 +140,9 @@ def _session_xml_flow(reference_number: str) -> Flow[tuple[bytes, ...]]:
 
 def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
     """``(UPO page reference, UPO)`` of every page of a processed session, in page order (a page of
-    another session, or one twice, is ``UPOMismatchError``). Large pages are parsed in a
+    another session, one twice, or ranges that do not cover the session's documents once each are
+    ``UPOMismatchError``; a page with another number of documents than its range names,
+    ``UPOValidationError``). Large pages are parsed in a
     ``Blocking`` step (a 10,000-invoice page takes some 50-200 ms, which ``AsyncKSeF`` spends in
     a worker thread, not on the event loop)."""
     content = yield from _session_page_bytes_flow(reference_number)
@@ -145,7 +150,8 @@ def _session_pages_flow(reference_number: str) -> Flow[list[tuple[str, Upo]]]:
         pages = _parse_pages(content)
     else:
         pages = yield from blocking(_parse_pages, content)
-    order = session_page_order(reference_number, [(upo.session_reference_number, upo.page_info) for _, upo in pages])
+    headers = [(upo.session_reference_number, upo.page_info) for _, upo in pages]
+    order = session_page_order(reference_number, headers, [len(upo.documents) for _, upo in pages])
     return [pages[place] for place in order]
 
 
