@@ -38,9 +38,15 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 @dataclass
 class RetryBudget:
-    """The repeats one request (or one restarted flow step) has used so far."""
+    """The repeats one request (or one restarted flow step) has used so far: ``used`` in all,
+    ``uncertain`` of them after an attempt the server may have processed although it failed (a
+    5xx, or a connection broken once made; not a 429, a 401 or a connection never made, which
+    are refused unprocessed). For a request that is not idempotent but safe to repeat (sending an
+    invoice), ``uncertain`` says that an earlier attempt may have been taken: KSeF then lists the
+    repeat as a 440 duplicate of it."""
 
     used: int = 0
+    uncertain: int = 0
 
 
 def budget_of(request: httpx.Request) -> RetryBudget:

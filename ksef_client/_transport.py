@@ -26,6 +26,7 @@ from ksef_client._retry import (
     RetryPolicy,
     budget_of,
     is_repeat_safe,
+    never_sent,
     parse_retry_after,
 )
 from ksef_client._throttle import Pacing, Slot, Throttle
@@ -197,7 +198,9 @@ class SendState:
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
         delay = self.policy.delay_after_response(response, safe, budget, self.rng, now)
-        return self._counted(request, budget, self._within(deadline, delay), str(response.status_code))
+        # a 5xx may come after the server processed the request (a gateway's 502/504 too); a 429 not
+        uncertain = response.status_code != 429
+        return self._counted(request, budget, self._within(deadline, delay), str(response.status_code), uncertain)
 
     def after_error(
         self, request: httpx.Request, error: httpx.TransportError, deadline: Deadline | None
@@ -206,7 +209,8 @@ class SendState:
         when the wait would outlast ``deadline``)."""
         budget = budget_of(request)
         delay = self.policy.delay_after_error(error, is_repeat_safe(request, self.api_path_prefix), budget, self.rng)
-        return self._counted(request, budget, self._within(deadline, delay), type(error).__name__)
+        uncertain = not never_sent(error)  # a connection broken once made: the request may have arrived
+        return self._counted(request, budget, self._within(deadline, delay), type(error).__name__, uncertain)
 
     def after_refresh(self, request: httpx.Request) -> bool:
         """Whether ``request``, refused with 401, is sent again with the refreshed token."""
@@ -237,10 +241,15 @@ class SendState:
             return None
         return delay
 
-    def _counted(self, request: httpx.Request, budget: RetryBudget, delay: float | None, cause: str) -> float | None:
+    def _counted(
+        self, request: httpx.Request, budget: RetryBudget, delay: float | None, cause: str, uncertain: bool = False
+    ) -> float | None:
+        """``delay``; when it is not ``None`` (a repeat follows), the repeat is counted on
+        ``budget`` (``uncertain``: the failed attempt may have been processed, see ``RetryBudget``)."""
         if delay is not None:
             with self._lock:
                 budget.used += 1
+                budget.uncertain += int(uncertain)
                 self.retries += 1
             log.info("%s %s -> %s, retry %d in %.2f s", request.method, request.url.path, cause, budget.used, delay)
         return delay

@@ -9,11 +9,18 @@ The client knows the hash of every invoice it tried to send (``SentInvoice``), a
 invoice with its ``invoiceHash``, so such attempts are found by that hash: a send that raised with
 ``maybe_sent`` gets the outcome of its attempt, and a resend by the retry policy (a 440 naming the
 first attempt's number) gets the first attempt's acceptance.
+
+Read from KSeF's listing alone (``ksef.sessions.outcomes``), such a resend is a 440 like any other.
+The spec's ``SessionInvoiceStatusResponse`` table gives a 440 the extensions
+``originalSessionReferenceNumber`` and ``originalKsefNumber``: when they name an invoice accepted
+in the same session whose ``invoiceHash`` is the 440's own, the 440 is a repeat of that very file
+(``InvoiceOutcome.repeat_of``: the accepted attempt's reference number), and the invoice is in KSeF
+from this session; it is no failure to count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +44,13 @@ class InvoiceOutcome:
     does not list it in the session). ``reference_number`` is ``None`` only for an ``"unknown"``
     invoice whose send raised before KSeF answered (``maybe_sent``): KSeF does not hold it.
     ``invoice_hash``: its SHA-256 (Base64), as KSeF lists it.
+
+    ``repeat_of``: for a ``"duplicate"`` only, the reference number of the invoice accepted in
+    this same session with this same file (``invoice_hash``) that this 440 repeats: a resend after
+    a lost answer (the client's retry, or the caller's own resend of the same bytes); ``is_repeat``
+    then says it is not a failure: the invoice is in KSeF as ``duplicate_of``, from this session,
+    with its UPO under ``repeat_of``. ``None`` for any other duplicate (an invoice sent in another
+    session, or another file with the same number).
     """
 
     reference_number: str | None
@@ -50,11 +64,18 @@ class InvoiceOutcome:
     invoice_number: str | None = None
     ordinal_number: int | None = None
     invoice_hash: str | None = None
+    repeat_of: str | None = None
 
     @property
     def accepted(self) -> bool:
         """Whether KSeF accepted this invoice (it has its own KSeF number and UPO)."""
         return self.kind == "accepted"
+
+    @property
+    def is_repeat(self) -> bool:
+        """Whether this is a 440 repeating a file accepted in the same session (``repeat_of``):
+        listed by KSeF as a duplicate, not a failure (the accepted attempt is the invoice)."""
+        return self.repeat_of is not None
 
     @property
     def number_in_ksef(self) -> str | None:
@@ -72,8 +93,18 @@ def _extension(item: SessionInvoiceStatusResponse, name: str) -> str | None:
     return _text(getattr(extensions, "additional_properties", {}).get(name))
 
 
-def outcome_of(item: SessionInvoiceStatusResponse) -> InvoiceOutcome:
-    """The outcome KSeF reports for one invoice of a session."""
+def accepted_by_number(invoices: Iterable[SessionInvoiceStatusResponse]) -> dict[str, SessionInvoiceStatusResponse]:
+    """The accepted invoices of a session's listing by their KSeF number (what ``outcome_of``
+    looks a 440's original up in)."""
+    return {number: item for item in invoices if item.status.code == ACCEPTED and (number := _text(item.ksef_number))}
+
+
+def outcome_of(
+    item: SessionInvoiceStatusResponse, accepted: Mapping[str, SessionInvoiceStatusResponse] | None = None
+) -> InvoiceOutcome:
+    """The outcome KSeF reports for one invoice of a session; ``accepted``: the session's accepted
+    invoices by KSeF number (``accepted_by_number`` of its listing), by which a 440 repeating one
+    of them, the same file, gets ``repeat_of``."""
     status, code = item.status, item.status.code
     kind: OutcomeKind
     if code < FINAL:
@@ -85,6 +116,7 @@ def outcome_of(item: SessionInvoiceStatusResponse) -> InvoiceOutcome:
     else:
         kind = "rejected"
     details = tuple(status.details) if isinstance(status.details, list) else ()
+    original = _extension(item, "originalKsefNumber") if kind == "duplicate" else None
     return InvoiceOutcome(
         reference_number=item.reference_number,
         kind=kind,
@@ -92,24 +124,49 @@ def outcome_of(item: SessionInvoiceStatusResponse) -> InvoiceOutcome:
         description=status.description,
         details=details,
         ksef_number=_text(item.ksef_number) if kind == "accepted" else None,
-        duplicate_of=_extension(item, "originalKsefNumber") if kind == "duplicate" else None,
+        duplicate_of=original,
         duplicate_session=_extension(item, "originalSessionReferenceNumber") if kind == "duplicate" else None,
         invoice_number=_text(item.invoice_number),
         ordinal_number=item.ordinal_number,
         invoice_hash=_text(item.invoice_hash),
+        repeat_of=_repeated(item, original, accepted or {}),
     )
+
+
+def _repeated(
+    item: SessionInvoiceStatusResponse, original: str | None, accepted: Mapping[str, SessionInvoiceStatusResponse]
+) -> str | None:
+    """The reference number of the accepted invoice of the same session that the 440 ``item``
+    (naming ``original``) repeats with the same file, or ``None``."""
+    first = accepted.get(original) if original else None
+    if first is None or first.invoice_hash != item.invoice_hash or first.reference_number == item.reference_number:
+        return None
+    return first.reference_number
+
+
+def listing_outcomes(invoices: Iterable[SessionInvoiceStatusResponse]) -> list[InvoiceOutcome]:
+    """Every invoice of one session's listing with its outcome, in KSeF's ordinal order (a 440
+    repeating a file accepted in the session with ``repeat_of``)."""
+    items = sorted(invoices, key=lambda item: item.ordinal_number)
+    accepted = accepted_by_number(items)
+    return [outcome_of(item, accepted) for item in items]
 
 
 @dataclass(frozen=True)
 class SentInvoice:
     """One invoice an online session sent, or tried to: ``invoice_hash`` (SHA-256 of its XML in
     Base64, KSeF's ``invoiceHash``), ``reference_number`` (``None``: the send raised before KSeF's
-    answer came, and KSeF may hold it all the same) and ``invoice_number`` (``P_2``, kept for a
-    send that raised)."""
+    answer came, or was cut short, and KSeF may hold it all the same), ``invoice_number`` (its
+    ``P_2``, as KSeF reads it; ``None`` when it cannot be read) and ``repeated``: the request was
+    sent again after an attempt that KSeF may have taken (its answer lost, or a 5xx). Then
+    ``reference_number`` is the last attempt's, which KSeF lists as a 440 duplicate if it took an
+    earlier one (accepted under a reference number the client never saw); ``outcomes()`` gives
+    the invoice's verdict."""
 
     invoice_hash: str
     reference_number: str | None = None
     invoice_number: str | None = None
+    repeated: bool = False
 
 
 NOT_RECEIVED = "not listed in the session: KSeF did not receive it (its send raised); send it again"
@@ -139,6 +196,7 @@ class _Listing:
 
     def __init__(self, invoices: Iterable[SessionInvoiceStatusResponse], sent: Sequence[SentInvoice]) -> None:
         self.listed = {item.reference_number: item for item in invoices}
+        self.accepted = accepted_by_number(self.listed.values())
         ours = {invoice.reference_number for invoice in sent}
         self.hidden = sorted(
             (item for reference, item in self.listed.items() if reference not in ours),
@@ -157,9 +215,10 @@ class _Listing:
                 "unknown",
                 None,
                 "not listed in the session",
+                invoice_number=invoice.invoice_number,
                 invoice_hash=invoice.invoice_hash,
             )
-        outcome = outcome_of(item)
+        outcome = outcome_of(item, self.accepted)
         if outcome.kind == "duplicate" and outcome.duplicate_session == session_reference_number:
             return self.claim(invoice, accepted_as=outcome.duplicate_of) or outcome
         return outcome
@@ -179,11 +238,11 @@ class _Listing:
             return None
         best = min(candidates, key=_claim_rank)
         self.claimed.add(best.reference_number)
-        return outcome_of(best)
+        return outcome_of(best, self.accepted)
 
     def unmatched(self, hashes: set[str]) -> list[InvoiceOutcome]:
         """The hidden attempts of invoices none of the sends has (KSeF's order)."""
-        return [outcome_of(item) for item in self.hidden if item.invoice_hash not in hashes]
+        return [outcome_of(item, self.accepted) for item in self.hidden if item.invoice_hash not in hashes]
 
 
 def _claim_rank(item: SessionInvoiceStatusResponse) -> tuple[int, int]:

@@ -464,6 +464,15 @@ def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: Sess
     ``FormCode`` of another form or schema version is a ``ValueError``, ``checkable``). Its size
     is checked against ``limits`` (a context's own, ``SessionLimits.of``), KSeF's defaults when
     not given."""
+    checked_invoice(xml, form, limits=limits)
+
+
+def checked_invoice(
+    xml: bytes, form: str | FormCode = "FA(3)", *, limits: SessionLimits | None = None
+) -> etree._Element:
+    """``validate_invoice``, returning the checked document's root element, from which a caller
+    reads values without parsing ``xml`` again (its date values may keep the whitespace around
+    them: ``schema_errors_stripping_on_fault``)."""
     code = checkable(form_code(form))
     limits = limits or KSEF_LIMITS
     largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
@@ -477,6 +486,7 @@ def validate_invoice(xml: bytes, form: str | FormCode = "FA(3)", *, limits: Sess
     errors = schema_errors_stripping_on_fault(code.system_code, document)
     if errors:
         raise InvoiceSchemaError(errors, "schema")
+    return document
 
 
 def schema_errors_stripping_on_fault(system_code: str, document: etree._Element) -> list[str]:

@@ -19,6 +19,7 @@ invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,7 @@ from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, Symmetric
 from ksef_client.errors import (
     APIConnectionError,
     APIStatusError,
+    BadRequestError,
     InternalServerError,
     InvoiceRejectedError,
     KSeFError,
@@ -76,14 +78,16 @@ from ksef_client.schemas import (
     InvoiceSchemaError,
     LimitsInForce,
     SessionLimits,
+    checked_invoice,
     form_code,
     has_attachment,
-    validate_invoice,
 )
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
     from ksef_client._tokens import KeyCache
+
+log = logging.getLogger("ksef_client")
 
 OPEN = 100
 # A context's limits as a caller gives them: ``SessionLimits`` or ``ksef.limits.context()``.
@@ -165,6 +169,11 @@ def invoice_number_of(xml: bytes) -> str | None:
         root = parse(xml)
     except etree.XMLSyntaxError:
         return None
+    return invoice_number_in(root)
+
+
+def invoice_number_in(root: etree._Element) -> str | None:
+    """``invoice_number_of`` an invoice already parsed (``root``: its root element)."""
     for path in ("{*}Fa/{*}P_2", "{*}FakturaRR/{*}P_4C", f"{{{UBL_BASIC}}}ID"):
         found = root.find(path)
         number = "".join(found.itertext()).strip() if found is not None else ""  # type: ignore[arg-type]
@@ -197,6 +206,16 @@ MAYBE_SENT_CORRECTION = (
     "correction again). A resend before that is refused with 400 21166 if KSeF took the correction "
     "(no KSeF number in the answer: outcomes() has it), and is taken otherwise."
 )
+# A send repeated after an attempt KSeF may have taken (logged, WARNING): what send() returned may end
+# as a 440 although the invoice is accepted (faktury/weryfikacja-faktury.md: "W przypadku duplikatu
+# zwracany jest kod błędu 440"; the spec's 440 names the original in originalKsefNumber).
+REPEATED = (
+    "invoice %s(SHA-256 %s) was sent to session %s %d times: an earlier attempt failed after it went out "
+    "(its answer lost, or a 5xx), so KSeF may hold it under a reference number this client never saw and "
+    "list the one send() returned, %s, as a 440 duplicate of it (the invoice is neither lost nor numbered "
+    "twice). Its verdict: session.outcomes() once ksef.sessions.wait(%r) ends (found by its hash); do not "
+    "give it a new number"
+)
 NOT_SENT = (
     "invoice {number}(SHA-256 {hash}) was not taken by KSeF in session {session}: send it again "
     "(in a new session if this one is closed)"
@@ -220,43 +239,73 @@ def failure_note(error: KSeFError, corrected: str | None) -> str:
     return NOT_SENT
 
 
-def close_flow(reference_number: str, operation: Any) -> Flow[None]:
+# The spec's close answers 400 "21180 | Status sesji nie pozwala na wykonanie operacji. | Status
+# sesji {code} uniemożliwia jej zamknięcie." for a session that is not open: after a close of it
+# was sent already, that is most likely the earlier close having gone through.
+NOT_CLOSABLE = 21180
+
+
+def close_flow(reference_number: str, operation: Any, sent_before: bool = False) -> Flow[None]:
     """Close a session (``operation``: the online or batch close); when the answer is lost (or is a
     5xx), the session's status tells whether it closed, and the close is sent again only if it did
-    not, after the 5xx's ``Retry-After`` (one retry budget for every attempt of the close)."""
+    not, after the 5xx's ``Retry-After`` (one retry budget for every attempt of the close). A
+    21180 to a close sent again (by this loop, or ``sent_before``: an earlier close of the session
+    failed) is settled by the status too: a session no longer open (100) is closed, nothing more
+    to do. When the status cannot be read, the close's error is raised, with a note saying so."""
     budget = RetryBudget()
+    again = sent_before
     while True:
         try:
             yield Call(operation, {"reference_number": reference_number}, budget=budget)
             return
+        except BadRequestError as error:
+            if not again or NOT_CLOSABLE not in error.codes or (yield from still_open(reference_number, error)):
+                raise
+            return  # closed by the earlier close, whose answer was lost
         except UNSETTLED as error:
-            call = Call(get_session_status, {"reference_number": reference_number})
-            status = parsed(response_of((yield call)), SessionStatusResponse)
-            if status.status.code != OPEN:
+            if not (yield from still_open(reference_number, error)):
                 return  # the close went through; only its answer was lost
+            again = True
             # after what a 5xx asked for (its Retry-After); past max_retry_after: not restarted
             if not (yield Retry(budget, f"close of session {reference_number}", retry_after_of(error))):
                 raise error
 
 
+def still_open(reference_number: str, error: KSeFError) -> Flow[bool]:
+    """Whether the session is still open (status 100), read after its close failed with ``error``;
+    when the status cannot be read either, ``error`` is raised (the close is what the caller
+    asked for), its note naming the status check's failure."""
+    call = Call(get_session_status, {"reference_number": reference_number})
+    try:
+        status = parsed(response_of((yield call)), SessionStatusResponse)
+    except KSeFError as unread:
+        error.add_note(
+            f"whether the close of session {reference_number} went through is not known: reading the "
+            f"session's status to tell failed too ({type(unread).__name__}: {unread})"
+        )
+        raise error from error.__cause__
+    return status.status.code == OPEN
+
+
 def prepare_invoice(
     xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool, limits: SessionLimits | None = None
-) -> EncryptedInvoice:
+) -> tuple[EncryptedInvoice, str | None]:
     """Check (optionally against the XSD and ``limits``) and encrypt one invoice;
-    ``InvoiceRejectedError`` before sending."""
+    ``InvoiceRejectedError`` before sending. With its number (``invoice_number_of``), read from
+    the checked document (not parsed again), or from the bytes when not checked."""
     data = invoice_bytes(xml, checked_after=validate)
-    if validate:
-        check_invoice(data, form, limits=limits)
-    return EncryptedInvoice.build(key, data)
+    number = invoice_number_in(check_invoice(data, form, limits=limits)) if validate else invoice_number_of(data)
+    return EncryptedInvoice.build(key, data), number
 
 
 def check_invoice(
     xml: bytes, form: FormCode, which: str = "invoice", after: str = "", limits: SessionLimits | None = None
-) -> None:
+) -> etree._Element:
     """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
-    ``which`` invoice (``after``: what the message adds); the check both kinds of session make."""
+    ``which`` invoice (``after``: what the message adds); the check both kinds of session make.
+    The checked document's root element (``checked_invoice``)."""
     try:
-        validate_invoice(xml, form, limits=limits)
+        return checked_invoice(xml, form, limits=limits)
     except InvoiceSchemaError as error:
         raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
 
@@ -317,6 +366,28 @@ def limits_given(limits: ContextLimits | None, kind: Literal["online", "batch"])
     return LimitsInForce(SessionLimits.of(limits, kind))
 
 
+CLOSE_FAILED = (
+    "online session {ref}: its close failed, and may have gone through all the same (if the request went "
+    "out): ksef.sessions.get({ref!r}) tells. 100: still open, session.close() sends the close again (KSeF "
+    "processes nothing from an open session until it closes it at validUntil); any other: closed, and "
+    "KSeF processes it (ksef.sessions.wait({ref!r}); do not send its invoices again: that makes 440 "
+    "duplicates). A second session.close() settles this by that status too"
+)
+
+
+@contextmanager
+def naming_closed_session(reference_number: str) -> Iterator[None]:
+    """An error of an online session's close names the session (``session_reference_number`` of
+    a ``KSeFError``, and ``CLOSE_FAILED`` as a note): whether it is closed is not known."""
+    try:
+        yield
+    except Exception as error:
+        if isinstance(error, KSeFError) and error.session_reference_number is None:
+            error.session_reference_number = reference_number
+        error.add_note(CLOSE_FAILED.format(ref=reference_number))
+        raise
+
+
 def not_closed(reference_number: str | None, why: str) -> str:
     """The note on the error a ``with online_session()`` block raised when the close on leaving it
     failed too: the block's error is the one raised, this says what became of the session."""
@@ -343,10 +414,12 @@ class _OnlineSessionFlows:
         self.validate = validate
         self.limits = limits_given(limits, "online")
         self.reference_number: str | None = None
+        # What each send that returned returned (a repeated send's: its last attempt's, see send()).
         self.invoice_reference_numbers: list[str] = []
         # Every send that reached KSeF or may have (sending order): what outcomes() reports on.
         self.sent: list[SentInvoice] = []
         self.closed = False  # closed by this object: a second close() sends nothing
+        self._close_sent = False  # a close was sent (it may have failed): a 21180 then means closed
         self._key = SymmetricKey.generate()
 
     def _open_flow(self) -> Flow[None]:
@@ -366,30 +439,42 @@ class _OnlineSessionFlows:
         if self.validate and self.limits.unknown_for(size=len(data)):
             # Larger than KSeF's default: the context's own limits (raised on request) decide.
             self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")
-        invoice = prepare_invoice(data, self.form, self._key, self.validate, self.limits.covering(size=len(data)))
+        allowed = self.limits.covering(size=len(data))
+        invoice, number = prepare_invoice(data, self.form, self._key, self.validate, allowed)
         if self.validate and corrected is None:
             check_no_attachments(data, self.form)
-        # Recorded before the request: a send cut short by anything (a cancelled task too) may
-        # have reached KSeF, and outcomes() then looks for it by its hash.
-        attempt = SentInvoice(invoice.invoice_hash)
+        # Recorded before the request, named by its hash and number: a send cut short by anything
+        # (a cancelled task too) may have reached KSeF, and outcomes() then looks for it by its hash.
+        attempt = SentInvoice(invoice.invoice_hash, None, number)
         self.sent.append(attempt)
         budget = RetryBudget()
         try:
             ref = yield from send_flow(self.reference_number, invoice, offline, budget, corrected)
         except KSeFError as error:
-            self._settle(attempt, self._failed(error, budget, attempt, data, corrected))
+            self._settle(attempt, self._failed(error, budget, attempt, corrected))
             raise
-        self._settle(attempt, SentInvoice(attempt.invoice_hash, ref))
+        repeated = bool(budget.uncertain)
+        if repeated:
+            self._warn_repeated(attempt, ref, budget)
+        self._settle(attempt, SentInvoice(attempt.invoice_hash, ref, attempt.invoice_number, repeated))
         self.invoice_reference_numbers.append(ref)
         return ref
 
+    def _warn_repeated(self, attempt: SentInvoice, ref: str, budget: RetryBudget) -> None:
+        """Log (WARNING) that the send of ``attempt`` was repeated after an attempt KSeF may have
+        taken, so ``ref`` may end as a 440 although the invoice is accepted: where its verdict is."""
+        number = f"{attempt.invoice_number!r} " if attempt.invoice_number else ""
+        log.warning(
+            REPEATED, number, attempt.invoice_hash, self.reference_number, 1 + budget.used, ref, self.reference_number
+        )
+
     def _failed(
-        self, error: KSeFError, budget: RetryBudget, attempt: SentInvoice, xml: bytes, corrected: str | None
+        self, error: KSeFError, budget: RetryBudget, attempt: SentInvoice, corrected: str | None
     ) -> SentInvoice | None:
         """Name the invoice and the session on ``error`` and say whether KSeF may hold the invoice
         (``maybe_sent`` and a note, for a technical correction (``corrected``) its own); the
         attempt as the session keeps it, or ``None``: not sent."""
-        number = invoice_number_of(xml)
+        number = attempt.invoice_number
         error.maybe_sent = may_have_reached_ksef(error, budget)
         error.invoice_hash, error.invoice_number = attempt.invoice_hash, number
         error.session_reference_number = error.session_reference_number or self.reference_number
@@ -398,7 +483,7 @@ class _OnlineSessionFlows:
         error.add_note(
             text.format(number=named, hash=attempt.invoice_hash, session=self.reference_number, corrected=corrected)
         )
-        return SentInvoice(attempt.invoice_hash, None, number) if error.maybe_sent else None
+        return SentInvoice(attempt.invoice_hash, None, number, bool(budget.uncertain)) if error.maybe_sent else None
 
     def _settle(self, attempt: SentInvoice, settled: SentInvoice | None) -> None:
         """Replace the record of a send in progress (found by identity: sends may overlap in
@@ -413,7 +498,9 @@ class _OnlineSessionFlows:
 
     def _close_flow(self) -> Flow[None]:
         if self.reference_number is not None and not self.closed:
-            yield from close_flow(self.reference_number, close_online_session)
+            sent_before, self._close_sent = self._close_sent, True
+            with naming_closed_session(self.reference_number):
+                yield from close_flow(self.reference_number, close_online_session, sent_before)
             self.closed = True
 
     def _outcomes_flow(self) -> Flow[list[InvoiceOutcome]]:
@@ -455,13 +542,23 @@ class OnlineSession(_OnlineSessionFlows):
         implies, and ``hashOfCorrectedInvoice``); only such a correction may carry attachments in
         an online session. A ``KSeFError`` from KSeF or the connection names the invoice and the
         session (``invoice_hash``, ``invoice_number``, ``session_reference_number``) and says
-        whether KSeF may hold it all the same (``maybe_sent``, and a note on what to do)."""
+        whether KSeF may hold it all the same (``maybe_sent``, and a note on what to do).
+
+        After the retry policy sent the invoice again (an attempt's answer lost, or a 5xx: the
+        send's record in ``sent`` has ``repeated``, and a WARNING names the invoice), the reference
+        returned is the last attempt's. If KSeF took an earlier attempt, it lists this one as a 440
+        duplicate whose ``originalKsefNumber`` is the invoice's number, accepted under a reference
+        number the client never saw: ``outcomes()`` gives the invoice's verdict, and
+        ``ksef.sessions.outcomes(ref)`` marks such a 440 ``is_repeat``."""
         return run(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     def close(self) -> None:
         """Close the session; KSeF then processes it and issues the UPO. Closing again (``close()``
         inside ``with``, then the end of the block) does nothing; ``send`` after it raises
-        ``RuntimeError``."""
+        ``RuntimeError``. An error names the session (``session_reference_number`` and a note):
+        the close may have gone through all the same, ``ksef.sessions.get(ref)`` tells; ``close()``
+        again then settles it (a close KSeF refuses with 21180 after one of this session's was
+        sent is settled by the session's status: no longer open, it is closed)."""
         run(self._close_flow(), self._client)
 
     def outcomes(self) -> list[InvoiceOutcome]:
@@ -516,11 +613,12 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         self, xml: bytes | SupportsToXml, *, offline: bool = False, hash_of_corrected_invoice: str | None = None
     ) -> str:
         """Encrypt and send one invoice (XML bytes or an ``Invoice``); returns its reference number
-        (``offline``, ``hash_of_corrected_invoice``: see ``OnlineSession.send``)."""
+        (``offline``, ``hash_of_corrected_invoice``, errors, and what a repeated send returns: see
+        ``OnlineSession.send``)."""
         return await arun(self._send_flow(xml, offline, hash_of_corrected_invoice), self._client)
 
     async def close(self) -> None:
-        """Close the session (again: nothing; see ``OnlineSession.close``)."""
+        """Close the session (again: nothing; errors: see ``OnlineSession.close``)."""
         await arun(self._close_flow(), self._client)
 
     async def outcomes(self) -> list[InvoiceOutcome]:

@@ -14,6 +14,11 @@ the answer, ``DROP`` breaks the connection before the request is handled.
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -41,7 +46,9 @@ from ksef_client.sending import may_have_reached_ksef
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
+from tests.hostile import Tamper
 from tests.test_outcomes import _listed
+from tests.test_retry import Clients
 
 SEND = "online_session.send_invoice"
 
@@ -193,7 +200,8 @@ class TestOutcomes:
         assert first.invoice_number == "FV/OK/2" and first.accepted
         assert lost == listed["FV/LOST/2"] and lost.accepted and lost.invoice_hash == sha256_b64(invoice)
         assert session.ksef_numbers() == [first.ksef_number, lost.ksef_number]
-        assert session.sent[1] == SentInvoice(sha256_b64(invoice), None, "FV/LOST/2")
+        # repeated: the answer of the first attempt was lost, and the retry policy sent it again
+        assert session.sent[1] == SentInvoice(sha256_b64(invoice), None, "FV/LOST/2", repeated=True)
 
     def test_sending_it_again_in_the_session_is_a_440_naming_its_number(self, ksef: KSeF, backend: KSeFBackend) -> None:
         invoice = sample_invoice("FV/LOST/3")
@@ -345,3 +353,193 @@ async def test_overlapping_async_sends_keep_their_places(
     assert len(errors) == 1 and getattr(errors[0], "maybe_sent", False)
     assert [o.invoice_number for o in outcomes] == names and all(o.accepted for o in outcomes)
     assert [s.invoice_hash for s in session.sent] == [sha256_b64(invoices[n]) for n in names]
+
+
+# --- a send the retry policy repeated (review of transport, finding 1) ----------------------------
+# A repeat of a send KSeF took is a 440: faktury/weryfikacja-faktury.md, "W przypadku duplikatu
+# zwracany jest kod błędu 440 („Duplikat faktury”)"; the spec's SessionInvoiceStatusResponse gives a
+# 440 the extensions 'originalSessionReferenceNumber', 'originalKsefNumber' (the accepted attempt)
+# and no ksefNumber. What send() returns is the last attempt's reference (docs/sending.md,
+# "Duplicates and lost answers"): the session's record and a WARNING say the send was repeated, and
+# ksef.sessions.outcomes() marks that 440 as a repeat of the accepted file.
+
+
+@pytest.fixture(params=["sync", "async"])
+def clients(request: pytest.FixtureRequest, ksef_server: ThreadedServer, backend: KSeFBackend) -> Clients:
+    """Runs a call on a sync or an async client of the emulator (``test_retry.Clients``)."""
+    return Clients(request.param, ksef_server.base_url, backend.mint_access_token(NIP), FakeTime())
+
+
+def _send_repeated_after(backend: KSeFBackend, fault: int) -> Callable[[Any], Any]:
+    """``call(client)`` for ``Clients.run``: open a session, send one invoice whose first attempt
+    meets ``fault`` (injected into ``backend``), close; the session."""
+
+    def call(ksef: Any) -> Any:
+        session = ksef.online_session()
+        invoice = sample_invoice("FV/REP/1")
+        if isinstance(ksef, KSeF):
+            with session:
+                backend.faults.add(fault, operation=SEND, retry_after=1)
+                session.send(invoice)
+            return session
+
+        async def send() -> Any:
+            async with session:
+                backend.faults.add(fault, operation=SEND, retry_after=1)
+                await session.send(invoice)
+            return session
+
+        return send()
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("fault", "repeated"),
+    [(DROP_AFTER, True), (503, True), (DROP, True), (429, False)],
+    ids=["answer-lost", "5xx", "connection-broken", "429"],
+)
+def test_a_send_repeated_after_an_attempt_ksef_may_have_taken_says_so(
+    clients: Clients, backend: KSeFBackend, caplog: pytest.LogCaptureFixture, fault: int, repeated: bool
+) -> None:
+    # A broken connection or a 5xx may come after KSeF took the invoice (the retry's repeat is then
+    # a 440); a 429 is refused unprocessed (limity/limity-api.md), so its repeat is the invoice.
+    with caplog.at_level(logging.WARNING, logger="ksef_client"):
+        session = clients.run(3, _send_repeated_after(backend, fault))
+    (sent,) = session.sent
+    assert backend.faults.injected == 1
+    assert (sent.repeated, sent.invoice_number, sent.reference_number) == (repeated, "FV/REP/1", sent.reference_number)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ksef_client" and r.levelno == logging.WARNING]
+    assert len(warnings) == (1 if repeated else 0)  # was: none (an INFO line of the transport only)
+    if repeated:
+        (text,) = warnings
+        assert "'FV/REP/1'" in text and sent.invoice_hash in text and str(sent.reference_number) in text
+        assert "440" in text and "session.outcomes()" in text and "2 times" in text
+
+
+def test_what_send_returns_after_a_repeat_and_where_the_verdict_is(
+    ksef: KSeF, backend: KSeFBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    invoice = sample_invoice("FV/REP/2")
+    with caplog.at_level(logging.DEBUG), ksef.online_session() as session:
+        backend.faults.add(DROP_AFTER, operation=SEND)  # KSeF takes the first attempt, its answer is lost
+        returned = session.send(invoice)
+    ref = str(session.reference_number)
+    ksef.sessions.wait(ref)
+    # As documented: the reference returned is the repeat's, which KSeF lists as the 440 ...
+    assert ksef.sessions.invoice(ref, returned).status.code == 440
+    assert session.sent == [SentInvoice(sha256_b64(invoice), returned, "FV/REP/2", repeated=True)]
+    # ... the session's outcomes() gives the verdict: the first attempt's acceptance ...
+    (outcome,) = session.outcomes()
+    assert outcome.accepted and outcome.reference_number != returned
+    # ... and KSeF's listing, read without the session object, marks the 440 as a repeat of it.
+    listing = ksef.sessions.outcomes(ref)
+    accepted, repeat = listing
+    assert accepted == outcome and (repeat.kind, repeat.reference_number) == ("duplicate", returned)
+    assert repeat.is_repeat and repeat.repeat_of == accepted.reference_number  # was: a plain duplicate
+    assert repeat.duplicate_of == accepted.ksef_number and not accepted.is_repeat
+    assert [o for o in listing if not o.accepted and not o.is_repeat] == []  # no failure to count
+    # repeat_of leads to the invoice's UPO, which the returned reference has none of
+    assert ksef.upo.get_invoice_upo(ref, invoice_reference_number=str(repeat.repeat_of)).documents
+    with pytest.raises(BadRequestError):
+        ksef.upo.get_invoice_upo(ref, invoice_reference_number=returned)
+    assert ksef.access_token and ksef.access_token not in caplog.text  # logged at DEBUG: no token
+
+
+# --- a close whose answer was lost and could not be settled (review of transport, finding 2) -----
+# The spec's close answers 400 "21180 | Status sesji nie pozwala na wykonanie operacji. | Status sesji
+# {code} uniemożliwia jej zamknięcie." for a session no longer open; docs/errors-and-retries.md:
+# "`session.close()` / end of `with` | closing again does nothing".
+
+CLOSE = "online_session.close_online_session"
+STATUS = "sessions_status.get_session_status"
+
+
+def _close_unsettled(backend: KSeFBackend) -> Callable[[Any], Any]:
+    """``call(client)`` for ``Clients.run``: a session whose close KSeF takes, its answer lost, and
+    the status read to settle it fails every attempt (503); then ``close()`` again. Returns the
+    error that left the block, ``session.closed`` after it, the session, and KSeF's status code."""
+
+    def arm() -> None:
+        backend.faults.add(DROP_AFTER, operation=CLOSE)
+        backend.faults.add(503, operation=STATUS, times=4)  # 1 + max_retries
+
+    def call(ksef: Any) -> Any:
+        session = ksef.online_session()
+        if isinstance(ksef, KSeF):
+            with pytest.raises(KSeFError) as left, session:
+                session.send(sample_invoice("FV/CLOSE/1"))
+                arm()
+            closed = session.closed
+            session.close()  # was: BadRequestError 21180 although KSeF had closed it
+            return left.value, closed, session, ksef.sessions.wait(str(session.reference_number)).status.code
+
+        async def close_twice() -> Any:
+            with pytest.raises(KSeFError) as left:
+                async with session:
+                    await session.send(sample_invoice("FV/CLOSE/1"))
+                    arm()
+            closed = session.closed
+            await session.close()
+            return left.value, closed, session, (await ksef.sessions.wait(str(session.reference_number))).status.code
+
+        return close_twice()
+
+    return call
+
+
+def test_an_unsettled_close_names_the_session_and_a_second_close_settles_it(
+    clients: Clients, backend: KSeFBackend
+) -> None:
+    error, closed_before, session, code = clients.run(3, _close_unsettled(backend))
+    ref = str(session.reference_number)
+    # The error is the close's (was: the 503 of a GET the caller never made, naming nothing) ...
+    assert isinstance(error, APIConnectionError) and "/close" in str(error)
+    assert error.session_reference_number == ref
+    unread, named = error.__notes__
+    assert "status" in unread and "InternalServerError" in unread and "503" in unread
+    assert f"ksef.sessions.get({ref!r})" in named and "may have gone through" in named and "close()" in named
+    # ... and the second close() settles it by the session's status: KSeF closed it.
+    assert not closed_before and session.closed and code == 200
+    assert backend.faults.injected == 5
+
+
+def test_a_close_sent_again_after_a_status_behind_the_close_is_settled(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # The close's answer is lost and the status read just after still says 100 (not yet closed):
+    # the close is sent again and meets 21180, because the first one did go through. Was: raised.
+    reads: list[str] = []
+
+    def lagging(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if len(reads) != 1 or request.method != "GET" or not request.url.path.endswith(f"/sessions/{reads[0]}"):
+            return None
+        reads.append("status")
+        body = json.loads(response.read())
+        body["status"] = {"code": 100, "description": "Sesja interaktywna otwarta"}
+        return httpx.Response(200, json=body, request=request)
+
+    transport = Tamper(lagging)
+    token = backend.mint_access_token(NIP)
+    options = {"access_token": token, "sleep": fake_time.sleep, "clock": fake_time.clock}
+    with KSeF(base_url=ksef_server.base_url, transport=transport, **options) as ksef:  # type: ignore[arg-type]
+        with ksef.online_session() as session:
+            session.send(sample_invoice("FV/CLOSE/2"))
+            reads.append(str(session.reference_number))
+            backend.faults.add(DROP_AFTER, operation=CLOSE)
+        assert session.closed and ksef.sessions.wait(str(session.reference_number)).status.code == 200
+    closes = [path for method, path in transport.seen if path.endswith("/close")]
+    assert len(closes) == 2 and reads == [str(session.reference_number), "status"]
+
+
+def test_a_first_close_refused_with_21180_still_raises_naming_the_session(ksef: KSeF) -> None:
+    # Nothing of this object's was sent before: a 21180 is KSeF's word (closed elsewhere), not
+    # an earlier close of its own that went through.
+    session = ksef.online_session().open()
+    elsewhere = ksef.online_session()
+    elsewhere.reference_number = session.reference_number
+    elsewhere.close()
+    with pytest.raises(BadRequestError) as refused:
+        session.close()
+    assert 21180 in refused.value.codes and refused.value.session_reference_number == session.reference_number
+    assert not session.closed and "ksef.sessions.get(" in refused.value.__notes__[-1]

@@ -12,7 +12,7 @@ from ksef_client.crypto import sha256_b64
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.outcomes import SentInvoice, outcome_of, session_outcomes
+from ksef_client.outcomes import SentInvoice, listing_outcomes, outcome_of, session_outcomes
 from ksef_client.sending import invoice_number_of
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -91,6 +91,23 @@ class TestOutcomes:
         assert first.kind == "accepted" and first.ksef_number is not None
         assert (repeat.kind, repeat.duplicate_of) == ("duplicate", first.ksef_number)
         assert session.ksef_numbers() == [first.ksef_number, first.ksef_number]
+        # the same file accepted in this session: a repeat of it, whoever sent it again
+        assert repeat.is_repeat and repeat.repeat_of == first.reference_number
+
+    def test_another_file_with_the_number_of_an_invoice_of_the_session_is_no_repeat(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # KSeF finds duplicates by seller NIP, invoice kind and P_2 (faktury/weryfikacja-faktury.md),
+        # not by file: a 440 whose file differs from the accepted one is a duplicate to look at.
+        with ksef.online_session() as session:
+            session.send(sample_invoice("OUT/3"))
+            session.send(sample_invoice("OUT/3", net="200.00"))
+        ksef.sessions.wait(str(session.reference_number))
+        listed = ksef.sessions.outcomes(str(session.reference_number))
+        (first, other), mine = listed, session.outcomes()
+        assert first.accepted and (other.kind, other.duplicate_of) == ("duplicate", first.ksef_number)
+        assert other.invoice_hash != first.invoice_hash and not other.is_repeat and other.repeat_of is None
+        assert mine == listed
 
 
 def _listed(reference: str, code: int, **fields: object) -> SessionInvoiceStatusResponse:
@@ -133,6 +150,34 @@ async def test_a_resend_after_a_lost_answer_is_the_first_attempts_acceptance(
     assert [o.kind for o in listing] == ["accepted", "duplicate"]  # both attempts reached KSeF
     assert outcome == listing[0] and outcome.reference_number != returned
     assert outcome.accepted and outcome.ksef_number == listing[1].duplicate_of
+    # the repeat, read from KSeF's listing alone: a 440 of the same file accepted in this session
+    assert listing[1].reference_number == returned and listing[1].repeat_of == outcome.reference_number
+    (sent,) = session.sent
+    assert sent.repeated and (sent.reference_number, sent.invoice_number) == (returned, "LOST/9")
+
+
+def test_a_440_is_a_repeat_only_of_an_invoice_of_the_same_session_with_the_same_file() -> None:
+    # The spec's 440 extensions name the original: 'originalSessionReferenceNumber', 'originalKsefNumber'.
+    def duplicate(of: str, reference: str, hash_: str, ordinal: int) -> SessionInvoiceStatusResponse:
+        extensions = {"originalKsefNumber": of, "originalSessionReferenceNumber": "S"}
+        status = {"code": 440, "description": "Duplikat faktury", "extensions": extensions}
+        return _listed(reference, 440, invoiceHash=hash_, ordinalNumber=ordinal, status=status)
+
+    a, b = "A" * 43 + "=", "B" * 43 + "="
+    listing = [
+        duplicate("N1", "R4", a, 4),  # listed in any order: KSeF's ordinal decides
+        _listed("R1", 200, ksefNumber="N1", invoiceHash=a, ordinalNumber=1),
+        duplicate("N1", "R2", b, 2),  # another file with N1's number
+        duplicate("N0", "R3", a, 3),  # the same file, accepted in another session (not listed here)
+    ]
+    outcomes = listing_outcomes(listing)
+    assert [(o.reference_number, o.repeat_of) for o in outcomes] == [
+        ("R1", None),
+        ("R2", None),
+        ("R3", None),
+        ("R4", "R1"),
+    ]
+    assert [o.is_repeat for o in outcomes] == [False, False, False, True]
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from ksef_client._generated.models import (
 )
 from ksef_client._generated.types import UNSET
 from ksef_client.identifiers import validate_reference_number
-from ksef_client.outcomes import InvoiceOutcome, outcome_of
+from ksef_client.outcomes import InvoiceOutcome, listing_outcomes
 from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 
 if TYPE_CHECKING:
@@ -125,9 +125,10 @@ Outcomes = list[InvoiceOutcome]  # (``list`` is a method name in the classes bel
 
 
 def outcomes_flow(reference_number: str) -> Flow[Outcomes]:
-    """Every invoice of a session with its outcome, in KSeF's ordinal order."""
+    """Every invoice of a session with its outcome, in KSeF's ordinal order (``listing_outcomes``:
+    a 440 repeating a file accepted in the session is marked ``repeat_of``)."""
     invoices = yield from all_items(invoices_pages(reference_number, False, 1000))
-    return [outcome_of(item) for item in sorted(invoices, key=lambda item: item.ordinal_number)]
+    return listing_outcomes(invoices)
 
 
 class Sessions:
@@ -182,7 +183,12 @@ class Sessions:
 
     def outcomes(self, reference_number: str) -> Outcomes:
         """Every invoice of the session (online or batch) with its ``InvoiceOutcome``, in KSeF's
-        ordinal order; for an online session you hold, ``session.outcomes()`` keeps sending order."""
+        ordinal order; for an online session you hold, ``session.outcomes()`` keeps sending order.
+
+        Every attempt KSeF lists is here, a send the client repeated after a lost answer too: its
+        first attempt accepted, the repeat a 440 naming it. Such a 440, the same file accepted in
+        this session, has ``is_repeat`` (``repeat_of``: the accepted attempt's reference number):
+        not a failure, whereas ``session.outcomes()`` reports that invoice once, as accepted."""
         return run(outcomes_flow(reference_number), self._client)
 
 

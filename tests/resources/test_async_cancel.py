@@ -160,6 +160,24 @@ async def test_a_close_cancelled_half_way_is_settled_by_the_session_status(backe
     assert sum(path.endswith(CLOSE) for path in transport.posts) == (1 if reached else 2)
 
 
+async def test_a_send_cancelled_in_flight_is_named_by_its_number_in_outcomes(backend: KSeFBackend) -> None:
+    # The send is recorded before its request (KSeF may hold it whatever became of the answer);
+    # was: recorded by its hash only, so outcomes() said ('unknown', invoice_number None) where a
+    # send that raised says its P_2 (docs/sending.md: each outcome "carries invoice_number").
+    transport = Interrupting(backend, SEND)
+    async with _client(backend, transport) as ksef:
+        session = await ksef.online_session().open()
+        with anyio.CancelScope() as scope:
+            transport.interrupt = scope.cancel
+            await session.send(sample_invoice("CANCEL/6"))
+        assert scope.cancelled_caught
+        await session.close()
+        await ksef.sessions.wait(str(session.reference_number))
+        (outcome,) = await session.outcomes()
+    assert [(s.reference_number, s.invoice_number) for s in session.sent] == [(None, "CANCEL/6")]
+    assert (outcome.kind, outcome.reference_number, outcome.invoice_number) == ("unknown", None, "CANCEL/6")
+
+
 class Mine(Exception):
     pass
 
