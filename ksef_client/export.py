@@ -121,14 +121,16 @@ def export_flow(
     only_metadata: bool,
     timeout: float,
     interval: float,
-    take: Callable[[str, InvoicePackage, Path], T],
+    take: Callable[[str, InvoicePackage, Path | None], T],
     limits: BodyLimits | None = None,
     compression: str = "Zip",
 ) -> Flow[T]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
     a temporary file, and hand it to ``take(reference number, package description, package)``, a
     ``Blocking`` step (unpacking: seconds, in a worker thread for ``AsyncKSeF``); returns what
-    ``take`` returns (``compression``: KSeF's ``Zip`` or ``TarGz``).
+    ``take`` returns (``compression``: KSeF's ``Zip`` or ``TarGz``). An export that matched no
+    invoice has no part (``_check_no_parts``): ``take`` gets ``None`` for the package, nothing is
+    downloaded.
 
     The package (decrypted: invoices in clear, up to KSeF's 1 GB) is deleted on every way out: a
     failed download, ``take`` done or failed, and the flow closed while it waits for ``take`` (a
@@ -157,6 +159,9 @@ def export_flow(
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
         )
+    if not status.package.parts:  # an export that matched nothing: no package to download
+        _check_no_parts(ref, status.package)
+        return (yield from blocking(take, ref, status.package, None))
     _check_part_sizes(ref, status.package.parts, (limits or BodyLimits()).export_package)
     handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
@@ -166,6 +171,18 @@ def export_flow(
         return (yield from blocking(take, ref, status.package, Path(name)))
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def _check_no_parts(ref: str, package: InvoicePackage) -> None:
+    """A package without parts holds no invoice. KSeF answers an export that matches nothing
+    with ``"invoiceCount": 0, "size": 0, "parts": []`` (CIRFMF/ksef-api#466: "Przy eksporcie, jeżeli
+    nie ma żadnych faktur to w `package` będzie: [...]"); the spec allows it (``InvoicePackage.size``
+    has ``minimum: 0``, each ``InvoicePackagePart.partSize`` ``minimum: 1``). One that lists
+    invoices and gives no part to download them from is damaged."""
+    if package.invoice_count != 0:
+        raise ExportError(
+            f"export {ref}: the package lists {package.invoice_count!r} invoice(s) but no part to download them from"
+        )
 
 
 def _check_part_sizes(ref: str, parts: list[InvoicePackagePart], cap: int) -> None:
@@ -246,7 +263,7 @@ class _DecryptingSink:
 def unpack_export(
     ref: str,
     package: InvoicePackage,
-    archive: Path,
+    archive: Path | None,
     directory: Path,
     limits: BodyLimits | None = None,
     only_metadata: bool = False,
@@ -264,7 +281,12 @@ def unpack_export(
     The package is unpacked into a temporary folder inside ``directory`` and its files are moved
     in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
     of an earlier export of the same dates included). A file of the package replaces a file of
-    the same name, which holds the same invoice (a KSeF number names one invoice)."""
+    the same name, which holds the same invoice (a KSeF number names one invoice).
+
+    ``archive`` ``None``: KSeF sent no part, the package of an export that matched no invoice
+    (``export_flow``): the result is empty and ``directory`` is not touched."""
+    if archive is None:
+        return _result(ref, directory, package, [], [])
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
     try:
@@ -273,6 +295,13 @@ def unpack_export(
             files = [_move(source, target) for source, target in moves]
     finally:
         archive.unlink(missing_ok=True)
+    return _result(ref, directory, package, files, metadata)
+
+
+def _result(
+    ref: str, directory: Path, package: InvoicePackage, files: list[Path], metadata: list[dict[str, Any]]
+) -> ExportResult:
+    """The ``ExportResult`` of a package whose ``files`` are in ``directory``."""
     result = ExportResult(
         ref,
         directory,

@@ -393,7 +393,7 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
 def _take_window(
     ref: str,
     package: InvoicePackage,
-    archive: Path,
+    archive: Path | None,
     state: SyncState,
     directory: Path,
     limits: BodyLimits | None,

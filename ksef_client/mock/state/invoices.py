@@ -634,14 +634,19 @@ class Invoices:
         truncated = len(export.invoices) > len(chosen)
         damage = self.faults.export_metadata if self.faults is not None else None
         check = self.core.check_metadata_record
-        if damage is None:
+        if not chosen:
+            # KSeF's answer to an export that matches nothing (CIRFMF/ksef-api#466): "Przy
+            # eksporcie, jeżeli nie ma żadnych faktur to w `package` będzie: "invoiceCount": 0,
+            # "size": 0, "parts": []" (the spec: InvoicePackage.size minimum 0, partSize minimum 1).
+            package = b""
+        elif damage is None:
             package = pack_export(chosen, export.only_metadata, export.compression, check=check)
         else:
             package = pack_export(chosen, export.only_metadata, export.compression, damage=damage, check=check)
         suffix = "tar.gz" if export.compression == "TarGz" else "zip"
         parts = []
         size = self.core.settings.export_part_size
-        for index in range(max(1, -(-len(package) // size))):
+        for index in range(-(-len(package) // size)):
             plain = package[index * size : (index + 1) * size]
             encrypted = export.key.encrypt(plain)
             name, expires = self.storage.presign(encrypted)

@@ -1,0 +1,141 @@
+"""Exports (and ``sync``, which unpacks the same packages) against the emulator: what the review of
+the export path found (/work/review-export/REPORT.md, findings 1, 2, 3, 4, 5, 7, 11).
+
+Anchors: the spec (API 2.9.0) ``InvoicePackage``, ``InvoicePackagePart``, ``InvoiceMetadata``,
+and KSeF's own answer to an export that matches nothing (CIRFMF/ksef-api#466)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client.errors import ExportError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.testing import sample_invoice
+from tests.helpers import FakeTime
+from tests.hostile import Tamper, json_swap
+
+BUYER = "1111111111"
+EXPORTS = "/invoices/exports"
+
+
+def _start() -> dt.datetime:
+    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
+def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> dict[str, bytes]:
+    """Send ``count`` invoices in a batch: their XML by KSeF number."""
+    before = len(backend.invoices.state.accepted)
+    ksef.send_batch([sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)], wait=True)
+    return {str(i.ksef_number): i.xml for i in backend.invoices.state.accepted[before:]}
+
+
+def _client(ksef: KSeF, server: ThreadedServer, tamper: Tamper, **options: Any) -> KSeF:
+    return KSeF(
+        base_url=server.base_url, access_token=ksef.access_token, transport=tamper, sleep=lambda s: None, **options
+    )
+
+
+def _is_status(request: httpx.Request) -> bool:
+    return request.method == "GET" and f"{EXPORTS}/" in request.url.path
+
+
+def _is_storage(request: httpx.Request) -> bool:
+    return not request.url.path.startswith("/v2/")
+
+
+def _packages_seen(packages: list[dict[str, Any]]) -> Tamper:
+    """Records the ``package`` of every export status answer (unchanged)."""
+
+    def record(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if not _is_status(request) or response.status_code != 200:
+            return None
+        body = json.loads(response.read())
+        if body.get("package"):
+            packages.append(body["package"])
+        return httpx.Response(200, json=body, request=request)
+
+    return Tamper(record)
+
+
+# --- 1. an export that matches no invoice --------------------------------------------------------
+# CIRFMF/ksef-api#466 (KSeF's team): "Przy eksporcie, jeżeli nie ma żadnych faktur to w `package`
+# będzie: "invoiceCount": 0, "size": 0, "parts": []". The spec allows it: InvoicePackage.size has
+# minimum 0, each InvoicePackagePart.partSize minimum 1, so a package of size 0 has no part. Was:
+# the SDK unpacked an empty file (BadZipFile; TarGz "no _metadata.json"), and sync() failed on every
+# run that found nothing new.
+
+
+class TestAnExportThatMatchesNothing:
+    @pytest.mark.parametrize(
+        ("compression", "only_metadata"),
+        [("Zip", False), ("TarGz", False), ("Zip", True)],
+        ids=["zip", "targz", "meta"],
+    )
+    def test_is_an_empty_result_and_downloads_nothing(
+        self, ksef: KSeF, ksef_server: ThreadedServer, tmp_path: Path, compression: str, only_metadata: bool
+    ) -> None:
+        packages: list[dict[str, Any]] = []
+        tamper = _packages_seen(packages)
+        with _client(ksef, ksef_server, tamper) as client:
+            result = client.invoices.export(
+                tmp_path / "out", date_from=_start(), compression=compression, only_metadata=only_metadata
+            )
+        assert [(p["invoiceCount"], p["size"], p["parts"]) for p in packages] == [(0, 0, [])]  # KSeF's shape
+        assert result.files == [] and result.metadata == [] and not result.is_truncated
+        assert result.permanent_storage_hwm_date is not None
+        assert not [path for _, path in tamper.seen if not path.startswith("/v2/")]  # nothing downloaded
+        assert not list((tmp_path / "out").glob("*"))
+
+    @pytest.mark.anyio
+    async def test_is_an_empty_result_for_the_async_client_too(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path
+    ) -> None:
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=fake_time.asleep
+        ) as client:
+            result = await client.invoices.export(tmp_path / "out", date_from=_start())
+            assert result.files == [] and result.metadata == []
+            synced = await client.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "in", start=_start())
+        assert synced.ksef_numbers == [] and synced.files == []
+        assert not backend.storage.state.blobs  # no part was ever linked: KSeF's shape
+
+    def test_a_sync_run_that_finds_nothing_moves_its_mark_to_the_hwm(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # The guide: "gdy IsTruncated = false, kolejne wywołanie należy rozpocząć od zwróconego
+        # PermanentStorageHwmDate" - an empty window is a complete one like any other.
+        state, inbox, start = tmp_path / "state.json", tmp_path / "inbox", _start()
+        packages: list[dict[str, Any]] = []
+        with _client(ksef, ksef_server, _packages_seen(packages)) as client:
+            assert client.invoices.sync("Subject1", state, inbox, start=start).ksef_numbers == []
+            mark = json.loads(state.read_text(encoding="utf-8"))["date_from"]
+            assert [p["parts"] for p in packages] == [[]]
+            assert dt.datetime.fromisoformat(mark) == dt.datetime.fromisoformat(packages[0]["permanentStorageHwmDate"])
+            assert dt.datetime.fromisoformat(mark) > start
+            sent = _send(ksef, backend, 2, "EM")
+            assert set(client.invoices.sync("Subject1", state, inbox).ksef_numbers) == set(sent)
+            assert client.invoices.sync("Subject1", state, inbox).ksef_numbers == []  # quiet again: no error
+
+    def test_a_package_that_lists_invoices_but_has_no_part_is_refused(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        _send(ksef, backend, 2, "NP")
+
+        def no_parts(body: dict[str, Any]) -> dict[str, Any]:
+            if body.get("package"):
+                body["package"]["parts"] = []
+            return body
+
+        with (
+            _client(ksef, ksef_server, Tamper(json_swap("GET", f"{EXPORTS}/", no_parts))) as client,
+            pytest.raises(ExportError, match=r"lists 2 invoice.* but no part"),
+        ):
+            client.invoices.export(tmp_path / "out", date_from=_start())
