@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import functools
@@ -276,7 +278,8 @@ def unpack_export(
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
     as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
-    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``.
+    the package (no file at all with ``only_metadata``), each file's SHA-256 its record's
+    ``invoiceHash`` (hashed as it is written). Anything else is ``ExportError``.
 
     The package is unpacked into a temporary folder inside ``directory`` and its files are moved
     in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
@@ -366,7 +369,7 @@ def _unpack_into(
     metadata records and, in archive order, each file written with the file in ``directory`` it
     is to be moved to (all checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
-    numbers: list[str] = []
+    hashes: dict[str, bytes] = {}  # each invoice file's SHA-256, in archive order
     seen: set[str] = set()
     try:
         with _entries(ref, archive, str(package.compression_type), limits.export_entries) as entries:
@@ -378,15 +381,14 @@ def _unpack_into(
                     continue
                 number = name.removesuffix(".xml")
                 with open_entry() as source, open(file_in(work, number), "wb") as out:
-                    _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
-                numbers.append(number)
+                    hashes[number] = _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
         if metadata is None:
             raise ExportError(
                 f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
                 f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
             )
-        _check_whole(ref, package, metadata, set(numbers), only_metadata)
-        moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
+        _check_whole(ref, package, metadata, hashes, only_metadata)
+        moves = [(file_in(work, number), file_in(directory, number)) for number in hashes]
     except NotPlainFile as error:
         raise ExportError(f"export {ref}: entries that are not plain files: {shown(error.name)}") from None
     except DAMAGED as error:
@@ -402,12 +404,25 @@ DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, No
 
 
 def _check_whole(
-    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], present: set[str], only_metadata: bool
+    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], hashes: dict[str, bytes], only_metadata: bool
 ) -> None:
     """``_metadata.json`` lists ``invoiceCount`` invoices, and the package holds a file for each of
-    them and for no other (no file at all in a metadata-only export)."""
+    them and for no other (no file at all in a metadata-only export), whose SHA-256 (``hashes``)
+    is its record's ``invoiceHash``.
+
+    InvoiceMetadata.invoiceHash (spec 2.9.0, required): "Skrót SHA256 faktury, zakodowany w
+    formacie Base64". The parts' hashes are the server's own, taken over what it packed: a file
+    that holds another invoice than its name says (a packing bug) would pass them, and go into the
+    books under the wrong KSeF number."""
+    present = set(hashes)
     expected = set() if only_metadata else {str(record["ksefNumber"]) for record in metadata}
     missing, extra = sorted(expected - present), sorted(present - expected)
+    wrong = sorted(
+        str(record["ksefNumber"])
+        for record in metadata
+        if str(record["ksefNumber"]) in present
+        and not _hash_is(record.get("invoiceHash"), hashes[str(record["ksefNumber"])])
+    )
     problems = []
     if len(metadata) != package.invoice_count:
         problems.append(f"it lists {len(metadata)} invoice(s), the package's invoiceCount is {package.invoice_count}")
@@ -416,10 +431,24 @@ def _check_whole(
     if extra:
         where = "in a metadata-only package" if only_metadata else "not listed in it"
         problems.append(f"{len(extra)} invoice file(s) {where}: {_some(extra)}")
+    if wrong:
+        problems.append(
+            f"the file of {len(wrong)} invoice(s) is not what its record's invoiceHash (SHA-256) says: {_some(wrong)}"
+        )
     if problems:
         raise ExportError(
             f"export {ref}: the package does not match its {METADATA_FILE}: {'; '.join(problems)}; nothing was kept"
         )
+
+
+def _hash_is(value: object, digest: bytes) -> bool:
+    """Whether ``value`` is ``digest`` in Base64 (``False`` for no value or one that is no Base64)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return base64.b64decode(value, validate=True) == digest
+    except (binascii.Error, ValueError):  # ValueError: a str that is not ASCII
+        return False
 
 
 def _some(numbers: list[str], count: int = 10) -> str:
@@ -524,18 +553,20 @@ def _copy_capped(
     limit: int,
     what: str = "invoice",
     number: str | None = None,
-) -> None:
+) -> bytes:
     """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out; an
     entry that declares more is refused before any of it is inflated (a size declared lower is not
-    believed: a zip's may be lower than what inflates)."""
+    believed: a zip's may be lower than what inflates). Returns the SHA-256 of what was written."""
     if declared > limit:
         raise _too_large(ref, name, limit, what, number)
-    written = 0
+    written, digest = 0, hashlib.sha256()
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
             raise _too_large(ref, name, limit, what, number)
+        digest.update(chunk)
         out.write(chunk)
+    return digest.digest()
 
 
 def _too_large(ref: str, name: str, limit: int, what: str, number: str | None) -> ExportError:

@@ -19,6 +19,7 @@ import pytest
 
 from ksef_client import BodyLimits
 from ksef_client._generated.models import InvoicePackage
+from ksef_client.crypto import sha256_b64
 from ksef_client.errors import ExportError
 from ksef_client.export import unpack_export
 from ksef_client.identifiers import make_ksef_number
@@ -47,7 +48,7 @@ def _file(name: str) -> tarfile.TarInfo:
 
 
 def test_a_tar_gz_package_unpacks_like_a_zip(tmp_path: Path) -> None:
-    metadata = json.dumps({"invoices": [{"ksefNumber": NUMBER}]}).encode()
+    metadata = _listing(NUMBER, invoice=b"<Faktura/>")
     archive = _tar(tmp_path / "p.tar.gz", [_file(f"{NUMBER}.xml"), _file("_metadata.json")],
                    {f"{NUMBER}.xml": b"<Faktura/>", "_metadata.json": metadata})  # fmt: skip
     result = unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
@@ -89,8 +90,9 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-def _listing(*numbers: str) -> bytes:
-    return json.dumps({"invoices": [{"ksefNumber": n} for n in numbers]}).encode()
+def _listing(*numbers: str, invoice: bytes = b"<a/>") -> bytes:
+    """``_metadata.json`` listing ``numbers``, each record's ``invoiceHash`` that of ``invoice``."""
+    return json.dumps({"invoices": [{"ksefNumber": n, "invoiceHash": sha256_b64(invoice)} for n in numbers]}).encode()
 
 
 @pytest.mark.parametrize(
@@ -116,6 +118,22 @@ def test_a_package_that_does_not_match_its_metadata_is_refused(
     with pytest.raises(ExportError, match=message):
         unpack_export("EX", package, _zip(tmp_path / "p.zip", entries), tmp_path / "out")
     assert not list((tmp_path / "out").iterdir())  # what was written before the check is removed
+
+
+@pytest.mark.parametrize(
+    "invoice_hash",
+    [None, sha256_b64(b"<b/>"), "not base64!", "ąęść", 5],
+    ids=["absent", "another-invoice", "not-base64", "not-ascii", "not-a-string"],
+)
+def test_a_file_whose_sha_256_is_not_its_records_invoice_hash_is_refused(tmp_path: Path, invoice_hash: object) -> None:
+    # InvoiceMetadata.invoiceHash (spec 2.9.0, required): "Skrót SHA256 faktury, zakodowany w
+    # formacie Base64". A record without it cannot vouch for its file: refused the same way.
+    record = {"ksefNumber": NUMBER, **({"invoiceHash": invoice_hash} if invoice_hash is not None else {})}
+    metadata = json.dumps({"invoices": [record]}).encode()
+    archive = _zip(tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a/>", "_metadata.json": metadata})
+    with pytest.raises(ExportError, match=f"is not what its record's invoiceHash .*says: {NUMBER}"):
+        unpack_export("EX", _package("Zip"), archive, tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_a_metadata_only_package_holds_no_invoice_file(tmp_path: Path) -> None:
@@ -273,7 +291,7 @@ def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: Literal[0,
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_a_tar_gz_package_of_any_tar_format_unpacks(tmp_path: Path, fmt: int) -> None:
-    entries = {f"{NUMBER}.xml": INVOICE, "_metadata.json": _listing(NUMBER)}
+    entries = {f"{NUMBER}.xml": INVOICE, "_metadata.json": _listing(NUMBER, invoice=INVOICE)}
     archive = tmp_path / "p.tar.gz"
     with tarfile.open(archive, mode="w:gz", format=fmt) as tar:
         for name, data in entries.items():

@@ -139,3 +139,47 @@ class TestAnExportThatMatchesNothing:
             pytest.raises(ExportError, match=r"lists 2 invoice.* but no part"),
         ):
             client.invoices.export(tmp_path / "out", date_from=_start())
+
+
+# --- 2. each invoice file is checked against its record's invoiceHash -----------------------------
+# InvoiceMetadata.invoiceHash (spec 2.9.0, required): "Skrót SHA256 faktury, zakodowany w formacie
+# Base64". Was: never compared; a package whose <A>.xml held invoice B (a packing bug on the
+# server: the parts' hashes are taken over what it packed, so they pass) was saved as it came.
+
+
+def _swap_two_invoices(backend: KSeFBackend) -> tuple[str, str]:
+    """The emulator packs invoice A's XML under B's number and B's under A's (their records, with
+    their invoiceHash, stay right): the KSeF numbers of the two."""
+    first, second = backend.invoices.state.accepted[:2]
+    first.xml, second.xml = second.xml, first.xml
+    return str(first.ksef_number), str(second.ksef_number)
+
+
+class TestTheInvoiceHashOfEachFile:
+    @pytest.mark.parametrize("compression", ["Zip", "TarGz"])
+    def test_a_file_that_is_not_its_invoice_refuses_the_package_and_names_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, compression: str
+    ) -> None:
+        _send(ksef, backend, 4, "IH")
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "mine.txt").write_text("kept")
+        a, b = _swap_two_invoices(backend)
+        with pytest.raises(ExportError, match="invoiceHash") as caught:
+            ksef.invoices.export(out, date_from=_start(), compression=compression)
+        assert a in str(caught.value) and b in str(caught.value) and "nothing was kept" in str(caught.value)
+        assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]  # none of the package moved in
+
+    def test_sync_moves_nothing_of_such_a_window_and_its_state_stays_before_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 4, "IS")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        a, b = _swap_two_invoices(backend)
+        with pytest.raises(ExportError, match=f"invoiceHash.*{min(a, b)}") as caught:
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert caught.value.partial is not None and caught.value.partial.ksef_numbers == []
+        assert not state.exists() and not list(inbox.glob("*.xml"))
+        _swap_two_invoices(backend)  # packed right again: the next run takes the window
+        result = ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert {n: (inbox / f"{n}.xml").read_bytes() for n in result.ksef_numbers} == sent
