@@ -33,6 +33,7 @@ from ksef_client._generated.models import (
     InvoicePackagePart,
 )
 from ksef_client._generated.types import json_loads
+from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
@@ -282,9 +283,14 @@ def unpack_export(
     ``invoiceHash`` (hashed as it is written). Anything else is ``ExportError``.
 
     The package is unpacked into a temporary folder inside ``directory`` and its files are moved
-    in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
-    of an earlier export of the same dates included). A file of the package replaces a file of
-    the same name, which holds the same invoice (a KSeF number names one invoice).
+    in only once it is checked whole, and every file's name in ``directory`` is checked free
+    (``check_targets``: no folder, link or file this user may not replace there): a refused
+    package leaves ``directory`` as it was (the files of an earlier export of the same dates
+    included). A file of the package replaces a file of the same name, which holds the same
+    invoice (a KSeF number names one invoice). A move that still fails (a folder put in the way
+    meanwhile, a disk error) raises ``ExportError`` naming the files moved in and those not;
+    what ends the moves (that error, a ``KeyboardInterrupt``) carries as ``.partial`` the
+    ``ExportResult`` of the files moved in.
 
     ``archive`` ``None``: KSeF sent no part, the package of an export that matched no invoice
     (``export_flow``): the result is empty and ``directory`` is not touched."""
@@ -295,10 +301,23 @@ def unpack_export(
     try:
         with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
             metadata, moves = _unpack_into(ref, package, archive, Path(work), directory, limits, only_metadata)
-            files = [_move(source, target) for source, target in moves]
+            check_targets(ref, directory, [target for _, target in moves])
+            files: list[Path] = []
+            try:
+                move_in(ref, moves, files)
+            except BaseException as error:
+                with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                    error.partial = _result(ref, directory, package, files, _records_of(metadata, files))  # type: ignore[attr-defined]
+                raise
     finally:
         archive.unlink(missing_ok=True)
     return _result(ref, directory, package, files, metadata)
+
+
+def _records_of(metadata: list[dict[str, Any]], files: list[Path]) -> list[dict[str, Any]]:
+    """The records of the invoices whose ``files`` are named."""
+    names = {file.name for file in files}
+    return [record for record in metadata if f"{record['ksefNumber']}.xml" in names]
 
 
 def _result(
@@ -348,11 +367,6 @@ def _read_date(value: object, kind: type[dt.date]) -> dt.date | None:
 # The temporary folder a package is unpacked into, inside the target folder (so that moving a
 # file in is a rename on the same file system). A KSeF number never starts with a dot.
 UNPACKING_PREFIX = ".ksef-export-"
-
-
-def _move(source: Path, target: Path) -> Path:
-    os.replace(source, target)
-    return target
 
 
 def _unpack_into(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import stat
 import struct
 import tarfile
 import tracemalloc
@@ -19,6 +21,7 @@ import pytest
 
 from ksef_client import BodyLimits
 from ksef_client._generated.models import InvoicePackage
+from ksef_client._moving import _replaceable
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import ExportError
 from ksef_client.export import unpack_export
@@ -375,3 +378,31 @@ def test_a_long_entry_name_is_cut_short_in_the_error(tmp_path: Path, compression
     with pytest.raises(ExportError, match="characters") as refused:
         unpack_export("EX", _package(compression), archive, tmp_path / "out")
     assert len(str(refused.value)) < 300
+
+
+# --- a file the rename could not replace is found before anything is moved -------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the POSIX rule")
+@pytest.mark.parametrize(
+    ("user", "file_owner", "folder_owner", "sticky", "replaceable"),
+    [
+        (1000, 1001, 1002, False, True),  # a plain folder: the rename needs only the folder writable
+        (1000, 1001, 1002, True, False),  # a sticky folder (/tmp): another user's file stays
+        (1000, 1000, 1002, True, True),  # ... but one's own file is replaced
+        (1000, 1001, 1000, True, True),  # ... and any in one's own folder
+        (0, 1001, 1002, True, True),  # ... and root replaces anything
+    ],
+)
+def test_a_file_in_a_sticky_folder_is_replaceable_only_as_the_os_allows(
+    monkeypatch: pytest.MonkeyPatch, user: int, file_owner: int, folder_owner: int, sticky: bool, replaceable: bool
+) -> None:
+    # rename(2), EPERM: "The directory containing oldpath has the sticky bit (S_ISVTX) set and the
+    # process's effective user ID is neither the user ID of the file to be deleted nor that of the
+    # directory containing it, and the process is not privileged"; the same holds for newpath.
+    monkeypatch.setattr(os, "geteuid", lambda: user)
+    found = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, file_owner, 0, 0, 0, 0, 0))
+    folder = os.stat_result(
+        (stat.S_IFDIR | 0o777 | (stat.S_ISVTX if sticky else 0), 0, 0, 1, folder_owner, 0, 0, 0, 0, 0)
+    )
+    assert _replaceable(Path("x.xml"), found, folder) is replaceable

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import ExportError
+from ksef_client.export import ExportResult
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
@@ -183,3 +185,82 @@ class TestTheInvoiceHashOfEachFile:
         _swap_two_invoices(backend)  # packed right again: the next run takes the window
         result = ksef.invoices.sync("Subject1", state, inbox, start=_start())
         assert {n: (inbox / f"{n}.xml").read_bytes() for n in result.ksef_numbers} == sent
+
+
+# --- 3. moving a checked package's files into the folder ----------------------------------------
+# docs/downloading.md: "its files are moved in only once it is checked whole, so a refused package
+# leaves the folder as it was". Was: a folder at the 4th invoice's name stopped the moves with a
+# bare IsADirectoryError naming the temporary folder, three invoices moved in and the rest not,
+# nothing saying which.
+
+
+def _numbers_in_order(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> list[str]:
+    """Send ``count`` invoices: their KSeF numbers in the order the emulator stored (and packs) them."""
+    sent = _send(ksef, backend, count, prefix)
+    return [str(i.ksef_number) for i in backend.invoices.state.accepted if str(i.ksef_number) in sent]
+
+
+class TestMovingAPackageIn:
+    @pytest.mark.parametrize("obstacle", ["folder", "symlink", "fifo"])
+    def test_a_name_taken_by_what_a_file_cannot_replace_refuses_the_package_before_any_move(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, obstacle: str
+    ) -> None:
+        numbers = _numbers_in_order(ksef, backend, 5, "MV")
+        out = tmp_path / "out"
+        out.mkdir()
+        taken = out / f"{numbers[3]}.xml"
+        if obstacle == "folder":
+            taken.mkdir()
+            (taken / "keep.txt").write_text("mine")
+        elif obstacle == "symlink":
+            (out / "notes.txt").write_text("mine")
+            taken.symlink_to(out / "notes.txt")
+        elif hasattr(os, "mkfifo"):
+            os.mkfifo(taken)
+        else:
+            pytest.skip("no named pipes here")
+        before = sorted(p.name for p in out.rglob("*"))
+        with pytest.raises(ExportError, match=rf"{numbers[3]}\.xml \(.*\); nothing was moved in") as caught:
+            ksef.invoices.export(out, date_from=_start())
+        assert ".ksef-export-" not in str(caught.value)  # no temporary path
+        assert sorted(p.name for p in out.rglob("*")) == before  # the folder as it was
+
+    def test_sync_checks_the_names_too_and_its_state_stays_before_the_window(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        numbers = _numbers_in_order(ksef, backend, 3, "MS")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / f"{numbers[1]}.xml").mkdir()
+        with pytest.raises(ExportError, match=rf"{numbers[1]}\.xml \(a folder\); nothing was moved in"):
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert not state.exists() and not list(inbox.glob("*.xml/*")) and len(list(inbox.iterdir())) == 1
+        (inbox / f"{numbers[1]}.xml").rmdir()
+        assert sorted(ksef.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == sorted(numbers)
+
+    def test_a_move_that_still_fails_says_what_was_moved_in_and_what_not(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # After the checks: a folder put in the way meanwhile (another program), made as the first
+        # file is moved in. The rename that meets it fails as the OS makes it fail.
+        numbers = _numbers_in_order(ksef, backend, 5, "MR")
+        out = tmp_path / "out"
+        real_replace = os.replace
+
+        def meanwhile(source: Any, target: Any) -> None:
+            late = out / f"{numbers[3]}.xml"
+            if Path(target).parent == out and not late.exists():
+                late.mkdir()
+            real_replace(source, target)
+
+        monkeypatch.setattr(os, "replace", meanwhile)
+        with pytest.raises(ExportError, match=rf"{numbers[3]}\.xml could not be moved into") as caught:
+            ksef.invoices.export(out, date_from=_start())
+        message = str(caught.value)
+        assert "3 of 5 invoice file(s) were moved in before it" in message and ".ksef-export-" not in message
+        assert all(n in message for n in numbers)  # each named: moved in, or not
+        partial = caught.value.partial
+        assert isinstance(partial, ExportResult)
+        in_folder = sorted(p.name for p in out.glob("*.xml") if p.is_file())  # not the folder in the way
+        assert sorted(p.name for p in partial.files) == sorted(f"{n}.xml" for n in numbers[:3]) == in_folder
+        assert sorted(partial.ksef_numbers) == sorted(numbers[:3])
