@@ -307,17 +307,20 @@ def unpack_export(
                 move_in(ref, moves, files)
             except BaseException as error:
                 with contextlib.suppress(AttributeError):  # an exception class with __slots__
-                    error.partial = _result(ref, directory, package, files, _records_of(metadata, files))  # type: ignore[attr-defined]
+                    error.partial = _moved_part(ref, directory, files, metadata)  # type: ignore[attr-defined]
                 raise
     finally:
         archive.unlink(missing_ok=True)
     return _result(ref, directory, package, files, metadata)
 
 
-def _records_of(metadata: list[dict[str, Any]], files: list[Path]) -> list[dict[str, Any]]:
-    """The records of the invoices whose ``files`` are named."""
+def _moved_part(ref: str, directory: Path, files: list[Path], metadata: list[dict[str, Any]]) -> ExportResult:
+    """What a package whose moves stopped part-way saved: ``files`` and their records. It says
+    nowhere to go on from (not truncated, no dates): the package's invoices after them are not
+    in the folder."""
     names = {file.name for file in files}
-    return [record for record in metadata if f"{record['ksefNumber']}.xml" in names]
+    records = [record for record in metadata if f"{record['ksefNumber']}.xml" in names]
+    return ExportResult(ref, directory, files, records, False, None, None)
 
 
 def _result(

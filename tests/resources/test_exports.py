@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -264,3 +266,174 @@ class TestMovingAPackageIn:
         in_folder = sorted(p.name for p in out.glob("*.xml") if p.is_file())  # not the folder in the way
         assert sorted(p.name for p in partial.files) == sorted(f"{n}.xml" for n in numbers[:3]) == in_folder
         assert sorted(partial.ksef_numbers) == sorted(numbers[:3])
+
+
+# --- 4. a range over 100 days that fails in a later window -----------------------------------------
+# Was: the earlier windows' files were in the folder, and the error said nothing of them (no
+# result, no .partial); the error of the failing window said "nothing was kept" of its own package.
+
+
+def _dated(backend: KSeFBackend, ksef: KSeF, days_ago: int, prefix: str) -> str:
+    """One invoice stored ``days_ago`` days ago (the emulator's clock held there while it is sent)."""
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+    real, backend.clock = backend.clock, lambda: when
+    try:  # issued the day before (KSeF refuses an invoice issued after it is received)
+        ksef.send_batch([sample_invoice(f"{prefix}/1", issue_date=(when - dt.timedelta(days=1)).date())], wait=True)
+    finally:
+        backend.clock = real
+    return str(backend.invoices.state.accepted[-1].ksef_number)
+
+
+def _two_windows(ksef: KSeF, backend: KSeFBackend) -> tuple[str, str, dt.datetime]:
+    """An invoice in each window of a 190-day range (windows of KSeF's 100 days): the two KSeF
+    numbers, and where the range starts."""
+    return _dated(backend, ksef, 150, "W1"), _dated(backend, ksef, 30, "W2"), _start() - dt.timedelta(days=190)
+
+
+def _damaging_export(nth: int) -> Tamper:
+    """The emulator, every part of its ``nth`` export arriving with one byte flipped."""
+    starts: list[httpx.Request] = []
+
+    def damage(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.endswith(EXPORTS):
+            starts.append(request)
+        if len(starts) == nth and _is_storage(request):
+            body = bytearray(response.read())
+            body[0] ^= 1
+            return httpx.Response(200, content=bytes(body), headers=response.headers, request=request)
+        return None
+
+    return Tamper(damage)
+
+
+class TestARangeThatFailsInALaterWindow:
+    def test_the_error_carries_what_the_earlier_windows_saved(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        first, second, since = _two_windows(ksef, backend)
+        out = tmp_path / "out"
+        with (
+            _client(ksef, ksef_server, _damaging_export(2)) as client,
+            pytest.raises(ExportError, match="arrived damaged") as caught,
+        ):
+            client.invoices.export(out, date_from=since)
+        partial = caught.value.partial
+        assert isinstance(partial, ExportResult) and partial.ksef_numbers == [first]
+        assert partial.files == [out / f"{first}.xml"] == sorted(out.glob("*.xml"))
+        assert len(partial.reference_numbers) == 1  # the window that was saved
+        assert second not in str(caught.value)
+
+    def test_an_interrupt_in_a_later_window_carries_it_too(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        first, _, since = _two_windows(ksef, backend)
+        starts: list[httpx.Request] = []
+
+        def interrupt_the_second(request: httpx.Request, response: httpx.Response) -> None:
+            if request.method == "POST" and request.url.path.endswith(EXPORTS):
+                starts.append(request)
+                if len(starts) == 2:
+                    raise KeyboardInterrupt
+
+        with (
+            _client(ksef, ksef_server, Tamper(interrupt_the_second)) as client,
+            pytest.raises(KeyboardInterrupt) as caught,
+        ):
+            client.invoices.export(tmp_path / "out", date_from=since)
+        partial = getattr(caught.value, "partial", None)
+        assert isinstance(partial, ExportResult) and partial.ksef_numbers == [first]
+
+    def test_a_failed_first_window_saved_nothing_and_carries_nothing(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        _, _, since = _two_windows(ksef, backend)
+        with (
+            _client(ksef, ksef_server, _damaging_export(1)) as client,
+            pytest.raises(ExportError, match="arrived damaged") as caught,
+        ):
+            client.invoices.export(tmp_path / "out", date_from=since)
+        assert caught.value.partial is None and not list((tmp_path / "out").glob("*"))
+
+    @pytest.mark.anyio
+    async def test_an_async_call_cancelled_in_a_later_window_carries_it(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path
+    ) -> None:
+        first, _, since = _two_windows(ksef, backend)
+        cancel = _CancelAtTheSecondExport(ksef_server)
+        handed: list[object] = []
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=ksef.access_token, transport=cancel, sleep=fake_time.asleep
+        ) as client:
+            with anyio.CancelScope() as scope:
+                cancel.scope = scope
+                try:
+                    await client.invoices.export(tmp_path / "out", date_from=since)
+                except anyio.get_cancelled_exc_class() as error:
+                    handed.append(getattr(error, "partial", None))
+                    raise
+        assert scope.cancelled_caught
+        (partial,) = handed
+        assert isinstance(partial, ExportResult) and partial.ksef_numbers == [first]
+
+    @pytest.mark.anyio
+    async def test_an_async_call_cancelled_while_its_package_is_moved_in_carries_it(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # The review's repro 14: the cancellation waits for the worker thread, which moves every
+        # file in; then the call ends cancelled, and the caller had no word of those files.
+        sent = _send(ksef, backend, 4, "CU")
+        moving, cancelled = threading.Event(), threading.Event()
+        real_replace = os.replace
+
+        def held(source: Any, target: Any) -> None:  # the first move waits until the call is cancelled
+            if not moving.is_set():
+                moving.set()
+                cancelled.wait(10)
+            real_replace(source, target)
+
+        monkeypatch.setattr(os, "replace", held)
+        handed: list[object] = []
+        out = tmp_path / "out"
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=fake_time.asleep
+        ) as client:
+            with anyio.CancelScope() as scope:
+
+                async def cancel_while_moving() -> None:
+                    while not moving.is_set():
+                        await anyio.sleep(0.001)
+                    scope.cancel()
+                    cancelled.set()
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(cancel_while_moving)
+                    try:
+                        await client.invoices.export(out, date_from=_start())
+                    except anyio.get_cancelled_exc_class() as error:
+                        handed.append(getattr(error, "partial", None))
+                        raise
+        assert scope.cancelled_caught
+        (partial,) = handed
+        assert isinstance(partial, ExportResult) and sorted(partial.ksef_numbers) == sorted(sent)
+        assert sorted(partial.files) == sorted(out.glob("*.xml"))
+
+
+class _CancelAtTheSecondExport(httpx.AsyncBaseTransport):
+    """Real HTTP to the emulator; the second export's start cancels ``scope`` and never answers."""
+
+    def __init__(self, server: ThreadedServer) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.starts = 0
+        self.scope: anyio.CancelScope | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith(EXPORTS):
+            self.starts += 1
+            if self.starts == 2 and self.scope is not None:
+                self.scope.cancel()
+                await anyio.sleep_forever()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
