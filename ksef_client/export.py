@@ -36,6 +36,7 @@ from ksef_client._generated.types import json_loads
 from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
+from ksef_client._storage import link_usable
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client._zipdirectory import central_directory_size
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
@@ -43,9 +44,11 @@ from ksef_client.errors import (
     APIConnectionError,
     ExportError,
     ExportStatusError,
+    PermissionDeniedError,
     ResponseTooLargeError,
     UnsafePathError,
 )
+from ksef_client.invoice_query import utc_now
 from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
@@ -169,8 +172,9 @@ def export_flow(
     handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
         with os.fdopen(handle, "wb") as out:
-            for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
-                yield from _download_part(ref, part, key, out)
+            links = _PartLinks(ref, status.package.parts)
+            for ordinal in sorted(links.parts):
+                yield from _download_part(ref, ordinal, links, key, out)
         return (yield from blocking(take, ref, status.package, Path(name)))
     finally:
         Path(name).unlink(missing_ok=True)
@@ -206,28 +210,98 @@ def _over_cap(cap: int) -> str:
     return f"more than the cap of {cap} (BodyLimits.export_package)"
 
 
-def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
-    """Stream one part into ``out``: decrypted and hashed as it arrives (never whole in memory),
-    checked against the package's sizes and hashes. A connection lost in the middle of the body
-    starts the part again from its first byte, as often as the retry policy allows (the part's one
-    budget counts these restarts and the transport's repeats of its GET alike)."""
+def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
+    """Stream part ``ordinal`` into ``out``: decrypted and hashed as it arrives (never whole in
+    memory), checked against the package's sizes and hashes. A connection lost in the middle of
+    the body starts the part again from its first byte, as often as the retry policy allows (the
+    part's one budget counts these restarts and the transport's repeats of its GET alike).
+
+    Its link comes from ``links``, renewed by a fresh status read (``_PartLinks.refresh``) when it
+    expires within 30 seconds (``link_usable``) before the part is fetched, and when the storage
+    refuses it (403, as Azure answers an expired signature). A link of a fresh read is used
+    whatever its date says (this computer's clock may be ahead of KSeF's); refused too, it is an
+    ``ExportError``: no loop of status reads."""
     start = out.tell()
     budget = RetryBudget()
+    if not links.usable(ordinal):
+        yield from links.refresh()
     while True:
-        sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {part.ordinal_number}")
+        part = links.parts[ordinal]
+        sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {ordinal}")
         try:
             yield StreamDownload(part.url, sink.add, budget)
             break
+        except PermissionDeniedError as error:
+            out.seek(start)
+            out.truncate()
+            if ordinal in links.fresh:
+                raise ExportError(
+                    f"export {ref}: the storage refused part {ordinal} (HTTP 403) with a link the export's status "
+                    f"gave just before (expiring {_shown_date(part.expiration_date)}); the package may have expired "
+                    "(packageExpirationDate): export again"
+                ) from error
+            yield from links.refresh()
         except APIConnectionError as error:
             out.seek(start)
             out.truncate()
-            if not (yield Retry(budget, f"export {ref} part {part.ordinal_number}")):
+            links.fresh.discard(ordinal)  # time passes: a 403 after this may be an expiry again
+            if not (yield Retry(budget, f"export {ref} part {ordinal}")):
                 raise error
     sink.finish()
     if sink.encrypted_size != part.encrypted_part_size or sink.encrypted_hash() != part.encrypted_part_hash:
-        raise ExportError(f"export {ref}: part {part.ordinal_number} arrived damaged (size or hash)")
+        raise ExportError(f"export {ref}: part {ordinal} arrived damaged (size or hash)")
     if sink.plain_hash() != part.part_hash:
-        raise ExportError(f"export {ref}: part {part.ordinal_number} decrypts to the wrong hash")
+        raise ExportError(f"export {ref}: part {ordinal} decrypts to the wrong hash")
+
+
+class _PartLinks:
+    """The links of an export's parts, by ordinal number, and which of them come from a status
+    read made since the part was last tried (``fresh``).
+
+    A part's link expires (InvoicePackagePart.expirationDate: "Po upływie tego momentu link
+    przestaje być aktywny") and every status read gives new ones (url: "Link jest generowany
+    dynamicznie w momencie odpytania o status operacji eksportu"): one read renews the links of
+    every part, so a slow download of many parts reads the status again once per expiry, not
+    once per part."""
+
+    def __init__(self, ref: str, parts: list[InvoicePackagePart]) -> None:
+        self.ref = ref
+        self.parts = {part.ordinal_number: part for part in parts}
+        if len(self.parts) != len(parts):
+            raise ExportError(f"export {ref}: parts that share an ordinal number in the package")
+        self.fresh: set[int] = set()
+
+    def usable(self, ordinal: int) -> bool:
+        """Whether the part's link is used as it is: fresh, or expiring later than in 30 seconds
+        (a relative one, which no status read makes absolute, too)."""
+        part = self.parts[ordinal]
+        absolute = isinstance(part.url, str) and part.url.startswith(("https://", "http://"))
+        return ordinal in self.fresh or not absolute or link_usable(part.url, part.expiration_date, utc_now())
+
+    def refresh(self) -> Flow[None]:
+        """Read the export's status again and take its links. It must still be done (210: the
+        package expired) and hold the same parts, each of the same sizes and hashes: a package
+        that changed between two reads is refused."""
+        status = yield from _status_flow(self.ref)
+        if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
+            raise _failed(self.ref, status.status.code, status.status.description)
+        parts = {part.ordinal_number: part for part in status.package.parts}
+        if len(parts) != len(status.package.parts) or {n: _identity(p) for n, p in parts.items()} != {
+            n: _identity(p) for n, p in self.parts.items()
+        }:
+            raise ExportError(
+                f"export {self.ref}: its parts are not the same on a second read of its status (asked for fresh "
+                "links): a part's size or hash changed, or parts came or went"
+            )
+        self.parts, self.fresh = parts, set(parts)
+
+
+def _identity(part: InvoicePackagePart) -> tuple[object, ...]:
+    return (part.part_size, part.part_hash, part.encrypted_part_size, part.encrypted_part_hash)
+
+
+def _shown_date(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else repr(value)
 
 
 class _DecryptingSink:

@@ -152,6 +152,31 @@ def test_an_export_that_matches_nothing_has_no_parts(
     assert (package["invoiceCount"], package["size"], package["parts"], package["isTruncated"]) == (0, 0, [], False)
 
 
+def test_every_status_read_gives_fresh_part_links_that_expire_on_the_emulators_clock(
+    ksef: KSeF, raw: httpx.Client, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spec, InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o
+    # status operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być
+    # aktywny". Was: the links were made once, when the package was built.
+    _send(ksef, sample_invoice("FV/L/1"))
+    ref = _started_export(ksef, raw)
+    now = backend.clock()
+    monkeypatch.setattr(backend, "clock", lambda: now)
+    first = raw.get(f"/invoices/exports/{ref}").json()
+    monkeypatch.setattr(backend, "clock", lambda: now + dt.timedelta(minutes=10))  # the token lives on
+    second = raw.get(f"/invoices/exports/{ref}").json()
+    (old,), (new,) = first["package"]["parts"], second["package"]["parts"]
+    assert old["url"] != new["url"] and {k: v for k, v in old.items() if k not in ("url", "expirationDate")} == {
+        k: v for k, v in new.items() if k not in ("url", "expirationDate")
+    }
+    assert dt.datetime.fromisoformat(old["expirationDate"]) == now + dt.timedelta(hours=1)
+    assert dt.datetime.fromisoformat(new["expirationDate"]) == now + dt.timedelta(minutes=70)
+    assert first["completedDate"] == second["completedDate"]  # "Data zakończenia przetwarzania"
+    assert httpx.get(old["url"]).content == httpx.get(new["url"]).content  # both live
+    monkeypatch.setattr(backend, "clock", lambda: now + dt.timedelta(minutes=61))
+    assert httpx.get(old["url"]).status_code == 403 and httpx.get(new["url"]).status_code == 200
+
+
 def test_permanent_storage_comes_after_acquisition(raw: httpx.Client) -> None:
     # permanentStorageDate: "Data trwałego zapisu faktury w repozytorium KSeF. [...] zawsze późniejsza
     # niż acquisitionDate" (the spec, SessionInvoiceStatusResponse); the metadata say the same.

@@ -18,11 +18,12 @@ import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
-from ksef_client.errors import ExportError
+from ksef_client.errors import ExportError, PermissionDeniedError
 from ksef_client.export import ExportResult
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
 from tests.helpers import FakeTime
 from tests.hostile import Tamper, json_swap
 
@@ -41,10 +42,14 @@ def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> dict[str
     return {str(i.ksef_number): i.xml for i in backend.invoices.state.accepted[before:]}
 
 
-def _client(ksef: KSeF, server: ThreadedServer, tamper: Tamper, **options: Any) -> KSeF:
-    return KSeF(
-        base_url=server.base_url, access_token=ksef.access_token, transport=tamper, sleep=lambda s: None, **options
-    )
+def _client(ksef: KSeF, server: ThreadedServer, tamper: Tamper, token: str | None = None) -> KSeF:
+    token = token or ksef.access_token
+    return KSeF(base_url=server.base_url, access_token=token, transport=tamper, sleep=lambda s: None)
+
+
+def _lasting_token(backend: KSeFBackend) -> str:
+    """An access token that outlives the hours a test moves the emulator's clock on."""
+    return backend.mint_access_token(NIP, ttl=dt.timedelta(days=1))
 
 
 def _is_status(request: httpx.Request) -> bool:
@@ -434,6 +439,173 @@ class _CancelAtTheSecondExport(httpx.AsyncBaseTransport):
                 self.scope.cancel()
                 await anyio.sleep_forever()
         return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# --- 5. expired part links -------------------------------------------------------------------------
+# The spec, InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o status
+# operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być aktywny". Was: the
+# status was read once and every part fetched from the links of that read, however long the earlier
+# parts took: a part whose link had expired failed the whole export (PermissionDeniedError, as if
+# KSeF's permissions were missing), and a new export (of KSeF's 20 an hour) was needed. The emulator
+# now hands out fresh links on every status read, expiring on its own clock.
+
+
+def _package_reads(tamper: Tamper) -> int:
+    """How many status answers that held a package ``tamper`` saw."""
+    return sum(1 for method, path in tamper.seen if method == "GET" and f"{EXPORTS}/" in path)
+
+
+class _Clock:
+    """The emulator's clock, off real time by ``offset`` (changed while a test runs)."""
+
+    def __init__(self, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = dt.timedelta(0)
+        self.real = backend.clock
+        monkeypatch.setattr(backend, "clock", lambda: self.real() + self.offset)
+
+
+class TestPartLinksThatExpire:
+    def test_a_link_the_storage_refuses_as_expired_is_fetched_afresh(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        sent = _send(ksef, backend, 6, "XL")
+        backend.export_part_size = 2_000  # several parts
+        clock = _Clock(backend, monkeypatch)
+        packages: list[dict[str, Any]] = []
+        record = _packages_seen(packages).swap
+
+        def two_hours_pass_after_the_first_part(request: httpx.Request, response: httpx.Response) -> Any:
+            if _is_storage(request) and response.status_code == 200:
+                clock.offset = dt.timedelta(hours=2)  # the other parts' links (1 hour) expired meanwhile
+            return record(request, response)
+
+        tamper = Tamper(two_hours_pass_after_the_first_part)
+        with _client(ksef, ksef_server, tamper, _lasting_token(backend)) as client:
+            result = client.invoices.export(tmp_path / "out", date_from=_start())
+        assert {p.stem: p.read_bytes() for p in result.files} == sent
+        assert len(packages[0]["parts"]) > 2 and len(packages) == 2  # one fresh read: every part's link
+        assert packages[0]["parts"][1]["url"] != packages[1]["parts"][1]["url"]
+        refused = [r for r in tamper.seen if r[0] == "GET" and not r[1].startswith("/v2/")]
+        assert len(refused) == len(packages[0]["parts"]) + 1  # the one refused, then each part once
+
+    def test_a_link_whose_date_has_passed_is_fetched_afresh_before_it_is_used(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # The package is built, and its links made, while the emulator's clock is 61 minutes
+        # behind: they expired a minute ago when the client reads them (and on the emulator's
+        # clock too once it is back). Used as they came, the storage refuses them.
+        sent = _send(ksef, backend, 3, "XD")
+        clock = _Clock(backend, monkeypatch)
+        packages: list[dict[str, Any]] = []
+        record = _packages_seen(packages).swap
+
+        def links_made_an_hour_ago(request: httpx.Request, response: httpx.Response) -> Any:
+            if request.method == "POST" and request.url.path.endswith(EXPORTS):
+                clock.offset = -dt.timedelta(minutes=61)
+            replaced = record(request, response)
+            if packages:
+                clock.offset = dt.timedelta(0)
+            return replaced
+
+        tamper = Tamper(links_made_an_hour_ago)
+        with _client(ksef, ksef_server, tamper) as client:
+            result = client.invoices.export(tmp_path / "out", date_from=_start())
+        assert {p.stem: p.read_bytes() for p in result.files} == sent
+        expired = dt.datetime.fromisoformat(packages[0]["parts"][0]["expirationDate"])
+        assert expired < dt.datetime.now(dt.UTC) and len(packages) == 2
+        assert dt.datetime.fromisoformat(packages[1]["parts"][0]["expirationDate"]) > dt.datetime.now(dt.UTC)
+
+    def test_links_that_look_expired_on_a_clock_ahead_of_ksefs_cost_one_fresh_read(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        # This computer's clock 59m50s ahead of KSeF's: every link KSeF gives seems to expire in
+        # 10 seconds. One fresh read, whose links are then used as they are: not one read per part.
+        sent = _send(ksef, backend, 6, "XS")
+        backend.export_part_size = 2_000
+        _Clock(backend, monkeypatch).offset = -dt.timedelta(minutes=59, seconds=50)
+        packages: list[dict[str, Any]] = []
+        with _client(ksef, ksef_server, _packages_seen(packages)) as client:
+            result = client.invoices.export(tmp_path / "out", date_from=_start())
+        assert {p.stem: p.read_bytes() for p in result.files} == sent
+        assert len(packages[0]["parts"]) > 2 and len(packages) == 2
+
+    def test_a_fresh_link_refused_too_is_an_export_error_not_a_loop(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        _send(ksef, backend, 2, "XR")
+
+        def refuse(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if _is_storage(request):
+                return httpx.Response(403, text="<Error><Code>AuthenticationFailed</Code></Error>", request=request)
+            return None
+
+        tamper, refused = Tamper(refuse), r"refused part 1 \(HTTP 403\) with a link the export's status gave"
+        with _client(ksef, ksef_server, tamper) as client, pytest.raises(ExportError, match=refused) as caught:
+            client.invoices.export(tmp_path / "out", date_from=_start())
+        assert isinstance(caught.value.__cause__, PermissionDeniedError)
+        assert sum(1 for r in tamper.seen if not r[1].startswith("/v2/")) == 2  # the link, then one fresh one
+
+    def test_a_part_that_changed_on_the_fresh_read_is_refused(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        _send(ksef, backend, 2, "XC")
+        reads: list[int] = []
+
+        def changed(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+            if _is_storage(request):  # the first link refused: a fresh one is asked for
+                return httpx.Response(403, request=request)
+            if not _is_status(request):
+                return None
+            body = json.loads(response.read())
+            if body.get("package"):
+                reads.append(1)
+                if len(reads) == 2:
+                    body["package"]["parts"][0]["partHash"] = "A" * 43 + "="
+            return httpx.Response(200, json=body, request=request)
+
+        with (
+            _client(ksef, ksef_server, Tamper(changed)) as client,
+            pytest.raises(ExportError, match="its parts are not the same on a second read"),
+        ):
+            client.invoices.export(tmp_path / "out", date_from=_start())
+
+    @pytest.mark.anyio
+    async def test_an_async_export_fetches_a_refused_link_afresh_too(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        sent = _send(ksef, backend, 4, "XA")
+        backend.export_part_size = 2_000
+        clock = _Clock(backend, monkeypatch)
+        transport = _ExpiringAfterTheFirstPart(clock)
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=_lasting_token(backend), transport=transport,
+            sleep=fake_time.asleep,
+        ) as client:  # fmt: skip
+            result = await client.invoices.export(tmp_path / "out", date_from=_start())
+        assert {p.stem: p.read_bytes() for p in result.files} == sent
+        assert transport.refused == 1
+
+
+class _ExpiringAfterTheFirstPart(httpx.AsyncBaseTransport):
+    """Real HTTP to the emulator; two hours pass on its clock once the first part is downloaded."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.inner, self.clock, self.refused = httpx.AsyncHTTPTransport(), clock, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if _is_storage(request):
+            self.refused += response.status_code == 403
+            if response.status_code == 200:
+                self.clock.offset = dt.timedelta(hours=2)
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
