@@ -347,8 +347,10 @@ def unpack_export(
 ) -> ExportResult:
     """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
     from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
-    (once) or ``_metadata.json``, there are at most ``limits.export_entries`` invoices, every size
-    is capped (``limits``) while it is inflated, and the metadata must be KSeF's
+    (once) or ``_metadata.json``, there are at most as many invoice files as the package's
+    ``invoiceCount`` (none with ``only_metadata``; never more than ``limits.export_entries``),
+    every size is capped (``limits``) while it is inflated, the invoice files together too
+    (``limits.export_unpacked``), and the metadata must be KSeF's
     ``{"invoices": [...]}`` with a valid KSeF number in each record.
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
@@ -462,17 +464,20 @@ def _unpack_into(
     metadata: list[dict[str, Any]] | None = None
     hashes: dict[str, bytes] = {}  # each invoice file's SHA-256, in archive order
     seen: set[str] = set()
+    caps = _Caps.of(ref, package, limits, only_metadata)
     try:
         with _entries(ref, archive, str(package.compression_type), limits.export_entries) as entries:
             for name, declared, open_entry in entries:
-                _check_entry(ref, name, seen, limits)
+                _check_entry(ref, name, seen, caps)
                 if name == METADATA_FILE:
                     raw = _inflate(ref, open_entry, name, declared, "metadata", limits.metadata)
                     metadata = _metadata(ref, raw)
                     continue
                 number = name.removesuffix(".xml")
                 with open_entry() as source, open(file_in(work, number), "wb") as out:
-                    hashes[number] = _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
+                    hashes[number] = _copy_capped(
+                        ref, source, out, name, declared, limits.invoice, number=number, caps=caps
+                    )
         if metadata is None:
             raise ExportError(
                 f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
@@ -567,11 +572,54 @@ ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 DIRECTORY_BYTES_PER_ENTRY = 256
 
 
+@dataclass
+class _Caps:
+    """What one package may hold as it is unpacked: ``most`` invoice files (``why``: whose limit
+    that is) and, together, ``left`` more bytes of them (of ``BodyLimits.export_unpacked``).
+
+    Both bound a package of many small entries that each inflate to the per-file cap (a zip bomb
+    of 10,000 entries of 16 MiB of zeros: 165 MB that would write 160 GiB). The count is known
+    before anything is read: the package's ``invoiceCount`` (none with ``only_metadata``: KSeF's
+    package is then "_metadata.json bez faktur")."""
+
+    ref: str
+    most: int
+    why: str
+    limit: int
+    left: int
+
+    @classmethod
+    def of(cls, ref: str, package: InvoicePackage, limits: BodyLimits, only_metadata: bool) -> _Caps:
+        """The caps of ``package``: the fewer of its ``invoiceCount`` and ``export_entries``."""
+        count = package.invoice_count
+        if only_metadata:
+            most, why = 0, "none in a metadata-only package"
+        elif isinstance(count, int) and 0 <= count < limits.export_entries:
+            most, why = count, f"the package's invoiceCount is {count}"
+        else:
+            most, why = limits.export_entries, "BodyLimits.export_entries; KSeF packs at most 10,000"
+        return cls(ref, most, why, limits.export_unpacked, limits.export_unpacked)
+
+    def inflating(self, size: int) -> None:
+        """Count ``size`` more bytes of invoice files, before they are written: ``ExportError``
+        once they pass ``export_unpacked``."""
+        if size > self.left:
+            raise ExportError(
+                f"export {self.ref}: the package's invoice files inflate to more than {self.limit} bytes together, "
+                "the client's cap (BodyLimits.export_unpacked); nothing was kept. KSeF packs at most 1 GB of "
+                "compressed invoices: should a real package need more, raise the cap with "
+                "body_limits=BodyLimits(export_unpacked=...)"
+            )
+        self.left -= size
+
+
 @contextmanager
 def _entries(ref: str, archive: Path, compression: str, most_entries: int) -> Iterator[Iterator[Entry]]:
     """The entries of a zip or tar.gz package, one at a time (a tar.gz is read as a stream: an
     entry must be read before the next is taken). A zip whose central directory is larger than
-    ``most_entries`` records need is refused before ``zipfile`` reads it (``_zipdirectory``)."""
+    ``most_entries`` records need is refused before ``zipfile`` reads it (``_zipdirectory``): a
+    bound on the memory that reading takes (the entries themselves are counted as they come,
+    against the package's own ``invoiceCount``: ``_Caps``)."""
     if compression == "TarGz":
         with gzip.open(archive, "rb") as stream:
             yield ((m.name, m.size, functools.partial(_same, m)) for m in tar_members(stream))
@@ -608,14 +656,9 @@ def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) ->
 METADATA_FILE = "_metadata.json"
 
 
-def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> None:
-    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF
-    packs (``export_entries`` invoices and the metadata file)."""
-    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= limits.export_entries:
-        raise ExportError(
-            f"export {ref}: more than {limits.export_entries} invoices in the package "
-            f"(BodyLimits.export_entries; KSeF packs at most 10,000)"
-        )
+def _check_entry(ref: str, name: str, seen: set[str], caps: _Caps) -> None:
+    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most ``caps.most``
+    invoice files (and the metadata file)."""
     if name != METADATA_FILE:
         if not name.endswith(".xml"):
             raise ExportError(f"export {ref}: unexpected entry {shown(name)} in the package")
@@ -625,6 +668,10 @@ def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> Non
             raise ExportError(f"export {ref}: entry {shown(name)} is not named <KSeF number>.xml") from None
     if name in seen:
         raise ExportError(f"export {ref}: entries that appear twice in the package: {shown(name)}")
+    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= caps.most:
+        raise ExportError(
+            f"export {ref}: more than {caps.most} invoice file(s) in the package ({caps.why}); nothing was kept"
+        )
     seen.add(name)
 
 
@@ -644,17 +691,23 @@ def _copy_capped(
     limit: int,
     what: str = "invoice",
     number: str | None = None,
+    caps: _Caps | None = None,
 ) -> bytes:
-    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out; an
-    entry that declares more is refused before any of it is inflated (a size declared lower is not
-    believed: a zip's may be lower than what inflates). Returns the SHA-256 of what was written."""
+    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out (or,
+    with ``caps``, more than the package's files may take together); an entry that declares more
+    is refused before any of it is inflated (a size declared lower is not believed: a zip's may be
+    lower than what inflates). Returns the SHA-256 of what was written."""
     if declared > limit:
         raise _too_large(ref, name, limit, what, number)
+    if caps is not None and declared > caps.left:
+        caps.inflating(declared)
     written, digest = 0, hashlib.sha256()
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
             raise _too_large(ref, name, limit, what, number)
+        if caps is not None:
+            caps.inflating(len(chunk))
         digest.update(chunk)
         out.write(chunk)
     return digest.digest()

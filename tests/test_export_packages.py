@@ -105,7 +105,7 @@ def _listing(*numbers: str, invoice: bytes = b"<a/>") -> bytes:
         ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER, OTHER)}, 2, f"no file for 1 .*: {OTHER}"),
         (
             {f"{NUMBER}.xml": b"<a/>", f"{OTHER}.xml": b"<b/>", "_metadata.json": _listing(NUMBER)},
-            1,
+            2,
             f"1 invoice file.* not listed in it: {OTHER}",
         ),
         ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)}, 2, "invoiceCount is 2"),
@@ -175,8 +175,8 @@ def test_a_refused_package_leaves_the_files_already_in_the_folder(tmp_path: Path
         archive = _zip(tmp_path / "p.zip", entries)
     else:
         archive = _tar(tmp_path / "p.tar.gz", [_file(name) for name in entries], entries)
-    package = InvoicePackage.from_dict(
-        {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
+    package = InvoicePackage.from_dict(  # as many files as it says: the one left out of the metadata is named
+        {"invoiceCount": 2, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
     )
     with pytest.raises(ExportError, match="not listed"):
         unpack_export("EX", package, archive, out)
@@ -323,8 +323,9 @@ def test_entries_past_the_cap_are_not_read(tmp_path: Path) -> None:
     archive = tmp_path / "p.tar.gz"
     archive.write_bytes(_gz(*(_header(f"{n}.xml", 0) for n in numbers), bytes(1024)))
     tracemalloc.start()
-    with pytest.raises(ExportError, match="more than 10 invoices"):
-        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out", BodyLimits(export_entries=10))
+    package = InvoicePackage.from_dict({**_package("TarGz").to_dict(), "invoiceCount": 20_000})  # says as many
+    with pytest.raises(ExportError, match=r"more than 10 invoice file\(s\) .*BodyLimits.export_entries"):
+        unpack_export("EX", package, archive, tmp_path / "out", BodyLimits(export_entries=10))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2_000_000  # the 20,000 listed first took ~15 MB

@@ -7,9 +7,12 @@ and KSeF's own answer to an export that matches nothing (CIRFMF/ksef-api#466).""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import threading
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,11 @@ import anyio
 import httpx
 import pytest
 
-from ksef_client import AsyncKSeF, KSeF
+import ksef_client.mock.state.invoices as mock_invoices
+from ksef_client import AsyncKSeF, BodyLimits, KSeF
 from ksef_client.errors import ExportError, PermissionDeniedError
 from ksef_client.export import ExportResult
+from ksef_client.identifiers import make_ksef_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
@@ -609,3 +614,59 @@ class _ExpiringAfterTheFirstPart(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+# --- 7. a package of many small entries that each inflate to the per-file cap ----------------------
+# Was: each entry was held to BodyLimits.invoice (16 MiB) and the package to 10,000 entries, but
+# not their sum, and the metadata was checked only once everything was written: 24 entries of 16
+# MiB of zeros (0.4 MB) wrote 380 MiB before the refusal; 10,000 of them (165 MB, under the 2 GiB
+# package cap) would write 160 GiB. The count is now the package's own invoiceCount (known before
+# anything is read), and the files together are held to BodyLimits.export_unpacked.
+
+MIB = 1024 * 1024
+
+
+def _zeros_packer(extra: int) -> Callable[..., bytes]:
+    """An emulator packer whose invoice files are 1 MiB of zeros each (the invoices' own names),
+    with ``extra`` more such files, and the metadata file last."""
+
+    def pack(invoices: list[Any], only_metadata: bool, compression: str = "Zip", **_: Any) -> bytes:
+        names = [f"{i.ksef_number}.xml" for i in invoices]
+        names += [f"{make_ksef_number(NIP, '20261202', f'{n:012X}')}.xml" for n in range(extra)]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in names:
+                archive.writestr(name, bytes(MIB))
+            archive.writestr("_metadata.json", json.dumps({"invoices": []}))
+        return buffer.getvalue()
+
+    return pack
+
+
+class TestAZipBombOfSmallEntries:
+    def test_more_invoice_files_than_the_package_counts_are_refused_at_the_first_extra_one(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _send(ksef, backend, 1, "ZB")
+        monkeypatch.setattr(mock_invoices, "pack_export", _zeros_packer(extra=23))
+        with pytest.raises(ExportError, match=r"more than 1 invoice file\(s\) .*invoiceCount is 1"):
+            ksef.invoices.export(tmp_path / "out", date_from=_start())
+        assert not list((tmp_path / "out").iterdir())
+
+    def test_invoice_files_that_inflate_past_the_cap_together_are_refused(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        _send(ksef, backend, 6, "ZT")  # six files of 1 MiB: as many as the package counts
+        monkeypatch.setattr(mock_invoices, "pack_export", _zeros_packer(extra=0))
+        limits = BodyLimits(export_unpacked=3 * MIB)
+        with (
+            KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, body_limits=limits) as client,
+            pytest.raises(ExportError, match=rf"more than {3 * MIB} bytes together.*BodyLimits\.export_unpacked"),
+        ):
+            client.invoices.export(tmp_path / "out", date_from=_start())
+        assert not list((tmp_path / "out").iterdir())
+
+    def test_the_cap_on_the_files_together_is_far_above_what_ksef_packs(self) -> None:
+        # KSeF: "Limit rozmiaru danych(skompresowanych): 1GB" (POST /invoices/exports).
+        assert BodyLimits().export_unpacked >= 32 * 1_000_000_000
