@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import errno
 import functools
 import gzip
 import hashlib
@@ -446,6 +447,18 @@ def _read_date(value: object, kind: type[dt.date]) -> dt.date | None:
 # The temporary folder a package is unpacked into, inside the target folder (so that moving a
 # file in is a rename on the same file system). A KSeF number never starts with a dot.
 UNPACKING_PREFIX = ".ksef-export-"
+
+
+def usable_folder(directory: Path) -> None:
+    """Make ``directory`` (and its parents) and check that a package can be unpacked in it (a
+    temporary folder made and removed there), before an export is started: an unusable folder
+    must not cost one of KSeF's 20 exports an hour and a download of up to 1 GB. ``OSError``
+    otherwise (``NotADirectoryError`` for a file of that name), nothing asked of KSeF."""
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the export's target folder is a file", str(directory))
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory):
+        pass
 
 
 def _unpack_into(

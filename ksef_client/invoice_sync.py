@@ -54,7 +54,7 @@ from ksef_client._flows import Flow
 from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
-from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if TYPE_CHECKING:
@@ -484,7 +484,7 @@ def sync_run(
         keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
         flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
-            folder.mkdir(parents=True, exist_ok=True)  # not before the lock: a refused run makes nothing
+            usable_folder(folder)  # before any request; not before the lock: a refused run makes nothing
             yield flow
         except BaseException as error:
             with contextlib.suppress(AttributeError):  # an exception class with __slots__

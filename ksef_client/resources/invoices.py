@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata, InvoicePackage
-from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client.export import ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
     MetadataCursor,
@@ -63,9 +63,11 @@ def export_to_flow(
     directory, until one comes back truncated (it says where to go on from) or the range is done.
     Each window's result is appended to ``saved`` as soon as its files are in the folder (by the
     unpacking itself, so a call cancelled while a worker thread unpacks still has it): what a
-    failed call carries as ``.partial`` (``exporting``)."""
+    failed call carries as ``.partial`` (``exporting``). The folder is made and checked first,
+    before any request (``usable_folder``)."""
     limits, folder = client.body_limits, Path(directory)
     saved = [] if saved is None else saved
+    usable_folder(folder)
 
     def unpack(ref: str, package: InvoicePackage, archive: Path | None) -> ExportResult:
         result = unpack_export(ref, package, archive, folder, limits, only_metadata)

@@ -670,3 +670,54 @@ class TestAZipBombOfSmallEntries:
     def test_the_cap_on_the_files_together_is_far_above_what_ksef_packs(self) -> None:
         # KSeF: "Limit rozmiaru danych(skompresowanych): 1GB" (POST /invoices/exports).
         assert BodyLimits().export_unpacked >= 32 * 1_000_000_000
+
+
+# --- 11. the target folder is made and checked before the export is started -----------------------
+# Was: first touched once the package was downloaded: an unusable folder cost one of KSeF's 20
+# exports an hour ("POST /invoices/exports": RateLimits 8/16/20) and a download of up to 1 GB.
+
+
+class TestTheTargetFolder:
+    @pytest.mark.parametrize("where", ["a file", "inside a file"])
+    def test_an_unusable_folder_fails_before_any_request(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, where: str
+    ) -> None:
+        _send(ksef, backend, 1, "TF")
+        before = ksef.send_state.requests_sent
+        (tmp_path / "inbox").write_text("a file, not a folder")
+        target = tmp_path / "inbox" if where == "a file" else tmp_path / "inbox" / "out"
+        with pytest.raises(NotADirectoryError):
+            ksef.invoices.export(target, date_from=_start())
+        assert ksef.send_state.requests_sent == before  # no export started, nothing downloaded
+        with pytest.raises(NotADirectoryError):
+            ksef.invoices.sync("Subject1", tmp_path / "state.json", target, start=_start())
+        assert ksef.send_state.requests_sent == before and not (tmp_path / "state.json").exists()
+
+    @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anywhere")
+    def test_a_folder_this_user_cannot_write_in_fails_before_any_request(self, ksef: KSeF, tmp_path: Path) -> None:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(PermissionError):
+                ksef.invoices.export(locked, date_from=_start())
+        finally:
+            locked.chmod(0o700)
+        assert ksef.send_state.requests_sent == 0
+
+    @pytest.mark.anyio
+    async def test_an_async_export_checks_it_first_too(
+        self, ksef: KSeF, fake_time: FakeTime, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        (tmp_path / "inbox").write_text("a file")
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=ksef.access_token, sleep=fake_time.asleep
+        ) as client:
+            with pytest.raises(NotADirectoryError):
+                await client.invoices.export(tmp_path / "inbox", date_from=_start())
+            assert client.send_state.requests_sent == 0
+
+    def test_the_folder_is_made_before_the_export_and_left_clean(self, ksef: KSeF, tmp_path: Path) -> None:
+        target = tmp_path / "new" / "inbox"
+        assert ksef.invoices.export(target, date_from=_start()).files == []  # nothing to export
+        assert target.is_dir() and list(target.iterdir()) == []  # no probe left behind
