@@ -172,7 +172,11 @@ class Invoices:
     ) -> ExportResult:
         """Export matching invoices into ``directory``: ``{ksefNumber}.xml`` files plus metadata.
 
-        ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``.
+        ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``. The folder
+        is made and checked before any request (``OSError`` otherwise). What ends a call that saved
+        files in the folder (a later window of a range over 100 days failed, a package's moves
+        stopped part-way; a ``KeyboardInterrupt`` too) carries their ``ExportResult`` as
+        ``.partial`` (docs/downloading.md, "When an export fails").
         """
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
@@ -258,7 +262,8 @@ class AsyncInvoices:
         compression: str = "Zip",
         **filters: Any,
     ) -> ExportResult:
-        """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``)."""
+        """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``),
+        as ``Invoices.export``; a cancellation carries ``.partial`` as its errors do."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )

@@ -1,5 +1,5 @@
-"""Exports (and ``sync``, which unpacks the same packages) against the emulator: what the review of
-the export path found (/work/review-export/REPORT.md, findings 1, 2, 3, 4, 5, 7, 11).
+"""Exports (and ``sync``, which unpacks the same packages) against the emulator: what a review of
+the export path found (its findings 1, 2, 3, 4, 5, 7 and 11, one section each).
 
 Anchors: the spec (API 2.9.0) ``InvoicePackage``, ``InvoicePackagePart``, ``InvoiceMetadata``,
 and KSeF's own answer to an export that matches nothing (CIRFMF/ksef-api#466)."""
@@ -456,11 +456,6 @@ class _CancelAtTheSecondExport(httpx.AsyncBaseTransport):
 # parts took: a part whose link had expired failed the whole export (PermissionDeniedError, as if
 # KSeF's permissions were missing), and a new export (of KSeF's 20 an hour) was needed. The emulator
 # now hands out fresh links on every status read, expiring on its own clock.
-
-
-def _package_reads(tamper: Tamper) -> int:
-    """How many status answers that held a package ``tamper`` saw."""
-    return sum(1 for method, path in tamper.seen if method == "GET" and f"{EXPORTS}/" in path)
 
 
 class _Clock:
