@@ -45,9 +45,16 @@ class BodyLimits:
             this says (``upo.MAX_UPO_BYTES``, the XML hardening bound): a larger cap only lets
             ``get_session_upo_xml`` download pages it could not parse.
         metadata: the ``_metadata.json`` of an export package (10,000 records): 64 MiB.
-        export_entries: files in one export package: KSeF packs at most 10,000 invoices.
+        export_entries: files in one export package: KSeF packs at most 10,000 invoices (a
+            package is held to fewer, its own ``invoiceCount``, as well).
         export_package: the encrypted parts of one package together: KSeF stops at 1 GB
             compressed; 2 GiB leaves room for encryption and the metadata file.
+        export_unpacked: the invoice files of one export package together, as they inflate (on
+            disk): 32 GiB. KSeF stops a package at 1 GB of compressed invoices, and invoice XML
+            deflates far less than 32:1; a package of many small entries that each inflate to
+            the ``invoice`` cap (zeros: some 1000:1) is stopped here, before it writes past it,
+            not at ``export_entries`` x ``invoice`` (160 GiB). Lower it to what the target disk
+            holds.
     """
 
     json: int = 16 * 1024 * 1024
@@ -56,6 +63,7 @@ class BodyLimits:
     metadata: int = 64 * 1024 * 1024
     export_entries: int = 10_000
     export_package: int = 2 * 1024 * 1024 * 1024
+    export_unpacked: int = 32 * 1024 * 1024 * 1024
 
     def of(self, kind: object) -> int:
         """The cap of a body kind (``json`` for an unknown one)."""

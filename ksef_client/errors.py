@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from ksef_client.export import ExportResult
     from ksef_client.invoice_sync import SyncResult
 
 
@@ -66,6 +67,12 @@ class KSeFError(Exception):
             lock, ``ValueError`` (the state file's), ``OSError``, ``KeyboardInterrupt`` and a cancellation
             included; not on what it raises before (``SyncLockedError``: ``None``; the ``ValueError`` for
             ``start=`` and an ``OSError`` making the state folder or lock file have no ``partial`` at all).
+            On what ends ``invoices.export`` after it saved files in the folder, the ``ExportResult`` of those
+            files: the windows of a range over 100 days exported before the one that failed, and the files of
+            a package whose moves into the folder failed part-way (those have no truncation or dates: nothing
+            to go on from). ``export`` sets it on whatever ends the call, ``KeyboardInterrupt`` and a
+            cancellation included, when it saved anything; ``None`` (no attribute on a non-``KSeFError``)
+            when it saved nothing. Either result has ``.ksef_numbers`` and ``.files``.
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
@@ -80,7 +87,7 @@ class KSeFError(Exception):
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """
 
-    partial: SyncResult | None = None
+    partial: SyncResult | ExportResult | None = None
     session_reference_number: str | None = None
     maybe_sent: bool = False
     invoice_hash: str | None = None

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
+import errno
 import functools
 import gzip
 import hashlib
@@ -31,8 +34,10 @@ from ksef_client._generated.models import (
     InvoicePackagePart,
 )
 from ksef_client._generated.types import json_loads
+from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client._retry import RetryBudget
+from ksef_client._storage import link_usable
 from ksef_client._tar import NotPlainFile, TarFormatError, TarMember, finish, shown, tar_members
 from ksef_client._zipdirectory import central_directory_size
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey, digest_b64, encryption_for
@@ -40,9 +45,11 @@ from ksef_client.errors import (
     APIConnectionError,
     ExportError,
     ExportStatusError,
+    PermissionDeniedError,
     ResponseTooLargeError,
     UnsafePathError,
 )
+from ksef_client.invoice_query import utc_now
 from ksef_client.resources.auth import with_keys
 
 if TYPE_CHECKING:
@@ -121,14 +128,16 @@ def export_flow(
     only_metadata: bool,
     timeout: float,
     interval: float,
-    take: Callable[[str, InvoicePackage, Path], T],
+    take: Callable[[str, InvoicePackage, Path | None], T],
     limits: BodyLimits | None = None,
     compression: str = "Zip",
 ) -> Flow[T]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
     a temporary file, and hand it to ``take(reference number, package description, package)``, a
     ``Blocking`` step (unpacking: seconds, in a worker thread for ``AsyncKSeF``); returns what
-    ``take`` returns (``compression``: KSeF's ``Zip`` or ``TarGz``).
+    ``take`` returns (``compression``: KSeF's ``Zip`` or ``TarGz``). An export that matched no
+    invoice has no part (``_check_no_parts``): ``take`` gets ``None`` for the package, nothing is
+    downloaded.
 
     The package (decrypted: invoices in clear, up to KSeF's 1 GB) is deleted on every way out: a
     failed download, ``take`` done or failed, and the flow closed while it waits for ``take`` (a
@@ -157,15 +166,31 @@ def export_flow(
         raise ExportError(
             f"export {ref}: package compressed as {status.package.compression_type}, asked for {compression}"
         )
+    if not status.package.parts:  # an export that matched nothing: no package to download
+        _check_no_parts(ref, status.package)
+        return (yield from blocking(take, ref, status.package, None))
     _check_part_sizes(ref, status.package.parts, (limits or BodyLimits()).export_package)
     handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
     try:
         with os.fdopen(handle, "wb") as out:
-            for part in sorted(status.package.parts, key=lambda p: p.ordinal_number):
-                yield from _download_part(ref, part, key, out)
+            links = _PartLinks(ref, status.package.parts)
+            for ordinal in sorted(links.parts):
+                yield from _download_part(ref, ordinal, links, key, out)
         return (yield from blocking(take, ref, status.package, Path(name)))
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def _check_no_parts(ref: str, package: InvoicePackage) -> None:
+    """A package without parts holds no invoice. KSeF answers an export that matches nothing
+    with ``"invoiceCount": 0, "size": 0, "parts": []`` (CIRFMF/ksef-api#466: "Przy eksporcie, jeżeli
+    nie ma żadnych faktur to w `package` będzie: [...]"); the spec allows it (``InvoicePackage.size``
+    has ``minimum: 0``, each ``InvoicePackagePart.partSize`` ``minimum: 1``). One that lists
+    invoices and gives no part to download them from is damaged."""
+    if package.invoice_count != 0:
+        raise ExportError(
+            f"export {ref}: the package lists {package.invoice_count!r} invoice(s) but no part to download them from"
+        )
 
 
 def _check_part_sizes(ref: str, parts: list[InvoicePackagePart], cap: int) -> None:
@@ -186,28 +211,98 @@ def _over_cap(cap: int) -> str:
     return f"more than the cap of {cap} (BodyLimits.export_package)"
 
 
-def _download_part(ref: str, part: InvoicePackagePart, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
-    """Stream one part into ``out``: decrypted and hashed as it arrives (never whole in memory),
-    checked against the package's sizes and hashes. A connection lost in the middle of the body
-    starts the part again from its first byte, as often as the retry policy allows (the part's one
-    budget counts these restarts and the transport's repeats of its GET alike)."""
+def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
+    """Stream part ``ordinal`` into ``out``: decrypted and hashed as it arrives (never whole in
+    memory), checked against the package's sizes and hashes. A connection lost in the middle of
+    the body starts the part again from its first byte, as often as the retry policy allows (the
+    part's one budget counts these restarts and the transport's repeats of its GET alike).
+
+    Its link comes from ``links``, renewed by a fresh status read (``_PartLinks.refresh``) when it
+    expires within 30 seconds (``link_usable``) before the part is fetched, and when the storage
+    refuses it (403, as Azure answers an expired signature). A link of a fresh read is used
+    whatever its date says (this computer's clock may be ahead of KSeF's); refused too, it is an
+    ``ExportError``: no loop of status reads."""
     start = out.tell()
     budget = RetryBudget()
+    if not links.usable(ordinal):
+        yield from links.refresh()
     while True:
-        sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {part.ordinal_number}")
+        part = links.parts[ordinal]
+        sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {ordinal}")
         try:
             yield StreamDownload(part.url, sink.add, budget)
             break
+        except PermissionDeniedError as error:
+            out.seek(start)
+            out.truncate()
+            if ordinal in links.fresh:
+                raise ExportError(
+                    f"export {ref}: the storage refused part {ordinal} (HTTP 403) with a link the export's status "
+                    f"gave just before (expiring {_shown_date(part.expiration_date)}); the package may have expired "
+                    "(packageExpirationDate): export again"
+                ) from error
+            yield from links.refresh()
         except APIConnectionError as error:
             out.seek(start)
             out.truncate()
-            if not (yield Retry(budget, f"export {ref} part {part.ordinal_number}")):
+            links.fresh.discard(ordinal)  # time passes: a 403 after this may be an expiry again
+            if not (yield Retry(budget, f"export {ref} part {ordinal}")):
                 raise error
     sink.finish()
     if sink.encrypted_size != part.encrypted_part_size or sink.encrypted_hash() != part.encrypted_part_hash:
-        raise ExportError(f"export {ref}: part {part.ordinal_number} arrived damaged (size or hash)")
+        raise ExportError(f"export {ref}: part {ordinal} arrived damaged (size or hash)")
     if sink.plain_hash() != part.part_hash:
-        raise ExportError(f"export {ref}: part {part.ordinal_number} decrypts to the wrong hash")
+        raise ExportError(f"export {ref}: part {ordinal} decrypts to the wrong hash")
+
+
+class _PartLinks:
+    """The links of an export's parts, by ordinal number, and which of them come from a status
+    read made since the part was last tried (``fresh``).
+
+    A part's link expires (InvoicePackagePart.expirationDate: "Po upływie tego momentu link
+    przestaje być aktywny") and every status read gives new ones (url: "Link jest generowany
+    dynamicznie w momencie odpytania o status operacji eksportu"): one read renews the links of
+    every part, so a slow download of many parts reads the status again once per expiry, not
+    once per part."""
+
+    def __init__(self, ref: str, parts: list[InvoicePackagePart]) -> None:
+        self.ref = ref
+        self.parts = {part.ordinal_number: part for part in parts}
+        if len(self.parts) != len(parts):
+            raise ExportError(f"export {ref}: parts that share an ordinal number in the package")
+        self.fresh: set[int] = set()
+
+    def usable(self, ordinal: int) -> bool:
+        """Whether the part's link is used as it is: fresh, or expiring later than in 30 seconds
+        (a relative one, which no status read makes absolute, too)."""
+        part = self.parts[ordinal]
+        absolute = isinstance(part.url, str) and part.url.startswith(("https://", "http://"))
+        return ordinal in self.fresh or not absolute or link_usable(part.url, part.expiration_date, utc_now())
+
+    def refresh(self) -> Flow[None]:
+        """Read the export's status again and take its links. It must still be done (210: the
+        package expired) and hold the same parts, each of the same sizes and hashes: a package
+        that changed between two reads is refused."""
+        status = yield from _status_flow(self.ref)
+        if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
+            raise _failed(self.ref, status.status.code, status.status.description)
+        parts = {part.ordinal_number: part for part in status.package.parts}
+        if len(parts) != len(status.package.parts) or {n: _identity(p) for n, p in parts.items()} != {
+            n: _identity(p) for n, p in self.parts.items()
+        }:
+            raise ExportError(
+                f"export {self.ref}: its parts are not the same on a second read of its status (asked for fresh "
+                "links): a part's size or hash changed, or parts came or went"
+            )
+        self.parts, self.fresh = parts, set(parts)
+
+
+def _identity(part: InvoicePackagePart) -> tuple[object, ...]:
+    return (part.part_size, part.part_hash, part.encrypted_part_size, part.encrypted_part_hash)
+
+
+def _shown_date(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else repr(value)
 
 
 class _DecryptingSink:
@@ -246,33 +341,69 @@ class _DecryptingSink:
 def unpack_export(
     ref: str,
     package: InvoicePackage,
-    archive: Path,
+    archive: Path | None,
     directory: Path,
     limits: BodyLimits | None = None,
     only_metadata: bool = False,
 ) -> ExportResult:
     """Unpack an export package (zip or tar.gz, as the package says) into ``directory``. Nothing
     from the package is trusted: each entry must be a regular file named ``<KSeF number>.xml``
-    (once) or ``_metadata.json``, there are at most ``limits.export_entries`` invoices, every size
-    is capped (``limits``) while it is inflated, and the metadata must be KSeF's
+    (once) or ``_metadata.json``, there are at most as many invoice files as the package's
+    ``invoiceCount`` (none with ``only_metadata``; never more than ``limits.export_entries``),
+    every size is capped (``limits``) while it is inflated, the invoice files together too
+    (``limits.export_unpacked``), and the metadata must be KSeF's
     ``{"invoices": [...]}`` with a valid KSeF number in each record.
 
     The package must also be whole: ``_metadata.json`` present (KSeF always includes it), listing
     as many invoices as the package's ``invoiceCount``, and exactly the invoices whose files are in
-    the package (no file at all with ``only_metadata``). Anything else is ``ExportError``.
+    the package (no file at all with ``only_metadata``), each file's SHA-256 its record's
+    ``invoiceHash`` (hashed as it is written). Anything else is ``ExportError``.
 
     The package is unpacked into a temporary folder inside ``directory`` and its files are moved
-    in only once it is checked whole: a refused package leaves ``directory`` as it was (the files
-    of an earlier export of the same dates included). A file of the package replaces a file of
-    the same name, which holds the same invoice (a KSeF number names one invoice)."""
+    in only once it is checked whole, and every file's name in ``directory`` is checked free
+    (``check_targets``: no folder, link or file this user may not replace there): a refused
+    package leaves ``directory`` as it was (the files of an earlier export of the same dates
+    included). A file of the package replaces a file of the same name, which holds the same
+    invoice (a KSeF number names one invoice). A move that still fails (a folder put in the way
+    meanwhile, a disk error) raises ``ExportError`` naming the files moved in and those not;
+    what ends the moves (that error, a ``KeyboardInterrupt``) carries as ``.partial`` the
+    ``ExportResult`` of the files moved in.
+
+    ``archive`` ``None``: KSeF sent no part, the package of an export that matched no invoice
+    (``export_flow``): the result is empty and ``directory`` is not touched."""
+    if archive is None:
+        return _result(ref, directory, package, [], [])
     limits = limits or BodyLimits()
     directory.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
             metadata, moves = _unpack_into(ref, package, archive, Path(work), directory, limits, only_metadata)
-            files = [_move(source, target) for source, target in moves]
+            check_targets(ref, directory, [target for _, target in moves])
+            files: list[Path] = []
+            try:
+                move_in(ref, moves, files)
+            except BaseException as error:
+                with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                    error.partial = _moved_part(ref, directory, files, metadata)  # type: ignore[attr-defined]
+                raise
     finally:
         archive.unlink(missing_ok=True)
+    return _result(ref, directory, package, files, metadata)
+
+
+def _moved_part(ref: str, directory: Path, files: list[Path], metadata: list[dict[str, Any]]) -> ExportResult:
+    """What a package whose moves stopped part-way saved: ``files`` and their records. It says
+    nowhere to go on from (not truncated, no dates): the package's invoices after them are not
+    in the folder."""
+    names = {file.name for file in files}
+    records = [record for record in metadata if f"{record['ksefNumber']}.xml" in names]
+    return ExportResult(ref, directory, files, records, False, None, None)
+
+
+def _result(
+    ref: str, directory: Path, package: InvoicePackage, files: list[Path], metadata: list[dict[str, Any]]
+) -> ExportResult:
+    """The ``ExportResult`` of a package whose ``files`` are in ``directory``."""
     result = ExportResult(
         ref,
         directory,
@@ -318,9 +449,16 @@ def _read_date(value: object, kind: type[dt.date]) -> dt.date | None:
 UNPACKING_PREFIX = ".ksef-export-"
 
 
-def _move(source: Path, target: Path) -> Path:
-    os.replace(source, target)
-    return target
+def usable_folder(directory: Path) -> None:
+    """Make ``directory`` (and its parents) and check that a package can be unpacked in it (a
+    temporary folder made and removed there), before an export is started: an unusable folder
+    must not cost one of KSeF's 20 exports an hour and a download of up to 1 GB. ``OSError``
+    otherwise (``NotADirectoryError`` for a file of that name), nothing asked of KSeF."""
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the export's target folder is a file", str(directory))
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory):
+        pass
 
 
 def _unpack_into(
@@ -337,27 +475,29 @@ def _unpack_into(
     metadata records and, in archive order, each file written with the file in ``directory`` it
     is to be moved to (all checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
-    numbers: list[str] = []
+    hashes: dict[str, bytes] = {}  # each invoice file's SHA-256, in archive order
     seen: set[str] = set()
+    caps = _Caps.of(ref, package, limits, only_metadata)
     try:
         with _entries(ref, archive, str(package.compression_type), limits.export_entries) as entries:
             for name, declared, open_entry in entries:
-                _check_entry(ref, name, seen, limits)
+                _check_entry(ref, name, seen, caps)
                 if name == METADATA_FILE:
                     raw = _inflate(ref, open_entry, name, declared, "metadata", limits.metadata)
                     metadata = _metadata(ref, raw)
                     continue
                 number = name.removesuffix(".xml")
                 with open_entry() as source, open(file_in(work, number), "wb") as out:
-                    _copy_capped(ref, source, out, name, declared, limits.invoice, number=number)
-                numbers.append(number)
+                    hashes[number] = _copy_capped(
+                        ref, source, out, name, declared, limits.invoice, number=number, caps=caps
+                    )
         if metadata is None:
             raise ExportError(
                 f"export {ref}: the package has no {METADATA_FILE} (KSeF always includes it), so its "
                 f"{package.invoice_count} invoice(s) cannot be checked; nothing was kept"
             )
-        _check_whole(ref, package, metadata, set(numbers), only_metadata)
-        moves = [(file_in(work, number), file_in(directory, number)) for number in numbers]
+        _check_whole(ref, package, metadata, hashes, only_metadata)
+        moves = [(file_in(work, number), file_in(directory, number)) for number in hashes]
     except NotPlainFile as error:
         raise ExportError(f"export {ref}: entries that are not plain files: {shown(error.name)}") from None
     except DAMAGED as error:
@@ -373,12 +513,25 @@ DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, No
 
 
 def _check_whole(
-    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], present: set[str], only_metadata: bool
+    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], hashes: dict[str, bytes], only_metadata: bool
 ) -> None:
     """``_metadata.json`` lists ``invoiceCount`` invoices, and the package holds a file for each of
-    them and for no other (no file at all in a metadata-only export)."""
+    them and for no other (no file at all in a metadata-only export), whose SHA-256 (``hashes``)
+    is its record's ``invoiceHash``.
+
+    InvoiceMetadata.invoiceHash (spec 2.9.0, required): "Skrót SHA256 faktury, zakodowany w
+    formacie Base64". The parts' hashes are the server's own, taken over what it packed: a file
+    that holds another invoice than its name says (a packing bug) would pass them, and go into the
+    books under the wrong KSeF number."""
+    present = set(hashes)
     expected = set() if only_metadata else {str(record["ksefNumber"]) for record in metadata}
     missing, extra = sorted(expected - present), sorted(present - expected)
+    wrong = sorted(
+        str(record["ksefNumber"])
+        for record in metadata
+        if str(record["ksefNumber"]) in present
+        and not _hash_is(record.get("invoiceHash"), hashes[str(record["ksefNumber"])])
+    )
     problems = []
     if len(metadata) != package.invoice_count:
         problems.append(f"it lists {len(metadata)} invoice(s), the package's invoiceCount is {package.invoice_count}")
@@ -387,10 +540,24 @@ def _check_whole(
     if extra:
         where = "in a metadata-only package" if only_metadata else "not listed in it"
         problems.append(f"{len(extra)} invoice file(s) {where}: {_some(extra)}")
+    if wrong:
+        problems.append(
+            f"the file of {len(wrong)} invoice(s) is not what its record's invoiceHash (SHA-256) says: {_some(wrong)}"
+        )
     if problems:
         raise ExportError(
             f"export {ref}: the package does not match its {METADATA_FILE}: {'; '.join(problems)}; nothing was kept"
         )
+
+
+def _hash_is(value: object, digest: bytes) -> bool:
+    """Whether ``value`` is ``digest`` in Base64 (``False`` for no value or one that is no Base64)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return base64.b64decode(value, validate=True) == digest
+    except (binascii.Error, ValueError):  # ValueError: a str that is not ASCII
+        return False
 
 
 def _some(numbers: list[str], count: int = 10) -> str:
@@ -418,11 +585,54 @@ ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 DIRECTORY_BYTES_PER_ENTRY = 256
 
 
+@dataclass
+class _Caps:
+    """What one package may hold as it is unpacked: ``most`` invoice files (``why``: whose limit
+    that is) and, together, ``left`` more bytes of them (of ``BodyLimits.export_unpacked``).
+
+    Both bound a package of many small entries that each inflate to the per-file cap (a zip bomb
+    of 10,000 entries of 16 MiB of zeros: 165 MB that would write 160 GiB). The count is known
+    before anything is read: the package's ``invoiceCount`` (none with ``only_metadata``: KSeF's
+    package is then "_metadata.json bez faktur")."""
+
+    ref: str
+    most: int
+    why: str
+    limit: int
+    left: int
+
+    @classmethod
+    def of(cls, ref: str, package: InvoicePackage, limits: BodyLimits, only_metadata: bool) -> _Caps:
+        """The caps of ``package``: the fewer of its ``invoiceCount`` and ``export_entries``."""
+        count = package.invoice_count
+        if only_metadata:
+            most, why = 0, "none in a metadata-only package"
+        elif isinstance(count, int) and 0 <= count < limits.export_entries:
+            most, why = count, f"the package's invoiceCount is {count}"
+        else:
+            most, why = limits.export_entries, "BodyLimits.export_entries; KSeF packs at most 10,000"
+        return cls(ref, most, why, limits.export_unpacked, limits.export_unpacked)
+
+    def inflating(self, size: int) -> None:
+        """Count ``size`` more bytes of invoice files, before they are written: ``ExportError``
+        once they pass ``export_unpacked``."""
+        if size > self.left:
+            raise ExportError(
+                f"export {self.ref}: the package's invoice files inflate to more than {self.limit} bytes together, "
+                "the client's cap (BodyLimits.export_unpacked); nothing was kept. KSeF packs at most 1 GB of "
+                "compressed invoices: should a real package need more, raise the cap with "
+                "body_limits=BodyLimits(export_unpacked=...)"
+            )
+        self.left -= size
+
+
 @contextmanager
 def _entries(ref: str, archive: Path, compression: str, most_entries: int) -> Iterator[Iterator[Entry]]:
     """The entries of a zip or tar.gz package, one at a time (a tar.gz is read as a stream: an
     entry must be read before the next is taken). A zip whose central directory is larger than
-    ``most_entries`` records need is refused before ``zipfile`` reads it (``_zipdirectory``)."""
+    ``most_entries`` records need is refused before ``zipfile`` reads it (``_zipdirectory``): a
+    bound on the memory that reading takes (the entries themselves are counted as they come,
+    against the package's own ``invoiceCount``: ``_Caps``)."""
     if compression == "TarGz":
         with gzip.open(archive, "rb") as stream:
             yield ((m.name, m.size, functools.partial(_same, m)) for m in tar_members(stream))
@@ -459,14 +669,9 @@ def _zip_entry(ref: str, package_zip: zipfile.ZipFile, info: zipfile.ZipInfo) ->
 METADATA_FILE = "_metadata.json"
 
 
-def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> None:
-    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most as many as KSeF
-    packs (``export_entries`` invoices and the metadata file)."""
-    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= limits.export_entries:
-        raise ExportError(
-            f"export {ref}: more than {limits.export_entries} invoices in the package "
-            f"(BodyLimits.export_entries; KSeF packs at most 10,000)"
-        )
+def _check_entry(ref: str, name: str, seen: set[str], caps: _Caps) -> None:
+    """Every entry once, each ``<KSeF number>.xml`` or the metadata file, at most ``caps.most``
+    invoice files (and the metadata file)."""
     if name != METADATA_FILE:
         if not name.endswith(".xml"):
             raise ExportError(f"export {ref}: unexpected entry {shown(name)} in the package")
@@ -476,6 +681,10 @@ def _check_entry(ref: str, name: str, seen: set[str], limits: BodyLimits) -> Non
             raise ExportError(f"export {ref}: entry {shown(name)} is not named <KSeF number>.xml") from None
     if name in seen:
         raise ExportError(f"export {ref}: entries that appear twice in the package: {shown(name)}")
+    if name != METADATA_FILE and len(seen) - (METADATA_FILE in seen) >= caps.most:
+        raise ExportError(
+            f"export {ref}: more than {caps.most} invoice file(s) in the package ({caps.why}); nothing was kept"
+        )
     seen.add(name)
 
 
@@ -495,18 +704,26 @@ def _copy_capped(
     limit: int,
     what: str = "invoice",
     number: str | None = None,
-) -> None:
-    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out; an
-    entry that declares more is refused before any of it is inflated (a size declared lower is not
-    believed: a zip's may be lower than what inflates)."""
+    caps: _Caps | None = None,
+) -> bytes:
+    """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out (or,
+    with ``caps``, more than the package's files may take together); an entry that declares more
+    is refused before any of it is inflated (a size declared lower is not believed: a zip's may be
+    lower than what inflates). Returns the SHA-256 of what was written."""
     if declared > limit:
         raise _too_large(ref, name, limit, what, number)
-    written = 0
+    if caps is not None and declared > caps.left:
+        caps.inflating(declared)
+    written, digest = 0, hashlib.sha256()
     while chunk := source.read(UNPACK_CHUNK):
         written += len(chunk)
         if written > limit:
             raise _too_large(ref, name, limit, what, number)
+        if caps is not None:
+            caps.inflating(len(chunk))
+        digest.update(chunk)
         out.write(chunk)
+    return digest.digest()
 
 
 def _too_large(ref: str, name: str, limit: int, what: str, number: str | None) -> ExportError:

@@ -51,9 +51,10 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._body import BodyLimits
 from ksef_client._durable import flush_folder, hold_lock, write_durably
 from ksef_client._flows import Flow
+from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
-from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if TYPE_CHECKING:
@@ -362,10 +363,13 @@ def _shown(when: dt.datetime | None) -> str:
 
 
 def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[list[str], list[Path]]:
-    """Move the invoices not taken before into ``directory``. Every one of them must have its file
-    (``ExportError`` before anything is moved): the state then moves past all of them. Each file
-    is flushed to disk before it is moved, and the moves after: the state saved next never
-    outlives, after a crash, invoices it is past."""
+    """Move the invoices not taken before into ``directory``. Every one of them must have its file,
+    and its name in ``directory`` must be free for it (``check_targets``: no folder, link or file
+    this user may not replace there): ``ExportError`` before anything is moved, the state then
+    moves past all of them. Each file is flushed to disk before it is moved, and the moves after:
+    the state saved next never outlives, after a crash, invoices it is past. A move that still
+    fails is an ``ExportError`` naming the files moved in and those not; the state stays before
+    the window, whose invoices the next run delivers (again)."""
     seen = set(state.seen_at_from)
     sources = {}
     for number in result.ksef_numbers:  # checked by unpack_export, and again here: they name files
@@ -377,23 +381,24 @@ def _keep_new(result: ExportResult, state: SyncState, directory: Path) -> tuple[
             f"export {result.reference_number}: no file for {len(missing)} invoice(s) its metadata lists: "
             f"{', '.join(missing[:10])}; the sync state stays before them"
         )
-    numbers, files = [], []
-    for number, source in sources.items():
-        target = file_in(directory, number)
-        with open(source, "rb+") as written:  # "+": Windows flushes only a file open for writing
-            os.fsync(written.fileno())
-        os.replace(source, target)
-        numbers.append(number)
-        files.append(target)
+    moves = [(source, file_in(directory, number)) for number, source in sources.items()]
+    check_targets(result.reference_number, directory, [target for _, target in moves])
+    files: list[Path] = []
+    move_in(result.reference_number, moves, files, before=_flush_file)
     if files:
         flush_folder(directory)
-    return numbers, files
+    return list(sources), files
+
+
+def _flush_file(path: Path) -> None:
+    with open(path, "rb+") as written:  # "+": Windows flushes only a file open for writing
+        os.fsync(written.fileno())
 
 
 def _take_window(
     ref: str,
     package: InvoicePackage,
-    archive: Path,
+    archive: Path | None,
     state: SyncState,
     directory: Path,
     limits: BodyLimits | None,
@@ -479,7 +484,7 @@ def sync_run(
         keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
         flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
-            folder.mkdir(parents=True, exist_ok=True)  # not before the lock: a refused run makes nothing
+            usable_folder(folder)  # before any request; not before the lock: a refused run makes nothing
             yield flow
         except BaseException as error:
             with contextlib.suppress(AttributeError):  # an exception class with __slots__

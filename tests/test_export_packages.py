@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import stat
 import struct
 import tarfile
 import tracemalloc
@@ -19,6 +21,8 @@ import pytest
 
 from ksef_client import BodyLimits
 from ksef_client._generated.models import InvoicePackage
+from ksef_client._moving import _replaceable
+from ksef_client.crypto import sha256_b64
 from ksef_client.errors import ExportError
 from ksef_client.export import unpack_export
 from ksef_client.identifiers import make_ksef_number
@@ -47,7 +51,7 @@ def _file(name: str) -> tarfile.TarInfo:
 
 
 def test_a_tar_gz_package_unpacks_like_a_zip(tmp_path: Path) -> None:
-    metadata = json.dumps({"invoices": [{"ksefNumber": NUMBER}]}).encode()
+    metadata = _listing(NUMBER, invoice=b"<Faktura/>")
     archive = _tar(tmp_path / "p.tar.gz", [_file(f"{NUMBER}.xml"), _file("_metadata.json")],
                    {f"{NUMBER}.xml": b"<Faktura/>", "_metadata.json": metadata})  # fmt: skip
     result = unpack_export("EX", _package("TarGz"), archive, tmp_path / "out")
@@ -89,8 +93,9 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-def _listing(*numbers: str) -> bytes:
-    return json.dumps({"invoices": [{"ksefNumber": n} for n in numbers]}).encode()
+def _listing(*numbers: str, invoice: bytes = b"<a/>") -> bytes:
+    """``_metadata.json`` listing ``numbers``, each record's ``invoiceHash`` that of ``invoice``."""
+    return json.dumps({"invoices": [{"ksefNumber": n, "invoiceHash": sha256_b64(invoice)} for n in numbers]}).encode()
 
 
 @pytest.mark.parametrize(
@@ -100,7 +105,7 @@ def _listing(*numbers: str) -> bytes:
         ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER, OTHER)}, 2, f"no file for 1 .*: {OTHER}"),
         (
             {f"{NUMBER}.xml": b"<a/>", f"{OTHER}.xml": b"<b/>", "_metadata.json": _listing(NUMBER)},
-            1,
+            2,
             f"1 invoice file.* not listed in it: {OTHER}",
         ),
         ({f"{NUMBER}.xml": b"<a/>", "_metadata.json": _listing(NUMBER)}, 2, "invoiceCount is 2"),
@@ -116,6 +121,22 @@ def test_a_package_that_does_not_match_its_metadata_is_refused(
     with pytest.raises(ExportError, match=message):
         unpack_export("EX", package, _zip(tmp_path / "p.zip", entries), tmp_path / "out")
     assert not list((tmp_path / "out").iterdir())  # what was written before the check is removed
+
+
+@pytest.mark.parametrize(
+    "invoice_hash",
+    [None, sha256_b64(b"<b/>"), "not base64!", "ąęść", 5],
+    ids=["absent", "another-invoice", "not-base64", "not-ascii", "not-a-string"],
+)
+def test_a_file_whose_sha_256_is_not_its_records_invoice_hash_is_refused(tmp_path: Path, invoice_hash: object) -> None:
+    # InvoiceMetadata.invoiceHash (spec 2.9.0, required): "Skrót SHA256 faktury, zakodowany w
+    # formacie Base64". A record without it cannot vouch for its file: refused the same way.
+    record = {"ksefNumber": NUMBER, **({"invoiceHash": invoice_hash} if invoice_hash is not None else {})}
+    metadata = json.dumps({"invoices": [record]}).encode()
+    archive = _zip(tmp_path / "p.zip", {f"{NUMBER}.xml": b"<a/>", "_metadata.json": metadata})
+    with pytest.raises(ExportError, match=f"is not what its record's invoiceHash .*says: {NUMBER}"):
+        unpack_export("EX", _package("Zip"), archive, tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_a_metadata_only_package_holds_no_invoice_file(tmp_path: Path) -> None:
@@ -154,8 +175,8 @@ def test_a_refused_package_leaves_the_files_already_in_the_folder(tmp_path: Path
         archive = _zip(tmp_path / "p.zip", entries)
     else:
         archive = _tar(tmp_path / "p.tar.gz", [_file(name) for name in entries], entries)
-    package = InvoicePackage.from_dict(
-        {"invoiceCount": 1, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
+    package = InvoicePackage.from_dict(  # as many files as it says: the one left out of the metadata is named
+        {"invoiceCount": 2, "size": 1, "parts": [], "isTruncated": False, "compressionType": compression}
     )
     with pytest.raises(ExportError, match="not listed"):
         unpack_export("EX", package, archive, out)
@@ -273,7 +294,7 @@ def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: Literal[0,
 
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_a_tar_gz_package_of_any_tar_format_unpacks(tmp_path: Path, fmt: int) -> None:
-    entries = {f"{NUMBER}.xml": INVOICE, "_metadata.json": _listing(NUMBER)}
+    entries = {f"{NUMBER}.xml": INVOICE, "_metadata.json": _listing(NUMBER, invoice=INVOICE)}
     archive = tmp_path / "p.tar.gz"
     with tarfile.open(archive, mode="w:gz", format=fmt) as tar:
         for name, data in entries.items():
@@ -302,8 +323,9 @@ def test_entries_past_the_cap_are_not_read(tmp_path: Path) -> None:
     archive = tmp_path / "p.tar.gz"
     archive.write_bytes(_gz(*(_header(f"{n}.xml", 0) for n in numbers), bytes(1024)))
     tracemalloc.start()
-    with pytest.raises(ExportError, match="more than 10 invoices"):
-        unpack_export("EX", _package("TarGz"), archive, tmp_path / "out", BodyLimits(export_entries=10))
+    package = InvoicePackage.from_dict({**_package("TarGz").to_dict(), "invoiceCount": 20_000})  # says as many
+    with pytest.raises(ExportError, match=r"more than 10 invoice file\(s\) .*BodyLimits.export_entries"):
+        unpack_export("EX", package, archive, tmp_path / "out", BodyLimits(export_entries=10))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2_000_000  # the 20,000 listed first took ~15 MB
@@ -357,3 +379,31 @@ def test_a_long_entry_name_is_cut_short_in_the_error(tmp_path: Path, compression
     with pytest.raises(ExportError, match="characters") as refused:
         unpack_export("EX", _package(compression), archive, tmp_path / "out")
     assert len(str(refused.value)) < 300
+
+
+# --- a file the rename could not replace is found before anything is moved -------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the POSIX rule")
+@pytest.mark.parametrize(
+    ("user", "file_owner", "folder_owner", "sticky", "replaceable"),
+    [
+        (1000, 1001, 1002, False, True),  # a plain folder: the rename needs only the folder writable
+        (1000, 1001, 1002, True, False),  # a sticky folder (/tmp): another user's file stays
+        (1000, 1000, 1002, True, True),  # ... but one's own file is replaced
+        (1000, 1001, 1000, True, True),  # ... and any in one's own folder
+        (0, 1001, 1002, True, True),  # ... and root replaces anything
+    ],
+)
+def test_a_file_in_a_sticky_folder_is_replaceable_only_as_the_os_allows(
+    monkeypatch: pytest.MonkeyPatch, user: int, file_owner: int, folder_owner: int, sticky: bool, replaceable: bool
+) -> None:
+    # rename(2), EPERM: "The directory containing oldpath has the sticky bit (S_ISVTX) set and the
+    # process's effective user ID is neither the user ID of the file to be deleted nor that of the
+    # directory containing it, and the process is not privileged"; the same holds for newpath.
+    monkeypatch.setattr(os, "geteuid", lambda: user)
+    found = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, file_owner, 0, 0, 0, 0, 0))
+    folder = os.stat_result(
+        (stat.S_IFDIR | 0o777 | (stat.S_ISVTX if sticky else 0), 0, 0, 1, folder_owner, 0, 0, 0, 0, 0)
+    )
+    assert _replaceable(Path("x.xml"), found, folder) is replaceable

@@ -7,16 +7,16 @@ two shells.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import functools
-from contextlib import closing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
-from ksef_client._generated.models import InvoiceMetadata
-from ksef_client.export import ExportResult, export_flow, unpack_export
+from ksef_client._generated.models import InvoiceMetadata, InvoicePackage
+from ksef_client.export import ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
     MetadataCursor,
@@ -54,26 +54,57 @@ def export_to_flow(
     timeout: float,
     interval: float,
     compression: str = "Zip",
+    saved: list[ExportResult] | None = None,
 ) -> Flow[ExportResult]:
     """``export_flow``, then the package unpacked into ``directory`` (a ``Blocking`` step: seconds
     for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop).
 
     A range longer than KSeF's 100 days is exported window by window, oldest first, into the same
-    directory, until one comes back truncated (it says where to go on from) or the range is done."""
-    limits = client.body_limits
+    directory, until one comes back truncated (it says where to go on from) or the range is done.
+    Each window's result is appended to ``saved`` as soon as its files are in the folder (by the
+    unpacking itself, so a call cancelled while a worker thread unpacks still has it): what a
+    failed call carries as ``.partial`` (``exporting``). The folder is made and checked first,
+    before any request (``usable_folder``)."""
+    limits, folder = client.body_limits, Path(directory)
+    saved = [] if saved is None else saved
+    usable_folder(folder)
+
+    def unpack(ref: str, package: InvoicePackage, archive: Path | None) -> ExportResult:
+        result = unpack_export(ref, package, archive, folder, limits, only_metadata)
+        saved.append(result)
+        return result
+
     start, end = date_bounds(filters)
-    results = []
     while True:
         last = window_end(start, end, utc_now())
-        unpack = functools.partial(unpack_export, directory=Path(directory), limits=limits, only_metadata=only_metadata)
         window = with_window(filters, start, last)
         result = yield from export_flow(
             window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
         )
-        results.append(result)
         if result.is_truncated or last is None or last == end:
-            return joined(results)
+            return joined(saved)
         start = last
+
+
+@contextlib.contextmanager
+def exporting(flow: Flow[ExportResult], saved: list[ExportResult]) -> Iterator[Flow[ExportResult]]:
+    """One ``export`` call of either client around ``flow`` (``export_to_flow`` filling
+    ``saved``): whatever ends it early (an error, a ``KeyboardInterrupt``, a cancellation) leaves
+    as it came, carrying as ``.partial`` the ``ExportResult`` of the files it saved in the folder
+    (the windows done, and the files of a package whose moves failed part-way: the
+    ``.partial`` ``unpack_export`` gave); nothing saved, nothing is set. The flow is closed on
+    the way out, so its clean-up (the downloaded package) runs then."""
+    try:
+        yield flow
+    except BaseException as error:
+        inner = getattr(error, "partial", None)
+        done = [*saved, inner] if isinstance(inner, ExportResult) else list(saved)
+        if done:
+            with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                error.partial = joined(done)  # type: ignore[attr-defined]
+        raise
+    finally:
+        flow.close()
 
 
 def joined(results: list[ExportResult]) -> ExportResult:
@@ -145,13 +176,18 @@ class Invoices:
     ) -> ExportResult:
         """Export matching invoices into ``directory``: ``{ksefNumber}.xml`` files plus metadata.
 
-        ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``.
+        ``compression`` is the package KSeF builds: ``"Zip"`` (default) or ``"TarGz"``. The folder
+        is made and checked before any request (``OSError`` otherwise). What ends a call that saved
+        files in the folder (a later window of a range over 100 days failed, a package's moves
+        stopped part-way; a ``KeyboardInterrupt`` too) carries their ``ExportResult`` as
+        ``.partial`` (docs/downloading.md, "When an export fails").
         """
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+        saved: list[ExportResult] = []
+        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression, saved)
+        with exporting(flow, saved):
             return run(flow, self._client)
 
     def sync(
@@ -230,12 +266,14 @@ class AsyncInvoices:
         compression: str = "Zip",
         **filters: Any,
     ) -> ExportResult:
-        """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``)."""
+        """Export matching invoices into ``directory`` (``compression``: ``"Zip"`` or ``"TarGz"``),
+        as ``Invoices.export``; a cancellation carries ``.partial`` as its errors do."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression)
-        with closing(flow):  # its clean-up (the package downloaded) runs now, whatever stopped it
+        saved: list[ExportResult] = []
+        flow = export_to_flow(directory, body, self._client, only_metadata, timeout, interval, compression, saved)
+        with exporting(flow, saved):
             return await arun(flow, self._client)
 
     async def sync(

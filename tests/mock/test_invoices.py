@@ -125,6 +125,58 @@ def test_session_reads_is_the_number_of_polls_that_find_an_export_in_progress(
     assert [raw.get(f"/invoices/exports/{ref}").json()["status"]["code"] for _ in range(3)] == [100, 100, 200]
 
 
+def _started_export(ksef: KSeF, raw: httpx.Client, **request: Any) -> str:
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {
+        "encryption": encryption_for(SymmetricKey.generate(), ksef.auth.public_key_certificates()),
+        "filters": {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": since}}, **request,
+    }  # fmt: skip
+    started = raw.post("/invoices/exports", json=body)
+    assert started.status_code == 201, started.text
+    return str(started.json()["referenceNumber"])
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [{}, {"compressionType": "TarGz"}, {"onlyMetadata": True}],
+    ids=["zip", "targz", "only-metadata"],
+)
+def test_an_export_that_matches_nothing_has_no_parts(
+    ksef: KSeF, raw: httpx.Client, request_fields: dict[str, Any]
+) -> None:
+    # KSeF (CIRFMF/ksef-api#466): "Przy eksporcie, jeżeli nie ma żadnych faktur to w `package`
+    # będzie: "invoiceCount": 0, "size": 0, "parts": []" (the spec: InvoicePackage.size minimum 0,
+    # InvoicePackagePart.partSize minimum 1). Was: one part, a package holding only _metadata.json.
+    ref = _started_export(ksef, raw, **request_fields)
+    package = raw.get(f"/invoices/exports/{ref}").json()["package"]
+    assert (package["invoiceCount"], package["size"], package["parts"], package["isTruncated"]) == (0, 0, [], False)
+
+
+def test_every_status_read_gives_fresh_part_links_that_expire_on_the_emulators_clock(
+    ksef: KSeF, raw: httpx.Client, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spec, InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o
+    # status operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być
+    # aktywny". Was: the links were made once, when the package was built.
+    _send(ksef, sample_invoice("FV/L/1"))
+    ref = _started_export(ksef, raw)
+    now = backend.clock()
+    monkeypatch.setattr(backend, "clock", lambda: now)
+    first = raw.get(f"/invoices/exports/{ref}").json()
+    monkeypatch.setattr(backend, "clock", lambda: now + dt.timedelta(minutes=10))  # the token lives on
+    second = raw.get(f"/invoices/exports/{ref}").json()
+    (old,), (new,) = first["package"]["parts"], second["package"]["parts"]
+    assert old["url"] != new["url"] and {k: v for k, v in old.items() if k not in ("url", "expirationDate")} == {
+        k: v for k, v in new.items() if k not in ("url", "expirationDate")
+    }
+    assert dt.datetime.fromisoformat(old["expirationDate"]) == now + dt.timedelta(hours=1)
+    assert dt.datetime.fromisoformat(new["expirationDate"]) == now + dt.timedelta(minutes=70)
+    assert first["completedDate"] == second["completedDate"]  # "Data zakończenia przetwarzania"
+    assert httpx.get(old["url"]).content == httpx.get(new["url"]).content  # both live
+    monkeypatch.setattr(backend, "clock", lambda: now + dt.timedelta(minutes=61))
+    assert httpx.get(old["url"]).status_code == 403 and httpx.get(new["url"]).status_code == 200
+
+
 def test_permanent_storage_comes_after_acquisition(raw: httpx.Client) -> None:
     # permanentStorageDate: "Data trwałego zapisu faktury w repozytorium KSeF. [...] zawsze późniejsza
     # niż acquisitionDate" (the spec, SessionInvoiceStatusResponse); the metadata say the same.

@@ -16,6 +16,7 @@ from ksef_client import AsyncKSeF, BodyLimits, KSeF
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import InvoiceQueryFilters, QueryInvoicesMetadataResponse
 from ksef_client._paths import file_in
+from ksef_client.crypto import sha256_b64
 from ksef_client.errors import (
     APIConnectionError,
     BadRequestError,
@@ -424,6 +425,7 @@ class TestIncompleteOrLargePackages:
         _send(ksef, 3, "L")
         big = backend.invoices.state.accepted[1]  # stands in for one of a context with a raised limit
         big.xml = big.xml.replace(b"</Faktura>", b"<!--" + b"x" * 3_500_000 + b"--></Faktura>")
+        big.invoice_hash = sha256_b64(big.xml)  # its record's invoiceHash, as KSeF's would be
         result = ksef.invoices.sync("Subject1", tmp_path / "state.json", tmp_path / "inbox", start=_start())
         assert len(result.ksef_numbers) == 3
         assert (tmp_path / "inbox" / f"{big.ksef_number}.xml").read_bytes() == big.xml

@@ -85,7 +85,8 @@ async def get_invoice_export_status(request: Request, backend: KSeFBackend, acce
     assert access is not None
     export = backend.invoices.export_status(access, request.path_params["referenceNumber"])
     body: dict[str, Any] = {"status": render_status(export.status)}
-    if export.package is not None:
-        body["completedDate"] = iso(backend.clock())
-        body["package"] = _package(request, export.package)
+    package = backend.invoices.linked_package(export)  # fresh links on every poll, as KSeF's
+    if package is not None:
+        body["completedDate"] = iso(getattr(export, "completed", None) or backend.clock())
+        body["package"] = _package(request, package)
     return JSONResponse(body)

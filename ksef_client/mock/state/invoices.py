@@ -5,7 +5,8 @@ Sessions hand every accepted invoice to ``Invoices.register``; the duplicate key
 ``hasMore`` and stops at ``metadata_limit`` records (KSeF: 10,000) with ``isTruncated``; exports
 stop there too, or at ``export_package_limit`` compressed bytes of invoices (KSeF: 1 GB), and
 package the invoices (``{ksefNumber}.xml`` + ``_metadata.json``) as a zip or tar.gz encrypted with
-the caller's AES key, cut into parts served from presigned links.
+the caller's AES key, cut into parts served from presigned links, fresh ones on every status poll
+(``linked_package``); an export that matches nothing has no part.
 """
 
 from __future__ import annotations
@@ -407,7 +408,8 @@ def _ubl_fields(root: etree._Element, name: str) -> InvoiceFields:
 
 @dataclass
 class Export:
-    """An export job and, once built, its encrypted package parts (presigned names)."""
+    """An export job and, once built, its package: the description without links (``package``)
+    and each part's encrypted bytes (``part_data``), linked afresh on every poll."""
 
     reference_number: str
     context_nip: str | None
@@ -419,6 +421,9 @@ class Export:
     only_metadata: bool
     compression: str = "Zip"
     package: dict[str, Any] | None = None
+    part_data: list[bytes] = field(default_factory=list, repr=False)
+    # When the package was built: completedDate, "Data zakończenia przetwarzania żądania eksportu".
+    completed: dt.datetime | None = None
     invoices: list[Invoice] = field(default_factory=list, repr=False)
     # The HWM when the invoices were chosen: the one the package may promise ("dane poniżej tej
     # wartości są spójne i kompletne"), not a later one past invoices stored meanwhile.
@@ -634,22 +639,26 @@ class Invoices:
         truncated = len(export.invoices) > len(chosen)
         damage = self.faults.export_metadata if self.faults is not None else None
         check = self.core.check_metadata_record
-        if damage is None:
+        if not chosen:
+            # KSeF's answer to an export that matches nothing (CIRFMF/ksef-api#466): "Przy
+            # eksporcie, jeżeli nie ma żadnych faktur to w `package` będzie: "invoiceCount": 0,
+            # "size": 0, "parts": []" (the spec: InvoicePackage.size minimum 0, partSize minimum 1).
+            package = b""
+        elif damage is None:
             package = pack_export(chosen, export.only_metadata, export.compression, check=check)
         else:
             package = pack_export(chosen, export.only_metadata, export.compression, damage=damage, check=check)
         suffix = "tar.gz" if export.compression == "TarGz" else "zip"
-        parts = []
+        parts, export.part_data = [], []
         size = self.core.settings.export_part_size
-        for index in range(max(1, -(-len(package) // size))):
+        for index in range(-(-len(package) // size)):
             plain = package[index * size : (index + 1) * size]
             encrypted = export.key.encrypt(plain)
-            name, expires = self.storage.presign(encrypted)
+            export.part_data.append(encrypted)
             parts.append({
                 "ordinalNumber": index + 1, "partName": f"{export.reference_number}-{index + 1:03d}.{suffix}.aes",
-                "method": "GET", "storage": name, "partSize": len(plain), "partHash": sha256_b64(plain),
+                "method": "GET", "partSize": len(plain), "partHash": sha256_b64(plain),
                 "encryptedPartSize": len(encrypted), "encryptedPartHash": sha256_b64(encrypted),
-                "expirationDate": expires,
             })  # fmt: skip
         export.package = {
             "invoiceCount": len(chosen), "size": len(package), "parts": parts, "isTruncated": truncated,
@@ -660,6 +669,24 @@ class Invoices:
             date_type = export.query.date_type
             export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
         export.status = Status(200, "Eksport zakończony sukcesem")
+        export.completed = self.core.clock()
+
+    def linked_package(self, export: Export) -> dict[str, Any] | None:
+        """The package of a built export with a fresh presigned link for each part (its storage
+        name, ``storage``) and that link's ``expirationDate``, on the emulator's clock. The spec,
+        InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o status
+        operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być aktywny".
+        Links handed out before keep working until they expire, as presigned links do."""
+        if export.package is None:
+            return None
+        data_of_parts = getattr(export, "part_data", None)
+        if data_of_parts is None:  # built by an earlier version (a --state file): its links, made once
+            return export.package
+        parts = []
+        for part, data in zip(export.package["parts"], data_of_parts, strict=True):
+            name, expires = self.storage.presign(data)
+            parts.append({**part, "storage": name, "expirationDate": expires})
+        return {**export.package, "parts": parts}
 
 
 def fill_package(invoices: list[Invoice], count_limit: int, size_limit: int, only_metadata: bool) -> list[Invoice]:
