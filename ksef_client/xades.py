@@ -182,7 +182,7 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
         raise SignatureVerificationError("documents with a DTD are refused")
     try:
         cert = certificate or embedded_certificate(xml)
-        results = XAdESVerifier().verify(xml, x509_cert=cert, expect_config=_ACCEPTED)
+        results = _verifier().verify(xml, x509_cert=cert, expect_config=_ACCEPTED)
     except (InvalidInput, InvalidSignature, etree.XMLSyntaxError, ValueError) as error:
         if isinstance(error, SignatureVerificationError):
             raise
@@ -192,6 +192,16 @@ def verify_xades(xml: bytes, certificate: x509.Certificate | None = None) -> Ver
         if result.signed_xml is not None and _canonical(result.signed_xml) == document:
             return VerifiedDocument(result.signed_xml, cert)
     raise SignatureVerificationError("the signature does not cover the whole document (enveloped reference missing)")
+
+
+def _verifier() -> XAdESVerifier:
+    """A verifier that also reads signatures in the default namespace (``<Signature xmlns=...>``,
+    as .NET's ``SignedXml`` writes them: the official C# client, the Ministry's test app): lxml's
+    canonical form of SignedInfo then carries a stray ``xmlns=""`` on inner elements, and every
+    such signature read as invalid (signxml issues 193 and 275); xmlsec1 verifies them."""
+    verifier = XAdESVerifier()
+    verifier.excise_empty_xmlns_declarations = True
+    return verifier
 
 
 def _unsigned_canonical(root: etree._Element) -> bytes:

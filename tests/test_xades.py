@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from lxml import etree
@@ -19,6 +21,8 @@ from ksef_client.xades import (
 )
 
 CHALLENGE = "20261125-CR-0123456789-ABCDEF0123-4A"
+# Signed by xmlsec1 with throwaway test keys, in the shape .NET's SignedXml gives (review).
+DATA = Path(__file__).with_name("data") / "xades"
 
 
 @pytest.mark.parametrize(("kind", "key_type"), [("person", "rsa"), ("seal", "ec")])
@@ -30,6 +34,20 @@ def test_signed_request_verifies_and_names_the_signer(kind: str, key_type: str) 
     assert verified.root.findtext("a:Challenge", namespaces=ns) == CHALLENGE
     assert verified.root.findtext("a:ContextIdentifier/a:Nip", namespaces=ns) == creds.nip
     assert certificate_identity(verified.certificate) == ("Nip", creds.nip)
+
+
+@pytest.mark.parametrize("key", ["rsa", "ec"])
+def test_a_signature_in_the_default_namespace_verifies_as_xmlsec1_finds_it(key: str) -> None:
+    # Review: a document signed the way .NET's SignedXml writes it (the official C# client, the
+    # Ministry's test app: <Signature xmlns="...xmldsig#">, no ds: prefix), signed here by xmlsec1
+    # 1.2.37 (an independent implementation) and verified by it, read as invalid: the emulator
+    # answered such logins 9105, and UPO signatures of that shape would have failed the same way.
+    document = (DATA / f"unprefixed-{key}.xml").read_bytes()
+    assert b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"' in document
+    verified = verify_xades(document)
+    assert verified.root.findtext(f"{{{AUTH_NAMESPACE}}}Challenge")
+    with pytest.raises(SignatureVerificationError):
+        verify_xades(document.replace(b"<Nip>5265877635</Nip>", b"<Nip>1111111111</Nip>", 1))
 
 
 def test_tampered_document_is_refused() -> None:
