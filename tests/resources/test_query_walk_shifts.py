@@ -83,37 +83,31 @@ class TestInvoicesArrivingDuringTheWalk:
         assert _twice(found) == [] and set(found) == sent  # the new ones arrived after the walk's end
         assert len(ranges) == 3 and len({r.get("to") for r in ranges}) == 1 and ranges[0].get("to")
 
-    def test_newest_first_an_invoice_issued_later_comes_once(
-        self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+    @pytest.mark.parametrize(
+        ("sort_order", "arriving_days_ago"),
+        [
+            # By issue date the fixed end does not help: invoices issued the day after the others,
+            # sent during the walk, sort first (before its end) and push the pages down.
+            ("Desc", 2),
+            # Oldest first, invoices issued the day before sort before the walk's place (was: 28
+            # records, 3 of them twice).
+            ("Asc", 3),
+        ],
+    )
+    def test_an_invoice_arriving_during_a_walk_by_issue_date_comes_once(
+        self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend, sort_order: str, arriving_days_ago: int
     ) -> None:
-        # By issue date the fixed end does not help: invoices issued the day after the others, sent
-        # during the walk, sort first (before its end) and push the pages down.
         today = dt.date.today()
-        sent = _send(ksef, "A", 25, today - dt.timedelta(days=3))
+        sent = _send(ksef, "A", 25, today - dt.timedelta(days=2 if sort_order == "Asc" else 3))
         found, _ = _walk(
             ksef_server,
             backend,
-            lambda: _send(ksef, "B", 3, today - dt.timedelta(days=2)),
+            lambda: _send(ksef, "B", 3, today - dt.timedelta(days=arriving_days_ago)),
             date_from=today - dt.timedelta(days=6),
             date_type="Issue",
-            sort_order="Desc",
+            sort_order=sort_order,
         )
-        assert _twice(found) == [] and set(found) == sent
-
-    def test_oldest_first_an_invoice_issued_earlier_comes_once(
-        self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
-    ) -> None:
-        # Was: 28 records, 3 of them twice.
-        today = dt.date.today()
-        sent = _send(ksef, "A", 25, today - dt.timedelta(days=2))
-        found, _ = _walk(
-            ksef_server,
-            backend,
-            lambda: _send(ksef, "B", 3, today - dt.timedelta(days=3)),
-            date_from=today - dt.timedelta(days=6),
-            date_type="Issue",
-        )
-        assert _twice(found) == [] and set(found) == sent  # the earlier ones sort before the walk's place
+        assert _twice(found) == [] and set(found) == sent  # the ones arriving sort before the walk's place
 
     def test_oldest_first_by_storage_date_an_open_range_still_takes_what_arrives(
         self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
