@@ -52,7 +52,7 @@ from ksef_client.errors import (
     RateLimitError,
     ResponseFormatError,
 )
-from ksef_client.identifiers import validate_nip
+from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
 from ksef_client.xades import SigningCredentials, signed_auth_token_request
 
 if TYPE_CHECKING:
@@ -84,11 +84,18 @@ def context_identifier(context_nip: str | None, context: tuple[str, str] | None)
     allowed = [m.value for m in AuthenticationContextIdentifierType]
     if kind not in allowed:
         raise ValueError(f"context: type {kind!r} is not one of {allowed}")
-    if kind == "Nip":
-        validate_nip(value, "context")
-    elif kind in ("InternalId", "NipVatUe"):
-        validate_nip(value[:10], "context")
+    # Checked as KSeF's schema for AuthTokenRequest does (a refusal there is 400 / 21401 after a
+    # challenge); the token login's JSON carries the same identifiers.
+    _CONTEXT_CHECKS[kind](value, "context")
     return kind, value
+
+
+_CONTEXT_CHECKS: dict[str, Callable[[str, str], str]] = {
+    "Nip": validate_nip,
+    "InternalId": validate_internal_id,
+    "NipVatUe": validate_nip_vat_ue,
+    "PeppolId": validate_peppol_id,
+}
 
 
 def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
