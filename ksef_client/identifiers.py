@@ -21,6 +21,22 @@ _REFERENCE_NUMBER = re.compile(
     r"(?P<date>\d{8})-(?P<kind>[0-9A-Z]{2})-[0-9A-F]{10}-[0-9A-F]{10}-(?P<crc>[0-9A-F]{2})", re.ASCII
 )
 
+# The login context identifiers other than a NIP, as the AuthTokenRequest schema
+# (auth/schemy/schemat_auth_v2-0.xsd, types TIID, TNipVatUE, TPeppolId; v2-1 has the same) and the
+# spec (components InternalId, NipVatUe, PeppolId) give them: KSeF refuses any other value with
+# 400 / 21401 "Dokument nie jest zgodny ze schemą (xsd)". The XSD's ``^``/``$`` are dropped:
+# ``fullmatch`` anchors. NipVatUe: "based on: https://ec.europa.eu/taxation_customs/vies/#/faq Q11".
+_INTERNAL_ID = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", re.ASCII)
+_NIP_VAT_UE = re.compile(
+    r"([1-9]((\d[1-9])|([1-9]\d))\d{7}-((AT)(U\d{8})|(BE)([01]{1}\d{9})|(BG)(\d{9,10})|(CY)(\d{8}[A-Z])"
+    r"|(CZ)(\d{8,10})|(DE)(\d{9})|(DK)(\d{8})|(EE)(\d{9})|(EL)(\d{9})|(ES)([A-Z]\d{8}|\d{8}[A-Z]|[A-Z]\d{7}[A-Z])"
+    r"|(FI)(\d{8})|(FR)[A-Z0-9]{2}\d{9}|(HR)(\d{11})|(HU)(\d{8})|(IE)(\d{7}[A-Z]{2}|\d[A-Z0-9+*]\d{5}[A-Z])"
+    r"|(IT)(\d{11})|(LT)(\d{9}|\d{12})|(LU)(\d{8})|(LV)(\d{11})|(MT)(\d{8})|(NL)([A-Z0-9+*]{12})|(PT)(\d{9})"
+    r"|(RO)(\d{2,10})|(SE)(\d{12})|(SI)(\d{8})|(SK)(\d{10})|(XI)((\d{9}|(\d{12}))|(GD|HA)(\d{3}))))",
+    re.ASCII,
+)
+_PEPPOL_ID = re.compile(r"P[A-Z]{2}[0-9]{6}", re.ASCII)
+
 
 def _crc8_table() -> tuple[int, ...]:
     table = []
@@ -64,6 +80,36 @@ def validate_nip(nip: str, field: str = "nip") -> str:
     if not is_valid_nip(nip):
         raise ValueError(f"{field}: {nip!r} has a wrong NIP check digit")
     return nip
+
+
+def validate_internal_id(value: str, field: str = "internal_id") -> str:
+    """Return an internal identifier (``NIP-5 digits``, e.g. ``5265877635-00001``) or raise
+    ``ValueError``: the schema's form, and the check digit of its NIP."""
+    if not isinstance(value, str) or not _INTERNAL_ID.fullmatch(value):
+        raise ValueError(f"{field}: {value!r} is not an InternalId (a NIP, '-' and 5 digits: 5265877635-00001)")
+    validate_nip(value[:10], field)
+    return value
+
+
+def validate_nip_vat_ue(value: str, field: str = "nip_vat_ue") -> str:
+    """Return a NipVatUe identifier (``NIP-EU VAT number``, e.g. ``5265877635-DE123456789``) or
+    raise ``ValueError``: the schema's form (the VAT number as VIES formats it for its country),
+    and the check digit of its NIP."""
+    if not isinstance(value, str) or not _NIP_VAT_UE.fullmatch(value):
+        raise ValueError(
+            f"{field}: {value!r} is not a NipVatUe (a NIP, '-' and an EU VAT number with its country"
+            " prefix in VIES's form: 5265877635-DE123456789)"
+        )
+    validate_nip(value[:10], field)
+    return value
+
+
+def validate_peppol_id(value: str, field: str = "peppol_id") -> str:
+    """Return a Peppol service provider identifier (``P``, two letters, six digits: ``PPL123456``)
+    or raise ``ValueError``."""
+    if not isinstance(value, str) or not _PEPPOL_ID.fullmatch(value):
+        raise ValueError(f"{field}: {value!r} is not a PeppolId ('P', 2 capital letters and 6 digits: PPL123456)")
+    return value
 
 
 def validate_ksef_number(value: str, field: str = "ksef_number") -> str:

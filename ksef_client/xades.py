@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 from lxml import etree
@@ -67,6 +65,7 @@ class SigningCredentials:
             raise ValueError("signing key: KSeF needs EC keys of at least 256 bits")
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("signing key: only RSA and EC keys are supported")
+        _check_key_matches(self.certificate, key)
 
     @classmethod
     def from_pem(
@@ -77,8 +76,6 @@ class SigningCredentials:
         key = load_pem_private_key(_read(private_key), _bytes(password))
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("private_key: only RSA and EC keys are supported")
-        if _spki(key.public_key()) != _spki(cert.public_key()):
-            raise ValueError("private_key: it is not the key of this certificate (another certificate's key?)")
         return cls(cert, key)
 
     @classmethod
@@ -92,8 +89,37 @@ class SigningCredentials:
         return cls(cert, key)
 
 
-def _spki(public_key: Any) -> bytes:
-    return bytes(public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+def _check_key_matches(certificate: x509.Certificate, key: PrivateKey) -> None:
+    """Refuse a key that is not the certificate's: KSeF would answer such a signature only with
+    its generic 9105 "Nieprawidłowy podpis", after a challenge round-trip.
+
+    Only the public half is compared (public numbers: the type, the curve, the values), which a
+    key held on a device (a smart card, an HSM: an ``RSAPrivateKey``/``EllipticCurvePrivateKey``
+    subclass whose private half cannot be read) also gives."""
+    expected = certificate.public_key()
+    try:
+        public = key.public_key()
+    except NotImplementedError:  # a device key that cannot even show its public half: signing may still work
+        return
+    if isinstance(expected, rsa.RSAPublicKey) and isinstance(public, rsa.RSAPublicKey):
+        same = public.public_numbers() == expected.public_numbers()
+    elif isinstance(expected, ec.EllipticCurvePublicKey) and isinstance(public, ec.EllipticCurvePublicKey):
+        same = public.public_numbers() == expected.public_numbers()  # the curve is part of them
+    else:
+        raise ValueError(f"private_key: an {_kind(public)} key, but the certificate's key is {_kind(expected)}")
+    if not same:
+        raise ValueError(
+            "private_key: it is not the key of this certificate (its public key differs from the"
+            " certificate's; another certificate's key?)"
+        )
+
+
+def _kind(public_key: object) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "EC"
+    return type(public_key).__name__
 
 
 def _read(value: bytes | str | Path) -> bytes:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
@@ -82,6 +84,68 @@ def test_credentials_load_from_encrypted_pem_and_pkcs12() -> None:
     assert "private_key" not in repr(from_pem)
     with pytest.raises(ValueError):
         SigningCredentials.from_pem(creds.certificate_pem(), creds.private_key_pem(b"pw"), "wrong")
+
+
+class DeviceKey(rsa.RSAPrivateKey):
+    """An RSA key on a device (smart card, HSM): it signs and shows its public half, nothing more."""
+
+    def __init__(self, inner: rsa.RSAPrivateKey) -> None:
+        self._inner = inner
+
+    def sign(self, data: bytes, padding: object, algorithm: object) -> bytes:
+        return self._inner.sign(data, padding, algorithm)  # type: ignore[arg-type]
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._inner.public_key()
+
+    @property
+    def key_size(self) -> int:
+        return self._inner.key_size
+
+    def decrypt(self, ciphertext: bytes, padding: object) -> bytes:
+        raise NotImplementedError("on the device")
+
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        raise NotImplementedError("on the device")
+
+    def private_bytes(self, *args: object) -> bytes:
+        raise NotImplementedError("on the device")
+
+    def __copy__(self) -> DeviceKey:
+        return self
+
+    def __deepcopy__(self, memo: object) -> DeviceKey:
+        return self
+
+
+@pytest.mark.parametrize(
+    ("cert_type", "key", "message"),
+    [
+        ("rsa", lambda: rsa.generate_private_key(65537, 2048), "it is not the key of this certificate"),
+        ("ec", lambda: ec.generate_private_key(ec.SECP256R1()), "it is not the key of this certificate"),
+        ("ec", lambda: ec.generate_private_key(ec.SECP384R1()), "it is not the key of this certificate"),
+        ("rsa", lambda: ec.generate_private_key(ec.SECP256R1()), "an EC key, but the certificate.s key is RSA"),
+        ("ec", lambda: rsa.generate_private_key(65537, 2048), "an RSA key, but the certificate.s key is EC"),
+        ("rsa", lambda: DeviceKey(rsa.generate_private_key(65537, 2048)), "it is not the key of this certificate"),
+    ],
+)
+def test_credentials_refuse_a_key_that_is_not_the_certificates(
+    cert_type: str, key: Callable[[], ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey], message: str
+) -> None:
+    # Review finding 7: built directly, such credentials signed, and the mistake came back only as
+    # KSeF's generic 9105 "Nieprawidłowy podpis" after a challenge round-trip.
+    creds = self_signed_certificate(key_type=cert_type)
+    with pytest.raises(ValueError, match=f"private_key: {message}"):
+        SigningCredentials(creds.certificate, key())
+
+
+def test_credentials_with_a_key_on_a_device_sign() -> None:
+    # A key that never leaves its device: only its public half is compared with the certificate.
+    creds = self_signed_certificate(kind="seal")
+    assert isinstance(creds.private_key, rsa.RSAPrivateKey)
+    on_device = SigningCredentials(creds.certificate, DeviceKey(creds.private_key))
+    document = signed_auth_token_request(CHALLENGE, "Nip", creds.nip, on_device)
+    assert verify_xades(document).certificate == creds.certificate
 
 
 def test_bad_context_type_is_refused_before_signing() -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
+from lxml import etree
+
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, retry_after_of, run, within_budget
 from ksef_client._generated.api.auth import (
@@ -37,6 +39,7 @@ from ksef_client._generated.models import (
 from ksef_client._generated.types import File
 from ksef_client._retry import RetryBudget
 from ksef_client._tokens import KeyCache, TokenHolder
+from ksef_client._xml import declares_entities, parse
 from ksef_client.crypto import (
     TOKEN_ENCRYPTION,
     NoUsableCertificateError,
@@ -52,8 +55,15 @@ from ksef_client.errors import (
     RateLimitError,
     ResponseFormatError,
 )
-from ksef_client.identifiers import validate_nip
-from ksef_client.xades import SigningCredentials, signed_auth_token_request
+from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
+from ksef_client.xades import (
+    AUTH_NAMESPACES,
+    DSIG_NAMESPACE,
+    SUBJECT_IDENTIFIER_TYPES,
+    SigningCredentials,
+    build_auth_token_request,
+    signed_auth_token_request,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -84,11 +94,18 @@ def context_identifier(context_nip: str | None, context: tuple[str, str] | None)
     allowed = [m.value for m in AuthenticationContextIdentifierType]
     if kind not in allowed:
         raise ValueError(f"context: type {kind!r} is not one of {allowed}")
-    if kind == "Nip":
-        validate_nip(value, "context")
-    elif kind in ("InternalId", "NipVatUe"):
-        validate_nip(value[:10], "context")
+    # Checked as KSeF's schema for AuthTokenRequest does (a refusal there is 400 / 21401 after a
+    # challenge); the token login's JSON carries the same identifiers.
+    _CONTEXT_CHECKS[kind](value, "context")
     return kind, value
+
+
+_CONTEXT_CHECKS: dict[str, Callable[[str, str], str]] = {
+    "Nip": validate_nip,
+    "InternalId": validate_internal_id,
+    "NipVatUe": validate_nip_vat_ue,
+    "PeppolId": validate_peppol_id,
+}
 
 
 def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
@@ -242,6 +259,7 @@ def certificate_login_flow(
     verify_chain: bool = False,
 ) -> Flow[AuthTokens]:
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
+    subject_type(subject_identifier_type)
     return (
         yield from restarting(
             lambda: _certificate_login_once(
@@ -264,12 +282,77 @@ def _certificate_login_once(
     document = signed_auth_token_request(
         challenge.challenge, context[0], context[1], credentials, subject_identifier_type
     )
+    return (yield from _signed_login_flow(document, context, client, timeout, interval, verify_chain))
+
+
+def _signed_login_flow(
+    document: bytes,
+    context: tuple[str, str],
+    client: KSeF | AsyncKSeF,
+    timeout: float,
+    interval: float,
+    verify_chain: bool,
+) -> Flow[AuthTokens]:
+    """``POST /auth/xades-signature`` with the signed document, then poll and redeem."""
     # Bytes, not BytesIO: the generated code passes the payload to httpx as ``content``, and only
     # bytes work for both the sync and the async client (a file object is a sync-only stream).
     upload = File(payload=cast(BinaryIO, document), file_name="auth.xml", mime_type="application/xml")
     call = Call(authenticate_xades_signature, {"body": upload, "verify_certificate_chain": verify_chain})
     init = parsed(response_of((yield call)), AuthenticationInitResponse)
     return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
+
+
+def unsigned_request_flow(context: tuple[str, str], subject_identifier_type: str) -> Flow[bytes]:
+    """A new challenge and the ``AuthTokenRequest`` for it, unsigned (to be signed elsewhere)."""
+    challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
+    document = build_auth_token_request(challenge.challenge, context[0], context[1], subject_identifier_type)
+    return bytes(etree.tostring(document, xml_declaration=True, encoding="UTF-8"))
+
+
+def signed_request_login_flow(
+    signed_xml: bytes, client: KSeF | AsyncKSeF, timeout: float, interval: float, verify_chain: bool
+) -> Flow[AuthTokens]:
+    """Login with an ``AuthTokenRequest`` signed elsewhere. Not restarted after a transient
+    failure, unlike the other logins: a new challenge would need a new signature, which only the
+    caller can make."""
+    context = signed_request_context(signed_xml)
+    return (yield from _signed_login_flow(signed_xml, context, client, timeout, interval, verify_chain))
+
+
+def subject_type(value: str) -> str:
+    """``value`` when it is a ``SubjectIdentifierType`` of the schema, else ``ValueError``."""
+    if value not in SUBJECT_IDENTIFIER_TYPES:
+        raise ValueError(f"subject_identifier_type: {value!r} is not one of {list(SUBJECT_IDENTIFIER_TYPES)}")
+    return value
+
+
+def signed_request_context(signed_xml: bytes) -> tuple[str, str]:
+    """The login context named in a signed ``AuthTokenRequest``, checked as KSeF's schema checks
+    it; ``ValueError`` for anything that is surely no signed request (nothing is sent then)."""
+    if not isinstance(signed_xml, bytes):
+        raise ValueError(f"signed_xml: expected the signed file's bytes, unchanged, got {type(signed_xml).__name__}")
+    if declares_entities(signed_xml):
+        raise ValueError("signed_xml: documents with a DTD are refused")
+    try:
+        root = parse(signed_xml)
+    except etree.XMLSyntaxError as error:
+        raise ValueError(f"signed_xml: not well-formed XML ({error})") from None
+    # The request is the root (enveloped signature) or inside ds:Object (enveloping): both allowed
+    # by podpis-xades.md ("otaczany (enveloped), otaczający (enveloping)").
+    requests = [e for ns in AUTH_NAMESPACES for e in root.iter(f"{{{ns}}}AuthTokenRequest")]
+    if len(requests) != 1:
+        raise ValueError("signed_xml: expected one AuthTokenRequest (namespace http://ksef.mf.gov.pl/auth/token/2.x)")
+    if next(root.iter(f"{{{DSIG_NAMESPACE}}}Signature"), None) is None:
+        raise ValueError("signed_xml: no ds:Signature in the document: it is not signed")
+    ns = etree.QName(requests[0]).namespace
+    identifiers = requests[0].findall(f"{{{ns}}}ContextIdentifier/*")
+    if len(identifiers) != 1:
+        raise ValueError("signed_xml: expected one identifier in ContextIdentifier")
+    kind, value = etree.QName(identifiers[0]).localname, identifiers[0].text or ""
+    if kind not in _CONTEXT_CHECKS:
+        raise ValueError(f"signed_xml: ContextIdentifier {kind!r} is not one of {list(_CONTEXT_CHECKS)}")
+    _CONTEXT_CHECKS[kind](value, "signed_xml: ContextIdentifier")
+    return kind, value
 
 
 def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | None = None) -> AuthTokens:
@@ -333,6 +416,40 @@ class Auth:
         )
         return run(flow, self._client)
 
+    def unsigned_auth_token_request(
+        self,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        subject_identifier_type: str = "certificateSubject",
+    ) -> bytes:
+        """A new challenge and the ``AuthTokenRequest`` for it, to be signed elsewhere (a
+        signing application, Profil Zaufany, a key on a card or an HSM) with an enveloped XAdES
+        signature, then given to :meth:`login_with_signed_request`. The challenge lives 10
+        minutes (uwierzytelnianie.md: "Czas życia challenge'a wynosi 10 minut")."""
+        ctx = context_identifier(context_nip, context)
+        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type))
+        return run(flow, self._client)
+
+    def login_with_signed_request(
+        self,
+        signed_xml: bytes,
+        *,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+        verify_certificate_chain: bool = False,
+    ) -> AuthTokens:
+        """Authenticate with an ``AuthTokenRequest`` signed elsewhere (the bytes of the signed
+        file, unchanged): sent as :meth:`login_with_certificate` sends its own, the login then
+        polled and redeemed the same way. The document is checked (well-formed, one
+        ``AuthTokenRequest`` with a valid context identifier, a ``ds:Signature``) before it is
+        sent; KSeF verifies the signature. A failure is not retried from a new challenge, as the
+        other logins are: that would need a new signature. A challenge is used once: after a
+        refusal sign a new :meth:`unsigned_auth_token_request`.
+        """
+        flow = signed_request_login_flow(signed_xml, self._client, timeout, interval, verify_certificate_chain)
+        return run(flow, self._client)
+
     def resume(self, tokens: AuthTokens) -> None:
         """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
         install(self._client._tokens, tokens)
@@ -387,6 +504,32 @@ class AsyncAuth:
         flow = certificate_login_flow(
             ctx, credentials, subject_identifier_type, self._client, timeout, interval, verify_certificate_chain
         )
+        return await arun(flow, self._client)
+
+    async def unsigned_auth_token_request(
+        self,
+        *,
+        context_nip: str | None = None,
+        context: tuple[str, str] | None = None,
+        subject_identifier_type: str = "certificateSubject",
+    ) -> bytes:
+        """A new challenge and the ``AuthTokenRequest`` for it, to be signed elsewhere; see
+        :meth:`Auth.unsigned_auth_token_request`."""
+        ctx = context_identifier(context_nip, context)
+        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type))
+        return await arun(flow, self._client)
+
+    async def login_with_signed_request(
+        self,
+        signed_xml: bytes,
+        *,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+        verify_certificate_chain: bool = False,
+    ) -> AuthTokens:
+        """Authenticate with an ``AuthTokenRequest`` signed elsewhere; see
+        :meth:`Auth.login_with_signed_request`."""
+        flow = signed_request_login_flow(signed_xml, self._client, timeout, interval, verify_certificate_chain)
         return await arun(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:

@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.xades.xades import XAdESSigner
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.testdata import block_test_context, create_test_person, grant_test_permissions
@@ -18,8 +21,12 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
+from ksef_client.xades import AUTH_NAMESPACE, DSIG_NAMESPACE, build_auth_token_request, sign_xades
 from tests.conftest import NIP
 from tests.helpers import FakeTime
+
+CHALLENGE = "20261125-CR-0123456789-ABCDEF0123-4A"
+DSIG = DSIG_NAMESPACE
 
 
 @pytest.fixture
@@ -349,3 +356,89 @@ class TestConcurrentRefresh:
         calls = self._count_refreshes(backend, monkeypatch)
         self._threads(lambda: anon.tokens.get(ref))  # the next callers refresh (once) and go on
         assert len(calls) == 1
+
+
+class TestSignedElsewhere:
+    """A request signed outside the SDK (a signing application, Profil Zaufany, a key on a device):
+    the review's finding 6. uwierzytelnianie.md lists those means; the official clients send any
+    signed document (C# ``SubmitXadesAuthRequestAsync(signedXml, ...)``, Java
+    ``submitAuthTokenRequest(signedXml, false)``)."""
+
+    def test_the_handed_out_request_signed_elsewhere_logs_in(self, anon: KSeF) -> None:
+        creds = self_signed_certificate(kind="seal")
+        unsigned = anon.auth.unsigned_auth_token_request(context_nip=creds.nip)
+        root = etree.fromstring(unsigned)
+        assert root.tag == f"{{{AUTH_NAMESPACE}}}AuthTokenRequest" and root.find(f"{{{DSIG}}}Signature") is None
+        signed = sign_xades(root, creds)  # as a signing application would: enveloped XAdES
+        tokens = anon.auth.login_with_signed_request(signed)
+        assert anon.access_token == tokens.access_token
+        assert anon._tokens.context == ("Nip", creds.nip)
+        assert list(anon.sessions.list("Online")) == []  # the token works in that context
+
+    def test_a_composite_context_and_the_fingerprint_subject_are_carried(self, anon: KSeF) -> None:
+        creds = self_signed_certificate(kind="seal")
+        context = ("InternalId", f"{creds.nip}-00001")
+        unsigned = anon.auth.unsigned_auth_token_request(context=context, subject_identifier_type="certificateSubject")
+        anon.auth.login_with_signed_request(sign_xades(etree.fromstring(unsigned), creds))
+        assert anon._tokens.context == context
+        other = anon.auth.unsigned_auth_token_request(context_nip=NIP, subject_identifier_type="certificateFingerprint")
+        assert etree.fromstring(other).findtext(f"{{{AUTH_NAMESPACE}}}SubjectIdentifierType") == (
+            "certificateFingerprint"
+        )
+
+    def test_a_signer_without_rights_is_refused_by_ksef(self, anon: KSeF) -> None:
+        creds = self_signed_certificate()
+        unsigned = anon.auth.unsigned_auth_token_request(context_nip=NIP)
+        with pytest.raises(AuthenticationFailedError) as caught:
+            anon.auth.login_with_signed_request(sign_xades(etree.fromstring(unsigned), creds))
+        assert caught.value.code == 415
+        assert anon.access_token is None
+
+    @pytest.mark.parametrize(
+        ("document", "message"),
+        [
+            ("text", "expected the signed file's bytes"),
+            (b"<AuthTokenRequest", "not well-formed"),
+            (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "DTD"),
+            (b"<Other/>", "expected one AuthTokenRequest"),
+            ("unsigned", "it is not signed"),
+            ("bad-context", "ContextIdentifier: '5265877635-1' is not an InternalId"),
+        ],
+    )
+    def test_what_is_surely_no_signed_request_fails_before_any_request(
+        self, anon: KSeF, document: object, message: str
+    ) -> None:
+        creds = self_signed_certificate(kind="seal")
+        if document == "unsigned":
+            document = etree.tostring(build_auth_token_request(CHALLENGE, "Nip", creds.nip))
+        elif document == "bad-context":
+            document = sign_xades(build_auth_token_request(CHALLENGE, "InternalId", f"{NIP}-1"), creds)
+        with pytest.raises(ValueError, match=f"^signed_xml: .*{message}"):
+            anon.auth.login_with_signed_request(document)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="subject_identifier_type"):
+            anon.auth.unsigned_auth_token_request(context_nip=NIP, subject_identifier_type="pesel")
+        with pytest.raises(ValueError, match="subject_identifier_type"):
+            anon.auth.login_with_certificate(creds, context_nip=creds.nip, subject_identifier_type="pesel")
+        with pytest.raises(ValueError, match="context"):
+            anon.auth.unsigned_auth_token_request(context=("PeppolId", "P1"))
+        assert anon.send_state.requests_sent == 0
+
+
+@pytest.mark.anyio
+async def test_async_login_with_a_request_signed_by_signxml(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    creds = self_signed_certificate(kind="person", key_type="ec")
+    async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
+        unsigned = await client.auth.unsigned_auth_token_request(context_nip=creds.nip)
+        # Signed with signxml directly, not the SDK's helper: the document is all that is shared.
+        signer = XAdESSigner(
+            signature_algorithm=SignatureMethod.ECDSA_SHA256,
+            digest_algorithm=DigestAlgorithm.SHA256,
+            c14n_algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+        )
+        signed = etree.tostring(
+            signer.sign(etree.fromstring(unsigned), key=creds.private_key, cert=[creds.certificate])
+        )
+        await client.auth.login_with_signed_request(signed)
+        assert [s async for s in client.sessions.list("Online")] == []
