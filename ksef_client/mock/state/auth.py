@@ -28,6 +28,7 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.auth_signature import verify_auth_document
 from ksef_client.mock.state.certificates import (
     Certificates,
     KsefCertificate,
@@ -43,7 +44,6 @@ from ksef_client.xades import (
     CONTEXT_TYPES,
     SUBJECT_IDENTIFIER_TYPES,
     SignatureVerificationError,
-    verify_xades,
 )
 
 ALL_PERMISSIONS = (
@@ -468,7 +468,7 @@ class Auth:
         although TEST accepts self-signed certificates otherwise.
         """
         try:
-            verified = verify_xades(document)
+            verified = verify_auth_document(document)  # enveloped or enveloping (auth/podpis-xades.md)
         except SignatureVerificationError as error:
             raise MockAPIError(9105, "Nieprawidłowy podpis.", [str(error)]) from error
         challenge, context, subject_type = _read_auth_request(verified.root)
