@@ -348,7 +348,10 @@ def test_a_ksef_certificate_of_a_certificate_without_nip_or_pesel_logs_in_as_its
     assert httpx.post(ksef_server.base_url + "/testdata/permissions", json=grant).status_code == 200
     key = ec.generate_private_key(ec.SECP256R1())
     with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as foreigner:
-        foreigner.auth.login_with_certificate(SigningCredentials(own, own_key), context_nip=NIP)
+        # No NIP or PESEL in it: it logs in by its fingerprint (certificateSubject would be 21406).
+        foreigner.auth.login_with_certificate(
+            SigningCredentials(own, own_key), context_nip=NIP, subject_identifier_type="certificateFingerprint"
+        )
         _, certificate = _enroll(foreigner, key, "Authentication")
     with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as ksef_certificate:
         ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)

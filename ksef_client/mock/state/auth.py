@@ -28,6 +28,7 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
+from ksef_client.mock.state.auth_signature import verify_auth_document
 from ksef_client.mock.state.certificates import (
     Certificates,
     KsefCertificate,
@@ -38,7 +39,12 @@ from ksef_client.mock.state.certificates import (
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.testdata import TestData
-from ksef_client.xades import AUTH_NAMESPACES, CONTEXT_TYPES, SignatureVerificationError, verify_xades
+from ksef_client.xades import (
+    AUTH_NAMESPACES,
+    CONTEXT_TYPES,
+    SUBJECT_IDENTIFIER_TYPES,
+    SignatureVerificationError,
+)
 
 ALL_PERMISSIONS = (
     "InvoiceRead", "InvoiceWrite", "Introspection", "CredentialsRead", "CredentialsManage",
@@ -118,19 +124,85 @@ class AuthState:
     tokens: dict[str, KsefToken] = field(default_factory=dict)
 
 
-def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
-    """``(kind, value)`` named by a certificate: ``("Nip", nip)`` or ``("Pesel", pesel)``."""
+def certificate_fingerprint(certificate: x509.Certificate) -> str:
+    """The certificate's SHA-256 fingerprint (of its DER form), in upper-case hex, as grants to a
+    ``Fingerprint`` subject name it."""
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
+
+
+def _is_person_certificate(certificate: x509.Certificate) -> bool:
+    """A person's certificate names the person: auth/podpis-xades.md requires givenName and surname
+    of "Certyfikaty podpisu kwalifikowanego (wydawane dla osób fizycznych)", and for seals lists
+    them under "Niedopuszczalne atrybuty podmiotu: givenName, surname"."""
     subject = certificate.subject
-    for attribute in subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
-        if match := _SEAL_NIP.search(str(attribute.value)):
-            return "Nip", match[2]
+    return bool(subject.get_attributes_for_oid(NameOID.GIVEN_NAME) or subject.get_attributes_for_oid(NameOID.SURNAME))
+
+
+def is_seal_certificate(certificate: x509.Certificate) -> bool:
+    """A company seal: an ``organizationIdentifier`` and no given name or surname
+    (auth/podpis-xades.md, "Certyfikaty pieczęci kwalifikowanej (wydawane dla organizacji)")."""
+    has_organization = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
+    return has_organization and not _is_person_certificate(certificate)
+
+
+def certificate_subject_identifier(certificate: x509.Certificate) -> tuple[str, str] | None:
+    """``("Nip", nip)`` or ``("Pesel", pesel)`` the certificate's subject names, as KSeF reads it for
+    ``certificateSubject``; ``None`` when it names neither.
+
+    auth/podpis-xades.md: a seal's identifier is in ``organizationIdentifier``
+    ("(VATPL).*?(?<identifier>\\d{10})"); a person's in ``serialNumber``
+    ("(PNOPL|PESEL).*?(?<identifier>\\d{11})", "(TINPL|NIP).*?(?<identifier>\\d{10})"). A person's
+    certificate (with given name and surname) that also carries the employer's
+    ``organizationIdentifier`` is still the person's: the employer's NIP there is not read, so the
+    person needs a grant in the employer's context (uwierzytelnianie.md: for a PESEL certificate
+    "System KSeF sprawdzi, czy ta osoba posiada uprawnienia do działania w imieniu firmy").
+    """
+    subject = certificate.subject
+    if not _is_person_certificate(certificate):
+        for attribute in subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
+            if match := _SEAL_NIP.search(str(attribute.value)):
+                return "Nip", match[2]
+    # A person's identifier; also read (leniently) on a certificate that names no person and no
+    # organization, as the emulator always did.
     for attribute in subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
         value = str(attribute.value)
         if match := _PERSON_NIP.search(value):
             return "Nip", match[2]
         if match := _PERSON_PESEL.search(value):
             return "Pesel", match[2]
-    return "Fingerprint", hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
+    return None
+
+
+def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
+    """``(kind, value)`` named by a certificate: ``("Nip", nip)`` or ``("Pesel", pesel)`` from its
+    subject, else ``("Fingerprint", sha256)``."""
+    return certificate_subject_identifier(certificate) or ("Fingerprint", certificate_fingerprint(certificate))
+
+
+def xades_login_subject(
+    certificate: x509.Certificate, issued: KsefCertificate | None, subject_identifier_type: str
+) -> tuple[str, str]:
+    """Who a XAdES login authenticates, by the document's ``SubjectIdentifierType``.
+
+    uwierzytelnianie.md: "certificateSubject (np. NIP/PESEL z certyfikatu) lub
+    certificateFingerprint (odcisk palca certyfikatu)"; with the fingerprint, the signer acts by
+    the grants to "certyfikatem o odcisku ... na który złożono uprawnienia do działania w imieniu
+    firmy", whatever NIP or PESEL the certificate names. ``certificateSubject`` with a certificate
+    that names no NIP or PESEL is the spec's 400 "21406 Konflikt podpisu i typu uwierzytelnienia"
+    (auth/podpis-xades.md: such certificates log in "po uprzednim nadaniu uprawnień na skrót
+    SHA-256", i.e. by fingerprint). A KSeF certificate's subject is the requester it was issued to.
+    """
+    if subject_identifier_type == "certificateFingerprint":
+        return "Fingerprint", certificate_fingerprint(certificate)
+    if issued is not None:
+        return issued.subject
+    found = certificate_subject_identifier(certificate)
+    if found is None:
+        raise MockAPIError(
+            21406, "Konflikt podpisu i typu uwierzytelnienia.",
+            ["Certyfikat nie zawiera identyfikatora NIP ani PESEL; użyj SubjectIdentifierType certificateFingerprint."],
+        )  # fmt: skip
+    return found
 
 
 def issued_by_emulator(certificate: x509.Certificate) -> bool:
@@ -396,14 +468,14 @@ class Auth:
         although TEST accepts self-signed certificates otherwise.
         """
         try:
-            verified = verify_xades(document)
+            verified = verify_auth_document(document)  # enveloped or enveloping (auth/podpis-xades.md)
         except SignatureVerificationError as error:
             raise MockAPIError(9105, "Nieprawidłowy podpis.", [str(error)]) from error
-        challenge, context = _read_auth_request(verified.root)
-        self._use_challenge(challenge)
+        challenge, context, subject_type = _read_auth_request(verified.root)
         certificate = verified.certificate
         issued = self.certificates.issued(certificate)  # a KSeF certificate: its subject is the requester
-        kind, value = issued.subject if issued is not None else certificate_identity(certificate)
+        kind, value = xades_login_subject(certificate, issued, subject_type)
+        self._use_challenge(challenge)
         operation = self._start(context, _xades_method(certificate, issued), "XadesSignature")
         operation.subject = (kind, value)
         operation.certificate_name = name_attributes(certificate.subject)
@@ -546,8 +618,7 @@ def _xades_method(certificate: x509.Certificate, issued: KsefCertificate | None)
     "Certyfikat KSeF"), a company seal's, or a person's signature."""
     if issued is not None:
         return "InternalCertificate"
-    is_seal = bool(certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER))
-    return "QualifiedSeal" if is_seal else "QualifiedSignature"
+    return "QualifiedSeal" if is_seal_certificate(certificate) else "QualifiedSignature"
 
 
 def _certificate_problem(
@@ -575,7 +646,7 @@ def _check_context(context: Context) -> None:
         raise MockAPIError(21405, VALIDATION, ["contextIdentifier.value: NIP ma 10 cyfr."])
 
 
-def _read_auth_request(root: Any) -> tuple[str, Context]:
+def _read_auth_request(root: Any) -> tuple[str, Context, str]:
     namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
     if namespace not in AUTH_NAMESPACES or root.tag.split("}")[-1] != "AuthTokenRequest":
         raise MockAPIError(21401, "Dokument nie jest zgodny ze schemą (xsd).", ["Oczekiwano AuthTokenRequest."])
@@ -588,4 +659,11 @@ def _read_auth_request(root: Any) -> tuple[str, Context]:
         )
     context = Context(identifier.tag.split("}")[-1], identifier.text.strip())
     _check_context(context)
-    return challenge.strip(), context
+    # Required by schemat_auth_v2-0.xsd (SubjectIdentifierTypeEnum: certificateSubject, certificateFingerprint).
+    subject_type = (root.findtext("a:SubjectIdentifierType", namespaces=ns) or "").strip()
+    if subject_type not in SUBJECT_IDENTIFIER_TYPES:
+        raise MockAPIError(
+            21401, "Dokument nie jest zgodny ze schemą (xsd).",
+            [f"SubjectIdentifierType: {subject_type!r}; dozwolone: {', '.join(SUBJECT_IDENTIFIER_TYPES)}."],
+        )  # fmt: skip
+    return challenge.strip(), context, subject_type
