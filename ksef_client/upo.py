@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from ksef_client._body import BodyLimits
+from ksef_client._durable import flush_folder
 from ksef_client._paths import file_in
 from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
@@ -790,8 +791,11 @@ def _trusted_because(signer: x509.Certificate, anchors: list[x509.Certificate]) 
 
 
 def save_upo(xml: bytes, directory: Path, name: str) -> Path:
-    """Write ``xml`` to ``directory/name.xml`` atomically (a crash leaves no partial file);
-    ``UnsafePathError`` when ``name`` is not one plain file name inside ``directory``.
+    """Write ``xml`` to ``directory/name.xml`` atomically and durably: a crash, of the process or
+    of the machine, leaves no partial file (the file is flushed to disk before it is renamed into
+    place, and the rename after); ``UnsafePathError`` when ``name`` is not one plain file name
+    inside ``directory``. A UPO is the legal receipt: a file renamed but never flushed can come
+    back empty after a power cut.
 
     The temporary file has a name of its own (two saves of one name at once, as from a listing
     that names an invoice twice, each replace the target with a whole file)."""
@@ -801,8 +805,11 @@ def save_upo(xml: bytes, directory: Path, name: str) -> Path:
     try:
         with open(temporary, "xb") as out:  # created new, with the mode a plain write gives
             out.write(xml)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    flush_folder(directory)
     return target

@@ -83,6 +83,29 @@ def test_emulator_upo_is_signed_valid_and_tamper_evident(ksef: KSeF, backend: KS
         verify_upo_signature(upo.xml.replace(b"SIG/1", b"SIG/2"))
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names a flushed file by /proc/self/fd")
+def test_a_saved_upo_reaches_the_disk_before_and_after_its_rename(
+    ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review: save_upo promised "a crash leaves no partial file" but flushed nothing, so after a
+    # power cut a UPO (the legal receipt) renamed into place could come back empty.
+    result = ksef.send_batch([sample_invoice(f"UD/{i}") for i in range(2)], wait=True)
+    flushed: list[Path] = []
+    real_fsync = os.fsync
+
+    def fsync(handle: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    pages = ksef.upo.save_session_upo(result.reference_number, tmp_path / "session")
+    invoices = ksef.upo.save_invoice_upos(result.reference_number, tmp_path / "invoices", concurrency=1)
+    for saved in [*pages, *invoices]:
+        written = [n for n, path in enumerate(flushed) if path.parent == saved.parent and saved.name in path.name]
+        assert len(written) == 1, saved  # the temporary file, before its rename
+        assert saved.parent in flushed[written[0] + 1 :]  # then the rename
+
+
 def test_invoice_upos_are_saved_concurrently(ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
     result = ksef.send_batch([sample_invoice(f"U/{i}") for i in range(40)], wait=True)
     paths = ksef.upo.save_invoice_upos(result.reference_number, tmp_path, concurrency=6)
