@@ -225,7 +225,7 @@ def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey,
     start = out.tell()
     budget = RetryBudget()
     if not links.usable(ordinal):
-        yield from links.refresh()
+        yield from links.refresh(ordinal)
     while True:
         part = links.parts[ordinal]
         sink = _DecryptingSink(key, out, part.encrypted_part_size, f"export {ref} part {ordinal}")
@@ -241,7 +241,7 @@ def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey,
                     f"gave just before (expiring {_shown_date(part.expiration_date)}); the package may have expired "
                     "(packageExpirationDate): export again"
                 ) from error
-            yield from links.refresh()
+            yield from links.refresh(ordinal)
         except APIConnectionError as error:
             out.seek(start)
             out.truncate()
@@ -255,9 +255,13 @@ def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey,
         raise ExportError(f"export {ref}: part {ordinal} decrypts to the wrong hash")
 
 
+# How long the links of a status read are used whatever their dates say (``_PartLinks.usable``).
+LINKS_READ_RECENTLY = dt.timedelta(minutes=5)
+
+
 class _PartLinks:
-    """The links of an export's parts, by ordinal number, and which of them come from a status
-    read made since the part was last tried (``fresh``).
+    """The links of an export's parts, by ordinal number; ``fresh``: the part a status read was
+    made for (its link, refused too, ends the export: no loop of reads), ``read_at`` when.
 
     A part's link expires (InvoicePackagePart.expirationDate: "Po upływie tego momentu link
     przestaje być aktywny") and every status read gives new ones (url: "Link jest generowany
@@ -271,16 +275,23 @@ class _PartLinks:
         if len(self.parts) != len(parts):
             raise ExportError(f"export {ref}: parts that share an ordinal number in the package")
         self.fresh: set[int] = set()
+        self.read_at: dt.datetime | None = None
 
     def usable(self, ordinal: int) -> bool:
-        """Whether the part's link is used as it is: fresh, or expiring later than in 30 seconds
-        (a relative one, which no status read makes absolute, too)."""
+        """Whether the part's link is used as it is: read for this part, read by a status read of
+        the last ``LINKS_READ_RECENTLY`` (a clock ahead of KSeF's makes fresh links look expired:
+        one read then serves every part, not one read per part), expiring later than in 30
+        seconds, or relative (no status read makes it absolute). A link used so and refused (403)
+        is read again for its part: its download may come long after the read that gave it."""
         part = self.parts[ordinal]
         absolute = isinstance(part.url, str) and part.url.startswith(("https://", "http://"))
-        return ordinal in self.fresh or not absolute or link_usable(part.url, part.expiration_date, utc_now())
+        now = utc_now()
+        recent = self.read_at is not None and now - self.read_at < LINKS_READ_RECENTLY
+        return ordinal in self.fresh or recent or not absolute or link_usable(part.url, part.expiration_date, now)
 
-    def refresh(self) -> Flow[None]:
-        """Read the export's status again and take its links. It must still be done (210: the
+    def refresh(self, ordinal: int) -> Flow[None]:
+        """Read the export's status again for part ``ordinal`` and take its links (that part's
+        fresh). It must still be done (210: the
         package expired) and hold the same parts, each of the same sizes and hashes: a package
         that changed between two reads is refused."""
         status = yield from _status_flow(self.ref)
@@ -294,7 +305,7 @@ class _PartLinks:
                 f"export {self.ref}: its parts are not the same on a second read of its status (asked for fresh "
                 "links): a part's size or hash changed, or parts came or went"
             )
-        self.parts, self.fresh = parts, set(parts)
+        self.parts, self.fresh, self.read_at = parts, {ordinal}, utc_now()
 
 
 def _identity(part: InvoicePackagePart) -> tuple[object, ...]:

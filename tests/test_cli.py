@@ -11,8 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import keyring
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
 from keyring.backend import KeyringBackend
 
 from ksef_client.cli import main
@@ -57,6 +63,41 @@ def logged_in(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ig
     code, out, err = run("-p", "emu", "--json", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
     assert code == 0, err
     return json.loads(out)
+
+
+def test_a_certificate_naming_no_nip_logs_in_by_its_fingerprint(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # Review: the emulator now refuses such a certificate with certificateSubject (400 / 21406, as
+    # KSeF does) and its error says to use certificateFingerprint, which the CLI could not ask for.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Serwer ERP")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "c.pem").write_bytes(certificate.public_bytes(Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
+    grant = {
+        "subjectIdentifier": {"type": "Fingerprint", "value": fingerprint}, "permissions": ["InvoiceRead"],
+        "description": "an ERP server's certificate", "subjectDetails": {
+            "subjectDetailsType": "PersonByFingerprintWithIdentifier",
+            "personByFpWithId": {"firstName": "Jan", "lastName": "Kowalski",
+                                 "identifier": {"type": "Nip", "value": "1111111111"}},
+        },
+    }  # fmt: skip
+    owner = {"Authorization": f"Bearer {backend.mint_access_token(NIP)}"}
+    assert httpx.post(ksef_server.base_url + "/permissions/persons/grants", json=grant, headers=owner).is_success
+    login = ("-p", "emu", "auth", "login", "--cert", "c.pem", "--key", "k.pem")
+    code, _, err = run(*login)
+    assert code != 0 and "21406" in err
+    code, _, err = run(*login, "--by-fingerprint")
+    assert code == 0, err
+    code, _, err = run("-p", "emu", "auth", "login", "--by-fingerprint")
+    assert code == 2 and "--by-fingerprint is for a certificate login" in err
 
 
 def _invoices(directory: Path, prefix: str, count: int) -> list[str]:

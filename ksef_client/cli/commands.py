@@ -217,9 +217,21 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
 @click.option("--cert", type=FILE, help="Certificate (PEM) for a XAdES login.")
 @click.option("--key", type=FILE, help="Its private key (PEM; password from $KSEF_KEY_PASSWORD or a prompt).")
 @click.option("--pkcs12", type=FILE, help="Certificate and key in one .p12/.pfx file.")
+@click.option(
+    "--by-fingerprint",
+    is_flag=True,
+    help="Certificate login as the certificate's SHA-256 fingerprint (SubjectIdentifierType "
+    "certificateFingerprint: a certificate naming no NIP or PESEL, granted rights by its fingerprint).",
+)
 @pass_state
 def auth_login(
-    state: State, nip: str | None, token_stdin: bool, cert: Path | None, key: Path | None, pkcs12: Path | None
+    state: State,
+    nip: str | None,
+    token_stdin: bool,
+    cert: Path | None,
+    key: Path | None,
+    pkcs12: Path | None,
+    by_fingerprint: bool,
 ) -> None:
     """Log in with a KSeF token or a certificate; the tokens are saved for later commands."""
     if not (nip or state.profile.nip):
@@ -231,10 +243,15 @@ def auth_login(
     context_nip = validate_nip(
         nip or state.profile.nip or "", "--nip" if nip else f"profile '{state.profile.name}' nip"
     )
+    if by_fingerprint and not (cert or key or pkcs12):
+        raise CLIError("--by-fingerprint is for a certificate login: give --cert and --key, or --pkcs12", USAGE)
+    subject = "certificateFingerprint" if by_fingerprint else "certificateSubject"
     with state.anonymous_client() as ksef:
         if cert or key or pkcs12:
             credentials = _credentials(state, cert, key, pkcs12)
-            tokens = ksef.auth.login_with_certificate(credentials, context_nip=context_nip)
+            tokens = ksef.auth.login_with_certificate(
+                credentials, context_nip=context_nip, subject_identifier_type=subject
+            )
         else:
             tokens = ksef.auth.login_with_token(_ksef_token(state, token_stdin), context_nip=context_nip)
     state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
