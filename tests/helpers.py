@@ -71,3 +71,42 @@ class RecordingTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append((self.time.now, request.method, request.url.path))
         return self.inner.handle_request(request)
+
+
+def certificate_with(*attributes: tuple[Any, str]) -> Any:
+    """``SigningCredentials`` of a self-signed certificate (EC P-256, valid for 30 days) whose
+    subject has exactly these ``(NameOID, value)`` attributes: certificates that
+    ``ksef_client.testing.self_signed_certificate`` does not make (no NIP, a person with an
+    employer's VATPL-...)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ksef_client.xades import SigningCredentials
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return SigningCredentials(certificate, key)
+
+
+def fsync_spy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The paths ``os.fsync`` flushes from now on, in order (read from ``/proc/self/fd``; the
+    flushes still happen)."""
+    import os
+    from pathlib import Path
+
+    flushed: list[Any] = []
+    real_fsync = os.fsync
+
+    def fsync(handle: int) -> None:
+        flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return flushed

@@ -14,9 +14,7 @@ from pathlib import Path
 import httpx
 import keyring
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
 from keyring.backend import KeyringBackend
@@ -27,6 +25,7 @@ from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
+from tests.helpers import certificate_with
 
 
 @pytest.fixture
@@ -70,16 +69,12 @@ def test_a_certificate_naming_no_nip_logs_in_by_its_fingerprint(  # type: ignore
 ) -> None:
     # Review: the emulator now refuses such a certificate with certificateSubject (400 / 21406, as
     # KSeF does) and its error says to use certificateFingerprint, which the CLI could not ask for.
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Serwer ERP")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
-    )  # fmt: skip
+    credentials = certificate_with((NameOID.COMMON_NAME, "Serwer ERP"))
+    certificate = credentials.certificate
     (tmp_path / "c.pem").write_bytes(certificate.public_bytes(Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    (tmp_path / "k.pem").write_bytes(
+        credentials.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex().upper()
     grant = {
         "subjectIdentifier": {"type": "Fingerprint", "value": fingerprint}, "permissions": ["InvoiceRead"],

@@ -3,14 +3,11 @@ Ministry's guide reads them (review of certificate login, findings 2 and 3)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from lxml import etree
@@ -21,6 +18,7 @@ from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials, build_auth_token_request, sign_xades, signed_auth_token_request
 from tests.conftest import NIP
+from tests.helpers import certificate_with
 
 PESEL = "88102341294"  # uwierzytelnianie.md's example PESEL
 OUTSIDER = "1111111111"
@@ -28,15 +26,8 @@ OUTSIDER = "1111111111"
 
 def _certificate(*attributes: tuple[x509.ObjectIdentifier, str]) -> SigningCredentials:
     """A self-signed certificate (EC P-256) with exactly these subject attributes."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return SigningCredentials(certificate, key)
+    credentials: SigningCredentials = certificate_with(*attributes)
+    return credentials
 
 
 def _fingerprint(credentials: SigningCredentials) -> str:

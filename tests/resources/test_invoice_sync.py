@@ -36,7 +36,7 @@ from ksef_client.invoice_sync import SyncResult, _Progress
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, fsync_spy
 from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
@@ -186,14 +186,7 @@ class TestOneRunPerStateFile:
         # files (renamed into the folder) were lost, or be an empty file itself. The journal that
         # lists them (created: its folder entry too) reaches the disk before the state past them.
         sent = _send(ksef, backend, 3, "FS")
-        flushed: list[Path] = []
-        real_fsync = os.fsync
-
-        def fsync(handle: int) -> None:
-            flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
-            real_fsync(handle)
-
-        monkeypatch.setattr(os, "fsync", fsync)
+        flushed = fsync_spy(monkeypatch)
         state, inbox = tmp_path / "state.json", tmp_path / "inbox"
         ksef.invoices.sync("Subject1", state, inbox, start=_start())
         invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]

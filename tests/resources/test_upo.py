@@ -19,7 +19,7 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from ksef_client.upo import parse_upo, save_upo, validate_upo, verify_upo_signature
 from tests.conftest import NIP
-from tests.helpers import invoice_xml
+from tests.helpers import fsync_spy, invoice_xml
 from tests.hostile import Tamper
 from tests.resources.test_sessions import _session
 
@@ -90,14 +90,7 @@ def test_a_saved_upo_reaches_the_disk_before_and_after_its_rename(
     # Review: save_upo promised "a crash leaves no partial file" but flushed nothing, so after a
     # power cut a UPO (the legal receipt) renamed into place could come back empty.
     result = ksef.send_batch([sample_invoice(f"UD/{i}") for i in range(2)], wait=True)
-    flushed: list[Path] = []
-    real_fsync = os.fsync
-
-    def fsync(handle: int) -> None:
-        flushed.append(Path(os.readlink(f"/proc/self/fd/{handle}")))
-        real_fsync(handle)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    flushed = fsync_spy(monkeypatch)
     pages = ksef.upo.save_session_upo(result.reference_number, tmp_path / "session")
     invoices = ksef.upo.save_invoice_upos(result.reference_number, tmp_path / "invoices", concurrency=1)
     for saved in [*pages, *invoices]:
