@@ -8,9 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ksef_client import KSeF
@@ -49,6 +46,7 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
+from tests.helpers import certificate_with
 
 
 def _grant_body(nip: str, permissions: list[str]) -> PersonPermissionsGrantRequest:
@@ -185,19 +183,11 @@ def _login(ksef_mock: KSeFMock, credentials: SigningCredentials, nip: str) -> se
 
 def _pesel_certificate(pesel: str) -> SigningCredentials:
     """A self-signed certificate of a person named by PESEL (``serialNumber PNOPL-<pesel>``)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, "Jan Kowalski"), x509.NameAttribute(NameOID.GIVEN_NAME, "Jan"),
-        x509.NameAttribute(NameOID.SURNAME, "Kowalski"), x509.NameAttribute(NameOID.SERIAL_NUMBER, f"PNOPL-{pesel}"),
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
-    ])  # fmt: skip
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256())
+    credentials: SigningCredentials = certificate_with(
+        (NameOID.COMMON_NAME, "Jan Kowalski"), (NameOID.GIVEN_NAME, "Jan"), (NameOID.SURNAME, "Kowalski"),
+        (NameOID.SERIAL_NUMBER, f"PNOPL-{pesel}"), (NameOID.COUNTRY_NAME, "PL"),
     )  # fmt: skip
-    return SigningCredentials(certificate, key)
+    return credentials
 
 
 @pytest.fixture
