@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import errno
@@ -266,8 +264,7 @@ class _PartLinks:
     A part's link expires (InvoicePackagePart.expirationDate: "Po upływie tego momentu link
     przestaje być aktywny") and every status read gives new ones (url: "Link jest generowany
     dynamicznie w momencie odpytania o status operacji eksportu"): one read renews the links of
-    every part, so a slow download of many parts reads the status again once per expiry, not
-    once per part."""
+    every part, which the parts after it use while their dates (or the read's recency) allow."""
 
     def __init__(self, ref: str, parts: list[InvoicePackagePart]) -> None:
         self.ref = ref
@@ -291,9 +288,8 @@ class _PartLinks:
 
     def refresh(self, ordinal: int) -> Flow[None]:
         """Read the export's status again for part ``ordinal`` and take its links (that part's
-        fresh). It must still be done (210: the
-        package expired) and hold the same parts, each of the same sizes and hashes: a package
-        that changed between two reads is refused."""
+        fresh). It must still be done (210: the package expired) and hold the same parts, each of
+        the same sizes and hashes: a package that changed between two reads is refused."""
         status = yield from _status_flow(self.ref)
         if status.status.code != EXPORT_DONE or not isinstance(status.package, InvoicePackage):
             raise _failed(self.ref, status.status.code, status.status.description)
@@ -486,7 +482,7 @@ def _unpack_into(
     metadata records and, in archive order, each file written with the file in ``directory`` it
     is to be moved to (all checked before the first is moved)."""
     metadata: list[dict[str, Any]] | None = None
-    hashes: dict[str, bytes] = {}  # each invoice file's SHA-256, in archive order
+    hashes: dict[str, str] = {}  # each invoice file's SHA-256 (Base64, as KSeF writes it), in archive order
     seen: set[str] = set()
     caps = _Caps.of(ref, package, limits, only_metadata)
     try:
@@ -524,7 +520,7 @@ DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, No
 
 
 def _check_whole(
-    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], hashes: dict[str, bytes], only_metadata: bool
+    ref: str, package: InvoicePackage, metadata: list[dict[str, Any]], hashes: dict[str, str], only_metadata: bool
 ) -> None:
     """``_metadata.json`` lists ``invoiceCount`` invoices, and the package holds a file for each of
     them and for no other (no file at all in a metadata-only export), whose SHA-256 (``hashes``)
@@ -541,7 +537,7 @@ def _check_whole(
         str(record["ksefNumber"])
         for record in metadata
         if str(record["ksefNumber"]) in present
-        and not _hash_is(record.get("invoiceHash"), hashes[str(record["ksefNumber"])])
+        and record.get("invoiceHash") != hashes[str(record["ksefNumber"])]
     )
     problems = []
     if len(metadata) != package.invoice_count:
@@ -559,16 +555,6 @@ def _check_whole(
         raise ExportError(
             f"export {ref}: the package does not match its {METADATA_FILE}: {'; '.join(problems)}; nothing was kept"
         )
-
-
-def _hash_is(value: object, digest: bytes) -> bool:
-    """Whether ``value`` is ``digest`` in Base64 (``False`` for no value or one that is no Base64)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return base64.b64decode(value, validate=True) == digest
-    except (binascii.Error, ValueError):  # ValueError: a str that is not ASCII
-        return False
 
 
 def _some(numbers: list[str], count: int = 10) -> str:
@@ -716,11 +702,11 @@ def _copy_capped(
     what: str = "invoice",
     number: str | None = None,
     caps: _Caps | None = None,
-) -> bytes:
+) -> str:
     """Inflate ``source`` into ``out``, stopping as soon as more than ``limit`` bytes came out (or,
     with ``caps``, more than the package's files may take together); an entry that declares more
     is refused before any of it is inflated (a size declared lower is not believed: a zip's may be
-    lower than what inflates). Returns the SHA-256 of what was written."""
+    lower than what inflates). Returns the SHA-256 of what was written, in Base64 (``digest_b64``)."""
     if declared > limit:
         raise _too_large(ref, name, limit, what, number)
     if caps is not None and declared > caps.left:
@@ -734,7 +720,7 @@ def _copy_capped(
             caps.inflating(len(chunk))
         digest.update(chunk)
         out.write(chunk)
-    return digest.digest()
+    return digest_b64(digest)
 
 
 def _too_large(ref: str, name: str, limit: int, what: str, number: str | None) -> ExportError:
