@@ -79,13 +79,20 @@ def certificate_with(*attributes: tuple[Any, str]) -> Any:
     ``ksef_client.testing.self_signed_certificate`` does not make (no NIP, a person with an
     employer's VATPL-...)."""
     from cryptography import x509
+
+    return certificate_named(x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes]))
+
+
+def certificate_named(name: Any) -> Any:
+    """``SigningCredentials`` of a self-signed certificate (EC P-256, valid for 30 days) of the
+    subject ``name`` (an ``x509.Name``)."""
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from ksef_client.xades import SigningCredentials
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
     now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())

@@ -55,22 +55,11 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
+from tests.helpers import certificate_named
 
 
 def test_every_operation_of_the_spec_has_an_endpoint() -> None:
     assert sorted(OPERATIONS) == sorted(REGISTRY)
-
-
-def _self_signed(
-    name: x509.Name, key: ec.EllipticCurvePrivateKey
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return certificate, key
 
 
 @contextmanager
@@ -78,9 +67,8 @@ def signed_in(base_url: str, name: x509.Name | None = None, context_nip: str = N
     """A client logged in with XAdES, a self-signed certificate of ``name`` (a company seal of
     ``NIP`` by default): certificate requests need a login with a signature, not a KSeF token."""
     name = name or self_signed_certificate(NIP, kind="seal").certificate.subject
-    certificate, key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
     with KSeF(base_url=base_url, rate_limit_scale=0) as client:
-        client.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=context_nip)
+        client.auth.login_with_certificate(certificate_named(name), context_nip=context_nip)
         yield client
 
 
@@ -338,7 +326,8 @@ def test_a_ksef_certificate_of_a_certificate_without_nip_or_pesel_logs_in_as_its
     # KSeF": the KSeF certificate (another key, so another fingerprint) stands for that subject.
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jean Dupont"),
                       x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])  # fmt: skip
-    own, own_key = _self_signed(name, ec.generate_private_key(ec.SECP256R1()))
+    credentials = certificate_named(name)
+    own, own_key = credentials.certificate, credentials.private_key
     fingerprint = hashlib.sha256(own.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
     grant = {
         "contextIdentifier": {"type": "Nip", "value": NIP},
