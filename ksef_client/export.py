@@ -536,8 +536,7 @@ def _check_whole(
     wrong = sorted(
         str(record["ksefNumber"])
         for record in metadata
-        if str(record["ksefNumber"]) in present
-        and record.get("invoiceHash") != hashes[str(record["ksefNumber"])]
+        if str(record["ksefNumber"]) in present and record.get("invoiceHash") != hashes[str(record["ksefNumber"])]
     )
     problems = []
     if len(metadata) != package.invoice_count:
