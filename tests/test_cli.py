@@ -95,6 +95,22 @@ def test_a_certificate_naming_no_nip_logs_in_by_its_fingerprint(  # type: ignore
     assert code == 2 and "--by-fingerprint is for a certificate login" in err
 
 
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # no terminal: getpass says it cannot hide input
+def test_a_secret_no_one_can_type_is_a_usage_error_saying_what_to_do(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review: in a script (no terminal, input at its end) the password prompt ended as "interrupted",
+    # exit 130, documented as Ctrl-C, with no word of KSEF_KEY_PASSWORD.
+    creds = self_signed_certificate(nip=NIP, kind="seal")
+    (tmp_path / "cert.pem").write_bytes(creds.certificate_pem())
+    (tmp_path / "key.pem").write_bytes(creds.private_key_pem(b"secret password"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run("-p", "emu", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
+    assert code == 2 and "key password: none given" in err and "set KSEF_KEY_PASSWORD" in err
+    code, _, err = run("-p", "emu", "auth", "save-token")
+    assert code == 2 and "KSeF token: none given" in err
+
+
 def _invoices(directory: Path, prefix: str, count: int) -> list[str]:
     names = []
     for i in range(count):
@@ -139,6 +155,33 @@ def test_send_then_follow_the_session(run, logged_in, tmp_path: Path) -> None:  
     summary = json.loads(out)
     assert code == 0 and sorted(d["ksef_number"] for d in summary["documents"]) == sorted(numbers)
     assert all(Path(f).is_file() for f in summary["files"])
+
+
+@pytest.mark.parametrize("absent", ["rich", "keyring"])
+def test_without_the_cli_extra_nothing_is_sent(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch, absent: str
+) -> None:
+    # `pip install ksef-sdk[mock]` brings click (through uvicorn) but not rich: `ksef send` sent the
+    # invoices, then failed printing them ("No module named 'rich'", exit 1: "KSeF answered with an
+    # error"), so a script would send again. The whole extra is looked for before any command runs.
+    files = _invoices(tmp_path, "NOEXTRA", 1)
+    before = len(backend.sessions.state.sessions)
+    monkeypatch.setitem(sys.modules, absent, None)  # what find_spec reports for a package not installed
+    code, out, err = run("-p", "emu", "send", *files)
+    assert (code, out) == (2, "")
+    assert "needs the cli extra: pip install 'ksef-sdk[cli]'" in err and absent in err
+    assert len(backend.sessions.state.sessions) == before
+
+
+@pytest.mark.parametrize("absent", ["uvicorn", "starlette"])
+def test_the_emulator_without_the_mock_extra_says_what_to_install(absent: str) -> None:
+    # `pip install ksef-sdk` installs `ksef-mock` and the ksef_mock fixture: without the mock extra
+    # they ended in "No module named 'uvicorn'" (and `ksef mock` with exit 1, "KSeF answered").
+    code = f"import sys; sys.modules[{absent!r}] = None; from ksef_client.cli import main; sys.exit(main(['mock']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "the KSeF emulator needs the mock extra: pip install 'ksef-sdk[mock]'" in done.stderr
+    assert absent in done.stderr
 
 
 def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(

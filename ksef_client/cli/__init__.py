@@ -6,17 +6,29 @@ Run ``ksef --help``. Exit codes and output formats are documented in ``ksef_clie
 from __future__ import annotations
 
 import sys
+from importlib.util import find_spec
+
+# What the cli extra installs. rich and keyring are imported only when a command prints for people
+# or reads a stored secret, so each is looked for here, before any command runs: click alone
+# (which uvicorn of the mock extra brings too) let a command do its work (send invoices) and fail
+# only when it printed what it did.
+CLI_EXTRA = ("click", "rich", "keyring")
+_NEEDS_CLI = "error: the ksef command needs the cli extra: pip install 'ksef-sdk[cli]'"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ksef`` script: run a command, print errors in one line, return the exit code."""
+    missing = [name for name in CLI_EXTRA if find_spec(name) is None]
+    if missing:
+        sys.stderr.write(f"{_NEEDS_CLI} (missing: {', '.join(missing)})\n")
+        return 2
     try:
         import click  # noqa: PLC0415 - the cli extra is optional
 
         from ksef_client.cli.commands import cli  # noqa: PLC0415
         from ksef_client.cli.output import INTERRUPTED, USAGE, Output, exit_code  # noqa: PLC0415
     except ImportError as error:
-        sys.stderr.write(f"error: the ksef command needs the cli extra: pip install 'ksef-sdk[cli]' ({error})\n")
+        sys.stderr.write(f"{_NEEDS_CLI} ({error})\n")
         return 2
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     code = 0

@@ -185,6 +185,18 @@ def _check_pem_files(state: State, cert: Path, key: Path) -> None:
         raise CLIError(f"--key {key}: expected a PEM private key (-----BEGIN ... PRIVATE KEY-----), found {found}")
 
 
+def _ask_secret(label: str, instead: str) -> str:
+    """A secret asked for without echo. Input that ends before it (a script, cron, CI: no terminal)
+    is a usage error saying what to do ``instead``; click reports it as an abort, which read as
+    Ctrl-C ("interrupted", exit 130)."""
+    try:
+        return str(click.prompt(label, hide_input=True))
+    except click.Abort:
+        if sys.stdin is not None and sys.stdin.isatty():
+            raise  # Ctrl-C at the prompt
+        raise CLIError(f"{label}: none given (no terminal to ask on, or its input ended): {instead}") from None
+
+
 def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
     password = os.environ.get("KSEF_KEY_PASSWORD")
     if pkcs12:
@@ -196,7 +208,7 @@ def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path
         try:
             return SigningCredentials.from_pem(cert, key, password)
         except TypeError:  # an encrypted key and no password in the environment: ask, never echo
-            return SigningCredentials.from_pem(cert, key, click.prompt("key password", hide_input=True))
+            return SigningCredentials.from_pem(cert, key, _ask_secret("key password", "set KSEF_KEY_PASSWORD"))
     except ValueError as error:
         raise CLIError(f"--cert {cert} / --key {key}: {error}") from error
 
@@ -276,7 +288,7 @@ def auth_login(
 @pass_state
 def auth_save_token(state: State) -> None:
     """Save a KSeF token for this profile (asked for without echo)."""
-    token = click.prompt("KSeF token", hide_input=True).strip()
+    token = _ask_secret("KSeF token", "pipe it in as one line").strip()
     if not token:
         raise CLIError("empty token")
     state.store.set(state.profile.name, "ksef-token", token)

@@ -55,8 +55,8 @@ def exit_code(error: BaseException) -> int:
         return UNREACHABLE
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED
-    if isinstance(error, ValueError | FileNotFoundError | IsADirectoryError):
-        return USAGE
+    if isinstance(error, ValueError | FileNotFoundError | IsADirectoryError | ImportError):
+        return USAGE  # an ImportError: an extra not installed (``ksef mock`` without ksef-sdk[mock])
     return KSEF_ERROR
 
 

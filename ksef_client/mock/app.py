@@ -10,13 +10,17 @@ import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
-
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client.mock._extra import missing_mock_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.types import Receive, Scope, Send
+except ModuleNotFoundError as error:  # pragma: no cover - without the mock extra
+    raise missing_mock_extra(error) from error
 from ksef_client.mock.exceptions import StrictModeViolation
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore

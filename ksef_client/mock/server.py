@@ -11,7 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-import uvicorn
+from ksef_client.mock._extra import missing_mock_extra
+
+try:
+    import uvicorn
+except ModuleNotFoundError as error:  # pragma: no cover - without the mock extra
+    raise missing_mock_extra(error) from error
 
 from ksef_client.mock.app import API_PREFIX, create_app, logger
 from ksef_client.mock.models import KSeFBackend
