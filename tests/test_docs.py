@@ -5,6 +5,10 @@ A page's Python blocks share one namespace, seeded as docs/README.md says (``kse
 written out and run by pytest in a child process. ``console`` blocks are ``$ ksef ...`` commands,
 run through the CLI's entry point with a default profile pointing at the emulator; each must exit 0.
 
+A ``print(...)  # text`` line promises its output: the text, ``...`` and ``<placeholder>`` standing
+for anything (prose about a print goes on the line above it); every such line must print, and
+what it prints must match.
+
 README.md's ``python`` blocks run too, as a reader copies them: nothing seeded, against an emulator
 served over HTTP at the address the README names (``http://127.0.0.1:8000/v2``, swapped for the
 test's emulator). Fragments that do not run on their own are ``py`` blocks there.
@@ -12,6 +16,7 @@ test's emulator). Fragments that do not run on their own are ``py`` blocks there
 
 from __future__ import annotations
 
+import builtins
 import re
 import shlex
 import subprocess
@@ -35,6 +40,35 @@ PAGES = sorted(DOCS.glob("*.md"))
 def blocks(page: Path) -> list[tuple[str, str]]:
     """The executable blocks of a page: ``(language, code)``."""
     return BLOCK.findall(page.read_text(encoding="utf-8"))
+
+
+PROMISED = re.compile(r"^\s*print\(.*\)  # (?P<output>.+)$")
+WILDCARD = re.compile(r"(\.\.\.|<[^<>]+>)")
+
+
+class Prints:
+    """``print`` for the examples: prints, and keeps what each line of a block printed."""
+
+    def __init__(self) -> None:
+        self.printed: dict[tuple[str, int], list[str]] = {}
+
+    def __call__(self, *values: object, sep: str | None = " ", end: str | None = "\n", **options: Any) -> None:
+        builtins.print(*values, sep=sep, end=end, **options)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        self.printed.setdefault(key, []).append((" " if sep is None else sep).join(map(str, values)))
+
+    def check(self, code: str, label: str) -> None:
+        """Each ``print`` of ``code`` with its output in a comment printed that, every time it ran."""
+        for number, line in enumerate(code.splitlines(), start=1):
+            if promised := PROMISED.match(line):
+                pattern = "".join(
+                    ".*" if WILDCARD.fullmatch(part) else re.escape(part) for part in WILDCARD.split(promised["output"])
+                )
+                printed = self.printed.get((label, number))
+                assert printed, f"{label}, line {number}: never printed ({line.strip()})"
+                wrong = [text for text in printed if not re.fullmatch(pattern, text.strip(), re.DOTALL)]
+                assert not wrong, f"{label}, line {number}: printed {wrong[0]!r}, the page says {promised['output']!r}"
 
 
 def test_the_docs_cover_what_issue_9_lists() -> None:
@@ -82,7 +116,7 @@ def test_page_runs(page: Path, ksef_mock: KSeFMock, tmp_path: Path, monkeypatch:
     assert ksef_cli(["profile", "set", "default", "--base-url", ksef_mock.base_url, "--nip", NIP]) == 0
     for i in range(1, 10):
         (tmp_path / f"invoice-{i}.xml").write_bytes(sample_invoice(f"DOC/{page.stem}/{i}"))
-    fake = FakeTime()
+    fake, prints = FakeTime(), Prints()
     with ksef_mock.client(NIP, sleep=fake.sleep, clock=fake.clock) as ksef:
         namespace: dict[str, Any] = {
             "ksef": ksef,
@@ -90,6 +124,7 @@ def test_page_runs(page: Path, ksef_mock: KSeFMock, tmp_path: Path, monkeypatch:
             "nip": NIP,
             "invoice_xml": sample_invoice("FV/1/2026"),
             "__name__": "docs",
+            "print": prints,
         }
         for number, (language, code) in enumerate(blocks(page), start=1):
             label = f"{page.name} block {number}"
@@ -99,6 +134,7 @@ def test_page_runs(page: Path, ksef_mock: KSeFMock, tmp_path: Path, monkeypatch:
                 _run_pytest_module(code, tmp_path)
             else:
                 exec(compile(code, label, "exec"), namespace)  # the docs' own examples, by design
+                prints.check(code, label)
 
 
 README_EMULATOR = "http://127.0.0.1:8000/v2"
@@ -111,10 +147,11 @@ def test_readme_quick_start_runs_against_the_emulator(
     code = blocks(ROOT / "README.md")
     python = [c for language, c in code if language == "python"]
     assert python and README_EMULATOR in python[0], "the README's quick start names the emulator's address"
+    prints = Prints()
     for number, block in enumerate(python, start=1):
-        namespace: dict[str, Any] = {"__name__": "readme"}
-        exec(
-            compile(block.replace(README_EMULATOR, ksef_mock.base_url), f"README.md block {number}", "exec"), namespace
-        )
+        namespace: dict[str, Any] = {"__name__": "readme", "print": prints}
+        label = f"README.md block {number}"
+        exec(compile(block.replace(README_EMULATOR, ksef_mock.base_url), label, "exec"), namespace)
+        prints.check(block, label)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "200" and printed[1].startswith("accepted ") and "3" in printed
