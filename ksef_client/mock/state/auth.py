@@ -580,9 +580,9 @@ class Auth:
         """403 ``ip-not-allowed`` when the login ``reference_number`` (of an access or a refresh
         token) has an IP policy that does not allow ``host``, the address the request came from.
 
-        The spec: ``ForbiddenProblemDetails`` "ip-not-allowed | Żądanie pochodzi z adresu IP innego
-        niż wskazany podczas uwierzytelnienia", with ``security`` "ip-not-allowed | clientIp:
-        string"; every operation that takes an access or a refresh token declares that 403
+        The spec's 403 problem details: reasonCode "ip-not-allowed | Żądanie pochodzi z adresu IP
+        innego niż wskazany podczas uwierzytelnienia", with ``security`` "ip-not-allowed |
+        clientIp: string"; every operation that takes an access or a refresh token declares that 403
         (``POST /auth/token/refresh`` too). The Ministry speaks of the access token (the policy
         applies "podczas korzystania z wydanego tokena dostępu"); the refresh token is held to it
         as well, as the reason code speaks of any request after the login (a refresh from

@@ -4,7 +4,7 @@ What KSeF documents: the policy is sent with the login, in ``POST /auth/ksef-tok
 ``authorizationPolicy`` ("Polityka autoryzacji żądań przy każdym użyciu tokena dostępu.") or the
 XAdES ``AuthTokenRequest``'s ``AuthorizationPolicy`` (uwierzytelnianie.md: "Reguły dotyczące
 walidacji adresu IP klienta podczas korzystania z wydanego tokena dostępu (accessTokena)."); a
-request from elsewhere is refused with the spec's 403 ``ForbiddenProblemDetails``, ``reasonCode``
+request from elsewhere is refused with the spec's 403 problem details, ``reasonCode``
 ``ip-not-allowed`` ("Żądanie pochodzi z adresu IP innego niż wskazany podczas uwierzytelnienia.")
 and ``security`` ``clientIp`` (the spec's table: "ip-not-allowed | clientIp: string").
 
