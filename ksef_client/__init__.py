@@ -60,12 +60,14 @@ if TYPE_CHECKING:
     )
     from ksef_client.outcomes import InvoiceOutcome
     from ksef_client.upo import SessionUpo, Upo, parse_upo
+    from ksef_client.xades import AllowedIps
 
 __version__ = "0.2.0"
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AllowedIps",
     "AsyncKSeF",
     "AuthenticationError",
     "AuthenticationFailedError",
@@ -117,6 +119,7 @@ _LOCATIONS = {
     "SessionUpo": "ksef_client.upo",
     "Upo": "ksef_client.upo",
     "parse_upo": "ksef_client.upo",
+    "AllowedIps": "ksef_client.xades",
     **{name: "ksef_client.errors" for name in __all__ if name.endswith("Error")},
 }
 

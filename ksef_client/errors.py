@@ -174,6 +174,14 @@ class PermissionDeniedError(APIStatusError):
         """For ``missing-permissions``: the permissions the token has."""
         return self._security_list("presentPermissions")
 
+    @property
+    def client_ip(self) -> str | None:
+        """For ``ip-not-allowed`` (a login's ``allowed_ips`` do not include the address the
+        request came from) and ``security-service-blocked``: the address KSeF saw."""
+        security = self.body.get("security") if isinstance(self.body, dict) else None
+        value = security.get("clientIp") if isinstance(security, dict) else None
+        return str(value) if value is not None else None
+
     def _security_list(self, key: str) -> list[str]:
         security = self.body.get("security") if isinstance(self.body, dict) else None
         values = security.get(key) if isinstance(security, dict) else None

@@ -8,7 +8,10 @@ signxml's exclusive C14N breaks the digest of its own SignedProperties.
 from __future__ import annotations
 
 import base64
+import ipaddress
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +25,11 @@ from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESV
 from ksef_client._xml import declares_entities, parse
 
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
-AUTH_NAMESPACES = (AUTH_NAMESPACE, "http://ksef.mf.gov.pl/auth/token/2.1")
+# Schema 2.1 differs from 2.0 only in the AllowedIps patterns: 2.0's ("^...\\b...$") are no valid
+# XSD regular expressions (libxml2 refuses to compile that schema), and api-changelog.md 2.5.0
+# updated them in 2.1 "aby były zgodne z typowymi parserami". A request with a policy is 2.1.
+AUTH_NAMESPACE_2_1 = "http://ksef.mf.gov.pl/auth/token/2.1"
+AUTH_NAMESPACES = (AUTH_NAMESPACE, AUTH_NAMESPACE_2_1)
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 C14N_1_0 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 CONTEXT_TYPES = ("Nip", "InternalId", "NipVatUe", "PeppolId")
@@ -134,22 +141,237 @@ def _bytes(password: bytes | str | None) -> bytes | None:
     return password.encode() if isinstance(password, str) else password
 
 
+# --- AuthorizationPolicy: where the login's tokens may be used from -----------------------------
+
+MAX_ALLOWED_IPS = 10  # of each kind: the XSD's maxOccurs="10", the spec's AllowedIps "maximum": 10
+# The spec's own example of a range is written with an en dash (U+2013); its pattern takes "-".
+_DASHES = str.maketrans({"\u2013": "-"})
+AddressLike = str | IPv4Address
+RangeLike = str | tuple[AddressLike, AddressLike]
+MaskLike = str | IPv4Network | IPv4Interface
+
+
+@dataclass(frozen=True, init=False)
+class AllowedIps:
+    """The IPv4 addresses the tokens of a login may be used from: KSeF's ``AuthorizationPolicy``
+    (``allowedIps`` of ``POST /auth/ksef-token``, ``AuthorizationPolicy/AllowedIps`` of the XAdES
+    ``AuthTokenRequest``). KSeF then refuses a request with the access token from any other address
+    (403, ``reasonCode`` ``ip-not-allowed``). Pass it as ``allowed_ips=`` to a login.
+
+    ``addresses``: single addresses (``"192.168.0.10"``); ``ranges``: ``"10.0.0.1-10.0.0.254"`` or
+    ``(start, end)``, both ends included; ``masks``: CIDR networks (``"172.16.0.0/16"``; an address
+    with host bits is taken to its network: ``"10.1.2.3/8"`` is sent as ``10.0.0.0/8``). Strings or
+    ``ipaddress`` objects; a single value may stand for a list of one. ``include_client_ip=True``
+    adds the address KSeF sees the client connect from (the challenge's ``clientIp``, which
+    api-changelog.md says "może zostać bezpośrednio wykorzystana do budowy AuthorizationPolicy"):
+    ``AllowedIps.client_ip()`` is a policy of that address alone.
+
+    Checked when made, before any request, as KSeF's schemas check them (IPv4 only, at most 10 of
+    each kind, a range's start not after its end, a prefix of 0 to 32): ``ValueError`` naming the
+    value otherwise. Duplicate addresses are sent once.
+    """
+
+    addresses: tuple[IPv4Address, ...]
+    ranges: tuple[tuple[IPv4Address, IPv4Address], ...]
+    masks: tuple[IPv4Network, ...]
+    include_client_ip: bool
+
+    def __init__(
+        self,
+        addresses: AddressLike | Iterable[AddressLike] = (),
+        ranges: RangeLike | Iterable[RangeLike] = (),
+        masks: MaskLike | Iterable[MaskLike] = (),
+        *,
+        include_client_ip: bool = False,
+    ) -> None:
+        found = tuple(dict.fromkeys(_ipv4(a, "allowed_ips addresses") for a in _items(addresses, (str, IPv4Address))))
+        spans = tuple(_range(r) for r in _items(ranges, (str,)))
+        networks = tuple(_mask(m) for m in _items(masks, (str, IPv4Network, IPv4Interface)))
+        own = " (with the client's own, include_client_ip=True)" if include_client_ip else ""
+        _at_most_ten("addresses", len(found) + include_client_ip, own)
+        _at_most_ten("ranges", len(spans))
+        _at_most_ten("masks", len(networks))
+        if not (found or spans or networks or include_client_ip):
+            raise ValueError(
+                "allowed_ips: no address, range or mask (and include_client_ip=False): give at least one,"
+                " or allowed_ips=None for a login whose tokens work from anywhere"
+            )
+        object.__setattr__(self, "addresses", found)
+        object.__setattr__(self, "ranges", spans)
+        object.__setattr__(self, "masks", networks)
+        object.__setattr__(self, "include_client_ip", bool(include_client_ip))
+
+    @classmethod
+    def client_ip(cls) -> AllowedIps:
+        """The address KSeF sees the client connect from, alone (the challenge's ``clientIp``)."""
+        return cls(include_client_ip=True)
+
+    def resolved(self, client_ip: str) -> AllowedIps:
+        """This policy with ``client_ip`` (the challenge's ``clientIp``) among the addresses when it
+        asks for it (``include_client_ip``); ``ValueError`` when that is no IPv4 address (a client
+        that reaches KSeF over IPv6 cannot be named in the policy)."""
+        if not self.include_client_ip:
+            return self
+        try:
+            seen = ipaddress.ip_address(client_ip.strip())
+        except ValueError:
+            raise ValueError(f"allowed_ips: KSeF's clientIp {client_ip!r} is no IP address") from None
+        mapped = seen.ipv4_mapped if isinstance(seen, ipaddress.IPv6Address) else seen
+        if mapped is None:
+            raise ValueError(
+                f"allowed_ips: KSeF sees this client from {client_ip}, an IPv6 address, and the policy takes"
+                " IPv4 addresses only (include_client_ip=True cannot be met: connect over IPv4, or list the addresses)"
+            )
+        return AllowedIps((*self.addresses, mapped), self.ranges, self.masks)
+
+    @property
+    def ip4_addresses(self) -> list[str]:
+        """The addresses as KSeF takes them (``Ip4Address``, ``ip4Addresses``); ``ValueError`` while
+        the client's own is still to be added (:meth:`resolved`)."""
+        self._check_resolved()
+        return [str(a) for a in self.addresses]
+
+    @property
+    def ip4_ranges(self) -> list[str]:
+        """The ranges as KSeF takes them, ``start-end`` (``Ip4Range``, ``ip4Ranges``)."""
+        return [f"{start}-{end}" for start, end in self.ranges]
+
+    @property
+    def ip4_masks(self) -> list[str]:
+        """The networks as KSeF takes them, ``address/prefix`` (``Ip4Mask``, ``ip4Masks``)."""
+        return [str(m) for m in self.masks]
+
+    def _check_resolved(self) -> None:
+        if self.include_client_ip:
+            raise ValueError(
+                "allowed_ips: include_client_ip=True needs the challenge's clientIp: the login adds it,"
+                " or call .resolved(client_ip) first"
+            )
+
+
+def _items(value: object, single: tuple[type, ...]) -> Iterator[object]:
+    """``value``'s items, a single value (of the types in ``single``) being a list of one."""
+    if isinstance(value, single):
+        yield value
+        return
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise ValueError(f"allowed_ips: expected a list of values, got {type(value).__name__} {value!r}")
+    yield from value
+
+
+def _ipv4(value: object, where: str) -> IPv4Address:
+    """An IPv4 address (a string in dotted decimal, no leading zeros: the spec's pattern), else
+    ``ValueError``."""
+    found: object = value
+    if isinstance(value, str):
+        try:
+            found = ipaddress.ip_address(value.strip())
+        except ValueError:
+            found = None
+    if isinstance(found, IPv4Address):
+        return found
+    if isinstance(found, ipaddress.IPv6Address):
+        raise ValueError(f"{where}: {value!r} is an IPv6 address; KSeF's AllowedIps takes IPv4 addresses only")
+    raise ValueError(f"{where}: {value!r} is not an IPv4 address (dotted decimal, e.g. 192.168.0.10)")
+
+
+def _range(value: object) -> tuple[IPv4Address, IPv4Address]:
+    where = "allowed_ips ranges"
+    if isinstance(value, str):
+        parts = value.translate(_DASHES).split("-")
+    elif isinstance(value, tuple | list):
+        parts = list(value)
+    else:
+        parts = []
+    if len(parts) != 2:
+        raise ValueError(f"{where}: {value!r} is not a range start-end (e.g. 10.0.0.1-10.0.0.254) or (start, end)")
+    start, end = _ipv4(parts[0], f"{where}: {value!r}"), _ipv4(parts[1], f"{where}: {value!r}")
+    if start > end:
+        raise ValueError(f"{where}: {value!r} starts ({start}) after it ends ({end})")
+    return start, end
+
+
+def _mask(value: object) -> IPv4Network:
+    where = "allowed_ips masks"
+    if isinstance(value, IPv4Network):
+        return value
+    if isinstance(value, IPv4Interface):
+        return value.network
+    if not isinstance(value, str):
+        kind = "IPv6" if isinstance(value, ipaddress.IPv6Network | ipaddress.IPv6Interface) else type(value).__name__
+        raise ValueError(f"{where}: {value!r} ({kind}) is not an IPv4 network in CIDR notation (e.g. 172.16.0.0/16)")
+    address, slash, prefix = value.strip().partition("/")
+    if not slash:
+        raise ValueError(f"{where}: {value!r} is not in CIDR notation address/prefix (e.g. 172.16.0.0/16)")
+    base = _ipv4(address, f"{where}: {value!r}")
+    if not (prefix.isascii() and prefix.isdigit()) or int(prefix) > 32:
+        raise ValueError(f"{where}: {value!r}: the prefix must be a number from 0 to 32")
+    return IPv4Network(f"{base}/{int(prefix)}", strict=False)
+
+
+def _at_most_ten(kind: str, count: int, note: str = "") -> None:
+    if count > MAX_ALLOWED_IPS:
+        raise ValueError(f"allowed_ips: at most {MAX_ALLOWED_IPS} {kind} (KSeF's limit), got {count}{note}")
+
+
+def _append_policy(root: etree._Element, ns: str, allowed_ips: AllowedIps) -> None:
+    """``AuthorizationPolicy/AllowedIps`` in the schema's order: every ``Ip4Address``, then every
+    ``Ip4Range``, then every ``Ip4Mask`` (an ``xsd:sequence``)."""
+    allowed = etree.SubElement(etree.SubElement(root, ns + "AuthorizationPolicy"), ns + "AllowedIps")
+    for name, values in (
+        ("Ip4Address", allowed_ips.ip4_addresses),
+        ("Ip4Range", allowed_ips.ip4_ranges),
+        ("Ip4Mask", allowed_ips.ip4_masks),
+    ):
+        for value in values:
+            etree.SubElement(allowed, ns + name).text = value
+
+
+def read_allowed_ips(request: etree._Element) -> AllowedIps | None:
+    """The ``AuthorizationPolicy`` of an ``AuthTokenRequest`` element (``None`` without one),
+    checked as :class:`AllowedIps` checks it and for the schema's elements and their order;
+    ``ValueError`` otherwise."""
+    ns = etree.QName(request).namespace
+    policies = request.findall(f"{{{ns}}}AuthorizationPolicy")
+    if not policies:
+        return None
+    children = [etree.QName(c).localname for c in policies[0] if isinstance(c.tag, str)]
+    if len(policies) > 1 or children != ["AllowedIps"]:
+        raise ValueError("AuthorizationPolicy: expected one AuthorizationPolicy holding one AllowedIps")
+    entries = [(etree.QName(e).localname, (e.text or "").strip()) for e in policies[0][0] if isinstance(e.tag, str)]
+    order = ["Ip4Address", "Ip4Range", "Ip4Mask"]
+    names = [name for name, _ in entries]
+    if any(name not in order for name in names) or names != sorted(names, key=order.index):
+        raise ValueError(f"AllowedIps: expected Ip4Address, then Ip4Range, then Ip4Mask elements, found {names}")
+    return AllowedIps(*([text for name, text in entries if name == kind] for kind in order))
+
+
 def build_auth_token_request(
-    challenge: str, context_type: str, context_value: str, subject_identifier_type: str = "certificateSubject"
+    challenge: str,
+    context_type: str,
+    context_value: str,
+    subject_identifier_type: str = "certificateSubject",
+    allowed_ips: AllowedIps | None = None,
 ) -> etree._Element:
-    """The unsigned ``AuthTokenRequest`` document."""
+    """The unsigned ``AuthTokenRequest`` document; with ``allowed_ips`` (resolved: no
+    ``include_client_ip`` left) it carries their ``AuthorizationPolicy`` and is of schema 2.1."""
     if context_type not in CONTEXT_TYPES:
         raise ValueError(f"context_type: {context_type!r} is not one of {', '.join(CONTEXT_TYPES)}")
     if subject_identifier_type not in SUBJECT_IDENTIFIER_TYPES:
         raise ValueError(
             f"subject_identifier_type: {subject_identifier_type!r} is not one of {SUBJECT_IDENTIFIER_TYPES}"
         )
-    ns = "{%s}" % AUTH_NAMESPACE  # noqa: UP031 - lxml's Clark notation
-    root = etree.Element(ns + "AuthTokenRequest", nsmap={None: AUTH_NAMESPACE})  # type: ignore[dict-item]
+    if allowed_ips is not None:
+        allowed_ips._check_resolved()
+    namespace = AUTH_NAMESPACE if allowed_ips is None else AUTH_NAMESPACE_2_1
+    ns = "{%s}" % namespace  # noqa: UP031 - lxml's Clark notation
+    root = etree.Element(ns + "AuthTokenRequest", nsmap={None: namespace})  # type: ignore[dict-item]
     etree.SubElement(root, ns + "Challenge").text = challenge
     context = etree.SubElement(root, ns + "ContextIdentifier")
     etree.SubElement(context, ns + context_type).text = context_value
     etree.SubElement(root, ns + "SubjectIdentifierType").text = subject_identifier_type
+    if allowed_ips is not None:  # the schema's last element
+        _append_policy(root, ns, allowed_ips)
     return root
 
 
@@ -171,9 +393,11 @@ def signed_auth_token_request(
     context_value: str,
     credentials: SigningCredentials,
     subject_identifier_type: str = "certificateSubject",
+    allowed_ips: AllowedIps | None = None,
 ) -> bytes:
-    """The signed document for ``POST /auth/xades-signature``."""
-    document = build_auth_token_request(challenge, context_type, context_value, subject_identifier_type)
+    """The signed document for ``POST /auth/xades-signature`` (``allowed_ips``: see
+    :func:`build_auth_token_request`)."""
+    document = build_auth_token_request(challenge, context_type, context_value, subject_identifier_type, allowed_ips)
     return sign_xades(document, credentials)
 
 

@@ -435,3 +435,28 @@ def test_doctor_timeout_default_is_the_doctors() -> None:
     from ksef_client.cli.commands import DOCTOR_TIMEOUT
 
     assert DOCTOR_TIMEOUT == doctor.DEFAULT_TIMEOUT
+
+
+def test_login_with_allowed_ips_binds_the_tokens_to_them(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: KSeFBackend
+) -> None:
+    creds = self_signed_certificate(nip=NIP, kind="seal")
+    (tmp_path / "cert.pem").write_bytes(creds.certificate_pem())
+    (tmp_path / "key.pem").write_bytes(creds.private_key_pem())
+    login = ("-p", "emu", "--json", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
+    code, out, err = run(*login, "--allow-ip", "client", "--allow-ip", "10.0.0.0/8", "--allow-ip", "192.0.2.1")
+    assert code == 0, err
+    policy = backend.auth.state.operations[json.loads(out)["reference_number"]].allowed_ips
+    assert policy is not None and policy.addresses == ("192.0.2.1", "127.0.0.1") and policy.masks == ("10.0.0.0/8",)
+    assert run("-p", "emu", "sessions", "list")[0] == 0  # from 127.0.0.1, which KSeF saw at the login
+
+    assert run(*login, "--allow-ip", "192.0.2.1-192.0.2.9")[0] == 0
+    code, _, err = run("-p", "emu", "sessions", "list")
+    assert code == 1 and "HTTP 403" in err and "Żądanie pochodzi z adresu IP innego" in err
+
+    logins = len(backend.auth.state.operations)
+    code, _, err = run(*login, "--allow-ip", "10.0.0.1/33")
+    assert code == 2 and err.startswith("error: --allow-ip: masks: '10.0.0.1/33': the prefix must be")
+    code, _, err = run(*login, "--allow-ip", "2001:db8::1")
+    assert code == 2 and "IPv4" in err
+    assert len(backend.auth.state.operations) == logins  # refused before any request

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
     from ksef_client.upo import parse_upo, save_upo
-    from ksef_client.xades import SigningCredentials
+    from ksef_client.xades import AllowedIps, SigningCredentials
 else:  # the SDK (and httpx) load with the first command that needs them, not for --help
     from ksef_client.cli._lazy import Lazy
 
@@ -42,6 +42,7 @@ else:  # the SDK (and httpx) load with the first command that needs them, not fo
     AuthTokens = Lazy("ksef_client.resources.auth", "AuthTokens")
     parse_upo, save_upo = Lazy("ksef_client.upo", "parse_upo"), Lazy("ksef_client.upo", "save_upo")
     SigningCredentials = Lazy("ksef_client.xades", "SigningCredentials")
+    AllowedIps = Lazy("ksef_client.xades", "AllowedIps")
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -223,6 +224,32 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
     return token
 
 
+# ``--allow-ip client``: the address KSeF sees this computer connect from (the challenge's clientIp).
+CLIENT_IP = "client"
+
+
+def _allowed_ips(values: tuple[str, ...]) -> AllowedIps | None:
+    """The ``--allow-ip`` values as a policy, each by its form: ``a-b`` a range, ``a/n`` a network,
+    ``client`` this computer's address as KSeF sees it, else an address; ``None`` without any."""
+    if not values:
+        return None
+    kinds: dict[str, list[str]] = {"addresses": [], "ranges": [], "masks": []}
+    client = False
+    for value in values:
+        if value.strip().lower() == CLIENT_IP:
+            client = True
+        elif "/" in value:
+            kinds["masks"].append(value)
+        elif "-" in value or "\u2013" in value:  # an en dash, as in the spec's own example of a range
+            kinds["ranges"].append(value)
+        else:
+            kinds["addresses"].append(value)
+    try:
+        return AllowedIps(**kinds, include_client_ip=client)
+    except ValueError as error:
+        raise CLIError(f"--allow-ip: {str(error).removeprefix('allowed_ips').lstrip(': ')}", USAGE) from error
+
+
 @auth.command("login")
 @click.option("--nip", help="Context NIP (default: the profile's).")
 @click.option("--token-stdin", is_flag=True, help="Read the KSeF token from stdin (else $KSEF_TOKEN or saved).")
@@ -235,6 +262,15 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
     help="Certificate login as the certificate's SHA-256 fingerprint (SubjectIdentifierType "
     "certificateFingerprint: a certificate naming no NIP or PESEL, granted rights by its fingerprint).",
 )
+@click.option(
+    "--allow-ip",
+    "allow_ip",
+    multiple=True,
+    metavar="IP",
+    help="Let KSeF accept the login's tokens only from here: an IPv4 address, a range a.b.c.d-e.f.g.h, "
+    "a network a.b.c.d/prefix, or 'client' (this computer's address as KSeF sees it). Repeatable; "
+    "up to 10 of each kind.",
+)
 @pass_state
 def auth_login(
     state: State,
@@ -244,8 +280,11 @@ def auth_login(
     key: Path | None,
     pkcs12: Path | None,
     by_fingerprint: bool,
+    allow_ip: tuple[str, ...],
 ) -> None:
-    """Log in with a KSeF token or a certificate; the tokens are saved for later commands."""
+    """Log in with a KSeF token or a certificate; the tokens are saved for later commands.
+
+    With --allow-ip KSeF refuses the tokens from any other address (403 ip-not-allowed)."""
     if not (nip or state.profile.nip):
         name = state.profile.name
         raise CLIError(
@@ -258,14 +297,16 @@ def auth_login(
     if by_fingerprint and not (cert or key or pkcs12):
         raise CLIError("--by-fingerprint is for a certificate login: give --cert and --key, or --pkcs12", USAGE)
     subject = "certificateFingerprint" if by_fingerprint else "certificateSubject"
+    allowed_ips = _allowed_ips(allow_ip)
     with state.anonymous_client() as ksef:
         if cert or key or pkcs12:
             credentials = _credentials(state, cert, key, pkcs12)
             tokens = ksef.auth.login_with_certificate(
-                credentials, context_nip=context_nip, subject_identifier_type=subject
+                credentials, context_nip=context_nip, subject_identifier_type=subject, allowed_ips=allowed_ips
             )
         else:
-            tokens = ksef.auth.login_with_token(_ksef_token(state, token_stdin), context_nip=context_nip)
+            token = _ksef_token(state, token_stdin)
+            tokens = ksef.auth.login_with_token(token, context_nip=context_nip, allowed_ips=allowed_ips)
     state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
     summary = {
         "profile": state.profile.name,

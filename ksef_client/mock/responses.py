@@ -122,14 +122,26 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+def client_ip(request: Request) -> str:
+    """The address the request came from, as KSeF sees it: the connection's (the ASGI scope's
+    ``client``; ``httpx.ASGITransport(client=(host, port))`` sets it in tests)."""
+    return request.client.host if request.client else "127.0.0.1"
+
+
 def _caller(backend: KSeFBackend, request: Request, spec: Operation, bearer: str) -> Access | None:
+    """The caller's token checked: 401 for a missing, wrong or expired one; then 403 when its
+    login's IP policy does not allow the address (``Auth.check_address``), before the
+    permissions."""
     if not spec.requires_token:
         return None
     authorization = request.headers.get("authorization")
     if bearer != "access":
-        backend.auth.claims(authorization, *bearer.split("|"))
+        claims = backend.auth.claims(authorization, *bearer.split("|"))
+        if claims["typ"] != "authentication":  # the policy binds the access and refresh tokens
+            backend.auth.check_address(claims["ref"], client_ip(request))
         return None
     access = backend.authenticate(authorization)
+    backend.auth.check_address(access.auth_reference_number, client_ip(request))
     backend.require_any(access, spec.permissions)
     return access
 

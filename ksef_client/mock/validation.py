@@ -37,6 +37,14 @@ def _openapi_to_json_schema(node: Any) -> Any:
     if bounds is not None:  # int32/int64 are ranges too (KSeF's .NET parser refuses overflows)
         converted.setdefault("minimum", bounds[0])
         converted.setdefault("maximum", bounds[1])
+    if node.get("type") == "array":
+        # The spec bounds AllowedIps' lists with minimum/maximum, which JSON Schema applies to
+        # numbers only; they are item counts (api-changelog.md 2.4.0: "dodano atrybuty minimum i
+        # maximum (limit elementów list dla ip4Addresses, ip4Ranges, ip4Masks) ... ich
+        # przekroczenie skutkowało błędem walidacji").
+        for number, items in (("minimum", "minItems"), ("maximum", "maxItems")):
+            if number in converted:
+                converted.setdefault(items, converted.pop(number))
     if node.get("nullable") is True:
         return {"anyOf": [converted, {"type": "null"}]}
     return converted

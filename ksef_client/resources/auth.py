@@ -27,6 +27,7 @@ from ksef_client._generated.api.auth import (
 )
 from ksef_client._generated.api.auth_sessions import revoke_current_auth_session
 from ksef_client._generated.api.security import get_public_key_certificates
+from ksef_client._generated.models import AllowedIps as AllowedIpsBody
 from ksef_client._generated.models import (
     AuthenticationChallengeResponse,
     AuthenticationContextIdentifier,
@@ -34,6 +35,7 @@ from ksef_client._generated.models import (
     AuthenticationInitResponse,
     AuthenticationOperationStatusResponse,
     AuthenticationTokensResponse,
+    AuthorizationPolicy,
     InitTokenAuthenticationRequest,
 )
 from ksef_client._generated.types import File
@@ -60,8 +62,10 @@ from ksef_client.xades import (
     AUTH_NAMESPACES,
     DSIG_NAMESPACE,
     SUBJECT_IDENTIFIER_TYPES,
+    AllowedIps,
     SigningCredentials,
     build_auth_token_request,
+    read_allowed_ips,
     signed_auth_token_request,
 )
 
@@ -106,6 +110,34 @@ _CONTEXT_CHECKS: dict[str, Callable[[str, str], str]] = {
     "NipVatUe": validate_nip_vat_ue,
     "PeppolId": validate_peppol_id,
 }
+
+
+def allowed_ips_option(allowed_ips: object) -> AllowedIps | None:
+    """``allowed_ips=`` of a login: an :class:`AllowedIps` (checked when it was made) or ``None``."""
+    if allowed_ips is not None and not isinstance(allowed_ips, AllowedIps):
+        raise ValueError(
+            "allowed_ips: expected AllowedIps(addresses=..., ranges=..., masks=...) from ksef_client.xades"
+            f" (or None), got {type(allowed_ips).__name__}"
+        )
+    return allowed_ips
+
+
+def _for_challenge(allowed_ips: AllowedIps | None, challenge: AuthenticationChallengeResponse) -> AllowedIps | None:
+    """The policy to send with ``challenge``: with the address KSeF saw the challenge asked from
+    (``clientIp``) when it asks for the client's own."""
+    return allowed_ips.resolved(challenge.client_ip) if allowed_ips is not None else None
+
+
+def _policy_body(allowed_ips: AllowedIps) -> AuthorizationPolicy:
+    """``authorizationPolicy`` of ``POST /auth/ksef-token``; a kind without values is left out."""
+    body = AllowedIpsBody()
+    if allowed_ips.ip4_addresses:
+        body.ip_4_addresses = allowed_ips.ip4_addresses
+    if allowed_ips.ip4_ranges:
+        body.ip_4_ranges = allowed_ips.ip4_ranges
+    if allowed_ips.ip4_masks:
+        body.ip_4_masks = allowed_ips.ip4_masks
+    return AuthorizationPolicy(allowed_ips=body)
 
 
 def public_keys_flow() -> Flow[list[PublicKeyCertificate]]:
@@ -218,27 +250,43 @@ def restarting(login: Callable[[], Flow[AuthTokens]]) -> Flow[AuthTokens]:
 
 
 def token_login_flow(
-    context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
+    context: tuple[str, str],
+    ksef_token: str,
+    client: KSeF | AsyncKSeF,
+    timeout: float,
+    interval: float,
+    allowed_ips: AllowedIps | None = None,
 ) -> Flow[AuthTokens]:
-    """Login with a KSeF token (RSA-OAEP encrypted with the challenge's timestamp)."""
+    """Login with a KSeF token (RSA-OAEP encrypted with the challenge's timestamp), the tokens
+    restricted to ``allowed_ips`` when given."""
     if not ksef_token:
         raise ValueError("ksef_token: empty")
-    return (yield from restarting(lambda: _token_login_once(context, ksef_token, client, timeout, interval)))
+    return (
+        yield from restarting(lambda: _token_login_once(context, ksef_token, client, timeout, interval, allowed_ips))
+    )
 
 
 def _token_login_once(
-    context: tuple[str, str], ksef_token: str, client: KSeF | AsyncKSeF, timeout: float, interval: float
+    context: tuple[str, str],
+    ksef_token: str,
+    client: KSeF | AsyncKSeF,
+    timeout: float,
+    interval: float,
+    allowed_ips: AllowedIps | None,
 ) -> Flow[AuthTokens]:
-    init = yield from with_keys(client._public_keys, lambda keys: _token_init_flow(context, ksef_token, keys))
+    init = yield from with_keys(
+        client._public_keys, lambda keys: _token_init_flow(context, ksef_token, keys, allowed_ips)
+    )
     return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
 def _token_init_flow(
-    context: tuple[str, str], ksef_token: str, keys: list[PublicKeyCertificate]
+    context: tuple[str, str], ksef_token: str, keys: list[PublicKeyCertificate], allowed_ips: AllowedIps | None
 ) -> Flow[AuthenticationInitResponse]:
     """A new challenge, the token encrypted for the current certificate, ``POST /auth/ksef-token``."""
     certificate = select_certificate(keys, TOKEN_ENCRYPTION)
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
+    policy = _for_challenge(allowed_ips, challenge)
     body = InitTokenAuthenticationRequest(
         challenge=challenge.challenge,
         context_identifier=AuthenticationContextIdentifier(AuthenticationContextIdentifierType(context[0]), context[1]),
@@ -246,6 +294,8 @@ def _token_init_flow(
     )
     if certificate.public_key_id:
         body.public_key_id = certificate.public_key_id
+    if policy is not None:
+        body.authorization_policy = _policy_body(policy)
     return parsed(response_of((yield Call(authenticate_ksef_token, {"body": body}))), AuthenticationInitResponse)
 
 
@@ -257,13 +307,15 @@ def certificate_login_flow(
     timeout: float,
     interval: float,
     verify_chain: bool = False,
+    allowed_ips: AllowedIps | None = None,
 ) -> Flow[AuthTokens]:
-    """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge."""
+    """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge, with
+    ``allowed_ips``' ``AuthorizationPolicy`` when given."""
     subject_type(subject_identifier_type)
     return (
         yield from restarting(
             lambda: _certificate_login_once(
-                context, credentials, subject_identifier_type, client, timeout, interval, verify_chain
+                context, credentials, subject_identifier_type, client, timeout, interval, verify_chain, allowed_ips
             )
         )
     )
@@ -277,10 +329,16 @@ def _certificate_login_once(
     timeout: float,
     interval: float,
     verify_chain: bool,
+    allowed_ips: AllowedIps | None,
 ) -> Flow[AuthTokens]:
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
     document = signed_auth_token_request(
-        challenge.challenge, context[0], context[1], credentials, subject_identifier_type
+        challenge.challenge,
+        context[0],
+        context[1],
+        credentials,
+        subject_identifier_type,
+        _for_challenge(allowed_ips, challenge),
     )
     return (yield from _signed_login_flow(document, context, client, timeout, interval, verify_chain))
 
@@ -302,10 +360,13 @@ def _signed_login_flow(
     return (yield from _finish_flow(init, client._tokens, context, timeout, interval))
 
 
-def unsigned_request_flow(context: tuple[str, str], subject_identifier_type: str) -> Flow[bytes]:
+def unsigned_request_flow(
+    context: tuple[str, str], subject_identifier_type: str, allowed_ips: AllowedIps | None = None
+) -> Flow[bytes]:
     """A new challenge and the ``AuthTokenRequest`` for it, unsigned (to be signed elsewhere)."""
     challenge = parsed(response_of((yield Call(create_challenge))), AuthenticationChallengeResponse)
-    document = build_auth_token_request(challenge.challenge, context[0], context[1], subject_identifier_type)
+    policy = _for_challenge(allowed_ips, challenge)
+    document = build_auth_token_request(challenge.challenge, context[0], context[1], subject_identifier_type, policy)
     return bytes(etree.tostring(document, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -352,6 +413,10 @@ def signed_request_context(signed_xml: bytes) -> tuple[str, str]:
     if kind not in _CONTEXT_CHECKS:
         raise ValueError(f"signed_xml: ContextIdentifier {kind!r} is not one of {list(_CONTEXT_CHECKS)}")
     _CONTEXT_CHECKS[kind](value, "signed_xml: ContextIdentifier")
+    try:  # KSeF's schema would refuse it (400 / 21401)
+        read_allowed_ips(requests[0])
+    except ValueError as error:
+        raise ValueError(f"signed_xml: {error}") from None
     return kind, value
 
 
@@ -388,10 +453,16 @@ class Auth:
         context: tuple[str, str] | None = None,
         timeout: float = 120.0,
         interval: float = 1.0,
+        allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
-        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
+        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token.
+
+        ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) restricts where the login's tokens
+        work: KSeF refuses them from other addresses (403 ``ip-not-allowed``).
+        """
         ctx = context_identifier(context_nip, context)
-        return run(token_login_flow(ctx, ksef_token, self._client, timeout, interval), self._client)
+        flow = token_login_flow(ctx, ksef_token, self._client, timeout, interval, allowed_ips_option(allowed_ips))
+        return run(flow, self._client)
 
     def login_with_certificate(
         self,
@@ -403,16 +474,28 @@ class Auth:
         timeout: float = 120.0,
         interval: float = 1.0,
         verify_certificate_chain: bool = False,
+        allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
         """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``).
 
         ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
         revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a
         self-signed certificate then fails the login (status 460).
+
+        ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) puts its ``AuthorizationPolicy``
+        in the signed document (schema 2.1): KSeF refuses the login's tokens from other addresses
+        (403 ``ip-not-allowed``).
         """
         ctx = context_identifier(context_nip, context)
         flow = certificate_login_flow(
-            ctx, credentials, subject_identifier_type, self._client, timeout, interval, verify_certificate_chain
+            ctx,
+            credentials,
+            subject_identifier_type,
+            self._client,
+            timeout,
+            interval,
+            verify_certificate_chain,
+            allowed_ips_option(allowed_ips),
         )
         return run(flow, self._client)
 
@@ -422,13 +505,18 @@ class Auth:
         context_nip: str | None = None,
         context: tuple[str, str] | None = None,
         subject_identifier_type: str = "certificateSubject",
+        allowed_ips: AllowedIps | None = None,
     ) -> bytes:
         """A new challenge and the ``AuthTokenRequest`` for it, to be signed elsewhere (a
         signing application, Profil Zaufany, a key on a card or an HSM) with an enveloped XAdES
         signature, then given to :meth:`login_with_signed_request`. The challenge lives 10
-        minutes (uwierzytelnianie.md: "Czas życia challenge'a wynosi 10 minut")."""
+        minutes (uwierzytelnianie.md: "Czas życia challenge'a wynosi 10 minut").
+
+        ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) is written into the document as
+        its ``AuthorizationPolicy`` (schema 2.1; ``include_client_ip`` as the challenge's
+        ``clientIp``), so the signature covers it."""
         ctx = context_identifier(context_nip, context)
-        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type))
+        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type), allowed_ips_option(allowed_ips))
         return run(flow, self._client)
 
     def login_with_signed_request(
@@ -442,8 +530,10 @@ class Auth:
         """Authenticate with an ``AuthTokenRequest`` signed elsewhere (the bytes of the signed
         file, unchanged): sent as :meth:`login_with_certificate` sends its own, the login then
         polled and redeemed the same way. The document is checked (well-formed, one
-        ``AuthTokenRequest`` with a valid context identifier, a ``ds:Signature``) before it is
-        sent; KSeF verifies the signature. A failure is not retried from a new challenge, as the
+        ``AuthTokenRequest`` with a valid context identifier and, when it has one, a valid
+        ``AuthorizationPolicy``, a ``ds:Signature``) before it is sent; KSeF verifies the
+        signature. The policy the document carries (``unsigned_auth_token_request(allowed_ips=...)``)
+        restricts the login's tokens. A failure is not retried from a new challenge, as the
         other logins are: that would need a new signature. A challenge is used once: after a
         refusal sign a new :meth:`unsigned_auth_token_request`.
         """
@@ -478,10 +568,16 @@ class AsyncAuth:
         context: tuple[str, str] | None = None,
         timeout: float = 120.0,
         interval: float = 1.0,
+        allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
-        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token."""
+        """Authenticate with a KSeF token; the client then uses (and refreshes) the access token.
+
+        ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) restricts where the login's tokens
+        work: KSeF refuses them from other addresses (403 ``ip-not-allowed``).
+        """
         ctx = context_identifier(context_nip, context)
-        return await arun(token_login_flow(ctx, ksef_token, self._client, timeout, interval), self._client)
+        flow = token_login_flow(ctx, ksef_token, self._client, timeout, interval, allowed_ips_option(allowed_ips))
+        return await arun(flow, self._client)
 
     async def login_with_certificate(
         self,
@@ -493,16 +589,28 @@ class AsyncAuth:
         timeout: float = 120.0,
         interval: float = 1.0,
         verify_certificate_chain: bool = False,
+        allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
         """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``).
 
         ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
         revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a
         self-signed certificate then fails the login (status 460).
+
+        ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) puts its ``AuthorizationPolicy``
+        in the signed document (schema 2.1): KSeF refuses the login's tokens from other addresses
+        (403 ``ip-not-allowed``).
         """
         ctx = context_identifier(context_nip, context)
         flow = certificate_login_flow(
-            ctx, credentials, subject_identifier_type, self._client, timeout, interval, verify_certificate_chain
+            ctx,
+            credentials,
+            subject_identifier_type,
+            self._client,
+            timeout,
+            interval,
+            verify_certificate_chain,
+            allowed_ips_option(allowed_ips),
         )
         return await arun(flow, self._client)
 
@@ -512,11 +620,12 @@ class AsyncAuth:
         context_nip: str | None = None,
         context: tuple[str, str] | None = None,
         subject_identifier_type: str = "certificateSubject",
+        allowed_ips: AllowedIps | None = None,
     ) -> bytes:
         """A new challenge and the ``AuthTokenRequest`` for it, to be signed elsewhere; see
         :meth:`Auth.unsigned_auth_token_request`."""
         ctx = context_identifier(context_nip, context)
-        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type))
+        flow = unsigned_request_flow(ctx, subject_type(subject_identifier_type), allowed_ips_option(allowed_ips))
         return await arun(flow, self._client)
 
     async def login_with_signed_request(

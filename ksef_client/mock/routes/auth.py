@@ -10,9 +10,18 @@ from starlette.responses import JSONResponse, Response
 
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, Context, KSeFBackend
-from ksef_client.mock.responses import api_endpoint, continuation_token, int_param, iso, json_body, render_status
+from ksef_client.mock.responses import (
+    api_endpoint,
+    client_ip,
+    continuation_token,
+    int_param,
+    iso,
+    json_body,
+    render_status,
+)
 from ksef_client.mock.state.auth import AuthOperation, auth_session_listing_key
 from ksef_client.mock.state.core import VALIDATION
+from ksef_client.mock.state.ip_policy import IpPolicy, ip_policy
 
 METHOD_NAMES = {
     "Token": "Token KSeF",
@@ -25,9 +34,10 @@ METHOD_NAMES = {
 @api_endpoint("auth.create_challenge")
 async def create_challenge(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     challenge, timestamp, millis = backend.auth.create_challenge()
-    client_ip = request.client.host if request.client else "127.0.0.1"
+    # api-changelog.md 2.2.0: "clientIp, zwracające adres IP klienta zarejestrowany przez KSeF";
+    # the same address the IP policy of a login is checked against.
     return JSONResponse(
-        {"challenge": challenge, "timestamp": iso(timestamp), "timestampMs": millis, "clientIp": client_ip}
+        {"challenge": challenge, "timestamp": iso(timestamp), "timestampMs": millis, "clientIp": client_ip(request)}
     )
 
 
@@ -47,9 +57,23 @@ async def authenticate_ksef_token(request: Request, backend: KSeFBackend, access
         raise MockAPIError(21405, VALIDATION, ["Wymagane: challenge, contextIdentifier, encryptedToken."])
     context = Context(str(identifier.get("type")), str(identifier.get("value")))
     found = backend.auth.authenticate_with_ksef_token(
-        str(body["challenge"]), context, str(body["encryptedToken"]), body.get("publicKeyId")
+        str(body["challenge"]), context, str(body["encryptedToken"]), body.get("publicKeyId"), _policy(body)
     )
     return _init_response(*found)
+
+
+def _policy(body: dict[str, Any]) -> IpPolicy | None:
+    """``authorizationPolicy.allowedIps`` of the body (``None``: no policy; a null list is an empty
+    one); the spec's validation has checked its form already, this checks it once more for the
+    state (21405 as any invalid input)."""
+    policy = body.get("authorizationPolicy")
+    allowed = policy.get("allowedIps") if isinstance(policy, dict) else None
+    if not isinstance(allowed, dict):
+        return None
+    try:
+        return ip_policy(*(allowed.get(key) or [] for key in ("ip4Addresses", "ip4Ranges", "ip4Masks")))
+    except (ValueError, TypeError) as error:
+        raise MockAPIError(21405, VALIDATION, [f"authorizationPolicy.allowedIps: {error}"]) from None
 
 
 @api_endpoint("auth.authenticate_xades_signature")
