@@ -37,7 +37,7 @@ from ksef_client._generated.models import (
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
-from ksef_client.errors import QueryLimitError, ResponseFormatError
+from ksef_client.errors import BadRequestError, QueryLimitError, ResponseFormatError
 from ksef_client.pagination import check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
@@ -82,6 +82,36 @@ def window_end(start: dt.datetime, end: dt.datetime | None, now: dt.datetime) ->
 def window_start(start: dt.datetime, end: dt.datetime) -> dt.datetime:
     """The start of the window of at most 100 days that ends a range at ``end``."""
     return max(start, end - MAX_RANGE)
+
+
+# 400 to POST /invoices/query/metadata (spec 2.9.0): "21183 | Zakres filtrowania wykracza poza
+# dostępny zakres danych. | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate
+# przy włączonym restrictToPermanentStorageHwmDate." (Exports end with status 420 instead.)
+QUERY_FROM_PAST_HWM = 21183
+
+
+def restricted_to_hwm(filters: dict[str, Any]) -> bool:
+    """Whether ``filters`` (``range_filters``'s) hold a walk to KSeF's HWM: ``restrictToPermanentStorageHwmDate``
+    by ``PermanentStorage`` dates (the spec: "Dotyczy wyłącznie zapytań z dateType = PermanentStorage")."""
+    date_range = filters["dateRange"]
+    return bool(date_range.get("restrictToPermanentStorageHwmDate")) and date_range["dateType"] == "PermanentStorage"
+
+
+def reached_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) -> bool:
+    """Whether a window of a walk held to KSeF's HWM (``restricted_to_hwm``) that ends at
+    ``window_to``, short of the walk's range, stopped at the HWM, so that the walk ends there.
+
+    ``hwm`` is the ``permanentStorageHwmDate`` KSeF gave the window: "Dla okresów starszych, będzie
+    to zgodne z warunkami zapytania" (its ``to``), for the newest period the HWM, before it (the
+    spec). Before ``window_to``, the restriction ended the window at the HWM: a window after it
+    would start past the HWM, which KSeF refuses (21183, export status 420), and nothing past the
+    HWM is final yet ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury",
+    pobieranie-faktur/hwm.md). Strictly before: a date parsed from KSeF's text may have lost digits
+    past the microsecond, so one equal to ``window_to`` may lie just after it (the next window is
+    then asked for, and answered). No ``hwm`` (optional in the spec): not known, ``False``."""
+    if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
+        return False
+    return aware(hwm) < window_to
 
 
 def build_filters(
@@ -354,33 +384,86 @@ def metadata_pages(
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
     own_to = filters["dateRange"].get("to")
-    yielded = Yielded()
+    yielded, hwm = Yielded(), WalkHwm(filters)
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
         now = utc_now()
-        if descending and cursor.date_to is None and own_to is None:
-            cursor = _end_fixed(cursor, now)
+        if descending:
+            cursor = _end_fixed(cursor, own_to, now, hwm.restricted)
         start, end, short_at = _request_window(cursor, own_to, descending, now)
         body = InvoiceQueryFilters.from_dict(with_window(filters, start, end))
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
-        answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
+        try:
+            response = response_of((yield Call(query_invoice_metadata, args)))
+        except BadRequestError as error:
+            if not hwm.refused_past_it(cursor, error):
+                raise
+            return [], None
+        answer = parsed(response, QueryInvoicesMetadataResponse)
+        if not descending:  # newest first, each window ends where the one before started
+            short_at = hwm.window_done(answer, short_at)
         items, following = next_metadata_page(cursor, answer, date_type, descending, short_at)
         return yielded.fresh(items), following
 
     return page
 
 
-def _end_fixed(cursor: MetadataCursor, now: dt.datetime) -> MetadataCursor:
-    """Newest first, an open range ends where the walk starts (``now``), for all its pages and
-    windows (and in its cursor, for a walk resumed from it): KSeF counts a range without ``to`` to
-    its present moment, so every invoice arriving during the walk would sort first and push each
-    offset page down. Oldest first it sorts last: the range is left open (``PermanentStorage``
-    by ``Asc`` is the spec's incremental walk, and ``restrictToPermanentStorageHwmDate`` then ends
-    it at KSeF's HWM). A range starting after ``now`` is left open too (``to`` before ``from``)."""
-    if dt.datetime.fromisoformat(cursor.date_from) > now:
+class WalkHwm:
+    """What one metadata walk knows of KSeF's HWM, to end a walk held to it (``restricted``) with
+    the window that reaches it (``reached_hwm``), oldest first: a window after it would start past
+    the HWM, which KSeF refuses (21183)."""
+
+    def __init__(self, filters: dict[str, Any]) -> None:
+        self._filters = filters
+        self.restricted = restricted_to_hwm(filters)
+        # Where the last window ended short of the range with no HWM to compare (optional in the spec).
+        self._unsure_at: str | None = None
+
+    def window_done(self, answer: QueryInvoicesMetadataResponse, short_at: str | None) -> str | None:
+        """Where the walk goes on after the window ``answer`` is a page of (``short_at``: where
+        the window stops short of the walk's range, oldest first): ``None`` once it reached the HWM."""
+        hwm = answer.permanent_storage_hwm_date
+        if short_at is not None and reached_hwm(self._filters, hwm, dt.datetime.fromisoformat(short_at)):
+            short_at = None  # the walk ends with this window
+        last_page = not answer.is_truncated and not answer.has_more
+        unknown = self.restricted and last_page and not isinstance(hwm, dt.datetime)
+        self._unsure_at = short_at if unknown else None
+        return short_at
+
+    def refused_past_it(self, cursor: MetadataCursor, error: BadRequestError) -> bool:
+        """Whether ``error`` (the answer to the request at ``cursor``) ends the walk: 21183 to the
+        first request of a window that starts where the window before ended, whole, without an HWM
+        to tell whether it reached it. 21183 has one meaning ("dateRange.from jest późniejszy niż
+        PermanentStorageHwmDate"): it did, and nothing after it is final yet."""
+        unsure, self._unsure_at = self._unsure_at, None
+        starts_there = unsure is not None and cursor.date_from == unsure and cursor.page_offset == 0
+        return starts_there and QUERY_FROM_PAST_HWM in error.codes
+
+
+def _end_fixed(cursor: MetadataCursor, own_to: str | None, now: dt.datetime, restricted: bool) -> MetadataCursor:
+    """Newest first, where the walk's range ends, fixed when it starts for all its pages and
+    windows (and in its cursor, for a walk resumed from it).
+
+    An open range ends at ``now``: KSeF counts a range without ``to`` to its present moment, so
+    every invoice arriving during the walk would sort first and push each offset page down. Oldest
+    first it sorts last: the range is left open (``PermanentStorage`` by ``Asc`` is the spec's
+    incremental walk, and ``restrictToPermanentStorageHwmDate`` then ends it at KSeF's HWM).
+    ``restricted`` (held to the HWM, which is never ahead of KSeF's present), a ``to`` more than
+    ``OPEN_RANGE_MARGIN`` ahead ends there: the first window, the latest, would start past the HWM
+    for a ``to`` more than 100 days ahead (21183), and nothing past it can come. A range starting
+    after that end is left as it is (``to`` before ``from``)."""
+    if cursor.date_to is not None:
         return cursor
-    return replace(cursor, date_to=now.isoformat())
+    if own_to is None:
+        end = now
+    elif restricted and dt.datetime.fromisoformat(own_to) > now + OPEN_RANGE_MARGIN:
+        end = now + OPEN_RANGE_MARGIN
+    else:
+        return cursor
+    if dt.datetime.fromisoformat(cursor.date_from) > end:
+        return cursor
+    return replace(cursor, date_to=end.isoformat())
 
 
 def _request_window(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoiceMetadata, InvoicePackage
-from ksef_client.export import ExportResult, export_flow, unpack_export, usable_folder
+from ksef_client.errors import ExportStatusError
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
     MetadataCursor,
@@ -24,6 +25,8 @@ from ksef_client.invoice_query import (
     date_bounds,
     metadata_pages,
     range_filters,
+    reached_hwm,
+    restricted_to_hwm,
     utc_now,
     window_end,
     with_window,
@@ -60,7 +63,8 @@ def export_to_flow(
     for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop).
 
     A range longer than KSeF's 100 days is exported window by window, oldest first, into the same
-    directory, until one comes back truncated (it says where to go on from) or the range is done.
+    directory, until one comes back truncated (it says where to go on from) or the range is done;
+    held to KSeF's HWM, until one reaches the HWM (``reached_hwm``): the next would start past it.
     Each window's result is appended to ``saved`` as soon as its files are in the folder (by the
     unpacking itself, so a call cancelled while a worker thread unpacks still has it): what a
     failed call carries as ``.partial`` (``exporting``). The folder is made and checked first,
@@ -74,15 +78,25 @@ def export_to_flow(
         saved.append(result)
         return result
 
-    start, end = date_bounds(filters)
+    first, end = date_bounds(filters)
+    start = first
     while True:
         last = window_end(start, end, utc_now())
         window = with_window(filters, start, last)
-        result = yield from export_flow(
-            window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
-        )
+        try:
+            result = yield from export_flow(
+                window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
+            )
+        except ExportStatusError as error:
+            if start == first or error.code != EXPORT_FROM_PAST_HWM or not restricted_to_hwm(filters):
+                raise
+            # The window before ended here, whole, without the HWM (optional in a package) to
+            # tell that it reached it: refused as starting past the HWM, there is nothing more yet.
+            return joined(saved)
         if result.is_truncated or last is None or last == end:
             return joined(saved)
+        if reached_hwm(filters, result.permanent_storage_hwm_date, last):
+            return joined(saved)  # the next window would start past KSeF's HWM (export status 420)
         start = last
 
 
