@@ -37,6 +37,7 @@ from ksef_client._generated.models import (
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
+from ksef_client._query_filters import checked_filter
 from ksef_client.errors import BadRequestError, QueryLimitError, ResponseFormatError
 from ksef_client.pagination import check_page_size
 
@@ -182,8 +183,10 @@ def range_filters(
 
 def api_filters(filters: dict[str, Any]) -> dict[str, Any]:
     """The optional filters under the API's names (``seller_nip=`` or ``sellerNip=`` ->
-    ``sellerNip``); a ``None`` value is no filter. ``ValueError`` on a name KSeF does not know: it
-    would ignore it and answer with every invoice."""
+    ``sellerNip``) as JSON; a ``None`` value is no filter. ``ValueError`` on a name KSeF does not
+    know, a key it does not know inside an object filter (``amount``, ``buyer_identifier``: KSeF
+    would ignore either and answer with every invoice), and a value the spec does not allow
+    (``checked_filter``: its enums, patterns, lengths and types)."""
     found: dict[str, Any] = {}
     for name, value in filters.items():
         api = FILTER_NAMES.get(name)
@@ -192,7 +195,7 @@ def api_filters(filters: dict[str, Any]) -> dict[str, Any]:
         if api in found:
             raise ValueError(f"{name}: the {api} filter is given twice")
         if value is not None:
-            found[api] = value
+            found[api] = checked_filter(name, api, value)
     return found
 
 
