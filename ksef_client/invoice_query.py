@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,7 +40,7 @@ from ksef_client._generated.models import (
 )
 from ksef_client._query_filters import checked_filter
 from ksef_client.errors import BadRequestError, QueryLimitError, ResponseFormatError
-from ksef_client.pagination import check_page_size
+from ksef_client.pagination import AsyncPager, Pager, check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
 DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
@@ -376,18 +377,19 @@ class Yielded:
 
 
 def metadata_pages(
-    filters: dict[str, Any], date_type: str, page_size: int, order: str
+    filters: dict[str, Any], date_type: str, page_size: int, order: str, hwm: WalkHwm | None = None
 ) -> PageFlow[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
     and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
     a window of at most 100 days; page size checked now). The pages of one walk share what it
     yielded (``Yielded``); a walk resumed from a cursor starts without it, so a record that moved
-    across the place it was saved at may come once more."""
+    across the place it was saved at may come once more. ``hwm``: what the walk learns of KSeF's
+    HWM (``WalkHwm(filters)``, for a ``MetadataPager`` to show; a new one when not given)."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
     own_to = filters["dateRange"].get("to")
-    yielded, hwm = Yielded(), WalkHwm(filters)
+    yielded, hwm = Yielded(), hwm or WalkHwm(filters)
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
@@ -404,6 +406,7 @@ def metadata_pages(
                 raise
             return [], None
         answer = parsed(response, QueryInvoicesMetadataResponse)
+        hwm.note(answer)
         if not descending:  # newest first, each window ends where the one before started
             short_at = hwm.window_done(answer, short_at)
         items, following = next_metadata_page(cursor, answer, date_type, descending, short_at)
@@ -413,15 +416,25 @@ def metadata_pages(
 
 
 class WalkHwm:
-    """What one metadata walk knows of KSeF's HWM, to end a walk held to it (``restricted``) with
-    the window that reaches it (``reached_hwm``), oldest first: a window after it would start past
-    the HWM, which KSeF refuses (21183)."""
+    """What one metadata walk knows of KSeF's HWM: the highest ``permanentStorageHwmDate`` its
+    queries gave (``date``), and what ends a walk held to it (``restricted``) with the window that
+    reaches it (``reached_hwm``), oldest first: a window after it would start past the HWM, which
+    KSeF refuses (21183)."""
 
     def __init__(self, filters: dict[str, Any]) -> None:
         self._filters = filters
         self.restricted = restricted_to_hwm(filters)
+        self.date: dt.datetime | None = None
         # Where the last window ended short of the range with no HWM to compare (optional in the spec).
         self._unsure_at: str | None = None
+
+    def note(self, answer: QueryInvoicesMetadataResponse) -> None:
+        """Keep the HWM of a page if it is the highest yet: each query gives its own (for an older
+        period its ``to``: "Dla okresów starszych, będzie to zgodne z warunkami zapytania"), the
+        same on all its pages ("stała dla wszystkich stron tego samego zapytania")."""
+        hwm = answer.permanent_storage_hwm_date
+        if isinstance(hwm, dt.datetime) and (self.date is None or aware(hwm) > self.date):
+            self.date = aware(hwm)
 
     def window_done(self, answer: QueryInvoicesMetadataResponse, short_at: str | None) -> str | None:
         """Where the walk goes on after the window ``answer`` is a page of (``short_at``: where
@@ -442,6 +455,50 @@ class WalkHwm:
         unsure, self._unsure_at = self._unsure_at, None
         starts_there = unsure is not None and cursor.date_from == unsure and cursor.page_offset == 0
         return starts_there and QUERY_FROM_PAST_HWM in error.codes
+
+
+class MetadataPager(Pager[InvoiceMetadata, MetadataCursor]):
+    """The records of a metadata walk (``for record in pager``, ``pager.pages()``, ``pager.cursor``
+    as every ``Pager``), and KSeF's high-water mark as the walk's queries gave it."""
+
+    def __init__(
+        self,
+        fetch: Callable[[MetadataCursor | None], tuple[list[InvoiceMetadata], MetadataCursor | None]],
+        cursor: MetadataCursor | None,
+        hwm: WalkHwm,
+    ) -> None:
+        super().__init__(fetch, cursor)
+        self._hwm = hwm
+
+    @property
+    def permanent_storage_hwm_date(self) -> dt.datetime | None:
+        """The highest ``permanentStorageHwmDate`` KSeF gave the walk's queries so far (``None``
+        before the first page, and by ``Issue`` or ``Invoicing`` dates: the spec gives it for
+        ``PermanentStorage`` only). Below it KSeF holds every invoice ("System gwarantuje, że dane
+        poniżej tej wartości są spójne i kompletne"). A walk with ``restrict_to_hwm=True`` yields
+        nothing past it, and once ``done`` it has yielded every record of its range up to it: the
+        next walk of new invoices starts there. Without the restriction the walk is not final: an
+        invoice KSeF stores during it with a date before the walk's place, even one below this
+        date, is not in it (pobieranie-faktur/hwm.md: new invoices may still appear in (HWM, Teraz])."""
+        return self._hwm.date
+
+
+class AsyncMetadataPager(AsyncPager[InvoiceMetadata, MetadataCursor]):
+    """``MetadataPager`` for ``AsyncKSeF`` (``async for record in pager``)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[MetadataCursor | None], Awaitable[tuple[list[InvoiceMetadata], MetadataCursor | None]]],
+        cursor: MetadataCursor | None,
+        hwm: WalkHwm,
+    ) -> None:
+        super().__init__(fetch, cursor)
+        self._hwm = hwm
+
+    @property
+    def permanent_storage_hwm_date(self) -> dt.datetime | None:
+        """As ``MetadataPager.permanent_storage_hwm_date``."""
+        return self._hwm.date
 
 
 def _end_fixed(cursor: MetadataCursor, own_to: str | None, now: dt.datetime, restricted: bool) -> MetadataCursor:

@@ -13,14 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
+from ksef_client._flows import Call, Flow, arun, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
-from ksef_client._generated.models import InvoiceMetadata, InvoicePackage
+from ksef_client._generated.models import InvoicePackage
 from ksef_client.errors import ExportStatusError
 from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
+    AsyncMetadataPager,
     MetadataCursor,
+    MetadataPager,
+    WalkHwm,
     build_filters,
     date_bounds,
     metadata_pages,
@@ -32,13 +35,22 @@ from ksef_client.invoice_query import (
     with_window,
 )
 from ksef_client.invoice_sync import SyncResult, sync_run
-from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
-__all__ = ["AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncResult", "build_filters", "get_flow"]
+__all__ = [
+    "AsyncInvoices",
+    "AsyncMetadataPager",
+    "ExportResult",
+    "Invoices",
+    "MetadataCursor",
+    "MetadataPager",
+    "SyncResult",
+    "build_filters",
+    "get_flow",
+]
 
 
 def get_flow(ksef_number: str) -> Flow[bytes]:
@@ -160,18 +172,22 @@ class Invoices:
         restrict_to_hwm: bool = False,
         cursor: MetadataCursor | None = None,
         **filters: Any,
-    ) -> Pager[InvoiceMetadata, MetadataCursor]:
+    ) -> MetadataPager:
         """Every metadata record matching the filters, across pages and 10,000-record windows, each
         once in one walk (also when invoices arriving meanwhile shift the pages; newest first, an
         open range ends where the walk starts). ``QueryLimitError`` when more records share one
         date (by ``Issue`` a day) than one query returns.
 
         ``date_from``/``date_to``: aware datetimes, or dates (a day in Poland: from its start, to
-        its end); a naive datetime is refused with a ``ValueError``."""
+        its end); a naive datetime is refused with a ``ValueError``. Only a walk with
+        ``restrict_to_hwm=True`` (by ``PermanentStorage``) is final: it ends at KSeF's high-water
+        mark, ``pager.permanent_storage_hwm_date``, where the next walk starts."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return pager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
+        hwm = WalkHwm(body)
+        pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
+        return MetadataPager(lambda at: run(pages(at), self._client), cursor, hwm)
 
     def export(
         self,
@@ -258,12 +274,14 @@ class AsyncInvoices:
         restrict_to_hwm: bool = False,
         cursor: MetadataCursor | None = None,
         **filters: Any,
-    ) -> AsyncPager[InvoiceMetadata, MetadataCursor]:
-        """Every metadata record matching the filters (``async for``)."""
+    ) -> AsyncMetadataPager:
+        """Every metadata record matching the filters (``async for``), as ``Invoices.query``."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return apager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
+        hwm = WalkHwm(body)
+        pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
+        return AsyncMetadataPager(lambda at: arun(pages(at), self._client), cursor, hwm)
 
     async def export(
         self,

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from ksef_client import KSeF
+from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.models import QueryInvoicesMetadataResponse
 from ksef_client.errors import BadRequestError, ExportStatusError
 from ksef_client.export import ExportResult
@@ -272,6 +273,46 @@ class TestWindowsRestrictedToTheHwm:
         first = ksef.invoices.sync("Subject1", tmp_path / "s.json", tmp_path / "in", start=start, interval=0)
         assert sorted(path.name for path in first.files) == sorted(f"{n}.xml" for n in first.ksef_numbers)
         assert len(first.ksef_numbers) == 2  # H/60 and H/10; H/NOW is past the HWM
+
+    def test_the_pager_gives_the_hwm_where_the_next_walk_starts(
+        self, ksef: KSeF, backend: KSeFBackend, lagging: dt.datetime
+    ) -> None:
+        # The spec's incremental walk: "System gwarantuje, że dane poniżej tej wartości są spójne i
+        # kompletne"; the guide: "Nowa wartość HWM staje się początkiem kolejnego przedziału"
+        # (pobieranie-faktur/hwm.md). query() kept the date to itself: no caller could go on from it.
+        pager = ksef.invoices.query(date_from=_now() - 150 * DAY, restrict_to_hwm=True, page_size=10)
+        assert pager.permanent_storage_hwm_date is None  # nothing asked yet
+        assert [r.invoice_number for r in pager] == ["H/60", "H/10"]
+        hwm = pager.permanent_storage_hwm_date
+        assert hwm is not None and lagging <= hwm < _now()
+        backend.hwm_lag = dt.timedelta(0)  # KSeF's mark moves on: H/NOW is final now
+        after = ksef.invoices.query(date_from=hwm, restrict_to_hwm=True)
+        assert [r.invoice_number for r in after] == ["H/NOW"]
+        assert after.permanent_storage_hwm_date is not None and after.permanent_storage_hwm_date > hwm
+
+    def test_newest_first_the_pager_gives_the_hwm_of_the_newest_window(self, ksef: KSeF, lagging: dt.datetime) -> None:
+        # Older windows give their own to ("Dla okresów starszych, będzie to zgodne z warunkami
+        # zapytania"): the walk's HWM is the newest window's, the highest.
+        pager = ksef.invoices.query(date_from=_now() - 150 * DAY, restrict_to_hwm=True, sort_order="Desc")
+        assert [r.invoice_number for r in pager] == ["H/10", "H/60"]
+        hwm = pager.permanent_storage_hwm_date
+        assert hwm is not None and lagging <= hwm < _now()
+
+    def test_by_another_date_type_there_is_no_hwm(self, ksef: KSeF, lagging: dt.datetime) -> None:
+        # "Dla dateType = Issue lub Invoicing - null."
+        pager = ksef.invoices.query(date_from=_now() - 90 * DAY, date_type="Invoicing")
+        assert len(list(pager)) == 3 and pager.permanent_storage_hwm_date is None
+
+    def test_the_async_pager_gives_the_hwm_too(
+        self, ksef: KSeF, ksef_server: ThreadedServer, lagging: dt.datetime
+    ) -> None:
+        async def walk() -> tuple[list[str], dt.datetime | None]:
+            async with AsyncKSeF(base_url=ksef_server.base_url, access_token=ksef.access_token) as client:
+                pager = client.invoices.query(date_from=_now() - MAX_RANGE, restrict_to_hwm=True)
+                return [r.invoice_number async for r in pager], pager.permanent_storage_hwm_date
+
+        found, hwm = anyio.run(walk)
+        assert found == ["H/60", "H/10"] and hwm is not None and lagging <= hwm < _now()
 
     def test_without_the_restriction_the_walk_still_reaches_the_present(self, ksef: KSeF, lagging: dt.datetime) -> None:
         # Only a walk restricted to the HWM ends there: without it, what lies past it comes too.
