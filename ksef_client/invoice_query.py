@@ -10,7 +10,12 @@ the next page then starts with records already yielded. Newest first, every new 
 first in a range without ``to`` (KSeF counts it to its present moment), so the walk fixes the end
 of an open range when it starts; and by any date, it drops a record it yielded before should it
 come again (``Yielded``: the last 10,000 numbers). An invoice that arrives during the walk and
-sorts before its place does not come (the walk has passed it); one that sorts after, does.
+sorts before its place does not come (the walk has passed it); one that sorts after, does. By
+``PermanentStorage`` too: KSeF's high-water mark (HWM) trails its present, and past it invoices may
+still appear with earlier dates ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe
+faktury", pobieranie-faktur/hwm.md). So only a walk held to the HWM
+(``restrictToPermanentStorageHwmDate``) is final; it ends with the window that reaches the HWM
+(``WalkHwm``), which its pager gives (``MetadataPager.permanent_storage_hwm_date``).
 
 KSeF takes a ``dateRange`` of at most 100 days, a range without ``to`` counted to its present
 moment; a longer range is walked in windows of at most 100 days (``window_end``/``window_start``),
@@ -125,8 +130,9 @@ def build_filters(
     restrict_to_hwm: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """``InvoiceQueryFilters`` of one request as JSON; ``ValueError`` on what KSeF would refuse,
-    a range over 100 days included (without ``date_to``: from ``date_from`` to now).
+    """``InvoiceQueryFilters`` of one request as JSON; ``ValueError`` on what KSeF would refuse
+    (the filters' values checked against the spec: ``api_filters``), a range over 100 days
+    included (without ``date_to``: from ``date_from`` to now).
     ``ksef.invoices.query``/``export``/``sync`` walk longer ranges in windows."""
     filters = range_filters(
         subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **extra
