@@ -10,7 +10,12 @@ the next page then starts with records already yielded. Newest first, every new 
 first in a range without ``to`` (KSeF counts it to its present moment), so the walk fixes the end
 of an open range when it starts; and by any date, it drops a record it yielded before should it
 come again (``Yielded``: the last 10,000 numbers). An invoice that arrives during the walk and
-sorts before its place does not come (the walk has passed it); one that sorts after, does.
+sorts before its place does not come (the walk has passed it); one that sorts after, does. By
+``PermanentStorage`` too: KSeF's high-water mark (HWM) trails its present, and past it invoices may
+still appear with earlier dates ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe
+faktury", pobieranie-faktur/hwm.md). So only a walk held to the HWM
+(``restrictToPermanentStorageHwmDate``) is final; it ends with the window that reaches the HWM
+(``WalkHwm``), which its pager gives (``MetadataPager.permanent_storage_hwm_date``).
 
 KSeF takes a ``dateRange`` of at most 100 days, a range without ``to`` counted to its present
 moment; a longer range is walked in windows of at most 100 days (``window_end``/``window_start``),
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,8 +43,9 @@ from ksef_client._generated.models import (
     QueryInvoicesMetadataResponse,
     SortOrder,
 )
-from ksef_client.errors import QueryLimitError, ResponseFormatError
-from ksef_client.pagination import check_page_size
+from ksef_client._query_filters import checked_filter
+from ksef_client.errors import BadRequestError, QueryLimitError, ResponseFormatError
+from ksef_client.pagination import AsyncPager, Pager, check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
 DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
@@ -84,6 +91,36 @@ def window_start(start: dt.datetime, end: dt.datetime) -> dt.datetime:
     return max(start, end - MAX_RANGE)
 
 
+# 400 to POST /invoices/query/metadata (spec 2.9.0): "21183 | Zakres filtrowania wykracza poza
+# dostępny zakres danych. | Parametr dateRange.from jest późniejszy niż PermanentStorageHwmDate
+# przy włączonym restrictToPermanentStorageHwmDate." (Exports end with status 420 instead.)
+QUERY_FROM_PAST_HWM = 21183
+
+
+def restricted_to_hwm(filters: dict[str, Any]) -> bool:
+    """Whether ``filters`` (``range_filters``'s) hold a walk to KSeF's HWM: ``restrictToPermanentStorageHwmDate``
+    by ``PermanentStorage`` dates (the spec: "Dotyczy wyłącznie zapytań z dateType = PermanentStorage")."""
+    date_range = filters["dateRange"]
+    return bool(date_range.get("restrictToPermanentStorageHwmDate")) and date_range["dateType"] == "PermanentStorage"
+
+
+def reached_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) -> bool:
+    """Whether a window of a walk held to KSeF's HWM (``restricted_to_hwm``) that ends at
+    ``window_to``, short of the walk's range, stopped at the HWM, so that the walk ends there.
+
+    ``hwm`` is the ``permanentStorageHwmDate`` KSeF gave the window: "Dla okresów starszych, będzie
+    to zgodne z warunkami zapytania" (its ``to``), for the newest period the HWM, before it (the
+    spec). Before ``window_to``, the restriction ended the window at the HWM: a window after it
+    would start past the HWM, which KSeF refuses (21183, export status 420), and nothing past the
+    HWM is final yet ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury",
+    pobieranie-faktur/hwm.md). Strictly before: a date parsed from KSeF's text may have lost digits
+    past the microsecond, so one equal to ``window_to`` may lie just after it (the next window is
+    then asked for, and answered). No ``hwm`` (optional in the spec): not known, ``False``."""
+    if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
+        return False
+    return aware(hwm) < window_to
+
+
 def build_filters(
     subject_type: str,
     date_from: dt.date | dt.datetime,
@@ -93,8 +130,9 @@ def build_filters(
     restrict_to_hwm: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """``InvoiceQueryFilters`` of one request as JSON; ``ValueError`` on what KSeF would refuse,
-    a range over 100 days included (without ``date_to``: from ``date_from`` to now).
+    """``InvoiceQueryFilters`` of one request as JSON; ``ValueError`` on what KSeF would refuse
+    (the filters' values checked against the spec: ``api_filters``), a range over 100 days
+    included (without ``date_to``: from ``date_from`` to now).
     ``ksef.invoices.query``/``export``/``sync`` walk longer ranges in windows."""
     filters = range_filters(
         subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **extra
@@ -152,8 +190,10 @@ def range_filters(
 
 def api_filters(filters: dict[str, Any]) -> dict[str, Any]:
     """The optional filters under the API's names (``seller_nip=`` or ``sellerNip=`` ->
-    ``sellerNip``); a ``None`` value is no filter. ``ValueError`` on a name KSeF does not know: it
-    would ignore it and answer with every invoice."""
+    ``sellerNip``) as JSON; a ``None`` value is no filter. ``ValueError`` on a name KSeF does not
+    know, a key it does not know inside an object filter (``amount``, ``buyer_identifier``: KSeF
+    would ignore either and answer with every invoice), and a value the spec does not allow
+    (``checked_filter``: its enums, patterns, lengths and types)."""
     found: dict[str, Any] = {}
     for name, value in filters.items():
         api = FILTER_NAMES.get(name)
@@ -162,7 +202,7 @@ def api_filters(filters: dict[str, Any]) -> dict[str, Any]:
         if api in found:
             raise ValueError(f"{name}: the {api} filter is given twice")
         if value is not None:
-            found[api] = value
+            found[api] = checked_filter(name, api, value)
     return found
 
 
@@ -343,44 +383,153 @@ class Yielded:
 
 
 def metadata_pages(
-    filters: dict[str, Any], date_type: str, page_size: int, order: str
+    filters: dict[str, Any], date_type: str, page_size: int, order: str, hwm: WalkHwm | None = None
 ) -> PageFlow[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
     and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
     a window of at most 100 days; page size checked now). The pages of one walk share what it
     yielded (``Yielded``); a walk resumed from a cursor starts without it, so a record that moved
-    across the place it was saved at may come once more."""
+    across the place it was saved at may come once more. ``hwm``: what the walk learns of KSeF's
+    HWM (``WalkHwm(filters)``, for a ``MetadataPager`` to show; a new one when not given)."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
     own_to = filters["dateRange"].get("to")
-    yielded = Yielded()
+    yielded, hwm = Yielded(), hwm or WalkHwm(filters)
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
         now = utc_now()
-        if descending and cursor.date_to is None and own_to is None:
-            cursor = _end_fixed(cursor, now)
+        if descending:
+            cursor = _end_fixed(cursor, own_to, now, hwm.restricted)
         start, end, short_at = _request_window(cursor, own_to, descending, now)
         body = InvoiceQueryFilters.from_dict(with_window(filters, start, end))
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
-        answer = parsed(response_of((yield Call(query_invoice_metadata, args))), QueryInvoicesMetadataResponse)
+        try:
+            response = response_of((yield Call(query_invoice_metadata, args)))
+        except BadRequestError as error:
+            if not hwm.refused_past_it(cursor, error):
+                raise
+            return [], None
+        answer = parsed(response, QueryInvoicesMetadataResponse)
+        hwm.note(answer)
+        if not descending:  # newest first, each window ends where the one before started
+            short_at = hwm.window_done(answer, short_at)
         items, following = next_metadata_page(cursor, answer, date_type, descending, short_at)
         return yielded.fresh(items), following
 
     return page
 
 
-def _end_fixed(cursor: MetadataCursor, now: dt.datetime) -> MetadataCursor:
-    """Newest first, an open range ends where the walk starts (``now``), for all its pages and
-    windows (and in its cursor, for a walk resumed from it): KSeF counts a range without ``to`` to
-    its present moment, so every invoice arriving during the walk would sort first and push each
-    offset page down. Oldest first it sorts last: the range is left open (``PermanentStorage``
-    by ``Asc`` is the spec's incremental walk, and ``restrictToPermanentStorageHwmDate`` then ends
-    it at KSeF's HWM). A range starting after ``now`` is left open too (``to`` before ``from``)."""
-    if dt.datetime.fromisoformat(cursor.date_from) > now:
+class WalkHwm:
+    """What one metadata walk knows of KSeF's HWM: the highest ``permanentStorageHwmDate`` its
+    queries gave (``date``), and what ends a walk held to it (``restricted``) with the window that
+    reaches it (``reached_hwm``), oldest first: a window after it would start past the HWM, which
+    KSeF refuses (21183)."""
+
+    def __init__(self, filters: dict[str, Any]) -> None:
+        self._filters = filters
+        self.restricted = restricted_to_hwm(filters)
+        self.date: dt.datetime | None = None
+        # Where the last window ended short of the range with no HWM to compare (optional in the spec).
+        self._unsure_at: str | None = None
+
+    def note(self, answer: QueryInvoicesMetadataResponse) -> None:
+        """Keep the HWM of a page if it is the highest yet: each query gives its own (for an older
+        period its ``to``: "Dla okresów starszych, będzie to zgodne z warunkami zapytania"), the
+        same on all its pages ("stała dla wszystkich stron tego samego zapytania")."""
+        hwm = answer.permanent_storage_hwm_date
+        if isinstance(hwm, dt.datetime) and (self.date is None or aware(hwm) > self.date):
+            self.date = aware(hwm)
+
+    def window_done(self, answer: QueryInvoicesMetadataResponse, short_at: str | None) -> str | None:
+        """Where the walk goes on after the window ``answer`` is a page of (``short_at``: where
+        the window stops short of the walk's range, oldest first): ``None`` once it reached the HWM."""
+        hwm = answer.permanent_storage_hwm_date
+        if short_at is not None and reached_hwm(self._filters, hwm, dt.datetime.fromisoformat(short_at)):
+            short_at = None  # the walk ends with this window
+        last_page = not answer.is_truncated and not answer.has_more
+        unknown = self.restricted and last_page and not isinstance(hwm, dt.datetime)
+        self._unsure_at = short_at if unknown else None
+        return short_at
+
+    def refused_past_it(self, cursor: MetadataCursor, error: BadRequestError) -> bool:
+        """Whether ``error`` (the answer to the request at ``cursor``) ends the walk: 21183 to the
+        first request of a window that starts where the window before ended, whole, without an HWM
+        to tell whether it reached it. 21183 has one meaning ("dateRange.from jest późniejszy niż
+        PermanentStorageHwmDate"): it did, and nothing after it is final yet."""
+        unsure, self._unsure_at = self._unsure_at, None
+        starts_there = unsure is not None and cursor.date_from == unsure and cursor.page_offset == 0
+        return starts_there and QUERY_FROM_PAST_HWM in error.codes
+
+
+class MetadataPager(Pager[InvoiceMetadata, MetadataCursor]):
+    """The records of a metadata walk (``for record in pager``, ``pager.pages()``, ``pager.cursor``
+    as every ``Pager``), and KSeF's high-water mark as the walk's queries gave it."""
+
+    def __init__(
+        self,
+        fetch: Callable[[MetadataCursor | None], tuple[list[InvoiceMetadata], MetadataCursor | None]],
+        cursor: MetadataCursor | None,
+        hwm: WalkHwm,
+    ) -> None:
+        super().__init__(fetch, cursor)
+        self._hwm = hwm
+
+    @property
+    def permanent_storage_hwm_date(self) -> dt.datetime | None:
+        """The highest ``permanentStorageHwmDate`` KSeF gave the walk's queries so far (``None``
+        before the first page, and by ``Issue`` or ``Invoicing`` dates: the spec gives it for
+        ``PermanentStorage`` only). Below it KSeF holds every invoice ("System gwarantuje, że dane
+        poniżej tej wartości są spójne i kompletne"). A walk with ``restrict_to_hwm=True`` yields
+        nothing past it, and once ``done`` it has yielded every record of its range up to it: the
+        next walk of new invoices starts there. Without the restriction the walk is not final: an
+        invoice KSeF stores during it with a date before the walk's place, even one below this
+        date, is not in it (pobieranie-faktur/hwm.md: new invoices may still appear in (HWM, Teraz])."""
+        return self._hwm.date
+
+
+class AsyncMetadataPager(AsyncPager[InvoiceMetadata, MetadataCursor]):
+    """``MetadataPager`` for ``AsyncKSeF`` (``async for record in pager``)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[MetadataCursor | None], Awaitable[tuple[list[InvoiceMetadata], MetadataCursor | None]]],
+        cursor: MetadataCursor | None,
+        hwm: WalkHwm,
+    ) -> None:
+        super().__init__(fetch, cursor)
+        self._hwm = hwm
+
+    @property
+    def permanent_storage_hwm_date(self) -> dt.datetime | None:
+        """As ``MetadataPager.permanent_storage_hwm_date``."""
+        return self._hwm.date
+
+
+def _end_fixed(cursor: MetadataCursor, own_to: str | None, now: dt.datetime, restricted: bool) -> MetadataCursor:
+    """Newest first, where the walk's range ends, fixed when it starts for all its pages and
+    windows (and in its cursor, for a walk resumed from it).
+
+    An open range ends at ``now``: KSeF counts a range without ``to`` to its present moment, so
+    every invoice arriving during the walk would sort first and push each offset page down. Oldest
+    first it sorts last: the range is left open (``PermanentStorage`` by ``Asc`` is the spec's
+    incremental walk, and ``restrictToPermanentStorageHwmDate`` then ends it at KSeF's HWM).
+    ``restricted`` (held to the HWM, which is never ahead of KSeF's present), a ``to`` more than
+    ``OPEN_RANGE_MARGIN`` ahead ends there: the first window, the latest, would start past the HWM
+    for a ``to`` more than 100 days ahead (21183), and nothing past it can come. A range starting
+    after that end is left as it is (``to`` before ``from``)."""
+    if cursor.date_to is not None:
         return cursor
-    return replace(cursor, date_to=now.isoformat())
+    if own_to is None:
+        end = now
+    elif restricted and dt.datetime.fromisoformat(own_to) > now + OPEN_RANGE_MARGIN:
+        end = now + OPEN_RANGE_MARGIN
+    else:
+        return cursor
+    if dt.datetime.fromisoformat(cursor.date_from) > end:
+        return cursor
+    return replace(cursor, date_to=end.isoformat())
 
 
 def _request_window(

@@ -56,15 +56,17 @@ class KSeFBackend:
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
         session_reads: int = 0, random_faults: tuple[float, int] | None = None, workers: int | None = None,
         invoice_reads: int = 0, export_package_limit: int = 1_000_000_000,
+        hwm_lag: dt.timedelta = dt.timedelta(0),
     ) -> None:  # fmt: skip
         """``workers``: processes that check the invoices of a large batch package (``None``: one
-        per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``)."""
+        per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``).
+        ``hwm_lag``: how far the PermanentStorage HWM trails the present (see ``hwm_lag``)."""
         if profile not in ("TEST", "PROD"):
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
         # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults,
         # the clock.
         self._initial = (
-            Settings(upo_page_size, metadata_limit, export_part_size, export_package_limit, profile),
+            Settings(upo_page_size, metadata_limit, export_part_size, export_package_limit, profile, _lag(hwm_lag)),
             rate_limit_scale,
         )
         self._initial_clock = clock
@@ -209,6 +211,19 @@ class KSeFBackend:
         self.core.settings.export_package_limit = value
 
     @property
+    def hwm_lag(self) -> dt.timedelta:
+        """How far the ``PermanentStorage`` high-water mark trails the emulator's present (default
+        none: it stores each invoice as it numbers it). KSeF's trails it ("W przedziale (HWM, Teraz]
+        [...] mogą się jeszcze pojawić nowe faktury", pobieranie-faktur/hwm.md): set it to test a
+        client against that, e.g. a walk restricted to the HWM (``restrictToPermanentStorageHwmDate``)
+        that must not ask for a range starting past it (21183, export status 420)."""
+        return self.core.settings.hwm_lag
+
+    @hwm_lag.setter
+    def hwm_lag(self, value: dt.timedelta) -> None:
+        self.core.settings.hwm_lag = _lag(value)
+
+    @property
     def export_part_size(self) -> int:
         """Bytes per export part."""
         return self.core.settings.export_part_size
@@ -280,3 +295,11 @@ def _with_new_fields(state: Any) -> Any:
         elif spec.default is not MISSING:
             setattr(state, spec.name, spec.default)
     return state
+
+
+def _lag(value: dt.timedelta) -> dt.timedelta:
+    """``hwm_lag`` checked: a ``timedelta`` of zero or more (an HWM ahead of the present would
+    promise invoices complete that may still be stored)."""
+    if not isinstance(value, dt.timedelta) or value < dt.timedelta(0):
+        raise ValueError(f"hwm_lag: a timedelta of zero or more, not {value!r}")
+    return value

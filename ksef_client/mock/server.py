@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import ipaddress
 import logging
 import socket
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invoice-reads", type=int, default=0,
                         help="status reads before a sent invoice is processed (default 0: at once)")  # fmt: skip
     parser.add_argument("--upo-page-size", type=int, default=10_000)
+    parser.add_argument("--hwm-lag", type=_seconds, default=dt.timedelta(0), metavar="SECONDS",
+                        help="how far the PermanentStorage high-water mark trails the present, as KSeF's "
+                             "does (default 0: the present)")  # fmt: skip
     parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
                         help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
     parser.add_argument("--strict", action="store_true",
@@ -124,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="processes that check the invoices of large batch packages "
                              "(default: one per core; 1: none, all in the server process)")  # fmt: skip
     return parser
+
+
+def _seconds(value: str) -> dt.timedelta:
+    seconds = float(value)
+    if not 0 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"0 to 86400 seconds, not {value}")
+    return dt.timedelta(seconds=seconds)
 
 
 def _positive(value: str) -> int:
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = KSeFBackend(
         upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile,
         session_reads=args.session_reads, random_faults=(args.fault_rate, args.fault_seed) if args.fault_rate else None,
-        workers=args.workers, invoice_reads=args.invoice_reads,
+        workers=args.workers, invoice_reads=args.invoice_reads, hwm_lag=args.hwm_lag,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
     app = create_app(backend, store=store, strict=args.strict, host=args.host)

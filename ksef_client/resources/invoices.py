@@ -13,29 +13,44 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, apager, arun, pager, response_of, run
+from ksef_client._flows import Call, Flow, arun, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
-from ksef_client._generated.models import InvoiceMetadata, InvoicePackage
-from ksef_client.export import ExportResult, export_flow, unpack_export, usable_folder
+from ksef_client._generated.models import InvoicePackage
+from ksef_client.errors import ExportStatusError
+from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
+    AsyncMetadataPager,
     MetadataCursor,
+    MetadataPager,
+    WalkHwm,
     build_filters,
     date_bounds,
     metadata_pages,
     range_filters,
+    reached_hwm,
+    restricted_to_hwm,
     utc_now,
     window_end,
     with_window,
 )
 from ksef_client.invoice_sync import SyncResult, sync_run
-from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.upo import HASH_HEADER, verify_hash
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
-__all__ = ["AsyncInvoices", "ExportResult", "Invoices", "MetadataCursor", "SyncResult", "build_filters", "get_flow"]
+__all__ = [
+    "AsyncInvoices",
+    "AsyncMetadataPager",
+    "ExportResult",
+    "Invoices",
+    "MetadataCursor",
+    "MetadataPager",
+    "SyncResult",
+    "build_filters",
+    "get_flow",
+]
 
 
 def get_flow(ksef_number: str) -> Flow[bytes]:
@@ -60,7 +75,8 @@ def export_to_flow(
     for a large package, which ``AsyncKSeF`` spends in a worker thread, not on the event loop).
 
     A range longer than KSeF's 100 days is exported window by window, oldest first, into the same
-    directory, until one comes back truncated (it says where to go on from) or the range is done.
+    directory, until one comes back truncated (it says where to go on from) or the range is done;
+    held to KSeF's HWM, until one reaches the HWM (``reached_hwm``): the next would start past it.
     Each window's result is appended to ``saved`` as soon as its files are in the folder (by the
     unpacking itself, so a call cancelled while a worker thread unpacks still has it): what a
     failed call carries as ``.partial`` (``exporting``). The folder is made and checked first,
@@ -74,15 +90,25 @@ def export_to_flow(
         saved.append(result)
         return result
 
-    start, end = date_bounds(filters)
+    first, end = date_bounds(filters)
+    start = first
     while True:
         last = window_end(start, end, utc_now())
         window = with_window(filters, start, last)
-        result = yield from export_flow(
-            window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
-        )
+        try:
+            result = yield from export_flow(
+                window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
+            )
+        except ExportStatusError as error:
+            if start == first or error.code != EXPORT_FROM_PAST_HWM or not restricted_to_hwm(filters):
+                raise
+            # The window before ended here, whole, without the HWM (optional in a package) to
+            # tell that it reached it: refused as starting past the HWM, there is nothing more yet.
+            return joined(saved)
         if result.is_truncated or last is None or last == end:
             return joined(saved)
+        if reached_hwm(filters, result.permanent_storage_hwm_date, last):
+            return joined(saved)  # the next window would start past KSeF's HWM (export status 420)
         start = last
 
 
@@ -146,18 +172,22 @@ class Invoices:
         restrict_to_hwm: bool = False,
         cursor: MetadataCursor | None = None,
         **filters: Any,
-    ) -> Pager[InvoiceMetadata, MetadataCursor]:
+    ) -> MetadataPager:
         """Every metadata record matching the filters, across pages and 10,000-record windows, each
         once in one walk (also when invoices arriving meanwhile shift the pages; newest first, an
         open range ends where the walk starts). ``QueryLimitError`` when more records share one
         date (by ``Issue`` a day) than one query returns.
 
         ``date_from``/``date_to``: aware datetimes, or dates (a day in Poland: from its start, to
-        its end); a naive datetime is refused with a ``ValueError``."""
+        its end); a naive datetime is refused with a ``ValueError``. Only a walk with
+        ``restrict_to_hwm=True`` (by ``PermanentStorage``) is final: it ends at KSeF's high-water
+        mark, ``pager.permanent_storage_hwm_date``, where the next walk starts."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return pager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
+        hwm = WalkHwm(body)
+        pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
+        return MetadataPager(lambda at: run(pages(at), self._client), cursor, hwm)
 
     def export(
         self,
@@ -244,12 +274,14 @@ class AsyncInvoices:
         restrict_to_hwm: bool = False,
         cursor: MetadataCursor | None = None,
         **filters: Any,
-    ) -> AsyncPager[InvoiceMetadata, MetadataCursor]:
-        """Every metadata record matching the filters (``async for``)."""
+    ) -> AsyncMetadataPager:
+        """Every metadata record matching the filters (``async for``), as ``Invoices.query``."""
         body = range_filters(
             subject_type, date_from, date_to, date_type=date_type, restrict_to_hwm=restrict_to_hwm, **filters
         )
-        return apager(metadata_pages(body, date_type, page_size, sort_order), self._client, cursor)
+        hwm = WalkHwm(body)
+        pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
+        return AsyncMetadataPager(lambda at: arun(pages(at), self._client), cursor, hwm)
 
     async def export(
         self,

@@ -21,6 +21,7 @@ import pytest
 
 from ksef_client.crypto import SymmetricKey
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import build_parser
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.mock.conftest import session_encryption
@@ -243,3 +244,48 @@ def test_an_export_restricted_to_the_hwm_that_starts_after_it_ends_with_420(
         "code": 420, "description": "Zakres filtrowania wykracza poza dostępny zakres danych", "details": [DETAIL],
     }  # fmt: skip
     assert "package" not in reads[1]
+
+
+def test_hwm_lag_makes_the_hwm_trail_the_present_as_ksefs_does(
+    raw: httpx.Client, backend: KSeFBackend, clock: _Clock
+) -> None:
+    # KSeF's HWM trails its present: "W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić
+    # nowe faktury, tj. z datą PermanentStorage mieszczącą się w zakresie (HWM, Teraz]"
+    # (pobieranie-faktur/hwm.md). The emulator's is its present moment, so no client test could
+    # see a walk ask for a window past it (21183). ``hwm_lag`` sets the distance; none by default.
+    assert backend.hwm_lag == dt.timedelta(0) and backend.invoices.hwm() == clock.now
+    since = clock.now - dt.timedelta(hours=1)
+    _store(backend, "FV/OLD")
+    clock.advance(60)
+    _store(backend, "FV/NEW")
+    clock.advance(1)  # past FV/NEW (stored 1 ms after the frozen clock's time)
+    backend.hwm_lag = dt.timedelta(seconds=30)
+    lagging = backend.invoices.hwm()
+    assert lagging == clock.now - dt.timedelta(seconds=30)
+    restricted = _filters("PermanentStorage", since, restrictToPermanentStorageHwmDate=True)
+    page = _page(raw, restricted)
+    # Only what lies at or before the trailing HWM; the invoice stored since is past it.
+    assert [r["invoiceNumber"] for r in page["invoices"]] == ["FV/OLD"]
+    assert _at(page["permanentStorageHwmDate"]) == lagging
+    assert [r["invoiceNumber"] for r in _page(raw, _filters("PermanentStorage", since))["invoices"]] == [
+        "FV/OLD",
+        "FV/NEW",
+    ]
+    # A range restricted to it that starts between the HWM and now is refused, as KSeF does.
+    answer = raw.post(
+        "/invoices/query/metadata",
+        json=_filters("PermanentStorage", clock.now - dt.timedelta(seconds=10), restrictToPermanentStorageHwmDate=True),
+    )
+    assert _refusal(answer) == (400, 21183, [DETAIL])
+    with pytest.raises(ValueError, match="hwm_lag"):
+        backend.hwm_lag = dt.timedelta(seconds=-1)
+    backend.reset()
+    assert backend.hwm_lag == dt.timedelta(0)
+    assert KSeFBackend(hwm_lag=dt.timedelta(seconds=5), workers=1).hwm_lag == dt.timedelta(seconds=5)
+
+
+def test_ksef_mock_takes_the_hwm_lag_in_seconds() -> None:
+    assert build_parser().parse_args(["--hwm-lag", "2.5"]).hwm_lag == dt.timedelta(seconds=2.5)
+    assert build_parser().parse_args([]).hwm_lag == dt.timedelta(0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--hwm-lag", "-1"])

@@ -13,18 +13,23 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from ksef_client import KSeF
+from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.models import QueryInvoicesMetadataResponse
+from ksef_client.errors import BadRequestError, ExportStatusError
 from ksef_client.export import ExportResult
 from ksef_client.invoice_query import MAX_RANGE, MetadataCursor, build_filters, next_metadata_page
 from ksef_client.invoice_sync import SyncState, _advance
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
+from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
 DAY = dt.timedelta(days=1)
@@ -150,6 +155,169 @@ class TestWindows:
         first = ksef.invoices.sync("Subject1", tmp_path / "s.json", tmp_path / "in",
                                    start=now - dt.timedelta(days=365), interval=0)  # fmt: skip
         assert len(first.ksef_numbers) == 3
+
+
+# KSeF's HWM trails its present ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe
+# faktury", pobieranie-faktur/hwm.md); the emulator's trails it by this much in the tests below.
+LAG = dt.timedelta(hours=1)
+# The spec, 21183 (POST /invoices/query/metadata) and export status 420: "Parametr dateRange.from
+# jest późniejszy niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate".
+
+
+def _after_hwm(date_ranges: list[dict[str, str]], hwm: dt.datetime) -> list[dict[str, str]]:
+    return [r for r in date_ranges if dt.datetime.fromisoformat(r["from"]) > hwm]
+
+
+class TestWindowsRestrictedToTheHwm:
+    """A walk restricted to the HWM ends with the window that reaches it: the SDK cut an open range
+    longer than 100 days (less an hour) at now, and asked for the next window from there, past
+    KSeF's HWM, which KSeF refuses (21183 / export status 420). The emulator's HWM was its present,
+    so nothing showed it."""
+
+    @pytest.fixture
+    def lagging(self, ksef: KSeF, backend: KSeFBackend, sent_at: Callable[[dt.datetime, str], None]) -> dt.datetime:
+        """Invoices 60 and 10 days old and one stored now, past the HWM, which trails by ``LAG``."""
+        now = _now()
+        sent_at(now - dt.timedelta(days=60), "H/60")
+        sent_at(now - dt.timedelta(days=10), "H/10")
+        ksef.send_batch([sample_invoice("H/NOW", buyer_nip=BUYER)], wait=True)
+        backend.hwm_lag = LAG
+        return backend.invoices.hwm()
+
+    @pytest.mark.parametrize(
+        ("back", "ahead"),
+        [(MAX_RANGE, None), (MAX_RANGE - dt.timedelta(minutes=30), None), (150 * DAY, 60 * DAY)],
+        ids=["last-100-days", "100-days-less-half-an-hour", "to-in-the-future"],
+    )
+    def test_a_query_ends_at_the_window_that_reaches_the_hwm(
+        self,
+        ksef: KSeF,
+        lagging: dt.datetime,
+        date_ranges: list[dict[str, str]],
+        back: dt.timedelta,
+        ahead: dt.timedelta | None,
+    ) -> None:
+        now = _now()
+        date_to = None if ahead is None else now + ahead
+        found = [
+            r.invoice_number
+            for r in ksef.invoices.query(date_from=now - back, date_to=date_to, restrict_to_hwm=True, page_size=10)
+        ]
+        assert found == ["H/60", "H/10"]  # H/NOW is past the HWM: not final yet
+        assert _after_hwm(date_ranges, lagging) == []
+
+    def test_an_export_ends_at_the_window_that_reaches_the_hwm(
+        self, ksef: KSeF, lagging: dt.datetime, date_ranges: list[dict[str, str]], tmp_path: Path
+    ) -> None:
+        for back, ahead in ((MAX_RANGE, None), (150 * DAY, 60 * DAY)):
+            now = _now()
+            date_to = None if ahead is None else now + ahead
+            result = ksef.invoices.export(
+                tmp_path / str(back.days), date_from=now - back, date_to=date_to, restrict_to_hwm=True, interval=0
+            )
+            assert sorted(m["invoiceNumber"] for m in result.metadata) == ["H/10", "H/60"]
+            assert len(result.files) == 2
+            hwm = result.permanent_storage_hwm_date
+            assert hwm is not None and hwm >= lagging
+        assert _after_hwm(date_ranges, lagging) == []
+
+    def test_newest_first_a_to_far_in_the_future_is_not_asked_for(
+        self, ksef: KSeF, lagging: dt.datetime, date_ranges: list[dict[str, str]]
+    ) -> None:
+        # Newest first the first window is the latest: 100 days before a date_to 150 days ahead
+        # starts past the HWM. Restricted to it, nothing past the present can come.
+        now = _now()
+        pager = ksef.invoices.query(
+            date_from=now - 150 * DAY, date_to=now + 150 * DAY, restrict_to_hwm=True, sort_order="Desc"
+        )
+        assert [r.invoice_number for r in pager] == ["H/10", "H/60"]
+        assert _after_hwm(date_ranges, lagging) == []
+
+    def test_without_the_hwm_a_refusal_of_a_later_window_ends_the_walk(
+        self, ksef: KSeF, ksef_server: ThreadedServer, lagging: dt.datetime, tmp_path: Path
+    ) -> None:
+        # The spec has the HWM optional in both answers: without it the window's end cannot be
+        # compared, so the next window is asked for. KSeF's refusal of it (21183, export status
+        # 420) has one meaning, "dateRange.from jest późniejszy niż PermanentStorageHwmDate": the
+        # window before, whole and ending there, reached the HWM. Nothing more yet; not an error.
+        def no_hwm(body: dict[str, Any]) -> dict[str, Any]:
+            body.pop("permanentStorageHwmDate", None)
+            if isinstance(body.get("package"), dict):
+                body["package"].pop("permanentStorageHwmDate", None)
+            return body
+
+        swaps = [json_swap("POST", "/invoices/query/metadata", no_hwm), json_swap("GET", "/invoices/exports/", no_hwm)]
+        tamper = Tamper(lambda request, response: swaps[0](request, response) or swaps[1](request, response))
+        with KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=tamper) as client:
+            start = _now() - MAX_RANGE
+            found = [r.invoice_number for r in client.invoices.query(date_from=start, restrict_to_hwm=True)]
+            assert found == ["H/60", "H/10"]
+            result = client.invoices.export(tmp_path, date_from=start, restrict_to_hwm=True, interval=0)
+            assert sorted(m["invoiceNumber"] for m in result.metadata) == ["H/10", "H/60"]
+            assert len(result.reference_numbers) == 1
+            # The first window refused so is an error: the range asked for starts past the HWM.
+            with pytest.raises(BadRequestError) as caught:
+                list(client.invoices.query(date_from=lagging + dt.timedelta(minutes=1), restrict_to_hwm=True))
+            assert caught.value.codes == [21183]
+            with pytest.raises(ExportStatusError) as refused:
+                client.invoices.export(
+                    tmp_path, date_from=lagging + dt.timedelta(minutes=1), restrict_to_hwm=True, interval=0
+                )
+            assert refused.value.code == 420
+
+    def test_a_sync_from_100_days_back_takes_what_lies_below_the_hwm(
+        self, ksef: KSeF, lagging: dt.datetime, tmp_path: Path
+    ) -> None:
+        # sync() goes on from the package's HWM, never past it (it passed before; kept with the lag).
+        start = _now() - MAX_RANGE
+        first = ksef.invoices.sync("Subject1", tmp_path / "s.json", tmp_path / "in", start=start, interval=0)
+        assert sorted(path.name for path in first.files) == sorted(f"{n}.xml" for n in first.ksef_numbers)
+        assert len(first.ksef_numbers) == 2  # H/60 and H/10; H/NOW is past the HWM
+
+    def test_the_pager_gives_the_hwm_where_the_next_walk_starts(
+        self, ksef: KSeF, backend: KSeFBackend, lagging: dt.datetime
+    ) -> None:
+        # The spec's incremental walk: "System gwarantuje, że dane poniżej tej wartości są spójne i
+        # kompletne"; the guide: "Nowa wartość HWM staje się początkiem kolejnego przedziału"
+        # (pobieranie-faktur/hwm.md). query() kept the date to itself: no caller could go on from it.
+        pager = ksef.invoices.query(date_from=_now() - 150 * DAY, restrict_to_hwm=True, page_size=10)
+        assert pager.permanent_storage_hwm_date is None  # nothing asked yet
+        assert [r.invoice_number for r in pager] == ["H/60", "H/10"]
+        hwm = pager.permanent_storage_hwm_date
+        assert hwm is not None and lagging <= hwm < _now()
+        backend.hwm_lag = dt.timedelta(0)  # KSeF's mark moves on: H/NOW is final now
+        after = ksef.invoices.query(date_from=hwm, restrict_to_hwm=True)
+        assert [r.invoice_number for r in after] == ["H/NOW"]
+        assert after.permanent_storage_hwm_date is not None and after.permanent_storage_hwm_date > hwm
+
+    def test_newest_first_the_pager_gives_the_hwm_of_the_newest_window(self, ksef: KSeF, lagging: dt.datetime) -> None:
+        # Older windows give their own to ("Dla okresów starszych, będzie to zgodne z warunkami
+        # zapytania"): the walk's HWM is the newest window's, the highest.
+        pager = ksef.invoices.query(date_from=_now() - 150 * DAY, restrict_to_hwm=True, sort_order="Desc")
+        assert [r.invoice_number for r in pager] == ["H/10", "H/60"]
+        hwm = pager.permanent_storage_hwm_date
+        assert hwm is not None and lagging <= hwm < _now()
+
+    def test_by_another_date_type_there_is_no_hwm(self, ksef: KSeF, lagging: dt.datetime) -> None:
+        # "Dla dateType = Issue lub Invoicing - null."
+        pager = ksef.invoices.query(date_from=_now() - 90 * DAY, date_type="Invoicing")
+        assert len(list(pager)) == 3 and pager.permanent_storage_hwm_date is None
+
+    def test_the_async_pager_gives_the_hwm_too(
+        self, ksef: KSeF, ksef_server: ThreadedServer, lagging: dt.datetime
+    ) -> None:
+        async def walk() -> tuple[list[str], dt.datetime | None]:
+            async with AsyncKSeF(base_url=ksef_server.base_url, access_token=ksef.access_token) as client:
+                pager = client.invoices.query(date_from=_now() - MAX_RANGE, restrict_to_hwm=True)
+                return [r.invoice_number async for r in pager], pager.permanent_storage_hwm_date
+
+        found, hwm = anyio.run(walk)
+        assert found == ["H/60", "H/10"] and hwm is not None and lagging <= hwm < _now()
+
+    def test_without_the_restriction_the_walk_still_reaches_the_present(self, ksef: KSeF, lagging: dt.datetime) -> None:
+        # Only a walk restricted to the HWM ends there: without it, what lies past it comes too.
+        found = [r.invoice_number for r in ksef.invoices.query(date_from=_now() - MAX_RANGE)]
+        assert found == ["H/60", "H/10", "H/NOW"]
 
 
 class TestWindowSteps:

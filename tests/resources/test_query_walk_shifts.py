@@ -30,6 +30,7 @@ from ksef_client import KSeF, QueryLimitError, ResponseFormatError
 from ksef_client._generated.models import InvoiceMetadata
 from ksef_client.invoice_query import REMEMBERED, Yielded
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.models import Invoice
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -121,6 +122,59 @@ class TestInvoicesArrivingDuringTheWalk:
         found, ranges = _walk(ksef_server, backend, lambda: late.update(_send(ksef, "B", 5)), date_from=_start())
         assert _twice(found) == [] and set(found) == sent | late
         assert all("to" not in r for r in ranges)
+
+    def test_a_chain_of_walks_held_to_the_hwm_takes_an_invoice_stored_late_with_an_earlier_date(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend
+    ) -> None:
+        # KSeF's HWM trails the present, and past it invoices may still appear with earlier
+        # dates: "W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury, tj. z
+        # datą PermanentStorage mieszczącą się w zakresie (HWM, Teraz]" (pobieranie-faktur/hwm.md).
+        # An unrestricted oldest-first walk that has passed such a date misses the invoice (the
+        # docs said it "comes at its end"); a walk held to the HWM stops at it, and the next walk,
+        # from the pager's permanent_storage_hwm_date, takes it. The emulator stores each invoice
+        # as it numbers it, so the late one's date is set back by hand, as KSeF's concurrent
+        # storage would date it.
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        clock = [now - dt.timedelta(minutes=1)]
+        backend.clock = lambda: clock[0]
+        access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+
+        def store(number: str) -> Invoice:
+            session = backend.sessions.open(access)
+            invoice = backend.sessions.add_invoice(session, sample_invoice(number, buyer_nip=BUYER))
+            backend.sessions.close(session)
+            clock[0] += dt.timedelta(seconds=1)
+            return invoice
+
+        sent = [store(f"A/{i:02}") for i in range(25)]
+        stored = [invoice.stored for invoice in sent]
+        assert None not in stored
+        backend.hwm_lag = clock[0] - stored[12]  # only A/00..A/12 are final yet
+
+        def late_arrival() -> None:
+            late = store("LATE")
+            late.acquired = sent[15].acquired + dt.timedelta(milliseconds=500)  # between A/15 and A/16
+
+        token = backend.mint_access_token(NIP)
+        arrived: list[bool] = []
+
+        def between_pages(request: httpx.Request, response: httpx.Response) -> None:
+            if request.url.path.endswith("/invoices/query/metadata") and not arrived:
+                arrived.append(True)  # once KSeF has answered the walk's first page
+                late_arrival()
+
+        since = now - dt.timedelta(minutes=2)
+        with KSeF(base_url=ksef_server.base_url, access_token=token, transport=Tamper(between_pages)) as walker:
+            first = walker.invoices.query(date_from=since, restrict_to_hwm=True, page_size=10)
+            taken = [r.invoice_number for r in first]
+            assert taken == [f"A/{i:02}" for i in range(13)]
+            assert first.permanent_storage_hwm_date == stored[12]
+            backend.hwm_lag = dt.timedelta(0)  # KSeF's HWM catches up
+            following = walker.invoices.query(date_from=first.permanent_storage_hwm_date, restrict_to_hwm=True)
+            more = [r.invoice_number for r in following]
+        # A/12 sits at the bound, in both walks (handled by KSeF number); LATE comes, in its place.
+        assert more == [f"A/{i:02}" for i in range(12, 16)] + ["LATE"] + [f"A/{i:02}" for i in range(16, 25)]
+        assert set(taken) | set(more) == {f"A/{i:02}" for i in range(25)} | {"LATE"}
 
 
 class TestMoreRecordsAtOneDateThanOneQueryReturns:

@@ -102,6 +102,11 @@ class Settings:
     export_package_limit: int = 1_000_000_000
     # "PROD" adds the checks KSeF makes only in production (NIP checksums of the parties).
     profile: str = "TEST"
+    # How far the PermanentStorage HWM trails the emulator's present (``Invoices.hwm``). KSeF's
+    # does ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury",
+    # pobieranie-faktur/hwm.md); the emulator stores each invoice as it numbers it, so by default
+    # its HWM is its present moment.
+    hwm_lag: dt.timedelta = dt.timedelta(0)
 
 
 @dataclass

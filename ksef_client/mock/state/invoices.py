@@ -495,12 +495,15 @@ class Invoices:
 
         The emulator stores an invoice as it numbers it, under the lock, 1 ms after its clock's
         time: nothing can still be stored at or before now. So the HWM is now, or the last stored
-        invoice's date where that passes now (a frozen clock)."""
+        invoice's date where that passes now (a frozen clock); less ``hwm_lag`` (a setting, none by
+        default), for a test of a client against an HWM that trails the present as KSeF's does
+        ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury")."""
         with self.core.lock:
             now = self.core.clock()
             accepted = self.state.accepted
             last = accepted[-1].stored if accepted else None
-            return max(now, last) if last is not None else now
+            present = max(now, last) if last is not None else now
+            return present - self.core.settings.hwm_lag
 
     def is_party(self, context: Context, ksef_number: str) -> bool:
         """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
