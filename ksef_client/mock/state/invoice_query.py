@@ -112,20 +112,28 @@ def is_subject(fields: InvoiceFields, subject_type: str, context: Context) -> bo
 
     A party is named by its NIP (the buyer only by ``Podmiot2``'s NIP, not by an EU VAT number
     that holds it); a ``Podmiot3`` also by an internal identifier (``IDWew``, "Identyfikator
-    wewnętrzny z NIP"), which names the ``InternalId`` context of that value and no other: the
-    spec says no more about it."""
+    wewnętrzny z NIP"), which names the ``InternalId`` context of that value and no other.
+
+    An ``InternalId`` (branch) context is only that ``Podmiot3``: not its company's NIP, which
+    ``Context.nip`` gives it for sending under that NIP. KSeF shows a branch "tylko "swoje"
+    faktury" under ``Subject3`` (CIRFMF/ksef-client-csharp#139), and "filtrowanie faktur po
+    Podmiot1 czy Podmiot2 nigdy nie da mi odpowiedzi" (CIRFMF/ksef-api#683). No source says which
+    pairs ``POST /invoices/exports`` refuses with 21181 ("Nie można wyeksportować paczki faktur dla
+    wybranego podmiotu ({subjecttype}) i zalogowanego identyfikatora kontekstu ({type})"), so the
+    other subject types find nothing, in a query and in an export alike.
+
+    A ``NipVatUe`` context still plays the roles of its Polish NIP (``value[:10]``): no source says
+    what KSeF shows it."""
+    if context.type == "InternalId":
+        return subject_type == "Subject3" and any(_names(third, context) for third in fields.third_subjects)
     nip = context.nip
     if nip is None:
         return False
-    if subject_type == "Subject1":
-        return fields.seller == nip
-    if subject_type == "Subject2":
-        return fields.buyer == nip
     if subject_type == "Subject3":
         return any(_names(third, context) for third in fields.third_subjects)
-    if subject_type == "SubjectAuthorized":
-        return fields.authorized_subject is not None and fields.authorized_subject.nip == nip
-    return False
+    authorized = fields.authorized_subject.nip if fields.authorized_subject is not None else None
+    named = {"Subject1": fields.seller, "Subject2": fields.buyer, "SubjectAuthorized": authorized}
+    return named.get(subject_type) == nip
 
 
 def _names(third: ThirdSubject, context: Context) -> bool:

@@ -430,6 +430,14 @@ class Export:
     hwm: dt.datetime | None = None
     # The status the export ends with instead of a package (420: its range starts past the HWM).
     refusal: Status | None = None
+    # The context that started it ("w zalogowanym kontekście", the spec): its NIP alone would let a
+    # branch (InternalId) and its head office see each other's exports. None: an export of an
+    # earlier version (a --state file), known by its NIP only.
+    context: Context | None = None
+
+    def belongs_to(self, context: Context) -> bool:
+        """Whether ``context`` started this export (may poll it and counts it as running)."""
+        return self.context == context if self.context is not None else self.context_nip == context.nip
 
 
 @dataclass(frozen=True)
@@ -600,14 +608,13 @@ class Invoices:
         filtrowania wykracza poza dostępny zakres danych | Parametr dateRange.from jest późniejszy
         niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
         with self.core.lock:
-            running = [
-                e for e in self.state.exports.values() if e.context_nip == access.context.nip and e.status.code == 100
-            ]
+            running = [e for e in self.state.exports.values() if e.belongs_to(access.context) and e.status.code == 100]
             if len(running) >= MAX_RUNNING_EXPORTS:
                 raise MockAPIError(21182, "Przekroczono limit równoczesnych eksportów.")
             export = Export(
                 self.core.new_reference_number("EX"), access.context.nip, Status(100, "Eksport w toku"),
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
+                context=access.context,
             )  # fmt: skip
             export.hwm = self.hwm()
             if beyond_hwm(query, export.hwm):
@@ -620,7 +627,7 @@ class Invoices:
     def export_status(self, access: Access, reference_number: str) -> Export:
         """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
         export = self.state.exports.get(reference_number)
-        if export is None or export.context_nip != access.context.nip:
+        if export is None or not export.belongs_to(access.context):
             raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
         if export.status.code == 100:
             if export.reads_left <= 0 and export.refusal is not None:
