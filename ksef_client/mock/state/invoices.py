@@ -28,7 +28,7 @@ from lxml import etree
 from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
-from ksef_client.mock.state.core import Access, Context, Core, Status
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
 from ksef_client.mock.state.storage import Storage
 
@@ -570,7 +570,17 @@ class Invoices:
         "jest stała dla wszystkich stron tego samego zapytania i nie zależy od paginacji ani
         sortowania". The same query is the same filters from the same context; its first page
         (``pageOffset`` 0) starts it again with the current HWM, a later page keeps the HWM the
-        query was started with (and a window restricted to the HWM keeps its end with it)."""
+        query was started with (and a window restricted to the HWM keeps its end with it).
+
+        A page starting at or past the limit is refused (21405), as KSeF does: "You cannot retrieve
+        invoices starting from number 10 000 or higher. Please narrow your filters."
+        (CIRFMF/ksef-api#165, marcinbojko/ksef-gui#36); past the cap the spec's walk narrows the
+        dateRange and starts again from pageOffset 0, it never pages on."""
+        limit = self.core.settings.metadata_limit
+        if page_offset * page_size >= limit:
+            first = f"{limit:,}".replace(",", " ")  # KSeF writes "10 000"
+            detail = f"You cannot retrieve invoices starting from number {first} or higher. Please narrow your filters."
+            raise MockAPIError(21405, VALIDATION, [detail])
         with self.core.lock:
             hwm = self._query_hwm(access.context, query, again=page_offset == 0)
             if beyond_hwm(query, hwm):
@@ -578,7 +588,7 @@ class Invoices:
             found = self.matching(access, query, hwm)
         if descending:
             found.reverse()
-        capped = found[: self.core.settings.metadata_limit]
+        capped = found[:limit]
         start = page_offset * page_size
         page = capped[start : start + page_size]
         end = start + len(page)
