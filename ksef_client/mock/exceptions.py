@@ -23,6 +23,14 @@ class SchemaViolation(MockAPIError):
         super().__init__(21405, "Błąd walidacji danych wejściowych.", details)
 
 
+class UnreadableBody(MockAPIError):
+    """21001, "Nieczytelna treść.": a body that is no JSON, on an operation whose 400 table lists
+    that code ("21001 | Nieczytelna treść. | {szczegółowy opis błędu}", the spec)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(21001, "Nieczytelna treść.", [detail])
+
+
 class NotFound(MockAPIError):
     """KSeF reports a missing session, invoice or UPO as 400 with a code."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from ksef_client.mock.exceptions import SchemaViolation, UnsupportedMediaType
+from ksef_client.mock.exceptions import SchemaViolation, UnreadableBody, UnsupportedMediaType
 from ksef_client.spec_version import pinned_spec_path
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -111,6 +111,9 @@ class OperationRules:
     body_validator: Any = field(compare=False, repr=False)
     # The request body's media types the operation declares (``()``: it takes no body).
     media_types: tuple[str, ...] = ()
+    # Whether the operation's 400 table lists 21001 ("Nieczytelna treść."): an unparsable body is
+    # that code there, elsewhere a 21405 like any other invalid input.
+    lists_unreadable: bool = False
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +144,9 @@ def rules(method: str, path: str) -> OperationRules:
     schema = json_body.get("schema") if json_body else None
     required = bool(body and body.get("required")) and schema is not None
     validator = compile_schema(schema) if schema is not None else None
-    return OperationRules(parameters, schema, required, validator, tuple(content))
+    table = _resolve(operation.get("responses", {}).get("400", {})).get("description", "")
+    unreadable = re.search(r"^\|\s*21001\s*\|", table, re.MULTILINE) is not None
+    return OperationRules(parameters, schema, required, validator, tuple(content), unreadable)
 
 
 def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
@@ -171,9 +176,11 @@ def check_request(
     body: bytes | None,
 ) -> None:  # fmt: skip
     """``MockAPIError`` 21405 listing what does not match the spec; 415 first for a body in a media
-    type the operation does not declare."""
+    type the operation does not declare, then 21001 for a body that is no JSON where the spec lists
+    that code (it cannot be read, so nothing else of the request is checked)."""
     operation = rules(method, path)
     check_media_type(operation, headers, body)
+    value = _json_of(operation, body)
     problems: list[str] = []
     for parameter in operation.parameters:
         if parameter.location == "path":
@@ -190,7 +197,7 @@ def check_request(
             continue
         problems += [f"{parameter.name}: {e}" for e in _messages(parameter.validator, _coerce(raw, parameter.schema))]
     if operation.body_schema is not None:
-        problems += _body_problems(operation, body)
+        problems += _body_problems(operation, body, value)
     if problems:
         raise SchemaViolation(problems[:_MAX_DETAILS])
 
@@ -206,12 +213,27 @@ def check_media_type(operation: OperationRules, headers: dict[str, str], body: b
         raise UnsupportedMediaType(media, operation.media_types or ("no body",))
 
 
-def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
+_NOT_JSON = object()  # the value of a body that is no JSON
+
+
+def _json_of(operation: OperationRules, body: bytes | None) -> Any:
+    """The JSON value of a body the operation reads as JSON (``None`` when it has none);
+    ``UnreadableBody`` (21001) when it is no JSON and the spec lists that code, else ``_NOT_JSON``
+    (a 21405 of the validator)."""
+    if not body or operation.body_schema is None:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        if operation.lists_unreadable:
+            raise UnreadableBody(f"Treść żądania nie jest poprawnym JSON: {error}") from None
+        return _NOT_JSON
+
+
+def _body_problems(operation: OperationRules, body: bytes | None, value: Any) -> list[str]:
     if not body:
         return ["body: wymagana treść żądania"] if operation.body_required else []
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    if value is _NOT_JSON:
         return ["body: treść nie jest poprawnym JSON"]
     return [f"body {e}" for e in _messages(operation.body_validator, value)]
 
