@@ -34,6 +34,13 @@ from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_RUNNING_EXPORTS = 10
+# 21182's details (the spec, POST /invoices/exports).
+RUNNING_EXPORTS_DETAIL = (
+    f"Dla uwierzytelnionego podmiotu w bieżącym kontekście osiągnięto maksymalny limit {MAX_RUNNING_EXPORTS} "
+    "równoczesnych eksportów faktur. Spróbuj ponownie później."
+)
+# The export statuses the emulator gives, as InvoiceExportStatusResponse.status lists them.
+EXPORT_TEXT = {100: "Eksport faktur w toku", 200: "Eksport faktur zakończony sukcesem"}
 # Queries whose HWM is remembered for their later pages (``Invoices.query_metadata``); the oldest
 # is forgotten first (its later pages then get a fresh HWM).
 REMEMBERED_QUERIES = 1_000
@@ -528,7 +535,8 @@ class Invoices:
         for invoice in self.state.accepted:
             if invoice.ksef_number == ksef_number and invoice.fields and plays_a_role(invoice.fields, access.context):
                 return invoice.xml
-        raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
+        raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.",
+                       [f"Faktura o numerze KSeF {ksef_number} nie została znaleziona."])  # fmt: skip
 
     def matching(self, access: Access, query: Query, hwm: dt.datetime | None = None) -> list[Invoice]:
         """Invoices of the caller's context that match ``query``, by the query's date, then number;
@@ -620,9 +628,9 @@ class Invoices:
         with self.core.lock:
             running = [e for e in self.state.exports.values() if e.belongs_to(access.context) and e.status.code == 100]
             if len(running) >= MAX_RUNNING_EXPORTS:
-                raise MockAPIError(21182, "Przekroczono limit równoczesnych eksportów.")
+                raise MockAPIError(21182, "Osiągnięto limit trwających eksportów.", [RUNNING_EXPORTS_DETAIL])
             export = Export(
-                self.core.new_reference_number("EX"), access.context.nip, Status(100, "Eksport w toku"),
+                self.core.new_reference_number("EX"), access.context.nip, Status(100, EXPORT_TEXT[100]),
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
                 context=access.context,
             )  # fmt: skip
@@ -638,7 +646,7 @@ class Invoices:
         """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
         export = self.state.exports.get(reference_number)
         if export is None or not export.belongs_to(access.context):
-            raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
+            raise NotFound(21175, "Wynik zapytania o podanym identyfikatorze nie istnieje.")
         if export.status.code == 100:
             if export.reads_left <= 0 and export.refusal is not None:
                 export.status = export.refusal
@@ -685,7 +693,7 @@ class Invoices:
         if truncated and chosen:
             date_type = export.query.date_type
             export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
-        export.status = Status(200, "Eksport zakończony sukcesem")
+        export.status = Status(200, EXPORT_TEXT[200])
         export.completed = self.core.clock()
 
     def linked_package(self, export: Export) -> dict[str, Any] | None:
