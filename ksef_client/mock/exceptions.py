@@ -56,6 +56,17 @@ class UnsupportedMediaType(MockAPIError):
         super().__init__(0, f"Unsupported Media Type: {sent}; this operation takes {', '.join(declared)}.")
 
 
+class Gone(MockAPIError):
+    """410: a status kept past its retention (api-changelog 2.4.0: "Po upływie okresu retencji
+    odpytywanie statusu zwraca `410 Gone`"), answered as the spec's GoneProblemDetails."""
+
+    status_code = 410
+
+    def __init__(self) -> None:
+        # The detail of the spec's example of a 410 (GET /invoices/exports/{referenceNumber}).
+        super().__init__(0, "Operacja wygasła i nie jest już dostępna.")
+
+
 class Forbidden(MockAPIError):
     """403: the token lacks a required permission."""
 

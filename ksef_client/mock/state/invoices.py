@@ -6,7 +6,8 @@ Sessions hand every accepted invoice to ``Invoices.register``; the duplicate key
 stop there too, or at ``export_package_limit`` compressed bytes of invoices (KSeF: 1 GB), and
 package the invoices (``{ksefNumber}.xml`` + ``_metadata.json``) as a zip or tar.gz encrypted with
 the caller's AES key, cut into parts served from presigned links, fresh ones on every status poll
-(``linked_package``); an export that matches nothing has no part.
+(``linked_package``); an export that matches nothing has no part. A package expires 7 days after
+its export completed (status 210), the export's status 7 days after that (410 Gone).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from lxml import etree
 
 from ksef_client.crypto import SymmetricKey, sha256_b64
-from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
+from ksef_client.mock.exceptions import Gone, MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
@@ -40,7 +41,20 @@ RUNNING_EXPORTS_DETAIL = (
     "równoczesnych eksportów faktur. Spróbuj ponownie później."
 )
 # The export statuses the emulator gives, as InvoiceExportStatusResponse.status lists them.
-EXPORT_TEXT = {100: "Eksport faktur w toku", 200: "Eksport faktur zakończony sukcesem"}
+EXPORT_TEXT = {
+    100: "Eksport faktur w toku", 200: "Eksport faktur zakończony sukcesem",
+    210: "Eksport faktur wygasł i nie jest już dostępny do pobrania",
+}  # fmt: skip
+# packageExpirationDate: "Po upływie tej daty paczka nie będzie już dostępna do pobrania" (the
+# spec); KSeF gives it 7 days after completedDate (CIRFMF/ksef-api#821: CompletedDate
+# "2026-06-03T06:21:22.4471109+00:00", PackageExpirationDate "2026-06-10T06:21:22.4471109+00:00").
+PACKAGE_LIFETIME = dt.timedelta(days=7)
+# "Status eksportu paczki faktur jest dostępny przez 7 dni" (the spec); api-changelog 2.4.0: "Eksport
+# faktur - GET /invoices/exports/{referenceNumber}: 7 dni [...] Po upływie okresu retencji
+# odpytywanie statusu zwraca 410 Gone". Neither says when the 7 days start; the emulator counts
+# them from the export's last status (210 for a package, else its end), so that 210, which the
+# spec lists, can be seen at all: counted from the completion it would be gone with the package.
+STATUS_RETENTION = dt.timedelta(days=7)
 # Queries whose HWM is remembered for their later pages (``Invoices.query_metadata``); the oldest
 # is forgotten first (its later pages then get a fresh HWM).
 REMEMBERED_QUERIES = 1_000
@@ -446,6 +460,18 @@ class Export:
         """Whether ``context`` started this export (may poll it and counts it as running)."""
         return self.context == context if self.context is not None else self.context_nip == context.nip
 
+    @property
+    def package_expiration(self) -> dt.datetime | None:
+        """``packageExpirationDate``: ``PACKAGE_LIFETIME`` after completion, for a built package."""
+        if self.package is None or self.completed is None:
+            return None
+        return self.completed + PACKAGE_LIFETIME
+
+    def kept_until(self) -> dt.datetime:
+        """When its status goes (410): ``STATUS_RETENTION`` after its last status."""
+        last = self.package_expiration or self.completed or self.created
+        return last + STATUS_RETENTION
+
 
 @dataclass(frozen=True)
 class MetadataPage:
@@ -643,17 +669,26 @@ class Invoices:
         return export
 
     def export_status(self, access: Access, reference_number: str) -> Export:
-        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
+        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one
+        built (200) or refused; a package past its ``packageExpirationDate`` is expired (210), a
+        status past ``Export.kept_until`` gone (``Gone``, 410)."""
         export = self.state.exports.get(reference_number)
         if export is None or not export.belongs_to(access.context):
             raise NotFound(21175, "Wynik zapytania o podanym identyfikatorze nie istnieje.")
+        now = self.core.clock()
+        if now >= export.kept_until():
+            raise Gone()
         if export.status.code == 100:
             if export.reads_left <= 0 and export.refusal is not None:
-                export.status = export.refusal
+                export.status, export.completed = export.refusal, now
             elif export.reads_left <= 0:
                 self._build_export(export)
             else:
                 export.reads_left -= 1
+        expiration = export.package_expiration
+        if export.status.code == 200 and expiration is not None and now >= expiration:
+            export.status = Status(210, EXPORT_TEXT[210])
+            export.part_data = []  # nothing is linked to it any more
         return export
 
     def _build_export(self, export: Export) -> None:
@@ -702,14 +737,14 @@ class Invoices:
         InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o status
         operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być aktywny".
         Links handed out before keep working until they expire, as presigned links do."""
-        if export.package is None:
+        if export.package is None or export.status.code != 200:  # 210: "nie jest już dostępny"
             return None
         data_of_parts = getattr(export, "part_data", None)
         if data_of_parts is None:  # built by an earlier version (a --state file): its links, made once
             return export.package
         parts = []
         for part, data in zip(export.package["parts"], data_of_parts, strict=True):
-            name, expires = self.storage.presign(data)
+            name, expires = self.storage.presign(data, until=export.package_expiration)
             parts.append({**part, "storage": name, "expirationDate": expires})
         return {**export.package, "parts": parts}
 
