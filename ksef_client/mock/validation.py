@@ -8,6 +8,7 @@ are coerced to the declared type first; OpenAPI 3.0's ``nullable`` is turned int
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -51,7 +52,41 @@ def _spec() -> dict[str, Any]:
 @functools.cache
 def _components() -> dict[str, Any]:
     converted: dict[str, Any] = _openapi_to_json_schema(_spec().get("components", {}))
+    for name in LOCAL_DATE_TIME_SCHEMAS:
+        converted["schemas"][name] = _reformatted(converted["schemas"][name], "date-time", LOCAL_DATE_TIME)
     return converted
+
+
+def _reformatted(node: Any, old: str, new: str) -> Any:
+    """``node`` with every ``format: old`` made ``format: new``."""
+    if isinstance(node, list):
+        return [_reformatted(item, old, new) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: new if k == "format" and v == old else _reformatted(v, old, new) for k, v in node.items()}
+
+
+# InvoiceQueryDateRange.from/to also take a date-time without offset, read as Warsaw local time
+# (``invoice_query.parse_date``): api-changelog 2.1.2, "Wartości bez strefy czasowej są teraz
+# jednoznacznie interpretowane zgodnie z dokumentacją (czas lokalny Europe/Warsaw)"; every published
+# spec from 2026-02 up to 2.7.0 lists the variant, "bez offsetu (interpretowane jako czas lokalny
+# strefy Europe/Warsaw)". The pinned 2.9.0 no longer lists it, yet gives its format as
+# "np. `yyyy-MM-ddTHH:mm:ss`", and no changelog says KSeF refuses them now.
+LOCAL_DATE_TIME = "date-time-or-local"
+LOCAL_DATE_TIME_SCHEMAS = ("InvoiceQueryDateRange",)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def is_date_time_or_local(value: str) -> bool:
+    """Whether ``value`` is an RFC 3339 date-time, or one without its offset (``LOCAL_DATE_TIME``)."""
+    text = value.upper()  # RFC 3339 allows "t" and "z"
+    if _DATE_TIME.fullmatch(text) is None:
+        return False
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:  # a day or an hour out of range
+        return False
+    return True
 
 
 # OpenAPI's ``format: byte`` is "base64 encoded characters" (RFC 4648), which KSeF's .NET binding
@@ -68,7 +103,8 @@ def is_base64(value: str) -> bool:
 @functools.cache
 def _validator_for(schema_json: str) -> Any:
     schema = {**json.loads(schema_json), "components": _components()}
-    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats={"byte": is_base64})
+    formats = {"byte": is_base64, LOCAL_DATE_TIME: is_date_time_or_local}
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats=formats)
 
 
 def compile_schema(schema: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.state.core import VALIDATION, Context
@@ -32,6 +33,7 @@ BUYER_IDENTIFIER_TYPES = ("Nip", "VatUe", "Other", "None")
 # UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
 # w UTC", so a range without ``to`` is counted to now.
 MAX_RANGE = dt.timedelta(days=100)
+WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,19 @@ def _refuse(detail: str) -> MockAPIError:
     return MockAPIError(21405, VALIDATION, [detail])
 
 
-def _parse_date(raw: object, name: str) -> dt.datetime:
+def parse_date(raw: object, name: str) -> dt.datetime:
+    """A ``dateRange`` date; one without offset is Warsaw local time, with its summer time
+    (api-changelog 2.1.2: "Wartości bez strefy czasowej są teraz jednoznacznie interpretowane
+    zgodnie z dokumentacją (czas lokalny Europe/Warsaw)"). A time the autumn change repeats is
+    read as the first (summer time, ``fold`` 0), one the spring change skips with the offset
+    before it: no source says what KSeF does with either."""
     try:
-        value = dt.datetime.fromisoformat(str(raw))
+        value = dt.datetime.fromisoformat(str(raw).upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         raise _refuse(f"{name}: nieprawidłowa data.") from None
-    # No offset means Warsaw time in KSeF; the emulator treats it as UTC+1 (winter time).
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    # In UTC: two dates in one zone subtract as wall-clock times, an hour off across a change, and
+    # the range is "100 dni w strefie UTC".
+    return value if value.tzinfo else value.replace(tzinfo=WARSAW).astimezone(dt.UTC)
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:
@@ -233,8 +241,8 @@ def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
     date_type = date_range.get("dateType")
     if date_type not in DATE_TYPES or "from" not in date_range:
         raise _refuse("dateRange.dateType i dateRange.from: wymagane.")
-    start = _parse_date(date_range["from"], "dateRange.from")
-    end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
+    start = parse_date(date_range["from"], "dateRange.from")
+    end = parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
     if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
         raise _refuse("dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from.")
     buyer_type, buyer_value = _buyer(body)
