@@ -260,9 +260,13 @@ def _json_of(operation: OperationRules, body: bytes | None) -> Any:
         return None
     try:
         return json.loads(body)
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+    except ValueError as error:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
         if operation.lists_unreadable:
             raise UnreadableBody(f"Treść żądania nie jest poprawnym JSON: {error}") from None
+        return _NOT_JSON
+    except RecursionError:
+        # JSON nested deeper than Python's parser goes is still JSON: a 21405 as at a depth the
+        # parser reads and the validator gives up on (``_messages``).
         return _NOT_JSON
 
 
