@@ -23,6 +23,14 @@ class SchemaViolation(MockAPIError):
         super().__init__(21405, "Błąd walidacji danych wejściowych.", details)
 
 
+class UnreadableBody(MockAPIError):
+    """21001, "Nieczytelna treść.": a body that is no JSON, on an operation whose 400 table lists
+    that code ("21001 | Nieczytelna treść. | {szczegółowy opis błędu}", the spec)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(21001, "Nieczytelna treść.", [detail])
+
+
 class NotFound(MockAPIError):
     """KSeF reports a missing session, invoice or UPO as 400 with a code."""
 
@@ -46,6 +54,17 @@ class UnsupportedMediaType(MockAPIError):
     def __init__(self, media_type: str, declared: tuple[str, ...]) -> None:
         sent = media_type or "(no Content-Type)"
         super().__init__(0, f"Unsupported Media Type: {sent}; this operation takes {', '.join(declared)}.")
+
+
+class Gone(MockAPIError):
+    """410: a status kept past its retention (api-changelog 2.4.0: "Po upływie okresu retencji
+    odpytywanie statusu zwraca `410 Gone`"), answered as the spec's GoneProblemDetails."""
+
+    status_code = 410
+
+    def __init__(self) -> None:
+        # The detail of the spec's example of a 410 (GET /invoices/exports/{referenceNumber}).
+        super().__init__(0, "Operacja wygasła i nie jest już dostępna.")
 
 
 class Forbidden(MockAPIError):

@@ -34,6 +34,7 @@ TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
+    410: "Gone",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
 }
@@ -192,7 +193,7 @@ def render_error(request: Request, error: MockAPIError) -> Response:
     if isinstance(error, UnsupportedMediaType):
         request.scope["ksef_framework_answer"] = True  # before any operation: no status of the spec
     wants_problem = request.headers.get("x-error-format", "").lower() == "problem-details"
-    if status in (401, 403, 415) or wants_problem:
+    if status in (401, 403, 410, 415) or wants_problem:  # the spec declares 410 as problem+json only
         body: dict[str, Any] = {
             "title": TITLES.get(status, "Error"), "status": status, "detail": error.description,
             "instance": request.url.path, "traceId": trace, "timestamp": now,

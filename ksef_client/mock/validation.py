@@ -8,6 +8,7 @@ are coerced to the declared type first; OpenAPI 3.0's ``nullable`` is turned int
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from ksef_client.mock.exceptions import SchemaViolation, UnsupportedMediaType
+from ksef_client.mock.exceptions import SchemaViolation, UnreadableBody, UnsupportedMediaType
 from ksef_client.spec_version import pinned_spec_path
 
 _VALIDATION = "Błąd walidacji danych wejściowych."
@@ -59,7 +60,41 @@ def _spec() -> dict[str, Any]:
 @functools.cache
 def _components() -> dict[str, Any]:
     converted: dict[str, Any] = _openapi_to_json_schema(_spec().get("components", {}))
+    for name in LOCAL_DATE_TIME_SCHEMAS:
+        converted["schemas"][name] = _reformatted(converted["schemas"][name], "date-time", LOCAL_DATE_TIME)
     return converted
+
+
+def _reformatted(node: Any, old: str, new: str) -> Any:
+    """``node`` with every ``format: old`` made ``format: new``."""
+    if isinstance(node, list):
+        return [_reformatted(item, old, new) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: new if k == "format" and v == old else _reformatted(v, old, new) for k, v in node.items()}
+
+
+# InvoiceQueryDateRange.from/to also take a date-time without offset, read as Warsaw local time
+# (``invoice_query.parse_date``): api-changelog 2.1.2, "Wartości bez strefy czasowej są teraz
+# jednoznacznie interpretowane zgodnie z dokumentacją (czas lokalny Europe/Warsaw)"; every published
+# spec from 2026-02 up to 2.7.0 lists the variant, "bez offsetu (interpretowane jako czas lokalny
+# strefy Europe/Warsaw)". The pinned 2.9.0 no longer lists it, yet gives its format as
+# "np. `yyyy-MM-ddTHH:mm:ss`", and no changelog says KSeF refuses them now.
+LOCAL_DATE_TIME = "date-time-or-local"
+LOCAL_DATE_TIME_SCHEMAS = ("InvoiceQueryDateRange",)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def is_date_time_or_local(value: str) -> bool:
+    """Whether ``value`` is an RFC 3339 date-time, or one without its offset (``LOCAL_DATE_TIME``)."""
+    text = value.upper()  # RFC 3339 allows "t" and "z"
+    if _DATE_TIME.fullmatch(text) is None:
+        return False
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:  # a day or an hour out of range
+        return False
+    return True
 
 
 # OpenAPI's ``format: byte`` is "base64 encoded characters" (RFC 4648), which KSeF's .NET binding
@@ -76,7 +111,8 @@ def is_base64(value: str) -> bool:
 @functools.cache
 def _validator_for(schema_json: str) -> Any:
     schema = {**json.loads(schema_json), "components": _components()}
-    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats={"byte": is_base64})
+    formats = {"byte": is_base64, LOCAL_DATE_TIME: is_date_time_or_local}
+    return jsonschema_rs.Draft4Validator(schema, validate_formats=True, formats=formats)
 
 
 def compile_schema(schema: dict[str, Any]) -> Any:
@@ -119,6 +155,9 @@ class OperationRules:
     body_validator: Any = field(compare=False, repr=False)
     # The request body's media types the operation declares (``()``: it takes no body).
     media_types: tuple[str, ...] = ()
+    # Whether the operation's 400 table lists 21001 ("Nieczytelna treść."): an unparsable body is
+    # that code there, elsewhere a 21405 like any other invalid input.
+    lists_unreadable: bool = False
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +188,9 @@ def rules(method: str, path: str) -> OperationRules:
     schema = json_body.get("schema") if json_body else None
     required = bool(body and body.get("required")) and schema is not None
     validator = compile_schema(schema) if schema is not None else None
-    return OperationRules(parameters, schema, required, validator, tuple(content))
+    table = _resolve(operation.get("responses", {}).get("400", {})).get("description", "")
+    unreadable = re.search(r"^\|\s*21001\s*\|", table, re.MULTILINE) is not None
+    return OperationRules(parameters, schema, required, validator, tuple(content), unreadable)
 
 
 def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
@@ -179,9 +220,11 @@ def check_request(
     body: bytes | None,
 ) -> None:  # fmt: skip
     """``MockAPIError`` 21405 listing what does not match the spec; 415 first for a body in a media
-    type the operation does not declare."""
+    type the operation does not declare, then 21001 for a body that is no JSON where the spec lists
+    that code (it cannot be read, so nothing else of the request is checked)."""
     operation = rules(method, path)
     check_media_type(operation, headers, body)
+    value = _json_of(operation, body)
     problems: list[str] = []
     for parameter in operation.parameters:
         if parameter.location == "path":
@@ -198,7 +241,7 @@ def check_request(
             continue
         problems += [f"{parameter.name}: {e}" for e in _messages(parameter.validator, _coerce(raw, parameter.schema))]
     if operation.body_schema is not None:
-        problems += _body_problems(operation, body)
+        problems += _body_problems(operation, body, value)
     if problems:
         raise SchemaViolation(problems[:_MAX_DETAILS])
 
@@ -214,12 +257,31 @@ def check_media_type(operation: OperationRules, headers: dict[str, str], body: b
         raise UnsupportedMediaType(media, operation.media_types or ("no body",))
 
 
-def _body_problems(operation: OperationRules, body: bytes | None) -> list[str]:
+_NOT_JSON = object()  # the value of a body that is no JSON
+
+
+def _json_of(operation: OperationRules, body: bytes | None) -> Any:
+    """The JSON value of a body the operation reads as JSON (``None`` when it has none);
+    ``UnreadableBody`` (21001) when it is no JSON and the spec lists that code, else ``_NOT_JSON``
+    (a 21405 of the validator)."""
+    if not body or operation.body_schema is None:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError as error:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        if operation.lists_unreadable:
+            raise UnreadableBody(f"Treść żądania nie jest poprawnym JSON: {error}") from None
+        return _NOT_JSON
+    except RecursionError:
+        # JSON nested deeper than Python's parser goes is still JSON: a 21405 as at a depth the
+        # parser reads and the validator gives up on (``_messages``).
+        return _NOT_JSON
+
+
+def _body_problems(operation: OperationRules, body: bytes | None, value: Any) -> list[str]:
     if not body:
         return ["body: wymagana treść żądania"] if operation.body_required else []
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    if value is _NOT_JSON:
         return ["body: treść nie jest poprawnym JSON"]
     return [f"body {e}" for e in _messages(operation.body_validator, value)]
 

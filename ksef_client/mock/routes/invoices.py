@@ -86,7 +86,11 @@ async def get_invoice_export_status(request: Request, backend: KSeFBackend, acce
     export = backend.invoices.export_status(access, request.path_params["referenceNumber"])
     body: dict[str, Any] = {"status": render_status(export.status)}
     package = backend.invoices.linked_package(export)  # fresh links on every poll, as KSeF's
+    completed = getattr(export, "completed", None) or (backend.clock() if package is not None else None)
+    if completed is not None:  # "Data zakończenia przetwarzania żądania eksportu faktur"
+        body["completedDate"] = iso(completed)
+    if export.package_expiration is not None:  # 200 and 210 (the spec: after it, no package)
+        body["packageExpirationDate"] = iso(export.package_expiration)
     if package is not None:
-        body["completedDate"] = iso(getattr(export, "completed", None) or backend.clock())
         body["package"] = _package(request, package)
     return JSONResponse(body)

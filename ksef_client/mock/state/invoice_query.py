@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.state.core import VALIDATION, Context
@@ -32,6 +33,7 @@ BUYER_IDENTIFIER_TYPES = ("Nip", "VatUe", "Other", "None")
 # UTC"; InvoiceQueryDateRange.to: "Jeśli nie zostanie podana, przyjmowana jest bieżąca data i czas
 # w UTC", so a range without ``to`` is counted to now.
 MAX_RANGE = dt.timedelta(days=100)
+WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 @dataclass(frozen=True)
@@ -112,20 +114,28 @@ def is_subject(fields: InvoiceFields, subject_type: str, context: Context) -> bo
 
     A party is named by its NIP (the buyer only by ``Podmiot2``'s NIP, not by an EU VAT number
     that holds it); a ``Podmiot3`` also by an internal identifier (``IDWew``, "Identyfikator
-    wewnętrzny z NIP"), which names the ``InternalId`` context of that value and no other: the
-    spec says no more about it."""
+    wewnętrzny z NIP"), which names the ``InternalId`` context of that value and no other.
+
+    An ``InternalId`` (branch) context is only that ``Podmiot3``: not its company's NIP, which
+    ``Context.nip`` gives it for sending under that NIP. KSeF shows a branch "tylko "swoje"
+    faktury" under ``Subject3`` (CIRFMF/ksef-client-csharp#139), and "filtrowanie faktur po
+    Podmiot1 czy Podmiot2 nigdy nie da mi odpowiedzi" (CIRFMF/ksef-api#683). No source says which
+    pairs ``POST /invoices/exports`` refuses with 21181 ("Nie można wyeksportować paczki faktur dla
+    wybranego podmiotu ({subjecttype}) i zalogowanego identyfikatora kontekstu ({type})"), so the
+    other subject types find nothing, in a query and in an export alike.
+
+    A ``NipVatUe`` context still plays the roles of its Polish NIP (``value[:10]``): no source says
+    what KSeF shows it."""
+    if context.type == "InternalId":
+        return subject_type == "Subject3" and any(_names(third, context) for third in fields.third_subjects)
     nip = context.nip
     if nip is None:
         return False
-    if subject_type == "Subject1":
-        return fields.seller == nip
-    if subject_type == "Subject2":
-        return fields.buyer == nip
     if subject_type == "Subject3":
         return any(_names(third, context) for third in fields.third_subjects)
-    if subject_type == "SubjectAuthorized":
-        return fields.authorized_subject is not None and fields.authorized_subject.nip == nip
-    return False
+    authorized = fields.authorized_subject.nip if fields.authorized_subject is not None else None
+    named = {"Subject1": fields.seller, "Subject2": fields.buyer, "SubjectAuthorized": authorized}
+    return named.get(subject_type) == nip
 
 
 def _names(third: ThirdSubject, context: Context) -> bool:
@@ -146,13 +156,19 @@ def _refuse(detail: str) -> MockAPIError:
     return MockAPIError(21405, VALIDATION, [detail])
 
 
-def _parse_date(raw: object, name: str) -> dt.datetime:
+def parse_date(raw: object, name: str) -> dt.datetime:
+    """A ``dateRange`` date; one without offset is Warsaw local time, with its summer time
+    (api-changelog 2.1.2: "Wartości bez strefy czasowej są teraz jednoznacznie interpretowane
+    zgodnie z dokumentacją (czas lokalny Europe/Warsaw)"). A time the autumn change repeats is
+    read as the first (summer time, ``fold`` 0), one the spring change skips with the offset
+    before it: no source says what KSeF does with either."""
     try:
-        value = dt.datetime.fromisoformat(str(raw))
+        value = dt.datetime.fromisoformat(str(raw).upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         raise _refuse(f"{name}: nieprawidłowa data.") from None
-    # No offset means Warsaw time in KSeF; the emulator treats it as UTC+1 (winter time).
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    # In UTC: two dates in one zone subtract as wall-clock times, an hour off across a change, and
+    # the range is "100 dni w strefie UTC".
+    return value if value.tzinfo else value.replace(tzinfo=WARSAW).astimezone(dt.UTC)
 
 
 def _text(body: dict[str, Any], name: str) -> str | None:
@@ -225,8 +241,8 @@ def parse_query(body: dict[str, Any], now: dt.datetime) -> Query:
     date_type = date_range.get("dateType")
     if date_type not in DATE_TYPES or "from" not in date_range:
         raise _refuse("dateRange.dateType i dateRange.from: wymagane.")
-    start = _parse_date(date_range["from"], "dateRange.from")
-    end = _parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
+    start = parse_date(date_range["from"], "dateRange.from")
+    end = parse_date(date_range["to"], "dateRange.to") if date_range.get("to") else None
     if (end is not None and end < start) or (end or now) - start > MAX_RANGE:
         raise _refuse("dateRange: zakres najwyżej 100 dni (bez 'to': do teraz), to >= from.")
     buyer_type, buyer_value = _buyer(body)

@@ -6,7 +6,8 @@ Sessions hand every accepted invoice to ``Invoices.register``; the duplicate key
 stop there too, or at ``export_package_limit`` compressed bytes of invoices (KSeF: 1 GB), and
 package the invoices (``{ksefNumber}.xml`` + ``_metadata.json``) as a zip or tar.gz encrypted with
 the caller's AES key, cut into parts served from presigned links, fresh ones on every status poll
-(``linked_package``); an export that matches nothing has no part.
+(``linked_package``); an export that matches nothing has no part. A package expires 7 days after
+its export completed (status 210), the export's status 7 days after that (410 Gone).
 """
 
 from __future__ import annotations
@@ -26,14 +27,34 @@ from typing import Any
 from lxml import etree
 
 from ksef_client.crypto import SymmetricKey, sha256_b64
-from ksef_client.mock.exceptions import MockAPIError, NotFound, StrictModeViolation
+from ksef_client.mock.exceptions import Gone, MockAPIError, NotFound, StrictModeViolation
 from ksef_client.mock.faults import Faults
-from ksef_client.mock.state.core import Access, Context, Core, Status
+from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
 from ksef_client.mock.state.storage import Storage
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_RUNNING_EXPORTS = 10
+# 21182's details (the spec, POST /invoices/exports).
+RUNNING_EXPORTS_DETAIL = (
+    f"Dla uwierzytelnionego podmiotu w bieżącym kontekście osiągnięto maksymalny limit {MAX_RUNNING_EXPORTS} "
+    "równoczesnych eksportów faktur. Spróbuj ponownie później."
+)
+# The export statuses the emulator gives, as InvoiceExportStatusResponse.status lists them.
+EXPORT_TEXT = {
+    100: "Eksport faktur w toku", 200: "Eksport faktur zakończony sukcesem",
+    210: "Eksport faktur wygasł i nie jest już dostępny do pobrania",
+}  # fmt: skip
+# packageExpirationDate: "Po upływie tej daty paczka nie będzie już dostępna do pobrania" (the
+# spec); KSeF gives it 7 days after completedDate (CIRFMF/ksef-api#821: CompletedDate
+# "2026-06-03T06:21:22.4471109+00:00", PackageExpirationDate "2026-06-10T06:21:22.4471109+00:00").
+PACKAGE_LIFETIME = dt.timedelta(days=7)
+# "Status eksportu paczki faktur jest dostępny przez 7 dni" (the spec); api-changelog 2.4.0: "Eksport
+# faktur - GET /invoices/exports/{referenceNumber}: 7 dni [...] Po upływie okresu retencji
+# odpytywanie statusu zwraca 410 Gone". Neither says when the 7 days start; the emulator counts
+# them from the export's last status (210 for a package, else its end), so that 210, which the
+# spec lists, can be seen at all: counted from the completion it would be gone with the package.
+STATUS_RETENTION = dt.timedelta(days=7)
 # Queries whose HWM is remembered for their later pages (``Invoices.query_metadata``); the oldest
 # is forgotten first (its later pages then get a fresh HWM).
 REMEMBERED_QUERIES = 1_000
@@ -430,6 +451,26 @@ class Export:
     hwm: dt.datetime | None = None
     # The status the export ends with instead of a package (420: its range starts past the HWM).
     refusal: Status | None = None
+    # The context that started it ("w zalogowanym kontekście", the spec): its NIP alone would let a
+    # branch (InternalId) and its head office see each other's exports. None: an export of an
+    # earlier version (a --state file), known by its NIP only.
+    context: Context | None = None
+
+    def belongs_to(self, context: Context) -> bool:
+        """Whether ``context`` started this export (may poll it and counts it as running)."""
+        return self.context == context if self.context is not None else self.context_nip == context.nip
+
+    @property
+    def package_expiration(self) -> dt.datetime | None:
+        """``packageExpirationDate``: ``PACKAGE_LIFETIME`` after completion, for a built package."""
+        if self.package is None or self.completed is None:
+            return None
+        return self.completed + PACKAGE_LIFETIME
+
+    def kept_until(self) -> dt.datetime:
+        """When its status goes (410): ``STATUS_RETENTION`` after its last status."""
+        last = self.package_expiration or self.completed or self.created
+        return last + STATUS_RETENTION
 
 
 @dataclass(frozen=True)
@@ -523,7 +564,8 @@ class Invoices:
         for invoice in self.state.accepted:
             if invoice.ksef_number == ksef_number and invoice.fields and plays_a_role(invoice.fields, access.context):
                 return invoice.xml
-        raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.", [ksef_number])
+        raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.",
+                       [f"Faktura o numerze KSeF {ksef_number} nie została znaleziona."])  # fmt: skip
 
     def matching(self, access: Access, query: Query, hwm: dt.datetime | None = None) -> list[Invoice]:
         """Invoices of the caller's context that match ``query``, by the query's date, then number;
@@ -565,7 +607,17 @@ class Invoices:
         "jest stała dla wszystkich stron tego samego zapytania i nie zależy od paginacji ani
         sortowania". The same query is the same filters from the same context; its first page
         (``pageOffset`` 0) starts it again with the current HWM, a later page keeps the HWM the
-        query was started with (and a window restricted to the HWM keeps its end with it)."""
+        query was started with (and a window restricted to the HWM keeps its end with it).
+
+        A page starting at or past the limit is refused (21405), as KSeF does: "You cannot retrieve
+        invoices starting from number 10 000 or higher. Please narrow your filters."
+        (CIRFMF/ksef-api#165, marcinbojko/ksef-gui#36); past the cap the spec's walk narrows the
+        dateRange and starts again from pageOffset 0, it never pages on."""
+        limit = self.core.settings.metadata_limit
+        if page_offset * page_size >= limit:
+            first = f"{limit:,}".replace(",", " ")  # KSeF writes "10 000"
+            detail = f"You cannot retrieve invoices starting from number {first} or higher. Please narrow your filters."
+            raise MockAPIError(21405, VALIDATION, [detail])
         with self.core.lock:
             hwm = self._query_hwm(access.context, query, again=page_offset == 0)
             if beyond_hwm(query, hwm):
@@ -573,7 +625,7 @@ class Invoices:
             found = self.matching(access, query, hwm)
         if descending:
             found.reverse()
-        capped = found[: self.core.settings.metadata_limit]
+        capped = found[:limit]
         start = page_offset * page_size
         page = capped[start : start + page_size]
         end = start + len(page)
@@ -603,14 +655,13 @@ class Invoices:
         filtrowania wykracza poza dostępny zakres danych | Parametr dateRange.from jest późniejszy
         niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
         with self.core.lock:
-            running = [
-                e for e in self.state.exports.values() if e.context_nip == access.context.nip and e.status.code == 100
-            ]
+            running = [e for e in self.state.exports.values() if e.belongs_to(access.context) and e.status.code == 100]
             if len(running) >= MAX_RUNNING_EXPORTS:
-                raise MockAPIError(21182, "Przekroczono limit równoczesnych eksportów.")
+                raise MockAPIError(21182, "Osiągnięto limit trwających eksportów.", [RUNNING_EXPORTS_DETAIL])
             export = Export(
-                self.core.new_reference_number("EX"), access.context.nip, Status(100, "Eksport w toku"),
+                self.core.new_reference_number("EX"), access.context.nip, Status(100, EXPORT_TEXT[100]),
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
+                context=access.context,
             )  # fmt: skip
             export.hwm = self.hwm()
             if beyond_hwm(query, export.hwm):
@@ -621,17 +672,26 @@ class Invoices:
         return export
 
     def export_status(self, access: Access, reference_number: str) -> Export:
-        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one built."""
+        """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one
+        built (200) or refused; a package past its ``packageExpirationDate`` is expired (210), a
+        status past ``Export.kept_until`` gone (``Gone``, 410)."""
         export = self.state.exports.get(reference_number)
-        if export is None or export.context_nip != access.context.nip:
-            raise NotFound(21175, "Eksport nie został znaleziony.", [reference_number])
+        if export is None or not export.belongs_to(access.context):
+            raise NotFound(21175, "Wynik zapytania o podanym identyfikatorze nie istnieje.")
+        now = self.core.clock()
+        if now >= export.kept_until():
+            raise Gone()
         if export.status.code == 100:
             if export.reads_left <= 0 and export.refusal is not None:
-                export.status = export.refusal
+                export.status, export.completed = export.refusal, now
             elif export.reads_left <= 0:
                 self._build_export(export)
             else:
                 export.reads_left -= 1
+        expiration = export.package_expiration
+        if export.status.code == 200 and expiration is not None and now >= expiration:
+            export.status = Status(210, EXPORT_TEXT[210])
+            export.part_data = []  # nothing is linked to it any more
         return export
 
     def _build_export(self, export: Export) -> None:
@@ -671,7 +731,7 @@ class Invoices:
         if truncated and chosen:
             date_type = export.query.date_type
             export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
-        export.status = Status(200, "Eksport zakończony sukcesem")
+        export.status = Status(200, EXPORT_TEXT[200])
         export.completed = self.core.clock()
 
     def linked_package(self, export: Export) -> dict[str, Any] | None:
@@ -680,14 +740,14 @@ class Invoices:
         InvoicePackagePart.url: "Link jest generowany dynamicznie w momencie odpytania o status
         operacji eksportu"; expirationDate: "Po upływie tego momentu link przestaje być aktywny".
         Links handed out before keep working until they expire, as presigned links do."""
-        if export.package is None:
+        if export.package is None or export.status.code != 200:  # 210: "nie jest już dostępny"
             return None
         data_of_parts = getattr(export, "part_data", None)
         if data_of_parts is None:  # built by an earlier version (a --state file): its links, made once
             return export.package
         parts = []
         for part, data in zip(export.package["parts"], data_of_parts, strict=True):
-            name, expires = self.storage.presign(data)
+            name, expires = self.storage.presign(data, until=export.package_expiration)
             parts.append({**part, "storage": name, "expirationDate": expires})
         return {**export.package, "parts": parts}
 

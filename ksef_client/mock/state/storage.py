@@ -63,11 +63,12 @@ class Storage:
         """How the ``LazyBlob`` links of ``kind`` are made into bytes (``None``: gone, 403)."""
         self._resolvers[kind] = resolve
 
-    def presign(self, data: bytes | LazyBlob) -> tuple[str, dt.datetime]:
-        """Store ``data`` under a fresh unguessable name valid for an hour; return it and its expiry."""
+    def presign(self, data: bytes | LazyBlob, until: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+        """Store ``data`` under a fresh unguessable name valid for an hour, or ``until`` where that
+        comes first (what it links to goes then); return it and its expiry."""
         name = secrets.token_urlsafe(24)
         now = self.core.clock()
-        expires = now + LINK_TTL
+        expires = now + LINK_TTL if until is None else min(now + LINK_TTL, until)
         with self.core.lock:
             # Like KSeF, every poll hands out fresh links; expired ones are dropped now and then
             # so a long test run (or a soak) does not keep every link it ever saw.
