@@ -22,6 +22,33 @@ except ModuleNotFoundError as error:  # pragma: no cover - without the mock extr
 from ksef_client.mock.app import API_PREFIX, create_app, logger
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
+from ksef_client.mock.responses import BrokenResponse
+
+
+class InjectedDropsFilter(logging.Filter):
+    """Keeps uvicorn from logging an injected connection drop as a crash.
+
+    An answer that breaks off before its ``Content-Length`` (``BrokenResponse``: the ``DROP_AFTER``
+    fault and the storage faults) is the fault a test asked for, yet uvicorn logs it as "Exception
+    in ASGI application" with a traceback, which reads as the emulator failing. Such a record, and
+    only one whose error was raised while a ``BrokenResponse`` was sending, is left out; every other
+    error of the server is logged as before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """``False`` for uvicorn's record of an injected drop."""
+        traceback = record.exc_info[2] if record.exc_info else None
+        while traceback is not None:
+            if traceback.tb_frame.f_code is BrokenResponse.__call__.__code__:
+                return False
+            traceback = traceback.tb_next
+        return True
+
+
+def _quiet_injected_drops() -> None:
+    """``InjectedDropsFilter`` on uvicorn's error logger, once per process."""
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, InjectedDropsFilter) for f in server_log.filters):
+        server_log.addFilter(InjectedDropsFilter())
 
 
 def is_loopback(host: str) -> bool:
@@ -69,6 +96,7 @@ class ThreadedServer:
         self.app = create_app(self.backend, store=store, strict=strict, host=host)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
+        _quiet_injected_drops()
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
@@ -166,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         _log_violations_to_stderr()
     mode = " (strict: every answer checked against the spec)" if args.strict else ""
     print(f"ksef-mock: serving http://{args.host}:{args.port}{API_PREFIX}{mode}", file=sys.stderr)
+    _quiet_injected_drops()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
