@@ -450,7 +450,10 @@ def test_login_with_allowed_ips_binds_the_tokens_to_them(  # type: ignore[no-unt
     assert policy is not None and policy.addresses == ("192.0.2.1", "127.0.0.1") and policy.masks == ("10.0.0.0/8",)
     assert run("-p", "emu", "sessions", "list")[0] == 0  # from 127.0.0.1, which KSeF saw at the login
 
-    assert run(*login, "--allow-ip", "192.0.2.1-192.0.2.9")[0] == 0
+    assert json.loads(out)["allowed_ips"] == ["client", "10.0.0.0/8", "192.0.2.1"]
+
+    code, out, _ = run(*(arg for arg in login if arg != "--json"), "--allow-ip", "192.0.2.1-192.0.2.9")
+    assert code == 0 and "KSeF takes them only from 192.0.2.1-192.0.2.9" in out
     code, _, err = run("-p", "emu", "sessions", "list")
     assert code == 1 and "HTTP 403" in err and "Żądanie pochodzi z adresu IP innego" in err
 

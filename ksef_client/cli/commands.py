@@ -316,12 +316,14 @@ def auth_login(
         "access_valid_until": tokens.access_valid_until,
         "refresh_valid_until": tokens.refresh_valid_until,
         "stored_in": state.store.where,
+        "allowed_ips": list(allow_ip),  # as given: 'client' is the address KSeF saw at this login
     }
+    only_from = f"; KSeF takes them only from {', '.join(allow_ip)}" if allow_ip else ""
     state.out.result(
         summary,
         message=f"logged in to {state.profile.target} for NIP {context_nip} "
         f"(refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}); "
-        f"tokens kept in {state.store.where}",
+        f"tokens kept in {state.store.where}{only_from}",
     )
 
 
