@@ -133,3 +133,20 @@ def test_a_failed_export_is_gone_7_days_after_it_ended(
     assert _poll(ksef_mock, reference_number).json()["status"]["code"] == 420
     at(WEEK)
     assert _poll(ksef_mock, reference_number).status_code == 410
+
+
+def test_exports_no_one_polled_do_not_hold_the_running_limit_for_ever(
+    ksef_mock: KSeFMock, exported: str, at: Callable[[dt.timedelta], None]
+) -> None:
+    # Review: the emulator builds an export when its status is read; ten never read stayed "in
+    # progress", and once their retention passed every read was 410 before the build, so the
+    # context could never export again (21182, "Osiągnięto limit trwających eksportów"). KSeF builds
+    # an export whether or not anyone reads its status.
+    unread = [exported, *(_start(ksef_mock) for _ in range(9))]
+    headers = {"Authorization": f"Bearer {ksef_mock.token(NIP)}"}
+    filters = {"subjectType": "Subject1", "dateRange": {"dateType": "Invoicing", "from": NOW.isoformat()}}
+    body = {"encryption": session_encryption(SymmetricKey.generate()), "filters": filters}
+    assert httpx.post(f"{ksef_mock.base_url}/invoices/exports", json=body, headers=headers).status_code == 400
+    at(WEEK + dt.timedelta(days=1))  # the client comes back after the retention
+    assert [_poll(ksef_mock, reference_number).status_code for reference_number in unread] == [200] * 10
+    assert _start(ksef_mock)

@@ -679,8 +679,9 @@ class Invoices:
         if export is None or not export.belongs_to(access.context):
             raise NotFound(21175, "Wynik zapytania o podanym identyfikatorze nie istnieje.")
         now = self.core.clock()
-        if now >= export.kept_until():
-            raise Gone()
+        # An export still in progress is settled first: KSeF builds it whether or not its status
+        # is read, so one never read is not "in progress" for ever (it would hold one of the 10
+        # running exports, 21182, once its retention passed); its retention runs from then.
         if export.status.code == 100:
             if export.reads_left <= 0 and export.refusal is not None:
                 export.status, export.completed = export.refusal, now
@@ -688,6 +689,8 @@ class Invoices:
                 self._build_export(export)
             else:
                 export.reads_left -= 1
+        if export.status.code != 100 and now >= export.kept_until():
+            raise Gone()
         expiration = export.package_expiration
         if export.status.code == 200 and expiration is not None and now >= expiration:
             export.status = Status(210, EXPORT_TEXT[210])
