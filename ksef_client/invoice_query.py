@@ -113,12 +113,29 @@ def reached_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) ->
     spec). Before ``window_to``, the restriction ended the window at the HWM: a window after it
     would start past the HWM, which KSeF refuses (21183, export status 420), and nothing past the
     HWM is final yet ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury",
-    pobieranie-faktur/hwm.md). Strictly before: a date parsed from KSeF's text may have lost digits
-    past the microsecond, so one equal to ``window_to`` may lie just after it (the next window is
-    then asked for, and answered). No ``hwm`` (optional in the spec): not known, ``False``."""
+    pobieranie-faktur/hwm.md). Before by more than ``HWM_PRECISION``: for a past window KSeF gives
+    the window's own ``to``, which it may write to fewer digits than it was sent with (the spec's
+    example of the field has milliseconds), and a ``to`` with microseconds would then read as an
+    HWM just before it and end the walk with the records of the later windows unread (review). An
+    HWM that close (``near_hwm``) leaves the next window to be asked for: KSeF answers it, or
+    refuses it as starting past the HWM, which ends the walk then. No ``hwm`` (optional in the
+    spec): not known, ``False``."""
     if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
         return False
-    return aware(hwm) < window_to
+    return aware(hwm) < window_to - HWM_PRECISION
+
+
+# How far below a window's ``to`` an HWM may lie and still be that ``to`` written to fewer digits.
+HWM_PRECISION = dt.timedelta(seconds=1)
+
+
+def near_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) -> bool:
+    """Whether the HWM KSeF gave a window ending at ``window_to`` lies just below it, within
+    ``HWM_PRECISION``: the window's own ``to`` written to fewer digits, or the HWM itself; which
+    one is told by the next window's answer (``reached_hwm``)."""
+    if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
+        return False
+    return window_to - HWM_PRECISION <= aware(hwm) < window_to
 
 
 def build_filters(
@@ -446,10 +463,12 @@ class WalkHwm:
         """Where the walk goes on after the window ``answer`` is a page of (``short_at``: where
         the window stops short of the walk's range, oldest first): ``None`` once it reached the HWM."""
         hwm = answer.permanent_storage_hwm_date
-        if short_at is not None and reached_hwm(self._filters, hwm, dt.datetime.fromisoformat(short_at)):
+        window_to = dt.datetime.fromisoformat(short_at) if short_at is not None else None
+        if window_to is not None and reached_hwm(self._filters, hwm, window_to):
             short_at = None  # the walk ends with this window
         last_page = not answer.is_truncated and not answer.has_more
-        unknown = self.restricted and last_page and not isinstance(hwm, dt.datetime)
+        near = window_to is not None and near_hwm(self._filters, hwm, window_to)
+        unknown = self.restricted and last_page and (near or not isinstance(hwm, dt.datetime))
         self._unsure_at = short_at if unknown else None
         return short_at
 

@@ -265,6 +265,31 @@ class TestWindowsRestrictedToTheHwm:
                 )
             assert refused.value.code == 420
 
+    def test_an_hwm_written_to_the_millisecond_does_not_end_the_walk_early(
+        self, ksef: KSeF, ksef_server: ThreadedServer, lagging: dt.datetime, tmp_path: Path
+    ) -> None:
+        # Review: for a past window KSeF gives the window's own `to` as its HWM ("Dla okresów
+        # starszych, będzie to zgodne z warunkami zapytania"); written to the millisecond, as the
+        # spec's example of the field is, a `to` with microseconds read as an HWM just before it,
+        # and the walk ended after its first window with the later ones unread.
+        def to_milliseconds(body: dict[str, Any]) -> dict[str, Any]:
+            package = body.get("package")
+            for holder in (body, package if isinstance(package, dict) else {}):
+                if holder.get("permanentStorageHwmDate"):
+                    written = dt.datetime.fromisoformat(holder["permanentStorageHwmDate"])
+                    holder["permanentStorageHwmDate"] = written.isoformat(timespec="milliseconds")
+            return body
+
+        swaps = [json_swap("POST", "/invoices/query/metadata", to_milliseconds)]
+        swaps.append(json_swap("GET", "/invoices/exports/", to_milliseconds))
+        tamper = Tamper(lambda request, response: swaps[0](request, response) or swaps[1](request, response))
+        start = (_now() - 150 * DAY).replace(microsecond=123456)  # as a caller's now() - timedelta has them
+        with KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=tamper) as client:
+            found = [r.invoice_number for r in client.invoices.query(date_from=start, restrict_to_hwm=True)]
+            assert found == ["H/60", "H/10"]
+            result = client.invoices.export(tmp_path, date_from=start, restrict_to_hwm=True, interval=0)
+            assert sorted(m["invoiceNumber"] for m in result.metadata) == ["H/10", "H/60"]
+
     def test_a_sync_from_100_days_back_takes_what_lies_below_the_hwm(
         self, ksef: KSeF, lagging: dt.datetime, tmp_path: Path
     ) -> None:
