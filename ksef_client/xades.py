@@ -185,7 +185,7 @@ class AllowedIps:
         include_client_ip: bool = False,
     ) -> None:
         found = tuple(dict.fromkeys(_ipv4(a, "allowed_ips addresses") for a in _items(addresses, (str, IPv4Address))))
-        spans = tuple(_range(r) for r in _items(ranges, (str,)))
+        spans = tuple(_range(r) for r in _range_items(ranges))
         networks = tuple(_mask(m) for m in _items(masks, (str, IPv4Network, IPv4Interface)))
         own = " (with the client's own, include_client_ip=True)" if include_client_ip else ""
         _at_most_ten("addresses", len(found) + include_client_ip, own)
@@ -257,6 +257,20 @@ def _items(value: object, single: tuple[type, ...]) -> Iterator[object]:
     if isinstance(value, bytes) or not isinstance(value, Iterable):
         raise ValueError(f"allowed_ips: expected a list of values, got {type(value).__name__} {value!r}")
     yield from value
+
+
+def _range_items(value: object) -> Iterator[object]:
+    """The ranges of ``ranges=``: a ``start-end`` text or a ``(start, end)`` pair of addresses is
+    one range, as the docstring offers; anything else a list of them."""
+    if isinstance(value, tuple | list) and len(value) == 2 and all(map(_one_address, value)):
+        yield value
+        return
+    yield from _items(value, (str,))
+
+
+def _one_address(value: object) -> bool:
+    """Whether ``value`` stands for one address (not a range of them)."""
+    return isinstance(value, IPv4Address) or (isinstance(value, str) and "-" not in value.translate(_DASHES))
 
 
 def _ipv4(value: object, where: str) -> IPv4Address:
@@ -338,7 +352,8 @@ def read_allowed_ips(request: etree._Element) -> AllowedIps | None:
     children = [etree.QName(c).localname for c in policies[0] if isinstance(c.tag, str)]
     if len(policies) > 1 or children != ["AllowedIps"]:
         raise ValueError("AuthorizationPolicy: expected one AuthorizationPolicy holding one AllowedIps")
-    entries = [(etree.QName(e).localname, (e.text or "").strip()) for e in policies[0][0] if isinstance(e.tag, str)]
+    allowed = next(c for c in policies[0] if isinstance(c.tag, str))  # comments may come first
+    entries = [(etree.QName(e).localname, (e.text or "").strip()) for e in allowed if isinstance(e.tag, str)]
     order = ["Ip4Address", "Ip4Range", "Ip4Mask"]
     names = [name for name, _ in entries]
     if any(name not in order for name in names) or names != sorted(names, key=order.index):

@@ -58,6 +58,26 @@ def test_strings_and_ipaddress_objects_become_ksefs_forms() -> None:
     assert AllowedIps("192.0.2.1").ip4_addresses == ["192.0.2.1"]  # one value for a list of one
 
 
+def test_one_start_end_pair_is_one_range() -> None:
+    # Review: the docstring and RangeLike offer a single (start, end); it was read as two ranges.
+    assert AllowedIps(ranges=("10.0.0.1", "10.0.0.9")).ip4_ranges == ["10.0.0.1-10.0.0.9"]
+    pair = (ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Address("10.0.0.9"))
+    assert AllowedIps(ranges=pair).ip4_ranges == ["10.0.0.1-10.0.0.9"]
+    two = AllowedIps(ranges=("10.0.0.1-10.0.0.9", "10.1.0.1-10.1.0.9"))  # two ranges as text stay two
+    assert two.ip4_ranges == ["10.0.0.1-10.0.0.9", "10.1.0.1-10.1.0.9"]
+
+
+def test_a_comment_in_a_signed_requests_policy_is_not_read_as_its_content() -> None:
+    # Review: a comment first in AuthorizationPolicy (valid against schema 2.1, read by the
+    # emulator) was taken for the AllowedIps element: "no address, range or mask".
+    request = etree.fromstring(
+        f'<AuthTokenRequest xmlns="{AUTH_NAMESPACE_2_1}"><AuthorizationPolicy><!-- office --><AllowedIps>'
+        "<Ip4Address>192.0.2.10</Ip4Address></AllowedIps></AuthorizationPolicy></AuthTokenRequest>"
+    )
+    policy = read_allowed_ips(request)
+    assert policy is not None and policy.ip4_addresses == ["192.0.2.10"]
+
+
 def test_the_specs_own_example_range_with_an_en_dash_is_read_as_a_range() -> None:
     # The spec's description of ip4Ranges: "np. `10.0.0.1\u201310.0.0.254`" (an en dash); its pattern takes "-".
     assert AllowedIps(ranges="10.0.0.1\u201310.0.0.254").ip4_ranges == ["10.0.0.1-10.0.0.254"]
