@@ -14,6 +14,8 @@ import httpx
 
 from ksef_client.crypto import SymmetricKey
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.pytest_plugin import KSeFMock
+from tests.conftest import NIP
 from tests.mock.conftest import session_encryption
 
 UNKNOWN = "5265877635-20260101-0100800D2B5E-E4"  # a well-formed KSeF number nobody has
@@ -71,3 +73,20 @@ def test_too_many_running_exports(raw: httpx.Client, backend: KSeFBackend) -> No
         ["Dla uwierzytelnionego podmiotu w bieżącym kontekście osiągnięto maksymalny limit 10 równoczesnych "
          "eksportów faktur. Spróbuj ponownie później."],
     )  # fmt: skip
+
+
+def test_the_running_exports_are_counted_per_person_in_the_context(backend: KSeFBackend, ksef_mock: KSeFMock) -> None:
+    # 21182's detail: "Dla uwierzytelnionego podmiotu w bieżącym kontekście osiągnięto maksymalny
+    # limit": the authenticated subject's 10 in the context. The operation's own text, "w
+    # zalogowanym kontekście", reads either way; the error names the subject. Another person
+    # logged in to the same NIP was refused while a colleague held 10 (review).
+    backend.transitions.session_reads = 100  # they stay in progress
+    alice, bob = ("Pesel", "85010112345"), ("Pesel", "90020212345")
+
+    def start(subject: tuple[str, str]) -> int:
+        token = backend.mint_access_token(NIP, subject=subject)
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(f"{ksef_mock.base_url}/invoices/exports", json=_export_body(), headers=headers).status_code
+
+    assert [start(alice) for _ in range(10)] == [201] * 10
+    assert (start(alice), start(bob)) == (400, 201)

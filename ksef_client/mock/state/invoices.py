@@ -455,6 +455,10 @@ class Export:
     # branch (InternalId) and its head office see each other's exports. None: an export of an
     # earlier version (a --state file), known by its NIP only.
     context: Context | None = None
+    # Who started it (``Access.subject``): the 10 running exports are each person's in a context
+    # (21182: "Dla uwierzytelnionego podmiotu w bieżącym kontekście osiągnięto maksymalny limit").
+    # None: an export of an earlier version, counted for everyone.
+    started_by: tuple[str, str] | None = None
 
     def belongs_to(self, context: Context) -> bool:
         """Whether ``context`` started this export (may poll it and counts it as running)."""
@@ -655,13 +659,13 @@ class Invoices:
         filtrowania wykracza poza dostępny zakres danych | Parametr dateRange.from jest późniejszy
         niż PermanentStorageHwmDate przy włączonym restrictToPermanentStorageHwmDate"."""
         with self.core.lock:
-            running = [e for e in self.state.exports.values() if e.belongs_to(access.context) and e.status.code == 100]
+            running = [e for e in self.state.exports.values() if self._running_for(e, access)]
             if len(running) >= MAX_RUNNING_EXPORTS:
                 raise MockAPIError(21182, "Osiągnięto limit trwających eksportów.", [RUNNING_EXPORTS_DETAIL])
             export = Export(
                 self.core.new_reference_number("EX"), access.context.nip, Status(100, EXPORT_TEXT[100]),
                 self.core.clock(), self.core.transitions.session_reads, query, key, only_metadata, compression,
-                context=access.context,
+                context=access.context, started_by=access.subject,
             )  # fmt: skip
             export.hwm = self.hwm()
             if beyond_hwm(query, export.hwm):
@@ -670,6 +674,12 @@ class Invoices:
                 export.invoices = self.matching(access, query, export.hwm)
             self.state.exports[export.reference_number] = export
         return export
+
+    @staticmethod
+    def _running_for(export: Export, access: Access) -> bool:
+        """Whether ``export`` is one of the running exports ``access``'s subject has in its context."""
+        mine = export.started_by is None or export.started_by == access.subject
+        return export.belongs_to(access.context) and mine and export.status.code == 100
 
     def export_status(self, access: Access, reference_number: str) -> Export:
         """Poll an export; the first ``session_reads`` polls find it in progress (100), the next one
