@@ -10,6 +10,10 @@ FA(2), FA(3) and FA_RR(1) import their base types from crd.gov.pl by URL; the im
 at the copies ``make spec`` puts in ``ksef_client/_data/fa3/bazowe`` before compiling, so nothing
 is fetched. PEF(3) and PEF_KOR(3) import UBL 2.1 by relative paths. Parsing is hardened (no DTD,
 no entities, no network).
+
+The XAdES login document (``AuthTokenRequest``) has schemas of its own, by namespace:
+``auth_schema`` and ``auth_request_errors`` (KSeF refuses a document that does not match with
+400 / 21401), their .NET-only patterns read as KSeF reads them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ksef_client._xml import (
     may_hold_instruction,
     own_xsd_errors,
     parse,
+    xsd_errors,
 )
 from ksef_client.errors import InvoiceSchemaError
 
@@ -41,10 +46,13 @@ if TYPE_CHECKING:
     from ksef_client._generated.models import EffectiveContextLimits
 
 __all__ = [
+    "AUTH_SCHEMAS",
     "FORMS",
     "FormCode",
     "InvoiceSchemaError",
     "SessionLimits",
+    "auth_request_errors",
+    "auth_schema",
     "check_document",
     "check_encoding",
     "form_code",
@@ -361,6 +369,92 @@ class _UsualValuesFirst(etree.Resolver):
 def fa3_schema(directory: Path | None = None) -> etree.XMLSchema:
     """The compiled FA(3) schema (``directory``: a folder holding ``fa3/`` instead of ``_data``)."""
     return form_schema("FA (3)", directory.parent if directory is not None else None)
+
+
+# --- AuthTokenRequest -----------------------------------------------------------------------------
+
+# The schemas of the XAdES login document by namespace, under ``_data``: the spec's POST
+# /auth/xades-signature, "Obsługiwane schematy: auth v2.0 (auth/schemy/schemat_auth_v2-0.xsd),
+# auth v2.1 (auth/schemy/schemat_auth_v2-1.xsd)"; a document matching neither is refused with 400 /
+# 21401 "Dokument nie jest zgodny ze schemą (xsd)." (ksef_client.xades.AUTH_NAMESPACES: the same).
+AUTH_SCHEMAS = {
+    "http://ksef.mf.gov.pl/auth/token/2.0": "auth/schemat_auth_v2-0.xsd",
+    "http://ksef.mf.gov.pl/auth/token/2.1": "auth/schemat_auth_v2-1.xsd",
+}
+
+# KSeF is .NET, whose XSD validator reads a pattern as a .NET regular expression: "^" and "$" are
+# anchors there, "\b" a word boundary, "\/" a "/". XML Schema's own regular expressions (Part 2,
+# appendix F) have no anchors ("^" and "$" are characters a value must hold, the pattern matching
+# the whole value anyway) and neither escape. The auth schemas are written for .NET: libxml2 will
+# not compile v2-0's IP patterns, and reads TNipVatUE "(...)$" and TPeppolId "^P[A-Z]{2}[0-9]{6}$"
+# of both versions as asking for a "$" in the value, refusing the Ministry's own example
+# (auth/context-identifier-nip-vat-ue.md: "<NipVatUe>5265877635-ATU12345678</NipVatUe>").
+# ``_xsd_pattern`` makes the fewest changes that give the XML Schema pattern of the values .NET
+# accepts, and only where the two read a pattern differently (tests/test_auth_schemas.py holds the
+# result to the published patterns read as .NET reads them).
+#
+# v2-0's four octets "((octet)\.?\b){4}": "\b" holds between a digit and a non-word character or
+# the end, never between two digits or after a "." followed by "-", "/" or the end; so every
+# octet but the last is followed by exactly one ".", and the last by none. In XML Schema: three
+# "(octet)\." and the octet (what v2-1 writes: api-changelog.md 2.5.0 "W schemie 2.1 zaktualizowano
+# wyrażenia regularne dla adresów IP (Ip4Address, Ip4Range, Ip4Mask), aby były zgodne z typowymi
+# parserami"; "\d" is kept, which .NET and XML Schema both read as any decimal digit).
+_OCTET = r"(25[0-5]|(2[0-4]|1\d|[1-9]|)\d)"
+_NET_OCTETS = rf"({_OCTET}\.?\b){{4}}"
+_XSD_OCTETS = rf"({_OCTET}\.){{3}}{_OCTET}"
+_ESCAPE = re.compile(r"\\.")
+
+
+def _xsd_pattern(net: str) -> str:
+    """The XML Schema pattern of the values the .NET pattern ``net`` of an auth schema accepts:
+    an opening "^" and a closing "$" (anchors) dropped, "\\/" written "/", v2-0's octets spelled
+    out (``_NET_OCTETS``). Any other .NET-only syntax is left for libxml2 to refuse loudly."""
+    pattern = net.removeprefix("^")
+    if pattern.endswith("$") and _ESCAPE.sub("", pattern).endswith("$"):  # not an escaped "\$"
+        pattern = pattern[:-1]
+    pattern = pattern.replace(_NET_OCTETS, _XSD_OCTETS)
+    return _ESCAPE.sub(lambda escape: "/" if escape[0] == "\\/" else escape[0], pattern)
+
+
+def auth_schema(namespace: str) -> etree.XMLSchema:
+    """The compiled ``AuthTokenRequest`` XSD of ``namespace`` (``AUTH_SCHEMAS``), from ``_data``,
+    with its patterns read as KSeF reads them; compiled once per process. ``ValueError`` for a
+    namespace KSeF has no schema for. Use it under ``SCHEMA_LOCK`` (or ``auth_request_errors``)."""
+    with SCHEMA_LOCK:
+        return _compiled_auth(namespace)
+
+
+def auth_request_errors(request: etree._Element) -> list[str]:
+    """What the schema of its namespace finds wrong with an ``AuthTokenRequest`` element, as
+    ``line N: message`` (``[]``: valid); safe from any thread. ``request`` is the signed content:
+    a ``ds:Signature`` has no place in the schema (an enveloped one is taken out by the
+    signature's own transform before anything is signed or read). ``ValueError`` when its
+    namespace is none of ``AUTH_SCHEMAS``."""
+    return xsd_errors(auth_schema(etree.QName(request).namespace or ""), request)
+
+
+@functools.cache
+def _compiled_auth(namespace: str) -> etree.XMLSchema:
+    return etree.XMLSchema(_auth_schema_document(namespace))
+
+
+def _auth_schema_document(namespace: str, directory: Path | None = None) -> etree._ElementTree:
+    """The auth XSD of ``namespace`` (from ``directory`` instead of ``_data`` when given), its
+    patterns rewritten by ``_xsd_pattern``."""
+    name = AUTH_SCHEMAS.get(namespace)
+    if name is None:
+        raise ValueError(
+            f"no AuthTokenRequest schema for the namespace {namespace!r} (KSeF's: {', '.join(AUTH_SCHEMAS)})"
+        )
+    path = (directory or _data_dir()) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"AuthTokenRequest schema not found at {path}: run 'make spec' (or pip install the wheel)"
+        )
+    document = etree.parse(str(path), hardened_parser())
+    for pattern in document.iter(f"{{{XSD}}}pattern"):
+        pattern.set("value", _xsd_pattern(pattern.get("value") or ""))
+    return document
 
 
 # "poprawny dokument XML, zgodny z regułami XML 1.0" (faktury/weryfikacja-faktury.md).

@@ -8,6 +8,7 @@ signxml's exclusive C14N breaks the digest of its own SignedProperties.
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ from ksef_client._xml import declares_entities, parse
 
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
 # Schema 2.1 differs from 2.0 only in the AllowedIps patterns: 2.0's ("^...\\b...$") are no valid
-# XSD regular expressions (libxml2 refuses to compile that schema), and api-changelog.md 2.5.0
-# updated them in 2.1 "aby były zgodne z typowymi parserami". A request with a policy is 2.1.
+# XSD regular expressions (libxml2 refuses to compile that schema as published; schemas.auth_schema
+# compiles it as KSeF's .NET reads it), and api-changelog.md 2.5.0 updated them in 2.1 "aby były
+# zgodne z typowymi parserami". A request with a policy is 2.1, whose IP patterns any validator reads alike.
 AUTH_NAMESPACE_2_1 = "http://ksef.mf.gov.pl/auth/token/2.1"
 AUTH_NAMESPACES = (AUTH_NAMESPACE, AUTH_NAMESPACE_2_1)
 DSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
@@ -474,6 +476,22 @@ def _unsigned_canonical(root: etree._Element) -> bytes:
     taken out. A verified reference must sign exactly this: a reference to some other element
     (by ``Id``, moved into the signature or elsewhere) would let a forged document around it pass
     as signed (signature wrapping)."""
+    _take_out_signatures(root)
+    return _canonical(root)
+
+
+def unsigned_content(request: etree._Element) -> etree._Element:
+    """A copy of a signed ``AuthTokenRequest`` as its enveloped signature signs it: without its
+    ``ds:Signature`` children (taken out by the enveloped-signature transform, or by the guide's
+    XPath ``not(ancestor-or-self::ds:Signature)``), the text after each kept. This is what the
+    schema describes: it has no place for a signature (``schemas.auth_request_errors``)."""
+    content = copy.deepcopy(request)
+    _take_out_signatures(content)
+    return content
+
+
+def _take_out_signatures(root: etree._Element) -> None:
+    """Remove the ``ds:Signature`` children of ``root`` as the enveloped-signature transform does."""
     for signature in root.findall(f"{{{_DSIG}}}Signature"):
         tail = signature.tail
         previous = signature.getprevious()
@@ -483,7 +501,6 @@ def _unsigned_canonical(root: etree._Element) -> bytes:
                 previous.tail = (previous.tail or "") + tail
             else:
                 root.text = (root.text or "") + tail
-    return _canonical(root)
 
 
 def _canonical(element: etree._Element) -> bytes:

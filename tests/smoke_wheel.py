@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECK_DATA = """
 import importlib.resources, ksef_client
 root = importlib.resources.files("ksef_client")
-for name in ("py.typed", "_data/ksef-openapi.json", "_data/upo-v4-3.xsd", "_data/fa3/schemat_FA(3)_v1-0E.xsd"):
+for name in (
+    "py.typed", "_data/ksef-openapi.json", "_data/upo-v4-3.xsd", "_data/fa3/schemat_FA(3)_v1-0E.xsd",
+    "_data/auth/schemat_auth_v2-0.xsd", "_data/auth/schemat_auth_v2-1.xsd",
+):
     assert (root / name).is_file(), name
 assert "site-packages" in ksef_client.__file__, ksef_client.__file__
 print("package data ok:", ksef_client.__file__)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +120,32 @@ def test_setup_py_hooks_the_data_into_build_py_and_sdist() -> None:
     source = (ROOT / "setup.py").read_text()
     assert '"build_py": BuildPyWithData' in source and '"sdist": SdistWithData' in source
     assert "openapi/fetch_spec.py" in (ROOT / "MANIFEST.in").read_text()
+
+
+# --- the AuthTokenRequest schemas KSeF accepts --------------------------------------------------------
+
+# The Ministry's ksef-docs repository, where the spec links its XSDs (github.com/CIRFMF/ksef-api
+# redirects there): the raw file is at the same path.
+_KSEF_DOCS_RAW = "https://raw.githubusercontent.com/CIRFMF/ksef-docs/main/"
+
+
+def test_every_auth_schema_the_spec_names_is_pinned_and_shipped(
+    ksef_data: Path, pinned_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    # POST /auth/xades-signature: "Obsługiwane schematy: [auth v2.0](.../auth/schemy/schemat_auth_v2-0.xsd)
+    # [auth v2.1](.../auth/schemy/schemat_auth_v2-1.xsd)". Each must be in the lock (so `make spec` and
+    # the wheel's build hook copy it into ksef_client/_data), with the Ministry's URL and the hash of
+    # the reference copy.
+    description = pinned_spec["paths"]["/auth/xades-signature"]["post"]["description"]
+    named = re.findall(r"/blob/main/(auth/schemy/(schemat_auth_v[\d-]+\.xsd))\)", description)
+    assert [name for _, name in named] == ["schemat_auth_v2-0.xsd", "schemat_auth_v2-1.xsd"]
+    pinned = {entry["dest"]: entry for entry in json.loads(fetch_spec.LOCK.read_text())["schemas"]}
+    for path, name in named:
+        entry = pinned[f"auth/{name}"]
+        assert entry["data_path"] == f"xsd/auth/{name}"
+        assert entry["source_url"] == _KSEF_DOCS_RAW + path
+        assert entry["sha256"] == hashlib.sha256((ksef_data / entry["data_path"]).read_bytes()).hexdigest()
+    out = tmp_path / "_data"
+    fetch_spec.fetch_schemas(ksef_data, out)
+    for _, name in named:  # what the wheel carries (package data "_data/**/*.xsd")
+        assert (out / "auth" / name).read_bytes() == (ksef_data / "xsd" / "auth" / name).read_bytes()

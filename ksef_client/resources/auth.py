@@ -58,6 +58,7 @@ from ksef_client.errors import (
     ResponseFormatError,
 )
 from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
+from ksef_client.schemas import AUTH_SCHEMAS, auth_request_errors
 from ksef_client.xades import (
     AUTH_NAMESPACES,
     DSIG_NAMESPACE,
@@ -67,6 +68,7 @@ from ksef_client.xades import (
     build_auth_token_request,
     read_allowed_ips,
     signed_auth_token_request,
+    unsigned_content,
 )
 
 if TYPE_CHECKING:
@@ -389,7 +391,8 @@ def subject_type(value: str) -> str:
 
 def signed_request_context(signed_xml: bytes) -> tuple[str, str]:
     """The login context named in a signed ``AuthTokenRequest``, checked as KSeF's schema checks
-    it; ``ValueError`` for anything that is surely no signed request (nothing is sent then)."""
+    it; ``ValueError`` for anything that is surely no signed request, or one the schema of its
+    namespace refuses (nothing is sent then)."""
     if not isinstance(signed_xml, bytes):
         raise ValueError(f"signed_xml: expected the signed file's bytes, unchanged, got {type(signed_xml).__name__}")
     if declares_entities(signed_xml):
@@ -417,7 +420,19 @@ def signed_request_context(signed_xml: bytes) -> tuple[str, str]:
         read_allowed_ips(requests[0])
     except ValueError as error:
         raise ValueError(f"signed_xml: {error}") from None
+    _check_schema(requests[0], ns)
     return kind, value
+
+
+def _check_schema(request: etree._Element, namespace: str) -> None:
+    """``ValueError`` naming the first error of a signed ``AuthTokenRequest`` (without its enveloped
+    signature, which the schema has no place for) against the schema of its ``namespace``: KSeF
+    refuses such a document with 400 / 21401 "Dokument nie jest zgodny ze schemą (xsd)." (the
+    spec's POST /auth/xades-signature), after its challenge was spent."""
+    errors = auth_request_errors(unsigned_content(request))
+    if errors:
+        schema = AUTH_SCHEMAS[namespace].rsplit("/", 1)[-1]
+        raise ValueError(f"signed_xml: the AuthTokenRequest does not match {schema} (KSeF: 400 / 21401): {errors[0]}")
 
 
 def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | None = None) -> AuthTokens:
@@ -531,8 +546,10 @@ class Auth:
         file, unchanged): sent as :meth:`login_with_certificate` sends its own, the login then
         polled and redeemed the same way. The document is checked (well-formed, one
         ``AuthTokenRequest`` with a valid context identifier and, when it has one, a valid
-        ``AuthorizationPolicy``, a ``ds:Signature``) before it is sent; KSeF verifies the
-        signature. The policy the document carries (``unsigned_auth_token_request(allowed_ips=...)``)
+        ``AuthorizationPolicy``, a ``ds:Signature``, and, its enveloped signature aside, valid
+        against the schema of its namespace, ``schemat_auth_v2-0.xsd`` or ``v2-1.xsd``: a
+        ``ValueError`` names the first error) before it is sent; KSeF verifies the signature.
+        The policy the document carries (``unsigned_auth_token_request(allowed_ips=...)``)
         restricts the login's tokens. A failure is not retried from a new challenge, as the
         other logins are: that would need a new signature. A challenge is used once: after a
         refusal sign a new :meth:`unsigned_auth_token_request`.

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import pytest
 from lxml import etree
+from signxml import methods
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.xades.xades import XAdESSigner
 
@@ -21,7 +22,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
-from ksef_client.xades import AUTH_NAMESPACE, DSIG_NAMESPACE, build_auth_token_request, sign_xades
+from ksef_client.xades import AUTH_NAMESPACE, C14N_1_0, DSIG_NAMESPACE, build_auth_token_request, sign_xades
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -386,6 +387,28 @@ class TestSignedElsewhere:
             "certificateFingerprint"
         )
 
+    @pytest.mark.parametrize("method", [methods.enveloped, methods.enveloping])
+    def test_a_valid_request_passes_the_schema_check_whatever_holds_its_signature(
+        self, anon: KSeF, method: methods
+    ) -> None:
+        # The schema has no place for ds:Signature: enveloped, it is a child of the request and
+        # taken out before the check (as its transform takes it out of what is signed);
+        # enveloping ("otaczający", auth/podpis-xades.md), the request is inside its ds:Object.
+        creds = self_signed_certificate(kind="seal")
+        unsigned = anon.auth.unsigned_auth_token_request(context=("NipVatUe", f"{creds.nip}-ATU12345678"))
+        signer = XAdESSigner(
+            method=method, signature_algorithm=SignatureMethod.RSA_SHA256,
+            digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=C14N_1_0,
+        )  # fmt: skip
+        signed = etree.tostring(
+            signer.sign(etree.fromstring(unsigned), key=creds.private_key, cert=[creds.certificate])
+        )
+        assert etree.QName(etree.fromstring(signed)).localname == (
+            "Signature" if method == methods.enveloping else "AuthTokenRequest"
+        )
+        anon.auth.login_with_signed_request(signed)
+        assert anon._tokens.context == ("NipVatUe", f"{creds.nip}-ATU12345678")
+
     def test_a_signer_without_rights_is_refused_by_ksef(self, anon: KSeF) -> None:
         creds = self_signed_certificate()
         unsigned = anon.auth.unsigned_auth_token_request(context_nip=NIP)
@@ -403,6 +426,13 @@ class TestSignedElsewhere:
             (b"<Other/>", "expected one AuthTokenRequest"),
             ("unsigned", "it is not signed"),
             ("bad-context", "ContextIdentifier: '5265877635-1' is not an InternalId"),
+            # What the schema of its namespace refuses (KSeF: 400 / 21401), the first error named:
+            (
+                "extra-element",
+                r"does not match schemat_auth_v2-0\.xsd .*'\{[^}]+\}Extra': This element is not expected",
+            ),
+            ("bad-challenge", r"does not match schemat_auth_v2-0\.xsd .*Challenge'.*length of '15'"),
+            ("two-identifiers", "expected one identifier in ContextIdentifier"),
         ],
     )
     def test_what_is_surely_no_signed_request_fails_before_any_request(
@@ -413,6 +443,8 @@ class TestSignedElsewhere:
             document = etree.tostring(build_auth_token_request(CHALLENGE, "Nip", creds.nip))
         elif document == "bad-context":
             document = sign_xades(build_auth_token_request(CHALLENGE, "InternalId", f"{NIP}-1"), creds)
+        elif document in ("extra-element", "bad-challenge", "two-identifiers"):
+            document = sign_xades(_edited(build_auth_token_request(CHALLENGE, "Nip", creds.nip), document), creds)
         with pytest.raises(ValueError, match=f"^signed_xml: .*{message}"):
             anon.auth.login_with_signed_request(document)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="subject_identifier_type"):
@@ -422,6 +454,20 @@ class TestSignedElsewhere:
         with pytest.raises(ValueError, match="context"):
             anon.auth.unsigned_auth_token_request(context=("PeppolId", "P1"))
         assert anon.send_state.requests_sent == 0
+
+
+def _edited(root: etree._Element, how: str) -> etree._Element:
+    """``root`` made schema-invalid in one way (before it is signed)."""
+    ns = f"{{{AUTH_NAMESPACE}}}"
+    if how == "extra-element":
+        etree.SubElement(root, ns + "Extra").text = "x"
+    elif how == "bad-challenge":
+        challenge = root.find(ns + "Challenge")
+        assert challenge is not None
+        challenge.text = "not-a-challenge"
+    else:
+        etree.SubElement(root.find(ns + "ContextIdentifier"), ns + "Nip").text = NIP  # type: ignore[arg-type]
+    return root
 
 
 @pytest.mark.anyio

@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from lxml import etree
 
 from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
@@ -40,10 +41,10 @@ from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Statu
 from ksef_client.mock.state.ip_policy import IP_NOT_ALLOWED, IpPolicy, ip_policy
 from ksef_client.mock.state.permissions import Permissions
 from ksef_client.mock.state.testdata import TestData
+from ksef_client.schemas import auth_request_errors
 from ksef_client.xades import (
     AUTH_NAMESPACES,
     CONTEXT_TYPES,
-    SUBJECT_IDENTIFIER_TYPES,
     SignatureVerificationError,
 )
 
@@ -672,61 +673,48 @@ def _check_context(context: Context) -> None:
         raise MockAPIError(21405, VALIDATION, ["contextIdentifier.value: NIP ma 10 cyfr."])
 
 
+SCHEMA_MISMATCH = "Dokument nie jest zgodny ze schemą (xsd)."  # the spec's 400 table: 21401
+
+
 def _read_auth_request(root: Any) -> tuple[str, Context, str, IpPolicy | None]:
-    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
-    if namespace not in AUTH_NAMESPACES or root.tag.split("}")[-1] != "AuthTokenRequest":
-        raise MockAPIError(21401, "Dokument nie jest zgodny ze schemą (xsd).", ["Oczekiwano AuthTokenRequest."])
+    """The challenge, context, subject identifier type and IP policy of a signed ``AuthTokenRequest``
+    (``root``: the signed content, without its enveloped ``ds:Signature``), after it is checked
+    against the schema of its namespace (``auth_request_errors``; the spec's POST
+    /auth/xades-signature: "Obsługiwane schematy: auth v2.0, auth v2.1"). A document matching
+    neither is 400 / 21401 "Dokument nie jest zgodny ze schemą (xsd)." with "{treść błędu
+    walidacji}": the validator's first error (a .NET validator stops at it). The values are then
+    read as the schema has them: ``xsd:token`` (Challenge, SubjectIdentifierType, the addresses)
+    without the white space around them."""
+    namespace = etree.QName(root).namespace or ""
+    if namespace not in AUTH_NAMESPACES:
+        raise MockAPIError(21401, SCHEMA_MISMATCH, [f"Oczekiwano AuthTokenRequest ({', '.join(AUTH_NAMESPACES)})."])
+    errors = auth_request_errors(root)
+    if errors:
+        raise MockAPIError(21401, SCHEMA_MISMATCH, errors[:1])
     ns = {"a": namespace}
-    challenge = root.findtext("a:Challenge", namespaces=ns)
     identifier = root.find("a:ContextIdentifier/*", namespaces=ns)
-    if not challenge or identifier is None or not identifier.text:
-        raise MockAPIError(
-            21401, "Dokument nie jest zgodny ze schemą (xsd).", ["Brak Challenge lub ContextIdentifier."]
-        )
-    context = Context(identifier.tag.split("}")[-1], identifier.text.strip())
-    _check_context(context)
-    # Required by schemat_auth_v2-0.xsd (SubjectIdentifierTypeEnum: certificateSubject, certificateFingerprint).
-    subject_type = (root.findtext("a:SubjectIdentifierType", namespaces=ns) or "").strip()
-    if subject_type not in SUBJECT_IDENTIFIER_TYPES:
-        raise MockAPIError(
-            21401, "Dokument nie jest zgodny ze schemą (xsd).",
-            [f"SubjectIdentifierType: {subject_type!r}; dozwolone: {', '.join(SUBJECT_IDENTIFIER_TYPES)}."],
-        )  # fmt: skip
-    return challenge.strip(), context, subject_type, _read_policy(root, namespace)
+    # The schema's types: TNIP, TIID... are xsd:string (a value with spaces around it is refused).
+    context = Context(etree.QName(identifier).localname, identifier.text)
+    subject_type = root.findtext("a:SubjectIdentifierType", namespaces=ns).strip()
+    return root.findtext("a:Challenge", namespaces=ns).strip(), context, subject_type, _read_policy(root, ns)
+
+
+def _read_policy(root: Any, ns: dict[str, str]) -> IpPolicy | None:
+    """The optional ``AuthorizationPolicy`` of a schema-valid ``AuthTokenRequest`` (its order and
+    its at most 10 values of each kind are the schema's). ``ip_policy`` takes the values again
+    against v2-1's patterns, which a v2-0 document's can fail only by its digits: v2-0's ``\\d``
+    is any decimal digit (in .NET and XML Schema alike), v2-1's ``[0-9]`` and an IPv4 address take
+    ASCII ones; 21401 then, as before the schemas were checked (what KSeF does is not documented)."""
+    allowed = root.find("a:AuthorizationPolicy/a:AllowedIps", namespaces=ns)
+    if allowed is None:
+        return None
+    values = {
+        kind: [(e.text or "").strip() for e in allowed.findall(f"a:{kind}", namespaces=ns)] for kind in _POLICY_ORDER
+    }
+    try:
+        return ip_policy(*(values[kind] for kind in _POLICY_ORDER))
+    except ValueError as error:
+        raise MockAPIError(21401, SCHEMA_MISMATCH, [str(error)]) from None
 
 
 _POLICY_ORDER = ("Ip4Address", "Ip4Range", "Ip4Mask")
-
-
-def _read_policy(root: Any, namespace: str) -> IpPolicy | None:
-    """The optional ``AuthorizationPolicy`` of ``AuthTokenRequest``, checked as its schema does:
-    after ``SubjectIdentifierType``, exactly one ``AllowedIps`` holding ``Ip4Address``, then
-    ``Ip4Range``, then ``Ip4Mask`` elements (an ``xsd:sequence``, at most 10 of each, the values of
-    ``xsd:token`` type: surrounding white space does not count); 21401 otherwise.
-
-    The 2.1 patterns serve for a 2.0 document too: 2.0's are meant to match the same values, but
-    are not valid XSD patterns (libxml2 will not compile them; api-changelog.md 2.5.0 replaced
-    them in 2.1 "aby były zgodne z typowymi parserami").
-    """
-    own = [c for c in root if isinstance(c.tag, str) and c.tag.startswith(f"{{{namespace}}}")]  # not ds:Signature
-    policies = [c for c in own if c.tag == f"{{{namespace}}}AuthorizationPolicy"]
-    if not policies:
-        return None
-    children = [c for c in policies[0] if isinstance(c.tag, str)]
-    names = [c.tag.split("}")[-1] for c in children]
-    if len(policies) > 1 or own[-1] is not policies[0] or names != ["AllowedIps"]:
-        raise MockAPIError(
-            21401, "Dokument nie jest zgodny ze schemą (xsd).",
-            ["AuthorizationPolicy: jeden element, ostatni w AuthTokenRequest, z jednym AllowedIps."],
-        )  # fmt: skip
-    entries = [(e.tag.split("}")[-1], (e.text or "").strip()) for e in children[0] if isinstance(e.tag, str)]
-    kinds = [kind for kind, _ in entries]
-    if any(kind not in _POLICY_ORDER for kind in kinds) or kinds != sorted(kinds, key=_POLICY_ORDER.index):
-        raise MockAPIError(
-            21401, "Dokument nie jest zgodny ze schemą (xsd).",
-            [f"AllowedIps: oczekiwano Ip4Address, Ip4Range, Ip4Mask w tej kolejności; jest {kinds}."],
-        )  # fmt: skip
-    try:
-        return ip_policy(*([text for kind, text in entries if kind == wanted] for wanted in _POLICY_ORDER))
-    except ValueError as error:
-        raise MockAPIError(21401, "Dokument nie jest zgodny ze schemą (xsd).", [str(error)]) from None
