@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 
-from ksef_client import KSeF
+from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.api.permissions import revoke_common_permission
 from ksef_client.errors import BadRequestError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.server import ThreadedServer
+from tests.conftest import NIP
+from tests.helpers import FakeTime
 
 REVOKE_TOKEN = "tokens.revoke_token"
 PESEL = "90010112343"
@@ -94,3 +97,19 @@ def test_a_permission_revoke_refused_after_a_lost_answer_says_the_lost_attempt_m
     assert f"DELETE /v2/permissions/common/grants/{permission_id} was sent 2 times" in note
     assert "the earlier attempt most likely revoked it" in note
     assert _grants(ksef) == []  # it did
+
+
+@pytest.mark.anyio
+async def test_the_async_revoke_settles_the_same_way(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    backend.transitions.token_reads = 0
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
+        created = await client.tokens.create(["InvoiceRead"], "async token to revoke")
+        backend.faults.add(DROP_AFTER, operation=REVOKE_TOKEN)
+        backend.faults.add(400, operation=REVOKE_TOKEN)
+        await client.tokens.revoke(created.reference_number)
+        assert (await client.tokens.get(created.reference_number)).status == "Revoked"
