@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ksef_client._retry import MAX_RETRY_AFTER, parse_retry_after
-from ksef_client.errors import APIConnectionError, APITimeoutError, ResponseFormatError, make_status_error
+from ksef_client._retry import BUDGET, MAX_RETRY_AFTER, RetryBudget, parse_retry_after
+from ksef_client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ResponseFormatError,
+    make_status_error,
+)
 
 if TYPE_CHECKING:
     from ksef_client._generated.client import AuthenticatedClient
@@ -27,7 +33,34 @@ def raise_for_status(response: httpx.Response) -> None:
     """Turn an error answer into our exception (called once the body has been read)."""
     if response.status_code >= 400:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-        raise make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER))
+        error = make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER))
+        _note_uncertain_attempts(error, response)
+        raise error
+
+
+# A revoke's repeat after an attempt KSeF may have carried out (review of tokens and permissions,
+# finding 5): the repeat finds nothing left to revoke, so KSeF answers with an error ("Uprawnienie
+# ... nie istnieje", 400/21405, for DELETE /permissions/common/grants/{id}) for a revoke that
+# happened; the 202 of the attempt that did it, and the operation's reference number, were lost.
+UNCERTAIN_DELETE = (
+    "{method} {path} was sent {attempts}: an earlier attempt may have been carried out although its answer was "
+    "lost. This error answers the repeat: if it says there is nothing (left) to revoke, the earlier attempt most "
+    "likely revoked it (its answer, and any operation reference number it carried, are lost): check the state "
+    "(e.g. the permission or token listing) before acting on this error."
+)
+
+
+def _note_uncertain_attempts(error: APIStatusError, response: httpx.Response) -> None:
+    """Set ``error.uncertain_attempts`` from the request's retry budget; on a DELETE that has any,
+    add a note that an earlier attempt may have done what the error says cannot be done."""
+    request = response.request if response._request is not None else None
+    budget = request.extensions.get(BUDGET) if request is not None else None
+    if request is None or not isinstance(budget, RetryBudget) or not budget.uncertain:
+        return
+    error.uncertain_attempts = budget.uncertain
+    if request.method == "DELETE":
+        attempts = f"{budget.used + 1} times"
+        error.add_note(UNCERTAIN_DELETE.format(method=request.method, path=request.url.path, attempts=attempts))
 
 
 def connection_error(error: httpx.TransportError) -> APIConnectionError:

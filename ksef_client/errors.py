@@ -126,7 +126,15 @@ class APIStatusError(KSeFError):
         reference_number: KSeF's reference of the failed request, when it gave one.
         trace_id: problem+json ``traceId``, when present.
         response: the ``httpx.Response``.
+        uncertain_attempts: how many earlier attempts of this request KSeF may have carried out
+            although their answers were lost (a 5xx, a connection broken after the request went
+            out) before the client repeated it; this error answers the repeat. 0: no such attempt.
+            For a change that is not repeatable in its answer (a revoke, ``DELETE``) an error
+            saying the thing does not exist may mean an earlier attempt did it: the error's note
+            says so.
     """
+
+    uncertain_attempts: int = 0
 
     def __init__(
         self,

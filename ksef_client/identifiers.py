@@ -82,12 +82,50 @@ def validate_nip(nip: str, field: str = "nip") -> str:
     return nip
 
 
+# KSeF creates every InternalId when it makes a subunit's administrator (POST
+# /permissions/subunits/grants, spec 2.9.0): "tworzony jest identyfikator wewnętrzny składający się z
+# numeru NIP podmiotu kontekstu logowania oraz 5 cyfr unikalnie identyfikujących jednostkę
+# wewnętrzną. Ostatnia cyfra musi być poprawną sumą kontrolną [...] Algorytm używa naprzemiennych
+# wag (1x, 3x, 1x, 3x, ...), sumuje wyniki i zwraca resztę z dzielenia przez 10." (the spec's
+# multiplication sign written x; its example: "6824515772-1234" -> 3). api-changelog.md 2.0.0:
+# "Wprowadzono walidację sumy kontrolnej dla identyfikatora `InternalId` w POST
+# `/permissions/subunits/grants`". No InternalId without a right check digit exists.
+INTERNAL_ID_WEIGHTS = (1, 3)
+
+
+def internal_id_check_digit(digits: str) -> str:
+    """The check digit that ends an InternalId whose first 14 digits (the NIP and 4 more, the
+    ``'-'`` left out or not) are ``digits``: weights 1, 3, 1, 3, ... summed, modulo 10."""
+    plain = digits.replace("-", "")
+    if not plain.isascii() or not plain.isdigit() or len(plain) != 14:
+        raise ValueError(f"internal_id: {digits!r} is not a NIP and 4 digits")
+    weights = INTERNAL_ID_WEIGHTS * 7
+    return str(sum(int(d) * w for d, w in zip(plain, weights, strict=True)) % 10)
+
+
+def make_internal_id(nip: str, number: int | str) -> str:
+    """Compose an InternalId with its check digit: ``make_internal_id("5265877635", 1234)`` is
+    ``"5265877635-12346"`` (``number``: the 4 digits, 0 to 9999, that name the unit)."""
+    validate_nip(nip)
+    text = f"{number:04d}" if isinstance(number, int) and not isinstance(number, bool) else str(number)
+    if not (text.isascii() and text.isdigit() and len(text) == 4):
+        raise ValueError(f"number: {number!r} is not 4 digits (0 to 9999)")
+    return f"{nip}-{text}{internal_id_check_digit(nip + text)}"
+
+
 def validate_internal_id(value: str, field: str = "internal_id") -> str:
-    """Return an internal identifier (``NIP-5 digits``, e.g. ``5265877635-00001``) or raise
-    ``ValueError``: the schema's form, and the check digit of its NIP."""
+    """Return an internal identifier (``NIP-5 digits``, e.g. ``5265877635-00004``) or raise
+    ``ValueError``: the schema's form, the check digit of its NIP and its own last digit (KSeF
+    makes every InternalId with one: ``make_internal_id``)."""
     if not isinstance(value, str) or not _INTERNAL_ID.fullmatch(value):
-        raise ValueError(f"{field}: {value!r} is not an InternalId (a NIP, '-' and 5 digits: 5265877635-00001)")
+        raise ValueError(f"{field}: {value!r} is not an InternalId (a NIP, '-' and 5 digits: 5265877635-00004)")
     validate_nip(value[:10], field)
+    expected = internal_id_check_digit(value[:15])
+    if value[15] != expected:
+        raise ValueError(
+            f"{field}: {value!r} has a wrong InternalId check digit (expected {value[:15]}{expected}; "
+            "weights 1, 3, 1, 3, ... modulo 10, spec: POST /permissions/subunits/grants)"
+        )
     return value
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from ksef_client.environments import Environment, parse_environment
-from ksef_client.identifiers import validate_nip
+from ksef_client.identifiers import validate_internal_id, validate_nip
 from ksef_client.spec_version import pinned_spec_path
 from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
@@ -38,7 +38,7 @@ OFFLINE_LABEL = "OFFLINE"
 _SERIAL = re.compile(r"[0-9A-F]{1,40}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Context types whose value starts with the NIP of the context (its check digit is checked too,
-# as resources/auth.py does for a login's context).
+# as resources/auth.py does for a login's context; an InternalId's own last digit as well).
 _NIP_FIRST = ("Nip", "InternalId", "NipVatUe")
 
 
@@ -74,6 +74,8 @@ def _check_context(context_type: str, context_value: str) -> None:
         )
     if context_type in _NIP_FIRST:
         validate_nip(context_value[:10], "context_value")
+    if context_type == "InternalId":  # its own check digit: every InternalId KSeF makes has one
+        validate_internal_id(context_value, "context_value")
 
 
 def _date(issue_date: dt.date | str) -> str:

@@ -20,6 +20,8 @@ from ksef_client.identifiers import (
     _INTERNAL_ID,
     _NIP_VAT_UE,
     _PEPPOL_ID,
+    internal_id_check_digit,
+    make_internal_id,
     validate_internal_id,
     validate_nip_vat_ue,
     validate_peppol_id,
@@ -29,8 +31,9 @@ from ksef_client.testing import self_signed_certificate
 
 NIP = "5265877635"
 VALID = [
-    ("InternalId", f"{NIP}-12345"),
-    ("InternalId", f"{NIP}-00001"),
+    ("InternalId", f"{NIP}-12346"),  # the check digit: weights 1, 3, 1, 3, ... modulo 10
+    ("InternalId", f"{NIP}-00004"),
+    ("InternalId", "6824515772-12343"),  # the spec's worked example ("6824515772-1234" -> 3)
     ("NipVatUe", f"{NIP}-DE123456789"),
     ("NipVatUe", f"{NIP}-ATU12345678"),
     ("NipVatUe", f"{NIP}-FRAB123456789"),
@@ -45,6 +48,12 @@ INVALID = [
     ("InternalId", f"{NIP}-12345\n", "is not an InternalId"),
     ("InternalId", f"{NIP}-1234\u0665", "is not an InternalId"),  # an Arabic-Indic 5: ASCII digits only
     ("InternalId", "1234567890-00001", "wrong NIP check digit"),
+    # Review of tokens and permissions, finding 7: accepted before; KSeF makes every InternalId with
+    # a check digit (POST /permissions/subunits/grants: "Ostatnia cyfra musi być poprawną sumą
+    # kontrolną"), so a login to this one could only fail late (415).
+    ("InternalId", f"{NIP}-12347", "wrong InternalId check digit"),
+    ("InternalId", f"{NIP}-12345", "wrong InternalId check digit"),  # the Ministry's auth XML example
+    ("InternalId", f"{NIP}-00001", "wrong InternalId check digit"),
     ("NipVatUe", f"{NIP}-XX123", "is not a NipVatUe"),  # XX is no EU country
     ("NipVatUe", NIP, "is not a NipVatUe"),  # no EU VAT part
     ("NipVatUe", f"{NIP}-DE12345678", "is not a NipVatUe"),  # DE takes 9 digits
@@ -73,7 +82,7 @@ def test_schema_invalid_context_identifiers_fail_before_any_request(kind: str, v
 
 
 def test_the_error_names_the_expected_form() -> None:
-    with pytest.raises(ValueError, match=r"internal_id: '5265877635-1' is not an InternalId .*5265877635-00001"):
+    with pytest.raises(ValueError, match=r"internal_id: '5265877635-1' is not an InternalId .*5265877635-00004"):
         validate_internal_id(f"{NIP}-1")
     with pytest.raises(ValueError, match=r"nip_vat_ue: .* EU VAT number .*5265877635-DE123456789"):
         validate_nip_vat_ue(f"{NIP}-XX123")
@@ -106,3 +115,29 @@ def test_patterns_agree_with_the_spec(pinned_spec: dict[str, Any], component: st
     assert values
     for value in values:
         assert bool(ours.fullmatch(value)) == bool(spec.fullmatch(value)), value
+
+
+def test_the_internal_id_check_digit_is_the_specs(pinned_spec: dict[str, Any]) -> None:
+    # POST /permissions/subunits/grants: the algorithm and its worked example, verbatim.
+    text = pinned_spec["paths"]["/permissions/subunits/grants"]["post"]["description"]
+    assert "Algorytm używa naprzemiennych wag (1\u00d7, 3\u00d7, 1\u00d7, 3\u00d7, ...)" in text
+    assert '"6824515772-1234" (bez cyfry kontrolnej)' in text and "113 % 10 = 3" in text
+    assert internal_id_check_digit("6824515772-1234") == "3"
+    assert make_internal_id("6824515772", 1234) == "6824515772-12343"
+
+
+def test_make_internal_id_composes_what_validate_internal_id_accepts() -> None:
+    assert make_internal_id(NIP, 0) == f"{NIP}-00004"
+    assert make_internal_id(NIP, "1234") == f"{NIP}-12346"
+    for number in range(0, 10_000, 7):
+        made = make_internal_id(NIP, number)
+        assert validate_internal_id(made) == made
+        wrong = made[:-1] + str((int(made[-1]) + 1) % 10)
+        with pytest.raises(ValueError, match="wrong InternalId check digit"):
+            validate_internal_id(wrong)
+    full_width = "\uff11\uff12\uff13\uff14"  # digits to str.isdigit, not to KSeF
+    for bad in (-1, 10_000, "123", "12345", True, full_width):
+        with pytest.raises(ValueError, match="number"):
+            make_internal_id(NIP, bad)
+    with pytest.raises(ValueError, match="NIP check digit"):
+        make_internal_id("1234567890", 1)

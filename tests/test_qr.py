@@ -74,8 +74,8 @@ def test_keys_and_context_values_the_ministry_does_not_allow_are_refused() -> No
         qr.certificate_link("TEST", "Nip", "1234567890", nip, "01", INVOICE, key)
     with pytest.raises(ValueError, match="context_value"):
         qr.certificate_link("TEST", "InternalId", "12/34 ?x", nip, "01", INVOICE, key)
-    assert "/InternalId/5265877635-12345/" in qr.certificate_link(
-        "TEST", "InternalId", "5265877635-12345", nip, "01", INVOICE, key
+    assert "/InternalId/5265877635-12346/" in qr.certificate_link(
+        "TEST", "InternalId", "5265877635-12346", nip, "01", INVOICE, key
     )
 
 
@@ -94,7 +94,7 @@ def test_images() -> None:
     ("context_type", "value"),
     [
         ("Nip", "5265877635"),
-        ("InternalId", "5265877635-12345"),
+        ("InternalId", "5265877635-12346"),
         ("NipVatUe", "5265877635-DE123456789"),
         # NipVatUe.pattern (spec 2.9.0): "IE(\d{7}[A-Z]{2}|\d[A-Z0-9+*]\d{5}[A-Z])" and
         # "NL[A-Z0-9+*]{12}"; kody-qr.md names "NipVatUe" among KOD II's context types. The old
@@ -119,6 +119,7 @@ def test_kod_ii_takes_every_context_value_the_spec_allows_as_it_stands(context_t
     [
         ("InternalId", "5265877635-1234"),  # "NIP i 5 cyfr"
         ("InternalId", "5265877636-12345"),  # the NIP's check digit
+        ("InternalId", "5265877635-12345"),  # its own check digit (KSeF makes none without: 12346)
         ("NipVatUe", "5265877635-XX123"),  # no such country prefix
         ("NipVatUe", "5265877635-IE1+2345"),  # the Irish form is 9 characters
         ("PeppolId", "pab123456"),  # "^P[A-Z]{2}[0-9]{6}$"

@@ -7,6 +7,7 @@ its status until then.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,14 @@ from ksef_client._generated.models import (
     TokenStatusResponse,
 )
 from ksef_client._generated.types import UNSET
-from ksef_client.errors import TokenNotActiveError
+from ksef_client.errors import BadRequestError, KSeFError, TokenNotActiveError
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
+
+log = logging.getLogger("ksef_client")
 
 
 class CreatedToken(GenerateTokenResponse):
@@ -73,8 +76,33 @@ def _status_flow(reference_number: str) -> Flow[TokenStatusResponse]:
 
 
 def _revoke_flow(reference_number: str) -> Flow[None]:
+    """Revoke the token; a revoke the client had to repeat after an attempt KSeF may have carried
+    out (its answer lost) and whose repeat KSeF refused is done all the same when the token's status
+    says so (review of tokens and permissions, finding 5)."""
     validate_reference_number(reference_number)
-    yield Call(revoke_token, {"reference_number": reference_number})
+    try:
+        yield Call(revoke_token, {"reference_number": reference_number})
+    except BadRequestError as error:
+        # The spec lets a revoke reach only an active token ("może unieważnić dowolny aktywny
+        # token", DELETE /tokens/{referenceNumber}) and names no code for one already revoked: the
+        # token's status, not the refusal's code, says whether the lost attempt revoked it.
+        if not error.uncertain_attempts or not (yield from _revoked(reference_number)):
+            raise
+        log.info("KSeF token %s: revoked by an earlier attempt whose answer was lost", reference_number)
+
+
+# "Revoking: Token jest w trakcie unieważniania"; "Revoked: Token został unieważniony"
+# (AuthenticationTokenStatus): a revoke was taken.
+REVOKED = frozenset({AuthenticationTokenStatus.REVOKING, AuthenticationTokenStatus.REVOKED})
+
+
+def _revoked(reference_number: str) -> Flow[bool]:
+    """Whether the token's status is ``Revoking`` or ``Revoked`` (``False`` when it cannot be read)."""
+    try:
+        status = yield from _status_flow(reference_number)
+    except KSeFError:
+        return False
+    return status.status in REVOKED
 
 
 PENDING, ACTIVE = AuthenticationTokenStatus.PENDING, AuthenticationTokenStatus.ACTIVE
@@ -179,7 +207,13 @@ class Tokens:
         return pager(page, self._client, cursor)
 
     def revoke(self, reference_number: str) -> None:
-        """Revoke a token: it can no longer log in."""
+        """Revoke a token: it can no longer log in.
+
+        When the client had to repeat the request after an attempt KSeF may have carried out (a
+        5xx, a connection broken after sending) and KSeF refuses the repeat, the token's status
+        decides: ``Revoking`` or ``Revoked`` is success (the lost attempt revoked it), otherwise
+        the refusal is raised (``uncertain_attempts`` and a note on it say an attempt was lost).
+        """
         run(_revoke_flow(reference_number), self._client)
 
 

@@ -18,6 +18,7 @@ from ksef_client._generated.api.testdata import block_test_context, create_test_
 from ksef_client._generated.models import BlockContextAuthenticationRequest, PersonCreateRequest
 from ksef_client._generated.models import TestDataPermissionsGrantRequest as GrantRequest
 from ksef_client.errors import AuthenticationError, AuthenticationFailedError, BadRequestError, PermissionDeniedError
+from ksef_client.identifiers import make_internal_id
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
@@ -254,7 +255,7 @@ class TestTestData:
 @pytest.mark.parametrize("suffix", ["InternalId", "NipVatUe"])
 def test_certificate_login_in_composite_contexts(anon: KSeF, suffix: str) -> None:
     creds = self_signed_certificate(kind="seal")
-    value = f"{creds.nip}-00001" if suffix == "InternalId" else f"{creds.nip}-ATU12345678"
+    value = make_internal_id(creds.nip, 0) if suffix == "InternalId" else f"{creds.nip}-ATU12345678"
     anon.auth.login_with_certificate(creds, context=(suffix, value))
     assert list(anon.sessions.list("Online")) == []  # the token works in that context
     with pytest.raises(ValueError, match="context"):
@@ -378,7 +379,7 @@ class TestSignedElsewhere:
 
     def test_a_composite_context_and_the_fingerprint_subject_are_carried(self, anon: KSeF) -> None:
         creds = self_signed_certificate(kind="seal")
-        context = ("InternalId", f"{creds.nip}-00001")
+        context = ("InternalId", make_internal_id(creds.nip, 0))
         unsigned = anon.auth.unsigned_auth_token_request(context=context, subject_identifier_type="certificateSubject")
         anon.auth.login_with_signed_request(sign_xades(etree.fromstring(unsigned), creds))
         assert anon._tokens.context == context
