@@ -435,3 +435,29 @@ def test_test_data_permissions_are_grants_by_the_system(ksef_mock: KSeFMock, htt
     revoke = {"contextIdentifier": body["contextIdentifier"], "authorizedIdentifier": body["authorizedIdentifier"]}
     assert http.post("/testdata/permissions/revoke", json=revoke).status_code == 200
     assert _login(ksef_mock, representative, NIP) == 415
+
+
+def test_an_indirect_grant_carries_only_what_the_client_delegated(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "Podmiot pośredniczący | Podmiot, który otrzymał uprawnienie z flagą canDelegate = true
+    # i może przekazać to uprawnienie dalej"; "Biuro rachunkowe XYZ otrzymało od firmy ABC uprawnienie
+    # InvoiceRead z flagą canDelegate = true. Teraz może przekazać to uprawnienie swojemu pracownikowi".
+    # PermissionState: "Inactive | Uprawnienia nieaktywne, nadane w sposób pośredni".
+    backend, office = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    employee = _pesel_certificate(PESEL)
+    for client, scope in ((PARTNER, "InvoiceRead"), (CLIENT, "CollectiveIdentifierManage")):
+        delegated = {
+            "subjectIdentifier": {"type": "Nip", "value": NIP},
+            "description": "biuro rachunkowe",
+            "permissions": [{"type": scope, "canDelegate": True}],
+            "subjectDetails": {"fullName": "Biuro"},
+        }
+        assert _outcome(http, _bearer(backend, client), "/permissions/entities/grants", delegated) == 200
+    both = {**_indirect(PARTNER), "permissions": ["InvoiceRead", "InvoiceWrite"]}
+    assert _outcome(http, office, "/permissions/indirect/grants", both) == 200  # "dowolne uprawnienie" delegated
+    assert _login(ksef_mock, employee, PARTNER) == {"InvoiceRead"}
+    states = {p["permissionScope"]: p["permissionState"] for p in _persons(http, office)}
+    assert states == {"InvoiceRead": "Active", "InvoiceWrite": "Inactive"}
+    # A general grant ("dla wszystkich klientów") works for each client with what that client delegated.
+    general = {**_indirect(None), "permissions": ["InvoiceRead", "InvoiceWrite"]}
+    assert _outcome(http, office, "/permissions/indirect/grants", general) == 200
+    assert _login(ksef_mock, employee, CLIENT) == 415  # CollectiveIdentifierManage only: nothing to read or issue

@@ -265,6 +265,7 @@ class Permissions:
         # klient nadał wcześniej podmiotowi bieżącego kontekstu dowolne uprawnienie z prawem do jego
         # dalszego przekazywania".
         if target == ALL_PARTNERS or self._delegated(Context(*target), access.context.nip):
+            # Made, but it carries only the permissions the client delegated (``state_of``).
             return None
         detail = f"Klient {target[1]} nie nadał podmiotowi kontekstu uprawnienia z prawem do dalszego przekazywania."
         return _failure(440, detail)
@@ -284,24 +285,34 @@ class Permissions:
             return _failure(410, f"NIP {value} nie jest podmiotem podrzędnym podmiotu kontekstu.")
         return None
 
-    def _delegated(self, client: Context, intermediary_nip: str | None) -> bool:
-        """Whether ``client`` gave the intermediary a permission it may pass on (``canDelegate``)."""
-        return any(
-            g.kind == "entity" and g.context == client and g.subject == ("Nip", intermediary_nip)
+    def _delegated(self, client: Context, intermediary_nip: str | None) -> frozenset[str]:
+        """The permissions ``client`` gave the intermediary to pass on (``canDelegate``)."""
+        return frozenset(
+            g.permissions[0] for g in self._all()
+            if g.kind == "entity" and g.context == client and g.subject == ("Nip", intermediary_nip)
             and bool(g.details.get("canDelegate"))
-            for g in self._all()
         )  # fmt: skip
+
+    def _carried(self, grant: Grant, client: Context) -> bool:
+        """Whether the client ``client`` lets the intermediary that made the indirect ``grant`` pass
+        its permission on. uprawnienia.md: "Podmiot pośredniczący | Podmiot, który otrzymał
+        uprawnienie z flagą canDelegate = true i może przekazać to uprawnienie dalej", and "Biuro
+        rachunkowe XYZ otrzymało od firmy ABC uprawnienie InvoiceRead z flagą canDelegate = true.
+        Teraz może przekazać to uprawnienie swojemu pracownikowi": the permission delegated, not any."""
+        return grant.permissions[0] in self._delegated(client, grant.context.nip)
 
     def roles_of(self, context: Context) -> frozenset[str]:
         """The roles of the subject of a NIP context (``/testdata/subject``, ``/testdata/person``)."""
         return frozenset(role.role for role in self.testdata.roles_of(context.value if context.type == "Nip" else None))
 
     def state_of(self, grant: Grant) -> str:
-        """``Active``, or ``Inactive`` for an indirect grant for a client that no longer lets the
-        intermediary pass its permissions on (PermissionState: "Uprawnienia nieaktywne, nadane w sposób
-        pośredni")."""
+        """``Active``, or ``Inactive`` for an indirect grant of a permission its client does not (or no
+        longer) let the intermediary pass on (PermissionState: "Uprawnienia nieaktywne, nadane w
+        sposób pośredni"; ``_carried``). The spec lets the grant be made once the client delegated
+        "dowolne uprawnienie"; the guide does not say how KSeF shows the permissions it then does
+        not carry: here as ``Inactive`` records, which give nothing at login."""
         target = target_of(grant)
-        if target is None or target == ALL_PARTNERS or self._delegated(Context(*target), grant.context.nip):
+        if target is None or target == ALL_PARTNERS or self._carried(grant, Context(*target)):
             return "Active"
         return "Inactive"
 
@@ -344,10 +355,10 @@ class Permissions:
 
     def _targets(self, grant: Grant, context: Context) -> bool:
         """Whether an indirect grant is for the client ``context``: named, or (general) any client
-        that lets the intermediary pass its permissions on."""
+        that lets the intermediary pass this permission on (``_carried``)."""
         target = applies_in(grant)
         if target == ALL_PARTNERS:
-            return self._delegated(context, grant.context.nip)
+            return self._carried(grant, context)
         return target == _pair(context)
 
     def may_issue_for(self, context: Context, seller_nip: str, scopes: tuple[str, ...]) -> bool:
