@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
-from ksef_client.mock.exceptions import NotFound
+from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.testdata import Role, TestData
 
@@ -136,6 +136,39 @@ def _as_pair(raw: Any) -> Pair:
 def newest_first(grants: Iterable[Grant]) -> list[Grant]:
     """The order of every permission listing: "Sortowanie: startDate (Desc), id (Asc)"."""
     return sorted(sorted(grants, key=lambda g: g.id), key=lambda g: g.created, reverse=True)
+
+
+def internal_id_check_digit(first_fourteen: str) -> int:
+    """The check digit (the last) of an ``InternalId`` ``{nip}-{5 cyfr}``, from its first 14 digits.
+
+    Spec, POST /permissions/subunits/grants: "Ostatnia cyfra musi być poprawną sumą kontrolną [...]
+    Algorytm używa naprzemiennych wag (1x, 3x, 1x, 3x, ...), sumuje wyniki i zwraca resztę z dzielenia
+    przez 10", worked example "6824515772-1234" -> 3. (The SDK's ``identifiers.validate_internal_id``
+    is to share this; the emulator keeps its own until then.)
+    """
+    return sum(int(digit) * (1 if index % 2 == 0 else 3) for index, digit in enumerate(first_fourteen)) % 10
+
+
+def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
+    """400 / 21405 for a subunit grant the spec's validation refuses: an ``InternalId`` whose last
+    digit is not its check digit (api-changelog.md: "Wprowadzono walidację sumy kontrolnej dla
+    identyfikatora InternalId w POST /permissions/subunits/grants"), or one without
+    ``subunitName`` ("W przypadku jednostki podrzędnej z identyfikatorem wewnętrznym pole jest
+    wymagane"). The docs do not say whether KSeF refuses these at once or fails the operation; both
+    are validation of the body, which the spec's 400 lists as "21405 | Błąd walidacji danych
+    wejściowych. | {treść błędu z walidatora}"."""
+    kind, value = subunit
+    if kind != "InternalId":
+        return
+    digits = value.replace("-", "")
+    if len(digits) == 15 and digits.isdigit() and int(digits[-1]) != internal_id_check_digit(digits[:-1]):
+        raise MockAPIError(
+            21405, VALIDATION,
+            [f"contextIdentifier.value: {value} ma nieprawidłową cyfrę kontrolną "
+             f"(oczekiwano {internal_id_check_digit(digits[:-1])})."],
+        )  # fmt: skip
+    if not subunit_name:
+        raise MockAPIError(21405, VALIDATION, ["subunitName: wymagane dla identyfikatora wewnętrznego."])
 
 
 def _failure(code: int, detail: str) -> Status:
