@@ -217,4 +217,6 @@ def test_a_deceased_persons_token_and_sessions_are_refused(ksef_mock: KSeFMock, 
                     http.post("/auth/token/refresh", headers=refresh)):  # fmt: skip
         assert refused.status_code == 400 and _error(refused)[0] == 21308
     late, late_authentication = _start_token_login(http, secret, JDG_NIP)
-    assert _status(http, late, late_authentication) == 470
+    status = http.get(f"/auth/{late}", headers=late_authentication).json()["status"]
+    assert status == {"code": 470, "description": "Uwierzytelnianie zakończone niepowodzeniem",
+                      "details": ["Próba wykorzystania metod autoryzacyjnych osoby zmarłej"]}  # fmt: skip

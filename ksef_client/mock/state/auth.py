@@ -67,12 +67,12 @@ AUTH_TEXT = {
     425: "Uwierzytelnienie unieważnione",
     450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
     460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
-    470: "Uwierzytelnianie zakończone niepowodzeniem z powodu zgonu",
+    470: "Uwierzytelnianie zakończone niepowodzeniem",  # the spec's text for 470, as for 415
     480: "Uwierzytelnianie zablokowane",
 }
-# The status detail of 470 (an earlier text of the emulator, kept; the spec's table says "Próba
-# wykorzystania metod autoryzacyjnych osoby zmarłej").
-DECEASED_DETAIL = "Próba wykorzystania metod uwierzytelniania osoby zmarłej."
+# The spec's status table: "470 | Uwierzytelnianie zakończone niepowodzeniem | Próba wykorzystania
+# metod autoryzacyjnych osoby zmarłej".
+DECEASED_DETAIL = "Próba wykorzystania metod autoryzacyjnych osoby zmarłej"
 # POST /auth/token/redeem and /auth/token/refresh, 400: "21308 | Próba wykorzystania metod
 # autoryzacyjnych osoby zmarłej. |" (no details).
 DECEASED_CODE, DECEASED_TEXT = 21308, "Próba wykorzystania metod autoryzacyjnych osoby zmarłej."
@@ -397,7 +397,7 @@ class Auth:
         api-changelog.md 2.4.0 extends it to GET /tokens/{referenceNumber} ("zwracają informacje o
         tokenie użytym do uwierzytelnienia również wtedy, gdy nie posiada on uprawnień
         CredentialsManage / CredentialsRead"). The docs do not name the refusal: the spec's 403
-        ``missing-permissions`` (ForbiddenProblemDetails) is the one whose text fits ("Brak
+        ``missing-permissions`` (its problem details) is the one whose text fits ("Brak
         wymaganych uprawnień do wykonania operacji w bieżącym kontekście").
         """
         if access.permissions & rights or self._own_token(access, token):
