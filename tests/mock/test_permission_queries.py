@@ -195,7 +195,7 @@ def test_subunit_and_eu_queries_apply_their_filters(ksef_mock: KSeFMock, http: h
     # /permissions/query/eu-entities/grants: filters "vatUeIdentifier", "authorizedFingerprintIdentifier".
     backend = ksef_mock.backend
     owner = _bearer(backend, NIP)
-    for unit in ("00001", "00002"):
+    for unit in ("00004", "00017"):  # the check digit is right (internal_id_check_digit)
         body = {"subjectIdentifier": {"type": "Pesel", "value": PESEL},
                 "contextIdentifier": {"type": "InternalId", "value": f"{NIP}-{unit}"},
                 "description": "admin jednostki", "subunitName": f"Oddział {unit}",
@@ -203,8 +203,8 @@ def test_subunit_and_eu_queries_apply_their_filters(ksef_mock: KSeFMock, http: h
         _post(http, owner, "/permissions/subunits/grants", body)
     path = "/permissions/query/subunits/grants"
     assert len(_listed(http, owner, path, {})) == 2
-    one = {"subunitIdentifier": {"type": "InternalId", "value": f"{NIP}-00002"}}
-    assert [p["subunitName"] for p in _listed(http, owner, path, one)] == ["Oddział 00002"]
+    one = {"subunitIdentifier": {"type": "InternalId", "value": f"{NIP}-00017"}}
+    assert [p["subunitName"] for p in _listed(http, owner, path, one)] == ["Oddział 00017"]
 
     document = {"type": "Passport", "number": "C01X00T47", "country": "DE"}
     person = {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01", "idDocument": document}

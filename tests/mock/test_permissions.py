@@ -43,6 +43,7 @@ from ksef_client.errors import AuthenticationFailedError, BadRequestError, Permi
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.state.permissions import internal_id_check_digit
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
@@ -280,8 +281,9 @@ def test_grants_the_spec_forbids_end_with_a_failed_operation(ksef_mock: KSeFMock
     # logowania ma rolę podmiotu nadrzędnego: LocalGovernmentUnit, VatGroupUnit"; an internal identifier
     # is "numeru NIP podmiotu kontekstu logowania oraz 5 cyfr".
     assert _outcome(http, company, "/permissions/subunits/grants", _subunit("Nip", PARTNER)) == 430
-    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{CLIENT}-00001")) == 410
-    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{NIP}-00001")) == 200
+    # (The last digit of each is its check digit, see test_a_subunit_internal_id_needs_its_check_digit_and_name.)
+    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{CLIENT}-00005")) == 410
+    assert _outcome(http, company, "/permissions/subunits/grants", _subunit("InternalId", f"{NIP}-00004")) == 200
     group = {"subjectNip": "3755747347", "subjectType": "VatGroup", "description": "Grupa VAT",
              "subunits": [{"subjectNip": PARTNER, "description": "członek grupy VAT"}]}  # fmt: skip
     assert http.post("/testdata/subject", json=group).status_code == 200
@@ -435,3 +437,49 @@ def test_test_data_permissions_are_grants_by_the_system(ksef_mock: KSeFMock, htt
     revoke = {"contextIdentifier": body["contextIdentifier"], "authorizedIdentifier": body["authorizedIdentifier"]}
     assert http.post("/testdata/permissions/revoke", json=revoke).status_code == 200
     assert _login(ksef_mock, representative, NIP) == 415
+
+
+def test_an_indirect_grant_carries_only_what_the_client_delegated(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "Podmiot pośredniczący | Podmiot, który otrzymał uprawnienie z flagą canDelegate = true
+    # i może przekazać to uprawnienie dalej"; "Biuro rachunkowe XYZ otrzymało od firmy ABC uprawnienie
+    # InvoiceRead z flagą canDelegate = true. Teraz może przekazać to uprawnienie swojemu pracownikowi".
+    # PermissionState: "Inactive | Uprawnienia nieaktywne, nadane w sposób pośredni".
+    backend, office = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    employee = _pesel_certificate(PESEL)
+    for client, scope in ((PARTNER, "InvoiceRead"), (CLIENT, "CollectiveIdentifierManage")):
+        delegated = {
+            "subjectIdentifier": {"type": "Nip", "value": NIP},
+            "description": "biuro rachunkowe",
+            "permissions": [{"type": scope, "canDelegate": True}],
+            "subjectDetails": {"fullName": "Biuro"},
+        }
+        assert _outcome(http, _bearer(backend, client), "/permissions/entities/grants", delegated) == 200
+    both = {**_indirect(PARTNER), "permissions": ["InvoiceRead", "InvoiceWrite"]}
+    assert _outcome(http, office, "/permissions/indirect/grants", both) == 200  # "dowolne uprawnienie" delegated
+    assert _login(ksef_mock, employee, PARTNER) == {"InvoiceRead"}
+    states = {p["permissionScope"]: p["permissionState"] for p in _persons(http, office)}
+    assert states == {"InvoiceRead": "Active", "InvoiceWrite": "Inactive"}
+    # A general grant ("dla wszystkich klientów") works for each client with what that client delegated.
+    general = {**_indirect(None), "permissions": ["InvoiceRead", "InvoiceWrite"]}
+    assert _outcome(http, office, "/permissions/indirect/grants", general) == 200
+    assert _login(ksef_mock, employee, CLIENT) == 415  # CollectiveIdentifierManage only: nothing to read or issue
+
+
+def test_a_subunit_internal_id_needs_its_check_digit_and_name(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # POST /permissions/subunits/grants: "Ostatnia cyfra musi być poprawną sumą kontrolną [...] Algorytm używa
+    # naprzemiennych wag (1x, 3x, 1x, 3x, ...), sumuje wyniki i zwraca resztę z dzielenia przez 10", e.g.
+    # "6824515772-1234" -> 3; api-changelog.md: "Wprowadzono walidację sumy kontrolnej dla identyfikatora
+    # InternalId w POST /permissions/subunits/grants". subunitName: "W przypadku jednostki podrzędnej z
+    # identyfikatorem wewnętrznym pole jest wymagane." Refused as the spec's 400 / 21405 (validation).
+    assert internal_id_check_digit("68245157721234") == 3
+    company = _bearer(ksef_mock.backend, NIP)
+    path = "/permissions/subunits/grants"
+    wrong_digit = http.post(path, json=_subunit("InternalId", f"{NIP}-12347"), headers=company)
+    assert wrong_digit.status_code == 400 and "21405" in wrong_digit.text and "cyfrę kontrolną" in wrong_digit.text
+    nameless = {k: v for k, v in _subunit("InternalId", f"{NIP}-12346").items() if k != "subunitName"}
+    unnamed = http.post(path, json=nameless, headers=company)
+    assert unnamed.status_code == 400 and "subunitName" in unnamed.text
+    listed = http.post("/permissions/query/subunits/grants", json={}, headers=company).json()["permissions"]
+    assert listed == []  # nothing granted
+    assert _outcome(http, company, path, _subunit("InternalId", f"{NIP}-12346")) == 200
+    assert _outcome(http, company, path, {**nameless, "contextIdentifier": {"type": "Nip", "value": PARTNER}}) == 430

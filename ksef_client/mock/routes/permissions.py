@@ -26,6 +26,7 @@ from ksef_client.mock.state.permissions import (
     GrantQuery,
     Pair,
     Permissions,
+    check_subunit_grant,
     context_of,
     page_of,
     target_of,
@@ -99,6 +100,7 @@ async def grant_subunit_permissions(request: Request, backend: KSeFBackend, acce
     assert access is not None
     body = await parsed_body(request, models.SubunitPermissionsGrantRequest)
     details = {"subunit": _identifier(body.context_identifier), "subunitName": body.to_dict().get("subunitName")}
+    check_subunit_grant(details["subunit"], details["subunitName"])
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "subunit", subject, ["CredentialsManage"], body.description, details)
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, continuation_token, int_param, iso, json_body
-from ksef_client.mock.state.auth import KsefToken, token_listing_key
+from ksef_client.mock.state.auth import KsefToken, token_author, token_listing_key
 from ksef_client.mock.state.core import VALIDATION
 
 
@@ -29,7 +29,7 @@ async def create_token(request: Request, backend: KSeFBackend, access: Access | 
 def _token_body(token: KsefToken) -> dict[str, Any]:
     body: dict[str, Any] = {
         "referenceNumber": token.reference_number,
-        "authorIdentifier": {"type": token.author[0] or "Nip", "value": token.author[1] or token.context.value},
+        "authorIdentifier": dict(zip(("type", "value"), token_author(token), strict=True)),
         "contextIdentifier": {"type": token.context.type, "value": token.context.value},
         "description": token.description,
         "requestedPermissions": sorted(token.permissions),

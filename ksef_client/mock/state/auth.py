@@ -53,6 +53,10 @@ ALL_PERMISSIONS = (
     "SubunitManage", "EnforcementOperations", "CollectiveIdentifierManage",
 )  # fmt: skip
 TOKEN_PERMISSIONS = frozenset(ALL_PERMISSIONS)  # the spec's TokenPermissionType
+# Who may see (GET /tokens, GET /tokens/{ref}) and revoke (DELETE /tokens/{ref}) any token of the
+# context; others only their own (``Auth._own_token``).
+READ_ANY_TOKEN = frozenset({"CredentialsRead", "CredentialsManage"})
+REVOKE_ANY_TOKEN = frozenset({"CredentialsManage"})
 CHALLENGE_TTL = dt.timedelta(minutes=10)
 AUTH_TOKEN_TTL = dt.timedelta(minutes=15)
 ACCESS_TOKEN_TTL = dt.timedelta(minutes=15)
@@ -64,9 +68,15 @@ AUTH_TEXT = {
     425: "Uwierzytelnienie unieważnione",
     450: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
     460: "Uwierzytelnianie zakończone niepowodzeniem z powodu błędu certyfikatu",
-    470: "Uwierzytelnianie zakończone niepowodzeniem z powodu zgonu",
+    470: "Uwierzytelnianie zakończone niepowodzeniem",  # the spec's text for 470, as for 415
     480: "Uwierzytelnianie zablokowane",
 }
+# The spec's status table: "470 | Uwierzytelnianie zakończone niepowodzeniem | Próba wykorzystania
+# metod autoryzacyjnych osoby zmarłej".
+DECEASED_DETAIL = "Próba wykorzystania metod autoryzacyjnych osoby zmarłej"
+# POST /auth/token/redeem and /auth/token/refresh, 400: "21308 | Próba wykorzystania metod
+# autoryzacyjnych osoby zmarłej. |" (no details).
+DECEASED_CODE, DECEASED_TEXT = 21308, "Próba wykorzystania metod autoryzacyjnych osoby zmarłej."
 _PERSON_NIP = re.compile(r"(TINPL|NIP).*?(\d{10})")
 _PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
 _SEAL_NIP = re.compile(r"(VATPL).*?(\d{10})")
@@ -366,11 +376,56 @@ class Auth:
         return token
 
     def ksef_token(self, access: Access, reference_number: str) -> KsefToken:
-        """A token of the caller's context (``GET /tokens/{ref}``: a status read)."""
+        """A token of the caller's context (``GET /tokens/{ref}``: a status read); another's
+        token only with ``CredentialsRead`` or ``CredentialsManage`` (``_check_token_right``)."""
+        token = self._token_of_context(access, reference_number)
+        self._check_token_right(access, token, READ_ANY_TOKEN)
+        return self._activate(token, read=True)
+
+    def _token_of_context(self, access: Access, reference_number: str) -> KsefToken:
         token = self.state.tokens.get(reference_number)
         if token is None or token.context != access.context:
             raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
-        return self._activate(token, read=True)
+        return token
+
+    def _check_token_right(self, access: Access, token: KsefToken, rights: frozenset[str]) -> None:
+        """403 ``missing-permissions`` unless the caller holds one of ``rights`` or the token is its own.
+
+        Spec, DELETE /tokens/{referenceNumber}: "Jeżeli podmiot posiada uprawnienie
+        CredentialsManage, może unieważnić dowolny aktywny token w danym kontekście [...] Jeżeli
+        podmiot nie posiada powyższego uprawnienia, zakres unieważnienia jest ograniczony"; GET
+        /tokens says the same of reading with "CredentialsManage lub CredentialsRead", and
+        api-changelog.md 2.4.0 extends it to GET /tokens/{referenceNumber} ("zwracają informacje o
+        tokenie użytym do uwierzytelnienia również wtedy, gdy nie posiada on uprawnień
+        CredentialsManage / CredentialsRead"). The docs do not name the refusal: the spec's 403
+        ``missing-permissions`` (its problem details) is the one whose text fits ("Brak
+        wymaganych uprawnień do wykonania operacji w bieżącym kontekście").
+        """
+        if access.permissions & rights or self._own_token(access, token):
+            return
+        raise Forbidden(
+            f"Token {token.reference_number} nie jest tokenem wywołującego; wymagane jedno z uprawnień: "
+            f"{', '.join(sorted(rights))}.",
+            security={"requiredAnyOfPermissions": sorted(rights), "presentPermissions": sorted(access.permissions)},
+        )
+
+    def _own_token(self, access: Access, token: KsefToken) -> bool:
+        """Whether ``token`` is the caller's own, by the spec's two rules (GET and DELETE /tokens):
+        "Dla podmiotu uwierzytelnionego tokenem [...] wyłącznie tokena użytego do uwierzytelnienia";
+        "Dla pozostałych metod uwierzytelnienia [...] tokeny, których jest autorem - z
+        uwzględnieniem powiązania NIP-PESEL" (a person registered by ``/testdata/person`` is one
+        author under her NIP and her PESEL)."""
+        operation = self.state.operations.get(access.auth_reference_number)
+        used = operation.ksef_token_reference if operation is not None else None
+        if used is not None:
+            return token.reference_number == used
+        return bool(self._identities(access.subject) & self._identities(token_author(token)))
+
+    def _identities(self, who: tuple[str, str]) -> set[tuple[str, str]]:
+        """``who``, and the other identifier of a person registered under it (NIP-PESEL link)."""
+        person = self.testdata.person(who[1])
+        linked = {("Nip", person.nip), ("Pesel", person.pesel)} if person is not None else set()
+        return linked if who in linked else {who}
 
     def ksef_tokens(
         self, access: Access, statuses: Iterable[str] = (), description: str | None = None,
@@ -378,14 +433,19 @@ class Auth:
     ) -> list[KsefToken]:  # fmt: skip
         """Tokens of the caller's context, newest first (``dateCreated`` descending, as KSeF sorts
         them); only those in ``statuses``, whose description contains ``description``, or whose
-        author's identifier (of ``author_type``) contains ``author``, when given (case-insensitive)."""
+        author's identifier (of ``author_type``) contains ``author``, when given (case-insensitive).
+
+        Without ``CredentialsRead`` or ``CredentialsManage`` only the caller's own tokens (spec, GET
+        /tokens: "Jeżeli podmiot nie posiada żadnego z powyższych uprawnień, zakres wyników jest
+        ograniczony"; ``_own_token``)."""
         wanted = set(statuses)
+        every = bool(access.permissions & READ_ANY_TOKEN)
         found = []
         for token in list(self.state.tokens.values()):
-            if token.context != access.context:
+            if token.context != access.context or not (every or self._own_token(access, token)):
                 continue
             self._activate(token, read=False)
-            kind, value = token.author[0] or "Nip", token.author[1] or token.context.value
+            kind, value = token_author(token)
             if (
                 (not wanted or token.status in wanted)
                 and (description is None or description.lower() in token.description.lower())
@@ -396,10 +456,10 @@ class Auth:
         return sorted(found, key=token_listing_key, reverse=True)
 
     def revoke_ksef_token(self, access: Access, reference_number: str) -> None:
-        """Revoke a token: it can no longer authenticate (access tokens already issued live on)."""
-        token = self.state.tokens.get(reference_number)
-        if token is None or token.context != access.context:
-            raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
+        """Revoke a token: it can no longer authenticate (access tokens already issued live on).
+        Another's token only with ``CredentialsManage`` (``_check_token_right``)."""
+        token = self._token_of_context(access, reference_number)
+        self._check_token_right(access, token, REVOKE_ANY_TOKEN)
         token.status = "Revoked"
 
     # --- authentication ------------------------------------------------------------------------
@@ -459,12 +519,36 @@ class Auth:
             self._fail(operation, 450, "Token nieaktywny")
         elif token.context != context:
             self._fail(operation, 450, "Token KSeF nie należy do wskazanego kontekstu.")
+        elif self._is_deceased(token.author):
+            self._fail(operation, 470, DECEASED_DETAIL)
+        elif (carried := self._token_permissions(token)) is None:
+            self._fail(operation, 415, "Brak uprawnień w kontekście.")
         else:
             token.last_use = self.core.clock()
             operation.ksef_token_reference = token.reference_number
             operation.subject = token.author
-            self._succeed(operation, token.permissions)
+            self._succeed(operation, carried)
         return (operation, *self._auth_token(operation))
+
+    def _token_permissions(self, token: KsefToken) -> frozenset[str] | None:
+        """What a login with ``token`` may do now: the token's permissions its author still holds in
+        the token's context; ``None`` when none is left (the login fails with 415, as a XAdES login
+        without permissions does).
+
+        uwierzytelnianie.md, of the KSeF-token login: "Informacja o podmiocie uwierzytelniającym
+        odczytywana jest na podstawie przesłanego tokena KSeF. Podmiot uwierzytelniający podlega
+        weryfikacji - system sprawdzi, czy wskazany podmiot posiada co najmniej jedno aktywne
+        uprawnienie do wybranego kontekstu. Brak takich uprawnień uniemożliwia uzyskanie tokena
+        dostępowego"; and a refresh gives "aktualnym zestawem uprawnień i ról". A token is made
+        with at most its creator's permissions (26001), so it carries what both still have.
+        """
+        current = self.permissions.login_permissions(token.context, token_author(token))
+        return ((token.permissions & current) or None) if current is not None else None
+
+    def _is_deceased(self, who: tuple[str, str]) -> bool:
+        """Whether ``who`` is a person ``/testdata/person`` registered with ``isDeceased``."""
+        person = self.testdata.person(who[1])
+        return person is not None and person.is_deceased
 
     def authenticate_with_xades(
         self, document: bytes, *, verify_chain: bool = False
@@ -499,7 +583,7 @@ class Auth:
         elif self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif person is not None and person.is_deceased:
-            self._fail(operation, 470, "Próba wykorzystania metod uwierzytelniania osoby zmarłej.")
+            self._fail(operation, 470, DECEASED_DETAIL)
         elif granted is not None:
             self._succeed(operation, granted)
         else:
@@ -543,11 +627,24 @@ class Auth:
                     21301, "Brak autoryzacji.",
                     [f"Status uwierzytelniania ({operation.status.code}) nie pozwala na pobranie tokenów."],
                 )  # fmt: skip
+            self._check_still_usable(operation)
             operation.redeemed = True
         access = self._access_for(operation)
         refresh = self._jwt("refresh", REFRESH_TOKEN_TTL, ref=operation.reference_number)
         operation.refresh_valid_until = refresh[1]
         return access, refresh
+
+    def _check_still_usable(self, operation: AuthOperation) -> KsefToken | None:
+        """400 when the login may no longer yield tokens (redeem, refresh): the spec's 21301 "Token
+        KSeF został unieważniony." when the KSeF token it used is no longer active, 21308 "Próba
+        wykorzystania metod autoryzacyjnych osoby zmarłej." when its subject has died since (both
+        listed for POST /auth/token/redeem and /auth/token/refresh). The KSeF token, if any."""
+        token = self.state.tokens.get(operation.ksef_token_reference or "")
+        if token is not None and token.status != "Active":
+            raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
+        if self._is_deceased(operation.subject):
+            raise MockAPIError(DECEASED_CODE, DECEASED_TEXT)
+        return token
 
     def _access_for(self, operation: AuthOperation, ttl: dt.timedelta = ACCESS_TOKEN_TTL) -> tuple[str, dt.datetime]:
         context = operation.context
@@ -564,16 +661,17 @@ class Auth:
             raise NotFound(21304, "Brak uwierzytelnienia.", [claims["ref"]])
         if operation.revoked:
             raise MockAPIError(21301, "Brak autoryzacji.", ["Sesja uwierzytelniania została unieważniona."])
-        token = self.state.tokens.get(operation.ksef_token_reference or "")
-        if token is not None and token.status != "Active":
-            raise MockAPIError(21301, "Brak autoryzacji.", ["Token KSeF został unieważniony."])
-        if operation.category == "XadesSignature":
-            # uwierzytelnianie.md: the refreshed token carries "aktualnym zestawem uprawnień i ról", and
-            # "Tokeny są automatycznie unieważniane w przypadku utraty uprawnień".
+        token = self._check_still_usable(operation)
+        # uwierzytelnianie.md: the refreshed token carries "aktualnym zestawem uprawnień i ról", and
+        # "Tokeny są automatycznie unieważniane w przypadku utraty uprawnień".
+        current: frozenset[str] | None = operation.permissions
+        if token is not None:
+            current = self._token_permissions(token)
+        elif operation.category == "XadesSignature":
             current = self.permissions.login_permissions(operation.context, operation.subject)
-            if current is None:
-                raise MockAPIError(21301, "Brak autoryzacji.", ["Podmiot nie ma już uprawnień w kontekście."])
-            operation.permissions = current
+        if current is None:
+            raise MockAPIError(21301, "Brak autoryzacji.", ["Podmiot nie ma już uprawnień w kontekście."])
+        operation.permissions = current
         operation.last_refresh = self.core.clock()
         return self._access_for(operation)
 
@@ -620,19 +718,36 @@ class Auth:
         operation = self.state.operations.get(claims["ref"])
         if operation is None:
             raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {claims['ref']} nie została znaleziona."])
-        operation.revoked = True
+        _revoke(operation)
 
     def revoke_auth_session(self, access: Access, reference_number: str) -> None:
         """Kill the refresh token of a session of the caller's context; access tokens live on."""
         operation = self.state.operations.get(reference_number)
         if operation is None or operation.context != access.context:
             raise NotFound(21304, "Brak uwierzytelnienia.", [f"Sesja {reference_number} nie została znaleziona."])
-        operation.revoked = True
+        _revoke(operation)
+
+
+def _revoke(operation: AuthOperation) -> None:
+    """Revoke a login: its refresh token is refused, and its status (GET /auth/{referenceNumber})
+    becomes the spec's "425 | Uwierzytelnienie unieważnione | Uwierzytelnienie i powiązane refresh
+    tokeny zostały unieważnione przez użytkownika"."""
+    operation.revoked = True
+    operation.pending_permissions = None  # a success held back (auth_reads) is not given later
+    operation.status = Status(
+        425, AUTH_TEXT[425], ["Uwierzytelnienie i powiązane refresh tokeny zostały unieważnione przez użytkownika"]
+    )
 
 
 def auth_session_listing_key(operation: AuthOperation) -> str:
     """An auth session's place in ``GET /auth/sessions`` (by start, unique)."""
     return f"{operation.started.astimezone(dt.UTC).isoformat()}|{operation.reference_number}"
+
+
+def token_author(token: KsefToken) -> tuple[str, str]:
+    """The token's author (``authorIdentifier``); a token kept without one (a state file of an
+    older emulator) is the context's owner's."""
+    return token.author[0] or "Nip", token.author[1] or token.context.value
 
 
 def token_listing_key(token: KsefToken) -> str:

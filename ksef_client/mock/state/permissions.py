@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
-from ksef_client.mock.exceptions import NotFound
+from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.testdata import Role, TestData
 
@@ -136,6 +136,39 @@ def _as_pair(raw: Any) -> Pair:
 def newest_first(grants: Iterable[Grant]) -> list[Grant]:
     """The order of every permission listing: "Sortowanie: startDate (Desc), id (Asc)"."""
     return sorted(sorted(grants, key=lambda g: g.id), key=lambda g: g.created, reverse=True)
+
+
+def internal_id_check_digit(first_fourteen: str) -> int:
+    """The check digit (the last) of an ``InternalId`` ``{nip}-{5 cyfr}``, from its first 14 digits.
+
+    Spec, POST /permissions/subunits/grants: "Ostatnia cyfra musi być poprawną sumą kontrolną [...]
+    Algorytm używa naprzemiennych wag (1x, 3x, 1x, 3x, ...), sumuje wyniki i zwraca resztę z dzielenia
+    przez 10", worked example "6824515772-1234" -> 3. (The SDK's ``identifiers.validate_internal_id``
+    is to share this; the emulator keeps its own until then.)
+    """
+    return sum(int(digit) * (1 if index % 2 == 0 else 3) for index, digit in enumerate(first_fourteen)) % 10
+
+
+def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
+    """400 / 21405 for a subunit grant the spec's validation refuses: an ``InternalId`` whose last
+    digit is not its check digit (api-changelog.md: "Wprowadzono walidację sumy kontrolnej dla
+    identyfikatora InternalId w POST /permissions/subunits/grants"), or one without
+    ``subunitName`` ("W przypadku jednostki podrzędnej z identyfikatorem wewnętrznym pole jest
+    wymagane"). The docs do not say whether KSeF refuses these at once or fails the operation; both
+    are validation of the body, which the spec's 400 lists as "21405 | Błąd walidacji danych
+    wejściowych. | {treść błędu z walidatora}"."""
+    kind, value = subunit
+    if kind != "InternalId":
+        return
+    digits = value.replace("-", "")
+    if len(digits) == 15 and digits.isdigit() and int(digits[-1]) != internal_id_check_digit(digits[:-1]):
+        raise MockAPIError(
+            21405, VALIDATION,
+            [f"contextIdentifier.value: {value} ma nieprawidłową cyfrę kontrolną "
+             f"(oczekiwano {internal_id_check_digit(digits[:-1])})."],
+        )  # fmt: skip
+    if not subunit_name:
+        raise MockAPIError(21405, VALIDATION, ["subunitName: wymagane dla identyfikatora wewnętrznego."])
 
 
 def _failure(code: int, detail: str) -> Status:
@@ -265,6 +298,7 @@ class Permissions:
         # klient nadał wcześniej podmiotowi bieżącego kontekstu dowolne uprawnienie z prawem do jego
         # dalszego przekazywania".
         if target == ALL_PARTNERS or self._delegated(Context(*target), access.context.nip):
+            # Made, but it carries only the permissions the client delegated (``state_of``).
             return None
         detail = f"Klient {target[1]} nie nadał podmiotowi kontekstu uprawnienia z prawem do dalszego przekazywania."
         return _failure(440, detail)
@@ -284,24 +318,34 @@ class Permissions:
             return _failure(410, f"NIP {value} nie jest podmiotem podrzędnym podmiotu kontekstu.")
         return None
 
-    def _delegated(self, client: Context, intermediary_nip: str | None) -> bool:
-        """Whether ``client`` gave the intermediary a permission it may pass on (``canDelegate``)."""
-        return any(
-            g.kind == "entity" and g.context == client and g.subject == ("Nip", intermediary_nip)
+    def _delegated(self, client: Context, intermediary_nip: str | None) -> frozenset[str]:
+        """The permissions ``client`` gave the intermediary to pass on (``canDelegate``)."""
+        return frozenset(
+            g.permissions[0] for g in self._all()
+            if g.kind == "entity" and g.context == client and g.subject == ("Nip", intermediary_nip)
             and bool(g.details.get("canDelegate"))
-            for g in self._all()
         )  # fmt: skip
+
+    def _carried(self, grant: Grant, client: Context) -> bool:
+        """Whether the client ``client`` lets the intermediary that made the indirect ``grant`` pass
+        its permission on. uprawnienia.md: "Podmiot pośredniczący | Podmiot, który otrzymał
+        uprawnienie z flagą canDelegate = true i może przekazać to uprawnienie dalej", and "Biuro
+        rachunkowe XYZ otrzymało od firmy ABC uprawnienie InvoiceRead z flagą canDelegate = true.
+        Teraz może przekazać to uprawnienie swojemu pracownikowi": the permission delegated, not any."""
+        return grant.permissions[0] in self._delegated(client, grant.context.nip)
 
     def roles_of(self, context: Context) -> frozenset[str]:
         """The roles of the subject of a NIP context (``/testdata/subject``, ``/testdata/person``)."""
         return frozenset(role.role for role in self.testdata.roles_of(context.value if context.type == "Nip" else None))
 
     def state_of(self, grant: Grant) -> str:
-        """``Active``, or ``Inactive`` for an indirect grant for a client that no longer lets the
-        intermediary pass its permissions on (PermissionState: "Uprawnienia nieaktywne, nadane w sposób
-        pośredni")."""
+        """``Active``, or ``Inactive`` for an indirect grant of a permission its client does not (or no
+        longer) let the intermediary pass on (PermissionState: "Uprawnienia nieaktywne, nadane w
+        sposób pośredni"; ``_carried``). The spec lets the grant be made once the client delegated
+        "dowolne uprawnienie"; the guide does not say how KSeF shows the permissions it then does
+        not carry: here as ``Inactive`` records, which give nothing at login."""
         target = target_of(grant)
-        if target is None or target == ALL_PARTNERS or self._delegated(Context(*target), grant.context.nip):
+        if target is None or target == ALL_PARTNERS or self._carried(grant, Context(*target)):
             return "Active"
         return "Inactive"
 
@@ -344,10 +388,10 @@ class Permissions:
 
     def _targets(self, grant: Grant, context: Context) -> bool:
         """Whether an indirect grant is for the client ``context``: named, or (general) any client
-        that lets the intermediary pass its permissions on."""
+        that lets the intermediary pass this permission on (``_carried``)."""
         target = applies_in(grant)
         if target == ALL_PARTNERS:
-            return self._delegated(context, grant.context.nip)
+            return self._carried(grant, context)
         return target == _pair(context)
 
     def may_issue_for(self, context: Context, seller_nip: str, scopes: tuple[str, ...]) -> bool:
