@@ -40,10 +40,10 @@ from ksef_client._generated.models import (
     QueryPersonPermissionsResponse,
 )
 from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
+from ksef_client.identifiers import internal_id_check_digit
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.mock.state.permissions import internal_id_check_digit
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
@@ -471,7 +471,7 @@ def test_a_subunit_internal_id_needs_its_check_digit_and_name(ksef_mock: KSeFMoc
     # "6824515772-1234" -> 3; api-changelog.md: "Wprowadzono walidację sumy kontrolnej dla identyfikatora
     # InternalId w POST /permissions/subunits/grants". subunitName: "W przypadku jednostki podrzędnej z
     # identyfikatorem wewnętrznym pole jest wymagane." Refused as the spec's 400 / 21405 (validation).
-    assert internal_id_check_digit("68245157721234") == 3
+    assert internal_id_check_digit("68245157721234") == "3"
     company = _bearer(ksef_mock.backend, NIP)
     path = "/permissions/subunits/grants"
     wrong_digit = http.post(path, json=_subunit("InternalId", f"{NIP}-12347"), headers=company)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
+from ksef_client.identifiers import internal_id_check_digit
 from ksef_client.mock.exceptions import MockAPIError, NotFound
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.testdata import Role, TestData
@@ -138,17 +139,6 @@ def newest_first(grants: Iterable[Grant]) -> list[Grant]:
     return sorted(sorted(grants, key=lambda g: g.id), key=lambda g: g.created, reverse=True)
 
 
-def internal_id_check_digit(first_fourteen: str) -> int:
-    """The check digit (the last) of an ``InternalId`` ``{nip}-{5 cyfr}``, from its first 14 digits.
-
-    Spec, POST /permissions/subunits/grants: "Ostatnia cyfra musi być poprawną sumą kontrolną [...]
-    Algorytm używa naprzemiennych wag (1x, 3x, 1x, 3x, ...), sumuje wyniki i zwraca resztę z dzielenia
-    przez 10", worked example "6824515772-1234" -> 3. (The SDK's ``identifiers.validate_internal_id``
-    is to share this; the emulator keeps its own until then.)
-    """
-    return sum(int(digit) * (1 if index % 2 == 0 else 3) for index, digit in enumerate(first_fourteen)) % 10
-
-
 def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
     """400 / 21405 for a subunit grant the spec's validation refuses: an ``InternalId`` whose last
     digit is not its check digit (api-changelog.md: "Wprowadzono walidację sumy kontrolnej dla
@@ -161,7 +151,8 @@ def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
     if kind != "InternalId":
         return
     digits = value.replace("-", "")
-    if len(digits) == 15 and digits.isdigit() and int(digits[-1]) != internal_id_check_digit(digits[:-1]):
+    well_formed = len(digits) == 15 and digits.isascii() and digits.isdigit()  # else the schema refuses it
+    if well_formed and digits[-1] != internal_id_check_digit(digits[:-1]):
         raise MockAPIError(
             21405, VALIDATION,
             [f"contextIdentifier.value: {value} ma nieprawidłową cyfrę kontrolną "
