@@ -483,3 +483,24 @@ def test_a_subunit_internal_id_needs_its_check_digit_and_name(ksef_mock: KSeFMoc
     assert listed == []  # nothing granted
     assert _outcome(http, company, path, _subunit("InternalId", f"{NIP}-12346")) == 200
     assert _outcome(http, company, path, {**nameless, "contextIdentifier": {"type": "Nip", "value": PARTNER}}) == 430
+
+
+def test_an_operation_status_is_gone_30_days_after_it_ended(
+    ksef_mock: KSeFMock, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni.", its 410
+    # a GoneProblemDetails (example detail "Operacja wygasła i nie jest już dostępna."); api-changelog.md
+    # 2.4.0: "Po upływie okresu retencji odpytywanie statusu zwraca `410 Gone`".
+    backend, start = ksef_mock.backend, dt.datetime(2026, 6, 3, 6, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    reference = _grant_person_raw(http, _bearer(backend, NIP), ("Pesel", PESEL), ["InvoiceRead"])
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30, seconds=-1))
+    assert _operation(http, _bearer(backend, NIP), reference) == 200
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30))
+    answer = http.get(f"/permissions/operations/{reference}", headers=_bearer(backend, NIP))
+    assert (answer.status_code, answer.headers["content-type"]) == (410, "application/problem+json")
+    body = answer.json()
+    assert {k: body[k] for k in ("title", "status", "detail")} == {
+        "title": "Gone", "status": 410, "detail": "Operacja wygasła i nie jest już dostępna.",
+    }  # fmt: skip
+    assert _persons(http, _bearer(backend, NIP)) != []  # the grant itself stays

@@ -23,7 +23,7 @@ from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
 from ksef_client.identifiers import internal_id_check_digit
-from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.exceptions import Gone, MockAPIError, NotFound
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.testdata import Role, TestData
 
@@ -48,6 +48,11 @@ FAILURES = {
     450: "Operacja niedozwolona dla wskazanego identyfikatora lub jego typu",
 }
 
+# GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni." (the
+# spec, which declares its 410 as GoneProblemDetails); api-changelog.md 2.4.0: "Po upływie okresu
+# retencji odpytywanie statusu zwraca `410 Gone`". Counted from the operation's end, as exports'.
+OPERATION_RETENTION = dt.timedelta(days=30)
+
 Pair = tuple[str, str]
 
 
@@ -67,12 +72,24 @@ class Grant:
 
 
 @dataclass
+class Operation:
+    """A grant's or revoke's operation: the context that asked for it, its status, when it ended."""
+
+    context: Context
+    status: Status
+    ended: dt.datetime
+
+    def kept_until(self) -> dt.datetime:
+        """When its status goes (410): ``OPERATION_RETENTION`` after it ended."""
+        return self.ended + OPERATION_RETENTION
+
+
+@dataclass
 class PermissionsState:
-    """Grant records and permission operations (reference -> context; the failed ones' status)."""
+    """Grant records and permission operations (by reference number)."""
 
     grants: dict[str, Grant] = field(default_factory=dict)
-    operations: dict[str, Context] = field(default_factory=dict)
-    failures: dict[str, Status] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -252,16 +269,18 @@ class Permissions:
     def _operation(self, access: Access, failure: Status | None) -> str:
         ref = self.core.new_reference_number("OP")
         with self.core.lock:
-            self.state.operations[ref] = access.context
-            if failure is not None:
-                self.state.failures[ref] = failure
+            self.state.operations[ref] = Operation(access.context, failure or DONE, self.core.clock())
         return ref
 
     def operation_status(self, access: Access, reference_number: str) -> Status:
-        """``GET /permissions/operations/{ref}``: 400 unless the operation is the caller's."""
-        if self.state.operations.get(reference_number) != access.context:
+        """``GET /permissions/operations/{ref}``: 400 unless the operation is the caller's; ``Gone``
+        (410) past ``Operation.kept_until``."""
+        operation = self.state.operations.get(reference_number)
+        if operation is None or operation.context != access.context:
             raise NotFound(21405, VALIDATION, [f"Operacja {reference_number} nie istnieje."])
-        return self.state.failures.get(reference_number, DONE)
+        if self.core.clock() >= operation.kept_until():
+            raise Gone()
+        return operation.status
 
     # --- what the spec forbids -------------------------------------------------------------------
 
