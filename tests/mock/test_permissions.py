@@ -504,3 +504,25 @@ def test_an_operation_status_is_gone_30_days_after_it_ended(
         "title": "Gone", "status": 410, "detail": "Operacja wygasła i nie jest już dostępna.",
     }  # fmt: skip
     assert _persons(http, _bearer(backend, NIP)) != []  # the grant itself stays
+
+
+def test_grant_bodies_follow_the_rules_of_the_spec_descriptions(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # The spec's JSON Schema lets these through; its descriptions do not. Every grant's permissions: "Lista
+    # nadawanych uprawnień. Każda wartość może wystąpić tylko raz."; PersonPermissionSubjectDetails.personById:
+    # "Wymagane, gdy subjectDetailsType = PersonByIdentifier." Refused as the spec's 400 / 21405 ("Błąd
+    # walidacji danych wejściowych. | {treść błędu z walidatora}").
+    owner = _bearer(ksef_mock.backend, NIP)
+    person = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["InvoiceRead", "InvoiceRead"],
+              "description": "pracownik", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    twice = http.post("/permissions/persons/grants", json=person, headers=owner)
+    assert twice.status_code == 400 and "21405" in twice.text and "tylko raz" in twice.text, twice.text
+    entity = {"subjectIdentifier": {"type": "Nip", "value": CLIENT}, "description": "biuro rachunkowe",
+              "permissions": [{"type": "InvoiceRead", "canDelegate": True}, {"type": "InvoiceRead"}],
+              "subjectDetails": {"fullName": "Biuro"}}  # fmt: skip
+    assert http.post("/permissions/entities/grants", json=entity, headers=owner).status_code == 400
+    no_data = {"subjectDetailsType": "PersonByIdentifier"}
+    nameless = {**person, "permissions": ["InvoiceRead"], "subjectDetails": no_data}
+    unnamed = http.post("/permissions/persons/grants", json=nameless, headers=owner)
+    assert unnamed.status_code == 400 and "21405" in unnamed.text and "personById" in unnamed.text, unnamed.text
+    assert _persons(http, owner) == []  # nothing granted
+    assert _outcome(http, owner, "/permissions/persons/grants", {**person, "permissions": ["InvoiceRead"]}) == 200

@@ -179,6 +179,37 @@ def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
         raise MockAPIError(21405, VALIDATION, ["subunitName: wymagane dla identyfikatora wewnętrznego."])
 
 
+# PersonPermissionSubjectDetails, EuEntityPermissionSubjectDetails: each of these fields is "Wymagane,
+# gdy subjectDetailsType = <its type>" (a rule of the descriptions, not of the schema).
+SUBJECT_DETAILS_FIELDS = {
+    "PersonByIdentifier": "personById",
+    "PersonByFingerprintWithIdentifier": "personByFpWithId",
+    "PersonByFingerprintWithoutIdentifier": "personByFpNoId",
+    "EntityByFingerprint": "entityByFp",
+}
+
+
+def check_grant_body(body: dict[str, Any]) -> None:
+    """400 / 21405 for a grant body breaking a rule the spec writes only in its descriptions (its
+    JSON Schema lets them through): a ``permissions`` value given twice ("Lista nadawanych
+    uprawnień. Każda wartość może wystąpić tylko raz."), or ``subjectDetails`` without the data its
+    ``subjectDetailsType`` needs (``SUBJECT_DETAILS_FIELDS``). Both are validation of the body, which
+    the spec's 400 lists as "21405 | Błąd walidacji danych wejściowych. | {treść błędu z walidatora}"."""
+    values = [p.get("type") if isinstance(p, dict) else p for p in body.get("permissions") or []]
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        detail = f"permissions: każda wartość może wystąpić tylko raz, powtórzono {', '.join(repeated)}."
+        raise MockAPIError(21405, VALIDATION, [detail])
+    details = body.get("subjectDetails")
+    if not isinstance(details, dict):
+        return
+    kind = details.get("subjectDetailsType")
+    needed = SUBJECT_DETAILS_FIELDS.get(str(kind))
+    if needed is not None and details.get(needed) is None:
+        detail = f"subjectDetails.{needed}: wymagane, gdy subjectDetailsType = {kind}."
+        raise MockAPIError(21405, VALIDATION, [detail])
+
+
 def _failure(code: int, detail: str) -> Status:
     return Status(code, FAILURES[code], [detail])
 
