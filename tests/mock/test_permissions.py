@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -526,3 +527,49 @@ def test_grant_bodies_follow_the_rules_of_the_spec_descriptions(ksef_mock: KSeFM
     assert unnamed.status_code == 400 and "21405" in unnamed.text and "personById" in unnamed.text, unnamed.text
     assert _persons(http, owner) == []  # nothing granted
     assert _outcome(http, owner, "/permissions/persons/grants", {**person, "permissions": ["InvoiceRead"]}) == 200
+
+
+def test_permission_reads_keep_grants_and_revokes_in_progress(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "Wykonanie operacji nadania uprawnienia nie skutkuje natychmiastowym dostępem
+    # – operacja jest asynchroniczna musi zostać poprawnie przetworzona przez system (należy  # noqa: RUF003
+    # sprawdzić status operacji)";
+    # PermissionsOperationStatusResponse: "| 100 | Operacja przyjęta do realizacji |".
+    owner = _bearer(ksef_mock.backend, NIP)
+    accountant = self_signed_certificate(kind="person", key_type="ec")
+    control = ksef_mock.base_url.removesuffix("/v2") + "/_mock/transitions"
+    assert httpx.post(control, json={"permissionReads": 2}).json()["permissionReads"] == 2
+    granted = _grant_person_raw(http, owner, ("Nip", accountant.nip), ["InvoiceRead"])
+    assert _login(ksef_mock, accountant, NIP) == 415  # not yet in effect
+    assert _persons(http, owner) == []
+    pickle.dumps(ksef_mock.backend.snapshot())  # an operation in progress is saved by --state too
+    assert [_operation(http, owner, granted) for _ in range(2)] == [100, 100]
+    assert _operation(http, owner, granted) == 200
+    assert _login(ksef_mock, accountant, NIP) == {"InvoiceRead"}
+
+    (grant,) = _persons(http, owner)
+    revoke = http.delete(f"/permissions/common/grants/{grant['id']}", headers=owner)
+    assert revoke.status_code == 202
+    ref = revoke.json()["referenceNumber"]
+    assert _login(ksef_mock, accountant, NIP) == {"InvoiceRead"}  # the revoke is still in progress
+    assert [_operation(http, owner, ref) for _ in range(3)] == [100, 100, 200]
+    assert _login(ksef_mock, accountant, NIP) == 415
+    # A grant the spec forbids fails only when it is processed.
+    enforcement = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["EnforcementOperations"],
+                   "description": "egzekucja", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    refused = http.post("/permissions/persons/grants", json=enforcement, headers=owner).json()["referenceNumber"]
+    assert [_operation(http, owner, refused) for _ in range(3)] == [100, 100, 430]
+
+
+def test_a_state_file_of_an_older_emulator_keeps_its_permission_operations(
+    ksef_mock: KSeFMock, http: httpx.Client
+) -> None:
+    # Before operations had a status of their own (and a retention), the state kept an operation's context
+    # alone and the failed ones' status apart; a --state file written then still answers its operations.
+    backend, owner = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    done = _grant_person_raw(http, owner, ("Pesel", PESEL), ["InvoiceRead"])
+    failed = _grant_person_raw(http, owner, ("Pesel", PESEL), ["EnforcementOperations"])
+    old = backend.permissions.state
+    old.__dict__["failures"] = {failed: old.operations[failed].status}
+    old.operations = {ref: operation.context for ref, operation in old.operations.items()}  # type: ignore[misc]
+    backend.restore(pickle.loads(pickle.dumps(backend.snapshot())))
+    assert (_operation(http, owner, done), _operation(http, owner, failed)) == (200, 430)
