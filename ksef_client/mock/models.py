@@ -38,6 +38,7 @@ from ksef_client.mock.state.collective import CollectiveIdentifiers
 from ksef_client.mock.state.core import Access, Context, Core, Settings, Status, Transitions, utc_now
 from ksef_client.mock.state.invoices import Invoice, Invoices, reread_fields
 from ksef_client.mock.state.permissions import Permissions
+from ksef_client.mock.state.permissions import upgrade_state as upgrade_permissions
 from ksef_client.mock.state.sessions import Session, Sessions
 from ksef_client.mock.state.storage import Storage
 from ksef_client.mock.state.testdata import TestData
@@ -135,6 +136,7 @@ class KSeFBackend:
                     getattr(self, name).state = _with_new_fields(snapshot[name])
             self.core.transitions = snapshot.get("transitions", Transitions())
             self.core.secret = snapshot.get("secret", self.core.secret)
+            upgrade_permissions(self.permissions.state, self.core.clock())
             # What lies inside the components' states, written by an older emulator, too.
             for record in (*self.sessions.state.sessions.values(), *self.invoices.state.exports.values()):
                 _with_new_fields(record)

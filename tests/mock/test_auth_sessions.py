@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
+import pytest
 
 from ksef_client import KSeF
 from ksef_client.mock.pytest_plugin import KSeFMock
@@ -46,3 +49,31 @@ def test_logging_out_with_the_refresh_token(ksef_mock: KSeFMock) -> None:
         assert http.get("/auth/sessions", headers=access).json()["items"] == []  # no longer listed
         bogus = {"Authorization": f"Bearer {tokens.refresh_token[:-2]}xx"}
         assert http.delete("/auth/sessions/current", headers=bogus).status_code == 401
+
+
+def test_only_active_sessions_are_listed(ksef_mock: KSeFMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Spec GET /auth/sessions: "Zwraca listę aktywnych sesji uwierzytelnienia." A login whose refresh
+    # token has expired (refreshTokenValidUntil; REFRESH_TOKEN_TTL, 7 days), or whose KSeF token was
+    # revoked (POST /auth/token/refresh: "21301 | Token KSeF został unieważniony."), is no longer active.
+    backend = ksef_mock.backend
+    start = backend.clock()  # now: the certificate below is valid from now on
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    seal = self_signed_certificate(NIP, kind="seal")
+    with KSeF(base_url=ksef_mock.base_url) as owner, KSeF(base_url=ksef_mock.base_url) as by_token:
+        owner.auth.login_with_certificate(SigningCredentials(seal.certificate, seal.private_key), context_nip=NIP)
+        created = owner.tokens.create(["InvoiceRead"], "sesje tokenem")
+        owner.tokens.wait_active(created.reference_number)
+        by_token.auth.login_with_token(created.token, context_nip=NIP)
+        owner.tokens.revoke(created.reference_number)
+
+    def listed() -> list[str]:
+        with httpx.Client(base_url=ksef_mock.base_url) as http:
+            answer = http.get("/auth/sessions", headers={"Authorization": f"Bearer {ksef_mock.token(NIP)}"})
+        # The logins above, not the sessions minted to ask (they have no refresh token).
+        return sorted(str(s["authenticationMethod"]) for s in answer.json()["items"] if s.get("refreshTokenValidUntil"))
+
+    assert listed() == ["QualifiedSeal"]  # the KSeF token's session went with its token
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=7, seconds=-1))
+    assert listed() == ["QualifiedSeal"]
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=7))
+    assert listed() == []  # its refresh token has expired

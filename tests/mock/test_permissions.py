@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -483,3 +484,92 @@ def test_a_subunit_internal_id_needs_its_check_digit_and_name(ksef_mock: KSeFMoc
     assert listed == []  # nothing granted
     assert _outcome(http, company, path, _subunit("InternalId", f"{NIP}-12346")) == 200
     assert _outcome(http, company, path, {**nameless, "contextIdentifier": {"type": "Nip", "value": PARTNER}}) == 430
+
+
+def test_an_operation_status_is_gone_30_days_after_it_ended(
+    ksef_mock: KSeFMock, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni.", its 410
+    # a GoneProblemDetails (example detail "Operacja wygasła i nie jest już dostępna."); api-changelog.md
+    # 2.4.0: "Po upływie okresu retencji odpytywanie statusu zwraca `410 Gone`".
+    backend, start = ksef_mock.backend, dt.datetime(2026, 6, 3, 6, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    reference = _grant_person_raw(http, _bearer(backend, NIP), ("Pesel", PESEL), ["InvoiceRead"])
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30, seconds=-1))
+    assert _operation(http, _bearer(backend, NIP), reference) == 200
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30))
+    answer = http.get(f"/permissions/operations/{reference}", headers=_bearer(backend, NIP))
+    assert (answer.status_code, answer.headers["content-type"]) == (410, "application/problem+json")
+    body = answer.json()
+    assert {k: body[k] for k in ("title", "status", "detail")} == {
+        "title": "Gone", "status": 410, "detail": "Operacja wygasła i nie jest już dostępna.",
+    }  # fmt: skip
+    assert _persons(http, _bearer(backend, NIP)) != []  # the grant itself stays
+
+
+def test_grant_bodies_follow_the_rules_of_the_spec_descriptions(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # The spec's JSON Schema lets these through; its descriptions do not. Every grant's permissions: "Lista
+    # nadawanych uprawnień. Każda wartość może wystąpić tylko raz."; PersonPermissionSubjectDetails.personById:
+    # "Wymagane, gdy subjectDetailsType = PersonByIdentifier." Refused as the spec's 400 / 21405 ("Błąd
+    # walidacji danych wejściowych. | {treść błędu z walidatora}").
+    owner = _bearer(ksef_mock.backend, NIP)
+    person = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["InvoiceRead", "InvoiceRead"],
+              "description": "pracownik", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    twice = http.post("/permissions/persons/grants", json=person, headers=owner)
+    assert twice.status_code == 400 and "21405" in twice.text and "tylko raz" in twice.text, twice.text
+    entity = {"subjectIdentifier": {"type": "Nip", "value": CLIENT}, "description": "biuro rachunkowe",
+              "permissions": [{"type": "InvoiceRead", "canDelegate": True}, {"type": "InvoiceRead"}],
+              "subjectDetails": {"fullName": "Biuro"}}  # fmt: skip
+    assert http.post("/permissions/entities/grants", json=entity, headers=owner).status_code == 400
+    no_data = {"subjectDetailsType": "PersonByIdentifier"}
+    nameless = {**person, "permissions": ["InvoiceRead"], "subjectDetails": no_data}
+    unnamed = http.post("/permissions/persons/grants", json=nameless, headers=owner)
+    assert unnamed.status_code == 400 and "21405" in unnamed.text and "personById" in unnamed.text, unnamed.text
+    assert _persons(http, owner) == []  # nothing granted
+    assert _outcome(http, owner, "/permissions/persons/grants", {**person, "permissions": ["InvoiceRead"]}) == 200
+
+
+def test_permission_reads_keep_grants_and_revokes_in_progress(ksef_mock: KSeFMock, http: httpx.Client) -> None:
+    # uprawnienia.md: "Wykonanie operacji nadania uprawnienia nie skutkuje natychmiastowym dostępem
+    # – operacja jest asynchroniczna musi zostać poprawnie przetworzona przez system (należy  # noqa: RUF003
+    # sprawdzić status operacji)";
+    # PermissionsOperationStatusResponse: "| 100 | Operacja przyjęta do realizacji |".
+    owner = _bearer(ksef_mock.backend, NIP)
+    accountant = self_signed_certificate(kind="person", key_type="ec")
+    control = ksef_mock.base_url.removesuffix("/v2") + "/_mock/transitions"
+    assert httpx.post(control, json={"permissionReads": 2}).json()["permissionReads"] == 2
+    granted = _grant_person_raw(http, owner, ("Nip", accountant.nip), ["InvoiceRead"])
+    assert _login(ksef_mock, accountant, NIP) == 415  # not yet in effect
+    assert _persons(http, owner) == []
+    pickle.dumps(ksef_mock.backend.snapshot())  # an operation in progress is saved by --state too
+    assert [_operation(http, owner, granted) for _ in range(2)] == [100, 100]
+    assert _operation(http, owner, granted) == 200
+    assert _login(ksef_mock, accountant, NIP) == {"InvoiceRead"}
+
+    (grant,) = _persons(http, owner)
+    revoke = http.delete(f"/permissions/common/grants/{grant['id']}", headers=owner)
+    assert revoke.status_code == 202
+    ref = revoke.json()["referenceNumber"]
+    assert _login(ksef_mock, accountant, NIP) == {"InvoiceRead"}  # the revoke is still in progress
+    assert [_operation(http, owner, ref) for _ in range(3)] == [100, 100, 200]
+    assert _login(ksef_mock, accountant, NIP) == 415
+    # A grant the spec forbids fails only when it is processed.
+    enforcement = {"subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["EnforcementOperations"],
+                   "description": "egzekucja", "subjectDetails": PERSON_DETAILS}  # fmt: skip
+    refused = http.post("/permissions/persons/grants", json=enforcement, headers=owner).json()["referenceNumber"]
+    assert [_operation(http, owner, refused) for _ in range(3)] == [100, 100, 430]
+
+
+def test_a_state_file_of_an_older_emulator_keeps_its_permission_operations(
+    ksef_mock: KSeFMock, http: httpx.Client
+) -> None:
+    # Before operations had a status of their own (and a retention), the state kept an operation's context
+    # alone and the failed ones' status apart; a --state file written then still answers its operations.
+    backend, owner = ksef_mock.backend, _bearer(ksef_mock.backend, NIP)
+    done = _grant_person_raw(http, owner, ("Pesel", PESEL), ["InvoiceRead"])
+    failed = _grant_person_raw(http, owner, ("Pesel", PESEL), ["EnforcementOperations"])
+    old = backend.permissions.state
+    old.__dict__["failures"] = {failed: old.operations[failed].status}
+    old.operations = {ref: operation.context for ref, operation in old.operations.items()}  # type: ignore[misc]
+    backend.restore(pickle.loads(pickle.dumps(backend.snapshot())))
+    assert (_operation(http, owner, done), _operation(http, owner, failed)) == (200, 430)

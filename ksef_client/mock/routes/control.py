@@ -136,8 +136,12 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
     token_reads = int(_bounded(body.get("tokenReads", transitions.token_reads), "tokenReads", 0, 1_000_000))
     activation = _bounded(body.get("tokenActivation", transitions.token_activation), "tokenActivation", 0, 86_400)
     invoice_reads = int(_bounded(body.get("invoiceReads", transitions.invoice_reads), "invoiceReads", 0, 1_000_000))
+    permission_reads = int(
+        _bounded(body.get("permissionReads", transitions.permission_reads), "permissionReads", 0, 1_000_000)
+    )
     transitions.session_reads, transitions.auth_reads, transitions.invoice_reads = reads, auth_reads, invoice_reads
     transitions.token_reads, transitions.token_activation = token_reads, float(activation)
+    transitions.permission_reads = permission_reads
     return JSONResponse(
         {
             "sessionReads": transitions.session_reads,
@@ -145,6 +149,7 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
             "invoiceReads": transitions.invoice_reads,
             "tokenReads": transitions.token_reads,
             "tokenActivation": transitions.token_activation,
+            "permissionReads": transitions.permission_reads,
         }
     )
 

@@ -26,6 +26,7 @@ from ksef_client.mock.state.permissions import (
     GrantQuery,
     Pair,
     Permissions,
+    check_grant_body,
     check_subunit_grant,
     context_of,
     page_of,
@@ -37,6 +38,13 @@ from ksef_client.mock.state.testdata import Role
 def _identifier(raw: Any) -> tuple[str, str]:
     as_dict = raw.to_dict()  # generated models name the field ``type_``
     return str(as_dict["type"]), str(as_dict.get("value", ""))
+
+
+async def _grant_body(request: Request, model: Any) -> Any:
+    """The grant body as ``model``, refused (21405) when it breaks a rule of the spec's descriptions."""
+    body = await parsed_body(request, model)
+    check_grant_body(body.to_dict())
+    return body
 
 
 def _accepted(reference_number: str) -> Response:
@@ -59,7 +67,7 @@ def _grant_each(backend: KSeFBackend, access: Access, kind: str, subject: tuple[
 @api_endpoint("permissions.grant_person_permissions")
 async def grant_person_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.PersonPermissionsGrantRequest)
+    body = await _grant_body(request, models.PersonPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
     return _grant_each(backend, access, "person", _identifier(body.subject_identifier), scopes, body.description)
 
@@ -67,7 +75,7 @@ async def grant_person_permissions(request: Request, backend: KSeFBackend, acces
 @api_endpoint("permissions.grant_entity_permissions")
 async def grant_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.EntityPermissionsGrantRequest)
+    body = await _grant_body(request, models.EntityPermissionsGrantRequest)
     permissions = [p.to_dict() for p in body.permissions]
     scopes = [str(p["type"]) for p in permissions]
     delegable = tuple(str(p["type"]) for p in permissions if p.get("canDelegate"))
@@ -86,7 +94,7 @@ async def grant_authorization_permissions(request: Request, backend: KSeFBackend
 @api_endpoint("permissions.grant_indirect_permissions")
 async def grant_indirect_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.IndirectPermissionsGrantRequest)
+    body = await _grant_body(request, models.IndirectPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
     # "Nie przekazanie identyfikatora oznacza, że uprawnienie nadane w sposób pośredni jest typu generalnego."
     target = body.to_dict().get("targetIdentifier") or {}
@@ -98,7 +106,7 @@ async def grant_indirect_permissions(request: Request, backend: KSeFBackend, acc
 @api_endpoint("permissions.grant_subunit_permissions")
 async def grant_subunit_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.SubunitPermissionsGrantRequest)
+    body = await _grant_body(request, models.SubunitPermissionsGrantRequest)
     details = {"subunit": _identifier(body.context_identifier), "subunitName": body.to_dict().get("subunitName")}
     check_subunit_grant(details["subunit"], details["subunitName"])
     subject = _identifier(body.subject_identifier)
@@ -110,7 +118,7 @@ async def grant_eu_entity_administration_permissions(
     request: Request, backend: KSeFBackend, access: Access | None
 ) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.EuEntityAdministrationPermissionsGrantRequest)
+    body = await _grant_body(request, models.EuEntityAdministrationPermissionsGrantRequest)
     composite = str(body.context_identifier.value)  # {nip}-{vat_ue}
     details = {"composite": composite, "vatUe": composite.partition("-")[2], "euEntityName": body.eu_entity_name}
     subject = _identifier(body.subject_identifier)
@@ -120,7 +128,7 @@ async def grant_eu_entity_administration_permissions(
 @api_endpoint("permissions.grant_eu_entity_permissions")
 async def grant_eu_entity_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
-    body = await parsed_body(request, models.EuEntityPermissionsGrantRequest)
+    body = await _grant_body(request, models.EuEntityPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
     details = {"vatUe": access.context.value.partition("-")[2], "euEntityName": access.context.value}
     subject = _identifier(body.subject_identifier)

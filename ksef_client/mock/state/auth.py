@@ -702,13 +702,24 @@ class Auth:
         return operation.certificate_name
 
     def auth_sessions(self, access: Access) -> list[AuthOperation]:
-        """Redeemed, unrevoked auth operations of the caller's context, newest first (the spec's
+        """The active sessions of the caller's context (``_is_active``), newest first (the spec's
         "Sortowanie: startDate (Desc)")."""
-        found = [
-            o for o in self.state.operations.values()
-            if o.context == access.context and o.redeemed and not o.revoked
-        ]  # fmt: skip
+        found = [o for o in self.state.operations.values() if o.context == access.context and self._is_active(o)]
         return sorted(found, key=auth_session_listing_key, reverse=True)
+
+    def _is_active(self, operation: AuthOperation) -> bool:
+        """Whether a login is an active session: GET /auth/sessions "Zwraca listę aktywnych sesji
+        uwierzytelnienia". A redeemed, unrevoked one whose refresh token could still be used:
+        not expired (its ``refreshTokenValidUntil`` passed, ``POST /auth/token/refresh`` is refused),
+        nor made with a KSeF token no longer active (the spec's "21301 | Token KSeF został
+        unieważniony." for the refresh)."""
+        if not operation.redeemed or operation.revoked:
+            return False
+        until = operation.refresh_valid_until
+        if until is not None and self.core.clock() >= until:
+            return False
+        token = self.state.tokens.get(operation.ksef_token_reference or "")
+        return token is None or token.status == "Active"
 
     def revoke_current_auth_session(self, authorization: str | None) -> None:
         """``DELETE /auth/sessions/current``: kill the refresh token of the session the bearer token

@@ -80,6 +80,10 @@ class Transitions:
     until its status (``GET /tokens/{ref}``) has been read ``token_reads`` times (that read sees
     ``Active``) or ``token_activation`` seconds have passed on the emulator's clock, whichever
     comes first; ``token_reads = 0``: active at once.
+    ``permission_reads``: reads of a permission grant's or revoke's operation (``GET
+    /permissions/operations/{ref}``) that find it in progress (100) before it takes effect
+    (uprawnienia.md: "Wykonanie operacji nadania uprawnienia nie skutkuje natychmiastowym
+    dostępem"); ``0``: in effect by its 202.
     """
 
     session_reads: int = 0
@@ -87,6 +91,7 @@ class Transitions:
     invoice_reads: int = 0
     token_reads: int = 1
     token_activation: float = 5.0
+    permission_reads: int = 0
 
 
 @dataclass

@@ -10,7 +10,9 @@ are records too, made by ``System``. Authorization grants (``SelfInvoicing``, ``
 in the granting seller's name.
 
 KSeF processes a grant asynchronously: a grant the spec forbids is accepted (202) and its
-operation (``GET /permissions/operations/{ref}``) ends with one of the spec's failure codes.
+operation (``GET /permissions/operations/{ref}``) ends with one of the spec's failure codes. With
+``transitions.permission_reads`` = N, a grant or revoke takes effect only after the first N reads
+of its operation, which find it in progress (100).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from ksef_client._generated.models import OwnerPermissionScope
 from ksef_client.identifiers import internal_id_check_digit
-from ksef_client.mock.exceptions import MockAPIError, NotFound
+from ksef_client.mock.exceptions import Gone, MockAPIError, NotFound
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.testdata import Role, TestData
 
@@ -40,6 +42,7 @@ SUPERIOR_ROLES = frozenset({"LocalGovernmentUnit", "VatGroupUnit"})
 SYSTEM = ("System", "")  # the author of /testdata/permissions grants (PersonPermissionsAuthorIdentifier)
 ALL_PARTNERS = ("AllPartners", "")  # the target of a general indirect grant
 DONE = Status(200, "Operacja zakończona sukcesem")
+IN_PROGRESS = Status(100, "Operacja przyjęta do realizacji")
 # The operation status codes of the spec (PermissionsOperationStatusResponse) the emulator uses.
 FAILURES = {
     410: "Podane identyfikatory są niezgodne lub pozostają w niewłaściwej relacji",
@@ -47,6 +50,11 @@ FAILURES = {
     440: "Operacja niedozwolona dla wskazanych powiązań identyfikatorów",
     450: "Operacja niedozwolona dla wskazanego identyfikatora lub jego typu",
 }
+
+# GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni." (the
+# spec, which declares its 410 as GoneProblemDetails); api-changelog.md 2.4.0: "Po upływie okresu
+# retencji odpytywanie statusu zwraca `410 Gone`". Counted from the operation's end, as exports'.
+OPERATION_RETENTION = dt.timedelta(days=30)
 
 Pair = tuple[str, str]
 
@@ -67,12 +75,40 @@ class Grant:
 
 
 @dataclass
+class Operation:
+    """A grant's or revoke's operation: the context that asked for it, its status, when it ended
+    (``None`` while in progress); while in progress, the reads left, its outcome and what it will
+    do: the records it grants or the id of the one it revokes (data, not a callable: the state is
+    pickled by ``--state``)."""
+
+    context: Context
+    status: Status
+    ended: dt.datetime | None
+    reads_left: int = 0
+    outcome: Status = field(default_factory=lambda: DONE)
+    grants: list[Grant] = field(default_factory=list)
+    revokes: str | None = None
+
+    def kept_until(self) -> dt.datetime | None:
+        """When its status goes (410): ``OPERATION_RETENTION`` after it ended."""
+        return None if self.ended is None else self.ended + OPERATION_RETENTION
+
+
+@dataclass
 class PermissionsState:
-    """Grant records and permission operations (reference -> context; the failed ones' status)."""
+    """Grant records and permission operations (by reference number)."""
 
     grants: dict[str, Grant] = field(default_factory=dict)
-    operations: dict[str, Context] = field(default_factory=dict)
-    failures: dict[str, Status] = field(default_factory=dict)
+    operations: dict[str, Operation] = field(default_factory=dict)
+
+
+def upgrade_state(state: PermissionsState, now: dt.datetime) -> None:
+    """A state from an older ``--state`` file, whose operations were their context alone (and the
+    failed ones' status in ``failures``): each becomes an ``Operation`` that ended ``now``."""
+    failures: dict[str, Status] = vars(state).pop("failures", {})
+    for ref, operation in list(state.operations.items()):
+        if isinstance(operation, Context):
+            state.operations[ref] = Operation(operation, failures.get(ref, DONE), now)
 
 
 @dataclass(frozen=True)
@@ -162,6 +198,37 @@ def check_subunit_grant(subunit: Pair, subunit_name: str | None) -> None:
         raise MockAPIError(21405, VALIDATION, ["subunitName: wymagane dla identyfikatora wewnętrznego."])
 
 
+# PersonPermissionSubjectDetails, EuEntityPermissionSubjectDetails: each of these fields is "Wymagane,
+# gdy subjectDetailsType = <its type>" (a rule of the descriptions, not of the schema).
+SUBJECT_DETAILS_FIELDS = {
+    "PersonByIdentifier": "personById",
+    "PersonByFingerprintWithIdentifier": "personByFpWithId",
+    "PersonByFingerprintWithoutIdentifier": "personByFpNoId",
+    "EntityByFingerprint": "entityByFp",
+}
+
+
+def check_grant_body(body: dict[str, Any]) -> None:
+    """400 / 21405 for a grant body breaking a rule the spec writes only in its descriptions (its
+    JSON Schema lets them through): a ``permissions`` value given twice ("Lista nadawanych
+    uprawnień. Każda wartość może wystąpić tylko raz."), or ``subjectDetails`` without the data its
+    ``subjectDetailsType`` needs (``SUBJECT_DETAILS_FIELDS``). Both are validation of the body, which
+    the spec's 400 lists as "21405 | Błąd walidacji danych wejściowych. | {treść błędu z walidatora}"."""
+    values = [p.get("type") if isinstance(p, dict) else p for p in body.get("permissions") or []]
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        detail = f"permissions: każda wartość może wystąpić tylko raz, powtórzono {', '.join(repeated)}."
+        raise MockAPIError(21405, VALIDATION, [detail])
+    details = body.get("subjectDetails")
+    if not isinstance(details, dict):
+        return
+    kind = details.get("subjectDetailsType")
+    needed = SUBJECT_DETAILS_FIELDS.get(str(kind))
+    if needed is not None and details.get(needed) is None:
+        detail = f"subjectDetails.{needed}: wymagane, gdy subjectDetailsType = {kind}."
+        raise MockAPIError(21405, VALIDATION, [detail])
+
+
 def _failure(code: int, detail: str) -> Status:
     return Status(code, FAILURES[code], [detail])
 
@@ -190,14 +257,13 @@ class Permissions:
         uprawnienia dwukrotnie - API może zwrócić błąd lub zignorować duplikat")."""
         details, may_delegate = details or {}, frozenset(delegable)
         refusal = self._refusal(access, kind, permissions, details)
-        if refusal is None:
-            for scope in dict.fromkeys(permissions):
-                record = Grant(
-                    str(uuid.uuid4()), kind, access.context, normal_subject(*subject), (scope,), description,
-                    self.core.clock(), access.subject, {**details, "canDelegate": scope in may_delegate},
-                )  # fmt: skip
-                self._add(record)
-        return self._operation(access, refusal)
+        records = []
+        for scope in dict.fromkeys(permissions):
+            records.append(Grant(
+                str(uuid.uuid4()), kind, access.context, normal_subject(*subject), (scope,), description,
+                self.core.clock(), access.subject, {**details, "canDelegate": scope in may_delegate},
+            ))  # fmt: skip
+        return self._operation(access, refusal, Operation(access.context, DONE, None, grants=records))
 
     def _add(self, record: Grant) -> None:
         """Keep ``record`` unless the same permission was granted already."""
@@ -246,22 +312,50 @@ class Permissions:
             if record.kind not in kinds:
                 detail = f"Uprawnienie {permission_id} ({record.permissions[0]}) odbiera się inną metodą."
                 return self._operation(access, _failure(450, detail))
-            del self.state.grants[permission_id]
-        return self._operation(access, None)
+        return self._operation(access, None, Operation(access.context, DONE, None, revokes=permission_id))
 
-    def _operation(self, access: Access, failure: Status | None) -> str:
+    def _operation(self, access: Access, failure: Status | None, change: Operation | None = None) -> str:
+        """A new operation: ``failure``, or the ``change`` (its grants or revoke) made; in progress
+        for ``transitions.permission_reads`` reads of its status, made (``_finish``) after them."""
         ref = self.core.new_reference_number("OP")
+        operation = change if change is not None and failure is None else Operation(access.context, DONE, None)
+        operation.status, operation.outcome = IN_PROGRESS, failure or DONE
+        operation.reads_left = self.core.transitions.permission_reads
+        if operation.reads_left <= 0:
+            self._finish(operation)
         with self.core.lock:
-            self.state.operations[ref] = access.context
-            if failure is not None:
-                self.state.failures[ref] = failure
+            self.state.operations[ref] = operation
         return ref
 
     def operation_status(self, access: Access, reference_number: str) -> Status:
-        """``GET /permissions/operations/{ref}``: 400 unless the operation is the caller's."""
-        if self.state.operations.get(reference_number) != access.context:
+        """``GET /permissions/operations/{ref}``: 400 unless the operation is the caller's; in
+        progress (100) for its first ``permission_reads`` reads, then in effect; ``Gone`` (410)
+        past ``Operation.kept_until``."""
+        operation = self.state.operations.get(reference_number)
+        if operation is None or operation.context != access.context:
             raise NotFound(21405, VALIDATION, [f"Operacja {reference_number} nie istnieje."])
-        return self.state.failures.get(reference_number, DONE)
+        with self.core.lock:
+            if operation.ended is None and operation.reads_left > 0:
+                operation.reads_left -= 1
+                return operation.status
+            if operation.ended is None:
+                self._finish(operation)
+        kept_until = operation.kept_until()
+        if kept_until is not None and self.core.clock() >= kept_until:
+            raise Gone()
+        return operation.status
+
+    def _finish(self, operation: Operation) -> None:
+        """An operation in progress takes effect and ends with its outcome."""
+        now = self.core.clock()
+        with self.core.lock:
+            for record in operation.grants:
+                record.created = now  # granted when the operation took effect
+                self._add(record)
+            if operation.revokes is not None:
+                self.state.grants.pop(operation.revokes, None)
+            operation.status, operation.ended = operation.outcome, now
+            operation.grants, operation.revokes = [], None
 
     # --- what the spec forbids -------------------------------------------------------------------
 
