@@ -167,3 +167,21 @@ def test_a_document_without_subject_identifier_type_is_21401(ksef_mock: KSeFMock
         )
     assert answer.status_code == 400, answer.text
     assert answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"] == 21401
+
+
+def test_the_login_listing_gives_ksefs_method_codes(ksef_mock: KSeFMock) -> None:
+    # authenticationMethodInfo.code is no enum in the spec; its example is "xades.qualified-seal"
+    # (GET /auth/sessions), and ksef2 maps KSeF's codes so ("token.ksef", "xades.qualified-seal",
+    # ...). The emulator sent the deprecated enum name ("QualifiedSeal"): such a client saw every
+    # login as "other" (review of tokens and permissions, 11).
+    seal = self_signed_certificate(NIP, kind="seal")
+    with KSeF(base_url=ksef_mock.base_url) as client:
+        client.auth.login_with_certificate(seal, context_nip=NIP)
+        headers = {"Authorization": f"Bearer {client.access_token}"}
+        listed = httpx.get(f"{ksef_mock.base_url}/auth/sessions", headers=headers).json()["items"]
+    info = listed[0]["authenticationMethodInfo"]
+    assert (info["category"], info["code"], info["displayName"]) == (
+        "XadesSignature",
+        "xades.qualified-seal",
+        "Pieczęć kwalifikowana",
+    )

@@ -29,6 +29,16 @@ METHOD_NAMES = {
     "QualifiedSignature": "Podpis kwalifikowany",
     "InternalCertificate": "Certyfikat KSeF",
 }
+# authenticationMethodInfo.code: a string the spec does not enumerate; its example is
+# "xades.qualified-seal" (GET /auth/sessions), and ksef2 1.1.0 maps KSeF's codes as below (its
+# _AUTHENTICATION_METHOD_BY_CODE). The deprecated enum name (authenticationMethod) was sent here,
+# so a client reading the code saw every login as "other" (review of tokens and permissions, 11).
+METHOD_CODES = {
+    "Token": "token.ksef",
+    "QualifiedSeal": "xades.qualified-seal",
+    "QualifiedSignature": "xades.qualified-signature",
+    "InternalCertificate": "xades.ksef-certificate",
+}
 
 
 @api_endpoint("auth.create_challenge")
@@ -91,7 +101,7 @@ def _operation_body(operation: AuthOperation) -> dict[str, Any]:
         "authenticationMethod": operation.method,
         "authenticationMethodInfo": {
             "category": operation.category,
-            "code": operation.method,
+            "code": METHOD_CODES.get(operation.method, operation.method),
             "displayName": METHOD_NAMES.get(operation.method, operation.method),
         },
         "status": render_status(operation.status),
