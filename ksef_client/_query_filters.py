@@ -20,24 +20,17 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from ksef_client.spec_version import pinned_spec_path
+from ksef_client.spec_version import pinned_schemas
 
 Schema = dict[str, Any]
 
 _REF = "#/components/schemas/"
-
-
-@functools.cache
-def _schemas() -> dict[str, Schema]:
-    schemas: dict[str, Schema] = json.loads(pinned_spec_path().read_text(encoding="utf-8"))["components"]["schemas"]
-    return schemas
 
 
 def _resolved(schema: Schema) -> Schema:
@@ -49,7 +42,7 @@ def _resolved(schema: Schema) -> Schema:
         merged.update(_resolved(part))
     if "$ref" in schema:
         name = schema["$ref"].removeprefix(_REF)
-        merged.update(_resolved(_schemas()[name]))
+        merged.update(_resolved(pinned_schemas()[name]))
         merged["title"] = name
     merged.update({key: value for key, value in schema.items() if key not in ("allOf", "$ref")})
     return merged
@@ -58,7 +51,7 @@ def _resolved(schema: Schema) -> Schema:
 @functools.cache
 def filter_schema(api_name: str) -> Schema:
     """The schema of the ``InvoiceQueryFilters`` property ``api_name`` (``amount``, ``sellerNip``, ...)."""
-    return _resolved(_schemas()["InvoiceQueryFilters"]["properties"][api_name])
+    return _resolved(pinned_schemas()["InvoiceQueryFilters"]["properties"][api_name])
 
 
 def checked_filter(name: str, api_name: str, value: Any) -> Any:

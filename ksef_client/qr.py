@@ -19,7 +19,6 @@ import datetime as dt
 import functools
 import hashlib
 import io
-import json
 import re
 from xml.sax.saxutils import escape
 
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from ksef_client.environments import Environment, parse_environment
 from ksef_client.identifiers import validate_internal_id, validate_nip
-from ksef_client.spec_version import pinned_spec_path
+from ksef_client.spec_version import pinned_schemas
 from ksef_client.xades import CONTEXT_TYPES, PrivateKey
 
 OFFLINE_LABEL = "OFFLINE"
@@ -58,7 +57,7 @@ def _context_patterns() -> dict[str, re.Pattern[str]]:
     ``InternalId``, ``NipVatUe``, ``PeppolId``): KOD II takes every value the spec allows, e.g. a
     NipVatUe whose Irish or Dutch VAT number has ``+`` or ``*`` (``IE\\d[A-Z0-9+*]\\d{5}[A-Z]``,
     ``NL[A-Z0-9+*]{12}``). ``re.ASCII``: ``\\d`` is 0-9 only, as in the spec's .NET patterns."""
-    schemas = json.loads(pinned_spec_path().read_text(encoding="utf-8"))["components"]["schemas"]
+    schemas = pinned_schemas()
     return {kind: re.compile(schemas[kind]["pattern"], re.ASCII) for kind in CONTEXT_TYPES}
 
 

@@ -87,6 +87,14 @@ def pinned_spec_path() -> Path:
 
 
 @functools.cache
+def pinned_schemas() -> dict[str, Any]:
+    """The shipped spec's ``components.schemas``, parsed once per process (the filter checks and
+    the QR code's context patterns read them; the file is about 1 MB)."""
+    schemas: dict[str, Any] = json.loads(pinned_spec_path().read_text(encoding="utf-8"))["components"]["schemas"]
+    return schemas
+
+
+@functools.cache
 def pinned_version() -> SpecVersion:
     """The API version and build this SDK is pinned to, read from the shipped spec;
     ``FileNotFoundError`` in a source checkout where ``make spec`` has not run."""
