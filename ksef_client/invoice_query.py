@@ -482,18 +482,10 @@ class WalkHwm:
         return starts_there and QUERY_FROM_PAST_HWM in error.codes
 
 
-class MetadataPager(Pager[InvoiceMetadata, MetadataCursor]):
-    """The records of a metadata walk (``for record in pager``, ``pager.pages()``, ``pager.cursor``
-    as every ``Pager``), and KSeF's high-water mark as the walk's queries gave it."""
+class _WalkHwmDate:
+    """``permanent_storage_hwm_date`` of a metadata walk's pager (sync and async alike)."""
 
-    def __init__(
-        self,
-        fetch: Callable[[MetadataCursor | None], tuple[list[InvoiceMetadata], MetadataCursor | None]],
-        cursor: MetadataCursor | None,
-        hwm: WalkHwm,
-    ) -> None:
-        super().__init__(fetch, cursor)
-        self._hwm = hwm
+    _hwm: WalkHwm
 
     @property
     def permanent_storage_hwm_date(self) -> dt.datetime | None:
@@ -508,7 +500,21 @@ class MetadataPager(Pager[InvoiceMetadata, MetadataCursor]):
         return self._hwm.date
 
 
-class AsyncMetadataPager(AsyncPager[InvoiceMetadata, MetadataCursor]):
+class MetadataPager(_WalkHwmDate, Pager[InvoiceMetadata, MetadataCursor]):
+    """The records of a metadata walk (``for record in pager``, ``pager.pages()``, ``pager.cursor``
+    as every ``Pager``), and KSeF's high-water mark as the walk's queries gave it."""
+
+    def __init__(
+        self,
+        fetch: Callable[[MetadataCursor | None], tuple[list[InvoiceMetadata], MetadataCursor | None]],
+        cursor: MetadataCursor | None,
+        hwm: WalkHwm,
+    ) -> None:
+        super().__init__(fetch, cursor)
+        self._hwm = hwm
+
+
+class AsyncMetadataPager(_WalkHwmDate, AsyncPager[InvoiceMetadata, MetadataCursor]):
     """``MetadataPager`` for ``AsyncKSeF`` (``async for record in pager``)."""
 
     def __init__(
@@ -519,11 +525,6 @@ class AsyncMetadataPager(AsyncPager[InvoiceMetadata, MetadataCursor]):
     ) -> None:
         super().__init__(fetch, cursor)
         self._hwm = hwm
-
-    @property
-    def permanent_storage_hwm_date(self) -> dt.datetime | None:
-        """As ``MetadataPager.permanent_storage_hwm_date``."""
-        return self._hwm.date
 
 
 def _end_fixed(cursor: MetadataCursor, own_to: str | None, now: dt.datetime, restricted: bool) -> MetadataCursor:
