@@ -14,15 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
 
 from ksef_client._generated.operations import OPERATIONS
-from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
-from ksef_client.mock.server import exposure_warning, is_loopback
+from ksef_client.mock.server import ThreadedServer, exposure_warning, is_loopback
 
 NIP = "5265877635"
 EXAMPLES = 100 if os.environ.get("KSEF_FUZZ") == "full" else 3
@@ -30,12 +30,12 @@ BODY_OPERATIONS = sorted(key for key, op in OPERATIONS.items() if op.method in (
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    backend = KSeFBackend()
-    app = create_app(backend, strict=True)  # an error answer that breaks the spec would be a 500 too
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {backend.mint_access_token(NIP)}"
-        yield test_client
+def client() -> Iterator[httpx.Client]:
+    """A client of the emulator served by uvicorn on loopback, as users run it (strict: an error
+    answer that breaks the spec would be a 500 too)."""
+    with ThreadedServer(strict=True) as server, httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as http:
+        http.headers["Authorization"] = f"Bearer {server.backend.mint_access_token(NIP)}"
+        yield http
 
 
 def _path(operation: str) -> str:
@@ -64,7 +64,7 @@ HOSTILE_BODIES = st.one_of(
 
 
 @pytest.mark.parametrize("operation", BODY_OPERATIONS)
-def test_hostile_bodies_are_400_never_500(client: TestClient, operation: str) -> None:
+def test_hostile_bodies_are_400_never_500(client: httpx.Client, operation: str) -> None:
     method = OPERATIONS[operation].method
 
     @given(body=HOSTILE_BODIES)
@@ -78,7 +78,7 @@ def test_hostile_bodies_are_400_never_500(client: TestClient, operation: str) ->
 
 
 @pytest.mark.parametrize("depth", [256, 300, 5000, 100_000])
-def test_deep_nesting_is_a_21405(client: TestClient, depth: int) -> None:
+def test_deep_nesting_is_a_21405(client: httpx.Client, depth: int) -> None:
     answer = client.post("/v2/tokens", content=_nested(depth), headers={"Content-Type": "application/json"})
     assert answer.status_code == 400 and "21405" in answer.text
 
@@ -86,24 +86,24 @@ def test_deep_nesting_is_a_21405(client: TestClient, depth: int) -> None:
 @pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0660", "1e3", "-0", "9" * 40, " 10"])
 @pytest.mark.parametrize("path", ["/v2/sessions?sessionType=Online&pageSize=", "/v2/tokens?pageSize=",
                                   "/v2/peppol/query?pageOffset="])  # fmt: skip
-def test_odd_numbers_in_query_parameters_are_400(client: TestClient, path: str, value: str) -> None:
+def test_odd_numbers_in_query_parameters_are_400(client: httpx.Client, path: str, value: str) -> None:
     answer = client.get(path + value)
     assert answer.status_code in (200, 400), answer.text[:200]  # never a 500 (a Unicode digit used to be)
 
 
-def test_a_lone_surrogate_is_a_21405(client: TestClient) -> None:
+def test_a_lone_surrogate_is_a_21405(client: httpx.Client) -> None:
     body = '{"subjectType": "Subject1", "dateRange": {"dateType": "Issue", "from": "\\udc00"}}'
     answer = client.post("/v2/invoices/query/metadata", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 400 and "21405" in answer.text
 
 
-def test_an_oversized_body_is_refused_from_its_declared_length(client: TestClient) -> None:
+def test_an_oversized_body_is_refused_from_its_declared_length(client: httpx.Client) -> None:
     answer = client.post("/v2/auth/xades-signature", content=b"<a/>" * 300_000,
                          headers={"Content-Type": "application/xml"})  # fmt: skip
     assert answer.status_code == 400 and "1000000" in answer.text
 
 
-def test_an_oversized_body_without_a_length_is_cut_off_while_read(client: TestClient) -> None:
+def test_an_oversized_body_without_a_length_is_cut_off_while_read(client: httpx.Client) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b" " * 65_536  # 2.6 MB, streamed with no Content-Length
@@ -122,11 +122,11 @@ def test_an_oversized_body_without_a_length_is_cut_off_while_read(client: TestCl
      ("/_mock/transitions", {"sessionReads": 10**30}), ("/_mock/rate-limits", {"scale": [1]}),
      ("/_mock/tokens", {"permissions": "InvoiceRead", "nip": NIP}), ("/_mock/tokens", [1, 2])],
 )  # fmt: skip
-def test_control_endpoints_refuse_bad_values_with_400(client: TestClient, path: str, body: Any) -> None:
+def test_control_endpoints_refuse_bad_values_with_400(client: httpx.Client, path: str, body: Any) -> None:
     assert client.post(path, json=body).status_code == 400
 
 
-def test_control_endpoints_refuse_what_a_web_page_can_send(client: TestClient) -> None:
+def test_control_endpoints_refuse_what_a_web_page_can_send(client: httpx.Client) -> None:
     plain = client.post("/_mock/reset", content=b"{}", headers={"Content-Type": "text/plain"})
     assert plain.status_code == 415  # a cross-origin "simple" request
     rebound = client.post("/_mock/tokens", json={"nip": NIP}, headers={"Host": "attacker.example:8000"})

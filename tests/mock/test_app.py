@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
@@ -189,17 +191,17 @@ def test_ksef_mock_command_serves_on_loopback() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "ksef_client.mock", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        assert f"http://127.0.0.1:{port}/v2" in process.stderr.readline()
-        transport = httpx.HTTPTransport(retries=10)  # connect retries while uvicorn binds
-        with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}/v2") as http:
-            keys = http.get("/security/public-key-certificates").json()
-        assert {u for k in keys for u in k["usage"]} == {"KsefTokenEncryption", "SymmetricKeyEncryption"}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # its pipe closed at the end
+        try:
+            assert process.stderr is not None
+            assert f"http://127.0.0.1:{port}/v2" in process.stderr.readline()
+            transport = httpx.HTTPTransport(retries=10)  # connect retries while uvicorn binds
+            with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}/v2") as http:
+                keys = http.get("/security/public-key-certificates").json()
+            assert {u for k in keys for u in k["usage"]} == {"KsefTokenEncryption", "SymmetricKeyEncryption"}
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_pytest_plugin_fixture(ksef_mock: KSeFMock) -> None:
@@ -248,9 +250,26 @@ def test_the_app_s_shutdown_waits_for_the_last_save(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(store, "save", held_save)
     monkeypatch.setattr(store, "flush", waited_for)
-    with TestClient(app) as client:
-        client.post("/_mock/anything")  # any request but a GET notes a change
+
+    async def serve_one_change() -> None:  # as an ASGI server does: startup, a request, shutdown
+        events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        answered = {"lifespan.startup.complete": asyncio.Event(), "lifespan.shutdown.complete": asyncio.Event()}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            answered[message["type"]].set()
+
+        lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, events.get, send))
+        await events.put({"type": "lifespan.startup"})
+        await answered["lifespan.startup.complete"].wait()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await client.post("/_mock/anything")  # any request but a GET notes a change
         assert saving.wait(SHUTDOWN_WAIT)
+        await events.put({"type": "lifespan.shutdown"})
+        await answered["lifespan.shutdown.complete"].wait()
+        await lifespan
+
+    asyncio.run(serve_one_change())
     shutdown_waited = flushed.is_set()
     release.set()
     flush(SHUTDOWN_WAIT)
