@@ -43,6 +43,7 @@ from ksef_client.mock.state.sessions import Session, Sessions
 from ksef_client.mock.state.storage import Storage
 from ksef_client.mock.state.testdata import TestData
 from ksef_client.mock.workers import BatchWorkers
+from ksef_client.xades import AllowedIps
 
 __all__ = ["ALL_PERMISSIONS", "Access", "Context", "Invoice", "KSeFBackend", "Session", "Status", "Transitions"]
 
@@ -239,11 +240,12 @@ class KSeFBackend:
     def mint_access_token(
         self, context_nip: str | None = None, *, context: Context | None = None,
         permissions: Iterable[str] = ALL_PERMISSIONS, ttl: dt.timedelta = ACCESS_TOKEN_TTL,
-        subject: tuple[str, str] | None = None,
+        subject: tuple[str, str] | None = None, allowed_ips: AllowedIps | None = None,
     ) -> str:  # fmt: skip
-        """An access token without the auth flow (see ``Auth.mint_access_token``)."""
+        """An access token without the auth flow (see ``Auth.mint_access_token``); ``allowed_ips``:
+        held to those addresses, as a login's ``allowed_ips=`` holds its tokens."""
         return self.auth.mint_access_token(
-            context_nip, context=context, permissions=permissions, ttl=ttl, subject=subject
+            context_nip, context=context, permissions=permissions, ttl=ttl, subject=subject, allowed_ips=allowed_ips
         )
 
     def authenticate(self, authorization: str | None) -> Access:

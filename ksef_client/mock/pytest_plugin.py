@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ksef_client import AsyncKSeF, KSeF
     from ksef_client.mock.models import KSeFBackend
     from ksef_client.mock.server import ThreadedServer
+    from ksef_client.xades import AllowedIps
 
 
 class KSeFMock:
@@ -43,11 +44,12 @@ class KSeFMock:
         """The emulator's state."""
         return self.server.backend
 
-    def token(self, nip: str, permissions: list[str] | None = None) -> str:
-        """An access token for the context ``nip`` (all permissions unless given)."""
+    def token(self, nip: str, permissions: list[str] | None = None, *, allowed_ips: AllowedIps | None = None) -> str:
+        """An access token for the context ``nip`` (all permissions unless given); ``allowed_ips``:
+        held to those addresses, as a login's ``allowed_ips=`` holds its tokens."""
         if permissions is None:
-            return self.backend.mint_access_token(nip)
-        return self.backend.mint_access_token(nip, permissions=permissions)
+            return self.backend.mint_access_token(nip, allowed_ips=allowed_ips)
+        return self.backend.mint_access_token(nip, permissions=permissions, allowed_ips=allowed_ips)
 
     def client(self, nip: str | None = None, **options: Any) -> KSeF:
         """A ``KSeF`` client of the emulator, logged in for ``nip`` when given.

@@ -273,3 +273,43 @@ def test_the_specs_list_bounds_are_item_counts() -> None:
     assert schema_errors(schema, {"ip4Addresses": [f"10.0.0.{i}" for i in range(10)], "ip4Masks": []}) == []
     assert schema_errors(schema, {"ip4Addresses": [f"10.0.0.{i}" for i in range(11)]})
     assert schema_errors(schema, {"ip4Masks": [f"10.{i}.0.0/16" for i in range(11)]})
+
+
+# --- a minted token (the shortcut for tests) held to addresses, as a login's ---------------------
+
+
+def test_a_minted_token_can_be_held_to_addresses(app: EmulatorApp) -> None:
+    access = app.state.backend.mint_access_token(NIP, allowed_ips=AllowedIps(HOME, masks="10.0.0.0/8"))
+
+    async def scenario() -> None:
+        async with _from(app, HOME) as home, _from(app, "10.1.2.3") as inside, _from(app, ELSEWHERE) as elsewhere:
+            assert (await home.get("/tokens", headers=_bearer(access))).is_success
+            assert (await inside.get("/tokens", headers=_bearer(access))).is_success
+            _assert_ip_not_allowed(await elsewhere.get("/tokens", headers=_bearer(access)), ELSEWHERE)
+
+    anyio.run(scenario)
+    assert app.violations == []
+
+
+def test_a_minted_token_cannot_take_the_client_s_own_address() -> None:
+    backend = KSeFBackend()
+    with pytest.raises(ValueError, match="include_client_ip=True needs a login's challenge"):
+        backend.mint_access_token(NIP, allowed_ips=AllowedIps.client_ip())
+    assert backend.auth.state.operations == {}  # nothing minted
+
+
+def test_the_control_endpoint_mints_a_token_held_to_addresses(app: EmulatorApp) -> None:
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as control:
+            minted = await control.post(
+                "/_mock/tokens", json={"nip": NIP, "allowedIps": {"ip4Ranges": [f"{HOME}-{HOME}"]}}
+            )
+            refused = await control.post("/_mock/tokens", json={"nip": NIP, "allowedIps": {"ip4Addresses": "1.2.3.4"}})
+            assert refused.status_code == 400 and "allowedIps" in refused.text
+        access = minted.json()["accessToken"]
+        async with _from(app, HOME) as home, _from(app, ELSEWHERE) as elsewhere:
+            assert (await home.get("/tokens", headers=_bearer(access))).is_success
+            _assert_ip_not_allowed(await elsewhere.get("/tokens", headers=_bearer(access)), ELSEWHERE)
+
+    anyio.run(scenario)

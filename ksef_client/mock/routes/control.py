@@ -4,7 +4,9 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
 
 - ``POST /_mock/reset``: forget everything.
 - ``POST /_mock/tokens`` ``{"nip": "...", "permissions": [...], "ttlSeconds": 900}``: an access
-  token without the auth flow.
+  token without the auth flow; ``"allowedIps": {"ip4Addresses": [...], "ip4Ranges": [...],
+  "ip4Masks": [...]}`` (the shape of ``POST /auth/ksef-token``'s ``authorizationPolicy``) holds it
+  to those addresses.
 - ``POST /_mock/faults`` ``{"status": 503, "operation": "sessions_status.get_session_status",
   "times": 2, "retryAfter": 1, "delay": 0}`` or ``{"random": {"rate": 0.1, "seed": 7}}``;
   ``DELETE /_mock/faults``.
@@ -34,6 +36,7 @@ from ksef_client._throttle import Throttle
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.models import ALL_PERMISSIONS, Context
 from ksef_client.mock.responses import backend_of, read_body
+from ksef_client.xades import AllowedIps
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MAX_CONTROL_BODY = 65_536
@@ -101,8 +104,21 @@ async def mint_token(request: Request, body: dict[str, Any]) -> Response:
         context=Context(str(context["type"]), str(context["value"])) if isinstance(context, dict) else None,
         permissions=permissions,
         ttl=dt.timedelta(seconds=_bounded(body.get("ttlSeconds", 900), "ttlSeconds", 1, 86_400 * 7)),
+        allowed_ips=_allowed_ips(body.get("allowedIps")),
     )
     return JSONResponse({"accessToken": token})
+
+
+def _allowed_ips(value: Any) -> AllowedIps | None:
+    """``allowedIps`` of ``/_mock/tokens`` as ``authorizationPolicy.allowedIps`` of a login has it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= {"ip4Addresses", "ip4Ranges", "ip4Masks"}:
+        raise ValueError("allowedIps: an object of ip4Addresses, ip4Ranges and ip4Masks (lists)")
+    lists = [value.get(key) or [] for key in ("ip4Addresses", "ip4Ranges", "ip4Masks")]
+    if not all(isinstance(values, list) and all(isinstance(v, str) for v in values) for values in lists):
+        raise ValueError("allowedIps: ip4Addresses, ip4Ranges and ip4Masks are lists of strings")
+    return AllowedIps(*lists)
 
 
 @control_endpoint

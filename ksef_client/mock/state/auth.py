@@ -45,6 +45,7 @@ from ksef_client.schemas import auth_request_errors
 from ksef_client.xades import (
     AUTH_NAMESPACES,
     CONTEXT_TYPES,
+    AllowedIps,
     SignatureVerificationError,
 )
 
@@ -286,20 +287,24 @@ class Auth:
     def mint_access_token(
         self, context_nip: str | None = None, *, context: Context | None = None,
         permissions: Iterable[str] = ALL_PERMISSIONS, ttl: dt.timedelta = ACCESS_TOKEN_TTL,
-        subject: tuple[str, str] | None = None,
+        subject: tuple[str, str] | None = None, allowed_ips: AllowedIps | None = None,
     ) -> str:  # fmt: skip
         """Issue an access token without the auth flow (the documented shortcut for tests).
 
         The token belongs to a redeemed auth session, like a real login: it is listed by
-        ``GET /auth/sessions`` and ``DELETE /auth/sessions/current`` revokes it.
+        ``GET /auth/sessions`` and ``DELETE /auth/sessions/current`` revokes it. ``allowed_ips``:
+        the login's IP policy, as a login's ``allowed_ips=`` sets it (requests with the token from
+        any other address are refused: 403 ``ip-not-allowed``); the addresses must be named, as
+        there is no challenge whose ``clientIp`` ``include_client_ip=True`` could take.
         """
         if context is None:
             if context_nip is None:
                 raise ValueError("mint_access_token needs context_nip or context")
             context = Context("Nip", validate_nip(context_nip, "context_nip"))
         who = subject or ("Nip", context.nip or context.value)
+        policy = None if allowed_ips is None else _minted_policy(allowed_ips)
         operation = self._start(context, "Token", "Token")
-        operation.subject, operation.redeemed = who, True
+        operation.subject, operation.redeemed, operation.allowed_ips = who, True, policy
         self._succeed(operation, frozenset(permissions))
         token, _ = self._access_for(operation, ttl)
         return token
@@ -844,3 +849,16 @@ def _read_policy(root: Any, ns: dict[str, str]) -> IpPolicy | None:
 
 
 _POLICY_ORDER = ("Ip4Address", "Ip4Range", "Ip4Mask")
+
+
+def _minted_policy(allowed_ips: AllowedIps) -> IpPolicy:
+    """A minted token's IP policy: the addresses ``allowed_ips`` names (``ValueError`` when it asks
+    for the client's own, which only a login's challenge knows)."""
+    if not isinstance(allowed_ips, AllowedIps):
+        raise TypeError(f"allowed_ips: an AllowedIps, got {type(allowed_ips).__name__}")
+    if allowed_ips.include_client_ip:
+        raise ValueError(
+            "allowed_ips: include_client_ip=True needs a login's challenge (its clientIp); a minted token has"
+            " none: name the address instead, e.g. AllowedIps('127.0.0.1')"
+        )
+    return ip_policy(allowed_ips.ip4_addresses, allowed_ips.ip4_ranges, allowed_ips.ip4_masks)
