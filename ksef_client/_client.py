@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import functools
 import importlib
@@ -173,15 +174,17 @@ class _ClientCore(Generic[TransportT, SleepT]):
         verify: bool = True,
         storage_hosts: list[str] | None = None,
         body_limits: BodyLimits | None = None,
+        require_hash: bool = False,
         transport: TransportT | None = None,
         sleep: SleepT | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # Kept for with_options; the access token is not an option: a copy shares the login.
         self._options = {k: v for k, v in locals().items() if k not in ("self", "access_token", "__class__")}
-        self.settings: Settings = resolve_settings(
+        settings = resolve_settings(
             environment, base_url, timeout, verify, storage_hosts, custom_transport=transport is not None
         )
+        self.settings: Settings = dataclasses.replace(settings, require_hash=bool(require_hash))
         self._tokens = TokenHolder(access_token)
         self._public_keys = KeyCache()
         redact_storage_links_in_logs(self.settings.base_url)
@@ -300,6 +303,10 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             the official storage hosts, or the API's host for a custom ``base_url``.
         body_limits: the largest body of each kind read from the server (``BodyLimits``: JSON,
             invoice, UPO, export metadata and entries); larger raises ``ResponseTooLargeError``.
+        require_hash: a downloaded UPO or invoice that comes without its ``x-ms-meta-hash``
+            header raises ``HashMissingError`` instead of being accepted unchecked (with a
+            WARNING on the ``ksef_client`` logger, the default): KSeF sends the header, but the
+            spec marks it nowhere required.
         transport: an httpx transport to send through (tests, proxies).
         sleep, clock: injectable for tests; default ``time.sleep`` (``anyio.sleep`` for
             ``AsyncKSeF``) and ``time.monotonic``.

@@ -9,6 +9,7 @@ A flow is a generator that yields steps and receives their results:
   restart; ``body`` names the cap of the answer (a ``BodyLimits`` field: ``invoice``, ``upo``).
 - ``Sleep(seconds)``: wait (the client's injectable sleep); result ``None``.
 - ``Now()``: the client's monotonic clock; result a float.
+- ``ClientSettings()``: the client's ``Settings`` (``require_hash``, the base URL, ...).
 - ``Download(url)``: GET a presigned link (a UPO) without the token; result ``(bytes, headers)``.
 - ``StreamDownload(url, receive, budget=None)``: the same, its body handed to ``receive`` chunk by
   chunk as it arrives (never whole in memory); result the headers.
@@ -93,6 +94,11 @@ class Now:
 
 
 @dataclass(frozen=True)
+class ClientSettings:
+    """Read the client's settings."""
+
+
+@dataclass(frozen=True)
 class Download:
     """Fetch a presigned storage link (no Authorization header)."""
 
@@ -161,7 +167,7 @@ class _Outcome:
     error: Exception | None = None
 
 
-Step = Call | Sleep | Now | Download | StreamDownload | Retry | Upload | Extend | Blocking
+Step = Call | Sleep | Now | ClientSettings | Download | StreamDownload | Retry | Upload | Extend | Blocking
 Flow = Generator[Step, Any, T]
 
 
@@ -239,12 +245,15 @@ def _wait_of(step: Sleep | Retry, client: KSeF | AsyncKSeF) -> float | None:
 def run(flow: Flow[T], client: KSeF) -> T:
     """Drive ``flow`` with the synchronous client."""
     deadline = CallDeadline(client)
-    result, error = None, None
+    result: Any = None
+    error: KSeFError | None = None
     while not isinstance(step := _advance(flow, result, error), _Done):
         result, error = None, None
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, ClientSettings):
+                result = client.settings
             elif isinstance(step, Blocking):  # local work: no deadline (see the module's docstring)
                 result = step.outcome()
             else:
@@ -281,12 +290,15 @@ def _run_step(step: Step, client: KSeF, deadline: CallDeadline) -> Any:
 async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
     """Drive ``flow`` with the asynchronous client (errors thrown into the flow, as in ``run``)."""
     deadline = CallDeadline(client)
-    result, error = None, None
+    result: Any = None
+    error: KSeFError | None = None
     while not isinstance(step := _advance(flow, result, error), _Done):
         result, error = None, None
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, ClientSettings):
+                result = client.settings
             elif isinstance(step, Blocking):  # in a worker thread: the event loop goes on
                 result = await in_thread(step.outcome)
             else:

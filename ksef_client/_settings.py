@@ -18,6 +18,7 @@ class Settings:
     timeout: float
     verify: bool
     storage_hosts: tuple[str, ...] = ()
+    require_hash: bool = False
 
     @property
     def api_path_prefix(self) -> str:

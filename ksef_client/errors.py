@@ -32,6 +32,7 @@
     ├── UntrustedURLError             a presigned link outside the allowed storage hosts
     ├── UPOError                      a UPO that cannot be used
     │   ├── UPOHashMismatchError      its SHA-256 differs from x-ms-meta-hash
+    │   │   └── HashMissingError      no x-ms-meta-hash to check against (require_hash=True)
     │   ├── UnsafeXMLError            DTDs, entities or other hostile XML
     │   ├── UPOSignatureError         its XAdES signature is missing or broken
     │   ├── UPOValidationError        not a valid UPO v4-3 document (or a page short of its documents)
@@ -386,6 +387,12 @@ class UPOHashMismatchError(UPOError):
     """The UPO's SHA-256 differs from the ``x-ms-meta-hash`` header that came with it; also raised
     by ``invoices.get`` for an invoice's bytes (the same check). Without the header nothing is
     checked: a WARNING on the ``ksef_client`` logger says so."""
+
+
+class HashMissingError(UPOHashMismatchError):
+    """A downloaded UPO or invoice came without its ``x-ms-meta-hash`` header, and the client was
+    made with ``require_hash=True`` (by default it is accepted unchecked, with a WARNING). A
+    ``UPOHashMismatchError``: code that refuses an unverified download catches both."""
 
 
 class UnsafeXMLError(UPOError):

@@ -33,6 +33,7 @@ from ksef_client._paths import file_in
 from ksef_client._xml import SCHEMA_LOCK, declares_entities, hardened_parser, parse, parse_for_reading, xsd_errors
 from ksef_client.crypto import sha256_b64
 from ksef_client.errors import (
+    HashMissingError,
     UnsafeXMLError,
     UPOHashMismatchError,
     UPOMismatchError,
@@ -284,7 +285,7 @@ HASH_HEADER = "x-ms-meta-hash"
 _log = logging.getLogger("ksef_client")
 
 
-def verify_hash(content: bytes, expected: str | None, what: str = "UPO") -> None:
+def verify_hash(content: bytes, expected: str | None, what: str = "UPO", *, required: bool = False) -> None:
     """Raise ``UPOHashMismatchError`` when ``expected`` (``x-ms-meta-hash``) is given and differs
     from the SHA-256 of ``content``. Every downloaded UPO and invoice is checked here.
 
@@ -292,8 +293,11 @@ def verify_hash(content: bytes, expected: str | None, what: str = "UPO") -> None
     on the 200 answers of ``GET /invoices/ksef/{ksefNumber}`` and of the three UPO downloads, and
     says the presigned UPO links answer with it ("Odpowiedź HTTP zawiera dodatkowe nagłówki:
     x-ms-meta-hash"), but marks it nowhere required. The download is accepted unchecked and a
-    WARNING on the ``ksef_client`` logger says so (``what`` names the document; no link, no token)."""
+    WARNING on the ``ksef_client`` logger says so (``what`` names the document; no link, no token),
+    unless ``required`` (the client's ``require_hash=True``): then ``HashMissingError``."""
     if expected is None or not expected.strip():
+        if required:
+            raise HashMissingError(f"{what} came without {HASH_HEADER}: its SHA-256 cannot be checked (require_hash)")
         _log.warning("%s came without %s: its SHA-256 was not checked", what, HASH_HEADER)
         return
     if sha256_b64(content) != expected.strip():

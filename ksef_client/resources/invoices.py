@@ -35,7 +35,7 @@ from ksef_client.invoice_query import (
     with_window,
 )
 from ksef_client.invoice_sync import SyncResult, sync_run
-from ksef_client.upo import HASH_HEADER, verify_hash
+from ksef_client.resources.upo import hash_checked
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -57,7 +57,7 @@ def get_flow(ksef_number: str) -> Flow[bytes]:
     """``GET /invoices/ksef/{n}`` with the ``x-ms-meta-hash`` check."""
     validate_ksef_number(ksef_number)
     response = response_of((yield Call(get_invoice, {"ksef_number": ksef_number}, body="invoice")))
-    verify_hash(response.content, response.headers.get(HASH_HEADER), f"invoice {ksef_number}")
+    yield from hash_checked(response.content, response.headers, f"invoice {ksef_number}")
     return response.content
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Download, Flow, all_items, arun, blocking, response_of, run
+from ksef_client._flows import Call, ClientSettings, Download, Flow, all_items, arun, blocking, response_of, run
 from ksef_client._generated.api.sessions_status import (
     get_invoice_upo_by_ksef_number,
     get_invoice_upo_by_reference_number,
@@ -49,13 +49,18 @@ if TYPE_CHECKING:
 LARGE_UPO = 100_000
 
 
-def _checked(
-    content: bytes, headers: httpx.Headers | dict[str, str], reference_number: str, ksef_number: str | None
-) -> Upo:
+def hash_checked(content: bytes, headers: Mapping[str, str], what: str) -> Flow[None]:
+    """``verify_hash`` of a download (``what`` names it) against its ``x-ms-meta-hash``, with the
+    client's ``require_hash`` (a missing header: a WARNING, or ``HashMissingError``)."""
+    settings = yield ClientSettings()
+    verify_hash(content, headers.get(HASH_HEADER), what, required=settings.require_hash)
+
+
+def _checked(content: bytes, headers: Mapping[str, str], reference_number: str, ksef_number: str | None) -> Flow[Upo]:
     """An invoice's UPO: hash-checked, parsed, and of that session and invoice (a storage host may
     answer with another genuine UPO and its own hash: ``UPOMismatchError``)."""
     invoice = f", invoice {ksef_number}" if ksef_number else ""
-    verify_hash(content, headers.get(HASH_HEADER), f"UPO of session {reference_number}{invoice}")
+    yield from hash_checked(content, headers, f"UPO of session {reference_number}{invoice}")
     return check_invoice_upo(parse_upo(content), reference_number, ksef_number)
 
 
@@ -79,8 +84,8 @@ def _upo_pages(status: SessionStatusResponse, reference_number: str) -> list[Upo
     return pages
 
 
-def _from_api(response: Response[object], reference_number: str, ksef_number: str | None) -> Upo:
-    return _checked(response.content, dict(response.headers), reference_number, ksef_number)
+def _from_api(response: Response[object], reference_number: str, ksef_number: str | None) -> Flow[Upo]:
+    return (yield from _checked(response.content, response.headers, reference_number, ksef_number))
 
 
 def _invoice_upo_flow(
@@ -93,15 +98,15 @@ def _invoice_upo_flow(
     if invoice_reference_number is None:
         args = {"reference_number": reference_number, "ksef_number": str(ksef_number)}
         response = response_of((yield Call(get_invoice_upo_by_ksef_number, args, body="upo")))
-        return _from_api(response, reference_number, ksef_number)
+        return (yield from _from_api(response, reference_number, ksef_number))
     args = {"reference_number": reference_number, "invoice_reference_number": invoice_reference_number}
     invoice = parsed(response_of((yield Call(get_session_invoice_status, args))), SessionInvoiceStatusResponse)
     number = invoice.ksef_number if isinstance(invoice.ksef_number, str) else None
     if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
         content, headers = yield Download(str(invoice.upo_download_url))
-        return _checked(content, headers, reference_number, number)
+        return (yield from _checked(content, headers, reference_number, number))
     response = response_of((yield Call(get_invoice_upo_by_reference_number, args, body="upo")))
-    return _from_api(response, reference_number, number)
+    return (yield from _from_api(response, reference_number, number))
 
 
 def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, bytes]]]:
@@ -120,7 +125,7 @@ def _session_page_bytes_flow(reference_number: str) -> Flow[list[tuple[str, byte
             response = response_of((yield Call(get_session_upo, args, body="upo")))
             content, headers = response.content, dict(response.headers)
         what = f"UPO page {page.reference_number} of session {reference_number}"
-        verify_hash(content, headers.get(HASH_HEADER), what)
+        yield from hash_checked(content, headers, what)
         found.append((page.reference_number, content))
     return found
 
@@ -183,7 +188,7 @@ def _save_invoice_upo_flow(reference_number: str, invoice: SessionInvoiceStatusR
     number = str(invoice.ksef_number)
     if link_usable(invoice.upo_download_url, invoice.upo_download_url_expiration_date, _now()):
         content, headers = yield Download(str(invoice.upo_download_url))
-        upo = _checked(content, headers, reference_number, number)
+        upo = yield from _checked(content, headers, reference_number, number)
     else:
         upo = yield from _invoice_upo_flow(reference_number, number, None)
     return save_upo(upo.xml, Path(directory), number)
