@@ -310,3 +310,108 @@ async def test_async_queries_and_status(aksef: AsyncKSeF) -> None:
     assert [p async for p in aksef.permissions.entities()] == []
     assert [p async for p in aksef.permissions.subunits()] == []
     assert [p async for p in aksef.permissions.subordinate_entity_roles()] == []
+
+
+# --- checked before sending ------------------------------------------------------------------------
+
+BASE = {kind.grant: kind.arguments for kind in KINDS}
+NO_NAME = {"subjectDetailsType": "PersonByIdentifier"}
+SHORT_NAME = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "J", "lastName": "Nowak"}}
+MISSPELT = {**PERSON, "personByID": PERSON["personById"]}
+LOWER_COUNTRY = {**FOREIGNER, "personByFpNoId": {**FOREIGNER["personByFpNoId"], "idDocument": {**DOCUMENT,
+                 "country": "de"}}}  # fmt: skip
+GUID = "0c9a72e8-f344-457f-9c16-7c640eb60242"  # the spec's example of a permission id
+
+
+def _with(grant: str, **changes: Any) -> tuple[str, dict[str, Any]]:
+    return grant, {**BASE[grant], **changes}
+
+
+# (method, keyword arguments, what the ValueError says); each cites the rule it checks.
+REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    # "description": minLength 5, maxLength 256 (every grant request)
+    (*_with("grant_person", description="ab"), r"description: 2 characters; the spec allows at least 5"),
+    (*_with("grant_person", description="x" * 257), r"257 characters; .* at most 256"),
+    (*_with("grant_person", description=None), r"description is required"),
+    # the permission enums (PersonPermissionType, EntityPermissionType, ...)
+    (*_with("grant_person", permissions=["InvoiceDelete"]), r"not among the spec's PersonPermissionType"),
+    (*_with("grant_person", permissions="InvoiceRead"), r"permissions: expected a list"),
+    (
+        *_with("grant_entity", permissions=["CredentialsManage"], can_delegate=()),
+        r"not among the spec's EntityPermissionType",
+    ),
+    (*_with("grant_authorization", permission="InvoiceRead"), r"EntityAuthorizationPermissionType"),
+    (*_with("grant_eu_entity", permissions=["Introspection"]), r"EuEntityPermissionType"),
+    # "Lista nadawanych uprawnień. Każda wartość może wystąpić tylko raz."
+    (*_with("grant_person", permissions=["InvoiceRead", "InvoiceRead"]), r"InvoiceRead given more than once"),
+    (*_with("grant_entity", permissions=["InvoiceRead", "InvoiceRead"]), r"given more than once"),
+    (*_with("grant_entity", can_delegate=["InvoiceWrite"]), r"can_delegate: \['InvoiceWrite'\] not among"),
+    # identifiers by their type
+    (*_with("grant_person", subject_identifier=("Nip", "5265877636")), r"wrong NIP check digit"),
+    (*_with("grant_person", subject_identifier=("Pesel", "15132788702")), r"is not a PESEL"),
+    (*_with("grant_person", subject_identifier=("Email", "jan@nowak.pl")), r"PersonPermissionsSubjectIdentifierType"),
+    (*_with("grant_person", subject_identifier=("Pesel",)), r"give \(type, value\)"),
+    (*_with("grant_eu_entity", subject_identifier=("Fingerprint", "G" * 64)), r"not a certificate fingerprint"),
+    (*_with("grant_eu_entity", subject_identifier=("Fingerprint", "A" * 63)), r"63 characters"),
+    (*_with("grant_authorization", subject_identifier=("PeppolId", "XPL123456")), r"is not a PeppolId"),
+    (*_with("grant_indirect", target_identifier=("AllPartners", NIP)), r"AllPartners identifier has no value"),
+    (*_with("grant_indirect", target_identifier=("Nip", None)), r"Nip identifier needs its value"),
+    (*_with("grant_indirect", target_identifier=("InternalId", f"{NIP}-00005")), r"wrong InternalId check digit"),
+    (*_with("grant_subunit", context_identifier=("InternalId", f"{NIP}-12347")), r"wrong InternalId check digit"),
+    (*_with("grant_eu_entity_administrator", context_identifier=("NipVatUe", f"{NIP}-DE12345")), r"not a NipVatUe"),
+    # subjectDetails: "Wymagane, gdy subjectDetailsType = ...", and a type that fits the subject
+    (*_with("grant_person", subject_details=NO_NAME), r"subjectDetails.personById: required"),
+    (*_with("grant_person", subject_details=SHORT_NAME), r"firstName: 1 characters"),
+    (*_with("grant_person", subject_details=MISSPELT), r"'personByID' is not a key of PersonPermissionSubjectDetails"),
+    (*_with("grant_person", subject_identifier=("Fingerprint", FINGERPRINT)), r"PersonByIdentifier does not fit"),
+    (*_with("grant_indirect", subject_details=FOREIGNER), r"PersonByFingerprintWithoutIdentifier does not fit"),
+    (*_with("grant_entity", subject_details="Bi"), r"fullName: 2 characters"),
+    (*_with("grant_eu_entity_administrator", subject_details=LOWER_COUNTRY), r"country: 'de' is not 2 capital"),
+    # SubunitPermissionsGrantRequest.subunitName: "W przypadku jednostki podrzędnej z identyfikatorem
+    # wewnętrznym pole jest wymagane."
+    (*_with("grant_subunit", subunit_name=None), r"subunitName: required"),
+    # revokes, operations
+    ("revoke", {"permission_id": "not-a-permission"}, r"is not a permission id"),
+    ("revoke_authorization", {"permission_id": GUID[:-1]}, r"is not a permission id"),
+    ("operation", {"reference_number": "20250101-XX"}, r"not a KSeF reference number"),
+    ("wait", {"reference_number": GUID}, r"not a KSeF reference number"),
+    # query filters (the request schemas) and page sizes (pageSize 10..100)
+    ("persons", {"query_type": "Everything"}, r"PersonPermissionsQueryType"),
+    ("persons", {"permission_types": ["VatUeManage"]}, r"PersonPermissionType"),
+    ("persons", {"author_identifier": ("System", NIP)}, r"System identifier has no value"),
+    ("personal", {"permission_state": "Revoked"}, r"PermissionState"),
+    ("personal", {"context_identifier": ("Nip", "1234567890")}, r"wrong NIP check digit"),
+    ("authorizations", {"query_type": "Given"}, r"QueryType"),
+    ("authorizations", {"authorized_identifier": ("PeppolId", "PPL12345X")}, r"not a PeppolId"),
+    ("eu_entities", {"vat_ue_identifier": "DE12345"}, r"the spec's pattern"),
+    ("subunits", {"subunit_identifier": ("InternalId", f"{NIP}-12347")}, r"wrong InternalId check digit"),
+    ("subordinate_entity_roles", {"subordinate_entity_identifier": ("Pesel", PESEL)}, r"Subordinate"),
+    ("entities", {"context_identifier": ("Pesel", PESEL)}, r"EntityPermissionsContextIdentifierType"),
+    ("persons", {"page_size": 5}, r"page_size: 5 is outside the API's range 10..100"),
+    ("entity_roles", {"page_size": 101}, r"outside the API's range 10..100"),
+]
+
+
+def _ids(cases: list[tuple[str, dict[str, Any], str]]) -> list[str]:
+    return [f"{method}-{index}" for index, (method, _, _) in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("method", "arguments", "message"), REFUSED, ids=_ids(REFUSED))
+def test_bad_input_is_refused_before_any_request(ksef: KSeF, method: str, arguments: dict[str, Any],
+                                                 message: str) -> None:  # fmt: skip
+    sent = ksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=message):
+        result = getattr(ksef.permissions, method)(**arguments)
+        list(result)  # a pager: its filters were checked when it was made
+    assert ksef.send_state.requests_sent == sent
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "arguments", "message"), REFUSED, ids=_ids(REFUSED))
+async def test_async_bad_input_is_refused_before_any_request(aksef: AsyncKSeF, method: str, arguments: dict[str, Any],
+                                                             message: str) -> None:  # fmt: skip
+    sent = aksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=message):
+        result = getattr(aksef.permissions, method)(**arguments)
+        await result  # a coroutine: a pager raised when it was made
+    assert aksef.send_state.requests_sent == sent
