@@ -9,6 +9,7 @@ has seen it through.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ FOREIGNER = {
     "subjectDetailsType": "PersonByFingerprintWithoutIdentifier",
     "personByFpNoId": {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01", "idDocument": DOCUMENT},
 }
+BORN = {**FOREIGNER, "personByFpNoId": {**FOREIGNER["personByFpNoId"], "birthDate": dt.date(1980, 1, 1)}}
 OWN_CONTEXT = Context("Nip", NIP)
 READS = 2  # every operation is in progress (100) for its first two status reads
 
@@ -88,6 +90,12 @@ KINDS = [
         delegation=True,
     ),
     Kind(
+        "indirect-general", "grant_indirect",
+        {"subject_identifier": ("Pesel", PESEL), "permissions": ["InvoiceWrite"], "description": "wszyscy klienci",
+         "subject_details": PERSON, "target_identifier": ("AllPartners", None)},
+        "persons", lambda p: _subject(p) == PESEL, {"query_type": "PermissionsGrantedInCurrentContext"},
+    ),
+    Kind(
         "subunit", "grant_subunit",
         {"subject_identifier": ("Pesel", PESEL), "context_identifier": ("InternalId", make_internal_id(NIP, 1)),
          "subunit_name": "Oddział Kraków", "description": "admin jednostki", "subject_details": PERSON},
@@ -103,7 +111,7 @@ KINDS = [
     Kind(
         "eu-entity", "grant_eu_entity",
         {"subject_identifier": ("Fingerprint", FINGERPRINT), "permissions": ["InvoiceWrite"],
-         "description": "przedstawiciel", "subject_details": FOREIGNER},
+         "description": "przedstawiciel", "subject_details": BORN},
         "eu_entities", lambda p: str(p.permission_scope) == "InvoiceWrite",
         context=Context("NipVatUe", COMPOSITE),
     ),

@@ -18,6 +18,7 @@ Anything wrong is a ``ValueError`` naming the field, raised before any request i
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 from collections.abc import Iterable, Mapping
@@ -66,11 +67,14 @@ _DETAILS_FOR_SUBJECT = {
 
 
 def plain(value: Any) -> Any:
-    """``value`` as JSON: generated models by their ``to_dict()``, enum members by their value."""
+    """``value`` as JSON: generated models by their ``to_dict()``, enum members by their value, a
+    ``datetime.date`` as its ISO form."""
     if hasattr(value, "to_dict") and hasattr(value, "additional_properties"):
         return value.to_dict()
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()  # birthDate: "format": "date"
     if isinstance(value, Mapping):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
