@@ -423,3 +423,33 @@ async def test_async_bad_input_is_refused_before_any_request(aksef: AsyncKSeF, m
         result = getattr(aksef.permissions, method)(**arguments)
         await result  # a coroutine: a pager raised when it was made
     assert aksef.send_state.requests_sent == sent
+
+
+# Filters the SDK lets through are ones KSeF's schema takes: each is sent and answered (the emulator
+# parses the body with the spec's models and refuses anything else with 21405).
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    ("personal", {"context_identifier": ("Nip", NIP), "target_identifier": ("AllPartners", None),
+                  "permission_types": ["InvoiceRead", "VatUeManage"], "permission_state": "Active"}),
+    ("personal", {"context_identifier": ("InternalId", make_internal_id(NIP, 1)),
+                  "target_identifier": ("Nip", CLIENT), "page_size": 10}),
+    ("persons", {"query_type": "PermissionsGrantedInCurrentContext", "author_identifier": ("System", None),
+                 "authorized_identifier": ("Fingerprint", FINGERPRINT), "context_identifier": ("Nip", NIP),
+                 "target_identifier": ("InternalId", make_internal_id(CLIENT, 7)),
+                 "permission_types": ["CredentialsManage"], "permission_state": "Inactive"}),
+    ("persons", {"author_identifier": ("Pesel", PESEL), "authorized_identifier": ("Nip", PARTNER)}),
+    ("subunits", {"subunit_identifier": ("Nip", PARTNER)}),
+    ("entities", {"context_identifier": ("InternalId", make_internal_id(NIP, 2))}),
+    ("entity_roles", {"page_size": 100, "cursor": 0}),
+    ("subordinate_entity_roles", {"subordinate_entity_identifier": ("Nip", PARTNER)}),
+    ("authorizations", {"query_type": "Received", "authorizing_identifier": ("Nip", CLIENT),
+                        "authorized_identifier": ("PeppolId", "PPL123456"), "permission_types": ["PefInvoicing"]}),
+    ("eu_entities", {"vat_ue_identifier": VAT_UE, "authorized_fingerprint_identifier": "AAAA",
+                     "permission_types": ["VatUeManage", "Introspection"]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "arguments"), ACCEPTED, ids=[f"{m}-{i}" for i, (m, _) in enumerate(ACCEPTED)])
+def test_accepted_filters_are_sent_and_answered(ksef: KSeF, method: str, arguments: dict[str, Any]) -> None:
+    sent = ksef.send_state.requests_sent
+    assert list(getattr(ksef.permissions, method)(**arguments)) == []
+    assert ksef.send_state.requests_sent == sent + 1
