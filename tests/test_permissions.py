@@ -18,7 +18,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.models import PersonPermissionsGrantRequest
-from ksef_client.errors import BadRequestError, PermissionOperationFailedError, PollTimeoutError
+from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
 from ksef_client.identifiers import make_internal_id
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
@@ -453,3 +453,22 @@ def test_accepted_filters_are_sent_and_answered(ksef: KSeF, method: str, argumen
     sent = ksef.send_state.requests_sent
     assert list(getattr(ksef.permissions, method)(**arguments)) == []
     assert ksef.send_state.requests_sent == sent + 1
+
+
+def test_an_operation_status_is_gone_after_30_days(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni." (its 410
+    # is a GoneProblemDetails); api-changelog.md 2.4.0: "Po upływie okresu retencji odpytywanie statusu
+    # zwraca `410 Gone`".
+    start = backend.clock()
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    ref = ksef.permissions.grant_person(
+        subject_identifier=("Pesel", PESEL), permissions=["InvoiceRead"], description="księgowa",
+        subject_details=PERSON,
+    )  # fmt: skip
+    assert ksef.permissions.wait(ref).status.code == 200
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30))
+    ksef.access_token = backend.mint_access_token(NIP)  # the first one expired long ago
+    with pytest.raises(GoneError):
+        ksef.permissions.wait(ref)
