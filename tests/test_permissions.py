@@ -354,6 +354,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     (*_with("grant_person", permissions=["InvoiceRead", "InvoiceRead"]), r"InvoiceRead given more than once"),
     (*_with("grant_entity", permissions=["InvoiceRead", "InvoiceRead"]), r"given more than once"),
     (*_with("grant_entity", can_delegate=["InvoiceWrite"]), r"can_delegate: \['InvoiceWrite'\] not among"),
+    (*_with("grant_entity", permissions=None), r"can_delegate: name permissions given in permissions="),
     # identifiers by their type
     (*_with("grant_person", subject_identifier=("Nip", "5265877636")), r"wrong NIP check digit"),
     (*_with("grant_person", subject_identifier=("Pesel", "15132788702")), r"is not a PESEL"),

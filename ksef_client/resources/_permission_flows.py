@@ -147,9 +147,12 @@ def entity_grant(
     can_delegate: Iterable[str],
 ) -> Flow[str]:  # fmt: skip
     """``POST /permissions/entities/grants``."""
+    delegable = list(can_delegate)
+    if delegable and permissions is None:  # with a request model, its permissions say canDelegate
+        raise ValueError("can_delegate: name permissions given in permissions= (a request model carries canDelegate)")
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
-        "permissions": entity_permissions(permissions, can_delegate) if permissions is not None else None,
+        "permissions": entity_permissions(permissions, delegable) if permissions is not None else None,
         "description": description,
         "subjectDetails": _details(subject_details),
     }
