@@ -33,499 +33,87 @@ class Operation(NamedTuple):
 
 
 OPERATIONS: dict[str, Operation] = {
-    "auth_sessions.list_auth_sessions": Operation(
-        "GET", "/auth/sessions", RateLimits(10, 30, 120), True, (), "other", (10, 100), True
-    ),
-    "auth_sessions.revoke_current_auth_session": Operation(
-        "DELETE", "/auth/sessions/current", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "auth_sessions.revoke_auth_session": Operation(
-        "DELETE", "/auth/sessions/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "certificates.get_certificate_limits": Operation(
-        "GET", "/certificates/limits", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "certificates.get_enrollment_data": Operation(
-        "GET", "/certificates/enrollments/data", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "certificates.create_enrollment": Operation(
-        "POST", "/certificates/enrollments", RateLimits(10, 30, 120), True, (), "other", None, False
-    ),
-    "certificates.get_enrollment_status": Operation(
-        "GET", "/certificates/enrollments/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "certificates.retrieve_certificates": Operation(
-        "POST", "/certificates/retrieve", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "certificates.revoke_certificate": Operation(
-        "POST",
-        "/certificates/{certificateSerialNumber}/revoke",
-        RateLimits(10, 30, 120),
-        True,
-        (),
-        "other",
-        None,
-        False,
-    ),
-    "certificates.query_certificates": Operation(
-        "POST", "/certificates/query", RateLimits(10, 30, 120), True, (), "other", (10, 50), True
-    ),
-    "testdata.update_test_certificate": Operation(
-        "PUT", "/testdata/certificates/{serialNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "security.get_public_key_certificates": Operation(
-        "GET", "/security/public-key-certificates", RateLimits(60, None, None), False, (), "anonymous", None, True
-    ),
-    "testdata.create_test_subject": Operation(
-        "POST", "/testdata/subject", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.remove_test_subject": Operation(
-        "POST", "/testdata/subject/remove", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.create_test_person": Operation(
-        "POST", "/testdata/person", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.remove_test_person": Operation(
-        "POST", "/testdata/person/remove", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.grant_test_permissions": Operation(
-        "POST", "/testdata/permissions", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.revoke_test_permissions": Operation(
-        "POST", "/testdata/permissions/revoke", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.enable_test_attachments": Operation(
-        "POST", "/testdata/attachment", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.revoke_test_attachments": Operation(
-        "POST", "/testdata/attachment/revoke", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "testdata.block_test_context": Operation(
-        "POST", "/testdata/context/block", RateLimits(10, 30, 120), False, (), "other", None, False
-    ),
-    "testdata.unblock_test_context": Operation(
-        "POST", "/testdata/context/unblock", RateLimits(10, 30, 120), False, (), "other", None, False
-    ),
-    "collective_identifiers.create_collective_identifier": Operation(
-        "POST",
-        "/collective-identifiers",
-        RateLimits(20, 120, 240),
-        True,
-        ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"),
-        "collectiveIdentifier",
-        None,
-        False,
-    ),
-    "collective_identifiers.query_collective_identifiers": Operation(
-        "POST",
-        "/collective-identifiers/query",
-        RateLimits(20, 120, 240),
-        True,
-        ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"),
-        "collectiveIdentifier",
-        (10, 200),
-        True,
-    ),
-    "collective_identifiers.query_collective_identifier_invoices": Operation(
-        "POST",
-        "/collective-identifiers/invoices",
-        RateLimits(20, 120, 240),
-        True,
-        ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"),
-        "collectiveIdentifier",
-        (10, 500),
-        True,
-    ),
-    "collective_identifiers.list_collective_identifiers_by_ksef_number": Operation(
-        "GET",
-        "/collective-identifiers/ksef/{ksefNumber}",
-        RateLimits(20, 120, 240),
-        True,
-        ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"),
-        "collectiveIdentifier",
-        (10, 200),
-        True,
-    ),
-    "limits.get_context_limits": Operation(
-        "GET", "/limits/context", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "limits.get_subject_limits": Operation(
-        "GET", "/limits/subject", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
+    "auth_sessions.list_auth_sessions": Operation("GET", "/auth/sessions", RateLimits(10, 30, 120), True, (), "other", (10, 100), True),
+    "auth_sessions.revoke_current_auth_session": Operation("DELETE", "/auth/sessions/current", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "auth_sessions.revoke_auth_session": Operation("DELETE", "/auth/sessions/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "certificates.get_certificate_limits": Operation("GET", "/certificates/limits", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "certificates.get_enrollment_data": Operation("GET", "/certificates/enrollments/data", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "certificates.create_enrollment": Operation("POST", "/certificates/enrollments", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "certificates.get_enrollment_status": Operation("GET", "/certificates/enrollments/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "certificates.retrieve_certificates": Operation("POST", "/certificates/retrieve", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "certificates.revoke_certificate": Operation("POST", "/certificates/{certificateSerialNumber}/revoke", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "certificates.query_certificates": Operation("POST", "/certificates/query", RateLimits(10, 30, 120), True, (), "other", (10, 50), True),
+    "testdata.update_test_certificate": Operation("PUT", "/testdata/certificates/{serialNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "security.get_public_key_certificates": Operation("GET", "/security/public-key-certificates", RateLimits(60, None, None), False, (), "anonymous", None, True),
+    "testdata.create_test_subject": Operation("POST", "/testdata/subject", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.remove_test_subject": Operation("POST", "/testdata/subject/remove", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.create_test_person": Operation("POST", "/testdata/person", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.remove_test_person": Operation("POST", "/testdata/person/remove", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.grant_test_permissions": Operation("POST", "/testdata/permissions", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.revoke_test_permissions": Operation("POST", "/testdata/permissions/revoke", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.enable_test_attachments": Operation("POST", "/testdata/attachment", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.revoke_test_attachments": Operation("POST", "/testdata/attachment/revoke", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "testdata.block_test_context": Operation("POST", "/testdata/context/block", RateLimits(10, 30, 120), False, (), "other", None, False),
+    "testdata.unblock_test_context": Operation("POST", "/testdata/context/unblock", RateLimits(10, 30, 120), False, (), "other", None, False),
+    "collective_identifiers.create_collective_identifier": Operation("POST", "/collective-identifiers", RateLimits(20, 120, 240), True, ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"), "collectiveIdentifier", None, False),
+    "collective_identifiers.query_collective_identifiers": Operation("POST", "/collective-identifiers/query", RateLimits(20, 120, 240), True, ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"), "collectiveIdentifier", (10, 200), True),
+    "collective_identifiers.query_collective_identifier_invoices": Operation("POST", "/collective-identifiers/invoices", RateLimits(20, 120, 240), True, ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"), "collectiveIdentifier", (10, 500), True),
+    "collective_identifiers.list_collective_identifiers_by_ksef_number": Operation("GET", "/collective-identifiers/ksef/{ksefNumber}", RateLimits(20, 120, 240), True, ("InvoiceRead", "InvoiceWrite", "CollectiveIdentifierManage"), "collectiveIdentifier", (10, 200), True),
+    "limits.get_context_limits": Operation("GET", "/limits/context", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "limits.get_subject_limits": Operation("GET", "/limits/subject", RateLimits(10, 30, 120), True, (), "other", None, True),
     "limits.get_rate_limits": Operation("GET", "/rate-limits", RateLimits(10, 30, 120), True, (), "other", None, True),
-    "testdata.set_test_session_limits": Operation(
-        "POST", "/testdata/limits/context/session", RateLimits(10, 30, 120), True, (), "other", None, False
-    ),
-    "testdata.reset_test_session_limits": Operation(
-        "DELETE", "/testdata/limits/context/session", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "testdata.set_test_certificate_limits": Operation(
-        "POST", "/testdata/limits/subject/certificate", RateLimits(10, 30, 120), True, (), "other", None, False
-    ),
-    "testdata.reset_test_certificate_limits": Operation(
-        "DELETE", "/testdata/limits/subject/certificate", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "testdata.set_test_rate_limits": Operation(
-        "POST", "/testdata/rate-limits", RateLimits(10, 30, 120), True, (), "other", None, False
-    ),
-    "testdata.reset_test_rate_limits": Operation(
-        "DELETE", "/testdata/rate-limits", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "testdata.set_test_rate_limits_production": Operation(
-        "POST", "/testdata/rate-limits/production", RateLimits(10, 30, 120), True, (), "other", None, False
-    ),
-    "permissions.grant_person_permissions": Operation(
-        "POST",
-        "/permissions/persons/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        False,
-    ),
-    "permissions.grant_entity_permissions": Operation(
-        "POST",
-        "/permissions/entities/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        False,
-    ),
-    "permissions.grant_authorization_permissions": Operation(
-        "POST",
-        "/permissions/authorizations/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        False,
-    ),
-    "permissions.grant_indirect_permissions": Operation(
-        "POST",
-        "/permissions/indirect/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        False,
-    ),
-    "permissions.grant_subunit_permissions": Operation(
-        "POST", "/permissions/subunits/grants", RateLimits(10, 30, 120), True, ("SubunitManage",), "other", None, False
-    ),
-    "permissions.grant_eu_entity_administration_permissions": Operation(
-        "POST",
-        "/permissions/eu-entities/administration/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        False,
-    ),
-    "permissions.grant_eu_entity_permissions": Operation(
-        "POST", "/permissions/eu-entities/grants", RateLimits(10, 30, 120), True, ("VatUeManage",), "other", None, False
-    ),
-    "permissions.revoke_common_permission": Operation(
-        "DELETE",
-        "/permissions/common/grants/{permissionId}",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "VatUeManage", "SubunitManage"),
-        "other",
-        None,
-        True,
-    ),
-    "permissions.revoke_authorization_permission": Operation(
-        "DELETE",
-        "/permissions/authorizations/grants/{permissionId}",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage",),
-        "other",
-        None,
-        True,
-    ),
-    "permissions.get_operation_status": Operation(
-        "GET", "/permissions/operations/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "permissions.get_attachment_permission_status": Operation(
-        "GET",
-        "/permissions/attachments/status",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead"),
-        "other",
-        None,
-        True,
-    ),
-    "invoices.get_invoice": Operation(
-        "GET",
-        "/invoices/ksef/{ksefNumber}",
-        RateLimits(8, 16, 64),
-        True,
-        ("InvoiceRead",),
-        "invoiceDownload",
-        None,
-        True,
-    ),
-    "invoices.query_invoice_metadata": Operation(
-        "POST",
-        "/invoices/query/metadata",
-        RateLimits(8, 16, 20),
-        True,
-        ("InvoiceRead",),
-        "invoiceMetadata",
-        (10, 250),
-        True,
-    ),
-    "invoices.export_invoices": Operation(
-        "POST", "/invoices/exports", RateLimits(8, 16, 20), True, ("InvoiceRead",), "invoiceExport", None, False
-    ),
-    "invoices.get_invoice_export_status": Operation(
-        "GET",
-        "/invoices/exports/{referenceNumber}",
-        RateLimits(10, 60, 600),
-        True,
-        ("InvoiceRead",),
-        "invoiceExportStatus",
-        None,
-        True,
-    ),
-    "sessions_status.list_sessions": Operation(
-        "GET",
-        "/sessions",
-        RateLimits(5, 10, 60),
-        True,
-        ("InvoiceWrite", "Introspection", "EnforcementOperations"),
-        "sessionList",
-        (10, 1000),
-        True,
-    ),
-    "sessions_status.get_session_status": Operation(
-        "GET",
-        "/sessions/{referenceNumber}",
-        RateLimits(10, 120, 1200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionMisc",
-        None,
-        True,
-    ),
-    "sessions_status.list_session_invoices": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/invoices",
-        RateLimits(10, 20, 200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionInvoiceList",
-        (10, 1000),
-        True,
-    ),
-    "sessions_status.get_session_invoice_status": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/invoices/{invoiceReferenceNumber}",
-        RateLimits(30, 120, 1200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "invoiceStatus",
-        None,
-        True,
-    ),
-    "sessions_status.list_session_failed_invoices": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/invoices/failed",
-        RateLimits(10, 20, 200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionInvoiceList",
-        (10, 1000),
-        True,
-    ),
-    "sessions_status.get_invoice_upo_by_ksef_number": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/invoices/ksef/{ksefNumber}/upo",
-        RateLimits(10, 120, 1200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionMisc",
-        None,
-        True,
-    ),
-    "sessions_status.get_invoice_upo_by_reference_number": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/invoices/{invoiceReferenceNumber}/upo",
-        RateLimits(10, 120, 1200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionMisc",
-        None,
-        True,
-    ),
-    "sessions_status.get_session_upo": Operation(
-        "GET",
-        "/sessions/{referenceNumber}/upo/{upoReferenceNumber}",
-        RateLimits(10, 120, 1200),
-        True,
-        ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"),
-        "sessionMisc",
-        None,
-        True,
-    ),
+    "testdata.set_test_session_limits": Operation("POST", "/testdata/limits/context/session", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "testdata.reset_test_session_limits": Operation("DELETE", "/testdata/limits/context/session", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "testdata.set_test_certificate_limits": Operation("POST", "/testdata/limits/subject/certificate", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "testdata.reset_test_certificate_limits": Operation("DELETE", "/testdata/limits/subject/certificate", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "testdata.set_test_rate_limits": Operation("POST", "/testdata/rate-limits", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "testdata.reset_test_rate_limits": Operation("DELETE", "/testdata/rate-limits", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "testdata.set_test_rate_limits_production": Operation("POST", "/testdata/rate-limits/production", RateLimits(10, 30, 120), True, (), "other", None, False),
+    "permissions.grant_person_permissions": Operation("POST", "/permissions/persons/grants", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, False),
+    "permissions.grant_entity_permissions": Operation("POST", "/permissions/entities/grants", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, False),
+    "permissions.grant_authorization_permissions": Operation("POST", "/permissions/authorizations/grants", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, False),
+    "permissions.grant_indirect_permissions": Operation("POST", "/permissions/indirect/grants", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, False),
+    "permissions.grant_subunit_permissions": Operation("POST", "/permissions/subunits/grants", RateLimits(10, 30, 120), True, ("SubunitManage",), "other", None, False),
+    "permissions.grant_eu_entity_administration_permissions": Operation("POST", "/permissions/eu-entities/administration/grants", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, False),
+    "permissions.grant_eu_entity_permissions": Operation("POST", "/permissions/eu-entities/grants", RateLimits(10, 30, 120), True, ("VatUeManage",), "other", None, False),
+    "permissions.revoke_common_permission": Operation("DELETE", "/permissions/common/grants/{permissionId}", RateLimits(10, 30, 120), True, ("CredentialsManage", "VatUeManage", "SubunitManage"), "other", None, True),
+    "permissions.revoke_authorization_permission": Operation("DELETE", "/permissions/authorizations/grants/{permissionId}", RateLimits(10, 30, 120), True, ("CredentialsManage",), "other", None, True),
+    "permissions.get_operation_status": Operation("GET", "/permissions/operations/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "permissions.get_attachment_permission_status": Operation("GET", "/permissions/attachments/status", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead"), "other", None, True),
+    "invoices.get_invoice": Operation("GET", "/invoices/ksef/{ksefNumber}", RateLimits(8, 16, 64), True, ("InvoiceRead",), "invoiceDownload", None, True),
+    "invoices.query_invoice_metadata": Operation("POST", "/invoices/query/metadata", RateLimits(8, 16, 20), True, ("InvoiceRead",), "invoiceMetadata", (10, 250), True),
+    "invoices.export_invoices": Operation("POST", "/invoices/exports", RateLimits(8, 16, 20), True, ("InvoiceRead",), "invoiceExport", None, False),
+    "invoices.get_invoice_export_status": Operation("GET", "/invoices/exports/{referenceNumber}", RateLimits(10, 60, 600), True, ("InvoiceRead",), "invoiceExportStatus", None, True),
+    "sessions_status.list_sessions": Operation("GET", "/sessions", RateLimits(5, 10, 60), True, ("InvoiceWrite", "Introspection", "EnforcementOperations"), "sessionList", (10, 1000), True),
+    "sessions_status.get_session_status": Operation("GET", "/sessions/{referenceNumber}", RateLimits(10, 120, 1200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionMisc", None, True),
+    "sessions_status.list_session_invoices": Operation("GET", "/sessions/{referenceNumber}/invoices", RateLimits(10, 20, 200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionInvoiceList", (10, 1000), True),
+    "sessions_status.get_session_invoice_status": Operation("GET", "/sessions/{referenceNumber}/invoices/{invoiceReferenceNumber}", RateLimits(30, 120, 1200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "invoiceStatus", None, True),
+    "sessions_status.list_session_failed_invoices": Operation("GET", "/sessions/{referenceNumber}/invoices/failed", RateLimits(10, 20, 200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionInvoiceList", (10, 1000), True),
+    "sessions_status.get_invoice_upo_by_ksef_number": Operation("GET", "/sessions/{referenceNumber}/invoices/ksef/{ksefNumber}/upo", RateLimits(10, 120, 1200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionMisc", None, True),
+    "sessions_status.get_invoice_upo_by_reference_number": Operation("GET", "/sessions/{referenceNumber}/invoices/{invoiceReferenceNumber}/upo", RateLimits(10, 120, 1200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionMisc", None, True),
+    "sessions_status.get_session_upo": Operation("GET", "/sessions/{referenceNumber}/upo/{upoReferenceNumber}", RateLimits(10, 120, 1200), True, ("InvoiceWrite", "Introspection", "PefInvoiceWrite", "EnforcementOperations"), "sessionMisc", None, True),
     "tokens.create_token": Operation("POST", "/tokens", RateLimits(10, 30, 120), True, (), "other", None, False),
     "tokens.list_tokens": Operation("GET", "/tokens", RateLimits(10, 30, 120), True, (), "other", (10, 100), True),
-    "tokens.get_token_status": Operation(
-        "GET", "/tokens/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "tokens.revoke_token": Operation(
-        "DELETE", "/tokens/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True
-    ),
-    "peppol.query_peppol_providers": Operation(
-        "GET", "/peppol/query", RateLimits(60, None, None), False, (), "anonymous", (10, 100), True
-    ),
-    "auth.create_challenge": Operation(
-        "POST", "/auth/challenge", RateLimits(60, None, None), False, (), "anonymous", None, True
-    ),
-    "auth.authenticate_xades_signature": Operation(
-        "POST", "/auth/xades-signature", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "auth.authenticate_ksef_token": Operation(
-        "POST", "/auth/ksef-token", RateLimits(60, None, None), False, (), "anonymous", None, False
-    ),
-    "auth.get_auth_status": Operation(
-        "GET", "/auth/{referenceNumber}", RateLimits(60, None, None), True, (), "anonymous", None, True
-    ),
-    "auth.redeem_token": Operation(
-        "POST", "/auth/token/redeem", RateLimits(60, None, None), True, (), "anonymous", None, False
-    ),
-    "auth.refresh_token": Operation(
-        "POST", "/auth/token/refresh", RateLimits(60, None, None), True, (), "anonymous", None, True
-    ),
-    "online_session.open_online_session": Operation(
-        "POST",
-        "/sessions/online",
-        RateLimits(10, 30, 120),
-        True,
-        ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"),
-        "onlineSession",
-        None,
-        True,
-    ),
-    "online_session.send_invoice": Operation(
-        "POST",
-        "/sessions/online/{referenceNumber}/invoices",
-        RateLimits(10, 30, 180),
-        True,
-        ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"),
-        "invoiceSend",
-        None,
-        True,
-    ),
-    "online_session.close_online_session": Operation(
-        "POST",
-        "/sessions/online/{referenceNumber}/close",
-        RateLimits(20, 60, 240),
-        True,
-        ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"),
-        "onlineSessionClose",
-        None,
-        False,
-    ),
-    "batch_session.open_batch_session": Operation(
-        "POST",
-        "/sessions/batch",
-        RateLimits(10, 20, 60),
-        True,
-        ("InvoiceWrite", "EnforcementOperations"),
-        "batchSession",
-        None,
-        True,
-    ),
-    "batch_session.close_batch_session": Operation(
-        "POST",
-        "/sessions/batch/{referenceNumber}/close",
-        RateLimits(20, 40, 120),
-        True,
-        ("InvoiceWrite", "EnforcementOperations"),
-        "batchSessionClose",
-        None,
-        False,
-    ),
-    "permissions.query_personal_permissions": Operation(
-        "POST", "/permissions/query/personal/grants", RateLimits(10, 30, 120), True, (), "other", (10, 100), True
-    ),
-    "permissions.query_person_permissions": Operation(
-        "POST",
-        "/permissions/query/persons/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead", "SubunitManage"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_subunit_permissions": Operation(
-        "POST",
-        "/permissions/query/subunits/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead", "SubunitManage"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_entity_permissions": Operation(
-        "POST",
-        "/permissions/query/entities/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_entity_roles": Operation(
-        "GET",
-        "/permissions/query/entities/roles",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_subordinate_entity_roles": Operation(
-        "POST",
-        "/permissions/query/subordinate-entities/roles",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead", "SubunitManage"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_authorization_permissions": Operation(
-        "POST",
-        "/permissions/query/authorizations/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead", "PefInvoiceWrite"),
-        "other",
-        (10, 100),
-        True,
-    ),
-    "permissions.query_eu_entity_permissions": Operation(
-        "POST",
-        "/permissions/query/eu-entities/grants",
-        RateLimits(10, 30, 120),
-        True,
-        ("CredentialsManage", "CredentialsRead", "VatUeManage"),
-        "other",
-        (10, 100),
-        True,
-    ),
+    "tokens.get_token_status": Operation("GET", "/tokens/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "tokens.revoke_token": Operation("DELETE", "/tokens/{referenceNumber}", RateLimits(10, 30, 120), True, (), "other", None, True),
+    "peppol.query_peppol_providers": Operation("GET", "/peppol/query", RateLimits(60, None, None), False, (), "anonymous", (10, 100), True),
+    "auth.create_challenge": Operation("POST", "/auth/challenge", RateLimits(60, None, None), False, (), "anonymous", None, True),
+    "auth.authenticate_xades_signature": Operation("POST", "/auth/xades-signature", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "auth.authenticate_ksef_token": Operation("POST", "/auth/ksef-token", RateLimits(60, None, None), False, (), "anonymous", None, False),
+    "auth.get_auth_status": Operation("GET", "/auth/{referenceNumber}", RateLimits(60, None, None), True, (), "anonymous", None, True),
+    "auth.redeem_token": Operation("POST", "/auth/token/redeem", RateLimits(60, None, None), True, (), "anonymous", None, False),
+    "auth.refresh_token": Operation("POST", "/auth/token/refresh", RateLimits(60, None, None), True, (), "anonymous", None, True),
+    "online_session.open_online_session": Operation("POST", "/sessions/online", RateLimits(10, 30, 120), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "onlineSession", None, True),
+    "online_session.send_invoice": Operation("POST", "/sessions/online/{referenceNumber}/invoices", RateLimits(10, 30, 180), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "invoiceSend", None, True),
+    "online_session.close_online_session": Operation("POST", "/sessions/online/{referenceNumber}/close", RateLimits(20, 60, 240), True, ("InvoiceWrite", "PefInvoiceWrite", "EnforcementOperations"), "onlineSessionClose", None, False),
+    "batch_session.open_batch_session": Operation("POST", "/sessions/batch", RateLimits(10, 20, 60), True, ("InvoiceWrite", "EnforcementOperations"), "batchSession", None, True),
+    "batch_session.close_batch_session": Operation("POST", "/sessions/batch/{referenceNumber}/close", RateLimits(20, 40, 120), True, ("InvoiceWrite", "EnforcementOperations"), "batchSessionClose", None, False),
+    "permissions.query_personal_permissions": Operation("POST", "/permissions/query/personal/grants", RateLimits(10, 30, 120), True, (), "other", (10, 100), True),
+    "permissions.query_person_permissions": Operation("POST", "/permissions/query/persons/grants", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead", "SubunitManage"), "other", (10, 100), True),
+    "permissions.query_subunit_permissions": Operation("POST", "/permissions/query/subunits/grants", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead", "SubunitManage"), "other", (10, 100), True),
+    "permissions.query_entity_permissions": Operation("POST", "/permissions/query/entities/grants", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead"), "other", (10, 100), True),
+    "permissions.query_entity_roles": Operation("GET", "/permissions/query/entities/roles", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead"), "other", (10, 100), True),
+    "permissions.query_subordinate_entity_roles": Operation("POST", "/permissions/query/subordinate-entities/roles", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead", "SubunitManage"), "other", (10, 100), True),
+    "permissions.query_authorization_permissions": Operation("POST", "/permissions/query/authorizations/grants", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead", "PefInvoiceWrite"), "other", (10, 100), True),
+    "permissions.query_eu_entity_permissions": Operation("POST", "/permissions/query/eu-entities/grants", RateLimits(10, 30, 120), True, ("CredentialsManage", "CredentialsRead", "VatUeManage"), "other", (10, 100), True),
 }
