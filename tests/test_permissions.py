@@ -473,3 +473,22 @@ def test_an_operation_status_is_gone_after_30_days(
     ksef.access_token = backend.mint_access_token(NIP)  # the first one expired long ago
     with pytest.raises(GoneError):
         ksef.permissions.wait(ref)
+
+
+def test_a_revoke_through_the_wrong_endpoint_fails_its_operation(ksef: KSeF) -> None:
+    # uprawnienia.md: SelfInvoicing, RRInvoicing, TaxRepresentative have "osobna metoda odbierania - z użyciem
+    # endpointu dedykowanego do operacji autoryzacyjnych" (revoke_authorization); the emulator fails the
+    # operation of the other one (450, KSeF's code for it is not documented).
+    ksef.permissions.wait(
+        ksef.permissions.grant_authorization(
+            subject_identifier=("Nip", PARTNER), permission="SelfInvoicing", description="samofakturowanie",
+            subject_details="Firma B sp. z o.o.",
+        )
+    )  # fmt: skip
+    (grant,) = ksef.permissions.authorizations()
+    with pytest.raises(PermissionOperationFailedError) as caught:
+        ksef.permissions.wait(ksef.permissions.revoke(grant.id))
+    assert caught.value.code == 450
+    assert [g.id for g in ksef.permissions.authorizations()] == [grant.id]  # still there
+    ksef.permissions.wait(ksef.permissions.revoke_authorization(grant.id))
+    assert list(ksef.permissions.authorizations()) == []
