@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
     from ksef_client.resources.limits import AsyncLimits, Limits
+    from ksef_client.resources.permissions import AsyncPermissions, Permissions
     from ksef_client.resources.sessions import AsyncSessions, Sessions
     from ksef_client.resources.tokens import AsyncTokens, Tokens
     from ksef_client.resources.upo import AsyncUpos, Upos
@@ -331,6 +332,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     tokens: Resource[Tokens] = Resource("ksef_client.resources.tokens", "Tokens")
     """KSeF tokens: create, wait until active, status, list, revoke."""
 
+    permissions: Resource[Permissions] = Resource("ksef_client.resources.permissions", "Permissions")
+    """Permissions: grant, revoke, wait for the operation, query."""
+
     invoices: Resource[Invoices] = Resource("ksef_client.resources.invoices", "Invoices")
     """Download, query, export and sync invoices."""
 
@@ -469,6 +473,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
 
     tokens: Resource[AsyncTokens] = Resource("ksef_client.resources.tokens", "AsyncTokens")
     """KSeF tokens: create, wait until active, status, list, revoke."""
+
+    permissions: Resource[AsyncPermissions] = Resource("ksef_client.resources.permissions", "AsyncPermissions")
+    """Permissions: grant, revoke, wait for the operation, query."""
 
     invoices: Resource[AsyncInvoices] = Resource("ksef_client.resources.invoices", "AsyncInvoices")
     """Download, query, export and sync invoices."""

@@ -60,6 +60,13 @@ def checked_filter(name: str, api_name: str, value: Any) -> Any:
     return _checked(value, filter_schema(api_name), name)
 
 
+def checked_against(value: Any, schema_name: str, path: str) -> Any:
+    """``value`` (JSON, or a generated model) checked against the spec's component schema
+    ``schema_name`` as the filters are (keys, required fields, enums, patterns, lengths, types);
+    returns it as JSON. ``ValueError`` naming ``path`` and the key when the spec does not allow it."""
+    return _checked(value, _resolved({"$ref": _REF + schema_name}), path)
+
+
 def _checked(value: Any, schema: Schema, path: str) -> Any:
     if value is None:
         if schema.get("nullable"):
@@ -96,8 +103,9 @@ def _object(value: Any, schema: Schema, path: str) -> dict[str, Any]:
             python_name = isinstance(key, str) and key.endswith("_") and key[:-1] in properties
             hint = f" ({str(key)[:-1]!r}; {key!r} is the generated model's name)" if python_name else ""
             raise ValueError(
-                f"{path}: {key!r} is not a key of {title} (KSeF would ignore it: the filter would not narrow "
-                f"the query); the keys are {', '.join(properties)}, as the API names them{hint}"
+                f"{path}: {key!r} is not a key of {title} (KSeF would ignore it: a filter would not narrow "
+                f"the query, a field would not be set); the keys are {', '.join(properties)}, as the API names "
+                f"them{hint}"
             )
     missing = [key for key in schema.get("required", []) if value.get(key) is None]
     if missing:

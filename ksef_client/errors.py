@@ -19,6 +19,7 @@
     ├── PollTimeoutError              a poller gave up before a final status
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
+    ├── PermissionOperationFailedError  a permission grant or revoke ended with another status than 200 (.code)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
@@ -287,6 +288,25 @@ class TokenNotActiveError(KSeFError):
         details = "; ".join(str(d) for d in (getattr(status, "status_details", None) or []) if d)
         text = f"KSeF token {reference_number} is {getattr(status, 'status', status)}, not Active"
         super().__init__(text + (f" ({details})" if details else ""))
+        self.reference_number = reference_number
+        self.status = status
+
+
+class PermissionOperationFailedError(KSeFError):
+    """A permission grant's or revoke's operation (``GET /permissions/operations/{ref}``) ended with
+    another status than 200 "Operacja zakończona sukcesem": nothing was granted or revoked. ``code``,
+    ``description`` and ``details`` are the operation's status (the spec's table: 400 failed, 410
+    identifiers that do not fit together, 420 credentials without the right, 430 a context without
+    the required role, 440 a relation of identifiers that does not allow it, 450 the identifier or
+    its type does not allow it, ...); ``status`` is the whole ``PermissionsOperationStatusResponse``."""
+
+    def __init__(self, reference_number: str, status: Any) -> None:
+        info = getattr(status, "status", status)
+        self.code: int = int(getattr(info, "code", 0))
+        self.description: str = str(getattr(info, "description", ""))
+        self.details: list[str] = [str(d) for d in (getattr(info, "details", None) or []) if d]
+        text = f"permission operation {reference_number} failed: {self.code} {self.description}"
+        super().__init__(text + (f" ({'; '.join(self.details)})" if self.details else ""))
         self.reference_number = reference_number
         self.status = status
 

@@ -573,3 +573,42 @@ def test_a_state_file_of_an_older_emulator_keeps_its_permission_operations(
     old.operations = {ref: operation.context for ref, operation in old.operations.items()}  # type: ignore[misc]
     backend.restore(pickle.loads(pickle.dumps(backend.snapshot())))
     assert (_operation(http, owner, done), _operation(http, owner, failed)) == (200, 430)
+
+
+def test_identifier_values_and_document_countries_follow_the_descriptions(
+    ksef_mock: KSeFMock, http: httpx.Client
+) -> None:
+    # IndirectPermissionsTargetIdentifier.value (and the query's PersonPermissionsTargetIdentifier,
+    # PersonalPermissionsTargetIdentifier): "W przypadku typu AllPartners należy pozostawić puste. W
+    # pozostałych przypadkach pole jest wymagane."; PersonPermissionsAuthorIdentifier.value: "W przypadku typu
+    # System należy pozostawić puste. W pozostałych przypadkach pole jest wymagane."; IdDocument.country: "Musi
+    # być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać dokładnie 2 wielkie litery." Validation
+    # of the body: "21405 | Błąd walidacji danych wejściowych." (the spec's 400), not a grant made or failed.
+    owner = _bearer(ksef_mock.backend, NIP)
+    for target in ({"type": "Nip"}, {"type": "InternalId", "value": ""}, {"type": "AllPartners", "value": NIP}):
+        body = {**_indirect(None), "targetIdentifier": target}
+        answer = http.post("/permissions/indirect/grants", json=body, headers=owner)
+        assert (answer.status_code, answer.json()["exception"]["exceptionDetailList"][0]["exceptionCode"]) == (
+            400, 21405,
+        ), target  # fmt: skip
+    assert _outcome(http, owner, "/permissions/indirect/grants", {**_indirect(None), "targetIdentifier": {
+        "type": "AllPartners"}}) == 200  # fmt: skip
+    queries = [
+        ("/permissions/query/persons/grants",
+         {"queryType": "PermissionsInCurrentContext", "authorIdentifier": {"type": "Nip"}}),
+        ("/permissions/query/persons/grants",
+         {"queryType": "PermissionsInCurrentContext", "authorIdentifier": {"type": "System", "value": NIP}}),
+        ("/permissions/query/personal/grants", {"targetIdentifier": {"type": "AllPartners", "value": NIP}}),
+    ]  # fmt: skip
+    for path, query in queries:
+        assert http.post(path, json=query, headers=owner).status_code == 400, query
+    system = {"queryType": "PermissionsInCurrentContext", "authorIdentifier": {"type": "System"}}
+    assert http.post("/permissions/query/persons/grants", json=system, headers=owner).status_code == 200
+    person = {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01",
+              "idDocument": {"type": "Passport", "number": "C01X00T47", "country": "de"}}  # fmt: skip
+    details = {"subjectDetailsType": "PersonByFingerprintWithoutIdentifier", "personByFpNoId": person}
+    foreigner = {"subjectIdentifier": {"type": "Fingerprint", "value": "A" * 64}, "permissions": ["InvoiceRead"],
+                 "description": "przedstawiciel", "subjectDetails": details}  # fmt: skip
+    assert http.post("/permissions/persons/grants", json=foreigner, headers=owner).status_code == 400
+    person["idDocument"]["country"] = "DE"
+    assert _outcome(http, owner, "/permissions/persons/grants", foreigner) == 200

@@ -27,6 +27,7 @@ from ksef_client.mock.state.permissions import (
     Pair,
     Permissions,
     check_grant_body,
+    check_identifier_values,
     check_subunit_grant,
     context_of,
     page_of,
@@ -259,6 +260,7 @@ async def _page(request: Request, backend: KSeFBackend, access: Access, grants: 
 async def query_person_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await json_body(request)
+    check_identifier_values(body)
     query = GrantQuery(
         scopes=_scopes(body), author=_pair_of(body.get("authorIdentifier")),
         authorized=_pair_of(body.get("authorizedIdentifier")), context=_pair_of(body.get("contextIdentifier")),
@@ -273,6 +275,7 @@ async def query_person_permissions(request: Request, backend: KSeFBackend, acces
 async def query_personal_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await json_body(request)
+    check_identifier_values(body)
     query = GrantQuery(
         scopes=_scopes(body), granted_in=_pair_of(body.get("contextIdentifier")),
         target=_pair_of(body.get("targetIdentifier")), state=body.get("permissionState"),

@@ -18,6 +18,7 @@ of its operation, which find it in progress (100).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -211,21 +212,61 @@ SUBJECT_DETAILS_FIELDS = {
 def check_grant_body(body: dict[str, Any]) -> None:
     """400 / 21405 for a grant body breaking a rule the spec writes only in its descriptions (its
     JSON Schema lets them through): a ``permissions`` value given twice ("Lista nadawanych
-    uprawnień. Każda wartość może wystąpić tylko raz."), or ``subjectDetails`` without the data its
-    ``subjectDetailsType`` needs (``SUBJECT_DETAILS_FIELDS``). Both are validation of the body, which
-    the spec's 400 lists as "21405 | Błąd walidacji danych wejściowych. | {treść błędu z walidatora}"."""
+    uprawnień. Każda wartość może wystąpić tylko raz."), ``subjectDetails`` without the data its
+    ``subjectDetailsType`` needs (``SUBJECT_DETAILS_FIELDS``), a ``targetIdentifier`` value that breaks
+    its type's rule (``check_identifier_values``), an identity document's country that is not 2
+    capital letters. All are validation of the body, which the spec's 400 lists as "21405 | Błąd
+    walidacji danych wejściowych. | {treść błędu z walidatora}"."""
     values = [p.get("type") if isinstance(p, dict) else p for p in body.get("permissions") or []]
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
         detail = f"permissions: każda wartość może wystąpić tylko raz, powtórzono {', '.join(repeated)}."
         raise MockAPIError(21405, VALIDATION, [detail])
+    check_identifier_values(body)
     details = body.get("subjectDetails")
     if not isinstance(details, dict):
         return
+    _check_documents(details)
     kind = details.get("subjectDetailsType")
     needed = SUBJECT_DETAILS_FIELDS.get(str(kind))
     if needed is not None and details.get(needed) is None:
         detail = f"subjectDetails.{needed}: wymagane, gdy subjectDetailsType = {kind}."
+        raise MockAPIError(21405, VALIDATION, [detail])
+
+
+# The identifiers whose value depends on their type: "Wartość identyfikatora. W przypadku typu
+# AllPartners należy pozostawić puste. W pozostałych przypadkach pole jest wymagane."
+# (IndirectPermissionsTargetIdentifier, PersonalPermissionsTargetIdentifier,
+# PersonPermissionsTargetIdentifier) and "W przypadku typu System należy pozostawić puste. W
+# pozostałych przypadkach pole jest wymagane." (PersonPermissionsAuthorIdentifier).
+WITHOUT_VALUE = frozenset({"AllPartners", "System"})
+VALUE_BY_TYPE_KEYS = ("targetIdentifier", "authorIdentifier")
+# IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać dokładnie 2
+# wielkie litery."
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+
+
+def check_identifier_values(body: dict[str, Any]) -> None:
+    """400 / 21405 for a ``targetIdentifier`` or ``authorIdentifier`` whose value breaks its type's
+    rule (``WITHOUT_VALUE`` types take none, the others need one): validation of the body, which
+    the spec's 400 lists as "21405 | Błąd walidacji danych wejściowych. | {treść błędu z walidatora}"."""
+    for key in VALUE_BY_TYPE_KEYS:
+        identifier = body.get(key)
+        if not isinstance(identifier, dict):
+            continue
+        kind, value = identifier.get("type"), identifier.get("value")
+        if kind in WITHOUT_VALUE and value:
+            raise MockAPIError(21405, VALIDATION, [f"{key}.value: dla typu {kind} należy pozostawić puste."])
+        if kind not in WITHOUT_VALUE and not value:
+            raise MockAPIError(21405, VALIDATION, [f"{key}.value: wymagane dla typu {kind}."])
+
+
+def _check_documents(details: dict[str, Any]) -> None:
+    person = details.get("personByFpNoId")
+    document = person.get("idDocument") if isinstance(person, dict) else None
+    country = document.get("country") if isinstance(document, dict) else None
+    if country is not None and not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
+        detail = f"idDocument.country: {country} - wymagane 2 wielkie litery (ISO 3166-1 alpha-2)."
         raise MockAPIError(21405, VALIDATION, [detail])
 
 

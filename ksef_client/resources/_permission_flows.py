@@ -1,0 +1,375 @@
+"""The flows of ``ksef.permissions`` (``resources/permissions.py``), written once for both clients:
+grants, revokes, operation status and the query pages. Bodies and filters are checked by
+``_permission_bodies`` before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_flow, response_of
+from ksef_client._generated.api.permissions import (
+    get_attachment_permission_status,
+    get_operation_status,
+    grant_authorization_permissions,
+    grant_entity_permissions,
+    grant_eu_entity_administration_permissions,
+    grant_eu_entity_permissions,
+    grant_indirect_permissions,
+    grant_person_permissions,
+    grant_subunit_permissions,
+    query_authorization_permissions,
+    query_entity_permissions,
+    query_entity_roles,
+    query_eu_entity_permissions,
+    query_person_permissions,
+    query_personal_permissions,
+    query_subordinate_entity_roles,
+    query_subunit_permissions,
+    revoke_authorization_permission,
+    revoke_common_permission,
+)
+from ksef_client._generated.models import (
+    CheckAttachmentPermissionStatusResponse,
+    EntityAuthorizationGrant,
+    EntityAuthorizationPermissionsGrantRequest,
+    EntityAuthorizationPermissionsQueryRequest,
+    EntityPermissionItem,
+    EntityPermissionsGrantRequest,
+    EntityPermissionsQueryRequest,
+    EntityRole,
+    EuEntityAdministrationPermissionsGrantRequest,
+    EuEntityPermission,
+    EuEntityPermissionsGrantRequest,
+    EuEntityPermissionsQueryRequest,
+    IndirectPermissionsGrantRequest,
+    PermissionsOperationResponse,
+    PermissionsOperationStatusResponse,
+    PersonalPermission,
+    PersonalPermissionsQueryRequest,
+    PersonPermission,
+    PersonPermissionsGrantRequest,
+    PersonPermissionsQueryRequest,
+    SubordinateEntityRole,
+    SubordinateEntityRolesQueryRequest,
+    SubunitPermission,
+    SubunitPermissionsGrantRequest,
+    SubunitPermissionsQueryRequest,
+)
+from ksef_client.errors import PermissionOperationFailedError
+from ksef_client.identifiers import validate_reference_number
+from ksef_client.resources._permission_bodies import (
+    Identifier,
+    body_of,
+    check_permission_id,
+    checked_body,
+    checked_grant,
+    entity_permissions,
+    identifier,
+    plain,
+)
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """A grant or query endpoint: its generated operation, request model and the spec's schema."""
+
+    operation: ModuleType
+    model: type
+    name: str  # the method, for messages
+
+    @property
+    def schema(self) -> str:
+        return self.model.__name__
+
+
+PERSON = _Endpoint(grant_person_permissions, PersonPermissionsGrantRequest, "grant_person")
+ENTITY = _Endpoint(grant_entity_permissions, EntityPermissionsGrantRequest, "grant_entity")
+AUTHORIZATION = _Endpoint(
+    grant_authorization_permissions, EntityAuthorizationPermissionsGrantRequest, "grant_authorization"
+)
+INDIRECT = _Endpoint(grant_indirect_permissions, IndirectPermissionsGrantRequest, "grant_indirect")
+SUBUNIT = _Endpoint(grant_subunit_permissions, SubunitPermissionsGrantRequest, "grant_subunit")
+EU_ADMINISTRATOR = _Endpoint(
+    grant_eu_entity_administration_permissions, EuEntityAdministrationPermissionsGrantRequest,
+    "grant_eu_entity_administrator",
+)  # fmt: skip
+EU_ENTITY = _Endpoint(grant_eu_entity_permissions, EuEntityPermissionsGrantRequest, "grant_eu_entity")
+
+PERSONAL_QUERY = _Endpoint(query_personal_permissions, PersonalPermissionsQueryRequest, "personal")
+PERSONS_QUERY = _Endpoint(query_person_permissions, PersonPermissionsQueryRequest, "persons")
+SUBUNITS_QUERY = _Endpoint(query_subunit_permissions, SubunitPermissionsQueryRequest, "subunits")
+ENTITIES_QUERY = _Endpoint(query_entity_permissions, EntityPermissionsQueryRequest, "entities")
+SUBORDINATES_QUERY = _Endpoint(
+    query_subordinate_entity_roles, SubordinateEntityRolesQueryRequest, "subordinate_entity_roles"
+)
+AUTHORIZATIONS_QUERY = _Endpoint(
+    query_authorization_permissions, EntityAuthorizationPermissionsQueryRequest, "authorizations"
+)
+EU_QUERY = _Endpoint(query_eu_entity_permissions, EuEntityPermissionsQueryRequest, "eu_entities")
+
+
+def _details(value: Any) -> Any:
+    """``subject_details`` of an entity (``EntityDetails``): a name alone is its ``fullName``."""
+    return {"fullName": value} if isinstance(value, str) else plain(value)
+
+
+def _optional(value: Identifier | None, field: str) -> Any:
+    return None if value is None else identifier(value, field)
+
+
+def _grant_flow(endpoint: _Endpoint, request: Any, fields: Mapping[str, Any]) -> Flow[str]:
+    """Check the body (a ``ValueError`` before any request), send it; the operation's reference number."""
+    body = checked_grant(endpoint.schema, body_of(request, endpoint.model, fields), endpoint.name)
+    sent = endpoint.model.from_dict(body)  # type: ignore[attr-defined]
+    answer = parsed(response_of((yield Call(endpoint.operation, {"body": sent}))), PermissionsOperationResponse)
+    return answer.reference_number
+
+
+def person_grant(
+    request: Any, subject_identifier: Any, permissions: Any, description: Any, subject_details: Any
+) -> Flow[str]:
+    """``POST /permissions/persons/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "permissions": plain(permissions) if permissions is not None else None,
+        "description": description,
+        "subjectDetails": plain(subject_details),
+    }
+    return _grant_flow(PERSON, request, fields)
+
+
+def entity_grant(
+    request: Any, subject_identifier: Any, permissions: Any, description: Any, subject_details: Any,
+    can_delegate: Iterable[str],
+) -> Flow[str]:  # fmt: skip
+    """``POST /permissions/entities/grants``."""
+    delegable = list(can_delegate)
+    if delegable and permissions is None:  # with a request model, its permissions say canDelegate
+        raise ValueError("can_delegate: name permissions given in permissions= (a request model carries canDelegate)")
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "permissions": entity_permissions(permissions, delegable) if permissions is not None else None,
+        "description": description,
+        "subjectDetails": _details(subject_details),
+    }
+    return _grant_flow(ENTITY, request, fields)
+
+
+def authorization_grant(
+    request: Any, subject_identifier: Any, permission: Any, description: Any, subject_details: Any
+) -> Flow[str]:
+    """``POST /permissions/authorizations/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "permission": plain(permission),
+        "description": description,
+        "subjectDetails": _details(subject_details),
+    }
+    return _grant_flow(AUTHORIZATION, request, fields)
+
+
+def indirect_grant(
+    request: Any, subject_identifier: Any, permissions: Any, description: Any, subject_details: Any,
+    target_identifier: Any,
+) -> Flow[str]:  # fmt: skip
+    """``POST /permissions/indirect/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "targetIdentifier": _optional(target_identifier, "target_identifier"),
+        "permissions": plain(permissions) if permissions is not None else None,
+        "description": description,
+        "subjectDetails": plain(subject_details),
+    }
+    return _grant_flow(INDIRECT, request, fields)
+
+
+def subunit_grant(
+    request: Any, subject_identifier: Any, context_identifier: Any, description: Any, subject_details: Any,
+    subunit_name: Any,
+) -> Flow[str]:  # fmt: skip
+    """``POST /permissions/subunits/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "contextIdentifier": _optional(context_identifier, "context_identifier"),
+        "description": description,
+        "subunitName": subunit_name,
+        "subjectDetails": plain(subject_details),
+    }
+    return _grant_flow(SUBUNIT, request, fields)
+
+
+def eu_administrator_grant(
+    request: Any, subject_identifier: Any, context_identifier: Any, description: Any, eu_entity_name: Any,
+    subject_details: Any, eu_entity_details: Any,
+) -> Flow[str]:  # fmt: skip
+    """``POST /permissions/eu-entities/administration/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "contextIdentifier": _optional(context_identifier, "context_identifier"),
+        "description": description,
+        "euEntityName": eu_entity_name,
+        "subjectDetails": plain(subject_details),
+        "euEntityDetails": plain(eu_entity_details),
+    }
+    return _grant_flow(EU_ADMINISTRATOR, request, fields)
+
+
+def eu_entity_grant(
+    request: Any, subject_identifier: Any, permissions: Any, description: Any, subject_details: Any
+) -> Flow[str]:
+    """``POST /permissions/eu-entities/grants``."""
+    fields = {
+        "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
+        "permissions": plain(permissions) if permissions is not None else None,
+        "description": description,
+        "subjectDetails": plain(subject_details),
+    }
+    return _grant_flow(EU_ENTITY, request, fields)
+
+
+# --- operations, revokes --------------------------------------------------------------------------
+
+# PermissionsOperationStatusResponse: "100 | Operacja przyjęta do realizacji", "200 | Operacja
+# zakończona sukcesem"; every other code of its table is a failure (400, 410, 420, ...).
+IN_PROGRESS, SUCCEEDED = 100, 200
+
+
+def operation_flow(reference_number: str) -> Flow[PermissionsOperationStatusResponse]:
+    """``GET /permissions/operations/{referenceNumber}``."""
+    validate_reference_number(reference_number)
+    call = Call(get_operation_status, {"reference_number": reference_number})
+    return parsed(response_of((yield call)), PermissionsOperationStatusResponse)
+
+
+def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[PermissionsOperationStatusResponse]:
+    """Poll the operation while it is in progress (100): its status once 200,
+    ``PermissionOperationFailedError`` for any other final code, ``PollTimeoutError`` after ``timeout``."""
+    validate_reference_number(reference_number)
+    status = yield from poll_flow(
+        lambda: operation_flow(reference_number),
+        lambda s: s.status.code != IN_PROGRESS,
+        lambda s: f"permission operation {reference_number} still {s.status.code} {s.status.description}",
+        timeout,
+        interval,
+    )
+    if status.status.code != SUCCEEDED:
+        raise PermissionOperationFailedError(reference_number, status)
+    return status
+
+
+def revoke_flow(permission_id: str, *, authorization: bool = False) -> Flow[str]:
+    """``DELETE /permissions/common/grants/{id}`` (or ``/permissions/authorizations/grants/{id}``
+    for an authorization grant: uprawnienia.md gives those "osobna metoda odbierania"); the
+    operation's reference number."""
+    check_permission_id(permission_id)
+    operation = revoke_authorization_permission if authorization else revoke_common_permission
+    # A repeat after a lost answer that KSeF refuses is raised as it is (``uncertain_attempts`` and
+    # a note say the lost attempt may have revoked it): nothing in the spec or the guide tells a
+    # permission revoked by that attempt from one that never was, and the lost answer's operation
+    # reference cannot be read back (see ``Permissions.revoke``).
+    answer = parsed(
+        response_of((yield Call(operation, {"permission_id": permission_id}))), PermissionsOperationResponse
+    )
+    return answer.reference_number
+
+
+def attachment_status_flow() -> Flow[CheckAttachmentPermissionStatusResponse]:
+    """``GET /permissions/attachments/status``."""
+    return parsed(response_of((yield Call(get_attachment_permission_status))), CheckAttachmentPermissionStatusResponse)
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+
+def query_pages(
+    endpoint: _Endpoint, items: str, fields: Mapping[str, Any], page_size: int | None
+) -> PageFlow[int, Any]:
+    """The pages of a permission query (filters and page size checked now, before any request)."""
+    given = {key: value for key, value in fields.items() if value is not None}
+    body = checked_body(endpoint.schema, given, endpoint.name)
+    sent = endpoint.model.from_dict(body)  # type: ignore[attr-defined]
+    return offset_pages(endpoint.operation, items, page_size, {"body": sent})
+
+
+def _types(values: Iterable[Any] | None) -> Any:
+    return None if values is None else plain(list(values))
+
+
+def personal_pages(
+    context_identifier: Identifier | None, target_identifier: Identifier | None,
+    permission_types: Iterable[str] | None, permission_state: str | None, page_size: int | None,
+) -> PageFlow[int, PersonalPermission]:  # fmt: skip
+    fields = {
+        "contextIdentifier": _optional(context_identifier, "context_identifier"),
+        "targetIdentifier": _optional(target_identifier, "target_identifier"),
+        "permissionTypes": _types(permission_types),
+        "permissionState": plain(permission_state),
+    }
+    return query_pages(PERSONAL_QUERY, "permissions", fields, page_size)
+
+
+def persons_pages(
+    query_type: str, author_identifier: Identifier | None, authorized_identifier: Identifier | None,
+    context_identifier: Identifier | None, target_identifier: Identifier | None,
+    permission_types: Iterable[str] | None, permission_state: str | None, page_size: int | None,
+) -> PageFlow[int, PersonPermission]:  # fmt: skip
+    fields = {
+        "queryType": plain(query_type),
+        "authorIdentifier": _optional(author_identifier, "author_identifier"),
+        "authorizedIdentifier": _optional(authorized_identifier, "authorized_identifier"),
+        "contextIdentifier": _optional(context_identifier, "context_identifier"),
+        "targetIdentifier": _optional(target_identifier, "target_identifier"),
+        "permissionTypes": _types(permission_types),
+        "permissionState": plain(permission_state),
+    }
+    return query_pages(PERSONS_QUERY, "permissions", fields, page_size)
+
+
+def subunits_pages(subunit_identifier: Identifier | None, page_size: int | None) -> PageFlow[int, SubunitPermission]:
+    fields = {"subunitIdentifier": _optional(subunit_identifier, "subunit_identifier")}
+    return query_pages(SUBUNITS_QUERY, "permissions", fields, page_size)
+
+
+def entities_pages(context_identifier: Identifier | None, page_size: int | None) -> PageFlow[int, EntityPermissionItem]:
+    fields = {"contextIdentifier": _optional(context_identifier, "context_identifier")}
+    return query_pages(ENTITIES_QUERY, "permissions", fields, page_size)
+
+
+def entity_roles_pages(page_size: int | None) -> PageFlow[int, EntityRole]:
+    return offset_pages(query_entity_roles, "roles", page_size, {})
+
+
+def subordinate_roles_pages(
+    subordinate_entity_identifier: Identifier | None, page_size: int | None
+) -> PageFlow[int, SubordinateEntityRole]:
+    fields = {"subordinateEntityIdentifier": _optional(subordinate_entity_identifier, "subordinate_entity_identifier")}
+    return query_pages(SUBORDINATES_QUERY, "roles", fields, page_size)
+
+
+def authorizations_pages(
+    query_type: str, authorizing_identifier: Identifier | None, authorized_identifier: Identifier | None,
+    permission_types: Iterable[str] | None, page_size: int | None,
+) -> PageFlow[int, EntityAuthorizationGrant]:  # fmt: skip
+    fields = {
+        "queryType": plain(query_type),
+        "authorizingIdentifier": _optional(authorizing_identifier, "authorizing_identifier"),
+        "authorizedIdentifier": _optional(authorized_identifier, "authorized_identifier"),
+        "permissionTypes": _types(permission_types),
+    }
+    return query_pages(AUTHORIZATIONS_QUERY, "authorization_grants", fields, page_size)
+
+
+def eu_entities_pages(
+    vat_ue_identifier: str | None, authorized_fingerprint_identifier: str | None,
+    permission_types: Iterable[str] | None, page_size: int | None,
+) -> PageFlow[int, EuEntityPermission]:  # fmt: skip
+    fields = {
+        "vatUeIdentifier": vat_ue_identifier,
+        "authorizedFingerprintIdentifier": authorized_fingerprint_identifier,
+        "permissionTypes": _types(permission_types),
+    }
+    return query_pages(EU_QUERY, "permissions", fields, page_size)

@@ -1,0 +1,494 @@
+"""``ksef.permissions`` (sync and async) against the emulator: grant, wait, query, revoke.
+
+uprawnienia.md: "Każde nadanie lub odebranie uprawnienia jest realizowane jako asynchroniczna
+operacja" and "Wykonanie operacji nadania uprawnienia nie skutkuje natychmiastowym dostępem [...]
+(należy sprawdzić status operacji)". The emulator keeps each operation in progress (100) for
+``transitions.permission_reads`` reads of its status, so a grant is not in effect until ``wait``
+has seen it through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ksef_client import AsyncKSeF, KSeF
+from ksef_client._generated.models import PersonPermissionsGrantRequest
+from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
+from ksef_client.identifiers import make_internal_id
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.models import Context
+from ksef_client.mock.server import ThreadedServer
+from tests.conftest import NIP
+from tests.helpers import FakeTime
+
+CLIENT, PARTNER = "7762811692", "4972530874"
+PESEL = "15062788702"
+FINGERPRINT = "A" * 64
+VAT_UE = "DE123456789"
+COMPOSITE = f"{NIP}-{VAT_UE}"
+PERSON = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "Jan", "lastName": "Nowak"}}
+DOCUMENT = {"type": "Passport", "number": "C01X00T47", "country": "DE"}
+FOREIGNER = {
+    "subjectDetailsType": "PersonByFingerprintWithoutIdentifier",
+    "personByFpNoId": {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01", "idDocument": DOCUMENT},
+}
+BORN = {**FOREIGNER, "personByFpNoId": {**FOREIGNER["personByFpNoId"], "birthDate": dt.date(1980, 1, 1)}}
+OWN_CONTEXT = Context("Nip", NIP)
+READS = 2  # every operation is in progress (100) for its first two status reads
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of grant: how to make it, where it is listed, how to revoke it."""
+
+    name: str
+    grant: str
+    arguments: dict[str, Any]
+    query: str
+    listed: Callable[[Any], bool]
+    query_arguments: dict[str, Any] = field(default_factory=dict)
+    revoke: str = "revoke"
+    context: Context = OWN_CONTEXT
+    delegation: bool = False  # the client CLIENT first gives NIP InvoiceRead to pass on
+
+
+def _subject(item: Any) -> str:
+    return str(item.authorized_identifier.value)
+
+
+KINDS = [
+    Kind(
+        "person", "grant_person",
+        {"subject_identifier": ("Pesel", PESEL), "permissions": ["InvoiceRead", "InvoiceWrite"],
+         "description": "księgowa", "subject_details": PERSON},
+        "persons", lambda p: _subject(p) == PESEL, {"query_type": "PermissionsGrantedInCurrentContext"},
+    ),
+    Kind(
+        "entity", "grant_entity",
+        {"subject_identifier": ("Nip", PARTNER), "permissions": ["InvoiceRead"], "can_delegate": ["InvoiceRead"],
+         "description": "biuro rachunkowe", "subject_details": "Biuro Rachunkowe"},
+        "persons", lambda p: _subject(p) == PARTNER and p.can_delegate is True,
+    ),
+    Kind(
+        "authorization", "grant_authorization",
+        {"subject_identifier": ("Nip", PARTNER), "permission": "SelfInvoicing", "description": "samofakturowanie",
+         "subject_details": {"fullName": "Firma B sp. z o.o."}},
+        "authorizations", lambda g: str(g.authorized_entity_identifier.value) == PARTNER,
+        revoke="revoke_authorization",
+    ),
+    Kind(
+        "indirect", "grant_indirect",
+        {"subject_identifier": ("Pesel", PESEL), "permissions": ["InvoiceRead"], "description": "obsługa klienta",
+         "subject_details": PERSON, "target_identifier": ("Nip", CLIENT)},
+        "persons", lambda p: _subject(p) == PESEL, {"query_type": "PermissionsGrantedInCurrentContext"},
+        delegation=True,
+    ),
+    Kind(
+        "indirect-general", "grant_indirect",
+        {"subject_identifier": ("Pesel", PESEL), "permissions": ["InvoiceWrite"], "description": "wszyscy klienci",
+         "subject_details": PERSON, "target_identifier": ("AllPartners", None)},
+        "persons", lambda p: _subject(p) == PESEL, {"query_type": "PermissionsGrantedInCurrentContext"},
+    ),
+    Kind(
+        "subunit", "grant_subunit",
+        {"subject_identifier": ("Pesel", PESEL), "context_identifier": ("InternalId", make_internal_id(NIP, 1)),
+         "subunit_name": "Oddział Kraków", "description": "admin jednostki", "subject_details": PERSON},
+        "subunits", lambda p: p.subunit_name == "Oddział Kraków",
+    ),
+    Kind(
+        "eu-administration", "grant_eu_entity_administrator",
+        {"subject_identifier": ("Fingerprint", FINGERPRINT), "context_identifier": ("NipVatUe", COMPOSITE),
+         "description": "administrator", "eu_entity_name": "Firma GmbH, Berlin", "subject_details": FOREIGNER,
+         "eu_entity_details": {"fullName": "Firma GmbH", "address": "Berlin"}},
+        "eu_entities", lambda p: p.vat_ue_identifier == VAT_UE,
+    ),
+    Kind(
+        "eu-entity", "grant_eu_entity",
+        {"subject_identifier": ("Fingerprint", FINGERPRINT), "permissions": ["InvoiceWrite"],
+         "description": "przedstawiciel", "subject_details": BORN},
+        "eu_entities", lambda p: str(p.permission_scope) == "InvoiceWrite",
+        context=Context("NipVatUe", COMPOSITE),
+    ),
+]  # fmt: skip
+
+
+def _token(backend: KSeFBackend, context: Context) -> str:
+    if context.type == "NipVatUe":  # the EU entity's administrator (POST /permissions/eu-entities/grants: VatUeManage)
+        return backend.mint_access_token(context=context, permissions=["VatUeManage", "InvoiceWrite", "InvoiceRead"])
+    return backend.mint_access_token(context=context)
+
+
+def _client(server: ThreadedServer, backend: KSeFBackend, time: FakeTime, context: Context) -> KSeF:
+    token = _token(backend, context)
+    return KSeF(base_url=server.base_url, access_token=token, sleep=time.sleep, clock=time.clock)
+
+
+def _delegate(server: ThreadedServer, backend: KSeFBackend, time: FakeTime) -> None:
+    # POST /permissions/indirect/grants: "Uprawnienie selektywne może być nadane wyłącznie wtedy, gdy klient
+    # nadał wcześniej podmiotowi bieżącego kontekstu dowolne uprawnienie z prawem do jego dalszego przekazywania".
+    with _client(server, backend, time, Context("Nip", CLIENT)) as client:
+        ref = client.permissions.grant_entity(
+            subject_identifier=("Nip", NIP), permissions=["InvoiceRead"], can_delegate=["InvoiceRead"],
+            description="biuro rachunkowe", subject_details="Biuro Rachunkowe NIP",
+        )  # fmt: skip
+        client.permissions.wait(ref)
+
+
+@pytest.fixture
+def slow_operations(backend: KSeFBackend) -> None:
+    backend.transitions.permission_reads = READS
+
+
+@pytest.mark.usefixtures("slow_operations")
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_grant_wait_query_revoke(
+    kind: Kind, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    if kind.delegation:
+        _delegate(ksef_server, backend, fake_time)
+    with _client(ksef_server, backend, fake_time, kind.context) as ksef:
+        api = ksef.permissions
+
+        def found() -> list[Any]:
+            return [item for item in getattr(api, kind.query)(**kind.query_arguments) if kind.listed(item)]
+
+        ref = getattr(api, kind.grant)(**kind.arguments)
+        assert found() == []  # not in effect until its operation is done
+        assert api.operation(ref).status.code == 100
+        assert api.wait(ref).status.code == 200
+        assert len(fake_time.sleeps) >= 1  # the poll waited for the operation
+        granted = found()
+        assert granted
+        for item in granted:
+            assert api.wait(getattr(api, kind.revoke)(item.id)).status.code == 200
+        assert found() == []
+
+
+@pytest.fixture
+async def aksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> AsyncIterator[AsyncKSeF]:
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
+        yield client
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("slow_operations")
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+async def test_async_grant_wait_query_revoke(
+    kind: Kind, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    if kind.delegation:
+        _delegate(ksef_server, backend, fake_time)
+    token = _token(backend, kind.context)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as ksef:
+        api = ksef.permissions
+
+        async def found() -> list[Any]:
+            return [item async for item in getattr(api, kind.query)(**kind.query_arguments) if kind.listed(item)]
+
+        ref = await getattr(api, kind.grant)(**kind.arguments)
+        assert await found() == []
+        assert (await api.wait(ref)).status.code == 200
+        granted = await found()
+        assert granted
+        for item in granted:
+            assert (await api.wait(await getattr(api, kind.revoke)(item.id))).status.code == 200
+        assert await found() == []
+
+
+# --- the generated request model instead of keywords -----------------------------------------------
+
+
+def test_a_generated_request_model_is_checked_and_sent(ksef: KSeF) -> None:
+    body = PersonPermissionsGrantRequest.from_dict({
+        "subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": ["InvoiceRead"],
+        "description": "księgowa", "subjectDetails": PERSON,
+    })  # fmt: skip
+    ksef.permissions.wait(ksef.permissions.grant_person(body))
+    assert [p.authorized_identifier.value for p in ksef.permissions.persons()] == [PESEL]
+    body.description = "ab"
+    with pytest.raises(ValueError, match="description: 2 characters"):
+        ksef.permissions.grant_person(body)
+    with pytest.raises(ValueError, match="not both"):
+        ksef.permissions.grant_person(body, description="księgowa")
+
+
+# --- failures --------------------------------------------------------------------------------------
+
+
+def test_a_failed_operation_raises_its_status(ksef: KSeF) -> None:
+    # POST /permissions/persons/grants: "Uprawnienie EnforcementOperations może być nadane wyłącznie wtedy,
+    # gdy podmiot kontekstu ma rolę EnforcementAuthority (organ egzekucyjny) lub CourtBailiff".
+    ref = ksef.permissions.grant_person(
+        subject_identifier=("Pesel", PESEL), permissions=["EnforcementOperations"], description="egzekucja",
+        subject_details=PERSON,
+    )  # fmt: skip
+    with pytest.raises(PermissionOperationFailedError) as caught:
+        ksef.permissions.wait(ref)
+    error = caught.value
+    assert error.code == 430 and error.reference_number == ref and error.details
+    assert "Kontekst identyfikatora" in error.description
+    assert list(ksef.permissions.persons()) == []
+
+
+@pytest.mark.anyio
+async def test_async_a_failed_operation_raises_its_status(aksef: AsyncKSeF) -> None:
+    ref = await aksef.permissions.grant_person(
+        subject_identifier=("Pesel", PESEL), permissions=["EnforcementOperations"], description="egzekucja",
+        subject_details=PERSON,
+    )  # fmt: skip
+    with pytest.raises(PermissionOperationFailedError) as caught:
+        await aksef.permissions.wait(ref)
+    assert caught.value.code == 430
+
+
+def test_wait_gives_up_after_its_timeout(ksef: KSeF, backend: KSeFBackend) -> None:
+    backend.transitions.permission_reads = 1000
+    ref = ksef.permissions.grant_person(
+        subject_identifier=("Pesel", PESEL), permissions=["InvoiceRead"], description="księgowa",
+        subject_details=PERSON,
+    )  # fmt: skip
+    with pytest.raises(PollTimeoutError, match="still 100"):
+        ksef.permissions.wait(ref, timeout=5, interval=1)
+
+
+def test_a_revoke_refused_after_a_lost_answer_is_raised_with_its_note(ksef: KSeF, backend: KSeFBackend) -> None:
+    # The lost attempt revoked it; the spec and the guide give no way to read its operation back, nor to
+    # tell "revoked by the lost attempt" from "never was": the refusal is raised, with the note.
+    ksef.permissions.wait(
+        ksef.permissions.grant_person(
+            subject_identifier=("Pesel", PESEL), permissions=["InvoiceRead"], description="księgowa",
+            subject_details=PERSON,
+        )
+    )  # fmt: skip
+    (granted,) = ksef.permissions.persons()
+    backend.faults.add(DROP_AFTER, operation="permissions.revoke_common_permission")
+    with pytest.raises(BadRequestError) as caught:
+        ksef.permissions.revoke(granted.id)
+    assert caught.value.uncertain_attempts == 1
+    assert "the earlier attempt most likely revoked it" in " ".join(caught.value.__notes__)
+    assert list(ksef.permissions.persons()) == []
+
+
+# --- the other endpoints ---------------------------------------------------------------------------
+
+
+def test_attachment_status_and_roles(ksef: KSeF) -> None:
+    assert ksef.permissions.attachment_status().is_attachment_allowed is False
+    http = ksef.raw.get_httpx_client()
+    assert http.post("/testdata/attachment", json={"nip": NIP}).status_code == 200
+    assert ksef.permissions.attachment_status().is_attachment_allowed is True
+    group = {"subjectNip": NIP, "subjectType": "VatGroup", "description": "Grupa VAT",
+             "subunits": [{"subjectNip": PARTNER, "description": "członek grupy VAT"}]}  # fmt: skip
+    assert http.post("/testdata/subject", json=group).status_code == 200
+    assert [str(r.role) for r in ksef.permissions.entity_roles()] == ["VatGroupUnit"]
+    subordinates = list(ksef.permissions.subordinate_entity_roles(subordinate_entity_identifier=("Nip", PARTNER)))
+    assert [r.subordinate_entity_identifier.value for r in subordinates] == [PARTNER]
+
+
+def test_queries_page_by_offset(ksef: KSeF) -> None:
+    for index in range(12):
+        ksef.permissions.wait(
+            ksef.permissions.grant_authorization(
+                subject_identifier=("PeppolId", f"PPL{index:06d}"), permission="PefInvoicing",
+                description=f"Peppol {index}", subject_details="Dostawca Peppol",
+            )
+        )  # fmt: skip
+    pages = ksef.permissions.authorizations(page_size=10).pages()
+    assert [len(page.items) for page in pages] == [10, 2]
+    resumed = ksef.permissions.authorizations(page_size=10, cursor=1)
+    assert len(list(resumed)) == 2 and resumed.cursor is None
+
+
+@pytest.mark.anyio
+async def test_async_queries_and_status(aksef: AsyncKSeF) -> None:
+    assert (await aksef.permissions.attachment_status()).is_attachment_allowed is False
+    assert [r async for r in aksef.permissions.entity_roles()] == []
+    assert [p async for p in aksef.permissions.personal()] == []
+    assert [p async for p in aksef.permissions.entities()] == []
+    assert [p async for p in aksef.permissions.subunits()] == []
+    assert [p async for p in aksef.permissions.subordinate_entity_roles()] == []
+
+
+# --- checked before sending ------------------------------------------------------------------------
+
+BASE = {kind.grant: kind.arguments for kind in KINDS}
+NO_NAME = {"subjectDetailsType": "PersonByIdentifier"}
+SHORT_NAME = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "J", "lastName": "Nowak"}}
+MISSPELT = {**PERSON, "personByID": PERSON["personById"]}
+LOWER_COUNTRY = {**FOREIGNER, "personByFpNoId": {**FOREIGNER["personByFpNoId"], "idDocument": {**DOCUMENT,
+                 "country": "de"}}}  # fmt: skip
+GUID = "0c9a72e8-f344-457f-9c16-7c640eb60242"  # the spec's example of a permission id
+
+
+def _with(grant: str, **changes: Any) -> tuple[str, dict[str, Any]]:
+    return grant, {**BASE[grant], **changes}
+
+
+# (method, keyword arguments, what the ValueError says); each cites the rule it checks.
+REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    # "description": minLength 5, maxLength 256 (every grant request)
+    (*_with("grant_person", description="ab"), r"description: 2 characters; the spec allows at least 5"),
+    (*_with("grant_person", description="x" * 257), r"257 characters; .* at most 256"),
+    (*_with("grant_person", description=None), r"description is required"),
+    # the permission enums (PersonPermissionType, EntityPermissionType, ...)
+    (*_with("grant_person", permissions=["InvoiceDelete"]), r"not among the spec's PersonPermissionType"),
+    (*_with("grant_person", permissions="InvoiceRead"), r"permissions: expected a list"),
+    (
+        *_with("grant_entity", permissions=["CredentialsManage"], can_delegate=()),
+        r"not among the spec's EntityPermissionType",
+    ),
+    (*_with("grant_authorization", permission="InvoiceRead"), r"EntityAuthorizationPermissionType"),
+    (*_with("grant_eu_entity", permissions=["Introspection"]), r"EuEntityPermissionType"),
+    # "Lista nadawanych uprawnień. Każda wartość może wystąpić tylko raz."
+    (*_with("grant_person", permissions=["InvoiceRead", "InvoiceRead"]), r"InvoiceRead given more than once"),
+    (*_with("grant_entity", permissions=["InvoiceRead", "InvoiceRead"]), r"given more than once"),
+    (*_with("grant_entity", can_delegate=["InvoiceWrite"]), r"can_delegate: \['InvoiceWrite'\] not among"),
+    (*_with("grant_entity", permissions=None), r"can_delegate: name permissions given in permissions="),
+    # identifiers by their type
+    (*_with("grant_person", subject_identifier=("Nip", "5265877636")), r"wrong NIP check digit"),
+    (*_with("grant_person", subject_identifier=("Pesel", "15132788702")), r"is not a PESEL"),
+    (*_with("grant_person", subject_identifier=("Email", "jan@nowak.pl")), r"PersonPermissionsSubjectIdentifierType"),
+    (*_with("grant_person", subject_identifier=("Pesel",)), r"give \(type, value\)"),
+    (*_with("grant_eu_entity", subject_identifier=("Fingerprint", "G" * 64)), r"not a certificate fingerprint"),
+    (*_with("grant_eu_entity", subject_identifier=("Fingerprint", "A" * 63)), r"63 characters"),
+    (*_with("grant_authorization", subject_identifier=("PeppolId", "XPL123456")), r"is not a PeppolId"),
+    (*_with("grant_indirect", target_identifier=("AllPartners", NIP)), r"AllPartners identifier has no value"),
+    (*_with("grant_indirect", target_identifier=("Nip", None)), r"Nip identifier needs its value"),
+    (*_with("grant_indirect", target_identifier=("InternalId", f"{NIP}-00005")), r"wrong InternalId check digit"),
+    (*_with("grant_subunit", context_identifier=("InternalId", f"{NIP}-12347")), r"wrong InternalId check digit"),
+    (*_with("grant_eu_entity_administrator", context_identifier=("NipVatUe", f"{NIP}-DE12345")), r"not a NipVatUe"),
+    # subjectDetails: "Wymagane, gdy subjectDetailsType = ...", and a type that fits the subject
+    (*_with("grant_person", subject_details=NO_NAME), r"subjectDetails.personById: required"),
+    (*_with("grant_person", subject_details=SHORT_NAME), r"firstName: 1 characters"),
+    (*_with("grant_person", subject_details=MISSPELT), r"'personByID' is not a key of PersonPermissionSubjectDetails"),
+    (*_with("grant_person", subject_identifier=("Fingerprint", FINGERPRINT)), r"PersonByIdentifier does not fit"),
+    (*_with("grant_indirect", subject_details=FOREIGNER), r"PersonByFingerprintWithoutIdentifier does not fit"),
+    (*_with("grant_entity", subject_details="Bi"), r"fullName: 2 characters"),
+    (*_with("grant_eu_entity_administrator", subject_details=LOWER_COUNTRY), r"country: 'de' is not 2 capital"),
+    # SubunitPermissionsGrantRequest.subunitName: "W przypadku jednostki podrzędnej z identyfikatorem
+    # wewnętrznym pole jest wymagane."
+    (*_with("grant_subunit", subunit_name=None), r"subunitName: required"),
+    # revokes, operations
+    ("revoke", {"permission_id": "not-a-permission"}, r"is not a permission id"),
+    ("revoke_authorization", {"permission_id": GUID[:-1]}, r"is not a permission id"),
+    ("operation", {"reference_number": "20250101-XX"}, r"not a KSeF reference number"),
+    ("wait", {"reference_number": GUID}, r"not a KSeF reference number"),
+    # query filters (the request schemas) and page sizes (pageSize 10..100)
+    ("persons", {"query_type": "Everything"}, r"PersonPermissionsQueryType"),
+    ("persons", {"permission_types": ["VatUeManage"]}, r"PersonPermissionType"),
+    ("persons", {"author_identifier": ("System", NIP)}, r"System identifier has no value"),
+    ("personal", {"permission_state": "Revoked"}, r"PermissionState"),
+    ("personal", {"context_identifier": ("Nip", "1234567890")}, r"wrong NIP check digit"),
+    ("authorizations", {"query_type": "Given"}, r"QueryType"),
+    ("authorizations", {"authorized_identifier": ("PeppolId", "PPL12345X")}, r"not a PeppolId"),
+    ("eu_entities", {"vat_ue_identifier": "DE12345"}, r"the spec's pattern"),
+    ("subunits", {"subunit_identifier": ("InternalId", f"{NIP}-12347")}, r"wrong InternalId check digit"),
+    ("subordinate_entity_roles", {"subordinate_entity_identifier": ("Pesel", PESEL)}, r"Subordinate"),
+    ("entities", {"context_identifier": ("Pesel", PESEL)}, r"EntityPermissionsContextIdentifierType"),
+    ("persons", {"page_size": 5}, r"page_size: 5 is outside the API's range 10..100"),
+    ("entity_roles", {"page_size": 101}, r"outside the API's range 10..100"),
+]
+
+
+def _ids(cases: list[tuple[str, dict[str, Any], str]]) -> list[str]:
+    return [f"{method}-{index}" for index, (method, _, _) in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("method", "arguments", "message"), REFUSED, ids=_ids(REFUSED))
+def test_bad_input_is_refused_before_any_request(ksef: KSeF, method: str, arguments: dict[str, Any],
+                                                 message: str) -> None:  # fmt: skip
+    sent = ksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=message):
+        result = getattr(ksef.permissions, method)(**arguments)
+        list(result)  # a pager: its filters were checked when it was made
+    assert ksef.send_state.requests_sent == sent
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "arguments", "message"), REFUSED, ids=_ids(REFUSED))
+async def test_async_bad_input_is_refused_before_any_request(aksef: AsyncKSeF, method: str, arguments: dict[str, Any],
+                                                             message: str) -> None:  # fmt: skip
+    sent = aksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=message):
+        result = getattr(aksef.permissions, method)(**arguments)
+        await result  # a coroutine: a pager raised when it was made
+    assert aksef.send_state.requests_sent == sent
+
+
+# Filters the SDK lets through are ones KSeF's schema takes: each is sent and answered (the emulator
+# parses the body with the spec's models and refuses anything else with 21405).
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    ("personal", {"context_identifier": ("Nip", NIP), "target_identifier": ("AllPartners", None),
+                  "permission_types": ["InvoiceRead", "VatUeManage"], "permission_state": "Active"}),
+    ("personal", {"context_identifier": ("InternalId", make_internal_id(NIP, 1)),
+                  "target_identifier": ("Nip", CLIENT), "page_size": 10}),
+    ("persons", {"query_type": "PermissionsGrantedInCurrentContext", "author_identifier": ("System", None),
+                 "authorized_identifier": ("Fingerprint", FINGERPRINT), "context_identifier": ("Nip", NIP),
+                 "target_identifier": ("InternalId", make_internal_id(CLIENT, 7)),
+                 "permission_types": ["CredentialsManage"], "permission_state": "Inactive"}),
+    ("persons", {"author_identifier": ("Pesel", PESEL), "authorized_identifier": ("Nip", PARTNER)}),
+    ("subunits", {"subunit_identifier": ("Nip", PARTNER)}),
+    ("entities", {"context_identifier": ("InternalId", make_internal_id(NIP, 2))}),
+    ("entity_roles", {"page_size": 100, "cursor": 0}),
+    ("subordinate_entity_roles", {"subordinate_entity_identifier": ("Nip", PARTNER)}),
+    ("authorizations", {"query_type": "Received", "authorizing_identifier": ("Nip", CLIENT),
+                        "authorized_identifier": ("PeppolId", "PPL123456"), "permission_types": ["PefInvoicing"]}),
+    ("eu_entities", {"vat_ue_identifier": VAT_UE, "authorized_fingerprint_identifier": "AAAA",
+                     "permission_types": ["VatUeManage", "Introspection"]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "arguments"), ACCEPTED, ids=[f"{m}-{i}" for i, (m, _) in enumerate(ACCEPTED)])
+def test_accepted_filters_are_sent_and_answered(ksef: KSeF, method: str, arguments: dict[str, Any]) -> None:
+    sent = ksef.send_state.requests_sent
+    assert list(getattr(ksef.permissions, method)(**arguments)) == []
+    assert ksef.send_state.requests_sent == sent + 1
+
+
+def test_an_operation_status_is_gone_after_30_days(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /permissions/operations/{referenceNumber}: "Status operacji jest dostępny przez 30 dni." (its 410
+    # is a GoneProblemDetails); api-changelog.md 2.4.0: "Po upływie okresu retencji odpytywanie statusu
+    # zwraca `410 Gone`".
+    start = backend.clock()
+    monkeypatch.setattr(backend, "clock", lambda: start)
+    ref = ksef.permissions.grant_person(
+        subject_identifier=("Pesel", PESEL), permissions=["InvoiceRead"], description="księgowa",
+        subject_details=PERSON,
+    )  # fmt: skip
+    assert ksef.permissions.wait(ref).status.code == 200
+    monkeypatch.setattr(backend, "clock", lambda: start + dt.timedelta(days=30))
+    ksef.access_token = backend.mint_access_token(NIP)  # the first one expired long ago
+    with pytest.raises(GoneError):
+        ksef.permissions.wait(ref)
+
+
+def test_a_revoke_through_the_wrong_endpoint_fails_its_operation(ksef: KSeF) -> None:
+    # uprawnienia.md: SelfInvoicing, RRInvoicing, TaxRepresentative have "osobna metoda odbierania - z użyciem
+    # endpointu dedykowanego do operacji autoryzacyjnych" (revoke_authorization); the emulator fails the
+    # operation of the other one (450, KSeF's code for it is not documented).
+    ksef.permissions.wait(
+        ksef.permissions.grant_authorization(
+            subject_identifier=("Nip", PARTNER), permission="SelfInvoicing", description="samofakturowanie",
+            subject_details="Firma B sp. z o.o.",
+        )
+    )  # fmt: skip
+    (grant,) = ksef.permissions.authorizations()
+    with pytest.raises(PermissionOperationFailedError) as caught:
+        ksef.permissions.wait(ksef.permissions.revoke(grant.id))
+    assert caught.value.code == 450
+    assert [g.id for g in ksef.permissions.authorizations()] == [grant.id]  # still there
+    ksef.permissions.wait(ksef.permissions.revoke_authorization(grant.id))
+    assert list(ksef.permissions.authorizations()) == []
