@@ -147,6 +147,15 @@ class TestObtain:
             signed.certificates.wait_enrolled(accepted.reference_number, timeout=3, interval=1)
         assert caught.value.last.status.code == 100
 
+    def test_a_request_left_in_progress_is_named_in_the_error(self, signed: KSeF, backend: KSeFBackend) -> None:
+        backend.transitions.enrollment_reads = 1000
+        with pytest.raises(PollTimeoutError) as caught:
+            signed.certificates.obtain("Nie doczekał się", timeout=2, interval=1)
+        (note,) = caught.value.__notes__
+        reference = caught.value.last and re.search(r"certificate request (\S+) was accepted", note)
+        assert reference and "revoke it" in note
+        assert signed.certificates.enrollment_status(reference[1]).status.code == 100
+
     def test_a_refused_request_raises_its_status(
         self, signed: KSeF, ksef_server: ThreadedServer, fake_time: FakeTime
     ) -> None:
