@@ -127,8 +127,8 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_enum(value: str | None, enum: type[Any], field: str) -> Any:
-    if value is None:
+def _check_enum(value: str | None, enum: type[Any], field: str, *, required: bool = False) -> Any:
+    if value is None and not required:
         return UNSET
     allowed = [m.value for m in enum]
     if value not in allowed:
@@ -166,7 +166,7 @@ def _enrollment_request(
     check_csr(csr)
     return EnrollCertificateRequest(
         certificate_name=_check_name(name),
-        certificate_type=_check_enum(kind, KsefCertificateType, "kind"),
+        certificate_type=_check_enum(kind, KsefCertificateType, "kind", required=True),
         csr=csr_base64(csr),
         valid_from=_check_moment(valid_from, "valid_from") or UNSET,
     )
@@ -277,7 +277,7 @@ def _obtain_flow(
 ) -> Flow[KSeFCredentials]:
     """New key, enrollment data, CSR, request, wait, retrieve: every argument checked first."""
     _check_name(name)
-    _check_enum(kind, KsefCertificateType, "kind")
+    _check_enum(kind, KsefCertificateType, "kind", required=True)
     _check_moment(valid_from, "valid_from")
     if key_type not in KEY_TYPES:
         raise ValueError(f"key_type: {key_type!r} is not one of {list(KEY_TYPES)} (EC P-256 or RSA 2048)")

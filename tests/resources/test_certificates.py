@@ -256,6 +256,8 @@ BAD_CALLS = [
     ("name", lambda c: c.obtain("klucz/api")),
     ("name", lambda c: c.obtain("klucz\n")),
     ("kind", lambda c: c.obtain("Logowanie API", "Both")),  # KsefCertificateType
+    ("kind", lambda c: c.obtain("Logowanie API", None)),
+    ("kind", lambda c: c.enroll("Logowanie API", _csr(ec.generate_private_key(ec.SECP256R1())), None)),
     ("key_type", lambda c: c.obtain("Logowanie API", key_type="DSA")),  # the guide: RSA 2048 or EC P-256
     ("valid_from", lambda c: c.obtain("Logowanie API", valid_from=dt.datetime(2030, 1, 1))),
     # POST /certificates/enrollments: "RSA [...] 2048 bitów", "EC [...] P-256", "SHA1, SHA256, SHA384, SHA512"
