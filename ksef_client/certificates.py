@@ -74,18 +74,26 @@ def certificate_subject(enrollment_data: Mapping[str, object]) -> x509.Name:
     ``GET /certificates/enrollments/data``'s answer, as its ``to_dict()`` gives them), none added.
 
     The string types are those of the Ministry's example CSR (PrintableString for ``countryName``
-    and ``serialNumber``, UTF8String for the rest). An attribute the guide's table does not name
+    and ``serialNumber``, UTF8String for the rest); a list of values (``givenName``) gives one
+    attribute each, in its order. An attribute the guide's table does not name
     cannot be placed: ``ValueError`` (KSeF would refuse a CSR without it, 25003)."""
     unknown = sorted(k for k, v in enrollment_data.items() if v is not None and k not in SUBJECT_ATTRIBUTES)
     if unknown:
         raise ValueError(f"enrollment data: attributes this SDK cannot put in a CSR: {unknown}")
     return x509.Name(
         [
-            x509.NameAttribute(oid, str(enrollment_data[key]))
+            x509.NameAttribute(oid, str(value))
             for key, oid in SUBJECT_ATTRIBUTES.items()
-            if enrollment_data.get(key) not in (None, "")
+            for value in _values(enrollment_data.get(key))
         ]
     )
+
+
+def _values(value: object) -> list[object]:
+    """An attribute's values: "Atrybut givenName może pojawić się wielokrotnie i zwracany jest w
+    postaci listy wartości" (certyfikaty-KSeF.md §2; the spec types it a string): one attribute each."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if v not in (None, "")]
 
 
 def build_csr(enrollment_data: Mapping[str, object], private_key: PrivateKey) -> x509.CertificateSigningRequest:

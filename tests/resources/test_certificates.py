@@ -317,6 +317,10 @@ def test_a_csr_is_of_exactly_the_enrollment_data() -> None:
         ("2.5.4.42", "Jan Maria", "UTF8String"), ("2.5.4.6", "PL", "PrintableString"),
         ("2.5.4.5", "PNOPL-15062788702", "PrintableString"), ("2.5.4.45", "d9d2-2724", "UTF8String"),
     ]  # fmt: skip
+    # certyfikaty-KSeF.md §2: "Atrybut givenName może pojawić się wielokrotnie i zwracany jest w
+    # postaci listy wartości" (the spec types it a string: both are taken)
+    names = certificate_subject({"commonName": "Jan Kowalski", "givenName": ["Jan", "Maria"], "countryName": "PL"})
+    assert [a.value for a in names.get_attributes_for_oid(x509.NameOID.GIVEN_NAME)] == ["Jan", "Maria"]
     with pytest.raises(ValueError, match="cannot put in a CSR"):
         build_csr({**data, "title": "Pan"}, ec.generate_private_key(ec.SECP256R1()))
     assert base64.b64encode(csr.public_bytes(serialization.Encoding.DER))
