@@ -137,7 +137,7 @@ def _check_enum(value: str | None, enum: type[Any], field: str, *, required: boo
 
 
 def _check_serial(value: str, field: str = "serial_number") -> str:
-    """A serial number as the spec writes it (16 upper-case hex digits); lower case is raised."""
+    """A serial number as the spec writes it (16 upper-case hex digits; lower-case letters are upper-cased)."""
     text = value.upper() if isinstance(value, str) else value
     if not isinstance(text, str) or re.fullmatch(SERIAL_PATTERN, text) is None:
         raise ValueError(f"{field}: {value!r} is not a KSeF certificate serial number (16 hex digits)")
