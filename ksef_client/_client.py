@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ksef_client._generated import AuthenticatedClient
     from ksef_client.batch import InvoiceSource, PartUpload, Progress
     from ksef_client.resources.auth import AsyncAuth, Auth
+    from ksef_client.resources.certificates import AsyncCertificates, Certificates
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
     from ksef_client.resources.limits import AsyncLimits, Limits
@@ -344,6 +345,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     upo: Resource[Upos] = Resource("ksef_client.resources.upo", "Upos")
     """UPO documents of sessions and invoices."""
 
+    certificates: Resource[Certificates] = Resource("ksef_client.resources.certificates", "Certificates")
+    """KSeF certificates: obtain one (new key, CSR, request, retrieve), list, revoke."""
+
     limits: Resource[Limits] = Resource("ksef_client.resources.limits", "Limits")
     """Limits of the context and subject, and the API's rate limits."""
 
@@ -485,6 +489,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
 
     upo: Resource[AsyncUpos] = Resource("ksef_client.resources.upo", "AsyncUpos")
     """UPO documents of sessions and invoices."""
+
+    certificates: Resource[AsyncCertificates] = Resource("ksef_client.resources.certificates", "AsyncCertificates")
+    """KSeF certificates: obtain one (new key, CSR, request, retrieve), list, revoke."""
 
     limits: Resource[AsyncLimits] = Resource("ksef_client.resources.limits", "AsyncLimits")
     """Limits of the context and subject, and the API's rate limits."""

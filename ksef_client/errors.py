@@ -20,6 +20,7 @@
     ├── AuthenticationFailedError     a login ended with an error status (.code: 415, 450, 460...)
     ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
     ├── PermissionOperationFailedError  a permission grant or revoke ended with another status than 200 (.code)
+    ├── CertificateEnrollmentError    a KSeF certificate request ended refused, not issued (.code)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
@@ -308,6 +309,23 @@ class PermissionOperationFailedError(KSeFError):
         text = f"permission operation {reference_number} failed: {self.code} {self.description}"
         super().__init__(text + (f" ({'; '.join(self.details)})" if self.details else ""))
         self.reference_number = reference_number
+        self.status = status
+
+
+class CertificateEnrollmentError(KSeFError):
+    """A KSeF certificate request ended with another status than 200 (certificate issued):
+    ``code``, ``description`` and ``details`` are KSeF's (``GET /certificates/enrollments/{ref}``:
+    400 "Wniosek odrzucony", e.g. "Klucz publiczny został już certyfikowany przez inny podmiot" or
+    the limit of certificates reached; 500 "Nieznany błąd"; 550 "Operacja została anulowana przez
+    system": "Spróbuj ponownie"), ``status`` the whole answer. No certificate was issued."""
+
+    def __init__(self, reference_number: str, code: int, description: str, details: list[str], status: Any) -> None:
+        text = f"certificate request {reference_number} ended {code} {description}"
+        super().__init__(text + (f" ({'; '.join(details)})" if details else ""))
+        self.reference_number = reference_number
+        self.code = code
+        self.description = description
+        self.details = details
         self.status = status
 
 

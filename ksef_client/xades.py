@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import copy
 import ipaddress
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 from lxml import etree
@@ -96,6 +98,28 @@ class SigningCredentials:
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("PKCS#12: only RSA and EC keys are supported")
         return cls(cert, key)
+
+    def to_pkcs12(self, password: bytes | str) -> bytes:
+        """The certificate and its key as PKCS#12 (.p12) bytes, the key encrypted with ``password``
+        (required and not empty: a key is never written out in the clear). Read them back with
+        ``SigningCredentials.from_pkcs12(data, password)``."""
+        secret = _bytes(password)
+        if not secret:
+            raise ValueError("password: required (not empty); the private key is never saved unencrypted")
+        encryption = serialization.BestAvailableEncryption(secret)
+        return pkcs12.serialize_key_and_certificates(b"ksef", self.private_key, self.certificate, None, encryption)
+
+    def save(self, path: str | Path, password: bytes | str) -> Path:
+        """Write ``to_pkcs12(password)`` to ``path`` (a ``.p12`` file; replaced if it exists),
+        readable and writable by its owner only on POSIX systems; the path written."""
+        data = self.to_pkcs12(password)
+        target = Path(path)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            if hasattr(os, "fchmod"):  # an existing file keeps its mode through O_TRUNC
+                os.fchmod(file.fileno(), 0o600)
+            file.write(data)
+        return target
 
 
 def _check_key_matches(certificate: x509.Certificate, key: PrivateKey) -> None:

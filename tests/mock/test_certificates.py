@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,6 +47,7 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.operations import OPERATIONS
+from ksef_client._generated.types import UNSET
 from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
@@ -439,3 +441,55 @@ def test_certificate_limits_of_test_data_are_reported_and_enforced_until_reset(
         "certificate": {"maxCertificates": 100},
     }
     _enroll(ksef, key, "Offline")
+
+
+def test_enrollment_reads_keep_a_request_in_progress(
+    signed: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer
+) -> None:
+    # certyfikaty-KSeF.md §5: "Proces wystawiania certyfikatu ma charakter asynchroniczny";
+    # CertificateEnrollmentStatusResponse: "100 | Wniosek przyjęty do realizacji", "200 | Wniosek
+    # obsłużony (certyfikat wygenerowany)". The emulator issued every certificate by the 202.
+    control = ksef_server.base_url.removesuffix("/v2") + "/_mock/transitions"
+    assert httpx.post(control, json={"enrollmentReads": 2}).json()["enrollmentReads"] == 2
+    assert httpx.post(control, json={"enrollmentReads": -1}).status_code == 400
+    assert backend.transitions.enrollment_reads == 2
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = EnrollCertificateRequest.from_dict(
+        {"certificateName": "wniosek w toku", "certificateType": "Authentication", "csr": _csr(signed, key)}
+    )
+    ref = parsed(create_enrollment.sync_detailed(client=signed.raw, body=body), EnrollCertificateResponse)
+    pickle.dumps(backend.snapshot())  # a request in progress is saved by --state too
+
+    def read() -> CertificateEnrollmentStatusResponse:
+        answer = get_enrollment_status.sync_detailed(ref.reference_number, client=signed.raw)
+        return parsed(answer, CertificateEnrollmentStatusResponse)
+
+    first = read()
+    assert (first.status.code, first.certificate_serial_number) == (100, UNSET)
+    assert _query(signed) == []  # not issued yet
+    done = read()
+    assert done.status.code == 200 and _query(signed) == [done.certificate_serial_number]
+    assert read().certificate_serial_number == done.certificate_serial_number
+
+
+def test_a_request_for_a_key_another_subject_holds_is_refused_by_its_status(
+    signed: KSeF, ksef_server: ThreadedServer
+) -> None:
+    # CertificateEnrollmentStatusResponse: "400 | Wniosek odrzucony | Klucz publiczny został już
+    # certyfikowany przez inny podmiot."
+    key = ec.generate_private_key(ec.SECP256R1())
+    _enroll(signed, key, "Authentication")
+    _enroll(signed, key, "Offline")  # the same subject may certify its key again
+    with signed_in(ksef_server.base_url, self_signed_certificate(OTHER_NIP, kind="seal").certificate.subject,
+                   OTHER_NIP) as other:  # fmt: skip
+        body = EnrollCertificateRequest.from_dict(
+            {"certificateName": "cudzy klucz", "certificateType": "Authentication", "csr": _csr(other, key)}
+        )
+        ref = parsed(create_enrollment.sync_detailed(client=other.raw, body=body), EnrollCertificateResponse)
+        answer = get_enrollment_status.sync_detailed(ref.reference_number, client=other.raw)
+        status = parsed(answer, CertificateEnrollmentStatusResponse)
+        assert status.status.to_dict() == {
+            "code": 400, "description": "Wniosek odrzucony",
+            "details": ["Klucz publiczny został już certyfikowany przez inny podmiot."],
+        }  # fmt: skip
+        assert status.certificate_serial_number is UNSET and _query(other) == []

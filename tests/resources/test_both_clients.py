@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ksef_client import AsyncKSeF, KSeF, parse_upo
+from ksef_client.certificates import build_csr
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.pagination import AsyncPager, Pager
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -130,3 +132,23 @@ def test_sessions_by_closing_and_modification_dates(drive: Driver, backend: KSeF
     assert drive("sessions.list", "Online", date_modified_to=now - hour) == []
     with pytest.raises(ValueError, match="date_closed_to"):
         drive("sessions.list", "Online", date_closed_to=dt.datetime(2026, 1, 1))  # naive
+
+
+def test_certificates(drive: Driver) -> None:
+    # certyfikaty-KSeF.md §2: certificates are requested only after a login with a signature
+    drive("auth.login_with_certificate", self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+    assert drive("certificates.limits").can_request
+    key = ec.generate_private_key(ec.SECP256R1())
+    accepted = drive(
+        "certificates.enroll", "Oba klienty", build_csr(drive("certificates.enrollment_data").to_dict(), key)
+    )
+    assert drive("certificates.enrollment_status", accepted.reference_number).status.code == 200
+    serial = drive("certificates.wait_enrolled", accepted.reference_number).certificate_serial_number
+    (found,) = drive("certificates.retrieve", [serial])
+    assert found.certificate.public_key() == key.public_key()
+    offline = drive("certificates.obtain", "Offline obu", "Offline")
+    assert [c.name for c in drive("certificates.query", page_size=10)] == ["Offline obu", "Oba klienty"]
+    drive("certificates.revoke", offline.serial_number, reason="Unspecified")
+    assert [c.certificate_serial_number for c in drive("certificates.query", status="Revoked")] == [
+        offline.serial_number
+    ]

@@ -155,9 +155,12 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
     permission_reads = int(
         _bounded(body.get("permissionReads", transitions.permission_reads), "permissionReads", 0, 1_000_000)
     )
+    enrollment_reads = int(
+        _bounded(body.get("enrollmentReads", transitions.enrollment_reads), "enrollmentReads", 0, 1_000_000)
+    )
     transitions.session_reads, transitions.auth_reads, transitions.invoice_reads = reads, auth_reads, invoice_reads
     transitions.token_reads, transitions.token_activation = token_reads, float(activation)
-    transitions.permission_reads = permission_reads
+    transitions.permission_reads, transitions.enrollment_reads = permission_reads, enrollment_reads
     return JSONResponse(
         {
             "sessionReads": transitions.session_reads,
@@ -166,6 +169,7 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
             "tokenReads": transitions.token_reads,
             "tokenActivation": transitions.token_activation,
             "permissionReads": transitions.permission_reads,
+            "enrollmentReads": transitions.enrollment_reads,
         }
     )
 

@@ -68,13 +68,24 @@ class KsefCertificate:
 
 @dataclass
 class Enrollment:
-    """A certificate request (of ``subject``) and its outcome."""
+    """A certificate request (of ``subject``) and its outcome; while it is in progress (100)
+    ``pending`` is the certificate it will issue and ``reads_left`` the status reads until then."""
 
     reference_number: str
     requested: dt.datetime
     status: Status
     serial: str | None = None
     subject: tuple[str, str] = ("", "")
+    pending: KsefCertificate | None = None
+    reads_left: int = 0
+
+
+# CertificateEnrollmentStatusResponse.status: "100 | Wniosek przyjęty do realizacji", "200 | Wniosek
+# obsłużony (certyfikat wygenerowany)", "400 | Wniosek odrzucony | Klucz publiczny został już
+# certyfikowany przez inny podmiot."
+ACCEPTED = Status(100, "Wniosek przyjęty do realizacji")
+ISSUED = Status(200, "Wniosek obsłużony (certyfikat wygenerowany)")
+KEY_OF_ANOTHER = Status(400, "Wniosek odrzucony", ["Klucz publiczny został już certyfikowany przez inny podmiot."])
 
 
 # The names a login certificate's subject has, as (OID, value) pairs: what
@@ -278,21 +289,44 @@ class Certificates:
             now, start, start + dt.timedelta(days=730),
         )  # fmt: skip
         enrollment = Enrollment(
-            self.core.new_reference_number("CE"), now, Status(200, "Wniosek przetworzony"), record.serial,
-            access.subject,
+            self.core.new_reference_number("CE"), now, ACCEPTED, None, access.subject, record,
+            self.core.transitions.enrollment_reads,
         )  # fmt: skip
         with self.core.lock:
-            self.state.certificates[record.serial] = record
             self.state.enrollments[enrollment.reference_number] = enrollment
+            if not enrollment.reads_left:
+                self._handle(enrollment)
         return enrollment
 
+    def _handle(self, enrollment: Enrollment) -> None:
+        """Finish a request: issue its certificate (200), or refuse it (400) when another subject
+        holds a certificate of the same public key (the spec's "Klucz publiczny został już
+        certyfikowany przez inny podmiot"). Called with the lock held."""
+        record, enrollment.pending = enrollment.pending, None
+        assert record is not None
+        key = x509.load_der_x509_certificate(record.der).public_key()
+        if any(
+            c.subject != record.subject and x509.load_der_x509_certificate(c.der).public_key() == key
+            for c in self.state.certificates.values()
+        ):
+            enrollment.status = KEY_OF_ANOTHER
+            return
+        self.state.certificates[record.serial] = record
+        enrollment.status, enrollment.serial = ISSUED, record.serial
+
     def enrollment(self, access: Access, reference_number: str) -> Enrollment:
-        """A certificate request of the authenticated subject."""
+        """A certificate request of the authenticated subject, handled at the read
+        ``transitions.enrollment_reads`` after it was made."""
         found = self.state.enrollments.get(reference_number)
         if found is None or found.subject != access.subject:
             raise NotFound(
                 25005, "Wniosek certyfikacyjny o podanym numerze referencyjnym nie istnieje.", [reference_number]
             )
+        with self.core.lock:
+            if found.pending is not None:
+                found.reads_left -= 1
+                if found.reads_left <= 0:
+                    self._handle(found)
         return found
 
     def enrollments_of(self, access: Access) -> int:

@@ -84,6 +84,10 @@ class Transitions:
     /permissions/operations/{ref}``) that find it in progress (100) before it takes effect
     (uprawnienia.md: "Wykonanie operacji nadania uprawnienia nie skutkuje natychmiastowym
     dostępem"); ``0``: in effect by its 202.
+    ``enrollment_reads``: reads of a certificate request's status (``GET
+    /certificates/enrollments/{ref}``) that find it accepted but not yet handled (100 "Wniosek
+    przyjęty do realizacji": certyfikaty-KSeF.md §5, "Proces wystawiania certyfikatu ma charakter
+    asynchroniczny"); ``0``: handled by its 202.
     """
 
     session_reads: int = 0
@@ -92,6 +96,7 @@ class Transitions:
     token_reads: int = 1
     token_activation: float = 5.0
     permission_reads: int = 0
+    enrollment_reads: int = 0
 
 
 @dataclass

@@ -1,0 +1,474 @@
+"""``ksef.certificates``: KSeF certificates of the authenticated subject: limits, requests, retrieval,
+listing, revocation, and ``obtain``, which does the whole request for a new key.
+
+A KSeF certificate of type ``Authentication`` logs in (``auth.login_with_certificate``) without a
+qualified signature; one of type ``Offline`` signs KOD II links (``qr.certificate_link``); "każdy
+certyfikat może mieć tylko jeden typ" (certyfikaty-KSeF.md). Certificates belong to the subject
+that logged in, whatever the context, and may be requested only after a login with a signature:
+"Pobranie danych certyfikacyjnych jest możliwe wyłącznie po uwierzytelnieniu z wykorzystaniem
+podpisu (XAdES). Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na złożenie
+wniosku o certyfikat" (certyfikaty-KSeF.md §2; KSeF answers 25001/25002 otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from ksef_client._core import parsed
+from ksef_client._flows import (
+    Call,
+    Flow,
+    PageFlow,
+    apager,
+    arun,
+    blocking,
+    offset_pages,
+    pager,
+    poll_flow,
+    response_of,
+    run,
+)
+from ksef_client._generated.api.certificates import (
+    create_enrollment,
+    get_certificate_limits,
+    get_enrollment_data,
+    get_enrollment_status,
+    query_certificates,
+    retrieve_certificates,
+    revoke_certificate,
+)
+from ksef_client._generated.models import (
+    CertificateEnrollmentDataResponse,
+    CertificateEnrollmentStatusResponse,
+    CertificateLimitsResponse,
+    CertificateListItem,
+    CertificateListItemStatus,
+    CertificateRevocationReason,
+    EnrollCertificateRequest,
+    EnrollCertificateResponse,
+    KsefCertificateType,
+    QueryCertificatesRequest,
+    RetrieveCertificatesRequest,
+    RetrieveCertificatesResponse,
+    RevokeCertificateRequest,
+)
+from ksef_client._generated.types import UNSET
+from ksef_client.certificates import KEY_TYPES, build_csr, check_csr, csr_base64, generate_private_key, load_csr
+from ksef_client.errors import (
+    APIConnectionError,
+    BadRequestError,
+    CertificateEnrollmentError,
+    InternalServerError,
+    KSeFError,
+    ResponseFormatError,
+)
+from ksef_client.identifiers import validate_reference_number
+from ksef_client.pagination import AsyncPager, Pager
+from ksef_client.xades import PrivateKey, SigningCredentials
+
+if TYPE_CHECKING:
+    from ksef_client._client import AsyncKSeF, KSeF
+
+log = logging.getLogger("ksef_client")
+
+# EnrollCertificateRequest.certificateName: "minLength": 5, "maxLength": 100, "pattern":
+# "^[a-zA-Z0-9_\-\ ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$" (tests/resources/test_certificates.py compares them with the spec).
+NAME_LENGTH = (5, 100)
+NAME_PATTERN = r"^[a-zA-Z0-9_\-\ ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$"
+# certificateSerialNumber, wherever the spec names one: "pattern": "^[0-9A-F]{16}$".
+SERIAL_PATTERN = r"^[0-9A-F]{16}$"
+# RetrieveCertificatesRequest.certificateSerialNumbers: "minItems": 1, "maxItems": 10.
+MOST_RETRIEVED = 10
+IN_PROGRESS, ISSUED = 100, 200  # CertificateEnrollmentStatusResponse.status: 100 accepted, 200 issued
+# CertificateListItemStatus: "Blocked [...] Status przejściowy do czasu zakończenia procesu
+# unieważniania"; "Revoked: Certyfikat został unieważniony": a revoke was taken.
+REVOKED = frozenset({CertificateListItemStatus.REVOKED, CertificateListItemStatus.BLOCKED})
+
+
+@dataclass(frozen=True)
+class RetrievedCertificate:
+    """A certificate of ``POST /certificates/retrieve``: ``certificate`` parsed from KSeF's DER,
+    with its ``serial_number``, ``name`` and ``type`` (``Authentication`` or ``Offline``)."""
+
+    serial_number: str
+    name: str
+    type: str
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True)
+class KSeFCredentials(SigningCredentials):
+    """``SigningCredentials`` of a KSeF certificate (what ``certificates.obtain`` returns), with its
+    ``serial_number`` (what ``qr.certificate_link`` and ``certificates.revoke`` take), its
+    ``certificate_type`` and ``name``. The private key is never shown; ``save(path, password)``
+    writes both to an encrypted PKCS#12 file, ``SigningCredentials.from_pkcs12`` reads it back."""
+
+    serial_number: str = ""
+    certificate_type: str = ""
+    name: str = ""
+
+
+def _check_name(name: str) -> str:
+    low, high = NAME_LENGTH
+    if not isinstance(name, str) or not low <= len(name) <= high or re.fullmatch(NAME_PATTERN, name) is None:
+        raise ValueError(
+            f"name: {name!r}: {low} to {high} letters (Polish ones too), digits, spaces, '_' or '-'"
+            " (EnrollCertificateRequest.certificateName)"
+        )
+    return name
+
+
+def _check_enum(value: str | None, enum: type[Any], field: str, *, required: bool = False) -> Any:
+    if value is None and not required:
+        return UNSET
+    allowed = [m.value for m in enum]
+    if value not in allowed:
+        raise ValueError(f"{field}: {value!r} is not one of {allowed}")
+    return enum(value)
+
+
+def _check_serial(value: str, field: str = "serial_number") -> str:
+    """A serial number as the spec writes it (16 upper-case hex digits; lower-case letters are upper-cased)."""
+    text = value.upper() if isinstance(value, str) else value
+    if not isinstance(text, str) or re.fullmatch(SERIAL_PATTERN, text) is None:
+        raise ValueError(f"{field}: {value!r} is not a KSeF certificate serial number (16 hex digits)")
+    return text
+
+
+def _check_moment(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    # A date-time without an offset would be read in KSeF's zone, whatever the caller meant.
+    if value is not None and (not isinstance(value, dt.datetime) or value.utcoffset() is None):
+        raise ValueError(f"{field}: a datetime with a time zone (e.g. datetime.now(UTC)), not {value!r}")
+    return value
+
+
+def _limits_flow() -> Flow[CertificateLimitsResponse]:
+    return parsed(response_of((yield Call(get_certificate_limits))), CertificateLimitsResponse)
+
+
+def _enrollment_data_flow() -> Flow[CertificateEnrollmentDataResponse]:
+    return parsed(response_of((yield Call(get_enrollment_data))), CertificateEnrollmentDataResponse)
+
+
+def _enrollment_request(
+    name: str, csr: x509.CertificateSigningRequest, kind: str, valid_from: dt.datetime | None
+) -> EnrollCertificateRequest:
+    """The body of ``POST /certificates/enrollments``, every part checked (``ValueError``)."""
+    check_csr(csr)
+    return EnrollCertificateRequest(
+        certificate_name=_check_name(name),
+        certificate_type=_check_enum(kind, KsefCertificateType, "kind", required=True),
+        csr=csr_base64(csr),
+        valid_from=_check_moment(valid_from, "valid_from") or UNSET,
+    )
+
+
+def _send_enrollment(body: EnrollCertificateRequest) -> Flow[EnrollCertificateResponse]:
+    return parsed(response_of((yield Call(create_enrollment, {"body": body}))), EnrollCertificateResponse)
+
+
+def _status_flow(reference_number: str) -> Flow[CertificateEnrollmentStatusResponse]:
+    validate_reference_number(reference_number)
+    call = Call(get_enrollment_status, {"reference_number": reference_number})
+    return parsed(response_of((yield call)), CertificateEnrollmentStatusResponse)
+
+
+def wait_enrolled_flow(
+    reference_number: str, timeout: float, interval: float
+) -> Flow[CertificateEnrollmentStatusResponse]:
+    """Poll a certificate request while it is 100 (accepted): its status once 200 (issued, with
+    ``certificate_serial_number``), ``CertificateEnrollmentError`` for any other final code,
+    ``PollTimeoutError`` after ``timeout``."""
+    validate_reference_number(reference_number)
+    status = yield from poll_flow(
+        lambda: _status_flow(reference_number),
+        lambda s: s.status.code != IN_PROGRESS,
+        lambda s: f"certificate request {reference_number} still {s.status.code} {s.status.description}",
+        timeout,
+        interval,
+    )
+    if status.status.code != ISSUED or not isinstance(status.certificate_serial_number, str):
+        details = status.status.details if isinstance(status.status.details, list) else []
+        raise CertificateEnrollmentError(
+            reference_number, status.status.code, status.status.description, [str(d) for d in details], status
+        )
+    return status
+
+
+def _retrieve_flow(serial_numbers: Iterable[str]) -> Flow[list[RetrievedCertificate]]:
+    serials = [
+        _check_serial(s, "serial_numbers")
+        for s in ([serial_numbers] if isinstance(serial_numbers, str) else serial_numbers)
+    ]
+    if not 1 <= len(serials) <= MOST_RETRIEVED:
+        raise ValueError(f"serial_numbers: 1 to {MOST_RETRIEVED} at a time (RetrieveCertificatesRequest)")
+    body = RetrieveCertificatesRequest(certificate_serial_numbers=serials)
+    answer = parsed(response_of((yield Call(retrieve_certificates, {"body": body}))), RetrieveCertificatesResponse)
+    return [_retrieved(item.certificate_serial_number, item.certificate_name, str(item.certificate_type),
+                       item.certificate) for item in answer.certificates]  # fmt: skip
+
+
+def _retrieved(serial: str, name: str, kind: str, der_base64: str) -> RetrievedCertificate:
+    try:
+        certificate = x509.load_der_x509_certificate(base64.b64decode(der_base64, validate=True))
+    except (ValueError, binascii.Error) as error:
+        raise ResponseFormatError(f"certificate {serial}: not a DER certificate in Base64 ({error})") from None
+    return RetrievedCertificate(serial, name, kind, certificate)
+
+
+def certificates_pages(
+    serial_number: str | None,
+    name: str | None,
+    certificate_type: str | None,
+    status: str | None,
+    expires_after: dt.datetime | None,
+    page_size: int | None,
+) -> PageFlow[int, CertificateListItem]:
+    """The pages of ``POST /certificates/query`` (filters checked now, before any request)."""
+    body = QueryCertificatesRequest(
+        certificate_serial_number=_check_serial(serial_number) if serial_number is not None else UNSET,
+        name=name if name is not None else UNSET,
+        type_=_check_enum(certificate_type, KsefCertificateType, "certificate_type"),
+        status=_check_enum(status, CertificateListItemStatus, "status"),
+        expires_after=_check_moment(expires_after, "expires_after") or UNSET,
+    )
+    return offset_pages(query_certificates, "certificates", page_size, {"body": body})
+
+
+def _revoke_flow(serial_number: str, reason: str | None) -> Flow[None]:
+    """Revoke a certificate. ``POST .../revoke`` is not repeated by the transport (a POST), so a
+    revoke whose answer was lost (a 5xx, a connection broken after sending) is settled by the
+    certificate's status (``POST /certificates/query`` by serial number): ``Revoked`` or
+    ``Blocked`` is success; otherwise the failure is raised. A refusal of a repeat the client made
+    after such an attempt (``uncertain_attempts``) is settled the same way."""
+    serial = _check_serial(serial_number)
+    reason_value = _check_enum(reason, CertificateRevocationReason, "reason")
+    body = RevokeCertificateRequest(revocation_reason=reason_value)
+    try:
+        yield Call(revoke_certificate, {"certificate_serial_number": serial, "body": body})
+    except (BadRequestError, InternalServerError, APIConnectionError) as error:
+        if isinstance(error, BadRequestError) and not error.uncertain_attempts:
+            raise
+        if not (yield from _revoked(serial)):
+            raise
+        log.info("KSeF certificate %s: revoked by an attempt whose answer was lost", serial)
+
+
+def _revoked(serial: str) -> Flow[bool]:
+    """Whether the certificate's status is ``Revoked`` or ``Blocked`` (``False`` when it cannot be read)."""
+    try:
+        found, _ = yield from certificates_pages(serial, None, None, None, None, None)(None)
+    except KSeFError:
+        return False
+    return any(c.certificate_serial_number == serial and c.status in REVOKED for c in found)
+
+
+def _obtain_flow(
+    name: str, kind: str, key_type: str, valid_from: dt.datetime | None, timeout: float, interval: float
+) -> Flow[KSeFCredentials]:
+    """New key, enrollment data, CSR, request, wait, retrieve: every argument checked first."""
+    _check_name(name)
+    _check_enum(kind, KsefCertificateType, "kind", required=True)
+    _check_moment(valid_from, "valid_from")
+    if key_type not in KEY_TYPES:
+        raise ValueError(f"key_type: {key_type!r} is not one of {list(KEY_TYPES)} (EC P-256 or RSA 2048)")
+    key: PrivateKey = yield from blocking(generate_private_key, key_type)  # RSA takes a while: off the loop
+    data = yield from _enrollment_data_flow()
+    csr = build_csr(data.to_dict(), key)
+    accepted = yield from _send_enrollment(_enrollment_request(name, csr, kind, valid_from))
+    reference = accepted.reference_number
+    try:
+        status = yield from wait_enrolled_flow(reference, timeout, interval)
+        serial = str(status.certificate_serial_number)
+        (found,) = yield from _retrieve_flow([serial])
+        return KSeFCredentials(found.certificate, key, serial, found.type, found.name)
+    except (KSeFError, ValueError) as error:
+        error.add_note(
+            f"certificate request {reference} was accepted; its private key is discarded with this error"
+            " (it never leaves the process): if KSeF issues the certificate, revoke it"
+            " (certificates.query(name=...), certificates.revoke) and obtain another"
+        )
+        raise
+
+
+class Certificates:
+    """KSeF certificates of the authenticated subject: ``obtain`` one for a new key, or request,
+    wait, retrieve, list and revoke them step by step."""
+
+    def __init__(self, client: KSeF) -> None:
+        self._client = client
+
+    def obtain(
+        self,
+        name: str,
+        kind: str = "Authentication",
+        *,
+        key_type: str = "EC",
+        valid_from: dt.datetime | None = None,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> KSeFCredentials:
+        """A new KSeF certificate of ``kind`` (``Authentication``: logs in; ``Offline``: signs KOD
+        II links) named ``name``, and its private key, made here and never sent anywhere.
+
+        Generates the key (``key_type`` ``"EC"`` P-256, the guide's recommendation, or ``"RSA"``
+        2048), reads ``GET /certificates/enrollments/data``, builds the CSR of exactly those
+        names, sends it, waits for the certificate (``wait_enrolled``) and retrieves it.
+        ``valid_from`` (a datetime with a time zone): when it starts to be valid (by default when
+        issued). Needs a login with a signature (XAdES), not a KSeF token. Arguments are checked
+        before any request (``ValueError``). Keep the result with ``.save(path, password)``.
+        """
+        return run(_obtain_flow(name, kind, key_type, valid_from, timeout, interval), self._client)
+
+    def limits(self) -> CertificateLimitsResponse:
+        """``can_request``, and the requests (``enrollment``) and active certificates
+        (``certificate``) the subject may still have: each a ``limit`` and its ``remaining``."""
+        return run(_limits_flow(), self._client)
+
+    def enrollment_data(self) -> CertificateEnrollmentDataResponse:
+        """The names a CSR must carry, read from the certificate of the login
+        (``ksef_client.certificates.build_csr`` builds it)."""
+        return run(_enrollment_data_flow(), self._client)
+
+    def enroll(
+        self,
+        name: str,
+        csr: x509.CertificateSigningRequest | bytes | str,
+        kind: str = "Authentication",
+        *,
+        valid_from: dt.datetime | None = None,
+    ) -> EnrollCertificateResponse:
+        """Send a certificate request (``csr``: an object, DER bytes or PEM) for a certificate of
+        ``kind`` named ``name``; its answer's ``reference_number`` is for ``wait_enrolled``.
+        The CSR's key (RSA 2048 or EC P-256), signature hash and signature are checked first."""
+        body = _enrollment_request(name, load_csr(csr), kind, valid_from)
+        return run(_send_enrollment(body), self._client)
+
+    def enrollment_status(self, reference_number: str) -> CertificateEnrollmentStatusResponse:
+        """A certificate request's status (100 accepted, 200 issued with
+        ``certificate_serial_number``, 400/500/550 not issued); "dostępny przez 30 dni"."""
+        return run(_status_flow(reference_number), self._client)
+
+    def wait_enrolled(
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> CertificateEnrollmentStatusResponse:
+        """Poll a certificate request until it is handled: its status once issued (200);
+        ``CertificateEnrollmentError`` (``code``, ``description``, ``details``) if refused,
+        ``PollTimeoutError`` after ``timeout`` seconds."""
+        return run(wait_enrolled_flow(reference_number, timeout, interval), self._client)
+
+    def retrieve(self, serial_numbers: Iterable[str]) -> list[RetrievedCertificate]:
+        """The certificates of these serial numbers (1 to 10), parsed (``x509.Certificate``)."""
+        return run(_retrieve_flow(serial_numbers), self._client)
+
+    def query(
+        self,
+        *,
+        serial_number: str | None = None,
+        name: str | None = None,
+        certificate_type: str | None = None,
+        status: str | None = None,
+        expires_after: dt.datetime | None = None,
+        page_size: int | None = None,
+        cursor: int | None = None,
+    ) -> Pager[CertificateListItem, int]:
+        """The subject's certificates, newest request first, fetched page by page as you iterate.
+
+        Filters: ``serial_number`` exactly; ``name`` contained in the certificate's name;
+        ``certificate_type`` ``Authentication``/``Offline``; ``status`` ``Active``, ``Blocked``,
+        ``Revoked`` or ``Expired``; ``expires_after`` (a datetime with a time zone): valid past it.
+        ``page_size`` 10 to 50 (default 50, the most KSeF gives).
+        """
+        page = certificates_pages(serial_number, name, certificate_type, status, expires_after, page_size)
+        return pager(page, self._client, cursor)
+
+    def revoke(self, serial_number: str, *, reason: str | None = None) -> None:
+        """Revoke a certificate: it can no longer log in or sign. ``reason``: ``Unspecified``,
+        ``Superseded`` or ``KeyCompromise``. Not allowed after a KSeF token login (KSeF: 403).
+
+        A revoke whose answer was lost (a 5xx, a broken connection) is settled by the
+        certificate's status: ``Revoked`` or ``Blocked`` is success, otherwise the failure is raised.
+        """
+        run(_revoke_flow(serial_number, reason), self._client)
+
+
+class AsyncCertificates:
+    """KSeF certificates of the authenticated subject (async); see ``Certificates``."""
+
+    def __init__(self, client: AsyncKSeF) -> None:
+        self._client = client
+
+    async def obtain(
+        self,
+        name: str,
+        kind: str = "Authentication",
+        *,
+        key_type: str = "EC",
+        valid_from: dt.datetime | None = None,
+        timeout: float = 120.0,
+        interval: float = 1.0,
+    ) -> KSeFCredentials:
+        """A new KSeF certificate and its private key; see ``Certificates.obtain``."""
+        return await arun(_obtain_flow(name, kind, key_type, valid_from, timeout, interval), self._client)
+
+    async def limits(self) -> CertificateLimitsResponse:
+        """The subject's certificate limits; see ``Certificates.limits``."""
+        return await arun(_limits_flow(), self._client)
+
+    async def enrollment_data(self) -> CertificateEnrollmentDataResponse:
+        """The names a CSR must carry; see ``Certificates.enrollment_data``."""
+        return await arun(_enrollment_data_flow(), self._client)
+
+    async def enroll(
+        self,
+        name: str,
+        csr: x509.CertificateSigningRequest | bytes | str,
+        kind: str = "Authentication",
+        *,
+        valid_from: dt.datetime | None = None,
+    ) -> EnrollCertificateResponse:
+        """Send a certificate request; see ``Certificates.enroll``."""
+        body = _enrollment_request(name, load_csr(csr), kind, valid_from)
+        return await arun(_send_enrollment(body), self._client)
+
+    async def enrollment_status(self, reference_number: str) -> CertificateEnrollmentStatusResponse:
+        """A certificate request's status."""
+        return await arun(_status_flow(reference_number), self._client)
+
+    async def wait_enrolled(
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> CertificateEnrollmentStatusResponse:
+        """Poll a certificate request until it is handled; see ``Certificates.wait_enrolled``."""
+        return await arun(wait_enrolled_flow(reference_number, timeout, interval), self._client)
+
+    async def retrieve(self, serial_numbers: Iterable[str]) -> list[RetrievedCertificate]:
+        """The certificates of these serial numbers (1 to 10), parsed."""
+        return await arun(_retrieve_flow(serial_numbers), self._client)
+
+    def query(
+        self,
+        *,
+        serial_number: str | None = None,
+        name: str | None = None,
+        certificate_type: str | None = None,
+        status: str | None = None,
+        expires_after: dt.datetime | None = None,
+        page_size: int | None = None,
+        cursor: int | None = None,
+    ) -> AsyncPager[CertificateListItem, int]:
+        """The subject's certificates, newest first (``async for``); see ``Certificates.query``."""
+        page = certificates_pages(serial_number, name, certificate_type, status, expires_after, page_size)
+        return apager(page, self._client, cursor)
+
+    async def revoke(self, serial_number: str, *, reason: str | None = None) -> None:
+        """Revoke a certificate; see ``Certificates.revoke``."""
+        await arun(_revoke_flow(serial_number, reason), self._client)
