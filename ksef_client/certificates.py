@@ -61,6 +61,17 @@ def check_key(public_key: object) -> None:
     )
 
 
+def check_private_key(key: object) -> None:
+    """``ValueError`` unless ``key`` is a private key KSeF certifies (as ``check_key``), named
+    ``key`` (``certificates.obtain(key=...)``)."""
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValueError(f"key: an RSA 2048 or EC P-256 private key (cryptography), not {type(key).__name__}")
+    try:
+        check_key(key.public_key())
+    except ValueError as error:
+        raise ValueError(str(error).replace("csr: ", "key: ", 1)) from None
+
+
 def _describe(public_key: object) -> str:
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA {public_key.key_size}"

@@ -21,6 +21,7 @@
     ├── TokenNotActiveError           a new KSeF token ended Failed or Revoked, not Active (.status)
     ├── PermissionOperationFailedError  a permission grant or revoke ended with another status than 200 (.code)
     ├── CertificateEnrollmentError    a KSeF certificate request ended refused, not issued (.code)
+    ├── CertificatePendingError       a certificate request accepted, its certificate not received (.pending)
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
@@ -56,6 +57,7 @@ import httpx
 if TYPE_CHECKING:
     from ksef_client.export import ExportResult
     from ksef_client.invoice_sync import SyncResult
+    from ksef_client.resources.certificates import PendingCertificate
 
 
 class KSeFError(Exception):
@@ -327,6 +329,21 @@ class CertificateEnrollmentError(KSeFError):
         self.description = description
         self.details = details
         self.status = status
+
+
+class CertificatePendingError(KSeFError):
+    """``certificates.obtain`` sent a request KSeF accepted, then could not receive its certificate
+    (``__cause__``: a timeout, a lost connection, ...). ``pending`` holds the request's reference
+    number and the private key its CSR was made from, which exists nowhere else:
+    ``certificates.complete(error.pending)`` finishes it, now or later in this process."""
+
+    def __init__(self, pending: PendingCertificate, cause: KSeFError) -> None:
+        super().__init__(
+            f"certificate request {pending.reference_number} was accepted by KSeF, but its certificate was not"
+            f" received ({cause}); finish it with certificates.complete(error.pending), which holds its private key"
+        )
+        self.pending = pending
+        self.reference_number = pending.reference_number
 
 
 class InvoiceRejectedError(KSeFError):

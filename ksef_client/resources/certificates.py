@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -62,11 +62,20 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.types import UNSET
-from ksef_client.certificates import KEY_TYPES, build_csr, check_csr, csr_base64, generate_private_key, load_csr
+from ksef_client.certificates import (
+    KEY_TYPES,
+    build_csr,
+    check_csr,
+    check_private_key,
+    csr_base64,
+    generate_private_key,
+    load_csr,
+)
 from ksef_client.errors import (
     APIConnectionError,
     BadRequestError,
     CertificateEnrollmentError,
+    CertificatePendingError,
     InternalServerError,
     KSeFError,
     ResponseFormatError,
@@ -272,32 +281,54 @@ def _revoked(serial: str) -> Flow[bool]:
     return any(c.certificate_serial_number == serial and c.status in REVOKED for c in found)
 
 
+@dataclass(frozen=True)
+class PendingCertificate:
+    """A certificate request KSeF accepted whose certificate this process has not received yet:
+    its ``reference_number`` and the ``key`` its CSR was made from (never shown in ``repr``; it
+    exists nowhere else). ``certificates.complete(pending)`` waits for the certificate and returns
+    the credentials; ``CertificatePendingError.pending`` is one."""
+
+    reference_number: str
+    key: PrivateKey = field(repr=False)
+
+
+def _complete_flow(pending: PendingCertificate, timeout: float, interval: float) -> Flow[KSeFCredentials]:
+    """Wait for the request's certificate, retrieve it, and pair it with its key (``ValueError``
+    when the certificate is not of that key: ``SigningCredentials`` checks)."""
+    if not isinstance(pending, PendingCertificate):
+        raise TypeError(f"pending: a PendingCertificate, got {type(pending).__name__}")
+    status = yield from wait_enrolled_flow(pending.reference_number, timeout, interval)
+    serial = str(status.certificate_serial_number)
+    (found,) = yield from _retrieve_flow([serial])
+    return KSeFCredentials(found.certificate, pending.key, serial, found.type, found.name)
+
+
 def _obtain_flow(
-    name: str, kind: str, key_type: str, valid_from: dt.datetime | None, timeout: float, interval: float
-) -> Flow[KSeFCredentials]:
-    """New key, enrollment data, CSR, request, wait, retrieve: every argument checked first."""
+    name: str, kind: str, key_type: str, valid_from: dt.datetime | None, timeout: float, interval: float,
+    key: PrivateKey | None = None,
+) -> Flow[KSeFCredentials]:  # fmt: skip
+    """New key (or ``key``), enrollment data, CSR, request, wait, retrieve: every argument checked
+    first. Once KSeF accepted the request, a failure that leaves its outcome open (a timeout, a
+    lost connection, ...) is a ``CertificatePendingError`` holding the request and its key."""
     _check_name(name)
     _check_enum(kind, KsefCertificateType, "kind", required=True)
     _check_moment(valid_from, "valid_from")
-    if key_type not in KEY_TYPES:
-        raise ValueError(f"key_type: {key_type!r} is not one of {list(KEY_TYPES)} (EC P-256 or RSA 2048)")
-    key: PrivateKey = yield from blocking(generate_private_key, key_type)  # RSA takes a while: off the loop
+    if key is None:
+        if key_type not in KEY_TYPES:
+            raise ValueError(f"key_type: {key_type!r} is not one of {list(KEY_TYPES)} (EC P-256 or RSA 2048)")
+        key = yield from blocking(generate_private_key, key_type)  # RSA takes a while: off the loop
+    else:
+        check_private_key(key)
     data = yield from _enrollment_data_flow()
     csr = build_csr(data.to_dict(), key)
     accepted = yield from _send_enrollment(_enrollment_request(name, csr, kind, valid_from))
-    reference = accepted.reference_number
+    pending = PendingCertificate(accepted.reference_number, key)
     try:
-        status = yield from wait_enrolled_flow(reference, timeout, interval)
-        serial = str(status.certificate_serial_number)
-        (found,) = yield from _retrieve_flow([serial])
-        return KSeFCredentials(found.certificate, key, serial, found.type, found.name)
-    except (KSeFError, ValueError) as error:
-        error.add_note(
-            f"certificate request {reference} was accepted; its private key is discarded with this error"
-            " (it never leaves the process): if KSeF issues the certificate, revoke it"
-            " (certificates.query(name=...), certificates.revoke) and obtain another"
-        )
-        raise
+        return (yield from _complete_flow(pending, timeout, interval))
+    except CertificateEnrollmentError:
+        raise  # refused: no certificate will come, the key has no use
+    except KSeFError as error:
+        raise CertificatePendingError(pending, error) from error
 
 
 class Certificates:
@@ -316,18 +347,34 @@ class Certificates:
         valid_from: dt.datetime | None = None,
         timeout: float = 120.0,
         interval: float = 1.0,
+        key: PrivateKey | None = None,
     ) -> KSeFCredentials:
         """A new KSeF certificate of ``kind`` (``Authentication``: logs in; ``Offline``: signs KOD
         II links) named ``name``, and its private key, made here and never sent anywhere.
 
         Generates the key (``key_type`` ``"EC"`` P-256, the guide's recommendation, or ``"RSA"``
-        2048), reads ``GET /certificates/enrollments/data``, builds the CSR of exactly those
-        names, sends it, waits for the certificate (``wait_enrolled``) and retrieves it.
-        ``valid_from`` (a datetime with a time zone): when it starts to be valid (by default when
-        issued). Needs a login with a signature (XAdES), not a KSeF token. Arguments are checked
-        before any request (``ValueError``). Keep the result with ``.save(path, password)``.
+        2048; or takes ``key``, one of those), reads ``GET /certificates/enrollments/data``,
+        builds the CSR of exactly those names, sends it, waits for the certificate
+        (``wait_enrolled``) and retrieves it. ``valid_from`` (a datetime with a time zone): when
+        it starts to be valid (by default when issued). Needs a login with a signature (XAdES),
+        not a KSeF token. Arguments are checked before any request (``ValueError``). Keep the
+        result with ``.save(path, password)``.
+
+        Nothing is lost when the certificate does not come in time: once KSeF accepted the
+        request, a timeout or a lost connection raises ``CertificatePendingError``, whose
+        ``pending`` (the request's reference number and key) ``complete`` finishes later. A
+        request KSeF refuses raises ``CertificateEnrollmentError`` (no certificate will come).
         """
-        return run(_obtain_flow(name, kind, key_type, valid_from, timeout, interval), self._client)
+        return run(_obtain_flow(name, kind, key_type, valid_from, timeout, interval, key), self._client)
+
+    def complete(
+        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> KSeFCredentials:
+        """The credentials of a request ``obtain`` left pending (``CertificatePendingError.pending``,
+        or a ``PendingCertificate(reference_number, key)`` of a request sent with ``enroll``): waits
+        until KSeF issues the certificate, retrieves it and pairs it with the key (``ValueError``
+        if the certificate is not of that key)."""
+        return run(_complete_flow(pending, timeout, interval), self._client)
 
     def limits(self) -> CertificateLimitsResponse:
         """``can_request``, and the requests (``enrollment``) and active certificates
@@ -416,9 +463,16 @@ class AsyncCertificates:
         valid_from: dt.datetime | None = None,
         timeout: float = 120.0,
         interval: float = 1.0,
+        key: PrivateKey | None = None,
     ) -> KSeFCredentials:
         """A new KSeF certificate and its private key; see ``Certificates.obtain``."""
-        return await arun(_obtain_flow(name, kind, key_type, valid_from, timeout, interval), self._client)
+        return await arun(_obtain_flow(name, kind, key_type, valid_from, timeout, interval, key), self._client)
+
+    async def complete(
+        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = 1.0
+    ) -> KSeFCredentials:
+        """The credentials of a pending request; see ``Certificates.complete``."""
+        return await arun(_complete_flow(pending, timeout, interval), self._client)
 
     async def limits(self) -> CertificateLimitsResponse:
         """The subject's certificate limits; see ``Certificates.limits``."""

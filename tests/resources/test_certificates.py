@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ksef_client import AsyncKSeF, CertificateEnrollmentError, KSeF, PollTimeoutError, qr
+from ksef_client import AsyncKSeF, CertificateEnrollmentError, CertificatePendingError, KSeF, PollTimeoutError, qr
 from ksef_client.certificates import build_csr, certificate_subject
 from ksef_client.errors import AuthenticationFailedError, BadRequestError, InternalServerError
 from ksef_client.mock import KSeFBackend
@@ -35,6 +35,7 @@ from ksef_client.resources.certificates import (
     NAME_PATTERN,
     SERIAL_PATTERN,
     KSeFCredentials,
+    PendingCertificate,
 )
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from ksef_client.xades import SigningCredentials
@@ -147,14 +148,38 @@ class TestObtain:
             signed.certificates.wait_enrolled(accepted.reference_number, timeout=3, interval=1)
         assert caught.value.last.status.code == 100
 
-    def test_a_request_left_in_progress_is_named_in_the_error(self, signed: KSeF, backend: KSeFBackend) -> None:
-        backend.transitions.enrollment_reads = 1000
-        with pytest.raises(PollTimeoutError) as caught:
+    def test_a_request_left_in_progress_keeps_its_key_to_complete_later(
+        self, signed: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime, tmp_path: Path
+    ) -> None:
+        # Nothing lost on failure: KSeF accepted the request and will issue a certificate for the
+        # CSR's key, which exists only in this process; the error hands it over.
+        backend.transitions.enrollment_reads = 10  # issued at its 10th status read
+        with pytest.raises(CertificatePendingError, match="was accepted by KSeF") as caught:
             signed.certificates.obtain("Nie doczekał się", timeout=2, interval=1)
-        (note,) = caught.value.__notes__
-        reference = caught.value.last and re.search(r"certificate request (\S+) was accepted", note)
-        assert reference and "revoke it" in note
-        assert signed.certificates.enrollment_status(reference[1]).status.code == 100
+        pending = caught.value.pending
+        assert isinstance(caught.value.__cause__, PollTimeoutError)
+        assert "key" not in repr(pending) and pending.reference_number in str(caught.value)
+        assert signed.certificates.enrollment_status(pending.reference_number).status.code == 100
+        creds = signed.certificates.complete(pending)  # later: the certificate is of that key
+        creds.save(tmp_path / "late.p12", "hasło")
+        saved = SigningCredentials.from_pkcs12(tmp_path / "late.p12", "hasło")
+        with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as fresh:
+            fresh.auth.login_with_certificate(saved, context_nip=NIP)  # refused unless the pair is whole
+            assert list(fresh.sessions.list("Online")) == []
+
+    def test_a_key_of_one_s_own_is_certified(self, signed: KSeF) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())  # made (and kept) by the caller before asking
+        creds = signed.certificates.obtain("Własny klucz", key=key)
+        assert creds.certificate.public_key() == key.public_key()
+
+    def test_complete_refuses_a_certificate_of_another_key(self, signed: KSeF) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        accepted = signed.certificates.enroll(
+            "Cudzy klucz", build_csr(signed.certificates.enrollment_data().to_dict(), key)
+        )
+        other = ec.generate_private_key(ec.SECP256R1())
+        with pytest.raises(ValueError, match="not the key of this certificate"):
+            signed.certificates.complete(PendingCertificate(accepted.reference_number, other))
 
     def test_a_refused_request_raises_its_status(
         self, signed: KSeF, ksef_server: ThreadedServer, fake_time: FakeTime
@@ -259,6 +284,8 @@ BAD_CALLS = [
     ("kind", lambda c: c.obtain("Logowanie API", None)),
     ("kind", lambda c: c.enroll("Logowanie API", _csr(ec.generate_private_key(ec.SECP256R1())), None)),
     ("key_type", lambda c: c.obtain("Logowanie API", key_type="DSA")),  # the guide: RSA 2048 or EC P-256
+    ("key", lambda c: c.obtain("Logowanie API", key=ec.generate_private_key(ec.SECP384R1()))),
+    ("key", lambda c: c.obtain("Logowanie API", key=b"-----BEGIN PRIVATE KEY-----")),
     ("valid_from", lambda c: c.obtain("Logowanie API", valid_from=dt.datetime(2030, 1, 1))),
     # POST /certificates/enrollments: "RSA [...] 2048 bitów", "EC [...] P-256", "SHA1, SHA256, SHA384, SHA512"
     ("csr", lambda c: c.enroll("Klucz 1024", _csr(rsa.generate_private_key(public_exponent=65537, key_size=1024)))),
