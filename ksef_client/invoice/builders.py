@@ -134,12 +134,20 @@ class Party:
 class CorrectedInvoice:
     """The invoice a correction corrects: its number, issue date, KSeF number (``None``: issued
     outside KSeF, ``NrKSeFN``) and ``lines``, every line it has (``correction`` computes the tax
-    differences from them: ``None`` when not known, and ``correction`` then refuses to guess)."""
+    differences from them: ``None`` when not known, and ``correction`` then refuses to guess).
+
+    ``currency`` is the corrected invoice's (``KodWaluty``), which the correction keeps: its
+    amounts are differences of the corrected invoice's. ``exchange_rate``, in a foreign currency,
+    the rate the corrected invoice's tax was converted at (``KursWaluty``), which the correction
+    uses unless given another.
+    """
 
     number: str
     issue_date: dt.date
     ksef_number: str | None = None
     lines: Sequence[Line] | None = field(default=None, repr=False)
+    currency: str = "PLN"
+    exchange_rate: Decimal | str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.number, "corrected number", 256)
@@ -150,13 +158,20 @@ class CorrectedInvoice:
             object.__setattr__(self, "lines", tuple(self.lines))
             if not self.lines or not all(isinstance(line, Line) for line in self.lines):
                 raise ValueError("corrected lines: the corrected invoice's Line objects, all of them")
+        if self.currency not in _CURRENCIES:
+            raise ValueError(f"corrected currency: {self.currency!r} is not an ISO 4217 code of the schema")
+        rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="corrected exchange_rate")
+        object.__setattr__(self, "exchange_rate", rate)
 
     @classmethod
     def of(cls, invoice: Invoice, ksef_number: str | None = None) -> CorrectedInvoice:
-        """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its lines
-        when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows with
-        quantity, net unit price, rate and a value ``P_11`` that they give)."""
-        return cls(invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice))
+        """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its
+        currency, its exchange rate (the ``KursWaluty`` of its rows, when they all have the same)
+        and its lines when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows
+        with quantity, net unit price, rate and a value ``P_11`` that they give)."""
+        return cls(
+            invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice), invoice.currency, _rate_of(invoice)
+        )
 
     def _model(self) -> fa3.Faktura.Fa.DaneFaKorygowanej:
         data = fa3.Faktura.Fa.DaneFaKorygowanej(
@@ -187,6 +202,14 @@ def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:
             return None
         lines.append(line)
     return tuple(lines)
+
+
+def _rate_of(invoice: Invoice) -> Decimal | None:
+    """The exchange rate of a foreign-currency invoice's rows (``KursWaluty``), if one for all."""
+    if invoice.currency == "PLN":
+        return None
+    rates = {row.kurs_waluty for row in invoice.model.fa.fa_wiersz if row.kurs_waluty is not None}
+    return rates.pop() if len(rates) == 1 else None
 
 
 def _date(value: object, name: str) -> dt.date:
@@ -394,7 +417,7 @@ def correction(
     before: Sequence[Line],
     after: Sequence[Line],
     reason: str | None = None,
-    currency: str = "PLN",
+    currency: str | None = None,
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
     exemption: str | None = None,
@@ -414,13 +437,23 @@ def correction(
     ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
     (lines added). ``exemption``, the reverse charge and ``allow_future_issue_date`` as in
     ``vat_invoice``, over the lines before and after.
+
+    The correction is in the corrected invoice's currency (``corrected.currency``): FA(3) fills the
+    amounts "w walucie, w której wystawiono fakturę" and a correction's amounts "poprzez różnicę",
+    so a ``currency`` that differs is refused. In a foreign currency the tax differences are shown
+    in złoty too (``P_14_xW``, ``KursWaluty`` on the taxed rows), at ``exchange_rate``, by default
+    the corrected invoice's (``corrected.exchange_rate``): both states are converted at the same
+    rate, so ``P_14_xW`` is the change of the tax the invoice showed in złoty.
     """
+    if not isinstance(corrected, CorrectedInvoice):
+        raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
+    currency = _correction_currency(currency, corrected)
     _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
     basis = _exemption(exemption, [*before, *after])
     if not before and not after:
         raise ValueError("before, after: a correction needs at least one line")
-    if not isinstance(corrected, CorrectedInvoice):
-        raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
+    if exchange_rate is None:
+        exchange_rate = corrected.exchange_rate
     if reason is not None:
         checked_text(reason, "reason", 256)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
@@ -438,6 +471,20 @@ def correction(
     rows += [_row(i, line, rate) for i, line in enumerate(after, len(before) + 1)]
     model.fa.fa_wiersz = rows
     return Invoice(model)
+
+
+def _correction_currency(currency: str | None, corrected: CorrectedInvoice) -> str:
+    """The correction's currency: the corrected invoice's (FA(3), ``Fa``: "Pola dotyczące wartości
+    sprzedaży i podatku wypełnia się w walucie, w której wystawiono fakturę ... W przypadku
+    wystawienia faktury korygującej ... pola dotyczące podstaw opodatkowania, podatku oraz
+    należności ogółem wypełnia się poprzez różnicę"): a difference of EUR amounts is in EUR."""
+    if currency is None or currency == corrected.currency:
+        return corrected.currency
+    raise ValueError(
+        f"currency: {currency!r}, but the corrected invoice is in {corrected.currency} (corrected.currency); a "
+        "correction's amounts are differences of the corrected invoice's, in its currency. A foreign-currency "
+        f"invoice read with CorrectedInvoice.of keeps its currency; else CorrectedInvoice(..., currency={currency!r})"
+    )
 
 
 def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Sequence[Line]:

@@ -183,18 +183,20 @@ def _per_rate(amounts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     return {rate: sums[rate] for rate in RATES if rate in sums}
 
 
-def checked_exchange_rate(exchange_rate: object, currency: str, *, taxed: bool = True) -> Decimal | None:
+def checked_exchange_rate(
+    exchange_rate: object, currency: str, *, taxed: bool = True, name: str = "exchange_rate"
+) -> Decimal | None:
     """The exchange rate of an invoice in ``currency``: refused for PLN; required in a foreign
     currency when the invoice shows tax (``taxed``: its PLN value goes to ``P_14_xW``)."""
     if currency == "PLN":
         if exchange_rate is not None:
-            raise ValueError("exchange_rate: only for an invoice in a foreign currency")
+            raise ValueError(f"{name}: only for an invoice in a foreign currency")
         return None
     if exchange_rate is None:
         if taxed:
-            raise ValueError(f"exchange_rate: required for an invoice in {currency} with tax (shown in PLN too)")
+            raise ValueError(f"{name}: required for an invoice in {currency} with tax (shown in PLN too)")
         return None
-    return checked_decimal(exchange_rate, "exchange_rate", 6, positive=True)
+    return checked_decimal(exchange_rate, name, 6, positive=True)
 
 
 def _assemble(nets: dict[str, Decimal], taxes: dict[str, Decimal], exchange_rate: Decimal | None) -> Totals:

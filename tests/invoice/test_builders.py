@@ -234,3 +234,36 @@ def test_an_eu_vat_buyer_s_address_is_in_the_vat_number_s_country() -> None:
     ).to_xml()  # fmt: skip
     validate_invoice(xml)
     assert b"<KodKraju>DE</KodKraju>" in xml
+
+
+def test_a_correction_keeps_the_corrected_invoice_s_currency_and_rate() -> None:
+    # FA(3) XSD, Fa: "Pola dotyczące wartości sprzedaży i podatku wypełnia się w walucie, w której
+    # wystawiono fakturę ... W przypadku wystawienia faktury korygującej ... wypełnia się poprzez
+    # różnicę". correction() defaulted to PLN and wrote the EUR differences as PLN, without P_14_1W.
+    german = Party("Kunde GmbH", "Berlin", eu_vat="DE811569869")
+    work = Line("Beratung", 10, "100.00")
+    eur = _vat(buyer=german, lines=[work], currency="EUR", exchange_rate="4.30")
+    reference = CorrectedInvoice.of(eur)
+    assert (reference.currency, reference.exchange_rate) == ("EUR", Decimal("4.30"))
+    common: dict[str, Any] = {"number": "KOR/E/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
+                              "buyer": german, "corrected": reference, "before": [work]}  # fmt: skip
+    kor = correction(**common, after=[Line("Beratung", 8, "100.00")])
+    assert kor.currency == "EUR"
+    assert kor.totals() == {"p_13_1": Decimal("-200.00"), "p_14_1": Decimal("-46.00"), "p_14_1_w": Decimal("-197.80")}
+    assert {row.kurs_waluty for row in kor.model.fa.fa_wiersz} == {Decimal("4.30")}
+    validate_invoice(kor.to_xml())
+    # Cancelled: the original's P_14_1W plus the correction's is 0, at the corrected invoice's rate.
+    cancelled = correction(**common, after=[])
+    assert eur.totals()["p_14_1_w"] + cancelled.totals()["p_14_1_w"] == 0
+    with pytest.raises(ValueError, match=r"currency: 'PLN', but the corrected invoice is in EUR"):
+        correction(**common, after=[], currency="PLN")
+    with pytest.raises(ValueError, match=r"currency: 'EUR', but the corrected invoice is in PLN"):
+        correction(**{**common, "corrected": CorrectedInvoice.of(_vat())}, after=[], currency="EUR")
+    paper = CorrectedInvoice("FV/E/1", dt.date(2026, 3, 2), lines=[work], currency="EUR")
+    with pytest.raises(ValueError, match="exchange_rate: required for an invoice in EUR"):
+        correction(**{**common, "corrected": paper}, after=[])
+    assert correction(**{**common, "corrected": paper}, after=[], exchange_rate="4.30").totals() == cancelled.totals()
+    with pytest.raises(ValueError, match="corrected exchange_rate: only for an invoice in a foreign currency"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), exchange_rate="4.3")
+    with pytest.raises(ValueError, match="corrected currency"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), currency="eur")
