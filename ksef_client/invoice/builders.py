@@ -212,11 +212,16 @@ def _rate_of(invoice: Invoice) -> Decimal | None:
     return rates.pop() if len(rates) == 1 else None
 
 
+# TDataT, the type of every date the builders write (P_1, P_6, DataWystFaKorygowanej): "Data
+# zdarzenia w okresie od 2006-01-01 do 2050-01-01" (FA(3) XSD, minInclusive/maxInclusive).
+FIRST_DATE, LAST_DATE = dt.date(2006, 1, 1), dt.date(2050, 1, 1)
+
+
 def _date(value: object, name: str) -> dt.date:
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
         raise ValueError(f"{name}: expected a datetime.date, got {value!r}")
-    if not dt.date(2016, 7, 1) <= value <= dt.date(2050, 1, 1):
-        raise ValueError(f"{name}: {value} is outside the schema's range 2016-07-01..2050-01-01")
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"{name}: {value} is outside the schema's range {FIRST_DATE}..{LAST_DATE}")
     return value
 
 

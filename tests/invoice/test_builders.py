@@ -28,7 +28,7 @@ def _vat(**changes: Any) -> Invoice:
     [
         ({"number": ""}, "number"),
         ({"issue_date": dt.datetime(2026, 3, 2, tzinfo=dt.UTC)}, "issue_date: expected a datetime.date"),
-        ({"issue_date": dt.date(2015, 1, 1)}, "issue_date: .* outside"),
+        ({"issue_date": dt.date(2005, 12, 31)}, r"issue_date: 2005-12-31 is outside the schema's range 2006-01-01"),
         ({"seller": Party("X", "Y")}, "seller: a NIP is required"),
         ({"currency": "ABC"}, "currency"),
         ({"currency": "EUR"}, "exchange_rate: required"),
@@ -267,3 +267,17 @@ def test_a_correction_keeps_the_corrected_invoice_s_currency_and_rate() -> None:
         CorrectedInvoice("FV/1", dt.date(2026, 3, 2), exchange_rate="4.3")
     with pytest.raises(ValueError, match="corrected currency"):
         CorrectedInvoice("FV/1", dt.date(2026, 3, 2), currency="eur")
+
+
+def test_dates_from_the_schema_s_first_day_are_taken() -> None:
+    # FA(3) XSD, TDataT (P_1, P_6, DataWystFaKorygowanej): minInclusive 2006-01-01. The builders
+    # refused everything before 2016-07-01 (TData's minimum), e.g. a 2015 invoice to be corrected.
+    old = CorrectedInvoice("FV/2015/1", dt.date(2015, 12, 30), lines=[LINE])
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=old, before=[LINE], after=[])  # fmt: skip
+    assert kor.model.fa.dane_fa_korygowanej[0].data_wyst_fa_korygowanej.to_date() == dt.date(2015, 12, 30)
+    validate_invoice(kor.to_xml())
+    first = _vat(issue_date=dt.date(2006, 1, 1), sale_date=dt.date(2006, 1, 1))
+    validate_invoice(first.to_xml())
+    with pytest.raises(ValueError, match="corrected issue_date: 2005-12-31 is outside"):
+        CorrectedInvoice("FV/2005/1", dt.date(2005, 12, 31))
