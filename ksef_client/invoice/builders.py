@@ -96,7 +96,7 @@ class Party:
                 f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
             )
         if self.tax_id is not None:
-            checked_text(self.tax_id, "party tax_id", 50)
+            checked_text(self.tax_id, "party tax_id", 50, token=False)  # NrID: whiteSpace replace, not a token
         if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
             prefix = self.eu_vat[:2]
             object.__setattr__(self, "country", _VAT_PREFIX_COUNTRY.get(prefix, prefix))
@@ -495,8 +495,10 @@ def _correction_currency(currency: str | None, corrected: CorrectedInvoice) -> s
 def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Sequence[Line]:
     if corrected.lines is None:
         raise ValueError(
-            "corrected: the corrected invoice's lines are needed (each rate's tax is computed on the sum of "
-            "all its lines): CorrectedInvoice.of(invoice) reads them, CorrectedInvoice(..., lines=[...]) gives them"
+            "corrected: every line of the corrected invoice is needed (each rate's tax is computed on the sum of "
+            "all its lines), and corrected.lines is None. CorrectedInvoice.of(invoice) reads them only from a VAT "
+            "invoice whose every row has P_7, P_8B, a net unit price P_9A and P_12, and a P_11 of P_8B x P_9A "
+            "rounded; for any other, give them: CorrectedInvoice(..., lines=[...])"
         )
     _without(corrected.lines, before)  # each "before" line is one of them
     return corrected.lines
@@ -507,7 +509,10 @@ def _without(lines: Sequence[Line], removed: Sequence[Line]) -> list[Line]:
     left = list(lines)
     for line in removed:
         if line not in left:
-            raise ValueError(f"before: {line} is not a line of the corrected invoice (corrected.lines)")
+            raise ValueError(
+                f"before: {line} is not a line of the corrected invoice (corrected.lines; names and units are "
+                "compared with their whitespace collapsed, as the schema's xsd:token compares them)"
+            )
         left.remove(line)
     return left
 

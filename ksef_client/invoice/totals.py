@@ -107,14 +107,32 @@ def checked_decimal(value: object, name: str, places: int, *, positive: bool = F
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def checked_text(value: object, name: str, limit: int) -> str:
-    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.strip():
+_XML_SPACES = re.compile("[ \t\r\n]+")  # XML's whitespace (#x20 #x9 #xD #xA), not Unicode's
+
+
+def collapsed(value: str) -> str:
+    """``value`` as an ``xsd:token`` holds it (XML Schema Part 2, 4.3.6, whiteSpace ``collapse``):
+    each run of whitespace one space, none at either end. Most FA(3) texts are tokens (``P_7``,
+    ``P_2``, ``Nazwa``...): two values that collapse alike are the same value, and the length facets
+    count the collapsed one."""
+    return _XML_SPACES.sub(" ", value).strip(" ")
+
+
+def checked_text(value: object, name: str, limit: int, *, token: bool = True) -> str:
+    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise).
+
+    ``token`` (the schema's type is an ``xsd:token``, as most FA(3) texts are): the length is the
+    collapsed value's, as the XSD counts it, and the collapsed value is returned.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
+    text = collapsed(value) if token else value
+    if not 1 <= len(text) <= limit or not text.strip():
         raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
     bad = _NOT_IN_XML.search(value)
     if bad:
         raise ValueError(f"{name}: character {bad.group()!r} cannot appear in XML")
-    return value
+    return text
 
 
 def rate_of(value: object) -> str:
@@ -129,7 +147,9 @@ def rate_of(value: object) -> str:
 class Line:
     """One invoice line: ``P_7`` name, ``P_8B`` quantity, ``P_8A`` unit, ``P_9A`` net unit price, ``P_12`` rate.
 
-    Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``.
+    Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``. The name and
+    the unit are kept as the schema's ``xsd:token`` holds them, whitespace collapsed
+    (``"Konsultacje\n  IT"`` is ``"Konsultacje IT"``).
     """
 
     name: str
@@ -139,8 +159,10 @@ class Line:
     unit: str = "szt."
 
     def __post_init__(self) -> None:
-        checked_text(self.name, "line name", 512)
-        checked_text(self.unit, "line unit", 256)
+        # Both are xsd:token (TZnakowy512, TZnakowy): kept collapsed, so a line read from an
+        # invoice whose names are wrapped over lines equals the line as written.
+        object.__setattr__(self, "name", checked_text(self.name, "line name", 512))
+        object.__setattr__(self, "unit", checked_text(self.unit, "line unit", 256))
         object.__setattr__(self, "quantity", checked_decimal(self.quantity, "line quantity", 6, positive=True))
         object.__setattr__(self, "unit_price", checked_decimal(self.unit_price, "line unit_price", 8))
         object.__setattr__(self, "rate", rate_of(self.rate))

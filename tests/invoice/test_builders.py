@@ -124,7 +124,7 @@ def test_a_correction_of_some_lines_taxes_each_rate_s_whole_sum() -> None:
 def test_a_correction_needs_the_corrected_invoice_s_lines() -> None:
     common: dict[str, Any] = {"number": "KOR/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
                               "buyer": BUYER, "before": [LINE], "after": []}  # fmt: skip
-    with pytest.raises(ValueError, match="corrected: the corrected invoice's lines are needed"):
+    with pytest.raises(ValueError, match="corrected: every line of the corrected invoice is needed"):
         correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)))
     with pytest.raises(ValueError, match=r"before: .* is not a line of the corrected invoice"):
         correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=[Line("Inna", 1, "100")]))
@@ -281,3 +281,30 @@ def test_dates_from_the_schema_s_first_day_are_taken() -> None:
     validate_invoice(first.to_xml())
     with pytest.raises(ValueError, match="corrected issue_date: 2005-12-31 is outside"):
         CorrectedInvoice("FV/2005/1", dt.date(2005, 12, 31))
+
+
+def test_names_are_compared_and_counted_as_the_schema_s_tokens() -> None:
+    # FA(3) XSD: P_7 is TZnakowy512, an xsd:token (whiteSpace collapse; XML Schema Part 2, 4.3.6:
+    # the length facets count the collapsed value). An invoice whose names a pretty-printing ERP
+    # wrapped over lines is valid; CorrectedInvoice.of refused a wrapped name of 520 raw characters
+    # (512 collapsed), and correction() did not find a wrapped name among the invoice's lines.
+    long_name = "Y" * 250 + " " + "Y" * 249
+    issued = _vat(lines=[Line("Konsultacje IT", 1, "100.00"), Line(long_name, 1, "10.00")]).to_xml()
+    wrapped = issued.replace(b"<P_7>Konsultacje IT</P_7>", b"<P_7>Konsultacje\n            IT</P_7>")
+    wrapped = wrapped.replace(long_name.encode(), long_name.replace(" ", "\n" + " " * 20 + "\t").encode())
+    assert wrapped.count(b"\n") == 3  # after the declaration, in each name
+    read = Invoice.from_xml(wrapped)  # XSD-valid
+    reference = CorrectedInvoice.of(read)
+    assert reference.lines == (Line("Konsultacje IT", 1, "100.00"), Line(long_name, 1, "10.00"))
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=reference, before=[Line("Konsultacje IT", 1, "100.00")],
+                     after=[Line("Konsultacje IT", 1, "90.00")])  # fmt: skip
+    assert kor.totals() == {"p_13_1": Decimal("-10.00"), "p_14_1": Decimal("-2.30")}
+    assert Line(" a \r\n b\t", 1, 1, unit="  kg ") == Line("a b", 1, 1, unit="kg")
+    assert len(Line("x" + " \n" * 600 + "y", 1, 1).name) == 3
+    with pytest.raises(ValueError, match=r"line name: 1\.\.512"):
+        Line(" \n ", 1, 1)
+    # The refusal names what CorrectedInvoice.of can read, not only "CorrectedInvoice.of reads them".
+    with pytest.raises(ValueError, match=r"corrected.lines is None. CorrectedInvoice.of\(invoice\) reads them only"):
+        correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                   corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)), before=[LINE], after=[])  # fmt: skip
