@@ -168,7 +168,17 @@ class CorrectedInvoice:
         """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its
         currency, its exchange rate (the ``KursWaluty`` of its rows, when they all have the same)
         and its lines when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows
-        with quantity, net unit price, rate and a value ``P_11`` that they give)."""
+        with quantity, net unit price, rate and a value ``P_11`` that they give).
+
+        An advance invoice (``ZAL``, ``ROZ`` and their corrections) is refused: ``correction``
+        builds ``KOR``, and FA(3) corrects those by ``KOR_ZAL`` / ``KOR_ROZ``, which have no builder.
+        """
+        if invoice.kind in _ADVANCE_KINDS:
+            raise ValueError(
+                f"invoice: {invoice.number!r} is a {invoice.kind} invoice; correction() builds corrections (KOR) of "
+                f"VAT invoices only, and a {invoice.kind} is corrected by {_ADVANCE_KINDS[invoice.kind]} (FA(3) "
+                "RodzajFaktury), which has no builder: fill Invoice.model yourself"
+            )
         return cls(
             invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice), invoice.currency, _rate_of(invoice)
         )
@@ -296,6 +306,11 @@ def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool
         stan_przed=_YES if before else None,
     )
 
+
+# Advance invoices and the kind that corrects each (FA(3) TRodzajFaktury: KOR_ZAL "Faktura
+# korygująca fakturę dokumentującą otrzymanie zapłaty lub jej części przed dokonaniem czynności",
+# KOR_ROZ "Faktura korygująca fakturę wystawioną w związku z art. 106f ust. 3 ustawy").
+_ADVANCE_KINDS = {"ZAL": "KOR_ZAL", "KOR_ZAL": "KOR_ZAL", "ROZ": "KOR_ROZ", "KOR_ROZ": "KOR_ROZ"}
 
 # Rates at which the buyer accounts for the tax: FA(3)'s P_18 ("odwrotne obciążenie") is then "1".
 _REVERSE_CHARGE = frozenset({"oo", "np II"})
@@ -428,8 +443,9 @@ def correction(
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
 ) -> Invoice:
-    """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
-    rows (``StanPrzed`` on the "before" rows).
+    """A correction (``KOR``) of a VAT invoice, showing the corrected lines before and after, as
+    separate numbered rows (``StanPrzed`` on the "before" rows). Advance invoices (``ZAL``,
+    ``ROZ``) are corrected by ``KOR_ZAL`` / ``KOR_ROZ``, which this does not build.
 
     Totals are the differences (art. 106j ust. 2 pkt 5: ``P_13_x``/``P_14_x`` of a correction are
     "kwota różnicy"): each rate the correction touches is totalled over all of the corrected

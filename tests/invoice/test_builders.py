@@ -308,3 +308,14 @@ def test_names_are_compared_and_counted_as_the_schema_s_tokens() -> None:
     with pytest.raises(ValueError, match=r"corrected.lines is None. CorrectedInvoice.of\(invoice\) reads them only"):
         correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
                    corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)), before=[LINE], after=[])  # fmt: skip
+
+
+def test_an_advance_invoice_is_not_taken_for_a_kor() -> None:
+    # FA(3) TRodzajFaktury: an advance invoice is corrected by KOR_ZAL ("Faktura korygująca fakturę
+    # dokumentującą otrzymanie zapłaty ..."), not KOR. CorrectedInvoice.of(zal) gave no lines and
+    # correction() then said "CorrectedInvoice.of(invoice) reads them"; given lines, it wrote KOR.
+    zal = advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, order=[LINE],
+                  received="10.00")  # fmt: skip
+    with pytest.raises(ValueError, match=r"'ZAL/1' is a ZAL invoice; correction\(\) builds corrections \(KOR\) of VAT "
+                                         r"invoices only, and a ZAL is corrected by KOR_ZAL"):  # fmt: skip
+        CorrectedInvoice.of(zal)
