@@ -44,6 +44,7 @@ from ksef_client.invoice.totals import (
     checked_decimal,
     checked_exchange_rate,
     checked_text,
+    checked_totals,
     line_totals,
     rate_of,
     tax,
@@ -420,7 +421,7 @@ def vat_invoice(
         _date(sale_date, "sale_date")
     model = _invoice(
         fa3.TrodzajFaktury.VAT, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=line_totals(lines, rate), created=created, date=sale_date,
+        currency=currency, totals=checked_totals(line_totals(lines, rate), "lines"), created=created, date=sale_date,
         annotations=_annotations(lines, basis),
     )  # fmt: skip
     model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
@@ -481,7 +482,7 @@ def correction(
     touched = {line.rate for line in [*before, *after]}
     invoiced = [line for line in _corrected_lines(corrected, before) if line.rate in touched]
     corrected_state = _without(invoiced, before) + list(after)
-    totals = line_totals(corrected_state, rate) - line_totals(invoiced, rate)
+    totals = checked_totals(line_totals(corrected_state, rate) - line_totals(invoiced, rate), "before/after")
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=totals, created=created, annotations=_annotations([*before, *after], basis),
@@ -561,7 +562,7 @@ def advance(
         raise ValueError("order: at least one ordered line")
     basis = _exemption(exemption, order)
     paid = checked_decimal(received, "received", 2, positive=True)
-    order_gross = line_totals(order).gross
+    order_gross = checked_totals(line_totals(order), "order").gross  # WartoscZamowienia, TKwotowy
     if paid > order_gross:
         raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
@@ -569,7 +570,8 @@ def advance(
         _date(payment_date, "payment_date")
     model = _invoice(
         fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=advance_totals(paid, order, rate), created=created, date=payment_date,
+        currency=currency, totals=checked_totals(advance_totals(paid, order, rate), "received"), created=created,
+        date=payment_date,
         annotations=_annotations(order, basis),
     )  # fmt: skip
     model.fa.kurs_waluty_z = rate

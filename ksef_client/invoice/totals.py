@@ -38,8 +38,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from ksef_client.schemas import _DISCOURAGED
+
 GROSZ = Decimal("0.01")
-MAX_AMOUNT = Decimal("1E16")  # TKwotowy: at most 16 digits before the point
+MAX_AMOUNT = Decimal("1E16")  # TKwotowy, TIlosci: at most 16 digits before the point
+MAX_UNIT_PRICE = Decimal("1E14")  # TKwotowy2 (P_9A): "-?([1-9]\d{0,13}|0)(\.\d{1,8})?", 14 digits
 
 
 def round_amount(value: Decimal) -> Decimal:
@@ -84,8 +87,10 @@ FIELD_ORDER = tuple(
 )
 
 
-def checked_decimal(value: object, name: str, places: int, *, positive: bool = False) -> Decimal:
-    """``value`` as a Decimal with at most ``places`` decimals (``ValueError`` naming ``name``)."""
+def checked_decimal(
+    value: object, name: str, places: int, *, positive: bool = False, limit: Decimal = MAX_AMOUNT
+) -> Decimal:
+    """``value`` as a Decimal with at most ``places`` decimals, under ``limit`` (``ValueError`` naming ``name``)."""
     if isinstance(value, float):
         raise ValueError(f"{name}: {value!r} is a float; pass a Decimal or a string (floats are inexact)")
     try:
@@ -97,8 +102,8 @@ def checked_decimal(value: object, name: str, places: int, *, positive: bool = F
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -places:
         raise ValueError(f"{name}: {value} has more than {places} decimal places")
-    if abs(number) >= MAX_AMOUNT:
-        raise ValueError(f"{name}: {value} is too large for the schema (under 10^16)")
+    if abs(number) >= limit:
+        raise ValueError(f"{name}: {value} is too large for the schema (under 10^{limit.adjusted()})")
     if positive and number <= 0:
         raise ValueError(f"{name}: {value} must be greater than 0")
     return number
@@ -132,6 +137,13 @@ def checked_text(value: object, name: str, limit: int, *, token: bool = True) ->
     bad = _NOT_IN_XML.search(value)
     if bad:
         raise ValueError(f"{name}: character {bad.group()!r} cannot appear in XML")
+    discouraged = _DISCOURAGED.search(value)
+    if discouraged:
+        # faktury/weryfikacja-faktury.md: the invoice "nie może zawierać niezalecanych znaków
+        # Unicode określonych w specyfikacji XML W3C" (U+007F-U+0084, U+0086-U+009F, ...).
+        raise ValueError(
+            f"{name}: character U+{ord(discouraged.group()):04X} is one KSeF refuses (XML 1.0 discourages it)"
+        )
     return text
 
 
@@ -164,8 +176,14 @@ class Line:
         object.__setattr__(self, "name", checked_text(self.name, "line name", 512))
         object.__setattr__(self, "unit", checked_text(self.unit, "line unit", 256))
         object.__setattr__(self, "quantity", checked_decimal(self.quantity, "line quantity", 6, positive=True))
-        object.__setattr__(self, "unit_price", checked_decimal(self.unit_price, "line unit_price", 8))
+        price = checked_decimal(self.unit_price, "line unit_price", 8, limit=MAX_UNIT_PRICE)
+        object.__setattr__(self, "unit_price", price)
         object.__setattr__(self, "rate", rate_of(self.rate))
+        if abs(self.net) >= MAX_AMOUNT:  # P_11, TKwotowy
+            raise ValueError(
+                f"line quantity x unit_price: {self.quantity} x {self.unit_price} is too large for the schema's "
+                "P_11 (under 10^16)"
+            )
 
     @property
     def net(self) -> Decimal:
@@ -191,6 +209,16 @@ class Totals:
         return Totals(
             {n: self.fields.get(n, zero) - other.fields.get(n, zero) for n in names}, self.gross - other.gross
         )
+
+
+def checked_totals(totals: Totals, name: str) -> Totals:
+    """``totals`` if each fits the schema's ``TKwotowy`` (under 10^16), else ``ValueError`` naming
+    ``name``, the argument the totals come from."""
+    for field_name, value in [*totals.fields.items(), ("p_15", totals.gross)]:
+        if abs(value) >= MAX_AMOUNT:
+            element = field_name.upper().replace("_W", "W")  # p_14_1_w -> P_14_1W
+            raise ValueError(f"{name}: {element} would be {value}, too large for the schema (under 10^16)")
+    return totals
 
 
 def tax(net: Decimal, percent: Decimal) -> Decimal:

@@ -319,3 +319,31 @@ def test_an_advance_invoice_is_not_taken_for_a_kor() -> None:
     with pytest.raises(ValueError, match=r"'ZAL/1' is a ZAL invoice; correction\(\) builds corrections \(KOR\) of VAT "
                                          r"invoices only, and a ZAL is corrected by KOR_ZAL"):  # fmt: skip
         CorrectedInvoice.of(zal)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # faktury/weryfikacja-faktury.md: "nie może zawierać niezalecanych znaków Unicode ...":
+        # were found only by to_xml(), "discouraged character U+007F at offset 1186".
+        (lambda: Line("ab\x7fc", 1, 1), "line name: character U[+]007F is one KSeF refuses"),
+        (lambda: Party("A\x9f", "B"), "party name: character U[+]009F"),
+        (lambda: _vat(number="FV/\x80"), "number: character U[+]0080"),
+        # P_9A is TKwotowy2, "-?([1-9]\d{0,13}|0)(\.\d{1,8})?": 14 digits before the point, not 16.
+        (lambda: Line("x", 1, "123456789012345"), r"line unit_price: 123456789012345 is too large .*10\^14"),
+        # P_11 (TKwotowy, 16 digits) of quantity x price; P_13_1 and P_15 of the lines' sum.
+        (lambda: Line("x", 1000, "99999999999999"), r"line quantity x unit_price: .* P_11 \(under 10\^16\)"),
+        (lambda: _vat(lines=[Line("x", 100, "99999999999990")] * 2), r"lines: P_13_1 would be 1999999999999800\d.00"),
+        (lambda: _vat(lines=[Line("x", 1, "99999999999990")] * 90, currency="EUR", exchange_rate="5"),
+         r"lines: P_14_1W would be"),
+        (lambda: advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER,
+                         order=[Line("x", 100, "99999999999990")] * 2, received="1"), r"order: P_13_1 would be"),
+    ],
+)  # fmt: skip
+def test_arguments_the_schema_would_refuse_are_refused_by_name(build: Any, message: str) -> None:
+    # docs/invoices-as-objects.md: "Every argument is checked before anything is built and a bad
+    # one raises ValueError naming it"; these were InvoiceSchemaErrors from to_xml().
+    with pytest.raises(ValueError, match=message) as raised:
+        build()
+    assert type(raised.value) is ValueError
+    assert _vat(lines=[Line("x", 1, "99999999999999.99999999")]).to_xml()  # the largest P_9A is taken
