@@ -30,6 +30,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import IntEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from xsdata.models.datatype import XmlDate, XmlDateTime
@@ -45,6 +47,7 @@ from ksef_client.invoice.totals import (
     checked_exchange_rate,
     checked_text,
     checked_totals,
+    collapsed,
     line_totals,
     rate_of,
     tax,
@@ -60,6 +63,9 @@ _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
 _EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
+
+
+_Ids = TypeVar("_Ids", fa3.Tpodmiot2, fa3.Tpodmiot3)
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,7 @@ class Party:
             dane_identyfikacyjne=fa3.Tpodmiot1(nip=self.nip, nazwa=self.name), adres=self._address()
         )
 
-    def _as_buyer(self) -> fa3.Faktura.Podmiot2:
-        ids = fa3.Tpodmiot2(nazwa=self.name)
+    def _ids(self, ids: _Ids) -> _Ids:
         if self.nip is not None:
             ids.nip = self.nip
         elif self.eu_vat is not None:
@@ -122,13 +127,102 @@ class Party:
             ids.kod_kraju, ids.nr_id = fa3.TkodKraju(self.country), self.tax_id
         else:
             ids.brak_id = _YES
-        # JST / GV = 2: the buyer is not a local-government unit or a VAT-group member.
+        return ids
+
+    def _as_buyer(self, *, jst: bool = False, gv: bool = False) -> fa3.Faktura.Podmiot2:
+        # JST / GV: whether the invoice concerns a local-government subunit / a VAT-group member,
+        # each then named in Podmiot3 (roles 8 and 10; ThirdParty).
         return fa3.Faktura.Podmiot2(
-            dane_identyfikacyjne=ids,
+            dane_identyfikacyjne=self._ids(fa3.Tpodmiot2(nazwa=self.name)),
             adres=self._address(),
-            jst=fa3.Podmiot2Jst.VALUE_2,
-            gv=fa3.Podmiot2Gv.VALUE_2,
+            jst=fa3.Podmiot2Jst.VALUE_1 if jst else fa3.Podmiot2Jst.VALUE_2,
+            gv=fa3.Podmiot2Gv.VALUE_1 if gv else fa3.Podmiot2Gv.VALUE_2,
         )
+
+
+class ThirdPartyRole(IntEnum):
+    """FA(3) ``TRolaPodmiotu3``, the role of a third party (``Podmiot3/Rola``)."""
+
+    FACTOR = 1  # "Faktor"
+    RECIPIENT = 2  # "Odbiorca": a unit, branch... of the buyer that is not itself the buyer
+    ORIGINAL_ENTITY = 3  # "Podmiot pierwotny": taken over or transformed, which made the supply
+    ADDITIONAL_BUYER = 4  # "Dodatkowy nabywca"
+    ISSUER = 5  # "Wystawca faktury": issues the invoice on the taxpayer's behalf
+    PAYER = 6  # "Dokonujący płatności": pays in the buyer's place
+    JST_ISSUER = 7  # "Jednostka samorządu terytorialnego - wystawca"
+    JST_RECIPIENT = 8  # "Jednostka samorządu terytorialnego - odbiorca"
+    VAT_GROUP_ISSUER = 9  # "Członek grupy VAT - wystawca"
+    VAT_GROUP_RECIPIENT = 10  # "Członek grupy VAT - odbiorca"
+    EMPLOYEE = 11  # "Pracownik"
+
+
+# Roles whose party gets the invoice in KSeF through its NIP: FA(3) XSD, Podmiot2/JST and GV,
+# "należy wypełnić sekcję Podmiot3, w szczególności podać NIP lub ID-Wew i określić rolę jako 8"
+# (10 for GV). Each sets its flag of Podmiot2.
+_FLAGGING_ROLES = {ThirdPartyRole.JST_RECIPIENT: "JST", ThirdPartyRole.VAT_GROUP_RECIPIENT: "GV"}
+
+
+@dataclass(frozen=True)
+class ThirdParty:
+    """A third party of the invoice (``Podmiot3``): ``party`` and its ``role``.
+
+    ``role`` is a ``ThirdPartyRole`` (or its number, 1..11), or a text describing another role
+    (``RolaInna`` with ``OpisRoli``). ``share``: an additional buyer's (``ADDITIONAL_BUYER``)
+    percentage (``Udzial``, 0..100, 2 decimals). A ``JST_RECIPIENT`` (a local-government subunit:
+    a school, an office) or a ``VAT_GROUP_RECIPIENT`` needs a NIP, and marks the buyer ``JST`` /
+    ``GV`` "1" (the XSD: the invoice "dotyczy jednostki podrzędnej JST" / "członka grupy VAT").
+    A third party identified by an internal identifier (``IDWew``) is set on ``Invoice.model``.
+    """
+
+    party: Party
+    role: ThirdPartyRole | int | str
+    share: Decimal | str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.party, Party):
+            raise ValueError("third party: expected a Party")
+        if isinstance(self.role, str):
+            checked_text(self.role, "third party role", 256)
+        elif isinstance(self.role, int) and not isinstance(self.role, bool) and self.role in set(ThirdPartyRole):
+            object.__setattr__(self, "role", ThirdPartyRole(self.role))
+        else:
+            raise ValueError(f"third party role: {self.role!r} is not a ThirdPartyRole (1..11) or a description")
+        flag = _FLAGGING_ROLES.get(self.role) if isinstance(self.role, ThirdPartyRole) else None
+        if flag is not None and self.party.nip is None:
+            raise ValueError(
+                f'third party: the {flag} recipient (role {int(self.role)}) is named by its NIP (FA(3): "podać NIP '
+                'lub ID-Wew"); one with an IDWew is set on Invoice.model'
+            )
+        if self.share is not None:
+            if self.role != ThirdPartyRole.ADDITIONAL_BUYER:
+                raise ValueError("third party share: only an ADDITIONAL_BUYER has a share (Udzial)")
+            share = checked_decimal(self.share, "third party share", 2)
+            if not 0 <= share <= 100:
+                raise ValueError(f"third party share: {share} is not a percentage 0..100")
+            object.__setattr__(self, "share", share)
+
+    def _model(self) -> fa3.Faktura.Podmiot3:
+        third = fa3.Faktura.Podmiot3(
+            dane_identyfikacyjne=self.party._ids(fa3.Tpodmiot3(nazwa=self.party.name)),
+            adres=self.party._address(),
+            udzial=Decimal(self.share) if self.share is not None else None,
+        )
+        if isinstance(self.role, str):
+            third.rola_inna, third.opis_roli = _YES, collapsed(self.role)
+        else:
+            third.rola = fa3.TrolaPodmiotu3(int(self.role))
+        return third
+
+
+def _third_parties(third_parties: Sequence[ThirdParty], split_payment: object) -> list[ThirdParty]:
+    """``third_parties`` checked (and ``split_payment``, the other option of every builder)."""
+    if not isinstance(split_payment, bool):
+        raise ValueError(f"split_payment: expected True or False, got {split_payment!r}")
+    if isinstance(third_parties, ThirdParty) or not all(isinstance(third, ThirdParty) for third in third_parties):
+        raise ValueError("third_parties: expected ThirdParty objects")
+    if len(third_parties) > 100:
+        raise ValueError("third_parties: at most 100 (Podmiot3)")
+    return list(third_parties)
 
 
 @dataclass(frozen=True)
@@ -317,11 +411,12 @@ _ADVANCE_KINDS = {"ZAL": "KOR_ZAL", "KOR_ZAL": "KOR_ZAL", "ROZ": "KOR_ROZ", "KOR
 _REVERSE_CHARGE = frozenset({"oo", "np II"})
 
 
-def _annotations(lines: Sequence[Line], exemption: str | None) -> fa3.Faktura.Fa.Adnotacje:
+def _annotations(lines: Sequence[Line], exemption: str | None, split_payment: bool = False) -> fa3.Faktura.Fa.Adnotacje:
     """``Adnotacje`` as the lines require: P_18 "1" (reverse charge) with an ``oo`` or ``np II``
     line; with a ``zw`` line P_19 "1" and ``exemption`` (the provision the exemption rests on) in
-    P_19A, else P_19N; no cash accounting, self-billing, split payment, new means of transport,
-    simplified triangulation or margin scheme."""
+    P_19A, else P_19N; P_18A "1" with ``split_payment`` ("mechanizm podzielonej płatności");
+    no cash accounting, self-billing, new means of transport, simplified triangulation or
+    margin scheme."""
     annotations = fa3.Faktura.Fa.Adnotacje
     rates = {line.rate for line in lines}
     if "zw" in rates:
@@ -332,7 +427,7 @@ def _annotations(lines: Sequence[Line], exemption: str | None) -> fa3.Faktura.Fa
         p_16=_NO,
         p_17=_NO,
         p_18=fa3.Twybor12.VALUE_1 if rates & _REVERSE_CHARGE else _NO,
-        p_18_a=_NO,
+        p_18_a=fa3.Twybor12.VALUE_1 if split_payment else _NO,
         zwolnienie=zwolnienie,
         nowe_srodki_transportu=annotations.NoweSrodkiTransportu(p_22_n=_YES),
         p_23=_NO,
@@ -368,6 +463,7 @@ def _invoice(
     created: dt.datetime | None,
     date: dt.date | None = None,
     annotations: fa3.Faktura.Fa.Adnotacje,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> fa3.Faktura:
     header = fa3.Tnaglowek(
         kod_formularza=fa3.Tnaglowek.KodFormularza(value=fa3.TkodFormularza.FA),
@@ -385,7 +481,17 @@ def _invoice(
         rodzaj_faktury=kind,
         **totals.fields,  # type: ignore[arg-type]  # P_13_x / P_14_x / P_14_xW by name
     )
-    return fa3.Faktura(naglowek=header, podmiot1=seller._as_seller(), podmiot2=buyer._as_buyer(), fa=body)
+    roles = {third.role for third in third_parties}
+    buyer_model = buyer._as_buyer(
+        jst=ThirdPartyRole.JST_RECIPIENT in roles, gv=ThirdPartyRole.VAT_GROUP_RECIPIENT in roles
+    )
+    return fa3.Faktura(
+        naglowek=header,
+        podmiot1=seller._as_seller(),
+        podmiot2=buyer_model,
+        podmiot3=[third._model() for third in third_parties],
+        fa=body,
+    )
 
 
 def vat_invoice(
@@ -401,6 +507,8 @@ def vat_invoice(
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
@@ -411,18 +519,26 @@ def vat_invoice(
     An ``"oo"`` or ``"np II"`` line marks the invoice "odwrotne obciążenie" (``P_18``).
     ``issue_date`` (``P_1``) after today in Poland is refused, as KSeF refuses it on receipt,
     unless ``allow_future_issue_date`` (an invoice built ahead, sent on or after that day).
+
+    ``split_payment`` marks the invoice "mechanizm podzielonej płatności" (``P_18A`` "1"). FA(3)
+    requires it on an invoice whose amount due exceeds 15 000 zł (or its equivalent), for goods or
+    services of annex 15 to the VAT Act supplied to a taxpayer; the builder cannot tell which goods
+    are in annex 15, so it is yours to set, and it is not checked. ``third_parties``: the
+    ``Podmiot3`` entries (``ThirdParty``, at most 100); a ``JST_RECIPIENT`` or
+    ``VAT_GROUP_RECIPIENT`` among them marks the buyer ``JST`` / ``GV`` "1".
     """
     _common(number, issue_date, seller, buyer, currency, lines, "lines", allow_future_issue_date)
     if not lines:
         raise ValueError("lines: at least one line")
     basis = _exemption(exemption, lines)
+    thirds = _third_parties(third_parties, split_payment)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
         fa3.TrodzajFaktury.VAT, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=checked_totals(line_totals(lines, rate), "lines"), created=created, date=sale_date,
-        annotations=_annotations(lines, basis),
+        annotations=_annotations(lines, basis, split_payment), third_parties=thirds,
     )  # fmt: skip
     model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
     return Invoice(model)
@@ -443,6 +559,8 @@ def correction(
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
     """A correction (``KOR``) of a VAT invoice, showing the corrected lines before and after, as
     separate numbered rows (``StanPrzed`` on the "before" rows). Advance invoices (``ZAL``,
@@ -458,7 +576,8 @@ def correction(
 
     ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
     (lines added). ``exemption``, the reverse charge and ``allow_future_issue_date`` as in
-    ``vat_invoice``, over the lines before and after.
+    ``vat_invoice``, over the lines before and after; ``split_payment`` and ``third_parties`` as in
+    ``vat_invoice`` (FA(3): a correction's fields are filled "wg stanu po korekcie").
 
     The correction is in the corrected invoice's currency (``corrected.currency``): FA(3) fills the
     amounts "w walucie, w której wystawiono fakturę" and a correction's amounts "poprzez różnicę",
@@ -472,6 +591,7 @@ def correction(
     currency = _correction_currency(currency, corrected)
     _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
     basis = _exemption(exemption, [*before, *after])
+    thirds = _third_parties(third_parties, split_payment)
     if not before and not after:
         raise ValueError("before, after: a correction needs at least one line")
     if exchange_rate is None:
@@ -485,7 +605,8 @@ def correction(
     totals = checked_totals(line_totals(corrected_state, rate) - line_totals(invoiced, rate), "before/after")
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=totals, created=created, annotations=_annotations([*before, *after], basis),
+        currency=currency, totals=totals, created=created, third_parties=thirds,
+        annotations=_annotations([*before, *after], basis, split_payment),
     )  # fmt: skip
     model.fa.przyczyna_korekty = reason
     model.fa.dane_fa_korygowanej = [corrected._model()]
@@ -548,6 +669,8 @@ def advance(
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
     """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
 
@@ -555,12 +678,14 @@ def advance(
     the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
     ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
     ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption``, the reverse
-    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines.
+    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines;
+    ``split_payment`` and ``third_parties`` as in ``vat_invoice``.
     """
     _common(number, issue_date, seller, buyer, currency, order, "order", allow_future_issue_date)
     if not order:
         raise ValueError("order: at least one ordered line")
     basis = _exemption(exemption, order)
+    thirds = _third_parties(third_parties, split_payment)
     paid = checked_decimal(received, "received", 2, positive=True)
     order_gross = checked_totals(line_totals(order), "order").gross  # WartoscZamowienia, TKwotowy
     if paid > order_gross:
@@ -572,7 +697,7 @@ def advance(
         fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
         currency=currency, totals=checked_totals(advance_totals(paid, order, rate), "received"), created=created,
         date=payment_date,
-        annotations=_annotations(order, basis),
+        annotations=_annotations(order, basis, split_payment), third_parties=thirds,
     )  # fmt: skip
     model.fa.kurs_waluty_z = rate
     order_row = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz

@@ -9,7 +9,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, builders, correction, vat_invoice
+from ksef_client.invoice import (
+    CorrectedInvoice,
+    Invoice,
+    Line,
+    Party,
+    ThirdParty,
+    ThirdPartyRole,
+    advance,
+    builders,
+    correction,
+    vat_invoice,
+)
 from ksef_client.schemas import validate_invoice
 
 SELLER = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635")
@@ -347,3 +358,52 @@ def test_arguments_the_schema_would_refuse_are_refused_by_name(build: Any, messa
         build()
     assert type(raised.value) is ValueError
     assert _vat(lines=[Line("x", 1, "99999999999999.99999999")]).to_xml()  # the largest P_9A is taken
+
+
+def test_split_payment_and_third_parties_are_builder_options() -> None:
+    # FA(3) XSD, P_18A: "mechanizm podzielonej płatności ... należy podać wartość "1""; Podmiot2/JST:
+    # "Wartość "1" oznacza, że faktura dotyczy jednostki podrzędnej JST. W takim przypadku ...
+    # należy wypełnić sekcję Podmiot3, w szczególności podać NIP lub ID-Wew i określić rolę jako 8"
+    # (GV: rolę jako 10). The builders wrote P_18A, JST and GV "2" always and had no Podmiot3.
+    school = ThirdParty(Party("Szkoła Podstawowa nr 1", "ul. Szkolna 1, Kraków", nip="5265877635"),
+                        ThirdPartyRole.JST_RECIPIENT)  # fmt: skip
+    payer = ThirdParty(Party("Płatnik", "Gdańsk", eu_vat="DE811569869"), 6)
+    other = ThirdParty(Party("Agent", "Łódź"), "Agent rozliczeniowy")
+    second_buyer = ThirdParty(Party("Współnabywca", "Poznań", nip="1111111111"), 4, share="25.50")
+    invoice = _vat(lines=[Line("Pręty stalowe", 10, "2000.00")], split_payment=True,
+                   third_parties=[school, payer, other, second_buyer])  # fmt: skip
+    xml = invoice.to_xml()
+    validate_invoice(xml)
+    assert b"<P_18A>1</P_18A>" in xml and b"<JST>1</JST><GV>2</GV>" in xml
+    thirds = invoice.model.podmiot3
+    assert [(t.rola and t.rola.value, t.opis_roli, t.udzial) for t in thirds] == [
+        (8, None, None), (6, None, None), (None, "Agent rozliczeniowy", None), (4, None, Decimal("25.50"))]  # fmt: skip
+    assert thirds[0].dane_identyfikacyjne.nip == "5265877635" and thirds[1].dane_identyfikacyjne.kod_ue.value == "DE"
+    assert thirds[2].dane_identyfikacyjne.brak_id is not None and thirds[2].rola_inna is not None
+    member = ThirdParty(Party("Członek grupy", "Kraków", nip="1111111111"), ThirdPartyRole.VAT_GROUP_RECIPIENT)
+    for build in BUILT_ON.values():  # every builder takes both
+        flagged = build(dt.date(2026, 3, 2), split_payment=True, third_parties=[member]).to_xml()
+        validate_invoice(flagged)
+        assert b"<P_18A>1</P_18A>" in flagged and b"<JST>2</JST><GV>1</GV>" in flagged and b"<Rola>10</Rola>" in flagged
+    plain = _vat().to_xml()
+    assert b"<P_18A>2</P_18A>" in plain and b"<JST>2</JST><GV>2</GV>" in plain and b"Podmiot3" not in plain
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ThirdParty(Party("Szkoła", "Kraków"), ThirdPartyRole.JST_RECIPIENT), "JST recipient .* by its NIP"),
+        (lambda: ThirdParty(Party("A", "B"), 12), "third party role: 12"),
+        (lambda: ThirdParty(Party("A", "B"), True), "third party role: True"),
+        (lambda: ThirdParty(Party("A", "B"), " "), "third party role"),
+        (lambda: ThirdParty("A", 1), "third party: expected a Party"),  # type: ignore[arg-type]
+        (lambda: ThirdParty(Party("A", "B"), 1, share="10"), "only an ADDITIONAL_BUYER"),
+        (lambda: ThirdParty(Party("A", "B"), 4, share="100.01"), "not a percentage"),
+        (lambda: _vat(split_payment="yes"), "split_payment: expected True or False"),
+        (lambda: _vat(third_parties=[Party("A", "B")]), "third_parties: expected ThirdParty"),
+        (lambda: _vat(third_parties=[ThirdParty(Party("A", "B"), 1)] * 101), "at most 100"),
+    ],
+)
+def test_third_parties_and_split_payment_are_checked(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
