@@ -46,8 +46,8 @@ def _python_dates(value: object, path: str) -> Iterator[str]:
     if isinstance(value, list):
         for index, item in enumerate(value):
             yield from _python_dates(item, f"{path}[{index}]")
-    elif attrs.has(type(value)):
-        for attribute in attrs.fields(type(value)):
+    elif attrs.has(cls := type(value)):  # narrows cls to an attrs class
+        for attribute in attrs.fields(cls):
             yield from _python_dates(getattr(value, attribute.name), f"{path}.{attribute.name}".lstrip("."))
     else:
         for python_type, xsdata_type, conversion in _XSDATA_TYPES:
