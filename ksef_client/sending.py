@@ -69,6 +69,7 @@ from ksef_client.errors import (
     KSeFError,
     ThrottleWaitTooLongError,
 )
+from ksef_client.identifiers import is_valid_nip
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
 from ksef_client.resources.auth import with_keys
 from ksef_client.resources.limits import context_limits_flow
@@ -303,11 +304,45 @@ def check_invoice(
 ) -> etree._Element:
     """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
     ``which`` invoice (``after``: what the message adds); the check both kinds of session make.
-    The checked document's root element (``checked_invoice``)."""
+    Then the NIP check digits of the invoice's parties (``nip_errors``). The checked document's
+    root element (``checked_invoice``)."""
     try:
-        return checked_invoice(xml, form, limits=limits)
+        root = checked_invoice(xml, form, limits=limits)
     except InvoiceSchemaError as error:
         raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
+    if errors := nip_errors(root):
+        raise InvoiceRejectedError(
+            f"{which}: {'; '.join(errors)}. KSeF's production environment refuses such an invoice (status 450; "
+            f'faktury/weryfikacja-faktury.md, "Walidacja numeru NIP"), the test environment takes it: to send it '
+            f"there anyway, send with validate=False{after}"
+        )
+    return root
+
+
+# faktury/weryfikacja-faktury.md, "Walidacja numeru NIP": "Sprawdzenie sumy kontrolnej NIP dla:
+# Podmiot1, Podmiot2, Podmiot3 oraz PodmiotUpowazniony (jeśli występuje)", and "Walidacja numeru NIP
+# w identyfikatorze wewnętrznym": "Sprawdzenie sumy kontrolnej NIP w identyfikatorze wewnętrznym
+# (InternalId) dla Podmiot3"; both "Dotyczy tylko środowiska produkcyjnego".
+_NIP_PARTIES = ("Podmiot1", "Podmiot2", "Podmiot3", "PodmiotUpowazniony")
+
+
+def nip_errors(root: etree._Element) -> list[str]:
+    """The NIPs of an FA invoice's parties (``root``: a checked document) whose check digit is
+    wrong, each named by its element: KSeF's production environment refuses the invoice (450)."""
+    errors = []
+    for party in _NIP_PARTIES:
+        for index, element in enumerate(root.findall(f"{{*}}{party}"), 1):
+            where = f"{party}[{index}]" if party == "Podmiot3" else party
+            for name, nip_of in (("NIP", _whole), ("IDWew", lambda element: _whole(element)[:10])):
+                found = element.find(f"{{*}}DaneIdentyfikacyjne/{{*}}{name}")
+                if found is not None and not is_valid_nip(nip_of(found)):
+                    what = "has a wrong NIP check digit" if name == "NIP" else "holds a NIP with a wrong check digit"
+                    errors.append(f"{where}/DaneIdentyfikacyjne/{name} {_whole(found)!r} {what}")
+    return errors
+
+
+def _whole(element: etree._Element) -> str:
+    return "".join(element.itertext()).strip()  # type: ignore[arg-type]  # its whole text, comments aside
 
 
 def batch_check(form: FormCode, limits: LimitsInForce | None = None) -> InvoiceCheck:

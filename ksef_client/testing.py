@@ -14,7 +14,7 @@ import datetime as dt
 import secrets
 import socket
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
@@ -131,6 +131,9 @@ def self_signed_certificate(
     return TestCertificate(certificate, key, nip)
 
 
+_GROSZ = Decimal("0.01")
+
+
 def sample_invoice(
     number: str = "FV/1",
     *,
@@ -148,9 +151,11 @@ def sample_invoice(
     if not 1 <= lines <= 10_000:
         raise ValueError("lines: 1..10000")
     issued = str(issue_date or dt.datetime.now(WARSAW).date())  # today where KSeF counts days
-    line_net = Decimal(net).quantize(Decimal("0.01"))
+    # Half a grosz up (art. 106e ust. 11; ROUND_HALF_UP, as ksef_client.invoice.totals rounds),
+    # not the decimal context's half-to-even: 1.50 at 23% is taxed 0.35, not 0.34.
+    line_net = Decimal(net).quantize(_GROSZ, rounding=ROUND_HALF_UP)
     net_value = line_net * lines
-    vat = (net_value * Decimal("0.23")).quantize(Decimal("0.01"))
+    vat = (net_value * Decimal("0.23")).quantize(_GROSZ, rounding=ROUND_HALF_UP)
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = "".join(_line(i, line_net) for i in range(1, lines + 1))
     return _SAMPLE.format(

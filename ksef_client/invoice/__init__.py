@@ -8,13 +8,21 @@
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
 Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``advance``,
-``Party``, ``CorrectedInvoice``), ``totals`` (``Line`` and the rounding rules). The typed classes
+``Party``, ``ThirdParty``, ``CorrectedInvoice``), ``totals`` (``Line`` and the rounding rules). The typed classes
 themselves are generated from the official XSDs into ``ksef_client._invoice_models`` (FA(3),
 FA(2), FA_RR(1), UPO v4-3); this package is the hand-written layer on top. Importing it loads the
 FA(3) classes (a few hundred milliseconds); ``import ksef_client`` does not.
 """
 
-from ksef_client.invoice.builders import CorrectedInvoice, Party, advance, correction, vat_invoice
+from ksef_client.invoice.builders import (
+    CorrectedInvoice,
+    Party,
+    ThirdParty,
+    ThirdPartyRole,
+    advance,
+    correction,
+    vat_invoice,
+)
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.totals import RATES, Line, Totals, round_amount
 
@@ -24,6 +32,8 @@ __all__ = [
     "Invoice",
     "Line",
     "Party",
+    "ThirdParty",
+    "ThirdPartyRole",
     "Totals",
     "advance",
     "correction",

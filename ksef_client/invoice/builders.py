@@ -30,6 +30,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import IntEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from xsdata.models.datatype import XmlDate, XmlDateTime
@@ -44,6 +46,8 @@ from ksef_client.invoice.totals import (
     checked_decimal,
     checked_exchange_rate,
     checked_text,
+    checked_totals,
+    collapsed,
     line_totals,
     rate_of,
     tax,
@@ -59,6 +63,9 @@ _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
 _EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
+
+
+_Ids = TypeVar("_Ids", fa3.Tpodmiot2, fa3.Tpodmiot3)
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ class Party:
                 f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
             )
         if self.tax_id is not None:
-            checked_text(self.tax_id, "party tax_id", 50)
+            checked_text(self.tax_id, "party tax_id", 50, token=False)  # NrID: whiteSpace replace, not a token
         if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
             prefix = self.eu_vat[:2]
             object.__setattr__(self, "country", _VAT_PREFIX_COUNTRY.get(prefix, prefix))
@@ -111,8 +118,7 @@ class Party:
             dane_identyfikacyjne=fa3.Tpodmiot1(nip=self.nip, nazwa=self.name), adres=self._address()
         )
 
-    def _as_buyer(self) -> fa3.Faktura.Podmiot2:
-        ids = fa3.Tpodmiot2(nazwa=self.name)
+    def _ids(self, ids: _Ids) -> _Ids:
         if self.nip is not None:
             ids.nip = self.nip
         elif self.eu_vat is not None:
@@ -121,25 +127,122 @@ class Party:
             ids.kod_kraju, ids.nr_id = fa3.TkodKraju(self.country), self.tax_id
         else:
             ids.brak_id = _YES
-        # JST / GV = 2: the buyer is not a local-government unit or a VAT-group member.
+        return ids
+
+    def _as_buyer(self, *, jst: bool = False, gv: bool = False) -> fa3.Faktura.Podmiot2:
+        # JST / GV: whether the invoice concerns a local-government subunit / a VAT-group member,
+        # each then named in Podmiot3 (roles 8 and 10; ThirdParty).
         return fa3.Faktura.Podmiot2(
-            dane_identyfikacyjne=ids,
+            dane_identyfikacyjne=self._ids(fa3.Tpodmiot2(nazwa=self.name)),
             adres=self._address(),
-            jst=fa3.Podmiot2Jst.VALUE_2,
-            gv=fa3.Podmiot2Gv.VALUE_2,
+            jst=fa3.Podmiot2Jst.VALUE_1 if jst else fa3.Podmiot2Jst.VALUE_2,
+            gv=fa3.Podmiot2Gv.VALUE_1 if gv else fa3.Podmiot2Gv.VALUE_2,
         )
+
+
+class ThirdPartyRole(IntEnum):
+    """FA(3) ``TRolaPodmiotu3``, the role of a third party (``Podmiot3/Rola``)."""
+
+    FACTOR = 1  # "Faktor"
+    RECIPIENT = 2  # "Odbiorca": a unit, branch... of the buyer that is not itself the buyer
+    ORIGINAL_ENTITY = 3  # "Podmiot pierwotny": taken over or transformed, which made the supply
+    ADDITIONAL_BUYER = 4  # "Dodatkowy nabywca"
+    ISSUER = 5  # "Wystawca faktury": issues the invoice on the taxpayer's behalf
+    PAYER = 6  # "Dokonujący płatności": pays in the buyer's place
+    JST_ISSUER = 7  # "Jednostka samorządu terytorialnego - wystawca"
+    JST_RECIPIENT = 8  # "Jednostka samorządu terytorialnego - odbiorca"
+    VAT_GROUP_ISSUER = 9  # "Członek grupy VAT - wystawca"
+    VAT_GROUP_RECIPIENT = 10  # "Członek grupy VAT - odbiorca"
+    EMPLOYEE = 11  # "Pracownik"
+
+
+# Roles whose party gets the invoice in KSeF through its NIP: FA(3) XSD, Podmiot2/JST and GV,
+# "należy wypełnić sekcję Podmiot3, w szczególności podać NIP lub ID-Wew i określić rolę jako 8"
+# (10 for GV). Each sets its flag of Podmiot2.
+_FLAGGING_ROLES = {ThirdPartyRole.JST_RECIPIENT: "JST", ThirdPartyRole.VAT_GROUP_RECIPIENT: "GV"}
+
+
+@dataclass(frozen=True)
+class ThirdParty:
+    """A third party of the invoice (``Podmiot3``): ``party`` and its ``role``.
+
+    ``role`` is a ``ThirdPartyRole`` (or its number, 1..11), or a text describing another role
+    (``RolaInna`` with ``OpisRoli``). ``share``: an additional buyer's (``ADDITIONAL_BUYER``)
+    percentage (``Udzial``, 0..100, 2 decimals). A ``JST_RECIPIENT`` (a local-government subunit:
+    a school, an office) or a ``VAT_GROUP_RECIPIENT`` needs a NIP, and marks the buyer ``JST`` /
+    ``GV`` "1" (the XSD: the invoice "dotyczy jednostki podrzędnej JST" / "członka grupy VAT").
+    A third party identified by an internal identifier (``IDWew``) is set on ``Invoice.model``.
+    """
+
+    party: Party
+    role: ThirdPartyRole | int | str
+    share: Decimal | str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.party, Party):
+            raise ValueError("third party: expected a Party")
+        if isinstance(self.role, str):
+            checked_text(self.role, "third party role", 256)
+        elif isinstance(self.role, int) and not isinstance(self.role, bool) and self.role in set(ThirdPartyRole):
+            object.__setattr__(self, "role", ThirdPartyRole(self.role))
+        else:
+            raise ValueError(f"third party role: {self.role!r} is not a ThirdPartyRole (1..11) or a description")
+        flag = _FLAGGING_ROLES.get(self.role) if isinstance(self.role, ThirdPartyRole) else None
+        if flag is not None and self.party.nip is None:
+            raise ValueError(
+                f'third party: the {flag} recipient (role {int(self.role)}) is named by its NIP (FA(3): "podać NIP '
+                'lub ID-Wew"); one with an IDWew is set on Invoice.model'
+            )
+        if self.share is not None:
+            if self.role != ThirdPartyRole.ADDITIONAL_BUYER:
+                raise ValueError("third party share: only an ADDITIONAL_BUYER has a share (Udzial)")
+            share = checked_decimal(self.share, "third party share", 2)
+            if not 0 <= share <= 100:
+                raise ValueError(f"third party share: {share} is not a percentage 0..100")
+            object.__setattr__(self, "share", share)
+
+    def _model(self) -> fa3.Faktura.Podmiot3:
+        third = fa3.Faktura.Podmiot3(
+            dane_identyfikacyjne=self.party._ids(fa3.Tpodmiot3(nazwa=self.party.name)),
+            adres=self.party._address(),
+            udzial=Decimal(self.share) if self.share is not None else None,
+        )
+        if isinstance(self.role, str):
+            third.rola_inna, third.opis_roli = _YES, collapsed(self.role)
+        else:
+            third.rola = fa3.TrolaPodmiotu3(int(self.role))
+        return third
+
+
+def _third_parties(third_parties: Sequence[ThirdParty], split_payment: object) -> list[ThirdParty]:
+    """``third_parties`` checked (and ``split_payment``, the other option of every builder)."""
+    if not isinstance(split_payment, bool):
+        raise ValueError(f"split_payment: expected True or False, got {split_payment!r}")
+    if isinstance(third_parties, ThirdParty) or not all(isinstance(third, ThirdParty) for third in third_parties):
+        raise ValueError("third_parties: expected ThirdParty objects")
+    if len(third_parties) > 100:
+        raise ValueError("third_parties: at most 100 (Podmiot3)")
+    return list(third_parties)
 
 
 @dataclass(frozen=True)
 class CorrectedInvoice:
     """The invoice a correction corrects: its number, issue date, KSeF number (``None``: issued
     outside KSeF, ``NrKSeFN``) and ``lines``, every line it has (``correction`` computes the tax
-    differences from them: ``None`` when not known, and ``correction`` then refuses to guess)."""
+    differences from them: ``None`` when not known, and ``correction`` then refuses to guess).
+
+    ``currency`` is the corrected invoice's (``KodWaluty``), which the correction keeps: its
+    amounts are differences of the corrected invoice's. ``exchange_rate``, in a foreign currency,
+    the rate the corrected invoice's tax was converted at (``KursWaluty``), which the correction
+    uses unless given another.
+    """
 
     number: str
     issue_date: dt.date
     ksef_number: str | None = None
     lines: Sequence[Line] | None = field(default=None, repr=False)
+    currency: str = "PLN"
+    exchange_rate: Decimal | str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.number, "corrected number", 256)
@@ -150,13 +253,30 @@ class CorrectedInvoice:
             object.__setattr__(self, "lines", tuple(self.lines))
             if not self.lines or not all(isinstance(line, Line) for line in self.lines):
                 raise ValueError("corrected lines: the corrected invoice's Line objects, all of them")
+        if self.currency not in _CURRENCIES:
+            raise ValueError(f"corrected currency: {self.currency!r} is not an ISO 4217 code of the schema")
+        rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="corrected exchange_rate")
+        object.__setattr__(self, "exchange_rate", rate)
 
     @classmethod
     def of(cls, invoice: Invoice, ksef_number: str | None = None) -> CorrectedInvoice:
-        """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its lines
-        when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows with
-        quantity, net unit price, rate and a value ``P_11`` that they give)."""
-        return cls(invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice))
+        """The reference to an ``Invoice`` (with the KSeF number it got, if sent), with its
+        currency, its exchange rate (the ``KursWaluty`` of its rows, when they all have the same)
+        and its lines when they can be read as ``Line`` objects (a VAT invoice's ``FaWiersz`` rows
+        with quantity, net unit price, rate and a value ``P_11`` that they give).
+
+        An advance invoice (``ZAL``, ``ROZ`` and their corrections) is refused: ``correction``
+        builds ``KOR``, and FA(3) corrects those by ``KOR_ZAL`` / ``KOR_ROZ``, which have no builder.
+        """
+        if invoice.kind in _ADVANCE_KINDS:
+            raise ValueError(
+                f"invoice: {invoice.number!r} is a {invoice.kind} invoice; correction() builds corrections (KOR) of "
+                f"VAT invoices only, and a {invoice.kind} is corrected by {_ADVANCE_KINDS[invoice.kind]} (FA(3) "
+                "RodzajFaktury), which has no builder: fill Invoice.model yourself"
+            )
+        return cls(
+            invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice), invoice.currency, _rate_of(invoice)
+        )
 
     def _model(self) -> fa3.Faktura.Fa.DaneFaKorygowanej:
         data = fa3.Faktura.Fa.DaneFaKorygowanej(
@@ -189,11 +309,24 @@ def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:
     return tuple(lines)
 
 
+def _rate_of(invoice: Invoice) -> Decimal | None:
+    """The exchange rate of a foreign-currency invoice's rows (``KursWaluty``), if one for all."""
+    if invoice.currency == "PLN":
+        return None
+    rates = {row.kurs_waluty for row in invoice.model.fa.fa_wiersz if row.kurs_waluty is not None}
+    return rates.pop() if len(rates) == 1 else None
+
+
+# TDataT, the type of every date the builders write (P_1, P_6, DataWystFaKorygowanej): "Data
+# zdarzenia w okresie od 2006-01-01 do 2050-01-01" (FA(3) XSD, minInclusive/maxInclusive).
+FIRST_DATE, LAST_DATE = dt.date(2006, 1, 1), dt.date(2050, 1, 1)
+
+
 def _date(value: object, name: str) -> dt.date:
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
         raise ValueError(f"{name}: expected a datetime.date, got {value!r}")
-    if not dt.date(2016, 7, 1) <= value <= dt.date(2050, 1, 1):
-        raise ValueError(f"{name}: {value} is outside the schema's range 2016-07-01..2050-01-01")
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"{name}: {value} is outside the schema's range {FIRST_DATE}..{LAST_DATE}")
     return value
 
 
@@ -269,15 +402,21 @@ def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool
     )
 
 
+# Advance invoices and the kind that corrects each (FA(3) TRodzajFaktury: KOR_ZAL "Faktura
+# korygująca fakturę dokumentującą otrzymanie zapłaty lub jej części przed dokonaniem czynności",
+# KOR_ROZ "Faktura korygująca fakturę wystawioną w związku z art. 106f ust. 3 ustawy").
+_ADVANCE_KINDS = {"ZAL": "KOR_ZAL", "KOR_ZAL": "KOR_ZAL", "ROZ": "KOR_ROZ", "KOR_ROZ": "KOR_ROZ"}
+
 # Rates at which the buyer accounts for the tax: FA(3)'s P_18 ("odwrotne obciążenie") is then "1".
 _REVERSE_CHARGE = frozenset({"oo", "np II"})
 
 
-def _annotations(lines: Sequence[Line], exemption: str | None) -> fa3.Faktura.Fa.Adnotacje:
+def _annotations(lines: Sequence[Line], exemption: str | None, split_payment: bool = False) -> fa3.Faktura.Fa.Adnotacje:
     """``Adnotacje`` as the lines require: P_18 "1" (reverse charge) with an ``oo`` or ``np II``
     line; with a ``zw`` line P_19 "1" and ``exemption`` (the provision the exemption rests on) in
-    P_19A, else P_19N; no cash accounting, self-billing, split payment, new means of transport,
-    simplified triangulation or margin scheme."""
+    P_19A, else P_19N; P_18A "1" with ``split_payment`` ("mechanizm podzielonej płatności");
+    no cash accounting, self-billing, new means of transport, simplified triangulation or
+    margin scheme."""
     annotations = fa3.Faktura.Fa.Adnotacje
     rates = {line.rate for line in lines}
     if "zw" in rates:
@@ -288,7 +427,7 @@ def _annotations(lines: Sequence[Line], exemption: str | None) -> fa3.Faktura.Fa
         p_16=_NO,
         p_17=_NO,
         p_18=fa3.Twybor12.VALUE_1 if rates & _REVERSE_CHARGE else _NO,
-        p_18_a=_NO,
+        p_18_a=fa3.Twybor12.VALUE_1 if split_payment else _NO,
         zwolnienie=zwolnienie,
         nowe_srodki_transportu=annotations.NoweSrodkiTransportu(p_22_n=_YES),
         p_23=_NO,
@@ -324,6 +463,7 @@ def _invoice(
     created: dt.datetime | None,
     date: dt.date | None = None,
     annotations: fa3.Faktura.Fa.Adnotacje,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> fa3.Faktura:
     header = fa3.Tnaglowek(
         kod_formularza=fa3.Tnaglowek.KodFormularza(value=fa3.TkodFormularza.FA),
@@ -341,7 +481,17 @@ def _invoice(
         rodzaj_faktury=kind,
         **totals.fields,  # type: ignore[arg-type]  # P_13_x / P_14_x / P_14_xW by name
     )
-    return fa3.Faktura(naglowek=header, podmiot1=seller._as_seller(), podmiot2=buyer._as_buyer(), fa=body)
+    roles = {third.role for third in third_parties}
+    buyer_model = buyer._as_buyer(
+        jst=ThirdPartyRole.JST_RECIPIENT in roles, gv=ThirdPartyRole.VAT_GROUP_RECIPIENT in roles
+    )
+    return fa3.Faktura(
+        naglowek=header,
+        podmiot1=seller._as_seller(),
+        podmiot2=buyer_model,
+        podmiot3=[third._model() for third in third_parties],
+        fa=body,
+    )
 
 
 def vat_invoice(
@@ -357,6 +507,8 @@ def vat_invoice(
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
@@ -367,18 +519,26 @@ def vat_invoice(
     An ``"oo"`` or ``"np II"`` line marks the invoice "odwrotne obciążenie" (``P_18``).
     ``issue_date`` (``P_1``) after today in Poland is refused, as KSeF refuses it on receipt,
     unless ``allow_future_issue_date`` (an invoice built ahead, sent on or after that day).
+
+    ``split_payment`` marks the invoice "mechanizm podzielonej płatności" (``P_18A`` "1"). FA(3)
+    requires it on an invoice whose amount due exceeds 15 000 zł (or its equivalent), for goods or
+    services of annex 15 to the VAT Act supplied to a taxpayer; the builder cannot tell which goods
+    are in annex 15, so it is yours to set, and it is not checked. ``third_parties``: the
+    ``Podmiot3`` entries (``ThirdParty``, at most 100); a ``JST_RECIPIENT`` or
+    ``VAT_GROUP_RECIPIENT`` among them marks the buyer ``JST`` / ``GV`` "1".
     """
     _common(number, issue_date, seller, buyer, currency, lines, "lines", allow_future_issue_date)
     if not lines:
         raise ValueError("lines: at least one line")
     basis = _exemption(exemption, lines)
+    thirds = _third_parties(third_parties, split_payment)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
         fa3.TrodzajFaktury.VAT, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=line_totals(lines, rate), created=created, date=sale_date,
-        annotations=_annotations(lines, basis),
+        currency=currency, totals=checked_totals(line_totals(lines, rate), "lines"), created=created, date=sale_date,
+        annotations=_annotations(lines, basis, split_payment), third_parties=thirds,
     )  # fmt: skip
     model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
     return Invoice(model)
@@ -394,14 +554,17 @@ def correction(
     before: Sequence[Line],
     after: Sequence[Line],
     reason: str | None = None,
-    currency: str = "PLN",
+    currency: str | None = None,
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
-    """A correction (``KOR``) showing the corrected lines before and after, as separate numbered
-    rows (``StanPrzed`` on the "before" rows).
+    """A correction (``KOR``) of a VAT invoice, showing the corrected lines before and after, as
+    separate numbered rows (``StanPrzed`` on the "before" rows). Advance invoices (``ZAL``,
+    ``ROZ``) are corrected by ``KOR_ZAL`` / ``KOR_ROZ``, which this does not build.
 
     Totals are the differences (art. 106j ust. 2 pkt 5: ``P_13_x``/``P_14_x`` of a correction are
     "kwota różnicy"): each rate the correction touches is totalled over all of the corrected
@@ -413,24 +576,37 @@ def correction(
 
     ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
     (lines added). ``exemption``, the reverse charge and ``allow_future_issue_date`` as in
-    ``vat_invoice``, over the lines before and after.
+    ``vat_invoice``, over the lines before and after; ``split_payment`` and ``third_parties`` as in
+    ``vat_invoice`` (FA(3): a correction's fields are filled "wg stanu po korekcie").
+
+    The correction is in the corrected invoice's currency (``corrected.currency``): FA(3) fills the
+    amounts "w walucie, w której wystawiono fakturę" and a correction's amounts "poprzez różnicę",
+    so a ``currency`` that differs is refused. In a foreign currency the tax differences are shown
+    in złoty too (``P_14_xW``, ``KursWaluty`` on the taxed rows), at ``exchange_rate``, by default
+    the corrected invoice's (``corrected.exchange_rate``): both states are converted at the same
+    rate, so ``P_14_xW`` is the change of the tax the invoice showed in złoty.
     """
-    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
-    basis = _exemption(exemption, [*before, *after])
-    if not before and not after:
-        raise ValueError("before, after: a correction needs at least one line")
     if not isinstance(corrected, CorrectedInvoice):
         raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
+    currency = _correction_currency(currency, corrected)
+    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
+    basis = _exemption(exemption, [*before, *after])
+    thirds = _third_parties(third_parties, split_payment)
+    if not before and not after:
+        raise ValueError("before, after: a correction needs at least one line")
+    if exchange_rate is None:
+        exchange_rate = corrected.exchange_rate
     if reason is not None:
         checked_text(reason, "reason", 256)
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
     touched = {line.rate for line in [*before, *after]}
     invoiced = [line for line in _corrected_lines(corrected, before) if line.rate in touched]
     corrected_state = _without(invoiced, before) + list(after)
-    totals = line_totals(corrected_state, rate) - line_totals(invoiced, rate)
+    totals = checked_totals(line_totals(corrected_state, rate) - line_totals(invoiced, rate), "before/after")
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=totals, created=created, annotations=_annotations([*before, *after], basis),
+        currency=currency, totals=totals, created=created, third_parties=thirds,
+        annotations=_annotations([*before, *after], basis, split_payment),
     )  # fmt: skip
     model.fa.przyczyna_korekty = reason
     model.fa.dane_fa_korygowanej = [corrected._model()]
@@ -440,11 +616,27 @@ def correction(
     return Invoice(model)
 
 
+def _correction_currency(currency: str | None, corrected: CorrectedInvoice) -> str:
+    """The correction's currency: the corrected invoice's (FA(3), ``Fa``: "Pola dotyczące wartości
+    sprzedaży i podatku wypełnia się w walucie, w której wystawiono fakturę ... W przypadku
+    wystawienia faktury korygującej ... pola dotyczące podstaw opodatkowania, podatku oraz
+    należności ogółem wypełnia się poprzez różnicę"): a difference of EUR amounts is in EUR."""
+    if currency is None or currency == corrected.currency:
+        return corrected.currency
+    raise ValueError(
+        f"currency: {currency!r}, but the corrected invoice is in {corrected.currency} (corrected.currency); a "
+        "correction's amounts are differences of the corrected invoice's, in its currency. A foreign-currency "
+        f"invoice read with CorrectedInvoice.of keeps its currency; else CorrectedInvoice(..., currency={currency!r})"
+    )
+
+
 def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Sequence[Line]:
     if corrected.lines is None:
         raise ValueError(
-            "corrected: the corrected invoice's lines are needed (each rate's tax is computed on the sum of "
-            "all its lines): CorrectedInvoice.of(invoice) reads them, CorrectedInvoice(..., lines=[...]) gives them"
+            "corrected: every line of the corrected invoice is needed (each rate's tax is computed on the sum of "
+            "all its lines), and corrected.lines is None. CorrectedInvoice.of(invoice) reads them only from a VAT "
+            "invoice whose every row has P_7, P_8B, a net unit price P_9A and P_12, and a P_11 of P_8B x P_9A "
+            "rounded; for any other, give them: CorrectedInvoice(..., lines=[...])"
         )
     _without(corrected.lines, before)  # each "before" line is one of them
     return corrected.lines
@@ -455,7 +647,10 @@ def _without(lines: Sequence[Line], removed: Sequence[Line]) -> list[Line]:
     left = list(lines)
     for line in removed:
         if line not in left:
-            raise ValueError(f"before: {line} is not a line of the corrected invoice (corrected.lines)")
+            raise ValueError(
+                f"before: {line} is not a line of the corrected invoice (corrected.lines; names and units are "
+                "compared with their whitespace collapsed, as the schema's xsd:token compares them)"
+            )
         left.remove(line)
     return left
 
@@ -474,6 +669,8 @@ def advance(
     created: dt.datetime | None = None,
     exemption: str | None = None,
     allow_future_issue_date: bool = False,
+    split_payment: bool = False,
+    third_parties: Sequence[ThirdParty] = (),
 ) -> Invoice:
     """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
 
@@ -481,14 +678,16 @@ def advance(
     the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
     ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
     ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption``, the reverse
-    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines.
+    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines;
+    ``split_payment`` and ``third_parties`` as in ``vat_invoice``.
     """
     _common(number, issue_date, seller, buyer, currency, order, "order", allow_future_issue_date)
     if not order:
         raise ValueError("order: at least one ordered line")
     basis = _exemption(exemption, order)
+    thirds = _third_parties(third_parties, split_payment)
     paid = checked_decimal(received, "received", 2, positive=True)
-    order_gross = line_totals(order).gross
+    order_gross = checked_totals(line_totals(order), "order").gross  # WartoscZamowienia, TKwotowy
     if paid > order_gross:
         raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
     rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
@@ -496,8 +695,9 @@ def advance(
         _date(payment_date, "payment_date")
     model = _invoice(
         fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=advance_totals(paid, order, rate), created=created, date=payment_date,
-        annotations=_annotations(order, basis),
+        currency=currency, totals=checked_totals(advance_totals(paid, order, rate), "received"), created=created,
+        date=payment_date,
+        annotations=_annotations(order, basis, split_payment), third_parties=thirds,
     )  # fmt: skip
     model.fa.kurs_waluty_z = rate
     order_row = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz

@@ -14,15 +14,47 @@ field names are the schema's in snake case: ``P_13_1`` -> ``p_13_1``, ``FaWiersz
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 
 import attrs
 
 from ksef_client._invoice_models import fa3
+from ksef_client.errors import InvoiceSchemaError
 from ksef_client.invoice import _binding
 from ksef_client.schemas import FA3_NAMESPACE, FormCode, form_code, validate_invoice
 
 _TOTAL_FIELDS = tuple(f.name for f in attrs.fields(fa3.Faktura.Fa) if f.name.startswith(("p_13_", "p_14_")))
+
+
+# Python's date and time types, and the xsdata type each field of the generated classes takes instead.
+_XSDATA_TYPES = (
+    (dt.datetime, "XmlDateTime", "XmlDateTime.from_datetime(value)"),
+    (dt.date, "XmlDate", "XmlDate.from_date(value)"),
+    (dt.time, "XmlTime", "XmlTime.from_time(value)"),
+)
+
+
+def _unwritable(model: object, error: Exception) -> list[str]:
+    """Why ``model`` could not be written: the fields holding a Python date or time (xsdata's
+    message names no field), else xsdata's own message."""
+    found = list(_python_dates(model, ""))
+    return found or [f"the model cannot be written as XML (a hand edit put a value of the wrong type?): {error}"]
+
+
+def _python_dates(value: object, path: str) -> Iterator[str]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _python_dates(item, f"{path}[{index}]")
+    elif attrs.has(cls := type(value)):  # narrows cls to an attrs class
+        for attribute in attrs.fields(cls):
+            yield from _python_dates(getattr(value, attribute.name), f"{path}.{attribute.name}".lstrip("."))
+    else:
+        for python_type, xsdata_type, conversion in _XSDATA_TYPES:
+            if isinstance(value, python_type):
+                name = f"{python_type.__module__}.{python_type.__qualname__}"
+                yield f"{path}: a {name} ({value}); the model takes xsdata's {xsdata_type}: {conversion}"
+                return
 
 
 class Invoice:
@@ -47,9 +79,15 @@ class Invoice:
         """The invoice as KSeF takes it: UTF-8 without BOM, FA(3) namespace as the default one.
 
         With ``validate`` (default) the result is checked against the XSD and
-        ``InvoiceSchemaError`` names what a hand edit of ``.model`` broke.
+        ``InvoiceSchemaError`` names what a hand edit of ``.model`` broke. A value the classes
+        cannot write at all is an ``InvoiceSchemaError`` too, with or without ``validate``: a
+        ``datetime.date`` put where the model takes xsdata's ``XmlDate`` (``fa.p_1 =
+        XmlDate.from_date(day)``) is named with its field.
         """
-        xml = _binding.serialize(self.model, FA3_NAMESPACE)
+        try:
+            xml = _binding.serialize(self.model, FA3_NAMESPACE)
+        except Exception as error:  # xsdata: ConverterError, TypeError... on a value it cannot write
+            raise InvoiceSchemaError(_unwritable(self.model, error), "schema") from error
         if validate:
             validate_invoice(xml, "FA(3)")
         return xml

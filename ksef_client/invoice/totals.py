@@ -38,8 +38,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from ksef_client.schemas import _DISCOURAGED
+
 GROSZ = Decimal("0.01")
-MAX_AMOUNT = Decimal("1E16")  # TKwotowy: at most 16 digits before the point
+MAX_AMOUNT = Decimal("1E16")  # TKwotowy, TIlosci: at most 16 digits before the point
+MAX_UNIT_PRICE = Decimal("1E14")  # TKwotowy2 (P_9A): "-?([1-9]\d{0,13}|0)(\.\d{1,8})?", 14 digits
 
 
 def round_amount(value: Decimal) -> Decimal:
@@ -84,8 +87,10 @@ FIELD_ORDER = tuple(
 )
 
 
-def checked_decimal(value: object, name: str, places: int, *, positive: bool = False) -> Decimal:
-    """``value`` as a Decimal with at most ``places`` decimals (``ValueError`` naming ``name``)."""
+def checked_decimal(
+    value: object, name: str, places: int, *, positive: bool = False, limit: Decimal = MAX_AMOUNT
+) -> Decimal:
+    """``value`` as a Decimal with at most ``places`` decimals, under ``limit`` (``ValueError`` naming ``name``)."""
     if isinstance(value, float):
         raise ValueError(f"{name}: {value!r} is a float; pass a Decimal or a string (floats are inexact)")
     try:
@@ -97,8 +102,8 @@ def checked_decimal(value: object, name: str, places: int, *, positive: bool = F
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -places:
         raise ValueError(f"{name}: {value} has more than {places} decimal places")
-    if abs(number) >= MAX_AMOUNT:
-        raise ValueError(f"{name}: {value} is too large for the schema (under 10^16)")
+    if abs(number) >= limit:
+        raise ValueError(f"{name}: {value} is too large for the schema (under 10^{limit.adjusted()})")
     if positive and number <= 0:
         raise ValueError(f"{name}: {value} must be greater than 0")
     return number
@@ -107,14 +112,39 @@ def checked_decimal(value: object, name: str, places: int, *, positive: bool = F
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def checked_text(value: object, name: str, limit: int) -> str:
-    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise)."""
-    if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.strip():
+_XML_SPACES = re.compile("[ \t\r\n]+")  # XML's whitespace (#x20 #x9 #xD #xA), not Unicode's
+
+
+def collapsed(value: str) -> str:
+    """``value`` as an ``xsd:token`` holds it (XML Schema Part 2, 4.3.6, whiteSpace ``collapse``):
+    each run of whitespace one space, none at either end. Most FA(3) texts are tokens (``P_7``,
+    ``P_2``, ``Nazwa``...): two values that collapse alike are the same value, and the length facets
+    count the collapsed one."""
+    return _XML_SPACES.sub(" ", value).strip(" ")
+
+
+def checked_text(value: object, name: str, limit: int, *, token: bool = True) -> str:
+    """``value`` if it is 1..``limit`` characters that XML can carry (``ValueError`` otherwise).
+
+    ``token`` (the schema's type is an ``xsd:token``, as most FA(3) texts are): the length is the
+    collapsed value's, as the XSD counts it, and the collapsed value is returned.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
+    text = collapsed(value) if token else value
+    if not 1 <= len(text) <= limit or not text.strip():
         raise ValueError(f"{name}: 1..{limit} characters, got {value!r}")
     bad = _NOT_IN_XML.search(value)
     if bad:
         raise ValueError(f"{name}: character {bad.group()!r} cannot appear in XML")
-    return value
+    discouraged = _DISCOURAGED.search(value)
+    if discouraged:
+        # faktury/weryfikacja-faktury.md: the invoice "nie może zawierać niezalecanych znaków
+        # Unicode określonych w specyfikacji XML W3C" (U+007F-U+0084, U+0086-U+009F, ...).
+        raise ValueError(
+            f"{name}: character U+{ord(discouraged.group()):04X} is one KSeF refuses (XML 1.0 discourages it)"
+        )
+    return text
 
 
 def rate_of(value: object) -> str:
@@ -129,7 +159,9 @@ def rate_of(value: object) -> str:
 class Line:
     """One invoice line: ``P_7`` name, ``P_8B`` quantity, ``P_8A`` unit, ``P_9A`` net unit price, ``P_12`` rate.
 
-    Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``.
+    Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``. The name and
+    the unit are kept as the schema's ``xsd:token`` holds them, whitespace collapsed
+    (``"Konsultacje\n  IT"`` is ``"Konsultacje IT"``).
     """
 
     name: str
@@ -139,11 +171,19 @@ class Line:
     unit: str = "szt."
 
     def __post_init__(self) -> None:
-        checked_text(self.name, "line name", 512)
-        checked_text(self.unit, "line unit", 256)
+        # Both are xsd:token (TZnakowy512, TZnakowy): kept collapsed, so a line read from an
+        # invoice whose names are wrapped over lines equals the line as written.
+        object.__setattr__(self, "name", checked_text(self.name, "line name", 512))
+        object.__setattr__(self, "unit", checked_text(self.unit, "line unit", 256))
         object.__setattr__(self, "quantity", checked_decimal(self.quantity, "line quantity", 6, positive=True))
-        object.__setattr__(self, "unit_price", checked_decimal(self.unit_price, "line unit_price", 8))
+        price = checked_decimal(self.unit_price, "line unit_price", 8, limit=MAX_UNIT_PRICE)
+        object.__setattr__(self, "unit_price", price)
         object.__setattr__(self, "rate", rate_of(self.rate))
+        if abs(self.net) >= MAX_AMOUNT:  # P_11, TKwotowy
+            raise ValueError(
+                f"line quantity x unit_price: {self.quantity} x {self.unit_price} is too large for the schema's "
+                "P_11 (under 10^16)"
+            )
 
     @property
     def net(self) -> Decimal:
@@ -171,6 +211,16 @@ class Totals:
         )
 
 
+def checked_totals(totals: Totals, name: str) -> Totals:
+    """``totals`` if each fits the schema's ``TKwotowy`` (under 10^16), else ``ValueError`` naming
+    ``name``, the argument the totals come from."""
+    for field_name, value in [*totals.fields.items(), ("p_15", totals.gross)]:
+        if abs(value) >= MAX_AMOUNT:
+            element = field_name.upper().replace("_W", "W")  # p_14_1_w -> P_14_1W
+            raise ValueError(f"{name}: {element} would be {value}, too large for the schema (under 10^16)")
+    return totals
+
+
 def tax(net: Decimal, percent: Decimal) -> Decimal:
     """The tax on a net sum at ``percent``, rounded (art. 106e ust. 11)."""
     return round_amount(net * percent / 100)
@@ -183,18 +233,20 @@ def _per_rate(amounts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     return {rate: sums[rate] for rate in RATES if rate in sums}
 
 
-def checked_exchange_rate(exchange_rate: object, currency: str, *, taxed: bool = True) -> Decimal | None:
+def checked_exchange_rate(
+    exchange_rate: object, currency: str, *, taxed: bool = True, name: str = "exchange_rate"
+) -> Decimal | None:
     """The exchange rate of an invoice in ``currency``: refused for PLN; required in a foreign
     currency when the invoice shows tax (``taxed``: its PLN value goes to ``P_14_xW``)."""
     if currency == "PLN":
         if exchange_rate is not None:
-            raise ValueError("exchange_rate: only for an invoice in a foreign currency")
+            raise ValueError(f"{name}: only for an invoice in a foreign currency")
         return None
     if exchange_rate is None:
         if taxed:
-            raise ValueError(f"exchange_rate: required for an invoice in {currency} with tax (shown in PLN too)")
+            raise ValueError(f"{name}: required for an invoice in {currency} with tax (shown in PLN too)")
         return None
-    return checked_decimal(exchange_rate, "exchange_rate", 6, positive=True)
+    return checked_decimal(exchange_rate, name, 6, positive=True)
 
 
 def _assemble(nets: dict[str, Decimal], taxes: dict[str, Decimal], exchange_rate: Decimal | None) -> Totals:

@@ -9,7 +9,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, builders, correction, vat_invoice
+from ksef_client.invoice import (
+    CorrectedInvoice,
+    Invoice,
+    Line,
+    Party,
+    ThirdParty,
+    ThirdPartyRole,
+    advance,
+    builders,
+    correction,
+    vat_invoice,
+)
 from ksef_client.schemas import validate_invoice
 
 SELLER = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635")
@@ -28,7 +39,7 @@ def _vat(**changes: Any) -> Invoice:
     [
         ({"number": ""}, "number"),
         ({"issue_date": dt.datetime(2026, 3, 2, tzinfo=dt.UTC)}, "issue_date: expected a datetime.date"),
-        ({"issue_date": dt.date(2015, 1, 1)}, "issue_date: .* outside"),
+        ({"issue_date": dt.date(2005, 12, 31)}, r"issue_date: 2005-12-31 is outside the schema's range 2006-01-01"),
         ({"seller": Party("X", "Y")}, "seller: a NIP is required"),
         ({"currency": "ABC"}, "currency"),
         ({"currency": "EUR"}, "exchange_rate: required"),
@@ -124,7 +135,7 @@ def test_a_correction_of_some_lines_taxes_each_rate_s_whole_sum() -> None:
 def test_a_correction_needs_the_corrected_invoice_s_lines() -> None:
     common: dict[str, Any] = {"number": "KOR/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
                               "buyer": BUYER, "before": [LINE], "after": []}  # fmt: skip
-    with pytest.raises(ValueError, match="corrected: the corrected invoice's lines are needed"):
+    with pytest.raises(ValueError, match="corrected: every line of the corrected invoice is needed"):
         correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)))
     with pytest.raises(ValueError, match=r"before: .* is not a line of the corrected invoice"):
         correction(**common, corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2), lines=[Line("Inna", 1, "100")]))
@@ -234,3 +245,165 @@ def test_an_eu_vat_buyer_s_address_is_in_the_vat_number_s_country() -> None:
     ).to_xml()  # fmt: skip
     validate_invoice(xml)
     assert b"<KodKraju>DE</KodKraju>" in xml
+
+
+def test_a_correction_keeps_the_corrected_invoice_s_currency_and_rate() -> None:
+    # FA(3) XSD, Fa: "Pola dotyczące wartości sprzedaży i podatku wypełnia się w walucie, w której
+    # wystawiono fakturę ... W przypadku wystawienia faktury korygującej ... wypełnia się poprzez
+    # różnicę". correction() defaulted to PLN and wrote the EUR differences as PLN, without P_14_1W.
+    german = Party("Kunde GmbH", "Berlin", eu_vat="DE811569869")
+    work = Line("Beratung", 10, "100.00")
+    eur = _vat(buyer=german, lines=[work], currency="EUR", exchange_rate="4.30")
+    reference = CorrectedInvoice.of(eur)
+    assert (reference.currency, reference.exchange_rate) == ("EUR", Decimal("4.30"))
+    common: dict[str, Any] = {"number": "KOR/E/1", "issue_date": dt.date(2026, 3, 3), "seller": SELLER,
+                              "buyer": german, "corrected": reference, "before": [work]}  # fmt: skip
+    kor = correction(**common, after=[Line("Beratung", 8, "100.00")])
+    assert kor.currency == "EUR"
+    assert kor.totals() == {"p_13_1": Decimal("-200.00"), "p_14_1": Decimal("-46.00"), "p_14_1_w": Decimal("-197.80")}
+    assert {row.kurs_waluty for row in kor.model.fa.fa_wiersz} == {Decimal("4.30")}
+    validate_invoice(kor.to_xml())
+    # Cancelled: the original's P_14_1W plus the correction's is 0, at the corrected invoice's rate.
+    cancelled = correction(**common, after=[])
+    assert eur.totals()["p_14_1_w"] + cancelled.totals()["p_14_1_w"] == 0
+    with pytest.raises(ValueError, match=r"currency: 'PLN', but the corrected invoice is in EUR"):
+        correction(**common, after=[], currency="PLN")
+    with pytest.raises(ValueError, match=r"currency: 'EUR', but the corrected invoice is in PLN"):
+        correction(**{**common, "corrected": CorrectedInvoice.of(_vat())}, after=[], currency="EUR")
+    paper = CorrectedInvoice("FV/E/1", dt.date(2026, 3, 2), lines=[work], currency="EUR")
+    with pytest.raises(ValueError, match="exchange_rate: required for an invoice in EUR"):
+        correction(**{**common, "corrected": paper}, after=[])
+    assert correction(**{**common, "corrected": paper}, after=[], exchange_rate="4.30").totals() == cancelled.totals()
+    with pytest.raises(ValueError, match="corrected exchange_rate: only for an invoice in a foreign currency"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), exchange_rate="4.3")
+    with pytest.raises(ValueError, match="corrected currency"):
+        CorrectedInvoice("FV/1", dt.date(2026, 3, 2), currency="eur")
+
+
+def test_dates_from_the_schema_s_first_day_are_taken() -> None:
+    # FA(3) XSD, TDataT (P_1, P_6, DataWystFaKorygowanej): minInclusive 2006-01-01. The builders
+    # refused everything before 2016-07-01 (TData's minimum), e.g. a 2015 invoice to be corrected.
+    old = CorrectedInvoice("FV/2015/1", dt.date(2015, 12, 30), lines=[LINE])
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=old, before=[LINE], after=[])  # fmt: skip
+    assert kor.model.fa.dane_fa_korygowanej[0].data_wyst_fa_korygowanej.to_date() == dt.date(2015, 12, 30)
+    validate_invoice(kor.to_xml())
+    first = _vat(issue_date=dt.date(2006, 1, 1), sale_date=dt.date(2006, 1, 1))
+    validate_invoice(first.to_xml())
+    with pytest.raises(ValueError, match="corrected issue_date: 2005-12-31 is outside"):
+        CorrectedInvoice("FV/2005/1", dt.date(2005, 12, 31))
+
+
+def test_names_are_compared_and_counted_as_the_schema_s_tokens() -> None:
+    # FA(3) XSD: P_7 is TZnakowy512, an xsd:token (whiteSpace collapse; XML Schema Part 2, 4.3.6:
+    # the length facets count the collapsed value). An invoice whose names a pretty-printing ERP
+    # wrapped over lines is valid; CorrectedInvoice.of refused a wrapped name of 520 raw characters
+    # (512 collapsed), and correction() did not find a wrapped name among the invoice's lines.
+    long_name = "Y" * 250 + " " + "Y" * 249
+    issued = _vat(lines=[Line("Konsultacje IT", 1, "100.00"), Line(long_name, 1, "10.00")]).to_xml()
+    wrapped = issued.replace(b"<P_7>Konsultacje IT</P_7>", b"<P_7>Konsultacje\n            IT</P_7>")
+    wrapped = wrapped.replace(long_name.encode(), long_name.replace(" ", "\n" + " " * 20 + "\t").encode())
+    assert wrapped.count(b"\n") == 3  # after the declaration, in each name
+    read = Invoice.from_xml(wrapped)  # XSD-valid
+    reference = CorrectedInvoice.of(read)
+    assert reference.lines == (Line("Konsultacje IT", 1, "100.00"), Line(long_name, 1, "10.00"))
+    kor = correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                     corrected=reference, before=[Line("Konsultacje IT", 1, "100.00")],
+                     after=[Line("Konsultacje IT", 1, "90.00")])  # fmt: skip
+    assert kor.totals() == {"p_13_1": Decimal("-10.00"), "p_14_1": Decimal("-2.30")}
+    assert Line(" a \r\n b\t", 1, 1, unit="  kg ") == Line("a b", 1, 1, unit="kg")
+    assert len(Line("x" + " \n" * 600 + "y", 1, 1).name) == 3
+    with pytest.raises(ValueError, match=r"line name: 1\.\.512"):
+        Line(" \n ", 1, 1)
+    # The refusal names what CorrectedInvoice.of can read, not only "CorrectedInvoice.of reads them".
+    with pytest.raises(ValueError, match=r"corrected.lines is None. CorrectedInvoice.of\(invoice\) reads them only"):
+        correction(number="KOR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                   corrected=CorrectedInvoice("FV/1", dt.date(2026, 3, 2)), before=[LINE], after=[])  # fmt: skip
+
+
+def test_an_advance_invoice_is_not_taken_for_a_kor() -> None:
+    # FA(3) TRodzajFaktury: an advance invoice is corrected by KOR_ZAL ("Faktura korygująca fakturę
+    # dokumentującą otrzymanie zapłaty ..."), not KOR. CorrectedInvoice.of(zal) gave no lines and
+    # correction() then said "CorrectedInvoice.of(invoice) reads them"; given lines, it wrote KOR.
+    zal = advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, order=[LINE],
+                  received="10.00")  # fmt: skip
+    with pytest.raises(ValueError, match=r"'ZAL/1' is a ZAL invoice; correction\(\) builds corrections \(KOR\) of VAT "
+                                         r"invoices only, and a ZAL is corrected by KOR_ZAL"):  # fmt: skip
+        CorrectedInvoice.of(zal)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # faktury/weryfikacja-faktury.md: "nie może zawierać niezalecanych znaków Unicode ...":
+        # were found only by to_xml(), "discouraged character U+007F at offset 1186".
+        (lambda: Line("ab\x7fc", 1, 1), "line name: character U[+]007F is one KSeF refuses"),
+        (lambda: Party("A\x9f", "B"), "party name: character U[+]009F"),
+        (lambda: _vat(number="FV/\x80"), "number: character U[+]0080"),
+        # P_9A is TKwotowy2, "-?([1-9]\d{0,13}|0)(\.\d{1,8})?": 14 digits before the point, not 16.
+        (lambda: Line("x", 1, "123456789012345"), r"line unit_price: 123456789012345 is too large .*10\^14"),
+        # P_11 (TKwotowy, 16 digits) of quantity x price; P_13_1 and P_15 of the lines' sum.
+        (lambda: Line("x", 1000, "99999999999999"), r"line quantity x unit_price: .* P_11 \(under 10\^16\)"),
+        (lambda: _vat(lines=[Line("x", 100, "99999999999990")] * 2), r"lines: P_13_1 would be 1999999999999800\d.00"),
+        (lambda: _vat(lines=[Line("x", 1, "99999999999990")] * 90, currency="EUR", exchange_rate="5"),
+         r"lines: P_14_1W would be"),
+        (lambda: advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER,
+                         order=[Line("x", 100, "99999999999990")] * 2, received="1"), r"order: P_13_1 would be"),
+    ],
+)  # fmt: skip
+def test_arguments_the_schema_would_refuse_are_refused_by_name(build: Any, message: str) -> None:
+    # docs/invoices-as-objects.md: "Every argument is checked before anything is built and a bad
+    # one raises ValueError naming it"; these were InvoiceSchemaErrors from to_xml().
+    with pytest.raises(ValueError, match=message) as raised:
+        build()
+    assert type(raised.value) is ValueError
+    assert _vat(lines=[Line("x", 1, "99999999999999.99999999")]).to_xml()  # the largest P_9A is taken
+
+
+def test_split_payment_and_third_parties_are_builder_options() -> None:
+    # FA(3) XSD, P_18A: "mechanizm podzielonej płatności ... należy podać wartość "1""; Podmiot2/JST:
+    # "Wartość "1" oznacza, że faktura dotyczy jednostki podrzędnej JST. W takim przypadku ...
+    # należy wypełnić sekcję Podmiot3, w szczególności podać NIP lub ID-Wew i określić rolę jako 8"
+    # (GV: rolę jako 10). The builders wrote P_18A, JST and GV "2" always and had no Podmiot3.
+    school = ThirdParty(Party("Szkoła Podstawowa nr 1", "ul. Szkolna 1, Kraków", nip="5265877635"),
+                        ThirdPartyRole.JST_RECIPIENT)  # fmt: skip
+    payer = ThirdParty(Party("Płatnik", "Gdańsk", eu_vat="DE811569869"), 6)
+    other = ThirdParty(Party("Agent", "Łódź"), "Agent rozliczeniowy")
+    second_buyer = ThirdParty(Party("Współnabywca", "Poznań", nip="1111111111"), 4, share="25.50")
+    invoice = _vat(lines=[Line("Pręty stalowe", 10, "2000.00")], split_payment=True,
+                   third_parties=[school, payer, other, second_buyer])  # fmt: skip
+    xml = invoice.to_xml()
+    validate_invoice(xml)
+    assert b"<P_18A>1</P_18A>" in xml and b"<JST>1</JST><GV>2</GV>" in xml
+    thirds = invoice.model.podmiot3
+    assert [(t.rola and t.rola.value, t.opis_roli, t.udzial) for t in thirds] == [
+        (8, None, None), (6, None, None), (None, "Agent rozliczeniowy", None), (4, None, Decimal("25.50"))]  # fmt: skip
+    assert thirds[0].dane_identyfikacyjne.nip == "5265877635" and thirds[1].dane_identyfikacyjne.kod_ue.value == "DE"
+    assert thirds[2].dane_identyfikacyjne.brak_id is not None and thirds[2].rola_inna is not None
+    member = ThirdParty(Party("Członek grupy", "Kraków", nip="1111111111"), ThirdPartyRole.VAT_GROUP_RECIPIENT)
+    for build in BUILT_ON.values():  # every builder takes both
+        flagged = build(dt.date(2026, 3, 2), split_payment=True, third_parties=[member]).to_xml()
+        validate_invoice(flagged)
+        assert b"<P_18A>1</P_18A>" in flagged and b"<JST>2</JST><GV>1</GV>" in flagged and b"<Rola>10</Rola>" in flagged
+    plain = _vat().to_xml()
+    assert b"<P_18A>2</P_18A>" in plain and b"<JST>2</JST><GV>2</GV>" in plain and b"Podmiot3" not in plain
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ThirdParty(Party("Szkoła", "Kraków"), ThirdPartyRole.JST_RECIPIENT), "JST recipient .* by its NIP"),
+        (lambda: ThirdParty(Party("A", "B"), 12), "third party role: 12"),
+        (lambda: ThirdParty(Party("A", "B"), True), "third party role: True"),
+        (lambda: ThirdParty(Party("A", "B"), " "), "third party role"),
+        (lambda: ThirdParty("A", 1), "third party: expected a Party"),  # type: ignore[arg-type]
+        (lambda: ThirdParty(Party("A", "B"), 1, share="10"), "only an ADDITIONAL_BUYER"),
+        (lambda: ThirdParty(Party("A", "B"), 4, share="100.01"), "not a percentage"),
+        (lambda: _vat(split_payment="yes"), "split_payment: expected True or False"),
+        (lambda: _vat(third_parties=[Party("A", "B")]), "third_parties: expected ThirdParty"),
+        (lambda: _vat(third_parties=[ThirdParty(Party("A", "B"), 1)] * 101), "at most 100"),
+    ],
+)
+def test_third_parties_and_split_payment_are_checked(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from ksef_client.invoice import CorrectedInvoice, Invoice, Line, Party, advance, correction, vat_invoice
 from ksef_client.invoice._binding import canonical
@@ -109,6 +110,30 @@ def test_a_hand_edit_that_breaks_the_schema_is_caught_by_to_xml() -> None:
     with pytest.raises(InvoiceSchemaError, match="P_2"):
         invoice.to_xml()
     assert b"<P_2></P_2>" in invoice.to_xml(validate=False) or b"<P_2/>" in invoice.to_xml(validate=False)
+
+
+def test_a_python_date_put_in_the_model_is_named_by_to_xml() -> None:
+    # docs/invoices-as-objects.md: "A hand edit that breaks the schema makes to_xml() raise
+    # InvoiceSchemaError ... listing the problems". invoice.issue_date is a datetime.date, so
+    # fa.p_1 = date(...) is the edit users try first: it raised xsdata's "ConverterError:
+    # strftime() argument 1 must be str, not None", naming nothing.
+    invoice = Invoice.from_xml((DATA / "vat.xml").read_bytes())
+    invoice.model.fa.p_1 = dt.date(2026, 3, 1)  # type: ignore[assignment]
+    invoice.model.fa.fa_wiersz[1].p_6_a = dt.date(2026, 3, 1)  # type: ignore[assignment]
+    for validate in (True, False):
+        with pytest.raises(InvoiceSchemaError) as raised:
+            invoice.to_xml(validate=validate)
+        assert raised.value.errors == [
+            "fa.p_1: a datetime.date (2026-03-01); the model takes xsdata's XmlDate: XmlDate.from_date(value)",
+            "fa.fa_wiersz[1].p_6_a: a datetime.date (2026-03-01); the model takes xsdata's XmlDate: "
+            "XmlDate.from_date(value)",
+        ]
+    invoice.model.naglowek.data_wytworzenia_fa = CREATED  # type: ignore[assignment]
+    with pytest.raises(InvoiceSchemaError, match=r"naglowek.data_wytworzenia_fa: a datetime.datetime .*XmlDateTime"):
+        invoice.to_xml()
+    invoice.model.naglowek.data_wytworzenia_fa = XmlDateTime.from_datetime(CREATED)
+    invoice.model.fa.p_1 = invoice.model.fa.fa_wiersz[1].p_6_a = XmlDate(2026, 3, 1)
+    assert b"<P_1>2026-03-01</P_1>" in invoice.to_xml()
 
 
 CREATED = dt.datetime(2026, 3, 2, 9, 15, tzinfo=dt.UTC)
