@@ -21,6 +21,12 @@ class Settings:
     require_hash: bool = False
 
     @property
+    def is_production(self) -> bool:
+        """Whether the client talks to KSeF's production environment (``Environment.PROD``'s URL),
+        where some checks apply that the test environments leave out (a party's NIP check digit)."""
+        return self.base_url == Environment.PROD.base_url
+
+    @property
     def api_path_prefix(self) -> str:
         """Path of the base URL (``/v2``): requests under it are API calls, others storage."""
         return urlsplit(self.base_url).path.rstrip("/")

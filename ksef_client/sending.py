@@ -289,32 +289,38 @@ def still_open(reference_number: str, error: KSeFError) -> Flow[bool]:
 
 
 def prepare_invoice(
-    xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool, limits: SessionLimits | None = None
-) -> tuple[EncryptedInvoice, str | None]:
-    """Check (optionally against the XSD and ``limits``) and encrypt one invoice;
-    ``InvoiceRejectedError`` before sending. With its number (``invoice_number_of``), read from
-    the checked document (not parsed again), or from the bytes when not checked."""
+    xml: bytes | SupportsToXml, form: FormCode, key: SymmetricKey, validate: bool, limits: SessionLimits | None = None,
+    *, production: bool = False,
+) -> tuple[EncryptedInvoice, str | None]:  # fmt: skip
+    """Check (optionally against the XSD and ``limits``, and in ``production`` the parties' NIPs)
+    and encrypt one invoice; ``InvoiceRejectedError`` before sending. With its number
+    (``invoice_number_of``), read from the checked document (not parsed again), or from the bytes
+    when not checked."""
     data = invoice_bytes(xml, checked_after=validate)
-    number = invoice_number_in(check_invoice(data, form, limits=limits)) if validate else invoice_number_of(data)
+    if validate:
+        number = invoice_number_in(check_invoice(data, form, limits=limits, production=production))
+    else:
+        number = invoice_number_of(data)
     return EncryptedInvoice.build(key, data), number
 
 
 def check_invoice(
-    xml: bytes, form: FormCode, which: str = "invoice", after: str = "", limits: SessionLimits | None = None
-) -> etree._Element:
+    xml: bytes, form: FormCode, which: str = "invoice", after: str = "", limits: SessionLimits | None = None,
+    *, production: bool = False,
+) -> etree._Element:  # fmt: skip
     """``validate_invoice``, its ``InvoiceSchemaError`` raised as ``InvoiceRejectedError`` naming
     ``which`` invoice (``after``: what the message adds); the check both kinds of session make.
-    Then the NIP check digits of the invoice's parties (``nip_errors``). The checked document's
-    root element (``checked_invoice``)."""
+    In ``production`` (a client of ``Environment.PROD``), then the NIP check digits of the
+    invoice's parties (``nip_errors``), which only KSeF's production environment checks. The
+    checked document's root element (``checked_invoice``)."""
     try:
         root = checked_invoice(xml, form, limits=limits)
     except InvoiceSchemaError as error:
         raise InvoiceRejectedError(f"{which} does not match {form.system_code}: {error}{after}") from error
-    if errors := nip_errors(root):
+    if production and (errors := nip_errors(root)):
         raise InvoiceRejectedError(
             f"{which}: {'; '.join(errors)}. KSeF's production environment refuses such an invoice (status 450; "
-            f'faktury/weryfikacja-faktury.md, "Walidacja numeru NIP"), the test environment takes it: to send it '
-            f"there anyway, send with validate=False{after}"
+            f'faktury/weryfikacja-faktury.md, "Walidacja numeru NIP"): correct the NIP{after}'
         )
     return root
 
@@ -345,15 +351,16 @@ def _whole(element: etree._Element) -> str:
     return "".join(element.itertext()).strip()  # type: ignore[arg-type]  # its whole text, comments aside
 
 
-def batch_check(form: FormCode, limits: LimitsInForce | None = None) -> InvoiceCheck:
+def batch_check(form: FormCode, limits: LimitsInForce | None = None, *, production: bool = False) -> InvoiceCheck:
     """The check of each invoice of a batch while its package is built, before the session is
-    opened: the same as an online session's (``validate_invoice``, sizes as ``limits`` say);
-    ``InvoiceRejectedError`` naming the invoice by position and file name."""
+    opened: the same as an online session's (``validate_invoice``, sizes as ``limits`` say, the
+    parties' NIPs in ``production``); ``InvoiceRejectedError`` naming the invoice by position and
+    file name."""
     in_force = limits or LimitsInForce()
 
     def check(index: int, name: str, xml: bytes) -> None:
         allowed = in_force.covering(size=len(xml))
-        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent", allowed)
+        check_invoice(xml, form, f"invoice {index} ({name})", "; nothing was sent", allowed, production=production)
 
     return check
 
@@ -443,10 +450,12 @@ class _OnlineSessionFlows:
         form: str | FormCode,
         validate: bool,
         limits: ContextLimits | None,
+        production: bool = False,
     ) -> None:
         self._keys = keys
         self.form = form_code(form)
         self.validate = validate
+        self._production = production  # the parties' NIP check digits too (KSeF PROD only checks them)
         self.limits = limits_given(limits, "online")
         self.reference_number: str | None = None
         # What each send that returned returned (a repeated send's: its last attempt's, see send()).
@@ -475,7 +484,9 @@ class _OnlineSessionFlows:
             # Larger than KSeF's default: the context's own limits (raised on request) decide.
             self.limits.known = SessionLimits.of((yield from context_limits_flow()), "online")
         allowed = self.limits.covering(size=len(data))
-        invoice, number = prepare_invoice(data, self.form, self._key, self.validate, allowed)
+        invoice, number = prepare_invoice(
+            data, self.form, self._key, self.validate, allowed, production=self._production
+        )
         if self.validate and corrected is None:
             check_no_attachments(data, self.form)
         # Recorded before the request, named by its hash and number: a send cut short by anything
@@ -559,7 +570,7 @@ class OnlineSession(_OnlineSessionFlows):
         validate: bool = True,
         limits: ContextLimits | None = None,
     ) -> None:
-        super().__init__(client._public_keys, form, validate, limits)
+        super().__init__(client._public_keys, form, validate, limits, client.settings.is_production)
         self._client = client
 
     def open(self) -> OnlineSession:
@@ -636,7 +647,7 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         validate: bool = True,
         limits: ContextLimits | None = None,
     ) -> None:
-        super().__init__(client._public_keys, form, validate, limits)
+        super().__init__(client._public_keys, form, validate, limits, client.settings.is_production)
         self._client = client
 
     async def open(self) -> AsyncOnlineSession:
@@ -803,7 +814,7 @@ def send_batch(
     code, key = form_code(form), SymmetricKey.generate()
     in_force = limits_given(limits, "batch")
     in_force.read = lambda: SessionLimits.of(client.limits.context(), "batch")
-    check = batch_check(code, in_force) if validate else None
+    check = batch_check(code, in_force, production=client.settings.is_production) if validate else None
     with BatchPackage.build(
         invoices, key, part_size=part_size, progress=progress, compression=compression, check=check, limits=in_force
     ) as package:
@@ -844,7 +855,7 @@ async def asend_batch(
     in_force = limits_given(limits, "batch")
     # The build runs in a worker thread: the limits are read through the event loop.
     in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")
-    check = batch_check(code, in_force) if validate else None
+    check = batch_check(code, in_force, production=client.settings.is_production) if validate else None
     stop = threading.Event()
     package = await in_thread(
         lambda: BatchPackage.build(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF
@@ -104,27 +105,52 @@ def test_an_invoice_object_a_hand_edit_broke_is_refused_as_bytes_are(ksef: KSeF,
     assert not backend.invoices.state.accepted
 
 
-def test_a_nip_with_a_wrong_check_digit_is_refused_before_sending(ksef: KSeF, backend: KSeFBackend) -> None:
+class _ToEmulator(httpx.HTTPTransport):
+    """Sends what a client of ``Environment.PROD`` asks for to the emulator (its host and port)."""
+
+    def __init__(self, server: ThreadedServer) -> None:
+        super().__init__()
+        self.host, self.port = server.host, server.port
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host=self.host, port=self.port)
+        return super().handle_request(request)
+
+
+def test_a_nip_with_a_wrong_check_digit_is_refused_before_sending_to_production(
+    ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer
+) -> None:
     # faktury/weryfikacja-faktury.md, "Walidacja numeru NIP": "Sprawdzenie sumy kontrolnej NIP dla:
     # Podmiot1, Podmiot2, Podmiot3 oraz PodmiotUpowazniony ... Dotyczy tylko środowiska
     # produkcyjnego" (and the NIP in a Podmiot3's IDWew). The XSD takes any 10 digits, so such an
     # invoice passed the check before sending, and PROD refused it with 450.
     good = _invoice("NIP/1").to_xml()
     bad_buyer = good.replace(b"<NIP>1111111111</NIP>", b"<NIP>1111111112</NIP>")
-    message = (r"invoice: Podmiot2/DaneIdentyfikacyjne/NIP '1111111112' has a wrong NIP check digit\. KSeF's "
-               r"production environment refuses such an invoice \(status 450")  # fmt: skip
-    with ksef.online_session() as session, pytest.raises(InvoiceRejectedError, match=message):
-        session.send(bad_buyer)
     third = (
         b"<Podmiot3><DaneIdentyfikacyjne><IDWew>5265877636-00001</IDWew></DaneIdentyfikacyjne><Rola>2</Rola></Podmiot3>"
     )
     bad_third = good.replace(b"</Podmiot2>", b"</Podmiot2>" + third)
+    production = KSeF(
+        environment="PROD", access_token=backend.mint_access_token(NIP), transport=_ToEmulator(ksef_server),
+        storage_hosts=[ksef_server.host], rate_limit_scale=0,
+    )  # fmt: skip
+    assert production.settings.is_production and not ksef.settings.is_production
+    message = (r"invoice: Podmiot2/DaneIdentyfikacyjne/NIP '1111111112' has a wrong NIP check digit\. KSeF's "
+               r"production environment refuses such an invoice \(status 450")  # fmt: skip
     named = r"invoice 2 \(invoice-00002.xml\): Podmiot3\[1\]/DaneIdentyfikacyjne/IDWew '5265877636-00001' holds a NIP"
-    with pytest.raises(InvoiceRejectedError, match=named):
-        ksef.send_batch([good, bad_third])
+    with production:
+        with production.online_session() as session, pytest.raises(InvoiceRejectedError, match=message):
+            session.send(bad_buyer)
+        with pytest.raises(InvoiceRejectedError, match=named):
+            production.send_batch([good, bad_third])
     assert not backend.invoices.state.accepted  # nothing was sent
     # The test environment takes it ("Dotyczy tylko środowiska produkcyjnego"), and so does the
-    # emulator's TEST profile: validate=False sends it as given.
-    with ksef.online_session(validate=False) as session:
+    # emulator's TEST profile: a client of any other URL sends it.
+    with ksef.online_session() as session:
         session.send(bad_buyer)
     assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
+    # what KSeF PROD answers, as the emulator's PROD profile has it: 450, after sending
+    backend.profile = "PROD"
+    with ksef.online_session(validate=False) as session:
+        session.send(bad_third)
+    assert ksef.sessions.wait(session.reference_number).failed_invoice_count == 1
