@@ -20,6 +20,8 @@ from cryptography.x509.oid import NameOID
 from keyring.backend import KeyringBackend
 
 from ksef_client.cli import main
+from ksef_client.cli.output import CLIError
+from ksef_client.cli.sending import checked_invoices
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
@@ -463,3 +465,14 @@ def test_login_with_allowed_ips_binds_the_tokens_to_them(  # type: ignore[no-unt
     code, _, err = run(*login, "--allow-ip", "2001:db8::1")
     assert code == 2 and "IPv4" in err
     assert len(backend.auth.state.operations) == logins  # refused before any request
+
+
+def test_send_checks_the_parties_nips_for_production_only(tmp_path: Path) -> None:
+    # As the SDK's sessions: "Walidacja numeru NIP [...] Dotyczy tylko środowiska produkcyjnego"
+    # (faktury/weryfikacja-faktury.md). The files are checked before the session is opened.
+    good = sample_invoice("NIP/CLI/1", buyer_nip="1111111111")
+    path = tmp_path / "bad-nip.xml"
+    path.write_bytes(good.replace(b"<NIP>1111111111</NIP>", b"<NIP>1111111112</NIP>"))
+    assert [p for p, _ in checked_invoices((path,), "FA(3)")] == [path]  # TEST, DEMO, the emulator take it
+    with pytest.raises(CLIError, match=r"bad-nip.xml: Podmiot2/DaneIdentyfikacyjne/NIP '1111111112' has a wrong"):
+        list(checked_invoices((path,), "FA(3)", production=True))

@@ -10,18 +10,22 @@ from ksef_client._client import KSeF
 from ksef_client.cli.output import REJECTED, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.errors import BatchError, KSeFError
 from ksef_client.outcomes import SentInvoice, outcome_of, session_outcomes
-from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.schemas import InvoiceSchemaError, checked_invoice
+from ksef_client.sending import nip_errors
 
 
-def checked_invoices(files: tuple[Path, ...], form: str) -> Iterator[tuple[Path, bytes]]:
-    """Each file with its bytes, read once and valid against ``form``'s XSD; ``CLIError`` naming
-    the first bad file. Callers check every file before KSeF gets the first one."""
+def checked_invoices(files: tuple[Path, ...], form: str, production: bool = False) -> Iterator[tuple[Path, bytes]]:
+    """Each file with its bytes, read once and valid against ``form``'s XSD (and, for
+    ``production``, with parties' NIPs of right check digits, as the SDK's sessions check them);
+    ``CLIError`` naming the first bad file. Callers check every file before KSeF gets the first one."""
     for path in files:
         data = path.read_bytes()
         try:
-            validate_invoice(data, form)
+            root = checked_invoice(data, form)
         except InvoiceSchemaError as error:
             raise CLIError(f"{path}: not a valid {form} invoice: {error}") from error
+        if production and (errors := nip_errors(root)):
+            raise CLIError(f"{path}: {'; '.join(errors)}: KSeF's production environment refuses it (450)")
         yield path, data
 
 
@@ -29,7 +33,7 @@ def send_online(
     ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offline: bool
 ) -> tuple[str, list[SentInvoice]]:
     """Send in one online session; the session reference and each invoice sent, in order."""
-    invoices = list(checked_invoices(files, form))  # all of them, before the session opens
+    invoices = list(checked_invoices(files, form, ksef.settings.is_production))  # all, before the session opens
     session = ksef.online_session(form, validate=False)
     with out.progress("sending", len(invoices)) as advance, session:
         for path, data in invoices:
@@ -55,7 +59,7 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
     Files are read once, checked as they go into the zip: the package is built before the session
     is opened, so a bad file still stops the command before anything is sent.
     """
-    named = ((path.name, data) for path, data in checked_invoices(files, form))
+    named = ((path.name, data) for path, data in checked_invoices(files, form, ksef.settings.is_production))
     with out.progress("batch", None) as advance:
 
         def progress(stage: str, done: int, total: int) -> None:
