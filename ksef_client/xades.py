@@ -11,6 +11,7 @@ import base64
 import copy
 import ipaddress
 import os
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -110,15 +111,24 @@ class SigningCredentials:
         return pkcs12.serialize_key_and_certificates(b"ksef", self.private_key, self.certificate, None, encryption)
 
     def save(self, path: str | Path, password: bytes | str) -> Path:
-        """Write ``to_pkcs12(password)`` to ``path`` (a ``.p12`` file; replaced if it exists),
-        readable and writable by its owner only on POSIX systems; the path written."""
+        """Write ``to_pkcs12(password)`` to ``path`` (a ``.p12`` file), readable and writable by its
+        owner only on POSIX systems; the path written. Atomic: the bytes go to a new file beside
+        it, flushed to disk, which then takes ``path``'s place, so a save that fails half-way
+        leaves the file that was there whole, and a symbolic link at ``path`` is replaced, not
+        written through."""
         data = self.to_pkcs12(password)
         target = Path(path)
-        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            if hasattr(os, "fchmod"):  # an existing file keeps its mode through O_TRUNC
-                os.fchmod(file.fileno(), 0o600)
-            file.write(data)
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(8)}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # new: no link followed
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return target
 
 

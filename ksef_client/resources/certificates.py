@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ksef_client._core import parsed
 from ksef_client._flows import (
     Call,
     Flow,
     PageFlow,
+    all_items,
     apager,
     arun,
     blocking,
@@ -62,6 +64,7 @@ from ksef_client._generated.models import (
     RevokeCertificateRequest,
 )
 from ksef_client._generated.types import UNSET
+from ksef_client._retry import RetryBudget
 from ksef_client.certificates import (
     KEY_TYPES,
     build_csr,
@@ -82,6 +85,7 @@ from ksef_client.errors import (
 )
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.pagination import AsyncPager, Pager
+from ksef_client.sending import may_have_reached_ksef
 from ksef_client.xades import PrivateKey, SigningCredentials
 
 if TYPE_CHECKING:
@@ -97,6 +101,10 @@ NAME_PATTERN = r"^[a-zA-Z0-9_\-\ ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$"
 SERIAL_PATTERN = r"^[0-9A-F]{16}$"
 # RetrieveCertificatesRequest.certificateSerialNumbers: "minItems": 1, "maxItems": 10.
 MOST_RETRIEVED = 10
+# GET /certificates/enrollments/{referenceNumber} allows 30 reads a minute and 120 an hour
+# ("x-rate-limits"): a read every 5 s lets a slow request be waited for without using the hour's
+# reads up for the next one (every second, one two-minute wait took them all).
+POLL_INTERVAL = 5.0
 IN_PROGRESS, ISSUED = 100, 200  # CertificateEnrollmentStatusResponse.status: 100 accepted, 200 issued
 # CertificateListItemStatus: "Blocked [...] Status przejściowy do czasu zakończenia procesu
 # unieważniania"; "Revoked: Certyfikat został unieważniony": a revoke was taken.
@@ -181,8 +189,11 @@ def _enrollment_request(
     )
 
 
-def _send_enrollment(body: EnrollCertificateRequest) -> Flow[EnrollCertificateResponse]:
-    return parsed(response_of((yield Call(create_enrollment, {"body": body}))), EnrollCertificateResponse)
+def _send_enrollment(
+    body: EnrollCertificateRequest, budget: RetryBudget | None = None
+) -> Flow[EnrollCertificateResponse]:
+    call = Call(create_enrollment, {"body": body}, budget=budget)
+    return parsed(response_of((yield call)), EnrollCertificateResponse)
 
 
 def _status_flow(reference_number: str) -> Flow[CertificateEnrollmentStatusResponse]:
@@ -205,7 +216,11 @@ def wait_enrolled_flow(
         timeout,
         interval,
     )
-    if status.status.code != ISSUED or not isinstance(status.certificate_serial_number, str):
+    if status.status.code == ISSUED and not isinstance(status.certificate_serial_number, str):
+        # Issued, but the answer does not say which certificate: no refusal (the spec's 200 is
+        # "Wniosek obsłużony (certyfikat wygenerowany)"), an answer that breaks the spec.
+        raise ResponseFormatError(f"certificate request {reference_number}: status 200 without certificateSerialNumber")
+    if status.status.code != ISSUED:
         details = status.status.details if isinstance(status.status.details, list) else []
         raise CertificateEnrollmentError(
             reference_number, status.status.code, status.status.description, [str(d) for d in details], status
@@ -283,33 +298,97 @@ def _revoked(serial: str) -> Flow[bool]:
 
 @dataclass(frozen=True)
 class PendingCertificate:
-    """A certificate request KSeF accepted whose certificate this process has not received yet:
-    its ``reference_number`` and the ``key`` its CSR was made from (never shown in ``repr``; it
-    exists nowhere else). ``certificates.complete(pending)`` waits for the certificate and returns
-    the credentials; ``CertificatePendingError.pending`` is one."""
+    """A certificate request sent by ``obtain`` (or ``enroll``) whose certificate this process has
+    not received yet: its ``reference_number`` (``None`` when the answer to the request was lost:
+    KSeF may hold it), the ``key`` its CSR was made from (never shown in ``repr``; it exists
+    nowhere else), and the certificate's ``name`` and ``kind``. ``certificates.complete(pending)``
+    returns the credentials once KSeF issued the certificate."""
 
-    reference_number: str
+    reference_number: str | None
     key: PrivateKey = field(repr=False)
+    name: str = ""
+    kind: str = ""
 
 
-def _complete_flow(pending: PendingCertificate, timeout: float, interval: float) -> Flow[KSeFCredentials]:
-    """Wait for the request's certificate, retrieve it, and pair it with its key (``ValueError``
-    when the certificate is not of that key: ``SigningCredentials`` checks)."""
+def _complete_flow(
+    pending: PendingCertificate, timeout: float, interval: float, unfinished: list[PendingCertificate] | None = None
+) -> Flow[KSeFCredentials]:
+    """The request's certificate paired with its key (``ValueError`` when it is not of that key:
+    ``SigningCredentials`` checks): by its reference number, or, when that was lost, found among
+    the subject's certificates of its name by its public key. Done or refused, it leaves
+    ``unfinished``."""
     if not isinstance(pending, PendingCertificate):
         raise TypeError(f"pending: a PendingCertificate, got {type(pending).__name__}")
-    status = yield from wait_enrolled_flow(pending.reference_number, timeout, interval)
-    serial = str(status.certificate_serial_number)
-    (found,) = yield from _retrieve_flow([serial])
-    return KSeFCredentials(found.certificate, pending.key, serial, found.type, found.name)
+    try:
+        if pending.reference_number is None:
+            credentials = yield from _find_issued_flow(pending, timeout, interval)
+        else:
+            status = yield from wait_enrolled_flow(pending.reference_number, timeout, interval)
+            credentials = yield from _credentials_flow(str(status.certificate_serial_number), pending.key)
+    except CertificateEnrollmentError:
+        _forget(unfinished, pending)  # refused: no certificate will come, the key has no use
+        raise
+    _forget(unfinished, pending)
+    return credentials
+
+
+def _forget(unfinished: list[PendingCertificate] | None, pending: PendingCertificate) -> None:
+    if unfinished is not None and pending in unfinished:
+        unfinished.remove(pending)
+
+
+def _swap(unfinished: list[PendingCertificate] | None, old: PendingCertificate, new: PendingCertificate) -> None:
+    """``new`` in ``old``'s place (the request's answer came: its reference number is known)."""
+    if unfinished is None:
+        return
+    if old in unfinished:
+        unfinished[unfinished.index(old)] = new
+    else:
+        unfinished.append(new)
+
+
+def _credentials_flow(serial: str, key: PrivateKey) -> Flow[KSeFCredentials]:
+    found = yield from _retrieve_flow([serial])
+    match = next((c for c in found if c.serial_number == serial), None)
+    if match is None:
+        raise ResponseFormatError(f"POST /certificates/retrieve did not return certificate {serial}")
+    return KSeFCredentials(match.certificate, key, serial, match.type, match.name)
+
+
+def _find_issued_flow(pending: PendingCertificate, timeout: float, interval: float) -> Flow[KSeFCredentials]:
+    """A request whose answer was lost has no reference number to poll: its certificate is the one
+    of its name and type whose public key is the pending key, once KSeF lists it (polled)."""
+    found = yield from poll_flow(
+        lambda: _certificate_of_key(pending),
+        lambda credentials: credentials is not None,
+        lambda _: f"no certificate named {pending.name!r} of this key is issued yet (KSeF may not have the request)",
+        timeout,
+        interval,
+    )
+    assert found is not None  # poll_flow returns only once done() holds
+    return found
+
+
+def _certificate_of_key(pending: PendingCertificate) -> Flow[KSeFCredentials | None]:
+    listed = yield from all_items(certificates_pages(None, pending.name, pending.kind or None, None, None, None))
+    serials = [c.certificate_serial_number for c in listed if c.name == pending.name]
+    public = pending.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    for start in range(0, len(serials), MOST_RETRIEVED):
+        for found in (yield from _retrieve_flow(serials[start : start + MOST_RETRIEVED])):
+            if found.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) == public:
+                return KSeFCredentials(found.certificate, pending.key, found.serial_number, found.type, found.name)
+    return None
 
 
 def _obtain_flow(
     name: str, kind: str, key_type: str, valid_from: dt.datetime | None, timeout: float, interval: float,
-    key: PrivateKey | None = None,
+    key: PrivateKey | None = None, unfinished: list[PendingCertificate] | None = None,
 ) -> Flow[KSeFCredentials]:  # fmt: skip
     """New key (or ``key``), enrollment data, CSR, request, wait, retrieve: every argument checked
-    first. Once KSeF accepted the request, a failure that leaves its outcome open (a timeout, a
-    lost connection, ...) is a ``CertificatePendingError`` holding the request and its key."""
+    first. From the moment the request may have reached KSeF, its ``PendingCertificate`` is in
+    ``unfinished`` until the certificate is handed out or refused (a cancelled or interrupted
+    call leaves it there), and a failure that leaves the outcome open (a lost answer, a timeout)
+    is a ``CertificatePendingError`` holding it."""
     _check_name(name)
     _check_enum(kind, KsefCertificateType, "kind", required=True)
     _check_moment(valid_from, "valid_from")
@@ -320,13 +399,24 @@ def _obtain_flow(
     else:
         check_private_key(key)
     data = yield from _enrollment_data_flow()
-    csr = build_csr(data.to_dict(), key)
-    accepted = yield from _send_enrollment(_enrollment_request(name, csr, kind, valid_from))
-    pending = PendingCertificate(accepted.reference_number, key)
+    body = _enrollment_request(name, build_csr(data.to_dict(), key), kind, valid_from)
+    unsure = PendingCertificate(None, key, name, kind)
+    if unfinished is not None:
+        unfinished.append(unsure)  # before the request goes out: an interruption may come at any point
+    budget = RetryBudget()
     try:
-        return (yield from _complete_flow(pending, timeout, interval))
+        accepted = yield from _send_enrollment(body, budget)
+    except KSeFError as error:
+        if not may_have_reached_ksef(error, budget):
+            _forget(unfinished, unsure)
+            raise
+        raise CertificatePendingError(unsure, error) from error
+    pending = PendingCertificate(accepted.reference_number, key, name, kind)
+    _swap(unfinished, unsure, pending)
+    try:
+        return (yield from _complete_flow(pending, timeout, interval, unfinished))
     except CertificateEnrollmentError:
-        raise  # refused: no certificate will come, the key has no use
+        raise
     except KSeFError as error:
         raise CertificatePendingError(pending, error) from error
 
@@ -337,6 +427,15 @@ class Certificates:
 
     def __init__(self, client: KSeF) -> None:
         self._client = client
+        self._unfinished: list[PendingCertificate] = []
+
+    @property
+    def unfinished(self) -> tuple[PendingCertificate, ...]:
+        """The requests ``obtain`` sent (or may have sent) whose certificate this client has not
+        handed out yet: cancelled or interrupted calls (Ctrl-C, a task cancelled, a timeout around
+        the call) and those that raised ``CertificatePendingError``. ``complete`` each; a
+        completed or refused one leaves the list. Kept in this client's memory only."""
+        return tuple(self._unfinished)
 
     def obtain(
         self,
@@ -346,7 +445,7 @@ class Certificates:
         key_type: str = "EC",
         valid_from: dt.datetime | None = None,
         timeout: float = 120.0,
-        interval: float = 1.0,
+        interval: float = POLL_INTERVAL,
         key: PrivateKey | None = None,
     ) -> KSeFCredentials:
         """A new KSeF certificate of ``kind`` (``Authentication``: logs in; ``Offline``: signs KOD
@@ -360,21 +459,29 @@ class Certificates:
         not a KSeF token. Arguments are checked before any request (``ValueError``). Keep the
         result with ``.save(path, password)``.
 
-        Nothing is lost when the certificate does not come in time: once KSeF accepted the
-        request, a timeout or a lost connection raises ``CertificatePendingError``, whose
-        ``pending`` (the request's reference number and key) ``complete`` finishes later. A
-        request KSeF refuses raises ``CertificateEnrollmentError`` (no certificate will come).
+        Nothing is lost when the certificate does not come in time: once the request may have
+        reached KSeF, a timeout or a lost answer (to the request itself too) raises
+        ``CertificatePendingError``, whose ``pending`` (the request's reference number, or
+        ``None`` when its answer was lost, and the key) ``complete`` finishes later; a call
+        cancelled or interrupted leaves it in ``unfinished``. A request KSeF refuses raises
+        ``CertificateEnrollmentError`` (no certificate will come). Status reads every
+        ``interval`` seconds (5: KSeF allows 120 an hour).
         """
-        return run(_obtain_flow(name, kind, key_type, valid_from, timeout, interval, key), self._client)
+        return run(
+            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished), self._client
+        )
 
     def complete(
-        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = 1.0
+        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = POLL_INTERVAL
     ) -> KSeFCredentials:
         """The credentials of a request ``obtain`` left pending (``CertificatePendingError.pending``,
-        or a ``PendingCertificate(reference_number, key)`` of a request sent with ``enroll``): waits
-        until KSeF issues the certificate, retrieves it and pairs it with the key (``ValueError``
-        if the certificate is not of that key)."""
-        return run(_complete_flow(pending, timeout, interval), self._client)
+        one of ``unfinished``, or a ``PendingCertificate(reference_number, key)`` of a request sent
+        with ``enroll``): waits until KSeF issues the certificate, retrieves it and pairs it with
+        the key (``ValueError`` if the certificate is not of that key). Without a reference number
+        (the request's answer was lost), the certificate is looked for among the subject's
+        certificates of its name, by the key; ``PollTimeoutError`` if none is issued in time (KSeF
+        may never have received the request)."""
+        return run(_complete_flow(pending, timeout, interval, self._unfinished), self._client)
 
     def limits(self) -> CertificateLimitsResponse:
         """``can_request``, and the requests (``enrollment``) and active certificates
@@ -406,7 +513,7 @@ class Certificates:
         return run(_status_flow(reference_number), self._client)
 
     def wait_enrolled(
-        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = POLL_INTERVAL
     ) -> CertificateEnrollmentStatusResponse:
         """Poll a certificate request until it is handled: its status once issued (200);
         ``CertificateEnrollmentError`` (``code``, ``description``, ``details``) if refused,
@@ -453,6 +560,12 @@ class AsyncCertificates:
 
     def __init__(self, client: AsyncKSeF) -> None:
         self._client = client
+        self._unfinished: list[PendingCertificate] = []
+
+    @property
+    def unfinished(self) -> tuple[PendingCertificate, ...]:
+        """The requests ``obtain`` sent whose certificate was not handed out; see ``Certificates.unfinished``."""
+        return tuple(self._unfinished)
 
     async def obtain(
         self,
@@ -462,17 +575,19 @@ class AsyncCertificates:
         key_type: str = "EC",
         valid_from: dt.datetime | None = None,
         timeout: float = 120.0,
-        interval: float = 1.0,
+        interval: float = POLL_INTERVAL,
         key: PrivateKey | None = None,
     ) -> KSeFCredentials:
         """A new KSeF certificate and its private key; see ``Certificates.obtain``."""
-        return await arun(_obtain_flow(name, kind, key_type, valid_from, timeout, interval, key), self._client)
+        return await arun(
+            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished), self._client
+        )
 
     async def complete(
-        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = 1.0
+        self, pending: PendingCertificate, *, timeout: float = 120.0, interval: float = POLL_INTERVAL
     ) -> KSeFCredentials:
         """The credentials of a pending request; see ``Certificates.complete``."""
-        return await arun(_complete_flow(pending, timeout, interval), self._client)
+        return await arun(_complete_flow(pending, timeout, interval, self._unfinished), self._client)
 
     async def limits(self) -> CertificateLimitsResponse:
         """The subject's certificate limits; see ``Certificates.limits``."""
@@ -499,7 +614,7 @@ class AsyncCertificates:
         return await arun(_status_flow(reference_number), self._client)
 
     async def wait_enrolled(
-        self, reference_number: str, *, timeout: float = 120.0, interval: float = 1.0
+        self, reference_number: str, *, timeout: float = 120.0, interval: float = POLL_INTERVAL
     ) -> CertificateEnrollmentStatusResponse:
         """Poll a certificate request until it is handled; see ``Certificates.wait_enrolled``."""
         return await arun(wait_enrolled_flow(reference_number, timeout, interval), self._client)

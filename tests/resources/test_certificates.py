@@ -13,11 +13,13 @@ import base64
 import datetime as dt
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ksef_client import AsyncKSeF, CertificateEnrollmentError, CertificatePendingError, KSeF, PollTimeoutError, qr
 from ksef_client.certificates import build_csr, certificate_subject
-from ksef_client.errors import AuthenticationFailedError, BadRequestError, InternalServerError
+from ksef_client.errors import AuthenticationFailedError, BadRequestError, InternalServerError, ResponseFormatError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
@@ -41,6 +43,7 @@ from ksef_client.testing import sample_invoice, self_signed_certificate
 from ksef_client.xades import SigningCredentials
 from tests.conftest import NIP
 from tests.helpers import FakeTime
+from tests.hostile import Tamper, json_swap
 
 OTHER_NIP = "7762811692"
 REVOKE = "certificates.revoke_certificate"
@@ -180,6 +183,67 @@ class TestObtain:
         other = ec.generate_private_key(ec.SECP256R1())
         with pytest.raises(ValueError, match="not the key of this certificate"):
             signed.certificates.complete(PendingCertificate(accepted.reference_number, other))
+
+    def test_a_lost_answer_to_the_request_keeps_its_key(self, signed: KSeF, backend: KSeFBackend) -> None:
+        # The POST is taken, its answer lost (not repeated: a POST): no reference number, but KSeF
+        # issues the certificate all the same (review of certificates, 1).
+        backend.faults.add(DROP_AFTER, operation="certificates.create_enrollment")
+        with pytest.raises(CertificatePendingError) as caught:
+            signed.certificates.obtain("Odpowiedź utracona")
+        pending = caught.value.pending
+        assert pending.reference_number is None and pending.name == "Odpowiedź utracona"
+        assert signed.certificates.unfinished == (pending,)
+        creds = signed.certificates.complete(pending)  # found among the subject's certificates by its key
+        assert creds.certificate.public_key() == pending.key.public_key() and creds.name == "Odpowiedź utracona"
+        assert signed.certificates.unfinished == ()
+
+    def test_an_interrupted_obtain_leaves_its_request_to_complete(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
+        # Ctrl-C (or a cancelled task) while waiting: no CertificatePendingError can carry the key,
+        # so the client keeps it (review of certificates, 2).
+        interrupted = []
+
+        def sleep(seconds: float) -> None:
+            if not interrupted:
+                interrupted.append(seconds)
+                raise KeyboardInterrupt
+            fake_time.sleep(seconds)
+
+        backend.transitions.enrollment_reads = 2
+        with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0, sleep=sleep, clock=fake_time.clock) as client:
+            client.auth.login_with_certificate(self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+            with pytest.raises(KeyboardInterrupt):
+                client.certificates.obtain("Przerwany")
+            (pending,) = client.certificates.unfinished
+            assert pending.reference_number is not None
+            creds = client.certificates.complete(pending)
+            assert creds.name == "Przerwany" and client.certificates.unfinished == ()
+
+    @pytest.mark.parametrize(
+        ("path", "change"),
+        [
+            ("/certificates/retrieve", lambda body: {**body, "certificates": []}),  # review of certificates, 3
+            (
+                "/certificates/enrollments/2",
+                lambda body: {k: v for k, v in body.items() if k != "certificateSerialNumber"},
+            ),
+        ],
+        ids=["retrieve-gives-nothing", "issued-without-serial"],
+    )
+    def test_an_answer_that_breaks_the_spec_after_the_request_keeps_its_key(
+        self, signed: KSeF, ksef_server: ThreadedServer, fake_time: FakeTime, path: str, change: Any
+    ) -> None:
+        method = "POST" if "retrieve" in path else "GET"
+        transport = Tamper(json_swap(method, path, change))
+        with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0, transport=transport, sleep=fake_time.sleep,
+                  clock=fake_time.clock) as client:  # fmt: skip
+            client.auth.login_with_certificate(self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+            with pytest.raises(CertificatePendingError) as caught:
+                client.certificates.obtain("Zła odpowiedź")
+        assert isinstance(caught.value.__cause__, ResponseFormatError)  # not a refusal: the certificate exists
+        creds = signed.certificates.complete(caught.value.pending)  # another client of the same subject
+        assert creds.name == "Zła odpowiedź"
 
     def test_a_refused_request_raises_its_status(
         self, signed: KSeF, ksef_server: ThreadedServer, fake_time: FakeTime
@@ -332,6 +396,32 @@ def test_credentials_are_saved_only_encrypted(signed: KSeF, tmp_path: Path) -> N
     assert SigningCredentials.from_pkcs12(data, "secret").certificate == creds.certificate
 
 
+def test_a_save_replaces_the_file_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Review of certificates, 5: the file was truncated first (a failed save lost the key store
+    # there) and a planted symbolic link was written through.
+    first, second = self_signed_certificate(NIP, kind="seal"), self_signed_certificate(NIP, kind="seal")
+    target = tmp_path / "erp.p12"
+    first.save(target, "hasło")
+    kept = target.read_bytes()
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            second.save(target, "hasło")
+    assert target.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["erp.p12"]
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not a key store")
+    link = tmp_path / "link.p12"
+    link.symlink_to(elsewhere)
+    second.save(link, "hasło")
+    assert elsewhere.read_text() == "not a key store" and not link.is_symlink()
+    assert SigningCredentials.from_pkcs12(link, "hasło").certificate == second.certificate
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+
+
 def test_a_csr_is_of_exactly_the_enrollment_data() -> None:
     # The attributes' string types of the spec's own example CSR (POST /certificates/enrollments):
     # PrintableString for countryName and serialNumber, UTF8String for the rest.
@@ -374,3 +464,29 @@ async def test_async_obtain_log_in_query_and_revoke(
         assert [c.status async for c in client.certificates.query(status="Revoked")] == ["Revoked"]
         with pytest.raises(ValueError, match="name"):
             await client.certificates.obtain("abc")
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_async_obtain_leaves_its_request_to_complete(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # A task cancelled while obtain waits (asyncio.timeout, task.cancel()): the cancellation goes
+    # on as it must, and the client keeps the request with its key (review of certificates, 2).
+    cancelled: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if not cancelled:
+            cancelled.append(seconds)
+            raise anyio.get_cancelled_exc_class()
+        await fake_time.asleep(seconds)
+
+    backend.transitions.enrollment_reads = 2
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, rate_limit_scale=0, sleep=sleep, clock=fake_time.clock
+    ) as client:
+        await client.auth.login_with_certificate(self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+        with pytest.raises(anyio.get_cancelled_exc_class()):
+            await client.certificates.obtain("Anulowany")
+        (pending,) = client.certificates.unfinished
+        creds = await client.certificates.complete(pending)
+        assert creds.name == "Anulowany" and client.certificates.unfinished == ()
