@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from conformance.seed import seed
 from ksef_client.crypto import PublicKeyCertificate, SymmetricKey
-from ksef_client.mock import KSeFBackend, create_app
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.sending import encryption_for
 
 NIP = "5265877635"
@@ -21,11 +22,13 @@ NIP = "5265877635"
 def seeded() -> Any:
     backend = KSeFBackend()
     seed(backend, NIP)
-    app = create_app(backend, strict=True)
     token = backend.mint_access_token(NIP)
-    with TestClient(app, base_url="http://ksef.local") as client:
+    with (
+        ThreadedServer(backend, strict=True) as server,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client,
+    ):
         client.headers["Authorization"] = f"Bearer {token}"
-        yield client, app
+        yield client, server.app
 
 
 def _since() -> str:
@@ -80,7 +83,7 @@ def test_session_invoices_and_an_export_of_every_kind_conform(seeded: Any) -> No
     assert app.violations == []
 
 
-def _public_keys(client: TestClient) -> list[PublicKeyCertificate]:
+def _public_keys(client: httpx.Client) -> list[PublicKeyCertificate]:
     return [
         PublicKeyCertificate.from_der_b64(
             item["certificate"], item["usage"], dt.datetime.fromisoformat(item["validFrom"]),
