@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import ipaddress
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -26,6 +24,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
+from ksef_client._durable import write_durably
 from ksef_client._xml import declares_entities, parse
 
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
@@ -112,23 +111,12 @@ class SigningCredentials:
 
     def save(self, path: str | Path, password: bytes | str) -> Path:
         """Write ``to_pkcs12(password)`` to ``path`` (a ``.p12`` file), readable and writable by its
-        owner only on POSIX systems; the path written. Atomic: the bytes go to a new file beside
-        it, flushed to disk, which then takes ``path``'s place, so a save that fails half-way
-        leaves the file that was there whole, and a symbolic link at ``path`` is replaced, not
-        written through."""
-        data = self.to_pkcs12(password)
+        owner only on POSIX systems; the path written. Atomic and durable (``write_durably``: a
+        new file of mode 0600 beside it, flushed to disk, then renamed over ``path``), so a save
+        that fails half-way leaves the file that was there whole, and a symbolic link at ``path``
+        is replaced, not written through."""
         target = Path(path)
-        partial = target.with_name(f".{target.name}.{secrets.token_hex(8)}.partial")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # new: no link followed
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        write_durably(target, self.to_pkcs12(password))
         return target
 
 
