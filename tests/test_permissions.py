@@ -34,7 +34,7 @@ VAT_UE = "DE123456789"
 COMPOSITE = f"{NIP}-{VAT_UE}"
 PERSON = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "Jan", "lastName": "Nowak"}}
 DOCUMENT = {"type": "Passport", "number": "C01X00T47", "country": "DE"}
-FOREIGNER = {
+FOREIGNER: dict[str, Any] = {
     "subjectDetailsType": "PersonByFingerprintWithoutIdentifier",
     "personByFpNoId": {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01", "idDocument": DOCUMENT},
 }
@@ -492,3 +492,49 @@ def test_a_revoke_through_the_wrong_endpoint_fails_its_operation(ksef: KSeF) -> 
     assert [g.id for g in ksef.permissions.authorizations()] == [grant.id]  # still there
     ksef.permissions.wait(ksef.permissions.revoke_authorization(grant.id))
     assert list(ksef.permissions.authorizations()) == []
+
+
+# --- review of ksef.permissions, second round (/work/review-permsdk) -------------------------------
+
+
+def _generator(*names: str) -> Any:
+    return (name for name in names)
+
+
+@pytest.mark.parametrize("grant", ["grant_person", "grant_entity", "grant_indirect"])
+@pytest.mark.parametrize("kind", ["generator", "dict_keys", "set"])
+def test_permissions_take_any_iterable(ksef: KSeF, grant: str, kind: str) -> None:
+    # F9: permissions= is annotated Iterable[str]; a generator or dict.keys() raised "expected a list"
+    # for grant_person and grant_indirect while grant_entity sent it.
+    values = {"generator": _generator("InvoiceRead"), "dict_keys": {"InvoiceRead": 1}.keys(), "set": {"InvoiceRead"}}
+    arguments = {**BASE[grant], "permissions": values[kind]}
+    if grant == "grant_indirect":
+        arguments["target_identifier"] = ("AllPartners", None)
+    assert ksef.permissions.wait(getattr(ksef.permissions, grant)(**arguments)).status.code == 200
+    query = {"query_type": "PermissionsGrantedInCurrentContext", "permission_types": _generator("InvoiceRead")}
+    assert [str(p.permission_scope) for p in ksef.permissions.persons(**query)] == ["InvoiceRead"]
+
+
+def test_eu_entity_permissions_take_any_iterable(ksef_server: ThreadedServer, backend: KSeFBackend,
+                                                 fake_time: FakeTime) -> None:  # fmt: skip
+    with _client(ksef_server, backend, fake_time, Context("NipVatUe", COMPOSITE)) as ksef:
+        arguments = {**BASE["grant_eu_entity"], "permissions": _generator("InvoiceWrite")}
+        assert ksef.permissions.wait(ksef.permissions.grant_eu_entity(**arguments)).status.code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "arguments", "message"),
+    [
+        (*_with("grant_entity", permissions="InvoiceRead", can_delegate=()), r"permissions: expected a list, got str"),
+        (*_with("grant_entity", can_delegate="InvoiceRead"), r"can_delegate: expected a list, got str"),
+        (*_with("grant_eu_entity", permissions={"InvoiceWrite": True}), r"permissions: expected a list, got dict"),
+        ("persons", {"permission_types": "InvoiceRead"}, r"permission_types: expected a list, got str"),
+    ],
+)
+def test_a_string_is_not_a_list_of_permissions(ksef: KSeF, method: str, arguments: dict[str, Any],
+                                               message: str) -> None:  # fmt: skip
+    # A str is iterable too: its letters are not permissions.
+    sent = ksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=message):
+        getattr(ksef.permissions, method)(**arguments)
+    assert ksef.send_state.requests_sent == sent

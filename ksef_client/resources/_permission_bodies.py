@@ -214,11 +214,20 @@ def check_permission_id(permission_id: str) -> str:
     return permission_id
 
 
+def listed(values: Iterable[Any], field: str) -> list[Any]:
+    """``values`` (any iterable: a list, a tuple, a set, a generator, ``dict.keys()``) as a JSON
+    list. A string, bytes or a mapping is a ``ValueError``: each is iterable too, but what it
+    yields (the letters of ``"InvoiceRead"``, a dict's keys) is not a list of permissions."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ValueError(f"{field}: expected a list, got {type(values).__name__} {values!r:.60}")
+    return [plain(value) for value in values]
+
+
 def entity_permissions(permissions: Iterable[Any], can_delegate: Iterable[str]) -> list[Any]:
     """An entity grant's ``permissions``: names become ``{"type": name, "canDelegate": ...}``
     (``canDelegate`` true for those in ``can_delegate``); dicts and models are taken as they are."""
-    delegable = {plain(name) for name in can_delegate}
-    items = [plain(p) for p in permissions]
+    delegable = set(listed(can_delegate, "can_delegate"))
+    items = listed(permissions, "permissions")
     unknown = delegable - {p if isinstance(p, str) else p.get("type") for p in items if isinstance(p, str | dict)}
     if unknown:
         raise ValueError(f"can_delegate: {sorted(unknown)} not among the permissions granted")

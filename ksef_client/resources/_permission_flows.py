@@ -69,6 +69,7 @@ from ksef_client.resources._permission_bodies import (
     checked_grant,
     entity_permissions,
     identifier,
+    listed,
     plain,
 )
 
@@ -117,6 +118,12 @@ def _details(value: Any) -> Any:
     return {"fullName": value} if isinstance(value, str) else plain(value)
 
 
+def _permissions(values: Iterable[Any] | None) -> list[Any] | None:
+    """``permissions=`` as any iterable of names (``listed``): a generator or ``dict.keys()`` is
+    sent as the list it yields, as ``grant_entity`` always did."""
+    return None if values is None else listed(values, "permissions")
+
+
 def _optional(value: Identifier | None, field: str) -> Any:
     return None if value is None else identifier(value, field)
 
@@ -135,7 +142,7 @@ def person_grant(
     """``POST /permissions/persons/grants``."""
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -147,7 +154,7 @@ def entity_grant(
     can_delegate: Iterable[str],
 ) -> Flow[str]:  # fmt: skip
     """``POST /permissions/entities/grants``."""
-    delegable = list(can_delegate)
+    delegable = listed(can_delegate, "can_delegate")
     if delegable and permissions is None:  # with a request model, its permissions say canDelegate
         raise ValueError("can_delegate: name permissions given in permissions= (a request model carries canDelegate)")
     fields = {
@@ -180,7 +187,7 @@ def indirect_grant(
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
         "targetIdentifier": _optional(target_identifier, "target_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -224,7 +231,7 @@ def eu_entity_grant(
     """``POST /permissions/eu-entities/grants``."""
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -296,7 +303,7 @@ def query_pages(
 
 
 def _types(values: Iterable[Any] | None) -> Any:
-    return None if values is None else plain(list(values))
+    return None if values is None else listed(values, "permission_types")
 
 
 def personal_pages(
