@@ -538,3 +538,27 @@ def test_a_string_is_not_a_list_of_permissions(ksef: KSeF, method: str, argument
     with pytest.raises(ValueError, match=message):
         getattr(ksef.permissions, method)(**arguments)
     assert ksef.send_state.requests_sent == sent
+
+
+EMPTY: dict[str, dict[str, Any]] = {
+    "grant_person": {"permissions": []},
+    "grant_entity": {"permissions": [], "can_delegate": ()},
+    "grant_indirect": {"permissions": iter(())},
+    "grant_eu_entity": {"permissions": ()},
+}
+
+
+@pytest.mark.parametrize("grant", list(EMPTY))
+def test_an_empty_permissions_list_is_refused_before_sending(ksef: KSeF, grant: str) -> None:
+    # F6: sent, and refused by the emulator (21405) after sending. The Ministry's C# client refuses it
+    # before sending ("Należy podać co najmniej jedno uprawnienie."); so does a request model.
+    sent = ksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=r"permissions: give at least one permission"):
+        getattr(ksef.permissions, grant)(**{**BASE[grant], **EMPTY[grant]})
+    body = PersonPermissionsGrantRequest.from_dict({
+        "subjectIdentifier": {"type": "Pesel", "value": PESEL}, "permissions": [],
+        "description": "księgowa", "subjectDetails": PERSON,
+    })  # fmt: skip
+    with pytest.raises(ValueError, match=r"grant_person.permissions: give at least one"):
+        ksef.permissions.grant_person(body)
+    assert ksef.send_state.requests_sent == sent

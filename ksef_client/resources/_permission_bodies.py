@@ -5,7 +5,8 @@ lengths: ``description`` 5-256, names, ...) is checked against the shipped spec 
 (``_query_filters.checked_against``), never copied here. What the spec writes only in prose is
 checked here, each rule citing its source:
 
-- every ``permissions`` list: "Lista nadawanych uprawnień. Każda wartość może wystąpić tylko raz.";
+- every ``permissions`` list: "Lista nadawanych uprawnień. Każda wartość może wystąpić tylko raz.",
+  and not empty (the Ministry's C# client);
 - ``subjectDetails``: the data its ``subjectDetailsType`` needs ("Wymagane, gdy subjectDetailsType
   = ..."), and a type that fits the subject's identifier (the types' own descriptions);
 - every identifier by its ``type``: a NIP with its check digit, a PESEL in the spec's form, an
@@ -120,6 +121,11 @@ def checked_body(schema_name: str, body: dict[str, Any], path: str) -> dict[str,
 def checked_grant(schema_name: str, body: dict[str, Any], path: str) -> dict[str, Any]:
     """A grant body checked (``checked_body``) plus the subunit grant's ``subunitName`` rule."""
     checked = checked_body(schema_name, body, path)
+    # An empty "Lista nadawanych uprawnień" grants nothing. The spec's arrays have no minItems, but
+    # the Ministry's C# client refuses it before sending ("Należy podać co najmniej jedno
+    # uprawnienie.", the grant builders' WithPermissions), and so does the emulator (21405).
+    if checked.get("permissions") == []:
+        raise ValueError(f"{path}.permissions: give at least one permission to grant")
     context = checked.get("contextIdentifier")
     # SubunitPermissionsGrantRequest.subunitName: "W przypadku jednostki podrzędnej z identyfikatorem
     # wewnętrznym pole jest wymagane."
