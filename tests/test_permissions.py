@@ -10,6 +10,8 @@ has seen it through.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -562,3 +564,34 @@ def test_an_empty_permissions_list_is_refused_before_sending(ksef: KSeF, grant: 
     with pytest.raises(ValueError, match=r"grant_person.permissions: give at least one"):
         ksef.permissions.grant_person(body)
     assert ksef.send_state.requests_sent == sent
+
+
+def test_a_fingerprint_is_sent_in_upper_case(ksef: KSeF, monkeypatch: pytest.MonkeyPatch) -> None:
+    # F4: hashlib's hexdigest() is lower case; the Ministry's clients send upper case (C#
+    # CertificateUtils.GetSha256Fingerprint: ToUpperInvariant(), its validator ^[0-9A-F]{64}$; Java
+    # DefaultCertificateService.getSha256Fingerprint: %02X) and so do the spec's examples. The emulator
+    # upper-cases what it stores, so the test reads the bodies as sent.
+    bodies: list[Any] = []
+    http = ksef.raw.get_httpx_client()
+    original = http.send
+
+    def send(request: Any, **kwargs: Any) -> Any:
+        if request.method == "POST":
+            bodies.append(json.loads(request.content))
+        return original(request, **kwargs)
+
+    monkeypatch.setattr(http, "send", send)
+    lower = hashlib.sha256(b"certificate").hexdigest()
+    assert lower != lower.upper()
+    person = {"firstName": "Jan", "lastName": "Nowak", "identifier": {"type": "Pesel", "value": PESEL}}
+    details = {"subjectDetailsType": "PersonByFingerprintWithIdentifier", "personByFpWithId": person}
+    ksef.permissions.grant_person(
+        subject_identifier=("Fingerprint", lower), permissions=["InvoiceRead"], description="księgowa",
+        subject_details=details,
+    )  # fmt: skip
+    list(ksef.permissions.persons(authorized_identifier={"type": "Fingerprint", "value": lower}))
+    list(ksef.permissions.eu_entities(authorized_fingerprint_identifier=lower))
+    grant, query, eu_query = bodies
+    assert grant["subjectIdentifier"] == {"type": "Fingerprint", "value": lower.upper()}
+    assert query["authorizedIdentifier"]["value"] == lower.upper()
+    assert eu_query["authorizedFingerprintIdentifier"] == lower.upper()

@@ -10,8 +10,8 @@ checked here, each rule citing its source:
 - ``subjectDetails``: the data its ``subjectDetailsType`` needs ("Wymagane, gdy subjectDetailsType
   = ..."), and a type that fits the subject's identifier (the types' own descriptions);
 - every identifier by its ``type``: a NIP with its check digit, a PESEL in the spec's form, an
-  ``InternalId`` with its own check digit, a certificate fingerprint (SHA-256, 64 hex digits), a
-  ``NipVatUe``, a ``PeppolId``; ``AllPartners`` and ``System`` without a value;
+  ``InternalId`` with its own check digit, a certificate fingerprint (SHA-256, 64 hex digits,
+  sent in upper case), a ``NipVatUe``, a ``PeppolId``; ``AllPartners`` and ``System`` without a value;
 - ``subunitName`` for a subunit named by an ``InternalId``; an identity document's country.
 
 Anything wrong is a ``ValueError`` naming the field, raised before any request is sent.
@@ -172,6 +172,8 @@ def _identifiers(value: Any, path: str) -> None:
         here = f"{path}.{key}"
         if (key == "identifier" or key.endswith("Identifier")) and isinstance(item, dict) and "type" in item:
             check_identifier(str(item["type"]), item.get("value"), f"{here}.value")
+            if item["type"] == "Fingerprint":
+                item["value"] = upper_fingerprint(item["value"])
         _identifiers(item, here)
 
 
@@ -198,6 +200,16 @@ def check_identifier(kind: str, value: Any, field: str) -> None:
         validate_nip_vat_ue(value, field)
     elif kind == "PeppolId":
         validate_peppol_id(value, field)
+
+
+def upper_fingerprint(value: Any) -> Any:
+    """A certificate fingerprint in upper case, as the Ministry's clients send it: C#
+    ``CertificateUtils.GetSha256Fingerprint`` (``ToUpperInvariant()``; its validator
+    ``CertificateFingerPrintSha256Pattern = ^[0-9A-F]{64}$`` refuses lower case), Java
+    ``DefaultCertificateService.getSha256Fingerprint`` (``%02X``), and every example of the spec.
+    ``hashlib``'s ``hexdigest()`` is lower case; whether KSeF matches a lower-case grant to the
+    certificate at login is not documented, so nothing is left to that."""
+    return value.upper() if isinstance(value, str) else value
 
 
 def _documents(value: Any, path: str) -> None:

@@ -71,6 +71,7 @@ from ksef_client.resources._permission_bodies import (
     identifier,
     listed,
     plain,
+    upper_fingerprint,
 )
 
 
@@ -376,7 +377,7 @@ def eu_entities_pages(
 ) -> PageFlow[int, EuEntityPermission]:  # fmt: skip
     fields = {
         "vatUeIdentifier": vat_ue_identifier,
-        "authorizedFingerprintIdentifier": authorized_fingerprint_identifier,
+        "authorizedFingerprintIdentifier": upper_fingerprint(authorized_fingerprint_identifier),
         "permissionTypes": _types(permission_types),
     }
     return query_pages(EU_QUERY, "permissions", fields, page_size)
