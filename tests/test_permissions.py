@@ -21,11 +21,12 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._generated.models import PersonPermissionsGrantRequest
 from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
-from ksef_client.identifiers import make_internal_id
+from ksef_client.identifiers import internal_id_check_digit, make_internal_id
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.models import Context
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.resources._permission_bodies import check_identifier
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -358,7 +359,6 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     (*_with("grant_entity", can_delegate=["InvoiceWrite"]), r"can_delegate: \['InvoiceWrite'\] not among"),
     (*_with("grant_entity", permissions=None), r"can_delegate: name permissions given in permissions="),
     # identifiers by their type
-    (*_with("grant_person", subject_identifier=("Nip", "5265877636")), r"wrong NIP check digit"),
     (*_with("grant_person", subject_identifier=("Pesel", "15132788702")), r"is not a PESEL"),
     (*_with("grant_person", subject_identifier=("Email", "jan@nowak.pl")), r"PersonPermissionsSubjectIdentifierType"),
     (*_with("grant_person", subject_identifier=("Pesel",)), r"give \(type, value\)"),
@@ -391,7 +391,6 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("persons", {"permission_types": ["VatUeManage"]}, r"PersonPermissionType"),
     ("persons", {"author_identifier": ("System", NIP)}, r"System identifier has no value"),
     ("personal", {"permission_state": "Revoked"}, r"PermissionState"),
-    ("personal", {"context_identifier": ("Nip", "1234567890")}, r"wrong NIP check digit"),
     ("authorizations", {"query_type": "Given"}, r"QueryType"),
     ("authorizations", {"authorized_identifier": ("PeppolId", "PPL12345X")}, r"not a PeppolId"),
     ("eu_entities", {"vat_ue_identifier": "DE12345"}, r"the spec's pattern"),
@@ -433,6 +432,10 @@ async def test_async_bad_input_is_refused_before_any_request(aksef: AsyncKSeF, m
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("personal", {"context_identifier": ("Nip", NIP), "target_identifier": ("AllPartners", None),
                   "permission_types": ["InvoiceRead", "VatUeManage"], "permission_state": "Active"}),
+    # a NIP's check digit is not checked in permissions (srodowiska.md: "Do testów należy używać losowych
+    # identyfikatorów NIP"; review F5)
+    ("personal", {"context_identifier": ("Nip", "1234567890")}),
+    ("persons", {"authorized_identifier": ("Nip", "5265877636")}),
     ("personal", {"context_identifier": ("InternalId", make_internal_id(NIP, 1)),
                   "target_identifier": ("Nip", CLIENT), "page_size": 10}),
     ("persons", {"query_type": "PermissionsGrantedInCurrentContext", "author_identifier": ("System", None),
@@ -595,3 +598,18 @@ def test_a_fingerprint_is_sent_in_upper_case(ksef: KSeF, monkeypatch: pytest.Mon
     assert grant["subjectIdentifier"] == {"type": "Fingerprint", "value": lower.upper()}
     assert query["authorizedIdentifier"]["value"] == lower.upper()
     assert eu_query["authorizedFingerprintIdentifier"] == lower.upper()
+
+
+def test_a_nip_check_digit_is_not_required_in_permissions(ksef: KSeF) -> None:
+    # F5: the spec's Nip is a pattern alone; the guide names NIP check digits only for invoices on
+    # production (api-changelog.md) and tells testers to use random NIPs (srodowiska.md). Only the form is
+    # checked: 5265877636 (its check digit would be 5) is granted, 526587763 (9 digits) is refused.
+    wrong_digit, internal = "5265877636", "5265877636-0001"
+    internal += internal_id_check_digit(internal)  # the InternalId's own digit stays KSeF's rule
+    ref = ksef.permissions.grant_person(**{**BASE["grant_person"], "subject_identifier": ("Nip", wrong_digit)})
+    assert ksef.permissions.wait(ref).status.code == 200
+    assert {p.authorized_identifier.value for p in ksef.permissions.persons()} == {wrong_digit}
+    assert list(ksef.permissions.subunits(subunit_identifier=("InternalId", internal))) == []
+    check_identifier("NipVatUe", f"{wrong_digit}-{VAT_UE}", "context")  # no ValueError
+    with pytest.raises(ValueError, match=r"subjectIdentifier.value: 9 characters"):
+        ksef.permissions.grant_person(**{**BASE["grant_person"], "subject_identifier": ("Nip", "526587763")})

@@ -9,7 +9,7 @@ checked here, each rule citing its source:
   and not empty (the Ministry's C# client);
 - ``subjectDetails``: the data its ``subjectDetailsType`` needs ("Wymagane, gdy subjectDetailsType
   = ..."), and a type that fits the subject's identifier (the types' own descriptions);
-- every identifier by its ``type``: a NIP with its check digit, a PESEL in the spec's form, an
+- every identifier by its ``type``: a NIP in its form (not its check digit), a PESEL in the spec's form, an
   ``InternalId`` with its own check digit, a certificate fingerprint (SHA-256, 64 hex digits,
   sent in upper case), a ``NipVatUe``, a ``PeppolId``; ``AllPartners`` and ``System`` without a value;
 - ``subunitName`` for a subunit named by an ``InternalId``; an identity document's country.
@@ -185,8 +185,16 @@ def check_identifier(kind: str, value: Any, field: str) -> None:
         return
     if not isinstance(value, str) or not value:
         raise ValueError(f"{field}: a {kind} identifier needs its value")
+    # A NIP (alone, or inside an InternalId or a NipVatUe) in its form only, not its check digit.
+    # The spec's Nip is a pattern alone ("10 cyfrowy numer NIP", ^[1-9]((\d[1-9])|([1-9]\d))\d{7}$);
+    # the guide names NIP check digits only for invoices, and on production alone ("Dodano
+    # weryfikację sumy kontrolnej NIP dla: Podmiot1, Podmiot2, Podmiot3 [...] - dotyczy tylko
+    # środowiska produkcyjnego", api-changelog.md), and tells testers "Do testów należy używać
+    # losowych identyfikatorów NIP" (srodowiska.md): no source has KSeF refuse a permission for
+    # it. The InternalId's own last digit is KSeF's rule ("Wprowadzono walidację sumy kontrolnej
+    # dla identyfikatora InternalId w POST /permissions/subunits/grants", api-changelog.md 2.0.0).
     if kind == "Nip":
-        validate_nip(value, field)
+        validate_nip(value, field, check_digit=False)
     elif kind == "Pesel":
         pesel = pinned_schemas()["Pesel"]["pattern"]
         if not re.fullmatch(pesel, value, re.ASCII):
@@ -195,9 +203,9 @@ def check_identifier(kind: str, value: Any, field: str) -> None:
         if not _FINGERPRINT.fullmatch(value):
             raise ValueError(f"{field}: {value!r} is not a certificate fingerprint (SHA-256: 64 hex digits)")
     elif kind == "InternalId":
-        validate_internal_id(value, field)
+        validate_internal_id(value, field, nip_check_digit=False)
     elif kind == "NipVatUe":
-        validate_nip_vat_ue(value, field)
+        validate_nip_vat_ue(value, field, nip_check_digit=False)
     elif kind == "PeppolId":
         validate_peppol_id(value, field)
 

@@ -18,9 +18,9 @@ Each ``grant_*`` takes either the generated request model (``PersonPermissionsGr
 or keyword arguments: identifiers as ``(type, value)`` (``("Nip", "5265877635")``,
 ``("AllPartners", None)``), dicts as the API names them or generated models. Every body and filter
 is checked before anything is sent: a ``ValueError`` names what is wrong (the spec's schema, its
-"each value only once" and "required when subjectDetailsType = ..." rules, identifiers with their
-check digits). The queries page by ``pageOffset``/``hasMore`` (a ``Pager``, whose cursor is the
-page number), in pages of the largest size the spec allows unless ``page_size`` says otherwise.
+"each value only once" and "required when subjectDetailsType = ..." rules, identifiers in their
+forms, an InternalId's check digit). The queries page by ``pageOffset``/``hasMore`` (a ``Pager``,
+whose cursor is the page number), in pages of the largest size the spec allows unless ``page_size`` says otherwise.
 """
 
 from __future__ import annotations
