@@ -12,13 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import ksef_client
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client._countries import ISO_3166_ALPHA2
 from ksef_client._generated.models import PersonPermissionsGrantRequest
 from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
 from ksef_client.identifiers import internal_id_check_digit, make_internal_id
@@ -377,7 +381,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     (*_with("grant_person", subject_identifier=("Fingerprint", FINGERPRINT)), r"PersonByIdentifier does not fit"),
     (*_with("grant_indirect", subject_details=FOREIGNER), r"PersonByFingerprintWithoutIdentifier does not fit"),
     (*_with("grant_entity", subject_details="Bi"), r"fullName: 2 characters"),
-    (*_with("grant_eu_entity_administrator", subject_details=LOWER_COUNTRY), r"country: 'de' is not 2 capital"),
+    (*_with("grant_eu_entity_administrator", subject_details=LOWER_COUNTRY), r"country: 'de' is not an ISO 3166-1"),
     # SubunitPermissionsGrantRequest.subunitName: "W przypadku jednostki podrzędnej z identyfikatorem
     # wewnętrznym pole jest wymagane."
     (*_with("grant_subunit", subunit_name=None), r"subunitName: required"),
@@ -613,3 +617,24 @@ def test_a_nip_check_digit_is_not_required_in_permissions(ksef: KSeF) -> None:
     check_identifier("NipVatUe", f"{wrong_digit}-{VAT_UE}", "context")  # no ValueError
     with pytest.raises(ValueError, match=r"subjectIdentifier.value: 9 characters"):
         ksef.permissions.grant_person(**{**BASE["grant_person"], "subject_identifier": ("Nip", "526587763")})
+
+
+@pytest.mark.parametrize("country", ["EL", "UK", "XX", "XK"])
+def test_an_id_document_country_is_an_iso_code(ksef: KSeF, country: str) -> None:
+    # F7: IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać dokładnie 2
+    # wielkie litery." Two capital letters were enough: EL (Greece's EU VAT prefix; ISO: GR), UK (GB) were sent.
+    document = {**DOCUMENT, "country": country}
+    details = {**FOREIGNER, "personByFpNoId": {**FOREIGNER["personByFpNoId"], "idDocument": document}}
+    sent = ksef.send_state.requests_sent
+    with pytest.raises(ValueError, match=rf"idDocument.country: '{country}' is not an ISO 3166-1 alpha-2"):
+        ksef.permissions.grant_eu_entity_administrator(**{**BASE["grant_eu_entity_administrator"],
+                                                          "subject_details": details})  # fmt: skip
+    assert ksef.send_state.requests_sent == sent
+
+
+def test_the_iso_country_codes_are_the_ministrys_dictionary_without_its_non_iso_codes() -> None:
+    # _countries: TKodKraju (FA(3), KodyKrajow_v10-0E.xsd) less AN (withdrawn from ISO 3166-1), XC, XI, XK, XL.
+    xsd = (Path(ksef_client.__file__).parent / "_data/fa3/bazowe/KodyKrajow_v10-0E.xsd").read_text(encoding="utf-8")
+    dictionary = set(re.findall(r'enumeration value="([A-Z]{2})"', xsd))
+    assert dictionary - {"AN", "XC", "XI", "XK", "XL"} == ISO_3166_ALPHA2
+    assert len(ISO_3166_ALPHA2) == 249 and {"PL", "DE", "US", "GR", "GB"} <= ISO_3166_ALPHA2

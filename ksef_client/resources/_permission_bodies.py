@@ -12,7 +12,7 @@ checked here, each rule citing its source:
 - every identifier by its ``type``: a NIP in its form (not its check digit), a PESEL in the spec's form, an
   ``InternalId`` with its own check digit, a certificate fingerprint (SHA-256, 64 hex digits,
   sent in upper case), a ``NipVatUe``, a ``PeppolId``; ``AllPartners`` and ``System`` without a value;
-- ``subunitName`` for a subunit named by an ``InternalId``; an identity document's country.
+- ``subunitName`` for a subunit named by an ``InternalId``; an identity document's country (an ISO 3166-1 alpha-2 code).
 
 Anything wrong is a ``ValueError`` naming the field, raised before any request is sent.
 """
@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ksef_client._countries import ISO_3166_ALPHA2
 from ksef_client._query_filters import checked_against
 from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
 from ksef_client.spec_version import pinned_schemas
@@ -36,9 +37,6 @@ Identifier = tuple[str, str | None] | Mapping[str, Any] | Any
 # uprawnienia.md, "Fingerprint | Wynik obliczenia funkcji skrótu SHA-256 na certyfikacie
 # kwalifikowanym": 32 bytes, 64 hex digits (the EU grants' schemas: minLength = maxLength = 64).
 _FINGERPRINT = re.compile(r"[0-9A-Fa-f]{64}", re.ASCII)
-# IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać dokładnie
-# 2 wielkie litery."
-_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 # The spec's PermissionId: 36 characters; its example "0c9a72e8-f344-457f-9c16-7c640eb60242" is a
 # GUID, and the id goes into the DELETE's path.
 _PERMISSION_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}", re.ASCII)
@@ -225,8 +223,13 @@ def _documents(value: Any, path: str) -> None:
         for key, item in value.items():
             if key == "idDocument" and isinstance(item, dict):
                 country = item.get("country")
-                if not isinstance(country, str) or not _COUNTRY.fullmatch(country):
-                    raise ValueError(f"{path}.{key}.country: {country!r} is not 2 capital letters (ISO 3166-1 alpha-2)")
+                # IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz
+                # zawierać dokładnie 2 wielkie litery." (``_countries``: "EL" and "UK" are not ISO's)
+                if country not in ISO_3166_ALPHA2:
+                    raise ValueError(
+                        f"{path}.{key}.country: {country!r} is not an ISO 3166-1 alpha-2 country code "
+                        "(2 capital letters: PL, DE, GR, GB, ...; the spec)"
+                    )
             _documents(item, f"{path}.{key}")
 
 
