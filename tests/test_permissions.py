@@ -374,12 +374,10 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     (*_with("grant_indirect", target_identifier=("InternalId", f"{NIP}-00005")), r"wrong InternalId check digit"),
     (*_with("grant_subunit", context_identifier=("InternalId", f"{NIP}-12347")), r"wrong InternalId check digit"),
     (*_with("grant_eu_entity_administrator", context_identifier=("NipVatUe", f"{NIP}-DE12345")), r"not a NipVatUe"),
-    # subjectDetails: "Wymagane, gdy subjectDetailsType = ...", and a type that fits the subject
+    # subjectDetails: "Wymagane, gdy subjectDetailsType = ..."
     (*_with("grant_person", subject_details=NO_NAME), r"subjectDetails.personById: required"),
     (*_with("grant_person", subject_details=SHORT_NAME), r"firstName: 1 characters"),
     (*_with("grant_person", subject_details=MISSPELT), r"'personByID' is not a key of PersonPermissionSubjectDetails"),
-    (*_with("grant_person", subject_identifier=("Fingerprint", FINGERPRINT)), r"PersonByIdentifier does not fit"),
-    (*_with("grant_indirect", subject_details=FOREIGNER), r"PersonByFingerprintWithoutIdentifier does not fit"),
     (*_with("grant_entity", subject_details="Bi"), r"fullName: 2 characters"),
     (*_with("grant_eu_entity_administrator", subject_details=LOWER_COUNTRY), r"country: 'de' is not an ISO 3166-1"),
     # SubunitPermissionsGrantRequest.subunitName: "W przypadku jednostki podrzędnej z identyfikatorem
@@ -638,3 +636,26 @@ def test_the_iso_country_codes_are_the_ministrys_dictionary_without_its_non_iso_
     dictionary = set(re.findall(r'enumeration value="([A-Z]{2})"', xsd))
     assert dictionary - {"AN", "XC", "XI", "XK", "XL"} == ISO_3166_ALPHA2
     assert len(ISO_3166_ALPHA2) == 249 and {"PL", "DE", "US", "GR", "GB"} <= ISO_3166_ALPHA2
+
+
+UNUSUAL_PAIRS = [
+    _with("grant_person", subject_identifier=("Fingerprint", FINGERPRINT)),  # PersonByIdentifier
+    _with("grant_indirect", subject_details=FOREIGNER, target_identifier=("AllPartners", None)),  # Pesel
+    _with("grant_person", subject_identifier=("Nip", PARTNER), subject_details={
+        "subjectDetailsType": "PersonByFingerprintWithIdentifier",
+        "personByFpWithId": {"firstName": "Jan", "lastName": "Nowak", "identifier": {"type": "Pesel", "value": PESEL}},
+    }),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("grant", "arguments"), UNUSUAL_PAIRS)
+def test_a_details_type_that_does_not_fit_the_subject_is_sent_with_a_warning(
+    ksef: KSeF, caplog: pytest.LogCaptureFixture, grant: str, arguments: dict[str, Any]
+) -> None:
+    # F8: the pairing rule is read from the types' descriptions ("certyfikatem zawierającym identyfikator NIP
+    # lub PESEL" / "niezawierającym"); neither the spec nor the guide says KSeF refuses another pairing and
+    # the Ministry's clients do not check it: a warning, not a ValueError that only ksef.raw could get past.
+    with caplog.at_level("WARNING", logger="ksef_client"):
+        ref = getattr(ksef.permissions, grant)(**arguments)
+    assert ksef.permissions.wait(ref).status.code == 200
+    assert any("is unusual for a subject named by" in r.getMessage() for r in caplog.records)

@@ -8,7 +8,8 @@ checked here, each rule citing its source:
 - every ``permissions`` list: "Lista nadawanych uprawnień. Każda wartość może wystąpić tylko raz.",
   and not empty (the Ministry's C# client);
 - ``subjectDetails``: the data its ``subjectDetailsType`` needs ("Wymagane, gdy subjectDetailsType
-  = ..."), and a type that fits the subject's identifier (the types' own descriptions);
+  = ..."); a type that does not fit the subject's identifier by the types' own descriptions is only
+  logged as a warning (no source says KSeF refuses it);
 - every identifier by its ``type``: a NIP in its form (not its check digit), a PESEL in the spec's form, an
   ``InternalId`` with its own check digit, a certificate fingerprint (SHA-256, 64 hex digits,
   sent in upper case), a ``NipVatUe``, a ``PeppolId``; ``AllPartners`` and ``System`` without a value;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,6 +31,8 @@ from ksef_client._countries import ISO_3166_ALPHA2
 from ksef_client._query_filters import checked_against
 from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
 from ksef_client.spec_version import pinned_schemas
+
+log = logging.getLogger("ksef_client")
 
 # A grant's subject, target or context: ``("Pesel", "90010112349")``, a dict ``{"type", "value"}``
 # as the API names it, or the generated model.
@@ -57,7 +61,12 @@ SUBJECT_DETAILS_FIELDS = {
 # The types' descriptions (PersonPermissionSubjectDetailsType): "PersonByIdentifier | Osoba fizyczna
 # posługująca się Profilem Zaufanym lub certyfikatem zawierającym identyfikator NIP lub PESEL", the
 # two PersonByFingerprint... types "posługująca się certyfikatem niezawierającym identyfikatora NIP
-# ani PESEL": a subject named by NIP or PESEL is PersonByIdentifier, one named by a fingerprint not.
+# ani PESEL"; the guide's Fingerprint row: "Wykorzystywane w sytuacji, gdy certyfikat kwalifikowany
+# nie zawiera identyfikatora NIP ani PESEL" (uprawnienia.md). So a subject named by NIP or PESEL is
+# most likely PersonByIdentifier, one named by a fingerprint not. That is our reading: the
+# descriptions say who the person is, neither the spec nor the guide says KSeF refuses another
+# pairing, and the Ministry's clients do not check it. A pairing against it is therefore logged as a
+# warning (a likely mistake) and sent, not refused.
 _DETAILS_FOR_SUBJECT = {
     "Nip": frozenset({"PersonByIdentifier"}),
     "Pesel": frozenset({"PersonByIdentifier"}),
@@ -152,10 +161,11 @@ def _subject_details(body: dict[str, Any], path: str) -> None:
     subject = body.get("subjectIdentifier") or {}
     fitting = _DETAILS_FOR_SUBJECT.get(str(subject.get("type")))
     if fitting is not None and kind not in fitting:
-        raise ValueError(
-            f"{path}.subjectDetails.subjectDetailsType: {kind} does not fit a subject named by "
-            f"{subject.get('type')} (use {' or '.join(sorted(fitting))})"
-        )
+        log.warning(
+            "%s.subjectDetails.subjectDetailsType: %s is unusual for a subject named by %s (the types' "
+            "descriptions suggest %s); sent as given",
+            path, kind, subject.get("type"), " or ".join(sorted(fitting)),
+        )  # fmt: skip
 
 
 def _identifiers(value: Any, path: str) -> None:
