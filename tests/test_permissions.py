@@ -23,7 +23,8 @@ import pytest
 import ksef_client
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client._countries import ISO_3166_ALPHA2
-from ksef_client._generated.models import PersonPermissionsGrantRequest
+from ksef_client._generated.api.permissions import query_authorization_permissions
+from ksef_client._generated.models import EntityAuthorizationPermissionsQueryRequest, PersonPermissionsGrantRequest
 from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
 from ksef_client.identifiers import internal_id_check_digit, make_internal_id
 from ksef_client.mock import KSeFBackend
@@ -313,7 +314,7 @@ def test_queries_page_by_offset(ksef: KSeF) -> None:
         )  # fmt: skip
     pages = ksef.permissions.authorizations(page_size=10).pages()
     assert [len(page.items) for page in pages] == [10, 2]
-    resumed = ksef.permissions.authorizations(page_size=10, cursor=1)
+    resumed = ksef.permissions.authorizations(page_size=10, cursor=10)  # the cursor counts items read
     assert len(list(resumed)) == 2 and resumed.cursor is None
 
 
@@ -659,3 +660,58 @@ def test_a_details_type_that_does_not_fit_the_subject_is_sent_with_a_warning(
         ref = getattr(ksef.permissions, grant)(**arguments)
     assert ksef.permissions.wait(ref).status.code == 200
     assert any("is unusual for a subject named by" in r.getMessage() for r in caplog.records)
+
+
+def _peppol_grants(ksef: KSeF, count: int) -> list[str]:
+    for index in range(count):
+        ksef.permissions.wait(
+            ksef.permissions.grant_authorization(
+                subject_identifier=("PeppolId", f"PPL{index:06d}"), permission="PefInvoicing",
+                description=f"Peppol {index}", subject_details="Dostawca Peppol",
+            )
+        )  # fmt: skip
+    return [g.id for g in ksef.permissions.authorizations()]
+
+
+@pytest.mark.parametrize("resume_size", [None, 10, 20, 50])
+def test_a_saved_cursor_resumes_at_the_same_item_with_any_page_size(ksef: KSeF, resume_size: int | None) -> None:
+    # F3: the cursor was the page number: saved after a page of 10 (cursor 1) and resumed with the default
+    # page size (100), it read page 1 of 100, i.e. nothing, and lost 15 permissions without an error. The
+    # spec's pageOffset is "Numer strony wyników": only meaningful with its pageSize. The cursor now counts
+    # the items read, whatever page size either walk uses.
+    everything = _peppol_grants(ksef, 25)
+    first = ksef.permissions.authorizations(page_size=10)
+    page = next(first.pages())
+    assert first.cursor == 10
+    rest = [g.id for g in ksef.permissions.authorizations(page_size=resume_size, cursor=first.cursor)]
+    assert [g.id for g in page.items] + rest == everything
+
+
+@pytest.mark.anyio
+async def test_async_a_saved_cursor_resumes_with_another_page_size(aksef: AsyncKSeF, ksef: KSeF) -> None:
+    everything = _peppol_grants(ksef, 12)
+    rest = [g.id async for g in aksef.permissions.authorizations(cursor=10)]
+    assert rest == everything[10:]
+
+
+@pytest.mark.parametrize("cursor", ["1", -1, 1.0, True])
+def test_a_cursor_is_checked_before_any_request(ksef: KSeF, cursor: Any) -> None:
+    # F10: -1 was sent (KSeF refuses it: pageOffset "minimum": 0); "1" (a cursor read back from text)
+    # fetched a page, then died on a bare TypeError; 1.0 was sent as pageOffset=1.0 (an int32).
+    sent = ksef.send_state.requests_sent
+    for listing in (
+        lambda: ksef.permissions.persons(cursor=cursor),
+        lambda: ksef.permissions.entity_roles(cursor=cursor),
+        lambda: ksef.paginate(query_authorization_permissions, "authorization_grants", cursor=cursor,
+                              body=EntityAuthorizationPermissionsQueryRequest.from_dict({"queryType": "Granted"})),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=r"cursor: .* is not a cursor of this listing"):
+            listing()
+    assert ksef.send_state.requests_sent == sent
+
+
+@pytest.mark.anyio
+async def test_async_a_cursor_is_checked_before_any_request(aksef: AsyncKSeF) -> None:
+    with pytest.raises(ValueError, match=r"cursor: '1' is not a cursor"):
+        aksef.permissions.authorizations(cursor="1")  # type: ignore[arg-type]
+    assert aksef.send_state.requests_sent == 0

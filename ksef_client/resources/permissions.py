@@ -20,15 +20,18 @@ or keyword arguments: identifiers as ``(type, value)`` (``("Nip", "5265877635")`
 is checked before anything is sent: a ``ValueError`` names what is wrong (the spec's schema, its
 "each value only once" and "required when subjectDetailsType = ..." rules, identifiers in their
 forms, an InternalId's check digit). The queries page by ``pageOffset``/``hasMore`` (a ``Pager``,
-whose cursor is the page number), in pages of the largest size the spec allows unless ``page_size`` says otherwise.
+whose cursor is the number of items before the next page: resume with any ``page_size``), in
+pages of the largest size the spec allows unless ``page_size`` says otherwise. Collect what a query
+finds before revoking it: a listing that shrinks under the walk shifts its later pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ksef_client._flows import apager, arun, pager, run
+from ksef_client._flows import PageFlow, apager, arun, pager, run
+from ksef_client.pagination import offset_cursor
 from ksef_client.resources import _permission_flows as flows
 
 if TYPE_CHECKING:
@@ -54,6 +57,21 @@ if TYPE_CHECKING:
     )
     from ksef_client.pagination import AsyncPager, Pager
     from ksef_client.resources._permission_bodies import Identifier
+
+
+T = TypeVar("T")
+
+
+def _pager(page: PageFlow[int, T], client: KSeF, cursor: int | None) -> Pager[T, int]:
+    """``pager`` with the cursor checked now (``offset_cursor``: an int >= 0 or ``None``)."""
+    offset_cursor(cursor)
+    return pager(page, client, cursor)
+
+
+def _apager(page: PageFlow[int, T], client: AsyncKSeF, cursor: int | None) -> AsyncPager[T, int]:
+    """``apager`` with the cursor checked now."""
+    offset_cursor(cursor)
+    return apager(page, client, cursor)
 
 
 class Permissions:
@@ -205,7 +223,7 @@ class Permissions:
         page = flows.personal_pages(
             context_identifier, target_identifier, permission_types, permission_state, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def persons(
         self, *, query_type: str = "PermissionsInCurrentContext", author_identifier: Identifier | None = None,
@@ -220,23 +238,23 @@ class Permissions:
             query_type, author_identifier, authorized_identifier, context_identifier, target_identifier,
             permission_types, permission_state, page_size,
         )  # fmt: skip
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def subunits(
         self, *, subunit_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> Pager[SubunitPermission, int]:
         """``POST /permissions/query/subunits/grants``: the administrators of the context's subunits."""
-        return pager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
+        return _pager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
 
     def entities(
         self, *, context_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> Pager[EntityPermissionItem, int]:
         """``POST /permissions/query/entities/grants``: invoice permissions other entities gave this one."""
-        return pager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
+        return _pager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
 
     def entity_roles(self, *, page_size: int | None = None, cursor: int | None = None) -> Pager[EntityRole, int]:
         """``GET /permissions/query/entities/roles``: the roles of the context's entity."""
-        return pager(flows.entity_roles_pages(page_size), self._client, cursor)
+        return _pager(flows.entity_roles_pages(page_size), self._client, cursor)
 
     def subordinate_entity_roles(
         self, *, subordinate_entity_identifier: Identifier | None = None, page_size: int | None = None,
@@ -244,7 +262,7 @@ class Permissions:
     ) -> Pager[SubordinateEntityRole, int]:  # fmt: skip
         """``POST /permissions/query/subordinate-entities/roles``: the roles of subordinate entities."""
         page = flows.subordinate_roles_pages(subordinate_entity_identifier, page_size)
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def authorizations(
         self, *, query_type: str = "Granted", authorizing_identifier: Identifier | None = None,
@@ -256,7 +274,7 @@ class Permissions:
         page = flows.authorizations_pages(
             query_type, authorizing_identifier, authorized_identifier, permission_types, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def eu_entities(
         self, *, vat_ue_identifier: str | None = None, authorized_fingerprint_identifier: str | None = None,
@@ -266,7 +284,7 @@ class Permissions:
         page = flows.eu_entities_pages(
             vat_ue_identifier, authorized_fingerprint_identifier, permission_types, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
 
 class AsyncPermissions:
@@ -375,7 +393,7 @@ class AsyncPermissions:
         page = flows.personal_pages(
             context_identifier, target_identifier, permission_types, permission_state, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def persons(
         self, *, query_type: str = "PermissionsInCurrentContext", author_identifier: Identifier | None = None,
@@ -388,23 +406,23 @@ class AsyncPermissions:
             query_type, author_identifier, authorized_identifier, context_identifier, target_identifier,
             permission_types, permission_state, page_size,
         )  # fmt: skip
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def subunits(
         self, *, subunit_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> AsyncPager[SubunitPermission, int]:
         """See ``Permissions.subunits``."""
-        return apager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
+        return _apager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
 
     def entities(
         self, *, context_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> AsyncPager[EntityPermissionItem, int]:
         """See ``Permissions.entities``."""
-        return apager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
+        return _apager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
 
     def entity_roles(self, *, page_size: int | None = None, cursor: int | None = None) -> AsyncPager[EntityRole, int]:
         """See ``Permissions.entity_roles``."""
-        return apager(flows.entity_roles_pages(page_size), self._client, cursor)
+        return _apager(flows.entity_roles_pages(page_size), self._client, cursor)
 
     def subordinate_entity_roles(
         self, *, subordinate_entity_identifier: Identifier | None = None, page_size: int | None = None,
@@ -412,7 +430,7 @@ class AsyncPermissions:
     ) -> AsyncPager[SubordinateEntityRole, int]:  # fmt: skip
         """See ``Permissions.subordinate_entity_roles``."""
         page = flows.subordinate_roles_pages(subordinate_entity_identifier, page_size)
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def authorizations(
         self, *, query_type: str = "Granted", authorizing_identifier: Identifier | None = None,
@@ -423,7 +441,7 @@ class AsyncPermissions:
         page = flows.authorizations_pages(
             query_type, authorizing_identifier, authorized_identifier, permission_types, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def eu_entities(
         self, *, vat_ue_identifier: str | None = None, authorized_fingerprint_identifier: str | None = None,
@@ -433,4 +451,4 @@ class AsyncPermissions:
         page = flows.eu_entities_pages(
             vat_ue_identifier, authorized_fingerprint_identifier, permission_types, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
