@@ -87,7 +87,9 @@ class KSeFError(Exception):
             and ``session.outcomes()`` reports it either way (the error's note says what to do).
             ``False``: it was not sent (KSeF refused it with a 4xx, the connection was never made,
             the deadline passed or the client's pacing held it back before it went out), and on
-            the errors of anything but ``session.send``.
+            the errors of anything but ``session.send`` and the permission grants. On an error of
+            a ``ksef.permissions.grant_*`` the same test says whether KSeF may have taken the grant
+            (its note names the listing to check before granting again).
         invoice_hash, invoice_number: on an error of ``session.send``, the invoice's SHA-256
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """

@@ -25,7 +25,14 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client._countries import ISO_3166_ALPHA2
 from ksef_client._generated.api.permissions import query_authorization_permissions
 from ksef_client._generated.models import EntityAuthorizationPermissionsQueryRequest, PersonPermissionsGrantRequest
-from ksef_client.errors import BadRequestError, GoneError, PermissionOperationFailedError, PollTimeoutError
+from ksef_client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    BadRequestError,
+    GoneError,
+    PermissionOperationFailedError,
+    PollTimeoutError,
+)
 from ksef_client.identifiers import internal_id_check_digit, make_internal_id
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
@@ -715,3 +722,54 @@ async def test_async_a_cursor_is_checked_before_any_request(aksef: AsyncKSeF) ->
     with pytest.raises(ValueError, match=r"cursor: '1' is not a cursor"):
         aksef.permissions.authorizations(cursor="1")  # type: ignore[arg-type]
     assert aksef.send_state.requests_sent == 0
+
+
+GRANT_OPERATIONS = {
+    "grant_person": "grant_person_permissions", "grant_entity": "grant_entity_permissions",
+    "grant_authorization": "grant_authorization_permissions", "grant_indirect": "grant_indirect_permissions",
+    "grant_subunit": "grant_subunit_permissions",
+    "grant_eu_entity_administrator": "grant_eu_entity_administration_permissions",
+    "grant_eu_entity": "grant_eu_entity_permissions",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_a_grant_whose_answer_was_lost_says_it_may_be_in_effect(
+    kind: Kind, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # F1: KSeF took the grant, the connection broke before its answer: a bare APIConnectionError said nothing
+    # of a permission that was in fact granted (uprawnienia.md: "Nie można nadać tego samego uprawnienia
+    # dwukrotnie - API może zwrócić błąd lub zignorować duplikat": a blind retry is no answer).
+    if kind.delegation:
+        _delegate(ksef_server, backend, fake_time)
+    with _client(ksef_server, backend, fake_time, kind.context) as ksef:
+        backend.faults.add(DROP_AFTER, operation=f"permissions.{GRANT_OPERATIONS[kind.grant]}")
+        with pytest.raises(APIConnectionError) as caught:
+            getattr(ksef.permissions, kind.grant)(**kind.arguments)
+        assert caught.value.maybe_sent is True
+        (note,) = caught.value.__notes__
+        assert f"{kind.grant}: the request may have reached KSeF" in note and "Do not grant it again blindly" in note
+        assert f"ksef.permissions.{kind.query}(" in note
+        # the listing the note names shows the grant
+        assert [item for item in getattr(ksef.permissions, kind.query)(**kind.query_arguments) if kind.listed(item)]
+
+
+def test_a_grant_refused_or_never_sent_has_no_note(ksef: KSeF, backend: KSeFBackend) -> None:
+    # A 4xx is a refusal, and a connection never made sent nothing: KSeF cannot hold the grant.
+    backend.faults.add(400, operation="permissions.grant_person_permissions")
+    with pytest.raises(BadRequestError) as refused:
+        ksef.permissions.grant_person(**BASE["grant_person"])
+    assert refused.value.maybe_sent is False and not getattr(refused.value, "__notes__", [])
+    backend.faults.add(503, operation="permissions.grant_person_permissions")
+    with pytest.raises(APIStatusError) as failed:
+        ksef.permissions.grant_person(**BASE["grant_person"])
+    assert failed.value.maybe_sent is True  # a 5xx may come after KSeF took it
+    assert list(ksef.permissions.persons()) == []  # (the emulator's fault answered instead of handling it)
+
+
+@pytest.mark.anyio
+async def test_async_a_grant_whose_answer_was_lost_says_so(aksef: AsyncKSeF, backend: KSeFBackend) -> None:
+    backend.faults.add(DROP_AFTER, operation="permissions.grant_person_permissions")
+    with pytest.raises(APIConnectionError) as caught:
+        await aksef.permissions.grant_person(**BASE["grant_person"])
+    assert caught.value.maybe_sent is True and "may have reached KSeF" in caught.value.__notes__[0]

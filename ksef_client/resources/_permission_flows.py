@@ -59,7 +59,7 @@ from ksef_client._generated.models import (
     SubunitPermissionsGrantRequest,
     SubunitPermissionsQueryRequest,
 )
-from ksef_client.errors import PermissionOperationFailedError
+from ksef_client.errors import KSeFError, PermissionOperationFailedError
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.resources._permission_bodies import (
     Identifier,
@@ -73,6 +73,7 @@ from ksef_client.resources._permission_bodies import (
     plain,
     upper_fingerprint,
 )
+from ksef_client.sending import not_taken
 
 
 @dataclass(frozen=True)
@@ -82,24 +83,27 @@ class _Endpoint:
     operation: ModuleType
     model: type
     name: str  # the method, for messages
+    listing: str = ""  # a grant's: the query that lists what it grants, for the lost-answer note
 
     @property
     def schema(self) -> str:
         return self.model.__name__
 
 
-PERSON = _Endpoint(grant_person_permissions, PersonPermissionsGrantRequest, "grant_person")
-ENTITY = _Endpoint(grant_entity_permissions, EntityPermissionsGrantRequest, "grant_entity")
+GRANTED = 'persons(query_type="PermissionsGrantedInCurrentContext")'
+PERSON = _Endpoint(grant_person_permissions, PersonPermissionsGrantRequest, "grant_person", GRANTED)
+ENTITY = _Endpoint(grant_entity_permissions, EntityPermissionsGrantRequest, "grant_entity", "persons()")
 AUTHORIZATION = _Endpoint(
-    grant_authorization_permissions, EntityAuthorizationPermissionsGrantRequest, "grant_authorization"
-)
-INDIRECT = _Endpoint(grant_indirect_permissions, IndirectPermissionsGrantRequest, "grant_indirect")
-SUBUNIT = _Endpoint(grant_subunit_permissions, SubunitPermissionsGrantRequest, "grant_subunit")
+    grant_authorization_permissions, EntityAuthorizationPermissionsGrantRequest, "grant_authorization",
+    'authorizations(query_type="Granted")',
+)  # fmt: skip
+INDIRECT = _Endpoint(grant_indirect_permissions, IndirectPermissionsGrantRequest, "grant_indirect", GRANTED)
+SUBUNIT = _Endpoint(grant_subunit_permissions, SubunitPermissionsGrantRequest, "grant_subunit", "subunits()")
 EU_ADMINISTRATOR = _Endpoint(
     grant_eu_entity_administration_permissions, EuEntityAdministrationPermissionsGrantRequest,
-    "grant_eu_entity_administrator",
+    "grant_eu_entity_administrator", "eu_entities()",
 )  # fmt: skip
-EU_ENTITY = _Endpoint(grant_eu_entity_permissions, EuEntityPermissionsGrantRequest, "grant_eu_entity")
+EU_ENTITY = _Endpoint(grant_eu_entity_permissions, EuEntityPermissionsGrantRequest, "grant_eu_entity", "eu_entities()")
 
 PERSONAL_QUERY = _Endpoint(query_personal_permissions, PersonalPermissionsQueryRequest, "personal")
 PERSONS_QUERY = _Endpoint(query_person_permissions, PersonPermissionsQueryRequest, "persons")
@@ -129,11 +133,35 @@ def _optional(value: Identifier | None, field: str) -> Any:
     return None if value is None else identifier(value, field)
 
 
+# A grant is a POST that is not repeated (not ``repeat_safe``): an answer lost after the request went
+# out (a 5xx, a connection broken after sending, a timeout waiting, an answer that cannot be read)
+# leaves it unknown whether KSeF took it: "Każde nadanie lub odebranie uprawnienia jest realizowane
+# jako asynchroniczna operacja", and its reference number is lost with the answer. Sending it again
+# is no answer either: "Nie można nadać tego samego uprawnienia dwukrotnie - API może zwrócić błąd
+# lub zignorować duplikat" (uprawnienia.md).
+GRANT_MAY_HAVE_GONE_THROUGH = (
+    "{method}: the request may have reached KSeF although its answer was lost, so the permission may be "
+    "granted (or its operation still running; its reference number is lost with the answer). Do not grant it "
+    "again blindly (uprawnienia.md: 'Nie można nadać tego samego uprawnienia dwukrotnie - API może zwrócić błąd "
+    "lub zignorować duplikat'): list the grants with ksef.permissions.{listing} and grant it only if it is not "
+    "there (an operation in progress shows once it is done: look again a little later before granting)"
+)
+
+
 def _grant_flow(endpoint: _Endpoint, request: Any, fields: Mapping[str, Any]) -> Flow[str]:
-    """Check the body (a ``ValueError`` before any request), send it; the operation's reference number."""
+    """Check the body (a ``ValueError`` before any request), send it; the operation's reference
+    number. An error that may have come after KSeF took the grant gets ``maybe_sent`` and a note
+    (``GRANT_MAY_HAVE_GONE_THROUGH``)."""
     body = checked_grant(endpoint.schema, body_of(request, endpoint.model, fields), endpoint.name)
     sent = endpoint.model.from_dict(body)  # type: ignore[attr-defined]
-    answer = parsed(response_of((yield Call(endpoint.operation, {"body": sent}))), PermissionsOperationResponse)
+    try:
+        response = yield Call(endpoint.operation, {"body": sent})
+        answer = parsed(response_of(response), PermissionsOperationResponse)
+    except KSeFError as error:
+        if not not_taken(error):
+            error.maybe_sent = True
+            error.add_note(GRANT_MAY_HAVE_GONE_THROUGH.format(method=endpoint.name, listing=endpoint.listing))
+        raise
     return answer.reference_number
 
 
