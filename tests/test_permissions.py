@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import ksef_client
@@ -39,6 +40,7 @@ from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.models import Context
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.resources._permission_bodies import check_identifier
+from ksef_client.resources._permission_flows import RevokeReference
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -291,7 +293,7 @@ def test_a_revoke_refused_after_a_lost_answer_is_raised_with_its_note(ksef: KSeF
     with pytest.raises(BadRequestError) as caught:
         ksef.permissions.revoke(granted.id)
     assert caught.value.uncertain_attempts == 1
-    assert "the earlier attempt most likely revoked it" in " ".join(caught.value.__notes__)
+    assert "may mean only that the earlier attempt already did it" in " ".join(caught.value.__notes__)
     assert list(ksef.permissions.persons()) == []
 
 
@@ -773,3 +775,76 @@ async def test_async_a_grant_whose_answer_was_lost_says_so(aksef: AsyncKSeF, bac
     with pytest.raises(APIConnectionError) as caught:
         await aksef.permissions.grant_person(**BASE["grant_person"])
     assert caught.value.maybe_sent is True and "may have reached KSeF" in caught.value.__notes__[0]
+
+
+def test_a_revoke_repeated_and_taken_returns_a_reference_that_remembers_it(
+    ksef: KSeF, backend: KSeFBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    # F2: the first DELETE is carried out, its answer lost, its operation still running; the repeat finds the
+    # permission still there and is taken (202). revoke() returned the second reference with no sign of it.
+    ksef.permissions.wait(ksef.permissions.grant_person(**{**BASE["grant_person"], "permissions": ["InvoiceRead"]}))
+    (granted,) = ksef.permissions.persons()
+    backend.transitions.permission_reads = READS
+    backend.faults.add(DROP_AFTER, operation="permissions.revoke_common_permission")
+    with caplog.at_level("WARNING", logger="ksef_client"):
+        ref = ksef.permissions.revoke(granted.id)
+    assert isinstance(ref, RevokeReference) and isinstance(ref, str)
+    assert (ref.uncertain_attempts, ref.permission_id) == (1, granted.id)
+    assert any("repeated after 1 attempt(s) whose answer was lost" in r.getMessage() for r in caplog.records)
+    assert ksef.permissions.wait(ref).status.code == 200  # the emulator's choice: the repeat's operation succeeds
+    assert list(ksef.permissions.persons()) == []
+
+
+REF1, REF2 = "20250101-OP-1111111111-1111111111-11", "20250101-OP-2222222222-2222222222-22"
+
+
+def _repeat_taken_then_failed(deletes: list[str]) -> httpx.MockTransport:
+    # KSeF's answer to a repeated revoke is not documented, and the emulator ends the repeat's operation as a
+    # success: a scripted KSeF plays the other likely outcome. Attempt 1 is carried out, its answer lost; the
+    # repeat is taken (202, REF2); REF2's operation fails, the permission being gone already.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            deletes.append(request.url.path)
+            if len(deletes) == 1:
+                raise httpx.RemoteProtocolError("peer closed connection", request=request)
+            return httpx.Response(202, json={"referenceNumber": REF2})
+        assert request.url.path.endswith(REF2)
+        status = {"code": 400, "description": "Operacja zakończona niepowodzeniem",
+                  "details": [f"Uprawnienie {GUID} nie istnieje."]}  # fmt: skip
+        return httpx.Response(200, json={"status": status})
+
+    return httpx.MockTransport(handler)
+
+
+def test_a_failed_operation_of_a_repeated_revoke_says_the_first_attempt_may_have_done_it() -> None:
+    deletes: list[str] = []
+    transport = _repeat_taken_then_failed(deletes)
+    with KSeF(base_url="https://ksef.example/v2", access_token="t", transport=transport, sleep=lambda s: None) as ksef:
+        ref = ksef.permissions.revoke(GUID)
+        assert ref == REF2 and len(deletes) == 2 and getattr(ref, "uncertain_attempts", 0) == 1
+        with pytest.raises(PermissionOperationFailedError) as caught:
+            ksef.permissions.wait(ref)
+    assert caught.value.uncertain_attempts == 1
+    (note,) = caught.value.__notes__
+    assert f"belongs to a revoke of {GUID} that the client repeated" in note and "is still listed" in note
+
+
+@pytest.mark.anyio
+async def test_async_a_failed_operation_of_a_repeated_revoke_says_so() -> None:
+    transport = _repeat_taken_then_failed([])
+    async with AsyncKSeF(base_url="https://ksef.example/v2", access_token="t", transport=transport,
+                         sleep=_no_sleep) as ksef:  # fmt: skip
+        with pytest.raises(PermissionOperationFailedError) as caught:
+            await ksef.permissions.wait(await ksef.permissions.revoke(GUID))
+    assert caught.value.uncertain_attempts == 1 and "may have revoked the permission" in caught.value.__notes__[0]
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def test_a_failed_operation_of_a_plain_reference_has_no_note(ksef: KSeF) -> None:
+    ref = ksef.permissions.grant_person(**{**BASE["grant_person"], "permissions": ["EnforcementOperations"]})
+    with pytest.raises(PermissionOperationFailedError) as caught:
+        ksef.permissions.wait(ref)
+    assert caught.value.uncertain_attempts == 0 and not getattr(caught.value, "__notes__", [])

@@ -4,6 +4,7 @@ grants, revokes, operation status and the query pages. Bodies and filters are ch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -59,6 +60,7 @@ from ksef_client._generated.models import (
     SubunitPermissionsGrantRequest,
     SubunitPermissionsQueryRequest,
 )
+from ksef_client._retry import RetryBudget
 from ksef_client.errors import KSeFError, PermissionOperationFailedError
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.resources._permission_bodies import (
@@ -74,6 +76,8 @@ from ksef_client.resources._permission_bodies import (
     upper_fingerprint,
 )
 from ksef_client.sending import not_taken
+
+log = logging.getLogger("ksef_client")
 
 
 @dataclass(frozen=True)
@@ -283,7 +287,8 @@ def operation_flow(reference_number: str) -> Flow[PermissionsOperationStatusResp
 
 def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[PermissionsOperationStatusResponse]:
     """Poll the operation while it is in progress (100): its status once 200,
-    ``PermissionOperationFailedError`` for any other final code, ``PollTimeoutError`` after ``timeout``."""
+    ``PermissionOperationFailedError`` for any other final code (with ``uncertain_attempts`` and
+    a note for a ``RevokeReference`` that has them), ``PollTimeoutError`` after ``timeout``."""
     validate_reference_number(reference_number)
     status = yield from poll_flow(
         lambda: operation_flow(reference_number),
@@ -293,24 +298,67 @@ def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[Pe
         interval,
     )
     if status.status.code != SUCCEEDED:
-        raise PermissionOperationFailedError(reference_number, status)
+        error = PermissionOperationFailedError(reference_number, status)
+        if isinstance(reference_number, RevokeReference) and reference_number.uncertain_attempts:
+            error.uncertain_attempts = reference_number.uncertain_attempts
+            error.add_note(REPEATED_REVOKE_FAILED.format(ref=reference_number, id=reference_number.permission_id))
+        raise error
     return status
+
+
+class RevokeReference(str):
+    """The reference number of a revoke's operation (a ``str``, usable as one) that also says how
+    many earlier attempts of the revoke may have been carried out although their answers were lost
+    (``uncertain_attempts``) before the client repeated it, and which permission it revokes."""
+
+    uncertain_attempts: int
+    permission_id: str
+
+    def __new__(cls, value: str, uncertain_attempts: int, permission_id: str) -> RevokeReference:
+        reference = super().__new__(cls, value)
+        reference.uncertain_attempts, reference.permission_id = uncertain_attempts, permission_id
+        return reference
+
+
+# A repeat KSeF accepted (202) after an attempt whose answer was lost: if that attempt was carried
+# out, the repeat's operation may fail because the permission is gone already. Whether KSeF checks
+# that when it takes the repeat or only inside its operation is not documented (the spec's 400 for
+# the DELETE lists only 21405), so both outcomes are left to the caller to check, with this note.
+REPEATED_REVOKE_FAILED = (
+    "permission operation {ref} belongs to a revoke of {id} that the client repeated after an attempt whose "
+    "answer was lost: that attempt may have revoked the permission already, and this failure may mean only "
+    "that (how KSeF handles a repeated revoke is not documented). Check whether permission {id} is still listed "
+    "(ksef.permissions.persons(), authorizations(), subunits(), eu_entities()) before acting on this error: if "
+    "it is not, it was revoked."
+)
 
 
 def revoke_flow(permission_id: str, *, authorization: bool = False) -> Flow[str]:
     """``DELETE /permissions/common/grants/{id}`` (or ``/permissions/authorizations/grants/{id}``
     for an authorization grant: uprawnienia.md gives those "osobna metoda odbierania"); the
-    operation's reference number."""
+    operation's reference number, a ``RevokeReference`` when the client repeated the request
+    after attempts whose answers were lost."""
     check_permission_id(permission_id)
     operation = revoke_authorization_permission if authorization else revoke_common_permission
     # A repeat after a lost answer that KSeF refuses is raised as it is (``uncertain_attempts`` and
-    # a note say the lost attempt may have revoked it): nothing in the spec or the guide tells a
-    # permission revoked by that attempt from one that never was, and the lost answer's operation
-    # reference cannot be read back (see ``Permissions.revoke``).
-    answer = parsed(
-        response_of((yield Call(operation, {"permission_id": permission_id}))), PermissionsOperationResponse
-    )
-    return answer.reference_number
+    # a note, ``_core.UNCERTAIN_DELETE``, say the lost attempt may have revoked it). It is not
+    # settled here as ``tokens.revoke`` settles its own: a revoke returns its operation's reference
+    # number, and the lost attempt's cannot be read back; nor does any one query list every
+    # permission DELETE /permissions/common/grants/{id} revokes (see ``Permissions.revoke``).
+    budget = RetryBudget()
+    response = yield Call(operation, {"permission_id": permission_id}, budget=budget)
+    reference = parsed(response_of(response), PermissionsOperationResponse).reference_number
+    if not budget.uncertain:
+        return reference
+    log.warning(REPEATED_REVOKE, permission_id, budget.uncertain, reference)
+    return RevokeReference(reference, budget.uncertain, permission_id)
+
+
+REPEATED_REVOKE = (
+    "revoke of permission %s: repeated after %d attempt(s) whose answer was lost, and taken (operation %s). An "
+    "earlier attempt may have revoked it already: should the operation fail, check whether the permission is "
+    "still listed before acting on it"
+)
 
 
 def attachment_status_flow() -> Flow[CheckAttachmentPermissionStatusResponse]:

@@ -192,12 +192,16 @@ class Permissions:
         """``DELETE /permissions/common/grants/{permissionId}``: revoke a permission (its ``id`` from a
         query) other than an authorization grant; the operation's reference number (``wait`` for it).
 
-        When the client had to repeat the request after an attempt whose answer was lost (a 5xx, a
-        connection broken after sending) and KSeF refuses the repeat ("... nie istnieje"), the
-        refusal is raised with ``uncertain_attempts`` and a note: the lost attempt most likely
-        revoked it, but neither the spec nor the guide gives a way to tell that from a permission
-        that never was, nor to read the lost operation's reference back. Query the permissions
-        before acting on such an error.
+        The client repeats the ``DELETE`` after an attempt whose answer was lost (a 5xx, a
+        connection broken after sending); that attempt may have revoked the permission, and how
+        KSeF answers the repeat then is not documented. If KSeF refuses the repeat, the refusal is
+        raised with ``uncertain_attempts`` and a note. If it takes it, the reference returned is a
+        ``RevokeReference`` with ``uncertain_attempts`` (a warning is logged too), and ``wait`` on
+        it adds them and a note to a ``PermissionOperationFailedError``. Either error may mean only
+        that the lost attempt revoked it: query whether the permission is still listed before
+        acting on it (not listed: it was revoked). The SDK does not settle it itself: the lost
+        operation's reference cannot be read back, and no one query lists every permission this
+        endpoint revokes.
         """
         return run(flows.revoke_flow(permission_id), self._client)
 

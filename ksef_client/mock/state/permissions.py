@@ -345,6 +345,15 @@ class Permissions:
         A grant of another kind is not revoked there: its operation fails with 450 ("Operacja
         niedozwolona dla wskazanego identyfikatora lub jego typu"; which code KSeF gives is not
         documented, this one names the reason).
+
+        Two answers here are the emulator's choices, not KSeF's documented behaviour (review of
+        ksef.permissions, F2): an id it does not hold, never granted or revoked already (a revoke
+        repeated after its first attempt's answer was lost), is refused at once (400, 21405
+        "Uprawnienie ... nie istnieje"; the spec's 400 for the DELETE lists only "21405 | Błąd
+        walidacji danych wejściowych", and says nothing of such an id); and a revoke taken while an
+        earlier one of the same permission is still in progress ends as a success (``_finish``:
+        nothing left to remove). KSeF may instead take the repeat and fail its operation; the SDK
+        handles both (``Permissions.revoke``).
         """
         with self.core.lock:
             record = self.state.grants.get(permission_id)
