@@ -361,11 +361,14 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     ) -> Pager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation of the generated client, e.g.
         ``ksef.paginate(query_personal_grants, "permissions", body=...)``; ``items`` names the list
-        field of the page. The cursor is the page offset. ``page_size`` is by default the largest
-        the spec allows that operation (50 for ``query_certificates``, 100 for most); one outside
-        its range is a ``ValueError`` before any request."""
+        field of the page. The cursor is the number of items before the next page (resume with
+        any ``page_size``); one that is not an int >= 0 is a ``ValueError``. ``page_size`` is by
+        default the largest the spec allows that operation (50 for ``query_certificates``, 100 for
+        most); one outside its range is a ``ValueError`` before any request."""
         from ksef_client._flows import offset_pages, pager  # noqa: PLC0415
+        from ksef_client.pagination import offset_cursor  # noqa: PLC0415
 
+        offset_cursor(cursor)  # a ValueError now, not at the first page
         return pager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(
@@ -506,7 +509,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
     ) -> AsyncPager[Any, int]:
         """Every item of any ``pageOffset``/``hasMore`` operation (``async for``); see ``KSeF.paginate``."""
         from ksef_client._flows import apager, offset_pages  # noqa: PLC0415
+        from ksef_client.pagination import offset_cursor  # noqa: PLC0415
 
+        offset_cursor(cursor)  # a ValueError now, not at the first page
         return apager(offset_pages(operation, items, page_size, arguments), self, cursor)
 
     def online_session(

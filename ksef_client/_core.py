@@ -39,14 +39,17 @@ def raise_for_status(response: httpx.Response) -> None:
 
 
 # A revoke's repeat after an attempt KSeF may have carried out (review of tokens and permissions,
-# finding 5): the repeat finds nothing left to revoke, so KSeF answers with an error ("Uprawnienie
-# ... nie istnieje", 400/21405, for DELETE /permissions/common/grants/{id}) for a revoke that
-# happened; the 202 of the attempt that did it, and the operation's reference number, were lost.
+# finding 5; review of ksef.permissions, F2). How KSeF answers a revoke repeated after its first
+# attempt was carried out is not documented: the spec's 400 for DELETE /permissions/common/grants/{id}
+# lists only "21405 | Błąd walidacji danych wejściowych", and DELETE /tokens/{referenceNumber} reaches
+# "dowolny aktywny token". An error answering the repeat may therefore be the only trace of a revoke
+# that happened (the 202 of the attempt that did it, and the operation's reference number, lost).
 UNCERTAIN_DELETE = (
     "{method} {path} was sent {attempts}: an earlier attempt may have been carried out although its answer was "
-    "lost. This error answers the repeat: if it says there is nothing (left) to revoke, the earlier attempt most "
-    "likely revoked it (its answer, and any operation reference number it carried, are lost): check the state "
-    "(e.g. the permission or token listing) before acting on this error."
+    "lost. This error answers the repeat, and how KSeF answers a repeated revoke is not documented: the error may "
+    "mean only that the earlier attempt already did it (its answer, and any operation reference number it "
+    "carried, are lost). Check whether the thing still exists (e.g. the permission or token listing) before "
+    "acting on this error: if it no longer does, it was revoked."
 )
 
 

@@ -59,7 +59,7 @@ from ksef_client.errors import (
     RateLimitError,
     ResponseFormatError,
 )
-from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_page_size
+from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_cursor, offset_page_size
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -395,19 +395,28 @@ def apager(page: PageFlow[C, T], client: AsyncKSeF, cursor: C | None = None) -> 
 
 def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> PageFlow[int, Any]:
     """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field;
-    ``page_size`` as ``offset_page_size`` gives it (by default the operation's largest)."""
+    ``page_size`` as ``offset_page_size`` gives it (by default the operation's largest).
+
+    The cursor is the number of items before the page (``pagination.offset_cursor``), so a walk
+    resumes at the same item with any page size: page ``cursor // size``, less its first
+    ``cursor % size`` items. Only for an operation the spec table does not know (no page size to
+    count by: the server's default applies) is it the page number."""
     size = offset_page_size(operation, page_size)
     sized = {"page_size": size} if size is not None else {}
 
-    def page(offset: int | None) -> Flow[tuple[list[Any], int | None]]:
-        at = offset or 0
+    def page(cursor: int | None) -> Flow[tuple[list[Any], int | None]]:
+        first = offset_cursor(cursor)
+        at, read = divmod(first, size) if size is not None else (first, 0)
         response = response_of((yield Call(operation, {"page_offset": at, **sized, **arguments})))
         body: Any = response.parsed
         if not isinstance(getattr(body, items, None), list) or not hasattr(body, "has_more"):
             raise ResponseFormatError(
                 f"HTTP {int(response.status_code)}: no {items!r} list with has_more in the answer"
             )
-        return getattr(body, items), next_offset(at, body.has_more)
+        following = next_offset(at, body.has_more)
+        if following is not None and size is not None:
+            following *= size
+        return getattr(body, items)[read:], following
 
     return page
 

@@ -87,7 +87,9 @@ class KSeFError(Exception):
             and ``session.outcomes()`` reports it either way (the error's note says what to do).
             ``False``: it was not sent (KSeF refused it with a 4xx, the connection was never made,
             the deadline passed or the client's pacing held it back before it went out), and on
-            the errors of anything but ``session.send``.
+            the errors of anything but ``session.send`` and the permission grants. On an error of
+            a ``ksef.permissions.grant_*`` the same test says whether KSeF may have taken the grant
+            (its note names the listing to check before granting again).
         invoice_hash, invoice_number: on an error of ``session.send``, the invoice's SHA-256
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """
@@ -297,11 +299,18 @@ class TokenNotActiveError(KSeFError):
 
 class PermissionOperationFailedError(KSeFError):
     """A permission grant's or revoke's operation (``GET /permissions/operations/{ref}``) ended with
-    another status than 200 "Operacja zakończona sukcesem": nothing was granted or revoked. ``code``,
-    ``description`` and ``details`` are the operation's status (the spec's table: 400 failed, 410
+    another status than 200 "Operacja zakończona sukcesem": this operation granted or revoked
+    nothing. ``code``, ``description`` and ``details`` are the operation's status (the spec's table: 400 failed, 410
     identifiers that do not fit together, 420 credentials without the right, 430 a context without
     the required role, 440 a relation of identifiers that does not allow it, 450 the identifier or
-    its type does not allow it, ...); ``status`` is the whole ``PermissionsOperationStatusResponse``."""
+    its type does not allow it, ...); ``status`` is the whole ``PermissionsOperationStatusResponse``.
+
+    ``uncertain_attempts``: for the operation of a revoke the client had to repeat after attempts
+    whose answers were lost (``revoke`` returned a reference with ``uncertain_attempts``), how many;
+    an earlier attempt may have revoked the permission, and this failure may mean only that (the
+    error's note says what to check). 0 otherwise."""
+
+    uncertain_attempts: int = 0
 
     def __init__(self, reference_number: str, status: Any) -> None:
         info = getattr(status, "status", status)

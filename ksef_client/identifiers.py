@@ -73,11 +73,12 @@ def is_valid_nip(nip: str) -> bool:
     return remainder == int(nip[9])
 
 
-def validate_nip(nip: str, field: str = "nip") -> str:
-    """Return ``nip`` or raise ``ValueError`` (format or check digit)."""
+def validate_nip(nip: str, field: str = "nip", *, check_digit: bool = True) -> str:
+    """Return ``nip`` or raise ``ValueError`` (format, and its check digit unless ``check_digit``
+    is false: where KSeF is not documented to check it)."""
     if not isinstance(nip, str) or not _NIP.fullmatch(nip):
         raise ValueError(f"{field}: {nip!r} is not a NIP (10 digits)")
-    if not is_valid_nip(nip):
+    if check_digit and not is_valid_nip(nip):
         raise ValueError(f"{field}: {nip!r} has a wrong NIP check digit")
     return nip
 
@@ -113,13 +114,13 @@ def make_internal_id(nip: str, number: int | str) -> str:
     return f"{nip}-{text}{internal_id_check_digit(nip + text)}"
 
 
-def validate_internal_id(value: str, field: str = "internal_id") -> str:
+def validate_internal_id(value: str, field: str = "internal_id", *, nip_check_digit: bool = True) -> str:
     """Return an internal identifier (``NIP-5 digits``, e.g. ``5265877635-00004``) or raise
-    ``ValueError``: the schema's form, the check digit of its NIP and its own last digit (KSeF
-    makes every InternalId with one: ``make_internal_id``)."""
+    ``ValueError``: the schema's form, the check digit of its NIP (unless ``nip_check_digit`` is
+    false) and its own last digit (KSeF makes every InternalId with one: ``make_internal_id``)."""
     if not isinstance(value, str) or not _INTERNAL_ID.fullmatch(value):
         raise ValueError(f"{field}: {value!r} is not an InternalId (a NIP, '-' and 5 digits: 5265877635-00004)")
-    validate_nip(value[:10], field)
+    validate_nip(value[:10], field, check_digit=nip_check_digit)
     expected = internal_id_check_digit(value[:15])
     if value[15] != expected:
         raise ValueError(
@@ -129,16 +130,16 @@ def validate_internal_id(value: str, field: str = "internal_id") -> str:
     return value
 
 
-def validate_nip_vat_ue(value: str, field: str = "nip_vat_ue") -> str:
+def validate_nip_vat_ue(value: str, field: str = "nip_vat_ue", *, nip_check_digit: bool = True) -> str:
     """Return a NipVatUe identifier (``NIP-EU VAT number``, e.g. ``5265877635-DE123456789``) or
     raise ``ValueError``: the schema's form (the VAT number as VIES formats it for its country),
-    and the check digit of its NIP."""
+    and the check digit of its NIP (unless ``nip_check_digit`` is false)."""
     if not isinstance(value, str) or not _NIP_VAT_UE.fullmatch(value):
         raise ValueError(
             f"{field}: {value!r} is not a NipVatUe (a NIP, '-' and an EU VAT number with its country"
             " prefix in VIES's form: 5265877635-DE123456789)"
         )
-    validate_nip(value[:10], field)
+    validate_nip(value[:10], field, check_digit=nip_check_digit)
     return value
 
 

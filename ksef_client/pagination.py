@@ -2,7 +2,8 @@
 
 A page fetcher maps a cursor to ``(items, next_cursor)``; ``next_cursor is None`` ends the walk.
 For ``x-continuation-token`` listings the cursor is the token, for ``pageOffset`` listings the
-page number. ``pager.cursor`` can be saved after any page and passed back to resume there.
+number of items before the next page (``offset_cursor``). ``pager.cursor`` can be saved after any
+page and passed back to resume there.
 
 A walk never asks for the same cursor twice: a server that hands back a token already used (the
 same page again, or a cycle of pages) would keep it going forever, so that is
@@ -128,6 +129,26 @@ class AsyncPager(Generic[T, C]):
         async for page in self.pages():
             for item in page.items:
                 yield item
+
+
+def offset_cursor(cursor: object) -> int:
+    """The cursor of a ``pageOffset`` listing, checked before any request: ``None`` (the start) or
+    an ``int`` >= 0, the number of items before the page to read. ``ValueError`` otherwise (a
+    cursor read back from text as ``"20"``, a negative one: the spec's ``pageOffset`` has
+    "minimum": 0).
+
+    The cursor counts items, not pages: a page number means nothing without its page size, and a
+    walk resumed with another ``page_size`` (the default, say) would skip or repeat items. With
+    the item count, ``divmod(cursor, page_size)`` gives the page to read and how many of its items
+    were read already, whatever page size either walk used."""
+    if cursor is None:
+        return 0
+    if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0:
+        raise ValueError(
+            f"cursor: {cursor!r} is not a cursor of this listing (an int >= 0: the items before the next "
+            "page, as pager.cursor gives it; None for the start)"
+        )
+    return cursor
 
 
 def next_offset(page_offset: int, has_more: object) -> int | None:

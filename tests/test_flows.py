@@ -134,6 +134,25 @@ class TestPages:
         with pytest.raises(ValueError, match=r"10\.\.50"):
             offset_pages(query_certificates, "items", 100, {})
 
+    def test_the_cursor_counts_items_so_any_page_size_resumes_at_the_same_item(self) -> None:
+        # review of ksef.permissions, F3: a bare page number resumed with another page size skipped items.
+        # 25 items read in pages of 10: cursor 25 with pages of 10 is page 2 less its first 5 items, and
+        # so on for every operation of the spec table (permissions, certificates, ksef.paginate).
+        sent: list[dict[str, Any]] = []
+
+        def answer(step: Step) -> Any:
+            assert isinstance(step, Call)
+            sent.append(step.kwargs)
+            return _response(_Page(list(range(10)), True))
+
+        (items, following), _ = drive(offset_pages(query_person_permissions, "items", 10, {})(25), answer)
+        assert (sent[0]["page_offset"], sent[0]["page_size"], items, following) == (2, 10, list(range(5, 10)), 30)
+        (items, following), _ = drive(offset_pages(query_certificates, "items", None, {})(10), answer)
+        assert (sent[1]["page_offset"], sent[1]["page_size"], len(items), following) == (0, 50, 0, 50)
+        with pytest.raises(ValueError, match="not a cursor of this listing"):
+            drive(offset_pages(query_certificates, "items", None, {})(-1), answer)
+        assert len(sent) == 2
+
     def test_a_page_without_the_list_is_a_format_error(self) -> None:
         with pytest.raises(ResponseFormatError, match="no 'items' list"):
             drive(all_items(offset_pages("operation", "items", 10, {})), lambda step: _response(object()))

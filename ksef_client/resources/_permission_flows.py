@@ -4,6 +4,7 @@ grants, revokes, operation status and the query pages. Bodies and filters are ch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -59,7 +60,8 @@ from ksef_client._generated.models import (
     SubunitPermissionsGrantRequest,
     SubunitPermissionsQueryRequest,
 )
-from ksef_client.errors import PermissionOperationFailedError
+from ksef_client._retry import RetryBudget
+from ksef_client.errors import KSeFError, PermissionOperationFailedError
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.resources._permission_bodies import (
     Identifier,
@@ -69,8 +71,13 @@ from ksef_client.resources._permission_bodies import (
     checked_grant,
     entity_permissions,
     identifier,
+    listed,
     plain,
+    upper_fingerprint,
 )
+from ksef_client.sending import not_taken
+
+log = logging.getLogger("ksef_client")
 
 
 @dataclass(frozen=True)
@@ -80,24 +87,27 @@ class _Endpoint:
     operation: ModuleType
     model: type
     name: str  # the method, for messages
+    listing: str = ""  # a grant's: the query that lists what it grants, for the lost-answer note
 
     @property
     def schema(self) -> str:
         return self.model.__name__
 
 
-PERSON = _Endpoint(grant_person_permissions, PersonPermissionsGrantRequest, "grant_person")
-ENTITY = _Endpoint(grant_entity_permissions, EntityPermissionsGrantRequest, "grant_entity")
+GRANTED = 'persons(query_type="PermissionsGrantedInCurrentContext")'
+PERSON = _Endpoint(grant_person_permissions, PersonPermissionsGrantRequest, "grant_person", GRANTED)
+ENTITY = _Endpoint(grant_entity_permissions, EntityPermissionsGrantRequest, "grant_entity", "persons()")
 AUTHORIZATION = _Endpoint(
-    grant_authorization_permissions, EntityAuthorizationPermissionsGrantRequest, "grant_authorization"
-)
-INDIRECT = _Endpoint(grant_indirect_permissions, IndirectPermissionsGrantRequest, "grant_indirect")
-SUBUNIT = _Endpoint(grant_subunit_permissions, SubunitPermissionsGrantRequest, "grant_subunit")
+    grant_authorization_permissions, EntityAuthorizationPermissionsGrantRequest, "grant_authorization",
+    'authorizations(query_type="Granted")',
+)  # fmt: skip
+INDIRECT = _Endpoint(grant_indirect_permissions, IndirectPermissionsGrantRequest, "grant_indirect", GRANTED)
+SUBUNIT = _Endpoint(grant_subunit_permissions, SubunitPermissionsGrantRequest, "grant_subunit", "subunits()")
 EU_ADMINISTRATOR = _Endpoint(
     grant_eu_entity_administration_permissions, EuEntityAdministrationPermissionsGrantRequest,
-    "grant_eu_entity_administrator",
+    "grant_eu_entity_administrator", "eu_entities()",
 )  # fmt: skip
-EU_ENTITY = _Endpoint(grant_eu_entity_permissions, EuEntityPermissionsGrantRequest, "grant_eu_entity")
+EU_ENTITY = _Endpoint(grant_eu_entity_permissions, EuEntityPermissionsGrantRequest, "grant_eu_entity", "eu_entities()")
 
 PERSONAL_QUERY = _Endpoint(query_personal_permissions, PersonalPermissionsQueryRequest, "personal")
 PERSONS_QUERY = _Endpoint(query_person_permissions, PersonPermissionsQueryRequest, "persons")
@@ -117,15 +127,45 @@ def _details(value: Any) -> Any:
     return {"fullName": value} if isinstance(value, str) else plain(value)
 
 
+def _permissions(values: Iterable[Any] | None) -> list[Any] | None:
+    """``permissions=`` as any iterable of names (``listed``): a generator or ``dict.keys()`` is
+    sent as the list it yields, as ``grant_entity`` always did."""
+    return None if values is None else listed(values, "permissions")
+
+
 def _optional(value: Identifier | None, field: str) -> Any:
     return None if value is None else identifier(value, field)
 
 
+# A grant is a POST that is not repeated (not ``repeat_safe``): an answer lost after the request went
+# out (a 5xx, a connection broken after sending, a timeout waiting, an answer that cannot be read)
+# leaves it unknown whether KSeF took it: "Każde nadanie lub odebranie uprawnienia jest realizowane
+# jako asynchroniczna operacja", and its reference number is lost with the answer. Sending it again
+# is no answer either: "Nie można nadać tego samego uprawnienia dwukrotnie - API może zwrócić błąd
+# lub zignorować duplikat" (uprawnienia.md).
+GRANT_MAY_HAVE_GONE_THROUGH = (
+    "{method}: the request may have reached KSeF although its answer was lost, so the permission may be "
+    "granted (or its operation still running; its reference number is lost with the answer). Do not grant it "
+    "again blindly (uprawnienia.md: 'Nie można nadać tego samego uprawnienia dwukrotnie - API może zwrócić błąd "
+    "lub zignorować duplikat'): list the grants with ksef.permissions.{listing} and grant it only if it is not "
+    "there (an operation in progress shows once it is done: look again a little later before granting)"
+)
+
+
 def _grant_flow(endpoint: _Endpoint, request: Any, fields: Mapping[str, Any]) -> Flow[str]:
-    """Check the body (a ``ValueError`` before any request), send it; the operation's reference number."""
+    """Check the body (a ``ValueError`` before any request), send it; the operation's reference
+    number. An error that may have come after KSeF took the grant gets ``maybe_sent`` and a note
+    (``GRANT_MAY_HAVE_GONE_THROUGH``)."""
     body = checked_grant(endpoint.schema, body_of(request, endpoint.model, fields), endpoint.name)
     sent = endpoint.model.from_dict(body)  # type: ignore[attr-defined]
-    answer = parsed(response_of((yield Call(endpoint.operation, {"body": sent}))), PermissionsOperationResponse)
+    try:
+        response = yield Call(endpoint.operation, {"body": sent})
+        answer = parsed(response_of(response), PermissionsOperationResponse)
+    except KSeFError as error:
+        if not not_taken(error):
+            error.maybe_sent = True
+            error.add_note(GRANT_MAY_HAVE_GONE_THROUGH.format(method=endpoint.name, listing=endpoint.listing))
+        raise
     return answer.reference_number
 
 
@@ -135,7 +175,7 @@ def person_grant(
     """``POST /permissions/persons/grants``."""
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -147,7 +187,7 @@ def entity_grant(
     can_delegate: Iterable[str],
 ) -> Flow[str]:  # fmt: skip
     """``POST /permissions/entities/grants``."""
-    delegable = list(can_delegate)
+    delegable = listed(can_delegate, "can_delegate")
     if delegable and permissions is None:  # with a request model, its permissions say canDelegate
         raise ValueError("can_delegate: name permissions given in permissions= (a request model carries canDelegate)")
     fields = {
@@ -180,7 +220,7 @@ def indirect_grant(
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
         "targetIdentifier": _optional(target_identifier, "target_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -224,7 +264,7 @@ def eu_entity_grant(
     """``POST /permissions/eu-entities/grants``."""
     fields = {
         "subjectIdentifier": _optional(subject_identifier, "subject_identifier"),
-        "permissions": plain(permissions) if permissions is not None else None,
+        "permissions": _permissions(permissions),
         "description": description,
         "subjectDetails": plain(subject_details),
     }
@@ -247,7 +287,8 @@ def operation_flow(reference_number: str) -> Flow[PermissionsOperationStatusResp
 
 def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[PermissionsOperationStatusResponse]:
     """Poll the operation while it is in progress (100): its status once 200,
-    ``PermissionOperationFailedError`` for any other final code, ``PollTimeoutError`` after ``timeout``."""
+    ``PermissionOperationFailedError`` for any other final code (with ``uncertain_attempts`` and
+    a note for a ``RevokeReference`` that has them), ``PollTimeoutError`` after ``timeout``."""
     validate_reference_number(reference_number)
     status = yield from poll_flow(
         lambda: operation_flow(reference_number),
@@ -257,24 +298,67 @@ def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[Pe
         interval,
     )
     if status.status.code != SUCCEEDED:
-        raise PermissionOperationFailedError(reference_number, status)
+        error = PermissionOperationFailedError(reference_number, status)
+        if isinstance(reference_number, RevokeReference) and reference_number.uncertain_attempts:
+            error.uncertain_attempts = reference_number.uncertain_attempts
+            error.add_note(REPEATED_REVOKE_FAILED.format(ref=reference_number, id=reference_number.permission_id))
+        raise error
     return status
+
+
+class RevokeReference(str):
+    """The reference number of a revoke's operation (a ``str``, usable as one) that also says how
+    many earlier attempts of the revoke may have been carried out although their answers were lost
+    (``uncertain_attempts``) before the client repeated it, and which permission it revokes."""
+
+    uncertain_attempts: int
+    permission_id: str
+
+    def __new__(cls, value: str, uncertain_attempts: int, permission_id: str) -> RevokeReference:
+        reference = super().__new__(cls, value)
+        reference.uncertain_attempts, reference.permission_id = uncertain_attempts, permission_id
+        return reference
+
+
+# A repeat KSeF accepted (202) after an attempt whose answer was lost: if that attempt was carried
+# out, the repeat's operation may fail because the permission is gone already. Whether KSeF checks
+# that when it takes the repeat or only inside its operation is not documented (the spec's 400 for
+# the DELETE lists only 21405), so both outcomes are left to the caller to check, with this note.
+REPEATED_REVOKE_FAILED = (
+    "permission operation {ref} belongs to a revoke of {id} that the client repeated after an attempt whose "
+    "answer was lost: that attempt may have revoked the permission already, and this failure may mean only "
+    "that (how KSeF handles a repeated revoke is not documented). Check whether permission {id} is still listed "
+    "(ksef.permissions.persons(), authorizations(), subunits(), eu_entities()) before acting on this error: if "
+    "it is not, it was revoked."
+)
 
 
 def revoke_flow(permission_id: str, *, authorization: bool = False) -> Flow[str]:
     """``DELETE /permissions/common/grants/{id}`` (or ``/permissions/authorizations/grants/{id}``
     for an authorization grant: uprawnienia.md gives those "osobna metoda odbierania"); the
-    operation's reference number."""
+    operation's reference number, a ``RevokeReference`` when the client repeated the request
+    after attempts whose answers were lost."""
     check_permission_id(permission_id)
     operation = revoke_authorization_permission if authorization else revoke_common_permission
     # A repeat after a lost answer that KSeF refuses is raised as it is (``uncertain_attempts`` and
-    # a note say the lost attempt may have revoked it): nothing in the spec or the guide tells a
-    # permission revoked by that attempt from one that never was, and the lost answer's operation
-    # reference cannot be read back (see ``Permissions.revoke``).
-    answer = parsed(
-        response_of((yield Call(operation, {"permission_id": permission_id}))), PermissionsOperationResponse
-    )
-    return answer.reference_number
+    # a note, ``_core.UNCERTAIN_DELETE``, say the lost attempt may have revoked it). It is not
+    # settled here as ``tokens.revoke`` settles its own: a revoke returns its operation's reference
+    # number, and the lost attempt's cannot be read back; nor does any one query list every
+    # permission DELETE /permissions/common/grants/{id} revokes (see ``Permissions.revoke``).
+    budget = RetryBudget()
+    response = yield Call(operation, {"permission_id": permission_id}, budget=budget)
+    reference = parsed(response_of(response), PermissionsOperationResponse).reference_number
+    if not budget.uncertain:
+        return reference
+    log.warning(REPEATED_REVOKE, permission_id, budget.uncertain, reference)
+    return RevokeReference(reference, budget.uncertain, permission_id)
+
+
+REPEATED_REVOKE = (
+    "revoke of permission %s: repeated after %d attempt(s) whose answer was lost, and taken (operation %s). An "
+    "earlier attempt may have revoked it already: should the operation fail, check whether the permission is "
+    "still listed before acting on it"
+)
 
 
 def attachment_status_flow() -> Flow[CheckAttachmentPermissionStatusResponse]:
@@ -296,7 +380,7 @@ def query_pages(
 
 
 def _types(values: Iterable[Any] | None) -> Any:
-    return None if values is None else plain(list(values))
+    return None if values is None else listed(values, "permission_types")
 
 
 def personal_pages(
@@ -369,7 +453,7 @@ def eu_entities_pages(
 ) -> PageFlow[int, EuEntityPermission]:  # fmt: skip
     fields = {
         "vatUeIdentifier": vat_ue_identifier,
-        "authorizedFingerprintIdentifier": authorized_fingerprint_identifier,
+        "authorizedFingerprintIdentifier": upper_fingerprint(authorized_fingerprint_identifier),
         "permissionTypes": _types(permission_types),
     }
     return query_pages(EU_QUERY, "permissions", fields, page_size)

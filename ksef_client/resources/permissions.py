@@ -18,17 +18,20 @@ Each ``grant_*`` takes either the generated request model (``PersonPermissionsGr
 or keyword arguments: identifiers as ``(type, value)`` (``("Nip", "5265877635")``,
 ``("AllPartners", None)``), dicts as the API names them or generated models. Every body and filter
 is checked before anything is sent: a ``ValueError`` names what is wrong (the spec's schema, its
-"each value only once" and "required when subjectDetailsType = ..." rules, identifiers with their
-check digits). The queries page by ``pageOffset``/``hasMore`` (a ``Pager``, whose cursor is the
-page number), in pages of the largest size the spec allows unless ``page_size`` says otherwise.
+"each value only once" and "required when subjectDetailsType = ..." rules, identifiers in their
+forms, an InternalId's check digit). The queries page by ``pageOffset``/``hasMore`` (a ``Pager``,
+whose cursor is the number of items before the next page: resume with any ``page_size``), in
+pages of the largest size the spec allows unless ``page_size`` says otherwise. Collect what a query
+finds before revoking it: a listing that shrinks under the walk shifts its later pages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ksef_client._flows import apager, arun, pager, run
+from ksef_client._flows import PageFlow, apager, arun, pager, run
+from ksef_client.pagination import offset_cursor
 from ksef_client.resources import _permission_flows as flows
 
 if TYPE_CHECKING:
@@ -54,6 +57,21 @@ if TYPE_CHECKING:
     )
     from ksef_client.pagination import AsyncPager, Pager
     from ksef_client.resources._permission_bodies import Identifier
+
+
+T = TypeVar("T")
+
+
+def _pager(page: PageFlow[int, T], client: KSeF, cursor: int | None) -> Pager[T, int]:
+    """``pager`` with the cursor checked now (``offset_cursor``: an int >= 0 or ``None``)."""
+    offset_cursor(cursor)
+    return pager(page, client, cursor)
+
+
+def _apager(page: PageFlow[int, T], client: AsyncKSeF, cursor: int | None) -> AsyncPager[T, int]:
+    """``apager`` with the cursor checked now."""
+    offset_cursor(cursor)
+    return apager(page, client, cursor)
 
 
 class Permissions:
@@ -174,12 +192,16 @@ class Permissions:
         """``DELETE /permissions/common/grants/{permissionId}``: revoke a permission (its ``id`` from a
         query) other than an authorization grant; the operation's reference number (``wait`` for it).
 
-        When the client had to repeat the request after an attempt whose answer was lost (a 5xx, a
-        connection broken after sending) and KSeF refuses the repeat ("... nie istnieje"), the
-        refusal is raised with ``uncertain_attempts`` and a note: the lost attempt most likely
-        revoked it, but neither the spec nor the guide gives a way to tell that from a permission
-        that never was, nor to read the lost operation's reference back. Query the permissions
-        before acting on such an error.
+        The client repeats the ``DELETE`` after an attempt whose answer was lost (a 5xx, a
+        connection broken after sending); that attempt may have revoked the permission, and how
+        KSeF answers the repeat then is not documented. If KSeF refuses the repeat, the refusal is
+        raised with ``uncertain_attempts`` and a note. If it takes it, the reference returned is a
+        ``RevokeReference`` with ``uncertain_attempts`` (a warning is logged too), and ``wait`` on
+        it adds them and a note to a ``PermissionOperationFailedError``. Either error may mean only
+        that the lost attempt revoked it: query whether the permission is still listed before
+        acting on it (not listed: it was revoked). The SDK does not settle it itself: the lost
+        operation's reference cannot be read back, and no one query lists every permission this
+        endpoint revokes.
         """
         return run(flows.revoke_flow(permission_id), self._client)
 
@@ -205,7 +227,7 @@ class Permissions:
         page = flows.personal_pages(
             context_identifier, target_identifier, permission_types, permission_state, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def persons(
         self, *, query_type: str = "PermissionsInCurrentContext", author_identifier: Identifier | None = None,
@@ -220,23 +242,23 @@ class Permissions:
             query_type, author_identifier, authorized_identifier, context_identifier, target_identifier,
             permission_types, permission_state, page_size,
         )  # fmt: skip
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def subunits(
         self, *, subunit_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> Pager[SubunitPermission, int]:
         """``POST /permissions/query/subunits/grants``: the administrators of the context's subunits."""
-        return pager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
+        return _pager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
 
     def entities(
         self, *, context_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> Pager[EntityPermissionItem, int]:
         """``POST /permissions/query/entities/grants``: invoice permissions other entities gave this one."""
-        return pager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
+        return _pager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
 
     def entity_roles(self, *, page_size: int | None = None, cursor: int | None = None) -> Pager[EntityRole, int]:
         """``GET /permissions/query/entities/roles``: the roles of the context's entity."""
-        return pager(flows.entity_roles_pages(page_size), self._client, cursor)
+        return _pager(flows.entity_roles_pages(page_size), self._client, cursor)
 
     def subordinate_entity_roles(
         self, *, subordinate_entity_identifier: Identifier | None = None, page_size: int | None = None,
@@ -244,7 +266,7 @@ class Permissions:
     ) -> Pager[SubordinateEntityRole, int]:  # fmt: skip
         """``POST /permissions/query/subordinate-entities/roles``: the roles of subordinate entities."""
         page = flows.subordinate_roles_pages(subordinate_entity_identifier, page_size)
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def authorizations(
         self, *, query_type: str = "Granted", authorizing_identifier: Identifier | None = None,
@@ -256,7 +278,7 @@ class Permissions:
         page = flows.authorizations_pages(
             query_type, authorizing_identifier, authorized_identifier, permission_types, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
     def eu_entities(
         self, *, vat_ue_identifier: str | None = None, authorized_fingerprint_identifier: str | None = None,
@@ -266,7 +288,7 @@ class Permissions:
         page = flows.eu_entities_pages(
             vat_ue_identifier, authorized_fingerprint_identifier, permission_types, page_size
         )
-        return pager(page, self._client, cursor)
+        return _pager(page, self._client, cursor)
 
 
 class AsyncPermissions:
@@ -375,7 +397,7 @@ class AsyncPermissions:
         page = flows.personal_pages(
             context_identifier, target_identifier, permission_types, permission_state, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def persons(
         self, *, query_type: str = "PermissionsInCurrentContext", author_identifier: Identifier | None = None,
@@ -388,23 +410,23 @@ class AsyncPermissions:
             query_type, author_identifier, authorized_identifier, context_identifier, target_identifier,
             permission_types, permission_state, page_size,
         )  # fmt: skip
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def subunits(
         self, *, subunit_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> AsyncPager[SubunitPermission, int]:
         """See ``Permissions.subunits``."""
-        return apager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
+        return _apager(flows.subunits_pages(subunit_identifier, page_size), self._client, cursor)
 
     def entities(
         self, *, context_identifier: Identifier | None = None, page_size: int | None = None, cursor: int | None = None
     ) -> AsyncPager[EntityPermissionItem, int]:
         """See ``Permissions.entities``."""
-        return apager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
+        return _apager(flows.entities_pages(context_identifier, page_size), self._client, cursor)
 
     def entity_roles(self, *, page_size: int | None = None, cursor: int | None = None) -> AsyncPager[EntityRole, int]:
         """See ``Permissions.entity_roles``."""
-        return apager(flows.entity_roles_pages(page_size), self._client, cursor)
+        return _apager(flows.entity_roles_pages(page_size), self._client, cursor)
 
     def subordinate_entity_roles(
         self, *, subordinate_entity_identifier: Identifier | None = None, page_size: int | None = None,
@@ -412,7 +434,7 @@ class AsyncPermissions:
     ) -> AsyncPager[SubordinateEntityRole, int]:  # fmt: skip
         """See ``Permissions.subordinate_entity_roles``."""
         page = flows.subordinate_roles_pages(subordinate_entity_identifier, page_size)
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def authorizations(
         self, *, query_type: str = "Granted", authorizing_identifier: Identifier | None = None,
@@ -423,7 +445,7 @@ class AsyncPermissions:
         page = flows.authorizations_pages(
             query_type, authorizing_identifier, authorized_identifier, permission_types, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)
 
     def eu_entities(
         self, *, vat_ue_identifier: str | None = None, authorized_fingerprint_identifier: str | None = None,
@@ -433,4 +455,4 @@ class AsyncPermissions:
         page = flows.eu_entities_pages(
             vat_ue_identifier, authorized_fingerprint_identifier, permission_types, page_size
         )
-        return apager(page, self._client, cursor)
+        return _apager(page, self._client, cursor)

@@ -604,11 +604,14 @@ def test_identifier_values_and_document_countries_follow_the_descriptions(
         assert http.post(path, json=query, headers=owner).status_code == 400, query
     system = {"queryType": "PermissionsInCurrentContext", "authorIdentifier": {"type": "System"}}
     assert http.post("/permissions/query/persons/grants", json=system, headers=owner).status_code == 200
-    person = {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01",
+    person: dict[str, Any] = {"firstName": "Hans", "lastName": "Meier", "birthDate": "1980-01-01",
               "idDocument": {"type": "Passport", "number": "C01X00T47", "country": "de"}}  # fmt: skip
     details = {"subjectDetailsType": "PersonByFingerprintWithoutIdentifier", "personByFpNoId": person}
     foreigner = {"subjectIdentifier": {"type": "Fingerprint", "value": "A" * 64}, "permissions": ["InvoiceRead"],
                  "description": "przedstawiciel", "subjectDetails": details}  # fmt: skip
     assert http.post("/permissions/persons/grants", json=foreigner, headers=owner).status_code == 400
+    for not_iso in ("EL", "UK", "XX"):  # 2 capital letters, not ISO 3166-1 codes (Greece is GR, the UK GB)
+        person["idDocument"]["country"] = not_iso
+        assert http.post("/permissions/persons/grants", json=foreigner, headers=owner).status_code == 400, not_iso
     person["idDocument"]["country"] = "DE"
     assert _outcome(http, owner, "/permissions/persons/grants", foreigner) == 200

@@ -18,12 +18,12 @@ of its operation, which find it in progress (100).
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksef_client._countries import ISO_3166_ALPHA2
 from ksef_client._generated.models import OwnerPermissionScope
 from ksef_client.identifiers import internal_id_check_digit
 from ksef_client.mock.exceptions import Gone, MockAPIError, NotFound
@@ -241,9 +241,6 @@ def check_grant_body(body: dict[str, Any]) -> None:
 # pozostałych przypadkach pole jest wymagane." (PersonPermissionsAuthorIdentifier).
 WITHOUT_VALUE = frozenset({"AllPartners", "System"})
 VALUE_BY_TYPE_KEYS = ("targetIdentifier", "authorIdentifier")
-# IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać dokładnie 2
-# wielkie litery."
-_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 
 
 def check_identifier_values(body: dict[str, Any]) -> None:
@@ -265,8 +262,11 @@ def _check_documents(details: dict[str, Any]) -> None:
     person = details.get("personByFpNoId")
     document = person.get("idDocument") if isinstance(person, dict) else None
     country = document.get("country") if isinstance(document, dict) else None
-    if country is not None and not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
-        detail = f"idDocument.country: {country} - wymagane 2 wielkie litery (ISO 3166-1 alpha-2)."
+    # IdDocument.country: "Musi być zgodny z ISO 3166-1 alpha-2 (np. PL, DE, US) oraz zawierać
+    # dokładnie 2 wielkie litery." The refusal's code and text are the emulator's (the spec's 400:
+    # "21405 | Błąd walidacji danych wejściowych").
+    if country is not None and country not in ISO_3166_ALPHA2:
+        detail = f"idDocument.country: {country} - wymagany kod kraju ISO 3166-1 alpha-2."
         raise MockAPIError(21405, VALIDATION, [detail])
 
 
@@ -345,6 +345,15 @@ class Permissions:
         A grant of another kind is not revoked there: its operation fails with 450 ("Operacja
         niedozwolona dla wskazanego identyfikatora lub jego typu"; which code KSeF gives is not
         documented, this one names the reason).
+
+        Two answers here are the emulator's choices, not KSeF's documented behaviour (review of
+        ksef.permissions, F2): an id it does not hold, never granted or revoked already (a revoke
+        repeated after its first attempt's answer was lost), is refused at once (400, 21405
+        "Uprawnienie ... nie istnieje"; the spec's 400 for the DELETE lists only "21405 | Błąd
+        walidacji danych wejściowych", and says nothing of such an id); and a revoke taken while an
+        earlier one of the same permission is still in progress ends as a success (``_finish``:
+        nothing left to remove). KSeF may instead take the repeat and fail its operation; the SDK
+        handles both (``Permissions.revoke``).
         """
         with self.core.lock:
             record = self.state.grants.get(permission_id)
