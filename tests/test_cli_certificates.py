@@ -12,6 +12,8 @@ import json
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,30 @@ def test_a_lost_answer_to_the_request_keeps_the_key_saved_before_it_was_sent(  #
     code, _, err = run("-p", "emu", "cert", "complete", "lost.p12")
     assert code == 0, err
     assert SigningCredentials.from_pkcs12(tmp_path / "lost.p12", PASSWORD)
+
+
+def test_an_interrupted_obtain_keeps_the_request_with_its_reference(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while waiting for the certificate: no CertificatePendingError carries the request, yet
+    # the key was saved before it was sent and the reference number (certificates.unfinished) is
+    # added; exit 130 as for any interruption.
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread() and seconds == 5.0:  # the status poll
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    backend.transitions.enrollment_reads = 2  # in progress at the first read, issued at the second
+    monkeypatch.setattr("time.sleep", sleep)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Przerwany", "--out", "cut.p12")
+    assert code == 130 and "ksef -p emu cert complete cut.p12" in err and err.endswith("interrupted\n")
+    reference = json.loads((tmp_path / "cut.p12.pending").read_text())["reference_number"]
+    assert reference is not None
+    monkeypatch.setattr("time.sleep", real_sleep)
+    code, out, err = run("-p", "emu", "cert", "complete", "cut.p12")
+    assert code == 0 and "Przerwany" in out, err
 
 
 def test_complete_with_a_wrong_password_keeps_the_request(  # type: ignore[no-untyped-def]

@@ -848,7 +848,9 @@ def _obtain(
         known = [p for p in ksef.certificates.unfinished if p.key is request.key and p.reference_number]
         if known:
             saved.with_reference(known[0].reference_number).save(pending, password)
-        sys.stderr.write(f"the certificate request's key is kept in {pending}: `ksef cert complete {out}`\n")
+        sys.stderr.write(
+            f"the certificate request's key is kept in {pending}: `ksef -p {state.profile.name} cert complete {out}`\n"
+        )
         raise
     _issued(state, credentials, out, password, pending)
 
@@ -899,15 +901,21 @@ def cert_list(state: State, status: str | None, kind: str | None, name: str | No
     with state.client() as ksef:
         found = list(ksef.certificates.query(status=status, certificate_type=kind, name=name))
     rows = [
-        (c.certificate_serial_number, c.name, c.type_, c.status, c.valid_from, c.valid_to, c.last_use_date)
+        (c.certificate_serial_number, c.name, c.type_, c.status, _minute(c.valid_from), _minute(c.valid_to),
+         _minute(c.last_use_date))
         for c in found
-    ]
+    ]  # fmt: skip
     state.out.result(
         found,
         table=("serial", "name", "kind", "status", "valid from", "valid to", "last used"),
         rows=rows,
         message=f"{len(found)} certificate(s)",
     )
+
+
+def _minute(moment: object) -> str:
+    """A date-time for a table, to the minute, as KSeF gave its zone; '' for none (``--json`` has it whole)."""
+    return f"{moment:%Y-%m-%d %H:%M %z}" if isinstance(moment, dt.datetime) else ""
 
 
 @cert.command("revoke")
