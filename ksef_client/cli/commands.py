@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, UNREACHABLE, USAGE, CLIError, Output, error_line, exit_code
+from ksef_client.cli.output import AUTH, KSEF_ERROR, UNREACHABLE, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.identifiers import validate_nip, validate_reference_number
 
 DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they agree): doctor imports httpx
@@ -764,7 +764,14 @@ def _check_target(state: State, out: Path, force: bool) -> Path:
 
 def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path) -> None:
     """Write the .p12 (atomic, 0600), only then forget the pending request, and say what was issued."""
-    credentials.save(out, password)
+    try:
+        credentials.save(out, password)
+    except OSError as error:  # the certificate is issued: the pending file (kept) finds it again by its key
+        raise CLIError(
+            f"{out}: {error.strerror or error} - certificate {credentials.serial_number} is issued; its key is kept "
+            f"in {pending}: `ksef -p {state.profile.name} cert complete {out}` writes it once the file can be written",
+            KSEF_ERROR,
+        ) from error
     pending_files.forget(pending)
     certificate = credentials.certificate
     data = {
