@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, USAGE, CLIError, Output, error_line, exit_code
+from ksef_client.cli.output import AUTH, KSEF_ERROR, UNREACHABLE, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.identifiers import validate_nip, validate_reference_number
 
 DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they agree): doctor imports httpx
@@ -22,10 +22,13 @@ DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they a
 if TYPE_CHECKING:
     from ksef_client import doctor as doctor_module
     from ksef_client._client import KSeF
+    from ksef_client.certificates import generate_private_key
+    from ksef_client.cli import pending as pending_files
     from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
     from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
+    from ksef_client.resources.certificates import KSeFCredentials
     from ksef_client.upo import parse_upo, save_upo
     from ksef_client.xades import AllowedIps, SigningCredentials
 else:  # the SDK (and httpx) load with the first command that needs them, not for --help
@@ -33,6 +36,8 @@ else:  # the SDK (and httpx) load with the first command that needs them, not fo
 
     doctor_module = Lazy("ksef_client.doctor")
     KSeF = Lazy("ksef_client._client", "KSeF")
+    generate_private_key = Lazy("ksef_client.certificates", "generate_private_key")
+    pending_files = Lazy("ksef_client.cli.pending")
     outcome_rows, report = Lazy("ksef_client.cli.sending", "outcome_rows"), Lazy("ksef_client.cli.sending", "report")
     send_batch, send_online = (
         Lazy("ksef_client.cli.sending", "send_batch"),
@@ -186,12 +191,12 @@ def _check_pem_files(state: State, cert: Path, key: Path) -> None:
         raise CLIError(f"--key {key}: expected a PEM private key (-----BEGIN ... PRIVATE KEY-----), found {found}")
 
 
-def _ask_secret(label: str, instead: str) -> str:
-    """A secret asked for without echo. Input that ends before it (a script, cron, CI: no terminal)
-    is a usage error saying what to do ``instead``; click reports it as an abort, which read as
-    Ctrl-C ("interrupted", exit 130)."""
+def _ask_secret(label: str, instead: str, *, confirm: bool = False) -> str:
+    """A secret asked for without echo (``confirm``: typed twice). Input that ends before it (a
+    script, cron, CI: no terminal) is a usage error saying what to do ``instead``; click reports it
+    as an abort, which read as Ctrl-C ("interrupted", exit 130)."""
     try:
-        return str(click.prompt(label, hide_input=True))
+        return str(click.prompt(label, hide_input=True, confirmation_prompt=confirm))
     except click.Abort:
         if sys.stdin is not None and sys.stdin.isatty():
             raise  # Ctrl-C at the prompt
@@ -680,6 +685,294 @@ def _go_on_from(result: ExportResult, date_type: str) -> str | None:
         "Issue": result.last_issue_date,
     }[date_type]
     return None if last is None else last.isoformat()
+
+
+# --- KSeF certificates ------------------------------------------------------------------------
+
+
+@cli.group()
+def cert() -> None:
+    """KSeF certificates of the logged-in subject: obtain (after a login with --cert/--pkcs12),
+    complete, list, revoke, limits."""
+
+
+CERT_KINDS = ("Authentication", "Offline")
+CERT_STATUSES = ("Active", "Blocked", "Revoked", "Expired")
+REVOKE_REASONS = ("Unspecified", "Superseded", "KeyCompromise")
+P12 = click.Path(dir_okay=False, path_type=Path)
+# What KSeF answers a KSeF token login asking for a certificate (certyfikaty-KSeF.md §2:
+# "Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na złożenie wniosku o
+# certyfikat"): the spec's 25001 (GET /certificates/enrollments/data), 25002 (POST
+# /certificates/enrollments); a revoke: 403 with reasonCode auth-method-not-allowed.
+NO_SIGNATURE_CODES = frozenset({25001, 25002})
+
+
+def _timeout_option(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=120.0,
+        show_default=True,
+        help="Seconds to wait for KSeF to issue the certificate (its status is read every 5 s).",
+    )(command)
+
+
+def _signature_login_needed(state: State, error: BaseException) -> CLIError | None:
+    """The CLI's word for KSeF refusing a certificate operation to a KSeF token login, else ``None``."""
+    from ksef_client.errors import APIStatusError, PermissionDeniedError  # noqa: PLC0415
+
+    token_login = (isinstance(error, APIStatusError) and NO_SIGNATURE_CODES & set(error.codes)) or (
+        isinstance(error, PermissionDeniedError) and error.reason_code == "auth-method-not-allowed"
+    )
+    if not token_login:
+        return None
+    return CLIError(
+        f"{error_line(error).removeprefix('error: ')} - KSeF takes certificate requests and revocations only "
+        f"after a login with a signature (XAdES), not a KSeF token: log in with your seal or qualified "
+        f"certificate, `{login_command(state)} --cert CERT.pem --key KEY.pem` (or --pkcs12 FILE.p12), and run "
+        "this again",
+        AUTH,
+    )
+
+
+def _p12_password(*, new: bool) -> str:
+    """The .p12 password: $KSEF_KEY_PASSWORD, else asked without echo (twice for a new file); never
+    an option (the command line is visible to other users and kept in shell histories)."""
+    password = os.environ.get("KSEF_KEY_PASSWORD")
+    if password is None:
+        password = _ask_secret("password for the .p12 file", "set KSEF_KEY_PASSWORD", confirm=new)
+    if not password:
+        raise CLIError("an empty password: the private key is never saved unencrypted; give a password")
+    return password
+
+
+def _check_target(state: State, out: Path, force: bool) -> Path:
+    """``<out>.pending`` after refusing what would lose a key: an ``out`` that exists (unless
+    ``force``), a request still pending for it, a folder that is not there."""
+    pending = pending_files.pending_path(out)
+    if pending.exists():
+        raise CLIError(
+            f"{pending} holds a certificate request not finished yet (its key): run "
+            f"`ksef -p {state.profile.name} cert complete {out}` first"
+        )
+    if out.exists() and not force:
+        raise CLIError(f"{out} exists: choose another --out, or replace it with --force")
+    if not out.parent.is_dir():
+        raise CLIError(f"--out {out}: no folder {out.parent}")
+    return pending
+
+
+def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path) -> None:
+    """Write the .p12 (atomic, 0600), only then forget the pending request, and say what was issued."""
+    try:
+        credentials.save(out, password)
+    except OSError as error:  # the certificate is issued: the pending file (kept) finds it again by its key
+        raise CLIError(
+            f"{out}: {error.strerror or error} - certificate {credentials.serial_number} is issued; its key is kept "
+            f"in {pending}: `ksef -p {state.profile.name} cert complete {out}` writes it once the file can be written",
+            KSEF_ERROR,
+        ) from error
+    pending_files.forget(pending)
+    certificate = credentials.certificate
+    data = {
+        "serial_number": credentials.serial_number,
+        "name": credentials.name,
+        "kind": credentials.certificate_type,
+        "valid_from": certificate.not_valid_before_utc,
+        "valid_to": certificate.not_valid_after_utc,
+        "file": out,
+    }
+    state.out.result(
+        data,
+        message=f"certificate {credentials.serial_number} ({credentials.certificate_type}, {credentials.name!r}, "
+        f"valid {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}) "
+        f"saved with its key in {out}",
+    )
+
+
+def _still_pending(state: State, out: Path, pending: Path, reference: str | None, cause: BaseException) -> CLIError:
+    reference_text = f"request {reference}" if reference else "the request (its answer was lost)"
+    return CLIError(
+        f"{error_line(cause).removeprefix('error: ')} - {reference_text} is not finished: its key is kept, "
+        f"encrypted with your password, in {pending}; finish it with "
+        f"`ksef -p {state.profile.name} cert complete {out}`",
+        UNREACHABLE,
+    )
+
+
+@cert.command("obtain")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(CERT_KINDS), default="Authentication", show_default=True,
+              help="Authentication: logs in; Offline: signs the KOD II links of offline invoices.")  # fmt: skip
+@click.option("--key-type", type=click.Choice(["EC", "RSA"]), default="EC", show_default=True,
+              help="EC P-256 (the guide's recommendation) or RSA 2048.")  # fmt: skip
+@click.option("--out", "out", type=P12, required=True, help="The .p12 file to write (certificate and key).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@_timeout_option
+@pass_state
+def cert_obtain(state: State, name: str, kind: str, key_type: str, out: Path, force: bool, timeout: float) -> None:
+    """Get a new KSeF certificate NAME for a new key made here; write both to an encrypted .p12.
+
+    Needs a login with a signature (`ksef auth login --cert/--pkcs12`), not a KSeF token. The
+    password comes from $KSEF_KEY_PASSWORD or is asked for (twice, no echo). The key is saved
+    encrypted in OUT.pending before the request is sent; if the certificate does not come in
+    time, `ksef cert complete OUT` finishes the request later.
+    """
+    try:
+        pending_files.check_name(name)
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+    pending = _check_target(state, out, force)
+    password = _p12_password(new=True)
+    with state.client() as ksef:
+        key = generate_private_key(key_type)
+        saved = pending_files.new_pending(key, name, kind, state.profile.name, state.profile.target)
+        saved.save(pending, password)  # before the request: the key exists nowhere else
+        _obtain(state, ksef, saved, out, password, pending, timeout)
+
+
+def _obtain(
+    state: State, ksef: KSeF, saved: pending_files.PendingFile, out: Path, password: str, pending: Path, timeout: float
+) -> None:
+    from ksef_client.errors import CertificateEnrollmentError, CertificatePendingError, KSeFError  # noqa: PLC0415
+
+    request = saved.pending
+    try:
+        credentials = ksef.certificates.obtain(request.name, request.kind, key=request.key, timeout=timeout)
+    except CertificatePendingError as error:
+        saved.with_reference(error.pending.reference_number).save(pending, password)
+        raise _still_pending(state, out, pending, error.pending.reference_number, error.__cause__ or error) from error
+    except (CertificateEnrollmentError, KSeFError) as error:
+        # Refused, or never sent (the SDK raises a plain KSeFError only then): no certificate will come.
+        pending_files.forget(pending)
+        hint = _signature_login_needed(state, error)
+        if hint is None:
+            raise
+        raise hint from error
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed in another way: the request may be at KSeF; keep its
+        # reference number when the SDK had one (certificates.unfinished), and the key in any case.
+        known = [p for p in ksef.certificates.unfinished if p.key is request.key and p.reference_number]
+        if known:
+            saved.with_reference(known[0].reference_number).save(pending, password)
+        sys.stderr.write(
+            f"the certificate request's key is kept in {pending}: `ksef -p {state.profile.name} cert complete {out}`\n"
+        )
+        raise
+    _issued(state, credentials, out, password, pending)
+
+
+@cert.command("complete")
+@click.argument("out", type=P12)
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@_timeout_option
+@pass_state
+def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
+    """Finish the certificate request `ksef cert obtain --out OUT` left in OUT.pending: wait for
+    the certificate, write OUT (the .p12, same password), remove OUT.pending."""
+    from ksef_client.errors import CertificateEnrollmentError  # noqa: PLC0415
+
+    pending = pending_files.pending_path(out)
+    if not pending.is_file():
+        raise CLIError(f"no certificate request pending for {out} ({pending} not found)")
+    if out.exists() and not force:
+        raise CLIError(f"{out} exists: choose another file, or replace it with --force")
+    password = _p12_password(new=False)
+    try:
+        saved = pending_files.load_pending(pending, password)
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+    if saved.ksef != state.profile.target:
+        raise CLIError(
+            f"{pending} is a request made at {saved.ksef} (profile '{saved.profile}'), not {state.profile.target}: "
+            f"run `ksef -p {saved.profile} cert complete {out}`"
+        )
+    with state.client() as ksef:
+        try:
+            credentials = ksef.certificates.complete(saved.pending, timeout=timeout)
+        except CertificateEnrollmentError:
+            pending_files.forget(pending)  # refused: no certificate will come, the key has no use
+            raise
+        except Exception as error:
+            raise _still_pending(state, out, pending, saved.pending.reference_number, error) from error
+        _issued(state, credentials, out, password, pending)
+
+
+@cert.command("list")
+@click.option("--status", type=click.Choice(CERT_STATUSES), help="Only certificates of this status.")
+@click.option("--kind", type=click.Choice(CERT_KINDS), help="Only certificates of this kind.")
+@click.option("--name", help="Only certificates whose name contains this.")
+@pass_state
+def cert_list(state: State, status: str | None, kind: str | None, name: str | None) -> None:
+    """The subject's KSeF certificates, newest request first."""
+    with state.client() as ksef:
+        found = list(ksef.certificates.query(status=status, certificate_type=kind, name=name))
+    rows = [
+        (c.certificate_serial_number, c.name, c.type_, c.status, _minute(c.valid_from), _minute(c.valid_to),
+         _minute(c.last_use_date))
+        for c in found
+    ]  # fmt: skip
+    state.out.result(
+        found,
+        table=("serial", "name", "kind", "status", "valid from", "valid to", "last used"),
+        rows=rows,
+        message=f"{len(found)} certificate(s)",
+    )
+
+
+def _minute(moment: object) -> str:
+    """A date-time for a table, to the minute, as KSeF gave its zone; '' for none (``--json`` has it whole)."""
+    return f"{moment:%Y-%m-%d %H:%M %z}" if isinstance(moment, dt.datetime) else ""
+
+
+@cert.command("revoke")
+@click.argument("serial")
+@click.option("--reason", type=click.Choice(REVOKE_REASONS), help="Why (KSeF records it).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def cert_revoke(state: State, serial: str, reason: str | None, yes: bool) -> None:
+    """Revoke certificate SERIAL for good: it no longer logs in or signs. Asks first unless --yes."""
+    try:
+        serial = pending_files.check_serial(serial)
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+    if not yes:
+        _confirm(f"revoke KSeF certificate {serial} for good (it can no longer log in or sign)?")
+    with state.client() as ksef:
+        try:
+            ksef.certificates.revoke(serial, reason=reason)
+        except Exception as error:
+            hint = _signature_login_needed(state, error)
+            if hint is None:
+                raise
+            raise hint from error
+    state.out.result({"serial_number": serial, "revoked": True, "reason": reason}, message=f"{serial} revoked")
+
+
+def _confirm(question: str) -> None:
+    """Ask on the terminal (stderr: stdout stays for the result); no answer there is a usage error."""
+    try:
+        agreed = click.confirm(question, default=False, err=True)
+    except click.Abort:
+        if sys.stdin is not None and sys.stdin.isatty():
+            raise
+        raise CLIError(f"{question} - no terminal to ask on: pass --yes") from None
+    if not agreed:
+        raise CLIError("not revoked")
+
+
+@cert.command("limits")
+@pass_state
+def cert_limits(state: State) -> None:
+    """How many certificate requests and active certificates the subject may still have."""
+    with state.client() as ksef:
+        limits = ksef.certificates.limits()
+    rows = [
+        ("requests", limits.enrollment.remaining, limits.enrollment.limit),
+        ("active certificates", limits.certificate.remaining, limits.certificate.limit),
+    ]
+    can = "may request a certificate" if limits.can_request else "may NOT request a certificate now"
+    state.out.result(limits, table=("", "remaining", "limit"), rows=rows, message=f"the subject {can}")
 
 
 # --- diagnostics ------------------------------------------------------------------------------

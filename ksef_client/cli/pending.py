@@ -1,0 +1,132 @@
+"""Where ``ksef cert obtain`` keeps a certificate request KSeF has not answered with a certificate
+yet: ``<FILE>.pending`` beside the ``.p12`` it is to write.
+
+The private key of a request exists nowhere else (KSeF certifies its public half only), so it is
+written, encrypted with the password of the ``.p12``, *before* the request is sent, and the file is
+removed only once the ``.p12`` is written or KSeF refused the request (or never got it).
+``ksef cert complete FILE`` reads it back and finishes the request. The key is never on the disk
+unencrypted: it is serialised encrypted in memory, then written through ``write_durably`` (a new
+file of mode 0600, flushed, renamed into place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from ksef_client._durable import write_durably
+from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, SERIAL_PATTERN, PendingCertificate
+from ksef_client.xades import PrivateKey
+
+FORMAT = "ksef-cli-pending-certificate/1"
+SUFFIX = ".pending"
+
+
+class PendingFileError(ValueError):
+    """A pending-request file that cannot be read (damaged, another format, a wrong password)."""
+
+
+def pending_path(out: Path) -> Path:
+    """The pending-request file of the ``.p12`` file ``out``: ``out`` with ``.pending`` added."""
+    return out.with_name(out.name + SUFFIX)
+
+
+def check_name(name: str) -> str:
+    """A certificate name as ``EnrollCertificateRequest.certificateName`` takes it, or ``ValueError``
+    (checked before a key is made or anything is sent)."""
+    low, high = NAME_LENGTH
+    if not low <= len(name) <= high or re.fullmatch(NAME_PATTERN, name) is None:
+        raise ValueError(f"NAME {name!r}: {low} to {high} letters (Polish ones too), digits, spaces, '_' or '-'")
+    return name
+
+
+def check_serial(serial: str) -> str:
+    """A serial number as the spec writes it (16 hex digits, upper-cased), or ``ValueError``."""
+    if re.fullmatch(SERIAL_PATTERN, serial.upper()) is None:
+        raise ValueError(f"SERIAL {serial!r}: a KSeF certificate serial number is 16 hex digits (ksef cert list)")
+    return serial.upper()
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A request as ``<FILE>.pending`` keeps it: what ``certificates.complete`` needs, and where it
+    was made (``profile``, ``ksef``: a request of one KSeF cannot be completed at another)."""
+
+    pending: PendingCertificate
+    profile: str
+    ksef: str
+    requested_at: str
+
+    def save(self, path: Path, password: str) -> None:
+        """Write it, the key encrypted with ``password`` (PKCS#8, the best encryption available)."""
+        if not password:
+            raise ValueError("password: required; the private key is never saved unencrypted")
+        key = self.pending.key.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password.encode())
+        )
+        data = {
+            "format": FORMAT,
+            "profile": self.profile,
+            "ksef": self.ksef,
+            "name": self.pending.name,
+            "kind": self.pending.kind,
+            "reference_number": self.pending.reference_number,
+            "requested_at": self.requested_at,
+            "key": key.decode("ascii"),
+        }
+        write_durably(path, (json.dumps(data, indent=2) + "\n").encode())
+
+    def with_reference(self, reference_number: str | None) -> PendingFile:
+        """The same request, with the reference number KSeF gave it (if it gave one)."""
+        if reference_number is None or reference_number == self.pending.reference_number:
+            return self
+        pending = self.pending
+        updated = PendingCertificate(reference_number, pending.key, pending.name, pending.kind)
+        return PendingFile(updated, self.profile, self.ksef, self.requested_at)
+
+
+def new_pending(key: PrivateKey, name: str, kind: str, profile: str, ksef: str) -> PendingFile:
+    """A request about to be sent: no reference number yet."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return PendingFile(PendingCertificate(None, key, name, kind), profile, ksef, now)
+
+
+def load_pending(path: Path, password: str) -> PendingFile:
+    """Read ``path`` back (``PendingFileError`` naming it and what is wrong)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise PendingFileError(f"{path}: not a pending certificate request of the ksef command")
+        reference = data["reference_number"]
+        fields = [str(data[k]) for k in ("name", "kind", "profile", "ksef", "requested_at", "key")]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        if isinstance(error, PendingFileError):
+            raise
+        raise PendingFileError(f"{path} is damaged ({type(error).__name__}: {error})") from None
+    name, kind, profile, ksef, requested_at, key_pem = fields
+    try:
+        key = load_pem_private_key(key_pem.encode("ascii"), password.encode())
+    except (ValueError, TypeError):
+        raise PendingFileError(f"{path}: wrong password (or a damaged key)") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise PendingFileError(f"{path}: holds a key of another kind than RSA or EC")
+    pending = PendingCertificate(None if reference is None else str(reference), key, name, kind)
+    return PendingFile(pending, profile, ksef, requested_at)
+
+
+def forget(path: Path) -> None:
+    """Remove a pending-request file that has done its work (gone already: fine)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,245 @@
+"""``ksef cert``: KSeF certificates from the command line, against the emulator.
+
+certyfikaty-KSeF.md §2: "Pobranie danych certyfikacyjnych jest możliwe wyłącznie po uwierzytelnieniu z
+wykorzystaniem podpisu (XAdES). Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na
+złożenie wniosku o certyfikat"; §5: "Proces wystawiania certyfikatu ma charakter asynchroniczny".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ksef_client import KSeF
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.server import ThreadedServer
+from ksef_client.xades import SigningCredentials
+from tests import test_cli
+from tests.conftest import NIP
+
+# The CLI fixtures of tests/test_cli.py: ``run`` (profile 'emu' at the emulator) and ``logged_in``
+# (logged in with a self-signed seal through --cert/--key, KSEF_KEY_PASSWORD set).
+run, logged_in = test_cli.run, test_cli.logged_in
+
+PASSWORD = "secret password"  # logged_in sets KSEF_KEY_PASSWORD to it
+
+
+def test_obtain_writes_a_p12_that_logs_in(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("-p", "emu", "--json", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+    issued = json.loads(out)
+    assert set(issued) == {"serial_number", "name", "kind", "valid_from", "valid_to", "file"}
+    assert issued["name"] == "Serwer ERP" and issued["kind"] == "Authentication" and len(issued["serial_number"]) == 16
+    p12 = tmp_path / "erp.p12"
+    assert stat.S_IMODE(p12.stat().st_mode) == 0o600 and not (tmp_path / "erp.p12.pending").exists()
+    creds = SigningCredentials.from_pkcs12(p12, PASSWORD)
+    assert f"{creds.certificate.serial_number:016X}" == issued["serial_number"]
+    # The .p12 is a login of its own: certyfikaty-KSeF.md, Authentication "służy do uwierzytelnienia".
+    code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "erp.p12")
+    assert code == 0, err
+    code, out, _ = run("-p", "emu", "--json", "cert", "list", "--kind", "Authentication")
+    assert code == 0 and [c["certificate_serial_number"] for c in json.loads(out)] == [issued["serial_number"]]
+
+
+def test_obtain_prints_the_serial_and_an_rsa_offline_one(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run("-p", "emu", "cert", "obtain", "Faktury offline", "--kind", "Offline",
+                         "--key-type", "RSA", "--out", "offline.p12")  # fmt: skip
+    assert code == 0, err
+    creds = SigningCredentials.from_pkcs12(tmp_path / "offline.p12", PASSWORD)
+    serial = f"{creds.certificate.serial_number:016X}"
+    assert serial in out and "Offline" in out
+    assert creds.certificate.public_key().key_size == 2048  # type: ignore[union-attr]
+
+
+def test_a_request_left_in_progress_is_completed_later(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # The certificate does not come within --timeout: the key, which exists nowhere else, is kept
+    # (encrypted) with the request's reference number, and `cert complete` finishes it.
+    backend.transitions.enrollment_reads = 2  # issued at its second status read
+    code, out, err = run("-p", "emu", "cert", "obtain", "Wniosek powolny", "--out", "slow.p12", "--timeout", "0.1")
+    assert code == 4 and out == "", err
+    pending = tmp_path / "slow.p12.pending"
+    assert "ksef -p emu cert complete slow.p12" in err and "in slow.p12.pending" in err
+    assert not (tmp_path / "slow.p12").exists()
+    assert stat.S_IMODE(pending.stat().st_mode) == 0o600
+    saved = json.loads(pending.read_text())
+    assert saved["reference_number"] in err and saved["name"] == "Wniosek powolny"
+    assert saved["key"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert b"BEGIN PRIVATE KEY" not in pending.read_bytes()
+    # Another obtain for the same file would lose that key: refused, --force or not.
+    code, _, err = run("-p", "emu", "cert", "obtain", "Inny wniosek", "--out", "slow.p12", "--force")
+    assert code == 2 and "cert complete slow.p12" in err
+    code, out, err = run("-p", "emu", "--json", "cert", "complete", "slow.p12")
+    assert code == 0, err
+    assert json.loads(out)["name"] == "Wniosek powolny" and not pending.exists()
+    creds = SigningCredentials.from_pkcs12(tmp_path / "slow.p12", PASSWORD)
+    assert f"{creds.certificate.serial_number:016X}" == json.loads(out)["serial_number"]
+    code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
+    assert code == 2 and "no certificate request pending" in err
+
+
+def test_a_lost_answer_to_the_request_keeps_the_key_saved_before_it_was_sent(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # KSeF took the request, its answer was lost: no reference number, but the key was on disk
+    # (encrypted) before the request went out; complete finds the certificate by that key.
+    backend.faults.add(DROP_AFTER, operation="certificates.create_enrollment")
+    code, _, err = run("-p", "emu", "cert", "obtain", "Odpowiedz utracona", "--out", "lost.p12")
+    assert code == 4 and "its answer was lost" in err
+    assert json.loads((tmp_path / "lost.p12.pending").read_text())["reference_number"] is None
+    code, _, err = run("-p", "emu", "cert", "complete", "lost.p12")
+    assert code == 0, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "lost.p12", PASSWORD)
+
+
+def test_an_interrupted_obtain_keeps_the_request_with_its_reference(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while waiting for the certificate: no CertificatePendingError carries the request, yet
+    # the key was saved before it was sent and the reference number (certificates.unfinished) is
+    # added; exit 130 as for any interruption.
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread() and seconds == 5.0:  # the status poll
+            raise KeyboardInterrupt
+        real_sleep(seconds)
+
+    backend.transitions.enrollment_reads = 2  # in progress at the first read, issued at the second
+    monkeypatch.setattr("time.sleep", sleep)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Przerwany", "--out", "cut.p12")
+    assert code == 130 and "ksef -p emu cert complete cut.p12" in err and err.endswith("interrupted\n")
+    reference = json.loads((tmp_path / "cut.p12.pending").read_text())["reference_number"]
+    assert reference is not None
+    monkeypatch.setattr("time.sleep", real_sleep)
+    code, out, err = run("-p", "emu", "cert", "complete", "cut.p12")
+    assert code == 0 and "Przerwany" in out, err
+
+
+def test_complete_with_a_wrong_password_keeps_the_request(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek powolny", "--out", "slow.p12", "--timeout", "0.1")[0] == 4
+    monkeypatch.setenv("KSEF_KEY_PASSWORD", "not the password")
+    code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
+    assert code == 2 and "wrong password" in err and (tmp_path / "slow.p12.pending").exists()
+
+
+def test_an_existing_file_is_replaced_only_with_force(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "erp.p12").write_bytes(b"someone's certificate")
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 2 and "exists" in err and "--force" in err
+    assert (tmp_path / "erp.p12").read_bytes() == b"someone's certificate"
+    assert not (tmp_path / "erp.p12.pending").exists()
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12", "--force")
+    assert code == 0, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", PASSWORD)
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # no terminal: getpass says it cannot hide input
+def test_the_password_is_never_an_argument_and_never_empty(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12", "--password", "x")
+    assert code == 2 and "No such option" in err
+    monkeypatch.setenv("KSEF_KEY_PASSWORD", "")
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 2 and "empty password" in err and not list(tmp_path.glob("erp.p12*"))
+    # Asked for (twice) when not in the environment; the .p12 opens with what was typed.
+    monkeypatch.delenv("KSEF_KEY_PASSWORD")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hasło serwera\nhasło serwera\n"))
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", "hasło serwera")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "other.p12")
+    assert code == 2 and "KSEF_KEY_PASSWORD" in err
+
+
+def test_bad_input_is_refused_before_anything_is_sent(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run("-p", "emu", "cert", "obtain", "ab", "--out", "erp.p12")
+    assert code == 2 and "NAME 'ab'" in err and not list(tmp_path.glob("erp.p12*"))
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "no/such/folder/erp.p12")
+    assert code == 2 and "no folder" in err
+    code, _, err = run("-p", "emu", "cert", "revoke", "not-a-serial", "--yes")
+    assert code == 2 and "16 hex digits" in err
+
+
+def test_a_ksef_token_login_is_told_to_log_in_with_a_certificate(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run("-p", "emu", "--json", "cert", "obtain", "Do odwolania", "--out", "revoke.p12")
+    serial = json.loads(out)["serial_number"]
+    with KSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP)) as owner:
+        created = owner.tokens.create(["InvoiceRead", "CredentialsManage"], "a token login")
+        owner.tokens.wait_active(created.reference_number, interval=0.01)
+    monkeypatch.setenv("KSEF_TOKEN", created.token)
+    assert run("-p", "emu", "auth", "login")[0] == 0
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 3 and "25001" in err and "auth login --cert" in err and "--pkcs12" in err
+    assert not list(tmp_path.glob("erp.p12*"))  # nothing sent, no key kept
+    code, _, err = run("-p", "emu", "cert", "revoke", serial, "--yes")
+    assert code == 3 and "403" in err and "auth login --cert" in err
+
+
+def test_list_revoke_and_limits(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run("-p", "emu", "--json", "cert", "limits")
+    before = json.loads(out)
+    assert code == 0 and before["can_request"] is True
+    remaining = before["enrollment"]["remaining"]
+    code, out, _ = run("-p", "emu", "--json", "cert", "obtain", "Do odwolania", "--out", "revoke.p12")
+    serial = json.loads(out)["serial_number"]
+    code, out, _ = run("-p", "emu", "cert", "limits")
+    assert code == 0 and "requests" in out and str(remaining - 1) in out
+    code, out, _ = run("-p", "emu", "cert", "list")
+    assert code == 0 and serial in out and "Do odwolania" in out and "Active" in out
+    # Revoking asks first; with no terminal to ask on, --yes is the way.
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code, _, err = run("-p", "emu", "cert", "revoke", serial)
+    assert code == 2 and "not revoked" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run("-p", "emu", "cert", "revoke", serial)
+    assert code == 2 and "--yes" in err
+    code, out, err = run("-p", "emu", "--json", "cert", "revoke", serial.lower(), "--reason", "Superseded", "--yes")
+    assert code == 0 and json.loads(out) == {"serial_number": serial, "revoked": True, "reason": "Superseded"}, err
+    code, out, _ = run("-p", "emu", "--json", "cert", "list", "--status", "Revoked")
+    assert code == 0 and [c["certificate_serial_number"] for c in json.loads(out)] == [serial]
+    code, out, _ = run("-p", "emu", "--json", "cert", "list", "--status", "Active")
+    assert code == 0 and json.loads(out) == []
+    # A revoked certificate no longer logs in (460 "Certyfikat odwołany").
+    code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "revoke.p12")
+    assert code == 3, err
+
+
+def test_without_a_login_nothing_is_made(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KSEF_KEY_PASSWORD", PASSWORD)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 3 and "ksef -p emu auth login" in err and not list(tmp_path.glob("erp.p12*"))
+
+
+@pytest.mark.parametrize("args", [["cert", "--help"], ["cert", "obtain", "--help"], ["cert", "obtain", "Serwer ERP"]])
+def test_help_and_usage_errors_of_cert_load_neither_the_sdk_nor_httpx(args: list[str]) -> None:
+    # As tests/test_cli.py checks for the other commands (issue 18): the cert group's helpers
+    # (ksef_client.cli.pending, the key generator) load with the first command that runs.
+    # (cryptography is not looked for: the keyring loads it, for every command.)
+    code = (
+        "import sys; from ksef_client.cli import main; code = main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'lxml', 'attrs') "
+        "or m == 'ksef_client.cli.pending' "
+        "or m.startswith('ksef_client.') and m.split('.')[1] not in ('cli', 'environments', 'identifiers', '_lazy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
