@@ -347,9 +347,14 @@ class CertificatePendingError(KSeFError):
     ``certificates.complete(error.pending)`` finishes it, now or later in this process."""
 
     def __init__(self, pending: PendingCertificate, cause: KSeFError) -> None:
+        taken = (
+            f"certificate request {pending.reference_number} was accepted by KSeF"
+            if pending.reference_number is not None
+            else "a certificate request may have reached KSeF (its answer was lost)"
+        )
         super().__init__(
-            f"certificate request {pending.reference_number} was accepted by KSeF, but its certificate was not"
-            f" received ({cause}); finish it with certificates.complete(error.pending), which holds its private key"
+            f"{taken}, but its certificate was not received ({cause}); finish it with"
+            " certificates.complete(error.pending), which holds its private key"
         )
         self.pending = pending
         self.reference_number = pending.reference_number

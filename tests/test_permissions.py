@@ -372,6 +372,10 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     (*_with("grant_entity", permissions=["InvoiceRead", "InvoiceRead"]), r"given more than once"),
     (*_with("grant_entity", can_delegate=["InvoiceWrite"]), r"can_delegate: \['InvoiceWrite'\] not among"),
     (*_with("grant_entity", permissions=None), r"can_delegate: name permissions given in permissions="),
+    (  # a dict is sent as it is: can_delegate would be dropped for it (review of today's merges, 3)
+        *_with("grant_entity", permissions=[{"type": "InvoiceRead", "canDelegate": False}]),
+        r"can_delegate: give the permissions as names with it",
+    ),
     # identifiers by their type
     (*_with("grant_person", subject_identifier=("Pesel", "15132788702")), r"is not a PESEL"),
     (*_with("grant_person", subject_identifier=("Email", "jan@nowak.pl")), r"PersonPermissionsSubjectIdentifierType"),

@@ -267,7 +267,13 @@ def entity_permissions(permissions: Iterable[Any], can_delegate: Iterable[str]) 
     (``canDelegate`` true for those in ``can_delegate``); dicts and models are taken as they are."""
     delegable = set(listed(can_delegate, "can_delegate"))
     items = listed(permissions, "permissions")
-    unknown = delegable - {p if isinstance(p, str) else p.get("type") for p in items if isinstance(p, str | dict)}
+    if delegable and not all(isinstance(p, str) for p in items):
+        # A dict or model is sent as it is: can_delegate would be dropped for it without a word.
+        raise ValueError(
+            "can_delegate: give the permissions as names with it; a permission given as a dict or model"
+            " carries its own canDelegate"
+        )
+    unknown = delegable - {p for p in items if isinstance(p, str)}
     if unknown:
         raise ValueError(f"can_delegate: {sorted(unknown)} not among the permissions granted")
     return [{"type": p, "canDelegate": p in delegable} if isinstance(p, str) else p for p in items]

@@ -85,7 +85,7 @@ from ksef_client.errors import (
 )
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.pagination import AsyncPager, Pager
-from ksef_client.sending import may_have_reached_ksef
+from ksef_client.sending import not_taken
 from ksef_client.xades import PrivateKey, SigningCredentials
 
 if TYPE_CHECKING:
@@ -361,7 +361,10 @@ def _find_issued_flow(pending: PendingCertificate, timeout: float, interval: flo
     found = yield from poll_flow(
         lambda: _certificate_of_key(pending),
         lambda credentials: credentials is not None,
-        lambda _: f"no certificate named {pending.name!r} of this key is issued yet (KSeF may not have the request)",
+        lambda _: (
+            f"no certificate{f' named {pending.name!r}' if pending.name else ''} of this key is issued yet"
+            " (KSeF may never have received the request)"
+        ),
         timeout,
         interval,
     )
@@ -370,8 +373,11 @@ def _find_issued_flow(pending: PendingCertificate, timeout: float, interval: flo
 
 
 def _certificate_of_key(pending: PendingCertificate) -> Flow[KSeFCredentials | None]:
-    listed = yield from all_items(certificates_pages(None, pending.name, pending.kind or None, None, None, None))
-    serials = [c.certificate_serial_number for c in listed if c.name == pending.name]
+    """The certificate of the pending key among the subject's (of its name and kind when known:
+    a ``PendingCertificate(None, key)`` made by hand looks through all of them)."""
+    name = pending.name or None
+    listed = yield from all_items(certificates_pages(None, name, pending.kind or None, None, None, None))
+    serials = [c.certificate_serial_number for c in listed if name is None or c.name == name]
     public = pending.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     for start in range(0, len(serials), MOST_RETRIEVED):
         for found in (yield from _retrieve_flow(serials[start : start + MOST_RETRIEVED])):
@@ -407,7 +413,9 @@ def _obtain_flow(
     try:
         accepted = yield from _send_enrollment(body, budget)
     except KSeFError as error:
-        if not may_have_reached_ksef(error, budget):
+        # Only attempts KSeF may have processed count (``budget.uncertain``): a repeat after a 429
+        # or a connection never made leaves the refusal of the last attempt the whole story.
+        if not budget.uncertain and not_taken(error):
             _forget(unfinished, unsure)
             raise
         raise CertificatePendingError(unsure, error) from error

@@ -220,6 +220,26 @@ class TestObtain:
             creds = client.certificates.complete(pending)
             assert creds.name == "Przerwany" and client.certificates.unfinished == ()
 
+    def test_a_refusal_after_a_429_is_a_refusal_not_a_pending_request(self, signed: KSeF, backend: KSeFBackend) -> None:
+        # A 429 is refused unprocessed ("Too Many Requests"); the repeat's 400/25006 is the only
+        # answer KSeF processed: nothing can be pending (review of today's merges, 1).
+        subject = next(iter(backend.auth.state.operations.values())).subject
+        backend.testdata.set_subject_limits(subject, {"enrollment": {"maxEnrollments": 0}})
+        backend.faults.add(429, operation="certificates.create_enrollment", retry_after=0)
+        with pytest.raises(BadRequestError, match="25006"):
+            signed.certificates.obtain("Po limicie")
+        assert signed.certificates.unfinished == ()
+
+    def test_a_request_of_a_saved_key_is_found_without_its_name(self, signed: KSeF, backend: KSeFBackend) -> None:
+        # docs/certificates.md: a key made and saved beforehand finishes a request "from any
+        # process": with the answer lost, only the key is known (review of today's merges, 2).
+        key = ec.generate_private_key(ec.SECP256R1())
+        backend.faults.add(DROP_AFTER, operation="certificates.create_enrollment")
+        with pytest.raises(CertificatePendingError, match="may have reached KSeF"):
+            signed.certificates.obtain("Klucz z pliku", key=key)
+        creds = signed.certificates.complete(PendingCertificate(None, key))
+        assert creds.name == "Klucz z pliku" and creds.certificate.public_key() == key.public_key()
+
     @pytest.mark.parametrize(
         ("path", "change"),
         [
