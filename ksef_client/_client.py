@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
     from ksef_client.resources.limits import AsyncLimits, Limits
+    from ksef_client.resources.peppol import AsyncPeppol, Peppol
     from ksef_client.resources.permissions import AsyncPermissions, Permissions
     from ksef_client.resources.sessions import AsyncSessions, Sessions
     from ksef_client.resources.tokens import AsyncTokens, Tokens
@@ -356,6 +357,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     )
     """Collective identifiers: group a seller's invoices, list their invoices."""
 
+    peppol: Resource[Peppol] = Resource("ksef_client.resources.peppol", "Peppol")
+    """Peppol service providers registered in KSeF."""
+
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
     ) -> Pager[Any, int]:
@@ -503,6 +507,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         "ksef_client.resources.collective_identifiers", "AsyncCollectiveIdentifiers"
     )
     """Collective identifiers: group a seller's invoices, list their invoices."""
+
+    peppol: Resource[AsyncPeppol] = Resource("ksef_client.resources.peppol", "AsyncPeppol")
+    """Peppol service providers registered in KSeF."""
 
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
