@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ksef_client.resources.peppol import AsyncPeppol, Peppol
     from ksef_client.resources.permissions import AsyncPermissions, Permissions
     from ksef_client.resources.sessions import AsyncSessions, Sessions
+    from ksef_client.resources.testdata import AsyncTestData, TestData
     from ksef_client.resources.tokens import AsyncTokens, Tokens
     from ksef_client.resources.upo import AsyncUpos, Upos
     from ksef_client.schemas import FormCode
@@ -360,6 +361,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     peppol: Resource[Peppol] = Resource("ksef_client.resources.peppol", "Peppol")
     """Peppol service providers registered in KSeF."""
 
+    testdata: Resource[TestData] = Resource("ksef_client.resources.testdata", "TestData")
+    """The test environment's own data (``/testdata/*``; not in production)."""
+
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
     ) -> Pager[Any, int]:
@@ -510,6 +514,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
 
     peppol: Resource[AsyncPeppol] = Resource("ksef_client.resources.peppol", "AsyncPeppol")
     """Peppol service providers registered in KSeF."""
+
+    testdata: Resource[AsyncTestData] = Resource("ksef_client.resources.testdata", "AsyncTestData")
+    """The test environment's own data (``/testdata/*``; not in production)."""
 
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
