@@ -23,6 +23,7 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
 from tests.conftest import NIP
 from tests.helpers import FakeTime
+from tests.resources.test_certificates import signed_in
 
 PESEL = "90010112343"
 PERSON_NIP = "7680002466"
@@ -195,6 +196,20 @@ class TestAgainstTheEmulator:
         assert backend.testdata.rate_limits_of(context) == {}
         ksef.testdata.set_rate_limits({"rateLimits": RATE_LIMITS})
         assert backend.testdata.rate_limits_of(context)
+
+
+def test_a_ksef_certificate_ends_when_told(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # PUT /testdata/certificates/{serialNumber}: "Aktualizuje dane wskazanego certyfikatu KSeF
+    # uwierzytelnionego podmiotu"; a certificate needs a login with a signature (XAdES).
+    with signed_in(ksef_server.base_url, fake_time) as client:
+        client.certificates.obtain("Logowanie API")
+        (issued,) = client.certificates.query()
+        ended = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        client.testdata.update_certificate(issued.certificate_serial_number.lower(), {"validTo": ended})
+        (updated,) = client.certificates.query()
+        assert updated.valid_to == ended
 
 
 @pytest.mark.anyio
