@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from ksef_client.resources.collective_identifiers import AsyncCollectiveIdentifiers, CollectiveIdentifiers
     from ksef_client.resources.invoices import AsyncInvoices, Invoices
     from ksef_client.resources.limits import AsyncLimits, Limits
+    from ksef_client.resources.peppol import AsyncPeppol, Peppol
     from ksef_client.resources.permissions import AsyncPermissions, Permissions
     from ksef_client.resources.sessions import AsyncSessions, Sessions
+    from ksef_client.resources.testdata import AsyncTestData, TestData
     from ksef_client.resources.tokens import AsyncTokens, Tokens
     from ksef_client.resources.upo import AsyncUpos, Upos
     from ksef_client.schemas import FormCode
@@ -356,6 +358,12 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     )
     """Collective identifiers: group a seller's invoices, list their invoices."""
 
+    peppol: Resource[Peppol] = Resource("ksef_client.resources.peppol", "Peppol")
+    """Peppol service providers registered in KSeF."""
+
+    testdata: Resource[TestData] = Resource("ksef_client.resources.testdata", "TestData")
+    """The test environment's own data (``/testdata/*``; not in production)."""
+
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any
     ) -> Pager[Any, int]:
@@ -503,6 +511,12 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         "ksef_client.resources.collective_identifiers", "AsyncCollectiveIdentifiers"
     )
     """Collective identifiers: group a seller's invoices, list their invoices."""
+
+    peppol: Resource[AsyncPeppol] = Resource("ksef_client.resources.peppol", "AsyncPeppol")
+    """Peppol service providers registered in KSeF."""
+
+    testdata: Resource[AsyncTestData] = Resource("ksef_client.resources.testdata", "AsyncTestData")
+    """The test environment's own data (``/testdata/*``; not in production)."""
 
     def paginate(
         self, operation: Any, items: str, *, page_size: int | None = None, cursor: int | None = None, **arguments: Any

@@ -158,8 +158,22 @@ def _number(value: Any, schema: Schema, path: str) -> int | float:
     return number
 
 
+def _integer(value: Any, schema: Schema, path: str) -> int:
+    """A whole number within the schema's ``minimum``/``maximum`` (and an ``int32``'s range)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{path}: expected a whole number, got {_shown(value)}")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if schema.get("format") == "int32":
+        low = -(2**31) if low is None else low
+        high = 2**31 - 1 if high is None else high
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{path}: {value} is outside the spec's range {low}..{high}")
+    return value
+
+
 _BY_TYPE: dict[str, Callable[[Any, Schema, str], Any]] = {
     "enum": _enum_value, "object": _object, "array": _array, "string": _string, "number": _number, "boolean": _boolean,
+    "integer": _integer,
 }  # fmt: skip
 
 

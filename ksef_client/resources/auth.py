@@ -1,4 +1,5 @@
-"""``ksef.auth``: log in with a KSeF token or a certificate (XAdES), refresh, revoke.
+"""``ksef.auth``: log in with a KSeF token or a certificate (XAdES), refresh, revoke; the
+context's login sessions (``GET /auth/sessions``) and revoking one of them.
 
 Both logins are one flow (``_flows``): public key -> challenge -> token or signed document ->
 poll the authentication status -> redeem the access and refresh tokens into the client. A login
@@ -17,7 +18,22 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 from lxml import etree
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, Now, Retry, arun, poll_flow, response_of, retry_after_of, run, within_budget
+from ksef_client._flows import (
+    Call,
+    Flow,
+    Now,
+    PageFlow,
+    Retry,
+    all_items,
+    apager,
+    arun,
+    pager,
+    poll_flow,
+    response_of,
+    retry_after_of,
+    run,
+    within_budget,
+)
 from ksef_client._generated.api.auth import (
     authenticate_ksef_token,
     authenticate_xades_signature,
@@ -25,7 +41,11 @@ from ksef_client._generated.api.auth import (
     get_auth_status,
     redeem_token,
 )
-from ksef_client._generated.api.auth_sessions import revoke_current_auth_session
+from ksef_client._generated.api.auth_sessions import (
+    list_auth_sessions,
+    revoke_auth_session,
+    revoke_current_auth_session,
+)
 from ksef_client._generated.api.security import get_public_key_certificates
 from ksef_client._generated.models import AllowedIps as AllowedIpsBody
 from ksef_client._generated.models import (
@@ -33,12 +53,14 @@ from ksef_client._generated.models import (
     AuthenticationContextIdentifier,
     AuthenticationContextIdentifierType,
     AuthenticationInitResponse,
+    AuthenticationListItem,
+    AuthenticationListResponse,
     AuthenticationOperationStatusResponse,
     AuthenticationTokensResponse,
     AuthorizationPolicy,
     InitTokenAuthenticationRequest,
 )
-from ksef_client._generated.types import File
+from ksef_client._generated.types import UNSET, File
 from ksef_client._retry import RetryBudget
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._xml import declares_entities, parse
@@ -54,10 +76,19 @@ from ksef_client.errors import (
     AuthenticationFailedError,
     BadRequestError,
     InternalServerError,
+    KSeFError,
+    NotFoundError,
     RateLimitError,
     ResponseFormatError,
 )
-from ksef_client.identifiers import validate_internal_id, validate_nip, validate_nip_vat_ue, validate_peppol_id
+from ksef_client.identifiers import (
+    validate_internal_id,
+    validate_nip,
+    validate_nip_vat_ue,
+    validate_peppol_id,
+    validate_reference_number,
+)
+from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
 from ksef_client.schemas import AUTH_SCHEMAS, auth_request_errors
 from ksef_client.xades import (
     AUTH_NAMESPACES,
@@ -449,6 +480,48 @@ def revoke_flow(holder: TokenHolder) -> Flow[None]:
     holder.refresh_token = None
 
 
+def auth_sessions_pages(page_size: int) -> PageFlow[str, AuthenticationListItem]:
+    """The pages of ``GET /auth/sessions`` ("Zwraca listę aktywnych sesji uwierzytelnienia", newest
+    first: "Sortowanie: startDate (Desc)"), continuation-token paged as the guide walks it
+    (auth/sesje.md: ``while (!string.IsNullOrWhiteSpace(continuationToken))``); ``page_size``
+    checked now against the spec's 10..100."""
+    check_page_size(page_size, list_auth_sessions)
+
+    def page(token: str | None) -> Flow[tuple[list[AuthenticationListItem], str | None]]:
+        call = Call(list_auth_sessions, {"page_size": page_size, "x_continuation_token": token or UNSET})
+        body = parsed(response_of((yield call)), AuthenticationListResponse)
+        return body.items, next_token(body.continuation_token)
+
+    return page
+
+
+def revoke_session_flow(reference_number: str) -> Flow[None]:
+    """``DELETE /auth/sessions/{referenceNumber}``: the session's refresh token stops working, its
+    access tokens live until they expire (auth/sesje.md, "Unieważnienie wybranej sesji").
+
+    A revoke the client had to repeat after an attempt KSeF may have carried out (its answer lost)
+    and whose repeat KSeF refused is done all the same when the session is no longer among the
+    active ones: ``GET /auth/sessions`` lists only those ("Pobranie listy aktywnych sesji"). The
+    spec documents no answer for a session already revoked (only 400 / 21405), so the listing, not
+    the refusal, says whether the lost attempt revoked it."""
+    validate_reference_number(reference_number)
+    try:
+        yield Call(revoke_auth_session, {"reference_number": reference_number})
+    except (BadRequestError, NotFoundError) as error:
+        if not error.uncertain_attempts or not (yield from _session_inactive(reference_number)):
+            raise
+
+
+def _session_inactive(reference_number: str) -> Flow[bool]:
+    """Whether ``reference_number`` is missing from the active sessions (``False`` when they cannot
+    be read)."""
+    try:
+        sessions = yield from all_items(auth_sessions_pages(100))
+    except KSeFError:
+        return False
+    return all(s.reference_number != reference_number for s in sessions)
+
+
 class Auth:
     """Logins and token management of the synchronous client."""
 
@@ -565,6 +638,23 @@ class Auth:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""
         run(revoke_flow(self._client._tokens), self._client)
 
+    def sessions(self, *, page_size: int = 10, cursor: str | None = None) -> Pager[AuthenticationListItem, str]:
+        """The active login sessions of the context (``GET /auth/sessions``), newest first, fetched
+        page by page as you iterate; ``is_current`` marks this client's own. ``page_size``: 10 to
+        100 (the spec's range), checked before any request; ``pager.cursor`` resumes a walk."""
+        return pager(auth_sessions_pages(page_size), self._client, cursor)
+
+    def revoke_session(self, reference_number: str) -> None:
+        """Revoke a login session of the context (``DELETE /auth/sessions/{referenceNumber}``): its
+        refresh token stops working; access tokens already issued live until they expire.
+
+        When the client had to repeat the request after an attempt KSeF may have carried out and
+        KSeF refuses the repeat, the listing decides: a session no longer among the active ones
+        was revoked (success); otherwise the refusal is raised, its ``uncertain_attempts`` and a
+        note saying an attempt was lost.
+        """
+        run(revoke_session_flow(reference_number), self._client)
+
 
 class AsyncAuth:
     """Logins and token management of the asynchronous client."""
@@ -665,3 +755,11 @@ class AsyncAuth:
     async def revoke_current_session(self) -> None:
         """Invalidate the refresh token of this login (the access token lives until it expires)."""
         await arun(revoke_flow(self._client._tokens), self._client)
+
+    def sessions(self, *, page_size: int = 10, cursor: str | None = None) -> AsyncPager[AuthenticationListItem, str]:
+        """The active login sessions of the context (``async for``); see :meth:`Auth.sessions`."""
+        return apager(auth_sessions_pages(page_size), self._client, cursor)
+
+    async def revoke_session(self, reference_number: str) -> None:
+        """Revoke a login session of the context; see :meth:`Auth.revoke_session`."""
+        await arun(revoke_session_flow(reference_number), self._client)
