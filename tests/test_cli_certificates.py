@@ -243,3 +243,49 @@ def test_help_and_usage_errors_of_cert_load_neither_the_sdk_nor_httpx(args: list
     )
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_two_obtains_of_one_file_never_replace_each_others_request(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 1): two `obtain --out erp.p12` at once both passed the "no erp.p12.pending"
+    # check, and the second's save replaced the first's pending key, which exists nowhere else. The
+    # other run's claim is made here at the worst moment: after this run's check, before its own.
+    from ksef_client.certificates import generate_private_key
+
+    others = b"another run's request"
+
+    def key_after_another_claim(key_type: str):  # type: ignore[no-untyped-def]
+        (tmp_path / "erp.p12.pending").write_bytes(others)
+        return generate_private_key(key_type)
+
+    monkeypatch.setattr("ksef_client.cli.commands.generate_private_key", key_after_another_claim)
+    code, out, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 2 and out == "" and "another `cert obtain --out erp.p12`" in err and "nothing sent" in err
+    assert (tmp_path / "erp.p12.pending").read_bytes() == others and not (tmp_path / "erp.p12").exists()
+    assert run("-p", "emu", "--json", "cert", "list")[1].strip() == "[]"  # no request reached KSeF
+
+
+def test_a_p12_written_by_another_run_while_waiting_is_not_replaced(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 1): the .p12 was written with a rename, so a file that appeared during the
+    # wait (another run's certificate) was silently replaced without --force.
+    real_sleep = time.sleep
+    others = b"another run's certificate"
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread() and seconds == 5.0:  # the status poll
+            (tmp_path / "erp.p12").write_bytes(others)
+            return
+        real_sleep(seconds)
+
+    backend.transitions.enrollment_reads = 2
+    monkeypatch.setattr("time.sleep", sleep)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 2 and "appeared while the certificate was issued" in err and "not replaced" in err, err
+    assert (tmp_path / "erp.p12").read_bytes() == others and (tmp_path / "erp.p12.pending").exists()
+    (tmp_path / "erp.p12").rename(tmp_path / "other.p12")
+    code, out, err = run("-p", "emu", "cert", "complete", "erp.p12")
+    assert code == 0 and "Serwer ERP" in out, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", PASSWORD)

@@ -762,10 +762,44 @@ def _check_target(state: State, out: Path, force: bool) -> Path:
     return pending
 
 
-def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path) -> None:
-    """Write the .p12 (atomic, 0600), only then forget the pending request, and say what was issued."""
+def _claim(
+    state: State, saved: pending_files.PendingFile, out: Path, password: str, pending: Path, force: bool
+) -> None:
+    """Write ``<out>.pending`` only if no other run has one (created, never replaced: two
+    ``obtain --out`` at once must not lose a key), before anything is sent; then refuse an ``out``
+    that another run wrote meanwhile (unless ``force``)."""
     try:
+        saved.save(pending, password, new=True)
+    except FileExistsError:
+        raise CLIError(
+            f"{pending} appeared meanwhile: another `cert obtain --out {out}` is running (or left its request); "
+            f"not replaced, nothing sent - when it is done, run `ksef -p {state.profile.name} cert complete {out}` "
+            "if it left its request pending, or choose another --out"
+        ) from None
+    if out.exists() and not force:
+        pending_files.forget(pending)
+        raise CLIError(f"{out} appeared meanwhile (another run?): not replaced, nothing sent; choose another --out")
+
+
+def _write_p12(credentials: KSeFCredentials, out: Path, password: str, force: bool) -> None:
+    """The .p12 (atomic, 0600): replacing ``out`` only with ``force``; without it, a file that
+    appeared while KSeF was issuing the certificate (another run's) is kept (``FileExistsError``)."""
+    if force:
         credentials.save(out, password)
+    else:
+        pending_files.write_new(out, credentials.to_pkcs12(password))
+
+
+def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path, force: bool) -> None:
+    """Write the .p12, only then forget the pending request, and say what was issued."""
+    try:
+        _write_p12(credentials, out, password, force)
+    except FileExistsError:  # another run wrote it while KSeF issued ours: keep both, say how to go on
+        raise CLIError(
+            f"{out} appeared while the certificate was issued (another run?): not replaced - certificate "
+            f"{credentials.serial_number} is issued; its key is kept in {pending}: move {out} away and run "
+            f"`ksef -p {state.profile.name} cert complete {out}` (or add --force to replace it)"
+        ) from None
     except OSError as error:  # the certificate is issued: the pending file (kept) finds it again by its key
         raise CLIError(
             f"{out}: {error.strerror or error} - certificate {credentials.serial_number} is issued; its key is kept "
@@ -827,12 +861,19 @@ def cert_obtain(state: State, name: str, kind: str, key_type: str, out: Path, fo
     with state.client() as ksef:
         key = generate_private_key(key_type)
         saved = pending_files.new_pending(key, name, kind, state.profile.name, state.profile.target)
-        saved.save(pending, password)  # before the request: the key exists nowhere else
-        _obtain(state, ksef, saved, out, password, pending, timeout)
+        _claim(state, saved, out, password, pending, force)  # before the request: the key exists nowhere else
+        _obtain(state, ksef, saved, out, password, pending, timeout, force)
 
 
 def _obtain(
-    state: State, ksef: KSeF, saved: pending_files.PendingFile, out: Path, password: str, pending: Path, timeout: float
+    state: State,
+    ksef: KSeF,
+    saved: pending_files.PendingFile,
+    out: Path,
+    password: str,
+    pending: Path,
+    timeout: float,
+    force: bool,
 ) -> None:
     from ksef_client.errors import CertificateEnrollmentError, CertificatePendingError, KSeFError  # noqa: PLC0415
 
@@ -859,7 +900,7 @@ def _obtain(
             f"the certificate request's key is kept in {pending}: `ksef -p {state.profile.name} cert complete {out}`\n"
         )
         raise
-    _issued(state, credentials, out, password, pending)
+    _issued(state, credentials, out, password, pending, force)
 
 
 @cert.command("complete")
@@ -895,7 +936,7 @@ def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
             raise
         except Exception as error:
             raise _still_pending(state, out, pending, saved.pending.reference_number, error) from error
-        _issued(state, credentials, out, password, pending)
+        _issued(state, credentials, out, password, pending, force)
 
 
 @cert.command("list")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from ksef_client._durable import write_durably
+from ksef_client._durable import flush_folder, write_durably
 from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, SERIAL_PATTERN, PendingCertificate
 from ksef_client.xades import PrivateKey
 
@@ -69,8 +71,10 @@ class PendingFile:
     ksef: str
     requested_at: str
 
-    def save(self, path: Path, password: str) -> None:
-        """Write it, the key encrypted with ``password`` (PKCS#8, the best encryption available)."""
+    def save(self, path: Path, password: str, *, new: bool = False) -> None:
+        """Write it, the key encrypted with ``password`` (PKCS#8, the best encryption available).
+        ``new``: only if ``path`` does not exist yet (``FileExistsError`` else: ``write_new``), the
+        claim of a ``.p12`` by one ``obtain``; after that, this run replaces its own file."""
         if not password:
             raise ValueError("password: required; the private key is never saved unencrypted")
         key = self.pending.key.private_bytes(
@@ -86,7 +90,7 @@ class PendingFile:
             "requested_at": self.requested_at,
             "key": key.decode("ascii"),
         }
-        write_durably(path, (json.dumps(data, indent=2) + "\n").encode())
+        (write_new if new else write_durably)(path, (json.dumps(data, indent=2) + "\n").encode())
 
     def with_reference(self, reference_number: str | None) -> PendingFile:
         """The same request, with the reference number KSeF gave it (if it gave one)."""
@@ -124,6 +128,24 @@ def load_pending(path: Path, password: str) -> PendingFile:
         raise PendingFileError(f"{path}: holds a key of another kind than RSA or EC")
     pending = PendingCertificate(None if reference is None else str(reference), key, name, kind)
     return PendingFile(pending, profile, ksef, requested_at)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` only if no file is there: ``FileExistsError`` otherwise, leaving
+    that file as it is. As ``write_durably`` (a whole new 0600 file, flushed), but put in place
+    with a hard link, which fails when the name exists, where a rename would replace it: of two
+    runs writing the same name at once, one wins and the other is told, none overwrites."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(name, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    flush_folder(path.parent)
 
 
 def forget(path: Path) -> None:
