@@ -289,3 +289,23 @@ def test_a_p12_written_by_another_run_while_waiting_is_not_replaced(  # type: ig
     code, out, err = run("-p", "emu", "cert", "complete", "erp.p12")
     assert code == 0 and "Serwer ERP" in out, err
     assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", PASSWORD)
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # no terminal: getpass says it cannot hide input
+def test_the_documented_flow_logs_in_with_the_new_p12_asking_for_its_password(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 2): docs/cli.md's `auth login --pkcs12 erp.p12` after `cert obtain` failed
+    # with "Invalid password or PKCS12 data" unless KSEF_KEY_PASSWORD was set: --pkcs12 never asked,
+    # although docs/cli.md says a key password comes "from KSEF_KEY_PASSWORD or a prompt without echo".
+    assert run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")[0] == 0
+    monkeypatch.delenv("KSEF_KEY_PASSWORD")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "erp.p12")
+    assert code == 0, err
+    monkeypatch.setattr("sys.stdin", io.StringIO("not the password\n"))
+    code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "erp.p12")
+    assert code == 2 and "--pkcs12 erp.p12" in err and "the password typed" in err
+    monkeypatch.setenv("KSEF_KEY_PASSWORD", "not the password")
+    code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "erp.p12")
+    assert code == 2 and "KSEF_KEY_PASSWORD" in err

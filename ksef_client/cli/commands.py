@@ -206,7 +206,7 @@ def _ask_secret(label: str, instead: str, *, confirm: bool = False) -> str:
 def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
     password = os.environ.get("KSEF_KEY_PASSWORD")
     if pkcs12:
-        return SigningCredentials.from_pkcs12(pkcs12, password)
+        return _pkcs12_credentials(pkcs12, password)
     if not cert or not key:
         raise CLIError("--cert needs --key (PEM files), or use --pkcs12")
     _check_pem_files(state, cert, key)
@@ -217,6 +217,21 @@ def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path
             return SigningCredentials.from_pem(cert, key, _ask_secret("key password", "set KSEF_KEY_PASSWORD"))
     except ValueError as error:
         raise CLIError(f"--cert {cert} / --key {key}: {error}") from error
+
+
+def _pkcs12_credentials(pkcs12: Path, password: str | None) -> SigningCredentials:
+    """A .p12 opened with $KSEF_KEY_PASSWORD, or, without it, as it is (a file with no password)
+    or else with a password asked for without echo, as for an encrypted --key."""
+    try:
+        try:
+            return SigningCredentials.from_pkcs12(pkcs12, password)
+        except ValueError:
+            if password is not None:
+                raise
+        return SigningCredentials.from_pkcs12(pkcs12, _ask_secret(f"password of {pkcs12}", "set KSEF_KEY_PASSWORD"))
+    except ValueError as error:
+        given = "the password of KSEF_KEY_PASSWORD" if password is not None else "the password typed"
+        raise CLIError(f"--pkcs12 {pkcs12}: {error} (with {given})") from error
 
 
 def _ksef_token(state: State, from_stdin: bool) -> str:
