@@ -30,7 +30,15 @@ from tests.conftest import NIP
 # (logged in with a self-signed seal through --cert/--key, KSEF_KEY_PASSWORD set).
 run, logged_in = test_cli.run, test_cli.logged_in
 
-PASSWORD = "secret password"  # logged_in sets KSEF_KEY_PASSWORD to it
+PASSWORD = "secret password"  # logged_in sets KSEF_KEY_PASSWORD (the seal key's) to it
+
+
+@pytest.fixture(autouse=True)
+def new_key_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new .p12's password (``cert obtain``, ``cert complete``): the same text as the seal's
+    here, so the new .p12 also logs in with KSEF_KEY_PASSWORD; a test of keeping the two apart
+    changes it."""
+    monkeypatch.setenv("KSEF_NEW_KEY_PASSWORD", PASSWORD)
 
 
 def test_obtain_writes_a_p12_that_logs_in(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -131,7 +139,7 @@ def test_complete_with_a_wrong_password_keeps_the_request(  # type: ignore[no-un
 ) -> None:
     backend.transitions.enrollment_reads = 2
     assert run("-p", "emu", "cert", "obtain", "Wniosek powolny", "--out", "slow.p12", "--timeout", "0.1")[0] == 4
-    monkeypatch.setenv("KSEF_KEY_PASSWORD", "not the password")
+    monkeypatch.setenv("KSEF_NEW_KEY_PASSWORD", "not the password")
     code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
     assert code == 2 and "wrong password" in err and (tmp_path / "slow.p12.pending").exists()
 
@@ -153,18 +161,18 @@ def test_the_password_is_never_an_argument_and_never_empty(  # type: ignore[no-u
 ) -> None:
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12", "--password", "x")
     assert code == 2 and "No such option" in err
-    monkeypatch.setenv("KSEF_KEY_PASSWORD", "")
+    monkeypatch.setenv("KSEF_NEW_KEY_PASSWORD", "")
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
     assert code == 2 and "empty password" in err and not list(tmp_path.glob("erp.p12*"))
     # Asked for (twice) when not in the environment; the .p12 opens with what was typed.
-    monkeypatch.delenv("KSEF_KEY_PASSWORD")
+    monkeypatch.delenv("KSEF_NEW_KEY_PASSWORD")
     monkeypatch.setattr("sys.stdin", io.StringIO("hasło serwera\nhasło serwera\n"))
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
     assert code == 0, err
     assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", "hasło serwera")
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "other.p12")
-    assert code == 2 and "KSEF_KEY_PASSWORD" in err
+    assert code == 2 and "KSEF_NEW_KEY_PASSWORD" in err
 
 
 def test_bad_input_is_refused_before_anything_is_sent(run, logged_in, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -225,7 +233,7 @@ def test_list_revoke_and_limits(  # type: ignore[no-untyped-def]
 
 
 def test_without_a_login_nothing_is_made(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KSEF_KEY_PASSWORD", PASSWORD)
+    monkeypatch.setenv("KSEF_NEW_KEY_PASSWORD", PASSWORD)
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
     assert code == 3 and "ksef -p emu auth login" in err and not list(tmp_path.glob("erp.p12*"))
 
@@ -309,3 +317,19 @@ def test_the_documented_flow_logs_in_with_the_new_p12_asking_for_its_password(  
     monkeypatch.setenv("KSEF_KEY_PASSWORD", "not the password")
     code, _, err = run("-p", "emu", "auth", "login", "--pkcs12", "erp.p12")
     assert code == 2 and "KSEF_KEY_PASSWORD" in err
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")  # no terminal: getpass says it cannot hide input
+def test_the_login_keys_password_never_becomes_the_new_p12s(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 3): with KSEF_KEY_PASSWORD exported for the seal's login, `cert obtain`
+    # encrypted the ERP server's erp.p12 with the seal's password, with no prompt. It has a
+    # variable of its own now, KSEF_NEW_KEY_PASSWORD, or asks.
+    monkeypatch.delenv("KSEF_NEW_KEY_PASSWORD")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hasło serwera\nhasło serwera\n"))
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", "hasło serwera")
+    with pytest.raises(ValueError):
+        SigningCredentials.from_pkcs12(tmp_path / "erp.p12", PASSWORD)

@@ -750,12 +750,19 @@ def _signature_login_needed(state: State, error: BaseException) -> CLIError | No
     )
 
 
+# The password of the key `cert obtain` makes (its .p12 and .pending): a variable of its own, not
+# KSEF_KEY_PASSWORD, which holds the password of the key logged in with (a seal's, say), so the one
+# secret never silently becomes the other.
+NEW_KEY_PASSWORD = "KSEF_NEW_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+
+
 def _p12_password(*, new: bool) -> str:
-    """The .p12 password: $KSEF_KEY_PASSWORD, else asked without echo (twice for a new file); never
-    an option (the command line is visible to other users and kept in shell histories)."""
-    password = os.environ.get("KSEF_KEY_PASSWORD")
+    """The new .p12's password: $KSEF_NEW_KEY_PASSWORD, else asked without echo (twice for a new
+    file); never an option (the command line is visible to other users and kept in shell
+    histories), never KSEF_KEY_PASSWORD (the login key's)."""
+    password = os.environ.get(NEW_KEY_PASSWORD)
     if password is None:
-        password = _ask_secret("password for the .p12 file", "set KSEF_KEY_PASSWORD", confirm=new)
+        password = _ask_secret("password for the new .p12 file", f"set {NEW_KEY_PASSWORD}", confirm=new)
     if not password:
         raise CLIError("an empty password: the private key is never saved unencrypted; give a password")
     return password
@@ -863,7 +870,8 @@ def cert_obtain(state: State, name: str, kind: str, key_type: str, out: Path, fo
     """Get a new KSeF certificate NAME for a new key made here; write both to an encrypted .p12.
 
     Needs a login with a signature (`ksef auth login --cert/--pkcs12`), not a KSeF token. The
-    password comes from $KSEF_KEY_PASSWORD or is asked for (twice, no echo). The key is saved
+    password comes from $KSEF_NEW_KEY_PASSWORD (not $KSEF_KEY_PASSWORD: that is the login key's) or
+    is asked for (twice, no echo). The key is saved
     encrypted in OUT.pending before the request is sent; if the certificate does not come in
     time, `ksef cert complete OUT` finishes the request later.
     """
