@@ -333,3 +333,25 @@ def test_the_login_keys_password_never_becomes_the_new_p12s(  # type: ignore[no-
     assert SigningCredentials.from_pkcs12(tmp_path / "erp.p12", "hasło serwera")
     with pytest.raises(ValueError):
         SigningCredentials.from_pkcs12(tmp_path / "erp.p12", PASSWORD)
+
+
+def test_the_reference_number_is_on_disk_while_obtain_waits(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 4): the reference number was written only when obtain raised, so a SIGTERM
+    # or SIGHUP (no exception) during the wait left a pending file without it, and a refusal could
+    # never be learned. What the file holds at the first status poll is what a kill there leaves.
+    real_sleep = time.sleep
+    seen: list[str | None] = []
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread() and seconds == 5.0:  # the status poll
+            seen.append(json.loads((tmp_path / "erp.p12.pending").read_text())["reference_number"])
+            return
+        real_sleep(seconds)
+
+    backend.transitions.enrollment_reads = 2
+    monkeypatch.setattr("time.sleep", sleep)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+    assert seen and seen[0] is not None and "-CE-" in seen[0]  # a certificate request's reference number

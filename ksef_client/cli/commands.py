@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
-    from ksef_client.resources.certificates import KSeFCredentials
+    from ksef_client.resources.certificates import KSeFCredentials, PendingCertificate
     from ksef_client.upo import parse_upo, save_upo
     from ksef_client.xades import AllowedIps, SigningCredentials
 else:  # the SDK (and httpx) load with the first command that needs them, not for --help
@@ -901,8 +901,15 @@ def _obtain(
     from ksef_client.errors import CertificateEnrollmentError, CertificatePendingError, KSeFError  # noqa: PLC0415
 
     request = saved.pending
+
+    def sent(accepted: PendingCertificate) -> None:
+        # On disk before the wait: a SIGTERM or SIGHUP (no exception to catch) must not lose it.
+        saved.with_reference(accepted.reference_number).save(pending, password)
+
     try:
-        credentials = ksef.certificates.obtain(request.name, request.kind, key=request.key, timeout=timeout)
+        credentials = ksef.certificates.obtain(
+            request.name, request.kind, key=request.key, timeout=timeout, on_sent=sent
+        )
     except CertificatePendingError as error:
         saved.with_reference(error.pending.reference_number).save(pending, password)
         raise _still_pending(state, out, pending, error.pending.reference_number, error.__cause__ or error) from error
