@@ -355,3 +355,20 @@ def test_the_reference_number_is_on_disk_while_obtain_waits(  # type: ignore[no-
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
     assert code == 0, err
     assert seen and seen[0] is not None and "-CE-" in seen[0]  # a certificate request's reference number
+
+
+def test_complete_after_a_refused_login_says_to_log_in_again(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 5): complete wrapped every failure as "KSeF unreachable" (exit 4) and hinted
+    # `cert complete` again, which meets the same 401 forever. docs/cli.md's exit codes: 3 "not
+    # logged in, or the login failed or was refused".
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek powolny", "--out", "slow.p12", "--timeout", "0.1")[0] == 4
+    monkeypatch.setenv("KSEF_ACCESS_TOKEN", "not-a-valid-token")
+    code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
+    assert code == 3 and "HTTP 401" in err and "log in again (`ksef -p emu auth login" in err, err
+    assert (tmp_path / "slow.p12.pending").exists()
+    monkeypatch.delenv("KSEF_ACCESS_TOKEN")
+    code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
+    assert code == 0, err

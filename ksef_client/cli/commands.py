@@ -847,12 +847,20 @@ def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str
 
 
 def _still_pending(state: State, out: Path, pending: Path, reference: str | None, cause: BaseException) -> CLIError:
+    """The request stays in ``pending``; the exit code is the CLI's for ``cause`` (4 for a request
+    still pending: a timeout, a lost answer; 3 and a hint to log in again for a login KSeF refused,
+    since `complete` alone would meet the same 401 every time)."""
+    from ksef_client.errors import CertificatePendingError  # noqa: PLC0415
+
     reference_text = f"request {reference}" if reference else "the request (its answer was lost)"
+    code = UNREACHABLE if isinstance(cause, CertificatePendingError) else exit_code(cause)
+    then = f"finish it with `ksef -p {state.profile.name} cert complete {out}`"
+    if code == AUTH:
+        then = f"log in again (`{login_command(state)} --cert/--pkcs12 ...`), then {then}"
     return CLIError(
         f"{error_line(cause).removeprefix('error: ')} - {reference_text} is not finished: its key is kept, "
-        f"encrypted with your password, in {pending}; finish it with "
-        f"`ksef -p {state.profile.name} cert complete {out}`",
-        UNREACHABLE,
+        f"encrypted with your password, in {pending}; {then}",
+        code,
     )
 
 
