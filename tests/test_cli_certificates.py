@@ -372,3 +372,18 @@ def test_complete_after_a_refused_login_says_to_log_in_again(  # type: ignore[no
     monkeypatch.delenv("KSEF_ACCESS_TOKEN")
     code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
     assert code == 0, err
+
+
+def test_an_obtain_interrupted_before_sending_keeps_nothing(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 6): Ctrl-C before the request went out kept the pending file and said to run
+    # `cert complete`, which then polled for a certificate that can never come, and blocked
+    # `obtain --out` for that file. Interrupted here between the enrollment data and the request.
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ksef_client.resources.certificates.build_csr", interrupted)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Wniosek B", "--out", "b.p12")
+    assert code == 130 and "nothing reached KSeF" in err and "cert complete" not in err, err
+    assert not list(tmp_path.glob("b.p12*"))

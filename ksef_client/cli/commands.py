@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -929,11 +930,21 @@ def _obtain(
             raise
         raise hint from error
     except BaseException:
-        # Interrupted (Ctrl-C) or failed in another way: the request may be at KSeF; keep its
-        # reference number when the SDK had one (certificates.unfinished), and the key in any case.
-        known = [p for p in ksef.certificates.unfinished if p.key is request.key and p.reference_number]
+        # Interrupted (Ctrl-C) or failed in another way. The SDK puts the request in
+        # certificates.unfinished just before it is sent: not there, nothing reached KSeF and the
+        # key has no use. There, the request may be at KSeF: keep the key, and its reference number
+        # when the SDK had one.
+        sent = [p for p in ksef.certificates.unfinished if p.key is request.key]
+        if not sent:
+            pending_files.forget(pending)
+            sys.stderr.write(
+                f"stopped before the certificate request was sent: nothing reached KSeF; {pending} removed\n"
+            )
+            raise
+        known = [p for p in sent if p.reference_number]
         if known:
-            saved.with_reference(known[0].reference_number).save(pending, password)
+            with contextlib.suppress(OSError):  # the file without it is there: the key is what matters
+                saved.with_reference(known[0].reference_number).save(pending, password)
         sys.stderr.write(
             f"the certificate request's key is kept in {pending}: `ksef -p {state.profile.name} cert complete {out}`\n"
         )
