@@ -387,3 +387,33 @@ def test_an_obtain_interrupted_before_sending_keeps_nothing(  # type: ignore[no-
     code, _, err = run("-p", "emu", "cert", "obtain", "Wniosek B", "--out", "b.p12")
     assert code == 130 and "nothing reached KSeF" in err and "cert complete" not in err, err
     assert not list(tmp_path.glob("b.p12*"))
+
+
+def test_complete_after_a_crash_between_the_p12_and_removing_pending_finishes(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review (cert CLI, 7): obtain said "run cert complete", complete said "d.p12 exists: choose
+    # another file", a circle. complete now sees d.p12 holds the request's certificate and key.
+    from ksef_client.cli import pending as pending_module
+
+    forget = pending_module.forget
+
+    def crash(path: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pending_module, "forget", crash)
+    code, _, _ = run("-p", "emu", "--json", "cert", "obtain", "Wniosek D", "--out", "d.p12")
+    assert code == 130 and (tmp_path / "d.p12").exists() and (tmp_path / "d.p12.pending").exists()
+    monkeypatch.setattr(pending_module, "forget", forget)
+    serial = f"{SigningCredentials.from_pkcs12(tmp_path / 'd.p12', PASSWORD).certificate.serial_number:016X}"
+    code, out, err = run("-p", "emu", "cert", "complete", "d.p12")
+    assert code == 0 and serial in out and "already" in out, err
+    assert not (tmp_path / "d.p12.pending").exists()
+    # Another file there, not this request's: move it away or --force (not "choose another file").
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek E", "--out", "e.p12", "--timeout", "0.1")[0] == 4
+    (tmp_path / "e.p12").write_bytes((tmp_path / "d.p12").read_bytes())
+    code, _, err = run("-p", "emu", "cert", "complete", "e.p12")
+    assert code == 2 and "does not hold this request's certificate" in err and "move e.p12 away" in err, err
+    code, out, err = run("-p", "emu", "cert", "complete", "e.p12", "--force")
+    assert code == 0 and "Wniosek E" in out, err

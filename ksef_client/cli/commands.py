@@ -830,6 +830,11 @@ def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str
             KSEF_ERROR,
         ) from error
     pending_files.forget(pending)
+    _report(state, credentials, out, f"saved with its key in {out}")
+
+
+def _report(state: State, credentials: KSeFCredentials, out: Path, done: str) -> None:
+    """Say which certificate ``out`` holds: its serial, name, kind, validity (``--json``: those)."""
     certificate = credentials.certificate
     data = {
         "serial_number": credentials.serial_number,
@@ -843,8 +848,27 @@ def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str
         data,
         message=f"certificate {credentials.serial_number} ({credentials.certificate_type}, {credentials.name!r}, "
         f"valid {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}) "
-        f"saved with its key in {out}",
+        f"{done}",
     )
+
+
+def _written_already(out: Path, password: str, request: PendingCertificate) -> KSeFCredentials | None:
+    """What ``out`` holds if it is the request's certificate with its key (a run that wrote it and
+    stopped before removing the pending file), else ``None`` (another file, another password)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: PLC0415
+
+    from ksef_client.resources.certificates import KSeFCredentials  # noqa: PLC0415
+
+    try:
+        held = SigningCredentials.from_pkcs12(out, password)
+    except (ValueError, OSError):
+        return None
+    public = [k.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+              for k in (held.private_key, request.key)]  # fmt: skip
+    if public[0] != public[1]:
+        return None
+    serial = f"{held.certificate.serial_number:016X}"
+    return KSeFCredentials(held.certificate, held.private_key, serial, request.kind, request.name)
 
 
 def _still_pending(state: State, out: Path, pending: Path, reference: str | None, cause: BaseException) -> CLIError:
@@ -965,13 +989,21 @@ def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
     pending = pending_files.pending_path(out)
     if not pending.is_file():
         raise CLIError(f"no certificate request pending for {out} ({pending} not found)")
-    if out.exists() and not force:
-        raise CLIError(f"{out} exists: choose another file, or replace it with --force")
     password = _p12_password(new=False)
     try:
         saved = pending_files.load_pending(pending, password)
     except ValueError as error:
         raise CLIError(str(error)) from error
+    if out.exists() and not force:
+        written = _written_already(out, password, saved.pending)
+        if written is not None:  # done, but for removing the pending file
+            pending_files.forget(pending)
+            _report(state, written, out, f"was saved in {out} already; {pending} removed")
+            return
+        raise CLIError(
+            f"{out} exists and does not hold this request's certificate: the request in {pending} is written to "
+            f"{out} only - move {out} away, or replace it with --force"
+        )
     if saved.ksef != state.profile.target:
         raise CLIError(
             f"{pending} is a request made at {saved.ksef} (profile '{saved.profile}'), not {state.profile.target}: "
