@@ -958,14 +958,14 @@ def _obtain(
         # certificates.unfinished just before it is sent: not there, nothing reached KSeF and the
         # key has no use. There, the request may be at KSeF: keep the key, and its reference number
         # when the SDK had one.
-        sent = [p for p in ksef.certificates.unfinished if p.key is request.key]
-        if not sent:
+        maybe_sent = [p for p in ksef.certificates.unfinished if p.key is request.key]
+        if not maybe_sent:
             pending_files.forget(pending)
             sys.stderr.write(
                 f"stopped before the certificate request was sent: nothing reached KSeF; {pending} removed\n"
             )
             raise
-        known = [p for p in sent if p.reference_number]
+        known = [p for p in maybe_sent if p.reference_number]
         if known:
             with contextlib.suppress(OSError):  # the file without it is there: the key is what matters
                 saved.with_reference(known[0].reference_number).save(pending, password)
