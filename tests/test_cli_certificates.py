@@ -7,6 +7,7 @@ złożenie wniosku o certyfikat"; §5: "Proces wystawiania certyfikatu ma charak
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import stat
@@ -82,8 +83,7 @@ def test_a_request_left_in_progress_is_completed_later(  # type: ignore[no-untyp
     assert stat.S_IMODE(pending.stat().st_mode) == 0o600
     saved = json.loads(pending.read_text())
     assert saved["reference_number"] in err and saved["name"] == "Wniosek powolny"
-    assert saved["key"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    assert b"BEGIN PRIVATE KEY" not in pending.read_bytes()
+    assert b"PRIVATE KEY" not in pending.read_bytes()  # a PKCS#12 of the key, encrypted (see _pbkdf2_rounds)
     # Another obtain for the same file would lose that key: refused, --force or not.
     code, _, err = run("-p", "emu", "cert", "obtain", "Inny wniosek", "--out", "slow.p12", "--force")
     assert code == 2 and "cert complete slow.p12" in err
@@ -417,3 +417,39 @@ def test_complete_after_a_crash_between_the_p12_and_removing_pending_finishes(  
     assert code == 2 and "does not hold this request's certificate" in err and "move e.p12 away" in err, err
     code, out, err = run("-p", "emu", "cert", "complete", "e.p12", "--force")
     assert code == 0 and "Wniosek E" in out, err
+
+
+PBKDF2_OID = bytes.fromhex("06092A864886F70D01050C")  # 1.2.840.113549.1.5.12, id-PBKDF2 (RFC 8018)
+
+
+def _pbkdf2_rounds(der: bytes) -> list[int]:
+    """The iteration counts of every PBKDF2 in a PKCS#12 (RFC 8018 PBKDF2-params: SEQUENCE {
+    salt OCTET STRING, iterationCount INTEGER, ...}, right after the OID; short DER lengths)."""
+    rounds = []
+    at = der.find(PBKDF2_OID)
+    while at >= 0:
+        params = at + len(PBKDF2_OID)
+        assert der[params] == 0x30 and der[params + 2] == 0x04  # SEQUENCE { OCTET STRING salt ...
+        integer = params + 4 + der[params + 3]
+        assert der[integer] == 0x02
+        rounds.append(int.from_bytes(der[integer + 2 : integer + 2 + der[integer + 1]], "big"))
+        at = der.find(PBKDF2_OID, params)
+    return rounds
+
+
+def test_the_pending_key_is_encrypted_as_strongly_as_the_p12(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # Review (cert CLI, 8): the pending key was PKCS#8 PEM, PBKDF2 with 2048 rounds, the .p12 it
+    # stands in for 20000. It is a PKCS#12 of the key alone now, encrypted as the .p12 is.
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek powolny", "--out", "slow.p12", "--timeout", "0.1")[0] == 4
+    key = base64.b64decode(json.loads((tmp_path / "slow.p12.pending").read_text())["key"])
+    assert pkcs12.load_key_and_certificates(key, PASSWORD.encode())[0] is not None
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(key, b"not the password")
+    assert run("-p", "emu", "cert", "complete", "slow.p12")[0] == 0
+    p12_rounds = _pbkdf2_rounds((tmp_path / "slow.p12").read_bytes())
+    assert p12_rounds and min(_pbkdf2_rounds(key)) >= min(p12_rounds) >= 10_000
