@@ -122,6 +122,7 @@ def load_pending(path: Path, password: str) -> PendingFile:
             raise
         raise PendingFileError(f"{path} is damaged ({type(error).__name__}: {error})") from None
     name, kind, profile, ksef, requested_at, key_text = fields
+    key: object
     try:
         if data["format"] == FORMAT_1:
             key = load_pem_private_key(key_text.encode("ascii"), password.encode())
