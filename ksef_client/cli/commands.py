@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
-    from ksef_client.resources.certificates import KSeFCredentials
+    from ksef_client.resources.certificates import KSeFCredentials, PendingCertificate
     from ksef_client.upo import parse_upo, save_upo
     from ksef_client.xades import AllowedIps, SigningCredentials
 else:  # the SDK (and httpx) load with the first command that needs them, not for --help
@@ -206,7 +207,7 @@ def _ask_secret(label: str, instead: str, *, confirm: bool = False) -> str:
 def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
     password = os.environ.get("KSEF_KEY_PASSWORD")
     if pkcs12:
-        return SigningCredentials.from_pkcs12(pkcs12, password)
+        return _pkcs12_credentials(pkcs12, password)
     if not cert or not key:
         raise CLIError("--cert needs --key (PEM files), or use --pkcs12")
     _check_pem_files(state, cert, key)
@@ -217,6 +218,21 @@ def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path
             return SigningCredentials.from_pem(cert, key, _ask_secret("key password", "set KSEF_KEY_PASSWORD"))
     except ValueError as error:
         raise CLIError(f"--cert {cert} / --key {key}: {error}") from error
+
+
+def _pkcs12_credentials(pkcs12: Path, password: str | None) -> SigningCredentials:
+    """A .p12 opened with $KSEF_KEY_PASSWORD, or, without it, as it is (a file with no password)
+    or else with a password asked for without echo, as for an encrypted --key."""
+    try:
+        try:
+            return SigningCredentials.from_pkcs12(pkcs12, password)
+        except ValueError:
+            if password is not None:
+                raise
+        return SigningCredentials.from_pkcs12(pkcs12, _ask_secret(f"password of {pkcs12}", "set KSEF_KEY_PASSWORD"))
+    except ValueError as error:
+        given = "the password of KSEF_KEY_PASSWORD" if password is not None else "the password typed"
+        raise CLIError(f"--pkcs12 {pkcs12}: {error} (with {given})") from error
 
 
 def _ksef_token(state: State, from_stdin: bool) -> str:
@@ -735,12 +751,19 @@ def _signature_login_needed(state: State, error: BaseException) -> CLIError | No
     )
 
 
+# The password of the key `cert obtain` makes (its .p12 and .pending): a variable of its own, not
+# KSEF_KEY_PASSWORD, which holds the password of the key logged in with (a seal's, say), so the one
+# secret never silently becomes the other.
+NEW_KEY_PASSWORD = "KSEF_NEW_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+
+
 def _p12_password(*, new: bool) -> str:
-    """The .p12 password: $KSEF_KEY_PASSWORD, else asked without echo (twice for a new file); never
-    an option (the command line is visible to other users and kept in shell histories)."""
-    password = os.environ.get("KSEF_KEY_PASSWORD")
+    """The new .p12's password: $KSEF_NEW_KEY_PASSWORD, else asked without echo (twice for a new
+    file); never an option (the command line is visible to other users and kept in shell
+    histories), never KSEF_KEY_PASSWORD (the login key's)."""
+    password = os.environ.get(NEW_KEY_PASSWORD)
     if password is None:
-        password = _ask_secret("password for the .p12 file", "set KSEF_KEY_PASSWORD", confirm=new)
+        password = _ask_secret("password for the new .p12 file", f"set {NEW_KEY_PASSWORD}", confirm=new)
     if not password:
         raise CLIError("an empty password: the private key is never saved unencrypted; give a password")
     return password
@@ -762,10 +785,44 @@ def _check_target(state: State, out: Path, force: bool) -> Path:
     return pending
 
 
-def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path) -> None:
-    """Write the .p12 (atomic, 0600), only then forget the pending request, and say what was issued."""
+def _claim(
+    state: State, saved: pending_files.PendingFile, out: Path, password: str, pending: Path, force: bool
+) -> None:
+    """Write ``<out>.pending`` only if no other run has one (created, never replaced: two
+    ``obtain --out`` at once must not lose a key), before anything is sent; then refuse an ``out``
+    that another run wrote meanwhile (unless ``force``)."""
     try:
+        saved.save(pending, password, new=True)
+    except FileExistsError:
+        raise CLIError(
+            f"{pending} appeared meanwhile: another `cert obtain --out {out}` is running (or left its request); "
+            f"not replaced, nothing sent - when it is done, run `ksef -p {state.profile.name} cert complete {out}` "
+            "if it left its request pending, or choose another --out"
+        ) from None
+    if out.exists() and not force:
+        pending_files.forget(pending)
+        raise CLIError(f"{out} appeared meanwhile (another run?): not replaced, nothing sent; choose another --out")
+
+
+def _write_p12(credentials: KSeFCredentials, out: Path, password: str, force: bool) -> None:
+    """The .p12 (atomic, 0600): replacing ``out`` only with ``force``; without it, a file that
+    appeared while KSeF was issuing the certificate (another run's) is kept (``FileExistsError``)."""
+    if force:
         credentials.save(out, password)
+    else:
+        pending_files.write_new(out, credentials.to_pkcs12(password))
+
+
+def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str, pending: Path, force: bool) -> None:
+    """Write the .p12, only then forget the pending request, and say what was issued."""
+    try:
+        _write_p12(credentials, out, password, force)
+    except FileExistsError:  # another run wrote it while KSeF issued ours: keep both, say how to go on
+        raise CLIError(
+            f"{out} appeared while the certificate was issued (another run?): not replaced - certificate "
+            f"{credentials.serial_number} is issued; its key is kept in {pending}: move {out} away and run "
+            f"`ksef -p {state.profile.name} cert complete {out}` (or add --force to replace it)"
+        ) from None
     except OSError as error:  # the certificate is issued: the pending file (kept) finds it again by its key
         raise CLIError(
             f"{out}: {error.strerror or error} - certificate {credentials.serial_number} is issued; its key is kept "
@@ -773,6 +830,11 @@ def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str
             KSEF_ERROR,
         ) from error
     pending_files.forget(pending)
+    _report(state, credentials, out, f"saved with its key in {out}")
+
+
+def _report(state: State, credentials: KSeFCredentials, out: Path, done: str) -> None:
+    """Say which certificate ``out`` holds: its serial, name, kind, validity (``--json``: those)."""
     certificate = credentials.certificate
     data = {
         "serial_number": credentials.serial_number,
@@ -786,17 +848,44 @@ def _issued(state: State, credentials: KSeFCredentials, out: Path, password: str
         data,
         message=f"certificate {credentials.serial_number} ({credentials.certificate_type}, {credentials.name!r}, "
         f"valid {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}) "
-        f"saved with its key in {out}",
+        f"{done}",
     )
 
 
+def _written_already(out: Path, password: str, request: PendingCertificate) -> KSeFCredentials | None:
+    """What ``out`` holds if it is the request's certificate with its key (a run that wrote it and
+    stopped before removing the pending file), else ``None`` (another file, another password)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: PLC0415
+
+    from ksef_client.resources.certificates import KSeFCredentials  # noqa: PLC0415
+
+    try:
+        held = SigningCredentials.from_pkcs12(out, password)
+    except (ValueError, OSError):
+        return None
+    public = [k.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+              for k in (held.private_key, request.key)]  # fmt: skip
+    if public[0] != public[1]:
+        return None
+    serial = f"{held.certificate.serial_number:016X}"
+    return KSeFCredentials(held.certificate, held.private_key, serial, request.kind, request.name)
+
+
 def _still_pending(state: State, out: Path, pending: Path, reference: str | None, cause: BaseException) -> CLIError:
+    """The request stays in ``pending``; the exit code is the CLI's for ``cause`` (4 for a request
+    still pending: a timeout, a lost answer; 3 and a hint to log in again for a login KSeF refused,
+    since `complete` alone would meet the same 401 every time)."""
+    from ksef_client.errors import CertificatePendingError  # noqa: PLC0415
+
     reference_text = f"request {reference}" if reference else "the request (its answer was lost)"
+    code = UNREACHABLE if isinstance(cause, CertificatePendingError) else exit_code(cause)
+    then = f"finish it with `ksef -p {state.profile.name} cert complete {out}`"
+    if code == AUTH:
+        then = f"log in again (`{login_command(state)} --cert/--pkcs12 ...`), then {then}"
     return CLIError(
         f"{error_line(cause).removeprefix('error: ')} - {reference_text} is not finished: its key is kept, "
-        f"encrypted with your password, in {pending}; finish it with "
-        f"`ksef -p {state.profile.name} cert complete {out}`",
-        UNREACHABLE,
+        f"encrypted with your password, in {pending}; {then}",
+        code,
     )
 
 
@@ -814,7 +903,8 @@ def cert_obtain(state: State, name: str, kind: str, key_type: str, out: Path, fo
     """Get a new KSeF certificate NAME for a new key made here; write both to an encrypted .p12.
 
     Needs a login with a signature (`ksef auth login --cert/--pkcs12`), not a KSeF token. The
-    password comes from $KSEF_KEY_PASSWORD or is asked for (twice, no echo). The key is saved
+    password comes from $KSEF_NEW_KEY_PASSWORD (not $KSEF_KEY_PASSWORD: that is the login key's) or
+    is asked for (twice, no echo). The key is saved
     encrypted in OUT.pending before the request is sent; if the certificate does not come in
     time, `ksef cert complete OUT` finishes the request later.
     """
@@ -827,18 +917,32 @@ def cert_obtain(state: State, name: str, kind: str, key_type: str, out: Path, fo
     with state.client() as ksef:
         key = generate_private_key(key_type)
         saved = pending_files.new_pending(key, name, kind, state.profile.name, state.profile.target)
-        saved.save(pending, password)  # before the request: the key exists nowhere else
-        _obtain(state, ksef, saved, out, password, pending, timeout)
+        _claim(state, saved, out, password, pending, force)  # before the request: the key exists nowhere else
+        _obtain(state, ksef, saved, out, password, pending, timeout, force)
 
 
 def _obtain(
-    state: State, ksef: KSeF, saved: pending_files.PendingFile, out: Path, password: str, pending: Path, timeout: float
+    state: State,
+    ksef: KSeF,
+    saved: pending_files.PendingFile,
+    out: Path,
+    password: str,
+    pending: Path,
+    timeout: float,
+    force: bool,
 ) -> None:
     from ksef_client.errors import CertificateEnrollmentError, CertificatePendingError, KSeFError  # noqa: PLC0415
 
     request = saved.pending
+
+    def sent(accepted: PendingCertificate) -> None:
+        # On disk before the wait: a SIGTERM or SIGHUP (no exception to catch) must not lose it.
+        saved.with_reference(accepted.reference_number).save(pending, password)
+
     try:
-        credentials = ksef.certificates.obtain(request.name, request.kind, key=request.key, timeout=timeout)
+        credentials = ksef.certificates.obtain(
+            request.name, request.kind, key=request.key, timeout=timeout, on_sent=sent
+        )
     except CertificatePendingError as error:
         saved.with_reference(error.pending.reference_number).save(pending, password)
         raise _still_pending(state, out, pending, error.pending.reference_number, error.__cause__ or error) from error
@@ -850,16 +954,26 @@ def _obtain(
             raise
         raise hint from error
     except BaseException:
-        # Interrupted (Ctrl-C) or failed in another way: the request may be at KSeF; keep its
-        # reference number when the SDK had one (certificates.unfinished), and the key in any case.
-        known = [p for p in ksef.certificates.unfinished if p.key is request.key and p.reference_number]
+        # Interrupted (Ctrl-C) or failed in another way. The SDK puts the request in
+        # certificates.unfinished just before it is sent: not there, nothing reached KSeF and the
+        # key has no use. There, the request may be at KSeF: keep the key, and its reference number
+        # when the SDK had one.
+        maybe_sent = [p for p in ksef.certificates.unfinished if p.key is request.key]
+        if not maybe_sent:
+            pending_files.forget(pending)
+            sys.stderr.write(
+                f"stopped before the certificate request was sent: nothing reached KSeF; {pending} removed\n"
+            )
+            raise
+        known = [p for p in maybe_sent if p.reference_number]
         if known:
-            saved.with_reference(known[0].reference_number).save(pending, password)
+            with contextlib.suppress(OSError):  # the file without it is there: the key is what matters
+                saved.with_reference(known[0].reference_number).save(pending, password)
         sys.stderr.write(
             f"the certificate request's key is kept in {pending}: `ksef -p {state.profile.name} cert complete {out}`\n"
         )
         raise
-    _issued(state, credentials, out, password, pending)
+    _issued(state, credentials, out, password, pending, force)
 
 
 @cert.command("complete")
@@ -875,13 +989,21 @@ def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
     pending = pending_files.pending_path(out)
     if not pending.is_file():
         raise CLIError(f"no certificate request pending for {out} ({pending} not found)")
-    if out.exists() and not force:
-        raise CLIError(f"{out} exists: choose another file, or replace it with --force")
     password = _p12_password(new=False)
     try:
         saved = pending_files.load_pending(pending, password)
     except ValueError as error:
         raise CLIError(str(error)) from error
+    if out.exists() and not force:
+        written = _written_already(out, password, saved.pending)
+        if written is not None:  # done, but for removing the pending file
+            pending_files.forget(pending)
+            _report(state, written, out, f"was saved in {out} already; {pending} removed")
+            return
+        raise CLIError(
+            f"{out} exists and does not hold this request's certificate: the request in {pending} is written to "
+            f"{out} only - move {out} away, or replace it with --force"
+        )
     if saved.ksef != state.profile.target:
         raise CLIError(
             f"{pending} is a request made at {saved.ksef} (profile '{saved.profile}'), not {state.profile.target}: "
@@ -895,7 +1017,7 @@ def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
             raise
         except Exception as error:
             raise _still_pending(state, out, pending, saved.pending.reference_number, error) from error
-        _issued(state, credentials, out, password, pending)
+        _issued(state, credentials, out, password, pending, force)
 
 
 @cert.command("list")

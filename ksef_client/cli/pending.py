@@ -2,7 +2,8 @@
 yet: ``<FILE>.pending`` beside the ``.p12`` it is to write.
 
 The private key of a request exists nowhere else (KSeF certifies its public half only), so it is
-written, encrypted with the password of the ``.p12``, *before* the request is sent, and the file is
+written, encrypted with the password of the ``.p12`` and as strongly as the ``.p12`` (a PKCS#12
+of the key alone), *before* the request is sent, and the file is
 removed only once the ``.p12`` is written or KSeF refused the request (or never got it).
 ``ksef cert complete FILE`` reads it back and finishes the request. The key is never on the disk
 unencrypted: it is serialised encrypted in memory, then written through ``write_durably`` (a new
@@ -11,26 +12,28 @@ file of mode 0600, flushed, renamed into place).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import (
-    BestAvailableEncryption,
-    Encoding,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, load_pem_private_key, pkcs12
 
-from ksef_client._durable import write_durably
+from ksef_client._durable import flush_folder, write_durably
 from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, SERIAL_PATTERN, PendingCertificate
 from ksef_client.xades import PrivateKey
 
-FORMAT = "ksef-cli-pending-certificate/1"
+# /2: the key as a key-only PKCS#12 (base64), encrypted as the .p12 is; /1 (read only): PKCS#8 PEM,
+# whose PBKDF2 ran 2048 rounds, a tenth of the .p12's.
+FORMAT = "ksef-cli-pending-certificate/2"
+FORMAT_1 = "ksef-cli-pending-certificate/1"
 SUFFIX = ".pending"
 
 
@@ -69,13 +72,16 @@ class PendingFile:
     ksef: str
     requested_at: str
 
-    def save(self, path: Path, password: str) -> None:
-        """Write it, the key encrypted with ``password`` (PKCS#8, the best encryption available)."""
+    def save(self, path: Path, password: str, *, new: bool = False) -> None:
+        """Write it, the key encrypted with ``password`` as the .p12 is: a PKCS#12 of the key alone
+        with ``BestAvailableEncryption`` (with cryptography 50: PBKDF2-HMAC-SHA256, 20000 rounds,
+        AES-256-CBC), so the pending file is no easier to guess at than the .p12 it stands in for.
+        ``new``: only if ``path`` does not exist yet (``FileExistsError`` else: ``write_new``), the
+        claim of a ``.p12`` by one ``obtain``; after that, this run replaces its own file."""
         if not password:
             raise ValueError("password: required; the private key is never saved unencrypted")
-        key = self.pending.key.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password.encode())
-        )
+        encryption = BestAvailableEncryption(password.encode())
+        key = pkcs12.serialize_key_and_certificates(b"ksef pending request", self.pending.key, None, None, encryption)
         data = {
             "format": FORMAT,
             "profile": self.profile,
@@ -84,9 +90,9 @@ class PendingFile:
             "kind": self.pending.kind,
             "reference_number": self.pending.reference_number,
             "requested_at": self.requested_at,
-            "key": key.decode("ascii"),
+            "key": base64.b64encode(key).decode("ascii"),
         }
-        write_durably(path, (json.dumps(data, indent=2) + "\n").encode())
+        (write_new if new else write_durably)(path, (json.dumps(data, indent=2) + "\n").encode())
 
     def with_reference(self, reference_number: str | None) -> PendingFile:
         """The same request, with the reference number KSeF gave it (if it gave one)."""
@@ -107,7 +113,7 @@ def load_pending(path: Path, password: str) -> PendingFile:
     """Read ``path`` back (``PendingFileError`` naming it and what is wrong)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in (FORMAT, FORMAT_1):
             raise PendingFileError(f"{path}: not a pending certificate request of the ksef command")
         reference = data["reference_number"]
         fields = [str(data[k]) for k in ("name", "kind", "profile", "ksef", "requested_at", "key")]
@@ -115,15 +121,37 @@ def load_pending(path: Path, password: str) -> PendingFile:
         if isinstance(error, PendingFileError):
             raise
         raise PendingFileError(f"{path} is damaged ({type(error).__name__}: {error})") from None
-    name, kind, profile, ksef, requested_at, key_pem = fields
+    name, kind, profile, ksef, requested_at, key_text = fields
+    key: object
     try:
-        key = load_pem_private_key(key_pem.encode("ascii"), password.encode())
-    except (ValueError, TypeError):
+        if data["format"] == FORMAT_1:
+            key = load_pem_private_key(key_text.encode("ascii"), password.encode())
+        else:
+            key = pkcs12.load_key_and_certificates(base64.b64decode(key_text, validate=True), password.encode())[0]
+    except (ValueError, TypeError, binascii.Error):
         raise PendingFileError(f"{path}: wrong password (or a damaged key)") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise PendingFileError(f"{path}: holds a key of another kind than RSA or EC")
     pending = PendingCertificate(None if reference is None else str(reference), key, name, kind)
     return PendingFile(pending, profile, ksef, requested_at)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` only if no file is there: ``FileExistsError`` otherwise, leaving
+    that file as it is. As ``write_durably`` (a whole new 0600 file, flushed), but put in place
+    with a hard link, which fails when the name exists, where a rename would replace it: of two
+    runs writing the same name at once, one wins and the other is told, none overwrites."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(name, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    flush_folder(path.parent)
 
 
 def forget(path: Path) -> None:

@@ -17,7 +17,7 @@ import binascii
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -389,6 +389,7 @@ def _certificate_of_key(pending: PendingCertificate) -> Flow[KSeFCredentials | N
 def _obtain_flow(
     name: str, kind: str, key_type: str, valid_from: dt.datetime | None, timeout: float, interval: float,
     key: PrivateKey | None = None, unfinished: list[PendingCertificate] | None = None,
+    on_sent: Callable[[PendingCertificate], None] | None = None,
 ) -> Flow[KSeFCredentials]:  # fmt: skip
     """New key (or ``key``), enrollment data, CSR, request, wait, retrieve: every argument checked
     first. From the moment the request may have reached KSeF, its ``PendingCertificate`` is in
@@ -421,6 +422,8 @@ def _obtain_flow(
         raise CertificatePendingError(unsure, error) from error
     pending = PendingCertificate(accepted.reference_number, key, name, kind)
     _swap(unfinished, unsure, pending)
+    if on_sent is not None:
+        on_sent(pending)  # the caller keeps the reference number before the wait, which may not end
     try:
         return (yield from _complete_flow(pending, timeout, interval, unfinished))
     except CertificateEnrollmentError:
@@ -455,6 +458,7 @@ class Certificates:
         timeout: float = 120.0,
         interval: float = POLL_INTERVAL,
         key: PrivateKey | None = None,
+        on_sent: Callable[[PendingCertificate], None] | None = None,
     ) -> KSeFCredentials:
         """A new KSeF certificate of ``kind`` (``Authentication``: logs in; ``Offline``: signs KOD
         II links) named ``name``, and its private key, made here and never sent anywhere.
@@ -473,10 +477,13 @@ class Certificates:
         ``None`` when its answer was lost, and the key) ``complete`` finishes later; a call
         cancelled or interrupted leaves it in ``unfinished``. A request KSeF refuses raises
         ``CertificateEnrollmentError`` (no certificate will come). Status reads every
-        ``interval`` seconds (5: KSeF allows 120 an hour).
+        ``interval`` seconds (5: KSeF allows 120 an hour). ``on_sent(pending)``, if given, is
+        called once KSeF accepted the request, with its reference number, before the wait: to
+        keep it somewhere lasting (a process killed while waiting raises nothing to catch).
         """
         return run(
-            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished), self._client
+            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished, on_sent),
+            self._client,
         )
 
     def complete(
@@ -585,10 +592,13 @@ class AsyncCertificates:
         timeout: float = 120.0,
         interval: float = POLL_INTERVAL,
         key: PrivateKey | None = None,
+        on_sent: Callable[[PendingCertificate], None] | None = None,
     ) -> KSeFCredentials:
-        """A new KSeF certificate and its private key; see ``Certificates.obtain``."""
+        """A new KSeF certificate and its private key; see ``Certificates.obtain`` (``on_sent``
+        is called on the event loop: keep it short)."""
         return await arun(
-            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished), self._client
+            _obtain_flow(name, kind, key_type, valid_from, timeout, interval, key, self._unfinished, on_sent),
+            self._client,
         )
 
     async def complete(

@@ -220,6 +220,18 @@ class TestObtain:
             creds = client.certificates.complete(pending)
             assert creds.name == "Przerwany" and client.certificates.unfinished == ()
 
+    def test_on_sent_hands_over_the_reference_before_the_wait(self, signed: KSeF, backend: KSeFBackend) -> None:
+        # `ksef cert obtain` writes the reference number to disk from here (review of the cert CLI,
+        # 4): a process killed while waiting raises nothing a caller could catch.
+        seen: list[tuple[PendingCertificate, tuple[PendingCertificate, ...]]] = []
+        backend.transitions.enrollment_reads = 2
+        creds = signed.certificates.obtain(
+            "Z numerem", interval=0.01, on_sent=lambda sent: seen.append((sent, signed.certificates.unfinished))
+        )
+        [(sent, unfinished)] = seen
+        assert sent.reference_number is not None and sent.name == "Z numerem" and unfinished == (sent,)
+        assert sent.key is creds.private_key and signed.certificates.unfinished == ()
+
     def test_a_refusal_after_a_429_is_a_refusal_not_a_pending_request(self, signed: KSeF, backend: KSeFBackend) -> None:
         # A 429 is refused unprocessed ("Too Many Requests"); the repeat's 400/25006 is the only
         # answer KSeF processed: nothing can be pending (review of today's merges, 1).
