@@ -22,9 +22,10 @@ class Settings:
 
     @property
     def is_production(self) -> bool:
-        """Whether the client talks to KSeF's production environment (``Environment.PROD``'s URL),
-        where some checks apply that the test environments leave out (a party's NIP check digit)."""
-        return self.base_url == Environment.PROD.base_url
+        """Whether the client talks to KSeF's production environment (``Environment.PROD``'s host,
+        however the URL spells it: any case, a port, a trailing dot), where some checks apply that
+        the test environments leave out (a party's NIP check digit) and ``/testdata`` does not exist."""
+        return _host(self.base_url) == _host(Environment.PROD.base_url)
 
     @property
     def api_path_prefix(self) -> str:
@@ -97,3 +98,8 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _host(url: str) -> str:
+    """The host name of ``url``, lower case, without a trailing dot."""
+    return (urlsplit(url).hostname or "").rstrip(".").lower()

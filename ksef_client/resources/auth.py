@@ -24,7 +24,6 @@ from ksef_client._flows import (
     Now,
     PageFlow,
     Retry,
-    all_items,
     apager,
     arun,
     pager,
@@ -76,8 +75,6 @@ from ksef_client.errors import (
     AuthenticationFailedError,
     BadRequestError,
     InternalServerError,
-    KSeFError,
-    NotFoundError,
     RateLimitError,
     ResponseFormatError,
 )
@@ -500,26 +497,12 @@ def revoke_session_flow(reference_number: str) -> Flow[None]:
     access tokens live until they expire (auth/sesje.md, "Unieważnienie wybranej sesji").
 
     A revoke the client had to repeat after an attempt KSeF may have carried out (its answer lost)
-    and whose repeat KSeF refused is done all the same when the session is no longer among the
-    active ones: ``GET /auth/sessions`` lists only those ("Pobranie listy aktywnych sesji"). The
-    spec documents no answer for a session already revoked (only 400 / 21405), so the listing, not
-    the refusal, says whether the lost attempt revoked it."""
+    and whose repeat KSeF refused is raised as it is, with ``uncertain_attempts`` and a note: the
+    spec documents one 400 / 21405 for a session already revoked, one of another context and an
+    unknown reference number alike, and a session missing from ``GET /auth/sessions`` may be any of
+    those, so neither tells whether the lost attempt revoked it (review of the new wrappers, F1)."""
     validate_reference_number(reference_number)
-    try:
-        yield Call(revoke_auth_session, {"reference_number": reference_number})
-    except (BadRequestError, NotFoundError) as error:
-        if not error.uncertain_attempts or not (yield from _session_inactive(reference_number)):
-            raise
-
-
-def _session_inactive(reference_number: str) -> Flow[bool]:
-    """Whether ``reference_number`` is missing from the active sessions (``False`` when they cannot
-    be read)."""
-    try:
-        sessions = yield from all_items(auth_sessions_pages(100))
-    except KSeFError:
-        return False
-    return all(s.reference_number != reference_number for s in sessions)
+    yield Call(revoke_auth_session, {"reference_number": reference_number})
 
 
 class Auth:

@@ -100,7 +100,11 @@ def checked_body(schema: str, body: Any) -> Any:
 def _dates_as_text(schema: str, body: Any) -> Any:
     """``body`` with its top-level ``date-time`` and ``date`` fields as ISO text: a ``datetime`` or
     a ``date`` converted, a text parsed; a date-time without a time zone is a ``ValueError`` (KSeF
-    would read it in its own)."""
+    would read it in its own). A generated model is read as its JSON first, so its dates are
+    checked the same way (review of the new wrappers, F5)."""
+    to_dict = getattr(body, "to_dict", None)
+    if callable(to_dict) and not isinstance(body, dict):
+        body = to_dict()
     if not isinstance(body, dict):
         return body
     properties = pinned_schemas()[schema].get("properties", {})

@@ -102,6 +102,28 @@ def test_production_has_no_testdata_and_nothing_is_sent(
     assert sent == [] and client.send_state.requests_sent == before
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://API.KSEF.MF.GOV.PL/v2", "https://api.ksef.mf.gov.pl:443/v2", "https://api.ksef.mf.gov.pl./v2/"],
+)
+def test_production_is_known_however_its_url_is_spelt(url: str) -> None:
+    # Review of the new wrappers, F4: only the exact string was production, so these sent
+    # /testdata requests to production (and skipped its NIP checks).
+    with KSeF(base_url=url, access_token="t", transport=httpx.MockTransport(lambda r: httpx.Response(599))) as client:
+        assert client.settings.is_production
+        with pytest.raises(ValueError, match="production"):
+            client.testdata.allow_attachments({"nip": NIP})
+    for other in (Environment.TEST.base_url, Environment.DEMO.base_url, "http://127.0.0.1:9/v2"):
+        with KSeF(base_url=other, access_token="t") as client:
+            assert not client.settings.is_production
+
+
+def _naive_model() -> PersonCreateRequest:
+    model = PersonCreateRequest.from_dict(PERSON)
+    model.created_date = dt.datetime(2026, 1, 1)  # no time zone: KSeF would read it in its own
+    return model
+
+
 class TestBodiesCheckedBeforeSending:
     @pytest.mark.parametrize(
         ("method", "body", "named"),
@@ -113,6 +135,7 @@ class TestBodiesCheckedBeforeSending:
             ("set_session_limits", {**SESSION_LIMITS, "collectiveIdentifier": {"maxInvoices": 1}}, "2..5000"),
             ("set_session_limits", {**SESSION_LIMITS, "collectiveIdentifier": {"maxInvoices": "3"}}, "whole number"),
             ("create_person", {**PERSON, "createdDate": dt.datetime(2026, 1, 1)}, "time zone"),
+            ("create_person", _naive_model(), "time zone"),  # a model's dates as a dict's (review, F5)
             ("revoke_attachments", {"nip": NIP, "expectedEndDate": "tomorrow"}, "expectedEndDate"),
             ("allow_attachments", "5265877635", "expected a dict"),
         ],
