@@ -24,18 +24,44 @@ def write_durably(path: Path, data: bytes) -> None:
     """Write ``data`` atomically and durably: into a temporary file of a name of its own beside
     ``path`` (never one another writer uses), flushed to disk, renamed over ``path``, and the
     rename flushed too (the folder, on POSIX). A crash leaves the old file or the new one."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    name = _flushed_beside(path, data)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         os.replace(name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
     flush_folder(path.parent)
+
+
+def write_durably_new(path: Path, data: bytes) -> None:
+    """As ``write_durably``, but only if no file is at ``path``: ``FileExistsError`` otherwise,
+    leaving that file as it is. Put in place with a hard link, which fails when the name exists,
+    where a rename would replace it: of two writers of one name at once, one wins, the other is
+    told, and none overwrites."""
+    name = _flushed_beside(path, data)
+    try:
+        os.link(name, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    flush_folder(path.parent)
+
+
+def _flushed_beside(path: Path, data: bytes) -> str:
+    """``data`` in a new temporary file beside ``path`` (mode 0600, a name of its own), flushed to
+    disk; its name (removed again if writing fails)."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return name
 
 
 def flush_folder(folder: Path) -> None:

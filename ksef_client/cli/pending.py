@@ -17,16 +17,14 @@ import binascii
 import contextlib
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, load_pem_private_key, pkcs12
 
-from ksef_client._durable import flush_folder, write_durably
+from ksef_client._durable import write_durably, write_durably_new
 from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, SERIAL_PATTERN, PendingCertificate
 from ksef_client.xades import PrivateKey
 
@@ -137,21 +135,10 @@ def load_pending(path: Path, password: str) -> PendingFile:
 
 
 def write_new(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` only if no file is there: ``FileExistsError`` otherwise, leaving
-    that file as it is. As ``write_durably`` (a whole new 0600 file, flushed), but put in place
-    with a hard link, which fails when the name exists, where a rename would replace it: of two
-    runs writing the same name at once, one wins and the other is told, none overwrites."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(name, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-    flush_folder(path.parent)
+    """Write ``data`` to ``path`` only if no file is there (``FileExistsError`` otherwise): of two
+    runs writing the same name at once, one wins and the other is told, none overwrites
+    (``_durable.write_durably_new``)."""
+    write_durably_new(path, data)
 
 
 def forget(path: Path) -> None:
