@@ -421,6 +421,26 @@ def offset_pages(operation: Any, items: str, page_size: int | None, arguments: d
     return page
 
 
+# The spec's 100 of an operation not done yet: "Operacja przyjęta do realizacji" (permissions),
+# "Wniosek przyjęty do realizacji" (certificate requests).
+IN_PROGRESS = 100
+
+
+def poll_in_progress(read: Callable[[], Flow[S]], what: str, timeout: float, interval: float) -> Flow[S]:
+    """``poll_flow`` of a status whose ``status.code`` is 100 while the operation is in progress
+    (KSeF's operations: permissions, certificate requests): the first other status, or
+    ``PollTimeoutError`` saying "``what`` still 100 <description>"."""
+    return (
+        yield from poll_flow(
+            read,
+            lambda s: s.status.code != IN_PROGRESS,  # type: ignore[attr-defined]
+            lambda s: f"{what} still {s.status.code} {s.status.description}",  # type: ignore[attr-defined]
+            timeout,
+            interval,
+        )
+    )
+
+
 def all_items(page: PageFlow[C, T]) -> Flow[list[T]]:
     """Every item of a listing, all its pages read in one flow."""
     items: list[T] = []

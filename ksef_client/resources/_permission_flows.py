@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_flow, response_of
+from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_in_progress, response_of
 from ksef_client._generated.api.permissions import (
     get_attachment_permission_status,
     get_operation_status,
@@ -275,7 +275,7 @@ def eu_entity_grant(
 
 # PermissionsOperationStatusResponse: "100 | Operacja przyjęta do realizacji", "200 | Operacja
 # zakończona sukcesem"; every other code of its table is a failure (400, 410, 420, ...).
-IN_PROGRESS, SUCCEEDED = 100, 200
+SUCCEEDED = 200
 
 
 def operation_flow(reference_number: str) -> Flow[PermissionsOperationStatusResponse]:
@@ -290,13 +290,8 @@ def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[Pe
     ``PermissionOperationFailedError`` for any other final code (with ``uncertain_attempts`` and
     a note for a ``RevokeReference`` that has them), ``PollTimeoutError`` after ``timeout``."""
     validate_reference_number(reference_number)
-    status = yield from poll_flow(
-        lambda: operation_flow(reference_number),
-        lambda s: s.status.code != IN_PROGRESS,
-        lambda s: f"permission operation {reference_number} still {s.status.code} {s.status.description}",
-        timeout,
-        interval,
-    )
+    what = f"permission operation {reference_number}"
+    status = yield from poll_in_progress(lambda: operation_flow(reference_number), what, timeout, interval)
     if status.status.code != SUCCEEDED:
         error = PermissionOperationFailedError(reference_number, status)
         if isinstance(reference_number, RevokeReference) and reference_number.uncertain_attempts:

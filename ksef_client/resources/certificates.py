@@ -36,6 +36,7 @@ from ksef_client._flows import (
     offset_pages,
     pager,
     poll_flow,
+    poll_in_progress,
     response_of,
     run,
 )
@@ -105,7 +106,7 @@ MOST_RETRIEVED = 10
 # ("x-rate-limits"): a read every 5 s lets a slow request be waited for without using the hour's
 # reads up for the next one (every second, one two-minute wait took them all).
 POLL_INTERVAL = 5.0
-IN_PROGRESS, ISSUED = 100, 200  # CertificateEnrollmentStatusResponse.status: 100 accepted, 200 issued
+ISSUED = 200  # CertificateEnrollmentStatusResponse.status: 200 issued (100: accepted, still in progress)
 # CertificateListItemStatus: "Blocked [...] Status przejściowy do czasu zakończenia procesu
 # unieważniania"; "Revoked: Certyfikat został unieważniony": a revoke was taken.
 REVOKED = frozenset({CertificateListItemStatus.REVOKED, CertificateListItemStatus.BLOCKED})
@@ -209,13 +210,8 @@ def wait_enrolled_flow(
     ``certificate_serial_number``), ``CertificateEnrollmentError`` for any other final code,
     ``PollTimeoutError`` after ``timeout``."""
     validate_reference_number(reference_number)
-    status = yield from poll_flow(
-        lambda: _status_flow(reference_number),
-        lambda s: s.status.code != IN_PROGRESS,
-        lambda s: f"certificate request {reference_number} still {s.status.code} {s.status.description}",
-        timeout,
-        interval,
-    )
+    what = f"certificate request {reference_number}"
+    status = yield from poll_in_progress(lambda: _status_flow(reference_number), what, timeout, interval)
     if status.status.code == ISSUED and not isinstance(status.certificate_serial_number, str):
         # Issued, but the answer does not say which certificate: no refusal (the spec's 200 is
         # "Wniosek obsłużony (certyfikat wygenerowany)"), an answer that breaks the spec.
