@@ -92,7 +92,10 @@ def test_a_request_left_in_progress_is_completed_later(  # type: ignore[no-untyp
     assert json.loads(out)["name"] == "Wniosek powolny" and not pending.exists()
     creds = SigningCredentials.from_pkcs12(tmp_path / "slow.p12", PASSWORD)
     assert f"{creds.certificate.serial_number:016X}" == json.loads(out)["serial_number"]
-    code, _, err = run("-p", "emu", "cert", "complete", "slow.p12")
+    # A rerun (a script that completes until it succeeds) is done, not a usage error.
+    code, out, err = run("-p", "emu", "--json", "cert", "complete", "slow.p12")
+    assert code == 0 and json.loads(out) == {"file": "slow.p12", "pending": False}, err
+    code, _, err = run("-p", "emu", "cert", "complete", "never.p12")  # nothing pending, no file
     assert code == 2 and "no certificate request pending" in err
 
 

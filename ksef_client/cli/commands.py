@@ -987,6 +987,9 @@ def cert_complete(state: State, out: Path, force: bool, timeout: float) -> None:
     from ksef_client.errors import CertificateEnrollmentError  # noqa: PLC0415
 
     pending = pending_files.pending_path(out)
+    if not pending.is_file() and out.is_file():  # a rerun after a complete (or obtain) that finished
+        state.out.result({"file": out, "pending": False}, message=f"nothing pending for {out}: it is written already")
+        return
     if not pending.is_file():
         raise CLIError(f"no certificate request pending for {out} ({pending} not found)")
     password = _p12_password(new=False)
