@@ -515,7 +515,7 @@ def test_a_revoke_through_the_wrong_endpoint_fails_its_operation(ksef: KSeF) -> 
     assert list(ksef.permissions.authorizations()) == []
 
 
-# --- review of ksef.permissions, second round (/work/review-permsdk) -------------------------------
+# --- review of ksef.permissions, second round ------------------------------------------------------
 
 
 def _generator(*names: str) -> Any:
