@@ -165,6 +165,19 @@ def validate_ksef_number(value: str, field: str = "ksef_number") -> str:
     return value
 
 
+# certificateSerialNumber, wherever the spec names one: "pattern": "^[0-9A-F]{16}$".
+CERTIFICATE_SERIAL_PATTERN = r"^[0-9A-F]{16}$"
+
+
+def validate_certificate_serial(value: str, field: str = "serial_number") -> str:
+    """A KSeF certificate's serial number as the spec writes it (16 hex digits, lower-case letters
+    upper-cased), or ``ValueError`` naming ``field``."""
+    text = value.upper() if isinstance(value, str) else value
+    if not isinstance(text, str) or re.fullmatch(CERTIFICATE_SERIAL_PATTERN, text) is None:
+        raise ValueError(f"{field}: {value!r} is not a KSeF certificate serial number (16 hex digits)")
+    return text
+
+
 def validate_reference_number(value: str, field: str = "reference_number") -> str:
     """Return a reference number or raise ``ValueError`` on its format (``YYYYMMDD-TT-10HEX-10HEX-CC``).
 

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, load_pem_private_key, pkcs12
 
 from ksef_client._durable import write_durably, write_durably_new
-from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, SERIAL_PATTERN, PendingCertificate
+from ksef_client.identifiers import validate_certificate_serial
+from ksef_client.resources.certificates import NAME_LENGTH, NAME_PATTERN, PendingCertificate
 from ksef_client.xades import PrivateKey
 
 # /2: the key as a key-only PKCS#12 (base64), encrypted as the .p12 is; /1 (read only): PKCS#8 PEM,
@@ -54,10 +55,12 @@ def check_name(name: str) -> str:
 
 
 def check_serial(serial: str) -> str:
-    """A serial number as the spec writes it (16 hex digits, upper-cased), or ``ValueError``."""
-    if re.fullmatch(SERIAL_PATTERN, serial.upper()) is None:
-        raise ValueError(f"SERIAL {serial!r}: a KSeF certificate serial number is 16 hex digits (ksef cert list)")
-    return serial.upper()
+    """A serial number as the spec writes it (16 hex digits, upper-cased), or ``ValueError`` that
+    names the argument and where serial numbers are listed."""
+    try:
+        return validate_certificate_serial(serial, "SERIAL")
+    except ValueError as error:
+        raise ValueError(f"{error} (ksef cert list)") from None
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ from ksef_client.errors import (
     KSeFError,
     ResponseFormatError,
 )
-from ksef_client.identifiers import validate_reference_number
+from ksef_client.identifiers import CERTIFICATE_SERIAL_PATTERN, validate_certificate_serial, validate_reference_number
 from ksef_client.pagination import AsyncPager, Pager
 from ksef_client.sending import not_taken
 from ksef_client.xades import PrivateKey, SigningCredentials
@@ -98,8 +98,7 @@ log = logging.getLogger("ksef_client")
 # "^[a-zA-Z0-9_\-\ ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$" (tests/resources/test_certificates.py compares them with the spec).
 NAME_LENGTH = (5, 100)
 NAME_PATTERN = r"^[a-zA-Z0-9_\-\ ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$"
-# certificateSerialNumber, wherever the spec names one: "pattern": "^[0-9A-F]{16}$".
-SERIAL_PATTERN = r"^[0-9A-F]{16}$"
+SERIAL_PATTERN = CERTIFICATE_SERIAL_PATTERN  # the spec's certificateSerialNumber pattern
 # RetrieveCertificatesRequest.certificateSerialNumbers: "minItems": 1, "maxItems": 10.
 MOST_RETRIEVED = 10
 # GET /certificates/enrollments/{referenceNumber} allows 30 reads a minute and 120 an hour
@@ -152,14 +151,6 @@ def _check_enum(value: str | None, enum: type[Any], field: str, *, required: boo
     if value not in allowed:
         raise ValueError(f"{field}: {value!r} is not one of {allowed}")
     return enum(value)
-
-
-def _check_serial(value: str, field: str = "serial_number") -> str:
-    """A serial number as the spec writes it (16 upper-case hex digits; lower-case letters are upper-cased)."""
-    text = value.upper() if isinstance(value, str) else value
-    if not isinstance(text, str) or re.fullmatch(SERIAL_PATTERN, text) is None:
-        raise ValueError(f"{field}: {value!r} is not a KSeF certificate serial number (16 hex digits)")
-    return text
 
 
 def _check_moment(value: dt.datetime | None, field: str) -> dt.datetime | None:
@@ -226,7 +217,7 @@ def wait_enrolled_flow(
 
 def _retrieve_flow(serial_numbers: Iterable[str]) -> Flow[list[RetrievedCertificate]]:
     serials = [
-        _check_serial(s, "serial_numbers")
+        validate_certificate_serial(s, "serial_numbers")
         for s in ([serial_numbers] if isinstance(serial_numbers, str) else serial_numbers)
     ]
     if not 1 <= len(serials) <= MOST_RETRIEVED:
@@ -255,7 +246,7 @@ def certificates_pages(
 ) -> PageFlow[int, CertificateListItem]:
     """The pages of ``POST /certificates/query`` (filters checked now, before any request)."""
     body = QueryCertificatesRequest(
-        certificate_serial_number=_check_serial(serial_number) if serial_number is not None else UNSET,
+        certificate_serial_number=validate_certificate_serial(serial_number) if serial_number is not None else UNSET,
         name=name if name is not None else UNSET,
         type_=_check_enum(certificate_type, KsefCertificateType, "certificate_type"),
         status=_check_enum(status, CertificateListItemStatus, "status"),
@@ -270,7 +261,7 @@ def _revoke_flow(serial_number: str, reason: str | None) -> Flow[None]:
     certificate's status (``POST /certificates/query`` by serial number): ``Revoked`` or
     ``Blocked`` is success; otherwise the failure is raised. A refusal of a repeat the client made
     after such an attempt (``uncertain_attempts``) is settled the same way."""
-    serial = _check_serial(serial_number)
+    serial = validate_certificate_serial(serial_number)
     reason_value = _check_enum(reason, CertificateRevocationReason, "reason")
     body = RevokeCertificateRequest(revocation_reason=reason_value)
     try:

@@ -46,7 +46,7 @@ from ksef_client._generated.api.testdata import (
     update_test_certificate,
 )
 from ksef_client._query_filters import checked_against
-from ksef_client.resources.certificates import _check_serial
+from ksef_client.identifiers import validate_certificate_serial
 from ksef_client.spec_version import pinned_schemas
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class TestData:
     def update_certificate(self, serial_number: str, body: Any) -> None:
         """``PUT /testdata/certificates/{serialNumber}``: change a KSeF certificate of the logged-in
         subject (``validTo``: its end of validity; "Tylko na środowiskach testowych")."""
-        self._send(UPDATE_CERTIFICATE, body, serial_number=_check_serial(serial_number))
+        self._send(UPDATE_CERTIFICATE, body, serial_number=validate_certificate_serial(serial_number))
 
 
 class AsyncTestData:
@@ -318,4 +318,4 @@ class AsyncTestData:
 
     async def update_certificate(self, serial_number: str, body: Any) -> None:
         """``PUT /testdata/certificates/{serialNumber}``; see :meth:`TestData.update_certificate`."""
-        await self._send(UPDATE_CERTIFICATE, body, serial_number=_check_serial(serial_number))
+        await self._send(UPDATE_CERTIFICATE, body, serial_number=validate_certificate_serial(serial_number))
