@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from ksef_client._retry import BUDGET, MAX_RETRY_AFTER, RetryBudget, parse_retry_after
+from ksef_client._retry import BUDGET, MAX_RETRY_AFTER, RetryBudget, never_sent, parse_retry_after
 from ksef_client.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    KSeFError,
     ResponseFormatError,
+    ThrottleWaitTooLongError,
     make_status_error,
 )
 
@@ -135,3 +137,17 @@ def parsed(response: Response[Any], expected: type[T]) -> T:
             f"HTTP {int(response.status_code)}: expected {expected.__name__}, got {type(response.parsed).__name__}"
         )
     return response.parsed
+
+
+def not_taken(error: KSeFError) -> bool:
+    """Whether KSeF cannot hold a request that failed with ``error`` at its only attempt: it
+    answered 4xx (a 429 included: refused unprocessed), the request never went out (no connection
+    made, or the call's deadline passed before it: ``_retry.never_sent``, the test the retry policy
+    uses too), or the client's own pacing held it back (``ThrottleWaitTooLongError``). Anything
+    else (a 5xx, a broken connection, a timeout waiting for the answer, a 2xx answer that cannot be
+    read or is too large) may come after KSeF stored it."""
+    if isinstance(error, APIStatusError):
+        return 400 <= error.status_code < 500  # HTTP's client errors
+    if isinstance(error, APIConnectionError):
+        return never_sent(error.__cause__)
+    return isinstance(error, ThrottleWaitTooLongError)

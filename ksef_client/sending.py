@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from lxml import etree
 
-from ksef_client._core import parsed
+from ksef_client._core import not_taken, parsed
 from ksef_client._flows import Call, Flow, Retry, Upload, all_items, arun, response_of, retry_after_of, run
 from ksef_client._generated.api.batch_session import close_batch_session, open_batch_session
 from ksef_client._generated.api.online_session import close_online_session, open_online_session, send_invoice
@@ -44,7 +44,7 @@ from ksef_client._generated.models import (
     SendInvoiceResponse,
     SessionStatusResponse,
 )
-from ksef_client._retry import RetryBudget, never_sent
+from ksef_client._retry import RetryBudget
 from ksef_client._threads import in_thread, on_loop
 from ksef_client._xml import parse
 from ksef_client.batch import (
@@ -62,12 +62,10 @@ from ksef_client.batch import (
 from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, SymmetricKey, encryption_for, sha256_b64
 from ksef_client.errors import (
     APIConnectionError,
-    APIStatusError,
     BadRequestError,
     InternalServerError,
     InvoiceRejectedError,
     KSeFError,
-    ThrottleWaitTooLongError,
 )
 from ksef_client.identifiers import is_valid_nip
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, session_outcomes
@@ -144,20 +142,6 @@ def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
     an earlier attempt may have reached KSeF and lost its answer, whatever the last one says.
     """
     return bool(budget.used) or not not_taken(error)
-
-
-def not_taken(error: KSeFError) -> bool:
-    """Whether KSeF cannot hold a request that failed with ``error`` at its only attempt: it
-    answered 4xx (a 429 included: refused unprocessed), the request never went out (no connection
-    made, or the call's deadline passed before it: ``_retry.never_sent``, the test the retry policy
-    uses too), or the client's own pacing held it back (``ThrottleWaitTooLongError``). Anything
-    else (a 5xx, a broken connection, a timeout waiting for the answer, a 2xx answer that cannot be
-    read or is too large) may come after KSeF stored it."""
-    if isinstance(error, APIStatusError):
-        return 400 <= error.status_code < 500  # HTTP's client errors
-    if isinstance(error, APIConnectionError):
-        return never_sent(error.__cause__)
-    return isinstance(error, ThrottleWaitTooLongError)
 
 
 UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ksef_client._core import parsed
+from ksef_client._core import not_taken, parsed
 from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_in_progress, response_of
 from ksef_client._generated.api.permissions import (
     get_attachment_permission_status,
@@ -75,7 +75,6 @@ from ksef_client.resources._permission_bodies import (
     plain,
     upper_fingerprint,
 )
-from ksef_client.sending import not_taken
 
 log = logging.getLogger("ksef_client")
 

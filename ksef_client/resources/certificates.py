@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ksef_client._core import parsed
+from ksef_client._core import not_taken, parsed
 from ksef_client._flows import (
     Call,
     Flow,
@@ -86,7 +86,6 @@ from ksef_client.errors import (
 )
 from ksef_client.identifiers import CERTIFICATE_SERIAL_PATTERN, validate_certificate_serial, validate_reference_number
 from ksef_client.pagination import AsyncPager, Pager
-from ksef_client.sending import not_taken
 from ksef_client.xades import PrivateKey, SigningCredentials
 
 if TYPE_CHECKING:
