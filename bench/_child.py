@@ -39,6 +39,13 @@ def invoices(template: bytes, prefix: str, count: int) -> list[bytes]:
     return [template.replace(b"FV/000000", f"{prefix}/{i:06d}".encode()) for i in range(count)]
 
 
+def warm_count(count: int) -> int:
+    """The untimed batch before the timed ones: as large as the emulator's threshold for its worker
+    processes (``ksef_client.mock.workers.DEFAULT_THRESHOLD``) when the timed batches pass it, so
+    they start before any timed batch, whichever SDK runs; else small."""
+    return 500 if count >= 500 else 10
+
+
 def main(rows: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> int:
     """``child.py ROW ARGS.json``: run one row, print its figures as JSON."""
     row, args = sys.argv[1], json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))

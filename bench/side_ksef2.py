@@ -16,11 +16,24 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "peers")]
 
 import httpx  # noqa: E402
-from _child import invoices, main, peak_rss_mb, timed  # noqa: E402
+import ksef2  # noqa: E402
+from _child import invoices, main, peak_rss_mb, timed, warm_count  # noqa: E402
 from drive_ksef2 import LoopbackTransport  # noqa: E402
 from ksef2 import Client, Environment, FormSchema, TransportConfig  # noqa: E402
+from lxml import etree  # noqa: E402
 
 INTERVAL = 0.1  # status polling, the same for both SDKs
+# The FA(3) XSD that ksef2 ships (its invoice builder validates against it): what its user has at
+# hand to check invoices before sending, as ksef-client does by default.
+FA3_XSD = Path(ksef2.__file__).parent / "_infra" / "schema" / "fa3" / "definitions" / "schemat.xsd"
+
+
+def checker() -> Any:
+    """A check of one invoice against the FA(3) XSD as a ksef2 user writes it: lxml's parse and
+    libxml2's validation (``DocumentInvalid`` on fault), the schema compiled once, untimed."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    schema = etree.XMLSchema(etree.parse(str(FA3_XSD), parser))
+    return lambda document: schema.assertValid(etree.fromstring(document, parser))
 
 
 def login(args: dict[str, Any]) -> Any:
@@ -34,10 +47,12 @@ def session(args: dict[str, Any]) -> dict[str, Any]:
     has no parser for it)."""
     auth = login(args)
     out: dict[str, Any] = {}
-    warm = _batch(auth, invoices(Path(args["template"]).read_bytes(), "WARM", 10), {})
+    warm = _batch(auth, invoices(Path(args["template"]).read_bytes(), "WARM", warm_count(args["count"])), {})
     _numbers(warm)
     warm.download_upo()
     batch = _batch(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2", args["count"]), out)
+    # The same work as ksef-client's default: every invoice checked against the XSD first.
+    _batch(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2V", args["count"]), out, checker())
     out["batch_peak_rss_mb"] = peak_rss_mb()
     with timed(out, "list"):
         numbers = _numbers(batch)
@@ -49,8 +64,11 @@ def session(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _batch(auth: Any, xml: list[bytes], out: dict[str, Any]) -> Any:
-    with timed(out, "batch"):
+def _batch(auth: Any, xml: list[bytes], out: dict[str, Any], check: Any = None) -> Any:
+    with timed(out, "batch" if check is None else "batch_checked"):
+        if check is not None:
+            for document in xml:
+                check(document)
         batch = auth.batch.submit(xml)
         batch.wait(timeout=600, poll_interval=INTERVAL)
     return batch
@@ -71,13 +89,17 @@ def online(args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _online(auth, invoices(Path(args["template"]).read_bytes(), "WARMON", 2), {})
     _online(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2ON", args["count"]), out)
+    # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
+    _online(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2OV", args["count"]), out, checker())
     return out
 
 
-def _online(auth: Any, xml: list[bytes], out: dict[str, Any]) -> None:
-    with timed(out, "online"):
+def _online(auth: Any, xml: list[bytes], out: dict[str, Any], check: Any = None) -> None:
+    with timed(out, "online" if check is None else "online_checked"):
         with auth.online_session(form_code=FormSchema.FA3) as opened:
             for document in xml:
+                if check is not None:
+                    check(document)
                 opened.send_invoice(document)
         opened.wait(timeout=600, poll_interval=INTERVAL)
 

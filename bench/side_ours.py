@@ -11,7 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _child import invoices, main, peak_rss_mb, timed
+from _child import invoices, main, peak_rss_mb, timed, warm_count
 from lxml import etree
 
 from ksef_client import KSeF
@@ -35,19 +35,22 @@ def _batch(ksef: KSeF, xml: list[bytes], out: dict[str, Any], *, validate: bool 
 
 
 def session(args: dict[str, Any]) -> dict[str, Any]:
-    """A batch of N invoices end to end (build, encrypt, upload, close, processed), then every KSeF
-    number of the session listed, and the session UPO downloaded, checked and parsed (ksef2 hands
-    out its bytes). A batch of 10 first, untimed: the steady state (start-up is a row of its own)."""
+    """A batch of N invoices end to end (build, encrypt, upload, close, processed) as ksef2 sends
+    it (no XSD check), then the same with the check (the default), then every KSeF number of the
+    session listed, and the session UPO downloaded, checked and parsed (ksef2 hands out its bytes).
+    A batch first, untimed: the steady state (start-up is a row of its own), and large enough to
+    start the emulator's worker processes (``WARM``), so that no timed batch waits for them."""
     out: dict[str, Any] = {}
+    template = Path(args["template"]).read_bytes()
     with client(args) as ksef:
-        warm = _batch(ksef, invoices(Path(args["template"]).read_bytes(), "WARM", 10), {})
+        warm = _batch(ksef, invoices(template, "WARM", warm_count(args["count"])), {})
         list(ksef.sessions.invoices(warm))
         ksef.upo.get_session_upo(warm)
-        ref = _batch(ksef, invoices(Path(args["template"]).read_bytes(), "OURS", args["count"]), out)
+        # The same order as ksef2's child: without the check first, then with it.
+        _batch(ksef, invoices(template, "OURSNV", args["count"]), out, validate=False)
+        ref = _batch(ksef, invoices(template, "OURS", args["count"]), out)
         out["batch_peak_rss_mb"] = peak_rss_mb()
-        # Like for like with ksef2, which sends invoices as given: no XSD check before sending.
-        _batch(ksef, invoices(Path(args["template"]).read_bytes(), "OURSNV", args["count"]), out, validate=False)
-        _xsd_floor(invoices(Path(args["template"]).read_bytes(), "FLOOR", args["count"]), out)
+        _xsd_floor(invoices(template, "FLOOR", args["count"]), out)
         with timed(out, "list"):
             numbers = [item.ksef_number for item in ksef.sessions.invoices(ref, page_size=1000)]
         assert len(numbers) == args["count"] and all(numbers), len(numbers)
@@ -77,9 +80,9 @@ def online(args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with client(args) as ksef:
         _online(ksef, invoices(Path(args["template"]).read_bytes(), "WARMON", 2), {})
-        _online(ksef, invoices(Path(args["template"]).read_bytes(), "OURSON", args["count"]), out)
-        # Like for like with ksef2, which sends invoices as given: no XSD check before sending.
+        # The same order as ksef2's child: without the check first (as ksef2 sends), then with it.
         _online(ksef, invoices(Path(args["template"]).read_bytes(), "OURSNV", args["count"]), out, validate=False)
+        _online(ksef, invoices(Path(args["template"]).read_bytes(), "OURSON", args["count"]), out)
     return out
 
 
