@@ -8,13 +8,15 @@
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
 Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``advance``,
-``Party``, ``ThirdParty``, ``CorrectedInvoice``), ``totals`` (``Line`` and the rounding rules). The typed classes
-themselves are generated from the official XSDs into ``ksef_client._invoice_models`` (FA(3),
-FA(2), FA_RR(1), UPO v4-3); this package is the hand-written layer on top. Importing it loads the
-FA(3) classes (a few hundred milliseconds); ``import ksef_client`` does not.
+``Party``, ``Contact``, ``ThirdParty``, ``CorrectedInvoice``), ``totals`` (``Line`` and the
+rounding rules). The typed classes themselves are generated from the official XSDs into
+``ksef_client._invoice_models`` (FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the
+hand-written layer on top. Importing it loads the FA(3) classes (a few hundred milliseconds);
+``import ksef_client`` does not.
 """
 
 from ksef_client.invoice.builders import (
+    Contact,
     CorrectedInvoice,
     Party,
     ThirdParty,
@@ -28,6 +30,7 @@ from ksef_client.invoice.totals import RATES, Line, Totals, round_amount
 
 __all__ = [
     "RATES",
+    "Contact",
     "CorrectedInvoice",
     "Invoice",
     "Line",

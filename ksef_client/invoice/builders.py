@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from enum import IntEnum
 from typing import TypeVar
@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from ksef_client._invoice_models import fa3
-from ksef_client.identifiers import validate_ksef_number, validate_nip
+from ksef_client.identifiers import is_valid_nip, validate_ksef_number, validate_nip
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.totals import (
     Line,
@@ -63,20 +63,65 @@ _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
 _EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
+# TNIPIdWew (IDWew, FA(3) XSD): "[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", a NIP, "-" and 5 digits;
+# ASCII digits, as Party.nip takes them (identifiers.validate_nip).
+_INTERNAL_ID = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", re.ASCII)
+# TAdresEmail (ElementarneTypyDanych, etd): an xsd:token of 3..255 characters, pattern "(.)+@(.)+".
+# The XSD's "." is any character but a line break, and a collapsed token has none.
+_EMAIL = re.compile(r".+@.+")
+_MAX_CONTACTS = 3  # DaneKontaktowe maxOccurs="3" in Podmiot1, Podmiot2 and Podmiot3
 
 
 _Ids = TypeVar("_Ids", fa3.Tpodmiot2, fa3.Tpodmiot3)
 
 
 @dataclass(frozen=True)
+class Contact:
+    """A party's contact details (FA(3) ``DaneKontaktowe``): an e-mail address (``Email``), a phone
+    number (``Telefon``), or both; the schema makes each optional.
+
+    ``email`` is ``TAdresEmail``: 3..255 characters with an ``@`` that has a character before and
+    after it. ``phone`` is ``TNumerTelefonu``: 1..16 characters, in any form (``"+48 123 456 789"``
+    is 15). Both are ``xsd:token``: whitespace runs count, and are kept, as one space.
+    """
+
+    email: str | None = None
+    phone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.email is not None:
+            email = checked_text(self.email, "contact email", 255)
+            if len(email) < 3 or not _EMAIL.fullmatch(email):
+                raise ValueError(
+                    f"contact email: {self.email!r} is not an e-mail address (FA(3) TAdresEmail: 3..255 characters "
+                    "with an '@' that has a character before and after it)"
+                )
+            object.__setattr__(self, "email", email)
+        if self.phone is not None:
+            object.__setattr__(self, "phone", checked_text(self.phone, "contact phone", 16))
+
+
+@dataclass(frozen=True)
 class Party:
-    """Seller or buyer: name, address line(s), country and at most one tax identifier.
+    """Seller, buyer or third party: name, address line(s), country, at most one identifier, and
+    optionally contact details and a customer number.
 
     ``nip`` (Polish NIP, checked), ``eu_vat`` (an EU VAT number with its country prefix, e.g.
     ``"DE123456789"``: ``KodUE`` + ``NrVatUE``) or ``tax_id`` (any other country's identifier,
     ``KodKraju`` = ``country`` + ``NrID``). A buyer with none of them gets ``BrakID``; the seller
     needs a NIP. With ``eu_vat`` and ``country`` left at ``"PL"``, the address's country is the VAT
     number's (``EL`` -> ``GR``, ``XI`` -> ``GB``): a German buyer's address is in Germany.
+
+    Keyword-only:
+
+    - ``internal_id``: an internal identifier (``IDWew``: the NIP, ``-`` and 5 digits, e.g.
+      ``"5265877635-00001"``; the NIP's check digit is checked, as ``nip``'s is), which names a
+      company's internal unit (a branch) and only a third party (``ThirdParty``): FA(3) has it in
+      ``Podmiot3`` alone, so a seller or buyer with one is refused by the builders.
+    - ``contacts``: up to 3 ``Contact`` (``DaneKontaktowe``, each an e-mail address and/or a phone
+      number), of the seller, the buyer or a third party.
+    - ``customer_number``: the number the buyer or a third party is known by in the contract or
+      order (``NrKlienta``, 1..256 characters); the seller (``Podmiot1``) has none.
     """
 
     name: str
@@ -86,6 +131,10 @@ class Party:
     tax_id: str | None = None
     country: str = "PL"
     address2: str | None = None
+    _: KW_ONLY
+    internal_id: str | None = None
+    contacts: Sequence[Contact] = ()
+    customer_number: str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.name, "party name", 512)
@@ -94,10 +143,26 @@ class Party:
             checked_text(self.address2, "party address2", 512)
         if self.country not in _COUNTRIES:
             raise ValueError(f"party country: {self.country!r} is not an ISO 3166 code of the schema")
-        if sum(x is not None for x in (self.nip, self.eu_vat, self.tax_id)) > 1:
-            raise ValueError("party: give at most one of nip, eu_vat, tax_id")
+        if sum(x is not None for x in (self.nip, self.eu_vat, self.tax_id, self.internal_id)) > 1:
+            raise ValueError("party: give at most one of nip, eu_vat, tax_id, internal_id")
         if self.nip is not None:
             validate_nip(self.nip, "party nip")
+        if self.internal_id is not None:
+            object.__setattr__(self, "internal_id", _internal_id(self.internal_id))
+        contacts = self.contacts
+        if (
+            not isinstance(contacts, Sequence)
+            or isinstance(contacts, str)
+            or not all(isinstance(c, Contact) for c in contacts)
+        ):
+            raise ValueError("party contacts: expected a sequence of Contact objects (at most 3)")
+        object.__setattr__(self, "contacts", tuple(self.contacts))
+        if len(self.contacts) > _MAX_CONTACTS:
+            raise ValueError(f"party contacts: at most {_MAX_CONTACTS} (DaneKontaktowe), got {len(self.contacts)}")
+        if self.customer_number is not None:
+            object.__setattr__(
+                self, "customer_number", checked_text(self.customer_number, "party customer_number", 256)
+            )
         if self.eu_vat is not None and (self.eu_vat[:2] not in _EU or not _EU_VAT_NUMBER.fullmatch(self.eu_vat[2:])):
             raise ValueError(
                 f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
@@ -112,15 +177,19 @@ class Party:
         return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)
 
     def _as_seller(self) -> fa3.Faktura.Podmiot1:
-        if self.nip is None:
-            raise ValueError("seller: a NIP is required (Podmiot1 is identified by NIP)")
         return fa3.Faktura.Podmiot1(
-            dane_identyfikacyjne=fa3.Tpodmiot1(nip=self.nip, nazwa=self.name), adres=self._address()
+            dane_identyfikacyjne=fa3.Tpodmiot1(nip=_seller_nip(self), nazwa=self.name),
+            adres=self._address(),
+            dane_kontaktowe=[
+                fa3.Faktura.Podmiot1.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.contacts
+            ],
         )
 
     def _ids(self, ids: _Ids) -> _Ids:
         if self.nip is not None:
             ids.nip = self.nip
+        elif self.internal_id is not None and isinstance(ids, fa3.Tpodmiot3):
+            ids.idwew = self.internal_id
         elif self.eu_vat is not None:
             ids.kod_ue, ids.nr_vat_ue = fa3.TkodyKrajowUe(self.eu_vat[:2]), self.eu_vat[2:]
         elif self.tax_id is not None:
@@ -132,11 +201,56 @@ class Party:
     def _as_buyer(self, *, jst: bool = False, gv: bool = False) -> fa3.Faktura.Podmiot2:
         # JST / GV: whether the invoice concerns a local-government subunit / a VAT-group member,
         # each then named in Podmiot3 (roles 8 and 10; ThirdParty).
+        _check_buyer(self)
         return fa3.Faktura.Podmiot2(
             dane_identyfikacyjne=self._ids(fa3.Tpodmiot2(nazwa=self.name)),
             adres=self._address(),
+            dane_kontaktowe=[
+                fa3.Faktura.Podmiot2.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.contacts
+            ],
+            nr_klienta=self.customer_number,
             jst=fa3.Podmiot2Jst.VALUE_1 if jst else fa3.Podmiot2Jst.VALUE_2,
             gv=fa3.Podmiot2Gv.VALUE_1 if gv else fa3.Podmiot2Gv.VALUE_2,
+        )
+
+
+def _internal_id(value: object) -> str:
+    """An ``IDWew`` checked: ``TNIPIdWew``'s pattern (an ``xsd:token``: whitespace collapsed) and
+    the check digit of the NIP it starts with, as ``Party.nip``'s (KSeF's production environment
+    checks it too: "Sprawdzenie sumy kontrolnej NIP w identyfikatorze wewnętrznym (InternalId) dla
+    Podmiot3", faktury/weryfikacja-faktury.md)."""
+    text = collapsed(value) if isinstance(value, str) else None
+    if text is None or not _INTERNAL_ID.fullmatch(text):
+        raise ValueError(
+            f"party internal_id: {value!r} is not an internal identifier (IDWew: a NIP, '-' and 5 digits, "
+            "e.g. 5265877635-00001)"
+        )
+    if not is_valid_nip(text[:10]):
+        raise ValueError(f"party internal_id: {value!r} holds a NIP ({text[:10]}) with a wrong check digit")
+    return text
+
+
+def _seller_nip(seller: Party) -> str:
+    """The seller's NIP; ``ValueError`` naming what ``Podmiot1`` cannot have (an ``IDWew``, a
+    ``NrKlienta``) or lacks (a NIP)."""
+    if seller.internal_id is not None:
+        raise ValueError(
+            "seller: internal_id (IDWew) names only a third party (FA(3) has it in Podmiot3 alone); the seller "
+            "(Podmiot1) is identified by its NIP"
+        )
+    if seller.nip is None:
+        raise ValueError("seller: a NIP is required (Podmiot1 is identified by NIP)")
+    if seller.customer_number is not None:
+        raise ValueError("seller: customer_number (NrKlienta) is the buyer's or a third party's; Podmiot1 has none")
+    return seller.nip
+
+
+def _check_buyer(buyer: Party) -> None:
+    """``ValueError`` for what ``Podmiot2`` cannot have: an ``IDWew``."""
+    if buyer.internal_id is not None:
+        raise ValueError(
+            "buyer: internal_id (IDWew) names only a third party (FA(3) has it in Podmiot3 alone, not in Podmiot2): "
+            "give the buyer's own identifier, and name its unit as a ThirdParty (e.g. ThirdPartyRole.RECIPIENT)"
         )
 
 
@@ -169,9 +283,10 @@ class ThirdParty:
     ``role`` is a ``ThirdPartyRole`` (or its number, 1..11), or a text describing another role
     (``RolaInna`` with ``OpisRoli``). ``share``: an additional buyer's (``ADDITIONAL_BUYER``)
     percentage (``Udzial``, 0..100, 2 decimals). A ``JST_RECIPIENT`` (a local-government subunit:
-    a school, an office) or a ``VAT_GROUP_RECIPIENT`` needs a NIP, and marks the buyer ``JST`` /
-    ``GV`` "1" (the XSD: the invoice "dotyczy jednostki podrzędnej JST" / "członka grupy VAT").
-    A third party identified by an internal identifier (``IDWew``) is set on ``Invoice.model``.
+    a school, an office) or a ``VAT_GROUP_RECIPIENT`` needs a NIP or an internal identifier
+    (``Party(..., internal_id=...)``, ``IDWew``), and marks the buyer ``JST`` / ``GV`` "1" (the XSD:
+    the invoice "dotyczy jednostki podrzędnej JST" / "członka grupy VAT"; "podać NIP lub ID-Wew").
+    The party's ``contacts`` and ``customer_number`` go to ``DaneKontaktowe`` and ``NrKlienta``.
     """
 
     party: Party
@@ -188,10 +303,10 @@ class ThirdParty:
         else:
             raise ValueError(f"third party role: {self.role!r} is not a ThirdPartyRole (1..11) or a description")
         flag = _FLAGGING_ROLES.get(self.role) if isinstance(self.role, ThirdPartyRole) else None
-        if flag is not None and self.party.nip is None:
+        if flag is not None and self.party.nip is None and self.party.internal_id is None:
             raise ValueError(
-                f'third party: the {flag} recipient (role {int(self.role)}) is named by its NIP (FA(3): "podać NIP '
-                'lub ID-Wew"); one with an IDWew is set on Invoice.model'
+                f"third party: the {flag} recipient (role {int(self.role)}) is named by its NIP or its internal_id "
+                '(IDWew; FA(3): "podać NIP lub ID-Wew")'
             )
         if self.share is not None:
             if self.role != ThirdPartyRole.ADDITIONAL_BUYER:
@@ -205,7 +320,11 @@ class ThirdParty:
         third = fa3.Faktura.Podmiot3(
             dane_identyfikacyjne=self.party._ids(fa3.Tpodmiot3(nazwa=self.party.name)),
             adres=self.party._address(),
+            dane_kontaktowe=[
+                fa3.Faktura.Podmiot3.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.party.contacts
+            ],
             udzial=Decimal(self.share) if self.share is not None else None,
+            nr_klienta=self.party.customer_number,
         )
         if isinstance(self.role, str):
             third.rola_inna, third.opis_roli = _YES, collapsed(self.role)
@@ -374,8 +493,8 @@ def _common(
     _issue_date(issue_date, allow_future_issue_date)
     if not isinstance(seller, Party) or not isinstance(buyer, Party):
         raise ValueError("seller, buyer: expected Party objects")
-    if seller.nip is None:
-        raise ValueError("seller: a NIP is required (Podmiot1 is identified by NIP)")
+    _seller_nip(seller)
+    _check_buyer(buyer)
     if currency not in _CURRENCIES:
         raise ValueError(f"currency: {currency!r} is not an ISO 4217 code of the schema")
     if not all(isinstance(line, Line) for line in lines):

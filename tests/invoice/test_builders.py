@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ksef_client.invoice import (
+    Contact,
     CorrectedInvoice,
     Invoice,
     Line,
@@ -407,3 +408,131 @@ def test_split_payment_and_third_parties_are_builder_options() -> None:
 def test_third_parties_and_split_payment_are_checked(build: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# A company's branch, by its internal identifier (FA(3) TNIPIdWew: the NIP, "-" and 5 digits).
+BRANCH_ID = "5265877635-00001"
+
+
+def _built_with(kind: str, seller: Party, buyer: Party, third_parties: list[ThirdParty]) -> Invoice:
+    parties: dict[str, Any] = {"number": "X/1", "issue_date": dt.date(2026, 3, 2), "seller": seller, "buyer": buyer,
+                               "third_parties": third_parties}  # fmt: skip
+    if kind == "vat":
+        return vat_invoice(lines=[LINE], **parties)
+    if kind == "correction":
+        return correction(corrected=CorrectedInvoice.of(_vat()), before=[LINE], after=[], **parties)
+    return advance(order=[LINE], received="10.00", **parties)
+
+
+@pytest.mark.parametrize("kind", BUILT_ON)
+def test_contacts_customer_numbers_and_an_internal_id_are_written_where_fa3_has_them(kind: str) -> None:
+    # FA(3) XSD: DaneKontaktowe (Email, Telefon; maxOccurs 3) in Podmiot1, Podmiot2 and Podmiot3;
+    # NrKlienta in Podmiot2 and Podmiot3; IDWew ("Identyfikator wewnętrzny z NIP") in Podmiot3's
+    # DaneIdentyfikacyjne. The builders had no way to write any of them (Invoice.model only).
+    seller = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635",
+                   contacts=[Contact(email="faktury@acme.pl", phone="+48 22 123 45 67")])  # fmt: skip
+    buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", customer_number="KL/0042",
+                  contacts=[Contact(email="ksiegowosc@nabywca.pl"), Contact(phone="+48 12 000 00 00"),
+                            Contact(email="zarzad@nabywca.pl", phone="600100200")])  # fmt: skip
+    branch = Party("ACME Oddział Kraków", "ul. Długa 3, Kraków", internal_id=BRANCH_ID, customer_number="ODD-7",
+                   contacts=[Contact(email="krakow@acme.pl")])  # fmt: skip
+    invoice = _built_with(kind, seller, buyer, [ThirdParty(branch, ThirdPartyRole.RECIPIENT)])
+    xml = invoice.to_xml()
+    validate_invoice(xml)
+    assert (
+        b"</Adres><DaneKontaktowe><Email>faktury@acme.pl</Email><Telefon>+48 22 123 45 67</Telefon></DaneKontaktowe>"
+        b"</Podmiot1>"
+    ) in xml
+    assert (
+        b"<DaneKontaktowe><Email>ksiegowosc@nabywca.pl</Email></DaneKontaktowe><DaneKontaktowe><Telefon>+48 12 000 00 "
+        b"00</Telefon></DaneKontaktowe><DaneKontaktowe><Email>zarzad@nabywca.pl</Email><Telefon>600100200</Telefon>"
+        b"</DaneKontaktowe><NrKlienta>KL/0042</NrKlienta><JST>2</JST>"
+    ) in xml
+    assert (
+        f"<Podmiot3><DaneIdentyfikacyjne><IDWew>{BRANCH_ID}</IDWew><Nazwa>ACME Oddział Kraków</Nazwa>"
+        "</DaneIdentyfikacyjne><Adres><KodKraju>PL</KodKraju><AdresL1>ul. Długa 3, Kraków</AdresL1></Adres>"
+        "<DaneKontaktowe><Email>krakow@acme.pl</Email></DaneKontaktowe><Rola>2</Rola><NrKlienta>ODD-7</NrKlienta>"
+        "</Podmiot3>"
+    ).encode() in xml
+    read = Invoice.from_xml(xml)  # the parser keeps every value
+    assert read == invoice
+    model = read.model
+    assert [(c.email, c.telefon) for c in model.podmiot1.dane_kontaktowe] == [("faktury@acme.pl", "+48 22 123 45 67")]
+    assert [(c.email, c.telefon) for c in model.podmiot2.dane_kontaktowe] == [
+        ("ksiegowosc@nabywca.pl", None), (None, "+48 12 000 00 00"), ("zarzad@nabywca.pl", "600100200")]  # fmt: skip
+    assert model.podmiot2.nr_klienta == "KL/0042"
+    third = model.podmiot3[0]
+    assert (third.dane_identyfikacyjne.idwew, third.dane_identyfikacyjne.nip, third.nr_klienta) == (
+        BRANCH_ID, None, "ODD-7")  # fmt: skip
+    assert [(c.email, c.telefon) for c in third.dane_kontaktowe] == [("krakow@acme.pl", None)]
+
+
+def test_a_jst_or_vat_group_recipient_may_be_named_by_its_internal_id() -> None:
+    # FA(3) XSD, Podmiot2/JST and GV: "należy wypełnić sekcję Podmiot3, w szczególności podać NIP
+    # lub ID-Wew i określić rolę jako 8" (10): a recipient without a NIP was refused, "set on
+    # Invoice.model".
+    school = Party("Szkoła Podstawowa nr 1", "ul. Szkolna 1, Kraków", internal_id=" 5265877635-00003 ")
+    assert school.internal_id == "5265877635-00003"  # an xsd:token: collapsed, as the schema reads it
+    for role, flags in ((ThirdPartyRole.JST_RECIPIENT, b"<JST>1</JST><GV>2</GV>"),
+                        (ThirdPartyRole.VAT_GROUP_RECIPIENT, b"<JST>2</JST><GV>1</GV>")):  # fmt: skip
+        xml = _vat(third_parties=[ThirdParty(school, role)]).to_xml()
+        validate_invoice(xml)
+        assert flags in xml and b"<IDWew>5265877635-00003</IDWew>" in xml
+    with pytest.raises(ValueError, match=r"the GV recipient \(role 10\) is named by its NIP or its internal_id"):
+        ThirdParty(Party("Członek", "Kraków", eu_vat="DE811569869"), ThirdPartyRole.VAT_GROUP_RECIPIENT)
+
+
+def test_contact_values_are_counted_and_kept_as_the_schema_s_tokens() -> None:
+    # TNumerTelefonu: TZnakowy (xsd:token) of at most 16 characters, counted collapsed.
+    assert Contact(phone="  +48\t22  123 45 67\n") == Contact(phone="+48 22 123 45 67")
+    assert Contact(email=" a@b ").email == "a@b" and Contact(email="a" * 250 + "@b.pl").email
+    assert Contact(phone="+48 22 123 45 67").phone == "+48 22 123 45 67"  # 16, the most
+    assert Party("A", "B", customer_number="  K  1 ").customer_number == "K 1"
+    assert Party("A", "B", contacts=[Contact(phone="1")] * 3).contacts == (Contact(phone="1"),) * 3
+    assert hash(Party("A", "B", contacts=[Contact(email="a@b")]))  # frozen: the list is kept as a tuple
+    # Both are optional in the schema, so an empty DaneKontaktowe is valid.
+    validate_invoice(_vat(buyer=Party("Nabywca", "Kraków", contacts=[Contact()])).to_xml())
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # TAdresEmail: an xsd:token of 3..255 characters, pattern "(.)+@(.)+".
+        (lambda: Contact(email="ab"), r"contact email: 'ab' is not an e-mail address"),
+        (lambda: Contact(email="a@"), r"contact email: 'a@' is not an e-mail address"),
+        (lambda: Contact(email="@pl"), r"contact email: '@pl' is not an e-mail address"),
+        (lambda: Contact(email="a" * 251 + "@b.pl"), r"contact email: 1\.\.255 characters"),
+        (lambda: Contact(email=" "), r"contact email: 1\.\.255 characters"),
+        (lambda: Contact(email="a\x7f@b.pl"), r"contact email: character U\+007F"),
+        (lambda: Contact(email=7), r"contact email"),  # type: ignore[arg-type]
+        # TNumerTelefonu: 1..16 characters.
+        (lambda: Contact(phone="+48 22 123 45 678"), r"contact phone: 1\.\.16 characters"),
+        (lambda: Contact(phone=""), r"contact phone: 1\.\.16 characters"),
+        # DaneKontaktowe: maxOccurs 3.
+        (lambda: Party("A", "B", contacts=[Contact(phone="1")] * 4), r"party contacts: at most 3 \(DaneKontaktowe\)"),
+        (lambda: Party("A", "B", contacts=Contact(phone="1")), r"party contacts: expected a sequence of Contact"),  # type: ignore[arg-type]
+        (lambda: Party("A", "B", contacts=["a@b.pl"]), r"party contacts: expected a sequence of Contact"),  # type: ignore[list-item]
+        (lambda: Party("A", "B", contacts="a@b.pl"), r"party contacts: expected a sequence of Contact"),  # type: ignore[arg-type]
+        # NrKlienta: TZnakowy, 1..256.
+        (lambda: Party("A", "B", customer_number=" "), r"party customer_number: 1\.\.256"),
+        (lambda: Party("A", "B", customer_number="K" * 257), r"party customer_number: 1\.\.256"),
+        # TNIPIdWew: "[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}"; the NIP's check digit as Party.nip's.
+        (lambda: Party("A", "B", internal_id="5265877635-0001"), r"party internal_id: '5265877635-0001' is not an"),
+        (lambda: Party("A", "B", internal_id="5265877635/00001"), r"party internal_id: .* is not an internal"),
+        (lambda: Party("A", "B", internal_id="0265877635-00001"), r"party internal_id: .* is not an internal"),
+        (lambda: Party("A", "B", internal_id="5265877635-0000\u0661"), r"party internal_id: .* is not an internal"),
+        (lambda: Party("A", "B", internal_id=5265877635), r"party internal_id: 5265877635 is not an"),  # type: ignore[arg-type]
+        (lambda: Party("A", "B", internal_id="5265877636-00001"),
+         r"party internal_id: '5265877636-00001' holds a NIP \(5265877636\) with a wrong check digit"),
+        (lambda: Party("A", "B", nip="5265877635", internal_id=BRANCH_ID), "at most one of nip, .*, internal_id"),
+        # IDWew is in Podmiot3 alone; NrKlienta is not in Podmiot1.
+        (lambda: _vat(seller=Party("A", "B", internal_id=BRANCH_ID)), r"seller: internal_id \(IDWew\) names only"),
+        (lambda: _vat(buyer=Party("A", "B", internal_id=BRANCH_ID)), r"buyer: internal_id \(IDWew\) names only"),
+        (lambda: _vat(seller=Party("A", "B", nip="5265877635", customer_number="K1")),
+         r"seller: customer_number \(NrKlienta\) is the buyer's or a third party's"),
+    ],
+)  # fmt: skip
+def test_contacts_customer_numbers_and_internal_ids_are_checked_by_name(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        build()
+    assert type(raised.value) is ValueError

@@ -10,9 +10,10 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import InvoiceRejectedError, InvoiceSchemaError
-from ksef_client.invoice import Invoice, Line, Party, vat_invoice
+from ksef_client.invoice import Contact, Invoice, Line, Party, ThirdParty, ThirdPartyRole, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.mock.state.core import Context
 from ksef_client.testing import WARSAW, sample_invoice
 from ksef_client.upo import sha256_b64
 from tests.conftest import NIP
@@ -47,6 +48,38 @@ async def test_async_send_an_invoice_object(ksef_server: ThreadedServer, backend
         async with client.online_session() as session:
             await session.send(_invoice("OBJ/A/1"))
         assert (await client.sessions.wait(session.reference_number)).successful_invoice_count == 1
+
+
+def test_an_invoice_naming_a_branch_by_its_internal_id_reaches_the_branch(
+    ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime
+) -> None:
+    # A third party named by its IDWew (Party(internal_id=...)), with contact details and a
+    # customer number: sent from the company's context, the branch (its InternalId context) finds
+    # it as Subject3 and downloads it with every value kept.
+    branch_id = f"{NIP}-00001"
+    branch = Party("ACME Oddział Kraków", "ul. Długa 3, Kraków", internal_id=branch_id, customer_number="ODD-7",
+                   contacts=[Contact(email="krakow@acme.pl", phone="+48 12 345 67 89")])  # fmt: skip
+    buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", customer_number="KL/0042",
+                  contacts=[Contact(email="ksiegowosc@nabywca.pl")])  # fmt: skip
+    invoice = vat_invoice(number="BR/OBJ/1", issue_date=dt.datetime.now(WARSAW).date(), seller=SELLER, buyer=buyer,
+                          lines=[Line("Usługa", 1, "100", "23")],
+                          third_parties=[ThirdParty(branch, ThirdPartyRole.RECIPIENT)])  # fmt: skip
+    with ksef.online_session() as session:
+        session.send(invoice)
+    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
+    (ksef_number,) = session.ksef_numbers()
+    token = backend.mint_access_token(context=Context("InternalId", branch_id))
+    with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep,
+              clock=fake_time.clock) as of_branch:  # fmt: skip
+        found = of_branch.invoices.query("Subject3", date_from=dt.datetime.now(WARSAW).date())
+        assert [record.ksef_number for record in found] == [ksef_number]
+        received = Invoice.from_xml(of_branch.invoices.get(ksef_number))
+    assert received == invoice
+    third = received.model.podmiot3[0]
+    assert (third.dane_identyfikacyjne.idwew, third.nr_klienta, third.dane_kontaktowe[0].telefon) == (
+        branch_id, "ODD-7", "+48 12 345 67 89")  # fmt: skip
+    assert (received.model.podmiot2.nr_klienta, received.model.podmiot2.dane_kontaktowe[0].email) == (
+        "KL/0042", "ksiegowosc@nabywca.pl")  # fmt: skip
 
 
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
