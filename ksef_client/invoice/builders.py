@@ -78,7 +78,7 @@ _Ids = TypeVar("_Ids", fa3.Tpodmiot2, fa3.Tpodmiot3)
 @dataclass(frozen=True)
 class Contact:
     """A party's contact details (FA(3) ``DaneKontaktowe``): an e-mail address (``Email``), a phone
-    number (``Telefon``), or both; the schema makes each optional.
+    number (``Telefon``), or both (the schema makes each optional; a contact with neither is refused).
 
     ``email`` is ``TAdresEmail``: 3..255 characters with an ``@`` that has a character before and
     after it. ``phone`` is ``TNumerTelefonu``: 1..16 characters, in any form (``"+48 123 456 789"``
@@ -89,6 +89,9 @@ class Contact:
     phone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.email is None and self.phone is None:
+            # The XSD lets DaneKontaktowe be empty, but an empty one tells the reader nothing.
+            raise ValueError("contact: give an email, a phone or both")
         if self.email is not None:
             email = checked_text(self.email, "contact email", 255)
             if len(email) < 3 or not _EMAIL.fullmatch(email):
