@@ -49,7 +49,7 @@ def write_durably_new(path: Path, data: bytes) -> None:
     The trade-off: it is not atomic there. While it is being written another reader may see it
     short, and a crash (a power cut, a ``kill -9``) in the middle can leave it partly written
     under its final name. ``ksef cert obtain`` claims ``<FILE>.pending`` this way *before* it sends
-    the request, and replaces it later only with ``write_durably`` (a rename, atomic there too), so
+    the request, and replaces it later only with ``write_durably`` (a rename, made there too), so
     a pending file cut short means the request was never sent: ``ksef cert complete`` says so (it
     reads as no whole pending file) and that the file can be removed. A ``.p12`` cut short, with
     its pending file still there, is refused by ``cert complete`` as not holding the request's
@@ -87,7 +87,7 @@ def _no_hard_links(error: OSError) -> bool:
     """Whether ``os.link`` failed because the file system makes no hard links (not because the
     name exists, the disk is full, or access is denied)."""
     if sys.platform == "win32":
-        return getattr(error, "winerror", None) in _NO_HARD_LINKS_WINERROR or error.errno in (errno.EXDEV,)
+        return getattr(error, "winerror", None) in _NO_HARD_LINKS_WINERROR or error.errno == errno.EXDEV
     return error.errno in _NO_HARD_LINKS
 
 
