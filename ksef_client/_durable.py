@@ -7,6 +7,7 @@ never a torn one, and never a state saved past invoice files a power cut lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -38,14 +39,72 @@ def write_durably_new(path: Path, data: bytes) -> None:
     """As ``write_durably``, but only if no file is at ``path``: ``FileExistsError`` otherwise,
     leaving that file as it is. Put in place with a hard link, which fails when the name exists,
     where a rename would replace it: of two writers of one name at once, one wins, the other is
-    told, and none overwrites."""
+    told, and none overwrites.
+
+    On a file system without hard links (FAT, exFAT, some SMB, FUSE and container mounts: the link
+    fails with ``EPERM``, ``EOPNOTSUPP``/``ENOTSUP``, ``ENOSYS``, ``EMLINK``, ``EXDEV``; on Windows
+    "Incorrect function" or "not supported"), the file is created under its final name instead,
+    exclusively (``O_CREAT | O_EXCL``, mode 0600: it still never replaces a file, and of two writers
+    one is told), written, flushed, and the folder flushed; a failure on the way removes it again.
+    The trade-off: it is not atomic there. While it is being written another reader may see it
+    short, and a crash (a power cut, a ``kill -9``) in the middle can leave it partly written
+    under its final name. ``ksef cert obtain`` claims ``<FILE>.pending`` this way *before* it sends
+    the request, and replaces it later only with ``write_durably`` (a rename, made there too), so
+    a pending file cut short means the request was never sent: ``ksef cert complete`` says so (it
+    reads as no whole pending file) and that the file can be removed. A ``.p12`` cut short, with
+    its pending file still there, is refused by ``cert complete`` as not holding the request's
+    certificate until it is moved away or ``--force`` given, which fetches the certificate again.
+    Every other error of the link (``EEXIST``: the name exists; ``EACCES``, ``ENOSPC``, ...) is
+    raised as before; the temporary file is removed either way."""
     name = _flushed_beside(path, data)
     try:
-        os.link(name, path)
+        try:
+            os.link(name, path)
+        except OSError as error:
+            if not _no_hard_links(error):
+                raise
+            _write_exclusively(path, data)  # flushes the folder itself
+            return
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
     flush_folder(path.parent)
+
+
+# The errnos of a link(2) a file system cannot make at all: EPERM (Linux: "The filesystem containing
+# oldpath and newpath does not support the creation of hard links", what FAT, exFAT, vboxsf give),
+# EOPNOTSUPP/ENOTSUP (BSD, macOS, SMB servers that refuse it), ENOSYS (FUSE file systems without a
+# link operation), EMLINK (a file system whose files take one link only: ours has one),
+# EXDEV (union mounts such as mergerfs, whose branches cannot link across). Our temporary file is a
+# regular file of ours in the same folder, so none of them means anything else here.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
+# Windows (CreateHardLinkW; Python maps these to EINVAL): ERROR_INVALID_FUNCTION (FAT, exFAT),
+# ERROR_NOT_SUPPORTED (network shares), ERROR_TOO_MANY_LINKS.
+_NO_HARD_LINKS_WINERROR = frozenset({1, 50, 1142})
+
+
+def _no_hard_links(error: OSError) -> bool:
+    """Whether ``os.link`` failed because the file system makes no hard links (not because the
+    name exists, the disk is full, or access is denied)."""
+    if sys.platform == "win32":
+        return getattr(error, "winerror", None) in _NO_HARD_LINKS_WINERROR or error.errno == errno.EXDEV
+    return error.errno in _NO_HARD_LINKS
+
+
+def _write_exclusively(path: Path, data: bytes) -> None:
+    """``data`` in a file created at ``path`` (``FileExistsError`` if one is there: never replaced),
+    mode 0600, flushed, closed, the folder flushed; removed again if any of it fails."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        flush_folder(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
 
 
 def _flushed_beside(path: Path, data: bytes) -> str:

@@ -8,8 +8,10 @@ złożenie wniosku o certyfikat"; §5: "Proces wystawiania certyfikatu ma charak
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -456,3 +458,79 @@ def test_the_pending_key_is_encrypted_as_strongly_as_the_p12(  # type: ignore[no
     assert run("-p", "emu", "cert", "complete", "slow.p12")[0] == 0
     p12_rounds = _pbkdf2_rounds((tmp_path / "slow.p12").read_bytes())
     assert p12_rounds and min(_pbkdf2_rounds(key)) >= min(p12_rounds) >= 10_000
+
+
+def _no_hard_links(calls: list[str]):  # type: ignore[no-untyped-def]
+    """``os.link`` as a file system without hard links (FAT, exFAT, some SMB/FUSE mounts) answers
+    it on Linux: EPERM, "does not support the creation of hard links"."""
+
+    def link(source: str, target: str) -> None:
+        calls.append(os.path.basename(target))
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), source, None, target)
+
+    return link
+
+
+def test_obtain_on_a_file_system_without_hard_links_writes_the_p12(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim of erp.p12.pending (and the .p12) was put in place with a hard link only: where
+    # the file system has none, obtain stopped before sending anything, with no way around it.
+    calls: list[str] = []
+    monkeypatch.setattr(os, "link", _no_hard_links(calls))
+    code, out, err = run("-p", "emu", "--json", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+    assert calls == ["erp.p12.pending", "erp.p12"]  # both were tried as links first
+    p12 = tmp_path / "erp.p12"
+    assert stat.S_IMODE(p12.stat().st_mode) == 0o600 and not (tmp_path / "erp.p12.pending").exists()
+    creds = SigningCredentials.from_pkcs12(p12, PASSWORD)
+    assert f"{creds.certificate.serial_number:016X}" == json.loads(out)["serial_number"]
+    assert sorted(p.name for p in tmp_path.glob("*.p12*")) == ["erp.p12"]  # no temporary file left
+    # The claim still never replaces another run's pending file, made here after this run's check
+    # (as in test_two_obtains_of_one_file_never_replace_each_others_request).
+    from ksef_client.certificates import generate_private_key
+
+    def key_after_another_claim(key_type: str):  # type: ignore[no-untyped-def]
+        (tmp_path / "other.p12.pending").write_bytes(b"another run's request")
+        return generate_private_key(key_type)
+
+    monkeypatch.setattr("ksef_client.cli.commands.generate_private_key", key_after_another_claim)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "other.p12")
+    assert code == 2 and "appeared meanwhile" in err and "nothing sent" in err, err
+    assert (tmp_path / "other.p12.pending").read_bytes() == b"another run's request"
+    assert not (tmp_path / "other.p12").exists()
+
+
+@pytest.mark.parametrize("left", [b"", b'{\n  "format": "ksef-cli-pending-certificate/2",\n  "profile": "em'])
+def test_complete_of_a_pending_file_cut_short_says_nothing_was_sent(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, left: bytes
+) -> None:
+    # Without hard links the claim is written in place: a crash in the middle leaves it cut short
+    # (empty, or part of its JSON). It is written before the request is sent, so nothing was.
+    pending = tmp_path / "erp.p12.pending"
+    pending.write_bytes(left)
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 2 and "cert complete erp.p12" in err, err
+    code, _, err = run("-p", "emu", "cert", "complete", "erp.p12")
+    assert code == 2 and "erp.p12.pending is not a whole pending file" in err, err
+    assert "never reached KSeF" in err and "remove erp.p12.pending" in err and "cert obtain" in err, err
+    assert pending.read_bytes() == left  # kept: removing it is the user's to do
+    pending.unlink()
+    code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
+    assert code == 0, err
+
+
+def test_complete_with_a_p12_cut_short_refuses_it_until_force(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # Without hard links the .p12 is written in place too: a crash in the middle leaves it cut
+    # short beside its pending file. complete neither takes it for done nor replaces it unasked.
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek F", "--out", "f.p12", "--timeout", "0.1")[0] == 4
+    (tmp_path / "f.p12").write_bytes(b"\x30\x82\x0a")
+    code, _, err = run("-p", "emu", "cert", "complete", "f.p12")
+    assert code == 2 and "does not hold this request's certificate" in err and "--force" in err, err
+    assert (tmp_path / "f.p12.pending").exists()
+    code, out, err = run("-p", "emu", "cert", "complete", "f.p12", "--force")
+    assert code == 0 and "Wniosek F" in out, err
+    assert SigningCredentials.from_pkcs12(tmp_path / "f.p12", PASSWORD) and not (tmp_path / "f.p12.pending").exists()

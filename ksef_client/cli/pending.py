@@ -6,8 +6,10 @@ written, encrypted with the password of the ``.p12`` and as strongly as the ``.p
 of the key alone), *before* the request is sent, and the file is
 removed only once the ``.p12`` is written or KSeF refused the request (or never got it).
 ``ksef cert complete FILE`` reads it back and finishes the request. The key is never on the disk
-unencrypted: it is serialised encrypted in memory, then written through ``write_durably`` (a new
-file of mode 0600, flushed, renamed into place).
+unencrypted: it is serialised encrypted in memory, then written as a new file of mode 0600,
+flushed: the first time (the claim, ``write_new``) linked into place, never replacing another
+run's file, or created in place where the file system has no hard links; after that through
+``write_durably`` (renamed into place).
 """
 
 from __future__ import annotations
@@ -113,12 +115,19 @@ def new_pending(key: PrivateKey, name: str, kind: str, profile: str, ksef: str) 
 def load_pending(path: Path, password: str) -> PendingFile:
     """Read ``path`` back (``PendingFileError`` naming it and what is wrong)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise _cut_short(path, error) from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise _cut_short(path, error) from None
+    try:
         if not isinstance(data, dict) or data.get("format") not in (FORMAT, FORMAT_1):
             raise PendingFileError(f"{path}: not a pending certificate request of the ksef command")
         reference = data["reference_number"]
         fields = [str(data[k]) for k in ("name", "kind", "profile", "ksef", "requested_at", "key")]
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         if isinstance(error, PendingFileError):
             raise
         raise PendingFileError(f"{path} is damaged ({type(error).__name__}: {error})") from None
@@ -135,6 +144,20 @@ def load_pending(path: Path, password: str) -> PendingFile:
         raise PendingFileError(f"{path}: holds a key of another kind than RSA or EC")
     pending = PendingCertificate(None if reference is None else str(reference), key, name, kind)
     return PendingFile(pending, profile, ksef, requested_at)
+
+
+def _cut_short(path: Path, error: ValueError) -> PendingFileError:
+    """A pending file that is no whole JSON document. ``cert obtain`` leaves one only on a file
+    system without hard links (``write_new`` then creates it in place), only when stopped while
+    writing it, and it writes it before the request is sent (every later write replaces it whole,
+    by a rename): so that request never reached KSeF, and the key in it has no use."""
+    reason = "empty" if path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+    return PendingFileError(
+        f"{path} is not a whole pending file ({reason}): `cert obtain` leaves one so only when stopped while "
+        "writing it (on a file system without hard links), which it does before sending the request - that "
+        f"request never reached KSeF; remove {path} (unless a `cert obtain` is writing it right now) and run "
+        "`cert obtain` again"
+    )
 
 
 def write_new(path: Path, data: bytes) -> None:
