@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from ksef_client._invoice_models import fa3
-from ksef_client.identifiers import is_valid_nip, validate_ksef_number, validate_nip
+from ksef_client.identifiers import is_valid_nip, validate_internal_id, validate_ksef_number, validate_nip
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.totals import (
     Line,
@@ -118,7 +118,7 @@ class Party:
     Keyword-only:
 
     - ``internal_id``: an internal identifier (``IDWew``: the NIP, ``-`` and 5 digits, e.g.
-      ``"5265877635-00001"``; the NIP's check digit is checked, as ``nip``'s is), which names a
+      ``"5265877635-00004"``; its NIP's check digit and its own are checked), which names a
       company's internal unit (a branch) and only a third party (``ThirdParty``): FA(3) has it in
       ``Podmiot3`` alone, so a seller or buyer with one is refused by the builders.
     - ``contacts``: up to 3 ``Contact`` (``DaneKontaktowe``, each an e-mail address and/or a phone
@@ -218,19 +218,21 @@ class Party:
 
 
 def _internal_id(value: object) -> str:
-    """An ``IDWew`` checked: ``TNIPIdWew``'s pattern (an ``xsd:token``: whitespace collapsed) and
-    the check digit of the NIP it starts with, as ``Party.nip``'s (KSeF's production environment
-    checks it too: "Sprawdzenie sumy kontrolnej NIP w identyfikatorze wewnętrznym (InternalId) dla
-    Podmiot3", faktury/weryfikacja-faktury.md)."""
+    """An ``IDWew`` checked: ``TNIPIdWew``'s pattern (an ``xsd:token``: whitespace collapsed), the
+    check digit of the NIP it starts with, as ``Party.nip``'s (KSeF's production environment checks
+    it too: "Sprawdzenie sumy kontrolnej NIP w identyfikatorze wewnętrznym (InternalId) dla
+    Podmiot3", faktury/weryfikacja-faktury.md), and its own last digit: KSeF makes every InternalId
+    with one (``identifiers.validate_internal_id``), so an IDWew without it names no unit, and the
+    invoice, accepted, would reach nobody."""
     text = collapsed(value) if isinstance(value, str) else None
     if text is None or not _INTERNAL_ID.fullmatch(text):
         raise ValueError(
             f"party internal_id: {value!r} is not an internal identifier (IDWew: a NIP, '-' and 5 digits, "
-            "e.g. 5265877635-00001)"
+            "e.g. 5265877635-00004)"
         )
     if not is_valid_nip(text[:10]):
         raise ValueError(f"party internal_id: {value!r} holds a NIP ({text[:10]}) with a wrong check digit")
-    return text
+    return validate_internal_id(text, "party internal_id")
 
 
 def _seller_nip(seller: Party) -> str:

@@ -411,7 +411,7 @@ def test_third_parties_and_split_payment_are_checked(build: Any, message: str) -
 
 
 # A company's branch, by its internal identifier (FA(3) TNIPIdWew: the NIP, "-" and 5 digits).
-BRANCH_ID = "5265877635-00001"
+BRANCH_ID = "5265877635-00004"  # make_internal_id("5265877635", 0)
 
 
 def _built_with(kind: str, seller: Party, buyer: Party, third_parties: list[ThirdParty]) -> Invoice:
@@ -471,13 +471,13 @@ def test_a_jst_or_vat_group_recipient_may_be_named_by_its_internal_id() -> None:
     # FA(3) XSD, Podmiot2/JST and GV: "należy wypełnić sekcję Podmiot3, w szczególności podać NIP
     # lub ID-Wew i określić rolę jako 8" (10): a recipient without a NIP was refused, "set on
     # Invoice.model".
-    school = Party("Szkoła Podstawowa nr 1", "ul. Szkolna 1, Kraków", internal_id=" 5265877635-00003 ")
-    assert school.internal_id == "5265877635-00003"  # an xsd:token: collapsed, as the schema reads it
+    school = Party("Szkoła Podstawowa nr 1", "ul. Szkolna 1, Kraków", internal_id=" 5265877635-00017 ")
+    assert school.internal_id == "5265877635-00017"  # an xsd:token: collapsed, as the schema reads it
     for role, flags in ((ThirdPartyRole.JST_RECIPIENT, b"<JST>1</JST><GV>2</GV>"),
                         (ThirdPartyRole.VAT_GROUP_RECIPIENT, b"<JST>2</JST><GV>1</GV>")):  # fmt: skip
         xml = _vat(third_parties=[ThirdParty(school, role)]).to_xml()
         validate_invoice(xml)
-        assert flags in xml and b"<IDWew>5265877635-00003</IDWew>" in xml
+        assert flags in xml and b"<IDWew>5265877635-00017</IDWew>" in xml
     with pytest.raises(ValueError, match=r"the GV recipient \(role 10\) is named by its NIP or its internal_id"):
         ThirdParty(Party("Członek", "Kraków", eu_vat="DE811569869"), ThirdPartyRole.VAT_GROUP_RECIPIENT)
 
@@ -524,6 +524,9 @@ def test_contact_values_are_counted_and_kept_as_the_schema_s_tokens() -> None:
         (lambda: Party("A", "B", internal_id=5265877635), r"party internal_id: 5265877635 is not an"),  # type: ignore[arg-type]
         (lambda: Party("A", "B", internal_id="5265877636-00001"),
          r"party internal_id: '5265877636-00001' holds a NIP \(5265877636\) with a wrong check digit"),
+        # KSeF makes every InternalId with its own check digit: one without it names no unit.
+        (lambda: Party("A", "B", internal_id="5265877635-00001"),
+         r"party internal_id: '5265877635-00001' has a wrong InternalId check digit \(expected 5265877635-00004"),
         (lambda: Party("A", "B", nip="5265877635", internal_id=BRANCH_ID), "at most one of nip, .*, internal_id"),
         # IDWew is in Podmiot3 alone; NrKlienta is not in Podmiot1.
         (lambda: _vat(seller=Party("A", "B", internal_id=BRANCH_ID)), r"seller: internal_id \(IDWew\) names only"),

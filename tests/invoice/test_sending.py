@@ -10,6 +10,7 @@ import pytest
 
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import InvoiceRejectedError, InvoiceSchemaError
+from ksef_client.identifiers import make_internal_id
 from ksef_client.invoice import Contact, Invoice, Line, Party, ThirdParty, ThirdPartyRole, vat_invoice
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
@@ -56,7 +57,7 @@ def test_an_invoice_naming_a_branch_by_its_internal_id_reaches_the_branch(
     # A third party named by its IDWew (Party(internal_id=...)), with contact details and a
     # customer number: sent from the company's context, the branch (its InternalId context) finds
     # it as Subject3 and downloads it with every value kept.
-    branch_id = f"{NIP}-00001"
+    branch_id = make_internal_id(NIP, 0)
     branch = Party("ACME Oddział Kraków", "ul. Długa 3, Kraków", internal_id=branch_id, customer_number="ODD-7",
                    contacts=[Contact(email="krakow@acme.pl", phone="+48 12 345 67 89")])  # fmt: skip
     buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", customer_number="KL/0042",
