@@ -501,7 +501,9 @@ def test_obtain_on_a_file_system_without_hard_links_writes_the_p12(  # type: ign
     assert not (tmp_path / "other.p12").exists()
 
 
-@pytest.mark.parametrize("left", [b"", b'{\n  "format": "ksef-cli-pending-certificate/2",\n  "profile": "em'])
+@pytest.mark.parametrize(
+    "left", [b"", b"\0" * 512, b'{\n  "format": "ksef-cli-pending-certificate/2",\n  "profile": "em']
+)
 def test_complete_of_a_pending_file_cut_short_says_nothing_was_sent(  # type: ignore[no-untyped-def]
     run, logged_in, tmp_path: Path, left: bytes
 ) -> None:
@@ -518,6 +520,24 @@ def test_complete_of_a_pending_file_cut_short_says_nothing_was_sent(  # type: ig
     pending.unlink()
     code, _, err = run("-p", "emu", "cert", "obtain", "Serwer ERP", "--out", "erp.p12")
     assert code == 0, err
+
+
+def test_complete_of_a_pending_file_damaged_after_sending_names_the_request_and_keeps_it(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # A pending file that holds a reference number was cut short after the request was sent (a
+    # copy, a sync tool): that request is KSeF's, and the message must not call it unsent.
+    backend.transitions.enrollment_reads = 2
+    assert run("-p", "emu", "cert", "obtain", "Wniosek G", "--out", "g.p12", "--timeout", "0.1")[0] == 4
+    pending = tmp_path / "g.p12.pending"
+    whole = pending.read_bytes()
+    reference = json.loads(whole)["reference_number"]
+    assert reference
+    pending.write_bytes(whole[: whole.index(b'"key"') + 40])
+    code, _, err = run("-p", "emu", "cert", "complete", "g.p12")
+    assert code == 2 and f"after its request was sent: KSeF numbered it {reference}" in err, err
+    assert "never reached" not in err and "remove" not in err and "ksef cert list" in err, err
+    assert pending.read_bytes() == whole[: whole.index(b'"key"') + 40]
 
 
 def test_complete_with_a_p12_cut_short_refuses_it_until_force(  # type: ignore[no-untyped-def]

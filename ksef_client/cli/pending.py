@@ -146,12 +146,28 @@ def load_pending(path: Path, password: str) -> PendingFile:
     return PendingFile(pending, profile, ksef, requested_at)
 
 
+# The reference number as ``PendingFile.save`` writes it (before the key): what a file cut short
+# after the request was sent may still show.
+_SENT_REFERENCE = re.compile(rb'"reference_number":\s*"([^"\\]{1,64})"')
+
+
 def _cut_short(path: Path, error: ValueError) -> PendingFileError:
     """A pending file that is no whole JSON document. ``cert obtain`` leaves one only on a file
     system without hard links (``write_new`` then creates it in place), only when stopped while
     writing it, and it writes it before the request is sent (every later write replaces it whole,
-    by a rename): so that request never reached KSeF, and the key in it has no use."""
-    reason = "empty" if path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+    by a rename): such a file shows no reference number, and its request never reached KSeF. One
+    that shows a reference number was damaged after the request was sent (a copy, a sync tool, a
+    disk): that request is KSeF's, and the file is not to be removed on this message's word."""
+    raw = path.read_bytes()
+    reason = "empty" if not raw.strip(b"\0") else f"{type(error).__name__}: {error}"
+    sent = _SENT_REFERENCE.search(raw)
+    if sent is not None:
+        reference = sent[1].decode("utf-8", "replace")
+        return PendingFileError(
+            f"{path} is damaged ({reason}), after its request was sent: KSeF numbered it {reference}; the key "
+            f"it held cannot be read back, so that certificate cannot be completed from this file. See its "
+            f"state with `ksef cert list`, revoke it if it was issued, and keep {path} until you have decided"
+        )
     return PendingFileError(
         f"{path} is not a whole pending file ({reason}): `cert obtain` leaves one so only when stopped while "
         "writing it (on a file system without hard links), which it does before sending the request - that "
