@@ -4,7 +4,8 @@ FAT, exFAT, some SMB, FUSE and container mounts make no hard links: ``link(2)`` 
 EPERM (Linux: "The filesystem containing oldpath and newpath does not support the creation of hard
 links"), EOPNOTSUPP/ENOTSUP (BSD, macOS, SMB), ENOSYS (FUSE without a link operation), EMLINK or
 EXDEV. The tests cannot mount one, so ``os.link`` stands for it: it raises what such a file system
-answers. The code under test is not patched.
+answers. The code under test is not patched. Windows answers with ``winerror`` codes instead,
+which an ``OSError`` made here cannot carry: these tests are for POSIX systems.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ksef_client._durable import write_durably_new
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX link errors; Windows gives winerror codes")
 
 DATA = b'{"format": "ksef-cli-pending-certificate/2"}\n' * 100
 
