@@ -92,7 +92,9 @@ def _numbers(batch: Any) -> list[str]:
 def online(args: dict[str, Any]) -> dict[str, Any]:
     auth = login(args)
     out: dict[str, Any] = {}
+    # Both ways once, untimed, as ksef-client's child does.
     _online(auth, invoices(Path(args["template"]).read_bytes(), "WARMON", 2), {})
+    _online(auth, invoices(Path(args["template"]).read_bytes(), "WARMOV", 2), {}, checker())
     _online(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2ON", args["count"]), out)
     # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
     _online(auth, invoices(Path(args["template"]).read_bytes(), "KSEF2OV", args["count"]), out, checker())

@@ -77,9 +77,11 @@ def _xsd_floor(xml: list[bytes], out: dict[str, Any]) -> None:
 def online(args: dict[str, Any]) -> dict[str, Any]:
     """An online session of N invoices (open, send each, close, processed) without the XSD check
     (as ksef2 sends), then one with each invoice checked before it is sent (``validate=True``, the
-    default; ksef2's child checks with lxml). A session of 2 first, untimed."""
+    default; ksef2's child checks with lxml). A session of 2 each way first, untimed."""
     out: dict[str, Any] = {}
     with client(args) as ksef:
+        # Both ways once, untimed: each timed session runs on warm code paths.
+        _online(ksef, invoices(Path(args["template"]).read_bytes(), "WARMNV", 2), {}, validate=False)
         _online(ksef, invoices(Path(args["template"]).read_bytes(), "WARMON", 2), {})
         # The same order as ksef2's child: without the check first (as ksef2 sends), then with it.
         _online(ksef, invoices(Path(args["template"]).read_bytes(), "OURSNV", args["count"]), out, validate=False)
