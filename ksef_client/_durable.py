@@ -50,8 +50,9 @@ def write_durably_new(path: Path, data: bytes) -> None:
     short, and a crash (a power cut, a ``kill -9``) in the middle can leave it partly written
     under its final name. ``ksef cert obtain`` claims ``<FILE>.pending`` this way *before* it sends
     the request, and replaces it later only with ``write_durably`` (a rename, made there too), so
-    a pending file cut short means the request was never sent: ``ksef cert complete`` says so (it
-    reads as no whole pending file) and that the file can be removed. A ``.p12`` cut short, with
+    a pending file cut short that shows no reference number means the request was never sent:
+    ``ksef cert complete`` says so and that the file can be removed (one damaged after sending, by
+    a copy or a disk, still shows its reference number, and ``complete`` names that request). A ``.p12`` cut short, with
     its pending file still there, is refused by ``cert complete`` as not holding the request's
     certificate until it is moved away or ``--force`` given, which fetches the certificate again.
     Every other error of the link (``EEXIST``: the name exists; ``EACCES``, ``ENOSPC``, ...) is
