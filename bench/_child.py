@@ -39,13 +39,6 @@ def invoices(template: bytes, prefix: str, count: int) -> list[bytes]:
     return [template.replace(b"FV/000000", f"{prefix}/{i:06d}".encode()) for i in range(count)]
 
 
-def warm_count(count: int) -> int:
-    """The untimed batch before the timed ones: as large as they are, so that each timed batch runs
-    in the steady state whichever comes first (the emulator's worker processes, which start on a
-    package of 500 invoices or more, and each process's heap have grown already)."""
-    return count
-
-
 def main(rows: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> int:
     """``child.py ROW ARGS.json``: run one row, print its figures as JSON."""
     row, args = sys.argv[1], json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
