@@ -26,7 +26,8 @@ _REFERENCE_NUMBER = re.compile(
 # spec (components InternalId, NipVatUe, PeppolId) give them: KSeF refuses any other value with
 # 400 / 21401 "Dokument nie jest zgodny ze schemą (xsd)". The XSD's ``^``/``$`` are dropped:
 # ``fullmatch`` anchors. NipVatUe: "based on: https://ec.europa.eu/taxation_customs/vies/#/faq Q11".
-_INTERNAL_ID = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", re.ASCII)
+# An InternalId's form: the NIP, "-" and 5 digits (the spec's pattern, FA(3)'s TNIPIdWew).
+INTERNAL_ID_PATTERN = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", re.ASCII)
 _NIP_VAT_UE = re.compile(
     r"([1-9]((\d[1-9])|([1-9]\d))\d{7}-((AT)(U\d{8})|(BE)([01]{1}\d{9})|(BG)(\d{9,10})|(CY)(\d{8}[A-Z])"
     r"|(CZ)(\d{8,10})|(DE)(\d{9})|(DK)(\d{8})|(EE)(\d{9})|(EL)(\d{9})|(ES)([A-Z]\d{8}|\d{8}[A-Z]|[A-Z]\d{7}[A-Z])"
@@ -118,7 +119,7 @@ def validate_internal_id(value: str, field: str = "internal_id", *, nip_check_di
     """Return an internal identifier (``NIP-5 digits``, e.g. ``5265877635-00004``) or raise
     ``ValueError``: the schema's form, the check digit of its NIP (unless ``nip_check_digit`` is
     false) and its own last digit (KSeF makes every InternalId with one: ``make_internal_id``)."""
-    if not isinstance(value, str) or not _INTERNAL_ID.fullmatch(value):
+    if not isinstance(value, str) or not INTERNAL_ID_PATTERN.fullmatch(value):
         raise ValueError(f"{field}: {value!r} is not an InternalId (a NIP, '-' and 5 digits: 5265877635-00004)")
     validate_nip(value[:10], field, check_digit=nip_check_digit)
     expected = internal_id_check_digit(value[:15])

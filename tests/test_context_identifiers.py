@@ -17,9 +17,9 @@ import pytest
 
 from ksef_client import KSeF
 from ksef_client.identifiers import (
-    _INTERNAL_ID,
     _NIP_VAT_UE,
     _PEPPOL_ID,
+    INTERNAL_ID_PATTERN,
     internal_id_check_digit,
     make_internal_id,
     validate_internal_id,
@@ -90,7 +90,7 @@ def test_the_error_names_the_expected_form() -> None:
         validate_peppol_id("P1")
 
 
-_SCHEMA_TYPES = {"TIID": _INTERNAL_ID, "TNipVatUE": _NIP_VAT_UE, "TPeppolId": _PEPPOL_ID}
+_SCHEMA_TYPES = {"TIID": INTERNAL_ID_PATTERN, "TNipVatUE": _NIP_VAT_UE, "TPeppolId": _PEPPOL_ID}
 
 
 @pytest.mark.parametrize("version", ["v2-0", "v2-1"])
@@ -110,7 +110,7 @@ def test_patterns_agree_with_the_spec(pinned_spec: dict[str, Any], component: st
     # The spec writes the same types for the JSON of the token login (NipVatUe without the XSD's groups).
     written = pinned_spec["components"]["schemas"][component]["pattern"]
     spec = re.compile(written.removeprefix("^").removesuffix("$"), re.ASCII)
-    ours = {"InternalId": _INTERNAL_ID, "NipVatUe": _NIP_VAT_UE, "PeppolId": _PEPPOL_ID}[component]
+    ours = {"InternalId": INTERNAL_ID_PATTERN, "NipVatUe": _NIP_VAT_UE, "PeppolId": _PEPPOL_ID}[component]
     values = [v for k, v in VALID if k == component] + [v for k, v, _ in INVALID if k == component]
     assert values
     for value in values:

@@ -37,7 +37,13 @@ from zoneinfo import ZoneInfo
 from xsdata.models.datatype import XmlDate, XmlDateTime
 
 from ksef_client._invoice_models import fa3
-from ksef_client.identifiers import is_valid_nip, validate_internal_id, validate_ksef_number, validate_nip
+from ksef_client.identifiers import (
+    INTERNAL_ID_PATTERN,
+    is_valid_nip,
+    validate_internal_id,
+    validate_ksef_number,
+    validate_nip,
+)
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.totals import (
     Line,
@@ -63,9 +69,6 @@ _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
 _EU_VAT_NUMBER = re.compile(r"(\d|[A-Z]|\+|\*){1,12}")
 # EU VAT prefixes that are not the country's ISO 3166 code.
 _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
-# TNIPIdWew (IDWew, FA(3) XSD): "[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", a NIP, "-" and 5 digits;
-# ASCII digits, as Party.nip takes them (identifiers.validate_nip).
-_INTERNAL_ID = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}-\d{5}", re.ASCII)
 # TAdresEmail (ElementarneTypyDanych, etd): an xsd:token of 3..255 characters, pattern "(.)+@(.)+".
 # The XSD's "." is any character but a line break, and a collapsed token has none.
 _EMAIL = re.compile(r".+@.+")
@@ -183,9 +186,7 @@ class Party:
         return fa3.Faktura.Podmiot1(
             dane_identyfikacyjne=fa3.Tpodmiot1(nip=_seller_nip(self), nazwa=self.name),
             adres=self._address(),
-            dane_kontaktowe=[
-                fa3.Faktura.Podmiot1.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.contacts
-            ],
+            dane_kontaktowe=_contacts(fa3.Faktura.Podmiot1.DaneKontaktowe, self.contacts),
         )
 
     def _ids(self, ids: _Ids) -> _Ids:
@@ -203,18 +204,29 @@ class Party:
 
     def _as_buyer(self, *, jst: bool = False, gv: bool = False) -> fa3.Faktura.Podmiot2:
         # JST / GV: whether the invoice concerns a local-government subunit / a VAT-group member,
-        # each then named in Podmiot3 (roles 8 and 10; ThirdParty).
-        _check_buyer(self)
+        # each then named in Podmiot3 (roles 8 and 10; ThirdParty). What Podmiot2 cannot have was
+        # refused before building (_common: _check_buyer).
         return fa3.Faktura.Podmiot2(
             dane_identyfikacyjne=self._ids(fa3.Tpodmiot2(nazwa=self.name)),
             adres=self._address(),
-            dane_kontaktowe=[
-                fa3.Faktura.Podmiot2.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.contacts
-            ],
+            dane_kontaktowe=_contacts(fa3.Faktura.Podmiot2.DaneKontaktowe, self.contacts),
             nr_klienta=self.customer_number,
             jst=fa3.Podmiot2Jst.VALUE_1 if jst else fa3.Podmiot2Jst.VALUE_2,
             gv=fa3.Podmiot2Gv.VALUE_1 if gv else fa3.Podmiot2Gv.VALUE_2,
         )
+
+
+_Contacts = TypeVar(
+    "_Contacts",
+    fa3.Faktura.Podmiot1.DaneKontaktowe,
+    fa3.Faktura.Podmiot2.DaneKontaktowe,
+    fa3.Faktura.Podmiot3.DaneKontaktowe,
+)
+
+
+def _contacts(kind: type[_Contacts], contacts: Sequence[Contact]) -> list[_Contacts]:
+    """A party's ``DaneKontaktowe`` (each of Podmiot1, 2 and 3 has its own generated class)."""
+    return [kind(email=contact.email, telefon=contact.phone) for contact in contacts]
 
 
 def _internal_id(value: object) -> str:
@@ -225,14 +237,14 @@ def _internal_id(value: object) -> str:
     with one (``identifiers.validate_internal_id``), so an IDWew without it names no unit, and the
     invoice, accepted, would reach nobody."""
     text = collapsed(value) if isinstance(value, str) else None
-    if text is None or not _INTERNAL_ID.fullmatch(text):
+    if text is None or not INTERNAL_ID_PATTERN.fullmatch(text):  # TNIPIdWew, ASCII digits as nip='s
         raise ValueError(
             f"party internal_id: {value!r} is not an internal identifier (IDWew: a NIP, '-' and 5 digits, "
             "e.g. 5265877635-00004)"
         )
     if not is_valid_nip(text[:10]):
         raise ValueError(f"party internal_id: {value!r} holds a NIP ({text[:10]}) with a wrong check digit")
-    return validate_internal_id(text, "party internal_id")
+    return validate_internal_id(text, "party internal_id", nip_check_digit=False)  # its own last digit
 
 
 def _seller_nip(seller: Party) -> str:
@@ -325,9 +337,7 @@ class ThirdParty:
         third = fa3.Faktura.Podmiot3(
             dane_identyfikacyjne=self.party._ids(fa3.Tpodmiot3(nazwa=self.party.name)),
             adres=self.party._address(),
-            dane_kontaktowe=[
-                fa3.Faktura.Podmiot3.DaneKontaktowe(email=c.email, telefon=c.phone) for c in self.party.contacts
-            ],
+            dane_kontaktowe=_contacts(fa3.Faktura.Podmiot3.DaneKontaktowe, self.party.contacts),
             udzial=Decimal(self.share) if self.share is not None else None,
             nr_klienta=self.party.customer_number,
         )
