@@ -114,14 +114,11 @@ def new_pending(key: PrivateKey, name: str, kind: str, profile: str, ksef: str) 
 
 def load_pending(path: Path, password: str) -> PendingFile:
     """Read ``path`` back (``PendingFileError`` naming it and what is wrong)."""
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise _cut_short(path, error) from None
-    try:
-        data = json.loads(text)
-    except ValueError as error:
-        raise _cut_short(path, error) from None
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError too
+        raise _cut_short(path, raw, error) from None
     try:
         if not isinstance(data, dict) or data.get("format") not in (FORMAT, FORMAT_1):
             raise PendingFileError(f"{path}: not a pending certificate request of the ksef command")
@@ -151,14 +148,13 @@ def load_pending(path: Path, password: str) -> PendingFile:
 _SENT_REFERENCE = re.compile(rb'"reference_number":\s*"([^"\\]{1,64})"')
 
 
-def _cut_short(path: Path, error: ValueError) -> PendingFileError:
+def _cut_short(path: Path, raw: bytes, error: ValueError) -> PendingFileError:
     """A pending file that is no whole JSON document. ``cert obtain`` leaves one only on a file
     system without hard links (``write_new`` then creates it in place), only when stopped while
     writing it, and it writes it before the request is sent (every later write replaces it whole,
     by a rename): such a file shows no reference number, and its request never reached KSeF. One
     that shows a reference number was damaged after the request was sent (a copy, a sync tool, a
     disk): that request is KSeF's, and the file is not to be removed on this message's word."""
-    raw = path.read_bytes()
     reason = "empty" if not raw.strip(b"\0") else f"{type(error).__name__}: {error}"
     sent = _SENT_REFERENCE.search(raw)
     if sent is not None:
