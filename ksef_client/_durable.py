@@ -45,7 +45,7 @@ def write_durably_new(path: Path, data: bytes) -> None:
     fails with ``EPERM``, ``EOPNOTSUPP``/``ENOTSUP``, ``ENOSYS``, ``EMLINK``, ``EXDEV``; on Windows
     "Incorrect function" or "not supported"), the file is created under its final name instead,
     exclusively (``O_CREAT | O_EXCL``, mode 0600: it still never replaces a file, and of two writers
-    one is told), written, flushed, and the folder flushed; a failure on the way removes it again.
+    one is told), written and flushed (a failure there removes it again), and the folder flushed.
     The trade-off: it is not atomic there. While it is being written another reader may see it
     short, and a crash (a power cut, a ``kill -9``) in the middle can leave it partly written
     under its final name. ``ksef cert obtain`` claims ``<FILE>.pending`` this way *before* it sends
@@ -94,24 +94,24 @@ def _no_hard_links(error: OSError) -> bool:
 
 def _write_exclusively(path: Path, data: bytes) -> None:
     """``data`` in a file created at ``path`` (``FileExistsError`` if one is there: never replaced),
-    mode 0600, flushed, closed, the folder flushed; removed again if any of it fails."""
+    mode 0600, flushed, closed (removed again if that fails), then the folder flushed (a failure
+    there leaves the whole file in place, as after the link)."""
     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        flush_folder(path.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
+    _fill(handle, path, data)
+    flush_folder(path.parent)
 
 
 def _flushed_beside(path: Path, data: bytes) -> str:
     """``data`` in a new temporary file beside ``path`` (mode 0600, a name of its own), flushed to
     disk; its name (removed again if writing fails)."""
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _fill(handle, name, data)
+    return name
+
+
+def _fill(handle: int, name: str | Path, data: bytes) -> None:
+    """Write ``data`` to the new file open as ``handle``, flush it to disk and close it; the file,
+    named ``name``, is removed again if any of it fails (Ctrl-C included)."""
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -121,7 +121,6 @@ def _flushed_beside(path: Path, data: bytes) -> str:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
-    return name
 
 
 def flush_folder(folder: Path) -> None:
