@@ -62,26 +62,22 @@ _DOCUMENT_FIELDS = (
     "TrybWysylki",
 )
 _FIELD_INDEX = {f"{{{UPO_NAMESPACE}}}{name}": index for index, name in enumerate(_DOCUMENT_FIELDS)}
-# Compiled once, evaluated in C: how many ``Dokument`` there are, and for each field the child
-# nodes of every document's element at that field's place when it is that field, in document
-# order. Text nodes come back as plain ``str``, anything else as an lxml object.
+# Compiled once, evaluated in C: how many ``Dokument`` there are; the child nodes of every
+# document's child elements, in document order (text nodes come back as plain ``str``, anything
+# else as an lxml object); and whether those nodes' elements are every document's 8 fields in
+# schema order and nothing else (``_columns``). The proof is one expression so that a helper thread
+# evaluates it without once needing the GIL in between.
 _COUNT_DOCUMENTS = etree.XPath("count(u:Dokument)", namespaces=_NS)
-
-
-def _field_xpaths() -> tuple[etree.XPath, ...]:
-    return tuple(
-        etree.XPath(f"u:Dokument/*[{place}]/self::u:{name}/node()", namespaces=_NS, smart_strings=False)
-        for place, name in enumerate(_DOCUMENT_FIELDS, start=1)
-    )
-
-
-_FIELD_NODES = _field_xpaths()
-# libxml2 evaluates an XPath without holding the GIL, so with many documents a helper thread reads
-# every other field while the caller's thread reads the rest (``_field_nodes``). The helper has its
-# own compiled copies (an lxml XPath object lets one thread in at a time). Both only read the tree;
-# lxml turns result nodes into Python objects under the GIL (a comment or element in a field comes
-# back as a proxy, made safely from either thread).
-_HELPER_FIELD_NODES = _field_xpaths()[1::2]
+_FIELD_VALUES = etree.XPath("u:Dokument/*/node()", namespaces=_NS, smart_strings=False)
+_FIELDS_IN_ORDER = etree.XPath(
+    "count(u:Dokument["
+    + "/following-sibling::".join(f"u:{name}" for name in _DOCUMENT_FIELDS)
+    + "]) = count(u:Dokument)"
+    + f" and count(u:Dokument/*) = {len(_DOCUMENT_FIELDS)} * count(u:Dokument)",
+    namespaces=_NS,
+)
+# libxml2 evaluates an XPath without holding the GIL, so with many documents a helper thread
+# evaluates the proof while the caller's thread takes the values and converts them.
 _HELPER_FROM = 1000  # documents; below that, starting a thread costs more than it saves
 _sched_getaffinity = getattr(os, "sched_getaffinity", None)
 _CORES = len(_sched_getaffinity(0)) if _sched_getaffinity is not None else (os.cpu_count() or 1)
@@ -599,68 +595,79 @@ def _documents(root: etree._Element) -> UpoDocuments:
 def _columns(root: etree._Element) -> _Columns | None:
     """Every document's values field by field, or ``None`` when this cannot be sure of them.
 
-    For each field, XPath (in C) gives the child nodes of the element at that field's place in each
-    document, when that element is the field (the 8 fields in schema order, what KSeF sends). The
-    bulk reading is taken only when every document gave exactly one node for every field and that
-    node is text. Then each document starts with the 8 fields in order, so each is also the first
-    of its name, the element ``_document`` reads, and its text is its whole value.
+    The values are the child nodes of the documents' child elements, in document order
+    (``_FIELD_VALUES``, one XPath in C), taken 8 at a time when it is proved that each document's
+    child elements are exactly the 8 fields in schema order (what KSeF sends) and each field holds
+    one text node. Each field is then the only one of its name in its document, the element
+    ``_document`` reads, and its text is its whole value.
 
-    The proof: as many nodes as documents, all of them text (``str.strip`` and ``fromisoformat``
-    refuse the lxml object of a comment, processing instruction or element). A parsed element never
-    holds two text nodes side by side (the parser joins character data, references and CDATA into
-    one), so an element with a second node holds something else; with every node text, each
-    document gave at most one, and as many as there are documents means each gave exactly one: a
-    missing, misplaced or empty field cannot borrow a neighbour's value.
+    The proof:
+    - every document holds the 8 fields in schema order, not necessarily side by side, and the
+      documents' child elements number 8 per document (``_FIELDS_IN_ORDER``): each has at least
+      its 8 fields, so each has exactly those 8, in order, and no other element;
+    - there are 8 values per document, all of them text (``str.strip`` and ``fromisoformat``
+      refuse the lxml object of a comment, processing instruction or element). A parsed element
+      never holds two text nodes side by side (the parser joins character data, references and
+      CDATA into one), so with every node text each field gave at most one, and 8 per document
+      means each gave exactly one: a missing, misplaced or empty field cannot borrow a neighbour's
+      value.
     """
     count = cast("float", _COUNT_DOCUMENTS(root))
-    fields = _field_nodes(root, count)
-    if any(len(nodes) != count for nodes in fields):
+    in_order = _fields_in_order(root, count)
+    columns = _values(root, count)
+    return columns if in_order() else None
+
+
+def _values(root: etree._Element, count: float) -> _Columns | None:
+    """The field values taken 8 at a time and converted, or ``None`` when there are not 8 per
+    document or one is not text or does not convert (the slow path names what is wrong)."""
+    values = cast("list[object]", _FIELD_VALUES(root))
+    if len(values) != len(_DOCUMENT_FIELDS) * count:
         return None
-    nip, number, invoice_number, issued, sent, numbered, digest, mode = fields
     try:
         return _Columns(
-            _texts(nip),
-            _texts(number),
-            _texts(invoice_number),
-            _converted(issued, dt.date.fromisoformat),
-            _converted(sent, dt.datetime.fromisoformat),
-            _converted(numbered, dt.datetime.fromisoformat),
-            _texts(digest),
-            _texts(mode),
+            _texts(values[0::8]),
+            _texts(values[1::8]),
+            _texts(values[2::8]),
+            _converted(values[3::8], dt.date.fromisoformat),
+            _converted(values[4::8], dt.datetime.fromisoformat),
+            _converted(values[5::8], dt.datetime.fromisoformat),
+            _texts(values[6::8]),
+            _texts(values[7::8]),
         )
     except (TypeError, ValueError):  # not text, or a value that does not convert: the slow path names it
         return None
 
 
-def _field_nodes(root: etree._Element, count: float) -> list[list[object]]:
-    """Each field's nodes (``_FIELD_NODES``); every other field read on a helper thread when there
-    are many documents and a second core. Both threads only evaluate XPath here and convert the
-    values after the join: a thread converting would keep the GIL from the other, which needs it
-    to hand in each result."""
+def _fields_in_order(root: etree._Element, count: float) -> Callable[[], bool]:
+    """What tells ``_FIELDS_IN_ORDER``: evaluated on a helper thread, started now, when there are
+    many documents and a second core (the caller's thread meanwhile takes and converts the values),
+    else on the caller's thread when asked."""
     # While the interpreter shuts down no thread can start (Python 3.11's start() then waits
-    # forever instead of raising): read them all here.
+    # forever instead of raising): evaluate it here.
     if count < _HELPER_FROM or _CORES < 2 or sys.is_finalizing():
-        return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
-    helped: list[list[object]] = []
-    helper = threading.Thread(target=_read_into, args=(helped, root), name="ksef-upo-fields", daemon=True)
+        return lambda: bool(_FIELDS_IN_ORDER(root))
+    told: list[bool] = []
+    helper = threading.Thread(target=_tell_into, args=(told, root), name="ksef-upo-fields", daemon=True)
     try:
         helper.start()
-    except RuntimeError:  # no new threads: read them all here
-        return [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES]
-    own = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[0::2]]
-    helper.join()
-    if len(helped) != len(_HELPER_FIELD_NODES):  # the helper failed: read its fields here
-        helped = [cast("list[object]", xpath(root)) for xpath in _FIELD_NODES[1::2]]
-    return [nodes for pair in zip(own, helped, strict=True) for nodes in pair]
+    except RuntimeError:  # no new threads: evaluate it here
+        return lambda: bool(_FIELDS_IN_ORDER(root))
+
+    def joined() -> bool:
+        helper.join()
+        return told[0] if told else bool(_FIELDS_IN_ORDER(root))  # the helper failed: evaluate it here
+
+    return joined
 
 
-def _read_into(helped: list[list[object]], root: etree._Element) -> None:
-    """The helper thread: its fields' nodes into ``helped``. Whatever goes wrong stops it quietly
-    (the caller reads what is missing and meets the error itself, if there is one)."""
+def _tell_into(told: list[bool], root: etree._Element) -> None:
+    """The helper thread: ``_FIELDS_IN_ORDER`` into ``told``. Whatever goes wrong stops it quietly
+    (the caller evaluates it again and meets the error itself, if there is one)."""
     try:
-        helped.extend(cast("list[object]", xpath(root)) for xpath in _HELPER_FIELD_NODES)
-    except Exception:  # the caller reads these fields again and meets the error itself
-        helped.clear()
+        told.append(bool(_FIELDS_IN_ORDER(root)))
+    except Exception:  # the caller evaluates it again and meets the error itself
+        told.clear()
 
 
 def _texts(nodes: list[object]) -> tuple[str, ...]:

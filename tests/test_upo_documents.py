@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -361,6 +361,90 @@ def test_hostile_documents_are_refused_or_read_whole(old: bytes, new: bytes, mes
         parse_upo(xml)
 
 
+# The bulk reading's proof, held to the one-at-a-time reading on documents whose fields are
+# reordered, repeated, left out or joined by strangers.
+
+_FIELD_ELEMENTS = ["NipSprzedawcy", "NumerKSeFDokumentu", "NumerFaktury", "DataWystawieniaFaktury",
+                   "DataPrzeslaniaDokumentu", "DataNadaniaNumeruKSeF", "SkrotDokumentu", "TrybWysylki"]  # fmt: skip
+_STRANGERS = [
+    "<Extra>1</Extra>",
+    "<Extra/>",
+    "<NipSprzedawcy/>",  # an empty field: no value of its own to give
+    "<TrybWysylki/>",
+    "<!-- c -->",
+    "<?pi x?>",
+    "<x:NipSprzedawcy xmlns:x='urn:other'>1</x:NipSprzedawcy>",
+]
+
+
+@st.composite
+def _rearranged(draw: st.DrawFn) -> list[list[str]]:
+    """For each of 3 documents, its children as XML: the 8 fields (each with its own value) in an
+    order drawn, some repeated or left out, strangers among them; often left as KSeF writes it."""
+    documents = []
+    for index in range(3):
+        fields = _as_written(index)
+        if draw(st.booleans()):
+            fields = draw(st.permutations(fields)) if draw(st.booleans()) else fields
+            repeated = draw(st.lists(st.sampled_from(fields), max_size=2))
+            left_out = draw(st.sets(st.integers(0, 7), max_size=2))
+            fields = [field for place, field in enumerate(fields) if place not in left_out] + repeated
+            for stranger in draw(st.lists(st.sampled_from(_STRANGERS), max_size=2)):
+                fields.insert(draw(st.integers(0, len(fields))), stranger)
+        documents.append(fields)
+    return documents
+
+
+def _values_of(index: int) -> list[str]:
+    """The 8 values of the document at ``index``: each a date, which every field's type reads (a
+    string, a date, a date-time), so that a value read from the wrong field converts all the same
+    and only the comparison with the one-at-a-time reading tells."""
+    return [f"20{10 + field}-{index + 1:02d}-{10 + field}" for field in range(len(_FIELD_ELEMENTS))]
+
+
+def _with_children(documents: list[list[str]]) -> bytes:
+    """A UPO of ``len(documents)`` documents, each with the children given."""
+    xml = _session(len(documents))
+    for index, children in reversed(list(enumerate(documents))):
+        start = -1
+        for _ in range(index + 1):
+            start = xml.index(b"<Dokument>", start + 1)
+        end = xml.index(b"</Dokument>", start)
+        xml = xml[:start] + b"<Dokument>" + "".join(children).encode() + xml[end:]
+    return xml
+
+
+def _as_written(index: int) -> list[str]:
+    return [f"<{name}>{value}</{name}>" for name, value in zip(_FIELD_ELEMENTS, _values_of(index), strict=True)]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(_rearranged())
+# Each of these leaves the 8 values in order and the fields in order among the document's
+# elements; one more element, empty, names a field, whose first element the one-at-a-time reading
+# reads: only the count of the documents' elements tells them from a document as written.
+@example([["<NipSprzedawcy/>", *_as_written(0)], _as_written(1), _as_written(2)])
+@example([_as_written(0), [*_as_written(1)[:5], "<SkrotDokumentu/>", *_as_written(1)[5:]], _as_written(2)])
+def test_the_bulk_reading_reads_what_one_at_a_time_reads_however_the_fields_stand(
+    documents: list[list[str]],
+) -> None:
+    xml = _with_children(documents)
+    try:
+        expected = _one_at_a_time(xml)
+    except UPOValidationError as error:  # a field left out: both refuse it, naming the same field
+        with pytest.raises(UPOValidationError, match=str(error)):
+            parse_upo(xml)
+        return
+    assert parse_upo(xml).documents == expected
+    # In bulk only when every document is its 8 fields in schema order, and nothing else among
+    # them but comments and processing instructions.
+    as_written = all(
+        [child for child in children if not child.startswith(("<!--", "<?"))] == _as_written(index)
+        for index, children in enumerate(documents)
+    )
+    assert _read_in_bulk(xml) == as_written
+
+
 # A large UPO's fields are read on two threads (the caller's and a helper): the same documents.
 
 _LARGE = 1200  # documents: past the size from which a helper thread reads every other field
@@ -420,13 +504,20 @@ def test_a_large_upo_is_read_whole_when_the_helper_fails(monkeypatch: pytest.Mon
     xml = _upo([_document_of(i) for i in range(_LARGE)])
     expected = parse_upo(xml).documents
 
-    def broken(root: object) -> list[object]:
-        raise MemoryError
+    counting = upo_module._FIELDS_IN_ORDER
+    counted_on: list[str] = []
+
+    def broken_on_the_helper(root: object) -> object:
+        counted_on.append(threading.current_thread().name)
+        if threading.current_thread().name == "ksef-upo-fields":
+            raise MemoryError
+        return counting(root)
 
     monkeypatch.setattr(upo_module, "_CORES", 2)
-    monkeypatch.setattr(upo_module, "_HELPER_FIELD_NODES", (broken,) * 4)
+    monkeypatch.setattr(upo_module, "_FIELDS_IN_ORDER", broken_on_the_helper)
     helpers = _helpers_started(monkeypatch)
     assert parse_upo(xml).documents == expected and helpers == ["ksef-upo-fields"]
+    assert counted_on == ["ksef-upo-fields", threading.current_thread().name]  # counted again by the caller
 
 
 def test_a_large_upo_is_read_on_the_callers_thread_when_no_thread_starts(monkeypatch: pytest.MonkeyPatch) -> None:
