@@ -605,8 +605,8 @@ def _columns(root: etree._Element) -> _Columns | None:
     - every document holds the 8 fields in schema order, not necessarily side by side, and the
       documents' child elements number 8 per document (``_FIELDS_IN_ORDER``): each has at least
       its 8 fields, so each has exactly those 8, in order, and no other element;
-    - there are 8 values per document, all of them text (``str.strip`` and ``fromisoformat``
-      refuse the lxml object of a comment, processing instruction or element). A parsed element
+    - there are 8 values per document, all of them text (``str.strip`` refuses the lxml object of
+      a comment, processing instruction or element). A parsed element
       never holds two text nodes side by side (the parser joins character data, references and
       CDATA into one), so with every node text each field gave at most one, and 8 per document
       means each gave exactly one: a missing, misplaced or empty field cannot borrow a neighbour's
@@ -615,7 +615,8 @@ def _columns(root: etree._Element) -> _Columns | None:
     count = cast("float", _COUNT_DOCUMENTS(root))
     in_order = _fields_in_order(root, count)
     columns = _values(root, count)
-    return columns if in_order() else None
+    # Not proven when the values already failed: a helper still counting ends on its own.
+    return columns if columns is not None and in_order() else None
 
 
 def _values(root: etree._Element, count: float) -> _Columns | None:
@@ -677,9 +678,12 @@ def _texts(nodes: list[object]) -> tuple[str, ...]:
 
 
 def _converted(nodes: list[object], convert: Callable[[str], _T]) -> tuple[_T, ...]:
-    """Each node's text converted by ``fromisoformat``, which refuses what is not text (``TypeError``)
-    and surrounding whitespace (``ValueError``; the slow path strips it first), so no strip here."""
-    return tuple(map(convert, cast("list[str]", nodes)))
+    """Each node's text, stripped, converted by ``fromisoformat``: what the slow path converts
+    (``_content`` strips), so both accept and refuse the same values. Stripping first matters:
+    Python 3.11's ``date.fromisoformat`` reads any 10-character value in the basic format by its
+    first 8 characters (``"20261120x\n"`` is a date, ``"20261120x"`` is not). ``TypeError`` when
+    a node is not text (``str.strip`` refuses an lxml object)."""
+    return tuple(map(convert, map(str.strip, cast("list[str]", nodes))))
 
 
 def _document(element: etree._Element) -> UpoDocument:
