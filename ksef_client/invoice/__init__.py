@@ -8,17 +8,19 @@
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
 Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``advance``,
-``Party``, ``Contact``, ``ThirdParty``, ``CorrectedInvoice``), ``totals`` (``Line`` and the
-rounding rules). The typed classes themselves are generated from the official XSDs into
+``Party``, ``Address``, ``Contact``, ``ThirdParty``, ``TaxpayerStatus``, ``CorrectedInvoice``),
+``totals`` (``Line`` and the rounding rules). The typed classes themselves are generated from the official XSDs into
 ``ksef_client._invoice_models`` (FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the
 hand-written layer on top. Importing it loads the FA(3) classes (a few hundred milliseconds);
 ``import ksef_client`` does not.
 """
 
 from ksef_client.invoice.builders import (
+    Address,
     Contact,
     CorrectedInvoice,
     Party,
+    TaxpayerStatus,
     ThirdParty,
     ThirdPartyRole,
     advance,
@@ -30,11 +32,13 @@ from ksef_client.invoice.totals import RATES, Line, Totals, round_amount
 
 __all__ = [
     "RATES",
+    "Address",
     "Contact",
     "CorrectedInvoice",
     "Invoice",
     "Line",
     "Party",
+    "TaxpayerStatus",
     "ThirdParty",
     "ThirdPartyRole",
     "Totals",

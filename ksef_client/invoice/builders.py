@@ -73,6 +73,8 @@ _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 # The XSD's "." is any character but a line break, and a collapsed token has none.
 _EMAIL = re.compile(r".+@.+")
 _MAX_CONTACTS = 3  # DaneKontaktowe maxOccurs="3" in Podmiot1, Podmiot2 and Podmiot3
+# PrefiksPodatnika: TKodyKrajowUE with fixed="PL" (FA(3) XSD, Podmiot1): no other value is valid.
+_SELLER_VAT_PREFIX = "PL"
 
 
 _Ids = TypeVar("_Ids", fa3.Tpodmiot2, fa3.Tpodmiot3)
@@ -107,10 +109,43 @@ class Contact:
             object.__setattr__(self, "phone", checked_text(self.phone, "contact phone", 16))
 
 
+class TaxpayerStatus(IntEnum):
+    """FA(3) ``TStatusInfoPodatnika``, the seller's status (``Podmiot1/StatusInfoPodatnika``)."""
+
+    LIQUIDATION = 1  # "Podatnik znajdujący się w stanie likwidacji"
+    RESTRUCTURING = 2  # "Podatnik, który jest w trakcie postępowania restrukturyzacyjnego"
+    BANKRUPTCY = 3  # "Podatnik znajdujący się w stanie upadłości"
+    INHERITANCE_ESTATE = 4  # "Przedsiębiorstwo w spadku": the business of a deceased taxpayer
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address as FA(3) ``TAdres`` has it: ``line1`` (``AdresL1``), optionally ``line2``
+    (``AdresL2``), each 1..512 characters, and ``country`` (``KodKraju``, an ISO 3166 code of the
+    schema's ``TKodKraju``), checked as ``Party``'s own address is. A ``Party``'s
+    ``correspondence_address`` (``AdresKoresp``).
+    """
+
+    line1: str
+    line2: str | None = None
+    country: str = "PL"
+
+    def __post_init__(self) -> None:
+        checked_text(self.line1, "address line1", 512)
+        if self.line2 is not None:
+            checked_text(self.line2, "address line2", 512)
+        if self.country not in _COUNTRIES:
+            raise ValueError(f"address country: {self.country!r} is not an ISO 3166 code of the schema")
+
+    def _model(self) -> fa3.Tadres3:
+        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.line1, adres_l2=self.line2)
+
+
 @dataclass(frozen=True)
 class Party:
     """Seller, buyer or third party: name, address line(s), country, at most one identifier, and
-    optionally contact details and a customer number.
+    optionally contact details, a customer number, a correspondence address, an EORI number and
+    (the seller) its status and EU VAT prefix.
 
     ``nip`` (Polish NIP, checked), ``eu_vat`` (an EU VAT number with its country prefix, e.g.
     ``"DE123456789"``: ``KodUE`` + ``NrVatUE``) or ``tax_id`` (any other country's identifier,
@@ -128,6 +163,18 @@ class Party:
       number), of the seller, the buyer or a third party.
     - ``customer_number``: the number the buyer or a third party is known by in the contract or
       order (``NrKlienta``, 1..256 characters); the seller (``Podmiot1``) has none.
+    - ``correspondence_address``: an ``Address`` to write to (``AdresKoresp``), of the seller, the
+      buyer or a third party.
+    - ``eori``: the EORI number (``NrEORI``, the customs identifier; FA(3) types it ``TZnakowy``,
+      1..256 characters, and checks no more), of the seller, the buyer or a third party.
+    - ``taxpayer_status``: the seller's ``TaxpayerStatus`` (``StatusInfoPodatnika``: in
+      liquidation, in restructuring, bankrupt, or an inheritance estate), or its number 1..4.
+    - ``vat_prefix``: ``"PL"``, the seller's EU VAT prefix (``PrefiksPodatnika``, "dla przypadków
+      określonych w art. 97 ust. 10 pkt 2 i 3 ustawy oraz ... art. 136 ust. 1 pkt 3": intra-EU
+      supplies and services); the XSD fixes it to ``PL``, so no other value is taken.
+
+    ``taxpayer_status`` and ``vat_prefix`` are in ``Podmiot1`` alone: the builders refuse a buyer
+    with either, and ``ThirdParty`` a third party with either.
     """
 
     name: str
@@ -141,6 +188,10 @@ class Party:
     internal_id: str | None = None
     contacts: Sequence[Contact] = ()
     customer_number: str | None = None
+    correspondence_address: Address | None = None
+    eori: str | None = None
+    taxpayer_status: TaxpayerStatus | int | None = None
+    vat_prefix: str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.name, "party name", 512)
@@ -155,6 +206,19 @@ class Party:
             validate_nip(self.nip, "party nip")
         if self.internal_id is not None:
             object.__setattr__(self, "internal_id", _internal_id(self.internal_id))
+        self._check_details()
+        if self.eu_vat is not None and (self.eu_vat[:2] not in _EU or not _EU_VAT_NUMBER.fullmatch(self.eu_vat[2:])):
+            raise ValueError(
+                f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
+            )
+        if self.tax_id is not None:
+            checked_text(self.tax_id, "party tax_id", 50, token=False)  # NrID: whiteSpace replace, not a token
+        if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
+            prefix = self.eu_vat[:2]
+            object.__setattr__(self, "country", _VAT_PREFIX_COUNTRY.get(prefix, prefix))
+
+    def _check_details(self) -> None:
+        """The keyword-only details checked (each ``ValueError`` names its argument)."""
         contacts = self.contacts
         if (
             not isinstance(contacts, Sequence)
@@ -169,15 +233,19 @@ class Party:
             object.__setattr__(
                 self, "customer_number", checked_text(self.customer_number, "party customer_number", 256)
             )
-        if self.eu_vat is not None and (self.eu_vat[:2] not in _EU or not _EU_VAT_NUMBER.fullmatch(self.eu_vat[2:])):
+        if self.correspondence_address is not None and not isinstance(self.correspondence_address, Address):
             raise ValueError(
-                f"party eu_vat: {self.eu_vat!r} is not an EU country code and 1..12 digits, capital letters, + or *"
+                f"party correspondence_address: expected an Address (AdresKoresp), got {self.correspondence_address!r}"
             )
-        if self.tax_id is not None:
-            checked_text(self.tax_id, "party tax_id", 50, token=False)  # NrID: whiteSpace replace, not a token
-        if self.eu_vat is not None and self.country == "PL" and self.eu_vat[:2] != "PL":
-            prefix = self.eu_vat[:2]
-            object.__setattr__(self, "country", _VAT_PREFIX_COUNTRY.get(prefix, prefix))
+        if self.eori is not None:
+            object.__setattr__(self, "eori", checked_text(self.eori, "party eori", 256))  # NrEORI: TZnakowy
+        if self.taxpayer_status is not None:
+            object.__setattr__(self, "taxpayer_status", _taxpayer_status(self.taxpayer_status))
+        if self.vat_prefix is not None and self.vat_prefix != _SELLER_VAT_PREFIX:
+            raise ValueError(
+                f"party vat_prefix: {self.vat_prefix!r}, but FA(3) fixes PrefiksPodatnika to 'PL' (the seller's "
+                "prefix); give 'PL' or leave it out"
+            )
 
     def _address(self) -> fa3.Tadres3:
         return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)
@@ -186,8 +254,18 @@ class Party:
         return fa3.Faktura.Podmiot1(
             dane_identyfikacyjne=fa3.Tpodmiot1(nip=_seller_nip(self), nazwa=self.name),
             adres=self._address(),
+            adres_koresp=self._correspondence(),
             dane_kontaktowe=_contacts(fa3.Faktura.Podmiot1.DaneKontaktowe, self.contacts),
+            prefiks_podatnika=fa3.TkodyKrajowUe(self.vat_prefix) if self.vat_prefix is not None else None,
+            nr_eori=self.eori,
+            status_info_podatnika=(
+                fa3.TstatusInfoPodatnika(int(self.taxpayer_status)) if self.taxpayer_status is not None else None
+            ),
         )
+
+    def _correspondence(self) -> fa3.Tadres3 | None:
+        address = self.correspondence_address
+        return address._model() if address is not None else None
 
     def _ids(self, ids: _Ids) -> _Ids:
         if self.nip is not None:
@@ -209,7 +287,9 @@ class Party:
         return fa3.Faktura.Podmiot2(
             dane_identyfikacyjne=self._ids(fa3.Tpodmiot2(nazwa=self.name)),
             adres=self._address(),
+            adres_koresp=self._correspondence(),
             dane_kontaktowe=_contacts(fa3.Faktura.Podmiot2.DaneKontaktowe, self.contacts),
+            nr_eori=self.eori,
             nr_klienta=self.customer_number,
             jst=fa3.Podmiot2Jst.VALUE_1 if jst else fa3.Podmiot2Jst.VALUE_2,
             gv=fa3.Podmiot2Gv.VALUE_1 if gv else fa3.Podmiot2Gv.VALUE_2,
@@ -247,6 +327,30 @@ def _internal_id(value: object) -> str:
     return validate_internal_id(text, "party internal_id", nip_check_digit=False)  # its own last digit
 
 
+def _taxpayer_status(value: object) -> TaxpayerStatus:
+    """``Party.taxpayer_status`` checked: a ``TaxpayerStatus`` or its number (``TStatusInfoPodatnika``,
+    1..4); not another enum's member that equals one (a ``ThirdPartyRole`` given by mistake)."""
+    if isinstance(value, TaxpayerStatus):
+        return value
+    if type(value) is int and value in set(TaxpayerStatus):
+        return TaxpayerStatus(value)
+    raise ValueError(
+        f"party taxpayer_status: {value!r} is not a TaxpayerStatus (StatusInfoPodatnika 1..4: LIQUIDATION, "
+        "RESTRUCTURING, BANKRUPTCY, INHERITANCE_ESTATE)"
+    )
+
+
+def _seller_only(party: Party, role: str) -> None:
+    """``ValueError`` for a buyer's or third party's ``taxpayer_status`` / ``vat_prefix``: FA(3) has
+    ``StatusInfoPodatnika`` and ``PrefiksPodatnika`` in ``Podmiot1`` alone."""
+    if party.taxpayer_status is not None:
+        raise ValueError(
+            f"{role}: taxpayer_status (StatusInfoPodatnika) is the seller's; FA(3) has it in Podmiot1 alone"
+        )
+    if party.vat_prefix is not None:
+        raise ValueError(f"{role}: vat_prefix (PrefiksPodatnika) is the seller's; FA(3) has it in Podmiot1 alone")
+
+
 def _seller_nip(seller: Party) -> str:
     """The seller's NIP; ``ValueError`` naming what ``Podmiot1`` cannot have (an ``IDWew``, a
     ``NrKlienta``) or lacks (a NIP)."""
@@ -263,12 +367,14 @@ def _seller_nip(seller: Party) -> str:
 
 
 def _check_buyer(buyer: Party) -> None:
-    """``ValueError`` for what ``Podmiot2`` cannot have: an ``IDWew``."""
+    """``ValueError`` for what ``Podmiot2`` cannot have: an ``IDWew``, a ``StatusInfoPodatnika``, a
+    ``PrefiksPodatnika``."""
     if buyer.internal_id is not None:
         raise ValueError(
             "buyer: internal_id (IDWew) names only a third party (FA(3) has it in Podmiot3 alone, not in Podmiot2): "
             "give the buyer's own identifier, and name its unit as a ThirdParty (e.g. ThirdPartyRole.RECIPIENT)"
         )
+    _seller_only(buyer, "buyer")
 
 
 class ThirdPartyRole(IntEnum):
@@ -303,7 +409,9 @@ class ThirdParty:
     a school, an office) or a ``VAT_GROUP_RECIPIENT`` needs a NIP or an internal identifier
     (``Party(..., internal_id=...)``, ``IDWew``), and marks the buyer ``JST`` / ``GV`` "1" (the XSD:
     the invoice "dotyczy jednostki podrzędnej JST" / "członka grupy VAT"; "podać NIP lub ID-Wew").
-    The party's ``contacts`` and ``customer_number`` go to ``DaneKontaktowe`` and ``NrKlienta``.
+    The party's ``contacts``, ``customer_number``, ``correspondence_address`` and ``eori`` go to
+    ``DaneKontaktowe``, ``NrKlienta``, ``AdresKoresp`` and ``NrEORI``; a party with a
+    ``taxpayer_status`` or ``vat_prefix`` (the seller's alone) is refused.
     """
 
     party: Party
@@ -313,6 +421,7 @@ class ThirdParty:
     def __post_init__(self) -> None:
         if not isinstance(self.party, Party):
             raise ValueError("third party: expected a Party")
+        _seller_only(self.party, "third party")
         if isinstance(self.role, str):
             checked_text(self.role, "third party role", 256)
         elif isinstance(self.role, int) and not isinstance(self.role, bool) and self.role in set(ThirdPartyRole):
@@ -337,7 +446,9 @@ class ThirdParty:
         third = fa3.Faktura.Podmiot3(
             dane_identyfikacyjne=self.party._ids(fa3.Tpodmiot3(nazwa=self.party.name)),
             adres=self.party._address(),
+            adres_koresp=self.party._correspondence(),
             dane_kontaktowe=_contacts(fa3.Faktura.Podmiot3.DaneKontaktowe, self.party.contacts),
+            nr_eori=self.party.eori,
             udzial=Decimal(self.share) if self.share is not None else None,
             nr_klienta=self.party.customer_number,
         )

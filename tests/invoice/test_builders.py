@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ksef_client.invoice import (
+    Address,
     Contact,
     CorrectedInvoice,
     Invoice,
     Line,
     Party,
+    TaxpayerStatus,
     ThirdParty,
     ThirdPartyRole,
     advance,
@@ -539,3 +541,144 @@ def test_contacts_customer_numbers_and_internal_ids_are_checked_by_name(build: A
     with pytest.raises(ValueError, match=message) as raised:
         build()
     assert type(raised.value) is ValueError
+
+
+@pytest.mark.parametrize("kind", BUILT_ON)
+def test_correspondence_addresses_eori_numbers_and_the_seller_s_status_are_written_where_fa3_has_them(
+    kind: str,
+) -> None:
+    # FA(3) XSD: Podmiot1 is PrefiksPodatnika, NrEORI, DaneIdentyfikacyjne, Adres, AdresKoresp,
+    # DaneKontaktowe, StatusInfoPodatnika; Podmiot2 and Podmiot3 have NrEORI before
+    # DaneIdentyfikacyjne and AdresKoresp after Adres (TAdres: KodKraju, AdresL1, AdresL2).
+    # The builders had no way to write any of them (Invoice.model only).
+    seller = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635", vat_prefix="PL", eori="PL526587763500000",
+                   correspondence_address=Address("Skrytka pocztowa 12", "00-950 Warszawa"),
+                   contacts=[Contact(email="faktury@acme.pl")], taxpayer_status=TaxpayerStatus.LIQUIDATION)  # fmt: skip
+    buyer = Party("Käufer GmbH", "Hauptstraße 1, Berlin", eu_vat="DE811569869", eori="DE123456789012345",
+                  correspondence_address=Address("Postfach 10 20 30, Wien", country="AT"))  # fmt: skip
+    payer = Party("Płatnik", "ul. Długa 3, Kraków", nip="1111111111", eori="PL111111111100000",
+                  correspondence_address=Address("ul. Krótka 4, Kraków"), customer_number="P-1")  # fmt: skip
+    invoice = _built_with(kind, seller, buyer, [ThirdParty(payer, ThirdPartyRole.PAYER)])
+    xml = invoice.to_xml()
+    validate_invoice(xml)
+    assert (
+        b"<Podmiot1><PrefiksPodatnika>PL</PrefiksPodatnika><NrEORI>PL526587763500000</NrEORI><DaneIdentyfikacyjne>"
+        b"<NIP>5265877635</NIP><Nazwa>ACME</Nazwa></DaneIdentyfikacyjne><Adres><KodKraju>PL</KodKraju><AdresL1>"
+        b"ul. Prosta 1, Warszawa</AdresL1></Adres><AdresKoresp><KodKraju>PL</KodKraju><AdresL1>Skrytka pocztowa 12"
+        b"</AdresL1><AdresL2>00-950 Warszawa</AdresL2></AdresKoresp><DaneKontaktowe><Email>faktury@acme.pl</Email>"
+        b"</DaneKontaktowe><StatusInfoPodatnika>1</StatusInfoPodatnika></Podmiot1>"
+    ) in xml
+    assert (
+        "<Podmiot2><NrEORI>DE123456789012345</NrEORI><DaneIdentyfikacyjne><KodUE>DE</KodUE><NrVatUE>811569869"
+        "</NrVatUE><Nazwa>Käufer GmbH</Nazwa></DaneIdentyfikacyjne><Adres><KodKraju>DE</KodKraju><AdresL1>"
+        "Hauptstraße 1, Berlin</AdresL1></Adres><AdresKoresp><KodKraju>AT</KodKraju><AdresL1>Postfach 10 20 30, Wien"
+        "</AdresL1></AdresKoresp><JST>2</JST>"
+    ).encode() in xml
+    assert (
+        "<Podmiot3><NrEORI>PL111111111100000</NrEORI><DaneIdentyfikacyjne><NIP>1111111111</NIP><Nazwa>Płatnik</Nazwa>"
+        "</DaneIdentyfikacyjne><Adres><KodKraju>PL</KodKraju><AdresL1>ul. Długa 3, Kraków</AdresL1></Adres>"
+        "<AdresKoresp><KodKraju>PL</KodKraju><AdresL1>ul. Krótka 4, Kraków</AdresL1></AdresKoresp><Rola>6</Rola>"
+        "<NrKlienta>P-1</NrKlienta></Podmiot3>"
+    ).encode() in xml
+    read = Invoice.from_xml(xml)  # the parser keeps every value
+    assert read == invoice
+    first, second, third = read.model.podmiot1, read.model.podmiot2, read.model.podmiot3[0]
+    assert (first.prefiks_podatnika.value, first.nr_eori, first.status_info_podatnika.value) == (  # type: ignore[union-attr]
+        "PL", "PL526587763500000", 1)  # fmt: skip
+    assert first.adres_koresp is not None and (first.adres_koresp.adres_l1, first.adres_koresp.adres_l2) == (
+        "Skrytka pocztowa 12", "00-950 Warszawa")  # fmt: skip
+    assert second.adres_koresp is not None and second.adres_koresp.kod_kraju.value == "AT"
+    assert (second.nr_eori, third.nr_eori) == ("DE123456789012345", "PL111111111100000")
+    assert third.adres_koresp is not None and third.adres_koresp.adres_l1 == "ul. Krótka 4, Kraków"
+
+
+def test_without_the_new_details_nothing_new_is_written() -> None:
+    xml = _vat().to_xml()
+    assert not any(tag in xml for tag in (b"AdresKoresp", b"NrEORI", b"StatusInfoPodatnika", b"PrefiksPodatnika"))
+
+
+@pytest.mark.parametrize("status", list(TaxpayerStatus))
+def test_each_taxpayer_status_is_its_schema_value(status: TaxpayerStatus) -> None:
+    # TStatusInfoPodatnika: 1 "w stanie likwidacji", 2 "w trakcie postępowania restrukturyzacyjnego",
+    # 3 "w stanie upadłości", 4 "Przedsiębiorstwo w spadku"; given as the enum or its number.
+    for given in (status, int(status)):
+        seller = Party("ACME", "ul. Prosta 1, Warszawa", nip="5265877635", taxpayer_status=given)
+        assert seller.taxpayer_status is status
+        xml = _vat(seller=seller).to_xml()
+        validate_invoice(xml)
+        assert f"<StatusInfoPodatnika>{int(status)}</StatusInfoPodatnika></Podmiot1>".encode() in xml
+
+
+def test_new_details_are_counted_and_kept_as_the_schema_s_tokens() -> None:
+    # NrEORI: TZnakowy (an xsd:token of 1..256 characters), counted collapsed.
+    assert Party("A", "B", eori="  PL 1234\t5 ").eori == "PL 1234 5"
+    assert Party("A", "B", eori=" " + "E" * 256 + " ").eori == "E" * 256
+    # TAdres's lines are TZnakowy512, as Party's own address.
+    assert Address("a" * 512, "b" * 512, country="DE") == Address("a" * 512, "b" * 512, "DE")
+    assert hash(Party("A", "B", correspondence_address=Address("C"), taxpayer_status=4, vat_prefix="PL"))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        # TAdres: AdresL1 and AdresL2 TZnakowy512 (1..512), KodKraju TKodKraju; as Party's address.
+        (lambda: Address(""), r"address line1: 1\.\.512 characters"),
+        (lambda: Address(" "), r"address line1: 1\.\.512 characters"),
+        (lambda: Address("a" * 513), r"address line1: 1\.\.512 characters"),
+        (lambda: Address(7), r"address line1: 1\.\.512 characters"),  # type: ignore[arg-type]
+        (lambda: Address("a\x00"), r"address line1: character '\\x00' cannot appear in XML"),
+        (lambda: Address("a", ""), r"address line2: 1\.\.512 characters"),
+        (lambda: Address("a", "b" * 513), r"address line2: 1\.\.512 characters"),
+        (lambda: Address("a", country="XX"), r"address country: 'XX' is not an ISO 3166 code of the schema"),
+        (lambda: Address("a", country="pl"), r"address country: 'pl' is not an ISO 3166 code"),
+        (lambda: Party("A", "B", correspondence_address="ul. Krótka 4"),  # type: ignore[arg-type]
+         r"party correspondence_address: expected an Address \(AdresKoresp\), got 'ul. Krótka 4'"),
+        # NrEORI: TZnakowy, 1..256.
+        (lambda: Party("A", "B", eori=""), r"party eori: 1\.\.256 characters"),
+        (lambda: Party("A", "B", eori=" \t"), r"party eori: 1\.\.256 characters"),
+        (lambda: Party("A", "B", eori="E" * 257), r"party eori: 1\.\.256 characters"),
+        (lambda: Party("A", "B", eori=12345), r"party eori: 1\.\.256 characters"),  # type: ignore[arg-type]
+        (lambda: Party("A", "B", eori="PL\x7f1"), r"party eori: character U\+007F"),
+        # TStatusInfoPodatnika: 1..4.
+        (lambda: Party("A", "B", taxpayer_status=0), r"party taxpayer_status: 0 is not a TaxpayerStatus"),
+        (lambda: Party("A", "B", taxpayer_status=5), r"party taxpayer_status: 5 is not a TaxpayerStatus"),
+        (lambda: Party("A", "B", taxpayer_status=True), r"party taxpayer_status: True is not a TaxpayerStatus"),
+        (lambda: Party("A", "B", taxpayer_status="1"), r"party taxpayer_status: '1' is not a TaxpayerStatus"),  # type: ignore[arg-type]
+        (lambda: Party("A", "B", taxpayer_status=ThirdPartyRole.FACTOR),
+         r"party taxpayer_status: <ThirdPartyRole.FACTOR: 1> is not a TaxpayerStatus"),
+        # PrefiksPodatnika: TKodyKrajowUE fixed="PL".
+        (lambda: Party("A", "B", vat_prefix="DE"),
+         r"party vat_prefix: 'DE', but FA\(3\) fixes PrefiksPodatnika to 'PL'"),
+        (lambda: Party("A", "B", vat_prefix="pl"), r"party vat_prefix: 'pl', but FA\(3\) fixes"),
+        (lambda: Party("A", "B", vat_prefix=" PL"), r"party vat_prefix: ' PL', but FA\(3\) fixes"),
+        # StatusInfoPodatnika and PrefiksPodatnika are in Podmiot1 alone.
+        (lambda: _vat(buyer=Party("A", "B", nip="1111111111", taxpayer_status=TaxpayerStatus.BANKRUPTCY)),
+         r"buyer: taxpayer_status \(StatusInfoPodatnika\) is the seller's; FA\(3\) has it in Podmiot1 alone"),
+        (lambda: _vat(buyer=Party("A", "B", nip="1111111111", vat_prefix="PL")),
+         r"buyer: vat_prefix \(PrefiksPodatnika\) is the seller's; FA\(3\) has it in Podmiot1 alone"),
+        (lambda: ThirdParty(Party("A", "B", nip="1111111111", taxpayer_status=2), ThirdPartyRole.PAYER),
+         r"third party: taxpayer_status \(StatusInfoPodatnika\) is the seller's"),
+        (lambda: ThirdParty(Party("A", "B", nip="1111111111", vat_prefix="PL"), "Spedytor"),
+         r"third party: vat_prefix \(PrefiksPodatnika\) is the seller's"),
+    ],
+)  # fmt: skip
+def test_correspondence_addresses_eori_numbers_and_the_seller_s_details_are_checked_by_name(
+    build: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        build()
+    assert type(raised.value) is ValueError
+
+
+@pytest.mark.parametrize("kind", ["vat", "correction", "advance"])
+def test_a_buyer_with_the_seller_s_details_is_refused_before_anything_is_built(kind: str) -> None:
+    # Found with the other arguments' checks, before the lines are looked at (which are wrong too).
+    buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", taxpayer_status=TaxpayerStatus.RESTRUCTURING)
+    common: dict[str, Any] = {"number": "X/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER, "buyer": buyer}
+    with pytest.raises(ValueError, match=r"buyer: taxpayer_status \(StatusInfoPodatnika\) is the seller's"):
+        if kind == "vat":
+            vat_invoice(lines=["not a line"], **common)
+        elif kind == "correction":
+            correction(corrected=CorrectedInvoice.of(_vat()), before=["not a line"], after=[], **common)
+        else:
+            advance(order=["not a line"], received="10.00", **common)

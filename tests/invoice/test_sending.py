@@ -11,7 +11,17 @@ import pytest
 from ksef_client import AsyncKSeF, KSeF
 from ksef_client.errors import InvoiceRejectedError, InvoiceSchemaError
 from ksef_client.identifiers import make_internal_id
-from ksef_client.invoice import Contact, Invoice, Line, Party, ThirdParty, ThirdPartyRole, vat_invoice
+from ksef_client.invoice import (
+    Address,
+    Contact,
+    Invoice,
+    Line,
+    Party,
+    TaxpayerStatus,
+    ThirdParty,
+    ThirdPartyRole,
+    vat_invoice,
+)
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.core import Context
@@ -81,6 +91,38 @@ def test_an_invoice_naming_a_branch_by_its_internal_id_reaches_the_branch(
         branch_id, "ODD-7", "+48 12 345 67 89")  # fmt: skip
     assert (received.model.podmiot2.nr_klienta, received.model.podmiot2.dane_kontaktowe[0].email) == (
         "KL/0042", "ksiegowosc@nabywca.pl")  # fmt: skip
+
+
+def test_an_invoice_with_correspondence_addresses_eori_numbers_and_a_taxpayer_status_is_accepted(
+    ksef: KSeF, backend: KSeFBackend
+) -> None:
+    # Party(correspondence_address=, eori=, taxpayer_status=, vat_prefix=): AdresKoresp, NrEORI,
+    # StatusInfoPodatnika and PrefiksPodatnika, sent in an online session, accepted, and read back
+    # from KSeF with every value kept.
+    seller = Party("ACME w likwidacji", "ul. Prosta 1, Warszawa", nip=NIP, vat_prefix="PL", eori="PL526587763500000",
+                   correspondence_address=Address("Skrytka pocztowa 12", "00-950 Warszawa"),
+                   taxpayer_status=TaxpayerStatus.LIQUIDATION)  # fmt: skip
+    buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", eori="PL111111111100000",
+                  correspondence_address=Address("ul. Pocztowa 5, Kraków"))  # fmt: skip
+    payer = Party("Płatnik", "Hauptstraße 1, Berlin", eu_vat="DE811569869", eori="DE123456789012345",
+                  correspondence_address=Address("Postfach 10 20 30", country="DE"))  # fmt: skip
+    invoice = vat_invoice(number="EORI/OBJ/1", issue_date=dt.datetime.now(WARSAW).date(), seller=seller, buyer=buyer,
+                          lines=[Line("Usługa", 1, "100", "23")],
+                          third_parties=[ThirdParty(payer, ThirdPartyRole.PAYER)])  # fmt: skip
+    with ksef.online_session() as session:
+        session.send(invoice)
+    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
+    (ksef_number,) = session.ksef_numbers()
+    received = Invoice.from_xml(ksef.invoices.get(ksef_number))
+    assert received == invoice
+    first, second, third = received.model.podmiot1, received.model.podmiot2, received.model.podmiot3[0]
+    assert first.status_info_podatnika is not None and first.status_info_podatnika.value == 1
+    assert first.prefiks_podatnika is not None and first.prefiks_podatnika.value == "PL"
+    assert (first.nr_eori, second.nr_eori, third.nr_eori) == ("PL526587763500000", "PL111111111100000",
+                                                              "DE123456789012345")  # fmt: skip
+    assert first.adres_koresp is not None and first.adres_koresp.adres_l2 == "00-950 Warszawa"
+    assert second.adres_koresp is not None and second.adres_koresp.adres_l1 == "ul. Pocztowa 5, Kraków"
+    assert third.adres_koresp is not None and third.adres_koresp.kod_kraju.value == "DE"
 
 
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
