@@ -13,7 +13,7 @@ from ksef_client.crypto import SymmetricKey
 from ksef_client.errors import BatchError
 from ksef_client.testing import sample_invoice
 
-COUNT = 1000
+COUNT = 3000  # several runs of CHECK_RUN_INVOICES
 
 
 def _invoices(read: list[int]) -> Iterator[bytes]:
