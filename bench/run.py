@@ -126,16 +126,16 @@ def _in_fresh_process(name: str, *args: Any) -> Any:
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True, cwd=root).stdout)
 
 
-def _ratio(figures: dict[str, Any], key: str, digits: int) -> str:
-    """A ratio as ``1.9x``, with its range over the repeated runs when there were several
-    (``_repeated``: ``1.9x, 1.8-2.3x over 5 runs``)."""
+def _ratio(figures: dict[str, Any], key: str, digits: int, of: str) -> str:
+    """A ratio as ``1.9x lxml``, with its range over the repeated runs when there were several
+    (``_repeated``: ``1.9x lxml; 1.8-2.3x over 5 runs``)."""
     if key not in figures:  # results of an older run (``--render``)
         return "-"
-    text = f"{figures[key]:.{digits}f}x"
+    text = f"{figures[key]:.{digits}f}x {of}"
     low_high = figures.get("ranges", {}).get(key)
     if low_high is None or figures.get("repeats", 1) < 2:
         return text
-    return f"{text}, {low_high[0]:.{digits}f}-{low_high[1]:.{digits}f}x over {figures['repeats']} runs"
+    return f"{text}; {low_high[0]:.{digits}f}-{low_high[1]:.{digits}f}x over {figures['repeats']} runs"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -145,8 +145,8 @@ def markdown(results: dict[str, Any]) -> str:
     rows = [
         (
             "parse 1000-item SessionInvoicesResponse, µs/item",
-            f"{p['session_invoices_us_per_item']:.2f} ({_ratio(p, 'session_invoices_ratio_to_json_loads', 2)} "
-            "json.loads)",
+            f"{p['session_invoices_us_per_item']:.2f} "
+            f"({_ratio(p, 'session_invoices_ratio_to_json_loads', 2, 'json.loads')})",
             _fmt(b.get("session_invoices_us_per_item")),
             f"json.loads {p['session_invoices_json_loads_us_per_item']:.2f} "
             f"(ours: models alone {p['session_invoices_models_us_per_item']:.2f}; all scaled to the issue's machine, "
@@ -257,7 +257,7 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             (
                 f"`parse_upo` of a {upo_parse['documents']}-document session UPO laid out as KSeF's, ms",
-                f"{upo_parse['parse_upo_ms']:.1f} ({_ratio(upo_parse, 'ratio', 1)} lxml)",
+                f"{upo_parse['parse_upo_ms']:.1f} ({_ratio(upo_parse, 'ratio', 1, 'lxml')})",
                 "-",
                 f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; with no whitespace between elements "
                 f"{upo_parse.get('compact_parse_upo_ms', float('nan')):.1f} "
