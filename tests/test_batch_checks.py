@@ -41,6 +41,28 @@ def test_invoices_are_checked_in_bounded_runs_ahead_of_the_zip_and_in_order() ->
     assert max(ahead) < batch.CHECK_RUN_INVOICES and max(ahead) > 0
 
 
+def test_a_run_of_large_invoices_ends_at_the_byte_bound() -> None:
+    # 20-line invoices reach CHECK_RUN_BYTES before CHECK_RUN_INVOICES: the bytes checked ahead of
+    # the zip stay within the bound plus one invoice, however many there are.
+    template = sample_invoice("RUN/0000", lines=200)
+    count = 2 * batch.CHECK_RUN_BYTES // len(template) + 10  # past two runs of the byte bound
+    assert batch.CHECK_RUN_BYTES // len(template) < batch.CHECK_RUN_INVOICES
+    checked: list[int] = []
+    ahead: list[int] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "zip":
+            ahead.append(len(checked) - done)
+
+    def check(index: int, name: str, xml: bytes) -> None:
+        checked.append(index)
+
+    invoices = (template.replace(b"RUN/0000", f"RUN/{index:04d}".encode()) for index in range(1, count + 1))
+    with BatchPackage.build(invoices, SymmetricKey.generate(), check=check, progress=progress) as package:
+        assert package.invoice_count == count
+    assert 0 < max(ahead) * len(template) <= batch.CHECK_RUN_BYTES + len(template)
+
+
 def test_a_failed_check_stops_the_reading_at_that_invoice() -> None:
     read: list[int] = []
 

@@ -123,22 +123,25 @@ class Address:
     """An address as FA(3) ``TAdres`` has it: ``line1`` (``AdresL1``), optionally ``line2``
     (``AdresL2``), each 1..512 characters, and ``country`` (``KodKraju``, an ISO 3166 code of the
     schema's ``TKodKraju``), checked as ``Party``'s own address is. A ``Party``'s
-    ``correspondence_address`` (``AdresKoresp``).
+    ``correspondence_address`` (``AdresKoresp``). ``country`` left out (``None``) is the party's
+    own country: a German buyer's correspondence address is in Germany unless it says otherwise.
+    ``TAdres``'s optional ``GLN`` is not set here (``Invoice.model`` takes it).
     """
 
     line1: str
     line2: str | None = None
-    country: str = "PL"
+    country: str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.line1, "address line1", 512)
         if self.line2 is not None:
             checked_text(self.line2, "address line2", 512)
-        if self.country not in _COUNTRIES:
+        if self.country is not None and self.country not in _COUNTRIES:
             raise ValueError(f"address country: {self.country!r} is not an ISO 3166 code of the schema")
 
-    def _model(self) -> fa3.Tadres3:
-        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.line1, adres_l2=self.line2)
+    def _model(self, country: str) -> fa3.Tadres3:
+        """``AdresKoresp``; ``country``: the party's, when the address names none."""
+        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country or country), adres_l1=self.line1, adres_l2=self.line2)
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ class Party:
 
     def _correspondence(self) -> fa3.Tadres3 | None:
         address = self.correspondence_address
-        return address._model() if address is not None else None
+        return address._model(self.country) if address is not None else None
 
     def _ids(self, ids: _Ids) -> _Ids:
         if self.nip is not None:

@@ -592,6 +592,21 @@ def test_correspondence_addresses_eori_numbers_and_the_seller_s_status_are_writt
     assert third.adres_koresp is not None and third.adres_koresp.adres_l1 == "ul. Krótka 4, Kraków"
 
 
+def test_a_correspondence_address_without_a_country_is_in_the_party_s_country() -> None:
+    # A German buyer's correspondence address written without a country was marked PL (Address's
+    # default) while its own address said DE (found by an independent review); the invoice still
+    # passed the XSD, so nothing told the user.
+    german = Party("Käufer GmbH", "Hauptstraße 1, Berlin", eu_vat="DE811569869",
+                   correspondence_address=Address("Postfach 10 20 30, 10115 Berlin"))  # fmt: skip
+    polish_elsewhere = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111",
+                             correspondence_address=Address("Postfach 1, Wien", country="AT"))  # fmt: skip
+    assert Address("Postfach 1").country is None
+    for buyer, country in ((german, "DE"), (polish_elsewhere, "AT")):
+        xml = _vat(buyer=buyer).to_xml()
+        validate_invoice(xml)
+        assert f"<AdresKoresp><KodKraju>{country}</KodKraju>".encode() in xml
+
+
 def test_without_the_new_details_nothing_new_is_written() -> None:
     xml = _vat().to_xml()
     assert not any(tag in xml for tag in (b"AdresKoresp", b"NrEORI", b"StatusInfoPodatnika", b"PrefiksPodatnika"))
