@@ -61,6 +61,16 @@ async def test_async_send_an_invoice_object(ksef_server: ThreadedServer, backend
         assert (await client.sessions.wait(session.reference_number)).successful_invoice_count == 1
 
 
+def _accepted(ksef: KSeF, invoice: Invoice) -> str:
+    """Send ``invoice`` alone in an online session; its KSeF number once KSeF accepted it."""
+    with ksef.online_session() as session:
+        session.send(invoice)
+    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
+    (ksef_number,) = session.ksef_numbers()
+    assert ksef_number is not None
+    return ksef_number
+
+
 def test_an_invoice_naming_a_branch_by_its_internal_id_reaches_the_branch(
     ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime
 ) -> None:
@@ -75,10 +85,7 @@ def test_an_invoice_naming_a_branch_by_its_internal_id_reaches_the_branch(
     invoice = vat_invoice(number="BR/OBJ/1", issue_date=dt.datetime.now(WARSAW).date(), seller=SELLER, buyer=buyer,
                           lines=[Line("Usługa", 1, "100", "23")],
                           third_parties=[ThirdParty(branch, ThirdPartyRole.RECIPIENT)])  # fmt: skip
-    with ksef.online_session() as session:
-        session.send(invoice)
-    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
-    (ksef_number,) = session.ksef_numbers()
+    ksef_number = _accepted(ksef, invoice)
     token = backend.mint_access_token(context=Context("InternalId", branch_id))
     with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep,
               clock=fake_time.clock) as of_branch:  # fmt: skip
@@ -109,11 +116,7 @@ def test_an_invoice_with_correspondence_addresses_eori_numbers_and_a_taxpayer_st
     invoice = vat_invoice(number="EORI/OBJ/1", issue_date=dt.datetime.now(WARSAW).date(), seller=seller, buyer=buyer,
                           lines=[Line("Usługa", 1, "100", "23")],
                           third_parties=[ThirdParty(payer, ThirdPartyRole.PAYER)])  # fmt: skip
-    with ksef.online_session() as session:
-        session.send(invoice)
-    assert ksef.sessions.wait(session.reference_number).successful_invoice_count == 1
-    (ksef_number,) = session.ksef_numbers()
-    received = Invoice.from_xml(ksef.invoices.get(ksef_number))
+    received = Invoice.from_xml(ksef.invoices.get(_accepted(ksef, invoice)))
     assert received == invoice
     first, second, third = received.model.podmiot1, received.model.podmiot2, received.model.podmiot3[0]
     assert first.status_info_podatnika is not None and first.status_info_podatnika.value == 1
