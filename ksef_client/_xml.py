@@ -27,11 +27,17 @@ _PROLOG_END = re.compile(rb"[ \t\r\n]*(?:(<!DOCTYPE)|<[A-Za-z_:\x80-\xff])")
 SCHEMA_LOCK = threading.RLock()
 
 
-def hardened_parser(*, remove_blank_text: bool = False) -> etree.XMLParser:
+def hardened_parser(*, remove_blank_text: bool = False, collect_ids: bool = True) -> etree.XMLParser:
     """A new parser with the hardened settings (for a parser that needs its own resolvers);
-    ``remove_blank_text``: whitespace between elements left out (``parse_for_reading``)."""
+    ``remove_blank_text``: whitespace between elements left out; ``collect_ids=False``: no table of
+    the document's ID attributes (both for ``parse_for_reading``)."""
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=remove_blank_text
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_blank_text=remove_blank_text,
+        collect_ids=collect_ids,
     )
 
 
@@ -60,7 +66,10 @@ def parse_for_reading(xml: bytes) -> etree._Element:
         return parse(xml)
     parser = getattr(_local, "reading_parser", None)
     if parser is None:
-        parser = _local.reading_parser = hardened_parser(remove_blank_text=True)
+        # Nothing looks an element up by its ID in a tree read for values (a signed document's
+        # references are resolved on a tree of ``parse``): without the table of IDs a 2.6 MB
+        # session UPO parses 7-9 % faster (11.4 against 12.5 ms, best of 60 in alternation).
+        parser = _local.reading_parser = hardened_parser(remove_blank_text=True, collect_ids=False)
     return etree.fromstring(xml, parser=parser)
 
 
