@@ -265,7 +265,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"`parse_upo` of a {upo_parse['documents']}-document session UPO laid out as KSeF's, ms",
                 f"{upo_parse['parse_upo_ms']:.1f} ({_ratio(upo_parse, 'ratio', 1, 'lxml')})",
                 "-",
-                f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; with no whitespace between elements "
+                f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; each run right after the other's "
+                f"{_ratio(upo_parse, 'interleaved_ratio', 1, 'lxml')}; with no whitespace between elements "
                 f"{upo_parse.get('compact_parse_upo_ms', float('nan')):.1f} "
                 f"({upo_parse.get('compact_ratio', float('nan')):.1f}x lxml's "
                 f"{upo_parse.get('compact_lxml_parse_ms', float('nan')):.1f}); on their own: reading every document "
