@@ -132,14 +132,14 @@ def _per_item_ratio(parsing: dict[str, Any]) -> float:
 
 def _ratio(figures: dict[str, Any], key: str, digits: int, of: str) -> str:
     """A ratio as ``1.9x lxml``, with its range over the repeated runs when there were several
-    (``_repeated``: ``1.9x lxml; 1.8-2.3x over 5 runs``)."""
+    (``_repeated``: ``1.9x lxml, 1.8-2.3x over 5 runs``)."""
     if key not in figures:  # results of an older run (``--render``)
         return "-"
     text = f"{figures[key]:.{digits}f}x {of}"
     low_high = figures.get("ranges", {}).get(key)
     if low_high is None or figures.get("repeats", 1) < 2:
         return text
-    return f"{text}; {low_high[0]:.{digits}f}-{low_high[1]:.{digits}f}x over {figures['repeats']} runs"
+    return f"{text}, {low_high[0]:.{digits}f}-{low_high[1]:.{digits}f}x over {figures['repeats']} runs"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -265,8 +265,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"`parse_upo` of a {upo_parse['documents']}-document session UPO laid out as KSeF's, ms",
                 f"{upo_parse['parse_upo_ms']:.1f} ({_ratio(upo_parse, 'ratio', 1, 'lxml')})",
                 "-",
-                f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; each run right after the other's "
-                f"{_ratio(upo_parse, 'interleaved_ratio', 1, 'lxml')}; with no whitespace between elements "
+                f"lxml parse {upo_parse['lxml_parse_ms']:.1f}; single runs alternating, each right after the "
+                f"other's: {_ratio(upo_parse, 'interleaved_ratio', 1, 'lxml')}; with no whitespace between elements "
                 f"{upo_parse.get('compact_parse_upo_ms', float('nan')):.1f} "
                 f"({upo_parse.get('compact_ratio', float('nan')):.1f}x lxml's "
                 f"{upo_parse.get('compact_lxml_parse_ms', float('nan')):.1f}); on their own: reading every document "
