@@ -274,10 +274,12 @@ def _xml(xml: bytes | SupportsToXml, index: int, checked_after: bool) -> bytes:
 # Invoices checked one after another before any of them is zipped: libxml2 then finds the compiled
 # schema still in the CPU's caches, where zipping and encrypting between two checks evicted it and
 # each check cost about twice as much. Bounded in bytes and count, so memory stays flat. Runs of
-# 1,024 (was 128) build 5,000 checked invoices with 15-20 % less CPU (median of 12 alternating
-# builds: 0.46 s against 0.59 s of one-line invoices; 0.94 against 1.06 of 20-line ones, whose
-# runs the byte bound ends at about 870): each run starts with the schema out of the caches.
-CHECK_RUN_BYTES = 4 * 1024 * 1024
+# up to 1,024 (was 128) build 5,000 checked invoices with 15-20 % less CPU (median of 12
+# alternating builds: 0.46 s against 0.59 s of one-line invoices; 0.94 against 1.06 of 20-line
+# ones): each run starts with the schema out of the caches. The byte bound ends a run of 20-line
+# invoices at about 430: a bound of 1, 2 or 4 MiB built them alike (1.26-1.31 s of CPU, medians of
+# 12), and 4 MiB waiting for the zip cost the client 5 MB more while sending.
+CHECK_RUN_BYTES = 2 * 1024 * 1024
 CHECK_RUN_INVOICES = 1024
 
 
