@@ -125,12 +125,15 @@ class Address:
     schema's ``TKodKraju``), checked as ``Party``'s own address is. A ``Party``'s
     ``correspondence_address`` (``AdresKoresp``). ``country`` left out (``None``) is the party's
     own country: a German buyer's correspondence address is in Germany unless it says otherwise.
-    ``TAdres``'s optional ``GLN`` is not set here (``Invoice.model`` takes it).
+    ``gln`` (keyword-only): the address's Global Location Number (``GLN``, ``TGLN``: 1..13
+    characters).
     """
 
     line1: str
     line2: str | None = None
     country: str | None = None
+    _: KW_ONLY
+    gln: str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.line1, "address line1", 512)
@@ -138,10 +141,20 @@ class Address:
             checked_text(self.line2, "address line2", 512)
         if self.country is not None and self.country not in _COUNTRIES:
             raise ValueError(f"address country: {self.country!r} is not an ISO 3166 code of the schema")
+        if self.gln is not None:
+            object.__setattr__(self, "gln", _gln(self.gln, "address gln"))
 
     def _model(self, country: str) -> fa3.Tadres3:
         """``AdresKoresp``; ``country``: the party's, when the address names none."""
-        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country or country), adres_l1=self.line1, adres_l2=self.line2)
+        return fa3.Tadres3(
+            kod_kraju=fa3.TkodKraju(self.country or country), adres_l1=self.line1, adres_l2=self.line2, gln=self.gln
+        )
+
+
+def _gln(value: object, name: str) -> str:
+    """A Global Location Number as FA(3)'s ``TGLN`` takes it: an ``xsd:token`` of 1..13 characters
+    (the schema checks no digits or check digit, and neither does this)."""
+    return checked_text(value, name, 13)
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,8 @@ class Party:
       order (``NrKlienta``, 1..256 characters); the seller (``Podmiot1``) has none.
     - ``correspondence_address``: an ``Address`` to write to (``AdresKoresp``), of the seller, the
       buyer or a third party.
+    - ``gln``: the Global Location Number of the party's own address (``Adres/GLN``, ``TGLN``:
+      1..13 characters).
     - ``eori``: the EORI number (``NrEORI``, the customs identifier; FA(3) types it ``TZnakowy``,
       1..256 characters, and checks no more), of the seller, the buyer or a third party.
     - ``taxpayer_status``: the seller's ``TaxpayerStatus`` (``StatusInfoPodatnika``: in
@@ -195,6 +210,7 @@ class Party:
     eori: str | None = None
     taxpayer_status: TaxpayerStatus | int | None = None
     vat_prefix: str | None = None
+    gln: str | None = None
 
     def __post_init__(self) -> None:
         checked_text(self.name, "party name", 512)
@@ -242,6 +258,8 @@ class Party:
             )
         if self.eori is not None:
             object.__setattr__(self, "eori", checked_text(self.eori, "party eori", 256))  # NrEORI: TZnakowy
+        if self.gln is not None:
+            object.__setattr__(self, "gln", _gln(self.gln, "party gln"))
         if self.taxpayer_status is not None:
             object.__setattr__(self, "taxpayer_status", _taxpayer_status(self.taxpayer_status))
         if self.vat_prefix is not None and self.vat_prefix != _SELLER_VAT_PREFIX:
@@ -251,7 +269,9 @@ class Party:
             )
 
     def _address(self) -> fa3.Tadres3:
-        return fa3.Tadres3(kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2)
+        return fa3.Tadres3(
+            kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2, gln=self.gln
+        )
 
     def _as_seller(self) -> fa3.Faktura.Podmiot1:
         return fa3.Faktura.Podmiot1(

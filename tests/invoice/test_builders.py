@@ -607,9 +607,29 @@ def test_a_correspondence_address_without_a_country_is_in_the_party_s_country() 
         assert f"<AdresKoresp><KodKraju>{country}</KodKraju>".encode() in xml
 
 
+def test_a_global_location_number_is_written_in_its_address() -> None:
+    # TAdres ends with an optional GLN (TGLN: an xsd:token of 1..13 characters), in Adres and in
+    # AdresKoresp alike; the builders could write neither (Invoice.model only).
+    buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", gln=" 5901234123457 ",
+                  correspondence_address=Address("ul. Pocztowa 5", "30-001 Kraków", gln="5900000000001"))  # fmt: skip
+    assert buyer.gln == "5901234123457"
+    invoice = _vat(buyer=buyer)
+    xml = invoice.to_xml()
+    validate_invoice(xml)
+    assert b"<AdresL1>ul. Krzywa 2, Krak\xc3\xb3w</AdresL1><GLN>5901234123457</GLN></Adres>" in xml
+    assert b"<AdresL2>30-001 Krak\xc3\xb3w</AdresL2><GLN>5900000000001</GLN></AdresKoresp>" in xml
+    assert Invoice.from_xml(xml) == invoice
+    for bad in ("", " ", "1" * 14, 5901234123457):
+        with pytest.raises(ValueError, match=r"party gln: 1\.\.13 characters"):
+            Party("A", "B", gln=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"address gln: 1\.\.13 characters"):
+            Address("A", gln=bad)  # type: ignore[arg-type]
+
+
 def test_without_the_new_details_nothing_new_is_written() -> None:
     xml = _vat().to_xml()
-    assert not any(tag in xml for tag in (b"AdresKoresp", b"NrEORI", b"StatusInfoPodatnika", b"PrefiksPodatnika"))
+    new_tags = (b"AdresKoresp", b"NrEORI", b"StatusInfoPodatnika", b"PrefiksPodatnika", b"GLN")
+    assert not any(tag in xml for tag in new_tags)
 
 
 @pytest.mark.parametrize("status", list(TaxpayerStatus))
