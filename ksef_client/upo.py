@@ -606,11 +606,10 @@ def _columns(root: etree._Element) -> _Columns | None:
       documents' child elements number 8 per document (``_FIELDS_IN_ORDER``): each has at least
       its 8 fields, so each has exactly those 8, in order, and no other element;
     - there are 8 values per document, all of them text (``str.strip`` refuses the lxml object of
-      a comment, processing instruction or element). A parsed element
-      never holds two text nodes side by side (the parser joins character data, references and
-      CDATA into one), so with every node text each field gave at most one, and 8 per document
-      means each gave exactly one: a missing, misplaced or empty field cannot borrow a neighbour's
-      value.
+      a comment, processing instruction or element). A parsed element never holds two text nodes
+      side by side (the parser joins character data, references and CDATA into one), so with every
+      node text each field gave at most one, and 8 per document means each gave exactly one: a
+      missing, misplaced or empty field cannot borrow a neighbour's value.
     """
     count = cast("float", _COUNT_DOCUMENTS(root))
     in_order = _fields_in_order(root, count)
@@ -647,26 +646,31 @@ def _fields_in_order(root: etree._Element, count: float) -> Callable[[], bool]:
     # While the interpreter shuts down no thread can start (Python 3.11's start() then waits
     # forever instead of raising): evaluate it here.
     if count < _HELPER_FROM or _CORES < 2 or sys.is_finalizing():
-        return lambda: bool(_FIELDS_IN_ORDER(root))
+        return functools.partial(_proved, root)
     told: list[bool] = []
     helper = threading.Thread(target=_tell_into, args=(told, root), name="ksef-upo-fields", daemon=True)
     try:
         helper.start()
     except RuntimeError:  # no new threads: evaluate it here
-        return lambda: bool(_FIELDS_IN_ORDER(root))
+        return functools.partial(_proved, root)
 
     def joined() -> bool:
         helper.join()
-        return told[0] if told else bool(_FIELDS_IN_ORDER(root))  # the helper failed: evaluate it here
+        return told[0] if told else _proved(root)  # the helper failed: evaluate it here
 
     return joined
 
 
+def _proved(root: etree._Element) -> bool:
+    """``_FIELDS_IN_ORDER`` of ``root``: whether every document is its 8 fields in order."""
+    return bool(_FIELDS_IN_ORDER(root))
+
+
 def _tell_into(told: list[bool], root: etree._Element) -> None:
-    """The helper thread: ``_FIELDS_IN_ORDER`` into ``told``. Whatever goes wrong stops it quietly
-    (the caller evaluates it again and meets the error itself, if there is one)."""
+    """The helper thread: ``_proved`` into ``told``. Whatever goes wrong stops it quietly (the
+    caller evaluates it again and meets the error itself, if there is one)."""
     try:
-        told.append(bool(_FIELDS_IN_ORDER(root)))
+        told.append(_proved(root))
     except Exception:  # the caller evaluates it again and meets the error itself
         told.clear()
 

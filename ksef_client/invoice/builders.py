@@ -146,9 +146,12 @@ class Address:
 
     def _model(self, country: str) -> fa3.Tadres3:
         """``AdresKoresp``; ``country``: the party's, when the address names none."""
-        return fa3.Tadres3(
-            kod_kraju=fa3.TkodKraju(self.country or country), adres_l1=self.line1, adres_l2=self.line2, gln=self.gln
-        )
+        return _tadres(self.country or country, self.line1, self.line2, self.gln)
+
+
+def _tadres(country: str, line1: str, line2: str | None, gln: str | None) -> fa3.Tadres3:
+    """FA(3) ``TAdres`` (a party's ``Adres`` or ``AdresKoresp``) of values already checked."""
+    return fa3.Tadres3(kod_kraju=fa3.TkodKraju(country), adres_l1=line1, adres_l2=line2, gln=gln)
 
 
 def _gln(value: object, name: str) -> str:
@@ -269,9 +272,7 @@ class Party:
             )
 
     def _address(self) -> fa3.Tadres3:
-        return fa3.Tadres3(
-            kod_kraju=fa3.TkodKraju(self.country), adres_l1=self.address, adres_l2=self.address2, gln=self.gln
-        )
+        return _tadres(self.country, self.address, self.address2, self.gln)
 
     def _as_seller(self) -> fa3.Faktura.Podmiot1:
         return fa3.Faktura.Podmiot1(
