@@ -17,6 +17,7 @@ import httpx
 from ksef_client._auth import MAY_REFRESH, BearerAuth
 from ksef_client._body import ACCEPT_ENCODING, BODY_KIND, BodyLimits, adecoded, aread_capped, decoded, read_capped
 from ksef_client._core import connection_error, raise_for_status
+from ksef_client._httpx_clients import AsyncClient, Client
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
 from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
@@ -322,9 +323,9 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         self._sleep = sleep or time.sleep
         inner = transport or DeferredTransport(self.settings.verify)
         wrapped = RetryingTransport(inner, self.send_state, self._sleep)
-        self._http = httpx.Client(**self._api_options(), transport=wrapped, event_hooks={"response": [_raise_hook]})
+        self._http = Client(**self._api_options(), transport=wrapped, event_hooks={"response": [_raise_hook]})
         guard = {"request": [storage_guard(self.settings)]}
-        self._storage = httpx.Client(**self._storage_options(), transport=wrapped, event_hooks=guard)
+        self._storage = Client(**self._storage_options(), transport=wrapped, event_hooks=guard)
 
     def _attach(self, raw: AuthenticatedClient) -> AuthenticatedClient:
         return raw.set_httpx_client(self._http)
@@ -476,9 +477,9 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         inner = transport or AsyncDeferredTransport(self.settings.verify)
         wrapped = AsyncRetryingTransport(inner, self.send_state, self._sleep)
         hooks = {"response": [_araise_hook]}
-        self._http = httpx.AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
+        self._http = AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [async_storage_guard(self.settings)]}
-        self._storage = httpx.AsyncClient(**self._storage_options(), transport=wrapped, event_hooks=guard)
+        self._storage = AsyncClient(**self._storage_options(), transport=wrapped, event_hooks=guard)
 
     def _attach(self, raw: AuthenticatedClient) -> AuthenticatedClient:
         return raw.set_async_httpx_client(self._http)
