@@ -7,8 +7,9 @@ a batch of N invoices end to end without an XSD check and one with it (ksef2's u
 lxml), the check alone, every KSeF number of a session listed and its session UPO downloaded; and
 online sessions of M invoices the same two ways. A child reports wall time and its own CPU time
 per step (the SDK's own work; the rest is waiting on the emulator, another process) and its peak
-RSS over both batches. The order of the
-SDKs alternates between rounds; figures are medians with the range over rounds. Cold start is each
+RSS over both batches; the short rows (the online sessions, the UPO's download) are each the
+median of several runs within the child. The order of the SDKs alternates between rounds; figures
+are medians with the range over rounds. Cold start is each
 SDK's import + client in a fresh process over its own bare interpreter (bytecode cached), best of
 alternating runs.
 
@@ -71,7 +72,7 @@ def _child(sdk: str, python: str, row: str, args: dict[str, Any], workdir: Path)
     return result
 
 
-def _round(sdk: str, python: str, sizes: dict[str, int], workdir: Path) -> dict[str, Any]:
+def _round(sdk: str, python: str, sizes: dict[str, int], repeats: dict[str, int], workdir: Path) -> dict[str, Any]:
     """One SDK's rows against a fresh emulator."""
     emulator = Emulator(rate_limits=0, log=workdir / f"emulator-{sdk}.log")
     try:
@@ -85,8 +86,10 @@ def _round(sdk: str, python: str, sizes: dict[str, int], workdir: Path) -> dict[
             "template": str(template),
             "ksef_token": ksef_token(emulator, nip),
         }
-        figures = _child(sdk, python, "session", {**args, "count": sizes["batch"]}, workdir)
-        figures.update(_child(sdk, python, "online", {**args, "count": sizes["online"]}, workdir))
+        session = {**args, "count": sizes["batch"], "repeats": repeats["upo"]}
+        figures = _child(sdk, python, "session", session, workdir)
+        online = {**args, "count": sizes["online"], "repeats": repeats["online"]}
+        figures.update(_child(sdk, python, "online", online, workdir))
         return figures
     finally:
         emulator.stop()
@@ -119,13 +122,16 @@ def side_by_side(quick: bool) -> dict[str, Any]:
     """Every row for each SDK available: medians and ranges over rounds."""
     sizes = {"batch": 200, "online": 20} if quick else {"batch": 5_000, "online": 200}
     rounds = 1 if quick else 5  # the online and UPO rows move by ~30 % between rounds on a shared VM
+    # Within a round, each child repeats its short rows (figures: the median): an online session of
+    # 200 takes half a second, the UPO's download 10-20 ms.
+    repeats = {"online": 1, "upo": 1} if quick else {"online": 3, "upo": 5}
     pythons, skipped = _pythons(quick)
     runs: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in pythons}
     with tempfile.TemporaryDirectory(prefix="ksef-side-") as directory:
         for index in range(rounds):
             order = list(pythons) if index % 2 == 0 else list(reversed(pythons))
             for sdk in order:
-                runs[sdk].append(_round(sdk, pythons[sdk], sizes, Path(directory)))
+                runs[sdk].append(_round(sdk, pythons[sdk], sizes, repeats, Path(directory)))
     figures = {
         sdk: {
             key: {
@@ -141,6 +147,7 @@ def side_by_side(quick: bool) -> dict[str, Any]:
     return {
         "sizes": sizes,
         "rounds": rounds,
+        "repeats": repeats,
         "sdks": figures,
         "cold_start": cold_start(pythons, 3 if quick else 9),
         "skipped": skipped,

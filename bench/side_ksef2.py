@@ -17,7 +17,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "peers")]
 
 import httpx  # noqa: E402
 import ksef2  # noqa: E402
-from _child import invoices, main, peak_rss_mb, timed  # noqa: E402
+from _child import invoices, main, peak_rss_mb, repeated, timed  # noqa: E402
 from drive_ksef2 import LoopbackTransport  # noqa: E402
 from ksef2 import Client, Environment, FormSchema, TransportConfig  # noqa: E402
 from lxml import etree  # noqa: E402
@@ -62,10 +62,14 @@ def session(args: dict[str, Any]) -> dict[str, Any]:
     with timed(out, "list"):
         numbers = _numbers(batch)
     assert len(numbers) == args["count"] and all(numbers), len(numbers)
-    batch.download_upo()  # the emulator builds and signs it on the first download
-    with timed(out, "upo"):
-        pages = batch.download_upo()
+    pages = batch.download_upo()  # the emulator builds and signs it on the first download
     assert pages
+
+    def upo(_: int, figures: dict[str, Any]) -> None:
+        with timed(figures, "upo"):
+            assert batch.download_upo() == pages
+
+    repeated(out, args["repeats"], upo)
     return out
 
 
@@ -96,9 +100,13 @@ def online(args: dict[str, Any]) -> dict[str, Any]:
     # Both ways once, untimed, as ksef-client's child does.
     _online(auth, invoices(template, "WARMON", 2), {})
     _online(auth, invoices(template, "WARMOV", 2), {}, check)
-    _online(auth, invoices(template, "KSEF2ON", args["count"]), out)
-    # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
-    _online(auth, invoices(template, "KSEF2OV", args["count"]), out, check)
+
+    def sessions(index: int, figures: dict[str, Any]) -> None:
+        _online(auth, invoices(template, f"KSEF2ON{index}", args["count"]), figures)
+        # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
+        _online(auth, invoices(template, f"KSEF2OV{index}", args["count"]), figures, check)
+
+    repeated(out, args["repeats"], sessions)
     return out
 
 

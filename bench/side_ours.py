@@ -11,7 +11,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _child import invoices, main, peak_rss_mb, timed
+from _child import invoices, main, peak_rss_mb, repeated, timed
 from lxml import etree
 
 from ksef_client import KSeF
@@ -55,13 +55,18 @@ def session(args: dict[str, Any]) -> dict[str, Any]:
         with timed(out, "list"):
             numbers = [item.ksef_number for item in ksef.sessions.invoices(ref, page_size=1000)]
         assert len(numbers) == args["count"] and all(numbers), len(numbers)
-        ksef.upo.get_session_upo(ref)  # the emulator builds and signs it on the first download
-        with timed(out, "upo"):
-            upo = ksef.upo.get_session_upo(ref)  # download, x-ms-meta-hash checked, parsed
-        assert len(upo.documents) == args["count"]
-        with timed(out, "upo_xml"):  # like for like with ksef2: the pages' bytes (hash-checked here)
-            pages = ksef.upo.get_session_upo_xml(ref)
-        assert pages == upo.xml
+        pages = ksef.upo.get_session_upo_xml(ref)  # the emulator builds and signs it on the first download
+
+        def upo_xml(_: int, figures: dict[str, Any]) -> None:  # like for like with ksef2: the bytes
+            with timed(figures, "upo_xml"):
+                assert ksef.upo.get_session_upo_xml(ref) == pages  # x-ms-meta-hash and pages checked
+
+        def upo(_: int, figures: dict[str, Any]) -> None:  # ours alone: also parsed
+            with timed(figures, "upo"):
+                assert ksef.upo.get_session_upo(ref).xml == pages
+
+        repeated(out, args["repeats"], upo_xml)
+        repeated(out, args["repeats"], upo)
     return out
 
 
@@ -78,16 +83,21 @@ def _xsd_floor(xml: list[bytes], out: dict[str, Any]) -> None:
 def online(args: dict[str, Any]) -> dict[str, Any]:
     """An online session of N invoices (open, send each, close, processed) without the XSD check
     (as ksef2 sends), then one with each invoice checked before it is sent (``validate=True``, the
-    default; ksef2's child checks with lxml). A session of 2 each way first, untimed."""
+    default; ksef2's child checks with lxml), ``repeats`` times each way (each figure's median). A
+    session of 2 each way first, untimed."""
     out: dict[str, Any] = {}
     template = Path(args["template"]).read_bytes()
     with client(args) as ksef:
         # Both ways once, untimed: each timed session runs on warm code paths.
         _online(ksef, invoices(template, "WARMNV", 2), {}, validate=False)
         _online(ksef, invoices(template, "WARMON", 2), {})
-        # The same order as ksef2's child: without the check first (as ksef2 sends), then with it.
-        _online(ksef, invoices(template, "OURSNV", args["count"]), out, validate=False)
-        _online(ksef, invoices(template, "OURSON", args["count"]), out)
+
+        def sessions(index: int, figures: dict[str, Any]) -> None:
+            # The same order as ksef2's child: without the check first (as ksef2 sends), then with it.
+            _online(ksef, invoices(template, f"OURSNV{index}", args["count"]), figures, validate=False)
+            _online(ksef, invoices(template, f"OURSON{index}", args["count"]), figures)
+
+        repeated(out, args["repeats"], sessions)
     return out
 
 
