@@ -12,7 +12,7 @@ costs of every request taken out, behaviour unchanged.
   are immutable), and forgotten when ``base_url`` changes.
 
 Both lean on two names inside httpx (``BaseClient._cookies`` and ``_merge_url``; httpx is pinned
-below 1.0): ``tests/test_httpx_clients.py`` fails if either stops being used.
+below 1.0): ``tests/test_httpx_clients.py`` fails if httpx stops asking either.
 """
 
 from __future__ import annotations
@@ -39,22 +39,18 @@ class AnswerCookies(httpx.Cookies):
 class _JoinedUrls:
     """The joined URL of each relative path (``/...``) a client sent to, for its ``base_url``."""
 
-    __slots__ = ("_base", "_urls")
+    __slots__ = ("_kept",)
 
     def __init__(self) -> None:
-        self._base: httpx.URL | None = None
-        self._urls: dict[str, httpx.URL] = {}
+        # One attribute, replaced whole: no thread sees a new base with the old base's URLs.
+        self._kept: tuple[httpx.URL | None, dict[str, httpx.URL]] = (None, {})
 
-    def get(self, base: httpx.URL, path: str) -> httpx.URL | None:
-        if base is not self._base:  # base_url was set anew: every joined URL is stale
-            self._base, self._urls = base, {}
-        return self._urls.get(path)
-
-    def keep(self, path: str, url: httpx.URL) -> httpx.URL:
-        if len(self._urls) >= KEPT_URLS:
-            self._urls.clear()
-        self._urls[path] = url
-        return url
+    def of(self, base: httpx.URL) -> dict[str, httpx.URL]:
+        """The URLs joined to ``base`` (none after ``base_url`` was set anew)."""
+        kept = self._kept
+        if kept[0] is not base:
+            kept = self._kept = (base, {})
+        return kept[1]
 
 
 def _lean(client: httpx.Client | httpx.AsyncClient) -> _JoinedUrls:
@@ -63,12 +59,25 @@ def _lean(client: httpx.Client | httpx.AsyncClient) -> _JoinedUrls:
 
 
 def _joined_url(
-    joined: _JoinedUrls, base: httpx.URL, url: httpx.URL | str, merge: Callable[[httpx.URL | str], httpx.URL]
+    client: httpx.Client | httpx.AsyncClient,
+    joined: _JoinedUrls,
+    url: httpx.URL | str,
+    merge: Callable[[httpx.URL | str], httpx.URL],
 ) -> httpx.URL:
-    """httpx's ``_merge_url`` (``merge``) of ``url``, once per relative path."""
+    """httpx's ``_merge_url`` (``merge``) of ``url``, once per relative path and ``base_url``."""
     if not isinstance(url, str) or not url.startswith("/"):
         return merge(url)
-    return joined.get(base, url) or joined.keep(url, merge(url))
+    base = client.base_url
+    urls = joined.of(base)
+    found = urls.get(url)
+    if found is None:
+        found = merge(url)
+        # Kept only if joined to that base: another thread may have set base_url meanwhile.
+        if client.base_url is base:
+            if len(urls) >= KEPT_URLS:
+                urls.clear()
+            urls[url] = found
+    return found
 
 
 class Client(httpx.Client):
@@ -80,7 +89,7 @@ class Client(httpx.Client):
         self._joined = _lean(self)
 
     def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
-        return _joined_url(self._joined, self.base_url, url, super()._merge_url)
+        return _joined_url(self, self._joined, url, super()._merge_url)
 
 
 class AsyncClient(httpx.AsyncClient):
@@ -91,4 +100,4 @@ class AsyncClient(httpx.AsyncClient):
         self._joined = _lean(self)
 
     def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
-        return _joined_url(self._joined, self.base_url, url, super()._merge_url)
+        return _joined_url(self, self._joined, url, super()._merge_url)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ksef_client import AsyncKSeF, KSeF
-from ksef_client._httpx_clients import KEPT_URLS, AsyncClient, Client
+from ksef_client._httpx_clients import KEPT_URLS, AsyncClient, Client, _joined_url
 
 BASE = "https://ksef-test.mf.gov.pl/api/v2"
 
@@ -84,13 +84,45 @@ def test_a_path_is_joined_once_and_again_after_base_url_changes() -> None:
     assert str(client.build_request("POST", "/sessions/online").url) == "http://127.0.0.1:8000/v2/sessions/online"
 
 
+@pytest.mark.parametrize("kind", [Client, AsyncClient])
+def test_httpx_asks_the_client_to_join_a_path_and_it_joins_it_once(
+    kind: type[Client | AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    joins: list[str] = []
+    plain = httpx._client.BaseClient._merge_url
+
+    def counted(client: httpx.Client, url: httpx.URL | str) -> httpx.URL:
+        joins.append(str(url))
+        return plain(client, url)
+
+    monkeypatch.setattr(httpx._client.BaseClient, "_merge_url", counted)
+    client = kind(base_url=BASE)
+    for _ in range(3):
+        assert str(client.build_request("GET", "/sessions/online").url) == f"{BASE}/sessions/online"
+    assert joins == ["/sessions/online"]
+
+
+def test_a_path_joined_while_another_thread_sets_base_url_is_not_kept_for_the_new_base() -> None:
+    old, new = "https://old.example/v2", "https://new.example/v2"
+    client = Client(base_url=old)
+
+    def join_meanwhile(url: httpx.URL | str) -> httpx.URL:  # this thread joins, another moves base_url
+        joined = httpx.Client._merge_url(client, url)
+        client.base_url = httpx.URL(new)
+        client.build_request("GET", "/other")
+        return joined
+
+    assert _joined_url(client, client._joined, "/p", join_meanwhile).host == "old.example"  # the request in flight
+    assert client.build_request("GET", "/p").url.host == "new.example"  # the next one
+
+
 def test_absolute_urls_are_not_kept_and_the_paths_kept_are_bounded() -> None:
     client = Client(base_url=BASE)
     link = "https://storage.example/upo/1?sig=abc"
     assert client._merge_url(link) is not client._merge_url(link)
     for number in range(KEPT_URLS + 5):
         assert str(client.build_request("GET", f"/p/{number}").url) == f"{BASE}/p/{number}"
-    assert len(client._joined._urls) <= KEPT_URLS
+    assert 0 < len(client._joined.of(client.base_url)) <= KEPT_URLS
 
 
 def test_the_clients_send_through_these_clients() -> None:
