@@ -312,12 +312,24 @@ def side_by_side_lines(result: dict[str, Any]) -> list[str]:
         "",
         f"{versions}; the same emulator (a fresh one per SDK and round, rate limits off), the same invoices, "
         f"{result['rounds']} alternating round(s): median (range). Status polled every 0.1 s by both; both log in "
-        "with a KSeF token first (not timed) and run the step once untimed first (start-up is the last row)." + skipped,
+        "with a KSeF token first (not timed) and run the step once untimed first (start-up is the last row)."
+        + _repeats_text(result.get("repeats"))
+        + skipped,
         "",
         "| figure | ksef-client | ksef2 | ours vs ksef2 |",
         "| --- | --- | --- | --- |",
         *[f"| {' | '.join(row)} |" for row in side_by_side.markdown_rows(result)],
     ]
+
+
+def _repeats_text(repeats: dict[str, int] | None) -> str:
+    """How often each child ran the short rows within a round (absent from older results: once)."""
+    if not repeats or max(repeats.values()) <= 1:
+        return ""
+    return (
+        f" Within a round each child runs the online sessions {repeats['online']} times each way and downloads"
+        f" the session UPO {repeats['upo']} times: its figure is the median."
+    )
 
 
 def _scaled(parsing: dict[str, float]) -> float:
