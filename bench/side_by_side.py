@@ -1,17 +1,17 @@
 """ksef-client beside ksef2 (issue 18's table), each SDK in its own process and its own venv.
 
-Each round starts a fresh emulator per SDK (``peers.run.Emulator``, rate limits off) and runs two
-children in the SDK's venv (``bench/side_ours.py`` here, ``bench/side_ksef2.py`` in
+Each round starts a fresh emulator per SDK (``peers.run.Emulator``, rate limits off) and runs a
+child in the SDK's venv (``bench/side_ours.py`` here, ``bench/side_ksef2.py`` in
 ``peers/.venv-ksef2``, made by ``peers.run.ensure_venv``): after an untimed batch of the same size,
 a batch of N invoices end to end without an XSD check and one with it (ksef2's user checking with
-lxml), the check alone, every KSeF number of a session listed and its session UPO downloaded; and
-online sessions of M invoices the same two ways. A child reports wall time and its own CPU time
-per step (the SDK's own work; the rest is waiting on the emulator, another process) and its peak
-RSS over both batches; the short rows (the online sessions, the UPO's download) are each the
-median of several runs within the child. The order of the SDKs alternates between rounds; figures
-are medians with the range over rounds. Cold start is each
-SDK's import + client in a fresh process over its own bare interpreter (bytecode cached), best of
-alternating runs.
+lxml), the check alone, every KSeF number of a session listed and its session UPO downloaded (the
+median of several downloads). The order of the SDKs alternates between rounds. The online sessions
+of M invoices, the same two ways, run after the rounds in pairs of children, one of each SDK
+seconds apart against a fresh emulator per pair (``_online_pairs``). A child reports wall time and
+its own CPU time per step (the SDK's own work; the rest is waiting on the emulator, another
+process) and its peak RSS over both batches. Figures are medians with the range over rounds (over
+pairs for the online rows). Cold start is each SDK's import + client in a fresh process over its
+own bare interpreter (bytecode cached), best of alternating runs.
 
 The quick profile (``make test``) runs small sizes, one round, and skips ksef2 unless its venv
 already exists (it is never installed there).
@@ -72,27 +72,41 @@ def _child(sdk: str, python: str, row: str, args: dict[str, Any], workdir: Path)
     return result
 
 
+def _context(emulator: Emulator, sdk: str, workdir: Path) -> dict[str, Any]:
+    """A seller of its own for ``sdk`` on ``emulator``: its NIP, a KSeF token, an invoice template."""
+    nip = random_nip()
+    template = workdir / f"template-{sdk}.xml"
+    template.write_bytes(sample_invoice("FV/000000", seller_nip=nip, buyer_nip=random_nip()))
+    return {"api_url": emulator.api_url, "nip": nip, "template": str(template), "ksef_token": ksef_token(emulator, nip)}
+
+
 def _round(sdk: str, python: str, sizes: dict[str, int], repeats: dict[str, int], workdir: Path) -> dict[str, Any]:
-    """One SDK's rows against a fresh emulator."""
+    """One SDK's batch, listing and UPO rows against a fresh emulator."""
     emulator = Emulator(rate_limits=0, log=workdir / f"emulator-{sdk}.log")
     try:
         emulator.wait_ready()
-        nip = random_nip()
-        template = workdir / f"template-{sdk}.xml"
-        template.write_bytes(sample_invoice("FV/000000", seller_nip=nip, buyer_nip=random_nip()))
-        args = {
-            "api_url": emulator.api_url,
-            "nip": nip,
-            "template": str(template),
-            "ksef_token": ksef_token(emulator, nip),
-        }
-        session = {**args, "count": sizes["batch"], "repeats": repeats["upo"]}
-        figures = _child(sdk, python, "session", session, workdir)
-        online = {**args, "count": sizes["online"], "repeats": repeats["online"]}
-        figures.update(_child(sdk, python, "online", online, workdir))
-        return figures
+        session = {**_context(emulator, sdk, workdir), "count": sizes["batch"], "repeats": repeats["upo"]}
+        return _child(sdk, python, "session", session, workdir)
     finally:
         emulator.stop()
+
+
+def _online_pairs(pythons: dict[str, str], count: int, pairs: int, workdir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The online rows in pairs: one child of each SDK after the other (order alternating) against
+    the same fresh emulator, each SDK as a seller of its own. A session of 200 takes half a
+    second, and this shared host's speed drifts over tens of seconds: the two halves of a pair
+    run seconds apart, where the batch rounds put minutes between them."""
+    runs: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in pythons}
+    for index in range(pairs):
+        emulator = Emulator(rate_limits=0, log=workdir / "emulator-online.log")
+        try:
+            emulator.wait_ready()
+            for sdk in list(pythons) if index % 2 == 0 else list(reversed(pythons)):
+                online = {**_context(emulator, sdk, workdir), "count": count, "repeats": 1}
+                runs[sdk].append(_child(sdk, pythons[sdk], "online", online, workdir))
+        finally:
+            emulator.stop()
+    return runs
 
 
 def cold_start(pythons: dict[str, str], repeat: int) -> dict[str, dict[str, float]]:
@@ -121,10 +135,10 @@ def cold_start(pythons: dict[str, str], repeat: int) -> dict[str, dict[str, floa
 def side_by_side(quick: bool) -> dict[str, Any]:
     """Every row for each SDK available: medians and ranges over rounds."""
     sizes = {"batch": 200, "online": 20} if quick else {"batch": 5_000, "online": 200}
-    rounds = 1 if quick else 5  # the online and UPO rows move by ~30 % between rounds on a shared VM
-    # Within a round, each child repeats its short rows (figures: the median): an online session of
-    # 200 takes half a second, the UPO's download 10-20 ms.
-    repeats = {"online": 1, "upo": 1} if quick else {"online": 3, "upo": 5}
+    rounds = 1 if quick else 5
+    # The UPO's download (10-20 ms) is the median of 5 within each round's child; the online rows
+    # are measured in pairs of children (``_online_pairs``).
+    repeats = {"upo": 1, "online_pairs": 1} if quick else {"upo": 5, "online_pairs": 8}
     pythons, skipped = _pythons(quick)
     runs: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in pythons}
     with tempfile.TemporaryDirectory(prefix="ksef-side-") as directory:
@@ -132,18 +146,8 @@ def side_by_side(quick: bool) -> dict[str, Any]:
             order = list(pythons) if index % 2 == 0 else list(reversed(pythons))
             for sdk in order:
                 runs[sdk].append(_round(sdk, pythons[sdk], sizes, repeats, Path(directory)))
-    figures = {
-        sdk: {
-            key: {
-                "median": statistics.median(r[key] for r in rs),
-                "min": min(r[key] for r in rs),
-                "max": max(r[key] for r in rs),
-            }
-            for key in FIGURES
-            if key in rs[0]
-        }
-        for sdk, rs in runs.items()
-    }
+        online = _online_pairs(pythons, sizes["online"], repeats["online_pairs"], Path(directory))
+    figures = {sdk: {**_spread(runs[sdk]), **_spread(online[sdk])} for sdk in pythons}
     return {
         "sizes": sizes,
         "rounds": rounds,
@@ -152,6 +156,19 @@ def side_by_side(quick: bool) -> dict[str, Any]:
         "cold_start": cold_start(pythons, 3 if quick else 9),
         "skipped": skipped,
         "versions": {sdk: _version(python, sdk) for sdk, python in pythons.items()},
+    }
+
+
+def _spread(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each figure of ``FIGURES`` the runs have: median, min and max."""
+    return {
+        key: {
+            "median": statistics.median(run[key] for run in runs),
+            "min": min(run[key] for run in runs),
+            "max": max(run[key] for run in runs),
+        }
+        for key in FIGURES
+        if key in runs[0]
     }
 
 
