@@ -138,7 +138,7 @@ def side_by_side(quick: bool) -> dict[str, Any]:
     rounds = 1 if quick else 5
     # The UPO's download (10-20 ms) is the median of 5 within each round's child; the online rows
     # are measured in pairs of children (``_online_pairs``).
-    repeats = {"upo": 1, "online_pairs": 1} if quick else {"upo": 5, "online_pairs": 8}
+    repeats = {"upo": 1, "online_pairs": 2} if quick else {"upo": 5, "online_pairs": 8}  # 2: both orders
     pythons, skipped = _pythons(quick)
     runs: dict[str, list[dict[str, Any]]] = {sdk: [] for sdk in pythons}
     with tempfile.TemporaryDirectory(prefix="ksef-side-") as directory:

@@ -2,8 +2,8 @@
 costs of every request taken out, behaviour unchanged.
 
 - **Cookies.** httpx looks for cookies in every answer by wrapping the request and the answer for
-  urllib's cookie jar, which parses the URL again: some 30 µs per answer, 4-5 % of an online
-  send's CPU (py-spy, 3,000 sends to the emulator). KSeF's API and its storage set no cookie, so
+  urllib's cookie jar, which parses the URL again: some 30 µs per answer in a warm loop, 4.5 % of
+  an online send's CPU (py-spy, 3,000 sends to the emulator). KSeF's API and its storage set no cookie, so
   the jar is asked only when an answer has a ``Set-Cookie`` header; a cookie that is set is kept
   and sent back as before.
 - **URLs.** httpx parses a request's path and then the path joined to ``base_url`` (some 25 µs),

@@ -33,3 +33,10 @@ def test_quick_profile_produces_every_figure(monkeypatch: pytest.MonkeyPatch, tm
     # ksef2 runs when its venv exists (make peers / make bench make it); the quick profile never installs it
     assert "## Beside ksef2" in table and results["side_by_side"]["sdks"]["ksef-client"]
     assert "ksef2" in results["side_by_side"]["sdks"] or "ksef2" in results["side_by_side"]["skipped"]
+    # A child that stopped reporting a figure would only drop its row from the table.
+    sdks = results["side_by_side"]["sdks"]
+    ours = {"batch_s", "batch_unchecked_s", "list_s", "upo_s", "upo_xml_s", "online_s", "online_unchecked_s"}
+    assert ours <= sdks["ksef-client"].keys()
+    if "ksef2" in sdks:
+        assert {"batch_s", "batch_checked_s", "list_s", "upo_s", "online_s", "online_checked_s"} <= sdks["ksef2"].keys()
+    assert "| online session of 20 invoices" in table and "| session UPO of 200 invoices" in table
