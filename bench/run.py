@@ -326,11 +326,6 @@ def _repeats_text(repeats: dict[str, int] | None) -> str:
     """How the short rows were repeated (absent from older results: once per round)."""
     if not repeats:
         return ""
-    if "online_pairs" not in repeats:  # the day's sixth run: sessions repeated within each round's child
-        return (
-            f" Within a round each child runs the online sessions {repeats['online']} times each way and downloads"
-            f" the session UPO {repeats['upo']} times: its figure is the median."
-        )
     return (
         f" Within a round each child downloads the session UPO {repeats['upo']} times (its figure: the median);"
         f" the online rows come from {repeats['online_pairs']} pairs of children, one of each SDK after the other"

@@ -102,7 +102,7 @@ def _online_pairs(pythons: dict[str, str], count: int, pairs: int, workdir: Path
         try:
             emulator.wait_ready()
             for sdk in list(pythons) if index % 2 == 0 else list(reversed(pythons)):
-                online = {**_context(emulator, sdk, workdir), "count": count, "repeats": 1}
+                online = {**_context(emulator, sdk, workdir), "count": count}
                 runs[sdk].append(_child(sdk, pythons[sdk], "online", online, workdir))
         finally:
             emulator.stop()

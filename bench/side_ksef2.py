@@ -100,13 +100,9 @@ def online(args: dict[str, Any]) -> dict[str, Any]:
     # Both ways once, untimed, as ksef-client's child does.
     _online(auth, invoices(template, "WARMON", 2), {})
     _online(auth, invoices(template, "WARMOV", 2), {}, check)
-
-    def sessions(index: int, figures: dict[str, Any]) -> None:
-        _online(auth, invoices(template, f"KSEF2ON{index}", args["count"]), figures)
-        # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
-        _online(auth, invoices(template, f"KSEF2OV{index}", args["count"]), figures, check)
-
-    repeated(out, args["repeats"], sessions)
+    _online(auth, invoices(template, "KSEF2ON", args["count"]), out)
+    # The same work as ksef-client's default: each invoice checked against the XSD before it is sent.
+    _online(auth, invoices(template, "KSEF2OV", args["count"]), out, check)
     return out
 
 
