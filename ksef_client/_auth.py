@@ -149,9 +149,13 @@ class BearerAuth(httpx.Auth):
             headers={"Authorization": f"Bearer {self._holder.refresh_token}"},
             extensions=extensions,
         )
-        response = yield refresh  # an error answer raises in the response hook
+        response = yield refresh  # an error answer raises in the response hook; its body is capped
+        from ksef_client._generated.types import json_loads  # noqa: PLC0415 - attrs: not loaded with the client
+
         try:
-            token = response.json()["accessToken"]
+            token = json_loads(response.content)["accessToken"]
             self._holder.set(token["token"], dt.datetime.fromisoformat(token["validUntil"]))
-        except (ValueError, KeyError, TypeError) as error:
-            raise ResponseFormatError(f"POST /auth/token/refresh: unexpected body ({error})") from error
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
+            # RecursionError: JSON nested deeper than the parsers follow (as _core.parse_answer)
+            reason = f"{type(error).__name__}: {error}"[:200]
+            raise ResponseFormatError(f"POST /auth/token/refresh: unexpected body ({reason})") from error

@@ -11,6 +11,7 @@ import errno
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,23 +137,39 @@ def flush_folder(folder: Path) -> None:
 
 
 @contextmanager
-def hold_lock(lock_file: Path, busy: Callable[[], Exception]) -> Iterator[None]:
+def hold_lock(lock_file: Path, busy: Callable[[], Exception], *, wait: float = 0.0) -> Iterator[None]:
     """Hold ``lock_file`` exclusively while the block runs (created when missing, left in place),
-    or raise ``busy()`` at once, without waiting, when another holder has it. An OS lock (``flock``; ``msvcrt.locking``
-    on Windows), not the file's existence: it ends with its process, so a holder that crashed
-    leaves no stale lock."""
+    or raise ``busy()`` when another holder has it: at once, without waiting, by default; after
+    trying again for up to ``wait`` seconds otherwise (for holders that keep it briefly). An OS
+    lock (``flock``; ``msvcrt.locking`` on Windows), not the file's existence: it ends with its
+    process, so a holder that crashed leaves no stale lock."""
     handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            _lock(handle)
-        except OSError:
-            raise busy() from None
+        _acquire(handle, busy, wait)
         try:
             yield
         finally:
             _unlock(handle)
     finally:
         os.close(handle)
+
+
+def _acquire(handle: int, busy: Callable[[], Exception], wait: float) -> None:
+    """Lock ``handle``, trying again (5 ms, doubling up to 100 ms apart) until ``wait`` seconds
+    have passed; ``busy()`` then."""
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            _lock(handle)
+        except OSError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise busy() from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
+        else:
+            return
 
 
 if sys.platform == "win32":

@@ -15,8 +15,9 @@ import os
 import sys
 import tempfile
 import threading
+import unicodedata
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
@@ -27,7 +28,7 @@ from ksef_client._tarstream import TarGzStream
 from ksef_client._threads import is_async_callable
 from ksef_client._zipstream import Compression, ZipStream
 from ksef_client.crypto import SymmetricKey, digest_b64
-from ksef_client.errors import BatchError
+from ksef_client.errors import BatchError, BatchFileNameError
 
 if TYPE_CHECKING:
     from ksef_client.schemas import LimitsInForce
@@ -328,15 +329,48 @@ def _read(
     if index > most:
         raise BatchError(f"more than {most} invoices; KSeF accepts at most {most} per batch")
     name, data = _name_and_bytes(source, index, checked_after)
+    _check_file_name(name, index, names)
     if not data:
         raise BatchError(f"invoice {index} ({name}) is empty")
     allowed = limits.covering(size=len(data))
     largest = max(allowed.max_invoice_bytes, allowed.max_invoice_with_attachment_bytes)  # attachments or not
     if len(data) > largest:
         raise BatchError(f"invoice {index} ({name}) has {len(data)} bytes; at most {largest}")
-    if name in names:
-        raise BatchError(f"two invoices named {name!r} in one package")
     return name, data
+
+
+# SessionInvoiceStatusResponse.invoiceFileName, the name KSeF reports a batch invoice by: at most
+# 128 characters (the spec's maxLength). Neither the spec nor the Ministry's docs say which
+# characters a name may have, or what KSeF makes of a folder in the package: a name is one file
+# name, with no separator and no character a terminal or a log would act on.
+MAX_FILE_NAME = 128
+_SEPARATORS = ("/", "\\")
+
+
+def _check_file_name(name: object, index: int, names: Collection[str] = ()) -> str:
+    """``name``, the file name of invoice ``index`` in a batch package, if KSeF can take it:
+    ``BatchFileNameError`` (a ``ValueError``) for one that is empty, longer than
+    ``MAX_FILE_NAME`` characters, holds a ``/`` or ``\\`` (a path: the archive would hold a folder,
+    or a name that leaves it: ``../x.xml``), is ``.`` or ``..``, holds a control character (C0,
+    DEL, C1) or a lone surrogate (no UTF-8), or is among ``names`` (taken already); ``TypeError``
+    for a name that is not a ``str``. The message shows the name as ``repr``, cut short."""
+    if not isinstance(name, str):
+        raise TypeError(f"invoice {index}: its file name must be a str, got {type(name).__name__}")
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif len(name) > MAX_FILE_NAME:
+        problem = f"has {len(name)} characters; KSeF takes at most {MAX_FILE_NAME} (invoiceFileName)"
+    elif any(separator in name for separator in _SEPARATORS) or name in (".", ".."):
+        problem = "is a path, not a file name (no '/' or '\\', not '.' or '..')"
+    elif any(unicodedata.category(character) in ("Cc", "Cs") for character in name):
+        problem = "holds a control character (or a lone surrogate)"
+    shown = repr(name) if len(name) <= 60 else repr(name[:60]) + f"... ({len(name)} characters)"
+    if problem is not None:
+        raise BatchFileNameError(f"invoice {index}: file name {shown} {problem}")
+    if name in names:
+        raise BatchFileNameError(f"invoice {index}: two invoices named {shown} in one package")
+    return name
 
 
 def _passed_on(run: list[tuple[int, str, bytes]], progress: Progress | None) -> Iterator[tuple[str, bytes]]:

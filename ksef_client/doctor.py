@@ -36,12 +36,18 @@ from typing import Any
 import httpx
 
 from ksef_client import __version__
+from ksef_client._body import ACCEPT_ENCODING, read_capped
 from ksef_client.cli.output import printable
 from ksef_client.environments import Environment
+from ksef_client.errors import ResponseFormatError, ResponseTooLargeError
 from ksef_client.spec_version import SpecVersion, compare_versions, declared_version, pinned_version, spec_url
 
 OK, NOT_OK, UNREACHABLE = 0, 1, 4
 DEFAULT_TIMEOUT = 10.0
+# The most of a published spec doctor reads (decoded): KSeF's is under 1 MB.
+MAX_SPEC_BYTES = 32 * 1024 * 1024
+# Redirects followed within the spec URL's origin.
+MAX_REDIRECTS = 5
 UPGRADE = "pip install --upgrade ksef-sdk"
 
 
@@ -194,24 +200,69 @@ def check_server(base_url: str, *, timeout: float = DEFAULT_TIMEOUT,
                  transport: httpx.BaseTransport | None = None) -> ServerCheck:  # fmt: skip
     """Download the spec the API at ``base_url`` publishes and read its version. Never raises for
     what the network or the server does: that is in the result. No ``Authorization`` header is sent
-    (the spec is public); TLS certificates are verified, proxies come from the environment."""
+    (the spec is public); TLS certificates are verified, proxies come from the environment.
+
+    The server is held to what the SDK's own clients take: the body is read up to ``MAX_SPEC_BYTES``
+    decoded (one content coding at most, gzip or deflate, inflated a piece at a time: a
+    decompression bomb stops at the cap), and redirects are followed only within the spec URL's
+    origin (the same scheme, host and port), ``MAX_REDIRECTS`` at most; one elsewhere is reported,
+    not followed."""
     url = spec_url(check_base_url(base_url))
-    headers = {"Accept": "application/json", "User-Agent": f"ksef-sdk/{__version__} (doctor)"}
+    headers = {
+        "Accept": "application/json",
+        "Accept-Encoding": ACCEPT_ENCODING,  # what _body.decoded takes (httpx would offer br, zstd)
+        "User-Agent": f"ksef-sdk/{__version__} (doctor)",
+    }
     try:
-        with httpx.Client(timeout=timeout, headers=headers, follow_redirects=True, transport=transport) as client:
-            response = client.get(url)
-    except httpx.TransportError as error:  # connection, DNS, TLS, timeout, broken answer
-        return ServerCheck(base_url, url, reachable=False, error=_describe(error))
-    if response.status_code != 200:
-        return ServerCheck(base_url, url, reachable=True, error=f"HTTP {response.status_code}")
+        with httpx.Client(timeout=timeout, headers=headers, follow_redirects=False, transport=transport) as client:
+            body, error = _download(client, httpx.URL(url))
+    except httpx.TransportError as failure:  # connection, DNS, TLS, timeout, broken answer
+        return ServerCheck(base_url, url, reachable=False, error=_describe(failure))
+    if body is None:
+        return ServerCheck(base_url, url, reachable=True, error=error)
     try:
-        spec = json.loads(response.content)
-    except ValueError:
+        spec = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser follows
         return ServerCheck(base_url, url, reachable=True, error="the answer is not JSON")
     declared = declared_version(spec) if isinstance(spec, dict) else None
     if declared is None:
         return ServerCheck(base_url, url, reachable=True, error='no "Wersja API" in info.description')
     return ServerCheck(base_url, url, reachable=True, version=declared)
+
+
+def _download(client: httpx.Client, url: httpx.URL) -> tuple[bytes | None, str | None]:
+    """The spec's body, or ``None`` and why there is none (an HTTP status, a redirect to another
+    origin, a body past the cap or one that does not decode)."""
+    for _ in range(MAX_REDIRECTS + 1):
+        with client.stream("GET", url) as response:
+            if response.is_redirect:
+                target, refused = _redirect(url, response)
+                if target is None:
+                    return None, f"HTTP {response.status_code}: {refused}, not followed"
+                url = target
+                continue
+            if response.status_code != 200:
+                return None, f"HTTP {response.status_code}"
+            try:
+                return read_capped(response, "spec", MAX_SPEC_BYTES), None
+            except ResponseTooLargeError:
+                return None, f"the answer is larger than {MAX_SPEC_BYTES} bytes (decoded); not read further"
+            except ResponseFormatError as error:  # stacked or unknown content codings, a broken stream
+                return None, _describe(error)
+    return None, f"more than {MAX_REDIRECTS} redirects"
+
+
+def _redirect(url: httpx.URL, response: httpx.Response) -> tuple[httpx.URL | None, str]:
+    """Where a redirect from ``url`` leads, if within its origin (scheme, host, port); else
+    ``None`` and what it is."""
+    try:
+        target = url.join(response.headers["Location"])
+    except httpx.InvalidURL:
+        return None, "a redirect to an invalid URL"
+    if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+        where = f"{target.scheme}://{target.netloc.decode('ascii', 'replace')}"[:200]
+        return None, f"a redirect to another server ({where})"
+    return target, ""
 
 
 def diagnose(base_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,

@@ -25,6 +25,7 @@
     ├── InvoiceRejectedError          an invoice refused before sending (schema, size)
     ├── InvoiceSchemaError            an invoice that breaks a KSeF file rule or its XSD (.rule)
     ├── BatchError                    a batch package that cannot be sent (limits, parts)
+    │   └── BatchFileNameError        an invoice's file name KSeF would not take, or one taken twice
     ├── ExportError                   an export that failed or arrived damaged
     │   └── ExportStatusError         it ended with another status than 200 (.code; 420: from past the HWM)
     ├── SyncLockedError               another invoices.sync run holds the state file (nothing sent)
@@ -399,6 +400,12 @@ class SyncLockedError(KSeFError):
 
 class BatchError(KSeFError):
     """A batch package breaks KSeF's limits or a part could not be uploaded."""
+
+
+class BatchFileNameError(BatchError, ValueError):
+    """An invoice's file name in a batch package that KSeF would not take or that could be read as
+    a path (too long, empty, with a ``/`` or ``\\``, ``.`` or ``..``, a control character), or one
+    taken twice; raised while the package is built, before any request. A ``ValueError`` too."""
 
 
 class UntrustedURLError(KSeFError):

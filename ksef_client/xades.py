@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import ipaddress
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -82,17 +83,22 @@ class SigningCredentials:
     def from_pem(
         cls, certificate: bytes | str | Path, private_key: bytes | str | Path, password: bytes | str | None = None
     ) -> SigningCredentials:
-        """From PEM data or PEM files (the key may be password-protected)."""
-        cert = x509.load_pem_x509_certificate(_read(certificate))
-        key = load_pem_private_key(_read(private_key), _bytes(password))
+        """From PEM data or PEM files (the key may be password-protected): each of ``certificate``
+        and ``private_key`` is bytes, PEM text (a ``str`` holding its ``-----BEGIN`` line) or the path
+        of a file (a ``str`` or ``Path``). A ``str`` that is neither PEM text nor an existing file's
+        path is a ``ValueError`` that does not repeat it (it may be the key itself)."""
+        cert = x509.load_pem_x509_certificate(_read(certificate, "certificate", _PEM_CERTIFICATE))
+        key = load_pem_private_key(_read(private_key, "private_key", _PEM_KEY), _bytes(password))
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("private_key: only RSA and EC keys are supported")
         return cls(cert, key)
 
     @classmethod
     def from_pkcs12(cls, data: bytes | str | Path, password: bytes | str | None = None) -> SigningCredentials:
-        """From a PKCS#12 (.p12/.pfx) file or its bytes."""
-        key, cert, _ = pkcs12.load_key_and_certificates(_read(data), _bytes(password))
+        """From a PKCS#12 (.p12/.pfx) file (its path, a ``str`` or ``Path``) or its bytes. A ``str``
+        that is not an existing file's path (e.g. the file as base64 text: decode it first) is a
+        ``ValueError`` that does not repeat it (it may be the secret itself)."""
+        key, cert, _ = pkcs12.load_key_and_certificates(_read(data, "data", _PKCS12), _bytes(password))
         if cert is None or key is None:
             raise ValueError("PKCS#12: the file holds no certificate with its private key")
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -153,12 +159,32 @@ def _kind(public_key: object) -> str:
     return type(public_key).__name__
 
 
-def _read(value: bytes | str | Path) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
-        return value.encode()
-    return Path(value).read_bytes()
+_PEM_CERTIFICATE = "a path of an existing PEM file, PEM text (-----BEGIN CERTIFICATE-----) or its bytes"
+_PEM_KEY = "a path of an existing PEM file, PEM text (-----BEGIN ... PRIVATE KEY-----) or its bytes"
+_PKCS12 = "a path of an existing .p12/.pfx file or its bytes (base64 text: decode it first, base64.b64decode)"
+
+
+def _read(value: bytes | str | Path, field: str, expected: str) -> bytes:
+    """The bytes of ``value``: bytes as they are, PEM text (a ``str`` with a ``-----BEGIN`` line,
+    after any text such as openssl's "Bag Attributes") encoded, else the file it names. A ``str``
+    that is neither PEM text nor the path of an existing file (a base64 ``.p12``, a PEM whose first
+    line was lost) is a ``ValueError`` saying what ``field`` expects (``expected``) without
+    repeating the value: it may be the secret itself, and an ``OSError`` would carry it whole as
+    its file name into messages, tracebacks and logs."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        if "-----BEGIN" in value:
+            return value.encode()
+        if not os.path.isfile(value):  # False for any name the OS refuses (too long, a NUL, ...)
+            raise ValueError(
+                f"{field}: a str of {len(value)} characters that is neither PEM text nor the path of an existing "
+                f"file (not repeated here: it may be a secret); expected {expected}"
+            )
+        return Path(value).read_bytes()
+    if isinstance(value, os.PathLike):
+        return Path(value).read_bytes()
+    raise TypeError(f"{field}: expected {expected}, got {type(value).__name__}")
 
 
 def _bytes(password: bytes | str | None) -> bytes | None:

@@ -4,13 +4,19 @@ profile name cannot write extra sections into config.ini."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ksef_client.cli import main
-from ksef_client.cli.config import CredentialStore
+from ksef_client.cli.config import ConfigFileError, CredentialStore
 
 
 @pytest.fixture
@@ -67,3 +73,65 @@ def test_a_profile_name_cannot_write_extra_sections(
     assert main(["profile", "set", name, "--env", "PROD"]) != 0
     assert "profile name" in capsys.readouterr().err
     assert (config / "config.ini").read_text() == before
+
+
+# --- credentials.json is replaced whole, under a lock (security review, session 10, finding 3) ---
+
+WRITES = 40
+
+
+def _writer(config_dir: str, name: str, start: Any, errors: Any) -> None:
+    """Save ``WRITES`` secrets of profile ``name``, reading the file back between them."""
+    os.environ.update(KSEF_CONFIG_DIR=config_dir, KSEF_CREDENTIAL_STORE="file")
+    store = CredentialStore()
+    start.wait()
+    for i in range(WRITES):
+        store.set(f"{name}-{i}", "ksef-token", f"secret {name} {i}")
+        try:
+            store.get(name, "ksef-token")
+        except ConfigFileError:
+            errors.value += 1
+
+
+def test_two_processes_saving_at_once_lose_nothing_and_never_read_a_torn_file(config: Path) -> None:
+    # Every command that refreshes a token saves it: cron beside an interactive run, two CI jobs.
+    # The file was truncated and rewritten in place: a reader in between found it damaged (and was
+    # told to delete it), and of two writers one lost the other's change.
+    context = multiprocessing.get_context("spawn")
+    start, errors = context.Barrier(2), context.Value("i", 0)
+    workers = [context.Process(target=_writer, args=(str(config), name, start, errors)) for name in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    saved = json.loads((config / "credentials.json").read_text())
+    assert len(saved) == 2 * WRITES and errors.value == 0
+    assert _mode(config / "credentials.json") == 0o600
+    assert sorted(p.name for p in config.iterdir()) == ["credentials.json", "credentials.json.lock"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_write_that_fails_half_way_leaves_the_old_file_whole(config: Path) -> None:
+    # A full disk (here: a file size limit, so the write fails with EFBIG after 1,000 bytes) or a
+    # kill in the middle left credentials.json empty or cut short, every profile's secrets lost.
+    for i in range(20):
+        CredentialStore().set(f"p{i}", "ksef-token", "x" * 50)
+    before = (config / "credentials.json").read_bytes()
+    code = (
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)); "
+        "from ksef_client.cli.config import CredentialStore; CredentialStore().set('new', 'ksef-token', 'y' * 50)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "File too large" in done.stderr
+    assert (config / "credentials.json").read_bytes() == before
+    assert sorted(p.name for p in config.iterdir()) == ["credentials.json", "credentials.json.lock"]
+
+
+def test_a_damaged_credentials_file_is_not_to_be_deleted(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Deleting it, as the error said, lost every profile's saved KSeF token with the damaged login.
+    (config / "credentials.json").write_text("{not json")
+    assert main(["auth", "status"]) != 0
+    err = capsys.readouterr().err
+    assert "delete it" not in err and "every profile" in err and "move it aside" in err

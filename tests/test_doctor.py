@@ -3,12 +3,13 @@ spec-version facts they rest on. Nothing leaves the loopback interface."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 
 from ksef_client import __version__
 from ksef_client.cli import main as ksef_cli
-from ksef_client.doctor import check_server, diagnose
+from ksef_client.doctor import MAX_SPEC_BYTES, check_server, diagnose
 from ksef_client.environments import Environment
 from ksef_client.mock.routes import public
 from ksef_client.mock.server import ThreadedServer
@@ -259,3 +260,73 @@ def test_a_checkout_without_the_pinned_spec_says_so(monkeypatch: pytest.MonkeyPa
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=pinned_spec_path().read_bytes()))
     report = diagnose("https://ksef.example/v2", transport=transport)
     assert report.status == "pin_unknown" and report.exit_code == 1 and "pin is unknown" in report.message
+
+
+# --- a hostile server (security review, session 10, finding 5) -----------------------------------
+
+
+class _Body(httpx.SyncByteStream):
+    """A body sent in pieces, as from a socket (httpx reads a ``content=`` body at once)."""
+
+    def __init__(self, data: bytes, piece: int = 65536) -> None:
+        self.data, self.piece, self.sent = data, piece, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.data), self.piece):
+            self.sent += self.piece
+            yield self.data[start : start + self.piece]
+
+
+def test_a_deeply_nested_answer_is_a_bad_answer_not_a_crash() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=_Body(deep)))
+    report = diagnose("https://ksef.example/v2", transport=transport)  # raised RecursionError
+    assert report.status == "bad_answer" and report.server is not None
+    assert report.server.error == "the answer is not JSON"
+
+
+def test_a_decompression_bomb_stops_at_the_cap() -> None:
+    seen: list[httpx.Request] = []
+    bomb = gzip.compress(bytes(MAX_SPEC_BYTES + 1024 * 1024), compresslevel=9)  # 33 MiB of zeros in 33 kB
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=_Body(bomb, 1024))
+
+    report = diagnose("https://ksef.example/v2", transport=httpx.MockTransport(answer))
+    assert report.status == "bad_answer" and report.server is not None
+    assert report.server.error == f"the answer is larger than {MAX_SPEC_BYTES} bytes (decoded); not read further"
+    assert seen[0].headers["Accept-Encoding"] == "gzip, deflate"  # no br or zstd for httpx to inflate whole
+    stacked = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": "gzip, gzip"}, stream=_Body(b"x"))
+    )
+    report = diagnose("https://ksef.example/v2", transport=stacked)
+    assert report.status == "bad_answer" and report.server is not None and "stacked" in (report.server.error or "")
+
+
+def test_redirects_are_followed_within_the_origin_only() -> None:
+    seen: list[str] = []
+    spec = pinned_spec_path().read_bytes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/docs/v2/openapi.json":
+            return httpx.Response(301, headers={"Location": "/docs/v2/openapi.json/"})
+        if request.url.host == "ksef.example":
+            return httpx.Response(302, headers={"Location": "https://elsewhere.example/spec.json"})
+        return httpx.Response(200, content=spec)
+
+    report = diagnose("https://ksef.example/v2", transport=httpx.MockTransport(answer))
+    assert report.status == "bad_answer" and report.server is not None
+    assert report.server.error == "HTTP 302: a redirect to another server (https://elsewhere.example), not followed"
+    assert seen == ["https://ksef.example/docs/v2/openapi.json", "https://ksef.example/docs/v2/openapi.json/"]
+
+    def same_origin(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/docs/v2/openapi.json":
+            return httpx.Response(308, headers={"Location": "/docs/v2/openapi.json/"})
+        return httpx.Response(200, stream=_Body(spec))
+
+    assert diagnose("https://ksef.example/v2", transport=httpx.MockTransport(same_origin)).status == "ok"
+    loop = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": str(request.url)}))
+    report = diagnose("https://ksef.example/v2", transport=loop)
+    assert report.server is not None and report.server.error == "more than 5 redirects"

@@ -484,6 +484,29 @@ def test_a_token_refresh_inside_a_call_keeps_to_the_call_s_deadline(ksef_server:
         assert len(refreshes) == 1 and fake.now - started == 3  # no wait past the deadline, no second refresh
 
 
+def test_a_deeply_nested_refresh_answer_is_a_response_format_error(ksef_server: ThreadedServer) -> None:
+    # Security review, session 10: the refresh answer was read with response.json() and only
+    # ValueError, KeyError and TypeError caught, so nesting past the parser's depth escaped as a
+    # bare RecursionError; docs/security.md promises ResponseFormatError.
+    deep = b'{"accessToken": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    armed = [False]
+
+    def nested(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if armed[0] and request.url.path.endswith("/limits/context"):
+            armed[0] = False
+            return httpx.Response(401, json={}, request=request)
+        if request.url.path.endswith("/auth/token/refresh"):
+            return httpx.Response(200, content=deep, headers={"Content-Type": "application/json"}, request=request)
+        return None
+
+    credentials = self_signed_certificate()
+    with KSeF(base_url=ksef_server.base_url, transport=Tamper(nested), rate_limit_scale=0) as ksef:
+        ksef.auth.login_with_certificate(credentials, context_nip=credentials.nip)
+        armed[0] = True
+        with pytest.raises(ResponseFormatError, match=r"/auth/token/refresh: unexpected body \(RecursionError"):
+            ksef.limits.context()
+
+
 # --- 5. a login is one unit: a transient failure at any step starts it again ---------------------
 
 

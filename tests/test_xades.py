@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +85,42 @@ def test_credentials_load_from_encrypted_pem_and_pkcs12() -> None:
     assert "private_key" not in repr(from_pem)
     with pytest.raises(ValueError):
         SigningCredentials.from_pem(creds.certificate_pem(), creds.private_key_pem(b"pw"), "wrong")
+
+
+def test_a_secret_given_as_text_is_never_repeated_in_the_error(tmp_path: Path) -> None:
+    # Security review, session 10: a str that did not start with -----BEGIN was opened as a path, so
+    # a .p12 in base64 (a CI secret) or a PEM key that lost its first line came back whole in the
+    # FileNotFoundError's message (and its repr, a traceback, a log).
+    creds = self_signed_certificate()
+    p12 = base64.b64encode(creds.pkcs12()).decode()
+    key_body = creds.private_key_pem().decode().split("\n", 1)[1]
+    attempts: list[tuple[Callable[[], object], str, str]] = [
+        (lambda: SigningCredentials.from_pkcs12(p12), p12, "data: a str of"),
+        (lambda: SigningCredentials.from_pem(creds.certificate_pem(), key_body), key_body, "private_key: a str of"),
+        (lambda: SigningCredentials.from_pem(creds.certificate_pem(), "x" * 5000), "x" * 5000, "private_key"),
+        (lambda: SigningCredentials.from_pem(creds.certificate_pem(), "no\0such"), "no\0such", "private_key"),
+        (lambda: SigningCredentials.from_pem("no-such-cert.pem", key_body), "no-such-cert.pem", "certificate"),
+    ]
+    for attempt, secret, field in attempts:
+        with pytest.raises(ValueError, match="neither PEM text nor the path of an existing file") as caught:
+            attempt()
+        shown = f"{caught.value} {caught.value!r} {caught.value.args}"
+        assert str(caught.value).startswith(field) and "expected a path of an existing" in shown
+        assert secret[:40] not in shown and secret[-40:] not in shown
+    with pytest.raises(TypeError, match="data: expected a path"):
+        SigningCredentials.from_pkcs12(12)  # type: ignore[arg-type]
+    # Paths (str or Path), PEM text after openssl's "Bag Attributes" and bytes still load.
+    (tmp_path / "c.pem").write_bytes(creds.certificate_pem())
+    (tmp_path / "k.pem").write_bytes(creds.private_key_pem())
+    (tmp_path / "c.p12").write_bytes(creds.pkcs12())
+    attributed = "Bag Attributes\n    localKeyID: 01\n" + creds.private_key_pem().decode()
+    for loaded in (
+        SigningCredentials.from_pem(str(tmp_path / "c.pem"), tmp_path / "k.pem"),
+        SigningCredentials.from_pem(creds.certificate_pem().decode(), attributed),
+        SigningCredentials.from_pkcs12(str(tmp_path / "c.p12")),
+        SigningCredentials.from_pkcs12(bytearray(creds.pkcs12())),
+    ):
+        assert loaded.certificate == creds.certificate
 
 
 class DeviceKey(rsa.RSAPrivateKey):

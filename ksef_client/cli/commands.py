@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 import click
 
 from ksef_client.cli import config
-from ksef_client.cli.output import AUTH, KSEF_ERROR, UNREACHABLE, USAGE, CLIError, Output, error_line, exit_code
+from ksef_client.cli.output import (
+    AUTH,
+    KSEF_ERROR,
+    UNREACHABLE,
+    USAGE,
+    CLIError,
+    Output,
+    error_line,
+    exit_code,
+    printable,
+)
 from ksef_client.identifiers import validate_nip, validate_reference_number
 
 DOCTOR_TIMEOUT = 10.0  # doctor.DEFAULT_TIMEOUT (tests/test_cli.py checks they agree): doctor imports httpx
@@ -73,22 +83,56 @@ class State:
         A token refreshed during the command is saved again, so the next command reuses it.
         """
         direct = os.environ.get("KSEF_ACCESS_TOKEN")
-        saved = None if direct else self.store.get(self.profile.name, "login")
-        if not direct and saved is None:
+        tokens = None if direct else self.saved_login()
+        if not direct and tokens is None:
             raise CLIError(
                 f"not logged in to {self.profile.target} (profile '{self.profile.name}'): run `{login_command(self)}`",
                 AUTH,
             )
         with KSeF(access_token=direct, **self.profile.client_options()) as ksef:
-            if saved is None:
+            if tokens is None:
                 yield ksef
                 return
-            tokens = config.tokens_from_json(saved, f"the login of profile {self.profile.name!r} in {self.store.where}")
             ksef.auth.resume(tokens)
             try:
                 yield ksef
             finally:  # a token refreshed before a failure is kept as well
                 self._save_refreshed(ksef, tokens)
+
+    def saved_login(self) -> AuthTokens | None:
+        """This profile's saved login (``None`` without one), if it was made at the KSeF the
+        profile points at now; ``CLIError`` (exit 3) otherwise: it is never sent elsewhere."""
+        saved = self.store.get(self.profile.name, "login")
+        if saved is None:
+            return None
+        tokens, ksef = config.login_from_json(saved, self.login_source)
+        self.check_ksef(ksef, "saved login", f"log in again: `{login_command(self)}`")
+        return tokens
+
+    @property
+    def login_source(self) -> str:
+        """The saved login, as a damaged one is named."""
+        return f"the login of profile {self.profile.name!r} in {self.store.where}"
+
+    def check_ksef(self, saved_at: str | None, what: str, remedy: str) -> None:
+        """``CLIError`` (exit 3) unless the secret ``what`` was saved for the KSeF (``saved_at``)
+        the profile points at now, before it is sent anywhere (cf. a pending certificate request,
+        ``cert complete``)."""
+        here = self.profile.ksef
+        if saved_at == here:
+            return
+        name = self.profile.name
+        if saved_at is None:
+            raise CLIError(
+                f"the {what} of profile '{name}' was saved by an earlier version of ksef, which did not record "
+                f"the KSeF it is for, so it is sent nowhere: {remedy}",
+                AUTH,
+            )
+        raise CLIError(
+            f"the {what} of profile '{name}' is for {saved_at}, but the profile points at {here} now: it is "
+            f"never sent to another KSeF than its own; {remedy} (or point the profile back at {saved_at})",
+            AUTH,
+        )
 
     def _save_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
         if ksef.access_token and ksef.access_token != tokens.access_token:
@@ -100,7 +144,7 @@ class State:
                 tokens.refresh_token,
                 tokens.refresh_valid_until,
             )
-            self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed))
+            self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed, self.profile.ksef))
 
 
 pass_state = click.make_pass_decorator(State)
@@ -143,10 +187,38 @@ def profile() -> None:
 @click.option("--nip", help="The context NIP to log in to.")
 @pass_state
 def profile_set(state: State, name: str, environment: str, base_url: str | None, nip: str | None) -> None:
-    """Create or replace profile NAME."""
+    """Create or replace profile NAME.
+
+    A login or KSeF token saved for the profile stays with the KSeF it was made for: pointed
+    elsewhere, the profile does not send it there (log in again; pointed back, it works again)."""
     saved = config.Profile(name, environment.upper(), base_url, nip)
     path = config.save_profile(saved)
     state.out.result(saved, message=f"profile {name!r} -> {saved.target} saved in {path}")
+    for note in _secrets_elsewhere(state.store, saved):
+        sys.stderr.write(f"note: {printable(note)}\n")
+
+
+def _secrets_elsewhere(store: config.CredentialStore, profile: config.Profile) -> list[str]:
+    """What ``profile set`` says of the profile's saved secrets that are not for where it points
+    now (they stay saved, and unused, until it points back or they are replaced)."""
+    found = []
+    try:
+        login = store.get(profile.name, "login")
+        token = store.get(profile.name, "ksef-token")
+        if login is not None:
+            found.append(("login", config.login_from_json(login)[1], f"ksef -p {profile.name} auth login"))
+        if token is not None:
+            found.append(
+                ("KSeF token", config.ksef_token_from_json(token)[1], f"ksef -p {profile.name} auth save-token")
+            )
+    except Exception:  # only a note: a damaged file or a failing keyring is for the commands using them to report
+        return []
+    return [
+        f"the saved {what} of profile '{profile.name}' is for {ksef or 'a KSeF an earlier version did not record'}, "
+        f"so it is not used at {profile.ksef}: {command}"
+        for what, ksef, command in found
+        if ksef != profile.ksef
+    ]
 
 
 @profile.command("list")
@@ -236,11 +308,19 @@ def _pkcs12_credentials(pkcs12: Path, password: str | None) -> SigningCredential
 
 
 def _ksef_token(state: State, from_stdin: bool) -> str:
+    """The KSeF token to log in with: from stdin, ``KSEF_TOKEN``, or the one saved for this profile
+    if it was saved for the KSeF the profile points at now (it is encrypted with that server's
+    key, which could decrypt it: never another server's)."""
     if from_stdin:
         return sys.stdin.readline().strip()
-    token = os.environ.get("KSEF_TOKEN") or state.store.get(state.profile.name, "ksef-token")
+    save = f"ksef -p {state.profile.name} auth save-token"
+    token = os.environ.get("KSEF_TOKEN")
     if not token:
-        save = f"ksef -p {state.profile.name} auth save-token"
+        saved = state.store.get(state.profile.name, "ksef-token")
+        if saved:
+            token, ksef = config.ksef_token_from_json(saved)
+            state.check_ksef(ksef, "saved KSeF token", f"save the token for {state.profile.ksef}: `{save}`")
+    if not token:
         raise CLIError(f"no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `{save}`", AUTH)
     return token
 
@@ -328,7 +408,7 @@ def auth_login(
         else:
             token = _ksef_token(state, token_stdin)
             tokens = ksef.auth.login_with_token(token, context_nip=context_nip, allowed_ips=allowed_ips)
-    state.store.set(state.profile.name, "login", config.tokens_to_json(tokens))
+    state.store.set(state.profile.name, "login", config.tokens_to_json(tokens, state.profile.ksef))
     summary = {
         "profile": state.profile.name,
         "ksef": state.profile.target,
@@ -355,8 +435,11 @@ def auth_save_token(state: State) -> None:
     token = _ask_secret("KSeF token", "pipe it in as one line").strip()
     if not token:
         raise CLIError("empty token")
-    state.store.set(state.profile.name, "ksef-token", token)
-    state.out.result({"stored_in": state.store.where}, message=f"KSeF token saved in {state.store.where}")
+    state.store.set(state.profile.name, "ksef-token", config.ksef_token_to_json(token, state.profile.ksef))
+    state.out.result(
+        {"stored_in": state.store.where, "ksef": state.profile.ksef},
+        message=f"KSeF token for {state.profile.ksef} saved in {state.store.where}",
+    )
 
 
 @auth.command("status")
@@ -370,16 +453,22 @@ def auth_status(state: State) -> None:
             {"profile": state.profile.name, "ksef": state.profile.target, "logged_in": False, "usable": False}
         )
         raise CLIError(f"not logged in to {state.profile.target}: run `{login_command(state)}`", AUTH)
-    tokens = config.tokens_from_json(saved, f"the login of profile {state.profile.name!r} in {state.store.where}")
-    usable = tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
+    tokens, ksef = config.login_from_json(saved, state.login_source)
+    here = ksef == state.profile.ksef
+    usable = here and tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
         "profile": state.profile.name,
         "ksef": state.profile.target,
         "logged_in": True,
+        "login_ksef": ksef,  # where the login was made (null: saved by an earlier version)
         "reference_number": tokens.reference_number,
         "refresh_valid_until": tokens.refresh_valid_until,
         "usable": usable,
     }
+    if not here:
+        made_at = ksef or "a KSeF an earlier version did not record"
+        state.out.result(data, message=f"a login for {made_at} is saved, not one for {state.profile.ksef}")
+        state.check_ksef(ksef, "saved login", f"log in again: `{login_command(state)}`")
     state.out.result(
         data,
         message=f"{'logged in' if usable else 'login expired'}: {state.profile.target}, "
@@ -407,16 +496,27 @@ def auth_logout(state: State) -> None:
 
     The saved login is forgotten in any case. A login KSeF no longer accepts (revoked elsewhere,
     refresh token expired) counts as logged out already; when KSeF cannot be told for another
-    reason the command fails (its refresh token may still work at KSeF until it expires).
+    reason the command fails (its refresh token may still work at KSeF until it expires). It is
+    revoked at the KSeF it was made at, also when the profile points elsewhere now; a login saved
+    by an earlier version, which did not record that, is forgotten without being sent anywhere.
     """
     saved = state.store.get(state.profile.name, "login")
     if saved is None:
         state.out.result({"logged_out": False}, message="not logged in")
         return
-    source = f"the login of profile {state.profile.name!r} in {state.store.where}"
+    tokens, made_at = config.login_from_json(saved, state.login_source)
+    if made_at is None:  # sent nowhere (config.py): forgotten, KSeF ends it by itself
+        state.store.delete(state.profile.name, "login")
+        until = f"{tokens.refresh_valid_until:%Y-%m-%d %H:%M}"
+        state.out.result(
+            {"logged_out": True, "already_logged_out": False, "revoked": False},
+            message=f"logged out here; not revoked at KSeF: the login was saved by an earlier version of ksef, "
+            f"which did not record the KSeF it is for, so it is sent nowhere (its refresh token ends by {until})",
+        )
+        return
     try:
-        with KSeF(**state.profile.client_options()) as ksef:
-            ksef.auth.resume(config.tokens_from_json(saved, source))
+        with KSeF(**config.client_options_of(made_at)) as ksef:  # where it was made, whatever the profile says now
+            ksef.auth.resume(tokens)
             ksef.auth.revoke_current_session()
         already = False
     except Exception as error:
@@ -428,7 +528,9 @@ def auth_logout(state: State) -> None:
     finally:
         state.store.delete(state.profile.name, "login")
     message = "logged out" + (" (KSeF had already ended this login)" if already else "")
-    state.out.result({"logged_out": True, "already_logged_out": already}, message=message)
+    if made_at != state.profile.ksef:
+        message += f" of {made_at}, where the login was made (the profile points at {state.profile.ksef} now)"
+    state.out.result({"logged_out": True, "already_logged_out": already, "revoked": not already}, message=message)
 
 
 # --- sessions ---------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ Profiles live in ``config.ini`` in the config directory (``KSEF_CONFIG_DIR``, de
 ``~/.config/ksef``); they hold no secrets. Secrets (the access and refresh tokens of a login, a
 saved KSeF token) go to the OS keyring when one is available, otherwise to a file only the user
 can read (mode 0600) in the same directory. ``KSEF_CREDENTIAL_STORE=file`` forces the file.
+
+Each secret is saved with the KSeF it is for (``Profile.ksef``: the environment, or the base URL),
+and the commands use it only while the profile still points there: a login or KSeF token is never
+sent to another server because the profile was re-pointed (``ksef profile set``). A secret saved
+by an earlier version, without its KSeF, is used nowhere (log in, or save the token, again).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ksef_client.environments import Environment
 from ksef_client.identifiers import validate_nip
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
     from ksef_client.resources.auth import AuthTokens
 
 KEYRING_SERVICE = "ksef-sdk"
+# Seconds a ``ksef`` process waits for another one's change of credentials.json (a read, a change
+# and an atomic write: milliseconds).
+LOCK_WAIT = 10.0
 DEFAULT_PROFILE = "default"
 # A profile name is a section of config.ini and a key of the credentials: no brackets, no newlines.
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -65,6 +76,32 @@ class Profile:
     def target(self) -> str:
         """Where this profile points, for messages."""
         return self.base_url or self.environment
+
+    @property
+    def ksef(self) -> str:
+        """Where this profile points, as its saved secrets record it: ``ksef_of`` its base URL or
+        environment."""
+        return ksef_of(self.base_url, self.environment)
+
+
+def ksef_of(base_url: str | None, environment: str = "TEST") -> str:
+    """The KSeF a secret belongs to, in one spelling: an environment's name (``TEST``, ``DEMO``,
+    ``PROD``; also for a base URL that is an environment's own), else the base URL with its scheme
+    and host in lower case and no trailing ``/`` (as the client uses it)."""
+    if not base_url:
+        return environment.upper()
+    text = base_url.strip()
+    parts = urlsplit(text)
+    url = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
+    for known in Environment:
+        if url == known.base_url:
+            return known.name
+    return url
+
+
+def client_options_of(ksef: str) -> dict[str, Any]:
+    """Keyword arguments for ``KSeF(...)`` that reach the KSeF ``ksef`` (``ksef_of``) names."""
+    return {"environment": ksef} if ksef in Environment.__members__ else {"base_url": ksef}
 
 
 def _parser() -> configparser.ConfigParser:
@@ -145,9 +182,10 @@ class CredentialStore:
         if self._keyring:
             self._keyring.set_password(KEYRING_SERVICE, f"{profile}/{kind}", secret)
             return
-        data = self._read_file()
-        data[f"{profile}/{kind}"] = secret
-        self._write_file(data)
+        with self._locked():
+            data = self._read_file()
+            data[f"{profile}/{kind}"] = secret
+            self._write_file(data)
 
     def delete(self, profile: str, kind: str) -> bool:
         """Forget a secret; whether there was one."""
@@ -156,10 +194,33 @@ class CredentialStore:
                 return False
             self._keyring.delete_password(KEYRING_SERVICE, f"{profile}/{kind}")
             return True
-        data = self._read_file()
-        found = data.pop(f"{profile}/{kind}", None) is not None
-        self._write_file(data)
+        with self._locked():
+            data = self._read_file()
+            found = data.pop(f"{profile}/{kind}", None) is not None
+            if found:
+                self._write_file(data)
         return found
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold ``credentials.json.lock`` while the file is read, changed and written again, so two
+        ``ksef`` processes (cron beside an interactive run, two CI jobs) never lose each other's
+        change. An OS lock (``flock``; ``msvcrt.locking`` on Windows) that ends with its process;
+        a second process waits for it up to ``LOCK_WAIT`` seconds. Readers need none: the file is
+        replaced whole (``_write_file``), never changed in place."""
+        from ksef_client._durable import hold_lock  # noqa: PLC0415 - not loaded for --help
+
+        path = self._file
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def busy() -> ConfigFileError:
+            return ConfigFileError(
+                f"{path} is locked by another ksef process for more than {LOCK_WAIT:g} s "
+                f"({path.name}.lock); try again when it has finished"
+            )
+
+        with hold_lock(path.with_name(path.name + ".lock"), busy, wait=LOCK_WAIT):
+            yield
 
     def _read_file(self) -> dict[str, Any]:
         path = self._file
@@ -169,24 +230,32 @@ class CredentialStore:
         except FileNotFoundError:
             return {}
         except UnicodeDecodeError:
-            raise ConfigFileError(f"{path} is damaged: not UTF-8 text; delete it and log in again") from None
+            raise ConfigFileError(f"{path} is damaged: not UTF-8 text; {_REPAIR}") from None
         try:
             data = json.loads(text)
-        except ValueError as error:
-            raise ConfigFileError(f"{path} is damaged: not JSON ({error}); delete it and log in again") from None
+        except (ValueError, RecursionError) as error:
+            raise ConfigFileError(f"{path} is damaged: not JSON ({error}); {_REPAIR}") from None
         if not isinstance(data, dict):
             kind = type(data).__name__
-            raise ConfigFileError(f"{path} is damaged: a JSON {kind}, not an object; delete it and log in again")
+            raise ConfigFileError(f"{path} is damaged: a JSON {kind}, not an object; {_REPAIR}")
         return data
 
     def _write_file(self, data: dict[str, Any]) -> None:
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        # Created with 0600 from the start: the tokens are never readable by others, not even briefly;
-        # a file that existed with a wider mode is narrowed before anything is written to it.
-        descriptor = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(data, file)
+        # Atomic and durable (``write_durably``): a new file of mode 0600 beside it (the tokens are
+        # never readable by others, not even briefly), flushed, then renamed over the old one. A
+        # reader sees the old file or the new one, never an empty or half-written one, and a crash
+        # or a full disk leaves the old one whole.
+        from ksef_client._durable import write_durably  # noqa: PLC0415 - not loaded for --help
+
+        write_durably(self._file, json.dumps(data).encode("utf-8"))
+
+
+# What a damaged credentials file's error suggests: not to delete it, which would lose every
+# profile's saved KSeF token with the damaged login.
+_REPAIR = (
+    "it holds the saved logins and KSeF tokens of every profile: repair it, or move it aside and "
+    "log in (and save KSeF tokens) again"
+)
 
 
 def _owner_only(path: Path) -> None:
@@ -206,10 +275,11 @@ def _usable_keyring() -> Any:
     return None if isinstance(backend, fail.Keyring) or backend.priority <= 0 else keyring
 
 
-def tokens_to_json(tokens: AuthTokens) -> str:
-    """A login's tokens as stored."""
+def tokens_to_json(tokens: AuthTokens, ksef: str) -> str:
+    """A login's tokens as stored, with the KSeF they are for (``Profile.ksef``)."""
     return json.dumps(
         {
+            "ksef": ksef,
             "reference_number": tokens.reference_number,
             "access_token": tokens.access_token,
             "access_valid_until": tokens.access_valid_until.isoformat(),
@@ -219,14 +289,19 @@ def tokens_to_json(tokens: AuthTokens) -> str:
     )
 
 
-def tokens_from_json(text: str, source: str = "the saved login") -> AuthTokens:
-    """Inverse of ``tokens_to_json``; ``ConfigFileError`` naming ``source`` and what is wrong."""
+def login_from_json(text: str, source: str = "the saved login") -> tuple[AuthTokens, str | None]:
+    """Inverse of ``tokens_to_json``: the tokens and the KSeF they are for (``None``: saved by an
+    earlier version, which did not record it); ``ConfigFileError`` naming ``source`` and what is
+    wrong."""
     from ksef_client.resources.auth import AuthTokens  # noqa: PLC0415 - not loaded for --help
 
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        ksef = data.get("ksef")
+        if ksef is not None and not isinstance(ksef, str):
+            raise TypeError(f"its KSeF is a JSON {type(ksef).__name__}, not a string")
         tokens = AuthTokens(
             str(data["reference_number"]),
             str(data["access_token"]),
@@ -236,6 +311,35 @@ def tokens_from_json(text: str, source: str = "the saved login") -> AuthTokens:
         )
     except KeyError as error:
         raise ConfigFileError(f"{source} is damaged: it lacks {error}; run `ksef auth login` again") from None
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise ConfigFileError(f"{source} is damaged: {error}; run `ksef auth login` again") from None
-    return tokens
+    return tokens, ksef
+
+
+def tokens_from_json(text: str, source: str = "the saved login") -> AuthTokens:
+    """The tokens of ``login_from_json`` alone."""
+    return login_from_json(text, source)[0]
+
+
+# A saved KSeF token: {"format": ..., "ksef": ..., "token": ...}. An earlier version saved the
+# token's text alone (a KSeF token is never a JSON object).
+KSEF_TOKEN_FORMAT = "ksef-cli-ksef-token/1"  # noqa: S105 - a format name, no secret
+
+
+def ksef_token_to_json(token: str, ksef: str) -> str:
+    """A KSeF token as stored, with the KSeF it is for (``Profile.ksef``)."""
+    return json.dumps({"format": KSEF_TOKEN_FORMAT, "ksef": ksef, "token": token})
+
+
+def ksef_token_from_json(text: str) -> tuple[str, str | None]:
+    """Inverse of ``ksef_token_to_json``: the token and the KSeF it is for; a token saved by an
+    earlier version (its text alone) is ``(text, None)``."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else None
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict) and data.get("format") == KSEF_TOKEN_FORMAT:
+        token, ksef = data.get("token"), data.get("ksef")
+        if isinstance(token, str) and isinstance(ksef, str):
+            return token, ksef
+    return text, None
