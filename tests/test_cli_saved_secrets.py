@@ -4,7 +4,7 @@ A login (access and refresh token) or a KSeF token is saved with the KSeF it bel
 profile is pointed elsewhere (``ksef profile set NAME --base-url URL``), the next command refuses
 to use it, before anything is sent, and says to log in again: the other server, a listener on
 127.0.0.1 here, never hears of it. A secret saved by an earlier version, which did not record its
-KSeF, is sent nowhere."""
+KSeF, is sent nowhere but to the Ministry's own environments."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from ksef_client import KSeF
 from ksef_client.cli import main
-from ksef_client.cli.config import CredentialStore, ksef_of
+from ksef_client.cli.config import CredentialStore, ksef_of, made_for
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
@@ -151,6 +151,31 @@ def test_secrets_saved_without_their_ksef_are_sent_nowhere(run: Run, tmp_path: P
     assert "emu/login" not in _stored(tmp_path)
     _log_in(run, tmp_path)
     assert run("-p", "emu", "sessions", "list")[0] == 0
+
+
+def test_secrets_saved_without_their_ksef_stay_usable_at_the_ministrys_environments(
+    run: Run, tmp_path: Path, ksef_server: ThreadedServer
+) -> None:
+    # Upgrading must not strand a saved login or KSeF token of a profile aimed at TEST or PROD: at
+    # worst it belongs to another of the Ministry's environments, never to a server outside them.
+    _log_in(run, tmp_path)
+    login = json.loads(_stored(tmp_path)["emu/login"])
+    del login["ksef"]
+    store = CredentialStore()
+    store.set("prod", "login", json.dumps(login))
+    store.set("prod", "ksef-token", "20251010-EC-0000000000-0000000000-00|nip-5265877635|" + "ab" * 32)
+    assert run("profile", "set", "prod", "--env", "PROD", "--nip", NIP)[2] == ""  # no "not used here" note
+    code, out, err = run("-p", "prod", "--json", "auth", "status")
+    assert code == 0 and json.loads(out)["login_ksef"] == "PROD" and json.loads(out)["usable"], err
+    code, _, err = run("profile", "set", "prod", "--base-url", ksef_server.base_url)
+    assert code == 0 and "earlier version did not record" in err  # at a custom URL: noted, and unused
+    assert run("-p", "prod", "auth", "status")[0] == 3
+
+
+def test_a_secret_without_its_ksef_is_for_a_ministry_environment_only() -> None:
+    assert made_for(None, "TEST") == "TEST" and made_for(None, "PROD") == "PROD"
+    assert made_for(None, "http://127.0.0.1:8000/v2") is None
+    assert made_for("PROD", "TEST") == "PROD" and made_for("http://a/v2", "PROD") == "http://a/v2"
 
 
 def test_an_environment_is_one_ksef_however_it_is_written() -> None:

@@ -106,6 +106,7 @@ class State:
         if saved is None:
             return None
         tokens, ksef = config.login_from_json(saved, self.login_source)
+        ksef = config.made_for(ksef, self.profile.ksef)
         self.check_ksef(ksef, "saved login", f"log in again: `{login_command(self)}`")
         return tokens
 
@@ -217,7 +218,7 @@ def _secrets_elsewhere(store: config.CredentialStore, profile: config.Profile) -
         f"the saved {what} of profile '{profile.name}' is for {ksef or 'a KSeF an earlier version did not record'}, "
         f"so it is not used at {profile.ksef}: {command}"
         for what, ksef, command in found
-        if ksef != profile.ksef
+        if config.made_for(ksef, profile.ksef) != profile.ksef
     ]
 
 
@@ -319,6 +320,7 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
         saved = state.store.get(state.profile.name, "ksef-token")
         if saved:
             token, ksef = config.ksef_token_from_json(saved)
+            ksef = config.made_for(ksef, state.profile.ksef)
             state.check_ksef(ksef, "saved KSeF token", f"save the token for {state.profile.ksef}: `{save}`")
     if not token:
         raise CLIError(f"no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `{save}`", AUTH)
@@ -454,13 +456,14 @@ def auth_status(state: State) -> None:
         )
         raise CLIError(f"not logged in to {state.profile.target}: run `{login_command(state)}`", AUTH)
     tokens, ksef = config.login_from_json(saved, state.login_source)
+    ksef = config.made_for(ksef, state.profile.ksef)
     here = ksef == state.profile.ksef
     usable = here and tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
         "profile": state.profile.name,
         "ksef": state.profile.target,
         "logged_in": True,
-        "login_ksef": ksef,  # where the login was made (null: saved by an earlier version)
+        "login_ksef": ksef,  # where the login was made (null: saved by an earlier version, not usable here)
         "reference_number": tokens.reference_number,
         "refresh_valid_until": tokens.refresh_valid_until,
         "usable": usable,
@@ -505,6 +508,7 @@ def auth_logout(state: State) -> None:
         state.out.result({"logged_out": False}, message="not logged in")
         return
     tokens, made_at = config.login_from_json(saved, state.login_source)
+    made_at = config.made_for(made_at, state.profile.ksef)
     if made_at is None:  # sent nowhere (config.py): forgotten, KSeF ends it by itself
         state.store.delete(state.profile.name, "login")
         until = f"{tokens.refresh_valid_until:%Y-%m-%d %H:%M}"

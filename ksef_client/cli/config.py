@@ -8,8 +8,9 @@ can read (mode 0600) in the same directory. ``KSEF_CREDENTIAL_STORE=file`` force
 Each secret is saved with the KSeF it is for (``Profile.ksef``: the environment, or the base URL),
 and the commands use it only while the profile still points there: a login or KSeF token is never
 sent to another server because the profile was re-pointed (``ksef profile set``). A secret saved
-by an earlier version, without its KSeF, is used nowhere (log in, or save the token, again).
-"""
+by an earlier version, without its KSeF, is used only while the profile points at one of the
+Ministry's environments (``made_for``); at any other base URL nowhere (log in, or save the token,
+again)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,17 @@ def ksef_of(base_url: str | None, environment: str = "TEST") -> str:
         if url == known.base_url:
             return known.name
     return url
+
+
+def made_for(saved_at: str | None, here: str) -> str | None:
+    """The KSeF a saved secret is for (``saved_at``, its record), given the one its profile points
+    at now (``here``). A secret saved by an earlier version has no record (``None``): it is taken as
+    the profile's when that is one of the Ministry's own environments (``TEST``, ``DEMO``, ``PROD``),
+    whose servers it was made for or at worst another of (the same operator); at any other base URL
+    it stays ``None``, and is sent nowhere."""
+    if saved_at is None and here in Environment.__members__:
+        return here
+    return saved_at
 
 
 def client_options_of(ksef: str) -> dict[str, Any]:
