@@ -16,8 +16,9 @@ import httpx
 
 from ksef_client._auth import MAY_REFRESH, BearerAuth
 from ksef_client._body import ACCEPT_ENCODING, BODY_KIND, BodyLimits, adecoded, aread_capped, decoded, read_capped
-from ksef_client._core import connection_error, raise_for_status
+from ksef_client._core import connection_error, not_found_hint_of, raise_for_status
 from ksef_client._httpx_clients import AsyncClient, Client
+from ksef_client._open_sessions import OpenSessions
 from ksef_client._retry import BUDGET, RetryBudget, RetryPolicy
 from ksef_client._settings import Settings, resolve_settings
 from ksef_client._storage import async_storage_guard, redact_storage_links_in_logs, storage_guard
@@ -97,16 +98,27 @@ def _must_raise(response: httpx.Response) -> bool:
     return response.status_code >= 400 and not retryable_401
 
 
-def _raise_hook(response: httpx.Response) -> None:
-    if _must_raise(response):
-        read_capped(response, "json", BodyLimits().json)  # read already, unless streamed
-        raise_for_status(response)
+def _raise_hook(not_found_hint: str) -> Callable[[httpx.Response], None]:
+    """The API client's response hook: an error answer raised (``not_found_hint`` ending a 404's
+    message: ``not_found_hint_of`` the base URL)."""
+
+    def hook(response: httpx.Response) -> None:
+        if _must_raise(response):
+            read_capped(response, "json", BodyLimits().json)  # read already, unless streamed
+            raise_for_status(response, not_found_hint)
+
+    return hook
 
 
-async def _araise_hook(response: httpx.Response) -> None:
-    if _must_raise(response):
-        await aread_capped(response, "json", BodyLimits().json)
-        raise_for_status(response)
+def _araise_hook(not_found_hint: str) -> Callable[[httpx.Response], Awaitable[None]]:
+    """``_raise_hook`` for the asynchronous client."""
+
+    async def hook(response: httpx.Response) -> None:
+        if _must_raise(response):
+            await aread_capped(response, "json", BodyLimits().json)
+            raise_for_status(response, not_found_hint)
+
+    return hook
 
 
 # The content codings the SDK decodes itself (``_body.decoded``), not whatever httpx can.
@@ -192,6 +204,8 @@ class _ClientCore(Generic[TransportT, SleepT]):
         self.settings: Settings = dataclasses.replace(settings, require_hash=bool(require_hash))
         self._tokens = TokenHolder(access_token)
         self._public_keys = KeyCache()
+        # The sessions opened through this client and not closed yet (``sessions.wait`` refuses them).
+        self._open_sessions = OpenSessions()
         redact_storage_links_in_logs(self.settings.base_url)
         self._clock = clock
         self.send_state = SendState(
@@ -262,12 +276,13 @@ class _ClientCore(Generic[TransportT, SleepT]):
     def with_options(self, **changes: Any) -> Self:
         """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
         login: tokens refreshed by either are seen by both, and so are the rate limits' counts
-        (unless ``base_url`` or ``clock`` changes)."""
+        (unless ``base_url`` or ``clock`` changes) and the sessions either holds open (``sessions.wait``)."""
         unknown = sorted(set(changes) - set(self._options))
         if unknown:
             raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(self._options)}")
         clone = type(self)(**{**self._options, **changes})
         clone._tokens, clone._public_keys = self._tokens, self._public_keys
+        clone._open_sessions = self._open_sessions
         clone.send_state.pacing.share_with(self.send_state.pacing)
         clone._http.auth = BearerAuth(clone._tokens, clone.settings.base_url + REFRESH_PATH, clone.send_state)
         return clone
@@ -323,7 +338,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         self._sleep = sleep or time.sleep
         inner = transport or DeferredTransport(self.settings.verify)
         wrapped = RetryingTransport(inner, self.send_state, self._sleep)
-        self._http = Client(**self._api_options(), transport=wrapped, event_hooks={"response": [_raise_hook]})
+        hooks = {"response": [_raise_hook(not_found_hint_of(self.settings.base_url))]}
+        self._http = Client(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [storage_guard(self.settings)]}
         self._storage = Client(**self._storage_options(), transport=wrapped, event_hooks=guard)
 
@@ -476,7 +492,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         self._sleep = sleep or anyio.sleep
         inner = transport or AsyncDeferredTransport(self.settings.verify)
         wrapped = AsyncRetryingTransport(inner, self.send_state, self._sleep)
-        hooks = {"response": [_araise_hook]}
+        hooks = {"response": [_araise_hook(not_found_hint_of(self.settings.base_url))]}
         self._http = AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [async_storage_guard(self.settings)]}
         self._storage = AsyncClient(**self._storage_options(), transport=wrapped, event_hooks=guard)

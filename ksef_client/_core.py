@@ -31,13 +31,32 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def raise_for_status(response: httpx.Response) -> None:
-    """Turn an error answer into our exception (called once the body has been read)."""
+def raise_for_status(response: httpx.Response, not_found_hint: str = "") -> None:
+    """Turn an error answer into our exception (called once the body has been read);
+    ``not_found_hint`` ends the message of a 404 (``not_found_hint_of``)."""
     if response.status_code >= 400:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-        error = make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER))
+        hint = not_found_hint if response.status_code == 404 else ""
+        error = make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER), hint=hint)
         _note_uncertain_attempts(error, response)
         raise error
+
+
+API_PATH = "/v2"
+
+
+def not_found_hint_of(base_url: str) -> str:
+    """What a 404 of the API adds when ``base_url``'s path does not end in ``/v2``, where KSeF's API
+    lives (a base URL of the host alone answers every path with 404): ``""`` when it does. Such a
+    URL is not refused: a proxy may serve the API under another path."""
+    path = httpx.URL(base_url).path.rstrip("/")
+    if path.endswith(API_PATH):
+        return ""
+    ends = f"path {path!r}" if path else "no path"
+    return (
+        f": is the base URL right? It has {ends}, and KSeF's API lives under {API_PATH} "
+        f"(e.g. https://api-test.ksef.mf.gov.pl{API_PATH}, or http://127.0.0.1:8000{API_PATH} for the emulator)"
+    )
 
 
 # A revoke's repeat after an attempt KSeF may have carried out (review of tokens and permissions,

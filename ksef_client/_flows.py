@@ -365,10 +365,12 @@ def poll_flow(
     describe: Callable[[S], str],
     timeout: float,
     interval: float,
+    hint: Callable[[S], str] = lambda status: "",
 ) -> Flow[S]:
     """Read a status every ``interval`` seconds until ``done(status)``; ``PollTimeoutError``
-    (``describe(status)``: what is still not done) when ``timeout`` would pass first. The call's
-    deadline grows by ``timeout``: the poll's own limit is the one that counts."""
+    (``describe(status)``: what is still not done; ``hint(status)``: what the message adds after
+    the time waited, e.g. why) when ``timeout`` would pass first. The call's deadline grows by
+    ``timeout``: the poll's own limit is the one that counts."""
     yield Extend(timeout)
     deadline = (yield Now()) + timeout
     while True:
@@ -376,7 +378,7 @@ def poll_flow(
         if done(status):
             return status
         if (yield Now()) + interval > deadline:
-            raise PollTimeoutError(f"{describe(status)} after {timeout:g} s", status)
+            raise PollTimeoutError(f"{describe(status)} after {timeout:g} s{hint(status)}", status)
         yield Sleep(interval)
 
 

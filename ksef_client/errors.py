@@ -516,13 +516,14 @@ class _Parsed:
 
 
 def make_status_error(
-    response: httpx.Response, retry_after: float | None = None, max_retry_after: float | None = None
+    response: httpx.Response, retry_after: float | None = None, max_retry_after: float | None = None, *, hint: str = ""
 ) -> APIStatusError:
     """Turn an HTTP error answer into the matching ``APIStatusError`` subclass.
 
     Understands KSeF's ``ExceptionResponse`` JSON, ``application/problem+json``, the 429
     ``{status: {...}}`` body, and anything else (gateway HTML, empty or truncated bodies). A 429
-    whose ``retry_after`` is past ``max_retry_after`` is a ``RetryAfterTooLongError``.
+    whose ``retry_after`` is past ``max_retry_after`` is a ``RetryAfterTooLongError``. ``hint``
+    ends the message (the likely cause, when the caller knows one).
     """
     parsed = _parse_error_body(response)
     status = response.status_code
@@ -530,7 +531,7 @@ def make_status_error(
     codes = ", ".join(_describe(e) for e in parsed.errors)
     request = response.request if response._request is not None else None
     where = f"{request.method} {request.url.path}" if request is not None else "request"
-    message = f"{where} -> HTTP {status}" + (f" [{codes}]" if codes else f" {parsed.summary}".rstrip())
+    message = f"{where} -> HTTP {status}" + (f" [{codes}]" if codes else f" {parsed.summary}".rstrip()) + hint
     kwargs: dict[str, Any] = {
         "response": response,
         "errors": parsed.errors,

@@ -75,6 +75,15 @@ FORM_SCHEMAS = {
     "PEF (3)": "pef/Schemat_PEF(3)_v2-1.xsd",
     "PEF_KOR (3)": "pef/Schemat_PEF_KOR(3)_v2-1.xsd",
 }
+# The namespace of each form's root element (its XSD's targetNamespace), by system code: an invoice
+# of another form fails the XSD at its root, and the check then says which form it is.
+FORM_NAMESPACES = {
+    "FA (3)": FA3_NAMESPACE,
+    "FA (2)": "http://crd.gov.pl/wzor/2023/06/29/12648/",
+    "FA_RR (1)": "http://crd.gov.pl/wzor/2026/03/06/14189/",
+    "PEF (3)": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "PEF_KOR (3)": "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+}
 # Characters XML 1.0 discourages (section 2.2), which KSeF refuses.
 _DISCOURAGED = re.compile(
     "[\x7f-\x84\x86-\x9f\ufdd0-\ufdef"
@@ -579,8 +588,33 @@ def checked_invoice(
             raise InvoiceSchemaError([f"the invoice has {len(xml)} bytes; at most {most} {kind} attachments"], "size")
     errors = schema_errors_stripping_on_fault(code.system_code, document)
     if errors:
-        raise InvoiceSchemaError(errors, "schema")
+        raise InvoiceSchemaError([not_of_the_form(code.system_code, document) or errors[0], *errors[1:]], "schema")
     return document
+
+
+def not_of_the_form(system_code: str, document: etree._Element) -> str | None:
+    """Why ``document`` is no invoice of the form ``system_code`` when its root element is in
+    another namespace than the form's (``FORM_NAMESPACES``): the form it is when the namespace
+    is another form's, and how to send it as that form; otherwise the namespace expected. ``None``
+    when the root is in the form's namespace (libxml2's own message, "No matching global
+    declaration available for the validation root", names neither)."""
+    expected = FORM_NAMESPACES.get(system_code)
+    root = etree.QName(document)
+    if expected is None or root.namespace == expected:
+        return None
+    other = next((code for code, namespace in FORM_NAMESPACES.items() if namespace == root.namespace), None)
+    if other is not None:
+        name = next(name for name, known in FORMS.items() if known.system_code == other)
+        return (
+            f"the document's form is {other} (its root element {root.localname} is in {other}'s namespace "
+            f"{root.namespace}), not {system_code}, the form it is checked against (the session's): send it as "
+            f'{name}: form="{name}" in Python (online_session, send_batch), --form "{name}" with ksef send'
+        )
+    where = f"the namespace {root.namespace}" if root.namespace else "no namespace"
+    return (
+        f"the root element {root.localname} is in {where}, not in {system_code}'s namespace {expected}: "
+        f"no {system_code} invoice (the forms the SDK knows: {', '.join(FORMS)})"
+    )
 
 
 def schema_errors_stripping_on_fault(system_code: str, document: etree._Element) -> list[str]:

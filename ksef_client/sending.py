@@ -44,6 +44,7 @@ from ksef_client._generated.models import (
     SendInvoiceResponse,
     SessionStatusResponse,
 )
+from ksef_client._open_sessions import OpenSessions
 from ksef_client._retry import RetryBudget
 from ksef_client._threads import in_thread, on_loop
 from ksef_client._xml import parse
@@ -435,8 +436,11 @@ class _OnlineSessionFlows:
         validate: bool,
         limits: ContextLimits | None,
         production: bool = False,
+        open_sessions: OpenSessions | None = None,
     ) -> None:
         self._keys = keys
+        # The client's record of the sessions it holds open (``sessions.wait`` refuses those).
+        self._open_sessions = open_sessions if open_sessions is not None else OpenSessions()
         self.form = form_code(form)
         self.validate = validate
         self._production = production  # the parties' NIP check digits too (KSeF PROD only checks them)
@@ -452,13 +456,17 @@ class _OnlineSessionFlows:
 
     def _open_flow(self) -> Flow[None]:
         self.reference_number = yield from open_online_flow(self.form, self._key, self._keys)
+        self._open_sessions.opened(self.reference_number, "online")
 
     def _send_flow(self, xml: bytes | SupportsToXml, offline: bool, corrected: str | None = None) -> Flow[str]:
         if corrected is not None:
             check_sha256_b64(corrected, "hash_of_corrected_invoice")
             offline = True  # a technical correction is of an offline invoice: "offlineMode: true"
         if self.reference_number is None:
-            raise RuntimeError("the session is not open")
+            raise RuntimeError(
+                "the session is not open: open it first, with `with ksef.online_session() as session:` "
+                "(`async with` on AsyncKSeF), or session.open()"
+            )
         if self.closed:
             raise RuntimeError(f"session {self.reference_number} is closed: open a new one to send more")
         data = invoice_bytes(xml, checked_after=self.validate)
@@ -529,6 +537,7 @@ class _OnlineSessionFlows:
     def _close_flow(self) -> Flow[None]:
         if self.reference_number is not None and not self.closed:
             sent_before, self._close_sent = self._close_sent, True
+            self._open_sessions.closing(self.reference_number)
             with naming_closed_session(self.reference_number):
                 yield from close_flow(self.reference_number, close_online_session, sent_before)
             self.closed = True
@@ -554,7 +563,9 @@ class OnlineSession(_OnlineSessionFlows):
         validate: bool = True,
         limits: ContextLimits | None = None,
     ) -> None:
-        super().__init__(client._public_keys, form, validate, limits, client.settings.is_production)
+        super().__init__(
+            client._public_keys, form, validate, limits, client.settings.is_production, client._open_sessions
+        )
         self._client = client
 
     def open(self) -> OnlineSession:
@@ -631,7 +642,9 @@ class AsyncOnlineSession(_OnlineSessionFlows):
         validate: bool = True,
         limits: ContextLimits | None = None,
     ) -> None:
-        super().__init__(client._public_keys, form, validate, limits, client.settings.is_production)
+        super().__init__(
+            client._public_keys, form, validate, limits, client.settings.is_production, client._open_sessions
+        )
         self._client = client
 
     async def open(self) -> AsyncOnlineSession:
@@ -734,11 +747,19 @@ def open_batch_flow(
 
 
 def upload_and_close_flow(
-    opened: OpenBatchSessionResponse, package: BatchPackage, workers: int, progress: Progress | None
+    opened: OpenBatchSessionResponse,
+    package: BatchPackage,
+    workers: int,
+    progress: Progress | None,
+    open_sessions: OpenSessions | None = None,
 ) -> Flow[None]:
-    """Upload the package's parts to the links of the opened session, then close it. The upload's
-    time does not count against the call's deadline (``Upload``): a slow uplink still gets its close."""
+    """Upload the package's parts to the links of the opened session, then close it (forgotten in
+    ``open_sessions``, the client's record of the sessions it holds open, as the close goes out).
+    The upload's time does not count against the call's deadline (``Upload``): a slow uplink still
+    gets its close."""
     yield Upload(part_uploads(opened.part_upload_requests, package.parts), workers, progress)
+    if open_sessions is not None:
+        open_sessions.closing(opened.reference_number)
     yield from close_flow(opened.reference_number, close_batch_session)
 
 
@@ -804,8 +825,9 @@ def send_batch(
     ) as package:
         opened = run(open_batch_flow(code, package, key, client._public_keys, offline), client)
         ref = opened.reference_number
+        client._open_sessions.opened(ref, "batch")
         with naming_session(ref, OPENED):
-            run(upload_and_close_flow(opened, package, workers, progress), client)
+            run(upload_and_close_flow(opened, package, workers, progress, client._open_sessions), client)
     result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
         with naming_session(ref, CLOSED):
@@ -858,8 +880,9 @@ async def asend_batch(
     with package:
         opened = await arun(open_batch_flow(code, package, key, client._public_keys, offline), client)
         ref = opened.reference_number
+        client._open_sessions.opened(ref, "batch")
         with naming_session(ref, OPENED):
-            await arun(upload_and_close_flow(opened, package, workers, progress), client)
+            await arun(upload_and_close_flow(opened, package, workers, progress, client._open_sessions), client)
     result = BatchResult(ref, package.invoice_count, len(package.parts))
     if wait:
         with naming_session(ref, CLOSED):

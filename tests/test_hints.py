@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ksef_client import APIConnectionError, KSeF
+from ksef_client import APIConnectionError, AsyncKSeF, KSeF, _storage
 from ksef_client._core import connection_error
-from ksef_client.testing import self_signed_certificate
+from ksef_client.errors import NotFoundError
+from ksef_client.schemas import FA3_NAMESPACE, FORM_NAMESPACES
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.test_cli import run  # noqa: F401 - the CLI fixture (profile 'emu' on the emulator)
 
@@ -74,3 +76,66 @@ def test_swapped_certificate_and_key_are_named(run, tmp_path: Path) -> None:  # 
     assert code == 2 and "--cert cert.pem / --key other.pem" in err and "not the key of this certificate" in err
     code, out, _ = run("-p", "emu", "--json", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
     assert code == 0 and json.loads(out)["nip"] == NIP
+
+
+V2_HINT = (
+    ": is the base URL right? It has {ends}, and KSeF's API lives under /v2 (e.g. "
+    "https://api-test.ksef.mf.gov.pl/v2, or http://127.0.0.1:8000/v2 for the emulator)"
+)
+SESSION = "20261125-SO-0000000000-0000000000-00"
+
+
+@pytest.fixture
+def own_api_bases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The base URLs registered as the API's (their queries left in logs) restored after the test:
+    a client of the emulator's host without /v2 would register the whole host, its storage links
+    too, for the rest of the run."""
+    monkeypatch.setattr(_storage, "_API_BASES", set(_storage._API_BASES))
+
+
+@pytest.mark.usefixtures("own_api_bases")
+@pytest.mark.parametrize(("path", "ends"), [("", "no path"), ("/", "no path"), ("/api", "path '/api'")])
+def test_a_404_under_a_base_url_without_v2_asks_for_it(ksef_server, path: str, ends: str) -> None:  # type: ignore[no-untyped-def]
+    # Was a bare "GET /sessions/... -> HTTP 404 (non-JSON body: 'Not Found')".
+    root = ksef_server.base_url.removesuffix("/v2")
+    with KSeF(base_url=root + path, access_token="t") as ksef, pytest.raises(NotFoundError) as raised:
+        ksef.sessions.get(SESSION)
+    assert str(raised.value).endswith("(non-JSON body: 'Not Found')" + V2_HINT.format(ends=ends))
+
+
+def test_a_404_under_v2_has_no_such_hint(ksef_server, backend) -> None:  # type: ignore[no-untyped-def]
+    token = backend.mint_access_token(NIP)
+    with KSeF(base_url=ksef_server.base_url + "/", access_token=token) as ksef, pytest.raises(NotFoundError) as raised:
+        ksef._http.get("/no-such-operation")
+    assert "base URL" not in str(raised.value)
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("own_api_bases")
+async def test_the_async_client_asks_for_v2_too(ksef_server) -> None:  # type: ignore[no-untyped-def]
+    root = ksef_server.base_url.removesuffix("/v2")
+    async with AsyncKSeF(base_url=root, access_token="t") as ksef:
+        with pytest.raises(NotFoundError, match="is the base URL right"):
+            await ksef.sessions.get(SESSION)
+
+
+@pytest.mark.usefixtures("own_api_bases")
+def test_a_profile_without_v2_gets_the_hint_at_login(run, ksef_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    root = ksef_server.base_url.removesuffix("/v2")
+    assert run("profile", "set", "nov2", "--base-url", root, "--nip", NIP)[0] == 0  # taken: a proxy may differ
+    creds = self_signed_certificate(nip=NIP, kind="seal")
+    (tmp_path / "cert.pem").write_bytes(creds.certificate_pem())
+    (tmp_path / "key.pem").write_bytes(creds.private_key_pem())
+    code, _, err = run("-p", "nov2", "auth", "login", "--cert", "cert.pem", "--key", "key.pem")
+    assert code == 1 and "POST /auth/challenge -> HTTP 404" in err
+    assert V2_HINT.format(ends="no path") in err
+
+
+def test_send_names_an_invoice_of_another_form(run, backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    monkeypatch.setenv("KSEF_ACCESS_TOKEN", backend.mint_access_token(NIP))
+    fa2 = sample_invoice("FA2/1").replace(FA3_NAMESPACE.encode(), FORM_NAMESPACES["FA (2)"].encode())
+    (tmp_path / "fa2.xml").write_bytes(fa2)
+    code, _, err = run("-p", "emu", "send", "fa2.xml")
+    assert code == 2
+    assert err.startswith("error: fa2.xml: not a valid FA(3) invoice: the document's form is FA (2) (")
+    assert '--form "FA(2)" with ksef send' in err

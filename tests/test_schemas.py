@@ -342,3 +342,51 @@ def test_warming_up_leaves_the_first_check_nothing_to_compile() -> None:
     check_file(code, sample_invoice())
     assert copies._left_to_make == made  # the warmed copy was taken: none compiled for the check
     assert schemas._date_elements.cache_info().misses == dates.misses
+
+
+# --- an invoice of another form says which form it is -----------------------------------------------
+
+
+def _fa2_namespace(xml: bytes) -> bytes:
+    """``xml`` (an FA(3) invoice) with its root in FA(2)'s namespace, as an FA(2) file has it."""
+    return xml.replace(schemas.FA3_NAMESPACE.encode(), schemas.FORM_NAMESPACES["FA (2)"].encode())
+
+
+def test_each_forms_namespace_is_its_xsds_target_namespace() -> None:
+    assert set(schemas.FORM_NAMESPACES) == set(schemas.FORM_SCHEMAS)
+    for code, namespace in schemas.FORM_NAMESPACES.items():
+        xsd = etree.parse(str(schemas._data_dir() / schemas.FORM_SCHEMAS[code])).getroot()
+        assert xsd.get("targetNamespace") == namespace, code
+
+
+def test_an_invoice_of_another_form_is_named_with_the_way_to_send_it() -> None:
+    # Was libxml2's "Element '{http://crd.gov.pl/wzor/2023/06/29/12648/}Faktura': No matching global
+    # declaration available for the validation root.", which names neither form.
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(_fa2_namespace(sample_invoice()), "FA(3)")
+    assert refused.value.rule == "schema"
+    assert str(refused.value) == (
+        "the document's form is FA (2) (its root element Faktura is in FA (2)'s namespace "
+        "http://crd.gov.pl/wzor/2023/06/29/12648/), not FA (3), the form it is checked against (the session's): "
+        'send it as FA(2): form="FA(2)" in Python (online_session, send_batch), --form "FA(2)" with ksef send'
+    )
+    with pytest.raises(InvoiceSchemaError, match=r"form is FA \(3\) .*, not FA \(2\).*form=\"FA\(3\)\""):
+        validate_invoice(sample_invoice(), "FA(2)")
+
+
+@pytest.mark.parametrize(
+    ("root", "where"),
+    [(b'<Faktura xmlns="urn:example:invoice"/>', "the namespace urn:example:invoice"), (b"<Faktura/>", "no namespace")],
+)
+def test_an_unknown_namespace_names_the_one_expected(root: bytes, where: str) -> None:
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(root, "FA(3)")
+    assert str(refused.value).startswith(
+        f"the root element Faktura is in {where}, not in FA (3)'s namespace {schemas.FA3_NAMESPACE}: no FA (3) invoice"
+    )
+
+
+def test_an_invoice_in_the_forms_namespace_keeps_the_xsds_errors() -> None:
+    with pytest.raises(InvoiceSchemaError, match="P_2") as refused:
+        validate_invoice(sample_invoice().replace(b"<P_2>", b"<P_2X>").replace(b"</P_2>", b"</P_2X>"))
+    assert "namespace" not in str(refused.value)

@@ -31,9 +31,11 @@ from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_toke
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
+    from ksef_client._open_sessions import OpenSessions
 
 # Session codes below 200 are not final: 100 open, 150 processing, 170 closed and processing.
 FINAL_SESSION_CODE = 200
+OPEN = 100
 
 
 def is_final(status: SessionStatusResponse) -> bool:
@@ -86,15 +88,35 @@ def status_flow(reference_number: str) -> Flow[SessionStatusResponse]:
     return parsed(response_of((yield call)), SessionStatusResponse)
 
 
-def wait_flow(reference_number: str, timeout: float, interval: float) -> Flow[SessionStatusResponse]:
-    """Poll the session's status until it is final; ``PollTimeoutError`` after ``timeout``."""
+# Status 100 when a wait for the session timed out: KSeF processes a session only after its close,
+# and one never closed stays at 100 until KSeF closes it at its validUntil (an online session 12 hours
+# after its open). Right after a close KSeF may still read 100 for a moment: only a whole wait at 100
+# points to a session nobody closed.
+NEVER_CLOSED = (
+    ": KSeF processes a session only after its close, and 100 is an open session: it may never have been "
+    "closed (leave the `with ksef.online_session() as session:` block or call session.close(); a batch "
+    "session stays open when its send_batch failed before the close)"
+)
+
+
+def wait_flow(
+    reference_number: str, timeout: float, interval: float, open_sessions: OpenSessions | None = None
+) -> Flow[SessionStatusResponse]:
+    """Poll the session's status until it is final; ``PollTimeoutError`` after ``timeout``, naming
+    the last status (code and description; at 100 the hint that the session may not be closed).
+    A session in ``open_sessions`` (the client's: opened by it, no close sent) is a
+    ``RuntimeError`` saying how to close it, before any request."""
+    validate_reference_number(reference_number)
+    if open_sessions is not None:
+        open_sessions.check_not_open(reference_number)
     return (
         yield from poll_flow(
             lambda: status_flow(reference_number),
             is_final,
-            lambda s: f"session {reference_number} still at {s.status.code}",
+            lambda s: f"session {reference_number} still at {s.status.code} {s.status.description}",
             timeout,
             interval,
+            lambda s: NEVER_CLOSED if s.status.code == OPEN else "",
         )
     )
 
@@ -168,8 +190,12 @@ class Sessions:
         return run(status_flow(reference_number), self._client)
 
     def wait(self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0) -> SessionStatusResponse:
-        """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``."""
-        return run(wait_flow(reference_number, timeout, interval), self._client)
+        """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``
+        (naming the last status). A session this client opened and has not closed (an
+        ``online_session`` still inside its ``with`` block, or never closed; a batch whose
+        ``send_batch`` failed before its close) is a ``RuntimeError`` at once, saying how to close
+        it: KSeF processes a session only after its close."""
+        return run(wait_flow(reference_number, timeout, interval, self._client._open_sessions), self._client)
 
     def invoices(
         self, reference_number: str, *, failed: bool = False, page_size: int = 100, cursor: str | None = None
@@ -231,8 +257,8 @@ class AsyncSessions:
     async def wait(
         self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0
     ) -> SessionStatusResponse:
-        """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``."""
-        return await arun(wait_flow(reference_number, timeout, interval), self._client)
+        """Poll until the session reaches a final status code (errors: see ``Sessions.wait``)."""
+        return await arun(wait_flow(reference_number, timeout, interval, self._client._open_sessions), self._client)
 
     def invoices(
         self, reference_number: str, *, failed: bool = False, page_size: int = 100, cursor: str | None = None

@@ -22,7 +22,7 @@ from ksef_client.errors import BadRequestError, BatchError, InvoiceRejectedError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.schemas import form_code
+from ksef_client.schemas import FA3_NAMESPACE, FORM_NAMESPACES, form_code
 from ksef_client.sending import close_flow, open_batch_flow
 from ksef_client.testing import sample_invoice
 from ksef_client.upo import sha256_b64
@@ -71,6 +71,20 @@ class TestOnlineSession:
                 session.send(b"<Faktura/>")
             assert ksef.send_state.requests_sent == sent
         assert backend.sessions.state.sessions[session.reference_number].invoices == []
+
+    def test_an_invoice_of_another_form_is_named_before_sending(self, ksef: KSeF) -> None:
+        # Was: "invoice does not match FA (3): line 2: Element '{...12648/}Faktura': No matching
+        # global declaration available for the validation root."
+        fa2 = sample_invoice("FV/FA2/1").replace(FA3_NAMESPACE.encode(), FORM_NAMESPACES["FA (2)"].encode())
+        with ksef.online_session() as session:
+            sent = ksef.send_state.requests_sent
+            with pytest.raises(InvoiceRejectedError) as refused:
+                session.send(fa2)
+            assert ksef.send_state.requests_sent == sent
+        assert str(refused.value).startswith("invoice does not match FA (3): the document's form is FA (2) (")
+        assert 'form="FA(2)" in Python (online_session, send_batch)' in str(refused.value)
+        with pytest.raises(InvoiceRejectedError, match=r"invoice 1 \(invoice-00001.xml\) does not match FA \(3\): the"):
+            ksef.send_batch([fa2])
 
     def test_sending_to_a_session_closed_elsewhere_is_21180(self, ksef: KSeF, backend: KSeFBackend) -> None:
         session = ksef.online_session().open()
