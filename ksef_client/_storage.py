@@ -71,15 +71,21 @@ def link_usable(url: object, expires: object, now: dt.datetime) -> bool:
 
 _API_BASES: set[str] = set()
 _URL = re.compile(r"(https?://[^\s?#\"'<>]+)\?[^\s#\"'<>]*")
+# A query that signs its link (Azure's ``sig=``, S3's ``X-Amz-Signature=``, GCS's, a generic
+# ``signature=``) is redacted under an API base too: a base URL given without its path (a bare
+# host) covers the storage links of a server that serves both, as the emulator does.
+_SIGNED = re.compile(r"[?&](?:sig|signature|x-amz-signature|x-goog-signature)=", re.IGNORECASE)
 REDACTED = "?[redacted]"
 LOGGERS = ("httpx", "httpcore", "ksef_client")
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with the query string of every non-API URL replaced by ``?[redacted]``."""
+    """``text`` with the query string of every non-API URL, and of every signed one, replaced by
+    ``?[redacted]``."""
 
     def replace(match: re.Match[str]) -> str:
-        return match[0] if match[1].startswith(tuple(_API_BASES)) else match[1] + REDACTED
+        readable = match[1].startswith(tuple(_API_BASES)) and not _SIGNED.search(match[0])
+        return match[0] if readable else match[1] + REDACTED
 
     return _URL.sub(replace, text) if "?" in text else text
 

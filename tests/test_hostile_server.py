@@ -35,6 +35,7 @@ from ksef_client import (
     UnsafePathError,
     UPOSignatureError,
     UPOValidationError,
+    _storage,
 )
 from ksef_client._generated.models import InvoicePackage
 from ksef_client.errors import InvoiceRejectedError
@@ -662,3 +663,19 @@ def test_a_package_within_the_directory_bound_is_read(tmp_path: Path) -> None:
     archive = _directory_bomb(tmp_path / "package.zip", 1, zip64=True)
     result = unpack_export("REF", InvoicePackage.from_dict({**PACKAGE.to_dict(), "invoiceCount": 0}), archive, tmp_path)
     assert result.files == [] and result.metadata == []
+
+
+def test_a_signed_link_under_an_api_base_is_redacted_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client given a bare host (no /v2) registers the whole host as the API's; where that host
+    # serves the storage links too (the emulator), their signatures must still not reach a log.
+    monkeypatch.setattr(_storage, "_API_BASES", {"http://127.0.0.1:8000/"})
+    line = (
+        "GET http://127.0.0.1:8000/storage/upo/1?sv=2024&SIG=SECRET "
+        "GET http://127.0.0.1:8000/v2/sessions?pageSize=10 "
+        "PUT http://127.0.0.1:8000/storage/part/1?X-Amz-Signature=SECRET&x=1"
+    )
+    assert _storage.redact_urls(line) == (
+        "GET http://127.0.0.1:8000/storage/upo/1?[redacted] "
+        "GET http://127.0.0.1:8000/v2/sessions?pageSize=10 "
+        "PUT http://127.0.0.1:8000/storage/part/1?[redacted]"
+    )
