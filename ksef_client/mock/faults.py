@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DROP = 0  # ``Fault(DROP)``: the connection breaks before the request is handled
@@ -14,11 +15,36 @@ DROP_AFTER = -1  # ``Fault(DROP_AFTER)``: the request is handled, then the answe
 class Fault:
     """Answer a request with ``status`` instead of handling it (429s carry ``retry_after``, 5xx
     answers when it is given); ``Fault(DROP)`` breaks the connection; ``delay`` (seconds) only
-    slows the answer down."""
+    slows the answer down.
+
+    With ``code`` (``status`` 400) the answer is KSeF's error body for that exception code, in the
+    format the request asked for (``ExceptionResponse``, or problem details with ``X-Error-Format:
+    problem-details``): ``description`` and ``details`` as given, or, left ``None``, the spec's
+    texts of the code (``Faults.add``).
+    """
 
     status: int
     retry_after: int | None = None
     delay: float = 0.0
+    code: int | None = None
+    description: str | None = None
+    details: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.code is None:
+            if self.description is not None or self.details is not None:
+                raise ValueError("description and details: only with a code")
+            return
+        if isinstance(self.code, bool) or not isinstance(self.code, int) or self.code <= 0:
+            raise TypeError(f"code: a KSeF exception code (a positive int), not {self.code!r}")
+        if self.status != 400:
+            raise ValueError(f"code: KSeF's exception codes come with status 400, not {self.status}")
+        if self.description is not None and not isinstance(self.description, str):
+            raise TypeError("description: a str")
+        if self.details is not None and (
+            isinstance(self.details, str) or not all(isinstance(d, str) for d in self.details)
+        ):
+            raise TypeError("details: a sequence of str")
 
 
 @dataclass
@@ -51,17 +77,35 @@ class Faults:
 
     def add(
         self, status: int, *, operation: str | None = None, times: int = 1, retry_after: int | None = None,
-        delay: float = 0.0,
+        delay: float = 0.0, code: int | None = None, description: str | None = None,
+        details: Sequence[str] | None = None,
     ) -> None:  # fmt: skip
         """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``, or
         ``storage.upload_part`` for batch part uploads; ``None``: any API operation).
 
         ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page (with ``Retry-After``
         when ``retry_after`` is given), ``DROP`` a broken connection, 200 with ``delay`` a slow
-        but correct answer.
+        but correct answer. ``status`` 400 with ``code`` gives KSeF's error body for that code:
+        ``faults.add(400, code=21184, operation="online_session.send_invoice")`` answers as KSeF
+        does during maintenance ("Sesja tymczasowo niedostępna."). ``description`` and ``details``
+        default to the spec's texts of the code (the operation's 400 table, else the first one
+        listing it), ``{name}`` placeholders filled from the request's path parameters; a code no
+        table lists needs a ``description`` (``ValueError`` otherwise, as for a code on a storage
+        operation, whose errors are not KSeF's).
         """
+        if isinstance(details, str):
+            raise TypeError("details: a sequence of str, not one str")
+        fault = Fault(status, retry_after, delay, code, description, None if details is None else tuple(details))
+        if code is not None:
+            if operation is not None and operation.startswith("storage."):
+                raise ValueError(f"code: {operation} is blob storage, which gives no KSeF exception codes")
+            if description is None:
+                from ksef_client.mock.validation import documented_error  # noqa: PLC0415 - the spec, when needed
+
+                if documented_error(code) is None:
+                    raise ValueError(f"code {code}: no 400 table of the spec lists it; give its description")
         with self._lock:
-            self._rules.append(_Rule(operation, Fault(status, retry_after, delay), times))
+            self._rules.append(_Rule(operation, fault, times))
 
     def set_random(self, rate: float, *, seed: int = 0, faults: tuple[Fault, ...] | None = None) -> None:
         """Fail a seeded share ``rate`` of all requests with faults drawn from ``faults``."""

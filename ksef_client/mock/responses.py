@@ -10,6 +10,7 @@ formats an error itself.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +25,7 @@ from ksef_client.mock.exceptions import Forbidden, MockAPIError, SchemaViolation
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
 from ksef_client.mock.models import Access, KSeFBackend, Status
 from ksef_client.mock.state.core import VALIDATION
-from ksef_client.mock.validation import check_request
+from ksef_client.mock.validation import check_request, documented_error
 
 Handler = Callable[[Request, KSeFBackend, Access | None], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -170,14 +171,35 @@ async def _validate(request: Request, method: str, path: str) -> None:
 
 
 def render_fault(request: Request, fault: Fault, operation: str) -> Response:
-    """An injected failure: a 429 in KSeF's format or a gateway-style 5xx HTML page (with the
-    fault's ``Retry-After``, when it has one: HTTP lets a 503 say when to come back, RFC 9110
-    10.2.3)."""
+    """An injected failure: KSeF's error body for the fault's exception code, a 429 in KSeF's
+    format, or a gateway-style 5xx HTML page (with the fault's ``Retry-After``, when it has one:
+    HTTP lets a 503 say when to come back, RFC 9110 10.2.3)."""
+    if fault.code is not None:
+        return render_error(request, injected_error(request, fault, operation))
     if fault.status == 429:
         return render_error(request, TooManyRequests(fault.retry_after or 1, operation))
     page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
     return Response(page, status_code=fault.status, media_type="text/html", headers=headers)
+
+
+def injected_error(request: Request, fault: Fault, operation: str) -> MockAPIError:
+    """The ``MockAPIError`` a fault with an exception code stands for: its own texts, or the spec's
+    for the code (``validation.documented_error``: the operation's 400 table first), ``{name}``
+    placeholders filled from the request's path parameters."""
+    assert fault.code is not None
+    spec = OPERATIONS.get(operation)
+    documented = documented_error(fault.code, spec.method, spec.path) if spec is not None else None
+    documented = documented or documented_error(fault.code) or (f"Błąd {fault.code}.", "")
+    description = fault.description if fault.description is not None else documented[0]
+    if fault.details is not None:
+        details = list(fault.details)
+    else:
+        detail = re.sub(r"\{(\w+)\}", lambda m: str(request.path_params.get(m[1], m[0])), documented[1])
+        details = [detail] if detail not in ("", "-") else []
+    error = MockAPIError(fault.code, description, details)
+    error.status_code = fault.status
+    return error
 
 
 def render_error(request: Request, error: MockAPIError) -> Response:

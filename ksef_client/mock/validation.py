@@ -298,6 +298,35 @@ def invoice_metadata_problems(record: dict[str, Any]) -> list[str]:
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
+_TABLE_ROW = re.compile(r"^\|\s*(\d+)\s*\|([^|]*)\|([^|]*)\|", re.MULTILINE)
+
+
+@functools.cache
+def _documented_errors() -> dict[tuple[str, str], dict[int, tuple[str, str]]]:
+    """Every operation's 400 table (``ExceptionCode | ExceptionDescription | Details``), by
+    ``(METHOD, path)`` and code."""
+    tables: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+    for path, item in _spec()["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            answer = _resolve(operation.get("responses", {}).get("400") or {})
+            rows = _TABLE_ROW.findall(str(answer.get("description") or ""))
+            tables[(method.upper(), path)] = {int(c): (d.strip(), x.strip()) for c, d, x in rows}
+    return tables
+
+
+def documented_error(code: int, method: str | None = None, path: str | None = None) -> tuple[str, str] | None:
+    """``(ExceptionDescription, Details)`` of ``code`` in the spec's 400 table of ``METHOD path``,
+    or of the first operation listing it when that one does not (or none is named); ``None``:
+    no table of the spec lists it."""
+    tables = _documented_errors()
+    own = tables.get((method.upper(), path)) if method is not None and path is not None else None
+    if own is not None and code in own:
+        return own[code]
+    return next((table[code] for table in tables.values() if code in table), None)
+
+
 @functools.cache
 def _response_rules(method: str, path: str) -> dict[str, dict[str, Any]]:
     responses: dict[str, dict[str, Any]] = _spec()["paths"][path][method.lower()].get("responses", {})

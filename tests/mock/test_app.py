@@ -18,7 +18,7 @@ import pytest
 
 from ksef_client import KSeF
 from ksef_client._throttle import Throttle
-from ksef_client.errors import APIConnectionError, InternalServerError, RateLimitError
+from ksef_client.errors import APIConnectionError, BadRequestError, InternalServerError, RateLimitError
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.persistence import SQLiteStore
@@ -86,6 +86,64 @@ class TestFaults:
             pytest.raises(APIConnectionError),
         ):
             list(k.sessions.list("Online"))
+
+    def test_a_fault_with_an_exception_code_answers_as_ksef_does(
+        self, ksef: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+    ) -> None:
+        # 2.9.0 added "21184 | Sesja tymczasowo niedostępna. | Trwają prace serwisowe i sesja
+        # {referenceNumber} jest tymczasowo niedostępna. Spróbuj ponownie później lub otwórz nową sesję,
+        # aby wysłać kolejne faktury." to POST /sessions/online/{referenceNumber}/invoices; a 400 fault
+        # was an HTML page "400 Service Unavailable", which no KSeF 400 is.
+        backend.faults.add(400, code=21184, operation="online_session.send_invoice", times=2)
+        with ksef.online_session() as session:
+            with pytest.raises(BadRequestError) as refused:
+                session.send(sample_invoice("F/1"))
+            assert refused.value.codes == [21184]
+            [error] = refused.value.errors
+            assert error.description == "Sesja tymczasowo niedostępna."
+            assert error.details == (
+                f"Trwają prace serwisowe i sesja {session.reference_number} jest tymczasowo niedostępna. "
+                "Spróbuj ponownie później lub otwórz nową sesję, aby wysłać kolejne faktury.",
+            )
+            headers = {"Authorization": f"Bearer {ksef.access_token}", "X-Error-Format": "problem-details"}
+            problem = httpx.post(f"{ksef_server.base_url}/sessions/online/{session.reference_number}/invoices",
+                                 json={}, headers=headers)  # fmt: skip
+            assert problem.status_code == 400 and problem.headers["content-type"] == "application/problem+json"
+            assert [e["code"] for e in problem.json()["errors"]] == [21184]
+            session.send(sample_invoice("F/2"))  # the fault was used up: handled as usual
+        backend.faults.add(400, code=99001, description="Własny błąd.", details=["szczegół"], operation=None)
+        with pytest.raises(BadRequestError) as own:
+            list(ksef.sessions.list("Online"))
+        assert (own.value.errors[0].code, own.value.errors[0].description, own.value.errors[0].details) == (
+            99001, "Własny błąd.", ("szczegół",)
+        )  # fmt: skip
+
+    def test_faults_with_a_code_are_checked_when_added(self, backend: KSeFBackend) -> None:
+        with pytest.raises(ValueError, match="status 400"):
+            backend.faults.add(503, code=21184)
+        with pytest.raises(ValueError, match="give its description"):
+            backend.faults.add(400, code=99001)
+        with pytest.raises(ValueError, match="blob storage"):
+            backend.faults.add(400, code=21184, operation="storage.upload_part")
+        with pytest.raises(TypeError, match="details"):
+            backend.faults.add(400, code=21184, details="one string")
+        with pytest.raises(ValueError, match="only with a code"):
+            backend.faults.add(503, description="x")
+
+    def test_a_fault_with_a_code_over_the_control_endpoint(self, ksef_mock: KSeFMock) -> None:
+        root = ksef_mock.base_url.removesuffix("/v2")
+        body = {"status": 400, "code": 21165, "operation": "invoices.get_invoice"}
+        with httpx.Client(base_url=root) as http:
+            assert http.post("/_mock/faults", json=body).status_code == 200
+            assert http.post("/_mock/faults", json={**body, "details": "x"}).status_code == 400
+            token = http.post("/_mock/tokens", json={"nip": NIP}).json()["accessToken"]
+        number = "5265877635-20260101-0123456789AB-00"
+        answer = httpx.get(f"{ksef_mock.base_url}/invoices/ksef/{number}", headers={"Authorization": f"Bearer {token}"})
+        [error] = answer.json()["exception"]["exceptionDetailList"]
+        assert (answer.status_code, error["exceptionCode"], error["details"]) == (400, 21165, [
+            f"Faktura o numerze KSeF {number} została przetworzona, ale nie jest jeszcze dostępna do pobrania. "
+            "Spróbuj ponownie później."
+        ])  # fmt: skip
 
     @staticmethod
     def _faulty_run(ksef_server: ThreadedServer, backend: KSeFBackend, seed: int) -> tuple[int, int]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
+
 import anyio
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ksef_client import AsyncKSeF, KSeF
+from ksef_client.crypto import encrypt_ksef_token, rsa_encrypt
 from ksef_client.errors import AuthenticationFailedError
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.models import Context
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import self_signed_certificate
@@ -109,3 +114,51 @@ def test_the_sdk_asks_for_chain_verification(ksef_mock: KSeFMock, client_kind: s
         with pytest.raises(AuthenticationFailedError) as failed:
             anyio.run(login)
     assert failed.value.code == 460
+
+
+def _token_login_status(base_url: str, context_nip: str, encrypted: Callable[[int], str]) -> dict[str, object]:
+    """The status of a KSeF-token login into ``context_nip`` whose ``encryptedToken`` is
+    ``encrypted(challenge's timestampMs)``, over raw HTTP."""
+    with httpx.Client(base_url=base_url) as client:
+        challenge = client.post("/auth/challenge").json()
+        body = {
+            "challenge": challenge["challenge"], "contextIdentifier": {"type": "Nip", "value": context_nip},
+            "encryptedToken": encrypted(int(challenge["timestampMs"])),
+        }  # fmt: skip
+        started = client.post("/auth/ksef-token", json=body)
+        assert started.status_code == 202, started.text
+        bearer = {"Authorization": f"Bearer {started.json()['authenticationToken']['token']}"}
+        return dict(client.get(f"/auth/{started.json()['referenceNumber']}", headers=bearer).json()["status"])
+
+
+def test_failed_token_logins_give_the_specs_450_details(ksef_mock: KSeFMock, backend: KSeFBackend) -> None:
+    # AuthenticationOperationStatusResponse.status (the spec): 450 "Uwierzytelnianie zakończone
+    # niepowodzeniem z powodu błędnego tokenu" with "Nieprawidłowe szyfrowanie tokena", "Nieprawidłowe
+    # kodowanie tokena", "Nieprawidłowy czas tokena", "Token nie może być użyty w kontekście
+    # {contextIdentifier}" (the emulator had its own sentences).
+    backend.transitions.token_reads = 0  # active at once
+    access = backend.authenticate(f"Bearer {backend.mint_access_token(NIP)}")
+    _, token = backend.auth.create_ksef_token(access, ["InvoiceRead"], "450 details")
+    public = emulator_keys().token_encryption.published()
+
+    def not_utf8(stamp: int) -> str:
+        return base64.b64encode(rsa_encrypt(public.public_key, b"\xff\xfe|" + str(stamp).encode())).decode()
+
+    cases: dict[str, tuple[str, Callable[[int], str]]] = {
+        "Nieprawidłowe szyfrowanie tokena": (NIP, lambda _: base64.b64encode(b"\x01" * 256).decode()),
+        "Nieprawidłowe kodowanie tokena": (NIP, not_utf8),
+        "Nieprawidłowy czas tokena": (NIP, lambda stamp: encrypt_ksef_token(public, token, stamp - 1)),
+        "Token nie może być użyty w kontekście 1111111111": (
+            "1111111111", lambda stamp: encrypt_ksef_token(public, token, stamp)
+        ),
+    }  # fmt: skip
+    for detail, (context_nip, encrypted) in cases.items():
+        status = _token_login_status(ksef_mock.base_url, context_nip, encrypted)
+        assert status == {
+            "code": 450, "description": "Uwierzytelnianie zakończone niepowodzeniem z powodu błędnego tokenu",
+            "details": [detail],
+        }, detail  # fmt: skip
+    assert (
+        _token_login_status(ksef_mock.base_url, NIP, lambda stamp: encrypt_ksef_token(public, token, stamp))["code"]
+        == 200
+    )

@@ -17,8 +17,10 @@ from ksef_client import KSeF
 from ksef_client._generated.models import InvoiceType
 from ksef_client.crypto import SymmetricKey, encryption_for
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.mock.state.invoices import INVOICE_TYPES, pack_export, read_invoice_fields
 from ksef_client.testing import sample_invoice
+from tests.conftest import NIP
 from tests.mock.conftest import invoice_status, open_online, send_online, sent_statuses, session_encryption
 
 SPEC_INVOICE_TYPES = {member.value for member in InvoiceType}
@@ -188,6 +190,80 @@ def test_permanent_storage_comes_after_acquisition(raw: httpx.Client) -> None:
     [record] = _metadata_query(raw)["invoices"]
     assert dt.datetime.fromisoformat(record["permanentStorageDate"]) == stored
     assert dt.datetime.fromisoformat(record["acquisitionDate"]) == acquired
+
+
+def _metadata(raw: httpx.Client, date_type: str, **range_fields: Any) -> dict[str, Any]:
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    body = {"subjectType": "Subject1", "dateRange": {"dateType": date_type, "from": since, **range_fields}}
+    answer = raw.post("/invoices/query/metadata", json=body)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_storage_reads_hold_a_numbered_invoice_out_of_permanent_storage(
+    raw: httpx.Client, backend: KSeFBackend
+) -> None:
+    # SessionInvoiceStatusResponse.permanentStorageDate: "Wartość uzupełniana asynchronicznie w
+    # momencie trwałego zapisu [...] Podczas sprawdzania statusu może być jeszcze niedostępna";
+    # GET /invoices/ksef/{ksefNumber}, 400: "21165 | Faktura o podanym numerze KSeF nie jest jeszcze
+    # dostępna. | Faktura o numerze KSeF {ksefNumber} została przetworzona, ale nie jest jeszcze
+    # dostępna do pobrania. Spróbuj ponownie później." The emulator stored every invoice as it
+    # numbered it, so a client that downloads at once never met either.
+    backend.transitions.storage_reads = 2
+    ref, key = open_online(raw)
+    sent = send_online(raw, ref, key, sample_invoice("FV/S/1")).json()["referenceNumber"]
+    first = invoice_status(raw, ref, sent)  # read 1
+    assert first["status"]["code"] == 200 and first["ksefNumber"] and "permanentStorageDate" not in first
+    number = first["ksefNumber"]
+    refused = raw.get(f"/invoices/ksef/{number}")  # read 2
+    assert refused.status_code == 400
+    assert refused.json()["exception"]["exceptionDetailList"] == [{
+        "exceptionCode": 21165, "exceptionDescription": "Faktura o podanym numerze KSeF nie jest jeszcze dostępna.",
+        "details": [f"Faktura o numerze KSeF {number} została przetworzona, ale nie jest jeszcze dostępna do "
+                    "pobrania. Spróbuj ponownie później."],
+    }]  # fmt: skip
+    for date_type in ("PermanentStorage", "Invoicing"):  # an InvoiceMetadata record has its storage date
+        assert _metadata(raw, date_type)["invoices"] == []
+    stored = invoice_status(raw, ref, sent)  # read 3: stored now
+    assert dt.datetime.fromisoformat(stored["permanentStorageDate"]) > dt.datetime.fromisoformat(
+        stored["acquisitionDate"]
+    )
+    assert raw.get(f"/invoices/ksef/{number}").status_code == 200
+    [record] = _metadata(raw, "PermanentStorage")["invoices"]
+    assert record["permanentStorageDate"] == stored["permanentStorageDate"]
+    backend.transitions.storage_reads = 0  # the default: stored as numbered, as before
+    at_once = send_online(raw, ref, key, sample_invoice("FV/S/2")).json()["referenceNumber"]
+    assert "permanentStorageDate" in invoice_status(raw, ref, at_once)
+
+
+def test_a_held_back_invoice_is_stored_after_storage_delay_on_the_emulators_clock(
+    raw: httpx.Client, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads or time, whichever comes first (as a new KSeF token's activation): a client that never
+    # reads the invoice again still finds it stored a while later. The HWM an earlier query gave stays
+    # below the storage date, so a window from it does not miss the invoice.
+    backend.transitions.storage_reads = 1000
+    now = backend.clock()
+    monkeypatch.setattr(backend, "clock", lambda: now)
+    ref, key = open_online(raw)
+    send_online(raw, ref, key, sample_invoice("FV/S/3"))
+    before = _metadata(raw, "PermanentStorage", restrictToPermanentStorageHwmDate=True)
+    assert before["invoices"] == []
+    later = now + dt.timedelta(seconds=backend.transitions.storage_delay)
+    monkeypatch.setattr(backend, "clock", lambda: later)
+    raw.headers["Authorization"] = f"Bearer {backend.mint_access_token(NIP)}"
+    after = _metadata(raw, "PermanentStorage", **{"from": before["permanentStorageHwmDate"]})
+    [record] = after["invoices"]
+    assert raw.get(f"/invoices/ksef/{record['ksefNumber']}").status_code == 200
+    reported = dt.datetime.fromisoformat(before["permanentStorageHwmDate"])
+    assert dt.datetime.fromisoformat(record["permanentStorageDate"]) >= reported
+
+
+def test_storage_reads_over_the_control_endpoint(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    with httpx.Client(base_url=ksef_server.base_url.removesuffix("/v2")) as http:
+        answer = http.post("/_mock/transitions", json={"storageReads": 3, "storageDelay": 60}).json()
+    assert (answer["storageReads"], answer["storageDelay"]) == (3, 60.0)
+    assert (backend.transitions.storage_reads, backend.transitions.storage_delay) == (3, 60.0)
 
 
 def test_a_comment_inside_a_value_is_no_part_of_it(ksef: KSeF) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -289,6 +290,66 @@ def test_a_batch_session_s_statuses_have_the_spec_s_texts(raw: httpx.Client, bac
     }  # fmt: skip
 
 
+def _batch_body(key: SymmetricKey, package: bytes, form: dict[str, str] = FA3) -> tuple[dict[str, Any], bytes]:
+    """A ``POST /sessions/batch`` body of ``package`` in one part, and the part."""
+    part = key.encrypt(package)
+    declared = [{"ordinalNumber": 1, "fileSize": len(part), "fileHash": sha256_b64(part)}]
+    body = {
+        "formCode": form, "encryption": session_encryption(key),
+        "batchFile": {"fileSize": len(package), "fileHash": sha256_b64(package), "fileParts": declared},
+    }  # fmt: skip
+    return body, part
+
+
+def test_a_batch_whose_key_cannot_be_unwrapped_ends_415_after_its_close(raw: httpx.Client) -> None:
+    # The Ministry's batch state diagram (faktury/sesje/sesja-wsadowa-diagram-stanow.png): 100 ->
+    # close -> "150 Trwa przetwarzanie" -> "Odszyfrowanie klucza AES nie powiodło się" -> 415. The
+    # emulator set 415 at the opening, so the part's PUT got 403 and the close 21180.
+    body, part = _batch_body(SymmetricKey.generate(), zipped({"a.xml": sample_invoice("FV/K/1")}))
+    body["encryption"]["encryptedSymmetricKey"] = base64.b64encode(b"\x00" * 256).decode()
+    opened = raw.post("/sessions/batch", json=body)
+    assert opened.status_code == 201, opened.text
+    ref = opened.json()["referenceNumber"]
+    assert _session_status(raw, ref) == {"code": 100, "description": "Sesja wsadowa rozpoczęta"}
+    assert upload([(opened.json()["partUploadRequests"][0], part)]) == [201]
+    assert raw.post(f"/sessions/batch/{ref}/close").status_code == 204
+    assert _session_status(raw, ref) == {"code": 415, "description": "Błąd odszyfrowania dostarczonego klucza"}
+
+
+@pytest.mark.parametrize("form", [
+    {"systemCode": "PEF (3)", "schemaVersion": "2-1", "value": "PEF"},
+    {"systemCode": "PEF_KOR (3)", "schemaVersion": "2-1", "value": "PEF"},
+])  # fmt: skip
+def test_pef_forms_are_refused_for_batch_sessions(raw: httpx.Client, form: dict[str, str]) -> None:
+    # OpenBatchSessionRequest.formCode, "Obsługiwane schematy": FA (2), FA (3), FA_RR (1); the PEF
+    # forms are listed for online sessions only. The refusal: 400 / 21405 "{treść błędu z walidatora}".
+    body, _ = _batch_body(SymmetricKey.generate(), zipped({"a.xml": b"<Invoice/>"}), form)
+    refused = raw.post("/sessions/batch", json=body)
+    assert refused.status_code == 400, refused.text
+    [error] = refused.json()["exception"]["exceptionDetailList"]
+    assert error["exceptionCode"] == 21405 and form["systemCode"] in error["details"][0]
+    assert raw.get("/sessions", params={"sessionType": "Batch"}).json()["sessions"] == []
+    rr = {"systemCode": "FA_RR (1)", "schemaVersion": "1-1E", "value": "FA_RR"}
+    assert raw.post("/sessions/batch", json=_batch_body(SymmetricKey.generate(), b"zip", rr)[0]).status_code == 201
+    online = {"formCode": form, "encryption": session_encryption(SymmetricKey.generate())}
+    assert raw.post("/sessions/online", json=online).status_code == 201
+
+
+@pytest.mark.parametrize("kind", ["online", "batch"])
+def test_an_opening_refused_for_an_unknown_public_key_id_leaves_no_session(raw: httpx.Client, kind: str) -> None:
+    # 21470 "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz." (the spec,
+    # POST /sessions/online and /sessions/batch): the emulator refused the opening, yet kept an open
+    # session that GET /sessions listed.
+    body, _ = _batch_body(SymmetricKey.generate(), zipped({"a.xml": sample_invoice("FV/K/2")}))
+    body["encryption"]["publicKeyId"] = base64.b64encode(b"x" * 32).decode()
+    if kind == "online":
+        del body["batchFile"]
+    refused = raw.post(f"/sessions/{kind}", json=body)
+    assert refused.status_code == 400 and "21470" in refused.text
+    session_type = "Online" if kind == "online" else "Batch"
+    assert raw.get("/sessions", params={"sessionType": session_type}).json()["sessions"] == []
+
+
 @pytest.mark.parametrize("reads", [0, 1, 2])
 def test_session_reads_is_the_number_of_status_reads_that_find_a_closed_session_in_progress(
     raw: httpx.Client, backend: KSeFBackend, reads: int
@@ -515,43 +576,58 @@ def _session_status(raw: httpx.Client, reference_number: str) -> dict[str, Any]:
     return dict(answer.json()["status"])
 
 
-def test_a_batch_is_closed_within_parts_times_20_minutes_or_cancelled(raw: httpx.Client, clock: _Clock) -> None:
+def _close_refusal(raw: httpx.Client, reference_number: str) -> tuple[int, list[str]]:
+    closed = raw.post(f"/sessions/batch/{reference_number}/close")
+    assert closed.status_code == 400, closed.text
+    [error] = closed.json()["exception"]["exceptionDetailList"]
+    return error["exceptionCode"], error["details"]
+
+
+def test_a_batch_s_parts_are_uploaded_within_parts_times_20_minutes(raw: httpx.Client, clock: _Clock) -> None:
     # "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut. Przykład. Paczka zawiera 2
-    # party - każdy part ma 40 minut na wysyłkę" (sesja-wsadowa.md); the spec's close:
-    # 21208 "Czas oczekiwania na requesty upload lub finish został przekroczony." /
-    # "Sesja anulowana, przekroczony czas wysyłki.", session 440 "Sesja anulowana" /
-    # "Przekroczono czas wysyłki".
+    # party - każdy part ma 40 minut na wysyłkę" (sesja-wsadowa.md), a late PUT: "403 - brak
+    # uprawnień do zapisu (np. upłynął czas na zapis)". The window holds the uploads, not the session:
+    # the batch state diagram keeps it at 100 until its 12 h timeout, so a close after the window
+    # is answered as any other (the emulator cancelled the session, 440, and refused it, 21208).
     package = zipped({f"{n}.xml": sample_invoice(f"FV/T/{n}") for n in range(1, 4)})
     in_time, parts = open_batch(raw, package, parts=2)
     assert upload(parts) == [201, 201]
     late, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/9")}), parts=2)
     assert upload(parts) == [201, 201]
+    missing, missing_parts = open_batch(raw, zipped({"b.xml": sample_invoice("FV/T/8")}))
     clock.advance(minutes=39)
     assert raw.post(f"/sessions/batch/{in_time}/close").status_code == 204  # 39 < 2 x 20 minutes
     assert _session_status(raw, in_time)["code"] == 200
     clock.advance(minutes=2)
-    closed = raw.post(f"/sessions/batch/{late}/close")
-    assert closed.status_code == 400
-    [error] = closed.json()["exception"]["exceptionDetailList"]
-    assert (error["exceptionCode"], error["details"]) == (21208, ["Sesja anulowana, przekroczony czas wysyłki."])
-    assert _session_status(raw, late) == {
-        "code": 440, "description": "Sesja anulowana", "details": ["Przekroczono czas wysyłki"]
-    }  # fmt: skip
+    assert _session_status(raw, late) == {"code": 100, "description": "Sesja wsadowa rozpoczęta"}
+    assert raw.post(f"/sessions/batch/{late}/close").status_code == 204  # all parts sent in time
+    assert _session_status(raw, late)["code"] == 200
+    assert upload(missing_parts) == [403]  # 41 > 1 x 20 minutes
+    assert _close_refusal(raw, missing) == (21205, ["Nie przesłano zadeklarowanej '1' części pliku."])
+    assert _session_status(raw, missing)["code"] == 100
 
 
-def test_an_abandoned_batch_is_cancelled_when_its_upload_window_ends(raw: httpx.Client, clock: _Clock) -> None:
-    # Same window (sesja-wsadowa.md); a part sent after it: "403 - brak uprawnień do zapisu (np. upłynął
-    # czas na zapis)". The cancelled session is among GET /sessions?statuses=Cancelled without a read.
-    abandoned, parts = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/10")}))
+def test_a_batch_left_open_is_cancelled_at_valid_until(raw: httpx.Client, clock: _Clock) -> None:
+    # The batch state diagram: "Timeout 12h (brak wysłanych części paczki)" and "Timeout 12h
+    # (wszystkie zadeklarowane części paczki wysłane)" -> 440 "Sesja anulowana" / "Przekroczono czas
+    # wysyłki"; the close after it: 21208 "Czas oczekiwania na requesty upload lub finish został
+    # przekroczony." / "Sesja anulowana, przekroczony czas wysyłki.". The cancelled session is among
+    # GET /sessions?statuses=Cancelled without a read.
+    abandoned, _ = open_batch(raw, zipped({"a.xml": sample_invoice("FV/T/10")}))
+    sent, parts = open_batch(raw, zipped({"b.xml": sample_invoice("FV/T/12")}))
+    assert upload(parts) == [201]
+    valid_until = dt.datetime.fromisoformat(raw.get(f"/sessions/{sent}").json()["validUntil"])
     clock.advance(minutes=21)
+    assert raw.get("/sessions", params={"sessionType": "Batch", "statuses": "Cancelled"}).json()["sessions"] == []
+    clock.set(valid_until + dt.timedelta(seconds=1))
     cancelled = raw.get("/sessions", params={"sessionType": "Batch", "statuses": "Cancelled"}).json()["sessions"]
-    assert [s["referenceNumber"] for s in cancelled] == [abandoned]
-    assert cancelled[0]["status"]["details"] == ["Przekroczono czas wysyłki"]
-    assert upload(parts) == [403]
-    assert (
-        raw.post(f"/sessions/batch/{abandoned}/close").json()["exception"]["exceptionDetailList"][0]["exceptionCode"]
-        == 21208
-    )
+    assert sorted(s["referenceNumber"] for s in cancelled) == sorted([abandoned, sent])
+    assert {s["status"]["details"][0] for s in cancelled} == {"Przekroczono czas wysyłki"}
+    for ref in (abandoned, sent):
+        assert _close_refusal(raw, ref) == (21208, ["Sesja anulowana, przekroczony czas wysyłki."])
+        assert _session_status(raw, ref) == {
+            "code": 440, "description": "Sesja anulowana", "details": ["Przekroczono czas wysyłki"]
+        }  # fmt: skip
 
 
 def test_an_online_session_is_closed_automatically_at_valid_until(raw: httpx.Client, clock: _Clock) -> None:

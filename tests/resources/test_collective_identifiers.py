@@ -19,7 +19,7 @@ from ksef_client.identifiers import make_ksef_number
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import self_signed_certificate
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 
@@ -27,12 +27,29 @@ OTHER_NIP = "1111111111"
 
 
 def _numbers(count: int, nip: str = NIP) -> list[str]:
+    """KSeF numbers of invoices no one sent (for checks made before any request)."""
     return [make_ksef_number(nip, "20261120", secrets.token_hex(6)) for _ in range(count)]
 
 
+def _issued(backend: KSeFBackend, count: int, nip: str = NIP, buyer: str = "1111111111") -> list[str]:
+    """KSeF numbers of ``count`` invoices ``nip`` issued (to ``buyer``): a collective identifier
+    groups only invoices KSeF holds (71001)."""
+    access = backend.authenticate("Bearer " + backend.mint_access_token(nip))
+    session = backend.sessions.open(access)
+    tag = secrets.token_hex(3)
+    invoices = [
+        backend.sessions.add_invoice(session, sample_invoice(f"CI/{tag}/{n}", seller_nip=nip, buyer_nip=buyer))
+        for n in range(count)
+    ]
+    backend.sessions.close(session)
+    return [str(i.ksef_number) for i in invoices]
+
+
 class TestCollectiveIdentifiers:
-    def test_invoices_of_several_identifiers_come_page_by_page_newest_number_first(self, ksef: KSeF) -> None:
-        first, second = _numbers(12), _numbers(3)
+    def test_invoices_of_several_identifiers_come_page_by_page_newest_number_first(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        first, second = _issued(backend, 12), _issued(backend, 3)
         one, two = ksef.collective_identifiers.create(first), ksef.collective_identifiers.create(second)
         pager = ksef.collective_identifiers.invoices([one, two], page_size=10)
         pages = list(pager.pages())
@@ -42,14 +59,14 @@ class TestCollectiveIdentifiers:
         assert {i.collective_identifier_number for i in items if i.ksef_number in first} == {one}
 
     def test_details_are_shown_to_the_creator_and_hidden_from_other_contexts(self, ksef_mock: KSeFMock) -> None:
-        numbers = _numbers(2)
+        numbers = _issued(ksef_mock.backend, 2, buyer="9999999999")
         with ksef_mock.client(NIP) as creator, ksef_mock.client(OTHER_NIP) as stranger:
             described = [
                 {"ksefNumber": n, "description": "rata 1", "payment": {"amount": Decimal("100.50"), "currency": "PLN"}}
                 for n in numbers
             ]
             with_details = creator.collective_identifiers.create(described)
-            plain = creator.collective_identifiers.create(_numbers(2))
+            plain = creator.collective_identifiers.create(_issued(ksef_mock.backend, 2, buyer="9999999999"))
             own = list(creator.collective_identifiers.invoices([with_details]))
             seen = list(stranger.collective_identifiers.invoices([with_details, plain]))
         assert {(i.description, i.payment.amount, i.details_hidden) for i in own} == {("rata 1", 100.5, False)}
@@ -58,8 +75,8 @@ class TestCollectiveIdentifiers:
         # no details were given for `plain`: nothing to hide (the spec's description of the operation)
         assert [i.details_hidden for i in seen if i.collective_identifier_number == plain] == [False, False]
 
-    def test_identifiers_of_an_invoice_and_by_creation_date(self, ksef: KSeF) -> None:
-        numbers = _numbers(2)
+    def test_identifiers_of_an_invoice_and_by_creation_date(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        numbers = _issued(backend, 2)
         created = ksef.collective_identifiers.create(numbers)
         assert [i.collective_identifier_number for i in ksef.collective_identifiers.of_invoice(numbers[0])] == [created]
         now = dt.datetime.now(dt.UTC)
@@ -103,7 +120,7 @@ class TestAsyncCollectiveIdentifiers:
             sleep=time.asleep,
             clock=time.clock,
         ) as ksef:
-            numbers = _numbers(11)
+            numbers = _issued(backend, 11)
             created = await ksef.collective_identifiers.create(numbers)
             listed = [i.ksef_number async for i in ksef.collective_identifiers.invoices([created], page_size=10)]
             rates = await ksef.limits.rate()
@@ -126,7 +143,7 @@ def test_an_entity_granted_collective_identifier_manage_may_do_that_and_nothing_
     assert grant_entity_permissions.sync_detailed(client=ksef.raw, body=grant).status_code == 202
     with KSeF(base_url=ksef_server.base_url) as agent:
         agent.auth.login_with_certificate(company, context_nip=NIP)
-        created = agent.collective_identifiers.create(_numbers(2))
+        created = agent.collective_identifiers.create(_issued(ksef_server.backend, 2))
         assert len(list(agent.collective_identifiers.invoices([created]))) == 2
         with pytest.raises(PermissionDeniedError) as refused:  # metadata needs InvoiceRead
             list(agent.invoices.query("Subject1", date_from=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated import models
 from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, continuation_token, int_param, iso, parsed_body
-from ksef_client.mock.state.collective import CollectiveIdentifier
+from ksef_client.mock.state.collective import CollectiveIdentifier, IdentifierQuery
+from ksef_client.mock.state.invoice_query import parse_date
 
 
 def _item(identifier: CollectiveIdentifier, access: Access) -> dict[str, object]:
@@ -36,11 +35,16 @@ async def create_collective_identifier(request: Request, backend: KSeFBackend, a
 async def query_collective_identifiers(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = (await parsed_body(request, models.CollectiveIdentifiersQueryRequest)).to_dict()
-    start, end = dt.datetime.fromisoformat(body["dateCreatedFrom"]), dt.datetime.fromisoformat(body["dateCreatedTo"])
-    found = [_item(i, access) for i in backend.collective.query(start, end, body.get("collectiveIdentifierNumber"))]
+    query = IdentifierQuery(
+        parse_date(body["dateCreatedFrom"], "dateCreatedFrom"), parse_date(body["dateCreatedTo"], "dateCreatedTo"),
+        body.get("collectiveIdentifierNumber"), body.get("invoiceCountFrom"), body.get("invoiceCountTo"),
+        body.get("createdInCurrentContext"),
+    )  # fmt: skip
+    found = backend.collective.query(access, query)
     page = backend.core.page(found, _page_size(request), continuation_token(request),
-                             key=lambda i: str(i["collectiveIdentifierNumber"]), descending=False)  # fmt: skip
-    return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})
+                             key=lambda i: i.listing_key, descending=True)  # fmt: skip
+    return JSONResponse({"continuationToken": page.continuation_token,
+                         "collectiveIdentifiers": [_item(i, access) for i in page.items]})  # fmt: skip
 
 
 @api_endpoint("collective_identifiers.query_collective_identifier_invoices")
@@ -61,12 +65,12 @@ async def list_collective_identifiers_by_ksef_number(
     request: Request, backend: KSeFBackend, access: Access | None
 ) -> Response:
     assert access is not None
-    found = backend.collective.of_invoice(request.path_params["ksefNumber"])
+    found = backend.collective.of_invoice(access, request.path_params["ksefNumber"])
+    page = backend.core.page(found, _page_size(request), continuation_token(request),
+                             key=lambda i: i.listing_key, descending=True)  # fmt: skip
     items = [
         {"collectiveIdentifierNumber": i.number, "createdInCurrentContext": i.context == access.context,
          "dateCreated": iso(i.created)}
-        for i in found
+        for i in page.items
     ]  # fmt: skip
-    page = backend.core.page(items, _page_size(request), continuation_token(request),
-                             key=lambda i: str(i["collectiveIdentifierNumber"]), descending=False)  # fmt: skip
-    return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": page.items})
+    return JSONResponse({"continuationToken": page.continuation_token, "collectiveIdentifiers": items})

@@ -9,10 +9,13 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
   to those addresses.
 - ``POST /_mock/faults`` ``{"status": 503, "operation": "sessions_status.get_session_status",
   "times": 2, "retryAfter": 1, "delay": 0}`` or ``{"random": {"rate": 0.1, "seed": 7}}``;
+  ``{"status": 400, "code": 21184, "operation": "online_session.send_invoice"}`` answers with KSeF's
+  error body for that code (``"description"``, ``"details"``: the spec's texts unless given);
   ``DELETE /_mock/faults``.
 - ``POST /_mock/transitions`` ``{"sessionReads": 2, "authReads": 1, "invoiceReads": 2, "tokenReads": 1,
-  "tokenActivation": 5}``: statuses advance after N reads (a new KSeF token: or after ``tokenActivation``
-  seconds).
+  "tokenActivation": 5, "permissionReads": 0, "enrollmentReads": 0, "storageReads": 0, "storageDelay": 5}``:
+  statuses advance after N reads (a new KSeF token: or after ``tokenActivation`` seconds; a numbered
+  invoice is stored after ``storageReads`` reads or ``storageDelay`` seconds).
 - ``POST /_mock/rate-limits`` ``{"scale": 1.0}``: KSeF's limits times ``scale`` (0: off).
 - ``GET /_mock/violations``: ``{"strict": true, "violations": [...]}``, the answers strict mode
   refused so far (``ksef-mock --strict``), for a harness that drives the emulator over HTTP.
@@ -128,12 +131,16 @@ async def add_faults(request: Request, body: dict[str, Any]) -> Response:
         rate = _bounded(body["random"]["rate"], "random.rate", 0, 1)
         faults.set_random(rate, seed=int(_bounded(body["random"].get("seed", 0), "random.seed", 0, 2**63)))
     else:
-        retry_after = body.get("retryAfter")
+        retry_after, code, details = body.get("retryAfter"), body.get("code"), body.get("details")
+        if details is not None and (not isinstance(details, list) or not all(isinstance(d, str) for d in details)):
+            raise TypeError("details: a list of strings")
         faults.add(
             int(_bounded(body["status"], "status", -1, 599)), operation=body.get("operation"),
             times=int(_bounded(body.get("times", 1), "times", 1, 1_000_000)),
             retry_after=None if retry_after is None else int(_bounded(retry_after, "retryAfter", 0, 86_400)),
             delay=_bounded(body.get("delay", 0.0), "delay", 0, 60),
+            code=None if code is None else int(_bounded(code, "code", 1, 2**31 - 1)),
+            description=body.get("description"), details=details,
         )  # fmt: skip
     return JSONResponse({"ok": True})
 
@@ -160,7 +167,10 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
     )
     transitions.session_reads, transitions.auth_reads, transitions.invoice_reads = reads, auth_reads, invoice_reads
     transitions.token_reads, transitions.token_activation = token_reads, float(activation)
+    storage_reads = int(_bounded(body.get("storageReads", transitions.storage_reads), "storageReads", 0, 1_000_000))
+    storage_delay = _bounded(body.get("storageDelay", transitions.storage_delay), "storageDelay", 0, 86_400)
     transitions.permission_reads, transitions.enrollment_reads = permission_reads, enrollment_reads
+    transitions.storage_reads, transitions.storage_delay = storage_reads, float(storage_delay)
     return JSONResponse(
         {
             "sessionReads": transitions.session_reads,
@@ -170,6 +180,8 @@ async def set_transitions(request: Request, body: dict[str, Any]) -> Response:
             "tokenActivation": transitions.token_activation,
             "permissionReads": transitions.permission_reads,
             "enrollmentReads": transitions.enrollment_reads,
+            "storageReads": transitions.storage_reads,
+            "storageDelay": transitions.storage_delay,
         }
     )
 

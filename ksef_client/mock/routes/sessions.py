@@ -77,11 +77,10 @@ def render_invoice(
         body["invoiceNumber"] = invoice.invoice_number
     if invoice.accepted:
         name, expires = backend.sessions.invoice_upo_link(session, invoice)
-        body.update(
-            ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired),
-            permanentStorageDate=iso(invoice.stored), upoDownloadUrl=storage_url(request, name),
-            upoDownloadUrlExpirationDate=iso(expires),
-        )  # fmt: skip
+        body.update(ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired))
+        if invoice.stored is not None:  # "Podczas sprawdzania statusu może być jeszcze niedostępna"
+            body["permanentStorageDate"] = iso(invoice.stored)
+        body.update(upoDownloadUrl=storage_url(request, name), upoDownloadUrlExpirationDate=iso(expires))
     return body
 
 

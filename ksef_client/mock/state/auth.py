@@ -503,19 +503,18 @@ class Auth:
             )  # fmt: skip
         operation = self._start(context, "Token", "Token")
         operation.allowed_ips = allowed_ips
-        try:
-            plain = rsa_decrypt(pair.private_key, base64.b64decode(encrypted_token, validate=True)).decode()
-            secret, _, stamp = plain.rpartition("|")
-        except ValueError:
-            self._fail(operation, 450, "Nie udało się odszyfrować tokenu.")
+        read = _read_token(pair.private_key, encrypted_token)
+        if isinstance(read, str):
+            self._fail(operation, 450, read)
             return (operation, *self._auth_token(operation))
+        secret, stamp = read
         token = next((t for t in self.state.tokens.values() if t.secret_hash == _sha(secret)), None)
         if token is not None:
             self._activate(token, read=False)
         if self.testdata.is_blocked(context):
             self._fail(operation, 480, "Uwierzytelnianie w kontekście zablokowane.")
         elif stamp != str(millis):
-            self._fail(operation, 450, "Znacznik czasu nie odpowiada wyzwaniu.")
+            self._fail(operation, 450, "Nieprawidłowy czas tokena")
         elif token is None:
             self._fail(operation, 450, "Nieprawidłowy token")
         elif token.status in ("Revoking", "Revoked"):
@@ -523,7 +522,7 @@ class Auth:
         elif token.status != "Active":  # Pending (not yet usable) or Failed
             self._fail(operation, 450, "Token nieaktywny")
         elif token.context != context:
-            self._fail(operation, 450, "Token KSeF nie należy do wskazanego kontekstu.")
+            self._fail(operation, 450, f"Token nie może być użyty w kontekście {context.value}")
         elif self._is_deceased(token.author):
             self._fail(operation, 470, DECEASED_DETAIL)
         elif (carried := self._token_permissions(token)) is None:
@@ -862,3 +861,18 @@ def _minted_policy(allowed_ips: AllowedIps) -> IpPolicy:
             " none: name the address instead, e.g. AllowedIps('127.0.0.1')"
         )
     return ip_policy(allowed_ips.ip4_addresses, allowed_ips.ip4_ranges, allowed_ips.ip4_masks)
+
+
+def _read_token(private_key: rsa.RSAPrivateKey, encrypted_token: str) -> tuple[str, str] | str:
+    """``(token, timestampMs)`` of a login's ``encryptedToken``, or the spec's 450 detail of why it
+    cannot be read (AuthenticationOperationStatusResponse.status): "Nieprawidłowe szyfrowanie
+    tokena" when it does not decrypt, "Nieprawidłowe kodowanie tokena" when it decrypts to no UTF-8."""
+    try:
+        decrypted = rsa_decrypt(private_key, base64.b64decode(encrypted_token, validate=True))
+    except ValueError:
+        return "Nieprawidłowe szyfrowanie tokena"
+    try:
+        secret, _, stamp = decrypted.decode().rpartition("|")
+    except UnicodeDecodeError:
+        return "Nieprawidłowe kodowanie tokena"
+    return secret, stamp

@@ -88,6 +88,12 @@ class Transitions:
     /certificates/enrollments/{ref}``) that find it accepted but not yet handled (100 "Wniosek
     przyjęty do realizacji": certyfikaty-KSeF.md §5, "Proces wystawiania certyfikatu ma charakter
     asynchroniczny"); ``0``: handled by its 202.
+    ``storage_reads``: reads of a numbered invoice (a status read showing its KSeF number, a
+    download) that find it not yet in permanent storage: no ``permanentStorageDate`` ("Podczas
+    sprawdzania statusu może być jeszcze niedostępna", the spec), ``GET /invoices/ksef/{n}`` 400 /
+    21165 "Faktura o podanym numerze KSeF nie jest jeszcze dostępna.", in no metadata query or
+    export; the next read stores it, as do ``storage_delay`` seconds on the emulator's clock after
+    its numbering, whichever comes first; ``0``: stored as numbered (``Invoices.register``).
     """
 
     session_reads: int = 0
@@ -97,6 +103,8 @@ class Transitions:
     token_activation: float = 5.0
     permission_reads: int = 0
     enrollment_reads: int = 0
+    storage_reads: int = 0
+    storage_delay: float = 5.0
 
 
 @dataclass

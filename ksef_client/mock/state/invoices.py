@@ -60,8 +60,14 @@ STATUS_RETENTION = dt.timedelta(days=7)
 REMEMBERED_QUERIES = 1_000
 # permanentStorageDate: "Wartość uzupełniana asynchronicznie w momencie trwałego zapisu; zawsze
 # późniejsza niż acquisitionDate" (the spec). The emulator stores an invoice when it numbers it and
-# dates the storage this much later.
+# dates the storage this much later (unless ``Transitions.storage_reads`` holds it back).
 PERMANENT_STORAGE_DELAY = dt.timedelta(milliseconds=1)
+# GET /invoices/ksef/{ksefNumber}, 400 (the spec): an invoice numbered but not yet stored.
+NOT_YET_AVAILABLE = "Faktura o podanym numerze KSeF nie jest jeszcze dostępna."
+NOT_YET_AVAILABLE_DETAIL = (
+    "Faktura o numerze KSeF {} została przetworzona, ale nie jest jeszcze dostępna do pobrania. "
+    "Spróbuj ponownie później."
+)
 # The least step between the acquisition dates of two invoices (``Invoices.acquisition_time``).
 ACQUISITION_STEP = dt.timedelta(microseconds=1)
 # RodzajFaktury of each form -> the spec's InvoiceType (metadata, exports).
@@ -171,6 +177,12 @@ class Invoice:
     # Status reads that find it still being processed (``Transitions.invoice_reads``), reads so far.
     pending_reads: int = 0
     status_reads: int = 0
+    # Permanent storage held back (``Transitions.storage_reads``): reads of the numbered invoice left
+    # before it is stored, the moment it is stored by anyway (``None``: stored as numbered), and the
+    # moment it was stored then.
+    storage_reads_left: int = 0
+    storage_due: dt.datetime | None = None
+    stored_at: dt.datetime | None = None
 
     @property
     def accepted(self) -> bool:
@@ -184,8 +196,16 @@ class Invoice:
 
     @property
     def stored(self) -> dt.datetime | None:
-        """``permanentStorageDate`` of an accepted invoice (always after ``acquisitionDate``)."""
-        return self.acquired + PERMANENT_STORAGE_DELAY if self.acquired is not None else None
+        """``permanentStorageDate`` of an accepted invoice (always after ``acquisitionDate``);
+        ``None`` before it is numbered, and while it waits for the storage (``storage_pending``)."""
+        if self.acquired is None or self.storage_pending:
+            return None
+        return self.stored_at if self.stored_at is not None else self.acquired + PERMANENT_STORAGE_DELAY
+
+    @property
+    def storage_pending(self) -> bool:
+        """Whether the invoice is numbered but not yet in permanent storage (``Transitions.storage_reads``)."""
+        return self.storage_due is not None and self.stored_at is None
 
 
 def _decimal(text: str | None) -> Decimal:
@@ -497,6 +517,10 @@ class InvoicesState:
     keys: dict[tuple[str, str, str], Invoice] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
     query_hwms: dict[tuple[Context, Query], dt.datetime] = field(default_factory=dict)
+    # Accepted invoices not yet in permanent storage (``Transitions.storage_reads``), and the latest
+    # ``permanentStorageDate`` given (``None``: none yet, or a state saved before it was kept).
+    unstored: list[Invoice] = field(default_factory=list)
+    latest_stored: dt.datetime | None = None
 
 
 class Invoices:
@@ -513,11 +537,63 @@ class Invoices:
         return self.state.keys.get((fields.seller, fields.kind, fields.number))
 
     def register(self, invoice: Invoice) -> None:
-        """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key."""
-        assert invoice.fields is not None
+        """Keep an accepted invoice: downloadable, in metadata and exports, a duplicate key.
+
+        With ``Transitions.storage_reads`` = N (0 by default) it is not stored yet: "Wartość
+        uzupełniana asynchronicznie w momencie trwałego zapisu [...] Podczas sprawdzania statusu
+        może być jeszcze niedostępna" (the spec, ``permanentStorageDate``), and "od tego momentu
+        faktura jest dostępna do pobrania" (api-changelog). The first N reads of it (a status read
+        showing its KSeF number, a download) find it not stored (no ``permanentStorageDate``, the
+        download 400 / 21165); the next read stores it, as does ``storage_delay`` seconds on the
+        emulator's clock, whichever comes first. Until then no metadata query or export finds it.
+        """
+        assert invoice.fields is not None and invoice.acquired is not None
+        transitions = self.core.transitions
         with self.core.lock:
             self.state.accepted.append(invoice)
             self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
+            if transitions.storage_reads > 0:
+                invoice.storage_reads_left = transitions.storage_reads
+                invoice.storage_due = invoice.acquired + dt.timedelta(seconds=transitions.storage_delay)
+                self.state.unstored.append(invoice)
+            else:
+                self._stored(invoice)
+
+    def _stored(self, invoice: Invoice, at: dt.datetime | None = None) -> None:
+        """Store ``invoice`` (under the lock): ``at`` a moment (``None``: as numbered, 1 ms after
+        its acquisition), never at or before a storage date given already, so an HWM reported
+        before it was stored stays below it."""
+        if at is not None:
+            assert invoice.acquired is not None
+            latest = self.state.latest_stored
+            floor = latest + ACQUISITION_STEP if latest is not None else at
+            invoice.stored_at = max(at, invoice.acquired + PERMANENT_STORAGE_DELAY, floor)
+            self.state.unstored.remove(invoice)
+        stored = invoice.stored
+        assert stored is not None
+        latest = self.state.latest_stored
+        self.state.latest_stored = stored if latest is None else max(latest, stored)
+
+    def _store_due(self) -> None:
+        """Store every held-back invoice whose ``storage_due`` has come (under the lock)."""
+        if not self.state.unstored:
+            return
+        now = self.core.clock()
+        for invoice in [i for i in self.state.unstored if i.storage_due is not None and i.storage_due <= now]:
+            self._stored(invoice, invoice.storage_due)
+
+    def read_stored(self, invoice: Invoice) -> bool:
+        """Count one read of a numbered invoice (its status showing the KSeF number, or its
+        download): whether this read finds it in permanent storage (``register``)."""
+        with self.core.lock:
+            self._store_due()
+            if not invoice.storage_pending:
+                return True
+            if invoice.storage_reads_left > 0:
+                invoice.storage_reads_left -= 1
+                return False
+            self._stored(invoice, self.core.clock())
+            return True
 
     def acquisition_time(self) -> dt.datetime:
         """The ``acquisitionDate`` of the invoice numbered now (called under the lock, with its
@@ -544,9 +620,11 @@ class Invoices:
         default), for a test of a client against an HWM that trails the present as KSeF's does
         ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury")."""
         with self.core.lock:
+            self._store_due()
             now = self.core.clock()
-            accepted = self.state.accepted
-            last = accepted[-1].stored if accepted else None
+            last = self.state.latest_stored
+            if last is None and self.state.accepted:  # a state saved before ``latest_stored``
+                last = self.state.accepted[-1].stored
             present = max(now, last) if last is not None else now
             return present - self.core.settings.hwm_lag
 
@@ -567,6 +645,8 @@ class Invoices:
         the FA(3) XSD fills ``Podmiot3`` "aby udostępnić fakturę jednostce podrzędnej JST"."""
         for invoice in self.state.accepted:
             if invoice.ksef_number == ksef_number and invoice.fields and plays_a_role(invoice.fields, access.context):
+                if not self.read_stored(invoice):
+                    raise MockAPIError(21165, NOT_YET_AVAILABLE, [NOT_YET_AVAILABLE_DETAIL.format(ksef_number)])
                 return invoice.xml
         raise NotFound(21164, "Faktura o podanym identyfikatorze nie istnieje.",
                        [f"Faktura o numerze KSeF {ksef_number} nie została znaleziona."])  # fmt: skip
@@ -584,10 +664,12 @@ class Invoices:
             hwm = self.hwm() if hwm is None else hwm
             end = hwm if end is None else min(end, hwm)
         found = []
+        with self.core.lock:
+            self._store_due()
         for invoice in self.state.accepted:
             fields = invoice.fields
-            if fields is None or invoice.acquired is None:
-                continue
+            if fields is None or invoice.acquired is None or invoice.storage_pending:
+                continue  # an InvoiceMetadata record has a permanentStorageDate: none before the storage
             if not is_subject(fields, query.subject_type, access.context):
                 continue
             when = _date_of(invoice, query.date_type)
@@ -859,7 +941,9 @@ def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
         return dt.datetime.fromisoformat(invoice.fields.issue_date).replace(tzinfo=dt.UTC)
     if date_type == "Invoicing":
         return invoice.received
-    return invoice.acquired + PERMANENT_STORAGE_DELAY  # PermanentStorage
+    stored = invoice.stored  # PermanentStorage
+    assert stored is not None
+    return stored
 
 
 def _check_records(records: list[dict[str, Any]], check: Callable[[dict[str, Any]], list[str]]) -> None:
@@ -886,6 +970,13 @@ def _other_parties(fields: InvoiceFields) -> dict[str, Any]:
     return record
 
 
+def iso_stored(invoice: Invoice) -> str:
+    """``permanentStorageDate`` of a stored invoice, ISO 8601."""
+    stored = invoice.stored
+    assert stored is not None
+    return stored.isoformat()
+
+
 def metadata_of(invoice: Invoice) -> dict[str, Any]:
     """An ``InvoiceMetadata`` record."""
     fields = invoice.fields
@@ -896,7 +987,7 @@ def metadata_of(invoice: Invoice) -> dict[str, Any]:
         "issueDate": fields.issue_date,
         "invoicingDate": invoice.received.isoformat(),
         "acquisitionDate": invoice.acquired.isoformat(),
-        "permanentStorageDate": (invoice.acquired + PERMANENT_STORAGE_DELAY).isoformat(),
+        "permanentStorageDate": iso_stored(invoice),
         "seller": {"nip": fields.seller, "name": fields.seller_name},
         "buyer": {"identifier": _identifier_record(fields.buyer_id), "name": fields.buyer_name},
         **_other_parties(fields),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import io
 import secrets
@@ -82,9 +83,13 @@ MAX_PART_BYTES = 100_000_000
 MAX_PACKAGE_BYTES = 5_000_000_000
 # SessionInvoiceStatusResponse.invoiceFileName: maxLength 128 (the spec).
 MAX_FILE_NAME = 128
-# "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md).
+# "Łączny czas na wysyłkę każdego parta = liczba partów x 20 minut" (sesja-wsadowa.md): the time
+# each part's upload URL takes a PUT ("403 - brak uprawnień do zapisu (np. upłynął czas na zapis)").
 PART_WINDOW = dt.timedelta(minutes=20)
-# "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md).
+# "Czas życia sesji interaktywnej wynosi 12 godzin od momentu jej utworzenia" (sesja-interaktywna.md);
+# a batch session left open is cancelled after the same 12 hours, whether its parts were sent or not
+# ("Timeout 12h (brak wysłanych części paczki)", "Timeout 12h (wszystkie zadeklarowane części paczki
+# wysłane)" -> 440, the Ministry's faktury/sesje/sesja-wsadowa-diagram-stanow.png).
 SESSION_TTL = dt.timedelta(hours=12)
 SENDING_TIME_EXCEEDED = "Przekroczono czas wysyłki"
 # "X-KSeF-Feature: subject-identifier-validation - Włącza walidację numerów NIP oraz identyfikatorów
@@ -231,14 +236,19 @@ class KeyUnwrapError(Exception):
     """The session key could not be unwrapped (session status 415)."""
 
 
-def unwrap_key(encryption: Encryption) -> SymmetricKey:
-    """Unwrap the session key; ``MockAPIError`` 21470 for an unknown public key id."""
+def check_public_key_id(encryption: Encryption) -> None:
+    """``MockAPIError`` 21470 for a ``publicKeyId`` naming no key of the emulator's."""
     key_id = encryption.public_key_id
     if key_id and emulator_keys().by_public_key_id(key_id, SYMMETRIC_KEY_ENCRYPTION) is None:
         raise MockAPIError(
             21470, "Przesłany identyfikator klucza jest nieznany lub wskazuje na wycofany klucz.",
             [f"Klucz o identyfikatorze {key_id} nie jest wspierany."],
         )  # fmt: skip
+
+
+def unwrap_key(encryption: Encryption) -> SymmetricKey:
+    """Unwrap the session key; ``MockAPIError`` 21470 for an unknown public key id."""
+    check_public_key_id(encryption)
     try:
         wrapped = base64.b64decode(encryption.encrypted_symmetric_key, validate=True)
         iv = base64.b64decode(encryption.initialization_vector, validate=True)
@@ -246,6 +256,11 @@ def unwrap_key(encryption: Encryption) -> SymmetricKey:
         return SymmetricKey(key, iv)
     except (TypeError, ValueError, binascii.Error) as error:
         raise KeyUnwrapError(str(error)) from error
+
+
+# OpenBatchSessionRequest.formCode, "Obsługiwane schematy" (the spec): FA (2), FA (3) and FA_RR (1);
+# the PEF forms are listed for online sessions only.
+BATCH_FORMS = frozenset({"FA (2)", "FA (3)", "FA_RR (1)"})
 
 
 def system_code_of(system_code: str, schema_version: str, value: str) -> str:
@@ -333,14 +348,14 @@ class Sessions:
 
     @staticmethod
     def deadline(session: Session) -> dt.datetime | None:
-        """When an open session runs out of time: an online one at ``validUntil`` ("Po jego upływie
-        sesja zostanie automatycznie zamknięta", the spec), a batch one when its upload window of
-        parts x 20 minutes is over (``sesja-wsadowa.md``); ``None``: it does not (any more)."""
+        """When an open session runs out of time: at ``validUntil`` ("Po jego upływie sesja zostanie
+        automatycznie zamknięta", the spec), 12 hours after its opening; a batch one too, not when
+        the upload window of parts x 20 minutes ends (that window holds the part uploads only: the
+        batch state diagram cancels an open session at its 12 h timeout); ``None``: it does not
+        (any more)."""
         if session.status.code != 100:
             return None
-        if session.kind == "Online":
-            return session.valid_until
-        return session.batch.upload_deadline if session.batch is not None else None
+        return session.valid_until
 
     def _expire(self, session: Session, now: dt.datetime) -> dt.datetime | None:
         """Close (online) or cancel (batch, 440 "Przekroczono czas wysyłki") a session whose time is
@@ -374,7 +389,9 @@ class Sessions:
         self, access: Access, form_code: str, encryption: Encryption, features: frozenset[str] = frozenset()
     ) -> Session:
         """``POST /sessions/online``: a session whose key could not be unwrapped ends at 415;
-        ``features``: the ``X-KSeF-Feature`` values sent."""
+        ``features``: the ``X-KSeF-Feature`` values sent. An unknown ``publicKeyId`` is refused
+        (21470) before the session is opened: a refused opening leaves no session behind."""
+        check_public_key_id(encryption)
         session = self.open(access, "Online", form_code)
         session.validate_identifiers = IDENTIFIER_VALIDATION in features
         try:
@@ -388,7 +405,11 @@ class Sessions:
         features: frozenset[str] = frozenset(),
     ) -> Session:  # fmt: skip
         """``POST /sessions/batch``: check the declared package, hand out one upload slot per part
-        (``features``: the ``X-KSeF-Feature`` values sent)."""
+        (``features``: the ``X-KSeF-Feature`` values sent). A form the spec does not list for batch
+        sessions (``BATCH_FORMS``: no PEF) is 21405, as any input the validator refuses."""
+        if form_code not in BATCH_FORMS:
+            detail = f"formCode: formularz {form_code} nie jest obsługiwany w sesji wsadowej."
+            raise MockAPIError(21405, VALIDATION, [detail])
         if len(declaration.parts) > MAX_PARTS:
             raise MockAPIError(
                 21161, "Przekroczono dozwoloną liczbę części pakietu.", [f"Dozwolone najwyżej {MAX_PARTS} części."]
@@ -403,6 +424,7 @@ class Sessions:
         numbers = sorted(p.ordinal_number for p in declaration.parts)
         if not numbers or numbers != list(range(1, len(numbers) + 1)):
             raise MockAPIError(21405, VALIDATION, ["fileParts.ordinalNumber: wymagane kolejne numery od 1."])
+        check_public_key_id(encryption)  # before the opening: a refused one leaves no session behind
         session = self.open(access, "Batch", form_code)
         session.offline = offline
         session.validate_identifiers = IDENTIFIER_VALIDATION in features
@@ -416,11 +438,11 @@ class Sessions:
             declaration.file_size, declaration.file_hash, parts, self.core.clock() + PART_WINDOW * len(parts),
             declaration.compression,
         )  # fmt: skip
-        self._expires_at(session.batch.upload_deadline)
-        try:
+        # A key that cannot be unwrapped leaves the session open (100, no key): the batch state
+        # diagram reaches 415 from 150, "Odszyfrowanie klucza AES nie powiodło się" while the closed
+        # package is processed (``_decrypted_package``), not at the opening as an online session does.
+        with contextlib.suppress(KeyUnwrapError):
             session.key = unwrap_key(encryption)
-        except KeyUnwrapError as error:
-            self.set_status(session, session_status(session.kind, 415, [str(error)]))
         return session
 
     # --- sending -------------------------------------------------------------------------------
@@ -649,14 +671,16 @@ class Sessions:
     # --- batch ---------------------------------------------------------------------------------
 
     def upload_part(self, name: str, data: bytes) -> bool:
-        """A PUT to a part's upload URL (no token); ``False`` when unknown or the window is over."""
+        """A PUT to a part's upload URL (no token); ``False`` when unknown, the session is no longer
+        open, or the upload window (parts x 20 minutes from the opening) is over."""
         slot = self.storage.upload_slot(name)
         session = self.state.sessions.get(slot[0]) if slot else None
         if slot is None or session is None or session.batch is None:
             return False
         with self.core.lock:
-            self._expire(session, self.core.clock())
-        if session.status.code != 100:  # closed, or the upload window is over
+            now = self.core.clock()
+            self._expire(session, now)
+        if session.status.code != 100 or now > session.batch.upload_deadline:
             return False
         session.batch.parts[slot[1] - 1].data = data
         return True
@@ -664,9 +688,10 @@ class Sessions:
     def close_batch(self, access: Access, reference_number: str) -> None:
         """``POST /sessions/batch/{ref}/close``: check the parts, decrypt, unpack, process each invoice."""
         session = self.get(access, reference_number, read=False)
-        window = session.batch.upload_deadline if session.batch is not None else None
-        if window is not None and session.closed is None and self.core.clock() > window:
-            # The close is the "finish" request of the spec's 21208: it came after the upload window.
+        if session.batch is not None and session.closed is None and self.core.clock() > session.valid_until:
+            # The close is the "finish" request of the spec's 21208: it came after the session's
+            # time (12 h), which cancelled it. A close after the upload window alone is answered
+            # as any other: the parts all sent, it is processed; one missing, 21205.
             raise MockAPIError(
                 21208, "Czas oczekiwania na requesty upload lub finish został przekroczony.",
                 ["Sesja anulowana, przekroczony czas wysyłki."],
@@ -864,9 +889,13 @@ class Sessions:
     def read_status(self, invoice: Invoice) -> Status | None:
         """Count one status read of ``invoice``: the status it shows while KSeF is still processing
         it (the first ``invoice_reads`` reads: 100 "Faktura przyjęta do dalszego przetwarzania", then
-        150 "Trwa przetwarzanie"), or ``None`` once its own status (and KSeF number) shows."""
+        150 "Trwa przetwarzanie"), or ``None`` once its own status (and KSeF number) shows; a read
+        that shows the KSeF number counts towards its permanent storage too (``storage_reads``:
+        ``Invoice.stored`` says whether this read found it stored)."""
         with self.core.lock:
             if invoice.settled:
+                if invoice.accepted:
+                    self.invoices.read_stored(invoice)
                 return None
             code = 100 if invoice.status_reads == 0 else 150
             invoice.status_reads += 1
