@@ -138,10 +138,16 @@ def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
     """Whether an invoice whose send raised ``error`` may be in KSeF all the same: ``True`` unless
     the send is known not to have reached it (``not_taken``).
 
-    Only the last attempt's error reaches the flow: if the request was repeated (``budget.used``),
-    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says.
+    Only the last attempt's error reaches the flow: if the request was repeated after an attempt
+    KSeF may have processed (``budget.uncertain``: a 5xx, a connection broken once made), that
+    attempt may have reached KSeF and lost its answer, whatever the last one says. Repeats after
+    answers KSeF gives unprocessed (a 429, a 401 then refreshed) do not count. A token refresh that
+    failed (``budget.refreshing``: before the send went out, or after KSeF refused it with a 401)
+    is its own error: the send was not taken, unless an earlier attempt was uncertain.
     """
-    return bool(budget.used) or not not_taken(error)
+    if budget.uncertain:
+        return True
+    return not budget.refreshing and not not_taken(error)
 
 
 UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
