@@ -19,6 +19,7 @@ invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -757,14 +758,16 @@ CLOSED = (
 
 @contextmanager
 def naming_session(reference_number: str, state: str) -> Iterator[None]:
-    """An error raised inside names the batch session (``session_reference_number`` of a
-    ``KSeFError``, and a note on any error, ``state`` saying how far it got), so the caller can
-    find it instead of sending the batch again blindly."""
+    """An error raised inside names the batch session (``session_reference_number``, and a note,
+    ``state`` saying how far it got), so the caller can find it instead of sending the batch
+    again blindly: any error, a ``KeyboardInterrupt``, a cancellation and a ``progress``
+    callback's exception included (as ``.partial`` of an export or a sync)."""
     try:
         yield
     except BaseException as error:
-        if isinstance(error, KSeFError) and error.session_reference_number is None:
-            error.session_reference_number = reference_number
+        if getattr(error, "session_reference_number", None) is None:
+            with contextlib.suppress(AttributeError):  # a class that refuses it: the note names the session
+                error.session_reference_number = reference_number  # type: ignore[attr-defined]
         error.add_note(f"batch session {reference_number} " + state.format(ref=reference_number))
         raise
 

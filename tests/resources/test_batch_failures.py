@@ -157,6 +157,32 @@ def test_a_failed_upload_is_a_batch_error_naming_the_session(send_batch: Batch, 
     assert any(session in note and "may not be closed" in note for note in caught.value.__notes__)
 
 
+class Stopped(Exception):
+    """A ``progress`` callback's own exception (no ``KSeFError``)."""
+
+
+@pytest.mark.parametrize("raised", [Stopped, KeyboardInterrupt])
+def test_whatever_ends_the_batch_after_the_open_names_the_session(
+    send_batch: Batch, backend: KSeFBackend, request: pytest.FixtureRequest, raised: type[BaseException]
+) -> None:
+    # docs/sending.md, "When a batch fails": an error after the open names the session, as
+    # `error.session_reference_number` and a note. Was: the attribute only on a KSeFError (a
+    # KeyboardInterrupt, a cancellation or a progress callback's exception had the note alone).
+    if raised is KeyboardInterrupt and "async" in request.node.callspec.id:
+        pytest.skip("a KeyboardInterrupt inside an event loop's task is the loop's to handle")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "upload":
+            raise raised("stop")
+
+    with pytest.raises(raised) as caught:
+        send_batch(_invoices(3), progress=progress)
+    (session,) = backend.sessions.state.sessions
+    notes = getattr(caught.value, "__notes__", [])
+    assert any(session in note and "may not be closed" in note for note in notes)
+    assert getattr(caught.value, "session_reference_number", None) == session
+
+
 def test_of_several_failed_uploads_the_first_ksef_error_is_raised() -> None:
     first, other, bug = BatchError("part 2"), BatchError("part 3"), OSError("disk")
     group = BaseExceptionGroup("uploads", [bug, first, ExceptionGroup("nested", [other])])
