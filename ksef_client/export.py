@@ -319,9 +319,9 @@ def _shown_date(value: object) -> str:
 
 
 class _Written:
-    """A file being written, ``path``, whose failed writes raise ``failed(error)``: a full disk or
-    a permission, never taken for a damaged package. Seeks and truncates go to the file as they
-    are."""
+    """A file being written, ``path``, whose failed writes raise ``_write_failure``'s error (``what``
+    names the file in it): a full disk or a permission, never taken for a damaged package. Seeks
+    and truncates go to the file as they are."""
 
     def __init__(self, ref: str, out: IO[bytes], path: Path, what: str) -> None:
         self.ref, self.out, self.path, self.what = ref, out, path, what
