@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from ksef_client._core import raise_for_status
+from ksef_client._retry import budget_of
 from ksef_client._tokens import TokenHolder
 from ksef_client._transport import DEADLINE, SendState
 from ksef_client.errors import ResponseFormatError
@@ -149,6 +150,11 @@ class BearerAuth(httpx.Auth):
             headers={"Authorization": f"Bearer {self._holder.refresh_token}"},
             extensions=extensions,
         )
+        # Until the refresh succeeds, a failure of the call is the refresh's (its error, a lost
+        # connection, an unreadable answer): the request itself did not go out (session.send's
+        # maybe_sent reads it).
+        budget = budget_of(request)
+        budget.refreshing = True
         response = yield refresh  # an error answer raises in the response hook; its body is capped
         from ksef_client._generated.types import json_loads  # noqa: PLC0415 - attrs: not loaded with the client
 
@@ -159,3 +165,4 @@ class BearerAuth(httpx.Auth):
             # RecursionError: JSON nested deeper than the parsers follow (as _core.parse_answer)
             reason = f"{type(error).__name__}: {error}"[:200]
             raise ResponseFormatError(f"POST /auth/token/refresh: unexpected body ({reason})") from error
+        budget.refreshing = False

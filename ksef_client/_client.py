@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import functools
 import importlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -168,6 +169,12 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         first.add_note(f"{len(others)} other upload(s) failed too: " + "; ".join(repr(e) for e in others)[:500])
         first.__context__ = BaseExceptionGroup("the other uploads that failed", others)
     return first
+
+
+def _failures(futures: list[concurrent.futures.Future[bool]], first: Exception) -> list[Exception]:
+    """``first`` and the other uploads' failures, for ``_first_error`` (the futures all ended)."""
+    others = (future.exception() for future in futures if not future.cancelled())
+    return [first, *(error for error in others if isinstance(error, Exception) and error is not first)]
 
 
 class _ClientCore(Generic[TransportT, SleepT]):
@@ -451,23 +458,50 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     def _upload(self, uploads: list[PartUpload], workers: int, progress: Progress | None) -> None:
         from ksef_client.batch import UploadBody, check_upload  # noqa: PLC0415
 
-        def put(upload: PartUpload) -> None:
+        # As AsyncKSeF's task group: after a failure no part starts (those under way finish), and
+        # the call raises once they did. Was: pool.map, which raises a failure only when it
+        # reaches it in part order: while an earlier part was slow, the threads went on
+        # uploading every part left, into a session that is then never closed.
+        failed = threading.Event()
+
+        def put(upload: PartUpload) -> bool:
+            if failed.is_set():  # another part failed: this one is not started
+                return False
             try:
-                response = self._storage.request(
-                    upload.method,
-                    upload.url,
-                    content=UploadBody(upload.part),
-                    headers=upload.headers,
-                    extensions=_part_extensions(),
-                )
-            except httpx.TransportError as error:
-                raise connection_error(error) from error
-            check_upload(response, upload.part.ordinal_number)
+                try:
+                    response = self._storage.request(
+                        upload.method,
+                        upload.url,
+                        content=UploadBody(upload.part),
+                        headers=upload.headers,
+                        extensions=_part_extensions(),
+                    )
+                except httpx.TransportError as error:
+                    raise connection_error(error) from error
+                check_upload(response, upload.part.ordinal_number)
+            except BaseException:
+                failed.set()  # before this thread takes the next part
+                raise
+            return True
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for done, _ in enumerate(pool.map(put, uploads), 1):
-                if progress:
-                    progress("upload", done, len(uploads))
+            futures = [pool.submit(put, upload) for upload in uploads]
+            try:
+                done = 0
+                for future in concurrent.futures.as_completed(futures):
+                    if future.result() and progress:
+                        done += 1
+                        progress("upload", done, len(uploads))
+                return
+            except BaseException as first:
+                failed.set()  # a KeyboardInterrupt or progress's error too: nothing more starts
+                for future in futures:
+                    future.cancel()
+                if not isinstance(first, Exception):
+                    raise  # the pool's exit still waits for the uploads under way
+                concurrent.futures.wait(futures)
+                error = _first_error(BaseExceptionGroup("the uploads that failed", _failures(futures, first)))
+        raise error  # outside the handler: its context stays the other failures only
 
     def close(self) -> None:
         """Close the connections."""

@@ -43,10 +43,14 @@ class RetryBudget:
     5xx, or a connection broken once made; not a 429, a 401 or a connection never made, which
     are refused unprocessed). For a request that is not idempotent but safe to repeat (sending an
     invoice), ``uncertain`` says that an earlier attempt may have been taken: KSeF then lists the
-    repeat as a 440 duplicate of it."""
+    repeat as a 440 duplicate of it. ``refreshing``: a token refresh for the request began and has
+    not succeeded (``_auth``); when the request's call fails with it set, the failure is the
+    refresh's, and the request itself has not gone out since (it went out only before, if KSeF
+    refused it with a 401)."""
 
     used: int = 0
     uncertain: int = 0
+    refreshing: bool = False
 
 
 def budget_of(request: httpx.Request) -> RetryBudget:

@@ -86,8 +86,10 @@ class KSeFError(Exception):
             invoice (the answer was lost or could not be read, the connection broke after the
             request went out, a 5xx, the deadline passed with a request out): KSeF may hold it,
             and ``session.outcomes()`` reports it either way (the error's note says what to do).
-            ``False``: it was not sent (KSeF refused it with a 4xx, the connection was never made,
-            the deadline passed or the client's pacing held it back before it went out), and on
+            ``False``: it was not sent (KSeF refused it with a 4xx, also after repeats that only
+            429s or a refreshed 401 preceded, the connection was never made, the deadline passed
+            or the client's pacing held it back before it went out, the token refresh it needed
+            failed), and on
             the errors of anything but ``session.send`` and the permission grants. On an error of
             a ``ksef.permissions.grant_*`` the same test says whether KSeF may have taken the grant
             (its note names the listing to check before granting again).

@@ -129,6 +129,7 @@ def export_flow(
     take: Callable[[str, InvoicePackage, Path | None], T],
     limits: BodyLimits | None = None,
     compression: str = "Zip",
+    folder: Path | None = None,
 ) -> Flow[T]:
     """Start an export under a fresh AES key, poll it, download, check and decrypt every part into
     a temporary file, and hand it to ``take(reference number, package description, package)``, a
@@ -137,9 +138,13 @@ def export_flow(
     invoice has no part (``_check_no_parts``): ``take`` gets ``None`` for the package, nothing is
     downloaded.
 
-    The package (decrypted: invoices in clear, up to KSeF's 1 GB) is deleted on every way out: a
-    failed download, ``take`` done or failed, and the flow closed while it waits for ``take`` (a
-    call cancelled before a worker thread took the work never runs it)."""
+    The package (decrypted: invoices in clear, up to KSeF's 1 GB) is written in ``folder`` (the
+    target folder, checked by ``usable_folder`` before the export starts: not the system's
+    temporary folder, which nothing checked and which may be memory), as ``.ksef-export-*.zip``
+    or ``.tar.gz``; ``None``: the system's temporary folder. A write that fails there raises an
+    ``OSError`` naming the file (``_not_written``). It is deleted on every way out: a failed
+    download, ``take`` done or failed, and the flow closed while it waits for ``take`` (a call
+    cancelled before a worker thread took the work never runs it)."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression: one of {sorted(COMPRESSIONS)}, not {compression!r}")
     key = SymmetricKey.generate()
@@ -168,15 +173,16 @@ def export_flow(
         _check_no_parts(ref, status.package)
         return (yield from blocking(take, ref, status.package, None))
     _check_part_sizes(ref, status.package.parts, (limits or BodyLimits()).export_package)
-    handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression])
+    handle, name = tempfile.mkstemp(suffix=COMPRESSIONS[compression], prefix=UNPACKING_PREFIX, dir=folder)
+    package = Path(name)
     try:
-        with os.fdopen(handle, "wb") as out:
+        with _writing(ref, package, DOWNLOADED, handle) as out:
             links = _PartLinks(ref, status.package.parts)
             for ordinal in sorted(links.parts):
                 yield from _download_part(ref, ordinal, links, key, out)
-        return (yield from blocking(take, ref, status.package, Path(name)))
+        return (yield from blocking(take, ref, status.package, package))
     finally:
-        Path(name).unlink(missing_ok=True)
+        package.unlink(missing_ok=True)
 
 
 def _check_no_parts(ref: str, package: InvoicePackage) -> None:
@@ -209,7 +215,7 @@ def _over_cap(cap: int) -> str:
     return f"more than the cap of {cap} (BodyLimits.export_package)"
 
 
-def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey, out: IO[bytes]) -> Flow[None]:
+def _download_part(ref: str, ordinal: int, links: _PartLinks, key: SymmetricKey, out: _Written) -> Flow[None]:
     """Stream part ``ordinal`` into ``out``: decrypted and hashed as it arrives (never whole in
     memory), checked against the package's sizes and hashes. A connection lost in the middle of
     the body starts the part again from its first byte, as often as the retry policy allows (the
@@ -312,11 +318,86 @@ def _shown_date(value: object) -> str:
     return value.isoformat() if isinstance(value, dt.datetime) else repr(value)
 
 
+class _Written:
+    """A file being written, ``path``, whose failed writes raise ``_write_failure``'s error (``what``
+    names the file in it): a full disk or a permission, never taken for a damaged package. Seeks
+    and truncates go to the file as they are."""
+
+    def __init__(self, ref: str, out: IO[bytes], path: Path, what: str) -> None:
+        self.ref, self.out, self.path, self.what = ref, out, path, what
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.out.write(data)
+        except OSError as error:
+            raise _write_failure(self.ref, error, self.path, self.what) from error
+
+    def tell(self) -> int:
+        return self.out.tell()
+
+    def seek(self, offset: int) -> None:
+        self.out.seek(offset)
+
+    def truncate(self) -> None:
+        self.out.truncate()
+
+
+@contextmanager
+def _writing(ref: str, path: Path, what: str, handle: int | None = None) -> Iterator[_Written]:
+    """``path`` open for writing (``handle``: its descriptor, the file made already), as
+    ``_Written``: a failure to make, write or close it (a full disk, a permission) raises
+    ``_not_written``'s ``OSError``, carried as ``_WriteFailed`` for an invoice file being unpacked
+    (``what`` is ``UNPACKED``). When the body raises, the file is closed with its close's failure
+    ignored (a full disk fails the flush of what is left in the buffer again): what ended the
+    writing is what is raised. A file whose writing failed is left to whoever removes it (the
+    unpacking folder, the downloaded package: nothing of it reaches the target folder)."""
+    try:
+        out = open(path, "wb") if handle is None else os.fdopen(handle, "wb")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise _write_failure(ref, error, path, what) from error
+    try:
+        yield _Written(ref, out, path, what)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.close()
+        raise
+    try:
+        out.close()  # the buffer's last bytes: a full disk may show only here
+    except OSError as error:
+        raise _write_failure(ref, error, path, what) from error
+
+
+# What ``_not_written`` names: the file of the package downloaded, or one of its invoice files.
+DOWNLOADED = "the package being downloaded (KSeF and the download are not at fault)"
+UNPACKED = "an invoice file of the package (KSeF's package is not at fault: its parts' hashes were checked)"
+
+
+def _write_failure(ref: str, error: OSError, path: Path, what: str) -> Exception:
+    """``_not_written``'s ``OSError`` for ``error``; for an invoice file being unpacked (``what``
+    is ``UNPACKED``), a ``_WriteFailed`` that carries it past the unpacking's ``DAMAGED``."""
+    named = _not_written(ref, error, path, what)
+    return _WriteFailed(named, error) if what == UNPACKED else named
+
+
+def _not_written(ref: str, error: OSError, path: Path, what: str) -> OSError:
+    """The ``OSError`` of a write of ``path`` that failed with ``error``: of its kind (the same
+    ``errno``: ``PermissionError`` for ``EACCES``...), naming the file (``filename``), saying this
+    computer could not write ``what``, and that nothing of the package was kept."""
+    reason = error.strerror or str(error) or type(error).__name__
+    text = (
+        f"{reason}; export {ref}: this computer could not write {what}; nothing of the package was kept: make "
+        "room or fix the folder, and try again"
+    )
+    if error.errno is None:
+        return OSError(f"{text}: {str(path)!r}")
+    return OSError(error.errno, text, str(path))
+
+
 class _DecryptingSink:
     """Takes a part's encrypted bytes chunk by chunk: hashes them, decrypts, writes and hashes the
     plain bytes."""
 
-    def __init__(self, key: SymmetricKey, out: IO[bytes], declared: int, what: str) -> None:
+    def __init__(self, key: SymmetricKey, out: _Written, declared: int, what: str) -> None:
         self.encrypted_size = 0
         self._declared, self._what = declared, what
         self._out = out
@@ -494,7 +575,7 @@ def _unpack_into(
                     metadata = _metadata(ref, raw)
                     continue
                 number = name.removesuffix(".xml")
-                with open_entry() as source, open(file_in(work, number), "wb") as out:
+                with open_entry() as source, _writing(ref, file_in(work, number), UNPACKED) as out:
                     hashes[number] = _copy_capped(
                         ref, source, out, name, declared, limits.invoice, number=number, caps=caps
                     )
@@ -507,6 +588,8 @@ def _unpack_into(
         moves = [(file_in(work, number), file_in(directory, number)) for number in hashes]
     except NotPlainFile as error:
         raise ExportError(f"export {ref}: entries that are not plain files: {shown(error.name)}") from None
+    except _WriteFailed as failed:  # before DAMAGED: a full disk is no damaged package
+        raise failed.error from failed.cause
     except DAMAGED as error:
         raise ExportError(f"export {ref}: the package cannot be read ({type(error).__name__}: {error})") from error
     except (UnsafePathError, ResponseTooLargeError) as error:
@@ -515,8 +598,20 @@ def _unpack_into(
 
 
 # What reading a damaged package raises: zipfile (a bad zip, a local header asking for what it
-# cannot do), gzip and zlib (a damaged stream), the tar reader, a file that ends too soon.
+# cannot do), gzip and zlib (a damaged stream), the tar reader, a file that ends too soon. Its
+# ``OSError`` is reading's only (``BadGzipFile``, a zip's seek out of the file): a failed write of
+# an invoice file is ``_WriteFailed`` (``_writing``), raised as the ``OSError`` it is.
 DAMAGED = (zipfile.BadZipFile, TarFormatError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+
+
+class _WriteFailed(Exception):
+    """A write of an invoice file failed with ``cause``: ``error`` is ``_not_written``'s
+    ``OSError`` for it, carried past ``DAMAGED`` (which takes every other ``OSError`` raised while
+    the package is read) and raised as it is."""
+
+    def __init__(self, error: OSError, cause: OSError) -> None:
+        super().__init__(str(error))
+        self.error, self.cause = error, cause
 
 
 def _check_whole(
@@ -691,10 +786,14 @@ def _inflate(ref: str, open_entry: Opener, name: str, declared: int, what: str, 
     return out.getvalue()
 
 
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 def _copy_capped(
     ref: str,
     source: _Readable,
-    out: IO[bytes],
+    out: _Writable,
     name: str,
     declared: int,
     limit: int,

@@ -54,7 +54,14 @@ from ksef_client._flows import Flow
 from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
 from ksef_client.errors import ExportError, ExportStatusError, SyncLockedError
-from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
+from ksef_client.export import (
+    EXPORT_FROM_PAST_HWM,
+    UNPACKING_PREFIX,
+    ExportResult,
+    export_flow,
+    unpack_export,
+    usable_folder,
+)
 from ksef_client.invoice_query import aware, build_filters, moment, utc_now, window_end
 
 if TYPE_CHECKING:
@@ -408,7 +415,7 @@ def _take_window(
     invoices out of it (``_keep_new``), remove it, and list the new invoices in the journal: disk
     work of seconds for a large window, one ``Blocking`` step (a worker thread for ``AsyncKSeF``),
     so that the folder is gone when it ends. Returns the package's result."""
-    with tempfile.TemporaryDirectory(dir=directory) as work:
+    with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
         result = unpack_export(ref, package, archive, Path(work), limits)
         _, new_files = _keep_new(result, state, directory)
     journal.append(new_files)
@@ -566,7 +573,7 @@ def sync_flow(
         filters = build_filters(subject_type, date_from, window_to, restrict_to_hwm=True)
         take = functools.partial(_take_window, state=state, directory=directory, limits=limits, journal=journal)
         try:
-            result = yield from export_flow(filters, keys, False, timeout, interval, take, limits)
+            result = yield from export_flow(filters, keys, False, timeout, interval, take, limits, folder=directory)
         except ExportStatusError as error:
             if error.code != EXPORT_FROM_PAST_HWM:
                 raise

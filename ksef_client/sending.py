@@ -19,6 +19,7 @@ invoice's hash, by which ``outcomes()`` finds it in KSeF's listing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -139,10 +140,16 @@ def may_have_reached_ksef(error: KSeFError, budget: RetryBudget) -> bool:
     """Whether an invoice whose send raised ``error`` may be in KSeF all the same: ``True`` unless
     the send is known not to have reached it (``not_taken``).
 
-    Only the last attempt's error reaches the flow: if the request was repeated (``budget.used``),
-    an earlier attempt may have reached KSeF and lost its answer, whatever the last one says.
+    Only the last attempt's error reaches the flow: if the request was repeated after an attempt
+    KSeF may have processed (``budget.uncertain``: a 5xx, a connection broken once made), that
+    attempt may have reached KSeF and lost its answer, whatever the last one says. Repeats after
+    answers KSeF gives unprocessed (a 429, a 401 then refreshed) do not count. A token refresh that
+    failed (``budget.refreshing``: before the send went out, or after KSeF refused it with a 401)
+    is its own error: the send was not taken, unless an earlier attempt was uncertain.
     """
-    return bool(budget.used) or not not_taken(error)
+    if budget.uncertain:
+        return True
+    return not budget.refreshing and not not_taken(error)
 
 
 UBL_BASIC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -772,14 +779,16 @@ CLOSED = (
 
 @contextmanager
 def naming_session(reference_number: str, state: str) -> Iterator[None]:
-    """An error raised inside names the batch session (``session_reference_number`` of a
-    ``KSeFError``, and a note on any error, ``state`` saying how far it got), so the caller can
-    find it instead of sending the batch again blindly."""
+    """An error raised inside names the batch session (``session_reference_number``, and a note,
+    ``state`` saying how far it got), so the caller can find it instead of sending the batch
+    again blindly: any error, a ``KeyboardInterrupt``, a cancellation and a ``progress``
+    callback's exception included (as ``.partial`` of an export or a sync)."""
     try:
         yield
     except BaseException as error:
-        if isinstance(error, KSeFError) and error.session_reference_number is None:
-            error.session_reference_number = reference_number
+        if getattr(error, "session_reference_number", None) is None:
+            with contextlib.suppress(AttributeError):  # a class that refuses it: the note names the session
+                error.session_reference_number = reference_number  # type: ignore[attr-defined]
         error.add_note(f"batch session {reference_number} " + state.format(ref=reference_number))
         raise
 

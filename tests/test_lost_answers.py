@@ -14,6 +14,7 @@ the answer, ``DROP`` breaks the connection before the request is handled.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ksef_client.errors import (
     APIConnectionError,
     APITimeoutError,
     BadRequestError,
+    InternalServerError,
     KSeFError,
     RateLimitError,
     ResponseFormatError,
@@ -43,7 +45,7 @@ from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.outcomes import SentInvoice, session_outcomes
 from ksef_client.sending import may_have_reached_ksef
-from ksef_client.testing import sample_invoice
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.helpers import FakeTime
 from tests.hostile import Tamper
@@ -120,6 +122,52 @@ class TestTheError:
         assert raised.value.maybe_sent is False
         assert raised.value.session_reference_number == session.reference_number
         assert "was not taken by KSeF" in raised.value.__notes__[0]
+
+    @pytest.mark.parametrize("second", [429, 400])
+    def test_repeats_after_429s_only_are_not_sent(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime, second: int
+    ) -> None:
+        # A 429 is refused unprocessed, so its repeats leave nothing KSeF may hold: a 429 at every
+        # attempt, or a 429 and then a 400, is "not sent". Was: maybe_sent True (any repeat counted)
+        # and the note "may have reached KSeF ... wait for the session" for an invoice never taken.
+        token = backend.mint_access_token(NIP)
+        with KSeF(base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep) as ksef:
+            with ksef.online_session() as session:
+                backend.faults.add(429, operation=SEND, retry_after=1, times=4 if second == 429 else 1)
+                if second == 400:
+                    backend.faults.add(400, operation=SEND)
+                with pytest.raises(KSeFError) as raised:
+                    session.send(sample_invoice("FV/429/2"))
+            ksef.sessions.wait(str(session.reference_number))
+            assert session.outcomes() == [] and session.sent == []
+        assert ksef.send_state.retries >= 1  # it was repeated
+        assert isinstance(raised.value, RateLimitError if second == 429 else BadRequestError)
+        assert raised.value.maybe_sent is False and "was not taken by KSeF" in raised.value.__notes__[0]
+
+    @pytest.mark.parametrize("when", ["before", "after a 401"])
+    def test_a_failed_token_refresh_is_not_sent(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime, when: str
+    ) -> None:
+        # The refresh the send needs fails (503 at each of its attempts): before the send, when the
+        # token is about to expire, or after KSeF refused the send with a 401. The error is the
+        # refresh's, and the invoice never went out after it. Was: maybe_sent True (a 5xx).
+        creds = self_signed_certificate()
+        with KSeF(base_url=ksef_server.base_url, sleep=fake_time.sleep) as ksef:
+            ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+            with ksef.online_session() as session:
+                if when == "before":  # the client knows the token expires within its margin
+                    ksef._tokens.valid_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+                else:
+                    backend.faults.add(401, operation=SEND)
+                backend.faults.add(503, operation="auth.refresh_token", times=4)
+                with pytest.raises(InternalServerError, match="refresh") as raised:
+                    session.send(sample_invoice("FV/REFRESH/1", seller_nip=creds.nip))
+                assert raised.value.maybe_sent is False and "was not taken by KSeF" in raised.value.__notes__[0]
+                assert session.sent == []
+                session.send(sample_invoice("FV/REFRESH/1", seller_nip=creds.nip))  # what the note says
+            ksef.sessions.wait(str(session.reference_number))
+            (outcome,) = session.outcomes()
+        assert outcome.accepted and outcome.invoice_number == "FV/REFRESH/1"
 
     def test_the_deadline_passing_after_a_request_went_out(
         self, ksef_server: ThreadedServer, backend: KSeFBackend
@@ -264,7 +312,10 @@ def test_what_may_have_reached_ksef() -> None:
     # in KSeF (docs/sending.md, "When send raises"). One test of "never sent" (_retry.never_sent)
     # serves the retry policy and this.
     request = httpx.Request("POST", "https://ksef.test/v2/sessions/online/x/invoices")
-    fresh, repeated = RetryBudget(), RetryBudget(used=1)
+    fresh, repeated = RetryBudget(), RetryBudget(used=1, uncertain=1)
+    # Repeats only after answers KSeF gives unprocessed (429s, a refreshed 401): as fresh. A
+    # refresh that failed (the error is its own): the send did not go out after it.
+    refused_repeats, refreshing = RetryBudget(used=3), RetryBudget(refreshing=True)
 
     def failure(cause: Exception | None, kind: type[APIConnectionError] = APIConnectionError) -> APIConnectionError:
         error = kind("x")
@@ -302,6 +353,9 @@ def test_what_may_have_reached_ksef() -> None:
     assert [may_have_reached_ksef(error, fresh) for error in not_taken] == [False] * len(not_taken)
     assert all(may_have_reached_ksef(error, fresh) for error in may_be_taken)
     assert all(may_have_reached_ksef(error, repeated) for error in not_taken)  # an earlier attempt
+    assert not any(may_have_reached_ksef(error, refused_repeats) for error in not_taken)  # was: all True
+    assert not any(may_have_reached_ksef(error, refreshing) for error in may_be_taken)
+    assert may_have_reached_ksef(answered(503), RetryBudget(used=1, uncertain=1, refreshing=True))
     assert never_sent(refused) and not never_sent(httpx.ReadTimeout("slow", request=request))
 
 

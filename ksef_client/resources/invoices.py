@@ -97,7 +97,7 @@ def export_to_flow(
         window = with_window(filters, start, last)
         try:
             result = yield from export_flow(
-                window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression
+                window, client._public_keys, only_metadata, timeout, interval, unpack, limits, compression, folder
             )
         except ExportStatusError as error:
             if start == first or error.code != EXPORT_FROM_PAST_HWM or not restricted_to_hwm(filters):

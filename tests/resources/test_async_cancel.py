@@ -305,6 +305,20 @@ async def test_a_task_cancelled_while_the_batch_is_built_waits_for_the_build_to_
     assert len(progress) == called
 
 
+async def test_a_batch_cancelled_after_its_open_names_its_session(backend: KSeFBackend) -> None:
+    # docs/sending.md, "When a batch fails": what ends the call after the open names the session,
+    # a cancellation too. Was: the note only, no `session_reference_number` on the CancelledError.
+    transport = Interrupting(backend, CLOSE)
+    async with _client(backend, transport) as ksef:
+        task = asyncio.create_task(ksef.send_batch([sample_invoice("CANCEL/B/1")]))
+        transport.interrupt = task.cancel
+        with pytest.raises(asyncio.CancelledError) as caught:
+            await task
+    (session,) = backend.sessions.state.sessions
+    assert getattr(caught.value, "session_reference_number", None) == session
+    assert any(session in note and "may not be closed" in note for note in caught.value.__notes__)
+
+
 async def test_an_anyio_cancelled_batch_build_stops_instead_of_running_to_the_end(
     backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,13 +6,15 @@ and KSeF's own answer to an export that matches nothing (CIRFMF/ksef-api#466).""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import io
 import json
 import os
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -740,3 +742,82 @@ class TestTheTargetFolder:
         target = tmp_path / "new" / "inbox"
         assert ksef.invoices.export(target, date_from=_start()).files == []  # nothing to export
         assert target.is_dir() and list(target.iterdir()) == []  # no probe left behind
+
+
+# --- a write that fails on this computer: a full disk, a file size limit ---------------------------
+# Was: a write of an invoice file that failed while the package was unpacked (ENOSPC, EDQUOT, EIO)
+# was "ExportError: the package cannot be read (OSError: ...)": KSeF's package blamed, the
+# `except OSError` of a caller never reached, and exporting again spent another of KSeF's exports
+# an hour to fail the same way. And the package was downloaded into the system's temporary folder,
+# which nothing checked (a tmpfs: memory), its failure an OSError naming no file.
+# The OS itself refuses the writes here: RLIMIT_FSIZE (EFBIG past a size; Python ignores the
+# SIGXFSZ that comes with it), lowered for the call only.
+
+EXPORT_PREFIX = ".ksef-export-"
+
+
+@contextlib.contextmanager
+def _files_at_most(size: int) -> Iterator[None]:
+    """This process may write no file past ``size`` bytes (``EFBIG``) while the block runs."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def _large_invoices(ksef: KSeF, backend: KSeFBackend, count: int) -> list[str]:
+    """``count`` invoices of 1,000 lines (183 kB each, some 12 kB deflated): KSeF numbers."""
+    ksef.send_batch([sample_invoice(f"BIG/{i}", buyer_nip=BUYER, lines=1000) for i in range(count)], wait=True)
+    return [str(invoice.ksef_number) for invoice in backend.invoices.state.accepted]
+
+
+class TestAWriteThatFails:
+    def test_an_invoice_file_not_written_is_an_os_error_naming_it_not_a_damaged_package(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        (number,) = _large_invoices(ksef, backend, 1)
+        out = tmp_path / "out"
+        with _files_at_most(64 * 1024), pytest.raises(OSError) as caught:  # the package fits, its file not
+            ksef.invoices.export(out, date_from=_start())
+        error = caught.value
+        assert not isinstance(error, ExportError) and error.errno == errno.EFBIG
+        written = Path(error.filename)
+        assert written.name == f"{number}.xml" and written.parent.parent == out
+        assert written.parent.name.startswith(EXPORT_PREFIX)  # the unpacking folder, not the target's name
+        assert "could not write an invoice file" in str(error) and "not at fault" in str(error)
+        assert list(out.iterdir()) == []  # nothing half-written left, no package, no unpacking folder
+        assert getattr(error, "partial", None) is None  # nothing saved
+        assert [p.name for p in ksef.invoices.export(out, date_from=_start()).files] == [f"{number}.xml"]
+
+    def test_sync_raises_it_too_and_its_state_stays_before_the_window(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        (number,) = _large_invoices(ksef, backend, 1)
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with _files_at_most(64 * 1024), pytest.raises(OSError) as caught:
+            ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        error = caught.value
+        assert not isinstance(error, ExportError) and error.errno == errno.EFBIG
+        assert Path(error.filename).name == f"{number}.xml" and inbox in Path(error.filename).parents
+        assert error.partial is not None and error.partial.ksef_numbers == []  # type: ignore[attr-defined]
+        assert list(inbox.iterdir()) == [] and not state.exists()  # the next run starts where this one did
+        assert ksef.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers == [number]
+
+    def test_the_package_is_downloaded_into_the_target_folder_and_a_failed_write_names_it(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        # Was: tempfile.mkstemp() in the system's temporary folder; its ENOSPC an OSError with no
+        # file name, while the target folder, checked before the export, had room.
+        _large_invoices(ksef, backend, 3)  # a package of some 36 kB
+        out = tmp_path / "out"
+        with _files_at_most(16 * 1024), pytest.raises(OSError) as caught:
+            ksef.invoices.export(out, date_from=_start())
+        error = caught.value
+        assert not isinstance(error, ExportError) and error.errno == errno.EFBIG
+        package = Path(error.filename)
+        assert package.parent == out and package.name.startswith(EXPORT_PREFIX) and package.name.endswith(".zip")
+        assert "could not write the package being downloaded" in str(error)
+        assert list(out.iterdir()) == []  # the package removed
