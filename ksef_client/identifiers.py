@@ -17,6 +17,10 @@ _NIP = re.compile(r"[1-9]((\d[1-9])|([1-9]\d))\d{7}", re.ASCII)
 _KSEF_NUMBER = re.compile(r"(?P<nip>\d{10})-(?P<date>\d{8})-(?P<body>[0-9A-F]{12})-(?P<crc>[0-9A-F]{2})", re.ASCII)
 # KSeF 1.0 numbers (36 characters, a dash inside the random part) are still accepted by the API.
 _KSEF_NUMBER_V1 = re.compile(r"\d{10}-\d{8}-[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{2}", re.ASCII)
+# A collective identifier (GenerateCollectiveIdentifierResponse, API 2.9.0): "9999999999-IZRRRRMM-
+# FFFFFFFFFFFF-FF", the seller's NIP, "IZ", year and month, 12 upper-case hex digits and the CRC-8
+# of what comes before (polynomial 0x07, initial value 0x00: the KSeF number's).
+_COLLECTIVE_IDENTIFIER = re.compile(r"\d{10}-IZ\d{4}(0[1-9]|1[0-2])-[0-9A-F]{12}-(?P<crc>[0-9A-F]{2})", re.ASCII)
 _REFERENCE_NUMBER = re.compile(
     r"(?P<date>\d{8})-(?P<kind>[0-9A-Z]{2})-[0-9A-F]{10}-[0-9A-F]{10}-(?P<crc>[0-9A-F]{2})", re.ASCII
 )
@@ -161,6 +165,19 @@ def validate_ksef_number(value: str, field: str = "ksef_number") -> str:
     match = _KSEF_NUMBER.fullmatch(value)
     if match is None:
         raise ValueError(f"{field}: {value!r} is not a KSeF number (NIP-YYYYMMDD-XXXXXXXXXXXX-CC)")
+    if checksum(value[:32]) != match["crc"]:
+        raise ValueError(f"{field}: {value!r} has a wrong checksum (expected {checksum(value[:32])})")
+    return value
+
+
+def validate_collective_identifier(value: str, field: str = "collective_identifier") -> str:
+    """Return a collective identifier's number or raise ``ValueError`` on its format
+    (``NIP-IZYYYYMM-12HEX-CC``, the spec's ``collectiveIdentifierNumber``) and CRC-8."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected a string, got {type(value).__name__}")
+    match = _COLLECTIVE_IDENTIFIER.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{field}: {value!r} is not a collective identifier (NIP-IZYYYYMM-XXXXXXXXXXXX-CC)")
     if checksum(value[:32]) != match["crc"]:
         raise ValueError(f"{field}: {value!r} has a wrong checksum (expected {checksum(value[:32])})")
     return value

@@ -47,12 +47,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_SCHEMAS",
+    "BATCH_FORMS",
     "FORMS",
     "FormCode",
     "InvoiceSchemaError",
     "SessionLimits",
     "auth_request_errors",
     "auth_schema",
+    "batch_form",
     "check_document",
     "check_encoding",
     "form_code",
@@ -188,6 +190,33 @@ def form_code(form: str | FormCode) -> FormCode:
     if found is None:
         raise ValueError(f"form: {form!r} is not one of {', '.join(FORMS)}")
     return found
+
+
+# The forms a batch session takes: the spec's ``OpenBatchSessionRequest.formCode``, "Obsługiwane
+# schematy" (API 2.9.0), lists FA (2), FA (3) and FA_RR (1). The PEF forms are listed for online
+# sessions only (``OpenOnlineSessionRequest.formCode``), and KSeF refuses them for a batch with
+# 400 / 21405. By system code: a ``FormCode`` of another schema version is KSeF's to judge.
+BATCH_FORMS = ("FA (3)", "FA (2)", "FA_RR (1)")
+
+
+def batch_form(form: str | FormCode) -> FormCode:
+    """``form_code(form)`` for a batch session: ``ValueError`` (before any request) for a form the
+    spec does not list for batch sessions (``BATCH_FORMS``), such as ``PEF(3)`` and
+    ``PEF_KOR(3)``, which go through an online session."""
+    code = form_code(form)
+    if code.system_code in BATCH_FORMS:
+        return code
+    which = "PEF invoices go" if code.value == "PEF" else "send these invoices"
+    raise ValueError(
+        f"form: {code.system_code} cannot be sent in a batch session: KSeF's batch sessions take "
+        f"{', '.join(BATCH_FORMS)} only and refuse others with 21405; {which} through an online session "
+        f'(online_session(form="{_short_name(code)}") in Python, ksef send without --batch)'
+    )
+
+
+def _short_name(code: FormCode) -> str:
+    """The name ``form_code`` takes for ``code`` (``"PEF(3)"``), or its system code."""
+    return next((name for name, known in FORMS.items() if known == code), code.system_code)
 
 
 def checkable(code: FormCode) -> FormCode:

@@ -79,6 +79,7 @@ from ksef_client.schemas import (
     InvoiceSchemaError,
     LimitsInForce,
     SessionLimits,
+    batch_form,
     checked_invoice,
     form_code,
     has_attachment,
@@ -813,6 +814,9 @@ def send_batch(
     ``invoices``: bytes, ``Invoice`` objects (sent as their ``to_xml()``, as ``session.send`` does),
     paths, or ``(file name, bytes or Invoice)`` pairs; bytes and objects are named
     ``invoice-00001.xml``... by their position in the package.
+    ``form``: ``FA(3)``, ``FA(2)`` or ``FA_RR(1)``, the forms the spec lists for batch sessions
+    (``schemas.BATCH_FORMS``); another (``PEF(3)``, ``PEF_KOR(3)``: online sessions only) is a
+    ``ValueError`` before anything is read or sent.
     ``compression="stored"`` skips deflate: the build is faster (most for small invoices), the upload
     2-5x larger. ``compression="targz"`` sends a tar.gz package (KSeF's ``TarGz``) instead of a zip.
     ``validate`` checks each invoice as ``online_session`` does (the form's XSD, well-formed, size)
@@ -825,7 +829,7 @@ def send_batch(
     bounded by ``timeout=`` per read and write. An error after the session was opened names it
     (``error.session_reference_number`` and a note saying whether it was closed).
     """
-    code, key = form_code(form), SymmetricKey.generate()
+    code, key = batch_form(form), SymmetricKey.generate()
     in_force = limits_given(limits, "batch")
     in_force.read = lambda: SessionLimits.of(client.limits.context(), "batch")
     check = batch_check(code, in_force, production=client.settings.is_production) if validate else None
@@ -866,7 +870,7 @@ async def asend_batch(
     an ``async def`` one is refused with ``TypeError``). Cancelled while the package is built, the
     build stops at the next invoice and its files are deleted before the cancellation goes on."""
     check_progress(progress)
-    code, key = form_code(form), SymmetricKey.generate()
+    code, key = batch_form(form), SymmetricKey.generate()
     in_force = limits_given(limits, "batch")
     # The build runs in a worker thread: the limits are read through the event loop.
     in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")

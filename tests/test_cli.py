@@ -209,6 +209,18 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(
     assert len(backend.sessions.state.sessions) == sessions_before  # a batch too: checked while zipping, before opening
 
 
+def test_a_batch_of_a_pef_form_is_a_usage_error_before_anything_is_sent(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend
+) -> None:
+    # The spec lists FA (2), FA (3) and FA_RR (1) for batch sessions; KSeF refuses PEF (3) and
+    # PEF_KOR (3) there with 21405. Was: the files were zipped and the session's opening sent.
+    files = _invoices(tmp_path, "PEF", 1)
+    code, _, err = run("-p", "emu", "send", "--batch", "--form", "PEF(3)", *files)
+    assert code == 2 and err.startswith("error: form: PEF (3) cannot be sent in a batch session")
+    assert "ksef send without --batch" in err
+    assert backend.sessions.state.sessions == {}
+
+
 def test_a_lost_answer_is_resent_and_counted_once(
     run,
     logged_in,

@@ -17,6 +17,7 @@ from ksef_client.identifiers import (
     make_ksef_number,
     make_reference_number,
     reference_number_checksum_ok,
+    validate_collective_identifier,
     validate_ksef_number,
     validate_nip,
     validate_reference_number,
@@ -46,3 +47,14 @@ def test_non_ascii_digits_are_refused_in_every_identifier(digits: dict[int, str]
     with pytest.raises(ValueError, match="is not a KSeF reference number"):
         validate_reference_number(reference)
     assert not reference_number_checksum_ok(reference)  # was: UnicodeEncodeError
+
+
+def test_a_collective_identifier_is_checked_by_its_format_and_crc8() -> None:
+    # GenerateCollectiveIdentifierResponse (API 2.9.0): "9999999999-IZRRRRMM-FFFFFFFFFFFF-FF", the CRC-8
+    # (polynomial 0x07, initial 0x00) of what comes before; the spec's own example.
+    example = "1111111111-IZ202607-65ED02180000-E7"
+    assert validate_collective_identifier(example) == example
+    for wrong in (example[:-2] + "E8", example.replace("IZ", "IX"), example.replace("202607", "202613"),
+                  example.lower(), example.translate(ARABIC), example + " "):  # fmt: skip
+        with pytest.raises(ValueError, match=r"^number: "):
+            validate_collective_identifier(wrong, "number")

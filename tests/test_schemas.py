@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from ksef_client import schemas
 from ksef_client._xml import SchemaCopies, declares_entities
 from ksef_client.mock.state.invoice_checks import check_file, prepare
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
+from ksef_client.spec_version import pinned_schemas
 from ksef_client.testing import sample_invoice
 
 FOOTER = b"<RodzajFaktury>VAT</RodzajFaktury>"
@@ -390,3 +392,34 @@ def test_an_invoice_in_the_forms_namespace_keeps_the_xsds_errors() -> None:
     with pytest.raises(InvoiceSchemaError, match="P_2") as refused:
         validate_invoice(sample_invoice().replace(b"<P_2>", b"<P_2X>").replace(b"</P_2>", b"</P_2X>"))
     assert "namespace" not in str(refused.value)
+
+
+def _listed_forms(request_schema: str) -> set[str]:
+    """The system codes of the "Obsługiwane schematy" table in the shipped spec's ``formCode`` of
+    ``request_schema`` (rows ``| [FA (2)](...) | 1-0E | FA |``)."""
+    text = pinned_schemas()[request_schema]["properties"]["formCode"]["description"]
+    return set(re.findall(r"^\| \[([^\]]+)\]", text, re.MULTILINE))
+
+
+def test_the_batch_forms_are_the_ones_the_spec_lists_for_batch_sessions() -> None:
+    assert set(schemas.BATCH_FORMS) == _listed_forms("OpenBatchSessionRequest") == {"FA (2)", "FA (3)", "FA_RR (1)"}
+    online = _listed_forms("OpenOnlineSessionRequest")
+    assert online == {code.system_code for code in schemas.FORMS.values()}
+    assert online - set(schemas.BATCH_FORMS) == {"PEF (3)", "PEF_KOR (3)"}
+
+
+@pytest.mark.parametrize("form", ["FA(3)", "FA (2)", "FA_RR(1)", schemas.FormCode("FA (3)", "1-1E", "FA")])
+def test_a_batch_form_is_one_of_the_specs_batch_forms(form: str | schemas.FormCode) -> None:
+    assert schemas.batch_form(form) == schemas.form_code(form)
+
+
+def test_a_pef_form_is_no_batch_form_and_the_error_says_where_to_send_it() -> None:
+    with pytest.raises(ValueError) as refused:
+        schemas.batch_form("PEF_KOR(3)")
+    assert str(refused.value) == (
+        "form: PEF_KOR (3) cannot be sent in a batch session: KSeF's batch sessions take FA (3), FA (2), FA_RR (1) "
+        "only and refuse others with 21405; PEF invoices go through an online session "
+        '(online_session(form="PEF_KOR(3)") in Python, ksef send without --batch)'
+    )
+    with pytest.raises(ValueError, match="is not one of"):
+        schemas.batch_form("PEF(4)")

@@ -1,16 +1,21 @@
 """``ksef.collective_identifiers``: group a seller's invoices under one number (one payment for many
 invoices), and list the invoices of identifiers.
 
-Arguments are checked before any request: a KSeF number's format and checksum, 2 to 500 invoices
-of one seller (KSeF's default limit; ``ksef.limits.context()`` says the context's own), 1 to 10
-identifiers per invoices query, page sizes within the spec's bounds.
+Arguments are checked before any request, against what the spec lets the request itself show:
+each invoice against ``CollectiveIdentifierInvoice`` (keys, a payment's amount and currency code, a
+description of at most 512 characters) and its KSeF number's checksum; no KSeF number twice (KSeF's
+71005), invoices of one seller (71004: a KSeF number starts with its seller's NIP), at least 2 and at
+most the context's limit (500 by default: more are checked against ``GET /limits/context``, read
+then, before the identifier is asked for); 1 to 10 well-formed collective identifiers per invoices
+query, page sizes within the spec's bounds. What only KSeF knows (71001: an invoice it does not
+hold; 71002: one already in 132 identifiers of the context) comes back as a ``BadRequestError``
+whose ``codes`` and message carry KSeF's code, description and details (the KSeF number).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
@@ -34,40 +39,73 @@ from ksef_client._generated.models import (
     GenerateCollectiveIdentifierResponse,
 )
 from ksef_client._generated.types import UNSET
-from ksef_client.identifiers import validate_ksef_number
+from ksef_client._query_filters import checked_against
+from ksef_client.identifiers import validate_collective_identifier, validate_ksef_number
 from ksef_client.pagination import AsyncPager, Pager, check_page_size, next_token
+from ksef_client.resources.limits import context_limits_flow
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
 
-MAX_INVOICES = 500  # KSeF's default per identifier
+MAX_INVOICES = 500  # KSeF's default per identifier (GenerateCollectiveIdentifierRequest.invoices)
 MAX_IDENTIFIERS_PER_QUERY = 10
 
 
-def _invoice_entry(invoice: str | dict[str, Any]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"ksefNumber": invoice} if isinstance(invoice, str) else dict(invoice)
-    validate_ksef_number(str(entry.get("ksefNumber", "")), "invoices[].ksefNumber")
-    payment = entry.get("payment")
-    if isinstance(payment, dict) and isinstance(payment.get("amount"), Decimal):
-        entry["payment"] = {**payment, "amount": float(payment["amount"])}
+def _invoice_entry(invoice: str | dict[str, Any], index: int) -> dict[str, Any]:
+    """``invoices[index]`` as the API's ``CollectiveIdentifierInvoice`` JSON (a ``Decimal`` amount
+    as the double it is exactly), checked against the spec's schema and the KSeF number's checksum."""
+    path = f"invoices[{index}]"
+    entry: dict[str, Any] = checked_against(
+        {"ksefNumber": invoice} if isinstance(invoice, str) else invoice, "CollectiveIdentifierInvoice", path
+    )
+    validate_ksef_number(entry["ksefNumber"], f"{path}.ksefNumber")
     return entry
 
 
+def _checked_invoices(invoices: Iterable[str | dict[str, Any]]) -> list[dict[str, Any]]:
+    """The invoices of one identifier, each checked (``_invoice_entry``), none given twice, all of
+    one seller; ``ValueError`` naming the first that breaks a rule (KSeF's 71005, 71004)."""
+    if isinstance(invoices, str | bytes | dict):
+        raise ValueError("invoices: a list of KSeF numbers or dicts, not one of them")
+    entries = [_invoice_entry(invoice, index) for index, invoice in enumerate(invoices)]
+    first: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        number = entry["ksefNumber"]
+        if number in first:
+            raise ValueError(
+                f"invoices[{index}].ksefNumber: {number} is invoices[{first[number]}] again; KSeF refuses a "
+                "KSeF number given twice (71005 Powtórzony numer KSeF w żądaniu)"
+            )
+        first[number] = index
+        if number[:10] != entries[0]["ksefNumber"][:10]:
+            raise ValueError(
+                f"invoices[{index}].ksefNumber: {number} is an invoice of seller {number[:10]}, invoices[0] one of "
+                f"{entries[0]['ksefNumber'][:10]}; an identifier groups invoices of one seller (KSeF refuses "
+                "others with 71004 Faktury mają różnych sprzedawców)"
+            )
+    return entries
+
+
 def _create_flow(invoices: Iterable[str | dict[str, Any]]) -> Flow[str]:
-    entries = [_invoice_entry(i) for i in invoices]
-    sellers = {e["ksefNumber"][:10] for e in entries}
-    if not 2 <= len(entries) <= MAX_INVOICES or len(sellers) != 1:
-        raise ValueError(f"invoices: 2 to {MAX_INVOICES} invoices of one seller, got {len(entries)} of {len(sellers)}")
+    entries = _checked_invoices(invoices)
+    most, where = MAX_INVOICES, " (KSeF's default limit)"
+    if len(entries) > MAX_INVOICES:  # a context's limit may be raised (to at most 5000): read it
+        most = (yield from context_limits_flow()).collective_identifier.max_invoices
+        where = " (the context's limit, GET /limits/context)"
+    if not 2 <= len(entries) <= most:
+        raise ValueError(f"invoices: 2 to {most} invoices of one seller{where}, got {len(entries)}")
     body = GenerateCollectiveIdentifierRequest.from_dict({"invoices": entries})
     call = Call(create_collective_identifier, {"body": body})
     return parsed(response_of((yield call)), GenerateCollectiveIdentifierResponse).collective_identifier_number
 
 
 def _numbers(numbers: Iterable[str]) -> list[str]:
+    if isinstance(numbers, str):
+        raise ValueError("numbers: a list of collective identifier numbers, not one of them")
     wanted = list(dict.fromkeys(numbers))
-    if not 1 <= len(wanted) <= MAX_IDENTIFIERS_PER_QUERY or not all(isinstance(n, str) and n for n in wanted):
+    if not 1 <= len(wanted) <= MAX_IDENTIFIERS_PER_QUERY:
         raise ValueError(f"numbers: 1 to {MAX_IDENTIFIERS_PER_QUERY} collective identifier numbers")
-    return wanted
+    return [validate_collective_identifier(n, f"numbers[{i}]") for i, n in enumerate(wanted)]
 
 
 def invoices_pages(
@@ -131,7 +169,7 @@ def _query_body(date_from: dt.datetime, date_to: dt.datetime, number: str | None
         raise ValueError("date_from..date_to: at most 100 days, date_from first")
     raw: dict[str, Any] = {"dateCreatedFrom": date_from.isoformat(), "dateCreatedTo": date_to.isoformat()}
     if number is not None:
-        raw["collectiveIdentifierNumber"] = number
+        raw["collectiveIdentifierNumber"] = validate_collective_identifier(number, "number")
     return CollectiveIdentifiersQueryRequest.from_dict(raw)
 
 
@@ -145,14 +183,21 @@ class CollectiveIdentifiers:
         """Group invoices of one seller; returns the identifier's number.
 
         Each invoice is a KSeF number, or a dict with ``ksefNumber`` and optionally ``description``
-        and ``payment`` (``{"amount": Decimal("100.00"), "currency": "PLN"}``).
+        (at most 512 characters) and ``payment`` (``{"amount": Decimal("100.00"), "currency": "PLN"}``).
+        ``ValueError`` naming the invoice (``invoices[3].ksefNumber``), nothing sent: a KSeF number
+        malformed or given twice (KSeF's 71005), another seller's invoice than the first's (71004),
+        a key, currency or description the spec does not allow; fewer than 2 invoices or more than
+        the context's limit (500 by default; more are checked against ``ksef.limits.context()``,
+        read first). ``BadRequestError`` with KSeF's code in ``codes`` for what only KSeF knows:
+        71001 an invoice it does not hold, 71002 one already in 132 identifiers of the context.
         """
         return run(_create_flow(invoices), self._client)
 
     def invoices(
         self, numbers: Iterable[str], *, page_size: int = 100, cursor: str | None = None
     ) -> Pager[CollectiveIdentifierInvoicesQueryResponseItem, str]:
-        """Every invoice of up to 10 identifiers (KSeF number descending), fetched page by page."""
+        """Every invoice of up to 10 identifiers (KSeF number descending), fetched page by page;
+        ``ValueError`` for a number that is not a collective identifier's (format, checksum)."""
         return pager(invoices_pages(numbers, page_size), self._client, cursor)
 
     def query(
@@ -164,7 +209,8 @@ class CollectiveIdentifiers:
         page_size: int = 100,
         cursor: str | None = None,
     ) -> Pager[CollectiveIdentifiersQueryResponseItem, str]:
-        """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days)."""
+        """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days); ``number``:
+        only that one (``ValueError`` when it is not a collective identifier's number)."""
         return pager(query_pages(date_from, date_to, number, page_size), self._client, cursor)
 
     def of_invoice(
@@ -181,7 +227,8 @@ class AsyncCollectiveIdentifiers:
         self._client = client
 
     async def create(self, invoices: Iterable[str | dict[str, Any]]) -> str:
-        """Group invoices of one seller; returns the identifier's number."""
+        """Group invoices of one seller; returns the identifier's number. The invoices are checked
+        as ``CollectiveIdentifiers.create`` says, and KSeF's refusals raised the same way."""
         return await arun(_create_flow(invoices), self._client)
 
     def invoices(

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ksef_client._flows import Call, Flow, arun, response_of, run
+from ksef_client._flows import Call, Flow, Retry, arun, response_of, run
 from ksef_client._generated.api.invoices import get_invoice
 from ksef_client._generated.models import InvoicePackage
-from ksef_client.errors import ExportStatusError
+from ksef_client._retry import RetryBudget
+from ksef_client.errors import BadRequestError, ExportStatusError
 from ksef_client.export import EXPORT_FROM_PAST_HWM, ExportResult, export_flow, unpack_export, usable_folder
 from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice_query import (
@@ -53,10 +54,36 @@ __all__ = [
 ]
 
 
+# GET /invoices/ksef/{ksefNumber}, 400 (the spec): "21165 | Faktura o podanym numerze KSeF nie jest
+# jeszcze dostępna. | Faktura o numerze KSeF {ksefNumber} została przetworzona, ale nie jest jeszcze
+# dostępna do pobrania. Spróbuj ponownie później." KSeF numbers an invoice before its permanent
+# storage (``permanentStorageDate``: "uzupełniana asynchronicznie"), and stores it shortly after.
+NOT_YET_AVAILABLE = 21165
+
+
 def get_flow(ksef_number: str) -> Flow[bytes]:
-    """``GET /invoices/ksef/{n}`` with the ``x-ms-meta-hash`` check."""
+    """``GET /invoices/ksef/{n}`` with the ``x-ms-meta-hash`` check. A 21165 (numbered, not stored
+    yet) is asked again while the client's retry policy allows (its backoff between attempts, one
+    budget with the request's own repeats); then its ``BadRequestError`` is raised, with a note
+    saying to download the invoice again later."""
     validate_ksef_number(ksef_number)
-    response = response_of((yield Call(get_invoice, {"ksef_number": ksef_number}, body="invoice")))
+    budget = RetryBudget()
+    while True:
+        try:
+            call = Call(get_invoice, {"ksef_number": ksef_number}, budget=budget, body="invoice")
+            response = response_of((yield call))
+            break
+        except BadRequestError as error:
+            if NOT_YET_AVAILABLE not in error.codes:
+                raise
+            if not (yield Retry(budget, f"invoice {ksef_number}: not downloadable yet (21165)")):
+                error.add_note(
+                    f"KSeF has numbered invoice {ksef_number} but not stored it yet (21165), still after "
+                    f"{budget.used} repeat(s) of the download, as many as the client's max_retries allows; it "
+                    "stores an invoice shortly after numbering it: download it again later (a larger max_retries "
+                    "waits longer)"
+                )
+                raise
     yield from hash_checked(response.content, response.headers, f"invoice {ksef_number}")
     return response.content
 
@@ -157,7 +184,12 @@ class Invoices:
 
     def get(self, ksef_number: str) -> bytes:
         """One invoice's XML by its KSeF number, checked against its ``x-ms-meta-hash``
-        (``UPOHashMismatchError``; without the header, returned unchecked with a WARNING logged)."""
+        (``UPOHashMismatchError``; without the header, returned unchecked with a WARNING logged).
+
+        An invoice KSeF has numbered but not yet stored (400 / 21165 "nie jest jeszcze dostępna")
+        is asked for again within the retry policy (``max_retries``, with backoff); still not
+        stored then, its ``BadRequestError`` (``21165 in error.codes``) is raised with a note:
+        download it again later."""
         return run(get_flow(ksef_number), self._client)
 
     def query(
@@ -259,7 +291,7 @@ class AsyncInvoices:
         self._client = client
 
     async def get(self, ksef_number: str) -> bytes:
-        """One invoice's XML by its KSeF number."""
+        """One invoice's XML by its KSeF number, as ``Invoices.get`` (the hash check, 21165 retried)."""
         return await arun(get_flow(ksef_number), self._client)
 
     def query(

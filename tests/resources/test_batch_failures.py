@@ -4,7 +4,7 @@ after the session was opened names it. Each case runs with the sync and the asyn
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -16,6 +16,7 @@ from ksef_client._client import _first_error
 from ksef_client.errors import BadRequestError, BatchError, InternalServerError, InvoiceRejectedError, KSeFError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
+from ksef_client.schemas import FormCode
 from ksef_client.sending import BatchResult
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -289,3 +290,32 @@ def test_invoices_are_checked_before_anything_is_sent(
     result = send_batch(invoices, wire, validate=False, wait=True)  # KSeF's own verdict then
     assert result.status is not None
     assert (result.status.successful_invoice_count, result.status.failed_invoice_count) == (1, 2)
+
+
+@pytest.mark.parametrize("form", ["PEF(3)", "PEF_KOR (3)", FormCode("PEF (3)", "2-1", "PEF")])
+def test_a_pef_form_is_refused_before_anything_is_read_or_sent(
+    send_batch: Batch, backend: KSeFBackend, fake_time: FakeTime, form: str | FormCode
+) -> None:
+    # OpenBatchSessionRequest.formCode, "Obsługiwane schematy" (API 2.9.0): FA (2), FA (3), FA_RR (1);
+    # the PEF forms are listed for online sessions only, and KSeF refuses them for a batch with
+    # 400 / 21405. Was: the package was built and the session's opening sent, to be refused.
+    read: list[int] = []
+
+    def invoices() -> Iterator[bytes]:
+        read.append(1)
+        yield sample_invoice("PEF/1", seller_nip=NIP)
+
+    uplink = SlowUplink(fake_time, 0.0)
+    with pytest.raises(ValueError, match="PEF invoices go through an online session") as caught:
+        send_batch(invoices(), uplink, form=form)
+    assert "take FA (3), FA (2), FA_RR (1) only" in str(caught.value) and "21405" in str(caught.value)
+    assert 'online_session(form="PEF' in str(caught.value)
+    assert read == [] and uplink.sent == [] and backend.sessions.state.sessions == {}
+
+
+@pytest.mark.parametrize("form", ["FA(2)", "FA_RR(1)"])
+def test_the_other_forms_the_spec_lists_for_batch_are_sent(send_batch: Batch, form: str) -> None:
+    # validate=False: the point is the form, which the emulator takes for a batch (an FA(3) file
+    # under another form is KSeF's to refuse per invoice, after the session opened).
+    result = send_batch(_invoices(1, form), form=form, validate=False)
+    assert result.invoice_count == 1

@@ -96,6 +96,80 @@ class TestCollectiveIdentifiers:
             now = dt.datetime.now(dt.UTC)
             ksef.collective_identifiers.query(now - dt.timedelta(days=101), now)
 
+    def test_what_the_request_shows_is_refused_before_it_naming_the_invoice(self, ksef: KSeF) -> None:
+        # The spec's 400 table of POST /collective-identifiers: 71005 "Powtórzony numer KSeF w
+        # żądaniu." and 71004 "Faktury mają różnych sprzedawców." need nothing but the request (a
+        # KSeF number starts with its seller's NIP); CollectiveIdentifierInvoice: description
+        # maxLength 512, payment {amount, currency: CurrencyCode}. Was: a repeat was sent (71005),
+        # a second seller refused without naming the invoice, the rest sent unchecked.
+        first, second, third = _numbers(3)
+        (stranger,) = _numbers(1, OTHER_NIP)
+        paid = {"ksefNumber": first, "payment": {"amount": Decimal("10.00"), "currency": "PLN"}}
+        wrong = second[:-2] + ("00" if not second.endswith("00") else "01")
+        at = r"^invoices\[1\]"
+        refusals = [
+            ([first, second, first], r"^invoices\[2\]\.ksefNumber: .* is invoices\[0\] again; .*71005"),
+            ([paid, {"ksefNumber": second}, first], r"^invoices\[2\]\.ksefNumber: .*71005"),
+            ([first, second, stranger], rf"^invoices\[2\]\.ksefNumber: {stranger} is an invoice of seller {OTHER_NIP}"),
+            ([first, {"ksefNumber": second, "description": "x" * 513}], at + r"\.description: 513 characters"),
+            ([first, {"ksefNumber": second, "payment": {"amount": 1, "currency": "ZL"}}], at + r"\.payment\.currency"),
+            ([first, {"ksefNumber": second, "payment": {"amount": 1}}], at + r"\.payment: currency is required"),
+            ([first, {"ksefNumber": second, "amount": 1}], at + r": 'amount' is not a key"),
+            ([first, wrong], at + r"\.ksefNumber: .*checksum"),
+            (first, "not one of them"),
+        ]  # fmt: skip
+        for invoices, message in refusals:
+            with pytest.raises(ValueError, match=message):
+                ksef.collective_identifiers.create(invoices)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"numbers\[1\]: .* is not a collective identifier"):
+            ksef.collective_identifiers.invoices(["5265877635-IZ202611-0123456789AB-6A", third])
+        with pytest.raises(ValueError, match=r"numbers\[0\]: .* has a wrong checksum \(expected 6A\)"):
+            ksef.collective_identifiers.invoices(["5265877635-IZ202611-0123456789AB-00"])
+        with pytest.raises(ValueError, match="numbers: a list"):
+            ksef.collective_identifiers.invoices("5265877635-IZ202611-0123456789AB-00")
+        now = dt.datetime.now(dt.UTC)
+        with pytest.raises(ValueError, match=r"^number: .* is not a collective identifier"):
+            ksef.collective_identifiers.query(now - dt.timedelta(days=1), now, number=third)
+        assert ksef.send_state.requests_sent == 0
+
+    def test_refusals_only_ksef_can_make_carry_its_code_text_and_the_invoice(
+        self, ksef: KSeF, backend: KSeFBackend
+    ) -> None:
+        # 71001 "Faktura o podanym identyfikatorze nie istnieje." and 71002 "Faktura jest już
+        # przypisana do maksymalnej liczby Identyfikatorów Zbiorczych." depend on what KSeF holds:
+        # a BadRequestError whose codes and message say which invoice.
+        held = _issued(backend, 2)
+        (unknown,) = _numbers(1)
+        with pytest.raises(BadRequestError) as missing:
+            ksef.collective_identifiers.create([held[0], unknown])
+        assert missing.value.codes == [71001]
+        assert f"71001: Faktura o podanym identyfikatorze nie istnieje. (Faktura o numerze KSeF {unknown} " in str(
+            missing.value
+        )
+        seller = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+        for _ in range(132):  # "maksymalnie 132 identyfikatorów zbiorczych w ramach jednego kontekstu"
+            backend.collective.create(seller, [{"ksefNumber": n} for n in held])
+        with pytest.raises(BadRequestError) as full:
+            ksef.collective_identifiers.create(held)
+        assert full.value.codes == [71002] and f"Faktura o numerze KSeF {held[0]} jest już" in str(full.value)
+
+    def test_more_than_500_invoices_are_checked_against_the_contexts_own_limit(self, ksef: KSeF) -> None:
+        # GenerateCollectiveIdentifierRequest.invoices: "Domyślny limit faktur wynosi 500"; a context's
+        # may be raised (CollectiveIdentifierContextLimitsOverride.maxInvoices: up to 5000). Was: more
+        # than 500 were refused locally whatever the context's limit.
+        numbers = _numbers(501)
+        with pytest.raises(ValueError, match=r"2 to 500 invoices of one seller \(the context's limit"):
+            ksef.collective_identifiers.create(numbers)
+        assert ksef.send_state.requests_sent == 1  # GET /limits/context, no identifier asked for
+        override = {**ksef.limits.context().to_dict(), "collectiveIdentifier": {"maxInvoices": 600}}
+        answer = set_test_session_limits.sync_detailed(
+            client=ksef.raw, body=SetSessionLimitsRequest.from_dict(override)
+        )
+        assert answer.status_code == 200
+        with pytest.raises(BadRequestError) as sent:  # taken as to its count: KSeF holds none of them
+            ksef.collective_identifiers.create(numbers)
+        assert sent.value.codes == [71001]
+
     def test_the_context_limit_set_through_test_data_is_enforced(self, ksef: KSeF) -> None:
         limits = ksef.limits.context()
         assert limits.collective_identifier.max_invoices == 500  # KSeF TEST's default
@@ -126,6 +200,18 @@ class TestAsyncCollectiveIdentifiers:
             rates = await ksef.limits.rate()
         assert sorted(listed) == sorted(numbers)
         assert rates.collective_identifier.per_second == -1  # the fixture's emulator does not throttle
+
+    @pytest.mark.anyio
+    async def test_a_repeated_number_is_refused_before_any_request(self, backend: KSeFBackend) -> None:
+        async with AsyncKSeF(
+            base_url="http://ksef.local/v2",
+            access_token=backend.mint_access_token(NIP),
+            transport=httpx.ASGITransport(app=create_app(backend, strict=True)),
+        ) as ksef:
+            first, second = _numbers(2)
+            with pytest.raises(ValueError, match=r"invoices\[2\]\.ksefNumber: .*71005"):
+                await ksef.collective_identifiers.create([first, second, second])
+            assert ksef.send_state.requests_sent == 0
 
 
 def test_an_entity_granted_collective_identifier_manage_may_do_that_and_nothing_else(

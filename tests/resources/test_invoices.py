@@ -35,7 +35,7 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.resources.invoices import MetadataCursor, build_filters
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, SharedTime
 from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
@@ -107,6 +107,90 @@ class TestDownload:
         with pytest.raises(ValueError, match="ksef_number"):
             ksef.invoices.get("not-a-number")
         assert ksef.send_state.requests_sent == 0
+
+
+def _numbered(backend: KSeFBackend, number: str) -> tuple[str, bytes]:
+    """An invoice numbered by the emulator now (no status read of it: ``storage_reads`` counts the
+    downloads alone): its KSeF number and bytes."""
+    access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+    session = backend.sessions.open(access)
+    xml = sample_invoice(number, buyer_nip=BUYER)
+    invoice = backend.sessions.add_invoice(session, xml)
+    backend.sessions.close(session)
+    return str(invoice.ksef_number), xml
+
+
+class TestNotYetStored:
+    """GET /invoices/ksef/{n}, 400: "21165 | Faktura o podanym numerze KSeF nie jest jeszcze dostępna.
+    | ... została przetworzona, ale nie jest jeszcze dostępna do pobrania. Spróbuj ponownie później."
+    (the spec). Was: the first 21165 raised, though KSeF stores a numbered invoice shortly after."""
+
+    def test_a_download_is_asked_again_with_backoff_until_the_invoice_is_stored(
+        self, ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
+        backend.transitions.storage_reads = 2  # two downloads find it not stored, the third gets it
+        number, xml = _numbered(backend, "NS/1")
+        assert ksef.invoices.get(number) == xml
+        assert ksef.send_state.requests_sent == 3 and len(fake_time.sleeps) == 2
+        assert fake_time.sleeps[0] <= 0.5 and fake_time.sleeps[1] <= 1.0  # the policy's backoff, doubling
+
+    def test_still_not_stored_after_the_retries_raises_21165_with_a_note(
+        self, ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
+        backend.transitions.storage_reads = 4
+        number, xml = _numbered(backend, "NS/2")
+        with pytest.raises(BadRequestError) as caught:
+            ksef.invoices.get(number)  # 1 + max_retries (3) attempts
+        assert caught.value.codes == [21165] and ksef.send_state.requests_sent == 4
+        assert len(fake_time.sleeps) == 3
+        (note,) = caught.value.__notes__
+        assert f"numbered invoice {number} but not stored it yet (21165)" in note and "again later" in note
+        assert ksef.invoices.get(number) == xml  # the fifth read: stored
+
+    def test_max_retries_0_raises_the_first_21165(self, ksef: KSeF, backend: KSeFBackend, fake_time: FakeTime) -> None:
+        backend.transitions.storage_reads = 1
+        number, _ = _numbered(backend, "NS/3")
+        with pytest.raises(BadRequestError) as caught, ksef.with_options(max_retries=0) as strict:
+            strict.invoices.get(number)
+        assert caught.value.codes == [21165] and fake_time.sleeps == []
+
+    def test_another_400_is_not_asked_again(self, ksef: KSeF, fake_time: FakeTime) -> None:
+        with pytest.raises(BadRequestError) as caught:
+            ksef.invoices.get(make_ksef_number(NIP, "20261120", "0123456789AB"))
+        assert caught.value.codes == [21164] and fake_time.sleeps == [] and ksef.send_state.requests_sent == 1
+
+    def test_the_backoff_outlasts_storage_delay_on_the_emulators_clock(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Time instead of reads: the client's waits move the emulator's clock (SharedTime), and
+        # the invoice is stored storage_delay after its numbering, however often it is read.
+        time = SharedTime(backend, monkeypatch)
+        backend.transitions.storage_reads, backend.transitions.storage_delay = 1_000, 0.2
+        number, xml = _numbered(backend, "NS/4")
+        token = backend.mint_access_token(NIP)
+        with KSeF(
+            base_url=ksef_server.base_url, access_token=token, sleep=time.sleep, clock=time.clock, max_retries=10
+        ) as client:
+            assert client.invoices.get(number) == xml
+            assert client.send_state.requests_sent >= 2 and sum(time.sleeps) >= 0.2
+
+    @pytest.mark.anyio
+    async def test_the_async_client_asks_again_too(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+    ) -> None:
+        backend.transitions.storage_reads = 3
+        number, xml = _numbered(backend, "NS/5")
+        token = backend.mint_access_token(NIP)
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
+        ) as client:
+            assert await client.invoices.get(number) == xml
+            assert len(fake_time.sleeps) == 3
+            backend.transitions.storage_reads = 4
+            later, _ = _numbered(backend, "NS/6")
+            with pytest.raises(BadRequestError) as caught:
+                await client.invoices.get(later)
+            assert caught.value.codes == [21165] and "again later" in caught.value.__notes__[0]
 
 
 class TestFilters:
