@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 
 from ksef_client._generated.operations import OPERATIONS
@@ -22,6 +22,7 @@ try:
 except ModuleNotFoundError as error:  # pragma: no cover - without the mock extra
     raise missing_mock_extra(error) from error
 from ksef_client.mock.exceptions import StrictModeViolation
+from ksef_client.mock.hosts import HostPolicy
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.responses import REGISTRY, BrokenResponse, Endpoint
@@ -90,6 +91,7 @@ def create_app(
     store: SQLiteStore | None = None,
     strict: bool = False,
     host: str | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> EmulatorApp:
     """The emulator app; pass a ``KSeFBackend`` to share or inspect its state from tests, and a
     ``SQLiteStore`` to keep the state across restarts (saved after every changing request).
@@ -100,15 +102,22 @@ def create_app(
     ``ksef_mock`` fixture, the conformance suite, the examples under test and ``make peers``
     (``ksef-mock --strict``) switch it on; ``GET /_mock/violations`` lists what was recorded.
 
-    ``host`` is the address the server listens on: besides loopback names, the ``/_mock/*``
-    control endpoints answer only requests addressed to it.
+    ``host`` is the address the server listens on; ``allowed_hosts`` are further names clients
+    address it by (a container's service name): a guard against DNS rebinding
+    (``ksef_client.mock.hosts``). Listening on a loopback address, every route (``/v2``, storage,
+    ``/_mock/*``) answers only requests whose ``Host`` is a loopback name, ``host`` or an allowed
+    name (403 otherwise). Listening elsewhere (``0.0.0.0``), or in-process without a ``host``
+    (``httpx.ASGITransport``), ``/v2`` and storage answer any ``Host`` unless ``allowed_hosts``
+    are given; the control endpoints answer those names only. ``ValueError`` for an allowed name
+    with a port or a path, ``TypeError`` for one ``str`` instead of a list of names.
     """
+    hosts = HostPolicy.of(host, allowed_hosts)
     routes = [route for module in MODULES for route in getattr(module, "ROUTES", [])]
     app = Starlette(routes=routes, lifespan=_stops_the_workers)
     app.state.backend = backend or KSeFBackend()
     if strict:  # what the emulator writes outside the answers is held to the spec too
         app.state.backend.core.check_metadata_record = invoice_metadata_problems
-    app.state.control_hosts = (host,) if host else ()
+    app.state.hosts = hosts
     app.state.store = store
     if store is not None:
         store.load(app.state.backend)
@@ -139,6 +148,9 @@ class EmulatorApp:
         app.state.strict, app.state.violations = strict, self.violations  # for GET /_mock/violations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (refusal := self._misaddressed(scope)) is not None:
+            await refusal(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX + "/"):
             scope = {**scope, "app": self.app, "path_params": {"rest": scope["path"][len(API_PREFIX) + 1 :]}}
             try:
@@ -154,6 +166,16 @@ class EmulatorApp:
             await self.app(scope, receive, send)
         if self.store is not None and scope["type"] == "http" and scope["method"] != "GET":
             self.store.save_later(self.state.backend)
+
+    def _misaddressed(self, scope: Scope) -> Response | None:
+        """The 403 for a request addressed to a name the emulator does not answer to, when its
+        ``HostPolicy`` holds the whole API to the names (the control endpoints check them anyway)."""
+        hosts: HostPolicy = self.state.hosts
+        if not hosts.everywhere:
+            return None
+        header = next((value for name, value in scope["headers"] if name.lower() == b"host"), b"")
+        host = header.decode("latin-1")
+        return None if hosts.allows(host) else hosts.refusal(host)
 
     def _checked(self, scope: Scope, response: Response) -> Response:
         operation = scope.get("ksef_operation")

@@ -81,11 +81,14 @@ class Faults:
         details: Sequence[str] | None = None,
     ) -> None:  # fmt: skip
         """Fail the next ``times`` requests of ``operation`` (``tag.operation_id``, or
-        ``storage.upload_part`` for batch part uploads; ``None``: any API operation).
+        ``storage.upload_part`` for batch part uploads, ``storage.download`` for presigned
+        downloads; ``None``: any API operation).
 
         ``status`` 429 gives KSeF's rate-limit answer, 5xx a gateway page (with ``Retry-After``
-        when ``retry_after`` is given), ``DROP`` a broken connection, 200 with ``delay`` a slow
-        but correct answer. ``status`` 400 with ``code`` gives KSeF's error body for that code:
+        when ``retry_after`` is given; on storage an Azure-like error), ``DROP`` a broken
+        connection, 200 with ``delay`` a slow but correct answer (any status below 400: the
+        request is handled as without the rule); ``delay`` is waited before any of them.
+        ``status`` 400 with ``code`` gives KSeF's error body for that code:
         ``faults.add(400, code=21184, operation="online_session.send_invoice")`` answers as KSeF
         does during maintenance ("Sesja tymczasowo niedostępna."). ``description`` and ``details``
         default to the spec's texts of the code (the operation's 400 table, else the first one

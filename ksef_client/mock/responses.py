@@ -66,8 +66,7 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
             try:
                 fault = backend.faults.take(operation)
                 if fault is not None:
-                    if fault.delay:
-                        await anyio.sleep(fault.delay)
+                    await wait_out(fault)
                     if fault.status == DROP:
                         return BrokenResponse()
                     if fault.status >= 400:
@@ -91,6 +90,13 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
         return endpoint
 
     return wrap
+
+
+async def wait_out(fault: Fault) -> None:
+    """Wait ``fault.delay`` seconds before the request is handled, without holding up the server:
+    other requests are answered meanwhile (a fault's ``delay`` slows its request only)."""
+    if fault.delay:
+        await anyio.sleep(fault.delay)
 
 
 # The largest body each operation takes (KSeF's sizes): an online invoice is at most 3 MB with

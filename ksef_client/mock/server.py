@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
 import logging
 import socket
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from ksef_client.mock._extra import missing_mock_extra
@@ -20,6 +20,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - without the mock extr
     raise missing_mock_extra(error) from error
 
 from ksef_client.mock.app import API_PREFIX, create_app, logger
+from ksef_client.mock.hosts import HostPolicy, allowed_host, is_loopback
 from ksef_client.mock.models import KSeFBackend
 from ksef_client.mock.persistence import SQLiteStore
 from ksef_client.mock.responses import BrokenResponse
@@ -51,16 +52,6 @@ def _quiet_injected_drops() -> None:
         server_log.addFilter(InjectedDropsFilter())
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) names this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def exposure_warning(host: str) -> str | None:
     """What ``ksef-mock`` says when it listens beyond this machine (``None`` on loopback)."""
     if is_loopback(host):
@@ -78,12 +69,17 @@ class ThreadedServer:
 
         with ThreadedServer() as server:
             ksef = KSeF(base_url=server.base_url, access_token=server.backend.mint_access_token(nip))
+
+    It answers requests addressed to ``127.0.0.1``, ``localhost`` or ``::1`` (a guard against DNS
+    rebinding, ``create_app``); ``allowed_hosts=["name"]`` adds names to address it by.
     """
 
     def __init__(
         self, backend: KSeFBackend | None = None, host: str = "127.0.0.1", port: int = 0, *,
-        store: SQLiteStore | None = None, strict: bool = False,
+        store: SQLiteStore | None = None, strict: bool = False, allowed_hosts: Iterable[str] = (),
     ) -> None:  # fmt: skip
+        allowed_hosts = allowed_hosts if isinstance(allowed_hosts, str) else tuple(allowed_hosts)  # read once
+        HostPolicy.of(host, allowed_hosts)  # a bad name is refused before the socket is bound
         self.backend = backend or KSeFBackend()
         self.host = host
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
@@ -93,7 +89,7 @@ class ThreadedServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = self._socket.getsockname()[1]
-        self.app = create_app(self.backend, store=store, strict=strict, host=host)
+        self.app = create_app(self.backend, store=store, strict=strict, host=host, allowed_hosts=allowed_hosts)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         _quiet_injected_drops()
@@ -135,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ksef-mock", description="KSeF 2.0 emulator (API under /v2)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--allow-host", action="append", default=[], type=_host, metavar="NAME", dest="allow_hosts",
+                        help="a name clients address the emulator by, besides loopback names and --host "
+                             "(repeatable; e.g. a container's service name). On loopback it refuses requests "
+                             "addressed to any other name (403: a guard against DNS rebinding); on another "
+                             "address (0.0.0.0) /v2 and storage answer any name unless this is given, and "
+                             "/_mock/* only loopback names, --host and these")  # fmt: skip
     parser.add_argument("--state", type=Path, help="SQLite file that keeps the state across restarts")
     parser.add_argument("--rate-limits", type=float, default=1.0, metavar="SCALE",
                         help="KSeF's rate limits times SCALE; 0 switches them off (default 1)")  # fmt: skip
@@ -165,6 +167,13 @@ def _seconds(value: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def _host(value: str) -> str:
+    try:
+        return allowed_host(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -187,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers, invoice_reads=args.invoice_reads, hwm_lag=args.hwm_lag,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
-    app = create_app(backend, store=store, strict=args.strict, host=args.host)
+    app = create_app(backend, store=store, strict=args.strict, host=args.host, allowed_hosts=args.allow_hosts)
     if (warning := exposure_warning(args.host)) is not None:
         print(warning, file=sys.stderr)
     if args.strict:

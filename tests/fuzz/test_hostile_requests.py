@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.hosts import is_loopback
 from ksef_client.mock.persistence import SQLiteStore
-from ksef_client.mock.server import ThreadedServer, exposure_warning, is_loopback
+from ksef_client.mock.server import ThreadedServer, exposure_warning
 
 NIP = "5265877635"
 EXAMPLES = 100 if os.environ.get("KSEF_FUZZ") == "full" else 3

@@ -193,6 +193,7 @@ class _ToEmulator(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.url = request.url.copy_with(scheme="http", host=self.host, port=self.port)
+        request.headers["Host"] = f"{self.host}:{self.port}"  # the emulator answers its own names only
         return super().handle_request(request)
 
 

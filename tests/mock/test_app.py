@@ -248,7 +248,8 @@ def test_ksef_mock_command_serves_on_loopback() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "ksef_client.mock", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "ksef_client.mock", "--host", "127.0.0.1", "--port", str(port),
+               "--allow-host", "ksef-mock"]  # fmt: skip
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # its pipe closed at the end
         try:
             assert process.stderr is not None
@@ -256,7 +257,11 @@ def test_ksef_mock_command_serves_on_loopback() -> None:
             transport = httpx.HTTPTransport(retries=10)  # connect retries while uvicorn binds
             with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{port}/v2") as http:
                 keys = http.get("/security/public-key-certificates").json()
+                # A name other than its own and --allow-host's is refused (DNS rebinding).
+                named = http.get("/security/public-key-certificates", headers={"Host": f"ksef-mock:{port}"})
+                foreign = http.get("/security/public-key-certificates", headers={"Host": "attacker.example"})
             assert {u for k in keys for u in k["usage"]} == {"KsefTokenEncryption", "SymmetricKeyEncryption"}
+            assert (named.status_code, foreign.status_code) == (200, 403)
         finally:
             process.terminate()
             process.wait(timeout=10)

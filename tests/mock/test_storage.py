@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -17,6 +19,8 @@ from ksef_client import KSeF, sending
 from ksef_client._generated.models import UpoResponse
 from ksef_client.batch import EncryptedPart, PartUpload, part_uploads
 from ksef_client.errors import BatchError
+from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.testing import sample_invoice
 from tests.mock.conftest import open_batch, upload, zipped
 
@@ -69,3 +73,55 @@ def test_a_presigned_download_refuses_a_bearer_token(ksef: KSeF, tmp_path: Path)
     assert ksef.upo.get_session_upo(str(session.reference_number)).documents
     since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     assert len(ksef.invoices.export(tmp_path, date_from=since, interval=0).files) == 1
+
+
+# --- faults on storage (review s10, F3) -------------------------------------------------------------
+
+
+class _Waits:
+    """``anyio.sleep`` as the emulator's fault delays call it, recorded and never waited: the
+    request goes on at once (after a checkpoint, so other tasks run as they would meanwhile)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seconds: list[float] = []
+        self._checkpoint = anyio.lowlevel.checkpoint
+        monkeypatch.setattr(anyio, "sleep", self.sleep)
+
+    async def sleep(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        await self._checkpoint()
+
+
+def test_a_storage_fault_below_400_with_a_delay_is_a_slow_but_correct_upload(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faults.add: "200 with delay a slow but correct answer". On storage every rule but DROP_AFTER
+    # answered at once with <Error><Code>ServerBusy</Code></Error> and that status, so a 200 left
+    # the part unstored: the client took the 200 for an upload, and the close got 21205 ("Nie
+    # przesłano zadeklarowanej '1' części") at once instead of after a slow upload.
+    waits = _Waits(monkeypatch)
+    backend.faults.add(200, operation="storage.upload_part", delay=3)
+    result = ksef.send_batch([sample_invoice("SF/1"), sample_invoice("SF/2")], wait=True)
+    assert result.status is not None and result.status.successful_invoice_count == 2
+    assert waits.seconds == [3]
+
+
+def test_storage_faults_wait_their_delay_before_answering(
+    ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ksef.online_session() as session:
+        session.send(sample_invoice("SF/3"))
+    status = ksef.sessions.wait(str(session.reference_number))
+    assert isinstance(status.upo, UpoResponse)
+    url = str(status.upo.pages[0].download_url)
+    waits = _Waits(monkeypatch)
+    backend.faults.add(200, operation="storage.download", delay=2)  # slow, and the UPO itself
+    slow = httpx.get(url)
+    assert slow.status_code == 200 and b"<Error>" not in slow.content and slow.content == httpx.get(url).content
+    backend.faults.add(503, operation="storage.download", delay=1.5)  # slow, then the error
+    busy = httpx.get(url)
+    assert busy.status_code == 503 and "<Code>ServerBusy</Code>" in busy.text
+    backend.faults.add(DROP_AFTER, operation="storage.download", delay=0.5)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url)
+    assert waits.seconds == [2, 1.5, 0.5]

@@ -20,8 +20,9 @@ For tests that talk to a running ``ksef-mock`` over HTTP rather than through ``K
 - ``GET /_mock/violations``: ``{"strict": true, "violations": [...]}``, the answers strict mode
   refused so far (``ksef-mock --strict``), for a harness that drives the emulator over HTTP.
 
-They answer only on a loopback name or the address the emulator was bound to, and only JSON
-(``Content-Type: application/json``): a web page in the user's browser can reach neither.
+They answer only requests addressed to a loopback name, the address the emulator was bound to or a
+name it was told to allow (``mock/hosts.py``), and only JSON (``Content-Type: application/json``):
+a web page in the user's browser can reach neither.
 """
 
 from __future__ import annotations
@@ -37,33 +38,28 @@ from starlette.routing import Route
 
 from ksef_client._throttle import Throttle
 from ksef_client.mock.exceptions import MockAPIError
+from ksef_client.mock.hosts import HostPolicy
 from ksef_client.mock.models import ALL_PERMISSIONS, Context
 from ksef_client.mock.responses import backend_of, read_body
 from ksef_client.xades import AllowedIps
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MAX_CONTROL_BODY = 65_536
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _host_name(host_header: str) -> str:
-    if host_header.startswith("["):
-        return host_header.split("]", maxsplit=1)[0] + "]"
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
 def control_endpoint(handler: Callable[[Request, dict[str, Any]], Awaitable[Response]]) -> Handler:
     """Guard a control endpoint: it mints tokens and resets state, so a web page must not reach it.
 
-    The ``Host`` must be a loopback name or the address the emulator was bound to (a DNS-rebinding
-    page sends its own name); the body must be a JSON object sent as ``application/json`` (a
-    cross-origin form or ``text/plain`` POST cannot be); bad values are a 400, never a 500.
+    The ``Host`` must be a loopback name, the address the emulator was bound to or an allowed name
+    (a DNS-rebinding page sends its own name), wherever the emulator listens; the body must be a
+    JSON object sent as ``application/json`` (a cross-origin form or ``text/plain`` POST cannot
+    be); bad values are a 400, never a 500.
     """
 
     async def endpoint(request: Request) -> Response:
-        allowed = LOOPBACK_HOSTS | set(getattr(request.app.state, "control_hosts", ()))
-        if _host_name(request.headers.get("host", "")) not in allowed:
-            return JSONResponse({"error": "the control endpoints answer on the emulator's own address only"}, 403)
+        hosts: HostPolicy = request.app.state.hosts
+        if not hosts.allows(request.headers.get("host", "")):
+            return hosts.refusal(request.headers.get("host", ""))
         if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] != "application/json":
             return JSONResponse({"error": "send a JSON object with Content-Type: application/json"}, 415)
         try:

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from ksef_client.crypto import sha256_b64
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
-from ksef_client.mock.responses import BrokenResponse, backend_of, read_body, xml_response
+from ksef_client.mock.responses import BrokenResponse, backend_of, read_body, wait_out, xml_response
 from ksef_client.mock.state.storage import upload_header_error
 
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
@@ -22,16 +22,22 @@ def _xml_error(code: str, status: int) -> Response:
     return Response(f"<Error><Code>{code}</Code></Error>".encode(), status, media_type="application/xml")
 
 
-def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Response | None]:
-    """A storage request's fault (explicit rules only: storage errors are not KSeF's) and, unless the
-    work is to be done first (``DROP_AFTER``), the answer that replaces it: a connection broken off
-    mid-body or an Azure-like error."""
+async def storage_fault(request: Request, operation: str) -> tuple[Fault | None, Response | None]:
+    """A storage request's fault (explicit rules only: storage errors are not KSeF's), taken and
+    its ``delay`` waited out (``wait_out``: the server answers other requests meanwhile), and the
+    answer that replaces the work: a connection broken off before the request is handled (``DROP``)
+    or an Azure-like error (status 400 and above). ``None`` instead: the work is done, as for a
+    status below 400 (200 with a ``delay``: a slow but correct answer) and ``DROP_AFTER`` (after
+    which the answer is lost)."""
     fault = backend_of(request).faults.take(operation, seeded=False)
-    if fault is None or fault.status == DROP_AFTER:
-        return fault, None
+    if fault is None:
+        return None, None
+    await wait_out(fault)
     if fault.status == DROP:
         return fault, BrokenResponse()
-    return fault, _xml_error("ServerBusy", fault.status)
+    if fault.status >= 400:
+        return fault, _xml_error("ServerBusy", fault.status)
+    return fault, None
 
 
 def _carries_a_bearer_token(request: Request) -> bool:
@@ -44,14 +50,14 @@ async def download(request: Request) -> Response:
     """Presigned downloads: 403 once the link has expired, 400 with a bearer token."""
     if _carries_a_bearer_token(request):
         return _xml_error("InvalidAuthenticationInfo", 400)
-    fault, instead = storage_fault(request, STORAGE_DOWNLOAD)
+    fault, instead = await storage_fault(request, STORAGE_DOWNLOAD)
     if instead is not None:
         return instead
     backend = backend_of(request)
     data = backend.storage.read(request.path_params["name"])
     if data is None:
         return Response(b"AuthenticationFailed", status_code=403, media_type="application/xml")
-    if fault is not None:  # DROP_AFTER: the body breaks off after its first bytes
+    if fault is not None and fault.status == DROP_AFTER:  # the body breaks off after its first bytes
         return BrokenResponse()
     response = xml_response(data)
     if backend.faults.corrupt_downloads:
@@ -64,7 +70,7 @@ async def upload_part(request: Request) -> Response:
     ``partUploadRequests`` gave (Azure-like XML error bodies)."""
     if _carries_a_bearer_token(request):
         return _xml_error("InvalidAuthenticationInfo", 400)
-    fault, instead = storage_fault(request, UPLOAD_PART)
+    fault, instead = await storage_fault(request, UPLOAD_PART)
     if instead is not None:
         return instead
     if (error := upload_header_error(request.headers)) is not None:
@@ -76,7 +82,7 @@ async def upload_part(request: Request) -> Response:
     if not backend_of(request).sessions.upload_part(request.path_params["name"], data):
         return _xml_error("AuthenticationFailed", 403)
     # DROP_AFTER: the part is stored, the client never hears of it.
-    return BrokenResponse() if fault is not None else Response(status_code=201)
+    return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else Response(status_code=201)
 
 
 def upload_url(request: Request, name: str) -> str:

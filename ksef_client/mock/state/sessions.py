@@ -1080,7 +1080,7 @@ def _package_members(package: bytes, compression: str) -> Iterator[tuple[str, in
     zipped = zipfile.ZipFile(io.BytesIO(package))
     for info in zipped.infolist():
         if not info.is_dir():
-            yield info.filename, info.file_size, _zip_reader(zipped, info.filename)
+            yield info.filename, info.file_size, _zip_reader(zipped, info)
 
 
 class MemberRejection(NamedTuple):
@@ -1116,5 +1116,7 @@ def _tar_reader(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[
     return read
 
 
-def _zip_reader(archive: zipfile.ZipFile, name: str) -> Callable[[], bytes]:
-    return lambda: archive.read(name)
+def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    # By its entry, never by name: of two entries with one name, zipfile reads the last for either,
+    # so a small first one would let a large second one be inflated past the size cap.
+    return lambda: archive.read(info)
