@@ -136,33 +136,73 @@ def flush_folder(folder: Path) -> None:
         os.close(handle)
 
 
+# What a lock call fails with when another holder has the lock; any other error (ENOLCK on NFS
+# without lockd, EOPNOTSUPP or ENOSYS on some FUSE and network mounts) is the file system's: no
+# amount of waiting gets the lock there.
+HELD_ELSEWHERE = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)})
+
+
 @contextmanager
-def hold_lock(lock_file: Path, busy: Callable[[], Exception], *, wait: float = 0.0) -> Iterator[None]:
+def hold_lock(
+    lock_file: Path, busy: Callable[[], Exception], *, wait: float = 0.0, best_effort: bool = False
+) -> Iterator[None]:
     """Hold ``lock_file`` exclusively while the block runs (created when missing, left in place),
     or raise ``busy()`` when another holder has it: at once, without waiting, by default; after
     trying again for up to ``wait`` seconds otherwise (for holders that keep it briefly). An OS
     lock (``flock``; ``msvcrt.locking`` on Windows), not the file's existence: it ends with its
-    process, so a holder that crashed leaves no stale lock."""
+    process, so a holder that crashed leaves no stale lock.
+
+    On a file system that cannot lock at all (``HELD_ELSEWHERE`` aside) the block runs without the
+    lock when ``best_effort``; otherwise that ``OSError`` is raised, naming the lock file."""
     handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(handle, busy, wait)
+        locked = _acquire_or_not(handle, busy, wait, lock_file, best_effort=best_effort)
         try:
             yield
         finally:
-            _unlock(handle)
+            if locked:
+                _unlock(handle)
     finally:
         os.close(handle)
 
 
+def _acquire_or_not(
+    handle: int, busy: Callable[[], Exception], wait: float, lock_file: Path, *, best_effort: bool
+) -> bool:
+    """``_acquire``; whether the lock is held (``False``: the file system cannot lock, and
+    ``best_effort`` takes that)."""
+    try:
+        _acquire(handle, busy, wait)
+    except _CannotLock as cannot:
+        error = cannot.error
+        if not best_effort:
+            raise OSError(
+                error.errno, f"cannot lock {lock_file}: the file system refused ({error.strerror})"
+            ) from error
+        return False  # the caller accepted a file system that does not keep two writers apart
+    return True
+
+
+class _CannotLock(Exception):
+    """The file system refused a lock call (``error``), which no waiting changes."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def _acquire(handle: int, busy: Callable[[], Exception], wait: float) -> None:
     """Lock ``handle``, trying again (5 ms, doubling up to 100 ms apart) until ``wait`` seconds
-    have passed; ``busy()`` then."""
+    have passed; ``busy()`` then. A lock call that fails for another reason than a holder
+    (``HELD_ELSEWHERE``) raises ``_CannotLock`` at once."""
     deadline = time.monotonic() + wait
     pause = 0.005
     while True:
         try:
             _lock(handle)
-        except OSError:
+        except OSError as error:
+            if error.errno not in HELD_ELSEWHERE:
+                raise _CannotLock(error) from error
             left = deadline - time.monotonic()
             if left <= 0:
                 raise busy() from None

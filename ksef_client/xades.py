@@ -176,7 +176,9 @@ def _read(value: bytes | str | Path, field: str, expected: str) -> bytes:
     if isinstance(value, str):
         if "-----BEGIN" in value:
             return value.encode()
-        if not os.path.isfile(value):  # False for any name the OS refuses (too long, a NUL, ...)
+        # exists, not isfile: /dev/stdin, /dev/fd/N (a shell's <(...)) and named pipes are paths to
+        # read too. False for any name the OS refuses (too long, a NUL, ...).
+        if not os.path.exists(value):
             raise ValueError(
                 f"{field}: a str of {len(value)} characters that is neither PEM text nor the path of an existing "
                 f"file (not repeated here: it may be a secret); expected {expected}"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ksef_client._durable import write_durably_new
+from ksef_client._durable import hold_lock, write_durably_new
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX link errors; Windows gives winerror codes")
 
@@ -125,3 +125,59 @@ def test_other_link_errors_are_raised_as_before_without_writing_in_place(
         write_durably_new(target, DATA)
     assert caught.value.errno == code
     assert files(tmp_path) == []  # nothing written in place, no temporary file left
+
+
+# --- hold_lock on a file system that cannot lock (final review of session 10, M1) ---------------
+# NFS without lockd answers flock(2) with ENOLCK, some FUSE and network mounts with EOPNOTSUPP or
+# ENOSYS: no waiting gets the lock there. ``fcntl.flock`` stands for such a file system.
+
+
+def no_locks(code: int) -> Callable[[int, int], None]:
+    def flock(handle: int, operation: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return flock
+
+
+class Busy(Exception):
+    pass
+
+
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS], ids=errno.errorcode.get)
+def test_a_file_system_that_cannot_lock_is_named_not_taken_for_a_busy_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    import fcntl
+
+    monkeypatch.setattr(fcntl, "flock", no_locks(code))
+    with pytest.raises(OSError, match=r"cannot lock .*the file system refused") as refused:  # noqa: SIM117
+        with hold_lock(tmp_path / "state.lock", Busy, wait=2.0):  # at once, not after the 2 s
+            pytest.fail("ran without the lock")
+    assert refused.value.errno == code and not isinstance(refused.value, Busy)
+    ran = []
+    with hold_lock(tmp_path / "state.lock", Busy, wait=2.0, best_effort=True):
+        ran.append(True)
+    assert ran == [True]
+
+
+def test_the_cli_saves_credentials_on_a_file_system_that_cannot_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: every save waited the 10 s out and failed with "locked by another ksef process".
+    import fcntl
+
+    from ksef_client.cli.config import CredentialStore
+
+    monkeypatch.setenv("KSEF_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("KSEF_CREDENTIAL_STORE", "file")
+    monkeypatch.setattr(fcntl, "flock", no_locks(errno.ENOLCK))
+    monkeypatch.setattr("ksef_client.cli.config.LOCK_WAIT", 2.0)  # waited out, it fails as "locked"
+    store = CredentialStore()
+    store.set("default", "ksef-token", "secret")
+    assert store.get("default", "ksef-token") == "secret"
+
+
+def test_a_lock_held_elsewhere_is_still_busy(tmp_path: Path) -> None:
+    with hold_lock(tmp_path / "state.lock", Busy), pytest.raises(Busy):  # noqa: SIM117
+        with hold_lock(tmp_path / "state.lock", Busy):  # a second open file: flock excludes it
+            pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -237,3 +239,17 @@ def test_doctype_text_in_a_comment_is_not_a_dtd() -> None:
     start = document.index(b">", document.index(b"<AuthTokenRequest")) + 1
     commented = document[:start] + b"<!-- <!DOCTYPE x> <!ENTITY a 'b'> -->" + document[start:]
     assert verify_xades(commented).root.findtext(f"{{{AUTH_NAMESPACE}}}Challenge") == CHALLENGE
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_key_from_a_pipe_given_as_a_str_path_loads(tmp_path: Path) -> None:
+    # What a shell's <(vault read ...) gives: /dev/fd/N, a pipe, not a regular file (final review of
+    # session 10, L1: the check of the path took only regular files, and said the pipe did not exist).
+    creds = self_signed_certificate()
+    pipe = tmp_path / "key.pem"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_bytes, args=(creds.private_key_pem(),), daemon=True)
+    writer.start()
+    loaded = SigningCredentials.from_pem(creds.certificate_pem(), str(pipe))
+    writer.join()
+    assert loaded.certificate == creds.certificate

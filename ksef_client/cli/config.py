@@ -231,7 +231,7 @@ class CredentialStore:
                 f"({path.name}.lock); try again when it has finished"
             )
 
-        with hold_lock(path.with_name(path.name + ".lock"), busy, wait=LOCK_WAIT):
+        with hold_lock(path.with_name(path.name + ".lock"), busy, wait=LOCK_WAIT, best_effort=True):
             yield
 
     def _read_file(self) -> dict[str, Any]:
