@@ -13,6 +13,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import anyio
@@ -184,9 +185,17 @@ def render_fault(request: Request, fault: Fault, operation: str) -> Response:
         return render_error(request, injected_error(request, fault, operation))
     if fault.status == 429:
         return render_error(request, TooManyRequests(fault.retry_after or 1, operation))
-    page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
+    page = f"<html><body><h1>{fault.status} {_phrase(fault.status)}</h1></body></html>"
     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
     return Response(page, status_code=fault.status, media_type="text/html", headers=headers)
+
+
+def _phrase(status: int) -> str:
+    """The reason phrase of an HTTP status (a fault's page said "Service Unavailable" for any)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def injected_error(request: Request, fault: Fault, operation: str) -> MockAPIError:

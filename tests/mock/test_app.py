@@ -118,6 +118,17 @@ class TestFaults:
             99001, "Własny błąd.", ("szczegół",)
         )  # fmt: skip
 
+    def test_a_fault_without_a_code_names_its_own_status(
+        self, ksef_server: ThreadedServer, backend: KSeFBackend
+    ) -> None:
+        # Final review of session 10, L4: every such page said "Service Unavailable", a 400 or a 404 too.
+        token = backend.mint_access_token("5265877635")
+        for status, phrase in ((400, "Bad Request"), (404, "Not Found"), (502, "Bad Gateway")):
+            backend.faults.add(status, operation="sessions_status.list_sessions")
+            answer = httpx.get(f"{ksef_server.base_url}/sessions?sessionType=Online&pageSize=10",
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert answer.status_code == status and f"<h1>{status} {phrase}</h1>" in answer.text
+
     def test_faults_with_a_code_are_checked_when_added(self, backend: KSeFBackend) -> None:
         with pytest.raises(ValueError, match="status 400"):
             backend.faults.add(503, code=21184)
