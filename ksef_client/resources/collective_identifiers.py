@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ksef_client._core import parsed
 from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, response_of, run
@@ -126,11 +126,20 @@ def invoices_pages(
     return page
 
 
+class QueryFilters(NamedTuple):
+    """The optional filters of ``POST /collective-identifiers/query`` besides the dates."""
+
+    number: str | None = None
+    invoice_count_from: int | None = None
+    invoice_count_to: int | None = None
+    created_in_current_context: bool | None = None
+
+
 def query_pages(
-    date_from: dt.datetime, date_to: dt.datetime, number: str | None, page_size: int
+    date_from: dt.datetime, date_to: dt.datetime, filters: QueryFilters, page_size: int
 ) -> PageFlow[str, CollectiveIdentifiersQueryResponseItem]:
     """The pages of ``POST /collective-identifiers/query`` (arguments checked now)."""
-    body = _query_body(date_from, date_to, number)
+    body = _query_body(date_from, date_to, filters)
     check_page_size(page_size, query_collective_identifiers)
 
     def page(token: str | None) -> Flow[tuple[list[CollectiveIdentifiersQueryResponseItem], str | None]]:
@@ -161,15 +170,37 @@ def of_invoice_pages(
     return page
 
 
-def _query_body(date_from: dt.datetime, date_to: dt.datetime, number: str | None) -> CollectiveIdentifiersQueryRequest:
+# CollectiveIdentifiersQueryRequest.invoiceCountFrom/To: "format": "int32".
+MAX_INT32 = 2**31 - 1
+
+
+def _query_body(
+    date_from: dt.datetime, date_to: dt.datetime, filters: QueryFilters
+) -> CollectiveIdentifiersQueryRequest:
     for name, value in (("date_from", date_from), ("date_to", date_to)):
         if not isinstance(value, dt.datetime) or value.tzinfo is None:
             raise ValueError(f"{name}: a timezone-aware datetime")
     if not dt.timedelta(0) <= date_to - date_from <= dt.timedelta(days=100):
         raise ValueError("date_from..date_to: at most 100 days, date_from first")
     raw: dict[str, Any] = {"dateCreatedFrom": date_from.isoformat(), "dateCreatedTo": date_to.isoformat()}
-    if number is not None:
-        raw["collectiveIdentifierNumber"] = validate_collective_identifier(number, "number")
+    if filters.number is not None:
+        raw["collectiveIdentifierNumber"] = validate_collective_identifier(filters.number, "number")
+    counts = (("invoice_count_from", "invoiceCountFrom"), ("invoice_count_to", "invoiceCountTo"))
+    for name, key in counts:
+        value = getattr(filters, name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT32:
+            raise ValueError(f"{name}: a number of invoices, an int from 0 to {MAX_INT32}; got {value!r}")
+        raw[key] = value
+    low, high = filters.invoice_count_from, filters.invoice_count_to
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"invoice_count_from ({low}) is more than invoice_count_to ({high}): nothing would match")
+    own = filters.created_in_current_context
+    if own is not None:
+        if not isinstance(own, bool):
+            raise ValueError(f"created_in_current_context: True, False or None; got {own!r}")
+        raw["createdInCurrentContext"] = own
     return CollectiveIdentifiersQueryRequest.from_dict(raw)
 
 
@@ -206,12 +237,20 @@ class CollectiveIdentifiers:
         date_to: dt.datetime,
         *,
         number: str | None = None,
+        invoice_count_from: int | None = None,
+        invoice_count_to: int | None = None,
+        created_in_current_context: bool | None = None,
         page_size: int = 100,
         cursor: str | None = None,
     ) -> Pager[CollectiveIdentifiersQueryResponseItem, str]:
-        """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days); ``number``:
-        only that one (``ValueError`` when it is not a collective identifier's number)."""
-        return pager(query_pages(date_from, date_to, number, page_size), self._client, cursor)
+        """Identifiers the context sees (created in it, or, in a NIP context, of its invoices as
+        the seller) created between ``date_from`` and ``date_to`` (at most 100 days), newest first.
+        ``number``: only that one (``ValueError`` when it is not a collective identifier's number);
+        ``invoice_count_from``/``invoice_count_to``: only those grouping that many invoices;
+        ``created_in_current_context``: only those created (``True``) or not created (``False``) in
+        this context. Bad values are a ``ValueError`` before any request."""
+        filters = QueryFilters(number, invoice_count_from, invoice_count_to, created_in_current_context)
+        return pager(query_pages(date_from, date_to, filters, page_size), self._client, cursor)
 
     def of_invoice(
         self, ksef_number: str, *, page_size: int = 100, cursor: str | None = None
@@ -243,11 +282,15 @@ class AsyncCollectiveIdentifiers:
         date_to: dt.datetime,
         *,
         number: str | None = None,
+        invoice_count_from: int | None = None,
+        invoice_count_to: int | None = None,
+        created_in_current_context: bool | None = None,
         page_size: int = 100,
         cursor: str | None = None,
     ) -> AsyncPager[CollectiveIdentifiersQueryResponseItem, str]:
-        """Identifiers created between ``date_from`` and ``date_to`` (at most 100 days)."""
-        return apager(query_pages(date_from, date_to, number, page_size), self._client, cursor)
+        """Identifiers created between ``date_from`` and ``date_to`` (see ``CollectiveIdentifiers.query``)."""
+        filters = QueryFilters(number, invoice_count_from, invoice_count_to, created_in_current_context)
+        return apager(query_pages(date_from, date_to, filters, page_size), self._client, cursor)
 
     def of_invoice(
         self, ksef_number: str, *, page_size: int = 100, cursor: str | None = None

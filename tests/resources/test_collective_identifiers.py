@@ -83,6 +83,30 @@ class TestCollectiveIdentifiers:
         found = list(ksef.collective_identifiers.query(now - dt.timedelta(days=1), now + dt.timedelta(days=1)))
         assert [(i.collective_identifier_number, i.invoice_count) for i in found] == [(created, 2)]
 
+    def test_the_query_narrows_by_invoice_count_and_where_created(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # The spec's CollectiveIdentifiersQueryRequest: invoiceCountFrom/To, createdInCurrentContext.
+        two, three = (ksef.collective_identifiers.create(_issued(backend, n)) for n in (2, 3))
+        now = dt.datetime.now(dt.UTC)
+        window = (now - dt.timedelta(days=1), now + dt.timedelta(days=1))
+
+        def found(**filters: object) -> list[str]:
+            return [i.collective_identifier_number for i in ksef.collective_identifiers.query(*window, **filters)]
+
+        assert found() == [three, two]  # newest first
+        assert found(invoice_count_from=3) == [three] and found(invoice_count_to=2) == [two]
+        assert found(invoice_count_from=2, invoice_count_to=2) == [two]
+        assert found(created_in_current_context=True) == [three, two] and found(created_in_current_context=False) == []
+        sent = ksef.send_state.requests_sent
+        for bad, match in (
+            ({"invoice_count_from": 3, "invoice_count_to": 2}, "nothing would match"),
+            ({"invoice_count_from": -1}, "from 0 to"),
+            ({"invoice_count_to": True}, "an int"),
+            ({"created_in_current_context": "yes"}, "True, False or None"),
+        ):
+            with pytest.raises(ValueError, match=match):
+                ksef.collective_identifiers.query(*window, **bad)  # type: ignore[arg-type]
+        assert ksef.send_state.requests_sent == sent
+
     def test_bad_arguments_are_refused_before_any_request(self, ksef: KSeF) -> None:
         with pytest.raises(ValueError, match="1 to 10"):
             ksef.collective_identifiers.invoices([f"X{i}" for i in range(11)])
