@@ -170,10 +170,6 @@ def of_invoice_pages(
     return page
 
 
-# CollectiveIdentifiersQueryRequest.invoiceCountFrom/To: "format": "int32".
-MAX_INT32 = 2**31 - 1
-
-
 def _query_body(
     date_from: dt.datetime, date_to: dt.datetime, filters: QueryFilters
 ) -> CollectiveIdentifiersQueryRequest:
@@ -185,23 +181,20 @@ def _query_body(
     raw: dict[str, Any] = {"dateCreatedFrom": date_from.isoformat(), "dateCreatedTo": date_to.isoformat()}
     if filters.number is not None:
         raw["collectiveIdentifierNumber"] = validate_collective_identifier(filters.number, "number")
-    counts = (("invoice_count_from", "invoiceCountFrom"), ("invoice_count_to", "invoiceCountTo"))
-    for name, key in counts:
-        value = getattr(filters, name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT32:
-            raise ValueError(f"{name}: a number of invoices, an int from 0 to {MAX_INT32}; got {value!r}")
-        raw[key] = value
+    optional = {
+        "invoiceCountFrom": filters.invoice_count_from,
+        "invoiceCountTo": filters.invoice_count_to,
+        "createdInCurrentContext": filters.created_in_current_context,
+    }
+    raw.update({key: value for key, value in optional.items() if value is not None})
+    checked = checked_against(raw, "CollectiveIdentifiersQueryRequest", "query")  # types, int32
+    # What the spec's schema does not say: a count is not negative, and a range runs upwards.
     low, high = filters.invoice_count_from, filters.invoice_count_to
+    if min(low or 0, high or 0) < 0:
+        raise ValueError(f"invoice_count_from/to: numbers of invoices, from 0; got {low!r}, {high!r}")
     if low is not None and high is not None and low > high:
         raise ValueError(f"invoice_count_from ({low}) is more than invoice_count_to ({high}): nothing would match")
-    own = filters.created_in_current_context
-    if own is not None:
-        if not isinstance(own, bool):
-            raise ValueError(f"created_in_current_context: True, False or None; got {own!r}")
-        raw["createdInCurrentContext"] = own
-    return CollectiveIdentifiersQueryRequest.from_dict(raw)
+    return CollectiveIdentifiersQueryRequest.from_dict(checked)
 
 
 class CollectiveIdentifiers:

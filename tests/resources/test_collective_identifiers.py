@@ -99,9 +99,9 @@ class TestCollectiveIdentifiers:
         sent = ksef.send_state.requests_sent
         for bad, match in (
             ({"invoice_count_from": 3, "invoice_count_to": 2}, "nothing would match"),
-            ({"invoice_count_from": -1}, "from 0 to"),
-            ({"invoice_count_to": True}, "an int"),
-            ({"created_in_current_context": "yes"}, "True, False or None"),
+            ({"invoice_count_from": -1}, "from 0"),
+            ({"invoice_count_to": True}, "expected a whole number"),
+            ({"created_in_current_context": "yes"}, "expected True or False"),
         ):
             with pytest.raises(ValueError, match=match):
                 ksef.collective_identifiers.query(*window, **bad)  # type: ignore[arg-type]
