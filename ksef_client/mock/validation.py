@@ -188,8 +188,7 @@ def rules(method: str, path: str) -> OperationRules:
     schema = json_body.get("schema") if json_body else None
     required = bool(body and body.get("required")) and schema is not None
     validator = compile_schema(schema) if schema is not None else None
-    table = _resolve(operation.get("responses", {}).get("400", {})).get("description", "")
-    unreadable = re.search(r"^\|\s*21001\s*\|", table, re.MULTILINE) is not None
+    unreadable = 21001 in _documented_errors().get((method.upper(), path), {})
     return OperationRules(parameters, schema, required, validator, tuple(content), unreadable)
 
 
