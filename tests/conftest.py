@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ksef_client import KSeF
+from ksef_client import AsyncKSeF, KSeF
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.mock.server import ThreadedServer
@@ -61,5 +61,15 @@ def ksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime)
     token = backend.mint_access_token(NIP)
     with KSeF(
         base_url=ksef_server.base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def aksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> AsyncIterator[AsyncKSeF]:
+    """``ksef``'s asynchronous twin: an ``AsyncKSeF`` of the emulator on the fake clock."""
+    token = backend.mint_access_token(NIP)
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
     ) as client:
         yield client

@@ -130,15 +130,21 @@ def test_logout_revokes_a_login_where_it_was_made(
     assert elsewhere.connections == 0 and "emu/login" not in _stored(tmp_path)
 
 
-def test_secrets_saved_without_their_ksef_are_sent_nowhere(run: Run, tmp_path: Path, backend: KSeFBackend) -> None:
-    # What an earlier version saved: the login's fields alone, the KSeF token's text alone. The
-    # profile may have been re-pointed since: which KSeF they are for cannot be known.
+def _saved_by_an_earlier_version(run: Run, tmp_path: Path, profile: str) -> None:
+    """A login (made at the emulator) and a KSeF token saved for ``profile`` as an earlier version
+    saved them: the login's fields alone, the KSeF token's text alone (no KSeF recorded)."""
     _log_in(run, tmp_path)
     login = json.loads(_stored(tmp_path)["emu/login"])
     del login["ksef"]
     store = CredentialStore()
-    store.set("emu", "login", json.dumps(login))
-    store.set("emu", "ksef-token", "20251010-EC-0000000000-0000000000-00|nip-5265877635|" + "ab" * 32)
+    store.set(profile, "login", json.dumps(login))
+    store.set(profile, "ksef-token", "20251010-EC-0000000000-0000000000-00|nip-5265877635|" + "ab" * 32)
+
+
+def test_secrets_saved_without_their_ksef_are_sent_nowhere(run: Run, tmp_path: Path, backend: KSeFBackend) -> None:
+    # What an earlier version saved: the login's fields alone, the KSeF token's text alone. The
+    # profile may have been re-pointed since: which KSeF they are for cannot be known.
+    _saved_by_an_earlier_version(run, tmp_path, "emu")
     code, _, err = run("-p", "emu", "sessions", "list")
     assert code == 3 and "saved by an earlier version of ksef" in err and "ksef -p emu auth login" in err
     code, out, _ = run("-p", "emu", "--json", "auth", "status")
@@ -158,12 +164,7 @@ def test_secrets_saved_without_their_ksef_stay_usable_at_the_ministrys_environme
 ) -> None:
     # Upgrading must not strand a saved login or KSeF token of a profile aimed at TEST or PROD: at
     # worst it belongs to another of the Ministry's environments, never to a server outside them.
-    _log_in(run, tmp_path)
-    login = json.loads(_stored(tmp_path)["emu/login"])
-    del login["ksef"]
-    store = CredentialStore()
-    store.set("prod", "login", json.dumps(login))
-    store.set("prod", "ksef-token", "20251010-EC-0000000000-0000000000-00|nip-5265877635|" + "ab" * 32)
+    _saved_by_an_earlier_version(run, tmp_path, "prod")
     assert run("profile", "set", "prod", "--env", "PROD", "--nip", NIP)[2] == ""  # no "not used here" note
     code, out, err = run("-p", "prod", "--json", "auth", "status")
     assert code == 0 and json.loads(out)["login_ksef"] == "PROD" and json.loads(out)["usable"], err

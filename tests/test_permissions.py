@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,15 +185,6 @@ def test_grant_wait_query_revoke(
         for item in granted:
             assert api.wait(getattr(api, kind.revoke)(item.id)).status.code == 200
         assert found() == []
-
-
-@pytest.fixture
-async def aksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> AsyncIterator[AsyncKSeF]:
-    token = backend.mint_access_token(NIP)
-    async with AsyncKSeF(
-        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
-    ) as client:
-        yield client
 
 
 @pytest.mark.anyio

@@ -4,7 +4,7 @@ names the last status and, at 100, the likely cause. Sync and async, against the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,16 +15,6 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
 from tests.helpers import FakeTime
-
-
-@pytest.fixture
-async def aksef(ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime) -> AsyncIterator[AsyncKSeF]:
-    """An ``AsyncKSeF`` of the emulator on the fake clock."""
-    token = backend.mint_access_token(NIP)
-    async with AsyncKSeF(
-        base_url=ksef_server.base_url, access_token=token, sleep=fake_time.asleep, clock=fake_time.clock
-    ) as client:
-        yield client
 
 
 @pytest.fixture
