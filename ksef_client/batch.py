@@ -363,14 +363,19 @@ def _check_file_name(name: object, index: int, names: Collection[str] = ()) -> s
         problem = f"has {len(name)} characters; KSeF takes at most {MAX_FILE_NAME} (invoiceFileName)"
     elif any(separator in name for separator in _SEPARATORS) or name in (".", ".."):
         problem = "is a path, not a file name (no '/' or '\\', not '.' or '..')"
-    elif any(unicodedata.category(character) in ("Cc", "Cs") for character in name):
+    elif not name.isprintable() and any(unicodedata.category(character) in ("Cc", "Cs") for character in name):
+        # isprintable first (C, at once): a name per character through unicodedata cost 26 ms per
+        # 10,000 invoices, a tenth of building their package.
         problem = "holds a control character (or a lone surrogate)"
-    shown = repr(name) if len(name) <= 60 else repr(name[:60]) + f"... ({len(name)} characters)"
     if problem is not None:
-        raise BatchFileNameError(f"invoice {index}: file name {shown} {problem}")
+        raise BatchFileNameError(f"invoice {index}: file name {_shown(name)} {problem}")
     if name in names:
-        raise BatchFileNameError(f"invoice {index}: two invoices named {shown} in one package")
+        raise BatchFileNameError(f"invoice {index}: two invoices named {_shown(name)} in one package")
     return name
+
+
+def _shown(name: str) -> str:
+    return repr(name) if len(name) <= 60 else repr(name[:60]) + f"... ({len(name)} characters)"
 
 
 def _passed_on(run: list[tuple[int, str, bytes]], progress: Progress | None) -> Iterator[tuple[str, bytes]]:
