@@ -443,12 +443,12 @@ class _OnlineSessionFlows:
         form: str | FormCode,
         validate: bool,
         limits: ContextLimits | None,
-        production: bool = False,
-        open_sessions: OpenSessions | None = None,
+        production: bool,
+        open_sessions: OpenSessions,
     ) -> None:
         self._keys = keys
         # The client's record of the sessions it holds open (``sessions.wait`` refuses those).
-        self._open_sessions = open_sessions if open_sessions is not None else OpenSessions()
+        self._open_sessions = open_sessions
         self.form = form_code(form)
         self.validate = validate
         self._production = production  # the parties' NIP check digits too (KSeF PROD only checks them)
@@ -759,15 +759,14 @@ def upload_and_close_flow(
     package: BatchPackage,
     workers: int,
     progress: Progress | None,
-    open_sessions: OpenSessions | None = None,
+    open_sessions: OpenSessions,
 ) -> Flow[None]:
     """Upload the package's parts to the links of the opened session, then close it (forgotten in
     ``open_sessions``, the client's record of the sessions it holds open, as the close goes out).
     The upload's time does not count against the call's deadline (``Upload``): a slow uplink still
     gets its close."""
     yield Upload(part_uploads(opened.part_upload_requests, package.parts), workers, progress)
-    if open_sessions is not None:
-        open_sessions.closing(opened.reference_number)
+    open_sessions.closing(opened.reference_number)
     yield from close_flow(opened.reference_number, close_batch_session)
 
 

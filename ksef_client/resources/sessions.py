@@ -100,15 +100,14 @@ NEVER_CLOSED = (
 
 
 def wait_flow(
-    reference_number: str, timeout: float, interval: float, open_sessions: OpenSessions | None = None
+    reference_number: str, timeout: float, interval: float, open_sessions: OpenSessions
 ) -> Flow[SessionStatusResponse]:
     """Poll the session's status until it is final; ``PollTimeoutError`` after ``timeout``, naming
     the last status (code and description; at 100 the hint that the session may not be closed).
     A session in ``open_sessions`` (the client's: opened by it, no close sent) is a
     ``RuntimeError`` saying how to close it, before any request."""
     validate_reference_number(reference_number)
-    if open_sessions is not None:
-        open_sessions.check_not_open(reference_number)
+    open_sessions.check_not_open(reference_number)
     return (
         yield from poll_flow(
             lambda: status_flow(reference_number),
