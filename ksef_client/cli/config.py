@@ -328,11 +328,6 @@ def login_from_json(text: str, source: str = "the saved login") -> tuple[AuthTok
     return tokens, ksef
 
 
-def tokens_from_json(text: str, source: str = "the saved login") -> AuthTokens:
-    """The tokens of ``login_from_json`` alone."""
-    return login_from_json(text, source)[0]
-
-
 # A saved KSeF token: {"format": ..., "ksef": ..., "token": ...}. An earlier version saved the
 # token's text alone (a KSeF token is never a JSON object).
 KSEF_TOKEN_FORMAT = "ksef-cli-ksef-token/1"  # noqa: S105 - a format name, no secret
