@@ -26,6 +26,7 @@ from ksef_client._storage import async_storage_guard, redact_storage_links_in_lo
 from ksef_client._throttle import Pacing
 from ksef_client._tokens import KeyCache, TokenHolder
 from ksef_client._transport import (
+    CALLED_OFF,
     DEADLINE,
     NO_DEADLINE,
     STREAMED,
@@ -458,10 +459,11 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     def _upload(self, uploads: list[PartUpload], workers: int, progress: Progress | None) -> None:
         from ksef_client.batch import UploadBody, check_upload  # noqa: PLC0415
 
-        # As AsyncKSeF's task group: after a failure no part starts (those under way finish), and
-        # the call raises once they did. Was: pool.map, which raises a failure only when it
-        # reaches it in part order: while an earlier part was slow, the threads went on
-        # uploading every part left, into a session that is then never closed.
+        # As AsyncKSeF's task group: after a failure no part starts, those under way finish the
+        # attempt they are in with no repeat (CALLED_OFF), and the call raises once they did.
+        # Was: pool.map, which raises a failure only when it reaches it in part order: while an
+        # earlier part was slow, the threads went on uploading every part left, into a session
+        # that is then never closed.
         failed = threading.Event()
 
         def put(upload: PartUpload) -> bool:
@@ -474,12 +476,16 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
                         upload.url,
                         content=UploadBody(upload.part),
                         headers=upload.headers,
-                        extensions=_part_extensions(),
+                        # once another part failed, this one's repeats are called off too
+                        extensions={**_part_extensions(), CALLED_OFF: failed},
                     )
                 except httpx.TransportError as error:
                     raise connection_error(error) from error
                 check_upload(response, upload.part.ordinal_number)
-            except BaseException:
+            except BaseException as failure:
+                if failed.is_set():
+                    number = upload.part.ordinal_number
+                    failure.add_note(f"another part had failed first: repeats of part {number} were called off")
                 failed.set()  # before this thread takes the next part
                 raise
             return True

@@ -42,6 +42,13 @@ log = logging.getLogger("ksef_client")
 DEADLINE = "ksef_deadline"
 NO_DEADLINE = "none"
 
+# A request extension: a ``threading.Event`` that, once set, calls off the request's repeats: the
+# transport sends it no more and the last answer (or error) stands. A sync batch sets it on its
+# part uploads when another part failed (the session will not be closed, so a repeat only wastes
+# the uplink); async uploads are cancelled with their task group instead. Not for streamed
+# requests (``STREAMED``), whose answer is closed before a repeat and could not stand.
+CALLED_OFF = "ksef_called_off"
+
 
 class Deadline:
     """When one SDK call must be over, on the client's clock.
@@ -177,6 +184,11 @@ class SendState:
         )
         raise _blocked_error(message, answer, slot.held, cap if too_long else None)
 
+    def called_off(self, request: httpx.Request) -> bool:
+        """Whether ``request``'s repeats were called off (``CALLED_OFF``)."""
+        off = request.extensions.get(CALLED_OFF)
+        return off is not None and off.is_set() and not request.extensions.get(STREAMED)
+
     def sending(self) -> None:
         """Count one attempt sent."""
         with self._lock:
@@ -195,6 +207,8 @@ class SendState:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
             if retry_after is not None:
                 slot.hold(retry_after, request, response)
+        if self.called_off(request):
+            return None
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
         delay = self.policy.delay_after_response(response, safe, budget, self.rng, now)
@@ -207,6 +221,8 @@ class SendState:
     ) -> float | None:
         """Seconds to wait before sending ``request`` again, or ``None``: ``error`` is raised (also
         when the wait would outlast ``deadline``)."""
+        if self.called_off(request):
+            return None
         budget = budget_of(request)
         delay = self.policy.delay_after_error(error, is_repeat_safe(request, self.api_path_prefix), budget, self.rng)
         uncertain = not never_sent(error)  # a connection broken once made: the request may have arrived
@@ -304,14 +320,25 @@ class RetryingTransport(httpx.BaseTransport):
             except httpx.TransportError as error:
                 state.check_deadline(request, deadline)
                 delay = state.after_error(request, error, deadline)
-                if delay is None:
+                if delay is None or not self._waited(request, delay):
                     raise
             else:
                 delay = state.after_response(request, response, slot, deadline)
                 if delay is None:
                     return response
-                response.close()
+                response.close()  # read whole (unless streamed): its content stays
+                if not self._waited(request, delay):
+                    return response
+
+    def _waited(self, request: httpx.Request, delay: float) -> bool:
+        """Wait ``delay`` before a repeat of ``request``; ``False`` when it was called off by then
+        (``CALLED_OFF``). On the real clock the wait ends the moment it is called off."""
+        off = request.extensions.get(CALLED_OFF)
+        if isinstance(off, threading.Event) and self._sleep is time.sleep:
+            off.wait(delay)
+        else:
             self._sleep(delay)
+        return not self._state.called_off(request)
 
     def close(self) -> None:
         self._inner.close()
@@ -348,14 +375,21 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             except httpx.TransportError as error:
                 state.check_deadline(request, deadline)
                 delay = state.after_error(request, error, deadline)
-                if delay is None:
+                if delay is None or not await self._waited(request, delay):
                     raise
             else:
                 delay = state.after_response(request, response, slot, deadline)
                 if delay is None:
                     return response
-                await response.aclose()
-            await self._sleep(delay)
+                await response.aclose()  # read whole (unless streamed): its content stays
+                if not await self._waited(request, delay):
+                    return response
+
+    async def _waited(self, request: httpx.Request, delay: float) -> bool:
+        """``RetryingTransport._waited``; async uploads are cancelled rather than called off, so
+        this only waits."""
+        await self._sleep(delay)
+        return not self._state.called_off(request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
