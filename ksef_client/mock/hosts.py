@@ -4,8 +4,8 @@ A web page whose own name an attacker rebinds to 127.0.0.1 is same-origin with a
 listening there: without this check it could log in with a self-signed certificate (which the
 TEST profile accepts, as KSeF TEST does) and read every invoice. Such a page's requests carry its
 own name in ``Host``, so an emulator that listens on a loopback address answers only requests
-addressed to a loopback name, the address it listens on, or a name it was told to allow (403
-otherwise), on every route: ``/v2``, storage and ``/_mock/*``.
+addressed to a loopback name (``localhost`` and the names under it included), the address it
+listens on, or a name it was told to allow (403 otherwise), on every route: ``/v2``, storage and ``/_mock/*``.
 
 An emulator listening on any other address (``0.0.0.0``, ``::`` or a network address) is
 reachable from the network anyway and is addressed by whatever names lead there (a container's
@@ -34,6 +34,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_localhost_name(name: str) -> bool:
+    """Whether ``name`` is ``localhost`` or a name under it (``ksef.localhost``), with or without
+    the root's dot: RFC 6761 keeps them on this machine and out of public DNS, so no rebound page
+    can be addressed by one."""
+    name = name[:-1] if name.endswith(".") else name
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def host_name(host_header: str) -> str:
@@ -83,8 +91,10 @@ class HostPolicy:
         return cls(frozenset(names), bool(extra) or (host is not None and is_loopback(host)))
 
     def allows(self, host_header: str) -> bool:
-        """Whether a request with this ``Host`` header is addressed to the emulator."""
-        return host_name(host_header) in self.names
+        """Whether a request with this ``Host`` header is addressed to the emulator (one of its
+        names, or a localhost name: ``localhost.``, ``ksef.localhost``)."""
+        name = host_name(host_header)
+        return name in self.names or is_localhost_name(name)
 
     def refusal(self, host_header: str) -> Response:
         """The 403 for a request addressed to another name (problem details, which the SDK's

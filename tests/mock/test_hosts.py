@@ -51,7 +51,15 @@ def test_an_emulator_on_loopback_refuses_a_foreign_host_on_every_route(root: htt
     assert _refused(upload)  # storage too
     assert httpx.put(request["url"], content=data, headers=request["headers"]).status_code == 201
     # Its own names, with or without a port, in any case:
-    for host in ("127.0.0.1", f"localhost:{root.base_url.port}", "LOCALHOST", "[::1]:8000"):
+    names = (
+        "127.0.0.1",
+        f"localhost:{root.base_url.port}",
+        "LOCALHOST",
+        "[::1]:8000",
+        "localhost.",
+        "ksef.localhost:80",
+    )
+    for host in names:
         assert root.post("/v2/auth/challenge", headers={"Host": host}).status_code == 200, host
     assert root.post("/_mock/tokens", json={"nip": NIP}, headers={"Host": "localhost"}).status_code == 200
 
@@ -157,3 +165,15 @@ def test_the_policy_of_each_listening_address() -> None:
     assert not HostPolicy.of(None).everywhere and HostPolicy.of(None, ["x"]).everywhere
     assert HostPolicy.of("[::1]").allows("[::1]:80") and HostPolicy.of("10.0.0.5").allows("10.0.0.5:8000")
     assert not HostPolicy.of("10.0.0.5").everywhere  # a network address: reachable by other names anyway
+
+
+@pytest.mark.parametrize("header", ["localhost.", "ksef.localhost", "A.B.LOCALHOST.:8000", "[::1]"])
+def test_localhost_names_are_loopback_names(header: str) -> None:
+    # RFC 6761: localhost and the names under it never leave the machine (no public DNS), so no
+    # rebound page is addressed by one; harnesses use them (a container's ``app.localhost``).
+    assert HostPolicy.of("127.0.0.1").allows(header)
+
+
+@pytest.mark.parametrize("header", ["localhost.example", "notlocalhost", "localhost..", "evil.com.localhost.example"])
+def test_names_that_only_look_like_localhost_are_refused(header: str) -> None:
+    assert not HostPolicy.of("127.0.0.1").allows(header)
