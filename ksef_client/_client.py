@@ -283,15 +283,24 @@ class _ClientCore(Generic[TransportT, SleepT]):
 
     def with_options(self, **changes: Any) -> Self:
         """A client with some options changed (``timeout=``, ``max_retries=``...) sharing this one's
-        login: tokens refreshed by either are seen by both, and so are the rate limits' counts
-        (unless ``base_url`` or ``clock`` changes) and the sessions either holds open (``sessions.wait``)."""
+        login: tokens refreshed by either are seen by both, and so are the public keys, the rate
+        limits' counts (unless ``clock`` changes) and the sessions either holds open
+        (``sessions.wait``).
+
+        A copy pointed at another KSeF (``base_url=`` or ``environment=`` giving another base URL
+        than this client's) shares none of that: it starts with no login (log in on it, or
+        ``auth.resume`` tokens issued by that KSeF), fetches that KSeF's public keys and counts
+        its own rate limits. One KSeF's tokens are never sent to another.
+        """
         unknown = sorted(set(changes) - set(self._options))
         if unknown:
             raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(self._options)}")
         clone = type(self)(**{**self._options, **changes})
+        clone.send_state.pacing.share_with(self.send_state.pacing)
+        if clone.settings.base_url != self.settings.base_url:
+            return clone  # another KSeF: its own (empty) login, keys and open sessions
         clone._tokens, clone._public_keys = self._tokens, self._public_keys
         clone._open_sessions = self._open_sessions
-        clone.send_state.pacing.share_with(self.send_state.pacing)
         clone._http.auth = BearerAuth(clone._tokens, clone.settings.base_url + REFRESH_PATH, clone.send_state)
         return clone
 

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# A request extension: a callable given the error ``raise_for_status`` makes of the request's
+# answer, before it is raised (``_auth``: a refused refresh ends the login's refreshing, and a 401
+# after that says to log in again).
+ON_ERROR = "ksef_on_error"
+
 
 def raise_for_status(response: httpx.Response, not_found_hint: str = "") -> None:
     """Turn an error answer into our exception (called once the body has been read);
@@ -39,6 +44,9 @@ def raise_for_status(response: httpx.Response, not_found_hint: str = "") -> None
         hint = not_found_hint if response.status_code == 404 else ""
         error = make_status_error(response, retry_after, response.extensions.get(MAX_RETRY_AFTER), hint=hint)
         _note_uncertain_attempts(error, response)
+        on_error = response._request.extensions.get(ON_ERROR) if response._request is not None else None
+        if on_error is not None:
+            on_error(error)
         raise error
 
 

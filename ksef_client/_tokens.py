@@ -17,6 +17,11 @@ class TokenHolder:
     """The current access and refresh tokens; never shown in reprs or logs.
 
     ``lock`` (threads) and ``async_lock`` (tasks) serialise refreshes (``_auth.BearerAuth``).
+
+    ``generation`` counts the logins the holder has held: a login, ``auth.resume`` and the
+    ``access_token`` setter each start a new one (``replace``); a refresh does not. A refresh
+    answer is applied only to the generation it was asked for (``refreshed``): a login installed
+    while a refresh was under way is not overwritten by the old login's new access token.
     """
 
     # Refresh this long before the access token's expiry, so no request goes out with a dying token.
@@ -30,8 +35,14 @@ class TokenHolder:
         # token given as it is (its context is not readable from it). KSeF counts rate limits
         # per context: clients of one context share their throttle (``_throttle.Pacing``).
         self.context: tuple[str, str] | None = None
+        self.generation = 0
+        # Why the login has no refresh token any more (KSeF refused it, or its session was
+        # revoked), until another login replaces it: a 401 then says to log in again.
+        self.ended: str | None = None
         self.lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
+        # Makes each change below one step for threads (held only while fields are assigned).
+        self._guard = threading.Lock()
 
     @property
     def async_lock(self) -> anyio.Lock:
@@ -45,15 +56,44 @@ class TokenHolder:
             f"TokenHolder(token={'set' if self.token else None}, refresh_token={'set' if self.refresh_token else None})"
         )
 
-    def set(self, token: str, valid_until: dt.datetime | None, refresh_token: str | None = None) -> None:
-        """Store a new access token (and refresh token, when one came with it)."""
-        self.token, self.valid_until = token, _aware(valid_until)
-        if refresh_token is not None:
-            self.refresh_token = refresh_token
+    def replace(
+        self,
+        token: str | None,
+        valid_until: dt.datetime | None = None,
+        refresh_token: str | None = None,
+        context: tuple[str, str] | None = None,
+    ) -> None:
+        """Make this the client's login (a new generation): whatever an earlier login left, its
+        refresh token included, is dropped, and a refresh of it under way is not applied."""
+        with self._guard:
+            self.generation += 1
+            self.token, self.valid_until, self.refresh_token = token, _aware(valid_until), refresh_token
+            self.context, self.ended = context, None
 
     def set_unrefreshable(self, token: str | None) -> None:
         """Replace the login by a bare access token: no refresh token, expiry unknown."""
-        self.token, self.valid_until, self.refresh_token, self.context = token, None, None, None
+        self.replace(token)
+
+    def for_refresh(self) -> tuple[int, str | None]:
+        """The generation and its refresh token, read together (a refresh is asked with these)."""
+        with self._guard:
+            return self.generation, self.refresh_token
+
+    def refreshed(self, generation: int, token: str, valid_until: dt.datetime | None) -> bool:
+        """Store the access token a refresh of ``generation`` brought, unless another login has
+        replaced that one meanwhile (then the answer is dropped: ``False``)."""
+        with self._guard:
+            if self.generation != generation:
+                return False
+            self.token, self.valid_until = token, _aware(valid_until)
+            return True
+
+    def end_refreshing(self, generation: int, reason: str) -> None:
+        """Drop the refresh token of ``generation`` (KSeF refused it, or its session was revoked),
+        saying why in ``ended``; nothing when another login has replaced that one."""
+        with self._guard:
+            if self.generation == generation:
+                self.refresh_token, self.ended = None, reason
 
     def expiring(self, now: dt.datetime) -> bool:
         """Whether the access token expires within the margin (unknown expiry: no)."""

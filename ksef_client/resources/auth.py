@@ -291,6 +291,7 @@ def token_login_flow(
     restricted to ``allowed_ips`` when given."""
     if not ksef_token:
         raise ValueError("ksef_token: empty")
+    start_login(client._tokens)
     return (
         yield from restarting(lambda: _token_login_once(context, ksef_token, client, timeout, interval, allowed_ips))
     )
@@ -342,6 +343,7 @@ def certificate_login_flow(
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge, with
     ``allowed_ips``' ``AuthorizationPolicy`` when given."""
     subject_type(subject_identifier_type)
+    start_login(client._tokens)
     return (
         yield from restarting(
             lambda: _certificate_login_once(
@@ -407,6 +409,7 @@ def signed_request_login_flow(
     failure, unlike the other logins: a new challenge would need a new signature, which only the
     caller can make."""
     context = signed_request_context(signed_xml)
+    start_login(client._tokens)
     return (yield from _signed_login_flow(signed_xml, context, client, timeout, interval, verify_chain))
 
 
@@ -465,16 +468,25 @@ def _check_schema(request: etree._Element, namespace: str) -> None:
 
 def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | None = None) -> AuthTokens:
     """Make ``tokens`` the client's login (into ``context``, when known: the clients of one
-    context share their rate-limit pacing)."""
-    holder.set(tokens.access_token, tokens.access_valid_until, tokens.refresh_token)
-    holder.context = context
+    context share their rate-limit pacing); a refresh of an earlier login still under way is
+    then not applied."""
+    holder.replace(tokens.access_token, tokens.access_valid_until, tokens.refresh_token, context)
     return tokens
+
+
+def start_login(holder: TokenHolder) -> None:
+    """The start of a login (its arguments checked): the client's earlier login ends here, so
+    nothing is sent with it or refreshed into its context while the new one is under way, and
+    a refresh of it then under way is not applied. A login that fails leaves the client with
+    none."""
+    holder.set_unrefreshable(None)
 
 
 def revoke_flow(holder: TokenHolder) -> Flow[None]:
     """Revoke the login's refresh token."""
+    generation = holder.generation
     yield Call(revoke_current_auth_session)
-    holder.refresh_token = None
+    holder.end_refreshing(generation, "its session was revoked (auth.revoke_current_session)")
 
 
 def auth_sessions_pages(page_size: int) -> PageFlow[str, AuthenticationListItem]:
@@ -528,6 +540,10 @@ class Auth:
     ) -> AuthTokens:
         """Authenticate with a KSeF token; the client then uses (and refreshes) the access token.
 
+        The client's earlier login ends when this one starts (its arguments checked): a login that
+        fails leaves the client with none. The login's own requests take no token, so an earlier
+        login whose refresh token died does not stand in their way.
+
         ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) restricts where the login's tokens
         work: KSeF refuses them from other addresses (403 ``ip-not-allowed``).
         """
@@ -547,7 +563,8 @@ class Auth:
         verify_certificate_chain: bool = False,
         allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
-        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``).
+        """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``). The
+        client's earlier login ends when this one starts, as in :meth:`login_with_token`.
 
         ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
         revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a
@@ -608,13 +625,15 @@ class Auth:
         The policy the document carries (``unsigned_auth_token_request(allowed_ips=...)``)
         restricts the login's tokens. A failure is not retried from a new challenge, as the
         other logins are: that would need a new signature. A challenge is used once: after a
-        refusal sign a new :meth:`unsigned_auth_token_request`.
+        refusal sign a new :meth:`unsigned_auth_token_request`. The client's earlier login ends
+        when this one starts (the document checked), as in :meth:`login_with_token`.
         """
         flow = signed_request_login_flow(signed_xml, self._client, timeout, interval, verify_certificate_chain)
         return run(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:
-        """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
+        """Use the tokens of an earlier login (saved by your program): refreshed as usual. They
+        replace the client's login; a refresh of the one before still under way is not applied."""
         install(self._client._tokens, tokens)
 
     def revoke_current_session(self) -> None:
@@ -631,10 +650,12 @@ class Auth:
         """Revoke a login session of the context (``DELETE /auth/sessions/{referenceNumber}``): its
         refresh token stops working; access tokens already issued live until they expire.
 
-        When the client had to repeat the request after an attempt KSeF may have carried out and
-        KSeF refuses the repeat, the listing decides: a session no longer among the active ones
-        was revoked (success); otherwise the refusal is raised, its ``uncertain_attempts`` and a
-        note saying an attempt was lost.
+        When the client had to repeat the request after an attempt KSeF may have carried out (its
+        answer lost) and KSeF refuses the repeat, the refusal is raised as it is, with
+        ``uncertain_attempts`` and a note saying an attempt was lost: KSeF refuses a session
+        already revoked, one of another context and an unknown reference number alike (400 /
+        21405), and none of them is listed by :meth:`sessions`, so only you can tell whether the
+        lost attempt revoked it.
         """
         run(revoke_session_flow(reference_number), self._client)
 
@@ -732,7 +753,8 @@ class AsyncAuth:
         return await arun(flow, self._client)
 
     def resume(self, tokens: AuthTokens) -> None:
-        """Use the tokens of an earlier login (saved by your program): refreshed as usual."""
+        """Use the tokens of an earlier login (saved by your program): refreshed as usual. They
+        replace the client's login; a refresh of the one before still under way is not applied."""
         install(self._client._tokens, tokens)
 
     async def revoke_current_session(self) -> None:
