@@ -291,7 +291,6 @@ def token_login_flow(
     restricted to ``allowed_ips`` when given."""
     if not ksef_token:
         raise ValueError("ksef_token: empty")
-    start_login(client._tokens)
     return (
         yield from restarting(lambda: _token_login_once(context, ksef_token, client, timeout, interval, allowed_ips))
     )
@@ -343,7 +342,6 @@ def certificate_login_flow(
     """Login with a certificate: sign ``AuthTokenRequest`` (XAdES) for the challenge, with
     ``allowed_ips``' ``AuthorizationPolicy`` when given."""
     subject_type(subject_identifier_type)
-    start_login(client._tokens)
     return (
         yield from restarting(
             lambda: _certificate_login_once(
@@ -409,7 +407,6 @@ def signed_request_login_flow(
     failure, unlike the other logins: a new challenge would need a new signature, which only the
     caller can make."""
     context = signed_request_context(signed_xml)
-    start_login(client._tokens)
     return (yield from _signed_login_flow(signed_xml, context, client, timeout, interval, verify_chain))
 
 
@@ -474,14 +471,6 @@ def install(holder: TokenHolder, tokens: AuthTokens, context: tuple[str, str] | 
     return tokens
 
 
-def start_login(holder: TokenHolder) -> None:
-    """The start of a login (its arguments checked): the client's earlier login ends here, so
-    nothing is sent with it or refreshed into its context while the new one is under way, and
-    a refresh of it then under way is not applied. A login that fails leaves the client with
-    none."""
-    holder.set_unrefreshable(None)
-
-
 def revoke_flow(holder: TokenHolder) -> Flow[None]:
     """Revoke the login's refresh token."""
     generation = holder.generation
@@ -540,9 +529,9 @@ class Auth:
     ) -> AuthTokens:
         """Authenticate with a KSeF token; the client then uses (and refreshes) the access token.
 
-        The client's earlier login ends when this one starts (its arguments checked): a login that
-        fails leaves the client with none. The login's own requests take no token, so an earlier
-        login whose refresh token died does not stand in their way.
+        The client's earlier login stays until this one succeeds (a login that fails leaves it as
+        it was). The login's own requests take no token, so an earlier login whose refresh token
+        died does not stand in their way.
 
         ``allowed_ips`` (:class:`~ksef_client.xades.AllowedIps`) restricts where the login's tokens
         work: KSeF refuses them from other addresses (403 ``ip-not-allowed``).
@@ -564,7 +553,7 @@ class Auth:
         allowed_ips: AllowedIps | None = None,
     ) -> AuthTokens:
         """Authenticate with a certificate and its key (XAdES-signed ``AuthTokenRequest``). The
-        client's earlier login ends when this one starts, as in :meth:`login_with_token`.
+        client's earlier login stays until this one succeeds, as in :meth:`login_with_token`.
 
         ``verify_certificate_chain=True`` asks KSeF to check the certificate's chain and its
         revocation (OCSP/CRL) even where self-signed certificates are accepted (TEST): a

@@ -296,29 +296,32 @@ class TestOperationsWithoutSecurity:
             assert watch.seen[-1][2] == f"Bearer {client.access_token}" != f"Bearer {tokens.access_token}"
 
 
-class TestALoginEndsTheEarlierOne:
-    """H1. A login replaces the client's login at its start: a login that fails leaves none (was:
-    the earlier login stayed, and was refreshed alongside the new one's steps)."""
+class TestAFailedLoginKeepsTheEarlierOne:
+    """H1. A login replaces the client's login when it succeeds: one that fails leaves the earlier
+    login as it was (its tokens and refresh token), and its own steps never carried it."""
 
     def test_sync(self, ksef_server: ThreadedServer, fake_time: FakeTime) -> None:
         creds, stranger = self_signed_certificate(kind="seal"), self_signed_certificate()
         with KSeF(base_url=ksef_server.base_url, sleep=fake_time.sleep, clock=fake_time.clock) as client:
-            client.auth.login_with_certificate(creds, context_nip=creds.nip)
+            tokens = client.auth.login_with_certificate(creds, context_nip=creds.nip)
             with pytest.raises(AuthenticationFailedError):  # no rights in that context: 415
                 client.auth.login_with_certificate(stranger, context_nip=NIP)
-            assert client.access_token is None and client.access_token_valid_until is None
-            assert client._tokens.refresh_token is None
+            assert client.access_token == tokens.access_token
+            assert client._tokens.refresh_token == tokens.refresh_token
             with pytest.raises(ValueError, match="context_nip"):  # bad input: nothing changes
                 client.auth.login_with_certificate(creds, context_nip="1234567890")
+            assert client.access_token == tokens.access_token
+            list(client.sessions.list())  # the earlier login still works
 
     @pytest.mark.anyio
     async def test_async(self, ksef_server: ThreadedServer, fake_time: FakeTime) -> None:
         creds, stranger = self_signed_certificate(kind="seal"), self_signed_certificate()
         async with AsyncKSeF(base_url=ksef_server.base_url, sleep=fake_time.asleep, clock=fake_time.clock) as client:
-            await client.auth.login_with_certificate(creds, context_nip=creds.nip)
+            tokens = await client.auth.login_with_certificate(creds, context_nip=creds.nip)
             with pytest.raises(AuthenticationFailedError):
                 await client.auth.login_with_certificate(stranger, context_nip=NIP)
-            assert client.access_token is None and client._tokens.refresh_token is None
+            assert client.access_token == tokens.access_token
+            assert client._tokens.refresh_token == tokens.refresh_token
 
 
 CHANGES = ["setter", "resume", "login"]
