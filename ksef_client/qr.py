@@ -7,9 +7,11 @@
   <seller NIP>/<KSeF certificate serial>/<invoice hash>/<signature>``, where the signature covers
   the link without ``https://`` and is made with the Offline-type KSeF certificate's key:
   RSASSA-PSS (SHA-256, salt 32) or ECDSA P-256 (SHA-256, ``r||s``; a link signed in ASN.1 DER, which
-  the guide allows too, verifies as well). Labelled ``CERTYFIKAT``.
+  the guide allows too, verifies as well). Labelled ``CERTYFIKAT``. The serial is KSeF's
+  ``certificateSerialNumber``: 16 hex digits, leading zeros kept (``01F20A5D352AE590``).
 
-Codes are drawn by segno (ISO/IEC 18004) as PNG or as SVG with the label under the code.
+Codes are drawn by segno (ISO/IEC 18004): as SVG with the label under the code, or as a PNG of the
+code alone (the caller draws the label).
 """
 
 from __future__ import annotations
@@ -20,21 +22,29 @@ import functools
 import hashlib
 import io
 import re
+from typing import overload
 from xml.sax.saxutils import escape
 
 import segno
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from ksef_client.environments import Environment, parse_environment
-from ksef_client.identifiers import validate_internal_id, validate_nip
+from ksef_client.identifiers import validate_certificate_serial, validate_internal_id, validate_nip
 from ksef_client.spec_version import pinned_schemas
-from ksef_client.xades import CONTEXT_TYPES, PrivateKey
+from ksef_client.xades import CONTEXT_TYPES, PrivateKey, SigningCredentials, _check_key_matches
 
 OFFLINE_LABEL = "OFFLINE"
-_SERIAL = re.compile(r"[0-9A-F]{1,40}")
+CERTIFICATE_LABEL = "CERTYFIKAT"
+OFFLINE_CERTIFICATE = "Offline"  # the KSeF certificate type that signs KOD II (KsefCertificateType)
+# certificateSerialNumber, everywhere in the spec: "^[0-9A-F]{16}$": 64 bits at most.
+_SERIAL_LIMIT = 1 << 64
+# A certificate KSeF has just issued is valid from the moment of issue by KSeF's clock: one a few
+# minutes ahead of this machine's is not refused as "not valid yet" (its end is not stretched).
+_CLOCK_SKEW = dt.timedelta(minutes=5)
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Context types whose value starts with the NIP of the context (its check digit is checked too,
 # as resources/auth.py does for a login's context; an InternalId's own last digit as well).
@@ -105,28 +115,156 @@ def _sign(private_key: PrivateKey, data: bytes) -> bytes:
     raise ValueError("private_key: RSA or EC keys only")
 
 
+@overload
 def certificate_link(
     environment: Environment | str,
     context_type: str,
     context_value: str,
     seller_nip: str,
-    certificate_serial: str,
+    certificate_serial: SigningCredentials,
+    invoice: bytes,
+    private_key: None = None,
+) -> str: ...
+
+
+@overload
+def certificate_link(
+    environment: Environment | str,
+    context_type: str,
+    context_value: str,
+    seller_nip: str,
+    certificate_serial: x509.Certificate | str | int,
     invoice: bytes,
     private_key: PrivateKey,
+) -> str: ...
+
+
+def certificate_link(
+    environment: Environment | str,
+    context_type: str,
+    context_value: str,
+    seller_nip: str,
+    certificate_serial: SigningCredentials | x509.Certificate | str | int,
+    invoice: bytes,
+    private_key: PrivateKey | None = None,
 ) -> str:
-    """KOD II link of an offline ``invoice``, signed with the KSeF (Offline) certificate's key.
+    """KOD II link of an offline ``invoice``, signed with the key of the issuer's KSeF certificate
+    of type ``Offline`` (kody-qr.md: "Certyfikat typu ``Authentication`` nie może być używany do
+    generowania KODU II").
+
+    ``certificate_serial`` names that certificate, in one of these forms:
+
+    - its credentials, without ``private_key``: the ``KSeFCredentials`` that
+      ``ksef.certificates.obtain(name, "Offline")`` returns, or ``SigningCredentials`` read back from
+      its ``.p12`` (``SigningCredentials.from_pkcs12``). The serial is the certificate's, and
+      before anything is signed a ``ValueError`` refuses a certificate that is not of the
+      ``Offline`` type (its ``certificate_type``, or a keyUsage without Non-Repudiation, which
+      certyfikaty-KSeF.md gives the ``Offline`` type alone: an ``Authentication`` certificate has
+      Digital Signature), one outside its validity (not valid yet, with 5 minutes of leeway for
+      KSeF's clock, or expired), and a key that is not the certificate's;
+    - the ``x509.Certificate`` with its ``private_key``: checked the same way (but for the
+      ``certificate_type``, which only ``KSeFCredentials`` know);
+    - when only those are at hand, the serial with the ``private_key``: KSeF's
+      ``certificateSerialNumber`` (16 hex digits, leading zeros kept: ``01F20A5D352AE590``; lower
+      case is upper-cased) or the certificate's ``serial_number`` as an ``int`` (written
+      ``f"{n:016X}"``). Nothing can then check the certificate's type or validity, nor that the
+      key belongs to it: a wrong one gives a well-formed link that KSeF's verification page
+      refuses.
 
     ``context_value`` must match the spec's pattern of ``context_type`` and goes into the path as
     it is, as the Ministry's C# and Java clients write it (``+`` and ``*`` of a NipVatUe are legal
     in a URL path, RFC 3986 sub-delims, and are signed as they stand)."""
     _check_context(context_type, context_value)
     validate_nip(seller_nip, "seller_nip")
-    serial = certificate_serial.upper()
-    if not _SERIAL.fullmatch(serial):
-        raise ValueError(f"certificate_serial: {certificate_serial!r} is not a hexadecimal serial number")
+    serial, key = _offline_signer(certificate_serial, private_key)
     host = parse_environment(environment).qr_host
     path = f"{host}/certificate/{context_type}/{context_value}/{seller_nip}/{serial}/{invoice_hash(invoice)}"
-    return f"https://{path}/{b64url(_sign(private_key, path.encode()))}"
+    return f"https://{path}/{b64url(_sign(key, path.encode()))}"
+
+
+def _offline_signer(
+    certificate: SigningCredentials | x509.Certificate | str | int, private_key: PrivateKey | None
+) -> tuple[str, PrivateKey]:
+    """The serial to write into a KOD II link and the key to sign it with, every check that the
+    form of ``certificate`` allows made (``ValueError``; ``TypeError`` for a missing or extra key)."""
+    if isinstance(certificate, SigningCredentials):
+        if private_key is not None:
+            raise TypeError("private_key: not with credentials, which carry their own key (leave it out)")
+        kind = getattr(certificate, "certificate_type", "")  # KSeFCredentials know the type KSeF gave
+        if kind and kind != OFFLINE_CERTIFICATE:
+            raise ValueError(
+                f"certificate_serial: a KSeF certificate of type {kind!r}; KOD II is signed with one of type"
+                f' {OFFLINE_CERTIFICATE!r} (kody-qr.md), e.g. ksef.certificates.obtain(name, "Offline")'
+            )
+        serial = _checked_certificate(certificate.certificate, certificate.private_key)
+        known = getattr(certificate, "serial_number", "")
+        if known and known.upper() != serial:
+            raise ValueError(
+                f"certificate_serial: the credentials' serial_number {known!r} is not their certificate's ({serial})"
+            )
+        return serial, certificate.private_key
+    if private_key is None:
+        raise TypeError(
+            "private_key: required with a certificate or a serial number (or pass the certificate's"
+            ' credentials, e.g. what ksef.certificates.obtain(name, "Offline") returns, without it)'
+        )
+    if isinstance(certificate, x509.Certificate):
+        return _checked_certificate(certificate, private_key), private_key
+    return _serial(certificate), private_key
+
+
+def _serial(value: str | int) -> str:
+    """KSeF's ``certificateSerialNumber`` (``^[0-9A-F]{16}$``) of a serial given as text or int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 < value < _SERIAL_LIMIT:
+            raise ValueError(
+                f"certificate_serial: {value} is not a KSeF certificate serial number (16 hex digits: above 0,"
+                " below 2**64)"
+            )
+        return f"{value:016X}"
+    if not isinstance(value, str):
+        raise TypeError(
+            "certificate_serial: the certificate's credentials, its x509.Certificate, or its serial number"
+            f" (16 hex digits, or an int), not {type(value).__name__}"
+        )
+    if re.fullmatch(r"[0-9A-Fa-f]{1,15}", value):
+        raise ValueError(
+            f"certificate_serial: {value!r} has {len(value)} hex digits; a KSeF certificate serial number has"
+            f' 16, zero-padded ({value.upper().zfill(16)!r}?): write an int serial as f"{{n:016X}}", or pass the'
+            " certificate or its credentials"
+        )
+    return validate_certificate_serial(value, "certificate_serial")
+
+
+def _checked_certificate(certificate: x509.Certificate, private_key: PrivateKey) -> str:
+    """The serial of an Offline KSeF certificate valid now whose key ``private_key`` is, or
+    ``ValueError`` saying which of those it is not. KSeF's ``certificateSerialNumber`` is the
+    X.509 serial number: the Ministry's C# client writes the certificate's own
+    (``X509Certificate2.SerialNumber``) into the KOD II its E2E test has KSeF verify."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is None or not usage.content_commitment:
+        what = (
+            "keyUsage Digital Signature without Non-Repudiation: an Authentication certificate"
+            if usage is not None and usage.digital_signature
+            else "no keyUsage Non-Repudiation: not a KSeF certificate of type Offline"
+        )
+        raise ValueError(
+            f"certificate_serial: {what}; KOD II is signed with a KSeF certificate of type Offline"
+            " (certyfikaty-KSeF.md: keyUsage Non-Repudiation; kody-qr.md: an Authentication certificate"
+            ' "nie może być używany do generowania KODU II"), e.g. ksef.certificates.obtain(name, "Offline")'
+        )
+    now = dt.datetime.now(dt.UTC)
+    if now + _CLOCK_SKEW < certificate.not_valid_before_utc:
+        raise ValueError(
+            f"certificate_serial: the certificate is valid from {certificate.not_valid_before_utc}, not yet"
+        )
+    if now > certificate.not_valid_after_utc:
+        raise ValueError(f"certificate_serial: the certificate expired at {certificate.not_valid_after_utc}")
+    _check_key_matches(certificate, private_key)
+    return _serial(certificate.serial_number)
 
 
 def verify_certificate_link(link: str, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bool:
@@ -168,7 +306,10 @@ def _ecdsa_verifies(public_key: ec.EllipticCurvePublicKey, der: bytes, data: byt
 
 
 def qr_png(link: str, *, scale: int = 5, border: int = 4) -> bytes:
-    """The QR code of ``link`` as PNG bytes."""
+    """The QR code of ``link`` as PNG bytes, the code alone: no label is drawn (segno writes no
+    text). kody-qr.md requires one under the code (the KSeF number, ``OFFLINE``, ``CERTYFIKAT``):
+    draw it where the image is placed (the PDF or page of the invoice), or use ``qr_svg``, which
+    has it."""
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="png", scale=scale, border=border)
     return out.getvalue()

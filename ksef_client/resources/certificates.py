@@ -124,9 +124,10 @@ class RetrievedCertificate:
 @dataclass(frozen=True)
 class KSeFCredentials(SigningCredentials):
     """``SigningCredentials`` of a KSeF certificate (what ``certificates.obtain`` returns), with its
-    ``serial_number`` (what ``qr.certificate_link`` and ``certificates.revoke`` take), its
-    ``certificate_type`` and ``name``. The private key is never shown; ``save(path, password)``
-    writes both to an encrypted PKCS#12 file, ``SigningCredentials.from_pkcs12`` reads it back."""
+    ``serial_number`` (what ``certificates.revoke`` takes; ``qr.certificate_link`` takes an
+    ``Offline`` one's credentials whole), its ``certificate_type`` and ``name``. The private key is
+    never shown; ``save(path, password)`` writes both to an encrypted PKCS#12 file,
+    ``SigningCredentials.from_pkcs12`` reads it back."""
 
     serial_number: str = ""
     certificate_type: str = ""

@@ -225,6 +225,24 @@ def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbere
     assert long["status"]["code"] == 430 and "ksefNumber" not in long
     assert long_name in long["status"]["details"][0] and len(long["invoiceFileName"]) == 128
     assert (short["invoiceFileName"], short["status"]["code"]) == ("short.xml", 200)
+    # Listed under its file's hash (was SHA-256 of an empty file), as any rejected invoice.
+    assert long["invoiceHash"] == sha256_b64(sample_invoice("FV/L/1"))
+
+
+def test_unreadable_package_members_are_listed_each_under_a_hash_of_its_own(raw: httpx.Client) -> None:
+    # Two members whose bytes fail their CRC: no file hash can be given, and they were listed with
+    # SHA-256 of an empty file, one hash for every such member of the context, so a correction of
+    # one (naming that hash) blocked the others (21166). Each now has a marker of its own.
+    package = zipped({"a.xml": sample_invoice("FV/C/1"), "b.xml": sample_invoice("FV/C/2")})
+    package = package.replace(b"FV/C/1", b"FV/C/X").replace(b"FV/C/2", b"FV/C/Y")  # the CRCs no longer hold
+    batch, parts = open_batch(raw, package)
+    upload(parts)
+    assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
+    first, second = raw.get(f"/sessions/{batch}/invoices").json()["invoices"]
+    for listed in (first, second):
+        assert listed["status"]["code"] == 430 and listed["status"]["details"][0].startswith("[xml]")
+        assert len(base64.b64decode(listed["invoiceHash"])) == 32  # still a Sha256HashBase64
+    assert len({first["invoiceHash"], second["invoiceHash"], sha256_b64(b"")}) == 3
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")

@@ -125,6 +125,45 @@ class TestObtain:
         # certyfikaty-KSeF.md: Offline "Nie umożliwia uwierzytelnienia"
         assert login_refusal(ksef_server.base_url, creds) is not None
 
+    def test_kod_ii_takes_the_offline_credentials_and_refuses_an_authentication_certificate(
+        self, signed: KSeF, tmp_path: Path
+    ) -> None:
+        # kody-qr.md: "Certyfikat typu Authentication nie może być używany do generowania KODU II";
+        # certificate_link took a serial and a bare key only, so it signed with whatever it got.
+        invoice = sample_invoice("OFF/2", seller_nip=NIP)
+        offline = signed.certificates.obtain("Faktury offline", "Offline")
+        login = signed.certificates.obtain("Logowanie ERP", "Authentication")
+        # KSeF's serials keep their leading zeros (kody-qr.md's 01F20A5D352AE590); the emulator
+        # starts every other one with 0, the first included, so the form without them is seen here.
+        assert offline.serial_number[0] == "0" and login.serial_number[0] != "0"
+        assert f"{offline.certificate.serial_number:016X}" == offline.serial_number
+        link = qr.certificate_link("TEST", "Nip", NIP, NIP, offline, invoice)
+        assert link.split("/")[7] == offline.serial_number
+        assert qr.verify_certificate_link(link, offline.certificate.public_key())  # type: ignore[arg-type]
+        # The same from the .p12 (which holds no KSeF serial: it is the certificate's), and from the
+        # certificate with its key.
+        reloaded = SigningCredentials.from_pkcs12(offline.save(tmp_path / "offline.p12", "hasło"), "hasło")
+        assert qr.certificate_link("TEST", "Nip", NIP, NIP, reloaded, invoice).split("/")[7] == offline.serial_number
+        by_certificate = qr.certificate_link("TEST", "Nip", NIP, NIP, offline.certificate, invoice, offline.private_key)
+        assert by_certificate.split("/")[7] == offline.serial_number
+        # ...the serial written without its zeros, as f"{n:X}" gives it, named a certificate KSeF never issued.
+        with pytest.raises(ValueError, match=r"15 hex digits.*16, zero-padded"):
+            qr.certificate_link(
+                "TEST", "Nip", NIP, NIP, f"{offline.certificate.serial_number:X}", invoice, offline.private_key
+            )
+        with pytest.raises(ValueError, match="type 'Authentication'"):
+            qr.certificate_link("TEST", "Nip", NIP, NIP, login, invoice)
+        with pytest.raises(ValueError, match="an Authentication certificate"):  # by its keyUsage alone
+            qr.certificate_link("TEST", "Nip", NIP, NIP, login.certificate, invoice, login.private_key)
+        with pytest.raises(ValueError, match="not the key of this certificate"):
+            qr.certificate_link("TEST", "Nip", NIP, NIP, offline.certificate, invoice, login.private_key)
+
+    def test_kod_ii_refuses_an_offline_certificate_not_valid_yet(self, signed: KSeF) -> None:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+        offline = signed.certificates.obtain("Faktury offline", "Offline", valid_from=later)
+        with pytest.raises(ValueError, match=r"valid from .*not yet"):
+            qr.certificate_link("TEST", "Nip", NIP, NIP, offline, sample_invoice("OFF/3", seller_nip=NIP))
+
     def test_a_ksef_token_login_may_not_obtain_one(self, ksef: KSeF) -> None:
         # certyfikaty-KSeF.md §2: "Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala
         # na złożenie wniosku o certyfikat"; the spec's 25001 for GET /certificates/enrollments/data.

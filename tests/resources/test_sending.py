@@ -22,7 +22,7 @@ from ksef_client.errors import BadRequestError, BatchError, InvoiceRejectedError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP, DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.schemas import FA3_NAMESPACE, FORM_NAMESPACES, form_code
+from ksef_client.schemas import FA3_NAMESPACE, FORM_NAMESPACES, SessionLimits, form_code
 from ksef_client.sending import close_flow, open_batch_flow
 from ksef_client.testing import sample_invoice
 from ksef_client.upo import sha256_b64
@@ -176,6 +176,31 @@ class TestOnlineSession:
 
 
 class TestBatch:
+    @pytest.mark.parametrize("compression", ["deflate", "targz"])
+    def test_a_batch_invoice_rejected_for_its_size_is_corrected_by_its_own_hash(
+        self, ksef: KSeF, backend: KSeFBackend, compression: str
+    ) -> None:
+        # offline/korekta-techniczna.md names "przekroczenie dopuszczalnego rozmiaru pliku" among a
+        # correction's reasons, and a correction names "skrót SHA-256 pierwotnej, odrzuconej faktury
+        # offline". The emulator listed every member too large (or unreadable) with SHA-256 of an empty
+        # file: a correction naming the file's hash was 21405, and once one correction was taken the
+        # next member's (naming the same listed hash) was 21166.
+        pad = b"<!--" + b"x" * 3_100_000 + b"-->"  # over the 3 MB KSeF takes with attachments
+        big = [sample_invoice(f"OFF/BIG/{i}").replace(b"</Faktura>", pad + b"</Faktura>") for i in (1, 2)]
+        result = ksef.send_batch(
+            [("big1.xml", big[0]), ("big2.xml", big[1])], offline=True, validate=False, wait=True,
+            limits=SessionLimits(4_000_000, 4_000_000), compression=compression,  # type: ignore[arg-type]
+        )  # fmt: skip
+        listed = {i.invoice_file_name: i for i in ksef.sessions.invoices(result.reference_number)}
+        for name, xml in zip(("big1.xml", "big2.xml"), big, strict=True):
+            assert listed[name].status.code == 430 and listed[name].status.details[0].startswith("[size]")
+            assert listed[name].invoice_hash == sha256_b64(xml) != sha256_b64(b"")
+        with ksef.online_session() as session:
+            for i, xml in enumerate(big, start=1):
+                session.send(sample_invoice(f"OFF/BIG/{i}"), hash_of_corrected_invoice=sha256_b64(xml))
+        ksef.sessions.wait(session.reference_number)
+        assert [outcome.code for outcome in session.outcomes()] == [200, 200]
+
     def test_two_thousand_invoices_in_several_parts(self, ksef: KSeF, backend: KSeFBackend) -> None:
         invoices = [sample_invoice(f"B/{i}/2026") for i in range(2000)]
         stages: list[tuple[str, int, int]] = []

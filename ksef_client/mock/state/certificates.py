@@ -50,6 +50,17 @@ KEY_USAGE = {
 }
 
 
+def _new_serial(issued: int) -> int:
+    """A serial number for the certificate of the request ``issued`` requests after the first:
+    KSeF's ``certificateSerialNumber`` is 16 hex digits (``^[0-9A-F]{16}$``) with its leading zeros
+    (the Ministry's example in kody-qr.md: ``01F20A5D352AE590``). Every other serial (the first
+    one's too) starts with a 0, so a serial written without them (``f"{n:X}"``, 15 digits) shows
+    up in tests; the others start with 1-7 (63 bits: a positive DER integer of 8 bytes)."""
+    if issued % 2 == 0:
+        return secrets.randbits(60) | (1 << 56)  # 0 and then 1-F: 01... to 0F...
+    return secrets.randbits(63) | (1 << 60)  # 1... to 7...
+
+
 @dataclass
 class KsefCertificate:
     """A certificate the emulator issued (DER kept, so the state pickles)."""
@@ -270,7 +281,7 @@ class Certificates:
         now = self.core.clock()
         start = valid_from or now
         ca = emulator_keys().upo_signing
-        serial = secrets.randbits(63) | (1 << 62)
+        serial = _new_serial(len(self.state.enrollments))
         certificate = (
             x509.CertificateBuilder()
             .subject_name(csr.subject)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import hashlib
 import io
 import secrets
 import tarfile
@@ -20,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import IO, NamedTuple
 from zoneinfo import ZoneInfo
 
 from ksef_client.crypto import SYMMETRIC_KEY_ENCRYPTION, SymmetricKey, rsa_decrypt, sha256_b64
@@ -766,8 +767,8 @@ class Sessions:
         limits = self.size_limits(session)
         checks = self.workers.checking(session.form_code, len(members), limits)
         unpacked: list[tuple[str, bytes | MemberRejection]] = []
-        for name, size, read in members:
-            content = _member_content(name, size, read, max(limits.plain, limits.with_attachment))
+        for name, size, open_member in members:
+            content = _member_content(name, size, open_member, max(limits.plain, limits.with_attachment))
             unpacked.append((name, content))
             if isinstance(content, bytes):
                 checks.add(content)
@@ -784,8 +785,20 @@ class Sessions:
         return None
 
     def _rejected_member(self, session: Session, name: str, rejection: MemberRejection) -> None:
+        """List a package member that was not taken (430) under its file's own SHA-256, so that a
+        technical correction names it as it would any other rejected offline invoice
+        (offline/korekta-techniczna.md names "przekroczenie dopuszczalnego rozmiaru pliku" among
+        the reasons). A member that cannot be read to its end has no such hash: it is listed under
+        a marker of its own, the SHA-256 of a text naming its place in the package, its name and
+        what could be read of it (no file's hash, and never one shared with another member: each
+        correction would block the others, 21166)."""
         shown = name if len(name) <= MAX_FILE_NAME else name[: MAX_FILE_NAME - 1] + "…"  # the detail has it whole
         invoice = self._new_invoice(session, b"", offline=session.offline, file_name=shown)
+        digest = base64.b64encode(rejection.sha256).decode("ascii")
+        if not rejection.whole:
+            marker = f"nieczytelny plik {invoice.ordinal_number} {name}: {rejection.size} B, {digest}"
+            digest = sha256_b64(marker.encode())
+        invoice.invoice_hash, invoice.invoice_size = digest, rejection.size
         invoice.status = Status(430, INVOICE_TEXT[430], [f"[{rejection.rule}] {rejection.detail}"])
 
     # --- closing and status --------------------------------------------------------------------
@@ -1069,54 +1082,81 @@ def _decrypted_package(batch: BatchPackage, key: SymmetricKey | None) -> bytes |
     return package
 
 
-def _package_members(package: bytes, compression: str) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
-    """``(name, size, read)`` of each file in a batch package (zip, or tar.gz for ``TarGz``)."""
+def _package_members(package: bytes, compression: str) -> Iterator[tuple[str, int, MemberOpener]]:
+    """``(name, size, open)`` of each file in a batch package (zip, or tar.gz for ``TarGz``):
+    ``open()`` gives a new stream of the file's bytes."""
     if compression == "TarGz":
         archive = tarfile.open(fileobj=io.BytesIO(package), mode="r:gz")  # noqa: SIM115 - read lazily below
         for member in archive.getmembers():
             if member.isfile():
-                yield member.name, member.size, _tar_reader(archive, member)
+                yield member.name, member.size, _tar_opener(archive, member)
         return
     zipped = zipfile.ZipFile(io.BytesIO(package))
     for info in zipped.infolist():
         if not info.is_dir():
-            yield info.filename, info.file_size, _zip_reader(zipped, info)
+            yield info.filename, info.file_size, _zip_opener(zipped, info)
+
+
+MemberOpener = Callable[[], IO[bytes]]
+# A member that cannot be unpacked (CRC, compression method, encryption, a cut archive).
+_UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+_CHUNK = 1 << 20
 
 
 class MemberRejection(NamedTuple):
-    """Why a file of a package could not be taken out of it (the invoice's status 430)."""
+    """Why a file of a package could not be taken out of it (the invoice's status 430), with the
+    SHA-256 and size of its bytes (``whole``: read to the end; else of those read before the
+    failure)."""
 
     rule: str
     detail: str
+    sha256: bytes
+    size: int
+    whole: bool
 
 
-def _member_content(name: str, size: int, read: Callable[[], bytes], limit: int) -> bytes | MemberRejection:
+def _member_content(name: str, size: int, open_member: MemberOpener, limit: int) -> bytes | MemberRejection:
     """A package member's bytes, or why there are none (``limit``: the largest invoice the context
     may send, with attachments)."""
     if len(name) > MAX_FILE_NAME:
         # KSeF reports a batch invoice by its file name, of at most 128 characters (invoiceFileName's
         # maxLength): a file it could not name is not taken, so never numbered.
         detail = f"Nazwa pliku {name} ma {len(name)} znaków, dozwolone najwyżej {MAX_FILE_NAME}."
-        return MemberRejection("name", detail)
-    # Sizes are read from the archive first: a zip bomb is never inflated into memory.
+        return MemberRejection("name", detail, *_digest(open_member))
+    # Sizes are read from the archive first: a zip bomb is never inflated into memory (its hash
+    # is taken chunk by chunk; zipfile stops at the size the entry declares).
     if size > limit:
-        return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.")
+        return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.", *_digest(open_member))
     try:
-        return read()
-    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError,
-            RuntimeError) as error:  # fmt: skip  # a broken member (CRC, method, encryption)
-        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}")
+        with open_member() as stream:
+            return stream.read()
+    except _UNREADABLE as error:
+        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}", *_digest(open_member))
 
 
-def _tar_reader(archive: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes]:
-    def read() -> bytes:
+def _digest(open_member: MemberOpener) -> tuple[bytes, int, bool]:
+    """SHA-256 and size of a member's bytes, read a chunk at a time (the member may be too large
+    to hold), and whether it was read to its end (else: of the bytes read before it failed)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open_member() as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except _UNREADABLE:
+        return digest.digest(), size, False
+    return digest.digest(), size, True
+
+
+def _tar_opener(archive: tarfile.TarFile, member: tarfile.TarInfo) -> MemberOpener:
+    def open_member() -> IO[bytes]:
         extracted = archive.extractfile(member)
-        return extracted.read() if extracted is not None else b""
+        return extracted if extracted is not None else io.BytesIO()
 
-    return read
+    return open_member
 
 
-def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+def _zip_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> MemberOpener:
     # By its entry, never by name: of two entries with one name, zipfile reads the last for either,
     # so a small first one would let a large second one be inflated past the size cap.
-    return lambda: archive.read(info)
+    return lambda: archive.open(info)
