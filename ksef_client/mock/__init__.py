@@ -2,7 +2,8 @@
 
 ``create_app()`` gives an ASGI app served under ``/v2``; ``KSeFBackend`` holds the state, one
 component per group of the API (``backend.sessions``, ``backend.auth``...), and the test shortcuts
-(``mint_access_token``, ``faults``, ``transitions``, ``rate_limits``, ``reset``).
+(``mint_access_token``, ``faults``, ``transitions``, ``rate_limits``, ``reset``);
+``peppol_provider_certificate`` makes the certificate a Peppol provider logs in with.
 
 The names are imported on first use (PEP 562): a batch worker process imports only the invoice
 checks of ``mock.state``, not the web framework.
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from ksef_client.mock.app import create_app
     from ksef_client.mock.faults import Fault, Faults
     from ksef_client.mock.models import Context, KSeFBackend, Transitions
+    from ksef_client.mock.peppol import peppol_provider_certificate
 
-__all__ = ["Context", "Fault", "Faults", "KSeFBackend", "Transitions", "create_app"]
+__all__ = ["Context", "Fault", "Faults", "KSeFBackend", "Transitions", "create_app", "peppol_provider_certificate"]
 _LOCATIONS = {
     "create_app": "ksef_client.mock.app",
     "Fault": "ksef_client.mock.faults",
@@ -27,6 +29,7 @@ _LOCATIONS = {
     "Context": "ksef_client.mock.models",
     "KSeFBackend": "ksef_client.mock.models",
     "Transitions": "ksef_client.mock.models",
+    "peppol_provider_certificate": "ksef_client.mock.peppol",
 }
 
 

@@ -243,6 +243,36 @@ def test_certificates_are_the_authenticated_subject_s_whatever_the_context(
     assert access.subject == ("Pesel", PESEL) and access.permissions == {"InvoiceRead"}
 
 
+def test_a_persons_certificate_naming_the_employer_gives_the_persons_enrollment_data(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    """certyfikaty-KSeF.md §2: for "Osoba fizyczna" the data are commonName, surname,
+    serialNumber ("np. PESEL, NIP"), countryName, givenName; organizationName and
+    organizationIdentifier are ❌. A person's certificate that also names the employer
+    (organizationIdentifier VATPL-<employer>) logs in as the person, but the emulator gave it a
+    seal's data: the employer's identifier, without the person's name and NIP (review s11, L1), so
+    the KSeF certificate issued on it named the employer."""
+    employee = x509.Name([
+        x509.NameAttribute(NameOID.GIVEN_NAME, "Jan"), x509.NameAttribute(NameOID.SURNAME, "Kowalski"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, f"TINPL-{NIP}"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Jan Kowalski"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pracodawca sp. z o.o."),
+        x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"VATPL-{OTHER_NIP}"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+    ])  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    with signed_in(ksef_server.base_url, employee, NIP) as ksef:  # the person's own NIP: the owner
+        data = parsed(get_enrollment_data.sync_detailed(client=ksef.raw), CertificateEnrollmentDataResponse)
+        assert data.to_dict() == {"commonName": "Jan Kowalski", "countryName": "PL", "givenName": "Jan",
+                                  "surname": "Kowalski", "serialNumber": f"TINPL-{NIP}"}  # fmt: skip
+        _, certificate = _enroll(ksef, key, "Authentication")
+    assert not certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
+    assert certificate.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == f"TINPL-{NIP}"
+    with KSeF(base_url=ksef_server.base_url, rate_limit_scale=0) as by_certificate:
+        by_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
+        assert backend.authenticate(f"Bearer {by_certificate.access_token}").subject == ("Nip", NIP)
+
+
 def test_a_ksef_token_login_may_not_request_or_revoke_certificates(signed: KSeF, ksef_server: ThreadedServer) -> None:
     # certyfikaty-KSeF.md §2: "Uwierzytelnienie przy użyciu tokena systemowego KSeF nie pozwala na
     # złożenie wniosku o certyfikat"; spec: 25001 (enrollments/data), 25002 (enrollments); revoke:

@@ -28,6 +28,7 @@ METHOD_NAMES = {
     "QualifiedSeal": "Pieczęć kwalifikowana",
     "QualifiedSignature": "Podpis kwalifikowany",
     "InternalCertificate": "Certyfikat KSeF",
+    "PeppolSignature": "Podpis dostawcy usług Peppol",  # the spec's AuthenticationMethod table
 }
 # authenticationMethodInfo.code: a string the spec does not enumerate; its example is
 # "xades.qualified-seal" (GET /auth/sessions), and ksef2 1.1.0 maps KSeF's codes as below (its
@@ -38,7 +39,7 @@ METHOD_CODES = {
     "QualifiedSeal": "xades.qualified-seal",
     "QualifiedSignature": "xades.qualified-signature",
     "InternalCertificate": "xades.ksef-certificate",
-}
+}  # PeppolSignature: KSeF's code for it is not known; the method's name stands in (the fallback)
 
 
 @api_endpoint("auth.create_challenge")

@@ -13,5 +13,5 @@ from ksef_client.mock.state.permissions import page_of
 @api_endpoint("peppol.query_peppol_providers")
 async def query_peppol_providers(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     offset, size = offset_params(request)
-    items, has_more = page_of(backend.testdata.state.peppol_providers, offset, size)
+    items, has_more = page_of(backend.testdata.peppol_providers(), offset, size)
     return JSONResponse({"peppolProviders": items, "hasMore": has_more})

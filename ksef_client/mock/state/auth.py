@@ -29,7 +29,7 @@ from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
 from ksef_client.identifiers import validate_nip
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
-from ksef_client.mock.state.auth_signature import verify_auth_document
+from ksef_client.mock.state.auth_signature import AuthSignatureError, verify_auth_document
 from ksef_client.mock.state.certificates import (
     Certificates,
     KsefCertificate,
@@ -78,6 +78,13 @@ DECEASED_DETAIL = "Próba wykorzystania metod autoryzacyjnych osoby zmarłej"
 # POST /auth/token/redeem and /auth/token/refresh, 400: "21308 | Próba wykorzystania metod
 # autoryzacyjnych osoby zmarłej. |" (no details).
 DECEASED_CODE, DECEASED_TEXT = 21308, "Próba wykorzystania metod autoryzacyjnych osoby zmarłej."
+# What a Peppol service provider's login may do in its PeppolId context: the spec lists
+# PefInvoiceWrite among "Wymagane jedno z uprawnień" of the online session's operations (open, send,
+# close), of GET /sessions/{referenceNumber} and of POST /permissions/query/authorizations/grants
+# (the PefInvoicing authorizations the provider was given). It is no grant: the provider's
+# certificate gives it (``peppol_id_of``).
+PEPPOL_PERMISSIONS = frozenset({"PefInvoiceWrite"})
+_PEPPOL_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")  # the spec's PeppolId: "^P[A-Z]{2}[0-9]{6}$"
 _PERSON_NIP = re.compile(r"(TINPL|NIP).*?(\d{10})")
 _PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
 _SEAL_NIP = re.compile(r"(VATPL).*?(\d{10})")
@@ -219,6 +226,36 @@ def xades_login_subject(
             ["Certyfikat nie zawiera identyfikatora NIP ani PESEL; użyj SubjectIdentifierType certificateFingerprint."],
         )  # fmt: skip
     return found
+
+
+def peppol_id_of(certificate: x509.Certificate) -> str | None:
+    """The PeppolId a Peppol service provider's certificate names, or ``None``.
+
+    uwierzytelnianie.md lists among the certificates a login may be signed with "Certyfikat dostawcy
+    usług Peppol - zawierający identyfikator dostawcy", and api-changelog.md (2.x) registers the
+    provider "przy pierwszym uwierzytelnieniu dostawcy usług Peppol (z użyciem dedykowanego
+    certyfikatu)". Neither says where the certificate holds the identifier. The emulator takes the
+    certificate the official clients' tests log in with on TEST: a company seal (no given name or
+    surname) whose ``commonName`` is the PeppolId (the C# client: "pierwsze uwierzytelnienie
+    pieczęcią z O + CN=PeppolId"; the Java client's seal has it as commonName and
+    organizationIdentifier), the spec's ``PeppolId`` "^P[A-Z]{2}[0-9]{6}$".
+    """
+    if _is_person_certificate(certificate):
+        return None
+    for name in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        if _PEPPOL_ID.fullmatch(str(name.value).strip()):
+            return str(name.value).strip()
+    return None
+
+
+def peppol_provider_name(certificate: x509.Certificate) -> str:
+    """The name a provider is registered under: its certificate's ``organizationName`` (the
+    official clients' seals carry it: "O + CN=PeppolId"), else its ``commonName``."""
+    for oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME):
+        for attribute in certificate.subject.get_attributes_for_oid(oid):
+            if str(attribute.value).strip():
+                return str(attribute.value).strip()
+    return ""
 
 
 def issued_by_emulator(certificate: x509.Certificate) -> bool:
@@ -565,22 +602,40 @@ class Auth:
         """
         try:
             verified = verify_auth_document(document)  # enveloped or enveloping (auth/podpis-xades.md)
+        except AuthSignatureError as error:  # 9102 no signature, 9103 more than one, 21115 a weak key
+            raise MockAPIError(error.code, error.description, [str(error)]) from error
         except SignatureVerificationError as error:
             raise MockAPIError(9105, "Nieprawidłowy podpis.", [str(error)]) from error
         challenge, context, subject_type, allowed_ips = _read_auth_request(verified.root)
         certificate = verified.certificate
         issued = self.certificates.issued(certificate)  # a KSeF certificate: its subject is the requester
-        kind, value = xades_login_subject(certificate, issued, subject_type)
+        peppol_id = peppol_id_of(certificate) if issued is None else None
+        # A provider's seal is the provider in its PeppolId context, and wherever it names no NIP.
+        as_provider = peppol_id is not None and (
+            context.type == "PeppolId" or certificate_subject_identifier(certificate) is None
+        )
+        if as_provider and subject_type == "certificateSubject":
+            kind, value = "PeppolId", str(peppol_id)
+        else:
+            kind, value = xades_login_subject(certificate, issued, subject_type)
+        # The provider in its own context: its seal, or a KSeF certificate issued to it (its requester).
+        own_context = context.type == "PeppolId" and (kind, value) == ("PeppolId", context.value)
+        provider = context.value if own_context else None
         self._use_challenge(challenge)
-        operation = self._start(context, _xades_method(certificate, issued), "XadesSignature")
+        method = "PeppolSignature" if as_provider else _xades_method(certificate, issued)
+        operation = self._start(context, method, "XadesSignature")
         operation.subject = (kind, value)
         operation.allowed_ips = allowed_ips
         operation.certificate_name = name_attributes(certificate.subject)
         operation.document_hash = sha256_b64(document)
         now = self.core.clock()
         person = self.testdata.person(value)
-        # The owner's permissions (its NIP, or a PESEL /testdata/person links to it) or the grants'.
-        granted = self.permissions.login_permissions(context, (kind, value))
+        # The owner's permissions (its NIP, or a PESEL /testdata/person links to it) or the grants';
+        # in a PeppolId context the provider's, whose certificate names it (no grant opens one).
+        if context.type == "PeppolId":
+            granted = PEPPOL_PERMISSIONS if provider is not None else None
+        else:
+            granted = self.permissions.login_permissions(context, (kind, value))
         problem = _certificate_problem(certificate, issued, now, verify_chain)
         if problem is not None:
             self._fail(operation, 460, problem)
@@ -590,6 +645,8 @@ class Auth:
             self._fail(operation, 470, DECEASED_DETAIL)
         elif granted is not None:
             self._succeed(operation, granted)
+            if provider is not None:  # "automatyczna rejestracja" at its first login
+                self.testdata.register_peppol_provider(provider, peppol_provider_name(certificate))
         else:
             self._fail(operation, 415, "Brak uprawnień w kontekście.")
         return (operation, *self._auth_token(operation))
@@ -671,6 +728,8 @@ class Auth:
         current: frozenset[str] | None = operation.permissions
         if token is not None:
             current = self._token_permissions(token)
+        elif operation.context.type == "PeppolId":  # the provider's, by its certificate: no grant to lose
+            current = operation.permissions
         elif operation.category == "XadesSignature":
             current = self.permissions.login_permissions(operation.context, operation.subject)
         if current is None:

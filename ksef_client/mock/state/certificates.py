@@ -196,9 +196,20 @@ def _fields(attributes: LoginName) -> dict[str, str]:
 def enrollment_data(login: LoginName) -> dict[str, str]:
     """``GET /certificates/enrollments/data`` for a login with a certificate of these names:
     certyfikaty-KSeF.md §2 "Dane te są odczytywane z certyfikatu użytego do uwierzytelnienia",
-    a person's attributes or a company seal's (the one with ``organizationIdentifier``)."""
+    a person's attributes or a company seal's.
+
+    Its table gives a person ("Osoba fizyczna") commonName, surname, serialNumber ("np. PESEL,
+    NIP"), countryName, givenName, uniqueIdentifier, and organizationName and
+    organizationIdentifier ❌; a seal ("Pieczęć firmowa") the reverse. A seal is told as a XAdES
+    login tells it (``auth.is_seal_certificate``; auth/podpis-xades.md lists givenName and surname
+    among a seal's "Niedopuszczalne atrybuty podmiotu"): an ``organizationIdentifier`` and no given
+    name or surname. A person's certificate that also names the employer (its organizationName and
+    organizationIdentifier) is the person's, so the request keeps the person's name and NIP or
+    PESEL, not the employer's identifier.
+    """
     found = _fields(login)
-    kept = SEAL_FIELDS if "organizationIdentifier" in found else PERSON_FIELDS
+    person = "givenName" in found or "surname" in found
+    kept = SEAL_FIELDS if "organizationIdentifier" in found and not person else PERSON_FIELDS
     data = {k: v for k, v in found.items() if k in kept}
     # commonName and countryName are required by the spec's answer: a test certificate may lack them.
     data.setdefault("countryName", "PL")

@@ -531,11 +531,14 @@ class Permissions:
 
     def may_issue_for(self, context: Context, seller_nip: str, scopes: tuple[str, ...]) -> bool:
         """Whether ``context`` may send invoices whose seller is ``seller_nip``: its own, or under an
-        authorization grant of the seller (self-invoicing, tax representative, RR invoicing)."""
-        if context.nip == seller_nip:
+        authorization grant of the seller (self-invoicing, tax representative, RR invoicing, and PEF
+        invoicing, granted to a NIP or to a Peppol provider's ``PeppolId``: the spec's
+        EntityAuthorizationPermissionsSubjectIdentifier "Nip | PeppolId")."""
+        if context.nip is not None and context.nip == seller_nip:
             return True
+        authorized = ("Nip", context.nip) if context.nip is not None else _pair(context)
         return any(
-            g.kind == "authorization" and g.context.nip == seller_nip and g.subject == ("Nip", context.nip)
+            g.kind == "authorization" and g.context.nip == seller_nip and g.subject == authorized
             and g.permissions[0] in scopes
             for g in self._all()
         )  # fmt: skip

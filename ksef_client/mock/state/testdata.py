@@ -178,6 +178,25 @@ class TestData:
         """Whether logins to ``context`` fail with 480."""
         return context in self.state.blocked
 
+    def register_peppol_provider(self, peppol_id: str, name: str) -> None:
+        """Register a Peppol service provider at its first login (``GET /peppol/query`` lists it);
+        a known one is left as it is. api-changelog.md (2.x): "przy pierwszym uwierzytelnieniu
+        dostawcy usług Peppol (z użyciem dedykowanego certyfikatu) następuje jego automatyczna
+        rejestracja w systemie"; ``PeppolProvider``: ``id``, ``name`` (maxLength 256) and
+        ``dateCreated``, "Data rejestracji dostawcy usług Peppol w systemie"."""
+        with self.core.lock:
+            if any(provider["id"] == peppol_id for provider in self.state.peppol_providers):
+                return
+            self.state.peppol_providers.append(
+                {"id": peppol_id, "name": name[:256], "dateCreated": self.core.clock().isoformat()}
+            )
+
+    def peppol_providers(self) -> list[dict[str, str]]:
+        """The registered Peppol providers in the spec's order for ``GET /peppol/query``:
+        "Sortowanie: dateCreated (Desc), id (Asc)"."""
+        by_id = sorted(self.state.peppol_providers, key=lambda provider: provider["id"])
+        return sorted(by_id, key=lambda provider: dt.datetime.fromisoformat(provider["dateCreated"]), reverse=True)
+
     def set_session_limits(self, context: Context, limits: dict[str, Any] | None) -> None:
         """Override a context's limits (a ``SetSessionLimitsRequest``), or restore the defaults."""
         if limits is None:

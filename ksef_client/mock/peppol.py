@@ -1,0 +1,69 @@
+"""Test data for a Peppol service provider's login to the emulator.
+
+A provider logs in to its ``PeppolId`` context with a XAdES signature made with its own certificate
+(uwierzytelnianie.md: "Certyfikat dostawcy usług Peppol - zawierający identyfikator dostawcy"); the
+emulator registers it at that first login (api-changelog.md: "przy pierwszym uwierzytelnieniu dostawcy
+usług Peppol (z użyciem dedykowanego certyfikatu) następuje jego automatyczna rejestracja"). Which
+certificate that is, is the emulator's reading (``ksef_client.mock.state.auth.peppol_id_of``):
+a company seal whose ``commonName`` is the PeppolId, as the official clients' tests make it for TEST.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from ksef_client.xades import PrivateKey, SigningCredentials
+
+# The spec's PeppolId: "pattern": "^P[A-Z]{2}[0-9]{6}$" (P, a country code, six digits).
+_PEPPOL_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")
+
+
+def peppol_provider_certificate(
+    peppol_id: str, name: str = "Dostawca usług Peppol", *, key_type: str = "ec", valid_days: int = 365
+) -> SigningCredentials:
+    """Self-signed credentials of the Peppol service provider ``peppol_id`` (e.g. ``"PPL123456"``):
+    a company seal of organizationName ``name`` with the PeppolId as its commonName and
+    organizationIdentifier, the key EC P-256 (``key_type="ec"``) or RSA 2048 (``"rsa"``).
+
+    Log in with it to ``context=("PeppolId", peppol_id)`` (``SubjectIdentifierType``
+    ``certificateSubject``, the default): the login may ``PefInvoiceWrite``, and the provider is
+    listed by ``GET /peppol/query`` under ``name`` from then on. ``ValueError`` for an identifier the
+    spec's pattern refuses, or an unknown ``key_type``.
+    """
+    if not isinstance(peppol_id, str) or not _PEPPOL_ID.fullmatch(peppol_id):
+        raise ValueError(f"peppol_id: {peppol_id!r} is not a PeppolId (P, two capital letters, six digits: PPL123456)")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("name: the provider's name, not empty")
+    key: PrivateKey
+    if key_type == "ec":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ValueError(f"key_type: {key_type!r} is not 'ec' or 'rsa'")
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, peppol_id),
+            x509.NameAttribute(NameOID.COMMON_NAME, peppol_id),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, peppol_id[1:3]),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .sign(key, hashes.SHA256())
+    )
+    return SigningCredentials(certificate, key)
