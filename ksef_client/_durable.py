@@ -136,6 +136,24 @@ def flush_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def make_folders(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, with the entry of each folder it creates
+    flushed to disk in its parent (``flush_folder`` of each such parent, once): on POSIX a new
+    folder's entry is not on disk before its parent is flushed, so after a power cut a state file
+    written durably elsewhere could outlive the folder it names and the files in it. Nothing is
+    flushed when nothing is created. A parent this user may not read (a folder of mode ``--x``)
+    cannot be opened to be flushed: left to the system (``PermissionError`` is not raised for it)."""
+    created = []
+    at = Path(os.path.abspath(folder))
+    while not os.path.lexists(at) and at.parent != at:
+        created.append(at)
+        at = at.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for made in reversed(created):
+        with contextlib.suppress(PermissionError):
+            flush_folder(made.parent)
+
+
 # What a lock call fails with when another holder has the lock; any other error (ENOLCK on NFS
 # without lockd, EOPNOTSUPP or ENOSYS on some FUSE and network mounts) is the file system's: no
 # amount of waiting gets the lock there.

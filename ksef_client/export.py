@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ksef_client._body import BodyLimits
 from ksef_client._core import parsed
+from ksef_client._durable import make_folders
 from ksef_client._flows import Call, Flow, Retry, StreamDownload, blocking, poll_flow, response_of
 from ksef_client._generated.api.invoices import export_invoices, get_invoice_export_status
 from ksef_client._generated.models import (
@@ -462,7 +463,7 @@ def unpack_export(
     if archive is None:
         return _result(ref, directory, package, [], [])
     limits = limits or BodyLimits()
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folders(directory)
     try:
         with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory) as work:
             metadata, moves = _unpack_into(ref, package, archive, Path(work), directory, limits, only_metadata)
@@ -541,10 +542,12 @@ def usable_folder(directory: Path) -> None:
     """Make ``directory`` (and its parents) and check that a package can be unpacked in it (a
     temporary folder made and removed there), before an export is started: an unusable folder
     must not cost one of KSeF's 20 exports an hour and a download of up to 1 GB. ``OSError``
-    otherwise (``NotADirectoryError`` for a file of that name), nothing asked of KSeF."""
+    otherwise (``NotADirectoryError`` for a file of that name), nothing asked of KSeF. The folders
+    it makes are flushed into their parents (``make_folders``): ``sync`` saves its state past the
+    files it moves in here."""
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "the export's target folder is a file", str(directory))
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folders(directory)
     with tempfile.TemporaryDirectory(prefix=UNPACKING_PREFIX, dir=directory):
         pass
 

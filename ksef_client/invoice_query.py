@@ -117,9 +117,8 @@ def reached_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) ->
     the window's own ``to``, which it may write to fewer digits than it was sent with (the spec's
     example of the field has milliseconds), and a ``to`` with microseconds would then read as an
     HWM just before it and end the walk with the records of the later windows unread (review). An
-    HWM that close (``near_hwm``) leaves the next window to be asked for: KSeF answers it, or
-    refuses it as starting past the HWM, which ends the walk then. No ``hwm`` (optional in the
-    spec): not known, ``False``."""
+    HWM that close (``near_hwm``) leaves the next window to be asked for, from that HWM
+    (``next_window_start``). No ``hwm`` (optional in the spec): not known, ``False``."""
     if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
         return False
     return aware(hwm) < window_to - HWM_PRECISION
@@ -136,6 +135,20 @@ def near_hwm(filters: dict[str, Any], hwm: object, window_to: dt.datetime) -> bo
     if not restricted_to_hwm(filters) or not isinstance(hwm, dt.datetime):
         return False
     return window_to - HWM_PRECISION <= aware(hwm) < window_to
+
+
+def next_window_start(filters: dict[str, Any], hwm: object, window_to: dt.datetime) -> dt.datetime:
+    """Where the window after one that ended at ``window_to`` (short of the walk's range, not at the
+    HWM: ``reached_hwm`` is false) starts: its ``to``, or the HWM KSeF gave it when that lies just
+    below (``near_hwm``). Such an HWM may be the HWM itself, and an invoice KSeF stores after the
+    window was answered may still get a date between it and ``to`` ("W przedziale (HWM, Teraz]
+    [...] mogą się jeszcze pojawić nowe faktury", pobieranie-faktur/hwm.md): a window from ``to``
+    would pass it by, though the walk's HWM, past it once the next window is answered, says the
+    walk holds everything below. From the HWM, the next window holds it; what both windows hold
+    (at most ``HWM_PRECISION`` of dates) is dropped as yielded before (exports: the same files)."""
+    if isinstance(hwm, dt.datetime) and near_hwm(filters, hwm, window_to):
+        return aware(hwm)
+    return window_to
 
 
 def build_filters(
@@ -300,10 +313,12 @@ def next_metadata_page(
 ) -> tuple[list[InvoiceMetadata], MetadataCursor | None]:
     """Pure step of the walk: the records to yield and the next cursor (``None``: done).
 
-    ``short_at``: where the request's window stopped short of the rest of the walk's range (its
-    ``to`` oldest first, its ``from`` newest first; ``None``: it reached the end). The next window
-    starts there once this one is done, skipping what was yielded at the last date (the bound is
-    in both windows)."""
+    ``short_at``: where the window after the request's starts (oldest first: its ``to``, or the
+    HWM just below it, ``next_window_start``; newest first: where it ends, the request's ``from``),
+    when the request's window stopped short of the rest of the walk's range (``None``: it reached
+    the end). The next window starts there once this one is done, skipping what was yielded at the
+    last date, and at the date before it when that is not before ``short_at`` (both windows hold
+    them)."""
     items, last, at_last, prev, at_prev = [], cursor.last, list(cursor.at_last), cursor.prev, cursor.at_prev
     for item in page.invoices:
         when = _record_date(item, date_type)
@@ -323,7 +338,11 @@ def next_metadata_page(
         return items, None
     if descending:
         return items, MetadataCursor(cursor.date_from, 0, tuple(at_last), date_to=short_at)
-    return items, MetadataCursor(short_at, 0, tuple(at_last), date_to=cursor.date_to)
+    skip = at_last
+    below = prev is not None and date_type != "Issue" and _instant(prev) >= _instant(short_at)
+    if below:  # the next window starts at an HWM below the last two dates
+        skip = [*at_prev, *at_last]
+    return items, MetadataCursor(short_at, 0, tuple(skip), date_to=cursor.date_to)
 
 
 def _narrowed(
@@ -349,6 +368,10 @@ def _narrowed(
     if descending:
         return MetadataCursor(cursor.date_from, 0, tuple(skip), date_to=bound)
     return MetadataCursor(bound, 0, tuple(skip), date_to=cursor.date_to)
+
+
+def _instant(when: str) -> dt.datetime:
+    return aware(dt.datetime.fromisoformat(when))
 
 
 def _limit_error(when: str, date_type: str) -> QueryLimitError:
@@ -461,14 +484,21 @@ class WalkHwm:
 
     def window_done(self, answer: QueryInvoicesMetadataResponse, short_at: str | None) -> str | None:
         """Where the walk goes on after the window ``answer`` is a page of (``short_at``: where
-        the window stops short of the walk's range, oldest first): ``None`` once it reached the HWM."""
+        the window stops short of the walk's range, oldest first): ``None`` once it reached the HWM;
+        from an HWM just below ``short_at`` (``next_window_start``), else from ``short_at``."""
         hwm = answer.permanent_storage_hwm_date
-        window_to = dt.datetime.fromisoformat(short_at) if short_at is not None else None
-        if window_to is not None and reached_hwm(self._filters, hwm, window_to):
-            short_at = None  # the walk ends with this window
+        if short_at is None:
+            return None
+        window_to = dt.datetime.fromisoformat(short_at)
+        if reached_hwm(self._filters, hwm, window_to):
+            return None  # the walk ends with this window
+        start = next_window_start(self._filters, hwm, window_to)
+        if start != window_to:
+            short_at = start.isoformat()
         last_page = not answer.is_truncated and not answer.has_more
-        near = window_to is not None and near_hwm(self._filters, hwm, window_to)
-        unknown = self.restricted and last_page and (near or not isinstance(hwm, dt.datetime))
+        # Without the HWM, the next window may start past it; from an HWM just below ``to`` it
+        # should not (KSeF's HWM never moves back), but a 21183 there would mean the same.
+        unknown = self.restricted and last_page and (start != window_to or not isinstance(hwm, dt.datetime))
         self._unsure_at = short_at if unknown else None
         return short_at
 

@@ -1,5 +1,6 @@
-"""Incremental sync: every invoice stored since the last run, each downloaded once, by chained
-exports whose high-water mark is kept in a state file.
+"""Incremental sync: every invoice stored since the last run, delivered at least once (a crash
+may deliver a window again: deduplicate by KSeF number), by chained exports whose high-water mark
+is kept in a state file.
 
 A window runs from the saved mark to now (no ``to``), as the Ministry's guide recommends for
 continuous sync; a mark older than KSeF's 100-day ``dateRange`` limit is caught up in windows of
@@ -23,15 +24,23 @@ Every delivered invoice is reported, at least once, whatever stops a run. Beside
 its journal ``<state_file>.unreported`` lists the files delivered by a run that has not returned
 yet: each window's are appended to it and flushed to disk before the state write that moves the
 mark past them (a crash between the two reports them twice at worst: at least once allows that),
-and a run removes it just before it returns them. A run that does not return (an error, an
-interrupt, a cancellation, a timeout around an ``AsyncKSeF`` call that swallows the cancellation or
-replaces it with a ``TimeoutError``) leaves it, and the next run returns those files first, with
-its own. An interrupted run also hands them over as ``.partial`` on what ended it, when that
-reaches the caller: the next run names them again. The journal is appended to, never rewritten: a
-catch-up run of many windows writes each path once, and each state write is as small as the first
-(a list inside the state file, rewritten with every window, made a run's writes grow with the
-square of its windows). A state file written while the list was kept in it (``unreported`` in its
-JSON) is honoured: the next run moves the list into the journal and drops it from the file."""
+and a run removes it just before it returns them (``syncing``: once the caller has handled them).
+A run that does not return (an error, an interrupt, a cancellation, a timeout around an
+``AsyncKSeF`` call that swallows the cancellation or replaces it with a ``TimeoutError``) leaves
+it, and the next run returns those files first, with its own. An interrupted run also hands them
+over as ``.partial`` on what ended it, when that reaches the caller: the next run names them again.
+
+The journal is appended to, never rewritten: a catch-up run of many windows writes each path
+once, and each state write is as small as the first (a list inside the state file, rewritten with
+every window, made a run's writes grow with the square of its windows). A state file written while
+the list was kept in it (``unreported`` in its JSON) is honoured: the next run moves the list into
+the journal and drops it from the file.
+
+``sync`` removes the journal as it returns, so its guarantee ends at the return: a caller that
+fails while it handles the result (an error, a kill) is not told those invoices again.
+``syncing`` (a context manager) gives the block the result with the journal kept and the lock
+held, and removes the journal only when the block ends without an error: the caller acknowledges
+the report, and an error (or a kill) inside the block leaves it to the next run."""
 
 from __future__ import annotations
 
@@ -49,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._body import BodyLimits
-from ksef_client._durable import flush_folder, hold_lock, write_durably
+from ksef_client._durable import flush_folder, hold_lock, make_folders, write_durably
 from ksef_client._flows import Flow
 from ksef_client._moving import check_targets, move_in
 from ksef_client._paths import checked_name, file_in
@@ -454,6 +463,21 @@ def checked_start(start: dt.date | dt.datetime | None) -> dt.datetime | None:
     return when
 
 
+@dataclass
+class SyncRun:
+    """One run of ``sync_run``: its ``flow`` (run it with ``run`` or ``arun``) and, for a run whose
+    caller acknowledges what it returned (``acknowledged_by_caller``), ``acknowledge``."""
+
+    flow: Flow[SyncResult]
+    progress: _Progress
+
+    def acknowledge(self) -> None:
+        """Remove the journal, flushed to disk: the caller has handled what the run returned, and
+        no later run reports it again. Called under the run's lock, once its flow has returned."""
+        if self.progress.journal is not None:
+            self.progress.journal.remove()
+
+
 @contextmanager
 def sync_run(
     client: KSeF | AsyncKSeF,
@@ -463,9 +487,17 @@ def sync_run(
     start: dt.date | dt.datetime | None,
     timeout: float,
     interval: float,
-) -> Iterator[Flow[SyncResult]]:
-    """One ``sync`` call of either client: the flow to run (``run`` or ``arun``), with the state
-    file locked for the whole run (``state_lock``).
+    *,
+    acknowledged_by_caller: bool = False,
+) -> Iterator[SyncRun]:
+    """One ``sync`` (or ``syncing``) call of either client: the flow to run (``run`` or ``arun``),
+    with the state file locked while the block runs (``state_lock``).
+
+    ``acknowledged_by_caller``: the flow returns its ``SyncResult`` with the journal still there
+    (``sync`` removes it as it returns), and the block calls ``acknowledge`` once the caller has
+    handled the result; a block that ends otherwise leaves the journal, and the next run reports
+    those invoices again. The lock is held until the block ends: no other run reads or appends
+    to the journal in between.
 
     Whatever ends the run early once it holds the lock, ``KeyboardInterrupt`` and a cancelled
     task (``BaseException``) included, leaves as it came, carrying as ``.partial`` the
@@ -475,7 +507,8 @@ def sync_run(
     reaches the caller (a timeout around the call). What is raised before the lock is held
     carries no ``.partial`` (nothing was delivered): the ``ValueError`` for ``start``, an
     ``OSError`` making the state folder or the lock file, and ``SyncLockedError``, whose
-    ``.partial`` stays ``None``.
+    ``.partial`` stays ``None``. Nor does what the block raises once the flow has returned (the
+    caller's own handling of the result, in ``syncing``).
     The flow is closed on the way out, so its own clean-up (an export's temporary file) runs then,
     not when the garbage collector gets to it."""
     # The file itself, symbolic links followed: its lock is then one whatever name reaches it, and
@@ -485,17 +518,18 @@ def sync_run(
     folder = Path(os.path.abspath(directory))  # the state file names its files: wherever the next run runs
     if start is None and not state_path.is_file():  # before the lock file is made beside it
         raise ValueError(f"state_file {state_path} does not exist yet: pass start= for the first run")
-    state_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(state_path.parent)  # flushed into their parents: the state file is saved durably there
     with state_lock(state_path):
-        progress = _Progress()
+        progress = _Progress(held=acknowledged_by_caller)
         keys, limits, chain = client._public_keys, client.body_limits, (subject_type, client._tokens.context)
         flow = sync_flow(chain, state_path, folder, start, keys, timeout, interval, limits, progress)
         try:
             usable_folder(folder)  # before any request; not before the lock: a refused run makes nothing
-            yield flow
+            yield SyncRun(flow, progress)
         except BaseException as error:
-            with contextlib.suppress(AttributeError):  # an exception class with __slots__
-                error.partial = progress.settled(state_path)  # type: ignore[attr-defined]
+            if not progress.returned:  # else the caller's own error, raised after the run returned
+                with contextlib.suppress(AttributeError):  # an exception class with __slots__
+                    error.partial = progress.settled(state_path)  # type: ignore[attr-defined]
             raise
         finally:
             flow.close()
@@ -506,7 +540,8 @@ class _Progress:
     """Where a run stands: the journal, whose first ``reported`` files are what the run reports
     (what earlier runs left, then each window's once its state is in the file: else the next run
     delivers them again), and the state being saved (``pending``, with the count it reports once
-    saved).
+    saved). ``held``: the run returns with its journal kept, for the caller to acknowledge
+    (``SyncRun.acknowledge``); ``returned``: the run has returned its result.
 
     Each step is one assignment of a value built before it: a ``KeyboardInterrupt`` (it lands
     between any two lines) or a second ``saved()`` for the same state counts nothing twice."""
@@ -514,6 +549,8 @@ class _Progress:
     journal: Journal | None = None
     reported: int = 0
     pending: tuple[SyncState, int] | None = None
+    held: bool = False
+    returned: bool = False
 
     def started(self, journal: Journal) -> None:
         self.journal, self.reported = journal, len(journal.files)
@@ -557,7 +594,8 @@ def sync_flow(
     mark; again while KSeF says the window was truncated, or while a mark more than 100 days old
     is caught up window by window (until a window ends where it started: KSeF's HWM not past it).
     Each window's invoices are appended to the journal before its state is saved, and go into
-    ``progress`` once it is; the run removes the journal as it returns. ``chain``: the
+    ``progress`` once it is; the run removes the journal as it returns, unless ``progress.held``
+    (the caller acknowledges: ``SyncRun.acknowledge``). ``chain``: the
     ``subject_type`` and the login context (``None``: not known), checked against the state file's
     before any request (``SyncState``)."""
     subject_type, context = chain
@@ -592,11 +630,14 @@ def sync_flow(
 def _returned(
     state: SyncState, state_file: Path, progress: _Progress, journal: Journal, *, save: bool = False
 ) -> SyncResult:
-    """What the run returns, ``progress.report()``, once the journal that lists it is removed: the
-    last step of the flow, with no wait after it (a cancellation cannot land between the removal
-    and the return). A run that stops before it leaves the journal for the next."""
+    """What the run returns, ``progress.report()``, once the journal that lists it is removed (kept
+    when ``progress.held``: the caller removes it once it has handled the result): the last step
+    of the flow, with no wait after it (a cancellation cannot land between the removal and the
+    return). A run that stops before it leaves the journal for the next."""
     result = progress.report()
     if save:
         state.save(state_file)
-    journal.remove()
+    if not progress.held:
+        journal.remove()
+    progress.returned = True
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from ksef_client.invoice_query import (
     build_filters,
     date_bounds,
     metadata_pages,
+    next_window_start,
     range_filters,
     reached_hwm,
     restricted_to_hwm,
@@ -104,6 +105,9 @@ def export_to_flow(
     A range longer than KSeF's 100 days is exported window by window, oldest first, into the same
     directory, until one comes back truncated (it says where to go on from) or the range is done;
     held to KSeF's HWM, until one reaches the HWM (``reached_hwm``): the next would start past it.
+    A window whose HWM lies just below its ``to`` (``near_hwm``) is followed by one from that HWM
+    (``next_window_start``: an invoice stored later may still be dated between them); a file
+    both hold is the same invoice, replaced, and ``joined`` lists it once.
     Each window's result is appended to ``saved`` as soon as its files are in the folder (by the
     unpacking itself, so a call cancelled while a worker thread unpacks still has it): what a
     failed call carries as ``.partial`` (``exporting``). The folder is made and checked first,
@@ -136,7 +140,7 @@ def export_to_flow(
             return joined(saved)
         if reached_hwm(filters, result.permanent_storage_hwm_date, last):
             return joined(saved)  # the next window would start past KSeF's HWM (export status 420)
-        start = last
+        start = next_window_start(filters, result.permanent_storage_hwm_date, last)
 
 
 @contextlib.contextmanager
@@ -262,7 +266,8 @@ class Invoices:
         timeout: float = 1800.0,
         interval: float = 5.0,
     ) -> SyncResult:
-        """Fetch every invoice stored since the last run into ``directory``, each downloaded once.
+        """Fetch every invoice stored since the last run into ``directory`` (at least once each:
+        handle them by KSeF number).
 
         ``start`` sets where the first run begins; once ``state_file`` exists its mark wins (an
         earlier ``start`` is ignored, a later one or one in the future raises ``ValueError``
@@ -279,9 +284,39 @@ class Invoices:
         number, once each. Raised before the run holds the lock, nothing was delivered and there
         is no ``.partial``: ``SyncLockedError`` has ``None``; the ``ValueError`` for ``start=`` (naive, in
         the future, or missing for a new ``state_file``) and an ``OSError`` making the state folder
-        or the lock file have none at all."""
-        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
-            return run(flow, self._client)
+        or the lock file have none at all.
+
+        The guarantee ends where this returns: the journal is removed as it returns, so if the
+        caller fails while it handles the result (an exception, a killed process), no later run
+        reports those invoices again (their files stay in ``directory``). ``syncing`` keeps the
+        journal until the caller's block has handled them."""
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as sync:
+            return run(sync.flow, self._client)
+
+    @contextlib.contextmanager
+    def syncing(
+        self,
+        subject_type: str,
+        state_file: str | Path,
+        directory: str | Path,
+        *,
+        start: dt.date | dt.datetime | None = None,
+        timeout: float = 1800.0,
+        interval: float = 5.0,
+    ) -> Iterator[SyncResult]:
+        """``sync`` whose report the caller acknowledges: ``with ksef.invoices.syncing(...) as
+        result: handle(result)``. The run is the same (arguments, state file, lock, errors and
+        ``.partial``); the ``SyncResult`` it gives the block is what ``sync`` returns. The journal
+        that lists those invoices is removed only when the block ends without an error: an
+        exception inside it (or a process killed there) leaves the journal, and the next run
+        reports them again, first (at least once: handle them by KSeF number). The state file stays
+        locked until the block ends: another run on it raises ``SyncLockedError`` meanwhile."""
+        with sync_run(
+            self._client, subject_type, state_file, directory, start, timeout, interval, acknowledged_by_caller=True
+        ) as sync:
+            result = run(sync.flow, self._client)
+            yield result
+            sync.acknowledge()
 
 
 class AsyncInvoices:
@@ -353,6 +388,28 @@ class AsyncInvoices:
         """Async ``Invoices.sync``: the same runs, state file, journal, lock and reporting. A
         timeout around the call (``asyncio.timeout``, ``anyio.move_on_after``) that swallows the
         cancellation or replaces it with a ``TimeoutError`` loses no report: the next run reports
-        what this one delivered."""
-        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as flow:
-            return await arun(flow, self._client)
+        what this one delivered. As with ``Invoices.sync``, the guarantee ends where this returns:
+        ``syncing`` keeps the journal until the caller has handled the result."""
+        with sync_run(self._client, subject_type, state_file, directory, start, timeout, interval) as sync:
+            return await arun(sync.flow, self._client)
+
+    @contextlib.asynccontextmanager
+    async def syncing(
+        self,
+        subject_type: str,
+        state_file: str | Path,
+        directory: str | Path,
+        *,
+        start: dt.date | dt.datetime | None = None,
+        timeout: float = 1800.0,
+        interval: float = 5.0,
+    ) -> AsyncIterator[SyncResult]:
+        """Async ``Invoices.syncing``: ``async with ksef.invoices.syncing(...) as result:
+        handle(result)``. The journal is removed only when the block ends without an error; an
+        exception inside it, a cancellation included, leaves it for the next run to report again."""
+        with sync_run(
+            self._client, subject_type, state_file, directory, start, timeout, interval, acknowledged_by_caller=True
+        ) as sync:
+            result = await arun(sync.flow, self._client)
+            yield result
+            sync.acknowledge()

@@ -378,3 +378,165 @@ class TestWindowSteps:
         assert _advance(state, done(to + DAY), to, asked).date_from == to.isoformat()
         assert _advance(state, done(to - DAY), to, asked).date_from == (to - DAY).isoformat()
         assert _advance(state, done(to + DAY), None, asked).date_from == (to + DAY).isoformat()  # open: the HWM
+
+
+class _FirstWindowHeld:
+    """Around the first window of a walk (its first request with a ``to``, T): the emulator's
+    clock held at ``T - lag`` while it answers (its HWM then lies just below T, as KSeF's may:
+    "nieznacznie skorygowaną względem górnej granicy"), then back on the real clock, and
+    ``arrive(T)`` run: an invoice KSeF stores meanwhile, dated in (HWM, T) ("W przedziale (HWM,
+    Teraz] [...] mogą się jeszcze pojawić nowe faktury", pobieranie-faktur/hwm.md)."""
+
+    def __init__(self, backend: KSeFBackend, lag: dt.timedelta, arrive: Callable[[dt.datetime], None]) -> None:
+        self.lag, self.arrive = lag, arrive
+        self.held: dt.datetime | None = None
+        self.window_to: dt.datetime | None = None
+        backend.clock = lambda: self.held or _now()
+
+    def before(self, request: httpx.Request) -> bool:
+        """Whether ``request`` asks for the first window (the clock is then held)."""
+        if self.window_to is not None or request.method != "POST" or not request.content:
+            return False
+        body = json.loads(request.content)
+        to = (body.get("filters") or body).get("dateRange", {}).get("to")
+        if to is None:
+            return False
+        self.window_to = dt.datetime.fromisoformat(to)
+        self.held = self.window_to - self.lag
+        return True
+
+    def after(self) -> None:
+        assert self.window_to is not None
+        self.held = None
+        self.arrive(self.window_to)
+
+
+class _Around(httpx.BaseTransport):
+    def __init__(self, hook: _FirstWindowHeld) -> None:
+        self.inner, self.hook = httpx.HTTPTransport(), hook
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        first = self.hook.before(request)
+        response = self.inner.handle_request(request)
+        if first:
+            response.read()
+            self.hook.after()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncAround(httpx.AsyncBaseTransport):
+    def __init__(self, hook: _FirstWindowHeld) -> None:
+        self.inner, self.hook = httpx.AsyncHTTPTransport(), hook
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        first = self.hook.before(request)
+        response = await self.inner.handle_async_request(request)
+        if first:
+            await response.aread()
+            self.hook.after()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class TestALateArrivalJustBelowAWindowsTo:
+    """Review r6: a restricted walk over more than 100 days - 1 h has a first window closed at T
+    (about now for ``date_from`` 100 days back), whose HWM H1 KSeF gives a little below T. Was: the
+    next window started at T, so an invoice KSeF stored after the first window was answered, dated
+    in (H1, T), was in neither window; and the walk's HWM, past it, had the next walk start past
+    it too: lost for good. Now the next window starts at H1 (as ``sync`` goes on from
+    ``min(hwm, to)``); what both windows hold is dropped as yielded before."""
+
+    LAG = dt.timedelta(milliseconds=200)
+
+    def _stored(self, backend: KSeFBackend, start: dt.datetime) -> tuple[Any, Any]:
+        """EARLY, dated inside the first window, and LATE, not stored yet (dated before the range)."""
+        backend.clock = lambda: _now() - dt.timedelta(hours=1)  # nothing stored near T
+        access = backend.authenticate("Bearer " + backend.mint_access_token(NIP))
+        invoices = []
+        for number in ("R6/EARLY", "R6/LATE"):
+            session = backend.sessions.open(access)
+            invoices.append(backend.sessions.add_invoice(session, sample_invoice(number, buyer_nip=BUYER)))
+            backend.sessions.close(session)
+        early, late = invoices
+        early.stored_at, late.stored_at = start + DAY, start - DAY
+        return early, late
+
+    def _hook(self, backend: KSeFBackend, late: Any) -> _FirstWindowHeld:
+        def arrive(window_to: dt.datetime) -> None:
+            late.stored_at = window_to - dt.timedelta(milliseconds=50)  # in (H1, T): after H1 was given
+
+        return _FirstWindowHeld(backend, self.LAG, arrive)
+
+    def test_a_query_walk_goes_on_from_the_hwm_below_the_window_s_to(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer
+    ) -> None:
+        start = _now() - MAX_RANGE + dt.timedelta(minutes=30)
+        _, late = self._stored(backend, start)
+        hook = self._hook(backend, late)
+        with KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=_Around(hook)) as client:
+            pager = client.invoices.query(date_from=start, restrict_to_hwm=True, page_size=10)
+            got = [r.invoice_number for r in pager]
+        assert hook.window_to is not None and late.stored > hook.window_to - self.LAG  # a legal late arrival
+        hwm = pager.permanent_storage_hwm_date
+        assert hwm is not None and hwm > late.stored  # the walk says it holds everything below
+        assert got == ["R6/EARLY", "R6/LATE"]  # was: ["R6/EARLY"], and the next walk from hwm had none
+
+    def test_an_export_goes_on_from_the_hwm_below_the_window_s_to(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        start = _now() - MAX_RANGE + dt.timedelta(minutes=30)
+        early, late = self._stored(backend, start)
+        hook = self._hook(backend, late)
+        with KSeF(base_url=ksef_server.base_url, access_token=ksef.access_token, transport=_Around(hook)) as client:
+            result = client.invoices.export(tmp_path, date_from=start, restrict_to_hwm=True, interval=0)
+        hwm = result.permanent_storage_hwm_date
+        assert hwm is not None and hwm > late.stored
+        assert sorted(m["invoiceNumber"] for m in result.metadata) == ["R6/EARLY", "R6/LATE"]
+        assert sorted(p.name for p in result.files) == sorted(f"{i.ksef_number}.xml" for i in (early, late))
+        assert len(result.reference_numbers) == 2
+
+    @pytest.mark.anyio
+    async def test_an_async_query_walk_goes_on_from_the_hwm_below_the_window_s_to(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer
+    ) -> None:
+        start = _now() - MAX_RANGE + dt.timedelta(minutes=30)
+        _, late = self._stored(backend, start)
+        hook = self._hook(backend, late)
+        async with AsyncKSeF(
+            base_url=ksef_server.base_url, access_token=ksef.access_token, transport=_AsyncAround(hook)
+        ) as client:
+            pager = client.invoices.query(date_from=start, restrict_to_hwm=True, page_size=10)
+            got = [r.invoice_number async for r in pager]
+        assert got == ["R6/EARLY", "R6/LATE"]
+
+    def test_the_window_after_skips_what_the_first_yielded_at_its_last_two_dates(self) -> None:
+        # The next window starts at the HWM, which may lie below the first window's last dates:
+        # a walk resumed from its cursor (no memory of what it yielded) drops those records too.
+        def record(number: str, when: str) -> dict[str, Any]:
+            return {
+                "ksefNumber": number, "invoiceNumber": number, "issueDate": "2026-01-02",
+                "invoicingDate": when, "acquisitionDate": when, "permanentStorageDate": when,
+                "seller": {"nip": NIP}, "buyer": {"identifier": {"type": "Nip", "value": BUYER}},
+                "netAmount": 1, "grossAmount": 1, "vatAmount": 0, "currency": "PLN",
+                "invoicingMode": "Online", "invoiceType": "Vat",
+                "formCode": {"systemCode": "FA (3)", "schemaVersion": "1-0E", "value": "FA"},
+                "isSelfInvoicing": False, "hasAttachment": False, "invoiceHash": "AAAA",
+            }  # fmt: skip
+
+        page = QueryInvoicesMetadataResponse.from_dict({
+            "hasMore": False, "isTruncated": False,
+            "invoices": [
+                record("A", "2026-01-02T10:00:00.100000+00:00"),
+                record("B", "2026-01-02T10:00:00.700000+00:00"),
+                record("C", "2026-01-02T10:00:00.900000+00:00"),
+            ],
+        })  # fmt: skip
+        cursor = MetadataCursor("2026-01-01T00:00:00+00:00")
+        _, following = next_metadata_page(cursor, page, "PermanentStorage", short_at="2026-01-02T10:00:00.500000+00:00")
+        assert following is not None and following.date_from == "2026-01-02T10:00:00.500000+00:00"
+        assert set(following.skip) == {"B", "C"}

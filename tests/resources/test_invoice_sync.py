@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -189,6 +190,7 @@ class TestOneRunPerStateFile:
         flushed = fsync_spy(monkeypatch)
         state, inbox = tmp_path / "state.json", tmp_path / "inbox"
         ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        assert flushed.pop(0) == tmp_path  # the inbox the run made, into its parent, first
         invoices = [n for n, p in enumerate(flushed) if p.name in {f"{number}.xml" for number in sent}]
         state_file = [n for n, p in enumerate(flushed) if p.parent == tmp_path and p.name.startswith(".state.json.")]
         journal, folder = flushed.index(tmp_path / "state.json.unreported"), tmp_path
@@ -196,6 +198,28 @@ class TestOneRunPerStateFile:
         assert max(invoices) < flushed.index(inbox) < journal < flushed.index(folder) < state_file[0]
         assert flushed[state_file[0] + 1 :] == [folder, folder]  # the state's rename, the journal's removal
         assert not (tmp_path / "state.json.unreported").exists()
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names open files through /proc/self/fd")
+    def test_the_folders_a_run_makes_reach_the_disk_in_their_parents(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review F6: was mkdir(parents=True) only: the state, saved durably, could outlive after a
+        # power cut the entry of the new folder (or of its new parents) holding its invoices.
+        sent = _send(ksef, backend, 2, "MK")
+        flushed = fsync_spy(monkeypatch)
+        state, inbox = tmp_path / "chain" / "state.json", tmp_path / "srv" / "2026" / "in"
+        ksef.invoices.sync("Subject1", state, inbox, start=_start())
+        made = [tmp_path, tmp_path / "srv", tmp_path / "srv" / "2026"]  # the parents of what the run made
+        before_any_state = flushed[: next(n for n, p in enumerate(flushed) if p.name.startswith(".state.json."))]
+        assert all(parent in before_any_state for parent in made)
+        assert flushed.count(tmp_path / "srv") == flushed.count(tmp_path / "srv" / "2026") == 1  # once each
+        assert {p.name for p in inbox.glob("*.xml")} == {f"{n}.xml" for n in sent}
+        flushed.clear()
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+        assert tmp_path / "srv" not in flushed and tmp_path / "srv" / "2026" not in flushed  # made once
+        flushed.clear()
+        ksef.invoices.export(tmp_path / "export" / "here", date_from=_start(), interval=0)
+        assert flushed[:2] == [tmp_path, tmp_path / "export"]  # plain exports too
 
 
 class TestARunStoppedHalfWay:
@@ -428,6 +452,103 @@ class TestEveryDeliveredInvoiceIsReported:
         with pytest.raises(ValueError, match=r"state.json.unreported is not a sync journal \(line 2 "):
             ksef.invoices.sync("Subject1", state, inbox)
         assert state.read_bytes() == saved
+
+
+class TestTheCallerAcknowledgesTheReport:
+    """``syncing``: the journal stays until the caller's block has handled the report. Was (``sync``
+    only): the run removed the journal as it returned, so a caller that failed while it handled the
+    result (its database down, the process killed) was never told those invoices again, though the
+    docs promised them "reported at least once, however its run ended"."""
+
+    def test_a_block_that_fails_part_way_has_the_invoices_reported_again(
+        self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 5, "AK")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        handled: list[str] = []
+
+        def handle(numbers: list[str], fail_at: int | None = None) -> None:
+            for n, number in enumerate(numbers):
+                if n == fail_at:
+                    raise ConnectionError("the accounting database went away")
+                handled.append(number)
+
+        with (
+            pytest.raises(ConnectionError) as failed,
+            ksef.invoices.syncing("Subject1", state, inbox, start=_start()) as result,
+        ):
+            assert set(result.ksef_numbers) == sent and (tmp_path / "state.json.unreported").exists()
+            with pytest.raises(SyncLockedError):  # the run holds its lock until the block ends
+                ksef.invoices.sync("Subject1", state, inbox)
+            handle(result.ksef_numbers, fail_at=2)
+        assert not hasattr(failed.value, "partial")  # the caller's own error: not the run's
+        assert len(handled) == 2 and (tmp_path / "state.json.unreported").exists()
+        with ksef.invoices.syncing("Subject1", state, inbox) as again:
+            assert again.ksef_numbers == result.ksef_numbers and again.files == result.files  # reported again
+            handle(again.ksef_numbers)
+        assert set(handled) == sent and not (tmp_path / "state.json.unreported").exists()
+        with ksef.invoices.syncing("Subject1", state, inbox) as after:  # acknowledged: not again
+            assert after.ksef_numbers == []
+        later = _send(ksef, backend, 2, "AK2")
+        with ksef.invoices.syncing("Subject1", state, inbox) as new:
+            assert set(new.ksef_numbers) == later
+
+    def test_sync_s_guarantee_ends_where_it_returns(self, ksef: KSeF, backend: KSeFBackend, tmp_path: Path) -> None:
+        # As documented: sync() removes the journal as it returns; what the caller then loses is
+        # not reported again (the files stay in the folder).
+        sent = _send(ksef, backend, 3, "RT")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        assert set(ksef.invoices.sync("Subject1", state, inbox, start=_start()).ksef_numbers) == sent
+        assert not (tmp_path / "state.json.unreported").exists()
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+        assert {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")} == sent
+
+    def test_a_process_killed_inside_the_block_has_the_invoices_reported_again(
+        self, ksef: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, tmp_path: Path
+    ) -> None:
+        # os._exit: no clean-up, no finally, as SIGKILL or a power cut after the run returned.
+        sent = _send(ksef, backend, 4, "KL")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        since = _start().isoformat()
+        program = (
+            "import datetime as dt, os, sys\n"
+            "from ksef_client import KSeF\n"
+            f"with KSeF(base_url={ksef_server.base_url!r}, access_token={ksef.access_token!r}) as k:\n"
+            f"    with k.invoices.syncing('Subject1', {str(state)!r}, {str(inbox)!r},\n"
+            f"                            start=dt.datetime.fromisoformat({since!r})) as result:\n"
+            "        print(len(result.ksef_numbers), flush=True)\n"
+            "        os._exit(9)\n"
+        )
+        root = Path(__file__).resolve().parents[2]
+        killed = subprocess.run(
+            [sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert killed.returncode == 9 and killed.stdout.strip() == "4", killed.stderr
+        with ksef.invoices.syncing("Subject1", state, inbox) as again:
+            assert set(again.ksef_numbers) == sent
+        assert ksef.invoices.sync("Subject1", state, inbox).ksef_numbers == []
+
+    @pytest.mark.anyio
+    async def test_an_async_block_that_fails_or_is_cancelled_has_them_reported_again(
+        self, aksef: AsyncKSeF, ksef: KSeF, backend: KSeFBackend, tmp_path: Path
+    ) -> None:
+        sent = _send(ksef, backend, 3, "AA")
+        state, inbox = tmp_path / "state.json", tmp_path / "inbox"
+        with pytest.raises(ConnectionError):
+            async with aksef.invoices.syncing("Subject1", state, inbox, start=_start()) as result:
+                assert set(result.ksef_numbers) == sent
+                raise ConnectionError("the accounting database went away")
+        with anyio.CancelScope() as scope:
+            async with aksef.invoices.syncing("Subject1", state, inbox) as again:
+                assert set(again.ksef_numbers) == sent
+                scope.cancel()
+                await anyio.lowlevel.checkpoint()  # cancelled here, inside the block
+        assert scope.cancelled_caught and (tmp_path / "state.json.unreported").exists()
+        async with aksef.invoices.syncing("Subject1", state, inbox) as third:
+            assert third.ksef_numbers == again.ksef_numbers
+        async with aksef.invoices.syncing("Subject1", state, inbox) as after:
+            assert after.ksef_numbers == []
+        assert not (tmp_path / "state.json.unreported").exists()
 
 
 def _interrupt_in(function: Callable[..., object], nth: int | None, run: Callable[[], None]) -> list[int]:
