@@ -58,17 +58,29 @@ class KSeFBackend:
         rate_limit_scale: float = 0.0, clock: Callable[[], dt.datetime] = utc_now, profile: str = "TEST",
         session_reads: int = 0, random_faults: tuple[float, int] | None = None, workers: int | None = None,
         invoice_reads: int = 0, export_package_limit: int = 1_000_000_000,
-        hwm_lag: dt.timedelta = dt.timedelta(0),
+        hwm_lag: dt.timedelta = dt.timedelta(0), late_storage: bool = False,
+        storage_resolution: dt.timedelta = dt.timedelta(0), seven_digit_dates: bool = False,
     ) -> None:  # fmt: skip
         """``workers``: processes that check the invoices of a large batch package (``None``: one
         per core; ``1``: none, the session's thread checks them; see ``mock/workers.py``).
-        ``hwm_lag``: how far the PermanentStorage HWM trails the present (see ``hwm_lag``)."""
+        ``hwm_lag``: how far the PermanentStorage HWM trails the present (see ``hwm_lag``);
+        ``late_storage``, ``storage_resolution``, ``seven_digit_dates``: see those properties."""
         if profile not in ("TEST", "PROD"):
             raise ValueError(f"profile: 'TEST' or 'PROD', not {profile!r}")
         # What reset() goes back to: sizes, rate-limit scale, status transitions, random faults,
         # the clock.
         self._initial = (
-            Settings(upo_page_size, metadata_limit, export_part_size, export_package_limit, profile, _lag(hwm_lag)),
+            Settings(
+                upo_page_size,
+                metadata_limit,
+                export_part_size,
+                export_package_limit,
+                profile,
+                _lag(hwm_lag),
+                _flag(late_storage, "late_storage"),
+                _resolution(storage_resolution),
+                _flag(seven_digit_dates, "seven_digit_dates"),
+            ),
             rate_limit_scale,
         )
         self._initial_clock = clock
@@ -227,6 +239,48 @@ class KSeFBackend:
         self.core.settings.hwm_lag = _lag(value)
 
     @property
+    def late_storage(self) -> bool:
+        """Whether invoices arrive late, as KSeF's may: "W przedziale (HWM, Teraz] [...] mogą się
+        jeszcze pojawić nowe faktury, tj. z datą PermanentStorage mieszczącą się w zakresie (HWM,
+        Teraz]" (pobieranie-faktur/hwm.md). An invoice numbered while it is on is in no metadata
+        query or export (nor downloadable: 21165) until an answer to one has given an HWM; from the
+        next request on it is stored dated just past that HWM (1 ms after its numbering at the
+        earliest), so with ``hwm_lag`` below invoices already visible; after ``storage_delay``
+        seconds (``Transitions``) it is stored anyway. Off by default; ``reset()`` puts it back."""
+        return self.core.settings.late_storage
+
+    @late_storage.setter
+    def late_storage(self, value: bool) -> None:
+        self.core.settings.late_storage = _flag(value, "late_storage")
+
+    @property
+    def storage_resolution(self) -> dt.timedelta:
+        """How fine ``permanentStorageDate`` is: zero (default) gives each invoice its own date;
+        a duration puts every date on a multiple of it (from the Unix epoch): the invoices numbered
+        within one such period are stored together at its end and share one date, as a client of
+        KSeF must expect (a package may end inside such a group: "kolejne wywołanie należy
+        rozpocząć od LastPermanentStorageDate", przyrostowe-pobieranie-faktur.md). An invoice is
+        found once the emulator's clock reaches its date: a test with a frozen clock moves it."""
+        return self.core.settings.storage_resolution
+
+    @storage_resolution.setter
+    def storage_resolution(self, value: dt.timedelta) -> None:
+        self.core.settings.storage_resolution = _resolution(value)
+
+    @property
+    def seven_digit_dates(self) -> bool:
+        """Whether the invoices' dates (metadata records, an export's ``_metadata.json``, invoice
+        statuses) and the HWM and last dates of the download answers are written as KSeF writes
+        them: to 100 ns, seven fractional digits, trailing zeros dropped ("2025-09-18T12:24:01.0154302
+        +00:00", the spec). The emulator's clock has microseconds: the seventh digit is made up (1-9)
+        and dates are compared to the microsecond. Off by default (Python's ``isoformat``)."""
+        return self.core.settings.seven_digit_dates
+
+    @seven_digit_dates.setter
+    def seven_digit_dates(self, value: bool) -> None:
+        self.core.settings.seven_digit_dates = _flag(value, "seven_digit_dates")
+
+    @property
     def export_part_size(self) -> int:
         """Bytes per export part."""
         return self.core.settings.export_part_size
@@ -299,6 +353,20 @@ def _with_new_fields(state: Any) -> Any:
         elif spec.default is not MISSING:
             setattr(state, spec.name, spec.default)
     return state
+
+
+def _flag(value: bool, name: str) -> bool:
+    """A setting's ``bool`` checked (``TypeError`` otherwise)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: True or False, not {value!r}")
+    return value
+
+
+def _resolution(value: dt.timedelta) -> dt.timedelta:
+    """``storage_resolution`` checked: a ``timedelta`` of zero (none) or more."""
+    if not isinstance(value, dt.timedelta) or value < dt.timedelta(0):
+        raise ValueError(f"storage_resolution: a timedelta of zero or more, not {value!r}")
+    return value
 
 
 def _lag(value: dt.timedelta) -> dt.timedelta:

@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hwm-lag", type=_seconds, default=dt.timedelta(0), metavar="SECONDS",
                         help="how far the PermanentStorage high-water mark trails the present, as KSeF's "
                              "does (default 0: the present)")  # fmt: skip
+    parser.add_argument("--late-storage", action="store_true",
+                        help="invoices arrive late: each is stored only after an answer gave an HWM, "
+                             "dated just past it (with --hwm-lag below invoices already visible)")  # fmt: skip
+    parser.add_argument("--storage-resolution", type=_seconds, default=dt.timedelta(0), metavar="SECONDS",
+                        help="permanentStorageDates on multiples of SECONDS: invoices numbered within one "
+                             "period share one date (default 0: each its own)")  # fmt: skip
+    parser.add_argument("--seven-digit-dates", action="store_true",
+                        help="write the invoices' dates and the HWM as KSeF does, to 100 ns (7 digits)")  # fmt: skip
     parser.add_argument("--profile", choices=["TEST", "PROD"], default="TEST",
                         help="PROD adds production-only checks (NIP checksums of the parties)")  # fmt: skip
     parser.add_argument("--strict", action="store_true",
@@ -194,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         upo_page_size=args.upo_page_size, rate_limit_scale=args.rate_limits, profile=args.profile,
         session_reads=args.session_reads, random_faults=(args.fault_rate, args.fault_seed) if args.fault_rate else None,
         workers=args.workers, invoice_reads=args.invoice_reads, hwm_lag=args.hwm_lag,
+        late_storage=args.late_storage, storage_resolution=args.storage_resolution,
+        seven_digit_dates=args.seven_digit_dates,
     )  # fmt: skip
     store = SQLiteStore(args.state) if args.state else None
     app = create_app(backend, store=store, strict=args.strict, host=args.host, allowed_hosts=args.allow_hosts)

@@ -13,7 +13,7 @@ from ksef_client.mock.models import Access, KSeFBackend
 from ksef_client.mock.responses import api_endpoint, int_param, iso, json_body, render_status, storage_url, xml_response
 from ksef_client.mock.state.core import VALIDATION
 from ksef_client.mock.state.invoice_query import parse_query
-from ksef_client.mock.state.invoices import metadata_of
+from ksef_client.mock.state.invoices import date_text, metadata_of
 from ksef_client.mock.state.sessions import Encryption, KeyUnwrapError, unwrap_key
 
 
@@ -35,12 +35,13 @@ async def query_invoice_metadata(request: Request, backend: KSeFBackend, access:
     page = backend.invoices.query_metadata(
         access, query, page_offset=offset, page_size=size, descending=order == "Desc"
     )
+    seven = backend.core.settings.seven_digit_dates
     body = {
         "hasMore": page.has_more,
         "isTruncated": page.is_truncated,
         # "Dla dateType = Issue lub Invoicing - null" (the spec): given as null, not left out.
-        "permanentStorageHwmDate": iso(page.hwm),
-        "invoices": [metadata_of(i) for i in page.invoices],
+        "permanentStorageHwmDate": None if page.hwm is None else date_text(page.hwm, seven),
+        "invoices": [metadata_of(i, seven) for i in page.invoices],
     }
     return JSONResponse(body)
 

@@ -21,6 +21,7 @@ from ksef_client.mock.responses import (
     xml_response,
 )
 from ksef_client.mock.state.core import VALIDATION, Status
+from ksef_client.mock.state.invoices import date_text
 from ksef_client.mock.state.sessions import SessionQuery
 
 
@@ -63,9 +64,10 @@ def render_invoice(
     """One invoice of a session; accepted ones carry a fresh presigned UPO link (the UPO itself is
     built when the link is first used). ``pending``: the status of an invoice still being processed
     (``Sessions.read_status``), shown without anything KSeF does not know yet."""
+    seven = backend.core.settings.seven_digit_dates  # the invoice's dates as its metadata gives them
     body: dict[str, Any] = {
         "ordinalNumber": invoice.ordinal_number, "referenceNumber": invoice.reference_number,
-        "invoiceHash": invoice.invoice_hash, "invoicingDate": iso(invoice.received),
+        "invoiceHash": invoice.invoice_hash, "invoicingDate": date_text(invoice.received, seven),
         "status": render_status(invoice.status), "invoicingMode": "Offline" if invoice.offline else "Online",
     }  # fmt: skip
     if invoice.file_name is not None:
@@ -77,9 +79,10 @@ def render_invoice(
         body["invoiceNumber"] = invoice.invoice_number
     if invoice.accepted:
         name, expires = backend.sessions.invoice_upo_link(session, invoice)
-        body.update(ksefNumber=invoice.ksef_number, acquisitionDate=iso(invoice.acquired))
+        assert invoice.acquired is not None
+        body.update(ksefNumber=invoice.ksef_number, acquisitionDate=date_text(invoice.acquired, seven))
         if invoice.stored is not None:  # "Podczas sprawdzania statusu może być jeszcze niedostępna"
-            body["permanentStorageDate"] = iso(invoice.stored)
+            body["permanentStorageDate"] = date_text(invoice.stored, seven)
         body.update(upoDownloadUrl=storage_url(request, name), upoDownloadUrlExpirationDate=iso(expires))
     return body
 

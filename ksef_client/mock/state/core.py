@@ -125,6 +125,21 @@ class Settings:
     # pobieranie-faktur/hwm.md); the emulator stores each invoice as it numbers it, so by default
     # its HWM is its present moment.
     hwm_lag: dt.timedelta = dt.timedelta(0)
+    # The cases pobieranie-faktur/hwm.md and przyrostowe-pobieranie-faktur.md write incremental
+    # downloads for, which the emulator's own storage (each invoice as it is numbered, dates
+    # strictly increasing, to the microsecond) never makes; all off by default.
+    # ``late_storage``: an invoice numbered while it is on stays out of permanent storage until an
+    # answer has given an HWM, then is stored just past that HWM: "W przedziale (HWM, Teraz] [...]
+    # mogą się jeszcze pojawić nowe faktury" (with ``hwm_lag``, below invoices already visible).
+    late_storage: bool = False
+    # ``storage_resolution``: permanentStorageDates fall on multiples of it (counted from the Unix
+    # epoch): the invoices numbered within one such period are stored together at its end, sharing
+    # one date (zero: none, each its own date).
+    storage_resolution: dt.timedelta = dt.timedelta(0)
+    # ``seven_digit_dates``: the dates of invoices (metadata records, _metadata.json, invoice
+    # statuses) and the HWM and last dates of the download answers written as KSeF's .NET service
+    # writes them: to 100 ns, seven fractional digits, trailing zeros dropped, "+00:00".
+    seven_digit_dates: bool = False
 
 
 @dataclass

@@ -183,6 +183,10 @@ class Invoice:
     storage_reads_left: int = 0
     storage_due: dt.datetime | None = None
     stored_at: dt.datetime | None = None
+    # Numbered while ``Settings.late_storage`` was on: stored just past the HWM an answer gave
+    # meanwhile (``late``), once one has (until then ``awaits_answer``).
+    late: bool = False
+    awaits_answer: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -521,6 +525,9 @@ class InvoicesState:
     # ``permanentStorageDate`` given (``None``: none yet, or a state saved before it was kept).
     unstored: list[Invoice] = field(default_factory=list)
     latest_stored: dt.datetime | None = None
+    # The latest HWM the emulator has computed for an answer: no invoice is stored at or before it
+    # afterwards (``None``: none yet, or a state saved before it was kept).
+    given_hwm: dt.datetime | None = None
 
 
 class Invoices:
@@ -546,41 +553,85 @@ class Invoices:
         showing its KSeF number, a download) find it not stored (no ``permanentStorageDate``, the
         download 400 / 21165); the next read stores it, as does ``storage_delay`` seconds on the
         emulator's clock, whichever comes first. Until then no metadata query or export finds it.
+
+        With ``Settings.late_storage`` on, it waits for an answer (a metadata query, an export)
+        to give an HWM after its numbering, and is then stored just past that HWM (or after
+        ``storage_delay`` seconds, whichever comes first); with ``Settings.storage_resolution``, at
+        the end of the period of that length it falls in, once the emulator's clock gets there.
         """
         assert invoice.fields is not None and invoice.acquired is not None
-        transitions = self.core.transitions
+        transitions, settings = self.core.transitions, self.core.settings
         with self.core.lock:
             self.state.accepted.append(invoice)
             self.state.keys[(invoice.fields.seller, invoice.fields.kind, invoice.fields.number)] = invoice
-            if transitions.storage_reads > 0:
+            resolution = settings.storage_resolution
+            if transitions.storage_reads > 0 or settings.late_storage:
                 invoice.storage_reads_left = transitions.storage_reads
                 invoice.storage_due = invoice.acquired + dt.timedelta(seconds=transitions.storage_delay)
+                invoice.late = invoice.awaits_answer = settings.late_storage
+                self.state.unstored.append(invoice)
+            elif resolution:
+                invoice.storage_due = on_grid(invoice.acquired + PERMANENT_STORAGE_DELAY, resolution)
                 self.state.unstored.append(invoice)
             else:
                 self._stored(invoice)
 
-    def _stored(self, invoice: Invoice, at: dt.datetime | None = None) -> None:
-        """Store ``invoice`` (under the lock): ``at`` a moment (``None``: as numbered, 1 ms after
-        its acquisition), never at or before a storage date given already, so an HWM reported
-        before it was stored stays below it."""
-        if at is not None:
-            assert invoice.acquired is not None
-            latest = self.state.latest_stored
-            floor = latest + ACQUISITION_STEP if latest is not None else at
-            invoice.stored_at = max(at, invoice.acquired + PERMANENT_STORAGE_DELAY, floor)
-            self.state.unstored.remove(invoice)
+    def _stored(self, invoice: Invoice) -> None:
+        """Count ``invoice``, stored now (under the lock), in ``latest_stored``."""
         stored = invoice.stored
         assert stored is not None
         latest = self.state.latest_stored
         self.state.latest_stored = stored if latest is None else max(latest, stored)
 
+    def _store(self, invoice: Invoice, at: dt.datetime, after: dt.datetime | None = None) -> dt.datetime | None:
+        """Store a held-back ``invoice`` (under the lock), dated ``at`` at the earliest, and 1 ms
+        after its acquisition; its date (``None``: not stored yet, see below).
+
+        Never at or before a date an invoice stored earlier was given (the emulator's default),
+        so an HWM reported before it was stored stays below it. A ``late`` one, or any with
+        ``storage_resolution``, is dated past the latest HWM given instead, which may put it
+        below invoices already visible (and ``after`` a late one stored with it, to keep their
+        dates apart). With ``storage_resolution`` the date is the first multiple of it from
+        there; one the emulator's clock has not reached yet is where it is stored then."""
+        assert invoice.acquired is not None
+        resolution, state = self.core.settings.storage_resolution, self.state
+        if invoice.late or resolution:
+            promised = state.given_hwm
+            floor = promised + ACQUISITION_STEP if promised is not None else at
+            if after is not None and not resolution:
+                floor = max(floor, after + ACQUISITION_STEP)
+        else:
+            floor = state.latest_stored + ACQUISITION_STEP if state.latest_stored is not None else at
+        when = max(at, invoice.acquired + PERMANENT_STORAGE_DELAY, floor)
+        if resolution:
+            when = on_grid(when, resolution)
+            if when > self.core.clock():
+                invoice.storage_due, invoice.awaits_answer, invoice.storage_reads_left = when, False, 0
+                return None
+        invoice.stored_at = when
+        state.unstored.remove(invoice)
+        self._stored(invoice)
+        return when
+
     def _store_due(self) -> None:
-        """Store every held-back invoice whose ``storage_due`` has come (under the lock)."""
+        """Store every held-back invoice whose ``storage_due`` has come, and every late one an
+        answer has released since it was numbered (under the lock)."""
         if not self.state.unstored:
             return
         now = self.core.clock()
-        for invoice in [i for i in self.state.unstored if i.storage_due is not None and i.storage_due <= now]:
-            self._stored(invoice, invoice.storage_due)
+        after = None
+        for invoice in list(self.state.unstored):
+            if invoice.storage_due is not None and invoice.storage_due <= now:
+                self._store(invoice, invoice.storage_due)
+            elif invoice.late and not invoice.awaits_answer and invoice.storage_reads_left == 0:
+                assert invoice.acquired is not None
+                after = self._store(invoice, invoice.acquired, after) or after
+
+    def _answered(self) -> None:
+        """An answer has given an HWM (``given_hwm``): the late invoices waiting for one are stored
+        past it from the next request on (under the lock, after the answer's invoices are chosen)."""
+        for invoice in self.state.unstored:
+            invoice.awaits_answer = False
 
     def read_stored(self, invoice: Invoice) -> bool:
         """Count one read of a numbered invoice (its status showing the KSeF number, or its
@@ -592,8 +643,9 @@ class Invoices:
             if invoice.storage_reads_left > 0:
                 invoice.storage_reads_left -= 1
                 return False
-            self._stored(invoice, self.core.clock())
-            return True
+            if invoice.awaits_answer:
+                return False
+            return self._store(invoice, self.core.clock()) is not None
 
     def acquisition_time(self) -> dt.datetime:
         """The ``acquisitionDate`` of the invoice numbered now (called under the lock, with its
@@ -618,7 +670,8 @@ class Invoices:
         time: nothing can still be stored at or before now. So the HWM is now, or the last stored
         invoice's date where that passes now (a frozen clock); less ``hwm_lag`` (a setting, none by
         default), for a test of a client against an HWM that trails the present as KSeF's does
-        ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury")."""
+        ("W przedziale (HWM, Teraz] [...] mogą się jeszcze pojawić nowe faktury"). Kept as
+        ``given_hwm``: an invoice stored late is dated past it."""
         with self.core.lock:
             self._store_due()
             now = self.core.clock()
@@ -626,7 +679,10 @@ class Invoices:
             if last is None and self.state.accepted:  # a state saved before ``latest_stored``
                 last = self.state.accepted[-1].stored
             present = max(now, last) if last is not None else now
-            return present - self.core.settings.hwm_lag
+            hwm = present - self.core.settings.hwm_lag
+            given = self.state.given_hwm
+            self.state.given_hwm = hwm if given is None else max(given, hwm)
+            return hwm
 
     def is_party(self, context: Context, ksef_number: str) -> bool:
         """Whether ``context`` plays a role (seller, buyer, Podmiot3, PodmiotUpowazniony) on the
@@ -709,6 +765,7 @@ class Invoices:
             if beyond_hwm(query, hwm):
                 raise MockAPIError(21183, OUT_OF_RANGE + ".", [OUT_OF_RANGE_DETAIL])
             found = self.matching(access, query, hwm)
+            self._answered()
         if descending:
             found.reverse()
         capped = found[:limit]
@@ -754,6 +811,7 @@ class Invoices:
                 export.refusal = Status(420, OUT_OF_RANGE, [OUT_OF_RANGE_DETAIL])
             else:
                 export.invoices = self.matching(access, query, export.hwm)
+            self._answered()
             self.state.exports[export.reference_number] = export
         return export
 
@@ -797,15 +855,18 @@ class Invoices:
         truncated = len(export.invoices) > len(chosen)
         damage = self.faults.export_metadata if self.faults is not None else None
         check = self.core.check_metadata_record
+        seven = settings.seven_digit_dates
         if not chosen:
             # KSeF's answer to an export that matches nothing (CIRFMF/ksef-api#466): "Przy
             # eksporcie, jeżeli nie ma żadnych faktur to w `package` będzie: "invoiceCount": 0,
             # "size": 0, "parts": []" (the spec: InvoicePackage.size minimum 0, partSize minimum 1).
             package = b""
         elif damage is None:
-            package = pack_export(chosen, export.only_metadata, export.compression, check=check)
+            package = pack_export(chosen, export.only_metadata, export.compression, check=check, seven_digits=seven)
         else:
-            package = pack_export(chosen, export.only_metadata, export.compression, damage=damage, check=check)
+            package = pack_export(
+                chosen, export.only_metadata, export.compression, damage=damage, check=check, seven_digits=seven
+            )
         suffix = "tar.gz" if export.compression == "TarGz" else "zip"
         parts, export.part_data = [], []
         size = self.core.settings.export_part_size
@@ -826,6 +887,9 @@ class Invoices:
         if truncated and chosen:
             date_type = export.query.date_type
             export.package[LAST_DATES[date_type]] = _last_date(chosen[-1], date_type)
+        if seven:  # written now, as the records of its _metadata.json are
+            dated = {k: date_text(v, True) for k, v in export.package.items() if isinstance(v, dt.datetime)}
+            export.package.update(dated)
         export.status = Status(200, EXPORT_TEXT[200])
         export.completed = self.core.clock()
 
@@ -935,6 +999,34 @@ def reported_hwm(query: Query, hwm: dt.datetime) -> dt.datetime | None:
     return hwm if query.date_to is None else min(query.date_to, hwm)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def on_grid(when: dt.datetime, resolution: dt.timedelta) -> dt.datetime:
+    """The first multiple of ``resolution`` (counted from the Unix epoch) at or after ``when``
+    (``Settings.storage_resolution``)."""
+    return _EPOCH + -(-(when - _EPOCH) // resolution) * resolution
+
+
+def seventh_digit(when: dt.datetime) -> int:
+    """The 100-ns digit the emulator gives a moment in seven-digit mode: 1 to 9, a function of its
+    microsecond, so that dates keep their order and read back (cut to the microsecond, as Python's
+    ``fromisoformat`` cuts them) as the moment the emulator compares."""
+    return when.microsecond % 9 + 1
+
+
+def date_text(when: dt.datetime, seven_digits: bool = False) -> str:
+    """A date as an answer writes it: ISO 8601 (``isoformat``), or with ``seven_digits``
+    (``Settings.seven_digit_dates``) as KSeF's .NET service writes one, to 100 ns with trailing
+    zeros dropped and the offset as "+00:00": the spec's "2025-09-18T12:24:01.0154302+00:00",
+    "2025-08-28T09:23:55.388+00:00"."""
+    if not seven_digits:
+        return when.isoformat()
+    whole = when.astimezone(dt.UTC).replace(microsecond=0).isoformat()
+    fraction = f"{when.microsecond:06d}{seventh_digit(when)}".rstrip("0")
+    return f"{whole[:19]}.{fraction}{whole[19:]}"
+
+
 def _date_of(invoice: Invoice, date_type: str) -> dt.datetime:
     assert invoice.acquired is not None
     if date_type == "Issue" and invoice.fields is not None:
@@ -970,24 +1062,24 @@ def _other_parties(fields: InvoiceFields) -> dict[str, Any]:
     return record
 
 
-def iso_stored(invoice: Invoice) -> str:
-    """``permanentStorageDate`` of a stored invoice, ISO 8601."""
+def iso_stored(invoice: Invoice, seven_digits: bool = False) -> str:
+    """``permanentStorageDate`` of a stored invoice, ISO 8601 (``date_text``)."""
     stored = invoice.stored
     assert stored is not None
-    return stored.isoformat()
+    return date_text(stored, seven_digits)
 
 
-def metadata_of(invoice: Invoice) -> dict[str, Any]:
-    """An ``InvoiceMetadata`` record."""
+def metadata_of(invoice: Invoice, seven_digits: bool = False) -> dict[str, Any]:
+    """An ``InvoiceMetadata`` record; ``seven_digits``: its dates as ``date_text`` writes them."""
     fields = invoice.fields
     assert fields is not None and invoice.acquired is not None
     return {
         "ksefNumber": invoice.ksef_number,
         "invoiceNumber": fields.number,
         "issueDate": fields.issue_date,
-        "invoicingDate": invoice.received.isoformat(),
-        "acquisitionDate": invoice.acquired.isoformat(),
-        "permanentStorageDate": iso_stored(invoice),
+        "invoicingDate": date_text(invoice.received, seven_digits),
+        "acquisitionDate": date_text(invoice.acquired, seven_digits),
+        "permanentStorageDate": iso_stored(invoice, seven_digits),
         "seller": {"nip": fields.seller, "name": fields.seller_name},
         "buyer": {"identifier": _identifier_record(fields.buyer_id), "name": fields.buyer_name},
         **_other_parties(fields),
@@ -1011,14 +1103,16 @@ def pack_export(
     compression: str = "Zip",
     damage: str | None = None,
     check: Callable[[dict[str, Any]], list[str]] | None = None,
+    seven_digits: bool = False,
 ) -> bytes:
     """The export package: ``{ksefNumber}.xml`` files and ``_metadata.json``, zipped or tar.gz.
     ``damage`` (``Faults.export_metadata``): ``"missing"`` leaves ``_metadata.json`` out,
     ``"short"`` leaves its last record out. ``check`` (strict mode): what is wrong with a record;
-    ``StrictModeViolation`` when any is (the spec: each record is an ``InvoiceMetadata``)."""
+    ``StrictModeViolation`` when any is (the spec: each record is an ``InvoiceMetadata``).
+    ``seven_digits``: the records' dates as ``date_text`` writes them."""
     files = [] if only_metadata else [(f"{i.ksef_number}.xml", i.xml) for i in invoices]
     listed = invoices[:-1] if damage == "short" else invoices
-    records = [metadata_of(i) for i in listed]
+    records = [metadata_of(i, seven_digits) for i in listed]
     if check is not None:
         _check_records(records, check)
     if damage != "missing":
