@@ -111,8 +111,8 @@ def test_an_export_package_whose_metadata_breaks_the_spec_is_caught(
     _send_one(ksef)
     real = invoices_state.metadata_of
 
-    def broken(invoice: Any) -> dict[str, Any]:
-        record = dict(real(invoice))
+    def broken(invoice: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        record = dict(real(invoice, *args, **kwargs))
         record["invoiceType"] = "VAT"  # not in the InvoiceType enum
         record["issueDate"] = "20.11.2026"  # not format: date
         record["permanentStorageDate"] = record["permanentStorageDate"][:19]  # no offset: not date-time
