@@ -614,8 +614,8 @@ class Auth:
         The policy the document carries (``unsigned_auth_token_request(allowed_ips=...)``)
         restricts the login's tokens. A failure is not retried from a new challenge, as the
         other logins are: that would need a new signature. A challenge is used once: after a
-        refusal sign a new :meth:`unsigned_auth_token_request`. The client's earlier login ends
-        when this one starts (the document checked), as in :meth:`login_with_token`.
+        refusal sign a new :meth:`unsigned_auth_token_request`. The client's earlier login stays
+        until this one succeeds, as in :meth:`login_with_token`.
         """
         flow = signed_request_login_flow(signed_xml, self._client, timeout, interval, verify_certificate_chain)
         return run(flow, self._client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 import zipfile
 from typing import Any
@@ -19,7 +20,7 @@ from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.identifiers import make_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
-from ksef_client.mock.state.sessions import WARSAW
+from ksef_client.mock.state.sessions import HASHED_AT_MOST, WARSAW, MemberRejection, _member_content
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -263,6 +264,49 @@ def test_two_package_members_of_one_name_are_each_read_as_themselves_and_capped(
     assert (small["invoiceFileName"], small["status"]["code"], small["invoiceNumber"]) == ("a.xml", 200, "FV/DUP/1")
     assert large["status"]["code"] == 430 and large["status"]["details"][0].startswith("[size]")
     assert "4000000" in large["status"]["details"][0]
+
+
+class _Zeros(io.RawIOBase):
+    """A member's stream of ``size`` zero bytes that counts what was read of it."""
+
+    def __init__(self, size: int, counted: list[int]) -> None:
+        self.left, self.counted = size, counted
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        self.counted[0] += n
+        return n
+
+
+@pytest.mark.parametrize("over", [1, HASHED_AT_MOST, HASHED_AT_MOST + 1, 100 * HASHED_AT_MOST])
+def test_an_oversize_member_is_hashed_only_within_a_bound(over: int) -> None:
+    # A rejected member is listed under its own hash (a technical correction names it), taken by
+    # inflating it; a zip bomb declares hundreds of MB in a few kB, which cost CPU time in the
+    # batch processing thread in proportion to it (review s11-final, M1: 1.5 s for 537 MB). Past
+    # HASHED_AT_MOST over the limit nothing is read, and the member gets a marker.
+    limit, counted = 1000, [0]
+    size = limit + over
+    rejection = _member_content("a.xml", size, lambda: _Zeros(size, counted), limit)
+    assert isinstance(rejection, MemberRejection) and rejection.rule == "size"
+    if over <= HASHED_AT_MOST:
+        assert rejection.whole and rejection.size == size == counted[0]
+        assert rejection.sha256 == hashlib.sha256(bytes(size)).digest()
+    else:
+        assert not rejection.whole and counted[0] == 0
+
+
+def test_a_member_whose_name_is_refused_is_hashed_only_within_the_bound() -> None:
+    # A name too long is refused before the size is looked at (this stream is longer than the
+    # size given): its hash is read up to the bound only.
+    counted = [0]
+    rejection = _member_content("n" * 200, 10, lambda: _Zeros(10 * HASHED_AT_MOST, counted), 1000)
+    assert isinstance(rejection, MemberRejection) and rejection.rule == "name" and not rejection.whole
+    assert counted[0] <= 1000 + HASHED_AT_MOST + (1 << 20)
 
 
 # --- session statuses: SessionStatusResponse.status in the spec ------------------------------------

@@ -789,8 +789,9 @@ class Sessions:
         technical correction names it as it would any other rejected offline invoice
         (offline/korekta-techniczna.md names "przekroczenie dopuszczalnego rozmiaru pliku" among
         the reasons). A member that cannot be read to its end has no such hash: it is listed under
-        a marker of its own, the SHA-256 of a text naming its place in the package, its name and
-        what could be read of it (no file's hash, and never one shared with another member: each
+        a marker of its own (so is one larger than ``HASHED_AT_MOST`` past the limit: no CPU is
+        spent inflating a zip bomb to its end), the SHA-256 of a text naming its place in the
+        package, its name and what could be read of it (no file's hash, and never one shared with another member: each
         correction would block the others, 21166)."""
         shown = name if len(name) <= MAX_FILE_NAME else name[: MAX_FILE_NAME - 1] + "…"  # the detail has it whole
         invoice = self._new_invoice(session, b"", offline=session.offline, file_name=shown)
@@ -1101,6 +1102,10 @@ MemberOpener = Callable[[], IO[bytes]]
 # A member that cannot be unpacked (CRC, compression method, encryption, a cut archive).
 _UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 _CHUNK = 1 << 20
+# The most of a rejected member that is inflated to take its hash (past the invoice limit): a
+# member declaring more (a zip bomb compresses ~1000:1) costs no CPU beyond it, and is listed under
+# a marker, as one that cannot be read to its end (``_rejected_member``).
+HASHED_AT_MOST = 64 << 20
 
 
 class MemberRejection(NamedTuple):
@@ -1122,27 +1127,33 @@ def _member_content(name: str, size: int, open_member: MemberOpener, limit: int)
         # KSeF reports a batch invoice by its file name, of at most 128 characters (invoiceFileName's
         # maxLength): a file it could not name is not taken, so never numbered.
         detail = f"Nazwa pliku {name} ma {len(name)} znaków, dozwolone najwyżej {MAX_FILE_NAME}."
-        return MemberRejection("name", detail, *_digest(open_member))
-    # Sizes are read from the archive first: a zip bomb is never inflated into memory (its hash
-    # is taken chunk by chunk; zipfile stops at the size the entry declares).
+        return MemberRejection("name", detail, *_digest(open_member, limit + HASHED_AT_MOST))
+    # Sizes are read from the archive first: a zip bomb is never inflated into memory, nor past
+    # HASHED_AT_MOST for its hash (taken chunk by chunk; zipfile stops at the size declared).
     if size > limit:
-        return MemberRejection("size", f"Plik {name} ma {size} B > {limit} B.", *_digest(open_member))
+        rejection = f"Plik {name} ma {size} B > {limit} B."
+        if size > limit + HASHED_AT_MOST:  # not read at all: listed under a marker
+            return MemberRejection("size", rejection, hashlib.sha256().digest(), 0, False)
+        return MemberRejection("size", rejection, *_digest(open_member, limit + HASHED_AT_MOST))
     try:
         with open_member() as stream:
             return stream.read()
     except _UNREADABLE as error:
-        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}", *_digest(open_member))
+        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}", *_digest(open_member, limit))
 
 
-def _digest(open_member: MemberOpener) -> tuple[bytes, int, bool]:
+def _digest(open_member: MemberOpener, at_most: int) -> tuple[bytes, int, bool]:
     """SHA-256 and size of a member's bytes, read a chunk at a time (the member may be too large
-    to hold), and whether it was read to its end (else: of the bytes read before it failed)."""
+    to hold), and whether it was read to its end (else: of the bytes read before it failed, or
+    before ``at_most`` of them, where the reading stops)."""
     digest, size = hashlib.sha256(), 0
     try:
         with open_member() as stream:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
+                if size > at_most:
+                    return digest.digest(), size, False
     except _UNREADABLE:
         return digest.digest(), size, False
     return digest.digest(), size, True
