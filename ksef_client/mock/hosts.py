@@ -4,7 +4,7 @@ A web page whose own name an attacker rebinds to 127.0.0.1 is same-origin with a
 listening there: without this check it could log in with a self-signed certificate (which the
 TEST profile accepts, as KSeF TEST does) and read every invoice. Such a page's requests carry its
 own name in ``Host``, so an emulator that listens on a loopback address answers only requests
-addressed to a loopback name (``localhost`` and the names under it included), the address it
+addressed to a loopback name (``localhost`` with or without the root's dot), the address it
 listens on, or a name it was told to allow (403 otherwise), on every route: ``/v2``, storage and ``/_mock/*``.
 
 An emulator listening on any other address (``0.0.0.0``, ``::`` or a network address) is
@@ -37,11 +37,11 @@ def is_loopback(host: str) -> bool:
 
 
 def is_localhost_name(name: str) -> bool:
-    """Whether ``name`` is ``localhost`` or a name under it (``ksef.localhost``), with or without
-    the root's dot: RFC 6761 keeps them on this machine and out of public DNS, so no rebound page
-    can be addressed by one."""
-    name = name[:-1] if name.endswith(".") else name
-    return name == "localhost" or name.endswith(".localhost")
+    """Whether ``name`` is ``localhost`` written with the root's dot (``localhost.``), which no
+    resolver sends out. The names under it (``ksef.localhost``) are not: RFC 6761 only says a
+    resolver should answer them itself, a system resolver may forward them to a DNS server that
+    can rebind them, so a harness that uses one allows it (``--allow-host``)."""
+    return name == "localhost."
 
 
 def host_name(host_header: str) -> str:
@@ -92,7 +92,7 @@ class HostPolicy:
 
     def allows(self, host_header: str) -> bool:
         """Whether a request with this ``Host`` header is addressed to the emulator (one of its
-        names, or a localhost name: ``localhost.``, ``ksef.localhost``)."""
+        names, or ``localhost.``)."""
         name = host_name(host_header)
         return name in self.names or is_localhost_name(name)
 
