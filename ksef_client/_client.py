@@ -32,6 +32,7 @@ from ksef_client._transport import (
     STREAMED,
     AsyncDeferredTransport,
     AsyncRetryingTransport,
+    CallOff,
     Deadline,
     DeferredTransport,
     RetryingTransport,
@@ -478,6 +479,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         def put(upload: PartUpload) -> bool:
             if failed.is_set():  # another part failed: this one is not started
                 return False
+            off = CallOff(failed)
             try:
                 try:
                     response = self._storage.request(
@@ -486,13 +488,13 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
                         content=UploadBody(upload.part),
                         headers=upload.headers,
                         # once another part failed, this one's repeats are called off too
-                        extensions={**_part_extensions(), CALLED_OFF: failed},
+                        extensions={**_part_extensions(), CALLED_OFF: off},
                     )
                 except httpx.TransportError as error:
                     raise connection_error(error) from error
                 check_upload(response, upload.part.ordinal_number)
             except BaseException as failure:
-                if failed.is_set():
+                if off.cut:  # a repeat was due, and left out
                     number = upload.part.ordinal_number
                     failure.add_note(f"another part had failed first: repeats of part {number} were called off")
                 failed.set()  # before this thread takes the next part

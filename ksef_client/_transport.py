@@ -42,12 +42,33 @@ log = logging.getLogger("ksef_client")
 DEADLINE = "ksef_deadline"
 NO_DEADLINE = "none"
 
-# A request extension: a ``threading.Event`` that, once set, calls off the request's repeats: the
-# transport sends it no more and the last answer (or error) stands. A sync batch sets it on its
-# part uploads when another part failed (the session will not be closed, so a repeat only wastes
-# the uplink); async uploads are cancelled with their task group instead. Not for streamed
-# requests (``STREAMED``), whose answer is closed before a repeat and could not stand.
+# A request extension: a ``CallOff``; once its event is set, the request's repeats are called off:
+# the transport sends it no more and the last answer (or error) stands. A sync batch gives one to
+# each part upload, on the batch's failure event (the session will not be closed once a part
+# failed, so a repeat only wastes the uplink); async uploads are cancelled with their task group
+# instead. Not for streamed requests (``STREAMED``), whose answer is closed before a repeat and
+# could not stand.
 CALLED_OFF = "ksef_called_off"
+
+
+class CallOff:
+    """A request's ``CALLED_OFF``: ``event`` (shared: set, it calls off every request that has
+    it), and ``cut``, which the transport sets when it did leave out a repeat of this request
+    (its last answer or error then says so)."""
+
+    __slots__ = ("cut", "event")
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.cut = False
+
+    def is_set(self) -> bool:
+        """Whether the request is called off."""
+        return self.event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the request is called off, ``timeout`` seconds at most."""
+        return self.event.wait(timeout)
 
 
 class Deadline:
@@ -185,9 +206,13 @@ class SendState:
         raise _blocked_error(message, answer, slot.held, cap if too_long else None)
 
     def called_off(self, request: httpx.Request) -> bool:
-        """Whether ``request``'s repeats were called off (``CALLED_OFF``)."""
+        """Whether ``request``'s repeats were called off (``CALLED_OFF``); when they were, a repeat
+        that was due is left out, and its ``CallOff`` says so (``cut``)."""
         off = request.extensions.get(CALLED_OFF)
-        return off is not None and off.is_set() and not request.extensions.get(STREAMED)
+        if not isinstance(off, CallOff) or not off.is_set() or request.extensions.get(STREAMED):
+            return False
+        off.cut = True
+        return True
 
     def sending(self) -> None:
         """Count one attempt sent."""
@@ -207,11 +232,11 @@ class SendState:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
             if retry_after is not None:
                 slot.hold(retry_after, request, response)
-        if self.called_off(request):
-            return None
         budget = budget_of(request)
         safe = is_repeat_safe(request, self.api_path_prefix)
         delay = self.policy.delay_after_response(response, safe, budget, self.rng, now)
+        if delay is not None and self.called_off(request):
+            return None
         # a 5xx may come after the server processed the request (a gateway's 502/504 too); a 429 not
         uncertain = response.status_code != 429
         return self._counted(request, budget, self._within(deadline, delay), str(response.status_code), uncertain)
@@ -221,10 +246,10 @@ class SendState:
     ) -> float | None:
         """Seconds to wait before sending ``request`` again, or ``None``: ``error`` is raised (also
         when the wait would outlast ``deadline``)."""
-        if self.called_off(request):
-            return None
         budget = budget_of(request)
         delay = self.policy.delay_after_error(error, is_repeat_safe(request, self.api_path_prefix), budget, self.rng)
+        if delay is not None and self.called_off(request):
+            return None
         uncertain = not never_sent(error)  # a connection broken once made: the request may have arrived
         return self._counted(request, budget, self._within(deadline, delay), type(error).__name__, uncertain)
 
@@ -334,7 +359,7 @@ class RetryingTransport(httpx.BaseTransport):
         """Wait ``delay`` before a repeat of ``request``; ``False`` when it was called off by then
         (``CALLED_OFF``). On the real clock the wait ends the moment it is called off."""
         off = request.extensions.get(CALLED_OFF)
-        if isinstance(off, threading.Event) and self._sleep is time.sleep:
+        if isinstance(off, CallOff) and self._sleep is time.sleep:
             off.wait(delay)
         else:
             self._sleep(delay)

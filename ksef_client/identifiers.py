@@ -148,10 +148,15 @@ def validate_nip_vat_ue(value: str, field: str = "nip_vat_ue", *, nip_check_digi
     return value
 
 
+def is_peppol_id(value: object) -> bool:
+    """Whether ``value`` is a Peppol service provider identifier (the spec's ``PeppolId``)."""
+    return isinstance(value, str) and _PEPPOL_ID.fullmatch(value) is not None
+
+
 def validate_peppol_id(value: str, field: str = "peppol_id") -> str:
     """Return a Peppol service provider identifier (``P``, two letters, six digits: ``PPL123456``)
     or raise ``ValueError``."""
-    if not isinstance(value, str) or not _PEPPOL_ID.fullmatch(value):
+    if not is_peppol_id(value):
         raise ValueError(f"{field}: {value!r} is not a PeppolId ('P', 2 capital letters and 6 digits: PPL123456)")
     return value
 

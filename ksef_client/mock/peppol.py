@@ -11,17 +11,16 @@ a company seal whose ``commonName`` is the PeppolId, as the official clients' te
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from ksef_client.identifiers import validate_peppol_id
 from ksef_client.xades import PrivateKey, SigningCredentials
 
 # The spec's PeppolId: "pattern": "^P[A-Z]{2}[0-9]{6}$" (P, a country code, six digits).
-_PEPPOL_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")
 
 
 def peppol_provider_certificate(
@@ -36,8 +35,7 @@ def peppol_provider_certificate(
     listed by ``GET /peppol/query`` under ``name`` from then on. ``ValueError`` for an identifier the
     spec's pattern refuses, or an unknown ``key_type``.
     """
-    if not isinstance(peppol_id, str) or not _PEPPOL_ID.fullmatch(peppol_id):
-        raise ValueError(f"peppol_id: {peppol_id!r} is not a PeppolId (P, two capital letters, six digits: PPL123456)")
+    validate_peppol_id(peppol_id)
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name: the provider's name, not empty")
     key: PrivateKey

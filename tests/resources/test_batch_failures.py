@@ -228,7 +228,7 @@ class FirstPartHeld(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise
         if self._part(request) not in (None, 1):
             self.answered.set()
-        if held and response.status_code >= 500:
+        if held and response.status_code >= 400:
             self._other_failed(request)
         return response
 
@@ -278,6 +278,22 @@ def test_after_a_refused_part_no_other_is_uploaded(
         else:  # the error's text is the OS's (a reset, or the server's disconnect)
             assert isinstance(other, APIConnectionError) and "/_upload/" in str(other)
         assert "repeats of part 1 were called off" in " ".join(other.__notes__)
+
+
+def test_a_part_refused_after_another_is_not_said_to_be_called_off(
+    send_batch: Batch, backend: KSeFBackend, request: pytest.FixtureRequest
+) -> None:
+    # Part 2 is refused (403), then part 1, under way meanwhile, is refused too: a 403 is never
+    # repeated, so no repeat of it was called off. Was (review s11-final, L2): the note said so of
+    # any part failing after another had.
+    backend.faults.add(403, operation="storage.upload_part", times=2)
+    with pytest.raises(BatchError, match="upload of part 2 failed: HTTP 403") as caught:
+        send_batch(_invoices(120), FirstPartHeld(backend), part_size=20_000, workers=2)
+    if "sync" in request.node.callspec.id.split("-"):  # part 1's own failure (async: cancelled)
+        assert isinstance(caught.value.__context__, BaseExceptionGroup)
+        (other,) = caught.value.__context__.exceptions
+        assert "upload of part 1 failed: HTTP 403" in str(other)
+        assert not any("called off" in note for note in getattr(other, "__notes__", []))
 
 
 @pytest.mark.parametrize("workers", [1, 2])

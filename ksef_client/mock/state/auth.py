@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from ksef_client.crypto import TOKEN_ENCRYPTION, rsa_decrypt, sha256_b64
-from ksef_client.identifiers import validate_nip
+from ksef_client.identifiers import is_peppol_id, validate_nip
 from ksef_client.mock.exceptions import Forbidden, MockAPIError, NotFound, Unauthorized
 from ksef_client.mock.keys import emulator_keys
 from ksef_client.mock.state.auth_signature import AuthSignatureError, verify_auth_document
@@ -84,7 +84,6 @@ DECEASED_CODE, DECEASED_TEXT = 21308, "Próba wykorzystania metod autoryzacyjnyc
 # (the PefInvoicing authorizations the provider was given). It is no grant: the provider's
 # certificate gives it (``peppol_id_of``).
 PEPPOL_PERMISSIONS = frozenset({"PefInvoiceWrite"})
-_PEPPOL_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")  # the spec's PeppolId: "^P[A-Z]{2}[0-9]{6}$"
 _PERSON_NIP = re.compile(r"(TINPL|NIP).*?(\d{10})")
 _PERSON_PESEL = re.compile(r"(PNOPL|PESEL).*?(\d{11})")
 _SEAL_NIP = re.compile(r"(VATPL).*?(\d{10})")
@@ -243,8 +242,8 @@ def peppol_id_of(certificate: x509.Certificate) -> str | None:
     if _is_person_certificate(certificate):
         return None
     for name in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
-        if _PEPPOL_ID.fullmatch(str(name.value).strip()):
-            return str(name.value).strip()
+        if is_peppol_id(value := str(name.value).strip()):
+            return value
     return None
 
 
