@@ -20,7 +20,7 @@ import math
 import threading
 import weakref
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -173,21 +173,43 @@ class Throttle:
     def _group(self, key: str) -> _Group:
         return self._groups.setdefault(key, _Group())
 
+    def binding(
+        self, key: str, limits: RateLimits | None, now: float, *, exact: bool = False
+    ) -> tuple[float, int] | None:
+        """The window (1, 60 or 3600 seconds) whose limit holds a call of ``key`` at ``now`` the
+        longest, and the calls it allows (as ``delay`` counts them); ``None`` when every window
+        has room. Counts nothing: the emulator names the limit in its 429 with it."""
+        if limits is None or self.scale <= 0:
+            return None
+        with self._lock:
+            group = self._group(key)
+            full = list(self._full_windows(group, limits, now, lambda limit: self.allowed(limit, exact=exact)))
+        return max(full)[1:] if full else None
+
     @staticmethod
-    def _wait(group: _Group, limits: RateLimits, now: float, allowed: Callable[[int], int]) -> float:
+    def _full_windows(
+        group: _Group, limits: RateLimits, now: float, allowed: Callable[[int], int]
+    ) -> Iterator[tuple[float, float, int]]:
+        """Each window of ``limits`` with no room at ``now``: the wait until it has, the window and
+        the calls it allows."""
         counted = group.counted
-        del counted[: bisect_right(counted, now - _WINDOWS[-1])]
-        wait = group.held_until - now
         for window, limit in zip(_WINDOWS, limits, strict=True):
             if limit is None:
                 continue
             start = bisect_right(counted, now - window)
-            over = len(counted) - start - allowed(limit)
+            cap = allowed(limit)
+            over = len(counted) - start - cap
             if over >= 0:
                 # counted[start + over] must leave the window before another request may enter;
                 # one still unanswered (its mark ahead of now) counts as made now
-                wait = max(wait, min(counted[start + over], now) + window - now)
-        return max(0.0, wait)
+                yield min(counted[start + over], now) + window - now, window, cap
+
+    @classmethod
+    def _wait(cls, group: _Group, limits: RateLimits, now: float, allowed: Callable[[int], int]) -> float:
+        counted = group.counted
+        del counted[: bisect_right(counted, now - _WINDOWS[-1])]
+        waits = [wait for wait, _, _ in cls._full_windows(group, limits, now, allowed)]
+        return max(0.0, group.held_until - now, *waits)
 
 
 @dataclass

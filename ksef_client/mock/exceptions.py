@@ -80,13 +80,23 @@ class Forbidden(MockAPIError):
         self.security = security
 
 
+_PER_WINDOW = {1.0: "sekundę", 60.0: "minutę", 3600.0: "godzinę"}
+
+
 class TooManyRequests(MockAPIError):
-    """429 with Retry-After."""
+    """429 with Retry-After; its detail in KSeF's words (the spec's example: "Przekroczono limit 20
+    żądań na minutę. Spróbuj ponownie po 30 sekundach."), naming the limit group as ``GET
+    /rate-limits`` does. ``window`` and ``limit``: the window (seconds) and the requests it allows,
+    when known (not for an injected 429)."""
 
     status_code = 429
 
-    def __init__(self, retry_after: int, group: str) -> None:
-        super().__init__(429, "Too Many Requests", [f"Przekroczono limit dla grupy {group}."])
+    def __init__(self, retry_after: int, group: str, window: float | None = None, limit: int | None = None) -> None:
+        per = _PER_WINDOW.get(window) if window is not None else None
+        over = f"limit {limit} żądań na {per}" if per is not None and limit is not None else "limit żądań"
+        unit = "sekundzie" if retry_after == 1 else "sekundach"
+        detail = f"Przekroczono {over} (grupa {group}). Spróbuj ponownie po {retry_after} {unit}."
+        super().__init__(429, "Too Many Requests", [detail])
         self.retry_after = retry_after
 
 

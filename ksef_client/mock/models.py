@@ -26,7 +26,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._throttle import GLOBAL_GROUP, GLOBAL_RATE_LIMITS, Throttle, counter_of
@@ -48,6 +48,25 @@ from ksef_client.xades import AllowedIps
 __all__ = ["ALL_PERMISSIONS", "Access", "Context", "Invoice", "KSeFBackend", "Session", "Status", "Transitions"]
 
 COMPONENTS = ("storage", "testdata", "permissions", "auth", "invoices", "sessions", "certificates", "collective")
+
+
+class Refusal(NamedTuple):
+    """A request over a rate limit: ``Retry-After`` (the wait rounded up to whole seconds, at
+    least 1: a client back before the window has room would be refused again), the limit group as
+    ``GET /rate-limits`` names it, and the window (1, 60 or 3600 seconds) and the requests it allows
+    (``None``: not known)."""
+
+    retry_after: int
+    group: str
+    window: float | None = None
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, wait: float, group: str, binding: tuple[float, int] | None) -> Refusal:
+        """The refusal of a request that must wait ``wait`` seconds (``binding``: the window and
+        limit that hold it, from ``Throttle.binding``)."""
+        window, limit = binding if binding is not None else (None, None)
+        return cls(max(1, math.ceil(wait)), group, window, limit)
 
 
 class KSeFBackend:
@@ -306,9 +325,10 @@ class KSeFBackend:
         """Verify a ``Bearer`` access token (``Unauthorized`` otherwise)."""
         return self.auth.authenticate(authorization)
 
-    def check_rate(self, operation: str, address: str, context: Context | None = None) -> tuple[int, str] | None:
-        """Seconds to wait (``Retry-After``) and the group whose limit the caller is over, else
-        ``None``.
+    def check_rate(self, operation: str, address: str, context: Context | None = None) -> Refusal | None:
+        """Why a request of ``operation`` is refused (``Refusal``: the seconds to wait, the
+        ``Retry-After``, rounded up, and the group, limit and window the caller is over), else
+        ``None`` (the request is counted).
 
         Counted as KSeF counts (``limity/limity-api.md``): per pair of context and IP address (per
         address alone without a context: the anonymous operations), per limit group of the
@@ -322,15 +342,19 @@ class KSeFBackend:
         caller = f"{address}|{context.type}:{context.value}" if context is not None else address
         now = self.core.clock().timestamp()
         with self.core.lock:
-            wait = self.rate_limits.delay(f"{address}|{GLOBAL_GROUP}", GLOBAL_RATE_LIMITS, now)
+            key = f"{address}|{GLOBAL_GROUP}"
+            wait = self.rate_limits.delay(key, GLOBAL_RATE_LIMITS, now)
             if wait > 0:
-                return math.ceil(wait), GLOBAL_GROUP
+                return Refusal.of(wait, GLOBAL_GROUP, self.rate_limits.binding(key, GLOBAL_RATE_LIMITS, now))
             # A context's own limits (/testdata/rate-limits) are enforced as set, not scaled
             # by --rate-limits (which still switches every limit off at 0).
             override = self.testdata.rate_limits_of(context).get(group)
             limits = override or spec.rate_limits
-            wait = self.rate_limits.delay(f"{caller}|{counter}", limits, now, exact=override is not None)
-        return (math.ceil(wait), group) if wait > 0 else None
+            key, exact = f"{caller}|{counter}", override is not None
+            wait = self.rate_limits.delay(key, limits, now, exact=exact)
+            if wait <= 0:
+                return None
+            return Refusal.of(wait, group, self.rate_limits.binding(key, limits, now, exact=exact))
 
     @staticmethod
     def require_any(access: Access, permissions: Iterable[str]) -> None:

@@ -184,7 +184,9 @@ def render_fault(request: Request, fault: Fault, operation: str) -> Response:
     if fault.code is not None:
         return render_error(request, injected_error(request, fault, operation))
     if fault.status == 429:
-        return render_error(request, TooManyRequests(fault.retry_after or 1, operation))
+        spec = OPERATIONS.get(operation)
+        group = spec.rate_limit_group if spec is not None and spec.rate_limit_group else operation
+        return render_error(request, TooManyRequests(fault.retry_after or 1, group))
     page = f"<html><body><h1>{fault.status} {_phrase(fault.status)}</h1></body></html>"
     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
     return Response(page, status_code=fault.status, media_type="text/html", headers=headers)
@@ -232,7 +234,7 @@ def render_error(request: Request, error: MockAPIError) -> Response:
     wants_problem = request.headers.get("x-error-format", "").lower() == "problem-details"
     if status in (401, 403, 410, 415) or wants_problem:  # the spec declares 410 as problem+json only
         body: dict[str, Any] = {
-            "title": TITLES.get(status, "Error"), "status": status, "detail": error.description,
+            "title": TITLES.get(status, "Error"), "status": status, "detail": _problem_detail(error),
             "instance": request.url.path, "traceId": trace, "timestamp": now,
         }  # fmt: skip
         if isinstance(error, Forbidden):
@@ -253,6 +255,15 @@ def render_error(request: Request, error: MockAPIError) -> Response:
         }
     }  # fmt: skip
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _problem_detail(error: MockAPIError) -> str:
+    """A problem+json ``detail``: the error's description; for a 429 the reason and when to come
+    back (``TooManyRequestsProblemDetails.detail``: "Informacja o przyczynie przekroczenia limitu
+    żądań oraz wskazówki dotyczące ponowienia żądania"), as the legacy body's ``details`` say."""
+    if isinstance(error, TooManyRequests) and error.details:
+        return " ".join(error.details)
+    return error.description
 
 
 # --- request parsing ----------------------------------------------------------------------------
