@@ -58,6 +58,7 @@ from ksef_client.errors import (
     PollTimeoutError,
     RateLimitError,
     ResponseFormatError,
+    ThrottleWaitTooLongError,
 )
 from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_cursor, offset_page_size
 
@@ -359,6 +360,23 @@ def within_budget(budget: RetryBudget, flow: Flow[T]) -> Flow[T]:
             error = raised
 
 
+# How a poll backs off (``poll_wait``): it reads every ``interval`` seconds at first, then every
+# tenth of the time waited so far, at most every 30 s. A status read counts against its group's
+# limits like any request, and these are per hour too: GET /sessions/{ref} is in ``sessionMisc``,
+# 1200 an hour for the context (its UPO downloads and every other wait of the context included),
+# export status 600 an hour. At a fixed 2 s a one-hour wait makes 1800 reads; backed off, some 150,
+# and a result comes at most a tenth of the time waited later than it was there.
+POLL_BACKOFF_SHARE = 0.1
+POLL_MAX_INTERVAL = 30.0
+
+
+def poll_wait(interval: float, waited: float) -> float:
+    """Seconds a poll waits before its next read, ``waited`` seconds after it started:
+    ``interval``, and once a tenth of ``waited`` is longer, that, up to ``POLL_MAX_INTERVAL`` (a
+    longer ``interval`` as given)."""
+    return max(interval, min(POLL_MAX_INTERVAL, waited * POLL_BACKOFF_SHARE))
+
+
 def poll_flow(
     read: Callable[[], Flow[S]],
     done: Callable[[S], bool],
@@ -367,19 +385,54 @@ def poll_flow(
     interval: float,
     hint: Callable[[S], str] = lambda status: "",
 ) -> Flow[S]:
-    """Read a status every ``interval`` seconds until ``done(status)``; ``PollTimeoutError``
-    (``describe(status)``: what is still not done; ``hint(status)``: what the message adds after
-    the time waited, e.g. why) when ``timeout`` would pass first. The call's deadline grows by
-    ``timeout``: the poll's own limit is the one that counts."""
+    """Read a status until ``done(status)``, every ``interval`` seconds at first and less often
+    as the wait gets long (``poll_wait``); ``PollTimeoutError`` (``describe(status)``: what is
+    still not done; ``hint(status)``: what the message adds after the time waited, e.g. why; its
+    ``last`` the status) when ``timeout`` would pass first. The call's deadline grows by
+    ``timeout``: the poll's own limit is the one that counts.
+
+    A read the client's own pacing holds back longer than ``max_retry_after`` (the group's
+    limits used up: ``ThrottleWaitTooLongError``, nothing sent) is part of the wait: the poll
+    sleeps until the group has room and reads then, or, when that is past ``timeout``, raises
+    ``PollTimeoutError`` at once with the status read last (``None`` if none was)."""
     yield Extend(timeout)
-    deadline = (yield Now()) + timeout
+    started = yield Now()
+    deadline = started + timeout
+    last: S | None = None
     while True:
-        status = yield from read()
+        try:
+            status = yield from read()
+        except ThrottleWaitTooLongError as held:
+            now = yield Now()
+            if now + held.retry_after > deadline:
+                raise PollTimeoutError(_held_back(held, now - started, timeout, last, describe, hint), last) from held
+            yield Sleep(held.retry_after)
+            continue
         if done(status):
             return status
-        if (yield Now()) + interval > deadline:
+        last = status
+        now = yield Now()
+        if now + interval > deadline:
             raise PollTimeoutError(f"{describe(status)} after {timeout:g} s{hint(status)}", status)
-        yield Sleep(interval)
+        yield Sleep(min(poll_wait(interval, now - started), deadline - now))
+
+
+def _held_back(
+    held: ThrottleWaitTooLongError,
+    waited: float,
+    timeout: float,
+    last: S | None,
+    describe: Callable[[S], str],
+    hint: Callable[[S], str],
+) -> str:
+    """The ``PollTimeoutError`` message of a poll whose next read the rate limits hold past its timeout."""
+    why = (
+        f"the rate limits of group {held.group!r} allow the next read in {held.retry_after:.0f} s, "
+        f"past the timeout ({timeout:g} s)"
+    )
+    if last is None:
+        return f"no status read after {waited:.0f} s: {why}"
+    return f"{describe(last)} after {waited:.0f} s ({why}){hint(last)}"
 
 
 PageFlow = Callable[[C | None], Flow[tuple[list[T], C | None]]]

@@ -190,10 +190,13 @@ class Sessions:
 
     def wait(self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0) -> SessionStatusResponse:
         """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``
-        (naming the last status). A session this client opened and has not closed (an
-        ``online_session`` still inside its ``with`` block, or never closed; a batch whose
-        ``send_batch`` failed before its close) is a ``RuntimeError`` at once, saying how to close
-        it: KSeF processes a session only after its close."""
+        (naming the last status). Reads every ``interval`` seconds at first, less often as the wait
+        gets long (a tenth of the time waited, at most every 30 s: the status reads of a context
+        are limited per hour); a read the rate limits hold back is waited for within ``timeout``.
+        A session this client opened and has not closed (an ``online_session`` still inside its
+        ``with`` block, or never closed; a batch whose ``send_batch`` failed before its close) is a
+        ``RuntimeError`` at once, saying how to close it: KSeF processes a session only after its
+        close."""
         return run(wait_flow(reference_number, timeout, interval, self._client._open_sessions), self._client)
 
     def invoices(
