@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ksef_client._auth import BEARER
 from ksef_client._body import BODY_KIND
@@ -60,7 +60,17 @@ from ksef_client.errors import (
     ResponseFormatError,
     ThrottleWaitTooLongError,
 )
-from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_cursor, offset_page_size
+from ksef_client.pagination import (
+    AsyncPager,
+    Pager,
+    RepeatedCursor,
+    Within,
+    next_offset,
+    offset_cursor,
+    offset_page_size,
+    read_token_cursor,
+    token_cursor,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -438,24 +448,73 @@ def _held_back(
 PageFlow = Callable[[C | None], Flow[tuple[list[T], C | None]]]
 
 
+class Listing(Generic[C, T]):
+    """A listing's pages (a ``PageFlow``: ``listing(cursor)``) and where its cursor stands inside
+    a page (``within``, a ``pagination.Within``), so that ``pager.cursor`` read between two items
+    resumes after the first; ``check`` raises ``ValueError`` for a cursor not of the listing."""
+
+    def __init__(
+        self, page: PageFlow[C, T], within: Within[C, T] | None, check: Callable[[object], object] = lambda c: c
+    ) -> None:
+        self.page = page
+        self.within = within
+        self.check = check
+
+    def __call__(self, cursor: C | None) -> Flow[tuple[list[T], C | None]]:
+        return self.page(cursor)
+
+
+def token_pages(page: PageFlow[str, T]) -> Listing[str, T]:
+    """The pages of a continuation-token listing (``page``: the page at a token KSeF gave), their
+    cursors ``pagination.token_cursor``'s: one inside a page names its token and how many of its
+    items were handed out, and the page read at it starts after them."""
+
+    def resumed(cursor: str | None) -> Flow[tuple[list[T], str | None]]:
+        token, handed = read_token_cursor(cursor)
+        items, following = yield from page(token)
+        return items[handed:], token_cursor(following)
+
+    def within(start: str | None, items: list[T]) -> str | None:
+        token, handed = read_token_cursor(start)
+        return token_cursor(token, handed + len(items))
+
+    return Listing(resumed, within, read_token_cursor)
+
+
+def _within_offsets(start: int | None, items: list[Any]) -> int:
+    return offset_cursor(start) + len(items)
+
+
 def pager(page: PageFlow[C, T], client: KSeF, cursor: C | None = None) -> Pager[T, C]:
-    """A ``Pager`` whose page at a cursor is the flow ``page(cursor)``, run by ``client``."""
-    return Pager(lambda at: run(page(at), client), cursor)
+    """A ``Pager`` whose page at a cursor is the flow ``page(cursor)``, run by ``client`` (a
+    ``Listing``: its cursor also stands between the items of a page; ``cursor`` checked now)."""
+    within = _checked(page, cursor)
+    return Pager(lambda at: run(page(at), client), cursor, within)
 
 
 def apager(page: PageFlow[C, T], client: AsyncKSeF, cursor: C | None = None) -> AsyncPager[T, C]:
     """``pager`` for the asynchronous client."""
-    return AsyncPager(lambda at: arun(page(at), client), cursor)
+    within = _checked(page, cursor)
+    return AsyncPager(lambda at: arun(page(at), client), cursor, within)
 
 
-def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> PageFlow[int, Any]:
+def _checked(page: PageFlow[C, T], cursor: C | None) -> Within[C, T] | None:
+    """``page``'s ``within`` (a ``Listing``'s), ``cursor`` checked first (``ValueError``)."""
+    if not isinstance(page, Listing):
+        return None
+    page.check(cursor)
+    return page.within
+
+
+def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> Listing[int, Any]:
     """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field;
     ``page_size`` as ``offset_page_size`` gives it (by default the operation's largest).
 
     The cursor is the number of items before the page (``pagination.offset_cursor``), so a walk
     resumes at the same item with any page size: page ``cursor // size``, less its first
     ``cursor % size`` items. Only for an operation the spec table does not know (no page size to
-    count by: the server's default applies) is it the page number."""
+    count by: the server's default applies) is it the page number, and ``pager.cursor`` points at
+    whole pages only."""
     size = offset_page_size(operation, page_size)
     sized = {"page_size": size} if size is not None else {}
 
@@ -473,7 +532,8 @@ def offset_pages(operation: Any, items: str, page_size: int | None, arguments: d
             following *= size
         return getattr(body, items)[read:], following
 
-    return page
+    # the cursor counts items: inside a page too (by page numbers, of an unknown size, it cannot)
+    return Listing(page, _within_offsets if size is not None else None, offset_cursor)
 
 
 # The spec's 100 of an operation not done yet: "Operacja przyjęta do realizacji" (permissions),

@@ -7,7 +7,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, all_items, apager, arun, pager, poll_flow, response_of, run
+from ksef_client._flows import (
+    Call,
+    Flow,
+    PageFlow,
+    all_items,
+    apager,
+    arun,
+    pager,
+    poll_flow,
+    response_of,
+    run,
+    token_pages,
+)
 from ksef_client._generated.api.sessions_status import (
     get_session_invoice_status,
     get_session_status,
@@ -78,7 +90,7 @@ def sessions_pages(
         body = parsed(response_of((yield call)), SessionsQueryResponse)
         return body.sessions, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def status_flow(reference_number: str) -> Flow[SessionStatusResponse]:
@@ -131,7 +143,7 @@ def invoices_pages(reference_number: str, failed: bool, page_size: int) -> PageF
         body = parsed(response_of((yield Call(operation, args))), SessionInvoicesResponse)
         return body.invoices, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def invoice_flow(reference_number: str, invoice_reference_number: str) -> Flow[SessionInvoiceStatusResponse]:
