@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ksef_client._auth import BEARER
 from ksef_client._body import BODY_KIND
@@ -58,8 +58,19 @@ from ksef_client.errors import (
     PollTimeoutError,
     RateLimitError,
     ResponseFormatError,
+    ThrottleWaitTooLongError,
 )
-from ksef_client.pagination import AsyncPager, Pager, RepeatedCursor, next_offset, offset_cursor, offset_page_size
+from ksef_client.pagination import (
+    AsyncPager,
+    Pager,
+    RepeatedCursor,
+    Within,
+    next_offset,
+    offset_cursor,
+    offset_page_size,
+    read_token_cursor,
+    token_cursor,
+)
 
 if TYPE_CHECKING:
     from ksef_client._client import AsyncKSeF, KSeF
@@ -359,6 +370,23 @@ def within_budget(budget: RetryBudget, flow: Flow[T]) -> Flow[T]:
             error = raised
 
 
+# How a poll backs off (``poll_wait``): it reads every ``interval`` seconds at first, then every
+# tenth of the time waited so far, at most every 30 s. A status read counts against its group's
+# limits like any request, and these are per hour too: GET /sessions/{ref} is in ``sessionMisc``,
+# 1200 an hour for the context (its UPO downloads and every other wait of the context included),
+# export status 600 an hour. At a fixed 2 s a one-hour wait makes 1800 reads; backed off, some 150,
+# and a result comes at most a tenth of the time waited later than it was there.
+POLL_BACKOFF_SHARE = 0.1
+POLL_MAX_INTERVAL = 30.0
+
+
+def poll_wait(interval: float, waited: float) -> float:
+    """Seconds a poll waits before its next read, ``waited`` seconds after it started:
+    ``interval``, and once a tenth of ``waited`` is longer, that, up to ``POLL_MAX_INTERVAL`` (a
+    longer ``interval`` as given)."""
+    return max(interval, min(POLL_MAX_INTERVAL, waited * POLL_BACKOFF_SHARE))
+
+
 def poll_flow(
     read: Callable[[], Flow[S]],
     done: Callable[[S], bool],
@@ -367,42 +395,126 @@ def poll_flow(
     interval: float,
     hint: Callable[[S], str] = lambda status: "",
 ) -> Flow[S]:
-    """Read a status every ``interval`` seconds until ``done(status)``; ``PollTimeoutError``
-    (``describe(status)``: what is still not done; ``hint(status)``: what the message adds after
-    the time waited, e.g. why) when ``timeout`` would pass first. The call's deadline grows by
-    ``timeout``: the poll's own limit is the one that counts."""
+    """Read a status until ``done(status)``, every ``interval`` seconds at first and less often
+    as the wait gets long (``poll_wait``); ``PollTimeoutError`` (``describe(status)``: what is
+    still not done; ``hint(status)``: what the message adds after the time waited, e.g. why; its
+    ``last`` the status) when ``timeout`` would pass first. The call's deadline grows by
+    ``timeout``: the poll's own limit is the one that counts.
+
+    A read the client's own pacing holds back longer than ``max_retry_after`` (the group's
+    limits used up: ``ThrottleWaitTooLongError``, nothing sent) is part of the wait: the poll
+    sleeps until the group has room and reads then, or, when that is past ``timeout``, raises
+    ``PollTimeoutError`` at once with the status read last (``None`` if none was)."""
     yield Extend(timeout)
-    deadline = (yield Now()) + timeout
+    started = yield Now()
+    deadline = started + timeout
+    last: S | None = None
     while True:
-        status = yield from read()
+        try:
+            status = yield from read()
+        except ThrottleWaitTooLongError as held:
+            now = yield Now()
+            if now + held.retry_after > deadline:
+                raise PollTimeoutError(_held_back(held, now - started, timeout, last, describe, hint), last) from held
+            yield Sleep(held.retry_after)
+            continue
         if done(status):
             return status
-        if (yield Now()) + interval > deadline:
+        last = status
+        now = yield Now()
+        if now + interval > deadline:
             raise PollTimeoutError(f"{describe(status)} after {timeout:g} s{hint(status)}", status)
-        yield Sleep(interval)
+        yield Sleep(min(poll_wait(interval, now - started), deadline - now))
+
+
+def _held_back(
+    held: ThrottleWaitTooLongError,
+    waited: float,
+    timeout: float,
+    last: S | None,
+    describe: Callable[[S], str],
+    hint: Callable[[S], str],
+) -> str:
+    """The ``PollTimeoutError`` message of a poll whose next read the rate limits hold past its timeout."""
+    why = (
+        f"the rate limits of group {held.group!r} allow the next read in {held.retry_after:.0f} s, "
+        f"past the timeout ({timeout:g} s)"
+    )
+    if last is None:
+        return f"no status read after {waited:.0f} s: {why}"
+    return f"{describe(last)} after {waited:.0f} s ({why}){hint(last)}"
 
 
 PageFlow = Callable[[C | None], Flow[tuple[list[T], C | None]]]
 
 
+class Listing(Generic[C, T]):
+    """A listing's pages (a ``PageFlow``: ``listing(cursor)``) and where its cursor stands inside
+    a page (``within``, a ``pagination.Within``), so that ``pager.cursor`` read between two items
+    resumes after the first; ``check`` raises ``ValueError`` for a cursor not of the listing."""
+
+    def __init__(
+        self, page: PageFlow[C, T], within: Within[C, T] | None, check: Callable[[object], object] = lambda c: c
+    ) -> None:
+        self.page = page
+        self.within = within
+        self.check = check
+
+    def __call__(self, cursor: C | None) -> Flow[tuple[list[T], C | None]]:
+        return self.page(cursor)
+
+
+def token_pages(page: PageFlow[str, T]) -> Listing[str, T]:
+    """The pages of a continuation-token listing (``page``: the page at a token KSeF gave), their
+    cursors ``pagination.token_cursor``'s: one inside a page names its token and how many of its
+    items were handed out, and the page read at it starts after them."""
+
+    def resumed(cursor: str | None) -> Flow[tuple[list[T], str | None]]:
+        token, handed = read_token_cursor(cursor)
+        items, following = yield from page(token)
+        return items[handed:], token_cursor(following)
+
+    def within(start: str | None, items: list[T]) -> str | None:
+        token, handed = read_token_cursor(start)
+        return token_cursor(token, handed + len(items))
+
+    return Listing(resumed, within, read_token_cursor)
+
+
+def _within_offsets(start: int | None, items: list[Any]) -> int:
+    return offset_cursor(start) + len(items)
+
+
 def pager(page: PageFlow[C, T], client: KSeF, cursor: C | None = None) -> Pager[T, C]:
-    """A ``Pager`` whose page at a cursor is the flow ``page(cursor)``, run by ``client``."""
-    return Pager(lambda at: run(page(at), client), cursor)
+    """A ``Pager`` whose page at a cursor is the flow ``page(cursor)``, run by ``client`` (a
+    ``Listing``: its cursor also stands between the items of a page; ``cursor`` checked now)."""
+    within = _checked(page, cursor)
+    return Pager(lambda at: run(page(at), client), cursor, within)
 
 
 def apager(page: PageFlow[C, T], client: AsyncKSeF, cursor: C | None = None) -> AsyncPager[T, C]:
     """``pager`` for the asynchronous client."""
-    return AsyncPager(lambda at: arun(page(at), client), cursor)
+    within = _checked(page, cursor)
+    return AsyncPager(lambda at: arun(page(at), client), cursor, within)
 
 
-def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> PageFlow[int, Any]:
+def _checked(page: PageFlow[C, T], cursor: C | None) -> Within[C, T] | None:
+    """``page``'s ``within`` (a ``Listing``'s), ``cursor`` checked first (``ValueError``)."""
+    if not isinstance(page, Listing):
+        return None
+    page.check(cursor)
+    return page.within
+
+
+def offset_pages(operation: Any, items: str, page_size: int | None, arguments: dict[str, Any]) -> Listing[int, Any]:
     """The pages of a ``pageOffset``/``hasMore`` operation, ``items`` naming the page's list field;
     ``page_size`` as ``offset_page_size`` gives it (by default the operation's largest).
 
     The cursor is the number of items before the page (``pagination.offset_cursor``), so a walk
     resumes at the same item with any page size: page ``cursor // size``, less its first
     ``cursor % size`` items. Only for an operation the spec table does not know (no page size to
-    count by: the server's default applies) is it the page number."""
+    count by: the server's default applies) is it the page number, and ``pager.cursor`` points at
+    whole pages only."""
     size = offset_page_size(operation, page_size)
     sized = {"page_size": size} if size is not None else {}
 
@@ -420,7 +532,8 @@ def offset_pages(operation: Any, items: str, page_size: int | None, arguments: d
             following *= size
         return getattr(body, items)[read:], following
 
-    return page
+    # the cursor counts items: inside a page too (by page numbers, of an unknown size, it cannot)
+    return Listing(page, _within_offsets if size is not None else None, offset_cursor)
 
 
 # The spec's 100 of an operation not done yet: "Operacja przyjęta do realizacji" (permissions),

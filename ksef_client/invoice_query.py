@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import attrs
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, response_of
+from ksef_client._flows import Call, Flow, Listing, response_of
 from ksef_client._generated.api.invoices import query_invoice_metadata
 from ksef_client._generated.models import (
     InvoiceMetadata,
@@ -45,7 +45,7 @@ from ksef_client._generated.models import (
 )
 from ksef_client._query_filters import checked_filter
 from ksef_client.errors import BadRequestError, QueryLimitError, ResponseFormatError
-from ksef_client.pagination import AsyncPager, Pager, check_page_size
+from ksef_client.pagination import AsyncPager, Pager, Within, check_page_size
 
 SUBJECT_TYPES = tuple(m.value for m in InvoiceQuerySubjectType)
 DATE_TYPES = tuple(m.value for m in InvoiceQueryDateType)
@@ -272,6 +272,8 @@ class MetadataCursor:
     ``date_to`` down (``Desc``) when a window is done, or truncated (then to the last record's date).
     ``skip`` holds the KSeF numbers already yielded at that bound, ``last``/``at_last`` the latest
     date seen so far and the numbers carrying it, ``prev``/``at_prev`` the date before it.
+    ``handed``: the KSeF numbers of the page at this cursor handed out already (``pager.cursor``
+    read between two records of a page), left out when the page is read again.
     """
 
     date_from: str
@@ -282,6 +284,7 @@ class MetadataCursor:
     date_to: str | None = None
     prev: str | None = None
     at_prev: tuple[str, ...] = ()
+    handed: tuple[str, ...] = ()
 
 
 def _record_date(item: InvoiceMetadata, date_type: str) -> str:
@@ -332,7 +335,7 @@ def next_metadata_page(
     if page.is_truncated:
         return items, _narrowed(cursor, date_type, descending, (last, tuple(at_last)), (prev, at_prev))
     if page.has_more:
-        following = replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last))
+        following = replace(cursor, page_offset=cursor.page_offset + 1, last=last, at_last=tuple(at_last), handed=())
         return items, replace(following, prev=prev, at_prev=at_prev)
     if short_at is None:
         return items, None
@@ -410,38 +413,60 @@ class Yielded:
 
     def fresh(self, items: list[InvoiceMetadata]) -> list[InvoiceMetadata]:
         """``items`` less those yielded before; the rest remembered as yielded."""
-        found = []
+        found = self.unseen(items)
+        self.remember(item.ksef_number for item in found)
+        return found
+
+    def unseen(self, items: list[InvoiceMetadata]) -> list[InvoiceMetadata]:
+        """``items`` less those yielded before (and each once)."""
+        found: dict[str, InvoiceMetadata] = {}
         for item in items:
-            if item.ksef_number in self._numbers:
+            if item.ksef_number not in self._numbers:
+                found.setdefault(item.ksef_number, item)
+        return list(found.values())
+
+    def remember(self, numbers: Iterable[str]) -> None:
+        """Note ``numbers`` as yielded."""
+        for number in numbers:
+            if number in self._numbers:
                 continue
-            found.append(item)
-            self._numbers.add(item.ksef_number)
-            self._order.append(item.ksef_number)
+            self._numbers.add(number)
+            self._order.append(number)
             if len(self._order) > self._size:
                 self._numbers.discard(self._order.popleft())
-        return found
 
 
 def metadata_pages(
     filters: dict[str, Any], date_type: str, page_size: int, order: str, hwm: WalkHwm | None = None
-) -> PageFlow[MetadataCursor, InvoiceMetadata]:
+) -> Listing[MetadataCursor, InvoiceMetadata]:
     """The walk's pages: one ``POST /invoices/query/metadata`` at a cursor's window and offset,
     and the records it yields (``filters`` from ``range_filters``, of any length: each request takes
     a window of at most 100 days; page size checked now). The pages of one walk share what it
     yielded (``Yielded``); a walk resumed from a cursor starts without it, so a record that moved
     across the place it was saved at may come once more. ``hwm``: what the walk learns of KSeF's
-    HWM (``WalkHwm(filters)``, for a ``MetadataPager`` to show; a new one when not given)."""
+    HWM (``WalkHwm(filters)``, for a ``MetadataPager`` to show; a new one when not given).
+
+    Inside a page the cursor is the page's with the numbers of its records handed out
+    (``MetadataCursor.handed``): the page read again at it leaves them out. The walk's own state
+    (``skip``, what ends a window, a walk that cannot get past a date) does not depend on it."""
     check_page_size(page_size, query_invoice_metadata)
     sort_order = SortOrder(order)
     descending = sort_order == SortOrder.DESC
     own_to = filters["dateRange"].get("to")
     yielded, hwm = Yielded(), hwm or WalkHwm(filters)
+    reading: list[MetadataCursor] = []  # the cursor of the page read last, as the request used it
+    # The numbers of the records that page gave: yielded once the walk reads past it; when it reads
+    # the same page again (a pager iterated again after a break), only those it handed out.
+    given: list[str] = []
 
     def page(at: MetadataCursor | None) -> Flow[tuple[list[InvoiceMetadata], MetadataCursor | None]]:
         cursor = at or MetadataCursor(filters["dateRange"]["from"])
         now = utc_now()
         if descending:
             cursor = _end_fixed(cursor, own_to, now, hwm.restricted)
+        again = bool(reading) and replace(cursor, handed=()) == replace(reading[0], handed=())
+        yielded.remember(number for number in given if not again or number in cursor.handed)
+        reading[:], given[:] = [cursor], []
         start, end, short_at = _request_window(cursor, own_to, descending, now)
         body = InvoiceQueryFilters.from_dict(with_window(filters, start, end))
         args = {"body": body, "page_offset": cursor.page_offset, "page_size": page_size, "sort_order": sort_order}
@@ -456,9 +481,24 @@ def metadata_pages(
         if not descending:  # newest first, each window ends where the one before started
             short_at = hwm.window_done(answer, short_at)
         items, following = next_metadata_page(cursor, answer, date_type, descending, short_at)
-        return yielded.fresh(items), following
+        fresh = [item for item in yielded.unseen(items) if item.ksef_number not in cursor.handed]
+        given[:] = [item.ksef_number for item in fresh]
+        return fresh, following
 
-    return page
+    def within(start: MetadataCursor | None, items: list[InvoiceMetadata]) -> MetadataCursor:
+        """The cursor of the page read last (the pager asks before it reads the next) with ``items``
+        handed out, besides those handed out before it was read."""
+        cursor = reading[0]
+        return replace(cursor, handed=cursor.handed + tuple(item.ksef_number for item in items))
+
+    return Listing(page, within, _metadata_cursor)
+
+
+def _metadata_cursor(cursor: object) -> object:
+    """``ValueError`` for a cursor that is not a ``MetadataCursor`` (or ``None``), before any request."""
+    if cursor is not None and not isinstance(cursor, MetadataCursor):
+        raise ValueError(f"cursor: {cursor!r} is not a MetadataCursor (as pager.cursor of invoices.query gives it)")
+    return cursor
 
 
 class WalkHwm:
@@ -539,8 +579,9 @@ class MetadataPager(_WalkHwmDate, Pager[InvoiceMetadata, MetadataCursor]):
         fetch: Callable[[MetadataCursor | None], tuple[list[InvoiceMetadata], MetadataCursor | None]],
         cursor: MetadataCursor | None,
         hwm: WalkHwm,
+        within: Within[MetadataCursor, InvoiceMetadata] | None = None,
     ) -> None:
-        super().__init__(fetch, cursor)
+        super().__init__(fetch, cursor, within)
         self._hwm = hwm
 
 
@@ -552,8 +593,9 @@ class AsyncMetadataPager(_WalkHwmDate, AsyncPager[InvoiceMetadata, MetadataCurso
         fetch: Callable[[MetadataCursor | None], Awaitable[tuple[list[InvoiceMetadata], MetadataCursor | None]]],
         cursor: MetadataCursor | None,
         hwm: WalkHwm,
+        within: Within[MetadataCursor, InvoiceMetadata] | None = None,
     ) -> None:
-        super().__init__(fetch, cursor)
+        super().__init__(fetch, cursor, within)
         self._hwm = hwm
 
 

@@ -1,9 +1,11 @@
 """Auto-pagination: one pager for every paging style of the API, sync and async.
 
 A page fetcher maps a cursor to ``(items, next_cursor)``; ``next_cursor is None`` ends the walk.
-For ``x-continuation-token`` listings the cursor is the token, for ``pageOffset`` listings the
-number of items before the next page (``offset_cursor``). ``pager.cursor`` can be saved after any
-page and passed back to resume there.
+For ``x-continuation-token`` listings the cursor is the token (``token_cursor``: with the number of
+the page's items handed out already, when it stands inside a page), for ``pageOffset`` listings
+the number of items before the next one (``offset_cursor``). ``pager.cursor`` can be saved
+between any two items (``for x in pager``) or pages (``pager.pages()``) and passed back to resume
+there: it always stands after everything handed out so far.
 
 A walk never asks for the same cursor twice: a server that hands back a token already used (the
 same page again, or a cycle of pages) would keep it going forever, so that is
@@ -84,51 +86,100 @@ def _shown(cursor: object) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-class Pager(Generic[T, C]):
-    """Lazy iteration over items (``for x in pager``) or pages (``pager.pages()``)."""
+# Where the cursor of a listing stands once ``items`` (the first ones, in order) of the page fetched
+# at ``start`` are handed out; ``None``: the listing's cursor points at whole pages only.
+Within = Callable[[C | None, list[T]], C | None]
 
-    def __init__(self, fetch: Callable[[C | None], tuple[list[T], C | None]], cursor: C | None = None) -> None:
+
+class Pager(Generic[T, C]):
+    """Lazy iteration over items (``for x in pager``) or pages (``pager.pages()``).
+
+    ``pager.cursor`` stands after everything handed out so far: after a page of ``pages()`` at
+    the next page; between the items of ``for x in pager`` after the last item handed out (with
+    ``within``; without it, at the next page as soon as a page's items start). ``done``: nothing
+    more to hand out."""
+
+    def __init__(
+        self,
+        fetch: Callable[[C | None], tuple[list[T], C | None]],
+        cursor: C | None = None,
+        within: Within[C, T] | None = None,
+    ) -> None:
         self._fetch = fetch
+        self._within = within
         self.cursor: C | None = cursor
         self.done = False
 
-    def pages(self) -> Iterator[Page[T, C]]:
-        """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+    def _walk(self) -> Iterator[tuple[C | None, list[T], C | None]]:
         walk = RepeatedCursor()
         while not self.done:
-            walk.visit(self.cursor)
-            items, next_cursor = self._fetch(self.cursor)
+            start = self.cursor
+            walk.visit(start)
+            items, next_cursor = self._fetch(start)
+            yield start, items, next_cursor
+
+    def pages(self) -> Iterator[Page[T, C]]:
+        """Fetch pages one at a time; ``self.cursor`` points at the next one once a page is handed out."""
+        for _, items, next_cursor in self._walk():
             self.cursor, self.done = next_cursor, next_cursor is None
             yield Page(items, next_cursor)
 
     def __iter__(self) -> Iterator[T]:
-        for page in self.pages():
-            yield from page.items
+        for start, items, next_cursor in self._walk():
+            for handed, item in _handing_out(self._within, start, items, next_cursor):
+                self.cursor, self.done = handed
+                yield item
+            if not items:
+                self.cursor, self.done = next_cursor, next_cursor is None
+
+
+def _handing_out(
+    within: Within[C, T] | None, start: C | None, items: list[T], next_cursor: C | None
+) -> Iterator[tuple[tuple[C | None, bool], T]]:
+    """Each item of a page fetched at ``start`` with the cursor and ``done`` once it is handed out:
+    inside the page (``within``) until its last item, which leaves the cursor at the next page."""
+    for count, item in enumerate(items, 1):
+        if count < len(items) and within is not None:
+            yield (within(start, items[:count]), False), item
+        else:
+            yield (next_cursor, next_cursor is None), item
 
 
 class AsyncPager(Generic[T, C]):
-    """``async for x in pager`` / ``async for page in pager.pages()``."""
+    """``async for x in pager`` / ``async for page in pager.pages()``; ``cursor`` as ``Pager``'s."""
 
     def __init__(
-        self, fetch: Callable[[C | None], Awaitable[tuple[list[T], C | None]]], cursor: C | None = None
+        self,
+        fetch: Callable[[C | None], Awaitable[tuple[list[T], C | None]]],
+        cursor: C | None = None,
+        within: Within[C, T] | None = None,
     ) -> None:
         self._fetch = fetch
+        self._within = within
         self.cursor: C | None = cursor
         self.done = False
 
-    async def pages(self) -> AsyncIterator[Page[T, C]]:
-        """Fetch pages one at a time; ``self.cursor`` always points at the next one."""
+    async def _walk(self) -> AsyncIterator[tuple[C | None, list[T], C | None]]:
         walk = RepeatedCursor()
         while not self.done:
-            walk.visit(self.cursor)
-            items, next_cursor = await self._fetch(self.cursor)
+            start = self.cursor
+            walk.visit(start)
+            items, next_cursor = await self._fetch(start)
+            yield start, items, next_cursor
+
+    async def pages(self) -> AsyncIterator[Page[T, C]]:
+        """Fetch pages one at a time; ``self.cursor`` points at the next one once a page is handed out."""
+        async for _, items, next_cursor in self._walk():
             self.cursor, self.done = next_cursor, next_cursor is None
             yield Page(items, next_cursor)
 
     async def __aiter__(self) -> AsyncIterator[T]:
-        async for page in self.pages():
-            for item in page.items:
+        async for start, items, next_cursor in self._walk():
+            for handed, item in _handing_out(self._within, start, items, next_cursor):
+                self.cursor, self.done = handed
                 yield item
+            if not items:
+                self.cursor, self.done = next_cursor, next_cursor is None
 
 
 def offset_cursor(cursor: object) -> int:
@@ -167,3 +218,35 @@ def next_token(token: object) -> str | None:
     if not (token.isascii() and token.isprintable() and token == token.strip()):
         raise ResponseFormatError(f"continuation token from the server is not printable ASCII: {_shown(token)}")
     return token
+
+
+# A continuation-token cursor that stands inside a page: this prefix, the number of the page's
+# items handed out, ``:``, and the page's token (empty for the first page). A token from KSeF
+# never starts with the prefix in practice; one that did would be given as such a cursor with 0
+# (``token_cursor``), so every cursor with the prefix reads one way. A cursor without it is a
+# token as KSeF gave it (as every cursor of these listings was before).
+INSIDE_PAGE = "ksef-client:skip="
+
+
+def token_cursor(token: str | None, handed: int = 0) -> str | None:
+    """The cursor of a continuation-token listing at the page of ``token`` (``None``: the first)
+    with its first ``handed`` items handed out: the token itself when none were."""
+    if handed == 0 and (token is None or not token.startswith(INSIDE_PAGE)):
+        return token
+    return f"{INSIDE_PAGE}{handed}:{token or ''}"
+
+
+def read_token_cursor(cursor: object) -> tuple[str | None, int]:
+    """The token (``None``: the first page) and the number of its page's items handed out of a
+    cursor of a continuation-token listing (``token_cursor``'s, or a token as KSeF gave it);
+    ``ValueError`` for what is neither (checked before any request)."""
+    if cursor is None:
+        return None, 0
+    if not isinstance(cursor, str):
+        raise ValueError(f"cursor: {_shown(cursor)} is not a cursor of this listing (a str, as pager.cursor gives it)")
+    if not cursor.startswith(INSIDE_PAGE):
+        return cursor, 0
+    count, colon, token = cursor[len(INSIDE_PAGE) :].partition(":")
+    if not (colon and count.isascii() and count.isdigit()):
+        raise ValueError(f"cursor: {_shown(cursor)} is not a cursor of this listing (as pager.cursor gives it)")
+    return token or None, int(count)

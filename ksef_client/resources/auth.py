@@ -31,6 +31,7 @@ from ksef_client._flows import (
     response_of,
     retry_after_of,
     run,
+    token_pages,
     within_budget,
 )
 from ksef_client._generated.api.auth import (
@@ -490,7 +491,7 @@ def auth_sessions_pages(page_size: int) -> PageFlow[str, AuthenticationListItem]
         body = parsed(response_of((yield call)), AuthenticationListResponse)
         return body.items, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def revoke_session_flow(reference_number: str) -> Flow[None]:

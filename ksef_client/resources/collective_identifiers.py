@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, response_of, run
+from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, response_of, run, token_pages
 from ksef_client._generated.api.collective_identifiers import (
     create_collective_identifier,
     list_collective_identifiers_by_ksef_number,
@@ -123,7 +123,7 @@ def invoices_pages(
         )
         return answer.invoices, next_token(answer.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 class QueryFilters(NamedTuple):
@@ -149,7 +149,7 @@ def query_pages(
         )
         return answer.collective_identifiers, next_token(answer.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def of_invoice_pages(
@@ -167,7 +167,7 @@ def of_invoice_pages(
         )
         return answer.collective_identifiers, next_token(answer.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def _query_body(

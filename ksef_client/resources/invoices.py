@@ -223,7 +223,8 @@ class Invoices:
         )
         hwm = WalkHwm(body)
         pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
-        return MetadataPager(lambda at: run(pages(at), self._client), cursor, hwm)
+        pages.check(cursor)
+        return MetadataPager(lambda at: run(pages(at), self._client), cursor, hwm, pages.within)
 
     def export(
         self,
@@ -348,7 +349,8 @@ class AsyncInvoices:
         )
         hwm = WalkHwm(body)
         pages = metadata_pages(body, date_type, page_size, sort_order, hwm)
-        return AsyncMetadataPager(lambda at: arun(pages(at), self._client), cursor, hwm)
+        pages.check(cursor)
+        return AsyncMetadataPager(lambda at: arun(pages(at), self._client), cursor, hwm, pages.within)
 
     async def export(
         self,

@@ -7,7 +7,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, all_items, apager, arun, pager, poll_flow, response_of, run
+from ksef_client._flows import (
+    Call,
+    Flow,
+    PageFlow,
+    all_items,
+    apager,
+    arun,
+    pager,
+    poll_flow,
+    response_of,
+    run,
+    token_pages,
+)
 from ksef_client._generated.api.sessions_status import (
     get_session_invoice_status,
     get_session_status,
@@ -78,7 +90,7 @@ def sessions_pages(
         body = parsed(response_of((yield call)), SessionsQueryResponse)
         return body.sessions, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def status_flow(reference_number: str) -> Flow[SessionStatusResponse]:
@@ -131,7 +143,7 @@ def invoices_pages(reference_number: str, failed: bool, page_size: int) -> PageF
         body = parsed(response_of((yield Call(operation, args))), SessionInvoicesResponse)
         return body.invoices, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 def invoice_flow(reference_number: str, invoice_reference_number: str) -> Flow[SessionInvoiceStatusResponse]:
@@ -190,10 +202,13 @@ class Sessions:
 
     def wait(self, reference_number: str, *, timeout: float = 600.0, interval: float = 2.0) -> SessionStatusResponse:
         """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``
-        (naming the last status). A session this client opened and has not closed (an
-        ``online_session`` still inside its ``with`` block, or never closed; a batch whose
-        ``send_batch`` failed before its close) is a ``RuntimeError`` at once, saying how to close
-        it: KSeF processes a session only after its close."""
+        (naming the last status). Reads every ``interval`` seconds at first, less often as the wait
+        gets long (a tenth of the time waited, at most every 30 s: the status reads of a context
+        are limited per hour); a read the rate limits hold back is waited for within ``timeout``.
+        A session this client opened and has not closed (an ``online_session`` still inside its
+        ``with`` block, or never closed; a batch whose ``send_batch`` failed before its close) is a
+        ``RuntimeError`` at once, saying how to close it: KSeF processes a session only after its
+        close."""
         return run(wait_flow(reference_number, timeout, interval, self._client._open_sessions), self._client)
 
     def invoices(

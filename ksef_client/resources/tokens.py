@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run
+from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run, token_pages
 from ksef_client._generated.api.tokens import create_token, get_token_status, list_tokens, revoke_token
 from ksef_client._generated.models import (
     AuthenticationTokenStatus,
@@ -158,7 +158,7 @@ def tokens_pages(
         body = parsed(response_of((yield call)), QueryTokensResponse)
         return body.tokens, next_token(body.continuation_token)
 
-    return page
+    return token_pages(page)
 
 
 class Tokens:
