@@ -116,9 +116,14 @@ def self_signed_certificate(
     surname) or seal (``organizationIdentifier VATPL-<nip>``, organization name)."""
     nip = validate_nip(nip, "nip") if nip is not None else random_nip()
     key = _new_key(key_type)
-    name = _subject(kind, nip)
+    return TestCertificate(_self_signed(_subject(kind, nip), key, valid_days), key, nip)
+
+
+def _self_signed(name: x509.Name, key: PrivateKey, valid_days: int) -> x509.Certificate:
+    """A certificate of ``name`` signed with its own ``key``, valid from an hour ago (a clock
+    behind the verifier's) for ``valid_days``."""
     now = dt.datetime.now(dt.UTC)
-    certificate = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -128,7 +133,6 @@ def self_signed_certificate(
         .not_valid_after(now + dt.timedelta(days=valid_days))
         .sign(key, hashes.SHA256())
     )
-    return TestCertificate(certificate, key, nip)
 
 
 _GROSZ = Decimal("0.01")

@@ -10,17 +10,12 @@ a company seal whose ``commonName`` is the PeppolId, as the official clients' te
 
 from __future__ import annotations
 
-import datetime as dt
-
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ksef_client.identifiers import validate_peppol_id
-from ksef_client.xades import PrivateKey, SigningCredentials
-
-# The spec's PeppolId: "pattern": "^P[A-Z]{2}[0-9]{6}$" (P, a country code, six digits).
+from ksef_client.testing import _new_key, _self_signed
+from ksef_client.xades import SigningCredentials
 
 
 def peppol_provider_certificate(
@@ -38,13 +33,7 @@ def peppol_provider_certificate(
     validate_peppol_id(peppol_id)
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name: the provider's name, not empty")
-    key: PrivateKey
-    if key_type == "ec":
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif key_type == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    else:
-        raise ValueError(f"key_type: {key_type!r} is not 'ec' or 'rsa'")
+    key = _new_key(key_type)
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
@@ -53,15 +42,4 @@ def peppol_provider_certificate(
             x509.NameAttribute(NameOID.COUNTRY_NAME, peppol_id[1:3]),
         ]
     )
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=valid_days))
-        .sign(key, hashes.SHA256())
-    )
-    return SigningCredentials(certificate, key)
+    return SigningCredentials(_self_signed(subject, key, valid_days), key)
