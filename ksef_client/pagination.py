@@ -91,7 +91,50 @@ def _shown(cursor: object) -> str:
 Within = Callable[[C | None, list[T]], C | None]
 
 
-class Pager(Generic[T, C]):
+class _Position(Generic[T, C]):
+    """Where a pager stands (``cursor``, ``done``), written once for both pagers. Inside a page
+    the cursor is worked out only when it is read (``within`` of the items handed out so far):
+    working it out at every item cost a copy of the page's first items each time, quadratic in
+    the page's size (5 ms per 5,000 items in pages of 1,000)."""
+
+    def __init__(self, cursor: C | None, within: Within[C, T] | None) -> None:
+        self._within = within
+        self._cursor = cursor
+        self._inside: tuple[C | None, list[T]] | None = None  # the page's start and items, while inside it
+        self._handed = 0  # how many of them are handed out
+        self.done = False
+
+    @property
+    def cursor(self) -> C | None:
+        """Where the walk goes on: after everything handed out so far (save it, pass it back)."""
+        if self._inside is not None and self._within is not None:
+            start, items = self._inside
+            return self._within(start, items[: self._handed])
+        return self._cursor
+
+    @cursor.setter
+    def cursor(self, value: C | None) -> None:
+        self._cursor, self._inside = value, None
+
+    def _page_done(self, next_cursor: C | None) -> None:
+        self.cursor, self.done = next_cursor, next_cursor is None
+
+    def _handing_out(self, start: C | None, items: list[T], next_cursor: C | None) -> Iterator[T]:
+        """The items of a page fetched at ``start``, the position moved past each as it is handed
+        out: inside the page (``within``) until its last item, which leaves it at the next page."""
+        if self._within is None or len(items) < 2:  # the cursor points at whole pages only
+            self._page_done(next_cursor)
+            yield from items
+            return
+        self._inside = (start, items)
+        for count, item in enumerate(items[:-1], 1):
+            self._handed = count
+            yield item
+        self._page_done(next_cursor)
+        yield items[-1]
+
+
+class Pager(_Position[T, C]):
     """Lazy iteration over items (``for x in pager``) or pages (``pager.pages()``).
 
     ``pager.cursor`` stands after everything handed out so far: after a page of ``pages()`` at
@@ -105,10 +148,8 @@ class Pager(Generic[T, C]):
         cursor: C | None = None,
         within: Within[C, T] | None = None,
     ) -> None:
+        super().__init__(cursor, within)
         self._fetch = fetch
-        self._within = within
-        self.cursor: C | None = cursor
-        self.done = False
 
     def _walk(self) -> Iterator[tuple[C | None, list[T], C | None]]:
         walk = RepeatedCursor()
@@ -121,31 +162,15 @@ class Pager(Generic[T, C]):
     def pages(self) -> Iterator[Page[T, C]]:
         """Fetch pages one at a time; ``self.cursor`` points at the next one once a page is handed out."""
         for _, items, next_cursor in self._walk():
-            self.cursor, self.done = next_cursor, next_cursor is None
+            self._page_done(next_cursor)
             yield Page(items, next_cursor)
 
     def __iter__(self) -> Iterator[T]:
         for start, items, next_cursor in self._walk():
-            for handed, item in _handing_out(self._within, start, items, next_cursor):
-                self.cursor, self.done = handed
-                yield item
-            if not items:
-                self.cursor, self.done = next_cursor, next_cursor is None
+            yield from self._handing_out(start, items, next_cursor)
 
 
-def _handing_out(
-    within: Within[C, T] | None, start: C | None, items: list[T], next_cursor: C | None
-) -> Iterator[tuple[tuple[C | None, bool], T]]:
-    """Each item of a page fetched at ``start`` with the cursor and ``done`` once it is handed out:
-    inside the page (``within``) until its last item, which leaves the cursor at the next page."""
-    for count, item in enumerate(items, 1):
-        if count < len(items) and within is not None:
-            yield (within(start, items[:count]), False), item
-        else:
-            yield (next_cursor, next_cursor is None), item
-
-
-class AsyncPager(Generic[T, C]):
+class AsyncPager(_Position[T, C]):
     """``async for x in pager`` / ``async for page in pager.pages()``; ``cursor`` as ``Pager``'s."""
 
     def __init__(
@@ -154,10 +179,8 @@ class AsyncPager(Generic[T, C]):
         cursor: C | None = None,
         within: Within[C, T] | None = None,
     ) -> None:
+        super().__init__(cursor, within)
         self._fetch = fetch
-        self._within = within
-        self.cursor: C | None = cursor
-        self.done = False
 
     async def _walk(self) -> AsyncIterator[tuple[C | None, list[T], C | None]]:
         walk = RepeatedCursor()
@@ -170,16 +193,13 @@ class AsyncPager(Generic[T, C]):
     async def pages(self) -> AsyncIterator[Page[T, C]]:
         """Fetch pages one at a time; ``self.cursor`` points at the next one once a page is handed out."""
         async for _, items, next_cursor in self._walk():
-            self.cursor, self.done = next_cursor, next_cursor is None
+            self._page_done(next_cursor)
             yield Page(items, next_cursor)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for start, items, next_cursor in self._walk():
-            for handed, item in _handing_out(self._within, start, items, next_cursor):
-                self.cursor, self.done = handed
+            for item in self._handing_out(start, items, next_cursor):
                 yield item
-            if not items:
-                self.cursor, self.done = next_cursor, next_cursor is None
 
 
 def offset_cursor(cursor: object) -> int:

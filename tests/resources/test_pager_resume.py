@@ -201,3 +201,22 @@ class TestMetadataWalk:
         aksef = aksef.with_options(max_retry_after=math.inf)
         items = await _in_stops_async(lambda at: aksef.invoices.query(date_from=_since(), page_size=10, cursor=at), 3)
         assert len(items) == 60 and {r.invoice_number for r in items} == sent
+
+
+def test_the_cursor_inside_a_page_is_worked_out_only_when_read() -> None:
+    # Working it out at every item copied the page's first items each time: quadratic in the page
+    # size (5 ms more per 5,000 items in pages of 1,000, a tenth of the listing's own time).
+    asked: list[int] = []
+    pages = {None: (list(range(1000)), "p2"), "p2": (list(range(1000, 1500)), None)}
+
+    def within(start: str | None, handed: list[int]) -> str:
+        asked.append(len(handed))
+        return token_cursor(start, len(handed)) or ""
+
+    pager = Pager(lambda at: pages[at], None, within)
+    seen = []
+    for item in pager:
+        seen.append(item)
+        if item == 2:
+            assert pager.cursor == "ksef-client:skip=3:"
+    assert seen == list(range(1500)) and asked == [3] and pager.cursor is None and pager.done
