@@ -286,6 +286,16 @@ class MetadataCursor:
     at_prev: tuple[str, ...] = ()
     handed: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A cursor saved as JSON (dataclasses.asdict) comes back with lists: the walk adds to them
+        # as tuples (was a TypeError once the resumed walk had sent its first query).
+        for name in ("skip", "at_last", "at_prev", "handed"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                if not isinstance(value, list):
+                    raise ValueError(f"MetadataCursor.{name}: a list of KSeF numbers, not {type(value).__name__}")
+                object.__setattr__(self, name, tuple(value))
+
 
 def _record_date(item: InvoiceMetadata, date_type: str) -> str:
     if date_type == "Issue":

@@ -6,7 +6,9 @@ Continuation-token listings (sessions), offset listings (Peppol providers) and t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -189,6 +191,22 @@ class TestMetadataWalk:
         assert len(page.items) == 7 and not {r.ksef_number for r in page.items} & set(first)
         assert isinstance(pager.cursor, MetadataCursor)
         assert (pager.cursor.page_offset, pager.cursor.handed) == (1, ())
+
+    def test_a_cursor_saved_as_json_resumes(self, ksef: KSeF) -> None:
+        # dataclasses.asdict and JSON give lists for its tuples; the walk added to them as tuples
+        # (review s11-final2, M2: TypeError once the resumed walk had sent its first query).
+        sent = _invoices(ksef, 15, "MJ")
+        pager = ksef.invoices.query(date_from=_since(), page_size=10)
+        first = [r.invoice_number for _, r in zip(range(3), pager, strict=False)]
+        saved = json.loads(json.dumps(dataclasses.asdict(pager.cursor)))
+        assert isinstance(saved["handed"], list)
+        rest = [
+            r.invoice_number
+            for r in ksef.invoices.query(date_from=_since(), page_size=10, cursor=MetadataCursor(**saved))
+        ]
+        assert len(first + rest) == 15 and set(first + rest) == sent
+        with pytest.raises(ValueError, match=r"MetadataCursor\.skip: a list"):
+            MetadataCursor("2026-01-01T00:00:00+00:00", skip="5265877635-20260101-0123456789AB-CD")  # type: ignore[arg-type]
 
     def test_a_cursor_of_another_listing_is_a_value_error(self, ksef: KSeF) -> None:
         with pytest.raises(ValueError, match="cursor: 'abc' is not a MetadataCursor"):
