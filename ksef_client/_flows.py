@@ -404,26 +404,34 @@ def poll_flow(
     A read the client's own pacing holds back longer than ``max_retry_after`` (the group's
     limits used up: ``ThrottleWaitTooLongError``, nothing sent) is part of the wait: the poll
     sleeps until the group has room and reads then, or, when that is past ``timeout``, raises
-    ``PollTimeoutError`` at once with the status read last (``None`` if none was)."""
+    ``PollTimeoutError`` at once with the status read last (``None`` if none was). A shorter hold
+    is waited inside the read (the transport's pacing), which may end the poll up to
+    ``max_retry_after`` past ``timeout``: the message then gives the time it took."""
     yield Extend(timeout)
     started = yield Now()
     deadline = started + timeout
     last: S | None = None
+    reads = 0
     while True:
         try:
             status = yield from read()
         except ThrottleWaitTooLongError as held:
             now = yield Now()
             if now + held.retry_after > deadline:
-                raise PollTimeoutError(_held_back(held, now - started, timeout, last, describe, hint), last) from held
+                why = _held_back(held, now - started, timeout, reads, last, describe, hint)
+                raise PollTimeoutError(why, last) from held
             yield Sleep(held.retry_after)
             continue
+        reads += 1
         if done(status):
             return status
         last = status
         now = yield Now()
         if now + interval > deadline:
-            raise PollTimeoutError(f"{describe(status)} after {timeout:g} s{hint(status)}", status)
+            # A read the client's pacing held back less than max_retry_after waited inside the
+            # read itself: the poll may end that much past its timeout, and says how long it took.
+            waited = round(max(now - started, timeout), 1)
+            raise PollTimeoutError(f"{describe(status)} after {waited:g} s{hint(status)}", status)
         yield Sleep(min(poll_wait(interval, now - started), deadline - now))
 
 
@@ -431,17 +439,21 @@ def _held_back(
     held: ThrottleWaitTooLongError,
     waited: float,
     timeout: float,
+    reads: int,
     last: S | None,
     describe: Callable[[S], str],
     hint: Callable[[S], str],
 ) -> str:
-    """The ``PollTimeoutError`` message of a poll whose next read the rate limits hold past its timeout."""
+    """The ``PollTimeoutError`` message of a poll whose next read the rate limits hold past its
+    timeout (``reads``: how many it made; ``last``: the status read last, ``None`` also for a
+    poll whose reads found nothing yet, e.g. a certificate not issued)."""
     why = (
         f"the rate limits of group {held.group!r} allow the next read in {held.retry_after:.0f} s, "
         f"past the timeout ({timeout:g} s)"
     )
     if last is None:
-        return f"no status read after {waited:.0f} s: {why}"
+        seen = "no status read" if reads == 0 else f"nothing final in {reads} read(s)"
+        return f"{seen} after {waited:.0f} s: {why}"
     return f"{describe(last)} after {waited:.0f} s ({why}){hint(last)}"
 
 

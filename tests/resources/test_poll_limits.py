@@ -120,3 +120,22 @@ class TestAGroupUsedUp:
         message = str(caught.value)
         assert message.startswith(f"session {ref} still at 170 ") and caught.value.last.status.code == 170
         assert "(the rate limits of group 'sessionMisc' allow the next read in " in message
+
+
+def test_a_poll_held_back_inside_a_read_says_how_long_it_took(
+    ksef_server: ThreadedServer, backend: KSeFBackend, time: SharedTime
+) -> None:
+    # A hold shorter than max_retry_after is waited inside the read: the poll may end past its
+    # timeout, and its message said "after 30 s" for a 55 s wait (review s11-final2, M1).
+    backend.transitions.session_reads = 100_000  # stays at 170
+    with KSeF(**_options(ksef_server, backend, time, sleep=time.sleep, rate_limit_scale=0.05)) as ksef:
+        with ksef.online_session() as session:
+            session.send(sample_invoice("FV/OVR/1"))
+        ref = session.reference_number
+        for _ in range(6):  # the minute's reads used up (6 a minute at scale 0.05)
+            ksef.sessions.get(ref)  # type: ignore[arg-type]
+        started = time.now
+        with pytest.raises(PollTimeoutError) as caught:
+            ksef.sessions.wait(ref, timeout=30)  # type: ignore[arg-type]
+    took = time.now - started
+    assert took > 30 and f"after {round(took, 1):g} s" in str(caught.value)
