@@ -484,6 +484,10 @@ def token_pages(page: PageFlow[str, T]) -> Listing[str, T]:
     def resumed(cursor: str | None) -> Flow[tuple[list[T], str | None]]:
         token, handed = read_token_cursor(cursor)
         items, following = yield from page(token)
+        if handed > len(items) and following is not None:
+            # read with a smaller page_size than the cursor was saved with: the rest of what was
+            # handed out starts the next page (a token stands at a place in the listing)
+            return [], token_cursor(following, handed - len(items))
         return items[handed:], token_cursor(following)
 
     def within(start: str | None, items: list[T]) -> str | None:

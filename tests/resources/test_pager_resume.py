@@ -238,3 +238,14 @@ def test_the_cursor_inside_a_page_is_worked_out_only_when_read() -> None:
         if item == 2:
             assert pager.cursor == "ksef-client:skip=3:"
     assert seen == list(range(1500)) and asked == [3] and pager.cursor is None and pager.done
+
+
+@pytest.mark.parametrize("size", [10, 20, 25])
+def test_a_token_cursor_resumes_with_another_page_size(ksef: KSeF, backend: KSeFBackend, size: int) -> None:
+    # Saved 15 items into a page of 20, resumed with pages of 10: the 5 handed out past the first
+    # page of 10 came again (review s11-final2, L1: 35 items, 30 of them unique).
+    held = _sessions(backend, 30)
+    pager = ksef.sessions.list("Online", page_size=20)
+    seen = [s.reference_number for _, s in zip(range(15), pager, strict=False)]
+    rest = [s.reference_number for s in ksef.sessions.list("Online", page_size=size, cursor=pager.cursor)]
+    assert len(seen + rest) == 30 and set(seen + rest) == held
