@@ -20,7 +20,14 @@ from ksef_client.crypto import SymmetricKey, sha256_b64
 from ksef_client.identifiers import make_reference_number
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.pytest_plugin import KSeFMock
-from ksef_client.mock.state.sessions import HASHED_AT_MOST, WARSAW, MemberRejection, _member_content
+from ksef_client.mock.state.sessions import (
+    HASHED_AT_MOST,
+    HASHED_PER_PACKAGE,
+    WARSAW,
+    HashBudget,
+    MemberRejection,
+    _member_content,
+)
 from ksef_client.schemas import InvoiceSchemaError, validate_invoice
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
@@ -296,8 +303,20 @@ def test_an_oversize_member_is_hashed_only_within_a_bound(over: int) -> None:
     if over <= HASHED_AT_MOST:
         assert rejection.whole and rejection.size == size == counted[0]
         assert rejection.sha256 == hashlib.sha256(bytes(size)).digest()
-    else:
-        assert not rejection.whole and counted[0] == 0
+    else:  # listed under a marker, with the size it declares
+        assert not rejection.whole and counted[0] == 0 and rejection.size == size
+
+
+def test_the_rejected_members_of_a_package_share_one_hashing_budget() -> None:
+    # Each member within its own bound, 10,000 of them kept the processing thread busy for half
+    # an hour (review s11-final2, L3): a package inflates HASHED_PER_PACKAGE at most for them all.
+    limit, counted = 1000, [0]
+    budget = HashBudget(5000)
+    first = _member_content("a.xml", 4000, lambda: _Zeros(4000, counted), limit, budget)
+    second = _member_content("b.xml", 4000, lambda: _Zeros(4000, counted), limit, budget)
+    assert isinstance(first, MemberRejection) and first.whole and counted[0] == 4000
+    assert isinstance(second, MemberRejection) and not second.whole and second.size == 4000
+    assert counted[0] == 4000 and budget.left == 1000 and HASHED_PER_PACKAGE >= HASHED_AT_MOST
 
 
 def test_a_member_whose_name_is_refused_is_hashed_only_within_the_bound() -> None:

@@ -767,8 +767,9 @@ class Sessions:
         limits = self.size_limits(session)
         checks = self.workers.checking(session.form_code, len(members), limits)
         unpacked: list[tuple[str, bytes | MemberRejection]] = []
+        budget = HashBudget()
         for name, size, open_member in members:
-            content = _member_content(name, size, open_member, max(limits.plain, limits.with_attachment))
+            content = _member_content(name, size, open_member, max(limits.plain, limits.with_attachment), budget)
             unpacked.append((name, content))
             if isinstance(content, bytes):
                 checks.add(content)
@@ -1106,6 +1107,16 @@ _CHUNK = 1 << 20
 # member declaring more (a zip bomb compresses ~1000:1) costs no CPU beyond it, and is listed under
 # a marker, as one that cannot be read to its end (``_rejected_member``).
 HASHED_AT_MOST = 64 << 20
+# And the most one package inflates for the hashes of all its rejected members together: 10,000
+# members of 64 MiB each would keep the processing thread busy for half an hour.
+HASHED_PER_PACKAGE = 256 << 20
+
+
+class HashBudget:
+    """How many bytes of rejected members a package may still inflate for their hashes."""
+
+    def __init__(self, left: int = HASHED_PER_PACKAGE) -> None:
+        self.left = left
 
 
 class MemberRejection(NamedTuple):
@@ -1120,32 +1131,38 @@ class MemberRejection(NamedTuple):
     whole: bool
 
 
-def _member_content(name: str, size: int, open_member: MemberOpener, limit: int) -> bytes | MemberRejection:
+def _member_content(
+    name: str, size: int, open_member: MemberOpener, limit: int, budget: HashBudget | None = None
+) -> bytes | MemberRejection:
     """A package member's bytes, or why there are none (``limit``: the largest invoice the context
-    may send, with attachments)."""
+    may send, with attachments; ``budget``: what the package's rejected members may still
+    inflate for their hashes)."""
+    budget = budget or HashBudget()
+    at_most = min(limit + HASHED_AT_MOST, budget.left)
     if len(name) > MAX_FILE_NAME:
         # KSeF reports a batch invoice by its file name, of at most 128 characters (invoiceFileName's
         # maxLength): a file it could not name is not taken, so never numbered.
         detail = f"Nazwa pliku {name} ma {len(name)} znaków, dozwolone najwyżej {MAX_FILE_NAME}."
-        return MemberRejection("name", detail, *_digest(open_member, limit + HASHED_AT_MOST))
+        return MemberRejection("name", detail, *_digest(open_member, at_most, budget))
     # Sizes are read from the archive first: a zip bomb is never inflated into memory, nor past
     # HASHED_AT_MOST for its hash (taken chunk by chunk; zipfile stops at the size declared).
     if size > limit:
         rejection = f"Plik {name} ma {size} B > {limit} B."
-        if size > limit + HASHED_AT_MOST:  # not read at all: listed under a marker
-            return MemberRejection("size", rejection, hashlib.sha256().digest(), 0, False)
-        return MemberRejection("size", rejection, *_digest(open_member, limit + HASHED_AT_MOST))
+        if size > at_most:  # not read at all: listed under a marker, with the size it declares
+            return MemberRejection("size", rejection, hashlib.sha256().digest(), size, False)
+        return MemberRejection("size", rejection, *_digest(open_member, at_most, budget))
     try:
         with open_member() as stream:
             return stream.read()
     except _UNREADABLE as error:
-        return MemberRejection("xml", f"Plik {name} nie daje się rozpakować: {error}", *_digest(open_member, limit))
+        detail = f"Plik {name} nie daje się rozpakować: {error}"
+        return MemberRejection("xml", detail, *_digest(open_member, min(limit, at_most), budget))
 
 
-def _digest(open_member: MemberOpener, at_most: int) -> tuple[bytes, int, bool]:
+def _digest(open_member: MemberOpener, at_most: int, budget: HashBudget) -> tuple[bytes, int, bool]:
     """SHA-256 and size of a member's bytes, read a chunk at a time (the member may be too large
     to hold), and whether it was read to its end (else: of the bytes read before it failed, or
-    before ``at_most`` of them, where the reading stops)."""
+    before ``at_most`` of them, where the reading stops); what was read is taken off ``budget``."""
     digest, size = hashlib.sha256(), 0
     try:
         with open_member() as stream:
@@ -1156,6 +1173,8 @@ def _digest(open_member: MemberOpener, at_most: int) -> tuple[bytes, int, bool]:
                     return digest.digest(), size, False
     except _UNREADABLE:
         return digest.digest(), size, False
+    finally:
+        budget.left = max(0, budget.left - size)
     return digest.digest(), size, True
 
 
