@@ -22,6 +22,9 @@ A flow is a generator that yields steps and receives their results:
   (a large package on a slow uplink must still be closed).
 - ``Extend(seconds)``: the call may take that much longer than the client's ``deadline`` (a
   flow that polls for ``timeout`` seconds asks for them); result ``None``.
+- ``PaceWithin(until)``: the client's own pacing of the run's next requests must be over by
+  ``until`` (``None``: by ``max_retry_after`` only), else ``ThrottleWaitTooLongError``, nothing
+  sent (a poll's reads: not past its timeout); result ``None``.
 - ``Blocking(fn, args)``: local work that takes long (unpacking an export, parsing a large UPO):
   ``run`` calls ``fn(*args)`` inline, ``arun`` in a worker thread so the event loop goes on (a
   cancelled call waits for the thread: ``_threads.in_thread``). Not held to the call's deadline
@@ -50,7 +53,7 @@ from ksef_client._core import parse_answer
 from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, DeadlineExceeded, RetryBudget
 from ksef_client._threads import in_thread
-from ksef_client._transport import DEADLINE, Deadline
+from ksef_client._transport import DEADLINE, PACE_UNTIL, Deadline
 from ksef_client.errors import (
     APITimeoutError,
     InternalServerError,
@@ -158,6 +161,15 @@ class Extend:
 
 
 @dataclass(frozen=True)
+class PaceWithin:
+    """The client's own pacing of the run's next requests must end by ``until`` (its clock), else
+    ``ThrottleWaitTooLongError`` (nothing sent); ``None``: only ``max_retry_after`` (a poll's
+    reads, which must not wait past the poll's timeout inside a request)."""
+
+    until: float | None
+
+
+@dataclass(frozen=True)
 class Blocking:
     """Run local work that blocks (CPU, disk) where it does not hold up an event loop."""
 
@@ -178,7 +190,7 @@ class _Outcome:
     error: Exception | None = None
 
 
-Step = Call | Sleep | Now | ClientSettings | Download | StreamDownload | Retry | Upload | Extend | Blocking
+Step = Call | Sleep | Now | ClientSettings | Download | StreamDownload | Retry | Upload | Extend | PaceWithin | Blocking
 Flow = Generator[Step, Any, T]
 
 
@@ -209,6 +221,7 @@ class CallDeadline:
         state = client.send_state
         self._clock = client._clock
         self.shared = None if state.deadline is None else Deadline(self._clock() + state.deadline)
+        self.pace_until: float | None = None  # ``PaceWithin``
 
     def extend(self, seconds: float) -> None:
         if self.shared is not None:
@@ -229,7 +242,7 @@ def _advance(flow: Flow[Any], result: Any, error: KSeFError | None) -> Step | _D
         return _Done(stop.value)
 
 
-def request_of(step: Call, deadline: Deadline | None = None) -> dict[str, Any]:
+def request_of(step: Call, deadline: Deadline | None = None, pace_until: float | None = None) -> dict[str, Any]:
     """The ``httpx`` request arguments of a ``Call`` (a wrong argument raises ``TypeError`` here)."""
     request: dict[str, Any] = step.operation.build_request(**step.kwargs)
     extensions: dict[str, Any] = {}
@@ -241,6 +254,8 @@ def request_of(step: Call, deadline: Deadline | None = None) -> dict[str, Any]:
         extensions[BODY_KIND] = step.body
     if deadline is not None:
         extensions[DEADLINE] = deadline
+    if pace_until is not None:
+        extensions[PACE_UNTIL] = pace_until
     if extensions:
         request["extensions"] = extensions
     return request
@@ -263,6 +278,8 @@ def run(flow: Flow[T], client: KSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, PaceWithin):
+                deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):
                 result = client.settings
             elif isinstance(step, Blocking):  # local work: no deadline (see the module's docstring)
@@ -278,7 +295,8 @@ def run(flow: Flow[T], client: KSeF) -> T:
 def _run_step(step: Step, client: KSeF, deadline: CallDeadline) -> Any:
     deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, client._request(request_of(step, deadline.shared)))
+        request = request_of(step, deadline.shared, deadline.pace_until)
+        return parse_answer(step.operation, client.raw, client._request(request))
     if isinstance(step, Sleep | Retry):
         delay = _wait_of(step, client)
         if delay is not None:
@@ -308,6 +326,8 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, PaceWithin):
+                deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):
                 result = client.settings
             elif isinstance(step, Blocking):  # in a worker thread: the event loop goes on
@@ -323,7 +343,8 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
 async def _arun_step(step: Step, client: AsyncKSeF, deadline: CallDeadline) -> Any:
     deadline.check()
     if isinstance(step, Call):
-        return parse_answer(step.operation, client.raw, await client._request(request_of(step, deadline.shared)))
+        request = request_of(step, deadline.shared, deadline.pace_until)
+        return parse_answer(step.operation, client.raw, await client._request(request))
     if isinstance(step, Sleep | Retry):
         delay = _wait_of(step, client)
         if delay is not None:
@@ -405,32 +426,36 @@ def poll_flow(
     limits used up: ``ThrottleWaitTooLongError``, nothing sent) is part of the wait: the poll
     sleeps until the group has room and reads then, or, when that is past ``timeout``, raises
     ``PollTimeoutError`` at once with the status read last (``None`` if none was). A shorter hold
-    is waited inside the read (the transport's pacing), which may end the poll up to
-    ``max_retry_after`` past ``timeout``: the message then gives the time it took."""
+    is waited inside the read (the transport's pacing), but never past ``timeout``
+    (``PaceWithin``): a hold that would end later is handled as the long ones."""
     yield Extend(timeout)
     started = yield Now()
     deadline = started + timeout
     last: S | None = None
     reads = 0
     while True:
+        yield PaceWithin(deadline)  # the client's pacing of a read may not wait past the timeout
         try:
             status = yield from read()
         except ThrottleWaitTooLongError as held:
+            yield PaceWithin(None)
             now = yield Now()
             if now + held.retry_after > deadline:
                 why = _held_back(held, now - started, timeout, reads, last, describe, hint)
                 raise PollTimeoutError(why, last) from held
             yield Sleep(held.retry_after)
             continue
+        except Exception:
+            yield PaceWithin(None)  # the run may go on (a login restarts from a new challenge)
+            raise
+        yield PaceWithin(None)
         reads += 1
         if done(status):
             return status
         last = status
         now = yield Now()
         if now + interval > deadline:
-            # A read the client's pacing held back less than max_retry_after waited inside the
-            # read itself: the poll may end that much past its timeout, and says how long it took.
-            waited = round(max(now - started, timeout), 1)
+            waited = round(max(now - started, timeout), 1)  # a slow answer may pass the timeout
             raise PollTimeoutError(f"{describe(status)} after {waited:g} s{hint(status)}", status)
         yield Sleep(min(poll_wait(interval, now - started), deadline - now))
 

@@ -50,6 +50,11 @@ NO_DEADLINE = "none"
 # could not stand.
 CALLED_OFF = "ksef_called_off"
 
+# A request extension: the time (the client's clock) by which the client's own pacing of the
+# request must be over; a longer wait raises ``ThrottleWaitTooLongError`` (nothing sent), as one
+# past ``max_retry_after`` does. A poll's reads carry its timeout (``_flows.PaceWithin``).
+PACE_UNTIL = "ksef_pace_until"
+
 
 class CallOff:
     """A request's ``CALLED_OFF``: ``event`` (shared: set, it calls off every request that has
@@ -179,8 +184,12 @@ class SendState:
         if slot.held > 0 and slot.held_by is not None:
             self._check_block(request, deadline, slot, slot.held_by)
         pacing = slot.wait - slot.held
-        if slot.wait > self.policy.max_retry_after:
-            raise ThrottleWaitTooLongError(slot.wait, self.policy.max_retry_after, slot.key, request.method, path)
+        cap = self.policy.max_retry_after
+        until = request.extensions.get(PACE_UNTIL)
+        if until is not None:
+            cap = min(cap, max(0.0, float(until) - self.clock()))
+        if slot.wait > cap:
+            raise ThrottleWaitTooLongError(slot.wait, cap, slot.key, request.method, path)
         log.info("%s %s: rate limits of group %s, waiting %.2f s", request.method, path, slot.key, slot.wait)
         if deadline is not None:
             deadline.postpone(pacing)  # our own pacing: not the server's delay

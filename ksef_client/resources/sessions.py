@@ -204,8 +204,8 @@ class Sessions:
         """Poll until the session reaches a final status code; ``PollTimeoutError`` after ``timeout``
         (naming the last status). Reads every ``interval`` seconds at first, less often as the wait
         gets long (a tenth of the time waited, at most every 30 s: the status reads of a context
-        are limited per hour); a read the rate limits hold back is waited for within ``timeout``
-        (a hold shorter than ``max_retry_after`` inside the read: up to that much past it).
+        are limited per hour); a read the rate limits hold back is waited for within ``timeout``,
+        never past it.
         A session this client opened and has not closed (an ``online_session`` still inside its
         ``with`` block, or never closed; a batch whose ``send_batch`` failed before its close) is a
         ``RuntimeError`` at once, saying how to close it: KSeF processes a session only after its
