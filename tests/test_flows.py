@@ -19,6 +19,7 @@ from ksef_client._flows import (
     Extend,
     Flow,
     Now,
+    PaceWithin,
     Retry,
     Sleep,
     Step,
@@ -68,7 +69,7 @@ class Clock:
         def respond(step: Step) -> Any:
             if isinstance(step, Now):
                 return self.now
-            if isinstance(step, Extend):
+            if isinstance(step, Extend | PaceWithin):
                 return None
             if isinstance(step, Sleep):
                 self.now += step.seconds
@@ -90,6 +91,9 @@ class TestPoll:
         )
         assert value == "done"
         assert [s.seconds for s in steps if isinstance(s, Sleep)] == [2, 2]
+        # each read's pacing may not pass the poll's end (10 s from 0), and nothing after it
+        kinds = [(type(s).__name__, getattr(s, "until", None)) for s in steps if isinstance(s, Call | PaceWithin)]
+        assert kinds == [("PaceWithin", 10), ("Call", None), ("PaceWithin", None)] * 3
 
     def test_times_out_with_the_last_status(self) -> None:
         clock = Clock()
