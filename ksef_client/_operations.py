@@ -28,6 +28,9 @@ def _routes() -> dict[tuple[str, int], tuple[tuple[re.Pattern[str], str, Operati
     return {shape: tuple(candidates) for shape, candidates in routes.items()}
 
 
+# Every request asks more than once (its rate-limit group, whether it takes a token, whether a
+# repeat is safe), and a session's requests share their paths: a cache answers the repeats.
+@lru_cache(maxsize=1024)
 def find_operation(method: str, path: str) -> tuple[str, Operation] | None:
     """``(tag.operation_id, operation)`` of a request; ``path`` is the part after ``/v2``."""
     for pattern, key, operation in _routes().get((method, path.count("/")), ()):
