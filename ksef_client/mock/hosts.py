@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 from starlette.responses import JSONResponse, Response
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# ``localhost.``: the same name with the root's dot, which no resolver sends out. The names under
+# ``localhost`` (``ksef.localhost``) are not here: RFC 6761 only says a resolver should answer them
+# itself, and a system resolver may forward one to a DNS server that can rebind it (allow by name).
+LOOPBACK_HOSTS = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
 
 def is_loopback(host: str) -> bool:
@@ -34,14 +37,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def is_localhost_name(name: str) -> bool:
-    """Whether ``name`` is ``localhost`` written with the root's dot (``localhost.``), which no
-    resolver sends out. The names under it (``ksef.localhost``) are not: RFC 6761 only says a
-    resolver should answer them itself, a system resolver may forward them to a DNS server that
-    can rebind them, so a harness that uses one allows it (``--allow-host``)."""
-    return name == "localhost."
 
 
 def host_name(host_header: str) -> str:
@@ -91,10 +86,8 @@ class HostPolicy:
         return cls(frozenset(names), bool(extra) or (host is not None and is_loopback(host)))
 
     def allows(self, host_header: str) -> bool:
-        """Whether a request with this ``Host`` header is addressed to the emulator (one of its
-        names, or ``localhost.``)."""
-        name = host_name(host_header)
-        return name in self.names or is_localhost_name(name)
+        """Whether a request with this ``Host`` header is addressed to the emulator."""
+        return host_name(host_header) in self.names
 
     def refusal(self, host_header: str) -> Response:
         """The 403 for a request addressed to another name (problem details, which the SDK's
