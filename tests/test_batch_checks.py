@@ -86,6 +86,7 @@ BAD_NAMES = [
     ("dir/sub.xml", "is a path"),
     ("C:\\win.xml", "is a path"),
     ("..", "is a path"),
+    (".", "is a path"),
     ("esc\x1b]0;pwned\x07.xml", "control character"),
     ("nul\x00.xml", "control character"),
     ("c1\x9b.xml", "control character"),
@@ -96,7 +97,19 @@ BAD_NAMES = [
 @pytest.mark.parametrize(
     ("name", "problem"),
     BAD_NAMES,
-    ids=["129-chars", "empty", "parent-path", "folder", "backslash", "dot-dot", "esc-bel", "nul", "c1", "surrogate"],
+    ids=[
+        "129-chars",
+        "empty",
+        "parent-path",
+        "folder",
+        "backslash",
+        "dot-dot",
+        "dot",
+        "esc-bel",
+        "nul",
+        "c1",
+        "surrogate",
+    ],
 )
 def test_a_file_name_ksef_would_not_take_is_refused_before_any_request(
     ksef: KSeF, backend: KSeFBackend, name: str, problem: str
@@ -119,6 +132,14 @@ def test_two_invoices_of_one_name_are_refused_as_before(ksef: KSeF, backend: KSe
     with pytest.raises(TypeError, match="invoice 1: its file name must be a str, got bytes"):
         ksef.send_batch([(b"a.xml", sample_invoice("FV/D/1"))])  # type: ignore[list-item]
     assert backend.sessions.state.sessions == {}
+
+
+@pytest.mark.parametrize("name", ["faktura\xa0nr 1.xml", "a\u200db.xml", "..a.xml"], ids=["nbsp", "zwj", "dots"])
+def test_a_name_str_isprintable_refuses_but_ksef_takes_is_sent(ksef: KSeF, name: str) -> None:
+    # A no-break space (Zs) and a zero-width joiner (Cf) are not "printable" to Python, yet are no
+    # control characters: the quick check must hand them to the full one, not refuse them.
+    result = ksef.send_batch([(name, sample_invoice("FV/P/1"))], wait=True)
+    assert [i.invoice_file_name for i in ksef.sessions.invoices(result.reference_number)] == [name]
 
 
 @pytest.mark.parametrize("compression", ["deflate", "targz"])
