@@ -405,7 +405,9 @@ _PAGE = f"{{{UPO_NAMESPACE}}}OpisPotwierdzenia"
 _AFTER_HEADER = frozenset(
     f"{{{UPO_NAMESPACE}}}{name}" for name in ("NazwaStrukturyLogicznej", "KodFormularza", "Dokument")
 )
-_HEADER_CHUNK = 16 * 1024
+# KSeF's header ends some 900 bytes in (the Ministry's sample UPOs): the parser is fed that much at a
+# time, as every byte fed becomes events to walk (16 KiB at a time cost 0.4 ms a page, 2 KiB 0.13 ms).
+_HEADER_CHUNK = 2 * 1024
 
 
 def check_invoice_upo(upo: Upo, session_reference_number: str, ksef_number: str | None = None) -> Upo:

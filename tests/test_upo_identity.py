@@ -199,6 +199,18 @@ def test_the_header_read_from_the_start_is_what_parse_upo_reads(path: Path) -> N
             check_invoice_upo(upo, upo.session_reference_number)
 
 
+@pytest.mark.parametrize("padding", [1, 2047, 2048, 2049, 10_000])
+def test_a_header_longer_than_what_is_read_at_a_time_is_read_whole(padding: int) -> None:
+    # The header is read a few KiB at a time: one that a comment makes longer than that, with
+    # OpisPotwierdzenia cut at any place between two reads, is still read whole.
+    xml = next(path for path in EXAMPLES if b"OpisPotwierdzenia" in path.read_bytes()).read_bytes()
+    upo = parse_upo(xml)
+    at = xml.index(b"<OpisPotwierdzenia>")
+    longer = xml[:at] + b"<!--" + b"x" * padding + b"-->" + xml[at:]
+    assert upo.page_info is not None
+    assert read_upo_header(longer) == (upo.session_reference_number, upo.page_info)
+
+
 def test_the_header_reader_refuses_what_parse_upo_refuses() -> None:
     xml = EXAMPLES[0].read_bytes()
     start = xml.index(b"<Potwierdzenie")
