@@ -11,15 +11,18 @@ and the client's own pacing then raised ``ThrottleWaitTooLongError`` (a wait of 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ksef_client import AsyncKSeF, KSeF, PollTimeoutError
 from ksef_client._flows import POLL_MAX_INTERVAL, poll_wait
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
-from ksef_client.testing import sample_invoice
+from ksef_client.resources.certificates import PendingCertificate
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.conftest import NIP
 from tests.helpers import SharedTime
 
@@ -142,3 +145,27 @@ def test_a_read_held_back_past_the_timeout_ends_the_poll_at_once(
         assert "'sessionMisc' allow the next read in" in str(caught.value)
         assert "past the timeout (30 s)" in str(caught.value)
         ksef.sessions.get(ref)  # type: ignore[arg-type]  # the call after it: paced as usual again
+
+
+def test_a_certificate_never_issued_ends_saying_how_many_reads_found_nothing(
+    ksef_server: ThreadedServer, backend: KSeFBackend, time: SharedTime
+) -> None:
+    # A request whose answer was lost is looked for among the subject's certificates; each read
+    # finds nothing (no status to show). Held back by the rate limits after some reads, the poll
+    # said "no status read" although it had read (review s11-final2, L2): it names the reads.
+    options = _options(ksef_server, backend, time, sleep=time.sleep, rate_limit_scale=0.1)
+    del options["access_token"]  # certificates need a XAdES login
+    with KSeF(**options) as ksef:
+        ksef.auth.login_with_certificate(self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+        sent, started = ksef.send_state.requests_sent, time.now
+        with pytest.raises(PollTimeoutError) as caught:
+            ksef.certificates.complete(PendingCertificate(None, ec.generate_private_key(ec.SECP256R1())), timeout=30)
+        reads = ksef.send_state.requests_sent - sent
+    message = str(caught.value)
+    assert re.fullmatch(
+        r"nothing final in (\d+) read\(s\) after \d+ s: the rate limits of group 'other \(POST /certificates/query\)' "
+        r"allow the next read in \d+ s, past the timeout \(30 s\)",
+        message,
+    ), message
+    assert caught.value.last is None and time.now - started < 30
+    assert int(re.findall(r"\d+", message)[0]) == reads >= 1  # one listing request a read: nothing listed
