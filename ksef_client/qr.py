@@ -32,10 +32,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from ksef_client._keys import check_key_matches
 from ksef_client.environments import Environment, parse_environment
 from ksef_client.identifiers import validate_certificate_serial, validate_internal_id, validate_nip
 from ksef_client.spec_version import pinned_schemas
-from ksef_client.xades import CONTEXT_TYPES, PrivateKey, SigningCredentials, _check_key_matches
+from ksef_client.xades import CONTEXT_TYPES, PrivateKey, SigningCredentials
 
 OFFLINE_LABEL = "OFFLINE"
 CERTIFICATE_LABEL = "CERTYFIKAT"
@@ -263,7 +264,7 @@ def _checked_certificate(certificate: x509.Certificate, private_key: PrivateKey)
         )
     if now > certificate.not_valid_after_utc:
         raise ValueError(f"certificate_serial: the certificate expired at {certificate.not_valid_after_utc}")
-    _check_key_matches(certificate, private_key)
+    check_key_matches(certificate, private_key)
     return _serial(certificate.serial_number)
 
 

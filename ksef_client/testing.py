@@ -20,14 +20,14 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from ksef_client._keys import new_key, self_signed
 from ksef_client.identifiers import NIP_WEIGHTS, is_valid_nip, validate_nip
 from ksef_client.schemas import FA3_NAMESPACE
-from ksef_client.xades import PrivateKey, SigningCredentials
+from ksef_client.xades import SigningCredentials
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -101,38 +101,14 @@ def _subject(kind: str, nip: str) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _new_key(key_type: str) -> PrivateKey:
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if key_type == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    raise ValueError(f"key_type: {key_type!r} is not 'rsa' or 'ec'")
-
-
 def self_signed_certificate(
     nip: str | None = None, kind: str = "person", key_type: str = "rsa", *, valid_days: int = 365
 ) -> TestCertificate:
     """A self-signed certificate TEST accepts: person (``serialNumber TINPL-<nip>``, given name,
     surname) or seal (``organizationIdentifier VATPL-<nip>``, organization name)."""
     nip = validate_nip(nip, "nip") if nip is not None else random_nip()
-    key = _new_key(key_type)
-    return TestCertificate(_self_signed(_subject(kind, nip), key, valid_days), key, nip)
-
-
-def _self_signed(name: x509.Name, key: PrivateKey, valid_days: int) -> x509.Certificate:
-    """A certificate of ``name`` signed with its own ``key``, valid from an hour ago (a clock
-    behind the verifier's) for ``valid_days``."""
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=valid_days))
-        .sign(key, hashes.SHA256())
-    )
+    key = new_key(key_type)
+    return TestCertificate(self_signed(_subject(kind, nip), key, valid_days), key, nip)
 
 
 _GROSZ = Decimal("0.01")

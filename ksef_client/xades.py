@@ -25,7 +25,9 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESSigner, XAdESVerifier
 
+from ksef_client import _keys
 from ksef_client._durable import write_durably
+from ksef_client._keys import check_key_matches
 from ksef_client._xml import declares_entities, parse
 
 AUTH_NAMESPACE = "http://ksef.mf.gov.pl/auth/token/2.0"
@@ -59,7 +61,8 @@ _ACCEPTED = XAdESSignatureConfiguration(
     digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
 )
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+PrivateKey = _keys.PrivateKey  # the type of a signing key (RSA or EC)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class SigningCredentials:
             raise ValueError("signing key: KSeF needs EC keys of at least 256 bits")
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise ValueError("signing key: only RSA and EC keys are supported")
-        _check_key_matches(self.certificate, key)
+        check_key_matches(self.certificate, key)
 
     @classmethod
     def from_pem(
@@ -124,39 +127,6 @@ class SigningCredentials:
         target = Path(path)
         write_durably(target, self.to_pkcs12(password))
         return target
-
-
-def _check_key_matches(certificate: x509.Certificate, key: PrivateKey) -> None:
-    """Refuse a key that is not the certificate's: KSeF would answer such a signature only with
-    its generic 9105 "Nieprawidłowy podpis", after a challenge round-trip.
-
-    Only the public half is compared (public numbers: the type, the curve, the values), which a
-    key held on a device (a smart card, an HSM: an ``RSAPrivateKey``/``EllipticCurvePrivateKey``
-    subclass whose private half cannot be read) also gives."""
-    expected = certificate.public_key()
-    try:
-        public = key.public_key()
-    except NotImplementedError:  # a device key that cannot even show its public half: signing may still work
-        return
-    if isinstance(expected, rsa.RSAPublicKey) and isinstance(public, rsa.RSAPublicKey):
-        same = public.public_numbers() == expected.public_numbers()
-    elif isinstance(expected, ec.EllipticCurvePublicKey) and isinstance(public, ec.EllipticCurvePublicKey):
-        same = public.public_numbers() == expected.public_numbers()  # the curve is part of them
-    else:
-        raise ValueError(f"private_key: an {_kind(public)} key, but the certificate's key is {_kind(expected)}")
-    if not same:
-        raise ValueError(
-            "private_key: it is not the key of this certificate (its public key differs from the"
-            " certificate's; another certificate's key?)"
-        )
-
-
-def _kind(public_key: object) -> str:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return "RSA"
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return "EC"
-    return type(public_key).__name__
 
 
 _PEM_CERTIFICATE = "a path of an existing PEM file, PEM text (-----BEGIN CERTIFICATE-----) or its bytes"

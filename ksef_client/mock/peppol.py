@@ -13,8 +13,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from ksef_client._keys import new_key, self_signed
 from ksef_client.identifiers import validate_peppol_id
-from ksef_client.testing import _new_key, _self_signed
 from ksef_client.xades import SigningCredentials
 
 
@@ -33,7 +33,7 @@ def peppol_provider_certificate(
     validate_peppol_id(peppol_id)
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name: the provider's name, not empty")
-    key = _new_key(key_type)
+    key = new_key(key_type)
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
@@ -42,4 +42,4 @@ def peppol_provider_certificate(
             x509.NameAttribute(NameOID.COUNTRY_NAME, peppol_id[1:3]),
         ]
     )
-    return SigningCredentials(_self_signed(subject, key, valid_days), key)
+    return SigningCredentials(self_signed(subject, key, valid_days), key)
