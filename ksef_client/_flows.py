@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ksef_client._auth import BEARER
 from ksef_client._body import BODY_KIND
-from ksef_client._core import parse_answer
+from ksef_client._core import not_taken, parse_answer, parsed
 from ksef_client._generated.types import Response
 from ksef_client._retry import BUDGET, DeadlineExceeded, RetryBudget
 from ksef_client._threads import in_thread
@@ -368,6 +368,22 @@ def response_of(result: object) -> Response[Any]:
     """Type helper: the result of a ``Call`` step."""
     assert isinstance(result, Response)
     return result
+
+
+def sent_once(call: Call, expected: type[T], note: str) -> Flow[T]:
+    """Send a request the client never repeats (a POST that is not ``repeat_safe`` and whose answer
+    alone names what it made: a permission grant, a KSeF token, a certificate request) and return
+    its typed answer. An error that may have come after KSeF took the request (``not_taken`` does
+    not clear it: a 5xx, a connection broken after sending, a timeout waiting for the answer, an
+    answer that cannot be read) gets ``maybe_sent = True`` and ``note``, which tells the caller how
+    to find out what KSeF made and what to do about it."""
+    try:
+        return parsed(response_of((yield call)), expected)
+    except KSeFError as error:
+        if not not_taken(error):
+            error.maybe_sent = True
+            error.add_note(note)
+        raise
 
 
 def within_budget(budget: RetryBudget, flow: Flow[T]) -> Flow[T]:

@@ -90,9 +90,14 @@ class KSeFError(Exception):
             429s or a refreshed 401 preceded, the connection was never made, the deadline passed
             or the client's pacing held it back before it went out, the token refresh it needed
             failed), and on
-            the errors of anything but ``session.send`` and the permission grants. On an error of
-            a ``ksef.permissions.grant_*`` the same test says whether KSeF may have taken the grant
-            (its note names the listing to check before granting again).
+            the errors of anything but ``session.send``, the permission grants, ``tokens.create``,
+            ``certificates.enroll`` and ``CertificatePendingError``. On an error of a
+            ``ksef.permissions.grant_*`` the same test says whether KSeF may have taken the grant
+            (its note names the listing to check before granting again); on one of
+            ``tokens.create`` whether the token may exist with a secret nobody has (its note: find
+            it with ``tokens.list(description=...)`` and revoke it); on one of
+            ``certificates.enroll`` whether KSeF may issue the certificate (its note: ``complete``
+            with the CSR's key finds it). A ``CertificatePendingError`` always has it.
         invoice_hash, invoice_number: on an error of ``session.send``, the invoice's SHA-256
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """
@@ -359,6 +364,7 @@ class CertificatePendingError(KSeFError):
             f"{taken}, but its certificate was not received ({cause}); finish it with"
             " certificates.complete(error.pending), which holds its private key"
         )
+        self.maybe_sent = True  # the request went out: KSeF holds it or may
         self.pending = pending
         self.reference_number = pending.reference_number
 

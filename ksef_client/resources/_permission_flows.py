@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ksef_client._core import not_taken, parsed
-from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_in_progress, response_of
+from ksef_client._core import parsed
+from ksef_client._flows import Call, Flow, PageFlow, offset_pages, poll_in_progress, response_of, sent_once
 from ksef_client._generated.api.permissions import (
     get_attachment_permission_status,
     get_operation_status,
@@ -61,7 +61,7 @@ from ksef_client._generated.models import (
     SubunitPermissionsQueryRequest,
 )
 from ksef_client._retry import RetryBudget
-from ksef_client.errors import KSeFError, PermissionOperationFailedError
+from ksef_client.errors import PermissionOperationFailedError
 from ksef_client.identifiers import validate_reference_number
 from ksef_client.resources._permission_bodies import (
     Identifier,
@@ -154,17 +154,11 @@ GRANT_MAY_HAVE_GONE_THROUGH = (
 def _grant_flow(endpoint: _Endpoint, request: Any, fields: Mapping[str, Any]) -> Flow[str]:
     """Check the body (a ``ValueError`` before any request), send it; the operation's reference
     number. An error that may have come after KSeF took the grant gets ``maybe_sent`` and a note
-    (``GRANT_MAY_HAVE_GONE_THROUGH``)."""
+    (``GRANT_MAY_HAVE_GONE_THROUGH``; ``sent_once``)."""
     body = checked_grant(endpoint.schema, body_of(request, endpoint.model, fields), endpoint.name)
     sent = endpoint.model.from_dict(body)  # type: ignore[attr-defined]
-    try:
-        response = yield Call(endpoint.operation, {"body": sent})
-        answer = parsed(response_of(response), PermissionsOperationResponse)
-    except KSeFError as error:
-        if not not_taken(error):
-            error.maybe_sent = True
-            error.add_note(GRANT_MAY_HAVE_GONE_THROUGH.format(method=endpoint.name, listing=endpoint.listing))
-        raise
+    note = GRANT_MAY_HAVE_GONE_THROUGH.format(method=endpoint.name, listing=endpoint.listing)
+    answer = yield from sent_once(Call(endpoint.operation, {"body": sent}), PermissionsOperationResponse, note)
     return answer.reference_number
 
 

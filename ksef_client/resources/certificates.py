@@ -39,6 +39,7 @@ from ksef_client._flows import (
     poll_in_progress,
     response_of,
     run,
+    sent_once,
 )
 from ksef_client._generated.api.certificates import (
     create_enrollment,
@@ -186,6 +187,24 @@ def _send_enrollment(
 ) -> Flow[EnrollCertificateResponse]:
     call = Call(create_enrollment, {"body": body}, budget=budget)
     return parsed(response_of((yield call)), EnrollCertificateResponse)
+
+
+# POST /certificates/enrollments is not repeated, and its answer alone names the request (its reference
+# number): when it is lost after the request went out, KSeF may issue the certificate all the same.
+ENROLL_MAY_HAVE_GONE_THROUGH = (
+    "certificates.enroll: the request may have reached KSeF although its answer (and with it the request's "
+    "reference number) was lost, so KSeF may issue the certificate. Do not send the CSR again blindly: "
+    "ksef.certificates.complete(PendingCertificate(None, key, {name!r}, {kind!r})), key being the CSR's "
+    "private key, finds the certificate among the subject's by that key once it is issued (PollTimeoutError "
+    "if none comes: KSeF may never have received the request; then send it again)"
+)
+
+
+def _enroll_flow(body: EnrollCertificateRequest) -> Flow[EnrollCertificateResponse]:
+    """``enroll``: the request sent once; an error that may have come after KSeF took it gets
+    ``maybe_sent`` and a note (``ENROLL_MAY_HAVE_GONE_THROUGH``; ``sent_once``)."""
+    note = ENROLL_MAY_HAVE_GONE_THROUGH.format(name=body.certificate_name, kind=str(body.certificate_type))
+    return (yield from sent_once(Call(create_enrollment, {"body": body}), EnrollCertificateResponse, note))
 
 
 def _status_flow(reference_number: str) -> Flow[CertificateEnrollmentStatusResponse]:
@@ -505,9 +524,16 @@ class Certificates:
     ) -> EnrollCertificateResponse:
         """Send a certificate request (``csr``: an object, DER bytes or PEM) for a certificate of
         ``kind`` named ``name``; its answer's ``reference_number`` is for ``wait_enrolled``.
-        The CSR's key (RSA 2048 or EC P-256), signature hash and signature are checked first."""
+        The CSR's key (RSA 2048 or EC P-256), signature hash and signature are checked first.
+
+        The request is sent once. When its answer is lost after it went out (a 5xx, a connection
+        broken after sending, a timeout waiting), the error has ``maybe_sent`` set and a note:
+        KSeF may issue the certificate, and ``complete(PendingCertificate(None, key, name,
+        kind))`` with the CSR's private key finds it. A refusal (4xx) or a request never sent
+        leaves ``maybe_sent`` ``False``.
+        """
         body = _enrollment_request(name, load_csr(csr), kind, valid_from)
-        return run(_send_enrollment(body), self._client)
+        return run(_enroll_flow(body), self._client)
 
     def enrollment_status(self, reference_number: str) -> CertificateEnrollmentStatusResponse:
         """A certificate request's status (100 accepted, 200 issued with
@@ -610,9 +636,9 @@ class AsyncCertificates:
         *,
         valid_from: dt.datetime | None = None,
     ) -> EnrollCertificateResponse:
-        """Send a certificate request; see ``Certificates.enroll``."""
+        """Send a certificate request; see ``Certificates.enroll`` (a lost answer: ``maybe_sent``)."""
         body = _enrollment_request(name, load_csr(csr), kind, valid_from)
-        return await arun(_send_enrollment(body), self._client)
+        return await arun(_enroll_flow(body), self._client)
 
     async def enrollment_status(self, reference_number: str) -> CertificateEnrollmentStatusResponse:
         """A certificate request's status."""

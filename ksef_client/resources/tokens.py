@@ -12,7 +12,19 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
-from ksef_client._flows import Call, Flow, PageFlow, apager, arun, pager, poll_flow, response_of, run, token_pages
+from ksef_client._flows import (
+    Call,
+    Flow,
+    PageFlow,
+    apager,
+    arun,
+    pager,
+    poll_flow,
+    response_of,
+    run,
+    sent_once,
+    token_pages,
+)
 from ksef_client._generated.api.tokens import create_token, get_token_status, list_tokens, revoke_token
 from ksef_client._generated.models import (
     AuthenticationTokenStatus,
@@ -57,6 +69,17 @@ class CreatedToken(GenerateTokenResponse):
         return created
 
 
+# POST /tokens is not repeated (a repeat would make a second token), and its answer is the only place
+# the secret ever appears: "Jest zwracany tylko raz". When that answer is lost after the request went
+# out, the token may exist and turn Active with a secret nobody has.
+CREATE_MAY_HAVE_GONE_THROUGH = (
+    "tokens.create: the request may have reached KSeF although its answer was lost, so the token may exist "
+    "(Pending, then Active) with a secret nobody has: KSeF shows it only in that answer ('Jest zwracany tylko "
+    "raz'). Find it with ksef.tokens.list(description={description!r}) (a token made at about this time), "
+    "revoke it with ksef.tokens.revoke(reference_number), and create a new one"
+)
+
+
 def _create_flow(permissions: Iterable[str], description: str) -> Flow[CreatedToken]:
     allowed = {m.value for m in TokenPermissionType}
     wanted = list(permissions)
@@ -66,7 +89,8 @@ def _create_flow(permissions: Iterable[str], description: str) -> Flow[CreatedTo
     if not 5 <= len(description) <= 256:
         raise ValueError("description: 5 to 256 characters")
     body = GenerateTokenRequest(permissions=[TokenPermissionType(p) for p in wanted], description=description)
-    return CreatedToken.of(parsed(response_of((yield Call(create_token, {"body": body}))), GenerateTokenResponse))
+    note = CREATE_MAY_HAVE_GONE_THROUGH.format(description=description)
+    return CreatedToken.of((yield from sent_once(Call(create_token, {"body": body}), GenerateTokenResponse, note)))
 
 
 def _status_flow(reference_number: str) -> Flow[TokenStatusResponse]:
@@ -170,7 +194,14 @@ class Tokens:
 
     def create(self, permissions: Iterable[str], description: str) -> CreatedToken:
         """Issue a token with ``permissions`` (e.g. ``["InvoiceRead", "InvoiceWrite"]``); the secret is
-        ``.token`` of the answer (never in its repr)."""
+        ``.token`` of the answer (never in its repr).
+
+        The request is sent once. When its answer is lost after it went out (a 5xx, a connection
+        broken after sending, a timeout waiting), the error has ``maybe_sent`` set and a note: the
+        token may exist, and KSeF shows its secret in no other answer. Find it with
+        ``list(description=...)`` and revoke it. A refusal (4xx) or a request never sent leaves
+        ``maybe_sent`` ``False``: no token was made.
+        """
         return run(_create_flow(permissions, description), self._client)
 
     def wait_active(
@@ -224,7 +255,7 @@ class AsyncTokens:
         self._client = client
 
     async def create(self, permissions: Iterable[str], description: str) -> CreatedToken:
-        """Issue a token with ``permissions``."""
+        """Issue a token with ``permissions``; see ``Tokens.create`` (a lost answer: ``maybe_sent``)."""
         return await arun(_create_flow(permissions, description), self._client)
 
     async def wait_active(

@@ -1,4 +1,4 @@
-"""KSeF certificates and collective identifiers in the emulator, through the generated client."""
+"""KSeF certificates and collective identifiers in the emulator, through the generated client (and the SDK)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from ksef_client._generated.models import (
 )
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._generated.types import UNSET
+from ksef_client.certificates import build_csr
 from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
@@ -197,6 +198,7 @@ def test_the_certificate_query_lists_newest_first_and_filters_by_expiry_and_name
 # --- certificates belong to the authenticated subject (certyfikaty-KSeF.md, Wstęp) ---------------
 
 OTHER_NIP, PESEL = "7762811692", "15062788702"
+STRANGER_PESEL = "88102341294"  # uwierzytelnianie.md's example
 
 
 def _let_read_invoices(base_url: str, backend: KSeFBackend, nip: str, pesel: str) -> None:
@@ -241,6 +243,41 @@ def test_certificates_are_the_authenticated_subject_s_whatever_the_context(
         ksef_certificate.auth.login_with_certificate(SigningCredentials(certificate, key), context_nip=NIP)
         access = backend.authenticate(f"Bearer {ksef_certificate.access_token}")
     assert access.subject == ("Pesel", PESEL) and access.permissions == {"InvoiceRead"}
+
+
+def test_a_persons_nip_and_pesel_share_their_certificates(ksef_server: ThreadedServer, backend: KSeFBackend) -> None:
+    # Spec POST /certificates/{certificateSerialNumber}/revoke: "Podmiot może unieważnić wyłącznie certyfikat
+    # wygenerowany na jego identyfikator uwierzytelnienia lub na identyfikator powiązany w ramach powiązania
+    # NIP-PESEL." The emulator refused the revoke (25008) and listed nothing to the linked PESEL login
+    # (review s12, 5). Listing, retrieving and a request's status follow the same link: the emulator's
+    # choice (certyfikaty-KSeF.md: "tego samego zbioru certyfikatów"; Certificates._owns).
+    base = ksef_server.base_url
+    with KSeF(base_url=base) as anyone:
+        anyone.testdata.create_person(
+            {"nip": OTHER_NIP, "pesel": PESEL, "description": "JDG Jan Testowy", "isBailiff": False}
+        )
+    _let_read_invoices(base, backend, OTHER_NIP, STRANGER_PESEL)
+    backend.transitions.enrollment_reads = 1
+    key = ec.generate_private_key(ec.SECP256R1())
+    by_nip = self_signed_certificate(OTHER_NIP, kind="person").certificate.subject  # TINPL-, Jan Testowy
+    with signed_in(base, by_nip, OTHER_NIP) as jan:
+        accepted = jan.certificates.enroll(
+            "Certyfikat Jana", build_csr(jan.certificates.enrollment_data().to_dict(), key)
+        )
+    with signed_in(base, person(PESEL, "Jan", "Testowy"), OTHER_NIP) as by_pesel:  # the owner through the link
+        serial = str(by_pesel.certificates.wait_enrolled(accepted.reference_number).certificate_serial_number)
+        assert [c.certificate_serial_number for c in by_pesel.certificates.query()] == [serial]
+        (found,) = by_pesel.certificates.retrieve([serial])
+        assert found.certificate.public_key() == key.public_key()
+        assert by_pesel.certificates.limits().certificate.remaining == 100  # counted under the NIP it was made by
+        by_pesel.certificates.revoke(serial, reason="KeyCompromise")
+    with signed_in(base, by_nip, OTHER_NIP) as jan:
+        assert [c.status for c in jan.certificates.query()] == ["Revoked"]
+    with signed_in(base, person(STRANGER_PESEL), OTHER_NIP) as stranger:  # another person, no link
+        assert list(stranger.certificates.query()) == []
+        with pytest.raises(BadRequestError) as unknown:
+            stranger.certificates.revoke(serial)
+        assert unknown.value.codes == [25008]  # not 25009 ("już odwołany"): not the stranger's to see
 
 
 def test_a_persons_certificate_naming_the_employer_gives_the_persons_enrollment_data(

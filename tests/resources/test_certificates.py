@@ -27,7 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ksef_client import AsyncKSeF, CertificateEnrollmentError, CertificatePendingError, KSeF, PollTimeoutError, qr
 from ksef_client.certificates import build_csr, certificate_subject
-from ksef_client.errors import AuthenticationFailedError, BadRequestError, InternalServerError, ResponseFormatError
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationFailedError,
+    BadRequestError,
+    InternalServerError,
+    ResponseFormatError,
+)
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
@@ -231,6 +237,7 @@ class TestObtain:
             signed.certificates.obtain("Odpowiedź utracona")
         pending = caught.value.pending
         assert pending.reference_number is None and pending.name == "Odpowiedź utracona"
+        assert caught.value.maybe_sent is True
         assert signed.certificates.unfinished == (pending,)
         creds = signed.certificates.complete(pending)  # found among the subject's certificates by its key
         assert creds.certificate.public_key() == pending.key.public_key() and creds.name == "Odpowiedź utracona"
@@ -334,6 +341,70 @@ class TestObtain:
         assert (error.code, error.description) == (400, "Wniosek odrzucony")
         assert error.details == ["Klucz publiczny został już certyfikowany przez inny podmiot."]
         assert error.reference_number == accepted.reference_number and error.status.status.code == 400
+
+    def test_requests_in_progress_cannot_take_the_subject_past_its_certificate_limit(
+        self, signed: KSeF, backend: KSeFBackend, ksef_server: ThreadedServer, fake_time: FakeTime
+    ) -> None:
+        # Spec, CertificateEnrollmentStatusResponse.status: "400 | Wniosek odrzucony | Osiągnięto
+        # dopuszczalny limit posiadanych certyfikatów." The limit was checked only when a request was
+        # POSTed: requests in progress together under a limit of 1 were all issued (review s12, 4).
+        backend.transitions.enrollment_reads = 1
+        signed.testdata.set_certificate_limits(
+            {"subjectIdentifierType": "Nip", "certificate": {"maxCertificates": 1}}
+        )  # the seal's subject: its NIP
+        first = signed.certificates.enroll("Pierwszy w kolejce", build_csr(
+            signed.certificates.enrollment_data().to_dict(), ec.generate_private_key(ec.SECP256R1())))  # fmt: skip
+
+        def first_is_issued(_: PendingCertificate) -> None:  # the second request is in, not issued yet
+            with signed_in(ksef_server.base_url, fake_time) as same_subject:
+                same_subject.certificates.wait_enrolled(first.reference_number)
+
+        with pytest.raises(CertificateEnrollmentError) as refused:
+            signed.certificates.obtain("Ponad limit", on_sent=first_is_issued)
+        error = refused.value
+        assert (error.code, error.description) == (400, "Wniosek odrzucony")
+        assert error.details == ["Osiągnięto dopuszczalny limit posiadanych certyfikatów."]
+        assert signed.certificates.unfinished == ()  # refused: no certificate will come
+        with pytest.raises(BadRequestError, match="25007"):  # at the limit: the next is refused at once
+            signed.certificates.obtain("Kolejny")
+        (held,) = signed.certificates.query(status="Active")
+        assert held.name == "Pierwszy w kolejce" and signed.certificates.limits().certificate.remaining == 0
+        signed.certificates.revoke(held.certificate_serial_number)  # the limit counts Active certificates
+        assert signed.certificates.obtain("Po odwołaniu").name == "Po odwołaniu"
+
+    def test_a_step_by_step_request_whose_answer_was_lost_says_how_to_find_it(
+        self, signed: KSeF, backend: KSeFBackend
+    ) -> None:
+        # The POST is taken, its answer (the reference number) lost: the bare error said nothing of a
+        # certificate KSeF issues all the same (review s12, 7).
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = build_csr(signed.certificates.enrollment_data().to_dict(), key)
+        backend.faults.add(DROP_AFTER, operation="certificates.create_enrollment")
+        with pytest.raises(APIConnectionError) as caught:
+            signed.certificates.enroll("Klucz z karty", csr, "Offline")
+        assert caught.value.maybe_sent is True
+        (note,) = caught.value.__notes__
+        assert "certificates.enroll: the request may have reached KSeF" in note
+        assert "ksef.certificates.complete(PendingCertificate(None, key, 'Klucz z karty', 'Offline'))" in note
+        creds = signed.certificates.complete(PendingCertificate(None, key, "Klucz z karty", "Offline"))  # as it says
+        assert creds.certificate_type == "Offline" and creds.certificate.public_key() == key.public_key()
+
+    @pytest.mark.parametrize("status", [500, 503])
+    def test_a_step_by_step_request_answered_5xx_may_have_been_taken(
+        self, signed: KSeF, backend: KSeFBackend, status: int
+    ) -> None:
+        csr = build_csr(signed.certificates.enrollment_data().to_dict(), ec.generate_private_key(ec.SECP256R1()))
+        backend.faults.add(status, operation="certificates.create_enrollment")
+        with pytest.raises(InternalServerError) as failed:
+            signed.certificates.enroll("Po błędzie", csr)
+        assert failed.value.maybe_sent is True and "may have reached KSeF" in failed.value.__notes__[0]
+
+    def test_a_refused_step_by_step_request_was_not_taken(self, signed: KSeF, backend: KSeFBackend) -> None:
+        csr = build_csr(signed.certificates.enrollment_data().to_dict(), ec.generate_private_key(ec.SECP256R1()))
+        backend.faults.add(400, operation="certificates.create_enrollment")
+        with pytest.raises(BadRequestError) as refused:
+            signed.certificates.enroll("Odrzucony", csr)
+        assert refused.value.maybe_sent is False and not getattr(refused.value, "__notes__", [])
 
 
 class TestManage:
@@ -561,3 +632,28 @@ async def test_a_cancelled_async_obtain_leaves_its_request_to_complete(
         (pending,) = client.certificates.unfinished
         creds = await client.certificates.complete(pending)
         assert creds.name == "Anulowany" and client.certificates.unfinished == ()
+
+
+@pytest.mark.anyio
+async def test_async_a_step_by_step_request_whose_answer_was_lost_says_so(
+    ksef_server: ThreadedServer, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    async with AsyncKSeF(
+        base_url=ksef_server.base_url, rate_limit_scale=0, sleep=fake_time.asleep, clock=fake_time.clock
+    ) as client:
+        await client.auth.login_with_certificate(self_signed_certificate(NIP, kind="seal"), context_nip=NIP)
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = build_csr((await client.certificates.enrollment_data()).to_dict(), key)
+        backend.faults.add(DROP_AFTER, operation="certificates.create_enrollment")
+        with pytest.raises(APIConnectionError) as caught:
+            await client.certificates.enroll("Async zgubiony", csr)
+        assert caught.value.maybe_sent is True and "PendingCertificate(None, key," in caught.value.__notes__[0]
+        creds = await client.certificates.complete(PendingCertificate(None, key, "Async zgubiony", "Authentication"))
+        assert creds.certificate.public_key() == key.public_key()
+        other = build_csr(
+            (await client.certificates.enrollment_data()).to_dict(), ec.generate_private_key(ec.SECP256R1())
+        )
+        backend.faults.add(502, operation="certificates.create_enrollment")
+        with pytest.raises(InternalServerError) as failed:
+            await client.certificates.enroll("Async po 502", other)
+        assert failed.value.maybe_sent is True

@@ -10,8 +10,15 @@ from collections.abc import Iterator
 import pytest
 
 from ksef_client import AsyncKSeF, KSeF, PollTimeoutError, TokenNotActiveError
-from ksef_client.errors import AuthenticationFailedError
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationFailedError,
+    BadRequestError,
+    InternalServerError,
+    PermissionDeniedError,
+)
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.server import ThreadedServer
 from tests.conftest import NIP
 from tests.helpers import FakeTime
@@ -103,6 +110,96 @@ class TestList:
         with pytest.raises(ValueError, match=r"(?i)reference"):
             ksef.tokens.wait_active("not-a-reference")
         assert ksef.send_state.requests_sent == sent
+
+
+class TestReadAndRevoke:
+    def test_a_token_login_reads_another_token_of_the_context_but_may_not_revoke_it(
+        self, ksef: KSeF, anon: KSeF
+    ) -> None:
+        # The Ministry's KsefTokenE2ETests.When_KsefTokensAreActive_ThenTryToRevokeOneWithAnother (run
+        # against TEST): the DELETE of the first token with the second token's login fails; the same
+        # login then reads the first token's status, Revoked. The spec restricts only GET /tokens (the
+        # listing) and DELETE; the emulator refused the read with 403 (review s12, 6).
+        first = ksef.tokens.create(["InvoiceRead", "InvoiceWrite"], "E2E token")
+        second = ksef.tokens.create(["InvoiceRead", "InvoiceWrite"], "E2E token")
+        ksef.tokens.wait_active(first.reference_number)
+        ksef.tokens.wait_active(second.reference_number)
+        anon.auth.login_with_token(second.token, context_nip=NIP)  # no CredentialsRead/CredentialsManage
+        with pytest.raises(PermissionDeniedError):
+            anon.tokens.revoke(first.reference_number)
+        assert anon.tokens.get(first.reference_number).status == "Active"
+        assert [t.reference_number for t in anon.tokens.list()] == [second.reference_number]  # the listing: its own
+        ksef.tokens.revoke(first.reference_number)
+        ksef.tokens.revoke(second.reference_number)
+        assert anon.tokens.get(first.reference_number).status == "Revoked"
+        assert anon.tokens.get(second.reference_number).status == "Revoked"
+
+    def test_an_unknown_token_is_21405(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # Spec GET and DELETE /tokens/{referenceNumber}: the 400 table lists "21405 | Błąd walidacji danych
+        # wejściowych." alone; the emulator answered 21305, a code the spec does not have (review s12, 9a).
+        unknown = "20250101-EC-0000000000-0000000000-00"
+        with pytest.raises(BadRequestError) as read:
+            ksef.tokens.get(unknown)
+        with pytest.raises(BadRequestError) as revoked:
+            ksef.tokens.revoke(unknown)
+        assert read.value.codes == revoked.value.codes == [21405]
+        other_context = backend.mint_access_token("7762811692")
+        with KSeF(base_url=ksef.settings.base_url, access_token=other_context) as elsewhere:
+            made = elsewhere.tokens.create(["InvoiceRead"], "token of another context")
+        with pytest.raises(BadRequestError) as foreign:  # a token of another context is unknown here
+            ksef.tokens.get(made.reference_number)
+        assert foreign.value.codes == [21405]
+
+    def test_revoking_a_revoked_token_again_is_answered_and_changes_nothing(self, ksef: KSeF) -> None:
+        # The spec: "może unieważnić dowolny aktywny token"; it names no error for a token that is not
+        # active, nor do tokeny-ksef.md and the Ministry's clients: the emulator answers 204 again, its
+        # choice (review s12, 9c; docs/testing-with-the-emulator.md).
+        created = ksef.tokens.create(["InvoiceRead"], "revoked twice")
+        ksef.tokens.revoke(created.reference_number)
+        ksef.tokens.revoke(created.reference_number)
+        assert ksef.tokens.get(created.reference_number).status == "Revoked"
+
+
+class TestLostAnswer:
+    def test_a_create_whose_answer_was_lost_says_the_token_may_exist(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        # POST /tokens is taken, its answer lost (a POST: not repeated): the token exists and turns
+        # Active, its secret ("Jest zwracany tylko raz") gone. The bare error said nothing (review s12, 7).
+        backend.faults.add(DROP_AFTER, operation="tokens.create_token")
+        with pytest.raises(APIConnectionError) as caught:
+            ksef.tokens.create(["InvoiceRead"], "integracja ERP")
+        assert caught.value.maybe_sent is True
+        (note,) = caught.value.__notes__
+        assert "tokens.create: the request may have reached KSeF" in note and "secret nobody has" in note
+        assert "ksef.tokens.list(description='integracja ERP')" in note and "ksef.tokens.revoke(" in note
+        (orphan,) = ksef.tokens.list(description="integracja ERP")  # what the note says to do
+        ksef.tokens.revoke(orphan.reference_number)
+        assert ksef.tokens.get(orphan.reference_number).status == "Revoked"
+
+    @pytest.mark.parametrize("status", [500, 503])
+    def test_a_create_answered_5xx_may_have_made_the_token(self, ksef: KSeF, backend: KSeFBackend, status: int) -> None:
+        backend.faults.add(status, operation="tokens.create_token")
+        with pytest.raises(InternalServerError) as failed:
+            ksef.tokens.create(["InvoiceRead"], "po błędzie serwera")
+        assert failed.value.maybe_sent is True and "may have reached KSeF" in failed.value.__notes__[0]
+
+    def test_a_refused_create_made_no_token(self, ksef: KSeF, backend: KSeFBackend) -> None:
+        backend.faults.add(400, operation="tokens.create_token")
+        with pytest.raises(BadRequestError) as refused:
+            ksef.tokens.create(["InvoiceRead"], "odrzucony token")
+        assert refused.value.maybe_sent is False and not getattr(refused.value, "__notes__", [])
+
+
+@pytest.mark.anyio
+async def test_async_a_create_whose_answer_was_lost_says_so(aksef: AsyncKSeF, backend: KSeFBackend) -> None:
+    backend.faults.add(DROP_AFTER, operation="tokens.create_token")
+    with pytest.raises(APIConnectionError) as caught:
+        await aksef.tokens.create(["InvoiceRead"], "async ERP")
+    assert caught.value.maybe_sent is True and "tokens.list(description='async ERP')" in caught.value.__notes__[0]
+    assert [t.description async for t in aksef.tokens.list(description="async ERP")] == ["async ERP"]
+    backend.faults.add(502, operation="tokens.create_token")
+    with pytest.raises(InternalServerError) as failed:
+        await aksef.tokens.create(["InvoiceRead"], "async po 502")
+    assert failed.value.maybe_sent is True
 
 
 @pytest.mark.anyio

@@ -417,16 +417,28 @@ class Auth:
         return token
 
     def ksef_token(self, access: Access, reference_number: str) -> KsefToken:
-        """A token of the caller's context (``GET /tokens/{ref}``: a status read); another's
-        token only with ``CredentialsRead`` or ``CredentialsManage`` (``_check_token_right``)."""
+        """Any token of the caller's context (``GET /tokens/{ref}``: a status read), whoever made
+        it and however the caller logged in.
+
+        The spec limits only the listing (``GET /tokens``) and the revoke (``DELETE``) to the
+        caller's own tokens without ``CredentialsRead``/``CredentialsManage``; for this read it
+        says nothing of the kind. The Ministry's E2E test
+        ``KsefTokenE2ETests.When_KsefTokensAreActive_ThenTryToRevokeOneWithAnother`` (run against
+        TEST) reads the status of one token with the access token of a login by another token
+        that holds neither right, and expects ``Revoked``: KSeF answers it. (api-changelog.md
+        2.4.0, "GET /tokens oraz GET /tokens/{referenceNumber} zwracają informacje o tokenie użytym
+        do uwierzytelnienia również wtedy, gdy nie posiada on uprawnień CredentialsManage /
+        CredentialsRead", widens what a token login sees; it names no refusal.)"""
         token = self._token_of_context(access, reference_number)
-        self._check_token_right(access, token, READ_ANY_TOKEN)
         return self._activate(token, read=True)
 
     def _token_of_context(self, access: Access, reference_number: str) -> KsefToken:
+        """A token of the caller's context; 400 / 21405 for any other reference number: the spec's
+        400 tables of ``GET`` and ``DELETE /tokens/{referenceNumber}`` list that code alone (no
+        code for an unknown token; a token of another context is unknown in this one)."""
         token = self.state.tokens.get(reference_number)
         if token is None or token.context != access.context:
-            raise NotFound(21305, "Token KSeF nie został znaleziony.", [reference_number])
+            raise NotFound(21405, VALIDATION, [f"Token KSeF o numerze referencyjnym {reference_number} nie istnieje."])
         return token
 
     def _check_token_right(self, access: Access, token: KsefToken, rights: frozenset[str]) -> None:
@@ -434,11 +446,9 @@ class Auth:
 
         Spec, DELETE /tokens/{referenceNumber}: "Jeżeli podmiot posiada uprawnienie
         CredentialsManage, może unieważnić dowolny aktywny token w danym kontekście [...] Jeżeli
-        podmiot nie posiada powyższego uprawnienia, zakres unieważnienia jest ograniczony"; GET
-        /tokens says the same of reading with "CredentialsManage lub CredentialsRead", and
-        api-changelog.md 2.4.0 extends it to GET /tokens/{referenceNumber} ("zwracają informacje o
-        tokenie użytym do uwierzytelnienia również wtedy, gdy nie posiada on uprawnień
-        CredentialsManage / CredentialsRead"). The docs do not name the refusal: the spec's 403
+        podmiot nie posiada powyższego uprawnienia, zakres unieważnienia jest ograniczony" (GET
+        /tokens narrows its listing the same way with "CredentialsManage lub CredentialsRead":
+        ``ksef_tokens``). The docs do not name the refusal: the spec's 403
         ``missing-permissions`` (its problem details) is the one whose text fits ("Brak
         wymaganych uprawnień do wykonania operacji w bieżącym kontekście").
         """
@@ -460,13 +470,7 @@ class Auth:
         used = operation.ksef_token_reference if operation is not None else None
         if used is not None:
             return token.reference_number == used
-        return bool(self._identities(access.subject) & self._identities(token_author(token)))
-
-    def _identities(self, who: tuple[str, str]) -> set[tuple[str, str]]:
-        """``who``, and the other identifier of a person registered under it (NIP-PESEL link)."""
-        person = self.testdata.person(who[1])
-        linked = {("Nip", person.nip), ("Pesel", person.pesel)} if person is not None else set()
-        return linked if who in linked else {who}
+        return bool(self.testdata.identities(access.subject) & self.testdata.identities(token_author(token)))
 
     def ksef_tokens(
         self, access: Access, statuses: Iterable[str] = (), description: str | None = None,
@@ -498,7 +502,12 @@ class Auth:
 
     def revoke_ksef_token(self, access: Access, reference_number: str) -> None:
         """Revoke a token: it can no longer authenticate (access tokens already issued live on).
-        Another's token only with ``CredentialsManage`` (``_check_token_right``)."""
+        Another's token only with ``CredentialsManage`` (``_check_token_right``).
+
+        A token already ``Revoked`` (or ``Failed``) is answered 204 again and stays as it is: the
+        emulator's choice. The spec lets ``CredentialsManage`` revoke "dowolny aktywny token" but
+        names no error for one that is not active, and neither tokeny-ksef.md nor the Ministry's
+        clients say what KSeF answers then."""
         token = self._token_of_context(access, reference_number)
         self._check_token_right(access, token, REVOKE_ANY_TOKEN)
         token.status = "Revoked"

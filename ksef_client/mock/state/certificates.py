@@ -93,10 +93,12 @@ class Enrollment:
 
 # CertificateEnrollmentStatusResponse.status: "100 | Wniosek przyjęty do realizacji", "200 | Wniosek
 # obsłużony (certyfikat wygenerowany)", "400 | Wniosek odrzucony | Klucz publiczny został już
-# certyfikowany przez inny podmiot."
+# certyfikowany przez inny podmiot.", "400 | Wniosek odrzucony | Osiągnięto dopuszczalny limit
+# posiadanych certyfikatów."
 ACCEPTED = Status(100, "Wniosek przyjęty do realizacji")
 ISSUED = Status(200, "Wniosek obsłużony (certyfikat wygenerowany)")
 KEY_OF_ANOTHER = Status(400, "Wniosek odrzucony", ["Klucz publiczny został już certyfikowany przez inny podmiot."])
+LIMIT_REACHED = Status(400, "Wniosek odrzucony", ["Osiągnięto dopuszczalny limit posiadanych certyfikatów."])
 
 
 # The names a login certificate's subject has, as (OID, value) pairs: what
@@ -243,16 +245,46 @@ class Certificates:
         self.state = CertificatesState()
 
     def limits(self, access: Access) -> dict[str, Any]:
-        """``GET /certificates/limits``: what the authenticated subject may still request and hold."""
+        """``GET /certificates/limits``: what the authenticated subject may still request and hold.
+
+        Counted under the identifier the subject logged in with, as the limits are set
+        (``/testdata/limits/subject/certificate`` names a ``subjectIdentifierType``): how KSeF
+        counts a person's NIP and PESEL together, if it does, no source says."""
         limits = self.testdata.subject_limits(access.subject)
         most_requests, most_held = limits["enrollment"]["maxEnrollments"], limits["certificate"]["maxCertificates"]
-        held = sum(1 for c in self.certificates_of(access) if c.status == "Active")
+        held = self._held(access.subject)
         requested = self.enrollments_of(access)
         return {
             "canRequest": held < most_held and requested < most_requests,
             "enrollment": {"limit": most_requests, "remaining": max(0, most_requests - requested)},
             "certificate": {"limit": most_held, "remaining": max(0, most_held - held)},
         }
+
+    def _held(self, subject: tuple[str, str]) -> int:
+        """How many Active certificates ``subject`` holds (an ended one counts no more)."""
+        return sum(
+            1
+            for c in list(self.state.certificates.values())
+            if c.subject == subject and self._aged(c).status == "Active"
+        )
+
+    def _owns(self, access: Access, owner: tuple[str, str]) -> bool:
+        """Whether a certificate (or a request) of ``owner`` is the authenticated subject's: the
+        same identifier, or the other one of a person's NIP and PESEL (``TestData.identities``).
+
+        The spec names the NIP-PESEL link for revocation only (POST
+        /certificates/{certificateSerialNumber}/revoke: "Podmiot może unieważnić wyłącznie
+        certyfikat wygenerowany na jego identyfikator uwierzytelnienia lub na identyfikator
+        powiązany w ramach powiązania NIP-PESEL") and says nothing of who lists (``query``),
+        retrieves (``retrieve``) or reads a request's status. The emulator applies the link to all
+        of them, its choice: the guide makes the certificates one set of the subject
+        (certyfikaty-KSeF.md: "dany podmiot uwierzytelniony (np. osoba identyfikowana przez PESEL)
+        ma dostęp do tego samego zbioru certyfikatów niezależnie od kontekstu"; the listing shows
+        "certyfikatów wewnętrznych złożonych przez dany podmiot"), the spec treats a person's NIP
+        and PESEL as one author of KSeF tokens for listing too (GET /tokens: "z uwzględnieniem
+        powiązania NIP-PESEL"), and a certificate one may revoke but not find could not be
+        revoked by a caller who has only its name, nor its revoke checked by its status."""
+        return owner in self.testdata.identities(access.subject)
 
     def _check_limits(self, access: Access) -> None:
         limits = self.limits(access)
@@ -323,24 +355,32 @@ class Certificates:
     def _handle(self, enrollment: Enrollment) -> None:
         """Finish a request: issue its certificate (200), or refuse it (400) when another subject
         holds a certificate of the same public key (the spec's "Klucz publiczny został już
-        certyfikowany przez inny podmiot"). Called with the lock held."""
+        certyfikowany przez inny podmiot"), or when the subject already holds as many Active
+        certificates as its limit allows ("Osiągnięto dopuszczalny limit posiadanych
+        certyfikatów": requests in progress are checked against the limit when they are issued,
+        so several of them cannot take the subject past it). Called with the lock held."""
         record, enrollment.pending = enrollment.pending, None
         assert record is not None
         key = x509.load_der_x509_certificate(record.der).public_key()
+        same = self.testdata.identities(record.subject)
         if any(
-            c.subject != record.subject and x509.load_der_x509_certificate(c.der).public_key() == key
+            c.subject not in same and x509.load_der_x509_certificate(c.der).public_key() == key
             for c in self.state.certificates.values()
         ):
             enrollment.status = KEY_OF_ANOTHER
+            return
+        most_held = self.testdata.subject_limits(record.subject)["certificate"]["maxCertificates"]
+        if self._held(record.subject) >= most_held:
+            enrollment.status = LIMIT_REACHED
             return
         self.state.certificates[record.serial] = record
         enrollment.status, enrollment.serial = ISSUED, record.serial
 
     def enrollment(self, access: Access, reference_number: str) -> Enrollment:
-        """A certificate request of the authenticated subject, handled at the read
-        ``transitions.enrollment_reads`` after it was made."""
+        """A certificate request of the authenticated subject (NIP-PESEL link included: ``_owns``),
+        handled at the read ``transitions.enrollment_reads`` after it was made."""
         found = self.state.enrollments.get(reference_number)
-        if found is None or found.subject != access.subject:
+        if found is None or not self._owns(access, found.subject):
             raise NotFound(
                 25005, "Wniosek certyfikacyjny o podanym numerze referencyjnym nie istnieje.", [reference_number]
             )
@@ -359,11 +399,12 @@ class Certificates:
         self, access: Access, *, serial: str | None = None, name: str | None = None, kind: str | None = None,
         status: str | None = None, expires_after: dt.datetime | None = None,
     ) -> list[KsefCertificate]:  # fmt: skip
-        """Certificates of the authenticated subject, newest request first (``POST /certificates/query``:
+        """Certificates of the authenticated subject (NIP-PESEL link included: ``_owns``), newest
+        request first (``POST /certificates/query``:
         "Sortowanie: requestDate (Desc)"), those matching every filter given: ``serial``, ``kind``,
         ``status`` exactly, ``name`` contained in the certificate's name ("Wyszukiwanie jest
         częściowe"), ``expires_after``: valid past that moment ("wygasają po podanej dacie")."""
-        found = [self._aged(c) for c in self.state.certificates.values() if c.subject == access.subject]
+        found = [self._aged(c) for c in list(self.state.certificates.values()) if self._owns(access, c.subject)]
         found = [
             c for c in found
             if serial in (None, c.serial) and kind in (None, c.type) and status in (None, c.status)
@@ -373,9 +414,10 @@ class Certificates:
         return sorted(found, key=lambda c: (c.requested, c.serial), reverse=True)
 
     def certificate(self, access: Access, serial: str) -> KsefCertificate:
-        """One certificate of the authenticated subject by serial number."""
+        """One certificate of the authenticated subject (NIP-PESEL link included: ``_owns``) by
+        serial number (``POST /certificates/retrieve``, revoke); 25008 for any other."""
         found = self.state.certificates.get(serial.upper())
-        if found is None or found.subject != access.subject:
+        if found is None or not self._owns(access, found.subject):
             raise NotFound(25008, "Certyfikat o podanym numerze seryjnym nie istnieje.", [serial])
         return self._aged(found)
 
@@ -397,7 +439,8 @@ class Certificates:
         """Revoke a certificate of the authenticated subject (one that is not Active any more: 25009).
 
         Spec: "Podmiot może unieważnić wyłącznie certyfikat wygenerowany na jego identyfikator
-        uwierzytelnienia"; "Operacja nie jest dostępna dla podmiotu uwierzytelnionego tokenem KSeF"
+        uwierzytelnienia lub na identyfikator powiązany w ramach powiązania NIP-PESEL" (``_owns``);
+        "Operacja nie jest dostępna dla podmiotu uwierzytelnionego tokenem KSeF"
         (no code given: the spec's 403 reason ``auth-method-not-allowed`` says just that).
         """
         if login is None:

@@ -131,6 +131,14 @@ class TestData:
         """A registered person by NIP or PESEL."""
         return self.state.persons.get(identifier)
 
+    def identities(self, who: tuple[str, str]) -> set[tuple[str, str]]:
+        """``who`` (an identifier: its type and value), and the other identifier of a person
+        registered under it: KSeF's NIP-PESEL link ("z uwzględnieniem powiązania NIP-PESEL"), which
+        makes one subject of the person's NIP and PESEL."""
+        person = self.person(who[1])
+        linked = {("Nip", person.nip), ("Pesel", person.pesel)} if person is not None else set()
+        return linked if who in linked else {who}
+
     def roles_of(self, nip: str | None) -> list[Role]:
         """The roles of the subject ``nip`` the test data gives it: its subject type's, a subunit's
         (with its superior), ``CourtBailiff`` for a person registered as a bailiff."""
