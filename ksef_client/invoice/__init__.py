@@ -2,13 +2,14 @@
 
 ::
 
-    from ksef_client.invoice import Invoice, Line, Party, vat_invoice, correction, advance
+    from ksef_client.invoice import Invoice, Line, Party, vat_invoice, correction, advance, settlement
 
     invoice = Invoice.from_xml(xml_bytes)      # checked against the XSD, bound to typed classes
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
 Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``advance``,
-``Party``, ``Address``, ``Contact``, ``ThirdParty``, ``TaxpayerStatus``, ``CorrectedInvoice``),
+``settlement``, ``advance_correction``, ``settlement_correction``, ``Party``, ``Address``,
+``Contact``, ``ThirdParty``, ``TaxpayerStatus``, ``CorrectedInvoice``, ``AdvanceInvoice``),
 ``totals`` (``Line`` and the rounding rules). The typed classes themselves are generated from the official XSDs into
 ``ksef_client._invoice_models`` (FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the
 hand-written layer on top. Importing it loads the FA(3) classes (a few hundred milliseconds);
@@ -17,6 +18,7 @@ hand-written layer on top. Importing it loads the FA(3) classes (a few hundred m
 
 from ksef_client.invoice.builders import (
     Address,
+    AdvanceInvoice,
     Contact,
     CorrectedInvoice,
     Party,
@@ -24,7 +26,10 @@ from ksef_client.invoice.builders import (
     ThirdParty,
     ThirdPartyRole,
     advance,
+    advance_correction,
     correction,
+    settlement,
+    settlement_correction,
     vat_invoice,
 )
 from ksef_client.invoice.model import Invoice
@@ -33,6 +38,7 @@ from ksef_client.invoice.totals import RATES, Line, Totals, round_amount
 __all__ = [
     "RATES",
     "Address",
+    "AdvanceInvoice",
     "Contact",
     "CorrectedInvoice",
     "Invoice",
@@ -43,7 +49,10 @@ __all__ = [
     "ThirdPartyRole",
     "Totals",
     "advance",
+    "advance_correction",
     "correction",
     "round_amount",
+    "settlement",
+    "settlement_correction",
     "vat_invoice",
 ]

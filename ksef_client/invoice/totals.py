@@ -21,11 +21,35 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
 - **Advance invoices** (art. 106f ust. 1 pkt 3): tax = received payment x rate / (100 + rate),
   rounded; net = payment - tax. A payment towards an order with several rates is split between
   the rates in proportion to the order's gross value at each rate, the last rate taking the
-  remainder so the parts add up to the payment exactly: the Act gives no rule for the split, so
-  this is this module's choice too.
+  remainder so the parts add up to the payment exactly. The Act gives no rule for the split; the
+  Ministry's sample invoices split a payment so (``FA_3_Przykład_11.xml``: 20 000 zł towards an
+  order of 369 000 zł gross at 8 % and 6 150 zł at 23 % is 327.87 at 23 %, 19 672.13 at 8 %).
 - **Corrections** (art. 106j ust. 2 pkt 5): each field is the difference between the totals after
   and before the correction, each state totalled by the rules above over all of the corrected
   invoice's lines at the rates the correction touches (``builders.correction``).
+- **Settlement invoices** (``ROZ``, art. 106f ust. 3: "sumę wartości towarów lub usług pomniejsza
+  się o wartość otrzymanych części zapłaty, a kwotę podatku pomniejsza się o sumę kwot podatku
+  wykazanego w fakturach dokumentujących otrzymanie części zapłaty"): each ``P_13_x``/``P_14_x``
+  is the order's (its lines totalled as above) less the sum of that field on the advance invoices
+  settled, as they show it; ``P_15`` is the order's gross less the advances' payments (FA(3) XSD,
+  ``P_15``: "kwota pozostała do zapłaty"). The rows show the whole order (XSD, ``FaWiersz``:
+  "należy wykazać pełne wartości zamówienia lub umowy"). The Ministry's sample invoice
+  ``Fa_3_Przykład_14.xml`` (a ROZ after a 30 000 zł advance on a 337 635 zł order at 8 % and 23 %)
+  has exactly these amounts: 4 500.00 - 399.84 = 4 100.16 at 23 %, 307 500.00 - 27 322.41 =
+  280 177.59 at 8 %, 337 635 - 30 000 = 307 635 due.
+- **Tax in złoty on a settlement** (``P_14_xW`` of a ROZ): the remaining ``P_14_x`` x the
+  settlement's exchange rate, rounded. Each advance's tax was converted at its own rate
+  (``KursWalutyZ``) on its own invoice, and the ROZ shows what remains; no source says so in as
+  many words, and no official foreign-currency ROZ was found: this is this module's reading.
+- **Corrections of advance invoices** (``KOR_ZAL``): the advance totals after the correction (the
+  rule above, over the order as corrected and the payment as corrected) less the advance invoice's
+  as it showed them; ``P_15`` the change of the payment. The Ministry's ``FA_3_Przykład_11.xml``
+  (a 20 000 zł advance, the flat's rate corrected from 23 % to 8 %) and ``FA_3_Przykład_12.xml``
+  (the advance corrected to 30 000 zł) have exactly these amounts, the payment split between the
+  rates in proportion to the order's gross value at each, as ``split_payment`` does.
+- **Corrections of settlement invoices** (``KOR_ROZ``): the settlement totals after the correction
+  less the settlement invoice's as it showed them (``Fa_3_Przykład_18.xml``: 4 100.16 - 3 998.40 =
+  101.76 at 23 %, and so on, 7 635 due more).
 
 Only the rates of ``P_12`` are handled: the OSS procedure (``P_13_5``/``P_14_5``) and the margin
 scheme (``P_13_11``) are not computed here.
@@ -295,6 +319,34 @@ def split_payment(received: Decimal, order: Sequence[Line]) -> dict[str, Decimal
         parts[rate] = round_amount(received * grosses[rate] / whole)
     parts[rates[-1]] = received - sum(parts.values(), Decimal("0.00"))
     return parts
+
+
+def tax_in_pln(fields: Mapping[str, Decimal], exchange_rate: Decimal | None) -> dict[str, Decimal]:
+    """``fields`` with each ``P_14_x`` also in złoty (``P_14_xW`` = ``P_14_x`` x the rate, rounded),
+    in the schema's order; ``exchange_rate`` None (an invoice in PLN): ``fields`` as they are."""
+    values = {name: value for name, value in fields.items() if not name.endswith("_w")}
+    if exchange_rate is not None:
+        for rate_fields in RATES.values():
+            if rate_fields.tax in values and rate_fields.tax_pln is not None:
+                values[rate_fields.tax_pln] = round_amount(values[rate_fields.tax] * exchange_rate)
+    return {name: values[name] for name in FIELD_ORDER if name in values}
+
+
+def settlement_totals(
+    lines: Sequence[Line], advances: Sequence[Totals], exchange_rate: Decimal | None = None
+) -> Totals:
+    """Totals of a settlement invoice (``ROZ``, art. 106f ust. 3): the order's totals (its
+    ``lines``) less the advances' (``P_13_x``/``P_14_x`` field by field, ``P_15`` by ``P_15``),
+    ``P_14_xW`` the remaining tax at ``exchange_rate``. The advances' own ``P_14_xW`` are not
+    used (each was converted at its own rate on its own invoice)."""
+    order = line_totals(lines)
+    values = dict(order.fields)
+    for paid in advances:
+        for name, value in paid.fields.items():
+            if not name.endswith("_w"):
+                values[name] = values.get(name, Decimal("0.00")) - value
+    gross = order.gross - sum((paid.gross for paid in advances), Decimal("0.00"))
+    return Totals(tax_in_pln(values, exchange_rate), gross)
 
 
 def advance_totals(received: Decimal, order: Sequence[Line], exchange_rate: Decimal | None = None) -> Totals:

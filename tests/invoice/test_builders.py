@@ -11,6 +11,7 @@ import pytest
 
 from ksef_client.invoice import (
     Address,
+    AdvanceInvoice,
     Contact,
     CorrectedInvoice,
     Invoice,
@@ -20,8 +21,11 @@ from ksef_client.invoice import (
     ThirdParty,
     ThirdPartyRole,
     advance,
+    advance_correction,
     builders,
     correction,
+    settlement,
+    settlement_correction,
     vat_invoice,
 )
 from ksef_client.schemas import validate_invoice
@@ -35,6 +39,20 @@ def _vat(**changes: Any) -> Invoice:
     arguments: dict[str, Any] = {"number": "FV/1", "issue_date": dt.date(2026, 3, 2), "seller": SELLER,
                                  "buyer": BUYER, "lines": [LINE], **changes}  # fmt: skip
     return vat_invoice(**arguments)
+
+
+def _advance() -> AdvanceInvoice:
+    """An advance invoice of 10.00 towards LINE (123.00 gross), as a settlement deducts it."""
+    zal = advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, order=[LINE],
+                  received="10.00")  # fmt: skip
+    return AdvanceInvoice.of(zal)
+
+
+def _settled() -> CorrectedInvoice:
+    """The settlement of LINE after _advance(), as a correction corrects it."""
+    roz = settlement(number="ROZ/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, lines=[LINE],
+                     advances=[_advance()])  # fmt: skip
+    return CorrectedInvoice.of(roz)
 
 
 @pytest.mark.parametrize(
@@ -195,6 +213,13 @@ BUILT_ON: dict[str, Any] = {
                                               corrected=CorrectedInvoice.of(_vat()), before=[LINE], after=[], **o),
     "advance": lambda day, **o: advance(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, order=[LINE],
                                         received="10.00", **o),
+    "settlement": lambda day, **o: settlement(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER,
+                                              lines=[LINE], advances=[_advance()], **o),
+    "advance_correction": lambda day, **o: advance_correction(number="X/1", issue_date=day, seller=SELLER,
+                                                              buyer=BUYER, corrected=_advance(), received="5.00", **o),
+    "settlement_correction": lambda day, **o: settlement_correction(
+        number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, corrected=_settled(), advances=[_advance()],
+        lines=[Line("Usługa", 2, "100", "23")], **o),
 }  # fmt: skip
 
 
@@ -328,11 +353,31 @@ def test_an_advance_invoice_is_not_taken_for_a_kor() -> None:
     # FA(3) TRodzajFaktury: an advance invoice is corrected by KOR_ZAL ("Faktura korygująca fakturę
     # dokumentującą otrzymanie zapłaty ..."), not KOR. CorrectedInvoice.of(zal) gave no lines and
     # correction() then said "CorrectedInvoice.of(invoice) reads them"; given lines, it wrote KOR.
+    # It now names the builder that corrects a ZAL (advance_correction, KOR_ZAL), and so for the
+    # corrections of advance and settlement invoices; a ROZ is read (kind "ROZ") and correction()
+    # sends it to settlement_correction (KOR_ROZ).
     zal = advance(number="ZAL/1", issue_date=dt.date(2026, 3, 2), seller=SELLER, buyer=BUYER, order=[LINE],
                   received="10.00")  # fmt: skip
-    with pytest.raises(ValueError, match=r"'ZAL/1' is a ZAL invoice; correction\(\) builds corrections \(KOR\) of VAT "
-                                         r"invoices only, and a ZAL is corrected by KOR_ZAL"):  # fmt: skip
+    refused = r"'ZAL/1' is an advance invoice \(ZAL\); it is corrected by advance_correction\(\) \(KOR_ZAL\)"
+    with pytest.raises(ValueError, match=refused + r", which takes AdvanceInvoice.of"):
         CorrectedInvoice.of(zal)
+    kor_zal = advance_correction(number="KZ/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                                 corrected=AdvanceInvoice.of(zal), received="5.00")  # fmt: skip
+    with pytest.raises(ValueError, match=r"'KZ/1' is a correction of an advance invoice \(KOR_ZAL\); .*"
+                                         r"AdvanceInvoice.of\(zal, ksef_number, corrections=\[...\]\)"):  # fmt: skip
+        CorrectedInvoice.of(kor_zal)
+    roz = _settled()
+    assert (roz.kind, roz.lines, roz.totals) == ("ROZ", (LINE,), {"p_13_1": Decimal("91.87"),
+                                                                   "p_14_1": Decimal("21.13")})  # fmt: skip
+    with pytest.raises(ValueError, match=r"corrected: 'ROZ/1' is a settlement invoice \(ROZ\); it is corrected by "
+                                         r"settlement_correction\(\) \(KOR_ROZ\)"):  # fmt: skip
+        correction(number="K/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER, corrected=roz,
+                   before=[LINE], after=[])  # fmt: skip
+    kor_roz = settlement_correction(number="KR/1", issue_date=dt.date(2026, 3, 3), seller=SELLER, buyer=BUYER,
+                                    corrected=roz, advances=[_advance()], lines=[Line("Usługa", 2, "100")])  # fmt: skip
+    by_hand = r"CorrectedInvoice\(number, issue_date, ksef_number, lines=\[...\], kind='ROZ'"
+    with pytest.raises(ValueError, match=r"'KR/1' is a correction of a settlement invoice \(KOR_ROZ\); .*" + by_hand):
+        CorrectedInvoice.of(kor_roz)
 
 
 @pytest.mark.parametrize(
@@ -423,6 +468,12 @@ def _built_with(kind: str, seller: Party, buyer: Party, third_parties: list[Thir
         return vat_invoice(lines=[LINE], **parties)
     if kind == "correction":
         return correction(corrected=CorrectedInvoice.of(_vat()), before=[LINE], after=[], **parties)
+    if kind == "settlement":
+        return settlement(lines=[LINE], advances=[_advance()], **parties)
+    if kind == "advance_correction":
+        return advance_correction(corrected=_advance(), received="5.00", **parties)
+    if kind == "settlement_correction":
+        return settlement_correction(corrected=_settled(), advances=[_advance()], **parties)
     return advance(order=[LINE], received="10.00", **parties)
 
 
@@ -705,7 +756,7 @@ def test_correspondence_addresses_eori_numbers_and_the_seller_s_details_are_chec
     assert type(raised.value) is ValueError
 
 
-@pytest.mark.parametrize("kind", ["vat", "correction", "advance"])
+@pytest.mark.parametrize("kind", BUILT_ON)
 def test_a_buyer_with_the_seller_s_details_is_refused_before_anything_is_built(kind: str) -> None:
     # Found with the other arguments' checks, before the lines are looked at (which are wrong too).
     buyer = Party("Nabywca", "ul. Krzywa 2, Kraków", nip="1111111111", taxpayer_status=TaxpayerStatus.RESTRUCTURING)
@@ -715,5 +766,11 @@ def test_a_buyer_with_the_seller_s_details_is_refused_before_anything_is_built(k
             vat_invoice(lines=["not a line"], **common)
         elif kind == "correction":
             correction(corrected=CorrectedInvoice.of(_vat()), before=["not a line"], after=[], **common)
+        elif kind == "settlement":
+            settlement(lines=["not a line"], advances=["not an advance"], **common)
+        elif kind == "advance_correction":
+            advance_correction(corrected=_advance(), order=["not a line"], received="-1", **common)
+        elif kind == "settlement_correction":
+            settlement_correction(corrected=_settled(), advances=["not an advance"], lines=["not a line"], **common)
         else:
             advance(order=["not a line"], received="10.00", **common)

@@ -15,7 +15,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ksef_client.invoice import RATES, CorrectedInvoice, Invoice, Line, Party, advance, correction, vat_invoice
+from ksef_client.invoice import (
+    RATES,
+    AdvanceInvoice,
+    CorrectedInvoice,
+    Invoice,
+    Line,
+    Party,
+    advance,
+    advance_correction,
+    correction,
+    settlement,
+    vat_invoice,
+)
 from ksef_client.schemas import validate_invoice
 
 EXAMPLES = int(os.environ.get("INVOICE_PROPERTY_EXAMPLES", "40"))
@@ -35,10 +47,19 @@ def decimals(places: int, low: str, high: str) -> st.SearchStrategy[Decimal]:
     return st.decimals(Decimal(low), Decimal(high), places=places, allow_nan=False, allow_infinity=False)
 
 
+def _a_line_name(text: str) -> bool:
+    """Whether ``Line`` takes ``text`` as a name (not the characters KSeF refuses, U+FDD0...)."""
+    try:
+        Line(text, 1, 1)
+    except ValueError:
+        return False
+    return True
+
+
 lines = st.builds(
     Line,
     name=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
-        lambda s: s.strip() == s and s != ""
+        lambda s: s.strip() == s and s != "" and _a_line_name(s)
     ),
     quantity=decimals(6, "0.000001", "100000"),
     unit_price=decimals(8, "-1000", "1000000"),
@@ -160,3 +181,61 @@ def test_random_advances_split_the_payment_exactly(order: list[Line], share: obj
         ):
             paid = invoice.totals()[fields.net] + invoice.totals()[fields.tax]
             assert invoice.totals()[fields.tax] == cents(paid * PERCENT[rate] / (100 + PERCENT[rate]))
+
+
+# Lines worth at least a grosz each (an order whose value rounds to 0 takes no advance).
+POSITIVE_LINES = st.lists(lines.map(lambda line: Line(line.name, line.quantity + 1, abs(line.unit_price) + Decimal(
+    "0.01"), line.rate, line.unit)), min_size=1, max_size=5)  # fmt: skip
+BUYER = Party("Nabywca", "Kraków", nip="1111111111")
+
+
+def _added(*invoices: Invoice) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for invoice in invoices:
+        for name, value in invoice.totals().items():
+            out[name] = out.get(name, Decimal(0)) + value
+    return out
+
+
+@PROPERTY
+@given(order=POSITIVE_LINES, shares=st.lists(st.integers(1, 30), min_size=1, max_size=3))
+def test_random_settlements_and_their_advances_add_up_to_the_order(order: list[Line], shares: list[int]) -> None:
+    # art. 106f ust. 3: the settlement (ROZ) shows the order less the advances, field by field, and
+    # P_15 what remains; so the advance invoices and the settlement together are the order, each
+    # P_13_x and P_14_x as the order's lines total it, and P_15 its gross value.
+    whole = sum(expected_totals(order).values(), Decimal(0))
+    received = [cents(whole * share / 100) for share in shares]  # 90 % of the order at most
+    # (a grosz each of a tiny order can pay it all: then no settlement is issued, art. 106f ust. 4)
+    assume(all(paid > 0 for paid in received) and sum(received) < whole)
+    zals = [advance(number=f"ZAL/P/{i}", issue_date=dt.date(2026, 5, 1), seller=SELLER, buyer=BUYER, order=order,
+                    received=paid, exemption=basis(order)) for i, paid in enumerate(received)]  # fmt: skip
+    roz = settlement(number="ROZ/P/1", issue_date=dt.date(2026, 6, 1), seller=SELLER, buyer=BUYER, lines=order,
+                     advances=[AdvanceInvoice.of(zal) for zal in zals], exemption=basis(order))  # fmt: skip
+    check(roz)
+    assert _added(*zals, roz) == expected_totals(order)
+    assert sum((zal.gross for zal in zals), roz.gross) == whole
+    assert len(roz.model.fa.faktura_zaliczkowa) == len(zals) and len(roz.model.fa.fa_wiersz) == len(order)
+
+
+@PROPERTY
+@given(order=POSITIVE_LINES, changed=POSITIVE_LINES, share=st.integers(1, 100), new_share=st.integers(1, 100))
+def test_random_advance_corrections_are_the_difference(
+    order: list[Line], changed: list[Line], share: int, new_share: int
+) -> None:
+    # FA(3) XSD, P_13_x/P_14_x of a correction: "kwota różnicy". The advance invoice plus its
+    # correction (KOR_ZAL) are the advance invoice as it would have been issued for the corrected
+    # payment towards the corrected order.
+    whole, new_whole = (sum(expected_totals(lines_).values(), Decimal(0)) for lines_ in (order, changed))
+    paid, new_paid = cents(whole * share / 100), cents(new_whole * new_share / 100)
+    assume(paid > 0 and new_paid > 0)
+    common = {"issue_date": dt.date(2026, 5, 1), "seller": SELLER, "buyer": BUYER}
+    zal = advance(number="ZAL/P/1", order=order, received=paid, exemption=basis(order), **common)
+    kor = advance_correction(number="KZ/P/1", corrected=AdvanceInvoice.of(zal), order=changed, received=new_paid,
+                             exemption=basis([*order, *changed]), **common)  # fmt: skip
+    check(kor)
+    as_corrected = advance(number="ZAL/P/1", order=changed, received=new_paid, exemption=basis(changed), **common)
+    summed = _added(zal, kor)
+    assert {name: value for name, value in summed.items() if value or name in as_corrected.totals()} == (
+        as_corrected.totals())  # fmt: skip
+    assert (kor.gross, kor.model.fa.p_15_zk) == (new_paid - paid, paid)
+    assert AdvanceInvoice.of(zal, corrections=[kor]).order == tuple(changed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -13,13 +14,19 @@ from ksef_client.errors import InvoiceRejectedError, InvoiceSchemaError
 from ksef_client.identifiers import make_internal_id
 from ksef_client.invoice import (
     Address,
+    AdvanceInvoice,
     Contact,
+    CorrectedInvoice,
     Invoice,
     Line,
     Party,
     TaxpayerStatus,
     ThirdParty,
     ThirdPartyRole,
+    advance,
+    advance_correction,
+    settlement,
+    settlement_correction,
     vat_invoice,
 )
 from ksef_client.mock import KSeFBackend
@@ -126,6 +133,40 @@ def test_an_invoice_with_correspondence_addresses_eori_numbers_and_a_taxpayer_st
     assert first.adres_koresp is not None and first.adres_koresp.adres_l2 == "00-950 Warszawa"
     assert second.adres_koresp is not None and second.adres_koresp.adres_l1 == "ul. Pocztowa 5, Kraków"
     assert third.adres_koresp is not None and third.adres_koresp.kod_kraju.value == "DE"
+
+
+def test_an_advance_its_correction_the_settlement_and_its_correction_are_accepted(
+    ksef: KSeF, backend: KSeFBackend
+) -> None:
+    # ZAL -> KOR_ZAL -> ROZ -> KOR_ROZ, each sent alone in an online session and accepted; each
+    # refers to the one before by the KSeF number it got, read back from KSeF. The metadata's
+    # invoiceType is the spec's InvoiceType (Zal, KorZal, Roz, KorRoz), not the RodzajFaktury.
+    today = dt.datetime.now(WARSAW).date()
+    common = {"issue_date": today, "seller": SELLER, "buyer": BUYER}
+    order = [Line("Meble biurowe", 1, "1000.00", "23")]  # 1230.00 gross
+    zal = advance(number="RT/ZAL/1", order=order, received="615.00", **common)  # 500.00 + 115.00
+    zal_number = _accepted(ksef, zal)
+    kor_zal = advance_correction(number="RT/KZ/1", corrected=AdvanceInvoice.of(zal, zal_number), received="369.00",
+                                 reason="zwrot części zaliczki", **common)  # fmt: skip
+    kor_zal_number = _accepted(ksef, kor_zal)
+    sent_zal, sent_kor_zal = (Invoice.from_xml(ksef.invoices.get(n)) for n in (zal_number, kor_zal_number))
+    assert (sent_zal, sent_kor_zal) == (zal, kor_zal)
+    paid = AdvanceInvoice.of(sent_zal, zal_number, corrections=[sent_kor_zal])  # 300.00 + 69.00
+    roz = settlement(number="RT/ROZ/1", lines=order, advances=[paid], **common)  # 700.00 + 161.00
+    roz_number = _accepted(ksef, roz)
+    sent_roz = Invoice.from_xml(ksef.invoices.get(roz_number))
+    assert sent_roz == roz and sent_roz.gross == Decimal("861.00")
+    kor_roz = settlement_correction(number="RT/KR/1", corrected=CorrectedInvoice.of(sent_roz, roz_number),
+                                    advances=[paid], lines=[Line("Meble biurowe", 12, "100.00", "23")],
+                                    **common)  # fmt: skip
+    kor_roz_number = _accepted(ksef, kor_roz)
+    assert Invoice.from_xml(ksef.invoices.get(kor_roz_number)) == kor_roz
+    records = {record.ksef_number: record for record in ksef.invoices.query("Subject1", date_from=today)}
+    assert {number: str(records[number].invoice_type) for number in records} == {
+        zal_number: "Zal", kor_zal_number: "KorZal", roz_number: "Roz", kor_roz_number: "KorRoz"}  # fmt: skip
+    assert [records[n].gross_amount for n in (zal_number, kor_zal_number, roz_number, kor_roz_number)] == [
+        615.0, -246.0, 861.0, 246.0]  # fmt: skip
+    assert kor_roz.model.fa.faktura_zaliczkowa[0].nr_kse_ffa_zaliczkowej == zal_number
 
 
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
