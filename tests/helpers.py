@@ -117,3 +117,42 @@ def fsync_spy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(os, "fsync", fsync)
     return flushed
+
+
+def fingerprint(credentials: Any) -> str:
+    """The SHA-256 fingerprint (upper-case hex) of a certificate's DER: what a ``Fingerprint``
+    grant names and a ``certificateFingerprint`` login authenticates."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    return hashlib.sha256(credentials.certificate.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+
+
+def create_context(base_url: str, backend: Any, context: tuple[str, str], administrator: tuple[str, str]) -> None:
+    """Create the ``InternalId`` or ``NipVatUe`` context ``context`` as KSeF does: its NIP's owner
+    appoints ``administrator`` there (``POST /permissions/subunits/grants`` "tworzony jest
+    identifikator wewnętrzny"; ``POST /permissions/eu-entities/administration/grants`` "tworzony jest
+    kontekst złożony", ``administrator`` then a ``Fingerprint``). The emulator lets nobody log in to
+    such a context before (its NIP's owner neither)."""
+    from ksef_client import KSeF
+
+    token = backend.mint_access_token(context[1][:10])
+    with KSeF(base_url=base_url, access_token=token, sleep=lambda _: None) as owner:
+        if context[0] == "InternalId":
+            person = {
+                "subjectDetailsType": "PersonByIdentifier",
+                "personById": {"firstName": "Jan", "lastName": "Nowak"},
+            }
+            ref = owner.permissions.grant_subunit(
+                subject_identifier=administrator, context_identifier=context, description="administrator jednostki",
+                subject_details=person, subunit_name="Oddział testowy",
+            )  # fmt: skip
+        else:
+            entity = {"fullName": "Firma GmbH", "address": "Berlin"}
+            ref = owner.permissions.grant_eu_entity_administrator(
+                subject_identifier=administrator, context_identifier=context, description="administrator UE",
+                eu_entity_name="Firma GmbH, Berlin", eu_entity_details=entity,
+                subject_details={"subjectDetailsType": "EntityByFingerprint", "entityByFp": entity},
+            )  # fmt: skip
+        owner.permissions.wait(ref)

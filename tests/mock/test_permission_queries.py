@@ -216,8 +216,9 @@ def test_subunit_and_eu_queries_apply_their_filters(ksef_mock: KSeFMock, http: h
                 "euEntityDetails": {"fullName": "Firma GmbH", "address": "Berlin"}}  # fmt: skip
         _post(http, owner, "/permissions/eu-entities/administration/grants", body)
     path = "/permissions/query/eu-entities/grants"
+    # Each administrator's grant is four records (VatUeManage, InvoiceWrite, InvoiceRead, Introspection).
     assert [p["vatUeIdentifier"] for p in _listed(http, owner, path, {"vatUeIdentifier": "ATU12345678"})] == [
         "ATU12345678"
-    ]
-    assert len(_listed(http, owner, path, {"authorizedFingerprintIdentifier": "AAAA"})) == 2
+    ] * 4
+    assert len(_listed(http, owner, path, {"authorizedFingerprintIdentifier": "AAAA"})) == 8
     assert _listed(http, owner, path, {"authorizedFingerprintIdentifier": "BBBB"}) == []

@@ -25,7 +25,7 @@ from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
 from ksef_client.xades import AUTH_NAMESPACE, C14N_1_0, DSIG_NAMESPACE, build_auth_token_request, sign_xades
 from tests.conftest import NIP
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, create_context, fingerprint
 
 CHALLENGE = "20261125-CR-0123456789-ABCDEF0123-4A"
 DSIG = DSIG_NAMESPACE
@@ -253,10 +253,16 @@ class TestTestData:
 
 
 @pytest.mark.parametrize("suffix", ["InternalId", "NipVatUe"])
-def test_certificate_login_in_composite_contexts(anon: KSeF, suffix: str) -> None:
+def test_certificate_login_in_composite_contexts(
+    anon: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend, suffix: str
+) -> None:
     creds = self_signed_certificate(kind="seal")
     value = make_internal_id(creds.nip, 0) if suffix == "InternalId" else f"{creds.nip}-ATU12345678"
-    anon.auth.login_with_certificate(creds, context=(suffix, value))
+    # The context exists once a grant of its NIP created it; the administrator logs in there.
+    administrator = ("Nip", creds.nip) if suffix == "InternalId" else ("Fingerprint", fingerprint(creds))
+    create_context(ksef_server.base_url, backend, (suffix, value), administrator)
+    subject_type = "certificateSubject" if suffix == "InternalId" else "certificateFingerprint"
+    anon.auth.login_with_certificate(creds, context=(suffix, value), subject_identifier_type=subject_type)
     assert list(anon.sessions.list("Online")) == []  # the token works in that context
     with pytest.raises(ValueError, match="context"):
         anon.auth.login_with_certificate(creds, context=(suffix, "1234567890-00001"))
@@ -377,9 +383,12 @@ class TestSignedElsewhere:
         assert anon._tokens.context == ("Nip", creds.nip)
         assert list(anon.sessions.list("Online")) == []  # the token works in that context
 
-    def test_a_composite_context_and_the_fingerprint_subject_are_carried(self, anon: KSeF) -> None:
+    def test_a_composite_context_and_the_fingerprint_subject_are_carried(
+        self, anon: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend
+    ) -> None:
         creds = self_signed_certificate(kind="seal")
         context = ("InternalId", make_internal_id(creds.nip, 0))
+        create_context(ksef_server.base_url, backend, context, ("Nip", creds.nip))  # its administrator: the seal
         unsigned = anon.auth.unsigned_auth_token_request(context=context, subject_identifier_type="certificateSubject")
         anon.auth.login_with_signed_request(sign_xades(etree.fromstring(unsigned), creds))
         assert anon._tokens.context == context
@@ -390,13 +399,17 @@ class TestSignedElsewhere:
 
     @pytest.mark.parametrize("method", [methods.enveloped, methods.enveloping])
     def test_a_valid_request_passes_the_schema_check_whatever_holds_its_signature(
-        self, anon: KSeF, method: methods
+        self, anon: KSeF, ksef_server: ThreadedServer, backend: KSeFBackend, method: methods
     ) -> None:
         # The schema has no place for ds:Signature: enveloped, it is a child of the request and
         # taken out before the check (as its transform takes it out of what is signed);
         # enveloping ("otaczający", auth/podpis-xades.md), the request is inside its ds:Object.
         creds = self_signed_certificate(kind="seal")
-        unsigned = anon.auth.unsigned_auth_token_request(context=("NipVatUe", f"{creds.nip}-ATU12345678"))
+        composite = ("NipVatUe", f"{creds.nip}-ATU12345678")
+        create_context(ksef_server.base_url, backend, composite, ("Fingerprint", fingerprint(creds)))
+        unsigned = anon.auth.unsigned_auth_token_request(
+            context=composite, subject_identifier_type="certificateFingerprint"
+        )
         signer = XAdESSigner(
             method=method, signature_algorithm=SignatureMethod.RSA_SHA256,
             digest_algorithm=DigestAlgorithm.SHA256, c14n_algorithm=C14N_1_0,

@@ -22,6 +22,7 @@ from ksef_client.mock.state.permissions import (
     ALL_PARTNERS,
     AUTHORIZATION_KINDS,
     COMMON_KINDS,
+    EU_ADMINISTRATOR_SCOPES,
     Grant,
     GrantQuery,
     Pair,
@@ -48,6 +49,16 @@ async def _grant_body(request: Request, model: Any) -> Any:
     return body
 
 
+def _kept(body: Any, **details: Any) -> dict[str, Any]:
+    """What a grant keeps of its body besides its subject and scopes: ``details`` and the body's
+    ``subjectDetails`` (and ``euEntityDetails``), which the listings give back (``_subject_details``)."""
+    as_dict = body.to_dict()
+    kept = {"subjectDetails": as_dict.get("subjectDetails"), **details}
+    if "euEntityDetails" in as_dict:
+        kept["euEntityDetails"] = as_dict["euEntityDetails"]
+    return kept
+
+
 def _accepted(reference_number: str) -> Response:
     return JSONResponse({"referenceNumber": reference_number}, status_code=202)
 
@@ -70,7 +81,8 @@ async def grant_person_permissions(request: Request, backend: KSeFBackend, acces
     assert access is not None
     body = await _grant_body(request, models.PersonPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
-    return _grant_each(backend, access, "person", _identifier(body.subject_identifier), scopes, body.description)
+    subject = _identifier(body.subject_identifier)
+    return _grant_each(backend, access, "person", subject, scopes, body.description, _kept(body))
 
 
 @api_endpoint("permissions.grant_entity_permissions")
@@ -81,7 +93,7 @@ async def grant_entity_permissions(request: Request, backend: KSeFBackend, acces
     scopes = [str(p["type"]) for p in permissions]
     delegable = tuple(str(p["type"]) for p in permissions if p.get("canDelegate"))
     subject = _identifier(body.subject_identifier)
-    return _grant_each(backend, access, "entity", subject, scopes, body.description, delegable=delegable)
+    return _grant_each(backend, access, "entity", subject, scopes, body.description, _kept(body), delegable)
 
 
 @api_endpoint("permissions.grant_authorization_permissions")
@@ -89,7 +101,8 @@ async def grant_authorization_permissions(request: Request, backend: KSeFBackend
     assert access is not None
     body = await parsed_body(request, models.EntityAuthorizationPermissionsGrantRequest)
     subject = _identifier(body.subject_identifier)
-    return _grant_each(backend, access, "authorization", subject, [str(body.permission)], body.description)
+    scopes = [str(body.permission)]
+    return _grant_each(backend, access, "authorization", subject, scopes, body.description, _kept(body))
 
 
 @api_endpoint("permissions.grant_indirect_permissions")
@@ -99,7 +112,7 @@ async def grant_indirect_permissions(request: Request, backend: KSeFBackend, acc
     scopes = [str(p) for p in body.permissions]
     # "Nie przekazanie identyfikatora oznacza, że uprawnienie nadane w sposób pośredni jest typu generalnego."
     target = body.to_dict().get("targetIdentifier") or {}
-    details = {"target": (str(target["type"]), str(target.get("value") or "")) if target else ALL_PARTNERS}
+    details = _kept(body, target=(str(target["type"]), str(target.get("value") or "")) if target else ALL_PARTNERS)
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "indirect", subject, scopes, body.description, details)
 
@@ -108,7 +121,7 @@ async def grant_indirect_permissions(request: Request, backend: KSeFBackend, acc
 async def grant_subunit_permissions(request: Request, backend: KSeFBackend, access: Access | None) -> Response:
     assert access is not None
     body = await _grant_body(request, models.SubunitPermissionsGrantRequest)
-    details = {"subunit": _identifier(body.context_identifier), "subunitName": body.to_dict().get("subunitName")}
+    details = _kept(body, subunit=_identifier(body.context_identifier), subunitName=body.to_dict().get("subunitName"))
     check_subunit_grant(details["subunit"], details["subunitName"])
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "subunit", subject, ["CredentialsManage"], body.description, details)
@@ -121,9 +134,11 @@ async def grant_eu_entity_administration_permissions(
     assert access is not None
     body = await _grant_body(request, models.EuEntityAdministrationPermissionsGrantRequest)
     composite = str(body.context_identifier.value)  # {nip}-{vat_ue}
-    details = {"composite": composite, "vatUe": composite.partition("-")[2], "euEntityName": body.eu_entity_name}
+    details = _kept(body, composite=composite, vatUe=composite.partition("-")[2], euEntityName=body.eu_entity_name)
     subject = _identifier(body.subject_identifier)
-    return _grant_each(backend, access, "eu-administration", subject, ["VatUeManage"], body.description, details)
+    # "Metoda automatycznie nadaje wszystkie powyższe uprawnienia": a record (an id) each.
+    scopes = list(EU_ADMINISTRATOR_SCOPES)
+    return _grant_each(backend, access, "eu-administration", subject, scopes, body.description, details)
 
 
 @api_endpoint("permissions.grant_eu_entity_permissions")
@@ -131,7 +146,12 @@ async def grant_eu_entity_permissions(request: Request, backend: KSeFBackend, ac
     assert access is not None
     body = await _grant_body(request, models.EuEntityPermissionsGrantRequest)
     scopes = [str(p) for p in body.permissions]
-    details = {"vatUe": access.context.value.partition("-")[2], "euEntityName": access.context.value}
+    # The EU entity's name and details are those its administrator's grant gave the composite context.
+    entity = backend.permissions.eu_entity_of(access.context)
+    details = _kept(body, vatUe=access.context.value.partition("-")[2],
+                    euEntityName=entity.get("euEntityName") or access.context.value)  # fmt: skip
+    if entity.get("euEntityDetails"):
+        details["euEntityDetails"] = entity["euEntityDetails"]
     subject = _identifier(body.subject_identifier)
     return _grant_each(backend, access, "eu-entity", subject, scopes, body.description, details)
 
@@ -176,6 +196,43 @@ def _granting(grant: Grant) -> dict[str, str]:
     return {"type": "Nip", "value": grant.context.nip or grant.context.value}
 
 
+# PersonPermissionSubjectDetails / EuEntityPermissionSubjectDetails as a grant gives them: the type, and
+# the object holding the data of that type.
+_PERSON_DETAILS = {
+    "PersonByIdentifier": "personById",
+    "PersonByFingerprintWithIdentifier": "personByFpWithId",
+    "PersonByFingerprintWithoutIdentifier": "personByFpNoId",
+}
+
+
+def _subject_details(grant: Grant, *, person: bool = True, entity: bool = True) -> dict[str, Any]:
+    """The grant's ``subjectDetails`` as the listings give them: ``subjectPersonDetails``
+    (``PermissionsSubjectPersonDetails``: the type, the names and, by type, ``personIdentifier`` or
+    ``birthDate`` and ``idDocument``) or ``subjectEntityDetails`` (``PermissionsSubjectEntityDetails``:
+    ``EntityByIdentifier`` with the ``fullName`` of an entity or authorization grant's
+    ``EntityDetails``, ``EntityByFingerprint`` with ``fullName`` and ``address``); only the fields of
+    the listing's schema (``person``, ``entity``); none for a grant without them (``/testdata``'s)."""
+    raw = grant.details.get("subjectDetails")
+    if not isinstance(raw, dict):
+        return {}
+    kind = raw.get("subjectDetailsType")
+    if kind is None:  # EntityDetails: an entity named by its NIP
+        found = {"subjectDetailsType": "EntityByIdentifier", "fullName": raw["fullName"]}
+        return {"subjectEntityDetails": found} if entity else {}
+    if kind == "EntityByFingerprint":
+        data = raw["entityByFp"]
+        found = {"subjectDetailsType": kind, "fullName": data["fullName"], "address": data["address"]}
+        return {"subjectEntityDetails": found} if entity else {}
+    data = raw[_PERSON_DETAILS[str(kind)]]
+    found = {"subjectDetailsType": kind, "firstName": data["firstName"], "lastName": data["lastName"]}
+    if "identifier" in data:
+        found["personIdentifier"] = data["identifier"]
+    for key in ("birthDate", "idDocument"):
+        if key in data:
+            found[key] = data[key]
+    return {"subjectPersonDetails": found} if person else {}
+
+
 def _person(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": grant.id, "authorizedIdentifier": _ident(grant.subject), "authorIdentifier": _ident(grant.author),
@@ -188,6 +245,7 @@ def _person(grant: Grant, permissions: Permissions, access: Access) -> dict[str,
         item["contextIdentifier"] = _ident(context)
     if target is not None:
         item["targetIdentifier"] = _ident(target)
+    item.update(_subject_details(grant))
     return item
 
 
@@ -214,7 +272,7 @@ def _authorization(grant: Grant, permissions: Permissions, access: Access) -> di
         "id": grant.id, "authorIdentifier": _ident(grant.author), "authorizedEntityIdentifier": _ident(grant.subject),
         "authorizingEntityIdentifier": {"type": "Nip", "value": grant.context.nip or grant.context.value},
         "authorizationScope": grant.permissions[0], "description": grant.description,
-        "startDate": iso(grant.created),
+        "startDate": iso(grant.created), **_subject_details(grant, person=False),
     }  # fmt: skip
 
 
@@ -226,15 +284,20 @@ def _subunit(grant: Grant, permissions: Permissions, access: Access) -> dict[str
     }  # fmt: skip
     if grant.details.get("subunitName"):
         item["subunitName"] = grant.details["subunitName"]
+    item.update(_subject_details(grant, entity=False))
     return item
 
 
 def _eu(grant: Grant, permissions: Permissions, access: Access) -> dict[str, Any]:
-    return {
+    item = {
         "id": grant.id, "authorIdentifier": _ident(grant.author), "vatUeIdentifier": grant.details["vatUe"],
         "euEntityName": grant.details["euEntityName"], "authorizedFingerprintIdentifier": grant.subject[1],
         "permissionScope": grant.permissions[0], "description": grant.description, "startDate": iso(grant.created),
+        **_subject_details(grant),
     }  # fmt: skip
+    if grant.details.get("euEntityDetails"):  # "Dane podmiotu unijnego, w kontekście którego nadane jest uprawnienie"
+        item["euEntityDetails"] = grant.details["euEntityDetails"]
+    return item
 
 
 def _pair_of(raw: Any) -> Pair | None:

@@ -4,8 +4,9 @@ Every granted permission is a ``Grant`` record of its own (KSeF gives each its o
 ``permissionId``), kept in the context that granted it. What a subject may do when it logs in to a
 context is worked out from the grants that apply there at that moment (``login_permissions``), so
 revoking one permission takes away that one and no other. The owner of a context (its NIP, or a
-PESEL that ``/testdata/person`` links to that NIP) needs no grant; ``/testdata/permissions`` grants
-are records too, made by ``System``. Authorization grants (``SelfInvoicing``, ``RRInvoicing``,
+PESEL that ``/testdata/person`` links to that NIP) needs no grant, in an ``InternalId`` or
+``NipVatUe`` context only once a grant created it (``owner_permissions``); ``/testdata/permissions``
+grants are records too, made by ``System``. Authorization grants (``SelfInvoicing``, ``RRInvoicing``,
 ``TaxRepresentative``, ``PefInvoicing``) open no login: they let another context issue invoices
 in the granting seller's name.
 
@@ -35,8 +36,28 @@ GRANT_KINDS = ("person", "entity", "authorization", "indirect", "subunit", "eu-a
 # /permissions/authorizations/grants/{id}); DELETE /permissions/common/grants/{id} takes the rest.
 AUTHORIZATION_KINDS = ("authorization",)
 COMMON_KINDS = tuple(kind for kind in GRANT_KINDS if kind not in AUTHORIZATION_KINDS)
+# The right a revoke needs, by the kind of grant: the one the endpoint that makes such a grant requires
+# (the spec's "Wymagane uprawnienie": CredentialsManage for persons, entities, authorizations, indirect
+# grants and EU administrators, SubunitManage for subunit administrators, VatUeManage for EU
+# representatives). DELETE /permissions/common/grants/{id} takes a caller with any of "CredentialsManage,
+# VatUeManage, SubunitManage", and uprawnienia.md asks for "posiadania odpowiedniego uprawnienia" without
+# saying which right is the one for which grant: that it is the right that made the grant is the
+# emulator's reading. A revoke without it ends with 420 "Użyte poświadczenia nie mają uprawnień do
+# wykonania tej operacji" (the spec's PermissionsOperationStatusResponse).
+REVOKING_RIGHT = {
+    "person": "CredentialsManage", "entity": "CredentialsManage", "authorization": "CredentialsManage",
+    "indirect": "CredentialsManage", "eu-administration": "CredentialsManage", "subunit": "SubunitManage",
+    "eu-entity": "VatUeManage",
+}  # fmt: skip
+# The contexts a grant creates (who else may log in there: ``owner_permissions``): POST
+# /permissions/subunits/grants "Wraz z utworzeniem administratora jednostki podrzędnej tworzony jest
+# identyfikator wewnętrzny"; POST /permissions/eu-entities/administration/grants "Wraz z utworzeniem
+# administratora podmiotu unijnego tworzony jest kontekst złożony".
+CREATED_BY = {"InternalId": "subunit", "NipVatUe": "eu-administration"}
 # POST /permissions/eu-entities/administration/grants: "Metoda automatycznie nadaje wszystkie
-# powyższe uprawnienia" (the grant is recorded as its VatUeManage).
+# powyższe uprawnienia", one record each (POST /permissions/query/eu-entities/grants lists "VatUeManage,
+# InvoiceWrite, InvoiceRead, Introspection"; the Ministry's EuEntityPermissionE2ETests.cs finds the four
+# after this grant and revokes each listed id on its own).
 EU_ADMINISTRATOR_SCOPES = ("VatUeManage", "InvoiceWrite", "InvoiceRead", "Introspection")
 ENFORCEMENT_ROLES = frozenset({"EnforcementAuthority", "CourtBailiff"})
 SUPERIOR_ROLES = frozenset({"LocalGovernmentUnit", "VatGroupUnit"})
@@ -47,6 +68,7 @@ IN_PROGRESS = Status(100, "Operacja przyjęta do realizacji")
 # The operation status codes of the spec (PermissionsOperationStatusResponse) the emulator uses.
 FAILURES = {
     410: "Podane identyfikatory są niezgodne lub pozostają w niewłaściwej relacji",
+    420: "Użyte poświadczenia nie mają uprawnień do wykonania tej operacji",
     430: "Kontekst identyfikatora nie odpowiada wymaganej roli lub uprawnieniom",
     440: "Operacja niedozwolona dla wskazanych powiązań identyfikatorów",
     450: "Operacja niedozwolona dla wskazanego identyfikatora lub jego typu",
@@ -95,21 +117,36 @@ class Operation:
         return None if self.ended is None else self.ended + OPERATION_RETENTION
 
 
+# The form of ``PermissionsState``: 2 keeps an EU administrator's grant as one record per scope
+# (``EU_ADMINISTRATOR_SCOPES``); a state file without ``version`` (1) kept it as its VatUeManage alone.
+STATE_VERSION = 2
+
+
 @dataclass
 class PermissionsState:
     """Grant records and permission operations (by reference number)."""
 
     grants: dict[str, Grant] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
+    version: int = 1  # a state file's; ``Permissions`` makes its states at ``STATE_VERSION``
 
 
 def upgrade_state(state: PermissionsState, now: dt.datetime) -> None:
-    """A state from an older ``--state`` file, whose operations were their context alone (and the
-    failed ones' status in ``failures``): each becomes an ``Operation`` that ended ``now``."""
+    """A state from an older ``--state`` file: its operations that were their context alone (and the
+    failed ones' status in ``failures``) each become an ``Operation`` that ended ``now``; an EU
+    administrator's grant kept as its VatUeManage record alone gets the other three records of
+    ``EU_ADMINISTRATOR_SCOPES`` (each its own id), as a grant made now has."""
     failures: dict[str, Status] = vars(state).pop("failures", {})
     for ref, operation in list(state.operations.items()):
         if isinstance(operation, Context):
             state.operations[ref] = Operation(operation, failures.get(ref, DONE), now)
+    if state.version < 2:
+        for grant in [g for g in state.grants.values() if g.kind == "eu-administration"]:
+            for scope in EU_ADMINISTRATOR_SCOPES[1:]:
+                record = Grant(str(uuid.uuid4()), grant.kind, grant.context, grant.subject, (scope,),
+                               grant.description, grant.created, grant.author, dict(grant.details))  # fmt: skip
+                state.grants[record.id] = record
+    state.version = STATE_VERSION
 
 
 @dataclass(frozen=True)
@@ -280,7 +317,7 @@ class Permissions:
     def __init__(self, core: Core, testdata: TestData) -> None:
         self.core = core
         self.testdata = testdata
-        self.state = PermissionsState()
+        self.state = PermissionsState(version=STATE_VERSION)
 
     def _all(self) -> list[Grant]:
         with self.core.lock:
@@ -346,6 +383,10 @@ class Permissions:
         niedozwolona dla wskazanego identyfikatora lub jego typu"; which code KSeF gives is not
         documented, this one names the reason).
 
+        A caller without the right that makes grants of that kind (``REVOKING_RIGHT``: an
+        ``InvoiceWrite`` grant by a caller holding only ``SubunitManage``) is refused the same way,
+        its operation ending with 420.
+
         Two answers here are the emulator's choices, not KSeF's documented behaviour (review of
         ksef.permissions, F2): an id it does not hold, never granted or revoked already (a revoke
         repeated after its first attempt's answer was lost), is refused at once (400, 21405
@@ -362,6 +403,10 @@ class Permissions:
             if record.kind not in kinds:
                 detail = f"Uprawnienie {permission_id} ({record.permissions[0]}) odbiera się inną metodą."
                 return self._operation(access, _failure(450, detail))
+            needed = REVOKING_RIGHT[record.kind]
+            if needed not in access.permissions:
+                detail = f"Odebranie uprawnienia {permission_id} ({record.permissions[0]}) wymaga {needed}."
+                return self._operation(access, _failure(420, detail))
         return self._operation(access, None, Operation(access.context, DONE, None, revokes=permission_id))
 
     def _operation(self, access: Access, failure: Status | None, change: Operation | None = None) -> str:
@@ -494,16 +539,33 @@ class Permissions:
         NIP-PESEL"). ``EnforcementOperations`` only where the context's subject is an enforcement
         authority or a court bailiff (dane-testowe-scenariusze.md: a bailiff gets "uprawnienia
         właścicielskie (Owner) oraz egzekucyjne (EnforcementOperations)", a JDG Owner alone).
+
+        An ``InternalId`` or ``NipVatUe`` context exists only once a grant of its NIP created it
+        (``CREATED_BY``: a subunit's administrator, an EU entity's administrator); before that its
+        NIP's owner has nothing there (was: owner rights in any such context starting with the
+        NIP). Whether the owner has owner rights in one a grant created, no source says
+        (uprawnienia.md's owner works "w kontekście podmiotu mającego taki sam identyfikator NIP";
+        the EU administrator "uzyskuje możliwość logowania się w kontekście złożonym"): the emulator
+        keeps them there, the narrowest change from what it did.
         """
         nip = context.nip
         person = self.testdata.person(subject[1]) if subject[0] == "Pesel" else None
         linked = person is not None and person.pesel == subject[1] and person.nip == nip
         if nip is None or not (subject == ("Nip", nip) or linked):
             return None
+        if context.type in CREATED_BY and not self._created(context):
+            return None
         scopes = {scope.value for scope in OwnerPermissionScope}
         if not self.roles_of(context) & ENFORCEMENT_ROLES:
             scopes.discard("EnforcementOperations")
         return frozenset(scopes)
+
+    def _created(self, context: Context) -> bool:
+        """Whether a grant created the ``InternalId`` or ``NipVatUe`` context ``context``
+        (``CREATED_BY``): one that still applies there, or one made in it."""
+        here = _pair(context)
+        creator = CREATED_BY[context.type]
+        return any((g.kind == creator and applies_in(g) == here) or g.context == context for g in self._all())
 
     def login_permissions(self, context: Context, subject: Pair) -> frozenset[str] | None:
         """What ``subject`` may do when it logs in to ``context`` now (``None``: nothing, so it may
@@ -512,8 +574,15 @@ class Permissions:
         found = set(self.owner_permissions(context, who) or ())
         for grant in self._all():
             if grant.subject == who and grant.kind not in AUTHORIZATION_KINDS and self._works_in(grant, context):
-                found.update(EU_ADMINISTRATOR_SCOPES if grant.kind == "eu-administration" else grant.permissions)
+                found.update(grant.permissions)
         return frozenset(found) or None
+
+    def eu_entity_of(self, context: Context) -> dict[str, Any]:
+        """What the newest EU administrator's grant of the composite ``context`` says of its EU entity
+        (``euEntityName``, ``euEntityDetails``); empty when no such grant is held."""
+        here = _pair(context)
+        made = [g for g in self._all() if g.kind == "eu-administration" and applies_in(g) == here]
+        return newest_first(made)[0].details if made else {}
 
     def _works_in(self, grant: Grant, context: Context) -> bool:
         """Whether ``grant`` lets its subject work in ``context`` now."""
@@ -633,7 +702,11 @@ class Permissions:
             q.authorized is None or g.subject == normal_subject(*q.authorized),
             q.context is None or context_of(g) == q.context,
             q.granted_in is None or _pair(g.context) == q.granted_in,
-            q.target is None or target_of(g) == q.target,
+            # "targetIdentifier - identyfikator podmiotu docelowego dla uprawnień nadanych pośrednio": it
+            # narrows the indirect grants; a direct one passes it (the Ministry's
+            # PersonalPermissions_IndirectSelective_IncompleteChain_E2ETests.cs and ..._CompleteChain_E2ETests.cs
+            # send target = the context's own NIP and require the direct grant listed).
+            q.target is None or target_of(g) is None or target_of(g) == q.target,
             q.vat_ue is None or g.details.get("vatUe") == q.vat_ue,
             q.fingerprint is None or (g.subject[0] == "Fingerprint" and fingerprint in g.subject[1]),
             q.state is None or self.state_of(g) == q.state,
