@@ -134,6 +134,8 @@ def test_login_keeps_tokens_out_of_sight(run, logged_in, tmp_path: Path) -> None
     tokens = json.loads(json.loads(stored.read_text())["emu/login"])
     assert "access_token" not in logged_in and tokens["access_token"] not in json.dumps(logged_in)
     code, out, _ = run("-p", "emu", "auth", "status")
+    assert code == 0 and "login saved" in out and tokens["access_token"] not in out
+    code, out, _ = run("-p", "emu", "auth", "status", "--check")
     assert code == 0 and "logged in" in out and tokens["access_token"] not in out
 
 
@@ -196,8 +198,14 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(
     code, out, _ = run("-p", "emu", "--json", "send", *files)
     original = json.loads(out)["invoices"][0]["ksef_number"]
     code, out, err = run("-p", "emu", "send", *files)  # the same invoice again: KSeF's duplicate (440)
-    assert code == 5 and "440" in out and "1 of 1 invoice(s) rejected" in err
-    assert f"already in KSeF as {original}" in out
+    # Review s12 (1c): counted as rejected (exit 5), its KSeF number column empty.
+    assert code == 6 and "440" in out and "1 of 1 invoice(s) already in KSeF" in err
+    assert f"already in KSeF as {original}" in out and "0 accepted, 1 already in KSeF, 0 rejected" in out
+    code, out, err = run("-p", "emu", "--json", "send", *files)
+    assert code == 6 and json.loads(out)["invoices"][0] == {
+        "file": files[0], "ksef_number": original, "code": 440, "outcome": "already_in_ksef",
+        "status": json.loads(out)["invoices"][0]["status"],
+    }  # fmt: skip
 
     sessions_before = len(backend.sessions.state.sessions)
     (tmp_path / "bad.xml").write_bytes(b"<Faktura/>")
@@ -469,7 +477,10 @@ def test_login_with_allowed_ips_binds_the_tokens_to_them(  # type: ignore[no-unt
     code, out, _ = run(*(arg for arg in login if arg != "--json"), "--allow-ip", "192.0.2.1-192.0.2.9")
     assert code == 0 and "KSeF takes them only from 192.0.2.1-192.0.2.9" in out
     code, _, err = run("-p", "emu", "sessions", "list")
-    assert code == 1 and "HTTP 403" in err and "Żądanie pochodzi z adresu IP innego" in err
+    assert code == 3 and "HTTP 403" in err and "Żądanie pochodzi z adresu IP innego" in err
+    # Review s12 (3): KSeF's text only, exit 1; the CLI now says what the 403 means and what to do.
+    assert "KSeF takes the saved login of profile 'emu' only from the addresses given to" in err
+    assert "(KSeF saw this request come from 127.0.0.1)" in err and "`ksef -p emu auth login`" in err
 
     logins = len(backend.auth.state.operations)
     code, _, err = run(*login, "--allow-ip", "10.0.0.1/33")

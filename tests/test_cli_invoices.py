@@ -38,7 +38,7 @@ def test_invoices_list_pages_through_the_metadata(run, logged_in, ksef: KSeF) ->
     )  # fmt: skip
     assert code == 0 and len(json.loads(out)) == 12
     code, out, _ = run("-p", "emu", "invoices", "list", "--from", today, "--subject", "Subject1", "--limit", "5")
-    assert code == 0 and "5 invoice(s) (the first 5: raise --limit)" in out and "KSeF number" in out
+    assert code == 0 and "5 invoice(s) (stopped at --limit 5: there are more" in out and "KSeF number" in out
 
 
 def test_every_json_key_is_snake_case(run, logged_in, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

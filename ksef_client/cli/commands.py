@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,7 +24,6 @@ from ksef_client.cli.output import (
     Output,
     error_line,
     exit_code,
-    printable,
 )
 from ksef_client.identifiers import validate_nip, validate_reference_number
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from ksef_client._client import KSeF
     from ksef_client.certificates import generate_private_key
     from ksef_client.cli import pending as pending_files
-    from ksef_client.cli.sending import outcome_rows, report, send_batch, send_online
+    from ksef_client.cli.sending import Progress, outcome_rows, report, row_of, send_batch, send_online
     from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
@@ -50,6 +49,7 @@ else:  # the SDK (and httpx) load with the first command that needs them, not fo
     generate_private_key = Lazy("ksef_client.certificates", "generate_private_key")
     pending_files = Lazy("ksef_client.cli.pending")
     outcome_rows, report = Lazy("ksef_client.cli.sending", "outcome_rows"), Lazy("ksef_client.cli.sending", "report")
+    Progress, row_of = Lazy("ksef_client.cli.sending", "Progress"), Lazy("ksef_client.cli.sending", "row_of")
     send_batch, send_online = (
         Lazy("ksef_client.cli.sending", "send_batch"),
         Lazy("ksef_client.cli.sending", "send_online"),
@@ -66,23 +66,57 @@ DIRECTORY = click.Path(file_okay=False, path_type=Path)
 
 @dataclass
 class State:
-    """What every command gets: the profile, the output mode, the credential store."""
+    """What every command gets: the profile (read when a command first asks for it: ``profile
+    set`` and ``doctor`` run without one), the output mode, the credential store, and a login
+    refreshed during the command, which ``main`` saves once the command has printed its result."""
 
-    profile: config.Profile
-    out: Output
-    store: config.CredentialStore = field(default_factory=config.CredentialStore)
+    profile_name: str | None = None
+    out: Output = field(default_factory=lambda: Output(False))
+    _profile: config.Profile | None = field(default=None, repr=False)
+    _store: config.CredentialStore | None = field(default=None, repr=False)
+    refreshed: AuthTokens | None = field(default=None, repr=False)
+
+    @property
+    def profile(self) -> config.Profile:
+        """The profile (``-p``, ``KSEF_PROFILE`` or ``default``); ``CLIError`` (exit 2) when no such
+        profile is saved (``default`` falls back to KSeF TEST)."""
+        if self._profile is None:
+            try:
+                self._profile = config.load_profile(self.profile_name)
+            except ValueError as error:
+                raise CLIError(str(error)) from error
+        return self._profile
+
+    @property
+    def name(self) -> str:
+        """The profile's name, whether or not it is saved (``CLIError`` for a name none can have)."""
+        try:
+            return config.profile_name(self.profile_name)
+        except ValueError as error:
+            raise CLIError(str(error)) from error
+
+    @property
+    def store(self) -> config.CredentialStore:
+        """Where secrets are kept (the OS keyring is looked for on first use: not for --help)."""
+        if self._store is None:
+            self._store = config.CredentialStore()
+        return self._store
 
     def anonymous_client(self) -> KSeF:
         """A client without a login (for logging in)."""
         return KSeF(**self.profile.client_options())
 
     @contextmanager
-    def client(self) -> Iterator[KSeF]:
-        """A client logged in with ``KSEF_ACCESS_TOKEN`` or this profile's saved login.
+    def client(self, *, access_token_variable: bool = True) -> Iterator[KSeF]:
+        """A client logged in with ``KSEF_ACCESS_TOKEN`` (unless ``access_token_variable`` is
+        false) or this profile's saved login.
 
-        A token refreshed during the command is saved again, so the next command reuses it.
+        A login KSeF no longer takes (401, a refresh refused for good) or takes only from other
+        addresses (403 ``ip-not-allowed``) ends the command with exit code 3 and says to log in
+        again. A token refreshed during the command is kept in ``refreshed``: ``main`` saves it
+        after the command (a failed save is a warning, never the command's outcome).
         """
-        direct = os.environ.get("KSEF_ACCESS_TOKEN")
+        direct = os.environ.get("KSEF_ACCESS_TOKEN") if access_token_variable else None
         tokens = None if direct else self.saved_login()
         if not direct and tokens is None:
             raise CLIError(
@@ -90,14 +124,46 @@ class State:
                 AUTH,
             )
         with KSeF(access_token=direct, **self.profile.client_options()) as ksef:
-            if tokens is None:
-                yield ksef
-                return
-            ksef.auth.resume(tokens)
+            if tokens is not None:
+                ksef.auth.resume(tokens)
             try:
                 yield ksef
+            except Exception as error:
+                refused = self._login_refused(error, saved=tokens is not None)
+                if refused is None:
+                    raise
+                raise refused from error
             finally:  # a token refreshed before a failure is kept as well
-                self._save_refreshed(ksef, tokens)
+                if tokens is not None:
+                    self._keep_refreshed(ksef, tokens)
+
+    def _login_refused(self, error: BaseException, *, saved: bool) -> CLIError | None:
+        """The CLI's word for KSeF refusing the login (``error``, or the SDK error a ``CLIError``
+        was raised from), naming the command that logs in again; ``None`` for any other error."""
+        from ksef_client._auth import refresh_is_dead  # noqa: PLC0415 - not loaded for --help
+        from ksef_client.errors import APIStatusError, AuthenticationError, PermissionDeniedError  # noqa: PLC0415
+
+        cause = error.__cause__ if isinstance(error, CLIError) else error
+        line = error_line(error).removeprefix("error: ")
+        login = f"the saved login of profile '{self.profile.name}'" if saved else "KSEF_ACCESS_TOKEN"
+        again = f"log in again: `{login_command(self)}`" if saved else "set a new one, or unset it for the saved login"
+        refreshing = (
+            isinstance(cause, APIStatusError)
+            and cause.response.request.url.path.endswith("/auth/token/refresh")
+            and refresh_is_dead(cause)
+        )
+        if isinstance(cause, AuthenticationError) or refreshing:
+            why = "expired, revoked, or made at an emulator restarted since" if saved else "expired or revoked"
+            return CLIError(f"{line} - KSeF no longer accepts {login} ({why}): {again}", AUTH, cause_notes=False)
+        if isinstance(cause, PermissionDeniedError) and cause.reason_code == "ip-not-allowed":
+            seen = f" (KSeF saw this request come from {cause.client_ip})" if cause.client_ip else ""
+            return CLIError(
+                f"{line} - KSeF takes {login} only from the addresses given to `auth login --allow-ip`{seen}: run "
+                f"this from one of them, or {again}",
+                AUTH,
+                cause_notes=False,
+            )
+        return None
 
     def saved_login(self) -> AuthTokens | None:
         """This profile's saved login (``None`` without one), if it was made at the KSeF the
@@ -135,36 +201,46 @@ class State:
             AUTH,
         )
 
-    def _save_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
+    def _keep_refreshed(self, ksef: KSeF, tokens: AuthTokens) -> None:
         if ksef.access_token and ksef.access_token != tokens.access_token:
             valid_until = ksef.access_token_valid_until or tokens.access_valid_until
-            refreshed = AuthTokens(
+            self.refreshed = AuthTokens(
                 tokens.reference_number,
                 ksef.access_token,
                 valid_until,
                 tokens.refresh_token,
                 tokens.refresh_valid_until,
             )
+
+    def save_refreshed(self) -> BaseException | None:
+        """Save the login refreshed during the command (``client``), if any: after the command,
+        so that a failure here never hides what the command did. The failure, or ``None``."""
+        refreshed, self.refreshed = self.refreshed, None
+        if refreshed is None:
+            return None
+        try:
             self.store.set(self.profile.name, "login", config.tokens_to_json(refreshed, self.profile.ksef))
+        except BaseException as error:  # reported by main as a warning, after the command's result
+            return error
+        return None
 
 
-pass_state = click.make_pass_decorator(State)
+pass_state = click.make_pass_decorator(State, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--profile", "-p", help="Profile name (default: $KSEF_PROFILE or 'default').")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout (also taken after the command).")
 @click.pass_context
 def cli(ctx: click.Context, profile: str | None, as_json: bool) -> None:
     """Talk to KSeF 2.0 from the command line: log in, send, check, download.
 
     Exit codes: 0 ok, 1 KSeF error, 2 usage, 3 not logged in / login refused, 4 KSeF unreachable,
-    5 some invoices rejected, 130 interrupted.
+    5 some invoices rejected, 6 some invoices in KSeF already (440), 130 interrupted.
     """
-    try:
-        ctx.obj = State(config.load_profile(profile), Output(as_json))
-    except ValueError as error:
-        raise CLIError(str(error)) from error
+    state = ctx.ensure_object(State)
+    state.profile_name = profile
+    state.out = Output(as_json)
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -181,22 +257,37 @@ def profile() -> None:
     "--env",
     "environment",
     type=click.Choice(["TEST", "DEMO", "PROD"], case_sensitive=False),
-    default="TEST",
-    show_default=True,
+    help="One of the Ministry's KSeF environments (a new profile: TEST).",
 )
-@click.option("--base-url", help="A KSeF-compatible API base URL instead (e.g. the emulator's).")
-@click.option("--nip", help="The context NIP to log in to.")
+@click.option(
+    "--base-url", help="A KSeF-compatible API base URL instead (e.g. the emulator's http://127.0.0.1:8000/v2)."
+)
+@click.option("--nip", help="The context NIP to log in to ('' removes it).")
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Take a plain http:// --base-url to another machine (an emulator in a container): invoices and "
+    "tokens then travel unencrypted.",
+)
 @pass_state
-def profile_set(state: State, name: str, environment: str, base_url: str | None, nip: str | None) -> None:
-    """Create or replace profile NAME.
+def profile_set(
+    state: State, name: str, environment: str | None, base_url: str | None, nip: str | None, insecure_http: bool
+) -> None:
+    """Create profile NAME, or change what is given of it (the rest is kept).
 
+    A new profile points at KSeF TEST unless --env or --base-url says otherwise. Of an existing
+    one, --base-url or --env re-points it, --nip changes its NIP; what is not given stays as saved.
     A login or KSeF token saved for the profile stays with the KSeF it was made for: pointed
     elsewhere, the profile does not send it there (log in again; pointed back, it works again)."""
-    saved = config.Profile(name, environment.upper(), base_url, nip)
-    path = config.save_profile(saved)
+    try:
+        before, saved, path = config.set_profile(name, environment, base_url, nip, insecure_http=insecure_http)
+    except ValueError as error:
+        raise CLIError(str(error)) from error
     state.out.result(saved, message=f"profile {name!r} -> {saved.target} saved in {path}")
+    if before is not None and before.ksef != saved.ksef:
+        state.out.note(f"profile '{name}' pointed at {before.target}; it points at {saved.target} now")
     for note in _secrets_elsewhere(state.store, saved):
-        sys.stderr.write(f"note: {printable(note)}\n")
+        state.out.note(note)
 
 
 def _secrets_elsewhere(store: config.CredentialStore, profile: config.Profile) -> list[str]:
@@ -266,23 +357,24 @@ def _check_pem_files(state: State, cert: Path, key: Path) -> None:
 
 
 def _ask_secret(label: str, instead: str, *, confirm: bool = False) -> str:
-    """A secret asked for without echo (``confirm``: typed twice). Input that ends before it (a
-    script, cron, CI: no terminal) is a usage error saying what to do ``instead``; click reports it
-    as an abort, which read as Ctrl-C ("interrupted", exit 130)."""
-    try:
-        return str(click.prompt(label, hide_input=True, confirmation_prompt=confirm))
-    except click.Abort:
-        if sys.stdin is not None and sys.stdin.isatty():
-            raise  # Ctrl-C at the prompt
-        raise CLIError(f"{label}: none given (no terminal to ask on, or its input ended): {instead}") from None
+    """A secret asked for without echo (``confirm``: typed twice). Without a terminal (a pipe, a
+    script) it is read as one line of stdin, as ``--token-stdin`` reads one (no echo to hide, and
+    no "Password input may be echoed" warning); input that ends before it (a script, cron, CI) is
+    a usage error saying what to do ``instead``; click reports it as an abort, which read as
+    Ctrl-C ("interrupted", exit 130)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+        if not line:
+            raise CLIError(f"{label}: none given (no terminal to ask on, or its input ended): {instead}")
+        return line.rstrip("\r\n")
+    return str(click.prompt(label, hide_input=True, confirmation_prompt=confirm))  # Ctrl-C: click.Abort
 
 
 def _credentials(state: State, cert: Path | None, key: Path | None, pkcs12: Path | None) -> SigningCredentials:
     password = os.environ.get("KSEF_KEY_PASSWORD")
     if pkcs12:
         return _pkcs12_credentials(pkcs12, password)
-    if not cert or not key:
-        raise CLIError("--cert needs --key (PEM files), or use --pkcs12")
+    assert cert is not None and key is not None  # _check_login_options
     _check_pem_files(state, cert, key)
     try:
         try:
@@ -315,7 +407,7 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().strip()
     save = f"ksef -p {state.profile.name} auth save-token"
-    token = os.environ.get("KSEF_TOKEN")
+    token = os.environ.get("KSEF_TOKEN", "").strip()  # as --token-stdin and save-token take it: no CR, no spaces
     if not token:
         saved = state.store.get(state.profile.name, "ksef-token")
         if saved:
@@ -325,6 +417,17 @@ def _ksef_token(state: State, from_stdin: bool) -> str:
     if not token:
         raise CLIError(f"no KSeF token: set KSEF_TOKEN, pipe it with --token-stdin, or run `{save}`", AUTH)
     return token
+
+
+def _check_login_options(token_stdin: bool, cert: Path | None, key: Path | None, pkcs12: Path | None) -> None:
+    """A usage error for options of two ways of logging in at once (one would be ignored), or
+    half of one (``--cert`` without ``--key``)."""
+    if token_stdin and (cert or key or pkcs12):
+        raise CLIError("--token-stdin logs in with a KSeF token, --cert/--key/--pkcs12 with a certificate: give one")
+    if pkcs12 and (cert or key):
+        raise CLIError("--pkcs12 holds the certificate and its key: give it alone, or --cert with --key (PEM files)")
+    if bool(cert) != bool(key):
+        raise CLIError("--cert needs --key (PEM files), and --key needs --cert; or use --pkcs12")
 
 
 # ``--allow-ip client``: the address KSeF sees this computer connect from (the challenge's clientIp).
@@ -387,7 +490,10 @@ def auth_login(
 ) -> None:
     """Log in with a KSeF token or a certificate; the tokens are saved for later commands.
 
-    With --allow-ip KSeF refuses the tokens from any other address (403 ip-not-allowed)."""
+    One way at a time: --cert with --key, or --pkcs12, or a KSeF token (--token-stdin, $KSEF_TOKEN
+    or the saved one). With --allow-ip KSeF refuses the tokens from any other address (403
+    ip-not-allowed)."""
+    _check_login_options(token_stdin, cert, key, pkcs12)
     if not (nip or state.profile.nip):
         name = state.profile.name
         raise CLIError(
@@ -445,40 +551,65 @@ def auth_save_token(state: State) -> None:
 
 
 @auth.command("status")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Ask KSeF whether it still accepts the saved login (one request: the list of active logins; the "
+    "login is refreshed if its access token has expired).",
+)
 @pass_state
-def auth_status(state: State) -> None:
-    """Whether this profile has a login, and until when it can be refreshed."""
+def auth_status(state: State, check: bool) -> None:
+    """Whether this profile has a saved login, and until when it can be refreshed.
+
+    Without --check only the saved dates are read: KSeF may have ended the login before them
+    (revoked elsewhere, an emulator restarted), which --check finds out."""
     saved = state.store.get(state.profile.name, "login")
+    base = {"profile": state.profile.name, "ksef": state.profile.target}
     if saved is None:
         # The same JSON shape as a login (scripts read stdout), then exit code 3.
-        state.out.result(
-            {"profile": state.profile.name, "ksef": state.profile.target, "logged_in": False, "usable": False}
-        )
+        state.out.result({**base, "logged_in": False, "usable": False})
         raise CLIError(f"not logged in to {state.profile.target}: run `{login_command(state)}`", AUTH)
     tokens, ksef = config.login_from_json(saved, state.login_source)
     ksef = config.made_for(ksef, state.profile.ksef)
     here = ksef == state.profile.ksef
     usable = here and tokens.refresh_valid_until > dt.datetime.now(dt.UTC)
     data = {
-        "profile": state.profile.name,
-        "ksef": state.profile.target,
-        "logged_in": True,
+        **base,
+        "logged_in": True,  # a login is saved; whether KSeF still accepts it: checked_with_ksef, accepted_by_ksef
         "login_ksef": ksef,  # where the login was made (null: saved by an earlier version, not usable here)
         "reference_number": tokens.reference_number,
         "refresh_valid_until": tokens.refresh_valid_until,
         "usable": usable,
+        "checked_with_ksef": False,
+        "accepted_by_ksef": None,
     }
     if not here:
         made_at = ksef or "a KSeF an earlier version did not record"
         state.out.result(data, message=f"a login for {made_at} is saved, not one for {state.profile.ksef}")
         state.check_ksef(ksef, "saved login", f"log in again: `{login_command(state)}`")
-    state.out.result(
-        data,
-        message=f"{'logged in' if usable else 'login expired'}: {state.profile.target}, "
-        f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}",
-    )
+    until = f"refresh token valid until {tokens.refresh_valid_until:%Y-%m-%d %H:%M}"
     if not usable:
+        state.out.result(data, message=f"login expired: {state.profile.target}, {until}")
         raise CLIError(f"the saved login has expired: run `{login_command(state)}`", AUTH)
+    if not check:
+        state.out.result(
+            data,
+            message=f"login saved for {state.profile.target}, {until} (not checked with KSeF: "
+            f"`ksef -p {state.profile.name} auth status --check` asks it)",
+        )
+        return
+    try:
+        with state.client(access_token_variable=False) as client:
+            next(iter(client.auth.sessions(page_size=10).pages()), None)
+    except CLIError as error:
+        if error.code != AUTH:
+            raise
+        state.out.result({**data, "usable": False, "checked_with_ksef": True, "accepted_by_ksef": False})
+        raise
+    state.out.result(
+        {**data, "checked_with_ksef": True, "accepted_by_ksef": True},
+        message=f"logged in to {state.profile.target} (KSeF accepts the saved login), {until}",
+    )
 
 
 # KSeF's answers to a revoke of a login it no longer accepts: the access token expired and the
@@ -585,6 +716,90 @@ def sessions_status(state: State, reference: str) -> None:
         status = ksef.sessions.get(reference)
     counts = f"{status.successful_invoice_count or 0} ok, {status.failed_invoice_count or 0} failed"
     state.out.result(status, message=f"{reference}: {status.status.code} {status.status.description} ({counts})")
+    if status.status.code == SESSION_OPEN:
+        state.out.note(
+            f"session {reference} is open: KSeF processes its invoices and issues its UPO only once it is closed "
+            f"(by itself at its validUntil); `ksef -p {state.profile.name} sessions close {reference}` closes it now"
+        )
+
+
+# A session's status code while it is open (SessionStatusResponse: "100 | Sesja interaktywna otwarta").
+SESSION_OPEN = 100
+# How long `send` and `sessions wait` wait for KSeF to process a session, by default (seconds).
+PROCESSING_WAIT = 3600.0
+
+
+def _processing_timeout(command: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(0, min_open=True),
+        default=PROCESSING_WAIT,
+        show_default=True,
+        help="Seconds to wait for KSeF to process the session (then exit 4; `ksef sessions wait REF` waits again).",
+    )(command)
+
+
+@sessions.command("close")
+@click.argument("reference")
+@click.option("--batch", is_flag=True, help="A batch session (default: an online one).")
+@pass_state
+def sessions_close(state: State, reference: str, batch: bool) -> None:
+    """Close session REFERENCE, left open by a `ksef send` whose close failed or was interrupted:
+    KSeF then processes its invoices and issues the UPO (`ksef sessions wait REFERENCE`).
+
+    A session no longer open is left as it is (exit 0). KSeF closes a batch session only with
+    every part of its package uploaded (21205 otherwise: it cancels it at its validUntil)."""
+    from ksef_client._flows import run  # noqa: PLC0415 - not loaded for --help
+    from ksef_client._generated.api.batch_session import close_batch_session  # noqa: PLC0415
+    from ksef_client._generated.api.online_session import close_online_session  # noqa: PLC0415
+    from ksef_client.sending import close_flow  # noqa: PLC0415
+
+    validate_reference_number(reference, "REFERENCE")
+    with state.client() as ksef:
+        before = ksef.sessions.get(reference).status
+        if before.code == SESSION_OPEN:
+            # sent_before: a close KSeF refuses as not allowed (21180) is settled by the session's status
+            run(close_flow(reference, close_batch_session if batch else close_online_session, True), ksef)
+    wait = f"`ksef -p {state.profile.name} sessions wait {reference}` shows its outcome"
+    if before.code != SESSION_OPEN:
+        message = f"session {reference} is not open ({before.code} {before.description}): nothing to close; {wait}"
+    else:
+        message = f"session {reference} closed: KSeF processes it; {wait}"
+    state.out.result(
+        {"reference_number": reference, "was_open": before.code == SESSION_OPEN, "status_before": before},
+        message=message,
+    )
+
+
+@sessions.command("wait")
+@click.argument("reference")
+@_processing_timeout
+@pass_state
+def sessions_wait(state: State, reference: str, timeout: float) -> None:
+    """Wait for KSeF to process session REFERENCE (one `ksef send` sent, or `--no-wait` left),
+    then print each invoice's KSeF number or rejection, with `ksef send`'s exit codes (5: some
+    rejected; 6: some in KSeF already)."""
+    validate_reference_number(reference, "REFERENCE")
+    with state.client() as ksef:
+        try:
+            with state.out.progress("KSeF processing", None):
+                status = ksef.sessions.wait(reference, timeout=timeout)
+        except Exception as error:
+            error.add_note(_still_processing(state, reference, error))
+            raise
+        outcomes = ksef.sessions.outcomes(reference)
+    rows = [row_of(o.invoice_number or o.reference_number or "", o) for o in outcomes]
+    report(state.out, reference, status, rows, name="invoice")
+
+
+def _still_processing(state: State, reference: str, error: BaseException) -> str:
+    """The note on a wait for session ``reference`` that ended early: where its invoices are."""
+    again = f"`ksef -p {state.profile.name} sessions wait {reference}` waits again"
+    from ksef_client.errors import PollTimeoutError  # noqa: PLC0415 - not loaded for --help
+
+    if isinstance(error, PollTimeoutError):
+        return f"KSeF is still processing session {reference}: its invoices are in KSeF's hands; {again}"
+    return f"the outcome of session {reference} was not read: {again}"
 
 
 @sessions.command("invoices")
@@ -651,24 +866,38 @@ def upo_get(state: State, reference: str, ksef_number: str | None, directory: Pa
 @click.option("--form", default="FA(3)", show_default=True)
 @click.option("--offline", is_flag=True, help="Invoices issued in offline mode.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for KSeF to process them.")
+@_processing_timeout
 @pass_state
-def send(state: State, files: tuple[Path, ...], batch: bool, form: str, offline: bool, wait: bool) -> None:
-    """Send invoice FILES; with --wait, print each one's KSeF number or rejection."""
-    with state.client() as ksef:
-        if batch:
-            reference, sent = send_batch(ksef, state.out, files, form, offline), None
-        else:
-            reference, sent = send_online(ksef, state.out, files, form, offline)
-        if not wait:
-            state.out.result(
-                {"reference_number": reference, "files": files},
-                message=f"session {reference}: "
-                f"{len(files)} invoice(s) sent; `ksef sessions status {reference}` to follow",
-            )
-            return
-        with state.out.progress("KSeF processing", None):
-            status = ksef.sessions.wait(reference, timeout=3600)
-        outcome = list(ksef.sessions.invoices(reference, page_size=1000))
+def send(
+    state: State, files: tuple[Path, ...], batch: bool, form: str, offline: bool, wait: bool, timeout: float
+) -> None:
+    """Send invoice FILES; with --wait, print each one's KSeF number or rejection.
+
+    Whatever stops it after the session was opened (an error, Ctrl-C, --timeout) is followed by
+    notes: the session, which files KSeF has and which not, and what to run next (`ksef sessions
+    wait|status|close REF`). Exit 5: some rejected; 6: none rejected, some in KSeF already (440)."""
+    progress = Progress(files, batch, command=f"ksef -p {state.name}")
+    try:
+        with state.client() as ksef:
+            if batch:
+                reference, sent = send_batch(ksef, state.out, files, form, offline, progress), None
+            else:
+                reference, sent = send_online(ksef, state.out, files, form, offline, progress)
+            if not wait:
+                state.out.result(
+                    {"reference_number": reference, "files": files},
+                    message=f"session {reference}: {len(files)} invoice(s) sent; "
+                    f"`ksef -p {state.name} sessions wait {reference}` shows their outcome",
+                )
+                return
+            progress.waiting = True
+            with state.out.progress("KSeF processing", None):
+                status = ksef.sessions.wait(reference, timeout=timeout)
+            outcome = list(ksef.sessions.invoices(reference, page_size=1000))
+    except BaseException as error:
+        for note in progress.notes():
+            error.add_note(note)
+        raise
     report(state.out, reference, status, outcome_rows(files, outcome, sent, reference))
 
 
@@ -740,24 +969,29 @@ def invoices_list(
     """Invoice metadata of a date range (a metadata query: nothing is downloaded), oldest first,
     read page by page."""
     start, end = _date_range(date_from, date_to)
-    found = []
+    found: list[Any] = []
+    more = ""  # stopped at --limit: "are" (records left in the page), "may be" (pages left: not read)
     with state.client() as ksef:
-        for record in ksef.invoices.query(
-            subject, date_from=start, date_to=end, date_type=date_type, page_size=page_size
-        ):
-            found.append(record)
+        pager = ksef.invoices.query(subject, date_from=start, date_to=end, date_type=date_type, page_size=page_size)
+        for page in pager.pages():
+            found += page.items
             if limit and len(found) >= limit:
+                more = "are" if len(found) > limit else "may be" if page.next_cursor is not None else ""
                 break
+    del found[limit or len(found) :]
     rows = [
         (r.ksef_number, r.invoice_number, r.issue_date, r.seller.nip, r.gross_amount, r.currency, r.invoice_type)
         for r in found
     ]
+    stopped = f"stopped at --limit {limit}: there {more} more (raise --limit, or --limit 0 for all)"
     state.out.result(
         found,
         table=("KSeF number", "invoice", "issued", "seller NIP", "gross", "currency", "type"),
         rows=rows,
-        message=f"{len(found)} invoice(s)" + (f" (the first {limit}: raise --limit)" if len(found) == limit else ""),
+        message=f"{len(found)} invoice(s)" + (f" ({stopped})" if more else ""),
     )
+    if more and state.out.as_json:  # the JSON is the list of records: the note goes to stderr
+        state.out.note(f"{len(found)} invoice(s) listed, {stopped}")
 
 
 @invoices.command("download")
@@ -769,8 +1003,15 @@ def invoices_download(
 ) -> None:
     """Export the invoices of a date range into DIRECTORY (decrypted, unpacked, hash-checked)."""
     start, end = _date_range(date_from, date_to)
-    with state.client() as ksef, state.out.progress("export", None):
-        result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
+    began = dt.datetime.now(dt.UTC)
+    try:
+        with state.client() as ksef, state.out.progress("export", None):
+            result = ksef.invoices.export(directory, subject, date_from=start, date_to=end, date_type=date_type)
+    except BaseException as error:
+        partial = getattr(error, "partial", None)
+        for note in _saved_before(directory, date_from, date_type, (start, end), began, partial, error):
+            error.add_note(note)
+        raise
     go_on_from = _go_on_from(result, date_type)
     stuck = result.goes_no_further
     data = {
@@ -794,6 +1035,66 @@ def invoices_download(
     elif result.is_truncated:
         note = f" (truncated: run again with --from {go_on_from})" if go_on_from else " (truncated)"
     state.out.result(data, message=f"{len(result.files)} invoice(s) saved in {directory}{note}")
+
+
+def _saved_before(
+    directory: Path,
+    given_from: str,
+    date_type: str,
+    dates: tuple[dt.date | dt.datetime, dt.date | dt.datetime | None],
+    began: dt.datetime,
+    partial: object,
+    error: BaseException,
+) -> list[str]:
+    """The notes on a download that stopped (an error, Ctrl-C): the files it saved (the SDK's
+    ``error.partial``) and the ``--from`` that goes on without exporting them again.
+
+    A range over 100 days is exported in windows of 100 days from ``--from`` (no HWM restriction:
+    each window starts where the one before ended), and ``partial.reference_numbers`` are the
+    windows saved whole, so the next window starts ``100 days x windows`` after ``--from`` (for a
+    range without ``--to``, at most at the moment the download began: a window never ends after
+    its own now). A package whose files could not all be moved in is in ``partial`` too, without
+    the rest of its invoices: its window starts again."""
+    from ksef_client.export import ExportResult  # noqa: PLC0415 - not loaded for --help
+    from ksef_client.invoice_query import window_end  # noqa: PLC0415
+
+    rerun = "run the same command again"
+    if not isinstance(partial, ExportResult) or not partial.files:
+        return [f"no invoice was saved in {directory} before it stopped: {rerun}"]
+    windows = len(partial.reference_numbers) - (1 if _stopped_while_moving(error) else 0)
+    # As the SDK's filters carry them (ISO text read back: a fixed offset, so 100 days are 2400 hours).
+    start, end = dates
+    first = dt.datetime.fromisoformat(moment(start, "--from").isoformat())
+    last = None if end is None else dt.datetime.fromisoformat(moment(end, "--to", end_of_day=True).isoformat())
+    resume = first
+    for _ in range(windows):
+        window_to = window_end(resume, last, began)
+        if window_to is None:  # the last window, open to now: nothing whole to skip past it
+            break
+        resume = window_to
+    names = ", ".join(path.name for path in partial.files[:10])
+    more = f" and {len(partial.files) - 10} more" if len(partial.files) > 10 else ""
+    saved = f"{len(partial.files)} invoice file(s) were saved in {directory} before it stopped ({names}{more})"
+    if resume == first:
+        return [f"{saved}, not every invoice of any stretch of the range: {rerun} (the files are replaced)"]
+    return [
+        f"{saved}: every invoice whose {date_type} date is up to {resume.isoformat()}; go on from there without "
+        f"exporting them again: the same command with `--from {resume.isoformat()}` in place of --from {given_from}"
+    ]
+
+
+def _stopped_while_moving(error: BaseException) -> bool:
+    """Whether ``error`` ended the moves of a package's files into the folder part-way (the SDK's
+    ``move_in``): that window's other invoices are not in the folder."""
+    from ksef_client import _moving  # noqa: PLC0415 - not loaded for --help
+
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code is _moving.move_in.__code__:
+            return True
+        traceback = traceback.tb_next
+    cause = error.__cause__ or error.__context__
+    return cause is not None and cause is not error and _stopped_while_moving(cause)
 
 
 def _go_on_from(result: ExportResult, date_type: str) -> str | None:
@@ -1225,7 +1526,7 @@ def doctor(state: State, base_url: str | None, environment: str | None, timeout:
     than the SDK's pin (or its answer is not a spec), 4 the server is unreachable.
     """
     target = doctor_module.resolve_target(base_url, environment)
-    if target is None and config.has_profile(state.profile.name):
+    if target is None and config.has_profile(state.name):
         saved = state.profile
         target = doctor_module.resolve_target(saved.base_url, None if saved.base_url else saved.environment)
     report = doctor_module.diagnose(target, timeout=timeout)
@@ -1244,3 +1545,29 @@ def mock(args: tuple[str, ...]) -> None:
     from ksef_client.mock.server import main  # noqa: PLC0415 - the emulator's dependencies are optional
 
     raise SystemExit(main(list(args)))
+
+
+def _json_after_the_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).out = Output(True)
+
+
+def _take_json_everywhere(group: click.Group) -> None:
+    """``--json`` after the command too (``ksef sessions list --json``), as before it: each
+    command but ``mock`` (whose options are the emulator's) gets the option."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _take_json_everywhere(command)
+        elif command.name != "mock":
+            command.params.append(
+                click.Option(
+                    ["--json"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_after_the_command,
+                    help="Machine-readable JSON on stdout (as `ksef --json ...`).",
+                )
+            )
+
+
+_take_json_everywhere(cli)

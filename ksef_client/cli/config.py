@@ -1,7 +1,8 @@
 """Profiles (which KSeF, which context) and where the CLI keeps a login between commands.
 
 Profiles live in ``config.ini`` in the config directory (``KSEF_CONFIG_DIR``, default
-``~/.config/ksef``); they hold no secrets. Secrets (the access and refresh tokens of a login, a
+``~/.config/ksef``); they hold no secrets. It is changed as ``credentials.json`` is: under its lock,
+replaced whole (``locked``, ``write_durably``). Secrets (the access and refresh tokens of a login, a
 saved KSeF token) go to the OS keyring when one is available, otherwise to a file only the user
 can read (mode 0600) in the same directory. ``KSEF_CREDENTIAL_STORE=file`` forces the file.
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import io
 import json
 import os
 import re
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
     from ksef_client.resources.auth import AuthTokens
 
 KEYRING_SERVICE = "ksef-sdk"
-# Seconds a ``ksef`` process waits for another one's change of credentials.json (a read, a change
-# and an atomic write: milliseconds).
+# Seconds a ``ksef`` process waits for another one's change of config.ini or credentials.json (a
+# read, a change and an atomic write: milliseconds).
 LOCK_WAIT = 10.0
 DEFAULT_PROFILE = "default"
 # A profile name is a section of config.ini and a key of the credentials: no brackets, no newlines.
@@ -127,15 +129,28 @@ def _parser() -> configparser.ConfigParser:
     return parser
 
 
+def profile_name(name: str | None) -> str:
+    """The profile a command uses: ``name`` (``-p``), else ``KSEF_PROFILE``, else ``default``;
+    ``ValueError`` for a name no profile can have."""
+    return validate_profile_name(name or os.environ.get("KSEF_PROFILE") or DEFAULT_PROFILE)
+
+
 def load_profile(name: str | None) -> Profile:
     """The named profile (``KSEF_PROFILE`` or ``default`` when ``None``); an unknown name is an error
     unless it is the default, which falls back to KSeF TEST."""
-    name = validate_profile_name(name or os.environ.get("KSEF_PROFILE") or DEFAULT_PROFILE)
+    name = profile_name(name)
     parser = _parser()
     if not parser.has_section(name):
         if name != DEFAULT_PROFILE:
-            raise ValueError(f"no profile {name!r}: create it with `ksef profile set {name} --env TEST`")
+            raise ValueError(
+                f"no profile {name!r}: create it with `ksef profile set {name} --env TEST` "
+                "(or --base-url URL for another KSeF, such as the emulator)"
+            )
         return Profile()
+    return _profile_of(parser, name)
+
+
+def _profile_of(parser: configparser.ConfigParser, name: str) -> Profile:
     section = parser[name]
     return Profile(name, section.get("environment", "TEST"), section.get("base_url"), section.get("nip"))
 
@@ -145,25 +160,104 @@ def has_profile(name: str) -> bool:
     return _parser().has_section(name)
 
 
-def save_profile(profile: Profile) -> Path:
-    """Create or replace a profile; returns the config file's path."""
-    validate_profile_name(profile.name)
-    if profile.base_url is None:
-        profile.environment = Environment[profile.environment.upper()].name
-    if profile.nip:
-        validate_nip(profile.nip, "nip")
-    parser = _parser()
-    parser[profile.name] = {k: v for k, v in asdict(profile).items() if k != "name" and v is not None}
+def check_base_url(url: str, *, insecure_http: bool = False) -> str:
+    """``url`` (stripped) if it can be a KSeF API's base URL: ``http`` or ``https`` with a host (and
+    a valid port, if any); plain ``http`` only to this machine (``localhost``, a loopback address)
+    unless ``insecure_http``: invoices and tokens would cross the network unencrypted. ``ValueError``
+    otherwise, before it is saved (``ksef profile set``), saying what to write instead."""
+    from ksef_client._settings import _is_loopback  # noqa: PLC0415 - not loaded for --help
+
+    text = url.strip()
+    parts = urlsplit(text)
+    example = "e.g. https://api-test.ksef.mf.gov.pl/v2, or http://127.0.0.1:8000/v2 for the emulator"
+    if parts.scheme.lower() not in ("http", "https") or "://" not in text:
+        guess = f"; http://{text}?" if "://" not in text and text else ""
+        raise ValueError(f"--base-url {text!r}: not an http(s) URL ({example}){guess}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError as error:
+        raise ValueError(f"--base-url {text!r}: {error} ({example})") from None
+    if not parts.hostname:
+        raise ValueError(f"--base-url {text!r}: no host ({example})")
+    if parts.scheme.lower() == "http" and not insecure_http and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"--base-url {text!r}: plain http to another machine sends invoices and tokens unencrypted; use "
+            "https, or http only to this machine (localhost, 127.0.0.1, ::1); --insecure-http allows it "
+            "(an emulator in a container or on a test network)"
+        )
+    return text
+
+
+def set_profile(
+    name: str,
+    environment: str | None = None,
+    base_url: str | None = None,
+    nip: str | None = None,
+    *,
+    insecure_http: bool = False,
+) -> tuple[Profile | None, Profile, Path]:
+    """``ksef profile set``: create profile ``name``, or change what is given of an existing one
+    and keep the rest (its KSeF: the base URL or environment; its NIP). ``base_url`` points it
+    there (checked: ``check_base_url``); ``environment`` alone points it at that environment
+    (dropping a base URL); ``nip`` ``""`` removes the NIP. Read, changed and written under the
+    file's lock, in one piece: the profile before (``None``: new), after, and the file's path."""
+    validate_profile_name(name)
+    if base_url is not None:
+        base_url = check_base_url(base_url, insecure_http=insecure_http)
+    if environment is not None:
+        environment = Environment[environment.upper()].name
+    if nip:
+        nip = validate_nip(nip, "--nip")
     path = config_dir() / "config.ini"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as file:
-        parser.write(file)
-    return path
+    with locked(path):
+        parser = _parser()
+        before = _profile_of(parser, name) if parser.has_section(name) else None
+        after = Profile(name) if before is None else Profile(name, before.environment, before.base_url, before.nip)
+        if base_url is not None:
+            after.base_url = base_url
+            after.environment = environment or after.environment
+        elif environment is not None:
+            after.base_url, after.environment = None, environment
+        if nip is not None:
+            after.nip = nip or None
+        parser[name] = {k: v for k, v in asdict(after).items() if k != "name" and v is not None}
+        _write_config(path, parser)
+    return before, after, path
+
+
+def _write_config(path: Path, parser: configparser.ConfigParser) -> None:
+    from ksef_client._durable import write_durably  # noqa: PLC0415 - not loaded for --help
+
+    text = io.StringIO()
+    parser.write(text)
+    write_durably(path, text.getvalue().encode("utf-8"))
 
 
 def list_profiles() -> list[Profile]:
     """Every saved profile."""
-    return [load_profile(name) for name in _parser().sections()]
+    parser = _parser()
+    return [_profile_of(parser, name) for name in parser.sections()]
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` while ``path`` (``config.ini``, ``credentials.json``) is read, changed
+    and written again, so two ``ksef`` processes (cron beside an interactive run, two CI jobs)
+    never lose each other's change. An OS lock (``flock``; ``msvcrt.locking`` on Windows) that
+    ends with its process; a second process waits for it up to ``LOCK_WAIT`` seconds. Readers need
+    none: the file is replaced whole (``write_durably``), never changed in place."""
+    from ksef_client._durable import hold_lock  # noqa: PLC0415 - not loaded for --help
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def busy() -> ConfigFileError:
+        return ConfigFileError(
+            f"{path} is locked by another ksef process for more than {LOCK_WAIT:g} s "
+            f"({path.name}.lock); try again when it has finished"
+        )
+
+    with hold_lock(path.with_name(path.name + ".lock"), busy, wait=LOCK_WAIT, best_effort=True):
+        yield
 
 
 class CredentialStore:
@@ -213,26 +307,9 @@ class CredentialStore:
                 self._write_file(data)
         return found
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold ``credentials.json.lock`` while the file is read, changed and written again, so two
-        ``ksef`` processes (cron beside an interactive run, two CI jobs) never lose each other's
-        change. An OS lock (``flock``; ``msvcrt.locking`` on Windows) that ends with its process;
-        a second process waits for it up to ``LOCK_WAIT`` seconds. Readers need none: the file is
-        replaced whole (``_write_file``), never changed in place."""
-        from ksef_client._durable import hold_lock  # noqa: PLC0415 - not loaded for --help
-
-        path = self._file
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        def busy() -> ConfigFileError:
-            return ConfigFileError(
-                f"{path} is locked by another ksef process for more than {LOCK_WAIT:g} s "
-                f"({path.name}.lock); try again when it has finished"
-            )
-
-        with hold_lock(path.with_name(path.name + ".lock"), busy, wait=LOCK_WAIT, best_effort=True):
-            yield
+    def _locked(self) -> AbstractContextManager[None]:
+        """``credentials.json.lock`` held while the file is read, changed and written (``locked``)."""
+        return locked(self._file)
 
     def _read_file(self) -> dict[str, Any]:
         path = self._file

@@ -9,8 +9,13 @@ Exit codes (stable, for scripts):
 3    not logged in, or the login failed / was refused (401, 415, 450, ...)
 4    no answer from KSeF (connection, timeout) or gave up polling
 5    some invoices were rejected (the others were accepted: see the output)
+6    none rejected, but some invoices were in KSeF already (440 duplicates: see the output)
 130  interrupted (Ctrl-C)
 ==== ===========================================================================
+
+An error is one line on stderr, followed by its notes (``note: ...``, one a line): what the SDK
+and the CLI know of what the failure left behind (a session still open, files already sent or
+saved) and what to do next.
 """
 
 from __future__ import annotations
@@ -26,15 +31,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-OK, KSEF_ERROR, USAGE, AUTH, UNREACHABLE, REJECTED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+OK, KSEF_ERROR, USAGE, AUTH, UNREACHABLE, REJECTED, ALREADY_IN_KSEF, INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
 
 
 class CLIError(Exception):
-    """A failure the CLI explains itself (message, exit code)."""
+    """A failure the CLI explains itself (message, exit code). Raised ``from`` an SDK error, that
+    error's notes are printed after its line too, unless ``cause_notes`` is false (the message says
+    the same in the CLI's words)."""
 
-    def __init__(self, message: str, code: int = USAGE) -> None:
+    def __init__(self, message: str, code: int = USAGE, *, cause_notes: bool = True) -> None:
         super().__init__(message)
         self.code = code
+        self.cause_notes = cause_notes
+
+
+def notes_of(error: BaseException) -> list[str]:
+    """What is printed after an error's line: the notes of the error a ``CLIError`` was raised
+    from (the SDK's), then its own (the CLI's), each once."""
+    cause = error.__cause__
+    notes: list[str] = []
+    if isinstance(error, CLIError) and error.cause_notes and cause is not None:
+        notes += getattr(cause, "__notes__", [])
+    notes += getattr(error, "__notes__", [])
+    return [str(note) for note in dict.fromkeys(notes)]
 
 
 def exit_code(error: BaseException) -> int:
@@ -171,10 +190,17 @@ class Output:
                 grid.add_row(*(Text(_cell(v)) for v in row))
             console.print(grid)
 
-    def error(self, error: BaseException) -> None:
-        """The one-line error on stderr (also in JSON mode: stdout stays parseable); it quotes
-        KSeF's descriptions, so it is ``printable`` too."""
-        sys.stderr.write(printable(error_line(error)) + "\n")
+    def error(self, error: BaseException, line: str | None = None) -> None:
+        """The one-line error (``line``, by default ``error_line``) on stderr (also in JSON mode:
+        stdout stays parseable), then its notes (``notes_of``), a line each; it quotes KSeF's
+        descriptions, so it is ``printable`` too."""
+        sys.stderr.write(printable(error_line(error) if line is None else line) + "\n")
+        for note in notes_of(error):
+            self.note(note)
+
+    def note(self, text: str, kind: str = "note") -> None:
+        """A line on stderr for people and scripts alike: ``note: ...`` (or ``warning: ...``)."""
+        sys.stderr.write(f"{kind}: {printable(text)}\n")
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Any:
