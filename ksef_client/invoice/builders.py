@@ -1,5 +1,7 @@
-"""Builders for the FA(3) invoice kinds: VAT, correction (KOR), advance (ZAL), settlement (ROZ)
-and the corrections of advance and settlement invoices (KOR_ZAL, KOR_ROZ).
+"""Builders for the FA(3) invoice kinds: VAT and correction (KOR), with the parties and the
+references to corrected invoices every builder shares. The invoices of a sale with advance
+payments (ZAL, KOR_ZAL, ROZ, KOR_ROZ and ``AdvanceInvoice``) are built in
+``ksef_client.invoice.advances`` and can be imported from here too.
 
 ::
 
@@ -28,12 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from decimal import Decimal
 from enum import IntEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from xsdata.models.datatype import XmlDate, XmlDateTime
@@ -52,7 +53,6 @@ from ksef_client.invoice.totals import (
     RATES,
     Line,
     Totals,
-    advance_totals,
     checked_decimal,
     checked_exchange_rate,
     checked_text,
@@ -60,8 +60,6 @@ from ksef_client.invoice.totals import (
     collapsed,
     line_totals,
     rate_of,
-    settlement_totals,
-    tax,
     tax_in_pln,
 )
 
@@ -536,9 +534,11 @@ class CorrectedInvoice:
         if self.ksef_number is not None:
             validate_ksef_number(self.ksef_number, "corrected ksef_number")
         if self.lines is not None:
-            object.__setattr__(self, "lines", tuple(self.lines))
-            if not self.lines or not all(isinstance(line, Line) for line in self.lines):
-                raise ValueError("corrected lines: the corrected invoice's Line objects, all of them")
+            object.__setattr__(
+                self,
+                "lines",
+                _all_lines(self.lines, "corrected lines", "the corrected invoice's Line objects, all of them"),
+            )
         if self.currency not in _CURRENCIES:
             raise ValueError(f"corrected currency: {self.currency!r} is not an ISO 4217 code of the schema")
         rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="corrected exchange_rate")
@@ -556,6 +556,7 @@ class CorrectedInvoice:
                     "totals={'p_13_1': ..., 'p_14_1': ...}), or CorrectedInvoice.of(invoice, ksef_number)"
                 )
             shown = _shown_totals(self.totals, self.currency, rate, "corrected totals")
+            checked_totals(_as_totals(shown), "corrected totals")  # their sum, P_15 (P_15ZK of its correction)
             object.__setattr__(self, "totals", shown)
         elif self.totals is not None:
             raise ValueError(
@@ -588,9 +589,6 @@ class CorrectedInvoice:
             return reference
         _check_gross(invoice, "invoice")
         return replace(reference, kind="ROZ", totals=invoice.totals())
-
-    def _model(self) -> fa3.Faktura.Fa.DaneFaKorygowanej:
-        return _corrected_model(self.number, self.issue_date, self.ksef_number)
 
     def _shown(self) -> Totals:
         """A settlement invoice's totals as it shows them (``kind="ROZ"`` only)."""
@@ -684,179 +682,31 @@ def _check_gross(invoice: Invoice, name: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AdvanceInvoice:
-    """An advance invoice (``ZAL``), as a settlement invoice deducts it (``settlement``, ``ROZ``)
-    and a correction corrects it (``advance_correction``, ``KOR_ZAL``).
-
-    ``number``, ``issue_date`` and ``ksef_number`` (``None``: issued outside KSeF) name it: a
-    settlement lists it in ``FakturaZaliczkowa`` (``NrKSeFFaZaliczkowej``, or ``NrKSeFZN`` with
-    ``NrFaZaliczkowej``), a correction in ``DaneFaKorygowanej``. Keyword-only:
-
-    - ``totals`` (required): its ``P_13_x``/``P_14_x`` (and, in a foreign currency, ``P_14_xW``)
-      by field name, as it shows them (``{"p_13_1": "500.00", "p_14_1": "115.00"}``, as
-      ``Invoice.totals()`` gives them), corrections included: a settlement deducts exactly these
-      (art. 106f ust. 3: the tax "pomniejsza się o sumę kwot podatku wykazanego w fakturach
-      dokumentujących otrzymanie części zapłaty"). Their sum is the payment, ``received``
-      (``P_15``). A ``P_14_xW`` left out is computed from ``exchange_rate``.
-    - ``order``: the order's lines (``Zamowienie``), needed by ``advance_correction``.
-    - ``currency`` (``KodWaluty``) and ``exchange_rate`` (``KursWalutyZ``, PLN per unit).
-
-    ``AdvanceInvoice.of(invoice, ksef_number, corrections=[...])`` reads all of it from a ZAL
-    ``Invoice`` and the ``KOR_ZAL`` invoices that corrected it.
-    """
-
-    number: str
-    issue_date: dt.date
-    ksef_number: str | None = None
-    _: KW_ONLY
-    totals: Mapping[str, Decimal | str] = field(hash=False)
-    order: Sequence[Line] | None = field(default=None, repr=False)
-    currency: str = "PLN"
-    exchange_rate: Decimal | str | None = None
-
-    def __post_init__(self) -> None:
-        checked_text(self.number, "advance number", 256)
-        _date(self.issue_date, "advance issue_date")
-        if self.ksef_number is not None:
-            validate_ksef_number(self.ksef_number, "advance ksef_number")
-        if self.currency not in _CURRENCIES:
-            raise ValueError(f"advance currency: {self.currency!r} is not an ISO 4217 code of the schema")
-        rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="advance exchange_rate")
-        object.__setattr__(self, "exchange_rate", rate)
-        object.__setattr__(self, "totals", _shown_totals(self.totals, self.currency, rate, "advance totals"))
-        if self.received < 0:
-            raise ValueError(f"advance totals: they add up to {self.received}, and a payment is not negative")
-        if self.order is not None:
-            object.__setattr__(self, "order", tuple(self.order))
-            if not self.order or not all(isinstance(line, Line) for line in self.order):
-                raise ValueError("advance order: the order's Line objects (Zamowienie), all of them")
-
-    @property
-    def received(self) -> Decimal:
-        """``P_15``: the payment the advance invoice documents (its ``P_13_x`` plus ``P_14_x``)."""
-        return self._totals().gross
-
-    def _totals(self) -> Totals:
-        return _as_totals(self.totals)  # type: ignore[arg-type]  # Decimal values since __post_init__
-
-    @classmethod
-    def of(
-        cls, invoice: Invoice, ksef_number: str | None = None, *, corrections: Sequence[Invoice] = ()
-    ) -> AdvanceInvoice:
-        """The reference to a ZAL ``Invoice`` (with the KSeF number it got, if sent): its totals,
-        its order (the ``Zamowienie`` rows, when each has quantity, net unit price, rate and a
-        ``P_11NettoZ`` that they give), currency and ``KursWalutyZ``.
-
-        ``corrections``: the ``KOR_ZAL`` invoices that corrected it, in the order issued; each
-        one's differences are added to the totals, its ``KursWalutyZ`` replaces the rate, and its
-        order rows after the correction become the order when its rows before the correction
-        (``StanPrzedZ``) are the order as it stood (else the order is unknown, ``None``). Each must
-        name this invoice in ``DaneFaKorygowanej``.
-        """
-        if not isinstance(invoice, Invoice):
-            raise ValueError(f"invoice: expected an Invoice, got {type(invoice).__name__}")
-        if invoice.kind != "ZAL":
-            hint = (
-                "; read the ZAL it corrects, with the corrections: AdvanceInvoice.of(zal, ksef_number, "
-                "corrections=[...])"
-                if invoice.kind == "KOR_ZAL"
-                else ""
-            )
-            raise ValueError(f"invoice: {invoice.number!r} is a {invoice.kind} invoice, not an advance one (ZAL){hint}")
-        _check_gross(invoice, "invoice")
-        zamowienie = invoice.model.fa.zamowienie
-        reference = cls(
-            invoice.number, invoice.issue_date, ksef_number, totals=invoice.totals(),
-            order=_order_lines(zamowienie.zamowienie_wiersz) if zamowienie is not None else None,
-            currency=invoice.currency, exchange_rate=invoice.model.fa.kurs_waluty_z,
-        )  # fmt: skip
-        if isinstance(corrections, Invoice) or not isinstance(corrections, Iterable):
-            raise ValueError("corrections: expected a sequence of KOR_ZAL Invoice objects")
-        for index, correction_invoice in enumerate(corrections):
-            reference = reference._corrected_by(correction_invoice, f"corrections[{index}]")
-        return reference
-
-    def _corrected_by(self, kor: object, name: str) -> AdvanceInvoice:
-        """This advance invoice as the KOR_ZAL ``kor`` left it."""
-        if not isinstance(kor, Invoice) or kor.kind != "KOR_ZAL":
-            kind = kor.kind if isinstance(kor, Invoice) else type(kor).__name__
-            raise ValueError(f"{name}: expected a KOR_ZAL Invoice (a correction of an advance invoice), got {kind}")
-        if not any(
-            data.nr_fa_korygowanej == self.number
-            and (self.ksef_number is None or data.nr_kse_ffa_korygowanej in {None, self.ksef_number})
-            for data in kor.model.fa.dane_fa_korygowanej
-        ):
-            raise ValueError(f"{name}: {kor.number!r} does not correct {self.number!r} (DaneFaKorygowanej)")
-        if kor.currency != self.currency:
-            raise ValueError(f"{name}: {kor.number!r} is in {kor.currency}, the advance invoice in {self.currency}")
-        _check_gross(kor, name)
-        changes = kor.totals()
-        names = [key for key in FIELD_ORDER if key in self.totals or key in changes]
-        zero = Decimal("0.00")
-        totals = {key: Decimal(self.totals.get(key, zero)) + changes.get(key, zero) for key in names}
-        zamowienie = kor.model.fa.zamowienie
-        order = self.order if zamowienie is None else _order_after(self.order, zamowienie.zamowienie_wiersz)
-        rate = kor.model.fa.kurs_waluty_z if kor.model.fa.kurs_waluty_z is not None else self.exchange_rate
-        return replace(self, totals=totals, order=order, exchange_rate=rate)
-
-    def _reference(self) -> fa3.Faktura.Fa.FakturaZaliczkowa:
-        """``FakturaZaliczkowa``: the KSeF number, or the number of one issued outside KSeF."""
-        if self.ksef_number is not None:
-            return fa3.Faktura.Fa.FakturaZaliczkowa(nr_kse_ffa_zaliczkowej=self.ksef_number)
-        return fa3.Faktura.Fa.FakturaZaliczkowa(nr_kse_fzn=_YES, nr_fa_zaliczkowej=self.number)
-
-
-_OrderRow = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz
-
-
-def _order_lines(rows: Sequence[_OrderRow]) -> tuple[Line, ...] | None:
-    """Order rows (``ZamowienieWiersz``) as ``Line`` objects; ``None`` if one cannot be read back
-    exactly (no quantity, net unit price or rate, or a ``P_11NettoZ`` they do not give)."""
-    lines = []
-    for row in rows:
-        if row.p_8_bz is None or row.p_9_az is None or row.p_12_z is None:
-            return None
-        try:
-            line = Line(row.p_7_z or "", row.p_8_bz, row.p_9_az, rate_of(row.p_12_z), unit=row.p_8_az or "szt.")
-        except ValueError:
-            return None
-        if line.net != row.p_11_netto_z:
-            return None
-        lines.append(line)
-    return tuple(lines) or None
-
-
-def _order_after(order: Sequence[Line] | None, rows: Sequence[_OrderRow]) -> tuple[Line, ...] | None:
-    """The order after a KOR_ZAL whose ``Zamowienie`` rows are ``rows``: its rows after the
-    correction, when its rows before (``StanPrzedZ``) are the whole ``order`` as it stood (the
-    way ``advance_correction`` writes them); else ``None`` (rows of differences, or of the
-    corrected lines only, do not say what the whole order became)."""
-    before = _order_lines([row for row in rows if row.stan_przed_z is not None])
-    after = _order_lines([row for row in rows if row.stan_przed_z is None])
-    if order is None or before is None or after is None or Counter(before) != Counter(order):
-        return None
-    return after
-
-
 def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:
     """An invoice's rows as ``Line`` objects; ``None`` if one cannot be read back exactly (or the
     invoice is itself a correction, whose rows are differences)."""
     rows = invoice.model.fa.fa_wiersz
     if not rows or invoice.kind not in {"VAT", "ROZ"}:  # a ROZ's rows: "pełne wartości zamówienia"
         return None
-    lines = []
-    for row in rows:
-        if row.p_8_b is None or row.p_9_a is None or row.p_12 is None or row.stan_przed is not None:
-            return None
-        try:
-            line = Line(row.p_7 or "", row.p_8_b, row.p_9_a, rate_of(row.p_12), unit=row.p_8_a or "szt.")
-        except ValueError:
-            return None
-        if line.net != row.p_11:
-            return None
-        lines.append(line)
-    return tuple(lines)
+    if any(row.stan_przed is not None for row in rows):
+        return None
+    lines = [_line_of(row.p_7, row.p_8_a, row.p_8_b, row.p_9_a, row.p_12, row.p_11) for row in rows]
+    return None if None in lines else tuple(line for line in lines if line is not None)
+
+
+def _line_of(
+    name: str | None, unit: str | None, quantity: Decimal | None, price: Decimal | None, rate: object, value: object
+) -> Line | None:
+    """A row (``FaWiersz``, ``ZamowienieWiersz``) as a ``Line``: its name, unit, quantity, net unit
+    price and rate; ``None`` if it has no quantity, price or rate, or they do not give its value
+    (``P_11``, ``P_11NettoZ``), as a row of gross prices or of differences does not."""
+    if quantity is None or price is None or rate is None:
+        return None
+    try:
+        line = Line(name or "", quantity, price, rate_of(rate), unit=unit or "szt.")
+    except ValueError:
+        return None
+    return line if line.net == value else None
 
 
 def _rate_of(invoice: Invoice) -> Decimal | None:
@@ -910,16 +760,21 @@ def _created(created: dt.datetime | None) -> XmlDateTime:
     return XmlDateTime.from_datetime(moment)
 
 
+_MAX_ROWS = 10_000  # FaWiersz and ZamowienieWiersz maxOccurs="10000"
+
+
 def _common(
     number: str,
     issue_date: dt.date,
     seller: Party,
     buyer: Party,
     currency: str,
-    lines: Sequence[Line],
-    what: str,
     allow_future_issue_date: bool,
-) -> None:
+    **lines: object,
+) -> tuple[tuple[Line, ...], ...]:
+    """The arguments every builder takes checked, the parties before the lines; ``lines``: each
+    lines argument by its name (``lines=lines``, ``before=..., after=...``), returned checked
+    (``_line_sequence``) in that order, at most 10 000 rows together."""
     checked_text(number, "number", 256)
     _issue_date(issue_date, allow_future_issue_date)
     if not isinstance(seller, Party) or not isinstance(buyer, Party):
@@ -928,10 +783,30 @@ def _common(
     _check_buyer(buyer)
     if currency not in _CURRENCIES:
         raise ValueError(f"currency: {currency!r} is not an ISO 4217 code of the schema")
-    if not all(isinstance(line, Line) for line in lines):
-        raise ValueError(f"{what}: expected Line objects")
-    if len(lines) > 10_000:
-        raise ValueError(f"{what}: at most 10000 lines")
+    checked = tuple(_line_sequence(value, name) for name, value in lines.items())
+    if sum(map(len, checked)) > _MAX_ROWS:
+        raise ValueError(f"{'/'.join(lines)}: at most {_MAX_ROWS} lines")
+    return checked
+
+
+def _line_sequence(value: object, name: str) -> tuple[Line, ...]:
+    """A lines argument checked: a sequence of ``Line`` objects (``ValueError`` naming ``name`` for
+    a single ``Line``, ``None``, a string or anything else that is not a sequence, and for an item
+    that is not a ``Line``)."""
+    if isinstance(value, Line | str | bytes) or not isinstance(value, Sequence):
+        raise ValueError(f"{name}: expected a sequence of Line objects, got {type(value).__name__}")
+    if not all(isinstance(line, Line) for line in value):
+        raise ValueError(f"{name}: expected Line objects")
+    return tuple(value)
+
+
+def _all_lines(value: object, name: str, expected: str) -> tuple[Line, ...]:
+    """A reference's lines (a corrected invoice's, an advance invoice's order) checked: at least
+    one (``ValueError`` naming ``name``, saying what is ``expected``)."""
+    lines = _line_sequence(value, name)
+    if not lines:
+        raise ValueError(f"{name}: {expected}")
+    return lines
 
 
 def _taxed(lines: Sequence[Line]) -> bool:
@@ -1072,7 +947,7 @@ def vat_invoice(
     ``Podmiot3`` entries (``ThirdParty``, at most 100); a ``JST_RECIPIENT`` or
     ``VAT_GROUP_RECIPIENT`` among them marks the buyer ``JST`` / ``GV`` "1".
     """
-    _common(number, issue_date, seller, buyer, currency, lines, "lines", allow_future_issue_date)
+    (lines,) = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, lines=lines)
     if not lines:
         raise ValueError("lines: at least one line")
     basis = _exemption(exemption, lines)
@@ -1139,35 +1014,123 @@ def correction(
             f"corrected: {corrected.number!r} is a settlement invoice (ROZ); it is corrected by "
             "settlement_correction() (KOR_ROZ), whose amounts take the advances into account"
         )
-    currency = _correction_currency(currency, corrected.currency)
-    _common(number, issue_date, seller, buyer, currency, [*before, *after], "before/after", allow_future_issue_date)
-    basis = _exemption(exemption, [*before, *after])
-    thirds = _third_parties(third_parties, split_payment)
+    checked = _correction(
+        fa3.TrodzajFaktury.KOR, corrected, {"before": before, "after": after}, rate_before=True, number=number,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason,
+        exchange_rate=exchange_rate, created=created, exemption=exemption,
+        allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
+    )  # fmt: skip
+    before, after, rate = checked.before, checked.after, checked.exchange_rate
     if not before and not after:
         raise ValueError("before, after: a correction needs at least one line")
-    if exchange_rate is None:
-        exchange_rate = corrected.exchange_rate
-    if reason is not None:
-        checked_text(reason, "reason", 256)
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed([*before, *after]))
     touched = {line.rate for line in [*before, *after]}
     invoiced = [line for line in _corrected_lines(corrected, before) if line.rate in touched]
     corrected_state = _without(invoiced, before) + list(after)
     totals = checked_totals(line_totals(corrected_state, rate) - line_totals(invoiced, rate), "before/after")
-    model = _invoice(
-        fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=totals, created=created, third_parties=thirds,
-        annotations=_annotations([*before, *after], basis, split_payment),
-    )  # fmt: skip
-    model.fa.przyczyna_korekty = reason
-    model.fa.dane_fa_korygowanej = [corrected._model()]
-    rows = [_row(i, line, rate, before=True) for i, line in enumerate(before, 1)]
-    rows += [_row(i, line, rate) for i, line in enumerate(after, len(before) + 1)]
-    model.fa.fa_wiersz = rows
+    model = checked.model(totals)
+    model.fa.fa_wiersz = checked.rows(rate)
     return Invoice(model)
 
 
-def _correction_currency(currency: str | None, corrected: str, reference: str = "CorrectedInvoice") -> str:
+class _Reference(Protocol):
+    """What a correction takes of the invoice it corrects (a ``CorrectedInvoice``, an ``AdvanceInvoice``)."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def issue_date(self) -> dt.date: ...
+    @property
+    def ksef_number(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def exchange_rate(self) -> Decimal | str | None: ...
+
+
+@dataclass(frozen=True)
+class _Correction:
+    """A correction (``KOR``, ``KOR_ZAL``, ``KOR_ROZ``) as the arguments every correction builder
+    takes leave it, checked by ``_correction``: its lines before and after, its exchange rate,
+    and what ``model`` writes besides the amounts."""
+
+    kind: fa3.TrodzajFaktury
+    corrected: _Reference
+    before: tuple[Line, ...]
+    after: tuple[Line, ...]
+    exchange_rate: Decimal | None
+    number: str
+    issue_date: dt.date
+    seller: Party
+    buyer: Party
+    currency: str
+    reason: str | None
+    created: dt.datetime | None
+    exemption: str | None
+    split_payment: bool
+    third_parties: list[ThirdParty]
+
+    def model(self, totals: Totals) -> fa3.Faktura:
+        """The correction with the differences ``totals``, ``PrzyczynaKorekty`` and
+        ``DaneFaKorygowanej``; the annotations are over the lines before and after (FA(3): a
+        correction's are filled "wg stanu po korekcie", and a line removed still counts)."""
+        model = _invoice(
+            self.kind, number=self.number, issue_date=self.issue_date, seller=self.seller, buyer=self.buyer,
+            currency=self.currency, totals=totals, created=self.created, third_parties=self.third_parties,
+            annotations=_annotations([*self.before, *self.after], self.exemption, self.split_payment),
+        )  # fmt: skip
+        corrected = self.corrected
+        model.fa.przyczyna_korekty = self.reason
+        model.fa.dane_fa_korygowanej = [_corrected_model(corrected.number, corrected.issue_date, corrected.ksef_number)]
+        return model
+
+    def rows(self, rate_before: Decimal | None) -> list[fa3.Faktura.Fa.FaWiersz]:
+        """``FaWiersz``: the lines before the correction (``StanPrzed``, at ``rate_before``), then
+        after it (at the correction's rate), as separate numbered rows."""
+        rows = [_row(i, line, rate_before, before=True) for i, line in enumerate(self.before, 1)]
+        return rows + [_row(i, line, self.exchange_rate) for i, line in enumerate(self.after, len(rows) + 1)]
+
+
+def _correction(
+    kind: fa3.TrodzajFaktury,
+    corrected: _Reference,
+    lines: Mapping[str, object],
+    *,
+    rate_before: bool,
+    number: str,
+    issue_date: dt.date,
+    seller: Party,
+    buyer: Party,
+    currency: str | None,
+    reason: str | None,
+    exchange_rate: Decimal | str | None,
+    created: dt.datetime | None,
+    exemption: str | None,
+    allow_future_issue_date: bool,
+    split_payment: bool,
+    third_parties: Sequence[ThirdParty],
+) -> _Correction:
+    """The arguments every correction builder takes, checked (``ValueError`` naming each):
+    ``lines``, the lines before the correction and those after, each by its argument's name; the
+    currency (the corrected invoice's, ``_correction_currency``); the exchange rate (default: the
+    corrected invoice's), required when the lines after it are taxed, or those before too with
+    ``rate_before`` (a ``KOR`` converts both states at it); the reason; and what every builder
+    checks (``_common``, ``_exemption`` over the lines before and after, ``_third_parties``)."""
+    currency = _correction_currency(currency, corrected.currency, type(corrected).__name__)
+    before, after = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, **lines)
+    basis = _exemption(exemption, [*before, *after])
+    thirds = _third_parties(third_parties, split_payment)
+    if reason is not None:
+        checked_text(reason, "reason", 256)
+    rate = corrected.exchange_rate if exchange_rate is None else exchange_rate
+    rate = checked_exchange_rate(rate, currency, taxed=_taxed([*before, *after] if rate_before else after))
+    return _Correction(
+        kind=kind, corrected=corrected, before=before, after=after, exchange_rate=rate, number=number,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, created=created,
+        exemption=basis, split_payment=split_payment, third_parties=thirds,
+    )  # fmt: skip
+
+
+def _correction_currency(currency: str | None, corrected: str, reference: str) -> str:
     """The correction's currency: the corrected invoice's, ``corrected`` (FA(3), ``Fa``: "Pola
     dotyczące wartości sprzedaży i podatku wypełnia się w walucie, w której wystawiono fakturę ... W
     przypadku wystawienia faktury korygującej ... pola dotyczące podstaw opodatkowania, podatku oraz
@@ -1206,390 +1169,30 @@ def _without(lines: Sequence[Line], removed: Sequence[Line]) -> list[Line]:
     return left
 
 
-def advance(
-    *,
-    number: str,
-    issue_date: dt.date,
-    seller: Party,
-    buyer: Party,
-    order: Sequence[Line],
-    received: Decimal | str,
-    payment_date: dt.date | None = None,
-    currency: str = "PLN",
-    exchange_rate: Decimal | str | None = None,
-    created: dt.datetime | None = None,
-    exemption: str | None = None,
-    allow_future_issue_date: bool = False,
-    split_payment: bool = False,
-    third_parties: Sequence[ThirdParty] = (),
-) -> Invoice:
-    """An advance invoice (``ZAL``) for a payment ``received`` towards ``order``.
+# The builders of a sale with advance payments live in their own module, which builds on the
+# helpers above; they are imported here last (that module imports this one), so that
+# ``from ksef_client.invoice.builders import advance`` works as it did before they moved.
+from ksef_client.invoice.advances import (  # noqa: E402
+    AdvanceInvoice,
+    advance,
+    advance_correction,
+    settlement,
+    settlement_correction,
+)
 
-    The order's lines go to ``Zamowienie`` (with each line's tax and the order's gross value);
-    the payment's net and tax per rate to ``P_13_x``/``P_14_x`` and the payment to ``P_15``.
-    ``payment_date`` (``P_6``) when it differs from the issue date. In a foreign currency,
-    ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``. ``exemption``, the reverse
-    charge and ``allow_future_issue_date`` as in ``vat_invoice``, over the order's lines;
-    ``split_payment`` and ``third_parties`` as in ``vat_invoice``.
-    """
-    _common(number, issue_date, seller, buyer, currency, order, "order", allow_future_issue_date)
-    if not order:
-        raise ValueError("order: at least one ordered line")
-    basis = _exemption(exemption, order)
-    thirds = _third_parties(third_parties, split_payment)
-    paid = checked_decimal(received, "received", 2, positive=True)
-    order_gross = checked_totals(line_totals(order), "order").gross  # WartoscZamowienia, TKwotowy
-    if paid > order_gross:
-        raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(order))
-    if payment_date is not None:
-        _date(payment_date, "payment_date")
-    model = _invoice(
-        fa3.TrodzajFaktury.ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=checked_totals(advance_totals(paid, order, rate), "received"), created=created,
-        date=payment_date,
-        annotations=_annotations(order, basis, split_payment), third_parties=thirds,
-    )  # fmt: skip
-    model.fa.kurs_waluty_z = rate
-    model.fa.zamowienie = _order_model(order_gross, order)
-    return Invoice(model)
-
-
-def _order_model(value: Decimal, order: Sequence[Line], before: Sequence[Line] = ()) -> fa3.Faktura.Fa.Zamowienie:
-    """``Zamowienie``: the order's gross value (``WartoscZamowienia``, "z uwzględnieniem kwoty
-    podatku") and its rows, each with its tax (``P_11VatZ``); ``before``: rows as the order stood
-    before a correction, marked ``StanPrzedZ`` and numbered first."""
-    rows = [_order_row(i, line, before=True) for i, line in enumerate(before, 1)]
-    rows += [_order_row(i, line) for i, line in enumerate(order, len(before) + 1)]
-    return fa3.Faktura.Fa.Zamowienie(wartosc_zamowienia=value, zamowienie_wiersz=rows)
-
-
-def _order_row(number: int, line: Line, *, before: bool = False) -> _OrderRow:
-    percent = line.fields.percent
-    return _OrderRow(
-        nr_wiersza_zam=number,
-        p_7_z=line.name,
-        p_8_az=line.unit,
-        p_8_bz=line.quantity,
-        p_9_az=line.unit_price,
-        p_11_netto_z=line.net,
-        p_11_vat_z=tax(line.net, percent) if percent is not None else None,
-        p_12_z=fa3.TstawkaPodatku(line.rate),
-        stan_przed_z=_YES if before else None,
-    )
-
-
-_MAX_ADVANCES = 100  # FakturaZaliczkowa maxOccurs="100"
-
-
-def _advances(advances: Sequence[AdvanceInvoice], currency: str) -> list[AdvanceInvoice]:
-    """``advances`` checked: 1..100 ``AdvanceInvoice`` objects, each once, in ``currency``."""
-    if isinstance(advances, AdvanceInvoice) or not isinstance(advances, Iterable):
-        raise ValueError("advances: expected a sequence of AdvanceInvoice objects (AdvanceInvoice.of(zal, ...))")
-    settled = list(advances)
-    if not all(isinstance(advance, AdvanceInvoice) for advance in settled):
-        raise ValueError("advances: expected AdvanceInvoice objects (AdvanceInvoice.of(zal, ksef_number))")
-    if not settled:
-        raise ValueError(
-            "advances: at least one advance invoice; a settlement invoice (ROZ, art. 106f ust. 3) deducts the "
-            "advances and lists them (FakturaZaliczkowa): without advances, issue a VAT invoice (vat_invoice)"
-        )
-    if len(settled) > _MAX_ADVANCES:
-        raise ValueError(f"advances: at most {_MAX_ADVANCES} (FakturaZaliczkowa), got {len(settled)}")
-    seen: set[tuple[str, str | None]] = set()
-    for advance in settled:
-        key = (advance.number, advance.ksef_number)
-        if key in seen:
-            raise ValueError(f"advances: {advance.number!r} is given twice; each advance invoice is deducted once")
-        seen.add(key)
-        if advance.currency != currency:
-            raise ValueError(
-                f"advances: {advance.number!r} is in {advance.currency}, the settlement in {currency}; it deducts "
-                "the advances' amounts, so they are in its currency"
-            )
-    return settled
-
-
-def _field_label(name: str) -> str:
-    """``p_14_1_w`` -> ``P_14_1W``: a field as the schema names it."""
-    return name.upper().replace("_W", "W")
-
-
-def _remaining(lines: Sequence[Line], advances: Sequence[AdvanceInvoice], rate: Decimal | None) -> Totals:
-    """What a settlement shows (``totals.settlement_totals``), refused (``ValueError`` naming
-    ``advances``) for an advance with an amount at a rate no line of the order is at: its tax was
-    at a rate nothing is supplied at, which a correction of the advance invoice puts right first
-    (the Ministry's ``FA_3_Przykład_11.xml`` corrects an advance's rate before the settlement). A
-    field of 0.00 at such a rate (an advance whose order a correction moved off it) deducts
-    nothing and is left out. Refused too: advances that cover the whole order."""
-    order = line_totals(lines)
-    deducted = []
-    for advance in advances:
-        fields = {}
-        for name, value in advance.totals.items():
-            if name.endswith("_w"):
-                continue
-            if name not in order.fields:
-                if value == 0:
-                    continue
-                raise ValueError(
-                    f"advances: {advance.number!r} has {_field_label(name)} and no line is at that rate; the "
-                    "advance invoice's tax is at a rate nothing is supplied at: correct it first (advance_correction, "
-                    "KOR_ZAL)"
-                )
-            fields[name] = Decimal(value)
-        deducted.append(Totals(fields, advance.received))
-    # A field may end below 0 (the Act deducts field by field): the advances' parts at a rate, each
-    # rounded, can add up to a grosz more than the order has there, and an order changed since the
-    # advances can have less at a rate than they paid towards it. The amounts are the Act's.
-    totals = settlement_totals(lines, deducted, rate)
-    if totals.gross <= 0:
-        raise ValueError(
-            f"advances: they add up to {order.gross - totals.gross}, the whole order ({order.gross}); a settlement "
-            "invoice is issued when the advance invoices do not cover the whole payment (art. 106f ust. 3: "
-            "'nie obejmuje całej zapłaty'), and paid in full beforehand, the last advance invoice settles the order "
-            "(art. 106f ust. 4, FA(3) XSD: FakturaZaliczkowa of 'ostatniej z faktur')"
-        )
-    return totals
-
-
-def settlement(
-    *,
-    number: str,
-    issue_date: dt.date,
-    seller: Party,
-    buyer: Party,
-    lines: Sequence[Line],
-    advances: Sequence[AdvanceInvoice],
-    currency: str = "PLN",
-    exchange_rate: Decimal | str | None = None,
-    sale_date: dt.date | None = None,
-    created: dt.datetime | None = None,
-    exemption: str | None = None,
-    allow_future_issue_date: bool = False,
-    split_payment: bool = False,
-    third_parties: Sequence[ThirdParty] = (),
-) -> Invoice:
-    """A settlement invoice (``ROZ``, art. 106f ust. 3 of the VAT Act): issued after the goods or
-    service, when advance invoices (``ZAL``) were issued before, for what remains to be paid.
-
-    ``lines`` are the whole order or contract, at full value (FA(3) XSD, ``FaWiersz``: "W
-    przypadku faktur, o których mowa w art. 106f ust. 3 ustawy, należy wykazać pełne wartości
-    zamówienia lub umowy"). ``advances`` are the advance invoices it settles (``AdvanceInvoice``,
-    1..100), listed in ``FakturaZaliczkowa`` by KSeF number, or by number when issued outside
-    KSeF (the Act: the invoice "powinna również zawierać numery faktur wystawionych przed wydaniem
-    towaru").
-
-    Totals (art. 106f ust. 3: "sumę wartości towarów lub usług pomniejsza się o wartość otrzymanych
-    części zapłaty, a kwotę podatku pomniejsza się o sumę kwot podatku wykazanego w fakturach
-    dokumentujących otrzymanie części zapłaty"): each ``P_13_x``/``P_14_x`` is the lines' total
-    less the advances' (as they show them), and ``P_15`` what remains to be paid (XSD: "kwota
-    pozostała do zapłaty"), as in the Ministry's sample invoice ``Fa_3_Przykład_14.xml``. A field
-    may come out below 0 where the advances paid more at a rate than the order has there (the Act
-    deducts field by field; rounding of the advances' split can do it by a grosz). Refused: an
-    advance with an amount at a rate no line is at (its tax was at a rate nothing is supplied at:
-    correct the advance invoice first, ``advance_correction``), and advances that cover the whole
-    order (then no settlement is issued: the last advance invoice settles it, art. 106f ust. 4).
-
-    In a foreign ``currency``, the advances are in it too; ``exchange_rate`` (required with tax)
-    is written on the taxed rows (``KursWaluty``) and converts the remaining tax (``P_14_xW``:
-    the advances' tax was converted at their own rates, on their invoices; no source says so in
-    as many words, see ``totals``). ``sale_date`` (``P_6``, the day of the supply) when it differs
-    from the issue date; ``exemption``, the reverse charge, ``allow_future_issue_date``,
-    ``split_payment`` and ``third_parties`` as in ``vat_invoice``. A settlement that also
-    documents a further payment received before the supply (``ZaliczkaCzesciowa``) is left to
-    ``invoice.model``.
-    """
-    _common(number, issue_date, seller, buyer, currency, lines, "lines", allow_future_issue_date)
-    if not lines:
-        raise ValueError("lines: at least one line (the whole order or contract, at full value)")
-    settled = _advances(advances, currency)
-    basis = _exemption(exemption, lines)
-    thirds = _third_parties(third_parties, split_payment)
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
-    if sale_date is not None:
-        _date(sale_date, "sale_date")
-    totals = checked_totals(_remaining(lines, settled, rate), "lines")
-    model = _invoice(
-        fa3.TrodzajFaktury.ROZ, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=totals, created=created, date=sale_date,
-        annotations=_annotations(lines, basis, split_payment), third_parties=thirds,
-    )  # fmt: skip
-    model.fa.faktura_zaliczkowa = [advance._reference() for advance in settled]
-    model.fa.fa_wiersz = [_row(i, line, rate) for i, line in enumerate(lines, 1)]
-    return Invoice(model)
-
-
-def advance_correction(
-    *,
-    number: str,
-    issue_date: dt.date,
-    seller: Party,
-    buyer: Party,
-    corrected: AdvanceInvoice,
-    received: Decimal | str | None = None,
-    order: Sequence[Line] | None = None,
-    reason: str | None = None,
-    currency: str | None = None,
-    exchange_rate: Decimal | str | None = None,
-    created: dt.datetime | None = None,
-    exemption: str | None = None,
-    allow_future_issue_date: bool = False,
-    split_payment: bool = False,
-    third_parties: Sequence[ThirdParty] = (),
-) -> Invoice:
-    """A correction of an advance invoice (``KOR_ZAL``): of the payment it documents, of the order
-    it was paid towards, or both.
-
-    ``corrected`` is the advance invoice as it stands (``AdvanceInvoice.of(zal, ksef_number,
-    corrections=[...])``), with its order. ``received`` is the payment after the correction
-    (default: unchanged; 0 when it was all returned), ``order`` the whole order after it (default:
-    unchanged). The totals are the advance totals after the correction (computed as ``advance``
-    computes them, over the order as corrected) less the advance invoice's as it shows them (XSD,
-    ``P_13_x``/``P_14_x`` of a correction: "kwota różnicy"); ``P_15`` is the change of the payment
-    ("korekta kwoty wynikającej z faktury korygowanej") and ``P_15ZK`` the payment before ("kwota
-    zapłaty przed korektą"), as in the Ministry's ``FA_3_Przykład_11.xml`` and ``_12.xml``.
-
-    ``Zamowienie`` shows the whole order before the correction (``StanPrzedZ``) and after it, as
-    separate numbered rows, and its value after (``WartoscZamowienia``): the XSD asks for the rows
-    before and after when the order changed, and for both "w celu potwierdzenia braku zmiany
-    wartości danej pozycji" when only the payment's tax changed; the Ministry's samples show every
-    row both ways.
-
-    The correction is in the advance invoice's currency (``currency`` another is refused). In a
-    foreign currency ``exchange_rate`` (default: the advance invoice's) goes to ``KursWalutyZ``,
-    the advance invoice's to ``KursWalutyZK`` ("przed korektą"), and ``P_14_xW`` is the tax after,
-    converted at ``exchange_rate``, less the tax in złoty the advance invoice showed. ``reason``
-    (``PrzyczynaKorekty``), ``exemption``, the reverse charge (over the order before and after),
-    ``allow_future_issue_date``, ``split_payment`` and ``third_parties`` as in ``correction``.
-    """
-    if not isinstance(corrected, AdvanceInvoice):
-        raise ValueError("corrected: expected an AdvanceInvoice (AdvanceInvoice.of(zal, ksef_number))")
-    currency = _correction_currency(currency, corrected.currency, "AdvanceInvoice")
-    if corrected.order is None:
-        raise ValueError(
-            "corrected: the advance invoice's order is needed (shown before and after the correction, and the "
-            "payment's tax is split over it), and corrected.order is None: AdvanceInvoice(..., order=[...])"
-        )
-    before = corrected.order
-    after = before if order is None else order
-    if isinstance(after, Line) or not isinstance(after, Sequence):
-        raise ValueError("order: expected a sequence of Line objects (the whole order after the correction)")
-    _common(number, issue_date, seller, buyer, currency, [*before, *after], "order", allow_future_issue_date)
-    if not after:
-        raise ValueError("order: at least one ordered line (the whole order after the correction)")
-    basis = _exemption(exemption, [*before, *after])
-    thirds = _third_parties(third_parties, split_payment)
-    paid = corrected.received if received is None else checked_decimal(received, "received", 2)
-    if paid < 0:
-        raise ValueError(f"received: {paid}; the payment after the correction (0 when it was all returned)")
-    order_gross = checked_totals(line_totals(after), "order").gross
-    if paid > order_gross:
-        raise ValueError(f"received: {paid} is more than the order's gross value {order_gross}")
-    if reason is not None:
-        checked_text(reason, "reason", 256)
-    if exchange_rate is None:
-        exchange_rate = corrected.exchange_rate
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(after))
-    state = checked_totals(advance_totals(paid, after, rate), "received")
-    model = _invoice(
-        fa3.TrodzajFaktury.KOR_ZAL, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=state - corrected._totals(), created=created, third_parties=thirds,
-        annotations=_annotations([*before, *after], basis, split_payment),
-    )  # fmt: skip
-    model.fa.przyczyna_korekty = reason
-    model.fa.dane_fa_korygowanej = [_corrected_model(corrected.number, corrected.issue_date, corrected.ksef_number)]
-    model.fa.p_15_zk = corrected.received
-    model.fa.kurs_waluty_zk = corrected.exchange_rate  # type: ignore[assignment]  # a Decimal since __post_init__
-    model.fa.kurs_waluty_z = rate
-    model.fa.zamowienie = _order_model(order_gross, after, before)
-    return Invoice(model)
-
-
-def settlement_correction(
-    *,
-    number: str,
-    issue_date: dt.date,
-    seller: Party,
-    buyer: Party,
-    corrected: CorrectedInvoice,
-    advances: Sequence[AdvanceInvoice],
-    lines: Sequence[Line] | None = None,
-    reason: str | None = None,
-    currency: str | None = None,
-    exchange_rate: Decimal | str | None = None,
-    created: dt.datetime | None = None,
-    exemption: str | None = None,
-    allow_future_issue_date: bool = False,
-    split_payment: bool = False,
-    third_parties: Sequence[ThirdParty] = (),
-) -> Invoice:
-    """A correction of a settlement invoice (``KOR_ROZ``): of the order's lines, of the advances
-    deducted, or of amounts the settlement got wrong.
-
-    ``corrected`` is the settlement invoice (``CorrectedInvoice.of(roz, ksef_number)``, ``kind``
-    ``"ROZ"``, with its lines and its totals as it shows them). ``advances`` are the advance
-    invoices it deducts after the correction (``AdvanceInvoice``, as the advance corrections left
-    them), listed in ``FakturaZaliczkowa``; ``lines`` the whole order after it (default:
-    unchanged). The totals are the settlement after the correction (as ``settlement`` computes
-    it) less the settlement invoice's as it shows them; ``P_15`` is the change of the amount due and
-    ``P_15ZK`` the amount due before ("kwota pozostała do zapłaty przed korektą"), as in the
-    Ministry's ``Fa_3_Przykład_18.xml``.
-
-    The rows show every line before the correction (``StanPrzed``) and after it, as separate
-    numbered rows (XSD, ``FaWiersz``: "dane pozycji korygowanych wg stanu przed korektą i po
-    korekcie jako osobne wiersze", and when the order's value does not change, "zapis wg stanu
-    przed korektą i zapis wg stanu po korekcie w celu potwierdzenia braku zmiany wartości danej
-    pozycji faktury"). The refusals of ``settlement`` apply to the state after the correction.
-
-    In the settlement invoice's currency (``currency`` another is refused); ``exchange_rate``
-    (default: the settlement invoice's) is written on the taxed rows after the correction, the
-    settlement invoice's on those before, and ``P_14_xW`` is the remaining tax after, converted at
-    ``exchange_rate``, less the one the settlement invoice showed. ``reason``, ``exemption``, the
-    reverse charge (over the lines before and after), ``allow_future_issue_date``,
-    ``split_payment`` and ``third_parties`` as in ``correction``.
-    """
-    if not isinstance(corrected, CorrectedInvoice):
-        raise ValueError("corrected: expected a CorrectedInvoice of a settlement invoice (CorrectedInvoice.of(roz))")
-    if corrected.kind != "ROZ":
-        raise ValueError(
-            f"corrected: {corrected.number!r} is not a settlement invoice (kind {corrected.kind!r}); correction() "
-            "corrects it (KOR). A ROZ read with CorrectedInvoice.of(invoice, ksef_number) has kind 'ROZ'"
-        )
-    currency = _correction_currency(currency, corrected.currency)
-    if corrected.lines is None:
-        raise ValueError(
-            "corrected: every line of the settlement invoice is needed (shown before and after the correction), "
-            "and corrected.lines is None: CorrectedInvoice(..., lines=[...], kind='ROZ', totals={...})"
-        )
-    before = corrected.lines
-    after = before if lines is None else lines
-    if isinstance(after, Line) or not isinstance(after, Sequence):
-        raise ValueError("lines: expected a sequence of Line objects (the whole order after the correction)")
-    _common(number, issue_date, seller, buyer, currency, [*before, *after], "lines", allow_future_issue_date)
-    if not after:
-        raise ValueError("lines: at least one line (the whole order after the correction, at full value)")
-    settled = _advances(advances, currency)
-    basis = _exemption(exemption, [*before, *after])
-    thirds = _third_parties(third_parties, split_payment)
-    if reason is not None:
-        checked_text(reason, "reason", 256)
-    previous = corrected.exchange_rate if isinstance(corrected.exchange_rate, Decimal) else None
-    if exchange_rate is None:
-        exchange_rate = previous
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(after))
-    shown = corrected._shown()
-    state = checked_totals(_remaining(after, settled, rate), "lines")
-    model = _invoice(
-        fa3.TrodzajFaktury.KOR_ROZ, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=currency, totals=state - shown, created=created, third_parties=thirds,
-        annotations=_annotations([*before, *after], basis, split_payment),
-    )  # fmt: skip
-    model.fa.przyczyna_korekty = reason
-    model.fa.dane_fa_korygowanej = [corrected._model()]
-    model.fa.p_15_zk = shown.gross
-    model.fa.faktura_zaliczkowa = [advance._reference() for advance in settled]
-    rows = [_row(i, line, previous, before=True) for i, line in enumerate(before, 1)]
-    rows += [_row(i, line, rate) for i, line in enumerate(after, len(before) + 1)]
-    model.fa.fa_wiersz = rows
-    return Invoice(model)
+__all__ = [
+    "Address",
+    "AdvanceInvoice",
+    "Contact",
+    "CorrectedInvoice",
+    "Party",
+    "TaxpayerStatus",
+    "ThirdParty",
+    "ThirdPartyRole",
+    "advance",
+    "advance_correction",
+    "correction",
+    "settlement",
+    "settlement_correction",
+    "vat_invoice",
+]

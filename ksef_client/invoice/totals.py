@@ -20,10 +20,15 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
   converting the tax amount is this module's choice.
 - **Advance invoices** (art. 106f ust. 1 pkt 3): tax = received payment x rate / (100 + rate),
   rounded; net = payment - tax. A payment towards an order with several rates is split between
-  the rates in proportion to the order's gross value at each rate, the last rate taking the
-  remainder so the parts add up to the payment exactly. The Act gives no rule for the split; the
-  Ministry's sample invoices split a payment so (``FA_3_Przykład_11.xml``: 20 000 zł towards an
-  order of 369 000 zł gross at 8 % and 6 150 zł at 23 % is 327.87 at 23 %, 19 672.13 at 8 %).
+  the rates in proportion to the order's gross value at each rate, to the grosz by the largest
+  remainder: each rate's exact share rounded down, and the grosze left over one each to the rates
+  whose shares lost the most in that rounding (on a tie, the rate first in ``RATES``). The parts
+  add up to the payment exactly, and each is its exact share rounded down or up, never below 0.
+  The Act gives no rule for the split; the Ministry's sample invoices split a payment so
+  (``FA_3_Przykład_11.xml``: 20 000 zł towards an order of 369 000 zł gross at 8 % and 6 150 zł
+  at 23 % is 327.87 at 23 %, 19 672.13 at 8 %; ``_12.xml``: 30 000 zł is 491.80 and 29 508.20).
+  An order with a rate whose lines add up to less than 0 gross takes no advance (``ValueError``):
+  its share would be negative.
 - **Corrections** (art. 106j ust. 2 pkt 5): each field is the difference between the totals after
   and before the correction, each state totalled by the rules above over all of the corrected
   invoice's lines at the rates the correction touches (``builders.correction``).
@@ -235,13 +240,19 @@ class Totals:
         )
 
 
+def field_label(name: str) -> str:
+    """A field as the schema names it: ``p_14_1_w`` -> ``P_14_1W``, ``p_15`` -> ``P_15``."""
+    return name.upper().replace("_W", "W")
+
+
 def checked_totals(totals: Totals, name: str) -> Totals:
     """``totals`` if each fits the schema's ``TKwotowy`` (under 10^16), else ``ValueError`` naming
     ``name``, the argument the totals come from."""
     for field_name, value in [*totals.fields.items(), ("p_15", totals.gross)]:
         if abs(value) >= MAX_AMOUNT:
-            element = field_name.upper().replace("_W", "W")  # p_14_1_w -> P_14_1W
-            raise ValueError(f"{name}: {element} would be {value}, too large for the schema (under 10^16)")
+            raise ValueError(
+                f"{name}: {field_label(field_name)} would be {value}, too large for the schema (under 10^16)"
+            )
     return totals
 
 
@@ -307,18 +318,44 @@ def line_totals(lines: Sequence[Line], exchange_rate: Decimal | None = None) -> 
 
 
 def split_payment(received: Decimal, order: Sequence[Line]) -> dict[str, Decimal]:
-    """An advance payment split between the order's rates, in proportion to their gross values."""
-    order_totals = {rate: line_totals([line for line in order if line.rate == rate]).gross for rate in RATES}
-    grosses = {rate: gross for rate, gross in order_totals.items() if any(line.rate == rate for line in order)}
+    """An advance payment (``received``, 0 or more) split between the order's rates in proportion
+    to their gross values, to the grosz by the largest remainder (see the module's docstring):
+    each part is its exact share rounded down or up, and the parts add up to ``received``. With
+    one or two rates that is the share of the first rounded half up and the rest to the other.
+    ``ValueError`` naming ``order`` for a rate whose lines add up to less than 0 gross (its share
+    would be negative), or an order worth 0 or less."""
+    if received < 0 or received != round_amount(received):
+        raise ValueError(f"received: {received}; a payment to split is 0 or more, in full grosze")
+    grosses = _grosses(order)
     whole = sum(grosses.values(), Decimal("0.00"))
     if whole <= 0:
         raise ValueError("order: its gross value must be greater than 0")
-    parts: dict[str, Decimal] = {}
-    rates = list(grosses)
-    for rate in rates[:-1]:
-        parts[rate] = round_amount(received * grosses[rate] / whole)
-    parts[rates[-1]] = received - sum(parts.values(), Decimal("0.00"))
-    return parts
+    # In grosze, as integers: the exact share of a rate is payment x gross / whole, whose
+    # remainder decides which rates the grosze left over go to.
+    payment, weights = int(received * 100), {rate: int(gross * 100) for rate, gross in grosses.items()}
+    total = sum(weights.values())
+    parts = {rate: payment * weight // total for rate, weight in weights.items()}
+    by_loss = sorted(weights, key=lambda rate: -(payment * weights[rate] % total))  # stable: RATES order on ties
+    for rate in by_loss[: payment - sum(parts.values())]:
+        parts[rate] += 1
+    return {rate: Decimal(part).scaleb(-2) for rate, part in parts.items()}
+
+
+def _grosses(order: Sequence[Line]) -> dict[str, Decimal]:
+    """The order's gross value at each of its rates, in ``RATES`` order; ``ValueError`` naming
+    ``order`` for one below 0 (a discount line at a rate of its own)."""
+    grosses = {}
+    for rate in RATES:
+        lines = [line for line in order if line.rate == rate]
+        if lines:
+            grosses[rate] = line_totals(lines).gross
+            if grosses[rate] < 0:
+                raise ValueError(
+                    f"order: its lines at {rate!r} add up to {grosses[rate]} gross; an advance payment is split "
+                    "between the order's rates in proportion to their gross values, so none may be below 0 (a "
+                    "discount belongs with the lines it reduces, at their rate)"
+                )
+    return grosses
 
 
 def tax_in_pln(fields: Mapping[str, Decimal], exchange_rate: Decimal | None) -> dict[str, Decimal]:

@@ -9,8 +9,10 @@ dozen examples (``INVOICE_PROPERTY_EXAMPLES`` for more).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from ksef_client.invoice import (
     settlement,
     vat_invoice,
 )
+from ksef_client.invoice.totals import split_payment
 from ksef_client.schemas import validate_invoice
 
 EXAMPLES = int(os.environ.get("INVOICE_PROPERTY_EXAMPLES", "40"))
@@ -187,6 +190,30 @@ def test_random_advances_split_the_payment_exactly(order: list[Line], share: obj
 POSITIVE_LINES = st.lists(lines.map(lambda line: Line(line.name, line.quantity + 1, abs(line.unit_price) + Decimal(
     "0.01"), line.rate, line.unit)), min_size=1, max_size=5)  # fmt: skip
 BUYER = Party("Nabywca", "Kraków", nip="1111111111")
+
+
+@PROPERTY
+@given(order=POSITIVE_LINES, share=st.fractions(0, 1))
+def test_random_splits_give_each_rate_its_share_rounded_down_or_up(order: list[Line], share: Fraction) -> None:
+    # The payment's part at each rate is its exact share (payment x the rate's gross / the order's
+    # gross) rounded down or up to the grosz, never below 0, and the parts add up to the payment.
+    # With one or two rates that is the first's share rounded half up and the rest to the other,
+    # the split advance() always gave (was, with three rates or more: every rate but the last
+    # rounded half up, the last the rest, which could fall outside, below 0 even).
+    grosses: dict[str, Decimal] = {}
+    for line in order:
+        fields = expected_totals([line_ for line_ in order if line_.rate == line.rate])
+        grosses[line.rate] = sum(fields.values(), Decimal(0))
+    whole = sum(grosses.values(), Decimal(0))
+    received = cents(whole * share.numerator / share.denominator)
+    parts = split_payment(received, order)
+    assert sum(parts.values(), Decimal(0)) == received and min(parts.values()) >= 0
+    for rate, part in parts.items():
+        exact = Fraction(received) * Fraction(grosses[rate]) / Fraction(whole)
+        assert math.floor(exact * 100) <= part * 100 <= math.ceil(exact * 100)
+    if len(parts) <= 2:
+        first = next(iter(parts))
+        assert parts[first] == cents(received * grosses[first] / whole)
 
 
 def _added(*invoices: Invoice) -> dict[str, Decimal]:

@@ -169,6 +169,27 @@ def test_an_advance_its_correction_the_settlement_and_its_correction_are_accepte
     assert kor_roz.model.fa.faktura_zaliczkowa[0].nr_kse_ffa_zaliczkowej == zal_number
 
 
+def test_a_last_advance_invoice_and_a_settlement_corrected_into_a_refund_are_accepted(
+    ksef: KSeF, backend: KSeFBackend
+) -> None:
+    # The last advance invoice lists the earlier one (FakturaZaliczkowa, art. 106f ust. 4); a
+    # settlement corrected after a price cut to below the advance shows the refund (P_15 -799.50:
+    # 615.00 due before, -184.50 after).
+    today = dt.datetime.now(WARSAW).date()
+    common = {"issue_date": today, "seller": SELLER, "buyer": BUYER}
+    order = [Line("Meble biurowe", 1, "1000.00", "23")]
+    zal = advance(number="RT/ZAL/2", order=order, received="615.00", **common)
+    paid = AdvanceInvoice.of(zal, _accepted(ksef, zal))
+    last = advance(number="RT/ZAL/3", order=order, received="615.00", advances=[paid], **common)
+    assert Invoice.from_xml(ksef.invoices.get(_accepted(ksef, last))) == last
+    roz = settlement(number="RT/ROZ/2", lines=order, advances=[paid], **common)
+    cheaper = [Line("Meble biurowe", 1, "350.00", "23")]
+    cut = settlement_correction(number="RT/KR/2", corrected=CorrectedInvoice.of(roz, _accepted(ksef, roz)),
+                                advances=[paid], lines=cheaper, **common)  # fmt: skip
+    assert cut.gross == Decimal("-799.50")
+    assert Invoice.from_xml(ksef.invoices.get(_accepted(ksef, cut))) == cut
+
+
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
     with ksef.online_session() as session, pytest.raises(TypeError, match="expected bytes"):
         session.send("<Faktura/>")  # type: ignore[arg-type]

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import ksef_client.invoice
 from ksef_client.identifiers import make_ksef_number
 from ksef_client.invoice import (
     AdvanceInvoice,
@@ -359,7 +363,12 @@ def _roz() -> CorrectedInvoice:
         (lambda: settlement(number="R/1", lines=["A"], advances=[_paid()], **PARTIES), r"lines: expected Line objects"),
         # The whole order paid beforehand (1230.00 = 1230.00): no settlement, the last ZAL settles it.
         (lambda: settlement(number="R/1", lines=ORDER, advances=[AdvanceInvoice.of(_zal("1230.00"))], **PARTIES),
-         r"advances: they add up to 1230.00, the whole order \(1230.00\); .*art. 106f ust. 4"),
+         r"advances: they add up to 1230.00, the whole order \(1230.00\); .*art. 106f ust. 4.*"
+         r"advance\(\.\.\., advances=\[\.\.\.\]\)"),
+        # More than the whole order paid beforehand: the advances are corrected first (a part returned).
+        (lambda: settlement(number="R/1", lines=ORDER, advances=[AdvanceInvoice(
+            "Z/9", DAY, totals={"p_13_1": "1100.00", "p_14_1": "253.00"})], **PARTIES),
+         r"advances: they add up to 1353.00, more than the whole order \(1230.00\); correct them first"),
         # An advance at 8 %, and an order at 23 % only: its tax was at a rate nothing is supplied at.
         (lambda: settlement(number="R/1", lines=ORDER, advances=[AdvanceInvoice(
             "Z/8", DAY, totals={"p_13_2": "100.00", "p_14_2": "8.00"})], **PARTIES),
@@ -403,8 +412,6 @@ def _roz() -> CorrectedInvoice:
          r"advances: at least one advance"),
         (lambda: settlement_correction(number="K/1", corrected=_roz(), advances=[_paid()], lines=[], **PARTIES),
          r"lines: at least one line"),
-        (lambda: settlement_correction(number="K/1", corrected=_roz(), advances=[AdvanceInvoice.of(_zal("1230.00"))],
-                                       **PARTIES), r"advances: they add up to 1230.00, the whole order"),
         # The references themselves.
         (lambda: AdvanceInvoice("Z/1", DAY, totals={}), r"advance totals: the invoice's P_13_x/P_14_x by field name"),
         (lambda: AdvanceInvoice("Z/1", DAY, totals={"P_13_1": "1.00"}), r"advance totals: 'P_13_1' is not a P_13_x"),
@@ -473,3 +480,286 @@ def test_correction_still_refuses_what_is_not_a_kor() -> None:
     # correction() builds KOR of VAT invoices; a settlement reference goes to settlement_correction.
     with pytest.raises(ValueError, match=r"corrected: 'ROZ/1' is a settlement invoice \(ROZ\)"):
         correction(number="K/1", corrected=_roz(), before=ORDER, after=[], **PARTIES)
+
+
+# Review s12-settle: the chain of an advance invoice's corrections, each advance once, a settlement
+# corrected into a refund, the split of a payment, wrong-shaped arguments and the last advance
+# invoice (art. 106f ust. 4).
+
+
+def test_a_correction_left_out_repeated_or_out_of_order_is_refused_by_its_place() -> None:
+    # The Ministry's chain: k11 moves the flat to 8 % (the order changes), k12 raises the payment
+    # from 20 000 to 30 000. Each KOR_ZAL starts from the state the ones before it left: k12's
+    # rows before the correction (StanPrzedZ) have the flat at 8 %, and its P_15ZK is 20 000. Was:
+    # [k12] alone gave P_13_1 16 393.44 (k11's differences never added; a ROZ then showed
+    # -11 393.44), and [k11, k11, k12] P_13_1 -15 593.76.
+    zal = advance(number="FZ2026/02/150", order=[FLAT_23, SERVICES], received="20000", **PARTIES)
+    k11 = advance_correction(number="FK2026/03/5", corrected=AdvanceInvoice.of(zal), order=[FLAT_8, SERVICES],
+                             **PARTIES)  # fmt: skip
+    k12 = advance_correction(number="FK2026/03/7", corrected=AdvanceInvoice.of(zal, corrections=[k11]),
+                             received="30000", **PARTIES)  # fmt: skip
+    assert AdvanceInvoice.of(zal, corrections=[k11, k12]).received == D("30000.00")
+    not_in_order = (r"'FK2026/03/7' shows the order before the correction \(StanPrzedZ\) with a line "
+                    r".*'mieszkanie 50m\^2'")  # fmt: skip
+    with pytest.raises(ValueError, match=rf"corrections\[0\]: {not_in_order}.*once each, in the order they were"):
+        AdvanceInvoice.of(zal, corrections=[k12])
+    with pytest.raises(ValueError, match=rf"corrections\[0\]: {not_in_order}"):
+        AdvanceInvoice.of(zal, corrections=[k12, k11])
+    with pytest.raises(ValueError, match=r"corrections\[1\]: 'FK2026/03/5' is given twice \(corrections\[0\] too\)"):
+        AdvanceInvoice.of(zal, corrections=[k11, k11, k12])
+    # Built again (only DataWytworzeniaFa differs), it is still the same correction.
+    again = advance_correction(number="FK2026/03/5", corrected=AdvanceInvoice.of(zal), order=[FLAT_8, SERVICES],
+                               created=dt.datetime(2026, 3, 3, tzinfo=dt.UTC), **PARTIES)  # fmt: skip
+    assert again != k11
+    with pytest.raises(ValueError, match=r"corrections\[1\]: 'FK2026/03/5' is given twice"):
+        AdvanceInvoice.of(zal, corrections=[k11, again])
+
+
+def test_a_correction_must_start_from_the_payment_and_rate_the_ones_before_left() -> None:
+    # ZAL 615.00; KZ/1 returns 246.00 (to 369.00, P_15ZK 615.00). KZ/2 was built from the ZAL as
+    # issued (P_15ZK 615.00, to 500.00), not as KZ/1 left it (369.00): it does not follow KZ/1.
+    # Was: accepted, the advance then documented 369.00 - 115.00 = 254.00.
+    paid = _paid()
+    kz1 = advance_correction(number="KZ/1", corrected=paid, received="369.00", **PARTIES)
+    kz2 = advance_correction(number="KZ/2", corrected=paid, received="500.00", **PARTIES)
+    with pytest.raises(
+        ValueError,
+        match=r"corrections\[1\]: 'KZ/2' corrects a payment of 615.00 \(P_15ZK\), and the "
+        r"advance invoice, as the corrections before it left it, documents 369.00",
+    ):
+        AdvanceInvoice.of(_zal(), ZAL_KSEF, corrections=[kz1, kz2])
+    kz2 = advance_correction(number="KZ/2", corrected=AdvanceInvoice.of(_zal(), ZAL_KSEF, corrections=[kz1]),
+                             received="500.00", **PARTIES)  # fmt: skip
+    assert AdvanceInvoice.of(_zal(), ZAL_KSEF, corrections=[kz1, kz2]).received == D("500.00")
+    kz1.model.fa.p_15_zk = None
+    with pytest.raises(ValueError, match=r"corrections\[0\]: 'KZ/1' has no P_15ZK, the payment before the correction"):
+        AdvanceInvoice.of(_zal(), ZAL_KSEF, corrections=[kz1])
+    # In euro: KE/1 converts at 4.20 instead of 4.30 (KursWalutyZK 4.30); KE/2, built from the ZAL
+    # as issued, says the advance was at 4.30 (KursWalutyZK) when KE/1 had left it at 4.20.
+    common: dict[str, Any] = {**PARTIES, "buyer": GERMAN}
+    zal = advance(number="Z/E/1", order=ORDER, received="615.00", currency="EUR", exchange_rate="4.30", **common)
+    ke1 = advance_correction(number="KE/1", corrected=AdvanceInvoice.of(zal), exchange_rate="4.20", **common)
+    ke2 = advance_correction(number="KE/2", corrected=AdvanceInvoice.of(zal), exchange_rate="4.25", **common)
+    with pytest.raises(
+        ValueError,
+        match=r"corrections\[1\]: 'KE/2' corrects an advance converted at 4.30 "
+        r"\(KursWalutyZK\), and .* is at 4.20",
+    ):
+        AdvanceInvoice.of(zal, corrections=[ke1, ke2])
+    assert AdvanceInvoice.of(zal, corrections=[ke1]).exchange_rate == D("4.20")
+
+
+def test_two_corrections_that_share_a_number_are_read_as_two() -> None:
+    # The Ministry's samples FA_3_Przykład_12.xml and _13.xml are both "FK2026/03/7" (issued the
+    # same day); each follows the state the one before left, so both are added.
+    zal = advance(number="FZ2026/02/150", order=[FLAT_23, SERVICES], received="20000", **PARTIES)
+    k11 = advance_correction(number="FK2026/03/5", corrected=AdvanceInvoice.of(zal), order=[FLAT_8, SERVICES],
+                             **PARTIES)  # fmt: skip
+    k12 = advance_correction(number="FK2026/03/7", corrected=AdvanceInvoice.of(zal, corrections=[k11]),
+                             received="30000", **PARTIES)  # fmt: skip
+    k13 = advance_correction(number="FK2026/03/7", corrected=AdvanceInvoice.of(zal, corrections=[k11, k12]),
+                             order=[FLAT_8_LESS, SERVICES_LESS], **PARTIES)  # fmt: skip
+    paid = AdvanceInvoice.of(zal, corrections=[k11, k12, k13])
+    assert paid.order == (FLAT_8_LESS, SERVICES_LESS) and paid.received == D("30000.00")
+
+
+def test_the_same_advance_invoice_is_not_deducted_twice() -> None:
+    # The 123.00 advance given once with its KSeF number and once as if issued outside KSeF was
+    # deducted twice (800.00 / 184.00 / 984.00 due instead of 900.00 / 207.00 / 1107.00), and one
+    # KSeF number under two invoice numbers too; both listed in FakturaZaliczkowa.
+    zal = _zal("123.00")
+    typo = AdvanceInvoice("ZAL-1", DAY, ZAL_KSEF, totals=zal.totals())
+    for build in (
+        lambda advances: settlement(number="R/1", lines=ORDER, advances=advances, **PARTIES),
+        lambda advances: settlement_correction(number="K/1", corrected=_roz(), advances=advances, **PARTIES),
+    ):
+        with pytest.raises(ValueError, match=r"advances: 'ZAL/1' is given twice; each advance invoice counts once"):
+            build([AdvanceInvoice.of(zal, ZAL_KSEF), AdvanceInvoice.of(zal)])
+        with pytest.raises(
+            ValueError,
+            match=rf"advances: the KSeF number {ZAL_KSEF} is given twice \('ZAL/1' and "
+            r"'ZAL-1'\); each advance invoice counts once",
+        ):
+            build([AdvanceInvoice.of(zal, ZAL_KSEF), typo])
+    roz = settlement(number="R/1", lines=ORDER, advances=[AdvanceInvoice.of(zal, ZAL_KSEF)], **PARTIES)
+    assert roz.totals() == {"p_13_1": D("900.00"), "p_14_1": D("207.00")} and roz.gross == D("1107.00")
+
+
+def test_a_settlement_corrected_after_a_price_cut_shows_the_refund() -> None:
+    # ZAL 615.00 (500.00 + 115.00) towards 1000.00 net at 23 %; ROZ 500.00 / 115.00 / 615.00 due.
+    # The price is cut to 350.00 net (80.50 tax, 430.50 gross) after the supply. After the
+    # correction: 350.00 - 500.00 = -150.00, 80.50 - 115.00 = -34.50, 430.50 - 615.00 = -184.50
+    # (184.50 to give back). The KOR_ROZ: -150.00 - 500.00 = -650.00, -34.50 - 115.00 = -149.50,
+    # P_15 -184.50 - 615.00 = -799.50, P_15ZK 615.00. Was refused ("advances: they add up to
+    # 615.00, the whole order (430.50)", a ROZ's refusal, not a correction's).
+    roz = _roz()
+    cut = settlement_correction(number="KR/1", corrected=roz, advances=[_paid()], reason="obniżka ceny",
+                                lines=[Line("Meble biurowe", 1, "350.00", "23")], **PARTIES)  # fmt: skip
+    assert cut.totals() == {"p_13_1": D("-650.00"), "p_14_1": D("-149.50")}
+    assert (cut.gross, cut.model.fa.p_15_zk) == (D("-799.50"), D("615.00"))
+    validate_invoice(cut.to_xml())
+    # Cut to exactly the advance (500.00 net, 615.00 gross): nothing remains, -500.00 / -115.00 / -615.00.
+    to_advance = settlement_correction(number="KR/2", corrected=roz, advances=[_paid()],
+                                       lines=[Line("Meble biurowe", 1, "500.00", "23")], **PARTIES)  # fmt: skip
+    assert to_advance.totals() == {"p_13_1": D("-500.00"), "p_14_1": D("-115.00")}
+    assert to_advance.gross == D("-615.00")
+    # Paid in full before the correction, as an advance corrected since may show: nothing due after.
+    whole = settlement_correction(number="KR/3", corrected=roz, advances=[AdvanceInvoice.of(_zal("1230.00"))],
+                                  **PARTIES)  # fmt: skip
+    assert whole.totals() == {"p_13_1": D("-500.00"), "p_14_1": D("-115.00")} and whole.gross == D("-615.00")
+
+
+def test_a_settlement_corrected_to_drop_a_rate_deducts_its_advance_field_by_field() -> None:
+    # The order: A 1000.00 at 23 % (gross 1230.00), B 500.00 at 8 % (gross 540.00), 1770.00. The
+    # 500.00 advance: 500.00 x 1230 / 1770 = 347.457... -> 347.46 at 23 % (tax 64.97, net 282.49)
+    # and 152.54 at 8 % (tax 152.54 x 8 / 108 = 11.299... -> 11.30, net 141.24). The ROZ: 717.51 /
+    # 165.03 at 23 %, 358.76 / 28.70 at 8 %, 1270.00 due. B is not supplied: after the correction
+    # 23 % is unchanged, and at 8 % the advance is deducted from nothing, 0 - 141.24 = -141.24 and
+    # 0 - 11.30 = -11.30; 1230.00 - 500.00 = 730.00 due. The KOR_ROZ: 0.00 / 0.00, -500.00 /
+    # -40.00, P_15 -540.00. Was refused ("correct it first (advance_correction, KOR_ZAL)"): the
+    # advance invoice would have had to be corrected again for what the settlement had settled.
+    order = [Line("A", 1, "1000.00", "23"), Line("B", 1, "500.00", "8")]
+    paid = AdvanceInvoice.of(advance(number="Z/1", order=order, received="500.00", **PARTIES))
+    roz = settlement(number="R/1", lines=order, advances=[paid], **PARTIES)
+    assert roz.totals() == {"p_13_1": D("717.51"), "p_14_1": D("165.03"), "p_13_2": D("358.76"),
+                            "p_14_2": D("28.70")}  # fmt: skip
+    kor = settlement_correction(number="KR/1", corrected=CorrectedInvoice.of(roz), advances=[paid], lines=order[:1],
+                                **PARTIES)  # fmt: skip
+    assert kor.totals() == {"p_13_1": D("0.00"), "p_14_1": D("0.00"), "p_13_2": D("-500.00"), "p_14_2": D("-40.00")}
+    assert (kor.gross, kor.model.fa.p_15_zk) == (D("-540.00"), D("1270.00"))
+    validate_invoice(kor.to_xml())
+
+
+def test_amounts_too_large_for_the_schema_are_refused_before_building() -> None:
+    # Each amount was checked (under 10^16), not their sum (P_15, P_15ZK of a correction), nor the
+    # differences a correction shows: to_xml() refused them (InvoiceSchemaError) after building.
+    big = "9000000000000000.00"
+    with pytest.raises(ValueError, match=r"advance totals: P_15 would be 18000000000000000.00, too large"):
+        AdvanceInvoice("Z/1", DAY, totals={"p_13_1": big, "p_14_1": big})
+    with pytest.raises(ValueError, match=r"corrected totals: P_15 would be 18000000000000000.00, too large"):
+        CorrectedInvoice("R/1", DAY, lines=ORDER, kind="ROZ", totals={"p_13_1": big, "p_14_1": big})
+    # A payment of 10^15 towards 10 x 99 999 999 999 999 at 23 % (tax 10^15 x 23 / 123 =
+    # 186 991 869 918 699.19, net 813 008 130 081 300.81) after an advance that showed -9.5 x 10^15
+    # at 23 % and as much at 8 %: P_13_1 813 008 130 081 300.81 + 9.5 x 10^15.
+    order = [Line("A", 10, "99999999999999", "23")]
+    odd = AdvanceInvoice("Z/1", DAY, totals={"p_13_1": "-9500000000000000", "p_14_1": "0",
+                                             "p_13_2": "9500000000000000", "p_14_2": "0"}, order=order)  # fmt: skip
+    with pytest.raises(ValueError, match=r"corrected: P_13_1 would be 10313008130081300.81, too large"):
+        advance_correction(number="K/1", corrected=odd, received="1000000000000000", **PARTIES)
+    # A settlement that showed -9.5 x 10^15 net and as much tax, corrected to that order (net
+    # 999 999 999 999 990.00): P_13_1 999 999 999 999 990.00 + 9.5 x 10^15.
+    shown = CorrectedInvoice("R/1", DAY, lines=ORDER, kind="ROZ",
+                             totals={"p_13_1": "-9500000000000000", "p_14_1": "9500000000000000"})  # fmt: skip
+    with pytest.raises(ValueError, match=r"corrected: P_13_1 would be 10499999999999990.00, too large"):
+        settlement_correction(number="K/1", corrected=shown, advances=[AdvanceInvoice("Z/2", DAY, totals={
+            "p_13_1": "0.00"})], lines=order, **PARTIES)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: settlement(number="R/1", lines=ORDER[0], advances=[_paid()], **PARTIES),  # type: ignore[arg-type]
+         r"lines: expected a sequence of Line objects, got Line"),
+        (lambda: settlement(number="R/1", lines=None, advances=[_paid()], **PARTIES),  # type: ignore[arg-type]
+         r"lines: expected a sequence of Line objects, got NoneType"),
+        (lambda: settlement(number="R/1", lines=iter(ORDER), advances=[_paid()], **PARTIES),  # type: ignore[arg-type]
+         r"lines: expected a sequence of Line objects, got list_iterator"),
+        (lambda: settlement_correction(number="K/1", corrected=_roz(), advances=[_paid()], lines=ORDER[0], **PARTIES),  # type: ignore[arg-type]
+         r"lines: expected a sequence of Line objects, got Line"),
+        (lambda: advance(number="Z/1", order=ORDER[0], received="1", **PARTIES),  # type: ignore[arg-type]
+         r"order: expected a sequence of Line objects, got Line"),
+        (lambda: advance(number="Z/1", order=None, received="1", **PARTIES),  # type: ignore[arg-type]
+         r"order: expected a sequence of Line objects, got NoneType"),
+        (lambda: AdvanceInvoice("Z/1", DAY, totals={"p_13_1": "1"}, order=ORDER[0]),  # type: ignore[arg-type]
+         r"advance order: expected a sequence of Line objects, got Line"),
+        (lambda: AdvanceInvoice("Z/1", DAY, totals={"p_13_1": "1"}, order=5),  # type: ignore[arg-type]
+         r"advance order: expected a sequence of Line objects, got int"),
+        (lambda: CorrectedInvoice("R/1", DAY, lines=ORDER[0], kind="ROZ", totals={"p_13_1": "1"}),  # type: ignore[arg-type]
+         r"corrected lines: expected a sequence of Line objects, got Line"),
+        (lambda: correction(number="K/1", corrected=CorrectedInvoice("F/1", DAY, lines=ORDER), before=ORDER[0],  # type: ignore[arg-type]
+                            after=[], **PARTIES), r"before: expected a sequence of Line objects, got Line"),
+        (lambda: vat_invoice(number="F/1", lines=ORDER[0], **PARTIES),  # type: ignore[arg-type]
+         r"lines: expected a sequence of Line objects, got Line"),
+    ],
+)  # fmt: skip
+def test_wrong_shaped_lines_are_refused_by_name(build: Any, message: str) -> None:
+    # Each was a TypeError ("'Line' object is not iterable") from inside the builder.
+    assert re.search(message, _refused(build)), _refused(build)
+
+
+def test_an_order_with_a_rate_below_zero_takes_no_advance() -> None:
+    # A discount at a rate of its own: 1000.00 at 23 % and -50.00 at 8 % (-54.00 gross). Its
+    # share of a payment would be negative (was: P_13_2 -50.00 on a 561.00 advance invoice).
+    order = [Line("A", 1, "1000.00", "23"), Line("Rabat", 1, "-50.00", "8")]
+    refused = r"order: its lines at '8' add up to -54.00 gross; an advance payment is split"
+    with pytest.raises(ValueError, match=refused):
+        advance(number="Z/1", order=order, received="561.00", **PARTIES)
+    with pytest.raises(ValueError, match=refused):
+        advance_correction(number="K/1", corrected=_paid(), order=order, **PARTIES)
+    # A free item at a rate of its own (0.00) takes 0.00 of it, as before.
+    free = advance(number="Z/2", order=[*ORDER, Line("Katalog", 1, "0", "zw")], received="615.00",
+                   exemption="art. 43 ust. 1 pkt 19", **PARTIES)  # fmt: skip
+    assert free.totals() == {"p_13_1": D("500.00"), "p_14_1": D("115.00"), "p_13_7": D("0.00")}
+
+
+def test_no_rate_of_an_advance_goes_below_zero() -> None:
+    # 177.00 towards 1906.27 at 23 % (2344.71 gross), 80.95 at 5 % (85.00), 97.27 at 8 % (105.05)
+    # and 0.05 exempt: 2534.81. Exact shares: 163.7257... at 23 %, 7.3354... at 8 %, 5.9353... at
+    # 5 %, 0.0034... exempt; rounded down 163.72 + 7.33 + 5.93 + 0.00 = 176.98, and the 2 grosze
+    # left go to the largest remainders, 23 % (0.57 of a grosz) and 8 % (0.54). Was: 5 % rounded
+    # half up to 5.94 and the exempt rate took the rest, -0.01 (P_13_7 -0.01 on a positive payment).
+    order = [Line("Usługa", 1, "1906.27", "23"), Line("Książka", 1, "80.95", "5"),
+             Line("Żywność", 1, "97.27", "8"), Line("Opłata", 1, "0.05", "zw")]  # fmt: skip
+    zal = advance(number="Z/1", order=order, received="177.00", exemption="art. 43 ust. 1 pkt 37", **PARTIES)
+    # 163.73 x 23 / 123 = 30.616... -> 30.62; 7.34 x 8 / 108 = 0.543... -> 0.54; 5.93 x 5 / 105 = 0.282... -> 0.28.
+    assert zal.totals() == {"p_13_1": D("133.11"), "p_14_1": D("30.62"), "p_13_2": D("6.80"), "p_14_2": D("0.54"),
+                            "p_13_3": D("5.65"), "p_14_3": D("0.28"), "p_13_7": D("0.00")}  # fmt: skip
+    assert zal.gross == D("177.00")
+
+
+def test_the_last_advance_invoice_lists_the_earlier_ones() -> None:
+    # art. 106f ust. 4: paid in full before the supply, the last advance invoice settles the order
+    # and lists the earlier ones (FA(3) XSD, NrFaZaliczkowej: "Pole obowiązkowe dla ... ostatniej z
+    # faktur, o której mowa w art. 106f ust. 4"). Its amounts are its own payment's: the 614.00
+    # left of the 1230.00 order after advances of 615.00 and 1.00, tax 614.00 x 23 / 123 =
+    # 114.813... -> 114.81, net 499.19.
+    first = AdvanceInvoice.of(_zal(), ZAL_KSEF)
+    outside = AdvanceInvoice("ZAL/0", DAY, totals={"p_13_1": "0.81", "p_14_1": "0.19"})
+    last = advance(number="ZAL/2", order=ORDER, received="614.00", advances=[first, outside], **PARTIES)
+    assert last.kind == "ZAL" and last.totals() == {"p_13_1": D("499.19"), "p_14_1": D("114.81")}
+    xml = last.to_xml()
+    validate_invoice(xml)
+    assert (
+        f"<FakturaZaliczkowa><NrKSeFFaZaliczkowej>{ZAL_KSEF}</NrKSeFFaZaliczkowej></FakturaZaliczkowa>"
+        "<FakturaZaliczkowa><NrKSeFZN>1</NrKSeFZN><NrFaZaliczkowej>ZAL/0</NrFaZaliczkowej></FakturaZaliczkowa>"
+    ).encode() in xml
+    assert Invoice.from_xml(xml) == last
+    assert advance(number="ZAL/3", order=ORDER, received="1.00", **PARTIES).model.fa.faktura_zaliczkowa == []
+    with pytest.raises(ValueError, match=r"advances: 'ZAL/1' is given twice"):
+        advance(number="ZAL/2", order=ORDER, received="1.00", advances=[first, AdvanceInvoice.of(_zal())], **PARTIES)
+    with pytest.raises(ValueError, match=r"advances: 'ZAL/1' is this invoice's own number"):
+        advance(number="ZAL/1", order=ORDER, received="1.00", advances=[first], **PARTIES)
+    with pytest.raises(
+        ValueError,
+        match=r"advances: they add up to 615.00, and with this payment to more than the "
+        r"order's gross value \(this payment leaves 614.99 of it\)",
+    ):
+        advance(number="ZAL/2", order=ORDER, received="615.01", advances=[first], **PARTIES)
+    with pytest.raises(ValueError, match=r"advances: 'ZAL/1' is in PLN, this advance invoice in EUR; the advance "):
+        advance(number="ZAL/2", order=ORDER, received="1.00", advances=[first], currency="EUR",
+                exchange_rate="4.3", **PARTIES)  # fmt: skip
+    with pytest.raises(ValueError, match=r"advances: expected a sequence of AdvanceInvoice"):
+        advance(number="ZAL/2", order=ORDER, received="1.00", advances=first, **PARTIES)  # type: ignore[arg-type]
+
+
+def test_the_advance_builders_moved_to_their_own_module_and_import_as_before() -> None:
+    # ksef_client.invoice.advances holds them; builders (where advance() always was) and the
+    # package give the same objects, and a fresh interpreter imports the module on its own.
+    from ksef_client.invoice import advances, builders
+
+    for name in ("AdvanceInvoice", "advance", "advance_correction", "settlement", "settlement_correction"):
+        assert getattr(builders, name) is getattr(advances, name) is getattr(ksef_client.invoice, name)
+        assert name in builders.__all__
+    code = "import ksef_client.invoice.advances as a; from ksef_client.invoice.builders import advance; " \
+           "assert advance is a.advance"  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -80,6 +80,31 @@ def test_advance_on_several_rates_is_split_by_gross_and_adds_up() -> None:
     assert totals.gross == D("100.00") and "p_14_3" not in totals.fields and "p_13_7" in totals.fields
 
 
+def test_a_payment_s_grosze_left_over_go_to_the_largest_remainders() -> None:
+    # The Ministry's FA_3_Przykład_11.xml and _12.xml: 20 000 and 30 000 towards 6 150.00 gross at
+    # 23 % and 369 000.00 at 8 % (375 150.00): 327.868... and 19 672.131... rounded down are
+    # 327.86 + 19 672.13, and the grosz left goes to 23 % (0.88 of a grosz lost against 0.11);
+    # 491.803... and 29 508.196... are 491.80 + 29 508.19, and it goes to 8 % (0.67 against 0.33).
+    order = [Line("mieszkanie", 1, "341666.67", "8"), Line("usługi", 1, "5000", "23")]
+    assert split_payment(D("20000"), order) == {"23": D("327.87"), "8": D("19672.13")}
+    assert split_payment(D("30000"), order) == {"23": D("491.80"), "8": D("29508.20")}
+    # 1.00 over three rates of equal gross: 0.333... each, 0.33 rounded down, and the grosz left
+    # to the first in RATES order (was: to the last, which took the rest).
+    equal = [Line("a", 1, "100", "0 KR"), Line("b", 1, "100", "zw"), Line("c", 1, "100", "np I")]
+    assert split_payment(D("1.00"), equal) == {"0 KR": D("0.34"), "zw": D("0.33"), "np I": D("0.33")}
+    # 0.01 towards 1.00 at 0 %, 1.00 exempt and a free item: 0.005, 0.005 and 0, rounded down all
+    # 0.00, the grosz to the first of the two tied (was 0.01, 0.01 and the rest, -0.01, to the last).
+    free = [Line("a", 1, "1.00", "0 KR"), Line("b", 1, "1.00", "zw"), Line("c", 1, "0", "np I")]
+    assert split_payment(D("0.01"), free) == {"0 KR": D("0.01"), "zw": D("0.00"), "np I": D("0.00")}
+    # A rate below 0 gross would take a negative share; one at 0 takes nothing.
+    with pytest.raises(ValueError, match=r"order: its lines at '8' add up to -10.80 gross"):
+        split_payment(D("1.00"), [Line("a", 1, "100", "23"), Line("b", 1, "-10", "8")])
+    assert split_payment(D("1.00"), [Line("a", 1, "100", "23"), Line("b", 1, "0", "8")]) == {
+        "23": D("1.00"), "8": D("0.00")}  # fmt: skip
+    with pytest.raises(ValueError, match=r"received: -1.00; a payment to split is 0 or more, in full grosze"):
+        split_payment(D("-1.00"), order)
+
+
 def test_correction_totals_are_after_minus_before() -> None:
     before = line_totals([Line("a", 2, "100", "23")])
     after = line_totals([Line("a", 1, "100", "23"), Line("b", 1, "10", "zw")])
