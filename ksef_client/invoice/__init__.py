@@ -7,17 +7,17 @@
     invoice = Invoice.from_xml(xml_bytes)      # checked against the XSD, bound to typed classes
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
-Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``, ``Party``,
-``Address``, ``Contact``, ``ThirdParty``, ``TaxpayerStatus``, ``CorrectedInvoice``), ``advances``
-(``advance``, ``advance_correction``, ``settlement``, ``settlement_correction``,
-``AdvanceInvoice``; also importable from ``builders``), ``totals`` (``Line`` and the rounding
-rules). The typed classes themselves are generated from the official XSDs into
-``ksef_client._invoice_models`` (FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the
-hand-written layer on top. Importing it loads the FA(3) classes (a few hundred milliseconds);
-``import ksef_client`` does not.
+Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``,
+``CorrectedInvoice``), ``parties`` (``Party``, ``Address``, ``Contact``, ``ThirdParty``,
+``ThirdPartyRole``, ``TaxpayerStatus``), ``advances`` (``advance``, ``advance_correction``,
+``settlement``, ``settlement_correction``, ``AdvanceInvoice``; the parties' and these names are
+also importable from ``builders``), ``totals`` (``Line`` and the rounding rules). The typed
+classes themselves are generated from the official XSDs into ``ksef_client._invoice_models``
+(FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the hand-written layer on top. Importing it
+loads the FA(3) classes (a few hundred milliseconds); ``import ksef_client`` does not.
 """
 
-# From builders alone: it imports advances (which builds on it) after its own names are made.
+# From builders, which gathers the builders' public names (its own, the parties', advances').
 from ksef_client.invoice.builders import (
     Address,
     AdvanceInvoice,

@@ -13,9 +13,10 @@ invoice as the invoices after it name, deduct and correct it.
 
 The amounts follow ``ksef_client.invoice.totals`` (art. 106f of the VAT Act: an advance's tax is
 payment x rate / (100 + rate), a settlement the order less the advances field by field, a
-correction the state after it less the corrected invoice's as it shows it); the parties, dates and
-annotations are checked and written as ``ksef_client.invoice.builders`` does for every kind, and
-these names can be imported from there too.
+correction the state after it less the corrected invoice's as it shows it); the parties
+(``ksef_client.invoice.parties``), dates and annotations are checked and written as for every kind
+(``ksef_client.invoice._shared``), and these names can be imported from
+``ksef_client.invoice.builders`` too.
 """
 
 from __future__ import annotations
@@ -28,13 +29,11 @@ from decimal import Decimal
 
 from ksef_client._invoice_models import fa3
 from ksef_client.identifiers import validate_ksef_number
-from ksef_client.invoice.builders import (
+from ksef_client.invoice._shared import (
     _BASE_OF,
     _CURRENCIES,
     _YES,
     CorrectedInvoice,
-    Party,
-    ThirdParty,
     _all_lines,
     _annotations,
     _as_totals,
@@ -48,9 +47,9 @@ from ksef_client.invoice.builders import (
     _row,
     _shown_totals,
     _taxed,
-    _third_parties,
 )
 from ksef_client.invoice.model import Invoice
+from ksef_client.invoice.parties import Party, ThirdParty, _third_parties
 from ksef_client.invoice.totals import (
     FIELD_ORDER,
     Line,
@@ -253,7 +252,7 @@ _OrderRow = fa3.Faktura.Fa.Zamowienie.ZamowienieWiersz
 
 def _order_lines(rows: Sequence[_OrderRow]) -> tuple[Line, ...] | None:
     """Order rows (``ZamowienieWiersz``) as ``Line`` objects; ``None`` if one cannot be read back
-    exactly (``builders._line_of``), or there are none."""
+    exactly (``_shared._line_of``), or there are none."""
     lines = [_line_of(row.p_7_z, row.p_8_az, row.p_8_bz, row.p_9_az, row.p_12_z, row.p_11_netto_z) for row in rows]
     return None if None in lines or not lines else tuple(line for line in lines if line is not None)
 

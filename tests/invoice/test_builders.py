@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,9 +22,9 @@ from ksef_client.invoice import (
     TaxpayerStatus,
     ThirdParty,
     ThirdPartyRole,
+    _shared,
     advance,
     advance_correction,
-    builders,
     correction,
     settlement,
     settlement_correction,
@@ -236,7 +238,7 @@ def test_an_issue_date_after_today_in_poland_is_refused_unless_built_ahead(
         (dt.datetime(2026, 12, 2, 23, 30, tzinfo=dt.UTC), dt.date(2026, 12, 3)),
         (dt.datetime(2026, 6, 30, 22, 30, tzinfo=dt.UTC), dt.date(2026, 7, 1)),
     ]:
-        monkeypatch.setattr(builders, "_utc_now", lambda utc=utc: utc)
+        monkeypatch.setattr(_shared, "_utc_now", lambda utc=utc: utc)
         tomorrow = warsaw + dt.timedelta(days=1)
         assert build(warsaw).model.fa.p_1.to_date() == warsaw
         with pytest.raises(ValueError, match=rf"issue_date: {tomorrow} is after today in Poland \({warsaw}\)"):
@@ -247,7 +249,7 @@ def test_an_issue_date_after_today_in_poland_is_refused_unless_built_ahead(
 
 
 def test_an_issue_date_after_today_is_refused_before_anything_is_built() -> None:
-    tomorrow = dt.datetime.now(ZoneInfo(builders.WARSAW_ZONE)).date() + dt.timedelta(days=1)
+    tomorrow = dt.datetime.now(ZoneInfo(_shared.WARSAW_ZONE)).date() + dt.timedelta(days=1)
     with pytest.raises(ValueError, match=r"issue_date: .* is after today in Poland .*allow_future_issue_date=True"):
         _vat(issue_date=tomorrow, lines=["not a line"])  # issue_date is the first thing found wrong
 
@@ -774,3 +776,22 @@ def test_a_buyer_with_the_seller_s_details_is_refused_before_anything_is_built(k
             settlement_correction(corrected=_settled(), advances=["not an advance"], lines=["not a line"], **common)
         else:
             advance(order=["not a line"], received="10.00", **common)
+
+
+def test_the_builder_modules_import_one_way_and_the_names_import_as_before() -> None:
+    # builders and advances imported each other (advances took builders' helpers, builders
+    # re-exported advances' names at its end). Now parties <- _shared <- advances <- builders.
+    import ksef_client.invoice
+    from ksef_client.invoice import advances, builders, parties
+
+    for name in ("Address", "Contact", "Party", "TaxpayerStatus", "ThirdParty", "ThirdPartyRole"):
+        assert getattr(builders, name) is getattr(parties, name) is getattr(ksef_client.invoice, name)
+    assert builders.CorrectedInvoice is _shared.CorrectedInvoice is CorrectedInvoice
+    package = Path(ksef_client.invoice.__file__).parent
+    forbidden = {"parties": {"_shared", "advances", "builders"}, "_shared": {"advances", "builders"}}
+    forbidden["advances"] = {"builders"}
+    for module, others in forbidden.items():
+        tree = ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {f"ksef_client.invoice.{other}" for other in others} & imported, module
+    assert advances.advance is builders.advance
