@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from ksef_client._invoice_models import fa3
+from ksef_client.invoice import _shared
 from ksef_client.invoice._shared import (
     CorrectedInvoice,
     _annotations,
@@ -64,6 +65,10 @@ from ksef_client.invoice.parties import (
     _third_parties,
 )
 from ksef_client.invoice.totals import Line, checked_exchange_rate, checked_totals, line_totals
+
+# The schema's date bounds and KSeF's time zone, read here before the helpers moved to _shared.
+FIRST_CREATION_DATE, WARSAW_ZONE = _shared.FIRST_CREATION_DATE, _shared.WARSAW_ZONE
+FIRST_DATE, LAST_DATE = _shared.FIRST_DATE, _shared.LAST_DATE
 
 
 def vat_invoice(
