@@ -196,15 +196,16 @@ def test_a_rejected_invoice_exits_5_and_a_bad_file_sends_nothing(
 ) -> None:
     files = _invoices(tmp_path, "DUP", 1)
     code, out, _ = run("-p", "emu", "--json", "send", *files)
-    original = json.loads(out)["invoices"][0]["ksef_number"]
+    original, session = json.loads(out)["invoices"][0]["ksef_number"], json.loads(out)["reference_number"]
     code, out, err = run("-p", "emu", "send", *files)  # the same invoice again: KSeF's duplicate (440)
-    # Review s12 (1c): counted as rejected (exit 5), its KSeF number column empty.
+    # Review s12 (1c): counted as rejected (exit 5), its KSeF number column empty; now, the same file
+    # (its SHA-256 that of the original): in KSeF, exit 6 (review s12-final, 1: only the same file).
     assert code == 6 and "440" in out and "1 of 1 invoice(s) already in KSeF" in err
     assert f"already in KSeF as {original}" in out and "0 accepted, 1 already in KSeF, 0 rejected" in out
     code, out, err = run("-p", "emu", "--json", "send", *files)
     assert code == 6 and json.loads(out)["invoices"][0] == {
         "file": files[0], "ksef_number": original, "code": 440, "outcome": "already_in_ksef",
-        "status": json.loads(out)["invoices"][0]["status"],
+        "status": json.loads(out)["invoices"][0]["status"], "duplicate_of": original, "duplicate_session": session,
     }  # fmt: skip
 
     sessions_before = len(backend.sessions.state.sessions)

@@ -6,6 +6,7 @@ profile re-pointed by accident, and the small stumbles."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import pytest
 from ksef_client import KSeF
 from ksef_client._durable import hold_lock
 from ksef_client.cli import config
+from ksef_client.cli.commands import session_kind
 from ksef_client.cli.output import CLIError, Output, notes_of
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
@@ -516,4 +518,256 @@ def test_a_config_write_that_fails_half_way_leaves_the_old_file_whole(config_dir
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env)
     assert done.returncode != 0 and "File too large" in done.stderr
     assert (config_dir / "config.ini").read_bytes() == before
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.ini", "config.ini.lock"]
+
+
+# --- review s12-final ---------------------------------------------------------------------------
+# 1. A 440 is "already in KSeF" (exit 6, the original's number as the file's) only for the same file.
+
+UPO_BY_NUMBER = "sessions_status.get_invoice_upo_by_ksef_number"
+
+
+def _upo_reads(backend: KSeFBackend) -> int:
+    """Count the per-invoice UPO reads from now on (a rule that fails none: ``faults.injected``)."""
+    backend.faults.clear()
+    backend.faults.add(200, operation=UPO_BY_NUMBER, times=10_000)
+    return backend.faults.injected
+
+
+def _sent(run, *args: str) -> tuple[int, dict, str]:  # type: ignore[no-untyped-def, type-arg]
+    code, out, err = run("-p", "emu", "--json", "send", *args)
+    return code, json.loads(out), err
+
+
+@pytest.mark.parametrize("batch", [[], ["--batch"]], ids=["online", "batch"])
+def test_a_440_is_already_in_ksef_only_for_the_same_file(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float], batch: list[str]
+) -> None:
+    # Was: every 440 (KSeF's duplicate of seller, type and number: weryfikacja-faktury.md) read
+    # "already in KSeF as <the original's number>", that number in the file's ksef_number, exit 6,
+    # for an edited invoice reusing a number too: a script recorded it as sent, and it was not.
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/DUP/1", net="100.00"))
+    (tmp_path / "b.xml").write_bytes(sample_invoice("FV/DUP/1", net="999.00"))  # the same number, edited
+    code, first, err = _sent(run, "a.xml")
+    assert code == 0, err
+    number, session = first["invoices"][0]["ksef_number"], first["reference_number"]
+
+    start = _upo_reads(backend)
+    code, again, err = _sent(run, *batch, "a.xml")  # the same file again: in KSeF, nothing to do
+    assert code == 6 and "already in KSeF (440 duplicates of the same files" in err
+    assert again["invoices"][0] | {"status": ""} == {
+        "file": "a.xml", "ksef_number": number, "code": 440, "status": "", "outcome": "already_in_ksef",
+        "duplicate_of": number, "duplicate_session": session,
+    }  # fmt: skip
+    assert backend.faults.injected - start == 1  # one read of the original (its UPO's SkrotDokumentu)
+
+    start = backend.faults.injected
+    code, edited, err = _sent(run, *batch, "b.xml")
+    assert code == 5 and "1 of 1 invoice(s) rejected" in err and "a number KSeF holds for another invoice" in err
+    row = edited["invoices"][0]
+    assert row | {"status": ""} == {
+        "file": "b.xml", "ksef_number": None, "code": 440, "status": "", "outcome": "duplicate_number",
+        "duplicate_of": number, "duplicate_session": session,
+    }  # fmt: skip
+    assert row["status"].startswith(f"not in KSeF: KSeF holds another invoice with this number as {number}")
+    assert "give this invoice a new number" in row["status"]
+    assert backend.faults.injected - start == 1
+
+    code, out, err = run("-p", "emu", "send", *batch, "b.xml")  # for people: the row and the counts say it
+    assert code == 5 and "0 accepted, 1 rejected" in out and "not in KSeF" in out and "already in KSeF" not in out
+
+    # `sessions wait` of that session tells the same.
+    code, out, err = run("-p", "emu", "--json", "sessions", "wait", edited["reference_number"])
+    assert code == 5 and json.loads(out)["invoices"][0]["outcome"] == "duplicate_number", err
+    code, out, err = run("-p", "emu", "--json", "sessions", "wait", again["reference_number"])
+    assert code == 6 and json.loads(out)["invoices"][0]["outcome"] == "already_in_ksef", err
+
+
+@pytest.mark.parametrize("batch", [[], ["--batch"]], ids=["online", "batch"])
+def test_two_files_of_one_number_in_one_send(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float], batch: list[str]
+) -> None:
+    # Was: the second file, another invoice, was "already in KSeF" as the first one's number (exit 6).
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/TWO/1", net="100.00"))
+    (tmp_path / "b.xml").write_bytes(sample_invoice("FV/TWO/1", net="999.00"))
+    start = _upo_reads(backend)
+    code, sent, err = _sent(run, *batch, "a.xml", "b.xml")
+    a, b = sent["invoices"]
+    assert code == 5 and a["outcome"] == "accepted" and b["outcome"] == "duplicate_number", err
+    assert b["ksef_number"] is None and b["duplicate_of"] == a["ksef_number"]
+    assert b["duplicate_session"] == sent["reference_number"]
+    assert backend.faults.injected == start  # the original is in the session's own listing: no request
+
+    # The same file twice (`ksef send same.xml same-copy.xml`): a repeat, not a failure.
+    code, sent, err = _sent(run, *batch, *_copies(tmp_path, "FV/TWO/2"))
+    first, second = sent["invoices"]
+    assert code == 0 and first["outcome"] == "accepted" and second["outcome"] == "repeat", err
+    assert second["ksef_number"] == first["ksef_number"] == second["duplicate_of"]
+
+
+def _copies(directory: Path, number: str) -> list[str]:
+    """Two files of one invoice, byte for byte."""
+    data = sample_invoice(number)
+    for name in ("same.xml", "same-copy.xml"):
+        (directory / name).write_bytes(data)
+    return ["same.xml", "same-copy.xml"]
+
+
+def test_a_rejection_outranks_an_invoice_already_in_ksef(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float]
+) -> None:
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/RANK/1"))
+    (tmp_path / "other.xml").write_bytes(sample_invoice("FV/RANK/2", seller_nip="1111111111", buyer_nip=NIP))
+    assert _sent(run, "a.xml")[0] == 0
+    code, sent, err = _sent(run, "a.xml", "other.xml")  # in KSeF already, and one KSeF refuses (410)
+    assert [row["outcome"] for row in sent["invoices"]] == ["already_in_ksef", "rejected"]
+    assert code == 5 and err.startswith("error: 1 of 2 invoice(s) rejected"), err
+
+
+def test_a_440_whose_original_cannot_be_read_is_not_taken_for_the_file(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float]
+) -> None:
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/UNREAD/1"))
+    code, first, _ = _sent(run, "a.xml")
+    number, session = first["invoices"][0]["ksef_number"], first["reference_number"]
+    backend.faults.add(400, operation=UPO_BY_NUMBER, code=21178, times=50)
+    code, sent, err = _sent(run, "a.xml")
+    backend.faults.clear()
+    row = sent["invoices"][0]
+    assert code == 5 and row["outcome"] == "duplicate_number" and row["ksef_number"] is None, err
+    assert row["duplicate_of"] == number and "could not be compared with this file" in row["status"]
+    assert "[21178]" in row["status"] and f"`ksef -p emu upo get {session} --invoice {number}`" in row["status"]
+
+
+def test_many_originals_of_one_session_are_read_from_its_upo(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch sent again whole: one read of the session's UPO, not one request per invoice.
+    monkeypatch.setattr("ksef_client.cli.sending.SESSION_UPO_FROM", 3)
+    files = _files(tmp_path, "MANY", 3)
+    assert _sent(run, "--batch", *files)[0] == 0
+    start = _upo_reads(backend)
+    code, sent, err = _sent(run, "--batch", *files)
+    assert code == 6 and {row["outcome"] for row in sent["invoices"]} == {"already_in_ksef"}, err
+    assert backend.faults.injected == start  # no per-invoice read
+
+
+# 3. An open session's note and `sessions close` go by its kind, read from its reference number.
+
+
+def test_an_open_batch_session_is_said_to_be_cancelled_unless_closed_and_closes_without_batch(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float]
+) -> None:
+    # Was: "KSeF processes its invoices ... once it is closed (by itself at its validUntil)" and
+    # `ksef sessions close REF`, which KSeF answered with 21173 "Brak sesji" (an online close).
+    files = _files(tmp_path, "OB", 2)
+    backend.faults.add(503, operation="batch_session.close_batch_session", times=50)
+    assert run("-p", "emu", "send", "--batch", *files)[0] == 1
+    backend.faults.clear()
+    (ref,) = backend.sessions.state.sessions
+    code, out, err = run("-p", "emu", "sessions", "status", ref)
+    assert code == 0 and f"{ref}: 100" in out
+    assert f"note: batch session {ref} is open: KSeF processes none of it until it is closed" in err
+    assert "unless closed, it is cancelled at its validUntil" in err and "none of its invoices reach KSeF" in err
+    assert f"`ksef -p emu sessions close {ref} --batch` closes it" in err and "by itself at" not in err
+    code, out, err = run("-p", "emu", "sessions", "close", ref)  # no --batch: the reference says it
+    assert code == 0 and f"batch session {ref} closed: KSeF processes it" in out, err
+    code, out, err = run("-p", "emu", "sessions", "wait", ref)
+    assert code == 0 and "2 accepted, 0 rejected" in out, err
+
+
+def test_an_online_session_closed_with_batch_is_a_usage_error(  # type: ignore[no-untyped-def]
+    run, logged_in, ksef: KSeF, backend: KSeFBackend
+) -> None:
+    # Was: KSeF's 21180 "Status sesji 100 uniemożliwia jej zamknięcie", exit 1: no hint.
+    session = ksef.online_session().open()
+    session.send(sample_invoice("FV/KIND/1"))
+    ref = session.reference_number
+    assert ref is not None
+    code, out, err = run("-p", "emu", "sessions", "status", ref)
+    assert f"note: online session {ref} is open: KSeF processes its invoices" in err and "(by itself at" in err
+    code, _, err = run("-p", "emu", "sessions", "close", ref, "--batch")
+    assert code == 2 and err.startswith(f"error: {ref} is an online session (-SO- in its reference number)")
+    assert f"`ksef -p emu sessions close {ref}` closes it (without --batch)" in err
+    assert backend.sessions.state.sessions[ref].status.code == 100  # nothing was sent
+    code, out, err = run("-p", "emu", "sessions", "close", ref)
+    assert code == 0 and f"online session {ref} closed" in out, err
+
+
+def test_the_kind_of_a_session_is_read_from_its_reference_number() -> None:
+    assert session_kind("20250625-SO-2C3E6C8000-B675CF5D68-07") == "online"
+    assert session_kind("20250626-SB-213D593000-4DE10D80A5-E9") == "batch"
+    assert session_kind("20250901-EU-47FDBE3000-5961A5D232-BF") is None
+
+
+# 6. `sessions wait` on a session still open says to close it, and does not wait.
+
+
+def test_waiting_for_an_open_session_says_to_close_it_first(  # type: ignore[no-untyped-def]
+    run, logged_in, ksef: KSeF, no_waits: list[float]
+) -> None:
+    # Was: polled for --timeout (an hour by default), then "KSeF is still processing ... its invoices
+    # are in KSeF's hands; ... waits again", which never helps: KSeF processes nothing of it until closed.
+    session = ksef.online_session().open()
+    session.send(sample_invoice("FV/OPEN/1"))
+    ref = session.reference_number
+    code, out, err = run("-p", "emu", "sessions", "wait", str(ref), "--timeout", "60")
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: session {ref} is open (100 ") and "close it first, then wait" in err
+    assert f"`ksef -p emu sessions close {ref}` closes it now" in err and "still processing" not in err
+    assert f"note: then `ksef -p emu sessions wait {ref}` shows its outcome" in err
+    assert no_waits == [1.0, 2.0]  # two more reads (a close just made may read 100 a moment), no poll
+    assert run("-p", "emu", "sessions", "close", str(ref))[0] == 0
+    code, out, err = run("-p", "emu", "sessions", "wait", str(ref))
+    assert code == 0 and "1 accepted, 0 rejected" in out, err
+
+
+# 8. A piped secret: the label is still shown (Git Bash, IDE consoles: no terminal to Python).
+
+
+def test_a_secret_read_from_a_pipe_is_asked_for_on_stderr(  # type: ignore[no-untyped-def]
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: nothing printed, and the command seemed to hang where a person was to type.
+    monkeypatch.setattr("sys.stdin", io.StringIO("20251010-EC-0000000000-0000000000-00|nip-5265877635|ab\n"))
+    code, out, err = run("-p", "emu", "--json", "auth", "save-token")
+    assert code == 0 and err == "KSeF token: \n" and json.loads(out), err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = run("-p", "emu", "auth", "save-token")
+    assert code == 2 and err.startswith("KSeF token: \nerror: KSeF token: none given"), err
+
+
+# 7. A symlinked config.ini stays a link; one that cannot be renamed over is written in place.
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need a privilege on Windows")
+def test_a_symlinked_config_ini_is_written_at_its_target(
+    config_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Was: os.replace put a regular file in the link's place: the linked copy (dotfiles) went stale.
+    dotfiles = tmp_path_factory.mktemp("dotfiles")
+    (dotfiles / "config.ini").write_text("[test]\nenvironment = TEST\n")
+    (config_dir / "config.ini").symlink_to(dotfiles / "config.ini")
+    config.set_profile("emu", base_url="http://127.0.0.1:8000/v2")
+    assert (config_dir / "config.ini").is_symlink()
+    assert [p.name for p in config.list_profiles()] == ["test", "emu"]
+    assert "[emu]" in (dotfiles / "config.ini").read_text()
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["config.ini"]  # no temporary file left
+    assert sorted(p.name for p in config_dir.iterdir()) == ["config.ini", "config.ini.lock"]
+
+
+def test_a_config_ini_that_cannot_be_renamed_over_is_written_in_place(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A config.ini bind-mounted into a container: rename(2) onto a mount point is EBUSY.
+    config.set_profile("first", "TEST")
+    inode = (config_dir / "config.ini").stat().st_ino
+
+    def busy(source: object, target: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    monkeypatch.setattr(os, "replace", busy)
+    config.set_profile("second", "DEMO")
+    assert [p.name for p in config.list_profiles()] == ["first", "second"]
+    assert (config_dir / "config.ini").stat().st_ino == inode  # the same file, changed in place
     assert sorted(p.name for p in config_dir.iterdir()) == ["config.ini", "config.ini.lock"]

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ksef_client._client import KSeF
     from ksef_client.certificates import generate_private_key
     from ksef_client.cli import pending as pending_files
-    from ksef_client.cli.sending import Progress, outcome_rows, report, row_of, send_batch, send_online
+    from ksef_client.cli.sending import Progress, checked_rows, outcome_rows, report, send_batch, send_online
     from ksef_client.export import ExportResult
     from ksef_client.invoice_query import moment
     from ksef_client.resources.auth import AuthTokens
@@ -49,7 +50,10 @@ else:  # the SDK (and httpx) load with the first command that needs them, not fo
     generate_private_key = Lazy("ksef_client.certificates", "generate_private_key")
     pending_files = Lazy("ksef_client.cli.pending")
     outcome_rows, report = Lazy("ksef_client.cli.sending", "outcome_rows"), Lazy("ksef_client.cli.sending", "report")
-    Progress, row_of = Lazy("ksef_client.cli.sending", "Progress"), Lazy("ksef_client.cli.sending", "row_of")
+    Progress, checked_rows = (
+        Lazy("ksef_client.cli.sending", "Progress"),
+        Lazy("ksef_client.cli.sending", "checked_rows"),
+    )
     send_batch, send_online = (
         Lazy("ksef_client.cli.sending", "send_batch"),
         Lazy("ksef_client.cli.sending", "send_online"),
@@ -359,11 +363,14 @@ def _check_pem_files(state: State, cert: Path, key: Path) -> None:
 def _ask_secret(label: str, instead: str, *, confirm: bool = False) -> str:
     """A secret asked for without echo (``confirm``: typed twice). Without a terminal (a pipe, a
     script) it is read as one line of stdin, as ``--token-stdin`` reads one (no echo to hide, and
-    no "Password input may be echoed" warning); input that ends before it (a script, cron, CI) is
-    a usage error saying what to do ``instead``; click reports it as an abort, which read as
-    Ctrl-C ("interrupted", exit 130)."""
+    no "Password input may be echoed" warning), after its label on stderr all the same: Git Bash
+    (mintty) and IDE consoles are no terminal to Python while a person types there, and would
+    seem to hang; input that ends before it (a script, cron, CI) is a usage error saying what to
+    do ``instead``; click reports it as an abort, which read as Ctrl-C ("interrupted", exit 130)."""
     if sys.stdin is None or not sys.stdin.isatty():
+        click.echo(f"{label}: ", err=True, nl=False)  # stdout may be --json or a pipe: never there
         line = sys.stdin.readline() if sys.stdin is not None else ""
+        click.echo(err=True)  # what follows on stderr starts a line of its own (piped input echoes nothing)
         if not line:
             raise CLIError(f"{label}: none given (no terminal to ask on, or its input ended): {instead}")
         return line.rstrip("\r\n")
@@ -717,16 +724,20 @@ def sessions_status(state: State, reference: str) -> None:
     counts = f"{status.successful_invoice_count or 0} ok, {status.failed_invoice_count or 0} failed"
     state.out.result(status, message=f"{reference}: {status.status.code} {status.status.description} ({counts})")
     if status.status.code == SESSION_OPEN:
-        state.out.note(
-            f"session {reference} is open: KSeF processes its invoices and issues its UPO only once it is closed "
-            f"(by itself at its validUntil); `ksef -p {state.profile.name} sessions close {reference}` closes it now"
-        )
+        state.out.note(_open_session_note(state, reference, status.valid_until))
 
 
-# A session's status code while it is open (SessionStatusResponse: "100 | Sesja interaktywna otwarta").
+# A session's status code while it is open (SessionStatusResponse: "100 | Sesja interaktywna otwarta",
+# "100 | Sesja wsadowa rozpoczęta").
 SESSION_OPEN = 100
 # How long `send` and `sessions wait` wait for KSeF to process a session, by default (seconds).
 PROCESSING_WAIT = 3600.0
+# A session's kind by the two letters after its date in its reference number (every session
+# reference in the spec and the Ministry's docs: 20250625-SO-..., 20250626-SB-...).
+SESSION_KINDS = {"SO": "online", "SB": "batch"}
+# The pauses (seconds) between the further reads of a session `sessions wait` finds open: right after
+# its close KSeF may still read 100 for a moment (a `send --no-wait` just before).
+OPEN_REREADS = (1.0, 2.0)
 
 
 def _processing_timeout(command: Callable[..., None]) -> Callable[..., None]:
@@ -739,36 +750,98 @@ def _processing_timeout(command: Callable[..., None]) -> Callable[..., None]:
     )(command)
 
 
+def session_kind(reference: str) -> str | None:
+    """``"online"`` or ``"batch"``, by session ``reference``'s kind letters (``-SO-``, ``-SB-``);
+    ``None`` for any other."""
+    return SESSION_KINDS.get(reference[9:11]) if reference[8:9] == "-" else None
+
+
+def _open_session_note(state: State, reference: str, valid_until: Any = None) -> str:
+    """What an open session (100) means, by its kind: an online one KSeF closes by itself at its
+    ``validUntil`` and processes then; a batch one it never processes unless closed (every part
+    uploaded): it cancels it at its ``validUntil``, none of its invoices in KSeF."""
+    ksef, kind = f"ksef -p {state.profile.name}", session_kind(reference)
+    until = f" {valid_until.isoformat(timespec='seconds')}" if isinstance(valid_until, dt.datetime) else ""
+    online = (
+        f"online session {reference} is open: KSeF processes its invoices and issues its UPO only once it is "
+        f"closed (by itself at its validUntil{until}); `{ksef} sessions close {reference}` closes it now"
+    )
+    batch = (
+        f"batch session {reference} is open: KSeF processes none of it until it is closed, and does not close "
+        f"it by itself: unless closed, it is cancelled at its validUntil{until} and none of its invoices reach "
+        f"KSeF; `{ksef} sessions close {reference} --batch` closes it (with every part of its package uploaded; "
+        "a part missing: KSeF refuses the close, 21205: send the files again)"
+    )
+    if kind is not None:
+        return online if kind == "online" else batch
+    return f"if it is an {online}; if it is a {batch}"
+
+
 @sessions.command("close")
 @click.argument("reference")
-@click.option("--batch", is_flag=True, help="A batch session (default: an online one).")
+@click.option("--batch", is_flag=True, help="A batch session (read from REFERENCE: -SB-; needed for no other).")
 @pass_state
 def sessions_close(state: State, reference: str, batch: bool) -> None:
     """Close session REFERENCE, left open by a `ksef send` whose close failed or was interrupted:
     KSeF then processes its invoices and issues the UPO (`ksef sessions wait REFERENCE`).
 
-    A session no longer open is left as it is (exit 0). KSeF closes a batch session only with
-    every part of its package uploaded (21205 otherwise: it cancels it at its validUntil)."""
+    Its kind comes from REFERENCE (-SO- online, -SB- batch). A session no longer open is left as it
+    is (exit 0). KSeF closes a batch session only with every part of its package uploaded (21205
+    otherwise: it cancels it at its validUntil, none of its invoices in KSeF)."""
     from ksef_client._flows import run  # noqa: PLC0415 - not loaded for --help
     from ksef_client._generated.api.batch_session import close_batch_session  # noqa: PLC0415
     from ksef_client._generated.api.online_session import close_online_session  # noqa: PLC0415
+    from ksef_client.errors import KSeFError  # noqa: PLC0415
     from ksef_client.sending import close_flow  # noqa: PLC0415
 
     validate_reference_number(reference, "REFERENCE")
+    kind = session_kind(reference)
+    if kind == "online" and batch:
+        raise CLIError(
+            f"{reference} is an online session (-SO- in its reference number), not a batch one: "
+            f"`ksef -p {state.profile.name} sessions close {reference}` closes it (without --batch)"
+        )
+    batch = batch or kind == "batch"
     with state.client() as ksef:
         before = ksef.sessions.get(reference).status
         if before.code == SESSION_OPEN:
-            # sent_before: a close KSeF refuses as not allowed (21180) is settled by the session's status
-            run(close_flow(reference, close_batch_session if batch else close_online_session, True), ksef)
+            try:
+                # sent_before: a close KSeF refuses as not allowed (21180) is settled by the session's status
+                run(close_flow(reference, close_batch_session if batch else close_online_session, True), ksef)
+            except KSeFError as error:
+                if note := _close_failed_note(state, reference, batch, kind, error):
+                    error.add_note(note)
+                raise
     wait = f"`ksef -p {state.profile.name} sessions wait {reference}` shows its outcome"
     if before.code != SESSION_OPEN:
         message = f"session {reference} is not open ({before.code} {before.description}): nothing to close; {wait}"
     else:
-        message = f"session {reference} closed: KSeF processes it; {wait}"
+        message = f"{'batch' if batch else 'online'} session {reference} closed: KSeF processes it; {wait}"
     state.out.result(
         {"reference_number": reference, "was_open": before.code == SESSION_OPEN, "status_before": before},
         message=message,
     )
+
+
+# KSeF's answers to a close (400): no such session of that kind (an online close of a batch session
+# answers this), the session's status allows no close, a batch part not uploaded.
+NO_SUCH_SESSION, NOT_CLOSABLE, PARTS_MISSING = 21173, 21180, 21205
+
+
+def _close_failed_note(state: State, reference: str, batch: bool, kind: str | None, error: Exception) -> str:
+    """What a close KSeF refused means for session ``reference`` (``""``: nothing to add)."""
+    codes = getattr(error, "codes", [])
+    ksef = f"ksef -p {state.profile.name}"
+    if batch and PARTS_MISSING in codes:
+        return (
+            f"a part of batch session {reference}'s package was not uploaded: KSeF cancels the session at its "
+            "validUntil and holds none of its invoices; send the files again (a new `ksef send --batch`)"
+        )
+    if kind is None and not batch and NO_SUCH_SESSION in codes:
+        return f"if {reference} is a batch session: `{ksef} sessions close {reference} --batch`"
+    if kind is None and batch and NOT_CLOSABLE in codes:
+        return f"if {reference} is an online session: `{ksef} sessions close {reference}` (without --batch)"
+    return ""
 
 
 @sessions.command("wait")
@@ -778,17 +851,35 @@ def sessions_close(state: State, reference: str, batch: bool) -> None:
 def sessions_wait(state: State, reference: str, timeout: float) -> None:
     """Wait for KSeF to process session REFERENCE (one `ksef send` sent, or `--no-wait` left),
     then print each invoice's KSeF number or rejection, with `ksef send`'s exit codes (5: some
-    rejected; 6: some in KSeF already)."""
+    rejected; 6: some in KSeF already). A session still open (100) is not waited for: KSeF
+    processes it only once it is closed (`ksef sessions close REFERENCE`); exit 2."""
     validate_reference_number(reference, "REFERENCE")
     with state.client() as ksef:
         try:
-            with state.out.progress("KSeF processing", None):
-                status = ksef.sessions.wait(reference, timeout=timeout)
+            status = ksef.sessions.get(reference)
+            for pause in OPEN_REREADS:  # a close just made may still read 100 for a moment
+                if status.status.code != SESSION_OPEN:
+                    break
+                time.sleep(pause)
+                status = ksef.sessions.get(reference)
+            if status.status.code != SESSION_OPEN:
+                with state.out.progress("KSeF processing", None):
+                    status = ksef.sessions.wait(reference, timeout=timeout)
         except Exception as error:
             error.add_note(_still_processing(state, reference, error))
             raise
+        if status.status.code == SESSION_OPEN:
+            still_open = CLIError(
+                f"session {reference} is open ({status.status.code} {status.status.description}): nothing to wait "
+                "for, KSeF processes a session only once it is closed; close it first, then wait"
+            )
+            still_open.add_note(_open_session_note(state, reference, status.valid_until))
+            still_open.add_note(f"then `ksef -p {state.profile.name} sessions wait {reference}` shows its outcome")
+            raise still_open
         outcomes = ksef.sessions.outcomes(reference)
-    rows = [row_of(o.invoice_number or o.reference_number or "", o) for o in outcomes]
+        known = {o.ksef_number: o.invoice_hash for o in outcomes if o.accepted and o.ksef_number}
+        named = [(o.invoice_number or o.reference_number or "", o) for o in outcomes]
+        rows = checked_rows(ksef, state.out, named, known, f"ksef -p {state.profile.name}")
     report(state.out, reference, status, rows, name="invoice")
 
 
@@ -875,7 +966,8 @@ def send(
 
     Whatever stops it after the session was opened (an error, Ctrl-C, --timeout) is followed by
     notes: the session, which files KSeF has and which not, and what to run next (`ksef sessions
-    wait|status|close REF`). Exit 5: some rejected; 6: none rejected, some in KSeF already (440)."""
+    wait|status|close REF`). Exit 5: some rejected (a 440 for another invoice with the number too);
+    6: none rejected, some in KSeF already (440 for the very same file, sent before)."""
     progress = Progress(files, batch, command=f"ksef -p {state.name}")
     try:
         with state.client() as ksef:
@@ -893,12 +985,13 @@ def send(
             progress.waiting = True
             with state.out.progress("KSeF processing", None):
                 status = ksef.sessions.wait(reference, timeout=timeout)
-            outcome = list(ksef.sessions.invoices(reference, page_size=1000))
+            listing = list(ksef.sessions.invoices(reference, page_size=1000))
+            rows = outcome_rows(ksef, state.out, files, listing, sent, reference, f"ksef -p {state.name}")
     except BaseException as error:
         for note in progress.notes():
             error.add_note(note)
         raise
-    report(state.out, reference, status, outcome_rows(files, outcome, sent, reference))
+    report(state.out, reference, status, rows)
 
 
 # --- downloading ------------------------------------------------------------------------------

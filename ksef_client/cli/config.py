@@ -2,9 +2,10 @@
 
 Profiles live in ``config.ini`` in the config directory (``KSEF_CONFIG_DIR``, default
 ``~/.config/ksef``); they hold no secrets. It is changed as ``credentials.json`` is: under its lock,
-replaced whole (``locked``, ``write_durably``). Secrets (the access and refresh tokens of a login, a
-saved KSeF token) go to the OS keyring when one is available, otherwise to a file only the user
-can read (mode 0600) in the same directory. ``KSEF_CREDENTIAL_STORE=file`` forces the file.
+replaced whole (``locked``, ``write_durably``; a symlinked one at its target). Secrets (the access
+and refresh tokens of a login, a saved KSeF token) go to the OS keyring when one is available,
+otherwise to a file only the user can read (mode 0600) in the same directory.
+``KSEF_CREDENTIAL_STORE=file`` forces the file.
 
 Each secret is saved with the KSeF it is for (``Profile.ksef``: the environment, or the base URL),
 and the commands use it only while the profile still points there: a login or KSeF token is never
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import errno
 import io
 import json
 import os
@@ -225,12 +227,37 @@ def set_profile(
     return before, after, path
 
 
+# What a rename onto config.ini answers when that name is a mount point (a file bind-mounted into a
+# container: EBUSY) or on another file system than its folder (EXDEV).
+_NOT_RENAMED_OVER = frozenset({errno.EBUSY, errno.EXDEV})
+
+
 def _write_config(path: Path, parser: configparser.ConfigParser) -> None:
+    """Write ``parser`` to ``path`` (under its lock): replaced whole (``write_durably``). A symlinked
+    config.ini (dotfiles, stow, configuration management) is written at its target, the link left as
+    it is. A config.ini that cannot be renamed over (a mount point: ``_NOT_RENAMED_OVER``) is
+    rewritten in place: not atomic there (a crash or a full disk in the middle can cut it short)."""
     from ksef_client._durable import write_durably  # noqa: PLC0415 - not loaded for --help
 
     text = io.StringIO()
     parser.write(text)
-    write_durably(path, text.getvalue().encode("utf-8"))
+    data = text.getvalue().encode("utf-8")
+    target = path.resolve()  # the link's target; path itself when it is no link
+    try:
+        write_durably(target, data)
+    except OSError as error:
+        if error.errno not in _NOT_RENAMED_OVER or not target.is_file():
+            raise
+        _write_in_place(target, data)
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    """Overwrite the existing file ``path`` with ``data`` (its mode and owner kept), flushed to disk."""
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def list_profiles() -> list[Profile]:
@@ -245,7 +272,9 @@ def locked(path: Path) -> Iterator[None]:
     and written again, so two ``ksef`` processes (cron beside an interactive run, two CI jobs)
     never lose each other's change. An OS lock (``flock``; ``msvcrt.locking`` on Windows) that
     ends with its process; a second process waits for it up to ``LOCK_WAIT`` seconds. Readers need
-    none: the file is replaced whole (``write_durably``), never changed in place."""
+    none: the file is replaced whole (``write_durably``), never changed in place (but for a
+    config.ini that is a mount point: ``_write_config``). The lock is beside ``path`` as named (in
+    the config directory), also when ``path`` is a symlink written at its target."""
     from ksef_client._durable import hold_lock  # noqa: PLC0415 - not loaded for --help
 
     path.parent.mkdir(parents=True, exist_ok=True)

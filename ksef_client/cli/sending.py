@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from ksef_client._client import KSeF
 from ksef_client.cli.output import ALREADY_IN_KSEF, REJECTED, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.errors import BatchError, KSeFError
-from ksef_client.outcomes import InvoiceOutcome, SentInvoice, outcome_of, session_outcomes
+from ksef_client.outcomes import InvoiceOutcome, SentInvoice, accepted_by_number, outcome_of, session_outcomes
 from ksef_client.schemas import InvoiceSchemaError, checked_invoice
 from ksef_client.sending import nip_errors
 
@@ -164,59 +164,197 @@ def send_batch(ksef: KSeF, out: Output, files: tuple[Path, ...], form: str, offl
 
 class Row(NamedTuple):
     """One invoice of a session's outcome: ``name`` (the file, or the invoice's number), the KSeF
-    number it is in KSeF under (its own; for a duplicate the invoice's KSeF has already), KSeF's
-    status ``code`` and ``status`` text, and ``outcome``: accepted, already_in_ksef, repeat (a
-    resend of a file accepted in the same session), rejected, processing or unknown."""
+    number it is in KSeF under (its own; for a 440 of this very file, the original's: never another
+    invoice's), KSeF's status ``code`` and ``status`` text, ``outcome`` (see ``OUTCOMES``), and for
+    a 440 the invoice KSeF named as holding the number: ``duplicate_of`` (its KSeF number) and
+    ``duplicate_session`` (the session it was sent in)."""
 
     name: str
     ksef_number: str | None
     code: int | None
     status: str
     outcome: str
+    duplicate_of: str | None = None
+    duplicate_session: str | None = None
 
 
-def row_of(name: str, outcome: InvoiceOutcome | None) -> Row:
-    """The ``Row`` of one invoice's ``outcome`` (``None``: KSeF does not list it)."""
+# The ``outcome`` of a row. A 440 duplicate is one of three: ``repeat`` (the same file sent again
+# in the same session, accepted there), ``already_in_ksef`` (the same file, by its SHA-256, as the
+# invoice KSeF holds under that number: in KSeF, nothing to do) or ``duplicate_number`` (KSeF holds
+# *another* invoice of this seller, type and number, or one this file could not be compared with:
+# this file is not in KSeF, counted as rejected).
+OUTCOMES = ("accepted", "already_in_ksef", "repeat", "duplicate_number", "rejected", "processing", "unknown")
+DUPLICATE_NUMBER = "duplicate_number"
+
+
+@dataclass(frozen=True)
+class Original:
+    """What is known of the invoice a 440 names (``originalKsefNumber``): its SHA-256 (Base64,
+    KSeF's ``invoiceHash``), or ``None`` and ``why`` it could not be read."""
+
+    invoice_hash: str | None
+    why: str = ""
+
+
+# From how many of a session's invoices (named by 440s) its whole UPO is read rather than each
+# invoice's: one status read and its pages (presigned links) against one request each (sessionMisc:
+# 120 a minute, 1,200 an hour; a batch of 10,000 sent again would wait hours).
+SESSION_UPO_FROM = 10
+
+
+class Originals:
+    """The SHA-256 of the invoices 440 duplicates name as holding their number, to tell the same
+    file sent again (``already_in_ksef``) from another invoice given a number already used
+    (``duplicate_number``).
+
+    ``known``: the invoices accepted in the session read, KSeF number to hash (no request). Any
+    other original is read from KSeF once: its UPO by KSeF number (``GET /sessions/{ref}/invoices/
+    ksef/{ksefNumber}/upo``, ``SkrotDokumentu``; hash-checked and checked to confirm that invoice of
+    that session), or the session's whole UPO when it confirms ``SESSION_UPO_FROM`` or more of them.
+    A read that fails leaves the hash unknown (``why``): such a 440 is not taken for this file."""
+
+    def __init__(self, ksef: KSeF, known: Mapping[str, str | None]) -> None:
+        self._ksef, self._known = ksef, dict(known)
+        self._read: dict[tuple[str, str], Original] = {}
+
+    def read(self, out: Output, outcomes: Iterable[InvoiceOutcome | None]) -> None:
+        """Read the hashes of the originals of ``outcomes``' 440s (but repeats) not known yet."""
+        wanted: dict[str, set[str]] = {}
+        for outcome in outcomes:
+            if outcome is None or outcome.kind != "duplicate" or outcome.is_repeat:
+                continue
+            number, session = outcome.duplicate_of, outcome.duplicate_session
+            if number and session and number not in self._known and (session, number) not in self._read:
+                wanted.setdefault(session, set()).add(number)
+        if not wanted:
+            return
+        with out.progress("checking duplicates", sum(map(len, wanted.values()))) as advance:
+            for session, numbers in wanted.items():
+                if len(numbers) >= SESSION_UPO_FROM:
+                    self._read_session(session, numbers)
+                for number in sorted(numbers):
+                    if (session, number) not in self._read:
+                        self._read[session, number] = self._read_invoice(session, number)
+                    advance()
+
+    def of(self, outcome: InvoiceOutcome | None) -> Original | None:
+        """The original of the 440 ``outcome`` (after ``read``); ``None`` for any other outcome."""
+        if outcome is None or outcome.kind != "duplicate":
+            return None
+        number, session = outcome.duplicate_of, outcome.duplicate_session
+        if not number:
+            return Original(None, "KSeF's answer names no original KSeF number (originalKsefNumber)")
+        if number in self._known:
+            return Original(self._known[number], "" if self._known[number] else "KSeF lists it with no hash")
+        if not session:
+            return Original(None, "KSeF's answer names no original session (originalSessionReferenceNumber)")
+        return self._read.get((session, number), Original(None, "not read"))
+
+    def _read_invoice(self, session: str, number: str) -> Original:
+        try:
+            upo = self._ksef.upo.get_invoice_upo(session, ksef_number=number)
+        except (KSeFError, ValueError) as error:
+            return Original(None, f"its UPO could not be read: {error_line(error).removeprefix('error: ')}")
+        return Original(upo.documents[0].invoice_hash)  # check_invoice_upo: one document, this number
+
+    def _read_session(self, session: str, numbers: set[str]) -> None:
+        try:
+            documents = self._ksef.upo.get_session_upo(session).documents
+        except (KSeFError, ValueError):
+            return  # each is read by itself
+        for number in numbers:
+            if (document := documents.by_ksef_number(number)) is not None:
+                self._read[session, number] = Original(document.invoice_hash)
+
+
+def row_of(name: str, outcome: InvoiceOutcome | None, original: Original | None = None, command: str = "ksef") -> Row:
+    """The ``Row`` of one invoice's ``outcome`` (``None``: KSeF does not list it); for a 440 (not a
+    repeat), ``original``: what ``Originals`` read of the invoice it names (``None``: nothing)."""
     if outcome is None or outcome.kind == "unknown":
         text = outcome.description if outcome is not None and outcome.reference_number is None else ""
         return Row(name, None, None, text or "not in the session's list", "unknown")
     reason = "; ".join([outcome.description, *outcome.details])
-    kind: str = outcome.kind
-    if outcome.kind == "duplicate":
-        # KSeF's 440: it holds an invoice of this seller, type and number (weryfikacja-faktury.md), with
-        # the original's KSeF number and session in the answer (originalKsefNumber, originalSessionReferenceNumber).
-        kind = "repeat" if outcome.is_repeat else "already_in_ksef"
-        where = f" as {outcome.duplicate_of}" if outcome.duplicate_of else ""
-        session = f", sent in session {outcome.duplicate_session}" if outcome.duplicate_session else ""
-        reason = f"already in KSeF{where}{session} ({reason})"
-    return Row(name, outcome.number_in_ksef, outcome.code, reason, kind)
+    if outcome.kind != "duplicate":
+        return Row(name, outcome.ksef_number, outcome.code, reason, outcome.kind)
+    # KSeF's 440: it holds an invoice of this seller, type and number (weryfikacja-faktury.md), with
+    # the original's KSeF number and session in the answer (originalKsefNumber, originalSessionReferenceNumber).
+    # The file is in KSeF only if it is that invoice, byte for byte: branches reusing numbers get 440s too.
+    number, session = outcome.duplicate_of, outcome.duplicate_session
+    where = f" as {number}" if number else ""
+    sent_in = f", sent in session {session}" if session else ""
+    duplicate = (number, session)
+    if outcome.is_repeat:
+        text = f"already in KSeF{where}{sent_in}: this file, accepted in this session ({reason})"
+        return Row(name, number, outcome.code, text, "repeat", *duplicate)
+    original = original or Original(None, "not read")
+    if outcome.invoice_hash is None:  # the spec requires invoiceHash in the listing
+        original = Original(None, "KSeF lists this file with no invoiceHash")
+    if original.invoice_hash is not None and original.invoice_hash == outcome.invoice_hash:
+        text = f"already in KSeF{where}{sent_in}: the same file (SHA-256) ({reason})"
+        return Row(name, number, outcome.code, text, "already_in_ksef", *duplicate)
+    if original.invoice_hash is not None:
+        text = (
+            f"not in KSeF: KSeF holds another invoice with this number{where}{sent_in}, not this file (its "
+            f"SHA-256 differs): give this invoice a new number ({reason})"
+        )
+    else:
+        look = f"; `{command} upo get {session} --invoice {number}` shows it" if number and session else ""
+        text = (
+            f"maybe not in KSeF: KSeF holds an invoice with this number{where}{sent_in}, which could not be "
+            f"compared with this file ({original.why}){look} ({reason})"
+        )
+    return Row(name, None, outcome.code, text, DUPLICATE_NUMBER, *duplicate)
 
 
 def outcome_rows(
-    files: tuple[Path, ...], listing: list[Any], sent: list[SentInvoice] | None, reference: str
+    ksef: KSeF,
+    out: Output,
+    files: tuple[Path, ...],
+    listing: list[Any],
+    sent: list[SentInvoice] | None,
+    reference: str,
+    command: str = "ksef",
 ) -> list[Row]:
     """A ``Row`` per file: by invoice reference (online, where a resend after a lost answer
     resolves to the first attempt's acceptance) or by file name (batch); then any invoice KSeF
-    lists in an online session that is none of the files."""
+    lists in an online session that is none of the files. A 440's original is compared with the
+    file (``Originals``: the listing's accepted invoices, else one read from KSeF)."""
     names: list[str] = [str(path) for path in files]
+    accepted = accepted_by_number(listing)
     if sent is None:
         by_name = {i.invoice_file_name: i for i in listing}
         found = [by_name.get(path.name) for path in files]
-        outcomes: list[InvoiceOutcome | None] = [outcome_of(i) if i is not None else None for i in found]
+        outcomes: list[InvoiceOutcome | None] = [outcome_of(i, accepted) if i is not None else None for i in found]
     else:
         listed = session_outcomes(listing, sent, reference)
         names += [f"(listed by KSeF, no file: {o.invoice_number or o.reference_number})" for o in listed[len(files) :]]
         outcomes = list(listed)
-    return [row_of(name, outcome) for name, outcome in zip(names, outcomes, strict=True)]
+    known = {number: item.invoice_hash for number, item in accepted.items()}
+    return checked_rows(ksef, out, list(zip(names, outcomes, strict=True)), known, command)
+
+
+def checked_rows(
+    ksef: KSeF,
+    out: Output,
+    named: Sequence[tuple[str, InvoiceOutcome | None]],
+    known: Mapping[str, str | None],
+    command: str = "ksef",
+) -> list[Row]:
+    """The ``Row`` of each ``(name, outcome)``, each 440's original read and compared with the
+    file (``Originals``; ``known``: the session's accepted invoices, KSeF number to hash)."""
+    originals = Originals(ksef, known)
+    originals.read(out, (outcome for _, outcome in named))
+    return [row_of(name, outcome, originals.of(outcome), command) for name, outcome in named]
 
 
 def report(out: Output, reference: str, status: Any, rows: list[Row], name: str = "file") -> None:
     """Print the outcome per invoice; ``CLIError`` with exit code 5 when any invoice was
-    rejected (or is not final), else 6 when any was in KSeF already (a 440 duplicate)."""
+    rejected (or is not final, or is a ``duplicate_number``), else 6 when any was in KSeF already
+    (a 440 duplicate of the very same file, sent in another session)."""
     already = [row for row in rows if row.outcome == "already_in_ksef"]
     failed = [row for row in rows if row.outcome not in ("accepted", "already_in_ksef", "repeat")]
     accepted = len(rows) - len(already) - len(failed)
-    keys = (name, "ksef_number", "code", "status", "outcome")
+    keys = (name, *Row._fields[1:])
     data = {
         "reference_number": reference,
         "status": status,
@@ -231,11 +369,17 @@ def report(out: Output, reference: str, status: Any, rows: list[Row], name: str 
         rows=[row[:4] for row in rows],
     )
     if failed:
-        raise CLIError(f"{len(failed)} of {len(rows)} invoice(s) rejected (see above)", REJECTED)
+        numbers = sum(row.outcome == DUPLICATE_NUMBER for row in failed)
+        taken = (
+            f"; {numbers} of them with a number KSeF holds for another invoice (440, not this file: give it a "
+            "new number) or one that could not be compared with it"
+            if numbers
+            else ""
+        )
+        raise CLIError(f"{len(failed)} of {len(rows)} invoice(s) rejected (see above){taken}", REJECTED)
     if already:
         raise CLIError(
-            f"{len(already)} of {len(rows)} invoice(s) already in KSeF (440 duplicates, see above): KSeF holds an "
-            "invoice of the same seller, type and number - a resend of it (nothing to do), or another invoice "
-            "given a number already used (give it a new one)",
+            f"{len(already)} of {len(rows)} invoice(s) already in KSeF (440 duplicates of the same files, sent "
+            "before, see above): nothing to do, their KSeF numbers are shown",
             ALREADY_IN_KSEF,
         )
