@@ -39,7 +39,10 @@ class InvoiceOutcome:
     """One sent invoice after processing.
 
     ``kind``: ``"accepted"`` (``ksef_number`` is its number), ``"duplicate"`` (KSeF already holds
-    this invoice as ``duplicate_of``, from session ``duplicate_session``), ``"rejected"`` (``code``,
+    an invoice of this seller, kind and number, ``P_2``, as ``duplicate_of``, from session
+    ``duplicate_session``: this same document sent before, or another one that reused the number;
+    faktury/weryfikacja-faktury.md judges a duplicate by those fields, not by the file, so compare
+    ``invoice_hash`` with the original's before counting it as sent), ``"rejected"`` (``code``,
     ``description`` and ``details`` say why), ``"processing"`` (not final yet), ``"unknown"`` (KSeF
     does not list it in the session). ``reference_number`` is ``None`` only for an ``"unknown"``
     invoice whose send raised before KSeF answered (``maybe_sent``): KSeF does not hold it.
@@ -80,7 +83,9 @@ class InvoiceOutcome:
     @property
     def number_in_ksef(self) -> str | None:
         """The KSeF number under which KSeF holds this invoice: its own, or for a duplicate the
-        original's; ``None`` when it is not in KSeF (rejected, processing, unknown)."""
+        original's (the invoice KSeF holds under this seller, kind and number: this document only
+        if its hash is the original's, see ``kind``); ``None`` when it is not in KSeF (rejected,
+        processing, unknown)."""
         return self.ksef_number or self.duplicate_of
 
 

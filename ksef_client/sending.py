@@ -621,9 +621,10 @@ class OnlineSession(_OnlineSessionFlows):
 
     def ksef_numbers(self) -> list[str | None]:
         """After processing: the KSeF number under which KSeF holds each sent invoice, in sending
-        order: its own when accepted; for a duplicate (440) the number of the invoice already in
-        KSeF; ``None`` when rejected, not processed yet or not received. ``outcomes()`` tells these
-        apart."""
+        order: its own when accepted; for a duplicate (440) the number of the invoice KSeF already
+        holds under the same seller, kind and number, which is another document if the number was
+        reused; ``None`` when rejected, not processed yet or not received. ``outcomes()`` tells
+        these apart (``InvoiceOutcome.kind``)."""
         return run(self._ksef_numbers_flow(), self._client)
 
     def __enter__(self) -> OnlineSession:
