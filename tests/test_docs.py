@@ -17,6 +17,7 @@ test's emulator). Fragments that do not run on their own are ``py`` blocks there
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import re
 import shlex
 import subprocess
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from ksef_client.cli import main as ksef_cli
+from ksef_client.mock.faults import DROP_AFTER
 from ksef_client.mock.pytest_plugin import KSeFMock
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP, ROOT
@@ -155,3 +157,28 @@ def test_readme_quick_start_runs_against_the_emulator(
         prints.check(block, label)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "200" and printed[1].startswith("accepted ") and "3" in printed
+
+
+def test_the_lost_token_example_spares_an_older_token_with_the_same_description(
+    ksef_mock: KSeFMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GET /tokens's description filter is "wyszukiwana w opisie tokena", in any case: the example revoked
+    # every token it listed, the ERP's live token with the same description too (review s12-final, 2). It
+    # now revokes only a Pending/Active token made since the moment before create, as the page says.
+    (code,) = [c for _, c in blocks(DOCS / "authentication.md") if "def create_token" in c]
+    backend = ksef_mock.backend
+    backend.transitions.token_reads = 0
+    with ksef_mock.client(NIP) as ksef:
+        last_month = backend.clock() - dt.timedelta(days=30)
+        monkeypatch.setattr(backend, "clock", lambda: last_month)
+        live = ksef.tokens.create(["InvoiceRead"], "ERP integration")  # in use by the ERP
+        monkeypatch.undo()
+        namespace: dict[str, Any] = {"ksef": ksef, "__name__": "docs", "print": lambda *values: None}
+        exec(compile(code, "authentication.md", "exec"), namespace)  # the page's block: makes its own token
+        backend.faults.add(DROP_AFTER, operation="tokens.create_token")
+        assert namespace["create_token"](ksef, ["InvoiceRead"], "ERP integration") is None
+        found = {t.reference_number: (t.description, t.status) for t in ksef.tokens.list(description="erp integ")}
+    assert found.pop(live.reference_number) == ("ERP integration", "Active")  # the live token survives
+    orphan, made_by_the_page = sorted(found.values())  # "ERP integration" sorts before "ERP integration 1a2b..."
+    assert made_by_the_page[1] == "Active" and made_by_the_page[0].startswith("ERP integration ")
+    assert orphan == ("ERP integration", "Revoked")  # the one whose answer was lost

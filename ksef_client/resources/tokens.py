@@ -7,6 +7,7 @@ its status until then.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -71,12 +72,24 @@ class CreatedToken(GenerateTokenResponse):
 
 # POST /tokens is not repeated (a repeat would make a second token), and its answer is the only place
 # the secret ever appears: "Jest zwracany tylko raz". When that answer is lost after the request went
-# out, the token may exist and turn Active with a secret nobody has.
+# out, the token may exist and turn Active with a secret nobody has. GET /tokens's ``description``
+# filter is "wyszukiwana w opisie tokena" in any case: it lists every token whose description contains
+# the text, an older one in use too, so the note names the time and statuses that single out the new
+# one. Without CredentialsRead/CredentialsManage a KSeF-token login lists and revokes only the token it
+# used (GET and DELETE /tokens), so the new token is out of its reach. The SDK cannot tell how its
+# access token was obtained (it may be given one), so the note names both cases.
 CREATE_MAY_HAVE_GONE_THROUGH = (
     "tokens.create: the request may have reached KSeF although its answer was lost, so the token may exist "
     "(Pending, then Active) with a secret nobody has: KSeF shows it only in that answer ('Jest zwracany tylko "
-    "raz'). Find it with ksef.tokens.list(description={description!r}) (a token made at about this time), "
-    "revoke it with ksef.tokens.revoke(reference_number), and create a new one"
+    "raz'). Find it with ksef.tokens.list(description={description!r}, statuses=['Pending', 'Active']) and "
+    "revoke with ksef.tokens.revoke(reference_number) only a token whose date_created is at or after "
+    "{started} (this machine's clock when create was called: allow for a difference from KSeF's). The "
+    "description filter matches every token whose description contains the text, in any case, so an older "
+    "token in use may be listed too: do not revoke it. Then create a new token, with a description of its "
+    "own (a date or a uuid in it). A login by a KSeF token without CredentialsRead or CredentialsManage "
+    "cannot see or revoke the new token (it lists and revokes only the token it logged in with): the "
+    "token's author lists and revokes it after a login by certificate (XAdES), or anyone holding "
+    "CredentialsManage in the context does"
 )
 
 
@@ -89,7 +102,8 @@ def _create_flow(permissions: Iterable[str], description: str) -> Flow[CreatedTo
     if not 5 <= len(description) <= 256:
         raise ValueError("description: 5 to 256 characters")
     body = GenerateTokenRequest(permissions=[TokenPermissionType(p) for p in wanted], description=description)
-    note = CREATE_MAY_HAVE_GONE_THROUGH.format(description=description)
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)  # for the note: when a lost answer's token was made
+    note = CREATE_MAY_HAVE_GONE_THROUGH.format(description=description, started=started.isoformat())
     return CreatedToken.of((yield from sent_once(Call(create_token, {"body": body}), GenerateTokenResponse, note)))
 
 
@@ -199,8 +213,13 @@ class Tokens:
         The request is sent once. When its answer is lost after it went out (a 5xx, a connection
         broken after sending, a timeout waiting), the error has ``maybe_sent`` set and a note: the
         token may exist, and KSeF shows its secret in no other answer. Find it with
-        ``list(description=...)`` and revoke it. A refusal (4xx) or a request never sent leaves
-        ``maybe_sent`` ``False``: no token was made.
+        ``list(description=..., statuses=["Pending", "Active"])`` and revoke only a token whose
+        ``date_created`` is at or after the moment ``create`` was called: the ``description`` filter
+        matches every token whose description contains the text (any case), an older token in use
+        too, so give each token a description of its own (a date or a uuid in it). A KSeF-token
+        login without ``CredentialsRead``/``CredentialsManage`` cannot see or revoke the new token:
+        its author does so after a login by certificate. A refusal (4xx) or a request never sent
+        leaves ``maybe_sent`` ``False``: no token was made.
         """
         return run(_create_flow(permissions, description), self._client)
 
@@ -213,7 +232,9 @@ class Tokens:
         return run(wait_active_flow(reference_number, timeout, interval), self._client)
 
     def get(self, reference_number: str) -> TokenStatusResponse:
-        """A token's status."""
+        """A token's status: any token of the context with ``CredentialsRead``/``CredentialsManage``;
+        without them, the token a KSeF-token login used (others may be refused with a 403,
+        ``PermissionDeniedError``)."""
         return run(_status_flow(reference_number), self._client)
 
     def list(

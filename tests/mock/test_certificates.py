@@ -49,7 +49,12 @@ from ksef_client._generated.models import (
 from ksef_client._generated.operations import OPERATIONS
 from ksef_client._generated.types import UNSET
 from ksef_client.certificates import build_csr
-from ksef_client.errors import AuthenticationFailedError, BadRequestError, PermissionDeniedError
+from ksef_client.errors import (
+    AuthenticationFailedError,
+    BadRequestError,
+    CertificateEnrollmentError,
+    PermissionDeniedError,
+)
 from ksef_client.identifiers import checksum
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.app import create_app  # noqa: F401 - importing the app registers every route
@@ -560,3 +565,37 @@ def test_a_request_for_a_key_another_subject_holds_is_refused_by_its_status(
             "details": ["Klucz publiczny został już certyfikowany przez inny podmiot."],
         }  # fmt: skip
         assert status.certificate_serial_number is UNSET and _query(other) == []
+
+
+def test_a_key_certified_under_a_persons_nip_is_hers_under_her_pesel_too(
+    ksef_server: ThreadedServer, backend: KSeFBackend
+) -> None:
+    # "Klucz publiczny został już certyfikowany przez inny podmiot": a person registered with /testdata/person
+    # is one subject under her NIP and her PESEL (the spec's "powiązania NIP-PESEL"), so the key she
+    # certified under one is not "another subject's" under the other; a stranger's request for it is.
+    base = ksef_server.base_url
+    with KSeF(base_url=base) as anyone:
+        anyone.testdata.create_person(
+            {"nip": OTHER_NIP, "pesel": PESEL, "description": "JDG Jan Testowy", "isBailiff": False}
+        )
+    _let_read_invoices(base, backend, OTHER_NIP, STRANGER_PESEL)
+    key = ec.generate_private_key(ec.SECP256R1())
+    by_nip = self_signed_certificate(OTHER_NIP, kind="person").certificate.subject  # TINPL-, Jan Testowy
+    with signed_in(base, by_nip, OTHER_NIP) as jan:
+        made = jan.certificates.enroll("Jan pod NIP", build_csr(jan.certificates.enrollment_data().to_dict(), key))
+        assert jan.certificates.wait_enrolled(made.reference_number).status.code == 200
+    with signed_in(base, person(PESEL, "Jan", "Testowy"), OTHER_NIP) as by_pesel:
+        again = by_pesel.certificates.enroll(
+            "Jan pod PESEL", build_csr(by_pesel.certificates.enrollment_data().to_dict(), key)
+        )
+        assert by_pesel.certificates.wait_enrolled(again.reference_number).status.code == 200
+    with signed_in(base, person(STRANGER_PESEL), OTHER_NIP) as stranger:
+        refused = stranger.certificates.enroll(
+            "cudzy klucz", build_csr(stranger.certificates.enrollment_data().to_dict(), key)
+        )
+        with pytest.raises(CertificateEnrollmentError) as caught:
+            stranger.certificates.wait_enrolled(refused.reference_number)
+        assert (caught.value.code, caught.value.details) == (
+            400,
+            ["Klucz publiczny został już certyfikowany przez inny podmiot."],
+        )

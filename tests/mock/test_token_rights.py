@@ -18,6 +18,7 @@ from tests.conftest import NIP
 PESEL = "30112206276"  # dane-testowe-scenariusze.md's example
 OTHER_PESEL = "88102341294"  # uwierzytelnianie.md's example
 JDG_NIP = "3238048566"  # the NIP of a person registered with PESEL by /testdata/person
+READ_RIGHTS = ["CredentialsManage", "CredentialsRead"]  # GET /tokens/{ref} of a token not one's own
 PERSON_DETAILS = {"subjectDetailsType": "PersonByIdentifier", "personById": {"firstName": "Anna", "lastName": "Nowak"}}
 
 
@@ -93,7 +94,7 @@ def http(ksef_mock: KSeFMock) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_without_credentials_rights_only_ones_own_token_is_listed_or_revoked(
+def test_without_credentials_rights_only_ones_own_token_is_read_listed_or_revoked(
     ksef_mock: KSeFMock, http: httpx.Client
 ) -> None:
     # Spec DELETE /tokens/{referenceNumber}: "Jeżeli podmiot posiada uprawnienie CredentialsManage, może
@@ -101,10 +102,12 @@ def test_without_credentials_rights_only_ones_own_token_is_listed_or_revoked(
     # uprawnienia, zakres unieważnienia jest ograniczony: - Dla podmiotu uwierzytelnionego tokenem możliwe
     # jest unieważnienie wyłącznie tokena użytego do uwierzytelnienia. - Dla pozostałych metod
     # uwierzytelnienia podmiot może unieważnić tokeny, których jest autorem". GET /tokens: the same with
-    # "CredentialsManage lub CredentialsRead". GET /tokens/{referenceNumber} has no such rule: any token of
-    # the context is read (the Ministry's KsefTokenE2ETests.When_KsefTokensAreActive_ThenTryToRevokeOneWithAnother
-    # reads another token with a token login; review s12, 6). The refusal is not documented: the spec's 403
-    # missing-permissions.
+    # "CredentialsManage lub CredentialsRead". GET /tokens/{referenceNumber}, the emulator's reading (the spec
+    # names no rule; api-changelog 2.4.0 lets a token login read the token it used without those rights):
+    # without them, the tokens the caller's subject authored, a token login's subject being its token's
+    # author (the Ministry's KsefTokenE2ETests.When_KsefTokensAreActive_ThenTryToRevokeOneWithAnother reads,
+    # with one token's login, another token of the same author). The emulator let any login read any token
+    # of the context (review s12-final). The refusal is not documented: the spec's 403 missing-permissions.
     backend = ksef_mock.backend
     owner = _bearer(backend.mint_access_token(NIP))
     _grant(http, owner, PESEL, ["InvoiceWrite", "CredentialsRead"])
@@ -115,14 +118,15 @@ def test_without_credentials_rights_only_ones_own_token_is_listed_or_revoked(
 
     # Another login method: the tokens she authored.
     assert {t["referenceNumber"] for t in http.get("/tokens", headers=anna).json()["tokens"]} == {hers, spare}
-    assert http.get(f"/tokens/{admin}", headers=anna).json()["status"] == "Active"  # read, not revoked
+    _assert_missing_permissions(http.get(f"/tokens/{admin}", headers=anna), READ_RIGHTS)
     _assert_missing_permissions(http.delete(f"/tokens/{admin}", headers=anna), ["CredentialsManage"])
     assert http.get(f"/tokens/{spare}", headers=anna).status_code == 200
 
     # A login with her token: only that token, though she authored the spare one too.
     by_token, _ = _token_login(http, secret)
     assert [t["referenceNumber"] for t in http.get("/tokens", headers=by_token).json()["tokens"]] == [hers]
-    assert http.get(f"/tokens/{spare}", headers=by_token).status_code == 200
+    assert http.get(f"/tokens/{spare}", headers=by_token).status_code == 200  # read: her token too
+    _assert_missing_permissions(http.get(f"/tokens/{admin}", headers=by_token), READ_RIGHTS)
     _assert_missing_permissions(http.delete(f"/tokens/{admin}", headers=by_token), ["CredentialsManage"])
     assert http.get(f"/tokens/{admin}", headers=owner).json()["status"] == "Active"
     assert http.delete(f"/tokens/{hers}", headers=by_token).status_code == 204  # its own token
@@ -145,6 +149,8 @@ def test_an_author_is_one_under_her_nip_and_her_pesel(ksef_mock: KSeFMock, http:
     by_pesel = _minted(backend, JDG_NIP, ["InvoiceWrite"], ("Pesel", PESEL))
     stranger = _minted(backend, JDG_NIP, ["InvoiceWrite"], ("Pesel", OTHER_PESEL))
     made, _ = _new_token(http, by_nip, ["InvoiceWrite"], "JDG ERP token")
+    assert http.get(f"/tokens/{made}", headers=by_pesel).status_code == 200  # a status read: the same author
+    assert http.get(f"/tokens/{made}", headers=stranger).status_code == 403
     assert http.delete(f"/tokens/{made}", headers=stranger).status_code == 403
     assert http.delete(f"/tokens/{made}", headers=by_pesel).status_code == 204
 

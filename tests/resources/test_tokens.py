@@ -5,6 +5,7 @@ that; ``list`` walks ``GET /tokens`` page by page."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -170,8 +171,59 @@ class TestLostAnswer:
         assert caught.value.maybe_sent is True
         (note,) = caught.value.__notes__
         assert "tokens.create: the request may have reached KSeF" in note and "secret nobody has" in note
-        assert "ksef.tokens.list(description='integracja ERP')" in note and "ksef.tokens.revoke(" in note
+        assert "ksef.tokens.list(description='integracja ERP', statuses=['Pending', 'Active'])" in note
+        assert "ksef.tokens.revoke(" in note
         (orphan,) = ksef.tokens.list(description="integracja ERP")  # what the note says to do
+        ksef.tokens.revoke(orphan.reference_number)
+        assert ksef.tokens.get(orphan.reference_number).status == "Revoked"
+
+    def test_the_lost_answer_note_singles_out_the_new_token_from_an_older_one_in_use(
+        self, ksef: KSeF, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # GET /tokens's description filter is "wyszukiwana w opisie tokena" in any case: it lists an older
+        # token whose description contains the text, one in use too. The note said to revoke "a token made
+        # at about this time" found that way (review s12-final, 2); it now names the moment create was
+        # called and the statuses, and tells to give each token a description of its own.
+        backend.transitions.token_reads = 0
+        earlier = backend.clock() - dt.timedelta(days=30)
+        monkeypatch.setattr(backend, "clock", lambda: earlier)
+        live = ksef.tokens.create(["InvoiceRead"], "ERP integration (2025)")  # made last month, in use
+        monkeypatch.undo()
+        backend.faults.add(DROP_AFTER, operation="tokens.create_token")
+        before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        with pytest.raises(APIConnectionError) as caught:
+            ksef.tokens.create(["InvoiceRead"], "ERP integration")
+        (note,) = caught.value.__notes__
+        named = re.search(r"date_created is at or after (\S+) ", note)
+        assert named is not None
+        started = dt.datetime.fromisoformat(named[1])
+        assert before <= started <= dt.datetime.now(dt.UTC)
+        assert "contains the text, in any case" in note and "a description of its own" in note
+        listed = list(ksef.tokens.list(description="ERP integration", statuses=["Pending", "Active"]))
+        assert len(listed) == 2  # the live token too: the filter matches a part of the description
+        (orphan,) = [t for t in listed if t.date_created >= started]
+        assert orphan.reference_number != live.reference_number
+
+    def test_the_lost_answer_note_says_a_token_login_cannot_reach_the_new_token(
+        self, ksef: KSeF, anon: KSeF, backend: KSeFBackend
+    ) -> None:
+        # A KSeF-token login holding only InvoiceRead/InvoiceWrite may create a token (within its rights),
+        # but GET /tokens lists it only the token it used and DELETE of another token is 403: the note's
+        # listing finds nothing from there. The token's author lists and revokes it after a certificate
+        # login (review s12-final, 5). The SDK cannot tell how its access token was got: the note says both.
+        backend.transitions.token_reads = 0
+        erp_token = ksef.tokens.create(["InvoiceRead", "InvoiceWrite"], "login token for ERP")
+        anon.auth.login_with_token(erp_token.token, context_nip=NIP)
+        backend.faults.add(DROP_AFTER, operation="tokens.create_token")
+        with pytest.raises(APIConnectionError) as caught:
+            anon.tokens.create(["InvoiceRead"], "read-only token")
+        (note,) = caught.value.__notes__
+        assert "A login by a KSeF token without CredentialsRead or CredentialsManage cannot see or revoke" in note
+        assert "the token's author lists and revokes it after a login by certificate" in note
+        assert list(anon.tokens.list(description="read-only token")) == []  # out of the token login's reach
+        (orphan,) = ksef.tokens.list(description="read-only token")  # the author's login (not by a token)
+        with pytest.raises(PermissionDeniedError):
+            anon.tokens.revoke(orphan.reference_number)
         ksef.tokens.revoke(orphan.reference_number)
         assert ksef.tokens.get(orphan.reference_number).status == "Revoked"
 
@@ -194,7 +246,7 @@ async def test_async_a_create_whose_answer_was_lost_says_so(aksef: AsyncKSeF, ba
     backend.faults.add(DROP_AFTER, operation="tokens.create_token")
     with pytest.raises(APIConnectionError) as caught:
         await aksef.tokens.create(["InvoiceRead"], "async ERP")
-    assert caught.value.maybe_sent is True and "tokens.list(description='async ERP')" in caught.value.__notes__[0]
+    assert caught.value.maybe_sent is True and "tokens.list(description='async ERP', " in caught.value.__notes__[0]
     assert [t.description async for t in aksef.tokens.list(description="async ERP")] == ["async ERP"]
     backend.faults.add(502, operation="tokens.create_token")
     with pytest.raises(InternalServerError) as failed:

@@ -4,11 +4,11 @@ Every granted permission is a ``Grant`` record of its own (KSeF gives each its o
 ``permissionId``), kept in the context that granted it. What a subject may do when it logs in to a
 context is worked out from the grants that apply there at that moment (``login_permissions``), so
 revoking one permission takes away that one and no other. The owner of a context (its NIP, or a
-PESEL that ``/testdata/person`` links to that NIP) needs no grant, in an ``InternalId`` or
-``NipVatUe`` context only once a grant created it (``owner_permissions``); ``/testdata/permissions``
-grants are records too, made by ``System``. Authorization grants (``SelfInvoicing``, ``RRInvoicing``,
-``TaxRepresentative``, ``PefInvoicing``) open no login: they let another context issue invoices
-in the granting seller's name.
+PESEL that ``/testdata/person`` links to that NIP) needs no grant, in an ``InternalId`` context
+only once a grant created it, in a ``NipVatUe`` context never (``owner_permissions``);
+``/testdata/permissions`` grants are records too, made by ``System``. Authorization grants
+(``SelfInvoicing``, ``RRInvoicing``, ``TaxRepresentative``, ``PefInvoicing``) open no login: they
+let another context issue invoices in the granting seller's name.
 
 KSeF processes a grant asynchronously: a grant the spec forbids is accepted (202) and its
 operation (``GET /permissions/operations/{ref}``) ends with one of the spec's failure codes. With
@@ -49,10 +49,10 @@ REVOKING_RIGHT = {
     "indirect": "CredentialsManage", "eu-administration": "CredentialsManage", "subunit": "SubunitManage",
     "eu-entity": "VatUeManage",
 }  # fmt: skip
-# The contexts a grant creates (who else may log in there: ``owner_permissions``): POST
-# /permissions/subunits/grants "Wraz z utworzeniem administratora jednostki podrzędnej tworzony jest
-# identyfikator wewnętrzny"; POST /permissions/eu-entities/administration/grants "Wraz z utworzeniem
-# administratora podmiotu unijnego tworzony jest kontekst złożony".
+# The contexts a grant creates: POST /permissions/subunits/grants "Wraz z utworzeniem administratora
+# jednostki podrzędnej tworzony jest identyfikator wewnętrzny" (its NIP's owner logs in there once it
+# exists: ``owner_permissions``); POST /permissions/eu-entities/administration/grants "Wraz z utworzeniem
+# administratora podmiotu unijnego tworzony jest kontekst złożony" (only its grants open it).
 CREATED_BY = {"InternalId": "subunit", "NipVatUe": "eu-administration"}
 # POST /permissions/eu-entities/administration/grants: "Metoda automatycznie nadaje wszystkie
 # powyższe uprawnienia", one record each (POST /permissions/query/eu-entities/grants lists "VatUeManage,
@@ -154,8 +154,8 @@ class GrantQuery:
     """The filters of a permission query; a field left ``None`` keeps every grant.
 
     ``context`` is the context a listing names (``context_of``), ``granted_in`` the one that made
-    the grant, ``target`` the client of an indirect grant, ``fingerprint`` part of the authorized
-    certificate fingerprint.
+    the grant, ``target`` the client of an indirect grant or a direct grant's own context
+    (``filter_target``), ``fingerprint`` part of the authorized certificate fingerprint.
     """
 
     scopes: frozenset[str] | None = None
@@ -202,6 +202,22 @@ def context_of(grant: Grant) -> Pair | None:
 def target_of(grant: Grant) -> Pair | None:
     """The client (``targetIdentifier``) of an indirect grant."""
     return applies_in(grant) if grant.kind == "indirect" else None
+
+
+def filter_target(grant: Grant) -> Pair:
+    """What a query's ``targetIdentifier`` is compared with: an indirect grant's client
+    (``ALL_PARTNERS`` for a general one), and for a direct grant the context it lets its subject
+    work in (``applies_in``: the granting context, a subunit administrator's subunit).
+
+    The spec's filter is "identyfikator podmiotu docelowego dla uprawnień nadanych pośrednio" and
+    its ``AllPartners`` "dotyczy uprawnień generalnych nadanych w sposób pośredni"; what it does to a
+    direct grant it does not say. The Ministry's
+    ``PersonalPermissions_IndirectSelective_IncompleteChain_E2ETests.cs`` and ``..._CompleteChain_E2ETests.cs``
+    query with target = the context's own NIP and require the direct grants made there listed
+    ("twardy assert - grant MUSI być widoczny dla nadawcy"). Taking a direct grant's target to be
+    its own context answers them, and keeps it out of a query for another client or for
+    ``AllPartners`` (a "who serves client X" screen lists only those who do)."""
+    return applies_in(grant)
 
 
 def _as_pair(raw: Any) -> Pair:
@@ -540,20 +556,25 @@ class Permissions:
         authority or a court bailiff (dane-testowe-scenariusze.md: a bailiff gets "uprawnienia
         właścicielskie (Owner) oraz egzekucyjne (EnforcementOperations)", a JDG Owner alone).
 
-        An ``InternalId`` or ``NipVatUe`` context exists only once a grant of its NIP created it
-        (``CREATED_BY``: a subunit's administrator, an EU entity's administrator); before that its
-        NIP's owner has nothing there (was: owner rights in any such context starting with the
-        NIP). Whether the owner has owner rights in one a grant created, no source says
-        (uprawnienia.md's owner works "w kontekście podmiotu mającego taki sam identyfikator NIP";
-        the EU administrator "uzyskuje możliwość logowania się w kontekście złożonym"): the emulator
-        keeps them there, the narrowest change from what it did.
+        No owner in a ``NipVatUe`` (composite) context: uprawnienia.md's owner works "w kontekście
+        podmiotu mającego taki sam identyfikator NIP [...] jak NIP kontekstu logowania", and a
+        NipVatUe identifier is not a NIP; the guide gives the composite context to the EU entity's
+        administrator ("uzyskuje możliwość logowania się w kontekście złożonym"), and no Ministry
+        test logs the Polish owner in there. Only the grants of the context open it
+        (``eu-administration``, ``eu-entity``). Should KSeF let the owner in, a test against the
+        emulator only adds a grant; a looser emulator would hide a 415 KSeF may give.
+
+        An ``InternalId`` context exists only once a grant of its NIP created it (``CREATED_BY``: a
+        subunit's administrator); before that its NIP's owner has nothing there (was: owner rights
+        in any such context starting with the NIP). In one a grant created, the NIP's owner keeps
+        owner rights: no source says either way, and the subunit is the owner's own unit.
         """
         nip = context.nip
         person = self.testdata.person(subject[1]) if subject[0] == "Pesel" else None
         linked = person is not None and person.pesel == subject[1] and person.nip == nip
         if nip is None or not (subject == ("Nip", nip) or linked):
             return None
-        if context.type in CREATED_BY and not self._created(context):
+        if context.type == "NipVatUe" or (context.type == "InternalId" and not self._created(context)):
             return None
         scopes = {scope.value for scope in OwnerPermissionScope}
         if not self.roles_of(context) & ENFORCEMENT_ROLES:
@@ -561,8 +582,9 @@ class Permissions:
         return frozenset(scopes)
 
     def _created(self, context: Context) -> bool:
-        """Whether a grant created the ``InternalId`` or ``NipVatUe`` context ``context``
-        (``CREATED_BY``): one that still applies there, or one made in it."""
+        """Whether a grant created the ``InternalId`` context ``context`` (``CREATED_BY``): one that
+        still applies there (its administrator's, not revoked), or one made in it (by that
+        administrator, which outlives the revoke of the administrator's own grant)."""
         here = _pair(context)
         creator = CREATED_BY[context.type]
         return any((g.kind == creator and applies_in(g) == here) or g.context == context for g in self._all())
@@ -702,11 +724,8 @@ class Permissions:
             q.authorized is None or g.subject == normal_subject(*q.authorized),
             q.context is None or context_of(g) == q.context,
             q.granted_in is None or _pair(g.context) == q.granted_in,
-            # "targetIdentifier - identyfikator podmiotu docelowego dla uprawnień nadanych pośrednio": it
-            # narrows the indirect grants; a direct one passes it (the Ministry's
-            # PersonalPermissions_IndirectSelective_IncompleteChain_E2ETests.cs and ..._CompleteChain_E2ETests.cs
-            # send target = the context's own NIP and require the direct grant listed).
-            q.target is None or target_of(g) is None or target_of(g) == q.target,
+            # An indirect grant's client; a direct grant's own context (``filter_target``).
+            q.target is None or filter_target(g) == q.target,
             q.vat_ue is None or g.details.get("vatUe") == q.vat_ue,
             q.fingerprint is None or (g.subject[0] == "Fingerprint" and fingerprint in g.subject[1]),
             q.state is None or self.state_of(g) == q.state,
