@@ -223,7 +223,8 @@ def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbere
     # (430 "Błąd weryfikacji pliku faktury", the whole name in the detail) before numbering, and
     # shows the name cut to 128 characters, so the listing stays within the spec.
     long_name = "faktury/" + "x" * 150 + ".xml"
-    package = zipped({long_name: sample_invoice("FV/L/1"), "short.xml": sample_invoice("FV/L/2")})
+    refused = sample_invoice("FV/L/1")  # once: its DataWytworzeniaFa is the second it was made
+    package = zipped({long_name: refused, "short.xml": sample_invoice("FV/L/2")})
     batch, parts = open_batch(raw, package)
     upload(parts)
     assert raw.post(f"/sessions/batch/{batch}/close").status_code == 204
@@ -234,7 +235,7 @@ def test_a_package_member_with_a_name_over_128_characters_is_refused_not_numbere
     assert long_name in long["status"]["details"][0] and len(long["invoiceFileName"]) == 128
     assert (short["invoiceFileName"], short["status"]["code"]) == ("short.xml", 200)
     # Listed under its file's hash (was SHA-256 of an empty file), as any rejected invoice.
-    assert long["invoiceHash"] == sha256_b64(sample_invoice("FV/L/1"))
+    assert long["invoiceHash"] == sha256_b64(refused)
 
 
 def test_unreadable_package_members_are_listed_each_under_a_hash_of_its_own(raw: httpx.Client) -> None:
