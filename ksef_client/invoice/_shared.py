@@ -48,6 +48,20 @@ _CURRENCIES = {member.value for member in fa3.TkodWaluty}
 _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
 
 
+def _checked_reference(reference: _Reference, prefix: str) -> Decimal | None:
+    """The number, issue date, KSeF number and currency of ``reference`` checked (each
+    ``ValueError`` naming ``<prefix> <field>``); its exchange rate as a ``Decimal`` (or ``None``)."""
+    checked_text(reference.number, f"{prefix} number", 256)
+    _date(reference.issue_date, f"{prefix} issue_date")
+    if reference.ksef_number is not None:
+        validate_ksef_number(reference.ksef_number, f"{prefix} ksef_number")
+    if reference.currency not in _CURRENCIES:
+        raise ValueError(f"{prefix} currency: {reference.currency!r} is not an ISO 4217 code of the schema")
+    return checked_exchange_rate(
+        reference.exchange_rate, reference.currency, taxed=False, name=f"{prefix} exchange_rate"
+    )
+
+
 @dataclass(frozen=True)
 class CorrectedInvoice:
     """The invoice a correction corrects: its number, issue date, KSeF number (``None``: issued
@@ -79,19 +93,13 @@ class CorrectedInvoice:
     totals: Mapping[str, Decimal | str] | None = field(default=None, repr=False, hash=False)
 
     def __post_init__(self) -> None:
-        checked_text(self.number, "corrected number", 256)
-        _date(self.issue_date, "corrected issue_date")
-        if self.ksef_number is not None:
-            validate_ksef_number(self.ksef_number, "corrected ksef_number")
+        rate = _checked_reference(self, "corrected")
         if self.lines is not None:
             object.__setattr__(
                 self,
                 "lines",
                 _all_lines(self.lines, "corrected lines", "the corrected invoice's Line objects, all of them"),
             )
-        if self.currency not in _CURRENCIES:
-            raise ValueError(f"corrected currency: {self.currency!r} is not an ISO 4217 code of the schema")
-        rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="corrected exchange_rate")
         object.__setattr__(self, "exchange_rate", rate)
         if self.kind not in {"VAT", "ROZ"}:
             raise ValueError(

@@ -28,16 +28,15 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from decimal import Decimal
 
 from ksef_client._invoice_models import fa3
-from ksef_client.identifiers import validate_ksef_number
 from ksef_client.invoice._shared import (
     _BASE_OF,
-    _CURRENCIES,
     _YES,
     CorrectedInvoice,
     _all_lines,
     _annotations,
     _as_totals,
     _check_gross,
+    _checked_reference,
     _common,
     _correction,
     _date,
@@ -57,7 +56,6 @@ from ksef_client.invoice.totals import (
     advance_totals,
     checked_decimal,
     checked_exchange_rate,
-    checked_text,
     checked_totals,
     collapsed,
     field_label,
@@ -103,13 +101,7 @@ class AdvanceInvoice:
     exchange_rate: Decimal | str | None = None
 
     def __post_init__(self) -> None:
-        checked_text(self.number, "advance number", 256)
-        _date(self.issue_date, "advance issue_date")
-        if self.ksef_number is not None:
-            validate_ksef_number(self.ksef_number, "advance ksef_number")
-        if self.currency not in _CURRENCIES:
-            raise ValueError(f"advance currency: {self.currency!r} is not an ISO 4217 code of the schema")
-        rate = checked_exchange_rate(self.exchange_rate, self.currency, taxed=False, name="advance exchange_rate")
+        rate = _checked_reference(self, "advance")
         object.__setattr__(self, "exchange_rate", rate)
         totals = _shown_totals(self.totals, self.currency, rate, "advance totals")
         object.__setattr__(self, "totals", totals)
