@@ -22,6 +22,9 @@ A flow is a generator that yields steps and receives their results:
   (a large package on a slow uplink must still be closed).
 - ``Extend(seconds)``: the call may take that much longer than the client's ``deadline`` (a
   flow that polls for ``timeout`` seconds asks for them); result ``None``.
+- ``FreshDeadline()``: the run's deadline starts again, the client's whole ``deadline`` from now
+  (a flow made of independent reads, each held to it as a call of its own would be: the UPOs of
+  ``check_duplicates``); result ``None``.
 - ``PaceWithin(until)``: the client's own pacing of the run's next requests must be over by
   ``until`` (``None``: by ``max_retry_after`` only), else ``ThrottleWaitTooLongError``, nothing
   sent (a poll's reads: not past its timeout); result ``None``.
@@ -34,8 +37,8 @@ A flow is a generator that yields steps and receives their results:
 ``run(flow, client)`` and ``await arun(flow, client)`` drive it; the flow's return value is theirs.
 A step's ``KSeFError`` is thrown into the flow, which may handle it or let it propagate. One run
 is one SDK call: it has one deadline (the client's ``deadline`` seconds from its start, plus what
-``Extend`` steps add and ``Upload`` steps take) that every request, retry, wait and body of the
-call must meet (``APITimeoutError`` otherwise).
+``Extend`` steps add and ``Upload`` steps take; a ``FreshDeadline`` step starts it again) that
+every request, retry, wait and body of the call must meet (``APITimeoutError`` otherwise).
 
 The reusable flows live here too: ``poll_flow`` (the one poll loop) and ``pager``/``apager``
 (a listing whose pages are flows, walked by ``Pager``/``AsyncPager``).
@@ -161,6 +164,11 @@ class Extend:
 
 
 @dataclass(frozen=True)
+class FreshDeadline:
+    """Start the run's deadline again: what follows has the client's whole ``deadline``."""
+
+
+@dataclass(frozen=True)
 class PaceWithin:
     """The client's own pacing of the run's next requests must end by ``until`` (its clock), else
     ``ThrottleWaitTooLongError`` (nothing sent); ``None``: only ``max_retry_after`` (a poll's
@@ -190,7 +198,20 @@ class _Outcome:
     error: Exception | None = None
 
 
-Step = Call | Sleep | Now | ClientSettings | Download | StreamDownload | Retry | Upload | Extend | PaceWithin | Blocking
+Step = (
+    Call
+    | Sleep
+    | Now
+    | ClientSettings
+    | Download
+    | StreamDownload
+    | Retry
+    | Upload
+    | Extend
+    | FreshDeadline
+    | PaceWithin
+    | Blocking
+)
 Flow = Generator[Step, Any, T]
 
 
@@ -278,6 +299,8 @@ def run(flow: Flow[T], client: KSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, FreshDeadline):
+                deadline = CallDeadline(client)
             elif isinstance(step, PaceWithin):
                 deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):
@@ -326,6 +349,8 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
         try:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
+            elif isinstance(step, FreshDeadline):
+                deadline = CallDeadline(client)
             elif isinstance(step, PaceWithin):
                 deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):

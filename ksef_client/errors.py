@@ -514,6 +514,25 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 }
 
 
+def one_line(error: BaseException) -> str:
+    """``error`` in one readable line: for KSeF's error answers the HTTP status, KSeF's exception
+    codes, descriptions and details first, and its reference number; for a ``KSeFError`` its class
+    name and message; for another exception its message (the ``ksef`` CLI prints it after
+    ``error:``)."""
+    if isinstance(error, APIStatusError):
+        codes = ",".join(str(c) for c in error.codes)
+        parts = [f"HTTP {error.status_code}" + (f" [{codes}]" if codes else "")]
+        parts += [f"{e.description}" + (f" ({'; '.join(e.details)})" if e.details else "") for e in error.errors]
+        if not error.errors:
+            parts.append(str(error))
+        if error.reference_number:
+            parts.append(f"reference {error.reference_number}")
+        return " - ".join(parts)
+    name = type(error).__name__ if isinstance(error, KSeFError) else ""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{name + ': ' if name else ''}{text}"
+
+
 @dataclass
 class _Parsed:
     errors: list[ErrorDetail] = field(default_factory=list)

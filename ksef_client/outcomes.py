@@ -41,8 +41,8 @@ class InvoiceOutcome:
     ``kind``: ``"accepted"`` (``ksef_number`` is its number), ``"duplicate"`` (KSeF already holds
     an invoice of this seller, kind and number, ``P_2``, as ``duplicate_of``, from session
     ``duplicate_session``: this same document sent before, or another one that reused the number;
-    faktury/weryfikacja-faktury.md judges a duplicate by those fields, not by the file, so compare
-    ``invoice_hash`` with the original's before counting it as sent), ``"rejected"`` (``code``,
+    faktury/weryfikacja-faktury.md judges a duplicate by those fields, not by the file:
+    ``ksef.sessions.check_duplicates`` tells which, see ``same_file``), ``"rejected"`` (``code``,
     ``description`` and ``details`` say why), ``"processing"`` (not final yet), ``"unknown"`` (KSeF
     does not list it in the session). ``reference_number`` is ``None`` only for an ``"unknown"``
     invoice whose send raised before KSeF answered (``maybe_sent``): KSeF does not hold it.
@@ -54,6 +54,13 @@ class InvoiceOutcome:
     then says it is not a failure: the invoice is in KSeF as ``duplicate_of``, from this session,
     with its UPO under ``repeat_of``. ``None`` for any other duplicate (an invoice sent in another
     session, or another file with the same number).
+
+    ``original_hash`` and ``not_compared``: for a ``"duplicate"`` returned by
+    ``ksef.sessions.check_duplicates`` only (``None`` on the outcomes as listed): the SHA-256
+    (Base64) of the invoice KSeF holds as ``duplicate_of``, read from the session's listing or that
+    invoice's UPO (``SkrotDokumentu``), and when ``same_file`` is ``None``, why this 440 could not
+    be compared with it (its UPO could not be read: the error, in one line; KSeF's answer names no
+    original; ...).
     """
 
     reference_number: str | None
@@ -68,6 +75,8 @@ class InvoiceOutcome:
     ordinal_number: int | None = None
     invoice_hash: str | None = None
     repeat_of: str | None = None
+    original_hash: str | None = None
+    not_compared: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -81,11 +90,28 @@ class InvoiceOutcome:
         return self.repeat_of is not None
 
     @property
+    def same_file(self) -> bool | None:
+        """For a ``"duplicate"``: whether this file is the invoice KSeF holds as ``duplicate_of``
+        (``True``: the invoice is in KSeF under that number, nothing to do; ``False``: KSeF holds
+        another invoice of this seller, kind and number, and this file is *not* in KSeF: it needs a
+        new number). ``True`` for a repeat (``is_repeat``); otherwise known only on an outcome
+        ``ksef.sessions.check_duplicates`` returned, by comparing ``invoice_hash`` with
+        ``original_hash``. ``None``: not known (not checked, or not comparable: ``not_compared``
+        says why; never to be taken for the same file), and for any other ``kind``."""
+        if self.kind != "duplicate":
+            return None
+        if self.is_repeat:
+            return True
+        if self.original_hash is None or self.invoice_hash is None:
+            return None
+        return self.original_hash == self.invoice_hash
+
+    @property
     def number_in_ksef(self) -> str | None:
         """The KSeF number under which KSeF holds this invoice: its own, or for a duplicate the
         original's (the invoice KSeF holds under this seller, kind and number: this document only
-        if its hash is the original's, see ``kind``); ``None`` when it is not in KSeF (rejected,
-        processing, unknown)."""
+        if ``same_file``, see ``kind``); ``None`` when it is not in KSeF (rejected, processing,
+        unknown)."""
         return self.ksef_number or self.duplicate_of
 
 

@@ -643,7 +643,7 @@ def test_many_originals_of_one_session_are_read_from_its_upo(  # type: ignore[no
     run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A batch sent again whole: one read of the session's UPO, not one request per invoice.
-    monkeypatch.setattr("ksef_client.cli.sending.SESSION_UPO_FROM", 3)
+    monkeypatch.setattr("ksef_client.resources._duplicate_flows.SESSION_UPO_FROM", 3)
     files = _files(tmp_path, "MANY", 3)
     assert _sent(run, "--batch", *files)[0] == 0
     start = _upo_reads(backend)

@@ -877,9 +877,8 @@ def sessions_wait(state: State, reference: str, timeout: float) -> None:
             still_open.add_note(f"then `ksef -p {state.profile.name} sessions wait {reference}` shows its outcome")
             raise still_open
         outcomes = ksef.sessions.outcomes(reference)
-        known = {o.ksef_number: o.invoice_hash for o in outcomes if o.accepted and o.ksef_number}
         named = [(o.invoice_number or o.reference_number or "", o) for o in outcomes]
-        rows = checked_rows(ksef, state.out, named, known, f"ksef -p {state.profile.name}")
+        rows = checked_rows(ksef, state.out, named, f"ksef -p {state.profile.name}")
     report(state.out, reference, status, rows, name="invoice")
 
 

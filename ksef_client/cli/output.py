@@ -80,21 +80,10 @@ def exit_code(error: BaseException) -> int:
 
 
 def error_line(error: BaseException) -> str:
-    """One readable line: what failed, KSeF's exception codes and details first."""
-    from ksef_client.errors import APIStatusError, KSeFError  # noqa: PLC0415
+    """One readable line: what failed, KSeF's exception codes and details first (``one_line``)."""
+    from ksef_client.errors import one_line  # noqa: PLC0415
 
-    if isinstance(error, APIStatusError):
-        codes = ",".join(str(c) for c in error.codes)
-        parts = [f"HTTP {error.status_code}" + (f" [{codes}]" if codes else "")]
-        parts += [f"{e.description}" + (f" ({'; '.join(e.details)})" if e.details else "") for e in error.errors]
-        if not error.errors:
-            parts.append(str(error))
-        if error.reference_number:
-            parts.append(f"reference {error.reference_number}")
-        return "error: " + " - ".join(parts)
-    name = type(error).__name__ if isinstance(error, KSeFError) else ""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"error: {name + ': ' if name else ''}{text}"
+    return f"error: {one_line(error)}"
 
 
 # What is never printed of a value for people: C0 and C1 control characters and DEL (a terminal

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -187,89 +188,9 @@ OUTCOMES = ("accepted", "already_in_ksef", "repeat", "duplicate_number", "reject
 DUPLICATE_NUMBER = "duplicate_number"
 
 
-@dataclass(frozen=True)
-class Original:
-    """What is known of the invoice a 440 names (``originalKsefNumber``): its SHA-256 (Base64,
-    KSeF's ``invoiceHash``), or ``None`` and ``why`` it could not be read."""
-
-    invoice_hash: str | None
-    why: str = ""
-
-
-# From how many of a session's invoices (named by 440s) its whole UPO is read rather than each
-# invoice's: one status read and its pages (presigned links) against one request each (sessionMisc:
-# 120 a minute, 1,200 an hour; a batch of 10,000 sent again would wait hours).
-SESSION_UPO_FROM = 10
-
-
-class Originals:
-    """The SHA-256 of the invoices 440 duplicates name as holding their number, to tell the same
-    file sent again (``already_in_ksef``) from another invoice given a number already used
-    (``duplicate_number``).
-
-    ``known``: the invoices accepted in the session read, KSeF number to hash (no request). Any
-    other original is read from KSeF once: its UPO by KSeF number (``GET /sessions/{ref}/invoices/
-    ksef/{ksefNumber}/upo``, ``SkrotDokumentu``; hash-checked and checked to confirm that invoice of
-    that session), or the session's whole UPO when it confirms ``SESSION_UPO_FROM`` or more of them.
-    A read that fails leaves the hash unknown (``why``): such a 440 is not taken for this file."""
-
-    def __init__(self, ksef: KSeF, known: Mapping[str, str | None]) -> None:
-        self._ksef, self._known = ksef, dict(known)
-        self._read: dict[tuple[str, str], Original] = {}
-
-    def read(self, out: Output, outcomes: Iterable[InvoiceOutcome | None]) -> None:
-        """Read the hashes of the originals of ``outcomes``' 440s (but repeats) not known yet."""
-        wanted: dict[str, set[str]] = {}
-        for outcome in outcomes:
-            if outcome is None or outcome.kind != "duplicate" or outcome.is_repeat:
-                continue
-            number, session = outcome.duplicate_of, outcome.duplicate_session
-            if number and session and number not in self._known and (session, number) not in self._read:
-                wanted.setdefault(session, set()).add(number)
-        if not wanted:
-            return
-        with out.progress("checking duplicates", sum(map(len, wanted.values()))) as advance:
-            for session, numbers in wanted.items():
-                if len(numbers) >= SESSION_UPO_FROM:
-                    self._read_session(session, numbers)
-                for number in sorted(numbers):
-                    if (session, number) not in self._read:
-                        self._read[session, number] = self._read_invoice(session, number)
-                    advance()
-
-    def of(self, outcome: InvoiceOutcome | None) -> Original | None:
-        """The original of the 440 ``outcome`` (after ``read``); ``None`` for any other outcome."""
-        if outcome is None or outcome.kind != "duplicate":
-            return None
-        number, session = outcome.duplicate_of, outcome.duplicate_session
-        if not number:
-            return Original(None, "KSeF's answer names no original KSeF number (originalKsefNumber)")
-        if number in self._known:
-            return Original(self._known[number], "" if self._known[number] else "KSeF lists it with no hash")
-        if not session:
-            return Original(None, "KSeF's answer names no original session (originalSessionReferenceNumber)")
-        return self._read.get((session, number), Original(None, "not read"))
-
-    def _read_invoice(self, session: str, number: str) -> Original:
-        try:
-            upo = self._ksef.upo.get_invoice_upo(session, ksef_number=number)
-        except (KSeFError, ValueError) as error:
-            return Original(None, f"its UPO could not be read: {error_line(error).removeprefix('error: ')}")
-        return Original(upo.documents[0].invoice_hash)  # check_invoice_upo: one document, this number
-
-    def _read_session(self, session: str, numbers: set[str]) -> None:
-        try:
-            documents = self._ksef.upo.get_session_upo(session).documents
-        except (KSeFError, ValueError):
-            return  # each is read by itself
-        for number in numbers:
-            if (document := documents.by_ksef_number(number)) is not None:
-                self._read[session, number] = Original(document.invoice_hash)
-
-
-def row_of(name: str, outcome: InvoiceOutcome | None, original: Original | None = None, command: str = "ksef") -> Row:
-    """The ``Row`` of one invoice's ``outcome`` (``None``: KSeF does not list it); for a 440 (not a
-    repeat), ``original``: what ``Originals`` read of the invoice it names (``None``: nothing)."""
+def row_of(name: str, outcome: InvoiceOutcome | None, command: str = "ksef") -> Row:
+    """The ``Row`` of one invoice's ``outcome`` (``None``: KSeF does not list it); a 440 (not a
+    repeat) as ``ksef.sessions.check_duplicates`` compared it with its original (``same_file``)."""
     if outcome is None or outcome.kind == "unknown":
         text = outcome.description if outcome is not None and outcome.reference_number is None else ""
         return Row(name, None, None, text or "not in the session's list", "unknown")
@@ -286,13 +207,10 @@ def row_of(name: str, outcome: InvoiceOutcome | None, original: Original | None 
     if outcome.is_repeat:
         text = f"already in KSeF{where}{sent_in}: this file, accepted in this session ({reason})"
         return Row(name, number, outcome.code, text, "repeat", *duplicate)
-    original = original or Original(None, "not read")
-    if outcome.invoice_hash is None:  # the spec requires invoiceHash in the listing
-        original = Original(None, "KSeF lists this file with no invoiceHash")
-    if original.invoice_hash is not None and original.invoice_hash == outcome.invoice_hash:
+    if outcome.same_file:
         text = f"already in KSeF{where}{sent_in}: the same file (SHA-256) ({reason})"
         return Row(name, number, outcome.code, text, "already_in_ksef", *duplicate)
-    if original.invoice_hash is not None:
+    if outcome.same_file is False:
         text = (
             f"not in KSeF: KSeF holds another invoice with this number{where}{sent_in}, not this file (its "
             f"SHA-256 differs): give this invoice a new number ({reason})"
@@ -301,7 +219,7 @@ def row_of(name: str, outcome: InvoiceOutcome | None, original: Original | None 
         look = f"; `{command} upo get {session} --invoice {number}` shows it" if number and session else ""
         text = (
             f"maybe not in KSeF: KSeF holds an invoice with this number{where}{sent_in}, which could not be "
-            f"compared with this file ({original.why}){look} ({reason})"
+            f"compared with this file ({outcome.not_compared or 'not read'}){look} ({reason})"
         )
     return Row(name, None, outcome.code, text, DUPLICATE_NUMBER, *duplicate)
 
@@ -318,7 +236,7 @@ def outcome_rows(
     """A ``Row`` per file: by invoice reference (online, where a resend after a lost answer
     resolves to the first attempt's acceptance) or by file name (batch); then any invoice KSeF
     lists in an online session that is none of the files. A 440's original is compared with the
-    file (``Originals``: the listing's accepted invoices, else one read from KSeF)."""
+    file (``checked_rows``: the listing's accepted invoices, else one read from KSeF)."""
     names: list[str] = [str(path) for path in files]
     accepted = accepted_by_number(listing)
     if sent is None:
@@ -329,22 +247,27 @@ def outcome_rows(
         listed = session_outcomes(listing, sent, reference)
         names += [f"(listed by KSeF, no file: {o.invoice_number or o.reference_number})" for o in listed[len(files) :]]
         outcomes = list(listed)
-    known = {number: item.invoice_hash for number, item in accepted.items()}
-    return checked_rows(ksef, out, list(zip(names, outcomes, strict=True)), known, command)
+    return checked_rows(ksef, out, list(zip(names, outcomes, strict=True)), command)
 
 
 def checked_rows(
-    ksef: KSeF,
-    out: Output,
-    named: Sequence[tuple[str, InvoiceOutcome | None]],
-    known: Mapping[str, str | None],
-    command: str = "ksef",
+    ksef: KSeF, out: Output, named: Sequence[tuple[str, InvoiceOutcome | None]], command: str = "ksef"
 ) -> list[Row]:
-    """The ``Row`` of each ``(name, outcome)``, each 440's original read and compared with the
-    file (``Originals``; ``known``: the session's accepted invoices, KSeF number to hash)."""
-    originals = Originals(ksef, known)
-    originals.read(out, (outcome for _, outcome in named))
-    return [row_of(name, outcome, originals.of(outcome), command) for name, outcome in named]
+    """The ``Row`` of each ``(name, outcome)``, each 440's original compared with the file by
+    ``ksef.sessions.check_duplicates`` (the originals among the outcomes, the session's accepted
+    invoices, without a request; the others read from KSeF under a progress bar)."""
+    listed = [outcome for _, outcome in named if outcome is not None]
+    with ExitStack() as bar:
+        advances: list[Callable[..., None]] = []
+
+        def progress(done: int, total: int) -> None:
+            if not advances:  # the bar shows only while originals are read from KSeF
+                advances.append(bar.enter_context(out.progress("checking duplicates", total)))
+            if done:
+                advances[0]()
+
+        checked = iter(ksef.sessions.check_duplicates(listed, progress=progress))
+    return [row_of(name, next(checked) if outcome is not None else None, command) for name, outcome in named]
 
 
 def report(out: Output, reference: str, status: Any, rows: list[Row], name: str = "file") -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ksef_client._core import parsed
@@ -232,6 +232,36 @@ class Sessions:
         not a failure, whereas ``session.outcomes()`` reports that invoice once, as accepted."""
         return run(outcomes_flow(reference_number), self._client)
 
+    def check_duplicates(
+        self, outcomes: Iterable[InvoiceOutcome], *, progress: Callable[[int, int], None] | None = None
+    ) -> Outcomes:
+        """``outcomes`` (what ``outcomes(ref)`` or ``session.outcomes()`` return, of one session or
+        several) again, in their order, each 440 duplicate telling whether its file is the invoice
+        KSeF holds under its number: ``same_file`` (``True``: in KSeF as ``duplicate_of``, nothing
+        to do; ``False``: KSeF holds another invoice of this seller, kind and number, this file is
+        not in KSeF and needs a new number; ``None``: could not tell, ``not_compared`` says why).
+        KSeF judges a duplicate by those fields, not by the file, so ``duplicate_of`` alone does not
+        mean "already sent".
+
+        Each 440 gets the SHA-256 of its original (``original_hash``) to compare with its own
+        ``invoice_hash``: a repeat's (``is_repeat``) is its own; one accepted in ``outcomes`` (the
+        same session's listing) or compared before (an outcome this returned) costs no request; any
+        other is read once from its UPO (``SkrotDokumentu``, ``GET /sessions/{ref}/invoices/ksef/
+        {ksefNumber}/upo``: one request each, of the 120 a minute and 1,200 an hour of its group),
+        or from its session's whole UPO (a status read and its pages) when that session holds 10 or
+        more of the originals. Each read is held to the client's ``deadline`` on its own. A read
+        that fails (KSeF's error, a UPO that does not check out) is not raised: ``same_file`` is
+        ``None`` and ``not_compared`` names the error; calling this again with the result reads
+        only those. Other outcomes come back as they are.
+
+        ``progress(done, total)``, a plain function, is called with ``(0, total)`` before the first
+        read and after each original read (not at all when none needs a request). ``TypeError``
+        before any request for ``outcomes`` that are not ``InvoiceOutcome`` objects or a
+        ``progress`` that is not a plain function."""
+        from ksef_client.resources._duplicate_flows import check_duplicates_flow  # noqa: PLC0415 - upo imports sessions
+
+        return run(check_duplicates_flow(outcomes, progress), self._client)
+
 
 class AsyncSessions:
     """Sessions of the authenticated context (async)."""
@@ -288,3 +318,14 @@ class AsyncSessions:
     async def outcomes(self, reference_number: str) -> Outcomes:
         """Every invoice of the session with its ``InvoiceOutcome`` (see ``Sessions.outcomes``)."""
         return await arun(outcomes_flow(reference_number), self._client)
+
+    async def check_duplicates(
+        self, outcomes: Iterable[InvoiceOutcome], *, progress: Callable[[int, int], None] | None = None
+    ) -> Outcomes:
+        """``outcomes`` again, each 440 duplicate telling whether its file is the invoice KSeF holds
+        under its number (``same_file``, ``original_hash``, ``not_compared``: see
+        ``Sessions.check_duplicates``); ``progress`` is a plain function, called on the event loop's
+        thread."""
+        from ksef_client.resources._duplicate_flows import check_duplicates_flow  # noqa: PLC0415 - upo imports sessions
+
+        return await arun(check_duplicates_flow(outcomes, progress), self._client)

@@ -1,0 +1,170 @@
+"""``ksef.sessions.check_duplicates``: whether the file of a 440 duplicate is the invoice KSeF holds
+under its number, written once for ``KSeF`` and ``AsyncKSeF``.
+
+KSeF judges a duplicate by the seller's NIP, the invoice kind and its number (``P_2``), not by the
+file (faktury/weryfikacja-faktury.md): a 440 names the invoice KSeF holds under them
+(``originalKsefNumber`` in session ``originalSessionReferenceNumber``), which is this very file
+sent before or another invoice that reused the number. Their SHA-256 tells: KSeF lists each
+invoice's ``invoiceHash``, and a UPO confirms it (``SkrotDokumentu``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from ksef_client._flows import Flow, FreshDeadline
+from ksef_client._threads import is_async_callable
+from ksef_client.errors import KSeFError, one_line
+from ksef_client.outcomes import InvoiceOutcome
+from ksef_client.resources.upo import _invoice_upo_flow, _session_upo_flow
+
+# From how many of a session's invoices (named by 440s) its whole UPO is read rather than each
+# invoice's: one status read and its pages (presigned links) against one request each (sessionMisc:
+# 120 a minute, 1,200 an hour; a batch of 10,000 sent again would wait hours).
+SESSION_UPO_FROM = 10
+
+DuplicatesProgress = Callable[[int, int], None]
+"""``progress(done, total)``: how many of the ``total`` originals to read from KSeF are read."""
+
+NO_NUMBER = "KSeF's answer names no original KSeF number (originalKsefNumber)"
+NO_SESSION = "KSeF's answer names no original session (originalSessionReferenceNumber)"
+NO_LISTED_HASH = "KSeF lists it with no hash"
+NO_OWN_HASH = "KSeF lists this file with no invoiceHash"
+NOT_READ = "not read"
+
+# What is known of an original: its SHA-256 (Base64), or ``None`` and why not.
+_Original = tuple[str | None, str]
+
+
+def checked_outcomes(outcomes: object) -> list[InvoiceOutcome]:
+    """``outcomes`` as a list, each an ``InvoiceOutcome`` (``TypeError`` naming the argument)."""
+    wanted = "a list of InvoiceOutcome (what ksef.sessions.outcomes(ref) or session.outcomes() returns)"
+    if isinstance(outcomes, InvoiceOutcome):
+        raise TypeError(f"outcomes: {wanted}, not one outcome: pass [outcome]")
+    if isinstance(outcomes, str | bytes | bytearray | Mapping) or not isinstance(outcomes, Iterable):
+        raise TypeError(f"outcomes: {wanted}, not {type(outcomes).__name__}")
+    listed = list(outcomes)
+    for index, outcome in enumerate(listed):
+        if not isinstance(outcome, InvoiceOutcome):
+            raise TypeError(f"outcomes[{index}]: an InvoiceOutcome, not {type(outcome).__name__}")
+    return listed
+
+
+def _check_progress(progress: object) -> None:
+    if progress is None:
+        return
+    if not callable(progress):
+        raise TypeError(f"progress: a function (done, total) -> None, or None; not {type(progress).__name__}")
+    if is_async_callable(progress):
+        raise TypeError(
+            "progress: a plain function (done, total) -> None, not an async def one (it would never be "
+            "awaited); AsyncKSeF calls it on the event loop's thread"
+        )
+
+
+def check_duplicates_flow(outcomes: object, progress: DuplicatesProgress | None) -> Flow[list[InvoiceOutcome]]:
+    """``outcomes`` (checked before any request) with each 440's ``original_hash`` (or
+    ``not_compared``): a repeat's is its own file's; an original accepted among ``outcomes`` (the
+    session's listing), or compared before (an outcome this returned), is known without a request;
+    any other is read from KSeF once, by its UPO, or its session's whole UPO when that session holds
+    ``SESSION_UPO_FROM`` or more of them. A read that fails leaves it unknown, with the error."""
+    listed = checked_outcomes(outcomes)
+    _check_progress(progress)
+    known = _known(listed)
+    read = yield from _read(_wanted(listed, known), progress)
+    return [_compared(outcome, known, read) for outcome in listed]
+
+
+def _known(outcomes: list[InvoiceOutcome]) -> dict[str, str | None]:
+    """KSeF number to SHA-256 of the originals known without a request: the accepted invoices (as
+    KSeF lists them), then the originals of 440s compared before."""
+    known = {o.ksef_number: o.invoice_hash for o in outcomes if o.kind == "accepted" and o.ksef_number}
+    for outcome in outcomes:
+        number = outcome.duplicate_of
+        if outcome.kind == "duplicate" and number and outcome.original_hash and number not in known:
+            known[number] = outcome.original_hash
+    return known
+
+
+def _wanted(outcomes: list[InvoiceOutcome], known: Mapping[str, str | None]) -> dict[str, set[str]]:
+    """The originals to read from KSeF: session reference number to their KSeF numbers."""
+    wanted: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        if outcome.kind != "duplicate" or outcome.is_repeat:
+            continue
+        number, session = outcome.duplicate_of, outcome.duplicate_session
+        if number and session and number not in known:
+            wanted.setdefault(session, set()).add(number)
+    return wanted
+
+
+def _read(wanted: dict[str, set[str]], progress: DuplicatesProgress | None) -> Flow[dict[tuple[str, str], _Original]]:
+    """Each wanted original, by ``(session, KSeF number)``; ``progress(done, total)`` first with
+    none done, then after each (not called when there is nothing to read)."""
+    read: dict[tuple[str, str], _Original] = {}
+    total = sum(map(len, wanted.values()))
+    if not total:
+        return read
+    if progress is not None:
+        progress(0, total)
+    done = 0
+    for session, numbers in wanted.items():
+        if len(numbers) >= SESSION_UPO_FROM:
+            read.update((yield from _from_session_upo(session, numbers)))
+        for number in sorted(numbers):
+            if (session, number) not in read:
+                read[session, number] = yield from _from_invoice_upo(session, number)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return read
+
+
+def _from_invoice_upo(session: str, number: str) -> Flow[_Original]:
+    """An original's SHA-256 from its UPO (``GET /sessions/{ref}/invoices/ksef/{ksefNumber}/upo``,
+    hash-checked and checked to confirm that invoice of that session), held to a deadline of its
+    own (as ``ksef.upo.get_invoice_upo``)."""
+    yield FreshDeadline()
+    try:
+        upo = yield from _invoice_upo_flow(session, number, None)
+    except (KSeFError, ValueError) as error:
+        return None, f"its UPO could not be read: {one_line(error)}"
+    return upo.documents[0].invoice_hash, ""  # check_invoice_upo: one document, this number
+
+
+def _from_session_upo(session: str, numbers: set[str]) -> Flow[dict[tuple[str, str], _Original]]:
+    """The SHA-256 of ``numbers`` from their session's whole UPO; none when it cannot be read (each
+    is then read by itself)."""
+    yield FreshDeadline()
+    try:
+        documents = (yield from _session_upo_flow(session)).documents
+    except (KSeFError, ValueError):
+        return {}
+    found = {number: documents.by_ksef_number(number) for number in numbers}
+    return {(session, number): (doc.invoice_hash, "") for number, doc in found.items() if doc is not None}
+
+
+def _compared(
+    outcome: InvoiceOutcome, known: Mapping[str, str | None], read: Mapping[tuple[str, str], _Original]
+) -> InvoiceOutcome:
+    """``outcome`` with what is known of its original (a 440's; any other outcome as it is)."""
+    if outcome.kind != "duplicate":
+        return outcome
+    if outcome.is_repeat:  # the accepted attempt of this session: the same file
+        return replace(outcome, original_hash=outcome.invoice_hash, not_compared=None)
+    number, session = outcome.duplicate_of, outcome.duplicate_session
+    original: _Original
+    if not number:
+        original = None, NO_NUMBER
+    elif number in known:
+        original = known[number], "" if known[number] else NO_LISTED_HASH
+    elif not session:
+        original = None, NO_SESSION
+    else:
+        original = read.get((session, number), (None, NOT_READ))
+    invoice_hash, why = original
+    if outcome.invoice_hash is None:  # the spec requires invoiceHash in the listing
+        why = NO_OWN_HASH
+    comparable = invoice_hash is not None and outcome.invoice_hash is not None
+    return replace(outcome, original_hash=invoice_hash, not_compared=None if comparable else why)
