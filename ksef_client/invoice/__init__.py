@@ -8,10 +8,12 @@
     invoice.to_xml()                           # UTF-8, no BOM, checked against the XSD
 
 Modules: ``model`` (``Invoice``), ``builders`` (``vat_invoice``, ``correction``,
-``CorrectedInvoice``), ``parties`` (``Party``, ``Address``, ``Contact``, ``ThirdParty``,
-``ThirdPartyRole``, ``TaxpayerStatus``), ``advances`` (``advance``, ``advance_correction``,
-``settlement``, ``settlement_correction``, ``AdvanceInvoice``; the parties' and these names are
-also importable from ``builders``), ``totals`` (``Line`` and the rounding rules). The typed
+``CorrectedInvoice``, ``CorrectionEffect``), ``parties`` (``Party``, ``Address``, ``Contact``,
+``ThirdParty``, ``ThirdPartyRole``, ``TaxpayerStatus``), ``advances`` (``advance``,
+``advance_correction``, ``settlement``, ``settlement_correction``, ``AdvanceInvoice``),
+``corrections`` (``party_correction``, ``number_correction``, ``discount_correction``,
+``DiscountedItem``; the parties', advances' and these names are also importable from
+``builders``), ``totals`` (``Line`` and the rounding rules). The typed
 classes themselves are generated from the official XSDs into ``ksef_client._invoice_models``
 (FA(3), FA(2), FA_RR(1), UPO v4-3); this package is the hand-written layer on top. Importing it
 loads the FA(3) classes (a few hundred milliseconds); ``import ksef_client`` does not.
@@ -23,6 +25,8 @@ from ksef_client.invoice.builders import (
     AdvanceInvoice,
     Contact,
     CorrectedInvoice,
+    CorrectionEffect,
+    DiscountedItem,
     Party,
     TaxpayerStatus,
     ThirdParty,
@@ -30,6 +34,9 @@ from ksef_client.invoice.builders import (
     advance,
     advance_correction,
     correction,
+    discount_correction,
+    number_correction,
+    party_correction,
     settlement,
     settlement_correction,
     vat_invoice,
@@ -43,6 +50,8 @@ __all__ = [
     "AdvanceInvoice",
     "Contact",
     "CorrectedInvoice",
+    "CorrectionEffect",
+    "DiscountedItem",
     "Invoice",
     "Line",
     "Party",
@@ -53,6 +62,9 @@ __all__ = [
     "advance",
     "advance_correction",
     "correction",
+    "discount_correction",
+    "number_correction",
+    "party_correction",
     "round_amount",
     "settlement",
     "settlement_correction",

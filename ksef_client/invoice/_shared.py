@@ -1,18 +1,20 @@
 """What every FA(3) builder shares (``ksef_client.invoice.builders``: VAT, KOR;
-``ksef_client.invoice.advances``: ZAL, KOR_ZAL, ROZ, KOR_ROZ): the checks of the arguments they
-all take (``_common``: number, issue date, parties, currency, lines), the references to corrected
-invoices (``CorrectedInvoice``, importable from ``builders`` and ``ksef_client.invoice``) and the
-totals they show, the ``Faktura`` every builder writes (``_invoice``: header, parties, ``Fa``,
-annotations, rows), and the arguments every correction takes (``_correction``). Private: the
-builders are the API.
+``ksef_client.invoice.advances``: ZAL, KOR_ZAL, ROZ, KOR_ROZ; ``ksef_client.invoice.corrections``:
+the KORs that change no line): the checks of the arguments they all take (``_common``: number,
+issue date, parties, currency, lines), the references to corrected invoices (``CorrectedInvoice``,
+importable from ``builders`` and ``ksef_client.invoice``) and the totals they show, the
+``Faktura`` every builder writes (``_invoice``: header, parties, ``Fa``, annotations, rows), and
+the arguments every correction takes (``_correction``; ``CorrectionEffect``, its ``TypKorekty``).
+Private: the builders are the API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from decimal import Decimal
+from enum import IntEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -46,6 +48,30 @@ FIRST_CREATION_DATE = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)  # FA(3): DataWytwo
 WARSAW_ZONE = "Europe/Warsaw"  # KSeF's days (of issue, of receipt) are Poland's
 _CURRENCIES = {member.value for member in fa3.TkodWaluty}
 _NO, _YES = fa3.Twybor12.VALUE_2, fa3.Twybor1.VALUE_1
+
+
+class CorrectionEffect(IntEnum):
+    """FA(3) ``TTypKorekty``, a correction's ``TypKorekty``: "Typ skutku korekty w ewidencji dla
+    podatku od towarów i usług", the date on which the correction takes effect in the VAT records.
+    Every correction builder takes it as ``effect=`` (this enum or its number, 1..3), and writes
+    no ``TypKorekty`` without it (the schema makes it optional)."""
+
+    ORIGINAL_INVOICE_DATE = 1  # "Korekta skutkująca w dacie ujęcia faktury pierwotnej"
+    CORRECTION_ISSUE_DATE = 2  # "Korekta skutkująca w dacie wystawienia faktury korygującej"
+    OTHER_DATE = 3  # "... w dacie innej, w tym gdy dla różnych pozycji faktury korygującej daty te są różne"
+
+
+def _effect(value: object) -> fa3.TtypKorekty | None:
+    """``effect`` checked: ``None``, a ``CorrectionEffect`` or its number 1..3 (not ``True``, not
+    ``"1"``, not another enum's member that equals one), as ``TypKorekty``."""
+    if value is None:
+        return None
+    if isinstance(value, CorrectionEffect) or (type(value) is int and value in set(CorrectionEffect)):
+        return fa3.TtypKorekty(int(value))
+    raise ValueError(
+        f"effect: {value!r} is not a CorrectionEffect (TypKorekty 1..3: ORIGINAL_INVOICE_DATE, "
+        "CORRECTION_ISSUE_DATE, OTHER_DATE)"
+    )
 
 
 def _checked_reference(reference: _Reference, prefix: str) -> Decimal | None:
@@ -395,8 +421,16 @@ def _annotations(lines: Sequence[Line], exemption: str | None, split_payment: bo
     P_19A, else P_19N; P_18A "1" with ``split_payment`` ("mechanizm podzielonej płatności");
     no cash accounting, self-billing, new means of transport, simplified triangulation or
     margin scheme."""
+    return _rate_annotations({line.rate for line in lines}, exemption, split_payment)
+
+
+def _rate_annotations(
+    rates: Collection[str], exemption: str | None, split_payment: bool = False
+) -> fa3.Faktura.Fa.Adnotacje:
+    """``Adnotacje`` as ``_annotations`` writes them, for an invoice with amounts at ``rates``
+    (``P_12`` values; a discount correction has amounts and no lines)."""
     annotations = fa3.Faktura.Fa.Adnotacje
-    rates = {line.rate for line in lines}
+    rates = set(rates)
     if "zw" in rates:
         zwolnienie = annotations.Zwolnienie(p_19=_YES, p_19_a=exemption)
     else:
@@ -416,7 +450,12 @@ def _annotations(lines: Sequence[Line], exemption: str | None, split_payment: bo
 def _exemption(exemption: str | None, lines: Sequence[Line]) -> str | None:
     """``exemption`` checked: required with a ``zw`` line (FA(3): "Jeśli pole P_19 równa się 1 -
     należy wskazać przepis ustawy..."), refused without one (it would be written nowhere)."""
-    exempt = any(line.rate == "zw" for line in lines)
+    return _rate_exemption(exemption, {line.rate for line in lines})
+
+
+def _rate_exemption(exemption: str | None, rates: Collection[str]) -> str | None:
+    """``exemption`` checked as ``_exemption`` checks it, for amounts at ``rates``."""
+    exempt = "zw" in rates
     if exemption is None:
         if exempt:
             raise ValueError(
@@ -425,7 +464,7 @@ def _exemption(exemption: str | None, lines: Sequence[Line]) -> str | None:
             )
         return None
     if not exempt:
-        raise ValueError('exemption: only an invoice with a "zw" line is exempt')
+        raise ValueError('exemption: only an invoice with a "zw" line (or amount) is exempt')
     return checked_text(exemption, "exemption", 256)
 
 
@@ -504,13 +543,14 @@ class _Correction:
     buyer: Party
     currency: str
     reason: str | None
+    effect: fa3.TtypKorekty | None
     created: dt.datetime | None
     exemption: str | None
     split_payment: bool
     third_parties: list[ThirdParty]
 
     def model(self, totals: Totals) -> fa3.Faktura:
-        """The correction with the differences ``totals``, ``PrzyczynaKorekty`` and
+        """The correction with the differences ``totals``, ``PrzyczynaKorekty``, ``TypKorekty`` and
         ``DaneFaKorygowanej``; the annotations are over the lines before and after (FA(3): a
         correction's are filled "wg stanu po korekcie", and a line removed still counts)."""
         model = _invoice(
@@ -519,7 +559,7 @@ class _Correction:
             annotations=_annotations([*self.before, *self.after], self.exemption, self.split_payment),
         )  # fmt: skip
         corrected = self.corrected
-        model.fa.przyczyna_korekty = self.reason
+        model.fa.przyczyna_korekty, model.fa.typ_korekty = self.reason, self.effect
         model.fa.dane_fa_korygowanej = [_corrected_model(corrected.number, corrected.issue_date, corrected.ksef_number)]
         return model
 
@@ -542,6 +582,7 @@ def _correction(
     buyer: Party,
     currency: str | None,
     reason: str | None,
+    effect: CorrectionEffect | int | None,
     exchange_rate: Decimal | str | None,
     created: dt.datetime | None,
     exemption: str | None,
@@ -559,15 +600,22 @@ def _correction(
     before, after = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, **lines)
     basis = _exemption(exemption, [*before, *after])
     thirds = _third_parties(third_parties, split_payment)
-    if reason is not None:
-        checked_text(reason, "reason", 256)
+    typ = _correction_notes(reason, effect)
     rate = corrected.exchange_rate if exchange_rate is None else exchange_rate
     rate = checked_exchange_rate(rate, currency, taxed=_taxed([*before, *after] if rate_before else after))
     return _Correction(
         kind=kind, corrected=corrected, before=before, after=after, exchange_rate=rate, number=number,
-        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, created=created,
-        exemption=basis, split_payment=split_payment, third_parties=thirds,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=typ,
+        created=created, exemption=basis, split_payment=split_payment, third_parties=thirds,
     )  # fmt: skip
+
+
+def _correction_notes(reason: object, effect: object) -> fa3.TtypKorekty | None:
+    """What every correction may say of itself, checked: ``reason`` (``PrzyczynaKorekty``, 1..256
+    characters) and ``effect`` (``TypKorekty``, ``_effect``), returned as ``TypKorekty``."""
+    if reason is not None:
+        checked_text(reason, "reason", 256)
+    return _effect(effect)
 
 
 def _correction_currency(currency: str | None, corrected: str, reference: str) -> str:

@@ -32,6 +32,7 @@ from ksef_client.invoice._shared import (
     _BASE_OF,
     _YES,
     CorrectedInvoice,
+    CorrectionEffect,
     _all_lines,
     _annotations,
     _as_totals,
@@ -560,6 +561,7 @@ def advance_correction(
     received: Decimal | str | None = None,
     order: Sequence[Line] | None = None,
     reason: str | None = None,
+    effect: CorrectionEffect | int | None = None,
     currency: str | None = None,
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
@@ -591,8 +593,9 @@ def advance_correction(
     foreign currency ``exchange_rate`` (default: the advance invoice's) goes to ``KursWalutyZ``,
     the advance invoice's to ``KursWalutyZK`` ("przed korektą"), and ``P_14_xW`` is the tax after,
     converted at ``exchange_rate``, less the tax in złoty the advance invoice showed. ``reason``
-    (``PrzyczynaKorekty``), ``exemption``, the reverse charge (over the order before and after),
-    ``allow_future_issue_date``, ``split_payment`` and ``third_parties`` as in ``correction``.
+    (``PrzyczynaKorekty``), ``effect`` (``TypKorekty``, a ``CorrectionEffect``), ``exemption``, the
+    reverse charge (over the order before and after), ``allow_future_issue_date``,
+    ``split_payment`` and ``third_parties`` as in ``correction``.
     """
     if not isinstance(corrected, AdvanceInvoice):
         raise ValueError("corrected: expected an AdvanceInvoice (AdvanceInvoice.of(zal, ksef_number))")
@@ -604,7 +607,7 @@ def advance_correction(
     checked = _correction(
         fa3.TrodzajFaktury.KOR_ZAL, corrected, {"corrected.order": corrected.order,
         "order": corrected.order if order is None else order}, rate_before=False, number=number,
-        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip
@@ -635,6 +638,7 @@ def settlement_correction(
     advances: Sequence[AdvanceInvoice],
     lines: Sequence[Line] | None = None,
     reason: str | None = None,
+    effect: CorrectionEffect | int | None = None,
     currency: str | None = None,
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
@@ -670,9 +674,10 @@ def settlement_correction(
     In the settlement invoice's currency (``currency`` another is refused); ``exchange_rate``
     (default: the settlement invoice's) is written on the taxed rows after the correction, the
     settlement invoice's on those before, and ``P_14_xW`` is the remaining tax after, converted at
-    ``exchange_rate``, less the one the settlement invoice showed. ``reason``, ``exemption``, the
-    reverse charge (over the lines before and after), ``allow_future_issue_date``,
-    ``split_payment`` and ``third_parties`` as in ``correction``.
+    ``exchange_rate``, less the one the settlement invoice showed. ``reason``, ``effect``
+    (``TypKorekty``, a ``CorrectionEffect``), ``exemption``, the reverse charge (over the lines
+    before and after), ``allow_future_issue_date``, ``split_payment`` and ``third_parties`` as in
+    ``correction``.
     """
     if not isinstance(corrected, CorrectedInvoice):
         raise ValueError("corrected: expected a CorrectedInvoice of a settlement invoice (CorrectedInvoice.of(roz))")
@@ -689,7 +694,7 @@ def settlement_correction(
     checked = _correction(
         fa3.TrodzajFaktury.KOR_ROZ, corrected, {"corrected.lines": corrected.lines,
         "lines": corrected.lines if lines is None else lines}, rate_before=False, number=number,
-        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip

@@ -1,8 +1,11 @@
 """Builders for the FA(3) invoice kinds: VAT and correction (KOR). The parties every builder
 takes (``Party``, ``Contact``, ``Address``, ``TaxpayerStatus``, ``ThirdParty``, ``ThirdPartyRole``;
 defined in ``ksef_client.invoice.parties``) and ``CorrectedInvoice``, the reference to a corrected
-invoice, can be imported from here. The invoices of a sale with advance payments (ZAL, KOR_ZAL,
-ROZ, KOR_ROZ and ``AdvanceInvoice``) are built in ``ksef_client.invoice.advances`` and can be
+invoice, and ``CorrectionEffect`` (``TypKorekty``) can be imported from here. The invoices of a
+sale with advance payments (ZAL, KOR_ZAL, ROZ, KOR_ROZ and ``AdvanceInvoice``) are built in
+``ksef_client.invoice.advances``, the corrections that change no line (of the parties' data, of
+the invoice's number, a discount for a period: ``party_correction``, ``number_correction``,
+``discount_correction`` and ``DiscountedItem``) in ``ksef_client.invoice.corrections``; they can be
 imported from here too.
 
 ::
@@ -38,6 +41,7 @@ from ksef_client._invoice_models import fa3
 from ksef_client.invoice import _shared
 from ksef_client.invoice._shared import (
     CorrectedInvoice,
+    CorrectionEffect,
     _annotations,
     _common,
     _correction,
@@ -53,6 +57,12 @@ from ksef_client.invoice.advances import (
     advance_correction,
     settlement,
     settlement_correction,
+)
+from ksef_client.invoice.corrections import (
+    DiscountedItem,
+    discount_correction,
+    number_correction,
+    party_correction,
 )
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.parties import (
@@ -131,6 +141,7 @@ def correction(
     before: Sequence[Line],
     after: Sequence[Line],
     reason: str | None = None,
+    effect: CorrectionEffect | int | None = None,
     currency: str | None = None,
     exchange_rate: Decimal | str | None = None,
     created: dt.datetime | None = None,
@@ -155,7 +166,10 @@ def correction(
     ``after`` may be empty (lines removed, or the whole invoice cancelled); ``before`` may be empty
     (lines added). ``exemption``, the reverse charge and ``allow_future_issue_date`` as in
     ``vat_invoice``, over the lines before and after; ``split_payment`` and ``third_parties`` as in
-    ``vat_invoice`` (FA(3): a correction's fields are filled "wg stanu po korekcie").
+    ``vat_invoice`` (FA(3): a correction's fields are filled "wg stanu po korekcie"). ``reason``
+    goes to ``PrzyczynaKorekty``; ``effect``, a ``CorrectionEffect`` or its number 1..3, to
+    ``TypKorekty`` (when the correction takes effect in the VAT records: on the date the corrected
+    invoice was recorded, on the correction's issue date, or another date; none written without it).
 
     The correction is in the corrected invoice's currency (``corrected.currency``): FA(3) fills the
     amounts "w walucie, w której wystawiono fakturę" and a correction's amounts "poprzez różnicę",
@@ -173,7 +187,7 @@ def correction(
         )
     checked = _correction(
         fa3.TrodzajFaktury.KOR, corrected, {"before": before, "after": after}, rate_before=True, number=number,
-        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason,
+        issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip
@@ -219,6 +233,8 @@ __all__ = [
     "AdvanceInvoice",
     "Contact",
     "CorrectedInvoice",
+    "CorrectionEffect",
+    "DiscountedItem",
     "Party",
     "TaxpayerStatus",
     "ThirdParty",
@@ -226,6 +242,9 @@ __all__ = [
     "advance",
     "advance_correction",
     "correction",
+    "discount_correction",
+    "number_correction",
+    "party_correction",
     "settlement",
     "settlement_correction",
     "vat_invoice",

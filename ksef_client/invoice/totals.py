@@ -52,6 +52,15 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
   (a 20 000 zł advance, the flat's rate corrected from 23 % to 8 %) and ``FA_3_Przykład_12.xml``
   (the advance corrected to 30 000 zł) have exactly these amounts, the payment split between the
   rates in proportion to the order's gross value at each, as ``split_payment`` does.
+- **Discounts for a period** (art. 106j ust. 3, ``corrections.discount_correction``): the discount
+  granted at each rate is a gross amount (what the buyer pays less); its tax is gross x rate /
+  (100 + rate), rounded, as an advance's, and its net the rest, so net and tax add up to the
+  discount exactly; the correction shows each negated (``ROUND_HALF_UP`` is symmetric, so the
+  rounding of a discount does not depend on its sign). The Ministry's ``FA_3_Przykład_6.xml`` and
+  ``_7.xml`` (a 50 000 zł discount at 23 %) show ``P_13_1`` -40 650.41, ``P_14_1`` -9 349.59 and
+  ``P_15`` -50 000: 50 000 x 23 / 123 = 9 349.593... -> 9 349.59, 50 000 - 9 349.59 = 40 650.41. A
+  discount agreed as a net amount is passed as its gross (the net plus its tax at the rate,
+  rounded): the split gives that net back, to the grosz, at every rate of ``RATES``.
 - **Corrections of settlement invoices** (``KOR_ROZ``): the settlement totals after the correction
   less the settlement invoice's as it showed them (``Fa_3_Przykład_18.xml``: 4 100.16 - 3 998.40 =
   101.76 at 23 %, and so on, 7 635 due more).
@@ -384,6 +393,21 @@ def settlement_totals(
                 values[name] = values.get(name, Decimal("0.00")) - value
     gross = order.gross - sum((paid.gross for paid in advances), Decimal("0.00"))
     return Totals(tax_in_pln(values, exchange_rate), gross)
+
+
+def discount_totals(discounts: Mapping[str, Decimal]) -> Totals:
+    """Totals of a discount correction (art. 106j ust. 3): each rate's discount, a gross amount
+    above 0 (``discounts``: ``P_12`` rate -> amount, in full grosze), split into tax (gross x rate /
+    (100 + rate), rounded) and net (the rest), negated: what the correction shows."""
+    taxes: dict[str, Decimal] = {}
+    nets: dict[str, Decimal] = {}
+    for rate, gross in discounts.items():
+        percent = RATES[rate].percent
+        taxes[rate] = -round_amount(gross * percent / (100 + percent)) if percent is not None else Decimal("0.00")
+        nets[rate] = -gross - taxes[rate]
+    totals = _assemble(nets, taxes, None)
+    assert totals.gross == -sum(discounts.values(), Decimal("0.00"))  # net and tax make up each discount
+    return totals
 
 
 def advance_totals(received: Decimal, order: Sequence[Line], exchange_rate: Decimal | None = None) -> Totals:

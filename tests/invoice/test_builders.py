@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,9 @@ from ksef_client.invoice import (
     advance,
     advance_correction,
     correction,
+    discount_correction,
+    number_correction,
+    party_correction,
     settlement,
     settlement_correction,
     vat_invoice,
@@ -208,6 +212,8 @@ def test_an_exempt_line_needs_its_legal_basis_and_reverse_charge_is_marked() -> 
     assert b"<P_18>2</P_18>" in plain and b"<P_19N>1</P_19N>" in plain
 
 
+FV_1 = CorrectedInvoice("FV/1", dt.date(2026, 3, 2))  # a reference to an invoice; its lines are not needed
+
 # Each builder for one day: (issue_date, **options) -> Invoice.
 BUILT_ON: dict[str, Any] = {
     "vat": lambda day, **o: vat_invoice(number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, lines=[LINE], **o),
@@ -222,6 +228,14 @@ BUILT_ON: dict[str, Any] = {
     "settlement_correction": lambda day, **o: settlement_correction(
         number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, corrected=_settled(), advances=[_advance()],
         lines=[Line("Usługa", 2, "100", "23")], **o),
+    "party_correction": lambda day, **o: party_correction(
+        number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, corrected=FV_1,
+        seller_before=dataclasses.replace(SELLER, name="ACME (dawna nazwa)"), **o),
+    "number_correction": lambda day, **o: number_correction(
+        number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, corrected=FV_1, right_number="FV/1A", **o),
+    "discount_correction": lambda day, **o: discount_correction(
+        number="X/1", issue_date=day, seller=SELLER, buyer=BUYER, corrected=[FV_1], period="marzec 2026",
+        discount={"23": "12.30"}, **o),
 }  # fmt: skip
 
 
@@ -476,6 +490,14 @@ def _built_with(kind: str, seller: Party, buyer: Party, third_parties: list[Thir
         return advance_correction(corrected=_advance(), received="5.00", **parties)
     if kind == "settlement_correction":
         return settlement_correction(corrected=_settled(), advances=[_advance()], **parties)
+    if kind == "party_correction":  # the seller's name corrected: Podmiot2 as every builder writes it
+        return party_correction(corrected=CorrectedInvoice.of(_vat()), **parties,
+                                seller_before=dataclasses.replace(seller, name="ACME (dawna nazwa)"))  # fmt: skip
+    if kind == "number_correction":
+        return number_correction(corrected=FV_1, right_number="FV/1A", **parties)
+    if kind == "discount_correction":
+        return discount_correction(corrected=[CorrectedInvoice.of(_vat())], period="marzec 2026",
+                                   discount={"23": "12.30"}, **parties)  # fmt: skip
     return advance(order=[LINE], received="10.00", **parties)
 
 
@@ -774,13 +796,20 @@ def test_a_buyer_with_the_seller_s_details_is_refused_before_anything_is_built(k
             advance_correction(corrected=_advance(), order=["not a line"], received="-1", **common)
         elif kind == "settlement_correction":
             settlement_correction(corrected=_settled(), advances=["not an advance"], lines=["not a line"], **common)
+        elif kind == "party_correction":
+            party_correction(corrected=CorrectedInvoice.of(_vat()), seller_before="not a party", **common)
+        elif kind == "number_correction":
+            number_correction(corrected=CorrectedInvoice.of(_vat()), right_number="", **common)
+        elif kind == "discount_correction":
+            discount_correction(corrected=["not a reference"], period="", discount={}, **common)
         else:
             advance(order=["not a line"], received="10.00", **common)
 
 
 def test_the_builder_modules_import_one_way_and_the_names_import_as_before() -> None:
     # builders and advances imported each other (advances took builders' helpers, builders
-    # re-exported advances' names at its end). Now parties <- _shared <- advances <- builders.
+    # re-exported advances' names at its end). Now parties <- _shared <- advances <- builders, and
+    # _shared <- corrections <- builders.
     import ksef_client.invoice
     from ksef_client.invoice import advances, builders, parties
 
@@ -789,7 +818,8 @@ def test_the_builder_modules_import_one_way_and_the_names_import_as_before() -> 
     assert builders.CorrectedInvoice is _shared.CorrectedInvoice is CorrectedInvoice
     package = Path(ksef_client.invoice.__file__).parent
     forbidden = {"parties": {"_shared", "advances", "builders"}, "_shared": {"advances", "builders"}}
-    forbidden["advances"] = {"builders"}
+    forbidden["advances"] = {"builders", "corrections"}
+    forbidden["corrections"] = {"builders", "advances"}
     for module, others in forbidden.items():
         tree = ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

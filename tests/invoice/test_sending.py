@@ -17,6 +17,8 @@ from ksef_client.invoice import (
     AdvanceInvoice,
     Contact,
     CorrectedInvoice,
+    CorrectionEffect,
+    DiscountedItem,
     Invoice,
     Line,
     Party,
@@ -25,6 +27,9 @@ from ksef_client.invoice import (
     ThirdPartyRole,
     advance,
     advance_correction,
+    discount_correction,
+    number_correction,
+    party_correction,
     settlement,
     settlement_correction,
     vat_invoice,
@@ -188,6 +193,33 @@ def test_a_last_advance_invoice_and_a_settlement_corrected_into_a_refund_are_acc
                                 advances=[paid], lines=cheaper, **common)  # fmt: skip
     assert cut.gross == Decimal("-799.50")
     assert Invoice.from_xml(ksef.invoices.get(_accepted(ksef, cut))) == cut
+
+
+def test_a_party_a_number_and_a_discount_correction_are_accepted(ksef: KSeF, backend: KSeFBackend) -> None:
+    # The corrections that change no line, each sent alone in an online session after the invoices
+    # they correct, accepted and read back from KSeF as built: the buyer's name (P_15 0, Podmiot2K),
+    # the number (NrFaKorygowany), and a discount on both invoices (OkresFaKorygowanej, gross
+    # 12.30 at 23 %: -10.00 net, -2.30 tax; 1.08 at 8 %: -1.00, -0.08), with TypKorekty.
+    today = dt.datetime.now(WARSAW).date()
+    common = {"issue_date": today, "seller": SELLER, "buyer": BUYER}
+    first, second = _invoice("RT/KD/1"), _invoice("RT/KD/2")
+    first_number, second_number = _accepted(ksef, first), _accepted(ksef, second)
+    period = [CorrectedInvoice.of(first, first_number), CorrectedInvoice.of(second, second_number)]
+    party = party_correction(number="RT/KP/1", corrected=period[0], reason="błędna nazwa nabywcy",
+                             buyer_before=Party("Nabywka", "ul. Krzywa 2, Kraków", nip="1111111111"),
+                             effect=CorrectionEffect.ORIGINAL_INVOICE_DATE, **common)  # fmt: skip
+    renumbered = number_correction(number="RT/KN/1", corrected=period[1], right_number="RT/KD/2A", effect=1, **common)
+    discount = discount_correction(number="RT/KR/1", corrected=period, period="bieżący miesiąc",
+                                   discount={"23": "12.30", "8": "1.08"}, items=[DiscountedItem("Usługa", 3, "szt.")],
+                                   effect=CorrectionEffect.CORRECTION_ISSUE_DATE, **common)  # fmt: skip
+    assert discount.totals() == {"p_13_1": Decimal("-10.00"), "p_14_1": Decimal("-2.30"), "p_13_2": Decimal("-1.00"),
+                                 "p_14_2": Decimal("-0.08")}  # fmt: skip
+    numbers = [_accepted(ksef, kor) for kor in (party, renumbered, discount)]
+    for ksef_number, kor in zip(numbers, (party, renumbered, discount), strict=True):
+        assert Invoice.from_xml(ksef.invoices.get(ksef_number)) == kor
+    records = {record.ksef_number: record for record in ksef.invoices.query("Subject1", date_from=today)}
+    assert [(str(records[n].invoice_type), records[n].gross_amount) for n in numbers] == [
+        ("Kor", 0.0), ("Kor", 0.0), ("Kor", -13.38)]  # fmt: skip
 
 
 def test_anything_else_is_still_refused(ksef: KSeF, backend: KSeFBackend) -> None:
