@@ -111,7 +111,10 @@ class InvoiceOutcome:
         """The KSeF number under which KSeF holds this invoice: its own, or for a duplicate the
         original's (the invoice KSeF holds under this seller, kind and number: this document only
         if ``same_file``, see ``kind``); ``None`` when it is not in KSeF (rejected, processing,
-        unknown)."""
+        unknown, and a duplicate that ``ksef.sessions.check_duplicates`` found to be another file:
+        ``same_file`` ``False``)."""
+        if self.same_file is False:  # KSeF holds another invoice under that number, not this one
+            return None
         return self.ksef_number or self.duplicate_of
 
 

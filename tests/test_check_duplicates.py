@@ -58,6 +58,7 @@ def test_the_same_file_sent_again_in_a_later_session_is_the_same_file(ksef: KSeF
     (checked,) = ksef.sessions.check_duplicates([duplicate])
     assert checked.same_file is True and checked.not_compared is None
     assert checked.original_hash == original.invoice_hash == sha256_b64(invoice)
+    assert checked.number_in_ksef == original.ksef_number  # this very file: in KSeF under that number
     assert checked == InvoiceOutcome(**{**vars(duplicate), "original_hash": sha256_b64(invoice)})
     assert len(_upo_reads(requests)) == len(requests) == 1  # the original's UPO, its SkrotDokumentu
 
@@ -70,6 +71,8 @@ def test_an_edited_invoice_reusing_the_number_is_not_the_same_file(ksef: KSeF, r
     (checked,) = ksef.sessions.check_duplicates([duplicate])
     assert checked.same_file is False and checked.not_compared is None
     assert checked.original_hash == original.invoice_hash != checked.invoice_hash == sha256_b64(edited)
+    # as listed it may be this invoice; once compared, its number is not this file's
+    assert duplicate.number_in_ksef == original.ksef_number and checked.number_in_ksef is None
 
 
 def test_an_original_whose_upo_cannot_be_read_is_never_the_same_file(
