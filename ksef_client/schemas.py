@@ -585,8 +585,33 @@ def _siblings_are_instructions(document: etree._Element) -> bool:
     return False
 
 
+# UBL 2.1's common components (PEF(3), PEF_KOR(3)): an attachment's content is a
+# cac:Attachment/cbc:EmbeddedDocumentBinaryObject.
+UBL_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+UBL_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+_UBL_ROOTS = frozenset({FORM_NAMESPACES["PEF (3)"], FORM_NAMESPACES["PEF_KOR (3)"]})
+_EMBEDDED_DOCUMENT = f".//{{{UBL_CAC}}}Attachment/{{{UBL_CBC}}}EmbeddedDocumentBinaryObject"
+# Bytes every invoice with an attachment holds (the element's name), so most files are ruled out
+# without walking their tree.
+_ATTACHMENT_MARKERS = (b"Zalacznik", b"EmbeddedDocumentBinaryObject")
+
+
+def may_have_attachment(xml: bytes) -> bool:
+    """Whether ``xml`` may carry an attachment (``has_attachment``): ``False`` rules it out
+    without parsing; ``True`` says only that the name of the element occurs."""
+    return any(marker in xml for marker in _ATTACHMENT_MARKERS)
+
+
 def has_attachment(document: etree._Element) -> bool:
-    """Whether an FA invoice carries attachments (``Zalacznik``), which raise its size limit."""
+    """Whether an invoice carries attachments, which need the seller's consent (KSeF's status 415
+    without it) and raise its size limit (1 MB to 3 MB). An FA invoice: its ``Zalacznik``. A PEF
+    invoice (UBL): an embedded document, ``cac:Attachment/cbc:EmbeddedDocumentBinaryObject``
+    (``cac:AdditionalDocumentReference``'s in Peppol BIS); KSeF lists the Ministry's PEF template
+    with one as ``hasAttachment: true`` (its Java client's integration test of the
+    ``hasAttachment`` filter). A mere link (``cac:ExternalReference``) is no attachment: the
+    file holds nothing attached, and no source says KSeF counts it (the SDK's reading)."""
+    if etree.QName(document).namespace in _UBL_ROOTS:
+        return document.find(_EMBEDDED_DOCUMENT) is not None
     return document.find("{*}Zalacznik") is not None
 
 
@@ -608,7 +633,7 @@ def checked_invoice(
     code = checkable(form_code(form))
     limits = limits or KSEF_LIMITS
     largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
-    document = check_document(xml, limit=largest if b"Zalacznik" in xml else limits.max_invoice_bytes)
+    document = check_document(xml, limit=largest if may_have_attachment(xml) else limits.max_invoice_bytes)
     if limits.exceeded_by(size=len(xml)):  # past the smaller limit: which one applies?
         attached = has_attachment(document)
         most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes

@@ -75,6 +75,7 @@ from ksef_client.resources.auth import with_keys
 from ksef_client.resources.limits import context_limits_flow
 from ksef_client.resources.sessions import invoices_pages
 from ksef_client.schemas import (
+    BATCH_FORMS,
     FormCode,
     InvoiceSchemaError,
     LimitsInForce,
@@ -83,6 +84,7 @@ from ksef_client.schemas import (
     checked_invoice,
     form_code,
     has_attachment,
+    may_have_attachment,
 )
 
 if TYPE_CHECKING:
@@ -362,8 +364,14 @@ def check_no_attachments(xml: bytes, form: FormCode) -> None:
     """``InvoiceRejectedError`` for an FA invoice with attachments (``Zalacznik``) sent online:
     "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym", save a technical
     correction of an offline invoice (``faktury/weryfikacja-faktury.md``). For a checked invoice
-    (well-formed): the few that name the element are parsed again."""
-    if b"Zalacznik" in xml and has_attachment(parse(xml)):
+    (well-formed): the few that name the element are parsed again.
+
+    The rule binds the forms a batch session takes (``BATCH_FORMS``). A PEF invoice goes through
+    online sessions only, its attachments too: the Ministry's Java client sends its PEF template
+    with an embedded document online, after the attachment consent, and KSeF TEST takes it."""
+    if form.system_code not in BATCH_FORMS:
+        return
+    if may_have_attachment(xml) and has_attachment(parse(xml)):
         raise InvoiceRejectedError(
             f"invoice does not fit an online session: an {form.system_code} invoice with attachments (Zalacznik) "
             "is taken only in a batch session (send_batch), or online as a technical correction of an offline "

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import math
 import threading
 from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 import anyio.lowlevel
 import httpx
 import pytest
 
 from ksef_client.testing import sample_invoice
+
+WARSAW = ZoneInfo("Europe/Warsaw")  # where KSeF counts days (an issue date after today is refused)
 
 
 class FakeTime:
@@ -58,6 +63,76 @@ class SharedTime(FakeTime):
 def invoice_xml(number: str, seller: str = "5265877635", issued: str = "2026-11-20") -> bytes:
     """A valid FA(3) invoice (the emulator checks the XSD) with the given key fields."""
     return sample_invoice(number, seller_nip=seller, issue_date=issued)
+
+
+def pef_invoice(
+    number: str, seller: str = "5265877635", *, document: bytes | None = None, link: str | None = None,
+    note: str | None = None,
+) -> bytes:  # fmt: skip
+    """A PEF(3) invoice (UBL 2.1, valid against the form's XSD) of ``seller`` to 1111111111, issued
+    today; ``document``: a file it carries embedded (``cac:AdditionalDocumentReference/cac:Attachment/
+    cbc:EmbeddedDocumentBinaryObject``), ``link``: one it names by URI only (``cac:ExternalReference``),
+    ``note``: a ``cbc:Note``."""
+    references = ""
+    if document is not None:
+        embedded = base64.b64encode(document).decode()
+        references += (
+            "<cac:AdditionalDocumentReference><cbc:ID>ZAL-1</cbc:ID><cac:Attachment>"
+            '<cbc:EmbeddedDocumentBinaryObject mimeCode="application/pdf" filename="zestawienie.pdf">'
+            f"{embedded}</cbc:EmbeddedDocumentBinaryObject></cac:Attachment></cac:AdditionalDocumentReference>"
+        )
+    if link is not None:
+        references += (
+            "<cac:AdditionalDocumentReference><cbc:ID>ZAL-2</cbc:ID><cac:Attachment><cac:ExternalReference>"
+            f"<cbc:URI>{escape(link)}</cbc:URI></cac:ExternalReference></cac:Attachment></cac:AdditionalDocumentReference>"
+        )
+    return _UBL.format(
+        number=escape(number), issued=dt.datetime.now(WARSAW).date(), seller=seller,
+        note=f"<cbc:Note>{escape(note)}</cbc:Note>" if note is not None else "", references=references,
+    ).encode()  # fmt: skip
+
+
+_UBL = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"'
+    ' xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"'
+    ' xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">'
+    "<cbc:ID>{number}</cbc:ID><cbc:IssueDate>{issued}</cbc:IssueDate><cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>"
+    "{note}<cbc:DocumentCurrencyCode>PLN</cbc:DocumentCurrencyCode>{references}"
+    "<cac:AccountingSupplierParty><cac:Party><cac:PartyTaxScheme><cbc:CompanyID>PL{seller}</cbc:CompanyID>"
+    "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme></cac:Party></cac:AccountingSupplierParty>"
+    "<cac:AccountingCustomerParty><cac:Party><cac:PartyTaxScheme><cbc:CompanyID>PL1111111111</cbc:CompanyID>"
+    "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme></cac:Party></cac:AccountingCustomerParty>"
+    '<cac:TaxTotal><cbc:TaxAmount currencyID="PLN">23.00</cbc:TaxAmount></cac:TaxTotal>'
+    '<cac:LegalMonetaryTotal><cbc:PayableAmount currencyID="PLN">123.00</cbc:PayableAmount></cac:LegalMonetaryTotal>'
+    '<cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:LineExtensionAmount currencyID="PLN">100.00</cbc:LineExtensionAmount>'
+    "<cac:Item><cbc:Name>Usługa</cbc:Name></cac:Item></cac:InvoiceLine></Invoice>"
+)
+
+
+def rr_invoice(number: str, farmer: str, buyer: str) -> bytes:
+    """An FA_RR(1) invoice (VAT RR, valid against the form's XSD) issued today: the flat-rate
+    farmer ``farmer`` (Podmiot1, "Dane dostawcy") sells to ``buyer`` (Podmiot2), who issues it."""
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    issued = dt.datetime.now(WARSAW).date()
+    return _RR.format(created=created, farmer=farmer, buyer=buyer, issued=issued, number=escape(number)).encode()
+
+
+_RR = """<?xml version="1.0" encoding="UTF-8"?>
+<Faktura xmlns="http://crd.gov.pl/wzor/2026/03/06/14189/">
+<Naglowek><KodFormularza kodSystemowy="FA_RR (1)" wersjaSchemy="1-1E">FA_RR</KodFormularza>
+<WariantFormularza>1</WariantFormularza><DataWytworzeniaFa>{created}</DataWytworzeniaFa></Naglowek>
+<Podmiot1><DaneIdentyfikacyjne><NIP>{farmer}</NIP><Nazwa>Gospodarstwo rolne {farmer}</Nazwa></DaneIdentyfikacyjne>
+<Adres><KodKraju>PL</KodKraju><AdresL1>Wola 1, 00-100 Wola</AdresL1></Adres></Podmiot1>
+<Podmiot2><DaneIdentyfikacyjne><NIP>{buyer}</NIP><Nazwa>Skup {buyer}</Nazwa></DaneIdentyfikacyjne>
+<Adres><KodKraju>PL</KodKraju><AdresL1>ul. Skupowa 2, 00-200 Miasto</AdresL1></Adres></Podmiot2>
+<FakturaRR><KodWaluty>PLN</KodWaluty><P_4B>{issued}</P_4B><P_4C>{number}</P_4C>
+<P_11_1>100.00</P_11_1><P_11_2>7.00</P_11_2><P_12_1>107.00</P_12_1><P_12_2>sto siedem złotych 00/100</P_12_2>
+<RodzajFaktury>VAT_RR</RodzajFaktury>
+<FakturaRRWiersz><NrWierszaFa>1</NrWierszaFa><P_5>Pszenica konsumpcyjna</P_5><P_6A>kg</P_6A><P_6B>100</P_6B>
+<P_6C>klasa I</P_6C><P_7>1.00</P_7><P_8>100.00</P_8><P_9>7</P_9><P_10>7.00</P_10><P_11>107.00</P_11></FakturaRRWiersz>
+</FakturaRR>
+</Faktura>"""
 
 
 class RecordingTransport(httpx.BaseTransport):

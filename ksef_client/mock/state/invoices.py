@@ -32,6 +32,7 @@ from ksef_client.mock.faults import Faults
 from ksef_client.mock.state.core import VALIDATION, Access, Context, Core, Status
 from ksef_client.mock.state.invoice_query import Query, invoicing_mode, is_subject, plays_a_role
 from ksef_client.mock.state.storage import Storage
+from ksef_client.schemas import has_attachment
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 MAX_RUNNING_EXPORTS = 10
@@ -380,7 +381,7 @@ def _fa_fields(root: etree._Element) -> InvoiceFields:
         net=_sum(fa, "P_13_"),
         vat_pln=_tax_in_pln(fa),
         gross=_decimal(_text(root, "{*}Fa/{*}P_15")),
-        has_attachment=_find(root, "{*}Zalacznik") is not None,
+        has_attachment=has_attachment(root),
         # Adnotacje/P_17: "W przypadku faktur, o których mowa w art. 106d ust. 1 ustawy - wyraz
         # "samofakturowanie"; należy podać wartość "1"" (FA XSD).
         self_invoicing=_text(root, "{*}Fa/{*}Adnotacje/{*}P_17") == "1",
@@ -448,6 +449,10 @@ def _ubl_fields(root: etree._Element, name: str) -> InvoiceFields:
         gross=_decimal(_text(root, "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount", UBL)),
         # UNTDID 1001: 389 "Self-billed invoice", 261 "Self billed credit note".
         self_invoicing=type_code in ("389", "261"),
+        # An embedded document (cac:Attachment/cbc:EmbeddedDocumentBinaryObject): KSeF lists the
+        # Ministry's PEF template with one as hasAttachment: true (its Java client's integration
+        # test of the filter, QueryInvoiceIntegrationTest).
+        has_attachment=has_attachment(root),
     )
 
 

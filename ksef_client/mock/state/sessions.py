@@ -624,10 +624,10 @@ class Sessions:
             detail = f"Data wystawienia (P_1) {fields.issue_date} jest późniejsza niż data przyjęcia {received}."
             return Status(450, INVOICE_TEXT[450], [detail])
         if not self._may_issue(session, fields):
-            detail = f"Brak uprawnień do wystawienia faktury sprzedawcy {fields.seller}."
-            return Status(410, INVOICE_TEXT[410], [detail])
-        if with_attachment and not self._attachments_allowed(session, invoice, fields, allowed):
-            return Status(415, INVOICE_TEXT[415], ["Faktury z załącznikami tylko w sesji wsadowej, po zgłoszeniu."])
+            whose = "faktury VAT RR dostawcy" if session.form_code.startswith("FA_RR") else "faktury sprzedawcy"
+            return Status(410, INVOICE_TEXT[410], [f"Brak uprawnień do wystawienia {whose} {fields.seller}."])
+        if with_attachment and (refusal := self._attachment_refusal(session, invoice, fields, allowed)):
+            return Status(415, INVOICE_TEXT[415], [refusal])
         return None  # duplicates are checked when the invoice is numbered, under the lock
 
     def _duplicate(self, fields: InvoiceFields) -> Status | None:
@@ -641,23 +641,39 @@ class Sessions:
         return Status(440, INVOICE_TEXT[440], ["Faktura o podanym numerze została już przesłana."], extensions)
 
     def _may_issue(self, session: Session, fields: InvoiceFields) -> bool:
-        # FA_RR is issued by the buyer of a flat-rate farmer: the issuer is Podmiot2.
-        issuer = fields.buyer if session.form_code.startswith("FA_RR") else fields.seller
-        if issuer is not None and issuer == session.context.nip:
-            return True
+        # Podmiot1's own context, or a context Podmiot1 authorized: "Wysłanie faktury do KSeF wymaga
+        # posiadania odpowiednich uprawnień do jej wystawienia w kontekście danego podmiotu"
+        # (faktury/weryfikacja-faktury.md). FA_RR too: its buyer (Podmiot2) issues the invoice of a
+        # flat-rate farmer (Podmiot1, "Dane dostawcy") in its own context, which takes the farmer's
+        # RRInvoicing, an authorization "do działania (wystawiania faktur) we własnym kontekście w
+        # imieniu podmiotu uprawniającego" ("wystawianie faktur VAT RR", uprawnienia.md, the spec).
+        # Both Ministry clients' FA_RR tests (RrInvoiceIntegrationTest,
+        # AuthorizationPermissionsRRInvoicingE2ETests) have the farmer grant it to the buyer before
+        # the buyer sends. No source says in words that the buyer is refused without it, nor with
+        # which code: 410, as for a self-billed invoice without SelfInvoicing, is the emulator's
+        # reading. (It took Podmiot2 for the issuer, so the grant was never needed.)
         scopes = ISSUE_SCOPES.get(session.form_code.split(" ")[0].split("_KOR")[0], DEFAULT_ISSUE_SCOPES)
         return self.permissions.may_issue_for(session.context, fields.seller, scopes)
 
-    def _attachments_allowed(
+    def _attachment_refusal(
         self, session: Session, invoice: Invoice, fields: InvoiceFields, allowed: bool | None
-    ) -> bool:
+    ) -> str | None:
+        """Why an invoice with attachments is refused (415), ``None`` when it is taken."""
         if allowed is not None:
-            return allowed
+            return None if allowed else "Faktury z załącznikami nie są przyjmowane w tej sesji."
         # "Wysyłka faktur z załącznikami jest dozwolona tylko w trybie wsadowym. Wyjątek: [...] korekty
         # technicznej faktury offline [...] sesji interaktywnej" and, either way, "wymaga uprzedniego
-        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction lifts the batch-only rule, not the consent.
-        in_batch = session.kind == "Batch" or invoice.hash_of_corrected_invoice is not None
-        return in_batch and self.testdata.attachments_allowed(fields.seller)
+        # zgłoszenia" (faktury/weryfikacja-faktury.md): a correction lifts the batch-only rule, not the
+        # consent. The rule binds the forms a batch session takes: the PEF forms go through online
+        # sessions only (BATCH_FORMS), and the Ministry's Java client sends its PEF template with an
+        # embedded document online after the consent, which KSeF TEST takes (PeppolInvoiceIntegrationTest,
+        # QueryInvoiceIntegrationTest).
+        batch_only = session.form_code in BATCH_FORMS and session.kind != "Batch"
+        if batch_only and invoice.hash_of_corrected_invoice is None:
+            return "Faktury z załącznikami tylko w sesji wsadowej (lub jako korekta techniczna faktury offline)."
+        if not self.testdata.attachments_allowed(fields.seller):
+            return f"Brak zgody na wysyłanie faktur z załącznikiem: {fields.seller}."
+        return None
 
     def _accept(self, invoice: Invoice) -> None:
         assert invoice.fields is not None
