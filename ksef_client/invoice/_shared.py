@@ -96,8 +96,11 @@ class CorrectedInvoice:
 
     ``currency`` is the corrected invoice's (``KodWaluty``), which the correction keeps: its
     amounts are differences of the corrected invoice's. ``exchange_rate``, in a foreign currency,
-    the rate the corrected invoice's tax was converted at (``KursWaluty``), which the correction
-    uses unless given another.
+    the rate the corrected invoice's tax was converted at (``KursWaluty``), for each of its lines
+    that has no ``exchange_rate`` of its own: an invoice whose rows were converted at different
+    rates (art. 31a of the VAT Act: each supply at the rate of its tax point) has them on its
+    lines (``Line(..., exchange_rate=...)``), and ``exchange_rate`` ``None``. The correction
+    restates each line at its rate and, by default, converts the line that replaces it at it too.
 
     Keyword-only, for a settlement invoice: ``kind`` is ``"VAT"`` (an invoice ``correction``
     corrects, by ``KOR``; the default) or ``"ROZ"`` (a settlement invoice, corrected by
@@ -121,11 +124,10 @@ class CorrectedInvoice:
     def __post_init__(self) -> None:
         rate = _checked_reference(self, "corrected")
         if self.lines is not None:
-            object.__setattr__(
-                self,
-                "lines",
-                _all_lines(self.lines, "corrected lines", "the corrected invoice's Line objects, all of them"),
-            )
+            lines = _all_lines(self.lines, "corrected lines", "the corrected invoice's Line objects, all of them")
+            if self.currency == "PLN":
+                _no_line_rates(lines, "corrected lines")
+            object.__setattr__(self, "lines", lines)
         object.__setattr__(self, "exchange_rate", rate)
         if self.kind not in {"VAT", "ROZ"}:
             raise ValueError(
@@ -154,6 +156,9 @@ class CorrectedInvoice:
         currency, its exchange rate (the ``KursWaluty`` of its rows, when they all have the same)
         and its lines when they can be read as ``Line`` objects (a VAT or ROZ invoice's
         ``FaWiersz`` rows with quantity, net unit price, rate and a value ``P_11`` that they give).
+        A foreign-currency invoice whose rows have different ``KursWaluty`` (the Ministry's
+        ``FA_3_Przykład_21.xml``) gets no ``exchange_rate``: each line keeps its row's, as its
+        ``exchange_rate``.
 
         A settlement invoice (``ROZ``) gets ``kind="ROZ"`` and its ``totals``, for
         ``settlement_correction``. An advance invoice (``ZAL``) is refused: it is an
@@ -274,20 +279,31 @@ def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:
         return None
     if any(row.stan_przed is not None for row in rows):
         return None
-    lines = [_line_of(row.p_7, row.p_8_a, row.p_8_b, row.p_9_a, row.p_12, row.p_11) for row in rows]
+    per_row = invoice.currency != "PLN" and _rate_of(invoice) is None  # each row keeps its KursWaluty
+    lines = [
+        _line_of(row.p_7, row.p_8_a, row.p_8_b, row.p_9_a, row.p_12, row.p_11, row.kurs_waluty if per_row else None)
+        for row in rows
+    ]
     return None if None in lines else tuple(line for line in lines if line is not None)
 
 
 def _line_of(
-    name: str | None, unit: str | None, quantity: Decimal | None, price: Decimal | None, rate: object, value: object
+    name: str | None,
+    unit: str | None,
+    quantity: Decimal | None,
+    price: Decimal | None,
+    rate: object,
+    value: object,
+    exchange_rate: Decimal | None = None,
 ) -> Line | None:
     """A row (``FaWiersz``, ``ZamowienieWiersz``) as a ``Line``: its name, unit, quantity, net unit
-    price and rate; ``None`` if it has no quantity, price or rate, or they do not give its value
-    (``P_11``, ``P_11NettoZ``), as a row of gross prices or of differences does not."""
+    price, rate (and ``exchange_rate``, a ``FaWiersz``'s ``KursWaluty`` when it is the line's
+    own); ``None`` if it has no quantity, price or rate, or they do not give its value (``P_11``,
+    ``P_11NettoZ``), as a row of gross prices or of differences does not."""
     if quantity is None or price is None or rate is None:
         return None
     try:
-        line = Line(name or "", quantity, price, rate_of(rate), unit=unit or "szt.")
+        line = Line(name or "", quantity, price, rate_of(rate), unit=unit or "szt.", exchange_rate=exchange_rate)
     except ValueError:
         return None
     return line if line.net == value else None
@@ -299,6 +315,20 @@ def _rate_of(invoice: Invoice) -> Decimal | None:
         return None
     rates = {row.kurs_waluty for row in invoice.model.fa.fa_wiersz if row.kurs_waluty is not None}
     return rates.pop() if len(rates) == 1 else None
+
+
+def _rates_text(lines: Sequence[Line]) -> str:
+    """The exchange rates of ``lines`` (their own), each once, in order: ``"4.4080, 4.5005"``."""
+    return ", ".join(dict.fromkeys(str(line.exchange_rate) for line in lines if line.exchange_rate is not None))
+
+
+def _no_line_rates(lines: Sequence[Line], name: str, why: str = "") -> None:
+    """``ValueError`` naming ``name[i]`` for a line with an ``exchange_rate`` of its own: in an
+    invoice in PLN (``why`` empty), or where the builder converts at one rate (``why`` says so)."""
+    for index, line in enumerate(lines):
+        if line.exchange_rate is not None:
+            reason = why or "only for an invoice in a foreign currency (this one is in PLN)"
+            raise ValueError(f"{name}[{index}]: exchange_rate {line.exchange_rate}: {reason}")
 
 
 # TDataT, the type of every date the builders write (P_1, P_6, DataWystFaKorygowanej): "Data
@@ -368,6 +398,9 @@ def _common(
     if currency not in _CURRENCIES:
         raise ValueError(f"currency: {currency!r} is not an ISO 4217 code of the schema")
     checked = tuple(_line_sequence(value, name) for name, value in lines.items())
+    if currency == "PLN":
+        for name, sequence in zip(lines, checked, strict=True):
+            _no_line_rates(sequence, name)
     if sum(map(len, checked)) > _MAX_ROWS:
         raise ValueError(f"{'/'.join(lines)}: at most {_MAX_ROWS} lines")
     return checked
@@ -398,6 +431,10 @@ def _taxed(lines: Sequence[Line]) -> bool:
 
 
 def _row(number: int, line: Line, exchange_rate: Decimal | None, *, before: bool = False) -> fa3.Faktura.Fa.FaWiersz:
+    """``FaWiersz`` of ``line``; ``KursWaluty`` on a taxed line, its own exchange rate or else
+    ``exchange_rate`` (the invoice's)."""
+    if line.exchange_rate is not None:
+        exchange_rate = line.exchange_rate
     return fa3.Faktura.Fa.FaWiersz(
         nr_wiersza_fa=number,
         p_7=line.name,
@@ -529,8 +566,9 @@ class _Reference(Protocol):
 @dataclass(frozen=True)
 class _Correction:
     """A correction (``KOR``, ``KOR_ZAL``, ``KOR_ROZ``) as the arguments every correction builder
-    takes leave it, checked by ``_correction``: its lines before and after, its exchange rate,
-    and what ``model`` writes besides the amounts."""
+    takes leave it, checked by ``_correction``: its lines before and after, its exchange rate
+    (of a ``KOR``: the one given, if any; its lines' are resolved by ``correction``), and what
+    ``model`` writes besides the amounts."""
 
     kind: fa3.TrodzajFaktury
     corrected: _Reference
@@ -575,7 +613,7 @@ def _correction(
     corrected: _Reference,
     lines: Mapping[str, object],
     *,
-    rate_before: bool,
+    one_rate: bool,
     number: str,
     issue_date: dt.date,
     seller: Party,
@@ -592,17 +630,22 @@ def _correction(
 ) -> _Correction:
     """The arguments every correction builder takes, checked (``ValueError`` naming each):
     ``lines``, the lines before the correction and those after, each by its argument's name; the
-    currency (the corrected invoice's, ``_correction_currency``); the exchange rate (default: the
-    corrected invoice's), required when the lines after it are taxed, or those before too with
-    ``rate_before`` (a ``KOR`` converts both states at it); the reason; and what every builder
-    checks (``_common``, ``_exemption`` over the lines before and after, ``_third_parties``)."""
+    currency (the corrected invoice's, ``_correction_currency``); the exchange rate: with
+    ``one_rate`` (``KOR_ZAL``, ``KOR_ROZ``, which convert the state after the correction at one
+    rate) the one given or else the corrected invoice's, required when the lines after it are
+    taxed; without (``KOR``, whose lines each keep their rate) only the one given, checked; the
+    reason; and what every builder checks (``_common``, ``_exemption`` over the lines before and
+    after, ``_third_parties``)."""
     currency = _correction_currency(currency, corrected.currency, type(corrected).__name__)
     before, after = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, **lines)
     basis = _exemption(exemption, [*before, *after])
     thirds = _third_parties(third_parties, split_payment)
     typ = _correction_notes(reason, effect)
-    rate = corrected.exchange_rate if exchange_rate is None else exchange_rate
-    rate = checked_exchange_rate(rate, currency, taxed=_taxed([*before, *after] if rate_before else after))
+    if one_rate:
+        rate = corrected.exchange_rate if exchange_rate is None else exchange_rate
+        rate = checked_exchange_rate(rate, currency, taxed=_taxed(after))
+    else:
+        rate = checked_exchange_rate(exchange_rate, currency, taxed=False)
     return _Correction(
         kind=kind, corrected=corrected, before=before, after=after, exchange_rate=rate, number=number,
         issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=typ,

@@ -44,6 +44,8 @@ from ksef_client.invoice._shared import (
     _exemption,
     _invoice,
     _line_of,
+    _no_line_rates,
+    _rates_text,
     _row,
     _shown_totals,
     _taxed,
@@ -67,6 +69,16 @@ from ksef_client.invoice.totals import (
 
 # What the builders say of a KOR_ZAL that does not follow the state the ones before it left.
 _IN_ORDER = "give every KOR_ZAL of the advance invoice, once each, in the order they were issued"
+
+# What they say of an order line with an exchange rate of its own (Line.exchange_rate, KursWaluty).
+_ORDER_ONE_RATE = (
+    "an order's rows (ZamowienieWiersz) have no exchange rate; an advance invoice converts its tax at one "
+    "rate, KursWalutyZ (exchange_rate=)"
+)
+_SETTLEMENT_ONE_RATE = (
+    "a settlement invoice's tax in złoty is what remains after the advances, converted at one rate "
+    "(exchange_rate=, KursWaluty on every taxed row); rows at rates of their own are not supported"
+)
 
 
 @dataclass(frozen=True)
@@ -110,11 +122,9 @@ class AdvanceInvoice:
         if received < 0:
             raise ValueError(f"advance totals: they add up to {received}, and a payment is not negative")
         if self.order is not None:
-            object.__setattr__(
-                self,
-                "order",
-                _all_lines(self.order, "advance order", "the order's Line objects (Zamowienie), all of them"),
-            )
+            order = _all_lines(self.order, "advance order", "the order's Line objects (Zamowienie), all of them")
+            _no_line_rates(order, "advance order", _ORDER_ONE_RATE)
+            object.__setattr__(self, "order", order)
 
     @property
     def received(self) -> Decimal:
@@ -298,9 +308,11 @@ def advance(
     payment towards several rates is split between them in proportion to the order's gross value
     at each (``totals.split_payment``); an order with a rate whose lines add up to less than 0
     gross is refused (``order``). ``payment_date`` (``P_6``) when it differs from the issue date.
-    In a foreign currency, ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW``.
-    ``exemption``, the reverse charge and ``allow_future_issue_date`` as in ``vat_invoice``, over
-    the order's lines; ``split_payment`` and ``third_parties`` as in ``vat_invoice``.
+    In a foreign currency, ``exchange_rate`` goes to ``KursWalutyZ`` and gives ``P_14_xW`` (one
+    rate: an order line with an ``exchange_rate`` of its own is refused, as by ``AdvanceInvoice``
+    and ``advance_correction``). ``exemption``, the reverse charge and ``allow_future_issue_date``
+    as in ``vat_invoice``, over the order's lines; ``split_payment`` and ``third_parties`` as in
+    ``vat_invoice``.
 
     ``advances``: on the last advance invoice, when the payments before the supply cover the whole
     order (art. 106f ust. 4), the earlier advance invoices (``AdvanceInvoice``, up to 100), listed
@@ -314,6 +326,7 @@ def advance(
     (order,) = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, order=order)
     if not order:
         raise ValueError("order: at least one ordered line")
+    _no_line_rates(order, "order", _ORDER_ONE_RATE)
     basis = _exemption(exemption, order)
     thirds = _third_parties(third_parties, split_payment)
     paid = checked_decimal(received, "received", 2, positive=True)
@@ -523,8 +536,9 @@ def settlement(
     In a foreign ``currency``, the advances are in it too; ``exchange_rate`` (required with tax)
     is written on the taxed rows (``KursWaluty``) and converts the remaining tax (``P_14_xW``:
     the advances' tax was converted at their own rates, on their invoices; no source says so in
-    as many words, see ``totals``). ``sale_date`` (``P_6``, the day of the supply) when it differs
-    from the issue date; ``exemption``, the reverse charge, ``allow_future_issue_date``,
+    as many words, see ``totals``); a line with an ``exchange_rate`` of its own is refused, as the
+    remaining tax is converted at one rate. ``sale_date`` (``P_6``, the day of the supply) when it
+    differs from the issue date; ``exemption``, the reverse charge, ``allow_future_issue_date``,
     ``split_payment`` and ``third_parties`` as in ``vat_invoice``. A settlement that also
     documents a further payment received before the supply (``ZaliczkaCzesciowa``) is left to
     ``invoice.model``.
@@ -532,6 +546,7 @@ def settlement(
     (lines,) = _common(number, issue_date, seller, buyer, currency, allow_future_issue_date, lines=lines)
     if not lines:
         raise ValueError("lines: at least one line (the whole order or contract, at full value)")
+    _no_line_rates(lines, "lines", _SETTLEMENT_ONE_RATE)
     settled = _advances(advances, currency)
     basis = _exemption(exemption, lines)
     thirds = _third_parties(third_parties, split_payment)
@@ -606,13 +621,14 @@ def advance_correction(
         )
     checked = _correction(
         fa3.TrodzajFaktury.KOR_ZAL, corrected, {"corrected.order": corrected.order,
-        "order": corrected.order if order is None else order}, rate_before=False, number=number,
+        "order": corrected.order if order is None else order}, one_rate=True, number=number,
         issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip
     if not checked.after:
         raise ValueError("order: at least one ordered line (the whole order after the correction)")
+    _no_line_rates(checked.after, "order", _ORDER_ONE_RATE)
     paid = corrected.received if received is None else checked_decimal(received, "received", 2)
     if paid < 0:
         raise ValueError(f"received: {paid}; the payment after the correction (0 when it was all returned)")
@@ -674,7 +690,10 @@ def settlement_correction(
     In the settlement invoice's currency (``currency`` another is refused); ``exchange_rate``
     (default: the settlement invoice's) is written on the taxed rows after the correction, the
     settlement invoice's on those before, and ``P_14_xW`` is the remaining tax after, converted at
-    ``exchange_rate``, less the one the settlement invoice showed. ``reason``, ``effect``
+    ``exchange_rate``, less the one the settlement invoice showed. A settlement invoice whose
+    lines have exchange rates of their own (read by ``CorrectedInvoice.of`` from rows with
+    different ``KursWaluty``), and ``lines`` with one, are refused (``ValueError`` naming the
+    rates): what remains after the advances has no rows to convert by. ``reason``, ``effect``
     (``TypKorekty``, a ``CorrectionEffect``), ``exemption``, the reverse charge (over the lines
     before and after), ``allow_future_issue_date``, ``split_payment`` and ``third_parties`` as in
     ``correction``.
@@ -691,15 +710,22 @@ def settlement_correction(
             "corrected: every line of the settlement invoice is needed (shown before and after the correction), "
             "and corrected.lines is None: CorrectedInvoice(..., lines=[...], kind='ROZ', totals={...})"
         )
+    if any(line.exchange_rate is not None for line in corrected.lines):
+        raise ValueError(
+            "corrected: the settlement invoice's lines have exchange rates of their own "
+            f"({_rates_text(corrected.lines)}; CorrectedInvoice.of reads them so from rows whose KursWaluty "
+            f"differ); {_SETTLEMENT_ONE_RATE}: correct it with invoice.model"
+        )
     checked = _correction(
         fa3.TrodzajFaktury.KOR_ROZ, corrected, {"corrected.lines": corrected.lines,
-        "lines": corrected.lines if lines is None else lines}, rate_before=False, number=number,
+        "lines": corrected.lines if lines is None else lines}, one_rate=True, number=number,
         issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip
     if not checked.after:
         raise ValueError("lines: at least one line (the whole order after the correction, at full value)")
+    _no_line_rates(checked.after, "lines", _SETTLEMENT_ONE_RATE)
     settled = _advances(advances, checked.currency)
     shown = corrected._shown()
     state = checked_totals(_remaining(checked.after, settled, checked.exchange_rate), "lines")

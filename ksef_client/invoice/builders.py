@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from decimal import Decimal
 
 from ksef_client._invoice_models import fa3
@@ -44,10 +45,12 @@ from ksef_client.invoice._shared import (
     CorrectionEffect,
     _annotations,
     _common,
+    _Correction,
     _correction,
     _date,
     _exemption,
     _invoice,
+    _rates_text,
     _row,
     _taxed,
 )
@@ -100,7 +103,11 @@ def vat_invoice(
     """A VAT invoice (``RodzajFaktury`` VAT) with totals computed from ``lines``.
 
     In a foreign ``currency``, ``exchange_rate`` (PLN per unit, up to 6 decimals; required when a
-    line is taxed) is written on each taxed line (``KursWaluty``) and gives ``P_14_xW``.
+    taxed line has no rate of its own) is written on each taxed line (``KursWaluty``) and gives
+    ``P_14_xW``. A line converted at another rate (art. 31a of the VAT Act: each supply at the rate
+    of its tax point) carries it, ``Line(..., exchange_rate=...)``; when the taxed lines of a field
+    have different rates, ``P_14_xW`` is the percent x the sum of each line's value x its rate,
+    rounded once, as in the Ministry's ``FA_3_Przykład_21.xml`` (see ``totals``).
     ``sale_date`` (``P_6``) when it differs from the issue date; ``created`` (``DataWytworzeniaFa``) defaults to now.
     ``exemption``: with a ``"zw"`` line, the provision the exemption rests on (``P_19A``; required).
     An ``"oo"`` or ``"np II"`` line marks the invoice "odwrotne obciążenie" (``P_18``).
@@ -119,7 +126,9 @@ def vat_invoice(
         raise ValueError("lines: at least one line")
     basis = _exemption(exemption, lines)
     thirds = _third_parties(third_parties, split_payment)
-    rate = checked_exchange_rate(exchange_rate, currency, taxed=_taxed(lines))
+    rate = checked_exchange_rate(
+        exchange_rate, currency, taxed=_taxed([line for line in lines if line.exchange_rate is None])
+    )
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
@@ -156,9 +165,10 @@ def correction(
     ``settlement_correction`` (``KOR_ROZ``): a ``corrected`` of ``kind="ROZ"`` is refused.
 
     Totals are the differences (art. 106j ust. 2 pkt 5: ``P_13_x``/``P_14_x`` of a correction are
-    "kwota różnicy"): each rate the correction touches is totalled over all of the corrected
-    invoice's lines at it (``corrected.lines``), as the invoice taxed the rate's sum, once as
-    invoiced and once with ``before`` replaced by ``after``. The tax of a rate's sum is not the
+    "kwota różnicy"): each field the correction touches (``P_13_1`` of a 23 % line: its 22 %
+    lines too) is totalled over all of the corrected invoice's lines in it (``corrected.lines``),
+    as the invoice taxed each rate's sum, once as invoiced and once with ``before`` replaced by
+    ``after``. The tax of a rate's sum is not the
     sum of its lines' taxes, so the lines shown alone could be a grosz off: without
     ``corrected.lines`` (``CorrectedInvoice.of(invoice)`` reads them) the correction is refused,
     and each ``before`` line must be one of them.
@@ -174,9 +184,25 @@ def correction(
     The correction is in the corrected invoice's currency (``corrected.currency``): FA(3) fills the
     amounts "w walucie, w której wystawiono fakturę" and a correction's amounts "poprzez różnicę",
     so a ``currency`` that differs is refused. In a foreign currency the tax differences are shown
-    in złoty too (``P_14_xW``, ``KursWaluty`` on the taxed rows), at ``exchange_rate``, by default
-    the corrected invoice's (``corrected.exchange_rate``): both states are converted at the same
-    rate, so ``P_14_xW`` is the change of the tax the invoice showed in złoty.
+    in złoty too (``P_14_xW``, ``KursWaluty`` on the taxed rows), each line at its own rate:
+
+    - a line of the corrected invoice, and each ``before`` row, at the rate the invoice converted
+      it at: its ``exchange_rate`` in ``corrected.lines`` (an invoice whose rows have different
+      ``KursWaluty``, read with ``CorrectedInvoice.of``), else ``corrected.exchange_rate``. A
+      ``before`` line given without a rate is the corrected line it equals otherwise, at its rate
+      (``ValueError`` when such lines of the invoice are at different rates: give it as
+      ``corrected.lines`` has it), and a rate that is not known is refused, not guessed;
+    - an ``after`` line at its own ``exchange_rate``, else ``exchange_rate`` (given), else the rate
+      of the ``before`` line it replaces: ``after[i]`` replaces ``before[i]`` when both have as
+      many lines, otherwise the rate the ``before`` lines share, otherwise the corrected invoice's
+      one rate; ``ValueError`` naming the rates found when none applies to a taxed line.
+
+    Both states are totalled with those rates (``totals``: ``P_14_x`` x the rate where a field's
+    lines have one, else the percent x the sum of each line's value x its rate, rounded once), so
+    ``P_14_xW`` is the tax in złoty after the correction less the tax in złoty the invoice showed
+    (when it was computed so, as by ``vat_invoice``). The Ministry's ``FA_3_Przykład_21.xml``
+    (rows at 4.4080, 4.5005 and 4.3250) with the first and third rows' prices cut by 10 % gives
+    ``P_14_1W`` 12 908.88 - 13 768.14 = -859.26.
     """
     if not isinstance(corrected, CorrectedInvoice):
         raise ValueError("corrected: expected a CorrectedInvoice (CorrectedInvoice.of(invoice, ksef_number))")
@@ -186,24 +212,77 @@ def correction(
             "settlement_correction() (KOR_ROZ), whose amounts take the advances into account"
         )
     checked = _correction(
-        fa3.TrodzajFaktury.KOR, corrected, {"before": before, "after": after}, rate_before=True, number=number,
+        fa3.TrodzajFaktury.KOR, corrected, {"before": before, "after": after}, one_rate=False, number=number,
         issue_date=issue_date, seller=seller, buyer=buyer, currency=currency, reason=reason, effect=effect,
         exchange_rate=exchange_rate, created=created, exemption=exemption,
         allow_future_issue_date=allow_future_issue_date, split_payment=split_payment, third_parties=third_parties,
     )  # fmt: skip
-    before, after, rate = checked.before, checked.after, checked.exchange_rate
-    if not before and not after:
+    if not checked.before and not checked.after:
         raise ValueError("before, after: a correction needs at least one line")
-    touched = {line.rate for line in [*before, *after]}
-    invoiced = [line for line in _corrected_lines(corrected, before) if line.rate in touched]
-    corrected_state = _without(invoiced, before) + list(after)
-    totals = checked_totals(line_totals(corrected_state, rate) - line_totals(invoiced, rate), "before/after")
+    default = corrected.exchange_rate if isinstance(corrected.exchange_rate, Decimal) else None
+    invoice = [_at(line, default) for line in _corrected_lines(corrected)]
+    left, before = _without(invoice, checked.before)
+    after = [_at(line, _after_rate(index, line, before, checked, invoice)) for index, line in enumerate(checked.after)]
+    # The fields the correction touches, each with all of the invoice's lines totalled in it (23 %
+    # and 22 % share P_13_1/P_14_1, and P_14_1W converts the field's tax as a whole).
+    touched = {line.fields.net for line in [*before, *after]}
+    invoiced = [line for line in invoice if line.fields.net in touched]
+    corrected_state = [line for line in left if line.fields.net in touched] + after
+    if checked.currency != "PLN":
+        _check_rated(invoiced, after, invoice)
+    totals = checked_totals(line_totals(corrected_state) - line_totals(invoiced), "before/after")
     model = checked.model(totals)
-    model.fa.fa_wiersz = checked.rows(rate)
+    model.fa.fa_wiersz = replace(checked, before=tuple(before), after=tuple(after)).rows(None)
     return Invoice(model)
 
 
-def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Sequence[Line]:
+def _at(line: Line, rate: Decimal | None) -> Line:
+    """``line`` with ``rate`` as its exchange rate, unless it has one of its own."""
+    return line if line.exchange_rate is not None or rate is None else replace(line, exchange_rate=rate)
+
+
+def _after_rate(
+    index: int, line: Line, before: Sequence[Line], checked: _Correction, invoice: Sequence[Line]
+) -> Decimal | None:
+    """The exchange rate of ``after[index]`` (see ``correction``): its own, the one given, that of
+    the ``before`` line it replaces, the one the ``before`` lines share, the corrected invoice's
+    one rate; ``None`` when none applies (``_check_rated`` refuses it if it is taxed)."""
+    if line.exchange_rate is not None:
+        return line.exchange_rate
+    if checked.exchange_rate is not None:
+        return checked.exchange_rate
+    if len(before) == len(checked.after) and before[index].exchange_rate is not None:
+        return before[index].exchange_rate
+    for lines in (before, invoice):
+        rates = {other.exchange_rate for other in lines if other.exchange_rate is not None}
+        if len(rates) == 1:
+            return rates.pop()
+    return None
+
+
+def _check_rated(invoiced: Sequence[Line], after: Sequence[Line], invoice: Sequence[Line]) -> None:
+    """``ValueError`` for a taxed line with no exchange rate in a foreign-currency correction, whose
+    tax in złoty could then not be computed: one of the corrected invoice's (``invoiced``), or
+    of ``after`` (the message names the rates of the corrected invoice's lines, ``invoice``)."""
+    for line in invoiced:
+        if line.exchange_rate is None and line.fields.tax is not None:
+            raise ValueError(
+                f"corrected: {line} has no exchange rate, and the correction restates its tax in złoty at the "
+                "rate the corrected invoice converted it at: give it, CorrectedInvoice(..., exchange_rate=...) "
+                "or, for lines at rates of their own, Line(..., exchange_rate=...) (exchange_rate= is the rate "
+                "of the lines after the correction)"
+            )
+    for index, line in enumerate(after):
+        if line.exchange_rate is None and line.fields.tax is not None:
+            raise ValueError(
+                f"after[{index}]: {line} needs an exchange rate: the corrected invoice's lines are at "
+                f"{_rates_text(invoice) or 'no known rate'}, and it replaces no before line one to one (after[i] "
+                "replaces before[i] when both have as many lines) nor do the before lines share one rate; give "
+                "Line(..., exchange_rate=...) or exchange_rate="
+            )
+
+
+def _corrected_lines(corrected: CorrectedInvoice) -> Sequence[Line]:
     if corrected.lines is None:
         raise ValueError(
             "corrected: every line of the corrected invoice is needed (each rate's tax is computed on the sum of "
@@ -211,21 +290,43 @@ def _corrected_lines(corrected: CorrectedInvoice, before: Sequence[Line]) -> Seq
             "invoice whose every row has P_7, P_8B, a net unit price P_9A and P_12, and a P_11 of P_8B x P_9A "
             "rounded; for any other, give them: CorrectedInvoice(..., lines=[...])"
         )
-    _without(corrected.lines, before)  # each "before" line is one of them
     return corrected.lines
 
 
-def _without(lines: Sequence[Line], removed: Sequence[Line]) -> list[Line]:
-    """``lines`` less each of ``removed`` (once each); ``ValueError`` for one that is not there."""
-    left = list(lines)
+def _same_but_rate(line: Line, other: Line) -> bool:
+    """Whether the two lines are equal but for their exchange rates."""
+    return all(getattr(line, name) == getattr(other, name) for name in _LINE_FIELDS)
+
+
+_LINE_FIELDS = tuple(field.name for field in fields(Line) if field.name != "exchange_rate")
+
+
+def _without(lines: Sequence[Line], removed: Sequence[Line]) -> tuple[list[Line], list[Line]]:
+    """``lines`` less each of ``removed`` (once each), and the lines taken: each ``removed`` line
+    itself, or one without an exchange rate the line equal to it but for its rate (when all such
+    lines are at one rate). ``ValueError`` for one that is not there."""
+    left, taken = list(lines), []
     for line in removed:
-        if line not in left:
-            raise ValueError(
-                f"before: {line} is not a line of the corrected invoice (corrected.lines; names and units are "
-                "compared with their whitespace collapsed, as the schema's xsd:token compares them)"
-            )
-        left.remove(line)
-    return left
+        if line in left:
+            match = line
+        else:
+            others = [other for other in left if _same_but_rate(line, other)]
+            rates = _rates_text(others)
+            if not others or line.exchange_rate is not None:
+                at = f"; the corrected invoice has it at {rates}" if others else ""
+                raise ValueError(
+                    f"before: {line} is not a line of the corrected invoice (corrected.lines; names and units are "
+                    f"compared with their whitespace collapsed, as the schema's xsd:token compares them){at}"
+                )
+            if len({other.exchange_rate for other in others}) > 1:
+                raise ValueError(
+                    f"before: {line} is a line of the corrected invoice at several exchange rates ({rates}): give "
+                    "it as corrected.lines has it, with its exchange_rate"
+                )
+            match = others[0]
+        left.remove(match)
+        taken.append(match)
+    return left, taken
 
 
 __all__ = [

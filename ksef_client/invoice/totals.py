@@ -13,11 +13,25 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
   covers two rates (``P_13_1``: 23 % or 22 %; ``P_13_2``: 8 % or 7 %; ``P_13_4``: 4 % or 3 %), each
   rate's tax is computed and rounded, then added.
 - **Gross** ``P_15`` = every ``P_13_x`` plus every ``P_14_x``, in the invoice's currency.
-- **Foreign currency** ``P_14_xW`` = ``P_14_x`` x the exchange rate, rounded as above (the tax
-  "przeliczona zgodnie z przepisami działu VI w związku z art. 106e ust. 11"). The Act says the
-  tax is shown in złoty converted by the rules of the tax base; it does not say whether the
-  currency tax or the converted net is multiplied, and no official worked example was found:
-  converting the tax amount is this module's choice.
+- **Foreign currency** ``P_14_xW``: the tax "przeliczona zgodnie z przepisami działu VI w związku
+  z art. 106e ust. 11" (FA(3) XSD). Dział VI (art. 31a) converts the amounts a tax base is made of
+  at the rate of each supply's tax point, so an invoice's rows can each carry their own rate
+  (``KursWaluty``, "Kurs waluty stosowany do wyliczenia kwoty podatku", on ``FaWiersz``; a
+  ``Line``'s ``exchange_rate``). For each field, over the taxed lines totalled in it:
+
+  - *one exchange rate* for them all: ``P_14_x`` x the rate, rounded as above. The Act does not say
+    whether the currency tax or the converted net is multiplied; converting the tax amount shown
+    is this module's choice (the Ministry's ``Fa_3_Przykład_20.xml``, three rows at 4.5005, shows
+    3 118.80 EUR x 4.5005 = 14 036.16, as either way gives it).
+  - *several exchange rates*: each line's value converted at its own rate and taxed, the rate's
+    percent x the sum of ``P_11`` x rate, rounded once (not line by line). That is the Ministry's
+    ``FA_3_Przykład_21.xml``: rows of 4 060, 5 000 and 4 500 EUR at 23 % converted at 4.4080,
+    4.5005 and 4.3250 give ``P_14_1W`` 23 % x 59 861.48 = 13 768.14 (rounded row by row it would
+    be 13 768.15; no single rate gives it).
+
+  The two agree whenever the currency tax needs no rounding (as in both samples); otherwise they
+  differ by at most the rounding of ``P_14_x`` (half a hundredth of the currency) times the rate,
+  and the final rounding: up to 3 grosze at a rate near 4.5.
 - **Advance invoices** (art. 106f ust. 1 pkt 3): tax = received payment x rate / (100 + rate),
   rounded; net = payment - tax. A payment towards an order with several rates is split between
   the rates in proportion to the order's gross value at each rate, to the grosz by the largest
@@ -31,7 +45,10 @@ Pure arithmetic on ``Decimal``, no XML. The rules, and where they come from:
   its share would be negative.
 - **Corrections** (art. 106j ust. 2 pkt 5): each field is the difference between the totals after
   and before the correction, each state totalled by the rules above over all of the corrected
-  invoice's lines at the rates the correction touches (``builders.correction``).
+  invoice's lines in the fields the correction touches (``builders.correction``). In a foreign
+  currency each line keeps its exchange rate in both states (the rows before the correction the
+  rate the invoice converted them at; the rows after it their own, by default the rate of the row
+  they replace), so ``P_14_xW`` is the tax in złoty after less the tax in złoty the invoice showed.
 - **Settlement invoices** (``ROZ``, art. 106f ust. 3: "sumę wartości towarów lub usług pomniejsza
   się o wartość otrzymanych części zapłaty, a kwotę podatku pomniejsza się o sumę kwot podatku
   wykazanego w fakturach dokumentujących otrzymanie części zapłaty"): each ``P_13_x``/``P_14_x``
@@ -73,7 +90,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from ksef_client.schemas import _DISCOURAGED
@@ -200,6 +217,13 @@ class Line:
     Amounts are ``Decimal`` (or strings/ints; floats are refused). ``net`` is ``P_11``. The name and
     the unit are kept as the schema's ``xsd:token`` holds them, whitespace collapsed
     (``"Konsultacje\n  IT"`` is ``"Konsultacje IT"``).
+
+    ``exchange_rate`` (keyword-only; PLN per unit, up to 6 decimals): in a foreign-currency
+    invoice whose rows are converted at different rates (art. 31a of the VAT Act: each supply at
+    the rate of its own tax point), this line's ``KursWaluty``. Without it the line takes the
+    invoice's (the builder's ``exchange_rate=``). It is written on a taxed line only (a line
+    without tax has no tax to convert); ``vat_invoice`` and ``correction`` take it, the builders
+    of advance and settlement invoices, which convert at one rate, refuse it.
     """
 
     name: str
@@ -207,6 +231,8 @@ class Line:
     unit_price: Decimal
     rate: str = "23"
     unit: str = "szt."
+    _: KW_ONLY
+    exchange_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         # Both are xsd:token (TZnakowy512, TZnakowy): kept collapsed, so a line read from an
@@ -217,6 +243,9 @@ class Line:
         price = checked_decimal(self.unit_price, "line unit_price", 8, limit=MAX_UNIT_PRICE)
         object.__setattr__(self, "unit_price", price)
         object.__setattr__(self, "rate", rate_of(self.rate))
+        if self.exchange_rate is not None:
+            rate = checked_decimal(self.exchange_rate, "line exchange_rate", 6, positive=True)
+            object.__setattr__(self, "exchange_rate", rate)
         if abs(self.net) >= MAX_AMOUNT:  # P_11, TKwotowy
             raise ValueError(
                 f"line quantity x unit_price: {self.quantity} x {self.unit_price} is too large for the schema's "
@@ -316,14 +345,45 @@ def _used(nets: Mapping[str, Decimal]) -> list[RateFields]:
 
 
 def line_totals(lines: Sequence[Line], exchange_rate: Decimal | None = None) -> Totals:
-    """Totals of a VAT invoice's lines (``exchange_rate``: PLN per unit of a foreign currency)."""
+    """Totals of a VAT invoice's lines (``exchange_rate``: PLN per unit of a foreign currency, for
+    the lines without their own ``exchange_rate``). ``P_14_xW`` by the module's rule: ``P_14_x`` x
+    the rate when the field's taxed lines have one, else the percent x the sum of each line's
+    value x its rate; none for a field whose taxed lines have no rate (an invoice in PLN), and
+    ``ValueError`` for one where only some have."""
     nets = _per_rate((line.rate, line.net) for line in lines)
     taxes = {}
     for rate, net in nets.items():
         percent = RATES[rate].percent
         if percent is not None:
             taxes[rate] = tax(net, percent)
-    return _assemble(nets, taxes, exchange_rate)
+    totals = _assemble(nets, taxes, None)
+    values = dict(totals.fields)
+    for fields in _used(nets):
+        if fields.tax is not None and fields.tax_pln is not None:
+            taxed = [line for line in lines if line.fields.tax_pln == fields.tax_pln]
+            converted = _tax_in_pln(values[fields.tax], taxed, exchange_rate)
+            if converted is not None:
+                values[fields.tax_pln] = converted
+    return Totals({name: values[name] for name in FIELD_ORDER if name in values}, totals.gross)
+
+
+def _tax_in_pln(tax_shown: Decimal, lines: Sequence[Line], exchange_rate: Decimal | None) -> Decimal | None:
+    """``P_14_xW`` of a field whose tax is ``tax_shown`` and whose lines are ``lines`` (each at its
+    own exchange rate, or ``exchange_rate``): see the module's docstring. ``None`` when none has a
+    rate (an invoice in PLN)."""
+    rated: list[tuple[Line, Decimal]] = []
+    for line in lines:
+        rate = exchange_rate if line.exchange_rate is None else line.exchange_rate
+        if rate is not None:
+            rated.append((line, rate))
+        elif any(other.exchange_rate is not None for other in lines):
+            raise ValueError(f"{line}: no exchange rate, and other lines taxed in the same field have one")
+    if not rated:
+        return None
+    rates = {rate for _, rate in rated}
+    if len(rates) == 1:
+        return round_amount(tax_shown * rates.pop())
+    return round_amount(sum((line.net * rate * (line.fields.percent or 0) / 100 for line, rate in rated), Decimal(0)))
 
 
 def split_payment(received: Decimal, order: Sequence[Line]) -> dict[str, Decimal]:

@@ -314,10 +314,14 @@ def test_a_correction_keeps_the_corrected_invoice_s_currency_and_rate() -> None:
         correction(**common, after=[], currency="PLN")
     with pytest.raises(ValueError, match=r"currency: 'EUR', but the corrected invoice is in PLN"):
         correction(**{**common, "corrected": CorrectedInvoice.of(_vat())}, after=[], currency="EUR")
+    # An invoice given by hand says the rate its rows were converted at (the rows before the
+    # correction are restated at it; exchange_rate= is the rate of the rows after it).
     paper = CorrectedInvoice("FV/E/1", dt.date(2026, 3, 2), lines=[work], currency="EUR")
-    with pytest.raises(ValueError, match="exchange_rate: required for an invoice in EUR"):
-        correction(**{**common, "corrected": paper}, after=[])
-    assert correction(**{**common, "corrected": paper}, after=[], exchange_rate="4.30").totals() == cancelled.totals()
+    for rate in (None, "4.30"):
+        with pytest.raises(ValueError, match=r"corrected: Line\(name='Beratung'.* has no exchange rate"):
+            correction(**{**common, "corrected": paper}, after=[], exchange_rate=rate)
+    paper = CorrectedInvoice("FV/E/1", dt.date(2026, 3, 2), lines=[work], currency="EUR", exchange_rate="4.30")
+    assert correction(**{**common, "corrected": paper}, after=[]).totals() == cancelled.totals()
     with pytest.raises(ValueError, match="corrected exchange_rate: only for an invoice in a foreign currency"):
         CorrectedInvoice("FV/1", dt.date(2026, 3, 2), exchange_rate="4.3")
     with pytest.raises(ValueError, match="corrected currency"):
