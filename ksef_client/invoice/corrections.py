@@ -24,8 +24,8 @@ imported from ``ksef_client.invoice`` and ``ksef_client.invoice.builders`` too.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, replace
 from decimal import Decimal
 
 from ksef_client._invoice_models import fa3
@@ -111,6 +111,8 @@ def party_correction(
     reason: str | None = None,
     effect: CorrectionEffect | int | None = None,
     created: dt.datetime | None = None,
+    exemption: str | None = None,
+    rates: Collection[str] | None = None,
     allow_future_issue_date: bool = False,
     split_payment: bool = False,
     third_parties: Sequence[ThirdParty] = (),
@@ -121,8 +123,8 @@ def party_correction(
 
     ``seller`` and ``buyer`` (and ``third_parties``) are the parties as they should be, written to
     ``Podmiot1``/``Podmiot2``/``Podmiot3``; ``corrected`` the invoice corrected (a
-    ``CorrectedInvoice``: its lines are not needed). The parties as the corrected invoice shows
-    them, at least one:
+    ``CorrectedInvoice``: its lines, when known, give the annotations; see below). The parties as
+    the corrected invoice shows them, at least one:
 
     - ``seller_before``: the seller (``Podmiot1K``: "pełne dane sprzedawcy występujące na fakturze
       korygowanej", its name, address and ``vat_prefix``; no more is written). Its NIP must be the
@@ -139,20 +141,36 @@ def party_correction(
     Each buyer corrected and its ``Podmiot2K`` get the same ``IDNabywcy`` ("unikalny klucz
     powiązania danych nabywcy na fakturach korygujących"): ``"0001"`` for the buyer, then one up for
     each additional buyer in the order of ``third_parties``. A party given as before that shows
-    what it shows after (``Podmiot1K``/``Podmiot2K`` would equal ``Podmiot1``/``Podmiot2``), a
-    party matched twice, and a call with none of them are refused (``ValueError`` naming the
+    what it shows after (``Podmiot1K``/``Podmiot2K`` would equal ``Podmiot1``/``Podmiot2``, its
+    names and addresses compared as the schema's ``xsd:token`` reads them, whitespace collapsed),
+    a party matched twice, and a call with none of them are refused (``ValueError`` naming the
     argument): such a correction corrects nothing.
+
+    The annotations (``Adnotacje``) are the corrected invoice's: FA(3) fills every field of a
+    correction "wg stanu po korekcie", and correcting a party's data changes no supply. They are
+    read as ``correction`` reads them from its lines: from ``corrected.lines`` when known
+    (``CorrectedInvoice.of`` reads them), else from ``rates``, the corrected invoice's rates
+    (``P_12`` values, e.g. ``["23", "oo"]``; refused when they are not those of
+    ``corrected.lines``). ``P_18`` is "1" (reverse charge) with an ``"oo"`` or ``"np II"`` rate;
+    with a ``"zw"`` rate ``P_19`` is "1" and ``exemption``, the provision the exemption rests on
+    (``P_19A``), is required, as by ``vat_invoice``, and refused without one. With neither lines
+    nor ``rates``, the invoice is taken to be taxed, with no exemption and no reverse charge
+    (``P_19N``, ``P_18`` "2"). ``split_payment`` (``P_18A``, "mechanizm podzielonej płatności")
+    is not told by the lines: give the corrected invoice's, as to ``correction``. Like every
+    builder, the correction says no to the other annotations (cash accounting, self-billing, new
+    means of transport, simplified triangulation, margin scheme).
 
     The correction is in the corrected invoice's currency (``corrected.currency``). Only a VAT
     invoice's (``KOR``): a ``corrected`` of ``kind="ROZ"`` is refused. ``reason``
     (``PrzyczynaKorekty``), ``effect`` (``TypKorekty``: the sample's is
-    ``CorrectionEffect.ORIGINAL_INVOICE_DATE``), ``allow_future_issue_date``, ``split_payment`` and
-    ``third_parties`` as in ``correction``.
+    ``CorrectionEffect.ORIGINAL_INVOICE_DATE``), ``allow_future_issue_date`` and ``third_parties``
+    as in ``correction``.
     """
     reference = _vat_reference(corrected, "corrected")
     _common(number, issue_date, seller, buyer, reference.currency, allow_future_issue_date)
     typ = _correction_notes(reason, effect)
     thirds = _third_parties(third_parties, split_payment)
+    annotations = _zero_annotations(reference, rates, exemption, split_payment)
     seller_k = _seller_before(seller_before, seller) if seller_before is not None else None
     buyers_k: list[tuple[int | None, fa3.Faktura.Fa.Podmiot2K]] = []  # (index in thirds or None: Podmiot2, K)
     if buyer_before is not None:
@@ -163,7 +181,7 @@ def party_correction(
             "seller_before, buyer_before, additional_buyers_before: none given, and a party correction corrects the "
             "seller's or a buyer's data: give the party as the corrected invoice shows it"
         )
-    model = _zero_correction(number, issue_date, seller, buyer, reference, reason, typ, created, split_payment, thirds)
+    model = _zero_correction(number, issue_date, seller, buyer, reference, reason, typ, created, annotations, thirds)
     model.fa.podmiot1_k = seller_k
     for key, (third, before) in enumerate(buyers_k, 1):
         before.idnabywcy = f"{key:04d}"
@@ -183,6 +201,8 @@ def number_correction(
     reason: str | None = None,
     effect: CorrectionEffect | int | None = None,
     created: dt.datetime | None = None,
+    exemption: str | None = None,
+    rates: Collection[str] | None = None,
     allow_future_issue_date: bool = False,
     split_payment: bool = False,
     third_parties: Sequence[ThirdParty] = (),
@@ -198,8 +218,10 @@ def number_correction(
 
     The parties are the invoice's; a correction of both the number and a party's data is
     ``party_correction`` with ``invoice.model.fa.nr_fa_korygowany`` set. Only a VAT invoice's
-    (``KOR``: a ``corrected`` of ``kind="ROZ"`` is refused); in its currency. ``reason``,
-    ``effect``, ``allow_future_issue_date``, ``split_payment`` and ``third_parties`` as in
+    (``KOR``: a ``corrected`` of ``kind="ROZ"`` is refused); in its currency. The annotations are
+    the corrected invoice's, as in ``party_correction``: read from ``corrected.lines`` (or
+    ``rates``), with ``exemption`` for a ``"zw"`` rate, and ``split_payment`` the corrected
+    invoice's. ``reason``, ``effect``, ``allow_future_issue_date`` and ``third_parties`` as in
     ``correction``.
     """
     reference = _vat_reference(corrected, "corrected")
@@ -212,7 +234,8 @@ def number_correction(
         )
     typ = _correction_notes(reason, effect)
     thirds = _third_parties(third_parties, split_payment)
-    model = _zero_correction(number, issue_date, seller, buyer, reference, reason, typ, created, split_payment, thirds)
+    annotations = _zero_annotations(reference, rates, exemption, split_payment)
+    model = _zero_correction(number, issue_date, seller, buyer, reference, reason, typ, created, annotations, thirds)
     model.fa.nr_fa_korygowany = right
     return Invoice(model)
 
@@ -310,18 +333,73 @@ def _zero_correction(
     reason: str | None,
     effect: fa3.TtypKorekty | None,
     created: dt.datetime | None,
-    split_payment: bool,
+    annotations: fa3.Faktura.Fa.Adnotacje,
     third_parties: Sequence[ThirdParty],
 ) -> fa3.Faktura:
     """A ``KOR`` of ``corrected`` with no amounts (``P_15`` 0) and no rows, of checked arguments."""
     model = _invoice(
         fa3.TrodzajFaktury.KOR, number=number, issue_date=issue_date, seller=seller, buyer=buyer,
-        currency=corrected.currency, totals=Totals(), created=created,
-        annotations=_rate_annotations((), None, split_payment), third_parties=third_parties,
+        currency=corrected.currency, totals=Totals(), created=created, annotations=annotations,
+        third_parties=third_parties,
     )  # fmt: skip
     model.fa.przyczyna_korekty, model.fa.typ_korekty = reason, effect
     model.fa.dane_fa_korygowanej = [_corrected_model(corrected.number, corrected.issue_date, corrected.ksef_number)]
     return model
+
+
+def _zero_annotations(
+    corrected: CorrectedInvoice, rates: object, exemption: object, split_payment: bool
+) -> fa3.Faktura.Fa.Adnotacje:
+    """``Adnotacje`` of a correction that changes no line: the corrected invoice's, over the rates
+    of ``corrected.lines`` or else ``rates`` (neither: taxed, no exemption, no reverse charge),
+    with ``exemption`` checked against them (``ValueError`` naming ``rates`` or ``exemption``)."""
+    stated = None if rates is None else _rates(rates)
+    if corrected.lines is not None:
+        shown = {line.rate for line in corrected.lines}
+        if stated is not None and stated != shown:
+            raise ValueError(
+                f"rates: {_listed(stated)}, but the corrected invoice's lines (corrected.lines) are at "
+                f"{_listed(shown)}; its rates are read from them: leave rates out"
+            )
+        where: str | None = "the corrected invoice's lines (corrected.lines)"
+    elif stated is not None:
+        shown, where = stated, "rates"
+    else:
+        shown, where = set(), None
+    if "zw" not in shown:
+        if exemption is None:
+            return _rate_annotations(shown, None, split_payment)
+        if where is None:
+            raise ValueError(
+                "exemption: the corrected invoice's rates are not known (corrected.lines is None), and it is taken "
+                'to be taxed: give them, rates=["zw", ...], for an exempt one'
+            )
+        raise ValueError(f'exemption: no "zw" rate is in {where}; only an exempt invoice has an exemption')
+    if exemption is None:
+        raise ValueError(
+            f'exemption: a "zw" rate is in {where}, and a correction shows the invoice as it stands after it (FA(3): '
+            '"wg stanu po korekcie"), still exempt: give the provision the exemption rests on, e.g. '
+            'exemption="art. 43 ust. 1 pkt 19 ustawy o VAT" (written to P_19A)'
+        )
+    return _rate_annotations(shown, checked_text(exemption, "exemption", 256), split_payment)
+
+
+def _rates(rates: object) -> set[str]:
+    """``rates`` checked: a collection of ``P_12`` rates, at least one."""
+    if isinstance(rates, str | bytes) or not isinstance(rates, Collection) or not rates:
+        raise ValueError(f'rates: the corrected invoice\'s rates (P_12), e.g. ["23", "zw"], got {rates!r}')
+    checked = set()
+    for rate in rates:
+        try:
+            checked.add(rate_of(rate))
+        except ValueError:
+            raise ValueError(f"rates: {rate!r} is not a rate ({', '.join(RATES)})") from None
+    return checked
+
+
+def _listed(rates: Collection[str]) -> str:
+    """``rates`` in ``RATES`` order, as a message shows them."""
+    return ", ".join(repr(rate) for rate in RATES if rate in rates)
 
 
 def _identifier(party: Party) -> tuple[str, ...]:
@@ -355,13 +433,12 @@ def _seller_before(before: object, seller: Party) -> fa3.Faktura.Fa.Podmiot1K:
             + _WRONG_NIP.format(element="Podmiot1K", quote=quote)
         )
     nip = _seller_nip(seller)  # checked by _common
-    after, shown = _podmiot1k(seller, nip), _podmiot1k(before, nip)
-    if shown == after:
+    if _podmiot1k(_as_read(before), nip) == _podmiot1k(_as_read(seller), nip):
         raise ValueError(
             "seller_before: the same name, address and vat_prefix as seller (all Podmiot1K shows); nothing of the "
             "seller to correct"
         )
-    return shown
+    return _podmiot1k(before, nip)
 
 
 def _podmiot1k(party: Party, nip: str) -> fa3.Faktura.Fa.Podmiot1K:
@@ -393,13 +470,20 @@ def _buyer_before(before: object, after: Party, name: str, role: str, element: s
             f"identifier in Podmiot2K 'ma być tożsamy z numerem w części {element}', and "
             + _WRONG_NIP.format(element="Podmiot2K", quote=quote)
         )
-    shown = _podmiot2k(before)
-    if shown == _podmiot2k(after):
+    if _podmiot2k(_as_read(before)) == _podmiot2k(_as_read(after)):
         raise ValueError(
             f"{name}: the same identifier, name and address as the {role} (all Podmiot2K shows); nothing of the "
             f"{role} to correct"
         )
-    return shown
+    return _podmiot2k(before)
+
+
+def _as_read(party: Party) -> Party:
+    """``party`` with its name and address as the schema reads them: ``Nazwa``, ``AdresL1`` and
+    ``AdresL2`` are ``xsd:token`` (``TZnakowy512``), whitespace collapsed. Two parties whose
+    ``Podmiot1K``/``Podmiot2K`` differ in whitespace alone show the same."""
+    line2 = collapsed(party.address2) if party.address2 is not None else None
+    return replace(party, name=collapsed(party.name), address=collapsed(party.address), address2=line2)
 
 
 def _podmiot2k(party: Party) -> fa3.Faktura.Fa.Podmiot2K:

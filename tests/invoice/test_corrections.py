@@ -303,6 +303,12 @@ TWIN = ThirdParty(Party("Bliźniak", "Poznań", nip="5265877635"), ThirdPartyRol
         ({"buyer_before": Party("CDE", "Kraków", eu_vat="DE811569869")}, r"buyer_before: EU VAT DE811569869, and"),
         ({"buyer_before": dataclasses.replace(BUYER, contacts=(), customer_number=None)},
          r"buyer_before: the same identifier, name and address as the buyer .*nothing of the buyer to correct"),
+        # Nazwa, AdresL1 and AdresL2 are xsd:token (TZnakowy512): whitespace alone changes nothing.
+        ({"buyer_before": Party(" CeDeE  s.c.", "ul. Sadowa\n1 lok. 3 ", nip="1111111111", address2="00-002\tKraków")},
+         r"buyer_before: the same identifier, name and address as the buyer .*nothing of the buyer to correct"),
+        ({"seller_before": Party("ABC AGD  sp. z o. o. ", " ul. Kwiatowa 1 m. 2", nip="9999999999",
+                                 address2="00-001\r\nWarszawa")},
+         r"seller_before: the same name, address and vat_prefix as seller .*nothing of the seller to correct"),
         ({"buyer_before": Party("CDE", "Kraków", internal_id="1111111111-00000")},
          r"buyer_before: internal_id \(IDWew\) cannot be shown in Podmiot2K"),
         ({"buyer_before": Party("CDE", "Kraków", nip="1111111111", vat_prefix="PL")},
@@ -325,6 +331,9 @@ TWIN = ThirdParty(Party("Bliźniak", "Poznań", nip="5265877635"), ThirdPartyRol
           "third_parties": [CO_BUYER]},
          r"additional_buyers_before\[0\]: the same identifier, name and address as the additional buyer "
          r"third_parties\[0\]"),
+        ({"additional_buyers_before": [Party("Współnabywca ", "\tPoznań", nip="5265877635")],
+          "third_parties": [CO_BUYER]},
+         r"additional_buyers_before\[0\]: the same identifier, name and address as the additional buyer"),
     ],
 )  # fmt: skip
 def test_a_party_correction_that_corrects_nothing_or_what_it_may_not_is_refused(
@@ -426,6 +435,109 @@ def test_a_number_correction_refuses_bad_arguments_by_name(
     with pytest.raises(ValueError, match=message) as raised:
         number_correction(**{**COMMON, "corrected": REFERENCE, "right_number": "FV/2", **arguments})
     assert type(raised.value) is ValueError
+
+
+# The corrections that change no line: (corrected, options) -> Invoice.
+ZERO_CORRECTIONS: dict[str, Any] = {
+    "party_correction": lambda corrected, **o: party_correction(**COMMON, corrected=corrected,
+                                                                buyer_before=BUYER_BEFORE, **o),
+    "number_correction": lambda corrected, **o: number_correction(**COMMON, corrected=corrected,
+                                                                  right_number="FV/2", **o),
+}  # fmt: skip
+BASIS = "art. 43 ust. 1 pkt 37"
+
+
+def _sold(*rates: str, **options: Any) -> Invoice:
+    """A VAT invoice FV/1 with a line at each of ``rates``."""
+    lines = [Line(f"Usługa {rate}", 1, "100.00", rate) for rate in rates]
+    return vat_invoice(number="FV/1", issue_date=DAY, seller=SELLER, buyer=BUYER, lines=lines, **options)
+
+
+@pytest.mark.parametrize("kind", ZERO_CORRECTIONS)
+@pytest.mark.parametrize(
+    ("rates", "options"),
+    [
+        (["zw"], {"exemption": BASIS}),
+        (["oo"], {}),
+        (["np II"], {}),
+        (["np I"], {}),
+        (["23", "zw", "oo"], {"exemption": BASIS}),
+        (["23"], {"split_payment": True}),
+        (["zw"], {"exemption": BASIS, "split_payment": True}),
+    ],
+)
+def test_a_correction_that_changes_no_line_keeps_the_corrected_invoice_s_annotations(
+    kind: str, rates: list[str], options: dict[str, Any]
+) -> None:
+    # FA(3) XSD, Fa: "W przypadku wystawienia faktury korygującej wypełnia się wszystkie pola wg
+    # stanu po korekcie": a party's name or the invoice's number corrected, the supply stays exempt
+    # (P_19, P_19A) or reverse-charged (P_18), as correction() keeps it over its lines. Both builders
+    # wrote P_18 2 and P_19N 1 whatever the invoice was.
+    invoice = _sold(*rates, **options)
+    kor = ZERO_CORRECTIONS[kind](CorrectedInvoice.of(invoice), **options)
+    validate_invoice(kor.to_xml())
+    assert kor.model.fa.adnotacje == invoice.model.fa.adnotacje
+    # Without its lines, the invoice's rates say the same; given with the lines, they must agree.
+    stated = ZERO_CORRECTIONS[kind](REFERENCE, rates=rates, **options)
+    assert stated.model.fa.adnotacje == invoice.model.fa.adnotacje
+    both = ZERO_CORRECTIONS[kind](CorrectedInvoice.of(invoice), rates=tuple(reversed(rates)), **options)
+    assert both.model.fa.adnotacje == invoice.model.fa.adnotacje
+
+
+@pytest.mark.parametrize("kind", ZERO_CORRECTIONS)
+def test_a_correction_that_changes_no_line_of_an_unknown_invoice_takes_it_as_taxed(kind: str) -> None:
+    # CorrectedInvoice with no lines and no rates= stated: no exemption, no reverse charge, as
+    # the Ministry's sample 5 (P_18 2, P_18A 2, P_19N 1); its split payment as given.
+    assert ZERO_CORRECTIONS[kind](REFERENCE).model.fa.adnotacje == _sold("23").model.fa.adnotacje
+    xml = ZERO_CORRECTIONS[kind](REFERENCE, split_payment=True).to_xml()
+    assert b"<P_18>2</P_18><P_18A>1</P_18A><Zwolnienie><P_19N>1</P_19N></Zwolnienie>" in xml
+
+
+EXEMPT, REVERSED, TAXED = (CorrectedInvoice.of(_sold(rate, **o)) for rate, o in [
+    ("zw", {"exemption": BASIS}), ("oo", {}), ("23", {})])  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ZERO_CORRECTIONS)
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"corrected": EXEMPT},
+         r'exemption: a "zw" rate is in the corrected invoice\'s lines \(corrected.lines\), and a correction shows '
+         r'the invoice as it stands after it \(FA\(3\): "wg stanu po korekcie"\), still exempt: give the provision'),
+        ({"corrected": EXEMPT, "exemption": " "}, r"exemption: 1\.\.256 characters"),
+        ({"corrected": REFERENCE, "rates": ["23", "zw"]}, r'exemption: a "zw" rate is in rates, and a correction'),
+        ({"corrected": TAXED, "exemption": BASIS},
+         r'exemption: no "zw" rate is in the corrected invoice\'s lines \(corrected.lines\); only an exempt invoice'),
+        ({"corrected": REFERENCE, "rates": ["oo"], "exemption": BASIS}, r'exemption: no "zw" rate is in rates'),
+        ({"corrected": REFERENCE, "exemption": BASIS},
+         r"exemption: the corrected invoice's rates are not known \(corrected.lines is None\), and it is taken to be "
+         r'taxed: give them, rates=\["zw", \.\.\.\]'),
+        ({"corrected": REVERSED, "rates": ["23"]},
+         r"rates: '23', but the corrected invoice's lines \(corrected.lines\) are at 'oo'; its rates are read from "
+         r"them: leave rates out"),
+        ({"corrected": EXEMPT, "rates": ["zw", "23"], "exemption": BASIS}, r"rates: '23', 'zw', but .* are at 'zw'"),
+        ({"corrected": REFERENCE, "rates": "zw"}, r"rates: the corrected invoice's rates \(P_12\), .*got 'zw'"),
+        ({"corrected": REFERENCE, "rates": []}, r"rates: the corrected invoice's rates \(P_12\), .*got \[\]"),
+        ({"corrected": REFERENCE, "rates": 23}, r"rates: the corrected invoice's rates \(P_12\), .*got 23"),
+        ({"corrected": REFERENCE, "rates": ["23", "24"]}, r"rates: '24' is not a rate \(23, 22, 8"),
+        ({"corrected": REFERENCE, "rates": [None]}, r"rates: None is not a rate"),
+    ],
+)  # fmt: skip
+def test_a_correction_that_changes_no_line_refuses_annotations_it_cannot_state(
+    kind: str, arguments: dict[str, Any], message: str, nothing_built: None
+) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        ZERO_CORRECTIONS[kind](**arguments)
+    assert type(raised.value) is ValueError
+
+
+def test_a_party_before_is_compared_as_the_schema_reads_its_texts() -> None:
+    # Whitespace alone is refused (the table above); whitespace and another value is a correction,
+    # written as given, and a no-break space is not XML whitespace (Nazwa is another value).
+    for name in ("CDE  sp.\nj. ", "CeDeE\u00a0s.c."):
+        kor = party_correction(**COMMON, corrected=REFERENCE, buyer_before=dataclasses.replace(BUYER_BEFORE, name=name))
+        validate_invoice(kor.to_xml())
+        assert kor.model.fa.podmiot2_k[0].dane_identyfikacyjne.nazwa == name
 
 
 def test_a_discount_on_fifty_thousand_invoices_passes_the_schema_and_not_the_default_size() -> None:
