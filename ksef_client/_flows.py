@@ -24,7 +24,11 @@ A flow is a generator that yields steps and receives their results:
   flow that polls for ``timeout`` seconds asks for them); result ``None``.
 - ``FreshDeadline()``: the run's deadline starts again, the client's whole ``deadline`` from now
   (a flow made of independent reads, each held to it as a call of its own would be: the UPOs of
-  ``check_duplicates``); result ``None``.
+  ``check_duplicates``); result ``None``. What ``Extend`` and ``Upload`` steps added before it is
+  dropped (a flow that needs more yields ``Extend`` after it); a ``PaceWithin`` bound is kept.
+  Each one lets the run take another ``deadline``: a flow yields it once per unit of work it
+  bounds (a read), never in a loop that a failure could keep going (``check_duplicates`` raises
+  a timeout and any other failure that is not of one read).
 - ``PaceWithin(until)``: the client's own pacing of the run's next requests must be over by
   ``until`` (``None``: by ``max_retry_after`` only), else ``ThrottleWaitTooLongError``, nothing
   sent (a poll's reads: not past its timeout); result ``None``.
@@ -165,7 +169,8 @@ class Extend:
 
 @dataclass(frozen=True)
 class FreshDeadline:
-    """Start the run's deadline again: what follows has the client's whole ``deadline``."""
+    """Start the run's deadline again: what follows has the client's whole ``deadline`` (earlier
+    ``Extend``/``Upload`` time dropped, a ``PaceWithin`` bound kept)."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,13 @@ class CallDeadline:
         self.shared = None if state.deadline is None else Deadline(self._clock() + state.deadline)
         self.pace_until: float | None = None  # ``PaceWithin``
 
+    def fresh(self, client: KSeF | AsyncKSeF) -> CallDeadline:
+        """``FreshDeadline``: the client's whole deadline from now, with this one's ``pace_until``
+        (what ``extend`` added is not carried over)."""
+        fresh = CallDeadline(client)
+        fresh.pace_until = self.pace_until
+        return fresh
+
     def extend(self, seconds: float) -> None:
         if self.shared is not None:
             self.shared.postpone(seconds)
@@ -300,7 +312,7 @@ def run(flow: Flow[T], client: KSeF) -> T:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
             elif isinstance(step, FreshDeadline):
-                deadline = CallDeadline(client)
+                deadline = deadline.fresh(client)
             elif isinstance(step, PaceWithin):
                 deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):
@@ -350,7 +362,7 @@ async def arun(flow: Flow[T], client: AsyncKSeF) -> T:
             if isinstance(step, Extend):
                 deadline.extend(step.seconds)
             elif isinstance(step, FreshDeadline):
-                deadline = CallDeadline(client)
+                deadline = deadline.fresh(client)
             elif isinstance(step, PaceWithin):
                 deadline.pace_until = step.until
             elif isinstance(step, ClientSettings):

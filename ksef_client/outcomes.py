@@ -59,8 +59,10 @@ class InvoiceOutcome:
     ``ksef.sessions.check_duplicates`` only (``None`` on the outcomes as listed): the SHA-256
     (Base64) of the invoice KSeF holds as ``duplicate_of``, read from the session's listing or that
     invoice's UPO (``SkrotDokumentu``), and when ``same_file`` is ``None``, why this 440 could not
-    be compared with it (its UPO could not be read: the error, in one line; KSeF's answer names no
-    original; ...).
+    be compared with it (its UPO could not be read: KSeF's error about that invoice or a UPO that
+    does not check out, in one line; KSeF's answer names no original; ...). A failure that is not
+    of one original (401, 403, the connection, a timeout, the limits) is raised by
+    ``check_duplicates`` instead, never recorded here.
     """
 
     reference_number: str | None

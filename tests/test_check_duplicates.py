@@ -7,14 +7,26 @@ as the same file."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from ksef_client import AsyncKSeF, InvoiceOutcome, KSeF
 from ksef_client.crypto import sha256_b64
+from ksef_client.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    KSeFError,
+    PermissionDeniedError,
+    RateLimitError,
+    ThrottleWaitTooLongError,
+)
 from ksef_client.mock import KSeFBackend
-from ksef_client.testing import sample_invoice
+from ksef_client.mock.faults import DROP
+from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests.helpers import FakeTime
 
 UPO_BY_NUMBER = "sessions_status.get_invoice_upo_by_ksef_number"
@@ -238,3 +250,161 @@ async def test_async_tells_the_same_file_from_another_and_refuses_an_async_progr
     backend.faults.add(400, operation=UPO_BY_NUMBER, code=21178, times=50)
     unread = await aksef.sessions.check_duplicates(duplicates)
     assert [o.same_file for o in unread] == [None, None] and all("[21178]" in str(o.not_compared) for o in unread)
+    backend.faults.clear()
+    backend.faults.add(401, operation=UPO_BY_NUMBER, times=50)  # the token no longer holds: raised
+    with pytest.raises(AuthenticationError) as caught:
+        await aksef.sessions.check_duplicates(duplicates)
+    assert caught.value.__notes__[0].startswith("check_duplicates stopped: 0 of the 2 originals")
+
+
+# --- review s13, A1: a failure every read would meet is raised, not written into each outcome ---
+
+
+def _each_in_a_session_of_its_own(ksef: KSeF, prefix: str, count: int) -> list[InvoiceOutcome]:
+    """The 440s of ``count`` invoices sent again, each original sent in a session of its own (a
+    read each)."""
+    invoices = [sample_invoice(f"{prefix}/{i}") for i in range(count)]
+    for invoice in invoices:
+        _sent(ksef, invoice)
+    return _sent(ksef, *invoices)
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (DROP, APIConnectionError),
+        (429, RateLimitError),
+        (503, InternalServerError),
+    ],
+    ids=["401", "403", "connection", "429", "503"],
+)
+def test_a_failure_every_read_would_meet_is_raised_at_once(
+    ksef: KSeF, backend: KSeFBackend, requests: list[str], status: int, raised: type[KSeFError]
+) -> None:
+    # Was: every original got its own request (and retries), each failure became its outcome's
+    # not_compared text ("its UPO could not be read: HTTP 401 ..."), and nothing was raised.
+    duplicates = _each_in_a_session_of_its_own(ksef, f"DUP/DOWN/{status}", 4)
+    backend.faults.add(status, operation=UPO_BY_NUMBER, times=1000, **({"retry_after": 1} if status == 429 else {}))
+    requests.clear()
+    with pytest.raises(raised) as caught:
+        ksef.sessions.check_duplicates(duplicates)
+    assert len(set(_upo_reads(requests))) == 1  # the first original only (with its retries)
+    (note,) = caught.value.__notes__
+    assert note.startswith("check_duplicates stopped: 0 of the 4 originals it had to read from KSeF were read")
+    assert "nothing is lost" in note
+    # Nothing is lost: once KSeF answers, the same outcomes are checked again.
+    backend.faults.clear()
+    assert {o.same_file for o in ksef.sessions.check_duplicates(duplicates)} == {True}
+
+
+def test_the_note_counts_the_originals_read_before_the_failure(
+    ksef: KSeF, backend: KSeFBackend, requests: list[str]
+) -> None:
+    duplicates = _each_in_a_session_of_its_own(ksef, "DUP/LATER", 5)
+
+    def progress(done: int, total: int) -> None:
+        if done == 2:  # the token expires after two reads
+            backend.faults.add(401, operation=UPO_BY_NUMBER, times=1000)
+
+    requests.clear()
+    with pytest.raises(AuthenticationError) as caught:
+        ksef.sessions.check_duplicates(duplicates, progress=progress)
+    assert caught.value.__notes__[0].startswith("check_duplicates stopped: 2 of the 5 originals")
+    assert len(_upo_reads(requests)) == 3
+
+
+def test_a_call_whose_connection_is_down_ends_within_its_deadline(
+    ksef_server: object, backend: KSeFBackend, fake_time: FakeTime
+) -> None:
+    # Was: deadline=5, 30 originals, the connection down: each original had a deadline of its own
+    # for its retries, the call ran some 47 s of the client's clock and returned 30 x None.
+    token = backend.mint_access_token("5265877635")
+    base_url = ksef_server.base_url  # type: ignore[attr-defined]
+    with KSeF(base_url=base_url, access_token=token, sleep=fake_time.sleep, clock=fake_time.clock) as ksef:
+        duplicates = _each_in_a_session_of_its_own(ksef, "DUP/DROP", 12)
+        backend.faults.add(DROP, operation=UPO_BY_NUMBER, times=10_000)
+        started = fake_time.now
+        with pytest.raises(APIConnectionError):
+            ksef.with_options(deadline=5).sessions.check_duplicates(duplicates)
+        assert fake_time.now - started <= 5
+
+
+def test_the_clients_own_pacing_giving_up_is_raised(ksef: KSeF, backend: KSeFBackend) -> None:
+    # Was: once the group's limits left no room within max_retry_after, every original left was
+    # "not compared" with ThrottleWaitTooLongError, one after another.
+    duplicates = _each_in_a_session_of_its_own(ksef, "DUP/PACE", 3)
+    token = backend.mint_access_token("5265877635")
+    base_url = ksef.settings.base_url
+    paced = KSeF(base_url=base_url, access_token=token, rate_limit_scale=0.01, max_retry_after=1)
+    with paced, pytest.raises(ThrottleWaitTooLongError) as caught:
+        paced.sessions.check_duplicates(duplicates)  # one read, the next held back ~10 s
+    assert caught.value.__notes__[0].startswith("check_duplicates stopped: 1 of the 3 originals")
+
+
+def test_a_session_upo_read_refused_for_the_token_is_raised(
+    ksef: KSeF, backend: KSeFBackend, requests: list[str]
+) -> None:
+    # Was: the session's UPO read failing with 401 fell back to a read per original, each a 401.
+    invoices = [sample_invoice(f"DUP/SESSION401/{i}") for i in range(SESSION_UPO_FROM)]
+    _sent(ksef, *invoices)
+    duplicates = _sent(ksef, *invoices)
+    backend.faults.add(401, operation="sessions_status.get_session_status", times=1000)
+    requests.clear()
+    with pytest.raises(AuthenticationError):
+        ksef.sessions.check_duplicates(duplicates)
+    assert _upo_reads(requests) == [] and len(requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault", [{"status": 400, "code": 21178}, {"status": 404}, {"status": 410}], ids=["400-21178", "404", "410"]
+)
+def test_ksefs_answer_about_one_original_stays_with_it(
+    ksef: KSeF, backend: KSeFBackend, requests: list[str], fault: dict[str, int]
+) -> None:
+    status, code = fault["status"], fault.get("code")
+    duplicates = _each_in_a_session_of_its_own(ksef, f"DUP/ONE/{status}", 3)
+    backend.faults.add(status, operation=UPO_BY_NUMBER, times=1, code=code)  # the first original's read
+    requests.clear()
+    checked = ksef.sessions.check_duplicates(duplicates)  # not raised: the others are read
+    same = [o.same_file for o in checked]
+    assert same.count(True) == 2 and same.count(None) == 1 and len(_upo_reads(requests)) == 3
+    (unread,) = [o for o in checked if o.same_file is None]
+    assert str(unread.not_compared).startswith(f"its UPO could not be read: HTTP {status}")
+
+
+# --- review s13, A2: an original accepted without its hash is read like any other ---
+
+
+def test_an_original_listed_without_its_hash_is_read_from_its_upo(ksef: KSeF, requests: list[str]) -> None:
+    # Was: known with the hash None: never read, "KSeF lists it with no hash", also on a new call.
+    invoice = sample_invoice("DUP/NOHASH/1")
+    (original,) = _sent(ksef, invoice)
+    (duplicate,) = _sent(ksef, invoice)
+    hashless = replace(original, invoice_hash=None)  # a listing that breaks the spec (invoiceHash required)
+    requests.clear()
+    listed, checked = ksef.sessions.check_duplicates([hashless, duplicate])
+    assert listed is hashless and checked.same_file is True and checked.original_hash == original.invoice_hash
+    assert len(_upo_reads(requests)) == 1
+    requests.clear()  # compared once: known from the result, even beside the hashless listing
+    assert ksef.sessions.check_duplicates([hashless, checked])[1] == checked and requests == []
+
+
+def test_a_refused_token_refresh_is_raised(ksef_server: object, backend: KSeFBackend, fake_time: FakeTime) -> None:
+    # A 401 on a read sets off the login's refresh; KSeF refusing it (400 21301: the session was
+    # revoked) is the login's failure, a 400 though it is: raised, not the original's not_compared.
+    base_url = ksef_server.base_url  # type: ignore[attr-defined]
+    creds = self_signed_certificate(kind="person")
+    with KSeF(base_url=base_url, sleep=fake_time.sleep, clock=fake_time.clock) as ksef:
+        ksef.auth.login_with_certificate(creds, context_nip=creds.nip)
+        invoices = [sample_invoice(f"DUP/REFRESH/{i}", seller_nip=creds.nip) for i in range(2)]
+        for invoice in invoices:
+            _sent(ksef, invoice)
+        duplicates = _sent(ksef, *invoices)
+        backend.faults.add(401, operation=UPO_BY_NUMBER, times=1000)
+        backend.faults.add(400, operation="auth.refresh_token", code=21301, times=1000)
+        with pytest.raises(BadRequestError) as caught:
+            ksef.sessions.check_duplicates(duplicates)
+    assert caught.value.codes == [21301] and caught.value.response.request.url.path.endswith("/auth/token/refresh")
+    assert any(note.startswith("check_duplicates stopped: 0 of the 2") for note in caught.value.__notes__)

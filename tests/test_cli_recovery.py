@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from ksef_client.cli import config
 from ksef_client.cli.commands import session_kind
 from ksef_client.cli.output import CLIError, Output, notes_of
 from ksef_client.mock import KSeFBackend
+from ksef_client.mock.faults import DROP
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
 from tests import test_cli
@@ -637,6 +639,45 @@ def test_a_440_whose_original_cannot_be_read_is_not_taken_for_the_file(  # type:
     assert code == 5 and row["outcome"] == "duplicate_number" and row["ksef_number"] is None, err
     assert row["duplicate_of"] == number and "could not be compared with this file" in row["status"]
     assert "[21178]" in row["status"] and f"`ksef -p emu upo get {session} --invoice {number}`" in row["status"]
+
+
+def test_a_440_whose_original_cannot_be_read_for_the_token_ends_as_that_error(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float]
+) -> None:
+    # Review s13 (A1): a 401 (403, a connection down, ...) reading the original was each row's
+    # "could not be compared" (exit 5): now the error, as the CLI prints errors, with its notes.
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/UNREAD/401"))
+    assert _sent(run, "a.xml")[0] == 0
+    backend.faults.add(401, operation=UPO_BY_NUMBER, times=1000)
+    code, out, err = run("-p", "emu", "send", "a.xml")
+    assert code == 3 and out == "" and err.startswith("error: HTTP 401"), err
+    assert "KSeF no longer accepts the saved login of profile 'emu'" in err  # the CLI's word for a 401
+    found = re.search(r"note: session (\S+): all 1 file\(s\) were sent", err)
+    assert found is not None, err  # `ksef send`'s own note: where the file is, what to run
+    reference = found[1]
+    code, out, err = run("-p", "emu", "sessions", "wait", reference)
+    assert code == 3 and err.startswith("error: HTTP 401") and "KSeF no longer accepts the saved login" in err
+
+
+def test_a_440_whose_original_cannot_be_read_for_a_lost_connection_ends_as_that_error(  # type: ignore[no-untyped-def]
+    run, logged_in, tmp_path: Path, backend: KSeFBackend, no_waits: list[float]
+) -> None:
+    (tmp_path / "a.xml").write_bytes(sample_invoice("FV/UNREAD/DROP"))
+    assert _sent(run, "a.xml")[0] == 0
+    backend.faults.add(DROP, operation=UPO_BY_NUMBER, times=1000)
+    code, out, err = run("-p", "emu", "send", "a.xml")
+    assert code == 4 and out == "" and err.startswith("error: APIConnectionError: GET "), err
+    stopped = "note: check_duplicates stopped: 0 of the 1 originals it had to read from KSeF were read"
+    assert stopped in err
+    found = re.search(r"note: session (\S+): all 1 file\(s\) were sent", err)
+    assert found is not None, err
+    reference = found[1]
+    code, out, err = run("-p", "emu", "sessions", "wait", reference)
+    assert code == 4 and stopped in err
+    assert f"note: the outcome of session {reference} was not read: `ksef -p emu sessions wait {reference}`" in err
+    backend.faults.clear()
+    code, out, err = run("-p", "emu", "--json", "sessions", "wait", reference)
+    assert code == 6 and json.loads(out)["invoices"][0]["outcome"] == "already_in_ksef", err
 
 
 def test_many_originals_of_one_session_are_read_from_its_upo(  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -18,6 +19,7 @@ from ksef_client._flows import (
     Call,
     Extend,
     Flow,
+    FreshDeadline,
     Now,
     PaceWithin,
     Retry,
@@ -35,7 +37,14 @@ from ksef_client._generated.api.online_session import close_online_session
 from ksef_client._generated.api.permissions import query_person_permissions
 from ksef_client._generated.api.sessions_status import get_session_status
 from ksef_client._generated.types import Response
-from ksef_client.errors import APIConnectionError, KSeFError, PollTimeoutError, ResponseFormatError
+from ksef_client.errors import (
+    APIConnectionError,
+    KSeFError,
+    NotFoundError,
+    PollTimeoutError,
+    ResponseFormatError,
+    ThrottleWaitTooLongError,
+)
 from ksef_client.sending import close_flow
 from tests.helpers import FakeTime
 
@@ -288,3 +297,44 @@ class TestBlocking:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert ended.is_set()
+
+
+class TestFreshDeadline:
+    """``FreshDeadline`` starts the call's deadline again and keeps a ``PaceWithin`` bound (review
+    s13: it made a new deadline without it, so the run's next requests were paced past the bound)."""
+
+    @staticmethod
+    def _flow() -> Flow[str]:
+        now = yield Now()
+        yield PaceWithin(now)  # the client's pacing may hold nothing back
+        yield FreshDeadline()
+        for _ in range(2):  # the second read of the group must wait about 1 s (its limits scaled by 0.1)
+            with contextlib.suppress(NotFoundError):
+                yield Call(get_session_status, {"reference_number": REF})
+        return "both sent"
+
+    @staticmethod
+    def _options(time: FakeTime) -> dict[str, Any]:
+        answer = httpx.MockTransport(lambda r: httpx.Response(404))
+        return {
+            "base_url": "http://ksef.local/v2",
+            "transport": answer,
+            "clock": time.clock,
+            "max_retries": 0,
+            "rate_limit_scale": 0.1,
+        }
+
+    def test_run_keeps_the_pace_bound(self) -> None:
+        time = FakeTime()
+        with KSeF(**self._options(time), sleep=time.sleep) as ksef:
+            with pytest.raises(ThrottleWaitTooLongError):
+                run(self._flow(), ksef)
+            assert ksef.send_state.requests_sent == 1 and time.sleeps == []
+
+    @pytest.mark.anyio
+    async def test_arun_keeps_the_pace_bound(self) -> None:
+        time = FakeTime()
+        async with AsyncKSeF(**self._options(time), sleep=time.asleep) as ksef:
+            with pytest.raises(ThrottleWaitTooLongError):
+                await arun(self._flow(), ksef)
+            assert ksef.send_state.requests_sent == 1 and time.sleeps == []

@@ -876,9 +876,13 @@ def sessions_wait(state: State, reference: str, timeout: float) -> None:
             still_open.add_note(_open_session_note(state, reference, status.valid_until))
             still_open.add_note(f"then `ksef -p {state.profile.name} sessions wait {reference}` shows its outcome")
             raise still_open
-        outcomes = ksef.sessions.outcomes(reference)
-        named = [(o.invoice_number or o.reference_number or "", o) for o in outcomes]
-        rows = checked_rows(ksef, state.out, named, f"ksef -p {state.profile.name}")
+        try:  # the listing, then the originals of its 440s (a 401, a connection down: raised)
+            outcomes = ksef.sessions.outcomes(reference)
+            named = [(o.invoice_number or o.reference_number or "", o) for o in outcomes]
+            rows = checked_rows(ksef, state.out, named, f"ksef -p {state.profile.name}")
+        except Exception as error:
+            error.add_note(_still_processing(state, reference, error))
+            raise
     report(state.out, reference, status, rows, name="invoice")
 
 

@@ -6,6 +6,12 @@ file (faktury/weryfikacja-faktury.md): a 440 names the invoice KSeF holds under 
 (``originalKsefNumber`` in session ``originalSessionReferenceNumber``), which is this very file
 sent before or another invoice that reused the number. Their SHA-256 tells: KSeF lists each
 invoice's ``invoiceHash``, and a UPO confirms it (``SkrotDokumentu``).
+
+A read that fails for its original alone (KSeF's 4xx about that invoice or session, a UPO that
+does not check out, a reference that is no reference) leaves that original unknown, with the
+error; one that says the client cannot read at all (the token, its permissions, the connection,
+a timeout or the call's deadline, KSeF's limits, a 5xx the retries did not get past) ends the
+call at once: every other read would fail the same way (``_of_one_original``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,19 @@ from dataclasses import replace
 
 from ksef_client._flows import Flow, FreshDeadline
 from ksef_client._threads import is_async_callable
-from ksef_client.errors import KSeFError, one_line
+from ksef_client.errors import (
+    APIStatusError,
+    AuthenticationError,
+    KSeFError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+    UntrustedURLError,
+    UPOError,
+    UPONotAvailableError,
+    one_line,
+)
 from ksef_client.outcomes import InvoiceOutcome
 from ksef_client.resources.upo import _invoice_upo_flow, _session_upo_flow
 
@@ -29,7 +47,6 @@ DuplicatesProgress = Callable[[int, int], None]
 
 NO_NUMBER = "KSeF's answer names no original KSeF number (originalKsefNumber)"
 NO_SESSION = "KSeF's answer names no original session (originalSessionReferenceNumber)"
-NO_LISTED_HASH = "KSeF lists it with no hash"
 NO_OWN_HASH = "KSeF lists this file with no invoiceHash"
 NOT_READ = "not read"
 
@@ -68,7 +85,8 @@ def check_duplicates_flow(outcomes: object, progress: DuplicatesProgress | None)
     ``not_compared``): a repeat's is its own file's; an original accepted among ``outcomes`` (the
     session's listing), or compared before (an outcome this returned), is known without a request;
     any other is read from KSeF once, by its UPO, or its session's whole UPO when that session holds
-    ``SESSION_UPO_FROM`` or more of them. A read that fails leaves it unknown, with the error."""
+    ``SESSION_UPO_FROM`` or more of them. A read that fails for that original alone leaves it
+    unknown, with the error; any other failure is raised (``_read``)."""
     listed = checked_outcomes(outcomes)
     _check_progress(progress)
     known = _known(listed)
@@ -76,10 +94,13 @@ def check_duplicates_flow(outcomes: object, progress: DuplicatesProgress | None)
     return [_compared(outcome, known, read) for outcome in listed]
 
 
-def _known(outcomes: list[InvoiceOutcome]) -> dict[str, str | None]:
+def _known(outcomes: list[InvoiceOutcome]) -> dict[str, str]:
     """KSeF number to SHA-256 of the originals known without a request: the accepted invoices (as
-    KSeF lists them), then the originals of 440s compared before."""
-    known = {o.ksef_number: o.invoice_hash for o in outcomes if o.kind == "accepted" and o.ksef_number}
+    KSeF lists them), then the originals of 440s compared before. One listed without its hash is
+    not known: it is read like any other."""
+    known = {
+        o.ksef_number: o.invoice_hash for o in outcomes if o.kind == "accepted" and o.ksef_number and o.invoice_hash
+    }
     for outcome in outcomes:
         number = outcome.duplicate_of
         if outcome.kind == "duplicate" and number and outcome.original_hash and number not in known:
@@ -87,7 +108,7 @@ def _known(outcomes: list[InvoiceOutcome]) -> dict[str, str | None]:
     return known
 
 
-def _wanted(outcomes: list[InvoiceOutcome], known: Mapping[str, str | None]) -> dict[str, set[str]]:
+def _wanted(outcomes: list[InvoiceOutcome], known: Mapping[str, str]) -> dict[str, set[str]]:
     """The originals to read from KSeF: session reference number to their KSeF numbers."""
     wanted: dict[str, set[str]] = {}
     for outcome in outcomes:
@@ -101,7 +122,9 @@ def _wanted(outcomes: list[InvoiceOutcome], known: Mapping[str, str | None]) -> 
 
 def _read(wanted: dict[str, set[str]], progress: DuplicatesProgress | None) -> Flow[dict[tuple[str, str], _Original]]:
     """Each wanted original, by ``(session, KSeF number)``; ``progress(done, total)`` first with
-    none done, then after each (not called when there is nothing to read)."""
+    none done, then after each (not called when there is nothing to read). A failure that is not
+    of one original (``_of_one_original``) is raised at once, with a note: how many were read, and
+    that nothing is lost."""
     read: dict[tuple[str, str], _Original] = {}
     total = sum(map(len, wanted.values()))
     if not total:
@@ -109,44 +132,88 @@ def _read(wanted: dict[str, set[str]], progress: DuplicatesProgress | None) -> F
     if progress is not None:
         progress(0, total)
     done = 0
-    for session, numbers in wanted.items():
-        if len(numbers) >= SESSION_UPO_FROM:
-            read.update((yield from _from_session_upo(session, numbers)))
-        for number in sorted(numbers):
-            if (session, number) not in read:
-                read[session, number] = yield from _from_invoice_upo(session, number)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    try:
+        for session, numbers in wanted.items():
+            if len(numbers) >= SESSION_UPO_FROM:
+                read.update((yield from _from_session_upo(session, numbers)))
+            for number in sorted(numbers):
+                if (session, number) not in read:
+                    read[session, number] = yield from _from_invoice_upo(session, number)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    except KSeFError as error:
+        error.add_note(
+            f"check_duplicates stopped: {done} of the {total} originals it had to read from KSeF were read before "
+            "this error, and it returned nothing; nothing is lost: the outcomes given to it are as they were, and "
+            "calling it again with them reads only the originals they do not make known (neither accepted among "
+            "them nor compared by an earlier call)"
+        )
+        raise
     return read
+
+
+def _of_one_original(error: Exception) -> bool:
+    """Whether ``error``, raised by a read of an original (its UPO, or its session's), concerns that
+    original or its session alone, so that the next original may still be read: KSeF's 4xx about
+    it (400 with its codes, such as 21178, 404, 410; not 401, 403 or 429, nor 407 or 408, which
+    are about the token, the connection or the limits, nor a refused token refresh:
+    ``_answers_a_read``), a UPO that does not check out (its hash, its XML, another session's or
+    invoice's), none yet (``UPONotAvailableError``), an answer about it that cannot be used (a
+    format or size past the spec, a presigned link to an unknown host), and a reference number
+    from KSeF's data that is no reference number (``ValueError``, before any request). Anything
+    else says that no read would get through now (the token or its permissions, the connection,
+    a timeout or the call's deadline, KSeF's limits or the client's own pacing giving up, a 5xx
+    after the retries, a failed token refresh)."""
+    if isinstance(error, AuthenticationError | PermissionDeniedError | RateLimitError):
+        return False
+    if isinstance(error, APIStatusError):
+        return 400 <= error.status_code < 500 and error.status_code not in (407, 408) and _answers_a_read(error)
+    return isinstance(
+        error,
+        UPOError | UPONotAvailableError | ResponseFormatError | ResponseTooLargeError | UntrustedURLError | ValueError,
+    )
+
+
+def _answers_a_read(error: APIStatusError) -> bool:
+    """Whether ``error`` answers a read (a ``GET``, as every read of an original is), not the
+    token refresh a 401 sets off (``POST /auth/token/refresh``: its 400, such as 21301 for a
+    revoked session, is the login's failure, not the original's)."""
+    request = error.response._request  # None: an answer made without its request (never the refresh's)
+    return request is None or request.method == "GET"
 
 
 def _from_invoice_upo(session: str, number: str) -> Flow[_Original]:
     """An original's SHA-256 from its UPO (``GET /sessions/{ref}/invoices/ksef/{ksefNumber}/upo``,
     hash-checked and checked to confirm that invoice of that session), held to a deadline of its
-    own (as ``ksef.upo.get_invoice_upo``)."""
+    own (as ``ksef.upo.get_invoice_upo``). A failure of that original alone is returned, any other
+    raised (``_of_one_original``)."""
     yield FreshDeadline()
     try:
         upo = yield from _invoice_upo_flow(session, number, None)
     except (KSeFError, ValueError) as error:
+        if not _of_one_original(error):
+            raise
         return None, f"its UPO could not be read: {one_line(error)}"
     return upo.documents[0].invoice_hash, ""  # check_invoice_upo: one document, this number
 
 
 def _from_session_upo(session: str, numbers: set[str]) -> Flow[dict[tuple[str, str], _Original]]:
-    """The SHA-256 of ``numbers`` from their session's whole UPO; none when it cannot be read (each
-    is then read by itself)."""
+    """The SHA-256 of ``numbers`` from their session's whole UPO; none when it cannot be read for
+    that session alone (each is then read by itself; any other failure is raised)."""
     yield FreshDeadline()
     try:
         documents = (yield from _session_upo_flow(session)).documents
-    except (KSeFError, ValueError):
+    except (KSeFError, ValueError) as error:
+        if not _of_one_original(error):
+            raise
         return {}
     found = {number: documents.by_ksef_number(number) for number in numbers}
     return {(session, number): (doc.invoice_hash, "") for number, doc in found.items() if doc is not None}
 
 
 def _compared(
-    outcome: InvoiceOutcome, known: Mapping[str, str | None], read: Mapping[tuple[str, str], _Original]
+    outcome: InvoiceOutcome, known: Mapping[str, str], read: Mapping[tuple[str, str], _Original]
 ) -> InvoiceOutcome:
     """``outcome`` with what is known of its original (a 440's; any other outcome as it is)."""
     if outcome.kind != "duplicate":
@@ -158,7 +225,7 @@ def _compared(
     if not number:
         original = None, NO_NUMBER
     elif number in known:
-        original = known[number], "" if known[number] else NO_LISTED_HASH
+        original = known[number], ""
     elif not session:
         original = None, NO_SESSION
     else:

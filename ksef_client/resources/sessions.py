@@ -249,10 +249,22 @@ class Sessions:
         other is read once from its UPO (``SkrotDokumentu``, ``GET /sessions/{ref}/invoices/ksef/
         {ksefNumber}/upo``: one request each, of the 120 a minute and 1,200 an hour of its group),
         or from its session's whole UPO (a status read and its pages) when that session holds 10 or
-        more of the originals. Each read is held to the client's ``deadline`` on its own. A read
-        that fails (KSeF's error, a UPO that does not check out) is not raised: ``same_file`` is
-        ``None`` and ``not_compared`` names the error; calling this again with the result reads
-        only those. Other outcomes come back as they are.
+        more of the originals; an original accepted in ``outcomes`` but listed without its hash is
+        read too. Each read is held to the client's ``deadline`` on its own (a call of N reads may
+        take N times ``deadline``, besides the client's own pacing; a read past it raises
+        ``APITimeoutError``).
+
+        A read that fails for that original alone (KSeF's 4xx about it, such as 400 with 21178 or
+        404; a UPO that does not check out, ``UPOError``; a reference number in KSeF's answer that
+        is none) is not raised: ``same_file`` is ``None`` and ``not_compared`` names the error;
+        calling this again with the result reads only those. A failure that any read would meet is
+        raised at once, with a note saying how many originals were read: ``AuthenticationError``
+        (401), ``PermissionDeniedError`` (403), ``APIConnectionError`` and ``APITimeoutError`` (the
+        connection, a timeout, the deadline), ``RateLimitError`` (429) and
+        ``ThrottleWaitTooLongError`` (the limits), ``InternalServerError`` (a 5xx after the
+        retries), a failed token refresh. Nothing is lost then: the outcomes given are as they
+        were; calling this again with them reads what they do not make known. Other outcomes come
+        back as they are.
 
         ``progress(done, total)``, a plain function, is called with ``(0, total)`` before the first
         read and after each original read (not at all when none needs a request). ``TypeError``
