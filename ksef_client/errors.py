@@ -58,6 +58,7 @@ import httpx
 if TYPE_CHECKING:
     from ksef_client.export import ExportResult
     from ksef_client.invoice_sync import SyncResult
+    from ksef_client.outcomes import InvoiceOutcome
     from ksef_client.resources.certificates import PendingCertificate
 
 
@@ -78,7 +79,10 @@ class KSeFError(Exception):
             a package whose moves into the folder failed part-way (those have no truncation or dates: nothing
             to go on from). ``export`` sets it on whatever ends the call, ``KeyboardInterrupt`` and a
             cancellation included, when it saved anything; ``None`` (no attribute on a non-``KSeFError``)
-            when it saved nothing. Either result has ``.ksef_numbers`` and ``.files``.
+            when it saved nothing. Either result has ``.ksef_numbers`` and ``.files``. On what ends
+            ``ksef.sessions.check_duplicates`` (an error no read would get past), the outcomes with the
+            originals read before it compared (the others ``not_compared`` "not read"): given back to
+            ``check_duplicates``, only those are read.
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.
@@ -102,7 +106,7 @@ class KSeFError(Exception):
             (Base64, KSeF's ``invoiceHash``) and its number (``P_2``) when it could be read.
     """
 
-    partial: SyncResult | ExportResult | None = None
+    partial: SyncResult | ExportResult | list[InvoiceOutcome] | None = None
     session_reference_number: str | None = None
     maybe_sent: bool = False
     invoice_hash: str | None = None

@@ -293,7 +293,7 @@ def test_a_failure_every_read_would_meet_is_raised_at_once(
     assert len(set(_upo_reads(requests))) == 1  # the first original only (with its retries)
     (note,) = caught.value.__notes__
     assert note.startswith("check_duplicates stopped: 0 of the 4 originals it had to read from KSeF were read")
-    assert "nothing is lost" in note
+    assert "error.partial" in note
     # Nothing is lost: once KSeF answers, the same outcomes are checked again.
     backend.faults.clear()
     assert {o.same_file for o in ksef.sessions.check_duplicates(duplicates)} == {True}
@@ -312,6 +312,14 @@ def test_the_note_counts_the_originals_read_before_the_failure(
     with pytest.raises(AuthenticationError) as caught:
         ksef.sessions.check_duplicates(duplicates, progress=progress)
     assert caught.value.__notes__[0].startswith("check_duplicates stopped: 2 of the 5 originals")
+    assert len(_upo_reads(requests)) == 3
+    # What was read is kept: given back, only the three not read are read, once KSeF answers.
+    partial = caught.value.partial
+    assert isinstance(partial, list) and [o.same_file for o in partial] == [True, True, None, None, None]
+    assert [o.not_compared for o in partial[2:]] == ["not read"] * 3
+    backend.faults.clear()
+    requests.clear()
+    assert [o.same_file for o in ksef.sessions.check_duplicates(partial)] == [True] * 5
     assert len(_upo_reads(requests)) == 3
 
 

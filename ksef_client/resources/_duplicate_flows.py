@@ -90,7 +90,12 @@ def check_duplicates_flow(outcomes: object, progress: DuplicatesProgress | None)
     listed = checked_outcomes(outcomes)
     _check_progress(progress)
     known = _known(listed)
-    read = yield from _read(_wanted(listed, known), progress)
+    read: dict[tuple[str, str], _Original] = {}
+    try:
+        yield from _read(_wanted(listed, known), progress, read)
+    except KSeFError as error:  # what was read is kept: given back, it is not read again
+        error.partial = [_compared(outcome, known, read) for outcome in listed]
+        raise
     return [_compared(outcome, known, read) for outcome in listed]
 
 
@@ -120,15 +125,16 @@ def _wanted(outcomes: list[InvoiceOutcome], known: Mapping[str, str]) -> dict[st
     return wanted
 
 
-def _read(wanted: dict[str, set[str]], progress: DuplicatesProgress | None) -> Flow[dict[tuple[str, str], _Original]]:
-    """Each wanted original, by ``(session, KSeF number)``; ``progress(done, total)`` first with
-    none done, then after each (not called when there is nothing to read). A failure that is not
-    of one original (``_of_one_original``) is raised at once, with a note: how many were read, and
-    that nothing is lost."""
-    read: dict[tuple[str, str], _Original] = {}
+def _read(
+    wanted: dict[str, set[str]], progress: DuplicatesProgress | None, read: dict[tuple[str, str], _Original]
+) -> Flow[None]:
+    """Each wanted original into ``read``, by ``(session, KSeF number)``; ``progress(done, total)``
+    first with none done, then after each (not called when there is nothing to read). A failure
+    that is not of one original (``_of_one_original``) is raised at once, with a note: how many
+    were read, and how to go on from them."""
     total = sum(map(len, wanted.values()))
     if not total:
-        return read
+        return
     if progress is not None:
         progress(0, total)
     done = 0
@@ -145,12 +151,10 @@ def _read(wanted: dict[str, set[str]], progress: DuplicatesProgress | None) -> F
     except KSeFError as error:
         error.add_note(
             f"check_duplicates stopped: {done} of the {total} originals it had to read from KSeF were read before "
-            "this error, and it returned nothing; nothing is lost: the outcomes given to it are as they were, and "
-            "calling it again with them reads only the originals they do not make known (neither accepted among "
-            "them nor compared by an earlier call)"
+            "this error; error.partial holds the outcomes with those compared (the others not_compared 'not "
+            "read'): calling it again with error.partial reads only the originals not read yet"
         )
         raise
-    return read
 
 
 def _of_one_original(error: Exception) -> bool:

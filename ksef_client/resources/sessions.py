@@ -262,8 +262,9 @@ class Sessions:
         (401), ``PermissionDeniedError`` (403), ``APIConnectionError`` and ``APITimeoutError`` (the
         connection, a timeout, the deadline), ``RateLimitError`` (429) and
         ``ThrottleWaitTooLongError`` (the limits), ``InternalServerError`` (a 5xx after the
-        retries), a failed token refresh. Nothing is lost then: the outcomes given are as they
-        were; calling this again with them reads what they do not make known. Other outcomes come
+        retries), a failed token refresh. Nothing is lost then: the error's ``partial`` holds the
+        outcomes with the originals read before it compared (the others ``not_compared`` "not
+        read"); calling this again with ``error.partial`` reads only the rest. Other outcomes come
         back as they are.
 
         ``progress(done, total)``, a plain function, is called with ``(0, total)`` before the first
