@@ -129,6 +129,7 @@ def vat_invoice(
     rate = checked_exchange_rate(
         exchange_rate, currency, taxed=_taxed([line for line in lines if line.exchange_rate is None])
     )
+    _check_rate_used(rate, lines)
     if sale_date is not None:
         _date(sale_date, "sale_date")
     model = _invoice(
@@ -192,10 +193,14 @@ def correction(
       ``before`` line given without a rate is the corrected line it equals otherwise, at its rate
       (``ValueError`` when such lines of the invoice are at different rates: give it as
       ``corrected.lines`` has it), and a rate that is not known is refused, not guessed;
-    - an ``after`` line at its own ``exchange_rate``, else ``exchange_rate`` (given), else the rate
-      of the ``before`` line it replaces: ``after[i]`` replaces ``before[i]`` when both have as
-      many lines, otherwise the rate the ``before`` lines share, otherwise the corrected invoice's
-      one rate; ``ValueError`` naming the rates found when none applies to a taxed line.
+    - an ``after`` line at its own ``exchange_rate``, else ``exchange_rate`` (given; refused when it
+      differs from the rate of a ``before`` line, as it once converted both states: put another
+      rate on the lines after, ``Line(..., exchange_rate=...)``; refused too when it converts
+      nothing), else the rate of the ``before`` line it replaces: the ``before`` line of its name
+      and unit (those lines at one rate), else, for a line whose name and unit no ``before`` line
+      has, ``before[i]`` for ``after[i]`` when both have as many lines; otherwise the rate the
+      ``before`` lines share, otherwise the corrected invoice's one rate; ``ValueError`` naming
+      the rates found when none applies to a taxed line.
 
     Both states are totalled with those rates (``totals``: ``P_14_x`` x the rate where a field's
     lines have one, else the percent x the sum of each line's value x its rate, rounded once), so
@@ -222,6 +227,8 @@ def correction(
     default = corrected.exchange_rate if isinstance(corrected.exchange_rate, Decimal) else None
     invoice = [_at(line, default) for line in _corrected_lines(corrected)]
     left, before = _without(invoice, checked.before)
+    if checked.exchange_rate is not None:
+        _check_given_rate(checked.exchange_rate, before, checked.after)
     after = [_at(line, _after_rate(index, line, before, checked, invoice)) for index, line in enumerate(checked.after)]
     # The fields the correction touches, each with all of the invoice's lines totalled in it (23 %
     # and 22 % share P_13_1/P_14_1, and P_14_1W converts the field's tax as a whole).
@@ -251,13 +258,56 @@ def _after_rate(
         return line.exchange_rate
     if checked.exchange_rate is not None:
         return checked.exchange_rate
-    if len(before) == len(checked.after) and before[index].exchange_rate is not None:
-        return before[index].exchange_rate
+    named = {other.exchange_rate for other in before if _replaces(line, other) and other.exchange_rate is not None}
+    if len(named) == 1:  # the before line of its name and unit, wherever it is listed
+        return named.pop()
+    if len(before) == len(checked.after) and not named and before[index].exchange_rate is not None:
+        return before[index].exchange_rate  # renamed: the line in its place
     for lines in (before, invoice):
         rates = {other.exchange_rate for other in lines if other.exchange_rate is not None}
         if len(rates) == 1:
             return rates.pop()
     return None
+
+
+def _check_rate_used(rate: Decimal | None, lines: Sequence[Line]) -> None:
+    """``ValueError`` for an invoice's ``exchange_rate`` that no taxed line takes (each has its
+    own) and is none of theirs: the invoice would not show it anywhere."""
+    taxed = [line for line in lines if line.fields.tax is not None]
+    if rate is None or not taxed or any(line.exchange_rate in (None, rate) for line in taxed):
+        return
+    raise ValueError(
+        f"exchange_rate={rate} converts nothing: every taxed line has an exchange_rate of its own "
+        f"({', '.join(sorted({str(line.exchange_rate) for line in taxed}))}); leave it out"
+    )
+
+
+def _replaces(after: Line, before: Line) -> bool:
+    """Whether ``after`` may be ``before`` changed: its name and unit kept (lines after listed in
+    another order than those before must not swap rates)."""
+    return after.name == before.name and after.unit == before.unit
+
+
+def _check_given_rate(given: Decimal, before: Sequence[Line], after: Sequence[Line]) -> None:
+    """``ValueError`` for an ``exchange_rate=`` of ``correction`` whose meaning changed or that
+    converts nothing. It is the rate of the lines after the correction that have none of their
+    own; the rows before stay at the invoice's rates. It once converted both states, so a rate
+    other than the ``before`` lines' would now give another ``P_14_xW`` without a word: refused,
+    the caller puts it on the lines meant (``Line(..., exchange_rate=...)``)."""
+    other = sorted({str(line.exchange_rate) for line in before if line.exchange_rate not in (None, given)})
+    if other:
+        raise ValueError(
+            f"exchange_rate={given}: the rows before the correction keep the rate the invoice converted them at "
+            f"({', '.join(other)}), and exchange_rate= converts only the lines after it that have no rate of their "
+            "own (it once converted both states). Leave it out to convert each line after at the rate of the line it "
+            "replaces; to convert lines after at another rate, give it on them: Line(..., exchange_rate=...)"
+        )
+    unrated = [line for line in after if line.exchange_rate is None and line.fields.tax is not None]
+    if not unrated and not before:
+        raise ValueError(
+            f"exchange_rate={given} converts nothing: every taxed line after the correction has an exchange_rate "
+            "of its own; leave it out"
+        )
 
 
 def _check_rated(invoiced: Sequence[Line], after: Sequence[Line], invoice: Sequence[Line]) -> None:
@@ -276,8 +326,8 @@ def _check_rated(invoiced: Sequence[Line], after: Sequence[Line], invoice: Seque
         if line.exchange_rate is None and line.fields.tax is not None:
             raise ValueError(
                 f"after[{index}]: {line} needs an exchange rate: the corrected invoice's lines are at "
-                f"{_rates_text(invoice) or 'no known rate'}, and it replaces no before line one to one (after[i] "
-                "replaces before[i] when both have as many lines) nor do the before lines share one rate; give "
+                f"{_rates_text(invoice) or 'no known rate'}, no before line has its name and unit (nor does "
+                "before[i] stand in its place, both lists as long), nor do the before lines share one rate; give "
                 "Line(..., exchange_rate=...) or exchange_rate="
             )
 

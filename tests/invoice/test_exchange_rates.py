@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -125,23 +126,45 @@ def test_a_correction_of_przyklad_21_converts_each_row_at_its_own_rate() -> None
 def test_the_rows_after_a_correction_take_the_rate_given_or_of_the_row_they_replace() -> None:
     reference = CorrectedInvoice.of(_p21())
     fridge, _, dishwasher = reference.lines or ()
-    # exchange_rate= is the rate of the rows after; those before keep theirs.
-    kor = correction(**KOR, corrected=reference, before=[fridge], after=[_cut(fridge)], exchange_rate="4.30")
+    # A row after at another rate than the row it replaces: given on it; the rows before keep theirs.
+    at_430 = replace(_cut(fridge), exchange_rate=D("4.30"))
+    kor = correction(**KOR, corrected=reference, before=[fridge], after=[at_430])
     assert _rates(kor) == [("lodówka Zimnotech mk1", True, D("4.4080")), ("lodówka Zimnotech mk1", False, D("4.30"))]
     # After: 23 % x (3 654 x 4.30 + 5 000 x 4.5005 + 4 500 x 4.3250) = 13 265.756 -> 13 265.76.
     assert kor.totals()["p_14_1_w"] == D("13265.76") - D("13768.14")
+    # exchange_rate= once converted both states: one other than the rows before's is refused, not
+    # given a new meaning without a word (review s13-rates, 1); nor one that converts nothing.
+    with pytest.raises(ValueError, match=r"exchange_rate=4\.30: the rows before the correction keep the rate the "
+                       r"invoice converted them at \(4\.4080\)"):  # fmt: skip
+        correction(**KOR, corrected=reference, before=[fridge], after=[_cut(fridge)], exchange_rate="4.30")
+    with pytest.raises(ValueError, match=r"exchange_rate=4\.35 converts nothing"):
+        correction(**KOR, corrected=reference, before=[], after=[at_430], exchange_rate="4.35")
+    assert _rates(correction(**KOR, corrected=reference, before=[fridge], after=[_cut(fridge)],
+                             exchange_rate="4.4080"))[1][2] == D("4.4080")  # fmt: skip
     # A line's own rate comes first.
     own = Line("lodówka Zimnotech mk1", 10, "365.40", exchange_rate=D("4.41"))
-    kor = correction(**KOR, corrected=reference, before=[fridge], after=[own], exchange_rate="4.30")
+    kor = correction(**KOR, corrected=reference, before=[fridge], after=[own])
     assert _rates(kor)[1][2] == D("4.41")
+    # Lines after listed in another order keep their own line's rate, not the one in their place
+    # (review s13-rates, 2: the dishwasher went to 4.4080 and P_14_1W to -851.70).
+    kor = correction(**KOR, corrected=reference, before=[fridge, dishwasher], after=[_cut(dishwasher), _cut(fridge)])
+    assert [rate for _, _, rate in _rates(kor)] == [D("4.4080"), D("4.3250"), D("4.3250"), D("4.4080")]
+    assert kor.totals()["p_14_1_w"] == D("-859.26")
+    # A line renamed takes the rate of the line in its place.
+    renamed = replace(_cut(fridge), name="lodówka Zimnotech mk2")
+    kor = correction(**KOR, corrected=reference, before=[fridge, dishwasher], after=[renamed, _cut(dishwasher)])
+    assert [rate for _, _, rate in _rates(kor)][2:] == [D("4.4080"), D("4.3250")]
     # A line added beside one the before lines share a rate with: that rate.
     added = Line("montaż", 1, "100")
     kor = correction(**KOR, corrected=reference, before=[dishwasher], after=[_cut(dishwasher), added])
     assert [rate for _, _, rate in _rates(kor)] == [D("4.3250")] * 3
-    # Before and after not one to one, the before lines at two rates: which one is not guessed.
+    # A renamed line, before and after not one to one, the before lines at two rates: not guessed.
     with pytest.raises(ValueError, match=r"after\[0\]: .* needs an exchange rate: the corrected invoice's lines are at "
                        r"4\.4080, 4\.5005, 4\.3250"):  # fmt: skip
-        correction(**KOR, corrected=reference, before=[fridge, dishwasher], after=[_cut(fridge)])
+        correction(**KOR, corrected=reference, before=[fridge, dishwasher], after=[renamed])
+    # ... but a line of a before line's name and unit is that line changed (the other one removed).
+    kor = correction(**KOR, corrected=reference, before=[fridge, dishwasher], after=[_cut(fridge)])
+    assert [rate for _, _, rate in _rates(kor)] == [D("4.4080"), D("4.3250"), D("4.4080")]
     with pytest.raises(ValueError, match=r"after\[0\]: Line\(name='montaż'.* 4\.4080, 4\.5005, 4\.3250"):
         correction(**KOR, corrected=reference, before=[], after=[added])
     assert _rates(correction(**KOR, corrected=reference, before=[], after=[added], exchange_rate="4.35")) == [
@@ -173,8 +196,8 @@ def test_one_rate_for_the_invoice_restates_the_rows_before_at_it_and_converts_th
     assert eur.totals()["p_14_1_w"] == D("989.00")
     reference = CorrectedInvoice.of(eur)
     assert (reference.exchange_rate, reference.lines) == (D("4.30"), (work,))
-    kor = correction(**KOR, corrected=reference, before=[work], after=[Line("Beratung", 8, "100.00")],
-                     exchange_rate="4.50")  # fmt: skip
+    kor = correction(**KOR, corrected=reference, before=[work],
+                     after=[Line("Beratung", 8, "100.00", exchange_rate=D("4.50"))])  # fmt: skip
     assert _rates(kor) == [("Beratung", True, D("4.30")), ("Beratung", False, D("4.50"))]
     assert kor.totals()["p_14_1_w"] == D("828.00") - D("989.00")  # 184.00 x 4.50 - 230.00 x 4.30
 
@@ -200,6 +223,9 @@ def test_a_correction_of_a_23_percent_line_converts_the_whole_field_with_its_22_
         (lambda: Line("a", 1, "1", exchange_rate=D("0")), "line exchange_rate: 0 must be greater than 0"),
         (lambda: Line("a", 1, "1", exchange_rate=D("4.1234567")), "line exchange_rate: .* more than 6 decimal"),
         (lambda: _p21([Line("a", 1, "1"), FRIDGE]), "exchange_rate: required for an invoice in EUR"),
+        # review s13-rates, 3: a rate no line takes was left out without a word
+        (lambda: _p21([FRIDGE], exchange_rate="9.99"), r"exchange_rate=9\.99 converts nothing: every taxed line has "
+         r"an exchange_rate of its own \(4\.4080\)"),
     ],
 )  # fmt: skip
 def test_line_exchange_rates_are_checked(build: Any, message: str) -> None:
