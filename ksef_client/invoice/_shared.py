@@ -120,6 +120,9 @@ class CorrectedInvoice:
     _: KW_ONLY
     kind: str = "VAT"
     totals: Mapping[str, Decimal | str] | None = field(default=None, repr=False, hash=False)
+    # The rates (P_12) of the rows of an invoice read by ``of`` whose rows are not ``Line``s (gross
+    # prices, a discount P_10): what its annotations rest on (``known_rates``).
+    _row_rates: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         rate = _checked_reference(self, "corrected")
@@ -175,6 +178,9 @@ class CorrectedInvoice:
             invoice.number, invoice.issue_date, ksef_number, _lines_of(invoice), invoice.currency, _rate_of(invoice)
         )
         if invoice.kind != "ROZ":
+            if reference.lines is None:
+                rates = frozenset(rate_of(row.p_12) for row in invoice.model.fa.fa_wiersz if row.p_12 is not None)
+                object.__setattr__(reference, "_row_rates", rates or None)
             return reference
         _check_gross(invoice, "invoice")
         return replace(reference, kind="ROZ", totals=invoice.totals())
@@ -269,6 +275,17 @@ def _check_gross(invoice: Invoice, name: str) -> None:
             f"{name}: {invoice.number!r} shows P_15 {invoice.gross}, and its P_13_x and P_14_x add up to {total}; "
             "give the reference by hand with the amounts that apply"
         )
+
+
+def known_rates(corrected: CorrectedInvoice) -> tuple[frozenset[str], str] | None:
+    """The rates (``P_12``) of the corrected invoice's lines, and where they were read: its
+    ``lines``, or, read by ``CorrectedInvoice.of`` from rows that are no ``Line``, their ``P_12``;
+    ``None`` when not known."""
+    if corrected.lines is not None:
+        return frozenset(line.rate for line in corrected.lines), "the corrected invoice's lines (corrected.lines)"
+    if corrected._row_rates is not None:
+        return corrected._row_rates, "the corrected invoice's rows (their P_12, read by CorrectedInvoice.of)"
+    return None
 
 
 def _lines_of(invoice: Invoice) -> tuple[Line, ...] | None:

@@ -236,7 +236,7 @@ def correction(
     invoiced = [line for line in invoice if line.fields.net in touched]
     corrected_state = [line for line in left if line.fields.net in touched] + after
     if checked.currency != "PLN":
-        _check_rated(invoiced, after, invoice)
+        _check_rated(invoiced, before, after, invoice)
     totals = checked_totals(line_totals(corrected_state) - line_totals(invoiced), "before/after")
     model = checked.model(totals)
     model.fa.fa_wiersz = replace(checked, before=tuple(before), after=tuple(after)).rows(None)
@@ -258,16 +258,32 @@ def _after_rate(
         return line.exchange_rate
     if checked.exchange_rate is not None:
         return checked.exchange_rate
-    named = {other.exchange_rate for other in before if _replaces(line, other) and other.exchange_rate is not None}
-    if len(named) == 1:  # the before line of its name and unit, wherever it is listed
-        return named.pop()
-    if len(before) == len(checked.after) and not named and before[index].exchange_rate is not None:
-        return before[index].exchange_rate  # renamed: the line in its place
+    replaced = _replaced_rate(index, line, before, checked.after)
+    if replaced is not None or any(_replaces(line, other) and other.exchange_rate is not None for other in before):
+        return replaced
     for lines in (before, invoice):
         rates = {other.exchange_rate for other in lines if other.exchange_rate is not None}
         if len(rates) == 1:
             return rates.pop()
     return None
+
+
+def _replaced_rate(index: int, line: Line, before: Sequence[Line], after: Sequence[Line]) -> Decimal | None:
+    """The rate of the ``before`` line that ``after[index]`` (``line``) replaces: the line(s) of its
+    name and unit when at one rate; the same goods at several rates (supplied at two tax points)
+    paired in order when as many of them are after as before; else, for a renamed line, the line in
+    its place when both lists are as long and no line after has that one's name. ``None``: none
+    (ambiguous when a line of its name and unit is among ``before``)."""
+    named = [other for other in before if _replaces(line, other)]
+    rates = {other.exchange_rate for other in named if other.exchange_rate is not None}
+    if len(rates) == 1:
+        return rates.pop()
+    if named:
+        alike = [place for place, other in enumerate(after) if _replaces(other, line)]
+        return named[alike.index(index)].exchange_rate if len(alike) == len(named) else None
+    if len(before) != len(after) or any(_replaces(other, before[index]) for other in after):
+        return None  # not one to one, or the line in its place is another after line's
+    return before[index].exchange_rate
 
 
 def _check_rate_used(rate: Decimal | None, lines: Sequence[Line]) -> None:
@@ -310,7 +326,9 @@ def _check_given_rate(given: Decimal, before: Sequence[Line], after: Sequence[Li
         )
 
 
-def _check_rated(invoiced: Sequence[Line], after: Sequence[Line], invoice: Sequence[Line]) -> None:
+def _check_rated(
+    invoiced: Sequence[Line], before: Sequence[Line], after: Sequence[Line], invoice: Sequence[Line]
+) -> None:
     """``ValueError`` for a taxed line with no exchange rate in a foreign-currency correction, whose
     tax in złoty could then not be computed: one of the corrected invoice's (``invoiced``), or
     of ``after`` (the message names the rates of the corrected invoice's lines, ``invoice``)."""
@@ -325,11 +343,24 @@ def _check_rated(invoiced: Sequence[Line], after: Sequence[Line], invoice: Seque
     for index, line in enumerate(after):
         if line.exchange_rate is None and line.fields.tax is not None:
             raise ValueError(
-                f"after[{index}]: {line} needs an exchange rate: the corrected invoice's lines are at "
-                f"{_rates_text(invoice) or 'no known rate'}, no before line has its name and unit (nor does "
-                "before[i] stand in its place, both lists as long), nor do the before lines share one rate; give "
-                "Line(..., exchange_rate=...) or exchange_rate="
+                f"after[{index}]: {line} needs an exchange rate: {_why_unrated(line, before, after, invoice)}; "
+                "give it: Line(..., exchange_rate=...)"
             )
+
+
+def _why_unrated(line: Line, before: Sequence[Line], after: Sequence[Line], invoice: Sequence[Line]) -> str:
+    """Why ``_after_rate`` found no rate for ``line``, for ``_check_rated``'s message."""
+    named = [other for other in before if _replaces(line, other)]
+    if named:
+        alike = sum(1 for other in after if _replaces(other, line))
+        return (
+            f"the before lines of its name and unit are at {_rates_text(named)}, {len(named)} of them, and the lines "
+            f"after with that name and unit are {alike}: which rate each takes is not clear"
+        )
+    return (
+        f"the corrected invoice's lines are at {_rates_text(invoice) or 'no known rate'}, no before line has its name "
+        "and unit (nor does before[i] stand in its place, both lists as long), nor do the before lines share one rate"
+    )
 
 
 def _corrected_lines(corrected: CorrectedInvoice) -> Sequence[Line]:

@@ -38,6 +38,7 @@ from ksef_client.invoice._shared import (
     _invoice,
     _rate_annotations,
     _rate_exemption,
+    known_rates,
 )
 from ksef_client.invoice.model import Invoice
 from ksef_client.invoice.parties import Party, ThirdParty, ThirdPartyRole, _seller_nip, _seller_only, _third_parties
@@ -149,8 +150,10 @@ def party_correction(
     The annotations (``Adnotacje``) are the corrected invoice's: FA(3) fills every field of a
     correction "wg stanu po korekcie", and correcting a party's data changes no supply. They are
     read as ``correction`` reads them from its lines: from ``corrected.lines`` when known
-    (``CorrectedInvoice.of`` reads them), else from ``rates``, the corrected invoice's rates
-    (``P_12`` values, e.g. ``["23", "oo"]``; refused when they are not those of
+    (``CorrectedInvoice.of`` reads them; from an invoice whose rows are no ``Line``, a discount
+    ``P_10`` or gross prices, it keeps their ``P_12`` rates, which serve alike), else from
+    ``rates``, the corrected invoice's rates (``P_12`` values, e.g. ``["23", "oo"]``; refused when
+    they are not those of
     ``corrected.lines``). ``P_18`` is "1" (reverse charge) with an ``"oo"`` or ``"np II"`` rate;
     with a ``"zw"`` rate ``P_19`` is "1" and ``exemption``, the provision the exemption rests on
     (``P_19A``), is required, as by ``vat_invoice``, and refused without one. With neither lines
@@ -351,17 +354,19 @@ def _zero_annotations(
     corrected: CorrectedInvoice, rates: object, exemption: object, split_payment: bool
 ) -> fa3.Faktura.Fa.Adnotacje:
     """``Adnotacje`` of a correction that changes no line: the corrected invoice's, over the rates
-    of ``corrected.lines`` or else ``rates`` (neither: taxed, no exemption, no reverse charge),
+    of ``corrected.lines`` (or its rows', ``known_rates``) or else ``rates`` (neither: taxed, no
+    exemption, no reverse charge),
     with ``exemption`` checked against them (``ValueError`` naming ``rates`` or ``exemption``)."""
     stated = None if rates is None else _rates(rates)
-    if corrected.lines is not None:
-        shown = {line.rate for line in corrected.lines}
+    known = known_rates(corrected)
+    if known is not None:
+        shown, read_from = set(known[0]), known[1]
         if stated is not None and stated != shown:
             raise ValueError(
-                f"rates: {_listed(stated)}, but the corrected invoice's lines (corrected.lines) are at "
-                f"{_listed(shown)}; its rates are read from them: leave rates out"
+                f"rates: {_listed(stated)}, but {read_from} are at {_listed(shown)}; its rates are read from them: "
+                "leave rates out"
             )
-        where: str | None = "the corrected invoice's lines (corrected.lines)"
+        where: str | None = read_from
     elif stated is not None:
         shown, where = stated, "rates"
     else:

@@ -562,3 +562,23 @@ def test_the_new_corrections_import_from_every_builder_module() -> None:
         assert getattr(builders, name) is getattr(__import__("ksef_client.invoice", fromlist=[name]), name)
     for name in ("DiscountedItem", "discount_correction", "number_correction", "party_correction"):
         assert getattr(corrections, name) is getattr(builders, name)
+
+
+@pytest.mark.parametrize("kind", ZERO_CORRECTIONS)
+def test_an_invoice_whose_rows_are_no_lines_keeps_its_annotations_from_their_rates(kind: str) -> None:
+    # An exempt invoice whose row has a discount (P_10, as the Ministry's sample 4, row 2) cannot
+    # be read as Line objects (corrected.lines None). Was (review s13-final, 2): taken as taxed
+    # (P_19N) without a word, and exemption= refused; its rows' P_12 now say it is exempt.
+    invoice = _sold("zw", exemption=BASIS)
+    row = invoice.model.fa.fa_wiersz[0]
+    row.p_10, row.p_11 = Decimal("1.00"), row.p_11 - Decimal("1.00")
+    invoice.model.fa.p_13_7 = invoice.model.fa.p_15 = row.p_11
+    invoice = Invoice.from_xml(invoice.to_xml())
+    reference = CorrectedInvoice.of(invoice)
+    assert reference.lines is None
+    with pytest.raises(ValueError, match=r'exemption: a "zw" rate is in the corrected invoice\'s rows \(their P_12'):
+        ZERO_CORRECTIONS[kind](reference)
+    kor = ZERO_CORRECTIONS[kind](reference, exemption=BASIS)
+    assert kor.model.fa.adnotacje == invoice.model.fa.adnotacje
+    with pytest.raises(ValueError, match=r"rates: '23', but the corrected invoice's rows .* are at 'zw'"):
+        ZERO_CORRECTIONS[kind](reference, rates=["23"])

@@ -334,3 +334,25 @@ def test_random_corrections_at_per_row_rates_add_up_in_zloty(
     expected = [*before, *after]
     assert rows == [(index < len(before), line.exchange_rate if line.fields.tax else None)
                     for index, line in enumerate(expected)]  # fmt: skip
+
+
+def test_the_same_goods_at_two_rates_are_paired_in_order() -> None:
+    # One product supplied at two tax points, so on two rows at 4.40 and 4.50: each row after
+    # takes the rate of the row of its name it replaces, in order. Was (review s13-final, 1):
+    # refused with a message saying no before line had its name, and exchange_rate= refused too.
+    first, second = (Line("cement", n, "100", exchange_rate=D(r)) for n, r in [(10, "4.40"), (20, "4.50")])
+    reference = CorrectedInvoice.of(_p21([first, second]))
+    cut = [Line("cement", n, "90") for n in (10, 20)]
+    kor = correction(**KOR, corrected=reference, before=[first, second], after=cut)
+    assert [rate for _, _, rate in _rates(kor)] == [D("4.40"), D("4.50"), D("4.40"), D("4.50")]
+    # 23 % x (-100 x 4.40 - 200 x 4.50) = -308.20
+    assert kor.totals() == {"p_13_1": D("-300.00"), "p_14_1": D("-69.00"), "p_14_1_w": D("-308.20")}
+    uneven = r"the before lines of its name and unit are at 4\.40, 4\.50, 2 of them, and the lines after with that"
+    with pytest.raises(ValueError, match=rf"after\[0\]: .* needs an exchange rate: {uneven} name and unit are 1"):
+        correction(**KOR, corrected=reference, before=[first, second], after=cut[:1])
+    # A renamed line does not take the rate of a line another line after replaces.
+    fridge, _, dishwasher = CorrectedInvoice.of(_p21()).lines or ()
+    renamed = replace(_cut(fridge), name="lodówka Zimnotech mk2")
+    with pytest.raises(ValueError, match=r"after\[1\]: Line\(name='lodówka Zimnotech mk2'.* needs an exchange rate"):
+        correction(**KOR, corrected=CorrectedInvoice.of(_p21()), before=[fridge, dishwasher],
+                   after=[_cut(dishwasher), renamed])  # fmt: skip
