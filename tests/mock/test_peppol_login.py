@@ -23,28 +23,13 @@ from ksef_client.mock import KSeFBackend, peppol_provider_certificate
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import self_signed_certificate
 from tests.conftest import NIP
-from tests.helpers import FakeTime, certificate_named
+from tests.helpers import FakeTime, certificate_named, pef_invoice
 
 PEPPOL_ID = "PPL123456"
 PERSON_NAMED_AS_PROVIDER = x509.Name([
     x509.NameAttribute(NameOID.GIVEN_NAME, "Jan"), x509.NameAttribute(NameOID.SURNAME, "Kowalski"),
     x509.NameAttribute(NameOID.SERIAL_NUMBER, f"TINPL-{NIP}"), x509.NameAttribute(NameOID.COMMON_NAME, PEPPOL_ID),
 ])  # fmt: skip
-UBL = (
-    '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"'
-    ' xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"'
-    ' xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">'
-    "<cbc:ID>PEF/1</cbc:ID><cbc:IssueDate>2026-01-02</cbc:IssueDate><cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>"
-    "<cbc:DocumentCurrencyCode>PLN</cbc:DocumentCurrencyCode>"
-    "<cac:AccountingSupplierParty><cac:Party><cac:PartyTaxScheme><cbc:CompanyID>PL{seller}</cbc:CompanyID>"
-    "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme></cac:Party></cac:AccountingSupplierParty>"
-    "<cac:AccountingCustomerParty><cac:Party><cac:PartyTaxScheme><cbc:CompanyID>PL1111111111</cbc:CompanyID>"
-    "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme></cac:Party></cac:AccountingCustomerParty>"
-    '<cac:TaxTotal><cbc:TaxAmount currencyID="PLN">23.00</cbc:TaxAmount></cac:TaxTotal>'
-    '<cac:LegalMonetaryTotal><cbc:PayableAmount currencyID="PLN">123.00</cbc:PayableAmount></cac:LegalMonetaryTotal>'
-    '<cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:LineExtensionAmount currencyID="PLN">100.00</cbc:LineExtensionAmount>'
-    "<cac:Item><cbc:Name>Usługa</cbc:Name></cac:Item></cac:InvoiceLine></Invoice>"
-)
 
 
 def test_a_provider_logs_in_with_its_certificate_and_is_registered_once(
@@ -110,8 +95,8 @@ def test_a_provider_sends_a_pef_invoice_for_a_seller_that_authorized_it(
     with KSeF(base_url=ksef_server.base_url, **options) as client:  # type: ignore[arg-type]
         client.auth.login_with_certificate(provider, context=("PeppolId", PEPPOL_ID))
         with client.online_session("PEF(3)") as session:
-            session.send(UBL.format(seller=NIP).encode())
-            session.send(UBL.format(seller="1111111111").replace("PEF/1", "PEF/2").encode())  # not authorized
+            session.send(pef_invoice("PEF/1", NIP))
+            session.send(pef_invoice("PEF/2", "1111111111"))  # not authorized
         client.sessions.wait(session.reference_number)
         outcomes = session.outcomes()
     assert [(o.kind, o.code) for o in outcomes] == [("accepted", 200), ("rejected", 410)]
