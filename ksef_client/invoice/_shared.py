@@ -122,7 +122,8 @@ class CorrectedInvoice:
     totals: Mapping[str, Decimal | str] | None = field(default=None, repr=False, hash=False)
     # The rates (P_12) of the rows of an invoice read by ``of`` whose rows are not ``Line``s (gross
     # prices, a discount P_10): what its annotations rest on (``known_rates``).
-    _row_rates: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    # Keyword-only, carried by ``dataclasses.replace`` (adding the KSeF number once known keeps it).
+    _row_rates: frozenset[str] | None = field(default=None, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         rate = _checked_reference(self, "corrected")
@@ -179,8 +180,9 @@ class CorrectedInvoice:
         )
         if invoice.kind != "ROZ":
             if reference.lines is None:
-                rates = frozenset(rate_of(row.p_12) for row in invoice.model.fa.fa_wiersz if row.p_12 is not None)
-                object.__setattr__(reference, "_row_rates", rates or None)
+                rows = invoice.model.fa.fa_wiersz
+                if rows and all(row.p_12 is not None for row in rows):  # a row without P_12: not known
+                    object.__setattr__(reference, "_row_rates", frozenset(rate_of(row.p_12) for row in rows))
             return reference
         _check_gross(invoice, "invoice")
         return replace(reference, kind="ROZ", totals=invoice.totals())

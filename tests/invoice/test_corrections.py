@@ -582,3 +582,23 @@ def test_an_invoice_whose_rows_are_no_lines_keeps_its_annotations_from_their_rat
     assert kor.model.fa.adnotacje == invoice.model.fa.adnotacje
     with pytest.raises(ValueError, match=r"rates: '23', but the corrected invoice's rows .* are at 'zw'"):
         ZERO_CORRECTIONS[kind](reference, rates=["23"])
+
+
+def test_rows_read_without_a_rate_leave_the_rates_to_the_caller_and_replace_keeps_them() -> None:
+    # review s13-last, 1 and 2: a row without P_12 made its neighbours' rates pass for the whole
+    # set (rates= then refused); dataclasses.replace dropped the rates CorrectedInvoice.of read.
+    invoice = _sold("23", "oo")
+    invoice.model.fa.fa_wiersz[0].p_10 = Decimal("1.00")  # no longer a Line: lines None
+    invoice.model.fa.fa_wiersz[1].p_12 = None
+    reference = CorrectedInvoice.of(invoice)
+    assert reference.lines is None
+    kor = party_correction(number="K/1", issue_date=DAY, seller=SELLER, buyer=BUYER, corrected=reference,
+                           buyer_before=BUYER_BEFORE, rates=["23", "oo"])  # fmt: skip
+    assert kor.model.fa.adnotacje.p_18 == _sold("23", "oo").model.fa.adnotacje.p_18
+    exempt = _sold("zw", exemption=BASIS)
+    row = exempt.model.fa.fa_wiersz[0]
+    row.p_10, row.p_11 = Decimal("1.00"), row.p_11 - Decimal("1.00")  # no longer a Line
+    numbered = dataclasses.replace(CorrectedInvoice.of(exempt), ksef_number=None)
+    with pytest.raises(ValueError, match=r'exemption: a "zw" rate is in the corrected invoice\'s rows'):
+        party_correction(number="K/1", issue_date=DAY, seller=SELLER, buyer=BUYER, corrected=numbered,
+                         buyer_before=BUYER_BEFORE)  # fmt: skip
