@@ -80,9 +80,10 @@ class KSeFError(Exception):
             to go on from). ``export`` sets it on whatever ends the call, ``KeyboardInterrupt`` and a
             cancellation included, when it saved anything; ``None`` (no attribute on a non-``KSeFError``)
             when it saved nothing. Either result has ``.ksef_numbers`` and ``.files``. On what ends
-            ``ksef.sessions.check_duplicates`` (an error no read would get past), the outcomes with the
-            originals read before it compared (the others ``not_compared`` "not read"): given back to
-            ``check_duplicates``, only those are read.
+            ``ksef.sessions.check_duplicates`` (an error no read would get past, ``KeyboardInterrupt``, a
+            cancellation and an exception of its ``progress`` included), the outcomes with the originals read
+            before it compared (the others ``not_compared`` "not read"): given back to ``check_duplicates``,
+            those are not read again (the originals not read, and any whose own read failed, are).
         session_reference_number: set when ``send_batch`` fails after it opened its batch session:
             the session to look up (``ksef.sessions.get``/``wait``); the error's note says whether
             it was closed. On an error of ``session.send``: the online session. ``None`` otherwise.

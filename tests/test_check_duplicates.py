@@ -6,6 +6,7 @@ as the same file."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -416,3 +417,84 @@ def test_a_refused_token_refresh_is_raised(ksef_server: object, backend: KSeFBac
             ksef.sessions.check_duplicates(duplicates)
     assert caught.value.codes == [21301] and caught.value.response.request.url.path.endswith("/auth/token/refresh")
     assert any(note.startswith("check_duplicates stopped: 0 of the 2") for note in caught.value.__notes__)
+
+
+# --- review s13-last, 4: whatever ends the call keeps what was read, not only a KSeFError ---
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, ValueError], ids=["ctrl-c", "progress-raises"])
+def test_whatever_ends_the_call_early_carries_what_was_read(
+    ksef: KSeF, requests: list[str], stop: type[BaseException]
+) -> None:
+    # Was: only a KSeFError carried .partial; a Ctrl-C or the progress callback's own exception
+    # lost every read made, and the call given the outcomes again read them all again.
+    duplicates = _each_in_a_session_of_its_own(ksef, f"DUP/STOP/{stop.__name__}", 3)
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            raise stop("stopped by the caller")
+
+    requests.clear()
+    with pytest.raises(stop) as caught:
+        ksef.sessions.check_duplicates(duplicates, progress=progress)
+    assert len(_upo_reads(requests)) == 1
+    partial = getattr(caught.value, "partial", None)
+    assert isinstance(partial, list) and [o.same_file for o in partial] == [True, None, None]
+    assert [o.not_compared for o in partial[1:]] == ["not read"] * 2
+    assert not getattr(caught.value, "__notes__", [])  # the note is for KSeF's errors
+    requests.clear()
+    assert [o.same_file for o in ksef.sessions.check_duplicates(partial)] == [True] * 3
+    assert len(_upo_reads(requests)) == 2  # the one read before is not read again
+
+
+@pytest.mark.anyio
+async def test_async_a_cancelled_call_or_a_raising_progress_carries_what_was_read(aksef: AsyncKSeF) -> None:
+    invoices = [sample_invoice(f"DUP/ASTOP/{i}") for i in range(3)]
+    for invoice in invoices:  # each original in a session of its own: a read each
+        async with aksef.online_session() as session:
+            await session.send(invoice)
+        await aksef.sessions.wait(str(session.reference_number))
+    async with aksef.online_session() as again:
+        for invoice in invoices:
+            await again.send(invoice)
+    await aksef.sessions.wait(str(again.reference_number))
+    duplicates = await again.outcomes()
+    seen: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    aksef.raw.get_async_httpx_client().event_hooks["request"].append(note)
+
+    def failing(done: int, total: int) -> None:
+        if done == 1:
+            raise ValueError("stopped by the caller")
+
+    with pytest.raises(ValueError, match="stopped by the caller") as caught:
+        await aksef.sessions.check_duplicates(duplicates, progress=failing)
+    partial = getattr(caught.value, "partial", None)
+    assert isinstance(partial, list) and [o.same_file for o in partial] == [True, None, None]
+    assert len(_upo_reads(seen)) == 1
+    # A cancellation reaches the call at its next request, outside the flow: it carries them too.
+    stopped: list[BaseException] = []
+
+    def cancel(done: int, total: int) -> None:
+        if done == 1:
+            task.cancel()
+
+    async def checking() -> None:
+        try:
+            await aksef.sessions.check_duplicates(partial, progress=cancel)
+        except asyncio.CancelledError as error:
+            stopped.append(error)
+            raise
+
+    task = asyncio.create_task(checking())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (cancelled,) = stopped
+    partial = getattr(cancelled, "partial", None)
+    assert isinstance(partial, list) and [o.same_file for o in partial] == [True, True, None]
+    seen.clear()
+    assert [o.same_file for o in await aksef.sessions.check_duplicates(partial)] == [True] * 3
+    assert len(_upo_reads(seen)) == 1  # the third only

@@ -12,6 +12,7 @@ from ksef_client._client import KSeF
 from ksef_client.cli.output import ALREADY_IN_KSEF, REJECTED, USAGE, CLIError, Output, error_line, exit_code
 from ksef_client.errors import BatchError, KSeFError
 from ksef_client.outcomes import InvoiceOutcome, SentInvoice, accepted_by_number, outcome_of, session_outcomes
+from ksef_client.resources._duplicate_flows import PARTIAL_HINT
 from ksef_client.schemas import InvoiceSchemaError, checked_invoice
 from ksef_client.sending import nip_errors
 
@@ -266,8 +267,20 @@ def checked_rows(
             if done:
                 advances[0]()
 
-        checked = iter(ksef.sessions.check_duplicates(listed, progress=progress))
+        try:
+            checked = iter(ksef.sessions.check_duplicates(listed, progress=progress))
+        except KSeFError as error:
+            _for_the_cli(error, command)
+            raise
     return [row_of(name, next(checked) if outcome is not None else None, command) for name, outcome in named]
+
+
+def _for_the_cli(error: KSeFError, command: str) -> None:
+    """The note of a ``check_duplicates`` that stopped, told for a CLI user: who has no
+    ``error.partial``, but ``sessions wait``, which reads every original again."""
+    hint = f"; `{command} sessions wait` on the session reads them all again"
+    notes = getattr(error, "__notes__", [])
+    notes[:] = [note.removesuffix(PARTIAL_HINT) + hint if note.endswith(PARTIAL_HINT) else note for note in notes]
 
 
 def report(out: Output, reference: str, status: Any, rows: list[Row], name: str = "file") -> None:

@@ -309,7 +309,8 @@ def _check_given_rate(given: Decimal, before: Sequence[Line], after: Sequence[Li
     converts nothing. It is the rate of the lines after the correction that have none of their
     own; the rows before stay at the invoice's rates. It once converted both states, so a rate
     other than the ``before`` lines' would now give another ``P_14_xW`` without a word: refused,
-    the caller puts it on the lines meant (``Line(..., exchange_rate=...)``)."""
+    the caller puts it on the lines meant (``Line(..., exchange_rate=...)``). Lines after that are
+    all untaxed (zw, np) are not refused, as ``_check_rate_used`` lets an invoice of them be."""
     other = sorted({str(line.exchange_rate) for line in before if line.exchange_rate not in (None, given)})
     if other:
         raise ValueError(
@@ -318,8 +319,8 @@ def _check_given_rate(given: Decimal, before: Sequence[Line], after: Sequence[Li
             "own (it once converted both states). Leave it out to convert each line after at the rate of the line it "
             "replaces; to convert lines after at another rate, give it on them: Line(..., exchange_rate=...)"
         )
-    unrated = [line for line in after if line.exchange_rate is None and line.fields.tax is not None]
-    if not unrated and not before:
+    taxed = [line for line in after if line.fields.tax is not None]
+    if taxed and not before and all(line.exchange_rate is not None for line in taxed):
         raise ValueError(
             f"exchange_rate={given} converts nothing: every taxed line after the correction has an exchange_rate "
             "of its own; leave it out"

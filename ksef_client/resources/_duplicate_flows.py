@@ -16,7 +16,8 @@ call at once: every other read would fail the same way (``_of_one_original``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from ksef_client._flows import Flow, FreshDeadline
@@ -49,6 +50,12 @@ NO_NUMBER = "KSeF's answer names no original KSeF number (originalKsefNumber)"
 NO_SESSION = "KSeF's answer names no original session (originalSessionReferenceNumber)"
 NO_OWN_HASH = "KSeF lists this file with no invoiceHash"
 NOT_READ = "not read"
+# How the note on a stopped call goes on (``_read``); the CLI, whose users have no error.partial, puts its own.
+PARTIAL_HINT = (
+    "; error.partial holds the outcomes with those compared (the others not_compared 'not read'): calling it "
+    "again with error.partial does not read those again, only the originals not read yet and any whose own read "
+    "failed"
+)
 
 # What is known of an original: its SHA-256 (Base64), or ``None`` and why not.
 _Original = tuple[str | None, str]
@@ -80,22 +87,41 @@ def _check_progress(progress: object) -> None:
         )
 
 
-def check_duplicates_flow(outcomes: object, progress: DuplicatesProgress | None) -> Flow[list[InvoiceOutcome]]:
-    """``outcomes`` (checked before any request) with each 440's ``original_hash`` (or
-    ``not_compared``): a repeat's is its own file's; an original accepted among ``outcomes`` (the
-    session's listing), or compared before (an outcome this returned), is known without a request;
-    any other is read from KSeF once, by its UPO, or its session's whole UPO when that session holds
-    ``SESSION_UPO_FROM`` or more of them. A read that fails for that original alone leaves it
-    unknown, with the error; any other failure is raised (``_read``)."""
+@contextlib.contextmanager
+def checking_duplicates(outcomes: object, progress: DuplicatesProgress | None) -> Iterator[Flow[list[InvoiceOutcome]]]:
+    """The flow of one ``check_duplicates`` call of either client: ``outcomes`` (checked before any
+    request) with each 440's ``original_hash`` (or ``not_compared``). A repeat's is its own file's;
+    an original accepted among ``outcomes`` (the session's listing), or compared before (an outcome
+    this returned), is known without a request; any other is read from KSeF once, by its UPO, or
+    its session's whole UPO when that session holds ``SESSION_UPO_FROM`` or more of them. A read
+    that fails for that original alone leaves it unknown, with the error; any other failure is
+    raised (``_read``). Whatever ends the call early (that error, a ``KeyboardInterrupt``, a
+    cancellation, what ``progress`` raises) leaves as it came, carrying as ``.partial`` the
+    outcomes with the originals read so far compared (the others ``not_compared`` "not read"):
+    given back, those are not read again. The flow is closed on the way out."""
     listed = checked_outcomes(outcomes)
     _check_progress(progress)
     known = _known(listed)
     read: dict[tuple[str, str], _Original] = {}
+    flow = _check_flow(listed, known, read, progress)
     try:
-        yield from _read(_wanted(listed, known), progress, read)
-    except KSeFError as error:  # what was read is kept: given back, it is not read again
-        error.partial = [_compared(outcome, known, read) for outcome in listed]
+        yield flow
+    except BaseException as error:
+        with contextlib.suppress(AttributeError):  # an exception class with __slots__
+            error.partial = [_compared(outcome, known, read) for outcome in listed]  # type: ignore[attr-defined]
         raise
+    finally:
+        flow.close()
+
+
+def _check_flow(
+    listed: list[InvoiceOutcome],
+    known: Mapping[str, str],
+    read: dict[tuple[str, str], _Original],
+    progress: DuplicatesProgress | None,
+) -> Flow[list[InvoiceOutcome]]:
+    """``listed`` compared, the originals not ``known`` read into ``read`` first."""
+    yield from _read(_wanted(listed, known), progress, read)
     return [_compared(outcome, known, read) for outcome in listed]
 
 
@@ -151,8 +177,7 @@ def _read(
     except KSeFError as error:
         error.add_note(
             f"check_duplicates stopped: {done} of the {total} originals it had to read from KSeF were read before "
-            "this error; error.partial holds the outcomes with those compared (the others not_compared 'not "
-            "read'): calling it again with error.partial reads only the originals not read yet"
+            f"this error{PARTIAL_HINT}"
         )
         raise
 

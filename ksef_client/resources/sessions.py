@@ -262,18 +262,21 @@ class Sessions:
         (401), ``PermissionDeniedError`` (403), ``APIConnectionError`` and ``APITimeoutError`` (the
         connection, a timeout, the deadline), ``RateLimitError`` (429) and
         ``ThrottleWaitTooLongError`` (the limits), ``InternalServerError`` (a 5xx after the
-        retries), a failed token refresh. Nothing is lost then: the error's ``partial`` holds the
-        outcomes with the originals read before it compared (the others ``not_compared`` "not
-        read"); calling this again with ``error.partial`` reads only the rest. Other outcomes come
+        retries), a failed token refresh. Nothing is lost then, nor when something else ends the
+        call (``KeyboardInterrupt``, a cancellation, an exception of ``progress``): the exception's
+        ``partial`` holds the outcomes with the originals read before it compared (the others
+        ``not_compared`` "not read"); calling this again with ``error.partial`` does not read those
+        again (the originals not read, and any whose own read failed, are). Other outcomes come
         back as they are.
 
         ``progress(done, total)``, a plain function, is called with ``(0, total)`` before the first
         read and after each original read (not at all when none needs a request). ``TypeError``
         before any request for ``outcomes`` that are not ``InvoiceOutcome`` objects or a
         ``progress`` that is not a plain function."""
-        from ksef_client.resources._duplicate_flows import check_duplicates_flow  # noqa: PLC0415 - upo imports sessions
+        from ksef_client.resources._duplicate_flows import checking_duplicates  # noqa: PLC0415 - upo imports sessions
 
-        return run(check_duplicates_flow(outcomes, progress), self._client)
+        with checking_duplicates(outcomes, progress) as flow:
+            return run(flow, self._client)
 
 
 class AsyncSessions:
@@ -339,6 +342,7 @@ class AsyncSessions:
         under its number (``same_file``, ``original_hash``, ``not_compared``: see
         ``Sessions.check_duplicates``); ``progress`` is a plain function, called on the event loop's
         thread."""
-        from ksef_client.resources._duplicate_flows import check_duplicates_flow  # noqa: PLC0415 - upo imports sessions
+        from ksef_client.resources._duplicate_flows import checking_duplicates  # noqa: PLC0415 - upo imports sessions
 
-        return await arun(check_duplicates_flow(outcomes, progress), self._client)
+        with checking_duplicates(outcomes, progress) as flow:
+            return await arun(flow, self._client)

@@ -172,6 +172,23 @@ def test_the_rows_after_a_correction_take_the_rate_given_or_of_the_row_they_repl
     ]
 
 
+def test_an_untaxed_line_added_with_exchange_rate_is_not_refused_as_converting_nothing() -> None:
+    # review s13-last, 3: exchange_rate= with only a zw line after (none before) was refused, "every
+    # taxed line after the correction has an exchange_rate of its own", with no taxed line at all;
+    # vat_invoice takes exchange_rate= on such lines, and so did correction() with a line before.
+    eur = _p21([Line("A", 1, "100"), Line("Z", 1, "100", "zw")], exchange_rate="4.30", exemption="art. 43")
+    reference = CorrectedInvoice.of(Invoice.from_xml(eur.to_xml()))
+    kor = correction(**KOR, corrected=reference, before=[], after=[Line("Z2", 1, "50", "zw")], exchange_rate="4.30",
+                     exemption="art. 43")  # fmt: skip
+    assert kor.totals() == {"p_13_7": D("50.00")}
+    validate_invoice(kor.to_xml())
+    # Taxed lines after, each at a rate of its own: still refused.
+    own = Line("B", 1, "50", exchange_rate=D("4.40"))
+    with pytest.raises(ValueError, match=r"exchange_rate=4\.30 converts nothing: every taxed line after"):
+        correction(**KOR, corrected=reference, before=[], after=[own, Line("Z2", 1, "50", "zw")], exchange_rate="4.30",
+                   exemption="art. 43")  # fmt: skip
+
+
 def test_a_before_line_is_matched_to_the_invoice_s_at_its_rate() -> None:
     twice = [Line("a", 1, "100", exchange_rate=D("4.40")), Line("a", 1, "100", exchange_rate=D("4.50"))]
     reference = CorrectedInvoice.of(_p21(twice))
