@@ -31,6 +31,7 @@ from lxml import etree
 
 from ksef_client._date_values import date_valued_elements
 from ksef_client._xml import (
+    COMMON_DECLARATIONS,
     SCHEMA_LOCK,
     SchemaCopies,
     declares_entities,
@@ -512,15 +513,22 @@ def check_encoding(xml: bytes) -> str:
         text = xml.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvoiceSchemaError([f"not UTF-8 (KSeF accepts UTF-8 only): {error}"], "encoding") from None
+    if not xml.startswith(COMMON_DECLARATIONS):  # those declare UTF-8 and XML 1.0, as most invoices do
+        _check_declaration(xml)
+    if declares_entities(xml):
+        raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
+    return text
+
+
+def _check_declaration(xml: bytes) -> None:
+    """``InvoiceSchemaError`` for an XML declaration naming another encoding than UTF-8 or another
+    XML version than 1.0."""
     declared = _PROLOG.match(xml)
     if declared is not None and declared[1].decode("ascii", "replace").lower().replace("_", "-") != "utf-8":
         raise InvoiceSchemaError([f"the prolog declares encoding {declared[1].decode('ascii', 'replace')!r}"], "prolog")
     version = _VERSION.match(xml)
     if version is not None and version[2] != b"1.0":
         raise InvoiceSchemaError([_NOT_XML_1_0.format(version[2].decode("ascii", "replace"))], "prolog")
-    if declares_entities(xml):
-        raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
-    return text
 
 
 def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | None = None) -> etree._Element:
@@ -545,12 +553,12 @@ def check_document(xml: bytes, *, with_attachments: bool = False, limit: int | N
         document = parse(xml)
     except etree.XMLSyntaxError as error:
         raise InvoiceSchemaError([f"not well-formed XML: {error}"], "xml") from error
-    tree = document.getroottree()
-    if (tree.docinfo.encoding or "UTF-8").upper() != "UTF-8":
-        raise InvoiceSchemaError([f"parsed as {tree.docinfo.encoding}; KSeF accepts UTF-8 only"], "encoding")
-    if tree.docinfo.xml_version != "1.0":
-        raise InvoiceSchemaError([_NOT_XML_1_0.format(tree.docinfo.xml_version)], "prolog")
-    if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
+    info = document.getroottree().docinfo  # a new object at each read of docinfo: read once
+    if (info.encoding or "UTF-8").upper() != "UTF-8":
+        raise InvoiceSchemaError([f"parsed as {info.encoding}; KSeF accepts UTF-8 only"], "encoding")
+    if info.xml_version != "1.0":
+        raise InvoiceSchemaError([_NOT_XML_1_0.format(info.xml_version)], "prolog")
+    if info.internalDTD is not None or info.doctype:
         raise InvoiceSchemaError(["invoices with a DTD or entity declarations are refused"], "dtd")
     if may_hold_instruction(xml) and (
         document.xpath("//processing-instruction()") or _siblings_are_instructions(document)
@@ -633,7 +641,10 @@ def checked_invoice(
     code = checkable(form_code(form))
     limits = limits or KSEF_LIMITS
     largest = max(limits.max_invoice_bytes, limits.max_invoice_with_attachment_bytes)
-    document = check_document(xml, limit=largest if may_have_attachment(xml) else limits.max_invoice_bytes)
+    # Only past the smaller limit does it matter whether the invoice has attachments (the bytes
+    # looked through for one cost a tenth of the rest of the file's checks but the XSD's).
+    smaller = limits.max_invoice_bytes
+    document = check_document(xml, limit=largest if len(xml) > smaller and may_have_attachment(xml) else smaller)
     if limits.exceeded_by(size=len(xml)):  # past the smaller limit: which one applies?
         attached = has_attachment(document)
         most = limits.max_invoice_with_attachment_bytes if attached else limits.max_invoice_bytes
