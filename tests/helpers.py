@@ -60,6 +60,15 @@ class SharedTime(FakeTime):
             self.server_now += step
 
 
+def issued_by(backend: Any) -> dt.date:
+    """The issue date of an invoice the emulator ``backend`` stores now by its clock, which a test
+    set back: that clock's day in Warsaw. ``sample_invoice`` dates by the real clock, and for the
+    first minutes (or hour) after midnight in Warsaw that day is later than the one the emulator
+    receives the invoice on, which it refuses (450, an issue date after the day it was received)."""
+    day: dt.date = backend.clock().astimezone(WARSAW).date()
+    return day
+
+
 def invoice_xml(number: str, seller: str = "5265877635", issued: str = "2026-11-20") -> bytes:
     """A valid FA(3) invoice (the emulator checks the XSD) with the given key fields."""
     return sample_invoice(number, seller_nip=seller, issue_date=issued)

@@ -29,6 +29,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.state.invoices import compressed_size
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
+from tests.helpers import issued_by
 from tests.mock.conftest import session_encryption
 
 
@@ -43,7 +44,9 @@ def _store(backend: KSeFBackend, count: int, prefix: str) -> list[int]:
     session = backend.sessions.open(access)
     for number in range(count):
         # Longer and longer numbers: the invoices differ in size, the limit falls between them.
-        invoice = backend.sessions.add_invoice(session, sample_invoice(f"FV/{prefix}/{number}/" + "9" * number))
+        invoice = backend.sessions.add_invoice(
+            session, sample_invoice(f"FV/{prefix}/{number}/" + "9" * number, issue_date=issued_by(backend))
+        )
         assert invoice.accepted, invoice.status
     backend.sessions.close(session)
     backend.clock = real

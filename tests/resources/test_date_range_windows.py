@@ -29,6 +29,7 @@ from ksef_client.mock import KSeFBackend
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
+from tests.helpers import issued_by
 from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
@@ -460,7 +461,11 @@ class TestALateArrivalJustBelowAWindowsTo:
         invoices = []
         for number in ("R6/EARLY", "R6/LATE"):
             session = backend.sessions.open(access)
-            invoices.append(backend.sessions.add_invoice(session, sample_invoice(number, buyer_nip=BUYER)))
+            invoices.append(
+                backend.sessions.add_invoice(
+                    session, sample_invoice(number, buyer_nip=BUYER, issue_date=issued_by(backend))
+                )
+            )
             backend.sessions.close(session)
         early, late = invoices
         early.stored_at, late.stored_at = start + DAY, start - DAY

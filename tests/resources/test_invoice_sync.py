@@ -37,7 +37,7 @@ from ksef_client.invoice_sync import SyncResult, _Progress
 from ksef_client.mock import KSeFBackend, create_app
 from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice, self_signed_certificate
-from tests.helpers import FakeTime, fsync_spy
+from tests.helpers import FakeTime, fsync_spy, issued_by
 from tests.hostile import Tamper, json_swap
 
 BUYER = "1111111111"
@@ -51,7 +51,10 @@ def _start() -> dt.datetime:
 def _send(ksef: KSeF, backend: KSeFBackend, count: int, prefix: str) -> set[str]:
     """Send ``count`` invoices; their KSeF numbers."""
     before = len(backend.invoices.state.accepted)
-    ksef.send_batch([sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER) for i in range(count)], wait=True)
+    issued = issued_by(backend)  # the emulator's clock may be set back past midnight
+    ksef.send_batch(
+        [sample_invoice(f"{prefix}/{i}", buyer_nip=BUYER, issue_date=issued) for i in range(count)], wait=True
+    )
     return {str(invoice.ksef_number) for invoice in backend.invoices.state.accepted[before:]}
 
 

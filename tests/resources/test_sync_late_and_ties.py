@@ -27,6 +27,7 @@ from ksef_client import AsyncKSeF, KSeF
 from ksef_client.mock import KSeFBackend
 from ksef_client.testing import sample_invoice
 from tests.conftest import NIP
+from tests.helpers import issued_by
 
 BUYER = "1111111111"
 SEVEN = pytest.mark.parametrize("seven_digits", [False, True], ids=["6-digit", "7-digit"])
@@ -57,7 +58,9 @@ def _store(backend: KSeFBackend, names: list[str]) -> list[str]:
     numbers = []
     for name in names:
         session = backend.sessions.open(access)
-        invoice = backend.sessions.add_invoice(session, sample_invoice(name, buyer_nip=BUYER))
+        invoice = backend.sessions.add_invoice(
+            session, sample_invoice(name, buyer_nip=BUYER, issue_date=issued_by(backend))
+        )
         backend.sessions.close(session)
         numbers.append(str(invoice.ksef_number))
     return numbers
