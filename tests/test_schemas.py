@@ -423,3 +423,34 @@ def test_a_pef_form_is_no_batch_form_and_the_error_says_where_to_send_it() -> No
     )
     with pytest.raises(ValueError, match="is not one of"):
         schemas.batch_form("PEF(4)")
+
+
+_ATTACHMENT = (
+    b"<Zalacznik><BlokDanych><MetaDane><ZKlucz>umowa</ZKlucz><ZWartosc>1/2026</ZWartosc></MetaDane>"
+    b"</BlokDanych></Zalacznik></Faktura>"
+)
+
+
+def _padded(xml: bytes, size: int) -> bytes:
+    """``xml`` grown to ``size`` bytes by a comment before its end (comments are allowed)."""
+    filler = size - len(xml) - len(b"<!---->")
+    return xml.replace(b"</Faktura>", b"<!--" + b"x" * filler + b"--></Faktura>")
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["without", "with"])
+@pytest.mark.parametrize(
+    "size", [1_000_000, 1_000_001, 3_000_000, 3_000_001], ids=["1-MB", "past-1-MB", "3-MB", "past-3-MB"]
+)
+def test_an_invoice_is_held_to_1_mb_and_with_attachments_to_3_mb(size: int, attached: bool) -> None:
+    # faktury/weryfikacja-faktury.md: 1 MB, 3 MB with attachments (MB = 10^6 B). The bytes are
+    # searched for an attachment only past the smaller limit, where that decides the limit.
+    xml = sample_invoice()
+    xml = _padded(xml.replace(b"</Faktura>", _ATTACHMENT) if attached else xml, size)
+    assert len(xml) == size
+    if size <= (3_000_000 if attached else 1_000_000):
+        validate_invoice(xml)
+        return
+    with pytest.raises(InvoiceSchemaError) as refused:
+        validate_invoice(xml)
+    assert refused.value.rule == "size"
+    assert f"the invoice has {size} bytes" in str(refused.value)
