@@ -184,6 +184,7 @@ class _ClientCore(Generic[TransportT, SleepT]):
     arguments are documented on ``KSeF``)."""
 
     _http: Any  # httpx.Client or httpx.AsyncClient
+    _retrying: Any  # RetryingTransport or AsyncRetryingTransport: the API's and storage's, one
     _sleep: SleepT
 
     def __init__(
@@ -292,11 +293,22 @@ class _ClientCore(Generic[TransportT, SleepT]):
         than this client's) shares none of that: it starts with no login (log in on it, or
         ``auth.resume`` tokens issued by that KSeF), fetches that KSeF's public keys and counts
         its own rate limits. One KSeF's tokens are never sent to another.
+
+        Connections: a copy with the same ``base_url``, ``verify=`` and ``transport=`` sends
+        through this client's connections (its pool, the API's and presigned storage's), so
+        ``ksef.with_options(deadline=10).invoices.get(...)`` per call opens no connection of its
+        own and needs no closing; closing the copy leaves them open, and closing this client
+        closes them (the copy then refuses to send: ``RuntimeError``). A copy with another
+        ``transport=`` (or, of a client made without one, another ``base_url`` or ``verify=``)
+        has connections of its own, which only its own close closes: use it in ``with``
+        (``async with``), or close it (``close``/``aclose``) when done.
         """
         unknown = sorted(set(changes) - set(self._options))
         if unknown:
             raise TypeError(f"with_options: unknown option(s) {unknown}; known: {sorted(self._options)}")
         clone = type(self)(**{**self._options, **changes})
+        if self._same_connections(clone):
+            clone._retrying.borrow(self._retrying)  # before the copy's first request
         clone.send_state.pacing.share_with(self.send_state.pacing)
         if clone.settings.base_url != self.settings.base_url:
             return clone  # another KSeF: its own (empty) login, keys and open sessions
@@ -304,6 +316,17 @@ class _ClientCore(Generic[TransportT, SleepT]):
         clone._open_sessions = self._open_sessions
         clone._http.auth = BearerAuth(clone._tokens, clone.settings.base_url + REFRESH_PATH, clone.send_state)
         return clone
+
+    def _same_connections(self, clone: _ClientCore[TransportT, SleepT]) -> bool:
+        """Whether ``clone`` (a ``with_options`` copy) may send through this client's connections:
+        the same ``transport=`` object (whatever the rest: it is one transport, and this client
+        closes it), or, both without one, httpx transports made alike (``verify``) for the same
+        KSeF (``base_url``)."""
+        transport = clone._options["transport"]
+        if transport is not None or self._options["transport"] is not None:
+            return transport is self._options["transport"]
+        same_verify = bool(clone.settings.verify) == bool(self.settings.verify)
+        return same_verify and clone.settings.base_url == self.settings.base_url
 
     def __repr__(self) -> str:
         token = "set" if self._tokens.token else None
@@ -321,7 +344,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         deadline: seconds one SDK call may take in all: every request, retry, wait and body of
             it (a call that polls gets its own ``timeout=`` on top; a batch's part uploads are
             bounded by ``timeout=`` instead); ``APITimeoutError`` when it passes. ``None``: no
-            overall limit. Per call: ``ksef.with_options(deadline=10)``.
+            overall limit. Per call: ``ksef.with_options(deadline=10)`` (the copy sends through
+            this client's connections: nothing to close; see ``with_options``).
         max_retries: how often one request may be repeated, by anything that repeats (see
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is
@@ -345,7 +369,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             header raises ``HashMissingError`` instead of being accepted unchecked (with a
             WARNING on the ``ksef_client`` logger, the default): KSeF sends the header, but the
             spec marks it nowhere required.
-        transport: an httpx transport to send through (tests, proxies).
+        transport: an httpx transport to send through (tests, proxies); the client's close
+            closes it (a ``with_options`` copy's does not).
         sleep, clock: injectable for tests; default ``time.sleep`` (``anyio.sleep`` for
             ``AsyncKSeF``) and ``time.monotonic``.
     """
@@ -355,7 +380,7 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
     def _connect(self, transport: httpx.BaseTransport | None, sleep: Callable[[float], None] | None) -> None:
         self._sleep = sleep or time.sleep
         inner = transport or DeferredTransport(self.settings.verify)
-        wrapped = RetryingTransport(inner, self.send_state, self._sleep)
+        wrapped = self._retrying = RetryingTransport(inner, self.send_state, self._sleep)
         hooks = {"response": [_raise_hook(not_found_hint_of(self.settings.base_url))]}
         self._http = Client(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [storage_guard(self.settings)]}
@@ -521,7 +546,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
         raise error  # outside the handler: its context stays the other failures only
 
     def close(self) -> None:
-        """Close the connections."""
+        """Close the connections this client owns (a ``with_options`` copy's close leaves those it
+        shares with the client it was made from open; see ``with_options``)."""
         self._http.close()
         self._storage.close()
 
@@ -542,7 +568,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
     ) -> None:
         self._sleep = sleep or anyio.sleep
         inner = transport or AsyncDeferredTransport(self.settings.verify)
-        wrapped = AsyncRetryingTransport(inner, self.send_state, self._sleep)
+        wrapped = self._retrying = AsyncRetryingTransport(inner, self.send_state, self._sleep)
         hooks = {"response": [_araise_hook(not_found_hint_of(self.settings.base_url))]}
         self._http = AsyncClient(**self._api_options(), transport=wrapped, event_hooks=hooks)
         guard = {"request": [async_storage_guard(self.settings)]}
@@ -677,7 +703,7 @@ class AsyncKSeF(_ClientCore[httpx.AsyncBaseTransport, Callable[[float], Awaitabl
         raise error  # outside the handler: its context stays the other failures only
 
     async def aclose(self) -> None:
-        """Close the connections."""
+        """Close the connections this client owns (see ``KSeF.close``)."""
         await self._http.aclose()
         await self._storage.aclose()
 

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx
@@ -328,15 +328,61 @@ def _blocked_error(message: str, answer: httpx.Response, retry_after: float, cap
 STREAMED = "ksef_streamed"
 
 
+T = TypeVar("T", httpx.BaseTransport, httpx.AsyncBaseTransport)
+
+
+class Connections(Generic[T]):
+    """The connections a client sends through: ``inner``, httpx's transport with its connection
+    pool (or the ``transport=`` the client was given), and whether its owner closed it.
+
+    The client that made it owns it, and its close closes it. A ``with_options`` copy that sends
+    the same way (the same ``transport=``; without one, the same ``verify=`` and ``base_url``)
+    borrows it (``RetryingTransport.borrow``): the copy's requests reuse the owner's connections,
+    the copy's close leaves them open, and once the owner closed them a request of the copy raises
+    ``RuntimeError``, as a closed httpx client's does, rather than open connections nobody closes.
+    The options that differ between the two (``timeout=`` included: httpx passes it with each
+    request) are the copy's own, in its httpx client and ``SendState``.
+    """
+
+    __slots__ = ("closed", "inner")
+    inner: T
+    closed: bool
+
+    def __init__(self, inner: T) -> None:
+        self.inner = inner
+        self.closed = False
+
+    def check_open(self) -> None:
+        """``RuntimeError`` once the owner closed the connections."""
+        if self.closed:
+            raise RuntimeError(
+                "Cannot send a request: the client this one was made from with with_options() has been closed, "
+                "and with it the connections the two share"
+            )
+
+
 class RetryingTransport(httpx.BaseTransport):
     """Wraps a sync transport with throttling and retries."""
 
     def __init__(self, inner: httpx.BaseTransport, state: SendState, sleep: Callable[[float], None] = time.sleep):
-        self._inner = inner
+        self._connections: Connections[httpx.BaseTransport] = Connections(inner)
+        self._owner = True
         self._state = state
         self._sleep = sleep
 
+    @property
+    def _inner(self) -> httpx.BaseTransport:
+        return self._connections.inner
+
+    def borrow(self, lender: RetryingTransport) -> None:
+        """Send through ``lender``'s connections from now on, not owning them (``Connections``).
+        Called on a new ``with_options`` copy before it sends anything: the inner transport it
+        was made with is dropped unused (one made on first use never opened a connection)."""
+        self._connections, self._owner = lender._connections, False
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        connections = self._connections
+        connections.check_open()
         state = self._state
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
@@ -347,7 +393,7 @@ class RetryingTransport(httpx.BaseTransport):
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
                     state.sending()
-                    response = self._inner.handle_request(request)
+                    response = connections.inner.handle_request(request)
                     if not request.extensions.get(STREAMED):
                         # inside the retry loop: a connection dropped mid-body is retried too
                         read_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
@@ -375,7 +421,10 @@ class RetryingTransport(httpx.BaseTransport):
         return not self._state.called_off(request)
 
     def close(self) -> None:
-        self._inner.close()
+        """Close the connections if this transport owns them (a borrower's leaves them open)."""
+        if self._owner:
+            self._connections.closed = True
+            self._inner.close()
 
 
 class AsyncRetryingTransport(httpx.AsyncBaseTransport):
@@ -387,11 +436,22 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         state: SendState,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ):
-        self._inner = inner
+        self._connections: Connections[httpx.AsyncBaseTransport] = Connections(inner)
+        self._owner = True
         self._state = state
         self._sleep = sleep
 
+    @property
+    def _inner(self) -> httpx.AsyncBaseTransport:
+        return self._connections.inner
+
+    def borrow(self, lender: AsyncRetryingTransport) -> None:
+        """``RetryingTransport.borrow``."""
+        self._connections, self._owner = lender._connections, False
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        connections = self._connections
+        connections.check_open()
         state = self._state
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
@@ -402,7 +462,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
                     state.sending()
-                    response = await self._inner.handle_async_request(request)
+                    response = await connections.inner.handle_async_request(request)
                     if not request.extensions.get(STREAMED):
                         # a connection dropped mid-body is retried too
                         await aread_capped(response, kind, limit, lambda: state.check_deadline(request, deadline))
@@ -426,7 +486,10 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         return not self._state.called_off(request)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Close the connections if this transport owns them (a borrower's leaves them open)."""
+        if self._owner:
+            self._connections.closed = True
+            await self._inner.aclose()
 
 
 class DeferredTransport(httpx.BaseTransport):

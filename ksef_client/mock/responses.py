@@ -10,6 +10,7 @@ formats an error itself.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from http import HTTPStatus
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ksef_client._generated.operations import OPERATIONS, Operation
@@ -42,6 +43,7 @@ TITLES = {
 }
 # operation key -> endpoint, filled by ``api_endpoint`` as the route modules are imported.
 REGISTRY: dict[str, Endpoint] = {}
+log = logging.getLogger("ksef_client.mock")
 
 
 def backend_of(request: Request) -> KSeFBackend:
@@ -85,6 +87,8 @@ def api_endpoint(operation: str, *, bearer: str = "access") -> Callable[[Handler
                 return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else response
             except MockAPIError as error:
                 return render_error(request, error)
+            except ClientDisconnect:
+                return hung_up(request)
 
         endpoint.__name__ = operation.replace(".", "__")
         REGISTRY[operation] = endpoint
@@ -116,7 +120,8 @@ def body_limit(operation: str) -> int:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read at most ``limit`` bytes far: a larger declared or sent body is
-    refused (400/21405) without being held in memory."""
+    refused (400/21405) without being held in memory. ``ClientDisconnect`` when the client hung up
+    before it arrived whole (its callers answer ``hung_up``)."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise MockAPIError(21405, VALIDATION, [f"Treść żądania ma {declared} B, dozwolone najwyżej {limit} B."])
@@ -129,6 +134,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     request._body = body
     return body
+
+
+def hung_up(request: Request) -> Response:
+    """The answer to a request whose client hung up before its body arrived (``ClientDisconnect``
+    from ``read_body``): a client that gave up during a fault's ``delay`` (a timeout, a cancelled
+    upload), which a test of the client's own cancellation causes on purpose. Nothing is done and
+    nobody hears the answer (the server sends nothing on a closed connection); an INFO line says
+    so, instead of the "Exception in ASGI application" traceback the server logs for a crash."""
+    log.info("%s %s: the client hung up before its request was read; not handled", request.method, request.url.path)
+    request.scope["ksef_framework_answer"] = True  # no answer of the spec: strict mode leaves it be
+    return Response(status_code=499)  # nginx's "client closed request"; never sent
 
 
 def client_ip(request: Request) -> str:

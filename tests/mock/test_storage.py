@@ -5,6 +5,9 @@ token."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +24,7 @@ from ksef_client.batch import EncryptedPart, PartUpload, part_uploads
 from ksef_client.errors import BatchError
 from ksef_client.mock import KSeFBackend
 from ksef_client.mock.faults import DROP_AFTER
+from ksef_client.mock.server import ThreadedServer
 from ksef_client.testing import sample_invoice
 from tests.mock.conftest import open_batch, upload, zipped
 
@@ -125,3 +129,62 @@ def test_storage_faults_wait_their_delay_before_answering(
     with pytest.raises(httpx.HTTPError):
         httpx.get(url)
     assert waits.seconds == [2, 1.5, 0.5]
+
+
+class _ServerLog(logging.Handler):
+    """The records of uvicorn's error logger and the emulator's (INFO up); ``settled`` is set by
+    the first that tells how a request ended: an ERROR, or the emulator's "hung up" line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.settled = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if record.levelno >= logging.ERROR or "hung up" in record.getMessage():
+            self.settled.set()
+
+
+# Review s14-async, 4. A client that gave up during a fault's delay (a cancelled upload: the "slow
+# upload" docs/testing-with-the-emulator.md suggests for testing cancellation) made the emulator
+# log "ERROR: Exception in ASGI application" with a 40-line ClientDisconnect traceback, the
+# emulator seemingly crashing where the test did just what it meant to.
+@pytest.mark.parametrize(
+    ("operation", "head"),
+    [
+        ("storage.upload_part", b"PUT /_upload/any-part HTTP/1.1\r\nx-ms-blob-type: BlockBlob\r\n"),
+        ("online_session.send_invoice", b"POST /v2/sessions/online/any/invoices HTTP/1.1\r\n"
+                                        b"content-type: application/json\r\n"),
+    ],
+)  # fmt: skip
+def test_a_client_that_hangs_up_during_a_delay_is_no_server_error(
+    ksef_server: ThreadedServer, backend: KSeFBackend, monkeypatch: pytest.MonkeyPatch, operation: str, head: bytes
+) -> None:
+    waiting, hung_up = threading.Event(), threading.Event()
+
+    async def delay(seconds: float) -> None:  # the fault's delay lasts until the client is gone
+        waiting.set()
+        await anyio.to_thread.run_sync(hung_up.wait, 10)
+
+    monkeypatch.setattr(anyio, "sleep", delay)
+    backend.faults.add(200, operation=operation, delay=5)
+    server_log = _ServerLog()
+    loggers = [logging.getLogger("uvicorn.error"), logging.getLogger("ksef_client.mock")]
+    level = loggers[1].level
+    loggers[1].setLevel(logging.INFO)
+    for logger in loggers:
+        logger.addHandler(server_log)
+    try:
+        host = f"{ksef_server.host}:{ksef_server.port}".encode()
+        with socket.create_connection((ksef_server.host, ksef_server.port)) as connection:
+            connection.sendall(head + b"host: " + host + b"\r\ncontent-length: 1000\r\n\r\n" + b"x" * 10)
+            assert waiting.wait(10)  # the request is in its delay, its body not all sent
+        hung_up.set()
+        assert server_log.settled.wait(10)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(server_log)
+        loggers[1].setLevel(level)
+    assert [r.getMessage() for r in server_log.records if r.levelno >= logging.WARNING] == []
+    assert [r.getMessage() for r in server_log.records if "hung up" in r.getMessage()]

@@ -3,14 +3,14 @@ downloads of UPOs and export parts, and uploads of batch parts."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ksef_client.crypto import sha256_b64
 from ksef_client.mock.exceptions import MockAPIError
 from ksef_client.mock.faults import DROP, DROP_AFTER, Fault
-from ksef_client.mock.responses import BrokenResponse, backend_of, read_body, wait_out, xml_response
+from ksef_client.mock.responses import BrokenResponse, backend_of, hung_up, read_body, wait_out, xml_response
 from ksef_client.mock.state.storage import upload_header_error
 
 STORAGE_DOWNLOAD = "storage.download"  # the fault rules' name for presigned downloads
@@ -75,14 +75,24 @@ async def upload_part(request: Request) -> Response:
         return instead
     if (error := upload_header_error(request.headers)) is not None:
         return _xml_error(error, 400)  # as Azure's Put Blob answers without x-ms-blob-type
-    try:
-        data = await read_body(request, MAX_PART_UPLOAD)
-    except MockAPIError:
-        return _xml_error("RequestBodyTooLarge", 413)  # as Azure's blob storage answers
+    data = await _part(request)
+    if isinstance(data, Response):
+        return data
     if not backend_of(request).sessions.upload_part(request.path_params["name"], data):
         return _xml_error("AuthenticationFailed", 403)
     # DROP_AFTER: the part is stored, the client never hears of it.
     return BrokenResponse() if fault is not None and fault.status == DROP_AFTER else Response(status_code=201)
+
+
+async def _part(request: Request) -> bytes | Response:
+    """The part's bytes, or the answer instead: 413 for one too large, ``hung_up`` when the client
+    gave up before it arrived whole (during a fault's delay: a cancelled upload; nothing stored)."""
+    try:
+        return await read_body(request, MAX_PART_UPLOAD)
+    except MockAPIError:
+        return _xml_error("RequestBodyTooLarge", 413)  # as Azure's blob storage answers
+    except ClientDisconnect:
+        return hung_up(request)
 
 
 def upload_url(request: Request, name: str) -> str:
