@@ -22,10 +22,10 @@ import base64
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 from lxml import etree
@@ -65,6 +65,7 @@ from ksef_client.crypto import EncryptedInvoice, PublicKeyCertificate, Symmetric
 from ksef_client.errors import (
     APIConnectionError,
     BadRequestError,
+    BatchError,
     InternalServerError,
     InvoiceRejectedError,
     KSeFError,
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ksef_client")
 
+T = TypeVar("T")
 OPEN = 100
 # A context's limits as a caller gives them: ``SessionLimits`` or ``ksef.limits.context()``.
 ContextLimits = SessionLimits | EffectiveContextLimits
@@ -700,24 +702,49 @@ class AsyncOnlineSession(_OnlineSessionFlows):
             except anyio.get_cancelled_exc_class() as cancelled:  # during the close: did it get there?
                 await self._close_after(cancelled, self._settle_flow())
                 raise
-        await self._close_after(error, self._close_flow())
+        raised = await self._close_after(error, self._close_flow())
+        if raised is not error:  # asyncio cancelled the close: the cancellation goes on
+            raise raised
 
-    async def _close_after(self, error: BaseException, close: Flow[None]) -> None:
+    async def _close_after(self, error: BaseException, close: Flow[None]) -> BaseException:
         """Close the session after the block raised ``error`` or was cancelled: shielded from
         cancellation (an AnyIO cancel scope would cancel the close at once, and the session would
         stay open until KSeF closes it at ``validUntil``) and bounded by the client's ``timeout=``
-        (a cancelled caller waits that long at most, not the whole ``deadline=``). A close that
-        fails or does not end in time is a note on ``error``, which is what the caller gets: a
-        cancellation stays a cancellation."""
+        (a cancelled caller waits that long at most, not the whole ``deadline=``).
+
+        asyncio's own cancellation (``task.cancel()``, ``asyncio.timeout``, ``wait_for``) passes
+        an AnyIO shield: it does not end the close here either. What it struck half-way is settled
+        by the session's status (the close sent again only while the session is open), within the
+        rest of ``timeout=``, and the cancellation then goes on.
+
+        Returns what the caller is to get: ``error``; or, when ``error`` is an ``Exception`` (the
+        block's own) and asyncio cancelled the close, that cancellation, with ``error`` as its
+        ``__context__`` (a cancellation stays a cancellation; the block's error is not lost). A
+        close that fails or does not end in time is a note on what is returned."""
         limit = self._client.settings.timeout
+        cancelled: BaseException | None = None  # asyncio's first, struck during the close
+        done, failure = False, f"it did not end within timeout={limit:g} s"
         try:
             with anyio.move_on_after(limit, shield=True) as scope:
-                await arun(close, self._client)
-        except Exception as failure:
-            error.add_note(not_closed(self.reference_number, f"{type(failure).__name__}: {failure}"))
-            return
-        if scope.cancelled_caught:
-            error.add_note(not_closed(self.reference_number, f"it did not end within timeout={limit:g} s"))
+                while not done:
+                    try:
+                        await arun(close, self._client)
+                        done = True
+                    except anyio.get_cancelled_exc_class() as strike:
+                        if scope.cancel_called:  # the scope's deadline (it takes its own cancellation)
+                            raise
+                        cancelled, close = cancelled or strike, self._settle_flow()
+        except anyio.get_cancelled_exc_class() as strike:  # asyncio's, on the deadline itself
+            cancelled = cancelled or strike
+        except Exception as error_of_close:
+            failure = f"{type(error_of_close).__name__}: {error_of_close}"
+        raised = error
+        if cancelled is not None and isinstance(error, Exception):
+            cancelled.__context__ = error
+            raised = cancelled
+        if not done:
+            raised.add_note(not_closed(self.reference_number, failure))
+        return raised
 
     def _settle_flow(self) -> Flow[None]:
         """After a close cancelled half-way, which KSeF may have taken: the session's status tells,
@@ -856,6 +883,37 @@ def send_batch(
     return result
 
 
+class _BuildStop(threading.Event):
+    """``stop`` of an async batch's build (in a worker thread, ``in_thread``) that also cancels
+    what the build awaits on the event loop (``awaited``: the context's limits, read through the
+    loop): once set, no further invoice is read and such a read in flight is cancelled at once, so
+    a cancelled caller does not wait out a whole API call (up to ``deadline=``, with retries).
+    Set on the loop's thread (``in_thread`` does when the caller is cancelled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._awaiting: set[anyio.CancelScope] = set()
+
+    def set(self) -> None:
+        """Stop the build, and cancel what it awaits on the loop (to be called on the loop's thread)."""
+        super().set()
+        for scope in list(self._awaiting):
+            scope.cancel()
+
+    async def awaited(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()`` (run on the loop by ``anyio.from_thread.run`` from the build's thread),
+        cancelled once this is set: then ``BatchError``, which ends the build."""
+        with anyio.CancelScope() as scope:
+            self._awaiting.add(scope)
+            try:
+                if self.is_set():
+                    scope.cancel()
+                return await call()
+            finally:
+                self._awaiting.discard(scope)
+        raise BatchError("the build was stopped while it read the context's limits (stop is set); nothing was kept")
+
+
 async def asend_batch(
     client: AsyncKSeF,
     invoices: Iterable[InvoiceSource],
@@ -880,10 +938,11 @@ async def asend_batch(
     check_progress(progress)
     code, key = batch_form(form), SymmetricKey.generate()
     in_force = limits_given(limits, "batch")
-    # The build runs in a worker thread: the limits are read through the event loop.
-    in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(client.limits.context), "batch")
+    # The build runs in a worker thread: the limits are read through the event loop, and that read
+    # is cancelled with the caller (it runs as a task of its own, outside the caller's cancel scope).
+    stop = _BuildStop()
+    in_force.read = lambda: SessionLimits.of(anyio.from_thread.run(stop.awaited, client.limits.context), "batch")
     check = batch_check(code, in_force, production=client.settings.is_production) if validate else None
-    stop = threading.Event()
     package = await in_thread(
         lambda: BatchPackage.build(
             invoices,

@@ -13,6 +13,7 @@ is only closed at its ``validUntil``, 12 hours later).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -64,6 +65,49 @@ class Interrupting(httpx.AsyncBaseTransport):
             self.interrupt()
         await anyio.sleep_forever()
         raise AssertionError("not reached")
+
+
+class Signalling(httpx.AsyncBaseTransport):
+    """The emulator in-process. The first ``method`` request whose path ends with ``path`` is
+    handed on to the emulator, and once the emulator took a fault for it (a ``delay`` holds it
+    there), ``interrupt()`` is called (a cancellation). ``outcome`` says how the request ended:
+    ``"answered"``, or ``"cancelled"`` (the client gave it up before the answer came). Requests
+    are handed to ``inner`` (another ``Signalling``) when given; with ``armed=False`` nothing is
+    signalled until ``armed`` is set."""
+
+    def __init__(
+        self, backend: KSeFBackend, method: str, path: str, *, inner: Signalling | None = None, armed: bool = True
+    ) -> None:
+        self.backend = backend
+        self.inner: httpx.AsyncBaseTransport = inner or httpx.ASGITransport(app=create_app(backend, strict=True))
+        self.method, self.path, self.armed = method, path, armed
+        self.interrupt: Callable[[], object] = lambda: None
+        self.outcome: str | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await anyio.lowlevel.checkpoint()
+        if not self.armed or request.method != self.method or not request.url.path.endswith(self.path):
+            return await self.inner.handle_async_request(request)
+        self.armed = False
+        self.outcome = "in flight"
+        self._interrupt_once_held(self.backend.faults.injected)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except anyio.get_cancelled_exc_class():
+            self.outcome = "cancelled"
+            raise
+        self.outcome = "answered"
+        return response
+
+    def _interrupt_once_held(self, injected: int) -> None:
+        """``interrupt()`` once the emulator took a fault for the request in flight: looked at on
+        each turn of the event loop (no timer), until then or until the request ended."""
+        if self.outcome != "in flight":
+            return
+        if self.backend.faults.injected == injected:
+            asyncio.get_running_loop().call_soon(self._interrupt_once_held, injected)
+        else:
+            self.interrupt()
 
 
 def _client(backend: KSeFBackend, transport: httpx.AsyncBaseTransport, **options: Any) -> AsyncKSeF:
@@ -210,6 +254,121 @@ async def test_async_a_close_that_fails_after_the_block_raised_is_a_note_on_the_
                 raise Mine("the caller's own error")
     (note,) = caught.value.__notes__
     assert "InternalServerError" in note and not isinstance(caught.value.__context__, InternalServerError)
+
+
+class LoopErrors:
+    """What the event loop reports to its exception handler meanwhile ("Task exception was never
+    retrieved" and the like), collected instead of logged."""
+
+    def __enter__(self) -> list[dict[str, Any]]:
+        self.loop = asyncio.get_running_loop()
+        self.previous = self.loop.get_exception_handler()
+        self.reported: list[dict[str, Any]] = []
+        self.loop.set_exception_handler(lambda loop, context: self.reported.append(context))
+        return self.reported
+
+    def __exit__(self, *exc: object) -> None:
+        gc.collect()  # tasks whose exception nobody read are reported when collected
+        self.loop.set_exception_handler(self.previous)
+
+
+async def _raise_in_block_cancelled_in_close(ksef: AsyncKSeF, transport: Signalling, how: str) -> tuple[Any, Any]:
+    """An ``async with online_session()`` block that sends and raises ``Mine``; asyncio's
+    cancellation (``how``) strikes when the close goes out. The session and the cancellation
+    that came out (for ``asyncio.timeout``, the one its ``TimeoutError`` is raised from)."""
+    session = ksef.online_session()
+
+    async def block() -> None:
+        async with session:
+            await session.send(sample_invoice("EXIT/3"))
+            raise Mine("the block's own error")
+
+    if how == "asyncio.timeout":
+        with pytest.raises(TimeoutError) as timed_out:
+            async with asyncio.timeout(None) as timeout:
+                transport.interrupt = lambda: timeout.reschedule(asyncio.get_running_loop().time())
+                await block()
+        return session, timed_out.value.__cause__
+    task = asyncio.create_task(block())
+    transport.interrupt = task.cancel
+    with pytest.raises(asyncio.CancelledError) as cancelled:
+        await task
+    return session, cancelled.value
+
+
+@pytest.mark.parametrize("how", ["asyncio.timeout", "task.cancel"])
+async def test_a_close_after_the_block_raised_is_settled_when_asyncio_cancels_it(
+    backend: KSeFBackend, how: str
+) -> None:
+    # docs/sending.md, "Cancellation": the session is still closed. Was: asyncio's cancellation
+    # passed the close's shield and abandoned it half-way: the session stayed open (100) until
+    # validUntil, with no note naming it, and the block's own error was lost. Now the close struck
+    # half-way is settled by the session's status (sent again: it was still open), then the
+    # cancellation goes on, the block's error its __context__.
+    backend.faults.add(200, operation="online_session.close_online_session", delay=60)  # the first close: slow
+    transport = Signalling(backend, "POST", CLOSE)
+    with LoopErrors() as reported:
+        async with _client(backend, transport) as ksef:
+            with anyio.fail_after(30):  # only a guard
+                session, cancellation = await _raise_in_block_cancelled_in_close(ksef, transport, how)
+    assert transport.outcome == "cancelled"  # the cancellation struck the close in flight
+    assert isinstance(cancellation, asyncio.CancelledError) and not getattr(cancellation, "__notes__", None)
+    assert isinstance(cancellation.__context__, Mine)  # the block's error, reachable
+    assert session.closed and _closed_on_ksef(backend, session.reference_number)
+    assert not reported
+
+
+@pytest.mark.parametrize("how", ["asyncio.timeout", "task.cancel"])
+async def test_a_close_after_the_block_raised_that_asyncio_cancels_and_cannot_settle_is_a_note(
+    backend: KSeFBackend, how: str
+) -> None:
+    # The same, and the session's status cannot be read to settle it: the cancellation names the
+    # session (the note a close failing on leaving the block gives) and the block's error stays.
+    backend.faults.add(200, operation="online_session.close_online_session", delay=60)
+    backend.faults.add(503, operation="sessions_status.get_session_status", times=100)
+    transport = Signalling(backend, "POST", CLOSE)
+    with LoopErrors() as reported:
+        async with _client(backend, transport) as ksef:
+            with anyio.fail_after(30):
+                session, cancellation = await _raise_in_block_cancelled_in_close(ksef, transport, how)
+    (note,) = cancellation.__notes__
+    assert f"online session {session.reference_number} may still be open" in note and "InternalServerError" in note
+    assert isinstance(cancellation.__context__, Mine)
+    assert not session.closed and not _closed_on_ksef(backend, session.reference_number)
+    assert not reported
+
+
+@pytest.mark.parametrize("raised", [False, True], ids=["block-ended", "block-raised"])
+async def test_a_second_asyncio_cancellation_does_not_abandon_the_settling_of_the_close(
+    backend: KSeFBackend, raised: bool
+) -> None:
+    # task.cancel() while the close goes out, and again while its settling reads the session's
+    # status (a task group cancelling its tasks, then its host cancelled too). Was: the second
+    # passed the shield and abandoned the settling, leaving the session open (100).
+    backend.faults.add(200, operation="online_session.close_online_session", delay=60)
+    backend.faults.add(200, operation="sessions_status.get_session_status", delay=60)
+    status = Signalling(backend, "GET", "", armed=False)  # the first GET after the close: the status
+    close = Signalling(backend, "POST", CLOSE, inner=status)
+    session = None
+
+    async def block() -> None:
+        nonlocal session
+        async with ksef.online_session() as session:
+            await session.send(sample_invoice("EXIT/5"))
+            if raised:
+                raise Mine("the block's own error")
+
+    with LoopErrors() as reported:
+        async with _client(backend, close) as ksef:
+            task = asyncio.create_task(block())
+            close.interrupt = lambda: (task.cancel(), setattr(status, "armed", True))
+            status.interrupt = task.cancel
+            with anyio.fail_after(30), pytest.raises(asyncio.CancelledError) as caught:
+                await task
+    assert close.outcome == status.outcome == "cancelled"
+    assert session is not None and session.closed and _closed_on_ksef(backend, session.reference_number)
+    assert isinstance(caught.value.__context__, Mine) == raised and not getattr(caught.value, "__notes__", None)
+    assert not reported
 
 
 # --- 4, 5. send_batch: progress on the loop's thread; a cancelled build stops ---------------------
@@ -485,3 +644,30 @@ async def test_a_cancelled_call_waits_for_its_running_work_without_a_thread_of_t
         assert await _ended(call) and call.cancelled()
         assert not app.done()  # the app's task still holds the thread
     await app
+
+
+# --- 7. send_batch: the build's read of the context's limits is cancelled with the call ----------
+
+
+@pytest.mark.parametrize("how", ["task.cancel", "cancel scope"])
+async def test_a_batch_cancelled_while_its_build_reads_the_context_s_limits_ends_at_once(
+    backend: KSeFBackend, how: str
+) -> None:
+    # An invoice past KSeF's default 1 MB makes the build (in a worker thread) read the context's
+    # limits through the event loop. Was: that read ran as a task of its own, outside the caller's
+    # cancel scope, so task.cancel() / asyncio.timeout waited out the whole GET /limits/context
+    # (up to deadline=, with retries) before the cancellation went on.
+    backend.faults.add(200, operation="limits.get_context_limits", delay=60)  # a slow read
+    transport = Signalling(backend, "GET", "/limits/context")
+    big = sample_invoice("FV/BIG/1", lines=7000)
+    assert len(big) > 1_000_000
+    with LoopErrors() as reported:
+        async with _client(backend, transport) as ksef:
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            call, cancel = _cancellable(lambda: ksef.send_batch([big]), how)
+            transport.interrupt = cancel
+            assert await _ended(call)  # _ended's timeout is only a guard: the old code took the delay
+            assert transport.outcome == "cancelled"  # the read was cancelled, not waited out
+            assert call.cancelled() == (how == "task.cancel")
+            assert asyncio.all_tasks() - {asyncio.current_task()} <= others  # nothing left running
+    assert not backend.sessions.state.sessions and not reported
