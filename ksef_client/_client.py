@@ -298,7 +298,10 @@ class _ClientCore(Generic[TransportT, SleepT]):
         through this client's connections (its pool, the API's and presigned storage's), so
         ``ksef.with_options(deadline=10).invoices.get(...)`` per call opens no connection of its
         own and needs no closing; closing the copy leaves them open, and closing this client
-        closes them (the copy then refuses to send: ``RuntimeError``). A copy with another
+        closes them (the copy then refuses to send: ``RuntimeError``). An ``AsyncKSeF`` copy
+        shares them only in the event loop this client sends from (an async connection pool is
+        bound to one loop): in another loop, or before this client sent anything, it makes its own,
+        which its ``aclose`` closes (``async with``). A copy with another
         ``transport=`` (or, of a client made without one, another ``base_url`` or ``verify=``)
         has connections of its own, which only its own close closes: use it in ``with``
         (``async with``), or close it (``close``/``aclose``) when done.
@@ -325,7 +328,7 @@ class _ClientCore(Generic[TransportT, SleepT]):
         transport = clone._options["transport"]
         if transport is not None or self._options["transport"] is not None:
             return transport is self._options["transport"]
-        same_verify = bool(clone.settings.verify) == bool(self.settings.verify)
+        same_verify = clone._options["verify"] == self._options["verify"]  # a bool, or what httpx takes
         return same_verify and clone.settings.base_url == self.settings.base_url
 
     def __repr__(self) -> str:

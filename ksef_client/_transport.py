@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -344,13 +345,15 @@ class Connections(Generic[T]):
     request) are the copy's own, in its httpx client and ``SendState``.
     """
 
-    __slots__ = ("closed", "inner")
+    __slots__ = ("closed", "inner", "loop")
     inner: T
     closed: bool
+    loop: object  # an async pool's event loop, once known (``AsyncRetryingTransport.borrow``)
 
     def __init__(self, inner: T) -> None:
         self.inner = inner
         self.closed = False
+        self.loop = None
 
     def check_open(self) -> None:
         """``RuntimeError`` once the owner closed the connections."""
@@ -359,6 +362,24 @@ class Connections(Generic[T]):
                 "Cannot send a request: the client this one was made from with with_options() has been closed, "
                 "and with it the connections the two share"
             )
+
+
+def _running_loop() -> object:
+    """The event loop running this task: asyncio's loop, or trio's token; ``None`` when neither
+    can be told (the shared connections are used then)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    return None
 
 
 class RetryingTransport(httpx.BaseTransport):
@@ -382,7 +403,6 @@ class RetryingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         connections = self._connections
-        connections.check_open()
         state = self._state
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
@@ -392,6 +412,7 @@ class RetryingTransport(httpx.BaseTransport):
             try:
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
+                    connections.check_open()  # each attempt: the owner may have closed them meanwhile
                     state.sending()
                     response = connections.inner.handle_request(request)
                     if not request.extensions.get(STREAMED):
@@ -438,6 +459,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
     ):
         self._connections: Connections[httpx.AsyncBaseTransport] = Connections(inner)
         self._owner = True
+        self._own_connections: Connections[httpx.AsyncBaseTransport] | None = None  # see borrow
         self._state = state
         self._sleep = sleep
 
@@ -446,12 +468,31 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         return self._connections.inner
 
     def borrow(self, lender: AsyncRetryingTransport) -> None:
-        """``RetryingTransport.borrow``."""
+        """``RetryingTransport.borrow``, in the event loop the lender's connections serve: an
+        async connection pool is bound to the loop it first sent in, and a copy used in another
+        (``asyncio.run`` per job, a loop per thread) sends through connections of its own, made
+        on its first request there and closed by its ``aclose`` (``_connections_here``)."""
+        own = self._connections
         self._connections, self._owner = lender._connections, False
+        # The same transport= object is the lender's own: nothing of the copy's to fall back on.
+        self._own_connections = None if own.inner is lender._connections.inner else own
+
+    def _connections_here(self) -> Connections[httpx.AsyncBaseTransport]:
+        """The connections to send through from the running event loop: the owner's always (it
+        binds them to its loop); a borrower's only in the loop the owner sent from, else its
+        own (an owner that has not sent yet: ``asyncio.run`` per job may close the loop a first
+        borrower would have bound them to)."""
+        shared = self._connections
+        if self._owner:
+            if shared.loop is None:
+                shared.loop = _running_loop()
+            return shared
+        if self._own_connections is None or (shared.loop is not None and shared.loop is _running_loop()):
+            return shared
+        return self._own_connections
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        connections = self._connections
-        connections.check_open()
+        connections = self._connections_here()
         state = self._state
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
@@ -461,6 +502,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             try:
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
+                    connections.check_open()  # each attempt: the owner may have closed them meanwhile
                     state.sending()
                     response = await connections.inner.handle_async_request(request)
                     if not request.extensions.get(STREAMED):
@@ -486,10 +528,14 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         return not self._state.called_off(request)
 
     async def aclose(self) -> None:
-        """Close the connections if this transport owns them (a borrower's leaves them open)."""
+        """Close the connections if this transport owns them (a borrower's leaves them open, and
+        closes those it made in another event loop than its lender's)."""
         if self._owner:
             self._connections.closed = True
             await self._inner.aclose()
+        elif self._own_connections is not None:
+            self._own_connections.closed = True
+            await self._own_connections.inner.aclose()
 
 
 class DeferredTransport(httpx.BaseTransport):

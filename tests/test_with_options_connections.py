@@ -209,3 +209,37 @@ def test_a_copys_timeout_holds_over_the_borrowed_connection(
         finally:
             gave_up.set()
         ksef.limits.context()
+
+
+def test_a_copy_whose_client_closes_while_it_waits_to_retry_sends_nothing_more(
+    ksef_server: ThreadedServer, backend: KSeFBackend, access_log: _AccessLog
+) -> None:
+    # Review s14-final, 2: the check ran once a call, so a repeat after the client closed went out
+    # through the closed pool (a new connection nobody closed) and the call succeeded.
+    ksef = _client(ksef_server, backend)
+    ksef.limits.context()
+    backend.faults.add(429, operation="limits.get_context_limits", retry_after=1)
+    copy = ksef.with_options(sleep=lambda _: ksef.close())  # the client closes during the wait
+    with pytest.raises(RuntimeError, match="with_options"):
+        copy.limits.context()
+    assert len(access_log.clients) == 2  # the first call and the 429: no repeat went out
+    gc.collect()
+
+
+def test_async_copies_used_in_other_event_loops_than_their_clients_have_connections_of_their_own(
+    ksef_server: ThreadedServer, backend: KSeFBackend, access_log: _AccessLog
+) -> None:
+    # Review s14-final, 1: an async pool is bound to the loop it first sent in. asyncio.run per
+    # job (or a loop per thread) with a client's copies: the second loop's copy found the first
+    # loop's connection ("Event loop is closed") and left its socket open.
+    ksef = AsyncKSeF(base_url=ksef_server.base_url, access_token=backend.mint_access_token(NIP))
+
+    async def job() -> None:
+        async with ksef.with_options(deadline=10) as copy:
+            await copy.limits.context()
+
+    for _ in range(3):
+        anyio.run(job)
+    assert len(access_log.clients) == 3 and access_log.connections() == 3  # one each, each closed
+    anyio.run(ksef.aclose)
+    gc.collect()
