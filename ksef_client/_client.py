@@ -348,7 +348,8 @@ class KSeF(_ClientCore[httpx.BaseTransport, Callable[[float], None]]):
             it (a call that polls gets its own ``timeout=`` on top; a batch's part uploads are
             bounded by ``timeout=`` instead); ``APITimeoutError`` when it passes. ``None``: no
             overall limit. Per call: ``ksef.with_options(deadline=10)`` (the copy sends through
-            this client's connections: nothing to close; see ``with_options``).
+            this client's connections: nothing to close; for ``AsyncKSeF`` in the loop this client
+            sent from; see ``with_options``).
         max_retries: how often one request may be repeated, by anything that repeats (see
             ``_retry``): a 429 (honouring Retry-After), a 5xx or a broken connection (for requests
             safe to repeat; any request whose connection was never made), a 401 once the token is

@@ -359,8 +359,8 @@ class Connections(Generic[T]):
         """``RuntimeError`` once the owner closed the connections."""
         if self.closed:
             raise RuntimeError(
-                "Cannot send a request: the client this one was made from with with_options() has been closed, "
-                "and with it the connections the two share"
+                "Cannot send a request: its connections are closed (by the client's close, or, for a copy made "
+                "with with_options(), by the close of the client it was made from, whose connections it shares)"
             )
 
 
@@ -407,12 +407,14 @@ class RetryingTransport(httpx.BaseTransport):
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
         while True:
+            # Each attempt, before it takes a place in the throttle (a refusal is no request): the
+            # connections' owner may have closed them while a repeat waited.
+            connections.check_open()
             while (slot := state.pace(request, deadline)).wait > 0:
                 self._sleep(slot.wait)
             try:
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
-                    connections.check_open()  # each attempt: the owner may have closed them meanwhile
                     state.sending()
                     response = connections.inner.handle_request(request)
                     if not request.extensions.get(STREAMED):
@@ -497,12 +499,14 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         deadline = state.deadline_of(request)
         kind, limit = state.body_kind(request)
         while True:
+            # Each attempt, before it takes a place in the throttle (a refusal is no request): the
+            # connections' owner may have closed them while a repeat waited.
+            connections.check_open()
             while (slot := state.pace(request, deadline)).wait > 0:
                 await self._sleep(slot.wait)
             try:
                 with slot:  # counted in the throttle when the answer (or error) comes
                     state.bounded(request, deadline)
-                    connections.check_open()  # each attempt: the owner may have closed them meanwhile
                     state.sending()
                     response = await connections.inner.handle_async_request(request)
                     if not request.extensions.get(STREAMED):
