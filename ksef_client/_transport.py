@@ -391,6 +391,10 @@ class RetryingTransport(httpx.BaseTransport):
         self._state = state
         self._sleep = sleep
 
+    @property
+    def _inner(self) -> httpx.BaseTransport:
+        return self._connections.inner
+
     def borrow(self, lender: RetryingTransport) -> None:
         """Send through ``lender``'s connections from now on, not owning them (``Connections``).
         Called on a new ``with_options`` copy before it sends anything: the inner transport it
@@ -443,7 +447,7 @@ class RetryingTransport(httpx.BaseTransport):
         """Close the connections if this transport owns them (a borrower's leaves them open)."""
         if self._owner:
             self._connections.closed = True
-            self._connections.inner.close()
+            self._inner.close()
 
 
 class AsyncRetryingTransport(httpx.AsyncBaseTransport):
@@ -460,6 +464,10 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         self._own_connections: Connections[httpx.AsyncBaseTransport] | None = None  # see borrow
         self._state = state
         self._sleep = sleep
+
+    @property
+    def _inner(self) -> httpx.AsyncBaseTransport:
+        return self._connections.inner
 
     def borrow(self, lender: AsyncRetryingTransport) -> None:
         """``RetryingTransport.borrow``, in the event loop the lender's connections serve: an
@@ -528,7 +536,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         closes those it made in another event loop than its lender's)."""
         if self._owner:
             self._connections.closed = True
-            await self._connections.inner.aclose()
+            await self._inner.aclose()
         elif self._own_connections is not None:
             self._own_connections.closed = True
             await self._own_connections.inner.aclose()
